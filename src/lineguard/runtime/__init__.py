@@ -1,0 +1,1 @@
+"""Layer 2: running a trained model fast (torch path, ONNX Runtime path, batching)."""

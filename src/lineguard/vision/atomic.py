@@ -1,0 +1,34 @@
+"""Atomic file writes: temp file in the same folder, fsync, then rename.
+
+Used for every artifact a user keeps (model files, reports, overlays) so a crash or a
+full disk never leaves a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+
+def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))

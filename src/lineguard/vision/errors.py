@@ -1,0 +1,35 @@
+"""Errors an operator can act on.
+
+Every message names the thing that is wrong (usually a file) and what to do next,
+because the person reading it is on a shop floor, not in a debugger.
+"""
+from __future__ import annotations
+
+
+class LineguardError(Exception):
+    """Base class: anything lineguard refuses on purpose."""
+
+
+class ImageError(LineguardError):
+    """An image file cannot be used (unreadable, corrupt, too large, not an image)."""
+
+    def __init__(self, source: str, problem: str, hint: str = ""):
+        self.source = source
+        self.problem = problem
+        self.hint = hint
+        msg = f"{source}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class DatasetError(LineguardError):
+    """A folder or dataset is not usable for training or evaluation."""
+
+
+class BundleError(LineguardError):
+    """A model file is tampered, truncated, from an incompatible version, or not a model."""
+
+
+class NotFittedError(LineguardError):
+    """A detector or inspector was used before fit()."""

@@ -1,0 +1,172 @@
+"""Read part images the way plants have them, into one canonical form.
+
+Canonical form: a C-contiguous ``uint8`` array of shape (H, W, 3), RGB, with EXIF
+orientation applied. Grayscale, RGBA, palette and 16-bit images are converted here so
+that nothing downstream has to care. Size limits guard against decompression bombs.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DatasetError, ImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# 64 MP covers every industrial camera we know of (a 150 MP line-scan strip is split
+# upstream). Above it a file is refused before decoding so a hostile or broken file
+# cannot take the station's memory.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
+
+
+def _describe(src: ImageLike) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    if isinstance(src, bytes):
+        return f"<{len(src)} bytes>"
+    if isinstance(src, np.ndarray):
+        return f"<array {src.shape} {src.dtype}>"
+    return "<PIL image>"
+
+
+def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (and 32-bit int) sensors: scale the full range of the type down to
+        # 8 bits; a fixed scale keeps brightness comparable from part to part.
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        gray = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        # Transparent pixels are composited on black: a cut-out part photographed on a
+        # dark fixture is the common case.
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(bg, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(name, f"unsupported pixel layout {arr.shape}", "save it as PNG or JPEG")
+    return np.ascontiguousarray(arr)
+
+
+def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable."""
+    name = _describe(src)
+    if isinstance(src, np.ndarray):
+        return _array_to_rgb8(src, name)
+    if isinstance(src, Image.Image):
+        return _to_rgb8(ImageOps.exif_transpose(src), name)
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise ImageError(name, "file does not exist", "check the path")
+        if path.is_dir():
+            raise ImageError(name, "is a folder, not an image file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(name, f"cannot be read: {exc.strerror or exc}", "check file permissions") from exc
+    else:
+        data = src
+    if len(data) == 0:
+        raise ImageError(name, "file is empty", "the camera or copy step may have failed; re-capture the part")
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
+                                 f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise max_pixels")
+            if w < 8 or h < 8:
+                raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb8(im, name)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, "refused as a decompression bomb (declared size is far over the pixel limit)",
+                         "if it is a genuine image, downscale it first") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, "is not an image lineguard can read",
+                         f"use one of {', '.join(IMAGE_SUFFIXES)}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _array_to_rgb8(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ImageError(name, "expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype in (np.float32, np.float64):
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ImageError(name, f"unsupported array dtype {arr.dtype}", "pass uint8, uint16 or float in [0, 1]")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)
+
+
+def list_images(folder: Union[str, os.PathLike], recursive: bool = False) -> list[Path]:
+    """Image files in a folder, sorted by name; raise :class:`DatasetError` if none."""
+    root = Path(folder)
+    if not root.exists():
+        raise DatasetError(f"{root}: folder does not exist (check the path)")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: is a file, expected a folder of images")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in root.glob(pattern)
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise DatasetError(f"{root}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def load_images(paths: Iterable[Union[str, os.PathLike]], max_pixels: int = DEFAULT_MAX_PIXELS
+                ) -> tuple[list[np.ndarray], list[Path], list[ImageError]]:
+    """Load many images, keeping the good ones and collecting errors for the bad ones.
+
+    A folder with a few broken files should still be inspected; the caller decides
+    whether any error is fatal (training) or only reported (inspection).
+    """
+    images, ok, bad = [], [], []
+    for p in paths:
+        try:
+            images.append(load_image(p, max_pixels=max_pixels))
+            ok.append(Path(p))
+        except ImageError as exc:
+            bad.append(exc)
+    return images, ok, bad
+
+
+def save_png_atomic(arr: np.ndarray, path: Union[str, os.PathLike]) -> Path:
+    """Write a PNG via temp file + rename so a crash never leaves half an image."""
+    from .atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,102 @@
+"""What one inspection of one part produces, and how it travels as JSON."""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+import numpy as np
+
+
+class Verdict(str, Enum):
+    OK = "OK"
+    NG = "NG"
+
+
+@dataclass(frozen=True)
+class DefectRegion:
+    """One connected area of the anomaly map above the pixel threshold.
+
+    Coordinates are in pixels of the image as it was given (after EXIF rotation).
+    """
+
+    x: int
+    y: int
+    width: int
+    height: int
+    area_px: int
+    peak_score: float
+    mean_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": [self.x, self.y, self.width, self.height], "area_px": self.area_px,
+                "peak_score": round(float(self.peak_score), 6), "mean_score": round(float(self.mean_score), 6)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DefectRegion":
+        x, y, w, h = d["box"]
+        return cls(int(x), int(y), int(w), int(h), int(d["area_px"]), float(d["peak_score"]), float(d["mean_score"]))
+
+
+@dataclass
+class InspectionResult:
+    """Verdict, score and where: everything the line and the operator need for one part."""
+
+    verdict: Verdict
+    score: float
+    threshold: float
+    pixel_threshold: float
+    anomaly_map: Optional[np.ndarray]          # float32 (H, W), same size as the input image
+    regions: list[DefectRegion] = field(default_factory=list)
+    model_id: str = ""
+    model_version: str = ""
+    image_size: tuple[int, int] = (0, 0)      # (width, height) of the input image
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    source: str = ""                          # file name or part id, when known
+
+    @property
+    def is_ng(self) -> bool:
+        return self.verdict is Verdict.NG
+
+    @property
+    def margin(self) -> float:
+        """score / threshold: above 1 is NG; how far a part is from the decision."""
+        return float(self.score / self.threshold) if self.threshold > 0 else float("inf")
+
+    def to_dict(self, include_map: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "verdict": self.verdict.value,
+            "score": round(float(self.score), 6),
+            "threshold": round(float(self.threshold), 6),
+            "pixel_threshold": round(float(self.pixel_threshold), 6),
+            "margin": round(self.margin, 6) if np.isfinite(self.margin) else None,
+            "regions": [r.to_dict() for r in self.regions],
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "image_size": list(self.image_size),
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+        if self.source:
+            d["source"] = self.source
+        if include_map and self.anomaly_map is not None:
+            buf = io.BytesIO()
+            np.save(buf, self.anomaly_map.astype(np.float16), allow_pickle=False)
+            d["anomaly_map_npy_b64"] = base64.b64encode(buf.getvalue()).decode("ascii")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InspectionResult":
+        amap = None
+        if "anomaly_map_npy_b64" in d:
+            amap = np.load(io.BytesIO(base64.b64decode(d["anomaly_map_npy_b64"])), allow_pickle=False)
+            amap = amap.astype(np.float32)
+        return cls(
+            verdict=Verdict(d["verdict"]), score=float(d["score"]), threshold=float(d["threshold"]),
+            pixel_threshold=float(d["pixel_threshold"]), anomaly_map=amap,
+            regions=[DefectRegion.from_dict(r) for r in d.get("regions", [])],
+            model_id=d.get("model_id", ""), model_version=d.get("model_version", ""),
+            image_size=tuple(d.get("image_size", (0, 0))),  # type: ignore[arg-type]
+            timings_ms=dict(d.get("timings_ms", {})), source=d.get("source", ""),
+        )
