@@ -1,0 +1,3 @@
+from lineguard.cli import app
+
+app()

@@ -1,0 +1,21 @@
+"""The command line: one thin verb per job. Verbs live in per-area modules."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="lineguard: visual quality inspection for production lines.")
+
+from . import core as _core  # noqa: E402
+_core.register(app)
+
+try:  # the station verbs need the [server] extra; the edge install has no web stack
+    from . import station as _station  # noqa: E402
+except ImportError:  # pragma: no cover - depends on the installed extras
+    _station = None
+if _station is not None:
+    _station.register(app)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,8 @@
+"""Inspection verbs: train, inspect, eval, synth."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
