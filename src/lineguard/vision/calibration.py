@@ -1,0 +1,122 @@
+"""Thresholds a plant can trust.
+
+The image threshold is set from good parts held out of training, by a target
+false-reject rate alpha ("at most 1 good part in 100 scrapped"). We use the split
+conformal quantile: with n held-out good scores, the threshold is the k-th smallest,
+k = ceil((n + 1)(1 - alpha)). For a new good part exchangeable with those, the chance
+that it is rejected is then at most alpha, whatever the score distribution. The rate
+that a particular calibration set delivers is itself random, Beta(n + 1 - k, k)
+distributed, so we also state an upper bound at 90% confidence.
+
+With too few held-out parts for the target (n + 1 < 1 / alpha) no finite quantile
+guarantees alpha; we use the largest held-out score, say so, and report the rate
+that is guaranteed instead (1 / (n + 1)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+from scipy import stats
+
+
+def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
+                        confidence: float = 0.9) -> tuple[float, dict[str, Any]]:
+    s = np.sort(np.asarray(good_scores, dtype=np.float64))
+    n = len(s)
+    if n == 0:
+        raise ValueError("need at least one held-out good score to set a threshold")
+    if not 0 < false_reject_rate < 1:
+        raise ValueError(f"false_reject_rate must be between 0 and 1, got {false_reject_rate}")
+    k = math.ceil((n + 1) * (1 - false_reject_rate))
+    enough = k <= n
+    k = min(k, n)
+    threshold = float(s[k - 1])
+    guaranteed = (n + 1 - k) / (n + 1)          # E[rejection rate] bound for this k
+    upper = float(stats.beta.ppf(confidence, n + 1 - k, k))
+    info = {
+        "method": "conformal",
+        "target_false_reject_rate": false_reject_rate,
+        "n_calibration": n,
+        "rank": k,
+        "guaranteed_false_reject_rate": guaranteed,
+        f"false_reject_rate_upper_{int(confidence * 100)}": upper,
+        "enough_calibration_parts": enough,
+        "calibration_parts_needed": math.ceil(1 / false_reject_rate) - 1,
+    }
+    if not enough:
+        info["note"] = (f"{n} held-out good parts cannot guarantee a {false_reject_rate:.2%} false-reject rate "
+                        f"(needs {info['calibration_parts_needed']}); threshold set at the largest held-out "
+                        f"score, which guarantees {guaranteed:.2%}")
+    return threshold, info
+
+
+def rates_at(good_scores: np.ndarray, defect_scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """False rejects (good judged NG) and escapes (defect judged OK) at a threshold."""
+    g = np.asarray(good_scores, dtype=np.float64)
+    d = np.asarray(defect_scores, dtype=np.float64)
+    fr = int((g > threshold).sum())
+    esc = int((d <= threshold).sum())
+    return {
+        "threshold": float(threshold),
+        "n_good": int(len(g)), "n_defect": int(len(d)),
+        "false_rejects": fr, "escapes": esc,
+        "false_reject_rate": fr / len(g) if len(g) else None,
+        "escape_rate": esc / len(d) if len(d) else None,
+    }
+
+
+def f1_optimal_threshold(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[float, float]:
+    """Threshold maximising F1 of the NG class (defect = positive); returns (threshold, f1)."""
+    g = np.asarray(good_scores, dtype=np.float64)
+    d = np.asarray(defect_scores, dtype=np.float64)
+    if len(d) == 0:
+        raise ValueError("F1-optimal threshold needs defect images")
+    cands = np.unique(np.concatenate([g, d]))
+    # NG iff score > t, so candidate thresholds sit just below each observed score
+    ts = np.concatenate([[cands[0] - 1e-9], (cands[:-1] + cands[1:]) / 2])
+    tp = (d[None, :] > ts[:, None]).sum(1)
+    fp = (g[None, :] > ts[:, None]).sum(1)
+    fn = len(d) - tp
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    i = int(np.argmax(f1))
+    return float(ts[i]), float(f1[i])
+
+
+def pixel_threshold_from_good(maps: list[np.ndarray], image_threshold: float,
+                              quantile: float = 0.999, max_pixels: int = 2_000_000,
+                              seed: int = 0) -> float:
+    """Pixel threshold for outlining regions, from good parts' anomaly maps.
+
+    A high quantile of good pixels: on a good part almost no pixel exceeds it, so on
+    an NG part the region outlines what is unlike any good surface. Never above the
+    image threshold, so every NG part has at least its worst spot outlined.
+    """
+    rng = np.random.default_rng(seed)
+    flat = np.concatenate([m.ravel() for m in maps])
+    if len(flat) > max_pixels:
+        flat = rng.choice(flat, max_pixels, replace=False)
+    return float(min(np.quantile(flat, quantile), image_threshold))
+
+
+def summarize(good_scores: np.ndarray, false_reject_rate: float,
+              defect_scores: Optional[np.ndarray] = None, strategy: str = "frr") -> dict[str, Any]:
+    """Full calibration record: the chosen threshold and both rates where known."""
+    thr, info = conformal_threshold(good_scores, false_reject_rate)
+    out: dict[str, Any] = {"strategy": strategy, "frr_threshold": thr, **info}
+    if defect_scores is not None and len(defect_scores):
+        f1_t, f1 = f1_optimal_threshold(good_scores, defect_scores)
+        out["f1_threshold"] = f1_t
+        out["f1"] = f1
+        out["at_frr_threshold"] = rates_at(good_scores, defect_scores, thr)
+        out["at_f1_threshold"] = rates_at(good_scores, defect_scores, f1_t)
+    if strategy == "f1":
+        if "f1_threshold" not in out:
+            raise ValueError("strategy 'f1' needs defect images; give some or use strategy 'frr'")
+        out["threshold"] = out["f1_threshold"]
+    elif strategy == "frr":
+        out["threshold"] = thr
+    else:
+        raise ValueError(f"strategy must be 'frr' or 'f1', got {strategy!r}")
+    return out

@@ -1,0 +1,141 @@
+"""PatchCore: a memory bank of good patch features; a patch is as anomalous as its
+distance to the nearest good patch (Roth et al., "Towards Total Recall in Industrial
+Anomaly Detection", 2022)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .base import BackboneDetector, Progress, smooth_and_upsample
+
+
+class PatchCore(BackboneDetector):
+    name = "patchcore"
+    min_good_images = 2
+
+    def __init__(self, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage2", "stage4"),
+                 coreset_ratio: float = 0.02, projection_dim: int = 64, image_score: str = "max",
+                 top_k: int = 10, sigma: float = 4.0, batch_size: int = 16, seed: int = 0):
+        self.backbone = backbone
+        self.layers = layers
+        self.coreset_ratio = coreset_ratio
+        self.projection_dim = projection_dim
+        self.image_score = image_score
+        self.top_k = top_k
+        self.sigma = sigma
+        self.batch_size = batch_size
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, images: np.ndarray, progress: Progress = None) -> "PatchCore":
+        self._check_enough(len(images))
+        if not 0 < self.coreset_ratio <= 1:
+            raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
+        self.backbone_ = self._make_backbone()
+        self.input_size_ = tuple(int(s) for s in images.shape[1:3])
+        chunks, done = [], 0
+        for batch in self._batches(images):
+            emb = self._embed(self._to_tensor(batch))              # (B, C, h, w)
+            self.grid_ = tuple(emb.shape[-2:])
+            chunks.append(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]))
+            done += len(batch)
+            if progress:
+                progress(done, len(images))
+        feats = torch.cat(chunks)
+        n_keep = max(1, int(round(len(feats) * self.coreset_ratio)))
+        idx = greedy_coreset(feats, n_keep, self.projection_dim, self.seed)
+        bank = feats[idx].contiguous()
+        self.memory_bank_ = bank
+        self.bank_sq_norms_ = (bank * bank).sum(1)
+        self.fitted_ = True
+        return self
+
+    # ---------------------------------------------------------------- score
+    @torch.no_grad()
+    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        scores, maps = [], []
+        for batch in self._batches(images):
+            emb = self._embed(self._to_tensor(batch))
+            n, c, h, w = emb.shape
+            q = emb.permute(0, 2, 3, 1).reshape(-1, c)
+            d = nearest_distance(q, self.memory_bank_, self.bank_sq_norms_).view(n, h, w)
+            scores.append(self._image_scores(d))
+            maps.append(smooth_and_upsample(d, self.input_size_, self.sigma))
+        return torch.cat(scores).numpy(), torch.cat(maps).numpy()
+
+    def _image_scores(self, d: torch.Tensor) -> torch.Tensor:
+        flat = d.flatten(1)
+        if self.image_score == "max":
+            return flat.max(1).values
+        if self.image_score == "topk":
+            # mean of the k worst patches: steadier than the single max on noisy surfaces
+            return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(1)
+        raise ValueError(f"image_score must be 'max' or 'topk', got {self.image_score!r}")
+
+    # ---------------------------------------------------------------- state
+    def state_tensors(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {"memory_bank": self.memory_bank_.numpy(), **self._backbone_tensors()}
+
+    def state_meta(self) -> dict[str, Any]:
+        return {"input_size": list(self.input_size_), "grid": list(self.grid_)}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> "PatchCore":
+        det = cls(**{**params, "layers": tuple(params["layers"])})
+        det._load_backbone_tensors(tensors)
+        det.memory_bank_ = torch.from_numpy(np.array(tensors["memory_bank"], dtype=np.float32))
+        det.bank_sq_norms_ = (det.memory_bank_ * det.memory_bank_).sum(1)
+        det.input_size_ = tuple(meta["input_size"])
+        det.grid_ = tuple(meta["grid"])
+        det.fitted_ = True
+        return det
+
+
+def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torch.Tensor] = None,
+                     block: int = 4096) -> torch.Tensor:
+    """Euclidean distance from each row of q to its nearest row of bank.
+
+    ||q - b||^2 = ||q||^2 - 2 q.b + ||b||^2 as one matmul per block; the bank's norms are
+    precomputed once at fit time. Blocks bound memory for large query sets.
+    """
+    if bank_sq is None:
+        bank_sq = (bank * bank).sum(1)
+    out = torch.empty(len(q), dtype=q.dtype)
+    for i in range(0, len(q), block):
+        qb = q[i:i + block]
+        d2 = torch.addmm(bank_sq[None, :], qb, bank.T, beta=1.0, alpha=-2.0)
+        m = d2.min(1).values + (qb * qb).sum(1)
+        out[i:i + block] = m.clamp_min_(0).sqrt_()
+    return out
+
+
+def greedy_coreset(feats: torch.Tensor, n_keep: int, projection_dim: int, seed: int) -> torch.Tensor:
+    """Greedy k-center selection: repeatedly keep the patch farthest from all kept ones.
+
+    Runs on a random projection of the features (Johnson-Lindenstrauss keeps distances
+    roughly), which makes each step several times cheaper on wide features.
+    """
+    n = len(feats)
+    if n_keep >= n:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(seed)
+    x = feats
+    if 0 < projection_dim < feats.shape[1]:
+        proj = torch.randn(feats.shape[1], projection_dim, generator=g) / projection_dim ** 0.5
+        x = feats @ proj
+    x_sq = (x * x).sum(1)
+    start = int(torch.randint(n, (1,), generator=g))
+    selected = torch.empty(n_keep, dtype=torch.long)
+    min_d = torch.full((n,), float("inf"))
+    cur = start
+    for i in range(n_keep):
+        selected[i] = cur
+        c = x[cur]
+        d = x_sq - 2 * (x @ c) + c.dot(c)
+        torch.minimum(min_d, d, out=min_d)
+        cur = int(torch.argmax(min_d))
+    return selected

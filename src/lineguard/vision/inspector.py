@@ -1,0 +1,302 @@
+"""The Inspector: one object that learns a part from good images and judges new ones.
+
+    insp = Inspector.fit("parts/good/", detector="patchcore", false_reject_rate=0.01)
+    result = insp.inspect("parts/new/0001.png")
+    insp.save("cell.lgm"); Inspector.load("cell.lgm")
+
+It glues the layer-1 pieces together: image loading, region of interest and resize
+policy, a detector, the calibrated thresholds, regions, and the model file.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import bundle
+from .calibration import pixel_threshold_from_good, summarize
+from .detectors import DETECTORS, Detector, create_detector
+from .errors import BundleError, DatasetError, ImageError
+from .imageio import ImageLike, list_images, load_image
+from .preprocess import Preprocess
+from .regions import find_regions
+from .result import InspectionResult, Verdict
+
+GoodImages = Union[str, os.PathLike, Sequence[ImageLike]]
+# progress(stage, done, total): stages are "load", "features", "calibrate"
+Progress = Optional[Callable[[str, int, int], None]]
+
+
+def _resolve(images: GoodImages) -> list[ImageLike]:
+    if isinstance(images, (str, os.PathLike)):
+        p = Path(images)
+        if p.is_dir() or not p.exists():
+            return list(list_images(p))
+        return [p]
+    items = list(images)
+    out: list[ImageLike] = []
+    for it in items:
+        if isinstance(it, (str, os.PathLike)) and Path(it).is_dir():
+            out.extend(list_images(it))
+        else:
+            out.append(it)
+    return out
+
+
+def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load"
+              ) -> tuple[list[np.ndarray], list[str], list[ImageError]]:
+    imgs, names, bad = [], [], []
+    for i, it in enumerate(items):
+        try:
+            imgs.append(load_image(it))
+            names.append(str(it) if isinstance(it, (str, os.PathLike)) else f"#{i}")
+        except ImageError as exc:
+            bad.append(exc)
+        if progress:
+            progress(stage, i + 1, len(items))
+    return imgs, names, bad
+
+
+class Inspector:
+    """A fitted detector with its preprocessing and calibrated thresholds."""
+
+    def __init__(self, detector: Detector, preprocess: Preprocess, calibration: dict[str, Any],
+                 info: Optional[dict[str, Any]] = None, min_region_area: int = 4):
+        self.detector = detector
+        self.preprocess = preprocess
+        self.calibration = calibration
+        self.info = dict(info or {})
+        self.min_region_area = min_region_area
+        self._model_id: Optional[str] = None
+
+    # ------------------------------------------------------------ properties
+    @property
+    def threshold(self) -> float:
+        return float(self.calibration["threshold"])
+
+    @property
+    def pixel_threshold(self) -> float:
+        return float(self.calibration["pixel_threshold"])
+
+    @property
+    def model_version(self) -> str:
+        return str(self.info.get("version", ""))
+
+    @property
+    def model_id(self) -> str:
+        """Content hash of the model file this inspector saves to (first 16 hex digits)."""
+        if self._model_id is None:
+            _, digest = bundle.dumps(*self._to_bundle())
+            self._model_id = digest[:16]
+        return self._model_id
+
+    # ------------------------------------------------------------------- fit
+    @classmethod
+    def fit(cls, good: GoodImages, detector: str = "patchcore", false_reject_rate: float = 0.01,
+            image_size: int = 224, resize: str = "stretch", roi: Optional[Sequence[int]] = None,
+            holdout: float = 0.2, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
+            min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
+            skip_bad: bool = True, progress: Progress = None, **detector_params: Any) -> "Inspector":
+        """Learn from good images only; hold some out to calibrate the threshold.
+
+        ``holdout`` of the good images (at least one) never enter training: their scores
+        set the threshold for ``false_reject_rate``. ``defect_images``, when a user has
+        some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
+        Unreadable files are skipped and listed in ``info['skipped']`` unless
+        ``skip_bad`` is False, in which case the first one raises.
+        """
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        if not 0 <= holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        pre = Preprocess(image_size=image_size, resize=resize, roi=tuple(roi) if roi else None)
+        items = _resolve(good)
+        photos, names, bad = _load_all(items, progress)
+        if bad and not skip_bad:
+            raise bad[0]
+        det = create_detector(detector, seed=seed, **detector_params)
+        need = det.min_good_images + (1 if holdout > 0 else 0)
+        if len(photos) < need:
+            raise DatasetError(f"{detector} needs at least {need} readable good images ({det.min_good_images} to "
+                               f"learn from, 1+ held out to set the threshold); got {len(photos)}"
+                               + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
+        x = np.stack([pre.apply(p)[0] for p in photos])
+        del photos
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(x))
+        n_cal = max(1, int(round(holdout * len(x)))) if holdout > 0 else 0
+        n_cal = min(n_cal, len(x) - det.min_good_images)
+        cal_idx, train_idx = np.sort(order[:n_cal]), np.sort(order[n_cal:])
+        t0 = time.perf_counter()
+        det.fit(x[train_idx], progress=(lambda d, t: progress("features", d, t)) if progress else None)
+        train_s = time.perf_counter() - t0
+        if n_cal:
+            cal_scores, cal_maps = det.score(x[cal_idx])
+        else:  # no held-out parts: scores on training parts are optimistic; said in the record
+            cal_scores, cal_maps = det.score(x[train_idx])
+        if progress:
+            progress("calibrate", 1, 1)
+        defect_scores = None
+        if defect_images is not None:
+            d_photos, _, d_bad = _load_all(_resolve(defect_images), None)
+            if d_photos:
+                defect_scores, _ = det.score(np.stack([pre.apply(p)[0] for p in d_photos]))
+        calib = summarize(cal_scores, false_reject_rate, defect_scores, threshold_strategy)
+        calib["pixel_threshold"] = pixel_threshold_from_good(list(cal_maps), calib["threshold"])
+        calib["held_out"] = bool(n_cal)
+        calib["good_score_quantiles"] = {q: float(np.quantile(cal_scores, float(q)))
+                                         for q in ("0.5", "0.9", "0.99", "1.0")}
+        now = datetime.now(timezone.utc)
+        info = {
+            "version": version or now.strftime("%Y%m%d-%H%M%S"),
+            "created_at": now.isoformat(timespec="seconds"),
+            "n_train": int(len(train_idx)), "n_calibration": int(n_cal),
+            "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
+            "train_s": round(train_s, 3),
+            "skipped": [str(e) for e in bad],
+        }
+        return cls(det, pre, calib, info, min_region_area=min_region_area)
+
+    # ------------------------------------------------------------- inspect
+    def inspect(self, image: ImageLike, source: str = "") -> InspectionResult:
+        return self.inspect_batch([image], sources=[source] if source else None)[0]
+
+    def inspect_batch(self, images: Iterable[ImageLike], batch_size: int = 16,
+                      sources: Optional[Sequence[str]] = None) -> list[InspectionResult]:
+        """Inspect many parts, ``batch_size`` at a time through the model.
+
+        Raises :class:`ImageError` for an unreadable image; callers that want to go on
+        past bad files load them first (``imageio.load_images``) and pass arrays.
+        """
+        items = list(images)
+        results: list[InspectionResult] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            t0 = time.perf_counter()
+            photos, geos, inputs = [], [], []
+            for it in chunk:
+                p = load_image(it)
+                x, g = self.preprocess.apply(p)
+                photos.append(p)
+                geos.append(g)
+                inputs.append(x)
+            t1 = time.perf_counter()
+            scores, maps = self.detector.score(np.stack(inputs))
+            t2 = time.perf_counter()
+            n = len(chunk)
+            for j in range(n):
+                res = self._result(float(scores[j]), self.preprocess.map_back(maps[j], geos[j]), photos[j].shape)
+                if sources is not None:
+                    res.source = sources[start + j]
+                elif isinstance(chunk[j], (str, os.PathLike)):
+                    res.source = str(chunk[j])
+                results.append(res)
+            t3 = time.perf_counter()
+            per = {"preprocess": (t1 - t0) * 1000 / n, "model": (t2 - t1) * 1000 / n,
+                   "postprocess": (t3 - t2) * 1000 / n, "total": (t3 - t0) * 1000 / n}
+            for r in results[-n:]:
+                r.timings_ms = dict(per)
+        return results
+
+    def _result(self, score: float, amap: np.ndarray, shape: tuple[int, ...]) -> InspectionResult:
+        verdict = Verdict.NG if score > self.threshold else Verdict.OK
+        regions = []
+        if verdict is Verdict.NG:
+            regions = find_regions(amap, self.pixel_threshold, min_area=self.min_region_area)
+            # Report what would make the part NG on its own; keep at least the worst spot.
+            strong = [r for r in regions if r.peak_score > self.threshold]
+            regions = strong or regions[:1]
+        return InspectionResult(verdict=verdict, score=score, threshold=self.threshold,
+                                pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
+                                model_id=self.model_id, model_version=self.model_version,
+                                image_size=(int(shape[1]), int(shape[0])))
+
+    # ------------------------------------------------------------ recalibrate
+    def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,
+                    defect_images: Optional[GoodImages] = None, strategy: str = "frr") -> dict[str, Any]:
+        """Reset thresholds from fresh good parts (not used in training), e.g. reviewed
+        false alarms from the line. Returns the new calibration record."""
+        photos, _, bad = _load_all(_resolve(good), None)
+        if not photos:
+            raise DatasetError("no readable good images to recalibrate with")
+        x = np.stack([self.preprocess.apply(p)[0] for p in photos])
+        scores, maps = self.detector.score(x)
+        dscores = None
+        if defect_images is not None:
+            d, _, _ = _load_all(_resolve(defect_images), None)
+            if d:
+                dscores, _ = self.detector.score(np.stack([self.preprocess.apply(p)[0] for p in d]))
+        calib = summarize(scores, false_reject_rate, dscores, strategy)
+        calib["pixel_threshold"] = pixel_threshold_from_good(list(maps), calib["threshold"])
+        calib["held_out"] = True
+        self.calibration = calib
+        self._model_id = None
+        return calib
+
+    # ------------------------------------------------------------ persistence
+    def _to_bundle(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        import torch
+
+        from .backbones import weights_sha256
+        from .. import __version__
+        det = self.detector
+        params = det.get_params()
+        params["layers"] = list(params.get("layers", ()))
+        manifest = {
+            "lineguard_version": __version__,
+            "torch_version": torch.__version__.split("+")[0],
+            "python": platform.python_version(),
+            "backbone": {"name": getattr(det, "backbone", None),
+                         "weights_sha256": weights_sha256(det.backbone) if getattr(det, "backbone", None) else None},
+            "detector": {"name": det.name, "params": params, "meta": det.state_meta()},
+            "preprocess": self.preprocess.to_dict(),
+            "calibration": self.calibration,
+            "min_region_area": self.min_region_area,
+            "info": self.info,
+        }
+        return manifest, det.state_tensors()
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write the model file atomically; returns its path."""
+        manifest, tensors = self._to_bundle()
+        digest = bundle.save(path, manifest, tensors)
+        self._model_id = digest[:16]
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike, bytes]) -> "Inspector":
+        if isinstance(path, bytes):
+            manifest, tensors, digest = bundle.loads(path)
+            name = "<bytes>"
+        else:
+            manifest, tensors, digest = bundle.load(path)
+            name = str(path)
+        try:
+            dname = manifest["detector"]["name"]
+            if dname not in DETECTORS:
+                raise BundleError(f"{name}: detector {dname!r} is not known to this lineguard "
+                                  f"(knows {', '.join(DETECTORS)}); upgrade lineguard")
+            det = DETECTORS[dname].from_state(manifest["detector"]["params"], manifest["detector"]["meta"], tensors)
+            pre = Preprocess.from_dict(manifest["preprocess"])
+            insp = cls(det, pre, manifest["calibration"], manifest.get("info", {}),
+                       min_region_area=int(manifest.get("min_region_area", 4)))
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{name}: model settings are incomplete or from an incompatible lineguard "
+                              f"version ({type(exc).__name__}: {exc}); re-train or re-export the model") from exc
+        insp._model_id = digest[:16]
+        insp.info.setdefault("lineguard_version", manifest.get("lineguard_version"))
+        return insp
+
+    def describe(self) -> dict[str, Any]:
+        """Plain summary for `lineguard info` and the station's model list."""
+        return {"model_id": self.model_id, "version": self.model_version, "detector": self.detector.name,
+                "params": self.detector.get_params(), "preprocess": self.preprocess.to_dict(),
+                "threshold": self.threshold, "pixel_threshold": self.pixel_threshold,
+                "calibration": self.calibration, "info": self.info}
