@@ -1,0 +1,80 @@
+"""Settings of one inspection station: where data lives and how parts are kept."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class RetentionPolicy:
+    """Which part images are kept on disk.
+
+    Every inspection is recorded in the database; images cost disk, so by default all
+    NG parts keep their image and anomaly map (an operator will look at them) while OK
+    parts are sampled: ``ok_sample_rate=0.1`` keeps one OK image in ten. Sampling is
+    deterministic in the image hash, so a resubmitted part gets the same decision and
+    retraining from stored good parts sees an unbiased sample.
+    """
+
+    keep_ng: bool = True
+    ok_sample_rate: float = 1.0
+
+    def keep(self, is_ng: bool, sha256_hex: str) -> bool:
+        if is_ng:
+            return self.keep_ng
+        rate = min(max(self.ok_sample_rate, 0.0), 1.0)
+        if rate >= 1.0:
+            return True
+        if rate <= 0.0:
+            return False
+        return int(sha256_hex[:8], 16) / 0xFFFFFFFF < rate
+
+
+@dataclass
+class StationConfig:
+    """Everything a station needs to start; defaults give a working single-PC station."""
+
+    data_dir: Path = Path("./station")
+    db_url: Optional[str] = None             # None: SQLite file under data_dir
+    db_schema: Optional[str] = None          # PostgreSQL schema (tests, several stations in one DB)
+    max_upload_bytes: int = 32 * 1024 * 1024
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    open_reads: bool = True                  # GET endpoints without a key (dashboards on the plant LAN)
+    sqlite_synchronous: str = "FULL"         # FULL: an acknowledged part survives power loss too
+    webhook_url: Optional[str] = None
+    mqtt_url: Optional[str] = None           # mqtt://host:port
+    webhook_timeout_s: float = 2.0
+    webhook_retries: int = 3
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'lineguard.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "StationConfig":
+        """Read LINEGUARD_* environment variables (used when uvicorn imports the app)."""
+        env = os.environ
+        kw: dict = {}
+        if "LINEGUARD_DATA" in env:
+            kw["data_dir"] = Path(env["LINEGUARD_DATA"])
+        if "LINEGUARD_DB" in env:
+            kw["db_url"] = env["LINEGUARD_DB"]
+        if "LINEGUARD_DB_SCHEMA" in env:
+            kw["db_schema"] = env["LINEGUARD_DB_SCHEMA"]
+        if "LINEGUARD_MAX_UPLOAD_BYTES" in env:
+            kw["max_upload_bytes"] = int(env["LINEGUARD_MAX_UPLOAD_BYTES"])
+        if "LINEGUARD_OK_SAMPLE_RATE" in env:
+            kw["retention"] = RetentionPolicy(ok_sample_rate=float(env["LINEGUARD_OK_SAMPLE_RATE"]))
+        if "LINEGUARD_WEBHOOK" in env:
+            kw["webhook_url"] = env["LINEGUARD_WEBHOOK"]
+        if "LINEGUARD_MQTT" in env:
+            kw["mqtt_url"] = env["LINEGUARD_MQTT"]
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)

@@ -1,0 +1,116 @@
+"""Database connection of a station: SQLite (WAL) by default, PostgreSQL by URL.
+
+The schema is owned by Alembic; :meth:`Database.upgrade` brings any database (new or
+from an older lineguard) to the current tables and runs at every start-up.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _normalise_url(url: str) -> str:
+    # "postgresql://" means psycopg 3 here (the only PostgreSQL driver we install).
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Database:
+    """Engine + session factory for one station database."""
+
+    def __init__(self, url: str, schema: Optional[str] = None, sqlite_synchronous: str = "FULL"):
+        self.url = _normalise_url(url)
+        self.schema = schema
+        if schema is not None and not _SCHEMA_RE.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict = {"future": True}
+        if self.is_sqlite:
+            path = self.url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # One connection per thread; the pool hands them out to request threads.
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["pool_size"] = 8
+            kwargs["max_overflow"] = 16
+        else:
+            kwargs["pool_size"] = 8
+            kwargs["max_overflow"] = 16
+            kwargs["pool_pre_ping"] = True
+            if schema:
+                kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            sync = sqlite_synchronous.upper()
+            if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+                raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {sync!r}")
+
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+                cur = dbapi_conn.cursor()
+                # WAL: readers never block the writer, and a crash never corrupts the file.
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={sync}")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        """Create or migrate the tables to the newest schema (Alembic ``upgrade head``)."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.schema and not self.is_sqlite:
+            with self.engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Two processes starting at once must not both create the tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(74110)"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def drop_schema(self) -> None:
+        """Remove everything (tests): the PostgreSQL schema, or all tables on SQLite."""
+        with self.engine.begin() as conn:
+            if self.schema and not self.is_sqlite:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            else:
+                from .orm import Base
+                Base.metadata.drop_all(conn)
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def new_session(self) -> Session:
+        return self._sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,61 @@
+"""Refusals of the station, each with the HTTP status the API answers with.
+
+The status lives here (not in the server) so every source (HTTP, hot folder, camera)
+classifies a bad part the same way; the message says what to do next.
+"""
+from __future__ import annotations
+
+from ..vision.errors import LineguardError
+
+
+class StationError(LineguardError):
+    http_status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class UploadTooLarge(StationError):
+    http_status = 413
+    code = "upload_too_large"
+
+
+class NotAnImage(StationError):
+    http_status = 415
+    code = "not_an_image"
+
+
+class CorruptImage(StationError):
+    http_status = 422
+    code = "corrupt_image"
+
+
+class EmptyUpload(StationError):
+    http_status = 400
+    code = "empty_upload"
+
+
+class NotFound(StationError):
+    http_status = 404
+    code = "not_found"
+
+
+class NoActiveModel(NotFound):
+    code = "no_active_model"
+
+
+class InvalidModel(StationError):
+    http_status = 422
+    code = "invalid_model"
+
+
+class ModelLoadFailed(StationError):
+    http_status = 503
+    code = "model_unavailable"
+
+
+class Conflict(StationError):
+    http_status = 409
+    code = "conflict"

@@ -1,0 +1,45 @@
+"""Prometheus metrics of one station (own registry, so several stations can coexist in tests)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+
+
+class StationMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.parts = Counter("lineguard_parts", "Parts inspected, by line, station and verdict",
+                             ["line", "station", "verdict"], registry=self.registry)
+        self.rejected_uploads = Counter("lineguard_rejected_inputs", "Inputs refused before inspection, by reason",
+                                        ["reason"], registry=self.registry)
+        self.latency = Histogram("lineguard_inspection_seconds", "Time to inspect and record one part",
+                                 ["line"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.model_latency = Histogram("lineguard_model_seconds", "Time inside the model for one part",
+                                       ["line"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.queue_depth = Gauge("lineguard_queue_depth", "Parts accepted and not yet answered",
+                                 registry=self.registry)
+        self.active_model = Gauge("lineguard_active_model_version",
+                                  "Registry version of the active model per product and line",
+                                  ["product", "line", "model_id"], registry=self.registry)
+        self.sink_dropped = Counter("lineguard_sink_dropped", "Results a sink could not deliver",
+                                    ["sink"], registry=self.registry)
+        self.sink_queue = Gauge("lineguard_sink_queue_depth", "Results waiting for delivery to sinks",
+                                registry=self.registry)
+
+    def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
+        # Only one series per product+line: drop the old model's series first.
+        for metric in list(self.registry.collect()):
+            if metric.name != "lineguard_active_model_version":
+                continue
+            for sample in metric.samples:
+                lb = sample.labels
+                if lb.get("product") == product and lb.get("line") == line:
+                    try:
+                        self.active_model.remove(lb["product"], lb["line"], lb["model_id"])
+                    except KeyError:
+                        pass
+        self.active_model.labels(product, line, model_id[:16]).set(version)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

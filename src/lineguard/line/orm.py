@@ -1,0 +1,124 @@
+"""Database tables of a station (SQLAlchemy 2 declarative).
+
+Changing a table means adding an Alembic migration under ``migrations/versions``;
+the station upgrades its database to head at start-up.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    # Stored naive in UTC: SQLite has no time zones, and one convention everywhere
+    # keeps comparisons (since/until filters) correct on both backends.
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Inspection(Base):
+    __tablename__ = "inspections"
+    __table_args__ = (
+        UniqueConstraint("part_id", "image_sha256", name="uq_inspections_part_image"),
+        Index("ix_inspections_line_created", "line", "created_at"),
+        Index("ix_inspections_product_created", "product", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    part_id: Mapped[str] = mapped_column(String(200))
+    line: Mapped[str] = mapped_column(String(100))
+    station: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(100))
+    lot: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    serial: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    source: Mapped[str] = mapped_column(String(50), default="api")     # api | folder | camera
+    verdict: Mapped[str] = mapped_column(String(4), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    pixel_threshold: Mapped[float] = mapped_column(Float)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(100))
+    registry_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    regions: Mapped[Any] = mapped_column(JSON, default=list)
+    timings_ms: Mapped[Any] = mapped_column(JSON, default=dict)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    image_width: Mapped[int] = mapped_column(Integer)
+    image_height: Mapped[int] = mapped_column(Integer)
+    image_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    heatmap_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    heatmap_scale: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    overlay_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    review_label: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)   # good | defect
+    reviewer: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    review_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    reviewed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class ModelVersion(Base):
+    """One uploaded or trained model bundle for a product (optionally one line)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("product", "line", "version", name="uq_model_versions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product: Mapped[str] = mapped_column(String(100), index=True)
+    line: Mapped[str] = mapped_column(String(100), default="")   # "" = every line of the product
+    version: Mapped[int] = mapped_column(Integer)                # 1, 2, 3 ... per product+line
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(100), default="")
+    file_key: Mapped[str] = mapped_column(String(200))
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    uploaded_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class ModelActivation(Base):
+    """History of activations, so a rollback goes back to what ran before."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product: Mapped[str] = mapped_column(String(100))
+    line: Mapped[str] = mapped_column(String(100))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    activated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    activated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Job(Base):
+    """A background job (training); its state survives a restart as 'interrupted'."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued running done failed interrupted
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    params: Mapped[Any] = mapped_column(JSON, default=dict)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)

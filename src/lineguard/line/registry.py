@@ -1,0 +1,178 @@
+"""Model registry: every version of every product's model, which one is active, history.
+
+Bundles are stored content-addressed under ``<data>/models``. The database says which
+version is active for a product (optionally for one line); the station looks it up for
+every part, so activating or rolling back takes effect on the next part, in every
+process that shares the database.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..vision.errors import BundleError
+from .db import Database
+from .errors import Conflict, InvalidModel, ModelLoadFailed, NoActiveModel, NotFound
+from .imagestore import ContentStore
+from .orm import ModelActivation, ModelVersion, utcnow
+
+Loader = Callable[[Path], Any]
+
+
+def default_loader(path: Path) -> Any:
+    from ..vision.inspector import Inspector  # torch lives behind this import
+    return Inspector.load(path)
+
+
+class ModelRegistry:
+    def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None):
+        self.db = db
+        self.store = store
+        self.loader = loader or default_loader
+        self._cache: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- versions ---------------------------------------------------------------
+    def add(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
+            by: Optional[str] = None, activate: bool = False) -> ModelVersion:
+        """Validate a bundle by loading it, store it, and register it as the next version."""
+        if not product:
+            raise InvalidModel("product is required: name the product this model inspects")
+        fd, tmp = tempfile.mkstemp(suffix=".lgm", dir=self.store.root)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            try:
+                insp = self.loader(Path(tmp))
+            except BundleError as exc:
+                raise InvalidModel(f"not a usable lineguard model: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable
+                raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: {exc}); "
+                                   "upload a .lgm file saved by Inspector.save or `lineguard train`") from exc
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        key = self.store.put(data, ".lgm")
+        model_id = str(getattr(insp, "model_id", "") or key)
+        with self._cache_lock:
+            self._cache.setdefault(model_id, insp)
+        with self.db.session() as s:
+            nxt = (s.scalar(select(func.max(ModelVersion.version)).where(
+                ModelVersion.product == product, ModelVersion.line == line)) or 0) + 1
+            mv = ModelVersion(product=product, line=line, version=nxt, model_id=model_id,
+                              model_version=str(getattr(insp, "model_version", "") or ""),
+                              file_key=key, note=note, uploaded_by=by, active=False)
+            s.add(mv)
+            s.flush()
+            if activate:
+                self._activate(s, mv, by)
+        return mv
+
+    def list(self, product: Optional[str] = None, line: Optional[str] = None) -> list[ModelVersion]:
+        with self.db.session() as s:
+            q = select(ModelVersion)
+            if product is not None:
+                q = q.where(ModelVersion.product == product)
+            if line is not None:
+                q = q.where(ModelVersion.line == line)
+            return list(s.scalars(q.order_by(ModelVersion.product, ModelVersion.line, ModelVersion.version)))
+
+    def get(self, product: str, line: str, version: int) -> ModelVersion:
+        with self.db.session() as s:
+            mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
+                                                     ModelVersion.version == version))
+            if mv is None:
+                raise NotFound(f"no model version {version} for product {product!r}"
+                               + (f" line {line!r}" if line else "") + "; list versions with GET /api/v1/models")
+            return mv
+
+    def activate(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
+        with self.db.session() as s:
+            mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
+                                                     ModelVersion.version == version))
+            if mv is None:
+                raise NotFound(f"no model version {version} for product {product!r}"
+                               + (f" line {line!r}" if line else "") + "; upload one with POST /api/v1/models")
+            # Load it before switching: a version that cannot run must never become active.
+            self.inspector(mv)
+            self._activate(s, mv, by)
+            return mv
+
+    def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
+        """Re-activate the version that was active before the current one."""
+        with self.db.session() as s:
+            hist = list(s.scalars(select(ModelActivation).where(
+                ModelActivation.product == product, ModelActivation.line == line)
+                .order_by(ModelActivation.id.desc()).limit(2)))
+            if len(hist) < 2:
+                raise Conflict(f"nothing to roll back to for product {product!r}"
+                               + (f" line {line!r}" if line else "") + ": only one version was ever active")
+            mv = s.get(ModelVersion, hist[1].model_version_id)
+            assert mv is not None
+            self.inspector(mv)
+            self._activate(s, mv, by)
+            return mv
+
+    def _activate(self, s: Session, mv: ModelVersion, by: Optional[str]) -> None:
+        for other in s.scalars(select(ModelVersion).where(ModelVersion.product == mv.product,
+                                                          ModelVersion.line == mv.line,
+                                                          ModelVersion.active.is_(True))):
+            other.active = False
+        mv.active = True
+        mv.activated_at = utcnow()
+        s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
+        s.flush()
+
+    def active_for(self, product: str, line: str) -> ModelVersion:
+        """The model a part of ``product`` on ``line`` is judged by: line-specific first."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(ModelVersion).where(ModelVersion.product == product,
+                                                             ModelVersion.line.in_([line, ""]),
+                                                             ModelVersion.active.is_(True))))
+            for want in (line, ""):
+                for mv in rows:
+                    if mv.line == want:
+                        return mv
+            known = s.scalar(select(func.count()).select_from(ModelVersion)
+                             .where(ModelVersion.product == product)) or 0
+        if not known:
+            raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it. Upload one "
+                                "with POST /api/v1/models (engineer key) or start the station with "
+                                "`lineguard serve --model FILE.lgm --product NAME`")
+        raise NoActiveModel(f"no active model for product {product!r} on line {line!r}; activate a version "
+                            f"with POST /api/v1/models/{product}/activate")
+
+    # -- loaded models ------------------------------------------------------------
+    def inspector(self, mv: ModelVersion) -> Any:
+        """The loaded model of a version (cached by content id)."""
+        insp = self._cache.get(mv.model_id)
+        if insp is not None:
+            return insp
+        with self._cache_lock:
+            lock = self._locks.setdefault(mv.model_id, threading.Lock())
+        with lock:  # one load per model even when many parts arrive at once
+            insp = self._cache.get(mv.model_id)
+            if insp is not None:
+                return insp
+            path = self.store.path(mv.file_key)
+            try:
+                insp = self.loader(path)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelLoadFailed(f"model {mv.product} v{mv.version} ({path}) failed to load: {exc}. "
+                                      "Activate another version or re-upload the model") from exc
+            with self._cache_lock:
+                self._cache[mv.model_id] = insp
+            return insp
+
+    def forget(self, model_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(model_id, None)

@@ -1,0 +1,80 @@
+"""Pictures of an inspection: the stored anomaly map, heatmap and overlay PNGs.
+
+The anomaly map is stored as an 8-bit PNG scaled to ``[0, scale]`` with
+``scale = 2 * pixel_threshold``: mid-grey is the decision boundary, white is twice
+over it. That keeps a map at a few kB instead of megabytes of floats, and is all a
+heatmap or an overlay needs.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+
+
+def _png(arr: np.ndarray) -> bytes:
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - only on out-of-memory
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def decode_png(data: bytes, gray: bool = False) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ValueError("stored picture is unreadable")
+    return arr if gray else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def map_scale(pixel_threshold: float, amap: Optional[np.ndarray]) -> float:
+    if pixel_threshold > 0:
+        return 2.0 * float(pixel_threshold)
+    peak = float(np.max(amap)) if amap is not None and amap.size else 1.0
+    return peak if peak > 0 else 1.0
+
+
+def encode_map(amap: np.ndarray, scale: float) -> bytes:
+    q = np.clip(amap.astype(np.float32) / scale, 0.0, 1.0) * 255.0 + 0.5
+    return _png(q.astype(np.uint8))
+
+
+def decode_map(data: bytes, scale: float) -> np.ndarray:
+    return decode_png(data, gray=True).astype(np.float32) / 255.0 * scale
+
+
+def heatmap_png(map_png: bytes) -> bytes:
+    """Colour heatmap of a stored map (blue = normal, red = far over the threshold)."""
+    q = decode_png(map_png, gray=True)
+    try:
+        from ..vision.overlay import heatmap_rgb
+        rgb = heatmap_rgb(q.astype(np.float32) / 255.0, 0.0, 1.0)
+    except ImportError:
+        rgb = cv2.cvtColor(cv2.applyColorMap(q, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return _png(np.ascontiguousarray(rgb, dtype=np.uint8))
+
+
+def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any) -> bytes:
+    """The part with its anomaly areas tinted and defect regions boxed."""
+    try:
+        from ..vision.overlay import render_overlay
+        if amap is not None and amap.shape[:2] != image.shape[:2]:
+            amap = cv2.resize(amap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        result.anomaly_map = amap
+        return _png(np.ascontiguousarray(render_overlay(image, result), dtype=np.uint8))
+    except ImportError:
+        pass
+    out = image.copy()
+    if amap is not None:
+        if amap.shape[:2] != image.shape[:2]:
+            amap = cv2.resize(amap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        thr = float(result.pixel_threshold) or 1.0
+        q = np.clip(amap / (2 * thr), 0, 1)
+        color = cv2.cvtColor(cv2.applyColorMap((q * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        alpha = (np.clip((amap / thr - 0.5) * 2, 0, 1) * 0.6)[..., None]
+        out = (out * (1 - alpha) + color * alpha).astype(np.uint8)
+    for r in result.regions:
+        cv2.rectangle(out, (r.x, r.y), (r.x + r.width - 1, r.y + r.height - 1), (255, 0, 0), 2)
+    return _png(out)

@@ -1,0 +1,314 @@
+"""The station: one path from a part image to a stored, signalled verdict.
+
+HTTP uploads, the hot folder and the camera all call :meth:`Station.inspect`, so a
+part is judged, stored and signalled the same way whatever brought it in. The order
+of work is what makes it safe: refuse bad input before anything is written, run the
+model, write image files (content-addressed, atomic), then commit the record; only a
+committed record is answered or signalled. A crash at any point leaves either no
+record or a whole one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..vision.errors import ImageError
+from .config import StationConfig
+from .db import Database
+from .errors import CorruptImage, EmptyUpload, NotAnImage, NotFound, StationError, UploadTooLarge
+from .imagestore import ContentStore, sha256_hex, sniff_image
+from .metrics import StationMetrics
+from .orm import Inspection, utcnow
+from .registry import Loader, ModelRegistry
+from .sinks import SinkDispatcher, sinks_from_config
+
+log = logging.getLogger("lineguard.station")
+
+_FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
+
+
+@dataclass
+class Part:
+    """What the line knows about a part before it is inspected."""
+
+    part_id: str
+    line: str
+    station: str
+    product: str
+    lot: Optional[str] = None
+    serial: Optional[str] = None
+
+    def validate(self) -> None:
+        for name, limit in _FIELD_MAX.items():
+            value = getattr(self, name)
+            if value is None and name in ("lot", "serial"):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise StationError(f"{name} is required and must not be empty")
+            if len(value) > limit:
+                raise StationError(f"{name} is longer than {limit} characters")
+
+
+@dataclass
+class Outcome:
+    record: Inspection
+    created: bool          # False: the same part and image were already inspected
+
+
+def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
+    """The JSON form of a record (API answers, sinks, exports)."""
+    thr = rec.threshold
+    return {
+        "id": rec.id,
+        "part_id": rec.part_id,
+        "line": rec.line,
+        "station": rec.station,
+        "product": rec.product,
+        "lot": rec.lot,
+        "serial": rec.serial,
+        "source": rec.source,
+        "verdict": rec.verdict,
+        "score": rec.score,
+        "threshold": thr,
+        "pixel_threshold": rec.pixel_threshold,
+        "margin": (rec.score / thr) if thr and thr > 0 else None,
+        "regions": rec.regions or [],
+        "model": {"model_id": rec.model_id, "model_version": rec.model_version,
+                  "registry_version": rec.registry_version},
+        "timings_ms": rec.timings_ms or {},
+        "image_sha256": rec.image_sha256,
+        "image_size": [rec.image_width, rec.image_height],
+        "stored": {"image": rec.image_key is not None, "heatmap": rec.heatmap_key is not None},
+        "created_at": _iso(rec.created_at),
+        "review": {"reviewed": bool(rec.reviewed), "label": rec.review_label, "reviewer": rec.reviewer,
+                   "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at)},
+    }
+
+
+def _iso(t: Optional[dt.datetime]) -> Optional[str]:
+    return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Station:
+    """Database, file store, model registry, metrics and sinks of one station."""
+
+    def __init__(self, config: StationConfig, loader: Optional[Loader] = None, sinks: Optional[list] = None,
+                 trainer: Optional[Any] = None):
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(config.database_url, schema=config.db_schema,
+                           sqlite_synchronous=config.sqlite_synchronous)
+        self.db.upgrade()
+        self.images = ContentStore(config.data_dir / "images")
+        self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
+        self.metrics = StationMetrics()
+        if sinks is None:
+            sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
+                                      config.webhook_timeout_s, config.webhook_retries)
+        self.sinks = SinkDispatcher(sinks, metrics=self.metrics)
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._refresh_active_metrics()
+        from .jobs import JobRunner
+        self.jobs = JobRunner(self, trainer)
+
+    # -- the inspection path -------------------------------------------------------
+    def inspect(self, data: bytes, part: Part, source: str = "api") -> Outcome:
+        t0 = time.perf_counter()
+        self.metrics.queue_depth.inc()
+        try:
+            return self._inspect(data, part, source, t0)
+        except StationError as exc:
+            self.metrics.rejected_uploads.labels(exc.code).inc()
+            raise
+        finally:
+            self.metrics.queue_depth.dec()
+
+    def _inspect(self, data: bytes, part: Part, source: str, t0: float) -> Outcome:
+        part.validate()
+        if not data:
+            raise EmptyUpload("the image is empty (0 bytes); the camera or copy step may have failed")
+        limit = self.config.max_upload_bytes
+        if len(data) > limit:
+            raise UploadTooLarge(f"the image is {len(data) / 1e6:.1f} MB, over the station limit of "
+                                 f"{limit / 1e6:.1f} MB; send a smaller image or raise --max-upload-mb")
+        digest = sha256_hex(data)
+        existing = self.find_existing(part.part_id, digest)
+        if existing is not None:
+            return Outcome(existing, created=False)
+
+        suffix, _media = sniff_image(data)
+        from ..vision.imageio import load_image
+        try:
+            image = load_image(data)
+        except ImageError as exc:
+            if not suffix:
+                raise NotAnImage("the upload is not an image lineguard can read; "
+                                 "send PNG, JPEG, BMP, TIFF or WebP") from exc
+            raise CorruptImage(f"the {suffix[1:].upper()} image {exc.problem}; re-capture or re-send the part") from exc
+        t_decode = time.perf_counter()
+
+        mv = self.models.active_for(part.product, part.line)
+        insp = self.models.inspector(mv)
+        with self._model_lock(mv.model_id):
+            t_m0 = time.perf_counter()
+            result = insp.inspect(image)
+            t_m1 = time.perf_counter()
+
+        is_ng = getattr(result.verdict, "value", result.verdict) == "NG"
+        image_key = heatmap_key = overlay_key = None
+        scale = None
+        if self.config.retention.keep(is_ng, digest):
+            from . import render
+            image_key = self.images.put(data, suffix or ".img", digest=digest)
+            if result.anomaly_map is not None:
+                scale = render.map_scale(result.pixel_threshold, result.anomaly_map)
+                heatmap_key = self.images.put(render.encode_map(result.anomaly_map, scale), ".png")
+            if is_ng:
+                # NG parts are what operators open; render their overlay once, now.
+                overlay_key = self.images.put(render.overlay_png(image, result.anomaly_map, result), ".png")
+        t_store = time.perf_counter()
+
+        verdict = getattr(result.verdict, "value", str(result.verdict))
+        timings = {k: round(float(v), 3) for k, v in (result.timings_ms or {}).items()}
+        timings.update({"station_decode": round((t_decode - t0) * 1e3, 3),
+                        "station_model": round((t_m1 - t_m0) * 1e3, 3),
+                        "station_store_files": round((t_store - t_m1) * 1e3, 3)})
+        h, w = image.shape[:2]
+        rec = Inspection(
+            part_id=part.part_id, line=part.line, station=part.station, product=part.product,
+            lot=part.lot, serial=part.serial, source=source, verdict=verdict, score=float(result.score),
+            threshold=float(result.threshold), pixel_threshold=float(result.pixel_threshold),
+            model_id=mv.model_id, model_version=mv.model_version or str(getattr(result, "model_version", "")),
+            registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
+            image_sha256=digest, image_width=int(w), image_height=int(h), image_key=image_key,
+            heatmap_key=heatmap_key, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
+            reviewed=False)
+        s = self.db.new_session()
+        try:
+            s.add(rec)
+            s.commit()
+        except IntegrityError:
+            # The same part + image arrived twice at once; the first one wins.
+            s.rollback()
+            s.close()
+            existing = self.find_existing(part.part_id, digest)
+            if existing is None:
+                raise
+            return Outcome(existing, created=False)
+        finally:
+            s.close()
+        total = time.perf_counter() - t0
+        self.metrics.parts.labels(part.line, part.station, verdict).inc()
+        self.metrics.latency.labels(part.line).observe(total)
+        self.metrics.model_latency.labels(part.line).observe(t_m1 - t_m0)
+        payload = inspection_to_dict(rec)
+        payload["event"] = "inspection"
+        self.sinks.publish(payload)
+        return Outcome(rec, created=True)
+
+    def _model_lock(self, model_id: str) -> threading.Lock:
+        # One part at a time per model: the model already uses every core for one
+        # image, and running parts side by side only adds thrashing.
+        with self._locks_guard:
+            return self._model_locks.setdefault(model_id, threading.Lock())
+
+    # -- records ---------------------------------------------------------------------
+    def find_existing(self, part_id: str, digest: str) -> Optional[Inspection]:
+        with self.db.session() as s:
+            return s.scalar(select(Inspection).where(Inspection.part_id == part_id,
+                                                     Inspection.image_sha256 == digest))
+
+    def get(self, inspection_id: int) -> Inspection:
+        with self.db.session() as s:
+            rec = s.get(Inspection, inspection_id)
+        if rec is None:
+            raise NotFound(f"no inspection with id {inspection_id}")
+        return rec
+
+    def query(self, *, line: Optional[str] = None, station: Optional[str] = None,
+              product: Optional[str] = None, verdict: Optional[str] = None, part_id: Optional[str] = None,
+              since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
+              reviewed: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50
+              ) -> list[Inspection]:
+        """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
+        q = select(Inspection)
+        for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
+                         (Inspection.verdict, verdict), (Inspection.part_id, part_id)):
+            if val is not None:
+                q = q.where(col == val)
+        if since is not None:
+            q = q.where(Inspection.created_at >= _naive_utc(since))
+        if until is not None:
+            q = q.where(Inspection.created_at < _naive_utc(until))
+        if reviewed is not None:
+            q = q.where(Inspection.reviewed.is_(reviewed))
+        if before_id is not None:
+            q = q.where(Inspection.id < before_id)
+        q = q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+        with self.db.session() as s:
+            return list(s.scalars(q))
+
+    def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str]) -> Inspection:
+        if label not in ("good", "defect"):
+            raise StationError("label must be 'good' (a false reject) or 'defect' (a confirmed defect)")
+        with self.db.session() as s:
+            rec = s.get(Inspection, inspection_id)
+            if rec is None:
+                raise NotFound(f"no inspection with id {inspection_id}")
+            rec.reviewed = True
+            rec.review_label = label
+            rec.reviewer = reviewer
+            rec.review_note = note
+            rec.reviewed_at = utcnow()
+        return rec
+
+    # -- models ----------------------------------------------------------------------
+    def _refresh_active_metrics(self) -> None:
+        for mv in self.models.list():
+            if mv.active:
+                self.metrics.set_active(mv.product, mv.line, mv.model_id, mv.version)
+
+    def add_model(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
+                  by: Optional[str] = None, activate: bool = False):
+        mv = self.models.add(data, product, line, note=note, by=by, activate=activate)
+        self._refresh_active_metrics()
+        return mv
+
+    def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
+        """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
+        from pathlib import Path
+        data = Path(path).read_bytes()
+        digest = sha256_hex(data)
+        for mv in self.models.list(product, line):
+            if mv.file_key.split("/")[-1].startswith(digest):
+                return mv if mv.active else self.activate_model(product, line, mv.version, by=by)
+        return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
+
+    def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
+        mv = self.models.activate(product, line, version, by)
+        self._refresh_active_metrics()
+        return mv
+
+    def rollback_model(self, product: str, line: str, by: Optional[str] = None):
+        mv = self.models.rollback(product, line, by)
+        self._refresh_active_metrics()
+        return mv
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.sinks.close()
+        self.db.dispose()
+
+
+def _naive_utc(t: dt.datetime) -> dt.datetime:
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return t

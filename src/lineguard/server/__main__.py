@@ -1,0 +1,37 @@
+"""``python -m lineguard.server``: the station without the full CLI (tests, containers)."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..line.config import RetentionPolicy, StationConfig
+from .app import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m lineguard.server")
+    ap.add_argument("--data", default="./station")
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--db-schema", default=None)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--product", default=None)
+    ap.add_argument("--line", default="")
+    ap.add_argument("--max-upload-mb", type=float, default=32.0)
+    ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--webhook", default=None)
+    ap.add_argument("--mqtt", default=None)
+    ap.add_argument("--sqlite-synchronous", default="FULL")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
+                        max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                        retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
+                        mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous)
+    serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

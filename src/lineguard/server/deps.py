@@ -1,0 +1,59 @@
+"""Dependencies shared by the routers: the station and API-key checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from fastapi import Depends, HTTPException, Request
+
+from ..line.auth import role_allows, verify_key
+from ..line.station import Station
+
+
+def get_station(request: Request) -> Station:
+    return request.app.state.station
+
+
+@dataclass
+class Caller:
+    key_id: Optional[int]
+    role: Optional[str]
+    name: str
+
+
+def _key_from(request: Request) -> Optional[str]:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def require(role: str) -> Callable[..., Caller]:
+    """Dependency: the caller must present a valid key of ``role`` or higher."""
+
+    def dep(request: Request, station: Station = Depends(get_station)) -> Caller:
+        key = _key_from(request)
+        if not key:
+            raise HTTPException(401, f"this action needs an API key with role {role} or higher: send it in the "
+                                     "X-API-Key header (create one with `lineguard keys create`)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        with station.db.session() as s:
+            row = verify_key(s, key)
+        if row is None:
+            raise HTTPException(401, "the API key is unknown or revoked; ask an admin for a new one",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not role_allows(row.role, role):
+            raise HTTPException(403, f"a {row.role} key cannot do this; it needs role {role} or higher")
+        return Caller(row.id, row.role, row.name or f"key-{row.prefix}")
+
+    return dep
+
+
+def reader(request: Request, station: Station = Depends(get_station)) -> Optional[Caller]:
+    """Read access: open on the plant LAN by default, else an operator key."""
+    if station.config.open_reads:
+        return None
+    return require("operator")(request, station)

@@ -1,0 +1,146 @@
+"""Parts in, verdicts out: inspect, look back, review."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from ...line.errors import NotFound, UploadTooLarge
+from ...line.imagestore import media_type_for
+from ...line.orm import Inspection
+from ...line.station import Part, Station, inspection_to_dict
+from ..deps import Caller, get_station, reader, require
+from ..schemas import ReviewIn
+
+router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
+
+
+def with_links(rec: Inspection) -> dict[str, Any]:
+    d = inspection_to_dict(rec)
+    base = f"/api/v1/inspections/{rec.id}"
+    links = {"self": base}
+    if rec.image_key:
+        links["image"] = base + "/image"
+        links["overlay"] = base + "/overlay"
+    if rec.heatmap_key:
+        links["heatmap"] = base + "/heatmap"
+    d["links"] = links
+    return d
+
+
+def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    # Read one byte past the limit: enough to know it is too big without reading it all.
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the image is over the station limit of {limit / 1e6:.1f} MB; "
+                             "send a smaller image or raise the limit (--max-upload-mb)")
+    return data
+
+
+@router.post("", status_code=201, summary="Inspect one part",
+             responses={200: {"description": "this part and image were already inspected; the existing record"},
+                        400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+async def create_inspection(
+    image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
+    part_id: str = Form(..., max_length=200), line: str = Form(..., max_length=100),
+    station_name: str = Form(..., alias="station", max_length=100), product: str = Form(..., max_length=100),
+    lot: Optional[str] = Form(None, max_length=200), serial: Optional[str] = Form(None, max_length=200),
+    station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
+) -> JSONResponse:
+    part = Part(part_id=part_id, line=line, station=station_name, product=product, lot=lot or None,
+                serial=serial or None)
+
+    def work():
+        data = _read_upload(image, station.config.max_upload_bytes)
+        return station.inspect(data, part, source="api")
+
+    # The model and the commit block; run them off the event loop. The record is
+    # committed inside station.inspect, before this response is built.
+    outcome = await run_in_threadpool(work)
+    body = with_links(outcome.record)
+    body["created"] = outcome.created
+    return JSONResponse(body, status_code=201 if outcome.created else 200)
+
+
+def _parse_bool(v: Optional[str]) -> Optional[bool]:
+    if v is None or v == "":
+        return None
+    return v.lower() in ("1", "true", "yes")
+
+
+@router.get("", summary="List inspections, newest first")
+def list_inspections(
+    line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
+    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG)$"),
+    part_id: Optional[str] = None,
+    since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
+    until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
+    reviewed: Optional[bool] = None, limit: int = Query(50, ge=1, le=1000),
+    cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
+    station: Station = Depends(get_station), _r: Any = Depends(reader),
+) -> dict[str, Any]:
+    before = None
+    if cursor:
+        try:
+            before = int(cursor)
+        except ValueError:
+            from ...line.errors import StationError
+            raise StationError("cursor must be the next_cursor value of a previous page")
+    rows = station.query(line=line, station=station_name, product=product, verdict=verdict, part_id=part_id,
+                         since=since, until=until, reviewed=reviewed, before_id=before, limit=limit)
+    return {"items": [with_links(r) for r in rows],
+            "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
+
+
+@router.get("/{inspection_id}", summary="One inspection")
+def get_inspection(inspection_id: int, station: Station = Depends(get_station),
+                   _r: Any = Depends(reader)) -> dict[str, Any]:
+    return with_links(station.get(inspection_id))
+
+
+@router.get("/{inspection_id}/image", summary="The stored part image", response_class=Response)
+def get_image(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+    rec = station.get(inspection_id)
+    if not rec.image_key:
+        raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
+    return Response(station.images.get(rec.image_key), media_type=media_type_for(rec.image_key))
+
+
+@router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response)
+def get_heatmap(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+    from ...line.render import heatmap_png
+    rec = station.get(inspection_id)
+    if not rec.heatmap_key:
+        raise NotFound(f"the anomaly map of inspection {inspection_id} was not kept")
+    return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png")
+
+
+@router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response)
+def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+    rec = station.get(inspection_id)
+    if rec.overlay_key:
+        return Response(station.images.get(rec.overlay_key), media_type="image/png")
+    if not rec.image_key:
+        raise NotFound(f"the image of inspection {inspection_id} was not kept, so there is no overlay")
+    from ...line import render
+    from ...vision.imageio import load_image
+    from ...vision.result import DefectRegion, InspectionResult, Verdict
+    image = load_image(station.images.get(rec.image_key))
+    amap = None
+    if rec.heatmap_key and rec.heatmap_scale:
+        amap = render.decode_map(station.images.get(rec.heatmap_key), rec.heatmap_scale)
+    result = InspectionResult(verdict=Verdict(rec.verdict), score=rec.score, threshold=rec.threshold,
+                              pixel_threshold=rec.pixel_threshold, anomaly_map=amap,
+                              regions=[DefectRegion.from_dict(r) for r in rec.regions or []],
+                              model_id=rec.model_id, model_version=rec.model_version,
+                              image_size=(rec.image_width, rec.image_height))
+    return Response(render.overlay_png(image, amap, result), media_type="image/png")
+
+
+@router.post("/{inspection_id}/review", summary="An operator's judgement of a part")
+def review_inspection(inspection_id: int, body: ReviewIn, station: Station = Depends(get_station),
+                      caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
+    return with_links(station.review(inspection_id, body.label, caller.name, body.note))

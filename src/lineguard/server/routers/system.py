@@ -1,0 +1,58 @@
+"""Health, metrics and API keys."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from sqlalchemy import select, text
+
+from ... import __version__
+from ...line.auth import create_key, revoke_key
+from ...line.errors import NotFound
+from ...line.orm import ApiKey
+from ...line.station import Station, _iso
+from ..deps import Caller, get_station, require
+from ..schemas import KeyIn
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", summary="Is the station up and its database reachable")
+def health(station: Station = Depends(get_station)) -> dict[str, Any]:
+    with station.db.session() as s:
+        s.execute(text("SELECT 1"))
+    active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+    return {"status": "ok", "version": __version__,
+            "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(station: Station = Depends(get_station)) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+    return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/api/v1/keys", status_code=201, tags=["keys"], summary="Create an API key (shown once)")
+def new_key(body: KeyIn, station: Station = Depends(get_station),
+            caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
+    with station.db.session() as s:
+        row, key = create_key(s, body.role, body.name)
+    return {"id": row.id, "role": row.role, "name": row.name, "key": key}
+
+
+@router.get("/api/v1/keys", tags=["keys"], summary="List API keys (never the keys themselves)")
+def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
+    with station.db.session() as s:
+        rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+    return {"items": [{"id": r.id, "prefix": r.prefix, "role": r.role, "name": r.name,
+                       "created_at": _iso(r.created_at), "revoked": r.revoked} for r in rows]}
+
+
+@router.delete("/api/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
+def delete_key(key_id: int, station: Station = Depends(get_station),
+               caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
+    with station.db.session() as s:
+        if not revoke_key(s, key_id):
+            raise NotFound(f"no API key with id {key_id}")
+    return {"id": key_id, "revoked": True}

@@ -1,0 +1,100 @@
+"""A tiny stand-in for Inspector (no torch): score = mean brightness of the part.
+
+Used by the plumbing tests (auth, storage, idempotency, sources, sinks) so they run in
+a second; the end-to-end tests use a real fitted model.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lineguard.vision.errors import BundleError
+from lineguard.vision.imageio import load_image
+from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
+
+
+class FakeInspector:
+    def __init__(self, threshold: float = 0.5, version: str = "fake-1", delay_s: float = 0.0):
+        self.threshold = threshold
+        self.pixel_threshold = threshold
+        self.model_version = version
+        self.delay_s = delay_s
+        self.model_id = ""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"fake_lineguard_model": True, "threshold": self.threshold,
+                           "version": self.model_version, "delay_s": self.delay_s}).encode()
+
+    def save(self, path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path) -> "FakeInspector":
+        data = Path(path).read_bytes()
+        try:
+            d = json.loads(data)
+            assert d["fake_lineguard_model"] is True
+        except Exception as exc:  # noqa: BLE001
+            raise BundleError(f"{path}: not a model file") from exc
+        if d.get("broken"):
+            raise BundleError(f"{path}: weights are corrupt")
+        insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)))
+        import hashlib
+        insp.model_id = hashlib.sha256(data).hexdigest()
+        return insp
+
+    @classmethod
+    def fit(cls, images, **params) -> "FakeInspector":
+        vals = [load_image(p).mean() / 255.0 for p in images]
+        return cls(threshold=float(max(vals)) + 0.05, version="fake-trained")
+
+    def inspect(self, image) -> InspectionResult:
+        t0 = time.perf_counter()
+        arr = load_image(image)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        amap = arr.mean(axis=2).astype(np.float32) / 255.0
+        score = float(amap.mean())
+        regions = []
+        ys, xs = np.nonzero(amap > self.pixel_threshold)
+        verdict = Verdict.NG if score > self.threshold else Verdict.OK
+        if verdict is Verdict.NG and len(xs):
+            regions.append(DefectRegion(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                                        int(ys.max() - ys.min() + 1), int(len(xs)), float(amap.max()),
+                                        float(amap[ys, xs].mean())))
+        return InspectionResult(verdict=verdict, score=score, threshold=self.threshold,
+                                pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
+                                model_id=self.model_id, model_version=self.model_version,
+                                image_size=(arr.shape[1], arr.shape[0]),
+                                timings_ms={"total": (time.perf_counter() - t0) * 1e3})
+
+
+def serve_main(argv: list[str]) -> None:
+    """Run the station with fake models (``python tests/server/fake_inspector.py ...``)."""
+    from lineguard.line.config import RetentionPolicy, StationConfig
+    from lineguard.server.app import serve
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data")
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--db-schema", default=None)
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--max-upload-mb", type=float, default=1.0)
+    ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--mqtt", default=None)
+    ap.add_argument("--webhook", default=None)
+    a = ap.parse_args(argv)
+    cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
+                        max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                        retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
+                        webhook_url=a.webhook)
+    serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    serve_main(sys.argv[1:])
