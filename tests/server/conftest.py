@@ -1,0 +1,144 @@
+"""Fixtures for the station service: a real uvicorn process on loopback."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_bytes(value: int = 60, size: int = 64, seed: Optional[int] = None) -> bytes:
+    """A PNG part; ``value`` sets brightness (the fake model's score), ``seed`` makes it unique."""
+    rng = np.random.default_rng(seed if seed is not None else value)
+    arr = np.clip(rng.normal(value, 5, (size, size, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_keys(data_dir: Path, db_url: Optional[str] = None, schema: Optional[str] = None) -> dict[str, str]:
+    from lineguard.line.auth import create_key
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    cfg = StationConfig(data_dir=data_dir, db_url=db_url, db_schema=schema)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(cfg.database_url, schema=schema)
+    db.upgrade()
+    keys = {}
+    with db.session() as s:
+        for role in ("operator", "engineer", "admin"):
+            keys[role] = create_key(s, role, name=f"test-{role}")[1]
+    db.dispose()
+    return keys
+
+
+class ServerProc:
+    """One station process; ``fake=True`` runs it with the torch-free fake model."""
+
+    def __init__(self, data_dir: Path, fake: bool = True, extra: Optional[list[str]] = None):
+        self.data_dir = data_dir
+        self.fake = fake
+        self.extra = extra or []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Optional[subprocess.Popen] = None
+        self.log = data_dir.parent / f"server-{uuid.uuid4().hex[:6]}.log"
+
+    def start(self, timeout: float = 60.0) -> "ServerProc":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.fake:
+            cmd = [sys.executable, str(HERE / "fake_inspector.py")]
+        else:
+            cmd = [sys.executable, "-m", "lineguard.server"]
+        cmd += ["--data", str(self.data_dir), "--port", str(self.port)] + self.extra
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+        self._fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not come up in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_fh", None):
+            self._fh.close()
+
+    def client(self, key: Optional[str] = None) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+
+def post_part(client: httpx.Client, data: bytes, part_id: str, product: str = "cell", line: str = "L1",
+              station: str = "S1", **extra: str) -> httpx.Response:
+    form = {"part_id": part_id, "line": line, "station": station, "product": product, **extra}
+    return client.post("/api/v1/inspections", files={"image": ("part.png", data, "image/png")}, data=form)
+
+
+def fake_model_bytes(threshold: float = 0.5, version: str = "fake-1", **kw) -> bytes:
+    sys.path.insert(0, str(HERE))
+    from fake_inspector import FakeInspector
+    return FakeInspector(threshold, version, **kw).to_bytes()
+
+
+def pg_reachable() -> bool:
+    try:
+        import psycopg
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory):
+    """A station with fake models (threshold 0.5 on brightness), product 'cell' active."""
+    data = tmp_path_factory.mktemp("station") / "data"
+    keys = make_keys(data)
+    srv = ServerProc(data, fake=True).start()
+    with srv.client(keys["engineer"]) as c:
+        r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
+                   data={"product": "cell", "activate": "true"})
+        assert r.status_code == 201, r.text
+    srv.keys = keys
+    yield srv
+    srv.stop()
