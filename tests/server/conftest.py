@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from fake_inspector import FakeInspector, png_bytes  # noqa: E402,F401
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -25,15 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def png_bytes(value: int = 60, size: int = 64, seed: Optional[int] = None) -> bytes:
-    """A PNG part; ``value`` sets brightness (the fake model's score), ``seed`` makes it unique."""
-    rng = np.random.default_rng(seed if seed is not None else value)
-    arr = np.clip(rng.normal(value, 5, (size, size, 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def make_keys(data_dir: Path, db_url: Optional[str] = None, schema: Optional[str] = None) -> dict[str, str]:
@@ -115,8 +108,6 @@ def post_part(client: httpx.Client, data: bytes, part_id: str, product: str = "c
 
 
 def fake_model_bytes(threshold: float = 0.5, version: str = "fake-1", **kw) -> bytes:
-    sys.path.insert(0, str(HERE))
-    from fake_inspector import FakeInspector
     return FakeInspector(threshold, version, **kw).to_bytes()
 
 

@@ -73,6 +73,17 @@ class FakeInspector:
                                 timings_ms={"total": (time.perf_counter() - t0) * 1e3})
 
 
+def png_bytes(value: int = 60, size: int = 64, seed=None) -> bytes:
+    """A PNG part; ``value`` sets brightness (the fake model's score), ``seed`` makes it unique."""
+    import io
+    from PIL import Image
+    rng = np.random.default_rng(seed if seed is not None else value)
+    arr = np.clip(rng.normal(value, 5, (size, size, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def serve_main(argv: list[str]) -> None:
     """Run the station with fake models (``python tests/server/fake_inspector.py ...``)."""
     from lineguard.line.config import RetentionPolicy, StationConfig

@@ -1,0 +1,144 @@
+"""Storage of a station on SQLite and on a real PostgreSQL: same tests, both backends."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import inspect as sa_inspect, text
+
+from lineguard.line.auth import create_key, revoke_key, role_allows, verify_key
+from lineguard.line.config import RetentionPolicy
+from lineguard.line.errors import Conflict, CorruptImage, NoActiveModel, NotAnImage, UploadTooLarge
+from lineguard.line.orm import ApiKey, Inspection
+from lineguard.line.station import Part
+
+from fake_inspector import FakeInspector, png_bytes
+
+
+def part(pid: str, **kw) -> Part:
+    return Part(part_id=pid, line=kw.pop("line", "L1"), station=kw.pop("station", "S1"),
+                product=kw.pop("product", "cell"), **kw)
+
+
+def test_migrations_create_every_table_and_are_repeatable(station):
+    names = set(sa_inspect(station.db.engine).get_table_names(schema=station.db.schema))
+    assert {"inspections", "model_versions", "model_activations", "api_keys", "jobs", "alembic_version"} <= names
+    station.db.upgrade()   # a restart runs upgrade head again: a no-op
+    with station.db.session() as s:
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    if station.db.is_sqlite:
+        with station.db.session() as s:
+            assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_inspection_is_recorded_with_model_and_files(station):
+    out = station.inspect(png_bytes(220, seed=1), part("p1", lot="A", serial="7"))
+    assert out.created
+    rec = station.get(out.record.id)
+    assert rec.verdict == "NG" and rec.lot == "A" and rec.serial == "7" and rec.registry_version == 1
+    assert rec.model_version == "v-a" and rec.regions and rec.timings_ms["station_model"] >= 0
+    assert station.images.get(rec.image_key) == png_bytes(220, seed=1)
+    assert rec.heatmap_key and rec.overlay_key and rec.image_sha256 in rec.image_key
+
+
+def test_idempotent_on_part_and_image_even_concurrently(station):
+    img = png_bytes(40, seed=2)
+    results = []
+
+    def go():
+        results.append(station.inspect(img, part("same")))
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(o.created for o in results) == 1
+    assert len({o.record.id for o in results}) == 1
+    assert len(station.query(part_id="same")) == 1
+
+
+def test_bad_input_raises_and_stores_nothing(station_factory):
+    st = station_factory(max_upload_bytes=10_000)
+    st.add_model(FakeInspector().to_bytes(), "cell", activate=True)
+    with pytest.raises(NotAnImage):
+        st.inspect(b"hello world, not an image", part("x1"))
+    with pytest.raises(CorruptImage):
+        st.inspect(png_bytes(50, seed=3)[:300], part("x2"))
+    with pytest.raises(UploadTooLarge):
+        st.inspect(png_bytes(50, seed=3, size=256), part("x3"))
+    with pytest.raises(NoActiveModel):
+        st.inspect(png_bytes(50, seed=3), part("x4", product="ghost"))
+    assert st.query() == []
+    assert not any(p.is_file() for p in st.images.root.rglob("*"))
+
+
+def test_query_filters_and_cursor(station):
+    for i in range(5):
+        station.inspect(png_bytes(20 + i, seed=10 + i), part(f"q{i}", line="LA" if i % 2 else "LB"))
+    station.inspect(png_bytes(230, seed=30), part("q-ng", line="LA", station="S7"))
+    assert [r.part_id for r in station.query(line="LA")] == ["q-ng", "q3", "q1"]
+    assert [r.part_id for r in station.query(verdict="NG")] == ["q-ng"]
+    assert [r.part_id for r in station.query(station="S7")] == ["q-ng"]
+    page1 = station.query(limit=4)
+    page2 = station.query(limit=4, before_id=page1[-1].id)
+    assert len(page1) == 4 and len(page2) == 2 and not {r.id for r in page1} & {r.id for r in page2}
+    now = dt.datetime.now(dt.timezone.utc)
+    assert len(station.query(since=now - dt.timedelta(minutes=1))) == 6
+    assert station.query(until=now - dt.timedelta(minutes=1)) == []
+    station.review(page1[0].id, "defect", "anna", "confirmed crack")
+    assert [r.id for r in station.query(reviewed=True)] == [page1[0].id]
+    assert len(station.query(reviewed=False)) == 5
+
+
+def test_registry_versions_activate_rollback(station):
+    station.add_model(FakeInspector(0.2, "v-b").to_bytes(), "cell")
+    station.add_model(FakeInspector(0.3, "v-c").to_bytes(), "cell", line="L5")
+    vs = station.models.list("cell")
+    assert [(m.line, m.version, m.active) for m in vs] == [("", 1, True), ("", 2, False), ("L5", 1, False)]
+    station.activate_model("cell", "", 2)
+    assert station.models.active_for("cell", "L1").version == 2
+    station.activate_model("cell", "L5", 1)
+    assert station.models.active_for("cell", "L5").model_version == "v-c"     # line-specific wins
+    assert station.rollback_model("cell", "").version == 1
+    assert station.models.active_for("cell", "L1").model_version == "v-a"
+    with pytest.raises(Conflict):
+        station.rollback_model("cell", "L5")
+
+
+def test_api_keys_hashed_roles_revocation(station):
+    with station.db.session() as s:
+        row, key = create_key(s, "engineer", "eng")
+    with station.db.session() as s:
+        stored = s.get(ApiKey, row.id)
+        assert key not in (stored.key_hash, stored.prefix) and len(stored.key_hash) == 64
+        assert verify_key(s, key).role == "engineer"
+        assert verify_key(s, key + "x") is None and verify_key(s, "garbage") is None
+        revoke_key(s, row.id)
+    with station.db.session() as s:
+        assert verify_key(s, key) is None
+    assert role_allows("admin", "operator") and role_allows("engineer", "engineer")
+    assert not role_allows("operator", "engineer")
+
+
+def test_retention_keeps_ng_and_samples_ok(station_factory):
+    st = station_factory(retention=RetentionPolicy(keep_ng=True, ok_sample_rate=0.0))
+    st.add_model(FakeInspector().to_bytes(), "cell", activate=True)
+    ok = st.inspect(png_bytes(30, seed=40), part("r-ok")).record
+    ng = st.inspect(png_bytes(230, seed=41), part("r-ng")).record
+    assert ok.image_key is None and ok.heatmap_key is None and ng.image_key is not None
+    half = RetentionPolicy(ok_sample_rate=0.5)
+    kept = sum(half.keep(False, f"{i:08x}" * 8) for i in range(0, 2 ** 32 - 1, 2 ** 32 // 400))
+    assert 150 < kept < 250
+    assert half.keep(True, "f" * 64)
+
+
+def test_records_survive_a_new_station_process(station_factory):
+    st = station_factory()
+    st.add_model(FakeInspector().to_bytes(), "cell", activate=True)
+    rid = st.inspect(png_bytes(30, seed=50), part("persist")).record.id
+    st.close()
+    st2 = station_factory()
+    assert st2.get(rid).part_id == "persist"
+    assert st2.models.active_for("cell", "L1").version == 1
