@@ -57,3 +57,23 @@ def station(station_factory):
     st = station_factory()
     st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
     return st
+
+
+@pytest.fixture
+def sqlite_station(tmp_path):
+    """A station on SQLite with fake model 'cell' active (sources and sinks tests)."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    made = []
+
+    def make(sinks=None, **kw):
+        st = Station(StationConfig(data_dir=tmp_path / "data", **kw), loader=FakeInspector.load,
+                     trainer=FakeInspector.fit, sinks=sinks)
+        if not st.models.list("cell"):
+            st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.close()
