@@ -1,0 +1,109 @@
+"""Results out: MQTT against the real mosquitto broker, webhook against a local HTTP server."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from lineguard.line.sinks import MqttSink, WebhookSink
+from lineguard.line.station import Part
+
+from .conftest import png_bytes
+
+
+def _broker_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 1883), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_mqtt_result_per_line_and_station(sqlite_station):
+    if not _broker_up():
+        pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
+    import paho.mqtt.client as mqtt
+    line = f"L-{uuid.uuid4().hex[:6]}"
+    got: list[tuple[str, dict, int]] = []
+    subscribed = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.qos))
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
+    sub.connect("127.0.0.1", 1883)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")])
+        st.inspect(png_bytes(230, seed=1), Part("m-1", line, "S2", "cell"))
+        st.inspect(png_bytes(30, seed=2), Part("m-2", line, "S2", "cell"))
+        assert st.sinks.flush(10)
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert [(t, d["part_id"], d["verdict"], q) for t, d, q in got] == [
+        (f"lineguard/{line}/S2/result", "m-1", "NG", 1), (f"lineguard/{line}/S2/result", "m-2", "OK", 1)]
+    assert got[0][1]["event"] == "inspection" and got[0][1]["model"]["registry_version"] == 1
+
+
+class _Hook(BaseHTTPRequestHandler):
+    fail_first = 0
+    received: list = []
+    delay_s = 0.0
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["content-length"]))
+        cls = type(self)
+        if cls.delay_s:
+            time.sleep(cls.delay_s)
+        if cls.fail_first > 0:
+            cls.fail_first -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        cls.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):  # silence
+        pass
+
+
+@pytest.fixture
+def hook():
+    handler = type("Hook", (_Hook,), {"fail_first": 0, "received": [], "delay_s": 0.0})
+    srv = HTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    handler.url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    yield handler
+    srv.shutdown()
+
+
+def test_webhook_retries_with_backoff(sqlite_station, hook):
+    hook.fail_first = 2
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=3, backoff_s=0.05)])
+    st.inspect(png_bytes(230, seed=3), Part("w-1", "L1", "S1", "cell"))
+    assert st.sinks.flush(10)
+    assert [d["part_id"] for d in hook.received] == ["w-1"]
+
+
+def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):
+    hook.delay_s = 1.0
+    dead = WebhookSink("http://127.0.0.1:9/nothing-listens", timeout_s=0.5, retries=1, backoff_s=0.05)
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=5, retries=0), dead])
+    t0 = time.monotonic()
+    for i in range(3):
+        st.inspect(png_bytes(30, seed=10 + i), Part(f"w-{i}", "L1", "S1", "cell"))
+    assert time.monotonic() - t0 < 1.0          # three parts done before the hook answered once
+    assert st.sinks.flush(15)
+    assert len(hook.received) == 3
+    assert 'lineguard_sink_dropped_total{sink="webhook"} 3.0' in st.metrics.render().decode()
