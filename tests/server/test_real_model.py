@@ -1,0 +1,85 @@
+"""End to end with a real fitted model: `python -m lineguard.server --model X.lgm --product cell`."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import ServerProc, make_keys, post_part
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A real PatchCore model on 20 synthetic parts at 128 px, fitted once per session."""
+    from lineguard import Inspector
+    from lineguard.vision.synth import make_part
+    good = [make_part(seed, size=128)[0] for seed in range(20)]
+    insp = Inspector.fit(good, detector="patchcore", image_size=128, false_reject_rate=0.05, seed=0)
+    path = tmp_path_factory.mktemp("model") / "cell.lgm"
+    insp.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory, tiny_model):
+    data = tmp_path_factory.mktemp("real") / "data"
+    keys = make_keys(data)
+    srv = ServerProc(data, fake=False, extra=["--model", str(tiny_model), "--product", "cell"]).start(timeout=120)
+    srv.keys = keys
+    yield srv
+    srv.stop()
+
+
+def test_real_model_judges_parts_and_serves_pictures(real_server):
+    from lineguard.vision.synth import make_part
+    with real_server.client(real_server.keys["operator"]) as c:
+        good = post_part(c, _png(make_part(1000, size=128)[0]), "good-1")
+        assert good.status_code == 201, good.text
+        bad = post_part(c, _png(make_part(1001, size=128, defect="scratch")[0]), "bad-1")
+        g, b = good.json(), bad.json()
+        assert b["score"] > g["score"]
+        assert b["verdict"] == "NG" and b["regions"]
+        assert g["model"]["registry_version"] == 1 and len(g["model"]["model_id"]) >= 16
+        assert g["timings_ms"]["station_model"] > 0 and "model" in g["timings_ms"]
+        for kind in ("heatmap", "overlay", "image"):
+            r = c.get(b["links"][kind])
+            assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        # restarting with the same --model does not add a version
+        models = c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+        assert [(m["version"], m["active"]) for m in models] == [(1, True)]
+
+
+def test_train_new_version_from_stored_good_parts(real_server):
+    from lineguard.vision.synth import make_part
+    with real_server.client(real_server.keys["operator"]) as c:
+        for seed in range(2000, 2012):
+            assert post_part(c, _png(make_part(seed, size=128)[0]), f"tg-{seed}", product="cell").status_code == 201
+    with real_server.client(real_server.keys["engineer"]) as e:
+        r = e.post("/api/v1/models/cell/train", json={"image_size": 128, "min_images": 10, "activate": True,
+                                                      "false_reject_rate": 0.05})
+        assert r.status_code == 202, r.text
+        jid = r.json()["id"]
+        seen_progress = set()
+        for _ in range(600):
+            st = e.get(f"/api/v1/jobs/{jid}").json()
+            seen_progress.add(st["progress"])
+            if st["status"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert st["status"] == "done", st
+        assert st["result"]["version"] == 2 and st["result"]["images"] >= 10
+        active = [m["version"] for m in e.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+                  if m["active"]]
+        assert active == [2]
+    with real_server.client(real_server.keys["operator"]) as c:
+        r = post_part(c, _png(make_part(3000, size=128)[0]), "after-train")
+        assert r.json()["model"]["registry_version"] == 2
