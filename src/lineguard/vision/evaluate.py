@@ -1,0 +1,271 @@
+"""Evaluate an inspector on an MVTec-style category folder: every metric, one call.
+
+    ev = evaluate(inspector, "datasets/magnetic_tile", out_dir="reports/tile")
+    ev["image_auroc"], ev["false_reject_rate"], ev["escape_rate"]
+
+Memory stays bounded by the pixel data the metrics need (one float per pixel), not by
+the images: each image is loaded, inspected and dropped; only the anomaly maps of the
+few gallery candidates are kept, and their images are re-read from disk for the
+report.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from .dataset import GOOD, MVTecCategory, TestItem
+from .errors import DatasetError, LineguardError
+from .imageio import load_image
+from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
+
+__all__ = ["evaluate"]
+
+# progress(stage, done, total), the same shape the Inspector uses; stage "inspect".
+Progress = Optional[Callable[[str, int, int], None]]
+
+
+def _or_none(fn: Callable[..., Any], *args: Any) -> Any:
+    """A metric, or None where it is undefined (e.g. only one class present)."""
+    try:
+        return fn(*args)
+    except ValueError:
+        return None
+
+
+class _Lowest:
+    """Keeps the k entries with the smallest keys (ties by arrival: earlier wins)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self._heap: list[tuple[Any, ...]] = []
+
+    def offer(self, key: tuple[float, int], payload: dict) -> None:
+        if self.k <= 0:
+            return
+        entry = (-key[0], -key[1], payload)         # heap top = the largest key kept
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, entry)
+        elif (key[0], key[1]) < (-self._heap[0][0], -self._heap[0][1]):
+            heapq.heapreplace(self._heap, entry)
+
+    def payloads(self) -> list[dict]:
+        return [e[2] for e in self._heap]
+
+
+def _resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(m, dtype=np.float32))
+    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], batch_size: int,
+             skipped: list[dict]) -> list[tuple[TestItem, np.ndarray, Any]]:
+    """Inspect a batch; if the batch fails, go one by one so one bad part costs one part."""
+    try:
+        results = inspector.inspect_batch(arrays, batch_size=batch_size)
+        return list(zip(items, arrays, results))
+    except (LineguardError, ValueError) as exc:
+        if len(arrays) == 1:
+            skipped.append({"path": str(items[0].path), "defect_type": items[0].defect_type,
+                            "error": f"inspection failed: {exc}"})
+            return []
+    out = []
+    for it, arr in zip(items, arrays):
+        try:
+            out.append((it, arr, inspector.inspect_batch([arr], batch_size=1)[0]))
+        except (LineguardError, ValueError) as exc:
+            skipped.append({"path": str(it.path), "defect_type": it.defect_type,
+                            "error": f"inspection failed: {exc}"})
+    return out
+
+
+def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategory],
+             out_dir: Union[str, os.PathLike, None] = None, batch_size: int = 16,
+             progress: Progress = None, max_gallery: int = 12, fpr_limit: float = 0.3) -> dict:
+    """Inspect every test image of a category and measure how well the inspector does.
+
+    ``inspector`` needs ``threshold``, ``pixel_threshold`` and
+    ``inspect_batch(images, batch_size=...) -> list[InspectionResult]``.
+    ``category_root`` is an MVTec-style folder (see :mod:`lineguard.vision.dataset`).
+
+    Returns a dict with plain top-level keys: ``image_auroc``, ``pixel_auroc``,
+    ``aupro`` (to ``fpr_limit``), ``f1_max`` and ``f1_threshold``, ``threshold`` (the
+    inspector's) with ``false_reject_rate``/``escape_rate`` and their counts at it,
+    ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that type vs all
+    good parts), pixel_auroc (that type's defect pixels vs all good pixels),
+    escape_rate, escapes, n, mean_score}), ``skipped`` (unreadable images with the
+    reason), ``notes``, timings, and ``items`` (one small dict per image: path,
+    defect_type, score, verdict). A metric that is undefined (e.g. no good test
+    images) is None. With ``out_dir`` the report is written there
+    (:func:`lineguard.vision.report.write_report`) and ``report`` holds its index.html.
+    """
+    cat = category_root if isinstance(category_root, MVTecCategory) else MVTecCategory(category_root)
+    threshold = float(inspector.threshold)
+    pixel_threshold = float(inspector.pixel_threshold)
+    batch_size = max(1, int(batch_size))
+    test_items = cat.test_items
+    total = len(test_items)
+
+    records: list[dict] = []
+    skipped: list[dict] = []
+    notes: list[str] = []
+    pix = PixelMetrics() if cat.has_ground_truth else None
+    mask_problems: list[str] = []
+    no_mask = 0
+    resized_maps = 0
+    # Gallery candidates: the report shows the lowest-scoring defects and the
+    # highest-scoring good parts, so the same number of each is all that is kept.
+    low_defects, high_goods = _Lowest(max_gallery), _Lowest(max_gallery)
+
+    t_start = time.perf_counter()
+    t_inspect = 0.0
+    done = 0
+    for start in range(0, total, batch_size):
+        chunk = test_items[start:start + batch_size]
+        arrays, ok = [], []
+        for it in chunk:
+            try:
+                arrays.append(load_image(it.path))
+                ok.append(it)
+            except LineguardError as exc:
+                skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})
+        t0 = time.perf_counter()
+        inspected = _inspect(inspector, arrays, ok, batch_size, skipped) if arrays else []
+        t_inspect += time.perf_counter() - t0
+        for it, img, res in inspected:
+            verdict = getattr(res.verdict, "value", res.verdict)
+            rec = {"path": str(it.path), "defect_type": it.defect_type,
+                   "score": float(res.score), "verdict": str(verdict)}
+            idx = len(records)
+            records.append(rec)
+            amap = res.anomaly_map
+            shape = img.shape[:2]
+            if amap is not None and np.shape(amap) != shape:
+                amap = _resize_map(np.asarray(amap), shape)
+                resized_maps += 1
+            if pix is not None and amap is not None:
+                try:
+                    mask = cat.load_mask(it, image_shape=shape)
+                except DatasetError as exc:
+                    mask_problems.append(str(exc))
+                    mask = None
+                if mask is not None:
+                    pix.add(amap, mask, tag=it.defect_type)
+                elif it.is_defect:
+                    no_mask += 1
+            payload = {"index": idx, "anomaly_map": amap, "regions": list(getattr(res, "regions", []) or []),
+                       "pixel_threshold": float(getattr(res, "pixel_threshold", pixel_threshold)),
+                       "threshold": float(getattr(res, "threshold", threshold))}
+            if it.is_defect:
+                low_defects.offer((rec["score"], idx), payload)
+            else:
+                high_goods.offer((-rec["score"], idx), payload)
+        done += len(chunk)
+        if progress:
+            progress("inspect", done, total)
+        del arrays, inspected
+
+    scores = np.array([r["score"] for r in records], dtype=np.float64)
+    labels = np.array([r["defect_type"] != GOOD for r in records], dtype=bool)
+    types = np.array([r["defect_type"] for r in records], dtype=object)
+    rates = rates_at(scores, labels, threshold)
+    f1 = _or_none(f1_max, scores, labels)
+
+    pixel_auroc = aupro = None
+    per_type_pixel: dict[str, float] = {}
+    t_pix = time.perf_counter()
+    if pix is not None and pix.n_regions > 0:
+        pixel_auroc = _or_none(pix.pixel_auroc)
+        aupro = _or_none(pix.aupro, fpr_limit)
+        per_type_pixel = _or_none(pix.pixel_auroc_by_tag) or {}
+    t_pix = time.perf_counter() - t_pix
+
+    per_type: dict[str, dict] = {}
+    good = ~labels
+    for t in cat.defect_types:
+        sel = types == t
+        if not sel.any():
+            continue
+        both = sel | good
+        r = rates_at(scores[sel], labels[sel], threshold)
+        per_type[t] = {
+            "n": int(sel.sum()),
+            "image_auroc": _or_none(image_auroc, scores[both], labels[both]),
+            "pixel_auroc": per_type_pixel.get(t),
+            "escape_rate": r["escape_rate"],
+            "escapes": r["escapes"],
+            "mean_score": float(scores[sel].mean()),
+        }
+
+    verdict_ng = np.array([r["verdict"] == "NG" for r in records], dtype=bool)
+    disagree = int((verdict_ng != (scores > threshold)).sum())
+    if disagree:
+        notes.append(f"{disagree} verdicts differ from 'score > threshold'; rates here use the score rule")
+    if skipped:
+        notes.append(f"{len(skipped)} test images could not be inspected and are left out (see skipped)")
+    if pix is None:
+        notes.append("no ground_truth folder: pixel metrics (pixel AUROC, AUPRO) not computed")
+    elif pix.n_regions == 0:
+        notes.append("no defect pixels in any mask: pixel metrics not computed")
+    if no_mask:
+        notes.append(f"{no_mask} defect images have no usable mask and are left out of the pixel metrics")
+    notes.extend(mask_problems[:20])
+    if resized_maps:
+        notes.append(f"{resized_maps} anomaly maps did not match their image size and were resized")
+
+    n_eval = len(records)
+    elapsed = time.perf_counter() - t_start
+    evaluation: dict[str, Any] = {
+        "image_auroc": _or_none(image_auroc, scores, labels),
+        "pixel_auroc": pixel_auroc,
+        "aupro": aupro,
+        "aupro_fpr_limit": fpr_limit,
+        "f1_max": f1[0] if f1 else None,
+        "f1_threshold": f1[1] if f1 else None,
+        "threshold": threshold,
+        "pixel_threshold": pixel_threshold,
+        "false_reject_rate": rates["false_reject_rate"],
+        "escape_rate": rates["escape_rate"],
+        "false_rejects": rates["false_rejects"],
+        "escapes": rates["escapes"],
+        "n_good": rates["n_good"],
+        "n_defect": rates["n_defect"],
+        "per_defect_type": per_type,
+        "category": cat.root.name,
+        "category_root": str(cat.root),
+        "n_test_images": total,
+        "n_evaluated": n_eval,
+        "n_pixel_images": pix.n_images if pix is not None else 0,
+        "n_defect_regions": pix.n_regions if pix is not None else 0,
+        "skipped": skipped,
+        "notes": notes,
+        "seconds_total": round(elapsed, 3),
+        "ms_per_image": round(1000.0 * t_inspect / n_eval, 3) if n_eval else None,
+        "seconds_pixel_metrics": round(t_pix, 3),
+    }
+    for attr in ("model_id", "model_version"):
+        try:
+            value = getattr(inspector, attr, None)
+        except Exception:                      # a model hash failing must not lose the evaluation
+            value = None
+        if value:
+            evaluation[attr] = str(value)
+    del pix
+
+    if out_dir is not None:
+        from .report import write_report
+
+        items = [dict(r) for r in records]
+        for p in low_defects.payloads() + high_goods.payloads():
+            items[p["index"]].update({k: v for k, v in p.items() if k != "index"})
+        evaluation["report"] = str(write_report(Path(out_dir), evaluation, items, max_gallery=max_gallery))
+        if progress:
+            progress("report", 1, 1)
+    evaluation["items"] = records
+    return evaluation
