@@ -39,7 +39,7 @@ def test_inspection_is_recorded_with_model_and_files(station):
     assert rec.verdict == "NG" and rec.lot == "A" and rec.serial == "7" and rec.registry_version == 1
     assert rec.model_version == "v-a" and rec.regions and rec.timings_ms["station_model"] >= 0
     assert station.images.get(rec.image_key) == png_bytes(220, seed=1)
-    assert rec.heatmap_key and rec.overlay_key and rec.image_sha256 in rec.image_key
+    assert rec.heatmap_key and rec.overlay_key is None and rec.image_sha256 in rec.image_key
 
 
 def test_idempotent_on_part_and_image_even_concurrently(station):

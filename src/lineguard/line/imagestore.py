@@ -35,6 +35,10 @@ class ContentStore:
             atomic_write_bytes(path, data)
         return key
 
+    def stage(self, data: bytes) -> "StagedFile":
+        """Start writing bytes to a temporary file in the background (see :class:`StagedFile`)."""
+        return StagedFile(self, data)
+
     def path(self, key: str) -> Path:
         # Keys come from our own database, but refuse anything that could leave the root.
         if ".." in key.split("/") or key.startswith("/"):
@@ -46,6 +50,55 @@ class ContentStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
+
+
+class StagedFile:
+    """Bytes written and fsynced to a temp file on a background thread.
+
+    The write overlaps other work (the model); :meth:`commit` waits for it and renames
+    the file to its key (atomic), :meth:`discard` removes it.
+    """
+
+    def __init__(self, store: ContentStore, data: bytes):
+        import tempfile
+        import threading
+        tmp_dir = store.root / ".staging"
+        tmp_dir.mkdir(exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".tmp")
+        self.store = store
+        self._error: BaseException | None = None
+
+        def write() -> None:
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except BaseException as exc:  # noqa: BLE001 - re-raised in commit()
+                self._error = exc
+
+        self._thread = threading.Thread(target=write, daemon=True)
+        self._thread.start()
+
+    def commit(self, key: str) -> str:
+        self._thread.join()
+        if self._error is not None:
+            self.discard()
+            raise self._error
+        target = self.store.path(key)
+        if target.exists():
+            self.discard()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, target)
+        return key
+
+    def discard(self) -> None:
+        self._thread.join()
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
 
 
 _MAGIC = [

@@ -36,7 +36,17 @@ def map_scale(pixel_threshold: float, amap: Optional[np.ndarray]) -> float:
     return peak if peak > 0 else 1.0
 
 
+MAP_MAX_SIDE = 256
+
+
 def encode_map(amap: np.ndarray, scale: float) -> bytes:
+    # The model's map is far coarser than the photo (one value per feature patch), so
+    # storing it at up to 256 px loses nothing visible and keeps the write fast.
+    h, w = amap.shape[:2]
+    if max(h, w) > MAP_MAX_SIDE:
+        f = MAP_MAX_SIDE / max(h, w)
+        amap = cv2.resize(amap.astype(np.float32), (max(1, round(w * f)), max(1, round(h * f))),
+                          interpolation=cv2.INTER_AREA)
     q = np.clip(amap.astype(np.float32) / scale, 0.0, 1.0) * 255.0 + 0.5
     return _png(q.astype(np.uint8))
 

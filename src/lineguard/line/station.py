@@ -157,28 +157,39 @@ class Station:
 
         mv = self.models.active_for(part.product, part.line)
         insp = self.models.inspector(mv)
-        with self._model_lock(mv.model_id):
-            t_m0 = time.perf_counter()
-            result = insp.inspect(image)
-            t_m1 = time.perf_counter()
+        # Write (and fsync) the image to a temporary file while the model runs; after
+        # the verdict it is renamed into place or dropped, per the retention policy.
+        staged = self.images.stage(data)
+        try:
+            t_wait = time.perf_counter()
+            with self._model_lock(mv.model_id):
+                t_m0 = time.perf_counter()
+                result = insp.inspect(image)
+                t_m1 = time.perf_counter()
+        except BaseException:
+            staged.discard()
+            raise
 
         is_ng = getattr(result.verdict, "value", result.verdict) == "NG"
         image_key = heatmap_key = overlay_key = None
         scale = None
         if self.config.retention.keep(is_ng, digest):
             from . import render
-            image_key = self.images.put(data, suffix or ".img", digest=digest)
+            image_key = staged.commit(self.images.key_for(digest, suffix or ".img"))
+        else:
+            staged.discard()
+        if image_key is not None:
             if result.anomaly_map is not None:
+                # The overlay is rendered when someone asks for it (GET .../overlay), not
+                # here: it would double the time a part spends outside the model.
                 scale = render.map_scale(result.pixel_threshold, result.anomaly_map)
                 heatmap_key = self.images.put(render.encode_map(result.anomaly_map, scale), ".png")
-            if is_ng:
-                # NG parts are what operators open; render their overlay once, now.
-                overlay_key = self.images.put(render.overlay_png(image, result.anomaly_map, result), ".png")
         t_store = time.perf_counter()
 
         verdict = getattr(result.verdict, "value", str(result.verdict))
         timings = {k: round(float(v), 3) for k, v in (result.timings_ms or {}).items()}
         timings.update({"station_decode": round((t_decode - t0) * 1e3, 3),
+                        "station_queue": round((t_m0 - t_wait) * 1e3, 3),
                         "station_model": round((t_m1 - t_m0) * 1e3, 3),
                         "station_store_files": round((t_store - t_m1) * 1e3, 3)})
         h, w = image.shape[:2]

@@ -1,0 +1,58 @@
+"""The station verbs end to end: keys create, serve (fake-free path via --help), watch --server."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from .conftest import ServerProc, fake_model_bytes, png_bytes
+
+
+def _lineguard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lineguard", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
+    data = tmp_path / "data"
+    r = _lineguard("keys", "create", "--data", str(data), "--role", "engineer", "--name", "cli")
+    assert r.returncode == 0, r.stderr
+    eng = r.stdout.strip().splitlines()[-1]
+    op = _lineguard("keys", "create", "--data", str(data), "--role", "operator").stdout.strip().splitlines()[-1]
+    assert eng.startswith("lg_") and op.startswith("lg_") and eng != op
+    bad = _lineguard("keys", "create", "--data", str(data), "--role", "boss")
+    assert bad.returncode != 0 and "operator" in (bad.stderr + bad.stdout)
+
+    srv = ServerProc(data).start()
+    try:
+        with srv.client(eng) as e:
+            assert e.post("/api/v1/models", files={"file": ("m.lgm", fake_model_bytes())},
+                          data={"product": "cell", "activate": "true"}).status_code == 201
+        inbox = tmp_path / "incoming"
+        inbox.mkdir()
+        for i in range(3):
+            (inbox / f"part-{i}.png").write_bytes(png_bytes(30 + 90 * i, seed=i))
+        (inbox / "junk.png").write_bytes(b"not an image at all")
+        proc = subprocess.Popen([sys.executable, "-m", "lineguard", "watch", str(inbox), "--line", "L1",
+                                 "--product", "cell", "--server", srv.url, "--api-key", op, "--settle", "0.1",
+                                 "--poll", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                done = list((inbox / "done").glob("*.png")) if (inbox / "done").exists() else []
+                failed = list((inbox / "failed").glob("*.png")) if (inbox / "failed").exists() else []
+                if len(done) == 3 and len(failed) == 1:
+                    break
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=20)
+        assert len(done) == 3 and len(failed) == 1, err
+        assert "not_an_image" in (inbox / "failed" / "junk.png.reason.txt").read_text() or \
+            "415" in (inbox / "failed" / "junk.png.reason.txt").read_text()
+        with srv.client() as c:
+            items = c.get("/api/v1/inspections", params={"line": "L1"}).json()["items"]
+        assert sorted(x["part_id"] for x in items) == ["part-0", "part-1", "part-2"]
+        assert {x["station"] for x in items} == {"watch"}
+    finally:
+        srv.stop()
