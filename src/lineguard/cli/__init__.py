@@ -16,6 +16,9 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 if _station is not None:
     _station.register(app)
 
+from . import edge as _edge  # noqa: E402
+_edge.register(app)
+
 
 def main() -> None:  # pragma: no cover
     app()
