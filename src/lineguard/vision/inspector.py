@@ -98,7 +98,8 @@ class Inspector:
     # ------------------------------------------------------------------- fit
     @classmethod
     def fit(cls, good: GoodImages, detector: str = "patchcore", false_reject_rate: float = 0.01,
-            image_size: int = 224, resize: str = "stretch", roi: Optional[Sequence[int]] = None,
+            image_size: Union[int, tuple[int, int]] = 224, resize: str = "stretch",
+            roi: Optional[Sequence[int]] = None, orient: str = "none",
             holdout: float = 0.2, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
             skip_bad: bool = True, progress: Progress = None, **detector_params: Any) -> "Inspector":
@@ -114,7 +115,8 @@ class Inspector:
             raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if not 0 <= holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-        pre = Preprocess(image_size=image_size, resize=resize, roi=tuple(roi) if roi else None)
+        pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
+                         resize=resize, roi=tuple(roi) if roi else None, orient=orient)
         items = _resolve(good)
         photos, names, bad = _load_all(items, progress)
         if bad and not skip_bad:

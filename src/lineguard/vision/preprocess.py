@@ -6,19 +6,25 @@ the policy is explicit and stored with the model:
 
 - ``roi``: (x, y, width, height) in photo pixels; only this window is inspected. Pixels
   outside it get anomaly 0. Clipped to the photo.
-- ``resize``: ``"stretch"`` scales the window to the square (aspect changes), ``"pad"``
-  keeps the aspect and pads with the window's edge pixels (no fake edges for the
-  detector to flag).
+- ``orient``: ``"landscape"`` turns portrait windows a quarter turn so the long side
+  is horizontal. For parts photographed in either orientation (tiles, strips) this
+  keeps texture direction and scale consistent; maps are turned back.
+- ``resize``: ``"stretch"`` scales the window to the input size (aspect changes),
+  ``"pad"`` keeps the aspect and pads with the window's edge pixels (no fake edges for
+  the detector to flag).
+- ``image_size``: the model input, one side (square) or (height, width); each a
+  multiple of 32 so the feature grids divide evenly.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 from PIL import Image
 
 RESIZE_POLICIES = ("stretch", "pad")
+ORIENT_POLICIES = ("none", "landscape")
 
 
 @dataclass(frozen=True)
@@ -26,34 +32,49 @@ class Geometry:
     """Where the model input came from in the photo, to map results back."""
 
     photo_hw: tuple[int, int]
+    turned: bool                          # window was turned a quarter turn (portrait -> landscape)
     window: tuple[int, int, int, int]     # x, y, w, h of the inspected window in the photo
     content: tuple[int, int, int, int]    # x, y, w, h of the window's pixels inside the model input
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    image_size: int = 224
+    image_size: Union[int, tuple[int, int]] = 224
     resize: str = "stretch"
     roi: Optional[tuple[int, int, int, int]] = None
+    orient: str = "none"
 
     def __post_init__(self) -> None:
-        if self.image_size < 64 or self.image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32 and at least 64, got {self.image_size}")
+        for side in self.input_hw:
+            if side < 64 or side % 32:
+                raise ValueError(f"image_size sides must be multiples of 32 and at least 64, got {self.image_size}")
+        if self.orient not in ORIENT_POLICIES:
+            raise ValueError(f"orient must be one of {ORIENT_POLICIES}, got {self.orient!r}")
         if self.resize not in RESIZE_POLICIES:
             raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
         if self.roi is not None:
             if len(self.roi) != 4 or self.roi[2] <= 0 or self.roi[3] <= 0 or min(self.roi[:2]) < 0:
                 raise ValueError(f"roi must be (x, y, width, height) with positive size, got {self.roi}")
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        if isinstance(self.image_size, (tuple, list)):
+            return int(self.image_size[0]), int(self.image_size[1])
+        return int(self.image_size), int(self.image_size)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["roi"] = list(self.roi) if self.roi else None
+        d["image_size"] = list(self.image_size) if isinstance(self.image_size, (tuple, list)) else self.image_size
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
         roi = d.get("roi")
-        return cls(image_size=int(d["image_size"]), resize=d["resize"], roi=tuple(roi) if roi else None)
+        size = d["image_size"]
+        size = (int(size[0]), int(size[1])) if isinstance(size, list) else int(size)
+        return cls(image_size=size, resize=d["resize"], roi=tuple(roi) if roi else None,
+                   orient=d.get("orient", "none"))
 
     def window(self, h: int, w: int) -> tuple[int, int, int, int]:
         if self.roi is None:
@@ -67,24 +88,32 @@ class Preprocess:
         h, w = photo.shape[:2]
         x, y, ww, wh = self.window(h, w)
         crop = photo[y:y + wh, x:x + ww]
-        s = self.image_size
+        turned = self.orient == "landscape" and wh > ww
+        if turned:
+            crop = np.ascontiguousarray(np.rot90(crop))
+        ch_, cw_ = crop.shape[:2]
+        sh, sw = self.input_hw
         if self.resize == "stretch":
-            out = _resize_rgb(crop, s, s)
-            content = (0, 0, s, s)
+            out = _resize_rgb(crop, sw, sh)
+            content = (0, 0, sw, sh)
         else:
-            scale = s / max(ww, wh)
-            nw, nh = max(1, round(ww * scale)), max(1, round(wh * scale))
+            scale = min(sw / cw_, sh / ch_)
+            nw, nh = max(1, round(cw_ * scale)), max(1, round(ch_ * scale))
             small = _resize_rgb(crop, nw, nh)
-            ox, oy = (s - nw) // 2, (s - nh) // 2
-            out = np.pad(small, ((oy, s - nh - oy), (ox, s - nw - ox), (0, 0)), mode="edge")
+            ox, oy = (sw - nw) // 2, (sh - nh) // 2
+            out = np.pad(small, ((oy, sh - nh - oy), (ox, sw - nw - ox), (0, 0)), mode="edge")
             content = (ox, oy, nw, nh)
-        return out, Geometry((h, w), (x, y, ww, wh), content)
+        return out, Geometry((h, w), turned, (x, y, ww, wh), content)
 
     def map_back(self, amap: np.ndarray, geo: Geometry) -> np.ndarray:
         """(S, S) anomaly map -> (H, W) float32 map over the photo; 0 outside the window."""
         cx, cy, cw, ch = geo.content
         part = amap[cy:cy + ch, cx:cx + cw]
         x, y, ww, wh = geo.window
+        if geo.turned:  # undo the quarter turn: resize in the turned frame, then turn back
+            part = np.asarray(Image.fromarray(part.astype(np.float32), mode="F").resize((wh, ww), Image.BILINEAR),
+                              dtype=np.float32)
+            part = np.ascontiguousarray(np.rot90(part, k=-1))
         h, w = geo.photo_hw
         resized = np.asarray(Image.fromarray(part.astype(np.float32), mode="F").resize((ww, wh), Image.BILINEAR),
                              dtype=np.float32)
