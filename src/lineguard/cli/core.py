@@ -27,9 +27,9 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _threads(n: Optional[int]) -> None:
-    if n:
-        import torch
-        torch.set_num_threads(n)
+    if n:  # torch threads when torch is installed, and ONNX Runtime sessions made after this
+        from ..runtime.threads import set_threads
+        set_threads(n)
 
 
 @contextmanager

@@ -14,18 +14,20 @@ import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import bundle
 from .calibration import pixel_threshold_from_good, summarize
-from .detectors import DETECTORS, Detector, create_detector
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
 from .preprocess import Preprocess
 from .regions import find_regions
 from .result import InspectionResult, Verdict
+
+if TYPE_CHECKING:  # the detectors need torch; the edge install runs exported models without it
+    from .detectors import Detector
 
 GoodImages = Union[str, os.PathLike, Sequence[ImageLike]]
 # progress(stage, done, total): stages are "load", "features", "calibrate"
@@ -111,6 +113,7 @@ class Inspector:
         Unreadable files are skipped and listed in ``info['skipped']`` unless
         ``skip_bad`` is False, in which case the first one raises.
         """
+        from .detectors import DETECTORS, create_detector
         if detector not in DETECTORS:
             raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if not 0 <= holdout < 1:
@@ -272,6 +275,17 @@ class Inspector:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, bytes]) -> "Inspector":
+        """Load a model file (``.lgm``, torch) or an exported edge model (``.onnx``, ONNX Runtime)."""
+        from ..runtime import onnx_file
+        if onnx_file.is_export(path):
+            from ..runtime.onnx_detector import load_inspector
+            return load_inspector(cls, path)
+        try:
+            from .detectors import DETECTORS
+        except ImportError as exc:
+            raise BundleError(f"{'<bytes>' if isinstance(path, bytes) else path}: a .lgm model needs torch "
+                              "(pip install 'lineguard[torch]'); on an edge install export it first with "
+                              "`lineguard export MODEL.lgm --format onnx` and load the .onnx file") from exc
         if isinstance(path, bytes):
             manifest, tensors, digest = bundle.loads(path)
             name = "<bytes>"

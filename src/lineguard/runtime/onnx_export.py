@@ -1,0 +1,218 @@
+"""Export a trained model (``.lgm``) to the edge format: one ONNX file holding the whole
+scoring path plus everything the Inspector needs (see :mod:`lineguard.runtime.onnx_file`).
+
+    from lineguard.runtime.onnx_export import export_onnx
+    export_onnx(Inspector.load("cell.lgm"), "cell.onnx")                 # fp32
+    export_onnx(insp, "cell-int8.onnx", int8=True, calibration_images=x)  # int8 backbone
+
+The graph is built from the fitted detector object itself (its backbone, layers,
+memory bank or Gaussians, smoothing sigma, input size and image-score rule), not from
+constants, so it follows whatever settings the model was trained with. It needs torch
+and the ``onnx`` package at export time only; running the result needs neither.
+
+Int8: static quantisation (QDQ, per-channel weights) of the backbone's convolutions,
+with activation ranges calibrated on good images. The distance part and the map
+smoothing stay in float32: they are cheap, and quantising distances would move scores
+near the threshold.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import onnx_file
+
+OPSET = 17
+INPUT = "images"
+OUTPUTS = ("scores", "maps")
+
+
+def _scoring_module(det: Any):
+    """torch Module: uint8 (N, H, W, 3) -> (scores (N,), maps (N, H, W)), for tracing."""
+    import torch
+    from torch import nn
+
+    from ..vision.backbones import NORMALIZATION
+    from ..vision.detectors.base import smooth_and_upsample
+
+    mean, std = NORMALIZATION[det.backbone]
+    kind = det.name
+
+    class Scoring(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # A submodule, so its weights become graph initializers; det._embed runs it.
+            self.backbone = det.backbone_
+            self.register_buffer("scale", (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, 3, 1, 1))
+            self.register_buffer("shift", (torch.tensor(mean) / torch.tensor(std)).float().view(1, 3, 1, 1))
+            if kind == "patchcore":
+                bank = det.memory_bank_.float()
+                # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
+                # ||b||^2 - 2 q.b for every bank row at once.
+                self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
+                self.register_buffer("bank_sq", (bank * bank).sum(1))
+            elif kind == "padim":
+                self.register_buffer("channel_index", det.channel_index_.long())
+                self.register_buffer("mean", det.mean_.float())
+                self.register_buffer("inv_cov", det.inv_cov_.float())
+            else:
+                raise ValueError(f"no ONNX export for detector {kind!r}")
+
+        def forward(self, images: torch.Tensor):
+            x = images.permute(0, 3, 1, 2).float() * self.scale - self.shift
+            emb = det._embed(x)                                   # (N, C, h, w)
+            c, h, w = emb.shape[1], emb.shape[2], emb.shape[3]
+            if kind == "patchcore":
+                q = emb.permute(0, 2, 3, 1).reshape(-1, c)
+                d2 = torch.addmm(self.bank_sq[None, :], q, self.neg2_bank_t).min(1).values + (q * q).sum(1)
+                d = d2.clamp_min(0).sqrt().reshape(-1, h, w)
+                scores = det._image_scores(d)
+            else:
+                f = emb[:, self.channel_index].permute(0, 2, 3, 1).reshape(-1, h * w, self.mean.shape[1])
+                diff = f - self.mean[None]
+                # (N, P, k) x (P, k, k) -> Mahalanobis per position, as batched matmuls
+                t = torch.matmul(diff.permute(1, 0, 2), self.inv_cov).permute(1, 0, 2)
+                d = (t * diff).sum(-1).clamp_min(0).sqrt().reshape(-1, h, w)
+                scores = d.flatten(1).max(1).values
+            maps = smooth_and_upsample(d, tuple(det.input_size_), float(det.sigma))
+            return scores, maps
+
+    return Scoring().eval()
+
+
+def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
+    import torch
+
+    mod = _scoring_module(det)
+    h, w = det.input_size_
+    dummy = torch.zeros(2, h, w, 3, dtype=torch.uint8)
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on the constant paddings: expected, sizes are fixed
+        # The TorchScript tracer: it needs no onnxscript, keeps the batch axis dynamic,
+        # and bakes the fixed spatial sizes (TF 'same' paddings, grid) in as constants.
+        torch.onnx.export(mod, (dummy,), buf, dynamo=False, input_names=[INPUT], output_names=list(OUTPUTS),
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch"}},
+                          opset_version=opset, do_constant_folding=True)
+    return buf.getvalue()
+
+
+class _Reader:
+    """Feeds good images to ORT's static calibration, a few at a time."""
+
+    def __init__(self, images: np.ndarray, batch: int = 8):
+        self.images, self.batch, self.i = images, batch, 0
+
+    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        if self.i >= len(self.images):
+            return None
+        x = self.images[self.i:self.i + self.batch]
+        self.i += self.batch
+        return {INPUT: np.ascontiguousarray(x)}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) -> bytes:
+    """Static int8 (QDQ) on the convolutions, activations calibrated on ``calibration_images``
+    (uint8 (N, H, W, 3) model inputs of good parts). Without images, dynamic quantisation of
+    the convolution weights is used instead (no calibration needed, usually less accurate)."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model_bytes)
+        if calibration_images is not None and len(calibration_images):
+            quantize_static(str(src), str(dst), _Reader(calibration_images), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        else:
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8)
+        model = onnx.load(str(dst))
+    return model.SerializeToString()
+
+
+def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = False,
+                calibration_images: Optional[np.ndarray] = None, opset: int = OPSET) -> str:
+    """Write ``inspector`` (a torch-backed Inspector) as an edge ONNX file; return its content hash.
+
+    ``calibration_images``: for ``int8``, uint8 model inputs (N, H, W, 3) of good parts,
+    already preprocessed (``inspector.preprocess.apply``); a few dozen suffice.
+    """
+    import onnx
+    import torch
+
+    from .. import __version__
+
+    det = inspector.detector
+    if not hasattr(det, "backbone_"):
+        raise ValueError(f"{type(det).__name__} is not a torch-backed detector; export from the .lgm model")
+    body = _graph_bytes(det, opset)
+    if int8:
+        body = quantize_int8(body, calibration_images)
+    model = onnx.load_from_string(body)
+    params = det.get_params()
+    params["layers"] = list(params.get("layers", ()))
+    manifest = {
+        "format": onnx_file.FORMAT,
+        "format_version": onnx_file.FORMAT_VERSION,
+        "lineguard_version": __version__,
+        "exported_with": {"torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
+                          "python": platform.python_version(), "opset": opset},
+        "source_model_id": inspector.model_id,
+        "precision": "int8" if int8 else "fp32",
+        "input": {"name": INPUT, "dtype": "uint8", "layout": "NHWC", "hw": list(det.input_size_)},
+        "outputs": list(OUTPUTS),
+        "detector": {"name": det.name, "params": params, "meta": det.state_meta()},
+        "preprocess": inspector.preprocess.to_dict(),
+        "calibration": inspector.calibration,
+        "min_region_area": inspector.min_region_area,
+        "info": inspector.info,
+    }
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = onnx_file.MANIFEST_KEY, json.dumps(manifest, sort_keys=True, default=str)
+    model.producer_name, model.producer_version = "lineguard", __version__
+    return onnx_file.write(path, model.SerializeToString())
+
+
+# Float rounding differs between torch and ONNX Runtime kernels; scores agree far
+# tighter than this (about 1e-5 relative), a broken graph misses it by orders of magnitude.
+PARITY_RTOL = 1e-3
+
+
+def parity_check(inspector: Any, path: Union[str, os.PathLike], images: Optional[np.ndarray] = None,
+                 rtol: float = PARITY_RTOL) -> float:
+    """Score ``images`` (default: a few seeded noise inputs) with the torch model and the
+    export; return the largest relative score difference, raise ``ValueError`` above
+    ``rtol`` for an fp32 export (int8 is only reported)."""
+    from .onnx_detector import read_export
+
+    h, w = inspector.detector.input_size_
+    if images is None or not len(images):
+        rng = np.random.default_rng(0)
+        base = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+        images = np.concatenate([base, np.clip(base.astype(int) + rng.integers(-8, 9, (2, h, w, 3)), 0, 255)
+                                 .astype(np.uint8)])
+    images = images[:8]
+    from .onnx_detector import OnnxDetector
+    data, manifest, _, sess = read_export(path)
+    s_onnx, _ = OnnxDetector(data, manifest, session=sess).score(images)
+    s_torch, _ = inspector.detector.score(images)
+    worst = float(np.max(np.abs(s_onnx - s_torch) / np.maximum(np.abs(s_torch), 1e-6)))
+    if manifest.get("precision") == "fp32" and worst > rtol:
+        Path(path).unlink(missing_ok=True)
+        raise ValueError(f"the exported graph scores differently from the torch model (relative difference "
+                         f"{worst:.2e} > {rtol:.0e}); not written. Report this with the model's settings")
+    return worst

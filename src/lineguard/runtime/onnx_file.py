@@ -1,0 +1,116 @@
+"""The exported edge model (``.onnx``): one ordinary ONNX file that carries everything
+the torch-free runtime needs, and proves it was not changed after export.
+
+Layout
+------
+A plain ONNX ``ModelProto`` (any ONNX tool opens it) whose graph is the detector's whole
+scoring path::
+
+    images  uint8 (N, H, W, 3) RGB   ->  scores float32 (N,)      image anomaly scores
+                                         maps   float32 (N, H, W)  smoothed anomaly maps
+
+(normalisation, backbone, patch features, nearest-neighbour or Mahalanobis distances,
+image score, upsampling and Gaussian smoothing all inside the graph; the batch axis is
+dynamic, H and W are the model input size fixed at training).
+
+Two ``metadata_props`` entries carry the rest:
+
+- ``lineguard``: the manifest as JSON: ``format`` (``lineguard-onnx``), ``format_version``,
+  preprocessing (region of interest, resize and orientation policy, input size),
+  calibration (image and pixel thresholds), ``min_region_area``, the detector's name and
+  settings, the source ``.lgm``'s model id, precision (``fp32`` or ``int8``) and versions;
+- ``lineguard_sha256``: SHA-256 over ``b"lineguard-onnx\\0"`` and every byte of the file
+  that precedes this entry. The entry is the file's last 86 bytes, written by hand in
+  protobuf wire format (field 14, a ``StringStringEntryProto``), so the runtime checks
+  the hash with nothing but ``hashlib``: no ``onnx`` package, no torch.
+
+Loading reads the bytes once, refuses a file whose trailer or hash does not match (a
+truncated, tampered or re-saved file) with a message that says so, and only then hands
+the same bytes to ONNX Runtime. ONNX is protobuf: nothing is ever unpickled. Re-saving
+the file with other ONNX tools reorders fields and is refused: re-export instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Union
+
+from ..vision.atomic import atomic_write_bytes
+from ..vision.errors import BundleError
+
+FORMAT = "lineguard-onnx"
+FORMAT_VERSION = 1
+SUFFIX = ".onnx"
+MANIFEST_KEY = "lineguard"
+HASH_KEY = "lineguard_sha256"
+_DOMAIN = b"lineguard-onnx\0"
+
+
+def _entry(key: str, value: str) -> bytes:
+    """ModelProto.metadata_props (field 14) entry, protobuf wire format; short strings only."""
+    k, v = key.encode(), value.encode()
+    assert len(k) < 128 and len(v) < 128
+    inner = b"\x0a" + bytes([len(k)]) + k + b"\x12" + bytes([len(v)]) + v
+    return b"\x72" + bytes([len(inner)]) + inner
+
+
+TRAILER_LEN = len(_entry(HASH_KEY, "0" * 64))  # 86
+
+
+def digest_of(body: bytes) -> str:
+    return hashlib.sha256(_DOMAIN + body).hexdigest()
+
+
+def seal(body: bytes) -> tuple[bytes, str]:
+    """Append the hash entry to a serialised ModelProto -> (file bytes, hex digest)."""
+    d = digest_of(body)
+    return body + _entry(HASH_KEY, d), d
+
+
+def write(path: Union[str, os.PathLike], body: bytes) -> str:
+    data, d = seal(body)
+    atomic_write_bytes(path, data)
+    return d
+
+
+def verify(data: bytes, name: str = "<bytes>") -> str:
+    """Check the trailer and hash of an exported model's bytes; return the hex digest."""
+    if len(data) <= TRAILER_LEN:
+        raise BundleError(f"{name}: too short to be an exported lineguard model ({len(data)} bytes); "
+                          "it is truncated; copy it again")
+    tail = data[-TRAILER_LEN:]
+    prefix = _entry(HASH_KEY, "0" * 64)[:-64]
+    if not tail.startswith(prefix):
+        raise BundleError(f"{name}: not an exported lineguard model (no lineguard hash at the end): it was not "
+                          "written by `lineguard export`, was re-saved by another tool, or is truncated; "
+                          "re-export it with `lineguard export MODEL.lgm --format onnx`")
+    want = tail[len(prefix):].decode("ascii", "replace")
+    got = digest_of(data[:-TRAILER_LEN])
+    if got != want:
+        raise BundleError(f"{name}: content hash does not match: the file was modified or corrupted after "
+                          "export; do not use it, export it again")
+    return got
+
+
+def is_export(path: Union[str, os.PathLike, bytes]) -> bool:
+    """Cheap test used by ``Inspector.load`` to pick the runtime: ``.onnx`` name, or
+    bytes that are not a safetensors model file (whose first 8 bytes are a small
+    little-endian header length) but end like an export."""
+    if isinstance(path, (bytes, bytearray)):
+        return len(path) > TRAILER_LEN and path[-TRAILER_LEN:].startswith(_entry(HASH_KEY, "0" * 64)[:-64])
+    return Path(path).suffix.lower() == SUFFIX
+
+
+def read(path: Union[str, os.PathLike]) -> tuple[bytes, str]:
+    p = Path(path)
+    if not p.exists():
+        raise BundleError(f"{p}: model file does not exist; export one with "
+                          "`lineguard export MODEL.lgm --format onnx` or check the path")
+    if p.is_dir():
+        raise BundleError(f"{p}: is a folder; give the exported .onnx model file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    return data, verify(data, str(p))
