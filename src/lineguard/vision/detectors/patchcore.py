@@ -17,7 +17,8 @@ class PatchCore(BackboneDetector):
 
     def __init__(self, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage2", "stage4"),
                  coreset_ratio: float = 0.02, projection_dim: int = 64, image_score: str = "max",
-                 top_k: int = 10, sigma: float = 4.0, batch_size: int = 16, seed: int = 0):
+                 top_k: int = 10, sigma: float = 4.0, batch_size: int = 16, seed: int = 0,
+                 max_features_in_memory: Optional[int] = None):
         self.backbone = backbone
         self.layers = layers
         self.coreset_ratio = coreset_ratio
@@ -27,6 +28,9 @@ class PatchCore(BackboneDetector):
         self.sigma = sigma
         self.batch_size = batch_size
         self.seed = seed
+        # None: hold all patch features, one greedy coreset (exact). A row count: stream
+        # them through a bounded-memory coreset (detectors/_coreset.py).
+        self.max_features_in_memory = max_features_in_memory
 
     # ------------------------------------------------------------------ fit
     def fit(self, images: np.ndarray, progress: Progress = None) -> "PatchCore":
@@ -35,18 +39,29 @@ class PatchCore(BackboneDetector):
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         self.backbone_ = self._make_backbone()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])
+        stream = None
+        if self.max_features_in_memory:
+            from ._coreset import StreamingCoreset
+            stream = StreamingCoreset(self.coreset_ratio, self.max_features_in_memory, self.projection_dim, self.seed)
         chunks, done = [], 0
         for batch in self._batches(images):
             emb = self._embed(self._to_tensor(batch))              # (B, C, h, w)
             self.grid_ = tuple(emb.shape[-2:])
-            chunks.append(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]))
+            rows = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+            if stream is not None:
+                stream.add(rows)
+            else:
+                chunks.append(rows)
             done += len(batch)
             if progress:
                 progress(done, len(images))
-        feats = torch.cat(chunks)
-        n_keep = max(1, int(round(len(feats) * self.coreset_ratio)))
-        idx = greedy_coreset(feats, n_keep, self.projection_dim, self.seed)
-        bank = feats[idx].contiguous()
+        if stream is not None:
+            bank = stream.finish()
+        else:
+            feats = torch.cat(chunks)
+            n_keep = max(1, int(round(len(feats) * self.coreset_ratio)))
+            idx = greedy_coreset(feats, n_keep, self.projection_dim, self.seed)
+            bank = feats[idx].contiguous()
         self.memory_bank_ = bank
         self.bank_sq_norms_ = (bank * bank).sum(1)
         self.fitted_ = True
