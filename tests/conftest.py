@@ -1,0 +1,55 @@
+"""Shared fixtures for the inspection core (layer 1) and the CLI tests.
+
+The CI box has two cores and runs servers beside the tests; several OpenMP threads per
+torch op fighting with them is catastrophically slow, so the whole session runs torch
+single-threaded. Fitted models are made once per session: tests that need a trained
+Inspector share ``fitted_inspector`` (do not mutate it; fit your own to recalibrate).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+try:  # the edge install has no torch; the layer-1 tests then skip themselves
+    import torch
+except ImportError:  # pragma: no cover - depends on the installed extras
+    torch = None
+else:
+    torch.set_num_threads(1)
+
+from pathlib import Path
+
+import pytest
+
+# Small enough that a PatchCore fit takes about a second on one core, large enough that
+# the metrics mean something (10 good + 18 defective test parts, three of each kind).
+SYNTH_N_GOOD = 40
+SYNTH_N_DEFECT = 18
+SYNTH_SIZE = 128
+
+
+@pytest.fixture(scope="session")
+def synth_category(tmp_path_factory) -> Path:
+    """A synthetic MVTec-layout category: train/good, test/<type>, ground_truth/<type>."""
+    from lineguard.vision.synth import write_dataset
+    root = tmp_path_factory.mktemp("synth") / "cell"
+    write_dataset(root, n_good=SYNTH_N_GOOD, n_defect=SYNTH_N_DEFECT, size=SYNTH_SIZE, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fitted_inspector(synth_category):
+    """PatchCore on the synthetic category's train/good at 128 px. Read-only for tests."""
+    pytest.importorskip("torch")
+    from lineguard.vision.inspector import Inspector
+    return Inspector.fit(synth_category / "train" / "good", detector="patchcore", image_size=SYNTH_SIZE,
+                         false_reject_rate=0.1, seed=0, version="test-1")
+
+
+@pytest.fixture(scope="session")
+def fitted_model_path(fitted_inspector, tmp_path_factory) -> Path:
+    """``fitted_inspector`` saved as a model file; copy it before changing it."""
+    path = tmp_path_factory.mktemp("model") / "cell.lgm"
+    fitted_inspector.save(path)
+    return path

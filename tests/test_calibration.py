@@ -1,0 +1,160 @@
+"""Thresholds a plant can trust: the conformal rank, the honest note when there are too
+few held-out parts, the false-reject guarantee in simulation, F1-optimal and rates."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lineguard.vision.calibration import (conformal_threshold, f1_optimal_threshold,
+                                          pixel_threshold_from_good, rates_at, summarize)
+
+
+@pytest.mark.parametrize("n,alpha,rank", [(99, 0.01, 99), (199, 0.01, 198), (19, 0.1, 18), (50, 0.1, 46),
+                                          (20, 0.05, 20), (1000, 0.05, 951), (9, 0.5, 5)])
+def test_conformal_rank_for_known_n_and_alpha(n, alpha, rank):
+    scores = np.random.default_rng(n).permutation(np.arange(n, dtype=float))   # k-th smallest = k - 1
+    thr, info = conformal_threshold(scores, alpha)
+    assert info["rank"] == rank
+    assert thr == rank - 1
+    assert info["enough_calibration_parts"] is True and "note" not in info
+    assert info["guaranteed_false_reject_rate"] == pytest.approx((n + 1 - rank) / (n + 1))
+    assert info["guaranteed_false_reject_rate"] <= alpha
+    assert info["n_calibration"] == n and info["method"] == "conformal"
+
+
+def test_conformal_rank_is_exact_for_many_n_and_alpha():
+    # ceil((n + 1)(1 - alpha)) in exact arithmetic: float rounding must not move the rank.
+    for alpha in ("0.001", "0.005", "0.01", "0.02", "0.03", "0.05", "0.07", "0.1", "0.2", "0.3"):
+        for n in range(1, 300, 7):
+            k = min(math.ceil((n + 1) * (1 - Fraction(alpha))), n)
+            assert conformal_threshold(np.arange(n, dtype=float), float(alpha))[1]["rank"] == k, (n, alpha)
+
+
+def test_too_few_parts_uses_the_max_and_says_so():
+    scores = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 0.5])
+    thr, info = conformal_threshold(scores, 0.01)
+    assert thr == 5.0
+    assert info["enough_calibration_parts"] is False
+    assert info["calibration_parts_needed"] == 99
+    assert info["guaranteed_false_reject_rate"] == pytest.approx(1 / 7)
+    note = info["note"]
+    assert "6 held-out good parts" in note and "99" in note and "14.29%" in note
+
+
+def test_upper_bound_is_the_beta_quantile():
+    _, info = conformal_threshold(np.arange(100.0), 0.05)
+    k = info["rank"]
+    assert info["false_reject_rate_upper_90"] == pytest.approx(stats.beta.ppf(0.9, 101 - k, k))
+    assert info["false_reject_rate_upper_90"] > info["guaranteed_false_reject_rate"]
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
+def test_false_reject_rate_must_be_a_rate(bad):
+    with pytest.raises(ValueError, match="false_reject_rate"):
+        conformal_threshold(np.arange(10.0), bad)
+
+
+def test_no_scores_is_a_value_error():
+    with pytest.raises(ValueError, match="at least one"):
+        conformal_threshold(np.array([]), 0.1)
+
+
+@pytest.mark.parametrize("n,alpha", [(60, 0.05), (200, 0.05), (150, 0.1)])
+def test_realised_false_reject_rate_holds_in_simulation(n, alpha):
+    """2000 calibration sets: the realised false-reject rate on new good parts (exact, from
+    the score distribution) averages at most the target, and the stated 90% upper bound
+    covers it about 90% of the time."""
+    rng = np.random.default_rng(n)
+    dist = stats.gamma(a=3.0)                     # skewed, like anomaly scores
+    realised, upper_ok = [], []
+    for cal in dist.rvs(size=(2000, n), random_state=rng):
+        thr, info = conformal_threshold(cal, alpha)
+        fr = float(dist.sf(thr))                  # P(new good part's score > threshold)
+        realised.append(fr)
+        upper_ok.append(fr <= info["false_reject_rate_upper_90"])
+    realised = np.array(realised)
+    assert realised.mean() <= alpha + 0.003
+    assert realised.mean() >= alpha - 0.02        # and not absurdly conservative
+    assert 0.87 <= np.mean(upper_ok) <= 0.93
+
+
+def test_naive_quantile_would_fail_the_simulation():
+    # Control: the plain (1 - alpha) empirical quantile over-rejects on average, which is
+    # why the conformal rank matters; the simulation above is able to tell them apart.
+    rng = np.random.default_rng(0)
+    dist = stats.gamma(a=3.0)
+    n, alpha = 30, 0.1
+    cal = np.sort(dist.rvs(size=(4000, n), random_state=rng), axis=1)
+    naive = dist.sf(cal[:, int(math.floor(n * (1 - alpha))) - 1]).mean()
+    conformal = np.mean([dist.sf(conformal_threshold(c, alpha)[0]) for c in cal[:2000]])
+    assert naive > alpha + 0.01
+    assert conformal <= alpha + 0.005
+
+
+def _brute_f1(g, d, t):
+    tp = int((d > t).sum())
+    fp = int((g > t).sum())
+    fn = len(d) - tp
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_optimal_threshold_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0, 1, 40).round(1)             # rounding makes ties
+    d = rng.normal(1.5, 1, 15).round(1)
+    t, f1 = f1_optimal_threshold(g, d)
+    allv = np.unique(np.concatenate([g, d]))
+    cands = np.concatenate([[allv[0] - 1], (allv[:-1] + allv[1:]) / 2, [allv[-1] + 1]])
+    best = max(_brute_f1(g, d, c) for c in cands)
+    assert f1 == pytest.approx(best)
+    assert _brute_f1(g, d, t) == pytest.approx(f1)
+
+
+def test_f1_threshold_separates_separable_scores():
+    t, f1 = f1_optimal_threshold(np.array([1.0, 2.0, 3.0]), np.array([5.0, 6.0]))
+    assert f1 == 1.0 and 3.0 <= t < 5.0
+
+
+def test_f1_needs_defects():
+    with pytest.raises(ValueError, match="defect images"):
+        f1_optimal_threshold(np.arange(5.0), np.array([]))
+
+
+def test_rates_at_counts():
+    r = rates_at(np.array([0.1, 0.5, 0.9, 1.0]), np.array([0.4, 1.0, 2.0]), threshold=0.9)
+    assert r["false_rejects"] == 1 and r["false_reject_rate"] == 0.25    # only 1.0 > 0.9
+    assert r["escapes"] == 1 and r["escape_rate"] == pytest.approx(1 / 3)  # 0.4 <= 0.9
+    assert r["n_good"] == 4 and r["n_defect"] == 3 and r["threshold"] == 0.9
+    none = rates_at(np.array([1.0]), np.array([]), 0.5)
+    assert none["escape_rate"] is None and none["false_reject_rate"] == 1.0
+
+
+def test_summarize_strategies():
+    g = np.linspace(0, 1, 50)
+    d = np.linspace(0.8, 2, 10)
+    frr = summarize(g, 0.1, d, "frr")
+    assert frr["threshold"] == frr["frr_threshold"]
+    assert frr["at_frr_threshold"]["threshold"] == frr["threshold"]
+    assert "f1_threshold" in frr and "at_f1_threshold" in frr
+    f1 = summarize(g, 0.1, d, "f1")
+    assert f1["threshold"] == f1["f1_threshold"]
+    assert summarize(g, 0.1)["threshold"] == frr["threshold"]
+    with pytest.raises(ValueError, match="needs defect images"):
+        summarize(g, 0.1, None, "f1")
+    with pytest.raises(ValueError, match="strategy"):
+        summarize(g, 0.1, d, "youden")
+
+
+def test_pixel_threshold_is_a_high_good_quantile_capped_at_the_image_threshold():
+    rng = np.random.default_rng(0)
+    maps = [rng.random((32, 32)).astype(np.float32) for _ in range(5)]
+    t = pixel_threshold_from_good(maps, image_threshold=10.0, quantile=0.99)
+    assert t == pytest.approx(np.quantile(np.concatenate([m.ravel() for m in maps]), 0.99))
+    assert pixel_threshold_from_good(maps, image_threshold=0.5) == 0.5
+    sub = pixel_threshold_from_good(maps, image_threshold=10.0, quantile=0.5, max_pixels=1000)
+    assert 0.4 < sub < 0.6

@@ -1,0 +1,242 @@
+"""The command line end to end, as a user runs it: synth -> train -> inspect -> eval, and
+every bad input answered with a clear message, the documented exit code and no
+half-written output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+SIZE = "128"
+IMAGE_AUROC_FLOOR = 0.9     # measured ~0.98 on this synthetic line at 128 px
+PIXEL_AUROC_FLOOR = 0.93    # measured ~0.98
+
+
+def run_cli(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    # COLUMNS: rich would wrap messages at 80 columns when not on a terminal.
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not any(p.name.endswith(".tmp") for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    """A category made with `lineguard synth` and a model trained on it with `lineguard train`."""
+    root = tmp_path_factory.mktemp("cli")
+    r = run_cli("synth", "cell", "--n-good", 30, "--n-defect", 12, "--size", SIZE, "--seed", 3, cwd=root)
+    assert r.returncode == 0, r.stderr
+    cat = root / "cell"
+    assert len(list((cat / "train" / "good").glob("*.png"))) == 30
+    assert len(list((cat / "test" / "good").glob("*.png"))) == 10
+    r = run_cli("train", cat / "train" / "good", "-o", "models/cell.lgm", "--image-size", SIZE, "--frr", 0.1,
+                "--version", "cli-1", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "wrote models/cell.lgm" in _flat(r.stdout) and "24 parts learned, 6 held out" in _flat(r.stdout)
+    model = root / "models" / "cell.lgm"
+    assert model.is_file() and _no_temp_files(model.parent)
+    return root, cat, model
+
+
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+def test_inspect_json_gives_verdict_score_regions_per_part(line):
+    root, cat, model = line
+    defects = sorted(p for p in (cat / "test").iterdir() if p.name != "good")
+    r = run_cli("inspect", model, cat / "test" / "good", *defects, "--json", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    rows = _json_lines(r.stdout)
+    assert len(rows) == 10 + 12
+    for row in rows:
+        assert {"verdict", "score", "threshold", "regions", "model_id", "source"} <= set(row)
+        assert row["verdict"] in ("OK", "NG") and (row["verdict"] == "NG") == (row["score"] > row["threshold"])
+        assert row["model_version"] == "cli-1"
+        assert (row["verdict"] == "NG") == bool(row["regions"])
+    good = [x for x in rows if "/test/good/" in x["source"]]
+    bad = [x for x in rows if "/test/good/" not in x["source"]]
+    assert sum(x["verdict"] == "OK" for x in good) >= 8
+    assert sum(x["verdict"] == "NG" for x in bad) >= 9
+
+
+def test_inspect_fail_on_ng_and_overlays(line, tmp_path):
+    root, cat, model = line
+    part = sorted((cat / "test" / "particle").glob("*.png"))[0]
+    r = run_cli("inspect", model, part, "--fail-on-ng", "--overlays", tmp_path / "ov", "--threads", 1, cwd=root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "NG" in r.stdout and "1 part(s) inspected: 0 OK, 1 NG" in _flat(r.stdout)
+    assert (tmp_path / "ov" / f"{part.stem}_overlay.png").is_file()
+
+
+def test_info_shows_the_model(line):
+    root, _, model = line
+    r = run_cli("info", model, cwd=root)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["detector"] == "patchcore" and d["version"] == "cli-1" and len(d["model_id"]) == 16
+    assert d["threshold"] > 0 and d["preprocess"]["image_size"] == int(SIZE)
+
+
+def test_eval_writes_metrics_and_report_above_the_floor(line):
+    root, cat, _ = line
+    r = run_cli("eval", cat, "-o", "report", "--image-size", SIZE, "--frr", 0.1, "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = root / "report"
+    metrics = json.loads((report / "metrics.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate", "escape_rate", "threshold"):
+        assert isinstance(metrics[key], (int, float)), key
+        assert f"{key}:" in r.stdout
+    assert metrics["image_auroc"] >= IMAGE_AUROC_FLOOR
+    assert metrics["pixel_auroc"] >= PIXEL_AUROC_FLOOR
+    assert 0 <= metrics["false_reject_rate"] <= 1 and 0 <= metrics["escape_rate"] <= 1
+    for name in ("index.html", "roc.png", "histogram.png"):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0
+    assert "roc.png" in (report / "index.html").read_text()
+    assert _no_temp_files(report)
+
+
+def test_eval_with_a_given_model_uses_its_threshold(line, tmp_path):
+    root, cat, model = line
+    r = run_cli("eval", cat, "--model", model, "-o", tmp_path / "rep", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    from lineguard.vision.inspector import Inspector
+    assert metrics["threshold"] == pytest.approx(Inspector.load(model).threshold)
+    assert metrics["model_version"] == "cli-1"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_train_on_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run_cli("train", "empty", "-o", "m.lgm", "--image-size", SIZE, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "error:" in r.stderr and "empty: no images found" in _flat(r.stderr)
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "m.lgm").exists() and _no_temp_files(tmp_path)
+
+
+def test_train_with_too_few_images(line, tmp_path):
+    _, cat, _ = line
+    (tmp_path / "few").mkdir()
+    for f in sorted((cat / "train" / "good").glob("*.png"))[:2]:
+        (tmp_path / "few" / f.name).write_bytes(f.read_bytes())
+    r = run_cli("train", "few", "-o", "m.lgm", "--image-size", SIZE, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "needs at least 3 readable good images" in _flat(r.stderr) and "got 2" in r.stderr
+    assert not (tmp_path / "m.lgm").exists()
+
+
+def test_train_output_must_be_lgm(line, tmp_path):
+    _, cat, _ = line
+    r = run_cli("train", cat / "train" / "good", "-o", "model.pt", cwd=tmp_path)
+    assert r.returncode == 2 and "end in .lgm" in r.stderr
+    assert not (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.xfail(reason="BUG: `train -o` to a path that cannot be written (parent is a file, read-only "
+                          "folder) dies with an OSError traceback and exit 1 instead of a clear error and "
+                          "exit 2 (the CLI catches only LineguardError/ValueError around save)",
+                   strict=True)
+def test_train_to_an_unwritable_path(line, tmp_path):
+    _, cat, _ = line
+    (tmp_path / "a_file").write_text("not a folder")
+    few = sorted((cat / "train" / "good").glob("*.png"))[:4]
+    r = run_cli("train", *few, "-o", tmp_path / "a_file" / "m.lgm", "--image-size", "64", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert str(tmp_path / "a_file") in _flat(r.stderr)
+
+
+def test_train_with_a_corrupt_file_trains_and_names_it(line, tmp_path):
+    _, cat, _ = line
+    (tmp_path / "good").mkdir()
+    for f in sorted((cat / "train" / "good").glob("*.png"))[:5]:
+        (tmp_path / "good" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "good" / "zz_cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    r = run_cli("train", "good", "-o", "m.lgm", "--image-size", "64", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr            # done, but some files were unreadable
+    assert "skipped:" in r.stderr and "zz_cut.png" in r.stderr
+    assert (tmp_path / "m.lgm").is_file()
+    # --strict refuses instead
+    r = run_cli("train", "good", "-o", "strict.lgm", "--image-size", "64", "--strict", cwd=tmp_path)
+    assert r.returncode == 2 and "zz_cut.png" in r.stderr
+    assert not (tmp_path / "strict.lgm").exists()
+
+
+def test_inspect_with_a_tampered_model(line, tmp_path):
+    root, cat, model = line
+    data = bytearray(model.read_bytes())
+    data[-500] ^= 0xFF
+    bad = tmp_path / "tampered.lgm"
+    bad.write_bytes(bytes(data))
+    r = run_cli("inspect", bad, cat / "test" / "good", "--json", cwd=root)
+    assert r.returncode == 2
+    assert "content hash does not match" in _flat(r.stderr) and "tampered.lgm" in r.stderr
+    assert r.stdout.strip() == ""
+
+
+def test_inspect_with_a_missing_model(line, tmp_path):
+    root, cat, _ = line
+    r = run_cli("inspect", tmp_path / "nope.lgm", cat / "test" / "good", cwd=root)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_inspect_folder_with_one_corrupt_file(line, tmp_path):
+    root, cat, model = line
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for f in sorted((cat / "test" / "good").glob("*.png"))[:3]:
+        (parts / f.name).write_bytes(f.read_bytes())
+    (parts / "002b_truncated.png").write_bytes((parts / "002.png").read_bytes()[:500])
+    r = run_cli("inspect", model, parts, "--json", "--threads", 1, cwd=root)
+    assert r.returncode == 1
+    rows = _json_lines(r.stdout)
+    judged = [x for x in rows if "verdict" in x]
+    errors = [x for x in rows if "error" in x]
+    assert sorted(Path(x["source"]).name for x in judged) == ["000.png", "001.png", "002.png"]
+    assert len(errors) == 1 and errors[0]["source"].endswith("002b_truncated.png")
+    assert "002b_truncated.png" in errors[0]["error"]
+    assert "unreadable:" in r.stderr and "002b_truncated.png" in r.stderr
+    # the plain-text report says the same
+    r = run_cli("inspect", model, parts, "--threads", 1, cwd=root)
+    assert r.returncode == 1 and "3 part(s) inspected" in _flat(r.stdout) and "1 unreadable" in r.stdout
+
+
+def test_inspect_an_empty_folder(line, tmp_path):
+    root, _, model = line
+    (tmp_path / "none").mkdir()
+    r = run_cli("inspect", model, tmp_path / "none", cwd=root)
+    assert r.returncode == 2 and "no images found" in r.stderr
+
+
+def test_synth_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "keep.txt").write_text("mine")
+    r = run_cli("synth", "cat", "--n-good", 2, "--n-defect", 1, "--size", 64, cwd=tmp_path)
+    assert r.returncode == 2 and "not empty" in _flat(r.stderr)
+    assert [p.name for p in (tmp_path / "cat").iterdir()] == ["keep.txt"]
+
+
+def test_eval_on_a_folder_that_is_not_a_category(tmp_path):
+    (tmp_path / "flat").mkdir()
+    r = run_cli("eval", tmp_path / "flat", cwd=tmp_path)
+    assert r.returncode == 2 and "not an MVTec-style category" in _flat(r.stderr)

@@ -1,0 +1,208 @@
+"""Detectors behind the estimator contract: configured in __init__, learn in fit, fitted
+state ends in '_', score -> (image scores, anomaly maps); plus PatchCore's coreset and
+nearest-neighbour search against brute force."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lineguard.vision.detectors import DETECTORS, PaDiM, PatchCore, create_detector  # noqa: E402
+from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance  # noqa: E402
+from lineguard.vision.errors import DatasetError, NotFittedError  # noqa: E402
+from lineguard.vision.synth import make_part  # noqa: E402
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def good_parts() -> np.ndarray:
+    return np.stack([make_part(seed, size=SIZE)[0] for seed in range(100, 124)])
+
+
+@pytest.fixture(scope="module")
+def test_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(good, defective, masks): the defective part is the good part of the same seed plus one defect."""
+    seeds = range(200, 206)
+    kinds = ["particle", "scratch", "dent", "stain", "crack", "missing_coating"]
+    good = np.stack([make_part(s, size=SIZE)[0] for s in seeds])
+    pairs = [make_part(s, size=SIZE, defect=k) for s, k in zip(seeds, kinds)]
+    return good, np.stack([p[0] for p in pairs]), np.stack([p[1] > 0 for p in pairs])
+
+
+@pytest.fixture(scope="module", params=["patchcore", "padim"])
+def fitted(request, good_parts):
+    return create_detector(request.param, seed=0).fit(good_parts)
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("cls", [PatchCore, PaDiM])
+def test_get_params_round_trip_and_args_stored_unchanged(cls):
+    layers = ["stage2", "stage3"]                     # a list stays the very same object
+    det = cls(layers=layers, seed=7, batch_size=3)
+    params = det.get_params()
+    assert params["layers"] is layers and params["seed"] == 7 and params["batch_size"] == 3
+    clone = cls(**params)
+    assert clone.get_params() == params
+    assert set(params) == set(cls().get_params())
+    assert not any(k.endswith("_") for k in vars(det))   # nothing fitted at construction
+
+
+def test_registry_and_unknown_detector():
+    assert set(DETECTORS) == {"patchcore", "padim"}
+    assert isinstance(create_detector("padim", n_features=8), PaDiM)
+    with pytest.raises(ValueError, match="unknown detector"):
+        create_detector("isolation_forest")
+
+
+@pytest.mark.parametrize("cls", [PatchCore, PaDiM])
+def test_not_fitted_error_before_fit(cls):
+    det = cls()
+    with pytest.raises(NotFittedError, match="fit"):
+        det.score(np.zeros((1, SIZE, SIZE, 3), np.uint8))
+    with pytest.raises(NotFittedError):
+        det.state_tensors()
+
+
+def test_fit_sets_only_trailing_underscore_public_state(fitted, good_parts):
+    fresh = type(fitted)(**fitted.get_params())
+    new_public = [k for k in set(vars(fitted)) - set(vars(fresh)) if not k.startswith("_")]
+    assert new_public, "fit stored nothing"
+    assert all(k.endswith("_") for k in new_public), new_public
+    assert fitted.get_params() == fresh.get_params()     # fit does not touch the settings
+
+
+def test_score_shapes_and_types(fitted, test_parts):
+    good, bad, _ = test_parts
+    scores, maps = fitted.score(np.concatenate([good, bad]))
+    assert scores.shape == (12,) and maps.shape == (12, SIZE, SIZE)
+    assert scores.dtype == np.float32 and maps.dtype == np.float32
+    assert np.isfinite(scores).all() and np.isfinite(maps).all() and (maps >= 0).all()
+
+
+def test_score_is_deterministic_and_batch_independent(fitted, test_parts):
+    good, bad, _ = test_parts
+    x = np.concatenate([good, bad])
+    s1, m1 = fitted.score(x)
+    s2, m2 = fitted.score(x[:1])
+    np.testing.assert_allclose(s2, s1[:1], rtol=1e-4)
+    np.testing.assert_allclose(m2[0], m1[0], rtol=1e-4, atol=1e-4)
+
+
+def test_defects_score_higher_than_good_parts(fitted, test_parts):
+    good, bad, _ = test_parts
+    g, _ = fitted.score(good)
+    d, _ = fitted.score(bad)
+    # pairwise: each part with a defect painted on scores above the same part without it
+    assert (d > g).all(), (g, d)
+    assert np.median(d) > g.max()
+
+
+def test_anomaly_map_peaks_on_the_defect(fitted, test_parts):
+    _, bad, masks = test_parts
+    _, maps = fitted.score(bad)
+    inside = [m[mask].mean() for m, mask in zip(maps, masks)]
+    outside = [m[~mask].mean() for m, mask in zip(maps, masks)]
+    assert sum(i > o for i, o in zip(inside, outside)) >= 5
+
+
+@pytest.mark.parametrize("cls,n", [(PatchCore, 1), (PaDiM, 9)])
+def test_too_few_images_is_a_dataset_error(cls, n, good_parts):
+    with pytest.raises(DatasetError, match=f"at least {cls.min_good_images} good images"):
+        cls().fit(good_parts[:n])
+
+
+def test_patchcore_settings_are_checked():
+    with pytest.raises(ValueError, match="coreset_ratio"):
+        PatchCore(coreset_ratio=0).fit(np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_patchcore_memory_bank_size_and_topk_score(good_parts, test_parts):
+    det = PatchCore(coreset_ratio=0.05, image_score="topk", top_k=5).fit(good_parts[:4])
+    h, w = det.grid_
+    assert det.memory_bank_.shape[0] == round(4 * h * w * 0.05)
+    assert det.memory_bank_.shape[1] == sum(det.backbone_.out_channels)
+    torch.testing.assert_close(det.bank_sq_norms_, (det.memory_bank_ ** 2).sum(1))
+    scores, _ = det.score(test_parts[1])
+    assert scores.shape == (6,)
+    with pytest.raises(ValueError, match="image_score"):
+        PatchCore(image_score="mean").fit(good_parts[:2]).score(test_parts[1][:1])
+
+
+def test_state_round_trip_reproduces_scores(fitted, test_parts):
+    good, bad, _ = test_parts
+    params = dict(fitted.get_params(), layers=list(fitted.layers))
+    tensors = {k: np.array(v) for k, v in fitted.state_tensors().items()}
+    clone = type(fitted).from_state(params, fitted.state_meta(), tensors)
+    x = np.concatenate([good[:2], bad[:2]])
+    s1, m1 = fitted.score(x)
+    s2, m2 = clone.score(x)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(m1, m2)
+
+
+# --------------------------------------------------------------------------- coreset
+
+
+def test_greedy_coreset_returns_unique_indices_of_requested_size():
+    feats = torch.randn(500, 96, generator=torch.Generator().manual_seed(0))
+    idx = greedy_coreset(feats, 50, projection_dim=32, seed=0)
+    assert idx.shape == (50,) and idx.dtype == torch.long
+    assert len(set(idx.tolist())) == 50
+    assert idx.min() >= 0 and idx.max() < 500
+    assert torch.equal(idx, greedy_coreset(feats, 50, projection_dim=32, seed=0))   # seeded
+
+
+def test_greedy_coreset_keeps_all_when_asked_for_more():
+    feats = torch.randn(10, 4)
+    assert torch.equal(greedy_coreset(feats, 10, 2, 0), torch.arange(10))
+    assert torch.equal(greedy_coreset(feats, 50, 2, 0), torch.arange(10))
+
+
+@pytest.mark.parametrize("projection_dim", [0, 16])
+def test_greedy_coreset_picks_far_outliers(projection_dim):
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(400, 64, generator=g)
+    outliers = [17, 250, 399]
+    for i, o in enumerate(outliers):
+        feats[o] += 40.0 * (i + 1)
+    idx = greedy_coreset(feats, 8, projection_dim=projection_dim, seed=3).tolist()
+    assert set(outliers) <= set(idx)
+
+
+def test_greedy_coreset_each_pick_is_the_farthest_point():
+    # k-center greedy, checked step by step: without projection every kept point is the
+    # one farthest from all points kept before it.
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(300, 16, generator=g, dtype=torch.float64)
+    idx = greedy_coreset(feats, 15, projection_dim=0, seed=0).tolist()
+    for i in range(1, len(idx)):
+        d = torch.cdist(feats, feats[idx[:i]]).min(1).values
+        assert d[idx[i]] == pytest.approx(float(d.max()), rel=1e-9), f"pick {i}"
+
+
+def test_greedy_coreset_covers_every_cluster():
+    g = torch.Generator().manual_seed(2)
+    feats = torch.cat([torch.randn(300, 16, generator=g) * 0.1 + c for c in (0.0, 5.0, 10.0)])
+    idx = greedy_coreset(feats, 3, projection_dim=8, seed=0)
+    assert {int(i) // 300 for i in idx} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("block", [7, 4096])
+def test_nearest_distance_matches_brute_force(block):
+    g = torch.Generator().manual_seed(4)
+    q = torch.randn(300, 48, generator=g)
+    bank = torch.randn(120, 48, generator=g) * 2
+    want = torch.cdist(q, bank).min(1).values
+    got = nearest_distance(q, bank, block=block)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(nearest_distance(q, bank, (bank * bank).sum(1), block=block), got)
+
+
+def test_nearest_distance_of_bank_rows_is_zero():
+    bank = torch.randn(50, 16, generator=torch.Generator().manual_seed(5))
+    d = nearest_distance(bank[:10].clone(), bank)
+    assert (d >= 0).all() and d.max() < 1e-2

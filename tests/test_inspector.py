@@ -1,0 +1,327 @@
+"""The Inspector end to end in Python: fit from a folder, paths or arrays; verdicts,
+maps and regions; thresholds by false-reject rate or F1; recalibration; bad input; and
+a quality floor on the synthetic line that a broken detector does not pass."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from lineguard.vision.dataset import MVTecCategory  # noqa: E402
+from lineguard.vision.errors import DatasetError, ImageError  # noqa: E402
+from lineguard.vision.evaluate import evaluate  # noqa: E402
+from lineguard.vision.imageio import load_image  # noqa: E402
+from lineguard.vision.inspector import Inspector  # noqa: E402
+from lineguard.vision.result import InspectionResult, Verdict  # noqa: E402
+from lineguard.vision.synth import make_part  # noqa: E402
+
+SIZE = 128
+# Measured on this synthetic category (40 train, 10 good + 18 defective test parts, 128 px):
+# PatchCore image AUROC 0.978, pixel AUROC 0.979, AUPRO 0.941. The floors leave margin
+# for numeric drift; the broken detectors below land at 0.28-0.62 image AUROC.
+IMAGE_AUROC_FLOOR = 0.90
+PIXEL_AUROC_FLOOR = 0.93
+AUPRO_FLOOR = 0.85
+
+
+def _good_files(cat):
+    return sorted((cat / "train" / "good").glob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def test_results(fitted_inspector, synth_category):
+    """Every test image inspected once: list of (TestItem, result, mask)."""
+    cat = MVTecCategory(synth_category)
+    results = fitted_inspector.inspect_batch([it.path for it in cat.test_items])
+    return [(it, r, cat.load_mask(it)) for it, r in zip(cat.test_items, results)]
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def test_fit_on_a_folder_holds_parts_out(fitted_inspector):
+    info, calib = fitted_inspector.info, fitted_inspector.calibration
+    assert info["n_train"] + info["n_calibration"] == 40
+    assert info["n_calibration"] == 8 and calib["held_out"] is True
+    assert calib["n_calibration"] == 8 and calib["target_false_reject_rate"] == 0.1
+    assert info["skipped"] == [] and info["version"] == "test-1"
+    assert fitted_inspector.pixel_threshold <= fitted_inspector.threshold
+
+
+def test_fit_on_paths_and_on_arrays_equals_fit_on_the_folder(fitted_inspector, synth_category):
+    files = _good_files(synth_category)
+    by_paths = Inspector.fit(files, image_size=SIZE, false_reject_rate=0.1, seed=0)
+    by_arrays = Inspector.fit([load_image(f) for f in files], image_size=SIZE, false_reject_rate=0.1, seed=0)
+    ref = fitted_inspector.detector.memory_bank_
+    for other in (by_paths, by_arrays):
+        assert torch.equal(other.detector.memory_bank_, ref)
+        assert other.threshold == fitted_inspector.threshold
+
+
+def test_fit_on_parts_of_different_sizes():
+    photos = [make_part(s, size=(96 + 16 * (s % 3), 128 + 32 * (s % 2)))[0] for s in range(12)]
+    insp = Inspector.fit(photos, image_size=64, false_reject_rate=0.2)
+    r = insp.inspect(make_part(50, size=(80, 200))[0])
+    assert r.anomaly_map.shape == (80, 200)
+
+
+def test_padim_inspector_fits_and_judges():
+    good = [make_part(s, size=SIZE)[0] for s in range(14)]
+    insp = Inspector.fit(good, detector="padim", image_size=SIZE, false_reject_rate=0.2)
+    assert insp.detector.name == "padim"
+    bad = insp.inspect(make_part(99, size=SIZE, defect="particle")[0])
+    ok = insp.inspect(make_part(98, size=SIZE)[0])
+    assert bad.score > ok.score
+
+
+def test_fit_progress_reports_every_stage():
+    seen = []
+    Inspector.fit([make_part(s, size=64)[0] for s in range(5)], image_size=64,
+                  progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = [s for s, _, _ in seen]
+    assert {"load", "features", "calibrate"} <= set(stages)
+    assert ("load", 5, 5) in seen
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_held_out_good_parts_mostly_ok_and_defects_ng(test_results):
+    good = [r for it, r, _ in test_results if not it.is_defect]
+    bad = [r for it, r, _ in test_results if it.is_defect]
+    assert len(good) == 10 and len(bad) == 18
+    assert sum(r.verdict is Verdict.OK for r in good) >= 8
+    assert sum(r.verdict is Verdict.NG for r in bad) >= 14
+    for it, r, _ in test_results:
+        assert r.is_ng == (r.score > r.threshold)
+        assert r.source == str(it.path)
+        assert r.model_id and r.model_version == "test-1"
+        assert set(r.timings_ms) == {"preprocess", "model", "postprocess", "total"}
+
+
+def test_regions_only_on_ng_and_on_the_defect(test_results):
+    hits = ng_defects = 0
+    for it, r, mask in test_results:
+        if not r.is_ng:
+            assert r.regions == []
+            continue
+        assert r.regions, "an NG part gets at least its worst spot outlined"
+        peaks = [g.peak_score for g in r.regions]
+        assert peaks == sorted(peaks, reverse=True)
+        h, w = r.anomaly_map.shape
+        for g in r.regions:
+            assert 0 <= g.x and g.x + g.width <= w and 0 <= g.y and g.y + g.height <= h
+            assert g.area_px >= 4 and g.peak_score > r.pixel_threshold
+        if it.is_defect:
+            ng_defects += 1
+            worst = r.regions[0]
+            hits += bool(mask[worst.y:worst.y + worst.height, worst.x:worst.x + worst.width].any())
+    assert ng_defects and hits >= 0.8 * ng_defects
+
+
+def test_anomaly_map_has_the_photos_own_size(fitted_inspector):
+    for shape in [(96, 160), (200, 120), (128, 128)]:
+        r = fitted_inspector.inspect(make_part(7, size=shape, defect="dent")[0])
+        assert r.anomaly_map.shape == shape and r.anomaly_map.dtype == np.float32
+        assert r.image_size == (shape[1], shape[0])
+
+
+def test_inspect_accepts_paths_bytes_and_arrays_alike(fitted_inspector, synth_category):
+    path = sorted((synth_category / "test" / "scratch").glob("*.png"))[0]
+    a = fitted_inspector.inspect(path)
+    b = fitted_inspector.inspect(path.read_bytes(), source="part-17")
+    c = fitted_inspector.inspect(load_image(path))
+    assert a.score == b.score == c.score
+    assert a.source == str(path) and b.source == "part-17" and c.source == ""
+
+
+def test_inspect_batch_size_does_not_change_results(fitted_inspector, synth_category):
+    files = sorted((synth_category / "test" / "good").glob("*.png"))[:5]
+    one = fitted_inspector.inspect_batch(files, batch_size=1)
+    all_ = fitted_inspector.inspect_batch(files, batch_size=16)
+    np.testing.assert_allclose([r.score for r in one], [r.score for r in all_], rtol=1e-5)
+
+
+def test_inspect_unreadable_image_raises_image_error(fitted_inspector, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    with pytest.raises(ImageError, match=str(bad)):
+        fitted_inspector.inspect(bad)
+
+
+def test_result_json_round_trip(fitted_inspector):
+    r = fitted_inspector.inspect(make_part(8, size=SIZE, defect="particle")[0], source="p8")
+    d = json.loads(json.dumps(r.to_dict(include_map=True)))
+    back = InspectionResult.from_dict(d)
+    assert back.verdict == r.verdict and back.regions == [type(g).from_dict(g.to_dict()) for g in r.regions]
+    assert back.source == "p8" and back.image_size == r.image_size
+    np.testing.assert_allclose(back.anomaly_map, r.anomaly_map, rtol=1e-3, atol=1e-2)
+    assert "anomaly_map_npy_b64" not in r.to_dict()
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def test_lower_false_reject_target_gives_higher_or_equal_threshold(synth_category):
+    files = _good_files(synth_category)
+    thr = [Inspector.fit(files, image_size=SIZE, holdout=0.5, false_reject_rate=a, seed=1).threshold
+           for a in (0.3, 0.1, 0.01)]
+    assert thr[0] <= thr[1] <= thr[2]
+    assert thr[0] < thr[2]
+
+
+def test_defect_images_give_escape_rates_and_f1_threshold(synth_category):
+    files = _good_files(synth_category)
+    defects = [synth_category / "test" / "particle", synth_category / "test" / "crack"]
+    insp = Inspector.fit(files, image_size=SIZE, false_reject_rate=0.1, defect_images=defects)
+    c = insp.calibration
+    assert insp.info["n_defect_images"] == 6
+    at = c["at_frr_threshold"]
+    assert at["n_defect"] == 6 and 0 <= at["escape_rate"] <= 1
+    assert at["threshold"] == insp.threshold
+    assert "f1_threshold" in c and 0 < c["f1"] <= 1
+    f1 = Inspector.fit(files, image_size=SIZE, false_reject_rate=0.1, defect_images=defects,
+                       threshold_strategy="f1")
+    assert f1.threshold == f1.calibration["f1_threshold"] == c["f1_threshold"]
+
+
+def test_f1_strategy_without_defects_is_a_value_error(synth_category):
+    with pytest.raises(ValueError, match="defect images"):
+        Inspector.fit(_good_files(synth_category)[:6], image_size=64, threshold_strategy="f1")
+
+
+def test_no_holdout_is_recorded(synth_category):
+    insp = Inspector.fit(_good_files(synth_category)[:6], image_size=64, holdout=0)
+    assert insp.calibration["held_out"] is False and insp.info["n_calibration"] == 0
+
+
+def test_recalibrate_changes_threshold_and_model_id(synth_category, tmp_path):
+    insp = Inspector.fit(_good_files(synth_category)[:12], image_size=SIZE, false_reject_rate=0.1)
+    before_thr, before_id = insp.threshold, insp.model_id
+    calib = insp.recalibrate(synth_category / "test" / "good", false_reject_rate=0.5)
+    assert calib is insp.calibration and calib["n_calibration"] == 10
+    assert insp.threshold != before_thr and insp.threshold < before_thr
+    assert insp.model_id != before_id
+    assert Inspector.load(insp.save(tmp_path / "re.lgm")).threshold == insp.threshold
+    with pytest.raises(DatasetError):
+        insp.recalibrate([tmp_path / "re.lgm"])            # nothing readable
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_folder_with_one_corrupt_file_trains_and_lists_it(synth_category, tmp_path):
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for f in _good_files(synth_category)[:8]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    broken = folder / "zz_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    insp = Inspector.fit(folder, image_size=64)
+    assert insp.info["n_train"] + insp.info["n_calibration"] == 8
+    assert len(insp.info["skipped"]) == 1 and str(broken) in insp.info["skipped"][0]
+    with pytest.raises(ImageError, match=str(broken)):
+        Inspector.fit(folder, image_size=64, skip_bad=False)
+
+
+@pytest.mark.xfail(reason="BUG: unreadable defect images passed to fit(defect_images=...) are dropped "
+                          "silently (the load errors are discarded), so the escape rate is computed on fewer "
+                          "parts than the user gave and nothing says which file was left out",
+                   strict=True)
+def test_unreadable_defect_image_is_reported(synth_category, tmp_path):
+    folder = tmp_path / "defects"
+    folder.mkdir()
+    for f in sorted((synth_category / "test" / "dent").glob("*.png")):
+        (folder / f.name).write_bytes(f.read_bytes())
+    broken = folder / "zz_broken.png"
+    broken.write_bytes(b"not an image")
+    insp = Inspector.fit(_good_files(synth_category)[:6], image_size=64, defect_images=folder)
+    assert insp.info["n_defect_images"] == 3
+    assert any(str(broken) in s for s in insp.info["skipped"])
+
+
+def test_too_few_good_images(synth_category):
+    with pytest.raises(DatasetError, match="at least 3 readable good images"):
+        Inspector.fit(_good_files(synth_category)[:2], image_size=64)
+    with pytest.raises(DatasetError, match="at least 11"):
+        Inspector.fit(_good_files(synth_category)[:10], detector="padim", image_size=64)
+
+
+def test_empty_and_missing_folders(tmp_path):
+    with pytest.raises(DatasetError, match="no images"):
+        Inspector.fit(tmp_path)
+    with pytest.raises(DatasetError, match="does not exist"):
+        Inspector.fit(tmp_path / "missing")
+
+
+def test_all_files_unreadable(tmp_path):
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_text("not an image")
+    with pytest.raises(DatasetError, match="4 unreadable"):
+        Inspector.fit(tmp_path, image_size=64)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(detector="svm"), "unknown detector"), (dict(holdout=1.0), "holdout"),
+                                      (dict(image_size=100), "multiple"), (dict(resize="crop"), "resize"),
+                                      (dict(false_reject_rate=0), "false_reject_rate")])
+def test_bad_settings(kw, match, synth_category):
+    with pytest.raises(ValueError, match=match):
+        Inspector.fit(_good_files(synth_category)[:4], **{"image_size": 64, **kw})
+
+
+# --------------------------------------------------------------------------- quality floor
+
+
+def _meets_floor(report: dict) -> bool:
+    return (report["image_auroc"] >= IMAGE_AUROC_FLOOR and report["pixel_auroc"] >= PIXEL_AUROC_FLOOR
+            and report["aupro"] >= AUPRO_FLOOR)
+
+
+def test_quality_floor_on_the_synthetic_line(fitted_inspector, synth_category):
+    report = evaluate(fitted_inspector, synth_category)
+    assert report["n_good"] == 10 and report["n_defect"] == 18 and not report["skipped"]
+    assert report["image_auroc"] >= IMAGE_AUROC_FLOOR, report["image_auroc"]
+    assert report["pixel_auroc"] >= PIXEL_AUROC_FLOOR, report["pixel_auroc"]
+    assert report["aupro"] >= AUPRO_FLOOR, report["aupro"]
+    assert _meets_floor(report)
+
+
+class _RandomScores:
+    """A detector that learned nothing: random image scores and maps."""
+
+    name = "random"
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def score(self, x):
+        return (self.rng.random(len(x)).astype(np.float32),
+                self.rng.random((len(x),) + x.shape[1:3]).astype(np.float32))
+
+
+def _broken(fitted, how: str, seed: int = 0) -> Inspector:
+    g = torch.Generator().manual_seed(seed)
+    det = copy.copy(fitted.detector)
+    bank = fitted.detector.memory_bank_
+    if how == "shuffled_channels":     # features paired with the wrong channels
+        det.memory_bank_ = bank[:, torch.randperm(bank.shape[1], generator=g)].contiguous()
+    elif how == "random_bank":         # same per-channel mean and spread, no structure
+        det.memory_bank_ = torch.randn(bank.shape, generator=g) * bank.std(0) + bank.mean(0)
+        det.bank_sq_norms_ = (det.memory_bank_ ** 2).sum(1)
+    elif how == "random_scores":
+        det = _RandomScores(seed)
+    insp = Inspector(det, fitted.preprocess, fitted.calibration, dict(fitted.info))
+    insp._model_id = "broken"
+    return insp
+
+
+@pytest.mark.parametrize("how", ["shuffled_channels", "random_bank", "random_scores"])
+def test_quality_floor_fails_for_a_broken_detector(fitted_inspector, synth_category, how):
+    report = evaluate(_broken(fitted_inspector, how), synth_category)
+    assert report["image_auroc"] < IMAGE_AUROC_FLOOR
+    assert not _meets_floor(report)
