@@ -142,3 +142,68 @@ def test_records_survive_a_new_station_process(station_factory):
     st2 = station_factory()
     assert st2.get(rid).part_id == "persist"
     assert st2.models.active_for("cell", "L1").version == 1
+
+
+def test_map_is_linked_only_once_its_file_is_stored(station):
+    # A crash between the answer and the map write must leave a record without a map,
+    # never one naming a file that is not there.
+    station.maps.linger_s = 0.3
+    out = station.inspect(png_bytes(220, seed=60), part("map-later"))
+    assert out.record.heatmap_key                       # the answer links the map ...
+    with station.db.session() as s:
+        row = s.get(Inspection, out.record.id)
+        assert row.heatmap_key is None and row.heatmap_scale   # ... the database not yet
+    assert not station.images.exists(out.record.heatmap_key)
+    rec = station.get(out.record.id)                    # reads wait for the map in flight
+    assert rec.heatmap_key == out.record.heatmap_key and station.images.exists(rec.heatmap_key)
+    again = station.inspect(png_bytes(220, seed=60), part("map-later"))
+    assert not again.created and again.record.heatmap_key == rec.heatmap_key
+
+
+def test_maps_in_flight_are_stored_on_close(station_factory):
+    st = station_factory()
+    st.add_model(FakeInspector().to_bytes(), "cell", activate=True)
+    st.maps.linger_s = 0.2
+    rid = st.inspect(png_bytes(220, seed=61), part("map-close")).record.id
+    st.close()
+    st2 = station_factory()
+    rec = st2.get(rid)
+    assert rec.heatmap_key and st2.images.exists(rec.heatmap_key)
+
+
+def test_sqlite_durability_setting(station_factory):
+    if station_factory.backend != "sqlite":
+        pytest.skip("SQLite only")
+    st = station_factory()
+    with st.db.session() as s:     # NORMAL (1) in WAL: survives kill -9, the default
+        assert s.execute(text("PRAGMA synchronous")).scalar() == 1
+    st.close()
+    st = station_factory(sqlite_synchronous="FULL")
+    with st.db.session() as s:
+        assert s.execute(text("PRAGMA synchronous")).scalar() == 2
+
+
+def test_key_cache_forgets_revoked_keys(station):
+    from lineguard.line.auth import KeyCache
+    cache = KeyCache(ttl_s=60)
+    with station.db.session() as s:
+        row, key = create_key(s, "operator", "op")
+    gen = cache.generation()
+    with station.db.session() as s:
+        cache.put(key, verify_key(s, key), gen)
+    assert cache.get(key)[1] == "operator" and cache.get(key + "x") is None
+    cache.clear()                       # what revoking through the API does
+    assert cache.get(key) is None
+    with station.db.session() as s:     # a read that raced with a revocation is not cached
+        found = verify_key(s, key)
+    cache.clear()
+    cache.put(key, found, gen)
+    assert cache.get(key) is None
+
+
+def test_active_model_cache_follows_activation(station):
+    assert station.models.active_for("cell", "L1").version == 1
+    station.add_model(FakeInspector(0.5, "v-b").to_bytes(), "cell", activate=True)
+    assert station.models.active_for("cell", "L1").version == 2
+    station.rollback_model("cell", "")
+    assert station.models.active_for("cell", "L1").version == 1

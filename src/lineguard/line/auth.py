@@ -58,3 +58,47 @@ def revoke_key(session: Session, key_id: int) -> bool:
         return False
     row.revoked = True
     return True
+
+
+class KeyCache:
+    """Keys verified recently, so a part does not cost a database read to authorise.
+
+    Only valid keys are cached, by the sha256 of the key (never the key in clear), for
+    ``ttl_s`` seconds. Revoking a key through this station clears the cache at once;
+    the TTL bounds how long a key revoked by another process sharing the database
+    keeps working.
+    """
+
+    def __init__(self, ttl_s: float = 5.0):
+        import threading
+        self.ttl_s = ttl_s
+        self._hits: dict[str, tuple[float, int, str, str]] = {}
+        self._gen = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Optional[tuple[int, str, str]]:
+        """(key id, role, name) of a key verified less than ``ttl_s`` ago, else None."""
+        import time
+        hit = self._hits.get(_hash(key))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1], hit[2], hit[3]
+
+    def generation(self) -> int:
+        return self._gen
+
+    def put(self, key: str, row: ApiKey, gen: int) -> None:
+        """Remember a key verified by a read that started at generation ``gen``."""
+        import time
+        with self._lock:
+            if gen != self._gen:     # revoked while we were reading: do not cache
+                return
+            if len(self._hits) > 10_000:
+                self._hits.clear()
+            self._hits[_hash(key)] = (time.monotonic() + self.ttl_s, row.id, row.role,
+                                      row.name or f"key-{row.prefix}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._gen += 1
+            self._hits.clear()

@@ -30,7 +30,7 @@ def _normalise_url(url: str) -> str:
 class Database:
     """Engine + session factory for one station database."""
 
-    def __init__(self, url: str, schema: Optional[str] = None, sqlite_synchronous: str = "FULL"):
+    def __init__(self, url: str, schema: Optional[str] = None, sqlite_synchronous: str = "NORMAL"):
         self.url = _normalise_url(url)
         self.schema = schema
         if schema is not None and not _SCHEMA_RE.match(schema):

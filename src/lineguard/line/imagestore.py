@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from ..vision.atomic import atomic_write_bytes
 
@@ -22,14 +25,37 @@ class ContentStore:
     def __init__(self, root: Union[str, os.PathLike]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._staging = self.root / ".staging"
+        self._writer: Optional[ThreadPoolExecutor] = None
+        self._writer_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Long-lived writer threads: starting a thread per part costs milliseconds on a
+        # busy line PC, more than the write itself.
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._staging.mkdir(exist_ok=True)
+                    self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lg-store")
+        return self._writer
+
+    def close(self) -> None:
+        """Wait for staged writes to finish and stop the writer threads."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def key_for(self, digest: str, suffix: str) -> str:
         suffix = suffix if suffix.startswith(".") or not suffix else "." + suffix
         return f"{digest[:2]}/{digest[2:4]}/{digest}{suffix.lower()}"
 
-    def put(self, data: bytes, suffix: str = "", digest: str | None = None) -> str:
-        """Store bytes (atomically, fsynced) and return their key."""
-        key = self.key_for(digest or sha256_hex(data), suffix)
+    def put(self, data: bytes, suffix: str = "", digest: str | None = None, key: str | None = None) -> str:
+        """Store bytes (atomically, fsynced) and return their key.
+
+        ``key`` stores under a key the caller derived from the inputs (e.g. the anomaly
+        map of one image under one model), so the key is known before the bytes are.
+        """
+        key = key or self.key_for(digest or sha256_hex(data), suffix)
         path = self.path(key)
         if not path.exists():
             atomic_write_bytes(path, data)
@@ -53,38 +79,30 @@ class ContentStore:
 
 
 class StagedFile:
-    """Bytes written and fsynced to a temp file on a background thread.
+    """Bytes written and fsynced to a temp file on a store writer thread.
 
     The write overlaps other work (the model); :meth:`commit` waits for it and renames
     the file to its key (atomic), :meth:`discard` removes it.
     """
 
     def __init__(self, store: ContentStore, data: bytes):
-        import tempfile
-        import threading
-        tmp_dir = store.root / ".staging"
-        tmp_dir.mkdir(exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".tmp")
         self.store = store
-        self._error: BaseException | None = None
+        self.tmp: Optional[str] = None
+        self._future: Future = store._executor().submit(self._write, data)
 
-        def write() -> None:
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except BaseException as exc:  # noqa: BLE001 - re-raised in commit()
-                self._error = exc
-
-        self._thread = threading.Thread(target=write, daemon=True)
-        self._thread.start()
+    def _write(self, data: bytes) -> None:
+        fd, self.tmp = tempfile.mkstemp(dir=self.store._staging, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def commit(self, key: str) -> str:
-        self._thread.join()
-        if self._error is not None:
+        try:
+            self._future.result()
+        except BaseException:
             self.discard()
-            raise self._error
+            raise
         target = self.store.path(key)
         if target.exists():
             self.discard()
@@ -94,11 +112,15 @@ class StagedFile:
         return key
 
     def discard(self) -> None:
-        self._thread.join()
         try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
+            self._future.result()
+        except BaseException:  # noqa: BLE001 - the write failed; still clean up below
             pass
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
 
 
 _MAGIC = [

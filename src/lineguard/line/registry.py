@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -38,6 +39,18 @@ class ModelRegistry:
         self._cache: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._cache_lock = threading.Lock()
+        # Which version judges a product/line, asked on every part: cached, and dropped
+        # whenever this process changes an activation. The TTL bounds how long a change
+        # made by another process (a second station on the same database) goes unseen.
+        self._active: dict[tuple[str, str], tuple[int, float, ModelVersion]] = {}
+        self._active_gen = 0
+
+    ACTIVE_TTL_S = 2.0
+
+    def _activation_changed(self) -> None:
+        with self._cache_lock:
+            self._active_gen += 1
+            self._active.clear()
 
     # -- versions ---------------------------------------------------------------
     def add(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
@@ -75,6 +88,8 @@ class ModelRegistry:
             s.flush()
             if activate:
                 self._activate(s, mv, by)
+        if activate:
+            self._activation_changed()
         return mv
 
     def list(self, product: Optional[str] = None, line: Optional[str] = None) -> list[ModelVersion]:
@@ -105,7 +120,8 @@ class ModelRegistry:
             # Load it before switching: a version that cannot run must never become active.
             self.inspector(mv)
             self._activate(s, mv, by)
-            return mv
+        self._activation_changed()   # after the commit, so no one re-caches the old version
+        return mv
 
     def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
         """Re-activate the version that was active before the current one."""
@@ -120,7 +136,8 @@ class ModelRegistry:
             assert mv is not None
             self.inspector(mv)
             self._activate(s, mv, by)
-            return mv
+        self._activation_changed()
+        return mv
 
     def _activate(self, s: Session, mv: ModelVersion, by: Optional[str]) -> None:
         for other in s.scalars(select(ModelVersion).where(ModelVersion.product == mv.product,
@@ -134,6 +151,19 @@ class ModelRegistry:
 
     def active_for(self, product: str, line: str) -> ModelVersion:
         """The model a part of ``product`` on ``line`` is judged by: line-specific first."""
+        now = time.monotonic()
+        with self._cache_lock:
+            gen = self._active_gen
+            hit = self._active.get((product, line))
+        if hit is not None and hit[0] == gen and hit[1] > now:
+            return hit[2]
+        mv = self._active_from_db(product, line)
+        with self._cache_lock:
+            if self._active_gen == gen:
+                self._active[(product, line)] = (gen, now + self.ACTIVE_TTL_S, mv)
+        return mv
+
+    def _active_from_db(self, product: str, line: str) -> ModelVersion:
         with self.db.session() as s:
             rows = list(s.scalars(select(ModelVersion).where(ModelVersion.product == product,
                                                              ModelVersion.line.in_([line, ""]),

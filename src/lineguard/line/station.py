@@ -3,9 +3,10 @@
 HTTP uploads, the hot folder and the camera all call :meth:`Station.inspect`, so a
 part is judged, stored and signalled the same way whatever brought it in. The order
 of work is what makes it safe: refuse bad input before anything is written, run the
-model, write image files (content-addressed, atomic), then commit the record; only a
-committed record is answered or signalled. A crash at any point leaves either no
-record or a whole one.
+model, write the image file (content-addressed, atomic, fsynced while the model runs),
+then commit the record; only a committed record is answered or signalled. A crash at
+any point leaves either no record or a whole one. The anomaly map follows the answer
+(see :mod:`.mapwriter`): a record points at its map only once the map file is stored.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from ..vision.errors import ImageError
 from .config import StationConfig
 from .db import Database
 from .errors import CorruptImage, EmptyUpload, NotAnImage, NotFound, StationError, UploadTooLarge
+from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
+from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
 from .orm import Inspection, utcnow
 from .registry import Loader, ModelRegistry
@@ -107,6 +110,8 @@ class Station:
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
         self.images = ContentStore(config.data_dir / "images")
+        self.maps = MapWriter(self.db, self.images)
+        self.key_cache = KeyCache()
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
         self.metrics = StationMetrics()
         if sinks is None:
@@ -171,19 +176,19 @@ class Station:
             raise
 
         is_ng = getattr(result.verdict, "value", result.verdict) == "NG"
-        image_key = heatmap_key = overlay_key = None
+        image_key = overlay_key = map_to_store = None
         scale = None
         if self.config.retention.keep(is_ng, digest):
-            from . import render
             image_key = staged.commit(self.images.key_for(digest, suffix or ".img"))
         else:
             staged.discard()
-        if image_key is not None:
-            if result.anomaly_map is not None:
-                # The overlay is rendered when someone asks for it (GET .../overlay), not
-                # here: it would double the time a part spends outside the model.
-                scale = render.map_scale(result.pixel_threshold, result.anomaly_map)
-                heatmap_key = self.images.put(render.encode_map(result.anomaly_map, scale), ".png")
+        if image_key is not None and result.anomaly_map is not None:
+            # The map is stored after the answer and the overlay rendered when someone
+            # asks for it (GET .../overlay): on the way they would double the time a
+            # part spends outside the model.
+            from . import render
+            scale = render.map_scale(result.pixel_threshold, result.anomaly_map)
+            map_to_store = map_key(self.images, digest, mv.model_id)
         t_store = time.perf_counter()
 
         verdict = getattr(result.verdict, "value", str(result.verdict))
@@ -200,7 +205,7 @@ class Station:
             model_id=mv.model_id, model_version=mv.model_version or str(getattr(result, "model_version", "")),
             registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
             image_sha256=digest, image_width=int(w), image_height=int(h), image_key=image_key,
-            heatmap_key=heatmap_key, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
+            heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
             reviewed=False)
         s = self.db.new_session()
         try:
@@ -216,6 +221,9 @@ class Station:
             return Outcome(existing, created=False)
         finally:
             s.close()
+        if map_to_store is not None:
+            self.maps.submit(rec.id, map_to_store, result.anomaly_map, scale)
+            rec.heatmap_key = map_to_store   # the answer links it; reads wait until it is stored
         total = time.perf_counter() - t0
         self.metrics.parts.labels(part.line, part.station, verdict).inc()
         self.metrics.latency.labels(part.line).observe(total)
@@ -233,11 +241,20 @@ class Station:
 
     # -- records ---------------------------------------------------------------------
     def find_existing(self, part_id: str, digest: str) -> Optional[Inspection]:
+        # Asked for every part and almost always "no": look up the id alone (a plain
+        # index probe, no ORM object) and load the record only when there is one.
+        with self.db.engine.connect() as conn:
+            found = conn.execute(select(Inspection.id).where(Inspection.part_id == part_id,
+                                                             Inspection.image_sha256 == digest)).scalar()
+        if found is None:
+            return None
+        # Answered a moment ago and its map still being stored: answer the same links.
+        self.maps.wait(found)
         with self.db.session() as s:
-            return s.scalar(select(Inspection).where(Inspection.part_id == part_id,
-                                                     Inspection.image_sha256 == digest))
+            return s.get(Inspection, found)
 
     def get(self, inspection_id: int) -> Inspection:
+        self.maps.wait(inspection_id)
         with self.db.session() as s:
             rec = s.get(Inspection, inspection_id)
         if rec is None:
@@ -264,6 +281,7 @@ class Station:
         if before_id is not None:
             q = q.where(Inspection.id < before_id)
         q = q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+        self.maps.flush()   # parts already answered are listed with their maps
         with self.db.session() as s:
             return list(s.scalars(q))
 
@@ -316,6 +334,8 @@ class Station:
     def close(self) -> None:
         self.jobs.close()
         self.sinks.close()
+        self.maps.close()
+        self.images.close()
         self.db.dispose()
 
 

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
-    ap.add_argument("--sqlite-synchronous", default="FULL")
+    ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
+                    type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,

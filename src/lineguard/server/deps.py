@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ..line.auth import role_allows, verify_key
 from ..line.station import Station
 
 
-def get_station(request: Request) -> Station:
+async def get_station(request: Request) -> Station:
+    # async: a plain function dependency would cost a worker-thread hop per request.
     return request.app.state.station
 
 
@@ -34,26 +36,38 @@ def _key_from(request: Request) -> Optional[str]:
 def require(role: str) -> Callable[..., Caller]:
     """Dependency: the caller must present a valid key of ``role`` or higher."""
 
-    def dep(request: Request, station: Station = Depends(get_station)) -> Caller:
+    async def dep(request: Request, station: Station = Depends(get_station)) -> Caller:
         key = _key_from(request)
         if not key:
             raise HTTPException(401, f"this action needs an API key with role {role} or higher: send it in the "
                                      "X-API-Key header (create one with `lineguard keys create`)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        with station.db.session() as s:
-            row = verify_key(s, key)
-        if row is None:
+        hit = station.key_cache.get(key)
+        if hit is None:
+            hit = await run_in_threadpool(_verify, station, key)
+        if hit is None:
             raise HTTPException(401, "the API key is unknown or revoked; ask an admin for a new one",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if not role_allows(row.role, role):
-            raise HTTPException(403, f"a {row.role} key cannot do this; it needs role {role} or higher")
-        return Caller(row.id, row.role, row.name or f"key-{row.prefix}")
+        key_id, have, name = hit
+        if not role_allows(have, role):
+            raise HTTPException(403, f"a {have} key cannot do this; it needs role {role} or higher")
+        return Caller(key_id, have, name)
 
     return dep
 
 
-def reader(request: Request, station: Station = Depends(get_station)) -> Optional[Caller]:
+async def reader(request: Request, station: Station = Depends(get_station)) -> Optional[Caller]:
     """Read access: open on the plant LAN by default, else an operator key."""
     if station.config.open_reads:
         return None
-    return require("operator")(request, station)
+    return await require("operator")(request, station)
+
+
+def _verify(station: Station, key: str) -> Optional[tuple[int, str, str]]:
+    gen = station.key_cache.generation()
+    with station.db.session() as s:
+        row = verify_key(s, key)
+    if row is None:
+        return None
+    station.key_cache.put(key, row, gen)
+    return row.id, row.role, row.name or f"key-{row.prefix}"

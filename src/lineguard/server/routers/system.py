@@ -55,4 +55,5 @@ def delete_key(key_id: int, station: Station = Depends(get_station),
     with station.db.session() as s:
         if not revoke_key(s, key_id):
             raise NotFound(f"no API key with id {key_id}")
+    station.key_cache.clear()   # after the commit: the revoked key stops working now
     return {"id": key_id, "revoked": True}
