@@ -80,7 +80,9 @@ def test_score_shapes_and_types(fitted, test_parts):
     scores, maps = fitted.score(np.concatenate([good, bad]))
     assert scores.shape == (12,) and maps.shape == (12, SIZE, SIZE)
     assert scores.dtype == np.float32 and maps.dtype == np.float32
-    assert np.isfinite(scores).all() and np.isfinite(maps).all() and (maps >= 0).all()
+    assert np.isfinite(scores).all() and np.isfinite(maps).all()
+    if fitted.name == "padim":       # a Mahalanobis distance; PatchCore's position-normalised maps may dip below 0
+        assert (maps >= 0).all()
 
 
 def test_score_is_deterministic_and_batch_independent(fitted, test_parts):
