@@ -267,9 +267,6 @@ def test_save_failing_before_writing_keeps_the_old_file(fitted_inspector, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["cell.lgm"]
 
 
-@pytest.mark.xfail(reason="BUG: atomic_write_bytes keeps mkstemp's 0600 mode, so a saved model (and every "
-                          "report file) is unreadable to other users, e.g. a station service account",
-                   strict=True)
 def test_saved_model_has_the_usual_file_permissions(fitted_inspector, tmp_path):
     old = os.umask(0o022)
     try:

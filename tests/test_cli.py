@@ -152,10 +152,6 @@ def test_train_output_must_be_lgm(line, tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
-@pytest.mark.xfail(reason="BUG: `train -o` to a path that cannot be written (parent is a file, read-only "
-                          "folder) dies with an OSError traceback and exit 1 instead of a clear error and "
-                          "exit 2 (the CLI catches only LineguardError/ValueError around save)",
-                   strict=True)
 def test_train_to_an_unwritable_path(line, tmp_path):
     _, cat, _ = line
     (tmp_path / "a_file").write_text("not a folder")

@@ -185,10 +185,6 @@ def test_rgba_array_drops_alpha_channel_to_rgb():
     assert out.shape == (8, 8, 3) and (out == 90).all()
 
 
-@pytest.mark.xfail(reason="BUG: an RGBA array keeps the colour of transparent pixels while the same RGBA "
-                          "image from a file or PIL is composited on black, so one part gets two "
-                          "different inputs (and scores) depending on how it reached the inspector",
-                   strict=True)
 def test_rgba_array_and_rgba_file_load_the_same(tmp_path):
     rgba = np.zeros((16, 16, 4), np.uint8)
     rgba[..., :3] = (200, 100, 50)
@@ -210,9 +206,6 @@ def test_unsupported_array_shapes_are_refused(shape):
         load_image(np.zeros(shape, np.uint8))
 
 
-@pytest.mark.xfail(reason="BUG: load_image accepts an empty (0x0) or tiny array that files are refused "
-                          "for (< 8x8); it fails later inside preprocessing with an unrelated error",
-                   strict=True)
 @pytest.mark.parametrize("shape", [(0, 0, 3), (2, 2, 3)], ids=["empty", "2x2"])
 def test_empty_or_tiny_arrays_are_refused(shape):
     with pytest.raises(ImageError):

@@ -229,10 +229,6 @@ def test_folder_with_one_corrupt_file_trains_and_lists_it(synth_category, tmp_pa
         Inspector.fit(folder, image_size=64, skip_bad=False)
 
 
-@pytest.mark.xfail(reason="BUG: unreadable defect images passed to fit(defect_images=...) are dropped "
-                          "silently (the load errors are discarded), so the escape rate is computed on fewer "
-                          "parts than the user gave and nothing says which file was left out",
-                   strict=True)
 def test_unreadable_defect_image_is_reported(synth_category, tmp_path):
     folder = tmp_path / "defects"
     folder.mkdir()

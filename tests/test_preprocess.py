@@ -124,10 +124,6 @@ def test_roi_past_the_photo_edge_is_clipped():
     assert (back[:60] == 0).all() and (back[:, :150] == 0).all()
 
 
-@pytest.mark.xfail(reason="BUG: a region of interest entirely outside the photo (wrong camera or ROI) is "
-                          "silently clipped to a 1x1 pixel window at the corner and stretched to the model "
-                          "input, so the part is judged on one pixel instead of being refused",
-                   strict=True)
 def test_roi_entirely_outside_the_photo_is_refused():
     pre = Preprocess(image_size=64, roi=(500, 500, 50, 50))
     with pytest.raises(ValueError):

@@ -93,6 +93,8 @@ def train(
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{output}: cannot write the model file ({exc.strerror or exc}); choose a writable folder")
     c = insp.calibration
     for s in insp.info.get("skipped", []):
         err.print(f"[yellow]skipped:[/] {s}", highlight=False)

@@ -124,10 +124,16 @@ def _array_to_rgb8(arr: np.ndarray, name: str) -> np.ndarray:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif arr.dtype != np.uint8:
         raise ImageError(name, f"unsupported array dtype {arr.dtype}", "pass uint8, uint16 or float in [0, 1]")
+    if arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise ImageError(name, f"{arr.shape[1]}x{arr.shape[0]} is too small to inspect",
+                         "use images of at least 8x8 pixels")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
-        arr = arr[:, :, :3]
+        # composite on black, exactly as an RGBA file is, so a part scores the same
+        # however it reached the inspector
+        alpha = arr[:, :, 3:4].astype(np.uint16)
+        arr = ((arr[:, :, :3].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
 
 

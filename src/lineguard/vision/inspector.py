@@ -149,6 +149,7 @@ class Inspector:
         defect_scores = None
         if defect_images is not None:
             d_photos, _, d_bad = _load_all(_resolve(defect_images), None)
+            bad.extend(d_bad)
             if d_photos:
                 defect_scores, _ = det.score(np.stack([pre.apply(p)[0] for p in d_photos]))
         calib = summarize(cal_scores, false_reject_rate, defect_scores, threshold_strategy)

@@ -80,7 +80,10 @@ class Preprocess:
         if self.roi is None:
             return 0, 0, w, h
         x, y, rw, rh = self.roi
-        x0, y0 = min(x, w - 1), min(y, h - 1)
+        if x >= w or y >= h:
+            raise ValueError(f"region of interest {self.roi} (x, y, width, height) lies outside the "
+                             f"{w}x{h} photo; check the camera or set the ROI again")
+        x0, y0 = x, y
         return x0, y0, max(1, min(rw, w - x0)), max(1, min(rh, h - y0))
 
     def apply(self, photo: np.ndarray) -> tuple[np.ndarray, Geometry]:

@@ -612,6 +612,10 @@ def write_dataset(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # mkdtemp makes a private (0700) folder; the dataset is for everyone on the machine
+    _mask = os.umask(0)
+    os.umask(_mask)
+    os.chmod(tmp, 0o777 & ~_mask)
     done = 0
     try:
         def put(rel: str, arr: np.ndarray) -> None:
