@@ -140,6 +140,8 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--n-good", type=int, default=60)
     ap.add_argument("--model", type=Path, default=None, help="use this .lgm instead of fitting one")
+    ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL"],
+                    help="NORMAL (the station default) survives kill -9; FULL survives power loss too")
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lg-load-"))
@@ -154,7 +156,7 @@ def main() -> None:
     for backend in a.backends:
         data = work / backend / "data"
         db = schema = None
-        extra: list[str] = []
+        extra: list[str] = ["--sqlite-synchronous", a.sqlite_synchronous] if backend == "sqlite" else []
         if backend == "postgresql":
             db, schema = PG_URL, f"lg_bench_{uuid.uuid4().hex[:8]}"
             extra = ["--db", db, "--db-schema", schema]
@@ -178,10 +180,13 @@ def main() -> None:
                 d.drop_schema()
                 d.dispose()
         result = {"benchmark": "load", "backend": backend, "image_size": a.image_size, "detector": "patchcore",
+                  "sqlite_synchronous": a.sqlite_synchronous if backend == "sqlite" else None,
+                  "load_average_1m": round(os.getloadavg()[0], 2),
                   "n_images": len(images), "mean_png_kb": round(float(np.mean(sizes)) / 1e3, 1),
                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
                   "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs}
-        path = out_dir / f"load-{backend}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        tag = backend + ("-full" if backend == "sqlite" and a.sqlite_synchronous == "FULL" else "")
+        path = out_dir / f"load-{tag}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         path.write_text(json.dumps(result, indent=2))
         print(f"saved {path.relative_to(ROOT)}")
 

@@ -207,3 +207,16 @@ def test_active_model_cache_follows_activation(station):
     assert station.models.active_for("cell", "L1").version == 2
     station.rollback_model("cell", "")
     assert station.models.active_for("cell", "L1").version == 1
+
+
+def test_stale_staging_files_of_a_killed_station_are_swept(tmp_path):
+    import os
+    import time
+    from lineguard.line.imagestore import ContentStore
+    staging = tmp_path / "images" / ".staging"
+    staging.mkdir(parents=True)
+    (staging / "old.tmp").write_bytes(b"half")
+    os.utime(staging / "old.tmp", (time.time() - 7200, time.time() - 7200))
+    (staging / "new.tmp").write_bytes(b"being written by another process")
+    ContentStore(tmp_path / "images")
+    assert not (staging / "old.tmp").exists() and (staging / "new.tmp").exists()

@@ -28,6 +28,21 @@ class ContentStore:
         self._staging = self.root / ".staging"
         self._writer: Optional[ThreadPoolExecutor] = None
         self._writer_lock = threading.Lock()
+        self._sweep_staging()
+
+    def _sweep_staging(self, older_than_s: float = 3600.0) -> None:
+        # Temp files of a station that was killed mid-write. Only old ones: another
+        # process on the same folder (a hot-folder watcher) may be writing right now.
+        import time
+        if not self._staging.is_dir():
+            return
+        cutoff = time.time() - older_than_s
+        for p in self._staging.glob("*.tmp"):
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+            except OSError:
+                pass
 
     def _executor(self) -> ThreadPoolExecutor:
         # Long-lived writer threads: starting a thread per part costs milliseconds on a
