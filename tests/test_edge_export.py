@@ -164,3 +164,26 @@ def test_cli_export_and_inspect(fitted_model_path, synth_category, tmp_path):
     r = subprocess.run(lg + ["export", str(fitted_model_path), "--format", "tflite"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "not supported" in r.stderr
+
+
+def test_export_refuses_state_it_does_not_know(fitted_inspector, tmp_path, monkeypatch):
+    det = fitted_inspector.detector
+    state = det.state_tensors()
+    monkeypatch.setattr(det, "state_tensors", lambda: {**state, "new_kind_of_state": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="new_kind_of_state"):
+        export_onnx(fitted_inspector, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_refuses_a_graph_that_scores_differently(fitted_inspector, tmp_path, monkeypatch):
+    from lineguard.runtime import onnx_export
+    real = onnx_export._scoring_module
+
+    def broken(det):
+        mod = real(det)
+        mod.bank_sq.zero_()  # distances all wrong: what a forgotten piece of state does
+        return mod
+    monkeypatch.setattr(onnx_export, "_scoring_module", broken)
+    with pytest.raises(ValueError, match="scores differently"):
+        export_onnx(fitted_inspector, tmp_path / "y.onnx")
+    assert not (tmp_path / "y.onnx").exists()

@@ -35,6 +35,20 @@ INPUT = "images"
 OUTPUTS = ("scores", "maps")
 
 
+# Fitted tensors the graph below reproduces, per detector. A detector that learns a new
+# kind of state must be taught here first: exporting without it would judge differently.
+KNOWN_STATE = {"patchcore": {"memory_bank", "position_mean", "position_std"},
+               "padim": {"mean", "inv_cov", "channel_index"}}
+
+
+def _check_known_state(det: Any) -> None:
+    names = {k for k in det.state_tensors() if not k.startswith("backbone.")}
+    unknown = names - KNOWN_STATE.get(det.name, set())
+    if det.name not in KNOWN_STATE or unknown:
+        raise ValueError(f"the ONNX exporter does not know how {det.name} uses {sorted(unknown) or 'its state'}; "
+                         "update lineguard.runtime.onnx_export before exporting this model")
+
+
 def _scoring_module(det: Any):
     """torch Module: uint8 (N, H, W, 3) -> (scores (N,), maps (N, H, W)), for tracing."""
     import torch
@@ -59,6 +73,10 @@ def _scoring_module(det: Any):
                 # ||b||^2 - 2 q.b for every bank row at once.
                 self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
                 self.register_buffer("bank_sq", (bank * bank).sum(1))
+                self.position_norm = bool(getattr(det, "position_norm", False))
+                if self.position_norm:
+                    self.register_buffer("position_mean", det.position_mean_.float())
+                    self.register_buffer("position_std", det.position_std_.float())
             elif kind == "padim":
                 self.register_buffer("channel_index", det.channel_index_.long())
                 self.register_buffer("mean", det.mean_.float())
@@ -74,6 +92,8 @@ def _scoring_module(det: Any):
                 q = emb.permute(0, 2, 3, 1).reshape(-1, c)
                 d2 = torch.addmm(self.bank_sq[None, :], q, self.neg2_bank_t).min(1).values + (q * q).sum(1)
                 d = d2.clamp_min(0).sqrt().reshape(-1, h, w)
+                if self.position_norm:
+                    d = (d - self.position_mean) / self.position_std
                 scores = det._image_scores(d)
             else:
                 f = emb[:, self.channel_index].permute(0, 2, 3, 1).reshape(-1, h * w, self.mean.shape[1])
@@ -144,11 +164,13 @@ def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) 
 
 
 def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = False,
-                calibration_images: Optional[np.ndarray] = None, opset: int = OPSET) -> str:
+                calibration_images: Optional[np.ndarray] = None, opset: int = OPSET, check: bool = True) -> str:
     """Write ``inspector`` (a torch-backed Inspector) as an edge ONNX file; return its content hash.
 
     ``calibration_images``: for ``int8``, uint8 model inputs (N, H, W, 3) of good parts,
     already preprocessed (``inspector.preprocess.apply``); a few dozen suffice.
+    ``check``: score a few seeded inputs with both and refuse (delete the file, raise
+    ``ValueError``) an fp32 export whose scores differ by more than ``PARITY_RTOL``.
     """
     import onnx
     import torch
@@ -158,6 +180,7 @@ def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = Fals
     det = inspector.detector
     if not hasattr(det, "backbone_"):
         raise ValueError(f"{type(det).__name__} is not a torch-backed detector; export from the .lgm model")
+    _check_known_state(det)
     body = _graph_bytes(det, opset)
     if int8:
         body = quantize_int8(body, calibration_images)
@@ -184,7 +207,10 @@ def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = Fals
     entry = model.metadata_props.add()
     entry.key, entry.value = onnx_file.MANIFEST_KEY, json.dumps(manifest, sort_keys=True, default=str)
     model.producer_name, model.producer_version = "lineguard", __version__
-    return onnx_file.write(path, model.SerializeToString())
+    digest = onnx_file.write(path, model.SerializeToString())
+    if check and not int8:
+        parity_check(inspector, path)
+    return digest
 
 
 # Float rounding differs between torch and ONNX Runtime kernels; scores agree far

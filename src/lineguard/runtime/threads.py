@@ -1,12 +1,13 @@
 """One thread knob for both runtimes.
 
-``set_threads(n)`` sets torch's intra-op threads when torch is installed (never imports
-it on the edge install) and the intra-op thread count that new ONNX Runtime sessions
+``set_threads(n)`` sets torch's intra-op threads (directly when torch is already
+imported, else through ``OMP_NUM_THREADS`` for its first import: never imports it) and the intra-op thread count that new ONNX Runtime sessions
 get. ``None`` leaves both at their defaults (ORT: one per core).
 """
 from __future__ import annotations
 
-import importlib.util
+import os
+import sys
 from typing import Optional
 
 _ort_threads: Optional[int] = None
@@ -19,9 +20,12 @@ def set_threads(n: Optional[int]) -> None:
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
     _ort_threads = int(n)
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-        torch.set_num_threads(int(n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(n))
+    else:
+        # torch reads this when it is first imported; importing it here would cost the
+        # edge path ~300 MB and a second for nothing
+        os.environ["OMP_NUM_THREADS"] = str(int(n))
 
 
 def ort_threads() -> Optional[int]:

@@ -1,0 +1,99 @@
+"""lineguard (torch, ONNX, int8) next to anomalib's PatchCore, same data, same machine.
+
+    python -m benchmarks.side_by_side [--data ../shared/datasets/magnetic_tile] [--rerun]
+
+Reads ``benchmarks/results/edge-<category>.json`` (from ``benchmarks.edge_bench``) and
+``benchmarks/results/anomalib-<category>.json`` (from ``benchmarks.anomalib_bench``, which
+builds its own venv); runs whichever is missing (both with ``--rerun``). Prints a
+markdown table with the ratios to anomalib and the issue's targets, and saves it as
+``benchmarks/results/edge-side_by_side-<category>.json``. Without an anomalib result
+(no venv possible here) the anomalib row says why and the ratios are left out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLS = ("image_auroc", "train_s", "ms_per_part_batch1", "ms_per_part_batch16", "parts_per_s", "peak_mb", "model_mb")
+
+
+def _run(module: str, data: str) -> None:
+    print(f"running python -m {module} --data {data} ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", module, "--data", data], check=False)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if v < 1.5 else f"{v:.1f}"
+    return str(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
+    ap.add_argument("--rerun", action="store_true", help="run both benchmarks again first")
+    a = ap.parse_args()
+    cat = Path(a.data).name
+    edge_p, ano_p = RESULTS / f"edge-{cat}.json", RESULTS / f"anomalib-{cat}.json"
+    if a.rerun or not edge_p.exists():
+        _run("benchmarks.edge_bench", a.data)
+    if a.rerun or not ano_p.exists():
+        _run("benchmarks.anomalib_bench", a.data)
+    if not edge_p.exists():
+        sys.exit(f"{edge_p} missing: python -m benchmarks.edge_bench failed")
+    edge = json.loads(edge_p.read_text())
+    ano = json.loads(ano_p.read_text()) if ano_p.exists() else {"skipped": True, "reason": "no result file"}
+
+    rows = []
+    for rt, label in (("torch", "lineguard torch"), ("onnx", "lineguard ONNX"), ("int8", "lineguard int8")):
+        r = edge["runtimes"][rt]
+        rows.append({"system": label, **{c: r.get(c) for c in COLS}, "train_s": edge["train"]["train_s"]})
+    ano_ok = not ano.get("skipped")
+    if ano_ok:
+        rows.append({"system": f"anomalib {ano.get('anomalib_version', '')} PatchCore".replace("  ", " "),
+                     **{c: ano.get(c) for c in COLS}})
+        for row in rows[:-1]:
+            row["throughput_x"] = round(row["parts_per_s"] / ano["parts_per_s"], 2) if ano.get("parts_per_s") else None
+            row["batch1_speed_x"] = (round(ano["ms_per_part_batch1"] / row["ms_per_part_batch1"], 2)
+                                     if ano.get("ms_per_part_batch1") else None)
+            row["train_speed_x"] = round(ano["train_s"] / row["train_s"], 2) if ano.get("train_s") else None
+            row["auroc_delta"] = (round(row["image_auroc"] - ano["image_auroc"], 4)
+                                  if ano.get("image_auroc") is not None else None)
+    onnx = edge["runtimes"]["onnx"]
+    targets = {"onnx_batch1_ms<=10": onnx["ms_per_part_batch1"] <= 10}
+    if ano_ok:
+        best = rows[1]
+        targets.update({"throughput>=3x": (best.get("throughput_x") or 0) >= 3,
+                        "training>=5x": (best.get("train_speed_x") or 0) >= 5,
+                        "auroc>=anomalib": (best.get("auroc_delta") or -1) >= 0})
+
+    extra = ("throughput_x", "batch1_speed_x", "train_speed_x", "auroc_delta") if ano_ok else ()
+    head = ("system",) + COLS + extra
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in head) + " |")
+    print(f"{cat}, {edge['threads']} threads, {edge['train']['n_train']} training images, "
+          f"load avg during lineguard runs {edge['load_avg_start'][0]:.1f}-{edge['load_avg_end'][0]:.1f}"
+          + (f", during anomalib {ano.get('host', {}).get('loadavg_at_start', ['?'])[0]}" if ano_ok else ""))
+    print("\n".join(lines))
+    if not ano_ok:
+        print(f"anomalib column skipped: {ano.get('reason')}")
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
+    out = {"category": cat, "rows": rows, "targets": targets, "table_md": "\n".join(lines),
+           "anomalib": {k: v for k, v in ano.items() if k != "runs"}, "edge_time": edge.get("time"),
+           "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_avg": os.getloadavg()}
+    path = RESULTS / f"edge-side_by_side-{cat}.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
