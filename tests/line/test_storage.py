@@ -220,3 +220,14 @@ def test_stale_staging_files_of_a_killed_station_are_swept(tmp_path):
     (staging / "new.tmp").write_bytes(b"being written by another process")
     ContentStore(tmp_path / "images")
     assert not (staging / "old.tmp").exists() and (staging / "new.tmp").exists()
+
+
+def test_old_resubmission_after_restart_is_answered_with_the_existing_record(station_factory):
+    st = station_factory()
+    st.add_model(FakeInspector().to_bytes(), "cell", activate=True)
+    first = st.inspect(png_bytes(220, seed=70), part("again-later")).record
+    st.close()
+    st2 = station_factory()        # a new process: the part is not in its memory
+    again = st2.inspect(png_bytes(220, seed=70), part("again-later"))
+    assert not again.created and again.record.id == first.id
+    assert len(st2.query(part_id="again-later")) == 1
