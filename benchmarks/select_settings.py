@@ -22,6 +22,7 @@ import numpy as np
 
 CANDIDATES: dict[str, dict] = {
     "sq224": dict(image_size=224),
+    "sq224-raw": dict(image_size=224, position_norm=False),
     "sq224-topk": dict(image_size=224, image_score="topk"),
     "land224x384": dict(image_size=(224, 384), orient="landscape"),
     "land224x384-pad": dict(image_size=(224, 384), orient="landscape", resize="pad"),

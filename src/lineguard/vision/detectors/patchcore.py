@@ -28,7 +28,7 @@ class PatchCore(BackboneDetector):
     def __init__(self, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage2", "stage4"),
                  coreset_ratio: float = 0.02, projection_dim: int = 64, image_score: str = "max",
                  top_k: int = 10, sigma: float = 4.0, position_norm: bool = True, norm_images: int = 64,
-                 batch_size: int = 16, seed: int = 0, max_features_in_memory: Optional[int] = None):
+                 batch_size: int = 16, seed: int = 0, max_features_in_memory: Optional[int] = 200_000):
         self.backbone = backbone
         self.layers = layers
         self.coreset_ratio = coreset_ratio
@@ -41,7 +41,10 @@ class PatchCore(BackboneDetector):
         self.batch_size = batch_size
         self.seed = seed
         # None: hold all patch features, one greedy coreset (exact). A row count: stream
-        # them through a bounded-memory coreset (detectors/_coreset.py).
+        # them through a bounded-memory coreset (detectors/_coreset.py) once a training
+        # set has more rows than that. The default (200k rows, about 120 MB) keeps the
+        # exact path for the few hundred images a line usually has, and bounds memory and
+        # the quadratic greedy cost for larger sets.
         self.max_features_in_memory = max_features_in_memory
 
     # ------------------------------------------------------------------ fit
@@ -52,7 +55,9 @@ class PatchCore(BackboneDetector):
         self.backbone_ = self._make_backbone()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])
         stream = None
-        if self.max_features_in_memory:
+        st = self.backbone_.out_strides[0]
+        rows_per_image = -(-self.input_size_[0] // st) * -(-self.input_size_[1] // st)
+        if self.max_features_in_memory and len(images) * rows_per_image > self.max_features_in_memory:
             from ._coreset import StreamingCoreset
             stream = StreamingCoreset(self.coreset_ratio, self.max_features_in_memory, self.projection_dim, self.seed)
         # Parts whose distances set the position statistics. Exact path: any training
