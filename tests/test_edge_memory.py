@@ -49,13 +49,15 @@ def test_streaming_fit_stays_under_a_fixed_memory_budget():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["features_mb"] > 2 * BUDGET_MB          # a naive bank would not fit the budget
     assert res["growth_mb"] < BUDGET_MB, res
-    assert res["bank"][0] == round(N_PARTS * 256 * 0.02)  # same bank size as the plain fit
+    # about the plain fit's bank (parts held out for position statistics do not enter it)
+    assert 0.75 * N_PARTS * 256 * 0.02 <= res["bank"][0] <= N_PARTS * 256 * 0.02
 
 
 def test_streaming_coreset_finds_defects_like_the_plain_fit(synth_category, fitted_inspector):
     streamed = Inspector.fit(synth_category / "train" / "good", detector="patchcore", image_size=128,
                              false_reject_rate=0.1, seed=0, max_features_in_memory=2000)
-    assert streamed.detector.memory_bank_.shape == fitted_inspector.detector.memory_bank_.shape
+    n_plain = fitted_inspector.detector.memory_bank_.shape[0]
+    assert 0.75 * n_plain <= streamed.detector.memory_bank_.shape[0] <= n_plain
     files = sorted(synth_category.glob("test/*/*.png"))
     labels = np.array([f.parent.name != "good" for f in files], dtype=int)
     x = np.stack([fitted_inspector.preprocess.apply(load_image(f))[0] for f in files])

@@ -24,7 +24,8 @@ import platform
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
@@ -108,21 +109,155 @@ def _scoring_module(det: Any):
     return Scoring().eval()
 
 
+@contextmanager
+def _static_same_padding(backbone: Any, hw: tuple[int, int]) -> Iterator[None]:
+    """Give every TensorFlow-'same' conv its padding as constants for the input size.
+
+    The eager code computes the (possibly uneven) padding from the tensor's shape at
+    run time; traced, that becomes a chain of Shape/Gather/Sub nodes and a Pad with
+    computed amounts that ONNX Runtime can neither fold nor fuse. With constants, the
+    Pad folds into the Conv's own ``pads`` (:func:`_fold_pads`), which keeps the whole
+    backbone in ORT's blocked-layout kernels.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from ..vision.backbones._blocks import ConvBN
+
+    sizes: dict[Any, tuple[int, int]] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, inp: sizes.__setitem__(mod, tuple(inp[0].shape[-2:])))
+             for m in backbone.modules() if isinstance(m, ConvBN) and m.tf_same]
+    try:
+        with torch.no_grad():
+            backbone(torch.zeros(1, 3, *hw))
+    finally:
+        for hk in hooks:
+            hk.remove()
+    for m, (ih, iw) in sizes.items():
+        k, st = m.k, m.stride
+        ph = max((-(-ih // st) - 1) * st + k - ih, 0)
+        pw = max((-(-iw // st) - 1) * st + k - iw, 0)
+        pads = [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]
+
+        def forward(x, m=m, pads=pads):
+            if any(pads):
+                x = F.pad(x, pads)
+            x = m.bn(m.conv(x))
+            return F.relu6(x) if m.act else x
+        m.forward = forward
+    try:
+        yield
+    finally:
+        for m in sizes:
+            m.__dict__.pop("forward", None)
+
+
+def _materialize_pad_amounts(model: Any, hw: tuple[int, int]) -> None:
+    """The tracer writes constant pad amounts as a little subgraph (ConstantOfShape,
+    Concat, Slice, Cast ...) that constant folding leaves alone; evaluate those once
+    and store the amounts as initializers."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    known = {i.name for i in g.initializer}
+    pads = [n for n in g.node if n.op_type == "Pad" and len(n.input) > 1 and n.input[1] not in known]
+    if not pads:
+        return
+    probe = type(model)()
+    probe.CopyFrom(model)
+    names = sorted({n.input[1] for n in pads})
+    for name in names:
+        probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.INT64, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = sess.run(names, {INPUT: np.zeros((1, *hw, 3), np.uint8)})
+    for name, v in zip(names, values):
+        g.initializer.append(numpy_helper.from_array(np.asarray(v, np.int64), name=f"{name}__static"))
+    for n in pads:
+        n.input[1] = f"{n.input[1]}__static"
+
+
+def _prune(model: Any) -> None:
+    """Drop nodes whose outputs nothing uses (left over after folding)."""
+    g = model.graph
+    while True:
+        used = {o.name for o in g.output} | {i for n in g.node for i in n.input}
+        keep = [n for n in g.node if any(o in used for o in n.output)]
+        if len(keep) == len(g.node):
+            break
+        del g.node[:]
+        g.node.extend(keep)
+    used = {i for n in g.node for i in n.input}
+    inits = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+
+
+def _fold_pads(model: Any) -> int:
+    """Merge zero-constant spatial Pads into the Conv that alone consumes them."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    users: dict[str, list[Any]] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    drop, folded = set(), 0
+    for n in g.node:
+        if n.op_type != "Pad" or n.input[1] not in consts:
+            continue
+        mode = next((a.s for a in n.attribute if a.name == "mode"), b"constant")
+        value = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else 0
+        pads = [int(v) for v in consts[n.input[1]].ravel()]
+        us = users.get(n.output[0], [])
+        if (mode != b"constant" or (value is not None and float(np.asarray(value).ravel()[0] if np.size(value) else 0))
+                or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or len(us) != 1 or us[0].op_type != "Conv"
+                or (len(n.input) > 3 and n.input[3])):
+            continue
+        conv = us[0]
+        old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0, 0, 0, 0])
+        auto = next((a.s for a in conv.attribute if a.name == "auto_pad"), b"NOTSET")
+        if auto not in (b"NOTSET", b""):
+            continue
+        new = [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]]
+        keep = [a for a in conv.attribute if a.name != "pads"]
+        del conv.attribute[:]
+        conv.attribute.extend(keep + [helper.make_attribute("pads", new)])
+        conv.input[0] = n.input[0]
+        drop.add(id(n))
+        folded += 1
+    nodes = [n for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(nodes)
+    return folded
+
+
 def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
+    import onnx
     import torch
 
     mod = _scoring_module(det)
     h, w = det.input_size_
     dummy = torch.zeros(2, h, w, 3, dtype=torch.uint8)
     buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _static_same_padding(det.backbone_, (h, w)):
         warnings.simplefilter("ignore")  # tracer notes on the constant paddings: expected, sizes are fixed
         # The TorchScript tracer: it needs no onnxscript, keeps the batch axis dynamic,
         # and bakes the fixed spatial sizes (TF 'same' paddings, grid) in as constants.
         torch.onnx.export(mod, (dummy,), buf, dynamo=False, input_names=[INPUT], output_names=list(OUTPUTS),
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch"}},
                           opset_version=opset, do_constant_folding=True)
-    return buf.getvalue()
+    model = onnx.load_from_string(buf.getvalue())
+    _materialize_pad_amounts(model, (h, w))
+    _fold_pads(model)
+    _prune(model)
+    return model.SerializeToString()
 
 
 class _Reader:

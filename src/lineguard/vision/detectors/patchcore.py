@@ -75,8 +75,8 @@ class PatchCore(BackboneDetector):
             if stream is not None:
                 keep = [j for j in range(len(batch)) if start + j not in norm_pick]
                 for j in range(len(batch)):
-                    if start + j in norm_pick:
-                        norm_rows[start + j] = rows[j * per_image:(j + 1) * per_image]
+                    if start + j in norm_pick:  # a copy: a view would keep the whole batch alive
+                        norm_rows[start + j] = rows[j * per_image:(j + 1) * per_image].clone()
                 if keep:
                     stream.add(torch.cat([rows[j * per_image:(j + 1) * per_image] for j in keep]))
             else:
