@@ -28,8 +28,9 @@ from pathlib import Path
 
 PROFILES = {
     # chosen on train/good with painted defects (benchmarks/select_settings.py), never on test/
-    "patchcore": dict(detector="patchcore", image_size=224),
-    "padim": dict(detector="padim", image_size=224),
+    "patchcore": dict(detector="patchcore", image_size=(224, 384), orient="landscape"),
+    "patchcore-sq224": dict(detector="patchcore", image_size=224),
+    "padim": dict(detector="padim", image_size=(224, 384), orient="landscape"),
 }
 
 

@@ -49,6 +49,19 @@ def _progress(enabled: bool = True) -> Iterator:
         yield cb
 
 
+def _parse_size(size: str):
+    """'224' -> 224, '224x384' -> (224, 384) (height x width)."""
+    try:
+        parts = [int(v) for v in size.lower().split("x")]
+    except ValueError:
+        _fail(f"--image-size must be N or HEIGHTxWIDTH, e.g. 224 or 224x384 (got {size!r})")
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    _fail(f"--image-size must be N or HEIGHTxWIDTH (got {size!r})")
+
+
 def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
     if not roi:
         return None
@@ -64,8 +77,9 @@ def train(
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.lgm)."),
     detector: str = typer.Option("patchcore", help="patchcore or padim."),
     false_reject_rate: float = typer.Option(0.01, "--frr", help="Target false-reject rate for the threshold."),
-    image_size: int = typer.Option(224, help="Model input side in pixels (multiple of 32)."),
+    image_size: str = typer.Option("224", help="Model input: N (square) or HEIGHTxWIDTH, multiples of 32."),
     resize: str = typer.Option("stretch", help="stretch or pad (keep aspect)."),
+    orient: str = typer.Option("none", help="landscape: turn portrait photos so the long side is horizontal."),
     roi: Optional[str] = typer.Option(None, help="Region of interest x,y,width,height in photo pixels."),
     holdout: float = typer.Option(0.2, help="Share of good images held out to set the threshold."),
     defects: Optional[Path] = typer.Option(None, help="Folder of defect images (optional) to report escapes."),
@@ -86,8 +100,9 @@ def train(
         _fail(f"{output}: model files end in .lgm")
     try:
         with _progress() as cb:
-            insp = Inspector.fit(good, detector=detector, false_reject_rate=false_reject_rate, image_size=image_size,
-                                 resize=resize, roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
+            insp = Inspector.fit(good, detector=detector, false_reject_rate=false_reject_rate,
+                                 image_size=_parse_size(image_size), resize=resize, orient=orient,
+                                 roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
                                  progress=cb, **params)
         insp.save(output)
@@ -181,8 +196,9 @@ def evaluate(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Report folder (JSON, plots, gallery)."),
     model: Optional[Path] = typer.Option(None, help="Evaluate this model instead of training on train/good."),
     detector: str = typer.Option("patchcore"),
-    image_size: int = typer.Option(224),
+    image_size: str = typer.Option("224", help="N (square) or HEIGHTxWIDTH."),
     resize: str = typer.Option("stretch"),
+    orient: str = typer.Option("none", help="none or landscape."),
     false_reject_rate: float = typer.Option(0.01, "--frr"),
     coreset_ratio: Optional[float] = typer.Option(None),
     max_train: Optional[int] = typer.Option(None, help="Use at most this many train/good images."),
@@ -203,7 +219,8 @@ def evaluate(
             train_files = cat.train_good[:max_train] if max_train else cat.train_good
             params = {"coreset_ratio": coreset_ratio} if coreset_ratio is not None else {}
             with _progress() as cb:
-                insp = Inspector.fit(train_files, detector=detector, image_size=image_size, resize=resize,
+                insp = Inspector.fit(train_files, detector=detector, image_size=_parse_size(image_size),
+                                     resize=resize, orient=orient,
                                      false_reject_rate=false_reject_rate, seed=seed, progress=cb, **params)
             if save_model:
                 insp.save(save_model)
