@@ -108,6 +108,7 @@ def run_worker(args, ratio: float, weights: str) -> dict:
     say(f"coreset {ratio}: running worker (this can take minutes on 2 cores) ...")
     env = {**os.environ, **OFFLINE_ENV, "PYTHONWARNINGS": "ignore", "TQDM_DISABLE": "1",
            "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, env=env, timeout=args.timeout, stdout=subprocess.PIPE,
@@ -122,6 +123,12 @@ def run_worker(args, ratio: float, weights: str) -> dict:
     res = json.loads(out.read_text())
     out.unlink()
     res["worker_wall_s"] = round(time.perf_counter() - t0, 1)
+    res["loadavg_worker_start_end"] = [load_start, [round(x, 2) for x in os.getloadavg()]]
+    busy = max(load_start[0], res["loadavg_worker_start_end"][1][0]) > (os.cpu_count() or 1)
+    res["timing_contended"] = busy
+    if busy:
+        say(f"WARNING: load average above {os.cpu_count()} CPUs during the coreset {ratio} run: "
+            "times are inflated by other work on this machine; rerun on a quiet machine for latency")
     return res
 
 
