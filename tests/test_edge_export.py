@@ -187,3 +187,10 @@ def test_export_refuses_a_graph_that_scores_differently(fitted_inspector, tmp_pa
     with pytest.raises(ValueError, match="scores differently"):
         export_onnx(fitted_inspector, tmp_path / "y.onnx")
     assert not (tmp_path / "y.onnx").exists()
+
+
+def test_export_loads_under_any_file_name(exported, tmp_path):
+    # a station's content store keeps models under their hash, without the suffix
+    stored = tmp_path / "0123abcd"
+    stored.write_bytes(exported.read_bytes())
+    assert isinstance(Inspector.load(stored).detector, OnnxDetector)

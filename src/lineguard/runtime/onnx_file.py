@@ -94,12 +94,23 @@ def verify(data: bytes, name: str = "<bytes>") -> str:
 
 
 def is_export(path: Union[str, os.PathLike, bytes]) -> bool:
-    """Cheap test used by ``Inspector.load`` to pick the runtime: ``.onnx`` name, or
-    bytes that are not a safetensors model file (whose first 8 bytes are a small
-    little-endian header length) but end like an export."""
+    """Cheap test used by ``Inspector.load`` to pick the runtime: a ``.onnx`` name, or a
+    file or bytes that end with the export's hash entry (a ``.lgm`` never does)."""
+    prefix = _entry(HASH_KEY, "0" * 64)[:-64]
     if isinstance(path, (bytes, bytearray)):
-        return len(path) > TRAILER_LEN and path[-TRAILER_LEN:].startswith(_entry(HASH_KEY, "0" * 64)[:-64])
-    return Path(path).suffix.lower() == SUFFIX
+        return len(path) > TRAILER_LEN and path[-TRAILER_LEN:].startswith(prefix)
+    p = Path(path)
+    if p.suffix.lower() == SUFFIX:
+        return True
+    try:  # stored under another name (a station's content store): look at the last bytes
+        with open(p, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() <= TRAILER_LEN:
+                return False
+            fh.seek(-TRAILER_LEN, os.SEEK_END)
+            return fh.read(TRAILER_LEN).startswith(prefix)
+    except OSError:
+        return False
 
 
 def read(path: Union[str, os.PathLike]) -> tuple[bytes, str]:
