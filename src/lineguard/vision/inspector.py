@@ -50,12 +50,16 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
     return out
 
 
-def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load"
+def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load",
+              transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
               ) -> tuple[list[np.ndarray], list[str], list[ImageError]]:
+    """Load images, keeping going past unreadable ones; ``transform`` is applied as each
+    loads so a large training folder is never held at full resolution."""
     imgs, names, bad = [], [], []
     for i, it in enumerate(items):
         try:
-            imgs.append(load_image(it))
+            img = load_image(it)
+            imgs.append(transform(img) if transform else img)
             names.append(str(it) if isinstance(it, (str, os.PathLike)) else f"#{i}")
         except ImageError as exc:
             bad.append(exc)
@@ -121,17 +125,18 @@ class Inspector:
         pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient)
         items = _resolve(good)
-        photos, names, bad = _load_all(items, progress)
+        to_input = lambda p: pre.apply(p)[0]  # noqa: E731
+        inputs, _, bad = _load_all(items, progress, transform=to_input)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
         need = det.min_good_images + (1 if holdout > 0 else 0)
-        if len(photos) < need:
+        if len(inputs) < need:
             raise DatasetError(f"{detector} needs at least {need} readable good images ({det.min_good_images} to "
-                               f"learn from, 1+ held out to set the threshold); got {len(photos)}"
+                               f"learn from, 1+ held out to set the threshold); got {len(inputs)}"
                                + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
-        x = np.stack([pre.apply(p)[0] for p in photos])
-        del photos
+        x = np.stack(inputs)
+        del inputs
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(x))
         n_cal = max(1, int(round(holdout * len(x)))) if holdout > 0 else 0
@@ -148,10 +153,10 @@ class Inspector:
             progress("calibrate", 1, 1)
         defect_scores = None
         if defect_images is not None:
-            d_photos, _, d_bad = _load_all(_resolve(defect_images), None)
+            d_inputs, _, d_bad = _load_all(_resolve(defect_images), None, transform=to_input)
             bad.extend(d_bad)
-            if d_photos:
-                defect_scores, _ = det.score(np.stack([pre.apply(p)[0] for p in d_photos]))
+            if d_inputs:
+                defect_scores, _ = det.score(np.stack(d_inputs))
         calib = summarize(cal_scores, false_reject_rate, defect_scores, threshold_strategy)
         calib["pixel_threshold"] = pixel_threshold_from_good(list(cal_maps), calib["threshold"])
         calib["held_out"] = bool(n_cal)
