@@ -2,10 +2,10 @@
 (fp32) and the int8 export, on a real MVTec-layout category (default magnetic_tile).
 
     python -m benchmarks.edge_bench [--data ../shared/datasets/magnetic_tile] [--train-n 200]
-                                    [--threads 2] [--nn]
+                                    [--threads 2] [--profile NAME] [--nn]
 
 1. one process trains PatchCore on the first ``--train-n`` train/good images sorted by
-   name (settings: ``benchmarks.core_bench.PROFILES['patchcore']``, 224 px), timing the
+   name (224 x 224 like the anomalib column, or ``--profile``), timing the
    fit, then saves the ``.lgm`` and exports ``.onnx`` (fp32) and int8 (static, activations
    calibrated on 64 of the same training images; never test images);
 2. one process per runtime loads its model file and inspects every test image end to end
@@ -37,19 +37,23 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNTIMES = ("torch", "onnx", "int8")
 
 
-def _profile() -> dict:
-    try:
-        from benchmarks.core_bench import PROFILES
-        return dict(PROFILES["patchcore"])
-    except Exception:  # the lead's benchmark may be mid-edit; the settings then
-        return dict(detector="patchcore", image_size=224)
+# The side-by-side compares at anomalib's input, 224 x 224; ``--profile NAME`` takes a
+# profile from benchmarks.core_bench.PROFILES instead (e.g. the tuned landscape input).
+DEFAULT_PROFILE = dict(detector="patchcore", image_size=224)
+
+
+def _profile(name: str = "") -> dict:
+    if not name:
+        return dict(DEFAULT_PROFILE)
+    from benchmarks.core_bench import PROFILES
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in PROFILES[name].items()}
 
 
 def _peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def train_worker(data: str, workdir: str, train_n: int, threads: int) -> dict:
+def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: str = "") -> dict:
     import numpy as np
 
     from lineguard import Inspector
@@ -60,7 +64,7 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int) -> dict:
     set_threads(threads)
     cat = MVTecCategory(data)
     train = sorted(cat.train_good, key=lambda p: Path(p).name)[:train_n]
-    params = _profile()
+    params = _profile(profile)
     t0 = time.perf_counter()
     insp = Inspector.fit(train, **params)
     train_s = time.perf_counter() - t0
@@ -198,13 +202,15 @@ def main() -> None:
     ap.add_argument("--train-n", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-parts", type=int, default=96)
+    ap.add_argument("--profile", default="", help="settings from benchmarks.core_bench.PROFILES (default: 224 px)")
+    ap.add_argument("--out", default="", help="result file name (default edge-<category>.json)")
     ap.add_argument("--nn", action="store_true", help="also run the nearest-neighbour micro-benchmark")
     ap.add_argument("--train-worker", help=argparse.SUPPRESS)
     ap.add_argument("--infer-worker", help=argparse.SUPPRESS)
     ap.add_argument("--nn-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.train_worker:
-        print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads)))
+        print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads, a.profile)))
         return
     if a.infer_worker:
         print("RESULT " + json.dumps(infer_worker(a.data, a.infer_worker, a.threads, a.timing_parts)))
@@ -217,7 +223,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as wd:
-        tr = _sub(["--data", a.data, "--train-worker", wd, "--train-n", str(a.train_n), "--threads", str(a.threads)])
+        tr = _sub(["--data", a.data, "--train-worker", wd, "--train-n", str(a.train_n), "--threads", str(a.threads),
+                   "--profile", a.profile])
         files = {"torch": "m.lgm", "onnx": "m.onnx", "int8": "m-int8.onnx"}
         runs = {rt: _sub(["--data", a.data, "--infer-worker", str(Path(wd) / files[rt]), "--threads", str(a.threads),
                           "--timing-parts", str(a.timing_parts)]) for rt in RUNTIMES}
@@ -238,7 +245,7 @@ def main() -> None:
            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "note": "ms/part are end to end (decoded photo in memory -> verdict, map at photo size, regions); "
                    "train_s: fit on the first train-n train/good images by name; the machine is shared, see load_avg"}
-    path = RESULTS / f"edge-{out['category']}.json"
+    path = RESULTS / (a.out or f"edge-{out['category']}.json")
     path.write_text(json.dumps(out, indent=1))
     cols = ("image_auroc", "ms_per_part_batch1", "ms_per_part_batch16", "parts_per_s", "peak_mb", "model_mb")
     print(f"train {tr['train_s']} s on {tr['n_train']} images; export {tr['export_s']} s, int8 {tr['export_int8_s']} s; "
