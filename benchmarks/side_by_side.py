@@ -28,11 +28,13 @@ def _run(module: str, data: str) -> None:
     subprocess.run([sys.executable, "-m", module, "--data", data], check=False)
 
 
-def _fmt(v) -> str:
+def _fmt(v, col: str = "") -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.4f}" if v < 1.5 else f"{v:.1f}"
+        if "auroc" in col:
+            return f"{v:.4f}"
+        return f"{v:.2f}" if v < 10 else f"{v:.1f}"
     return str(v)
 
 
@@ -80,7 +82,7 @@ def main() -> None:
     head = ("system",) + COLS + extra
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in head) + " |")
+        lines.append("| " + " | ".join(_fmt(row.get(c), c) for c in head) + " |")
     print(f"{cat}, {edge['threads']} threads, {edge['train']['n_train']} training images, "
           f"load avg during lineguard runs {edge['load_avg_start'][0]:.1f}-{edge['load_avg_end'][0]:.1f}"
           + (f", during anomalib {ano.get('host', {}).get('loadavg_at_start', ['?'])[0]}" if ano_ok else ""))
