@@ -128,7 +128,7 @@ def train(
 
 
 def inspect(
-    model: Path = typer.Argument(..., help="Model file (.lgm)."),
+    model: Path = typer.Argument(..., help="Model file (.lgm, or an exported .onnx for the edge runtime)."),
     images: List[Path] = typer.Argument(..., help="Image files or folders."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per part on stdout."),
     overlays: Optional[Path] = typer.Option(None, help="Write an overlay PNG per part into this folder."),

@@ -170,7 +170,9 @@ class PatchCore(BackboneDetector):
 
     @classmethod
     def from_state(cls, params: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> "PatchCore":
-        det = cls(**{**params, "layers": tuple(params["layers"])})
+        # files from before position normalisation existed carry no statistics for it
+        params = {"position_norm": False, **params, "layers": tuple(params["layers"])}
+        det = cls(**params)
         det._load_backbone_tensors(tensors)
         det.memory_bank_ = torch.from_numpy(np.array(tensors["memory_bank"], dtype=np.float32))
         det.bank_sq_norms_ = (det.memory_bank_ * det.memory_bank_).sum(1)
