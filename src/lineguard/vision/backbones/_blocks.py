@@ -21,6 +21,9 @@ class ConvBN(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
                  act: bool = True, tf_same: bool = False, eps: float = 1e-5):
         super().__init__()
+        # TF 'SAME' with stride 1 and an odd kernel is plain symmetric padding: let the
+        # conv do it. Only stride-2 convs need the explicit (asymmetric) pad.
+        tf_same = tf_same and stride > 1
         self.k, self.stride, self.tf_same, self.act = k, stride, tf_same, act
         pad = 0 if tf_same else k // 2
         self.conv = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False)
