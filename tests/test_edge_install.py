@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 ROOT = Path(__file__).resolve().parents[1]
-CEILING_MB = 450
+CEILING_MB = 300  # 225 MB measured without torch and scipy; either one sneaking in breaks this
 
 
 def _dir_mb(path: Path) -> float:

@@ -58,3 +58,22 @@ def test_region_json_round_trip():
     d = json.loads(json.dumps(r.to_dict()))
     assert d["box"] == [r.x, r.y, r.width, r.height]
     assert DefectRegion.from_dict(d) == r
+
+
+def test_run_labelling_matches_scipy_on_random_maps():
+    """The numpy labeller (no scipy on the edge) agrees with scipy.ndimage, 8-connected."""
+    from scipy import ndimage
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(8, 60, 2)
+        m = ndimage.gaussian_filter(rng.random((h, w)).astype(np.float32), rng.uniform(0, 2))
+        thr = float(np.quantile(m, rng.uniform(0.5, 0.99)))
+        got = sorted((r.x, r.y, r.width, r.height, r.area_px, r.peak_score)
+                     for r in find_regions(m, thr, min_area=1, max_regions=10**6))
+        lab, _ = ndimage.label(m > thr, structure=np.ones((3, 3)))
+        ref = []
+        for i, sl in enumerate(ndimage.find_objects(lab)):
+            own = lab[sl] == i + 1
+            ref.append((sl[1].start, sl[0].start, sl[1].stop - sl[1].start, sl[0].stop - sl[0].start,
+                        int(own.sum()), float(m[sl][own].max())))
+        assert got == sorted(ref)

@@ -18,7 +18,6 @@ import math
 from typing import Any, Optional
 
 import numpy as np
-from scipy import stats
 
 
 def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
@@ -34,6 +33,7 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     k = min(k, n)
     threshold = float(s[k - 1])
     guaranteed = (n + 1 - k) / (n + 1)          # E[rejection rate] bound for this k
+    from scipy import stats  # only when calibrating; the edge runtime never needs it
     upper = float(stats.beta.ppf(confidence, n + 1 - k, k))
     info = {
         "method": "conformal",
