@@ -28,7 +28,8 @@ from pathlib import Path
 
 PROFILES = {
     # chosen on train/good with painted defects (benchmarks/select_settings.py), never on test/
-    "patchcore": dict(detector="patchcore", image_size=(224, 384), orient="landscape"),
+    "patchcore": dict(detector="patchcore", image_size=(224, 384), orient="landscape", layers=("stage2", "stage3"),
+                      coreset_ratio=0.05),
     "patchcore-sq224": dict(detector="patchcore", image_size=224),
     "padim": dict(detector="padim", image_size=(224, 384), orient="landscape"),
 }

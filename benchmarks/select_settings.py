@@ -32,6 +32,10 @@ CANDIDATES: dict[str, dict] = {
     "sq224-s1234": dict(image_size=224, layers=("stage1", "stage2", "stage3", "stage4")),
     "land224x384-lite1": dict(image_size=(224, 384), orient="landscape", backbone="efficientnet_lite1"),
     "land224x384-cs05": dict(image_size=(224, 384), orient="landscape", coreset_ratio=0.05),
+    "land224x384-s23": dict(image_size=(224, 384), orient="landscape", layers=("stage2", "stage3")),
+    "land224x384-s23-cs05": dict(image_size=(224, 384), orient="landscape", layers=("stage2", "stage3"),
+                                 coreset_ratio=0.05),
+    "land224x384-sig2": dict(image_size=(224, 384), orient="landscape", sigma=2.0),
 }
 
 
