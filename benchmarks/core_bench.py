@@ -30,6 +30,7 @@ PROFILES = {
     # chosen on train/good with painted defects (benchmarks/select_settings.py), never on test/
     "patchcore": dict(detector="patchcore", image_size=(224, 384), orient="landscape", layers=("stage2", "stage3"),
                       coreset_ratio=0.05),
+    "patchcore-land224x384-s24-cs02": dict(detector="patchcore", image_size=(224, 384), orient="landscape"),
     "patchcore-sq224": dict(detector="patchcore", image_size=224),
     "padim": dict(detector="padim", image_size=(224, 384), orient="landscape"),
 }
