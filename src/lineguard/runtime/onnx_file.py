@@ -114,14 +114,6 @@ def is_export(path: Union[str, os.PathLike, bytes]) -> bool:
 
 
 def read(path: Union[str, os.PathLike]) -> tuple[bytes, str]:
-    p = Path(path)
-    if not p.exists():
-        raise BundleError(f"{p}: model file does not exist; export one with "
-                          "`lineguard export MODEL.lgm --format onnx` or check the path")
-    if p.is_dir():
-        raise BundleError(f"{p}: is a folder; give the exported .onnx model file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
-    return data, verify(data, str(p))
+    from ..vision.bundle import read_model_file
+    data = read_model_file(path, "export one with `lineguard export MODEL.lgm --format onnx`", "exported .onnx")
+    return data, verify(data, str(path))

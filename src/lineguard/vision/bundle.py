@@ -100,14 +100,19 @@ def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str,
     return manifest, tensors, digest
 
 
-def load(path: Union[str, os.PathLike]) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+def read_model_file(path: Union[str, os.PathLike], how_to_get_one: str, suffix: str) -> bytes:
+    """A model file's bytes, or a BundleError that says what to do (shared by .lgm and .onnx)."""
     p = Path(path)
     if not p.exists():
-        raise BundleError(f"{p}: model file does not exist; train one with `lineguard train` or check the path")
+        raise BundleError(f"{p}: model file does not exist; {how_to_get_one} or check the path")
     if p.is_dir():
-        raise BundleError(f"{p}: is a folder; give the .lgm model file")
+        raise BundleError(f"{p}: is a folder; give the {suffix} model file")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as exc:
         raise BundleError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
-    return loads(data, str(p))
+
+
+def load(path: Union[str, os.PathLike]) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+    data = read_model_file(path, "train one with `lineguard train`", SUFFIX)
+    return loads(data, str(path))
