@@ -52,36 +52,31 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     return threshold, info
 
 
+def _scores_and_labels(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    g = np.asarray(good_scores, dtype=np.float64).ravel()
+    d = np.asarray(defect_scores, dtype=np.float64).ravel()
+    return np.concatenate([g, d]), np.concatenate([np.zeros(len(g), bool), np.ones(len(d), bool)])
+
+
 def rates_at(good_scores: np.ndarray, defect_scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """False rejects (good judged NG) and escapes (defect judged OK) at a threshold."""
-    g = np.asarray(good_scores, dtype=np.float64)
-    d = np.asarray(defect_scores, dtype=np.float64)
-    fr = int((g > threshold).sum())
-    esc = int((d <= threshold).sum())
-    return {
-        "threshold": float(threshold),
-        "n_good": int(len(g)), "n_defect": int(len(d)),
-        "false_rejects": fr, "escapes": esc,
-        "false_reject_rate": fr / len(g) if len(g) else None,
-        "escape_rate": esc / len(d) if len(d) else None,
-    }
+    """False rejects (good judged NG) and escapes (defect judged OK) at a threshold.
+
+    The plant-side view of :func:`metrics.rates_at` (good and defect scores given
+    apart), with the threshold recorded beside the counts.
+    """
+    from .metrics import rates_at as _rates
+
+    return {"threshold": float(threshold), **_rates(*_scores_and_labels(good_scores, defect_scores), threshold)}
 
 
 def f1_optimal_threshold(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[float, float]:
     """Threshold maximising F1 of the NG class (defect = positive); returns (threshold, f1)."""
-    g = np.asarray(good_scores, dtype=np.float64)
-    d = np.asarray(defect_scores, dtype=np.float64)
-    if len(d) == 0:
+    from .metrics import f1_max
+
+    if len(np.asarray(defect_scores)) == 0:
         raise ValueError("F1-optimal threshold needs defect images")
-    cands = np.unique(np.concatenate([g, d]))
-    # NG iff score > t, so candidate thresholds sit just below each observed score
-    ts = np.concatenate([[cands[0] - 1e-9], (cands[:-1] + cands[1:]) / 2])
-    tp = (d[None, :] > ts[:, None]).sum(1)
-    fp = (g[None, :] > ts[:, None]).sum(1)
-    fn = len(d) - tp
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    i = int(np.argmax(f1))
-    return float(ts[i]), float(f1[i])
+    f1, threshold = f1_max(*_scores_and_labels(good_scores, defect_scores))
+    return threshold, f1
 
 
 def pixel_threshold_from_good(maps: list[np.ndarray], image_threshold: float,

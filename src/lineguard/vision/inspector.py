@@ -52,20 +52,30 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
 
 def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load",
               transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
-              ) -> tuple[list[np.ndarray], list[str], list[ImageError]]:
+              ) -> tuple[list[np.ndarray], list[ImageError]]:
     """Load images, keeping going past unreadable ones; ``transform`` is applied as each
     loads so a large training folder is never held at full resolution."""
-    imgs, names, bad = [], [], []
+    imgs, bad = [], []
     for i, it in enumerate(items):
         try:
             img = load_image(it)
             imgs.append(transform(img) if transform else img)
-            names.append(str(it) if isinstance(it, (str, os.PathLike)) else f"#{i}")
         except ImageError as exc:
             bad.append(exc)
         if progress:
             progress(stage, i + 1, len(items))
-    return imgs, names, bad
+    return imgs, bad
+
+
+def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
+                        defect_scores: Optional[np.ndarray], strategy: str, held_out: bool) -> dict[str, Any]:
+    """Thresholds (image and pixel) and the evidence behind them, from held-out parts."""
+    calib = summarize(good_scores, false_reject_rate, defect_scores, strategy)
+    calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
+    calib["held_out"] = held_out
+    calib["good_score_quantiles"] = {q: float(np.quantile(good_scores, float(q)))
+                                     for q in ("0.5", "0.9", "0.99", "1.0")}
+    return calib
 
 
 class Inspector:
@@ -126,7 +136,7 @@ class Inspector:
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient)
         items = _resolve(good)
         to_input = lambda p: pre.apply(p)[0]  # noqa: E731
-        inputs, _, bad = _load_all(items, progress, transform=to_input)
+        inputs, bad = _load_all(items, progress, transform=to_input)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
@@ -153,15 +163,12 @@ class Inspector:
             progress("calibrate", 1, 1)
         defect_scores = None
         if defect_images is not None:
-            d_inputs, _, d_bad = _load_all(_resolve(defect_images), None, transform=to_input)
+            d_inputs, d_bad = _load_all(_resolve(defect_images), None, transform=to_input)
             bad.extend(d_bad)
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
-        calib = summarize(cal_scores, false_reject_rate, defect_scores, threshold_strategy)
-        calib["pixel_threshold"] = pixel_threshold_from_good(list(cal_maps), calib["threshold"])
-        calib["held_out"] = bool(n_cal)
-        calib["good_score_quantiles"] = {q: float(np.quantile(cal_scores, float(q)))
-                                         for q in ("0.5", "0.9", "0.99", "1.0")}
+        calib = _calibration_record(cal_scores, cal_maps, false_reject_rate, defect_scores, threshold_strategy,
+                                    held_out=bool(n_cal))
         now = datetime.now(timezone.utc)
         info = {
             "version": version or now.strftime("%Y%m%d-%H%M%S"),
@@ -232,19 +239,17 @@ class Inspector:
                     defect_images: Optional[GoodImages] = None, strategy: str = "frr") -> dict[str, Any]:
         """Reset thresholds from fresh good parts (not used in training), e.g. reviewed
         false alarms from the line. Returns the new calibration record."""
-        photos, _, bad = _load_all(_resolve(good), None)
-        if not photos:
+        to_input = lambda p: self.preprocess.apply(p)[0]  # noqa: E731
+        inputs, _ = _load_all(_resolve(good), None, transform=to_input)
+        if not inputs:
             raise DatasetError("no readable good images to recalibrate with")
-        x = np.stack([self.preprocess.apply(p)[0] for p in photos])
-        scores, maps = self.detector.score(x)
+        scores, maps = self.detector.score(np.stack(inputs))
         dscores = None
         if defect_images is not None:
-            d, _, _ = _load_all(_resolve(defect_images), None)
+            d, _ = _load_all(_resolve(defect_images), None, transform=to_input)
             if d:
-                dscores, _ = self.detector.score(np.stack([self.preprocess.apply(p)[0] for p in d]))
-        calib = summarize(scores, false_reject_rate, dscores, strategy)
-        calib["pixel_threshold"] = pixel_threshold_from_good(list(maps), calib["threshold"])
-        calib["held_out"] = True
+                dscores, _ = self.detector.score(np.stack(d))
+        calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True)
         self.calibration = calib
         self._model_id = None
         return calib
