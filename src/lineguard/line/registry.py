@@ -101,22 +101,22 @@ class ModelRegistry:
                 q = q.where(ModelVersion.line == line)
             return list(s.scalars(q.order_by(ModelVersion.product, ModelVersion.line, ModelVersion.version)))
 
+    @staticmethod
+    def _find(s: Any, product: str, line: str, version: int, what_to_do: str) -> ModelVersion:
+        mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
+                                                 ModelVersion.version == version))
+        if mv is None:
+            raise NotFound(f"no model version {version} for product {product!r}"
+                           + (f" line {line!r}" if line else "") + f"; {what_to_do}")
+        return mv
+
     def get(self, product: str, line: str, version: int) -> ModelVersion:
         with self.db.session() as s:
-            mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
-                                                     ModelVersion.version == version))
-            if mv is None:
-                raise NotFound(f"no model version {version} for product {product!r}"
-                               + (f" line {line!r}" if line else "") + "; list versions with GET /api/v1/models")
-            return mv
+            return self._find(s, product, line, version, "list versions with GET /api/v1/models")
 
     def activate(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
         with self.db.session() as s:
-            mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
-                                                     ModelVersion.version == version))
-            if mv is None:
-                raise NotFound(f"no model version {version} for product {product!r}"
-                               + (f" line {line!r}" if line else "") + "; upload one with POST /api/v1/models")
+            mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             # Load it before switching: a version that cannot run must never become active.
             self.inspector(mv)
             self._activate(s, mv, by)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -54,14 +55,11 @@ def build(name: str, out_stages: list[str], pretrained: bool = True) -> StagedBa
         for bi in range(reps):
             st = s if bi == 0 else 1
             blocks.append(InvertedResidual(cin, cout, k, st, e, tf_same=True, eps=_EPS))
-            ours, theirs = f"stages.{si}.{bi}", f"_blocks.{block_i}"
-            if e != 1:
-                mapping[f"{theirs}._expand_conv.weight"] = f"{ours}.expand.conv.weight"
-                mapping.update(_bn_keys(f"{theirs}._bn0", f"{ours}.expand.bn"))
-            mapping[f"{theirs}._depthwise_conv.weight"] = f"{ours}.depthwise.conv.weight"
-            mapping.update(_bn_keys(f"{theirs}._bn1", f"{ours}.depthwise.bn"))
-            mapping[f"{theirs}._project_conv.weight"] = f"{ours}.project.conv.weight"
-            mapping.update(_bn_keys(f"{theirs}._bn2", f"{ours}.project.bn"))
+            t = f"_blocks.{block_i}"
+            mapping.update(block_keys(f"stages.{si}.{bi}",
+                                      (f"{t}._expand_conv.weight", f"{t}._bn0") if e != 1 else None,
+                                      (f"{t}._depthwise_conv.weight", f"{t}._bn1"),
+                                      (f"{t}._project_conv.weight", f"{t}._bn2")))
             cin, block_i = cout, block_i + 1
         stride *= s
         stages.append(nn.Sequential(*blocks))
@@ -76,6 +74,19 @@ def build(name: str, out_stages: list[str], pretrained: bool = True) -> StagedBa
 
 def _bn_keys(theirs: str, ours: str) -> dict[str, str]:
     return {f"{theirs}.{p}": f"{ours}.{p}" for p in ("weight", "bias", "running_mean", "running_var")}
+
+
+ConvKeys = Optional[tuple[str, str]]   # (conv weight key, batch-norm prefix) in the weight file
+
+
+def block_keys(ours: str, expand: ConvKeys, depthwise: ConvKeys, project: ConvKeys) -> dict[str, str]:
+    """Weight-file key -> our key for one InvertedResidual block (``expand`` None when absent)."""
+    out: dict[str, str] = {}
+    for part, keys in (("expand", expand), ("depthwise", depthwise), ("project", project)):
+        if keys is not None:
+            out[keys[0]] = f"{ours}.{part}.conv.weight"
+            out.update(_bn_keys(keys[1], f"{ours}.{part}.bn"))
+    return out
 
 
 def _load_mapped(model: nn.Module, src: dict, mapping: dict[str, str], name: str) -> None:

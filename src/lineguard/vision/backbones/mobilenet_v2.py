@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ._blocks import ConvBN, InvertedResidual, StagedBackbone
-from .efficientnet_lite import _bn_keys, _load_mapped
+from .efficientnet_lite import _bn_keys, _load_mapped, block_keys
 
 # (expand, out, repeats, stride) per stage, MobileNetV2 paper table 2.
 _STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -32,16 +32,12 @@ def build(name: str, out_stages: list[str], pretrained: bool = True) -> StagedBa
         blocks = []
         for bi in range(n):
             blocks.append(InvertedResidual(cin, c, 3, s if bi == 0 else 1, t, tf_same=False, eps=1e-5))
-            ours, theirs = f"stages.{si}.{bi}", f"features.{feat_i}.conv"
-            j = 0
-            if t != 1:
-                mapping[f"{theirs}.0.0.weight"] = f"{ours}.expand.conv.weight"
-                mapping.update(_bn_keys(f"{theirs}.0.1", f"{ours}.expand.bn"))
-                j = 1
-            mapping[f"{theirs}.{j}.0.weight"] = f"{ours}.depthwise.conv.weight"
-            mapping.update(_bn_keys(f"{theirs}.{j}.1", f"{ours}.depthwise.bn"))
-            mapping[f"{theirs}.{j + 1}.weight"] = f"{ours}.project.conv.weight"
-            mapping.update(_bn_keys(f"{theirs}.{j + 2}", f"{ours}.project.bn"))
+            th = f"features.{feat_i}.conv"
+            j = 1 if t != 1 else 0     # torchvision numbers the layers after the optional expand
+            mapping.update(block_keys(f"stages.{si}.{bi}",
+                                      (f"{th}.0.0.weight", f"{th}.0.1") if t != 1 else None,
+                                      (f"{th}.{j}.0.weight", f"{th}.{j}.1"),
+                                      (f"{th}.{j + 1}.weight", f"{th}.{j + 2}")))
             cin, feat_i = c, feat_i + 1
         stride *= s
         stages.append(nn.Sequential(*blocks))
