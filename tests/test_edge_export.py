@@ -113,6 +113,30 @@ def test_threads_reach_the_session(exported):
     insp = Inspector.load(exported)
     insp.detector.set_threads(1)
     assert insp.detector._session.get_session_options().intra_op_num_threads == 1
+    assert insp.detector.lanes == 1
+
+
+def test_lanes_judge_like_one_part_at_a_time(exported, synth_category):
+    """A batch through two lanes (one part per core) gives each part exactly the result
+    it gets alone, in input order, with its own source name and timings."""
+    files = _test_files(synth_category)[:9]
+    insp = Inspector.load(exported)
+    insp.detector.set_threads(2)
+    assert insp.detector.lanes == 2
+    alone = [insp.inspect(f) for f in files]
+    together = insp.inspect_batch(files, sources=[f"part-{i}" for i in range(len(files))])
+    assert insp._pool is not None  # the lanes were used, not the batch path
+    assert [r.source for r in together] == [f"part-{i}" for i in range(len(files))]
+    for a, b in zip(alone, together):
+        assert b.verdict == a.verdict and len(b.regions) == len(a.regions)
+        np.testing.assert_allclose(b.score, a.score, rtol=1e-5)
+        np.testing.assert_allclose(b.anomaly_map, a.anomaly_map, rtol=1e-5, atol=1e-5 * np.abs(a.anomaly_map).max())
+        assert b.timings_ms["model"] > 0
+    # one lane: the ordinary batch path, same answers
+    insp.detector.set_threads(1)
+    one_lane = insp.inspect_batch(files)
+    assert [r.verdict for r in one_lane] == [r.verdict for r in alone]
+    np.testing.assert_allclose([r.score for r in one_lane], [r.score for r in alone], rtol=1e-5)
 
 
 _NO_TORCH = """
