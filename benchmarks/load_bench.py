@@ -1,6 +1,10 @@
 """Load test of the station service on loopback: parts/s, latency, overhead outside the model.
 
     python -m benchmarks.load_bench [--clients 1 4] [--requests 120] [--backends sqlite postgresql]
+                                    [--onnx] [--max-batch 16]
+
+``--onnx`` serves the model exported to ONNX; ``--max-batch 1`` turns off the station's
+batching of waiting parts (compare the two for what batching buys).
 
 Fits (once, cached) a 224-px PatchCore model on good magnetic-tile images, starts the
 station (`python -m lineguard.server`) per database backend, and has N concurrent
@@ -80,7 +84,7 @@ def make_key(data: Path, db: str | None, schema: str | None) -> str:
 
 
 def run_load(url: str, key: str, images: list[bytes], clients: int, requests: int, tag: str) -> dict:
-    lat, model, queue, errors = [], [], [], []
+    lat, model, queue, batch, errors = [], [], [], [], []
     lock = threading.Lock()
     counter = iter(range(requests))
 
@@ -104,6 +108,7 @@ def run_load(url: str, key: str, images: list[bytes], clients: int, requests: in
                     lat.append(dt_ms)
                     model.append(tm["station_model"])
                     queue.append(tm.get("station_queue", 0.0))
+                    batch.append(tm.get("station_batch", 1))
 
     # warm-up: first inspection loads and initialises the model
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=120) as c:
@@ -129,6 +134,7 @@ def run_load(url: str, key: str, images: list[bytes], clients: int, requests: in
         "overhead_ms": {f"p{q}": round(float(np.percentile(overhead, q)), 1) for q in (50, 95, 99)},
         "overhead_vs_model_p50": round(float(np.percentile(overhead, 50)) / p50_model, 3),
         "share_outside_model": round(float(1 - model_a.sum() / lat_a.sum()), 3),
+        "batch_mean": round(float(np.mean(batch)), 2), "batch_max": int(np.max(batch)),
     }
 
 
@@ -140,6 +146,9 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--n-good", type=int, default=60)
     ap.add_argument("--model", type=Path, default=None, help="use this .lgm instead of fitting one")
+    ap.add_argument("--onnx", action="store_true", help="serve the model exported to ONNX (the edge runtime)")
+    ap.add_argument("--max-batch", type=int, default=16,
+                    help="station --max-batch: parts judged together when several wait (1: one at a time)")
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL"],
                     help="NORMAL (the station default) survives kill -9; FULL survives power loss too")
     a = ap.parse_args()
@@ -148,6 +157,12 @@ def main() -> None:
     model = a.model or work / "tile.lgm"
     if a.model is None:
         fit_model(model, a.n_good, a.image_size)
+    if a.onnx:
+        from lineguard import Inspector
+        from lineguard.runtime.onnx_export import export_onnx
+        onnx_model = work / "tile.onnx"
+        export_onnx(Inspector.load(model), onnx_model)
+        model = onnx_model
     images = [p.read_bytes() for p in sorted((DATA / "test").glob("*/*.png"))]
     sizes = [len(b) for b in images]
     print(f"images: {len(images)} magnetic-tile test parts, {np.mean(sizes) / 1e3:.0f} kB mean PNG")
@@ -160,6 +175,7 @@ def main() -> None:
         if backend == "postgresql":
             db, schema = PG_URL, f"lg_bench_{uuid.uuid4().hex[:8]}"
             extra = ["--db", db, "--db-schema", schema]
+        extra += ["--max-batch", str(a.max_batch)]
         key = make_key(data, db, schema)
         proc, url = start_server(data, model, extra)
         runs = []
@@ -170,7 +186,8 @@ def main() -> None:
                 print(f"{backend:10s} clients={n}: {r['parts_per_s']:.1f} parts/s  latency p50/p95/p99 "
                       f"{r['latency_ms']['p50']}/{r['latency_ms']['p95']}/{r['latency_ms']['p99']} ms  "
                       f"model p50 {r['model_ms']['p50']} ms  overhead p50 {r['overhead_ms']['p50']} ms "
-                      f"({100 * r['overhead_vs_model_p50']:.1f}% of model)  queue p50 {r['queue_wait_ms_p50']} ms")
+                      f"({100 * r['overhead_vs_model_p50']:.1f}% of model)  queue p50 {r['queue_wait_ms_p50']} ms  "
+                      f"batch mean {r['batch_mean']}")
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -180,12 +197,14 @@ def main() -> None:
                 d.drop_schema()
                 d.dispose()
         result = {"benchmark": "load", "backend": backend, "image_size": a.image_size, "detector": "patchcore",
+                  "runtime": "onnxruntime" if a.onnx else "torch", "max_batch": a.max_batch,
                   "sqlite_synchronous": a.sqlite_synchronous if backend == "sqlite" else None,
                   "load_average_1m": round(os.getloadavg()[0], 2),
                   "n_images": len(images), "mean_png_kb": round(float(np.mean(sizes)) / 1e3, 1),
                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
                   "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs}
         tag = backend + ("-full" if backend == "sqlite" and a.sqlite_synchronous == "FULL" else "")
+        tag += ("-onnx" if a.onnx else "") + (f"-b{a.max_batch}" if a.max_batch != 16 else "")
         path = out_dir / f"load-{tag}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         path.write_text(json.dumps(result, indent=2))
         print(f"saved {path.relative_to(ROOT)}")

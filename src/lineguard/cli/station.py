@@ -11,11 +11,15 @@ keys_app = typer.Typer(help="API keys of a station (operator < engineer < admin)
 
 
 def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
-            webhook: Optional[str] = None, mqtt: Optional[str] = None):
+            webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
+            batch_window_ms: float = 0.0):
     from ..line.config import RetentionPolicy, StationConfig
-    return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                         retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
-                         mqtt_url=mqtt)
+    try:
+        return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                             retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
+                             mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def serve(
@@ -30,6 +34,10 @@ def serve(
     ok_sample_rate: float = typer.Option(1.0, help="Share of OK part images kept (NG images are always kept)."),
     webhook: Optional[str] = typer.Option(None, help="POST every result to this URL."),
     mqtt: Optional[str] = typer.Option(None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883."),
+    max_batch: int = typer.Option(16, help="Parts judged together when several wait for the model (exported "
+                                  ".onnx models; a .lgm model judges one part at a time). 1 turns batching off."),
+    batch_window_ms: float = typer.Option(0.0, help="Hold a lone part this long for others to batch with "
+                                          "(0: never hold a part back)."),
     power_safe: bool = typer.Option(False, "--power-safe", help="SQLite: fsync every inspection before answering "
                                     "(survives power loss, ~7 ms more per part; the default survives a crash "
                                     "or kill -9 of the station)."),
@@ -40,7 +48,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if model is not None and not model.exists():
         raise typer.BadParameter(f"{model}: no such model file", param_hint="--model")
-    cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt)
+    cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     typer.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")

@@ -65,9 +65,18 @@ class StationConfig:
     mqtt_url: Optional[str] = None           # mqtt://host:port
     webhook_timeout_s: float = 2.0
     webhook_retries: int = 3
+    # Parts that wait while the model is busy go in together, up to max_batch, where
+    # the model judges batches faster (exported models: one part per core); 0 ms of
+    # window means a part arriving alone is never held back waiting for company.
+    max_batch: int = 16
+    batch_window_ms: float = 0.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1 (1 = one part at a time), got {self.max_batch}")
+        if not 0 <= self.batch_window_ms <= 1000:
+            raise ValueError(f"batch_window_ms must be between 0 and 1000, got {self.batch_window_ms}")
 
     @property
     def database_url(self) -> str:
@@ -94,5 +103,9 @@ class StationConfig:
             kw["webhook_url"] = env["LINEGUARD_WEBHOOK"]
         if "LINEGUARD_MQTT" in env:
             kw["mqtt_url"] = env["LINEGUARD_MQTT"]
+        if "LINEGUARD_MAX_BATCH" in env:
+            kw["max_batch"] = int(env["LINEGUARD_MAX_BATCH"])
+        if "LINEGUARD_BATCH_WINDOW_MS" in env:
+            kw["batch_window_ms"] = float(env["LINEGUARD_BATCH_WINDOW_MS"])
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)

@@ -74,7 +74,8 @@ class ModelRegistry:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-        key = self.store.put(data, ".lgm")
+        from ..runtime import onnx_file
+        key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
         with self._cache_lock:
             self._cache.setdefault(model_id, insp)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..vision.errors import ImageError
+from .batcher import ModelBatcher
 from .config import StationConfig
 from .db import Database
 from .errors import CorruptImage, EmptyUpload, NotAnImage, NotFound, StationError, UploadTooLarge
@@ -119,7 +120,7 @@ class Station:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
         self.sinks = SinkDispatcher(sinks, metrics=self.metrics)
-        self._model_locks: dict[str, threading.Lock] = {}
+        self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
         self._refresh_active_metrics()
@@ -174,15 +175,13 @@ class Station:
         # the verdict it is renamed into place or dropped, per the retention policy.
         staged = self.images.stage(data)
         try:
-            t_wait = time.perf_counter()
-            with self._model_lock(mv.model_id):
-                t_m0 = time.perf_counter()
-                result = insp.inspect(image)
-                t_m1 = time.perf_counter()
+            judged = self._batcher(mv.model_id, insp).inspect(image)
+            result = judged.result
         except BaseException:
             staged.discard()
             raise
 
+        t_judged = time.perf_counter()
         is_ng = getattr(result.verdict, "value", result.verdict) == "NG"
         image_key = overlay_key = map_to_store = None
         scale = None
@@ -202,9 +201,10 @@ class Station:
         verdict = getattr(result.verdict, "value", str(result.verdict))
         timings = {k: round(float(v), 3) for k, v in (result.timings_ms or {}).items()}
         timings.update({"station_decode": round((t_decode - t0) * 1e3, 3),
-                        "station_queue": round((t_m0 - t_wait) * 1e3, 3),
-                        "station_model": round((t_m1 - t_m0) * 1e3, 3),
-                        "station_store_files": round((t_store - t_m1) * 1e3, 3)})
+                        "station_queue": round(judged.queued_s * 1e3, 3),
+                        "station_model": round(judged.model_s * 1e3, 3),
+                        "station_batch": judged.batch,
+                        "station_store_files": round((t_store - t_judged) * 1e3, 3)})
         h, w = image.shape[:2]
         rec = Inspection(
             part_id=part.part_id, line=part.line, station=part.station, product=part.product,
@@ -237,7 +237,7 @@ class Station:
         total = time.perf_counter() - t0
         self.metrics.parts.labels(part.line, part.station, verdict).inc()
         self.metrics.latency.labels(part.line).observe(total)
-        self.metrics.model_latency.labels(part.line).observe(t_m1 - t_m0)
+        self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         payload = inspection_to_dict(rec)
         payload["event"] = "inspection"
         self.sinks.publish(payload)
@@ -256,11 +256,18 @@ class Station:
         with self.db.session() as s:
             return s.get(Inspection, inspection_id)
 
-    def _model_lock(self, model_id: str) -> threading.Lock:
-        # One part at a time per model: the model already uses every core for one
-        # image, and running parts side by side only adds thrashing.
+    def _batcher(self, model_id: str, insp: Any) -> ModelBatcher:
+        # One queue per model: parts are judged one at a time, or as a batch when several
+        # wait and the model judges batches faster (see line.batcher); never two calls
+        # into one model at once, which on a small CPU only adds thrashing.
         with self._locks_guard:
-            return self._model_locks.setdefault(model_id, threading.Lock())
+            b = self._batchers.get(model_id)
+            if b is None or b.inspector is not insp:
+                if b is not None:
+                    b.close()
+                b = ModelBatcher(insp, self.config.max_batch, self.config.batch_window_ms / 1000, name=model_id[:8])
+                self._batchers[model_id] = b
+            return b
 
     # -- records ---------------------------------------------------------------------
     def find_existing(self, part_id: str, digest: str) -> Optional[Inspection]:
@@ -353,6 +360,10 @@ class Station:
         return mv
 
     def close(self) -> None:
+        with self._locks_guard:
+            for b in self._batchers.values():
+                b.close()
+            self._batchers.clear()
         self.jobs.close()
         self.sinks.close()
         self.maps.close()

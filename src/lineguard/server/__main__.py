@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
+    ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
+    ap.add_argument("--batch-window-ms", type=float, default=0.0, help="hold a lone part this long for company")
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
                     type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
     a = ap.parse_args(argv)
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
-                        mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous)
+                        mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
+                        batch_window_ms=a.batch_window_ms)
     serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
 
 
