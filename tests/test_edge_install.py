@@ -3,8 +3,10 @@ this source tree; dependencies from the package index, cached in ``PIP_CACHE_DIR
 ``~/.cache/lineguard-test-pip``) has no torch and inspects parts with an exported model,
 from Python and from the CLI. About 40 s on a cold cache, 15 s warm.
 
-The venv's size on disk is printed and recorded (``venv_mb``); the target is 150 MB.
-The assertion here is a ceiling that catches torch sneaking in (torch alone is ~700 MB).
+What the install adds to the venv on disk (``added_mb``: the venv after minus the
+fresh venv's pip and setuptools) is printed and recorded; the target is 150 MB. The
+assertion here is a ceiling that catches torch, scipy or a web stack sneaking in (torch
+alone is ~700 MB); the measured size is in the README.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 ROOT = Path(__file__).resolve().parents[1]
-CEILING_MB = 300  # 225 MB measured without torch and scipy; either one sneaking in breaks this
+CEILING_MB = 230  # ~180 MB measured (onnxruntime 1.32); torch, scipy or the [server] stack would break it
 
 
 def _dir_mb(path: Path) -> float:
@@ -41,6 +43,7 @@ def test_edge_install_has_no_torch_and_inspects(fitted_inspector, synth_category
 
     venv = tmp_path / "edge-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    base_mb = _dir_mb(venv)  # the interpreter's links, pip and setuptools: there before lineguard
     py = venv / "bin" / "python"
     env = {**os.environ, "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache/lineguard-test-pip")),
            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -79,6 +82,8 @@ print(json.dumps({{"has_torch": has_torch, "torch_loaded": "torch" in sys.module
     assert [row["verdict"] for row in rows] == res["verdicts"]
 
     mb = _dir_mb(venv)
+    added = mb - base_mb
     record_property("venv_mb", round(mb, 1))
-    print(f"\nedge venv on disk: {mb:.0f} MB (target 150 MB)")
-    assert mb < CEILING_MB
+    record_property("added_mb", round(added, 1))
+    print(f"\nedge install adds {added:.0f} MB on disk (target 150 MB); the whole venv is {mb:.0f} MB")
+    assert added < CEILING_MB

@@ -1,3 +1,3 @@
 from lineguard.cli import app
 
-app()
+app(prog_name="lineguard")

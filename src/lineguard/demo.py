@@ -22,9 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
-
-con = Console()
+from .cli._term import rule, say
 
 
 def _free_port(preferred: int) -> int:
@@ -40,7 +38,7 @@ def _free_port(preferred: int) -> int:
 def _run(args: list[str]) -> str:
     proc = subprocess.run([sys.executable, "-m", "lineguard", *args], capture_output=True, text=True)
     if proc.returncode not in (0, 1):
-        con.print(proc.stdout, proc.stderr)
+        say(proc.stdout + proc.stderr)
         raise SystemExit(f"demo step failed: lineguard {' '.join(args)}")
     return proc.stdout
 
@@ -56,22 +54,22 @@ def main() -> None:
     model = root / "cell.lgm"
     report = root / "report"
 
-    con.rule("[bold]1. a synthetic product line")
+    rule("1. a synthetic product line")
     if not (data / "train").exists():
         _run(["synth", str(data), "--n-good", "120", "--n-defect", "36", "--n-test-good", "30",
               "--size", "256", "--seed", "7"])
-    con.print(f"parts in {data} (train/good, test/good, test/<defect>, ground_truth)")
+    say(f"parts in {data} (train/good, test/good, test/<defect>, ground_truth)")
 
-    con.rule("[bold]2. learn the part from good images only")
+    rule("2. learn the part from good images only")
     t = time.perf_counter()
-    con.print(_run(["train", str(data / "train" / "good"), "-o", str(model), "--image-size", "224",
+    say(_run(["train", str(data / "train" / "good"), "-o", str(model), "--image-size", "224",
                     "--version", "demo-1"]).strip())
-    con.print(f"trained in {time.perf_counter() - t:.1f} s")
+    say(f"trained in {time.perf_counter() - t:.1f} s")
 
-    con.rule("[bold]3. how well does it judge held-back parts?")
-    con.print(_run(["eval", str(data), "--model", str(model), "-o", str(report)]).rstrip())
+    rule("3. how well does it judge held-back parts?")
+    say(_run(["eval", str(data), "--model", str(model), "-o", str(report)]).rstrip())
 
-    con.rule("[bold]4. a station on the line")
+    rule("4. a station on the line")
     run_station(root, model, data, a.port, a.serve)
 
 
@@ -113,13 +111,13 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
                 counts["false_rejects"] += truth_good and v == "NG"
                 counts["escapes"] += (not truth_good) and v == "OK"
         lat.sort()
-        con.print(f"{len(parts)} parts through station S1 on line L1: {counts['OK']} OK, {counts['NG']} NG; "
+        say(f"{len(parts)} parts through station S1 on line L1: {counts['OK']} OK, {counts['NG']} NG; "
                   f"{counts['false_rejects']} false reject(s), {counts['escapes']} escape(s); "
                   f"median round trip {lat[len(lat) // 2]:.0f} ms")
-        con.print(f"every inspection is stored under {station}; API docs: {base}/docs; "
+        say(f"every inspection is stored under {station}; API docs: {base}/docs; "
                   f"report: {root / 'report' / 'index.html'}")
         if keep:
-            con.print(f"[bold]station running at {base}[/] (operator key {key}); Ctrl-C to stop")
+            say(f"station running at {base} (operator key {key}); Ctrl-C to stop")
             srv.wait()
     except KeyboardInterrupt:
         pass

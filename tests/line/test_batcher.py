@@ -17,7 +17,7 @@ class GatedInspector:
     the parts sent meanwhile are known to be waiting."""
 
     def __init__(self, lanes: int):
-        self.detector = SimpleNamespace(lanes=lanes)
+        self.detector = SimpleNamespace(parallel_parts=lanes)
         self.gate = threading.Event()
         self.calls: list[int] = []          # batch size of every model call
         self._first = True

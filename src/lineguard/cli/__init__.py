@@ -1,10 +1,13 @@
 """The command line: one thin verb per job. Verbs live in per-area modules."""
 from __future__ import annotations
 
-import typer
+import click
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="lineguard: visual quality inspection for production lines.")
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def app() -> None:
+    """lineguard: visual quality inspection for production lines."""
+
 
 from . import core as _core  # noqa: E402
 _core.register(app)

@@ -10,38 +10,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import typer
+import click
 
-from .core import _fail, err, out
+from ._term import fail, note, say
+from .core import PathArg
 
 
-def export(
-    model: Path = typer.Argument(..., help="Trained model file (.lgm)."),
-    fmt: str = typer.Option("onnx", "--format", help="Export format: onnx."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default: MODEL.onnx)."),
-    int8: bool = typer.Option(False, "--int8", help="Quantise the backbone to int8 (faster, slightly less exact)."),
-    calibration_images: Optional[Path] = typer.Option(
-        None, "--calibration-images", help="Folder of good part images to calibrate int8 activations "
-        "(recommended with --int8; without it the weights only are quantised)."),
-    max_calibration: int = typer.Option(64, help="Use at most this many calibration images."),
-    check: bool = typer.Option(True, help="Score a few inputs with both runtimes and refuse a mismatch (fp32)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads."),
-) -> None:
+@click.command()
+@click.argument("model", type=PathArg)
+@click.option("--format", "fmt", default="onnx", show_default=True, help="Export format: onnx.")
+@click.option("-o", "--output", type=PathArg, default=None, help="File to write (default: MODEL.onnx).")
+@click.option("--int8", is_flag=True, help="Quantise the backbone to int8 (measure it first: see README).")
+@click.option("--calibration-images", type=PathArg, default=None,
+              help="Folder of good part images to calibrate int8 activations "
+                   "(recommended with --int8; without it the weights only are quantised).")
+@click.option("--max-calibration", type=int, default=64, show_default=True,
+              help="Use at most this many calibration images.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Score a few inputs with both runtimes and refuse a mismatch (fp32).")
+@click.option("--threads", type=int, default=None, help="CPU threads.")
+def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibration_images: Optional[Path],
+           max_calibration: int, check: bool, threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
     from ..runtime.threads import set_threads
     from ..vision.errors import LineguardError
     if fmt.lower() != "onnx":
-        _fail(f"--format {fmt!r} is not supported; use --format onnx")
+        fail(f"--format {fmt!r} is not supported; use --format onnx")
     if model.suffix != ".lgm":
-        _fail(f"{model}: export reads a trained .lgm model file")
+        fail(f"{model}: export reads a trained .lgm model file")
     target = output or model.with_suffix(".onnx")
     if target.suffix != ".onnx":
-        _fail(f"{target}: exported models end in .onnx")
+        fail(f"{target}: exported models end in .onnx")
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        _fail(f"export needs torch and onnx ({exc.name} is missing): pip install 'lineguard[torch,edge]'")
+        fail(f"export needs torch and onnx ({exc.name} is missing): pip install 'lineguard[torch,edge]'")
     import numpy as np
 
     from ..runtime.onnx_export import export_onnx, parity_check
@@ -57,16 +61,16 @@ def export(
         digest = export_onnx(insp, target, int8=int8, calibration_images=calib, check=False)
         if check:
             worst = parity_check(insp, target, calib)
-            err.print(f"parity: largest relative score difference torch vs ONNX {worst:.2e}", highlight=False)
+            note("parity", f"largest relative score difference torch vs ONNX {worst:.2e}", colour="green")
     except (LineguardError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     size_mb = target.stat().st_size / 1e6
-    out.print(f"wrote {target} ({size_mb:.1f} MB, {'int8' if int8 else 'fp32'}, model {digest[:16]}, "
-              f"from {insp.model_id})", highlight=False)
+    say(f"wrote {target} ({size_mb:.1f} MB, {'int8' if int8 else 'fp32'}, model {digest[:16]}, "
+        f"from {insp.model_id})")
     if int8 and calibration_images is None:
-        err.print("[yellow]note:[/] no --calibration-images: dynamic int8 (weights only); static calibration "
-                  "on good images is usually faster and more exact", highlight=False)
+        note("note", "no --calibration-images: dynamic int8 (weights only); static calibration "
+             "on good images is usually faster and more exact")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(export)
+def register(app: click.Group) -> None:
+    app.add_command(export)

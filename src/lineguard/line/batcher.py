@@ -4,11 +4,11 @@ together when several are waiting.
 Parts that arrive while the model is busy wait in the queue; when it is free, everyone
 waiting goes in as one batch (up to ``max_batch``). A part that arrives alone is judged
 alone at once, so batching never adds latency on a quiet line unless ``window_s`` asks
-it to wait for company. Batching is only used where it raises throughput: an exported
-(ONNX) model judges a batch one part per core (``detector.lanes``), which on 2 cores
-gives ~20% more parts/s than one part at a time; a torch model judges a batch slower per
-part than single parts on a small CPU, so it gets ``max_batch`` 1 (one part at a time,
-in arrival order).
+it to wait for company. Batching is only used where it can raise throughput: an
+exported model judges a batch one part per core (``detector.parallel_parts``); a torch
+model judges a batch slower per part than single parts on a small CPU, so it gets
+``max_batch`` 1 (one part at a time, in arrival order). Measured gains are in the README
+(``benchmarks/load_bench.py --onnx``, with and without ``--max-batch 1``).
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class Judged:
 
 
 def batch_limit(inspector: Any, max_batch: int) -> int:
-    lanes = getattr(getattr(inspector, "detector", None), "lanes", 1)
-    return max(1, int(max_batch)) if lanes > 1 else 1
+    parallel = getattr(getattr(inspector, "detector", None), "parallel_parts", 1)
+    return max(1, int(max_batch)) if parallel > 1 else 1
 
 
 class ModelBatcher:

@@ -70,6 +70,10 @@ class StationConfig:
     # window means a part arriving alone is never held back waiting for company.
     max_batch: int = 16
     batch_window_ms: float = 0.0
+    # exported (.onnx) models: "onnxruntime" (default) or "openvino"; precision "bf16"
+    # with OpenVINO only (see lineguard.runtime.openvino_detector)
+    runtime: Optional[str] = None
+    precision: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -77,6 +81,10 @@ class StationConfig:
             raise ValueError(f"max_batch must be at least 1 (1 = one part at a time), got {self.max_batch}")
         if not 0 <= self.batch_window_ms <= 1000:
             raise ValueError(f"batch_window_ms must be between 0 and 1000, got {self.batch_window_ms}")
+        if self.runtime not in (None, "onnxruntime", "openvino"):
+            raise ValueError(f"runtime must be onnxruntime or openvino, got {self.runtime!r}")
+        if self.precision not in (None, "fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
 
     @property
     def database_url(self) -> str:
@@ -107,5 +115,9 @@ class StationConfig:
             kw["max_batch"] = int(env["LINEGUARD_MAX_BATCH"])
         if "LINEGUARD_BATCH_WINDOW_MS" in env:
             kw["batch_window_ms"] = float(env["LINEGUARD_BATCH_WINDOW_MS"])
+        if "LINEGUARD_RUNTIME" in env:
+            kw["runtime"] = env["LINEGUARD_RUNTIME"]
+        if "LINEGUARD_PRECISION" in env:
+            kw["precision"] = env["LINEGUARD_PRECISION"]
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)

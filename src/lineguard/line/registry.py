@@ -31,6 +31,17 @@ def default_loader(path: Path) -> Any:
     return Inspector.load(path)
 
 
+def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
+    """Loads exported models on ``runtime``/``precision``; .lgm models as usual (torch)."""
+    def load(path: Path) -> Any:
+        from ..runtime import onnx_file
+        from ..vision.inspector import Inspector
+        if onnx_file.is_export(path):
+            return Inspector.load(path, runtime=runtime, precision=precision)
+        return Inspector.load(path)
+    return load
+
+
 class ModelRegistry:
     def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None):
         self.db = db

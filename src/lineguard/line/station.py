@@ -31,7 +31,7 @@ from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
 from .orm import Inspection, utcnow
-from .registry import Loader, ModelRegistry
+from .registry import Loader, ModelRegistry, edge_loader
 from .sinks import SinkDispatcher, sinks_from_config
 
 log = logging.getLogger("lineguard.station")
@@ -114,6 +114,8 @@ class Station:
         self.images = ContentStore(config.data_dir / "images")
         self.maps = MapWriter(self.db, self.images)
         self.key_cache = KeyCache()
+        if loader is None and (config.runtime or config.precision):
+            loader = edge_loader(config.runtime, config.precision)
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
         self.metrics = StationMetrics()
         if sinks is None:

@@ -363,7 +363,7 @@ def parity_check(inspector: Any, path: Union[str, os.PathLike], images: Optional
     """Score ``images`` (default: a few seeded noise inputs) with the torch model and the
     export; return the largest relative score difference, raise ``ValueError`` above
     ``rtol`` for an fp32 export (int8 is only reported)."""
-    from .onnx_detector import read_export
+    from . import onnx_file
 
     h, w = inspector.detector.input_size_
     if images is None or not len(images):
@@ -373,8 +373,8 @@ def parity_check(inspector: Any, path: Union[str, os.PathLike], images: Optional
                                  .astype(np.uint8)])
     images = images[:8]
     from .onnx_detector import OnnxDetector
-    data, manifest, _, sess = read_export(path)
-    s_onnx, _ = OnnxDetector(data, manifest, session=sess).score(images)
+    data, manifest, _ = onnx_file.load(path)
+    s_onnx, _ = OnnxDetector(data, manifest).score(images)
     s_torch, _ = inspector.detector.score(images)
     worst = float(np.max(np.abs(s_onnx - s_torch) / np.maximum(np.abs(s_torch), 1e-6)))
     if manifest.get("precision") == "fp32" and worst > rtol:

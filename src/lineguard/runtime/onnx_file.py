@@ -34,7 +34,8 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Union
+import json
+from typing import Any, Union
 
 from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError
@@ -117,3 +118,80 @@ def read(path: Union[str, os.PathLike]) -> tuple[bytes, str]:
     from ..vision.bundle import read_model_file
     data = read_model_file(path, "export one with `lineguard export MODEL.lgm --format onnx`", "exported .onnx")
     return data, verify(data, str(path))
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if i >= len(data):
+            raise ValueError("truncated varint")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(data: bytes):
+    """(field number, wire type, value) of one protobuf message's top level; values of
+    length-delimited fields are bytes, others ints."""
+    i = 0
+    while i < len(data):
+        tag, i = _varint(data, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 1:
+            value, i = int.from_bytes(data[i:i + 8], "little"), i + 8
+        elif wire == 2:
+            n, i = _varint(data, i)
+            value, i = data[i:i + n], i + n
+        elif wire == 5:
+            value, i = int.from_bytes(data[i:i + 4], "little"), i + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if i > len(data):
+            raise ValueError("truncated field")
+        yield field, wire, value
+
+
+def metadata(data: bytes) -> dict[str, str]:
+    """The ``metadata_props`` of a serialised ONNX model, read straight from the protobuf
+    wire format: every runtime (ONNX Runtime, OpenVINO) gets the manifest the same way,
+    without the ``onnx`` package."""
+    out: dict[str, str] = {}
+    for field, wire, value in _fields(data):
+        if field == 14 and wire == 2:  # ModelProto.metadata_props: StringStringEntryProto
+            kv = {f: v for f, w, v in _fields(value) if w == 2}
+            out[kv.get(1, b"").decode("utf-8", "replace")] = kv.get(2, b"").decode("utf-8", "replace")
+    return out
+
+
+def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], str]:
+    """Read and verify an exported model -> (file bytes, manifest, content hash); refuses
+    damaged files and manifests this lineguard cannot honour, whatever runtime runs it."""
+    if isinstance(path, (bytes, bytearray)):
+        data, name = bytes(path), "<bytes>"
+        digest = verify(data, name)
+    else:
+        name = str(path)
+        data, digest = read(path)
+    try:
+        meta = metadata(data)
+    except ValueError as exc:
+        raise BundleError(f"{name}: not a readable ONNX model ({exc}); export it again") from exc
+    if MANIFEST_KEY not in meta:
+        raise BundleError(f"{name}: an ONNX model without a lineguard manifest; re-export it with "
+                          "`lineguard export MODEL.lgm --format onnx`")
+    try:
+        manifest = json.loads(meta[MANIFEST_KEY])
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{name}: manifest is damaged ({exc}); export the model again") from exc
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{name}: not an exported lineguard model (format {manifest.get('format')!r})")
+    fv = manifest.get("format_version")
+    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+        raise BundleError(f"{name}: export format {fv} is newer than this lineguard understands "
+                          f"({FORMAT_VERSION}); upgrade lineguard")
+    return data, manifest, digest

@@ -1,7 +1,7 @@
 """One thread knob for both runtimes.
 
 ``set_threads(n)`` sets torch's intra-op threads (directly when torch is already
-imported, else through ``OMP_NUM_THREADS`` for its first import: never imports it) and the intra-op thread count that new ONNX Runtime sessions
+imported, else through ``OMP_NUM_THREADS`` for its first import: never imports it) and the intra-op thread count that new sessions of exported models (ONNX Runtime, OpenVINO)
 get. ``None`` leaves both at their defaults (ORT: one per core).
 """
 from __future__ import annotations
@@ -28,5 +28,13 @@ def set_threads(n: Optional[int]) -> None:
         os.environ["OMP_NUM_THREADS"] = str(int(n))
 
 
-def ort_threads() -> Optional[int]:
+def edge_threads() -> Optional[int]:
+    """Threads for new sessions of exported models (ONNX Runtime, OpenVINO); None: default."""
     return _ort_threads
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (containers, taskset)
+    except AttributeError:  # not on every OS
+        return os.cpu_count() or 1

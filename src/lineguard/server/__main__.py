@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
     ap.add_argument("--batch-window-ms", type=float, default=0.0, help="hold a lone part this long for company")
+    ap.add_argument("--runtime", choices=["onnxruntime", "openvino"], default=None,
+                    help="runtime for exported .onnx models")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
                     type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
     a = ap.parse_args(argv)
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                         mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
-                        batch_window_ms=a.batch_window_ms)
+                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision)
     serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
 
 

@@ -316,12 +316,22 @@ class Inspector:
         return Path(path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike, bytes]) -> "Inspector":
-        """Load a model file (``.lgm``, torch) or an exported edge model (``.onnx``, ONNX Runtime)."""
+    def load(cls, path: Union[str, os.PathLike, bytes], runtime: Optional[str] = None,
+             precision: Optional[str] = None, threads: Optional[int] = None) -> "Inspector":
+        """Load a model file (``.lgm``, torch) or an exported edge model (``.onnx``).
+
+        ``runtime`` (exported models): ``onnxruntime`` (default) or ``openvino``;
+        ``precision``: ``bf16`` with OpenVINO on CPUs that have it; ``threads``: the
+        runtime's threads (default: the ``set_threads`` knob, else every core).
+        """
         from ..runtime import onnx_file
         if onnx_file.is_export(path):
-            from ..runtime.onnx_detector import load_inspector
-            return load_inspector(cls, path)
+            from ..runtime.loader import load_inspector
+            return load_inspector(cls, path, threads=threads, runtime=runtime or "onnxruntime", precision=precision)
+        if runtime not in (None, "torch") or precision not in (None, "fp32"):
+            raise BundleError(f"{'<bytes>' if isinstance(path, bytes) else path}: a .lgm model runs on torch in "
+                              "fp32; to use another runtime or precision export it first "
+                              "(`lineguard export MODEL.lgm --format onnx`) and load the .onnx file")
         try:
             from .detectors import DETECTORS
         except ImportError as exc:

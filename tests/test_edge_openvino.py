@@ -1,0 +1,100 @@
+"""The optional OpenVINO runtime for exported models: fp32 judges exactly like ONNX
+Runtime and torch; bf16 (where the CPU has it) keeps a quality floor; wrong combinations
+are refused with a message that says what to do."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+from lineguard.runtime.onnx_export import export_onnx  # noqa: E402
+from lineguard.runtime.openvino_detector import OpenVinoDetector, cpu_has_bf16  # noqa: E402
+from lineguard.vision.errors import BundleError  # noqa: E402
+from lineguard.vision.inspector import Inspector  # noqa: E402
+from lineguard.vision.metrics import image_auroc  # noqa: E402
+
+SCORE_RTOL = 1e-4
+BF16_AUROC_FLOOR = 0.9   # fp32 gives ~0.98 on this synthetic line at 128 px
+
+
+@pytest.fixture(scope="module")
+def exported(fitted_inspector, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ov") / "cell.onnx"
+    export_onnx(fitted_inspector, path)
+    return path
+
+
+def _files(category: Path) -> list[Path]:
+    return sorted(category.glob("test/*/*.png"))
+
+
+def test_fp32_judges_like_onnxruntime_and_torch(fitted_inspector, exported, synth_category):
+    files = _files(synth_category)
+    ov = Inspector.load(exported, runtime="openvino", threads=2)
+    assert isinstance(ov.detector, OpenVinoDetector)
+    assert ov.info["runtime"] == "openvino" and ov.detector.get_params()["precision"] == "fp32"
+    ort = Inspector.load(exported)
+    r_ov, r_ort, r_t = ov.inspect_batch(files), ort.inspect_batch(files), fitted_inspector.inspect_batch(files)
+    assert [r.verdict for r in r_ov] == [r.verdict for r in r_ort] == [r.verdict for r in r_t]
+    np.testing.assert_allclose([r.score for r in r_ov], [r.score for r in r_t], rtol=SCORE_RTOL)
+    assert [len(r.regions) for r in r_ov] == [len(r.regions) for r in r_t]
+    # the lanes (one stream per core) give each part what it gets alone
+    alone = [ov.inspect(f) for f in files[:5]]
+    np.testing.assert_allclose([r.score for r in r_ov[:5]], [r.score for r in alone], rtol=1e-5)
+    assert ov.model_id == ort.model_id
+
+
+def test_bf16_keeps_a_quality_floor_or_is_refused(exported, synth_category):
+    files = _files(synth_category)
+    labels = [int(f.parent.name != "good") for f in files]
+    if not cpu_has_bf16():
+        with pytest.raises(BundleError, match="bfloat16"):
+            Inspector.load(exported, runtime="openvino", precision="bf16")
+        return
+    insp = Inspector.load(exported, runtime="openvino", precision="bf16")
+    assert insp.detector.get_params()["precision"] == "bf16"
+    scores = [r.score for r in insp.inspect_batch(files)]
+    assert image_auroc(scores, labels) >= BF16_AUROC_FLOOR
+
+
+def test_wrong_combinations_are_refused(fitted_model_path, exported, tmp_path):
+    with pytest.raises(BundleError, match="export it first"):
+        Inspector.load(fitted_model_path, runtime="openvino")
+    with pytest.raises(BundleError, match="needs --runtime openvino"):
+        Inspector.load(exported, precision="bf16")
+    with pytest.raises(BundleError, match="unknown runtime"):
+        Inspector.load(exported, runtime="tensorrt")
+    with pytest.raises(ValueError, match="precision"):
+        Inspector.load(exported, runtime="openvino", precision="fp8")
+
+
+def test_int8_export_runs_on_onnxruntime_only(fitted_inspector, synth_category, tmp_path):
+    from lineguard.vision.imageio import load_image
+    files = _files(synth_category)[:8]
+    calib = np.stack([fitted_inspector.preprocess.apply(load_image(f))[0] for f in files])
+    path = tmp_path / "cell-int8.onnx"
+    export_onnx(fitted_inspector, path, int8=True, calibration_images=calib)
+    with pytest.raises(BundleError, match="ONNX Runtime only"):
+        Inspector.load(path, runtime="openvino")
+
+
+def test_cli_inspects_with_openvino(exported, synth_category, tmp_path):
+    files = _files(synth_category)[:4]
+    r = subprocess.run([sys.executable, "-m", "lineguard", "inspect", str(exported), *map(str, files), "--json",
+                        "--runtime", "openvino", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    want = Inspector.load(exported).inspect_batch(files)
+    assert [row["verdict"] for row in rows] == [w.verdict.value for w in want]
+    r = subprocess.run([sys.executable, "-m", "lineguard", "inspect", str(exported), str(files[0]),
+                        "--runtime", "tensorrt"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "tensorrt" in r.stderr
