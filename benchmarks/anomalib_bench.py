@@ -189,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     primary = runs[0]
     base["host"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result = {**primary, **base, "primary_note": (
-        f"top-level numbers are coreset_sampling_ratio={primary['coreset_ratio']} "
-        "(anomalib's default); see 'runs' for every ratio measured"), "runs": runs}
+        f"top-level numbers are coreset_sampling_ratio={primary['coreset_ratio']}"
+        + (" (anomalib's default)" if primary["coreset_ratio"] == 0.1 else "")
+        + "; see 'runs' for every ratio measured"), "runs": runs}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print()
     print(f"{primary['system']} | {primary['backbone']} {'+'.join(primary['layers'])} | "

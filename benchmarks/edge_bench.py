@@ -96,14 +96,20 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: s
             "model_id": insp.model_id}
 
 
-def _time_inspect(insp, images, batch: int) -> float:
-    insp.inspect_batch(images[:batch], batch_size=batch)  # warm-up
-    t0 = time.perf_counter()
-    n = 0
-    for i in range(0, len(images) - batch + 1, batch):
+def _time_inspect(insp, images, batch: int, passes: int = 2) -> float:
+    """ms/part: the median over calls (``passes`` passes over ``images``) of one call's
+    time per part, as the anomalib worker measures it; after warming up this batch size's
+    path (its session or streams may not have run yet: the test pass used the other)."""
+    import statistics
+    for i in range(0, 32, batch):
         insp.inspect_batch(images[i:i + batch], batch_size=batch)
-        n += batch
-    return (time.perf_counter() - t0) * 1000 / n
+    per_part = []
+    for _ in range(passes):
+        for i in range(0, len(images) - batch + 1, batch):
+            t0 = time.perf_counter()
+            insp.inspect_batch(images[i:i + batch], batch_size=batch)
+            per_part.append((time.perf_counter() - t0) * 1000 / batch)
+    return statistics.median(per_part)
 
 
 def infer_worker(data: str, model: str, threads: int, n_timing: int, load_kw: dict) -> dict:
@@ -222,6 +228,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="settings from benchmarks.core_bench.PROFILES (default: 224 px)")
     ap.add_argument("--coreset-ratio", type=float, default=0.0,
                     help="PatchCore memory-bank share (default: the detector's, 2%%); the anomalib column uses 1%%")
+    ap.add_argument("--settle", type=float, default=15.0, help="seconds of quiet before each runtime's run")
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES))
     ap.add_argument("--out", default="", help="result file name (default edge-<category>[-cs<ratio>].json)")
     ap.add_argument("--nn", action="store_true", help="also run the nearest-neighbour micro-benchmark")
@@ -254,6 +261,10 @@ def main() -> None:
                 print(f"{rt}: skipped, openvino is not installed (pip install 'lineguard[openvino]')", file=sys.stderr)
                 continue
             file, kw = RUNTIMES[rt]
+            # On the reference VM the process right after a big one (torch) ran its
+            # batch-1 timing up to 60% slower for a while (memory being reclaimed);
+            # a pause lets every runtime start from the same quiet machine.
+            time.sleep(a.settle)
             runs[rt] = _sub(["--data", a.data, "--infer-worker", str(Path(wd) / file), "--threads", str(a.threads),
                              "--timing-parts", str(a.timing_parts), "--load-kw", json.dumps(kw)])
     ref = runs["torch"]

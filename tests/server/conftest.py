@@ -48,10 +48,12 @@ def make_keys(data_dir: Path, db_url: Optional[str] = None, schema: Optional[str
 class ServerProc:
     """One station process; ``fake=True`` runs it with the torch-free fake model."""
 
-    def __init__(self, data_dir: Path, fake: bool = True, extra: Optional[list[str]] = None):
+    def __init__(self, data_dir: Path, fake: bool = True, extra: Optional[list[str]] = None,
+                 python_args: Optional[list[str]] = None):
         self.data_dir = data_dir
         self.fake = fake
         self.extra = extra or []
+        self.python_args = python_args  # run the server as `python *python_args` instead
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Optional[subprocess.Popen] = None
@@ -59,7 +61,9 @@ class ServerProc:
 
     def start(self, timeout: float = 60.0) -> "ServerProc":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.fake:
+        if self.python_args:
+            cmd = [sys.executable, *self.python_args]
+        elif self.fake:
             cmd = [sys.executable, str(HERE / "fake_inspector.py")]
         else:
             cmd = [sys.executable, "-m", "lineguard.server"]

@@ -83,3 +83,45 @@ def test_train_new_version_from_stored_good_parts(real_server):
     with real_server.client(real_server.keys["operator"]) as c:
         r = post_part(c, _png(make_part(3000, size=128)[0]), "after-train")
         assert r.json()["model"]["registry_version"] == 2
+
+
+_NO_TORCH_SERVER = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this station")
+sys.meta_path.insert(0, _Block())
+from lineguard.server.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+def test_station_runs_an_exported_model_without_torch(tiny_model, tmp_path):
+    """The edge station: torch cannot be imported, the model is the exported .onnx; parts
+    sent at once are judged as the model judges them alone."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lineguard import Inspector
+    from lineguard.runtime.onnx_export import export_onnx
+    from lineguard.vision.synth import make_part
+    onnx_model = tmp_path / "cell.onnx"
+    export_onnx(Inspector.load(tiny_model), onnx_model)
+    data = tmp_path / "edge-station"
+    keys = make_keys(data)
+    srv = ServerProc(data, fake=False, python_args=["-c", _NO_TORCH_SERVER],
+                     extra=["--model", str(onnx_model), "--product", "cell"]).start(timeout=120)
+    try:
+        parts = [make_part(4000 + i, size=128, defect="scratch" if i % 3 == 0 else None)[0] for i in range(6)]
+        want = Inspector.load(onnx_model).inspect_batch(parts)
+        with srv.client(keys["operator"]) as c, ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda i: post_part(c, _png(parts[i]), f"edge-{i}"), range(len(parts))))
+        for r, w in zip(answers, want):
+            assert r.status_code == 201, r.text
+            assert r.json()["verdict"] == w.verdict.value
+            assert r.json()["score"] == pytest.approx(w.score, rel=1e-4)
+        assert "blocked" not in srv.log.read_text()
+    finally:
+        srv.stop()
