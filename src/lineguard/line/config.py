@@ -95,29 +95,25 @@ class StationConfig:
     @classmethod
     def from_env(cls, **overrides) -> "StationConfig":
         """Read LINEGUARD_* environment variables (used when uvicorn imports the app)."""
-        env = os.environ
         kw: dict = {}
-        if "LINEGUARD_DATA" in env:
-            kw["data_dir"] = Path(env["LINEGUARD_DATA"])
-        if "LINEGUARD_DB" in env:
-            kw["db_url"] = env["LINEGUARD_DB"]
-        if "LINEGUARD_DB_SCHEMA" in env:
-            kw["db_schema"] = env["LINEGUARD_DB_SCHEMA"]
-        if "LINEGUARD_MAX_UPLOAD_BYTES" in env:
-            kw["max_upload_bytes"] = int(env["LINEGUARD_MAX_UPLOAD_BYTES"])
-        if "LINEGUARD_OK_SAMPLE_RATE" in env:
-            kw["retention"] = RetentionPolicy(ok_sample_rate=float(env["LINEGUARD_OK_SAMPLE_RATE"]))
-        if "LINEGUARD_WEBHOOK" in env:
-            kw["webhook_url"] = env["LINEGUARD_WEBHOOK"]
-        if "LINEGUARD_MQTT" in env:
-            kw["mqtt_url"] = env["LINEGUARD_MQTT"]
-        if "LINEGUARD_MAX_BATCH" in env:
-            kw["max_batch"] = int(env["LINEGUARD_MAX_BATCH"])
-        if "LINEGUARD_BATCH_WINDOW_MS" in env:
-            kw["batch_window_ms"] = float(env["LINEGUARD_BATCH_WINDOW_MS"])
-        if "LINEGUARD_RUNTIME" in env:
-            kw["runtime"] = env["LINEGUARD_RUNTIME"]
-        if "LINEGUARD_PRECISION" in env:
-            kw["precision"] = env["LINEGUARD_PRECISION"]
+        for var, (field_name, parse) in _ENV.items():
+            if var in os.environ:
+                kw[field_name] = parse(os.environ[var])
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
+
+
+# LINEGUARD_* variable -> (StationConfig field, parser)
+_ENV = {
+    "LINEGUARD_DATA": ("data_dir", Path),
+    "LINEGUARD_DB": ("db_url", str),
+    "LINEGUARD_DB_SCHEMA": ("db_schema", str),
+    "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
+    "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
+    "LINEGUARD_WEBHOOK": ("webhook_url", str),
+    "LINEGUARD_MQTT": ("mqtt_url", str),
+    "LINEGUARD_MAX_BATCH": ("max_batch", int),
+    "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", float),
+    "LINEGUARD_RUNTIME": ("runtime", str),
+    "LINEGUARD_PRECISION": ("precision", str),
+}

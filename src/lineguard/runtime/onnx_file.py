@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-import json
 from typing import Any, Union
 
 from ..vision.atomic import atomic_write_bytes
@@ -184,14 +183,7 @@ def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], s
     if MANIFEST_KEY not in meta:
         raise BundleError(f"{name}: an ONNX model without a lineguard manifest; re-export it with "
                           "`lineguard export MODEL.lgm --format onnx`")
-    try:
-        manifest = json.loads(meta[MANIFEST_KEY])
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{name}: manifest is damaged ({exc}); export the model again") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{name}: not an exported lineguard model (format {manifest.get('format')!r})")
-    fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
-        raise BundleError(f"{name}: export format {fv} is newer than this lineguard understands "
-                          f"({FORMAT_VERSION}); upgrade lineguard")
+    from ..vision.bundle import parse_manifest
+    manifest = parse_manifest(meta[MANIFEST_KEY], name, FORMAT, FORMAT_VERSION, "an exported lineguard model",
+                              "upgrade lineguard")
     return data, manifest, digest

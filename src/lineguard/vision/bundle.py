@@ -59,6 +59,23 @@ def save(path: Union[str, os.PathLike], manifest: dict[str, Any], tensors: dict[
     return digest
 
 
+def parse_manifest(text: str, name: str, fmt: str, max_version: int, kind: str, newer_hint: str) -> dict[str, Any]:
+    """The JSON manifest of a model file or an export, checked for its format and version.
+    ``kind``: what the file should be, with its article ("a lineguard model file")."""
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{name}: manifest is damaged ({exc}); copy or export the model again") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BundleError(f"{name}: not {kind} (format {got!r})")
+    fv = manifest.get("format_version")
+    if not isinstance(fv, int) or fv > max_version:
+        raise BundleError(f"{name}: format {fv} is newer than this lineguard understands "
+                          f"({max_version}); {newer_hint}")
+    return manifest
+
+
 def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
     """Parse and verify a model file's bytes -> (manifest, tensors, content hash)."""
     if len(data) < 8:
@@ -79,16 +96,8 @@ def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str,
     if 8 + hlen + end != len(data):
         raise BundleError(f"{name}: file is truncated or has extra bytes ({len(data)} bytes, expected "
                           f"{8 + hlen + end}); copy it again from the source")
-    try:
-        manifest = json.loads(meta["lineguard"])
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{name}: manifest is damaged ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{name}: not a lineguard model file (format {manifest.get('format')!r})")
-    fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
-        raise BundleError(f"{name}: model file format {fv} is newer than this lineguard understands "
-                          f"({FORMAT_VERSION}); upgrade lineguard or re-export the model")
+    manifest = parse_manifest(meta["lineguard"], name, FORMAT, FORMAT_VERSION, "a lineguard model file",
+                              "upgrade lineguard or re-export the model")
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
