@@ -63,7 +63,7 @@ def main() -> None:
     rule("2. learn the part from good images only")
     t = time.perf_counter()
     say(_run(["train", str(data / "train" / "good"), "-o", str(model), "--image-size", "224",
-                    "--version", "demo-1"]).strip())
+              "--version", "demo-1"]).strip())
     say(f"trained in {time.perf_counter() - t:.1f} s")
 
     rule("3. how well does it judge held-back parts?")
