@@ -4,6 +4,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .vision.result import DefectRegion, InspectionResult, Verdict
+from .runtime import loader as _exported_models  # noqa: F401  (lets Inspector.load open .onnx files)
 
 __all__ = ["__version__", "Inspector", "InspectionResult", "DefectRegion", "Verdict"]
 

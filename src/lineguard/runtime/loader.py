@@ -1,9 +1,14 @@
-"""Open an exported model (``.onnx``) as an ordinary Inspector on the chosen runtime."""
+"""Open an exported model (``.onnx``) as an ordinary Inspector on the chosen runtime.
+
+Importing this module registers the opener with ``lineguard.vision.openers``, which is
+how ``Inspector.load("cell.onnx")`` reaches it (``import lineguard`` imports it).
+"""
 from __future__ import annotations
 
 import os
 from typing import Any, Optional, Union
 
+from ..vision import openers
 from ..vision.errors import BundleError
 from . import onnx_file
 
@@ -45,3 +50,6 @@ def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Opt
                           "export it again with this lineguard version") from exc
     insp._model_id = digest[:16]
     return insp
+
+
+openers.register(onnx_file.is_export, load_inspector)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, U
 
 import numpy as np
 
-from . import bundle
+from . import bundle, openers
 from .calibration import pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
@@ -324,10 +324,9 @@ class Inspector:
         ``precision``: ``bf16`` with OpenVINO on CPUs that have it; ``threads``: the
         runtime's threads (default: the ``set_threads`` knob, else every core).
         """
-        from ..runtime import onnx_file
-        if onnx_file.is_export(path):
-            from ..runtime.loader import load_inspector
-            return load_inspector(cls, path, threads=threads, runtime=runtime or "onnxruntime", precision=precision)
+        open_export = openers.find(path)
+        if open_export is not None:
+            return open_export(cls, path, threads=threads, runtime=runtime or "onnxruntime", precision=precision)
         if runtime not in (None, "torch") or precision not in (None, "fp32"):
             raise BundleError(f"{'<bytes>' if isinstance(path, bytes) else path}: a .lgm model runs on torch in "
                               "fp32; to use another runtime or precision export it first "
