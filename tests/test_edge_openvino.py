@@ -23,7 +23,8 @@ from lineguard.vision.inspector import Inspector  # noqa: E402
 from lineguard.vision.metrics import image_auroc  # noqa: E402
 
 SCORE_RTOL = 1e-4
-BF16_AUROC_FLOOR = 0.9   # fp32 gives ~0.98 on this synthetic line at 128 px
+AUROC_FLOOR = 0.9        # fp32 gives ~0.98 on this synthetic line at 128 px
+BF16_AUROC_FLOOR = 0.9
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,15 @@ def test_cli_inspects_with_openvino(exported, synth_category, tmp_path):
     r = subprocess.run([sys.executable, "-m", "lineguard", "inspect", str(exported), str(files[0]),
                         "--runtime", "tensorrt"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "tensorrt" in r.stderr
+
+
+def test_cli_evaluates_an_export_on_openvino(exported, synth_category, tmp_path):
+    """What a user runs before choosing bf16 for a line: eval on their own labelled parts."""
+    r = subprocess.run([sys.executable, "-m", "lineguard", "eval", str(synth_category), "--model", str(exported),
+                        "--runtime", "openvino", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    auroc = float(next(ln for ln in r.stdout.splitlines() if "image_auroc" in ln).split(":")[1])
+    assert auroc >= AUROC_FLOOR
+    r = subprocess.run([sys.executable, "-m", "lineguard", "eval", str(synth_category), "--runtime", "openvino"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--model MODEL.onnx" in r.stderr

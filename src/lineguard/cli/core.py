@@ -197,10 +197,13 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @click.option("--max-train", type=int, default=None, help="Use at most this many train/good images.")
 @click.option("--save-model", type=PathArg, default=None, help="Also write the trained model here.")
 @threads_option
+@runtime_option
+@precision_option
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(category: Path, output: Optional[Path], model: Optional[Path], detector: str, image_size: str,
              resize: str, orient: str, false_reject_rate: float, coreset_ratio: Optional[float],
-             max_train: Optional[int], save_model: Optional[Path], threads: Optional[int], seed: int) -> None:
+             max_train: Optional[int], save_model: Optional[Path], threads: Optional[int], runtime: Optional[str],
+             precision: Optional[str], seed: int) -> None:
     """Measure a model on labelled data: AUROC, AUPRO, false rejects and escapes."""
     from ..vision.dataset import MVTecCategory
     from ..vision.evaluate import evaluate as run_eval
@@ -209,7 +212,9 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     try:
         cat = MVTecCategory(category)
         if model is not None:
-            insp = Inspector.load(model)
+            insp = Inspector.load(model, runtime=runtime, precision=precision)
+        elif runtime or precision:
+            fail("--runtime and --precision apply to an exported model: give --model MODEL.onnx")
         else:
             train_files = cat.train_good[:max_train] if max_train else cat.train_good
             params = {"coreset_ratio": coreset_ratio} if coreset_ratio is not None else {}
