@@ -3,8 +3,9 @@
 1. generates a synthetic electrode-coating product (good parts, six defect kinds),
 2. learns the part from good images only,
 3. evaluates it on held-back good and defective parts and writes a report,
-4. starts a station service with that model and feeds it the test parts as a line,
-   then prints verdicts, false rejects and escapes as the plant would see them.
+4. exports it to ONNX (what a line PC without torch runs),
+5. starts a station service with the exported model and feeds it the test parts as a
+   line, then prints verdicts, false rejects and escapes as the plant would see them.
 
     python -m lineguard.demo [--dir demo-line] [--serve]
 
@@ -69,8 +70,12 @@ def main() -> None:
     rule("3. how well does it judge held-back parts?")
     say(_run(["eval", str(data), "--model", str(model), "-o", str(report)]).rstrip())
 
-    rule("4. a station on the line")
-    run_station(root, model, data, a.port, a.serve)
+    rule("4. export it for the line PC (ONNX: no torch needed there)")
+    edge_model = root / "cell.onnx"
+    say(_run(["export", str(model), "--format", "onnx", "-o", str(edge_model)]).strip())
+
+    rule("5. a station on the line, running the exported model")
+    run_station(root, edge_model, data, a.port, a.serve)
 
 
 def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> None:
@@ -112,10 +117,10 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
                 counts["escapes"] += (not truth_good) and v == "OK"
         lat.sort()
         say(f"{len(parts)} parts through station S1 on line L1: {counts['OK']} OK, {counts['NG']} NG; "
-                  f"{counts['false_rejects']} false reject(s), {counts['escapes']} escape(s); "
-                  f"median round trip {lat[len(lat) // 2]:.0f} ms")
+            f"{counts['false_rejects']} false reject(s), {counts['escapes']} escape(s); "
+            f"median round trip {lat[len(lat) // 2]:.0f} ms")
         say(f"every inspection is stored under {station}; API docs: {base}/docs; "
-                  f"report: {root / 'report' / 'index.html'}")
+            f"report: {root / 'report' / 'index.html'}")
         if keep:
             say(f"station running at {base} (operator key {key}); Ctrl-C to stop")
             srv.wait()
