@@ -15,8 +15,6 @@ http://127.0.0.1:8765/docs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import socket
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """Fixtures for the station service: a real uvicorn process on loopback."""
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
@@ -13,9 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
