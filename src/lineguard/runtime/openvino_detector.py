@@ -33,8 +33,8 @@ def _core():
     return ov.Core()
 
 
-def cpu_has_bf16() -> bool:
-    caps = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+def cpu_has_bf16(core: Any = None) -> bool:
+    caps = (core or _core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return "BF16" in caps
 
 
@@ -49,7 +49,7 @@ class OpenVinoDetector(ExportedDetector):
             raise BundleError(f"an {manifest.get('precision')} export runs on ONNX Runtime only; "
                               "give OpenVINO the fp32 export (it sets its own precision)")
         self._core = _core()
-        if precision == "bf16" and not cpu_has_bf16():
+        if precision == "bf16" and not cpu_has_bf16(self._core):
             raise BundleError("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): use precision fp32")
         self._ov_model = self._core.read_model(model)
         self._ov_precision = precision
