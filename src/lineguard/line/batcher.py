@@ -79,20 +79,24 @@ class ModelBatcher:
             if stop:
                 return
             t0 = time.perf_counter()
-            try:
-                if len(batch) == 1:
-                    results: list[Any] = [self.inspector.inspect(batch[0][0])]
-                else:
+            results: list[Any]
+            if len(batch) == 1:
+                try:
+                    results = [self.inspector.inspect(batch[0][0])]
+                except Exception as exc:  # noqa: BLE001 - the caller gets it
+                    results = [exc]
+            else:
+                try:
                     results = self.inspector.inspect_batch([b[0] for b in batch])
-            except Exception:  # noqa: BLE001
-                # One part must not fail the others: judge them singly, so only the
-                # part that raises gets the error.
-                results = []
-                for image, _, fut in batch:
-                    try:
-                        results.append(self.inspector.inspect(image))
-                    except Exception as exc:  # noqa: BLE001
-                        results.append(exc)
+                except Exception:  # noqa: BLE001
+                    # One part must not fail the others: judge them singly, so only the
+                    # part that raises gets the error.
+                    results = []
+                    for image, _, _ in batch:
+                        try:
+                            results.append(self.inspector.inspect(image))
+                        except Exception as exc:  # noqa: BLE001
+                            results.append(exc)
             t1 = time.perf_counter()
             for (_, queued_at, fut), res in zip(batch, results):
                 if isinstance(res, BaseException):
