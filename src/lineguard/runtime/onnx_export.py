@@ -266,9 +266,11 @@ def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
 
 
 class _Reader:
-    """Feeds good images to ORT's static calibration, a few at a time."""
+    """Feeds good images to ORT's static calibration, one at a time: the percentile
+    calibrator stacks every batch's activations, so batches must all be one size (a
+    last, shorter batch of 8 made the export fail for image counts not a multiple of 8)."""
 
-    def __init__(self, images: np.ndarray, batch: int = 8):
+    def __init__(self, images: np.ndarray, batch: int = 1):
         self.images, self.batch, self.i = images, batch, 0
 
     def get_next(self) -> Optional[dict[str, np.ndarray]]:
