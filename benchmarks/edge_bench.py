@@ -267,8 +267,8 @@ def main() -> None:
             time.sleep(a.settle)
             runs[rt] = _sub(["--data", a.data, "--infer-worker", str(Path(wd) / file), "--threads", str(a.threads),
                              "--timing-parts", str(a.timing_parts), "--load-kw", json.dumps(kw)])
-    ref = runs["torch"]
-    for rt in [r for r in runs if r != "torch"]:
+    ref = runs.get("torch")  # agreement is against torch, when it ran (--runtimes may leave it out)
+    for rt in [r for r in runs if r != "torch" and ref is not None]:
         r = runs[rt]
         agree = sum(x == y for x, y in zip(r["verdicts"], ref["verdicts"]))
         rel = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(r["scores"], ref["scores"]))
@@ -293,7 +293,7 @@ def main() -> None:
     print("| runtime | " + " | ".join(cols) + " | verdicts = torch |")
     print("|---" * (len(cols) + 2) + "|")
     for rt, r in runs.items():
-        print(f"| {rt} | " + " | ".join(str(r[c]) for c in cols) + f" | {r.get('verdict_agreement_vs_torch', 1.0)} |")
+        print(f"| {rt} | " + " | ".join(str(r[c]) for c in cols) + f" | {1.0 if rt == 'torch' else r.get('verdict_agreement_vs_torch', '-')} |")
     print(f"wrote {path}")
     if a.nn:
         nn = _sub(["--nn-worker", "--threads", str(a.threads)])
