@@ -211,6 +211,27 @@ def test_recalibrate_changes_threshold_and_model_id(synth_category, tmp_path):
         insp.recalibrate([tmp_path / "re.lgm"])            # nothing readable
 
 
+def test_fit_with_a_review_rate_records_the_band_and_the_model_file_keeps_it(synth_category, tmp_path):
+    files = _good_files(synth_category)
+    plain = Inspector.fit(files, image_size=SIZE, holdout=0.5, false_reject_rate=0.05, seed=1)
+    band = Inspector.fit(files, image_size=SIZE, holdout=0.5, false_reject_rate=0.05, seed=1, review_rate=0.3)
+    assert band.threshold == plain.threshold                   # the reject threshold does not move
+    assert plain.review_threshold == plain.threshold           # review_rate 0: no band
+    assert band.review_threshold < band.threshold
+    assert band.calibration["review_rate"] == 0.3
+    back = Inspector.load(band.save(tmp_path / "band.lgm"))
+    assert back.review_threshold == band.review_threshold and back.describe()["review_threshold"] == back.review_threshold
+
+
+@pytest.mark.parametrize("kw,match", [(dict(review_rate=-0.1), "review_rate must be 0"),
+                                      (dict(false_reject_rate=0.3, review_rate=0.7), "lower the review rate")])
+def test_bad_review_rate_is_refused_before_training(kw, match, synth_category, monkeypatch):
+    from lineguard.vision import inspector as mod
+    monkeypatch.setattr(mod, "_load_all", lambda *a, **k: pytest.fail("loaded images before checking settings"))
+    with pytest.raises(ValueError, match=match):
+        Inspector.fit(_good_files(synth_category)[:4], image_size=64, **kw)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -11,6 +11,15 @@ distributed, so we also state an upper bound at 90% confidence.
 With too few held-out parts for the target (n + 1 < 1 / alpha) no finite quantile
 guarantees alpha; we use the largest held-out score, say so, and report the rate
 that is guaranteed instead (1 / (n + 1)).
+
+A review band adds a second, lower threshold, the review threshold: a part scoring
+above the reject threshold is NG, at or below the review threshold OK, in between
+REVIEW (a person looks). It is the same conformal quantile, taken for "not OK" at the
+rate ``false_reject_rate + review_rate``: rank k_ok = ceil((n + 1)(1 - frr - review_rate)).
+A new good part is then judged not OK (REVIEW or NG) with probability at most
+frr + review_rate, so about ``review_rate`` of good parts go to review on top of the
+false rejects. ``review_rate = 0`` gives k_ok = k: no band, the review threshold
+equals the reject threshold and no part is ever REVIEW.
 """
 from __future__ import annotations
 
@@ -50,6 +59,38 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
                         f"(needs {info['calibration_parts_needed']}); threshold set at the largest held-out "
                         f"score, which guarantees {guaranteed:.2%}")
     return threshold, info
+
+
+def check_review_rate(false_reject_rate: float, review_rate: float) -> None:
+    """Refuse a review rate that cannot make a band, with what to do instead."""
+    if not math.isfinite(float(review_rate)) or review_rate < 0:
+        raise ValueError(f"review_rate must be 0 (no review band) or a positive share of good parts to send "
+                         f"to review, e.g. 0.05; got {review_rate}")
+    if 0 < false_reject_rate < 1 and false_reject_rate + review_rate >= 1:  # a bad frr is refused on its own
+        raise ValueError(f"false_reject_rate + review_rate must stay below 1 (got {false_reject_rate} + "
+                         f"{review_rate}); lower the review rate: it is the share of good parts a person "
+                         "looks at, typically a few percent")
+
+
+def review_threshold(good_scores: np.ndarray, false_reject_rate: float, review_rate: float,
+                     reject_threshold: float) -> tuple[float, dict[str, Any]]:
+    """The review threshold: the conformal quantile for "not OK" at frr + review_rate.
+
+    At or below it a part is OK. Never above ``reject_threshold`` (a band cannot be
+    negative: with the F1 strategy the reject threshold may sit below this quantile,
+    and then the band is empty). ``review_rate`` 0 returns ``reject_threshold`` itself.
+    """
+    check_review_rate(false_reject_rate, review_rate)
+    if review_rate == 0:
+        return float(reject_threshold), {"review_rate": 0.0}
+    thr, info = conformal_threshold(good_scores, false_reject_rate + review_rate)
+    return min(thr, float(reject_threshold)), {
+        "review_rate": float(review_rate),
+        "review_rank": info["rank"],
+        # the bound on good parts judged REVIEW or NG; what is left after the false
+        # rejects is the review load on good parts
+        "guaranteed_not_ok_rate": info["guaranteed_false_reject_rate"],
+    }
 
 
 def _scores_and_labels(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +137,15 @@ def pixel_threshold_from_good(maps: list[np.ndarray], image_threshold: float,
 
 
 def summarize(good_scores: np.ndarray, false_reject_rate: float,
-              defect_scores: Optional[np.ndarray] = None, strategy: str = "frr") -> dict[str, Any]:
-    """Full calibration record: the chosen threshold and both rates where known."""
+              defect_scores: Optional[np.ndarray] = None, strategy: str = "frr",
+              review_rate: float = 0.0) -> dict[str, Any]:
+    """Full calibration record: the chosen thresholds and both rates where known.
+
+    ``threshold`` is the reject threshold (above it: NG); ``review_threshold`` the
+    review threshold (at or below it: OK; in between: REVIEW), from ``review_rate``
+    as the module docstring defines. ``review_rate`` 0: no band, the two are equal.
+    """
+    check_review_rate(false_reject_rate, review_rate)
     thr, info = conformal_threshold(good_scores, false_reject_rate)
     out: dict[str, Any] = {"strategy": strategy, "frr_threshold": thr, **info}
     if defect_scores is not None and len(defect_scores):
@@ -114,4 +162,10 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
         out["threshold"] = thr
     else:
         raise ValueError(f"strategy must be 'frr' or 'f1', got {strategy!r}")
+    out["review_threshold"], review_info = review_threshold(good_scores, false_reject_rate, review_rate,
+                                                            out["threshold"])
+    out.update(review_info)
+    if defect_scores is not None and len(defect_scores) and review_rate > 0:
+        # escapes are defects judged OK: with a band, those at or below the review threshold
+        out["at_review_threshold"] = rates_at(good_scores, defect_scores, out["review_threshold"])
     return out

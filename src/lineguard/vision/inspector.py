@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, U
 import numpy as np
 
 from . import bundle, openers
-from .calibration import pixel_threshold_from_good, summarize
+from .calibration import check_review_rate, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
 from .preprocess import Preprocess
-from .regions import find_regions
+from .regions import find_regions, outline_peak
 from .result import InspectionResult, Verdict
 
 if TYPE_CHECKING:  # the detectors need torch; the edge install runs exported models without it
@@ -69,9 +69,10 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load
 
 
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
-                        defect_scores: Optional[np.ndarray], strategy: str, held_out: bool) -> dict[str, Any]:
-    """Thresholds (image and pixel) and the evidence behind them, from held-out parts."""
-    calib = summarize(good_scores, false_reject_rate, defect_scores, strategy)
+                        defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
+                        review_rate: float = 0.0) -> dict[str, Any]:
+    """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts."""
+    calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate)
     calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
     calib["held_out"] = held_out
     calib["good_score_quantiles"] = {q: float(np.quantile(good_scores, float(q)))
@@ -99,6 +100,12 @@ class Inspector:
         return float(self.calibration["threshold"])
 
     @property
+    def review_threshold(self) -> float:
+        """At or below it a part is OK; above it and up to ``threshold`` it is REVIEW.
+        Models from before review bands have none: it is then ``threshold`` (no band)."""
+        return float(self.calibration.get("review_threshold", self.calibration["threshold"]))
+
+    @property
     def pixel_threshold(self) -> float:
         return float(self.calibration["pixel_threshold"])
 
@@ -121,12 +128,15 @@ class Inspector:
             roi: Optional[Sequence[int]] = None, orient: str = "none",
             holdout: float = 0.2, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
-            skip_bad: bool = True, progress: Progress = None, **detector_params: Any) -> "Inspector":
+            skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
+            **detector_params: Any) -> "Inspector":
         """Learn from good images only; hold some out to calibrate the threshold.
 
         ``holdout`` of the good images (at least one) never enter training: their scores
         set the threshold for ``false_reject_rate``. ``defect_images``, when a user has
         some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
+        ``review_rate`` > 0 adds a review band: about that share of good parts is judged
+        REVIEW instead of OK (see :mod:`lineguard.vision.calibration`); 0, no band.
         Unreadable files are skipped and listed in ``info['skipped']`` unless
         ``skip_bad`` is False, in which case the first one raises.
         """
@@ -135,6 +145,7 @@ class Inspector:
             raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if not 0 <= holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        check_review_rate(false_reject_rate, review_rate)   # before the slow part, not after it
         pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient)
         items = _resolve(good)
@@ -171,7 +182,7 @@ class Inspector:
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
         calib = _calibration_record(cal_scores, cal_maps, false_reject_rate, defect_scores, threshold_strategy,
-                                    held_out=bool(n_cal))
+                                    held_out=bool(n_cal), review_rate=review_rate)
         now = datetime.now(timezone.utc)
         info = {
             "version": version or now.strftime("%Y%m%d-%H%M%S"),
@@ -253,23 +264,43 @@ class Inspector:
         return res
 
     def _result(self, score: float, amap: np.ndarray, shape: tuple[int, ...]) -> InspectionResult:
-        verdict = Verdict.NG if score > self.threshold else Verdict.OK
+        threshold, review_threshold = self.threshold, self.review_threshold
+        if score > threshold:
+            verdict = Verdict.NG
+        elif score > review_threshold:
+            verdict = Verdict.REVIEW
+        else:
+            verdict = Verdict.OK
         regions = []
-        if verdict is Verdict.NG:
+        if verdict is not Verdict.OK:
             regions = find_regions(amap, self.pixel_threshold, min_area=self.min_region_area)
-            # Report what would make the part NG on its own; keep at least the worst spot.
-            strong = [r for r in regions if r.peak_score > self.threshold]
+            # Report what would keep the part from passing as OK on its own; keep at least the worst spot.
+            strong = [r for r in regions if r.peak_score > review_threshold]
             regions = strong or regions[:1]
-        return InspectionResult(verdict=verdict, score=score, threshold=self.threshold,
+            if not regions:
+                # The image score and the map disagree: smoothing and resizing the map to
+                # the photo lower its peaks, so a part can be NG (or REVIEW) with no pixel
+                # above the pixel threshold. The operator still needs to be told where to
+                # look, so outline the area around the map's highest point instead.
+                regions = outline_peak(amap, shape)
+        return InspectionResult(verdict=verdict, score=score, threshold=threshold,
                                 pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
                                 model_id=self.model_id, model_version=self.model_version,
-                                image_size=(int(shape[1]), int(shape[0])))
+                                image_size=(int(shape[1]), int(shape[0])), review_threshold=review_threshold)
 
     # ------------------------------------------------------------ recalibrate
     def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,
-                    defect_images: Optional[GoodImages] = None, strategy: str = "frr") -> dict[str, Any]:
+                    defect_images: Optional[GoodImages] = None, strategy: str = "frr",
+                    review_rate: Optional[float] = None) -> dict[str, Any]:
         """Reset thresholds from fresh good parts (not used in training), e.g. reviewed
-        false alarms from the line. Returns the new calibration record."""
+        false alarms from the line. Returns the new calibration record.
+
+        ``review_rate`` None keeps the model's review band setting (none for models
+        without one), so recalibrating never drops a band the line relies on; 0 removes it.
+        """
+        if review_rate is None:
+            review_rate = float(self.calibration.get("review_rate", 0.0))
+        check_review_rate(false_reject_rate, review_rate)
         to_input = lambda p: self.preprocess.apply(p)[0]  # noqa: E731
         inputs, _ = _load_all(_resolve(good), None, transform=to_input)
         if not inputs:
@@ -280,7 +311,8 @@ class Inspector:
             d, _ = _load_all(_resolve(defect_images), None, transform=to_input)
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
-        calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True)
+        calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,
+                                    review_rate=review_rate)
         self.calibration = calib
         self._model_id = None
         return calib
@@ -365,5 +397,6 @@ class Inspector:
         """Plain summary for `lineguard info` and the station's model list."""
         return {"model_id": self.model_id, "version": self.model_version, "detector": self.detector.name,
                 "params": self.detector.get_params(), "preprocess": self.preprocess.to_dict(),
-                "threshold": self.threshold, "pixel_threshold": self.pixel_threshold,
+                "threshold": self.threshold, "review_threshold": self.review_threshold,
+                "pixel_threshold": self.pixel_threshold,
                 "calibration": self.calibration, "info": self.info}

@@ -93,3 +93,36 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, min_area: int = 1,
                for c in range(k) if area[c] >= min_area]
     regions.sort(key=lambda r: (-r.peak_score, -r.area_px))
     return regions[:max_regions]
+
+
+# Where the fallback outline is drawn, as a share of the way from the part's ordinary
+# surface (the map's median) up to its peak: 0.5 is the peak's half-height, the usual
+# way to give a blob a size without a calibrated level. Lower would spread over the
+# surface texture of a faint peak; higher shrinks to a few pixels.
+PEAK_OUTLINE_LEVEL = 0.5
+
+
+def outline_peak(amap: "np.ndarray | None", shape: tuple[int, ...],
+                 level: float = PEAK_OUTLINE_LEVEL) -> list[DefectRegion]:
+    """One region around the anomaly map's highest point, for a part judged NG or REVIEW
+    when no area of the map is above the pixel threshold.
+
+    The outline is where the map is at least ``median + level * (peak - median)``,
+    the connected area holding the peak; so it always exists and contains the peak,
+    whatever the calibration. A map that is missing or has no finite value gives the
+    whole image (nothing better is known).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if amap is not None and np.size(amap):
+        m = np.asarray(amap, dtype=np.float32)
+        finite = np.isfinite(m)
+        if finite.any():
+            peak = float(m[finite].max())
+            base = float(np.median(m[finite]))
+            cut = base + level * (peak - base)
+            # find_regions keeps pixels strictly above its threshold; one step below
+            # ``cut`` keeps the peak itself even on a flat map (peak == base == cut).
+            below = np.nextafter(np.float32(min(cut, peak)), np.float32(-np.inf))
+            # sorted by peak: the first region holds the map's maximum
+            return find_regions(np.where(finite, m, -np.inf), float(below), min_area=1)[:1]
+    return [DefectRegion(x=0, y=0, width=w, height=h, area_px=w * h, peak_score=0.0, mean_score=0.0)]

@@ -11,13 +11,21 @@ import numpy as np
 
 
 class Verdict(str, Enum):
+    """OK: ship it. NG: reject it. REVIEW: the model is unsure; a person looks at the part.
+
+    REVIEW only occurs with a review band (see :mod:`lineguard.vision.calibration`):
+    a score above the review threshold and at or below the reject threshold.
+    """
+
     OK = "OK"
     NG = "NG"
+    REVIEW = "REVIEW"
 
 
 @dataclass(frozen=True)
 class DefectRegion:
-    """One connected area of the anomaly map above the pixel threshold.
+    """One connected area of the anomaly map above the pixel threshold (or, where no
+    pixel of an NG or REVIEW part is above it, the area around the map's peak).
 
     Coordinates are in pixels of the image as it was given (after EXIF rotation).
     """
@@ -55,10 +63,22 @@ class InspectionResult:
     image_size: tuple[int, int] = (0, 0)      # (width, height) of the input image
     timings_ms: dict[str, float] = field(default_factory=dict)
     source: str = ""                          # file name or part id, when known
+    # At or below it a part is OK; between it and ``threshold`` it goes to REVIEW. None
+    # (results from before review bands) means no band: the same as ``threshold``.
+    review_threshold: Optional[float] = None
 
     @property
     def is_ng(self) -> bool:
         return self.verdict is Verdict.NG
+
+    @property
+    def needs_review(self) -> bool:
+        return self.verdict is Verdict.REVIEW
+
+    @property
+    def ok_threshold(self) -> float:
+        """The score at or below which a part is OK (the review threshold, if any)."""
+        return float(self.threshold if self.review_threshold is None else self.review_threshold)
 
     @property
     def margin(self) -> float:
@@ -70,6 +90,7 @@ class InspectionResult:
             "verdict": self.verdict.value,
             "score": round(float(self.score), 6),
             "threshold": round(float(self.threshold), 6),
+            "review_threshold": round(self.ok_threshold, 6),
             "pixel_threshold": round(float(self.pixel_threshold), 6),
             "margin": round(self.margin, 6) if np.isfinite(self.margin) else None,
             "regions": [r.to_dict() for r in self.regions],
@@ -99,4 +120,5 @@ class InspectionResult:
             model_id=d.get("model_id", ""), model_version=d.get("model_version", ""),
             image_size=tuple(d.get("image_size", (0, 0))),  # type: ignore[arg-type]
             timings_ms=dict(d.get("timings_ms", {})), source=d.get("source", ""),
+            review_threshold=float(d["review_threshold"]) if d.get("review_threshold") is not None else None,
         )
