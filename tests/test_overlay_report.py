@@ -288,3 +288,51 @@ def test_evaluate_with_only_good_parts_gives_none_not_an_error(tmp_path: Path):
     ev = evaluate(FakeInspector(), root, out_dir=tmp_path / "o")
     assert ev["image_auroc"] is None and ev["escape_rate"] is None and ev["false_reject_rate"] == 0.0
     assert (tmp_path / "o" / "index.html").exists()
+
+
+class ReviewBandInspector(FakeInspector):
+    """The fake above with a review band: OK at or below 0.2, REVIEW up to 0.5, NG above."""
+
+    review_threshold = 0.2
+
+    def inspect_batch(self, images, batch_size=16):
+        out = super().inspect_batch(images, batch_size)
+        for r in out:
+            if r.verdict is Verdict.OK and r.score > self.review_threshold:
+                r.verdict = Verdict.REVIEW
+            r.review_threshold = self.review_threshold
+        return out
+
+
+def test_evaluate_reports_false_rejects_escapes_and_review_load(tmp_path: Path):
+    root = _write_category(tmp_path / "tile")
+    ev = evaluate(ReviewBandInspector(), root, out_dir=tmp_path / "out", max_gallery=4)
+    # Scores (max brightness / 255): good 64 x4 (0.25: REVIEW) and 220 (NG, a false reject);
+    # scratch 200, 200 (NG) and 100 (0.39: REVIEW, no longer an escape); dent 180, 180 (NG).
+    assert ev["review_threshold"] == 0.2 and ev["threshold"] == 0.5
+    assert ev["false_rejects"] == 1 and ev["false_reject_rate"] == pytest.approx(1 / 5)
+    assert ev["escapes"] == 0 and ev["escape_rate"] == 0.0
+    assert (ev["reviews"], ev["reviews_good"], ev["reviews_defect"]) == (5, 4, 1)
+    assert ev["review_load"] == pytest.approx(5 / 10)
+    assert ev["review_load_good"] == pytest.approx(4 / 5) and ev["review_load_defect"] == pytest.approx(1 / 5)
+    assert ev["per_defect_type"]["scratch"]["review_load"] == pytest.approx(1 / 3)
+    assert ev["per_defect_type"]["scratch"]["escapes"] == 0 and ev["per_defect_type"]["dent"]["review_load"] == 0
+    assert not any("differ" in n for n in ev["notes"])       # REVIEW verdicts agree with the score rule
+
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["review_load_good"] == pytest.approx(0.8) and metrics["reviews_defect"] == 1
+    rows = {r.split(",")[0].rsplit("/", 2)[-2] + "/" + r.split(",")[0].rsplit("/", 1)[-1]: r.split(",")[-1]
+            for r in (out / "items.csv").read_text().splitlines()[1:]}
+    assert rows["scratch/002.png"] == "review" and rows["good/000.png"] == "review"
+    assert rows["good/004.png"] == "false reject" and rows["dent/000.png"] == "caught"
+    page = (out / "index.html").read_text()
+    assert "review load: good parts judged REVIEW" in page and "0.8000 (4 of 5)" in page
+    assert any("defect_in_review" in p.name for p in (out / "gallery").glob("*.png"))
+
+
+def test_evaluate_without_a_band_has_no_review_load(tmp_path: Path):
+    ev = evaluate(FakeInspector(), _write_category(tmp_path / "tile"), out_dir=tmp_path / "out")
+    assert ev["review_threshold"] == ev["threshold"] and ev["reviews"] == 0 and ev["review_load"] == 0.0
+    assert ev["escapes"] == 1                                 # the dim scratch, as without bands
+    assert "review band</td><td>none" in (tmp_path / "out" / "index.html").read_text()

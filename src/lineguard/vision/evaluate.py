@@ -1,7 +1,7 @@
 """Evaluate an inspector on an MVTec-style category folder: every metric, one call.
 
     ev = evaluate(inspector, "datasets/magnetic_tile", out_dir="reports/tile")
-    ev["image_auroc"], ev["false_reject_rate"], ev["escape_rate"]
+    ev["image_auroc"], ev["false_reject_rate"], ev["escape_rate"], ev["review_load"]
 
 Memory stays bounded by the pixel data the metrics need (one float per pixel), not by
 the images: each image is loaded, inspected and dropped; only the anomaly maps of the
@@ -91,15 +91,21 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     """Inspect every test image of a category and measure how well the inspector does.
 
     ``inspector`` needs ``threshold``, ``pixel_threshold`` and
-    ``inspect_batch(images, batch_size=...) -> list[InspectionResult]``.
+    ``inspect_batch(images, batch_size=...) -> list[InspectionResult]``; a
+    ``review_threshold`` below ``threshold`` is a review band (without one: no band).
     ``category_root`` is an MVTec-style folder (see :mod:`lineguard.vision.dataset`).
 
     Returns a dict with plain top-level keys: ``image_auroc``, ``pixel_auroc``,
     ``aupro`` (to ``fpr_limit``), ``f1_max`` and ``f1_threshold``, ``threshold`` (the
     inspector's) with ``false_reject_rate``/``escape_rate`` and their counts at it,
+    the review band's ``review_threshold`` and its review load: ``review_load`` (share
+    of all parts judged REVIEW), ``review_load_good``, ``review_load_defect`` and the
+    counts ``reviews``, ``reviews_good``, ``reviews_defect``. A false reject is a good
+    part judged NG (score above ``threshold``); an escape is a defect judged OK (score
+    at or below ``review_threshold``); a part in between is neither: a person looks.
     ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that type vs all
     good parts), pixel_auroc (that type's defect pixels vs all good pixels),
-    escape_rate, escapes, n, mean_score}), ``skipped`` (unreadable images with the
+    escape_rate, escapes, review_load, n, mean_score}), ``skipped`` (unreadable images with the
     reason), ``notes``, timings, and ``items`` (one small dict per image: path,
     defect_type, score, verdict). A metric that is undefined (e.g. no good test
     images) is None. With ``out_dir`` the report is written there
@@ -107,6 +113,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     """
     cat = category_root if isinstance(category_root, MVTecCategory) else MVTecCategory(category_root)
     threshold = float(inspector.threshold)
+    review_threshold = min(float(getattr(inspector, "review_threshold", threshold)), threshold)
     pixel_threshold = float(inspector.pixel_threshold)
     batch_size = max(1, int(batch_size))
     test_items = cat.test_items
@@ -174,7 +181,9 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     scores = np.array([r["score"] for r in records], dtype=np.float64)
     labels = np.array([r["defect_type"] != GOOD for r in records], dtype=bool)
     types = np.array([r["defect_type"] for r in records], dtype=object)
-    rates = rates_at(scores, labels, threshold)
+    rates = rates_at(scores, labels, threshold)              # false rejects: good parts above the reject threshold
+    ok_rates = rates_at(scores, labels, review_threshold)    # escapes: defects at or below the review threshold
+    in_review = (scores > review_threshold) & (scores <= threshold)
     f1 = _or_none(f1_max, scores, labels)
 
     pixel_auroc = aupro = None
@@ -193,20 +202,22 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         if not sel.any():
             continue
         both = sel | good
-        r = rates_at(scores[sel], labels[sel], threshold)
+        r = rates_at(scores[sel], labels[sel], review_threshold)
         per_type[t] = {
             "n": int(sel.sum()),
             "image_auroc": _or_none(image_auroc, scores[both], labels[both]),
             "pixel_auroc": per_type_pixel.get(t),
             "escape_rate": r["escape_rate"],
             "escapes": r["escapes"],
+            "review_load": float(in_review[sel].mean()),
             "mean_score": float(scores[sel].mean()),
         }
 
-    verdict_ng = np.array([r["verdict"] == "NG" for r in records], dtype=bool)
-    disagree = int((verdict_ng != (scores > threshold)).sum())
+    by_score = np.where(scores > threshold, "NG", np.where(in_review, "REVIEW", "OK"))
+    disagree = int(sum(r["verdict"] != v for r, v in zip(records, by_score)))
     if disagree:
-        notes.append(f"{disagree} verdicts differ from 'score > threshold'; rates here use the score rule")
+        notes.append(f"{disagree} verdicts differ from the score rule (NG above threshold, REVIEW above "
+                     "review_threshold, else OK); rates here use the score rule")
     if skipped:
         notes.append(f"{len(skipped)} test images could not be inspected and are left out (see skipped)")
     if pix is None:
@@ -231,9 +242,16 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "threshold": threshold,
         "pixel_threshold": pixel_threshold,
         "false_reject_rate": rates["false_reject_rate"],
-        "escape_rate": rates["escape_rate"],
+        "escape_rate": ok_rates["escape_rate"],
         "false_rejects": rates["false_rejects"],
-        "escapes": rates["escapes"],
+        "escapes": ok_rates["escapes"],
+        "review_threshold": review_threshold,
+        "review_load": float(in_review.mean()) if n_eval else None,
+        "review_load_good": float(in_review[good].mean()) if good.any() else None,
+        "review_load_defect": float(in_review[labels].mean()) if labels.any() else None,
+        "reviews": int(in_review.sum()),
+        "reviews_good": int(in_review[good].sum()),
+        "reviews_defect": int(in_review[labels].sum()),
         "n_good": rates["n_good"],
         "n_defect": rates["n_defect"],
         "per_defect_type": per_type,

@@ -42,6 +42,7 @@ _LUT = _build_lut()
 _BOX_COLOUR = (0, 230, 255)       # cyan: stands apart from every colour of the ramp
 _NG_COLOUR = (220, 30, 30)
 _OK_COLOUR = (20, 150, 60)
+_REVIEW_COLOUR = (200, 150, 0)      # amber: neither pass nor reject, a person looks
 
 
 def _normalise(anomaly_map: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -147,9 +148,9 @@ def render_overlay(image: ImageLike, result_or_map: Union[InspectionResult, np.n
         font = _font(max(10, min(h, w) // 18))
         pad = max(2, min(h, w) // 100)
         left, top, right, bottom = draw.textbbox((pad, pad), caption, font=font)
-        ng = caption.lstrip().upper().startswith("NG")
-        ok = caption.lstrip().upper().startswith("OK")
-        bg = _NG_COLOUR if ng else _OK_COLOUR if ok else (0, 0, 0)
+        word = caption.lstrip().upper()
+        bg = (_NG_COLOUR if word.startswith("NG") else _OK_COLOUR if word.startswith("OK")
+              else _REVIEW_COLOUR if word.startswith("REVIEW") else (0, 0, 0))
         draw.rectangle((0, 0, right + pad, bottom + pad), fill=bg)
         draw.text((pad, pad), caption, fill=(255, 255, 255), font=font)
     return np.asarray(canvas, dtype=np.uint8).copy()

@@ -68,15 +68,22 @@ def _verdict(item: dict) -> str:
     return str(getattr(v, "value", v))
 
 
-def select_gallery(items: list[dict], threshold: Optional[float], max_gallery: int
-                   ) -> list[tuple[str, int]]:
+def _band(evaluation: dict) -> Optional[float]:
+    """The review threshold where the evaluation has a review band, else None."""
+    thr, rev = evaluation.get("threshold"), evaluation.get("review_threshold")
+    return float(rev) if thr is not None and rev is not None and float(rev) < float(thr) else None
+
+
+def select_gallery(items: list[dict], threshold: Optional[float], max_gallery: int,
+                   review_threshold: Optional[float] = None) -> list[tuple[str, int]]:
     """Which items the gallery shows, as (kind, index into items).
 
     Half the places go to the lowest-scoring defective parts (the worst misses:
     escapes first, as they score lowest), half to the highest-scoring good parts
     (the worst false alarms); a side with too few candidates leaves its places to the
-    other. kind is "escape" / "low-scoring defect" / "false reject" / "high-scoring
-    good part". Ties in score are broken by position, so a caller can keep only the
+    other. kind is "escape" / "defect in review" / "low-scoring defect" / "false
+    reject" / "good part in review" / "high-scoring good part" (the review kinds only
+    with a ``review_threshold`` below ``threshold``: a review band). Ties in score are broken by position, so a caller can keep only the
     ``max_gallery`` lowest defects and highest good parts and know the choice.
     """
     if max_gallery <= 0:
@@ -89,13 +96,24 @@ def select_gallery(items: list[dict], threshold: Optional[float], max_gallery: i
     n_alarm = min(len(goods), max_gallery - n_miss)
     n_miss = min(len(defects), max_gallery - n_alarm)
     thr = float(threshold) if threshold is not None else None
+    ok_thr = float(review_threshold) if review_threshold is not None and thr is not None else thr
     out = []
     for i in defects[:n_miss]:
-        escaped = thr is not None and float(items[i]["score"]) <= thr
-        out.append(("escape" if escaped else "low-scoring defect", i))
+        s = float(items[i]["score"])
+        kind = "low-scoring defect"
+        if ok_thr is not None and s <= ok_thr:
+            kind = "escape"
+        elif thr is not None and s <= thr:
+            kind = "defect in review"
+        out.append((kind, i))
     for i in goods[:n_alarm]:
-        rejected = thr is not None and float(items[i]["score"]) > thr
-        out.append(("false reject" if rejected else "high-scoring good part", i))
+        s = float(items[i]["score"])
+        kind = "high-scoring good part"
+        if thr is not None and s > thr:
+            kind = "false reject"
+        elif ok_thr is not None and s > ok_thr:
+            kind = "good part in review"
+        out.append((kind, i))
     return out
 
 
@@ -172,6 +190,9 @@ def _plots(out: Path, items: list[dict], evaluation: dict) -> list[str]:
                     ec="#922b21", label=f"defective ({int(labels.sum())})")
         if thr is not None:
             ax.axvline(float(thr), color="black", lw=1.5, ls="--", label=f"threshold {_fmt(thr, 3)}")
+        rev = _band(evaluation)
+        if rev is not None:
+            ax.axvline(rev, color="#b7950b", lw=1.5, ls=":", label=f"review threshold {_fmt(rev, 3)}")
         ax.set_xlabel("image score")
         ax.set_ylabel("parts")
         ax.legend(fontsize=8)
@@ -185,7 +206,8 @@ def _gallery(out: Path, items: list[dict], evaluation: dict, max_gallery: int) -
     from PIL import Image
 
     entries = []
-    for rank, (kind, idx) in enumerate(select_gallery(items, evaluation.get("threshold"), max_gallery), 1):
+    for rank, (kind, idx) in enumerate(select_gallery(items, evaluation.get("threshold"), max_gallery,
+                                                      _band(evaluation)), 1):
         it = items[idx]
         img = it.get("image")
         if img is None:
@@ -218,16 +240,19 @@ def _gallery(out: Path, items: list[dict], evaluation: dict, max_gallery: int) -
     return entries
 
 
-def _items_csv(items: list[dict], threshold: Optional[float]) -> str:
+def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: Optional[float] = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "defect_type", "score", "verdict", "outcome"])
+    ok_thr = review_threshold if review_threshold is not None else threshold
     for it in items:
         outcome = ""
         if threshold is not None:
-            ng = float(it["score"]) > float(threshold)
-            outcome = {(True, True): "caught", (True, False): "escape",
-                       (False, True): "false reject", (False, False): "passed"}[(_is_defect(it), ng)]
+            s = float(it["score"])
+            judged = "NG" if s > float(threshold) else "REVIEW" if s > float(ok_thr) else "OK"
+            outcome = {(True, "NG"): "caught", (True, "OK"): "escape", (True, "REVIEW"): "review",
+                       (False, "NG"): "false reject", (False, "OK"): "passed",
+                       (False, "REVIEW"): "review"}[(_is_defect(it), judged)]
         w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it), outcome])
     return buf.getvalue()
 
@@ -241,13 +266,28 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
 .card{width:260px;font-size:0.8em;border:1px solid #ddd;padding:6px;border-radius:4px}
 .card img{width:100%;image-rendering:auto}.kind{font-weight:bold}
-.escape,.false-reject{color:#c0392b}.note{color:#666;font-size:0.9em}
+.escape,.false-reject{color:#c0392b}.defect-in-review,.good-part-in-review{color:#b7950b}.note{color:#666;font-size:0.9em}
 """
 
 
 def _table(rows: Iterable[tuple[str, str]]) -> str:
     body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
+
+
+def _review_rows(e: dict) -> list[tuple[str, str]]:
+    rev = _band(e)
+    if rev is None:
+        return [("review band", "none (every part is OK or NG)")]
+
+    def load(key: str, count: str, n: str) -> str:
+        return _fmt(e.get(key)) + (f" ({e.get(count)} of {e.get(n)})" if e.get(count) is not None else "")
+    n_all = (e.get("n_good") or 0) + (e.get("n_defect") or 0)
+    return [("review threshold: OK at or below, REVIEW up to the threshold", _fmt(rev)),
+            ("review load: all parts judged REVIEW", _fmt(e.get("review_load"))
+             + (f" ({e.get('reviews')} of {n_all})" if e.get("reviews") is not None else "")),
+            ("review load: good parts judged REVIEW", load("review_load_good", "reviews_good", "n_good")),
+            ("review load: defective parts judged REVIEW", load("review_load_defect", "reviews_defect", "n_defect"))]
 
 
 def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str) -> str:
@@ -262,6 +302,7 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
         ("threshold in use", _fmt(e.get("threshold"))),
         ("false reject rate: good parts judged NG", _fmt(e.get("false_reject_rate")) + frr_note),
         ("escape rate: defective parts judged OK", _fmt(e.get("escape_rate")) + esc_note),
+        *_review_rows(e),
         ("good / defective test images", f"{_fmt(e.get('n_good'))} / {_fmt(e.get('n_defect'))}"),
         ("images skipped (unreadable)", _fmt(len(e.get("skipped", []) or []))),
     ]
@@ -301,7 +342,9 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
             f"<h2>By defect type</h2>{per_html}"
             f"<h2>Curves</h2><div class='figs'>{figs}</div>"
             f"<h2>Worst misses and false alarms</h2>{gallery_html}{skipped_html}"
-            f"<p class='note'>A part is NG when its score is above the threshold. Full numbers: "
+            f"<p class='note'>A part is NG when its score is above the threshold"
+            + (", REVIEW when above the review threshold but not the threshold, else OK"
+               if _band(e) is not None else "") + ". Full numbers: "
             f"<a href='metrics.json'>metrics.json</a>, per image: <a href='items.csv'>items.csv</a>.</p>"
             f"</body></html>")
 
@@ -331,7 +374,7 @@ def write_report(out_dir: Union[str, os.PathLike], evaluation: dict, items: list
     # Per-image rows belong in items.csv, not in the summary.
     summary = {k: v for k, v in evaluation.items() if k != "items"}
     atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=2))
-    atomic_write_text(out / "items.csv", _items_csv(items, threshold))
+    atomic_write_text(out / "items.csv", _items_csv(items, threshold, _band(evaluation)))
     figures = _plots(out, items, evaluation)
     gallery = _gallery(out, items, evaluation, max_gallery)
     name = title or f"Evaluation: {evaluation.get('category', out.name)}"
