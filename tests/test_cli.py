@@ -122,6 +122,38 @@ def test_eval_with_a_given_model_uses_its_threshold(line, tmp_path):
     assert metrics["model_version"] == "cli-1"
 
 
+def test_review_band_through_train_inspect_and_eval(line, tmp_path):
+    root, cat, _ = line
+    r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "band.lgm", "--image-size", SIZE, "--frr", 0.1,
+                "--review-rate", 0.3, "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "review band: OK at or below" in _flat(r.stdout)
+    parts = sorted((cat / "test").glob("*/*.png"))
+    r = run_cli("inspect", tmp_path / "band.lgm", *parts, "--json", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    results = _json_lines(r.stdout)
+    assert len(results) == len(parts)
+    for d in results:
+        assert d["review_threshold"] < d["threshold"]
+        expected = "NG" if d["score"] > d["threshold"] else "REVIEW" if d["score"] > d["review_threshold"] else "OK"
+        assert d["verdict"] == expected
+        assert bool(d["regions"]) == (expected != "OK"), "every part not OK shows where to look"
+    in_review = [p for p, d in zip(parts, results) if d["verdict"] == "REVIEW"]
+    assert in_review, "a 30% review band on this line sends some parts to review"
+    r = run_cli("inspect", tmp_path / "band.lgm", in_review[0], "--fail-on-ng", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr         # REVIEW is not NG: a person decides
+    assert r.stdout.startswith("REVIEW") and "1 part(s) inspected: 0 OK, 1 REVIEW, 0 NG" in _flat(r.stdout)
+    r = run_cli("eval", cat, "--model", tmp_path / "band.lgm", "-o", tmp_path / "rep", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["reviews"] == len(in_review) and "review_load_good:" in r.stdout
+    r = run_cli("eval", cat, "--model", tmp_path / "band.lgm", "--review-rate", 0.1, cwd=root)
+    assert r.returncode == 2 and "carries the band it was trained with" in _flat(r.stderr)
+    r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--review-rate", -0.1, cwd=root)
+    assert r.returncode == 2 and "review_rate must be 0" in _flat(r.stderr)
+    assert not (tmp_path / "x.lgm").exists()
+
+
 # --------------------------------------------------------------------------- bad input
 
 

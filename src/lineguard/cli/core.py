@@ -1,6 +1,7 @@
 """Inspection verbs: train, inspect, eval, synth, info.
 
-Exit codes: 0 done; 1 done but some parts were NG (``inspect --fail-on-ng``) or some
+Exit codes: 0 done; 1 done but some parts were NG (``inspect --fail-on-ng``; REVIEW parts
+do not count, a person decides those) or some
 files were unreadable; 2 refused (bad arguments, unusable model or data).
 """
 from __future__ import annotations
@@ -61,6 +62,9 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 @click.option("--detector", default="patchcore", show_default=True, help="patchcore or padim.")
 @click.option("--frr", "false_reject_rate", type=float, default=0.01, show_default=True,
               help="Target false-reject rate for the threshold.")
+@click.option("--review-rate", type=float, default=0.0, show_default=True,
+              help="Share of good parts to send to REVIEW (a person looks) instead of OK, e.g. 0.05; "
+                   "0: no review band, every part OK or NG.")
 @click.option("--image-size", default="224", show_default=True,
               help="Model input: N (square) or HEIGHTxWIDTH, multiples of 32.")
 @click.option("--resize", default="stretch", show_default=True, help="stretch or pad (keep aspect).")
@@ -77,7 +81,8 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strict/--no-strict", default=False, help="Refuse to train if any image is unreadable.")
 @threads_option
-def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate: float, image_size: str,
+def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate: float, review_rate: float,
+          image_size: str,
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
           threads: Optional[int]) -> None:
@@ -95,7 +100,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  image_size=_parse_size(image_size), resize=resize, orient=orient,
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
-                                 progress=cb, **params)
+                                 progress=cb, review_rate=review_rate, **params)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -108,10 +113,17 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         f"{insp.info['n_train']} parts learned, {insp.info['n_calibration']} held out)")
     say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
         f"(guaranteed <= {c['guaranteed_false_reject_rate']:.2%})")
+    if insp.review_threshold < insp.threshold:
+        say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold; about "
+            f"{review_rate:.2%} of good parts go to review (good parts judged not OK: guaranteed <= "
+            f"{c['guaranteed_not_ok_rate']:.2%})")
+    elif review_rate > 0:
+        note("note", "the review band is empty (the review threshold is at the reject threshold); "
+                     "with --strategy f1 or few held-out parts, try a larger --review-rate or more good images")
     if c.get("note"):
         note("note", c["note"])
     if "at_frr_threshold" in c:
-        r = c["at_frr_threshold"]
+        r = c.get("at_review_threshold", c["at_frr_threshold"])    # escapes: defects judged OK
         say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold; "
             f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
     if insp.info.get("skipped"):
@@ -124,7 +136,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per part on stdout.")
 @click.option("--overlays", type=PathArg, default=None, help="Write an overlay PNG per part into this folder.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Parts per model batch.")
-@click.option("--fail-on-ng/--no-fail-on-ng", default=False, help="Exit 1 if any part is NG.")
+@click.option("--fail-on-ng/--no-fail-on-ng", default=False, help="Exit 1 if any part is NG (not REVIEW).")
 @threads_option
 @runtime_option
 @precision_option
@@ -149,7 +161,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         else:
             files.append(p)
     bad: list[str] = []
-    n_ng = 0
+    n_ng = n_review = 0
     for start in range(0, len(files), batch_size):
         chunk, arrays = [], []
         for f in files[start:start + batch_size]:
@@ -165,11 +177,13 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         results = insp.inspect_batch(arrays, batch_size=batch_size, sources=[str(f) for f in chunk])
         for f, arr, r in zip(chunk, arrays, results):
             n_ng += r.is_ng
+            n_review += r.needs_review
             if as_json:
                 print(json.dumps(r.to_dict()))
             else:
                 where = f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']}" if r.regions else ""
-                verdict = coloured(r.verdict.value, "red" if r.is_ng else "green")
+                colour = "red" if r.is_ng else "yellow" if r.needs_review else "green"
+                verdict = coloured(f"{r.verdict.value:<6}", colour)
                 say(f"{verdict} {r.score:8.4f} / {r.threshold:.4f}  {f}{where}")
             if overlays is not None:
                 from ..vision.imageio import save_png_atomic
@@ -179,7 +193,9 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         note("unreadable", b, colour="red")
     if not as_json:
         n = len(files) - len(bad)
-        say(f"{n} part(s) inspected: {n - n_ng} OK, {n_ng} NG" + (f"; {len(bad)} unreadable" if bad else ""))
+        say(f"{n} part(s) inspected: {n - n_ng - n_review} OK, "
+            + (f"{n_review} REVIEW, " if n_review or insp.review_threshold < insp.threshold else "")
+            + f"{n_ng} NG" + (f"; {len(bad)} unreadable" if bad else ""))
     if bad or (fail_on_ng and n_ng):
         raise SystemExit(1)
 
@@ -193,6 +209,9 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @click.option("--resize", default="stretch", show_default=True)
 @click.option("--orient", default="none", show_default=True, help="none or landscape.")
 @click.option("--frr", "false_reject_rate", type=float, default=0.01, show_default=True)
+@click.option("--review-rate", type=float, default=None,
+              help="Review band when eval trains (share of good parts sent to REVIEW; default 0, no band). "
+                   "With --model the model's own band is used.")
 @click.option("--coreset-ratio", type=float, default=None)
 @click.option("--max-train", type=int, default=None, help="Use at most this many train/good images.")
 @click.option("--save-model", type=PathArg, default=None, help="Also write the trained model here.")
@@ -201,7 +220,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @precision_option
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(category: Path, output: Optional[Path], model: Optional[Path], detector: str, image_size: str,
-             resize: str, orient: str, false_reject_rate: float, coreset_ratio: Optional[float],
+             resize: str, orient: str, false_reject_rate: float, review_rate: Optional[float],
+             coreset_ratio: Optional[float],
              max_train: Optional[int], save_model: Optional[Path], threads: Optional[int], runtime: Optional[str],
              precision: Optional[str], seed: int) -> None:
     """Measure a model on labelled data: AUROC, AUPRO, false rejects and escapes."""
@@ -212,6 +232,9 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     try:
         cat = MVTecCategory(category)
         if model is not None:
+            if review_rate is not None:
+                fail("--review-rate sets the band when eval trains a model; a model file carries the band it "
+                     "was trained with (`lineguard train --review-rate`): drop --review-rate or --model")
             insp = Inspector.load(model, runtime=runtime, precision=precision)
         elif runtime or precision:
             fail("--runtime and --precision apply to an exported model: give --model MODEL.onnx")
@@ -221,7 +244,8 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
             with progress() as cb:
                 insp = Inspector.fit(train_files, detector=detector, image_size=_parse_size(image_size),
                                      resize=resize, orient=orient,
-                                     false_reject_rate=false_reject_rate, seed=seed, progress=cb, **params)
+                                     false_reject_rate=false_reject_rate, seed=seed, progress=cb,
+                                     review_rate=review_rate or 0.0, **params)
             if save_model:
                 insp.save(save_model)
         with progress() as cb:
@@ -230,6 +254,8 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
     keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate", "escape_rate", "threshold")
+    if report["review_threshold"] < report["threshold"]:
+        keys += ("review_threshold", "review_load", "review_load_good", "review_load_defect")
     for k in keys:
         v = report.get(k)
         say(f"{k:>18}: {v:.4f}" if isinstance(v, (int, float)) else f"{k:>18}: {v}")
