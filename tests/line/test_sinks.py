@@ -107,3 +107,44 @@ def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):
     assert st.sinks.flush(15)
     assert len(hook.received) == 3
     assert 'lineguard_sink_dropped_total{sink="webhook"} 3.0' in st.metrics.render().decode()
+
+
+def test_review_is_published_like_any_verdict(sqlite_station, hook):
+    from fake_inspector import FakeInspector
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=0)])
+    st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "band", activate=True)
+    for pid, value in (("v-ok", 30), ("v-review", 100), ("v-ng", 230)):
+        st.inspect(png_bytes(value, seed=value), Part(pid, "L1", "S1", "band"))
+    assert st.sinks.flush(10)
+    got = {d["part_id"]: d for d in hook.received}
+    assert {p: d["verdict"] for p, d in got.items()} == {"v-ok": "OK", "v-review": "REVIEW", "v-ng": "NG"}
+    assert got["v-review"]["review_threshold"] == pytest.approx(0.3) and got["v-review"]["event"] == "inspection"
+
+
+def test_mqtt_publishes_review(sqlite_station):
+    if not _broker_up():
+        pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
+    import paho.mqtt.client as mqtt
+    from fake_inspector import FakeInspector
+    line = f"L-{uuid.uuid4().hex[:6]}"
+    got: list[dict] = []
+    subscribed = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
+    sub.connect("127.0.0.1", 1883)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")])
+        st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "band", activate=True)
+        st.inspect(png_bytes(100, seed=5), Part("m-review", line, "S2", "band"))
+        assert st.sinks.flush(10)
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert [(d["part_id"], d["verdict"]) for d in got] == [("m-review", "REVIEW")]

@@ -155,3 +155,19 @@ def test_camera_trigger_mode(sqlite_station, tmp_path):
     assert len(st.query(station="CAM3")) == 1
     with pytest.raises(RuntimeError, match="cannot open camera"):
         CameraSource(str(tmp_path / "missing.avi"), lambda *a: {}, mode="trigger")
+
+
+def test_folder_part_in_the_review_band_is_recorded_and_shown_as_review(sqlite_station, tmp_path):
+    from fake_inspector import FakeInspector
+    st = sqlite_station()
+    st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "band", activate=True)
+    inbox = tmp_path / "incoming"
+    inbox.mkdir()
+    (inbox / "r-001.png").write_bytes(png_bytes(100, seed=9))
+    shown = []
+    w = FolderWatcher(inbox, local_submitter(st, "L1", "S1", "band", "folder"), settle_s=0.05, poll_s=0.01,
+                      on_result=lambda path, r: shown.append((path.name, r["verdict"])))
+    _settle(w)
+    assert shown == [("r-001.png", "REVIEW")]
+    assert [r.verdict for r in st.query(product="band")] == ["REVIEW"]
+    assert (inbox / "done" / "r-001.png").exists()

@@ -26,7 +26,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
     assert {"inspections", "model_versions", "model_activations", "api_keys", "jobs", "alembic_version"} <= names
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -231,3 +231,76 @@ def test_old_resubmission_after_restart_is_answered_with_the_existing_record(sta
     again = st2.inspect(png_bytes(220, seed=70), part("again-later"))
     assert not again.created and again.record.id == first.id
     assert len(st2.query(part_id="again-later")) == 1
+
+
+def test_review_verdict_is_stored_queried_counted_and_kept_out_of_retraining(station_factory):
+    # retention keeps no OK images: a REVIEW part must keep its image like an NG part
+    st = station_factory(retention=RetentionPolicy(keep_ng=True, ok_sample_rate=0.0))
+    st.add_model(FakeInspector(0.5, "v-band", review_threshold=0.3).to_bytes(), "cell", activate=True)
+    ok = st.inspect(png_bytes(30, seed=60), part("b-ok")).record
+    rv = st.inspect(png_bytes(100, seed=61), part("b-review")).record      # score ~0.39: in the band
+    ng = st.inspect(png_bytes(230, seed=62), part("b-ng")).record
+    assert (ok.verdict, rv.verdict, ng.verdict) == ("OK", "REVIEW", "NG")
+    stored = st.get(rv.id)
+    assert stored.verdict == "REVIEW" and stored.review_threshold == pytest.approx(0.3)
+    assert stored.image_key is not None
+    assert [r.part_id for r in st.query(verdict="REVIEW")] == ["b-review"]
+    from lineguard.line.station import inspection_to_dict
+    assert inspection_to_dict(stored)["review_threshold"] == pytest.approx(0.3)
+    assert 'verdict="REVIEW"' in st.metrics.render().decode()
+    # retraining learns from OK parts and from parts a person labelled good, never from
+    # an unreviewed REVIEW part
+    ok2 = st.inspect(png_bytes(35, seed=63), part("b-ok2", serial="x")).record
+    keys = st.jobs.good_part_keys("cell", "", 100)
+    assert rv.image_key not in keys and ng.image_key not in keys and ok2.image_key is None
+    st.review(rv.id, "good", "anna", "just a stain")
+    assert st.jobs.good_part_keys("cell", "", 100) == [rv.image_key]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(backend, tmp_path):
+    import uuid
+    from sqlalchemy.exc import DBAPIError
+
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.station import Station
+
+    from .conftest import PG_URL, _pg_reachable
+    db_url = schema = None
+    if backend == "postgresql":
+        if not _pg_reachable():
+            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
+        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    cfg = StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema)
+    old = Database(cfg.database_url, schema=schema)
+    old.upgrade("0001")                                 # a station database from before review bands
+    row = dict(part_id="old-1", line="L1", station="S1", product="cell", source="api", verdict="NG", score=0.9,
+               threshold=0.5, pixel_threshold=0.5, model_id="m", model_version="v", image_sha256="a" * 64,
+               image_width=8, image_height=8, created_at=dt.datetime(2026, 1, 1), reviewed=False)
+    insert = text(f"INSERT INTO inspections ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})")
+    st = None
+    try:
+        with old.engine.begin() as conn:
+            conn.execute(insert, row)
+        if backend == "postgresql":                     # the old column cannot hold the new verdict
+            with pytest.raises(DBAPIError, match="too long"):
+                with old.engine.begin() as conn:
+                    conn.execute(insert, dict(row, part_id="old-2", verdict="REVIEW"))
+        old.dispose()
+        st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
+        with st.db.session() as s:
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        (before,) = st.query(part_id="old-1")
+        assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
+        st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)
+        rec = st.inspect(png_bytes(100, seed=70), part("new-1")).record
+        assert st.get(rec.id).verdict == "REVIEW"
+        assert [r.part_id for r in st.query(verdict="REVIEW")] == ["new-1"]
+    finally:
+        if st is not None:
+            st.close()
+        if schema:
+            db = Database(db_url, schema=schema)
+            db.drop_schema()
+            db.dispose()

@@ -18,16 +18,22 @@ from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
 
 
 class FakeInspector:
-    def __init__(self, threshold: float = 0.5, version: str = "fake-1", delay_s: float = 0.0):
+    def __init__(self, threshold: float = 0.5, version: str = "fake-1", delay_s: float = 0.0,
+                 review_threshold: float | None = None):
         self.threshold = threshold
+        # a review band: OK at or below it, REVIEW up to threshold (None: no band)
+        self.review_threshold = threshold if review_threshold is None else review_threshold
         self.pixel_threshold = threshold
         self.model_version = version
         self.delay_s = delay_s
         self.model_id = ""
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"fake_lineguard_model": True, "threshold": self.threshold,
-                           "version": self.model_version, "delay_s": self.delay_s}).encode()
+        d = {"fake_lineguard_model": True, "threshold": self.threshold,
+             "version": self.model_version, "delay_s": self.delay_s}
+        if self.review_threshold < self.threshold:
+            d["review_threshold"] = self.review_threshold
+        return json.dumps(d).encode()
 
     def save(self, path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -42,7 +48,7 @@ class FakeInspector:
             raise BundleError(f"{path}: not a model file") from exc
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
-        insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)))
+        insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"))
         import hashlib
         insp.model_id = hashlib.sha256(data).hexdigest()
         return insp
@@ -61,15 +67,16 @@ class FakeInspector:
         score = float(amap.mean())
         regions = []
         ys, xs = np.nonzero(amap > self.pixel_threshold)
-        verdict = Verdict.NG if score > self.threshold else Verdict.OK
-        if verdict is Verdict.NG and len(xs):
+        verdict = (Verdict.NG if score > self.threshold else Verdict.REVIEW if score > self.review_threshold
+                   else Verdict.OK)
+        if verdict is not Verdict.OK and len(xs):
             regions.append(DefectRegion(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                                         int(ys.max() - ys.min() + 1), int(len(xs)), float(amap.max()),
                                         float(amap[ys, xs].mean())))
         return InspectionResult(verdict=verdict, score=score, threshold=self.threshold,
                                 pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
                                 model_id=self.model_id, model_version=self.model_version,
-                                image_size=(arr.shape[1], arr.shape[0]),
+                                image_size=(arr.shape[1], arr.shape[0]), review_threshold=self.review_threshold,
                                 timings_ms={"total": (time.perf_counter() - t0) * 1e3})
 
 

@@ -245,3 +245,19 @@ def test_model_that_fails_to_load_answers_503(tmp_path):
         assert _count(srv) == 0
     finally:
         srv.stop()
+
+
+def test_review_verdict_through_the_api(fake_server):
+    with fake_server.client(fake_server.keys["engineer"]) as c:
+        r = c.post("/api/v1/models", files={"file": ("band.lgm", fake_model_bytes(0.5, "band-1", review_threshold=0.3))},
+                   data={"product": "band", "activate": "true"})
+        assert r.status_code == 201, r.text
+        for pid, value in (("rv-ok", 30), ("rv-review", 100), ("rv-ng", 230)):
+            r = post_part(c, png_bytes(value, seed=300 + value), pid, product="band", line="LR")
+            assert r.status_code == 201, r.text
+        assert r.json()["verdict"] == "NG"
+        items = c.get("/api/v1/inspections", params={"line": "LR", "verdict": "REVIEW"}).json()["items"]
+        assert [(x["part_id"], x["verdict"]) for x in items] == [("rv-review", "REVIEW")]
+        assert items[0]["review_threshold"] == pytest.approx(0.3) and items[0]["threshold"] == 0.5
+        assert c.get(f"/api/v1/inspections/{items[0]['id']}/overlay").status_code == 200
+        assert 'lineguard_parts_total{line="LR",station="S1",verdict="REVIEW"} 1.0' in c.get("/metrics").text

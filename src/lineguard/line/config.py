@@ -12,7 +12,7 @@ class RetentionPolicy:
     """Which part images are kept on disk.
 
     Every inspection is recorded in the database; images cost disk, so by default all
-    NG parts keep their image and anomaly map (an operator will look at them) while OK
+    NG and REVIEW parts keep their image and anomaly map (an operator will look at them) while OK
     parts are sampled: ``ok_sample_rate=0.1`` keeps one OK image in ten. Sampling is
     deterministic in the image hash, so a resubmitted part gets the same decision and
     retraining from stored good parts sees an unbiased sample.
@@ -22,6 +22,7 @@ class RetentionPolicy:
     ok_sample_rate: float = 1.0
 
     def keep(self, is_ng: bool, sha256_hex: str) -> bool:
+        """``is_ng``: the part is not OK (NG or REVIEW); ``keep_ng`` decides for those."""
         if is_ng:
             return self.keep_ng
         rate = min(max(self.ok_sample_rate, 0.0), 1.0)

@@ -69,8 +69,9 @@ class Database:
 
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def upgrade(self) -> None:
-        """Create or migrate the tables to the newest schema (Alembic ``upgrade head``)."""
+    def upgrade(self, revision: str = "head") -> None:
+        """Create or migrate the tables to the newest schema (Alembic ``upgrade head``);
+        ``revision`` stops at an older one (tests of a migration)."""
         from alembic import command
         from alembic.config import Config
 
@@ -84,7 +85,7 @@ class Database:
                 # Two processes starting at once must not both create the tables.
                 conn.execute(text("SELECT pg_advisory_xact_lock(74110)"))
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def drop_schema(self) -> None:
         """Remove everything (tests): the PostgreSQL schema, or all tables on SQLite."""

@@ -56,7 +56,11 @@ class JobRunner:
         return job
 
     def good_part_keys(self, product: str, line: str, limit: int) -> list[str]:
-        """Image keys of parts judged OK and not overruled, or reviewed as good; newest first."""
+        """Image keys of parts judged OK and not overruled, or reviewed as good; newest first.
+
+        A part judged REVIEW (or NG) is learned from only once a person has labelled it
+        good: the model was unsure of it, and learning an unreviewed defect as good
+        would teach the next version to pass it."""
         q = (select(Inspection.image_key).where(Inspection.product == product, Inspection.image_key.is_not(None))
              .where(or_(Inspection.review_label == "good",
                         (Inspection.verdict == "OK") & or_(Inspection.review_label.is_(None),

@@ -39,9 +39,11 @@ class Inspection(Base):
     lot: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
     serial: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
     source: Mapped[str] = mapped_column(String(50), default="api")     # api | folder | camera
-    verdict: Mapped[str] = mapped_column(String(4), index=True)
+    verdict: Mapped[str] = mapped_column(String(16), index=True)          # OK | NG | REVIEW
     score: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
+    # OK at or below it, REVIEW up to ``threshold``; None: no review band (or an older record)
+    review_threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     pixel_threshold: Mapped[float] = mapped_column(Float)
     model_id: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(100))

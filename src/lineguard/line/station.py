@@ -82,6 +82,7 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "verdict": rec.verdict,
         "score": rec.score,
         "threshold": thr,
+        "review_threshold": rec.review_threshold,
         "pixel_threshold": rec.pixel_threshold,
         "margin": (rec.score / thr) if thr and thr > 0 else None,
         "regions": rec.regions or [],
@@ -95,6 +96,12 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "review": {"reviewed": bool(rec.reviewed), "label": rec.review_label, "reviewer": rec.reviewer,
                    "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at)},
     }
+
+
+def _review_threshold(result: Any) -> Optional[float]:
+    # None where the model has no review band: the record says "no band", not a copy of threshold
+    rev = getattr(result, "review_threshold", None)
+    return None if rev is None or float(rev) >= float(result.threshold) else float(rev)
 
 
 def _iso(t: Optional[dt.datetime]) -> Optional[str]:
@@ -184,10 +191,11 @@ class Station:
             raise
 
         t_judged = time.perf_counter()
-        is_ng = getattr(result.verdict, "value", result.verdict) == "NG"
+        # A REVIEW part is kept like an NG one: a person is about to look at its image.
+        not_ok = getattr(result.verdict, "value", result.verdict) != "OK"
         image_key = overlay_key = map_to_store = None
         scale = None
-        if self.config.retention.keep(is_ng, digest):
+        if self.config.retention.keep(not_ok, digest):
             image_key = staged.commit(self.images.key_for(digest, suffix or ".img"))
         else:
             staged.discard()
@@ -212,7 +220,7 @@ class Station:
             part_id=part.part_id, line=part.line, station=part.station, product=part.product,
             lot=part.lot, serial=part.serial, source=source, verdict=verdict, score=float(result.score),
             threshold=float(result.threshold), pixel_threshold=float(result.pixel_threshold),
-            model_id=mv.model_id, model_version=mv.model_version or str(getattr(result, "model_version", "")),
+            review_threshold=_review_threshold(result), model_id=mv.model_id, model_version=mv.model_version or str(getattr(result, "model_version", "")),
             registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
             image_sha256=digest, image_width=int(w), image_height=int(h), image_key=image_key,
             heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),

@@ -28,6 +28,8 @@ class TrainIn(BaseModel):
     detector: str = "patchcore"
     image_size: int = Field(default=224, ge=32, le=1024)
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    review_rate: float = Field(default=0.0, ge=0, lt=0.5,
+                               description="share of good parts sent to REVIEW; 0: no review band")
     seed: int = 0
 
 

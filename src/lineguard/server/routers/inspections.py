@@ -74,7 +74,7 @@ def _parse_bool(v: Optional[str]) -> Optional[bool]:
 @router.get("", summary="List inspections, newest first")
 def list_inspections(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
-    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG)$"),
+    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
     part_id: Optional[str] = None,
     since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
     until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
@@ -136,7 +136,8 @@ def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r:
                               pixel_threshold=rec.pixel_threshold, anomaly_map=amap,
                               regions=[DefectRegion.from_dict(r) for r in rec.regions or []],
                               model_id=rec.model_id, model_version=rec.model_version,
-                              image_size=(rec.image_width, rec.image_height))
+                              image_size=(rec.image_width, rec.image_height),
+                              review_threshold=rec.review_threshold)
     return Response(render.overlay_png(image, amap, result), media_type="image/png")
 
 

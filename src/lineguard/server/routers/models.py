@@ -70,7 +70,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.name, detector=body.detector,
                                        image_size=body.image_size, false_reject_rate=body.false_reject_rate,
-                                       seed=body.seed)
+                                       seed=body.seed, review_rate=body.review_rate)
     return job_to_dict(job)
 
 
