@@ -191,24 +191,96 @@ def test_cli_export_and_inspect(fitted_model_path, synth_category, tmp_path):
     assert r.returncode == 2 and "not supported" in r.stderr
 
 
-def test_export_refuses_state_it_does_not_know(fitted_inspector, tmp_path, monkeypatch):
-    det = fitted_inspector.detector
-    state = det.state_tensors()
-    monkeypatch.setattr(det, "state_tensors", lambda: {**state, "new_kind_of_state": np.zeros(3, np.float32)})
-    with pytest.raises(ValueError, match="new_kind_of_state"):
-        export_onnx(fitted_inspector, tmp_path / "x.onnx")
+def _mean_patch_class():
+    """A test-only detector the exporter has never heard of (made here: it needs torch)."""
+    import torch
+    from torch import nn
+
+    from lineguard.vision.detectors.base import BackboneDetector, smooth_and_upsample
+
+    class MeanPatchScoring(nn.Module):
+        def __init__(self, det):
+            super().__init__()
+            self.embed = det._patch_embedding()
+            self.register_buffer("mean", det.mean_.clone())
+            self.size, self.sigma = tuple(det.input_size_), float(det.sigma)
+
+        def forward(self, images):
+            d = (self.embed(images) - self.mean).pow(2).sum(1).sqrt()
+            maps = smooth_and_upsample(d, self.size, self.sigma)
+            # unlike both shipped detectors: the image score is the smoothed map's peak
+            return maps.flatten(1).max(1).values, maps
+
+    class MeanPatch(BackboneDetector):
+        """Distance of each patch to the mean good patch at its position."""
+        name = "test_mean_patch"
+        min_good_images = 2
+
+        def __init__(self, backbone="efficientnet_lite0", layers=("stage2",), sigma=2.0, batch_size=8, seed=0):
+            self.backbone, self.layers, self.sigma, self.batch_size, self.seed = backbone, layers, sigma, batch_size, seed
+
+        def fit(self, images, progress=None):
+            self._forget_scoring()
+            self.backbone_ = self._make_backbone()
+            embed = self._patch_embedding()
+            with torch.no_grad():
+                self.mean_ = torch.cat([embed(torch.from_numpy(b)) for b in self._batches(images)]).mean(0)
+            self.input_size_ = tuple(int(v) for v in images.shape[1:3])
+            self.fitted_ = True
+            return self
+
+        def scoring_module(self):
+            self._check_fitted()
+            return MeanPatchScoring(self)
+
+        def state_tensors(self):
+            return {"mean": self.mean_.numpy(), **self._backbone_tensors()}
+
+        def state_meta(self):
+            return {"input_size": list(self.input_size_)}
+
+    return MeanPatch
+
+
+def test_a_new_detector_exports_with_no_change_to_the_exporter(synth_category, tmp_path, monkeypatch):
+    """The exporter traces the detector's own scoring module: a detector it has never
+    seen, with its own state and its own image-score rule, exports and judges like torch."""
+    from lineguard.vision import detectors
+    cls = _mean_patch_class()
+    monkeypatch.setitem(detectors.DETECTORS, cls.name, cls)
+    insp = Inspector.fit(synth_category / "train" / "good", detector=cls.name, image_size=128, seed=0)
+    export_onnx(insp, tmp_path / "new.onnx")
+    onnx_insp = Inspector.load(tmp_path / "new.onnx")
+    assert onnx_insp.detector.name == "test_mean_patch"
+    _assert_parity(insp, onnx_insp, _test_files(synth_category))
+
+
+def test_export_refuses_a_detector_without_a_scoring_module(fitted_inspector, tmp_path):
+    from lineguard.vision.detectors.base import Detector
+
+    class NumpyOnly(Detector):
+        name = "numpy_only"
+        fitted_ = True
+        input_size_ = (128, 128)
+
+        def score(self, images):
+            return np.zeros(len(images), np.float32), np.zeros((len(images), 128, 128), np.float32)
+
+    insp = Inspector(NumpyOnly(), fitted_inspector.preprocess, dict(fitted_inspector.calibration))
+    with pytest.raises(ValueError, match="numpy_only.*provides no scoring module"):
+        export_onnx(insp, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
 def test_export_refuses_a_graph_that_scores_differently(fitted_inspector, tmp_path, monkeypatch):
     from lineguard.runtime import onnx_export
-    real = onnx_export._scoring_module
+    real = onnx_export.scoring_module_of
 
     def broken(det):
-        mod = real(det)
-        mod.bank_sq.zero_()  # distances all wrong: what a forgotten piece of state does
+        mod = real(det)       # a fresh module: its buffers are copies, the detector keeps its own
+        mod.bank_sq.zero_()   # distances all wrong: what a graph that lost a piece of state does
         return mod
-    monkeypatch.setattr(onnx_export, "_scoring_module", broken)
+    monkeypatch.setattr(onnx_export, "scoring_module_of", broken)
     with pytest.raises(ValueError, match="scores differently"):
         export_onnx(fitted_inspector, tmp_path / "y.onnx")
     assert not (tmp_path / "y.onnx").exists()
