@@ -24,7 +24,6 @@ fp32 did not help. Use fp32 unless a target CPU shows otherwise
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import tempfile
@@ -295,7 +294,7 @@ def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = Fals
     }
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = onnx_file.MANIFEST_KEY, json.dumps(manifest, sort_keys=True, default=str)
+    entry.key, entry.value = onnx_file.MANIFEST_KEY, onnx_file.dump_manifest(manifest)
     model.producer_name, model.producer_version = "lineguard", __version__
     digest = onnx_file.write(path, model.SerializeToString())
     if check and not int8:

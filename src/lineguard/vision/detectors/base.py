@@ -100,16 +100,17 @@ class Detector:
 
     def _scoring_module_cached(self) -> nn.Module:
         # Built once per fitted state: building copies state into buffers (PatchCore's
-        # bank), which a single-part inspection should not pay for every time. ``fit``
-        # resets it (``_forget_scoring``).
-        module = getattr(self, "_scoring", None)
-        if module is None:
-            module = self.scoring_module().eval()
-            self._scoring = module
-        return module
-
-    def _forget_scoring(self) -> None:
-        self._scoring = None
+        # bank), which a single-part inspection should not pay for every time. Rebuilt
+        # when any fitted attribute is replaced (a refit, or a caller swapping a bank);
+        # the cache holds the attributes it was built from, so their ids stay unique.
+        # Changing a fitted tensor in place is not seen: replace it instead.
+        state = [(k, v) for k, v in sorted(vars(self).items()) if k.endswith("_") and not k.startswith("_")]
+        cached = getattr(self, "_scoring", None)
+        if cached is None or len(cached[0]) != len(state) or any(
+                ka != kb or va is not vb for (ka, va), (kb, vb) in zip(cached[0], state)):
+            cached = (state, self.scoring_module().eval())
+            self._scoring = cached
+        return cached[1]
 
 
 class ImageNormalization(nn.Module):

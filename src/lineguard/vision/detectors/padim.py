@@ -32,7 +32,6 @@ class PaDiM(BackboneDetector):
 
     def fit(self, images: np.ndarray, progress: Progress = None) -> "PaDiM":
         self._check_enough(len(images))
-        self._forget_scoring()
         self.backbone_ = self._make_backbone()
         embed = self._patch_embedding()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])

@@ -53,7 +53,6 @@ class PatchCore(BackboneDetector):
         self._check_enough(len(images))
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
-        self._forget_scoring()
         self.backbone_ = self._make_backbone()
         embed = self._patch_embedding()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])
