@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lineguard.vision.calibration import (conformal_threshold, f1_optimal_threshold,
+from lineguard.vision.calibration import (beta_quantile, conformal_threshold, f1_optimal_threshold,
                                           pixel_threshold_from_good, rates_at, summarize)
 
 
@@ -50,6 +50,25 @@ def test_upper_bound_is_the_beta_quantile():
     k = info["rank"]
     assert info["false_reject_rate_upper_90"] == pytest.approx(stats.beta.ppf(0.9, 101 - k, k))
     assert info["false_reject_rate_upper_90"] > info["guaranteed_false_reject_rate"]
+
+
+def test_beta_quantile_matches_scipy():
+    """The scipy-free Beta quantile (binomial tail + bisection) against scipy's, over the
+    parameters conformal calibration produces and some far from them."""
+    cases = [(n + 1 - k, k) for n in (1, 2, 5, 9, 19, 50, 99, 199, 500, 2000)
+             for k in {1, max(1, n // 2), max(1, math.ceil((n + 1) * 0.99) if n >= 99 else n), n}]
+    cases += [(1, 1), (3, 4), (10, 2), (40, 3), (200, 19800)]
+    for a, b in cases:
+        for q in (1e-6, 0.05, 0.5, 0.9, 0.99, 0.999999):
+            want = stats.beta.ppf(q, a, b)
+            assert beta_quantile(q, a, b) == pytest.approx(want, rel=1e-9, abs=1e-300), (q, a, b)
+    assert beta_quantile(0.0, 3, 4) == 0.0 and beta_quantile(1.0, 3, 4) == 1.0
+
+
+@pytest.mark.parametrize("q,a,b", [(0.9, 1.5, 2), (0.9, 0, 3), (0.9, 2, -1), (1.2, 2, 3), (-0.1, 2, 3)])
+def test_beta_quantile_refuses_what_it_cannot_compute(q, a, b):
+    with pytest.raises(ValueError, match="integer parameters|between 0 and 1"):
+        beta_quantile(q, a, b)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])

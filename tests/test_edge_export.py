@@ -191,24 +191,95 @@ def test_cli_export_and_inspect(fitted_model_path, synth_category, tmp_path):
     assert r.returncode == 2 and "not supported" in r.stderr
 
 
-def test_export_refuses_state_it_does_not_know(fitted_inspector, tmp_path, monkeypatch):
-    det = fitted_inspector.detector
-    state = det.state_tensors()
-    monkeypatch.setattr(det, "state_tensors", lambda: {**state, "new_kind_of_state": np.zeros(3, np.float32)})
-    with pytest.raises(ValueError, match="new_kind_of_state"):
-        export_onnx(fitted_inspector, tmp_path / "x.onnx")
+def _mean_patch_class():
+    """A test-only detector the exporter has never heard of (made here: it needs torch)."""
+    import torch
+    from torch import nn
+
+    from lineguard.vision.detectors.base import BackboneDetector, smooth_and_upsample
+
+    class MeanPatchScoring(nn.Module):
+        def __init__(self, det):
+            super().__init__()
+            self.embed = det._patch_embedding()
+            self.register_buffer("mean", det.mean_.clone())
+            self.size, self.sigma = tuple(det.input_size_), float(det.sigma)
+
+        def forward(self, images):
+            d = (self.embed(images) - self.mean).pow(2).sum(1).sqrt()
+            maps = smooth_and_upsample(d, self.size, self.sigma)
+            # unlike both shipped detectors: the image score is the smoothed map's peak
+            return maps.flatten(1).max(1).values, maps
+
+    class MeanPatch(BackboneDetector):
+        """Distance of each patch to the mean good patch at its position."""
+        name = "test_mean_patch"
+        min_good_images = 2
+
+        def __init__(self, backbone="efficientnet_lite0", layers=("stage2",), sigma=2.0, batch_size=8, seed=0):
+            self.backbone, self.layers, self.sigma, self.batch_size, self.seed = backbone, layers, sigma, batch_size, seed
+
+        def fit(self, images, progress=None):
+            self.backbone_ = self._make_backbone()
+            embed = self._patch_embedding()
+            with torch.no_grad():
+                self.mean_ = torch.cat([embed(torch.from_numpy(b)) for b in self._batches(images)]).mean(0)
+            self.input_size_ = tuple(int(v) for v in images.shape[1:3])
+            self.fitted_ = True
+            return self
+
+        def scoring_module(self):
+            self._check_fitted()
+            return MeanPatchScoring(self)
+
+        def state_tensors(self):
+            return {"mean": self.mean_.numpy(), **self._backbone_tensors()}
+
+        def state_meta(self):
+            return {"input_size": list(self.input_size_)}
+
+    return MeanPatch
+
+
+def test_a_new_detector_exports_with_no_change_to_the_exporter(synth_category, tmp_path, monkeypatch):
+    """The exporter traces the detector's own scoring module: a detector it has never
+    seen, with its own state and its own image-score rule, exports and judges like torch."""
+    from lineguard.vision import detectors
+    cls = _mean_patch_class()
+    monkeypatch.setitem(detectors.DETECTORS, cls.name, cls)
+    insp = Inspector.fit(synth_category / "train" / "good", detector=cls.name, image_size=128, seed=0)
+    export_onnx(insp, tmp_path / "new.onnx")
+    onnx_insp = Inspector.load(tmp_path / "new.onnx")
+    assert onnx_insp.detector.name == "test_mean_patch"
+    _assert_parity(insp, onnx_insp, _test_files(synth_category))
+
+
+def test_export_refuses_a_detector_without_a_scoring_module(fitted_inspector, tmp_path):
+    from lineguard.vision.detectors.base import Detector
+
+    class NumpyOnly(Detector):
+        name = "numpy_only"
+        fitted_ = True
+        input_size_ = (128, 128)
+
+        def score(self, images):
+            return np.zeros(len(images), np.float32), np.zeros((len(images), 128, 128), np.float32)
+
+    insp = Inspector(NumpyOnly(), fitted_inspector.preprocess, dict(fitted_inspector.calibration))
+    with pytest.raises(ValueError, match="numpy_only.*provides no scoring module"):
+        export_onnx(insp, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
 def test_export_refuses_a_graph_that_scores_differently(fitted_inspector, tmp_path, monkeypatch):
     from lineguard.runtime import onnx_export
-    real = onnx_export._scoring_module
+    real = onnx_export.scoring_module_of
 
     def broken(det):
-        mod = real(det)
-        mod.bank_sq.zero_()  # distances all wrong: what a forgotten piece of state does
+        mod = real(det)       # a fresh module: its buffers are copies, the detector keeps its own
+        mod.bank_sq.zero_()   # distances all wrong: what a graph that lost a piece of state does
         return mod
-    monkeypatch.setattr(onnx_export, "_scoring_module", broken)
+    monkeypatch.setattr(onnx_export, "scoring_module_of", broken)
     with pytest.raises(ValueError, match="scores differently"):
         export_onnx(fitted_inspector, tmp_path / "y.onnx")
     assert not (tmp_path / "y.onnx").exists()
@@ -228,8 +299,120 @@ def test_int8_export_calibrates_on_any_number_of_images(fitted_inspector, synth_
     good = sorted(synth_category.glob("train/good/*.png"))[:13]
     path = tmp_path / "cell-int8.onnx"
     export_onnx(fitted_inspector, path, int8=True, calibration_images=_inputs(fitted_inspector, good))
-    insp = Inspector.load(path)
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+    with pytest.warns(CalibrationMismatchWarning, match="int8"):   # fp32's thresholds, not recalibrated
+        insp = Inspector.load(path)
     assert insp.detector.precision == "int8"
     files = _test_files(synth_category)
     scores = [r.score for r in insp.inspect_batch(files)]
     assert image_auroc(scores, [int(f.parent.name != "good") for f in files]) >= INT8_AUROC_FLOOR
+
+
+# ----------------------------------------------------------- thresholds that follow the model
+
+_NO_TORCH_NO_SCIPY = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "scipy"):
+            raise ImportError(name + " is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def _good_test_inputs(insp, synth_category):
+    return _inputs(insp, sorted((synth_category / "test" / "good").glob("*.png")))
+
+
+def test_recalibrate_an_export_without_torch_or_scipy(exported, synth_category, tmp_path):
+    """The edge install has neither: recalibrating an exported model (Python and CLI) and
+    writing it must not need them, and the thresholds are the conformal quantile of the
+    exported model's own scores."""
+    from lineguard.vision.calibration import conformal_threshold, pixel_threshold_from_good
+    good = synth_category / "test" / "good"
+    api_out, cli_out = tmp_path / "api.onnx", tmp_path / "cli.onnx"
+    code = _NO_TORCH_NO_SCIPY + f"""
+import json
+from lineguard import Inspector
+from lineguard.cli import app
+insp = Inspector.load({str(exported)!r})
+calib = insp.recalibrate({str(good)!r}, false_reject_rate=0.2)
+insp.save({str(api_out)!r})
+app(["recalibrate", {str(exported)!r}, {str(good)!r}, "--frr", "0.2", "-o", {str(cli_out)!r}], standalone_mode=False)
+print(json.dumps({{"blocked_loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "scipy")),
+                  "model_id": insp.model_id, "calibrated_on": calib["calibrated_on"]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["blocked_loaded"] == []
+    assert res["calibrated_on"] == {"runtime": "onnxruntime", "precision": "fp32"}
+    insp = Inspector.load(exported)
+    scores, maps = insp.detector.score(_good_test_inputs(insp, synth_category))
+    want, info = conformal_threshold(scores, 0.2)
+    assert info["rank"] < len(scores)             # a real quantile, not just the largest score
+    for path in (api_out, cli_out):
+        again = Inspector.load(path)
+        assert again.threshold == want
+        assert again.pixel_threshold == pixel_threshold_from_good(list(maps), want)
+        assert again.calibration["calibrated_on"] == {"runtime": "onnxruntime", "precision": "fp32"}
+        assert "did not learn from" in again.calibration["calibration_parts"]
+        assert again.info["source_model_id"] == insp.info["source_model_id"]
+    assert Inspector.load(api_out).model_id == res["model_id"] == onnx_file.verify(api_out.read_bytes())[:16]
+    assert api_out.read_bytes() == cli_out.read_bytes()
+
+
+def test_recalibrated_export_keeps_its_graph_byte_for_byte(exported, synth_category, tmp_path):
+    import onnx
+    insp = Inspector.load(exported)
+    insp.recalibrate(synth_category / "test" / "good", false_reject_rate=0.2)
+    with pytest.raises(BundleError, match="save it as .onnx"):
+        insp.save(tmp_path / "x.lgm")
+    insp.save(tmp_path / "re.onnx")
+    old, new = onnx.load(str(exported)), onnx.load(str(tmp_path / "re.onnx"))   # other ONNX tools still read it
+    assert new.graph.SerializeToString() == old.graph.SerializeToString()
+    _, manifest, _ = onnx_file.load(tmp_path / "re.onnx")
+    assert manifest["calibration"] == json.loads(json.dumps(insp.calibration))
+    assert {p.key for p in new.metadata_props} == {onnx_file.MANIFEST_KEY, onnx_file.HASH_KEY}
+    damaged = bytearray(exported.read_bytes())
+    damaged[100] ^= 1
+    with pytest.raises(BundleError, match="modified or corrupted"):
+        onnx_file.replace_manifest(bytes(damaged), manifest)
+
+
+def test_int8_export_with_recalibrate_takes_thresholds_from_int8_scores(fitted_model_path, fitted_inspector,
+                                                                         synth_category, tmp_path):
+    from lineguard.vision.calibration import conformal_threshold, pixel_threshold_from_good
+    target = tmp_path / "cell-int8.onnx"
+    r = subprocess.run([sys.executable, "-m", "lineguard", "export", str(fitted_model_path), "--int8",
+                        "--calibration-images", str(synth_category / "train" / "good"),
+                        "--recalibrate", str(synth_category / "test" / "good"), "--frr", "0.2",
+                        "-o", str(target), "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # thresholds set on int8 scores: nothing to warn about
+        insp = Inspector.load(target)
+    assert insp.detector.precision == "int8"
+    scores, maps = insp.detector.score(_good_test_inputs(insp, synth_category))
+    want, _ = conformal_threshold(scores, 0.2)
+    assert insp.threshold == want
+    assert insp.pixel_threshold == pixel_threshold_from_good(list(maps), want)
+    assert insp.threshold != fitted_inspector.threshold   # int8 moved the scores; fp32's threshold was not kept
+    assert insp.calibration["calibrated_on"] == {"runtime": "onnxruntime", "precision": "int8"}
+
+
+def test_loading_at_another_precision_than_calibrated_warns(exported, tmp_path):
+    import warnings
+
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+    insp = Inspector.load(exported)
+    bf16 = dict(insp.calibration, calibrated_on={"runtime": "openvino", "precision": "bf16"})
+    data, _ = insp.detector.file_bytes({"calibration": bf16})
+    (tmp_path / "bf16.onnx").write_bytes(data)
+    with pytest.warns(CalibrationMismatchWarning, match="bf16.*recalibrate"):
+        again = Inspector.load(tmp_path / "bf16.onnx")
+    assert "bf16" in again.info["calibration_mismatch"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # fp32 thresholds on an fp32 runtime: silent
+        assert "calibration_mismatch" not in Inspector.load(exported).info

@@ -61,7 +61,9 @@ def test_bf16_keeps_a_quality_floor_or_is_refused(exported, synth_category):
         with pytest.raises(BundleError, match="bfloat16"):
             Inspector.load(exported, runtime="openvino", precision="bf16")
         return
-    insp = Inspector.load(exported, runtime="openvino", precision="bf16")
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+    with pytest.warns(CalibrationMismatchWarning, match="bf16"):   # fp32 thresholds on bf16 scores
+        insp = Inspector.load(exported, runtime="openvino", precision="bf16")
     assert insp.detector.get_params()["precision"] == "bf16"
     scores = [r.score for r in insp.inspect_batch(files)]
     assert image_auroc(scores, labels) >= BF16_AUROC_FLOOR
@@ -111,3 +113,31 @@ def test_cli_evaluates_an_export_on_openvino(exported, synth_category, tmp_path)
     r = subprocess.run([sys.executable, "-m", "lineguard", "eval", str(synth_category), "--runtime", "openvino"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--model MODEL.onnx" in r.stderr
+
+
+def test_cli_recalibrates_for_bf16(exported, synth_category, tmp_path):
+    """Thresholds set on OpenVINO bf16's own scores; opening that file at bf16 is silent,
+    at fp32 it warns (the thresholds belong to bf16 scores)."""
+    import warnings
+
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+    from lineguard.vision.calibration import conformal_threshold
+    from lineguard.vision.imageio import load_image
+    good = synth_category / "test" / "good"
+    target = tmp_path / "cell-bf16.onnx"
+    r = subprocess.run([sys.executable, "-m", "lineguard", "recalibrate", str(exported), str(good), "--runtime",
+                        "openvino", "--precision", "bf16", "--frr", "0.2", "-o", str(target), "--threads", "1"],
+                       capture_output=True, text=True, timeout=300)
+    if not cpu_has_bf16():
+        assert r.returncode == 2 and "bfloat16" in r.stderr and not target.exists()
+        return
+    assert r.returncode == 0, r.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        insp = Inspector.load(target, runtime="openvino", precision="bf16", threads=1)
+    assert insp.calibration["calibrated_on"] == {"runtime": "openvino", "precision": "bf16"}
+    x = np.stack([insp.preprocess.apply(load_image(f))[0] for f in sorted(good.glob("*.png"))])
+    want, _ = conformal_threshold(insp.detector.score(x)[0], 0.2)
+    assert insp.threshold == pytest.approx(want, rel=1e-6)
+    with pytest.warns(CalibrationMismatchWarning, match="bf16"):
+        Inspector.load(target)

@@ -1,4 +1,4 @@
-"""Inspection verbs: train, inspect, eval, synth, info.
+"""Inspection verbs: train, recalibrate, inspect, eval, synth, info.
 
 Exit codes: 0 done; 1 done but some parts were NG (``inspect --fail-on-ng``; REVIEW parts
 do not count, a person decides those) or some
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from ..vision.errors import LineguardError
 from ._term import coloured, fail, note, progress, say
+
+if TYPE_CHECKING:
+    from ..vision.inspector import Inspector
 
 PathArg = click.Path(path_type=Path)
 
@@ -295,6 +298,69 @@ def info(model: Path) -> None:
     print(json.dumps(insp.describe(), indent=2, default=str))
 
 
+def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path) -> None:
+    """Set ``insp``'s thresholds from ``good`` on its own runtime, write it to ``output``,
+    say what changed. Shared by ``recalibrate`` and ``export --recalibrate``."""
+    frr = false_reject_rate if false_reject_rate is not None else \
+        float(insp.calibration.get("target_false_reject_rate", 0.01))
+    old, old_px = insp.threshold, insp.pixel_threshold
+    try:
+        c = insp.recalibrate(good, frr)
+        insp.save(output)
+    except (LineguardError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{output}: cannot write the model file ({exc.strerror or exc}); choose a writable folder")
+    on = c["calibrated_on"]
+    say(f"wrote {output} (model {insp.model_id}), thresholds set on {on['runtime']} {on['precision']} scores "
+        f"of {c['n_calibration']} good parts")
+    say(f"threshold {old:.4f} -> {insp.threshold:.4f}, pixel threshold {old_px:.4f} -> {insp.pixel_threshold:.4f}, "
+        f"for a target false-reject rate of {frr:.2%} (guaranteed <= {c['guaranteed_false_reject_rate']:.2%})")
+    for skipped in c.get("skipped", []):
+        note("skipped", skipped)
+    if c.get("note"):
+        note("note", c["note"])
+    note("check", "the guarantee holds only if these were good parts the model did not learn from")
+
+
+@click.command()
+@click.argument("model", type=PathArg)
+@click.argument("good", nargs=-1, required=True, type=PathArg)
+@click.option("-o", "--output", required=True, type=PathArg,
+              help="Model file to write: .lgm for a .lgm model, .onnx for an exported one.")
+@click.option("--frr", "false_reject_rate", type=float, default=None,
+              help="Target false-reject rate (default: the model's own).")
+@runtime_option
+@precision_option
+@threads_option
+def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_rate: Optional[float],
+                runtime: Optional[str], precision: Optional[str], threads: Optional[int]) -> None:
+    """Set a model's thresholds from good parts it did not learn from, scored on the runtime
+    and precision it will run with (e.g. an int8 export, or OpenVINO bf16)."""
+    import warnings
+
+    from ..runtime.onnx_file import is_export
+    from ..vision.inspector import Inspector
+    _threads(threads)
+    exported = is_export(model)
+    if exported and output.suffix != ".onnx":
+        fail(f"{output}: an exported model is written as .onnx")
+    if not exported:
+        if runtime not in (None, "torch") or precision not in (None, "fp32"):
+            fail(f"{model}: a .lgm model runs on torch in fp32; export it first (`lineguard export {model} "
+                 "--format onnx`) and recalibrate the .onnx with --runtime/--precision")
+        if output.suffix != ".lgm":
+            fail(f"{output}: a .lgm model is written as .lgm (export it for an .onnx)")
+    try:
+        with warnings.catch_warnings():
+            # the load warns when the old thresholds do not fit this precision: fixing that is this verb's job
+            warnings.simplefilter("ignore")
+            insp = Inspector.load(model, runtime=runtime, precision=precision, threads=threads)
+    except (LineguardError, ValueError) as exc:
+        fail(str(exc))
+    recalibrate_and_report(insp, list(good), false_reject_rate, output)
+
+
 def register(app: click.Group) -> None:
-    for cmd in (train, inspect, evaluate, synth, info):
+    for cmd in (train, recalibrate, inspect, evaluate, synth, info):
         app.add_command(cmd)

@@ -1,6 +1,7 @@
 """Edge verbs: export a trained model for the torch-free runtime.
 
     lineguard export cell.lgm --format onnx [-o cell.onnx] [--int8 --calibration-images good/]
+                     [--recalibrate held-out-good/ [--frr 0.01]]
 
 The exported ``.onnx`` file loads anywhere ``lineguard[edge]`` is installed
 (``lineguard inspect cell.onnx parts/``); see :mod:`lineguard.runtime.onnx_file`.
@@ -13,7 +14,7 @@ from typing import Optional
 import click
 
 from ._term import fail, note, say
-from .core import PathArg
+from .core import PathArg, recalibrate_and_report
 
 
 @click.command()
@@ -28,9 +29,15 @@ from .core import PathArg
               help="Use at most this many calibration images.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Score a few inputs with both runtimes and refuse a mismatch (fp32).")
+@click.option("--recalibrate", "recalibrate_dir", type=PathArg, default=None,
+              help="Folder of good parts the model did not learn from: set the thresholds (image and pixel) "
+                   "from the exported graph's own scores on them (advised with --int8, whose scores move).")
+@click.option("--frr", "false_reject_rate", type=float, default=None,
+              help="Target false-reject rate for --recalibrate (default: the model's own).")
 @click.option("--threads", type=int, default=None, help="CPU threads.")
 def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibration_images: Optional[Path],
-           max_calibration: int, check: bool, threads: Optional[int]) -> None:
+           max_calibration: int, check: bool, recalibrate_dir: Optional[Path], false_reject_rate: Optional[float],
+           threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
     from ..runtime.threads import set_threads
     from ..vision.errors import LineguardError
@@ -70,6 +77,15 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
     if int8 and calibration_images is None:
         note("note", "no --calibration-images: dynamic int8 (weights only); static calibration "
              "on good images is usually faster and more exact")
+    if recalibrate_dir is not None:
+        import warnings
+        with warnings.catch_warnings():  # the fp32 thresholds not fitting int8 is what happens next
+            warnings.simplefilter("ignore")
+            exported = Inspector.load(target, threads=threads)
+        recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target)
+    elif int8:
+        note("note", "the thresholds are the fp32 model's, and int8 moves scores: add --recalibrate GOOD_DIR "
+             "(good parts the model did not learn from) to set them from the int8 graph's own scores")
 
 
 def register(app: click.Group) -> None:

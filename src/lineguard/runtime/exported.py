@@ -87,6 +87,13 @@ class ExportedDetector:
             return np.zeros(0, np.float32), np.zeros((0, h, w), np.float32)
         return np.concatenate(scores), np.concatenate(maps)
 
+    def file_bytes(self, manifest_updates: dict[str, Any]) -> tuple[bytes, str]:
+        """This model's ``.onnx`` file with ``manifest_updates`` (e.g. a new calibration)
+        in its manifest -> (file bytes, content hash). The graph is copied as it is;
+        ``Inspector.save`` and ``Inspector.model_id`` use this for exported models."""
+        from . import onnx_file
+        return onnx_file.seal(onnx_file.replace_manifest(self._model, {**self.manifest, **manifest_updates}))
+
     def score_in_lane(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score one part (H, W, 3) on a one-thread executor; safe to call from ``lanes``
         threads at once."""

@@ -5,9 +5,10 @@ scoring path plus everything the Inspector needs (see :mod:`lineguard.runtime.on
     export_onnx(Inspector.load("cell.lgm"), "cell.onnx")                 # fp32
     export_onnx(insp, "cell-int8.onnx", int8=True, calibration_images=x)  # int8 backbone
 
-The graph is built from the fitted detector object itself (its backbone, layers,
-memory bank or Gaussians, smoothing sigma, input size and image-score rule), not from
-constants, so it follows whatever settings the model was trained with. It needs torch
+The graph is the detector's own scoring module (``det.scoring_module()``, the module its
+``score()`` runs in torch) traced as it is: it follows whatever settings and scoring
+rule the model was trained with, and a detector that provides a scoring module exports
+without any change here. It needs torch
 and the ``onnx`` package at export time only; running the result needs neither.
 
 Int8: static quantisation (QDQ, per-channel weights) of the backbone's convolutions,
@@ -23,7 +24,6 @@ fp32 did not help. Use fp32 unless a target CPU shows otherwise
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import tempfile
@@ -41,81 +41,32 @@ INPUT = "images"
 OUTPUTS = ("scores", "maps")
 
 
-# Fitted tensors the graph below reproduces, per detector. A detector that learns a new
-# kind of state must be taught here first: exporting without it would judge differently.
-KNOWN_STATE = {"patchcore": {"memory_bank", "position_mean", "position_std"},
-               "padim": {"mean", "inv_cov", "channel_index"}}
-
-
-def _check_known_state(det: Any) -> None:
-    names = {k for k in det.state_tensors() if not k.startswith("backbone.")}
-    unknown = names - KNOWN_STATE.get(det.name, set())
-    if det.name not in KNOWN_STATE or unknown:
-        raise ValueError(f"the ONNX exporter does not know how {det.name} uses {sorted(unknown) or 'its state'}; "
-                         "update lineguard.runtime.onnx_export before exporting this model")
-
-
-def _scoring_module(det: Any):
-    """torch Module: uint8 (N, H, W, 3) -> (scores (N,), maps (N, H, W)), for tracing."""
-    import torch
+def scoring_module_of(det: Any):
+    """The detector's scoring module (see ``Detector.scoring_module``): the very module its
+    ``score()`` runs, traced here as it is. The exporter knows no detector by name: one
+    that provides a module exports, one that does not is refused."""
     from torch import nn
 
-    from ..vision.backbones import NORMALIZATION
-    from ..vision.detectors.base import smooth_and_upsample
-
-    mean, std = NORMALIZATION[det.backbone]
-    kind = det.name
-
-    class Scoring(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            # A submodule, so its weights become graph initializers; det._embed runs it.
-            self.backbone = det.backbone_
-            self.register_buffer("scale", (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, 3, 1, 1))
-            self.register_buffer("shift", (torch.tensor(mean) / torch.tensor(std)).float().view(1, 3, 1, 1))
-            if kind == "patchcore":
-                bank = det.memory_bank_.float()
-                # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
-                # ||b||^2 - 2 q.b for every bank row at once.
-                self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
-                self.register_buffer("bank_sq", (bank * bank).sum(1))
-                self.position_norm = bool(getattr(det, "position_norm", False))
-                if self.position_norm:
-                    self.register_buffer("position_mean", det.position_mean_.float())
-                    self.register_buffer("position_std", det.position_std_.float())
-            elif kind == "padim":
-                self.register_buffer("channel_index", det.channel_index_.long())
-                self.register_buffer("mean", det.mean_.float())
-                self.register_buffer("inv_cov", det.inv_cov_.float())
-            else:
-                raise ValueError(f"no ONNX export for detector {kind!r}")
-
-        def forward(self, images: torch.Tensor):
-            x = images.permute(0, 3, 1, 2).float() * self.scale - self.shift
-            emb = det._embed(x)                                   # (N, C, h, w)
-            c, h, w = emb.shape[1], emb.shape[2], emb.shape[3]
-            if kind == "patchcore":
-                q = emb.permute(0, 2, 3, 1).reshape(-1, c)
-                d2 = torch.addmm(self.bank_sq[None, :], q, self.neg2_bank_t).min(1).values + (q * q).sum(1)
-                d = d2.clamp_min(0).sqrt().reshape(-1, h, w)
-                if self.position_norm:
-                    d = (d - self.position_mean) / self.position_std
-                scores = det._image_scores(d)
-            else:
-                f = emb[:, self.channel_index].permute(0, 2, 3, 1).reshape(-1, h * w, self.mean.shape[1])
-                diff = f - self.mean[None]
-                # (N, P, k) x (P, k, k) -> Mahalanobis per position, as batched matmuls
-                t = torch.matmul(diff.permute(1, 0, 2), self.inv_cov).permute(1, 0, 2)
-                d = (t * diff).sum(-1).clamp_min(0).sqrt().reshape(-1, h, w)
-                scores = d.flatten(1).max(1).values
-            maps = smooth_and_upsample(d, tuple(det.input_size_), float(det.sigma))
-            return scores, maps
-
-    return Scoring().eval()
+    make = getattr(det, "scoring_module", None)
+    if make is None:
+        raise ValueError(f"{type(det).__name__} is not a torch-backed detector (an exported model?); "
+                         "export from the trained .lgm model")
+    try:
+        module = make()
+    except NotImplementedError as exc:
+        raise ValueError(f"detector {det.name!r} provides no scoring module, so it cannot be exported "
+                         f"({exc}); give it a scoring_module() (see lineguard.vision.detectors.base) "
+                         "or run it from the .lgm model on torch") from exc
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"detector {det.name!r}: scoring_module() returned {type(module).__name__}, "
+                         "not a torch nn.Module; the exporter can only trace a module")
+    if getattr(det, "input_size_", None) is None:
+        raise ValueError(f"detector {det.name!r} has no input_size_; it must record its model input size in fit")
+    return module.eval()
 
 
 @contextmanager
-def _static_same_padding(backbone: Any, hw: tuple[int, int]) -> Iterator[None]:
+def _static_same_padding(module: Any, hw: tuple[int, int]) -> Iterator[None]:
     """Give every TensorFlow-'same' conv its padding as constants for the input size.
 
     The eager code computes the (possibly uneven) padding from the tensor's shape at
@@ -131,10 +82,10 @@ def _static_same_padding(backbone: Any, hw: tuple[int, int]) -> Iterator[None]:
 
     sizes: dict[Any, tuple[int, int]] = {}
     hooks = [m.register_forward_pre_hook(lambda mod, inp: sizes.__setitem__(mod, tuple(inp[0].shape[-2:])))
-             for m in backbone.modules() if isinstance(m, ConvBN) and m.tf_same]
+             for m in module.modules() if isinstance(m, ConvBN) and m.tf_same]
     try:
-        with torch.no_grad():
-            backbone(torch.zeros(1, 3, *hw))
+        with torch.no_grad():  # one run of the whole scoring path on a blank part records every conv's input size
+            module(torch.zeros(1, *hw, 3, dtype=torch.uint8))
     finally:
         for hk in hooks:
             hk.remove()
@@ -247,11 +198,11 @@ def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
     import onnx
     import torch
 
-    mod = _scoring_module(det)
-    h, w = det.input_size_
+    mod = scoring_module_of(det)
+    h, w = (int(v) for v in det.input_size_)
     dummy = torch.zeros(2, h, w, 3, dtype=torch.uint8)
     buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings(), _static_same_padding(det.backbone_, (h, w)):
+    with torch.no_grad(), warnings.catch_warnings(), _static_same_padding(mod, (h, w)):
         warnings.simplefilter("ignore")  # tracer notes on the constant paddings: expected, sizes are fixed
         # The TorchScript tracer: it needs no onnxscript, keeps the batch axis dynamic,
         # and bakes the fixed spatial sizes (TF 'same' paddings, grid) in as constants.
@@ -320,15 +271,11 @@ def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = Fals
     from .. import __version__
 
     det = inspector.detector
-    if not hasattr(det, "backbone_"):
-        raise ValueError(f"{type(det).__name__} is not a torch-backed detector; export from the .lgm model")
-    _check_known_state(det)
     body = _graph_bytes(det, opset)
     if int8:
         body = quantize_int8(body, calibration_images)
     model = onnx.load_from_string(body)
     params = det.get_params()
-    params["layers"] = list(params.get("layers", ()))
     manifest = {
         "format": onnx_file.FORMAT,
         "format_version": onnx_file.FORMAT_VERSION,
@@ -347,7 +294,7 @@ def export_onnx(inspector: Any, path: Union[str, os.PathLike], int8: bool = Fals
     }
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = onnx_file.MANIFEST_KEY, json.dumps(manifest, sort_keys=True, default=str)
+    entry.key, entry.value = onnx_file.MANIFEST_KEY, onnx_file.dump_manifest(manifest)
     model.producer_name, model.producer_version = "lineguard", __version__
     digest = onnx_file.write(path, model.SerializeToString())
     if check and not int8:

@@ -28,10 +28,16 @@ Loading reads the bytes once, refuses a file whose trailer or hash does not matc
 truncated, tampered or re-saved file) with a message that says so, and only then hands
 the same bytes to ONNX Runtime. ONNX is protobuf: nothing is ever unpickled. Re-saving
 the file with other ONNX tools reorders fields and is refused: re-export instead.
+
+Recalibrating an exported model (``lineguard recalibrate``, ``Inspector.save`` on an
+exported model) rewrites only the manifest entry, in place, with the same hand-written
+protobuf (:func:`replace_manifest`), and seals the result again: every other byte of the
+graph is copied as it is, so it needs neither the ``onnx`` package nor torch.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Union
@@ -56,6 +62,34 @@ def _entry(key: str, value: str) -> bytes:
 
 
 TRAILER_LEN = len(_entry(HASH_KEY, "0" * 64))  # 86
+
+
+def _encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def manifest_entry(manifest: dict[str, Any]) -> bytes:
+    """The manifest as a ModelProto.metadata_props entry, protobuf wire format (any length)."""
+    inner = _length_delimited(1, MANIFEST_KEY.encode()) + _length_delimited(2, dump_manifest(manifest).encode())
+    return _length_delimited(14, inner)
+
+
+def dump_manifest(manifest: dict[str, Any]) -> str:
+    """The manifest's JSON as every writer stores it (sorted keys: the same manifest gives
+    the same bytes, so the same content hash)."""
+    return json.dumps(manifest, sort_keys=True, default=str)
 
 
 def digest_of(body: bytes) -> str:
@@ -135,8 +169,15 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
 def _fields(data: bytes):
     """(field number, wire type, value) of one protobuf message's top level; values of
     length-delimited fields are bytes, others ints."""
+    for field, wire, value, _, _ in _spans(data):
+        yield field, wire, value
+
+
+def _spans(data: bytes):
+    """Like :func:`_fields`, plus each field's start and end offsets in ``data``."""
     i = 0
     while i < len(data):
+        start = i
         tag, i = _varint(data, i)
         field, wire = tag >> 3, tag & 7
         if wire == 0:
@@ -152,7 +193,7 @@ def _fields(data: bytes):
             raise ValueError(f"unsupported protobuf wire type {wire}")
         if i > len(data):
             raise ValueError("truncated field")
-        yield field, wire, value
+        yield field, wire, value, start, i
 
 
 def metadata(data: bytes) -> dict[str, str]:
@@ -165,6 +206,33 @@ def metadata(data: bytes) -> dict[str, str]:
             kv = {f: v for f, w, v in _fields(value) if w == 2}
             out[kv.get(1, b"").decode("utf-8", "replace")] = kv.get(2, b"").decode("utf-8", "replace")
     return out
+
+
+def replace_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
+    """An exported model's file bytes (checked with :func:`verify` first) with ``manifest``
+    in place of its manifest -> the new body, to :func:`seal` or :func:`write`.
+
+    The entry is replaced where it stood and every other field is copied byte for byte,
+    so the graph ONNX Runtime and OpenVINO run is exactly the one that was exported.
+    """
+    verify(data)
+    body = data[:-TRAILER_LEN]
+    out, replaced = bytearray(), False
+    try:
+        for field, wire, value, start, end in _spans(body):
+            if field == 14 and wire == 2 and {f: v for f, w, v in _fields(value) if w == 2}.get(1) == \
+                    MANIFEST_KEY.encode():
+                if not replaced:
+                    out += manifest_entry(manifest)
+                    replaced = True
+                continue
+            out += body[start:end]
+    except ValueError as exc:
+        raise BundleError(f"not a readable ONNX model ({exc}); export it again") from exc
+    if not replaced:
+        raise BundleError("an ONNX model without a lineguard manifest; re-export it with "
+                          "`lineguard export MODEL.lgm --format onnx`")
+    return bytes(out)
 
 
 def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], str]:

@@ -20,6 +20,9 @@ A new good part is then judged not OK (REVIEW or NG) with probability at most
 frr + review_rate, so about ``review_rate`` of good parts go to review on top of the
 false rejects. ``review_rate = 0`` gives k_ok = k: no band, the review threshold
 equals the reject threshold and no part is ever REVIEW.
+
+Nothing here needs scipy or torch: an edge install recalibrates an exported model on
+its own runtime's scores (``Inspector.recalibrate``).
 """
 from __future__ import annotations
 
@@ -42,8 +45,7 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     k = min(k, n)
     threshold = float(s[k - 1])
     guaranteed = (n + 1 - k) / (n + 1)          # E[rejection rate] bound for this k
-    from scipy import stats  # only when calibrating; the edge runtime never needs it
-    upper = float(stats.beta.ppf(confidence, n + 1 - k, k))
+    upper = beta_quantile(confidence, n + 1 - k, k)
     info = {
         "method": "conformal",
         "target_false_reject_rate": false_reject_rate,
@@ -91,6 +93,67 @@ def review_threshold(good_scores: np.ndarray, false_reject_rate: float, review_r
         # rejects is the review load on good parts
         "guaranteed_not_ok_rate": info["guaranteed_false_reject_rate"],
     }
+
+
+def _beta_cdf(x: float, a: int, b: int) -> float:
+    """Regularised incomplete beta I_x(a, b) for integer a, b >= 1.
+
+    For integers it is a binomial tail: I_x(a, b) = P(Binomial(a + b - 1, x) >= a).
+    The tail away from the binomial's mean is the small one: it is summed directly
+    (1 - the other tail would lose the digits that matter near 0 or 1), from the end
+    next to the mean outwards, where the terms shrink, until they stop adding anything.
+    Terms are computed in logs so that large binomial coefficients do not overflow.
+    """
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    m = a + b - 1
+    lx, l1x, lm = math.log(x), math.log1p(-x), math.lgamma(m + 1)
+
+    def pmf(j: int) -> float:
+        return math.exp(lm - math.lgamma(j + 1) - math.lgamma(m - j + 1) + j * lx + (m - j) * l1x)
+
+    def tail(js: range) -> float:
+        terms: list[float] = []
+        for j in js:
+            t = pmf(j)
+            terms.append(t)
+            if t < 1e-18 * terms[0]:  # beyond the mode the terms only shrink
+                break
+        return math.fsum(terms)
+
+    if a > m * x:      # P(X >= a) is the upper tail: small
+        return min(1.0, tail(range(a, m + 1)))
+    return max(0.0, 1.0 - tail(range(a - 1, -1, -1)))
+
+
+def beta_quantile(q: float, a: int, b: int) -> float:
+    """Quantile (inverse CDF) of Beta(a, b) for integer a, b >= 1, e.g. the upper
+    confidence bound of a conformal threshold's false-reject rate.
+
+    Exact up to float rounding: the CDF is a finite binomial sum (:func:`_beta_cdf`),
+    which is increasing in x, so bisection on [0, 1] converges to the last bit.
+    """
+    if not (isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer))) or a < 1 or b < 1:
+        raise ValueError(f"beta_quantile needs integer parameters >= 1, got a={a!r}, b={b!r}")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile level must be between 0 and 1, got {q}")
+    a, b = int(a), int(b)
+    if q == 0.0:
+        return 0.0
+    if q == 1.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(1100):   # enough halvings to reach the smallest positive float
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if _beta_cdf(mid, a, b) < q:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def _scores_and_labels(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, U
 import numpy as np
 
 from . import bundle, openers
+from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
@@ -68,13 +69,28 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load
     return imgs, bad
 
 
+# What the record says about the parts its thresholds came from: the guarantee holds only
+# for good parts the model did not learn from (training parts score too low).
+PARTS_HELD_OUT = "good parts held out of training"
+PARTS_TRAINING = ("the training parts themselves (no hold-out): optimistic, the false-reject rate is not "
+                  "guaranteed; recalibrate on good parts the model did not learn from")
+PARTS_GIVEN = "good parts given to recalibrate; they must be good parts the model did not learn from"
+
+
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
                         defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
-                        review_rate: float = 0.0) -> dict[str, Any]:
-    """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts."""
+                        review_rate: float = 0.0, detector: Any = None, parts: str = "") -> dict[str, Any]:
+    """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts.
+
+    ``detector`` says what scored them (``runtime``, ``precision``): thresholds follow
+    the scores of the model they were set on, and an int8 or bf16 model scores differently.
+    """
     calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate)
     calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
     calib["held_out"] = held_out
+    calib["calibrated_on"] = {"runtime": str(getattr(detector, "runtime", "torch")),
+                              "precision": str(getattr(detector, "precision", "fp32"))}
+    calib["calibration_parts"] = parts or (PARTS_HELD_OUT if held_out else PARTS_TRAINING)
     calib["good_score_quantiles"] = {q: float(np.quantile(good_scores, float(q)))
                                      for q in ("0.5", "0.9", "0.99", "1.0")}
     return calib
@@ -117,9 +133,14 @@ class Inspector:
     def model_id(self) -> str:
         """Content hash of the model file this inspector saves to (first 16 hex digits)."""
         if self._model_id is None:
-            _, digest = bundle.dumps(*self._to_bundle())
+            _, digest = self._file_bytes()
             self._model_id = digest[:16]
         return self._model_id
+
+    @property
+    def is_exported(self) -> bool:
+        """Runs an exported model (``.onnx``; no torch) rather than a ``.lgm``."""
+        return callable(getattr(self.detector, "file_bytes", None))
 
     # ------------------------------------------------------------------- fit
     @classmethod
@@ -182,7 +203,7 @@ class Inspector:
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
         calib = _calibration_record(cal_scores, cal_maps, false_reject_rate, defect_scores, threshold_strategy,
-                                    held_out=bool(n_cal), review_rate=review_rate)
+                                    held_out=bool(n_cal), review_rate=review_rate, detector=det)
         now = datetime.now(timezone.utc)
         info = {
             "version": version or now.strftime("%Y%m%d-%H%M%S"),
@@ -292,8 +313,12 @@ class Inspector:
     def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,
                     defect_images: Optional[GoodImages] = None, strategy: str = "frr",
                     review_rate: Optional[float] = None) -> dict[str, Any]:
-        """Reset thresholds from fresh good parts (not used in training), e.g. reviewed
-        false alarms from the line. Returns the new calibration record.
+        """Reset thresholds (image, review and pixel) from fresh good parts, scored by this
+        very model on its own runtime and precision: after an int8 export, or to run an
+        exported model in bf16 on OpenVINO, the thresholds then follow the scores the line
+        will see. The parts must be good and must not be ones the model learned from
+        (e.g. reviewed false alarms from the line). Returns the new calibration record;
+        ``save`` writes the model with it. Works on an edge install (no torch, no scipy).
 
         ``review_rate`` None keeps the model's review band setting (none for models
         without one), so recalibrating never drops a band the line relies on; 0 removes it.
@@ -302,9 +327,10 @@ class Inspector:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
         to_input = lambda p: self.preprocess.apply(p)[0]  # noqa: E731
-        inputs, _ = _load_all(_resolve(good), None, transform=to_input)
+        inputs, bad = _load_all(_resolve(good), None, transform=to_input)
         if not inputs:
-            raise DatasetError("no readable good images to recalibrate with")
+            raise DatasetError(f"no readable good images to recalibrate with ({len(bad)} unreadable); "
+                               "give a folder or list of good part photos the model did not learn from")
         scores, maps = self.detector.score(np.stack(inputs))
         dscores = None
         if defect_images is not None:
@@ -312,7 +338,9 @@ class Inspector:
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
         calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,
-                                    review_rate=review_rate)
+                                    review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN)
+        if bad:
+            calib["skipped"] = [str(e) for e in bad]
         self.calibration = calib
         self._model_id = None
         return calib
@@ -340,10 +368,25 @@ class Inspector:
         }
         return manifest, det.state_tensors()
 
+    def _file_bytes(self) -> tuple[bytes, str]:
+        """The model file this inspector saves: a ``.lgm`` bundle, or for an exported
+        model its ``.onnx`` with this inspector's calibration (graph unchanged)."""
+        if self.is_exported:
+            return self.detector.file_bytes({"calibration": self.calibration,
+                                             "min_region_area": self.min_region_area})
+        return bundle.dumps(*self._to_bundle())
+
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the model file atomically; returns its path."""
-        manifest, tensors = self._to_bundle()
-        digest = bundle.save(path, manifest, tensors)
+        """Write the model file atomically (a ``.lgm``, or an ``.onnx`` for an exported
+        model); returns its path."""
+        suffix = Path(path).suffix.lower()
+        if self.is_exported and suffix == ".lgm":
+            raise BundleError(f"{path}: this inspector runs an exported model; save it as .onnx")
+        if not self.is_exported and suffix == ".onnx":
+            raise BundleError(f"{path}: a torch model saves as .lgm; write an .onnx with "
+                              "`lineguard export MODEL.lgm --format onnx`")
+        data, digest = self._file_bytes()
+        atomic_write_bytes(path, data)
         self._model_id = digest[:16]
         return Path(path)
 

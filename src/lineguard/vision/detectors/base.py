@@ -5,6 +5,13 @@ A detector is configured in ``__init__`` (arguments stored unchanged), learns in
 ``score(images) -> (image_scores, anomaly_maps)``. Images here are already the model
 input: a uint8 array (N, S, S, 3) RGB; the Inspector owns loading, region of interest
 and mapping results back to the part's own resolution.
+
+Scoring is written once per detector: ``scoring_module()`` returns a torch
+``nn.Module`` (uint8 (N, H, W, 3) -> (scores (N,), maps (N, H, W)), the fitted state as
+buffers) that ``score()`` runs here and the ONNX exporter traces unchanged. A change to
+how a detector scores is made in its module and reaches the exported model by itself.
+The shared parts of that path live here: :class:`ImageNormalization`,
+:class:`PatchEmbedding` (backbone + local aggregation) and :func:`smooth_and_upsample`.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import NORMALIZATION, StagedBackbone, create_backbone
@@ -22,10 +30,16 @@ Progress = Optional[Callable[[int, int], None]]
 
 
 class Detector:
-    """Base class: parameters, fitted-state bookkeeping and (de)serialisation."""
+    """Base class: parameters, fitted-state bookkeeping, (de)serialisation, and ``score``
+    on top of the detector's scoring module."""
 
     name: str = ""
     min_good_images: int = 1
+    batch_size: int = 16
+    # What the scores come from, recorded beside thresholds set on them: exported
+    # runtimes report their own (onnxruntime / openvino, fp32 / int8 / bf16).
+    runtime: str = "torch"
+    precision: str = "fp32"
 
     def get_params(self) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)
@@ -54,8 +68,87 @@ class Detector:
     def fit(self, images: np.ndarray, progress: Progress = None) -> "Detector":
         raise NotImplementedError
 
+    # --- scoring ---------------------------------------------------------------------
+    def scoring_module(self) -> nn.Module:
+        """The whole scoring path as one module: uint8 (N, H, W, 3) RGB model inputs ->
+        (image scores float32 (N,), anomaly maps float32 (N, H, W)).
+
+        Everything fitted that scoring needs must be a buffer or submodule of it (the
+        exporter writes those, and only those, into the graph), and ``forward`` must
+        trace: no data-dependent Python control flow. A detector without one can still
+        override ``score`` but cannot be exported.
+        """
+        raise NotImplementedError(f"{type(self).__name__} provides no scoring module")
+
     def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Image scores (N,) and anomaly maps (N, H, W) of uint8 model inputs (N, H, W, 3)."""
+        self._check_fitted()
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"model input must be (N, H, W, 3) RGB, got shape {images.shape}")
+        module = self._scoring_module_cached()
+        scores, maps = [], []
+        with torch.no_grad():
+            for i in range(0, len(images), self.batch_size):
+                s, m = module(torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch_size])))
+                scores.append(s)
+                maps.append(m)
+        if not scores:
+            h, w = images.shape[1:3]
+            return np.zeros(0, np.float32), np.zeros((0, h, w), np.float32)
+        return torch.cat(scores).numpy(), torch.cat(maps).numpy()
+
+    def _scoring_module_cached(self) -> nn.Module:
+        # Built once per fitted state: building copies state into buffers (PatchCore's
+        # bank), which a single-part inspection should not pay for every time. Rebuilt
+        # when any fitted attribute is replaced (a refit, or a caller swapping a bank);
+        # the cache holds the attributes it was built from, so their ids stay unique.
+        # Changing a fitted tensor in place is not seen: replace it instead.
+        state = [(k, v) for k, v in sorted(vars(self).items()) if k.endswith("_") and not k.startswith("_")]
+        cached = getattr(self, "_scoring", None)
+        if cached is None or len(cached[0]) != len(state) or any(
+                ka != kb or va is not vb for (ka, va), (kb, vb) in zip(cached[0], state)):
+            cached = (state, self.scoring_module().eval())
+            self._scoring = cached
+        return cached[1]
+
+
+class ImageNormalization(nn.Module):
+    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) normalised as the backbone was trained.
+
+    One multiply and one subtract (x * 1/(255 std) - mean/std): the same arithmetic in
+    torch and in the exported graph, where it costs two element-wise nodes.
+    """
+
+    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]):
+        super().__init__()
+        std_t = torch.tensor(std, dtype=torch.float32)
+        self.register_buffer("scale", (1.0 / (255.0 * std_t)).view(1, 3, 1, 1))
+        self.register_buffer("shift", (torch.tensor(mean) / torch.tensor(std)).float().view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.permute(0, 3, 1, 2).float() * self.scale - self.shift
+
+
+class PatchEmbedding(nn.Module):
+    """uint8 (N, H, W, 3) -> (N, C, h, w) patch embeddings on the finest requested grid:
+    normalise, pretrained backbone, 3x3 local averaging, coarser layers upsampled."""
+
+    def __init__(self, backbone: StagedBackbone, mean: tuple[float, float, float], std: tuple[float, float, float]):
+        super().__init__()
+        self.normalize = ImageNormalization(mean, std)
+        # A submodule, so the exporter writes its weights as graph initializers.
+        self.backbone = backbone
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(self.normalize(images))
+        # 3x3 local averaging gives each patch its neighbourhood's context, which makes
+        # the nearest-neighbour distance robust to one-pixel pose jitter.
+        feats = [F.avg_pool2d(f, 3, 1, 1, count_include_pad=False) for f in feats]
+        h, w = feats[0].shape[-2:]
+        feats = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear",
+                                                                   align_corners=False) for f in feats]
+        return torch.cat(feats, dim=1)
 
 
 class BackboneDetector(Detector):
@@ -63,7 +156,6 @@ class BackboneDetector(Detector):
 
     backbone: str
     layers: tuple[str, ...]
-    batch_size: int = 16
 
     def _make_backbone(self, pretrained: bool = True) -> StagedBackbone:
         bb = create_backbone(self.backbone, list(self.layers), pretrained=pretrained)
@@ -85,28 +177,14 @@ class BackboneDetector(Detector):
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         self.backbone_ = bb.eval()
 
-    def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        mean, std = NORMALIZATION[self.backbone]
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-        m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-        return (x - m) / s
-
-    @torch.no_grad()
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) normalised -> (N, C, h, w) patch embeddings on the finest requested grid."""
-        feats = self.backbone_(x)
-        # 3x3 local averaging gives each patch its neighbourhood's context, which makes
-        # the nearest-neighbour distance robust to one-pixel pose jitter.
-        feats = [F.avg_pool2d(f, 3, 1, 1, count_include_pad=False) for f in feats]
-        h, w = feats[0].shape[-2:]
-        feats = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear",
-                                                                   align_corners=False) for f in feats]
-        return torch.cat(feats, dim=1)
+    def _patch_embedding(self) -> PatchEmbedding:
+        """The embedding both ``fit`` and the scoring module use, so training and scoring
+        see the very same features."""
+        return PatchEmbedding(self.backbone_, *NORMALIZATION[self.backbone])
 
     def _batches(self, images: np.ndarray) -> Iterable[np.ndarray]:
         for i in range(0, len(images), self.batch_size):
-            yield images[i:i + self.batch_size]
+            yield np.ascontiguousarray(images[i:i + self.batch_size])
 
 
 def smooth_and_upsample(patch_scores: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .base import BackboneDetector, Progress, smooth_and_upsample
 
@@ -32,6 +33,7 @@ class PaDiM(BackboneDetector):
     def fit(self, images: np.ndarray, progress: Progress = None) -> "PaDiM":
         self._check_enough(len(images))
         self.backbone_ = self._make_backbone()
+        embed = self._patch_embedding()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])
         c_total = sum(self.backbone_.out_channels)
         g = torch.Generator().manual_seed(self.seed)
@@ -41,8 +43,11 @@ class PaDiM(BackboneDetector):
         # images there are.
         total, s1, s2, done = 0, None, None, 0
         for batch in self._batches(images):
-            f = self._features(batch)                        # (B, P, k)
-            self.grid_ = self._grid
+            with torch.no_grad():
+                emb = embed(torch.from_numpy(batch))[:, self.channel_index_]
+            n, c, h, w = emb.shape
+            self.grid_ = (h, w)
+            f = emb.permute(0, 2, 3, 1).reshape(n, h * w, c)   # (B, P, k)
             if s1 is None:
                 s1 = torch.zeros(f.shape[1], k, dtype=torch.float64)
                 s2 = torch.zeros(f.shape[1], k, k, dtype=torch.float64)
@@ -61,24 +66,9 @@ class PaDiM(BackboneDetector):
         self.fitted_ = True
         return self
 
-    def _features(self, batch: np.ndarray) -> torch.Tensor:
-        emb = self._embed(self._to_tensor(batch))[:, self.channel_index_]
-        n, c, h, w = emb.shape
-        self._grid = (h, w)
-        return emb.permute(0, 2, 3, 1).reshape(n, h * w, c)
-
-    @torch.no_grad()
-    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scoring_module(self) -> "PaDiMScoring":
         self._check_fitted()
-        scores, maps = [], []
-        h, w = self.grid_
-        for batch in self._batches(images):
-            diff = self._features(batch) - self.mean_[None]
-            d2 = torch.einsum("npi,pij,npj->np", diff, self.inv_cov_, diff).clamp_min_(0)
-            d = d2.sqrt().view(len(batch), h, w)
-            scores.append(d.flatten(1).max(1).values)
-            maps.append(smooth_and_upsample(d, self.input_size_, self.sigma))
-        return torch.cat(scores).numpy(), torch.cat(maps).numpy()
+        return PaDiMScoring(self)
 
     def state_tensors(self) -> dict[str, np.ndarray]:
         self._check_fitted()
@@ -99,3 +89,29 @@ class PaDiM(BackboneDetector):
         det.grid_ = tuple(meta["grid"])
         det.fitted_ = True
         return det
+
+
+class PaDiMScoring(nn.Module):
+    """PaDiM's whole scoring path (see :meth:`Detector.scoring_module`): patch embeddings
+    -> the fitted channel subset -> Mahalanobis distance to each position's Gaussian ->
+    image score (the worst patch) and smoothed anomaly map."""
+
+    def __init__(self, det: PaDiM):
+        super().__init__()
+        self.embed = det._patch_embedding()
+        self.register_buffer("channel_index", det.channel_index_.long())
+        self.register_buffer("mean", det.mean_.float())
+        self.register_buffer("inv_cov", det.inv_cov_.float())
+        self.input_size = tuple(int(s) for s in det.input_size_)
+        self.sigma = float(det.sigma)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embed(images)
+        h, w = emb.shape[2], emb.shape[3]
+        f = emb[:, self.channel_index].permute(0, 2, 3, 1).reshape(-1, h * w, self.mean.shape[1])
+        diff = f - self.mean[None]
+        # (N, P, k) x (P, k, k) -> Mahalanobis per position, as batched matmuls
+        t = torch.matmul(diff.permute(1, 0, 2), self.inv_cov).permute(1, 0, 2)
+        d = (t * diff).sum(-1).clamp_min(0).sqrt().reshape(-1, h, w)
+        maps = smooth_and_upsample(d, self.input_size, self.sigma)
+        return d.flatten(1).max(1).values, maps

@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from torch import nn
 
-from .base import BackboneDetector, Progress, smooth_and_upsample
+from .base import BackboneDetector, PatchEmbedding, Progress, smooth_and_upsample
 
 
 class PatchCore(BackboneDetector):
@@ -53,6 +54,7 @@ class PatchCore(BackboneDetector):
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         self.backbone_ = self._make_backbone()
+        embed = self._patch_embedding()
         self.input_size_ = tuple(int(s) for s in images.shape[1:3])
         stream = None
         st = self.backbone_.out_strides[0]
@@ -68,7 +70,8 @@ class PatchCore(BackboneDetector):
             if self.position_norm and n_norm > 0 else set()
         chunks, norm_rows, done = [], {}, 0
         for start, batch in zip(range(0, len(images), self.batch_size), self._batches(images)):
-            emb = self._embed(self._to_tensor(batch))              # (B, C, h, w)
+            with torch.no_grad():
+                emb = embed(torch.from_numpy(batch))                # (B, C, h, w)
             self.grid_ = tuple(emb.shape[-2:])
             per_image = self.grid_[0] * self.grid_[1]
             rows = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
@@ -132,29 +135,9 @@ class PatchCore(BackboneDetector):
         self.position_std_ = sd.clamp_min(float(sd.median()) * 0.25 + 1e-6)
 
     # ---------------------------------------------------------------- score
-    @torch.no_grad()
-    def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scoring_module(self) -> "PatchCoreScoring":
         self._check_fitted()
-        scores, maps = [], []
-        for batch in self._batches(images):
-            emb = self._embed(self._to_tensor(batch))
-            n, c, h, w = emb.shape
-            q = emb.permute(0, 2, 3, 1).reshape(-1, c)
-            d = nearest_distance(q, self.memory_bank_, self.bank_sq_norms_).view(n, h, w)
-            if self.position_norm:
-                d = (d - self.position_mean_) / self.position_std_
-            scores.append(self._image_scores(d))
-            maps.append(smooth_and_upsample(d, self.input_size_, self.sigma))
-        return torch.cat(scores).numpy(), torch.cat(maps).numpy()
-
-    def _image_scores(self, d: torch.Tensor) -> torch.Tensor:
-        flat = d.flatten(1)
-        if self.image_score == "max":
-            return flat.max(1).values
-        if self.image_score == "topk":
-            # mean of the k worst patches: steadier than the single max on noisy surfaces
-            return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(1)
-        raise ValueError(f"image_score must be 'max' or 'topk', got {self.image_score!r}")
+        return PatchCoreScoring(self)
 
     # ---------------------------------------------------------------- state
     def state_tensors(self) -> dict[str, np.ndarray]:
@@ -183,6 +166,62 @@ class PatchCore(BackboneDetector):
         det.grid_ = tuple(meta["grid"])
         det.fitted_ = True
         return det
+
+
+class PatchCoreScoring(nn.Module):
+    """PatchCore's whole scoring path (see :meth:`Detector.scoring_module`): patch
+    embeddings -> distance to the nearest bank row -> per-position normalisation ->
+    image score and smoothed anomaly map. ``score()`` runs it; the exporter traces it.
+    """
+
+    # Query rows per distance matmul when run by torch: a batch of 16 large parts against
+    # a large bank would otherwise need gigabytes for one (rows x bank) matrix.
+    block = 4096
+
+    def __init__(self, det: "PatchCore"):
+        super().__init__()
+        if det.image_score not in ("max", "topk"):
+            raise ValueError(f"image_score must be 'max' or 'topk', got {det.image_score!r}")
+        self.embed = det._patch_embedding()
+        bank = det.memory_bank_.float()
+        # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
+        # ||b||^2 - 2 q.b for every bank row at once.
+        self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
+        self.register_buffer("bank_sq", (bank * bank).sum(1))
+        self.position_norm = bool(det.position_norm)
+        if self.position_norm:
+            self.register_buffer("position_mean", det.position_mean_.float())
+            self.register_buffer("position_std", det.position_std_.float())
+        self.input_size = tuple(int(s) for s in det.input_size_)
+        self.sigma = float(det.sigma)
+        self.image_score = det.image_score
+        self.top_k = int(det.top_k)
+
+    def _nearest(self, q: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or len(q) <= self.block:
+            # One matmul for all rows. Traced, row blocks would be cut at the traced
+            # batch's size and the exported graph would be wrong for other batch sizes.
+            d2 = torch.addmm(self.bank_sq[None, :], q, self.neg2_bank_t).min(1).values + (q * q).sum(1)
+            return d2.clamp_min(0).sqrt()
+        # Same arithmetic per row, in blocks to bound memory; rows are independent.
+        return torch.cat([self._nearest(q[i:i + self.block]) for i in range(0, len(q), self.block)])
+
+    def _image_scores(self, d: torch.Tensor) -> torch.Tensor:
+        flat = d.flatten(1)
+        if self.image_score == "topk":
+            # mean of the k worst patches: steadier than the single max on noisy surfaces
+            return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(1)
+        return flat.max(1).values
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embed(images)                                   # (N, C, h, w)
+        c, h, w = emb.shape[1], emb.shape[2], emb.shape[3]
+        q = emb.permute(0, 2, 3, 1).reshape(-1, c)
+        d = self._nearest(q).reshape(-1, h, w)
+        if self.position_norm:
+            d = (d - self.position_mean) / self.position_std
+        maps = smooth_and_upsample(d, self.input_size, self.sigma)
+        return self._image_scores(d), maps
 
 
 def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torch.Tensor] = None,
