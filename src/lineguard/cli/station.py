@@ -119,8 +119,10 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
+@click.option("--incomplete-after", type=float, default=60.0, show_default=True,
+              help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], settle: float, poll: float) -> None:
+          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/."""
     from ..line.sources.folder import FolderWatcher
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db)
@@ -128,7 +130,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
-    w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show)
+    w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
+                      incomplete_after_s=incomplete_after)
     click.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
     try:
         w.run()
