@@ -95,12 +95,16 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--db-schema", default=None)
     ap.add_argument("--port", type=int)
     ap.add_argument("--max-upload-mb", type=float, default=1.0)
+    ap.add_argument("--max-megapixels", type=float, default=26.0)
+    ap.add_argument("--power-safe", action="store_true")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--webhook", default=None)
     a = ap.parse_args(argv)
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                        max_image_pixels=int(a.max_megapixels * 1e6),
+                        sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
                         webhook_url=a.webhook)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)

@@ -7,7 +7,9 @@ process that shares the database.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -24,6 +26,15 @@ from .imagestore import ContentStore
 from .orm import ModelActivation, ModelVersion, utcnow
 
 Loader = Callable[[Path], Any]
+
+log = logging.getLogger("lineguard.registry")
+
+
+def _without_paths(message: str, path: str) -> str:
+    """An error message fit for an API answer: the station's own file paths (the temp
+    file an upload was checked in, the model store) are no business of the client."""
+    message = message.replace(str(path), "the model file")
+    return re.sub(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*", "<station file>", message)
 
 
 def default_loader(path: Path) -> Any:
@@ -76,10 +87,11 @@ class ModelRegistry:
             try:
                 insp = self.loader(Path(tmp))
             except BundleError as exc:
-                raise InvalidModel(f"not a usable lineguard model: {exc}") from exc
+                raise InvalidModel(f"not a usable lineguard model: {_without_paths(str(exc), tmp)}") from exc
             except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable
-                raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: {exc}); "
-                                   "upload a .lgm file saved by Inspector.save or `lineguard train`") from exc
+                raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: "
+                                   f"{_without_paths(str(exc), tmp)}); upload a .lgm file saved by "
+                                   "Inspector.save or `lineguard train`") from exc
         finally:
             try:
                 os.unlink(tmp)
@@ -209,8 +221,10 @@ class ModelRegistry:
             try:
                 insp = self.loader(path)
             except Exception as exc:  # noqa: BLE001
-                raise ModelLoadFailed(f"model {mv.product} v{mv.version} ({path}) failed to load: {exc}. "
-                                      "Activate another version or re-upload the model") from exc
+                log.error("model %s v%s (%s) failed to load: %s", mv.product, mv.version, path, exc)
+                raise ModelLoadFailed(f"model {mv.product} v{mv.version} failed to load: "
+                                      f"{_without_paths(str(exc), str(path))}. Activate another version or "
+                                      "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
             return insp

@@ -16,6 +16,12 @@ async def get_station(request: Request) -> Station:
     return request.app.state.station
 
 
+# Ids, versions and cursors are 32-bit INTEGER columns in PostgreSQL (64-bit in
+# SQLite): a larger number can name nothing, and is refused at the edge (422) rather
+# than passed to the database driver, which fails on it (a 500).
+DB_INT_MAX = 2 ** 31 - 1
+
+
 @dataclass
 class Caller:
     key_id: Optional[int]

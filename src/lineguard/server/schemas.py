@@ -12,7 +12,7 @@ class ReviewIn(BaseModel):
 
 
 class ActivateIn(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2 ** 31 - 1)
     line: str = ""
 
 
@@ -23,12 +23,12 @@ class RollbackIn(BaseModel):
 class TrainIn(BaseModel):
     line: str = ""
     limit: int = Field(default=200, ge=1, le=10000)
-    min_images: int = Field(default=10, ge=1)
+    min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
     detector: str = "patchcore"
     image_size: int = Field(default=224, ge=32, le=1024)
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2 ** 32 - 1)   # numpy seeds are 32-bit
 
 
 class KeyIn(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
@@ -12,10 +12,15 @@ from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.station import Part, Station, inspection_to_dict
-from ..deps import Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import ReviewIn
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
+
+# not blank: the station refuses a part id, line, station or product of spaces only,
+# so the schema says so too
+_TEXT = r"\S"
+_ID = Path(ge=1, le=DB_INT_MAX, description="the inspection's id")
 
 
 def with_links(rec: Inspection) -> dict[str, Any]:
@@ -45,8 +50,10 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
                         400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 503: {}})
 async def create_inspection(
     image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
-    part_id: str = Form(..., max_length=200), line: str = Form(..., max_length=100),
-    station_name: str = Form(..., alias="station", max_length=100), product: str = Form(..., max_length=100),
+    part_id: str = Form(..., min_length=1, max_length=200, pattern=_TEXT),
+    line: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
+    station_name: str = Form(..., alias="station", min_length=1, max_length=100, pattern=_TEXT),
+    product: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
     lot: Optional[str] = Form(None, max_length=200), serial: Optional[str] = Form(None, max_length=200),
     station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
 ) -> JSONResponse:
@@ -84,11 +91,10 @@ def list_inspections(
 ) -> dict[str, Any]:
     before = None
     if cursor:
-        try:
-            before = int(cursor)
-        except ValueError:
-            from ...line.errors import StationError
-            raise StationError("cursor must be the next_cursor value of a previous page")
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10 and int(cursor) <= DB_INT_MAX):
+            from ...line.errors import InvalidRequest
+            raise InvalidRequest("cursor must be the next_cursor value of a previous page")
+        before = int(cursor)
     rows = station.query(line=line, station=station_name, product=product, verdict=verdict, part_id=part_id,
                          since=since, until=until, reviewed=reviewed, before_id=before, limit=limit)
     return {"items": [with_links(r) for r in rows],
@@ -96,13 +102,13 @@ def list_inspections(
 
 
 @router.get("/{inspection_id}", summary="One inspection")
-def get_inspection(inspection_id: int, station: Station = Depends(get_station),
+def get_inspection(inspection_id: int = _ID, station: Station = Depends(get_station),
                    _r: Any = Depends(reader)) -> dict[str, Any]:
     return with_links(station.get(inspection_id))
 
 
 @router.get("/{inspection_id}/image", summary="The stored part image", response_class=Response)
-def get_image(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+def get_image(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
@@ -110,7 +116,7 @@ def get_image(inspection_id: int, station: Station = Depends(get_station), _r: A
 
 
 @router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response)
-def get_heatmap(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     from ...line.render import heatmap_png
     rec = station.get(inspection_id)
     if not rec.heatmap_key:
@@ -119,7 +125,7 @@ def get_heatmap(inspection_id: int, station: Station = Depends(get_station), _r:
 
 
 @router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response)
-def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if rec.overlay_key:
         return Response(station.images.get(rec.overlay_key), media_type="image/png")
@@ -141,6 +147,6 @@ def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r:
 
 
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part")
-def review_inspection(inspection_id: int, body: ReviewIn, station: Station = Depends(get_station),
+def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     return with_links(station.review(inspection_id, body.label, caller.name, body.note))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
 from ...line.station import Station, _iso
-from ..deps import Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import ActivateIn, RollbackIn, TrainIn
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -75,5 +75,5 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
 
 
 @router.get("/jobs/{job_id}", summary="Status and progress of a background job")
-def get_job(job_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+def get_job(job_id: int = Path(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     return job_to_dict(station.jobs.get(job_id))

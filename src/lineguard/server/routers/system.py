@@ -4,27 +4,32 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import Response
-from sqlalchemy import select, text
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
 from ... import __version__
 from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
 from ...line.station import Station, _iso
-from ..deps import Caller, get_station, require
+from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import KeyIn
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="Is the station up and its database reachable")
-def health(station: Station = Depends(get_station)) -> dict[str, Any]:
-    with station.db.session() as s:
-        s.execute(text("SELECT 1"))
-    active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
-    return {"status": "ok", "version": __version__,
-            "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active}
+@router.get("/health", summary="Is the station up, its database reachable and its data folder writable")
+def health(station: Station = Depends(get_station)) -> Any:
+    faults = station.check_storage()
+    active: list[str] = []
+    if "database" not in faults:
+        active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+    body = {"status": "fault" if faults else "ok", "version": __version__,
+            "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
+            "faults": faults}
+    # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
+    return JSONResponse(body, status_code=503 if faults else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -50,7 +55,7 @@ def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(
 
 
 @router.delete("/api/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
-def delete_key(key_id: int, station: Station = Depends(get_station),
+def delete_key(key_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
                caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
         if not revoke_key(s, key_id):
