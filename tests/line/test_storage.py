@@ -26,7 +26,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
     assert {"inspections", "model_versions", "model_activations", "api_keys", "jobs", "alembic_version"} <= names
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002_active_unique"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"

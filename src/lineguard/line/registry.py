@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 import re
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..vision.errors import BundleError
@@ -69,6 +71,17 @@ class ModelRegistry:
 
     ACTIVE_TTL_S = 2.0
 
+    @contextmanager
+    def _change(self, what: str) -> Iterator[Session]:
+        # Two engineers (or two stations on one database) changing one product/line at
+        # the same moment: the database's unique indexes let one win; the other is told.
+        try:
+            with self.db.session() as s:
+                yield s
+        except IntegrityError as exc:
+            raise Conflict(f"another {what} for this product and line happened at the same moment; "
+                           "list the versions (GET /api/v1/models) and try again") from exc
+
     def _activation_changed(self) -> None:
         with self._cache_lock:
             self._active_gen += 1
@@ -102,7 +115,7 @@ class ModelRegistry:
         model_id = str(getattr(insp, "model_id", "") or key)
         with self._cache_lock:
             self._cache.setdefault(model_id, insp)
-        with self.db.session() as s:
+        with self._change("model upload") as s:
             nxt = (s.scalar(select(func.max(ModelVersion.version)).where(
                 ModelVersion.product == product, ModelVersion.line == line)) or 0) + 1
             mv = ModelVersion(product=product, line=line, version=nxt, model_id=model_id,
@@ -139,7 +152,7 @@ class ModelRegistry:
             return self._find(s, product, line, version, "list versions with GET /api/v1/models")
 
     def activate(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
-        with self.db.session() as s:
+        with self._change("activation") as s:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             # Load it before switching: a version that cannot run must never become active.
             self.inspector(mv)
@@ -149,7 +162,7 @@ class ModelRegistry:
 
     def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
         """Re-activate the version that was active before the current one."""
-        with self.db.session() as s:
+        with self._change("activation") as s:
             hist = list(s.scalars(select(ModelActivation).where(
                 ModelActivation.product == product, ModelActivation.line == line)
                 .order_by(ModelActivation.id.desc()).limit(2)))
@@ -168,6 +181,9 @@ class ModelRegistry:
                                                           ModelVersion.line == mv.line,
                                                           ModelVersion.active.is_(True))):
             other.active = False
+        # written before the new one is marked: the database allows one active version
+        # per product/line (uq_model_versions_one_active) and checks it row by row
+        s.flush()
         mv.active = True
         mv.activated_at = utcnow()
         s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
@@ -232,3 +248,10 @@ class ModelRegistry:
     def forget(self, model_id: str) -> None:
         with self._cache_lock:
             self._cache.pop(model_id, None)
+
+    def keep_only(self, model_ids: set[str]) -> None:
+        """Drop every loaded model not in ``model_ids`` (the active ones)."""
+        with self._cache_lock:
+            for model_id in [m for m in self._cache if m not in model_ids]:
+                del self._cache[model_id]
+                self._locks.pop(model_id, None)

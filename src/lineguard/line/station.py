@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
-from .batcher import ModelBatcher
+from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .config import StationConfig
 from .db import Database
-from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, NotAnImage, NotFound,
-                     StationError, StorageUnavailable, UploadTooLarge)
+from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
+                     NotAnImage, NotFound, StationError, StorageUnavailable, UploadTooLarge)
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
@@ -183,8 +183,19 @@ class Station:
         except OSError as exc:
             raise self._storage_fault("images", exc) from exc
         try:
-            judged = self._batcher(mv.model_id, insp).inspect(image)
+            try:
+                judged = self._batcher(mv.model_id, insp).inspect(image)
+            except BatcherClosed:
+                # the model was replaced between the look-up and the queue: judge the
+                # part by the model active now
+                mv = self.models.active_for(part.product, part.line)
+                insp = self.models.inspector(mv)
+                judged = self._batcher(mv.model_id, insp).inspect(image)
             result = judged.result
+        except ModelTimeout as exc:
+            staged.discard()
+            raise ModelLoadFailed(f"{exc}; the station is overloaded or the model is stuck: send the part "
+                                  "again, and check the station's load") from exc
         except BaseException:
             staged.discard()
             raise
@@ -347,7 +358,7 @@ class Station:
         # into one model at once, which on a small CPU only adds thrashing.
         with self._locks_guard:
             b = self._batchers.get(model_id)
-            if b is None or b.inspector is not insp:
+            if b is None or b.inspector is not insp or b.closed:
                 if b is not None:
                     b.close()
                 b = ModelBatcher(insp, self.config.max_batch, self.config.batch_window_ms / 1000, name=model_id[:8])
@@ -422,7 +433,21 @@ class Station:
                   by: Optional[str] = None, activate: bool = False):
         mv = self.models.add(data, product, line, note=note, by=by, activate=activate)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
+
+    def _release_replaced(self) -> None:
+        """Free the models no product/line uses any more, and stop their queues.
+
+        A replaced model is hundreds of MB (backbone, memory bank); kept, every
+        activation would grow the station until it runs out of memory. Parts already in
+        a closing queue are still judged by it; a version activated again is reloaded.
+        """
+        active = {mv.model_id for mv in self.models.list() if mv.active}
+        with self._locks_guard:
+            for model_id in [m for m in self._batchers if m not in active]:
+                self._batchers.pop(model_id).close()
+        self.models.keep_only(active)
 
     def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
         """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
@@ -437,11 +462,13 @@ class Station:
     def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
         mv = self.models.activate(product, line, version, by)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
 
     def rollback_model(self, product: str, line: str, by: Optional[str] = None):
         mv = self.models.rollback(product, line, by)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
 
     def close(self) -> None:
