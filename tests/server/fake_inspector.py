@@ -43,6 +43,12 @@ class FakeInspector:
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)))
+        if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
+            insp.bank = np.zeros(d["bank_shape"], np.float32)
+        if d.get("input_size"):
+            from types import SimpleNamespace
+            n = int(d["input_size"])
+            insp.preprocess = SimpleNamespace(input_hw=lambda: (n, n))
         import hashlib
         insp.model_id = hashlib.sha256(data).hexdigest()
         return insp
@@ -57,6 +63,8 @@ class FakeInspector:
         arr = load_image(image)
         if self.delay_s:
             time.sleep(self.delay_s)
+        if getattr(self, "bank", None) is not None:
+            np.zeros((16, 160), np.float32) @ self.bank   # shapes do not align: what a bad bank does
         amap = arr.mean(axis=2).astype(np.float32) / 255.0
         score = float(amap.mean())
         regions = []

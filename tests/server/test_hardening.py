@@ -328,3 +328,20 @@ def test_start_up_errors_are_one_line_and_exit_code_2(tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "Traceback" not in r.stderr and "secret" not in r.stderr
     assert "lineguard station on" not in r.stdout    # no banner for a station that never started
+
+
+# -- item 3: a model is judged before it can be active ---------------------------------
+
+@pytest.mark.parametrize("bad", [{"bank_shape": [100, 7]}, {"input_size": 20000}])
+def test_a_model_that_cannot_judge_a_part_is_refused_at_upload(small_station, bad):
+    import json
+    model = json.dumps({"fake_lineguard_model": True, "threshold": 0.5, "version": "bad", **bad}).encode()
+    with small_station.client(small_station.keys["engineer"]) as c:
+        before = c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+        r = c.post("/api/v1/models", files={"file": ("bad.lgm", model)},
+                   data={"product": "cell", "activate": "true"})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "invalid_model"
+        assert c.get("/api/v1/models", params={"product": "cell"}).json()["items"] == before
+    with small_station.client(small_station.keys["operator"]) as c:
+        assert post_part(c, png_bytes(40, seed=51), f"after-bad-model-{len(model)}").status_code == 201

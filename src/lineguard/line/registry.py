@@ -35,7 +35,8 @@ log = logging.getLogger("lineguard.registry")
 def _without_paths(message: str, path: str) -> str:
     """An error message fit for an API answer: the station's own file paths (the temp
     file an upload was checked in, the model store) are no business of the client."""
-    message = message.replace(str(path), "the model file")
+    if path:
+        message = message.replace(str(path), "the model file")
     return re.sub(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*", "<station file>", message)
 
 
@@ -53,6 +54,58 @@ def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
             return Inspector.load(path, runtime=runtime, precision=precision)
         return Inspector.load(path)
     return load
+
+
+# A model's input may be at most this many pixels (2048 x 2048): the backbone's
+# activations grow with it, and a file declaring 20000 x 20000 would take tens of GB on
+# every part. Judging the synthetic part may allocate at most MODEL_CHECK_MEMORY_BYTES.
+MODEL_INPUT_MAX_PIXELS = 2048 * 2048
+MODEL_CHECK_MEMORY_BYTES = 1024 ** 3
+
+
+def check_model_judges(insp: Any) -> None:
+    """Refuse a model that loads but cannot judge a part (:class:`InvalidModel`).
+
+    A file can carry a valid hash and still be unusable (a memory bank of the wrong
+    width, an absurd input size); activated, it would fail every part of its product.
+    So before it is stored it must judge a synthetic part, within a memory budget, and
+    give a finite score.
+    """
+    import math
+    import tracemalloc
+
+    import numpy as np
+    pre = getattr(insp, "preprocess", None)
+    if pre is not None and hasattr(pre, "input_hw"):
+        h, w = pre.input_hw()
+        if h * w > MODEL_INPUT_MAX_PIXELS:
+            raise InvalidModel(f"the model's input size {w}x{h} is over the station's limit of "
+                               f"{MODEL_INPUT_MAX_PIXELS} pixels (2048x2048); train it at a smaller --image-size")
+    rng = np.random.default_rng(0)
+    part = np.clip(rng.normal(128, 20, (256, 256, 3)), 0, 255).astype(np.uint8)   # a plain grey part
+    # tracemalloc sees numpy's buffers (where a wrong-sized bank or map would be); the
+    # runtimes' own arenas are bounded by the input size checked above
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = insp.inspect(part)
+        peak = tracemalloc.get_traced_memory()[1]
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, the model cannot judge parts
+        raise InvalidModel(f"the model loads but cannot judge a part ({type(exc).__name__}: "
+                           f"{_without_paths(str(exc), '')[:300]}); the file is inconsistent: export or "
+                           "train it again") from exc
+    finally:
+        if started:
+            tracemalloc.stop()
+    if peak > MODEL_CHECK_MEMORY_BYTES:
+        raise InvalidModel(f"judging one part took {peak / 1e6:.0f} MB, over the station's budget of "
+                           f"{MODEL_CHECK_MEMORY_BYTES / 1e6:.0f} MB; use a smaller model")
+    score = getattr(result, "score", None)
+    if score is None or not math.isfinite(float(score)):
+        raise InvalidModel(f"the model judged a plain part with score {score!r}, not a number; "
+                           "the file is inconsistent: export or train it again")
 
 
 class ModelRegistry:
@@ -110,6 +163,7 @@ class ModelRegistry:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+        check_model_judges(insp)
         from ..runtime import onnx_file
         key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
