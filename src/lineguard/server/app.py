@@ -9,6 +9,7 @@ from typing import Any, Optional
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
@@ -134,7 +135,11 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
                 app.state.station.close()
 
     app = FastAPI(title="lineguard station", version=__version__, lifespan=lifespan,
-                  description="Visual inspection station: parts in, verdicts out, every part recorded.")
+                  description="Visual inspection station: parts in, verdicts out, every part recorded.\n\n"
+                              "Writes need an API key (X-API-Key header or a bearer token) of the role each "
+                              "endpoint names: operator < engineer < admin. Reads are open on the plant LAN "
+                              "unless the station is set to require a key. Every error answer is JSON: "
+                              "`{\"error\": {\"code\", \"message\"}, \"detail\"}`.")
     app.state.station = station
 
     app.add_middleware(_RefuseOversize)
@@ -150,8 +155,10 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         return _error(500, "internal_error", "the station failed on this request (see its log); "
                                              "try again, and report it if it persists")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_req: Request, exc: HTTPException):
+    # Starlette's own HTTPException (FastAPI's is a subclass): a path no route matches
+    # must answer in the same JSON shape as every other error
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_req: Request, exc: StarletteHTTPException):
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                 422: "invalid_request"}.get(
             exc.status_code, "error")

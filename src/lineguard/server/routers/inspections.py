@@ -13,13 +13,14 @@ from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.station import Part, Station, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import ReviewIn
+from ..schemas import InspectionOut, InspectionPage, ReviewIn, errors
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
 # not blank: the station refuses a part id, line, station or product of spaces only,
 # so the schema says so too
 _TEXT = r"\S"
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp", "image/gif")
 _ID = Path(ge=1, le=DB_INT_MAX, description="the inspection's id")
 
 
@@ -45,9 +46,10 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post("", status_code=201, summary="Inspect one part",
-             responses={200: {"description": "this part and image were already inspected; the existing record"},
-                        400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+@router.post("", status_code=201, summary="Inspect one part", response_model=InspectionOut,
+             responses={200: {"model": InspectionOut,
+                              "description": "this part and image were already inspected; the existing record"},
+                        **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def create_inspection(
     image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
     part_id: str = Form(..., min_length=1, max_length=200, pattern=_TEXT),
@@ -69,7 +71,10 @@ async def create_inspection(
     outcome = await run_in_threadpool(work)
     body = with_links(outcome.record)
     body["created"] = outcome.created
-    return JSONResponse(body, status_code=201 if outcome.created else 200)
+    # checked against the documented model like every other answer (JSONResponse
+    # skips FastAPI's check, and is needed for the 200/201 choice)
+    return JSONResponse(InspectionOut.model_validate(body).model_dump(mode="json"),
+                        status_code=201 if outcome.created else 200)
 
 
 def _parse_bool(v: Optional[str]) -> Optional[bool]:
@@ -78,7 +83,8 @@ def _parse_bool(v: Optional[str]) -> Optional[bool]:
     return v.lower() in ("1", "true", "yes")
 
 
-@router.get("", summary="List inspections, newest first")
+@router.get("", summary="List inspections, newest first", response_model=InspectionPage,
+            responses=errors(401, 403, 422))
 def list_inspections(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
     product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG)$"),
@@ -101,13 +107,16 @@ def list_inspections(
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
 
 
-@router.get("/{inspection_id}", summary="One inspection")
+@router.get("/{inspection_id}", summary="One inspection", response_model=InspectionOut,
+            responses=errors(401, 403, 404, 422))
 def get_inspection(inspection_id: int = _ID, station: Station = Depends(get_station),
                    _r: Any = Depends(reader)) -> dict[str, Any]:
     return with_links(station.get(inspection_id))
 
 
-@router.get("/{inspection_id}/image", summary="The stored part image", response_class=Response)
+@router.get("/{inspection_id}/image", summary="The stored part image (as sent: PNG, JPEG, BMP, TIFF, WebP or GIF)",
+            response_class=Response, responses={200: {"content": {m: {} for m in _IMAGE_TYPES}},
+                                                **errors(401, 403, 404, 422)})
 def get_image(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if not rec.image_key:
@@ -115,7 +124,8 @@ def get_image(inspection_id: int = _ID, station: Station = Depends(get_station),
     return Response(station.images.get(rec.image_key), media_type=media_type_for(rec.image_key))
 
 
-@router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response)
+@router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422)})
 def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     from ...line.render import heatmap_png
     rec = station.get(inspection_id)
@@ -124,7 +134,8 @@ def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station
     return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png")
 
 
-@router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response)
+@router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422)})
 def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if rec.overlay_key:
@@ -146,7 +157,8 @@ def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station
     return Response(render.overlay_png(image, amap, result), media_type="image/png")
 
 
-@router.post("/{inspection_id}/review", summary="An operator's judgement of a part")
+@router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
+             responses=errors(401, 403, 404, 422))
 def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     return with_links(station.review(inspection_id, body.label, caller.name, body.note))
