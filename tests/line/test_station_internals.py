@@ -74,3 +74,34 @@ def test_power_safe_station_fsyncs_the_folders_it_renames_into(sqlite_station, m
     st2 = sqlite_station()                               # the default (NORMAL) does not pay for it
     st2.inspect(png_bytes(40, seed=4), Part("p-nps", "L1", "S1", "cell"))
     assert synced == []
+
+
+def test_large_parts_take_turns_while_small_ones_pass():
+    import threading
+    import time
+    from lineguard.line.station import PixelBudget
+    budget = PixelBudget(1000)
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def part(pixels):
+        with budget.hold(pixels):
+            with lock:
+                inside[0] += pixels
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= pixels
+
+    threads = [threading.Thread(target=part, args=(1000,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1000                # three maximum-size parts: one at a time
+    threads = [threading.Thread(target=part, args=(100,)) for _ in range(5)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1000 and time.perf_counter() - t0 < 0.2   # small parts together, not in turn

@@ -65,6 +65,9 @@ class StationConfig:
     # Parts decoded at once: the decode is where a large image's memory goes, so this
     # (with max_image_pixels) bounds the station's memory when big parts arrive together.
     max_concurrent_decodes: int = 2
+    # Pixels of the parts being judged at once (decoded image, anomaly map at its size):
+    # None = max_image_pixels, i.e. one maximum-size part at a time, small parts freely.
+    max_pixels_in_flight: Optional[int] = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     open_reads: bool = True                  # GET endpoints without a key (dashboards on the plant LAN)
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss

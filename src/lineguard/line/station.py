@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -128,6 +129,7 @@ class Station:
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
         self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
+        self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
         # What is wrong with this station right now (storage, database): /health shows
         # it, and it clears itself at the next write that works.
         self.faults: dict[str, str] = {}
@@ -171,6 +173,14 @@ class Station:
                 return Outcome(self._same_part(existing, part), created=False)
 
         suffix, _media = sniff_image(data)
+        # Hold the part's pixels from decode to answer: a part's memory (decoded image,
+        # anomaly map at its size) lives that long, so large parts take turns while small
+        # ones pass freely; with the pixel limit this bounds the station's memory.
+        with self._pixels.hold(declared_pixels(data, self.config.max_image_pixels)):
+            return self._judge_and_store(data, part, source, t0, digest, suffix)
+
+    def _judge_and_store(self, data: bytes, part: Part, source: str, t0: float, digest: str,
+                         suffix: str) -> Outcome:
         image = self._decode(data, suffix)
         t_decode = time.perf_counter()
 
@@ -481,6 +491,44 @@ class Station:
         self.maps.close()
         self.images.close()
         self.db.dispose()
+
+
+class PixelBudget:
+    """Pixels of parts being judged at once, at most ``limit`` (a part over the limit on
+    its own still goes, alone). Waiters are served as pixels come back."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._cond:
+            while self.used and self.used + pixels > self.limit:
+                self._cond.wait()
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= pixels
+                self._cond.notify_all()
+
+
+def declared_pixels(data: bytes, limit: int) -> int:
+    """Pixels an image will decode to, from its header (0 if unreadable: refused later)."""
+    import io
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if im.format == "JPEG" and w * h > limit:   # decoded at reduced scale (see load_image)
+                scale = next((s for s in (2, 4, 8) if (w // s) * (h // s) <= limit), 8)
+                w, h = w // scale, h // scale
+            return min(w * h, limit)
+    except Exception:  # noqa: BLE001 - not an image: load_image says why
+        return 0
 
 
 def _naive_utc(t: dt.datetime) -> dt.datetime:
