@@ -48,7 +48,7 @@ class FakeInspector:
         if d.get("input_size"):
             from types import SimpleNamespace
             n = int(d["input_size"])
-            insp.preprocess = SimpleNamespace(input_hw=lambda: (n, n))
+            insp.preprocess = SimpleNamespace(input_hw=(n, n))   # as Preprocess.input_hw (a property)
         import hashlib
         insp.model_id = hashlib.sha256(data).hexdigest()
         return insp

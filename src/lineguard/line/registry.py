@@ -77,7 +77,8 @@ def check_model_judges(insp: Any) -> None:
     import numpy as np
     pre = getattr(insp, "preprocess", None)
     if pre is not None and hasattr(pre, "input_hw"):
-        h, w = pre.input_hw()
+        hw = pre.input_hw   # a property of Preprocess
+        h, w = hw() if callable(hw) else hw
         if h * w > MODEL_INPUT_MAX_PIXELS:
             raise InvalidModel(f"the model's input size {w}x{h} is over the station's limit of "
                                f"{MODEL_INPUT_MAX_PIXELS} pixels (2048x2048); train it at a smaller --image-size")
