@@ -157,3 +157,50 @@ def test_station_with_an_exported_model_answers_concurrent_parts_like_alone(fitt
             assert rec.timings_ms["station_batch"] >= 1
     finally:
         st.close()
+
+
+# -- issue #11 item 11: no caller waits for ever ---------------------------------------
+
+def test_a_part_sent_after_close_fails_at_once():
+    insp = GatedInspector(lanes=2)
+    insp.gate.set()
+    b = ModelBatcher(insp)
+    b.close()
+    from lineguard.line.batcher import BatcherClosed
+    done = threading.Event()
+    err = []
+
+    def send():
+        try:
+            b.inspect(_part(1))
+        except Exception as exc:  # noqa: BLE001
+            err.append(exc)
+        done.set()
+
+    threading.Thread(target=send, daemon=True).start()
+    assert done.wait(5), "a part queued after close blocked its caller"
+    assert isinstance(err[0], BatcherClosed)
+
+
+def test_a_stuck_model_times_out_its_callers():
+    insp = GatedInspector(lanes=1)          # the gate is never opened: the model hangs
+    b = ModelBatcher(insp, timeout_s=0.2)
+    from lineguard.line.batcher import ModelTimeout
+    with pytest.raises(ModelTimeout):
+        b.inspect(_part(1))
+    insp.gate.set()
+    b.close()
+
+
+def test_a_short_result_list_fails_every_part_of_the_batch():
+    class Short(GatedInspector):
+        def inspect_batch(self, images):
+            self._wait_first()
+            return [self._judge(im) for im in images][:-1]   # one answer missing
+
+    insp = Short(lanes=2)
+    b = ModelBatcher(insp, max_batch=4, timeout_s=5)
+    answers = _send_while_busy(b, insp, [1, 2, 3])
+    assert answers[0].result.score == 0
+    assert all(isinstance(answers[v], RuntimeError) and "3 parts" in str(answers[v]) for v in (1, 2, 3))
+    b.close()

@@ -69,7 +69,9 @@ def test_folder_rejects_bad_files_with_a_reason(sqlite_station, tmp_path):
     inbox = tmp_path / "in"
     inbox.mkdir()
     (inbox / "broken.png").write_bytes(png_bytes(40, seed=5)[:100])
-    w = FolderWatcher(inbox, local_submitter(st, "L1", "S1", "cell", "folder"), settle_s=0.05)
+    # a truncated PNG is first taken for one still being written; refused once it stays so
+    w = FolderWatcher(inbox, local_submitter(st, "L1", "S1", "cell", "folder"), settle_s=0.05,
+                      incomplete_after_s=0.1)
     _settle(w)
     assert (inbox / "failed" / "broken.png").exists()
     reason = (inbox / "failed" / "broken.png.reason.txt").read_text()

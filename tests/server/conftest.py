@@ -134,3 +134,22 @@ def fake_server(tmp_path_factory):
     srv.keys = keys
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def sqlite_like_station(tmp_path):
+    """An in-process station (fake model 'cell' active) with settings of the test's choosing."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    made = []
+
+    def make(**kw):
+        st = Station(StationConfig(data_dir=tmp_path / "data", **kw), loader=FakeInspector.load,
+                     trainer=FakeInspector.fit)
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.close()

@@ -49,6 +49,12 @@ class FakeInspector:
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"))
+        if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
+            insp.bank = np.zeros(d["bank_shape"], np.float32)
+        if d.get("input_size"):
+            from types import SimpleNamespace
+            n = int(d["input_size"])
+            insp.preprocess = SimpleNamespace(input_hw=(n, n))   # as Preprocess.input_hw (a property)
         import hashlib
         insp.model_id = hashlib.sha256(data).hexdigest()
         return insp
@@ -63,6 +69,8 @@ class FakeInspector:
         arr = load_image(image)
         if self.delay_s:
             time.sleep(self.delay_s)
+        if getattr(self, "bank", None) is not None:
+            np.zeros((16, 160), np.float32) @ self.bank   # shapes do not align: what a bad bank does
         amap = arr.mean(axis=2).astype(np.float32) / 255.0
         score = float(amap.mean())
         regions = []
@@ -102,12 +110,16 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--db-schema", default=None)
     ap.add_argument("--port", type=int)
     ap.add_argument("--max-upload-mb", type=float, default=1.0)
+    ap.add_argument("--max-megapixels", type=float, default=26.0)
+    ap.add_argument("--power-safe", action="store_true")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--webhook", default=None)
     a = ap.parse_args(argv)
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                        max_image_pixels=int(a.max_megapixels * 1e6),
+                        sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
                         webhook_url=a.webhook)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)

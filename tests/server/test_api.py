@@ -131,7 +131,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(fake_server, case):
             assert "activate" in r.json()["error"]["message"]
         else:
             r = post_part(c, good, "   ")
-            want = 400
+            want = 422   # the schema says a part id is not blank, and the server agrees
     assert r.status_code == want, r.text
     err = r.json()["error"]
     assert err["code"] and err["message"]

@@ -17,10 +17,12 @@ def keys_app() -> None:
 
 def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
             webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
-            batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None):
+            batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
+            max_megapixels: float = 26.0):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                             max_image_pixels=int(max_megapixels * 1e6),
                              retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
                              mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
                              runtime=runtime, precision=precision)
@@ -40,6 +42,9 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
               help="Address to listen on (0.0.0.0 for the plant network).")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--max-upload-mb", type=float, default=32.0, show_default=True, help="Largest image accepted.")
+@click.option("--max-megapixels", type=float, default=26.0, show_default=True,
+              help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded at "
+                   "a reduced scale when that fits, other formats refused with 413).")
 @click.option("--ok-sample-rate", type=float, default=1.0, show_default=True,
               help="Share of OK part images kept (NG images are always kept).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
@@ -54,21 +59,35 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
-          port: int, max_upload_mb: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
+          port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
-    from ..server.app import serve as run
+    from ..server.app import StartupError, create_app, open_station
+    from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
     if model is not None and not model.exists():
-        raise click.BadParameter(f"{model}: no such model file", param_hint="--model")
+        fail(f"--model {model}: no such model file")
+    if model is not None and not product:
+        fail("--model needs --product: name the product the model inspects")
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
-                  precision)
+                  precision, max_megapixels)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
-    click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
-    run(cfg, host=host, port=port, model=str(model) if model else None, product=product, line=line)
+    # Everything that can be wrong with the settings (database URL, model file) is found
+    # before the banner, and said in one line with exit code 2, not a traceback.
+    try:
+        station = open_station(cfg, str(model) if model else None, product, line)
+    except StartupError as exc:
+        fail(str(exc))
+    import uvicorn
+    try:
+        click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
+        uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
+    finally:
+        station.close()
 
 
 @keys_app.command("create")
@@ -119,8 +138,10 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
+@click.option("--incomplete-after", type=float, default=60.0, show_default=True,
+              help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], settle: float, poll: float) -> None:
+          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/."""
     from ..line.sources.folder import FolderWatcher
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db)
@@ -128,7 +149,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
-    w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show)
+    w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
+                      incomplete_after_s=incomplete_after)
     click.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
     try:
         w.run()

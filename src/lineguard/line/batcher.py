@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -30,6 +30,14 @@ class Judged:
     batch: int             # parts in that batch
 
 
+class BatcherClosed(RuntimeError):
+    """The model this queue fed was replaced or the station is stopping: send the part again."""
+
+
+class ModelTimeout(RuntimeError):
+    """The model did not answer in time (stuck or overloaded)."""
+
+
 def batch_limit(inspector: Any, max_batch: int) -> int:
     parallel = getattr(getattr(inspector, "detector", None), "parallel_parts", 1)
     return max(1, int(max_batch)) if parallel > 1 else 1
@@ -38,22 +46,45 @@ def batch_limit(inspector: Any, max_batch: int) -> int:
 class ModelBatcher:
     """Feeds one loaded model from a queue on its own thread."""
 
-    def __init__(self, inspector: Any, max_batch: int = 16, window_s: float = 0.0, name: str = "model"):
+    def __init__(self, inspector: Any, max_batch: int = 16, window_s: float = 0.0, name: str = "model",
+                 timeout_s: float = 300.0):
         self.inspector = inspector
         self.max_batch = batch_limit(inspector, max_batch)
         self.window_s = max(0.0, float(window_s))
+        # How long a caller waits for its part's answer: a stuck model must not hold
+        # request threads (and the parts' memory) for ever.
+        self.timeout_s = timeout_s
         self._queue: "queue.Queue[Optional[tuple[np.ndarray, float, Future]]]" = queue.Queue()
+        self._closed = False
+        self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"lg-batch-{name}", daemon=True)
         self._thread.start()
 
-    def inspect(self, image: np.ndarray) -> Judged:
+    def inspect(self, image: np.ndarray, timeout_s: Optional[float] = None) -> Judged:
         fut: Future = Future()
-        self._queue.put((image, time.perf_counter(), fut))
-        return fut.result()
+        with self._close_lock:
+            # checked under the lock close() takes, so no part lands behind the stop mark
+            if self._closed:
+                raise BatcherClosed("the model queue is closed (model replaced or station stopping)")
+            self._queue.put((image, time.perf_counter(), fut))
+        try:
+            return fut.result(timeout=self.timeout_s if timeout_s is None else timeout_s)
+        except FutureTimeout:
+            fut.cancel()   # still queued: the model skips it; already running: its answer is dropped
+            raise ModelTimeout(f"the model did not answer within {self.timeout_s:.0f} s") from None
 
     def close(self) -> None:
-        """Stop after the parts already queued; their callers still get answers."""
-        self._queue.put(None)
+        """Stop after the parts already queued; their callers still get answers.
+        Parts sent after this fail at once with :class:`BatcherClosed`."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _take(self) -> tuple[list[tuple[np.ndarray, float, Future]], bool]:
         first = self._queue.get()
@@ -78,6 +109,10 @@ class ModelBatcher:
             batch, stop = self._take()
             if stop:
                 return
+            # a caller that timed out cancelled its future: no model time for it
+            batch = [b for b in batch if b[2].set_running_or_notify_cancel()]
+            if not batch:
+                continue
             t0 = time.perf_counter()
             results: list[Any]
             if len(batch) == 1:
@@ -87,7 +122,7 @@ class ModelBatcher:
                     results = [exc]
             else:
                 try:
-                    results = self.inspector.inspect_batch([b[0] for b in batch])
+                    results = list(self.inspector.inspect_batch([b[0] for b in batch]))
                 except Exception:  # noqa: BLE001
                     # One part must not fail the others: judge them singly, so only the
                     # part that raises gets the error.
@@ -97,6 +132,11 @@ class ModelBatcher:
                             results.append(self.inspector.inspect(image))
                         except Exception as exc:  # noqa: BLE001
                             results.append(exc)
+            if len(results) != len(batch):
+                # a model that answers fewer (or more) parts than it was given: no part
+                # can be matched to its answer, so every caller gets an error, none waits
+                bad = RuntimeError(f"the model returned {len(results)} results for {len(batch)} parts")
+                results = [bad] * len(batch)
             t1 = time.perf_counter()
             for (_, queued_at, fut), res in zip(batch, results):
                 if isinstance(res, BaseException):

@@ -59,6 +59,16 @@ class StationConfig:
     db_url: Optional[str] = None             # None: SQLite file under data_dir
     db_schema: Optional[str] = None          # PostgreSQL schema (tests, several stations in one DB)
     max_upload_bytes: int = 32 * 1024 * 1024
+    # Pixels a part image may decode to, checked from its header before decoding: a
+    # 200 kB PNG can declare 64 MP and take GBs to decode. 26 MP covers 25 MP line
+    # cameras (5120x5120); a JPEG over it is decoded at 1/2..1/8 scale when that fits.
+    max_image_pixels: int = 26_000_000
+    # Parts decoded at once: the decode is where a large image's memory goes, so this
+    # (with max_image_pixels) bounds the station's memory when big parts arrive together.
+    max_concurrent_decodes: int = 2
+    # Pixels of the parts being judged at once (decoded image, anomaly map at its size):
+    # None = max_image_pixels, i.e. one maximum-size part at a time, small parts freely.
+    max_pixels_in_flight: Optional[int] = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     open_reads: bool = True                  # GET endpoints without a key (dashboards on the plant LAN)
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
@@ -82,6 +92,10 @@ class StationConfig:
             raise ValueError(f"max_batch must be at least 1 (1 = one part at a time), got {self.max_batch}")
         if not 0 <= self.batch_window_ms <= 1000:
             raise ValueError(f"batch_window_ms must be between 0 and 1000, got {self.batch_window_ms}")
+        if self.max_image_pixels < 64:
+            raise ValueError(f"max_image_pixels must be at least 64, got {self.max_image_pixels}")
+        if self.max_concurrent_decodes < 1:
+            raise ValueError(f"max_concurrent_decodes must be at least 1, got {self.max_concurrent_decodes}")
         if self.runtime not in (None, "onnxruntime", "openvino"):
             raise ValueError(f"runtime must be onnxruntime or openvino, got {self.runtime!r}")
         if self.precision not in (None, "fp32", "bf16"):
@@ -110,6 +124,8 @@ _ENV = {
     "LINEGUARD_DB": ("db_url", str),
     "LINEGUARD_DB_SCHEMA": ("db_schema", str),
     "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
+    "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", int),
+    "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", int),
     "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),

@@ -12,14 +12,21 @@ class StationError(LineguardError):
     http_status = 400
     code = "bad_request"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, **details: object):
         self.message = message
+        self.details = details     # extra JSON fields of the answer (e.g. what differs)
         super().__init__(message)
 
 
 class UploadTooLarge(StationError):
     http_status = 413
     code = "upload_too_large"
+
+
+class ImageTooLarge(StationError):
+    """More pixels than the station decodes (checked from the header, nothing decoded)."""
+    http_status = 413
+    code = "image_too_large"
 
 
 class NotAnImage(StationError):
@@ -54,6 +61,18 @@ class InvalidModel(StationError):
 class ModelLoadFailed(StationError):
     http_status = 503
     code = "model_unavailable"
+
+
+class InvalidRequest(StationError):
+    """A well-formed request whose values the station cannot use (a date out of range...)."""
+    http_status = 422
+    code = "invalid_request"
+
+
+class StorageUnavailable(StationError):
+    """The data folder or database cannot be written: nothing was stored, try again later."""
+    http_status = 503
+    code = "storage_unavailable"
 
 
 class Conflict(StationError):

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
+from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -69,7 +70,13 @@ class ModelVersion(Base):
     """One uploaded or trained model bundle for a product (optionally one line)."""
 
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("product", "line", "version", name="uq_model_versions_version"),)
+    __table_args__ = (
+        UniqueConstraint("product", "line", "version", name="uq_model_versions_version"),
+        # at most one active version per product/line, enforced by the database so two
+        # stations (or two requests) activating at once cannot leave both active
+        Index("uq_model_versions_one_active", "product", "line", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     product: Mapped[str] = mapped_column(String(100), index=True)

@@ -7,14 +7,18 @@ process that shares the database.
 """
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
+import re
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..vision.errors import BundleError
@@ -24,6 +28,16 @@ from .imagestore import ContentStore
 from .orm import ModelActivation, ModelVersion, utcnow
 
 Loader = Callable[[Path], Any]
+
+log = logging.getLogger("lineguard.registry")
+
+
+def _without_paths(message: str, path: str) -> str:
+    """An error message fit for an API answer: the station's own file paths (the temp
+    file an upload was checked in, the model store) are no business of the client."""
+    if path:
+        message = message.replace(str(path), "the model file")
+    return re.sub(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*", "<station file>", message)
 
 
 def default_loader(path: Path) -> Any:
@@ -42,6 +56,59 @@ def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
     return load
 
 
+# A model's input may be at most this many pixels (2048 x 2048): the backbone's
+# activations grow with it, and a file declaring 20000 x 20000 would take tens of GB on
+# every part. Judging the synthetic part may allocate at most MODEL_CHECK_MEMORY_BYTES.
+MODEL_INPUT_MAX_PIXELS = 2048 * 2048
+MODEL_CHECK_MEMORY_BYTES = 1024 ** 3
+
+
+def check_model_judges(insp: Any) -> None:
+    """Refuse a model that loads but cannot judge a part (:class:`InvalidModel`).
+
+    A file can carry a valid hash and still be unusable (a memory bank of the wrong
+    width, an absurd input size); activated, it would fail every part of its product.
+    So before it is stored it must judge a synthetic part, within a memory budget, and
+    give a finite score.
+    """
+    import math
+    import tracemalloc
+
+    import numpy as np
+    pre = getattr(insp, "preprocess", None)
+    if pre is not None and hasattr(pre, "input_hw"):
+        hw = pre.input_hw   # a property of Preprocess
+        h, w = hw() if callable(hw) else hw
+        if h * w > MODEL_INPUT_MAX_PIXELS:
+            raise InvalidModel(f"the model's input size {w}x{h} is over the station's limit of "
+                               f"{MODEL_INPUT_MAX_PIXELS} pixels (2048x2048); train it at a smaller --image-size")
+    rng = np.random.default_rng(0)
+    part = np.clip(rng.normal(128, 20, (256, 256, 3)), 0, 255).astype(np.uint8)   # a plain grey part
+    # tracemalloc sees numpy's buffers (where a wrong-sized bank or map would be); the
+    # runtimes' own arenas are bounded by the input size checked above
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = insp.inspect(part)
+        peak = tracemalloc.get_traced_memory()[1]
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, the model cannot judge parts
+        raise InvalidModel(f"the model loads but cannot judge a part ({type(exc).__name__}: "
+                           f"{_without_paths(str(exc), '')[:300]}); the file is inconsistent: export or "
+                           "train it again") from exc
+    finally:
+        if started:
+            tracemalloc.stop()
+    if peak > MODEL_CHECK_MEMORY_BYTES:
+        raise InvalidModel(f"judging one part took {peak / 1e6:.0f} MB, over the station's budget of "
+                           f"{MODEL_CHECK_MEMORY_BYTES / 1e6:.0f} MB; use a smaller model")
+    score = getattr(result, "score", None)
+    if score is None or not math.isfinite(float(score)):
+        raise InvalidModel(f"the model judged a plain part with score {score!r}, not a number; "
+                           "the file is inconsistent: export or train it again")
+
+
 class ModelRegistry:
     def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None):
         self.db = db
@@ -57,6 +124,17 @@ class ModelRegistry:
         self._active_gen = 0
 
     ACTIVE_TTL_S = 2.0
+
+    @contextmanager
+    def _change(self, what: str) -> Iterator[Session]:
+        # Two engineers (or two stations on one database) changing one product/line at
+        # the same moment: the database's unique indexes let one win; the other is told.
+        try:
+            with self.db.session() as s:
+                yield s
+        except IntegrityError as exc:
+            raise Conflict(f"another {what} for this product and line happened at the same moment; "
+                           "list the versions (GET /api/v1/models) and try again") from exc
 
     def _activation_changed(self) -> None:
         with self._cache_lock:
@@ -76,21 +154,23 @@ class ModelRegistry:
             try:
                 insp = self.loader(Path(tmp))
             except BundleError as exc:
-                raise InvalidModel(f"not a usable lineguard model: {exc}") from exc
+                raise InvalidModel(f"not a usable lineguard model: {_without_paths(str(exc), tmp)}") from exc
             except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable
-                raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: {exc}); "
-                                   "upload a .lgm file saved by Inspector.save or `lineguard train`") from exc
+                raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: "
+                                   f"{_without_paths(str(exc), tmp)}); upload a .lgm file saved by "
+                                   "Inspector.save or `lineguard train`") from exc
         finally:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+        check_model_judges(insp)
         from ..runtime import onnx_file
         key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
         with self._cache_lock:
             self._cache.setdefault(model_id, insp)
-        with self.db.session() as s:
+        with self._change("model upload") as s:
             nxt = (s.scalar(select(func.max(ModelVersion.version)).where(
                 ModelVersion.product == product, ModelVersion.line == line)) or 0) + 1
             mv = ModelVersion(product=product, line=line, version=nxt, model_id=model_id,
@@ -127,7 +207,7 @@ class ModelRegistry:
             return self._find(s, product, line, version, "list versions with GET /api/v1/models")
 
     def activate(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
-        with self.db.session() as s:
+        with self._change("activation") as s:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             # Load it before switching: a version that cannot run must never become active.
             self.inspector(mv)
@@ -137,7 +217,7 @@ class ModelRegistry:
 
     def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
         """Re-activate the version that was active before the current one."""
-        with self.db.session() as s:
+        with self._change("activation") as s:
             hist = list(s.scalars(select(ModelActivation).where(
                 ModelActivation.product == product, ModelActivation.line == line)
                 .order_by(ModelActivation.id.desc()).limit(2)))
@@ -156,6 +236,9 @@ class ModelRegistry:
                                                           ModelVersion.line == mv.line,
                                                           ModelVersion.active.is_(True))):
             other.active = False
+        # written before the new one is marked: the database allows one active version
+        # per product/line (uq_model_versions_one_active) and checks it row by row
+        s.flush()
         mv.active = True
         mv.activated_at = utcnow()
         s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
@@ -209,8 +292,10 @@ class ModelRegistry:
             try:
                 insp = self.loader(path)
             except Exception as exc:  # noqa: BLE001
-                raise ModelLoadFailed(f"model {mv.product} v{mv.version} ({path}) failed to load: {exc}. "
-                                      "Activate another version or re-upload the model") from exc
+                log.error("model %s v%s (%s) failed to load: %s", mv.product, mv.version, path, exc)
+                raise ModelLoadFailed(f"model {mv.product} v{mv.version} failed to load: "
+                                      f"{_without_paths(str(exc), str(path))}. Activate another version or "
+                                      "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
             return insp
@@ -218,3 +303,10 @@ class ModelRegistry:
     def forget(self, model_id: str) -> None:
         with self._cache_lock:
             self._cache.pop(model_id, None)
+
+    def keep_only(self, model_ids: set[str]) -> None:
+        """Drop every loaded model not in ``model_ids`` (the active ones)."""
+        with self._cache_lock:
+            for model_id in [m for m in self._cache if m not in model_ids]:
+                del self._cache[model_id]
+                self._locks.pop(model_id, None)

@@ -15,17 +15,19 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..vision.errors import ImageError
-from .batcher import ModelBatcher
+from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
+from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .config import StationConfig
 from .db import Database
-from .errors import CorruptImage, EmptyUpload, NotAnImage, NotFound, StationError, UploadTooLarge
+from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
+                     NotAnImage, NotFound, StationError, StorageUnavailable, UploadTooLarge)
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
@@ -118,7 +120,8 @@ class Station:
         self.db = Database(config.database_url, schema=config.db_schema,
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
-        self.images = ContentStore(config.data_dir / "images")
+        power_safe = config.sqlite_synchronous in ("FULL", "EXTRA")
+        self.images = ContentStore(config.data_dir / "images", power_safe=power_safe)
         self.maps = MapWriter(self.db, self.images)
         self.key_cache = KeyCache()
         if loader is None and (config.runtime or config.precision):
@@ -132,6 +135,12 @@ class Station:
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
+        self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
+        self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
+        # What is wrong with this station right now (storage, database): /health shows
+        # it, and it clears itself at the next write that works.
+        self.faults: dict[str, str] = {}
+        self._trim_memory = False
         self._refresh_active_metrics()
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
@@ -147,6 +156,9 @@ class Station:
             raise
         finally:
             self.metrics.queue_depth.dec()
+            if self._trim_memory:
+                self._trim_memory = False
+                _return_freed_memory()
 
     def _inspect(self, data: bytes, part: Part, source: str, t0: float) -> Outcome:
         part.validate()
@@ -165,27 +177,42 @@ class Station:
         if recent is not None:
             existing = self._existing_by_id(recent)
             if existing is not None:
-                return Outcome(existing, created=False)
+                return Outcome(self._same_part(existing, part), created=False)
 
         suffix, _media = sniff_image(data)
-        from ..vision.imageio import load_image
-        try:
-            image = load_image(data)
-        except ImageError as exc:
-            if not suffix:
-                raise NotAnImage("the upload is not an image lineguard can read; "
-                                 "send PNG, JPEG, BMP, TIFF or WebP") from exc
-            raise CorruptImage(f"the {suffix[1:].upper()} image {exc.problem}; re-capture or re-send the part") from exc
+        # Hold the part's pixels from decode to answer: a part's memory (decoded image,
+        # anomaly map at its size) lives that long, so large parts take turns while small
+        # ones pass freely; with the pixel limit this bounds the station's memory.
+        with self._pixels.hold(declared_pixels(data, self.config.max_image_pixels)):
+            return self._judge_and_store(data, part, source, t0, digest, suffix)
+
+    def _judge_and_store(self, data: bytes, part: Part, source: str, t0: float, digest: str,
+                         suffix: str) -> Outcome:
+        image = self._decode(data, suffix)
         t_decode = time.perf_counter()
 
         mv = self.models.active_for(part.product, part.line)
         insp = self.models.inspector(mv)
         # Write (and fsync) the image to a temporary file while the model runs; after
         # the verdict it is renamed into place or dropped, per the retention policy.
-        staged = self.images.stage(data)
         try:
-            judged = self._batcher(mv.model_id, insp).inspect(image)
+            staged = self.images.stage(data)
+        except OSError as exc:
+            raise self._storage_fault("images", exc) from exc
+        try:
+            try:
+                judged = self._batcher(mv.model_id, insp).inspect(image)
+            except BatcherClosed:
+                # the model was replaced between the look-up and the queue: judge the
+                # part by the model active now
+                mv = self.models.active_for(part.product, part.line)
+                insp = self.models.inspector(mv)
+                judged = self._batcher(mv.model_id, insp).inspect(image)
             result = judged.result
+        except ModelTimeout as exc:
+            staged.discard()
+            raise ModelLoadFailed(f"{exc}; the station is overloaded or the model is stuck: send the part "
+                                  "again, and check the station's load") from exc
         except BaseException:
             staged.discard()
             raise
@@ -196,7 +223,10 @@ class Station:
         image_key = overlay_key = map_to_store = None
         scale = None
         if self.config.retention.keep(not_ok, digest):
-            image_key = staged.commit(self.images.key_for(digest, suffix or ".img"))
+            try:
+                image_key = staged.commit(self.images.key_for(digest, suffix))
+            except OSError as exc:
+                raise self._storage_fault("images", exc) from exc
         else:
             staged.discard()
         if image_key is not None and result.anomaly_map is not None:
@@ -237,9 +267,14 @@ class Station:
             existing = self.find_existing(part.part_id, digest)
             if existing is None:
                 raise
-            return Outcome(existing, created=False)
+            return Outcome(self._same_part(existing, part), created=False)
+        except OperationalError as exc:
+            s.rollback()
+            raise self._storage_fault("database", exc) from exc
         finally:
             s.close()
+        self.faults.pop("images", None)
+        self.faults.pop("database", None)
         self._remember(part.part_id, digest, rec.id)
         if map_to_store is not None:
             self.maps.submit(rec.id, map_to_store, result.anomaly_map, scale)
@@ -252,6 +287,75 @@ class Station:
         payload["event"] = "inspection"
         self.sinks.publish(payload)
         return Outcome(rec, created=True)
+
+    def _decode(self, data: bytes, suffix: str) -> Any:
+        from ..vision.imageio import load_image
+        # A few decodes at a time: a large part's memory is spent here, so the cap (with
+        # the pixel budget checked from the header) bounds the station's memory however
+        # many large parts arrive at once.
+        with self._decodes:
+            try:
+                image = load_image(data, max_pixels=self.config.max_image_pixels, reduce_to_fit=True)
+            except _HeaderTooLarge as exc:
+                raise ImageTooLarge(f"the image {exc.problem}; send a smaller image (downscale or crop it) or "
+                                    "raise the station's pixel limit (--max-megapixels)") from exc
+            except ImageError as exc:
+                if not suffix:
+                    raise NotAnImage("the upload is not an image lineguard can read; "
+                                     "send PNG, JPEG, BMP, TIFF, WebP or GIF") from exc
+                raise CorruptImage(f"the {suffix[1:].upper()} image {exc.problem}; "
+                                   "re-capture or re-send the part") from exc
+        if not suffix:
+            # Pillow reads more formats than the station stores and serves with a known
+            # type (ICO, PPM, TGA...): refused, so no part is kept as an anonymous blob.
+            raise NotAnImage("this image format is not accepted by the station; send PNG, JPEG, BMP, TIFF, "
+                             "WebP or GIF")
+        if image.shape[0] * image.shape[1] >= 4_000_000:
+            self._trim_memory = True   # once this part is answered, see inspect()
+        return image
+
+    def _same_part(self, existing: Inspection, part: Part) -> Inspection:
+        """The existing record of a resubmitted part, if it really is the same part."""
+        differs = {name: {"recorded": getattr(existing, name), "sent": getattr(part, name)}
+                   for name in ("product", "line", "station") if getattr(existing, name) != getattr(part, name)}
+        if differs:
+            what = ", ".join(f"{k} {v['recorded']!r} (sent {v['sent']!r})" for k, v in differs.items())
+            raise Conflict(f"part {part.part_id!r} with this image is already recorded as inspection "
+                           f"{existing.id} with {what}; send it with the recorded values, or give the part "
+                           "its own part id", existing_id=existing.id, differs=differs)
+        return existing
+
+    def _storage_fault(self, what: str, exc: BaseException) -> StorageUnavailable:
+        # The reason without server paths: the operator is told what to check, the log
+        # (station side) has the full error.
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        if isinstance(exc, OperationalError):
+            reason = str(getattr(exc, "orig", exc)).split("\n")[0]
+        where = "the data folder" if what == "images" else "the database"
+        msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
+              f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"
+        self.faults[what] = msg
+        log.error("storage fault (%s): %s", what, exc)
+        return StorageUnavailable(msg)
+
+    def check_storage(self) -> dict[str, str]:
+        """Probe the data folder and database now (``/health``); returns the faults found."""
+        import tempfile
+        from sqlalchemy import text
+        try:
+            staging = self.images.root / ".staging"
+            staging.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=staging, suffix=".probe"):
+                pass
+            self.faults.pop("images", None)
+        except OSError as exc:
+            self._storage_fault("images", exc)
+        try:
+            with self.db.session() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure is a fault to show
+            self.faults["database"] = f"the database is not reachable ({type(exc).__name__}); check --db"
+        return dict(self.faults)
 
     _RECENT_MAX = 10_000
 
@@ -272,7 +376,7 @@ class Station:
         # into one model at once, which on a small CPU only adds thrashing.
         with self._locks_guard:
             b = self._batchers.get(model_id)
-            if b is None or b.inspector is not insp:
+            if b is None or b.inspector is not insp or b.closed:
                 if b is not None:
                     b.close()
                 b = ModelBatcher(insp, self.config.max_batch, self.config.batch_window_ms / 1000, name=model_id[:8])
@@ -347,7 +451,21 @@ class Station:
                   by: Optional[str] = None, activate: bool = False):
         mv = self.models.add(data, product, line, note=note, by=by, activate=activate)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
+
+    def _release_replaced(self) -> None:
+        """Free the models no product/line uses any more, and stop their queues.
+
+        A replaced model is hundreds of MB (backbone, memory bank); kept, every
+        activation would grow the station until it runs out of memory. Parts already in
+        a closing queue are still judged by it; a version activated again is reloaded.
+        """
+        active = {mv.model_id for mv in self.models.list() if mv.active}
+        with self._locks_guard:
+            for model_id in [m for m in self._batchers if m not in active]:
+                self._batchers.pop(model_id).close()
+        self.models.keep_only(active)
 
     def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
         """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
@@ -362,11 +480,13 @@ class Station:
     def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
         mv = self.models.activate(product, line, version, by)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
 
     def rollback_model(self, product: str, line: str, by: Optional[str] = None):
         mv = self.models.rollback(product, line, by)
         self._refresh_active_metrics()
+        self._release_replaced()
         return mv
 
     def close(self) -> None:
@@ -381,7 +501,60 @@ class Station:
         self.db.dispose()
 
 
+class PixelBudget:
+    """Pixels of parts being judged at once, at most ``limit`` (a part over the limit on
+    its own still goes, alone). Waiters are served as pixels come back."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._cond:
+            while self.used and self.used + pixels > self.limit:
+                self._cond.wait()
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= pixels
+                self._cond.notify_all()
+
+
+def declared_pixels(data: bytes, limit: int) -> int:
+    """Pixels an image will decode to, from its header (0 if unreadable: refused later)."""
+    import io
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if im.format == "JPEG" and w * h > limit:   # decoded at reduced scale (see load_image)
+                scale = next((s for s in (2, 4, 8) if (w // s) * (h // s) <= limit), 8)
+                w, h = w // scale, h // scale
+            return min(w * h, limit)
+    except Exception:  # noqa: BLE001 - not an image: load_image says why
+        return 0
+
+
 def _naive_utc(t: dt.datetime) -> dt.datetime:
     if t.tzinfo is not None:
-        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            # 0001-01-01T00:00+14:00 is a valid ISO time but before year 1 in UTC
+            raise InvalidRequest(f"the time {t.isoformat()} is out of range once converted to UTC; "
+                                 "use a time between years 1 and 9999") from None
     return t
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed after a large decode back to the OS (glibc keeps it otherwise,
+    and a station that once decoded four large parts would stay that size for ever)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import logging
 from pathlib import Path
 
 from ..line.config import RetentionPolicy, StationConfig
-from .app import serve
+from .app import StartupError, serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--product", default=None)
     ap.add_argument("--line", default="")
     ap.add_argument("--max-upload-mb", type=float, default=32.0)
+    ap.add_argument("--max-megapixels", type=float, default=26.0, help="largest image accepted, in pixels")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
@@ -34,10 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                        max_image_pixels=int(a.max_megapixels * 1e6),
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                         mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
                         batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision)
-    serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
+    try:
+        serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
@@ -22,8 +24,21 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
                         status_code=status)
 
 
+_LIMITED_PATHS = {"/api/v1/inspections": "part image", "/api/v1/models": "model file"}
+
+
+def _body_limit(scope: dict, station: Any) -> int:
+    from .routers.models import MAX_MODEL_BYTES
+    if scope["path"] == "/api/v1/models":
+        return MAX_MODEL_BYTES + 64 * 1024
+    # the multipart envelope (part id, line, boundaries) on top of the image
+    return station.config.max_upload_bytes + 64 * 1024
+
+
 class _RefuseOversize:
-    """Refuse a too-big upload from its header, before its body is read at all.
+    """Refuse a too-big upload as early as it can be known: from its Content-Length
+    header before the body is read, or, for a chunked upload (no length), as soon as
+    the bytes received pass the limit, not after reading it to the end.
 
     A plain ASGI middleware: ``@app.middleware("http")`` would run every request
     through an extra task and stream pair, milliseconds on a busy station PC.
@@ -33,16 +48,75 @@ class _RefuseOversize:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/api/v1/inspections":
-            st = scope["app"].state.station if "app" in scope else None
-            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-            if st is not None and length.isdigit() and int(length) > st.config.max_upload_bytes + 64 * 1024:
-                resp = _error(413, "upload_too_large",
-                              f"the upload is {int(length) / 1e6:.1f} MB, over the station limit of "
-                              f"{st.config.max_upload_bytes / 1e6:.1f} MB; send a smaller image")
-                await resp(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in _LIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        st = scope["app"].state.station if "app" in scope else None
+        if st is None:
+            await self.app(scope, receive, send)
+            return
+        limit = _body_limit(scope, st)
+        what = _LIMITED_PATHS[scope["path"]]
+
+        def too_large() -> JSONResponse:
+            return _error(413, "upload_too_large",
+                          f"the {what} upload is over the station limit of {(limit - 64 * 1024) / 1e6:.1f} MB; "
+                          + ("send a smaller image or raise --max-upload-mb" if what == "part image"
+                             else "model files over 2 GB are refused"))
+
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if length.isdigit() and int(length) > limit:
+            await too_large()(scope, receive, send)
+            return
+        received = 0
+        refused = False
+
+        async def counted_receive() -> dict:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    # Answer now and tell the app the client went away, so it stops
+                    # parsing; its own answer (if any) is dropped below.
+                    refused = True
+                    await too_large()(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def guarded_send(msg: dict) -> None:
+            if not refused:
+                await send(msg)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+def _strict_form_text() -> None:
+    """Refuse form fields that are not valid UTF-8 instead of reading them as Latin-1.
+
+    Starlette falls back to Latin-1 silently, which would store a garbled part id or lot
+    for ever; there is no setting for it, so its decoder is replaced (once, at import).
+    """
+    from fastapi import HTTPException
+    from starlette import formparsers
+
+    def strict(src: "bytes | bytearray", codec: str) -> str:
+        try:
+            return bytes(src).decode(codec or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise HTTPException(422, "a form field is not valid UTF-8 text; send part id, line, station, product, "
+                                     "lot and serial as UTF-8") from None
+
+    formparsers._user_safe_decode = strict
+
+
+_strict_form_text()
 
 
 def create_app(config: Optional[StationConfig] = None, station: Optional[Station] = None,
@@ -61,18 +135,32 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
                 app.state.station.close()
 
     app = FastAPI(title="lineguard station", version=__version__, lifespan=lifespan,
-                  description="Visual inspection station: parts in, verdicts out, every part recorded.")
+                  description="Visual inspection station: parts in, verdicts out, every part recorded.\n\n"
+                              "Writes need an API key (X-API-Key header or a bearer token) of the role each "
+                              "endpoint names: operator < engineer < admin. Reads are open on the plant LAN "
+                              "unless the station is set to require a key. Every error answer is JSON: "
+                              "`{\"error\": {\"code\", \"message\"}, \"detail\"}`.")
     app.state.station = station
 
     app.add_middleware(_RefuseOversize)
 
     @app.exception_handler(StationError)
     async def station_error(_req: Request, exc: StationError):
-        return _error(exc.http_status, exc.code, exc.message)
+        return _error(exc.http_status, exc.code, exc.message, **exc.details)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_req: Request, exc: HTTPException):
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+    @app.exception_handler(Exception)
+    async def unexpected_error(req: Request, exc: Exception):
+        # Still JSON, and without internals (paths, SQL): the log has the traceback.
+        log.exception("unexpected error on %s %s", req.method, req.url.path)
+        return _error(500, "internal_error", "the station failed on this request (see its log); "
+                                             "try again, and report it if it persists")
+
+    # Starlette's own HTTPException (FastAPI's is a subclass): a path no route matches
+    # must answer in the same JSON shape as every other error
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_req: Request, exc: StarletteHTTPException):
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                422: "invalid_request"}.get(
             exc.status_code, "error")
         resp = _error(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
@@ -95,18 +183,57 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     return app
 
 
-def serve(config: StationConfig, host: str = "127.0.0.1", port: int = 8000, model: Optional[str] = None,
-          product: Optional[str] = None, line: str = "", log_level: str = "info", **station_kwargs: Any) -> None:
-    """Run the station until interrupted (``lineguard serve``)."""
-    import uvicorn
+class StartupError(Exception):
+    """The station cannot start with these settings; the message is one line for the operator."""
 
-    station = Station(config, **station_kwargs)
+
+def _db_problem(config: StationConfig, exc: BaseException) -> str:
+    from sqlalchemy.engine import make_url
+    try:
+        shown = make_url(config.database_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown as given, minus any password
+        shown = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", config.database_url)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"cannot use the database {shown}: {reason}. Check --db (e.g. postgresql://user@host:5432/db, "
+            "or leave it out for SQLite under --data)")
+
+
+def open_station(config: StationConfig, model: Optional[str] = None, product: Optional[str] = None,
+                 line: str = "", **station_kwargs: Any) -> Station:
+    """The station and its start-up model, or :class:`StartupError` saying what to fix."""
+    from sqlalchemy.exc import SQLAlchemyError
+    if model and not product:
+        raise StartupError("--model needs --product: name the product the model inspects")
+    try:
+        station = Station(config, **station_kwargs)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StartupError(_db_problem(config, exc)) from exc
+    except OSError as exc:
+        raise StartupError(f"cannot use the data folder {config.data_dir}: {exc.strerror or exc}; "
+                           "check --data and its permissions") from exc
     try:
         if model:
-            if not product:
-                raise SystemExit("--model needs --product: name the product the model inspects")
             mv = station.ensure_model(model, product, line)
             log.info("model %s v%s active for product %s", mv.model_id[:12], mv.version, product)
+    except StationError as exc:
+        station.close()
+        raise StartupError(f"--model {model}: {exc.message}") from exc
+    except OSError as exc:
+        station.close()
+        raise StartupError(f"--model {model}: cannot be read ({exc.strerror or exc})") from exc
+    except BaseException:
+        station.close()
+        raise
+    return station
+
+
+def serve(config: StationConfig, host: str = "127.0.0.1", port: int = 8000, model: Optional[str] = None,
+          product: Optional[str] = None, line: str = "", log_level: str = "info", **station_kwargs: Any) -> None:
+    """Run the station until interrupted (``lineguard serve``); :class:`StartupError` if it cannot start."""
+    import uvicorn
+
+    station = open_station(config, model, product, line, **station_kwargs)
+    try:
         app = create_app(config, station=station)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:

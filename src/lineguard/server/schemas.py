@@ -1,9 +1,9 @@
-"""Request bodies at the API edge (pydantic)."""
+"""Request bodies and answers at the API edge (pydantic)."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReviewIn(BaseModel):
@@ -12,27 +12,174 @@ class ReviewIn(BaseModel):
 
 
 class ActivateIn(BaseModel):
-    version: int = Field(ge=1)
-    line: str = ""
+    version: int = Field(ge=1, le=2 ** 31 - 1)
+    line: str = Field(default="", max_length=100)
 
 
 class RollbackIn(BaseModel):
-    line: str = ""
+    line: str = Field(default="", max_length=100)
 
 
 class TrainIn(BaseModel):
-    line: str = ""
+    line: str = Field(default="", max_length=100)
     limit: int = Field(default=200, ge=1, le=10000)
-    min_images: int = Field(default=10, ge=1)
+    min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
-    detector: str = "patchcore"
+    detector: str = Field(default="patchcore", max_length=50)
     image_size: int = Field(default=224, ge=32, le=1024)
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
     review_rate: float = Field(default=0.0, ge=0, lt=0.5,
                                description="share of good parts sent to REVIEW; 0: no review band")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2 ** 32 - 1)   # numpy seeds are 32-bit
 
 
 class KeyIn(BaseModel):
     role: Literal["operator", "engineer", "admin"]
     name: Optional[str] = Field(default=None, max_length=100)
+
+
+# -- answers ---------------------------------------------------------------------------
+# The API's responses are these models (FastAPI checks every answer against them), so
+# the OpenAPI document at /openapi.json is the code, not a description of it.
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")   # e.g. differs/existing_id on a 409, problems on a 422
+    code: str = Field(description="machine-readable reason, e.g. not_found, upload_too_large")
+    message: str = Field(description="what is wrong and what to do next, for the operator")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+    detail: str = Field(description="the same message (FastAPI's usual field)")
+
+
+class RegionOut(BaseModel):
+    box: list[int] = Field(description="x, y, width, height in pixels of the judged image")
+    area_px: int
+    peak_score: float
+    mean_score: float
+
+
+class ModelRef(BaseModel):
+    model_id: str
+    model_version: str
+    registry_version: Optional[int]
+
+
+class ReviewState(BaseModel):
+    reviewed: bool
+    label: Optional[str]
+    reviewer: Optional[str]
+    note: Optional[str]
+    reviewed_at: Optional[str]
+
+
+class InspectionOut(BaseModel):
+    id: int
+    part_id: str
+    line: str
+    station: str
+    product: str
+    lot: Optional[str]
+    serial: Optional[str]
+    source: str
+    verdict: str = Field(description="OK or NG")
+    score: float
+    threshold: float
+    pixel_threshold: float
+    margin: Optional[float] = Field(description="score / threshold: over 1 is NG")
+    regions: list[RegionOut]
+    model: ModelRef
+    timings_ms: dict[str, float]
+    image_sha256: str
+    image_size: list[int] = Field(description="width, height of the judged image")
+    stored: dict[str, bool]
+    created_at: Optional[str]
+    review: ReviewState
+    links: dict[str, str]
+    created: Optional[bool] = Field(default=None, description="on POST: false when this part and image "
+                                                               "were already inspected (the existing record)")
+
+
+class InspectionPage(BaseModel):
+    items: list[InspectionOut]
+    next_cursor: Optional[str] = Field(description="pass as cursor for the next (older) page; null at the end")
+
+
+class ModelVersionOut(BaseModel):
+    product: str
+    line: str
+    version: int
+    model_id: str
+    model_version: str
+    active: bool
+    note: Optional[str]
+    uploaded_at: Optional[str]
+    uploaded_by: Optional[str]
+    activated_at: Optional[str]
+
+
+class ModelVersionList(BaseModel):
+    items: list[ModelVersionOut]
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    progress: float
+    message: Optional[str]
+    params: Optional[dict[str, Any]]
+    result: Optional[dict[str, Any]]
+    created_at: Optional[str]
+    finished_at: Optional[str]
+    links: dict[str, str]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "fault"]
+    version: str
+    database: str
+    active_models: list[str]
+    faults: dict[str, str] = Field(description="what is wrong (images: the data folder, database), empty when ok")
+
+
+class KeyCreated(BaseModel):
+    id: int
+    role: str
+    name: Optional[str]
+    key: str = Field(description="the key itself: shown this once, stored only hashed")
+
+
+class KeyOut(BaseModel):
+    id: int
+    prefix: str
+    role: str
+    name: Optional[str]
+    created_at: Optional[str]
+    revoked: bool
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
+class KeyRevoked(BaseModel):
+    id: int
+    revoked: bool
+
+
+_WHY = {400: "the request cannot be used as sent (e.g. an empty image)",
+        401: "no API key, or an unknown or revoked one",
+        403: "the key's role may not do this",
+        404: "no such record, product or active model",
+        409: "conflicts with what is recorded (the message says what differs)",
+        413: "the upload or the image's pixel count is over the station's limit",
+        415: "not an image format the station accepts",
+        422: "a field is missing, malformed or out of range",
+        503: "the station cannot do this now (storage fault, model not loadable); try again"}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of an endpoint (all with the :class:`ErrorOut` body)."""
+    return {c: {"model": ErrorOut, "description": _WHY[c]} for c in codes}

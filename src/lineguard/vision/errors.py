@@ -23,6 +23,10 @@ class ImageError(LineguardError):
         super().__init__(msg)
 
 
+class ImageTooLarge(ImageError):
+    """An image declares more pixels than allowed: refused from its header, never decoded."""
+
+
 class DatasetError(LineguardError):
     """A folder or dataset is not usable for training or evaluation."""
 

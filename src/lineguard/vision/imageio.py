@@ -14,9 +14,13 @@ from typing import Iterable, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DatasetError, ImageError
+from .errors import DatasetError, ImageError, ImageTooLarge
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS) is one process-wide setting: it is
+# left at Pillow's default, and load_image checks its own limit from the header. It was
+# set and reset around each call before, which races when parts decode on several threads.
 
 # 64 MP covers every industrial camera we know of (a 150 MP line-scan strip is split
 # upstream). Above it a file is refused before decoding so a hostile or broken file
@@ -41,7 +45,7 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit (and 32-bit int) sensors: scale the full range of the type down to
         # 8 bits; a fixed scale keeps brightness comparable from part to part.
-        arr = np.asarray(im, dtype=np.float64)
+        arr = np.asarray(im, dtype=np.float32)   # float32: half float64's memory, same 8-bit result
         top = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
         gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
@@ -65,8 +69,14 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable."""
+def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False) -> np.ndarray:
+    """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable.
+
+    The pixel count is checked from the header before anything is decoded (Pillow
+    reads the size lazily), so an image over ``max_pixels`` costs no memory; it raises
+    :class:`ImageTooLarge`. With ``reduce_to_fit`` a JPEG over the limit is decoded at
+    1/2, 1/4 or 1/8 scale instead (the JPEG decoder does that for free) when that fits.
+    """
     name = _describe(src)
     if isinstance(src, np.ndarray):
         return _array_to_rgb8(src, name)
@@ -86,14 +96,16 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         data = src
     if len(data) == 0:
         raise ImageError(name, "file is empty", "the camera or copy step may have failed; re-capture the part")
-    old = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = max_pixels
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
+            if w * h > max_pixels and reduce_to_fit and im.format == "JPEG":
+                scale = next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8)
+                im.draft("RGB", (w // scale, h // scale))
+                w, h = im.size
             if w * h > max_pixels:
-                raise ImageError(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
-                                 f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise max_pixels")
+                raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
+                                    f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise the pixel limit")
             if w < 8 or h < 8:
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
             im.load()
@@ -102,15 +114,13 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(name, "refused as a decompression bomb (declared size is far over the pixel limit)",
-                         "if it is a genuine image, downscale it first") from exc
+        raise ImageTooLarge(name, "refused as a decompression bomb (declared size is far over the pixel limit)",
+                            "if it is a genuine image, downscale it first") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(name, "is not an image lineguard can read",
                          f"use one of {', '.join(IMAGE_SUFFIXES)}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
 
 
 def _array_to_rgb8(arr: np.ndarray, name: str) -> np.ndarray:

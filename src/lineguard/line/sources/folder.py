@@ -2,14 +2,22 @@
 
 Polling (portable: local disks, SMB/NFS shares, any OS). A file is taken only once
 its size and modification time have stayed the same for ``settle_s`` (a camera or a
-copy still writing it is left alone). After inspection it moves to ``done/``; a file
-the station refuses moves to ``failed/`` with a ``<name>.reason.txt`` beside it.
+copy still writing it is left alone) *and* the image looks whole (a PNG ends with its
+IEND chunk, a JPEG with its end marker): a writer that pauses longer than the settle
+time (a network copy stalling) would otherwise be cut short. A file that stays
+incomplete for ``incomplete_after_s`` is sent anyway and refused with its reason.
+After inspection a file moves to ``done/``; a file the station refuses moves to
+``failed/`` with a ``<name>.reason.txt`` beside it (a shortened name when the file's own
+name leaves no room). Empty files and symbolic links are refused, never followed: a
+link could point anywhere on the station PC. An unexpected error on one file is
+logged and the file retried later; it never stops the watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
 restart never inspects a file twice; the station's idempotency (part id + image
 hash) covers a crash between inspection and journal write.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -33,7 +41,8 @@ class FolderWatcher:
                  poll_s: float = 0.5, done_dir: Optional[os.PathLike | str] = None,
                  failed_dir: Optional[os.PathLike | str] = None,
                  on_result: Optional[Callable[[Path, dict[str, Any]], None]] = None,
-                 part_id_from: Callable[[Path], str] = lambda p: p.stem):
+                 part_id_from: Callable[[Path], str] = lambda p: p.stem,
+                 incomplete_after_s: float = 60.0):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: the hot folder does not exist; create it or fix the path")
@@ -44,6 +53,7 @@ class FolderWatcher:
         self.failed_dir = Path(failed_dir) if failed_dir else self.folder / "failed"
         self.on_result = on_result
         self.part_id_from = part_id_from
+        self.incomplete_after_s = incomplete_after_s
         self._journal_path = self.folder / JOURNAL
         self._handled: set[str] = set()
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
@@ -76,7 +86,11 @@ class FolderWatcher:
         out = []
         with os.scandir(self.folder) as it:
             for e in it:
-                if not e.is_file() or e.name.startswith(".") or e.name.startswith("~"):
+                if e.name.startswith(".") or e.name.startswith("~"):
+                    continue
+                # follow_symlinks=False: a link is listed as a link (and refused), never
+                # read through to whatever it points at
+                if not (e.is_symlink() or e.is_file(follow_symlinks=False)):
                     continue
                 if Path(e.name).suffix.lower() not in IMAGE_SUFFIXES:
                     continue
@@ -91,7 +105,7 @@ class FolderWatcher:
         for path in self._candidates():
             present.add(path.name)
             try:
-                st = path.stat()
+                st = path.lstat()
             except FileNotFoundError:
                 continue
             sig = (st.st_size, st.st_mtime_ns)
@@ -99,26 +113,80 @@ class FolderWatcher:
             if prev is None or prev[:2] != sig:
                 self._seen[path.name] = (*sig, now)
                 continue
-            if st.st_size == 0 or now - prev[2] < self.settle_s:
+            if now - prev[2] < self.settle_s:
                 continue
-            key = self._entry_key(path.name, *sig)
-            if key in self._handled:
-                # handled before a restart but not moved: finish the move only
-                self._move(path, self.done_dir)
-                self.counts["skipped"] += 1
-                continue
-            self._handle(path, sig)
-            handled += 1
+            try:
+                if self._take(path, sig, stable_s=now - prev[2]):
+                    handled += 1
+            except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
+                log.error("%s: not handled (%s: %s); will retry", path.name, type(exc).__name__, exc)
+                self._seen.pop(path.name, None)
         for name in list(self._seen):
             if name not in present:
                 del self._seen[name]
         return handled
 
-    def _handle(self, path: Path, sig: tuple[int, int]) -> None:
-        data = path.read_bytes()
-        if len(data) != sig[0]:
+    def _take(self, path: Path, sig: tuple[int, int], stable_s: float) -> bool:
+        key = self._entry_key(path.name, *sig)
+        if key in self._handled:
+            # handled before a restart but not moved: finish the move only
+            self._move(path, self.done_dir)
+            self.counts["skipped"] += 1
+            return False
+        if path.is_symlink():
+            self._refuse(path, sig, None, "refused: the file is a symbolic link; the watcher does not "
+                                          "follow links, copy the image itself into the folder")
+            return True
+        if sig[0] == 0:
+            self._refuse(path, sig, None, "refused: the file is empty (0 bytes) and stayed empty; the camera "
+                                          "or copy step may have failed, re-capture the part")
+            return True
+        data = self._read(path)
+        if data is None or len(data) != sig[0]:
             self._seen.pop(path.name, None)   # changed under us: wait for it to settle again
-            return
+            return False
+        if not looks_complete(data) and stable_s < self.incomplete_after_s:
+            return False   # a paused writer: look again next poll (size and time still checked)
+        self._handle(path, sig, data)
+        return True
+
+    @staticmethod
+    def _read(path: Path) -> Optional[bytes]:
+        # O_NOFOLLOW: a file swapped for a link between the listing and the read is
+        # refused by the kernel, not read through
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None   # became a link: listed again next poll and refused as one
+            raise
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+
+    def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str) -> None:
+        entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
+                 "sha256": hashlib.sha256(data).hexdigest() if data is not None else None, "at": time.time(),
+                 "status": "failed", "reason": reason}
+        self._journal(entry)
+        self._handled.add(self._entry_key(path.name, *sig))
+        target = self._move(path, self.failed_dir)
+        self._write_reason(target, reason)
+        self.counts["failed"] += 1
+        log.warning("%s refused: %s", path.name, reason)
+
+    @staticmethod
+    def _write_reason(target: Path, reason: str) -> None:
+        # <name>.reason.txt, unless the name leaves no room for the suffix (file names
+        # are limited to 255 bytes): then a short name, and the file's name inside
+        name = target.name + ".reason.txt"
+        if len(os.fsencode(name)) > 255:
+            digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
+            name = f"{digest}.reason.txt"
+        (target.parent / name).write_text(f"{target.name}: {reason}\n", encoding="utf-8")
+
+    def _handle(self, path: Path, sig: tuple[int, int], data: bytes) -> None:
         part_id = self.part_id_from(path)
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": part_id,
                  "sha256": hashlib.sha256(data).hexdigest(), "at": time.time()}
@@ -129,7 +197,7 @@ class FolderWatcher:
             self._journal(entry)
             self._handled.add(self._entry_key(path.name, *sig))
             target = self._move(path, self.failed_dir)
-            (target.parent / (target.name + ".reason.txt")).write_text(str(exc) + "\n", encoding="utf-8")
+            self._write_reason(target, str(exc))
             self.counts["failed"] += 1
             log.warning("%s refused: %s", path.name, exc)
             return
@@ -157,10 +225,31 @@ class FolderWatcher:
         """Poll until :meth:`stop` (or ``stop_after`` seconds)."""
         t_end = None if stop_after is None else time.monotonic() + stop_after
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - e.g. the share went away for a moment
+                log.error("scanning %s failed (%s: %s); trying again", self.folder, type(exc).__name__, exc)
             if t_end is not None and time.monotonic() >= t_end:
                 break
             self._stop.wait(self.poll_s)
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def looks_complete(data: bytes) -> bool:
+    """Whether image bytes end where their format says they end (cheap: no decoding).
+
+    PNG ends with an IEND chunk and JPEG with an EOI marker (some cameras pad after it);
+    BMP and WebP state their length in the header. Other formats are taken as whole
+    once settled: the station still refuses a truncated one.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return data.endswith(b"IEND\xaeB`\x82")
+    if data.startswith(b"\xff\xd8"):
+        return b"\xff\xd9" in data[-4096:]
+    if data.startswith(b"BM") and len(data) >= 6:
+        return int.from_bytes(data[2:6], "little") <= len(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True

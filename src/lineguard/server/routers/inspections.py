@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
@@ -12,10 +12,16 @@ from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.station import Part, Station, inspection_to_dict
-from ..deps import Caller, get_station, reader, require
-from ..schemas import ReviewIn
+from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..schemas import InspectionOut, InspectionPage, ReviewIn, errors
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
+
+# not blank: the station refuses a part id, line, station or product of spaces only,
+# so the schema says so too
+_TEXT = r"\S"
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp", "image/gif")
+_ID = Path(ge=1, le=DB_INT_MAX, description="the inspection's id")
 
 
 def with_links(rec: Inspection) -> dict[str, Any]:
@@ -40,13 +46,16 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post("", status_code=201, summary="Inspect one part",
-             responses={200: {"description": "this part and image were already inspected; the existing record"},
-                        400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+@router.post("", status_code=201, summary="Inspect one part", response_model=InspectionOut,
+             responses={200: {"model": InspectionOut,
+                              "description": "this part and image were already inspected; the existing record"},
+                        **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def create_inspection(
     image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
-    part_id: str = Form(..., max_length=200), line: str = Form(..., max_length=100),
-    station_name: str = Form(..., alias="station", max_length=100), product: str = Form(..., max_length=100),
+    part_id: str = Form(..., min_length=1, max_length=200, pattern=_TEXT),
+    line: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
+    station_name: str = Form(..., alias="station", min_length=1, max_length=100, pattern=_TEXT),
+    product: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
     lot: Optional[str] = Form(None, max_length=200), serial: Optional[str] = Form(None, max_length=200),
     station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
 ) -> JSONResponse:
@@ -62,7 +71,10 @@ async def create_inspection(
     outcome = await run_in_threadpool(work)
     body = with_links(outcome.record)
     body["created"] = outcome.created
-    return JSONResponse(body, status_code=201 if outcome.created else 200)
+    # checked against the documented model like every other answer (JSONResponse
+    # skips FastAPI's check, and is needed for the 200/201 choice)
+    return JSONResponse(InspectionOut.model_validate(body).model_dump(mode="json"),
+                        status_code=201 if outcome.created else 200)
 
 
 def _parse_bool(v: Optional[str]) -> Optional[bool]:
@@ -71,7 +83,8 @@ def _parse_bool(v: Optional[str]) -> Optional[bool]:
     return v.lower() in ("1", "true", "yes")
 
 
-@router.get("", summary="List inspections, newest first")
+@router.get("", summary="List inspections, newest first", response_model=InspectionPage,
+            responses=errors(401, 403, 422))
 def list_inspections(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
     product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
@@ -84,33 +97,36 @@ def list_inspections(
 ) -> dict[str, Any]:
     before = None
     if cursor:
-        try:
-            before = int(cursor)
-        except ValueError:
-            from ...line.errors import StationError
-            raise StationError("cursor must be the next_cursor value of a previous page")
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10 and int(cursor) <= DB_INT_MAX):
+            from ...line.errors import InvalidRequest
+            raise InvalidRequest("cursor must be the next_cursor value of a previous page")
+        before = int(cursor)
     rows = station.query(line=line, station=station_name, product=product, verdict=verdict, part_id=part_id,
                          since=since, until=until, reviewed=reviewed, before_id=before, limit=limit)
     return {"items": [with_links(r) for r in rows],
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
 
 
-@router.get("/{inspection_id}", summary="One inspection")
-def get_inspection(inspection_id: int, station: Station = Depends(get_station),
+@router.get("/{inspection_id}", summary="One inspection", response_model=InspectionOut,
+            responses=errors(401, 403, 404, 422))
+def get_inspection(inspection_id: int = _ID, station: Station = Depends(get_station),
                    _r: Any = Depends(reader)) -> dict[str, Any]:
     return with_links(station.get(inspection_id))
 
 
-@router.get("/{inspection_id}/image", summary="The stored part image", response_class=Response)
-def get_image(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+@router.get("/{inspection_id}/image", summary="The stored part image (as sent: PNG, JPEG, BMP, TIFF, WebP or GIF)",
+            response_class=Response, responses={200: {"content": {m: {} for m in _IMAGE_TYPES}},
+                                                **errors(401, 403, 404, 422)})
+def get_image(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
     return Response(station.images.get(rec.image_key), media_type=media_type_for(rec.image_key))
 
 
-@router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response)
-def get_heatmap(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+@router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422)})
+def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     from ...line.render import heatmap_png
     rec = station.get(inspection_id)
     if not rec.heatmap_key:
@@ -118,8 +134,9 @@ def get_heatmap(inspection_id: int, station: Station = Depends(get_station), _r:
     return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png")
 
 
-@router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response)
-def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+@router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422)})
+def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if rec.overlay_key:
         return Response(station.images.get(rec.overlay_key), media_type="image/png")
@@ -141,7 +158,8 @@ def get_overlay(inspection_id: int, station: Station = Depends(get_station), _r:
     return Response(render.overlay_png(image, amap, result), media_type="image/png")
 
 
-@router.post("/{inspection_id}/review", summary="An operator's judgement of a part")
-def review_inspection(inspection_id: int, body: ReviewIn, station: Station = Depends(get_station),
+@router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
+             responses=errors(401, 403, 404, 422))
+def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     return with_links(station.review(inspection_id, body.label, caller.name, body.note))

@@ -4,27 +4,34 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import Response
-from sqlalchemy import select, text
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
 from ... import __version__
 from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
 from ...line.station import Station, _iso
-from ..deps import Caller, get_station, require
-from ..schemas import KeyIn
+from ..deps import DB_INT_MAX, Caller, get_station, require
+from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="Is the station up and its database reachable")
-def health(station: Station = Depends(get_station)) -> dict[str, Any]:
-    with station.db.session() as s:
-        s.execute(text("SELECT 1"))
-    active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
-    return {"status": "ok", "version": __version__,
-            "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active}
+@router.get("/health", summary="Is the station up, its database reachable and its data folder writable",
+            response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "a fault: the body's faults say which"}})
+def health(station: Station = Depends(get_station)) -> Any:
+    faults = station.check_storage()
+    active: list[str] = []
+    if "database" not in faults:
+        active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+    body = {"status": "fault" if faults else "ok", "version": __version__,
+            "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
+            "faults": faults}
+    # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
+    return JSONResponse(body, status_code=503 if faults else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -33,7 +40,8 @@ def metrics(station: Station = Depends(get_station)) -> Response:
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/api/v1/keys", status_code=201, tags=["keys"], summary="Create an API key (shown once)")
+@router.post("/api/v1/keys", status_code=201, tags=["keys"], summary="Create an API key (shown once)",
+             response_model=KeyCreated, responses=errors(401, 403, 422))
 def new_key(body: KeyIn, station: Station = Depends(get_station),
             caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
@@ -41,7 +49,8 @@ def new_key(body: KeyIn, station: Station = Depends(get_station),
     return {"id": row.id, "role": row.role, "name": row.name, "key": key}
 
 
-@router.get("/api/v1/keys", tags=["keys"], summary="List API keys (never the keys themselves)")
+@router.get("/api/v1/keys", tags=["keys"], summary="List API keys (never the keys themselves)",
+            response_model=KeyList, responses=errors(401, 403))
 def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
         rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
@@ -49,8 +58,9 @@ def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(
                        "created_at": _iso(r.created_at), "revoked": r.revoked} for r in rows]}
 
 
-@router.delete("/api/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
-def delete_key(key_id: int, station: Station = Depends(get_station),
+@router.delete("/api/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key",
+               response_model=KeyRevoked, responses=errors(401, 403, 404, 422))
+def delete_key(key_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
                caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
         if not revoke_key(s, key_id):
