@@ -83,9 +83,11 @@ class InspectionOut(BaseModel):
     lot: Optional[str]
     serial: Optional[str]
     source: str
-    verdict: str = Field(description="OK or NG")
+    verdict: str = Field(description="OK, NG or REVIEW (between the review and the reject threshold: a person looks)")
     score: float
     threshold: float
+    review_threshold: Optional[float] = Field(default=None, description="at or below it a part is OK; "
+                                              "null for models without a review band")
     pixel_threshold: float
     margin: Optional[float] = Field(description="score / threshold: over 1 is NG")
     regions: list[RegionOut]
