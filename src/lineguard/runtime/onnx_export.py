@@ -246,12 +246,19 @@ def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
+        # Only the backbone's convolutions: the anomaly map's Gaussian smoothing is a
+        # Conv too, and quantised it clips the map at its calibration range, so the map's
+        # peak (the image score) came out the same for every part.
+        graph = onnx.load_from_string(model_bytes).graph
+        not_backbone = [n.name for n in graph.node if n.op_type == "Conv" and "backbone" not in n.name]
         if calibration_images is not None and len(calibration_images):
             quantize_static(str(src), str(dst), _Reader(calibration_images), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile)
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
+                            nodes_to_exclude=not_backbone)
         else:
-            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8)
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8,
+                             nodes_to_exclude=not_backbone)
         model = onnx.load(str(dst))
     return model.SerializeToString()
 

@@ -53,15 +53,18 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
 
 
 def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load",
-              transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
-              ) -> tuple[list[np.ndarray], list[ImageError]]:
+              transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+              loaded: Optional[list[int]] = None) -> tuple[list[np.ndarray], list[ImageError]]:
     """Load images, keeping going past unreadable ones; ``transform`` is applied as each
-    loads so a large training folder is never held at full resolution."""
+    loads so a large training folder is never held at full resolution. ``loaded``, when
+    given, receives the index of every item that loaded."""
     imgs, bad = [], []
     for i, it in enumerate(items):
         try:
             img = load_image(it)
             imgs.append(transform(img) if transform else img)
+            if loaded is not None:
+                loaded.append(i)
         except ImageError as exc:
             bad.append(exc)
         if progress:
@@ -74,7 +77,37 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load
 PARTS_HELD_OUT = "good parts held out of training"
 PARTS_TRAINING = ("the training parts themselves (no hold-out): optimistic, the false-reject rate is not "
                   "guaranteed; recalibrate on good parts the model did not learn from")
+PARTS_CROSS_FIT = ("every good training part, each scored by a model without it (or its group): "
+                   "cross-fitting, no part held out of the model")
 PARTS_GIVEN = "good parts given to recalibrate; they must be good parts the model did not learn from"
+
+
+def _group_labels(groups: Union[None, str, Sequence[Any]], items: Sequence[ImageLike],
+                  loaded: Sequence[int]) -> Optional[list[str]]:
+    """One group label per loaded good image, from a list (one per given image) or a
+    file-name pattern."""
+    if groups is None:
+        return None
+    names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+    if isinstance(groups, str):
+        import re
+        try:
+            pattern = re.compile(groups)
+        except re.error as exc:
+            raise ValueError(f"groups pattern {groups!r} is not a regular expression: {exc}") from exc
+        labels = []
+        for name in names:
+            m = pattern.search(Path(name).name)
+            if m is None:
+                raise DatasetError(f"groups pattern {groups!r} does not match the file name {Path(name).name!r}; "
+                                   "use a pattern every good image's name matches, e.g. r'^(part\\d+)_'")
+            labels.append(m.group(1) if m.groups() else m.group(0))
+        return labels
+    labels = [str(g) for g in groups]
+    if len(labels) != len(items):
+        raise ValueError(f"groups must give one label per good image: got {len(labels)} labels "
+                         f"for {len(items)} images")
+    return [labels[i] for i in loaded]
 
 
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
@@ -147,14 +180,27 @@ class Inspector:
     def fit(cls, good: GoodImages, detector: str = "patchcore", false_reject_rate: float = 0.01,
             image_size: Union[int, tuple[int, int]] = 224, resize: str = "stretch",
             roi: Optional[Sequence[int]] = None, orient: str = "none",
-            holdout: float = 0.2, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
+            holdout: float = 0.0, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
             skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
-            **detector_params: Any) -> "Inspector":
-        """Learn from good images only; hold some out to calibrate the threshold.
+            groups: Union[None, str, Sequence[Any]] = None, **detector_params: Any) -> "Inspector":
+        """Learn from good images only; calibrate the threshold on every one of them.
 
-        ``holdout`` of the good images (at least one) never enter training: their scores
-        set the threshold for ``false_reject_rate``. ``defect_images``, when a user has
+        By default (``holdout`` 0) every good image enters the model and also sets the
+        threshold: each is scored by a model that did not learn from it (cross-fitting:
+        PatchCore leaves the part's own patches out of its bank, other detectors refit
+        on K-1 folds), and the threshold is the conformal quantile of those scores for
+        ``false_reject_rate``. ``groups`` keeps photos that belong together (several
+        shots of one part, one lot) on the same side: a list with one label per good
+        image, or a regular expression whose first group (else the whole match) in each
+        file name is its label, e.g. ``r"^(part[0-9]+)_"``. Without it each photo stands
+        alone, and a part photographed several times is judged against its own other
+        photos: too low a threshold. ``holdout`` > 0 instead keeps that share of the
+        good images out of the model to set the threshold (the old way: a smaller bank,
+        fewer calibration scores). Good images whose score lies far above the others' are
+        listed in ``info['suspect_good']``: a plant's good folder usually holds a few bad
+        parts, and a person should look at them.
+        ``defect_images``, when a user has
         some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
         ``review_rate`` > 0 adds a review band: about that share of good parts is judged
         REVIEW instead of OK (see :mod:`lineguard.vision.calibration`); 0, no band.
@@ -171,29 +217,37 @@ class Inspector:
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient)
         items = _resolve(good)
         to_input = lambda p: pre.apply(p)[0]  # noqa: E731
-        inputs, bad = _load_all(items, progress, transform=to_input)
+        loaded: list[int] = []
+        inputs, bad = _load_all(items, progress, transform=to_input, loaded=loaded)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
-        need = det.min_good_images + (1 if holdout > 0 else 0)
+        need = det.min_good_images + 1
         if len(inputs) < need:
             raise DatasetError(f"{detector} needs at least {need} readable good images ({det.min_good_images} to "
-                               f"learn from, 1+ held out to set the threshold); got {len(inputs)}"
+                               f"learn from, and others to set the threshold); got {len(inputs)}"
                                + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
         x = np.stack(inputs)
         del inputs
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(x))
-        n_cal = max(1, int(round(holdout * len(x)))) if holdout > 0 else 0
-        n_cal = min(n_cal, len(x) - det.min_good_images)
-        cal_idx, train_idx = np.sort(order[:n_cal]), np.sort(order[n_cal:])
+        names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+        labels = _group_labels(groups, items, loaded)
+        fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
         t0 = time.perf_counter()
-        det.fit(x[train_idx], progress=(lambda d, t: progress("features", d, t)) if progress else None)
-        train_s = time.perf_counter() - t0
-        if n_cal:
+        if holdout > 0:
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(len(x))
+            n_cal = min(max(1, int(round(holdout * len(x)))), len(x) - det.min_good_images)
+            cal_idx, train_idx = np.sort(order[:n_cal]), np.sort(order[n_cal:])
+            det.fit(x[train_idx], progress=fit_progress)
+            train_s = time.perf_counter() - t0
             cal_scores, cal_maps = det.score(x[cal_idx])
-        else:  # no held-out parts: scores on training parts are optimistic; said in the record
-            cal_scores, cal_maps = det.score(x[train_idx])
+            method = "held out"
+        else:
+            cal_idx = train_idx = np.arange(len(x))
+            cal_scores, cal_maps = det.fit_cross_scored(x, progress=fit_progress, groups=labels)
+            train_s = time.perf_counter() - t0
+            n_cal = len(x)
+            method = "cross-fit"
         if progress:
             progress("calibrate", 1, 1)
         defect_scores = None
@@ -203,12 +257,25 @@ class Inspector:
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
         calib = _calibration_record(cal_scores, cal_maps, false_reject_rate, defect_scores, threshold_strategy,
-                                    held_out=bool(n_cal), review_rate=review_rate, detector=det)
+                                    held_out=True, review_rate=review_rate, detector=det,
+                                    parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT)
+        calib["calibration_method"] = method
+        if labels is not None:
+            calib["n_groups"] = int(len(set(labels)))
+        # A plant's "good" folder usually holds a few bad or odd parts. Name the ones whose
+        # out-of-sample score lies far above the others' (Tukey's far-out rule, Q3 + 3 IQR:
+        # no distribution assumed) so a person looks at them; they stay in the model.
+        q1, q3 = np.quantile(cal_scores, [0.25, 0.75])
+        far_out = float(q3 + 3 * (q3 - q1))
+        suspect = [{"image": names[int(cal_idx[j])], "score": round(float(cal_scores[j]), 6)}
+                   for j in np.argsort(-cal_scores) if cal_scores[j] > far_out]
+        calib["suspect_cut"] = far_out
         now = datetime.now(timezone.utc)
         info = {
             "version": version or now.strftime("%Y%m%d-%H%M%S"),
             "created_at": now.isoformat(timespec="seconds"),
             "n_train": int(len(train_idx)), "n_calibration": int(n_cal),
+            "suspect_good": suspect,
             "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],

@@ -35,40 +35,54 @@ class StreamingCoreset:
         self._chunk: list[torch.Tensor] = []
         self._chunk_rows = 0
         self._pool: Optional[torch.Tensor] = None
+        # which image each pooled row came from, so the bank can score training parts
+        # without their own patches (leave-one-part-out calibration)
+        self._owners: Optional[torch.Tensor] = None
+        self._chunk_owners: list[torch.Tensor] = []
         self._round = 0
 
-    def _select(self, feats: torch.Tensor, k: int) -> torch.Tensor:
+    def _select(self, feats: torch.Tensor, owners: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         from .patchcore import greedy_coreset
         self._round += 1
-        return feats[greedy_coreset(feats, k, self.projection_dim, self.seed + self._round)].clone()
+        idx = greedy_coreset(feats, k, self.projection_dim, self.seed + self._round)
+        return feats[idx].clone(), owners[idx].clone()
 
-    def add(self, rows: torch.Tensor) -> None:
-        """Add (n, C) patch features; large inputs are split so the chunk stays bounded."""
+    def add(self, rows: torch.Tensor, owners: Optional[torch.Tensor] = None) -> None:
+        """Add (n, C) patch features and the image index each came from; large inputs
+        are split so the chunk stays bounded."""
+        if owners is None:
+            owners = torch.full((len(rows),), -1, dtype=torch.long)
         half = self.max_rows // 2
         for i in range(0, len(rows), half):
             part = rows[i:i + half]
             if self._chunk_rows + len(part) > half:
                 self._flush()
             self._chunk.append(part.clone())
+            self._chunk_owners.append(owners[i:i + half].clone())
             self._chunk_rows += len(part)
             self.seen += len(part)
 
     def _flush(self) -> None:
         if not self._chunk:
             return
-        chunk = torch.cat(self._chunk)
-        self._chunk, self._chunk_rows = [], 0
+        chunk, owners = torch.cat(self._chunk), torch.cat(self._chunk_owners)
+        self._chunk, self._chunk_owners, self._chunk_rows = [], [], 0
         k = max(1, min(len(chunk), math.ceil(self.oversample * self.ratio * len(chunk))))
-        kept = self._select(chunk, k)
+        kept, kept_owners = self._select(chunk, owners, k)
         del chunk
-        self._pool = kept if self._pool is None else torch.cat([self._pool, kept])
+        if self._pool is None:
+            self._pool, self._owners = kept, kept_owners
+        else:
+            self._pool, self._owners = torch.cat([self._pool, kept]), torch.cat([self._owners, kept_owners])
         if len(self._pool) > self.max_rows // 2:
-            self._pool = self._select(self._pool, self.max_rows // 4)
+            self._pool, self._owners = self._select(self._pool, self._owners, self.max_rows // 4)
 
-    def finish(self) -> torch.Tensor:
-        """The memory bank: about ``ratio`` of all rows seen, as (k, C) float32."""
+    def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The memory bank, about ``ratio`` of all rows seen, as (k, C) float32, and the
+        image index each bank row came from (-1 where none was given)."""
         self._flush()
         if self._pool is None:
             raise ValueError("no features were added")
         k = max(1, min(len(self._pool), int(round(self.seen * self.ratio))))
-        return self._select(self._pool, k).contiguous()
+        bank, owners = self._select(self._pool, self._owners, k)
+        return bank.contiguous(), owners

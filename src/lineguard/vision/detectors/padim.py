@@ -21,7 +21,7 @@ class PaDiM(BackboneDetector):
 
     def __init__(self, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage2", "stage3", "stage4"),
                  n_features: int = 64, regularization: float = 0.01, sigma: float = 4.0,
-                 batch_size: int = 16, seed: int = 0):
+                 batch_size: int = 16, seed: int = 0, pool_padding: str = "edge"):
         self.backbone = backbone
         self.layers = layers
         self.n_features = n_features
@@ -29,6 +29,10 @@ class PaDiM(BackboneDetector):
         self.sigma = sigma
         self.batch_size = batch_size
         self.seed = seed
+        # PaDiM learns a Gaussian per grid position, border positions included, so the
+        # border treatment that matters for PatchCore (see base.POOL_PADDINGS) is learned
+        # away here; kept as it was (not re-measured for PaDiM).
+        self.pool_padding = pool_padding
 
     def fit(self, images: np.ndarray, progress: Progress = None) -> "PaDiM":
         self._check_enough(len(images))
@@ -80,7 +84,8 @@ class PaDiM(BackboneDetector):
 
     @classmethod
     def from_state(cls, params: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> "PaDiM":
-        det = cls(**{**params, "layers": tuple(params["layers"])})
+        # files from before pool_padding existed averaged the border's inside cells only
+        det = cls(**{"pool_padding": "edge", **params, "layers": tuple(params["layers"])})
         det._load_backbone_tensors(tensors)
         det.mean_ = torch.from_numpy(np.array(tensors["mean"], dtype=np.float32))
         det.inv_cov_ = torch.from_numpy(np.array(tensors["inv_cov"], dtype=np.float32))
