@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,22 @@ def test_cli_info_refuses_a_file_that_is_not_a_summary(fitted_model_path, tmp_pa
     bogus.write_text('{"hello": 1}')
     r = _cli("info", fitted_model_path, "--pod", bogus, cwd=tmp_path)
     assert r.returncode == 2 and "not a stress-test summary" in r.stderr
+
+
+def test_contrast_series_is_painted_at_the_size_series_a90():
+    from lineguard.vision.stress import run_stress
+    good = _good(4)
+    flat = [g.astype(np.int16) for g in good]
+
+    def judge(im):
+        # Catches a defect once enough pixels changed, give or take a factor drawn per
+        # part: detection grows with size but is not a clean step, so a curve is fitted.
+        changed = min(int((np.abs(im.astype(np.int16) - g) > 8).any(axis=2).sum()) for g in flat)
+        noise = np.random.default_rng(zlib.crc32(im.tobytes())).lognormal(0.0, 0.5)
+        return "NG" if changed * noise > 40 else "OK"
+    study = run_stress(_Fake(judge), good, kinds=["spot", "contamination"], per_kind=60, seed=2)
+    for kind, e in study["kinds"].items():
+        fit = e["size"]
+        assert fit["status"] == "fit" and fit["a90_reached"], kind
+        sizes = {r[2] for r in e["parts"] if r[0] == "contrast"}
+        assert sizes == {round(min(fit["a90"], 0.9 * 128), 2)}, kind

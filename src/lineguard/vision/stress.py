@@ -9,8 +9,10 @@ Each kind gets two series, as an NDT study would run them:
 - the *size* series (three quarters of the parts): sizes log-uniform over the kind's
   range (shares of each photo's shorter side, see :mod:`.sized_defects`), at the kind's
   nominal contrast; its hit/miss fit gives ``a50``, ``a90`` and ``a90/95``;
-- the *contrast* series (the rest): contrast log-uniform over the kind's range, at one
-  mid-range size; its fit says how strong a defect of that size must be.
+- the *contrast* series (the rest), painted after the size series is judged: contrast
+  log-uniform over the kind's range, at the size series' ``a90`` (or its largest size
+  when a90 is not reached); its fit says how strong a defect of that size must be to
+  be caught, i.e. how far the ``a90`` holds for fainter defects.
 
 A hit is a part judged NG (the defect does not ship); a second fit counts REVIEW as a hit
 too (a person looks and catches it). The good parts are also judged unpainted: their
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -107,7 +109,7 @@ def plan_stress(shapes: Sequence[tuple[int, int]], kinds: Sequence[str] = STRESS
                 contrast = NOMINAL_CONTRAST[kind]
             else:
                 series = "contrast"
-                share = math.sqrt(lo * hi)
+                share = hi      # a placeholder: run_stress paints these at the size series' a90
                 contrast = math.exp(rng.uniform(math.log(clo), math.log(chi)))
             size = max(1.0, min(share * short, 0.9 * short))
             plan.append(StressPart(kind, i, series, int(bases[i]), round(size, 2), round(contrast, 2)))
@@ -118,6 +120,16 @@ def paint_part(good: Sequence[np.ndarray], part: StressPart, seed: int) -> tuple
     """The painted photo and its mask for one planned part (the same every time)."""
     return paint_sized_defect(good[part.base], part.kind, part.size_px, part.contrast,
                               _kind_seed(seed, part.kind, part.index))
+
+
+def _contrast_size(part: StressPart, size_fit: dict, good: Sequence[np.ndarray]) -> StressPart:
+    """The contrast series is painted at the kind's a90 (where contrast decides whether a
+    defect is caught), at the size from which every defect was caught where the size
+    series was a step, or else at the largest size painted; never larger than fits the photo."""
+    target = (size_fit["a90"] if size_fit.get("a90_reached") else
+              size_fit.get("all_found_from") or size_fit["size_max"])
+    limit = 0.9 * min(good[part.base].shape[:2])
+    return replace(part, size_px=round(max(1.0, min(float(target), limit)), 2))
 
 
 def _verdict(r: Any) -> str:
@@ -166,6 +178,9 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
             return first + f"; 90% of {what} from {f(fit['a90_95'])} up are caught, with 95% confidence."
         return first + "; too few parts to state a size caught 90% of the time with 95% confidence: paint more."
     a50, a90, a95 = fit["a50"], fit["a90"], fit["a90_95"]
+    if a50 is None or a50 > fit["size_max"]:
+        return (f"{Kind} will usually pass{at} at every size painted, up to {f(fit['size_max'])} "
+                f"({fit['hits']} of {fit['n']} caught): do not rely on this model for {what}.")
     s = f"{Kind} {smaller} than {f(a50)} will usually pass{at}"
     if not fit["a90_reached"]:
         return s + (f"; 9 in 10 are not caught at any size painted (up to {f(fit['size_max'])}): "
@@ -213,20 +228,33 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
             progress("judge", done, total)
     t_good = time.perf_counter() - t0
 
-    verdicts: list[str] = []
-    scores: list[float] = []
     paint_s = 0.0
-    for start in range(0, len(plan), _CHUNK):
-        chunk = plan[start:start + _CHUNK]
-        tp = time.perf_counter()
-        arrays = [paint_part(good, p, seed)[0] for p in chunk]
-        paint_s += time.perf_counter() - tp
-        res = inspector.inspect_batch(arrays)
-        verdicts += [_verdict(r) for r in res]
-        scores += [float(r.score) for r in res]
-        done += len(chunk)
-        if progress:
-            progress("judge", done, total)
+    outcome: dict[tuple[str, int], tuple[str, float]] = {}
+
+    def judge(parts: list[StressPart]) -> None:
+        nonlocal done, paint_s
+        for start in range(0, len(parts), _CHUNK):
+            chunk = parts[start:start + _CHUNK]
+            tp = time.perf_counter()
+            arrays = [paint_part(good, p, seed)[0] for p in chunk]
+            paint_s += time.perf_counter() - tp
+            for p, r in zip(chunk, inspector.inspect_batch(arrays)):
+                outcome[(p.kind, p.index)] = (_verdict(r), float(r.score))
+            done += len(chunk)
+            if progress:
+                progress("judge", done, total)
+
+    # Phase 1, sizes; then phase 2, contrasts at the size that phase 1 found matters.
+    judge([p for p in plan if p.series == "size"])
+    fits: dict[str, dict[str, dict]] = {}
+    for kind in kinds:
+        size_parts = [p for p in plan if p.kind == kind and p.series == "size"]
+        fits[kind] = {}
+        for name, hit in (("ng", lambda v: v == "NG"), ("ng_or_review", lambda v: v in ("NG", "REVIEW"))):
+            fits[kind][name] = _summary(fit_pod([p.size_px for p in size_parts],
+                                                [hit(outcome[(kind, p.index)][0]) for p in size_parts]), mm_per_px)
+    plan = [_contrast_size(p, fits[p.kind]["ng"], good) if p.series == "contrast" else p for p in plan]
+    judge([p for p in plan if p.series == "contrast"])
     judge_s = time.perf_counter() - t0
 
     has_band = float(getattr(inspector, "review_threshold", math.inf)) < float(getattr(inspector, "threshold", math.inf))
@@ -250,28 +278,22 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
     if sources is not None:
         study["false_reject_parts"] = [str(sources[i]) for i, v in enumerate(base_verdicts) if v == "NG"]
     for kind in kinds:
-        rows = [(p, v, s) for p, v, s in zip(plan, verdicts, scores) if p.kind == kind]
-        size_rows = [r for r in rows if r[0].series == "size"]
+        rows = [(p, *outcome[(kind, p.index)]) for p in plan if p.kind == kind]
         con_rows = [r for r in rows if r[0].series == "contrast"]
-        fits = {}
-        for name, hit in (("ng", lambda v: v == "NG"), ("ng_or_review", lambda v: v in ("NG", "REVIEW"))):
-            fits[name] = _summary(fit_pod([p.size_px for p, _, _ in size_rows],
-                                          [hit(v) for _, v, _ in size_rows]), mm_per_px)
         contrast_fit = None
         if con_rows:
             cf = fit_pod([p.contrast for p, _, _ in con_rows], [v == "NG" for _, v, _ in con_rows]).to_dict()
-            contrast_fit = {**cf, "size_px": float(np.median([p.size_px for p, _, _ in con_rows])),
-                            "size_share": math.sqrt(SIZE_RANGE[kind][0] * SIZE_RANGE[kind][1])}
+            contrast_fit = {**cf, "size_px": float(np.median([p.size_px for p, _, _ in con_rows]))}
         lo, hi = SIZE_RANGE[kind]
         study["kinds"][kind] = {
             "size_means": KIND_SIZE_MEANS[kind],
             "nominal_contrast": NOMINAL_CONTRAST[kind],
             "size_share_range": [lo, hi],
             "contrast_range": list(CONTRAST_RANGE[kind]),
-            "size": fits["ng"],
-            "size_ng_or_review": fits["ng_or_review"],
+            "size": fits[kind]["ng"],
+            "size_ng_or_review": fits[kind]["ng_or_review"],
             "contrast": contrast_fit,
-            "sentence": kind_sentence(kind, fits["ng"], mm_per_px, NOMINAL_CONTRAST[kind]),
+            "sentence": kind_sentence(kind, fits[kind]["ng"], mm_per_px, NOMINAL_CONTRAST[kind]),
             # Each painted part: [series, base photo, size px, contrast, verdict, score, base verdict]
             "parts": [[p.series, p.base, p.size_px, p.contrast, v, round(s, 6), base_verdicts[p.base]]
                       for p, v, s in rows],
