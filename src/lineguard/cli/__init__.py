@@ -22,6 +22,9 @@ if _station is not None:
 from . import edge as _edge  # noqa: E402
 _edge.register(app)
 
+from . import stress as _stress  # noqa: E402
+_stress.register(app)
+
 
 def main() -> None:  # pragma: no cover
     app()

@@ -288,14 +288,26 @@ def synth(output: Path, n_good: int, n_defect: int, n_test_good: Optional[int], 
 
 @click.command()
 @click.argument("model", type=PathArg)
-def info(model: Path) -> None:
-    """Show what a model file (.lgm or exported .onnx) holds: detector, thresholds, versions."""
+@click.option("--pod", type=PathArg, default=None,
+              help="A stress test's pod.json to show with the model (default: MODEL.pod.json beside it, if any).")
+def info(model: Path, pod: Optional[Path]) -> None:
+    """Show what a model file (.lgm or exported .onnx) holds: detector, thresholds, versions,
+    and its stress-test summary (what it will miss) where `lineguard stress` left one."""
     from ..vision.inspector import Inspector
+    from .stress import load_pod_summary
     try:
         insp = Inspector.load(model)
-    except LineguardError as exc:
+        summary = load_pod_summary(model, pod, insp.model_id)
+    except (LineguardError, ValueError) as exc:
         fail(str(exc))
-    print(json.dumps(insp.describe(), indent=2, default=str))
+    described = insp.describe()
+    if summary is not None:
+        described["stress_test"] = summary
+        if not summary["matches_model"]:
+            made_for = (summary.get("model") or {}).get("model_id")
+            note("note", f"the stress-test summary was made for model {made_for}, not this one "
+                         f"({insp.model_id}); re-run `lineguard stress` for this model")
+    print(json.dumps(described, indent=2, default=str))
 
 
 def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path) -> None:

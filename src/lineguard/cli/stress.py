@@ -1,0 +1,157 @@
+"""Stress-test verb: what a model will miss, before the first real defect.
+
+    lineguard stress cell.onnx parts/held-out-good/ -o stress/ [--per-kind 200] [--kinds scratch crack]
+                     [--mm-per-px 0.05] [--seed 0]
+
+Writes ``stress/index.html`` and ``stress/pod.json``, and a short summary beside the
+model (``cell.onnx.pod.json``) that ``lineguard info`` prints. The model file itself is
+never touched: it is content-hashed, and a study is about a model, not part of it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from ._term import fail, note, progress, say
+from .core import PathArg, _threads, runtime_option, threads_option
+
+POD_SUFFIX = ".pod.json"
+
+
+def pod_summary_path(model: Path) -> Path:
+    """Where a model's stress-test summary lives: beside it, named after the whole file
+    name, so ``cell.lgm`` and its export ``cell.onnx`` keep their own."""
+    return model.with_name(model.name + POD_SUFFIX)
+
+
+def pod_summary(study: dict) -> dict[str, Any]:
+    """The numbers a person reads from a study (no per-part rows)."""
+    keep = ("status", "n", "hits", "a50", "a90", "a90_95", "a90_reached", "a90_95_reached", "size_min",
+            "size_max")
+    kinds = {}
+    for kind, e in study["kinds"].items():
+        kinds[kind] = {"sentence": e["sentence"], "size_means": e["size_means"],
+                       "contrast": e["nominal_contrast"], **{k: e["size"].get(k) for k in keep}}
+        if study.get("mm_per_px"):
+            for k in ("a50", "a90", "a90_95"):
+                kinds[kind][f"{k}_mm"] = e["size"].get(f"{k}_mm")
+    return {"kind": "lineguard.pod_summary", "model": study.get("model"), "good_dir": study.get("good_dir"),
+            "n_good": study["n_good"], "per_kind": study["per_kind"], "seed": study["seed"],
+            "mm_per_px": study.get("mm_per_px"), "false_reject_rate": study["false_reject_rate"],
+            "kinds": kinds}
+
+
+KINDS_HELP = "scratch, crack, spot, missing_material, contamination, low_contrast_area"
+
+
+@click.command()
+@click.argument("model", type=PathArg)
+@click.argument("good_dir", type=PathArg)
+@click.option("-o", "--output", required=True, type=PathArg, help="Report folder (index.html, pod.json).")
+@click.option("--per-kind", type=int, default=200, show_default=True, help="Painted parts per defect kind.")
+@click.option("--kinds", multiple=True, help=f"Defect kinds to paint (repeat or comma-separate): {KINDS_HELP}. "
+                                             "Default: all.")
+@click.option("--mm-per-px", type=float, default=None, help="Millimetres per photo pixel, to state sizes in mm.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--store/--no-store", default=True, show_default=True,
+              help="Also write the summary beside the model (MODEL.pod.json) for `lineguard info`.")
+@threads_option
+@runtime_option
+def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tuple[str, ...],
+           mm_per_px: Optional[float], seed: int, store: bool, threads: Optional[int],
+           runtime: Optional[str]) -> None:
+    """Paint defects of known size on held-out good parts and fit probability-of-detection curves.
+
+    GOOD_DIR must hold good parts the model did NOT learn from (e.g. a held-out folder): on
+    its own training parts a model scores low and the curves would flatter it.
+    """
+    from ..vision.errors import DatasetError, LineguardError
+    from ..vision.imageio import list_images, load_images
+    from ..vision.inspector import Inspector
+    try:
+        from ..vision.stress import run_stress
+        from ..vision.stress_report import write_stress_report
+    except ImportError as exc:
+        fail(f"the stress test needs scipy ({exc.name} is missing): pip install 'lineguard[torch]'")
+    chosen = [k.strip() for arg in kinds for k in arg.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in _all_kinds()]
+    if unknown:
+        fail(f"unknown defect kind(s) {', '.join(unknown)}; --kinds takes: {KINDS_HELP}")
+    if per_kind < 4:
+        fail("--per-kind must be at least 4 (a curve needs hits and misses); 200 gives a usable a90/95")
+    if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
+        fail(f"--mm-per-px must be a positive number of millimetres per pixel (got {mm_per_px})")
+    if output.exists() and not output.is_dir():
+        fail(f"{output} is a file; -o takes a folder for the report")
+    _threads(threads)
+    try:
+        insp = Inspector.load(model, runtime=runtime)
+        files = list_images(good_dir)
+    except (LineguardError, DatasetError) as exc:
+        fail(str(exc))
+    good, ok, bad = load_images(files)
+    for b in bad:
+        note("skipped", str(b))
+    if len(good) < 2:
+        fail(f"{good_dir}: {len(good)} readable good image(s); the stress test needs at least 2, and some 30 or "
+             "more held-out good parts for a false-reject rate worth reading")
+    try:
+        with progress() as cb:
+            study = run_stress(insp, good, kinds=chosen or _all_kinds(), per_kind=per_kind, seed=seed,
+                               mm_per_px=mm_per_px, progress=cb, sources=[str(p) for p in ok])
+        study["model"] = {"file": str(model), "model_id": insp.model_id, "version": insp.model_version}
+        study["good_dir"] = str(good_dir)
+        study["skipped"] = [str(b) for b in bad]
+        index = write_stress_report(output, study, insp, good)
+    except (LineguardError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{output}: cannot write the report ({exc.strerror or exc}); choose a writable folder")
+    if store:
+        from ..vision.atomic import atomic_write_text
+        from ..vision.report import to_jsonable
+        target = pod_summary_path(model)
+        try:
+            atomic_write_text(target, json.dumps(to_jsonable(pod_summary(study)), indent=2) + "\n")
+        except OSError as exc:
+            note("note", f"could not store the summary beside the model ({target}: {exc.strerror or exc}); "
+                         f"`lineguard info {model} --pod {output / 'pod.json'}` shows it")
+    say(f"{len(good)} good parts, {study['false_rejects']} judged NG unpainted "
+        f"(false-reject rate {study['false_reject_rate']:.1%})")
+    for kind, e in study["kinds"].items():
+        say(f"  {kind}: {e['sentence']}")
+    say(f"report written to {index}")
+
+
+def _all_kinds() -> list[str]:
+    from ..vision.sized_defects import STRESS_KINDS
+    return list(STRESS_KINDS)
+
+
+def load_pod_summary(model: Path, pod: Optional[Path], model_id: str) -> Optional[dict]:
+    """The stress-test summary for ``lineguard info``: from ``pod`` (a report's pod.json or a
+    stored summary) or beside the model; None when there is none. Raises ValueError for
+    a file that is not a stress-test summary."""
+    path = pod if pod is not None else pod_summary_path(model)
+    if not path.is_file():
+        if pod is not None:
+            raise ValueError(f"{pod}: no such file; give a report's pod.json or MODEL{POD_SUFFIX}")
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable stress-test summary ({exc}); re-run `lineguard stress`") from exc
+    if not isinstance(data, dict) or data.get("kind") not in ("lineguard.stress", "lineguard.pod_summary"):
+        raise ValueError(f"{path}: not a stress-test summary (written by `lineguard stress`)")
+    summary = pod_summary(data) if data["kind"] == "lineguard.stress" else data
+    made_for = (summary.get("model") or {}).get("model_id")
+    summary["matches_model"] = made_for == model_id
+    return summary
+
+
+def register(app: click.Group) -> None:
+    app.add_command(stress)

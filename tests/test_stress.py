@@ -1,0 +1,252 @@
+"""The stress test: sized defects, a blind and an all-seeing model, a real model on the
+synthetic line, the report, and `lineguard stress` / `lineguard info` end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lineguard.vision.sized_defects import NOMINAL_CONTRAST, STRESS_KINDS, paint_sized_defect
+from lineguard.vision.result import InspectionResult, Verdict
+from lineguard.vision.synth import make_part
+
+
+def _good(n: int = 6, size: int = 128) -> list[np.ndarray]:
+    return [make_part(s, size)[0] for s in range(n)]
+
+
+class _Fake:
+    """A stand-in model: ``judge(image) -> "OK" | "NG"``, no review band."""
+
+    threshold = 1.0
+    review_threshold = 1.0
+
+    def __init__(self, judge):
+        self.judge = judge
+
+    def inspect_batch(self, images, **_):
+        out = []
+        for im in images:
+            v = Verdict(self.judge(im))
+            out.append(InspectionResult(verdict=v, score=2.0 if v is Verdict.NG else 0.0, threshold=1.0,
+                                        pixel_threshold=1.0, anomaly_map=np.zeros(im.shape[:2], np.float32)))
+        return out
+
+    def inspect(self, image):
+        return self.inspect_batch([image])[0]
+
+
+# --------------------------------------------------------------------------- painter
+
+
+@pytest.mark.parametrize("kind", STRESS_KINDS)
+def test_painted_area_grows_with_size_and_only_the_mask_changes(kind):
+    img = _good(1)[0]
+    areas = []
+    for size in (4, 12, 36):
+        out, mask = paint_sized_defect(img, kind, size, NOMINAL_CONTRAST[kind], np.random.default_rng(1))
+        changed = (out != img).any(axis=2)
+        assert np.array_equal(changed, mask > 0)
+        areas.append(int(changed.sum()))
+    assert areas[0] < areas[1] < areas[2]
+
+
+def test_contrast_sets_the_grey_level_change():
+    img = np.full((96, 96, 3), 120, np.uint8)
+    for contrast in (10.0, 40.0):
+        out, mask = paint_sized_defect(img, "spot", 20, contrast, np.random.default_rng(0))
+        change = np.abs(out.astype(float) - img).mean(axis=2)
+        assert change.max() == pytest.approx(contrast, abs=1.0)
+
+
+def test_spot_diameter_is_the_size_asked_for():
+    img = np.full((96, 96, 3), 120, np.uint8)
+    _, mask = paint_sized_defect(img, "spot", 30, 40, np.random.default_rng(0))
+    ys, xs = np.nonzero(mask)
+    assert xs.max() - xs.min() + 1 == pytest.approx(30, abs=2)
+    assert ys.max() - ys.min() + 1 == pytest.approx(30, abs=2)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(kind="dent"), "unknown defect kind"),
+    (dict(size_px=0.2), "at least"),
+    (dict(size_px=500), "does not fit"),
+    (dict(contrast=0), "contrast"),
+])
+def test_painter_refuses_bad_requests(kwargs, msg):
+    args = dict(image=_good(1)[0], kind="spot", size_px=10, contrast=20, rng=np.random.default_rng(0))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        paint_sized_defect(**args)
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def test_a_blind_model_reaches_no_a90():
+    from lineguard.vision.stress import run_stress
+    study = run_stress(_Fake(lambda im: "OK"), _good(), per_kind=12, seed=0)
+    assert study["false_reject_rate"] == 0.0
+    for kind, e in study["kinds"].items():
+        assert e["size"]["status"] == "blind"
+        assert e["size"]["a90"] is None and e["size"]["a90_95"] is None
+        assert "never caught" in e["sentence"]
+
+
+def test_a_model_that_sees_everything_gets_a_small_a90():
+    from lineguard.vision.stress import run_stress
+    good = _good()
+    seen = {im.tobytes() for im in good}
+    # Flags any part that differs from a known good one: it finds every painted defect.
+    study = run_stress(_Fake(lambda im: "OK" if im.tobytes() in seen else "NG"), good, per_kind=40, seed=0)
+    for kind, e in study["kinds"].items():
+        fit = e["size"]
+        assert fit["status"] == "all_found" and fit["hits"] == fit["n"] == 30
+        # 30 in a row (>= 29): found 90% of the time with 95% confidence from the smallest painted.
+        assert fit["a90_95"] == pytest.approx(fit["size_min"])
+        assert fit["a90_95"] < 0.1 * 128      # a tenth of the photo: painted sizes reach 0.6 of it
+        assert "Every one" in e["sentence"]
+
+
+def test_false_rejects_on_unpainted_parts_are_counted():
+    from lineguard.vision.stress import run_stress
+    good = _good(4)
+    first = good[0].tobytes()
+    study = run_stress(_Fake(lambda im: "NG" if im.tobytes() == first else "OK"), good, per_kind=8,
+                       kinds=["spot"], sources=[f"g{i}.png" for i in range(4)])
+    assert study["false_rejects"] == 1 and study["false_reject_rate"] == 0.25
+    assert study["false_reject_parts"] == ["g0.png"]
+
+
+def test_a_real_model_gives_curves_that_rise_with_size(fitted_inspector, synth_category):
+    """PatchCore on the synthetic line: larger defects are caught at least as often, and
+    every fitted curve rises."""
+    from lineguard.vision.imageio import list_images, load_image
+    from lineguard.vision.pod import PodFit, pod_curve
+    from lineguard.vision.stress import run_stress
+    good = [load_image(p) for p in list_images(synth_category / "test" / "good")]
+    study = run_stress(fitted_inspector, good, kinds=["spot", "scratch", "missing_material"], per_kind=24, seed=1)
+    for kind, e in study["kinds"].items():
+        rows = sorted((r for r in e["parts"] if r[0] == "size"), key=lambda r: r[2])
+        third = len(rows) // 3
+        small = np.mean([r[4] == "NG" for r in rows[:third]])
+        large = np.mean([r[4] == "NG" for r in rows[-third:]])
+        assert large >= small, kind
+        assert large > 0.5, kind           # obvious defects on this line are caught
+        fit = e["size"]
+        if fit["status"] == "fit":
+            f = PodFit(**{k: fit[k] for k in PodFit.__dataclass_fields__})
+            assert f.b1 > 0
+            assert np.all(np.diff(pod_curve(f, np.geomspace(fit["size_min"], fit["size_max"], 50))) > 0)
+
+
+def test_plan_is_reproducible_and_covers_both_series():
+    from lineguard.vision.stress import plan_stress
+    shapes = [(100, 140), (120, 90)]
+    a = plan_stress(shapes, ["crack"], per_kind=20, seed=3)
+    assert a == plan_stress(shapes, ["crack"], per_kind=20, seed=3)
+    assert a != plan_stress(shapes, ["crack"], per_kind=20, seed=4)
+    assert sum(p.series == "size" for p in a) == 15 and sum(p.series == "contrast" for p in a) == 5
+    assert all(p.size_px <= 0.9 * min(shapes[p.base]) for p in a)
+    with pytest.raises(ValueError, match="unknown defect kind"):
+        plan_stress(shapes, ["dent"])
+    with pytest.raises(ValueError, match="per_kind"):
+        plan_stress(shapes, ["crack"], per_kind=2)
+
+
+def test_report_files(tmp_path):
+    from lineguard.vision.stress import run_stress
+    from lineguard.vision.stress_report import write_stress_report
+    good = _good(4)
+    seen = {im.tobytes() for im in good}
+    fake = _Fake(lambda im: "OK" if im.tobytes() in seen else "NG")
+    study = run_stress(fake, good, kinds=["spot", "crack"], per_kind=8, mm_per_px=0.05)
+    index = write_stress_report(tmp_path / "r", study, fake, good)
+    page = index.read_text()
+    assert "spot" in page and "crack" in page and "mm" in page
+    assert "http://" not in page and "https://" not in page       # nothing from a CDN
+    pod = json.loads((tmp_path / "r" / "pod.json").read_text())
+    assert set(pod["kinds"]) == {"spot", "crack"} and pod["mm_per_px"] == 0.05
+    assert (tmp_path / "r" / "pod_spot.png").stat().st_size > 1000
+    assert len(list((tmp_path / "r" / "examples").glob("spot_*.png"))) == 3
+    assert not list((tmp_path / "r").rglob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
+    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_stress_then_info(fitted_model_path, synth_category, tmp_path):
+    pytest.importorskip("torch")
+    model = tmp_path / "cell.lgm"
+    model.write_bytes(fitted_model_path.read_bytes())       # the summary lands beside it
+    r = _cli("stress", model, synth_category / "test" / "good", "-o", "report", "--per-kind", 8,
+             "--kinds", "spot,scratch", "--mm-per-px", 0.1, "--threads", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "spot:" in r.stdout and "scratch:" in r.stdout and "report written" in r.stdout
+    report = tmp_path / "report"
+    pod = json.loads((report / "pod.json").read_text())
+    assert set(pod["kinds"]) == {"spot", "scratch"} and pod["n_good"] == 10
+    assert all(len(e["parts"]) == 8 for e in pod["kinds"].values())
+    assert (report / "index.html").is_file() and (report / "pod_spot.png").is_file()
+    stored = tmp_path / "cell.lgm.pod.json"
+    assert stored.is_file()
+    r = _cli("info", model, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["stress_test"]["matches_model"] is True
+    assert set(info["stress_test"]["kinds"]) == {"spot", "scratch"}
+    # The same summary read from a report's pod.json, for a model that has none beside it.
+    stored.unlink()
+    r = _cli("info", model, "--pod", report / "pod.json", cwd=tmp_path)
+    assert r.returncode == 0 and "stress_test" in json.loads(r.stdout)
+    r = _cli("info", model, cwd=tmp_path)
+    assert "stress_test" not in json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--kinds", "dent"], "unknown defect kind"),
+    (["--per-kind", "2"], "--per-kind must be at least 4"),
+    (["--mm-per-px", "-1"], "--mm-per-px must be a positive"),
+])
+def test_cli_stress_refuses_bad_input(fitted_model_path, synth_category, tmp_path, extra, msg):
+    r = _cli("stress", fitted_model_path, synth_category / "test" / "good", "-o", "report", *extra, cwd=tmp_path)
+    assert r.returncode == 2 and msg in r.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_cli_info_refuses_a_file_that_is_not_a_summary(fitted_model_path, tmp_path):
+    bogus = tmp_path / "x.json"
+    bogus.write_text('{"hello": 1}')
+    r = _cli("info", fitted_model_path, "--pod", bogus, cwd=tmp_path)
+    assert r.returncode == 2 and "not a stress-test summary" in r.stderr
+
+
+def test_contrast_series_is_painted_at_the_size_series_a90():
+    from lineguard.vision.stress import run_stress
+    good = _good(4)
+    flat = [g.astype(np.int16) for g in good]
+
+    def judge(im):
+        # Catches a defect once enough pixels changed, give or take a factor drawn per
+        # part: detection grows with size but is not a clean step, so a curve is fitted.
+        changed = min(int((np.abs(im.astype(np.int16) - g) > 8).any(axis=2).sum()) for g in flat)
+        noise = np.random.default_rng(zlib.crc32(im.tobytes())).lognormal(0.0, 0.5)
+        return "NG" if changed * noise > 40 else "OK"
+    study = run_stress(_Fake(judge), good, kinds=["spot", "contamination"], per_kind=60, seed=2)
+    for kind, e in study["kinds"].items():
+        fit = e["size"]
+        assert fit["status"] == "fit" and fit["a90_reached"], kind
+        sizes = {r[2] for r in e["parts"] if r[0] == "contrast"}
+        assert sizes == {round(min(fit["a90"], 0.9 * 128), 2)}, kind
