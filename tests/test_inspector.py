@@ -78,6 +78,18 @@ def test_fit_on_parts_of_different_sizes():
     assert r.anomaly_map.shape == (80, 200)
 
 
+def test_auto_input_size_keeps_the_parts_aspect_ratio():
+    tall = [make_part(s, size=(250, 100))[0] for s in range(6)]     # (height, width): 2.5 : 1
+    insp = Inspector.fit(tall, image_size="auto64", false_reject_rate=0.2)
+    assert insp.preprocess.input_hw == (160, 64)
+    wide = [np.ascontiguousarray(np.rot90(p)) for p in tall]
+    assert Inspector.fit(wide, image_size="auto64").preprocess.input_hw == (64, 160)
+    very_tall = [make_part(s, size=(1000, 100))[0] for s in range(3)]
+    assert Inspector.fit(very_tall, image_size="auto64").preprocess.input_hw == (192, 64)   # at most 3x
+    with pytest.raises(ValueError, match="multiple of 32"):
+        Inspector.fit(tall, image_size="auto100")
+
+
 def test_padim_inspector_fits_and_judges():
     good = [make_part(s, size=SIZE)[0] for s in range(14)]
     insp = Inspector.fit(good, detector="padim", image_size=SIZE, false_reject_rate=0.2)
@@ -205,7 +217,7 @@ def test_f1_strategy_without_defects_is_a_value_error(synth_category):
 
 def test_cross_fit_scores_each_part_by_a_bank_without_its_own_patches(synth_category):
     files = _good_files(synth_category)[:12]
-    insp = Inspector.fit(files, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0)
+    insp = Inspector.fit(files, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0, exclude_suspects=False)
     det = insp.detector
     x = np.stack([insp.preprocess.apply(load_image(f))[0] for f in files])
     in_sample, _ = det.score(x)            # every part's own patches are in the bank
@@ -238,6 +250,10 @@ def test_bad_parts_in_the_good_folder_are_named(synth_category):
         good[i], _ = add_defect(good[i], "missing_coating", rng)
     insp = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1)
     assert sorted(s["image"] for s in insp.info["suspect_good"]) == ["#11", "#3"]
+    # they do not set the threshold, unless asked to
+    assert insp.calibration["suspects_excluded"] == 2 and insp.calibration["n_calibration"] == 18
+    kept = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1, exclude_suspects=False)
+    assert kept.calibration["suspects_excluded"] == 0 and kept.threshold > insp.threshold
     clean = Inspector.fit([g for i, g in enumerate(good) if i not in (3, 11)], image_size=SIZE)
     assert clean.info["suspect_good"] == []
 

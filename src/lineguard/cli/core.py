@@ -37,7 +37,10 @@ precision_option = click.option("--precision", type=click.Choice(["fp32", "bf16"
 
 
 def _parse_size(size: str):
-    """'224' -> 224, '224x384' -> (224, 384) (height x width)."""
+    """'224' -> 224, '224x384' -> (224, 384) (height x width), 'auto' / 'auto256' as is
+    (the good photos' aspect ratio, see ``Inspector.fit``)."""
+    if size.strip().lower().startswith("auto"):
+        return size.strip().lower()
     try:
         parts = [int(v) for v in size.lower().split("x")]
     except ValueError:
@@ -69,13 +72,21 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
               help="Share of good parts to send to REVIEW (a person looks) instead of OK, e.g. 0.05; "
                    "0: no review band, every part OK or NG.")
 @click.option("--image-size", default="224", show_default=True,
-              help="Model input: N (square) or HEIGHTxWIDTH, multiples of 32.")
+              help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), or auto / autoN: the good "
+                   "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not squeezed).")
 @click.option("--resize", default="stretch", show_default=True, help="stretch or pad (keep aspect).")
 @click.option("--orient", default="none", show_default=True,
               help="landscape: turn portrait photos so the long side is horizontal.")
 @click.option("--roi", default=None, help="Region of interest x,y,width,height in photo pixels.")
-@click.option("--holdout", type=float, default=0.2, show_default=True,
-              help="Share of good images held out to set the threshold.")
+@click.option("--holdout", type=float, default=0.0, show_default=True,
+              help="0: every good image is learned and sets the threshold (cross-fitting); "
+                   "a share, e.g. 0.2: keep that share out of the model to set the threshold.")
+@click.option("--group-by", "group_by", default=None, metavar="REGEX",
+              help="Photos of one part (or lot) belong together: a regular expression whose first group in "
+                   "the file name names the part, e.g. '^(part[0-9]+)_'. Each is then calibrated against a "
+                   "model without any photo of its part.")
+@click.option("--keep-suspects", is_flag=True, default=False,
+              help="Let good images that score far above the others set the threshold too.")
 @click.option("--defects", type=PathArg, default=None, help="Folder of defect images (optional) to report escapes.")
 @click.option("--strategy", default="frr", show_default=True,
               help="Threshold: frr (target false-reject rate) or f1 (needs --defects).")
@@ -88,7 +99,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
           image_size: str,
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
-          threads: Optional[int]) -> None:
+          threads: Optional[int], group_by: Optional[str] = None, keep_suspects: bool = False) -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -103,7 +114,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  image_size=_parse_size(image_size), resize=resize, orient=orient,
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
-                                 progress=cb, review_rate=review_rate, **params)
+                                 progress=cb, review_rate=review_rate, groups=group_by,
+                                 exclude_suspects=not keep_suspects, **params)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -112,8 +124,15 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     c = insp.calibration
     for skipped in insp.info.get("skipped", []):
         note("skipped", skipped)
+    how = ("held out" if c.get("calibration_method") == "held out"
+           else "scored by models without them (cross-fit)")
     say(f"wrote {output} (model {insp.model_id}, version {insp.model_version}, "
-        f"{insp.info['n_train']} parts learned, {insp.info['n_calibration']} held out)")
+        f"{insp.info['n_train']} parts learned, threshold from {insp.info['n_calibration']} {how})")
+    for sus in insp.info.get("suspect_good", []):
+        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
+                        f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
+    if c.get("suspects_note"):
+        note("note", c["suspects_note"])
     say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
         f"(guaranteed <= {c['guaranteed_false_reject_rate']:.2%})")
     if insp.review_threshold < insp.threshold:
