@@ -45,7 +45,7 @@ def line(tmp_path_factory):
     r = run_cli("train", cat / "train" / "good", "-o", "models/cell.lgm", "--image-size", SIZE, "--frr", 0.1,
                 "--version", "cli-1", "--threads", 1, cwd=root)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "wrote models/cell.lgm" in _flat(r.stdout) and "24 parts learned, 6 held out" in _flat(r.stdout)
+    assert "wrote models/cell.lgm" in _flat(r.stdout) and "30 parts learned, threshold from 30 scored by models without them (cross-fit)" in _flat(r.stdout)
     model = root / "models" / "cell.lgm"
     assert model.is_file() and _no_temp_files(model.parent)
     return root, cat, model
@@ -268,3 +268,16 @@ def test_eval_on_a_folder_that_is_not_a_category(tmp_path):
     (tmp_path / "flat").mkdir()
     r = run_cli("eval", tmp_path / "flat", cwd=tmp_path)
     assert r.returncode == 2 and "not an MVTec-style category" in _flat(r.stderr)
+
+
+def test_train_groups_photos_by_a_file_name_pattern(line, tmp_path):
+    root, cat, _ = line
+    r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "g.lgm", "--image-size", SIZE, "--frr", 0.1,
+                "--group-by", "^\\d(\\d)", "--threads", 1, cwd=root)   # names 000.png ... 029.png: 3 parts
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scored by models without them (cross-fit)" in _flat(r.stdout)
+    from lineguard.vision.inspector import Inspector
+    assert Inspector.load(tmp_path / "g.lgm").calibration["n_groups"] == 3
+    r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--group-by", "^part", cwd=root)
+    assert r.returncode == 2 and "does not match" in _flat(r.stderr)
+    assert not (tmp_path / "x.lgm").exists()

@@ -217,7 +217,7 @@ def test_f1_strategy_without_defects_is_a_value_error(synth_category):
 
 def test_cross_fit_scores_each_part_by_a_bank_without_its_own_patches(synth_category):
     files = _good_files(synth_category)[:12]
-    insp = Inspector.fit(files, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0, exclude_suspects=False)
+    insp = Inspector.fit(files, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0)
     det = insp.detector
     x = np.stack([insp.preprocess.apply(load_image(f))[0] for f in files])
     in_sample, _ = det.score(x)            # every part's own patches are in the bank
@@ -248,12 +248,13 @@ def test_bad_parts_in_the_good_folder_are_named(synth_category):
     rng = np.random.default_rng(1)
     for i in (3, 11):
         good[i], _ = add_defect(good[i], "missing_coating", rng)
-    insp = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1)
-    assert sorted(s["image"] for s in insp.info["suspect_good"]) == ["#11", "#3"]
-    # they do not set the threshold, unless asked to
+    kept = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1)
+    assert sorted(s["image"] for s in kept.info["suspect_good"]) == ["#11", "#3"]
+    assert kept.calibration["suspects_excluded"] == 0
+    # once a person has looked, they can be left out of the threshold
+    insp = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1, exclude_suspects=True)
     assert insp.calibration["suspects_excluded"] == 2 and insp.calibration["n_calibration"] == 18
-    kept = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1, exclude_suspects=False)
-    assert kept.calibration["suspects_excluded"] == 0 and kept.threshold > insp.threshold
+    assert insp.threshold < kept.threshold
     clean = Inspector.fit([g for i, g in enumerate(good) if i not in (3, 11)], image_size=SIZE)
     assert clean.info["suspect_good"] == []
 

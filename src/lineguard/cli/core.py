@@ -85,8 +85,9 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
               help="Photos of one part (or lot) belong together: a regular expression whose first group in "
                    "the file name names the part, e.g. '^(part[0-9]+)_'. Each is then calibrated against a "
                    "model without any photo of its part.")
-@click.option("--keep-suspects", is_flag=True, default=False,
-              help="Let good images that score far above the others set the threshold too.")
+@click.option("--exclude-suspects", is_flag=True, default=False,
+              help="Leave good images that score far above the others (listed by train) out of the "
+                   "threshold; only once you have looked at them and they are bad parts.")
 @click.option("--defects", type=PathArg, default=None, help="Folder of defect images (optional) to report escapes.")
 @click.option("--strategy", default="frr", show_default=True,
               help="Threshold: frr (target false-reject rate) or f1 (needs --defects).")
@@ -99,7 +100,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
           image_size: str,
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
-          threads: Optional[int], group_by: Optional[str] = None, keep_suspects: bool = False) -> None:
+          threads: Optional[int], group_by: Optional[str] = None, exclude_suspects: bool = False) -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -115,7 +116,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
                                  progress=cb, review_rate=review_rate, groups=group_by,
-                                 exclude_suspects=not keep_suspects, **params)
+                                 exclude_suspects=exclude_suspects, **params)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
