@@ -1,0 +1,221 @@
+"""Which differences between lineguard's old PatchCore and a plain one matter (issue #8).
+
+Backbone stage maps are computed once per dataset and input size and cached; every
+experiment then varies one thing on the same features, so the comparisons are cheap and
+fair. All metrics are on test/, split into the fixed halves of ``core_bench.validation_half``
+(choices were made on the validation half; the report half and the full set are shown).
+"escapes@1%" is the escape rate at the threshold that keeps false rejects on those good
+test parts <= 1%.
+
+    python -m benchmarks.detection_study features --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study pooling  --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study scoring  --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study coreset  --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study calibration --data ../shared/datasets/magnetic_tile --size 224
+
+(``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
+session are collected, with every setting tried, in benchmarks/results/study-*.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE = Path("benchmarks/.cache")
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = [int(v) for v in text.lower().split("x")]
+    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _cache_path(data: str, size: tuple[int, int]) -> Path:
+    return CACHE / f"{Path(data).resolve().name}-{size[0]}x{size[1]}.npz"
+
+
+def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0") -> Path:
+    """Raw stage maps (stages 1-4, fp16) of every train/good and test image."""
+    import torch
+
+    from lineguard.vision.backbones import NORMALIZATION, create_backbone
+    from lineguard.vision.dataset import MVTecCategory
+    from lineguard.vision.imageio import load_image
+    from lineguard.vision.preprocess import Preprocess
+    stages = ("stage1", "stage2", "stage3", "stage4")
+    cat = MVTecCategory(data)
+    pre = Preprocess(image_size=size)
+    bb = create_backbone(backbone, list(stages)).fold_bn().eval()
+    mean, std = NORMALIZATION[backbone]
+    files = [("train", p, "good", "") for p in cat.train_good] + \
+        [("test", it.path, it.defect_type, str(it.mask_path or "")) for it in cat.test_items]
+    x = np.stack([pre.apply(load_image(f[1]))[0] for f in files])
+    out: dict[str, list] = {s: [] for s in stages}
+    with torch.no_grad():
+        for i in range(0, len(x), 16):
+            t = torch.from_numpy(x[i:i + 16]).permute(0, 3, 1, 2).float() / 255
+            t = (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+            for s, f in zip(stages, bb(t)):
+                out[s].append(f.half().numpy())
+    path = _cache_path(data, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{s: np.concatenate(v) for s, v in out.items()},
+             split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
+             type=np.array([f[2] for f in files]), mask=np.array([f[3] for f in files]))
+    return path
+
+
+class Study:
+    def __init__(self, data: str, size: tuple[int, int]):
+        path = _cache_path(data, size)
+        if not path.exists():
+            features(data, size)
+        z = np.load(path)
+        self.z = {k: z[k] for k in z.files}
+        self.size = size
+        self.train = np.flatnonzero(self.z["split"] == "train")
+        self.test = np.flatnonzero(self.z["split"] == "test")
+        self.is_defect = self.z["type"][self.test] != "good"
+        from benchmarks.core_bench import validation_half
+        items = [{"defect_type": self.z["type"][i], "path": self.z["path"][i]} for i in self.test]
+        self.val, self.rep = (np.array(v) for v in validation_half(items))
+
+    def embed(self, idx: np.ndarray, layers=("stage2", "stage4"), zero_pad: bool = True):
+        import torch
+        from torch.nn import functional as F
+        fs = [F.avg_pool2d(torch.from_numpy(self.z[s][idx]).float(), 3, 1, 1, count_include_pad=zero_pad)
+              for s in layers]
+        h, w = fs[0].shape[-2:]
+        fs = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
+              for f in fs]
+        return torch.cat(fs, 1)
+
+    def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0):
+        """Exact greedy coreset over all train/good patches; (rows, bank, owner image)."""
+        from lineguard.vision.detectors.patchcore import greedy_coreset
+        e = self.embed(self.train, zero_pad=zero_pad)
+        n, c, h, w = e.shape
+        rows = e.permute(0, 2, 3, 1).reshape(-1, c)
+        idx = greedy_coreset(rows, max(1, int(round(len(rows) * ratio))), 64, seed)
+        return rows, rows[idx].contiguous(), idx // (h * w), (h, w)
+
+    def test_distances(self, bank, zero_pad: bool = True):
+        from lineguard.vision.detectors.patchcore import nearest_distance
+        e = self.embed(self.test, zero_pad=zero_pad)
+        n, c, h, w = e.shape
+        return nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
+
+    def image_scores(self, d, rule: str = "map_max", sigma: float = 4.0) -> np.ndarray:
+        from lineguard.vision.detectors.base import smooth_and_upsample
+        if rule == "grid_max":
+            return d.flatten(1).max(1).values.numpy()
+        m = smooth_and_upsample(d, self.size, sigma).flatten(1)
+        if rule.startswith("top"):
+            return m.topk(int(rule[3:]), 1).values.mean(1).numpy()
+        return m.max(1).values.numpy()
+
+    def metrics(self, scores: np.ndarray) -> dict[str, Any]:
+        from benchmarks.core_bench import operating_point
+        from lineguard.vision.metrics import image_auroc
+        out = {}
+        for name, sel in (("val", self.val), ("report", self.rep), ("full", None)):
+            pos = np.arange(len(self.test)) if sel is None else sel   # positions within test/
+            s, y = scores[pos], self.is_defect[pos]
+            out[name] = {"image_auroc": round(image_auroc(s, y), 4),
+                         "escapes_at_1pct": round(operating_point(s, y)["escape_rate"], 3)}
+        return out
+
+
+def _conformal(scores: np.ndarray, rate: float = 0.01) -> float:
+    s = np.sort(scores)
+    k = min(len(s), math.ceil((len(s) + 1) * (1 - rate)))
+    return float(s[k - 1])
+
+
+def run(kind: str, data: str, size: tuple[int, int]) -> None:
+    import torch
+    torch.set_num_threads(2)
+    st = Study(data, size)
+
+    def emit(**row: Any) -> None:
+        print(json.dumps({"study": kind, "dataset": Path(data).name, "size": list(size), **row}), flush=True)
+
+    if kind == "pooling":          # zero padding counted in the 3x3 average, or not
+        for zero_pad in (True, False):
+            t0 = time.perf_counter()
+            _, bank, _, _ = st.bank(zero_pad=zero_pad)
+            d = st.test_distances(bank, zero_pad=zero_pad)
+            for rule in ("grid_max", "map_max"):
+                emit(pool_zero_padding=zero_pad, image_score=rule, fit_s=round(time.perf_counter() - t0, 1),
+                     **st.metrics(st.image_scores(d, rule)))
+    elif kind == "scoring":        # image score rules and smoothing on one bank
+        _, bank, _, _ = st.bank()
+        d = st.test_distances(bank)
+        for sigma in (2.0, 4.0, 6.0, 8.0):
+            for rule in ("map_max", "top10", "top100", "top1000"):
+                emit(sigma=sigma, image_score=rule, **st.metrics(st.image_scores(d, rule, sigma)))
+    elif kind == "coreset":        # one exact coreset vs the union of 5 group coresets
+        from lineguard.vision.detectors.patchcore import greedy_coreset
+        t0 = time.perf_counter()
+        rows, bank, _, _ = st.bank()
+        emit(coreset="exact greedy over all patches", fit_s=round(time.perf_counter() - t0, 1),
+             **st.metrics(st.image_scores(st.test_distances(bank))))
+        per = len(rows) // len(st.train)
+        fold = np.random.default_rng(0).permutation(len(st.train)) % 5
+        t0 = time.perf_counter()
+        parts = []
+        for k in range(5):
+            r = torch.cat([rows[i * per:(i + 1) * per] for i in np.flatnonzero(fold == k)])
+            parts.append(r[greedy_coreset(r, int(round(len(r) * 0.02)), 64, k)])
+        union = torch.cat(parts)
+        emit(coreset="union of 5 group coresets", fit_s=round(time.perf_counter() - t0, 1),
+             **st.metrics(st.image_scores(st.test_distances(union))))
+    elif kind == "calibration":    # leave-one-part-out scores, position norm, suspects
+        from lineguard.vision.detectors.patchcore import nearest_distance
+        rows, bank, owner, (h, w) = st.bank()
+        per = h * w
+        bsq = (bank * bank).sum(1)
+        loo = torch.stack([nearest_distance(rows[i * per:(i + 1) * per], bank, bsq, exclude=owner == i).view(h, w)
+                           for i in range(len(st.train))])
+        d = st.test_distances(bank)
+        good = ~st.is_defect
+        for norm in (False, True):
+            dd, cc = d, loo
+            if norm:
+                mu, sd = loo.mean(0), loo.std(0)
+                sd = sd.clamp_min(float(sd.median()) * 0.25 + 1e-6)
+                dd, cc = (d - mu) / sd, (loo - mu) / sd
+            s, cs = st.image_scores(dd), st.image_scores(cc)
+            q1, q3 = np.quantile(cs, [0.25, 0.75])
+            cut = q3 + 3 * (q3 - q1)
+            for exclude in (False, True):
+                thr = _conformal(cs[cs <= cut] if exclude else cs)
+                emit(position_norm=norm, exclude_suspects=exclude, suspects=int((cs > cut).sum()),
+                     calibrated={"false_reject_rate": round(float((s[good] > thr).mean()), 4),
+                                 "escape_rate": round(float((s[~good] <= thr).mean()), 4)},
+                     loo_quantiles=np.round(np.quantile(cs, [0.5, 0.9, 0.99]), 2).tolist(),
+                     test_good_quantiles=np.round(np.quantile(s[good], [0.5, 0.9, 0.99]), 2).tolist(),
+                     **st.metrics(s))
+    else:
+        raise SystemExit(f"unknown study {kind!r}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration"])
+    ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
+    ap.add_argument("--size", default="224")
+    a = ap.parse_args()
+    if a.kind == "features":
+        print(features(a.data, _size(a.size)))
+    else:
+        run(a.kind, a.data, _size(a.size))
+
+
+if __name__ == "__main__":
+    main()
