@@ -87,6 +87,17 @@ def test_padim_export_parity(synth_category, tmp_path):
     _assert_parity(insp, Inspector.load(tmp_path / "padim.onnx"), files)
 
 
+@pytest.mark.parametrize("profile", [
+    dict(image_size=(64, 96)),                                           # the quality profile's non-square input
+    dict(image_size=96, image_score="max", pool_padding="edge", position_norm=True),   # models made before 0.2
+])
+def test_patchcore_profiles_export_with_parity(synth_category, tmp_path, profile):
+    files = _test_files(synth_category)
+    insp = Inspector.fit(synth_category / "train" / "good", image_size=profile.pop("image_size"), seed=0, **profile)
+    export_onnx(insp, tmp_path / "p.onnx")
+    _assert_parity(insp, Inspector.load(tmp_path / "p.onnx"), files)
+
+
 def test_damaged_exports_are_refused(exported, tmp_path):
     data = exported.read_bytes()
     flipped = bytearray(data)
