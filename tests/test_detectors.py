@@ -208,3 +208,16 @@ def test_nearest_distance_of_bank_rows_is_zero():
     bank = torch.randn(50, 16, generator=torch.Generator().manual_seed(5))
     d = nearest_distance(bank[:10].clone(), bank)
     assert (d >= 0).all() and d.max() < 1e-2
+
+
+def test_model_files_from_before_the_new_defaults_judge_as_they_did(good_parts):
+    """A file written before pool_padding and image_score 'map_max' existed has neither in
+    its settings; it must load with the behaviour it was trained and calibrated with."""
+    old = PatchCore(coreset_ratio=0.05, pool_padding="edge", image_score="max", position_norm=True).fit(good_parts[:4])
+    params = {k: v for k, v in old.get_params().items() if k not in ("pool_padding", "image_score", "position_norm")}
+    params["position_norm"] = True
+    loaded = PatchCore.from_state(params, old.state_meta(), old.state_tensors())
+    assert (loaded.pool_padding, loaded.image_score) == ("edge", "max")
+    x = good_parts[4:6]
+    np.testing.assert_allclose(loaded.score(x)[0], old.score(x)[0], rtol=1e-6)
+    assert PatchCore().pool_padding == "zeros" and PatchCore().image_score == "map_max"
