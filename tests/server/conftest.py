@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import httpx
 import pytest
@@ -121,17 +121,23 @@ def pg_reachable() -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def fake_server(tmp_path_factory):
-    """A station with fake models (threshold 0.5 on brightness), product 'cell' active."""
-    data = tmp_path_factory.mktemp("station") / "data"
+def start_fake_station(data: Path, extra: Sequence[str] = ()) -> "ServerProc":
+    """A station process with fake models (threshold 0.5 on brightness), product 'cell'
+    active, keys for every role in ``srv.keys``; the caller stops it."""
     keys = make_keys(data)
-    srv = ServerProc(data, fake=True).start()
+    srv = ServerProc(data, fake=True, extra=list(extra)).start()
     with srv.client(keys["engineer"]) as c:
         r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
                    data={"product": "cell", "activate": "true"})
         assert r.status_code == 201, r.text
     srv.keys = keys
+    return srv
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory):
+    """A station with fake models (threshold 0.5 on brightness), product 'cell' active."""
+    srv = start_fake_station(tmp_path_factory.mktemp("station") / "data")
     yield srv
     srv.stop()
 

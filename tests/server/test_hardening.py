@@ -13,20 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import ServerProc, fake_model_bytes, make_keys, png_bytes, post_part
+from .conftest import ServerProc, fake_model_bytes, make_keys, png_bytes, post_part, start_fake_station
 
 
 @pytest.fixture(scope="module")
 def small_station(tmp_path_factory):
     """A fake-model station with a 1 MP pixel budget, so 'too many pixels' is cheap to test."""
-    data = tmp_path_factory.mktemp("hardened") / "data"
-    keys = make_keys(data)
-    srv = ServerProc(data, fake=True, extra=["--max-megapixels", "1"]).start()
-    with srv.client(keys["engineer"]) as c:
-        r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
-                   data={"product": "cell", "activate": "true"})
-        assert r.status_code == 201, r.text
-    srv.keys = keys
+    srv = start_fake_station(tmp_path_factory.mktemp("hardened") / "data", extra=["--max-megapixels", "1"])
     yield srv
     srv.stop()
 

@@ -31,7 +31,8 @@ from typing import Optional
 
 import numpy as np
 
-from .synth import _apply, _blob, _contrast_sign, _noise_sigma, _raster_curves, _smooth_noise, _smoothstep
+from .synth import (_apply, _blob, _contrast_sign, _noise_sigma, _raster_curves, _smooth_noise, _smoothstep,
+                    crack_branches)
 
 __all__ = ["STRESS_KINDS", "KIND_SIZE_MEANS", "NOMINAL_CONTRAST", "SIZE_RANGE", "CONTRAST_RANGE",
            "paint_sized_defect"]
@@ -116,17 +117,7 @@ def _paint_line(image, rng, size, contrast, branched: bool):
         span = float(np.hypot(*(main[-1] - main[0]))) or 1.0
         main *= size / span
         main -= 0.5 * (main[0] + main[-1])
-        lines = [main]
-        seg = size / n
-        for _ in range(int(rng.integers(1, 3))):
-            k = int(rng.integers(1, len(main) - 1))
-            d = main[k + 1] - main[k - 1]
-            b_ang = math.atan2(d[0], d[1]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
-            bp = [main[k]]
-            for _ in range(int(rng.integers(2, 4))):
-                b_ang += rng.normal(0.0, 0.4)
-                bp.append(bp[-1] + seg * rng.uniform(0.5, 1.0) * np.array([math.sin(b_ang), math.cos(b_ang)]))
-            lines.append(np.array(bp))
+        lines = [main] + crack_branches(main, size / n, rng, branches=(1, 3), steps=(2, 4))
         half_w = 0.7
     else:
         ang = rng.uniform(0, math.pi)

@@ -265,6 +265,24 @@ def _paint_scratch(image, rng, cy, cx, S, **_):
     return y0, x0, delta, support
 
 
+def crack_branches(main: np.ndarray, seg: float, rng: np.random.Generator, branches: tuple[int, int],
+                   steps: tuple[int, int]) -> list[np.ndarray]:
+    """Side branches of a crack polyline: each leaves a random inner point of ``main`` at
+    an angle to it and wanders a few ``seg``-long steps (counts drawn from the half-open
+    ranges ``branches`` and ``steps``). Real cracks fork; a single line looks painted."""
+    out = []
+    for _ in range(int(rng.integers(*branches))):
+        k = int(rng.integers(1, len(main) - 1))
+        d = main[k + 1] - main[k - 1]
+        b_ang = math.atan2(d[0], d[1]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
+        bp = [main[k]]
+        for _ in range(int(rng.integers(*steps))):
+            b_ang += rng.normal(0.0, 0.4)
+            bp.append(bp[-1] + seg * rng.uniform(0.5, 1.0) * np.array([math.sin(b_ang), math.cos(b_ang)]))
+        out.append(np.array(bp))
+    return out
+
+
 def _paint_crack(image, rng, cy, cx, S, **_):
     H, W = image.shape[:2]
     seg = max(2.0, 0.025 * S)
@@ -276,16 +294,7 @@ def _paint_crack(image, rng, cy, cx, S, **_):
         pts.append(pts[-1] + seg * rng.uniform(0.6, 1.3) * np.array([math.sin(ang), math.cos(ang)]))
     main = np.array(pts)
     main -= main.mean(axis=0)
-    polylines = [main]
-    for _ in range(int(rng.integers(1, 4))):
-        k = int(rng.integers(1, len(main) - 1))
-        d = main[k + 1] - main[k - 1]
-        b_ang = math.atan2(d[0], d[1]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
-        bp = [main[k]]
-        for _ in range(int(rng.integers(2, 6))):
-            b_ang += rng.normal(0.0, 0.4)
-            bp.append(bp[-1] + seg * rng.uniform(0.5, 1.0) * np.array([math.sin(b_ang), math.cos(b_ang)]))
-        polylines.append(np.array(bp))
+    polylines = [main] + crack_branches(main, seg, rng, branches=(1, 4), steps=(2, 6))
     reach = max(float(np.abs(p).max()) for p in polylines)
     y0, x0, y1, x1 = _window(cy, cx, reach + 3, H, W)
     off = np.array([cy - y0, cx - x0])
