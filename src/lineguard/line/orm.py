@@ -131,3 +131,48 @@ class Job(Base):
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class OutboxEvent(Base):
+    """A result or event waiting to leave the station (see :mod:`lineguard.line.outbox`).
+
+    Written in the same transaction as the record it reports, so a committed part is
+    always signalled and a signalled part is always recorded. ``key`` is the
+    idempotency key consumers use to drop a second delivery of the same message.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_line_id", "line", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(36), unique=True)
+    event: Mapped[str] = mapped_column(String(20))               # inspection | review | model
+    line: Mapped[str] = mapped_column(String(100))               # delivery is in order per line
+    payload: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class OutboxDelivery(Base):
+    """One outbox row handed to one sink: delivered (acknowledged) or refused by it."""
+
+    __tablename__ = "outbox_deliveries"
+
+    outbox_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sink: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))              # delivered | refused
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxSink(Base):
+    """A sink this database has delivered to, and the first outbox row it owes.
+
+    A sink configured today receives what happens from today on, not years of history.
+    """
+
+    __tablename__ = "outbox_sinks"
+
+    sink: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since_id: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

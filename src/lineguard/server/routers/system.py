@@ -29,7 +29,7 @@ def health(station: Station = Depends(get_station)) -> Any:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
     body = {"status": "fault" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
-            "faults": faults}
+            "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {}}
     # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
     return JSONResponse(body, status_code=503 if faults else 200)
 

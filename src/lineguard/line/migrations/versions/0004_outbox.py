@@ -1,0 +1,50 @@
+"""The outbox: results and events committed with their records, delivered by workers.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(36), nullable=False, unique=True),
+        sa.Column("event", sa.String(20), nullable=False),
+        sa.Column("line", sa.String(100), nullable=False),
+        sa.Column("payload", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_outbox_line_id", "outbox", ["line", "id"])
+    op.create_index("ix_outbox_created_at", "outbox", ["created_at"])
+    op.create_table(
+        "outbox_deliveries",
+        sa.Column("outbox_id", sa.Integer, primary_key=True),
+        sa.Column("sink", sa.String(200), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.Column("delivered_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
+        "outbox_sinks",
+        sa.Column("sink", sa.String(200), primary_key=True),
+        sa.Column("since_id", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("outbox_sinks")
+    op.drop_table("outbox_deliveries")
+    op.drop_index("ix_outbox_created_at", table_name="outbox")
+    op.drop_index("ix_outbox_line_id", table_name="outbox")
+    op.drop_table("outbox")
