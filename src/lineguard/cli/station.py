@@ -112,17 +112,24 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -
 
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
-               api_key: Optional[str], data: Optional[Path], db: Optional[str]):
+               api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
+               mqtt: Optional[str] = None):
     from ..line.sources import local_submitter, remote_submitter
     if server:
         if not api_key:
             raise click.BadParameter("a station server needs an operator key (--api-key or LINEGUARD_API_KEY)",
                                      param_hint="--api-key")
+        if webhook or mqtt:
+            raise click.BadParameter("with --server the station publishes results itself; give --webhook/--mqtt "
+                                     "to `lineguard serve`, or use --data to inspect (and publish) here",
+                                     param_hint="--webhook/--mqtt")
         return remote_submitter(server, api_key, line, station, product), None
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from ..line.station import Station
-    st = Station(_config(data or Path("./station"), db))
+    # Inspecting here publishes like the server does: through the station's outbox, so
+    # results a stopped watcher did not deliver go out at its next start.
+    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt))
     return local_submitter(st, line, station, product, source), st
 
 
@@ -140,11 +147,14 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
 @click.option("--incomplete-after", type=float, default=60.0, show_default=True,
               help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
+@click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
+@click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float) -> None:
+          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
+          webhook: Optional[str], mqtt: Optional[str]) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/."""
     from ..line.sources.folder import FolderWatcher
-    submit, st = _submitter("folder", line, station, product, server, api_key, data, db)
+    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt)
 
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
@@ -175,11 +185,14 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
 @click.option("--db", default=None)
+@click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
+@click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
-           server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str]) -> None:
+           server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
+           webhook: Optional[str], mqtt: Optional[str]) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger."""
     from ..line.sources.camera import CameraSource
-    submit, st = _submitter("camera", line, station, product, server, api_key, data, db)
+    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt)
 
     def show(r):
         click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
