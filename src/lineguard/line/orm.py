@@ -176,3 +176,31 @@ class OutboxSink(Base):
     sink: Mapped[str] = mapped_column(String(200), primary_key=True)
     since_id: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LineSignal(Base):
+    """What the station answered the PLC for one trigger, and why.
+
+    A trigger answered NG without a verdict of the model (inspection window missed,
+    no image, model or storage fault) has no inspection record; this row is where
+    that part's reject and its reason are kept.
+    """
+
+    __tablename__ = "line_signals"
+    __table_args__ = (Index("ix_line_signals_line_triggered", "line", "triggered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    protocol: Mapped[str] = mapped_column(String(20))                  # modbus
+    line: Mapped[str] = mapped_column(String(100))
+    station: Mapped[str] = mapped_column(String(100))
+    trigger_seq: Mapped[int] = mapped_column(Integer)                  # the station's trigger count
+    part_tag: Mapped[int] = mapped_column(Integer, default=0)          # the PLC's part number, echoed
+    recipe_id: Mapped[int] = mapped_column(Integer, default=0)
+    product: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)   # the verdict sent, if any
+    late_inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)  # judged after the window
+    signal: Mapped[str] = mapped_column(String(8))                     # OK | NG: what the PLC was told
+    result_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    triggered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    answered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,4 +1,5 @@
-"""The outbox: results and events committed with their records, delivered by workers.
+"""The outbox (results and events committed with their records, delivered by workers)
+and the line signals (what the PLC was told for each trigger, and why).
 
 Revision ID: 0004
 Revises: 0003
@@ -40,9 +41,30 @@ def upgrade() -> None:
         sa.Column("since_id", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
+    op.create_table(
+        "line_signals",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("protocol", sa.String(20), nullable=False),
+        sa.Column("line", sa.String(100), nullable=False),
+        sa.Column("station", sa.String(100), nullable=False),
+        sa.Column("trigger_seq", sa.Integer, nullable=False),
+        sa.Column("part_tag", sa.Integer, nullable=False),
+        sa.Column("recipe_id", sa.Integer, nullable=False),
+        sa.Column("product", sa.String(100), nullable=True),
+        sa.Column("inspection_id", sa.Integer, nullable=True),
+        sa.Column("late_inspection_id", sa.Integer, nullable=True),
+        sa.Column("signal", sa.String(8), nullable=False),
+        sa.Column("result_code", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=True),
+        sa.Column("triggered_at", sa.DateTime, nullable=False),
+        sa.Column("answered_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_line_signals_line_triggered", "line_signals", ["line", "triggered_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_line_signals_line_triggered", table_name="line_signals")
+    op.drop_table("line_signals")
     op.drop_table("outbox_sinks")
     op.drop_table("outbox_deliveries")
     op.drop_index("ix_outbox_created_at", table_name="outbox")
