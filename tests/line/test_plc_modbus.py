@@ -143,6 +143,13 @@ def test_faults_are_signalled_to_the_plc_and_health_until_cleared(plc_cell):
     assert b["ng"] and b["error"] and not b["ready"]
     assert plc.regs()["code"] == ResultCode.NO_IMAGE and plc.regs()["error_code"] == ResultCode.NO_IMAGE
     assert "camera lost" in st.faults["plc"]
+    from fastapi.testclient import TestClient
+    from lineguard.server.app import create_app
+    st.plc = srv
+    with TestClient(create_app(station=st)) as http:
+        health = http.get("/health")
+    assert health.status_code == 503 and "camera lost" in health.json()["faults"]["plc"]
+    assert health.json()["plc"]["modbus"]["error_code"] == ResultCode.NO_IMAGE
     plc.pulse(1)
     assert plc.wait("valid", False)["error"] and not plc.bits()["ready"]   # still in error after the ack
     plc.pulse(2)   # ClearError

@@ -88,3 +88,14 @@ def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path):
     got = receiver.unique()
     assert sorted(m["part_id"] for m in got) == ["w-0", "w-1"], err
     assert {m["line"] for m in got} == {"L1"} and all(m["source"] == "folder" for m in got)
+
+
+def test_serve_modbus_settings_are_checked_before_start(tmp_path):
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--modbus-port", "1502", "--product", "cell")
+    assert r.returncode == 2 and "--plc-images" in r.stderr
+    (tmp_path / "cam").mkdir()
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--modbus-port", "1502", "--plc-images",
+                   str(tmp_path / "cam"), "--line", "L1", "--recipe", "one=cell")
+    assert r.returncode == 2 and "ID=PRODUCT" in r.stderr
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--recipe", "1=cell")
+    assert r.returncode == 2 and "need --modbus-port" in r.stderr

@@ -141,6 +141,7 @@ class Station:
         # What is wrong with this station right now (storage, database): /health shows
         # it, and it clears itself at the next write that works.
         self.faults: dict[str, str] = {}
+        self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
         self._refresh_active_metrics()
         from .jobs import JobRunner
