@@ -123,7 +123,7 @@ def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_nev
     t0 = time.monotonic()
     plc.trigger(tag=5)
     b = plc.wait("valid", timeout=5)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 0.6   # answered before the model (0.6 s) could have
     assert b["ng"] and not b["ok"] and not b["error"]
     regs = plc.regs()
     assert regs["code"] == ResultCode.TIMEOUT and regs["inspection_id"] == 0 and regs["tag"] == 5
