@@ -27,9 +27,10 @@ if port_open 5432 && command -v psql >/dev/null; then
     psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null 2>&1 || true
 fi
 
-# Mosquitto on 1883.
+# Mosquitto on 1883; the outbox tests also start their own brokers, so the binary is needed
+# even where another broker already serves 1883.
+command -v mosquitto >/dev/null || apt_install mosquitto
 if ! port_open 1883; then
-  command -v mosquitto >/dev/null || apt_install mosquitto
   mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || mosquitto -d -p 1883
   for _ in $(seq 20); do port_open 1883 && break; sleep 0.5; done
 fi

@@ -56,3 +56,46 @@ def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
         assert {x["station"] for x in items} == {"watch"}
     finally:
         srv.stop()
+
+
+def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path):
+    from line.test_outbox import Receiver
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    data = tmp_path / "data"
+    st = Station(StationConfig(data_dir=data))
+    st.ensure_model(fitted_model_path, "cell")
+    st.close()
+    inbox = tmp_path / "incoming"
+    inbox.mkdir()
+    for i in range(2):
+        (inbox / f"w-{i}.png").write_bytes(png_bytes(30 + 90 * i, seed=i, size=128))
+    bad = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--server", "http://127.0.0.1:9",
+                     "--api-key", "x", "--webhook", "http://127.0.0.1:9/h")
+    assert bad.returncode == 2 and "lineguard serve" in bad.stderr
+    receiver = Receiver()
+    proc = subprocess.Popen([sys.executable, "-m", "lineguard", "watch", str(inbox), "--line", "L1", "--product",
+                             "cell", "--data", str(data), "--webhook", receiver.url, "--settle", "0.1", "--poll", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(receiver.unique()) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+        receiver.close()
+    got = receiver.unique()
+    assert sorted(m["part_id"] for m in got) == ["w-0", "w-1"], err
+    assert {m["line"] for m in got} == {"L1"} and all(m["source"] == "folder" for m in got)
+
+
+def test_serve_modbus_settings_are_checked_before_start(tmp_path):
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--modbus-port", "1502", "--product", "cell")
+    assert r.returncode == 2 and "--plc-images" in r.stderr
+    (tmp_path / "cam").mkdir()
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--modbus-port", "1502", "--plc-images",
+                   str(tmp_path / "cam"), "--line", "L1", "--recipe", "one=cell")
+    assert r.returncode == 2 and "ID=PRODUCT" in r.stderr
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--recipe", "1=cell")
+    assert r.returncode == 2 and "need --modbus-port" in r.stderr

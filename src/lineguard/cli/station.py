@@ -56,12 +56,26 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
               help="Hold a lone part this long for others to batch with (0: never hold a part back).")
 @runtime_option
 @precision_option
+@click.option("--modbus-port", type=int, default=None,
+              help="Run the PLC handshake over Modbus TCP on this port (502 is the standard one; needs root). "
+                   "The register map is in the README.")
+@click.option("--plc-images", type=PathArg, default=None,
+              help="With --modbus-port: the folder the camera saves into; a PLC trigger inspects its newest image.")
+@click.option("--recipe", "recipes", multiple=True, metavar="ID=PRODUCT",
+              help="With --modbus-port: a RecipeId the PLC may write and the product it selects (repeat it); "
+                   "default 1=--product.")
+@click.option("--plc-line", default=None, help="With --modbus-port: the line PLC-triggered parts are recorded on "
+              "(default --line).")
+@click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
+              help="With --modbus-port: a part without a verdict this long after its trigger is answered NG "
+                   "(ResultCode 10).")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
-          power_safe: bool) -> None:
+          modbus_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...], plc_line: Optional[str],
+          inspection_window_ms: float, power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station
@@ -72,6 +86,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail(f"--model {model}: no such model file")
     if model is not None and not product:
         fail("--model needs --product: name the product the model inspects")
+    plc_recipes = _plc_settings(modbus_port, plc_images, recipes, plc_line or line, product)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels)
     if power_safe:
@@ -83,11 +98,54 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     except StartupError as exc:
         fail(str(exc))
     import uvicorn
+    plc = None
     try:
+        if modbus_port is not None:
+            from ..line.plc_modbus import ModbusStation, newest_image_source
+            try:
+                plc = ModbusStation(station, newest_image_source(plc_images), plc_recipes, line=plc_line or line,
+                                    station_name="plc", host=host, port=modbus_port,
+                                    window_ms=inspection_window_ms).start()
+            except (RuntimeError, ValueError) as exc:
+                fail(str(exc))
+            station.plc = plc
+            click.echo(f"PLC handshake: Modbus TCP on {host}:{modbus_port}, recipes {plc_recipes}, "
+                       f"images from {plc_images}")
         click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
         uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
     finally:
+        if plc is not None:
+            plc.close()
         station.close()
+
+
+def _plc_settings(modbus_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...],
+                  line: str, product: Optional[str]) -> dict[int, str]:
+    """The recipe table of the PLC handshake, or a BadParameter saying what to give."""
+    if modbus_port is None:
+        if plc_images or recipes:
+            raise click.BadParameter("--plc-images and --recipe need --modbus-port", param_hint="--modbus-port")
+        return {}
+    if not 0 < modbus_port < 65536:
+        raise click.BadParameter(f"{modbus_port} is not a TCP port (1..65535)", param_hint="--modbus-port")
+    if plc_images is None or not plc_images.is_dir():
+        raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into",
+                                 param_hint="--plc-images")
+    if not line:
+        raise click.BadParameter("name the line PLC-triggered parts are on: --plc-line or --line",
+                                 param_hint="--plc-line")
+    table: dict[int, str] = {}
+    for item in recipes:
+        rid, sep, prod = item.partition("=")
+        if not sep or not rid.strip().isdigit() or not prod.strip() or int(rid) > 65535:
+            raise click.BadParameter(f"{item!r}: write ID=PRODUCT with ID 0..65535, e.g. 1=cell",
+                                     param_hint="--recipe")
+        table[int(rid)] = prod.strip()
+    if not table:
+        if not product:
+            raise click.BadParameter("give --recipe ID=PRODUCT (or --product for recipe 1)", param_hint="--recipe")
+        table[1] = product
+    return table
 
 
 @keys_app.command("create")
@@ -112,17 +170,24 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -
 
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
-               api_key: Optional[str], data: Optional[Path], db: Optional[str]):
+               api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
+               mqtt: Optional[str] = None):
     from ..line.sources import local_submitter, remote_submitter
     if server:
         if not api_key:
             raise click.BadParameter("a station server needs an operator key (--api-key or LINEGUARD_API_KEY)",
                                      param_hint="--api-key")
+        if webhook or mqtt:
+            raise click.BadParameter("with --server the station publishes results itself; give --webhook/--mqtt "
+                                     "to `lineguard serve`, or use --data to inspect (and publish) here",
+                                     param_hint="--webhook/--mqtt")
         return remote_submitter(server, api_key, line, station, product), None
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from ..line.station import Station
-    st = Station(_config(data or Path("./station"), db))
+    # Inspecting here publishes like the server does: through the station's outbox, so
+    # results a stopped watcher did not deliver go out at its next start.
+    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt))
     return local_submitter(st, line, station, product, source), st
 
 
@@ -140,11 +205,14 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
 @click.option("--incomplete-after", type=float, default=60.0, show_default=True,
               help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
+@click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
+@click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float) -> None:
+          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
+          webhook: Optional[str], mqtt: Optional[str]) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/."""
     from ..line.sources.folder import FolderWatcher
-    submit, st = _submitter("folder", line, station, product, server, api_key, data, db)
+    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt)
 
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
@@ -175,11 +243,14 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
 @click.option("--db", default=None)
+@click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
+@click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
-           server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str]) -> None:
+           server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
+           webhook: Optional[str], mqtt: Optional[str]) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger."""
     from ..line.sources.camera import CameraSource
-    submit, st = _submitter("camera", line, station, product, server, api_key, data, db)
+    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt)
 
     def show(r):
         click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")

@@ -76,6 +76,9 @@ class StationConfig:
     mqtt_url: Optional[str] = None           # mqtt://host:port
     webhook_timeout_s: float = 2.0
     webhook_retries: int = 3
+    # Delivered outbox rows are kept this long (what was sent, for a look back);
+    # rows a sink still owes are kept however old (see line.outbox).
+    outbox_retention_h: float = 24.0
     # Parts that wait while the model is busy go in together, up to max_batch, where
     # the model judges batches faster (exported models: one part per core); 0 ms of
     # window means a part arriving alone is never held back waiting for company.

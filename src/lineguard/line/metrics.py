@@ -22,10 +22,15 @@ class StationMetrics:
         self.active_model = Gauge("lineguard_active_model_version",
                                   "Registry version of the active model per product and line",
                                   ["product", "line", "model_id"], registry=self.registry)
-        self.sink_dropped = Counter("lineguard_sink_dropped", "Results a sink could not deliver",
+        # the outbox (see line.outbox): nothing is dropped, so what matters is what waits
+        self.outbox_backlog = Gauge("lineguard_outbox_backlog", "Outbox rows a sink has not yet taken",
                                     ["sink"], registry=self.registry)
-        self.sink_queue = Gauge("lineguard_sink_queue_depth", "Results waiting for delivery to sinks",
-                                registry=self.registry)
+        self.outbox_delivered = Counter("lineguard_outbox_delivered", "Outbox rows a sink acknowledged",
+                                        ["sink"], registry=self.registry)
+        self.outbox_failures = Counter("lineguard_outbox_failures", "Failed delivery attempts (retried)",
+                                       ["sink"], registry=self.registry)
+        self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
+                                      ["sink"], registry=self.registry)
 
     def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
         # Only one series per product+line: drop the old model's series first.

@@ -131,3 +131,76 @@ class Job(Base):
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class OutboxEvent(Base):
+    """A result or event waiting to leave the station (see :mod:`lineguard.line.outbox`).
+
+    Written in the same transaction as the record it reports, so a committed part is
+    always signalled and a signalled part is always recorded. ``key`` is the
+    idempotency key consumers use to drop a second delivery of the same message.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_line_id", "line", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(36), unique=True)
+    event: Mapped[str] = mapped_column(String(20))               # inspection | review | model
+    line: Mapped[str] = mapped_column(String(100))               # delivery is in order per line
+    payload: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class OutboxDelivery(Base):
+    """One outbox row handed to one sink: delivered (acknowledged) or refused by it."""
+
+    __tablename__ = "outbox_deliveries"
+
+    outbox_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sink: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))              # delivered | refused
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxSink(Base):
+    """A sink this database has delivered to, and the first outbox row it owes.
+
+    A sink configured today receives what happens from today on, not years of history.
+    """
+
+    __tablename__ = "outbox_sinks"
+
+    sink: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since_id: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LineSignal(Base):
+    """What the station answered the PLC for one trigger, and why.
+
+    A trigger answered NG without a verdict of the model (inspection window missed,
+    no image, model or storage fault) has no inspection record; this row is where
+    that part's reject and its reason are kept.
+    """
+
+    __tablename__ = "line_signals"
+    __table_args__ = (Index("ix_line_signals_line_triggered", "line", "triggered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    protocol: Mapped[str] = mapped_column(String(20))                  # modbus
+    line: Mapped[str] = mapped_column(String(100))
+    station: Mapped[str] = mapped_column(String(100))
+    trigger_seq: Mapped[int] = mapped_column(Integer)                  # the station's trigger count
+    part_tag: Mapped[int] = mapped_column(Integer, default=0)          # the PLC's part number, echoed
+    recipe_id: Mapped[int] = mapped_column(Integer, default=0)
+    product: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)   # the verdict sent, if any
+    late_inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)  # judged after the window
+    signal: Mapped[str] = mapped_column(String(8))                     # OK | NG: what the PLC was told
+    result_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    triggered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    answered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -180,6 +180,8 @@ class ModelRegistry:
             s.flush()
             if activate:
                 self._activate(s, mv, by)
+            else:
+                _model_event(s, mv, "uploaded", by)
         if activate:
             self._activation_changed()
         return mv
@@ -243,6 +245,7 @@ class ModelRegistry:
         mv.activated_at = utcnow()
         s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
         s.flush()
+        _model_event(s, mv, "activated", by)
 
     def active_for(self, product: str, line: str) -> ModelVersion:
         """The model a part of ``product`` on ``line`` is judged by: line-specific first."""
@@ -310,3 +313,12 @@ class ModelRegistry:
             for model_id in [m for m in self._cache if m not in model_ids]:
                 del self._cache[model_id]
                 self._locks.pop(model_id, None)
+
+
+def _model_event(s: Session, mv: ModelVersion, action: str, by: Optional[str]) -> None:
+    """The model change goes out through the outbox, committed with the change itself."""
+    from .outbox import record_event
+    record_event(s, "model", mv.line, {
+        "action": action, "product": mv.product, "line": mv.line, "version": mv.version,
+        "model_id": mv.model_id, "model_version": mv.model_version, "by": by,
+        "at": utcnow().isoformat() + "Z"})

@@ -1,24 +1,28 @@
 """Line signal out: every result to a webhook and/or an MQTT broker.
 
-Delivery runs on one background thread per sink with a bounded queue, so a slow or
-dead receiver never slows the inspection path; when a queue is full the oldest
-behaviour is kept (new results are dropped and counted in the metrics).
+A sink sends one message and returns only once the receiver acknowledged it (HTTP
+2xx, MQTT PUBACK); anything else raises, and the outbox worker that called it (see
+:mod:`.outbox`) keeps the message and tries again later. A sink never queues on its
+own: the outbox table is the queue, so a dead receiver costs disk rows, not results.
+``key`` names the receiver (kind and address, no credentials): deliveries are marked
+per key, so pointing a station at a new broker starts a new delivery record.
 """
 from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from typing import Any, Optional
 from urllib.parse import urlparse
+
+from .outbox import Refused
 
 log = logging.getLogger("lineguard.sinks")
 
 
 class Sink:
     name = "sink"
+    key = "sink"      # the receiver, e.g. "mqtt:127.0.0.1:1883"
 
     def send(self, payload: dict[str, Any]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -28,27 +32,40 @@ class Sink:
 
 
 class WebhookSink(Sink):
-    """POST the result as JSON; retries with exponential backoff on errors and 5xx."""
+    """POST the result as JSON with an ``Idempotency-Key`` header (the message id).
+
+    A few quick retries ride out a blip; after them the outbox worker backs off. 2xx is
+    delivered; 400, 413, 415 and 422 mean the receiver refuses this message for good
+    (:class:`Refused`); every other answer (5xx, 404 of a wrong URL, 401 of a missing
+    token, 429) is retried, so a misconfigured receiver holds results instead of
+    losing them.
+    """
 
     name = "webhook"
+    _REFUSED = (400, 413, 415, 422)
 
     def __init__(self, url: str, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5):
         import httpx
         self.url = url
+        u = urlparse(url)
+        self.key = f"webhook:{u.hostname}:{u.port or (443 if u.scheme == 'https' else 80)}{u.path}"
         self.retries = retries
         self.backoff_s = backoff_s
         self._client = httpx.Client(timeout=timeout_s)
 
     def send(self, payload: dict[str, Any]) -> None:
         last: Optional[str] = None
+        headers = {"Idempotency-Key": str(payload.get("message_id", ""))}
         for attempt in range(self.retries + 1):
             try:
-                r = self._client.post(self.url, json=payload)
-                if r.status_code < 500:
-                    if r.status_code >= 400:
-                        log.warning("webhook %s refused result: HTTP %s", self.url, r.status_code)
+                r = self._client.post(self.url, json=payload, headers=headers)
+                if 200 <= r.status_code < 300:
                     return
+                if r.status_code in self._REFUSED:
+                    raise Refused(f"HTTP {r.status_code}: {r.text[:200]}")
                 last = f"HTTP {r.status_code}"
+            except Refused:
+                raise
             except Exception as exc:  # noqa: BLE001 - network errors of every kind
                 last = f"{type(exc).__name__}: {exc}"
             if attempt < self.retries:
@@ -60,7 +77,9 @@ class WebhookSink(Sink):
 
 
 class MqttSink(Sink):
-    """Publish to ``lineguard/<line>/<station>/result`` with QoS 1."""
+    """Publish with QoS 1 to ``lineguard/<line>/<station>/result`` (a part's verdict),
+    ``.../review`` (an operator's review) or ``lineguard/<line>/_/model`` (a model
+    change; line ``_all`` for a model of every line)."""
 
     name = "mqtt"
 
@@ -70,6 +89,7 @@ class MqttSink(Sink):
         self.host = u.hostname or "127.0.0.1"
         self.port = u.port or 1883
         self.topic_prefix = topic_prefix
+        self.key = f"mqtt:{self.host}:{self.port}"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if u.username:
             self._client.username_pw_set(u.username, u.password)
@@ -79,84 +99,30 @@ class MqttSink(Sink):
         self._client.loop_start()
 
     def topic(self, payload: dict[str, Any]) -> str:
+        event = payload.get("event", "inspection")
+        if event == "model":
+            line = str(payload.get("line") or "_all").replace("/", "_")
+            return f"{self.topic_prefix}/{line}/_/model"
         line = str(payload.get("line") or "unknown").replace("/", "_")
         station = str(payload.get("station") or "unknown").replace("/", "_")
-        return f"{self.topic_prefix}/{line}/{station}/result"
+        return f"{self.topic_prefix}/{line}/{station}/{'review' if event == 'review' else 'result'}"
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], timeout_s: float = 5.0) -> None:
+        # Not handed to paho while disconnected: it would queue the message in memory,
+        # where a crash loses it; the outbox row is the queue and is retried instead.
+        if not self._client.is_connected():
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected")
         info = self._client.publish(self.topic(payload), json.dumps(payload), qos=1)
-        # paho queues QoS 1 messages while disconnected; wait briefly for the ack so the
-        # delivery counter means something, but never forever.
-        info.wait_for_publish(timeout=5.0)
+        try:
+            info.wait_for_publish(timeout=timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise ConnectionError(f"MQTT publish to {self.host}:{self.port} failed: {exc}") from exc
+        if not info.is_published():
+            raise TimeoutError(f"MQTT broker {self.host}:{self.port} did not acknowledge within {timeout_s} s")
 
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
-
-
-class SinkDispatcher:
-    """Fan results out to sinks on background threads."""
-
-    def __init__(self, sinks: list[Sink], metrics: Any = None, maxsize: int = 10000):
-        self.sinks = sinks
-        self.metrics = metrics
-        self._queues: list[queue.Queue] = []
-        self._threads: list[threading.Thread] = []
-        for sink in sinks:
-            q: queue.Queue = queue.Queue(maxsize=maxsize)
-            t = threading.Thread(target=self._run, args=(sink, q), name=f"sink-{sink.name}", daemon=True)
-            t.start()
-            self._queues.append(q)
-            self._threads.append(t)
-
-    def publish(self, payload: dict[str, Any]) -> None:
-        for sink, q in zip(self.sinks, self._queues):
-            try:
-                q.put_nowait(payload)
-            except queue.Full:
-                log.error("%s sink queue full; result of part %s dropped", sink.name, payload.get("part_id"))
-                if self.metrics is not None:
-                    self.metrics.sink_dropped.labels(sink.name).inc()
-        self._update_gauge()
-
-    def _update_gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.sink_queue.set(sum(q.qsize() for q in self._queues))
-
-    def _run(self, sink: Sink, q: queue.Queue) -> None:
-        while True:
-            payload = q.get()
-            if payload is None:
-                q.task_done()
-                return
-            try:
-                sink.send(payload)
-            except Exception as exc:  # noqa: BLE001 - a sink failure must not kill the thread
-                log.error("%s sink: %s", sink.name, exc)
-                if self.metrics is not None:
-                    self.metrics.sink_dropped.labels(sink.name).inc()
-            finally:
-                q.task_done()
-                self._update_gauge()
-
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        for q in self._queues:
-            while q.unfinished_tasks and time.monotonic() < deadline:
-                time.sleep(0.02)
-        return all(q.unfinished_tasks == 0 for q in self._queues)
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        self.flush(timeout_s)
-        for q in self._queues:
-            q.put(None)
-        for t in self._threads:
-            t.join(timeout=timeout_s)
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def sinks_from_config(webhook_url: Optional[str], mqtt_url: Optional[str], timeout_s: float = 2.0,

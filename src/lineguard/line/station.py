@@ -33,8 +33,9 @@ from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
 from .orm import Inspection, utcnow
+from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
-from .sinks import SinkDispatcher, sinks_from_config
+from .sinks import sinks_from_config
 
 log = logging.getLogger("lineguard.station")
 
@@ -131,7 +132,7 @@ class Station:
         if sinks is None:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
-        self.sinks = SinkDispatcher(sinks, metrics=self.metrics)
+        self.sinks = Outbox(self.db, sinks, metrics=self.metrics, retention_s=config.outbox_retention_h * 3600)
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
@@ -140,6 +141,7 @@ class Station:
         # What is wrong with this station right now (storage, database): /health shows
         # it, and it clears itself at the next write that works.
         self.faults: dict[str, str] = {}
+        self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
         self._refresh_active_metrics()
         from .jobs import JobRunner
@@ -258,6 +260,11 @@ class Station:
         s = self.db.new_session()
         try:
             s.add(rec)
+            s.flush()   # the id, for the message
+            payload = inspection_to_dict(rec)
+            payload["stored"]["heatmap"] = map_to_store is not None   # linked once stored (below)
+            # in the record's transaction: a committed part is always signalled (see line.outbox)
+            record_event(s, "inspection", part.line, payload)
             s.commit()
         except IntegrityError:
             # This part + image is already recorded (sent twice at once, or an old part
@@ -283,9 +290,7 @@ class Station:
         self.metrics.parts.labels(part.line, part.station, verdict).inc()
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
-        payload = inspection_to_dict(rec)
-        payload["event"] = "inspection"
-        self.sinks.publish(payload)
+        self.sinks.wake()
         return Outcome(rec, created=True)
 
     def _decode(self, data: bytes, suffix: str) -> Any:
@@ -439,6 +444,9 @@ class Station:
             rec.reviewer = reviewer
             rec.review_note = note
             rec.reviewed_at = utcnow()
+            s.flush()
+            record_event(s, "review", rec.line, inspection_to_dict(rec))
+        self.sinks.wake()
         return rec
 
     # -- models ----------------------------------------------------------------------

@@ -144,6 +144,13 @@ class HealthOut(BaseModel):
     database: str
     active_models: list[str]
     faults: dict[str, str] = Field(description="what is wrong (images: the data folder, database), empty when ok")
+    sinks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per sink (e.g. mqtt:host:port): backlog (outbox rows not yet taken), state (ok, delivering, "
+                    "retrying), oldest_pending_s, failing_for_s, last_error, delivered. A retrying sink is not a "
+                    "fault of the station: results wait in the outbox and none is lost")
+    plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake (Modbus): bits, error code, counts; "
+                                                            "an error also appears in faults")
 
 
 class KeyCreated(BaseModel):

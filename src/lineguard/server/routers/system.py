@@ -29,7 +29,10 @@ def health(station: Station = Depends(get_station)) -> Any:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
     body = {"status": "fault" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
-            "faults": faults}
+            "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {}}
+    plc = getattr(station, "plc", None)
+    if plc is not None:
+        body["plc"] = {"modbus": plc.snapshot()}
     # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
     return JSONResponse(body, status_code=503 if faults else 200)
 

@@ -1,0 +1,321 @@
+"""The outbox: every result and event leaves the station through the database.
+
+A part's verdict, an operator's review and a model change are written to the
+``outbox`` table in the same transaction as the record they report
+(:func:`record_event`), so a committed record is always signalled and nothing is
+signalled that was not recorded. One delivery worker per sink (MQTT broker, webhook)
+then sends the rows:
+
+- **at least once**: a row is marked delivered (``outbox_deliveries``, per sink) only
+  after the sink acknowledged it (MQTT PUBACK at QoS 1, HTTP 2xx). A crash between the
+  send and the mark sends it again after the restart;
+- **with an idempotency key**: ``message_id`` in the message (and the
+  ``Idempotency-Key`` header of a webhook) is the row's UUID; a consumer that keeps the
+  keys it has seen never acts twice on one part;
+- **in order per line**: rows of one line go out in id order, and a row that fails
+  holds back the later rows of its line (other lines keep flowing). On PostgreSQL the
+  writers of one line take an advisory lock so ids of a line commit in id order;
+  SQLite has one writer at a time anyway;
+- **retrying with backoff**: a failing sink is retried after 0.5 s, doubling to 30 s, so
+  a broker outage delays delivery and loses nothing;
+- **pruned**: rows every sink of this station has taken are deleted after
+  ``retention_s`` (a day by default); rows still owed to a sink are kept however old.
+
+A sink seen for the first time owes the rows written from then on (``outbox_sinks``),
+not the station's history. Several station processes on one database each deliver the
+rows to their own sinks; two processes with the same sink deliver (harmlessly, by the
+key) twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Optional
+
+from sqlalchemy import delete, exists, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .orm import OutboxDelivery, OutboxEvent, OutboxSink, utcnow
+
+log = logging.getLogger("lineguard.outbox")
+
+# Rows are looked for above a per-sink floor, so a long delivered history is not scanned
+# at every poll. A PostgreSQL transaction can commit a row with a lower id after a
+# higher one (another line); the floor never passes rows younger than this, and no
+# outbox transaction stays open that long (the row is written just before the commit).
+_FLOOR_LAG_S = 120.0
+_ADVISORY_KEY = 74111
+
+
+class Refused(Exception):
+    """The receiver refuses this message for good (its content); sending it again cannot
+    help. The row is marked refused (kept, logged, counted) and its line moves on."""
+
+
+def record_event(session: Session, event: str, line: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add an outbox row to ``session``'s transaction; it exists only if that commits."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Held to the commit: rows of one line are numbered and committed in one order,
+        # so the worker never sees a later part of a line before an earlier one.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:line))"),
+                        {"k": _ADVISORY_KEY, "line": line})
+    key = str(uuid.uuid4())
+    row = OutboxEvent(key=key, event=event, line=line, created_at=utcnow(),
+                      payload={**payload, "event": event, "message_id": key})
+    session.add(row)
+    return row
+
+
+def sink_key(sink: Any) -> str:
+    return str(getattr(sink, "key", None) or getattr(sink, "name", None) or type(sink).__name__)
+
+
+class _SinkState:
+    def __init__(self, sink: Any, key: str, since_id: int):
+        self.sink = sink
+        self.key = key
+        self.floor = since_id            # every row with id <= floor is delivered or not owed
+        self.backlog = 0
+        self.oldest_pending: Optional[dt.datetime] = None
+        self.last_error: Optional[str] = None
+        self.failing_since: Optional[float] = None
+        self.last_delivered: Optional[float] = None
+        self.delivered = 0
+        self.attempts: dict[int, int] = {}
+        self.floor_checked = 0.0
+
+
+class Outbox:
+    """Delivery workers for the outbox rows of one database, one thread per sink."""
+
+    def __init__(self, db: Any, sinks: list[Any], metrics: Any = None, retention_s: float = 86400.0,
+                 poll_s: float = 0.2, batch: int = 200, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+                 prune_every_s: float = 600.0):
+        self.db = db
+        self.sinks = sinks
+        self.metrics = metrics
+        self.retention_s = retention_s
+        self.poll_s = poll_s
+        self.batch = batch
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.prune_every_s = prune_every_s
+        keys = [sink_key(s) for s in sinks]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"two sinks with the same target ({', '.join(keys)}); configure each receiver once")
+        self._states = [_SinkState(s, k, self._register(k)) for s, k in zip(sinks, keys)]
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._woken = 0
+        self._threads = [threading.Thread(target=self._run, args=(st,), name=f"outbox-{st.key[:40]}", daemon=True)
+                         for st in self._states]
+        self._threads.append(threading.Thread(target=self._prune_loop, name="outbox-prune", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    # -- set-up ------------------------------------------------------------------------
+    def _register(self, key: str) -> int:
+        with self.db.session() as s:
+            known = s.get(OutboxSink, key)
+            if known is not None:
+                return known.since_id
+            since = s.scalar(select(func.max(OutboxEvent.id))) or 0
+            s.add(OutboxSink(sink=key, since_id=since, created_at=utcnow()))
+        log.info("sink %s: new, owes the outbox rows after id %s", key, since)
+        return since
+
+    # -- the workers -------------------------------------------------------------------
+    def wake(self) -> None:
+        """A row was just committed: look now instead of at the next poll."""
+        with self._wake:
+            self._woken += 1
+            self._wake.notify_all()
+
+    def _sleep(self, seconds: float, seen: int) -> None:
+        with self._wake:
+            if self._woken == seen and not self._stop.is_set():
+                self._wake.wait(seconds)
+
+    def _pending(self, st: _SinkState, limit: int) -> list[OutboxEvent]:
+        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
+        q = select(OutboxEvent).where(OutboxEvent.id > st.floor, ~done).order_by(OutboxEvent.id).limit(limit)
+        with self.db.session() as s:
+            return list(s.scalars(q))
+
+    def _count_pending(self, st: _SinkState) -> None:
+        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
+        with self.db.session() as s:
+            n, oldest = s.execute(select(func.count(OutboxEvent.id), func.min(OutboxEvent.created_at))
+                                  .where(OutboxEvent.id > st.floor, ~done)).one()
+        st.backlog = int(n)
+        st.oldest_pending = oldest
+        if self.metrics is not None:
+            self.metrics.outbox_backlog.labels(st.key).set(st.backlog)
+
+    def _raise_floor(self, st: _SinkState, first_pending: Optional[int]) -> None:
+        now = time.monotonic()
+        if now - st.floor_checked < 5.0:
+            return
+        st.floor_checked = now
+        cutoff = utcnow() - dt.timedelta(seconds=_FLOOR_LAG_S)
+        with self.db.session() as s:
+            settled = s.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < cutoff))
+        if settled is None:
+            return
+        if first_pending is not None:
+            settled = min(settled, first_pending - 1)
+        st.floor = max(st.floor, settled)
+
+    def _mark(self, st: _SinkState, row_id: int, status: str, error: Optional[str]) -> None:
+        try:
+            with self.db.session() as s:
+                s.add(OutboxDelivery(outbox_id=row_id, sink=st.key, status=status, error=error,
+                                     attempts=st.attempts.pop(row_id, 0) + 1, delivered_at=utcnow()))
+        except IntegrityError:
+            pass   # another process with the same sink marked it first
+
+    def _run(self, st: _SinkState) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            seen = self._woken
+            try:
+                rows = self._pending(st, self.batch)
+                self._raise_floor(st, rows[0].id if rows else None)
+            except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
+                log.error("outbox for %s cannot read the database: %s", st.key, exc)
+                self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
+                failures = min(failures + 1, 10)
+                continue
+            if not rows:
+                self._safe_count(st)
+                self._sleep(self.poll_s, seen)
+                continue
+            blocked: set[str] = set()
+            failed = False
+            for row in rows:
+                if self._stop.is_set():
+                    break
+                if row.line in blocked:
+                    continue
+                message = {**row.payload, "outbox_id": row.id}
+                try:
+                    st.sink.send(message)
+                    status, error = "delivered", None
+                except Refused as exc:
+                    status, error = "refused", str(exc)
+                    log.error("%s refused %s %s of line %s for good: %s", st.key, row.event, row.key, row.line, exc)
+                    if self.metrics is not None:
+                        self.metrics.outbox_refused.labels(st.key).inc()
+                except Exception as exc:  # noqa: BLE001 - any failure: keep the row, retry later
+                    # the rest of this line waits, so the receiver never sees its parts out of order
+                    blocked.add(row.line)
+                    failed = True
+                    st.attempts[row.id] = st.attempts.get(row.id, 0) + 1
+                    if st.failing_since is None:
+                        st.failing_since = time.time()
+                        log.error("%s: delivery failing, retrying with backoff (%s)", st.key, exc)
+                    st.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                    if self.metrics is not None:
+                        self.metrics.outbox_failures.labels(st.key).inc()
+                    continue
+                try:
+                    self._mark(st, row.id, status, error)
+                except Exception as exc:  # noqa: BLE001 - sent but not marked: it goes again (at least once)
+                    log.error("%s: delivered row %s not marked (%s); it will be sent again", st.key, row.id, exc)
+                    failed = True
+                    break
+                st.delivered += 1
+                st.last_delivered = time.time()
+                if self.metrics is not None:
+                    self.metrics.outbox_delivered.labels(st.key).inc()
+            self._safe_count(st)
+            if failed:
+                failures = min(failures + 1, 10)
+                self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1)))
+            else:
+                if st.failing_since is not None:
+                    log.info("%s: delivering again after %.0f s", st.key, time.time() - st.failing_since)
+                failures = 0
+                st.failing_since = None
+                st.last_error = None
+
+    def _safe_count(self, st: _SinkState) -> None:
+        try:
+            self._count_pending(st)
+        except Exception:  # noqa: BLE001 - shown as unknown at the next look
+            pass
+
+    # -- pruning -----------------------------------------------------------------------
+    def prune(self, now: Optional[dt.datetime] = None) -> int:
+        """Delete rows older than the retention that every sink has taken; returns how many."""
+        cutoff = (now or utcnow()) - dt.timedelta(seconds=self.retention_s)
+        with self.db.session() as s:
+            bound = s.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < cutoff))
+            if bound is None:
+                return 0
+            for st in self._states:
+                done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
+                first = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > st.floor, ~done))
+                if first is not None:
+                    bound = min(bound, first - 1)
+            n = s.execute(delete(OutboxEvent).where(OutboxEvent.id <= bound)).rowcount
+            s.execute(delete(OutboxDelivery).where(OutboxDelivery.outbox_id <= bound))
+        return int(n or 0)
+
+    def _prune_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.prune()
+            except Exception as exc:  # noqa: BLE001 - tried again at the next round
+                log.warning("outbox prune failed: %s", exc)
+            self._stop.wait(self.prune_every_s)
+
+    # -- what /health and tests ask ----------------------------------------------------
+    def status(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        now = utcnow()
+        for st in self._states:
+            self._safe_count(st)
+            out[st.key] = {
+                "backlog": st.backlog,
+                "state": "retrying" if st.failing_since is not None else ("delivering" if st.backlog else "ok"),
+                "oldest_pending_s": (round((now - st.oldest_pending).total_seconds(), 1)
+                                     if st.oldest_pending is not None and st.backlog else None),
+                "failing_for_s": round(time.time() - st.failing_since, 1) if st.failing_since else None,
+                "last_error": st.last_error,
+                "delivered": st.delivered,
+            }
+        return out
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every sink has taken every row committed so far; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        self.wake()
+        while True:
+            for st in self._states:
+                self._safe_count(st)
+            if all(st.backlog == 0 for st in self._states):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout_s``, then stop; the rest stays owed."""
+        # a sink that is failing now would only spend the whole timeout
+        if self._states and all(st.failing_since is None for st in self._states):
+            self.flush(timeout_s)
+        self._stop.set()
+        self.wake()
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,202 @@
+"""The Modbus TCP PLC handshake, driven by a real pymodbus client on loopback."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+pytest.importorskip("pymodbus")
+
+from fake_inspector import FakeInspector  # noqa: E402
+from lineguard.line.plc_modbus import ModbusStation, ResultCode  # noqa: E402
+
+from .conftest import png_bytes  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Plc:
+    """What a PLC program does, over a real Modbus TCP connection."""
+
+    def __init__(self, port: int):
+        from pymodbus.client import ModbusTcpClient
+        self.c = ModbusTcpClient("127.0.0.1", port=port, timeout=3)
+        assert self.c.connect()
+
+    def bits(self) -> dict[str, bool]:
+        r = self.c.read_discrete_inputs(0, count=6, slave=1)
+        assert not r.isError()
+        names = ["ready", "busy", "valid", "ok", "ng", "error"]
+        return dict(zip(names, [bool(b) for b in r.bits[:6]]))
+
+    def regs(self) -> dict[str, int]:
+        r = self.c.read_input_registers(0, count=10, slave=1).registers
+        return {"inspection_id": (r[0] << 16) | r[1], "code": r[2], "score": r[3], "ms": r[4], "error_code": r[5],
+                "recipe": r[6], "tag": (r[7] << 16) | r[8], "seq": r[9]}
+
+    def coil(self, addr: int, value: bool) -> None:
+        assert not self.c.write_coil(addr, value, slave=1).isError()
+
+    def pulse(self, addr: int) -> None:
+        self.coil(addr, True)
+        self.coil(addr, False)
+
+    def trigger(self, tag: int = 0) -> None:
+        assert not self.c.write_registers(1, [tag >> 16, tag & 0xFFFF], slave=1).isError()
+        self.pulse(0)
+
+    def wait(self, name: str, value: bool = True, timeout: float = 10.0) -> dict[str, bool]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            b = self.bits()
+            if b[name] == value:
+                return b
+            time.sleep(0.005)
+        raise AssertionError(f"{name} did not become {value}: {self.bits()}")
+
+    def close(self) -> None:
+        self.c.close()
+
+
+@pytest.fixture
+def plc_cell(sqlite_station):
+    made = []
+
+    def make(images, recipes=None, window_ms=2000.0, delay_s=0.0, **kw):
+        st = sqlite_station()
+        if delay_s:
+            st.add_model(FakeInspector(0.5, delay_s=delay_s).to_bytes(), "slow", activate=True)
+        queue = list(images)
+
+        def source():
+            item = queue.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item, "frame.png"
+
+        srv = ModbusStation(st, source, recipes or {1: "slow" if delay_s else "cell"}, line="L1",
+                            station_name="S1", port=_free_port(), window_ms=window_ms, **kw).start()
+        plc = Plc(srv.port)
+        made.append((srv, plc))
+        return st, srv, plc
+
+    yield make
+    for srv, plc in made:
+        plc.close()
+        srv.close()
+
+
+def test_handshake_order_result_matches_part_and_valid_held_until_ack(plc_cell):
+    st, srv, plc = plc_cell([png_bytes(230, seed=1), png_bytes(30, seed=2)], delay_s=0.3)
+    assert plc.bits() == {"ready": True, "busy": False, "valid": False, "ok": False, "ng": False, "error": False}
+    plc.trigger(tag=70001)
+    busy = plc.wait("busy")
+    assert not busy["ready"] and not busy["valid"]
+    done = plc.wait("valid")
+    assert done["ng"] and not done["ok"] and not done["busy"] and not done["ready"]
+    regs = plc.regs()
+    rec = st.get(regs["inspection_id"])
+    assert (rec.verdict, rec.source, rec.line, rec.product) == ("NG", "plc", "L1", "slow")
+    assert regs["code"] == ResultCode.NG and regs["tag"] == 70001 and regs["seq"] == 1
+    assert regs["score"] == round(rec.score * 1000) and regs["ms"] >= 300
+    time.sleep(0.5)
+    assert plc.bits()["valid"], "ResultsValid must stay high until ResultsAck"
+    plc.pulse(1)   # ResultsAck
+    assert plc.wait("ready") == {"ready": True, "busy": False, "valid": False, "ok": False, "ng": False,
+                                 "error": False}
+    plc.trigger(tag=70002)
+    assert plc.wait("valid")["ok"]
+    regs = plc.regs()
+    assert regs["code"] == ResultCode.OK and regs["tag"] == 70002 and regs["seq"] == 2
+    assert st.get(regs["inspection_id"]).verdict == "OK"
+
+
+def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_never_sent(plc_cell):
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    st, srv, plc = plc_cell([png_bytes(30, seed=3)], delay_s=0.6, window_ms=150)
+    t0 = time.monotonic()
+    plc.trigger(tag=5)
+    b = plc.wait("valid", timeout=5)
+    assert time.monotonic() - t0 < 0.6   # answered before the model (0.6 s) could have
+    assert b["ng"] and not b["ok"] and not b["error"]
+    regs = plc.regs()
+    assert regs["code"] == ResultCode.TIMEOUT and regs["inspection_id"] == 0 and regs["tag"] == 5
+    time.sleep(1.0)   # the model answers OK long after the window
+    assert plc.regs() == regs and plc.bits()["ng"], "a late verdict must never replace the part's answer"
+    with st.db.session() as s:
+        sig = s.scalars(select(LineSignal)).one()
+    assert (sig.signal, sig.result_code, sig.part_tag, sig.inspection_id) == ("NG", ResultCode.TIMEOUT, 5, None)
+    assert "150 ms" in sig.reason
+    assert sig.late_inspection_id is not None and st.get(sig.late_inspection_id).verdict == "OK"
+
+
+def test_faults_are_signalled_to_the_plc_and_health_until_cleared(plc_cell):
+    st, srv, plc = plc_cell([LookupError("camera lost"), png_bytes(30, seed=4)])
+    plc.trigger()
+    b = plc.wait("valid")
+    assert b["ng"] and b["error"] and not b["ready"]
+    assert plc.regs()["code"] == ResultCode.NO_IMAGE and plc.regs()["error_code"] == ResultCode.NO_IMAGE
+    assert "camera lost" in st.faults["plc"]
+    from fastapi.testclient import TestClient
+    from lineguard.server.app import create_app
+    st.plc = srv
+    with TestClient(create_app(station=st)) as http:
+        health = http.get("/health")
+    assert health.status_code == 503 and "camera lost" in health.json()["faults"]["plc"]
+    assert health.json()["plc"]["modbus"]["error_code"] == ResultCode.NO_IMAGE
+    plc.pulse(1)
+    assert plc.wait("valid", False)["error"] and not plc.bits()["ready"]   # still in error after the ack
+    plc.pulse(2)   # ClearError
+    assert plc.wait("ready")["error"] is False
+    assert "plc" not in st.faults and plc.regs()["error_code"] == 0
+    plc.trigger()
+    assert plc.wait("valid")["ok"]
+
+
+def test_trigger_while_not_ready_is_a_fault_and_not_a_second_answer(plc_cell):
+    st, srv, plc = plc_cell([png_bytes(30, seed=5), png_bytes(30, seed=6)])
+    plc.trigger(tag=1)
+    plc.wait("valid")
+    first = plc.regs()
+    plc.trigger(tag=2)   # the PLC forgot ResultsAck
+    assert plc.wait("error")["valid"]
+    assert plc.regs()["error_code"] == ResultCode.NOT_READY
+    assert {k: v for k, v in plc.regs().items() if k != "error_code"} == \
+        {k: v for k, v in first.items() if k != "error_code"}   # part 1's answer is untouched
+
+
+def test_recipe_switch_selects_the_product(plc_cell, sqlite_station):
+    st, srv, plc = plc_cell([png_bytes(30, seed=7), png_bytes(30, seed=8)], recipes={1: "cell", 2: "band"})
+    st.add_model(FakeInspector(0.5).to_bytes(), "band", activate=True)
+    assert plc.regs()["recipe"] == 1
+    assert not plc.c.write_register(0, 2, slave=1).isError()
+    assert plc.regs()["recipe"] == 2
+    plc.trigger()
+    plc.wait("valid")
+    assert st.get(plc.regs()["inspection_id"]).product == "band"
+    plc.pulse(1)
+    assert not plc.c.write_register(0, 9, slave=1).isError()   # not a recipe of this station
+    b = plc.wait("error")
+    assert not b["ready"] and plc.regs()["error_code"] == ResultCode.UNKNOWN_RECIPE
+    assert plc.regs()["recipe"] == 2                               # the last good recipe stays in effect
+    assert "RecipeId 9" in st.faults["plc"]
+
+
+def test_bad_settings_are_refused_with_what_to_do(sqlite_station):
+    st = sqlite_station()
+    with pytest.raises(ValueError, match="at least one recipe"):
+        ModbusStation(st, lambda: (b"", ""), {}, line="L1")
+    with pytest.raises(ValueError, match="window"):
+        ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", window_ms=0)
+    taken = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=_free_port()).start()
+    try:
+        with pytest.raises(RuntimeError, match="--modbus-port"):
+            ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=taken.port).start()
+    finally:
+        taken.close()
