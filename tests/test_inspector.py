@@ -236,6 +236,9 @@ def test_groups_keep_a_parts_photos_together(synth_category):
                             groups=[f.name for f in twice])
     assert alone.threshold < 0.05 * grouped.threshold     # twins: distance ~0, too low a threshold
     assert grouped.calibration["n_groups"] == 12
+    held = Inspector.fit(twice, image_size=64, holdout=0.25, groups=[f.name for f in twice], coreset_ratio=1.0)
+    assert held.info["n_calibration"] % 2 == 0          # both photos of a part on the same side
+    assert held.threshold > 0.5 * grouped.threshold
     by_name = Inspector.fit(files, image_size=64, groups=r"^(\w{3})")  # a pattern over file names
     assert by_name.calibration["n_groups"] == len({f.name[:3] for f in files})
     with pytest.raises(DatasetError, match="does not match"):

@@ -276,8 +276,15 @@ class Inspector:
         t0 = time.perf_counter()
         if holdout > 0:
             rng = np.random.default_rng(seed)
-            order = rng.permutation(len(x))
             n_cal = min(max(1, int(round(holdout * len(x)))), len(x) - det.min_good_images)
+            if labels is None:
+                order = rng.permutation(len(x))
+            else:   # whole groups out: a part's other photos must not be in the model
+                group_of = np.unique(labels, return_inverse=True)[1]
+                rank = rng.permutation(group_of.max() + 1)[group_of]
+                order = np.argsort(rank, kind="stable")
+                n_cal = int(np.searchsorted(np.sort(rank), rank[order[n_cal - 1]], side="right"))
+                n_cal = min(n_cal, len(x) - det.min_good_images)
             cal_idx, train_idx = np.sort(order[:n_cal]), np.sort(order[n_cal:])
             det.fit(x[train_idx], progress=fit_progress)
             train_s = time.perf_counter() - t0
