@@ -90,6 +90,13 @@ def test_auto_input_size_keeps_the_parts_aspect_ratio():
         Inspector.fit(tall, image_size="auto100")
 
 
+def test_padim_cross_fits_with_just_enough_parts():
+    # 11 parts: 5 folds would leave 8-9 to learn from, PaDiM needs 10: more folds are used
+    good = [make_part(s, size=64)[0] for s in range(11)]
+    insp = Inspector.fit(good, detector="padim", image_size=64, false_reject_rate=0.2)
+    assert insp.calibration["n_calibration"] == 11
+
+
 def test_padim_inspector_fits_and_judges():
     good = [make_part(s, size=SIZE)[0] for s in range(14)]
     insp = Inspector.fit(good, detector="padim", image_size=SIZE, false_reject_rate=0.2)

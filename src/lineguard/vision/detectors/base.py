@@ -81,8 +81,12 @@ class Detector:
         if k < 2:
             raise DatasetError("cross-fitting needs good parts from at least 2 groups (parts, lots); "
                                "give more good parts or different group labels")
-        fold_of_group = np.random.default_rng(getattr(self, "seed", 0)).permutation(len(uniq)) % k
-        fold = fold_of_group[np.searchsorted(uniq, labels)]
+        order = np.random.default_rng(getattr(self, "seed", 0)).permutation(len(uniq))
+        fold = (order % k)[np.searchsorted(uniq, labels)]
+        # more folds (up to one per group) until every fold's model has enough parts to learn from
+        while k < len(uniq) and n - np.bincount(fold).max() < self.min_good_images:
+            k += 1
+            fold = (order % k)[np.searchsorted(uniq, labels)]
         scores: Optional[np.ndarray] = None
         maps: Optional[np.ndarray] = None
         for f in range(k):
