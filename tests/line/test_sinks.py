@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -14,6 +15,33 @@ from lineguard.line.sinks import MqttSink, WebhookSink
 from lineguard.line.station import Part
 
 from .conftest import png_bytes
+
+
+@contextmanager
+def _subscribed(line: str):
+    """A real MQTT subscriber to every station's results of ``line``; yields the list of
+    (topic, message, qos) it receives."""
+    import paho.mqtt.client as mqtt
+    got: list[tuple[str, dict, int]] = []
+    subscribed = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.qos))
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
+    sub.connect("127.0.0.1", 1883)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        yield got
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def _wait_for(got: list, n: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _broker_up() -> bool:
@@ -27,28 +55,13 @@ def _broker_up() -> bool:
 def test_mqtt_result_per_line_and_station(sqlite_station):
     if not _broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
-    import paho.mqtt.client as mqtt
     line = f"L-{uuid.uuid4().hex[:6]}"
-    got: list[tuple[str, dict, int]] = []
-    subscribed = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.qos))
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
-    sub.connect("127.0.0.1", 1883)
-    sub.loop_start()
-    try:
-        assert subscribed.wait(10)
+    with _subscribed(line) as got:
         st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")])
         st.inspect(png_bytes(230, seed=1), Part("m-1", line, "S2", "cell"))
         st.inspect(png_bytes(30, seed=2), Part("m-2", line, "S2", "cell"))
         assert st.sinks.flush(10)
-        deadline = time.monotonic() + 10
-        while len(got) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
+        _wait_for(got, 2)
     assert [(t, d["part_id"], d["verdict"], q) for t, d, q in got] == [
         (f"lineguard/{line}/S2/result", "m-1", "NG", 1), (f"lineguard/{line}/S2/result", "m-2", "OK", 1)]
     assert got[0][1]["event"] == "inspection" and got[0][1]["model"]["registry_version"] == 1
@@ -130,27 +143,13 @@ def test_review_is_published_like_any_verdict(sqlite_station, hook):
 def test_mqtt_publishes_review(sqlite_station):
     if not _broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
-    import paho.mqtt.client as mqtt
     from fake_inspector import FakeInspector
     line = f"L-{uuid.uuid4().hex[:6]}"
-    got: list[dict] = []
-    subscribed = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
-    sub.connect("127.0.0.1", 1883)
-    sub.loop_start()
-    try:
-        assert subscribed.wait(10)
+    with _subscribed(line) as received:
         st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")])
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "band", activate=True)
         st.inspect(png_bytes(100, seed=5), Part("m-review", line, "S2", "band"))
         assert st.sinks.flush(10)
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
+        _wait_for(received, 1)
+    got = [d for _, d, _ in received]
     assert [(d["part_id"], d["verdict"]) for d in got] == [("m-review", "REVIEW")]
