@@ -117,13 +117,12 @@ def auto_input_size(spec: str, items: Sequence[ImageLike], roi: Optional[Sequenc
     return (long_side, short) if r >= 1 else (short, long_side)
 
 
-def _group_labels(groups: Union[None, str, Sequence[Any]], items: Sequence[ImageLike],
-                  loaded: Sequence[int]) -> Optional[list[str]]:
-    """One group label per loaded good image, from a list (one per given image) or a
-    file-name pattern."""
+def _group_labels(groups: Union[None, str, Sequence[Any]], n_items: int, loaded: Sequence[int],
+                  names: Sequence[str]) -> Optional[list[str]]:
+    """One group label per loaded good image (``names``: theirs, in order), from a list
+    (one per given image) or a file-name pattern."""
     if groups is None:
         return None
-    names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
     if isinstance(groups, str):
         import re
         try:
@@ -139,9 +138,9 @@ def _group_labels(groups: Union[None, str, Sequence[Any]], items: Sequence[Image
             labels.append(m.group(1) if m.groups() else m.group(0))
         return labels
     labels = [str(g) for g in groups]
-    if len(labels) != len(items):
+    if len(labels) != n_items:
         raise ValueError(f"groups must give one label per good image: got {len(labels)} labels "
-                         f"for {len(items)} images")
+                         f"for {n_items} images")
     return [labels[i] for i in loaded]
 
 
@@ -271,7 +270,7 @@ class Inspector:
         x = np.stack(inputs)
         del inputs
         names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
-        labels = _group_labels(groups, items, loaded)
+        labels = _group_labels(groups, len(items), loaded, names)
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
         t0 = time.perf_counter()
         if holdout > 0:
