@@ -88,6 +88,10 @@ class StationConfig:
     # with OpenVINO only (see lineguard.runtime.openvino_detector)
     runtime: Optional[str] = None
     precision: Optional[str] = None
+    # The plant's shifts (local wall-clock starts) and time zone (IANA name; None: this
+    # PC's zone): counters "this shift" and SPC subgroups by shift follow them.
+    shift_starts: tuple[str, ...] = ("06:00", "14:00", "22:00")
+    timezone: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -103,6 +107,9 @@ class StationConfig:
             raise ValueError(f"runtime must be onnxruntime or openvino, got {self.runtime!r}")
         if self.precision not in (None, "fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        from .shifts import parse_shift_starts, plant_zone
+        parse_shift_starts(self.shift_starts)
+        plant_zone(self.timezone)
 
     @property
     def database_url(self) -> str:
@@ -136,4 +143,6 @@ _ENV = {
     "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", float),
     "LINEGUARD_RUNTIME": ("runtime", str),
     "LINEGUARD_PRECISION": ("precision", str),
+    "LINEGUARD_SHIFT_STARTS": ("shift_starts", lambda v: tuple(v.split(","))),
+    "LINEGUARD_TIMEZONE": ("timezone", str),
 }
