@@ -149,7 +149,7 @@ class HealthOut(BaseModel):
         description="per sink (e.g. mqtt:host:port): backlog (outbox rows not yet taken), state (ok, delivering, "
                     "retrying), oldest_pending_s, failing_for_s, last_error, delivered. A retrying sink is not a "
                     "fault of the station: results wait in the outbox and none is lost")
-    plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake (Modbus): bits, error code, counts; "
+    plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake by protocol (modbus, opcua): state, error code, counts; "
                                                             "an error also appears in faults")
 
 

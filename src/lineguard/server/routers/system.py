@@ -32,7 +32,9 @@ def health(station: Station = Depends(get_station)) -> Any:
             "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {}}
     plc = getattr(station, "plc", None)
     if plc is not None:
-        body["plc"] = {"modbus": plc.snapshot()}
+        # one server or several (Modbus and OPC UA side by side), each under its protocol
+        servers = plc if isinstance(plc, (list, tuple)) else [plc]
+        body["plc"] = {srv.protocol: srv.snapshot() for srv in servers}
     # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
     return JSONResponse(body, status_code=503 if faults else 200)
 

@@ -1,0 +1,346 @@
+"""The PLC handshake without a protocol: trigger, inspect, answer inside a window, acknowledge.
+
+The Modbus TCP server (:mod:`.plc_modbus`) and the OPC UA server (:mod:`.plc_opcua`) are
+adapters around one :class:`Handshake`: they turn bits, registers and method calls into
+``trigger`` / ``ack`` / ``clear_error`` / ``select_recipe`` and show its state to the PLC.
+The rules that keep a line safe live here, once:
+
+* one part at a time: a trigger is taken only when ready (no part in inspection, no
+  unacknowledged result, no error);
+* a part without a verdict inside the inspection window is answered NG with
+  :attr:`ResultCode.TIMEOUT` (rejected, not passed); the late verdict is stored but never
+  sent, because an answer belongs to a trigger number and so can never be taken for the
+  next part;
+* a fault (no image, model or storage failing) answers the part NG and holds the station
+  in error until the PLC clears it; the fault is in ``station.faults`` (``/health``);
+* every answer is recorded in ``line_signals`` with its reason and goes out through the
+  outbox (event ``line_signal``).
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
+from .orm import LineSignal, utcnow
+from .outbox import record_event
+
+log = logging.getLogger("lineguard.plc")
+
+ImageSource = Callable[[], tuple[bytes, str]]
+
+
+class ResultCode(enum.IntEnum):
+    NONE = 0
+    OK = 1
+    NG = 2
+    REVIEW = 3              # judged REVIEW: NG bit set, the part goes to a person
+    TIMEOUT = 10            # no verdict inside the inspection window
+    NO_IMAGE = 11           # the image source had no new image or failed (camera lost)
+    MODEL_FAULT = 12        # no active model for the recipe's product, or it cannot load
+    STORAGE_FAULT = 13      # the record could not be stored
+    UNKNOWN_RECIPE = 14     # RecipeId is not in the station's recipe table
+    BAD_IMAGE = 15          # the image was refused (corrupt, too large)
+    NOT_READY = 20          # Trigger while TriggerReady was low
+
+
+def newest_image_source(folder: Path | str) -> ImageSource:
+    """The newest image file of ``folder`` not yet inspected (a camera saving into a folder).
+
+    Raises ``LookupError`` when there is no new image: the trigger is answered NG with
+    NO_IMAGE rather than judging the previous part's photo again.
+    """
+    folder = Path(folder)
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    last: dict[str, Any] = {"sig": None}
+
+    def take() -> tuple[bytes, str]:
+        try:
+            files = [p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file()]
+        except OSError as exc:
+            raise LookupError(f"image folder {folder} cannot be read ({exc.strerror or exc})") from exc
+        if not files:
+            raise LookupError(f"no image in {folder}")
+        newest = max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        st = newest.stat()
+        sig = (newest.name, st.st_mtime_ns, st.st_size)
+        if sig == last["sig"]:
+            raise LookupError(f"no new image in {folder} since {newest.name}")
+        data = newest.read_bytes()
+        last["sig"] = sig
+        return data, newest.name
+
+    return take
+
+
+@dataclass
+class Trigger:
+    """One PLC trigger: the part it is about and when it came."""
+    seq: int                 # the station's trigger count (wraps at 65536, as the Modbus register)
+    tag: int                 # the PLC's part number, echoed in the answer
+    recipe: int
+    t0: float                # perf_counter at the trigger: the inspection window runs from here
+    at: Any                  # wall clock (naive UTC) for the record
+    timer: Optional[threading.Timer] = None
+    signal_id: Optional[int] = None
+
+
+@dataclass
+class Answer:
+    """What the PLC is told for one trigger."""
+    trigger: Trigger
+    code: ResultCode
+    inspection_id: int       # 0: no inspection record (timeout, fault)
+    score: Optional[float]
+    model_version: str
+    processing_ms: float
+    reason: Optional[str]
+    ok: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ok = self.code == ResultCode.OK
+
+    @property
+    def signal(self) -> str:
+        return "OK" if self.ok else "NG"
+
+
+class Handshake:
+    """The trigger / answer state of one station's PLC link, whatever the protocol.
+
+    ``show`` is called (under the handshake's lock) whenever what the PLC should see
+    changed: after a trigger is taken, an answer is ready, an ack, a fault, a recipe.
+    ``answered`` is called with each :class:`Answer` before ``show``, so an adapter writes
+    the result values first and raises ResultsValid after them.
+    """
+
+    def __init__(self, station: Any, image_source: ImageSource, recipes: dict[int, str], line: str,
+                 station_name: str, window_ms: float, protocol: str,
+                 initial_recipe: Optional[int] = None, recipe_max: int = 65535):
+        if not recipes:
+            raise ValueError("give at least one recipe: RecipeId -> product, e.g. {1: 'cell'}")
+        for rid in recipes:
+            if not 0 <= int(rid) <= recipe_max:
+                raise ValueError(f"recipe id {rid} does not fit the PLC's recipe register (0..{recipe_max})")
+        if window_ms <= 0:
+            raise ValueError(f"the inspection window must be positive, got {window_ms} ms")
+        self.station = station
+        self.image_source = image_source
+        self.recipes = {int(k): v for k, v in recipes.items()}
+        self.line = line
+        self.station_name = station_name
+        self.protocol = protocol
+        self.window_s = window_ms / 1000.0
+        self.lock = threading.RLock()
+        self.seq = 0
+        self.pending: Optional[Trigger] = None     # the trigger awaiting its answer
+        self.result_valid = False
+        self.last: Optional[Answer] = None
+        self.error_code = 0
+        self.error: Optional[str] = None
+        self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
+        if self.recipe not in self.recipes:
+            raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
+        self.counts = {"triggers": 0, "ok": 0, "ng": 0, "timeouts": 0, "faults": 0}
+        self.show: Callable[[], None] = lambda: None
+        self.answered: Callable[[Answer], None] = lambda a: None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plc-{protocol}-record")
+
+    # -- what the PLC sees -------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.pending is None and not self.result_valid and self.error_code == 0
+
+    @property
+    def busy(self) -> bool:
+        return self.pending is not None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pending is not None and self.pending.timer is not None:
+                self.pending.timer.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._recorder.shutdown(wait=True)
+
+    # -- PLC requests ------------------------------------------------------------------
+    def select_recipe(self, rid: int) -> bool:
+        """Take recipe ``rid`` now; False (nothing changed) when it is not a recipe here."""
+        with self.lock:
+            if int(rid) not in self.recipes:
+                return False
+            self.recipe = int(rid)
+            self.show()
+            return True
+
+    def not_ready_reason(self) -> Optional[str]:
+        if self.pending is not None:
+            return "a part is still being inspected"
+        if self.result_valid:
+            return "the last result was not acknowledged (raise ResultsAck first)"
+        if self.error_code:
+            return "the station is in error (raise ClearError first)"
+        return None
+
+    def trigger(self, tag: int, fault_if_not_ready: bool = True) -> Optional[Trigger]:
+        """Take a trigger for part ``tag``; None when it was not taken (see :meth:`not_ready_reason`).
+
+        Modbus cannot refuse a bit, so a trigger while not ready is a NOT_READY fault there
+        (``fault_if_not_ready``); a method call (OPC UA) refuses it with a status instead.
+        """
+        with self.lock:
+            why = self.not_ready_reason()
+            if why is not None and not fault_if_not_ready:
+                return None
+            self.seq = (self.seq + 1) & 0xFFFF
+            trig = Trigger(self.seq, int(tag), self.recipe, time.perf_counter(), utcnow())
+            self.counts["triggers"] += 1
+            if why is not None:
+                if self.error_code == 0:
+                    self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}")
+                # This part still gets an answer, NG, unless an earlier part's is waiting to be read
+                if not self.result_valid and self.pending is None:
+                    self._answer(trig, ResultCode(self.error_code), None, reason=why)
+                return None
+            self.pending = trig
+            self.show()
+            self._pool.submit(self._inspect, trig)
+            trig.timer = threading.Timer(self.window_s, self._window_closed, args=(trig.seq,))
+            trig.timer.daemon = True
+            trig.timer.start()
+            return trig
+
+    def ack(self) -> None:
+        with self.lock:
+            self.result_valid = False
+            self.show()
+
+    def clear_error(self) -> None:
+        with self.lock:
+            if self.error_code:
+                log.info("PLC cleared error %s", self.error_code)
+            self.error_code = 0
+            self.error = None
+            self.station.faults.pop("plc", None)
+            self.show()
+
+    def fault(self, code: ResultCode, message: str) -> None:
+        with self.lock:
+            self.error_code = int(code)
+            self.error = message
+            self.counts["faults"] += 1
+            self.station.faults["plc"] = f"PLC error {int(code)} ({code.name}): {message}"
+            log.error("PLC fault %s: %s", code.name, message)
+            self.show()
+
+    # -- the inspection ----------------------------------------------------------------
+    def _inspect(self, trig: Trigger) -> None:
+        from .station import Part
+        product = self.recipes[trig.recipe]
+        try:
+            data, name = self.image_source()
+        except Exception as exc:  # noqa: BLE001 - camera lost, empty folder: a fault the PLC sees
+            self._done(trig, ResultCode.NO_IMAGE, None, f"no image for the trigger: {exc}", fault=True)
+            return
+        part_id = f"{self.station_name}-{trig.at.strftime('%Y%m%dT%H%M%S%f')}-{trig.seq}"
+        if trig.tag:
+            part_id = f"{self.station_name}-tag{trig.tag}-{trig.seq}"
+        try:
+            out = self.station.inspect(data, Part(part_id, self.line, self.station_name, product), source="plc")
+        except (ModelLoadFailed, NotFound) as exc:
+            self._done(trig, ResultCode.MODEL_FAULT, None, f"{exc.message}", fault=True)
+            return
+        except StorageUnavailable as exc:
+            self._done(trig, ResultCode.STORAGE_FAULT, None, exc.message, fault=True)
+            return
+        except StationError as exc:
+            self._done(trig, ResultCode.BAD_IMAGE, None, f"image {name} refused: {exc.message}")
+            return
+        except Exception as exc:  # noqa: BLE001 - anything else is a station fault, the part is rejected
+            log.exception("PLC trigger %s failed", trig.seq)
+            self._done(trig, ResultCode.MODEL_FAULT, None, f"{type(exc).__name__}: {exc}", fault=True)
+            return
+        rec = out.record
+        code = {"OK": ResultCode.OK, "NG": ResultCode.NG}.get(rec.verdict, ResultCode.REVIEW)
+        self._done(trig, code, rec, None)
+
+    def _done(self, trig: Trigger, code: ResultCode, rec: Any, reason: Optional[str], fault: bool = False) -> None:
+        with self.lock:
+            if self.pending is None or self.pending.seq != trig.seq:
+                # The window closed first: this part was already answered NG (timeout). The
+                # verdict is stored, never sent: it would be read as the next part's.
+                log.warning("trigger %s judged after its window (%s); the PLC was told NG", trig.seq, code.name)
+                if rec is not None:
+                    self._recorder.submit(self._record_late, trig, rec.id)
+                return
+            if trig.timer is not None:
+                trig.timer.cancel()
+            if fault:
+                self.error_code = int(code)
+                self.error = reason or code.name
+                self.counts["faults"] += 1
+                self.station.faults["plc"] = f"PLC error {int(code)} ({code.name}): {self.error}"
+                log.error("PLC fault %s: %s", code.name, self.error)
+            self._answer(trig, code, rec, reason=reason)
+
+    def _window_closed(self, seq: int) -> None:
+        with self.lock:
+            if self.pending is None or self.pending.seq != seq:
+                return
+            trig = self.pending
+            self.counts["timeouts"] += 1
+            self._answer(trig, ResultCode.TIMEOUT, None,
+                         reason=f"no verdict within the inspection window of {self.window_s * 1000:.0f} ms")
+
+    def _answer(self, trig: Trigger, code: ResultCode, rec: Any, reason: Optional[str]) -> None:
+        ans = Answer(trig, code, inspection_id=rec.id if rec is not None else 0,
+                     score=float(rec.score) if rec is not None else None,
+                     model_version=str(rec.model_version or "") if rec is not None else "",
+                     processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
+        self.pending = None
+        self.result_valid = True
+        self.last = ans
+        self.counts["ok" if ans.ok else "ng"] += 1
+        self.answered(ans)
+        self.show()
+        # stored off the handshake path (and off the protocol's thread): in trigger order, one writer
+        self._recorder.submit(self._record, ans)
+
+    # -- what the PLC was told, kept ----------------------------------------------------
+    def _record(self, ans: Answer) -> None:
+        trig = ans.trigger
+        inspection_id = ans.inspection_id or None
+        row = LineSignal(protocol=self.protocol, line=self.line, station=self.station_name, trigger_seq=trig.seq,
+                         part_tag=trig.tag, recipe_id=trig.recipe, product=self.recipes.get(trig.recipe),
+                         inspection_id=inspection_id, signal=ans.signal, result_code=int(ans.code),
+                         reason=ans.reason, triggered_at=trig.at, answered_at=utcnow())
+        try:
+            with self.station.db.session() as s:
+                s.add(row)
+                s.flush()
+                trig.signal_id = row.id
+                record_event(s, "line_signal", self.line, {
+                    "line": self.line, "station": self.station_name, "protocol": self.protocol,
+                    "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
+                    "product": row.product, "inspection_id": inspection_id, "signal": ans.signal,
+                    "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason})
+            self.station.sinks.wake()
+        except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the log keeps what was lost
+            log.error("line signal of trigger %s (%s, %s) not recorded: %s", trig.seq, ans.signal, ans.code.name, exc)
+
+    def _record_late(self, trig: Trigger, inspection_id: int) -> None:
+        if trig.signal_id is None:
+            return
+        try:
+            with self.station.db.session() as s:
+                row = s.get(LineSignal, trig.signal_id)
+                if row is not None:
+                    row.late_inspection_id = inspection_id
+        except Exception as exc:  # noqa: BLE001
+            log.error("late verdict of trigger %s not linked: %s", trig.seq, exc)
