@@ -59,22 +59,25 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--modbus-port", type=int, default=None,
               help="Run the PLC handshake over Modbus TCP on this port (502 is the standard one; needs root). "
                    "The register map is in the README.")
+@click.option("--opcua-port", type=int, default=None,
+              help="Run the PLC handshake over OPC UA (Machine Vision style) on this port (4840 is the standard "
+                   "one). The node layout is in the README.")
 @click.option("--plc-images", type=PathArg, default=None,
-              help="With --modbus-port: the folder the camera saves into; a PLC trigger inspects its newest image.")
+              help="With --modbus-port / --opcua-port: the folder the camera saves into; a PLC trigger inspects its newest image.")
 @click.option("--recipe", "recipes", multiple=True, metavar="ID=PRODUCT",
-              help="With --modbus-port: a RecipeId the PLC may write and the product it selects (repeat it); "
+              help="With a PLC port: a RecipeId the PLC may write and the product it selects (repeat it); "
                    "default 1=--product.")
-@click.option("--plc-line", default=None, help="With --modbus-port: the line PLC-triggered parts are recorded on "
+@click.option("--plc-line", default=None, help="With a PLC port: the line PLC-triggered parts are recorded on "
               "(default --line).")
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
-              help="With --modbus-port: a part without a verdict this long after its trigger is answered NG "
+              help="With a PLC port: a part without a verdict this long after its trigger is answered NG "
                    "(ResultCode 10).")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
-          modbus_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...], plc_line: Optional[str],
+          modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...], plc_line: Optional[str],
           inspection_window_ms: float, power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
@@ -86,7 +89,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail(f"--model {model}: no such model file")
     if model is not None and not product:
         fail("--model needs --product: name the product the model inspects")
-    plc_recipes = _plc_settings(modbus_port, plc_images, recipes, plc_line or line, product)
+    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels)
     if power_safe:
@@ -98,36 +101,48 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     except StartupError as exc:
         fail(str(exc))
     import uvicorn
-    plc = None
+    plcs: list = []
     try:
-        if modbus_port is not None:
-            from ..line.plc_modbus import ModbusStation, newest_image_source
-            try:
-                plc = ModbusStation(station, newest_image_source(plc_images), plc_recipes, line=plc_line or line,
-                                    station_name="plc", host=host, port=modbus_port,
-                                    window_ms=inspection_window_ms).start()
-            except (RuntimeError, ValueError) as exc:
-                fail(str(exc))
-            station.plc = plc
-            click.echo(f"PLC handshake: Modbus TCP on {host}:{modbus_port}, recipes {plc_recipes}, "
-                       f"images from {plc_images}")
+        if modbus_port is not None or opcua_port is not None:
+            from ..line.plc_handshake import newest_image_source
+            wanted = []
+            if modbus_port is not None:
+                from ..line.plc_modbus import ModbusStation
+                wanted.append((ModbusStation, modbus_port, "Modbus TCP"))
+            if opcua_port is not None:
+                from ..line.plc_opcua import OpcUaStation
+                wanted.append((OpcUaStation, opcua_port, "OPC UA"))
+            for cls, plc_port, name in wanted:
+                try:
+                    plcs.append(cls(station, newest_image_source(plc_images), plc_recipes, line=plc_line or line,
+                                    station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
+                                    host=host, port=plc_port, window_ms=inspection_window_ms).start())
+                except (RuntimeError, ValueError) as exc:
+                    fail(str(exc))
+                click.echo(f"PLC handshake: {name} on {host}:{plc_port}, recipes {plc_recipes}, "
+                           f"images from {plc_images}")
+            station.plc = plcs[0] if len(plcs) == 1 else plcs
         click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
         uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
     finally:
-        if plc is not None:
+        for plc in plcs:
             plc.close()
         station.close()
 
 
-def _plc_settings(modbus_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...],
-                  line: str, product: Optional[str]) -> dict[int, str]:
+def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
+                  recipes: tuple[str, ...], line: str, product: Optional[str]) -> dict[int, str]:
     """The recipe table of the PLC handshake, or a BadParameter saying what to give."""
-    if modbus_port is None:
+    if modbus_port is None and opcua_port is None:
         if plc_images or recipes:
-            raise click.BadParameter("--plc-images and --recipe need --modbus-port", param_hint="--modbus-port")
+            raise click.BadParameter("--plc-images and --recipe need --modbus-port or --opcua-port",
+                                     param_hint="--modbus-port")
         return {}
-    if not 0 < modbus_port < 65536:
-        raise click.BadParameter(f"{modbus_port} is not a TCP port (1..65535)", param_hint="--modbus-port")
+    for value, hint in ((modbus_port, "--modbus-port"), (opcua_port, "--opcua-port")):
+        if value is not None and not 0 < value < 65536:
+            raise click.BadParameter(f"{value} is not a TCP port (1..65535)", param_hint=hint)
+    if modbus_port is not None and modbus_port == opcua_port:
+        raise click.BadParameter("--modbus-port and --opcua-port must differ", param_hint="--opcua-port")
     if plc_images is None or not plc_images.is_dir():
         raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into",
                                  param_hint="--plc-images")

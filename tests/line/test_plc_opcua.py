@@ -1,0 +1,262 @@
+"""The OPC UA PLC handshake (OPC 40100 style), driven by a real asyncua client on loopback."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("asyncua")
+
+from fake_inspector import FakeInspector  # noqa: E402
+from lineguard.line.plc_handshake import ResultCode  # noqa: E402
+
+from .conftest import png_bytes  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Plc:
+    """What a PLC program does, over a real OPC UA session."""
+
+    RESULT = ["ResultsValid", "ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score",
+              "ModelVersion", "ProcessingTimeMs", "RecipeId", "Reason"]
+
+    def __init__(self, endpoint: str):
+        from asyncua.sync import Client
+        from lineguard.line.plc_opcua import NAMESPACE
+        self.c = Client(endpoint, timeout=10)
+        self.c.connect()
+        ns = self.c.get_namespace_index(NAMESPACE)
+        self.ns = ns
+        vs = self.c.nodes.objects.get_child([f"{ns}:VisionSystem"])
+        self.vs = vs
+        self.sm = vs.get_child([f"{ns}:VisionStateMachine"])
+        self.recipes = vs.get_child([f"{ns}:RecipeManagement"])
+        self.results = vs.get_child([f"{ns}:ResultManagement"])
+        self.diag = vs.get_child([f"{ns}:Diagnostics"])
+        self.events: list = []
+        self._got = threading.Event()
+
+    def read(self, obj, name: str):
+        return obj.get_child([f"{self.ns}:{name}"]).read_value()
+
+    def state(self) -> tuple[str, str]:
+        return self.read(self.sm, "CurrentState"), self.read(self.sm, "CurrentSubState")
+
+    def result(self) -> dict:
+        return {n: self.read(self.results, n) for n in self.RESULT}
+
+    def call(self, obj, name: str, *args):
+        return obj.call_method(f"{self.ns}:{name}", *args)
+
+    def start_job(self, part_id: int) -> int:
+        from asyncua import ua
+        return self.call(self.sm, "StartSingleJob", ua.Variant(part_id, ua.VariantType.UInt32))
+
+    def select_recipe(self, rid: int):
+        from asyncua import ua
+        return self.call(self.recipes, "SelectRecipe", ua.Variant(rid, ua.VariantType.UInt32))
+
+    def ack(self) -> None:
+        self.call(self.results, "AcknowledgeResult")
+
+    def subscribe(self) -> None:
+        plc = self
+
+        class Handler:
+            def event_notification(self, event):
+                plc.events.append(event.get_event_props_as_fields_dict())
+                plc._got.set()
+
+        sub = self.c.create_subscription(20, Handler())
+        etype = self.c.nodes.root.get_child(["0:Types", "0:EventTypes", "0:BaseEventType",
+                                             f"{self.ns}:ResultReadyEventType"])
+        sub.subscribe_events(self.vs, etype)
+
+    def wait(self, pred, what: str, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.01)
+        raise AssertionError(f"{what} did not happen in {timeout} s: state {self.state()}, result {self.result()}")
+
+    def wait_valid(self, timeout: float = 15.0) -> dict:
+        self.wait(lambda: self.read(self.results, "ResultsValid"), "ResultsValid", timeout)
+        return self.result()
+
+    def close(self) -> None:
+        self.c.disconnect()
+
+
+@pytest.fixture
+def ua_cell(sqlite_station):
+    from lineguard.line.plc_opcua import OpcUaStation
+    made = []
+
+    def make(images, recipes=None, window_ms=3000.0, delay_s=0.0, **kw):
+        st = sqlite_station()
+        if delay_s:
+            st.add_model(FakeInspector(0.5, "v-slow", delay_s=delay_s).to_bytes(), "slow", activate=True)
+        queue = list(images)
+
+        def source():
+            item = queue.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item, "frame.png"
+
+        srv = OpcUaStation(st, source, recipes or {1: "slow" if delay_s else "cell"}, line="L1",
+                           station_name="S1", port=_free_port(), window_ms=window_ms, **kw).start()
+        made.append(srv)
+        plc = Plc(srv.endpoint)
+        made.append(plc)
+        return st, srv, plc
+
+    yield make
+    for thing in reversed(made):
+        thing.close()
+
+
+def test_handshake_order_event_and_result_held_until_ack(ua_cell):
+    from asyncua import ua
+    st, srv, plc = ua_cell([png_bytes(230, seed=1), png_bytes(30, seed=2)], delay_s=0.4, autostart=False)
+    plc.subscribe()
+    assert plc.state() == ("Preoperational", "")
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidState"):
+        plc.start_job(1)                                   # not started: refused, nothing judged
+    assert "call Start" in plc.read(plc.diag, "LastRefusal")
+    plc.call(plc.sm, "Start")
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Operational/Ready")
+    assert plc.read(plc.diag, "TriggerReady") is True
+    seq = plc.start_job(70001)
+    assert seq == 1
+    plc.wait(lambda: plc.state() == ("Operational", "SingleExecution"), "SingleExecution")
+    assert plc.read(plc.diag, "TriggerReady") is False
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidState"):
+        plc.start_job(70002)                               # one part at a time
+    res = plc.wait_valid()
+    rec = st.get(res["InspectionId"])
+    assert (rec.verdict, rec.source, rec.line, rec.product) == ("NG", "plc", "L1", "slow")
+    assert res["Verdict"] == "NG" and res["ResultCode"] == ResultCode.NG and res["PartId"] == 70001
+    assert res["TriggerSeq"] == 1 and res["ResultId"] == "S1-1" and res["RecipeId"] == 1
+    assert res["ModelVersion"] == rec.model_version and abs(res["Score"] - rec.score) < 1e-9
+    assert res["ProcessingTimeMs"] >= 400
+    plc.wait(lambda: plc.events, "ResultReady event")
+    ev = plc.events[0]
+    assert (ev["PartId"].Value, ev["Verdict"].Value, ev["InspectionId"].Value, ev["ResultCode"].Value) == \
+        (70001, "NG", rec.id, 2)
+    assert ev["PartId"].VariantType == ua.VariantType.UInt32
+    time.sleep(0.5)
+    assert plc.read(plc.results, "ResultsValid") and plc.state() == ("Operational", "SingleExecution"), \
+        "ResultsValid must stay high until AcknowledgeResult"
+    plc.ack()
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready after the ack")
+    assert plc.read(plc.results, "ResultsValid") is False
+    assert plc.start_job(70002) == 2
+    res = plc.wait_valid()
+    assert (res["Verdict"], res["PartId"], res["TriggerSeq"]) == ("OK", 70002, 2)
+    assert st.get(res["InspectionId"]).verdict == "OK"
+    plc.call(plc.sm, "Halt")
+    plc.wait(lambda: plc.state() == ("Halted", ""), "Halted")
+
+
+def test_no_verdict_in_the_window_is_ng_timeout_and_the_late_verdict_never_replaces_it(ua_cell):
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    st, srv, plc = ua_cell([png_bytes(30, seed=3), png_bytes(30, seed=4)], delay_s=1.0, window_ms=150)
+    t0 = time.monotonic()
+    plc.start_job(5)
+    res = plc.wait_valid()
+    assert time.monotonic() - t0 < 1.0          # answered before the model (1 s) could have
+    assert (res["Verdict"], res["ResultCode"], res["InspectionId"], res["PartId"]) == ("NG", ResultCode.TIMEOUT, 0, 5)
+    assert "150 ms" in res["Reason"]
+    plc.ack()
+    plc.wait(lambda: plc.read(plc.diag, "TriggerReady"), "Ready after the ack")
+    plc.start_job(6)                             # the next part, while part 5's late OK arrives
+    time.sleep(1.3)
+    res6 = plc.wait_valid()
+    assert res6["PartId"] == 6 and res6["TriggerSeq"] == 2 and res6["ResultCode"] == ResultCode.TIMEOUT, \
+        "part 5's late verdict must never be given to part 6"
+    with st.db.session() as s:
+        first = s.scalars(select(LineSignal).where(LineSignal.part_tag == 5)).one()
+    assert (first.protocol, first.signal, first.result_code, first.inspection_id) == \
+        ("opcua", "NG", ResultCode.TIMEOUT, None)
+    plc.wait(lambda: _late(st, 5), "the late verdict linked to part 5's signal")
+    assert st.get(_late(st, 5)).verdict == "OK"
+
+
+def _late(st, tag):
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    with st.db.session() as s:
+        return s.scalars(select(LineSignal.late_inspection_id).where(LineSignal.part_tag == tag)).one_or_none()
+
+
+def test_recipe_switch_selects_the_product_and_unknown_recipe_is_refused(ua_cell):
+    from asyncua import ua
+    st, srv, plc = ua_cell([png_bytes(30, seed=7)], recipes={1: "cell", 2: "band"})
+    st.add_model(FakeInspector(0.5, "band-v").to_bytes(), "band", activate=True)
+    assert plc.read(plc.recipes, "Recipes") == ["1=cell", "2=band"]
+    assert plc.read(plc.recipes, "ActiveRecipe") == 1
+    plc.select_recipe(2)
+    plc.wait(lambda: plc.read(plc.recipes, "ActiveRecipe") == 2, "ActiveRecipe 2")
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidArgument"):
+        plc.select_recipe(9)
+    assert "known: [1, 2]" in plc.read(plc.diag, "LastRefusal")
+    assert plc.read(plc.recipes, "ActiveRecipe") == 2      # the last good recipe stays in effect
+    plc.start_job(11)
+    res = plc.wait_valid()
+    assert res["RecipeId"] == 2 and res["ModelVersion"] == "band-v"
+    assert st.get(res["InspectionId"]).product == "band"
+
+
+def test_faults_put_the_vision_system_in_error_and_health_until_reset(ua_cell):
+    from asyncua import ua
+    st, srv, plc = ua_cell([LookupError("camera lost"), png_bytes(30, seed=4)])
+    plc.start_job(21)
+    res = plc.wait_valid()
+    assert (res["Verdict"], res["ResultCode"], res["PartId"]) == ("NG", ResultCode.NO_IMAGE, 21)
+    plc.wait(lambda: plc.state()[0] == "Error", "state Error")
+    assert plc.read(plc.diag, "ErrorCode") == ResultCode.NO_IMAGE
+    assert "camera lost" in plc.read(plc.diag, "ErrorMessage") and "camera lost" in st.faults["plc"]
+    from fastapi.testclient import TestClient
+    from lineguard.server.app import create_app
+    st.plc = srv
+    with TestClient(create_app(station=st)) as http:
+        health = http.get("/health")
+    assert health.status_code == 503 and "camera lost" in health.json()["faults"]["plc"]
+    assert health.json()["plc"]["opcua"]["state"] == "Error"
+    plc.ack()
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidState"):
+        plc.start_job(22)                                   # still in error after the ack
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidState"):
+        plc.call(plc.sm, "Start")                           # Start does not skip Reset
+    plc.call(plc.sm, "Reset")
+    plc.wait(lambda: plc.state() == ("Preoperational", ""), "Preoperational after Reset")
+    assert "plc" not in st.faults and plc.read(plc.diag, "ErrorCode") == 0
+    plc.call(plc.sm, "Start")
+    plc.wait(lambda: plc.read(plc.diag, "TriggerReady"), "Ready after Start")
+    plc.start_job(23)
+    assert plc.wait_valid()["Verdict"] == "OK"
+
+
+def test_bad_settings_and_a_taken_port_are_refused_with_what_to_do(sqlite_station):
+    from lineguard.line.plc_opcua import OpcUaStation
+    st = sqlite_station()
+    with pytest.raises(ValueError, match="at least one recipe"):
+        OpcUaStation(st, lambda: (b"", ""), {}, line="L1")
+    with pytest.raises(ValueError, match="window"):
+        OpcUaStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", window_ms=-5)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        with pytest.raises(RuntimeError, match="--opcua-port"):
+            OpcUaStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=held.getsockname()[1]).start()
