@@ -19,6 +19,9 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 if _station is not None:
     _station.register(app)
 
+from . import plc as _plc  # noqa: E402  (its clients are imported when it runs)
+_plc.register(app)
+
 from . import edge as _edge  # noqa: E402
 _edge.register(app)
 

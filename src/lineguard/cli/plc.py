@@ -1,0 +1,100 @@
+"""PLC verbs: line-sim, a simulated PLC for demos, tests and latency measurements."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .core import PathArg
+
+
+@click.command("line-sim")
+@click.option("--protocol", type=click.Choice(["modbus", "opcua"]), required=True,
+              help="How the station's PLC handshake is served (serve --modbus-port / --opcua-port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The station's address.")
+@click.option("--port", type=int, required=True, help="The station's --modbus-port or --opcua-port.")
+@click.option("--parts", type=int, default=100, show_default=True, help="Parts to trigger.")
+@click.option("--rate", type=float, default=5.0, show_default=True, help="Parts per second.")
+@click.option("--plc-images", type=PathArg, default=None,
+              help="The station's --plc-images folder: each part's image is put there before its trigger.")
+@click.option("--images", type=PathArg, default=None,
+              help="Part images to feed, in name order, repeated as needed (default: those in --plc-images).")
+@click.option("--window-ms", type=float, default=1000.0, show_default=True,
+              help="The station's --inspection-window-ms: an answer seen later counts as a missed window.")
+@click.option("--recipe", type=int, default=None, help="Select this RecipeId before the first part.")
+@click.option("--first-part-id", type=int, default=1, show_default=True, help="PartId of the first part.")
+@click.option("--json", "json_out", type=PathArg, default=None, help="Also write the report here (JSON).")
+@click.option("--verbose", is_flag=True, help="One line per part.")
+def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_images: Optional[Path],
+             images: Optional[Path], window_ms: float, recipe: Optional[int], first_part_id: int,
+             json_out: Optional[Path], verbose: bool) -> None:
+    """Act as the line's PLC: trigger parts at a set rate, acknowledge the answers, and report the
+    trigger-to-ResultsValid latency (p50/p95/p99/max) and the missed inspection windows."""
+    from ..line import plc_sim
+    from ._term import fail
+    if parts < 1:
+        raise click.BadParameter("give at least 1 part", param_hint="--parts")
+    if rate <= 0:
+        raise click.BadParameter("give a positive rate, parts per second", param_hint="--rate")
+    if not 0 < port < 65536:
+        raise click.BadParameter(f"{port} is not a TCP port (1..65535)", param_hint="--port")
+    if plc_images is not None and not plc_images.is_dir():
+        raise click.BadParameter(f"{plc_images} is not a folder", param_hint="--plc-images")
+    source = images or plc_images
+    if source is None:
+        raise click.BadParameter("give --plc-images (the station's camera folder) and/or --images (part images)",
+                                 param_hint="--plc-images")
+    if not source.is_dir():
+        raise click.BadParameter(f"{source} is not a folder", param_hint="--images")
+    try:
+        feeder = plc_sim.ImageFeeder(source, plc_images)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        link = plc_sim.connect(protocol, host, port)
+    except ConnectionError as exc:
+        fail(str(exc))
+
+    def show(part_id: int, res: dict, latency_ms: float) -> None:
+        click.echo(f"part {part_id}: code {res['code']} inspection {res['inspection_id']} "
+                   f"score {res['score']:.3f} {latency_ms:.1f} ms")
+
+    try:
+        if recipe is not None:
+            try:
+                link.select_recipe(recipe)
+            except Exception as exc:  # noqa: BLE001 - the station refused it
+                fail(f"recipe {recipe} was not taken: {exc}")
+        click.echo(f"line-sim: {parts} parts at {rate:g}/s over {protocol} to {host}:{port}")
+        try:
+            rep = plc_sim.run(link, parts, rate, feeder, window_ms, first_part_id=first_part_id,
+                              on_part=show if verbose else None, protocol=protocol)
+        except (TimeoutError, ConnectionError) as exc:
+            fail(str(exc))
+    finally:
+        feeder.cleanup()
+        link.close()
+    summary = rep.summary()
+    lat = summary["latency_ms"]
+    click.echo(f"answered {summary['answered']}/{parts} in {rep.wall_s:.1f} s "
+               f"({summary['achieved_rate_per_s']}/s); results {summary['result_codes']}")
+    if lat["p50"] is not None:
+        click.echo(f"trigger to ResultsValid: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
+                   f"max {lat['max']} ms")
+    click.echo(f"missed windows ({window_ms:g} ms): {summary['missed_windows']} (timeouts {rep.timeouts}, "
+               f"late {rep.late}, no answer {rep.no_answer}); overruns {rep.overruns}; "
+               f"answers for another part {rep.mismatched}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=json_out.parent, prefix=".line-sim-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(summary, fh, indent=2)
+        os.replace(tmp, json_out)
+
+
+def register(app: click.Group) -> None:
+    app.add_command(line_sim)

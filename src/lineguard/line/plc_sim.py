@@ -1,0 +1,276 @@
+"""A simulated PLC: triggers parts at a set rate over Modbus TCP or OPC UA and times the answers.
+
+What a line's PLC does each cycle: the camera has saved the part's image (here: the
+simulator copies the next image into the station's ``--plc-images`` folder), the PLC
+waits for TriggerReady, writes the part's number and triggers, waits for ResultsValid,
+reads the answer, checks that it is this part's, and acknowledges. The time from the
+trigger to seeing ResultsValid is the latency the line cares about: a part whose answer
+is not there inside the inspection window is a missed window (the station answers it
+NG with ResultCode 10, or the PLC sees the answer too late).
+
+The clients poll, as PLC programs do, every ``poll_s`` (1 ms by default): the measured
+latency includes up to one poll interval.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+from .plc_handshake import ResultCode
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class PlcLink(Protocol):
+    """The few things the simulated PLC does on the wire, one protocol each."""
+
+    def ready(self) -> bool: ...
+    def select_recipe(self, recipe_id: int) -> None: ...
+    def trigger(self, part_id: int) -> None: ...
+    def result_valid(self) -> bool: ...
+    def read_result(self) -> dict[str, Any]: ...
+    def ack(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ModbusLink:
+    """The simulated PLC's side of the Modbus map of :mod:`.plc_modbus`."""
+
+    def __init__(self, host: str, port: int, timeout_s: float = 5.0):
+        from pymodbus.client import ModbusTcpClient
+        self.c = ModbusTcpClient(host, port=port, timeout=timeout_s)
+        if not self.c.connect():
+            raise ConnectionError(f"no Modbus TCP server at {host}:{port}; start the station with --modbus-port {port}")
+
+    def _ok(self, r: Any, what: str) -> Any:
+        if r.isError():
+            raise ConnectionError(f"Modbus {what} failed: {r}")
+        return r
+
+    def _bits(self) -> list[bool]:
+        return list(self._ok(self.c.read_discrete_inputs(0, count=6, slave=1), "read of the status bits").bits[:6])
+
+    def ready(self) -> bool:
+        return bool(self._bits()[0])
+
+    def select_recipe(self, recipe_id: int) -> None:
+        self._ok(self.c.write_register(0, recipe_id, slave=1), "RecipeId write")
+        regs = self._ok(self.c.read_input_registers(6, count=1, slave=1), "ActiveRecipe read").registers
+        if regs[0] != recipe_id:
+            raise ValueError(f"the station did not take recipe {recipe_id} (ActiveRecipe {regs[0]})")
+
+    def trigger(self, part_id: int) -> None:
+        self._ok(self.c.write_registers(1, [(part_id >> 16) & 0xFFFF, part_id & 0xFFFF], slave=1), "PartTag write")
+        self._ok(self.c.write_coil(0, True, slave=1), "Trigger")
+
+    def result_valid(self) -> bool:
+        return bool(self._bits()[2])
+
+    def read_result(self) -> dict[str, Any]:
+        r = self._ok(self.c.read_input_registers(0, count=10, slave=1), "result read").registers
+        return {"inspection_id": (r[0] << 16) | r[1], "code": r[2], "score": r[3] / 1000.0, "ms": float(r[4]),
+                "part_id": (r[7] << 16) | r[8], "seq": r[9]}
+
+    def ack(self) -> None:
+        # Trigger low and ResultsAck high in one write, then ResultsAck low for the next rising edge
+        self._ok(self.c.write_coils(0, [False, True], slave=1), "ResultsAck")
+        self._ok(self.c.write_coil(1, False, slave=1), "ResultsAck reset")
+
+    def close(self) -> None:
+        self.c.close()
+
+
+class OpcUaLink:
+    """The simulated PLC's side of the OPC UA vision system of :mod:`.plc_opcua`."""
+
+    RESULT = ("InspectionId", "ResultCode", "Score", "ProcessingTimeMs", "PartId", "TriggerSeq")
+
+    def __init__(self, host: str, port: int, timeout_s: float = 5.0):
+        from asyncua.sync import Client
+        from .plc_opcua import NAMESPACE
+        self.c = Client(f"opc.tcp://{host}:{port}/lineguard/", timeout=timeout_s)
+        try:
+            self.c.connect()
+        except Exception as exc:  # noqa: BLE001 - said in the plant's words
+            self.c._stop_own_tloop()   # its event-loop thread, or the process would not exit
+            raise ConnectionError(f"no OPC UA server at {host}:{port} ({exc}); start the station with "
+                                  f"--opcua-port {port}") from exc
+        ns = self.c.get_namespace_index(NAMESPACE)
+        self.ns = ns
+        vs = self.c.nodes.objects.get_child([f"{ns}:VisionSystem"])
+        self.sm = vs.get_child([f"{ns}:VisionStateMachine"])
+        self.recipes = vs.get_child([f"{ns}:RecipeManagement"])
+        self.results = vs.get_child([f"{ns}:ResultManagement"])
+        diag = vs.get_child([f"{ns}:Diagnostics"])
+        self._ready = diag.get_child([f"{ns}:TriggerReady"])
+        self._valid = self.results.get_child([f"{ns}:ResultsValid"])
+        self._result_nodes = [self.results.get_child([f"{ns}:{n}"]) for n in self.RESULT]
+        state = self.sm.get_child([f"{ns}:CurrentState"]).read_value()
+        if state in ("Preoperational", "Halted"):
+            self.sm.call_method(f"{ns}:Start")
+
+    def ready(self) -> bool:
+        return bool(self._ready.read_value())
+
+    def select_recipe(self, recipe_id: int) -> None:
+        from asyncua import ua
+        self.recipes.call_method(f"{self.ns}:SelectRecipe", ua.Variant(recipe_id, ua.VariantType.UInt32))
+
+    def trigger(self, part_id: int) -> None:
+        from asyncua import ua
+        self.sm.call_method(f"{self.ns}:StartSingleJob", ua.Variant(part_id, ua.VariantType.UInt32))
+
+    def result_valid(self) -> bool:
+        return bool(self._valid.read_value())
+
+    def read_result(self) -> dict[str, Any]:
+        v = dict(zip(self.RESULT, self.c.read_values(self._result_nodes)))
+        return {"inspection_id": v["InspectionId"], "code": v["ResultCode"], "score": v["Score"],
+                "ms": v["ProcessingTimeMs"], "part_id": v["PartId"], "seq": v["TriggerSeq"]}
+
+    def ack(self) -> None:
+        self.results.call_method(f"{self.ns}:AcknowledgeResult")
+
+    def close(self) -> None:
+        self.c.disconnect()
+
+
+def connect(protocol: str, host: str, port: int) -> PlcLink:
+    if protocol == "modbus":
+        return ModbusLink(host, port)
+    if protocol == "opcua":
+        return OpcUaLink(host, port)
+    raise ValueError(f"protocol {protocol!r}: use modbus or opcua")
+
+
+class ImageFeeder:
+    """Puts the next part's image where the station's camera folder is, as a camera would."""
+
+    def __init__(self, images: Path, drop_dir: Optional[Path]):
+        # "sim-" files are this simulator's own copies (a source folder may be the drop folder)
+        files = sorted(p for p in Path(images).iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("sim-"))
+        if not files:
+            raise ValueError(f"no part images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {images}")
+        self.files = files
+        self.drop_dir = Path(drop_dir) if drop_dir is not None else None
+        self._written: list[Path] = []
+        self.n = 0
+
+    def feed(self) -> None:
+        src = self.files[self.n % len(self.files)]
+        self.n += 1
+        if self.drop_dir is None:
+            return
+        target = self.drop_dir / f"sim-{self.n:07d}{src.suffix.lower()}"
+        # written whole, then renamed: the station must never read half an image
+        fd, tmp = tempfile.mkstemp(dir=self.drop_dir, prefix=".sim-", suffix=".part")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(src.read_bytes())
+        os.replace(tmp, target)
+        self._written.append(target)
+        while len(self._written) > 3:   # keep the folder small; the station reads only the newest
+            self._written.pop(0).unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        for p in self._written:
+            p.unlink(missing_ok=True)
+        self._written.clear()
+
+
+@dataclass
+class SimReport:
+    protocol: str
+    parts: int
+    rate: float
+    window_ms: float
+    latencies_ms: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    timeouts: int = 0          # the station answered NG for a missed inspection window
+    late: int = 0              # the PLC saw ResultsValid after the window
+    no_answer: int = 0         # no ResultsValid at all within the PLC's patience
+    mismatched: int = 0        # the answer carried another part's id
+    overruns: int = 0          # the station was not ready at the part's scheduled trigger
+    wall_s: float = 0.0
+
+    @property
+    def missed_windows(self) -> int:
+        return self.timeouts + self.late + self.no_answer
+
+    def summary(self) -> dict[str, Any]:
+        import numpy as np
+        lat = np.asarray(self.latencies_ms, dtype=float)
+        q = (lambda p: round(float(np.percentile(lat, p)), 2)) if lat.size else (lambda p: None)
+        return {"protocol": self.protocol, "parts": self.parts, "rate_per_s": self.rate, "window_ms": self.window_ms,
+                "answered": int(lat.size), "latency_ms": {"p50": q(50), "p95": q(95), "p99": q(99),
+                                                          "max": round(float(lat.max()), 2) if lat.size else None,
+                                                          "mean": round(float(lat.mean()), 2) if lat.size else None},
+                "missed_windows": self.missed_windows, "timeouts": self.timeouts, "late": self.late,
+                "no_answer": self.no_answer, "mismatched": self.mismatched, "overruns": self.overruns,
+                "result_codes": dict(sorted(self.codes.items())),
+                "achieved_rate_per_s": round(self.parts / self.wall_s, 2) if self.wall_s else None}
+
+
+def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], window_ms: float,
+        first_part_id: int = 1, poll_s: float = 0.001, patience_s: float = 10.0,
+        on_part: Optional[Callable[[int, dict[str, Any], float], None]] = None, protocol: str = "") -> SimReport:
+    """Trigger ``parts`` parts at ``rate`` per second; time each trigger to ResultsValid."""
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    if rate <= 0:
+        raise ValueError("rate must be positive (parts per second)")
+    rep = SimReport(protocol, parts, rate, window_ms)
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(parts):
+        due = start + i * period
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
+        if feeder is not None:
+            feeder.feed()
+        waited = _wait(link.ready, patience_s, poll_s)
+        if waited is None:
+            raise TimeoutError(f"the station was not TriggerReady for {patience_s:.0f} s before part {i + 1}; "
+                               "is it in Error (see /health)?")
+        if time.perf_counter() > due + period:
+            rep.overruns += 1
+        part_id = (first_part_id + i) & 0xFFFFFFFF
+        t0 = time.perf_counter()
+        link.trigger(part_id)
+        seen = _wait(link.result_valid, patience_s, poll_s)
+        if seen is None:
+            rep.no_answer += 1
+            link.ack()
+            continue
+        latency_ms = (seen - t0) * 1000
+        res = link.read_result()
+        link.ack()
+        rep.latencies_ms.append(latency_ms)
+        name = ResultCode(res["code"]).name if res["code"] in ResultCode._value2member_map_ else str(res["code"])
+        rep.codes[name] = rep.codes.get(name, 0) + 1
+        if res["code"] == ResultCode.TIMEOUT:
+            rep.timeouts += 1
+        elif latency_ms > window_ms:
+            rep.late += 1
+        if res["part_id"] != part_id:
+            rep.mismatched += 1
+        if on_part is not None:
+            on_part(part_id, res, latency_ms)
+    rep.wall_s = time.perf_counter() - start
+    return rep
+
+
+def _wait(pred: Callable[[], bool], patience_s: float, poll_s: float) -> Optional[float]:
+    """perf_counter when ``pred`` first held, or None after ``patience_s``."""
+    deadline = time.perf_counter() + patience_s
+    while True:
+        if pred():
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            return None
+        time.sleep(poll_s)

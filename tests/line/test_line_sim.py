@@ -1,0 +1,116 @@
+"""`lineguard line-sim`, the simulated PLC, against a real station's PLC servers on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("pymodbus")
+pytest.importorskip("asyncua")
+
+from fake_inspector import FakeInspector  # noqa: E402
+
+from .conftest import png_bytes  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _line_sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lineguard", "line-sim", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+@pytest.fixture
+def plc_station(sqlite_station, tmp_path):
+    """A station with fake model 'cell' (NG above brightness 0.5) and a PLC server of the protocol asked."""
+    from lineguard.line.plc_handshake import newest_image_source
+    made = []
+
+    def make(protocol: str, window_ms: float = 5000.0, delay_s: float = 0.0):
+        st = sqlite_station()
+        product = "cell"
+        if delay_s:
+            product = "slow"
+            st.add_model(FakeInspector(0.5, delay_s=delay_s).to_bytes(), product, activate=True)
+        cam = tmp_path / f"cam-{protocol}"
+        cam.mkdir()
+        if protocol == "modbus":
+            from lineguard.line.plc_modbus import ModbusStation as cls
+        else:
+            from lineguard.line.plc_opcua import OpcUaStation as cls
+        srv = cls(st, newest_image_source(cam), {1: product}, line="L1", station_name="S1", port=_free_port(),
+                  window_ms=window_ms).start()
+        made.append(srv)
+        return st, srv, cam
+
+    yield make
+    for srv in made:
+        srv.close()
+
+
+def _parts(folder, values):
+    folder.mkdir()
+    for i, v in enumerate(values):
+        (folder / f"p{i:02d}.png").write_bytes(png_bytes(v, seed=100 + i))
+    return folder
+
+
+@pytest.mark.parametrize("protocol", ["modbus", "opcua"])
+def test_line_sim_triggers_feeds_acknowledges_and_reports(plc_station, tmp_path, protocol):
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    st, srv, cam = plc_station(protocol)
+    images = _parts(tmp_path / "parts", [30, 230, 30])          # OK, NG, OK, then again from the start
+    out = tmp_path / "sim.json"
+    r = _line_sim("--protocol", protocol, "--port", str(srv.port), "--parts", "5", "--rate", "4",
+                  "--plc-images", str(cam), "--images", str(images), "--first-part-id", "500",
+                  "--json", str(out), "--verbose")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["answered"] == 5 and rep["mismatched"] == 0 and rep["missed_windows"] == 0
+    assert rep["result_codes"] == {"NG": 2, "OK": 3}
+    lat = rep["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert "p99" in r.stdout and "missed windows" in r.stdout
+    with st.db.session() as s:
+        sigs = list(s.scalars(select(LineSignal).order_by(LineSignal.trigger_seq)))
+    assert [g.part_tag for g in sigs] == [500, 501, 502, 503, 504]
+    assert [g.signal for g in sigs] == ["OK", "NG", "OK", "OK", "NG"]
+    assert all(g.protocol == protocol for g in sigs)
+    # each trigger judged the image fed for it, not an older one
+    assert [round(st.get(g.inspection_id).score, 1) for g in sigs] == [0.1, 0.9, 0.1, 0.1, 0.9]
+    assert not list(cam.glob("sim-*")), "the simulator leaves no part images behind"
+    assert srv.snapshot()["trigger_ready"], "every answer was acknowledged"
+
+
+def test_line_sim_counts_missed_windows(plc_station, tmp_path):
+    from lineguard.line import plc_sim
+    st, srv, cam = plc_station("modbus", window_ms=100, delay_s=0.3)
+    images = _parts(tmp_path / "parts", [30])
+    link = plc_sim.connect("modbus", "127.0.0.1", srv.port)
+    try:
+        rep = plc_sim.run(link, 3, 2.0, plc_sim.ImageFeeder(images, cam), window_ms=100)
+    finally:
+        link.close()
+    s = rep.summary()
+    assert s["answered"] == 3 and s["timeouts"] == 3 and s["missed_windows"] == 3
+    assert s["result_codes"] == {"TIMEOUT": 3} and s["mismatched"] == 0
+
+
+def test_line_sim_says_what_to_do_when_the_station_is_not_there(tmp_path):
+    images = _parts(tmp_path / "parts", [30])
+    port = _free_port()
+    r = _line_sim("--protocol", "modbus", "--port", str(port), "--parts", "1", "--images", str(images))
+    assert r.returncode != 0 and f"--modbus-port {port}" in r.stderr
+    r = _line_sim("--protocol", "opcua", "--port", str(port), "--parts", "1", "--images", str(images))
+    assert r.returncode != 0 and f"--opcua-port {port}" in r.stderr
+    r = _line_sim("--protocol", "modbus", "--port", str(port))
+    assert r.returncode == 2 and "--plc-images" in r.stderr
