@@ -229,7 +229,7 @@ def test_faults_put_the_vision_system_in_error_and_health_until_reset(ua_cell):
     assert "camera lost" in plc.read(plc.diag, "ErrorMessage") and "camera lost" in st.faults["plc"]
     from fastapi.testclient import TestClient
     from lineguard.server.app import create_app
-    st.plc = srv
+    st.plc = [srv]          # serve keeps a list when Modbus and OPC UA run side by side
     with TestClient(create_app(station=st)) as http:
         health = http.get("/health")
     assert health.status_code == 503 and "camera lost" in health.json()["faults"]["plc"]
@@ -260,3 +260,19 @@ def test_bad_settings_and_a_taken_port_are_refused_with_what_to_do(sqlite_statio
         held.listen()
         with pytest.raises(RuntimeError, match="--opcua-port"):
             OpcUaStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=held.getsockname()[1]).start()
+
+
+def test_serve_refuses_bad_opcua_settings_with_what_to_do(tmp_path):
+    import subprocess
+    import sys
+    cam = tmp_path / "cam"
+    cam.mkdir()
+
+    def serve(*args):
+        return subprocess.run([sys.executable, "-m", "lineguard", "serve", "--data", str(tmp_path / "d"),
+                               "--product", "cell", "--line", "L1", "--plc-images", str(cam), *args],
+                              capture_output=True, text=True, timeout=60)
+    r = serve("--opcua-port", "70000")
+    assert r.returncode == 2 and "70000 is not a TCP port" in r.stderr and "--opcua-port" in r.stderr
+    r = serve("--opcua-port", "4999", "--modbus-port", "4999")
+    assert r.returncode == 2 and "must differ" in r.stderr
