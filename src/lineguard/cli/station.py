@@ -64,6 +64,13 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                    "one). The node layout is in the README.")
 @click.option("--plc-images", type=PathArg, default=None,
               help="With --modbus-port / --opcua-port: the folder the camera saves into; a PLC trigger inspects its newest image.")
+@click.option("--plc-camera", default=None, metavar="SOURCE",
+              help="With a PLC port, instead of --plc-images: a camera (RTSP/HTTP URL, USB index), a video file "
+                   "(played at its recorded rate) or an image folder; a PLC trigger inspects the next frame. "
+                   "A lost stream is reconnected; meanwhile triggers are answered NG (no image) and /health says why.")
+@click.option("--plc-camera-fps", type=float, default=None,
+              help="With --plc-camera: frames per second of an image folder (default 1) or a video file "
+                   "(default: its recorded rate).")
 @click.option("--recipe", "recipes", multiple=True, metavar="ID=PRODUCT",
               help="With a PLC port: a RecipeId the PLC may write and the product it selects (repeat it); "
                    "default 1=--product.")
@@ -77,7 +84,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
-          modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...], plc_line: Optional[str],
+          modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
+          plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...], plc_line: Optional[str],
           inspection_window_ms: float, power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
@@ -89,7 +97,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail(f"--model {model}: no such model file")
     if model is not None and not product:
         fail("--model needs --product: name the product the model inspects")
-    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product)
+    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
+                                plc_camera)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels)
     if power_safe:
@@ -102,9 +111,22 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail(str(exc))
     import uvicorn
     plcs: list = []
+    grabber = None
     try:
         if modbus_port is not None or opcua_port is not None:
             from ..line.plc_handshake import newest_image_source
+            if plc_camera is not None:
+                from ..line.sources.frames import FrameGrabber
+
+                def camera_fault(why: Optional[str]) -> None:
+                    if why is None:
+                        station.faults.pop("camera", None)
+                    else:
+                        station.faults["camera"] = why
+                try:
+                    grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault).start()
+                except (RuntimeError, ValueError) as exc:
+                    fail(str(exc))
             wanted = []
             if modbus_port is not None:
                 from ..line.plc_modbus import ModbusStation
@@ -114,27 +136,31 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                 wanted.append((OpcUaStation, opcua_port, "OPC UA"))
             for cls, plc_port, name in wanted:
                 try:
-                    plcs.append(cls(station, newest_image_source(plc_images), plc_recipes, line=plc_line or line,
+                    images = grabber.image_source() if grabber is not None else newest_image_source(plc_images)
+                    plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
                                     station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
                                     host=host, port=plc_port, window_ms=inspection_window_ms).start())
                 except (RuntimeError, ValueError) as exc:
                     fail(str(exc))
                 click.echo(f"PLC handshake: {name} on {host}:{plc_port}, recipes {plc_recipes}, "
-                           f"images from {plc_images}")
+                           f"images from {plc_camera if grabber is not None else plc_images}")
             station.plc = plcs[0] if len(plcs) == 1 else plcs
         click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
         uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
     finally:
         for plc in plcs:
             plc.close()
+        if grabber is not None:
+            grabber.close()
         station.close()
 
 
 def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
-                  recipes: tuple[str, ...], line: str, product: Optional[str]) -> dict[int, str]:
+                  recipes: tuple[str, ...], line: str, product: Optional[str],
+                  plc_camera: Optional[str] = None) -> dict[int, str]:
     """The recipe table of the PLC handshake, or a BadParameter saying what to give."""
     if modbus_port is None and opcua_port is None:
-        if plc_images or recipes:
+        if plc_images or recipes or plc_camera:
             raise click.BadParameter("--plc-images and --recipe need --modbus-port or --opcua-port",
                                      param_hint="--modbus-port")
         return {}
@@ -143,9 +169,12 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
             raise click.BadParameter(f"{value} is not a TCP port (1..65535)", param_hint=hint)
     if modbus_port is not None and modbus_port == opcua_port:
         raise click.BadParameter("--modbus-port and --opcua-port must differ", param_hint="--opcua-port")
-    if plc_images is None or not plc_images.is_dir():
-        raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into",
-                                 param_hint="--plc-images")
+    if plc_camera is not None:
+        if plc_images is not None:
+            raise click.BadParameter("give --plc-images or --plc-camera, not both", param_hint="--plc-camera")
+    elif plc_images is None or not plc_images.is_dir():
+        raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into "
+                                 "(or --plc-camera SOURCE)", param_hint="--plc-images")
     if not line:
         raise click.BadParameter("name the line PLC-triggered parts are on: --plc-line or --line",
                                  param_hint="--plc-line")

@@ -1,0 +1,206 @@
+"""Frames for a PLC trigger: a camera, a video file at its recorded rate, or an image folder.
+
+A :class:`FrameGrabber` reads its source on a thread, as a camera streams whether or
+not anyone looks; a trigger takes the next frame that arrives after it
+(:meth:`FrameGrabber.next_frame`), never one from before: the part in front of the camera
+at the trigger is the one judged.
+
+* a **video file** is played at its recorded frame rate (decoding as fast as possible would
+  show the line a minute of parts in seconds); ``loop`` starts it again at its end;
+* an **image folder** is played as frames in name order at ``fps`` (default 1 per second);
+* a **stream** (RTSP/HTTP URL, USB index) that stops delivering frames is reopened with a
+  backoff from 0.5 s to 5 s; while it is down the grabber says so (``lost``), a trigger
+  gets ``LookupError`` (the PLC handshake answers NO_IMAGE, raises Error), and when it is
+  back the fault clears itself.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+log = logging.getLogger("lineguard.camera")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _kind(source: Union[str, int]) -> str:
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return "device"
+    if "://" in str(source):
+        return "stream"
+    if Path(source).is_dir():
+        return "folder"
+    return "file"
+
+
+class FrameGrabber:
+    """Reads frames continuously; :meth:`next_frame` gives the first frame after the call."""
+
+    def __init__(self, source: Union[str, int], fps: Optional[float] = None, loop: bool = False,
+                 on_fault: Optional[Callable[[Optional[str]], None]] = None,
+                 reconnect_s: tuple[float, float] = (0.5, 5.0), opener: Optional[Callable[[], Any]] = None):
+        self.source = source
+        # how a capture is (re)opened: cv2.VideoCapture; tests give a stand-in camera
+        self._opener = opener
+        self.kind = _kind(source)
+        self.loop = loop
+        self.on_fault = on_fault
+        self.reconnect_s = reconnect_s
+        self.frames = 0                 # frames read so far
+        self.reconnects = 0
+        self.lost: Optional[str] = None  # why no frames come, while they do not
+        self.ended = False               # a file or folder played to its end (without loop)
+        self._frame: Optional[np.ndarray] = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._cap: Any = None
+        self._files: list[Path] = []
+        if self.kind == "folder":
+            self._files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._files:
+                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {source}")
+            self.fps = float(fps or 1.0)
+        else:
+            self._cap = self._open()
+            if self._cap is None:
+                raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file path "
+                                   "and that the camera is reachable")
+            import cv2
+            recorded = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            # a file plays at its recorded rate; a live source delivers at its own pace
+            self.fps = float(fps or (recorded if 0 < recorded <= 1000 else 25.0))
+        if self.fps <= 0:
+            raise ValueError("fps must be positive")
+        self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
+
+    def start(self) -> "FrameGrabber":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        if self._cap is not None:
+            self._cap.release()
+
+    # -- reading -------------------------------------------------------------------------
+    def _open(self) -> Any:
+        if self._opener is not None:
+            return self._opener()
+        import cv2
+        src: Union[str, int] = int(self.source) if self.kind == "device" else str(self.source)
+        cap = cv2.VideoCapture(src)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return cap
+
+    def _read_one(self, i: int) -> Optional[np.ndarray]:
+        if self.kind == "folder":
+            if i >= len(self._files):
+                if not self.loop:
+                    return None
+                i %= len(self._files)
+            import cv2
+            return cv2.imread(str(self._files[i]), cv2.IMREAD_COLOR)
+        ok, frame = self._cap.read()
+        if not ok and self.kind == "file" and self.loop:
+            import cv2
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+        return frame if ok else None
+
+    def _run(self) -> None:
+        paced = self.kind in ("file", "folder")
+        t0 = time.perf_counter()
+        i = 0
+        backoff = self.reconnect_s[0]
+        while not self._stop.is_set():
+            if paced:
+                # frame i is due at t0 + i / fps: the recorded rate, not the decoder's
+                wait = t0 + i / self.fps - time.perf_counter()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+            frame = self._read_one(i)
+            if frame is None:
+                if paced:
+                    self.ended = True
+                    self._set_lost(f"the {self.kind} {self.source} played to its end")
+                    return
+                self._set_lost(f"camera {self.source} delivers no frames (lost stream); reconnecting")
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.reconnect_s[1])
+                if self._cap is not None:
+                    self._cap.release()
+                self._cap = self._open()
+                self.reconnects += 1
+                if self._cap is None:
+                    self._cap = _Closed()   # the next read fails, and we retry
+                continue
+            backoff = self.reconnect_s[0]
+            i += 1
+            with self._cond:
+                self._frame = frame
+                self.frames += 1
+                self._cond.notify_all()
+            if self.lost is not None:
+                log.info("camera %s delivers frames again", self.source)
+                self._set_lost(None)
+
+    def _set_lost(self, why: Optional[str]) -> None:
+        if why is not None and self.lost is None:
+            log.error("%s", why)
+        self.lost = why
+        if self.on_fault is not None:
+            try:
+                self.on_fault(why)
+            except Exception:  # noqa: BLE001 - reporting a fault must not stop the grabber
+                log.exception("camera fault report failed")
+
+    # -- taking frames -------------------------------------------------------------------
+    def next_frame(self, timeout_s: float = 2.0) -> np.ndarray:
+        """The first frame read after this call; LookupError if none comes in ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            seen = self.frames
+            while self.frames == seen:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set() or self.ended:
+                    why = self.lost or f"no frame from camera {self.source} in {timeout_s:g} s"
+                    raise LookupError(why)
+                self._cond.wait(left)
+            return self._frame.copy()
+
+    def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[bytes, str]]:
+        """An image source for the PLC handshake: each call is the next frame, as PNG."""
+        def take() -> tuple[bytes, str]:
+            import cv2
+            frame = self.next_frame(timeout_s)
+            ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if not ok:
+                raise LookupError("the camera frame could not be encoded")
+            return buf.tobytes(), f"frame-{self.frames:07d}.png"
+        return take
+
+    def status(self) -> dict[str, Any]:
+        return {"source": str(self.source), "kind": self.kind, "fps": self.fps, "frames": self.frames,
+                "reconnects": self.reconnects, "lost": self.lost, "ended": self.ended}
+
+
+class _Closed:
+    """A capture that could not be opened: every read fails, so the grabber retries."""
+
+    def read(self) -> tuple[bool, None]:
+        return False, None
+
+    def release(self) -> None:
+        pass
