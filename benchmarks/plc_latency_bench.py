@@ -63,6 +63,7 @@ def make_model(work: Path) -> tuple[Path, Path]:
         _lineguard("export", str(lgm), "--format", "onnx", "-o", str(onnx))
     if not feed.exists():
         tmp = Path(tempfile.mkdtemp(dir=work, prefix=".feed-"))
+        tmp.chmod(0o755)
         for i, p in enumerate(sorted(data.glob("test/*/*.png"))):
             shutil.copy(p, tmp / f"{i:04d}-{p.parent.name}.png")
         os.replace(tmp, feed)

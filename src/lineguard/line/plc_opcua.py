@@ -90,6 +90,7 @@ class OpcUaStation:
         self._queue: Optional[asyncio.Queue] = None
         self._server: Any = None
         self._nodes: dict[str, Any] = {}
+        self._written: dict[str, Any] = {}
         self._event: Any = None
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[asyncio.Event] = None
@@ -170,7 +171,13 @@ class OpcUaStation:
                 log.exception("OPC UA %s update failed", kind)
 
     async def _write(self, name: str, value: Any) -> None:
-        await self._nodes[name].write_value(_variant(name, value))
+        from asyncua import ua
+        if self._written.get(name, _UNSET) == value and name != "ResultsValid":
+            return   # unchanged: a state update rewrites only what moved
+        self._written[name] = value
+        # straight into the address space (subscriptions still see it): the PLC's answer
+        # is on the critical path, and a client-style write costs several times more
+        await self._server.write_attribute_value(self._nodes[name].nodeid, ua.DataValue(_variant(name, value)))
 
     # -- the server ----------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> "OpcUaStation":
@@ -331,6 +338,9 @@ class OpcUaStation:
     async def _m_ack(self, parent: Any) -> Any:
         self.hs.ack()
         return []
+
+
+_UNSET = object()
 
 
 def _variant(name: str, value: Any) -> Any:
