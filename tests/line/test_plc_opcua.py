@@ -111,6 +111,8 @@ def ua_cell(sqlite_station):
             item = queue.pop(0)
             if isinstance(item, Exception):
                 raise item
+            if callable(item):          # a camera that answers when the test says so
+                item = item()
             return item, "frame.png"
 
         srv = OpcUaStation(st, source, recipes or {1: "slow" if delay_s else "cell"}, line="L1",
@@ -191,6 +193,35 @@ def test_no_verdict_in_the_window_is_ng_timeout_and_the_late_verdict_never_repla
         ("opcua", "NG", ResultCode.TIMEOUT, None)
     plc.wait(lambda: _late(st, 5), "the late verdict linked to part 5's signal")
     assert st.get(_late(st, 5)).verdict == "OK"
+
+
+def test_a_part_judged_late_while_the_next_is_pending_is_never_matched_to_it(ua_cell):
+    """Out-of-order completion: part 5's verdict comes while part 6 is in inspection."""
+    release_5 = threading.Event()
+
+    def part_5():
+        release_5.wait(30)
+        return png_bytes(230, seed=31)            # NG, if it were ever sent
+
+    def part_6():
+        plc.wait(lambda: len(st.query()) == 1, "part 5 judged (late)")
+        return png_bytes(30, seed=32)             # OK
+
+    st, srv, plc = ua_cell([part_5, part_6], window_ms=1500)
+    plc.start_job(5)
+    res5 = plc.wait_valid()
+    assert (res5["PartId"], res5["ResultCode"]) == (5, ResultCode.TIMEOUT)
+    plc.ack()
+    plc.wait(lambda: plc.read(plc.diag, "TriggerReady"), "Ready after the ack")
+    plc.start_job(6)
+    release_5.set()                               # part 5 is judged now, while part 6 waits for its image
+    res6 = plc.wait_valid()
+    assert (res6["PartId"], res6["TriggerSeq"], res6["Verdict"], res6["ResultCode"]) == (6, 2, "OK", ResultCode.OK)
+    rec6 = st.get(res6["InspectionId"])
+    assert rec6.verdict == "OK" and "tag6" in rec6.part_id
+    plc.wait(lambda: _late(st, 5), "part 5's late verdict linked to its signal")
+    late = st.get(_late(st, 5))
+    assert late.verdict == "NG" and "tag5" in late.part_id and late.id != res6["InspectionId"]
 
 
 def _late(st, tag):
