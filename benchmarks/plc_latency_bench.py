@@ -130,7 +130,8 @@ def main() -> None:
                     s["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
                     runs.append(s)
                     lat = s["latency_ms"]
-                    print(f"{protocol:6s} {rate:5.1f}/s: p50 {lat['p50']} ms  p95 {lat['p95']} ms  p99 {lat['p99']} ms  "
+                    print(f"{protocol:6s} {rate:5.1f}/s: p50 {lat['p50']} ms  p95 {lat['p95']} ms  "
+                          f"p99 {lat['p99']} ms  "
                           f"max {lat['max']} ms  missed windows {s['missed_windows']} "
                           f"(timeouts {s['timeouts']}, late {s['late']})  overruns {s['overruns']}  "
                           f"load {s['load_avg_before'][0]} -> {s['load_avg_after'][0]}", flush=True)

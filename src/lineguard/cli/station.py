@@ -63,7 +63,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
               help="Run the PLC handshake over OPC UA (Machine Vision style) on this port (4840 is the standard "
                    "one). The node layout is in the README.")
 @click.option("--plc-images", type=PathArg, default=None,
-              help="With --modbus-port / --opcua-port: the folder the camera saves into; a PLC trigger inspects its newest image.")
+              help="With --modbus-port / --opcua-port: the folder the camera saves into; a PLC trigger inspects "
+                   "its newest image.")
 @click.option("--plc-camera", default=None, metavar="SOURCE",
               help="With a PLC port, instead of --plc-images: a camera (RTSP/HTTP URL, USB index), a video file "
                    "(played at its recorded rate) or an image folder; a PLC trigger inspects the next frame. "
@@ -85,7 +86,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
-          plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...], plc_line: Optional[str],
+          plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...],
+          plc_line: Optional[str],
           inspection_window_ms: float, power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging

@@ -267,8 +267,9 @@ class OpcUaStation:
         await recipes.add_method(idx, "SelectRecipe", self._m_select_recipe,
                                  [arg("RecipeId", uint32, "one of RecipeManagement/Recipes")], [])
         await results.add_method(idx, "AcknowledgeResult", self._m_ack, [], [])
-        fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict",
-                                            "ResultCode", "Score", "ModelVersion", "ProcessingTimeMs", "RecipeId")]
+        names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
+                 "ProcessingTimeMs", "RecipeId")
+        fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in names]
         etype = await server.create_custom_event_type(idx, "ResultReadyEventType", ua.ObjectIds.BaseEventType, fields)
         self._event = await server.get_event_generator(etype, vs)
 
