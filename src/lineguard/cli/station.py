@@ -141,7 +141,10 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                     images = grabber.image_source() if grabber is not None else newest_image_source(plc_images)
                     plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
                                     station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
-                                    host=host, port=plc_port, window_ms=inspection_window_ms).start())
+                                    host=host, port=plc_port, window_ms=inspection_window_ms))
+                    if len(wanted) > 1:
+                        plcs[-1].hs.fault_key = f"plc-{cls.protocol}"
+                    plcs[-1].start()
                 except (RuntimeError, ValueError) as exc:
                     fail(str(exc))
                 click.echo(f"PLC handshake: {name} on {host}:{plc_port}, recipes {plc_recipes}, "

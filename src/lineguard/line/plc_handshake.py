@@ -148,6 +148,9 @@ class Handshake:
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
         self.counts = {"triggers": 0, "ok": 0, "ng": 0, "timeouts": 0, "faults": 0}
+        # the key of this link's fault in station.faults (/health); two links side by side
+        # (Modbus and OPC UA) each get their own, so clearing one does not hide the other
+        self.fault_key = "plc"
         self.show: Callable[[], None] = lambda: None
         self.answered: Callable[[Answer], None] = lambda a: None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
@@ -227,7 +230,7 @@ class Handshake:
                 log.info("PLC cleared error %s", self.error_code)
             self.error_code = 0
             self.error = None
-            self.station.faults.pop("plc", None)
+            self.station.faults.pop(self.fault_key, None)
             self.show()
 
     def fault(self, code: ResultCode, message: str) -> None:
@@ -235,7 +238,7 @@ class Handshake:
             self.error_code = int(code)
             self.error = message
             self.counts["faults"] += 1
-            self.station.faults["plc"] = f"PLC error {int(code)} ({code.name}): {message}"
+            self.station.faults[self.fault_key] = f"PLC error {int(code)} ({code.name}): {message}"
             log.error("PLC fault %s: %s", code.name, message)
             self.show()
 
@@ -285,7 +288,7 @@ class Handshake:
                 self.error_code = int(code)
                 self.error = reason or code.name
                 self.counts["faults"] += 1
-                self.station.faults["plc"] = f"PLC error {int(code)} ({code.name}): {self.error}"
+                self.station.faults[self.fault_key] = f"PLC error {int(code)} ({code.name}): {self.error}"
                 log.error("PLC fault %s: %s", code.name, self.error)
             self._answer(trig, code, rec, reason=reason)
 
