@@ -71,7 +71,7 @@ def test_line_sim_triggers_feeds_acknowledges_and_reports(plc_station, tmp_path,
     images = _parts(tmp_path / "parts", [30, 230, 30])          # OK, NG, OK, then again from the start
     out = tmp_path / "sim.json"
     r = _line_sim("--protocol", protocol, "--port", str(srv.port), "--parts", "5", "--rate", "4",
-                  "--plc-images", str(cam), "--images", str(images), "--first-part-id", "500",
+                  "--plc-images", str(cam), "--images", str(images), "--first-part-id", "500", "--window-ms", "5000",
                   "--json", str(out), "--verbose")
     assert r.returncode == 0, r.stdout + r.stderr
     rep = json.loads(out.read_text())
