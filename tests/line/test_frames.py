@@ -175,3 +175,21 @@ def test_serve_takes_plc_images_or_plc_camera_not_both(tmp_path):
                         "--line", "L1", "--modbus-port", "15020", "--plc-images", str(tmp_path),
                         "--plc-camera", "0"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not both" in r.stderr
+
+
+def test_the_camera_verb_plays_a_video_file_at_its_recorded_rate(sqlite_station, tmp_path):
+    """`lineguard camera` free-running on a file: parts come at the file's rate, not the decoder's."""
+    from lineguard.line.sources import local_submitter
+    from lineguard.line.sources.camera import CameraSource
+    st = sqlite_station()
+    video = tmp_path / "line.avi"
+    _video(video, 8, 10.0)                                   # 0.8 s of line
+    cam = CameraSource(str(video), local_submitter(st, "L1", "CAM9", "cell", "camera"), station_name="CAM9",
+                       mode="free", max_fps=2.0)
+    t0 = time.monotonic()
+    cam.run_free()
+    took = time.monotonic() - t0
+    cam.close()
+    assert cam.frames_read == 8 and took >= 0.65
+    # at 2 parts/s over 0.8 s of video two frames are inspected (decoded at once, only the first was)
+    assert cam.inspected == 2

@@ -89,10 +89,31 @@ class CameraSource:
             self.on_result(result)
         return result
 
+    def _recorded_fps(self) -> Optional[float]:
+        """A video file's frame rate (None for live sources, which deliver at their own pace)."""
+        src = self.source
+        if not isinstance(src, str) or src.isdigit() or "://" in src:
+            return None
+        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return fps if 0 < fps <= 1000 else None
+
     def run_free(self, max_parts: Optional[int] = None) -> None:
-        """Read frames until the stream ends or :meth:`stop`; inspect at most max_fps."""
+        """Read frames until the stream ends or :meth:`stop`; inspect at most max_fps.
+
+        A video file plays at its recorded rate, as the camera it stands for would deliver
+        it: read as fast as it decodes, a minute of line would pass in a second and
+        max_fps would drop nearly every part.
+        """
         next_at = 0.0
+        fps = self._recorded_fps()
+        t0 = time.monotonic()
+        n = 0
         while not self._stop.is_set():
+            if fps is not None:
+                wait = t0 + n / fps - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                n += 1
             frame = self._read()
             if frame is None:
                 break
