@@ -141,7 +141,6 @@ class Handshake:
         self.seq = 0
         self.pending: Optional[Trigger] = None     # the trigger awaiting its answer
         self.result_valid = False
-        self.last: Optional[Answer] = None
         self.error_code = 0
         self.error: Optional[str] = None
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
@@ -308,7 +307,6 @@ class Handshake:
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
         self.pending = None
         self.result_valid = True
-        self.last = ans
         self.counts["ok" if ans.ok else "ng"] += 1
         self.answered(ans)
         self.show()
