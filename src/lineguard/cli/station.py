@@ -78,7 +78,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           inspection_window_ms: float, power_safe: bool) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
-    from ..server.app import StartupError, create_app, open_station
+    from ..server.app import StartupError, create_app, open_station, run_server
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
@@ -97,7 +97,6 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         station = open_station(cfg, str(model) if model else None, product, line)
     except StartupError as exc:
         fail(str(exc))
-    import uvicorn
     plc = None
     try:
         if modbus_port is not None:
@@ -111,8 +110,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
             station.plc = plc
             click.echo(f"PLC handshake: Modbus TCP on {host}:{modbus_port}, recipes {plc_recipes}, "
                        f"images from {plc_images}")
-        click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
-        uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
+        click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
+                   f"API docs: http://{host}:{port}/docs, data: {data})")
+        run_server(create_app(cfg, station=station), host=host, port=port, log_level="info")
     finally:
         if plc is not None:
             plc.close()

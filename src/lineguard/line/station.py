@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -40,6 +40,9 @@ from .sinks import sinks_from_config
 log = logging.getLogger("lineguard.station")
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
+
+
+Listener = Callable[[str, dict], None]
 
 
 @dataclass
@@ -143,6 +146,9 @@ class Station:
         self.faults: dict[str, str] = {}
         self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
+        # Called after a record or review commits (the live view, see server.events);
+        # replaced, never changed in place, so the inspection path reads it without a lock.
+        self._listeners: tuple[Listener, ...] = ()
         self._refresh_active_metrics()
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
@@ -291,6 +297,7 @@ class Station:
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         self.sinks.wake()
+        self._notify("inspection", payload)
         return Outcome(rec, created=True)
 
     def _decode(self, data: bytes, suffix: str) -> Any:
@@ -388,6 +395,28 @@ class Station:
                 self._batchers[model_id] = b
             return b
 
+    # -- listeners -------------------------------------------------------------------
+    def add_listener(self, fn: "Listener") -> None:
+        """Call ``fn(event, payload)`` after each record (``"inspection"``) or review (``"review"``)
+        commits; ``payload`` is the record's JSON form, shared by all listeners: do not change it.
+
+        It runs on the thread that judged the part, so it must return at once (hand the
+        payload to a queue); an exception in it is logged and never fails the part.
+        """
+        with self._locks_guard:
+            self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: "Listener") -> None:
+        with self._locks_guard:
+            self._listeners = tuple(f for f in self._listeners if f is not fn)
+
+    def _notify(self, event: str, payload: dict[str, Any]) -> None:
+        for fn in self._listeners:
+            try:
+                fn(event, payload)
+            except Exception:  # noqa: BLE001 - a broken live view must not fail a part
+                log.exception("station listener %r failed on %s", fn, event)
+
     # -- records ---------------------------------------------------------------------
     def find_existing(self, part_id: str, digest: str) -> Optional[Inspection]:
         # Asked for every part and almost always "no": look up the id alone (a plain
@@ -445,8 +474,10 @@ class Station:
             rec.review_note = note
             rec.reviewed_at = utcnow()
             s.flush()
-            record_event(s, "review", rec.line, inspection_to_dict(rec))
+            event = inspection_to_dict(rec)
+            record_event(s, "review", rec.line, event)
         self.sinks.wake()
+        self._notify("review", event)
         return rec
 
     # -- models ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from .. import __version__
 from ..line.config import StationConfig
 from ..line.errors import StationError
 from ..line.station import Station
+from .events import EventHub
 
 log = logging.getLogger("lineguard.server")
 
@@ -128,9 +129,12 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         own = app.state.station is None
         if own:
             app.state.station = Station(config or StationConfig.from_env(), **station_kwargs)
+        app.state.station.add_listener(app.state.events.publish)
         try:
             yield
         finally:
+            app.state.events.close()
+            app.state.station.remove_listener(app.state.events.publish)
             if own:
                 app.state.station.close()
 
@@ -141,6 +145,7 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
                               "unless the station is set to require a key. Every error answer is JSON: "
                               "`{\"error\": {\"code\", \"message\"}, \"detail\"}`.")
     app.state.station = station
+    app.state.events = EventHub()
 
     app.add_middleware(_RefuseOversize)
 
@@ -180,7 +185,31 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(system.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
+    from .routers import live, pages
+    app.include_router(live.router)
+    app.include_router(pages.router)
     return app
+
+
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn until interrupted, ending live event streams at shutdown.
+
+    uvicorn waits for open responses before it stops, and a live page's event stream
+    never ends by itself: without this, Ctrl-C would hang while any browser is open.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            hub = getattr(app.state, "events", None)
+            if hub is not None:
+                hub.close()
+            await super().shutdown(sockets)
+
+    # the grace period is a backstop: a response stuck elsewhere is cut after it
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    _Server(config).run()
 
 
 class StartupError(Exception):
@@ -230,11 +259,9 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
 def serve(config: StationConfig, host: str = "127.0.0.1", port: int = 8000, model: Optional[str] = None,
           product: Optional[str] = None, line: str = "", log_level: str = "info", **station_kwargs: Any) -> None:
     """Run the station until interrupted (``lineguard serve``); :class:`StartupError` if it cannot start."""
-    import uvicorn
-
     station = open_station(config, model, product, line, **station_kwargs)
     try:
         app = create_app(config, station=station)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        run_server(app, host=host, port=port, log_level=log_level)
     finally:
         station.close()
