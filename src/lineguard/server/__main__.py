@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import logging
 from pathlib import Path
 
-from ..line.config import RetentionPolicy, StationConfig
+from ..line.config import RetentionPolicy, StationConfig, env_flag
 from .app import StartupError, serve
 
 
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
                     type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
+    ap.add_argument("--open-reads", action="store_true",
+                    default=env_flag("LINEGUARD_OPEN_READS", os.environ.get("LINEGUARD_OPEN_READS", "")),
+                    help="let anyone on the network read inspections and images without a key "
+                         "(env LINEGUARD_OPEN_READS=1)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
                         max_image_pixels=int(a.max_megapixels * 1e6),
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                         mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
-                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision)
+                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
+                        open_reads=a.open_reads)
     try:
         serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
     except StartupError as exc:

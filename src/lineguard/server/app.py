@@ -15,6 +15,7 @@ from .. import __version__
 from ..line.config import StationConfig
 from ..line.errors import StationError
 from ..line.station import Station
+from .docs import SecurityHeaders, add_offline_docs
 from .events import EventHub
 
 log = logging.getLogger("lineguard.server")
@@ -139,15 +140,19 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
                 app.state.station.close()
 
     app = FastAPI(title="lineguard station", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,    # served from the station's own files: see .docs
                   description="Visual inspection station: parts in, verdicts out, every part recorded.\n\n"
-                              "Writes need an API key (X-API-Key header or a bearer token) of the role each "
-                              "endpoint names: operator < engineer < admin. Reads are open on the plant LAN "
-                              "unless the station is set to require a key. Every error answer is JSON: "
+                              "Every data endpoint needs an API key (X-API-Key header or a bearer token) or a "
+                              "signed-in session (cookie from POST /api/v1/session; its changes also carry "
+                              "the X-CSRF-Token header) of the role it names: operator < engineer < admin. "
+                              "Reads need an operator key or session unless the station runs with "
+                              "--open-reads. Every error answer is JSON: "
                               "`{\"error\": {\"code\", \"message\"}, \"detail\"}`.")
     app.state.station = station
     app.state.events = EventHub()
 
     app.add_middleware(_RefuseOversize)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StationError)
     async def station_error(_req: Request, exc: StationError):
@@ -181,8 +186,11 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         return _error(422, "invalid_request", "; ".join(problems) or "invalid request",
                       problems=[{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()])
 
-    from .routers import inspections, models, system
+    from .routers import auth, inspections, models, system
+    # first: /static/docs/* must match before any broader /static mount of the pages
+    add_offline_docs(app)
     app.include_router(system.router)
+    app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
     from .routers import live, pages
