@@ -132,6 +132,13 @@ LG.start(async (main) => {
   const recent = await api("/api/v1/inspections" + LG.q({limit: MAX_THUMBS}));
   recent.items.slice().reverse().forEach(addThumb);
 
+  // pace and latency come from the server: refreshed soon after parts arrive, at most every 5 s
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; loadSummary().catch(LG.fail); }, 5000);
+  }
+
   const live = document.getElementById("live");
   function onInspection(p) {
     const none = document.getElementById("no-parts");
@@ -147,6 +154,7 @@ LG.start(async (main) => {
       paint(entry);
     }
     addThumb(p);
+    refreshSoon();
   }
 
   const es = new EventSource("/api/v1/events");
