@@ -180,6 +180,8 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(system.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
+    from .routers import products
+    app.include_router(products.router)
     return app
 
 
