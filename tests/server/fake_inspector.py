@@ -113,6 +113,7 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--max-megapixels", type=float, default=26.0)
     ap.add_argument("--power-safe", action="store_true")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--audit-sample-rate", type=float, default=0.02)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--open-reads", action="store_true")
@@ -122,7 +123,7 @@ def serve_main(argv: list[str]) -> None:
                         max_image_pixels=int(a.max_megapixels * 1e6),
                         sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
-                        webhook_url=a.webhook, open_reads=a.open_reads)
+                        webhook_url=a.webhook, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)
 
 

@@ -47,6 +47,9 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                    "a reduced scale when that fits, other formats refused with 413).")
 @click.option("--ok-sample-rate", type=float, default=1.0, show_default=True,
               help="Share of OK part images kept (NG images are always kept).")
+@click.option("--audit-sample-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Share of parts kept at random whatever their verdict (the audit sample retraining may learn "
+                   "from, with the parts reviewed as good).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -78,7 +81,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], plc_images: Optional[Path], recipes: tuple[str, ...], plc_line: Optional[str],
-          inspection_window_ms: float, open_reads: bool, power_safe: bool) -> None:
+          inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -94,6 +97,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                   precision, max_megapixels, open_reads)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
+    cfg.audit_sample_rate = audit_sample_rate
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-upload-mb", type=float, default=32.0)
     ap.add_argument("--max-megapixels", type=float, default=26.0, help="largest image accepted, in pixels")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--audit-sample-rate", type=float, default=0.02,
+                    help="share of parts kept at random whatever the verdict (retraining's audit sample)")
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                         mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
                         batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
-                        open_reads=a.open_reads)
+                        open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
     try:
         serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
     except StartupError as exc:

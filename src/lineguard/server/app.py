@@ -193,6 +193,8 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
+    from .routers import products
+    app.include_router(products.router)
     from .routers import live, pages
     app.include_router(live.router)
     app.include_router(pages.router)
