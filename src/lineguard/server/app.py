@@ -180,6 +180,9 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(system.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
+    from .routers import spc, tuning
+    app.include_router(spc.router)
+    app.include_router(tuning.router)
     return app
 
 
