@@ -9,6 +9,7 @@ have made of it.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -106,6 +107,28 @@ def scored_as(cal: dict[str, Any], model_id: str) -> str:
     return str((cal.get("tuned") or {}).get("scored_as") or model_id)
 
 
+# file key -> the model id its scores are those of; files are content-addressed, so an
+# entry never goes stale
+_SCORED_AS: dict[str, str] = {}
+_SCORED_AS_LOCK = threading.Lock()
+
+
+def same_scores(station: Any, mv: ModelVersion) -> list[str]:
+    """Model ids of every version of the product that scores parts exactly as ``mv``
+    does: its source model and every version tuned from it (thresholds differ, scores not)."""
+    def root_of(v: ModelVersion) -> str:
+        with _SCORED_AS_LOCK:
+            hit = _SCORED_AS.get(v.file_key)
+        if hit is None:
+            hit = scored_as(model_calibration(station, v), v.model_id)
+            with _SCORED_AS_LOCK:
+                _SCORED_AS[v.file_key] = hit
+        return hit
+
+    root = root_of(mv)
+    return sorted({mv.model_id, root} | {v.model_id for v in station.models.list(mv.product) if root_of(v) == root})
+
+
 def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: Optional[float],
                       source: ModelVersion, note: Optional[str], by: Optional[str]) -> dict[str, Any]:
     new = {k: v for k, v in cal.items() if k not in _STALE}
@@ -154,7 +177,7 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
     mv = station.models.get(product, line, version) if version is not None else \
         station.models.active_for(product, line)
     cal = model_calibration(station, mv)
-    ids = sorted({mv.model_id, scored_as(cal, mv.model_id)})
+    ids = same_scores(station, mv)
     base = select(Inspection.score).where(Inspection.product == product, Inspection.model_id.in_(ids))
     if mv.line:
         base = base.where(Inspection.line == mv.line)
