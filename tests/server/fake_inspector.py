@@ -27,13 +27,23 @@ class FakeInspector:
         self.model_version = version
         self.delay_s = delay_s
         self.model_id = ""
+        self.calibration: dict = {}
 
     def to_bytes(self) -> bytes:
         d = {"fake_lineguard_model": True, "threshold": self.threshold,
              "version": self.model_version, "delay_s": self.delay_s}
         if self.review_threshold < self.threshold:
             d["review_threshold"] = self.review_threshold
+        if self.calibration:
+            d["calibration"] = self.calibration
         return json.dumps(d).encode()
+
+    def with_calibration(self, calibration: dict) -> bytes:
+        """This model's file with other thresholds (what threshold tuning saves)."""
+        t = float(calibration["threshold"])
+        out = FakeInspector(t, self.model_version, self.delay_s, calibration.get("review_threshold", t))
+        out.calibration = calibration
+        return out.to_bytes()
 
     def save(self, path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -49,6 +59,7 @@ class FakeInspector:
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"))
+        insp.calibration = d.get("calibration") or {}
         if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
             insp.bank = np.zeros(d["bank_shape"], np.float32)
         if d.get("input_size"):

@@ -195,6 +195,9 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(models.router)
     from .routers import products
     app.include_router(products.router)
+    from .routers import spc, tuning
+    app.include_router(spc.router)
+    app.include_router(tuning.router)
     from .routers import live, pages
     app.include_router(live.router)
     app.include_router(pages.router)

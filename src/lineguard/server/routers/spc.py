@@ -1,0 +1,128 @@
+"""SPC of the line: the defect-rate p-chart, score drift, reviewed rates (JSON or CSV)."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from ...line import spc
+from ...line.spc_data import (Filters, Periods, defect_subgroups, resolve_window, review_counts,
+                              score_subgroups)
+from ...line.station import Station, _iso
+from ..deps import get_station, reader
+from ..schemas import errors
+
+router = APIRouter(prefix="/api/v1/spc", tags=["spc"])
+
+By = Literal["hour", "shift", "day", "lot"]
+Format = Literal["json", "csv"]
+_SINCE = Query(None, description="ISO time, inclusive (default: a window that fits `by`)")
+_UNTIL = Query(None, description="ISO time, exclusive (default: now)")
+_LINE = Query(None, max_length=100, description="a line; empty or left out: every line")
+_STATION = Query(None, max_length=100)
+_PRODUCT = Query(None, max_length=100)
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(["" if v is None else v for v in r] for r in rows)
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _stamp(t: dt.datetime) -> str:
+    return t.strftime("%Y%m%dT%H%MZ")
+
+
+def _filters(line, station_name, product, since, until) -> Filters:
+    return Filters(line=line or None, station=station_name or None, product=product or None,
+                   since=since, until=until)
+
+
+def _periods(station: Station, by: str) -> Optional[Periods]:
+    return None if by == "lot" else Periods(by, station.config.shift_starts, station.config.timezone)
+
+
+@router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
+                                "and Nelson rule alarms", responses=errors(401, 403, 422))
+async def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
+                  product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+                  until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window(by, since, until)
+    f = _filters(line, station_name, product, t0, t1)
+    groups = await run_in_threadpool(defect_subgroups, station.db, f, by, _periods(station, by))
+    chart = spc.p_chart(groups)
+    if format == "csv":
+        return _csv(f"lineguard-p-chart-{by}-{_stamp(t0)}-{_stamp(t1)}",
+                    ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"],
+                    [[p.label, _iso(p.start), p.n, p.defects, p.p, p.ucl, p.lcl, chart.centre,
+                      _num(p.z), " ".join(map(str, p.rules))] for p in chart.points])
+    return {"by": by, "since": _iso(t0), "until": _iso(t1), "centre": chart.centre,
+            "parts": sum(p.n for p in chart.points), "defects": sum(p.defects for p in chart.points),
+            "rules": {str(k): v for k, v in spc.RULES.items()},
+            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "defects": p.defects, "p": p.p,
+                        "ucl": p.ucl, "lcl": p.lcl, "z": _num(p.z), "rules": p.rules} for p in chart.points],
+            "alarms": [{"index": h.index, "label": chart.points[h.index].label, "rule": h.rule, "text": h.text}
+                       for h in chart.alarms]}
+
+
+def _num(x: Optional[float]) -> Optional[float]:
+    # JSON has no infinity: a first defect on a chart whose centre is 0 is "off the chart"
+    if x is None:
+        return None
+    return x if abs(x) != float("inf") else (1e9 if x > 0 else -1e9)
+
+
+@router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
+                               "away from the baseline (camera moved, light changed)", responses=errors(401, 403, 422))
+async def scores(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
+                 product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+                 until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+                 baseline_subgroups: int = Query(5, ge=1, le=500,
+                                                 description="the first this many subgroups are the baseline"),
+                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window(by, since, until)
+    f = _filters(line, station_name, product, t0, t1)
+    groups, models = await run_in_threadpool(score_subgroups, station.db, f, by, _periods(station, by))
+    drift = spc.score_drift(groups, baseline_groups=baseline_subgroups)
+    text = drift.text
+    if len(models) > 1:
+        text += (f" (note: {len(models)} different models judged these parts; their scores are not comparable, "
+                 "filter by product and a window with one model)")
+    if format == "csv":
+        return _csv(f"lineguard-scores-{by}-{_stamp(t0)}-{_stamp(t1)}",
+                    ["label", "start", "n", "mean", "median", "p95", "shift", "z", "drift"],
+                    [[p.label, _iso(p.start), p.n, p.mean, p.median, p.p95, p.shift, p.z, int(p.drift)]
+                     for p in drift.points])
+    return {"by": by, "since": _iso(t0), "until": _iso(t1), "models": models,
+            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "mean": p.mean, "median": p.median,
+                        "p95": p.p95, "shift": p.shift, "z": p.z, "drift": p.drift} for p in drift.points],
+            "baseline": drift.baseline,
+            "drift": {"alarm": drift.alarm, "index": drift.index, "label": drift.label, "text": text,
+                      "min_shift": spc.DRIFT_MIN_SHIFT, "z_limit": spc.DRIFT_Z}}
+
+
+@router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
+                                     "95% intervals", responses=errors(401, 403, 422))
+async def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
+                       product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
+                       until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+                       station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window("lot", since, until)   # a window of any length: no subgroups here
+    f = _filters(line, station_name, product, t0, t1)
+    out = spc.review_rates(await run_in_threadpool(review_counts, station.db, f))
+    if format == "csv":
+        return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
+                    [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
+                     for m in ("false_reject", "escape")])
+    return {"since": _iso(t0), "until": _iso(t1), **out,
+            "definitions": {"false_reject": "NG parts reviewers called good / NG parts reviewed",
+                            "escape": "OK parts reviewers called defect / OK parts reviewed"}}
