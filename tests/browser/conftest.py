@@ -1,6 +1,6 @@
 """Browser tests of the operator pages: Playwright driving Debian's headless chromium
 against a real station process (fake model). One browser for the session, one station
-per module; every page visited is saved as a screenshot under test-artifacts/."""
+per module (the browser lives for this package's tests); every page visited is saved as a screenshot under test-artifacts/."""
 from __future__ import annotations
 
 import shutil
@@ -21,7 +21,9 @@ VIEWPORT = {"width": 1366, "height": 768}
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the sync API keeps an event loop running in this thread
+# while it is open, which would break asyncio.run in every test module after this one.
+@pytest.fixture(scope="package")
 def browser() -> Iterator["sync_api.Browser"]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (`make services` installs it: apt-get install chromium)")

@@ -100,8 +100,10 @@ def test_review_queue_from_the_keyboard(pages, station):
     assert got[ids[1]]["review"]["label"] == "good"
     assert got[ids[0]]["review"]["reviewed"] is False
     assert got[ids[2]]["review"]["reviewer"] == "test-operator"
-    if "defect_type" in got[ids[2]]:   # with the lifecycle branch: the type picked with "2"
-        assert got[ids[2]]["defect_type"] == "crack"
+    assert got[ids[2]]["defect_type"] == "crack"     # the type picked with "2"
+    with api(station) as c:
+        hist = c.get(f"/api/v1/inspections/{ids[2]}/reviews").json()["items"]
+    assert [(h["label"], h["defect_type"], h["verdict_at_review"]) for h in hist] == [("defect", "crack", "NG")]
 
 
 def test_gallery_filters_and_the_part_page(pages, station):

@@ -108,6 +108,7 @@ LG.start(async (main) => {
   }
 
   function renderTrain(items) {
+    if (trainEl.firstChild) return;   // once: a reload of the table keeps what was chosen here
     const products = [...new Set(items.map((m) => m.product))];
     const prod = h("input", {name: "product", value: filt.elements.product.value.trim() || products[0] || "", size: 10, required: true});
     const line = h("input", {name: "line", value: filt.elements.line.value.trim(), size: 8});
