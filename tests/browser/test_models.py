@@ -6,10 +6,9 @@ import re
 
 import pytest
 
-from .conftest import api, has_endpoint, png_bytes, post_part
+from .conftest import expect, api, has_endpoint, png_bytes, post_part
 from server.conftest import fake_model_bytes
 
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def _state(page, version: int):

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from .conftest import api, png_bytes, post_part
+from .conftest import expect, api, png_bytes, post_part
 
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def test_sign_in_with_a_key_then_with_a_password(pages, station):

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from .conftest import api, has_endpoint, png_bytes, post_part
+from .conftest import expect, api, has_endpoint, png_bytes, post_part
 
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datetime) -> None:
