@@ -55,11 +55,20 @@ def main() -> None:
     run_demo(a.dir, a.port, a.serve, a.feed_every)
 
 
-def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float = 2.0) -> None:
-    """The whole demo; with ``keep`` the station and its app stay up until Ctrl-C."""
+def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float = 2.0,
+             reuse: bool = False) -> None:
+    """The whole demo; with ``keep`` the station and its app stay up until Ctrl-C; with
+    ``reuse`` a model already made in ``root`` is used again (a second run starts in seconds)."""
     data = root / "data" / "cell"
     model = root / "cell.lgm"
     report = root / "report"
+    edge_model = root / "cell.onnx"
+    if reuse and edge_model.exists() and (data / "test").exists():
+        rule("1-4. the demo line's product and model are already made")
+        say(f"using {edge_model} (delete {root} to start over)")
+        rule("5. a station on the line, running the exported model")
+        run_station(root, edge_model, data, port, keep, feed_every)
+        return
 
     rule("1. a synthetic product line")
     if not (data / "train").exists():
@@ -77,7 +86,6 @@ def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float
     say(_run(["eval", str(data), "--model", str(model), "-o", str(report)]).rstrip())
 
     rule("4. export it for the line PC (ONNX: no torch needed there)")
-    edge_model = root / "cell.onnx"
     say(_run(["export", str(model), "--format", "onnx", "-o", str(edge_model)]).strip())
 
     rule("5. a station on the line, running the exported model")

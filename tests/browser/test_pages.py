@@ -3,6 +3,7 @@ admin, roles: the operator's pages in a real browser against a real station."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -132,9 +133,19 @@ def test_gallery_filters_and_the_part_page(pages, station):
     expect(page.locator("h1")).to_contain_text(hostile)
     page.wait_for_function("document.querySelector('#part-image').complete")
     assert page.evaluate("window.__xss") is None
+    page.select_option("select[name=defect_type]", "dent")
     page.click("text=Confirm defect")
-    expect(page.locator("#history")).to_contain_text("defect")
+    expect(page.locator("#history")).to_contain_text("dent")
     p.shot("part")
+    # the reviewed defect found again by its type, its lot, reviewed or not
+    page.goto("/app/gallery?line=LG&verdict=&defect_type=dent&reviewed=true")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#gallery")).to_contain_text("defect: dent")
+    page.goto("/app/gallery?verdict=&lot=" + quote("<b>lot-7</b>"))
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    page.goto("/app/gallery?line=LG&verdict=&reviewed=false")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#gallery")).to_contain_text("gal-ok")
 
 
 def test_roles_hide_what_they_may_not_do(pages, station):
