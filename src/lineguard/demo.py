@@ -120,7 +120,9 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
         say(f"every inspection is stored under {station}; API docs: {base}/docs; "
             f"report: {root / 'report' / 'index.html'}")
         if keep:
-            say(f"station running at {base} (operator key {key}); Ctrl-C to stop")
+            # reads need a key too (the station's default): the operator key opens /docs
+            # ("Authorize") and signs in to the pages
+            say(f"station running at {base}; sign in with the operator key {key}; Ctrl-C to stop")
             srv.wait()
     except KeyboardInterrupt:
         pass

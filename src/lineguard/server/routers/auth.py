@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ...line.auth import verify_key
-from ...line.errors import StationError
+from ...line.errors import InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
@@ -40,7 +40,7 @@ class SessionOut(BaseModel):
 class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
-    role: str = Field(description="operator, engineer or admin")
+    role: Literal["operator", "engineer", "admin"]
 
 
 class UserOut(BaseModel):
@@ -138,7 +138,7 @@ def _sign_in(station: Station, body: SignInIn) -> Optional[str]:
              response_model=SessionOut, responses={**errors(401, 422), **_429})
 async def sign_in(body: SignInIn, request: Request, station: Station = Depends(get_station)) -> Response:
     if not body.api_key and not (body.username and body.password):
-        raise StationError("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
+        raise InvalidRequest("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
     name = None if body.api_key else body.username
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)
