@@ -158,7 +158,8 @@ def test_reads_need_a_key_or_session_by_default_and_open_reads_opens_them(statio
             assert "sign in" in r.json()["error"]["message"]
         for path in ("/health", "/metrics", "/docs", "/redoc", "/openapi.json"):
             assert anon.get(path).status_code == 200, path
-    srv = ServerProc(tmp_path / "open", extra=["--open-reads"])
+    # the real entry point (python -m lineguard.server), not the test's fake-model one
+    srv = ServerProc(tmp_path / "open", fake=False, extra=["--open-reads"])
     make_keys(srv.data_dir)
     srv.start()
     try:
