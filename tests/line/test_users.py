@@ -83,3 +83,42 @@ def test_the_last_admin_cannot_be_revoked_or_disabled_from_the_cli(tmp_path):
     refused = _lineguard("users", "disable", "boss", "--data", data)
     assert refused.returncode != 0 and "last active admin" in refused.stderr
     assert "active" in _lineguard("users", "list", "--data", data).stdout
+
+
+def test_sessions_and_the_last_admin_rule_on_both_databases(station_factory):
+    """Sessions end with their key or user, expire, and the last admin stays (SQLite and PostgreSQL;
+    PostgreSQL also takes the row locks that keep two admins from removing each other at once)."""
+    import datetime as dt
+    import hashlib
+
+    from lineguard.line.auth import create_key, revoke_key
+    from lineguard.line.errors import Conflict
+    from lineguard.line.orm import SignInSession
+    from lineguard.line.sessions import session_caller, start_session
+    from lineguard.line.users import active_admins, create_user, disable_user
+    st = station_factory()
+    with st.db.session() as s:
+        key_row, _ = create_key(s, "admin", name="a-key")
+        op_row, _ = create_key(s, "operator", name="op")
+        by_key = start_session(s, 12, key_id=op_row.id)
+        user = create_user(s, "uma", "uma-password", "admin")
+        by_user = start_session(s, 12, user_id=user.id)
+        old = start_session(s, 12, user_id=user.id)
+        s.flush()
+        s.query(SignInSession).filter(SignInSession.token_hash == hashlib.sha256(old.encode()).hexdigest()).update(
+            {"expires_at": dt.datetime(2000, 1, 1)})
+        ids = (key_row.id, op_row.id, user.id)
+    with st.db.session() as s:
+        assert session_caller(s, by_key) == (ids[1], "operator", "op")
+        assert session_caller(s, by_user) == (None, "admin", "uma")
+        assert session_caller(s, old) is None and session_caller(s, "not-a-token") is None
+        assert active_admins(s) == 2
+        assert revoke_key(s, ids[1])
+    with st.db.session() as s:
+        assert session_caller(s, by_key) is None
+        assert revoke_key(s, ids[0])           # uma is still an admin
+    with pytest.raises(Conflict, match="create another admin first"):
+        with st.db.session() as s:
+            disable_user(s, ids[2])
+    with st.db.session() as s:
+        assert session_caller(s, by_user) == (None, "admin", "uma") and active_admins(s) == 1

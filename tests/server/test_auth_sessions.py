@@ -158,7 +158,8 @@ def test_reads_need_a_key_or_session_by_default_and_open_reads_opens_them(statio
             assert "sign in" in r.json()["error"]["message"]
         for path in ("/health", "/metrics", "/docs", "/redoc", "/openapi.json"):
             assert anon.get(path).status_code == 200, path
-    srv = ServerProc(tmp_path / "open", extra=["--open-reads"])
+    # the real entry point (python -m lineguard.server), not the test's fake-model one
+    srv = ServerProc(tmp_path / "open", fake=False, extra=["--open-reads"])
     make_keys(srv.data_dir)
     srv.start()
     try:
@@ -178,3 +179,17 @@ def test_open_reads_setting_from_the_environment(monkeypatch):
     monkeypatch.setenv("LINEGUARD_OPEN_READS", "maybe")
     with pytest.raises(ValueError, match="LINEGUARD_OPEN_READS"):
         StationConfig.from_env()
+
+
+def test_tries_sent_at_once_are_counted_before_they_are_checked():
+    from lineguard.server.routers.auth import SignInThrottle
+    t = SignInThrottle(per_name=5, per_address=20, window_s=300)
+    # five guesses in flight together (none answered yet): the sixth must already wait
+    assert [t.attempt("tom", "10.0.0.9") for _ in range(5)] == [0.0] * 5
+    assert 299 < t.attempt("tom", "10.0.0.9") <= 300
+    for i in range(15):
+        assert t.attempt(f"name-{i}", "10.0.0.9") == 0.0
+    assert t.attempt("someone-else", "10.0.0.9") > 0       # the address's 20 tries are spent
+    assert t.attempt("someone-else", "10.0.0.10") == 0.0
+    t.succeeded("someone-else", "10.0.0.10")               # a good sign-in does not count against anyone
+    assert t.attempt("someone-else", "10.0.0.10") == 0.0

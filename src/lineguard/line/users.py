@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from functools import lru_cache
 from typing import Optional
 
 from sqlalchemy import delete, func, select
@@ -47,14 +48,17 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
-# Checked against when the name is unknown, so an unknown name costs a full hash too.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # checked against when the name is unknown, so an unknown name costs a full hash too
+    # (made on first use: importing this module must not cost a hash)
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def authenticate(session: Session, username: str, password: str) -> Optional[User]:
     """The user if the name exists, is not disabled and the password matches, else None."""
     user = session.scalar(select(User).where(User.username == username))
-    ok = check_password(password, user.password_hash if user is not None else _DUMMY_HASH)
+    ok = check_password(password, user.password_hash if user is not None else _dummy_hash())
     if user is None or user.disabled or not ok:
         return None
     return user

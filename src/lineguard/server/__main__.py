@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
                     type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
-    ap.add_argument("--open-reads", action="store_true",
-                    default=env_flag("LINEGUARD_OPEN_READS", os.environ.get("LINEGUARD_OPEN_READS", "")),
+    try:
+        open_reads = env_flag("LINEGUARD_OPEN_READS", os.environ.get("LINEGUARD_OPEN_READS", ""))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    ap.add_argument("--open-reads", action="store_true", default=open_reads,
                     help="let anyone on the network read inspections and images without a key "
                          "(env LINEGUARD_OPEN_READS=1)")
     a = ap.parse_args(argv)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ...line.auth import verify_key
-from ...line.errors import StationError
+from ...line.errors import InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
@@ -40,7 +40,7 @@ class SessionOut(BaseModel):
 class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
-    role: str = Field(description="operator, engineer or admin")
+    role: Literal["operator", "engineer", "admin"]
 
 
 class UserOut(BaseModel):
@@ -86,31 +86,36 @@ class SignInThrottle:
             self._fails.pop(who, None)
         return times
 
-    def wait_s(self, name: Optional[str], address: str) -> float:
-        """Seconds until this name/address may try again (0: now)."""
+    def attempt(self, name: Optional[str], address: str) -> float:
+        """Seconds this name/address must wait (0: go ahead, and the try is counted).
+
+        A try is counted as failed before it is checked, so many tries sent at once
+        cannot all slip through before the first failure is recorded.
+        """
         now = time.monotonic()
-        wait = 0.0
+        whos = [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
         with self._lock:
-            for who, limit in ((f"name:{name}", self.per_name), (f"addr:{address}", self.per_address)):
-                if who == "name:None":
-                    continue
+            wait = 0.0
+            for who, limit in whos:
                 times = self._recent(who, now)
                 if len(times) >= limit:
                     wait = max(wait, times[-limit] + self.window_s - now)
-        return wait
-
-    def failed(self, name: Optional[str], address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
+            if wait > 0:
+                return wait
             if len(self._fails) > 10_000:     # bounded memory under a spray of names
                 self._fails.clear()
-            for who in (f"name:{name}", f"addr:{address}"):
-                if who != "name:None":
-                    self._fails.setdefault(who, []).append(now)
+            for who, _ in whos:
+                self._fails.setdefault(who, []).append(now)
+        return 0.0
 
-    def succeeded(self, name: Optional[str]) -> None:
+    def succeeded(self, name: Optional[str], address: str) -> None:
+        """The try was good: forget the name's failures and take back the address's count of it."""
         with self._lock:
-            self._fails.pop(f"name:{name}", None)
+            if name:
+                self._fails.pop(f"name:{name}", None)
+            times = self._fails.get(f"addr:{address}")
+            if times:
+                times.pop()
 
 
 def _throttle(request: Request) -> SignInThrottle:
@@ -120,42 +125,39 @@ def _throttle(request: Request) -> SignInThrottle:
     return state.sign_in_throttle
 
 
-def _sign_in(station: Station, body: SignInIn) -> Optional[str]:
-    """The new session's token, or None when the credentials do not hold."""
+def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, str, str]]:
+    """(session token, role, name) of a new session, or None when the credentials do not hold."""
+    hours = station.config.session_hours
     with station.db.session() as s:
         if body.api_key:
             row = verify_key(s, body.api_key.strip())
             if row is None:
                 return None
-            return start_session(s, station.config.session_hours, key_id=row.id)
+            return start_session(s, hours, key_id=row.id), row.role, row.name or f"key-{row.prefix}"
         user = authenticate(s, body.username or "", body.password or "")
         if user is None:
             return None
-        return start_session(s, station.config.session_hours, user_id=user.id)
+        return start_session(s, hours, user_id=user.id), user.role, user.username
 
 
 @router.post("/api/v1/session", summary="Sign in with an API key or a user name and password",
              response_model=SessionOut, responses={**errors(401, 422), **_429})
 async def sign_in(body: SignInIn, request: Request, station: Station = Depends(get_station)) -> Response:
     if not body.api_key and not (body.username and body.password):
-        raise StationError("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
+        raise InvalidRequest("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
     name = None if body.api_key else body.username
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)
-    wait = throttle.wait_s(name, address)
+    wait = throttle.attempt(name, address)
     if wait > 0:
         raise TooManySignIns(f"too many failed sign-ins; try again in {int(wait) + 1} s", retry_after_s=int(wait) + 1)
-    token = await run_in_threadpool(_sign_in, station, body)
-    if token is None:
-        throttle.failed(name, address)
+    made = await run_in_threadpool(_sign_in, station, body)
+    if made is None:
         # one message for every failure: it must not tell whether the name exists
-        return JSONResponse({"error": {"code": "unauthorized", "message": "sign-in failed: the key, or the user "
-                                       "name and password, are not valid"}, "detail": "sign-in failed"},
-                            status_code=401)
-    throttle.succeeded(name)
-    hit = await run_in_threadpool(session_of, station, token)
-    assert hit is not None
-    resp = JSONResponse({"name": hit[2], "role": hit[1], "csrf_token": csrf_token(token)})
+        raise HTTPException(401, "sign-in failed: the key, or the user name and password, are not valid")
+    throttle.succeeded(name, address)
+    token, role, who_name = made
+    resp = JSONResponse({"name": who_name, "role": role, "csrf_token": csrf_token(token)})
     resp.set_cookie(COOKIE, token, max_age=int(station.config.session_hours * 3600), path="/", httponly=True,
                     samesite="strict", secure=request.url.scheme == "https")
     return resp
@@ -167,7 +169,6 @@ async def who(request: Request, station: Station = Depends(get_station)) -> dict
     token = request.cookies.get(COOKIE)
     hit = await run_in_threadpool(session_of, station, token) if token else None
     if hit is None:
-        from fastapi import HTTPException
         raise HTTPException(401, "not signed in (or the sign-in has ended); sign in with POST /api/v1/session")
     return {"name": hit[2], "role": hit[1], "csrf_token": csrf_token(token)}
 
@@ -177,7 +178,6 @@ async def sign_out(request: Request, station: Station = Depends(get_station)) ->
     token = request.cookies.get(COOKIE)
     if token and await run_in_threadpool(session_of, station, token) is not None:
         if not check_csrf(token, request.headers.get(CSRF_HEADER)):
-            from fastapi import HTTPException
             raise HTTPException(403, f"signing out needs the {CSRF_HEADER} header of the session")
 
         def end() -> None:
