@@ -205,6 +205,9 @@ def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
     with st.db.session() as s:
         judged = len(list(s.scalars(select(ShadowResult))))
     assert 1 <= judged <= 3 and judged + st.shadow.dropped == 6
+    m = st.metrics.render().decode()
+    assert f'lineguard_shadow_parts_total{{outcome="dropped"}} {float(st.shadow.dropped)}' in m
+    assert f'lineguard_shadow_parts_total{{outcome="judged"}} {float(judged)}' in m
 
 
 def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_factory):
