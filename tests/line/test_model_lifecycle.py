@@ -188,6 +188,10 @@ def test_activating_the_shadow_ends_it(station_factory):
     assert st.shadow.wait_idle(10)
     with st.db.session() as s:
         assert list(s.scalars(select(ShadowResult))) == []
+    # so does a rollback onto the shadow version
+    st.shadow.start("cell", "", 1)
+    assert st.rollback_model("cell", "").version == 1
+    assert st.shadow.for_part("cell", "L1") is None
 
 
 def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
