@@ -113,6 +113,17 @@ def test_a_version_records_its_thresholds_at_upload(station):
     assert plain.threshold == pytest.approx(0.5) and plain.review_threshold is None   # no band
 
 
+def test_a_version_from_before_thresholds_were_recorded_gets_them_when_loaded(station):
+    from sqlalchemy import update
+    from lineguard.line.orm import ModelVersion
+    with station.db.session() as s:
+        s.execute(update(ModelVersion).values(threshold=None, review_threshold=None, detector=None))
+    mv = station.models.get("cell", "", 1)
+    station.models.forget(mv.model_id)
+    station.models.inspector(mv)
+    assert station.models.get("cell", "", 1).threshold == pytest.approx(0.5)
+
+
 # -- rollback walks back ---------------------------------------------------------------
 def test_rollback_walks_back_through_the_activations(station):
     for thr, ver in ((0.6, "v-b"), (0.7, "v-c")):
