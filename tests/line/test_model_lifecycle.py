@@ -113,6 +113,17 @@ def test_a_version_records_its_thresholds_at_upload(station):
     assert plain.threshold == pytest.approx(0.5) and plain.review_threshold is None   # no band
 
 
+def test_a_version_from_before_thresholds_were_recorded_gets_them_when_loaded(station):
+    from sqlalchemy import update
+    from lineguard.line.orm import ModelVersion
+    with station.db.session() as s:
+        s.execute(update(ModelVersion).values(threshold=None, review_threshold=None, detector=None))
+    mv = station.models.get("cell", "", 1)
+    station.models.forget(mv.model_id)
+    station.models.inspector(mv)
+    assert station.models.get("cell", "", 1).threshold == pytest.approx(0.5)
+
+
 # -- rollback walks back ---------------------------------------------------------------
 def test_rollback_walks_back_through_the_activations(station):
     for thr, ver in ((0.6, "v-b"), (0.7, "v-c")):
@@ -188,6 +199,10 @@ def test_activating_the_shadow_ends_it(station_factory):
     assert st.shadow.wait_idle(10)
     with st.db.session() as s:
         assert list(s.scalars(select(ShadowResult))) == []
+    # so does a rollback onto the shadow version
+    st.shadow.start("cell", "", 1)
+    assert st.rollback_model("cell", "").version == 1
+    assert st.shadow.for_part("cell", "L1") is None
 
 
 def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
@@ -205,6 +220,9 @@ def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
     with st.db.session() as s:
         judged = len(list(s.scalars(select(ShadowResult))))
     assert 1 <= judged <= 3 and judged + st.shadow.dropped == 6
+    m = st.metrics.render().decode()
+    assert f'lineguard_shadow_parts_total{{outcome="dropped"}} {float(st.shadow.dropped)}' in m
+    assert f'lineguard_shadow_parts_total{{outcome="judged"}} {float(judged)}' in m
 
 
 def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_factory):

@@ -209,7 +209,9 @@ def test_models_upload_activate_rollback_train(fake_server):
         e.post("/api/v1/models", files={"file": ("m.lgm", fake_model_bytes(0.5, "seed"))},
                data={"product": "p3", "activate": "true"})
         for i in range(10):
-            post_part(op, png_bytes(30 + i, seed=500 + i), f"t-{i}", product="p3")
+            rec = post_part(op, png_bytes(30 + i, seed=500 + i), f"t-{i}", product="p3").json()
+            # retraining learns only from parts a person confirmed good (or the audit sample)
+            assert op.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "good"}).status_code == 200
         job = e.post("/api/v1/models/p3/train", json={"activate": True, "min_images": 5})
         assert job.status_code == 202, job.text
         jid = job.json()["id"]

@@ -328,7 +328,21 @@ class ModelRegistry:
                                       "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
+            if mv.threshold is None:
+                self._record_facts(mv, insp)
             return insp
+
+    def _record_facts(self, mv: ModelVersion, insp: Any) -> None:
+        """Store thresholds and detector on a version registered before they were recorded
+        (once, when its model is loaded anyway): the version list then shows them."""
+        from sqlalchemy import update
+        facts = model_facts(insp)
+        try:
+            with self.db.session() as s:
+                s.execute(update(ModelVersion).where(ModelVersion.model_id == mv.model_id,
+                                                     ModelVersion.threshold.is_(None)).values(**facts))
+        except Exception as exc:  # noqa: BLE001 - a missing list entry must never stop a part
+            log.warning("could not record the thresholds of model %s v%s: %s", mv.product, mv.version, exc)
 
     def forget(self, model_id: str) -> None:
         with self._cache_lock:

@@ -125,14 +125,20 @@ class ShadowRunner:
         """Hand a committed part to the shadow; False when none runs or the queue is full."""
         if self.for_part(product, line) is None:
             return False
-        try:
-            with self._guard:
+        with self._guard:
+            try:
                 self._q.put_nowait(_Part(inspection_id, product, line, active_model_id, image))
-                self._busy += 1
-        except queue.Full:
-            self.dropped += 1
-            return False
+            except queue.Full:
+                self.dropped += 1
+                self._count("dropped")
+                return False
+            self._busy += 1
         return True
+
+    def _count(self, outcome: str) -> None:
+        metrics = getattr(self.station, "metrics", None)
+        if metrics is not None:
+            metrics.shadow_parts.labels(outcome).inc()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every part handed over is judged (tests, shutdown)."""
@@ -161,6 +167,7 @@ class ShadowRunner:
                 self._judge(part)
             except Exception:  # noqa: BLE001 - a shadow failure never touches the line
                 self.failed += 1
+                self._count("failed")
                 log.exception("shadow judgement of inspection %s failed", part.inspection_id)
             finally:
                 with self._idle:
@@ -181,6 +188,7 @@ class ShadowRunner:
         except IntegrityError:
             return   # judged already (the part was handed over twice)
         self.judged += 1
+        self._count("judged")
 
     def close(self) -> None:
         try:

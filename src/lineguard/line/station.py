@@ -561,6 +561,7 @@ class Station:
 
     def rollback_model(self, product: str, line: str, by: Optional[str] = None):
         mv = self.models.rollback(product, line, by)
+        self.shadow.stop_if(mv)
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
