@@ -60,7 +60,10 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
     if by not in GROUPINGS:
         raise InvalidRequest(f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
     until = naive_utc(until) or (now or utcnow())
-    since = naive_utc(since) or (until - DEFAULT_WINDOW[by])
+    try:
+        since = naive_utc(since) or (until - DEFAULT_WINDOW[by])
+    except OverflowError:   # an until in the first days of year 1
+        raise InvalidRequest("until is too early to look back from; give since as well") from None
     if since >= until:
         raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
                              "swap them or widen the window")
@@ -94,7 +97,8 @@ def _slot_seconds(starts: Sequence[dt.time]) -> int:
 def _slot_expr(db: Database, seconds: int) -> ColumnElement:
     if db.is_sqlite:
         # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'; %s reads it as UTC
-        return cast(func.strftime("%s", Inspection.created_at), Integer) / seconds
+        # // : integer division (SQLAlchemy's / is true division, one slot per row)
+        return cast(func.strftime("%s", Inspection.created_at), Integer) // seconds
     return cast(func.floor(func.extract("epoch", Inspection.created_at) / seconds), BigInteger)
 
 

@@ -7,7 +7,6 @@ import io
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ...line import spc
@@ -23,9 +22,11 @@ By = Literal["hour", "shift", "day", "lot"]
 Format = Literal["json", "csv"]
 _SINCE = Query(None, description="ISO time, inclusive (default: a window that fits `by`)")
 _UNTIL = Query(None, description="ISO time, exclusive (default: now)")
-_LINE = Query(None, max_length=100, description="a line; empty or left out: every line")
-_STATION = Query(None, max_length=100)
-_PRODUCT = Query(None, max_length=100)
+# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
+_TEXT = r"^[^\x00]*$"
+_LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
+_STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)
+_PRODUCT = Query(None, max_length=100, pattern=_TEXT)
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -52,13 +53,13 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 
 @router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
                                 "and Nelson rule alarms", responses=errors(401, 403, 422))
-async def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
-                  product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
-                  until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
-                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+            product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+            until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     t0, t1 = resolve_window(by, since, until)
     f = _filters(line, station_name, product, t0, t1)
-    groups = await run_in_threadpool(defect_subgroups, station.db, f, by, _periods(station, by))
+    groups = defect_subgroups(station.db, f, by, _periods(station, by))
     chart = spc.p_chart(groups)
     if format == "csv":
         return _csv(f"lineguard-p-chart-{by}-{_stamp(t0)}-{_stamp(t1)}",
@@ -83,15 +84,15 @@ def _num(x: Optional[float]) -> Optional[float]:
 
 @router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
                                "away from the baseline (camera moved, light changed)", responses=errors(401, 403, 422))
-async def scores(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
-                 product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
-                 until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
-                 baseline_subgroups: int = Query(5, ge=1, le=500,
-                                                 description="the first this many subgroups are the baseline"),
-                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+           product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+           until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+           baseline_subgroups: int = Query(5, ge=1, le=500,
+                                           description="the first this many subgroups are the baseline"),
+           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     t0, t1 = resolve_window(by, since, until)
     f = _filters(line, station_name, product, t0, t1)
-    groups, models = await run_in_threadpool(score_subgroups, station.db, f, by, _periods(station, by))
+    groups, models = score_subgroups(station.db, f, by, _periods(station, by))
     drift = spc.score_drift(groups, baseline_groups=baseline_subgroups)
     text = drift.text
     if len(models) > 1:
@@ -112,13 +113,13 @@ async def scores(line: Optional[str] = _LINE, station_name: Optional[str] = Quer
 
 @router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
                                      "95% intervals", responses=errors(401, 403, 422))
-async def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = Query(None, alias="station", max_length=100),
-                       product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
-                       until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
-                       station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                 product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
+                 until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     t0, t1 = resolve_window("lot", since, until)   # a window of any length: no subgroups here
     f = _filters(line, station_name, product, t0, t1)
-    out = spc.review_rates(await run_in_threadpool(review_counts, station.db, f))
+    out = spc.review_rates(review_counts(station.db, f))
     if format == "csv":
         return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
                     [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
