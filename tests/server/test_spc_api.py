@@ -221,3 +221,22 @@ def test_the_database_groups_parts_into_whole_slots(spc_station):
     with st.db.session() as s:
         got = s.execute(select(_slot_expr(st.db, 900)).distinct()).scalars().all()
     assert got == [expected] and isinstance(got[0], int)
+
+
+def test_scores_against_a_reference_window(spc_station):
+    st = spc_station()
+    rng = np.random.default_rng(1)
+    week_before = [(T0 - dt.timedelta(days=7, minutes=j), "OK", s) for j, s in enumerate(rng.normal(1.0, 0.2, 300))]
+    today = [(T0 + dt.timedelta(hours=h, minutes=j), "OK", s)
+             for h in range(4) for j, s in enumerate(rng.normal(1.2, 0.2, 40))]     # moved from the start
+    add_parts(st, week_before + today)
+    with client(st) as c:
+        q = {"by": "hour", "since": "2026-11-30T00:00:00Z", "until": "2026-11-30T04:00:00Z"}
+        # against its own first hours, a line that moved before the window looks steady
+        assert not c.get("/api/v1/spc/scores", params={**q, "baseline_subgroups": 2}).json()["drift"]["alarm"]
+        body = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z",
+                                                   "baseline_until": "2026-11-24T00:00:00Z"}).json()
+        assert body["baseline"]["n"] == 300 and body["baseline"]["since"] == "2026-11-22T00:00:00Z"
+        assert body["drift"]["alarm"] and body["drift"]["index"] == 0
+        r = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z"})
+        assert r.status_code == 422 and "baseline_until" in r.json()["error"]["message"]

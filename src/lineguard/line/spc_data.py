@@ -205,6 +205,13 @@ def score_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods
     return [(labels[st], st, scores[order[bounds[i]:bounds[i + 1]]]) for i, st in enumerate(starts)], models
 
 
+def baseline_scores(db: Database, f: Filters, limit: int = 200_000) -> np.ndarray:
+    """Every score in a reference window (the newest ``limit``: plenty for a rank test)."""
+    with db.session() as s:
+        q = select(Inspection.score).where(*_where(f)).order_by(Inspection.id.desc()).limit(limit)
+        return np.fromiter((v for (v,) in s.connection().execute(q)), dtype=np.float64)
+
+
 def review_counts(db: Database, f: Filters) -> dict[tuple[str, str], int]:
     """{(verdict, latest review label): parts} over reviewed parts."""
     with db.session() as s:

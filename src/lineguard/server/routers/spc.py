@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from ...line import spc
-from ...line.spc_data import (Filters, Periods, defect_subgroups, resolve_window, review_counts,
+from ...line.errors import InvalidRequest
+from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
@@ -89,11 +90,23 @@ def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
            until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
            baseline_subgroups: int = Query(5, ge=1, le=500,
                                            description="the first this many subgroups are the baseline"),
+           baseline_since: Optional[dt.datetime] = Query(None, description="with baseline_until: a reference "
+                                                         "window (e.g. a good week) instead of the first subgroups"),
+           baseline_until: Optional[dt.datetime] = Query(None),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     t0, t1 = resolve_window(by, since, until)
     f = _filters(line, station_name, product, t0, t1)
     groups, models = score_subgroups(station.db, f, by, _periods(station, by))
-    drift = spc.score_drift(groups, baseline_groups=baseline_subgroups)
+    baseline = None
+    if baseline_since is not None or baseline_until is not None:
+        if baseline_since is None or baseline_until is None:
+            raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the first "
+                                 "baseline_subgroups subgroups are the baseline)")
+        b0, b1 = resolve_window("lot", baseline_since, baseline_until)
+        baseline = baseline_scores(station.db, _filters(line, station_name, product, b0, b1))
+    drift = spc.score_drift(groups, baseline_groups=baseline_subgroups, baseline=baseline)
+    if baseline is not None:
+        drift.baseline.update({"since": _iso(b0), "until": _iso(b1)})
     text = drift.text
     if len(models) > 1:
         text += (f" (note: {len(models)} different models judged these parts; their scores are not comparable, "
