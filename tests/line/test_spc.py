@@ -171,6 +171,9 @@ def test_drift_needs_a_practical_shift_not_only_significance():
 def test_drift_with_too_small_a_baseline_says_so():
     res = score_drift([("a", None, np.array([1.0, 2.0]))])
     assert not res.alarm and "not enough parts" in res.text
+    # a window that is all baseline says there was nothing to compare, not "steady"
+    res = score_drift(_stream(0, groups=5))
+    assert not res.alarm and "nothing to compare yet" in res.text
 
 
 # -- exact intervals and reviewed rates ------------------------------------------------
