@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import spc
 from ...line.errors import InvalidRequest
@@ -28,6 +29,86 @@ _TEXT = r"^[^\x00]*$"
 _LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
 _STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)
 _PRODUCT = Query(None, max_length=100, pattern=_TEXT)
+
+
+# -- answers (FastAPI checks every JSON answer against these; /openapi.json shows them) ----
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChartPointOut(_Out):
+    label: str = Field(description="the hour, shift or day in plant time, or the lot")
+    start: Optional[str] = Field(description="start of the period (lot: its first part), ISO UTC")
+    n: int = Field(description="parts judged")
+    defects: int = Field(description="parts judged NG")
+    p: float
+    ucl: float
+    lcl: float
+    z: Optional[float] = Field(description="(p - centre) / sigma of this subgroup")
+    rules: list[int] = Field(description="Nelson rules this point completes")
+
+
+class AlarmOut(_Out):
+    index: int
+    label: str
+    rule: int
+    text: str
+
+
+class PChartOut(_Out):
+    by: str
+    since: Optional[str]
+    until: Optional[str]
+    centre: float
+    points: list[ChartPointOut]
+    alarms: list[AlarmOut]
+
+
+class ScorePointOut(_Out):
+    label: str
+    start: Optional[str]
+    n: int
+    mean: Optional[float]
+    median: Optional[float]
+    p95: Optional[float]
+    shift: Optional[float] = Field(description="P(a part here scores above a baseline part) - 0.5; "
+                                               "null for baseline and too-small subgroups")
+    z: Optional[float]
+    drift: bool
+
+
+class DriftOut(_Out):
+    alarm: bool
+    index: Optional[int]
+    label: Optional[str]
+    text: str
+
+
+class ScoresOut(_Out):
+    by: str
+    points: list[ScorePointOut]
+    baseline: dict[str, Any]
+    drift: DriftOut
+
+
+class RateOut(_Out):
+    rate: Optional[float] = Field(description="k / n; null when n is 0")
+    lo: float
+    hi: float
+    k: int
+    n: int
+
+
+class ReviewRatesOut(_Out):
+    false_reject: RateOut
+    escape: RateOut
+    confidence: float
+
+
+def _documented(model: type, *codes: int) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "content": {"text/csv": {}},
+                  "description": "JSON, or with format=csv the numbers behind the chart"}, **errors(*codes)}
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -53,7 +134,8 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 
 
 @router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
-                                "and Nelson rule alarms", responses=errors(401, 403, 422))
+                                "and Nelson rule alarms", response_model=PChartOut,
+            responses=_documented(PChartOut, 401, 403, 422))
 def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
             product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
             until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
@@ -84,7 +166,8 @@ def _num(x: Optional[float]) -> Optional[float]:
 
 
 @router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
-                               "away from the baseline (camera moved, light changed)", responses=errors(401, 403, 422))
+                               "away from the baseline (camera moved, light changed)", response_model=ScoresOut,
+            responses=_documented(ScoresOut, 401, 403, 422))
 def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
            product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
            until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
@@ -125,7 +208,8 @@ def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
 
 
 @router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
-                                     "95% intervals", responses=errors(401, 403, 422))
+                                     "95% intervals", response_model=ReviewRatesOut,
+            responses=_documented(ReviewRatesOut, 401, 403, 422))
 def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
                  product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
                  until: Optional[dt.datetime] = _UNTIL, format: Format = "json",

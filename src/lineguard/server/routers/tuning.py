@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...line import tuning
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import errors
+from ..schemas import ModelVersionOut, errors
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 # no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
@@ -27,8 +27,28 @@ class ThresholdIn(BaseModel):
     note: Optional[str] = Field(default=None, max_length=2000)
 
 
+class TuningOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    product: str
+    line: str
+    version: int
+    threshold: float
+    review_threshold: Optional[float] = Field(description="null: no review band")
+    good_scores: list[float] = Field(description="parts reviewed good, newest first")
+    defect_scores: list[float] = Field(description="parts reviewed defect, newest first")
+    recent_scores: list[float] = Field(description="the latest parts, any verdict")
+    expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds")
+
+
+class TunedVersionOut(ModelVersionOut):
+    model_config = ConfigDict(extra="allow")
+    threshold: float
+    review_threshold: Optional[float]
+
+
 @router.get("/{product}/tuning", summary="Scores of reviewed good, reviewed defect and recent parts judged by a "
-                                        "version's model, with its thresholds", responses=errors(401, 403, 404, 422))
+                                        "version's model, with its thresholds", response_model=TuningOut,
+            responses=errors(401, 403, 404, 422))
 def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pattern=_TEXT),
                version: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
                                               description="default: the version active on the line"),
@@ -41,7 +61,7 @@ def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pa
 
 @router.post("/{product}/threshold", status_code=201,
              summary="Save new thresholds as a new (inactive) version of the same model",
-             responses=errors(401, 403, 404, 409, 422, 503))
+             response_model=TunedVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def save_threshold(body: ThresholdIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from .models import model_to_dict
