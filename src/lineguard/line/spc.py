@@ -222,8 +222,11 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
 
     ``groups``: (label, start, scores) in time order. The baseline is ``baseline`` (e.g.
     the scores of a reference window) or else the first ``baseline_groups`` subgroups
-    with parts, which are then not tested themselves. The alarm is the first later
-    subgroup of at least ``min_parts`` parts whose scores moved (see the comment above).
+    with parts, which are then not tested themselves. Each later subgroup of at least
+    ``min_parts`` parts is marked ``drift`` when its scores moved (see the comment above);
+    the alarm names the first of ``persist`` marked subgroups in a row, moved the same
+    way (subgroups too small to test neither break nor extend a run). So a camera moved
+    in the latest subgroup alarms one subgroup later.
     """
     points = []
     for label, start, s in groups:
