@@ -171,6 +171,9 @@ def test_drift_needs_a_practical_shift_not_only_significance():
 def test_drift_with_too_small_a_baseline_says_so():
     res = score_drift([("a", None, np.array([1.0, 2.0]))])
     assert not res.alarm and "not enough parts" in res.text
+    # a window that is all baseline says there was nothing to compare, not "steady"
+    res = score_drift(_stream(0, groups=5))
+    assert not res.alarm and "nothing to compare yet" in res.text
 
 
 # -- exact intervals and reviewed rates ------------------------------------------------
@@ -212,3 +215,22 @@ def test_review_rates_definitions():
 
 def test_rule_table_lists_the_rules_used():
     assert sorted(spc.RULES) == [1, 2, 3, 5, 6]
+
+
+# -- periods in the plant's time zone -------------------------------------------------------
+
+def test_hours_and_days_follow_daylight_saving_in_the_plant_zone():
+    from lineguard.line.spc_data import Periods
+    hours = Periods("hour", timezone="Europe/Berlin")
+    # 2026-10-25: clocks go back at 03:00 CEST to 02:00 CET; 02:00-03:00 local happens twice
+    first = hours.of(dt.datetime(2026, 10, 25, 0, 30))      # 02:30 CEST
+    second = hours.of(dt.datetime(2026, 10, 25, 1, 30))     # 02:30 CET
+    assert first == (dt.datetime(2026, 10, 25, 0, 0), "2026-10-25 02:00")
+    assert second == (dt.datetime(2026, 10, 25, 1, 0), "2026-10-25 02:00 (2nd)")
+    days = Periods("day", timezone="Europe/Berlin")
+    # the local day of 25 October has 25 hours: 22:00 UTC the day before to 23:00 UTC
+    assert days.of(dt.datetime(2026, 10, 25, 12, 0)) == (dt.datetime(2026, 10, 24, 22, 0), "2026-10-25")
+    assert days.of(dt.datetime(2026, 10, 25, 22, 59)) == (dt.datetime(2026, 10, 24, 22, 0), "2026-10-25")
+    assert days.of(dt.datetime(2026, 10, 25, 23, 0)) == (dt.datetime(2026, 10, 25, 23, 0), "2026-10-26")
+    # a shift starting 06:10 needs 1-minute slots in the database, whole quarters otherwise
+    assert Periods("shift", ("06:10", "18:10"), "UTC").slot_s == 60 and hours.slot_s == 900

@@ -91,7 +91,8 @@ def test_p_chart_through_the_api_matches_the_hand_computation(spc_station):
         assert [p["label"] for p in pts][:2] == ["2026-11-30 00:00", "2026-11-30 01:00"]
         assert pts[0]["start"] == "2026-11-30T00:00:00Z"
         assert pts[4]["ucl"] == pytest.approx(0.0793970, abs=1e-7) and pts[4]["rules"] == [1]
-        assert body["alarms"] == [{"index": 4, "label": "2026-11-30 04:00", "rule": 1, "text": body["alarms"][0]["text"]}]
+        assert [(a["index"], a["label"], a["rule"]) for a in body["alarms"]] == [(4, "2026-11-30 04:00", 1)]
+        assert body["alarms"][0]["text"].startswith("2026-11-30 04:00: defect rate above the control limit")
         # every line: L2's 300 parts join in
         all_lines = c.get("/api/v1/spc/p-chart", params={"line": "", "by": "hour", "since": "2026-11-30T00:00:00Z",
                                                          "until": "2026-11-30T10:00:00Z"}).json()
@@ -201,9 +202,41 @@ def test_bad_parameters_are_422_with_a_clear_message(spc_station, params, says):
 
 
 def test_reads_need_a_key_when_the_station_asks_for_one(spc_station):
-    from lineguard.line.config import StationConfig  # noqa: F401 - the setting under test
     st = spc_station()
     st.config.open_reads = False
     with client(st) as c:
         for path in ("/api/v1/spc/p-chart", "/api/v1/spc/scores", "/api/v1/spc/review-rates"):
             assert c.get(path).status_code == 401
+
+
+def test_the_database_groups_parts_into_whole_slots(spc_station):
+    # the work of a p-chart stays in the database only if it returns one row per slot:
+    # a slot number must be a whole number (15-minute slots since 1970, in UTC)
+    from sqlalchemy import select
+
+    from lineguard.line.spc_data import _slot_expr
+    st = spc_station()
+    add_parts(st, [(dt.datetime(2026, 11, 30, 0, 7, 30), "OK", 0.1), (dt.datetime(2026, 11, 30, 0, 14, 59), "OK", 0.1)])
+    expected = int((dt.datetime(2026, 11, 30) - dt.datetime(1970, 1, 1)).total_seconds()) // 900
+    with st.db.session() as s:
+        got = s.execute(select(_slot_expr(st.db, 900)).distinct()).scalars().all()
+    assert got == [expected] and isinstance(got[0], int)
+
+
+def test_scores_against_a_reference_window(spc_station):
+    st = spc_station()
+    rng = np.random.default_rng(1)
+    week_before = [(T0 - dt.timedelta(days=7, minutes=j), "OK", s) for j, s in enumerate(rng.normal(1.0, 0.2, 300))]
+    today = [(T0 + dt.timedelta(hours=h, minutes=j), "OK", s)
+             for h in range(4) for j, s in enumerate(rng.normal(1.2, 0.2, 40))]     # moved from the start
+    add_parts(st, week_before + today)
+    with client(st) as c:
+        q = {"by": "hour", "since": "2026-11-30T00:00:00Z", "until": "2026-11-30T04:00:00Z"}
+        # against its own first hours, a line that moved before the window looks steady
+        assert not c.get("/api/v1/spc/scores", params={**q, "baseline_subgroups": 2}).json()["drift"]["alarm"]
+        body = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z",
+                                                   "baseline_until": "2026-11-24T00:00:00Z"}).json()
+        assert body["baseline"]["n"] == 300 and body["baseline"]["since"] == "2026-11-22T00:00:00Z"
+        assert body["drift"]["alarm"] and body["drift"]["index"] == 0
+        r = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z"})
+        assert r.status_code == 422 and "baseline_until" in r.json()["error"]["message"]

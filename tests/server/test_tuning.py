@@ -181,3 +181,24 @@ def test_real_bundle_gets_new_thresholds_and_a_valid_hash(fitted_model_path, syn
         assert second.verdict == "NG" and second.threshold == pytest.approx(new_t)
     finally:
         st.close()
+
+
+def test_exported_onnx_gets_new_thresholds_with_its_graph_untouched():
+    # an exported model's file: protobuf fields (here a stand-in graph, field 7) and the
+    # lineguard manifest entry, sealed with its hash; only the manifest may change
+    from lineguard.line.tuning import rewrite_thresholds
+    from lineguard.runtime import onnx_file
+    graph = onnx_file._length_delimited(7, b"\x01graph bytes that must not move\x02" * 10)
+    manifest = {"format": "lineguard-onnx", "format_version": 1,
+                "calibration": {"threshold": 0.5, "review_threshold": 0.3, "pixel_threshold": 0.4}}
+    data, _ = onnx_file.seal(graph + onnx_file.manifest_entry(manifest))
+    new = rewrite_thresholds(data, {**manifest["calibration"], "threshold": 0.7, "review_threshold": 0.6})
+    digest = onnx_file.verify(new)                    # sealed again: the hash checks out
+    _, m2, d2 = onnx_file.load(new)
+    assert d2 == digest != onnx_file.verify(data)
+    assert m2["calibration"]["threshold"] == 0.7 and m2["calibration"]["review_threshold"] == 0.6
+    assert new.startswith(graph)
+    # a file of no known format, from a loader that cannot rewrite itself: refused, saying why
+    from lineguard.line.errors import InvalidModel
+    with pytest.raises(InvalidModel, match="neither a .lgm bundle nor an exported .onnx"):
+        rewrite_thresholds(b'{"some": "json"}', {"threshold": 1.0})

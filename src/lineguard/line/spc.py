@@ -222,8 +222,11 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
 
     ``groups``: (label, start, scores) in time order. The baseline is ``baseline`` (e.g.
     the scores of a reference window) or else the first ``baseline_groups`` subgroups
-    with parts, which are then not tested themselves. The alarm is the first later
-    subgroup of at least ``min_parts`` parts whose scores moved (see the comment above).
+    with parts, which are then not tested themselves. Each later subgroup of at least
+    ``min_parts`` parts is marked ``drift`` when its scores moved (see the comment above);
+    the alarm names the first of ``persist`` marked subgroups in a row, moved the same
+    way (subgroups too small to test neither break nor extend a run). So a camera moved
+    in the latest subgroup alarms one subgroup later.
     """
     points = []
     for label, start, s in groups:
@@ -256,10 +259,12 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
                            f"needs {min_parts}; widen the time window")
     first = None
     run: list[int] = []
+    tested = 0
     for i in range(first_tested, len(points)):
         p = points[i]
         if p.n < min_parts:
             continue
+        tested += 1
         s = scores[i][np.isfinite(scores[i])]
         p.shift, p.z = _rank_shift(base, s)
         p.drift = abs(p.z) > z_limit and abs(p.shift) >= min_shift
@@ -268,9 +273,13 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
             ([i] if p.drift else [])
         if len(run) >= persist and first is None:
             first = run[0]
+    if not tested:
+        return DriftResult(points, desc, False, None, None,
+                           f"nothing to compare yet: no subgroup after the baseline has {min_parts} parts or more; "
+                           "widen the time window or give a baseline window")
     if first is None:
         return DriftResult(points, desc, False, None, None,
-                           "scores are steady: no run of subgroups moved away from the baseline")
+                           f"scores are steady: no run of subgroups moved away from the baseline ({tested} compared)")
     p = points[first]
     word = "higher" if p.shift > 0 else "lower"
     text = (f"{p.label}: part scores are {word} than in the baseline ({p.shift + 0.5:.0%} of parts score above "

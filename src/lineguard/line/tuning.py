@@ -8,6 +8,7 @@ have made of it.
 """
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from typing import Any, Optional, Sequence
@@ -16,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ..vision.errors import BundleError
-from .errors import InvalidModel, InvalidRequest
+from .errors import InvalidModel, InvalidRequest, StationError
 from .orm import Inspection, ModelVersion
 
 # Calibration entries that state a guarantee of the thresholds the calibration chose
@@ -88,17 +89,30 @@ def _file_calibration(data: bytes) -> Optional[tuple[str, dict[str, Any]]]:
     return "lgm", dict(manifest.get("calibration") or {})
 
 
+# file key -> its calibration record. Model files are content-addressed, so an entry never
+# goes stale, and a model file of 100 MB is read and hashed once, not on every request.
+_CALIBRATIONS: dict[str, dict[str, Any]] = {}
+_CALIBRATIONS_LOCK = threading.Lock()
+
+
 def model_calibration(station: Any, mv: ModelVersion) -> dict[str, Any]:
     """The calibration record of a version (threshold, review_threshold, ...), read from
     its file; a model of another format (a custom loader) is asked for its own."""
+    with _CALIBRATIONS_LOCK:
+        hit = _CALIBRATIONS.get(mv.file_key)
+    if hit is not None:
+        return copy.deepcopy(hit)
     data = station.models.store.path(mv.file_key).read_bytes()
     found = _file_calibration(data)
     if found is not None:
-        return found[1]
-    insp = station.models.inspector(mv)
-    cal = dict(getattr(insp, "calibration", None) or {})
-    cal.setdefault("threshold", float(insp.threshold))
-    cal.setdefault("review_threshold", float(getattr(insp, "review_threshold", insp.threshold)))
+        cal = found[1]
+    else:
+        insp = station.models.inspector(mv)
+        cal = dict(getattr(insp, "calibration", None) or {})
+        cal.setdefault("threshold", float(insp.threshold))
+        cal.setdefault("review_threshold", float(getattr(insp, "review_threshold", insp.threshold)))
+    with _CALIBRATIONS_LOCK:
+        _CALIBRATIONS[mv.file_key] = copy.deepcopy(cal)
     return cal
 
 
@@ -107,26 +121,21 @@ def scored_as(cal: dict[str, Any], model_id: str) -> str:
     return str((cal.get("tuned") or {}).get("scored_as") or model_id)
 
 
-# file key -> the model id its scores are those of; files are content-addressed, so an
-# entry never goes stale
-_SCORED_AS: dict[str, str] = {}
-_SCORED_AS_LOCK = threading.Lock()
-
-
 def same_scores(station: Any, mv: ModelVersion) -> list[str]:
     """Model ids of every version of the product that scores parts exactly as ``mv``
     does: its source model and every version tuned from it (thresholds differ, scores not)."""
     def root_of(v: ModelVersion) -> str:
-        with _SCORED_AS_LOCK:
-            hit = _SCORED_AS.get(v.file_key)
-        if hit is None:
-            hit = scored_as(model_calibration(station, v), v.model_id)
-            with _SCORED_AS_LOCK:
-                _SCORED_AS[v.file_key] = hit
-        return hit
+        return scored_as(model_calibration(station, v), v.model_id)
 
     root = root_of(mv)
-    return sorted({mv.model_id, root} | {v.model_id for v in station.models.list(mv.product) if root_of(v) == root})
+    ids = {mv.model_id, root}
+    for v in station.models.list(mv.product):
+        try:
+            if root_of(v) == root:
+                ids.add(v.model_id)
+        except (StationError, BundleError, OSError):
+            continue   # a version whose file no longer loads judged nothing like this one
+    return sorted(ids)
 
 
 def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: Optional[float],
