@@ -98,9 +98,13 @@ LG.start(async (main) => {
         ` · backlog ${sk.backlog}`, sk.last_error ? h("div", {class: "error"}, sk.last_error) : null));
     }
     if (!s.sinks.length) items.push(h("p", {class: "muted"}, "No sinks set (no MQTT broker or webhook)."));
-    if (s.plc) {
-      items.push(h("div", {class: "panel"}, h("span", {class: "dot " + (s.plc.error_code ? "bad" : "ok")}),
-        h("b", {}, "PLC"), " ", Object.entries(s.plc).slice(0, 6).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")));
+    if (s.plc) {   // the Modbus handshake as the PLC sees it (line.plc_modbus snapshot)
+      const bad = s.plc.error || s.plc.error_code;
+      items.push(h("div", {class: "panel", id: "plc"}, h("span", {class: "dot " + (bad ? "bad" : "ok")}),
+        h("b", {}, "PLC", s.plc.port ? ` (Modbus :${s.plc.port})` : ""), " ",
+        bad ? `error ${s.plc.error_code}: ${s.plc.error_message || ""}`
+          : s.plc.busy ? "busy" : s.plc.trigger_ready ? "ready for a trigger" : "not ready",
+        s.plc.recipe !== undefined && s.plc.recipe !== null ? ` · recipe ${s.plc.recipe}` : ""));
     }
     for (const [what, msg] of Object.entries(s.faults || {})) {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
