@@ -35,6 +35,12 @@ if ! port_open 1883; then
   for _ in $(seq 20); do port_open 1883 && break; sleep 0.5; done
 fi
 
+# Debian's chromium for the browser tests (tests/browser: Playwright drives it headless; a
+# browser download by `playwright install` is never used). Fonts so pages render text.
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install --no-install-recommends chromium fonts-liberation || echo "services: chromium NOT installed (browser tests will be skipped)"
+fi
+
 for p in 5432 1883; do
   port_open $p && echo "services: port $p up" || echo "services: port $p NOT up (tests that need it will fail)"
 done

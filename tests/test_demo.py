@@ -1,12 +1,16 @@
 """`make demo`, the README's first command, end to end: synthetic line -> train -> eval
-report -> export -> a real station fed the test parts. About 25 s."""
+report -> export -> a real station fed the test parts. About 25 s. Then `lineguard demo`,
+which reuses that model and leaves the station and its app running."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,9 +24,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    """One demo folder for this file: `lineguard demo` below reuses the model made above."""
+    return tmp_path_factory.mktemp("demo") / "demo-line"
+
+
 @pytest.mark.slow
-def test_demo_line_runs_end_to_end(tmp_path):
-    root = tmp_path / "demo-line"
+def test_demo_line_runs_end_to_end(demo_root):
+    root = demo_root
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     r = subprocess.run([sys.executable, "-m", "lineguard.demo", "--dir", str(root), "--port", str(_free_port())],
                        capture_output=True, text=True, timeout=600, env=env)
@@ -37,3 +47,46 @@ def test_demo_line_runs_end_to_end(tmp_path):
     assert escapes <= 0.1 * ng and false_rejects <= 0.2 * ok
     for made in ("cell.lgm", "cell.onnx", "report/index.html", "station/lineguard.db"):
         assert (root / made).exists(), made
+
+
+@pytest.mark.slow
+def test_lineguard_demo_leaves_the_app_open_with_a_key(demo_root):
+    """`lineguard demo` (a pip user has no Makefile): the station and its operator app stay up,
+    with a key to sign in with, and parts keep coming until Ctrl-C."""
+    import httpx
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lineguard", "demo", "--dir", str(demo_root),
+                             "--port", str(_free_port()), "--feed-every", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    out = []
+    try:
+        deadline = time.monotonic() + 600
+        m = None
+        while time.monotonic() < deadline and m is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            m = re.search(r"open (http://127\.0\.0\.1:\d+)/app/ and sign in with the API key (\S+) \(admin", line)
+        assert m, "".join(out)[-3000:]
+        base, key = m.groups()
+        with httpx.Client(base_url=base, timeout=10) as c:
+            assert c.get("/app/").status_code == 200
+            assert c.post("/api/v1/session", json={"api_key": key}).json()["role"] == "admin"
+            day = {"since": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).isoformat()}
+
+            def parts() -> int:
+                return sum(r["parts"] for r in c.get("/api/v1/lines/summary", params=day).json()["lines"])
+
+            first = parts()
+            assert first >= 60                                # the demo line's test parts
+            time.sleep(1.5)
+            assert parts() > first                            # and more keep coming
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("`lineguard demo` did not stop on Ctrl-C within 30 s")
+    assert rc == 0, "".join(out)[-2000:]

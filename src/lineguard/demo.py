@@ -8,9 +8,11 @@
    line, then prints verdicts, false rejects and escapes as the plant would see them.
 
     python -m lineguard.demo [--dir demo-line] [--serve]
+    lineguard demo [--dir demo-line]          (the same, with the station left running)
 
-With --serve the station keeps running (Ctrl-C to stop) so its API can be explored at
-http://127.0.0.1:8765/docs.
+With --serve (always with `lineguard demo`) the station keeps running, Ctrl-C to stop: the
+operator app at http://127.0.0.1:8765/app/ (an admin key to sign in with is printed) and
+the API docs at /docs, while the test parts keep coming so the line view moves.
 """
 from __future__ import annotations
 
@@ -47,11 +49,26 @@ def main() -> None:
     ap.add_argument("--dir", default="demo-line", type=Path)
     ap.add_argument("--serve", action="store_true", help="keep the station running after the demo line")
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--feed-every", type=float, default=2.0,
+                    help="with --serve: send the next test part every this many seconds (0: stop feeding)")
     a = ap.parse_args()
-    root: Path = a.dir
+    run_demo(a.dir, a.port, a.serve, a.feed_every)
+
+
+def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float = 2.0,
+             reuse: bool = False) -> None:
+    """The whole demo; with ``keep`` the station and its app stay up until Ctrl-C; with
+    ``reuse`` a model already made in ``root`` is used again (a second run starts in seconds)."""
     data = root / "data" / "cell"
     model = root / "cell.lgm"
     report = root / "report"
+    edge_model = root / "cell.onnx"
+    if reuse and edge_model.exists() and (data / "test").exists():
+        rule("1-4. the demo line's product and model are already made")
+        say(f"using {edge_model} (delete {root} to start over)")
+        rule("5. a station on the line, running the exported model")
+        run_station(root, edge_model, data, port, keep, feed_every)
+        return
 
     rule("1. a synthetic product line")
     if not (data / "train").exists():
@@ -69,14 +86,13 @@ def main() -> None:
     say(_run(["eval", str(data), "--model", str(model), "-o", str(report)]).rstrip())
 
     rule("4. export it for the line PC (ONNX: no torch needed there)")
-    edge_model = root / "cell.onnx"
     say(_run(["export", str(model), "--format", "onnx", "-o", str(edge_model)]).strip())
 
     rule("5. a station on the line, running the exported model")
-    run_station(root, edge_model, data, a.port, a.serve)
+    run_station(root, edge_model, data, port, keep, feed_every)
 
 
-def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> None:
+def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed_every: float = 2.0) -> None:
     import httpx
 
     station = root / "station"
@@ -98,14 +114,12 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
                 raise SystemExit(f"station did not start; see {root / 'station.log'}")
             time.sleep(0.5)
         parts = sorted((p for p in (data / "test").glob("*/*.png")), key=lambda p: p.name + p.parent.name)
-        counts = {"OK": 0, "NG": 0, "false_rejects": 0, "escapes": 0}
+        counts = {"OK": 0, "NG": 0, "REVIEW": 0, "false_rejects": 0, "escapes": 0}
         lat = []
         with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
             for i, p in enumerate(parts):
                 t = time.perf_counter()
-                r = c.post("/api/v1/inspections", files={"image": (p.name, p.read_bytes(), "image/png")},
-                           data={"part_id": f"cell-{i:04d}-{p.parent.name}", "line": "L1", "station": "S1",
-                                 "product": "cell"})
+                r = _send(c, p, f"cell-{i:04d}-{p.parent.name}")
                 lat.append((time.perf_counter() - t) * 1000)
                 r.raise_for_status()
                 v = r.json()["verdict"]
@@ -120,7 +134,14 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
         say(f"every inspection is stored under {station}; API docs: {base}/docs; "
             f"report: {root / 'report' / 'index.html'}")
         if keep:
-            say(f"station running at {base} (operator key {key}); Ctrl-C to stop")
+            admin = _run(["keys", "create", "--data", str(station), "--role", "admin", "--name", "demo-admin"])
+            admin = admin.strip().split()[-1]
+            rule("6. the operator app")
+            say(f"open {base}/app/ and sign in with the API key {admin} (admin: every page)\n"
+                f"the feeder's operator key is {key}; API docs at {base}/docs. Ctrl-C stops the station.")
+            if feed_every > 0:
+                say(f"a test part every {feed_every:g} s keeps the line view moving")
+                _keep_feeding(base, key, parts, feed_every, srv)
             srv.wait()
     except KeyboardInterrupt:
         pass
@@ -132,6 +153,26 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool) -> N
             except subprocess.TimeoutExpired:
                 srv.kill()
         log.close()
+
+
+def _send(c, path: Path, part_id: str):
+    return c.post("/api/v1/inspections", files={"image": (path.name, path.read_bytes(), "image/png")},
+                  data={"part_id": part_id, "line": "L1", "station": "S1", "product": "cell"})
+
+
+def _keep_feeding(base: str, key: str, parts: list, every: float, srv: subprocess.Popen) -> None:
+    """Send the test parts again, round after round, under new part ids, until Ctrl-C."""
+    import httpx
+    n = 0
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
+        while srv.poll() is None:
+            p = parts[n % len(parts)]
+            try:
+                _send(c, p, f"cell-r{n // len(parts) + 1}-{n % len(parts):04d}-{p.parent.name}")
+            except httpx.HTTPError:
+                pass   # the station is stopping, or busy: the next part tries again
+            n += 1
+            time.sleep(every)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
             "outbox_deliveries", "outbox_sinks", "line_signals"} <= names
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -249,13 +249,13 @@ def test_review_verdict_is_stored_queried_counted_and_kept_out_of_retraining(sta
     from lineguard.line.station import inspection_to_dict
     assert inspection_to_dict(stored)["review_threshold"] == pytest.approx(0.3)
     assert 'verdict="REVIEW"' in st.metrics.render().decode()
-    # retraining learns from OK parts and from parts a person labelled good, never from
-    # an unreviewed REVIEW part
+    # retraining learns from parts a person labelled good, never from an unreviewed
+    # REVIEW part (nor an unreviewed OK one: see test_model_lifecycle)
     ok2 = st.inspect(png_bytes(35, seed=63), part("b-ok2", serial="x")).record
-    keys = st.jobs.good_part_keys("cell", "", 100)
+    keys = [k for k, _why in st.jobs.good_part_keys("cell", "", 100)]
     assert rv.image_key not in keys and ng.image_key not in keys and ok2.image_key is None
     st.review(rv.id, "good", "anna", "just a stain")
-    assert st.jobs.good_part_keys("cell", "", 100) == [rv.image_key]
+    assert st.jobs.good_part_keys("cell", "", 100) == [(rv.image_key, "confirmed")]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -291,7 +291,7 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(backen
         old.dispose()
         st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
         with st.db.session() as s:
-            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         (before,) = st.query(part_id="old-1")
         assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)

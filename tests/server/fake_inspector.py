@@ -27,13 +27,23 @@ class FakeInspector:
         self.model_version = version
         self.delay_s = delay_s
         self.model_id = ""
+        self.calibration: dict = {}
 
     def to_bytes(self) -> bytes:
         d = {"fake_lineguard_model": True, "threshold": self.threshold,
              "version": self.model_version, "delay_s": self.delay_s}
         if self.review_threshold < self.threshold:
             d["review_threshold"] = self.review_threshold
+        if self.calibration:
+            d["calibration"] = self.calibration
         return json.dumps(d).encode()
+
+    def with_calibration(self, calibration: dict) -> bytes:
+        """This model's file with other thresholds (what threshold tuning saves)."""
+        t = float(calibration["threshold"])
+        out = FakeInspector(t, self.model_version, self.delay_s, calibration.get("review_threshold", t))
+        out.calibration = calibration
+        return out.to_bytes()
 
     def save(self, path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -49,6 +59,7 @@ class FakeInspector:
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"))
+        insp.calibration = d.get("calibration") or {}
         if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
             insp.bank = np.zeros(d["bank_shape"], np.float32)
         if d.get("input_size"):
@@ -113,15 +124,17 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--max-megapixels", type=float, default=26.0)
     ap.add_argument("--power-safe", action="store_true")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--audit-sample-rate", type=float, default=0.02)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--webhook", default=None)
+    ap.add_argument("--open-reads", action="store_true")
     a = ap.parse_args(argv)
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
                         max_image_pixels=int(a.max_megapixels * 1e6),
                         sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
-                        webhook_url=a.webhook)
+                        webhook_url=a.webhook, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)
 
 

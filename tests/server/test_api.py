@@ -9,8 +9,8 @@ import pytest
 from .conftest import ServerProc, fake_model_bytes, make_keys, png_bytes, post_part
 
 
-def _count(srv, **filters) -> int:
-    with srv.client() as c:
+def _count(srv, key: str, **filters) -> int:
+    with srv.client(key) as c:
         return len(c.get("/api/v1/inspections", params={"limit": 1000, **filters}).json()["items"])
 
 
@@ -60,7 +60,7 @@ def test_resubmission_is_idempotent(fake_server):
         assert again.status_code == 200 and again.json()["created"] is False
         assert again.json()["id"] == first.json()["id"]
         assert c.get("/metrics").text.count("lineguard_parts_total") == before.count("lineguard_parts_total")
-        assert _count(fake_server, part_id="part-idem") == 1
+        assert _count(fake_server, fake_server.keys["operator"], part_id="part-idem") == 1
         # the same image under another part id is another part
         other = post_part(c, img, "part-idem-2")
         assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
@@ -100,7 +100,7 @@ def test_write_endpoints_need_a_key_with_the_right_role(fake_server):
 @pytest.mark.parametrize("case", ["not_image", "corrupt", "oversize", "empty", "missing_field",
                                   "unknown_product", "no_active_model", "bad_field"])
 def test_bad_uploads_are_refused_and_nothing_is_stored(fake_server, case):
-    before_rows, before_files = _count(fake_server), _stored_files(fake_server)
+    before_rows, before_files = _count(fake_server, fake_server.keys["operator"]), _stored_files(fake_server)
     good = png_bytes(50, seed=8)
     with fake_server.client(fake_server.keys["operator"]) as c:
         if case == "not_image":
@@ -135,7 +135,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(fake_server, case):
     assert r.status_code == want, r.text
     err = r.json()["error"]
     assert err["code"] and err["message"]
-    assert _count(fake_server) == before_rows
+    assert _count(fake_server, fake_server.keys["operator"]) == before_rows
     assert _stored_files(fake_server) == before_files
 
 
@@ -209,7 +209,9 @@ def test_models_upload_activate_rollback_train(fake_server):
         e.post("/api/v1/models", files={"file": ("m.lgm", fake_model_bytes(0.5, "seed"))},
                data={"product": "p3", "activate": "true"})
         for i in range(10):
-            post_part(op, png_bytes(30 + i, seed=500 + i), f"t-{i}", product="p3")
+            rec = post_part(op, png_bytes(30 + i, seed=500 + i), f"t-{i}", product="p3").json()
+            # retraining learns only from parts a person confirmed good (or the audit sample)
+            assert op.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "good"}).status_code == 200
         job = e.post("/api/v1/models/p3/train", json={"activate": True, "min_images": 5})
         assert job.status_code == 202, job.text
         jid = job.json()["id"]
@@ -242,7 +244,7 @@ def test_model_that_fails_to_load_answers_503(tmp_path):
         with srv.client(keys["operator"]) as c:
             r = post_part(c, png_bytes(50, seed=9), "p-503")
             assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
-        assert _count(srv) == 0
+        assert _count(srv, keys["operator"]) == 0
     finally:
         srv.stop()
 

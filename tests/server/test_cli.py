@@ -50,7 +50,7 @@ def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
         assert len(done) == 3 and len(failed) == 1, err
         assert "not_an_image" in (inbox / "failed" / "junk.png.reason.txt").read_text() or \
             "415" in (inbox / "failed" / "junk.png.reason.txt").read_text()
-        with srv.client() as c:
+        with srv.client(op) as c:
             items = c.get("/api/v1/inspections", params={"line": "L1"}).json()["items"]
         assert sorted(x["part_id"] for x in items) == ["part-0", "part-1", "part-2"]
         assert {x["station"] for x in items} == {"watch"}

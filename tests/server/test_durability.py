@@ -55,7 +55,7 @@ def test_kill9_mid_stream_keeps_every_acknowledged_inspection(tmp_path, backend)
             t.join(timeout=30)
         assert len(acked) >= 40
         srv = ServerProc(data, extra=extra).start()
-        with srv.client() as c:
+        with srv.client(keys["operator"]) as c:
             rows = []
             cursor = None
             while True:

@@ -180,7 +180,7 @@ def test_gif_is_stored_and_served_as_gif(small_station):
                                   "/api/v1/inspections?since=0001-01-01T00:00:00%2B14:00",
                                   "/api/v1/inspections?until=9999-12-31T23:59:59-14:00"])
 def test_numbers_and_dates_out_of_range_are_4xx_not_500(small_station, path):
-    with small_station.client() as c:
+    with small_station.client(small_station.keys["operator"]) as c:
         r = c.get(path)
     assert r.status_code in (404, 422), r.text
     assert r.json()["error"]["message"]

@@ -62,7 +62,10 @@ def test_train_new_version_from_stored_good_parts(real_server):
     from lineguard.vision.synth import make_part
     with real_server.client(real_server.keys["operator"]) as c:
         for seed in range(2000, 2012):
-            assert post_part(c, _png(make_part(seed, size=128)[0]), f"tg-{seed}", product="cell").status_code == 201
+            r = post_part(c, _png(make_part(seed, size=128)[0]), f"tg-{seed}", product="cell")
+            assert r.status_code == 201
+            # retraining learns only from parts a person confirmed good (or the audit sample)
+            assert c.post(f"/api/v1/inspections/{r.json()['id']}/review", json={"label": "good"}).status_code == 200
     with real_server.client(real_server.keys["engineer"]) as e:
         r = e.post("/api/v1/models/cell/train", json={"image_size": 128, "min_images": 10, "activate": True,
                                                       "false_reject_rate": 0.05})
@@ -77,9 +80,11 @@ def test_train_new_version_from_stored_good_parts(real_server):
             time.sleep(0.1)
         assert st["status"] == "done", st
         assert st["result"]["version"] == 2 and st["result"]["images"] >= 10
-        active = [m["version"] for m in e.get("/api/v1/models", params={"product": "cell"}).json()["items"]
-                  if m["active"]]
-        assert active == [2]
+        active = [m for m in e.get("/api/v1/models", params={"product": "cell"}).json()["items"] if m["active"]]
+        assert [m["version"] for m in active] == [2]
+        # what it was trained from and its thresholds, read from the bundle at registration
+        assert active[0]["detector"] == "patchcore" and active[0]["threshold"] > 0
+        assert active[0]["train_images"] >= 10 and "reviewed good" in active[0]["trained_from"]
     with real_server.client(real_server.keys["operator"]) as c:
         r = post_part(c, _png(make_part(3000, size=128)[0]), "after-train")
         assert r.json()["model"]["registry_version"] == 2

@@ -18,6 +18,8 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     _station = None
 if _station is not None:
     _station.register(app)
+    from . import demo as _demo  # noqa: E402
+    _demo.register(app)
 
 from . import plc as _plc  # noqa: E402  (its clients are imported when it runs)
 _plc.register(app)

@@ -18,14 +18,14 @@ def keys_app() -> None:
 def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
             webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
-            max_megapixels: float = 26.0):
+            max_megapixels: float = 26.0, open_reads: bool = False):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                              max_image_pixels=int(max_megapixels * 1e6),
                              retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
                              mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
-                             runtime=runtime, precision=precision)
+                             runtime=runtime, precision=precision, open_reads=open_reads)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -47,6 +47,9 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                    "a reduced scale when that fits, other formats refused with 413).")
 @click.option("--ok-sample-rate", type=float, default=1.0, show_default=True,
               help="Share of OK part images kept (NG images are always kept).")
+@click.option("--audit-sample-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Share of parts kept at random whatever their verdict (the audit sample retraining may learn "
+                   "from, with the parts reviewed as good).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -80,6 +83,9 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
               help="With a PLC port: a part without a verdict this long after its trigger is answered NG "
                    "(ResultCode 10).")
+@click.option("--open-reads", is_flag=True, envvar="LINEGUARD_OPEN_READS",
+              help="Let anyone who reaches the station read inspections and part images without a key or "
+                   "sign-in (dashboards on a closed network). Off by default: part images are the plant's IP.")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
@@ -88,10 +94,10 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
           plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...],
           plc_line: Optional[str],
-          inspection_window_ms: float, power_safe: bool) -> None:
+          inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
-    from ..server.app import StartupError, create_app, open_station
+    from ..server.app import StartupError, create_app, open_station, run_server
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
@@ -102,16 +108,16 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
-                  precision, max_megapixels)
+                  precision, max_megapixels, open_reads)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
+    cfg.audit_sample_rate = audit_sample_rate
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
         station = open_station(cfg, str(model) if model else None, product, line)
     except StartupError as exc:
         fail(str(exc))
-    import uvicorn
     plcs: list = []
     grabber = None
     try:
@@ -150,8 +156,11 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                 click.echo(f"PLC handshake: {name} on {host}:{plc_port}, recipes {plc_recipes}, "
                            f"images from {plc_camera if grabber is not None else plc_images}")
             station.plc = plcs[0] if len(plcs) == 1 else plcs
-        click.echo(f"lineguard station on http://{host}:{port}  (API docs: http://{host}:{port}/docs, data: {data})")
-        uvicorn.run(create_app(cfg, station=station), host=host, port=port, log_level="info", access_log=False)
+        click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
+                   f"API docs: http://{host}:{port}/docs, data: {data})")
+        if open_reads:
+            click.echo("reads are open: anyone who reaches this port can see inspections and part images")
+        run_server(create_app(cfg, station=station), host=host, port=port, log_level="info")
     finally:
         for plc in plcs:
             plc.close()
@@ -329,5 +338,6 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
 
 
 def register(app: click.Group) -> None:
-    for cmd in (serve, keys_app, watch, camera):
+    from .access import users_app   # also adds `keys list` and `keys revoke`
+    for cmd in (serve, keys_app, users_app, watch, camera):
         app.add_command(cmd)

@@ -53,10 +53,19 @@ def verify_key(session: Session, key: str) -> Optional[ApiKey]:
 
 
 def revoke_key(session: Session, key_id: int) -> bool:
+    """Revoke a key and end the sessions signed in with it; False if there is no such key.
+
+    Raises :class:`~lineguard.line.errors.Conflict` for the station's last active admin.
+    """
+    from sqlalchemy import delete
+    from .orm import SignInSession
+    from .users import refuse_last_admin
     row = session.get(ApiKey, key_id)
     if row is None:
         return False
+    refuse_last_admin(session, row.role, not row.revoked, f"key {row.id} ({row.name or 'key-' + row.prefix})")
     row.revoked = True
+    session.execute(delete(SignInSession).where(SignInSession.key_id == row.id))
     return True
 
 
@@ -83,6 +92,29 @@ class KeyCache:
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1], hit[2], hit[3]
+
+    def get_entry(self, key: str) -> Optional[tuple]:
+        """What :meth:`put_entry` stored for ``key`` less than ``ttl_s`` ago, else None."""
+        import time
+        hit = self._hits.get(_hash(key))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1:]
+
+    def put_entry(self, key: str, entry: tuple, gen: int) -> None:
+        """Remember any verified credential (e.g. a session token) like :meth:`put` does a key."""
+        import time
+        with self._lock:
+            if gen != self._gen:
+                return
+            if len(self._hits) > 10_000:
+                self._hits.clear()
+            self._hits[_hash(key)] = (time.monotonic() + self.ttl_s, *entry)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._gen += 1
+            self._hits.pop(_hash(key), None)
 
     def generation(self) -> int:
         return self._gen

@@ -70,7 +70,17 @@ class StationConfig:
     # None = max_image_pixels, i.e. one maximum-size part at a time, small parts freely.
     max_pixels_in_flight: Optional[int] = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    open_reads: bool = True                  # GET endpoints without a key (dashboards on the plant LAN)
+    # GET endpoints without a key or session: off, as part images are the plant's IP;
+    # on (``serve --open-reads``) only where every reader on the network may see them
+    open_reads: bool = False
+    # how long a sign-in lasts (fixed from sign-in, not extended by use): a shift and a margin
+    session_hours: float = 12.0
+    # Share of parts kept at random whatever their verdict and the retention policy, and
+    # flagged: an unbiased sample of the line (rare defects at the line's own rate) that
+    # retraining may learn from, unlike the OK parts, which are what the old model passed.
+    audit_sample_rate: float = 0.02
+    # Parts waiting for the shadow model (see line.shadow); beyond it they are dropped.
+    shadow_queue: int = 8
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
     webhook_url: Optional[str] = None
     mqtt_url: Optional[str] = None           # mqtt://host:port
@@ -99,6 +109,12 @@ class StationConfig:
             raise ValueError(f"max_batch must be at least 1 (1 = one part at a time), got {self.max_batch}")
         if not 0 <= self.batch_window_ms <= 1000:
             raise ValueError(f"batch_window_ms must be between 0 and 1000, got {self.batch_window_ms}")
+        if not 0 < self.session_hours <= 24 * 30:
+            raise ValueError(f"session_hours must be above 0 and at most 720 (30 days), got {self.session_hours}")
+        if not 0 <= self.audit_sample_rate <= 1:
+            raise ValueError(f"audit_sample_rate must be between 0 and 1, got {self.audit_sample_rate}")
+        if self.shadow_queue < 1:
+            raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:
             raise ValueError(f"max_image_pixels must be at least 64, got {self.max_image_pixels}")
         if self.max_concurrent_decodes < 1:
@@ -137,6 +153,7 @@ _ENV = {
     "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", int),
     "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", int),
     "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
+    "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),
     "LINEGUARD_MAX_BATCH": ("max_batch", int),
@@ -145,4 +162,16 @@ _ENV = {
     "LINEGUARD_PRECISION": ("precision", str),
     "LINEGUARD_SHIFT_STARTS": ("shift_starts", lambda v: tuple(v.split(","))),
     "LINEGUARD_TIMEZONE": ("timezone", str),
+    "LINEGUARD_OPEN_READS": ("open_reads", lambda v: env_flag("LINEGUARD_OPEN_READS", v)),
+    "LINEGUARD_SESSION_HOURS": ("session_hours", float),
 }
+
+
+def env_flag(var: str, value: str) -> bool:
+    """A yes/no setting from the environment; ValueError naming the variable if it is neither."""
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{var}={value!r}: use 1/true/yes/on or 0/false/no/off")

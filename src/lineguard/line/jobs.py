@@ -1,4 +1,4 @@
-"""Background jobs of a station (training a new model version from stored good parts).
+"""Background jobs of a station (training a new model version from reviewed or sampled parts).
 
 Jobs run one at a time on a worker thread; their state is a database row so any
 process (and the operator after a restart) can see it. A job that was running when the
@@ -23,9 +23,24 @@ log = logging.getLogger("lineguard.jobs")
 Trainer = Callable[..., Any]
 
 
+# What retraining may learn from. Never the unreviewed OK parts: they are what the old
+# model passed, its missed defects among them, and their scores all lie below the old
+# threshold, so a threshold set on them inherits the old cut.
+SOURCES = ("confirmed", "sample", "both")
+
+
 def default_trainer(images: list[Path], **params: Any) -> Any:
     from ..vision.inspector import Inspector
+    # holdout 0: every part enters the model and sets the threshold by cross-fitting,
+    # each scored by a model that did not learn from it (see Inspector.fit)
+    params.setdefault("holdout", 0.0)
     return Inspector.fit([str(p) for p in images], **params)
+
+
+def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> str:
+    what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts not reviewed as defects",
+            "both": "parts reviewed as good and audit-sample parts not reviewed as defects"}[source]
+    return f"{n} {what} ({n_confirmed} reviewed good, {n_sample} audit sample)"
 
 
 class JobRunner:
@@ -40,14 +55,20 @@ class JobRunner:
         self._thread.start()
 
     def submit_training(self, product: str, line: str = "", limit: int = 200, min_images: int = 10,
-                        activate: bool = False, by: Optional[str] = None, **fit_params: Any) -> Job:
-        good = self.good_part_keys(product, line, limit)
+                        activate: bool = False, by: Optional[str] = None, source: str = "both",
+                        **fit_params: Any) -> Job:
+        if source not in SOURCES:
+            from .errors import InvalidRequest
+            raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        good = self.good_part_keys(product, line, limit, source)
         if len(good) < min_images:
-            raise StationError(f"only {len(good)} stored good parts of product {product!r}"
-                               + (f" on line {line!r}" if line else "") + f"; at least {min_images} are needed. "
-                               "Keep more OK images (retention ok_sample_rate) or upload a model trained offline")
+            raise StationError(f"only {len(good)} stored parts of product {product!r}"
+                               + (f" on line {line!r}" if line else "") + f" to learn from (source {source!r}: "
+                               f"{describe_sources(source, len(good), *self._counts(good))}); at least {min_images} "
+                               "are needed. Review more parts as good, raise the audit sample rate "
+                               "(--audit-sample-rate) or choose source 'both', or upload a model trained offline")
         params = {"product": product, "line": line, "limit": limit, "activate": activate, "by": by,
-                  "fit": fit_params}
+                  "source": source, "fit": fit_params}
         with self.station.db.session() as s:
             job = Job(kind="train", status="queued", progress=0.0, params=params)
             s.add(job)
@@ -55,21 +76,33 @@ class JobRunner:
         self._q.put(job.id)
         return job
 
-    def good_part_keys(self, product: str, line: str, limit: int) -> list[str]:
-        """Image keys of parts judged OK and not overruled, or reviewed as good; newest first.
+    def good_part_keys(self, product: str, line: str, limit: int, source: str = "both") -> list[tuple[str, str]]:
+        """(image key, why) of the parts training may learn from, newest first.
 
-        A part judged REVIEW (or NG) is learned from only once a person has labelled it
-        good: the model was unsure of it, and learning an unreviewed defect as good
-        would teach the next version to pass it."""
-        q = (select(Inspection.image_key).where(Inspection.product == product, Inspection.image_key.is_not(None))
-             .where(or_(Inspection.review_label == "good",
-                        (Inspection.verdict == "OK") & or_(Inspection.review_label.is_(None),
-                                                           Inspection.review_label != "defect")))
+        ``why`` is "confirmed" (a person reviewed it as good, whatever the model said) or
+        "sample" (in the random audit sample and not reviewed as a defect). The audit
+        sample holds the line's rare defects at the line's own rate; reviewed defects are
+        left out, and the detectors' defaults are robust to the few left unreviewed.
+        """
+        confirmed = Inspection.review_label == "good"
+        sample = Inspection.audit_sample.is_(True) & or_(Inspection.review_label.is_(None),
+                                                         Inspection.review_label != "defect")
+        which = {"confirmed": confirmed, "sample": sample, "both": or_(confirmed, sample)}[source]
+        q = (select(Inspection.image_key, Inspection.review_label)
+             .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
              .order_by(Inspection.id.desc()).limit(limit))
         if line:
             q = q.where(Inspection.line == line)
+        keys: dict[str, str] = {}
         with self.station.db.session() as s:
-            return list(dict.fromkeys(s.scalars(q)))
+            for key, label in s.execute(q):
+                keys.setdefault(key, "confirmed" if label == "good" else "sample")
+        return list(keys.items())
+
+    @staticmethod
+    def _counts(parts: list[tuple[str, str]]) -> tuple[int, int]:
+        n_confirmed = sum(1 for _k, why in parts if why == "confirmed")
+        return n_confirmed, len(parts) - n_confirmed
 
     def get(self, job_id: int) -> Job:
         with self.station.db.session() as s:
@@ -97,22 +130,26 @@ class JobRunner:
     def _train(self, job_id: int) -> None:
         job = self.get(job_id)
         p = job.params
-        self._set(job_id, status="running", progress=0.05, message="collecting stored good parts")
-        keys = self.good_part_keys(p["product"], p["line"], p["limit"])
-        paths = [self.station.images.path(k) for k in keys if self.station.images.exists(k)]
-        self._set(job_id, progress=0.15, message=f"training on {len(paths)} good parts")
+        source = p.get("source", "both")
+        self._set(job_id, status="running", progress=0.05, message="collecting the parts to learn from")
+        parts = [(k, why) for k, why in self.good_part_keys(p["product"], p["line"], p["limit"], source)
+                 if self.station.images.exists(k)]
+        paths = [self.station.images.path(k) for k, _why in parts]
+        trained_from = describe_sources(source, len(paths), *self._counts(parts))
+        self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         insp = self.trainer(paths, **(p.get("fit") or {}))
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:
             path = Path(tmp) / "model.lgm"
             insp.save(path)
             data = path.read_bytes()
-        mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on "
-                                    f"{len(paths)} stored good parts", by=p.get("by"), activate=p["activate"])
+        mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
+                                    by=p.get("by"), activate=p["activate"], train_images=len(paths),
+                                    trained_from=f"job {job_id}: {trained_from}")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(),
                   message=f"version {mv.version} registered" + (" and activated" if p["activate"] else ""),
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
-                          "model_id": mv.model_id, "images": len(paths)})
+                          "model_id": mv.model_id, "images": len(paths), "source": source})
 
     def close(self) -> None:
         self._q.put(None)

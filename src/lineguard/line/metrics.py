@@ -29,6 +29,9 @@ class StationMetrics:
                                         ["sink"], registry=self.registry)
         self.outbox_failures = Counter("lineguard_outbox_failures", "Failed delivery attempts (retried)",
                                        ["sink"], registry=self.registry)
+        # a shadow model's parts (see line.shadow): judged, dropped (it fell behind), failed
+        self.shadow_parts = Counter("lineguard_shadow_parts", "Parts handed to a shadow model, by outcome",
+                                    ["outcome"], registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
 

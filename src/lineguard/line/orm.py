@@ -64,6 +64,64 @@ class Inspection(Base):
     reviewer: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     review_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     reviewed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    defect_type: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)   # latest review's
+    # kept at random whatever the verdict (StationConfig.audit_sample_rate): the unbiased
+    # sample of the line that retraining may learn from
+    audit_sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class Review(Base):
+    """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_inspection_id", "inspection_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id"))
+    label: Mapped[str] = mapped_column(String(20))                       # good | defect
+    defect_type: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    reviewer: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    verdict_at_review: Mapped[str] = mapped_column(String(16))          # what the model had said
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProductSettings(Base):
+    """Settings of one product (the defect types its reviewers choose from)."""
+
+    __tablename__ = "products"
+
+    product: Mapped[str] = mapped_column(String(100), primary_key=True)
+    defect_types: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+
+
+class ModelShadow(Base):
+    """The candidate version judging every new part of a product/line beside the active one."""
+
+    __tablename__ = "model_shadows"
+
+    product: Mapped[str] = mapped_column(String(100), primary_key=True)
+    line: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+
+
+class ShadowResult(Base):
+    """A shadow version's verdict on one part: stored for comparison, never signalled."""
+
+    __tablename__ = "shadow_results"
+    __table_args__ = (UniqueConstraint("model_version_id", "inspection_id", name="uq_shadow_results_version_part"),
+                      Index("ix_shadow_results_inspection_id", "inspection_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ModelVersion(Base):
@@ -90,6 +148,13 @@ class ModelVersion(Base):
     uploaded_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    # read from the bundle at upload, so listing versions loads no model (None: uploaded
+    # before these were recorded)
+    threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    review_threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    detector: Mapped[Optional[str]] = mapped_column(String(50), nullable=True)
+    train_images: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    trained_from: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
 
 
 class ModelActivation(Base):
@@ -103,6 +168,9 @@ class ModelActivation(Base):
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     activated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     activated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    # undone by a rollback: the next rollback walks past it (None: it stands)
+    rolled_back_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    rolled_back_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
 class ApiKey(Base):
@@ -204,3 +272,34 @@ class LineSignal(Base):
     reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     triggered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     answered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    """A person who signs in with a name and password (keys are for machines and scripts)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    # "scrypt$n$r$p$salt$hash" (see line.users); never the password itself
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SignInSession(Base):
+    """A browser's signed-in session, made from a key or a user (exactly one of them).
+
+    Only the sha256 of the cookie's token is stored. The session acts with its key's or
+    user's current standing: revoking the key or disabling the user ends it.
+    """
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[Optional[int]] = mapped_column(ForeignKey("api_keys.id"), nullable=True, index=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

@@ -143,7 +143,8 @@ class ModelRegistry:
 
     # -- versions ---------------------------------------------------------------
     def add(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
-            by: Optional[str] = None, activate: bool = False) -> ModelVersion:
+            by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
+            trained_from: Optional[str] = None) -> ModelVersion:
         """Validate a bundle by loading it, store it, and register it as the next version."""
         if not product:
             raise InvalidModel("product is required: name the product this model inspects")
@@ -175,7 +176,8 @@ class ModelRegistry:
                 ModelVersion.product == product, ModelVersion.line == line)) or 0) + 1
             mv = ModelVersion(product=product, line=line, version=nxt, model_id=model_id,
                               model_version=str(getattr(insp, "model_version", "") or ""),
-                              file_key=key, note=note, uploaded_by=by, active=False)
+                              file_key=key, note=note, uploaded_by=by, active=False,
+                              train_images=train_images, trained_from=trained_from, **model_facts(insp))
             s.add(mv)
             s.flush()
             if activate:
@@ -218,22 +220,49 @@ class ModelRegistry:
         return mv
 
     def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
-        """Re-activate the version that was active before the current one."""
+        """Undo the standing activation: go back to the version active before it.
+
+        Each rollback marks the activation it undoes (``rolled_back_at``) and the next
+        one walks past it, so rollbacks go back through the history (v3 -> v2 -> v1)
+        instead of toggling between the last two; a new activation starts the walk
+        again from there.
+        """
         with self._change("activation") as s:
-            hist = list(s.scalars(select(ModelActivation).where(
-                ModelActivation.product == product, ModelActivation.line == line)
-                .order_by(ModelActivation.id.desc()).limit(2)))
-            if len(hist) < 2:
-                raise Conflict(f"nothing to roll back to for product {product!r}"
-                               + (f" line {line!r}" if line else "") + ": only one version was ever active")
-            mv = s.get(ModelVersion, hist[1].model_version_id)
+            standing = list(s.scalars(select(ModelActivation).where(
+                ModelActivation.product == product, ModelActivation.line == line,
+                ModelActivation.rolled_back_at.is_(None)).order_by(ModelActivation.id.desc())))
+            where = f"product {product!r}" + (f" line {line!r}" if line else "")
+            if not standing:
+                raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
+            # the standing activation, with any repeats of it just before (activated twice)
+            run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
+                       len(standing))
+            undone, before = standing[:run], (standing[run] if run < len(standing) else None)
+            if before is None:
+                raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
+                               "(each earlier one was already rolled back); activate a version by number instead")
+            mv = s.get(ModelVersion, before.model_version_id)
             assert mv is not None
             self.inspector(mv)
-            self._activate(s, mv, by)
+            now = utcnow()
+            for a in undone:
+                a.rolled_back_at, a.rolled_back_by = now, by
+            # not a new activation: the one rolled back to stands again as it was
+            self._switch(s, mv)
+            # "activated" as before (a consumer tracking the active version needs no change)
+            _model_event(s, mv, "activated", by, rollback=True)
         self._activation_changed()
         return mv
 
     def _activate(self, s: Session, mv: ModelVersion, by: Optional[str]) -> None:
+        self._switch(s, mv)
+        s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
+        s.flush()
+        _model_event(s, mv, "activated", by)
+
+    @staticmethod
+    def _switch(s: Session, mv: ModelVersion) -> None:
+        """Make ``mv`` the one active version of its product/line."""
         for other in s.scalars(select(ModelVersion).where(ModelVersion.product == mv.product,
                                                           ModelVersion.line == mv.line,
                                                           ModelVersion.active.is_(True))):
@@ -243,9 +272,7 @@ class ModelRegistry:
         s.flush()
         mv.active = True
         mv.activated_at = utcnow()
-        s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
         s.flush()
-        _model_event(s, mv, "activated", by)
 
     def active_for(self, product: str, line: str) -> ModelVersion:
         """The model a part of ``product`` on ``line`` is judged by: line-specific first."""
@@ -301,7 +328,21 @@ class ModelRegistry:
                                       "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
+            if mv.threshold is None:
+                self._record_facts(mv, insp)
             return insp
+
+    def _record_facts(self, mv: ModelVersion, insp: Any) -> None:
+        """Store thresholds and detector on a version registered before they were recorded
+        (once, when its model is loaded anyway): the version list then shows them."""
+        from sqlalchemy import update
+        facts = model_facts(insp)
+        try:
+            with self.db.session() as s:
+                s.execute(update(ModelVersion).where(ModelVersion.model_id == mv.model_id,
+                                                     ModelVersion.threshold.is_(None)).values(**facts))
+        except Exception as exc:  # noqa: BLE001 - a missing list entry must never stop a part
+            log.warning("could not record the thresholds of model %s v%s: %s", mv.product, mv.version, exc)
 
     def forget(self, model_id: str) -> None:
         with self._cache_lock:
@@ -315,10 +356,27 @@ class ModelRegistry:
                 self._locks.pop(model_id, None)
 
 
-def _model_event(s: Session, mv: ModelVersion, action: str, by: Optional[str]) -> None:
+def model_facts(insp: Any) -> dict[str, Any]:
+    """Thresholds and detector of a loaded model, as stored on its version."""
+    def num(name: str) -> Optional[float]:
+        try:
+            v = float(getattr(insp, name))
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return v if v == v else None   # NaN: not recorded
+    threshold, review = num("threshold"), num("review_threshold")
+    if review is not None and (threshold is None or review >= threshold):
+        review = None   # no review band (the model reports its threshold as the band's edge)
+    det = getattr(insp, "detector", None)
+    name = getattr(det, "name", None) if det is not None else None
+    return {"threshold": threshold, "review_threshold": review,
+            "detector": str(name)[:50] if name else None}
+
+
+def _model_event(s: Session, mv: ModelVersion, action: str, by: Optional[str], **extra: Any) -> None:
     """The model change goes out through the outbox, committed with the change itself."""
     from .outbox import record_event
     record_event(s, "model", mv.line, {
         "action": action, "product": mv.product, "line": mv.line, "version": mv.version,
         "model_id": mv.model_id, "model_version": mv.model_version, "by": by,
-        "at": utcnow().isoformat() + "Z"})
+        "at": utcnow().isoformat() + "Z", **extra})

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -32,14 +32,19 @@ from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
-from .orm import Inspection, utcnow
+from .orm import Inspection, Review, utcnow
 from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
+from . import reviews
+from .shadow import ShadowRunner
 from .sinks import sinks_from_config
 
 log = logging.getLogger("lineguard.station")
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
+
+
+Listener = Callable[[str, dict], None]
 
 
 @dataclass
@@ -96,8 +101,10 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "image_size": [rec.image_width, rec.image_height],
         "stored": {"image": rec.image_key is not None, "heatmap": rec.heatmap_key is not None},
         "created_at": _iso(rec.created_at),
+        "defect_type": rec.defect_type,
+        "audit_sample": bool(rec.audit_sample),
         "review": {"reviewed": bool(rec.reviewed), "label": rec.review_label, "reviewer": rec.reviewer,
-                   "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at)},
+                   "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at), "defect_type": rec.defect_type},
     }
 
 
@@ -143,7 +150,11 @@ class Station:
         self.faults: dict[str, str] = {}
         self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
+        # Called after a record or review commits (the live view, see server.events);
+        # replaced, never changed in place, so the inspection path reads it without a lock.
+        self._listeners: tuple[Listener, ...] = ()
         self._refresh_active_metrics()
+        self.shadow = ShadowRunner(self, config.shadow_queue)
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
 
@@ -222,9 +233,10 @@ class Station:
         t_judged = time.perf_counter()
         # A REVIEW part is kept like an NG one: a person is about to look at its image.
         not_ok = getattr(result.verdict, "value", result.verdict) != "OK"
+        audit = in_audit_sample(digest, self.config.audit_sample_rate)
         image_key = overlay_key = map_to_store = None
         scale = None
-        if self.config.retention.keep(not_ok, digest):
+        if audit or self.config.retention.keep(not_ok, digest):
             try:
                 image_key = staged.commit(self.images.key_for(digest, suffix))
             except OSError as exc:
@@ -256,7 +268,7 @@ class Station:
             registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
             image_sha256=digest, image_width=int(w), image_height=int(h), image_key=image_key,
             heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
-            reviewed=False)
+            reviewed=False, audit_sample=audit)
         s = self.db.new_session()
         try:
             s.add(rec)
@@ -291,6 +303,9 @@ class Station:
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         self.sinks.wake()
+        # after the commit, off this thread: the shadow never delays or changes the answer
+        self.shadow.submit(rec.id, part.product, part.line, mv.model_id, image)
+        self._notify("inspection", payload)
         return Outcome(rec, created=True)
 
     def _decode(self, data: bytes, suffix: str) -> Any:
@@ -388,6 +403,28 @@ class Station:
                 self._batchers[model_id] = b
             return b
 
+    # -- listeners -------------------------------------------------------------------
+    def add_listener(self, fn: "Listener") -> None:
+        """Call ``fn(event, payload)`` after each record (``"inspection"``) or review (``"review"``)
+        commits; ``payload`` is the record's JSON form, shared by all listeners: do not change it.
+
+        It runs on the thread that judged the part, so it must return at once (hand the
+        payload to a queue); an exception in it is logged and never fails the part.
+        """
+        with self._locks_guard:
+            self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: "Listener") -> None:
+        with self._locks_guard:
+            self._listeners = tuple(f for f in self._listeners if f is not fn)
+
+    def _notify(self, event: str, payload: dict[str, Any]) -> None:
+        for fn in self._listeners:
+            try:
+                fn(event, payload)
+            except Exception:  # noqa: BLE001 - a broken live view must not fail a part
+                log.exception("station listener %r failed on %s", fn, event)
+
     # -- records ---------------------------------------------------------------------
     def find_existing(self, part_id: str, digest: str) -> Optional[Inspection]:
         # Asked for every part and almost always "no": look up the id alone (a plain
@@ -411,12 +448,13 @@ class Station:
     def query(self, *, line: Optional[str] = None, station: Optional[str] = None,
               product: Optional[str] = None, verdict: Optional[str] = None, part_id: Optional[str] = None,
               since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
-              reviewed: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50
-              ) -> list[Inspection]:
+              reviewed: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50,
+              lot: Optional[str] = None, defect_type: Optional[str] = None) -> list[Inspection]:
         """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
         q = select(Inspection)
         for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
-                         (Inspection.verdict, verdict), (Inspection.part_id, part_id)):
+                         (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
+                         (Inspection.defect_type, defect_type)):
             if val is not None:
                 q = q.where(col == val)
         if since is not None:
@@ -432,22 +470,48 @@ class Station:
         with self.db.session() as s:
             return list(s.scalars(q))
 
-    def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str]) -> Inspection:
-        if label not in ("good", "defect"):
-            raise StationError("label must be 'good' (a false reject) or 'defect' (a confirmed defect)")
+    def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str],
+               defect_type: Optional[str] = None) -> Inspection:
+        """Record a person's judgement of a part: appended to its history, kept as its latest
+        review, and published (outbox event ``review``), all in one transaction.
+
+        "good" on an NG/REVIEW part is a false alarm, "defect" on an NG part a confirmed
+        defect, "defect" on an OK part a missed defect (an escape)."""
         with self.db.session() as s:
             rec = s.get(Inspection, inspection_id)
             if rec is None:
                 raise NotFound(f"no inspection with id {inspection_id}")
+            reviews.check_review(s, rec.product, label, defect_type)
+            now = utcnow()
+            s.add(Review(inspection_id=rec.id, label=label, defect_type=defect_type, reviewer=reviewer, note=note,
+                         verdict_at_review=rec.verdict, created_at=now))
             rec.reviewed = True
             rec.review_label = label
+            rec.defect_type = defect_type
             rec.reviewer = reviewer
             rec.review_note = note
-            rec.reviewed_at = utcnow()
+            rec.reviewed_at = now
             s.flush()
-            record_event(s, "review", rec.line, inspection_to_dict(rec))
+            event = inspection_to_dict(rec)
+            record_event(s, "review", rec.line, event)
         self.sinks.wake()
+        self._notify("review", event)
         return rec
+
+    def review_history(self, inspection_id: int) -> list[Review]:
+        """Every review of a part, oldest first."""
+        with self.db.session() as s:
+            if s.get(Inspection, inspection_id) is None:
+                raise NotFound(f"no inspection with id {inspection_id}")
+            return reviews.history(s, inspection_id)
+
+    def defect_types(self, product: str) -> list[str]:
+        with self.db.session() as s:
+            return reviews.defect_types(s, product)
+
+    def set_defect_types(self, product: str, types: list[str], by: Optional[str] = None) -> list[str]:
+        with self.db.session() as s:
+            return reviews.set_defect_types(s, product, types, by)
 
     # -- models ----------------------------------------------------------------------
     def _refresh_active_metrics(self) -> None:
@@ -456,8 +520,10 @@ class Station:
                 self.metrics.set_active(mv.product, mv.line, mv.model_id, mv.version)
 
     def add_model(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
-                  by: Optional[str] = None, activate: bool = False):
-        mv = self.models.add(data, product, line, note=note, by=by, activate=activate)
+                  by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
+                  trained_from: Optional[str] = None):
+        mv = self.models.add(data, product, line, note=note, by=by, activate=activate,
+                             train_images=train_images, trained_from=trained_from)
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
@@ -473,7 +539,8 @@ class Station:
         with self._locks_guard:
             for model_id in [m for m in self._batchers if m not in active]:
                 self._batchers.pop(model_id).close()
-        self.models.keep_only(active)
+        # a shadow's model stays loaded (it judges every part), without a queue of its own
+        self.models.keep_only(active | self.shadow.model_ids())
 
     def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
         """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
@@ -487,12 +554,14 @@ class Station:
 
     def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
         mv = self.models.activate(product, line, version, by)
+        self.shadow.stop_if(mv)   # promoted: it judges the parts itself now
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
 
     def rollback_model(self, product: str, line: str, by: Optional[str] = None):
         mv = self.models.rollback(product, line, by)
+        self.shadow.stop_if(mv)
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
@@ -502,6 +571,7 @@ class Station:
             for b in self._batchers.values():
                 b.close()
             self._batchers.clear()
+        self.shadow.close()
         self.jobs.close()
         self.sinks.close()
         self.maps.close()
@@ -545,6 +615,17 @@ def declared_pixels(data: bytes, limit: int) -> int:
             return min(w * h, limit)
     except Exception:  # noqa: BLE001 - not an image: load_image says why
         return 0
+
+
+def in_audit_sample(sha256_hex: str, rate: float) -> bool:
+    """Whether a part belongs to the random audit sample (kept and flagged whatever its verdict).
+
+    Drawn from the image hash, like OK-image retention but from other bits of it, so
+    the two samples are independent; the hash is as good as a random draw and a part
+    sent again gets the same decision."""
+    if rate <= 0:
+        return False
+    return rate >= 1 or int(sha256_hex[8:16], 16) / 0xFFFFFFFF < rate
 
 
 def _naive_utc(t: dt.datetime) -> dt.datetime:

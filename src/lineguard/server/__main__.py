@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import logging
 from pathlib import Path
 
-from ..line.config import RetentionPolicy, StationConfig
+from ..line.config import RetentionPolicy, StationConfig, env_flag
 from .app import StartupError, serve
 
 
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-upload-mb", type=float, default=32.0)
     ap.add_argument("--max-megapixels", type=float, default=26.0, help="largest image accepted, in pixels")
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
+    ap.add_argument("--audit-sample-rate", type=float, default=0.02,
+                    help="share of parts kept at random whatever the verdict (retraining's audit sample)")
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
@@ -32,6 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
                     type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
+    try:
+        open_reads = env_flag("LINEGUARD_OPEN_READS", os.environ.get("LINEGUARD_OPEN_READS", ""))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    ap.add_argument("--open-reads", action="store_true", default=open_reads,
+                    help="let anyone on the network read inspections and images without a key "
+                         "(env LINEGUARD_OPEN_READS=1)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
@@ -39,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
                         max_image_pixels=int(a.max_megapixels * 1e6),
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                         mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
-                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision)
+                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
+                        open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
     try:
         serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
     except StartupError as exc:

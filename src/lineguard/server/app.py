@@ -15,6 +15,8 @@ from .. import __version__
 from ..line.config import StationConfig
 from ..line.errors import StationError
 from ..line.station import Station
+from .docs import SecurityHeaders, add_offline_docs
+from .events import EventHub
 
 log = logging.getLogger("lineguard.server")
 
@@ -128,21 +130,29 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         own = app.state.station is None
         if own:
             app.state.station = Station(config or StationConfig.from_env(), **station_kwargs)
+        app.state.station.add_listener(app.state.events.publish)
         try:
             yield
         finally:
+            app.state.events.close()
+            app.state.station.remove_listener(app.state.events.publish)
             if own:
                 app.state.station.close()
 
     app = FastAPI(title="lineguard station", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,    # served from the station's own files: see .docs
                   description="Visual inspection station: parts in, verdicts out, every part recorded.\n\n"
-                              "Writes need an API key (X-API-Key header or a bearer token) of the role each "
-                              "endpoint names: operator < engineer < admin. Reads are open on the plant LAN "
-                              "unless the station is set to require a key. Every error answer is JSON: "
+                              "Every data endpoint needs an API key (X-API-Key header or a bearer token) or a "
+                              "signed-in session (cookie from POST /api/v1/session; its changes also carry "
+                              "the X-CSRF-Token header) of the role it names: operator < engineer < admin. "
+                              "Reads need an operator key or session unless the station runs with "
+                              "--open-reads. Every error answer is JSON: "
                               "`{\"error\": {\"code\", \"message\"}, \"detail\"}`.")
     app.state.station = station
+    app.state.events = EventHub()
 
     app.add_middleware(_RefuseOversize)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StationError)
     async def station_error(_req: Request, exc: StationError):
@@ -176,11 +186,43 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         return _error(422, "invalid_request", "; ".join(problems) or "invalid request",
                       problems=[{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()])
 
-    from .routers import inspections, models, system
+    from .routers import auth, inspections, models, system
+    # first: /static/docs/* must match before any broader /static mount of the pages
+    add_offline_docs(app)
     app.include_router(system.router)
+    app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
+    from .routers import products
+    app.include_router(products.router)
+    from .routers import spc, tuning
+    app.include_router(spc.router)
+    app.include_router(tuning.router)
+    from .routers import live, pages
+    app.include_router(live.router)
+    app.include_router(pages.router)
     return app
+
+
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn until interrupted, ending live event streams at shutdown.
+
+    uvicorn waits for open responses before it stops, and a live page's event stream
+    never ends by itself: without this, Ctrl-C would hang while any browser is open.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            hub = getattr(app.state, "events", None)
+            if hub is not None:
+                hub.close()
+            await super().shutdown(sockets)
+
+    # the grace period is a backstop: a response stuck elsewhere is cut after it
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    _Server(config).run()
 
 
 class StartupError(Exception):
@@ -230,11 +272,9 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
 def serve(config: StationConfig, host: str = "127.0.0.1", port: int = 8000, model: Optional[str] = None,
           product: Optional[str] = None, line: str = "", log_level: str = "info", **station_kwargs: Any) -> None:
     """Run the station until interrupted (``lineguard serve``); :class:`StartupError` if it cannot start."""
-    import uvicorn
-
     station = open_station(config, model, product, line, **station_kwargs)
     try:
         app = create_app(config, station=station)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        run_server(app, host=host, port=port, log_level=log_level)
     finally:
         station.close()

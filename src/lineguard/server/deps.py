@@ -1,4 +1,4 @@
-"""Dependencies shared by the routers: the station and API-key checks."""
+"""Dependencies shared by the routers: the station, and the key and session checks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ..line.auth import role_allows, verify_key
+from ..line.sessions import COOKIE, CSRF_HEADER, check_csrf, session_caller
 from ..line.station import Station
 
 
@@ -47,15 +48,29 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="A
 api_key_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer", description="the same key as a bearer token")
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def require(role: str) -> Callable[..., Caller]:
-    """Dependency: the caller must present a valid key of ``role`` or higher."""
+    """Dependency: the caller must present a valid key, or a signed-in session, of ``role`` or higher.
+
+    A key (header) is checked first and is all a machine ever sends, so a part upload
+    costs what it did before sessions existed. The session cookie is looked at only
+    when no key is sent; with it, a request that changes something must also carry
+    the session's CSRF token in ``X-CSRF-Token`` (a cookie is sent by the browser on
+    its own; the header only by the station's own pages).
+    """
 
     async def dep(request: Request, station: Station = Depends(get_station),
                   _key: Optional[str] = Security(api_key_header), _bearer: Any = Security(api_key_bearer)) -> Caller:
         key = _key_from(request)
         if not key:
+            token = request.cookies.get(COOKIE)
+            if token:
+                return await _session_caller(request, station, token, role)
             raise HTTPException(401, f"this action needs an API key with role {role} or higher: send it in the "
-                                     "X-API-Key header (create one with `lineguard keys create`)",
+                                     "X-API-Key header (create one with `lineguard keys create`), or sign in "
+                                     "(POST /api/v1/session)",
                                 headers={"WWW-Authenticate": "Bearer"})
         hit = station.key_cache.get(key)
         if hit is None:
@@ -71,11 +86,48 @@ def require(role: str) -> Callable[..., Caller]:
     return dep
 
 
+async def _session_caller(request: Request, station: Station, token: str, role: str) -> Caller:
+    hit = station.key_cache.get_entry(_SESSION + token)
+    if hit is None:
+        hit = await run_in_threadpool(session_of, station, token)
+    if hit is None:
+        raise HTTPException(401, "your sign-in has ended (expired, signed out, or its key or user was revoked); "
+                                 "sign in again", headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in _SAFE_METHODS and not check_csrf(token, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, f"a signed-in request that changes something must carry the {CSRF_HEADER} "
+                                 "header with the csrf_token the sign-in answered (GET /api/v1/session gives it "
+                                 "again)")
+    key_id, have, name = hit
+    if not role_allows(have, role):
+        raise HTTPException(403, f"a signed-in {have} cannot do this; it needs role {role} or higher")
+    return Caller(key_id, have, name)
+
+
 async def reader(request: Request, station: Station = Depends(get_station)) -> Optional[Caller]:
-    """Read access: open on the plant LAN by default, else an operator key."""
+    """Read access: an operator key or session, unless the station opens reads (``--open-reads``)."""
     if station.config.open_reads:
         return None
     return await require("operator")(request, station, None, None)
+
+
+_SESSION = "session:"   # session tokens share the key cache, apart from keys by this prefix
+
+
+def session_of(station: Station, token: str) -> Optional[tuple[Optional[int], str, str]]:
+    """(key id or None, role, name) of a live session token, from the cache or the database."""
+    hit = station.key_cache.get_entry(_SESSION + token)
+    if hit is not None:
+        return hit
+    gen = station.key_cache.generation()
+    with station.db.session() as s:
+        hit = session_caller(s, token)
+    if hit is not None:
+        station.key_cache.put_entry(_SESSION + token, hit, gen)
+    return hit
+
+
+def forget_session(station: Station, token: str) -> None:
+    station.key_cache.drop(_SESSION + token)
 
 
 def _verify(station: Station, key: str) -> Optional[tuple[int, str, str]]:

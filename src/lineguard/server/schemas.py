@@ -7,8 +7,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReviewIn(BaseModel):
-    label: Literal["good", "defect"] = Field(description="good: a false reject; defect: a confirmed defect")
+    label: Literal["good", "defect"] = Field(description="good: no defect (on an NG/REVIEW part, a false alarm); "
+                                             "defect: a confirmed defect (on an OK part, a missed one: an escape)")
+    defect_type: Optional[str] = Field(default=None, max_length=100,
+                                       description="with label defect: one of the product's defect types")
     note: Optional[str] = Field(default=None, max_length=2000)
+
+
+class DefectTypesIn(BaseModel):
+    defect_types: list[str] = Field(min_length=1, max_length=100,
+                                    description="the names reviewers choose from, e.g. scratch, dent")
+
+
+class ShadowIn(BaseModel):
+    version: int = Field(ge=1, le=2 ** 31 - 1)
+    line: str = Field(default="", max_length=100)
 
 
 class ActivateIn(BaseModel):
@@ -31,6 +44,9 @@ class TrainIn(BaseModel):
     review_rate: float = Field(default=0.0, ge=0, lt=0.5,
                                description="share of good parts sent to REVIEW; 0: no review band")
     seed: int = Field(default=0, ge=0, le=2 ** 32 - 1)   # numpy seeds are 32-bit
+    source: Literal["confirmed", "sample", "both"] = Field(
+        default="both", description="learn from parts a person confirmed good, from the random audit sample "
+                                    "(not reviewed as defects), or both; never from unreviewed OK parts")
 
 
 class KeyIn(BaseModel):
@@ -72,6 +88,26 @@ class ReviewState(BaseModel):
     reviewer: Optional[str]
     note: Optional[str]
     reviewed_at: Optional[str]
+    defect_type: Optional[str] = None
+
+
+class ReviewOut(BaseModel):
+    id: int
+    label: str
+    defect_type: Optional[str]
+    reviewer: Optional[str]
+    note: Optional[str]
+    created_at: Optional[str]
+    verdict_at_review: str = Field(description="what the model had said when the person looked")
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewOut] = Field(description="oldest first")
+
+
+class DefectTypesOut(BaseModel):
+    product: str
+    defect_types: list[str]
 
 
 class InspectionOut(BaseModel):
@@ -97,6 +133,9 @@ class InspectionOut(BaseModel):
     image_size: list[int] = Field(description="width, height of the judged image")
     stored: dict[str, bool]
     created_at: Optional[str]
+    defect_type: Optional[str] = Field(default=None, description="the latest review's defect type")
+    audit_sample: bool = Field(default=False, description="in the random audit sample: image kept whatever the "
+                                                          "verdict, retraining may learn from it")
     review: ReviewState
     links: dict[str, str]
     created: Optional[bool] = Field(default=None, description="on POST: false when this part and image "
@@ -106,6 +145,13 @@ class InspectionOut(BaseModel):
 class InspectionPage(BaseModel):
     items: list[InspectionOut]
     next_cursor: Optional[str] = Field(description="pass as cursor for the next (older) page; null at the end")
+
+
+class RatesOut(BaseModel):
+    n_good: int = Field(description="reviewed-good parts judged")
+    n_defect: int = Field(description="reviewed-defect parts judged")
+    false_reject_rate: Optional[float] = Field(description="reviewed-good parts judged NG / n_good")
+    escape_rate: Optional[float] = Field(description="reviewed-defect parts judged OK / n_defect")
 
 
 class ModelVersionOut(BaseModel):
@@ -119,10 +165,36 @@ class ModelVersionOut(BaseModel):
     uploaded_at: Optional[str]
     uploaded_by: Optional[str]
     activated_at: Optional[str]
+    state: Literal["active", "shadow", "inactive"] = "inactive"
+    threshold: Optional[float] = None
+    review_threshold: Optional[float] = None
+    detector: Optional[str] = None
+    train_images: Optional[int] = Field(default=None, description="parts it was trained on (trained here)")
+    trained_from: Optional[str] = None
+    rates: Optional[RatesOut] = Field(default=None, description="on reviewed parts it judged; null when none")
 
 
 class ModelVersionList(BaseModel):
     items: list[ModelVersionOut]
+
+
+class DisagreementOut(BaseModel):
+    inspection_id: int
+    active_verdict: str
+    candidate_verdict: str
+    active_score: float
+    candidate_score: float
+    review_label: Optional[str]
+
+
+class CompareOut(BaseModel):
+    active: ModelVersionOut
+    candidate: ModelVersionOut
+    parts: int = Field(description="parts both versions judged")
+    agreement: Optional[float] = Field(description="share of those with the same verdict; null with no parts")
+    disagreements: list[DisagreementOut] = Field(description="newest first, at most 200")
+    reviewed: dict[str, Optional[RatesOut]] = Field(description="active and candidate rates on the reviewed "
+                                                                "parts both judged")
 
 
 class JobOut(BaseModel):

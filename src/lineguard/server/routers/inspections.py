@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
-from ...line.station import Part, Station, inspection_to_dict
+from ...line.station import Part, Station, _iso, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import InspectionOut, InspectionPage, ReviewIn, errors
+from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
@@ -91,7 +91,9 @@ def list_inspections(
     part_id: Optional[str] = None,
     since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
     until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
-    reviewed: Optional[bool] = None, limit: int = Query(50, ge=1, le=1000),
+    reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
+    defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
+    limit: int = Query(50, ge=1, le=1000),
     cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
 ) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def list_inspections(
             raise InvalidRequest("cursor must be the next_cursor value of a previous page")
         before = int(cursor)
     rows = station.query(line=line, station=station_name, product=product, verdict=verdict, part_id=part_id,
-                         since=since, until=until, reviewed=reviewed, before_id=before, limit=limit)
+                         since=since, until=until, reviewed=reviewed, before_id=before, limit=limit, lot=lot,
+                         defect_type=defect_type)
     return {"items": [with_links(r) for r in rows],
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
 
@@ -159,7 +162,18 @@ def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station
 
 
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
+             description="Appended to the part's review history; the part keeps the latest. Published to the "
+                         "sinks as a review event. A defect_type must be in the product's list (422 names it).",
              responses=errors(401, 403, 404, 422))
 def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
-    return with_links(station.review(inspection_id, body.label, caller.name, body.note))
+    return with_links(station.review(inspection_id, body.label, caller.name, body.note, body.defect_type))
+
+
+@router.get("/{inspection_id}/reviews", summary="Every review of a part, oldest first", response_model=ReviewList,
+            responses=errors(401, 403, 404, 422))
+def review_history(inspection_id: int = _ID, station: Station = Depends(get_station),
+                   _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"items": [{"id": r.id, "label": r.label, "defect_type": r.defect_type, "reviewer": r.reviewer,
+                       "note": r.note, "created_at": _iso(r.created_at), "verdict_at_review": r.verdict_at_review}
+                      for r in station.review_history(inspection_id)]}

@@ -1,27 +1,44 @@
-"""Model versions per product (and line): upload, list, activate, roll back, train."""
+"""Model versions per product (and line): upload, list, activate, roll back, train, shadow, compare."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
 from ...line.station import Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import ActivateIn, JobOut, ModelVersionList, ModelVersionOut, RollbackIn, TrainIn, errors
+from ..schemas import (ActivateIn, CompareOut, JobOut, ModelVersionList, ModelVersionOut, RollbackIn, ShadowIn,
+                       TrainIn, errors)
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
 MAX_MODEL_BYTES = 2 * 1024 ** 3
 
 
-def model_to_dict(mv: ModelVersion) -> dict[str, Any]:
+def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
+                  rates: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A version's JSON; ``state``/``rates`` from :func:`models_to_dicts` (which knows the
+    shadows and the reviews), else active/inactive and no rates."""
     return {"product": mv.product, "line": mv.line, "version": mv.version, "model_id": mv.model_id,
             "model_version": mv.model_version, "active": bool(mv.active), "note": mv.note,
             "uploaded_at": _iso(mv.uploaded_at), "uploaded_by": mv.uploaded_by,
-            "activated_at": _iso(mv.activated_at)}
+            "activated_at": _iso(mv.activated_at),
+            "state": state or ("active" if mv.active else "inactive"),
+            "threshold": mv.threshold, "review_threshold": mv.review_threshold, "detector": mv.detector,
+            "train_images": mv.train_images, "trained_from": mv.trained_from, "rates": rates}
+
+
+def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+    """Versions with their state (a shadow is one) and their rates on reviewed parts."""
+    from ...line.compare import version_rates
+    shadows = {mv.id for mv in station.shadow.current().values()}
+    with station.db.session() as s:
+        rates = version_rates(s, versions)
+    return [model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
+                          rates.get(mv.id)) for mv in versions]
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -51,7 +68,7 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle")
             responses=errors(401, 403, 422))
 def list_models(product: Optional[str] = None, line: Optional[str] = None,
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    return {"items": [model_to_dict(m) for m in station.models.list(product, line)]}
+    return {"items": models_to_dicts(station, station.models.list(product, line))}
 
 
 @router.post("/models/{product}/activate", summary="Make a version the one that judges parts",
@@ -76,8 +93,55 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.name, detector=body.detector,
                                        image_size=body.image_size, false_reject_rate=body.false_reject_rate,
-                                       seed=body.seed, review_rate=body.review_rate)
+                                       seed=body.seed, review_rate=body.review_rate, source=body.source)
     return job_to_dict(job)
+
+
+@router.post("/models/{product}/shadow", summary="Run a version beside the active one on every new part",
+             description="Its verdict and score are stored per part for GET .../compare, never signalled to the "
+                         "line. It runs after each part is answered, so it never slows the line; when it falls "
+                         "behind, parts are left uncompared. Activating it ends the shadow.",
+             response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
+def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_station),
+                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    mv = station.shadow.start(product, body.line, body.version, by=caller.name)
+    return models_to_dicts(station, [mv])[0]
+
+
+@router.delete("/models/{product}/shadow", status_code=204, summary="Stop the shadow of a product/line",
+               response_class=Response, responses=errors(401, 403, 404, 422))
+def stop_shadow(product: str, line: str = Query("", max_length=100), station: Station = Depends(get_station),
+                caller: Caller = Depends(require("engineer"))) -> Response:
+    station.shadow.stop(product, line)
+    return Response(status_code=204)
+
+
+@router.get("/models/{product}/compare", summary="A candidate's shadow verdicts against the active version's",
+            response_model=CompareOut, responses=errors(401, 403, 404, 422))
+def compare_models(product: str, line: str = Query("", max_length=100),
+                   candidate: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
+                                                    description="version; default: the shadow of product/line"),
+                   station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    from ...line.compare import compare
+    from ...line.errors import NotFound
+    active = station.models.active_for(product, line)
+    if candidate is None:
+        cand = station.shadow.for_part(product, line)
+        if cand is None:
+            raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else "")
+                           + "; name the version with ?candidate=, or start one with POST "
+                           f"/api/v1/models/{product}/shadow")
+    else:
+        try:
+            cand = station.models.get(product, line, candidate)
+        except NotFound:
+            if not line:
+                raise
+            cand = station.models.get(product, "", candidate)   # a product-wide version shadowing this line
+    with station.db.session() as s:
+        out = compare(s, active, cand, line)
+    a, c = models_to_dicts(station, [active, cand])
+    return {"active": a, "candidate": c, **out}
 
 
 @router.get("/jobs/{job_id}", summary="Status and progress of a background job", response_model=JobOut,

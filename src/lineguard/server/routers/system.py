@@ -64,11 +64,11 @@ def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(
 
 
 @router.delete("/api/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key",
-               response_model=KeyRevoked, responses=errors(401, 403, 404, 422))
+               response_model=KeyRevoked, responses=errors(401, 403, 404, 409, 422))
 def delete_key(key_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
                caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
         if not revoke_key(s, key_id):
             raise NotFound(f"no API key with id {key_id}")
-    station.key_cache.clear()   # after the commit: the revoked key stops working now
+    station.key_cache.clear()   # after the commit: the revoked key and its sessions stop working now
     return {"id": key_id, "revoked": True}

@@ -1,0 +1,139 @@
+"""Who may use a station: `keys list|revoke` and `users add|list|disable`.
+
+These work on the station's database directly (run them on the station PC, or with
+--db), so an admin can get in even when no admin key is left to use the API with.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import click
+
+from .core import PathArg
+from .station import _config, keys_app
+
+_data = click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+_db = click.option("--db", default=None, help="Database URL if not the station's SQLite file.")
+
+
+@contextmanager
+def _database(data: Path, db: Optional[str]) -> Iterator:
+    from ..line.db import Database
+    cfg = _config(data, db)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(cfg.database_url)
+    database.upgrade()
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _refused(exc: Exception) -> None:
+    from ._term import fail
+    fail(getattr(exc, "message", str(exc)), code=1)
+
+
+@keys_app.command("list")
+@_data
+@_db
+def keys_list(data: Path, db: Optional[str]) -> None:
+    """List the keys (id, prefix, role, name, created, revoked); never the keys themselves."""
+    from sqlalchemy import select
+    from ..line.orm import ApiKey
+    with _database(data, db) as database, database.session() as s:
+        rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+        click.echo("id\tprefix\trole\tname\tcreated\tstatus")
+        for r in rows:
+            click.echo(f"{r.id}\t{r.prefix}\t{r.role}\t{r.name or ''}\t{r.created_at:%Y-%m-%d %H:%M}\t"
+                       f"{'revoked' if r.revoked else 'active'}")
+
+
+@keys_app.command("revoke")
+@click.argument("key_id", type=int)
+@_data
+@_db
+def keys_revoke(key_id: int, data: Path, db: Optional[str]) -> None:
+    """Revoke key KEY_ID (see `keys list`) and end its sign-in sessions. A running station
+    stops accepting it within seconds (its key cache)."""
+    from ..line.auth import revoke_key
+    from ..line.errors import StationError
+    with _database(data, db) as database:
+        try:
+            with database.session() as s:
+                found = revoke_key(s, key_id)
+        except StationError as exc:
+            _refused(exc)
+        if not found:
+            _refused(LookupError(f"no key with id {key_id}; `lineguard keys list` shows them"))
+    click.echo(f"key {key_id} revoked")
+
+
+@click.group(name="users")
+def users_app() -> None:
+    """People who sign in to the station's pages with a name and password."""
+
+
+@users_app.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["operator", "engineer", "admin"]),
+              help="operator (review), engineer (also models, thresholds), admin (also keys and users).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input "
+              "(scripts); otherwise it is asked for twice, without echo.")
+@_data
+@_db
+def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str]) -> None:
+    """Add user NAME with a password (stored as a salted scrypt hash, never in clear)."""
+    from ..line.errors import StationError
+    from ..line.users import create_user
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with _database(data, db) as database:
+        try:
+            with database.session() as s:
+                user = create_user(s, name, password, role)
+                uid = user.id
+        except StationError as exc:
+            _refused(exc)
+    click.echo(f"user {name} ({role}) added with id {uid}")
+
+
+@users_app.command("list")
+@_data
+@_db
+def users_list(data: Path, db: Optional[str]) -> None:
+    """List the users (id, name, role, created, status)."""
+    from sqlalchemy import select
+    from ..line.orm import User
+    with _database(data, db) as database, database.session() as s:
+        click.echo("id\tusername\trole\tcreated\tstatus")
+        for u in s.scalars(select(User).order_by(User.id)):
+            click.echo(f"{u.id}\t{u.username}\t{u.role}\t{u.created_at:%Y-%m-%d %H:%M}\t"
+                       f"{'disabled' if u.disabled else 'active'}")
+
+
+@users_app.command("disable")
+@click.argument("name")
+@_data
+@_db
+def users_disable(name: str, data: Path, db: Optional[str]) -> None:
+    """Disable user NAME and end their sign-in sessions (the record stays: reviews name them)."""
+    from sqlalchemy import select
+    from ..line.errors import StationError
+    from ..line.orm import User
+    from ..line.users import disable_user
+    with _database(data, db) as database:
+        try:
+            with database.session() as s:
+                uid = s.scalar(select(User.id).where(User.username == name))
+                if uid is None:
+                    raise LookupError(f"no user named {name!r}; `lineguard users list` shows them")
+                disable_user(s, uid)
+        except (StationError, LookupError) as exc:
+            _refused(exc)
+    click.echo(f"user {name} disabled")

@@ -1,0 +1,71 @@
+"""What people said about parts: the review history and each product's defect types.
+
+A review is appended, never overwritten: who said what, when, and what the model had
+said (a false alarm and a later "defect after all" are both kept). The inspection
+carries the latest review, so lists and filters need no join.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import InvalidRequest
+from .orm import ProductSettings, Review, utcnow
+
+DEFAULT_DEFECT_TYPES = ("scratch", "crack", "dent", "stain", "contamination", "other")
+MAX_DEFECT_TYPES = 100
+DEFECT_TYPE_MAX_LEN = 100
+
+
+def defect_types(s: Session, product: str) -> list[str]:
+    """The product's defect types (the default list until an engineer sets its own)."""
+    row = s.get(ProductSettings, product)
+    return list(row.defect_types) if row is not None and row.defect_types else list(DEFAULT_DEFECT_TYPES)
+
+
+def set_defect_types(s: Session, product: str, types: Sequence[str], by: Optional[str]) -> list[str]:
+    clean = check_defect_types(types)
+    row = s.get(ProductSettings, product)
+    if row is None:
+        s.add(ProductSettings(product=product, defect_types=clean, updated_at=utcnow(), updated_by=by))
+    else:
+        row.defect_types, row.updated_at, row.updated_by = clean, utcnow(), by
+    return clean
+
+
+def check_defect_types(types: Sequence[str]) -> list[str]:
+    clean = [t.strip() for t in types if isinstance(t, str)]
+    if len(clean) != len(types) or not clean or any(not t for t in clean):
+        raise InvalidRequest("defect_types must be a non-empty list of names (e.g. [\"scratch\", \"dent\"])")
+    if len(clean) > MAX_DEFECT_TYPES:
+        raise InvalidRequest(f"at most {MAX_DEFECT_TYPES} defect types per product; merge rare ones into \"other\"")
+    long = [t for t in clean if len(t) > DEFECT_TYPE_MAX_LEN]
+    if long:
+        raise InvalidRequest(f"defect type {long[0][:40]!r}... is longer than {DEFECT_TYPE_MAX_LEN} characters")
+    dupes = sorted({t for t in clean if clean.count(t) > 1})
+    if dupes:
+        raise InvalidRequest(f"defect types listed twice: {', '.join(dupes)}; list each once")
+    return clean
+
+
+def check_review(s: Session, product: str, label: str, defect_type: Optional[str]) -> None:
+    """Refuse a review the product's list cannot hold, saying what would be accepted."""
+    if label not in ("good", "defect"):
+        raise InvalidRequest("label must be 'good' (no defect: a false alarm, or an OK part confirmed) or "
+                             "'defect' (a confirmed defect, or a missed one on an OK part)")
+    if defect_type is None:
+        return
+    if label != "defect":
+        raise InvalidRequest("a defect_type goes with label 'defect' only; send it without one for 'good'")
+    allowed = defect_types(s, product)
+    if defect_type not in allowed:
+        raise InvalidRequest(f"defect type {defect_type!r} is not in product {product!r}'s list: "
+                             f"{', '.join(allowed)}; choose one of them, or have an engineer add it "
+                             f"(PUT /api/v1/products/{product}/defect-types)", defect_types=allowed)
+
+
+def history(s: Session, inspection_id: int) -> list[Review]:
+    """Every review of a part, oldest first."""
+    return list(s.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)))

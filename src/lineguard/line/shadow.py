@@ -1,0 +1,204 @@
+"""A candidate model judging new parts beside the active one (shadow mode).
+
+The candidate's verdict is stored per part (``shadow_results``) for the compare page
+and never signalled: the PLC, the sinks and the answer only ever hear the active model.
+The part is handed over after its record is committed and answered, to one worker
+thread behind a small queue; when the candidate falls behind, parts are dropped (and
+counted) rather than held: a shadow must neither slow the line nor grow the station's
+memory, and a comparison on most parts is as good as one on all.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from .errors import Conflict, NotFound
+from .orm import ModelShadow, ModelVersion, ShadowResult, utcnow
+
+log = logging.getLogger("lineguard.shadow")
+
+
+@dataclass
+class _Part:
+    inspection_id: int
+    product: str
+    line: str
+    active_model_id: str
+    image: Any
+
+
+class ShadowRunner:
+    """Which version shadows which product/line, and the worker that runs it."""
+
+    CONFIG_TTL_S = 2.0   # another process's start/stop is seen within this
+
+    def __init__(self, station: Any, queue_size: int = 8):
+        self.station = station
+        self._q: "queue.Queue[Optional[_Part]]" = queue.Queue(maxsize=max(1, queue_size))
+        self._guard = threading.Lock()
+        self._config: dict[tuple[str, str], ModelVersion] = {}
+        self._config_until = 0.0
+        self.judged = 0
+        self.dropped = 0       # the candidate fell behind: these parts were not compared
+        self.failed = 0
+        self._busy = 0
+        self._idle = threading.Condition(self._guard)
+        self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+        self._thread.start()
+
+    # -- which version shadows what ---------------------------------------------------
+    def start(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
+        """Run ``version`` of product/line beside the active model on every new part."""
+        models = self.station.models
+        mv = models.get(product, line, version)
+        active = self._active_or_none(product, line)
+        if active is not None and active.model_id == mv.model_id:
+            raise Conflict(f"version {version} of {product!r} is the model already active"
+                           + (f" on line {line!r}" if line else "") + "; shadow a different version")
+        models.inspector(mv)   # refuse one that cannot load now, not on the first part
+        with self.station.db.session() as s:
+            row = s.get(ModelShadow, (product, line))
+            if row is None:
+                s.add(ModelShadow(product=product, line=line, model_version_id=mv.id, started_by=by))
+            else:
+                row.model_version_id, row.started_at, row.started_by = mv.id, utcnow(), by
+        self._changed()
+        return mv
+
+    def stop(self, product: str, line: str) -> None:
+        with self.station.db.session() as s:
+            n = s.execute(delete(ModelShadow).where(ModelShadow.product == product,
+                                                    ModelShadow.line == line)).rowcount
+        self._changed()
+        if not n:
+            raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else ""))
+
+    def stop_if(self, mv: ModelVersion) -> None:
+        """A version made active stops shadowing (it now judges the parts itself)."""
+        with self.station.db.session() as s:
+            s.execute(delete(ModelShadow).where(ModelShadow.model_version_id == mv.id))
+        self._changed()
+
+    def current(self) -> dict[tuple[str, str], ModelVersion]:
+        """(product, line) -> shadow version, read at most every CONFIG_TTL_S."""
+        now = time.monotonic()
+        with self._guard:
+            if now < self._config_until:
+                return self._config
+        with self.station.db.session() as s:
+            rows = s.execute(select(ModelShadow.product, ModelShadow.line, ModelVersion)
+                             .join(ModelVersion, ModelVersion.id == ModelShadow.model_version_id)).all()
+        config = {(p, ln): mv for p, ln, mv in rows}
+        with self._guard:
+            self._config, self._config_until = config, now + self.CONFIG_TTL_S
+        return config
+
+    def for_part(self, product: str, line: str) -> Optional[ModelVersion]:
+        """The shadow version for a part: the line's own first, else the product's."""
+        config = self.current()
+        return config.get((product, line)) or config.get((product, ""))
+
+    def model_ids(self) -> set[str]:
+        return {mv.model_id for mv in self.current().values()}
+
+    def _changed(self) -> None:
+        with self._guard:
+            self._config_until = 0.0
+        self.station._release_replaced()
+
+    def _active_or_none(self, product: str, line: str) -> Optional[ModelVersion]:
+        from .errors import NoActiveModel
+        try:
+            return self.station.models.active_for(product, line)
+        except NoActiveModel:
+            return None
+
+    # -- the worker -----------------------------------------------------------------
+    def submit(self, inspection_id: int, product: str, line: str, active_model_id: str, image: Any) -> bool:
+        """Hand a committed part to the shadow; False when none runs or the queue is full."""
+        if self.for_part(product, line) is None:
+            return False
+        with self._guard:
+            try:
+                self._q.put_nowait(_Part(inspection_id, product, line, active_model_id, image))
+            except queue.Full:
+                self.dropped += 1
+                self._count("dropped")
+                return False
+            self._busy += 1
+        return True
+
+    def _count(self, outcome: str) -> None:
+        metrics = getattr(self.station, "metrics", None)
+        if metrics is not None:
+            metrics.shadow_parts.labels(outcome).inc()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every part handed over is judged (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _run(self) -> None:
+        try:
+            # the line's answer comes first: on a busy CPU the kernel favours the
+            # inspection threads over this one (Linux: a thread's own nice value)
+            import os
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            part = self._q.get()
+            if part is None:
+                return
+            try:
+                self._judge(part)
+            except Exception:  # noqa: BLE001 - a shadow failure never touches the line
+                self.failed += 1
+                self._count("failed")
+                log.exception("shadow judgement of inspection %s failed", part.inspection_id)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def _judge(self, part: _Part) -> None:
+        mv = self.for_part(part.product, part.line)
+        # stopped meanwhile, or promoted: the active model already judged this part
+        if mv is None or mv.model_id == part.active_model_id:
+            return
+        result = self.station.models.inspector(mv).inspect(part.image)
+        verdict = getattr(result.verdict, "value", str(result.verdict))
+        try:
+            with self.station.db.session() as s:
+                s.add(ShadowResult(inspection_id=part.inspection_id, model_version_id=mv.id, verdict=verdict,
+                                   score=float(result.score), created_at=utcnow()))
+        except IntegrityError:
+            return   # judged already (the part was handed over twice)
+        self.judged += 1
+        self._count("judged")
+
+    def close(self) -> None:
+        try:
+            self._q.put_nowait(None)
+        except queue.Full:
+            # drain: parts not yet judged are dropped, like any the shadow falls behind on
+            while True:
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+            self._q.put_nowait(None)
+        self._thread.join(timeout=5)

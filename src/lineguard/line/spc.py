@@ -1,0 +1,351 @@
+"""Statistical process control of a line: defect-rate p-chart, run rules, score drift,
+and the rates reviewers measured, with confidence intervals.
+
+Pure maths on counts and scores: no database, no web (the API in
+``lineguard.server.routers.spc`` feeds it). The numbers follow the textbook (Montgomery,
+*Introduction to Statistical Quality Control*, ch. 7; Nelson, J. Qual. Technol. 1984):
+
+p-chart with variable subgroup size
+    Subgroup i has n_i parts, d_i of them defective (verdict NG). Centre line
+    p̄ = Σd_i / Σn_i; each subgroup gets its own limits p̄ ± 3·σ_i with
+    σ_i = sqrt(p̄(1 − p̄)/n_i), the lower one clipped at 0. A small subgroup (a short
+    shift, a lot of 40 parts) gets wide limits, a big one narrow limits.
+
+Run rules on the standardised values z_i = (p_i − p̄)/σ_i
+    With variable n the raw p_i are not comparable against one set of zones; z_i are
+    (Montgomery 7.3.1, "standardised control chart"). Rule numbers are Nelson's:
+
+    1. one point beyond 3σ (either side)
+    2. nine points in a row on one side of the centre line (Nelson's nine, not Western
+       Electric's eight: on a p-chart of small p the distribution is skewed and eight
+       gives more false alarms)
+    3. six points in a row steadily increasing or decreasing
+    5. two of three points in a row beyond 2σ on the same side
+    6. four of five points in a row beyond 1σ on the same side
+
+    A rule is marked on the point that completes its pattern, and for rules 5 and 6
+    that point must itself be one of those beyond the zone (so an in-control point is
+    never flagged for what came before it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..vision.calibration import beta_quantile
+
+RULES = {
+    1: "one point beyond 3σ",
+    2: "9 points in a row on one side of the centre line",
+    3: "6 points in a row steadily increasing or decreasing",
+    5: "2 of 3 points beyond 2σ on the same side",
+    6: "4 of 5 points beyond 1σ on the same side",
+}
+
+
+@dataclass
+class Subgroup:
+    """Parts judged in one hour, shift, day or lot."""
+
+    label: str
+    start: Optional[dt.datetime]     # naive UTC, like the records
+    n: int                           # parts judged
+    defects: int                     # parts judged NG
+
+
+@dataclass
+class ChartPoint:
+    label: str
+    start: Optional[dt.datetime]
+    n: int
+    defects: int
+    p: float
+    ucl: float
+    lcl: float
+    z: float
+    rules: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RuleHit:
+    index: int
+    rule: int
+    text: str
+
+
+@dataclass
+class PChart:
+    centre: float
+    points: list[ChartPoint]
+    alarms: list[RuleHit]
+
+
+def p_chart(subgroups: Sequence[Subgroup], centre: Optional[float] = None) -> PChart:
+    """The p-chart of ``subgroups`` (in time order; empty ones are left out).
+
+    ``centre`` fixes p̄ (e.g. from a reference period: Phase II monitoring); by default
+    it is estimated from the subgroups themselves (Phase I).
+    """
+    groups = [g for g in subgroups if g.n > 0]
+    for g in groups:
+        if g.defects < 0 or g.defects > g.n:
+            raise ValueError(f"subgroup {g.label!r}: {g.defects} defects out of {g.n} parts is impossible")
+    total = sum(g.n for g in groups)
+    pbar = float(centre) if centre is not None else (sum(g.defects for g in groups) / total if total else 0.0)
+    if not 0.0 <= pbar <= 1.0:
+        raise ValueError(f"the centre line must be a rate between 0 and 1, got {pbar}")
+    points = []
+    for g in groups:
+        p = g.defects / g.n
+        sigma = math.sqrt(pbar * (1.0 - pbar) / g.n)
+        ucl = min(1.0, pbar + 3.0 * sigma)
+        lcl = max(0.0, pbar - 3.0 * sigma)
+        if sigma > 0:
+            z = (p - pbar) / sigma
+        else:   # p̄ is 0 or 1: every point sits on it, or is infinitely far (the first defect ever)
+            z = 0.0 if p == pbar else math.copysign(math.inf, p - pbar)
+        points.append(ChartPoint(g.label, g.start, g.n, g.defects, p, ucl, lcl, z))
+    hits = rule_hits([pt.z for pt in points])
+    for h in hits:
+        points[h.index].rules.append(h.rule)
+        h.text = f"{points[h.index].label}: {h.text}"
+    return PChart(pbar, points, hits)
+
+
+def _side(z: float) -> int:
+    return 1 if z > 0 else -1 if z < 0 else 0
+
+
+def rule_hits(z: Sequence[float]) -> list[RuleHit]:
+    """Nelson rules 1, 2, 3, 5 and 6 (see the module docstring) on standardised values,
+    in order of the point that completes each pattern. Texts are for the operator."""
+    z = [float(v) for v in z]
+    hits: list[RuleHit] = []
+    for i, zi in enumerate(z):
+        if abs(zi) > 3:
+            word = "above" if zi > 0 else "below"
+            hits.append(RuleHit(i, 1, f"defect rate {word} the control limit: something changed in this "
+                                      "period; check the parts and what changed on the line"))
+        if i >= 8:
+            s = {_side(v) for v in z[i - 8:i + 1]}
+            if len(s) == 1 and 0 not in s:
+                word = "above" if 1 in s else "below"
+                hits.append(RuleHit(i, 2, f"9 periods in a row {word} the average defect rate: the process "
+                                          f"has shifted {'up' if word == 'above' else 'down'}"))
+        if i >= 5:
+            w = z[i - 5:i + 1]
+            diffs = [b - a for a, b in zip(w, w[1:])]
+            if all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
+                word = "rising" if diffs[0] > 0 else "falling"
+                hits.append(RuleHit(i, 3, f"defect rate {word} 6 periods in a row: a trend (tool wear, "
+                                          "drifting setting, material change)"))
+        for rule, size, need, zone in ((5, 3, 2, 2.0), (6, 5, 4, 1.0)):
+            if i >= size - 1 and abs(zi) > zone:
+                sign = _side(zi)
+                w = z[i - size + 1:i + 1]
+                if sum(1 for v in w if v * sign > zone) >= need:
+                    word = "above" if sign > 0 else "below"
+                    hits.append(RuleHit(i, rule, f"{need} of the last {size} periods far {word} the average "
+                                                 f"(beyond {zone:g}σ): an early sign of a shift"))
+    return hits
+
+
+# -- score drift ---------------------------------------------------------------------
+
+@dataclass
+class ScorePoint:
+    label: str
+    start: Optional[dt.datetime]
+    n: int
+    mean: Optional[float]
+    median: Optional[float]
+    p95: Optional[float]
+    shift: Optional[float] = None     # P(score here > score in the baseline) - 0.5; None in the baseline
+    z: Optional[float] = None
+    drift: bool = False
+
+
+@dataclass
+class DriftResult:
+    points: list[ScorePoint]
+    baseline: dict[str, Any]
+    alarm: bool
+    index: Optional[int]
+    label: Optional[str]
+    text: str
+
+
+# Why a rank statistic and not an EWMA or CUSUM of the subgroup median: anomaly scores
+# are skewed and heavy-tailed, their unit depends on the detector (PatchCore distances,
+# PaDiM Mahalanobis), and subgroup sizes vary from a handful to thousands. An EWMA needs
+# the between-subgroup sigma of the median in score units, estimated from a few baseline
+# subgroups and wrong for every subgroup of another size. The Mann-Whitney statistic
+# needs none of that: A = P(a part now scores above a baseline part) is 0.5 when nothing
+# changed, whatever the distribution and the detector, and its standard error under "no
+# change" is known exactly for any pair of sizes. It moves with the bulk of the parts (a
+# moved camera or changed light shifts every part's score), not with a few real defects
+# in the tail, so a bad hour of defects is the p-chart's business, not a drift alarm.
+# Statistical significance alone is not enough with thousands of parts an hour (any
+# trivial change is "significant"), so an alarm needs both |z| > 3 and a shift of at
+# least ``min_shift`` in A (0.1: 60 % of parts now score above the typical baseline part,
+# about a 0.35-sigma move of a normal score; a camera knocked out of place moves it far more).
+# And it needs ``persist`` (2) drifted subgroups in a row: every subgroup is compared with
+# the same baseline, so a baseline that happened to sit low makes single 3-sigma hits
+# several times likelier than 0.3 %; a moved camera stays moved, a chance hit does not
+# repeat (on 40 simulated stable lines of 200 subgroups: 25 single hits, no pair).
+DRIFT_Z = 3.0
+DRIFT_MIN_SHIFT = 0.10
+DRIFT_MIN_PARTS = 10
+DRIFT_PERSIST = 2
+
+
+def _rank_shift(base_sorted: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """(A - 0.5, z) of the Mann-Whitney comparison of ``x`` with the sorted baseline."""
+    m, n = len(base_sorted), len(x)
+    below = np.searchsorted(base_sorted, x, side="left")
+    upto = np.searchsorted(base_sorted, x, side="right")
+    u = float(np.sum(below) + 0.5 * np.sum(upto - below))     # ties count one half
+    a = u / (m * n)
+    se = math.sqrt((m + n + 1) / (12.0 * m * n))   # sd of A under no change (ties make it a bit smaller)
+    return a - 0.5, (a - 0.5) / se
+
+
+def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]], baseline_groups: int = 5,
+                baseline: Optional[np.ndarray] = None, min_shift: float = DRIFT_MIN_SHIFT,
+                z_limit: float = DRIFT_Z, min_parts: int = DRIFT_MIN_PARTS,
+                persist: int = DRIFT_PERSIST) -> DriftResult:
+    """Per-subgroup score summaries and a drift alarm against a baseline.
+
+    ``groups``: (label, start, scores) in time order. The baseline is ``baseline`` (e.g.
+    the scores of a reference window) or else the first ``baseline_groups`` subgroups
+    with parts, which are then not tested themselves. Each later subgroup of at least
+    ``min_parts`` parts is marked ``drift`` when its scores moved (see the comment above);
+    the alarm names the first of ``persist`` marked subgroups in a row, moved the same
+    way (subgroups too small to test neither break nor extend a run). So a camera moved
+    in the latest subgroup alarms one subgroup later.
+    """
+    points = []
+    for label, start, s in groups:
+        s = np.asarray(s, dtype=np.float64)
+        s = s[np.isfinite(s)]
+        if len(s):
+            points.append(ScorePoint(label, start, len(s), float(s.mean()), float(np.median(s)),
+                                     float(np.quantile(s, 0.95))))
+        else:
+            points.append(ScorePoint(label, start, 0, None, None, None))
+    scores = [np.asarray(s, dtype=np.float64) for _, _, s in groups]
+    first_tested = 0
+    if baseline is None:
+        used = [i for i, p in enumerate(points) if p.n][:baseline_groups]
+        base = np.concatenate([scores[i] for i in used]) if used else np.zeros(0)
+        first_tested = used[-1] + 1 if used else len(points)
+        desc = {"from": points[used[0]].label if used else None, "to": points[used[-1]].label if used else None,
+                "subgroups": len(used)}
+    else:
+        base = np.asarray(baseline, dtype=np.float64)
+        desc = {"from": None, "to": None, "subgroups": None}
+    base = np.sort(base[np.isfinite(base)])
+    desc.update({"n": int(len(base)),
+                 "mean": float(base.mean()) if len(base) else None,
+                 "median": float(np.median(base)) if len(base) else None,
+                 "p95": float(np.quantile(base, 0.95)) if len(base) else None})
+    if len(base) < min_parts:
+        return DriftResult(points, desc, False, None, None,
+                           f"not enough parts to compare with: the baseline has {len(base)} parts scored, "
+                           f"needs {min_parts}; widen the time window")
+    first = None
+    run: list[int] = []
+    tested = 0
+    for i in range(first_tested, len(points)):
+        p = points[i]
+        if p.n < min_parts:
+            continue
+        tested += 1
+        s = scores[i][np.isfinite(scores[i])]
+        p.shift, p.z = _rank_shift(base, s)
+        p.drift = abs(p.z) > z_limit and abs(p.shift) >= min_shift
+        # a run is drift the same way (a jump up then down is two events, not one)
+        run = run + [i] if p.drift and (not run or (points[run[-1]].shift > 0) == (p.shift > 0)) else \
+            ([i] if p.drift else [])
+        if len(run) >= persist and first is None:
+            first = run[0]
+    if not tested:
+        return DriftResult(points, desc, False, None, None,
+                           f"nothing to compare yet: no subgroup after the baseline has {min_parts} parts or more; "
+                           "widen the time window or give a baseline window")
+    if first is None:
+        return DriftResult(points, desc, False, None, None,
+                           f"scores are steady: no run of subgroups moved away from the baseline ({tested} compared)")
+    p = points[first]
+    word = "higher" if p.shift > 0 else "lower"
+    text = (f"{p.label}: part scores are {word} than in the baseline ({p.shift + 0.5:.0%} of parts score above "
+            f"a typical baseline part; median {p.median:.4g} vs {desc['median']:.4g}): check the camera's "
+            "position, focus and the lighting, then the parts")
+    return DriftResult(points, desc, True, first, p.label, text)
+
+
+# -- rates from reviewed parts ----------------------------------------------------------
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval for a rate of ``k`` in ``n``; (0, 1) when n is 0.
+
+    Conservative: covers the true rate at least ``confidence`` of the time for every
+    rate, which is what a plant wants from "at most x % escapes". k = 0 gives an upper
+    bound of 1 - (α/2)^(1/n) (k=0, n=50: 0.0711).
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if n == 0:
+        return 0.0, 1.0
+    alpha = 1.0 - confidence
+    lo = 0.0 if k == 0 else beta_quantile(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else beta_quantile(1 - alpha / 2, k + 1, n - k)
+    return lo, hi
+
+
+def rate_with_ci(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
+    lo, hi = clopper_pearson(k, n, confidence)
+    return {"rate": (k / n) if n else None, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
+
+
+def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95) -> dict[str, Any]:
+    """False-reject and escape rates from reviewed parts, with exact intervals.
+
+    ``counts`` maps (verdict the station gave, latest review label) to a number of
+    parts, e.g. ``{("NG", "good"): 3, ("NG", "defect"): 40, ("OK", "defect"): 1,
+    ("OK", "good"): 200}``. Only reviewed parts count.
+
+    Definitions (both conditional on the verdict, because that is how parts get
+    reviewed: NG parts are looked at, OK parts by audit):
+
+    - **false-reject rate** = NG parts reviewers called good / NG parts reviewed: the
+      share of rejected parts that were good (scrap that was not needed).
+    - **escape rate** = OK parts reviewers called defect / OK parts reviewed: the share
+      of passed parts that were defective (what would reach the customer).
+
+    REVIEW parts are in neither: a person judges them by design; their counts are
+    returned apart (``review_band``).
+
+    These are honest estimates only when, within each verdict, the reviewed parts are
+    like the unreviewed ones (every NG part reviewed, or a random sample of them; OK
+    parts from a random audit). If operators review the OK parts that looked suspicious,
+    the escape rate is overstated; if they review only NG parts near the threshold, the
+    false-reject rate is overstated. Neither is the share of *good* parts rejected (the
+    rate the threshold is set for); that needs the NG and OK totals beside these rates.
+    The interval covers sampling noise only, never this selection bias.
+    """
+    def c(v: str, label: str) -> int:
+        return int(counts.get((v, label), 0))
+
+    fr_k, fr_n = c("NG", "good"), c("NG", "good") + c("NG", "defect")
+    es_k, es_n = c("OK", "defect"), c("OK", "defect") + c("OK", "good")
+    return {"false_reject": rate_with_ci(fr_k, fr_n, confidence),
+            "escape": rate_with_ci(es_k, es_n, confidence),
+            "review_band": {"good": c("REVIEW", "good"), "defect": c("REVIEW", "defect")},
+            "confidence": confidence}

@@ -1,0 +1,221 @@
+"""The line's records cut into SPC subgroups (hour, shift, day or lot), for :mod:`.spc`.
+
+The work stays in the database where it can: the p-chart and the review rates are
+``GROUP BY`` counts. Hours, days and shifts are wall-clock periods in the plant's time
+zone, which neither SQLite nor PostgreSQL can cut the same way (and shifts are the
+plant's own), so the database groups into fixed UTC slots that no period boundary
+falls inside (15 minutes, or 1 minute when a shift starts at, say, 06:10), and Python
+merges the slots into periods. That is a few thousand rows for a month however many
+parts the line made. Score distributions need every score: only (slot, score) pairs are
+streamed, never whole records.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from .db import Database
+from .errors import InvalidRequest
+from .orm import Inspection, utcnow
+from .shifts import parse_shift_starts, plant_zone, shift_of
+from .spc import Subgroup
+
+GROUPINGS = ("hour", "shift", "day", "lot")
+# how far back a chart looks when no ``since`` is given
+DEFAULT_WINDOW = {"hour": dt.timedelta(hours=48), "shift": dt.timedelta(days=7),
+                  "day": dt.timedelta(days=30), "lot": dt.timedelta(days=30)}
+# the usual length of a period, to refuse a window that would make too many subgroups
+_PERIOD = {"hour": dt.timedelta(hours=1), "shift": dt.timedelta(hours=8), "day": dt.timedelta(days=1)}
+MAX_SUBGROUPS = 2000
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+@dataclass
+class Filters:
+    line: Optional[str] = None
+    station: Optional[str] = None
+    product: Optional[str] = None
+    since: Optional[dt.datetime] = None     # naive UTC, inclusive
+    until: Optional[dt.datetime] = None     # naive UTC, exclusive
+
+
+def naive_utc(t: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    if t is None or t.tzinfo is None:
+        return t
+    try:
+        return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise InvalidRequest(f"the time {t.isoformat()} is out of range once converted to UTC; "
+                             "use a time between years 1 and 9999") from None
+
+
+def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.datetime],
+                   now: Optional[dt.datetime] = None) -> tuple[dt.datetime, dt.datetime]:
+    """``since``/``until`` in naive UTC, defaults filled, checked (InvalidRequest says what to fix)."""
+    if by not in GROUPINGS:
+        raise InvalidRequest(f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
+    until = naive_utc(until) or (now or utcnow())
+    try:
+        since = naive_utc(since) or (until - DEFAULT_WINDOW[by])
+    except OverflowError:   # an until in the first days of year 1
+        raise InvalidRequest("until is too early to look back from; give since as well") from None
+    if since >= until:
+        raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
+                             "swap them or widen the window")
+    if by in _PERIOD and (until - since) / _PERIOD[by] > MAX_SUBGROUPS:
+        raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
+                             "subgroups; narrow since/until or group by a longer period (shift, day)")
+    return since, until
+
+
+def _where(f: Filters) -> list[ColumnElement]:
+    conds: list[ColumnElement] = []
+    if f.line:     # "" means every line
+        conds.append(Inspection.line == f.line)
+    if f.station:
+        conds.append(Inspection.station == f.station)
+    if f.product:
+        conds.append(Inspection.product == f.product)
+    if f.since is not None:
+        conds.append(Inspection.created_at >= f.since)
+    if f.until is not None:
+        conds.append(Inspection.created_at < f.until)
+    return conds
+
+
+def _slot_seconds(starts: Sequence[dt.time]) -> int:
+    # Every real time zone's offset is a multiple of 15 minutes (none since 1972 is not),
+    # so are the hour and day boundaries; shift starts may be any minute.
+    return 900 if all(s.minute % 15 == 0 and s.second == 0 for s in starts) else 60
+
+
+def _slot_expr(db: Database, seconds: int) -> ColumnElement:
+    if db.is_sqlite:
+        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'; %s reads it as UTC
+        # // : integer division (SQLAlchemy's / is true division, one slot per row)
+        return cast(func.strftime("%s", Inspection.created_at), Integer) // seconds
+    return cast(func.floor(func.extract("epoch", Inspection.created_at) / seconds), BigInteger)
+
+
+class Periods:
+    """Maps a record's naive-UTC time to its hour, day or shift in the plant's zone."""
+
+    def __init__(self, by: str, shift_starts: Sequence[str] | str = (), timezone: Optional[str] = None):
+        self.by = by
+        self.starts = parse_shift_starts(shift_starts) if shift_starts else parse_shift_starts(
+            ("06:00", "14:00", "22:00"))
+        self.zone = plant_zone(timezone)
+        self.slot_s = _slot_seconds(self.starts)
+
+    def of(self, t: dt.datetime) -> tuple[dt.datetime, str]:
+        """(start in naive UTC, label in plant time) of the period holding ``t``."""
+        if self.by == "shift":
+            sh = shift_of(t, self.starts, self.zone)
+            return sh.start_utc, sh.label
+        local = t.replace(tzinfo=dt.timezone.utc).astimezone(self.zone)
+        if self.by == "hour":
+            start_local = local.replace(minute=0, second=0, microsecond=0)
+            label = start_local.strftime("%Y-%m-%d %H:00")
+            if start_local.fold:   # the hour a DST change repeats
+                label += " (2nd)"
+        else:
+            start_local = dt.datetime.combine(local.date(), dt.time(0), tzinfo=self.zone)
+            label = local.date().isoformat()
+        return start_local.astimezone(dt.timezone.utc).replace(tzinfo=None), label
+
+    def of_slot(self, slot: int) -> tuple[dt.datetime, str]:
+        return self.of(_EPOCH + dt.timedelta(seconds=int(slot) * self.slot_s))
+
+
+def _merge(rows: Iterable[tuple[Any, ...]], key_of: Callable[[Any], tuple[Any, str]]
+           ) -> dict[Any, list[Any]]:
+    """Rows (slot, n, defects) -> {period start: [label, n, defects]}."""
+    out: dict[Any, list[Any]] = {}
+    for slot, n, d in rows:
+        start, label = key_of(slot)
+        acc = out.setdefault(start, [label, 0, 0])
+        acc[1] += int(n)
+        acc[2] += int(d or 0)
+    return out
+
+
+def defect_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods] = None) -> list[Subgroup]:
+    """Parts judged and parts judged NG per subgroup, oldest first."""
+    ng = func.sum(case((Inspection.verdict == "NG", 1), else_=0))
+    conds = _where(f)
+    with db.session() as s:
+        if by == "lot":
+            q = (select(Inspection.lot, func.min(Inspection.created_at), func.count(), ng)
+                 .where(and_(*conds, Inspection.lot.is_not(None))).group_by(Inspection.lot)
+                 .order_by(func.min(Inspection.created_at)))
+            rows = s.execute(q).all()
+            if len(rows) > MAX_SUBGROUPS:
+                raise InvalidRequest(f"{len(rows)} lots in this window, more than {MAX_SUBGROUPS}; "
+                                     "narrow since/until")
+            return [Subgroup(str(lot), first, int(n), int(d or 0)) for lot, first, n, d in rows]
+        assert periods is not None
+        slot = _slot_expr(db, periods.slot_s).label("slot")
+        rows = s.execute(select(slot, func.count(), ng).where(*conds).group_by(slot)).all()
+    merged = _merge(rows, periods.of_slot)
+    return [Subgroup(label, start, n, d) for start, (label, n, d) in sorted(merged.items())]
+
+
+def score_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods] = None
+                    ) -> tuple[list[tuple[str, Optional[dt.datetime], np.ndarray]], list[str]]:
+    """Scores per subgroup, oldest first, and the model ids that judged them (scores of
+    two models are not comparable: the caller says so)."""
+    conds = _where(f)
+    with db.session() as s:
+        models = [m for (m,) in s.execute(select(Inspection.model_id).where(*conds).distinct().limit(20))]
+        if by == "lot":
+            has_lot = and_(*conds, Inspection.lot.is_not(None))
+            firsts = s.execute(select(Inspection.lot, func.min(Inspection.created_at)).where(has_lot)
+                               .group_by(Inspection.lot).order_by(func.min(Inspection.created_at))).all()
+            if len(firsts) > MAX_SUBGROUPS:
+                raise InvalidRequest(f"{len(firsts)} lots in this window, more than {MAX_SUBGROUPS}; "
+                                     "narrow since/until")
+            lots: dict[str, list[float]] = {lot: [] for lot, _ in firsts}
+            for lot, score in s.connection().execute(select(Inspection.lot, Inspection.score).where(has_lot)):
+                lots[lot].append(score)
+            return [(str(lot), first, np.asarray(lots[lot], dtype=np.float64)) for lot, first in firsts], models
+        assert periods is not None
+        slot = _slot_expr(db, periods.slot_s).label("slot")
+        # Core, not ORM rows, and flattened straight into numpy: handing numpy 200 000
+        # Row objects costs seconds (it probes each for the array protocol)
+        data = s.connection().execute(select(slot, Inspection.score).where(*conds)).all()
+    if not data:
+        return [], models
+    arr = np.fromiter(itertools.chain.from_iterable(data), dtype=np.float64, count=2 * len(data)).reshape(-1, 2)
+    slots, scores = arr[:, 0].astype(np.int64), arr[:, 1]
+    uniq, inverse = np.unique(slots, return_inverse=True)
+    period_of = [periods.of_slot(int(u)) for u in uniq]
+    starts = sorted({p[0] for p in period_of})
+    index_of_start = {st: i for i, st in enumerate(starts)}
+    labels = {p[0]: p[1] for p in period_of}
+    group_of_slot = np.asarray([index_of_start[p[0]] for p in period_of])
+    group = group_of_slot[inverse]
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(starts) + 1))
+    return [(labels[st], st, scores[order[bounds[i]:bounds[i + 1]]]) for i, st in enumerate(starts)], models
+
+
+def baseline_scores(db: Database, f: Filters, limit: int = 200_000) -> np.ndarray:
+    """Every score in a reference window (the newest ``limit``: plenty for a rank test)."""
+    with db.session() as s:
+        q = select(Inspection.score).where(*_where(f)).order_by(Inspection.id.desc()).limit(limit)
+        return np.fromiter((v for (v,) in s.connection().execute(q)), dtype=np.float64)
+
+
+def review_counts(db: Database, f: Filters) -> dict[tuple[str, str], int]:
+    """{(verdict, latest review label): parts} over reviewed parts."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.verdict, Inspection.review_label, func.count())
+                         .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label.is_not(None))
+                         .group_by(Inspection.verdict, Inspection.review_label)).all()
+    return {(v, lab): int(n) for v, lab, n in rows}

@@ -1,0 +1,229 @@
+"""Threshold tuning: what a threshold would do on parts the line already judged, and
+saving new thresholds as a new model version (same model, new thresholds).
+
+A part scoring above the threshold is NG, above the review threshold (and up to the
+threshold) REVIEW, else OK: the same rule as ``Inspector`` applies. Scores do not depend
+on the thresholds, so every part a model judged tells what any other threshold would
+have made of it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from ..vision.errors import BundleError
+from .errors import InvalidModel, InvalidRequest, StationError
+from .orm import Inspection, ModelVersion
+
+# Calibration entries that state a guarantee of the thresholds the calibration chose
+# (its conformal rank, its bound on false rejects): wrong once a person moves them.
+_STALE = ("rank", "review_rank", "guaranteed_false_reject_rate", "guaranteed_not_ok_rate",
+          "false_reject_rate_upper_90", "enough_calibration_parts", "frr_threshold", "f1_threshold")
+
+MAX_SCORES = 5000      # per list in the tuning answer: plenty for a histogram and the rates
+
+
+def _share(k: int, n: int) -> dict[str, Any]:
+    return {"k": int(k), "n": int(n), "rate": (k / n) if n else None}
+
+
+def check_thresholds(threshold: float, review_threshold: Optional[float]) -> None:
+    """Refuse thresholds a model cannot use (InvalidRequest, 422, saying what to fix)."""
+    if not math.isfinite(threshold):
+        raise InvalidRequest(f"threshold must be a finite number, got {threshold}")
+    if review_threshold is not None:
+        if not math.isfinite(review_threshold):
+            raise InvalidRequest(f"review_threshold must be a finite number or null (no review band), "
+                                 f"got {review_threshold}")
+        if review_threshold >= threshold:
+            raise InvalidRequest(f"review_threshold ({review_threshold:g}) must be below threshold "
+                                 f"({threshold:g}): parts between the two go to REVIEW; send null for no band")
+
+
+def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float], recent_scores: Sequence[float],
+                   threshold: float, review_threshold: Optional[float] = None) -> dict[str, Any]:
+    """What ``threshold``/``review_threshold`` would have done to the parts given.
+
+    - ``false_rejects``: good parts (reviewed good) scoring above the threshold (NG).
+    - ``escapes``: defective parts (reviewed defect) at or below the review threshold
+      (OK; without a band, at or below the threshold).
+    - ``review_load``: recent parts (any verdict) in the band: the share a person has to look at.
+    - ``recent_ng``: recent parts that would be NG.
+
+    Reviewed good parts are mostly former NG and REVIEW parts (false alarms are what
+    gets reviewed), so they score higher than good parts at large: ``false_rejects``
+    overstates the share of all good parts rejected unless the good scores come from a
+    random audit sample. Likewise ``escapes`` counts only the defects someone found.
+    """
+    r = threshold if review_threshold is None else review_threshold
+    check_thresholds(threshold, review_threshold)
+    g = np.asarray(good_scores, dtype=np.float64)
+    d = np.asarray(defect_scores, dtype=np.float64)
+    x = np.asarray(recent_scores, dtype=np.float64)
+    return {"threshold": float(threshold), "review_threshold": None if review_threshold is None else float(r),
+            "false_rejects": _share(int(np.sum(g > threshold)), len(g)),
+            "good_to_review": _share(int(np.sum((g > r) & (g <= threshold))), len(g)),
+            "escapes": _share(int(np.sum(d <= r)), len(d)),
+            "defects_to_review": _share(int(np.sum((d > r) & (d <= threshold))), len(d)),
+            "review_load": _share(int(np.sum((x > r) & (x <= threshold))), len(x)),
+            "recent_ng": _share(int(np.sum(x > threshold)), len(x))}
+
+
+# -- the model file ---------------------------------------------------------------------
+
+def _file_calibration(data: bytes) -> Optional[tuple[str, dict[str, Any]]]:
+    """(format, calibration) of a .lgm bundle or an exported .onnx; None for another format."""
+    from ..runtime import onnx_file
+    from ..vision import bundle
+    if onnx_file.is_export(data):
+        return "onnx", dict(onnx_file.load(data)[1].get("calibration") or {})
+    try:
+        manifest, _, _ = bundle.loads(data)
+    except BundleError:
+        return None
+    return "lgm", dict(manifest.get("calibration") or {})
+
+
+# file key -> its calibration record. Model files are content-addressed, so an entry never
+# goes stale, and a model file of 100 MB is read and hashed once, not on every request.
+_CALIBRATIONS: dict[str, dict[str, Any]] = {}
+_CALIBRATIONS_LOCK = threading.Lock()
+
+
+def model_calibration(station: Any, mv: ModelVersion) -> dict[str, Any]:
+    """The calibration record of a version (threshold, review_threshold, ...), read from
+    its file; a model of another format (a custom loader) is asked for its own."""
+    with _CALIBRATIONS_LOCK:
+        hit = _CALIBRATIONS.get(mv.file_key)
+    if hit is not None:
+        return copy.deepcopy(hit)
+    data = station.models.store.path(mv.file_key).read_bytes()
+    found = _file_calibration(data)
+    if found is not None:
+        cal = found[1]
+    else:
+        insp = station.models.inspector(mv)
+        cal = dict(getattr(insp, "calibration", None) or {})
+        cal.setdefault("threshold", float(insp.threshold))
+        cal.setdefault("review_threshold", float(getattr(insp, "review_threshold", insp.threshold)))
+    with _CALIBRATIONS_LOCK:
+        _CALIBRATIONS[mv.file_key] = copy.deepcopy(cal)
+    return cal
+
+
+def scored_as(cal: dict[str, Any], model_id: str) -> str:
+    """The model whose scores a version gives: a tuned version scores like its source."""
+    return str((cal.get("tuned") or {}).get("scored_as") or model_id)
+
+
+def same_scores(station: Any, mv: ModelVersion) -> list[str]:
+    """Model ids of every version of the product that scores parts exactly as ``mv``
+    does: its source model and every version tuned from it (thresholds differ, scores not)."""
+    def root_of(v: ModelVersion) -> str:
+        return scored_as(model_calibration(station, v), v.model_id)
+
+    root = root_of(mv)
+    ids = {mv.model_id, root}
+    for v in station.models.list(mv.product):
+        try:
+            if root_of(v) == root:
+                ids.add(v.model_id)
+        except (StationError, BundleError, OSError):
+            continue   # a version whose file no longer loads judged nothing like this one
+    return sorted(ids)
+
+
+def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: Optional[float],
+                      source: ModelVersion, note: Optional[str], by: Optional[str]) -> dict[str, Any]:
+    new = {k: v for k, v in cal.items() if k not in _STALE}
+    old_t = float(cal["threshold"])
+    new["threshold"] = float(threshold)
+    new["review_threshold"] = float(threshold if review_threshold is None else review_threshold)
+    if review_threshold is None:
+        new["review_rate"] = 0.0
+    if "pixel_threshold" in cal:
+        # never above the image threshold, so an NG part always has its worst spot outlined
+        new["pixel_threshold"] = min(float(cal["pixel_threshold"]), float(threshold))
+    new["strategy"] = "manual"
+    new["tuned"] = {"from_version": source.version, "from_model_id": source.model_id,
+                    "from_threshold": old_t, "from_review_threshold": float(cal.get("review_threshold", old_t)),
+                    "scored_as": scored_as(cal, source.model_id), "note": note, "by": by}
+    return new
+
+
+def rewrite_thresholds(data: bytes, calibration: dict[str, Any], loaded: Any = None) -> bytes:
+    """The model file ``data`` with ``calibration`` in place of its own: a new, sealed file
+    (its content hash recomputed) with every tensor or graph byte as it was.
+
+    ``.lgm`` bundles and exported ``.onnx`` models are rewritten here; a model of another
+    format (loaded by a custom loader) must offer ``with_calibration(calibration) -> bytes``.
+    """
+    from ..runtime import onnx_file
+    from ..vision import bundle
+    if onnx_file.is_export(data):
+        _, manifest, _ = onnx_file.load(data)
+        return onnx_file.seal(onnx_file.replace_manifest(data, {**manifest, "calibration": calibration}))[0]
+    try:
+        manifest, tensors, _ = bundle.loads(data)
+    except BundleError:
+        if loaded is not None and callable(getattr(loaded, "with_calibration", None)):
+            return loaded.with_calibration(calibration)
+        raise InvalidModel("this model file is neither a .lgm bundle nor an exported .onnx, so its thresholds "
+                           "cannot be rewritten here; recalibrate it with `lineguard recalibrate`") from None
+    return bundle.dumps({**manifest, "calibration": calibration}, tensors)[0]
+
+
+def tuning_data(station: Any, product: str, line: str, version: Optional[int] = None,
+                limit: int = MAX_SCORES) -> dict[str, Any]:
+    """Scores of reviewed-good, reviewed-defect and recent parts judged by the version's
+    model (and by any version it was tuned from: same scores), newest first, with its
+    thresholds. ``version`` None: the version active on ``line``."""
+    mv = station.models.get(product, line, version) if version is not None else \
+        station.models.active_for(product, line)
+    cal = model_calibration(station, mv)
+    ids = same_scores(station, mv)
+    base = select(Inspection.score).where(Inspection.product == product, Inspection.model_id.in_(ids))
+    if mv.line:
+        base = base.where(Inspection.line == mv.line)
+    newest = Inspection.id.desc()
+    with station.db.session() as s:
+        good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
+        defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(limit)))
+        recent = list(s.scalars(base.order_by(newest).limit(limit)))
+    t = float(cal["threshold"])
+    r = float(cal.get("review_threshold", t))
+    return {"product": product, "line": mv.line, "version": mv.version, "model_id": mv.model_id,
+            "threshold": t, "review_threshold": r if r < t else None,
+            "good_scores": good, "defect_scores": defect, "recent_scores": recent}
+
+
+def save_thresholds(station: Any, product: str, line: str, version: int, threshold: float,
+                    review_threshold: Optional[float], note: Optional[str] = None,
+                    by: Optional[str] = None) -> ModelVersion:
+    """A new, inactive version of ``product``/``line``: version ``version``'s model with
+    these thresholds. Activate it as any other version."""
+    check_thresholds(threshold, review_threshold)
+    src = station.models.get(product, line, version)
+    data = station.models.store.path(src.file_key).read_bytes()
+    found = _file_calibration(data)
+    loaded = None
+    if found is None:
+        loaded = station.models.inspector(src)
+        cal = model_calibration(station, src)
+    else:
+        cal = found[1]
+    old_t = float(cal["threshold"])
+    old_r = float(cal.get("review_threshold", old_t))
+    new_r = threshold if review_threshold is None else review_threshold
+    if old_t == threshold and old_r == new_r:
+        raise InvalidRequest(f"version {version} already has threshold {threshold:g} and review threshold "
+                             f"{new_r:g}; move them before saving")
+    new = rewrite_thresholds(data, tuned_calibration(cal, threshold, review_threshold, src, note, by), loaded)
+    why = f"thresholds of v{version} tuned: {old_t:.6g} -> {threshold:.6g}" + \
+        (f", review {old_r:.6g} -> {new_r:.6g}" if old_r != new_r else "")
+    return station.add_model(new, product, src.line, note=f"{why}. {note}" if note else why, by=by, activate=False)

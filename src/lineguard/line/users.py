@@ -1,0 +1,128 @@
+"""People who sign in with a name and password, and the rule that a station keeps an admin.
+
+Passwords are stored as a salted scrypt hash (standard library, memory-hard: about 16 MiB
+and tens of milliseconds per guess), never in clear. A name that does not exist costs
+the same scrypt work as a wrong password, so timing does not tell which it was.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from functools import lru_cache
+from typing import Optional
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .auth import ROLES
+from .errors import Conflict, InvalidRequest, NotFound
+from .orm import ApiKey, SignInSession, User
+
+# n=2**14, r=8: 16 MiB per hash; the parameters are stored with each hash, so raising
+# them later leaves older passwords readable.
+_N, _R, _P = 2 ** 14, 8, 1
+MIN_PASSWORD = 8
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, maxmem=64 * 1024 * 1024)
+    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+    return f"scrypt${_N}${_R}${_P}${b64(salt)}${b64(digest)}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        algo, n, r, p, salt, digest = stored.split("$")
+        if algo != "scrypt":
+            return False
+        want = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             maxmem=64 * 1024 * 1024, dklen=len(want))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # checked against when the name is unknown, so an unknown name costs a full hash too
+    # (made on first use: importing this module must not cost a hash)
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, username: str, password: str) -> Optional[User]:
+    """The user if the name exists, is not disabled and the password matches, else None."""
+    user = session.scalar(select(User).where(User.username == username))
+    ok = check_password(password, user.password_hash if user is not None else _dummy_hash())
+    if user is None or user.disabled or not ok:
+        return None
+    return user
+
+
+def create_user(session: Session, username: str, password: str, role: str) -> User:
+    """A new user; InvalidRequest for a bad name, role or short password, Conflict if the name is taken."""
+    if not _NAME_RE.match(username or ""):
+        raise InvalidRequest(f"{username!r} is not a usable user name: letters, digits and . _ @ -, "
+                             "starting with a letter or digit, at most 100 characters")
+    if role not in ROLES:
+        raise InvalidRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"a user named {username!r} exists already; pick another name")
+    user = User(username=username, password_hash=hash_password(password), role=role, disabled=False)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _lock_admins(session: Session) -> None:
+    # Two admins removing each other at once must not both pass the count below:
+    # PostgreSQL locks the admin rows until commit (SQLite has one writer anyway).
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked.is_(False)).with_for_update())
+        session.execute(select(User.id).where(User.role == "admin", User.disabled.is_(False)).with_for_update())
+
+
+def active_admins(session: Session) -> int:
+    """Admin keys not revoked plus admin users not disabled."""
+    keys = session.scalar(select(func.count()).select_from(ApiKey)
+                          .where(ApiKey.role == "admin", ApiKey.revoked.is_(False))) or 0
+    users = session.scalar(select(func.count()).select_from(User)
+                           .where(User.role == "admin", User.disabled.is_(False))) or 0
+    return int(keys) + int(users)
+
+
+LAST_ADMIN = ("it is the station's last active admin (keys and users together); create another admin first "
+              "(`lineguard keys create --role admin` or `lineguard users add NAME --role admin`)")
+
+
+def refuse_last_admin(session: Session, role: str, active: bool, what: str) -> None:
+    """Conflict if taking away this admin (``what``) would leave the station with none."""
+    if role != "admin" or not active:
+        return
+    _lock_admins(session)
+    if active_admins(session) <= 1:
+        raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
+
+
+def disable_user(session: Session, user_id: int) -> User:
+    """Disable a user and end their sessions; NotFound, or Conflict for the last admin."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}")
+    user.disabled = True
+    session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
+    return user
+
+
+def user_to_dict(user: User) -> dict:
+    from .station import _iso
+    return {"id": user.id, "username": user.username, "role": user.role, "disabled": user.disabled,
+            "created_at": _iso(user.created_at)}

@@ -1,0 +1,215 @@
+"""Signing in (sessions for the station's pages) and the users who may sign in."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from ...line.auth import verify_key
+from ...line.errors import InvalidRequest, StationError
+from ...line.orm import User
+from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
+from ...line.station import Station
+from ...line.users import authenticate, create_user, disable_user, user_to_dict
+from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
+from ..schemas import ErrorOut, errors
+
+router = APIRouter(tags=["sign-in"])
+
+
+class SignInIn(BaseModel):
+    api_key: Optional[str] = Field(default=None, max_length=200, description="an API key, or:")
+    username: Optional[str] = Field(default=None, max_length=100)
+    password: Optional[str] = Field(default=None, max_length=1000)
+
+
+class SessionOut(BaseModel):
+    name: str
+    role: str
+    csrf_token: str = Field(description=f"send it as the {CSRF_HEADER} header on every POST/PUT/PATCH/DELETE "
+                                        "made with the session cookie")
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+    role: Literal["operator", "engineer", "admin"]
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: Optional[str]
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+
+
+class TooManySignIns(StationError):
+    http_status = 429
+    code = "too_many_sign_ins"
+
+
+_429 = {429: {"model": ErrorOut, "description": "too many failed sign-ins from this name or address; wait"}}
+
+
+class SignInThrottle:
+    """Failed sign-ins remembered in memory per user name and per client address.
+
+    After ``per_name`` failures for one name (or ``per_address`` from one address) within
+    ``window_s``, further tries are refused without checking them until the oldest
+    failure leaves the window: a guesser gets a few tries per window, a person who
+    mistyped waits minutes at most. Unknown names are counted like known ones, so the
+    answer never tells whether a name exists.
+    """
+
+    def __init__(self, per_name: int = 5, per_address: int = 20, window_s: float = 300.0):
+        self.per_name, self.per_address, self.window_s = per_name, per_address, window_s
+        self._fails: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, who: str, now: float) -> list[float]:
+        times = [t for t in self._fails.get(who, ()) if t > now - self.window_s]
+        if times:
+            self._fails[who] = times
+        else:
+            self._fails.pop(who, None)
+        return times
+
+    def attempt(self, name: Optional[str], address: str) -> float:
+        """Seconds this name/address must wait (0: go ahead, and the try is counted).
+
+        A try is counted as failed before it is checked, so many tries sent at once
+        cannot all slip through before the first failure is recorded.
+        """
+        now = time.monotonic()
+        whos = [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
+        with self._lock:
+            wait = 0.0
+            for who, limit in whos:
+                times = self._recent(who, now)
+                if len(times) >= limit:
+                    wait = max(wait, times[-limit] + self.window_s - now)
+            if wait > 0:
+                return wait
+            if len(self._fails) > 10_000:     # bounded memory under a spray of names
+                self._fails.clear()
+            for who, _ in whos:
+                self._fails.setdefault(who, []).append(now)
+        return 0.0
+
+    def succeeded(self, name: Optional[str], address: str) -> None:
+        """The try was good: forget the name's failures and take back the address's count of it."""
+        with self._lock:
+            if name:
+                self._fails.pop(f"name:{name}", None)
+            times = self._fails.get(f"addr:{address}")
+            if times:
+                times.pop()
+
+
+def _throttle(request: Request) -> SignInThrottle:
+    state = request.app.state
+    if getattr(state, "sign_in_throttle", None) is None:
+        state.sign_in_throttle = SignInThrottle()
+    return state.sign_in_throttle
+
+
+def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, str, str]]:
+    """(session token, role, name) of a new session, or None when the credentials do not hold."""
+    hours = station.config.session_hours
+    with station.db.session() as s:
+        if body.api_key:
+            row = verify_key(s, body.api_key.strip())
+            if row is None:
+                return None
+            return start_session(s, hours, key_id=row.id), row.role, row.name or f"key-{row.prefix}"
+        user = authenticate(s, body.username or "", body.password or "")
+        if user is None:
+            return None
+        return start_session(s, hours, user_id=user.id), user.role, user.username
+
+
+@router.post("/api/v1/session", summary="Sign in with an API key or a user name and password",
+             response_model=SessionOut, responses={**errors(401, 422), **_429})
+async def sign_in(body: SignInIn, request: Request, station: Station = Depends(get_station)) -> Response:
+    if not body.api_key and not (body.username and body.password):
+        raise InvalidRequest("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
+    name = None if body.api_key else body.username
+    address = request.client.host if request.client else "?"
+    throttle = _throttle(request)
+    wait = throttle.attempt(name, address)
+    if wait > 0:
+        raise TooManySignIns(f"too many failed sign-ins; try again in {int(wait) + 1} s", retry_after_s=int(wait) + 1)
+    made = await run_in_threadpool(_sign_in, station, body)
+    if made is None:
+        # one message for every failure: it must not tell whether the name exists
+        raise HTTPException(401, "sign-in failed: the key, or the user name and password, are not valid")
+    throttle.succeeded(name, address)
+    token, role, who_name = made
+    resp = JSONResponse({"name": who_name, "role": role, "csrf_token": csrf_token(token)})
+    resp.set_cookie(COOKIE, token, max_age=int(station.config.session_hours * 3600), path="/", httponly=True,
+                    samesite="strict", secure=request.url.scheme == "https")
+    return resp
+
+
+@router.get("/api/v1/session", summary="Who is signed in (and the CSRF token again)",
+            response_model=SessionOut, responses=errors(401))
+async def who(request: Request, station: Station = Depends(get_station)) -> dict[str, Any]:
+    token = request.cookies.get(COOKIE)
+    hit = await run_in_threadpool(session_of, station, token) if token else None
+    if hit is None:
+        raise HTTPException(401, "not signed in (or the sign-in has ended); sign in with POST /api/v1/session")
+    return {"name": hit[2], "role": hit[1], "csrf_token": csrf_token(token)}
+
+
+@router.delete("/api/v1/session", status_code=204, summary="Sign out", responses=errors(403))
+async def sign_out(request: Request, station: Station = Depends(get_station)) -> Response:
+    token = request.cookies.get(COOKIE)
+    if token and await run_in_threadpool(session_of, station, token) is not None:
+        if not check_csrf(token, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(403, f"signing out needs the {CSRF_HEADER} header of the session")
+
+        def end() -> None:
+            with station.db.session() as s:
+                end_session(s, token)
+        await run_in_threadpool(end)
+        forget_session(station, token)
+    resp = Response(status_code=204)
+    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return resp
+
+
+@router.get("/api/v1/users", tags=["users"], summary="List users (never their passwords)",
+            response_model=UserList, responses=errors(401, 403))
+def list_users(station: Station = Depends(get_station), caller: Caller = Depends(require("admin"))) -> dict:
+    with station.db.session() as s:
+        return {"items": [user_to_dict(u) for u in s.scalars(select(User).order_by(User.id))]}
+
+
+@router.post("/api/v1/users", status_code=201, tags=["users"], summary="Add a user who signs in with a password",
+             response_model=UserOut, responses=errors(401, 403, 409, 422))
+def add_user(body: UserIn, station: Station = Depends(get_station),
+             caller: Caller = Depends(require("admin"))) -> dict:
+    with station.db.session() as s:
+        return user_to_dict(create_user(s, body.username, body.password, body.role))
+
+
+@router.delete("/api/v1/users/{user_id}", tags=["users"], summary="Disable a user and end their sessions",
+               response_model=UserOut, responses=errors(401, 403, 404, 409, 422))
+def remove_user(user_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
+                caller: Caller = Depends(require("admin"))) -> dict:
+    with station.db.session() as s:
+        out = user_to_dict(disable_user(s, user_id))
+    station.key_cache.clear()   # after the commit: their cached sessions stop working now
+    return out

@@ -1,0 +1,142 @@
+"""The live line view's data: station events as they happen, and this shift's counters."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from ...line.errors import StationError
+from ...line.orm import Inspection, utcnow
+from ...line.shifts import parse_shift_starts, plant_zone, shift_of
+from ...line.station import Station, _iso, _naive_utc
+from ..deps import get_station, reader
+from ..events import EventHub
+from ..schemas import errors
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+THROUGHPUT_WINDOW = dt.timedelta(minutes=5)   # parts per minute is the recent pace, not the shift's mean
+LATENCY_SAMPLE = 500                          # newest parts per station the latency percentiles use
+# The station's own time for a part, from upload received to record stored (the model's
+# share is station_model); older records without these keys fall back to the model total.
+_LATENCY_PARTS = ("station_decode", "station_queue", "station_model", "station_store_files")
+
+
+def event_hub(request: Request) -> EventHub:
+    return request.app.state.events
+
+
+@router.get("/events", summary="Inspections and reviews as they happen (server-sent events)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "`event: inspection` or `review` with the record as JSON in `data:`; "
+                                            "`event: dropped` when this client read too slowly and missed events "
+                                            "(reload the counters); a comment line every 15 s when idle"},
+                       **errors(401, 403, 503)})
+async def events(request: Request, hub: EventHub = Depends(event_hub), _r: Any = Depends(reader)) -> Any:
+    sub = hub.subscribe()
+    if sub is None:
+        from ...line.errors import StorageUnavailable
+        raise StorageUnavailable("the station is shutting down; connect again when it is back")
+
+    async def stream():
+        try:
+            async for chunk in sub.messages():
+                yield chunk
+        finally:
+            # the client went away (Starlette cancels the stream) or the server stops
+            hub.unsubscribe(sub)
+
+    # no-transform/X-Accel-Buffering: a reverse proxy must pass events on, not gather them
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"})
+
+
+def _percentile(sorted_vals: list[float], q: float) -> Optional[float]:
+    if not sorted_vals:
+        return None
+    # nearest rank: a latency that some part really had, not an interpolation
+    k = max(0, min(len(sorted_vals) - 1, math.ceil(q * len(sorted_vals)) - 1))
+    return round(sorted_vals[k], 1)
+
+
+def _part_latency_ms(timings: dict[str, Any]) -> Optional[float]:
+    vals = [timings[k] for k in _LATENCY_PARTS if isinstance(timings.get(k), (int, float))]
+    if vals:
+        return float(sum(vals))
+    total = timings.get("total")
+    return float(total) if isinstance(total, (int, float)) else None
+
+
+def line_summary(station: Station, since: Optional[dt.datetime] = None,
+                 now: Optional[dt.datetime] = None) -> dict[str, Any]:
+    """Counters per line and station since ``since`` (default: the start of the current shift)."""
+    cfg = station.config
+    now = now or utcnow()
+    shift = shift_of(now, parse_shift_starts(cfg.shift_starts), plant_zone(cfg.timezone))
+    start = _naive_utc(since) if since is not None else shift.start_utc
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(line: str, st: str) -> dict[str, Any]:
+        return lines.setdefault((line, st), {"line": line, "station": st, "parts": 0, "ok": 0, "ng": 0,
+                                             "review": 0, "defect_rate": None, "parts_per_min": 0.0,
+                                             "latency_ms": {"p50": None, "p95": None}, "last_part_at": None})
+
+    recent_from = max(start, now - THROUGHPUT_WINDOW)
+    window_min = max((now - recent_from).total_seconds() / 60.0, 1e-9)
+    with station.db.session() as s:
+        counts = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, func.count(),
+                                  func.max(Inspection.created_at))
+                           .where(Inspection.created_at >= start)
+                           .group_by(Inspection.line, Inspection.station, Inspection.verdict))
+        for line, st, verdict, n, last in counts:
+            r = row(line, st)
+            r["parts"] += n
+            key = {"OK": "ok", "NG": "ng", "REVIEW": "review"}.get(verdict)
+            if key:
+                r[key] += n
+            if last is not None and (r["last_part_at"] is None or last > r["last_part_at"]):
+                r["last_part_at"] = last
+        recent = s.execute(select(Inspection.line, Inspection.station, func.count())
+                           .where(Inspection.created_at >= recent_from)
+                           .group_by(Inspection.line, Inspection.station))
+        for line, st, n in recent:
+            row(line, st)["parts_per_min"] = round(n / window_min, 2)
+        timings: dict[tuple[str, str], list[float]] = {}
+        for key in list(lines):
+            q = (select(Inspection.timings_ms).where(Inspection.line == key[0], Inspection.station == key[1],
+                                                    Inspection.created_at >= start)
+                 .order_by(Inspection.id.desc()).limit(LATENCY_SAMPLE))
+            timings[key] = sorted(v for v in (_part_latency_ms(t or {}) for t in s.scalars(q)) if v is not None)
+    for key, r in lines.items():
+        r["defect_rate"] = round(r["ng"] / r["parts"], 6) if r["parts"] else None
+        r["latency_ms"] = {"p50": _percentile(timings[key], 0.5), "p95": _percentile(timings[key], 0.95)}
+        r["last_part_at"] = _iso(r["last_part_at"])
+
+    from .models import model_to_dict
+    models = [model_to_dict(m) for m in station.models.list() if m.active]
+    sinks = [{"name": name, **state} for name, state in station.sinks.status().items()]
+    plc = station.plc.snapshot() if getattr(station, "plc", None) is not None else None
+    return {"since": _iso(start), "now": _iso(now),
+            "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
+            "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
+            "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults)}
+
+
+@router.get("/lines/summary", summary="Counters per line and station this shift (the line view)",
+            responses=errors(401, 403, 422))
+def summary(request: Request,
+            since: Optional[dt.datetime] = Query(None, description="ISO time; default the start of the "
+                                                                   "current shift (the plant's shift starts)"),
+            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    try:
+        body = line_summary(station, since)
+    except ValueError as exc:   # shift settings: checked at start-up, but say so if not
+        raise StationError(str(exc)) from exc
+    hub = getattr(request.app.state, "events", None)
+    body["live"] = {"clients": hub.clients if hub else 0, "dropped": hub.dropped if hub else 0}
+    return body

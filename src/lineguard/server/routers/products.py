@@ -1,0 +1,30 @@
+"""Per-product settings: the defect types reviewers choose from."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+
+from ...line.station import Station
+from ..deps import Caller, get_station, reader, require
+from ..schemas import DefectTypesIn, DefectTypesOut, errors
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+
+_PRODUCT = PathParam(min_length=1, max_length=100, description="the product name parts are sent with")
+
+
+@router.get("/{product}/defect-types", summary="The defect types reviewers of a product choose from",
+            response_model=DefectTypesOut, responses=errors(401, 403, 404, 422))
+def get_defect_types(product: str = _PRODUCT, station: Station = Depends(get_station),
+                     _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"product": product, "defect_types": station.defect_types(product)}
+
+
+@router.put("/{product}/defect-types", summary="Set a product's defect types",
+            description="Reviews already recorded keep their type, even one no longer listed.",
+            response_model=DefectTypesOut, responses=errors(401, 403, 404, 422))
+def put_defect_types(body: DefectTypesIn, product: str = _PRODUCT, station: Station = Depends(get_station),
+                     caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return {"product": product, "defect_types": station.set_defect_types(product, body.defect_types, by=caller.name)}

@@ -1,0 +1,226 @@
+"""SPC of the line: the defect-rate p-chart, score drift, reviewed rates (JSON or CSV)."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...line import spc
+from ...line.errors import InvalidRequest
+from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, resolve_window, review_counts,
+                              score_subgroups)
+from ...line.station import Station, _iso
+from ..deps import get_station, reader
+from ..schemas import errors
+
+router = APIRouter(prefix="/api/v1/spc", tags=["spc"])
+
+By = Literal["hour", "shift", "day", "lot"]
+Format = Literal["json", "csv"]
+_SINCE = Query(None, description="ISO time, inclusive (default: a window that fits `by`)")
+_UNTIL = Query(None, description="ISO time, exclusive (default: now)")
+# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
+_TEXT = r"^[^\x00]*$"
+_LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
+_STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)
+_PRODUCT = Query(None, max_length=100, pattern=_TEXT)
+
+
+# -- answers (FastAPI checks every JSON answer against these; /openapi.json shows them) ----
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChartPointOut(_Out):
+    label: str = Field(description="the hour, shift or day in plant time, or the lot")
+    start: Optional[str] = Field(description="start of the period (lot: its first part), ISO UTC")
+    n: int = Field(description="parts judged")
+    defects: int = Field(description="parts judged NG")
+    p: float
+    ucl: float
+    lcl: float
+    z: Optional[float] = Field(description="(p - centre) / sigma of this subgroup")
+    rules: list[int] = Field(description="Nelson rules this point completes")
+
+
+class AlarmOut(_Out):
+    index: int
+    label: str
+    rule: int
+    text: str
+
+
+class PChartOut(_Out):
+    by: str
+    since: Optional[str]
+    until: Optional[str]
+    centre: float
+    points: list[ChartPointOut]
+    alarms: list[AlarmOut]
+
+
+class ScorePointOut(_Out):
+    label: str
+    start: Optional[str]
+    n: int
+    mean: Optional[float]
+    median: Optional[float]
+    p95: Optional[float]
+    shift: Optional[float] = Field(description="P(a part here scores above a baseline part) - 0.5; "
+                                               "null for baseline and too-small subgroups")
+    z: Optional[float]
+    drift: bool
+
+
+class DriftOut(_Out):
+    alarm: bool
+    index: Optional[int]
+    label: Optional[str]
+    text: str
+
+
+class ScoresOut(_Out):
+    by: str
+    points: list[ScorePointOut]
+    baseline: dict[str, Any]
+    drift: DriftOut
+
+
+class RateOut(_Out):
+    rate: Optional[float] = Field(description="k / n; null when n is 0")
+    lo: float
+    hi: float
+    k: int
+    n: int
+
+
+class ReviewRatesOut(_Out):
+    false_reject: RateOut
+    escape: RateOut
+    confidence: float
+
+
+def _documented(model: type, *codes: int) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "content": {"text/csv": {}},
+                  "description": "JSON, or with format=csv the numbers behind the chart"}, **errors(*codes)}
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(["" if v is None else v for v in r] for r in rows)
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _stamp(t: dt.datetime) -> str:
+    return t.strftime("%Y%m%dT%H%MZ")
+
+
+def _filters(line, station_name, product, since, until) -> Filters:
+    return Filters(line=line or None, station=station_name or None, product=product or None,
+                   since=since, until=until)
+
+
+def _periods(station: Station, by: str) -> Optional[Periods]:
+    return None if by == "lot" else Periods(by, station.config.shift_starts, station.config.timezone)
+
+
+@router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
+                                "and Nelson rule alarms", response_model=PChartOut,
+            responses=_documented(PChartOut, 401, 403, 422))
+def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+            product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+            until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window(by, since, until)
+    f = _filters(line, station_name, product, t0, t1)
+    groups = defect_subgroups(station.db, f, by, _periods(station, by))
+    chart = spc.p_chart(groups)
+    if format == "csv":
+        return _csv(f"lineguard-p-chart-{by}-{_stamp(t0)}-{_stamp(t1)}",
+                    ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"],
+                    [[p.label, _iso(p.start), p.n, p.defects, p.p, p.ucl, p.lcl, chart.centre,
+                      _num(p.z), " ".join(map(str, p.rules))] for p in chart.points])
+    return {"by": by, "since": _iso(t0), "until": _iso(t1), "centre": chart.centre,
+            "parts": sum(p.n for p in chart.points), "defects": sum(p.defects for p in chart.points),
+            "rules": {str(k): v for k, v in spc.RULES.items()},
+            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "defects": p.defects, "p": p.p,
+                        "ucl": p.ucl, "lcl": p.lcl, "z": _num(p.z), "rules": p.rules} for p in chart.points],
+            "alarms": [{"index": h.index, "label": chart.points[h.index].label, "rule": h.rule, "text": h.text}
+                       for h in chart.alarms]}
+
+
+def _num(x: Optional[float]) -> Optional[float]:
+    # JSON has no infinity: a first defect on a chart whose centre is 0 is "off the chart"
+    if x is None:
+        return None
+    return x if abs(x) != float("inf") else (1e9 if x > 0 else -1e9)
+
+
+@router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
+                               "away from the baseline (camera moved, light changed)", response_model=ScoresOut,
+            responses=_documented(ScoresOut, 401, 403, 422))
+def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+           product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
+           until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+           baseline_subgroups: int = Query(5, ge=1, le=500,
+                                           description="the first this many subgroups are the baseline"),
+           baseline_since: Optional[dt.datetime] = Query(None, description="with baseline_until: a reference "
+                                                         "window (e.g. a good week) instead of the first subgroups"),
+           baseline_until: Optional[dt.datetime] = Query(None),
+           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window(by, since, until)
+    f = _filters(line, station_name, product, t0, t1)
+    groups, models = score_subgroups(station.db, f, by, _periods(station, by))
+    baseline = None
+    if baseline_since is not None or baseline_until is not None:
+        if baseline_since is None or baseline_until is None:
+            raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the first "
+                                 "baseline_subgroups subgroups are the baseline)")
+        b0, b1 = resolve_window("lot", baseline_since, baseline_until)
+        baseline = baseline_scores(station.db, _filters(line, station_name, product, b0, b1))
+    drift = spc.score_drift(groups, baseline_groups=baseline_subgroups, baseline=baseline)
+    if baseline is not None:
+        drift.baseline.update({"since": _iso(b0), "until": _iso(b1)})
+    text = drift.text
+    if len(models) > 1:
+        text += (f" (note: {len(models)} different models judged these parts; their scores are not comparable, "
+                 "filter by product and a window with one model)")
+    if format == "csv":
+        return _csv(f"lineguard-scores-{by}-{_stamp(t0)}-{_stamp(t1)}",
+                    ["label", "start", "n", "mean", "median", "p95", "shift", "z", "drift"],
+                    [[p.label, _iso(p.start), p.n, p.mean, p.median, p.p95, p.shift, p.z, int(p.drift)]
+                     for p in drift.points])
+    return {"by": by, "since": _iso(t0), "until": _iso(t1), "models": models,
+            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "mean": p.mean, "median": p.median,
+                        "p95": p.p95, "shift": p.shift, "z": p.z, "drift": p.drift} for p in drift.points],
+            "baseline": drift.baseline,
+            "drift": {"alarm": drift.alarm, "index": drift.index, "label": drift.label, "text": text,
+                      "min_shift": spc.DRIFT_MIN_SHIFT, "z_limit": spc.DRIFT_Z}}
+
+
+@router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
+                                     "95% intervals", response_model=ReviewRatesOut,
+            responses=_documented(ReviewRatesOut, 401, 403, 422))
+def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                 product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
+                 until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window("lot", since, until)   # a window of any length: no subgroups here
+    f = _filters(line, station_name, product, t0, t1)
+    out = spc.review_rates(review_counts(station.db, f))
+    if format == "csv":
+        return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
+                    [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
+                     for m in ("false_reject", "escape")])
+    return {"since": _iso(t0), "until": _iso(t1), **out,
+            "definitions": {"false_reject": "NG parts reviewers called good / NG parts reviewed",
+                            "escape": "OK parts reviewers called defect / OK parts reviewed"}}

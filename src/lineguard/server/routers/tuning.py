@@ -1,0 +1,74 @@
+"""Threshold tuning of a product's model: the scores behind it, and saving new thresholds."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...line import tuning
+from ...line.station import Station
+from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..schemas import ModelVersionOut, errors
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
+_TEXT = r"^[^\x00]*$"
+_PRODUCT = Path(max_length=100, pattern=_TEXT)
+
+
+class ThresholdIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+    line: str = Field(default="", max_length=100, pattern=_TEXT)
+    version: int = Field(ge=1, le=DB_INT_MAX, description="the version whose model gets the new thresholds")
+    threshold: float = Field(description="above it a part is NG")
+    review_threshold: Optional[float] = Field(default=None, description="above it (and up to threshold) a part "
+                                                                        "is REVIEW; null: no review band")
+    note: Optional[str] = Field(default=None, max_length=2000)
+
+
+class TuningOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    product: str
+    line: str
+    version: int
+    threshold: float
+    review_threshold: Optional[float] = Field(description="null: no review band")
+    good_scores: list[float] = Field(description="parts reviewed good, newest first")
+    defect_scores: list[float] = Field(description="parts reviewed defect, newest first")
+    recent_scores: list[float] = Field(description="the latest parts, any verdict")
+    expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds")
+
+
+class TunedVersionOut(ModelVersionOut):
+    model_config = ConfigDict(extra="allow")
+    threshold: float
+    review_threshold: Optional[float]
+
+
+@router.get("/{product}/tuning", summary="Scores of reviewed good, reviewed defect and recent parts judged by a "
+                                        "version's model, with its thresholds", response_model=TuningOut,
+            responses=errors(401, 403, 404, 422))
+def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pattern=_TEXT),
+               version: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
+                                              description="default: the version active on the line"),
+               station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    out = tuning.tuning_data(station, product, line, version)
+    out["expected"] = tuning.expected_rates(out["good_scores"], out["defect_scores"], out["recent_scores"],
+                                            out["threshold"], out["review_threshold"])
+    return out
+
+
+@router.post("/{product}/threshold", status_code=201,
+             summary="Save new thresholds as a new (inactive) version of the same model",
+             response_model=TunedVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
+def save_threshold(body: ThresholdIn, product: str = _PRODUCT, station: Station = Depends(get_station),
+                   caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    from .models import model_to_dict
+    mv = tuning.save_thresholds(station, product, body.line, body.version, body.threshold, body.review_threshold,
+                                body.note, caller.name)
+    d = model_to_dict(mv)
+    # the lifecycle branch adds these to every version; until then the answer carries them
+    d.setdefault("threshold", body.threshold)
+    d.setdefault("review_threshold", body.review_threshold)
+    return d

@@ -1,0 +1,217 @@
+// Charts drawn as SVG by hand: a plant PC has no internet to fetch a chart library from,
+// and these few shapes (lines, steps, bars, markers) need no more than this.
+"use strict";
+
+LG.chart = (() => {
+  const {svg} = LG;
+  const PAD = {l: 48, r: 12, t: 12, b: 34};
+
+  function frame(width, height, yMin, yMax, n, opts = {}) {
+    const pad = Object.assign({}, PAD, opts.pad || {});
+    const w = width - pad.l - pad.r, hgt = height - pad.t - pad.b;
+    const span = (yMax - yMin) || 1;
+    const y = (v) => pad.t + hgt - ((v - yMin) / span) * hgt;
+    const x = opts.x || ((i) => pad.l + (n <= 1 ? w / 2 : (i / (n - 1)) * w));
+    const root = svg("svg", {class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": opts.label || "chart"});
+    const axis = svg("g", {class: "axis"});
+    for (let k = 0; k <= 4; k++) {
+      const v = yMin + (span * k) / 4;
+      axis.appendChild(svg("line", {x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v), stroke: "#e3e8ee"}));
+      axis.appendChild(svg("text", {x: pad.l - 4, y: y(v) + 4, "text-anchor": "end"},
+        opts.yFmt ? opts.yFmt(v) : fmt(v)));
+    }
+    root.appendChild(axis);
+    return {root, x, y, pad, w, h: hgt, width, height};
+  }
+
+  function fmt(v) {
+    const a = Math.abs(v);
+    if (a === 0) return "0";
+    if (a >= 100) return v.toFixed(0);
+    if (a >= 1) return v.toFixed(2);
+    return v.toPrecision(2);
+  }
+
+  function xLabels(f, labels, every) {
+    const g = svg("g", {class: "xlabels"});
+    const step = every || Math.max(1, Math.ceil(labels.length / 10));
+    labels.forEach((lab, i) => {
+      if (i % step) return;
+      g.appendChild(svg("text", {x: f.x(i), y: f.height - f.pad.b + 14, "text-anchor": "middle"}, shorten(lab)));
+    });
+    f.root.appendChild(g);
+  }
+
+  function shorten(s) {
+    s = String(s ?? "");
+    return s.length > 16 ? s.slice(0, 15) + "…" : s;
+  }
+
+  function path(f, values, attrs, step) {
+    let d = "";
+    values.forEach((v, i) => {
+      if (v === null || v === undefined || isNaN(v)) return;
+      const X = f.x(i), Y = f.y(v);
+      if (step) {
+        // a limit that changes with each subgroup: flat across the subgroup's width
+        const half = (f.x(1) - f.x(0)) / 2 || 10;
+        d += `${d ? "L" : "M"}${X - half},${Y}L${X + half},${Y}`;
+      } else {
+        d += `${d ? "L" : "M"}${X},${Y}`;
+      }
+    });
+    return svg("path", Object.assign({d, fill: "none", "stroke-width": 1.6}, attrs));
+  }
+
+  // p-chart: points, centre line, per-subgroup limits, rule hits in red with their numbers
+  function pchart(data, opts = {}) {
+    const pts = data.points || [];
+    const vals = pts.flatMap((p) => [p.p, p.ucl, p.lcl]).filter((v) => v !== null && v !== undefined);
+    const yMax = Math.max(data.centre || 0, ...vals, 0.001) * 1.1;
+    const f = frame(opts.width || 900, opts.height || 300, 0, yMax, pts.length,
+      {label: "p-chart", yFmt: (v) => (100 * v).toFixed(v < 0.01 ? 2 : 1) + "%"});
+    xLabels(f, pts.map((p) => p.label));
+    if (data.centre !== null && data.centre !== undefined) {
+      f.root.appendChild(svg("line", {class: "centre", x1: f.pad.l, x2: f.width - f.pad.r, y1: f.y(data.centre),
+        y2: f.y(data.centre), stroke: "#1d4f91", "stroke-width": 1.2}));
+    }
+    f.root.appendChild(path(f, pts.map((p) => p.ucl), {class: "ucl", stroke: "#c62828", "stroke-dasharray": "5 3"}, true));
+    f.root.appendChild(path(f, pts.map((p) => p.lcl), {class: "lcl", stroke: "#c62828", "stroke-dasharray": "5 3"}, true));
+    f.root.appendChild(path(f, pts.map((p) => p.p), {class: "p", stroke: "#333"}));
+    pts.forEach((p, i) => {
+      if (p.p === null || p.p === undefined) return;
+      const alarm = (p.rules || []).length > 0;
+      const c = svg("circle", {class: alarm ? "point alarm" : "point", cx: f.x(i), cy: f.y(p.p), r: alarm ? 5 : 3.5,
+        fill: alarm ? "#c62828" : "#333"});
+      c.appendChild(svg("title", {}, `${p.label}: ${p.defects}/${p.n} = ${(100 * p.p).toFixed(2)}%` +
+        (alarm ? ` (rule ${p.rules.join(", ")})` : "")));
+      f.root.appendChild(c);
+      if (alarm) {
+        f.root.appendChild(svg("text", {class: "rule", x: f.x(i), y: f.y(p.p) - 8, "text-anchor": "middle",
+          fill: "#c62828"}, p.rules.join(",")));
+      }
+    });
+    return f.root;
+  }
+
+  // several lines over the same subgroups (score drift: mean, median, p95)
+  function lines(labels, series, opts = {}) {
+    const vals = series.flatMap((s) => s.values).concat(opts.hlines ? opts.hlines.map((l) => l.y) : [])
+      .filter((v) => v !== null && v !== undefined && !isNaN(v));
+    const lo = Math.min(...vals, 0), hi = Math.max(...vals, 1e-9);
+    const f = frame(opts.width || 900, opts.height || 260, lo, hi + (hi - lo) * 0.08, labels.length,
+      {label: opts.label || "chart"});
+    xLabels(f, labels);
+    for (const l of opts.hlines || []) {
+      f.root.appendChild(svg("line", {x1: f.pad.l, x2: f.width - f.pad.r, y1: f.y(l.y), y2: f.y(l.y),
+        stroke: l.color || "#888", "stroke-dasharray": "4 3"}));
+    }
+    for (const s of series) f.root.appendChild(path(f, s.values, {stroke: s.color, class: s.cls || null}));
+    (opts.marks || []).forEach((i) => {
+      const s = series[0];
+      if (s && s.values[i] !== null && s.values[i] !== undefined) {
+        f.root.appendChild(svg("circle", {class: "alarm", cx: f.x(i), cy: f.y(s.values[i]), r: 6, fill: "none",
+          stroke: "#c62828", "stroke-width": 2}));
+      }
+    });
+    legend(f, series);
+    return f.root;
+  }
+
+  function legend(f, series) {
+    let x = f.pad.l;
+    for (const s of series) {
+      f.root.appendChild(svg("rect", {x, y: f.height - 12, width: 10, height: 4, fill: s.color}));
+      f.root.appendChild(svg("text", {x: x + 14, y: f.height - 8}, s.name));
+      x += 24 + 7 * String(s.name).length;
+    }
+  }
+
+  // overlaid histograms on shared bins, with vertical threshold lines
+  function histogram(series, opts = {}) {
+    const all = series.flatMap((s) => s.values);
+    let lo = opts.min ?? Math.min(...all), hi = opts.max ?? Math.max(...all);
+    if (!isFinite(lo) || !isFinite(hi)) { lo = 0; hi = 1; }
+    if (hi <= lo) hi = lo + 1e-6;
+    const nb = opts.bins || 30;
+    const bw = (hi - lo) / nb;
+    const counts = series.map((s) => {
+      const c = new Array(nb).fill(0);
+      for (const v of s.values) c[Math.min(nb - 1, Math.max(0, Math.floor((v - lo) / bw)))]++;
+      // as a share of the series, so 20 defects show beside 2000 good parts
+      return c.map((k) => (s.values.length ? k / s.values.length : 0));
+    });
+    const yMax = Math.max(...counts.flat(), 0.01);
+    const width = opts.width || 900, height = opts.height || 260;
+    const scaleX = (v) => PAD.l + ((v - lo) / (hi - lo)) * (width - PAD.l - PAD.r);
+    const f = frame(width, height, 0, yMax * 1.05, nb, {x: scaleX, label: "score histogram",
+      yFmt: (v) => (100 * v).toFixed(0) + "%"});
+    series.forEach((s, si) => {
+      counts[si].forEach((c, b) => {
+        if (!c) return;
+        f.root.appendChild(svg("rect", {class: "bar " + (s.cls || ""), x: scaleX(lo + b * bw) + 1, y: f.y(c),
+          width: Math.max(1, scaleX(lo + bw) - scaleX(lo) - 2), height: f.y(0) - f.y(c), fill: s.color,
+          "fill-opacity": 0.55}));
+      });
+    });
+    for (let k = 0; k <= 5; k++) {
+      const v = lo + ((hi - lo) * k) / 5;
+      f.root.appendChild(svg("text", {x: scaleX(v), y: height - PAD.b + 14, "text-anchor": "middle"}, fmt(v)));
+    }
+    const vl = svg("g", {class: "vlines"});
+    for (const l of opts.vlines || []) {
+      if (l.x === null || l.x === undefined) continue;
+      const X = scaleX(Math.min(hi, Math.max(lo, l.x)));
+      vl.appendChild(svg("line", {class: l.cls || null, x1: X, x2: X, y1: PAD.t, y2: height - PAD.b, stroke: l.color,
+        "stroke-width": 2}));
+      vl.appendChild(svg("text", {x: X + 3, y: PAD.t + 10, fill: l.color}, l.label || ""));
+    }
+    f.root.appendChild(vl);
+    legend(f, series);
+    return f.root;
+  }
+
+  // one score against the thresholds: OK | REVIEW | NG zones and a marker
+  function scoreBar(score, threshold, review, opts = {}) {
+    const width = opts.width || 420, height = 46;
+    const hi = Math.max(score, threshold) * 1.35 || 1;
+    const X = (v) => 8 + (Math.max(0, Math.min(hi, v)) / hi) * (width - 16);
+    const root = svg("svg", {class: "chart scorebar", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": `score ${fmt(score)} against threshold ${fmt(threshold)}`});
+    const ok = review ?? threshold;
+    root.appendChild(svg("rect", {x: X(0), y: 10, width: X(ok) - X(0), height: 14, fill: "#cfead9"}));
+    if (review !== null && review !== undefined) {
+      root.appendChild(svg("rect", {x: X(review), y: 10, width: X(threshold) - X(review), height: 14, fill: "#fbe3b3"}));
+    }
+    root.appendChild(svg("rect", {x: X(threshold), y: 10, width: X(hi) - X(threshold), height: 14, fill: "#f6c9c9"}));
+    root.appendChild(svg("line", {x1: X(threshold), x2: X(threshold), y1: 6, y2: 28, stroke: "#c62828", "stroke-width": 2}));
+    root.appendChild(svg("text", {x: X(threshold), y: 40, "text-anchor": "middle", fill: "#c62828"}, "NG " + fmt(threshold)));
+    if (review !== null && review !== undefined) {
+      root.appendChild(svg("line", {x1: X(review), x2: X(review), y1: 6, y2: 28, stroke: "#d98a00", "stroke-width": 2}));
+      root.appendChild(svg("text", {x: X(review), y: 40, "text-anchor": "end", fill: "#d98a00"}, "review " + fmt(review)));
+    }
+    root.appendChild(svg("path", {class: "score", d: `M${X(score)},4l-5,-4h10z M${X(score)},4V30`, stroke: "#1b2430",
+      fill: "#1b2430", "stroke-width": 2}));
+    return root;
+  }
+
+  // a rate with its confidence interval, on 0..max
+  function interval(r, opts = {}) {
+    const width = opts.width || 360, height = 30;
+    const max = Math.max(r.hi || 0, r.rate || 0, 0.01) * 1.2;
+    const X = (v) => 6 + (v / max) * (width - 12);
+    const root = svg("svg", {class: "chart interval", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": "rate with confidence interval"});
+    root.appendChild(svg("line", {x1: X(0), x2: X(max), y1: 15, y2: 15, stroke: "#e3e8ee", "stroke-width": 8}));
+    if (r.lo !== null && r.lo !== undefined && r.hi !== null && r.hi !== undefined) {
+      root.appendChild(svg("line", {x1: X(r.lo), x2: X(r.hi), y1: 15, y2: 15, stroke: "#1d4f91", "stroke-width": 8}));
+    }
+    if (r.rate !== null && r.rate !== undefined) {
+      root.appendChild(svg("circle", {cx: X(r.rate), cy: 15, r: 6, fill: "#fff", stroke: "#1b2430", "stroke-width": 2}));
+    }
+    return root;
+  }
+
+  return {pchart, lines, histogram, scoreBar, interval};
+})();

@@ -1,0 +1,219 @@
+// Shared by every page: building the DOM safely, calling the API with the session,
+// the navigation bar and role checks. Data never goes through innerHTML: part ids,
+// lots and notes are typed in by people and machines, so everything is text nodes.
+"use strict";
+
+const LG = (() => {
+  const ROLES = ["operator", "engineer", "admin"];
+  const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+  let me = null;
+
+  // h("div", {class: "x", onclick: fn}, "text", child) -> element; strings become text
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    setAttrs(el, attrs);
+    append(el, children);
+    return el;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    setAttrs(el, attrs);
+    append(el, children);
+    return el;
+  }
+
+  function setAttrs(el, attrs) {
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+      else if (k === "text") el.textContent = String(v);
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else if (k === "value" && "value" in el) el.value = v;
+      else if (k === "checked" || k === "disabled" || k === "selected") el[k] = !!v;
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+  }
+
+  function append(el, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === null || c === undefined || c === false) continue;
+      el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    return el;
+  }
+
+  function q(params) {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) {
+      if (v !== null && v !== undefined && v !== "") u.set(k, v);
+    }
+    const s = u.toString();
+    return s ? "?" + s : "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, body) { super(message); this.status = status; this.body = body; }
+  }
+
+  function toSignIn() {
+    const here = location.pathname + location.search;
+    location.assign("/app/signin" + q({next: here}));
+  }
+
+  // fetch JSON with the session cookie; unsafe methods carry the CSRF token
+  async function api(path, opts = {}) {
+    const method = (opts.method || "GET").toUpperCase();
+    const headers = {Accept: "application/json"};
+    let body = opts.body;
+    if (body !== undefined && !(body instanceof FormData)) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(body);
+    }
+    if (UNSAFE.has(method) && me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+    const r = await fetch(path, {method, headers, body, credentials: "same-origin"});
+    if (r.status === 401 && !opts.noRedirect) {
+      toSignIn();
+      throw new ApiError(401, "signed out: sign in again");
+    }
+    const text = await r.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_e) { data = text; }
+    if (!r.ok) {
+      const msg = (data && data.error && data.error.message) || (data && data.detail) || r.statusText;
+      throw new ApiError(r.status, typeof msg === "string" ? msg : JSON.stringify(msg), data);
+    }
+    return data;
+  }
+
+  function roleAtLeast(role) {
+    return !!me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
+  }
+
+  // the status line under the header: what happened, or what went wrong and what to do
+  let statusTimer = null;
+  function say(msg, kind = "info") {
+    const el = document.getElementById("status");
+    if (!el) return;
+    el.className = kind;
+    el.textContent = msg;
+    clearTimeout(statusTimer);
+    if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; }, 6000);
+  }
+
+  function fail(err) {
+    if (err && err.status === 401) return;
+    say(String((err && err.message) || err), "error");
+  }
+
+  const NAV = [["/app/", "Line", "operator"], ["/app/gallery", "Gallery", "operator"],
+    ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"],
+    ["/app/tuning", "Tuning", "operator"], ["/app/models", "Models", "operator"],
+    ["/app/admin", "Admin", "admin"]];
+
+  function renderNav() {
+    const nav = clear(document.getElementById("nav"));
+    const page = document.body.dataset.page;
+    const current = {line: "/app/", part: "/app/gallery"}[page] || "/app/" + page;
+    for (const [href, label, role] of NAV) {
+      if (!roleAtLeast(role)) continue;
+      nav.appendChild(h("a", {href, class: href === current ? "current" : null}, label));
+    }
+    const who = clear(document.getElementById("who"));
+    who.appendChild(h("span", {class: "me", title: "signed in"}, me.name, " ", h("span", {class: "role"}, me.role)));
+    who.appendChild(h("button", {class: "link", type: "button", onclick: signOut}, "Sign out"));
+  }
+
+  async function signOut() {
+    try { await api("/api/v1/session", {method: "DELETE", noRedirect: true}); } catch (_e) { /* gone anyway */ }
+    location.assign("/app/signin");
+  }
+
+  // hide what the signed-in role may not do (the API checks again)
+  function applyRoles(root = document) {
+    for (const el of root.querySelectorAll("[data-role]")) {
+      el.hidden = !roleAtLeast(el.dataset.role);
+    }
+  }
+
+  // run a page: sign-in first, then its own code with the session
+  function start(fn) {
+    document.addEventListener("DOMContentLoaded", async () => {
+      try {
+        me = await api("/api/v1/session", {noRedirect: true});
+      } catch (err) {
+        if (err.status === 401) { toSignIn(); return; }
+        clear(document.getElementById("main")).appendChild(
+          h("p", {class: "error"}, "Cannot reach the station: " + err.message));
+        return;
+      }
+      renderNav();
+      const main = clear(document.getElementById("main"));
+      try {
+        await fn(main, me);
+        applyRoles(main);
+      } catch (err) { fail(err); }
+    });
+  }
+
+  // -- formatting ------------------------------------------------------------------
+  const pct = (x, d = 1) => (x === null || x === undefined || isNaN(x)) ? "–" : (100 * x).toFixed(d) + " %";
+  const num = (x, d = 3) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d);
+  function when(iso) {
+    if (!iso) return "–";
+    const t = new Date(iso);
+    return isNaN(t) ? String(iso) : t.toLocaleString();
+  }
+  function timeOnly(iso) {
+    if (!iso) return "–";
+    const t = new Date(iso);
+    return isNaN(t) ? String(iso) : t.toLocaleTimeString();
+  }
+  const verdictClass = (v) => "v-" + String(v || "").toLowerCase();
+  const partUrl = (id) => "/app/parts/" + encodeURIComponent(id);
+  const inspUrl = (id, what) => "/api/v1/inspections/" + encodeURIComponent(id) + (what ? "/" + what : "");
+
+  // <input type=datetime-local> value (local time) <-> ISO UTC for the API
+  function localToIso(v) { return v ? new Date(v).toISOString() : ""; }
+  function isoToLocal(iso) {
+    if (!iso) return "";
+    const t = new Date(iso);
+    if (isNaN(t)) return "";
+    const p = (n) => String(n).padStart(2, "0");
+    return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T${p(t.getHours())}:${p(t.getMinutes())}`;
+  }
+
+  function field(label, input) {
+    return h("label", {class: "field"}, h("span", {}, label), input);
+  }
+
+  function select(name, options, value) {
+    const s = h("select", {name});
+    for (const o of options) {
+      const [v, text] = Array.isArray(o) ? o : [o, o === "" ? "any" : o];
+      s.appendChild(h("option", {value: v, selected: String(v) === String(value ?? "")}, text));
+    }
+    return s;
+  }
+
+  function params() { return Object.fromEntries(new URLSearchParams(location.search)); }
+
+  const DEFAULT_DEFECT_TYPES = ["scratch", "crack", "dent", "stain", "contamination", "other"];
+  const defectTypeCache = new Map();
+  async function defectTypes(product) {
+    if (!product) return DEFAULT_DEFECT_TYPES;
+    if (!defectTypeCache.has(product)) {
+      defectTypeCache.set(product, api("/api/v1/products/" + encodeURIComponent(product) + "/defect-types")
+        .then((d) => d.defect_types).catch(() => DEFAULT_DEFECT_TYPES));
+    }
+    return defectTypeCache.get(product);
+  }
+
+  return {h, svg, clear, q, api, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
+    verdictClass, partUrl, inspUrl, localToIso, isoToLocal, field, select, params, defectTypes,
+    get me() { return me; }};
+})();

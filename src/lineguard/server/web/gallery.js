@@ -1,0 +1,64 @@
+// Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, select, num, verdictClass, partUrl, inspUrl} = LG;
+  const p = LG.params();
+  if (!("verdict" in p)) p.verdict = "NG";   // a defect gallery opens on the rejects
+
+  const form = h("form", {class: "filters panel", id: "filters"},
+    field("line", h("input", {name: "line", value: p.line || "", size: 8})),
+    field("station", h("input", {name: "station", value: p.station || "", size: 8})),
+    field("product", h("input", {name: "product", value: p.product || "", size: 10})),
+    field("lot", h("input", {name: "lot", value: p.lot || "", size: 10})),
+    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    field("verdict", select("verdict", [["", "any"], "NG", "REVIEW", "OK"], p.verdict)),
+    field("defect type", h("input", {name: "defect_type", value: p.defect_type || "", size: 10, list: "types"})),
+    field("reviewed", select("reviewed", [["", "any"], ["false", "not yet"], ["true", "reviewed"]], p.reviewed)),
+    h("button", {type: "submit"}, "Show"));
+  const dl = h("datalist", {id: "types"});
+  (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
+  const grid = h("div", {class: "gallery", id: "gallery"});
+  const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
+  const count = h("p", {class: "muted"});
+  main.append(h("h1", {}, "Defect gallery"), form, dl, count, grid, h("p", {}, more));
+
+  function filters() {
+    const f = form.elements;
+    return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
+      lot: f.lot.value.trim(), since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value),
+      verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value};
+  }
+
+  let cursor = null, shown = 0;
+  function card(it) {
+    const src = it.stored && it.stored.image ? inspUrl(it.id, it.verdict === "OK" ? "image" : "overlay") : null;
+    const review = it.review && it.review.reviewed
+      ? (it.review.label === "good" ? "false alarm" : "defect" + (it.defect_type ? ": " + it.defect_type : ""))
+      : "not reviewed";
+    return h("a", {class: "thumb " + verdictClass(it.verdict), href: partUrl(it.id), dataset: {id: it.id}},
+      src ? h("img", {src, alt: "part " + it.part_id, loading: "lazy"}) : h("div", {class: "noimg"}, "image not kept"),
+      h("div", {class: "cap"}, h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id),
+      h("div", {class: "cap muted"}, `score ${num(it.score)} · ${review}`),
+      h("div", {class: "cap muted"}, `${it.line}/${it.station}${it.lot ? " · lot " + it.lot : ""} · ${LG.when(it.created_at)}`));
+  }
+
+  async function load(reset) {
+    const f = filters();
+    if (reset) {
+      cursor = null; shown = 0; clear(grid);
+      history.replaceState(null, "", location.pathname + LG.q(f));
+    }
+    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, f, {limit: 48, cursor})));
+    page.items.forEach((it) => grid.appendChild(card(it)));
+    shown += page.items.length;
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    count.textContent = shown ? `${shown} part(s)${cursor ? ", more below" : ""}` : "No parts match these filters.";
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  more.addEventListener("click", () => load(false).catch(LG.fail));
+  await load(true);
+});

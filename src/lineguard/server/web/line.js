@@ -1,0 +1,179 @@
+// Line view: this shift's counters per line and station, the last parts, health;
+// kept live by the station's event stream (GET /api/v1/events).
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, pct, num, timeOnly, verdictClass, partUrl, inspUrl} = LG;
+  const MAX_THUMBS = 24;
+  const cards = new Map();   // "line\u0000station" -> {row, els}
+  let summary = null;
+
+  const head = h("div", {class: "row"}, h("h1", {class: "grow"}, "Line view"),
+    h("span", {class: "live muted", id: "live"}, "connecting…"));
+  const shiftInfo = h("p", {class: "muted", id: "shift"});
+  const cardsEl = h("div", {class: "grid", id: "stations"});
+  const thumbs = h("div", {class: "thumbs", id: "last-parts"});
+  const models = h("div", {id: "models"});
+  const health = h("div", {id: "health"});
+  main.append(head, shiftInfo, cardsEl,
+    h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs),
+    h("div", {class: "row"},
+      h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
+      h("div", {class: "panel grow"}, h("h2", {}, "Sinks and PLC"), health)));
+
+  const keyOf = (line, station) => line + "\u0000" + station;
+
+  function counter(name, label) {
+    const b = h("b", {dataset: {counter: name}}, "0");
+    return [h("div", {class: "counter"}, b, h("span", {}, label)), b];
+  }
+
+  function card(line, station) {
+    const k = keyOf(line, station);
+    if (cards.has(k)) return cards.get(k);
+    const els = {};
+    const cs = [["parts", "parts"], ["ok", "OK"], ["ng", "NG"], ["review", "review"], ["defect_rate", "defect rate"]]
+      .map(([n, l]) => { const [div, b] = counter(n, l); els[n] = b; return div; });
+    els.ppm = h("dd", {}); els.lat = h("dd", {}); els.last = h("dd", {}); els.model = h("dd", {});
+    const el = h("section", {class: "panel station-card", dataset: {line, station}},
+      h("h2", {}, h("span", {}, "Line ", line, " · ", station)),
+      h("div", {class: "counters"}, cs),
+      h("dl", {class: "facts"}, h("dt", {}, "throughput"), els.ppm, h("dt", {}, "latency p50 / p95"), els.lat,
+        h("dt", {}, "last part"), els.last, h("dt", {}, "model"), els.model));
+    const entry = {row: {line, station, parts: 0, ok: 0, ng: 0, review: 0}, els, el};
+    cards.set(k, entry);
+    // keep the cards in line/station order
+    const sorted = [...cards.values()].sort((a, b) => keyOf(a.row.line, a.row.station)
+      .localeCompare(keyOf(b.row.line, b.row.station)));
+    for (const c of sorted) cardsEl.appendChild(c.el);
+    return entry;
+  }
+
+  function modelFor(line) {
+    if (!summary) return null;
+    const act = summary.models.filter((m) => m.line === line || m.line === "");
+    return act.length ? act.map((m) => `${m.product} v${m.version}`).join(", ") : null;
+  }
+
+  function paint(entry) {
+    const r = entry.row, e = entry.els;
+    e.parts.textContent = r.parts; e.ok.textContent = r.ok; e.ng.textContent = r.ng; e.review.textContent = r.review;
+    e.defect_rate.textContent = r.parts ? pct(r.ng / r.parts, 2) : "–";
+    e.ppm.textContent = r.parts_per_min !== undefined ? num(r.parts_per_min, 1) + " parts/min" : "–";
+    e.lat.textContent = r.latency_ms && r.latency_ms.p50 !== null
+      ? `${num(r.latency_ms.p50, 0)} / ${num(r.latency_ms.p95, 0)} ms` : "–";
+    e.last.textContent = timeOnly(r.last_part_at);
+    e.model.textContent = modelFor(r.line) || "none active";
+  }
+
+  function renderSummary(s) {
+    summary = s;
+    clear(shiftInfo).append("Shift ", s.shift ? s.shift.label : "", " · counting since ", LG.when(s.since));
+    const seen = new Set();
+    for (const r of s.lines) {
+      const entry = card(r.line, r.station);
+      entry.row = Object.assign({}, r);
+      seen.add(keyOf(r.line, r.station));
+      paint(entry);
+    }
+    // a station with no part this shift (the shift changed): back to zero
+    for (const [k, entry] of cards) {
+      if (!seen.has(k)) {
+        entry.row = {line: entry.row.line, station: entry.row.station, parts: 0, ok: 0, ng: 0, review: 0};
+        paint(entry);
+      }
+    }
+    if (!s.lines.length && !cards.size) {
+      clear(cardsEl).appendChild(h("p", {class: "muted", id: "no-parts"}, "No parts this shift yet."));
+    }
+    clear(models).appendChild(s.models.length ? h("table", {}, h("tr", {}, h("th", {}, "product"), h("th", {}, "line"),
+      h("th", {}, "version"), h("th", {}, "model"), h("th", {}, "activated")),
+    s.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.line || "every line"),
+      h("td", {}, "v" + m.version), h("td", {}, m.model_version || String(m.model_id).slice(0, 12)),
+      h("td", {}, LG.when(m.activated_at))))) : h("p", {class: "muted"}, "No model is active."));
+    const items = [];
+    for (const sk of s.sinks) {
+      const cls = sk.state === "ok" ? "ok" : sk.state === "retrying" ? "bad" : "warn";
+      items.push(h("div", {class: "panel"}, h("span", {class: "dot " + cls}), h("b", {}, sk.name), " ", sk.state,
+        ` · backlog ${sk.backlog}`, sk.last_error ? h("div", {class: "error"}, sk.last_error) : null));
+    }
+    if (!s.sinks.length) items.push(h("p", {class: "muted"}, "No sinks set (no MQTT broker or webhook)."));
+    if (s.plc) {   // the Modbus handshake as the PLC sees it (line.plc_modbus snapshot)
+      const bad = s.plc.error || s.plc.error_code;
+      items.push(h("div", {class: "panel", id: "plc"}, h("span", {class: "dot " + (bad ? "bad" : "ok")}),
+        h("b", {}, "PLC", s.plc.port ? ` (Modbus :${s.plc.port})` : ""), " ",
+        bad ? `error ${s.plc.error_code}: ${s.plc.error_message || ""}`
+          : s.plc.busy ? "busy" : s.plc.trigger_ready ? "ready for a trigger" : "not ready",
+        s.plc.recipe !== undefined && s.plc.recipe !== null ? ` · recipe ${s.plc.recipe}` : ""));
+    }
+    for (const [what, msg] of Object.entries(s.faults || {})) {
+      items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
+    }
+    clear(health).append(h("div", {class: "health"}, items));
+  }
+
+  function thumb(p) {
+    const img = p.stored && p.stored.image
+      ? h("img", {src: inspUrl(p.id, "image"), alt: "part " + p.part_id, loading: "lazy"})
+      : h("div", {class: "noimg"}, "image not kept");
+    return h("a", {class: "thumb " + verdictClass(p.verdict), href: partUrl(p.id), dataset: {id: p.id},
+      title: `${p.part_id} · ${p.verdict} · score ${num(p.score)}`},
+    img, h("div", {class: "cap"}, h("b", {class: verdictClass(p.verdict)}, p.verdict), " ", p.part_id));
+  }
+
+  function addThumb(p) {
+    const old = thumbs.querySelector(`[data-id="${Number(p.id)}"]`);
+    if (old) { old.replaceWith(thumb(p)); return; }
+    thumbs.prepend(thumb(p));
+    while (thumbs.children.length > MAX_THUMBS) thumbs.lastChild.remove();
+  }
+
+  async function loadSummary() {
+    renderSummary(await api("/api/v1/lines/summary"));
+  }
+
+  await loadSummary();
+  const recent = await api("/api/v1/inspections" + LG.q({limit: MAX_THUMBS}));
+  recent.items.slice().reverse().forEach(addThumb);
+
+  // pace and latency come from the server: refreshed soon after parts arrive, at most every 5 s
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; loadSummary().catch(LG.fail); }, 5000);
+  }
+
+  const live = document.getElementById("live");
+  function onInspection(p) {
+    const none = document.getElementById("no-parts");
+    if (none) none.remove();
+    if (summary && p.created_at && new Date(p.created_at) >= new Date(summary.shift.end)) {
+      loadSummary().catch(LG.fail);   // a new shift began: its counters start at zero
+    } else {
+      const entry = card(p.line, p.station);
+      const r = entry.row;
+      r.parts += 1;
+      if (p.verdict === "OK") r.ok += 1; else if (p.verdict === "NG") r.ng += 1; else if (p.verdict === "REVIEW") r.review += 1;
+      r.last_part_at = p.created_at;
+      paint(entry);
+    }
+    addThumb(p);
+    refreshSoon();
+  }
+
+  const es = new EventSource("/api/v1/events");
+  es.addEventListener("open", () => { live.textContent = "● live"; live.className = "live v-ok"; });
+  es.addEventListener("error", () => {
+    live.textContent = "○ reconnecting…"; live.className = "live v-review";
+    // a signed-out or expired session shows as an error here: check, and go to sign-in if so
+    api("/api/v1/session").catch(() => {});
+  });
+  es.addEventListener("inspection", (ev) => onInspection(JSON.parse(ev.data)));
+  es.addEventListener("review", (ev) => {
+    const p = JSON.parse(ev.data);
+    if (thumbs.querySelector(`[data-id="${Number(p.id)}"]`)) addThumb(p);
+  });
+  es.addEventListener("dropped", () => loadSummary().catch(LG.fail));
+  // throughput and latency are the recent pace: refresh them now and then
+  setInterval(() => loadSummary().catch(LG.fail), 30000);
+});

@@ -1,0 +1,151 @@
+// Models: every version with its thresholds, detector, training set and measured rates;
+// retrain (from confirmed-good parts and/or the random audit sample), run a candidate in
+// shadow, compare it with the active one, activate, roll back.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, pct, num} = LG;
+  const p = LG.params();
+  const filt = h("form", {class: "filters panel"},
+    field("product", h("input", {name: "product", value: p.product || "", size: 10, placeholder: "every product"})),
+    field("line", h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"})),
+    h("button", {type: "submit"}, "Show"));
+  const table = h("div", {class: "table-wrap", id: "versions"});
+  const compareEl = h("div", {id: "compare"});
+  const trainEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "retrain"});
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, table), compareEl, trainEl);
+
+  const lineOf = (m) => m.line || "";
+  const enc = encodeURIComponent;
+
+  async function act(label, fn) {
+    try {
+      const out = await fn();
+      LG.say(label + (out && out.version ? `: version ${out.version}` : ""), "ok");
+      await load();
+      return out;
+    } catch (err) { LG.fail(err); return null; }
+  }
+
+  function rates(m) {
+    const r = m.rates;
+    if (!r) return "–";
+    return `FR ${pct(r.false_reject_rate, 1)} (${r.n_good}) · esc ${pct(r.escape_rate, 1)} (${r.n_defect})`;
+  }
+
+  async function load() {
+    const f = {product: filt.elements.product.value.trim(), line: filt.elements.line.value.trim()};
+    history.replaceState(null, "", location.pathname + LG.q(f));
+    const items = (await api("/api/v1/models" + LG.q(f))).items;
+    clear(table);
+    if (!items.length) { table.appendChild(h("p", {class: "muted"}, "No model versions yet.")); }
+    else table.appendChild(h("table", {},
+      h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "rates",
+        "made", ""].map((t) => h("th", {}, t))),
+      items.map((m) => {
+        const state = m.state || (m.active ? "active" : "inactive");
+        const acts = h("td", {dataset: {role: "engineer"}});
+        if (state !== "active") {
+          acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
+            onclick: () => act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
+              {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Activate"), " ");
+        }
+        if (state === "inactive") {
+          acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "shadow"},
+            onclick: () => act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
+              {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Shadow"), " ");
+        }
+        if (state === "shadow") {
+          acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "unshadow"},
+            onclick: () => act("shadow stopped", () => api(`/api/v1/models/${enc(m.product)}/shadow` + LG.q({line: lineOf(m)}),
+              {method: "DELETE"}))}, "Stop shadow"), " ");
+        }
+        if (state === "active") {
+          acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
+            onclick: () => act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
+              {method: "POST", body: {line: lineOf(m)}}))}, "Roll back"), " ");
+        } else {
+          acts.append(h("button", {type: "button", class: "link", dataset: {act: "compare"},
+            onclick: () => compare(m).catch(LG.fail)}, "Compare"));
+        }
+        return h("tr", {dataset: {product: m.product, version: m.version, state}},
+          h("td", {}, m.product), h("td", {}, m.line || "every line"), h("td", {}, "v" + m.version),
+          h("td", {}, h("span", {class: "badge state-" + state}, state)),
+          h("td", {}, num(m.threshold, 4)), h("td", {}, m.review_threshold === null || m.review_threshold === undefined ? "–" : num(m.review_threshold, 4)),
+          h("td", {}, m.detector || "–"),
+          h("td", {}, m.train_images !== null && m.train_images !== undefined ? `${m.train_images} images` : "–",
+            m.trained_from ? h("div", {class: "muted"}, m.trained_from) : null),
+          h("td", {}, rates(m)),
+          h("td", {}, LG.when(m.uploaded_at), h("div", {class: "muted"}, m.uploaded_by || "", m.note ? " · " + m.note : "")),
+          acts);
+      })));
+    LG.applyRoles(table);
+    renderTrain(items);
+  }
+
+  async function compare(m) {
+    const c = await api(`/api/v1/models/${enc(m.product)}/compare` + LG.q({line: lineOf(m), candidate: m.version}));
+    const rr = c.reviewed || {};
+    const row = (name, r) => h("tr", {}, h("td", {}, name), h("td", {}, r ? pct(r.false_reject_rate, 2) : "–"),
+      h("td", {}, r ? pct(r.escape_rate, 2) : "–"), h("td", {}, r ? `${r.n_good} good, ${r.n_defect} defect` : "no reviewed parts"));
+    clear(compareEl).appendChild(h("div", {class: "panel", id: "compare-view"},
+      h("h2", {}, `Compare: active v${c.active ? c.active.version : "?"} vs candidate v${c.candidate.version}`),
+      h("div", {class: "rates"},
+        h("div", {class: "rate"}, h("b", {id: "agreement"}, c.parts ? pct(c.agreement, 1) : "–"), h("span", {}, "agreement on the same parts")),
+        h("div", {class: "rate"}, h("b", {id: "compared-parts"}, c.parts), h("span", {}, "parts judged by both"))),
+      h("table", {}, h("tr", {}, ["", "false rejects", "escapes", "measured on"].map((t) => h("th", {}, t))),
+        row(`active v${c.active ? c.active.version : "?"}`, rr.active), row(`candidate v${c.candidate.version}`, rr.candidate)),
+      (c.disagreements || []).length ? h("div", {}, h("h2", {}, "Parts they judge differently"),
+        h("table", {}, h("tr", {}, ["part", "active", "candidate", "reviewed as"].map((t) => h("th", {}, t))),
+          c.disagreements.slice(0, 50).map((d) => h("tr", {},
+            h("td", {}, h("a", {href: LG.partUrl(d.inspection_id)}, "#" + d.inspection_id)),
+            h("td", {}, `${d.active_verdict} ${num(d.active_score)}`), h("td", {}, `${d.candidate_verdict} ${num(d.candidate_score)}`),
+            h("td", {}, d.review_label || "–"))))) : h("p", {class: "muted"}, "No disagreements."),
+      h("p", {dataset: {role: "engineer"}}, h("button", {type: "button", id: "activate-candidate",
+        onclick: () => act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
+          {method: "POST", body: {line: lineOf(m), version: m.version}}))}, `Activate v${c.candidate.version}`))));
+    LG.applyRoles(compareEl);
+  }
+
+  function renderTrain(items) {
+    if (trainEl.firstChild) return;   // once: a reload of the table keeps what was chosen here
+    const products = [...new Set(items.map((m) => m.product))];
+    const prod = h("input", {name: "product", value: filt.elements.product.value.trim() || products[0] || "", size: 10, required: true});
+    const line = h("input", {name: "line", value: filt.elements.line.value.trim(), size: 8});
+    const source = LG.select("source", [["both", "confirmed good + audit sample"], ["confirmed", "confirmed good only"],
+      ["sample", "random audit sample only"]], "both");
+    const status = h("span", {id: "train-status", class: "muted"});
+    const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
+      field("learn from", source), h("button", {type: "submit"}, "Retrain"), status);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST",
+          body: {line: line.value.trim(), source: source.value}});
+        status.textContent = "training…";
+        await poll(job.id, status);
+      } catch (err) { LG.fail(err); }
+    });
+    clear(trainEl).append(h("h2", {}, "Retrain"),
+      h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
+        + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
+        + "compare, then activate."), form);
+  }
+
+  async function poll(jobId, status) {
+    for (;;) {
+      const j = await api(`/api/v1/jobs/${enc(jobId)}`);
+      status.textContent = `${j.status} ${Math.round((j.progress || 0) * 100)} %${j.message ? " · " + j.message : ""}`;
+      if (j.status !== "queued" && j.status !== "running") {
+        if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
+        else LG.say(`training ${j.status}: ${j.message || ""}`, "error");
+        await load();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 700));
+    }
+  }
+
+  filt.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
+  await load();
+});

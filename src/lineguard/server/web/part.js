@@ -1,0 +1,93 @@
+// One part: image with heatmap and region boxes, score against the thresholds, regions,
+// the model version that judged it, its review history, and a review form.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, svg, api, clear, num, verdictClass, inspUrl} = LG;
+  const id = Number(location.pathname.split("/").filter(Boolean).pop());
+  const it = await api(inspUrl(id));
+  const [w, hgt] = it.image_size || [0, 0];
+
+  // the viewer: the part, its heatmap (opacity slider) and region boxes in image pixels
+  const base = it.stored.image ? h("img", {src: inspUrl(id, "image"), alt: "part " + it.part_id, id: "part-image"})
+    : h("div", {class: "noimg"}, "the image of this part was not kept (OK parts are sampled)");
+  const heat = it.stored.heatmap ? h("img", {class: "heat", src: inspUrl(id, "heatmap"), alt: "anomaly heatmap"}) : null;
+  const boxes = svg("svg", {class: "boxes", viewBox: `0 0 ${w || 1} ${hgt || 1}`, preserveAspectRatio: "none"},
+    (it.regions || []).map((r) => svg("rect", {x: r.box[0], y: r.box[1], width: r.box[2], height: r.box[3]})));
+  const viewer = h("div", {class: "viewer", id: "viewer"}, base, heat, boxes);
+  const opacity = h("input", {type: "range", min: 0, max: 100, value: 45, id: "heat-opacity"});
+  const setOpacity = () => { if (heat) heat.style.opacity = String(opacity.value / 100); };
+  opacity.addEventListener("input", setOpacity);
+  setOpacity();
+  const showBoxes = h("input", {type: "checkbox", checked: true, onchange: (e) => { boxes.style.display = e.target.checked ? "" : "none"; }});
+
+  const regions = (it.regions || []).length
+    ? h("table", {id: "regions"}, h("tr", {}, ["#", "x, y", "width × height", "area (px)", "peak", "mean"].map((t) => h("th", {}, t))),
+      it.regions.map((r, i) => h("tr", {}, h("td", {}, i + 1), h("td", {}, `${r.box[0]}, ${r.box[1]}`),
+        h("td", {}, `${r.box[2]} × ${r.box[3]}`), h("td", {}, r.area_px), h("td", {}, num(r.peak_score)),
+        h("td", {}, num(r.mean_score)))))
+    : h("p", {class: "muted"}, "No defect regions.");
+
+  const history = h("div", {id: "history"});
+  const facts = h("dl", {class: "facts"},
+    [["part", it.part_id], ["line / station", `${it.line} / ${it.station}`], ["product", it.product],
+      ["lot", it.lot || "–"], ["serial", it.serial || "–"], ["inspected", LG.when(it.created_at)],
+      ["source", it.source], ["model", `${it.model.model_version || ""} (registry v${it.model.registry_version ?? "?"}, `
+        + `${String(it.model.model_id).slice(0, 12)})`],
+      ["defect type", it.defect_type || "–"]]
+      .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+
+  main.append(
+    h("h1", {}, "Part ", it.part_id, " ", h("span", {class: "badge " + verdictClass(it.verdict), id: "verdict"}, it.verdict)),
+    h("div", {class: "row"},
+      h("div", {class: "panel grow"}, viewer,
+        h("p", {}, heat ? LG.field("heatmap opacity", opacity) : h("span", {class: "muted"}, "no heatmap kept"), " ",
+          h("label", {}, showBoxes, " region boxes"), " ",
+          it.stored.image ? h("a", {href: inspUrl(id, "overlay"), target: "_blank"}, "overlay as PNG") : null)),
+      h("div", {class: "panel grow"},
+        h("h2", {}, "Score ", num(it.score, 4)),
+        LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
+        h("p", {class: "muted"}, `NG above ${num(it.threshold, 4)}`,
+          it.review_threshold !== null && it.review_threshold !== undefined
+            ? `, REVIEW above ${num(it.review_threshold, 4)}` : "", ` · margin ${num(it.margin, 2)}`),
+        facts)),
+    h("div", {class: "row"},
+      h("div", {class: "panel grow"}, h("h2", {}, "Regions"), h("div", {class: "table-wrap"}, regions)),
+      h("div", {class: "panel grow"}, h("h2", {}, "Review"), history, reviewForm())));
+
+  function reviewForm() {
+    const typeSel = h("select", {name: "defect_type"}, h("option", {value: ""}, "defect type…"));
+    LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
+    const note = h("input", {name: "note", placeholder: "note (optional)"});
+    const post = async (label) => {
+      try {
+        await api(inspUrl(id, "review"), {method: "POST",
+          body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null}});
+        LG.say("review saved", "ok");
+        await loadHistory();
+      } catch (err) { LG.fail(err); }
+    };
+    return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, note,
+      h("button", {type: "button", class: "good", onclick: () => post("good")}, it.verdict === "OK" ? "Good" : "False alarm: good"),
+      h("button", {type: "button", class: "danger", onclick: () => post("defect")}, it.verdict === "OK" ? "Missed defect" : "Confirm defect"));
+  }
+
+  async function loadHistory() {
+    clear(history);
+    try {
+      const r = await api(inspUrl(id, "reviews"));
+      if (!r.items.length) { history.appendChild(h("p", {class: "muted"}, "Not reviewed yet.")); return; }
+      history.appendChild(h("table", {}, h("tr", {}, ["when", "who", "judged", "type", "verdict then", "note"].map((t) => h("th", {}, t))),
+        r.items.map((x) => h("tr", {}, h("td", {}, LG.when(x.created_at)), h("td", {}, x.reviewer || "–"),
+          h("td", {}, x.label === "good" ? "good" : "defect"), h("td", {}, x.defect_type || "–"),
+          h("td", {}, x.verdict_at_review || "–"), h("td", {}, x.note || "")))));
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      // a station without review history: the latest review only
+      const cur = await api(inspUrl(id));
+      history.appendChild(h("p", {}, cur.review.reviewed
+        ? `${cur.review.label} by ${cur.review.reviewer} at ${LG.when(cur.review.reviewed_at)}` : "Not reviewed yet."));
+    }
+  }
+  await loadHistory();
+});

@@ -1,0 +1,46 @@
+// Sign-in: an API key or a user name and password become a session cookie.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const {h, api, clear, say} = LG;
+  const main = clear(document.getElementById("main"));
+  document.getElementById("nav").hidden = true;
+
+  // only a page of this app: a crafted ?next=https://elsewhere must not redirect off-site
+  const next = LG.params().next || "";
+  const target = /^\/app\/[A-Za-z0-9/_?=&%.:+-]*$/.test(next) && !next.startsWith("/app/signin") ? next : "/app/";
+
+  async function signIn(body, form) {
+    const btn = form.querySelector("button");
+    btn.disabled = true;
+    try {
+      await api("/api/v1/session", {method: "POST", body, noRedirect: true});
+      location.assign(target);
+    } catch (err) {
+      say(err.status === 401 ? "Not signed in: the key or the user name and password are not right (or revoked). "
+        + "Ask an admin for a key." : err.message, "error");
+      btn.disabled = false;
+    }
+  }
+
+  const keyForm = h("form", {class: "panel", id: "key-form", onsubmit: (e) => {
+    e.preventDefault();
+    signIn({api_key: keyForm.elements.api_key.value.trim()}, keyForm);
+  }},
+  h("h2", {}, "With an API key"),
+  LG.field("API key", h("input", {name: "api_key", type: "password", autocomplete: "off", required: true, size: 40})),
+  h("p", {}, h("button", {type: "submit"}, "Sign in")));
+
+  const userForm = h("form", {class: "panel", id: "user-form", onsubmit: (e) => {
+    e.preventDefault();
+    signIn({username: userForm.elements.username.value.trim(), password: userForm.elements.password.value}, userForm);
+  }},
+  h("h2", {}, "With a user name"),
+  LG.field("User name", h("input", {name: "username", autocomplete: "username", required: true})),
+  LG.field("Password", h("input", {name: "password", type: "password", autocomplete: "current-password", required: true})),
+  h("p", {}, h("button", {type: "submit"}, "Sign in")));
+
+  main.append(h("h1", {}, "Sign in to this station"),
+    h("div", {class: "row"}, h("div", {class: "grow"}, keyForm), h("div", {class: "grow"}, userForm)),
+    h("p", {class: "muted"}, "Keys are made by an admin (`lineguard keys create` or the Admin page)."));
+});

@@ -1,0 +1,80 @@
+// SPC: the defect rate's p-chart with its limits and rule alarms, the score drift,
+// and the false-reject and escape rates from reviewed parts; CSV of every chart.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, select, pct} = LG;
+  const p = LG.params();
+  const form = h("form", {class: "filters panel", id: "filters"},
+    field("line", h("input", {name: "line", value: p.line || "", size: 8})),
+    field("station", h("input", {name: "station", value: p.station || "", size: 8})),
+    field("product", h("input", {name: "product", value: p.product || "", size: 10})),
+    field("subgroup", select("by", [["hour", "hour"], ["shift", "shift"], ["day", "day"], ["lot", "lot"]], p.by || "hour")),
+    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    h("button", {type: "submit"}, "Show"));
+  const pEl = h("div", {id: "p-chart"}), alarms = h("div", {id: "alarms"});
+  const sEl = h("div", {id: "scores"}), rEl = h("div", {id: "review-rates"});
+  const csvP = h("a", {class: "button secondary", id: "csv-p"}, "p-chart CSV");
+  const csvS = h("a", {class: "button secondary", id: "csv-scores"}, "scores CSV");
+  main.append(h("h1", {}, "Statistical process control"), form,
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP), pEl, alarms),
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Score drift"), csvS), sEl),
+    h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl));
+
+  function filters() {
+    const f = form.elements;
+    return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
+      by: f.by.value, since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value)};
+  }
+
+  async function load() {
+    const f = filters();
+    history.replaceState(null, "", location.pathname + LG.q(f));
+    csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
+    csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
+    const [pc, sc, rr] = await Promise.all([
+      api("/api/v1/spc/p-chart" + LG.q(f)),
+      api("/api/v1/spc/scores" + LG.q(f)),
+      api("/api/v1/spc/review-rates" + LG.q({line: f.line, product: f.product, since: f.since, until: f.until}))]);
+
+    clear(pEl); clear(alarms);
+    if (!pc.points.length) pEl.appendChild(h("p", {class: "muted"}, "No parts in this period."));
+    else {
+      pEl.appendChild(LG.chart.pchart(pc));
+      pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits ±3σ for each subgroup's size · `
+        + `${pc.points.length} subgroups by ${pc.by}`));
+    }
+    alarms.appendChild(pc.alarms.length
+      ? h("table", {id: "alarm-list"}, h("tr", {}, h("th", {}, "subgroup"), h("th", {}, "rule"), h("th", {}, "what")),
+        pc.alarms.map((a) => h("tr", {class: "alarm"}, h("td", {}, a.label), h("td", {}, a.rule), h("td", {}, a.text))))
+      : h("p", {class: "v-ok", id: "alarm-list"}, "In control: no rule alarms."));
+
+    clear(sEl);
+    if (!sc.points.length) sEl.appendChild(h("p", {class: "muted"}, "No scores in this period."));
+    else {
+      const labels = sc.points.map((x) => x.label);
+      const hl = [];
+      if (sc.baseline && sc.baseline.mean !== undefined && sc.baseline.mean !== null) hl.push({y: sc.baseline.mean, color: "#1d4f91"});
+      sEl.appendChild(LG.chart.lines(labels, [
+        {name: "mean", values: sc.points.map((x) => x.mean), color: "#1d4f91"},
+        {name: "median", values: sc.points.map((x) => x.median), color: "#1f8a4c"},
+        {name: "p95", values: sc.points.map((x) => x.p95), color: "#d98a00"}],
+      {label: "score drift", hlines: hl, marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
+    }
+    sEl.appendChild(h("p", {id: "drift", class: sc.drift && sc.drift.alarm ? "error" : "v-ok"},
+      sc.drift && sc.drift.alarm ? `Drift: ${sc.drift.text}` : (sc.drift && sc.drift.text) || "No drift seen."));
+
+    clear(rEl);
+    for (const [key, title] of [["false_reject", "False rejects (good parts judged NG/REVIEW)"],
+      ["escape", "Escapes (defects judged OK)"]]) {
+      const r = rr[key] || {};
+      rEl.appendChild(h("div", {class: "row", dataset: {rate: key}}, h("div", {class: "grow"}, h("b", {}, title),
+        h("div", {}, r.n ? `${pct(r.rate, 2)}  (${pct(r.lo, 2)} – ${pct(r.hi, 2)}), ${r.k} of ${r.n}` : "no reviewed parts yet")),
+      h("div", {class: "grow"}, r.n ? LG.chart.interval(r) : null)));
+    }
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
+  await load();
+});

@@ -1,0 +1,108 @@
+// Threshold tuning: scores of reviewed good and defect parts, and what a threshold would
+// do to them (false rejects, escapes, review load), worked out here as the slider moves;
+// saving makes a new model version with the chosen thresholds (engineers).
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, pct, num} = LG;
+  const p = LG.params();
+  const models = (await api("/api/v1/models")).items;
+  const products = [...new Set(models.map((m) => m.product))].sort();
+  const prodSel = LG.select("product", products.length ? products : [["", "no models"]], p.product || products[0]);
+  const lineIn = h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"});
+  const verSel = h("select", {name: "version"});
+  const form = h("form", {class: "filters panel"}, field("product", prodSel), field("line", lineIn),
+    field("version", verSel), h("button", {type: "submit"}, "Load"));
+  const body = h("div", {id: "tuning"});
+  main.append(h("h1", {}, "Threshold tuning"), form, body);
+
+  function fillVersions() {
+    clear(verSel).appendChild(h("option", {value: ""}, "active"));
+    models.filter((m) => m.product === prodSel.value).forEach((m) => verSel.appendChild(
+      h("option", {value: m.version, selected: String(m.version) === p.version}, `v${m.version}${m.active ? " (active)" : ""}${m.line ? " · " + m.line : ""}`)));
+  }
+  prodSel.addEventListener("change", fillVersions);
+  fillVersions();
+
+  // share of values above t (strictly: a part at the threshold is OK, as the station judges)
+  const above = (vals, t) => vals.length ? vals.filter((v) => v > t).length / vals.length : null;
+  const atOrBelow = (vals, t) => vals.length ? vals.filter((v) => v <= t).length / vals.length : null;
+
+  async function load() {
+    if (!prodSel.value) { clear(body).appendChild(h("p", {class: "muted"}, "No model yet: upload or train one.")); return; }
+    history.replaceState(null, "", location.pathname + LG.q({product: prodSel.value, line: lineIn.value.trim(), version: verSel.value}));
+    const t = await api("/api/v1/models/" + encodeURIComponent(prodSel.value) + "/tuning"
+      + LG.q({line: lineIn.value.trim(), version: verSel.value}));
+    render(t);
+  }
+
+  function render(t) {
+    clear(body);
+    const all = t.good_scores.concat(t.defect_scores, t.recent_scores, [t.threshold]);
+    const lo = Math.min(...all), hi = Math.max(...all);
+    const step = (hi - lo) / 1000 || 0.001;
+    const thr = h("input", {type: "range", id: "threshold", min: lo, max: hi + step, step, value: t.threshold});
+    const useBand = h("input", {type: "checkbox", id: "use-band", checked: t.review_threshold !== null && t.review_threshold !== undefined});
+    const rev = h("input", {type: "range", id: "review-threshold", min: lo, max: hi + step, step,
+      value: t.review_threshold ?? t.threshold});
+    const thrOut = h("output", {id: "threshold-value"}), revOut = h("output", {id: "review-value"});
+    const chart = h("div", {id: "histogram"});
+    const stat = (id, label) => { const b = h("b", {id}); return [h("div", {class: "rate"}, b, h("span", {}, label)), b]; };
+    const [frDiv, fr] = stat("false-rejects", "false rejects: reviewed-good parts judged NG");
+    const [esDiv, es] = stat("escapes", "escapes: reviewed defects judged OK");
+    const [rvDiv, rv] = stat("review-load", "review load: recent parts sent to REVIEW");
+    const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts");
+    const note = h("input", {name: "note", placeholder: "why (saved with the version)", size: 40});
+    const save = h("button", {type: "button", id: "save", dataset: {role: "engineer"}}, "Save as a new version");
+
+    function update() {
+      let T = Number(thr.value), R = useBand.checked ? Math.min(Number(rev.value), T) : null;
+      rev.disabled = !useBand.checked;
+      thrOut.textContent = num(T, 4);
+      revOut.textContent = R === null ? "no review band" : num(R, 4);
+      // a false reject: a good part that is not OK (NG, or REVIEW: it is held and looked at)
+      fr.textContent = pct(above(t.good_scores, R ?? T), 2);
+      es.textContent = pct(atOrBelow(t.defect_scores, R ?? T), 2);
+      rv.textContent = R === null ? "0 %" : pct(t.recent_scores.length
+        ? t.recent_scores.filter((v) => v > R && v <= T).length / t.recent_scores.length : null, 2);
+      ng.textContent = pct(above(t.recent_scores, T), 2);
+      clear(chart).appendChild(LG.chart.histogram([
+        {name: `reviewed good (${t.good_scores.length})`, values: t.good_scores, color: "#1f8a4c", cls: "good"},
+        {name: `reviewed defect (${t.defect_scores.length})`, values: t.defect_scores, color: "#c62828", cls: "defect"}],
+      {min: lo, max: hi, vlines: [{x: T, color: "#c62828", label: "NG", cls: "thr"},
+        R === null ? null : {x: R, color: "#d98a00", label: "review", cls: "rev"}].filter(Boolean)}));
+    }
+    for (const el of [thr, rev, useBand]) el.addEventListener("input", update);
+    useBand.addEventListener("change", update);
+
+    save.addEventListener("click", async () => {
+      const T = Number(thr.value), R = useBand.checked ? Math.min(Number(rev.value), T) : null;
+      try {
+        const mv = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/threshold", {method: "POST",
+          body: {line: t.line ?? lineIn.value.trim(), version: t.version, threshold: T, review_threshold: R,
+            note: note.value || null}});
+        LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`, "ok");
+      } catch (err) { LG.fail(err); }
+    });
+
+    body.append(
+      h("p", {class: "muted"}, `${t.product} v${t.version}${t.line ? " on " + t.line : ""}: `
+        + `${t.good_scores.length} reviewed good, ${t.defect_scores.length} reviewed defect, ${t.recent_scores.length} recent parts. `
+        + `Now: NG above ${num(t.threshold, 4)}`
+        + (t.review_threshold !== null && t.review_threshold !== undefined ? `, REVIEW above ${num(t.review_threshold, 4)}` : "")),
+      h("div", {class: "panel"}, chart,
+        field(h("span", {}, "NG threshold ", thrOut), thr),
+        h("label", {}, useBand, " review band (parts between the two thresholds go to a person)"),
+        field(h("span", {}, "review threshold ", revOut), rev)),
+      h("div", {class: "rates", id: "rates"}, frDiv, esDiv, rvDiv, ngDiv),
+      h("div", {class: "panel row", dataset: {role: "engineer"}}, note, save));
+    if (!t.good_scores.length && !t.defect_scores.length) {
+      body.prepend(h("p", {class: "error"}, "No reviewed parts for this model yet: review some on the Review page first."));
+    }
+    update();
+    LG.applyRoles(body);
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
+  await load();
+});

@@ -1,0 +1,69 @@
+"""Retrain from confirmed-good parts, shadow, compare, activate, roll back twice: the
+model lifecycle driven from the Models page."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import expect, api, has_endpoint, png_bytes, post_part
+from server.conftest import fake_model_bytes
+
+
+
+def _state(page, version: int):
+    return page.locator(f'#versions tr[data-version="{version}"]')
+
+
+def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
+    if not has_endpoint(station, "GET", "/api/v1/models/cell/compare"):
+        pytest.skip("this build has no shadow/compare API (the lifecycle branch)")
+    with api(station, "engineer") as c:
+        # a second version activated by hand: v1 -> v2 is the history to walk back
+        r = c.post("/api/v1/models", files={"file": ("v2.lgm", fake_model_bytes(0.45, "fake-2"))},
+                   data={"product": "cell", "activate": "true"})
+        assert r.status_code == 201, r.text
+        # parts a person confirmed good: what retraining may learn from
+        for k in range(12):
+            rec = post_part(c, png_bytes(50 + k, seed=2000 + k), f"conf-{k}").json()
+            assert c.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "good"}).status_code == 200
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=cell", "#versions table")
+    expect(_state(page, 2)).to_have_attribute("data-state", "active")
+    page.select_option("#train-form select[name=source]", "confirmed")
+    page.click("#train-form button")
+    expect(page.locator("#train-status")).to_contain_text("done", timeout=30_000)
+    expect(_state(page, 3)).to_have_attribute("data-state", "inactive")
+    expect(_state(page, 3)).to_contain_text("12 images")
+    # the candidate in shadow beside the active version
+    _state(page, 3).locator('button[data-act="shadow"]').click()
+    expect(_state(page, 3)).to_have_attribute("data-state", "shadow")
+    with api(station, "operator") as c:
+        for k in range(6):
+            post_part(c, png_bytes(40 + 30 * k, seed=2100 + k), f"shadowed-{k}")
+    with api(station) as c:   # the shadow runs after each answer; wait until it has judged the parts
+        for _ in range(100):
+            if c.get("/api/v1/models/cell/compare", params={"candidate": 3}).json()["parts"] >= 6:
+                break
+            page.wait_for_timeout(100)
+    _state(page, 3).locator('button[data-act="compare"]').click()
+    expect(page.locator("#compare-view")).to_be_visible()
+    expect(page.locator("#compared-parts")).to_have_text("6")
+    expect(page.locator("#agreement")).to_have_text(re.compile(r"^\d+\.\d %$"))
+    p.shot("models-compare")
+    page.click("#activate-candidate")
+    expect(_state(page, 3)).to_have_attribute("data-state", "active")
+    # roll back twice: v3 -> v2 -> v1 (through the history, not forward again)
+    _state(page, 3).locator('button[data-act="rollback"]').click()
+    expect(_state(page, 2)).to_have_attribute("data-state", "active")
+    _state(page, 2).locator('button[data-act="rollback"]').click()
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")
+    expect(_state(page, 3)).to_have_attribute("data-state", "inactive")
+    _state(page, 1).locator('button[data-act="rollback"]').click()
+    expect(page.locator("#status.error")).to_be_visible()   # nothing before v1: the station says so
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")
+    p.shot("models-rolled-back")
+    with api(station) as c:
+        active = [m["version"] for m in c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+                  if m["active"]]
+    assert active == [1]

@@ -1,0 +1,186 @@
+"""Sign-in, the live line view, the review queue from the keyboard, gallery and part page,
+admin, roles: the operator's pages in a real browser against a real station."""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+
+from .conftest import expect, api, png_bytes, post_part
+
+
+
+def test_sign_in_with_a_key_then_with_a_password(pages, station):
+    p = pages(role=None)
+    page = p.page
+    page.goto("/app/gallery?verdict=NG")
+    # not signed in: every page sends you to sign-in, and back where you were after it
+    page.wait_for_url(re.compile(r"/app/signin\?next="))
+    page.fill("#key-form input[name=api_key]", "lg_wrong_key")
+    page.click("#key-form button")
+    expect(page.locator("#status")).to_contain_text("Not signed in")
+    p.shot("signin")
+    page.fill("#key-form input[name=api_key]", station.keys["operator"])
+    page.click("#key-form button")
+    page.wait_for_url(re.compile(r"/app/gallery\?verdict=NG$"))
+    expect(page.locator("#who")).to_contain_text("operator")
+    # an operator sees no Admin page in the menu
+    expect(page.locator("#nav a", has_text="Admin")).to_have_count(0)
+    page.click("#who button")   # sign out
+    page.wait_for_url(re.compile(r"/app/signin"))
+
+    with api(station) as c:
+        r = c.post("/api/v1/users", json={"username": "erika", "password": "s3cret-line-2", "role": "engineer"})
+        assert r.status_code == 201, r.text
+    page.goto("/app/signin?next=https://evil.example/")
+    page.fill("#user-form input[name=username]", "erika")
+    page.fill("#user-form input[name=password]", "s3cret-line-2")
+    page.click("#user-form button")
+    # an off-site next= is ignored: the line view, never another site
+    page.wait_for_url(re.compile(r"/app/$"))
+    expect(page.locator("#who")).to_contain_text("erika")
+
+
+def test_line_view_counters_move_while_parts_arrive(pages, station):
+    p = pages(role="operator")
+    page = p.open("/app/", "#live.v-ok")
+    card = page.locator('section.station-card[data-line="L7"][data-station="S2"]')
+    expect(card).to_have_count(0)
+    page.evaluate("window.__not_reloaded = true")
+    with api(station, "operator") as c:
+        for i, bright in enumerate((60, 200, 70)):   # OK, NG, OK by the fake model
+            assert post_part(c, png_bytes(bright, seed=700 + i), f"live-{i}", line="L7", station="S2").status_code == 201
+    expect(card.locator('[data-counter="parts"]')).to_have_text("3")
+    expect(card.locator('[data-counter="ok"]')).to_have_text("2")
+    expect(card.locator('[data-counter="ng"]')).to_have_text("1")
+    expect(card.locator('[data-counter="defect_rate"]')).to_have_text("33.33 %")
+    # the newest part first, its frame coloured by verdict
+    expect(page.locator("#last-parts a.thumb").first).to_have_class(re.compile(r"\bv-ok\b"))
+    expect(page.locator("#last-parts a.thumb.v-ng")).not_to_have_count(0)
+    with api(station, "operator") as c:
+        post_part(c, png_bytes(210, seed=710), "live-3", line="L7", station="S2")
+    expect(card.locator('[data-counter="parts"]')).to_have_text("4")
+    assert page.evaluate("window.__not_reloaded") is True   # live, not a reload
+    # the summary the page started from agrees with what it counted
+    with api(station, "operator") as c:
+        row = next(r for r in c.get("/api/v1/lines/summary").json()["lines"] if r["line"] == "L7")
+    assert (row["parts"], row["ok"], row["ng"]) == (4, 2, 2)
+    expect(card.locator("dd").nth(3)).to_contain_text("cell v")
+    p.shot("line-view")
+    tablet = pages(role="operator", viewport={"width": 800, "height": 1100})
+    tablet.open("/app/", "#live.v-ok")
+    tablet.shot("line-view-tablet")
+
+
+def test_review_queue_from_the_keyboard(pages, station):
+    with api(station, "operator") as c:
+        ids = [post_part(c, png_bytes(220, seed=800 + i), f"rq-{i}", line="LR").json()["id"] for i in range(3)]
+    p = pages(role="operator")
+    page = p.open("/app/review?queue=NG&line=LR", "#current h2")
+    expect(page.locator("#queue li")).to_have_count(3)
+    expect(page.locator("#current h2")).to_contain_text("rq-2")   # newest first
+    page.keyboard.press("?")
+    expect(page.locator("#keys-help")).to_be_visible()
+    p.shot("review-keys")
+    page.keyboard.press("?")
+    page.keyboard.press("2")        # the second defect type of the product's list
+    page.keyboard.press("d")        # confirm the defect
+    expect(page.locator("#current h2")).to_contain_text("rq-1")
+    page.keyboard.press("g")        # a false alarm
+    expect(page.locator("#current h2")).to_contain_text("rq-0")
+    page.keyboard.press("k")        # back to rq-1: already reviewed
+    expect(page.locator("#review-state")).to_contain_text("reviewed: good")
+    page.keyboard.press("j")
+    expect(page.locator("#queue li.done")).to_have_count(2)
+    p.shot("review")
+    with api(station) as c:
+        got = {i: c.get(f"/api/v1/inspections/{i}").json() for i in ids}
+    assert got[ids[2]]["review"]["label"] == "defect"
+    assert got[ids[1]]["review"]["label"] == "good"
+    assert got[ids[0]]["review"]["reviewed"] is False
+    assert got[ids[2]]["review"]["reviewer"] == "test-operator"
+    assert got[ids[2]]["defect_type"] == "crack"     # the type picked with "2"
+    with api(station) as c:
+        hist = c.get(f"/api/v1/inspections/{ids[2]}/reviews").json()["items"]
+    assert [(h["label"], h["defect_type"], h["verdict_at_review"]) for h in hist] == [("defect", "crack", "NG")]
+
+
+def test_gallery_filters_and_the_part_page(pages, station):
+    hostile = '<img src=x onerror="window.__xss=1">'
+    with api(station, "operator") as c:
+        rec = post_part(c, png_bytes(230, seed=900), hostile, line="LG", lot="<b>lot-7</b>").json()
+        post_part(c, png_bytes(50, seed=901), "gal-ok", line="LG")
+    p = pages(role="operator")
+    page = p.open("/app/gallery?line=LG&verdict=NG", "#gallery a.thumb")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    # user input is shown as text, never run or parsed as markup
+    expect(page.locator("#gallery a.thumb .cap").first).to_contain_text(hostile)
+    expect(page.locator("#gallery")).to_contain_text("lot <b>lot-7</b>")
+    page.select_option("select[name=verdict]", "OK")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#gallery")).to_contain_text("gal-ok")
+    p.shot("gallery")
+    page.select_option("select[name=verdict]", "NG")
+    page.click("#filters button[type=submit]")
+    page.locator("#gallery a.thumb").first.click()
+    page.wait_for_url(re.compile(rf"/app/parts/{rec['id']}$"))
+    page.wait_for_selector("#regions")
+    expect(page.locator("#verdict")).to_have_text("NG")
+    expect(page.locator("#viewer svg.boxes rect")).to_have_count(len(rec["regions"]))
+    expect(page.locator("svg.scorebar")).to_have_count(1)
+    expect(page.locator("h1")).to_contain_text(hostile)
+    page.wait_for_function("document.querySelector('#part-image').complete")
+    assert page.evaluate("window.__xss") is None
+    page.select_option("select[name=defect_type]", "dent")
+    page.click("text=Confirm defect")
+    expect(page.locator("#history")).to_contain_text("dent")
+    p.shot("part")
+    # the reviewed defect found again by its type, its lot, reviewed or not
+    page.goto("/app/gallery?line=LG&verdict=&defect_type=dent&reviewed=true")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#gallery")).to_contain_text("defect: dent")
+    page.goto("/app/gallery?verdict=&lot=" + quote("<b>lot-7</b>"))
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    page.goto("/app/gallery?line=LG&verdict=&reviewed=false")
+    expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#gallery")).to_contain_text("gal-ok")
+
+
+def test_roles_hide_what_they_may_not_do(pages, station):
+    op = pages(role="operator")
+    page = op.open("/app/models", "#versions table")
+    expect(page.locator('#versions button[data-act="rollback"]')).to_be_hidden()
+    expect(page.locator("#retrain")).to_be_hidden()
+    page.goto("/app/admin")
+    expect(page.locator("#main")).to_contain_text("Only an admin")
+    eng = pages(role="engineer")
+    page = eng.open("/app/models", "#versions table")
+    expect(page.locator('#versions button[data-act="rollback"]')).to_be_visible()
+    p = pages(role="admin")
+    p.open("/app/models", "#versions table")
+    p.shot("models")
+
+
+def test_admin_creates_and_revokes_keys(pages, station):
+    p = pages(role="admin")
+    page = p.open("/app/admin", "#keys table")
+    page.fill("#key-form input[name=name]", "tablet-3")
+    page.click("#key-form button")
+    secret = page.locator("#secret")
+    expect(secret).to_have_text(re.compile(r"\S{20,}"))
+    new_key = secret.text_content()
+    with station.client(new_key) as c:
+        assert c.get("/api/v1/inspections?limit=1").status_code == 200
+    row = page.locator("#keys tr", has_text="tablet-3")
+    page.once("dialog", lambda d: d.accept())
+    row.locator("button").click()
+    expect(row).to_contain_text("revoked")
+    with station.client(new_key) as c:
+        assert c.get("/api/v1/inspections?limit=1").status_code == 401
+    page.fill("#user-form input[name=username]", "olaf")
+    page.fill("#user-form input[name=password]", "pw-olaf-123")
+    page.click("#user-form button")
+    expect(page.locator("#users")).to_contain_text("olaf")
+    p.shot("admin")

@@ -1,0 +1,117 @@
+"""SPC page with a planted out-of-control hour, and threshold tuning with the slider."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from .conftest import expect, api, has_endpoint, png_bytes, post_part
+
+
+
+def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datetime) -> None:
+    """Records of parts on ``line``, one hour each ending at ``end``: (parts, NG parts) per hour,
+    written straight to the station's database (the API stamps parts with the time they arrive)."""
+    from lineguard.line.db import Database
+    from lineguard.line.orm import Inspection
+    db = Database(f"sqlite:///{(data_dir / 'lineguard.db').resolve()}")
+    start = end - dt.timedelta(hours=len(hours))
+    with db.session() as s:
+        for h, (n, ng) in enumerate(hours):
+            for i in range(n):
+                bad = i < ng
+                s.add(Inspection(part_id=f"{line}-{h}-{i}", line=line, station="S1", product="cell", source="api",
+                                 verdict="NG" if bad else "OK", score=0.8 if bad else 0.2 + 0.001 * (i % 50),
+                                 threshold=0.5, pixel_threshold=0.5, model_id="planted", model_version="fake-1",
+                                 registry_version=1, regions=[], timings_ms={}, image_sha256=f"{line}{h:03d}{i:05d}",
+                                 image_width=64, image_height=64,
+                                 created_at=start + dt.timedelta(hours=h, minutes=1 + i * 50 // max(n, 1)),
+                                 reviewed=False))
+        s.commit()
+    db.dispose()
+
+
+def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
+    if not has_endpoint(station, "GET", "/api/v1/spc/p-chart"):
+        pytest.skip("this build has no SPC API (the spc branch)")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    # eleven steady hours near 2 % NG, then one at 40 %
+    hours = [(100, k) for k in (2, 1, 3, 2, 2, 1, 2, 3, 2, 1, 2)] + [(100, 40)]
+    plant_hours(station.data_dir, "LS", hours, now)
+    p = pages(role="operator")
+    since = (now - dt.timedelta(hours=len(hours))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    page = p.open(f"/app/spc?line=LS&by=hour&since={since}&until={until}", "#p-chart svg")
+    points = page.locator("#p-chart circle.point")
+    expect(points).to_have_count(len(hours))
+    expect(page.locator("#p-chart path.ucl")).to_have_count(1)
+    expect(page.locator("#p-chart line.centre")).to_have_count(1)
+    # the planted hour is beyond its upper limit (rule 1), and the page marks what the API says
+    with api(station, "operator") as c:
+        chart = c.get("/api/v1/spc/p-chart", params={"line": "LS", "by": "hour", "since": since, "until": until}).json()
+    assert [a["index"] for a in chart["alarms"] if a["rule"] == 1] == [len(hours) - 1]
+    expect(points.nth(len(hours) - 1)).to_have_class("point alarm")
+    marked = [i for i, pt in enumerate(chart["points"]) if pt["rules"]]
+    expect(page.locator("#p-chart circle.point.alarm")).to_have_count(len(marked))
+    alarm_rows = page.locator("#alarm-list tr.alarm")
+    expect(alarm_rows).to_have_count(len(chart["alarms"]))
+    expect(page.locator("#alarm-list")).to_contain_text(chart["points"][-1]["label"])
+    expect(page.locator("#scores svg")).to_have_count(1)
+    expect(page.locator('#review-rates [data-rate="false_reject"]')).to_have_count(1)
+    href = page.locator("#csv-p").get_attribute("href")
+    assert "format=csv" in href and "line=LS" in href
+    r = p.ctx.request.get(href)   # the download works with the session alone
+    assert r.status == 200 and r.text().splitlines()[0].startswith("label,start,n,defects,p")
+    p.shot("spc")
+
+
+def _scores_posted(c, line, brightness, label, start_seed):
+    ids = []
+    for k, b in enumerate(brightness):
+        rec = post_part(c, png_bytes(b, seed=start_seed + k), f"{line}-{label}-{k}", line=line).json()
+        r = c.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": label})
+        assert r.status_code == 200, r.text
+        ids.append(rec["score"])
+    return ids
+
+
+def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
+    if not has_endpoint(station, "GET", "/api/v1/models/cell/tuning"):
+        pytest.skip("this build has no tuning API (the spc branch)")
+    with api(station, "operator") as c:
+        good = _scores_posted(c, "LT", [40, 60, 80, 100, 110, 120, 135], "good", 1000)   # the last ones score > 0.5
+        bad = _scores_posted(c, "LT", [115, 140, 160, 190, 220], "defect", 1100)
+    p = pages(role="engineer")
+    page = p.open("/app/tuning?product=cell", "#rates")
+    fr, esc = page.locator("#false-rejects"), page.locator("#escapes")
+
+    def pct(x):
+        return f"{100 * x:.2f} %"
+
+    t = page.evaluate("Number(document.querySelector('#threshold').value)")
+    expect(fr).to_have_text(pct(sum(s > t for s in good) / len(good)))
+    before = fr.text_content()
+    p.shot("tuning")
+    # a higher threshold: fewer false rejects, more escapes, worked out in the page as it moves
+    new_t = max(good) + 0.001
+    page.locator("#threshold").fill(str(new_t))
+    t2 = page.evaluate("Number(document.querySelector('#threshold').value)")
+    expect(fr).to_have_text(pct(0.0))
+    assert fr.text_content() != before
+    expect(esc).to_have_text(pct(sum(s <= t2 for s in bad) / len(bad)))
+    expect(page.locator("#threshold-value")).to_have_text(f"{t2:.4f}")
+    with api(station) as c:
+        before_versions = {m["version"] for m in c.get("/api/v1/models", params={"product": "cell"}).json()["items"]}
+    page.click("#save")
+    expect(page.locator("#status")).to_contain_text("saved as version")
+    with api(station) as c:
+        after = c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+    (new,) = [m for m in after if m["version"] not in before_versions]
+    assert new["threshold"] == pytest.approx(t2) and new["active"] is False
+    p.shot("tuning-moved")
+    # an operator sees the rates but no Save
+    op = pages(role="operator")
+    op.open("/app/tuning?product=cell", "#rates")
+    expect(op.page.locator("#save")).to_be_hidden()
+    assert re.search(r"\d", op.page.locator("#review-load").text_content())

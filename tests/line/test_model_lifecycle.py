@@ -1,0 +1,252 @@
+"""The model lifecycle: audit sample, retraining only from trusted parts, shadow, compare, rollback."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from sqlalchemy import select
+
+from lineguard.line.compare import compare, version_rates
+from lineguard.line.config import RetentionPolicy
+from lineguard.line.errors import Conflict, NotFound, StationError
+from lineguard.line.orm import OutboxEvent, ShadowResult
+from lineguard.line.station import Part, in_audit_sample
+
+from .conftest import FakeInspector, png_bytes
+
+
+def part(pid: str, line: str = "L1") -> Part:
+    return Part(pid, line, "S1", "cell")
+
+
+def _wait_job(st, job_id: int, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = st.jobs.get(job_id)
+        if job.status in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the training job did not finish")
+
+
+# -- the audit sample --------------------------------------------------------------------
+def test_audit_sample_parts_keep_their_image_whatever_the_retention(station_factory):
+    st = station_factory(retention=RetentionPolicy(keep_ng=False, ok_sample_rate=0.0), audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    ok = st.inspect(png_bytes(30, seed=1), part("a-ok")).record
+    ng = st.inspect(png_bytes(230, seed=2), part("a-ng")).record
+    assert (ok.verdict, ng.verdict) == ("OK", "NG")
+    for rec in (st.get(ok.id), st.get(ng.id)):
+        assert rec.audit_sample is True and rec.image_key is not None and st.images.exists(rec.image_key)
+
+
+def test_parts_outside_the_audit_sample_follow_the_retention_policy(station_factory):
+    st = station_factory(retention=RetentionPolicy(ok_sample_rate=0.0), audit_sample_rate=0.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    ok = st.get(st.inspect(png_bytes(30, seed=1), part("n-ok")).record.id)
+    assert ok.audit_sample is False and ok.image_key is None
+
+
+def test_audit_sample_is_the_configured_share_and_independent_of_ok_retention():
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20000)]
+    picked = [d for d in digests if in_audit_sample(d, 0.02)]
+    assert 0.015 < len(picked) / len(digests) < 0.025
+    # among the OK images retention drops (rate 0.1), the audit sample still takes its share
+    dropped = [d for d in digests if not RetentionPolicy(ok_sample_rate=0.1).keep(False, d)]
+    share = sum(in_audit_sample(d, 0.02) for d in dropped) / len(dropped)
+    assert 0.015 < share < 0.025
+    assert not any(in_audit_sample(d, 0.0) for d in digests[:100])
+    assert all(in_audit_sample(d, 1.0) for d in digests[:100])
+
+
+# -- retraining ------------------------------------------------------------------------
+def test_training_never_learns_from_unreviewed_ok_parts(station_factory):
+    st = station_factory(audit_sample_rate=0.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    oks = [st.inspect(png_bytes(30 + i, seed=10 + i), part(f"u-{i}")).record for i in range(12)]
+    assert all(r.verdict == "OK" and r.image_key for r in oks)
+    for source in ("confirmed", "sample", "both"):
+        assert st.jobs.good_part_keys("cell", "", 100, source) == []
+    with pytest.raises(StationError, match="at least 10"):
+        st.jobs.submit_training("cell", "", min_images=10)
+    for r in oks[:3]:
+        st.review(r.id, "good", "ann", None)
+    assert sorted(k for k, _ in st.jobs.good_part_keys("cell", "", 100, "confirmed")) == \
+        sorted(r.image_key for r in oks[:3])
+
+
+def test_training_sources_and_what_the_new_version_records(station_factory):
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    # the audit sample holds a rare bright part the old model rejected (score ~0.55)
+    sample = [st.inspect(png_bytes(40 + i, seed=20 + i), part(f"s-{i}")).record for i in range(8)]
+    odd = st.inspect(png_bytes(140, seed=40), part("s-odd")).record
+    defect = st.inspect(png_bytes(240, seed=41), part("s-defect")).record
+    assert odd.verdict == "NG" and all(r.audit_sample for r in sample + [odd, defect])
+    st.review(defect.id, "defect", "ann", None, defect_type="crack")   # reviewed defects are left out
+    st.review(sample[0].id, "good", "ann", None)
+    st.review(sample[1].id, "good", "ann", None)
+    both = dict(st.jobs.good_part_keys("cell", "", 100, "both"))
+    assert defect.image_key not in both and odd.image_key in both and len(both) == 9
+    assert [both[r.image_key] for r in sample[:2]] == ["confirmed", "confirmed"]
+    confirmed = st.jobs.good_part_keys("cell", "", 100, "confirmed")
+    assert sorted(k for k, _ in confirmed) == sorted(r.image_key for r in sample[:2])
+    assert len(st.jobs.good_part_keys("cell", "", 100, "sample")) == 9
+    with pytest.raises(StationError, match="source"):
+        st.jobs.submit_training("cell", "", source="everything")
+
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, source="both").id)
+    assert job.status == "done", job.message
+    assert job.result["images"] == 9 and job.result["source"] == "both"
+    mv = st.models.get("cell", "", job.result["version"])
+    assert mv.train_images == 9
+    assert "2 reviewed good" in mv.trained_from and "7 audit sample" in mv.trained_from
+    # the new threshold is set on the sample itself, not on parts cut off below the old threshold
+    assert mv.threshold > 0.5
+
+
+def test_a_version_records_its_thresholds_at_upload(station):
+    mv = station.add_model(FakeInspector(0.6, "v-band", review_threshold=0.4).to_bytes(), "cell")
+    assert (mv.threshold, mv.review_threshold) == (pytest.approx(0.6), pytest.approx(0.4))
+    plain = station.models.get("cell", "", 1)
+    assert plain.threshold == pytest.approx(0.5) and plain.review_threshold is None   # no band
+
+
+def test_a_version_from_before_thresholds_were_recorded_gets_them_when_loaded(station):
+    from sqlalchemy import update
+    from lineguard.line.orm import ModelVersion
+    with station.db.session() as s:
+        s.execute(update(ModelVersion).values(threshold=None, review_threshold=None, detector=None))
+    mv = station.models.get("cell", "", 1)
+    station.models.forget(mv.model_id)
+    station.models.inspector(mv)
+    assert station.models.get("cell", "", 1).threshold == pytest.approx(0.5)
+
+
+# -- rollback walks back ---------------------------------------------------------------
+def test_rollback_walks_back_through_the_activations(station):
+    for thr, ver in ((0.6, "v-b"), (0.7, "v-c")):
+        station.add_model(FakeInspector(thr, ver).to_bytes(), "cell", activate=True)
+    assert station.models.active_for("cell", "L1").version == 3
+    assert station.rollback_model("cell", "").version == 2
+    assert station.rollback_model("cell", "").version == 1      # not forward again to 3
+    with pytest.raises(Conflict, match="no earlier activation"):
+        station.rollback_model("cell", "")
+    assert station.models.active_for("cell", "L1").version == 1
+    # a new activation starts the walk again from there
+    station.activate_model("cell", "", 3)
+    assert station.rollback_model("cell", "").version == 1
+    with pytest.raises(Conflict):
+        station.rollback_model("cell", "")
+
+
+def test_rollback_skips_repeated_activations_of_the_same_version(station):
+    station.add_model(FakeInspector(0.6, "v-b").to_bytes(), "cell", activate=True)
+    station.activate_model("cell", "", 2)                       # activated twice in a row
+    station.activate_model("cell", "", 1)
+    station.activate_model("cell", "", 2)
+    assert station.rollback_model("cell", "").version == 1
+    assert station.rollback_model("cell", "").version == 2       # the activation of 2 before that one
+    assert station.rollback_model("cell", "").version == 1
+    with pytest.raises(Conflict):
+        station.rollback_model("cell", "")
+
+
+# -- shadow and compare ----------------------------------------------------------------
+def _shadow_station(station_factory, **kw):
+    st = station_factory(audit_sample_rate=0.0, **kw)
+    st.add_model(FakeInspector(0.5, "v-active").to_bytes(), "cell", activate=True)
+    st.add_model(FakeInspector(0.3, "v-candidate").to_bytes(), "cell")
+    return st
+
+
+def test_a_shadow_judges_every_part_and_is_never_signalled(station_factory):
+    st = _shadow_station(station_factory)
+    with pytest.raises(Conflict, match="already active"):
+        st.shadow.start("cell", "", 1)
+    with pytest.raises(NotFound):
+        st.shadow.start("cell", "", 9)
+    cand = st.shadow.start("cell", "", 2, by="eve")
+    values = (40, 100, 230)     # scores ~0.16 (both OK), ~0.39 (OK vs NG), ~0.9 (both NG)
+    recs = [st.inspect(png_bytes(v, seed=50 + i), part(f"sh-{i}")).record for i, v in enumerate(values)]
+    assert st.shadow.wait_idle(10)
+    assert [r.verdict for r in recs] == ["OK", "OK", "NG"]          # the line hears the active model
+    with st.db.session() as s:
+        rows = {r.inspection_id: r for r in s.scalars(select(ShadowResult))}
+        events = list(s.scalars(select(OutboxEvent).where(OutboxEvent.event == "inspection")))
+    assert [rows[r.id].verdict for r in recs] == ["OK", "NG", "NG"]
+    assert all(rows[r.id].model_version_id == cand.id for r in recs)
+    assert rows[recs[1].id].score == pytest.approx(recs[1].score)
+    assert sorted(e.payload["verdict"] for e in events) == ["NG", "OK", "OK"]
+    assert not any("shadow" in str(e.payload) or "v-candidate" in str(e.payload) for e in events)
+
+    st.shadow.stop("cell", "")
+    st.inspect(png_bytes(100, seed=60), part("sh-after"))
+    assert st.shadow.wait_idle(10)
+    with st.db.session() as s:
+        assert len(list(s.scalars(select(ShadowResult)))) == 3
+    with pytest.raises(NotFound):
+        st.shadow.stop("cell", "")
+
+
+def test_activating_the_shadow_ends_it(station_factory):
+    st = _shadow_station(station_factory)
+    st.shadow.start("cell", "", 2)
+    st.activate_model("cell", "", 2)
+    assert st.shadow.for_part("cell", "L1") is None
+    st.inspect(png_bytes(100, seed=61), part("promoted"))
+    assert st.shadow.wait_idle(10)
+    with st.db.session() as s:
+        assert list(s.scalars(select(ShadowResult))) == []
+    # so does a rollback onto the shadow version
+    st.shadow.start("cell", "", 1)
+    assert st.rollback_model("cell", "").version == 1
+    assert st.shadow.for_part("cell", "L1") is None
+
+
+def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
+    st = station_factory(audit_sample_rate=0.0, shadow_queue=1)
+    st.add_model(FakeInspector(0.5, "v-fast").to_bytes(), "cell", activate=True)
+    st.add_model(FakeInspector(0.3, "v-slow", delay_s=0.5).to_bytes(), "cell")
+    st.shadow.start("cell", "", 2)
+    t0 = time.perf_counter()
+    for i in range(6):
+        st.inspect(png_bytes(100, seed=70 + i), part(f"slow-{i}"))
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.5, f"the line waited for the shadow ({elapsed:.2f}s for 6 parts)"
+    assert st.shadow.dropped >= 3
+    assert st.shadow.wait_idle(10)
+    with st.db.session() as s:
+        judged = len(list(s.scalars(select(ShadowResult))))
+    assert 1 <= judged <= 3 and judged + st.shadow.dropped == 6
+    m = st.metrics.render().decode()
+    assert f'lineguard_shadow_parts_total{{outcome="dropped"}} {float(st.shadow.dropped)}' in m
+    assert f'lineguard_shadow_parts_total{{outcome="judged"}} {float(judged)}' in m
+
+
+def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_factory):
+    st = _shadow_station(station_factory)
+    st.shadow.start("cell", "", 2)
+    values = (40, 100, 105, 230)    # both OK; OK vs NG; OK vs NG; both NG
+    recs = [st.inspect(png_bytes(v, seed=80 + i), part(f"c-{i}")).record for i, v in enumerate(values)]
+    assert st.shadow.wait_idle(10)
+    st.review(recs[1].id, "good", "ann", None)          # the candidate's NG on it is a false reject
+    st.review(recs[2].id, "defect", "ann", None)        # the active model's OK on it is an escape
+    st.review(recs[3].id, "good", "ann", None)          # both rejected a good part
+    active, cand = st.models.get("cell", "", 1), st.models.get("cell", "", 2)
+    with st.db.session() as s:
+        out = compare(s, active, cand)
+        rates = version_rates(s, [active, cand])
+    assert out["parts"] == 4 and out["agreement"] == pytest.approx(0.5)
+    assert [d["inspection_id"] for d in out["disagreements"]] == [recs[2].id, recs[1].id]   # newest first
+    d = out["disagreements"][0]
+    assert (d["active_verdict"], d["candidate_verdict"], d["review_label"]) == ("OK", "NG", "defect")
+    assert out["reviewed"]["active"] == {"n_good": 2, "n_defect": 1, "false_reject_rate": 0.5,
+                                         "escape_rate": 1.0}
+    assert out["reviewed"]["candidate"] == {"n_good": 2, "n_defect": 1, "false_reject_rate": 1.0,
+                                            "escape_rate": 0.0}
+    assert rates[active.id] == out["reviewed"]["active"] and rates[cand.id] == out["reviewed"]["candidate"]
+    with st.db.session() as s:
+        assert compare(s, active, cand, line="L9")["parts"] == 0
+        assert version_rates(s, [st.models.get("cell", "", 2)])[cand.id] is not None

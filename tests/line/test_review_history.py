@@ -1,0 +1,92 @@
+"""Reviews are kept as a history (who, when, what the model had said), with defect types per product."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from lineguard.line.errors import InvalidRequest, NotFound
+from lineguard.line.orm import Inspection, OutboxEvent, Review
+from lineguard.line.reviews import DEFAULT_DEFECT_TYPES
+from lineguard.line.station import Part, inspection_to_dict
+
+from .conftest import png_bytes
+
+
+def part(pid: str, lot=None) -> Part:
+    return Part(pid, "L1", "S1", "cell", lot=lot)
+
+
+def test_every_review_is_kept_and_the_part_shows_the_latest(station):
+    ng = station.inspect(png_bytes(230, seed=1), part("h-ng")).record
+    assert ng.verdict == "NG"
+    station.review(ng.id, "good", "ann", "dust on the lens")
+    station.review(ng.id, "defect", "bob", "a crack after all", defect_type="crack")
+    hist = station.review_history(ng.id)
+    assert [(r.label, r.defect_type, r.reviewer, r.note, r.verdict_at_review) for r in hist] == [
+        ("good", None, "ann", "dust on the lens", "NG"), ("defect", "crack", "bob", "a crack after all", "NG")]
+    assert hist[0].created_at <= hist[1].created_at
+    rec = station.get(ng.id)
+    assert (rec.reviewed, rec.review_label, rec.defect_type, rec.reviewer) == (True, "defect", "crack", "bob")
+    d = inspection_to_dict(rec)
+    assert d["defect_type"] == "crack" and d["review"]["defect_type"] == "crack"
+    with station.db.session() as s:
+        events = list(s.scalars(select(OutboxEvent).where(OutboxEvent.event == "review").order_by(OutboxEvent.id)))
+    assert [(e.payload["id"], e.payload["review"]["label"], e.payload["defect_type"]) for e in events] == [
+        (ng.id, "good", None), (ng.id, "defect", "crack")]
+    with pytest.raises(NotFound):
+        station.review_history(999999)
+
+
+def test_a_missed_defect_on_an_ok_part_is_recorded_as_such(station):
+    ok = station.inspect(png_bytes(30, seed=2), part("h-ok")).record
+    assert ok.verdict == "OK"
+    station.review(ok.id, "defect", "ann", None, defect_type="scratch")
+    (r,) = station.review_history(ok.id)
+    assert (r.label, r.verdict_at_review, r.defect_type) == ("defect", "OK", "scratch")
+
+
+def test_defect_types_come_from_the_products_list(station):
+    rec = station.inspect(png_bytes(230, seed=3), part("h-type")).record
+    assert station.defect_types("cell") == list(DEFAULT_DEFECT_TYPES)
+    with pytest.raises(InvalidRequest, match="scratch, crack, dent") as e:
+        station.review(rec.id, "defect", "ann", None, defect_type="burr")
+    assert e.value.details["defect_types"] == list(DEFAULT_DEFECT_TYPES)
+    with pytest.raises(InvalidRequest, match="label 'defect' only"):
+        station.review(rec.id, "good", "ann", None, defect_type="crack")
+    assert station.set_defect_types("cell", [" burr ", "chip"], by="eve") == ["burr", "chip"]
+    assert station.defect_types("cell") == ["burr", "chip"]
+    assert station.defect_types("other-product") == list(DEFAULT_DEFECT_TYPES)
+    station.review(rec.id, "defect", "ann", None, defect_type="burr")
+    with pytest.raises(InvalidRequest, match="crack"):
+        station.review(rec.id, "defect", "ann", None, defect_type="crack")   # no longer listed
+    for bad in ([], ["a", "a"], [""], ["x" * 101]):
+        with pytest.raises(InvalidRequest):
+            station.set_defect_types("cell", bad)
+    # a refused review leaves no trace
+    assert len(station.review_history(rec.id)) == 1
+
+
+def test_a_review_and_its_history_are_one_transaction(station, monkeypatch):
+    rec = station.inspect(png_bytes(230, seed=4), part("h-atomic")).record
+    from lineguard.line import station as station_mod
+
+    def broken(*a, **kw):
+        raise RuntimeError("outbox write failed")
+    monkeypatch.setattr(station_mod, "record_event", broken)
+    with pytest.raises(RuntimeError):
+        station.review(rec.id, "defect", "ann", None, defect_type="dent")
+    with station.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Review)) == 0
+        assert s.get(Inspection, rec.id).reviewed is False
+
+
+def test_inspections_filter_by_lot_and_defect_type(station):
+    a = station.inspect(png_bytes(230, seed=5), part("f-a", lot="LOT-1")).record
+    b = station.inspect(png_bytes(231, seed=6), part("f-b", lot="LOT-2")).record
+    c = station.inspect(png_bytes(232, seed=7), part("f-c", lot="LOT-2")).record
+    station.review(a.id, "defect", "ann", None, defect_type="dent")
+    station.review(b.id, "defect", "ann", None, defect_type="crack")
+    station.review(c.id, "defect", "ann", None, defect_type="dent")
+    assert [r.part_id for r in station.query(lot="LOT-2")] == ["f-c", "f-b"]
+    assert [r.part_id for r in station.query(defect_type="dent")] == ["f-c", "f-a"]
+    assert [r.part_id for r in station.query(defect_type="dent", lot="LOT-2")] == ["f-c"]

@@ -1,0 +1,236 @@
+"""SPC maths against numbers computed by hand: p-chart limits, Nelson rules, score drift,
+exact intervals for reviewed rates."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+
+from lineguard.line import spc
+from lineguard.line.spc import Subgroup, clopper_pearson, p_chart, review_rates, rule_hits, score_drift
+
+
+def _hits(z):
+    return [(h.index, h.rule) for h in rule_hits(z)]
+
+
+# -- p-chart ------------------------------------------------------------------------
+
+def test_p_chart_limits_follow_each_subgroup_size_hand_computed():
+    n = [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]      # 1000 parts
+    d = [2, 1, 3, 2, 4, 1, 2, 0, 3, 2]                          # 20 NG
+    chart = p_chart([Subgroup(f"h{i}", None, ni, di) for i, (ni, di) in enumerate(zip(n, d))])
+    # p̄ = 20 / 1000 = 0.02; sigma_i = sqrt(0.02 * 0.98 / n_i) = 0.14 / sqrt(n_i)
+    assert chart.centre == pytest.approx(0.02)
+    # by hand: n=100: sigma 0.014, UCL 0.02 + 0.042 = 0.062; n=80: sigma 0.0156525, UCL 0.0669574;
+    # n=120: sigma 0.0127802, UCL 0.0583406; n=50: sigma 0.0197990, UCL 0.0793970;
+    # n=150: sigma 0.0114310, UCL 0.0542929. 0.02 - 3 sigma < 0 for all: LCL clipped to 0.
+    ucl_by_n = {100: 0.062, 80: 0.0669574, 120: 0.0583406, 50: 0.0793970, 150: 0.0542929}
+    for pt, ni, di in zip(chart.points, n, d):
+        assert pt.n == ni and pt.defects == di and pt.p == pytest.approx(di / ni)
+        assert pt.ucl == pytest.approx(ucl_by_n[ni], abs=1e-7)
+        assert pt.lcl == 0.0
+    # subgroup 4: 4 in 50 = 0.08 > 0.0793970: z = 0.06 / 0.0197990 = 3.0305, the only rule hit
+    assert chart.points[4].z == pytest.approx(3.0305, abs=1e-4)
+    assert [(h.index, h.rule) for h in chart.alarms] == [(4, 1)]
+    assert chart.points[4].rules == [1] and all(not p.rules for i, p in enumerate(chart.points) if i != 4)
+    assert chart.alarms[0].text.startswith("h4: defect rate above the control limit")
+    # the limits follow n: 4 NG in a subgroup of 100 (p 0.04) would be inside its UCL 0.062
+    assert 4 / 100 < ucl_by_n[100]
+
+
+def test_p_chart_lower_limit_above_zero_hand_computed():
+    chart = p_chart([Subgroup("a", None, 200, 30), Subgroup("b", None, 400, 30)])
+    # p̄ = 60 / 600 = 0.1; n=200: sigma sqrt(0.09/200) = 0.0212132 -> UCL 0.1636396, LCL 0.0363604;
+    # n=400: sigma 0.015 -> UCL 0.145, LCL 0.055. z: (0.15-0.1)/0.0212132 = 2.3570, (0.075-0.1)/0.015 = -1.6667
+    a, b = chart.points
+    assert chart.centre == pytest.approx(0.1)
+    assert (a.ucl, a.lcl) == (pytest.approx(0.1636396, abs=1e-7), pytest.approx(0.0363604, abs=1e-7))
+    assert (b.ucl, b.lcl) == (pytest.approx(0.145), pytest.approx(0.055))
+    assert (a.z, b.z) == (pytest.approx(2.3570, abs=1e-4), pytest.approx(-1.6667, abs=1e-4))
+
+
+def test_p_chart_skips_empty_subgroups_and_handles_a_zero_centre():
+    chart = p_chart([Subgroup("a", None, 0, 0), Subgroup("b", None, 10, 0), Subgroup("c", None, 20, 0)])
+    assert [p.label for p in chart.points] == ["b", "c"]
+    assert chart.centre == 0 and all(p.ucl == 0 and p.z == 0 for p in chart.points) and not chart.alarms
+    # against a centre of 0 taken from a reference period, the first defect is off the chart
+    first = p_chart([Subgroup("d", None, 10, 1)], centre=0.0)
+    assert first.points[0].z == math.inf and [h.rule for h in first.alarms] == [1]
+    with pytest.raises(ValueError, match="impossible"):
+        p_chart([Subgroup("x", None, 5, 6)])
+
+
+# -- rules: each one hit by a sequence made for it, and just missed by a near one --------
+
+def test_rule_1_one_point_beyond_3_sigma():
+    assert _hits([0, 0, 3.1]) == [(2, 1)]
+    assert _hits([0, 0, -3.2]) == [(2, 1)]
+    assert _hits([0, 0, 3.0]) == []          # on the limit is not beyond it
+
+
+def test_rule_2_nine_in_a_row_on_one_side():
+    assert _hits([0.5] * 9) == [(8, 2)]
+    assert _hits([-0.3] * 9) == [(8, 2)]
+    assert _hits([0.5] * 8) == []            # eight is Western Electric's count, not ours
+    assert _hits([0.5] * 4 + [0.0] + [0.5] * 4) == []   # a point on the centre line breaks the run
+
+
+def test_rule_3_six_in_a_row_rising_or_falling():
+    assert _hits([-0.9, -0.6, -0.3, 0.1, 0.4, 0.7]) == [(5, 3)]
+    assert _hits([0.7, 0.4, 0.1, -0.3, -0.6, -0.9]) == [(5, 3)]
+    assert _hits([-0.9, -0.6, -0.3, 0.1, 0.4, 0.4]) == []     # a tie is not a rise
+    assert _hits([-0.6, -0.3, 0.1, 0.4, 0.7]) == []           # five points
+
+
+def test_rule_5_two_of_three_beyond_2_sigma_same_side():
+    assert _hits([0, 2.5, 0.5, 2.5]) == [(3, 5)]
+    assert _hits([0, -2.5, -2.1]) == [(2, 5)]
+    assert _hits([0, 2.5, 0.5, -2.5]) == []      # opposite sides
+    assert _hits([0, 2.5, 0.5, 0.5, 2.5]) == []  # 2 of 4, not of 3
+    # the point after the pattern is in control: not flagged for what came before it
+    assert _hits([0, 2.5, 2.5, 0.1]) == [(2, 5)]
+
+
+def test_rule_6_four_of_five_beyond_1_sigma_same_side():
+    assert _hits([0, 1.5, 1.5, 0.5, 1.5, 1.5]) == [(5, 6)]
+    assert _hits([0, -1.5, -1.5, -1.5, -1.5]) == [(4, 6)]
+    assert _hits([0, 1.5, 1.5, 0.5, 0.5, 1.5]) == []     # 3 of 5
+
+
+def test_rule_texts_name_the_pattern_for_an_operator():
+    hit = rule_hits([0.5] * 9)[0]
+    assert "9 periods in a row above the average" in hit.text
+
+
+# -- score drift --------------------------------------------------------------------
+
+def _stream(seed: int, shift_from=None, shift=0.0, groups=30, n=50):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(groups):
+        s = rng.normal(1.0, 0.2, n)
+        if shift_from is not None and i >= shift_from:
+            s = s + shift
+        out.append((f"g{i}", dt.datetime(2026, 12, 1) + dt.timedelta(hours=i), s))
+    return out
+
+
+def test_drift_alarm_fires_when_the_scores_shift():
+    # a moved camera: every part scores one sd higher from subgroup 15 on
+    res = score_drift(_stream(0, shift_from=15, shift=0.2))
+    assert res.alarm and res.index == 15 and res.label == "g15"     # the start of the run
+    assert "higher" in res.text and "camera" in res.text
+    assert all(not p.drift for p in res.points[:15])
+    assert sum(p.drift for p in res.points[15:]) >= 13
+    assert res.points[15].shift > 0.2     # about Phi(1/sqrt 2) - 0.5 = 0.26
+    lower = score_drift(_stream(1, shift_from=20, shift=-0.2))
+    assert lower.alarm and lower.index == 20 and "lower" in lower.text
+
+
+def test_no_drift_alarm_on_a_stable_stream():
+    res = score_drift(_stream(0))
+    assert not res.alarm and res.index is None and "steady" in res.text
+    assert res.baseline["subgroups"] == 5 and res.baseline["n"] == 250
+    assert all(p.shift is None for p in res.points[:5])     # the baseline is not tested against itself
+    # a long stable line: single subgroups may cross 3 sigma by chance (about 0.3 % each,
+    # more when the baseline happened to sit low, as with this seed), but never two in a
+    # row, so no alarm
+    many = score_drift(_stream(7, groups=400))
+    assert 0 < sum(p.drift for p in many.points) <= 10
+    assert not many.alarm
+
+
+def test_one_drifted_subgroup_alone_is_no_alarm():
+    # a single odd hour (someone held a part to the light) then back to normal
+    res = score_drift(_stream(0, shift_from=20, shift=0.3, groups=21) + _stream(5, groups=30)[21:])
+    assert res.points[20].drift and not res.alarm
+    # the same hour followed by a second one: the alarm names the first
+    res = score_drift(_stream(0, shift_from=20, shift=0.3, groups=22) + _stream(5, groups=30)[22:])
+    assert res.alarm and res.index == 20
+
+
+def test_a_few_real_defects_are_not_drift():
+    # an hour with 5 of 50 parts far out (real defects): the p-chart's business
+    stream = _stream(0)
+    s = stream[20][2].copy()
+    s[:5] = 5.0
+    stream[20] = ("g20", stream[20][1], s)
+    assert not score_drift(stream).alarm
+
+
+def test_drift_needs_a_practical_shift_not_only_significance():
+    # 20 000 parts a subgroup: a 0.05-sd move is 'significant' but not a camera problem
+    res = score_drift(_stream(3, shift_from=10, shift=0.01, groups=15, n=20000))
+    assert not res.alarm
+    assert max(abs(p.z) for p in res.points[10:]) > 3     # significant, yet below min_shift
+
+
+def test_drift_with_too_small_a_baseline_says_so():
+    res = score_drift([("a", None, np.array([1.0, 2.0]))])
+    assert not res.alarm and "not enough parts" in res.text
+    # a window that is all baseline says there was nothing to compare, not "steady"
+    res = score_drift(_stream(0, groups=5))
+    assert not res.alarm and "nothing to compare yet" in res.text
+
+
+# -- exact intervals and reviewed rates ------------------------------------------------
+
+def test_clopper_pearson_known_values():
+    lo, hi = clopper_pearson(0, 50)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 50), abs=1e-10)   # 0.0711
+    assert hi == pytest.approx(0.0711, abs=1e-4)
+    lo, hi = clopper_pearson(5, 20)          # textbook: (0.0866, 0.4910)
+    assert (lo, hi) == (pytest.approx(0.0866, abs=1e-4), pytest.approx(0.4910, abs=1e-4))
+    assert clopper_pearson(50, 50)[1] == 1.0 and clopper_pearson(50, 50)[0] == pytest.approx(0.025 ** (1 / 50))
+    assert clopper_pearson(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        clopper_pearson(3, 2)
+
+
+def test_clopper_pearson_covers_at_least_the_confidence():
+    # exact coverage: the binomial probability of every k whose interval holds the true rate
+    n = 40
+    intervals = [clopper_pearson(k, n) for k in range(n + 1)]
+    for p in (0.005, 0.02, 0.05, 0.1, 0.3, 0.5):
+        cover = sum(math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+                    for k, (lo, hi) in enumerate(intervals) if lo <= p <= hi)
+        assert cover >= 0.95 - 1e-12, (p, cover)
+
+
+def test_review_rates_definitions():
+    counts = {("NG", "good"): 3, ("NG", "defect"): 37, ("OK", "defect"): 1, ("OK", "good"): 199,
+              ("REVIEW", "good"): 4, ("REVIEW", "defect"): 2}
+    r = review_rates(counts)
+    assert r["false_reject"]["k"] == 3 and r["false_reject"]["n"] == 40
+    assert r["false_reject"]["rate"] == pytest.approx(0.075)
+    assert r["escape"]["k"] == 1 and r["escape"]["n"] == 200 and r["escape"]["rate"] == pytest.approx(0.005)
+    assert r["escape"]["lo"] < 0.005 < r["escape"]["hi"]
+    assert r["review_band"] == {"good": 4, "defect": 2} and r["confidence"] == 0.95
+    empty = review_rates({})
+    assert empty["escape"] == {"rate": None, "lo": 0.0, "hi": 1.0, "k": 0, "n": 0}
+
+
+def test_rule_table_lists_the_rules_used():
+    assert sorted(spc.RULES) == [1, 2, 3, 5, 6]
+
+
+# -- periods in the plant's time zone -------------------------------------------------------
+
+def test_hours_and_days_follow_daylight_saving_in_the_plant_zone():
+    from lineguard.line.spc_data import Periods
+    hours = Periods("hour", timezone="Europe/Berlin")
+    # 2026-10-25: clocks go back at 03:00 CEST to 02:00 CET; 02:00-03:00 local happens twice
+    first = hours.of(dt.datetime(2026, 10, 25, 0, 30))      # 02:30 CEST
+    second = hours.of(dt.datetime(2026, 10, 25, 1, 30))     # 02:30 CET
+    assert first == (dt.datetime(2026, 10, 25, 0, 0), "2026-10-25 02:00")
+    assert second == (dt.datetime(2026, 10, 25, 1, 0), "2026-10-25 02:00 (2nd)")
+    days = Periods("day", timezone="Europe/Berlin")
+    # the local day of 25 October has 25 hours: 22:00 UTC the day before to 23:00 UTC
+    assert days.of(dt.datetime(2026, 10, 25, 12, 0)) == (dt.datetime(2026, 10, 24, 22, 0), "2026-10-25")
+    assert days.of(dt.datetime(2026, 10, 25, 22, 59)) == (dt.datetime(2026, 10, 24, 22, 0), "2026-10-25")
+    assert days.of(dt.datetime(2026, 10, 25, 23, 0)) == (dt.datetime(2026, 10, 25, 23, 0), "2026-10-26")
+    # a shift starting 06:10 needs 1-minute slots in the database, whole quarters otherwise
+    assert Periods("shift", ("06:10", "18:10"), "UTC").slot_s == 60 and hours.slot_s == 900

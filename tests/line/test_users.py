@@ -1,0 +1,124 @@
+"""Users and keys from the command line, and how passwords are kept (issue #9 part 1)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lineguard.line.config import StationConfig
+from lineguard.line.db import Database
+
+
+def _lineguard(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lineguard", *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(StationConfig(data_dir=tmp_path).database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def test_a_password_is_stored_only_as_a_salted_slow_hash(db, tmp_path):
+    from lineguard.line.orm import User
+    from lineguard.line.users import authenticate, check_password, create_user
+    with db.session() as s:
+        a = create_user(s, "ana", "same-password-1", "operator")
+        b = create_user(s, "ben", "same-password-1", "operator")
+        stored_a, stored_b = a.password_hash, b.password_hash
+    assert stored_a.startswith("scrypt$16384$8$1$") and stored_a != stored_b     # salted: equal passwords differ
+    assert "same-password-1" not in stored_a
+    assert check_password("same-password-1", stored_a) and not check_password("same-password-2", stored_a)
+    db.dispose()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("lineguard.db*"))
+    assert b"ana" in raw and b"same-password-1" not in raw
+    with db.session() as s:
+        assert authenticate(s, "ana", "same-password-1").username == "ana"
+        assert authenticate(s, "ana", "wrong-password") is None and authenticate(s, "zed", "same-password-1") is None
+        s.get(User, 1).disabled = True
+    with db.session() as s:
+        assert authenticate(s, "ana", "same-password-1") is None
+
+
+def test_users_add_list_disable_and_keys_list_revoke_from_the_cli(tmp_path):
+    data = str(tmp_path / "st")
+    admin = _lineguard("keys", "create", "--data", data, "--role", "admin", "--name", "first-admin")
+    op = _lineguard("keys", "create", "--data", data, "--role", "operator", "--name", "line-3")
+    assert admin.returncode == 0 and op.returncode == 0, admin.stderr + op.stderr
+    added = _lineguard("users", "add", "maria", "--role", "engineer", "--password-stdin", "--data", data,
+                       stdin="maria-tunes-L3\n")
+    assert added.returncode == 0 and "maria" in added.stdout, added.stderr
+    again = _lineguard("users", "add", "maria", "--role", "operator", "--password-stdin", "--data", data,
+                       stdin="another-password\n")
+    assert again.returncode != 0 and "exists already" in again.stderr
+    short = _lineguard("users", "add", "kai", "--role", "operator", "--password-stdin", "--data", data, stdin="abc\n")
+    assert short.returncode != 0 and "at least 8" in short.stderr
+    listed = _lineguard("users", "list", "--data", data).stdout
+    assert "maria\tengineer" in listed and "active" in listed and "maria-tunes-L3" not in listed
+    keys = _lineguard("keys", "list", "--data", data).stdout
+    assert "first-admin" in keys and "line-3" in keys and op.stdout.strip() not in keys   # never the key itself
+    assert _lineguard("users", "disable", "maria", "--data", data).returncode == 0
+    assert "disabled" in _lineguard("users", "list", "--data", data).stdout
+    assert _lineguard("users", "disable", "nobody", "--data", data).returncode != 0
+    op_id = next(line.split("\t")[0] for line in keys.splitlines() if "line-3" in line)
+    assert _lineguard("keys", "revoke", op_id, "--data", data).returncode == 0
+    assert "revoked" in next(ln for ln in _lineguard("keys", "list", "--data", data).stdout.splitlines()
+                             if "line-3" in ln)
+    missing = _lineguard("keys", "revoke", "999", "--data", data)
+    assert missing.returncode != 0 and "no key with id 999" in missing.stderr
+
+
+def test_the_last_admin_cannot_be_revoked_or_disabled_from_the_cli(tmp_path):
+    data = str(tmp_path / "st")
+    assert _lineguard("keys", "create", "--data", data, "--role", "admin").returncode == 0
+    refused = _lineguard("keys", "revoke", "1", "--data", data)
+    assert refused.returncode != 0 and "create another admin first" in refused.stderr
+    assert _lineguard("users", "add", "boss", "--role", "admin", "--password-stdin", "--data", data,
+                      stdin="boss-of-the-line\n").returncode == 0
+    assert _lineguard("keys", "revoke", "1", "--data", data).returncode == 0     # the user is still an admin
+    refused = _lineguard("users", "disable", "boss", "--data", data)
+    assert refused.returncode != 0 and "last active admin" in refused.stderr
+    assert "active" in _lineguard("users", "list", "--data", data).stdout
+
+
+def test_sessions_and_the_last_admin_rule_on_both_databases(station_factory):
+    """Sessions end with their key or user, expire, and the last admin stays (SQLite and PostgreSQL;
+    PostgreSQL also takes the row locks that keep two admins from removing each other at once)."""
+    import datetime as dt
+    import hashlib
+
+    from lineguard.line.auth import create_key, revoke_key
+    from lineguard.line.errors import Conflict
+    from lineguard.line.orm import SignInSession
+    from lineguard.line.sessions import session_caller, start_session
+    from lineguard.line.users import active_admins, create_user, disable_user
+    st = station_factory()
+    with st.db.session() as s:
+        key_row, _ = create_key(s, "admin", name="a-key")
+        op_row, _ = create_key(s, "operator", name="op")
+        by_key = start_session(s, 12, key_id=op_row.id)
+        user = create_user(s, "uma", "uma-password", "admin")
+        by_user = start_session(s, 12, user_id=user.id)
+        old = start_session(s, 12, user_id=user.id)
+        s.flush()
+        s.query(SignInSession).filter(SignInSession.token_hash == hashlib.sha256(old.encode()).hexdigest()).update(
+            {"expires_at": dt.datetime(2000, 1, 1)})
+        ids = (key_row.id, op_row.id, user.id)
+    with st.db.session() as s:
+        assert session_caller(s, by_key) == (ids[1], "operator", "op")
+        assert session_caller(s, by_user) == (None, "admin", "uma")
+        assert session_caller(s, old) is None and session_caller(s, "not-a-token") is None
+        assert active_admins(s) == 2
+        assert revoke_key(s, ids[1])
+    with st.db.session() as s:
+        assert session_caller(s, by_key) is None
+        assert revoke_key(s, ids[0])           # uma is still an admin
+    with pytest.raises(Conflict, match="create another admin first"):
+        with st.db.session() as s:
+            disable_user(s, ids[2])
+    with st.db.session() as s:
+        assert session_caller(s, by_user) == (None, "admin", "uma") and active_admins(s) == 1

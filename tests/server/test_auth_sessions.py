@@ -1,0 +1,195 @@
+"""Signing in (issue #9 part 1): sessions from a key or a user, the cookie and its CSRF
+token, revocation, the last admin, and reads that need a key or session by default."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import ServerProc, make_keys, png_bytes, post_part, start_fake_station
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    srv = start_fake_station(tmp_path_factory.mktemp("auth") / "data")
+    yield srv
+    srv.stop()
+
+
+def _browser(srv) -> httpx.Client:
+    """A client that, like a browser, keeps and sends back the cookies it was given."""
+    return httpx.Client(base_url=srv.url, timeout=30.0)
+
+
+def _sign_in(c: httpx.Client, **body) -> httpx.Response:
+    return c.post("/api/v1/session", json=body)
+
+
+def test_sign_in_with_a_key_sets_a_strict_http_only_cookie_that_reads_with(station):
+    with _browser(station) as c:
+        assert c.get("/api/v1/inspections").status_code == 401
+        r = _sign_in(c, api_key=station.keys["operator"])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["role"] == "operator" and body["name"] == "test-operator" and len(body["csrf_token"]) >= 32
+        cookie = r.headers["set-cookie"]
+        assert cookie.startswith("lg_session=")
+        attrs = {a.strip().split("=")[0].lower() for a in cookie.split(";")[1:]}
+        assert {"httponly", "path", "samesite"} <= attrs and "secure" not in attrs   # plain http here
+        assert "samesite=strict" in cookie.lower() and "path=/" in cookie.lower()
+        token = c.cookies["lg_session"]
+        assert token not in (station.keys["operator"], body["csrf_token"])
+        assert c.get("/api/v1/inspections").status_code == 200
+        assert c.get("/api/v1/session").json() == body          # a reloaded page gets its CSRF token again
+        # the token is stored hashed: it is nowhere in the database file
+        db_bytes = b"".join(p.read_bytes() for p in station.data_dir.glob("lineguard.db*"))
+        assert token.encode() not in db_bytes
+
+
+def test_sign_in_with_a_user_and_a_wrong_password_or_name_says_the_same(station):
+    with station.client(station.keys["admin"]) as admin:
+        r = admin.post("/api/v1/users", json={"username": "erin", "password": "line-3-reviews", "role": "engineer"})
+        assert r.status_code == 201, r.text
+        assert "password" not in r.text and r.json()["role"] == "engineer"
+        assert admin.post("/api/v1/users", json={"username": "erin", "password": "another-one",
+                                                 "role": "operator"}).status_code == 409
+        assert admin.post("/api/v1/users", json={"username": "sam", "password": "short",
+                                                 "role": "operator"}).status_code == 422
+        assert any(u["username"] == "erin" for u in admin.get("/api/v1/users").json()["items"])
+    with station.client(station.keys["operator"]) as op:
+        assert op.get("/api/v1/users").status_code == 403
+    with _browser(station) as c:
+        wrong = _sign_in(c, username="erin", password="not-her-password")
+        nobody = _sign_in(c, username="nobody-here", password="not-her-password")
+        assert wrong.status_code == nobody.status_code == 401
+        assert wrong.json() == nobody.json()          # does not tell whether the name exists
+        assert "lg_session" not in c.cookies
+        assert _sign_in(c, api_key="lg_deadbeef_notakey").status_code == 401
+        ok = _sign_in(c, username="erin", password="line-3-reviews")
+        assert ok.status_code == 200 and ok.json()["role"] == "engineer" and ok.json()["name"] == "erin"
+        assert c.get("/api/v1/models").status_code == 200
+        csrf = {"X-CSRF-Token": ok.json()["csrf_token"]}
+        assert c.delete("/api/v1/session").status_code == 403      # signing out needs the token too
+        assert c.delete("/api/v1/session", headers=csrf).status_code == 204
+        assert c.get("/api/v1/models").status_code == 401
+        assert c.get("/api/v1/session").status_code == 401
+
+
+def test_a_write_with_the_cookie_needs_the_csrf_token(station):
+    with _browser(station) as c:
+        csrf = _sign_in(c, api_key=station.keys["operator"]).json()["csrf_token"]
+        r = post_part(c, png_bytes(40, seed=21), "csrf-none")
+        assert r.status_code == 403 and "X-CSRF-Token" in r.json()["error"]["message"]
+        c.headers["X-CSRF-Token"] = "0" * 64
+        assert post_part(c, png_bytes(40, seed=21), "csrf-wrong").status_code == 403
+        c.headers["X-CSRF-Token"] = csrf
+        r = post_part(c, png_bytes(40, seed=21), "csrf-ok")
+        assert r.status_code == 201, r.text
+        # the operator session has the operator's role, no more
+        assert c.post("/api/v1/keys", json={"role": "admin"}).status_code == 403
+
+
+def test_revoking_a_key_or_disabling_a_user_ends_their_sessions_at_once(station):
+    with station.client(station.keys["admin"]) as admin:
+        new = admin.post("/api/v1/keys", json={"role": "operator", "name": "tablet-3"}).json()
+        user = admin.post("/api/v1/users", json={"username": "olga", "password": "olga-reviews-L3",
+                                                 "role": "operator"}).json()
+        with _browser(station) as by_key, _browser(station) as by_user:
+            assert _sign_in(by_key, api_key=new["key"]).status_code == 200
+            assert _sign_in(by_user, username="olga", password="olga-reviews-L3").status_code == 200
+            assert by_key.get("/api/v1/inspections").status_code == 200     # now cached by the station
+            assert by_user.get("/api/v1/inspections").status_code == 200
+            assert admin.delete(f"/api/v1/keys/{new['id']}").status_code == 200
+            assert by_key.get("/api/v1/inspections").status_code == 401
+            assert by_user.get("/api/v1/inspections").status_code == 200
+            gone = admin.delete(f"/api/v1/users/{user['id']}")
+            assert gone.status_code == 200 and gone.json()["disabled"] is True
+            assert by_user.get("/api/v1/inspections").status_code == 401
+            assert _sign_in(by_user, username="olga", password="olga-reviews-L3").status_code == 401
+
+
+def test_repeated_failed_sign_ins_for_a_name_are_refused_for_a_while(station):
+    with station.client(station.keys["admin"]) as admin:
+        assert admin.post("/api/v1/users", json={"username": "tom", "password": "tom-right-password",
+                                                 "role": "operator"}).status_code == 201
+    with _browser(station) as c:
+        for _ in range(5):
+            assert _sign_in(c, username="tom", password="guess-guess").status_code == 401
+        r = _sign_in(c, username="tom", password="tom-right-password")   # even the right one, for now
+        assert r.status_code == 429 and "try again in" in r.json()["error"]["message"]
+        # another name from the same address is not locked out by tom's guesser
+        assert _sign_in(c, username="erin", password="line-3-reviews").status_code == 200
+
+
+def test_the_last_admin_cannot_be_revoked_or_disabled(tmp_path):
+    data = tmp_path / "data"
+    from lineguard.line.auth import create_key
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    data.mkdir(parents=True)
+    db = Database(StationConfig(data_dir=data).database_url)
+    db.upgrade()
+    with db.session() as s:
+        row, admin_key = create_key(s, "admin", name="only-admin")
+        key_id = row.id
+    db.dispose()
+    srv = ServerProc(data).start()
+    try:
+        with srv.client(admin_key) as admin:
+            r = admin.delete(f"/api/v1/keys/{key_id}")
+            assert r.status_code == 409 and "create another admin first" in r.json()["error"]["message"]
+            boss = admin.post("/api/v1/users", json={"username": "boss", "password": "boss-of-the-line",
+                                                     "role": "admin"}).json()
+            assert admin.delete(f"/api/v1/keys/{key_id}").status_code == 200    # the user is an admin now
+        with _browser(srv) as c:
+            csrf = _sign_in(c, username="boss", password="boss-of-the-line").json()["csrf_token"]
+            r = c.delete(f"/api/v1/users/{boss['id']}", headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 409 and "last active admin" in r.json()["error"]["message"]
+            assert c.get("/api/v1/session").json()["role"] == "admin"
+    finally:
+        srv.stop()
+
+
+def test_reads_need_a_key_or_session_by_default_and_open_reads_opens_them(station, tmp_path):
+    with station.client() as anon:
+        for path in ("/api/v1/inspections", "/api/v1/inspections/1", "/api/v1/inspections/1/image",
+                     "/api/v1/models", "/api/v1/jobs/1"):
+            r = anon.get(path)
+            assert r.status_code == 401, (path, r.text)
+            assert "sign in" in r.json()["error"]["message"]
+        for path in ("/health", "/metrics", "/docs", "/redoc", "/openapi.json"):
+            assert anon.get(path).status_code == 200, path
+    # the real entry point (python -m lineguard.server), not the test's fake-model one
+    srv = ServerProc(tmp_path / "open", fake=False, extra=["--open-reads"])
+    make_keys(srv.data_dir)
+    srv.start()
+    try:
+        with srv.client() as anon:
+            assert anon.get("/api/v1/inspections").status_code == 200
+            assert anon.get("/api/v1/models").status_code == 200
+            assert post_part(anon, png_bytes(40, seed=22), "open-but-no-key").status_code == 401   # writes stay closed
+    finally:
+        srv.stop()
+
+
+def test_open_reads_setting_from_the_environment(monkeypatch):
+    from lineguard.line.config import StationConfig
+    assert StationConfig().open_reads is False
+    monkeypatch.setenv("LINEGUARD_OPEN_READS", "1")
+    assert StationConfig.from_env().open_reads is True
+    monkeypatch.setenv("LINEGUARD_OPEN_READS", "maybe")
+    with pytest.raises(ValueError, match="LINEGUARD_OPEN_READS"):
+        StationConfig.from_env()
+
+
+def test_tries_sent_at_once_are_counted_before_they_are_checked():
+    from lineguard.server.routers.auth import SignInThrottle
+    t = SignInThrottle(per_name=5, per_address=20, window_s=300)
+    # five guesses in flight together (none answered yet): the sixth must already wait
+    assert [t.attempt("tom", "10.0.0.9") for _ in range(5)] == [0.0] * 5
+    assert 299 < t.attempt("tom", "10.0.0.9") <= 300
+    for i in range(15):
+        assert t.attempt(f"name-{i}", "10.0.0.9") == 0.0
+    assert t.attempt("someone-else", "10.0.0.9") > 0       # the address's 20 tries are spent
+    assert t.attempt("someone-else", "10.0.0.10") == 0.0
+    t.succeeded("someone-else", "10.0.0.10")               # a good sign-in does not count against anyone
+    assert t.attempt("someone-else", "10.0.0.10") == 0.0

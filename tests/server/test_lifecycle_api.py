@@ -1,0 +1,107 @@
+"""Reviews, defect types, shadow, compare, train sources and rollback through a real station process."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import fake_model_bytes, png_bytes, post_part, start_fake_station
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    # every part in the audit sample: retraining has something to learn from without reviews
+    srv = start_fake_station(tmp_path_factory.mktemp("lifecycle") / "data", extra=["--audit-sample-rate", "1"])
+    yield srv
+    srv.stop()
+
+
+def test_review_with_defect_type_history_and_filters(station):
+    keys = station.keys
+    with station.client(keys["operator"]) as op, station.client(keys["engineer"]) as eng:
+        rec = post_part(op, png_bytes(230, seed=1), "r-1", lot="LOT-9").json()
+        assert rec["audit_sample"] is True and rec["defect_type"] is None
+        r = op.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "defect", "defect_type": "burr"})
+        assert r.status_code == 422
+        err = r.json()["error"]
+        assert "scratch, crack" in err["message"] and err["defect_types"][0] == "scratch"
+        assert op.get("/api/v1/products/cell/defect-types").json() == {
+            "product": "cell", "defect_types": ["scratch", "crack", "dent", "stain", "contamination", "other"]}
+        assert op.put("/api/v1/products/cell/defect-types", json={"defect_types": ["burr"]}).status_code == 403
+        r = eng.put("/api/v1/products/cell/defect-types", json={"defect_types": ["burr", "crack"]})
+        assert r.status_code == 200 and r.json()["defect_types"] == ["burr", "crack"]
+        assert eng.put("/api/v1/products/cell/defect-types", json={"defect_types": []}).status_code == 422
+        assert op.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "good"}).status_code == 200
+        r = op.post(f"/api/v1/inspections/{rec['id']}/review",
+                    json={"label": "defect", "defect_type": "burr", "note": "edge"})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["defect_type"] == "burr" and body["review"]["label"] == "defect"
+        hist = op.get(f"/api/v1/inspections/{rec['id']}/reviews").json()["items"]
+        assert [(h["label"], h["defect_type"], h["reviewer"], h["verdict_at_review"]) for h in hist] == [
+            ("good", None, "test-operator", "NG"), ("defect", "burr", "test-operator", "NG")]
+        assert hist[1]["note"] == "edge" and hist[0]["created_at"].endswith("Z")
+        assert op.get("/api/v1/inspections/999999/reviews").status_code == 404
+        items = op.get("/api/v1/inspections", params={"defect_type": "burr", "lot": "LOT-9"}).json()["items"]
+        assert [i["id"] for i in items] == [rec["id"]]
+        assert op.get("/api/v1/inspections", params={"lot": "nope"}).json()["items"] == []
+
+
+def test_shadow_compare_train_and_rollback(station):
+    keys = station.keys
+    with station.client(keys["operator"]) as op, station.client(keys["engineer"]) as eng:
+        # product p-life: v1 active (threshold 0.5), v2 candidate (0.3)
+        for thr, ver in ((0.5, "life-a"), (0.3, "life-b")):
+            r = eng.post("/api/v1/models", files={"file": ("m.lgm", fake_model_bytes(thr, ver))},
+                         data={"product": "p-life", "line": "L1"})
+            assert r.status_code == 201, r.text
+        assert eng.post("/api/v1/models/p-life/activate", json={"line": "L1", "version": 1}).status_code == 200
+        assert op.post("/api/v1/models/p-life/shadow", json={"line": "L1", "version": 2}).status_code == 403
+        assert eng.post("/api/v1/models/p-life/shadow", json={"line": "L1", "version": 1}).status_code == 409
+        r = eng.post("/api/v1/models/p-life/shadow", json={"line": "L1", "version": 2})
+        assert r.status_code == 200 and r.json()["state"] == "shadow"
+        ids = [post_part(op, png_bytes(v, seed=100 + i), f"life-{i}", product="p-life").json()["id"]
+               for i, v in enumerate((40, 100, 230))]
+        op.post(f"/api/v1/inspections/{ids[1]}/review", json={"label": "good"})
+        for _ in range(100):      # the shadow judges after the answer
+            cmp = op.get("/api/v1/models/p-life/compare", params={"line": "L1"}).json()
+            if cmp["parts"] == 3:
+                break
+            time.sleep(0.05)
+        assert cmp["parts"] == 3 and cmp["agreement"] == pytest.approx(2 / 3)
+        assert cmp["active"]["version"] == 1 and cmp["candidate"]["version"] == 2
+        assert [(d["inspection_id"], d["active_verdict"], d["candidate_verdict"]) for d in cmp["disagreements"]] \
+            == [(ids[1], "OK", "NG")]
+        assert cmp["reviewed"]["candidate"]["false_reject_rate"] == 1.0
+        assert cmp["reviewed"]["active"]["false_reject_rate"] == 0.0
+        versions = {m["version"]: m for m in eng.get("/api/v1/models", params={"product": "p-life"}).json()["items"]}
+        assert versions[1]["state"] == "active" and versions[2]["state"] == "shadow"
+        assert versions[1]["threshold"] == 0.5 and versions[1]["review_threshold"] is None
+        assert versions[2]["rates"] == {"n_good": 1, "n_defect": 0, "false_reject_rate": 1.0, "escape_rate": None}
+        assert op.get("/api/v1/models/p-life/compare", params={"line": "L1", "candidate": 7}).status_code == 404
+        assert eng.delete("/api/v1/models/p-life/shadow", params={"line": "L1"}).status_code == 204
+        assert eng.delete("/api/v1/models/p-life/shadow", params={"line": "L1"}).status_code == 404
+        assert op.get("/api/v1/models/p-life/compare", params={"line": "L1"}).status_code == 404
+
+        # retrain from the audit sample (every part here), then walk back
+        for i in range(6):
+            post_part(op, png_bytes(30 + i, seed=200 + i), f"life-t-{i}", product="p-life")
+        assert eng.post("/api/v1/models/p-life/train",
+                        json={"line": "L1", "source": "confirmed", "min_images": 5}).status_code == 400
+        assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "source": "all"}).status_code == 422
+        job = eng.post("/api/v1/models/p-life/train",
+                       json={"line": "L1", "source": "sample", "min_images": 5, "activate": True}).json()
+        for _ in range(100):
+            job = eng.get(f"/api/v1/jobs/{job['id']}").json()
+            if job["status"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert job["status"] == "done", job
+        v3 = {m["version"]: m for m in eng.get("/api/v1/models", params={"product": "p-life"}).json()["items"]}[3]
+        # the 9 audit-sample parts of p-life (the one reviewed good among them)
+        assert v3["state"] == "active" and v3["train_images"] == 9 and "audit sample" in v3["trained_from"]
+        assert eng.post("/api/v1/models/p-life/activate", json={"line": "L1", "version": 2}).status_code == 200
+        assert eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"}).json()["version"] == 3
+        assert eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"}).json()["version"] == 1
+        r = eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"})
+        assert r.status_code == 409 and "activate a version" in r.json()["error"]["message"]

@@ -1,0 +1,242 @@
+"""The SPC endpoints on SQLite and PostgreSQL: subgroups cut in the plant's time zone,
+the hand-computed p-chart through the API, drift, reviewed rates, CSV, refusals."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from .conftest import PG_URL, FakeInspector, pg_reachable
+
+T0 = dt.datetime(2026, 11, 30, 0, 0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def spc_station(request, tmp_path):
+    """An in-process station (fake model) on each backend; the caller adds records."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    db_url = schema = None
+    if request.param == "postgresql":
+        if not pg_reachable():
+            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
+        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    made = []
+
+    def make(**kw):
+        kw.setdefault("timezone", "UTC")
+        st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True,
+                                   **kw), loader=FakeInspector.load)
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.close()
+    if schema:
+        from lineguard.line.db import Database
+        db = Database(db_url, schema=schema)
+        db.drop_schema()
+        db.dispose()
+
+
+def add_parts(st, rows):
+    """rows: (created_at, verdict, score[, line, lot, review_label]) -> stored records."""
+    from lineguard.line.orm import Inspection
+    with st.db.session() as s:
+        for i, r in enumerate(rows):
+            t, verdict, score = r[:3]
+            line = r[3] if len(r) > 3 else "L1"
+            lot = r[4] if len(r) > 4 else None
+            label = r[5] if len(r) > 5 else None
+            s.add(Inspection(part_id=f"p{uuid.uuid4().hex[:12]}", line=line, station="S1", product="cell",
+                             lot=lot, verdict=verdict, score=float(score), threshold=0.5, pixel_threshold=0.5,
+                             model_id="m1", model_version="v", image_sha256=uuid.uuid4().hex, image_width=8,
+                             image_height=8, created_at=t, reviewed=label is not None, review_label=label))
+
+
+def hand_example(t0=T0, line="L1"):
+    """The 10-subgroup example of tests/line/test_spc.py, one subgroup an hour."""
+    n = [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]
+    d = [2, 1, 3, 2, 4, 1, 2, 0, 3, 2]
+    rows = []
+    for h, (ni, di) in enumerate(zip(n, d)):
+        for j in range(ni):
+            t = t0 + dt.timedelta(hours=h, seconds=j * 20)   # at most 150 parts: 50 minutes
+            rows.append((t, "NG" if j < di else "OK", 0.6 if j < di else 0.3, line))
+    return rows
+
+
+def client(st):
+    from lineguard.server.app import create_app
+    return TestClient(create_app(station=st))
+
+
+def test_p_chart_through_the_api_matches_the_hand_computation(spc_station):
+    st = spc_station()
+    add_parts(st, hand_example() + hand_example(line="L2")[:300])     # another line: filtered out
+    with client(st) as c:
+        r = c.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "hour", "since": "2026-11-30T00:00:00Z",
+                                                 "until": "2026-11-30T10:00:00Z"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["by"] == "hour" and body["centre"] == pytest.approx(0.02)
+        pts = body["points"]
+        assert [p["n"] for p in pts] == [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]
+        assert [p["label"] for p in pts][:2] == ["2026-11-30 00:00", "2026-11-30 01:00"]
+        assert pts[0]["start"] == "2026-11-30T00:00:00Z"
+        assert pts[4]["ucl"] == pytest.approx(0.0793970, abs=1e-7) and pts[4]["rules"] == [1]
+        assert [(a["index"], a["label"], a["rule"]) for a in body["alarms"]] == [(4, "2026-11-30 04:00", 1)]
+        assert body["alarms"][0]["text"].startswith("2026-11-30 04:00: defect rate above the control limit")
+        # every line: L2's 300 parts join in
+        all_lines = c.get("/api/v1/spc/p-chart", params={"line": "", "by": "hour", "since": "2026-11-30T00:00:00Z",
+                                                         "until": "2026-11-30T10:00:00Z"}).json()
+        assert all_lines["parts"] == 1300
+        # until is exclusive: the last hour drops out
+        short = c.get("/api/v1/spc/p-chart", params={"line": "L1", "since": "2026-11-30T00:00:00Z",
+                                                     "until": "2026-11-30T09:00:00Z"}).json()
+        assert len(short["points"]) == 9
+
+
+def test_subgroups_follow_the_plant_time_zone_and_shifts(spc_station):
+    # India is UTC+5:30: its midnight is 18:30 UTC, inside a UTC hour
+    st = spc_station(timezone="Asia/Kolkata", shift_starts=("06:00", "18:00"))
+    add_parts(st, [(dt.datetime(2026, 11, 30, 18, 20), "OK", 0.1), (dt.datetime(2026, 11, 30, 18, 40), "NG", 0.9),
+                   (dt.datetime(2026, 11, 30, 18, 50), "OK", 0.1)])
+    with client(st) as c:
+        q = {"since": "2026-11-30T00:00:00Z", "until": "2026-12-02T00:00:00Z"}
+        days = c.get("/api/v1/spc/p-chart", params={**q, "by": "day"}).json()["points"]
+        assert [(p["label"], p["n"], p["defects"]) for p in days] == [("2026-11-30", 1, 0), ("2026-12-01", 2, 1)]
+        assert days[1]["start"] == "2026-11-30T18:30:00Z"
+        hours = c.get("/api/v1/spc/p-chart", params={**q, "by": "hour"}).json()["points"]
+        assert [(p["label"], p["n"]) for p in hours] == [("2026-11-30 23:00", 1), ("2026-12-01 00:00", 2)]
+        # 18:20 UTC is 23:50 local: the night shift that began 18:00 local on the 30th
+        shifts = c.get("/api/v1/spc/p-chart", params={**q, "by": "shift"}).json()["points"]
+        assert [(p["label"], p["n"]) for p in shifts] == [("2026-11-30 S2 (18:00)", 3)]
+        assert shifts[0]["start"] == "2026-11-30T12:30:00Z"
+
+
+def test_p_chart_by_lot_and_csv(spc_station):
+    st = spc_station()
+    add_parts(st, [(T0 + dt.timedelta(minutes=i), "NG" if i % 10 == 0 else "OK", 0.2, "L1", f"LOT-{i // 20}")
+                   for i in range(60)] + [(T0, "OK", 0.2, "L1", None)])
+    with client(st) as c:
+        q = {"by": "lot", "since": "2026-11-29T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
+        body = c.get("/api/v1/spc/p-chart", params=q).json()
+        assert [(p["label"], p["n"], p["defects"]) for p in body["points"]] == \
+            [("LOT-0", 20, 2), ("LOT-1", 20, 2), ("LOT-2", 20, 2)]
+        r = c.get("/api/v1/spc/p-chart", params={**q, "format": "csv"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        assert 'filename="lineguard-p-chart-lot-20261129T0000Z-20261201T0000Z.csv"' in \
+            r.headers["content-disposition"]
+        rows = list(csv.reader(io.StringIO(r.text)))
+        assert rows[0] == ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"]
+        assert [row[0] for row in rows[1:]] == ["LOT-0", "LOT-1", "LOT-2"]
+        assert float(rows[1][4]) == pytest.approx(0.1) and float(rows[1][7]) == pytest.approx(0.1)
+
+
+def test_scores_drift_alarm_through_the_api(spc_station):
+    st = spc_station()
+    rng = np.random.default_rng(0)
+    rows = []
+    for h in range(20):
+        shift = 0.2 if h >= 12 else 0.0      # the camera was knocked at 12:00
+        for j, s in enumerate(rng.normal(1.0, 0.2, 40) + shift):
+            rows.append((T0 + dt.timedelta(hours=h, seconds=j * 60), "OK", s))
+    add_parts(st, rows)
+    with client(st) as c:
+        q = {"by": "hour", "since": "2026-11-30T00:00:00Z", "until": "2026-11-30T20:00:00Z"}
+        body = c.get("/api/v1/spc/scores", params=q).json()
+        assert body["drift"]["alarm"] and body["drift"]["index"] == 12
+        assert body["drift"]["label"] == "2026-11-30 12:00" and "higher" in body["drift"]["text"]
+        assert body["baseline"]["subgroups"] == 5 and body["baseline"]["n"] == 200
+        assert len(body["points"]) == 20 and body["points"][0]["n"] == 40
+        first = np.array([r[2] for r in rows[:40]])
+        assert body["points"][0]["median"] == pytest.approx(np.median(first))
+        assert body["points"][0]["p95"] == pytest.approx(np.quantile(first, 0.95))
+        stable = c.get("/api/v1/spc/scores", params={**q, "until": "2026-11-30T12:00:00Z"}).json()
+        assert not stable["drift"]["alarm"]
+        r = c.get("/api/v1/spc/scores", params={**q, "format": "csv"})
+        rows_csv = list(csv.reader(io.StringIO(r.text)))
+        assert rows_csv[0] == ["label", "start", "n", "mean", "median", "p95", "shift", "z", "drift"]
+        assert len(rows_csv) == 21 and rows_csv[13][-1] == "1"
+
+
+def test_review_rates_through_the_api(spc_station):
+    st = spc_station()
+    t = T0
+    add_parts(st, [(t, "NG", 0.9, "L1", None, "good")] * 3 + [(t, "NG", 0.9, "L1", None, "defect")] * 17
+              + [(t, "OK", 0.1, "L1", None, "good")] * 50 + [(t, "OK", 0.1)] * 100
+              + [(t, "REVIEW", 0.45, "L1", None, "good")] * 2)
+    with client(st) as c:
+        body = c.get("/api/v1/spc/review-rates", params={"since": "2026-11-29T00:00:00Z",
+                                                         "until": "2026-12-01T00:00:00Z"}).json()
+        assert body["false_reject"]["k"] == 3 and body["false_reject"]["n"] == 20
+        assert body["false_reject"]["rate"] == pytest.approx(0.15)
+        # no escape in 50 reviewed OK parts: the upper bound is 1 - 0.025^(1/50)
+        assert body["escape"] == {"rate": 0.0, "lo": 0.0, "hi": pytest.approx(0.0711, abs=1e-4), "k": 0, "n": 50}
+        assert body["confidence"] == 0.95 and body["review_band"] == {"good": 2, "defect": 0}
+        r = c.get("/api/v1/spc/review-rates", params={"since": "2026-11-29T00:00:00Z", "format": "csv"})
+        assert r.text.splitlines()[0] == "measure,k,n,rate,lo,hi"
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"by": "weekly"}, "by: Input should be 'hour', 'shift', 'day' or 'lot'"),
+    ({"format": "xml"}, "format: Input should be 'json' or 'csv'"),
+    ({"since": "2026-12-01T00:00:00Z", "until": "2026-11-30T00:00:00Z"}, "must be before until"),
+    ({"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z", "by": "hour"}, "more than 2000 subgroups"),
+    ({"since": "yesterday"}, "since: Input should be a valid datetime"),
+])
+def test_bad_parameters_are_422_with_a_clear_message(spc_station, params, says):
+    st = spc_station()
+    with client(st) as c:
+        for path in ("/api/v1/spc/p-chart", "/api/v1/spc/scores"):
+            r = c.get(path, params=params)
+            assert r.status_code == 422, r.text
+            assert says in r.json()["error"]["message"], r.json()
+
+
+def test_reads_need_a_key_when_the_station_asks_for_one(spc_station):
+    st = spc_station()
+    st.config.open_reads = False
+    with client(st) as c:
+        for path in ("/api/v1/spc/p-chart", "/api/v1/spc/scores", "/api/v1/spc/review-rates"):
+            assert c.get(path).status_code == 401
+
+
+def test_the_database_groups_parts_into_whole_slots(spc_station):
+    # the work of a p-chart stays in the database only if it returns one row per slot:
+    # a slot number must be a whole number (15-minute slots since 1970, in UTC)
+    from sqlalchemy import select
+
+    from lineguard.line.spc_data import _slot_expr
+    st = spc_station()
+    add_parts(st, [(dt.datetime(2026, 11, 30, 0, 7, 30), "OK", 0.1), (dt.datetime(2026, 11, 30, 0, 14, 59), "OK", 0.1)])
+    expected = int((dt.datetime(2026, 11, 30) - dt.datetime(1970, 1, 1)).total_seconds()) // 900
+    with st.db.session() as s:
+        got = s.execute(select(_slot_expr(st.db, 900)).distinct()).scalars().all()
+    assert got == [expected] and isinstance(got[0], int)
+
+
+def test_scores_against_a_reference_window(spc_station):
+    st = spc_station()
+    rng = np.random.default_rng(1)
+    week_before = [(T0 - dt.timedelta(days=7, minutes=j), "OK", s) for j, s in enumerate(rng.normal(1.0, 0.2, 300))]
+    today = [(T0 + dt.timedelta(hours=h, minutes=j), "OK", s)
+             for h in range(4) for j, s in enumerate(rng.normal(1.2, 0.2, 40))]     # moved from the start
+    add_parts(st, week_before + today)
+    with client(st) as c:
+        q = {"by": "hour", "since": "2026-11-30T00:00:00Z", "until": "2026-11-30T04:00:00Z"}
+        # against its own first hours, a line that moved before the window looks steady
+        assert not c.get("/api/v1/spc/scores", params={**q, "baseline_subgroups": 2}).json()["drift"]["alarm"]
+        body = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z",
+                                                   "baseline_until": "2026-11-24T00:00:00Z"}).json()
+        assert body["baseline"]["n"] == 300 and body["baseline"]["since"] == "2026-11-22T00:00:00Z"
+        assert body["drift"]["alarm"] and body["drift"]["index"] == 0
+        r = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z"})
+        assert r.status_code == 422 and "baseline_until" in r.json()["error"]["message"]

@@ -1,0 +1,204 @@
+"""Threshold tuning: expected rates at a threshold, the tuning data of a version, and
+saving new thresholds as a new version of the same model (fake model and a real .lgm)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from .conftest import PG_URL, FakeInspector, pg_reachable, png_bytes
+
+
+# -- expected_rates: counted by hand ---------------------------------------------------
+
+def test_expected_rates_counted_by_hand():
+    from lineguard.line.tuning import expected_rates
+    good = [0.1, 0.2, 0.3, 0.45, 0.55, 0.7]      # reviewed good
+    defect = [0.25, 0.4, 0.6, 0.8, 0.9]          # reviewed defect
+    recent = [0.1, 0.2, 0.35, 0.42, 0.5, 0.51, 0.9, 0.3, 0.05, 0.6]
+    r = expected_rates(good, defect, recent, threshold=0.5, review_threshold=0.35)
+    # NG above 0.5: good 0.55, 0.7 -> 2 of 6 false rejects
+    assert r["false_rejects"] == {"k": 2, "n": 6, "rate": pytest.approx(2 / 6)}
+    # OK at or below 0.35: defect 0.25 -> 1 of 5 escapes; in the band (0.35, 0.5]: 0.4
+    assert r["escapes"] == {"k": 1, "n": 5, "rate": pytest.approx(0.2)}
+    assert r["defects_to_review"]["k"] == 1 and r["good_to_review"]["k"] == 1      # 0.4 ; 0.45
+    # recent in (0.35, 0.5]: 0.42, 0.5 -> review load 2 of 10; above 0.5: 0.51, 0.9, 0.6
+    assert r["review_load"] == {"k": 2, "n": 10, "rate": pytest.approx(0.2)}
+    assert r["recent_ng"]["k"] == 3
+    # no band: escapes are the defects at or below the threshold itself, nobody reviews
+    nb = expected_rates(good, defect, recent, threshold=0.5)
+    assert nb["escapes"]["k"] == 2 and nb["review_load"]["k"] == 0 and nb["review_threshold"] is None
+    # moving the threshold up trades false rejects for escapes
+    up = expected_rates(good, defect, recent, threshold=0.65)
+    assert up["false_rejects"]["k"] == 1 and up["escapes"]["k"] == 3
+    assert expected_rates([], [], [], 0.5)["false_rejects"] == {"k": 0, "n": 0, "rate": None}
+
+
+def test_expected_rates_refuses_a_band_above_the_threshold():
+    from lineguard.line.errors import InvalidRequest
+    from lineguard.line.tuning import expected_rates
+    with pytest.raises(InvalidRequest, match="must be below threshold"):
+        expected_rates([0.1], [0.9], [0.5], threshold=0.5, review_threshold=0.5)
+
+
+# -- the API on a station with the fake model ------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def tuned_station(request, tmp_path):
+    from lineguard.line.auth import create_key
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    db_url = schema = None
+    if request.param == "postgresql":
+        if not pg_reachable():
+            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
+        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True),
+                 loader=FakeInspector.load)
+    st.add_model(FakeInspector(0.5, "v-a", review_threshold=0.3).to_bytes(), "cell", activate=True)
+    ids = {}
+    # the fake's score is the part's brightness / 255
+    for value in (40, 60, 90, 100, 110, 140, 150, 200):
+        rec = st.inspect(png_bytes(value, seed=value), Part(f"p{value}", "L1", "S1", "cell")).record
+        ids[value] = rec
+    for value, label in ((90, "good"), (140, "good"), (150, "defect"), (200, "defect"), (40, "good")):
+        st.review(ids[value].id, label, "tester", None)
+    with st.db.session() as s:
+        keys = {role: create_key(s, role, name=f"t-{role}")[1] for role in ("operator", "engineer")}
+    from lineguard.server.app import create_app
+    with TestClient(create_app(station=st)) as c:
+        yield st, c, keys, ids
+    st.close()
+    if schema:
+        from lineguard.line.db import Database
+        db = Database(db_url, schema=schema)
+        db.drop_schema()
+        db.dispose()
+
+
+def test_tuning_data_lists_the_scores_the_version_judged(tuned_station):
+    st, c, keys, ids = tuned_station
+    r = c.get("/api/v1/models/cell/tuning", params={"line": ""})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["product"], body["line"], body["version"]) == ("cell", "", 1)
+    assert body["threshold"] == 0.5 and body["review_threshold"] == 0.3
+    assert sorted(body["good_scores"]) == sorted(ids[v].score for v in (40, 90, 140))
+    assert sorted(body["defect_scores"]) == sorted(ids[v].score for v in (150, 200))
+    assert len(body["recent_scores"]) == 8
+    assert body["expected"]["false_rejects"]["n"] == 3
+    assert c.get("/api/v1/models/cell/tuning", params={"version": 9}).status_code == 404
+    assert c.get("/api/v1/models/nope/tuning").status_code == 404
+
+
+def test_saving_thresholds_makes_a_new_version_that_judges_with_them(tuned_station):
+    st, c, keys, ids = tuned_station
+    eng = {"X-API-Key": keys["engineer"]}
+    part_score = ids[140].score      # 0.55: NG at 0.5
+    assert ids[140].verdict == "NG"
+    r = c.post("/api/v1/models/cell/threshold", headers=eng,
+               json={"line": "", "version": 1, "threshold": 0.6, "review_threshold": 0.4, "note": "fewer scrapped"})
+    assert r.status_code == 201, r.text
+    v2 = r.json()
+    assert v2["version"] == 2 and v2["active"] is False
+    assert v2["threshold"] == 0.6 and v2["review_threshold"] == 0.4
+    assert "0.5 -> 0.6" in v2["note"] and "fewer scrapped" in v2["note"] and v2["uploaded_by"] == "t-engineer"
+    v1 = st.models.get("cell", "", 1)
+    assert v2["model_id"] != v1.model_id            # a new file, a new content hash
+    # version 1 still judges until version 2 is activated; then the same part is REVIEW
+    assert c.post("/api/v1/models/cell/activate", headers=eng, json={"line": "", "version": 2}).status_code == 200
+    from lineguard.line.station import Part
+    again = st.inspect(png_bytes(140, seed=141), Part("p140b", "L1", "S1", "cell")).record
+    assert again.score == pytest.approx(part_score, abs=0.01)
+    assert again.verdict == "REVIEW" and again.threshold == 0.6 and again.review_threshold == 0.4
+    # the tuned version scores like its source: its tuning data includes what v1 judged
+    t2 = c.get("/api/v1/models/cell/tuning", params={"version": 2}).json()
+    assert t2["threshold"] == 0.6 and len(t2["recent_scores"]) == 9 and len(t2["good_scores"]) == 3
+    # no review band: null
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": 2, "threshold": 0.7,
+                                                                   "review_threshold": None})
+    assert r.status_code == 201 and r.json()["version"] == 3
+    t3 = c.get("/api/v1/models/cell/tuning", params={"version": 3}).json()
+    assert t3["threshold"] == 0.7 and t3["review_threshold"] is None and len(t3["recent_scores"]) == 9
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"version": 1, "threshold": 0.5, "review_threshold": 0.6}, 422, "must be below threshold"),
+    ({"version": 1, "threshold": 0.5, "review_threshold": 0.3}, 422, "already has threshold"),
+    ({"version": 7, "threshold": 0.6}, 404, "no model version 7"),
+    ({"version": 1}, 422, "threshold: Field required"),
+])
+def test_bad_threshold_requests_are_refused(tuned_station, body, status, says):
+    st, c, keys, _ = tuned_station
+    r = c.post("/api/v1/models/cell/threshold", headers={"X-API-Key": keys["engineer"]}, json=body)
+    assert r.status_code == status, r.text
+    assert says in r.json()["error"]["message"]
+    assert [m.version for m in st.models.list("cell")] == [1]     # nothing half-made
+
+
+def test_saving_thresholds_needs_an_engineer(tuned_station):
+    _, c, keys, _ = tuned_station
+    body = {"version": 1, "threshold": 0.6}
+    assert c.post("/api/v1/models/cell/threshold", json=body).status_code == 401
+    assert c.post("/api/v1/models/cell/threshold", headers={"X-API-Key": keys["operator"]},
+                  json=body).status_code == 403
+
+
+# -- a real .lgm bundle ------------------------------------------------------------------
+
+def test_real_bundle_gets_new_thresholds_and_a_valid_hash(fitted_model_path, synth_category, tmp_path):
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    from lineguard.line.tuning import save_thresholds
+    from lineguard.vision import bundle
+    from lineguard.vision.inspector import Inspector
+    st = Station(StationConfig(data_dir=tmp_path / "data"))
+    try:
+        v1 = st.add_model(fitted_model_path.read_bytes(), "cell", activate=True)
+        old = Inspector.load(fitted_model_path)
+        part = sorted((synth_category / "test" / "good").iterdir())[0].read_bytes()
+        first = st.inspect(part, Part("a", "L1", "S1", "cell")).record
+        # a threshold just below this good part's score: the new version must reject it
+        new_t = first.score * 0.9
+        v2 = save_thresholds(st, "cell", "", 1, new_t, new_t * 0.5, note="test", by="me")
+        data = st.models.store.path(v2.file_key).read_bytes()
+        manifest, tensors, digest = bundle.loads(data)      # the content hash checks out
+        assert digest[:16] == v2.model_id != v1.model_id
+        cal = manifest["calibration"]
+        assert cal["threshold"] == new_t and cal["review_threshold"] == new_t * 0.5
+        assert cal["pixel_threshold"] <= new_t and cal["tuned"]["scored_as"] == v1.model_id
+        assert "guaranteed_false_reject_rate" not in cal      # a guarantee of the old threshold
+        _, old_tensors, _ = bundle.load(fitted_model_path)
+        assert sorted(tensors) == sorted(old_tensors)
+        assert all((tensors[k] == old_tensors[k]).all() for k in tensors)    # the same model
+        new = Inspector.load(data)
+        assert new.threshold == new_t and new.review_threshold == new_t * 0.5
+        assert new.calibration["target_false_reject_rate"] == old.calibration["target_false_reject_rate"]
+        st.activate_model("cell", "", 2)
+        second = st.inspect(part, Part("b", "L1", "S1", "cell")).record
+        assert second.score == pytest.approx(first.score, rel=1e-5)
+        assert second.verdict == "NG" and second.threshold == pytest.approx(new_t)
+    finally:
+        st.close()
+
+
+def test_exported_onnx_gets_new_thresholds_with_its_graph_untouched():
+    # an exported model's file: protobuf fields (here a stand-in graph, field 7) and the
+    # lineguard manifest entry, sealed with its hash; only the manifest may change
+    from lineguard.line.tuning import rewrite_thresholds
+    from lineguard.runtime import onnx_file
+    graph = onnx_file._length_delimited(7, b"\x01graph bytes that must not move\x02" * 10)
+    manifest = {"format": "lineguard-onnx", "format_version": 1,
+                "calibration": {"threshold": 0.5, "review_threshold": 0.3, "pixel_threshold": 0.4}}
+    data, _ = onnx_file.seal(graph + onnx_file.manifest_entry(manifest))
+    new = rewrite_thresholds(data, {**manifest["calibration"], "threshold": 0.7, "review_threshold": 0.6})
+    digest = onnx_file.verify(new)                    # sealed again: the hash checks out
+    _, m2, d2 = onnx_file.load(new)
+    assert d2 == digest != onnx_file.verify(data)
+    assert m2["calibration"]["threshold"] == 0.7 and m2["calibration"]["review_threshold"] == 0.6
+    assert new.startswith(graph)
+    # a file of no known format, from a loader that cannot rewrite itself: refused, saying why
+    from lineguard.line.errors import InvalidModel
+    with pytest.raises(InvalidModel, match="neither a .lgm bundle nor an exported .onnx"):
+        rewrite_thresholds(b'{"some": "json"}', {"threshold": 1.0})
