@@ -202,6 +202,12 @@ class ResultsFolder:
             raise DatasetError(f"{self.path} is a file; results are a folder of Parquet parts "
                                "(give a new path, e.g. results.parquet)")
 
+    def drop_unfinished(self) -> None:
+        """Remove parts a killed run left half-written (never read: only ``part-*`` are)."""
+        if self.path.is_dir():
+            for tmp in self.path.glob(".part-*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
 
@@ -298,6 +304,7 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
         raise ValueError("batch size, concurrency and chunk rows must each be at least 1")
     results = ResultsFolder(out)
+    results.drop_unfinished()
     listed = archive if archive is not None else list_archive(images)
     done = results.done_keys()
     todo = [a for a in listed if a.key not in done]
