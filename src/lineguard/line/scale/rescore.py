@@ -251,6 +251,10 @@ class RescoreSummary:
     seconds: float = 0.0
     parts_written: int = 0
     mode: str = "single process"
+    # until the first results came back: actors starting and loading the model (Ray), or
+    # the model loading (one process); what a longer archive spreads over more images
+    first_batch_s: float = 0.0
+    first_batch_rows: int = 0
 
     @property
     def images_per_s(self) -> float:
@@ -260,7 +264,14 @@ class RescoreSummary:
         return {"listed": self.listed, "skipped": self.skipped, "scored": self.scored, "errors": self.errors,
                 "verdicts": dict(self.verdicts), "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
-                "mode": self.mode}
+                "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
+                "steady_images_per_s": round(self.steady_images_per_s, 2)}
+
+    @property
+    def steady_images_per_s(self) -> float:
+        """The rate after the first results: start-up (actors, model load) left out."""
+        n, t = self.scored - self.first_batch_rows, self.seconds - self.first_batch_s
+        return n / t if n > 0 and t > 0 else self.images_per_s
 
 
 def _batches_single(todo: list[ArchiveImage], model: bytes, batch_size: int, threads: Optional[int]
@@ -334,6 +345,8 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
                 summary.errors += 1
             else:
                 summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
+        if not summary.first_batch_rows:
+            summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
         summary.scored += batch.num_rows
         if sum(t.num_rows for t in pending) >= chunk_rows:
             flush()
