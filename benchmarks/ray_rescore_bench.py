@@ -106,14 +106,21 @@ def main() -> None:
         "runs": runs,
         "images_per_s": {k: by[k]["images_per_s"] for k in by},
         "ms_per_image": {k: round(v, 3) for k, v in per_img.items()},
+        "steady_images_per_s": {k: by[k]["steady_images_per_s"] for k in by},
+        # all in: start-up included, spread over this run's images
         "ray_overhead_ms_per_image": round(per_img["ray_1_worker"] - per_img["single_process_1_thread"], 3),
+        # after the first results (actors up, model loaded): what each further image costs
+        "ray_overhead_ms_per_image_steady": round(1000 / by["ray_1_worker"]["steady_images_per_s"]
+                                                  - 1000 / by["single_process_1_thread"]["steady_images_per_s"], 3),
+        "ray_startup_s": round(by["ray_1_worker"]["first_batch_s"] - by["single_process_1_thread"]["first_batch_s"], 2),
         "speedup_2_workers_vs_1": round(by["ray_2_workers"]["images_per_s"] / by["ray_1_worker"]["images_per_s"], 3),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(a.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, a.out)
-    print(json.dumps({k: result[k] for k in ("images_per_s", "ray_overhead_ms_per_image",
+    print(json.dumps({k: result[k] for k in ("images_per_s", "steady_images_per_s", "ray_overhead_ms_per_image",
+                                             "ray_overhead_ms_per_image_steady", "ray_startup_s",
                                              "speedup_2_workers_vs_1")}, indent=2))
 
 
