@@ -17,8 +17,8 @@ or one deployment per product group).
 The PLC-facing loop stays on the station PC: a line's deadline never waits on a network
 hop to a cluster.
 """
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the route's parameter types
+# (UploadFile, imported inside station_deployment) at definition time.
 from typing import Any, Callable, Optional
 
 from . import require_ray
