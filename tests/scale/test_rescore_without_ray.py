@@ -54,3 +54,14 @@ def test_single_process_rescore_needs_no_ray(tmp_path, synth_category, fitted_in
     again = subprocess.run(cmd, env=_env_without_ray(tmp_path), capture_output=True, text=True)
     assert again.returncode == 0 and "scored 0 images" in again.stdout
     assert f"{n} of {n} images already in" in again.stderr
+
+
+def test_rescore_refuses_a_broken_model_naming_the_file(tmp_path, synth_category):
+    pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow: pip install 'lineguard[scale]'")
+    model = tmp_path / "cell.onnx"
+    model.write_bytes(b"{}")
+    r = subprocess.run([sys.executable, "-m", "lineguard", "rescore", "--model", str(model), "--images",
+                        str(synth_category / "test"), "--out", str(tmp_path / "r.parquet")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and f"{model}: " in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "r.parquet").exists()

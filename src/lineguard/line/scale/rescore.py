@@ -274,9 +274,7 @@ class RescoreSummary:
         return n / t if n > 0 and t > 0 else self.images_per_s
 
 
-def _batches_single(todo: list[ArchiveImage], model: bytes, batch_size: int, threads: Optional[int]
-                    ) -> Iterator[Any]:
-    scorer = Rescorer(model, threads=threads, batch_size=batch_size)
+def _batches_single(todo: list[ArchiveImage], scorer: "Rescorer", batch_size: int) -> Iterator[Any]:
     for i in range(0, len(todo), batch_size):
         chunk = todo[i:i + batch_size]
         yield scorer({"path": np.array([a.path for a in chunk], dtype=object),
@@ -324,9 +322,16 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     if not todo:
         return summary
     model_bytes = Path(model).read_bytes()
+    from ...vision.errors import BundleError
+    try:
+        # also with Ray: a broken or foreign model file is refused here, with its own
+        # message, rather than as actors dying on the cluster's workers
+        scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
+    except BundleError as exc:
+        raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
     t0 = time.perf_counter()
     if ray_address is None:
-        stream: Iterable[Any] = _batches_single(todo, model_bytes, batch_size, threads)
+        stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
     else:
         stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus)
     pa = require_pyarrow()
