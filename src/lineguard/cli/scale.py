@@ -1,0 +1,93 @@
+"""Scale-out verbs (the ``lineguard[scale]`` extra: Ray, pyarrow).
+
+    lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
+
+Ray is imported only when a verb runs, so the CLI works on an install without it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ._term import fail, note, say
+
+
+def _progress_line():
+    """Progress on stderr: redrawn on a terminal, a plain line every ~5 s in a log."""
+    tty = sys.stderr.isatty()
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def cb(_stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < (0.2 if tty else 5.0):
+            return
+        last[0] = now
+        rate = done / (now - t0) if now > t0 else 0.0
+        line = f"rescored {done}/{total}  {rate:6.1f} images/s"
+        if tty:
+            sys.stderr.write("\r" + line + ("\n" if done >= total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    return cb
+
+
+@click.command()
+@click.option("--model", "model", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file: a trained .lgm (needs torch on the workers) or an exported .onnx.")
+@click.option("--images", required=True,
+              help="A folder (searched recursively), a glob ('archive/**/*.png') or an fsspec URL (s3://bucket/prefix/).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Results folder of Parquet parts (e.g. results.parquet); an existing one is resumed.")
+@click.option("--ray", "ray_address", default=None,
+              help="Run on Ray: 'local' (a private cluster on this machine), 'auto', or an address "
+                   "(ray://head:10001). Omitted: one process, no Ray.")
+@click.option("--concurrency", type=int, default=2, show_default=True, help="Ray actors (one model each, 1 CPU each).")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model call.")
+@click.option("--chunk-rows", type=int, default=1000, show_default=True,
+              help="Rows per Parquet part: the most a killed run loses and redoes.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for --ray local (default: all).")
+@click.option("--threads", type=int, default=None, help="Runtime threads in the single-process path.")
+def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], concurrency: int, batch_size: int,
+            chunk_rows: int, num_cpus: Optional[int], threads: Optional[int]) -> None:
+    """Re-score an archive of part images with a model; resumable, results as Parquet."""
+    from ..line.scale import INSTALL_HINT, RayMissing, require_pyarrow, require_ray
+    from ..vision.errors import LineguardError
+    try:
+        require_pyarrow()
+        if ray_address is not None:
+            require_ray()
+    except RayMissing as exc:
+        fail(f"{exc}. Without --ray it runs in one process but still writes Parquet (pyarrow, in the same extra).")
+    if not model.is_file():
+        fail(f"{model}: model file not found")
+    if min(concurrency, batch_size, chunk_rows) < 1:
+        fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
+    from ..line.scale.rescore import rescore as run
+    try:
+        summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
+                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus, progress=_progress_line())
+    except RayMissing as exc:
+        fail(str(exc))
+    except (LineguardError, ValueError) as exc:
+        fail(str(exc))
+    except ConnectionError as exc:
+        fail(f"could not reach the Ray cluster at {ray_address}: {exc} (start it with `ray start --head`, "
+             f"or use --ray local; {INSTALL_HINT} on every node)")
+    d = summary.to_dict()
+    if summary.skipped:
+        note("resume", f"{summary.skipped} of {summary.listed} images already in {out}, skipped", colour="green")
+    if summary.errors:
+        note("unreadable", f"{summary.errors} images could not be read; their rows in {out} say why (column error)")
+    verdicts = ", ".join(f"{k} {v}" for k, v in sorted(d["verdicts"].items())) or "none"
+    say(f"scored {summary.scored} images in {summary.seconds:.1f}s ({summary.images_per_s:.1f} images/s, "
+        f"{summary.mode}): {verdicts}; results in {out}")
+
+
+def register(app: click.Group) -> None:
+    app.add_command(rescore)

@@ -1,0 +1,362 @@
+"""Re-score an image archive with a model: one process, or many Ray actors.
+
+    summary = rescore("cell.onnx", "archive/2026/", "results.parquet", ray_address="local", concurrency=2)
+
+Results land in ``results.parquet/``, a folder of Parquet part files (what pyarrow,
+pandas, Spark and DuckDB read as one table). Each part is written to a temporary name
+and renamed into place, so a part is either complete or absent: a run that is killed
+loses at most the rows not yet in a part, and the next run skips every image a part
+already holds.
+
+An image counts as already scored by its **path, size and modification time**, not by
+its content hash. Deciding from the listing costs nothing per image (a local ``stat``;
+an object store's listing carries size and modification time), while a hash means
+reading every image of a million-image archive a second time just to skip it. The
+SHA-256 of what was scored is still recorded in every row, for audit and to join
+results across archives. A file rewritten with the same size within the same mtime tick
+would be missed; archives are written once, so that is accepted. Unreadable images get
+a row with ``error`` set and are not retried on resume unless they change.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
+
+import numpy as np
+
+from . import connect, require_pyarrow
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# Rows per Parquet part: what a killed run can lose at most, and the unit of resume.
+DEFAULT_CHUNK_ROWS = 1000
+# Progress(stage, done, total), as the CLI's progress line takes it
+Progress = Optional[Callable[[str, int, int], None]]
+
+COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
+           "pixel_threshold", "n_regions", "largest_region_area", "model_id", "model_version", "error",
+           "scored_at")
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    path: str        # local absolute path, or a URL (s3://..., memory://...) for fsspec
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.path, self.size, self.mtime_ns)
+
+
+def _is_url(spec: str) -> bool:
+    return "://" in spec and not spec.startswith("file://")
+
+
+def _mtime_ns(info: dict[str, Any]) -> int:
+    """Modification time from an fsspec ``info`` record (its key differs by store)."""
+    for k in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        v = info.get(k)
+        if v is None:
+            continue
+        if hasattr(v, "timestamp"):
+            return int(v.timestamp() * 1e9)
+        try:
+            return int(float(v) * 1e9)
+        except (TypeError, ValueError):
+            continue
+    return 0
+
+
+def list_archive(spec: Union[str, os.PathLike]) -> list[ArchiveImage]:
+    """Every image a folder (recursively), a glob pattern or an fsspec URL names, sorted by path."""
+    from ...vision.errors import DatasetError
+    spec = str(spec)
+    if spec.startswith("file://"):
+        spec = spec[len("file://"):]
+    out: list[ArchiveImage] = []
+    if _is_url(spec):
+        try:
+            import fsspec
+        except ImportError as exc:
+            raise DatasetError(f"{spec}: reading from a URL needs fsspec: pip install 'lineguard[scale]'") from exc
+        fs, root = fsspec.core.url_to_fs(spec)
+        if any(c in root for c in "*?["):
+            infos = {p: fs.info(p) for p in fs.glob(root)}
+        else:
+            infos = fs.find(root, detail=True)
+        for p, info in infos.items():
+            if info.get("type", "file") == "file" and p.lower().endswith(IMAGE_SUFFIXES):
+                out.append(ArchiveImage(fs.unstrip_protocol(p), int(info.get("size") or 0), _mtime_ns(info)))
+    else:
+        root = Path(spec)
+        if root.is_dir():
+            files = [p for p in root.rglob("*") if p.is_file()]
+        elif any(c in spec for c in "*?["):
+            files = [Path(p) for p in globlib.glob(spec, recursive=True) if os.path.isfile(p)]
+        elif root.is_file():
+            files = [root]
+        else:
+            raise DatasetError(f"{spec}: no such folder or file, and not a glob pattern or URL "
+                               "(give a folder, a pattern like 'archive/**/*.png', or s3://bucket/prefix/)")
+        for p in files:
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+                st = p.stat()
+                out.append(ArchiveImage(str(p.resolve()), int(st.st_size), int(st.st_mtime_ns)))
+    if not out:
+        raise DatasetError(f"{spec}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
+    out.sort(key=lambda a: a.path)
+    return out
+
+
+def _read_bytes(path: str) -> bytes:
+    if _is_url(path):
+        import fsspec
+        with fsspec.open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class Rescorer:
+    """Scores a batch of archive images; one per worker, so the model loads once.
+
+    Takes a batch as a dict of columns (Ray Data's numpy batch format) with ``path``,
+    ``size`` and ``mtime_ns``; returns a ``pyarrow.Table`` of :data:`COLUMNS`.
+    An image that cannot be read or decoded gets a row with ``error`` set and no score:
+    one bad file in a million must not end the job.
+    """
+
+    def __init__(self, model: bytes, threads: Optional[int] = 1, batch_size: int = 16):
+        import lineguard  # noqa: F401  (registers the .onnx opener on this worker)
+        from ...vision.inspector import Inspector
+        self.inspector = Inspector.load(model, threads=threads)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        from ...vision.errors import LineguardError
+        from ...vision.imageio import load_image
+        paths = [str(p) for p in batch["path"]]
+        rows: list[dict[str, Any]] = [dict(path=p, size=int(batch["size"][i]), mtime_ns=int(batch["mtime_ns"][i]),
+                                           sha256=None, error=None) for i, p in enumerate(paths)]
+        arrays, at = [], []
+        for i, p in enumerate(paths):
+            try:
+                data = _read_bytes(p)
+                rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
+                arrays.append(load_image(data))
+                at.append(i)
+            except (OSError, LineguardError, ValueError) as exc:
+                rows[i]["error"] = f"{type(exc).__name__}: {exc}"
+        results: list[Any] = []
+        try:
+            results = self.inspector.inspect_batch(arrays, batch_size=self.batch_size) if arrays else []
+        except Exception:  # noqa: BLE001 - find the part that fails instead of losing the batch
+            results = []
+            for a in arrays:
+                try:
+                    results.append(self.inspector.inspect(a))
+                except Exception as exc:  # noqa: BLE001
+                    results.append(exc)
+        for i, res in zip(at, results):
+            if isinstance(res, Exception):
+                rows[i]["error"] = f"{type(res).__name__}: {res}"
+                continue
+            areas = [r.area_px for r in res.regions]
+            rows[i].update(score=float(res.score), verdict=res.verdict.value, threshold=float(res.threshold),
+                           review_threshold=float(res.ok_threshold), pixel_threshold=float(res.pixel_threshold),
+                           n_regions=len(areas), largest_region_area=max(areas) if areas else 0)
+        now = time.time()
+        insp = self.inspector
+        for r in rows:
+            r.update(model_id=insp.model_id, model_version=insp.model_version, scored_at=now)
+        pa = require_pyarrow()
+        # typed here, so a column of unreadable images stays null instead of NaN
+        return pa.Table.from_pylist(rows, schema=_schema())
+
+
+def _schema():
+    pa = require_pyarrow()
+    return pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+                      ("sha256", pa.string()), ("score", pa.float64()), ("verdict", pa.string()),
+                      ("threshold", pa.float64()), ("review_threshold", pa.float64()),
+                      ("pixel_threshold", pa.float64()), ("n_regions", pa.int32()),
+                      ("largest_region_area", pa.int64()), ("model_id", pa.string()),
+                      ("model_version", pa.string()), ("error", pa.string()), ("scored_at", pa.float64())])
+
+
+class ResultsFolder:
+    """``results.parquet/``: complete part files only, each written under a temporary
+    name and renamed into place; what resume reads to know which images are done."""
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            from ...vision.errors import DatasetError
+            raise DatasetError(f"{self.path} is a file; results are a folder of Parquet parts "
+                               "(give a new path, e.g. results.parquet)")
+
+    def drop_unfinished(self) -> None:
+        """Remove parts a killed run left half-written (never read: only ``part-*`` are)."""
+        if self.path.is_dir():
+            for tmp in self.path.glob(".part-*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
+
+    def done_keys(self) -> set[tuple[str, int, int]]:
+        import pyarrow.parquet as pq
+        keys: set[tuple[str, int, int]] = set()
+        for part in self.parts():
+            t = pq.read_table(part, columns=["path", "size", "mtime_ns"])
+            keys.update(zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
+                            t.column("mtime_ns").to_pylist()))
+        return keys
+
+    def write(self, table: Any) -> Path:
+        import pyarrow.parquet as pq
+        self.path.mkdir(parents=True, exist_ok=True)
+        # sortable by time, unique across runs and machines
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.path / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / name)
+        try:  # the rename itself survives a power cut only once the folder is synced
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        return self.path / name
+
+
+@dataclass
+class RescoreSummary:
+    listed: int
+    skipped: int
+    scored: int = 0
+    errors: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    parts_written: int = 0
+    mode: str = "single process"
+    # until the first results came back: actors starting and loading the model (Ray), or
+    # the model loading (one process); what a longer archive spreads over more images
+    first_batch_s: float = 0.0
+    first_batch_rows: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.scored / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "skipped": self.skipped, "scored": self.scored, "errors": self.errors,
+                "verdicts": dict(self.verdicts), "seconds": round(self.seconds, 3),
+                "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
+                "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
+                "steady_images_per_s": round(self.steady_images_per_s, 2)}
+
+    @property
+    def steady_images_per_s(self) -> float:
+        """The rate after the first results: start-up (actors, model load) left out."""
+        n, t = self.scored - self.first_batch_rows, self.seconds - self.first_batch_s
+        return n / t if n > 0 and t > 0 else self.images_per_s
+
+
+def _batches_single(todo: list[ArchiveImage], scorer: "Rescorer", batch_size: int) -> Iterator[Any]:
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i:i + batch_size]
+        yield scorer({"path": np.array([a.path for a in chunk], dtype=object),
+                      "size": np.array([a.size for a in chunk], dtype=np.int64),
+                      "mtime_ns": np.array([a.mtime_ns for a in chunk], dtype=np.int64)})
+
+
+def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concurrency: int,
+                 ray_address: str, num_cpus: Optional[int]) -> Iterator[Any]:
+    ray = connect(ray_address, num_cpus=num_cpus)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False   # the CLI draws one progress line of its own
+    ctx.print_on_execution_start = False
+    items = [{"path": a.path, "size": a.size, "mtime_ns": a.mtime_ns} for a in todo]
+    # blocks of a few batches: results stream back as they are made instead of at the end
+    blocks = max(1, min(len(items), math.ceil(len(items) / (4 * batch_size))))
+    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    # the model's bytes go with each actor's constructor: workers need no copy of the file
+    ds = ds.map_batches(Rescorer, fn_constructor_kwargs={"model": model, "threads": 1, "batch_size": batch_size},
+                        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=1,
+                        batch_format="numpy")
+    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out: Union[str, os.PathLike],
+            ray_address: Optional[str] = None, concurrency: int = 2, batch_size: int = 16,
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, threads: Optional[int] = None, num_cpus: Optional[int] = None,
+            progress: Progress = None, archive: Optional[list[ArchiveImage]] = None) -> RescoreSummary:
+    """Score every image under ``images`` not yet in ``out`` and append the rows to ``out``.
+
+    ``ray_address`` None: in this process (``threads`` for the runtime); else a Ray
+    address or ``local``, with ``concurrency`` actors of one CPU each. Images must be
+    readable by every worker at the same path (a shared folder or an object store URL).
+    """
+    require_pyarrow()
+    if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
+        raise ValueError("batch size, concurrency and chunk rows must each be at least 1")
+    results = ResultsFolder(out)
+    results.drop_unfinished()
+    listed = archive if archive is not None else list_archive(images)
+    done = results.done_keys()
+    todo = [a for a in listed if a.key not in done]
+    summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo),
+                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}")
+    if not todo:
+        return summary
+    model_bytes = Path(model).read_bytes()
+    from ...vision.errors import BundleError
+    try:
+        # also with Ray: a broken or foreign model file is refused here, with its own
+        # message, rather than as actors dying on the cluster's workers
+        scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
+    except BundleError as exc:
+        raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
+    t0 = time.perf_counter()
+    if ray_address is None:
+        stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
+    else:
+        stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus)
+    pa = require_pyarrow()
+    pending: list[Any] = []
+
+    def flush() -> None:
+        if pending:
+            results.write(pa.concat_tables(pending).cast(_schema()))
+            summary.parts_written += 1
+            pending.clear()
+
+    for batch in stream:
+        pending.append(batch)
+        for v, e in zip(batch.column("verdict").to_pylist(), batch.column("error").to_pylist()):
+            if e is not None:
+                summary.errors += 1
+            else:
+                summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
+        if not summary.first_batch_rows:
+            summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
+        summary.scored += batch.num_rows
+        if sum(t.num_rows for t in pending) >= chunk_rows:
+            flush()
+        if progress:
+            progress("rescore", summary.scored, len(todo))
+    flush()
+    summary.seconds = time.perf_counter() - t0
+    return summary

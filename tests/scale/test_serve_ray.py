@@ -1,0 +1,86 @@
+"""The station app on Ray Serve answers a part exactly as the plain station does (fake,
+torch-free model on both), and its batched, per-product scoring route agrees too."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import pytest
+
+from .conftest import ray_or_skip
+
+ray_or_skip()
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("ray.serve")
+
+from server import fake_inspector  # noqa: E402  (tests/server, on the path as in its own tests)
+from server.conftest import fake_model_bytes, free_port, make_keys, post_part, start_fake_station  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def serve_station(ray_session, tmp_path_factory):
+    import ray
+    from ray import serve
+
+    from lineguard.line.config import StationConfig
+    from lineguard.line.scale.serving import station_deployment
+    # the replicas cannot import the tests' folder: ship the fake model's code with the app
+    ray.cloudpickle.register_pickle_by_value(fake_inspector)
+    data = tmp_path_factory.mktemp("serve-station") / "data"
+    keys = make_keys(data)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(station_deployment(StationConfig(data_dir=data), loader=fake_inspector.FakeInspector.load,
+                                 trainer=fake_inspector.FakeInspector.fit, batch_wait_timeout_s=0.2),
+              route_prefix="/", name="station")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": keys["engineer"]},
+                          timeout=60)
+    r = client.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
+                    data={"product": "cell", "activate": "true"})
+    assert r.status_code == 201, r.text
+    try:
+        yield client
+    finally:
+        client.close()
+        serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_station(tmp_path_factory):
+    srv = start_fake_station(tmp_path_factory.mktemp("plain-station") / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("brightness", [60, 200])   # an OK part and an NG part for the fake model
+def test_serve_answers_as_the_plain_station(serve_station, plain_station, brightness):
+    part = fake_inspector.png_bytes(brightness, seed=brightness)
+    with plain_station.client(plain_station.keys["operator"]) as plain:
+        a = post_part(plain, part, f"p-{brightness}")
+    b = post_part(serve_station, part, f"p-{brightness}")
+    assert a.status_code == b.status_code == 201, (a.text, b.text)
+    a, b = a.json(), b.json()
+    assert a["verdict"] == b["verdict"] == ("OK" if brightness < 128 else "NG")
+    assert a["score"] == pytest.approx(b["score"], abs=1e-9)
+    assert serve_station.get(f"/api/v1/inspections/{b['id']}").json()["part_id"] == f"p-{brightness}"
+
+
+def test_batched_scoring_route_agrees_and_batches(serve_station, plain_station):
+    parts = [fake_inspector.png_bytes(v, seed=v) for v in (40, 90, 170, 220)]
+
+    def score(data: bytes):
+        return serve_station.post("/api/v1/scale/score", files={"image": ("p.png", data, "image/png")},
+                                  data={"product": "cell"}, headers={"serve_multiplexed_model_id": "cell"})
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(score, parts))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    with plain_station.client(plain_station.keys["operator"]) as plain:
+        for i, (data, r) in enumerate(zip(parts, answers)):
+            ref = post_part(plain, data, f"batch-{i}").json()
+            assert r.json()["verdict"] == ref["verdict"] and r.json()["score"] == pytest.approx(ref["score"])
+    assert max(r.json()["batch_size"] for r in answers) > 1, "concurrent requests were not batched"
+    unknown = serve_station.post("/api/v1/scale/score", files={"image": ("p.png", parts[0], "image/png")},
+                                 data={"product": "no-such-product"})
+    assert unknown.status_code == 404 and "error" in unknown.json()
