@@ -218,7 +218,7 @@ def main() -> None:
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
-    ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: also train on N good images")
+    ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
     a = ap.parse_args()
     if a.kind == "features":
         print(features(a.data, _size(a.size)))

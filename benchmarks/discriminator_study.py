@@ -39,6 +39,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "n0.5-lin": dict(noise=0.5, adaptor="linear"),
     "n0.25-none": dict(noise=0.25, adaptor="none"),
     "n0.1-none": dict(noise=0.1, adaptor="none"),
+    "n0.5-none": dict(noise=0.5, adaptor="none"),
     "n1.0-lin": dict(noise=1.0, adaptor="linear"),
     "n0.5-lin-6k": dict(noise=0.5, adaptor="linear", steps=6000),
     # per-channel standardised features: stage 4's channels are wider than stage 2's, so
@@ -204,9 +205,13 @@ def run(st: Any, data: str, emit: Callable[..., None], configs: list[str], subse
             tmp.write_text(json.dumps(rows_out, indent=1))
             tmp.replace(out_path)
 
-    def evaluate(patch: torch.Tensor) -> dict[str, Any]:
+    scores: dict[str, np.ndarray] = {}
+
+    def evaluate(patch: torch.Tensor, key: str = "") -> dict[str, Any]:
         maps = smooth_and_upsample(patch, st.size, 4.0)
-        res = st.metrics(maps.flatten(1).max(1).values.numpy())
+        s = maps.flatten(1).max(1).values.numpy()
+        scores[key] = s
+        res = st.metrics(s)
         for k, v in pix(maps).items():
             res[k].update(v)
         return res
@@ -217,7 +222,8 @@ def run(st: Any, data: str, emit: Callable[..., None], configs: list[str], subse
     del test_e
     rng = np.random.default_rng(0)       # the draw core_bench makes for its small plants
     n_train = len(st.train)
-    sets = [("all", np.arange(n_train))]
+    # every train/good part, or (``subsets``) only the small plants' seeded draws
+    sets = [] if subsets else [("all", np.arange(n_train))]
     for k in subsets:
         sets.append((str(k), np.array(sorted(rng.choice(n_train, size=min(k, n_train), replace=False)))))
     for name, pick in sets:
@@ -245,7 +251,7 @@ def run(st: Any, data: str, emit: Callable[..., None], configs: list[str], subse
             pc = {"d_test": d_test, "mu": float(loo.mean()), "sd": float(loo.std()), "fit_s": fit_s}
             torch.save(pc, cache)
         d_test, pc_mu, pc_sd, pc_fit = pc["d_test"], pc["mu"], pc["sd"], pc["fit_s"]
-        base = evaluate(d_test)
+        base = evaluate(d_test, f"{name}/patchcore")
         record(train_set=name, n_train=len(tr), method="patchcore", fit_s=round(pc_fit, 1), **base)
         for cname in configs:
             cfg = {**DEFAULTS, **CONFIGS[cname]}
@@ -263,8 +269,13 @@ def run(st: Any, data: str, emit: Callable[..., None], configs: list[str], subse
                           settings={k: cfg[k] for k in ("noise", "adaptor", "standardize", "steps", "hidden", "batch", "fake")},
                           train_s=round(train_s + synth_s, 1),
                           n_defect_rows=None if defects is None else len(defects))
-            record(method="discriminator", **common, **evaluate(a_test))
+            key = f"{name}/{cname}/"
+            record(method="discriminator", **common, **evaluate(a_test, key + "discriminator"))
             zp, zd = (d_test - pc_mu) / pc_sd, (a_test - d_mu) / d_sd
-            record(method="fused_sum", **common, **evaluate(zp + zd))
-            record(method="fused_max", **common, **evaluate(torch.maximum(zp, zd)))
+            record(method="fused_sum", **common, **evaluate(zp + zd, key + "fused_sum"))
+            record(method="fused_max", **common, **evaluate(torch.maximum(zp, zd), key + "fused_max"))
+            # the discriminator as a lighter correction of the distance
+            record(method="fused_sum_w0.5", **common, **evaluate(zp + 0.5 * zd, key + "fused_sum_w0.5"))
+            if out_path is not None:   # per-image scores, for paired bootstrap comparisons
+                np.savez(Path("benchmarks/.cache") / f"scores-{out_path.stem}.npz", **scores)
     return rows_out
