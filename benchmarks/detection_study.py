@@ -12,6 +12,8 @@ test parts <= 1%.
     python -m benchmarks.detection_study scoring  --data ../shared/datasets/magnetic_tile --size 224
     python -m benchmarks.detection_study coreset  --data ../shared/datasets/magnetic_tile --size 224
     python -m benchmarks.detection_study calibration --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study discriminator --data ../shared/datasets/magnetic_tile --size 224 \
+        [--configs n0.5-lin ...] [--subsets 50 100] [--tag NAME]     (see discriminator_study.py)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.

@@ -54,6 +54,26 @@ def main() -> None:
                   f"val AUROC {best['val']['image_auroc']:.4f} (PatchCore {base['val']['image_auroc']:.4f}), "
                   f"val escapes {best['val']['escapes_at_1pct']:.1%} (PatchCore {base['val']['escapes_at_1pct']:.1%})")
 
+    # The study's rule: a setting wins only if it beats PatchCore on the validation
+    # halves of BOTH datasets (full training sets), in image AUROC and in escapes at 1%.
+    print()
+    full = {(r["dataset"], r["method"], r.get("config")): r for r in rows if r["train_set"] == "all"}
+    datasets = sorted({k[0] for k in full})
+    for (ds, method, config), r in sorted(full.items(), key=lambda kv: str(kv[0])):
+        if ds != datasets[0] or method == "patchcore":
+            continue
+        cells, wins = [], True
+        for d in datasets:
+            other, base = full.get((d, method, config)), full.get((d, "patchcore", None))
+            if other is None:
+                cells.append(f"{d}: not run")
+                wins = False
+                continue
+            da = other["val"]["image_auroc"] - base["val"]["image_auroc"]
+            de = other["val"]["escapes_at_1pct"] - base["val"]["escapes_at_1pct"]
+            wins &= da > 0 and de <= 0
+            cells.append(f"{d}: AUROC {da:+.4f}, escapes {de:+.1%}")
+        print(f"{method} {config}: {'; '.join(cells)}{'  <- beats PatchCore on both' if wins else ''}")
 
 DATA = {"magnetic_tile": "/work/shared/datasets/magnetic_tile",
         "commutator": "/work/shared/datasets/kolektorsdd/commutator"}
