@@ -12,6 +12,8 @@ test parts <= 1%.
     python -m benchmarks.detection_study scoring  --data ../shared/datasets/magnetic_tile --size 224
     python -m benchmarks.detection_study coreset  --data ../shared/datasets/magnetic_tile --size 224
     python -m benchmarks.detection_study calibration --data ../shared/datasets/magnetic_tile --size 224
+    python -m benchmarks.detection_study discriminator --data ../shared/datasets/magnetic_tile --size 224 \
+        [--configs n0.5-lin ...] [--subsets 50 100] [--tag NAME]     (see discriminator_study.py)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -23,7 +25,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -137,7 +139,8 @@ def _conformal(scores: np.ndarray, rate: float = 0.01) -> float:
     return float(s[k - 1])
 
 
-def run(kind: str, data: str, size: tuple[int, int]) -> None:
+def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]] = None,
+        subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
     st = Study(data, size)
@@ -201,20 +204,28 @@ def run(kind: str, data: str, size: tuple[int, int]) -> None:
                      loo_quantiles=np.round(np.quantile(cs, [0.5, 0.9, 0.99]), 2).tolist(),
                      test_good_quantiles=np.round(np.quantile(s[good], [0.5, 0.9, 0.99]), 2).tolist(),
                      **st.metrics(s))
+    elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
+        from benchmarks import discriminator_study
+        out = Path("benchmarks/results") / (f"study-discriminator-{Path(data).resolve().name}-{size[0]}x{size[1]}"
+                                            f"{'-' + tag if tag else ''}.json")
+        discriminator_study.run(st, data, emit, configs or list(discriminator_study.CONFIGS), subsets or [], out)
     else:
         raise SystemExit(f"unknown study {kind!r}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration"])
+    ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
+    ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS")
+    ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
+    ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
     a = ap.parse_args()
     if a.kind == "features":
         print(features(a.data, _size(a.size)))
     else:
-        run(a.kind, a.data, _size(a.size))
+        run(a.kind, a.data, _size(a.size), a.configs, a.subsets, a.tag)
 
 
 if __name__ == "__main__":
