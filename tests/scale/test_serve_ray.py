@@ -24,7 +24,7 @@ def serve_station(ray_session, tmp_path_factory):
     from ray import serve
 
     from lineguard.line.config import StationConfig
-    from lineguard.line.scale.serving import station_deployment
+    from lineguard.server.ray_serve import station_deployment
     # the replicas cannot import the tests' folder: ship the fake model's code with the app
     ray.cloudpickle.register_pickle_by_value(fake_inspector)
     data = tmp_path_factory.mktemp("serve-station") / "data"

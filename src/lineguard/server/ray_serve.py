@@ -21,7 +21,7 @@ hop to a cluster.
 # (UploadFile, imported inside station_deployment) at definition time.
 from typing import Any, Callable, Optional
 
-from . import require_ray
+from ..line.scale import require_ray
 
 SCORE_ROUTE = "/api/v1/scale/score"
 
@@ -40,7 +40,7 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
     from fastapi.concurrency import run_in_threadpool
     from ray import serve
 
-    from ...server.app import create_app
+    from .app import create_app
 
     app = create_app(config, loader=loader, trainer=trainer)
 
@@ -57,9 +57,9 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
         async def _score(self, jobs: list[tuple[str, bytes]]) -> list[Any]:
             """One model call per product in the batch; a part that fails answers with its
             own error (returned, raised by its request) and never fails the others."""
-            from ...line.errors import CorruptImage
-            from ...vision.errors import ImageError
-            from ...vision.imageio import load_image
+            from ..line.errors import CorruptImage
+            from ..vision.errors import ImageError
+            from ..vision.imageio import load_image
             answers: dict[int, Any] = {}
             by_product: dict[str, list[int]] = {}
             for i, (product, _) in enumerate(jobs):
