@@ -252,3 +252,19 @@ def test_another_model_on_the_same_results_folder_is_refused(tmp_path, monkeypat
         rescore(_model(tmp_path / "b.json", 0.9), archive, tmp_path / "r.parquet", recorder=rec)
     rec.close()
     assert len(_rows(url, None)) == 3
+
+
+def test_a_run_written_without_the_database_is_loaded_into_it_later(tmp_path, monkeypatch):
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 7)
+    model = _model(tmp_path / "m.json", 0.2)
+    rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2)    # Parquet only
+    rec = StationRecorder.open(url)
+    summary = rescore(model, archive, tmp_path / "r.parquet", recorder=rec)
+    rec.close()
+    assert summary.scored == 0 and summary.skipped == 7
+    rows = _rows(url, None)
+    assert len(rows) == 7 and len({r[1] for r in rows}) == 7

@@ -1,6 +1,7 @@
 """Scale-out verbs (the ``lineguard[scale]`` extra: Ray, pyarrow).
 
     lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
+                      [--station-db URL | --data DIR]
 
 Ray is imported only when a verb runs, so the CLI works on an install without it.
 """
@@ -82,8 +83,13 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"--data {data}: no station database there (lineguard.db); give the folder `lineguard serve --data` "
              "uses, or --station-db URL")
     recorder = None
+    db_failed: tuple[type[BaseException], ...] = ()   # nothing to catch without a database
     if station_db is not None or data is not None:
-        from ..line.scale.rescore_db import StationDbError, StationRecorder, schema_from_env, station_db_url
+        try:
+            from ..line.scale.rescore_db import StationDbError, StationRecorder, schema_from_env, station_db_url
+        except ImportError as exc:
+            fail(f"--station-db/--data need the station's database libraries ({exc}): pip install 'lineguard[server]'")
+        db_failed = (StationDbError,)
         try:
             # before any image is scored: a wrong URL costs a second, not a night of scoring
             recorder = StationRecorder.open(station_db_url(data, station_db), schema=schema_from_env())
@@ -96,6 +102,8 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
                       recorder=recorder)
     except RayMissing as exc:
         fail(str(exc))
+    except db_failed as exc:
+        fail(str(exc), code=1)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
     except ConnectionError as exc:

@@ -125,6 +125,17 @@ class StationRecorder:
 
     def load_part(self, part: Path, table: Any) -> None:
         """Upsert one Parquet part's rows and name the part, in one transaction."""
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            self._load_part(part, table)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            # the part is on disk already: a later start copies it
+            raise StationDbError(f"the station database failed while copying {part.name} of rescore run "
+                                 f"{self.run_id}: {reason}. The Parquet parts are complete; run the same command "
+                                 "again to copy what is missing and go on") from exc
+
+    def _load_part(self, part: Path, table: Any) -> None:
         rows = []
         for r in table.to_pylist():
             row = {k: r.get(k) for k in _RESULT_COLUMNS}
