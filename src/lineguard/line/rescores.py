@@ -16,7 +16,6 @@ from .errors import NotFound
 from .orm import Inspection, RescoreResult, RescoreRun
 
 QUANTILES = (0.5, 0.9, 0.99)
-VERDICTS = ("OK", "REVIEW", "NG")
 
 
 def _iso(t: Optional[dt.datetime]) -> Optional[str]:
