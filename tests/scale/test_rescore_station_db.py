@@ -140,7 +140,9 @@ def test_rows_land_in_their_own_tables_and_the_live_line_does_not_move(backend, 
         assert len(last["results"]) == 2 and last["next_offset"] is None
         err = c.get(f"/api/v1/rescores/{run['id']}", params={"verdict": "error"}).json()["page"]["results"]
         assert [Path(r["path"]).name for r in err] == ["zz-broken.png"] and err[0]["error"]
+        assert "compare_live" not in c.get(f"/api/v1/rescores/{run['id']}", params={"compare": "false"}).json()
         assert c.get("/api/v1/rescores/999").status_code == 404
+        assert "/api/v1/rescores/{run_id}" in c.get("/openapi.json").json()["paths"]
     st.close()
 
 
@@ -268,3 +270,31 @@ def test_a_run_written_without_the_database_is_loaded_into_it_later(tmp_path, mo
     assert summary.scored == 0 and summary.skipped == 7
     rows = _rows(url, None)
     assert len(rows) == 7 and len({r[1] for r in rows}) == 7
+
+
+def test_a_database_failure_mid_run_says_how_to_go_on_and_the_rerun_catches_up(tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationDbError, StationRecorder
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 6)
+    model = _model(tmp_path / "m.json", 0.2)
+    rec = StationRecorder.open(url)
+    real, calls = rec._load_part, []
+
+    def server_gone(part, table):
+        calls.append(part)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        real(part, table)
+
+    monkeypatch.setattr(rec, "_load_part", server_gone)
+    with pytest.raises(StationDbError, match="server closed the connection.*run the same command again"):
+        rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2, recorder=rec)
+    rec.close()
+    assert len(_rows(url, None)) == 2
+    again = StationRecorder.open(url)
+    rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2, recorder=again)
+    again.close()
+    assert len(_rows(url, None)) == 6
