@@ -1,6 +1,7 @@
 """Scale-out verbs (the ``lineguard[scale]`` extra: Ray, pyarrow).
 
     lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
+                      [--station-db URL | --data DIR]
 
 Ray is imported only when a verb runs, so the CLI works on an install without it.
 """
@@ -53,9 +54,17 @@ def _progress_line():
               help="Rows per Parquet part: the most a killed run loses and redoes.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs for --ray local (default: all).")
 @click.option("--threads", type=int, default=None, help="Runtime threads in the single-process path.")
+@click.option("--station-db", default=None, metavar="URL",
+              help="Also write the results into this station database (postgresql://user@host/db, "
+                   "sqlite:////path/lineguard.db), in tables of their own: never counted as inspections. "
+                   "A run is the --out folder and the model; running again resumes it.")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Like --station-db, with the SQLite database of this station folder.")
 def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], concurrency: int, batch_size: int,
-            chunk_rows: int, num_cpus: Optional[int], threads: Optional[int]) -> None:
-    """Re-score an archive of part images with a model; resumable, results as Parquet."""
+            chunk_rows: int, num_cpus: Optional[int], threads: Optional[int], station_db: Optional[str],
+            data: Optional[Path]) -> None:
+    """Re-score an archive of part images with a model; resumable, results as Parquet
+    (and, with --station-db or --data, in the station's database)."""
     from ..line.scale import INSTALL_HINT, RayMissing, require_pyarrow, require_ray
     from ..vision.errors import LineguardError
     try:
@@ -68,17 +77,41 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"{model}: model file not found")
     if min(concurrency, batch_size, chunk_rows) < 1:
         fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
+    if station_db is not None and data is not None:
+        fail("give --station-db URL or --data DIR (a station folder's SQLite database), not both")
+    if data is not None and not (data / "lineguard.db").is_file():
+        fail(f"--data {data}: no station database there (lineguard.db); give the folder `lineguard serve --data` "
+             "uses, or --station-db URL")
+    recorder = None
+    db_failed: tuple[type[BaseException], ...] = ()   # nothing to catch without a database
+    if station_db is not None or data is not None:
+        try:
+            from ..line.scale.rescore_db import StationDbError, StationRecorder, schema_from_env, station_db_url
+        except ImportError as exc:
+            fail(f"--station-db/--data need the station's database libraries ({exc}): pip install 'lineguard[server]'")
+        db_failed = (StationDbError,)
+        try:
+            # before any image is scored: a wrong URL costs a second, not a night of scoring
+            recorder = StationRecorder.open(station_db_url(data, station_db), schema=schema_from_env())
+        except StationDbError as exc:
+            fail(str(exc))
     from ..line.scale.rescore import rescore as run
     try:
         summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
-                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus, progress=_progress_line())
+                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus, progress=_progress_line(),
+                      recorder=recorder)
     except RayMissing as exc:
         fail(str(exc))
+    except db_failed as exc:
+        fail(str(exc), code=1)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
     except ConnectionError as exc:
         fail(f"could not reach the Ray cluster at {ray_address}: {exc} (start it with `ray start --head`, "
              f"or use --ray local; {INSTALL_HINT} on every node)")
+    finally:
+        if recorder is not None:
+            recorder.close()
     d = summary.to_dict()
     if summary.skipped:
         note("resume", f"{summary.skipped} of {summary.listed} images already in {out}, skipped", colour="green")
@@ -87,6 +120,8 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(d["verdicts"].items())) or "none"
     say(f"scored {summary.scored} images in {summary.seconds:.1f}s ({summary.images_per_s:.1f} images/s, "
         f"{summary.mode}): {verdicts}; results in {out}")
+    if recorder is not None:
+        say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
 
 
 def register(app: click.Group) -> None:

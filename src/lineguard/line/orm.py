@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -303,3 +303,72 @@ class SignInSession(Base):
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+# 64-bit on PostgreSQL (a re-scored archive can pass 2**31 rows over the years); SQLite's
+# INTEGER PRIMARY KEY is already 64-bit and must stay spelled INTEGER to be the rowid.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class RescoreRun(Base):
+    """One re-scoring of an archive with one model (``lineguard rescore --station-db``).
+
+    Kept apart from ``inspections`` on purpose: re-scoring last year's images must not
+    move the live line counters, the shift's defect rate or the SPC charts. A run is
+    the pair (results folder, model id): the same ``--out`` with the same model resumes
+    this row; another model needs another ``--out``.
+    """
+
+    __tablename__ = "rescore_runs"
+    __table_args__ = (UniqueConstraint("out", "model_id", name="uq_rescore_runs_out_model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    out: Mapped[str] = mapped_column(String(2048))                   # the Parquet folder (absolute) or URL
+    images: Mapped[str] = mapped_column(Text)                        # the archive as given: folder, glob, URL
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(100), default="")
+    mode: Mapped[str] = mapped_column(String(200), default="")       # single process | ray ADDRESS xN
+    listed: Mapped[int] = mapped_column(Integer, default=0)          # images in the archive at the last start
+    # {"OK": n, "NG": n, "REVIEW": n, "error": n}: kept with every chunk, so a list of runs reads no results
+    counts: Mapped[Any] = mapped_column(JSON, default=dict)
+    starts: Mapped[int] = mapped_column(Integer, default=1)          # 1 + the times it was resumed
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)   # None: running or killed
+
+
+class RescoreResult(Base):
+    """One archive image's result in a run (a row of the run's Parquet, mirrored)."""
+
+    __tablename__ = "rescore_results"
+    __table_args__ = (UniqueConstraint("run_id", "path", name="uq_rescore_results_run_path"),
+                      Index("ix_rescore_results_run_score", "run_id", "score"),
+                      Index("ix_rescore_results_run_verdict", "run_id", "verdict"))
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("rescore_runs.id"))
+    path: Mapped[str] = mapped_column(String(2048))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)      # None: unreadable
+    score: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    verdict: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)     # None when ``error`` is set
+    threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    review_threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    pixel_threshold: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    n_regions: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    largest_region_area: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    scored_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class RescorePart(Base):
+    """A Parquet part of a run already copied into ``rescore_results``: what a resumed
+    run checks to copy a part written just before a kill, and nothing twice."""
+
+    __tablename__ = "rescore_parts"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("rescore_runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

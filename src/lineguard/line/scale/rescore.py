@@ -27,11 +27,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from . import connect, require_pyarrow
+
+if TYPE_CHECKING:
+    from .rescore_db import StationRecorder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Rows per Parquet part: what a killed run can lose at most, and the unit of resume.
@@ -302,12 +305,15 @@ def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concur
 def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out: Union[str, os.PathLike],
             ray_address: Optional[str] = None, concurrency: int = 2, batch_size: int = 16,
             chunk_rows: int = DEFAULT_CHUNK_ROWS, threads: Optional[int] = None, num_cpus: Optional[int] = None,
-            progress: Progress = None, archive: Optional[list[ArchiveImage]] = None) -> RescoreSummary:
+            progress: Progress = None, archive: Optional[list[ArchiveImage]] = None,
+            recorder: Optional["StationRecorder"] = None) -> RescoreSummary:
     """Score every image under ``images`` not yet in ``out`` and append the rows to ``out``.
 
     ``ray_address`` None: in this process (``threads`` for the runtime); else a Ray
     address or ``local``, with ``concurrency`` actors of one CPU each. Images must be
     readable by every worker at the same path (a shared folder or an object store URL).
+    ``recorder``: also copy each part into a station database (:mod:`.rescore_db`);
+    parts a killed run wrote but did not copy are copied before anything is scored.
     """
     require_pyarrow()
     if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
@@ -319,7 +325,7 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     todo = [a for a in listed if a.key not in done]
     summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo),
                              mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}")
-    if not todo:
+    if not todo and recorder is None:
         return summary
     model_bytes = Path(model).read_bytes()
     from ...vision.errors import BundleError
@@ -329,6 +335,17 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
     except BundleError as exc:
         raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
+    if recorder is not None:
+        # the run is known by its folder and model, so the model is loaded even with nothing left to score
+        out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
+        recorder.model_id = scorer.inspector.model_id
+        recorder.check_parts(results.parts())
+        recorder.begin(out_key, str(images), scorer.inspector.model_id, scorer.inspector.model_version,
+                       summary.mode, len(listed))
+        recorder.load_missing(results.parts())
+        if not todo:
+            recorder.finish()
+            return summary
     t0 = time.perf_counter()
     if ray_address is None:
         stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
@@ -339,7 +356,10 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
 
     def flush() -> None:
         if pending:
-            results.write(pa.concat_tables(pending).cast(_schema()))
+            table = pa.concat_tables(pending).cast(_schema())
+            part = results.write(table)
+            if recorder is not None:
+                recorder.load_part(part, table)
             summary.parts_written += 1
             pending.clear()
 
@@ -359,4 +379,6 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
             progress("rescore", summary.scored, len(todo))
     flush()
     summary.seconds = time.perf_counter() - t0
+    if recorder is not None:
+        recorder.finish()
     return summary

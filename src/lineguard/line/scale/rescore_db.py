@@ -1,0 +1,204 @@
+"""Re-scored results into the station database, beside their Parquet.
+
+    recorder = StationRecorder.open("postgresql://lineguard@db/plant")   # or the station's SQLite URL
+    rescore("cell.onnx", "archive/2026/", "results.parquet", recorder=recorder)
+
+The rows go into tables of their own (``rescore_runs``, ``rescore_results``,
+``rescore_parts``), never into ``inspections``: a re-score of last year's archive
+must not move the live line counters, the shift's defect rate or the SPC charts.
+
+**Which run.** A run is the pair (results folder, model id). Starting ``rescore`` again
+with the same ``--out`` and the same model resumes the same run row; a different model
+on the same ``--out`` is refused (that folder's parts hold the other model's scores).
+
+**Written once, whatever kills it.** The Parquet part is the record: each part is
+written first (temp file + rename), then copied into the database in one transaction
+with a row in ``rescore_parts`` naming it. A run killed between the two leaves a part
+the database lacks; the next start copies every part not yet named, before it scores
+anything. Rows are upserted on (run, path), so a part copied twice adds nothing, and
+an image re-scored after its file changed replaces its row.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import select, text
+
+from ..db import Database
+from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
+
+# bound parameters per IN (...) query: under SQLite's old limit of 999
+_IN_CHUNK = 500
+_RESULT_COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
+                   "pixel_threshold", "n_regions", "largest_region_area", "error")
+
+
+class StationDbError(Exception):
+    """The station database cannot be used; the message says what to fix."""
+
+
+def _shown(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def _bucket(verdict: Optional[str], error: Optional[str]) -> str:
+    return "error" if error is not None else str(verdict)
+
+
+class StationRecorder:
+    """Writes one rescore run into a station database (see the module docstring)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.run_id: Optional[int] = None
+        self.model_id = ""
+        self._parts_loaded = 0
+
+    @classmethod
+    def open(cls, url: str, schema: Optional[str] = None) -> "StationRecorder":
+        """Connect and bring the schema to head, or :class:`StationDbError` naming the URL
+        (called before any image is scored, so a typo costs nothing)."""
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            db = Database(url, schema=schema)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StationDbError(f"cannot use the station database {_shown(url)}: {exc}. Give --station-db as "
+                                 "postgresql://user@host:5432/db or sqlite:////path/station.db, or --data DIR "
+                                 "for a station folder's own database") from exc
+        try:
+            db.upgrade()
+        except (SQLAlchemyError, OSError) as exc:
+            db.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StationDbError(f"cannot use the station database {_shown(url)}: {reason}. Check --station-db "
+                                 "(is the server up, the database there, the user allowed?) or --data") from exc
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def begin(self, out: Path | str, images: str, model_id: str, model_version: str, mode: str,
+              listed: int) -> int:
+        """Find or make the run of (``out``, ``model_id``); returns its id."""
+        out = str(out)
+        now = utcnow()
+        with self.db.session() as s:
+            run = s.scalars(select(RescoreRun).where(RescoreRun.out == out, RescoreRun.model_id == model_id)).first()
+            if run is None:
+                run = RescoreRun(out=out, images=images, model_id=model_id, model_version=model_version, mode=mode,
+                                 listed=listed, counts={}, starts=1, started_at=now, updated_at=now)
+                s.add(run)
+            else:
+                run.starts += 1
+                run.images, run.mode, run.listed, run.updated_at = images, mode, listed, now
+                run.finished_at = None
+            s.flush()
+            self.run_id = run.id
+        self.model_id = model_id
+        return self.run_id
+
+    def check_parts(self, parts: Iterable[Path]) -> None:
+        """Refuse a results folder whose parts another model scored (a run is one model)."""
+        import pyarrow.parquet as pq
+        from ...vision.errors import DatasetError
+        for part in parts:
+            ids = set(pq.read_table(part, columns=["model_id"]).column("model_id").to_pylist()) - {None}
+            foreign = ids - {self.model_id}
+            if foreign:
+                raise DatasetError(f"{part.parent} holds results of model {sorted(foreign)[0]}, not of this model "
+                                   f"({self.model_id}): give a new --out for a re-score with another model")
+
+    def load_missing(self, parts: Iterable[Path]) -> int:
+        """Copy every part not yet in the database (one a kill left behind); returns how many."""
+        import pyarrow.parquet as pq
+        with self.db.session() as s:
+            loaded = set(s.scalars(select(RescorePart.name).where(RescorePart.run_id == self.run_id)))
+        n = 0
+        for part in parts:
+            if part.name not in loaded:
+                self.load_part(part, pq.read_table(part))
+                n += 1
+        return n
+
+    def load_part(self, part: Path, table: Any) -> None:
+        """Upsert one Parquet part's rows and name the part, in one transaction."""
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            self._load_part(part, table)
+            self._parts_loaded += 1
+            if not self.db.is_sqlite and str(self._parts_loaded).rstrip("0") == "1":
+                # after 1, 10, 100... parts: PostgreSQL plans from table statistics, and a
+                # table that grew from empty in minutes has none until autovacuum comes
+                # by; without them each part's look-up scans the whole run (measured: a
+                # part's copy grew from 45 to 600 ms over 20,000 rows; flat with them)
+                with self.db.engine.begin() as conn:
+                    conn.execute(text("ANALYZE rescore_results"))
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            # the part is on disk already: a later start copies it
+            raise StationDbError(f"the station database failed while copying {part.name} of rescore run "
+                                 f"{self.run_id}: {reason}. The Parquet parts are complete; run the same command "
+                                 "again to copy what is missing and go on") from exc
+
+    def _load_part(self, part: Path, table: Any) -> None:
+        rows = []
+        for r in table.to_pylist():
+            row = {k: r.get(k) for k in _RESULT_COLUMNS}
+            row["run_id"] = self.run_id
+            row["scored_at"] = dt.datetime.fromtimestamp(float(r.get("scored_at") or 0.0), dt.timezone.utc) \
+                .replace(tzinfo=None)
+            rows.append(row)
+        with self.db.session() as s:
+            if s.get(RescorePart, (self.run_id, part.name)) is not None:
+                return
+            run = s.get(RescoreRun, self.run_id)
+            counts = dict(run.counts or {})
+            paths = [r["path"] for r in rows]
+            # rows this part replaces (an image re-scored after its file changed) leave the counts first
+            for i in range(0, len(paths), _IN_CHUNK):
+                q = select(RescoreResult.verdict, RescoreResult.error).where(
+                    RescoreResult.run_id == self.run_id, RescoreResult.path.in_(paths[i:i + _IN_CHUNK]))
+                for verdict, error in s.execute(q):
+                    b = _bucket(verdict, error)
+                    counts[b] = counts.get(b, 0) - 1
+            for r in rows:
+                b = _bucket(r["verdict"], r["error"])
+                counts[b] = counts.get(b, 0) + 1
+            if rows:
+                s.execute(_upsert(self.db), rows)
+            s.add(RescorePart(run_id=self.run_id, name=part.name, rows=len(rows), loaded_at=utcnow()))
+            run.counts = {k: v for k, v in counts.items() if v}
+            run.updated_at = utcnow()
+
+    def finish(self) -> None:
+        with self.db.session() as s:
+            run = s.get(RescoreRun, self.run_id)
+            run.finished_at = run.updated_at = utcnow()
+
+
+def _upsert(db: Database) -> Any:
+    """INSERT ... ON CONFLICT (run_id, path) DO UPDATE, for executemany."""
+    if db.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(RescoreResult)
+    new = {c: getattr(stmt.excluded, c) for c in _RESULT_COLUMNS + ("scored_at",) if c != "path"}
+    return stmt.on_conflict_do_update(index_elements=["run_id", "path"], set_=new)
+
+
+def station_db_url(data: Optional[Path], url: Optional[str]) -> str:
+    """``--station-db`` as given, else the SQLite file of the station folder ``--data``."""
+    if url:
+        return url
+    from ..config import StationConfig
+    return StationConfig(data_dir=Path(data or "./station")).database_url
+
+
+def schema_from_env() -> Optional[str]:
+    """The PostgreSQL schema the station uses (``LINEGUARD_DB_SCHEMA``), as ``serve`` reads it."""
+    return os.environ.get("LINEGUARD_DB_SCHEMA") or None

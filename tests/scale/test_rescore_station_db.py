@@ -1,0 +1,300 @@
+"""``lineguard rescore --station-db``: re-scored archives in the station's database, in
+tables of their own. Fake models (tests/scale/fake_rescore.py), no Ray, both backends."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow: pip install 'lineguard[scale]'")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from fake_inspector import FakeInspector, png_bytes  # noqa: E402
+
+from .fake_rescore import use_fake_models  # noqa: E402
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+FAKE_CLI = str(Path(__file__).with_name("fake_rescore.py"))
+
+
+def _pg_reachable() -> bool:
+    try:
+        import psycopg
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """(database URL, schema or None): the station folder's SQLite, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}", None
+        return
+    if not _pg_reachable():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
+    schema = f"lg_test_{uuid.uuid4().hex[:10]}"
+    yield PG_URL, schema
+    from lineguard.line.db import Database
+    db = Database(PG_URL, schema=schema)
+    db.drop_schema()
+    db.dispose()
+
+
+def _archive(root: Path, n: int, value: int = 60, first_seed: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / f"part-{i:03d}.png").write_bytes(png_bytes(value, seed=first_seed + i))
+    return root
+
+
+def _model(path: Path, threshold: float, delay_s: float = 0.0) -> Path:
+    path.write_bytes(FakeInspector(threshold, "rescore-v2", delay_s=delay_s).to_bytes())
+    return path
+
+
+def _station(url: str, schema, tmp_path: Path, **kw):
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    st = Station(StationConfig(data_dir=tmp_path / "station", db_url=url, db_schema=schema, **kw),
+                 loader=FakeInspector.load, trainer=FakeInspector.fit)
+    st.add_model(FakeInspector(0.5, "live-v1").to_bytes(), "cell", activate=True)
+    return st
+
+
+def _rows(url: str, schema) -> list[tuple]:
+    from sqlalchemy import select
+    from lineguard.line.db import Database
+    from lineguard.line.orm import RescoreResult
+    db = Database(url, schema=schema)
+    try:
+        with db.session() as s:
+            return list(s.execute(select(RescoreResult.run_id, RescoreResult.path, RescoreResult.verdict)))
+    finally:
+        db.dispose()
+
+
+def _live_view(client, st) -> dict:
+    """What the line and its SPC charts show; re-scoring an archive must leave all of it alone."""
+    import datetime as dt
+    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = client.get("/api/v1/lines/summary", params={"since": since}).json()["lines"]
+    chart = client.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "hour", "since": since})
+    assert chart.status_code == 200, chart.text
+    return {"lines": lines, "inspections": len(st.query(limit=1000)),
+            "ng": len(st.query(verdict="NG", limit=1000)), "p_chart": chart.json()["points"]}
+
+
+def test_rows_land_in_their_own_tables_and_the_live_line_does_not_move(backend, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+    from lineguard.line.auth import create_key
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    from lineguard.line.station import Part
+    from lineguard.server.app import create_app
+    url, schema = backend
+    use_fake_models_in(monkeypatch)
+    st = _station(url, schema, tmp_path)
+    archive = _archive(tmp_path / "archive", 12)                    # brightness 60: live OK, re-score NG
+    for i, img in enumerate(sorted(archive.glob("*.png"))[:5]):    # the line saw five of them
+        assert st.inspect(img.read_bytes(), Part(f"p-{i}", "L1", "S1", "cell")).record.verdict == "OK"
+    (archive / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with st.db.session() as s:
+        _row, key = create_key(s, "operator", "tester")
+    with TestClient(create_app(station=st)) as c:
+        c.headers["X-API-Key"] = key
+        before = _live_view(c, st)
+        assert before["inspections"] == 5
+
+        rec = StationRecorder.open(url, schema=schema)
+        summary = rescore(_model(tmp_path / "m.json", 0.2), archive, tmp_path / "r.parquet", chunk_rows=4,
+                          batch_size=2, recorder=rec)
+        rec.close()
+        assert summary.scored == 13 and summary.parts_written == 4
+        assert _live_view(c, st) == before                         # counters, NG count, p-chart: unchanged
+
+        rows = _rows(url, schema)
+        assert len(rows) == 13 and len({r[1] for r in rows}) == 13 and {r[0] for r in rows} == {rec.run_id}
+        assert sorted(str(r[2]) for r in rows) == ["NG"] * 12 + ["None"]
+
+        assert c.get("/api/v1/rescores", headers={"X-API-Key": ""}).status_code == 401   # reader role
+        (run,) = c.get("/api/v1/rescores").json()["runs"]
+        assert run["id"] == rec.run_id and run["finished"] and run["counts"] == {"NG": 12, "error": 1}
+        assert run["out"] == str((tmp_path / "r.parquet").resolve()) and run["model_version"] == "rescore-v2"
+        body = c.get(f"/api/v1/rescores/{run['id']}", params={"limit": 5}).json()
+        assert body["compare_live"] == {"matched": 5, "changed": 5, "unchanged": 0, "changes": {"OK->NG": 5}}
+        q = body["score_quantiles"]
+        assert q["min"] <= q["p50"] <= q["p90"] <= q["max"] and 0.2 < q["min"] < 0.3
+        page = body["page"]
+        assert len(page["results"]) == 5 and page["next_offset"] == 5
+        scores = [r["score"] for r in page["results"]]
+        assert scores == sorted(scores, reverse=True) and scores[0] == q["max"]
+        last = c.get(f"/api/v1/rescores/{run['id']}", params={"limit": 5, "offset": 10}).json()["page"]
+        assert len(last["results"]) == 2 and last["next_offset"] is None
+        err = c.get(f"/api/v1/rescores/{run['id']}", params={"verdict": "error"}).json()["page"]["results"]
+        assert [Path(r["path"]).name for r in err] == ["zz-broken.png"] and err[0]["error"]
+        assert "compare_live" not in c.get(f"/api/v1/rescores/{run['id']}", params={"compare": "false"}).json()
+        assert c.get("/api/v1/rescores/999").status_code == 404
+        assert "/api/v1/rescores/{run_id}" in c.get("/openapi.json").json()["paths"]
+    st.close()
+
+
+def use_fake_models_in(monkeypatch) -> None:
+    from lineguard.vision.inspector import Inspector
+    monkeypatch.setattr(Inspector, "load", Inspector.load)   # restored after the test
+    use_fake_models()
+
+
+def test_a_part_written_just_before_a_kill_is_copied_once_on_resume(backend, tmp_path, monkeypatch):
+    """The kill lands between a Parquet part's rename and its database commit."""
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    url, schema = backend
+    use_fake_models_in(monkeypatch)
+    archive = _archive(tmp_path / "archive", 10)
+    model = _model(tmp_path / "m.json", 0.2)
+    rec = StationRecorder.open(url, schema=schema)
+    real_load, calls = rec.load_part, []
+
+    def killed_on_second(part, table):
+        calls.append(part)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        real_load(part, table)
+
+    monkeypatch.setattr(rec, "load_part", killed_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        rescore(model, archive, tmp_path / "r.parquet", chunk_rows=3, batch_size=3, recorder=rec)
+    rec.close()
+    assert len(list((tmp_path / "r.parquet").glob("part-*.parquet"))) == 2 and len(_rows(url, schema)) == 3
+
+    again = StationRecorder.open(url, schema=schema)
+    summary = rescore(model, archive, tmp_path / "r.parquet", chunk_rows=3, batch_size=3, recorder=again)
+    again.close()
+    assert summary.skipped == 6 and summary.scored == 4
+    rows = _rows(url, schema)
+    assert len(rows) == 10 and len({r[1] for r in rows}) == 10 and {r[0] for r in rows} == {again.run_id}
+    from sqlalchemy import select
+    from lineguard.line.orm import RescoreRun
+    with again.db.session() as s:   # disposed engines reconnect on use
+        (run,) = s.scalars(select(RescoreRun)).all()
+    assert run.counts == {"NG": 10} and run.starts == 2 and run.finished_at is not None
+
+
+def _cli_env(schema) -> dict:
+    env = dict(os.environ)
+    if schema:
+        env["LINEGUARD_DB_SCHEMA"] = schema
+    return env
+
+
+def test_cli_killed_with_sigkill_resumes_the_same_run_without_duplicates(backend, tmp_path):
+    url, schema = backend
+    archive = _archive(tmp_path / "archive", 30)
+    model = _model(tmp_path / "m.json", 0.2, delay_s=0.05)      # 1.5 s of scoring: time to kill it
+    out = tmp_path / "r.parquet"
+    if schema is None:
+        _station(url, None, tmp_path).close()                     # --data needs an existing station
+        where = ["--data", str(tmp_path / "station")]
+    else:
+        where = ["--station-db", url]
+    cmd = [sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive), "--out", str(out),
+           "--chunk-rows", "4", "--batch-size", "2", *where]
+    p = subprocess.Popen(cmd, env=_cli_env(schema), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(list(out.glob("part-*.parquet"))) < 2 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    assert p.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    first = _rows(url, schema)
+    assert 0 < len(first) < 30
+
+    r = subprocess.run(cmd, env=_cli_env(schema), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = _rows(url, schema)
+    assert len(rows) == 30 and len({r[1] for r in rows}) == 30 and len({r[0] for r in rows}) == 1
+    assert f"rescore run {rows[0][0]}" in r.stdout
+    again = subprocess.run(cmd, env=_cli_env(schema), capture_output=True, text=True)    # nothing left: no change
+    assert again.returncode == 0 and "scored 0 images" in again.stdout and len(_rows(url, schema)) == 30
+
+
+@pytest.mark.parametrize("where, says", [
+    (["--station-db", "postgresql://nobody@127.0.0.1:9/nowhere"], "cannot use the station database"),
+    (["--station-db", "not a url"], "cannot use the station database"),
+    (["--data", "no-such-station"], "no station database there"),
+    (["--station-db", "sqlite:///x.db", "--data", "."], "not both"),
+])
+def test_a_bad_station_database_is_refused_before_anything_is_scored(tmp_path, where, says):
+    archive = _archive(tmp_path / "archive", 2)
+    model = _model(tmp_path / "m.json", 0.2)
+    r = subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                        "--out", str(tmp_path / "r.parquet"), *where], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_another_model_on_the_same_results_folder_is_refused(tmp_path, monkeypatch):
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    from lineguard.vision.errors import DatasetError
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 3)
+    rec = StationRecorder.open(url)
+    rescore(_model(tmp_path / "a.json", 0.2), archive, tmp_path / "r.parquet", recorder=rec)
+    with pytest.raises(DatasetError, match="give a new --out"):
+        rescore(_model(tmp_path / "b.json", 0.9), archive, tmp_path / "r.parquet", recorder=rec)
+    rec.close()
+    assert len(_rows(url, None)) == 3
+
+
+def test_a_run_written_without_the_database_is_loaded_into_it_later(tmp_path, monkeypatch):
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 7)
+    model = _model(tmp_path / "m.json", 0.2)
+    rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2)    # Parquet only
+    rec = StationRecorder.open(url)
+    summary = rescore(model, archive, tmp_path / "r.parquet", recorder=rec)
+    rec.close()
+    assert summary.scored == 0 and summary.skipped == 7
+    rows = _rows(url, None)
+    assert len(rows) == 7 and len({r[1] for r in rows}) == 7
+
+
+def test_a_database_failure_mid_run_says_how_to_go_on_and_the_rerun_catches_up(tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationDbError, StationRecorder
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 6)
+    model = _model(tmp_path / "m.json", 0.2)
+    rec = StationRecorder.open(url)
+    real, calls = rec._load_part, []
+
+    def server_gone(part, table):
+        calls.append(part)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        real(part, table)
+
+    monkeypatch.setattr(rec, "_load_part", server_gone)
+    with pytest.raises(StationDbError, match="server closed the connection.*run the same command again"):
+        rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2, recorder=rec)
+    rec.close()
+    assert len(_rows(url, None)) == 2
+    again = StationRecorder.open(url)
+    rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2, recorder=again)
+    again.close()
+    assert len(_rows(url, None)) == 6
