@@ -53,3 +53,35 @@ def fitted_model_path(fitted_inspector, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "cell.lgm"
     fitted_inspector.save(path)
     return path
+
+
+# -- the station's database: SQLite, or a private schema on the real PostgreSQL ------------
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pg_reachable() -> bool:
+    try:
+        import psycopg
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means "not here"
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request):
+    """(database URL, schema): (None, None) for the station's own SQLite file, or the test
+    PostgreSQL with a private schema, dropped afterwards, so tests never see each other's rows."""
+    if request.param == "sqlite":
+        yield None, None
+        return
+    if not pg_reachable():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
+    import uuid
+    schema = f"lg_test_{uuid.uuid4().hex[:10]}"
+    yield PG_URL, schema
+    from lineguard.line.db import Database
+    db = Database(PG_URL, schema=schema)
+    db.drop_schema()
+    db.dispose()

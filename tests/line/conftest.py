@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -10,29 +9,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from fake_inspector import FakeInspector, png_bytes  # noqa: E402,F401
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_reachable() -> bool:
-    try:
-        import psycopg
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def station_factory(request, tmp_path):
-    """Build stations (fake models) on the chosen backend; PostgreSQL gets a private schema."""
+@pytest.fixture
+def station_factory(db_backend, tmp_path):
+    """Build stations (fake models) on each backend (``db_backend``: SQLite, PostgreSQL)."""
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Station
 
-    db_url = schema = None
-    if request.param == "postgresql":
-        if not _pg_reachable():
-            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    db_url, schema = db_backend
     made = []
 
     def make(sinks=None, **kw):
@@ -41,15 +24,10 @@ def station_factory(request, tmp_path):
         made.append(st)
         return st
 
-    make.backend = request.param
+    make.backend = "postgresql" if db_url else "sqlite"
     yield make
     for st in made:
         st.close()
-    if schema:
-        from lineguard.line.db import Database
-        db = Database(db_url, schema=schema)
-        db.drop_schema()
-        db.dispose()
 
 
 @pytest.fixture

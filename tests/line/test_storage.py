@@ -258,21 +258,15 @@ def test_review_verdict_is_stored_queried_counted_and_kept_out_of_retraining(sta
     assert st.jobs.good_part_keys("cell", "", 100) == [(rv.image_key, "confirmed")]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(backend, tmp_path):
-    import uuid
+def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_backend, tmp_path):
     from sqlalchemy.exc import DBAPIError
 
     from lineguard.line.config import StationConfig
     from lineguard.line.db import Database
     from lineguard.line.station import Station
 
-    from .conftest import PG_URL, _pg_reachable
-    db_url = schema = None
-    if backend == "postgresql":
-        if not _pg_reachable():
-            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    db_url, schema = db_backend
+    backend = "postgresql" if db_url else "sqlite"
     cfg = StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema)
     old = Database(cfg.database_url, schema=schema)
     old.upgrade("0001")                                 # a station database from before review bands
@@ -301,7 +295,3 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(backen
     finally:
         if st is not None:
             st.close()
-        if schema:
-            db = Database(db_url, schema=schema)
-            db.drop_schema()
-            db.dispose()

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,33 +18,14 @@ from fake_inspector import FakeInspector, png_bytes  # noqa: E402
 
 from .fake_rescore import use_fake_models  # noqa: E402
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FAKE_CLI = str(Path(__file__).with_name("fake_rescore.py"))
 
 
-def _pg_reachable() -> bool:
-    try:
-        import psycopg
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request, tmp_path):
+@pytest.fixture
+def backend(db_backend, tmp_path):
     """(database URL, schema or None): the station folder's SQLite, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}", None
-        return
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-    schema = f"lg_test_{uuid.uuid4().hex[:10]}"
-    yield PG_URL, schema
-    from lineguard.line.db import Database
-    db = Database(PG_URL, schema=schema)
-    db.drop_schema()
-    db.dispose()
+    url, schema = db_backend
+    return url or f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}", schema
 
 
 def _archive(root: Path, n: int, value: int = 60, first_seed: int = 0) -> Path:

@@ -11,21 +11,17 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import PG_URL, FakeInspector, pg_reachable
+from .conftest import FakeInspector
 
 T0 = dt.datetime(2026, 11, 30, 0, 0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def spc_station(request, tmp_path):
+@pytest.fixture
+def spc_station(db_backend, tmp_path):
     """An in-process station (fake model) on each backend; the caller adds records."""
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Station
-    db_url = schema = None
-    if request.param == "postgresql":
-        if not pg_reachable():
-            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    db_url, schema = db_backend
     made = []
 
     def make(**kw):
@@ -38,11 +34,6 @@ def spc_station(request, tmp_path):
     yield make
     for st in made:
         st.close()
-    if schema:
-        from lineguard.line.db import Database
-        db = Database(db_url, schema=schema)
-        db.drop_schema()
-        db.dispose()
 
 
 def add_parts(st, rows):

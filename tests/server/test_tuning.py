@@ -2,12 +2,11 @@
 saving new thresholds as a new version of the same model (fake model and a real .lgm)."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import PG_URL, FakeInspector, pg_reachable, png_bytes
+from .conftest import FakeInspector, png_bytes
 
 
 # -- expected_rates: counted by hand ---------------------------------------------------
@@ -44,16 +43,12 @@ def test_expected_rates_refuses_a_band_above_the_threshold():
 
 # -- the API on a station with the fake model ------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def tuned_station(request, tmp_path):
+@pytest.fixture
+def tuned_station(db_backend, tmp_path):
     from lineguard.line.auth import create_key
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Part, Station
-    db_url = schema = None
-    if request.param == "postgresql":
-        if not pg_reachable():
-            pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-        db_url, schema = PG_URL, f"lg_test_{uuid.uuid4().hex[:10]}"
+    db_url, schema = db_backend
     st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True),
                  loader=FakeInspector.load)
     st.add_model(FakeInspector(0.5, "v-a", review_threshold=0.3).to_bytes(), "cell", activate=True)
@@ -70,11 +65,6 @@ def tuned_station(request, tmp_path):
     with TestClient(create_app(station=st)) as c:
         yield st, c, keys, ids
     st.close()
-    if schema:
-        from lineguard.line.db import Database
-        db = Database(db_url, schema=schema)
-        db.drop_schema()
-        db.dispose()
 
 
 def test_tuning_data_lists_the_scores_the_version_judged(tuned_station):
