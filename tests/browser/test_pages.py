@@ -136,6 +136,7 @@ def test_gallery_filters_and_the_part_page(pages, station):
     page.select_option("select[name=defect_type]", "dent")
     page.click("text=Confirm defect")
     expect(page.locator("#history")).to_contain_text("dent")
+    expect(page.locator("#defect-type")).to_have_text("dent")   # the facts follow the review, no reload
     p.shot("part")
     # the reviewed defect found again by its type, its lot, reviewed or not
     page.goto("/app/gallery?line=LG&verdict=&defect_type=dent&reviewed=true")

@@ -29,13 +29,14 @@ LG.start(async (main) => {
     : h("p", {class: "muted"}, "No defect regions.");
 
   const history = h("div", {id: "history"});
+  // the latest review's defect type changes with each review: kept to update in place
+  const typeFact = h("dd", {id: "defect-type"}, it.defect_type || "–");
   const facts = h("dl", {class: "facts"},
     [["part", it.part_id], ["line / station", `${it.line} / ${it.station}`], ["product", it.product],
       ["lot", it.lot || "–"], ["serial", it.serial || "–"], ["inspected", LG.when(it.created_at)],
       ["source", it.source], ["model", `${it.model.model_version || ""} (registry v${it.model.registry_version ?? "?"}, `
-        + `${String(it.model.model_id).slice(0, 12)})`],
-      ["defect type", it.defect_type || "–"]]
-      .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+        + `${String(it.model.model_id).slice(0, 12)})`]]
+      .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]), h("dt", {}, "defect type"), typeFact);
 
   main.append(
     h("h1", {}, "Part ", it.part_id, " ", h("span", {class: "badge " + verdictClass(it.verdict), id: "verdict"}, it.verdict)),
@@ -61,8 +62,9 @@ LG.start(async (main) => {
     const note = h("input", {name: "note", placeholder: "note (optional)"});
     const post = async (label) => {
       try {
-        await api(inspUrl(id, "review"), {method: "POST",
+        const now = await api(inspUrl(id, "review"), {method: "POST",
           body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null}});
+        typeFact.textContent = now.defect_type || "–";
         LG.say("review saved", "ok");
         await loadHistory();
       } catch (err) { LG.fail(err); }
