@@ -72,9 +72,11 @@ class ExportedDetector:
         Spinning saves a wake-up between the layers of one call on cores nothing else
         wants. A station shares its cores with its PLC and HTTP servers, the database and
         the map writer: a spinning thread burns the core one of them needs, and one that
-        was preempted holds up the whole call. On a loaded 2-core machine a part took
-        22-24 ms spinning and 12-13 ms not (benchmarks/plc_stages_bench.py), so the
-        station turns it off. A runtime without the setting ignores it.
+        was preempted holds up the whole call. On the shared 2-core machine (load 2.2),
+        two sessions of one model called in turn in one process took p50 24 ms spinning
+        and 13 ms not; in the station at low rate the model's p99 fell from 27 to 17 ms
+        even when the machine was quiet (benchmarks/plc_stages_bench.py), so the station
+        turns it off. A runtime without the setting ignores it.
         """
         if bool(on) == self.spinning:
             return
