@@ -70,7 +70,8 @@ def make_model(work: Path) -> tuple[Path, Path]:
     return onnx, feed
 
 
-def start_station(work: Path, model: Path, window_ms: float) -> tuple[subprocess.Popen, dict]:
+def start_station(work: Path, model: Path, window_ms: float,
+                  extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict]:
     run = Path(tempfile.mkdtemp(dir=work, prefix="station-"))
     cam = run / "cam"
     cam.mkdir()
@@ -78,7 +79,7 @@ def start_station(work: Path, model: Path, window_ms: float) -> tuple[subprocess
     cmd = [sys.executable, "-m", "lineguard", "serve", "--data", str(run / "data"), "--model", str(model),
            "--product", "cell", "--line", "L1", "--port", str(ports["http"]), "--modbus-port",
            str(ports["modbus"]), "--opcua-port", str(ports["opcua"]), "--plc-images", str(cam),
-           "--inspection-window-ms", str(window_ms)]
+           "--inspection-window-ms", str(window_ms), *extra]
     log = open(run / "station.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

@@ -262,8 +262,9 @@ class LineSignal(Base):
     line: Mapped[str] = mapped_column(String(100))
     station: Mapped[str] = mapped_column(String(100))
     trigger_seq: Mapped[int] = mapped_column(Integer)                  # the station's trigger count
-    part_tag: Mapped[int] = mapped_column(Integer, default=0)          # the PLC's part number, echoed
-    recipe_id: Mapped[int] = mapped_column(Integer, default=0)
+    # UInt32 on both protocols: BIGINT, as PostgreSQL's INTEGER stops at 2**31 - 1
+    part_tag: Mapped[int] = mapped_column(BigInteger, default=0)       # the PLC's part number, echoed
+    recipe_id: Mapped[int] = mapped_column(BigInteger, default=0)
     product: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)   # the verdict sent, if any
     late_inspection_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)  # judged after the window

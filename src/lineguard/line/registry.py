@@ -40,9 +40,18 @@ def _without_paths(message: str, path: str) -> str:
     return re.sub(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*", "<station file>", message)
 
 
+def _for_the_station(insp: Any) -> Any:
+    # The station's model shares the cores with the station's own servers: its runtime's
+    # threads must not spin (see ExportedDetector.set_spinning)
+    det = getattr(insp, "detector", None)
+    if hasattr(det, "set_spinning"):
+        det.set_spinning(False)
+    return insp
+
+
 def default_loader(path: Path) -> Any:
     from ..vision.inspector import Inspector  # torch lives behind this import
-    return Inspector.load(path)
+    return _for_the_station(Inspector.load(path))
 
 
 def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
@@ -51,8 +60,8 @@ def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
         from ..runtime import onnx_file
         from ..vision.inspector import Inspector
         if onnx_file.is_export(path):
-            return Inspector.load(path, runtime=runtime, precision=precision)
-        return Inspector.load(path)
+            return _for_the_station(Inspector.load(path, runtime=runtime, precision=precision))
+        return _for_the_station(Inspector.load(path))
     return load
 
 

@@ -35,6 +35,8 @@ class ExportedDetector:
         self._model = model
         self._input = manifest["input"]["name"]
         self._lane_lock = threading.Lock()
+        # ONNX Runtime's default: idle intra-op threads spin; see set_spinning
+        self.spinning = True
         self.set_threads(threads)
 
     # -- what a runtime provides ------------------------------------------------------
@@ -59,9 +61,27 @@ class ExportedDetector:
     def set_threads(self, n: Optional[int]) -> None:
         """Rebuild with ``n`` threads (None: the ``set_threads`` knob, else every core)."""
         n = n if n is not None else edge_threads()
+        self._threads = n
         self._build(n)
         self.lanes = max(1, int(n) if n else usable_cores())
         self._lanes_ready = False
+
+    def set_spinning(self, on: bool) -> None:
+        """Whether the runtime's idle threads spin waiting for work (rebuilds if it changes).
+
+        Spinning saves a wake-up between the layers of one call on cores nothing else
+        wants. A station shares its cores with its PLC and HTTP servers, the database and
+        the map writer: a spinning thread burns the core one of them needs, and one that
+        was preempted holds up the whole call. On the shared 2-core machine (load 2.2),
+        two sessions of one model called in turn in one process took p50 24 ms spinning
+        and 13 ms not; in the station at low rate the model's p99 fell from 27 to 17 ms
+        even when the machine was quiet (benchmarks/plc_stages_bench.py), so the station
+        turns it off. A runtime without the setting ignores it.
+        """
+        if bool(on) == self.spinning:
+            return
+        self.spinning = bool(on)
+        self._build(self._threads)
 
     @property
     def parallel_parts(self) -> int:

@@ -13,7 +13,7 @@ from ..vision.errors import BundleError
 from .exported import ExportedDetector
 
 
-def make_session(model: bytes, threads: Optional[int] = None):
+def make_session(model: bytes, threads: Optional[int] = None, spinning: bool = True):
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -24,6 +24,8 @@ def make_session(model: bytes, threads: Optional[int] = None):
     opts.inter_op_num_threads = 1
     if threads:
         opts.intra_op_num_threads = int(threads)
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
@@ -36,7 +38,7 @@ class OnnxDetector(ExportedDetector):
         super().__init__(model, manifest, threads)
 
     def _build(self, threads: Optional[int]) -> None:
-        self._session = make_session(self._model, threads)
+        self._session = make_session(self._model, threads, spinning=self.spinning)
 
     def _build_lanes(self) -> None:
         # One one-thread session shared by every lane: ONNX Runtime runs concurrent

@@ -75,6 +75,10 @@ class OpenVinoDetector(ExportedDetector):
     def parallel_parts(self) -> int:
         return self.streams
 
+    def set_spinning(self, on: bool) -> None:
+        # no such switch is exposed for OpenVINO here: kept, nothing rebuilt
+        self.spinning = bool(on)
+
     def _build(self, threads: Optional[int]) -> None:
         self._compiled = self._compile(threads, "LATENCY")
         self._request = self._compiled.create_infer_request()

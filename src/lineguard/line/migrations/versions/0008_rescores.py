@@ -11,7 +11,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0008"
-down_revision = "0006"  # the lead re-chains it after 0007 at the merge
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
