@@ -308,10 +308,18 @@ class Handshake:
         self.pending = None
         self.result_valid = True
         self.counts["ok" if ans.ok else "ng"] += 1
+        if rec is None:
+            # A reject without a verdict (window missed, no image, model or storage fault)
+            # has no inspection record: this row is the only trace of that part and why it
+            # was rejected, so it is committed before the PLC may read the answer. Rare, so
+            # the commit costs the line nothing in normal running.
+            self._record(ans)
         self.answered(ans)
         self.show()
-        # stored off the handshake path (and off the protocol's thread): in trigger order, one writer
-        self._recorder.submit(self._record, ans)
+        if rec is not None:
+            # the verdict's record is already committed; what the PLC was told is stored off
+            # the handshake path (and off the protocol's thread): in trigger order, one writer
+            self._recorder.submit(self._record, ans)
 
     # -- what the PLC was told, kept ----------------------------------------------------
     def _record(self, ans: Answer) -> None:
