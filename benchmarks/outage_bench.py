@@ -34,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .plc_latency_bench import RESULTS, _free_port, make_model, start_station
+from .plc_latency_bench import RESULTS, _free_port, distribution, make_model, start_station
 
 
 class Broker:
@@ -128,15 +128,6 @@ def _owed_rows(db: Path, sink: str) -> list[tuple[str, str, dt.datetime]]:
         return [(k, e, dt.datetime.fromisoformat(c).replace(tzinfo=dt.timezone.utc)) for k, e, c in rows]
 
 
-def _dist(xs: list[float]) -> dict:
-    import numpy as np
-    if not xs:
-        return {"n": 0}
-    a = np.asarray(xs)
-    return {"n": int(a.size), **{f"p{p}": round(float(np.percentile(a, p)), 3) for p in (50, 90, 99)},
-            "max": round(float(a.max()), 3), "mean": round(float(a.mean()), 3)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=10.0, help="parts per second from the simulated PLC")
@@ -227,8 +218,8 @@ def main() -> None:
         "owed": len(owed), "owed_by_event": events, "received_unique": len(owed) - len(missing),
         "missing": len(missing), "raw_duplicates": raw_dups, "acted_on_twice": acted_twice,
         "stray_messages": stray,
-        "delivery_lag_s": {p: _dist(v) for p, v in phases.items()},
-        "delivery_lag_s_all": _dist([x for v in phases.values() for x in v]),
+        "delivery_lag_s": {p: distribution(v, 3) for p, v in phases.items()},
+        "delivery_lag_s_all": distribution([x for v in phases.values() for x in v], 3),
         # the last row written before the broker came back, received: the outage's backlog is gone
         "backlog_cleared_s_after_broker_returned": round(max(
             (first_seen[k] for k, _, c in owed if k in first_seen and c.timestamp() < marks["broker_started"]),

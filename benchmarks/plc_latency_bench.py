@@ -42,6 +42,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def distribution(xs: list[float], digits: int = 2) -> dict:
+    """n, p50, p90, p99, max and mean of a sample (the benchmarks' one summary of times)."""
+    import numpy as np
+    if not xs:
+        return {"n": 0}
+    a = np.asarray(xs, dtype=float)
+    return {"n": int(a.size), **{f"p{p}": round(float(np.percentile(a, p)), digits) for p in (50, 90, 99)},
+            "max": round(float(a.max()), digits), "mean": round(float(a.mean()), digits)}
+
+
 def _lineguard(*args: str) -> str:
     r = subprocess.run([sys.executable, "-m", "lineguard", *args], capture_output=True, text=True)
     if r.returncode != 0:

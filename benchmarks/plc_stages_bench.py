@@ -36,15 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plc_latency_bench import RESULTS, _free_port, make_model
-
-
-def _q(xs: list[float]) -> dict:
-    if not xs:
-        return {"n": 0}
-    a = np.asarray(xs, dtype=float)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p90": round(float(np.percentile(a, 90)), 2),
-            "p99": round(float(np.percentile(a, 99)), 2), "max": round(float(a.max()), 2), "n": int(a.size)}
+from .plc_latency_bench import RESULTS, _free_port, distribution, make_model
 
 
 def main() -> None:
@@ -154,7 +146,7 @@ def main() -> None:
             per["commit_and_rest"].append(ms(t_out - t_in) - inside)
             per["answer_written"].append(ms(st["answer_start"] - t_out))
             per["trigger_to_answer"].append(ms(st["answer_start"] - st["t0"]))
-        report["station"] = {k: _q(v) for k, v in per.items()}
+        report["station"] = {k: distribution(v) for k, v in per.items()}
         report["plc_seen"] = {"latency_ms": sim["latency_ms"], "missed_windows": sim["missed_windows"],
                               "answered": sim["answered"]}
         report["load_1min"] = {"before": round(load_before, 2), "after": round(load_after, 2)}
@@ -175,7 +167,7 @@ def main() -> None:
             direct["model_preprocess"].append(res.timings_ms["preprocess"])
             direct["model_postprocess"].append(res.timings_ms["postprocess"])
             time.sleep(max(0.0, 1.0 / a.rate - (time.perf_counter() - t)))
-        report["direct"] = {k: _q(v) for k, v in direct.items()}
+        report["direct"] = {k: distribution(v) for k, v in direct.items()}
         report["direct_load_1min"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     finally:
         for srv in plcs:
