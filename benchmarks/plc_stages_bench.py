@@ -34,7 +34,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 from .plc_latency_bench import RESULTS, _free_port, distribution, make_model
 
