@@ -77,6 +77,7 @@ class Study:
         path = _cache_path(data, size)
         if not path.exists():
             features(data, size)
+        self.path = path
         z = np.load(path)
         self.z = {k: z[k] for k in z.files}
         self.size = size
@@ -97,18 +98,28 @@ class Study:
               for f in fs]
         return torch.cat(fs, 1)
 
-    def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0):
-        """Exact greedy coreset over all train/good patches; (rows, bank, owner image)."""
+    def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0, layers=("stage2", "stage4")):
+        """Exact greedy coreset over all train/good patches; (rows, bank, owner image).
+        The coreset's row numbers are cached beside the features (the greedy pass over
+        every patch is the slow step: minutes on magnetic_tile)."""
+        import torch
+
         from lineguard.vision.detectors.patchcore import greedy_coreset
-        e = self.embed(self.train, zero_pad=zero_pad)
+        e = self.embed(self.train, layers=layers, zero_pad=zero_pad)
         n, c, h, w = e.shape
         rows = e.permute(0, 2, 3, 1).reshape(-1, c)
-        idx = greedy_coreset(rows, max(1, int(round(len(rows) * ratio))), 64, seed)
+        tag = "" if tuple(layers) == ("stage2", "stage4") else "-" + "+".join(layers)
+        key = self.path.with_suffix(f".coreset-{int(zero_pad)}-{ratio}-{seed}{tag}.npy")
+        if key.exists():
+            idx = torch.from_numpy(np.load(key))
+        else:
+            idx = greedy_coreset(rows, max(1, int(round(len(rows) * ratio))), 64, seed)
+            np.save(key, idx.numpy())
         return rows, rows[idx].contiguous(), idx // (h * w), (h, w)
 
-    def test_distances(self, bank, zero_pad: bool = True):
+    def test_distances(self, bank, zero_pad: bool = True, layers=("stage2", "stage4")):
         from lineguard.vision.detectors.patchcore import nearest_distance
-        e = self.embed(self.test, zero_pad=zero_pad)
+        e = self.embed(self.test, layers=layers, zero_pad=zero_pad)
         n, c, h, w = e.shape
         return nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
 
@@ -204,6 +215,16 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
                      loo_quantiles=np.round(np.quantile(cs, [0.5, 0.9, 0.99]), 2).tolist(),
                      test_good_quantiles=np.round(np.quantile(s[good], [0.5, 0.9, 0.99]), 2).tolist(),
                      **st.metrics(s))
+    elif kind == "layers":         # which backbone stages make the patch features (finest stage sets the grid)
+        for layers in (configs or ["stage2+stage4", "stage2+stage3+stage4", "stage2+stage3"]):
+            t0 = time.perf_counter()
+            ls = tuple(layers.split("+"))
+            _, bank, _, _ = st.bank(layers=ls)
+            d = st.test_distances(bank, layers=ls)
+            emit(layers=layers, dims=int(bank.shape[1]), bank_rows=len(bank), fit_s=round(time.perf_counter() - t0, 1),
+                 **st.metrics(st.image_scores(d)))
+    elif kind == "projection":     # nearest-neighbour search in a PCA subspace of the patch features
+        _projection_study(st, emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
         from benchmarks import discriminator_study
         out = Path("benchmarks/results") / (f"study-discriminator-{Path(data).resolve().name}-{size[0]}x{size[1]}"
@@ -213,12 +234,62 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         raise SystemExit(f"unknown study {kind!r}")
 
 
+def _projection_study(st: "Study", emit) -> None:
+    """The bank and the queries projected onto the top-k principal axes of the good
+    patches: the distance matmul then costs k/C of the full one (it is most of an
+    inspection's time at 224 px). "+residual" adds each query patch's energy off the
+    subspace (what the projection throws away) back to its squared distance. The bank
+    rows are the full-width coreset's; speed is the torch matmul of one part's patches
+    against the bank (the exported graph does the same arithmetic)."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import nearest_distance
+    rows, bank, _, (h, w) = st.bank()
+    g = torch.Generator().manual_seed(0)
+    sample = rows[torch.randperm(len(rows), generator=g)[:200_000]]
+    mean = sample.mean(0)
+    cov = torch.cov((sample - mean).T)
+    evals, evecs = torch.linalg.eigh(cov)
+    order = evals.argsort(descending=True)
+    evals, evecs = evals[order], evecs[:, order]
+    energy = (evals.cumsum(0) / evals.sum()).numpy()
+    e = st.embed(st.test)
+    n, c = e.shape[:2]
+    q = e.permute(0, 2, 3, 1).reshape(-1, c)
+    one = q[:h * w]
+
+    def timed(qq: torch.Tensor, bb: torch.Tensor) -> float:
+        bt = (-2 * bb).T.contiguous()
+        bsq = (bb * bb).sum(1)
+        for _ in range(3):
+            torch.addmm(bsq[None], qq, bt).min(1)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            torch.addmm(bsq[None], qq, bt).min(1)
+        return round((time.perf_counter() - t0) / 20 * 1000, 2)
+
+    full = nearest_distance(q, bank).view(n, h, w)
+    emit(dims=c, variant="full width (today)", bank_rows=len(bank), matmul_ms=timed(one, bank),
+         **st.metrics(st.image_scores(full)))
+    for k in (16, 24, 32, 48, 64, 96):
+        v = evecs[:, :k]
+        qk, bk = (q - mean) @ v, (bank - mean) @ v
+        d_in = nearest_distance(qk, bk)
+        res = ((q - mean) ** 2).sum(1) - (qk ** 2).sum(1)
+        ms = timed(qk[:h * w].contiguous(), bk.contiguous())
+        for variant, d in (("subspace", d_in), ("subspace+residual", (d_in ** 2 + res.clamp_min(0)).sqrt())):
+            emit(dims=k, variant=variant, energy=round(float(energy[k - 1]), 4), matmul_ms=ms,
+                 **st.metrics(st.image_scores(d.view(n, h, w))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator"])
+    ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
+                                     "projection", "layers"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
-    ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS")
+    ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
+                    "layers: stage sets such as stage2+stage3+stage4")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
     a = ap.parse_args()

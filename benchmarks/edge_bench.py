@@ -204,6 +204,31 @@ def nn_bench(threads: int) -> dict:
             "rows": rows, "load_avg": os.getloadavg(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def machine_reference(threads: int) -> dict:
+    """How fast this machine is today, on work that does not depend on lineguard: the
+    reference VM's speed moved by a third between sessions for the same code (fast
+    profile 10.7-13.5 ms one day, 7.2 ms another), so each result carries these to
+    compare runs made on different days. Best of 7: a 1024^3 fp32 matmul (GFLOP/s) and
+    a 256 MB copy (GB/s)."""
+    import numpy as np
+    import torch
+    torch.set_num_threads(threads)
+    a = torch.randn(1024, 1024)
+    src = np.ones(64 << 20, np.float32)
+    dst = np.empty_like(src)
+
+    def best(f) -> float:
+        f()
+        ts = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+    return {"matmul_gflops": round(2 * 1024 ** 3 / best(lambda: a @ a) / 1e9, 1),
+            "copy_gb_per_s": round(2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9, 1)}
+
+
 def _has(module: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(module) is not None
@@ -236,6 +261,7 @@ def main() -> None:
     ap.add_argument("--infer-worker", help=argparse.SUPPRESS)
     ap.add_argument("--load-kw", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--nn-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--machine-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.train_worker:
         print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads, a.profile,
@@ -248,10 +274,14 @@ def main() -> None:
     if a.nn_worker:
         print("RESULT " + json.dumps(nn_bench(a.threads)))
         return
+    if a.machine_worker:
+        print("RESULT " + json.dumps(machine_reference(a.threads)))
+        return
     if not Path(a.data).exists():
         sys.exit(f"{a.data}: dataset not found; pass --data DATASET/CATEGORY (MVTec layout)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
+    machine = _sub(["--machine-worker", "--threads", str(a.threads)])
     with tempfile.TemporaryDirectory() as wd:
         tr = _sub(["--data", a.data, "--train-worker", wd, "--train-n", str(a.train_n), "--threads", str(a.threads),
                    "--profile", a.profile, "--coreset-ratio", str(a.coreset_ratio)])
@@ -279,7 +309,7 @@ def main() -> None:
         r.pop("scores")
         r.pop("verdicts")
     out = {"benchmark": "edge", "category": Path(a.data).name, "threads": a.threads, "train": tr,
-           "runtimes": runs, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+           "runtimes": runs, "cpu_count": os.cpu_count(), "platform": platform.platform(), "machine": machine,
            "load_avg_start": load_start, "load_avg_end": os.getloadavg(),
            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "note": "ms/part are end to end (decoded photo in memory -> verdict, map at photo size, regions); "
@@ -289,7 +319,8 @@ def main() -> None:
     path.write_text(json.dumps(out, indent=1))
     cols = ("image_auroc", "ms_per_part_batch1", "ms_per_part_batch16", "parts_per_s", "peak_mb", "model_mb")
     print(f"train {tr['train_s']} s on {tr['n_train']} images; export {tr['export_s']} s, int8 {tr['export_int8_s']} s; "
-          f"load avg {load_start[0]:.1f} -> {out['load_avg_end'][0]:.1f}")
+          f"load avg {load_start[0]:.1f} -> {out['load_avg_end'][0]:.1f}; machine: {machine['matmul_gflops']} GFLOP/s "
+          f"matmul, {machine['copy_gb_per_s']} GB/s copy")
     print("| runtime | " + " | ".join(cols) + " | verdicts = torch |")
     print("|---" * (len(cols) + 2) + "|")
     for rt, r in runs.items():

@@ -194,7 +194,10 @@ def test_greedy_coreset_covers_every_cluster():
 
 
 @pytest.mark.parametrize("block", [7, 4096])
-def test_nearest_distance_matches_brute_force(block):
+@pytest.mark.parametrize("chunk", [17, 512])
+def test_nearest_distance_matches_brute_force(block, chunk, monkeypatch):
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring
+    monkeypatch.setattr(PatchCoreScoring, "bank_chunk", chunk)   # 17: seven full pieces and a short one
     g = torch.Generator().manual_seed(4)
     q = torch.randn(300, 48, generator=g)
     bank = torch.randn(120, 48, generator=g) * 2
@@ -221,3 +224,35 @@ def test_model_files_from_before_the_new_defaults_judge_as_they_did(good_parts):
     x = good_parts[4:6]
     np.testing.assert_allclose(loaded.score(x)[0], old.score(x)[0], rtol=1e-6)
     assert PatchCore().pool_padding == "zeros" and PatchCore().image_score == "map_max"
+
+
+@pytest.mark.parametrize("chunk", [37, 512, 100_000])
+def test_scoring_module_bank_in_pieces_matches_brute_force(good_parts, test_parts, monkeypatch, chunk):
+    """The scoring module searches the bank in pieces of ``bank_chunk`` rows (speed: the
+    distance matrix stays in cache); the nearest distance must not depend on the piece
+    size, a last piece shorter than the others included."""
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring
+    det = PatchCore(coreset_ratio=0.5, batch_size=8).fit(good_parts)
+    bank = det.memory_bank_
+    assert len(bank) % 37 != 0 and len(bank) > 37   # several pieces, a ragged last one
+    monkeypatch.setattr(PatchCoreScoring, "bank_chunk", chunk)
+    module = det.scoring_module().eval()
+    images, _, _ = test_parts
+    with torch.no_grad():
+        emb = module.embed(torch.from_numpy(np.ascontiguousarray(images[:4])))
+        q = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+        got = module._nearest(q)
+    want = torch.cdist(q.double(), bank.double()).min(1).values.float()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_nearest_distance_leaves_excluded_rows_out_in_every_piece(monkeypatch):
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring
+    monkeypatch.setattr(PatchCoreScoring, "bank_chunk", 17)
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(40, 12, generator=g)
+    bank = torch.randn(100, 12, generator=g)
+    exclude = torch.zeros(100, dtype=torch.bool)
+    exclude[::3] = True                       # rows left out in every piece of the bank
+    want = torch.cdist(q, bank[~exclude]).min(1).values
+    torch.testing.assert_close(nearest_distance(q, bank, exclude=exclude), want, rtol=1e-4, atol=1e-4)

@@ -98,6 +98,22 @@ def test_patchcore_profiles_export_with_parity(synth_category, tmp_path, profile
     _assert_parity(insp, Inspector.load(tmp_path / "p.onnx"), files)
 
 
+def test_bank_searched_in_pieces_exports_with_parity(synth_category, tmp_path, monkeypatch):
+    """The exported graph searches the bank in fixed pieces of ``bank_chunk`` rows; with
+    several pieces (a short last one) it must score as torch does, at any batch size."""
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring
+    monkeypatch.setattr(PatchCoreScoring, "bank_chunk", 29)
+    files = _test_files(synth_category)
+    insp = Inspector.fit(synth_category / "train" / "good", image_size=96, seed=0)
+    assert len(insp.detector.memory_bank_) > 2 * 29 and len(insp.detector.memory_bank_) % 29
+    export_onnx(insp, tmp_path / "p.onnx")
+    onnx_insp = Inspector.load(tmp_path / "p.onnx")
+    _assert_parity(insp, onnx_insp, files)
+    x = _inputs(onnx_insp, files[:3])
+    one = np.concatenate([onnx_insp.detector.score(x[i:i + 1])[0] for i in range(3)])
+    np.testing.assert_allclose(one, onnx_insp.detector.score(x)[0], rtol=1e-5)
+
+
 def test_damaged_exports_are_refused(exported, tmp_path):
     data = exported.read_bytes()
     flipped = bytearray(data)
