@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lineguard.vision.profiles import PROFILES as _PRODUCT_PROFILES
+
 DATASETS = ["../shared/datasets/magnetic_tile", "../shared/datasets/kolektorsdd/commutator"]
-PROFILES = {
-    # the default of `lineguard train` and `serve`: 224x224, <= 10 ms/part on ONNX Runtime
-    "fast": dict(detector="patchcore", image_size=224),
-    # the parts' own aspect ratio (short side 224): tall or wide parts are not squeezed
-    "quality": dict(detector="patchcore", image_size="auto"),
-}
+# The product's profiles (lineguard.vision.profiles): fast is the default of `lineguard
+# train` and the station; quality takes the parts' own aspect ratio and MobileNetV2.
+PROFILES = {name: dict(detector="patchcore", **settings) for name, settings in _PRODUCT_PROFILES.items()}
 FRR_TARGET = 0.01
 
 

@@ -14,6 +14,10 @@ test parts <= 1%.
     python -m benchmarks.detection_study calibration --data ../shared/datasets/magnetic_tile --size 224
     python -m benchmarks.detection_study discriminator --data ../shared/datasets/magnetic_tile --size 224 \
         [--configs n0.5-lin ...] [--subsets 50 100] [--tag NAME]     (see discriminator_study.py)
+    python -m benchmarks.detection_study projection --data ...   (bank searched in a PCA subspace)
+    python -m benchmarks.detection_study layers --data ... [--configs stage2+stage3+stage4 ...]
+    python -m benchmarks.detection_study backbones --data ... [--configs mobilenet_v2 ...]
+    python -m benchmarks.detection_study density --data ...      (distances over a local scale)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -37,8 +41,9 @@ def _size(text: str) -> tuple[int, int]:
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-def _cache_path(data: str, size: tuple[int, int]) -> Path:
-    return CACHE / f"{Path(data).resolve().name}-{size[0]}x{size[1]}.npz"
+def _cache_path(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0") -> Path:
+    tag = "" if backbone == "efficientnet_lite0" else f"-{backbone}"
+    return CACHE / f"{Path(data).resolve().name}-{size[0]}x{size[1]}{tag}.npz"
 
 
 def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0") -> Path:
@@ -64,7 +69,7 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
             t = (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
             for s, f in zip(stages, bb(t)):
                 out[s].append(f.half().numpy())
-    path = _cache_path(data, size)
+    path = _cache_path(data, size, backbone)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{s: np.concatenate(v) for s, v in out.items()},
              split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
@@ -73,10 +78,10 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
 
 
 class Study:
-    def __init__(self, data: str, size: tuple[int, int]):
-        path = _cache_path(data, size)
+    def __init__(self, data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0"):
+        path = _cache_path(data, size, backbone)
         if not path.exists():
-            features(data, size)
+            features(data, size, backbone)
         self.path = path
         z = np.load(path)
         self.z = {k: z[k] for k in z.files}
@@ -223,6 +228,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
             d = st.test_distances(bank, layers=ls)
             emit(layers=layers, dims=int(bank.shape[1]), bank_rows=len(bank), fit_s=round(time.perf_counter() - t0, 1),
                  **st.metrics(st.image_scores(d)))
+    elif kind == "backbones":      # another backbone alone, and fused with Lite0 patch by patch
+        _backbone_study(st, data, size, configs or ["mobilenet_v2", "efficientnet_lite1"], emit)
+    elif kind == "density":        # distances relative to the local spread of good patches
+        _density_study(st, emit)
     elif kind == "projection":     # nearest-neighbour search in a PCA subspace of the patch features
         _projection_study(st, emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
@@ -232,6 +241,92 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         discriminator_study.run(st, data, emit, configs or list(discriminator_study.CONFIGS), subsets or [], out)
     else:
         raise SystemExit(f"unknown study {kind!r}")
+
+
+def _loo_and_test(st: "Study"):
+    """Every training part's patch distances to the bank without its own patches (what
+    PatchCore's calibration uses) and the test parts' distances, stages 2+4."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import nearest_distance
+    rows, bank, owner, (h, w) = st.bank()
+    per = h * w
+    bsq = (bank * bank).sum(1)
+    loo = torch.stack([nearest_distance(rows[i * per:(i + 1) * per], bank, bsq, exclude=owner == i).view(h, w)
+                       for i in range(len(st.train))])
+    return loo, st.test_distances(bank)
+
+
+def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: list[str], emit) -> None:
+    """Each backbone's own PatchCore (stages 2+4, the same bank rules), then the sum of
+    Lite0's and its patch distances, each divided by its median leave-one-part-out
+    distance on the training parts (a scale learned from good parts only), and
+    smoothed and scored as one map. Cost: both backbones and both searches per part."""
+    import torch
+    base_loo, base_d = _loo_and_test(st)
+    base_scale = float(base_loo.median())
+    for name in backbones:
+        t0 = time.perf_counter()
+        other = Study(data, size, backbone=name)
+        loo, d = _loo_and_test(other)
+        if d.shape != base_d.shape:
+            d = torch.nn.functional.interpolate(d[:, None], size=base_d.shape[-2:], mode="bilinear")[:, 0]
+        emit(backbone=name, fit_s=round(time.perf_counter() - t0, 1), **other.metrics(other.image_scores(d)))
+        scale = float(loo.median())
+        for w in (0.5, 1.0):
+            fused = base_d / base_scale + w * d / scale
+            emit(backbone=f"efficientnet_lite0 + {w} x {name}", scales=[round(base_scale, 3), round(scale, 3)],
+                 **st.metrics(st.image_scores(fused)))
+
+
+def _nearest_with_index(q, bank, block: int = 4096):
+    """(distance, index) of each query row's nearest bank row."""
+    import torch
+    bsq = (bank * bank).sum(1)
+    ds, ix = [], []
+    for i in range(0, len(q), block):
+        qb = q[i:i + block]
+        v, j = torch.addmm(bsq[None], qb, bank.T, alpha=-2.0).min(1)
+        ds.append((v + (qb * qb).sum(1)).clamp_min(0).sqrt())
+        ix.append(j)
+    return torch.cat(ds), torch.cat(ix)
+
+
+def _density_study(st: "Study", emit) -> None:
+    """A patch's distance divided by a local scale of the bank row it matched: where good
+    parts vary a lot (texture, edges) their patches lie far from the bank rows that cover
+    them, so a large distance there is ordinary. Scales learned from train/good only:
+    "cover": mean distance of the training patches whose nearest bank row it is (each
+    part's own rows left out), "knn-k": distance to the k-th nearest other bank row. The
+    score is d / (alpha * median scale + scale), alpha the regulariser."""
+    import torch
+    rows, bank, owner, (h, w) = st.bank()
+    per = h * w
+    # training patches' nearest rows, own part's bank rows left out (as calibration does)
+    loo_d = torch.empty(len(rows))
+    loo_j = torch.empty(len(rows), dtype=torch.long)
+    bsq = (bank * bank).sum(1)
+    for i in range(len(st.train)):
+        q = rows[i * per:(i + 1) * per]
+        b2 = bsq.masked_fill(owner == i, float("inf"))
+        v, j = torch.addmm(b2[None], q, bank.T, alpha=-2.0).min(1)
+        loo_d[i * per:(i + 1) * per] = (v + (q * q).sum(1)).clamp_min(0).sqrt()
+        loo_j[i * per:(i + 1) * per] = j
+    cnt = torch.bincount(loo_j, minlength=len(bank)).float()
+    cover = torch.bincount(loo_j, weights=loo_d, minlength=len(bank)) / cnt.clamp_min(1)
+    cover = torch.where(cnt > 0, cover, cover[cnt > 0].median())
+    bb = torch.cdist(bank, bank)
+    bb.fill_diagonal_(float("inf"))
+    knn = bb.topk(5, dim=1, largest=False).values
+    e = st.embed(st.test)
+    n, c = e.shape[:2]
+    d, j = _nearest_with_index(e.permute(0, 2, 3, 1).reshape(-1, c), bank)
+    emit(variant="plain nearest distance (today)", **st.metrics(st.image_scores(d.view(n, h, w))))
+    for name, scale in (("cover", cover), ("knn-1", knn[:, 0]), ("knn-5", knn[:, 4])):
+        med = float(scale.median())
+        for alpha in (0.5, 1.0, 3.0):
+            dd = d / (alpha * med + scale[j]) * (alpha + 1) * med
+            emit(variant=f"{name}, alpha {alpha}", **st.metrics(st.image_scores(dd.view(n, h, w))))
 
 
 def _projection_study(st: "Study", emit) -> None:
@@ -285,11 +380,11 @@ def _projection_study(st: "Study", emit) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
-                                     "projection", "layers"])
+                                     "projection", "layers", "backbones", "density"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
-                    "layers: stage sets such as stage2+stage3+stage4")
+                    "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
     a = ap.parse_args()

@@ -157,6 +157,32 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
 # --------------------------------------------------------------------------- bad input
 
 
+def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, tmp_path):
+    """--profile quality: the photos' own aspect ratio and MobileNetV2 features; the
+    default (fast) stays Lite0 at a square input; --backbone / --image-size override."""
+    from PIL import Image
+    root, cat, model = line
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for p in sorted((cat / "train" / "good").glob("*.png"))[:12]:
+        Image.open(p).resize((256, 128)).save(wide / p.name)       # 2:1 parts
+    r = run_cli("train", wide, "-o", "q.lgm", "--profile", "quality", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(run_cli("info", "q.lgm", cwd=tmp_path).stdout)
+    assert d["params"]["backbone"] == "mobilenet_v2"
+    h, w = d["preprocess"]["image_size"]
+    assert w == 2 * h                                                 # not squeezed to a square
+    fast = json.loads(run_cli("info", model, cwd=root).stdout)
+    assert fast["params"]["backbone"] == "efficientnet_lite0"
+    r = run_cli("train", wide, "-o", "o.lgm", "--profile", "quality", "--backbone", "efficientnet_lite0",
+                "--image-size", 64, "--frr", 0.2, "--threads", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(run_cli("info", "o.lgm", cwd=tmp_path).stdout)
+    assert d["params"]["backbone"] == "efficientnet_lite0" and d["preprocess"]["image_size"] == 64
+    r = run_cli("train", wide, "-o", "x.lgm", "--profile", "best", cwd=tmp_path)
+    assert r.returncode == 2 and "fast" in r.stderr and "quality" in r.stderr
+
+
 def test_train_on_an_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_cli("train", "empty", "-o", "m.lgm", "--image-size", SIZE, cwd=tmp_path)

@@ -89,8 +89,12 @@ def test_shadow_compare_train_and_rollback(station):
         assert eng.post("/api/v1/models/p-life/train",
                         json={"line": "L1", "source": "confirmed", "min_images": 5}).status_code == 400
         assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "source": "all"}).status_code == 422
+        assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "profile": "best"}).status_code == 422
         job = eng.post("/api/v1/models/p-life/train",
-                       json={"line": "L1", "source": "sample", "min_images": 5, "activate": True}).json()
+                       json={"line": "L1", "source": "sample", "min_images": 5, "activate": True,
+                             "profile": "quality"}).json()
+        # the profile's settings reach the trainer: the parts' aspect ratio, MobileNetV2 features
+        assert job["params"]["fit"]["image_size"] == "auto" and job["params"]["fit"]["backbone"] == "mobilenet_v2"
         for _ in range(100):
             job = eng.get(f"/api/v1/jobs/{job['id']}").json()
             if job["status"] in ("done", "failed"):

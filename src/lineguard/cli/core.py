@@ -36,6 +36,30 @@ precision_option = click.option("--precision", type=click.Choice(["fp32", "bf16"
                                      "parts near the threshold can flip (measured in the README).")
 
 
+def _profile_options(f):
+    """--profile, --image-size and --backbone: a profile's settings, each overridable."""
+    from ..vision.backbones import BACKBONES
+    from ..vision.profiles import DEFAULT_PROFILE, PROFILES
+    f = click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=None,
+                     help="Pretrained feature extractor (default: the profile's).")(f)
+    f = click.option("--image-size", default=None,
+                     help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), or auto / autoN: the good "
+                          "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not "
+                          "squeezed). Default: the profile's.")(f)
+    return click.option("--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
+                        help="fast: 224x224, EfficientNet-Lite0, ~7 ms a part exported. quality: the parts' own "
+                             "aspect ratio, MobileNetV2; for thin or small defects on long parts, several "
+                             "times slower (README, Benchmarks).")(f)
+
+
+def _fit_settings(profile: str, image_size: Optional[str], backbone: Optional[str], detector: str) -> dict:
+    from ..vision.profiles import profile_settings
+    out = profile_settings(profile, _parse_size(image_size) if image_size else None, backbone)
+    if detector != "patchcore" and backbone is None:
+        out.pop("backbone")          # other detectors keep their own default features
+    return out
+
+
 def _parse_size(size: str):
     """'224' -> 224, '224x384' -> (224, 384) (height x width), 'auto' / 'auto256' as is
     (the good photos' aspect ratio, see ``Inspector.fit``)."""
@@ -71,9 +95,7 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 @click.option("--review-rate", type=float, default=0.0, show_default=True,
               help="Share of good parts to send to REVIEW (a person looks) instead of OK, e.g. 0.05; "
                    "0: no review band, every part OK or NG.")
-@click.option("--image-size", default="224", show_default=True,
-              help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), or auto / autoN: the good "
-                   "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not squeezed).")
+@_profile_options
 @click.option("--resize", default="stretch", show_default=True, help="stretch or pad (keep aspect).")
 @click.option("--orient", default="none", show_default=True,
               help="landscape: turn portrait photos so the long side is horizontal.")
@@ -97,14 +119,14 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 @click.option("--strict/--no-strict", default=False, help="Refuse to train if any image is unreadable.")
 @threads_option
 def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate: float, review_rate: float,
-          image_size: str,
+          profile: str, image_size: Optional[str], backbone: Optional[str],
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
           threads: Optional[int], group_by: Optional[str] = None, exclude_suspects: bool = False) -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
-    params = {}
+    params = _fit_settings(profile, image_size, backbone, detector)
     if coreset_ratio is not None:
         params["coreset_ratio"] = coreset_ratio
     if output.suffix != ".lgm":
@@ -112,7 +134,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     try:
         with progress() as cb:
             insp = Inspector.fit(list(good), detector=detector, false_reject_rate=false_reject_rate,
-                                 image_size=_parse_size(image_size), resize=resize, orient=orient,
+                                 resize=resize, orient=orient,
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
                                  progress=cb, review_rate=review_rate, groups=group_by,
@@ -228,7 +250,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @click.option("-o", "--output", type=PathArg, default=None, help="Report folder (JSON, plots, gallery).")
 @click.option("--model", type=PathArg, default=None, help="Evaluate this model instead of training on train/good.")
 @click.option("--detector", default="patchcore", show_default=True)
-@click.option("--image-size", default="224", show_default=True, help="N (square) or HEIGHTxWIDTH.")
+@_profile_options
 @click.option("--resize", default="stretch", show_default=True)
 @click.option("--orient", default="none", show_default=True, help="none or landscape.")
 @click.option("--frr", "false_reject_rate", type=float, default=0.01, show_default=True)
@@ -242,8 +264,9 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @runtime_option
 @precision_option
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(category: Path, output: Optional[Path], model: Optional[Path], detector: str, image_size: str,
-             resize: str, orient: str, false_reject_rate: float, review_rate: Optional[float],
+def evaluate(category: Path, output: Optional[Path], model: Optional[Path], detector: str, profile: str,
+             image_size: Optional[str], backbone: Optional[str], resize: str, orient: str,
+             false_reject_rate: float, review_rate: Optional[float],
              coreset_ratio: Optional[float],
              max_train: Optional[int], save_model: Optional[Path], threads: Optional[int], runtime: Optional[str],
              precision: Optional[str], seed: int) -> None:
@@ -263,9 +286,11 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
             fail("--runtime and --precision apply to an exported model: give --model MODEL.onnx")
         else:
             train_files = cat.train_good[:max_train] if max_train else cat.train_good
-            params = {"coreset_ratio": coreset_ratio} if coreset_ratio is not None else {}
+            params = _fit_settings(profile, image_size, backbone, detector)
+            if coreset_ratio is not None:
+                params["coreset_ratio"] = coreset_ratio
             with progress() as cb:
-                insp = Inspector.fit(train_files, detector=detector, image_size=_parse_size(image_size),
+                insp = Inspector.fit(train_files, detector=detector,
                                      resize=resize, orient=orient,
                                      false_reject_rate=false_reject_rate, seed=seed, progress=cb,
                                      review_rate=review_rate or 0.0, **params)

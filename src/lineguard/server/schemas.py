@@ -39,7 +39,11 @@ class TrainIn(BaseModel):
     min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
     detector: str = Field(default="patchcore", max_length=50)
-    image_size: int = Field(default=224, ge=32, le=1024)
+    profile: Literal["fast", "quality"] = Field(
+        default="fast", description="fast: 224x224, EfficientNet-Lite0; quality: the parts' own aspect ratio, "
+                                    "MobileNetV2 (slower; for thin or small defects on long parts)")
+    image_size: Optional[int] = Field(default=None, ge=32, le=1024, description="square input side; default: the "
+                                                                                "profile's")
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
     review_rate: float = Field(default=0.0, ge=0, lt=0.5,
                                description="share of good parts sent to REVIEW; 0: no review band")

@@ -90,10 +90,14 @@ def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Sta
              responses=errors(400, 401, 403, 404, 409, 422))
 def train_model(product: str, body: TrainIn, station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    from ...vision.profiles import profile_settings
+    settings = profile_settings(body.profile, body.image_size)
+    if body.detector != "patchcore":
+        settings.pop("backbone")     # other detectors keep their own default features
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.name, detector=body.detector,
-                                       image_size=body.image_size, false_reject_rate=body.false_reject_rate,
-                                       seed=body.seed, review_rate=body.review_rate, source=body.source)
+                                       false_reject_rate=body.false_reject_rate, seed=body.seed,
+                                       review_rate=body.review_rate, source=body.source, **settings)
     return job_to_dict(job)
 
 

@@ -1,0 +1,94 @@
+"""How many bank rows per distance matmul (``PatchCoreScoring.bank_chunk``), in ONNX Runtime.
+
+The nearest-neighbour step of an inspection is a (query patches x bank rows) matmul and a
+minimum over each row. As one piece the distance matrix is megabytes and is written and
+read back through memory; cut into pieces of the bank it stays in cache. This exports
+just that step for the bank sizes lineguard meets (784 queries = a 224 px part; 2016 = the
+quality profile's 576 x 224 KolektorSDD part; banks from 200 and 762 training parts) with
+several piece sizes (0 = one piece, as before), checks every variant gives the same
+distances, and times them alternately in one process, 2 threads.
+
+    python -m benchmarks.bank_chunk_bench [--threads 2] [--rounds 7]
+
+Writes benchmarks/results/study-bank-chunks.json.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+CASES = ((784, 3136), (784, 11948), (2016, 8064))
+CHUNKS = (0, 256, 384, 512, 768, 1024, 2048)
+
+
+def _session(bank, chunk: int, queries: int, threads: int):
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    class Nearest(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("neg2_bank_t", (-2 * bank).T.contiguous())
+            self.register_buffer("bank_sq", (bank * bank).sum(1))
+            self.n, self.step = len(bank), chunk or len(bank)
+
+        def forward(self, q):
+            best = None
+            for a in range(0, self.n, self.step):
+                b = min(self.n, a + self.step)
+                part = torch.addmm(self.bank_sq[None, a:b], q, self.neg2_bank_t[:, a:b]).min(1).values
+                best = part if best is None else torch.minimum(best, part)
+            return (best + (q * q).sum(1)).clamp_min(0).sqrt()
+
+    f = io.BytesIO()
+    torch.onnx.export(Nearest(), (torch.randn(queries, bank.shape[1]),), f, opset_version=17,
+                      input_names=["q"], output_names=["d"], dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(f.getvalue(), opts, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    a = ap.parse_args()
+    import torch
+    torch.manual_seed(0)
+    rows = []
+    for queries, bank_rows in CASES:
+        bank = torch.randn(bank_rows, 152)
+        q = np.random.default_rng(0).standard_normal((queries, 152)).astype(np.float32)
+        sessions = {c: _session(bank, c, queries, a.threads) for c in CHUNKS}
+        ref = sessions[0].run(None, {"q": q})[0]
+        times: dict[int, list[float]] = {c: [] for c in CHUNKS}
+        for _ in range(a.rounds):
+            for c, s in sessions.items():
+                np.testing.assert_allclose(s.run(None, {"q": q})[0], ref, rtol=1e-4, atol=1e-3)
+                t0 = time.perf_counter()
+                for _ in range(10):
+                    s.run(None, {"q": q})
+                times[c].append((time.perf_counter() - t0) * 100)
+        row = {"queries": queries, "bank_rows": bank_rows,
+               "median_ms_by_chunk": {str(c): round(statistics.median(v), 2) for c, v in times.items()}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    out = Path(__file__).resolve().parent / "results" / "study-bank-chunks.json"
+    out.write_text(json.dumps({"benchmark": "bank chunks (ONNX Runtime, nearest-neighbour step only)",
+                               "threads": a.threads, "rounds": a.rounds, "chunk_0_means": "one piece (before)",
+                               "rows": rows, "load_avg": os.getloadavg(),
+                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Model profiles: named settings a plant picks by what the line needs, not by knob.
+
+- ``fast`` (the default of ``train`` and of the station): 224 x 224 input, EfficientNet-Lite0.
+  Made for the line's pace: about 7 ms a part through ONNX Runtime on 2 cores.
+- ``quality``: the good parts' own aspect ratio with a short side of 224 (tall or wide parts
+  are not squeezed) and MobileNetV2 features. Several times the work of ``fast`` on long
+  parts; for parts whose defects are thin or small against the part.
+
+Why these, measured on the fixed validation halves of two real products
+(``benchmarks/detection_study.py``, every setting in ``benchmarks/results/study-*.json``):
+at the quality profile's input MobileNetV2's features beat Lite0's on both, image AUROC
+0.978 vs 0.975 on magnetic tile (256 x 224) and 0.933 vs 0.884 on KolektorSDD (576 x 224);
+at 224 x 224 on magnetic tile Lite0 stays ahead (0.984 vs 0.978), so ``fast`` keeps it.
+Either setting can still be given on its own (``--image-size``, ``--backbone``); what is
+given explicitly wins over the profile.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "fast": {"image_size": 224, "backbone": "efficientnet_lite0"},
+    "quality": {"image_size": "auto", "backbone": "mobilenet_v2"},
+}
+DEFAULT_PROFILE = "fast"
+
+
+def profile_settings(name: str = DEFAULT_PROFILE, image_size: Union[None, int, str, tuple[int, int]] = None,
+                     backbone: Optional[str] = None) -> dict[str, Any]:
+    """``Inspector.fit`` keyword arguments of a profile, with explicit choices kept."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    out = dict(PROFILES[name])
+    if image_size is not None:
+        out["image_size"] = image_size
+    if backbone is not None:
+        out["backbone"] = backbone
+    return out
