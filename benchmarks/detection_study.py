@@ -18,6 +18,7 @@ test parts <= 1%.
     python -m benchmarks.detection_study layers --data ... [--configs stage2+stage3+stage4 ...]
     python -m benchmarks.detection_study backbones --data ... [--configs mobilenet_v2 ...]
     python -m benchmarks.detection_study density --data ...      (distances over a local scale)
+    python -m benchmarks.detection_study small --data ... [--subsets 50 100]   (small training sets)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -230,6 +231,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
                  **st.metrics(st.image_scores(d)))
     elif kind == "backbones":      # another backbone alone, and fused with Lite0 patch by patch
         _backbone_study(st, data, size, configs or ["mobilenet_v2", "efficientnet_lite1"], emit)
+    elif kind == "small":          # 50 / 100 good parts: Lite0, MobileNetV2, both
+        _small_sets_study(st, data, size, subsets or [50, 100], emit)
     elif kind == "density":        # distances relative to the local spread of good patches
         _density_study(st, emit)
     elif kind == "projection":     # nearest-neighbour search in a PCA subspace of the patch features
@@ -241,6 +244,33 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         discriminator_study.run(st, data, emit, configs or list(discriminator_study.CONFIGS), subsets or [], out)
     else:
         raise SystemExit(f"unknown study {kind!r}")
+
+
+def _small_sets_study(st: "Study", data: str, size: tuple[int, int], sizes: list[int], emit) -> None:
+    """A small plant's training set (the same seeded draws as core_bench: 50 then 100 good
+    parts) for Lite0, MobileNetV2 and both summed: escapes at 1% false rejects on test/good."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    other = Study(data, size, backbone="mobilenet_v2")
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        pick = np.sort(rng.choice(len(st.train), size=min(n, len(st.train)), replace=False))
+        ds, scales = {}, {}
+        for name, s in (("efficientnet_lite0", st), ("mobilenet_v2", other)):
+            e = s.embed(s.train[pick])
+            _, c, h, w = e.shape
+            rows = e.permute(0, 2, 3, 1).reshape(-1, c)
+            idx = greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)
+            bank = rows[idx]
+            owner = idx // (h * w)
+            loo = torch.cat([nearest_distance(rows[i * h * w:(i + 1) * h * w], bank, exclude=owner == i)
+                             for i in range(len(pick))])
+            scales[name] = float(loo[torch.isfinite(loo)].median())
+            ds[name] = s.test_distances(bank)
+            emit(n_good=n, backbone=name, **s.metrics(s.image_scores(ds[name])))
+        fused = sum(d / scales[k] for k, d in ds.items())
+        emit(n_good=n, backbone="efficientnet_lite0 + mobilenet_v2", **st.metrics(st.image_scores(fused)))
 
 
 def _loo_and_test(st: "Study"):
@@ -380,7 +410,8 @@ def _projection_study(st: "Study", emit) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
-                                     "projection", "layers", "backbones", "density"])
+                                     "projection", "layers", "backbones", "density",
+                                     "small"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "

@@ -88,7 +88,8 @@ def test_padim_export_parity(synth_category, tmp_path):
 
 
 @pytest.mark.parametrize("profile", [
-    dict(image_size=(64, 96)),                                           # the quality profile's non-square input
+    dict(image_size=(64, 96)),                                           # a non-square input, Lite0
+    dict(image_size=(64, 96), backbone="mobilenet_v2"),                  # the quality profile: MobileNetV2
     dict(image_size=96, image_score="max", pool_padding="edge", position_norm=True),   # models made before 0.2
 ])
 def test_patchcore_profiles_export_with_parity(synth_category, tmp_path, profile):

@@ -218,8 +218,8 @@ class PatchCoreScoring(nn.Module):
     # piece it is megabytes (784 x 3136 rows: 9.8 MB; the quality profile's 2016 x 8064:
     # 65 MB) and that memory traffic, not the arithmetic, dominated. In 512-row pieces it
     # stays in cache. Same distances to float rounding; measured in ONNX Runtime, 2 threads
-    # (benchmarks/results/study-bank-chunks.json): 784 x 3136 rows 4.69 -> 4.38 ms,
-    # 784 x 11948 12.9 -> 8.8 ms, 2016 x 8064 22.2 -> 14.5 ms (256/384/768 were no better).
+    # (python -m benchmarks.bank_chunk_bench): 784 x 11948 rows 15.4 -> 11.9 ms, 2016 x 8064
+    # 26.0 -> 20.1 ms; 784 x 3136 (a 200-part bank) within the noise. 256-2048 were close.
     bank_chunk = 512
 
     def __init__(self, det: "PatchCore"):
