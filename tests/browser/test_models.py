@@ -27,6 +27,9 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
         for k in range(12):
             rec = post_part(c, png_bytes(50 + k, seed=2000 + k), f"conf-{k}").json()
             assert c.post(f"/api/v1/inspections/{rec['id']}/review", json={"label": "good"}).status_code == 200
+        # one bad part a person wrongly confirmed good: the retrain names it to look at
+        odd = post_part(c, png_bytes(230, seed=2099), "conf-odd").json()["id"]
+        assert c.post(f"/api/v1/inspections/{odd}/review", json={"label": "good"}).status_code == 200
     p = pages(role="engineer")
     page = p.open("/app/models?product=cell", "#versions table")
     expect(_state(page, 2)).to_have_attribute("data-state", "active")
@@ -34,7 +37,10 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     page.click("#train-form button")
     expect(page.locator("#train-status")).to_contain_text("done", timeout=30_000)
     expect(_state(page, 3)).to_have_attribute("data-state", "inactive")
-    expect(_state(page, 3)).to_contain_text("12 images")
+    expect(_state(page, 3)).to_contain_text("13 images")
+    look_at = page.locator("#look-at a")
+    expect(look_at).to_have_count(1)
+    expect(look_at).to_have_attribute("href", f"/app/parts/{odd}")
     # the candidate in shadow beside the active version
     _state(page, 3).locator('button[data-act="shadow"]').click()
     expect(_state(page, 3)).to_have_attribute("data-state", "shadow")

@@ -73,7 +73,12 @@ class FakeInspector:
     @classmethod
     def fit(cls, images, **params) -> "FakeInspector":
         vals = [load_image(p).mean() / 255.0 for p in images]
-        return cls(threshold=float(max(vals)) + 0.05, version="fake-trained")
+        insp = cls(threshold=float(max(vals)) + 0.05, version="fake-trained")
+        # like Inspector.fit: good images far above the others are named, highest first
+        med = float(np.median(vals))
+        insp.info = {"suspect_good": sorted(({"image": str(p), "score": v} for p, v in zip(images, vals)
+                                             if v > med + 0.3), key=lambda s: -s["score"])}
+        return insp
 
     def inspect(self, image) -> InspectionResult:
         t0 = time.perf_counter()

@@ -138,6 +138,7 @@ class JobRunner:
         trained_from = describe_sources(source, len(paths), *self._counts(parts))
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         insp = self.trainer(paths, **(p.get("fit") or {}))
+        look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"])
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:
             path = Path(tmp) / "model.lgm"
@@ -146,10 +147,33 @@ class JobRunner:
         mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
                                     by=p.get("by"), activate=p["activate"], train_images=len(paths),
                                     trained_from=f"job {job_id}: {trained_from}")
-        self._set(job_id, status="done", progress=1.0, finished_at=utcnow(),
-                  message=f"version {mv.version} registered" + (" and activated" if p["activate"] else ""),
+        message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
+        if look_at:
+            message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others, "
+                        "and review any bad one as a defect before the next retrain")
+        self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
-                          "model_id": mv.model_id, "images": len(paths), "source": source})
+                          "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at})
+
+    def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str) -> list[dict[str, Any]]:
+        """The parts the new model learned from but scored far above the others
+        (``Inspector.fit``'s suspects), as stored parts a person can open. A plant's good
+        parts always hold a few bad ones: reviewed as a defect, a part is left out of
+        every later retrain (``good_part_keys``)."""
+        by_path = {str(path): key for path, key in zip(paths, keys)}
+        suspects = [(by_path.get(str(s.get("image"))), s.get("score"))
+                    for s in ((getattr(insp, "info", None) or {}).get("suspect_good") or [])]
+        suspects = [(k, score) for k, score in suspects if k]
+        if not suspects:
+            return []
+        ids: dict[str, int] = {}
+        with self.station.db.session() as s:
+            q = (select(Inspection.id, Inspection.image_key)
+                 .where(Inspection.product == product, Inspection.image_key.in_([k for k, _ in suspects]))
+                 .order_by(Inspection.id))
+            for iid, key in s.execute(q):
+                ids[key] = iid            # the latest inspection of that image
+        return [{"inspection_id": ids.get(k), "image_key": k, "score": score} for k, score in suspects]
 
     def close(self) -> None:
         self._q.put(None)

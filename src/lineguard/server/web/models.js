@@ -114,31 +114,49 @@ LG.start(async (main) => {
     const line = h("input", {name: "line", value: filt.elements.line.value.trim(), size: 8});
     const source = LG.select("source", [["both", "confirmed good + audit sample"], ["confirmed", "confirmed good only"],
       ["sample", "random audit sample only"]], "both");
+    const profile = LG.select("profile", [["fast", "fast (224 px, ~7 ms a part)"],
+      ["quality", "quality (the parts' aspect ratio; slower)"]], "fast");
     const status = h("span", {id: "train-status", class: "muted"});
+    const lookAt = h("div", {id: "look-at"});
     const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
-      field("learn from", source), h("button", {type: "submit"}, "Retrain"), status);
+      field("learn from", source), field("profile", profile), h("button", {type: "submit"}, "Retrain"), status);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
         const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST",
-          body: {line: line.value.trim(), source: source.value}});
+          body: {line: line.value.trim(), source: source.value, profile: profile.value}});
         status.textContent = "training…";
-        await poll(job.id, status);
+        clear(lookAt);
+        await poll(job.id, status, lookAt);
       } catch (err) { LG.fail(err); }
     });
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
         + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
-        + "compare, then activate."), form);
+        + "compare, then activate."), form, lookAt);
   }
 
-  async function poll(jobId, status) {
+  // Parts the new version learned from but scored far above the others: usually a bad part
+  // among the good ones. Reviewed as a defect, a part is left out of every later retrain.
+  function renderLookAt(el, items) {
+    clear(el);
+    if (!items || !items.length) return;
+    el.append(h("h3", {}, `Look at ${items.length} part(s) it learned from`),
+      h("p", {class: "muted"}, "They scored far above the other parts it learned from. If one is bad, review it as "
+        + "a defect (it is then left out of the next retrain) and retrain."),
+      h("ul", {}, items.map((a) => h("li", {}, a.inspection_id
+        ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`) : a.image_key,
+        ` · score ${num(a.score)}`))));
+  }
+
+  async function poll(jobId, status, lookAt) {
     for (;;) {
       const j = await api(`/api/v1/jobs/${enc(jobId)}`);
       status.textContent = `${j.status} ${Math.round((j.progress || 0) * 100)} %${j.message ? " · " + j.message : ""}`;
       if (j.status !== "queued" && j.status !== "running") {
         if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
         else LG.say(`training ${j.status}: ${j.message || ""}`, "error");
+        renderLookAt(lookAt, (j.result || {}).look_at);
         await load();
         return;
       }
