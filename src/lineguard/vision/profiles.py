@@ -7,10 +7,11 @@
   parts; for parts whose defects are thin or small against the part.
 
 Why these, measured on the fixed validation halves of two real products
-(``benchmarks/detection_study.py``, every setting in ``benchmarks/results/study-*.json``):
+(``benchmarks/detection_study.py backbones``, ``benchmarks/results/study-backbones.jsonl``):
 at the quality profile's input MobileNetV2's features beat Lite0's on both, image AUROC
-0.978 vs 0.975 on magnetic tile (256 x 224) and 0.933 vs 0.884 on KolektorSDD (576 x 224);
-at 224 x 224 on magnetic tile Lite0 stays ahead (0.984 vs 0.978), so ``fast`` keeps it.
+0.978 vs 0.975 on magnetic tile (256 x 224) and 0.933 vs 0.884 on KolektorSDD (576 x 224;
+Lite0's from core_bench's earlier quality rows); at 224 x 224 on magnetic tile Lite0 stays
+ahead (0.984 vs 0.978), so ``fast`` keeps it.
 Either setting can still be given on its own (``--image-size``, ``--backbone``); what is
 given explicitly wins over the profile.
 """
