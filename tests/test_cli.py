@@ -181,6 +181,9 @@ def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, t
     assert d["params"]["backbone"] == "efficientnet_lite0" and d["preprocess"]["image_size"] == 64
     r = run_cli("train", wide, "-o", "x.lgm", "--profile", "best", cwd=tmp_path)
     assert r.returncode == 2 and "fast" in r.stderr and "quality" in r.stderr
+    r = run_cli("train", wide, "-o", "x.lgm", "--backbone", "resnet50", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown backbone 'resnet50'" in r.stderr and "mobilenet_v2" in r.stderr
+    assert not (tmp_path / "x.lgm").exists()
 
 
 def test_train_on_an_empty_folder(tmp_path):

@@ -37,11 +37,13 @@ precision_option = click.option("--precision", type=click.Choice(["fp32", "bf16"
 
 
 def _profile_options(f):
-    """--profile, --image-size and --backbone: a profile's settings, each overridable."""
-    from ..vision.backbones import BACKBONES
+    """--profile, --image-size and --backbone: a profile's settings, each overridable.
+    Nothing here may import torch: the edge install's CLI loads this module without it
+    (an unknown backbone is refused when training starts)."""
     from ..vision.profiles import DEFAULT_PROFILE, PROFILES
-    f = click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=None,
-                     help="Pretrained feature extractor (default: the profile's).")(f)
+    f = click.option("--backbone", default=None,
+                     help="Pretrained feature extractor: efficientnet_lite0/1/2 or mobilenet_v2 "
+                          "(default: the profile's).")(f)
     f = click.option("--image-size", default=None,
                      help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), or auto / autoN: the good "
                           "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not "
