@@ -247,14 +247,7 @@ class PatchCoreScoring(nn.Module):
             # All query rows at once. Traced, row blocks would be cut at the traced batch's
             # size and the exported graph would be wrong for other batch sizes; the bank's
             # pieces are fixed by the fitted state, so they trace as they are.
-            n = self.bank_rows
-            best = None
-            for a in range(0, n, self.bank_chunk):
-                b = min(n, a + self.bank_chunk)
-                part = torch.addmm(self.bank_sq[None, a:b], q, self.neg2_bank_t[:, a:b]).min(1).values
-                best = part if best is None else torch.minimum(best, part)
-            assert best is not None
-            return (best + (q * q).sum(1)).clamp_min(0).sqrt()
+            return min_sq_distance(q, self.neg2_bank_t, self.bank_sq, self.bank_rows).sqrt()
         # Same arithmetic per row, in blocks to bound memory; rows are independent.
         return torch.cat([self._nearest(q[i:i + self.block]) for i in range(0, len(q), self.block)])
 
@@ -296,16 +289,26 @@ def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torc
     if exclude is not None and bool(exclude.any()):
         bank_sq = bank_sq.masked_fill(exclude, float("inf"))
     out = torch.empty(len(q), dtype=q.dtype)
-    step = PatchCoreScoring.bank_chunk   # bank rows per matmul: the distance block stays in cache
     for i in range(0, len(q), block):
-        qb = q[i:i + block]
-        m = None
-        for a in range(0, len(bank), step):
-            part = torch.addmm(bank_sq[None, a:a + step], qb, bank[a:a + step].T, beta=1.0, alpha=-2.0).min(1).values
-            m = part if m is None else torch.minimum(m, part)
-        assert m is not None
-        out[i:i + block] = (m + (qb * qb).sum(1)).clamp_min_(0).sqrt_()
+        out[i:i + block] = min_sq_distance(q[i:i + block], bank.T, bank_sq, len(bank), alpha=-2.0).sqrt_()
     return out
+
+
+def min_sq_distance(q: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor, n: int,
+                    alpha: float = 1.0) -> torch.Tensor:
+    """Squared distance from each row of q to its nearest of the ``n`` bank rows, with
+    ``bank_sq + alpha * q @ bank_t`` = ||b||^2 - 2 q.b (``bank_t``: the bank transposed,
+    pre-scaled by -2 when alpha is 1). The bank is searched in pieces of
+    ``PatchCoreScoring.bank_chunk`` rows (why: see there). ``n`` is given, not read from a
+    shape, so a traced graph gets a fixed number of pieces."""
+    step = PatchCoreScoring.bank_chunk
+    best = None
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        part = torch.addmm(bank_sq[None, a:b], q, bank_t[:, a:b], alpha=alpha).min(1).values
+        best = part if best is None else torch.minimum(best, part)
+    assert best is not None, "the bank has no rows"
+    return (best + (q * q).sum(1)).clamp_min(0)
 
 
 def greedy_coreset(feats: torch.Tensor, n_keep: int, projection_dim: int, seed: int) -> torch.Tensor:
