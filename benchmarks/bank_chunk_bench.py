@@ -29,28 +29,31 @@ CHUNKS = (0, 256, 384, 512, 768, 1024, 2048)
 
 
 def _session(bank, chunk: int, queries: int, threads: int):
+    """The product's own search (``min_sq_distance``, as PatchCore's scoring module calls
+    it) exported with ``chunk`` rows a piece."""
     import onnxruntime as ort
     import torch
     from torch import nn
+
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring, min_sq_distance
 
     class Nearest(nn.Module):
         def __init__(self):
             super().__init__()
             self.register_buffer("neg2_bank_t", (-2 * bank).T.contiguous())
             self.register_buffer("bank_sq", (bank * bank).sum(1))
-            self.n, self.step = len(bank), chunk or len(bank)
 
         def forward(self, q):
-            best = None
-            for a in range(0, self.n, self.step):
-                b = min(self.n, a + self.step)
-                part = torch.addmm(self.bank_sq[None, a:b], q, self.neg2_bank_t[:, a:b]).min(1).values
-                best = part if best is None else torch.minimum(best, part)
-            return (best + (q * q).sum(1)).clamp_min(0).sqrt()
+            return min_sq_distance(q, self.neg2_bank_t, self.bank_sq, len(bank)).sqrt()
 
     f = io.BytesIO()
-    torch.onnx.export(Nearest(), (torch.randn(queries, bank.shape[1]),), f, opset_version=17,
-                      input_names=["q"], output_names=["d"], dynamo=False)
+    saved = PatchCoreScoring.bank_chunk
+    PatchCoreScoring.bank_chunk = chunk or len(bank)      # read while the graph is traced
+    try:
+        torch.onnx.export(Nearest(), (torch.randn(queries, bank.shape[1]),), f, opset_version=17,
+                          input_names=["q"], output_names=["d"], dynamo=False)
+    finally:
+        PatchCoreScoring.bank_chunk = saved
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
