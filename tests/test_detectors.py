@@ -216,14 +216,18 @@ def test_nearest_distance_of_bank_rows_is_zero():
 def test_model_files_from_before_the_new_defaults_judge_as_they_did(good_parts):
     """A file written before pool_padding and image_score 'map_max' existed has neither in
     its settings; it must load with the behaviour it was trained and calibrated with."""
-    old = PatchCore(coreset_ratio=0.05, pool_padding="edge", image_score="max", position_norm=True).fit(good_parts[:4])
-    params = {k: v for k, v in old.get_params().items() if k not in ("pool_padding", "image_score", "position_norm")}
+    old = PatchCore(coreset_ratio=0.05, pool_padding="edge", image_score="max", position_norm=True,
+                    search="float32").fit(good_parts[:4])
+    params = {k: v for k, v in old.get_params().items()
+              if k not in ("pool_padding", "image_score", "position_norm", "search")}
     params["position_norm"] = True
-    loaded = PatchCore.from_state(params, old.state_meta(), old.state_tensors())
-    assert (loaded.pool_padding, loaded.image_score) == ("edge", "max")
+    meta = {k: v for k, v in old.state_meta().items() if k != "feature_range"}   # files from before int8 search
+    loaded = PatchCore.from_state(params, meta, old.state_tensors())
+    assert (loaded.pool_padding, loaded.image_score, loaded.search) == ("edge", "max", "float32")
     x = good_parts[4:6]
     np.testing.assert_allclose(loaded.score(x)[0], old.score(x)[0], rtol=1e-6)
     assert PatchCore().pool_padding == "zeros" and PatchCore().image_score == "map_max"
+    assert PatchCore().search == "int8"
 
 
 @pytest.mark.parametrize("chunk", [37, 512, 100_000])
@@ -232,7 +236,7 @@ def test_scoring_module_bank_in_pieces_matches_brute_force(good_parts, test_part
     distance matrix stays in cache); the nearest distance must not depend on the piece
     size, a last piece shorter than the others included."""
     from lineguard.vision.detectors.patchcore import PatchCoreScoring
-    det = PatchCore(coreset_ratio=0.5, batch_size=8).fit(good_parts)
+    det = PatchCore(coreset_ratio=0.5, batch_size=8, search="float32").fit(good_parts)
     bank = det.memory_bank_
     assert len(bank) % 37 != 0 and len(bank) > 37   # several pieces, a ragged last one
     monkeypatch.setattr(PatchCoreScoring, "bank_chunk", chunk)
@@ -244,6 +248,61 @@ def test_scoring_module_bank_in_pieces_matches_brute_force(good_parts, test_part
         got = module._nearest(q)
     want = torch.cdist(q.double(), bank.double()).min(1).values.float()
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
+def _int8_reference(q: torch.Tensor, search, bank_sq: torch.Tensor) -> np.ndarray:
+    """The int8 search's distances from first principles: integer dot products in int64."""
+    qq = np.clip(np.round(q.double().numpy() / search.query_scale) + search.query_zero, 0, 255).astype(np.int64)
+    dot = (qq - search.query_zero) @ search.bank_t.numpy().astype(np.int64)
+    d2 = (bank_sq.double().numpy()[None] + dot * search.query_scale * search.neg2_row_scale.double().numpy()[None]
+          ).min(1) + (q.double().numpy() ** 2).sum(1)
+    return np.sqrt(np.maximum(d2, 0))
+
+
+@pytest.mark.parametrize("chunk", [37, 512])
+def test_int8_search_is_integer_arithmetic_in_every_piece(good_parts, test_parts, monkeypatch, chunk):
+    """The default bank search: uint8 query patches, int8 bank rows, integer dot
+    products. Torch computes them in float32; the sums must come out as the integers."""
+    from lineguard.vision.detectors.patchcore import PatchCoreScoring
+    det = PatchCore(coreset_ratio=0.5, batch_size=8).fit(good_parts)
+    assert det.search == "int8" and len(det.memory_bank_) > 37
+    monkeypatch.setattr(PatchCoreScoring, "bank_chunk", chunk)
+    module = det.scoring_module().eval()
+    with torch.no_grad():
+        emb = module.embed(torch.from_numpy(np.ascontiguousarray(test_parts[0][:4])))
+        q = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+        got = module._nearest(q).numpy()
+    np.testing.assert_allclose(got, _int8_reference(q, det.bank_search(), det.bank_sq_norms_), rtol=1e-5, atol=1e-4)
+    # and calibration's leave-one-out path searches the same integers
+    torch.testing.assert_close(nearest_distance(q, det.memory_bank_, det.bank_sq_norms_, search=det.bank_search()),
+                               torch.from_numpy(got))
+
+
+def test_int8_search_ranks_parts_as_the_exact_search(good_parts, test_parts):
+    """Quantising the search moves scores a little, not the order of parts: the same
+    fitted bank searched exactly and in int8, scores within a few percent, the same
+    separation of defects from good parts."""
+    from lineguard.vision.metrics import image_auroc
+    int8 = PatchCore(coreset_ratio=0.1).fit(good_parts)
+    exact = PatchCore.from_state({**int8.get_params(), "search": "float32"}, int8.state_meta(), int8.state_tensors())
+    good, bad, _ = test_parts
+    images, labels = np.concatenate([good, bad]), np.r_[np.zeros(len(good)), np.ones(len(bad))].astype(bool)
+    s_exact, _ = exact.score(images)
+    s_int8, _ = int8.score(images)
+    assert not np.array_equal(s_int8, s_exact)            # the two searches really differ
+    assert np.abs(s_int8 - s_exact).max() / np.abs(s_exact).mean() < 0.03
+    assert np.corrcoef(s_int8, s_exact)[0, 1] > 0.999
+    assert abs(image_auroc(s_int8, labels) - image_auroc(s_exact, labels)) < 0.01
+
+
+def test_a_parts_score_does_not_depend_on_its_batch(good_parts, test_parts):
+    """The query patches' quantisation scale is fixed at fit time, not taken from the
+    batch: a part scores the same alone or among others."""
+    det = PatchCore(coreset_ratio=0.1).fit(good_parts)
+    images = test_parts[0][:6]
+    together, _ = det.score(images)
+    alone = np.array([det.score(images[i:i + 1])[0][0] for i in range(len(images))])
+    np.testing.assert_allclose(alone, together, rtol=1e-6)
 
 
 def test_nearest_distance_leaves_excluded_rows_out_in_every_piece(monkeypatch):

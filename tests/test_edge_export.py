@@ -2,8 +2,12 @@
 damaged files, CLI, and no torch import on the inspect path.
 
 Parity tolerance (fp32 export vs the torch model, same inputs): image scores within
-1e-4 relative, anomaly maps within 1e-4 of the map's peak, and the same verdict on
-every test image. Measured here: about 1e-6 relative on scores.
+1e-3 relative, anomaly maps within 5e-3 of the map's peak, and the same verdict on
+every test image. Measured here: about 1e-6 relative on scores with the float32 bank
+search; with the int8 search (the default) up to ~2e-4 on scores and ~1.5e-3 of the peak
+at one map position, because a patch feature that torch and ONNX Runtime round
+differently in the last bit can fall on the other side of a quantisation step (one step
+in one channel of one patch).
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ from lineguard.vision.errors import BundleError  # noqa: E402
 from lineguard.vision.imageio import load_image  # noqa: E402
 from lineguard.vision.inspector import Inspector  # noqa: E402
 
-SCORE_RTOL = 1e-4
-MAP_ATOL_OF_PEAK = 1e-4
+SCORE_RTOL = 1e-3
+MAP_ATOL_OF_PEAK = 5e-3
 INT8_AUROC_FLOOR = 0.85     # fp32 gives ~0.98 on this synthetic line at 128 px
 
 
@@ -90,7 +94,9 @@ def test_padim_export_parity(synth_category, tmp_path):
 @pytest.mark.parametrize("profile", [
     dict(image_size=(64, 96)),                                           # a non-square input, Lite0
     dict(image_size=(64, 96), backbone="mobilenet_v2"),                  # the quality profile: MobileNetV2
-    dict(image_size=96, image_score="max", pool_padding="edge", position_norm=True),   # models made before 0.2
+    dict(image_size=96, image_score="max", pool_padding="edge", position_norm=True,    # models made before 0.2
+         search="float32"),
+    dict(image_size=96, search="float32"),                               # the exact bank search
 ])
 def test_patchcore_profiles_export_with_parity(synth_category, tmp_path, profile):
     files = _test_files(synth_category)

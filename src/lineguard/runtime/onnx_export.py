@@ -208,7 +208,8 @@ def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
         # and bakes the fixed spatial sizes (TF 'same' paddings, grid) in as constants.
         torch.onnx.export(mod, (dummy,), buf, dynamo=False, input_names=[INPUT], output_names=list(OUTPUTS),
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch"}},
-                          opset_version=opset, do_constant_folding=True)
+                          opset_version=opset, do_constant_folding=True,
+                          custom_opsets={"com.microsoft": 1})   # int8 bank search (MatMulIntegerToFloat)
     model = onnx.load_from_string(buf.getvalue())
     _materialize_pad_amounts(model, (h, w))
     _fold_pads(model)

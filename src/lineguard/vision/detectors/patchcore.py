@@ -16,6 +16,9 @@ What the defaults do, and why (measured on real parts, benchmarks/results/study-
   padding it no longer helps on average and it hurt another product, so it is opt-in.
 - Every training part's patches stay in the bank; the threshold comes from the training
   parts themselves, each scored without its own patches (:meth:`PatchCore.fit_cross_scored`).
+- The bank is searched with integer dot products (``search="int8"``): the matmul against
+  the bank is most of an inspection's time, and integer matmuls run ~3x faster on CPUs
+  with VNNI. Same ranking of parts on both products measured; see :class:`Int8Search`.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from torch import nn
 from .base import BackboneDetector, PatchEmbedding, Progress, smooth_and_upsample
 
 IMAGE_SCORES = ("map_max", "max", "topk")
+SEARCHES = ("int8", "float32")
 
 
 class PatchCore(BackboneDetector):
@@ -38,7 +42,7 @@ class PatchCore(BackboneDetector):
                  coreset_ratio: float = 0.02, projection_dim: int = 64, image_score: str = "map_max",
                  top_k: int = 10, sigma: float = 4.0, position_norm: bool = False, norm_images: int = 64,
                  batch_size: int = 16, seed: int = 0, max_features_in_memory: Optional[int] = 1_000_000,
-                 pool_padding: str = "zeros"):
+                 pool_padding: str = "zeros", search: str = "int8"):
         self.backbone = backbone
         self.layers = layers
         self.coreset_ratio = coreset_ratio
@@ -58,6 +62,9 @@ class PatchCore(BackboneDetector):
         # 0.969 for a two-level one.
         self.max_features_in_memory = max_features_in_memory
         self.pool_padding = pool_padding
+        # "int8": patch-to-bank dot products in integers (Int8Search), "float32": exact.
+        # Scores, calibration and the exported graph all use the model's own choice.
+        self.search = search
 
     # ------------------------------------------------------------------ fit
     def fit(self, images: np.ndarray, progress: Progress = None,
@@ -71,6 +78,8 @@ class PatchCore(BackboneDetector):
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.image_score not in IMAGE_SCORES:
             raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
         group_ids = _group_ids(groups, len(images))
         self.backbone_ = self._make_backbone()
         embed = self._patch_embedding()
@@ -82,12 +91,14 @@ class PatchCore(BackboneDetector):
             from ._coreset import StreamingCoreset
             stream = StreamingCoreset(self.coreset_ratio, self.max_features_in_memory, self.projection_dim, self.seed)
         chunks, done = [], 0
+        lo, hi = float("inf"), float("-inf")          # range of the patch features seen
         for start, batch in zip(range(0, len(images), self.batch_size), self._batches(images)):
             with torch.no_grad():
                 emb = embed(torch.from_numpy(batch))                # (B, C, h, w)
             self.grid_ = tuple(emb.shape[-2:])
             per_image = self.grid_[0] * self.grid_[1]
             rows = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+            lo, hi = min(lo, float(rows.min())), max(hi, float(rows.max()))
             if stream is not None:
                 stream.add(rows, torch.arange(start, start + len(batch)).repeat_interleave(per_image))
             else:
@@ -108,6 +119,8 @@ class PatchCore(BackboneDetector):
             owner = idx // per_image
         self.memory_bank_ = bank
         self.bank_sq_norms_ = (bank * bank).sum(1)
+        self.feature_range_ = (lo, hi)
+        search = self.bank_search()
         # Leave-one-group-out distances of every training part: what a part the model
         # never saw would get, up to the rows its own group put in the bank (a refit
         # without them would spend those rows elsewhere: a little closer, so this errs
@@ -122,8 +135,8 @@ class PatchCore(BackboneDetector):
                 with torch.no_grad():
                     q = embed(torch.from_numpy(np.ascontiguousarray(images[i:i + 1])))
                 q = q.permute(0, 2, 3, 1).reshape(-1, q.shape[1])
-            cross[i] = nearest_distance(q, bank, self.bank_sq_norms_,
-                                        exclude=owner_group == int(group_ids[i])).view(h, w)
+            cross[i] = nearest_distance(q, bank, self.bank_sq_norms_, exclude=owner_group == int(group_ids[i]),
+                                        search=search).view(h, w)
         del feats
         self.cross_distances_ = cross
         if self.position_norm:
@@ -168,6 +181,12 @@ class PatchCore(BackboneDetector):
         sd = d.std(0) if len(d) > 1 else torch.ones(h, w)
         self.position_std_ = sd.clamp_min(float(sd.median()) * 0.25 + 1e-6)
 
+    def bank_search(self) -> Optional["Int8Search"]:
+        """The integer form of the bank for ``search="int8"`` (None for float32)."""
+        if self.search == "float32":
+            return None
+        return Int8Search(self.memory_bank_, *self.feature_range_)
+
     # ---------------------------------------------------------------- score
     def scoring_module(self) -> "PatchCoreScoring":
         self._check_fitted()
@@ -183,18 +202,25 @@ class PatchCore(BackboneDetector):
         return out
 
     def state_meta(self) -> dict[str, Any]:
-        return {"input_size": list(self.input_size_), "grid": list(self.grid_)}
+        meta = {"input_size": list(self.input_size_), "grid": list(self.grid_)}
+        if getattr(self, "feature_range_", None) is not None:   # files from before int8 search have none
+            meta["feature_range"] = [float(v) for v in self.feature_range_]
+        return meta
 
     @classmethod
     def from_state(cls, params: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> "PatchCore":
         # Files from before a setting existed judged as that setting's old value did:
         # no position statistics, the raw patch grid's max, border cells averaged inside.
-        params = {"position_norm": False, "image_score": "max", "pool_padding": "edge", **params,
-                  "layers": tuple(params["layers"])}
+        params = {"position_norm": False, "image_score": "max", "pool_padding": "edge", "search": "float32",
+                  **params, "layers": tuple(params["layers"])}
         det = cls(**params)
         det._load_backbone_tensors(tensors)
         det.memory_bank_ = torch.from_numpy(np.array(tensors["memory_bank"], dtype=np.float32))
         det.bank_sq_norms_ = (det.memory_bank_ * det.memory_bank_).sum(1)
+        if "feature_range" in meta:
+            det.feature_range_ = tuple(float(v) for v in meta["feature_range"])
+        elif det.search != "float32":
+            raise ValueError("an int8-search PatchCore file without its feature range: the file is damaged")
         if det.position_norm:
             det.position_mean_ = torch.from_numpy(np.array(tensors["position_mean"], dtype=np.float32))
             det.position_std_ = torch.from_numpy(np.array(tensors["position_std"], dtype=np.float32))
@@ -228,11 +254,16 @@ class PatchCoreScoring(nn.Module):
             raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {det.image_score!r}")
         self.embed = det._patch_embedding()
         bank = det.memory_bank_.float()
-        # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
-        # ||b||^2 - 2 q.b for every bank row at once.
-        self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
         self.register_buffer("bank_sq", (bank * bank).sum(1))
         self.bank_rows = int(bank.shape[0])
+        self.int8 = det.bank_search()
+        if self.int8 is None:
+            # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
+            # ||b||^2 - 2 q.b for every bank row at once.
+            self.register_buffer("neg2_bank_t", (-2.0 * bank).T.contiguous())
+        else:
+            self.register_buffer("bank_t", self.int8.bank_t)
+            self.register_buffer("neg2_row_scale", self.int8.neg2_row_scale)
         self.position_norm = bool(det.position_norm)
         if self.position_norm:
             self.register_buffer("position_mean", det.position_mean_.float())
@@ -247,7 +278,9 @@ class PatchCoreScoring(nn.Module):
             # All query rows at once. Traced, row blocks would be cut at the traced batch's
             # size and the exported graph would be wrong for other batch sizes; the bank's
             # pieces are fixed by the fitted state, so they trace as they are.
-            return min_sq_distance(q, self.neg2_bank_t, self.bank_sq, self.bank_rows).sqrt()
+            if self.int8 is None:
+                return min_sq_distance(q, self.neg2_bank_t, self.bank_sq, self.bank_rows).sqrt()
+            return self.int8.min_sq_distance(q, self.bank_t, self.neg2_row_scale, self.bank_sq).sqrt()
         # Same arithmetic per row, in blocks to bound memory; rows are independent.
         return torch.cat([self._nearest(q[i:i + self.block]) for i in range(0, len(q), self.block)])
 
@@ -276,13 +309,15 @@ class PatchCoreScoring(nn.Module):
 
 
 def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torch.Tensor] = None,
-                     block: int = 4096, exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     block: int = 4096, exclude: Optional[torch.Tensor] = None,
+                     search: Optional["Int8Search"] = None) -> torch.Tensor:
     """Euclidean distance from each row of q to its nearest row of bank.
 
     ||q - b||^2 = ||q||^2 - 2 q.b + ||b||^2 as one matmul per block; the bank's norms are
     precomputed once at fit time. Blocks bound memory for large query sets. ``exclude``
     (bool per bank row) leaves rows out without copying the bank: they are set to +inf
-    (a query with every row excluded gets inf).
+    (a query with every row excluded gets inf). ``search``: the bank's integer form, to
+    get exactly the distances an int8-search model scores with.
     """
     if bank_sq is None:
         bank_sq = (bank * bank).sum(1)
@@ -290,7 +325,11 @@ def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torc
         bank_sq = bank_sq.masked_fill(exclude, float("inf"))
     out = torch.empty(len(q), dtype=q.dtype)
     for i in range(0, len(q), block):
-        out[i:i + block] = min_sq_distance(q[i:i + block], bank.T, bank_sq, len(bank), alpha=-2.0).sqrt_()
+        if search is None:
+            out[i:i + block] = min_sq_distance(q[i:i + block], bank.T, bank_sq, len(bank), alpha=-2.0).sqrt_()
+        else:
+            out[i:i + block] = search.min_sq_distance(q[i:i + block], search.bank_t, search.neg2_row_scale,
+                                                      bank_sq).sqrt_()
     return out
 
 
@@ -309,6 +348,83 @@ def min_sq_distance(q: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor
         best = part if best is None else torch.minimum(best, part)
     assert best is not None, "the bank has no rows"
     return (best + (q * q).sum(1)).clamp_min(0)
+
+
+class Int8Search:
+    """The bank search in integers, as ONNX Runtime's ``MatMulIntegerToFloat`` runs it
+    (also OpenVINO): each query patch quantised to uint8 with one fixed scale and zero
+    point, each bank row to int8 with its own symmetric scale; the dot products are exact
+    integer sums, scaled back to float, and the squared norms stay float32. In ONNX
+    Runtime on this project's 2-core Xeon (AVX-512 VNNI) the search of 784 patches took
+    1.8 ms instead of 4.5 (3136 bank rows), 6.4 instead of 15-20 (11,948) and 9.8 instead
+    of 32 (2016 x 8064). Image AUROC on magnetic_tile 0.978 both ways, scores correlated
+    0.99996 (``python -m benchmarks.detection_study precision``).
+
+    The query scale is fixed at fit time (not taken per batch) so a part's score does not
+    depend on which parts share its batch: it spans the training patches' value range
+    widened by a quarter on each side, so a defect's larger values are mostly kept; those
+    beyond it are clipped to the edge, which keeps them far from the bank. Torch computes
+    the integer products in float32: the sums stay under 2^24 (152 channels x 255 x 127)
+    and are exact, so torch and the exported graph agree to rounding in the scaling.
+    """
+
+    margin = 0.25
+
+    def __init__(self, bank: torch.Tensor, lo: float, hi: float):
+        span = max(hi - lo, 1e-6)
+        lo, hi = min(0.0, lo - self.margin * span), max(0.0, hi + self.margin * span)
+        self.query_scale = float(np.float32((hi - lo) / 255.0))
+        self.query_zero = int(round(-lo / self.query_scale))
+        row_scale = bank.abs().amax(1).clamp_min(1e-12) / 127.0
+        self.bank_t = torch.round(bank / row_scale[:, None]).clamp(-127, 127).to(torch.int8).T.contiguous()
+        # -2 * each row's scale: the graph's one scale per output column folds the -2 in
+        self.neg2_row_scale = (-2.0 * row_scale).float()
+
+    def min_sq_distance(self, q: torch.Tensor, bank_t: torch.Tensor, neg2_row_scale: torch.Tensor,
+                        bank_sq: torch.Tensor) -> torch.Tensor:
+        """As :func:`min_sq_distance`, the bank (its int8 columns ``bank_t`` and scales
+        given as tensors, the module's buffers when traced) in the same pieces."""
+        step = PatchCoreScoring.bank_chunk
+        qq = _QuantizeQuery.apply(q, self.query_scale, self.query_zero)
+        best = None
+        for a in range(0, bank_t.shape[1], step):
+            b = min(bank_t.shape[1], a + step)
+            part = _Int8Dot.apply(qq, bank_t[:, a:b], self.query_scale, self.query_zero, neg2_row_scale[a:b],
+                                  bank_sq[a:b]).min(1).values
+            best = part if best is None else torch.minimum(best, part)
+        assert best is not None, "the bank has no rows"
+        return (best + (q * q).sum(1)).clamp_min(0)
+
+
+class _QuantizeQuery(torch.autograd.Function):
+    """q -> uint8 with a fixed scale and zero point (ONNX QuantizeLinear: round half to
+    even, saturate)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, scale: float, zero: int) -> torch.Tensor:  # type: ignore[override]
+        return torch.clamp(torch.round(q / scale) + zero, 0, 255).to(torch.uint8)
+
+    @staticmethod
+    def symbolic(g, q, scale: float, zero: int):  # pragma: no cover - runs inside the ONNX exporter
+        return g.op("QuantizeLinear", q, g.op("Constant", value_t=torch.tensor(scale, dtype=torch.float32)),
+                    g.op("Constant", value_t=torch.tensor(zero, dtype=torch.uint8)))
+
+
+class _Int8Dot(torch.autograd.Function):
+    """bias + (qq - zero) @ bank_t * (scale * col_scale): com.microsoft MatMulIntegerToFloat."""
+
+    @staticmethod
+    def forward(ctx, qq: torch.Tensor, bank_t: torch.Tensor, scale: float, zero: int,  # type: ignore[override]
+                col_scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        dot = (qq.float() - zero) @ bank_t.float()          # exact: integer sums under 2^24
+        return dot * (torch.tensor(scale, dtype=torch.float32) * col_scale)[None] + bias[None]
+
+    @staticmethod
+    def symbolic(g, qq, bank_t, scale: float, zero: int, col_scale, bias):  # pragma: no cover - ONNX exporter
+        return g.op("com.microsoft::MatMulIntegerToFloat", qq, bank_t,
+                    g.op("Constant", value_t=torch.tensor(scale, dtype=torch.float32)), col_scale,
+                    g.op("Constant", value_t=torch.tensor(zero, dtype=torch.uint8)),
+                    g.op("Constant", value_t=torch.tensor(0, dtype=torch.int8)), bias)
 
 
 def greedy_coreset(feats: torch.Tensor, n_keep: int, projection_dim: int, seed: int) -> torch.Tensor:
