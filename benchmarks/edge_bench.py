@@ -4,7 +4,7 @@ category (default magnetic_tile).
 
     python -m benchmarks.edge_bench [--data ../shared/datasets/magnetic_tile] [--train-n 200]
                                     [--threads 2] [--profile NAME] [--backbone NAME] [--coreset-ratio R]
-                                    [--runtimes torch onnx ...] [--processes N] [--nn]
+                                    [--runtimes torch onnx ...] [--processes N] [--nn] [--exact-search]
 
 1. one process trains PatchCore on the first ``--train-n`` train/good images sorted by
    name (224 x 224 like the anomalib column, or ``--profile``), timing the
@@ -63,7 +63,7 @@ def _peak_mb() -> float:
 
 
 def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: str = "",
-                 coreset_ratio: float = 0.0, backbone: str = "") -> dict:
+                 coreset_ratio: float = 0.0, backbone: str = "", exact_search: bool = False) -> dict:
     import numpy as np
 
     from lineguard import Inspector
@@ -79,6 +79,8 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: s
         params["backbone"] = backbone
     if coreset_ratio:
         params["coreset_ratio"] = coreset_ratio
+    if exact_search:
+        params["search"] = "float32"
     t0 = time.perf_counter()
     insp = Inspector.fit(train, **params)
     train_s = time.perf_counter() - t0
@@ -95,6 +97,7 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: s
     return {"train_s": round(train_s, 2), "peak_mb_train": peak_train, "export_s": round(export_s, 2),
             "export_int8_s": round(export_int8_s, 2), "n_train": len(train), "params": params,
             "bank_rows": int(insp.detector.memory_bank_.shape[0]), "grid": list(insp.detector.grid_),
+            "search": insp.detector.search,
             "model_id": insp.model_id}
 
 
@@ -262,6 +265,7 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES))
     ap.add_argument("--out", default="", help="result file name (default edge-<category>[-cs<ratio>].json)")
     ap.add_argument("--nn", action="store_true", help="also run the nearest-neighbour micro-benchmark")
+    ap.add_argument("--exact-search", action="store_true", help="PatchCore's float32 bank search (default int8)")
     ap.add_argument("--train-worker", help=argparse.SUPPRESS)
     ap.add_argument("--infer-worker", help=argparse.SUPPRESS)
     ap.add_argument("--load-kw", default="{}", help=argparse.SUPPRESS)
@@ -270,7 +274,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.train_worker:
         print("RESULT " + json.dumps(train_worker(a.data, a.train_worker, a.train_n, a.threads, a.profile,
-                                                  a.coreset_ratio, a.backbone)))
+                                                  a.coreset_ratio, a.backbone, a.exact_search)))
         return
     if a.infer_worker:
         print("RESULT " + json.dumps(infer_worker(a.data, a.infer_worker, a.threads, a.timing_parts,
@@ -289,7 +293,8 @@ def main() -> None:
     machine = _sub(["--machine-worker", "--threads", str(a.threads)])
     with tempfile.TemporaryDirectory() as wd:
         tr = _sub(["--data", a.data, "--train-worker", wd, "--train-n", str(a.train_n), "--threads", str(a.threads),
-                   "--profile", a.profile, "--coreset-ratio", str(a.coreset_ratio), "--backbone", a.backbone])
+                   "--profile", a.profile, "--coreset-ratio", str(a.coreset_ratio), "--backbone", a.backbone]
+                  + (["--exact-search"] if a.exact_search else []))
         runs = {}
         for rt in a.runtimes:
             if rt.startswith("openvino") and not _has("openvino"):

@@ -169,16 +169,19 @@ def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, t
     r = run_cli("train", wide, "-o", "q.lgm", "--profile", "quality", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(run_cli("info", "q.lgm", cwd=tmp_path).stdout)
-    assert d["params"]["backbone"] == "mobilenet_v2"
+    assert d["params"]["backbone"] == "mobilenet_v2" and d["params"]["search"] == "int8"
     h, w = d["preprocess"]["image_size"]
     assert w == 2 * h                                                 # not squeezed to a square
     fast = json.loads(run_cli("info", model, cwd=root).stdout)
     assert fast["params"]["backbone"] == "efficientnet_lite0"
     r = run_cli("train", wide, "-o", "o.lgm", "--profile", "quality", "--backbone", "efficientnet_lite0",
-                "--image-size", 64, "--frr", 0.2, "--threads", 1, cwd=tmp_path)
+                "--image-size", 64, "--exact-search", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(run_cli("info", "o.lgm", cwd=tmp_path).stdout)
     assert d["params"]["backbone"] == "efficientnet_lite0" and d["preprocess"]["image_size"] == 64
+    assert d["params"]["search"] == "float32"
+    r = run_cli("train", wide, "-o", "x.lgm", "--detector", "padim", "--exact-search", cwd=tmp_path)
+    assert r.returncode == 2 and "--exact-search is a PatchCore setting" in _flat(r.stderr)
     r = run_cli("train", wide, "-o", "x.lgm", "--profile", "best", cwd=tmp_path)
     assert r.returncode == 2 and "fast" in r.stderr and "quality" in r.stderr
     r = run_cli("train", wide, "-o", "x.lgm", "--backbone", "resnet50", cwd=tmp_path)

@@ -250,12 +250,13 @@ def test_scoring_module_bank_in_pieces_matches_brute_force(good_parts, test_part
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
-def _int8_reference(q: torch.Tensor, search, bank_sq: torch.Tensor) -> np.ndarray:
+def _int8_reference(q: torch.Tensor, search) -> np.ndarray:
     """The int8 search's distances from first principles: integer dot products in int64."""
-    qq = np.clip(np.round(q.double().numpy() / search.query_scale) + search.query_zero, 0, 255).astype(np.int64)
+    c = (q - search.center).numpy()                   # float32, as the graph's Sub
+    qq = np.clip(np.round(c / np.float32(search.query_scale)) + search.query_zero, 0, 255).astype(np.int64)
     dot = (qq - search.query_zero) @ search.bank_t.numpy().astype(np.int64)
-    d2 = (bank_sq.double().numpy()[None] + dot * search.query_scale * search.neg2_row_scale.double().numpy()[None]
-          ).min(1) + (q.double().numpy() ** 2).sum(1)
+    d2 = (search.bank_sq.double().numpy()[None] + dot * search.query_scale
+          * search.neg2_row_scale.double().numpy()[None]).min(1) + (c.astype(np.float64) ** 2).sum(1)
     return np.sqrt(np.maximum(d2, 0))
 
 
@@ -272,7 +273,7 @@ def test_int8_search_is_integer_arithmetic_in_every_piece(good_parts, test_parts
         emb = module.embed(torch.from_numpy(np.ascontiguousarray(test_parts[0][:4])))
         q = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
         got = module._nearest(q).numpy()
-    np.testing.assert_allclose(got, _int8_reference(q, det.bank_search(), det.bank_sq_norms_), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got, _int8_reference(q, det.bank_search()), rtol=1e-5, atol=1e-4)
     # and calibration's leave-one-out path searches the same integers
     torch.testing.assert_close(nearest_distance(q, det.memory_bank_, det.bank_sq_norms_, search=det.bank_search()),
                                torch.from_numpy(got))

@@ -25,9 +25,12 @@ Shard = Union[np.ndarray, Sequence[Union[str, os.PathLike]]]
 
 
 def _shard_features(shard: Shard, params: dict[str, Any], preprocess: Optional[dict[str, Any]],
-                    keep_ratio: float, seed: int) -> tuple[np.ndarray, int, tuple[int, int], tuple[int, int]]:
+                    keep_ratio: float, seed: int
+                    ) -> tuple[np.ndarray, int, tuple[int, int], tuple[int, int], np.ndarray]:
     """One shard: patch features of every part, reduced by greedy k-center.
-    Returns (kept rows, rows seen, patch grid, model input size)."""
+    Returns (kept rows, rows seen, patch grid, model input size, each channel's min and
+    max over all rows: the int8 bank search's query scale is set from every patch, not
+    only the kept ones)."""
     import torch
 
     from ...vision.detectors.patchcore import PatchCore, greedy_coreset
@@ -52,7 +55,8 @@ def _shard_features(shard: Shard, params: dict[str, Any], preprocess: Optional[d
     feats = torch.cat(rows)
     k = max(1, min(len(feats), math.ceil(keep_ratio * len(feats))))
     idx = greedy_coreset(feats, k, det.projection_dim, seed)
-    return feats[idx].numpy(), len(feats), grid, tuple(int(s) for s in x.shape[1:3])
+    return (feats[idx].numpy(), len(feats), grid, tuple(int(s) for s in x.shape[1:3]),
+            torch.stack([feats.amin(0), feats.amax(0)]).numpy())
 
 
 def fit_sharded(shards: Sequence[Shard], ray_address: Optional[str] = None, oversample: float = 4.0,
@@ -99,6 +103,8 @@ def fit_sharded(shards: Sequence[Shard], ray_address: Optional[str] = None, over
     det.input_size_ = sizes.pop()
     det.memory_bank_ = bank
     det.bank_sq_norms_ = (bank * bank).sum(1)
+    ranges = np.stack([o[4] for o in outs])                    # (shards, 2, C)
+    det.feature_range_ = torch.from_numpy(np.stack([ranges[:, 0].min(0), ranges[:, 1].max(0)]))
     det.shards_ = [{"rows_seen": int(o[1]), "rows_kept": int(len(o[0]))} for o in outs]
     det.fitted_ = True
     return det
