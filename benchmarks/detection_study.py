@@ -161,7 +161,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
     import torch
     torch.set_num_threads(2)
     # the precision study takes a backbone as its one config (the quality profile's MobileNetV2)
-    st = Study(data, size, backbone=configs[0]) if kind == "precision" and configs else Study(data, size)
+    backbone = configs[0] if kind == "precision" and configs else None
+    if kind == "resolution":
+        backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
+    st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
 
     def emit(**row: Any) -> None:
         print(json.dumps({"study": kind, "dataset": Path(data).name, "size": list(size),
@@ -241,6 +244,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _projection_study(st, emit)
     elif kind == "precision":      # the bank search in int8 (ONNX Runtime's VNNI/AMX kernels), simulated exactly
         _precision_study(st, emit)
+    elif kind == "resolution":     # the same backbone at larger inputs (--configs HxW ...; --size names the base)
+        _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
         from benchmarks import discriminator_study
         out = Path("benchmarks/results") / (f"study-discriminator-{Path(data).resolve().name}-{size[0]}x{size[1]}"
@@ -411,6 +416,20 @@ def _projection_study(st: "Study", emit) -> None:
                  **st.metrics(st.image_scores(d.view(n, h, w))))
 
 
+def _resolution_study(data: str, base: tuple[int, int], sizes: list[str], backbone: str, emit) -> None:
+    """The quality profile's features (MobileNetV2, stages 2+4, the same bank rules) at
+    the base input and at larger ones with the same aspect ratio (``auto256``, ``auto288``
+    as Inspector.fit computes them): thin cracks cover more patches, at the cost of more
+    patches to embed and search (bank rows grow with the input's area)."""
+    for size in [base] + [_size(s) for s in sizes]:
+        t0 = time.perf_counter()
+        st = Study(data, size, backbone=backbone)
+        _, bank, _, (h, w) = st.bank()
+        d = st.test_distances(bank)
+        emit(input=list(size), backbone=backbone, grid=[h, w], bank_rows=len(bank),
+             fit_s=round(time.perf_counter() - t0, 1), **st.metrics(st.image_scores(d)))
+
+
 def _precision_study(st: "Study", emit) -> None:
     """The distance step in int8 instead of float32 (the product's ``Int8Search``): ONNX
     Runtime's integer matmul runs ~3x faster on this CPU (AVX-512 VNNI) at a 762-part
@@ -451,7 +470,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
-                                     "small", "precision"])
+                                     "small", "precision", "resolution"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
