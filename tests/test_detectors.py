@@ -221,8 +221,8 @@ def test_model_files_from_before_the_new_defaults_judge_as_they_did(good_parts):
     params = {k: v for k, v in old.get_params().items()
               if k not in ("pool_padding", "image_score", "position_norm", "search")}
     params["position_norm"] = True
-    meta = {k: v for k, v in old.state_meta().items() if k != "feature_range"}   # files from before int8 search
-    loaded = PatchCore.from_state(params, meta, old.state_tensors())
+    tensors = {k: v for k, v in old.state_tensors().items() if k != "feature_range"}  # from before int8 search
+    loaded = PatchCore.from_state(params, old.state_meta(), tensors)
     assert (loaded.pool_padding, loaded.image_score, loaded.search) == ("edge", "max", "float32")
     x = good_parts[4:6]
     np.testing.assert_allclose(loaded.score(x)[0], old.score(x)[0], rtol=1e-6)
