@@ -94,27 +94,29 @@ class Study:
         items = [{"defect_type": self.z["type"][i], "path": self.z["path"][i]} for i in self.test]
         self.val, self.rep = (np.array(v) for v in validation_half(items))
 
-    def embed(self, idx: np.ndarray, layers=("stage2", "stage4"), zero_pad: bool = True):
+    def embed(self, idx: np.ndarray, layers=("stage2", "stage4"), zero_pad: bool = True, pool: int = 3):
         import torch
         from torch.nn import functional as F
-        fs = [F.avg_pool2d(torch.from_numpy(self.z[s][idx]).float(), 3, 1, 1, count_include_pad=zero_pad)
+        fs = [F.avg_pool2d(torch.from_numpy(self.z[s][idx]).float(), pool, 1, pool // 2, count_include_pad=zero_pad)
               for s in layers]
         h, w = fs[0].shape[-2:]
         fs = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
               for f in fs]
         return torch.cat(fs, 1)
 
-    def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0, layers=("stage2", "stage4")):
+    def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0, layers=("stage2", "stage4"),
+             pool: int = 3):
         """Exact greedy coreset over all train/good patches; (rows, bank, owner image).
         The coreset's row numbers are cached beside the features (the greedy pass over
         every patch is the slow step: minutes on magnetic_tile)."""
         import torch
 
         from lineguard.vision.detectors.patchcore import greedy_coreset
-        e = self.embed(self.train, layers=layers, zero_pad=zero_pad)
+        e = self.embed(self.train, layers=layers, zero_pad=zero_pad, pool=pool)
         n, c, h, w = e.shape
         rows = e.permute(0, 2, 3, 1).reshape(-1, c)
         tag = "" if tuple(layers) == ("stage2", "stage4") else "-" + "+".join(layers)
+        tag += "" if pool == 3 else f"-pool{pool}"
         key = self.path.with_suffix(f".coreset-{int(zero_pad)}-{ratio}-{seed}{tag}.npy")
         if key.exists():
             idx = torch.from_numpy(np.load(key))
@@ -123,9 +125,9 @@ class Study:
             np.save(key, idx.numpy())
         return rows, rows[idx].contiguous(), idx // (h * w), (h, w)
 
-    def test_distances(self, bank, zero_pad: bool = True, layers=("stage2", "stage4")):
+    def test_distances(self, bank, zero_pad: bool = True, layers=("stage2", "stage4"), pool: int = 3):
         from lineguard.vision.detectors.patchcore import nearest_distance
-        e = self.embed(self.test, layers=layers, zero_pad=zero_pad)
+        e = self.embed(self.test, layers=layers, zero_pad=zero_pad, pool=pool)
         n, c, h, w = e.shape
         return nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
 
@@ -161,7 +163,7 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
     import torch
     torch.set_num_threads(2)
     # the precision study takes a backbone as its one config (the quality profile's MobileNetV2)
-    backbone = configs[0] if kind == "precision" and configs else None
+    backbone = configs[0] if kind in ("precision", "neighbourhood") and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -244,6 +246,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _projection_study(st, emit)
     elif kind == "precision":      # the bank search in int8 (ONNX Runtime's VNNI/AMX kernels), simulated exactly
         _precision_study(st, emit)
+    elif kind == "neighbourhood":  # patch = average over a 3x3 / 5x5 / 7x7 neighbourhood; k nearest bank rows
+        _neighbourhood_study(st, emit)
     elif kind == "resolution":     # the same backbone at larger inputs (--configs HxW ...; --size names the base)
         _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
@@ -416,6 +420,30 @@ def _projection_study(st: "Study", emit) -> None:
                  **st.metrics(st.image_scores(d.view(n, h, w))))
 
 
+def _neighbourhood_study(st: "Study", emit) -> None:
+    """How much context a patch feature carries, and how many bank rows judge it: the
+    3x3 average (today) against 5x5 and 7x7 (wider defects such as magnetic tile's
+    "uneven" fill more of a patch's view), and the mean distance to the k = 1 / 3 nearest
+    bank rows (a lone bank row near a defect patch counts less)."""
+    import torch
+    for pool in (3, 5, 7):
+        t0 = time.perf_counter()
+        _, bank, _, (h, w) = st.bank(pool=pool)
+        e = st.embed(st.test, pool=pool)
+        n, c = e.shape[:2]
+        q = e.permute(0, 2, 3, 1).reshape(-1, c)
+        bsq = (bank * bank).sum(1)
+        kd = []
+        for i in range(0, len(q), 4096):
+            qb = q[i:i + 4096]
+            d2 = torch.addmm(bsq[None], qb, bank.T, alpha=-2.0) + (qb * qb).sum(1, keepdim=True)
+            kd.append(d2.topk(3, dim=1, largest=False).values.clamp_min(0).sqrt())
+        kd = torch.cat(kd)
+        for k in (1, 3):
+            d = kd[:, :k].mean(1).view(n, h, w)
+            emit(pool=pool, k_nearest=k, fit_s=round(time.perf_counter() - t0, 1), **st.metrics(st.image_scores(d)))
+
+
 def _resolution_study(data: str, base: tuple[int, int], sizes: list[str], backbone: str, emit) -> None:
     """The quality profile's features (MobileNetV2, stages 2+4, the same bank rules) at
     the base input and at larger ones with the same aspect ratio (``auto256``, ``auto288``
@@ -470,7 +498,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
-                                     "small", "precision", "resolution"])
+                                     "small", "precision", "resolution", "neighbourhood"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
