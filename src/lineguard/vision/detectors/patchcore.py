@@ -321,7 +321,9 @@ def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torc
     (a query with every row excluded gets inf). ``search``: the bank's integer form, to
     get exactly the distances an int8-search model scores with.
     """
-    if bank_sq is None:
+    if search is not None:
+        bank_sq = search.bank_sq                      # the norms of its centred rows
+    elif bank_sq is None:
         bank_sq = (bank * bank).sum(1)
     if exclude is not None and bool(exclude.any()):
         bank_sq = bank_sq.masked_fill(exclude, float("inf"))
@@ -330,10 +332,8 @@ def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torc
         if search is None:
             out[i:i + block] = min_sq_distance(q[i:i + block], bank.T, bank_sq, len(bank), alpha=-2.0).sqrt_()
         else:
-            # the search's own (centred) norms; excluded rows stay out
-            sq = search.bank_sq.masked_fill(exclude, float("inf")) if exclude is not None else search.bank_sq
             out[i:i + block] = search.min_sq_distance(q[i:i + block], search.center, search.bank_t,
-                                                      search.neg2_row_scale, sq).sqrt_()
+                                                      search.neg2_row_scale, bank_sq).sqrt_()
     return out
 
 
@@ -344,11 +344,16 @@ def min_sq_distance(q: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor
     pre-scaled by -2 when alpha is 1). The bank is searched in pieces of
     ``PatchCoreScoring.bank_chunk`` rows (why: see there). ``n`` is given, not read from a
     shape, so a traced graph gets a fixed number of pieces."""
+    return _min_over_pieces(lambda a, b: torch.addmm(bank_sq[None, a:b], q, bank_t[:, a:b], alpha=alpha), q, n)
+
+
+def _min_over_pieces(piece, q: torch.Tensor, n: int) -> torch.Tensor:
+    """min over the bank's rows of ``piece(a, b)`` (||b||^2 - 2 q.b for rows a..b, one
+    column per row), taken in ``PatchCoreScoring.bank_chunk``-row pieces, plus ||q||^2."""
     step = PatchCoreScoring.bank_chunk
     best = None
     for a in range(0, n, step):
-        b = min(n, a + step)
-        part = torch.addmm(bank_sq[None, a:b], q, bank_t[:, a:b], alpha=alpha).min(1).values
+        part = piece(a, min(n, a + step)).min(1).values
         best = part if best is None else torch.minimum(best, part)
     assert best is not None, "the bank has no rows"
     return (best + (q * q).sum(1)).clamp_min(0)
@@ -399,17 +404,11 @@ class Int8Search:
                         neg2_row_scale: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
         """As :func:`min_sq_distance`, in the same pieces; the tensors are given (the
         scoring module's buffers when traced), the scalars are this object's."""
-        step = PatchCoreScoring.bank_chunk
         q = q - center
         qq = _QuantizeQuery.apply(q, self.query_scale, self.query_zero)
-        best = None
-        for a in range(0, bank_t.shape[1], step):
-            b = min(bank_t.shape[1], a + step)
-            part = _Int8Dot.apply(qq, bank_t[:, a:b], self.query_scale, self.query_zero, neg2_row_scale[a:b],
-                                  bank_sq[a:b]).min(1).values
-            best = part if best is None else torch.minimum(best, part)
-        assert best is not None, "the bank has no rows"
-        return (best + (q * q).sum(1)).clamp_min(0)
+        return _min_over_pieces(lambda a, b: _Int8Dot.apply(qq, bank_t[:, a:b], self.query_scale, self.query_zero,
+                                                            neg2_row_scale[a:b], bank_sq[a:b]),
+                                q, bank_t.shape[1])
 
 
 class _QuantizeQuery(torch.autograd.Function):
