@@ -19,6 +19,9 @@ test parts <= 1%.
     python -m benchmarks.detection_study backbones --data ... [--configs mobilenet_v2 ...]
     python -m benchmarks.detection_study density --data ...      (distances over a local scale)
     python -m benchmarks.detection_study small --data ... [--subsets 50 100]   (small training sets)
+    python -m benchmarks.detection_study precision --data ... [--configs mobilenet_v2]   (int8 bank search)
+    python -m benchmarks.detection_study neighbourhood --data ... [--configs mobilenet_v2]   (3x3/5x5/7x7, k nearest)
+    python -m benchmarks.detection_study resolution --data ... --size 576x224 --configs 640x256 736x288
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -162,7 +165,7 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # the precision study takes a backbone as its one config (the quality profile's MobileNetV2)
+    # precision and neighbourhood take a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood") and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
@@ -170,7 +173,7 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
 
     def emit(**row: Any) -> None:
         print(json.dumps({"study": kind, "dataset": Path(data).name, "size": list(size),
-                      **({"backbone": configs[0]} if kind == "precision" and configs else {}), **row}), flush=True)
+                          **({"backbone": backbone} if backbone else {}), **row}), flush=True)
 
     if kind == "pooling":          # zero padding counted in the 3x3 average, or not
         for zero_pad in (True, False):
@@ -479,10 +482,7 @@ def _precision_study(st: "Study", emit) -> None:
     emit(variant="float32 (exact)", **st.metrics(base))
     feature_range = torch.stack([rows.amin(0), rows.amax(0)])
     for margin in (0.0, 0.25, 1.0):
-        class Search(Int8Search):
-            pass
-        Search.margin = margin
-        search = Search(bank, feature_range)
+        search = Int8Search(bank, feature_range, margin=margin)
         d = nearest_distance(q, bank, search=search).view(n, h, w)
         s = st.image_scores(d)
         rel = (d - full).abs().flatten() / full.flatten().clamp_min(1e-6)

@@ -383,15 +383,13 @@ class Int8Search:
     agree up to rounding in the final scaling.
     """
 
-    margin = 0.25
-
-    def __init__(self, bank: torch.Tensor, feature_range: torch.Tensor):
+    def __init__(self, bank: torch.Tensor, feature_range: torch.Tensor, margin: float = 0.25):
         self.center = bank.mean(0)
         centred = bank - self.center
         lo = float((feature_range[0] - self.center).min())
         hi = float((feature_range[1] - self.center).max())
         span = max(hi - lo, 1e-6)
-        lo, hi = min(0.0, lo - self.margin * span), max(0.0, hi + self.margin * span)
+        lo, hi = min(0.0, lo - margin * span), max(0.0, hi + margin * span)
         self.query_scale = float(np.float32((hi - lo) / 255.0))
         self.query_zero = int(round(-lo / self.query_scale))
         row_scale = centred.abs().amax(1).clamp_min(1e-12) / 127.0
