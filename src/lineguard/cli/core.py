@@ -49,7 +49,7 @@ def _profile_options(f):
                           "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not "
                           "squeezed). Default: the profile's.")(f)
     return click.option("--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
-                        help="fast: 224x224, EfficientNet-Lite0, ~7 ms a part exported. quality: the parts' own "
+                        help="fast: 224x224, EfficientNet-Lite0, 7-10 ms a part exported. quality: the parts' own "
                              "aspect ratio, MobileNetV2; for thin or small defects on long parts, several "
                              "times slower (README, Benchmarks).")(f)
 

@@ -1,7 +1,7 @@
 """Model profiles: named settings a plant picks by what the line needs, not by knob.
 
 - ``fast`` (the default of ``train`` and of the station): 224 x 224 input, EfficientNet-Lite0.
-  Made for the line's pace: about 7 ms a part through ONNX Runtime on 2 cores.
+  Made for the line's pace: 7-10 ms a part through ONNX Runtime on 2 cores (by the day's machine speed).
 - ``quality``: the good parts' own aspect ratio with a short side of 224 (tall or wide parts
   are not squeezed) and MobileNetV2 features. Several times the work of ``fast`` on long
   parts; for parts whose defects are thin or small against the part.
