@@ -319,7 +319,8 @@ def nearest_distance(q: torch.Tensor, bank: torch.Tensor, bank_sq: Optional[torc
     precomputed once at fit time. Blocks bound memory for large query sets. ``exclude``
     (bool per bank row) leaves rows out without copying the bank: they are set to +inf
     (a query with every row excluded gets inf). ``search``: the bank's integer form, to
-    get exactly the distances an int8-search model scores with.
+    get exactly the distances an int8-search model scores with; its own (centred) norms
+    then replace ``bank_sq``, and ``exclude`` applies to them.
     """
     if search is not None:
         bank_sq = search.bank_sq                      # the norms of its centred rows
