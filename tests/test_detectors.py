@@ -316,3 +316,31 @@ def test_nearest_distance_leaves_excluded_rows_out_in_every_piece(monkeypatch):
     exclude[::3] = True                       # rows left out in every piece of the bank
     want = torch.cdist(q, bank[~exclude]).min(1).values
     torch.testing.assert_close(nearest_distance(q, bank, exclude=exclude), want, rtol=1e-4, atol=1e-4)
+
+
+def _upsample_then_blur(d: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
+    """The map step written out the slow way: bilinear upsampling to the input size, then
+    a 3-sigma Gaussian over the reflect-padded map, one axis after the other."""
+    from torch.nn import functional as F
+    m = F.interpolate(d[:, None].double(), size=size, mode="bilinear", align_corners=False)
+    if sigma > 0:
+        r = int(round(3 * sigma))
+        t = torch.arange(-r, r + 1, dtype=torch.float64)
+        k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+        k = k / k.sum()
+        m = F.pad(m, (r, r, r, r), mode="reflect")
+        m = F.conv2d(F.conv2d(m, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return m[:, 0].float()
+
+
+@pytest.mark.parametrize("grid,size,sigma", [((28, 28), (224, 224), 4.0), ((72, 28), (576, 224), 4.0),
+                                             ((7, 9), (56, 72), 2.5), ((8, 8), (64, 64), 0.0)])
+def test_map_step_is_upsampling_then_gaussian(grid, size, sigma):
+    """smooth_and_upsample runs as one matrix per axis; it must give the map that
+    upsampling and then smoothing give, borders included (reflect padding)."""
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    d = torch.rand(3, *grid, generator=torch.Generator().manual_seed(0)) * 30
+    want = _upsample_then_blur(d, size, sigma)
+    got = smooth_and_upsample(d, size, sigma)
+    assert got.shape == (3, *size)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)

@@ -15,6 +15,7 @@ The shared parts of that path live here: :class:`ImageNormalization`,
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -243,14 +244,51 @@ def smooth_and_upsample(patch_scores: torch.Tensor, size: tuple[int, int], sigma
 
     Smoothing at input resolution (sigma in input pixels) removes the blockiness of
     the patch grid so region outlines follow the defect rather than the grid.
+
+    Bilinear upsampling (half-pixel centres), reflect padding and the Gaussian are each
+    linear and act on rows and columns separately, so the whole step is one matrix per
+    axis: map = A_h @ scores @ A_w^T (:func:`axis_operator`). The same numbers as
+    upsampling then convolving at input size (to float rounding), at a fraction of the
+    work: two small matmuls instead of a 25-tap convolution over every input pixel
+    (ONNX Runtime spent ~9% of the fast model's time on the convolution form).
     """
-    m = F.interpolate(patch_scores[:, None], size=size, mode="bilinear", align_corners=False)
-    if sigma > 0:
-        r = int(round(3 * sigma))
-        t = torch.arange(-r, r + 1, dtype=torch.float32)
-        k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
-        k = (k / k.sum()).to(m.dtype)
-        m = F.pad(m, (r, r, r, r), mode="reflect")
-        m = F.conv2d(m, k.view(1, 1, 1, -1))
-        m = F.conv2d(m, k.view(1, 1, -1, 1))
-    return m[:, 0]
+    # int(): while the exporter traces, a shape is a tensor; the grid is fixed by the
+    # model's input size, so the operators are constants of the exported graph
+    h, w = (int(v) for v in patch_scores.shape[-2:])
+    a_h = torch.from_numpy(axis_operator(h, int(size[0]), float(sigma))).to(patch_scores.dtype)
+    a_w = torch.from_numpy(axis_operator(w, int(size[1]), float(sigma))).to(patch_scores.dtype)
+    return torch.matmul(torch.matmul(a_h, patch_scores), a_w.t())
+
+
+@functools.lru_cache(maxsize=64)
+def axis_operator(n_in: int, n_out: int, sigma: float) -> np.ndarray:
+    """(n_out, n_in) float32: one axis of :func:`smooth_and_upsample`.
+
+    Bilinear upsampling as torch's ``interpolate(align_corners=False)`` does it
+    (source position (i + 0.5) * n_in / n_out - 0.5, clamped at 0, clamped at the last
+    cell), then a Gaussian of ``sigma`` output pixels, truncated at 3 sigma, over the
+    reflect-padded result. Built in numpy so that an ONNX export sees a constant, not
+    the ops that built it.
+    """
+    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    up = np.zeros((n_out, n_in))
+    np.add.at(up, (np.arange(n_out), i0), 1.0 - lam)
+    np.add.at(up, (np.arange(n_out), i1), lam)
+    if sigma <= 0:
+        return up.astype(np.float32)
+    r = int(round(3 * sigma))
+    if r >= n_out:
+        raise ValueError(f"a smoothing sigma of {sigma} px needs a map wider than {r} px; got {n_out}")
+    t = np.arange(-r, r + 1)
+    k = np.exp(-(t ** 2) / (2.0 * sigma ** 2))
+    k /= k.sum()
+    # out[i] = sum_j k[j] * x[reflect(i + j - r)], reflecting without repeating the edge
+    src_idx = np.arange(n_out)[:, None] + t[None, :]
+    src_idx = np.abs(src_idx)
+    src_idx = np.where(src_idx > n_out - 1, 2 * (n_out - 1) - src_idx, src_idx)
+    blur = np.zeros((n_out, n_out))
+    np.add.at(blur, (np.repeat(np.arange(n_out), len(t)), src_idx.ravel()), np.tile(k, n_out))
+    return (blur @ up).astype(np.float32)
