@@ -45,12 +45,24 @@ def _size(text: str) -> tuple[int, int]:
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-def _cache_path(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0") -> Path:
+# How a photo becomes the model's input (Preprocess's orient and resize): "stretch" is
+# the product's default; the others keep texture scale and direction closer between
+# photos of different sizes and aspect ratios.
+FRAMINGS = {"stretch": dict(orient="none", resize="stretch"),
+            "landscape": dict(orient="landscape", resize="stretch"),
+            "pad": dict(orient="none", resize="pad"),
+            "landscape-pad": dict(orient="landscape", resize="pad")}
+
+
+def _cache_path(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
+                framing: str = "stretch") -> Path:
     tag = "" if backbone == "efficientnet_lite0" else f"-{backbone}"
+    tag += "" if framing == "stretch" else f"-{framing}"
     return CACHE / f"{Path(data).resolve().name}-{size[0]}x{size[1]}{tag}.npz"
 
 
-def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0") -> Path:
+def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
+             framing: str = "stretch") -> Path:
     """Raw stage maps (stages 1-4, fp16) of every train/good and test image."""
     import torch
 
@@ -60,7 +72,7 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
     from lineguard.vision.preprocess import Preprocess
     stages = ("stage1", "stage2", "stage3", "stage4")
     cat = MVTecCategory(data)
-    pre = Preprocess(image_size=size)
+    pre = Preprocess(image_size=size, **FRAMINGS[framing])
     bb = create_backbone(backbone, list(stages)).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
     files = [("train", p, "good", "") for p in cat.train_good] + \
@@ -73,7 +85,7 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
             t = (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
             for s, f in zip(stages, bb(t)):
                 out[s].append(f.half().numpy())
-    path = _cache_path(data, size, backbone)
+    path = _cache_path(data, size, backbone, framing)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{s: np.concatenate(v) for s, v in out.items()},
              split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
@@ -82,10 +94,11 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
 
 
 class Study:
-    def __init__(self, data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0"):
-        path = _cache_path(data, size, backbone)
+    def __init__(self, data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
+                 framing: str = "stretch"):
+        path = _cache_path(data, size, backbone, framing)
         if not path.exists():
-            features(data, size, backbone)
+            features(data, size, backbone, framing)
         self.path = path
         z = np.load(path)
         self.z = {k: z[k] for k in z.files}
@@ -481,17 +494,40 @@ def _precision_study(st: "Study", emit) -> None:
     base = st.image_scores(full)
     emit(variant="float32 (exact)", **st.metrics(base))
     feature_range = torch.stack([rows.amin(0), rows.amax(0)])
-    for margin in (0.0, 0.25, 1.0):
-        search = Int8Search(bank, feature_range, margin=margin)
+    # (margin, query_max, bank_max): the query's range widened by margin x its span on each
+    # side; query codes 0..query_max, bank codes -bank_max..bank_max. 255 x 127 was the
+    # first product setting: its pair sums overflow int16 on AVX2-only CPUs (Int8Search);
+    # 255 x 63 is the product's now.
+    variants = [(0.0, 255, 127), (0.25, 255, 127), (1.0, 255, 127), (0.25, 127, 127), (0.25, 255, 63),
+                (0.0, 127, 127)]
+    for margin, query_max, bank_max in variants:
+        search = Int8Search(bank, feature_range, margin=margin, query_max=query_max, bank_max=bank_max) \
+            if 2 * query_max * bank_max <= 32767 else _unsafe_search(bank, feature_range, margin)
         d = nearest_distance(q, bank, search=search).view(n, h, w)
         s = st.image_scores(d)
         rel = (d - full).abs().flatten() / full.flatten().clamp_min(1e-6)
-        emit(variant=f"int8, centred, query range widened by {margin} x span" + (" (the product)" if margin == 0.25
-                                                                                 else ""),
+        emit(variant=f"int8, centred, query range widened by {margin} x span, query 0..{query_max}, "
+                     f"bank +-{bank_max}" + (" (the product)" if (margin, query_max, bank_max) == (0.25, 255, 63)
+                                             else ""),
              score_rel_diff_max=round(float(np.abs(s - base).max() / np.abs(base).mean()), 5),
              score_corr=round(float(np.corrcoef(s, base)[0, 1]), 6),
              patch_rel_err_median=round(float(rel.median()), 5),
              patch_rel_err_p99=round(float(rel.quantile(0.99)), 5), **st.metrics(s))
+
+
+def _unsafe_search(bank, feature_range, margin: float):
+    """The first product setting (queries 0..255, bank rows -127..127), computed exactly
+    as a VNNI CPU runs it; Int8Search refuses it now because AVX2-only CPUs saturate."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import Int8Search
+    search = Int8Search(bank, feature_range, margin=margin, query_max=255, bank_max=63)
+    centred = bank - search.center
+    row_scale = centred.abs().amax(1).clamp_min(1e-12) / 127.0
+    search.bank_max = 127
+    search.bank_t = torch.round(centred / row_scale[:, None]).clamp(-127, 127).to(torch.int8).T.contiguous()
+    search.neg2_row_scale = (-2.0 * row_scale).float()
+    return search
 
 
 def main() -> None:

@@ -231,7 +231,26 @@ def machine_reference(threads: int) -> dict:
             ts.append(time.perf_counter() - t0)
         return min(ts)
     return {"matmul_gflops": round(2 * 1024 ** 3 / best(lambda: a @ a) / 1e9, 1),
-            "copy_gb_per_s": round(2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9, 1)}
+            "copy_gb_per_s": round(2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9, 1),
+            **cpu_description()}
+
+
+def cpu_description() -> dict:
+    """The CPU model and the instruction sets integer matmuls use: the reference VM has
+    been an AVX-512 VNNI Xeon on some days and an AVX2-only AMD EPYC on others, and the
+    int8 bank search's speed depends on which."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:       # not Linux
+        model = platform.processor()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16") if f in flags]
+    return {"cpu": model, "cpu_isa": isa}
 
 
 def _has(module: str) -> bool:

@@ -253,7 +253,7 @@ def test_scoring_module_bank_in_pieces_matches_brute_force(good_parts, test_part
 def _int8_reference(q: torch.Tensor, search) -> np.ndarray:
     """The int8 search's distances from first principles: integer dot products in int64."""
     c = (q - search.center).numpy()                   # float32, as the graph's Sub
-    qq = np.clip(np.round(c / np.float32(search.query_scale)) + search.query_zero, 0, 255).astype(np.int64)
+    qq = np.clip(np.round(c / np.float32(search.query_scale)) + search.query_zero, 0, search.query_max).astype(np.int64)
     dot = (qq - search.query_zero) @ search.bank_t.numpy().astype(np.int64)
     d2 = (search.bank_sq.double().numpy()[None] + dot * search.query_scale
           * search.neg2_row_scale.double().numpy()[None]).min(1) + (c.astype(np.float64) ** 2).sum(1)
@@ -277,6 +277,42 @@ def test_int8_search_is_integer_arithmetic_in_every_piece(good_parts, test_parts
     # and calibration's leave-one-out path searches the same integers
     torch.testing.assert_close(nearest_distance(q, det.memory_bank_, det.bank_sq_norms_, search=det.bank_search()),
                                torch.from_numpy(got))
+
+
+def _avx2_u8s8_dot(qq: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """uint8 x int8 dot products as x86 AVX2 kernels without VNNI compute them
+    (VPMADDUBSW): each pair of neighbouring products is added into an int16 that
+    saturates, then the pairs are summed exactly."""
+    qq, b = qq.astype(np.int64), b.astype(np.int64)
+    if qq.shape[1] % 2:
+        qq, b = np.pad(qq, ((0, 0), (0, 1))), np.pad(b, ((0, 1), (0, 0)))
+    pairs = qq[:, 0::2, None] * b[None, 0::2] + qq[:, 1::2, None] * b[None, 1::2]
+    return np.clip(pairs, -32768, 32767).sum(1)
+
+
+def test_int8_search_cannot_saturate_on_avx2_cpus(good_parts, test_parts):
+    """On a CPU without VNNI (AVX2 only: many AMD EPYC hosts) ONNX Runtime multiplies
+    the uint8 query by the int8 bank with int16 pair sums that saturate. The search's
+    integer ranges must keep every pair sum in range, for real parts and for patches
+    far outside the training range (a defect's), so the exported model scores as torch
+    does on every CPU. (With bank rows coded -127..127 a good part scored 19.9 instead
+    of 17.1 through ONNX Runtime on such a host.)"""
+    det = PatchCore(coreset_ratio=0.5, batch_size=8).fit(good_parts)
+    search = det.bank_search()
+    module = det.scoring_module().eval()
+    with torch.no_grad():
+        emb = module.embed(torch.from_numpy(np.ascontiguousarray(test_parts[1][:4])))
+    q = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+    span = float(q.max() - q.min())
+    extreme = torch.cat([q, q.max(0).values[None] + span, q.min(0).values[None] - span,
+                         search.center[None] + span * torch.sign(det.memory_bank_[:8] - search.center)])
+    from lineguard.vision.detectors.patchcore import _QuantizeQuery
+    qq = _QuantizeQuery.apply(extreme - search.center, search.query_scale, search.query_zero,
+                              search.query_max).numpy()
+    assert qq.max() == search.query_max                      # the top code is reached ...
+    b = search.bank_t.numpy()
+    exact = qq.astype(np.int64) @ b.astype(np.int64)
+    np.testing.assert_array_equal(_avx2_u8s8_dot(qq, b), exact)  # ... and never saturates
 
 
 def test_int8_search_ranks_parts_as_the_exact_search(good_parts, test_parts):

@@ -247,9 +247,10 @@ def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
-        # Only the backbone's convolutions: the anomaly map's Gaussian smoothing is a
-        # Conv too, and quantised it clips the map at its calibration range, so the map's
-        # peak (the image score) came out the same for every part.
+        # Only the backbone's convolutions: a detector's later steps may be convolutions
+        # too (the anomaly map's Gaussian smoothing was one), and quantised such a step
+        # clips the map at its calibration range, so the map's peak (the image score)
+        # came out the same for every part.
         graph = onnx.load_from_string(model_bytes).graph
         not_backbone = [n.name for n in graph.node if n.op_type == "Conv" and "backbone" not in n.name]
         if calibration_images is not None and len(calibration_images):
