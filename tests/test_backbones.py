@@ -208,7 +208,10 @@ def test_fold_bn_keeps_outputs(name):
     assert all(isinstance(m.conv, nn.Conv2d) and m.conv.bias is not None
                for m in model.modules() if isinstance(m, ConvBN))
     for a, b in zip(before, after):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+        # exact up to float rounding, which grows with depth and with the CPU's kernels
+        # (an AVX2-only host: 2.9e-4 on Lite1's outputs of up to 45); a wrong fold is off
+        # by whole units
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=2e-5 * float(a.abs().max()))
     # folding twice is a no-op
     with torch.no_grad():
         again = model.fold_bn()(x)
