@@ -23,8 +23,8 @@ def parts():
     return [make_part(s, size=64)[0] for s in range(N_SETS * N_TRAIN + N_NEW)]
 
 
-@pytest.mark.parametrize("exclude_suspects", [True, False])
-def test_false_reject_rate_holds_on_average_over_good_sets(parts, exclude_suspects):
+def _rates(parts, exclude_suspects: bool) -> list[float]:
+    """The false-reject rate on new good parts of each good set's calibrated threshold."""
     new = parts[-N_NEW:]
     rates = []
     for k in range(N_SETS):
@@ -33,9 +33,33 @@ def test_false_reject_rate_holds_on_average_over_good_sets(parts, exclude_suspec
                              exclude_suspects=exclude_suspects)
         scores = np.array([r.score for r in insp.inspect_batch(new)])
         rates.append(float((scores > insp.threshold).mean()))
-    mean = float(np.mean(rates))
+    return rates
+
+
+@pytest.fixture(scope="module")
+def rates(parts):
+    return {flag: _rates(parts, flag) for flag in (True, False)}
+
+
+@pytest.mark.parametrize("exclude_suspects", [True, False])
+def test_false_reject_rate_holds_on_average_over_good_sets(rates, exclude_suspects):
+    mean = float(np.mean(rates[exclude_suspects]))
     # 12 sets x 40 new parts: the mean's standard error is about 0.015 at a 10% rate (a 20% hold-out of
     # these 19 parts, the old default, averaged 0.14: the largest of 4 scores is no 90% quantile)
     assert mean <= TARGET + 0.03, f"mean false-reject rate {mean:.3f} over {N_SETS} good sets, target {TARGET}"
-    # and not absurdly conservative either: a threshold above every good part rejects none
-    assert max(rates) > 0, "the threshold never rejected a new good part: too high to be the 90% quantile"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue #8, open: the leave-one-part-out threshold is far too conservative on small banks. Measured "
+    "2026-12-02 on these sets (float32 and int8 search alike): mean false-reject rate 0.0-0.2% for a 10% "
+    "target; refilling each part's bank rows with the coreset's next picks 0.6%, a 5-fold refit 1.5% "
+    "(3.1% at 128 px). Until 2026-12-01 this test only asked that some set reject some part, which one "
+    "rejection in twelve sets satisfied"))
+@pytest.mark.parametrize("exclude_suspects", [True, False])
+def test_threshold_is_not_far_above_the_target_quantile(rates, exclude_suspects):
+    """Not absurdly conservative either: with exchangeable scores the conformal
+    threshold rejects between target - 1/(n + 1) (5% here) and the target on average;
+    the cross-fitted scores are not quite exchangeable with new parts' (they err high),
+    so a quarter of the target is the floor asked for."""
+    mean = float(np.mean(rates[exclude_suspects]))
+    assert mean >= TARGET / 4, f"mean false-reject rate {mean:.3f} for a {TARGET} target: the threshold is too high"
