@@ -22,6 +22,9 @@ test parts <= 1%.
     python -m benchmarks.detection_study precision --data ... [--configs mobilenet_v2]   (int8 bank search)
     python -m benchmarks.detection_study neighbourhood --data ... [--configs mobilenet_v2]   (3x3/5x5/7x7, k nearest)
     python -m benchmarks.detection_study resolution --data ... --size 576x224 --configs 640x256 736x288
+    python -m benchmarks.detection_study framing --data ...        (50/100 parts: orient / pad framings)
+    python -m benchmarks.detection_study small-scoring --data ...  (50/100/all parts: relative scores, cosine)
+    python -m benchmarks.detection_study context --data ...        (within-part deviation map; map sigma)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -266,6 +269,12 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _neighbourhood_study(st, emit)
     elif kind == "resolution":     # the same backbone at larger inputs (--configs HxW ...; --size names the base)
         _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
+    elif kind == "framing":        # small sets under other photo -> input framings (orient, pad)
+        _framing_study(data, size, emit)
+    elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
+        _small_scoring_study(st, emit)
+    elif kind == "context":        # a within-part deviation map fused with the bank distance; map sigma
+        _context_study(st, data, emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
         from benchmarks import discriminator_study
         out = Path("benchmarks/results") / (f"study-discriminator-{Path(data).resolve().name}-{size[0]}x{size[1]}"
@@ -273,6 +282,102 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         discriminator_study.run(st, data, emit, configs or list(discriminator_study.CONFIGS), subsets or [], out)
     else:
         raise SystemExit(f"unknown study {kind!r}")
+
+
+def _small_draws(n_train: int, sizes=(50, 100)):
+    """core_bench's seeded draws of a small plant's training set: 50, then 100 parts."""
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        yield n, np.sort(rng.choice(n_train, size=min(n, n_train), replace=False))
+
+
+def _small_bank(st: "Study", pick: np.ndarray, normalize: bool = False):
+    import torch
+
+    from lineguard.vision.detectors.patchcore import greedy_coreset
+    e = st.embed(st.train[pick])
+    rows = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
+    if normalize:
+        rows = torch.nn.functional.normalize(rows, dim=1)
+    return rows[greedy_coreset(rows, int(round(len(rows) * 0.02)), 64, 0)]
+
+
+def _framing_study(data: str, size: tuple[int, int], emit) -> None:
+    """Magnetic tiles come in many sizes and aspect ratios (0.36-2.6), so stretching to a
+    square scales texture differently per photo; with 50 or 100 training parts that might
+    be what leaves test parts uncovered. Turning portraits to landscape and/or padding
+    instead of stretching keep texture scale closer (Preprocess's orient / resize)."""
+    for framing in FRAMINGS:
+        st = Study(data, size, framing=framing)
+        for n, pick in _small_draws(len(st.train)):
+            emit(framing=framing, n_good=n, **st.metrics(st.image_scores(st.test_distances(_small_bank(st, pick)))))
+
+
+def _relative_rules(st: "Study", d) -> dict:
+    """Image score rules: the smoothed map's peak (the product's), and the peak relative
+    to the part's own typical patch distance (its median or lower quartile): a part
+    photographed brighter or sharper is farther from the bank everywhere."""
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    peak = smooth_and_upsample(d, st.size, 4.0).flatten(1).max(1).values
+    med, q25 = d.flatten(1).median(1).values, d.flatten(1).quantile(0.25, dim=1)
+    return {"max": peak, "max-median": peak - med, "max/median": peak / med, "max-q25": peak - q25,
+            "max/q25": peak / q25}
+
+
+def _small_scoring_study(st: "Study", emit) -> None:
+    """With 50 or 100 parts, is the score's problem the part's overall offset from the
+    bank (brighter parts score higher: rank correlation 0.29 between a good test part's
+    score and its mean brightness at 100 parts)? Relative scores, and cosine distances
+    (every patch vector scaled to unit length), against the plain peak."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import nearest_distance
+    for n, pick in _small_draws(len(st.train)):
+        for k, s in _relative_rules(st, st.test_distances(_small_bank(st, pick))).items():
+            emit(n_good=n, variant=k, **st.metrics(s.numpy()))
+        et = st.embed(st.test)
+        nt, c, h, w = et.shape
+        q = torch.nn.functional.normalize(et.permute(0, 2, 3, 1).reshape(-1, c), dim=1)
+        dc = nearest_distance(q, _small_bank(st, pick, normalize=True)).view(nt, h, w)
+        for k, s in _relative_rules(st, dc).items():
+            emit(n_good=n, variant="cosine " + k, **st.metrics(s.numpy()))
+    _, bank, _, _ = st.bank()
+    for k, s in _relative_rules(st, st.test_distances(bank)).items():
+        emit(n_good=len(st.train), variant=k, **st.metrics(s.numpy()))
+
+
+def _context_study(st: "Study", data: str, emit) -> None:
+    """Pixel AUROC is mostly magnetic tile's 'uneven' defects (71% of all defect pixels,
+    a band of other surface finish over ~24% of the tile), where each patch alone looks
+    like some good patch. Tried: each patch's distance from its own part's median patch
+    (a part should look alike all over) added to the bank distance, each over its median
+    on good training parts; and a wider map smoothing."""
+    import torch
+
+    from benchmarks.discriminator_study import PixelEval
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    from lineguard.vision.detectors.patchcore import nearest_distance
+    pe = PixelEval(st, data)
+    rows, bank, owner, (h, w) = st.bank()
+    d = st.test_distances(bank)
+
+    def self_deviation(idx):
+        e = st.embed(idx)
+        f = e.flatten(2)
+        return (f - f.median(2, keepdim=True).values).norm(dim=1).view(len(idx), *e.shape[2:])
+    sd_train = torch.cat([self_deviation(st.train[i:i + 64]) for i in range(0, len(st.train), 64)])
+    sd_test = torch.cat([self_deviation(st.test[i:i + 64]) for i in range(0, len(st.test), 64)])
+    per = h * w
+    loo = torch.cat([nearest_distance(rows[i * per:(i + 1) * per], bank, exclude=owner == i)
+                     for i in range(0, len(st.train), 8)])        # every 8th training part
+    s_d, s_sd = float(loo[torch.isfinite(loo)].median()), float(sd_train.median())
+    for wgt in (0.0, 0.25, 0.5, 1.0, 2.0, "only"):
+        m = sd_test / s_sd if wgt == "only" else d / s_d + wgt * sd_test / s_sd
+        mm = smooth_and_upsample(m, st.size, 4.0)
+        emit(selfdev_weight=wgt, image=st.metrics(mm.flatten(1).max(1).values.numpy()), pixel=pe(mm))
+    for sigma in (4.0, 8.0, 16.0):
+        mm = smooth_and_upsample(d, st.size, sigma)
+        emit(sigma=sigma, image=st.metrics(mm.flatten(1).max(1).values.numpy()), pixel=pe(mm))
 
 
 def _small_sets_study(st: "Study", data: str, size: tuple[int, int], sizes: list[int], emit) -> None:
@@ -534,7 +639,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
-                                     "small", "precision", "resolution", "neighbourhood"])
+                                     "small", "precision", "resolution", "neighbourhood", "framing",
+                                     "small-scoring", "context"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
