@@ -254,10 +254,13 @@ def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) 
         graph = onnx.load_from_string(model_bytes).graph
         not_backbone = [n.name for n in graph.node if n.op_type == "Conv" and "backbone" not in n.name]
         if calibration_images is not None and len(calibration_images):
+            # reduce_range: weights coded in 7 bits, so that u8 activations x s8 weights
+            # cannot saturate the int16 pair sums of CPUs without VNNI (AVX2 only); at full
+            # range an AVX2 AMD EPYC gave image AUROC 0.770 where fp32 gives 0.872
             quantize_static(str(src), str(dst), _Reader(calibration_images), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                            nodes_to_exclude=not_backbone)
+                            nodes_to_exclude=not_backbone, reduce_range=True)
         else:
             quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8,
                              nodes_to_exclude=not_backbone)
