@@ -387,9 +387,7 @@ def _small_sets_study(st: "Study", data: str, size: tuple[int, int], sizes: list
 
     from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
     other = Study(data, size, backbone="mobilenet_v2")
-    rng = np.random.default_rng(0)
-    for n in sizes:
-        pick = np.sort(rng.choice(len(st.train), size=min(n, len(st.train)), replace=False))
+    for n, pick in _small_draws(len(st.train), sizes):
         ds, scales = {}, {}
         for name, s in (("efficientnet_lite0", st), ("mobilenet_v2", other)):
             e = s.embed(s.train[pick])
