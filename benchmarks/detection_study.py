@@ -621,15 +621,10 @@ def _precision_study(st: "Study", emit) -> None:
 def _unsafe_search(bank, feature_range, margin: float):
     """The first product setting (queries 0..255, bank rows -127..127), computed exactly
     as a VNNI CPU runs it; Int8Search refuses it now because AVX2-only CPUs saturate."""
-    import torch
-
     from lineguard.vision.detectors.patchcore import Int8Search
     search = Int8Search(bank, feature_range, margin=margin, query_max=255, bank_max=63)
-    centred = bank - search.center
-    row_scale = centred.abs().amax(1).clamp_min(1e-12) / 127.0
     search.bank_max = 127
-    search.bank_t = torch.round(centred / row_scale[:, None]).clamp(-127, 127).to(torch.int8).T.contiguous()
-    search.neg2_row_scale = (-2.0 * row_scale).float()
+    search.bank_t, search.neg2_row_scale = Int8Search.code_bank(bank - search.center, 127)
     return search
 
 

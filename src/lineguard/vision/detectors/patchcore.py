@@ -414,12 +414,16 @@ class Int8Search:
         lo, hi = min(0.0, lo - margin * span), max(0.0, hi + margin * span)
         self.query_scale = float(np.float32((hi - lo) / self.query_max))
         self.query_zero = int(round(-lo / self.query_scale))
-        row_scale = centred.abs().amax(1).clamp_min(1e-12) / self.bank_max
-        self.bank_t = (torch.round(centred / row_scale[:, None]).clamp(-self.bank_max, self.bank_max)
-                       .to(torch.int8).T.contiguous())
-        # -2 * each row's scale: the graph's one scale per output column folds the -2 in
-        self.neg2_row_scale = (-2.0 * row_scale).float()
+        self.bank_t, self.neg2_row_scale = self.code_bank(centred, self.bank_max)
         self.bank_sq = (centred * centred).sum(1)       # norms of the centred rows
+
+    @staticmethod
+    def code_bank(centred: torch.Tensor, bank_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centred bank rows -> (int8 codes in -bank_max..bank_max, transposed; -2 x each
+        row's scale: the graph's one scale per output column folds the -2 in)."""
+        row_scale = centred.abs().amax(1).clamp_min(1e-12) / bank_max
+        codes = torch.round(centred / row_scale[:, None]).clamp(-bank_max, bank_max).to(torch.int8)
+        return codes.T.contiguous(), (-2.0 * row_scale).float()
 
     def min_sq_distance(self, q: torch.Tensor, center: torch.Tensor, bank_t: torch.Tensor,
                         neg2_row_scale: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
