@@ -380,3 +380,29 @@ def test_map_step_is_upsampling_then_gaussian(grid, size, sigma):
     got = smooth_and_upsample(d, size, sigma)
     assert got.shape == (3, *size)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_refill_covers_the_corner_a_left_out_part_leaves_bare():
+    """Two parts share a rare patch; the coreset keeps one copy. Leaving that part out
+    must not leave the corner bare: a refit would keep the other part's copy, and so
+    does the refill (plain leave-one-out put it ~10 away, and the threshold too high)."""
+    from lineguard.vision.detectors._refill import GreedyRefill
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(90, 8, generator=g) * 0.1          # three parts' ordinary patches
+    feats[5, 0] += 10.0                                     # part 0's rare patch
+    feats[35, 0] += 10.05                                   # part 1's, nearly the same
+    row_group = torch.arange(3).repeat_interleave(30)
+    selected = greedy_coreset(feats, 6, 0, seed=0)
+    rare = 5 if 5 in selected.tolist() else 35              # the copy the coreset kept
+    other = 35 if rare == 5 else 5
+    assert other not in selected.tolist()
+    owner = int(row_group[rare])
+    refill = GreedyRefill(feats, selected, row_group)
+    rows = refill.rows_for(owner)
+    own = row_group[selected] == owner
+    assert len(rows) == int(own.sum())                      # as many rows as the part took out
+    assert not bool((row_group[rows] == owner).any())       # none of them its own
+    assert other in rows.tolist()
+    bank = torch.cat([feats[selected[~own]], feats[rows]])
+    assert float(nearest_distance(feats[rare:rare + 1], bank)) < 1.0     # the twin: noise apart
+    assert float(nearest_distance(feats[rare:rare + 1], feats[selected[~own]])) > 9   # without the refill

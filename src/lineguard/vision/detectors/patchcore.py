@@ -22,12 +22,14 @@ What the defaults do, and why (measured on real parts, benchmarks/results/study-
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._refill import GreedyRefill
 from .base import BackboneDetector, PatchEmbedding, Progress, smooth_and_upsample
 
 IMAGE_SCORES = ("map_max", "max", "topk")
@@ -123,21 +125,37 @@ class PatchCore(BackboneDetector):
         self.feature_range_ = torch.stack([lo, hi])   # (2, C): the int8 search's query scale
         search = self.bank_search()
         # Leave-one-group-out distances of every training part: what a part the model
-        # never saw would get, up to the rows its own group put in the bank (a refit
-        # without them would spend those rows elsewhere: a little closer, so this errs
-        # towards a higher threshold, fewer false rejects).
+        # never saw would get. Leaving the group's rows out is not enough: the coreset
+        # picked them to cover the group's corner of feature space and so skipped the
+        # other parts' patches there; a refit would cover the corner again. GreedyRefill
+        # picks as many replacement rows the same greedy way (see _refill.py; without it
+        # the threshold was far too safe on small banks). Not for the streaming fit,
+        # which keeps no features to pick from: there the estimate errs high.
         owner_group = torch.from_numpy(group_ids)[owner]
+        refill = None
+        if feats is not None:
+            row_group = torch.from_numpy(group_ids).repeat_interleave(per_image)
+            refill = GreedyRefill(coreset_projection(feats, self.projection_dim, seed=self.seed), idx, row_group)
         h, w = self.grid_
         cross = torch.empty(len(images), h, w)
+        added: dict[int, Any] = {}
         for i in range(len(images)):
+            g = int(group_ids[i])
             if feats is not None:
                 q = feats[i * per_image:(i + 1) * per_image]
             else:  # streaming: features were not kept; embed the part again
                 with torch.no_grad():
                     q = embed(torch.from_numpy(np.ascontiguousarray(images[i:i + 1])))
                 q = q.permute(0, 2, 3, 1).reshape(-1, q.shape[1])
-            cross[i] = nearest_distance(q, bank, self.bank_sq_norms_, exclude=owner_group == int(group_ids[i]),
-                                        search=search).view(h, w)
+            d = nearest_distance(q, bank, self.bank_sq_norms_, exclude=owner_group == g, search=search)
+            if refill is not None:
+                if g not in added:
+                    rows = refill.rows_for(g)
+                    added[g] = (feats[rows], search.for_rows(feats[rows]) if search is not None else None)
+                extra, coded = added[g]
+                if len(extra):
+                    d = torch.minimum(d, nearest_distance(q, extra, search=coded))
+            cross[i] = d.view(h, w)
         del feats
         self.cross_distances_ = cross
         if self.position_norm:
@@ -425,6 +443,15 @@ class Int8Search:
         codes = torch.round(centred / row_scale[:, None]).clamp(-bank_max, bank_max).to(torch.int8)
         return codes.T.contiguous(), (-2.0 * row_scale).float()
 
+    def for_rows(self, rows: torch.Tensor) -> "Int8Search":
+        """The same search (centre, query coding) over other rows, coded as bank rows are:
+        the distances a bank holding them would give."""
+        other = copy.copy(self)
+        centred = rows - self.center
+        other.bank_t, other.neg2_row_scale = self.code_bank(centred, self.bank_max)
+        other.bank_sq = (centred * centred).sum(1)
+        return other
+
     def min_sq_distance(self, q: torch.Tensor, center: torch.Tensor, bank_t: torch.Tensor,
                         neg2_row_scale: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
         """As :func:`min_sq_distance`, in the same pieces; the tensors are given (the
@@ -487,10 +514,7 @@ def greedy_coreset(feats: torch.Tensor, n_keep: int, projection_dim: int, seed: 
     if n_keep >= n:
         return torch.arange(n)
     g = torch.Generator().manual_seed(seed)
-    x = feats
-    if 0 < projection_dim < feats.shape[1]:
-        proj = torch.randn(feats.shape[1], projection_dim, generator=g) / projection_dim ** 0.5
-        x = feats @ proj
+    x = coreset_projection(feats, projection_dim, g)
     x_sq = (x * x).sum(1)
     start = int(torch.randint(n, (1,), generator=g))
     selected = torch.empty(n_keep, dtype=torch.long)
@@ -506,6 +530,17 @@ def greedy_coreset(feats: torch.Tensor, n_keep: int, projection_dim: int, seed: 
         torch.minimum(min_d, d, out=min_d)
         cur = int(torch.argmax(min_d))
     return selected
+
+
+def coreset_projection(feats: torch.Tensor, projection_dim: int, g: Optional[torch.Generator] = None,
+                       seed: int = 0) -> torch.Tensor:
+    """The features in the random projection the greedy coreset selects in (its first
+    draw from the seeded generator; ``feats`` itself when the projection would not be
+    narrower)."""
+    if not 0 < projection_dim < feats.shape[1]:
+        return feats
+    g = g if g is not None else torch.Generator().manual_seed(seed)
+    return feats @ (torch.randn(feats.shape[1], projection_dim, generator=g) / projection_dim ** 0.5)
 
 
 def _group_ids(groups: Optional[Sequence[Any]], n: int) -> np.ndarray:
