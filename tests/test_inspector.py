@@ -266,6 +266,9 @@ def test_bad_parts_in_the_good_folder_are_named(synth_category):
     insp = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1, exclude_suspects=True)
     assert insp.calibration["suspects_excluded"] == 2 and insp.calibration["n_calibration"] == 18
     assert insp.threshold < kept.threshold
+    # and the first fit already said what leaving them out would give
+    assert kept.calibration["threshold_without_suspects"] == pytest.approx(insp.threshold, rel=1e-6)
+    assert "threshold_without_suspects" not in insp.calibration
     clean = Inspector.fit([g for i, g in enumerate(good) if i not in (3, 11)], image_size=SIZE)
     assert clean.info["suspect_good"] == []
 

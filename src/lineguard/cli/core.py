@@ -170,6 +170,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
+    if c.get("threshold_without_suspects") is not None:
+        note("note", f"if those parts are bad, the threshold without them would be "
+                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: retrain with "
+                     "--exclude-suspects")
     if c.get("suspects_note"):
         note("note", c["suspects_note"])
     say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import bundle, openers
 from .atomic import atomic_write_bytes
-from .calibration import check_review_rate, pixel_threshold_from_good, summarize
+from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
 from .preprocess import Preprocess
@@ -223,8 +223,8 @@ class Inspector:
 
         By default (``holdout`` 0) every good image enters the model and also sets the
         threshold: each is scored by a model that did not learn from it (cross-fitting:
-        PatchCore leaves the part's own patches out of its bank, other detectors refit
-        on K-1 folds), and the threshold is the conformal quantile of those scores for
+        PatchCore leaves the part's own patches out of its bank and refills their places
+        as a refit would, other detectors refit on K-1 folds), and the threshold is the conformal quantile of those scores for
         ``false_reject_rate``. ``groups`` keeps photos that belong together (several
         shots of one part, one lot) on the same side: a list with one label per good
         image, or a regular expression whose first group (else the whole match) in each
@@ -322,6 +322,10 @@ class Inspector:
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
         calib["suspects_excluded"] = int((~use).sum())
+        if is_suspect.any() and not calib["suspects_excluded"] and (~is_suspect).sum() >= 1:
+            # what leaving them out would do, so a person who finds them bad knows what
+            # retraining with exclude_suspects buys before spending the time on it
+            calib["threshold_without_suspects"] = conformal_threshold(cal_scores[~is_suspect], false_reject_rate)[0]
         if calib["suspects_excluded"]:
             calib["suspects_note"] = (f"{calib['suspects_excluded']} good image(s) scored far above the others and "
                                       "were left out of the threshold: the false-reject promise holds for parts like "

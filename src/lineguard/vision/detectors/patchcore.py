@@ -15,7 +15,8 @@ What the defaults do, and why (measured on real parts, benchmarks/results/study-
   typical value on good parts. It compensated for the old border treatment; with zero
   padding it no longer helps on average and it hurt another product, so it is opt-in.
 - Every training part's patches stay in the bank; the threshold comes from the training
-  parts themselves, each scored without its own patches (:meth:`PatchCore.fit_cross_scored`).
+  parts themselves, each scored without its own patches, their places in the bank
+  refilled as a refit would (:meth:`PatchCore.fit_cross_scored`, ``_refill.py``).
 - The bank is searched with integer dot products (``search="int8"``): the matmul against
   the bank is most of an inspection's time, and integer matmuls run ~3x faster on CPUs
   with VNNI. Same ranking of parts on both products measured; see :class:`Int8Search`.
@@ -166,7 +167,7 @@ class PatchCore(BackboneDetector):
     def fit_cross_scored(self, images: np.ndarray, progress: Progress = None,
                          groups: Optional[Sequence[Any]] = None, folds: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Fit on every image and return each one's out-of-sample image score and map
-        (scored against the bank without its own group's patches): calibration from
+        (scored against the bank without its own group's patches, refilled): calibration from
         every good part, with no part held out of the bank. Leave-one-group-out needs no
         refit, so ``folds`` is not used."""
         if len(np.unique(_group_ids(groups, len(images)))) < 2:
