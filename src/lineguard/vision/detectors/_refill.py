@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 _BLOCK = 2048                        # query rows per matmul block (bounded memory)
+_NEAREST = 4                         # bank rows remembered per patch, nearest first
 
 
 def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -46,12 +47,20 @@ class GreedyRefill:
         self.row_group = row_group
         self.sel_group = row_group[selected]
         n = len(projected)
-        nearest = torch.empty(n, dtype=torch.long)
-        min_d = torch.empty(n, dtype=projected.dtype)
+        k = min(_NEAREST, len(selected))
+        # each patch's nearest few bank rows: once a group's rows are gone, a patch's new
+        # nearest is usually among them (else it is searched again, see rows_for)
+        self.near_d = torch.empty(n, k, dtype=projected.dtype)
+        self.near_i = torch.empty(n, k, dtype=torch.long)
         xs = projected[selected]
+        xs_sq = (xs * xs).sum(1)
         for i in range(0, n, _BLOCK):
-            d = _sq_distances(projected[i:i + _BLOCK], xs)
-            min_d[i:i + _BLOCK], nearest[i:i + _BLOCK] = d.min(1)
+            a = projected[i:i + _BLOCK]
+            # ||b||^2 - 2 a.b ranks the bank rows for a; ||a||^2 is added to the few kept
+            v, j = torch.addmm(xs_sq[None, :], a, xs.T, alpha=-2.0).topk(k, dim=1, largest=False)
+            self.near_d[i:i + _BLOCK] = (v + (a * a).sum(1)[:, None]).clamp_min_(0)
+            self.near_i[i:i + _BLOCK] = j
+        min_d, nearest = self.near_d[:, 0], self.near_i[:, 0]
         self.min_d = min_d
         # patches by the group that owns their nearest bank row: a group's bare corner
         owner_of_nearest = self.sel_group[nearest]
@@ -81,12 +90,14 @@ class GreedyRefill:
             return torch.empty(0, dtype=torch.long)
         d = self.min_d[cand].clone()
         if len(bare):   # the bare corner's distances to the bank without the group's rows
-            kept = self.x[self.selected[~own]]
-            if len(kept):
-                d[:len(bare)] = torch.cat([_sq_distances(self.x[bare[i:i + _BLOCK]], kept).min(1).values
-                                           for i in range(0, len(bare), _BLOCK)])
-            else:
-                d[:len(bare)] = float("inf")
+            others = self.sel_group[self.near_i[bare]] != group          # (B, k), nearest first
+            first = others.to(torch.uint8).argmax(1)
+            d[:len(bare)] = self.near_d[bare].gather(1, first[:, None])[:, 0]
+            lost = ~others.any(1)    # all its nearest rows were the group's: search the rest
+            if bool(lost.any()):
+                kept = self.x[self.selected[~own]]
+                d[torch.nonzero(lost).flatten()] = (
+                    _sq_distances(self.x[bare[lost]], kept).min(1).values if len(kept) else float("inf"))
         picks = []
         xc = self.x[cand]
         for _ in range(min(m, len(cand))):
