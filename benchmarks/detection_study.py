@@ -25,6 +25,7 @@ test parts <= 1%.
     python -m benchmarks.detection_study framing --data ...        (50/100 parts: orient / pad framings)
     python -m benchmarks.detection_study small-scoring --data ...  (50/100/all parts: relative scores, cosine)
     python -m benchmarks.detection_study context --data ...        (within-part deviation map; map sigma)
+    python -m benchmarks.detection_study photometric --data ...    (photos' brightness / contrast evened out)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -57,15 +58,41 @@ FRAMINGS = {"stretch": dict(orient="none", resize="stretch"),
             "landscape-pad": dict(orient="landscape", resize="pad")}
 
 
+# Each photo's brightness and contrast evened out before the backbone (grey mean m and
+# spread s of the model input; every channel moved alike, so colour differences stay):
+# "meanstd" maps every photo to mean 128, spread 48; "clamp" moves it towards the training
+# photos' median mean and spread with the contrast gain held within 0.8-1.25; "mean" moves
+# brightness only. Magnetic tiles' spread runs from 15 to 48 grey levels (5th-95th
+# percentile of the training photos), which 50 or 100 parts may not cover.
+PHOTOMETRIC = ("none", "meanstd", "clamp", "mean")
+
+
+def _photometric(x: np.ndarray, mode: str, ref: tuple[float, float]) -> np.ndarray:
+    if mode == "none":
+        return x
+    g = x.astype(np.float32).mean(2)
+    m, s = float(g.mean()), float(g.std()) + 1e-3
+    if mode == "meanstd":
+        y = (x.astype(np.float32) - m) / s * 48 + 128
+    elif mode == "clamp":
+        y = (x.astype(np.float32) - m) * float(np.clip(ref[1] / s, 0.8, 1.25)) + ref[0]
+    elif mode == "mean":
+        y = x.astype(np.float32) - m + 128
+    else:
+        raise ValueError(f"photometric must be one of {PHOTOMETRIC}")
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
 def _cache_path(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
-                framing: str = "stretch") -> Path:
+                framing: str = "stretch", photometric: str = "none") -> Path:
     tag = "" if backbone == "efficientnet_lite0" else f"-{backbone}"
     tag += "" if framing == "stretch" else f"-{framing}"
+    tag += "" if photometric == "none" else f"-photo-{photometric}"
     return CACHE / f"{Path(data).resolve().name}-{size[0]}x{size[1]}{tag}.npz"
 
 
 def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
-             framing: str = "stretch") -> Path:
+             framing: str = "stretch", photometric: str = "none") -> Path:
     """Raw stage maps (stages 1-4, fp16) of every train/good and test image."""
     import torch
 
@@ -81,6 +108,10 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
     files = [("train", p, "good", "") for p in cat.train_good] + \
         [("test", it.path, it.defect_type, str(it.mask_path or "")) for it in cat.test_items]
     x = np.stack([pre.apply(load_image(f[1]))[0] for f in files])
+    if photometric != "none":   # the reference: the training photos' median mean and spread (no test photo)
+        grey = x[:len(cat.train_good)].astype(np.float32).mean(3)
+        ref = (float(np.median(grey.mean((1, 2)))), float(np.median(grey.std((1, 2)))))
+        x = np.stack([_photometric(im, photometric, ref) for im in x])
     out: dict[str, list] = {s: [] for s in stages}
     with torch.no_grad():
         for i in range(0, len(x), 16):
@@ -88,7 +119,7 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
             t = (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
             for s, f in zip(stages, bb(t)):
                 out[s].append(f.half().numpy())
-    path = _cache_path(data, size, backbone, framing)
+    path = _cache_path(data, size, backbone, framing, photometric)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{s: np.concatenate(v) for s, v in out.items()},
              split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
@@ -98,10 +129,10 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
 
 class Study:
     def __init__(self, data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
-                 framing: str = "stretch"):
-        path = _cache_path(data, size, backbone, framing)
+                 framing: str = "stretch", photometric: str = "none"):
+        path = _cache_path(data, size, backbone, framing, photometric)
         if not path.exists():
-            features(data, size, backbone, framing)
+            features(data, size, backbone, framing, photometric)
         self.path = path
         z = np.load(path)
         self.z = {k: z[k] for k in z.files}
@@ -144,6 +175,12 @@ class Study:
             np.save(key, idx.numpy())
         return rows, rows[idx].contiguous(), idx // (h * w), (h, w)
 
+    def coreset_rows(self, ratio: float = 0.02, seed: int = 0):
+        """The cached coreset's rows (indices into the training patches) of :meth:`bank`'s default."""
+        import torch
+        self.bank(ratio=ratio, seed=seed)
+        return torch.from_numpy(np.load(self.path.with_suffix(f".coreset-1-{ratio}-{seed}.npy")))
+
     def test_distances(self, bank, zero_pad: bool = True, layers=("stage2", "stage4"), pool: int = 3):
         from lineguard.vision.detectors.patchcore import nearest_distance
         e = self.embed(self.test, layers=layers, zero_pad=zero_pad, pool=pool)
@@ -181,8 +218,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision and neighbourhood take a backbone as their one config (the quality profile's MobileNetV2)
-    backbone = configs[0] if kind in ("precision", "neighbourhood") and configs else None
+    # precision, neighbourhood, calibration and photometric take a backbone as their one config (the quality profile's MobileNetV2)
+    backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric") and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -221,17 +258,28 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         union = torch.cat(parts)
         emit(coreset="union of 5 group coresets", fit_s=round(time.perf_counter() - t0, 1),
              **st.metrics(st.image_scores(st.test_distances(union))))
-    elif kind == "calibration":    # leave-one-part-out scores, position norm, suspects
-        from lineguard.vision.detectors.patchcore import nearest_distance
+    elif kind == "calibration":    # leave-one-part-out scores (refilled or not), position norm, suspects
+        from lineguard.vision.detectors._refill import GreedyRefill
+        from lineguard.vision.detectors.patchcore import coreset_projection, nearest_distance
         rows, bank, owner, (h, w) = st.bank()
         per = h * w
         bsq = (bank * bank).sum(1)
         loo = torch.stack([nearest_distance(rows[i * per:(i + 1) * per], bank, bsq, exclude=owner == i).view(h, w)
                            for i in range(len(st.train))])
+        # the product's refill: each part's bank rows picked again among the other parts' patches
+        t0 = time.perf_counter()
+        refill = GreedyRefill(coreset_projection(rows, 64, seed=0), st.coreset_rows(),
+                              torch.arange(len(st.train)).repeat_interleave(per))
+        refilled = loo.clone()
+        for i in range(len(st.train)):
+            extra = rows[refill.rows_for(i)]
+            if len(extra):
+                refilled[i] = torch.minimum(loo[i], nearest_distance(rows[i * per:(i + 1) * per], extra).view(h, w))
+        refill_s = round(time.perf_counter() - t0, 1)
         d = st.test_distances(bank)
         good = ~st.is_defect
-        for norm in (False, True):
-            dd, cc = d, loo
+        for norm, refill_on in ((False, False), (True, False), (False, True)):
+            dd, cc = d, (refilled if refill_on else loo)
             if norm:
                 mu, sd = loo.mean(0), loo.std(0)
                 sd = sd.clamp_min(float(sd.median()) * 0.25 + 1e-6)
@@ -241,7 +289,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
             cut = q3 + 3 * (q3 - q1)
             for exclude in (False, True):
                 thr = _conformal(cs[cs <= cut] if exclude else cs)
-                emit(position_norm=norm, exclude_suspects=exclude, suspects=int((cs > cut).sum()),
+                emit(position_norm=norm, refill=refill_on, exclude_suspects=exclude, suspects=int((cs > cut).sum()),
+                     **({"refill_s": refill_s} if refill_on else {}),
                      calibrated={"false_reject_rate": round(float((s[good] > thr).mean()), 4),
                                  "escape_rate": round(float((s[~good] <= thr).mean()), 4)},
                      loo_quantiles=np.round(np.quantile(cs, [0.5, 0.9, 0.99]), 2).tolist(),
@@ -271,6 +320,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
     elif kind == "framing":        # small sets under other photo -> input framings (orient, pad)
         _framing_study(data, size, emit)
+    elif kind == "photometric":    # each photo's brightness / contrast evened out before the backbone
+        _photometric_study(data, size, emit, backbone or "efficientnet_lite0")
     elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
         _small_scoring_study(st, emit)
     elif kind == "context":        # a within-part deviation map fused with the bank distance; map sigma
@@ -311,6 +362,32 @@ def _framing_study(data: str, size: tuple[int, int], emit) -> None:
         st = Study(data, size, framing=framing)
         for n, pick in _small_draws(len(st.train)):
             emit(framing=framing, n_good=n, **st.metrics(st.image_scores(st.test_distances(_small_bank(st, pick)))))
+
+
+def _photometric_study(data: str, size: tuple[int, int], emit, backbone: str = "efficientnet_lite0") -> None:
+    """Small sets (50, 100 parts) and the full set with each photo's brightness and
+    contrast evened out before the backbone (PHOTOMETRIC): at 100 parts a good test
+    part's score follows its brightness, so photos lit differently from the few training
+    parts might be what leaves them uncovered."""
+    from scipy.stats import spearmanr
+
+    from lineguard.vision.imageio import load_image
+    from lineguard.vision.preprocess import Preprocess
+    looks = None
+    for mode in PHOTOMETRIC:
+        st = Study(data, size, backbone=backbone, photometric=mode)
+        for n, pick in _small_draws(len(st.train)):
+            emit(photometric=mode, n_good=n, **st.metrics(st.image_scores(st.test_distances(_small_bank(st, pick)))))
+        _, bank, _, _ = st.bank()
+        s = st.image_scores(st.test_distances(bank))
+        good = ~st.is_defect
+        if looks is None:   # each good test photo's grey mean and spread as the model sees it
+            pre = Preprocess(image_size=size)
+            grey = [pre.apply(load_image(p))[0].astype(np.float32).mean(2) for p in st.z["path"][st.test][good]]
+            looks = np.array([(g.mean(), g.std()) for g in grey])
+        emit(photometric=mode, n_good=len(st.train), **st.metrics(s),
+             good_score_rank_corr={"brightness": round(float(spearmanr(s[good], looks[:, 0])[0]), 3),
+                                   "contrast": round(float(spearmanr(s[good], looks[:, 1])[0]), 3)})
 
 
 def _relative_rules(st: "Study", d) -> dict:
@@ -633,7 +710,7 @@ def main() -> None:
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
-                                     "small-scoring", "context"])
+                                     "small-scoring", "context", "photometric"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
