@@ -218,7 +218,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration and photometric take a backbone as their one config (the quality profile's MobileNetV2)
+    # precision, neighbourhood, calibration and photometric take a backbone as their one config
+    # (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric") and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs

@@ -15,9 +15,9 @@ picked again by the same greedy rule among the other parts' patches, starting fr
 patches whose nearest bank row was one of the part's (the bare corner) and the patches
 the full selection left farthest from the bank (where a refit could spend them
 instead). Measured on the same synthetic sets: 7.1-7.5% false rejects for the 10% target
-(64 px; 5.2-5.3% over 30 sets) and 10.2% (128 px), where an exact refit of the coreset
-per part gave 7.1% (64 px, float32 search; ``tests/test_cross_fit_calibration.py``
-checks the average).
+(64 px; 5.2-5.3% over 30 sets) and 10.2% (128 px); in float32, 6.9% / 10.6% against 6.7% /
+11.5% for an exact refit of the coreset per part (``benchmarks/cross_fit_bench.py``;
+``tests/test_cross_fit_calibration.py`` checks the average).
 """
 from __future__ import annotations
 
