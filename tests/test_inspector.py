@@ -244,6 +244,11 @@ def test_groups_keep_a_parts_photos_together(synth_category):
                             groups=[f.name for f in twice], search="float32")
     assert alone.threshold < 0.05 * grouped.threshold     # twins: distance ~0, too low a threshold
     assert grouped.calibration["n_groups"] == 12
+    # with a real coreset the left-out rows are refilled: never from the part's own group,
+    # else each photo would find its twin again through the refill
+    refilled = Inspector.fit(twice, image_size=64, false_reject_rate=0.1, coreset_ratio=0.1,
+                             groups=[f.name for f in twice], search="float32")
+    assert refilled.threshold > 0.5 * grouped.threshold
     held = Inspector.fit(twice, image_size=64, holdout=0.25, groups=[f.name for f in twice], coreset_ratio=1.0)
     assert held.info["n_calibration"] % 2 == 0          # both photos of a part on the same side
     assert held.threshold > 0.5 * grouped.threshold
