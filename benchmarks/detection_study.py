@@ -26,6 +26,7 @@ test parts <= 1%.
     python -m benchmarks.detection_study small-scoring --data ...  (50/100/all parts: relative scores, cosine)
     python -m benchmarks.detection_study context --data ...        (within-part deviation map; map sigma)
     python -m benchmarks.detection_study photometric --data ...    (photos' brightness / contrast evened out)
+    python -m benchmarks.detection_study augment --data ...        (50/100 parts: lighting-jittered copies in the bank)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -218,9 +219,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration and photometric take a backbone as their one config
+    # precision, neighbourhood, calibration, photometric and augment take a backbone as their one config
     # (the quality profile's MobileNetV2)
-    backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric") and configs else None
+    backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment") \
+        and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -321,6 +323,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
     elif kind == "framing":        # small sets under other photo -> input framings (orient, pad)
         _framing_study(data, size, emit)
+    elif kind == "augment":        # 50 / 100 parts: the bank also holds lighting-jittered copies
+        _augment_study(st, data, size, backbone or "efficientnet_lite0", emit)
     elif kind == "photometric":    # each photo's brightness / contrast evened out before the backbone
         _photometric_study(data, size, emit, backbone or "efficientnet_lite0")
     elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
@@ -389,6 +393,53 @@ def _photometric_study(data: str, size: tuple[int, int], emit, backbone: str = "
         emit(photometric=mode, n_good=len(st.train), **st.metrics(s),
              good_score_rank_corr={"brightness": round(float(spearmanr(s[good], looks[:, 0])[0]), 3),
                                    "contrast": round(float(spearmanr(s[good], looks[:, 1])[0]), 3)})
+
+
+# Copies of each training photo with its contrast scaled (gain, about the photo's mean)
+# and its brightness shifted (grey levels), added to the small sets' bank before the
+# coreset: lighting variation the few training parts did not show. The bank keeps plain's
+# row count (2% of the unaugmented patches) unless ``bank x5``.
+AUGMENTS = {"plain": ([(1.0, 0.0)], 1),
+            "jitter4": ([(1.0, 0.0)] + [(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 1),
+            "jitter4, bank x5": ([(1.0, 0.0)] + [(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 5),
+            "jitter4 strong": ([(1.0, 0.0)] + [(g, b) for g in (0.67, 1.5) for b in (-40.0, 40.0)], 1),
+            "gain only": ([(1.0, 0.0), (0.8, 0.0), (1.25, 0.0)], 1),
+            "brightness only": ([(1.0, 0.0), (1.0, -20.0), (1.0, 20.0)], 1)}
+
+
+def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str, emit) -> None:
+    """50 / 100 good parts with a bank that also holds lighting-jittered copies (AUGMENTS)."""
+    import torch
+    from torch.nn import functional as F
+
+    from lineguard.vision.backbones import NORMALIZATION, create_backbone
+    from lineguard.vision.detectors.patchcore import greedy_coreset
+    from lineguard.vision.imageio import load_image
+    from lineguard.vision.preprocess import Preprocess
+    pre = Preprocess(image_size=size)
+    bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATION[backbone])
+
+    def embed(x: np.ndarray) -> torch.Tensor:   # as Study.embed: 3x3 average counting the zero padding
+        with torch.no_grad():
+            t = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - mean) / std
+            fs = [F.avg_pool2d(f, 3, 1, 1, count_include_pad=True) for f in bb(t)]
+            fs = [fs[0]] + [F.interpolate(f, size=fs[0].shape[-2:], mode="bilinear", align_corners=False) for f in fs[1:]]
+            e = torch.cat(fs, 1)
+        return e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
+
+    for n, pick in _small_draws(len(st.train)):
+        photos = np.stack([pre.apply(load_image(st.z["path"][st.train[i]]))[0] for i in pick]).astype(np.float32)
+        m = photos.mean((1, 2, 3), keepdims=True)
+        for name, (jitters, bank_x) in AUGMENTS.items():
+            rows = []
+            for gain, shift in jitters:
+                x = np.clip(np.round((photos - m) * gain + m + shift), 0, 255).astype(np.uint8)
+                rows += [embed(x[i:i + 16]) for i in range(0, len(x), 16)]
+            rows = torch.cat(rows)
+            n_keep = int(round(len(rows) // len(jitters) * 0.02)) * bank_x
+            bank = rows[greedy_coreset(rows, n_keep, 64, 0)]
+            emit(n_good=n, augment=name, bank_rows=n_keep, **st.metrics(st.image_scores(st.test_distances(bank))))
 
 
 def _relative_rules(st: "Study", d) -> dict:
@@ -711,7 +762,7 @@ def main() -> None:
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
-                                     "small-scoring", "context", "photometric"])
+                                     "small-scoring", "context", "photometric", "augment"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
