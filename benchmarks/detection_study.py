@@ -114,18 +114,36 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
         ref = (float(np.median(grey.mean((1, 2)))), float(np.median(grey.std((1, 2)))))
         x = np.stack([_photometric(im, photometric, ref) for im in x])
     out: dict[str, list] = {s: [] for s in stages}
-    with torch.no_grad():
-        for i in range(0, len(x), 16):
-            t = torch.from_numpy(x[i:i + 16]).permute(0, 3, 1, 2).float() / 255
-            t = (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-            for s, f in zip(stages, bb(t)):
-                out[s].append(f.half().numpy())
+    for i in range(0, len(x), 16):
+        for s, f in zip(stages, _backbone_maps(bb, x[i:i + 16], mean, std)):
+            out[s].append(f.half().numpy())
     path = _cache_path(data, size, backbone, framing, photometric)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{s: np.concatenate(v) for s, v in out.items()},
              split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
              type=np.array([f[2] for f in files]), mask=np.array([f[3] for f in files]))
     return path
+
+
+def _backbone_maps(bb, x: np.ndarray, mean, std) -> list:
+    """The backbone's stage maps of uint8 (N, H, W, 3) model inputs."""
+    import torch
+    with torch.no_grad():
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+        return list(bb((t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)))
+
+
+def _patch_features(maps: list, zero_pad: bool = True, pool: int = 3):
+    """Stage maps -> (N, C, h, w) patch features as PatchCore makes them: each map averaged
+    over pool x pool neighbours (counting the zero padding or not), resized to the first
+    map's grid, concatenated."""
+    import torch
+    from torch.nn import functional as F
+    fs = [F.avg_pool2d(m, pool, 1, pool // 2, count_include_pad=zero_pad) for m in maps]
+    h, w = fs[0].shape[-2:]
+    fs = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
+          for f in fs]
+    return torch.cat(fs, 1)
 
 
 class Study:
@@ -147,13 +165,7 @@ class Study:
 
     def embed(self, idx: np.ndarray, layers=("stage2", "stage4"), zero_pad: bool = True, pool: int = 3):
         import torch
-        from torch.nn import functional as F
-        fs = [F.avg_pool2d(torch.from_numpy(self.z[s][idx]).float(), pool, 1, pool // 2, count_include_pad=zero_pad)
-              for s in layers]
-        h, w = fs[0].shape[-2:]
-        fs = [f if f.shape[-2:] == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
-              for f in fs]
-        return torch.cat(fs, 1)
+        return _patch_features([torch.from_numpy(self.z[s][idx]).float() for s in layers], zero_pad, pool)
 
     def bank(self, zero_pad: bool = True, ratio: float = 0.02, seed: int = 0, layers=("stage2", "stage4"),
              pool: int = 3):
@@ -410,7 +422,6 @@ AUGMENTS = {"plain": ([(1.0, 0.0)], 1),
 def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str, emit) -> None:
     """50 / 100 good parts with a bank that also holds lighting-jittered copies (AUGMENTS)."""
     import torch
-    from torch.nn import functional as F
 
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.detectors.patchcore import greedy_coreset
@@ -418,14 +429,9 @@ def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str,
     from lineguard.vision.preprocess import Preprocess
     pre = Preprocess(image_size=size)
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATION[backbone])
 
-    def embed(x: np.ndarray) -> torch.Tensor:   # as Study.embed: 3x3 average counting the zero padding
-        with torch.no_grad():
-            t = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - mean) / std
-            fs = [F.avg_pool2d(f, 3, 1, 1, count_include_pad=True) for f in bb(t)]
-            fs = [fs[0]] + [F.interpolate(f, size=fs[0].shape[-2:], mode="bilinear", align_corners=False) for f in fs[1:]]
-            e = torch.cat(fs, 1)
+    def embed(x: np.ndarray) -> torch.Tensor:   # as Study.embed, from the photos (not the cache: float32)
+        e = _patch_features(_backbone_maps(bb, x, *NORMALIZATION[backbone]))
         return e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
 
     for n, pick in _small_draws(len(st.train)):
