@@ -433,8 +433,7 @@ class Int8Search:
         lo, hi = min(0.0, lo - margin * span), max(0.0, hi + margin * span)
         self.query_scale = float(np.float32((hi - lo) / self.query_max))
         self.query_zero = int(round(-lo / self.query_scale))
-        self.bank_t, self.neg2_row_scale = self.code_bank(centred, self.bank_max)
-        self.bank_sq = (centred * centred).sum(1)       # norms of the centred rows
+        self._code_rows(centred)
 
     @staticmethod
     def code_bank(centred: torch.Tensor, bank_max: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -448,10 +447,13 @@ class Int8Search:
         """The same search (centre, query coding) over other rows, coded as bank rows are:
         the distances a bank holding them would give."""
         other = copy.copy(self)
-        centred = rows - self.center
-        other.bank_t, other.neg2_row_scale = self.code_bank(centred, self.bank_max)
-        other.bank_sq = (centred * centred).sum(1)
+        other._code_rows(rows - self.center)
         return other
+
+    def _code_rows(self, centred: torch.Tensor) -> None:
+        """The searched rows: their int8 codes and scales, and the norms of the centred rows."""
+        self.bank_t, self.neg2_row_scale = self.code_bank(centred, self.bank_max)
+        self.bank_sq = (centred * centred).sum(1)
 
     def min_sq_distance(self, q: torch.Tensor, center: torch.Tensor, bank_t: torch.Tensor,
                         neg2_row_scale: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
