@@ -27,6 +27,8 @@ test parts <= 1%.
     python -m benchmarks.detection_study context --data ...        (within-part deviation map; map sigma)
     python -m benchmarks.detection_study photometric --data ...    (photos' brightness / contrast evened out)
     python -m benchmarks.detection_study augment --data ...        (50/100 parts: lighting-jittered copies in the bank)
+    python -m benchmarks.detection_study rescale --data ...        (50/100 parts: copies at another texture scale)
+    python -m benchmarks.detection_study stage-weights --data ...  (stage 2 against stage 4 in the distance)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -231,10 +233,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration, photometric and augment take a backbone as their one config
-    # (the quality profile's MobileNetV2)
-    backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment") \
-        and configs else None
+    # precision, neighbourhood, calibration, photometric, augment, rescale and stage-weights take
+    # a backbone as their one config (the quality profile's MobileNetV2)
+    backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
+                                      "rescale", "stage-weights") and configs else None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -337,6 +339,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _framing_study(data, size, emit)
     elif kind == "augment":        # 50 / 100 parts: the bank also holds lighting-jittered copies
         _augment_study(st, data, size, backbone or "efficientnet_lite0", emit)
+    elif kind == "stage-weights":  # how much stage 2 counts against stage 4 in the distance
+        _stage_weight_study(st, data, emit)
+    elif kind == "rescale":        # 50 / 100 parts: ... and copies with the texture at another scale
+        _augment_study(st, data, size, backbone or "efficientnet_lite0", emit, RESCALES)
     elif kind == "photometric":    # each photo's brightness / contrast evened out before the backbone
         _photometric_study(data, size, emit, backbone or "efficientnet_lite0")
     elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
@@ -411,16 +417,58 @@ def _photometric_study(data: str, size: tuple[int, int], emit, backbone: str = "
 # and its brightness shifted (grey levels), added to the small sets' bank before the
 # coreset: lighting variation the few training parts did not show. The bank keeps plain's
 # row count (2% of the unaugmented patches) unless ``bank x5``.
-AUGMENTS = {"plain": ([(1.0, 0.0)], 1),
-            "jitter4": ([(1.0, 0.0)] + [(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 1),
-            "jitter4, bank x5": ([(1.0, 0.0)] + [(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 5),
-            "jitter4 strong": ([(1.0, 0.0)] + [(g, b) for g in (0.67, 1.5) for b in (-40.0, 40.0)], 1),
-            "gain only": ([(1.0, 0.0), (0.8, 0.0), (1.25, 0.0)], 1),
-            "brightness only": ([(1.0, 0.0), (1.0, -20.0), (1.0, 20.0)], 1)}
+def _lighting(gain: float, shift: float):
+    """A photo's contrast times ``gain`` about its own mean, plus ``shift`` grey levels."""
+    def apply(photos: np.ndarray) -> np.ndarray:
+        x = photos.astype(np.float32)
+        m = x.mean((1, 2, 3), keepdims=True)
+        return np.clip(np.round((x - m) * gain + m + shift), 0, 255).astype(np.uint8)
+    return apply
 
 
-def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str, emit) -> None:
-    """50 / 100 good parts with a bank that also holds lighting-jittered copies (AUGMENTS)."""
+def _rescaled(fy: float, fx: float):
+    """The photo's texture made ``fy`` x ``fx`` times as large: > 1 crops the middle and
+    enlarges it, < 1 shrinks the photo and fills the border by mirroring it."""
+    from PIL import Image
+
+    def one(im: np.ndarray) -> np.ndarray:
+        h, w = im.shape[:2]
+        if fy >= 1 and fx >= 1:
+            ch, cw = round(h / fy), round(w / fx)
+            top, left = (h - ch) // 2, (w - cw) // 2
+            return np.asarray(Image.fromarray(im[top:top + ch, left:left + cw]).resize((w, h), Image.BILINEAR))
+        if fy > 1 or fx > 1:
+            raise ValueError("enlarge both axes or shrink both")
+        sh, sw = round(h * fy), round(w * fx)
+        small = np.asarray(Image.fromarray(im).resize((sw, sh), Image.BILINEAR))
+        py, px = h - sh, w - sw
+        return np.pad(small, ((py // 2, py - py // 2), (px // 2, px - px // 2), (0, 0)), mode="reflect")
+    return lambda photos: np.stack([one(im) for im in photos])
+
+
+_PLAIN = _lighting(1.0, 0.0)
+# name: (the copies of each photo in the bank's candidates, bank rows as a multiple of plain's)
+AUGMENTS = {"plain": ([_PLAIN], 1),
+            "jitter4": ([_PLAIN] + [_lighting(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 1),
+            "jitter4, bank x5": ([_PLAIN] + [_lighting(g, b) for g in (0.8, 1.25) for b in (-20.0, 20.0)], 5),
+            "jitter4 strong": ([_PLAIN] + [_lighting(g, b) for g in (0.67, 1.5) for b in (-40.0, 40.0)], 1),
+            "gain only": ([_PLAIN, _lighting(0.8, 0.0), _lighting(1.25, 0.0)], 1),
+            "brightness only": ([_PLAIN, _lighting(1.0, -20.0), _lighting(1.0, 20.0)], 1)}
+# Photos of one product are taken at different distances and, stretched to the input
+# size, their texture at different scales per axis (magnetic tiles: 100-630 px a side).
+RESCALES = {"plain": ([_PLAIN], 1),
+            "zoom 1.25 / 0.8": ([_PLAIN, _rescaled(1.25, 1.25), _rescaled(0.8, 0.8)], 1),
+            "stretch x or y 1.25": ([_PLAIN, _rescaled(1.0, 1.25), _rescaled(1.25, 1.0)], 1),
+            "zoom and stretch": ([_PLAIN, _rescaled(1.25, 1.25), _rescaled(0.8, 0.8), _rescaled(1.0, 1.25),
+                                  _rescaled(1.25, 1.0)], 1),
+            "zoom and stretch, bank x3": ([_PLAIN, _rescaled(1.25, 1.25), _rescaled(0.8, 0.8),
+                                           _rescaled(1.0, 1.25), _rescaled(1.25, 1.0)], 3)}
+
+
+def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str, emit,
+                   variants: Optional[dict] = None) -> None:
+    """50 / 100 good parts with a bank that also holds altered copies of each photo
+    (AUGMENTS: lighting-jittered; RESCALES: texture at another scale)."""
     import torch
 
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
@@ -435,17 +483,51 @@ def _augment_study(st: "Study", data: str, size: tuple[int, int], backbone: str,
         return e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
 
     for n, pick in _small_draws(len(st.train)):
-        photos = np.stack([pre.apply(load_image(st.z["path"][st.train[i]]))[0] for i in pick]).astype(np.float32)
-        m = photos.mean((1, 2, 3), keepdims=True)
-        for name, (jitters, bank_x) in AUGMENTS.items():
+        photos = np.stack([pre.apply(load_image(st.z["path"][st.train[i]]))[0] for i in pick])
+        for name, (copies, bank_x) in (variants or AUGMENTS).items():
             rows = []
-            for gain, shift in jitters:
-                x = np.clip(np.round((photos - m) * gain + m + shift), 0, 255).astype(np.uint8)
+            for alter in copies:
+                x = alter(photos)
                 rows += [embed(x[i:i + 16]) for i in range(0, len(x), 16)]
             rows = torch.cat(rows)
-            n_keep = int(round(len(rows) // len(jitters) * 0.02)) * bank_x
+            n_keep = int(round(len(rows) // len(copies) * 0.02)) * bank_x
             bank = rows[greedy_coreset(rows, n_keep, 64, 0)]
             emit(n_good=n, augment=name, bank_rows=n_keep, **st.metrics(st.image_scores(st.test_distances(bank))))
+
+
+# stage 2's 40 channels vary about half as much as stage 4's 112 (summed variance over the
+# training patches of magnetic tile: 177 vs 377), so the distance is mostly stage 4's.
+STAGE_WEIGHTS = {"as today (1, 1)": (1.0, 1.0), "stage 2 x1.41 (equal variance)": (2 ** 0.5, 1.0),
+                 "stage 2 x2": (2.0, 1.0), "stage 2 x0.71": (2 ** -0.5, 1.0), "each channel standardised": None}
+
+
+def _stage_weight_study(st: "Study", data: str, emit) -> None:
+    """How much each stage counts in the patch distance: stage 2's channels scaled against
+    stage 4's, or every channel over its spread on the training patches. Each a new exact
+    coreset (2%) over every training patch, so a few minutes a setting."""
+    import torch
+
+    from benchmarks.discriminator_study import PixelEval
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    pe = PixelEval(st, data)
+    train, test = st.embed(st.train), st.embed(st.test)
+    c2 = st.z["stage2"].shape[1]
+    n, c, h, w = train.shape
+    rows = train.permute(0, 2, 3, 1).reshape(-1, c)
+    q = test.permute(0, 2, 3, 1).reshape(-1, c)
+    for name, weights in STAGE_WEIGHTS.items():
+        if weights is None:
+            scale = 1 / rows.std(0).clamp_min(1e-6)
+        else:
+            scale = torch.cat([torch.full((c2,), weights[0]), torch.full((c - c2,), weights[1])])
+        t0 = time.perf_counter()
+        r = rows * scale
+        bank = r[greedy_coreset(r, max(1, int(round(len(r) * 0.02))), 64, 0)]
+        fit_s = time.perf_counter() - t0
+        d = nearest_distance(q * scale, bank).view(len(st.test), h, w)
+        emit(stage_weights=name, fit_s=round(fit_s, 1), image=st.metrics(st.image_scores(d)),
+             pixel=pe(smooth_and_upsample(d, st.size, 4.0)))
 
 
 def _relative_rules(st: "Study", d) -> dict:
@@ -768,7 +850,8 @@ def main() -> None:
     ap.add_argument("kind", choices=["features", "pooling", "scoring", "coreset", "calibration", "discriminator",
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
-                                     "small-scoring", "context", "photometric", "augment"])
+                                     "small-scoring", "context", "photometric", "augment", "rescale",
+                                     "stage-weights"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
