@@ -190,7 +190,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         f"({_promise(c)})")
     if insp.review_threshold < insp.threshold:
         say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold; about "
-            f"{review_rate:.2%} of good parts go to review (good parts judged not OK: guaranteed <= "
+            f"{review_rate:.2%} of good parts go to review (good parts judged not OK: on average <= "
             f"{c['guaranteed_not_ok_rate']:.2%})")
     elif review_rate > 0:
         note("note", "the review band is empty (the review threshold is at the reject threshold); "
