@@ -7,7 +7,9 @@ cross-fitted calibration, the dataset's profile) and judges, at the model's own 
 
 - every good part the model never saw: test/good, and the train/good parts left out of
   the draw (many more, so each draw's rate is measured, not guessed);
-- test/'s defects: escapes at the own threshold and at the 1% point on test/good.
+- test/'s defects: escapes at the own threshold and at the 1% point on test/good;
+- with the model's 5% review band (core_bench.REVIEW_RATE; the reject threshold is the
+  same): test/good parts sent to a person, defects still judged OK.
 
 The promise is the calibration's `guaranteed_false_reject_rate` (for n parts and a 1%
 target, 1/(n+1) when n < 99: the threshold is the highest cross-fitted score). It holds
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.core_bench import DATASETS, FRR_TARGET, PROFILES, operating_point, part_labels
+from benchmarks.core_bench import DATASETS, FRR_TARGET, PROFILES, REVIEW_RATE, operating_point, part_labels
 
 # each product's profile: the fast default for the tiles, the aspect-keeping quality
 # profile for the tall commutators (what the README tells such a plant to use)
@@ -69,7 +71,7 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
             groups = [labels[i] for i in pick] if labels else None
             t0 = time.perf_counter()
             insp = Inspector.fit([train[i] for i in pick], false_reject_rate=FRR_TARGET, groups=groups,
-                                 **PROFILES[profile])
+                                 review_rate=REVIEW_RATE, **PROFILES[profile])
             fit_s = time.perf_counter() - t0
             seen = {labels[i] for i in pick} if labels else set()
             unseen_train = [p for i, p in enumerate(train)
@@ -97,6 +99,9 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
                 "frr_unseen_train_good": float((s_tr > thr).mean()) if len(s_tr) else None,
                 "n_unseen_train_good": len(s_tr),
                 "escapes_own": float((s_bad <= thr).mean()),
+                # with the review band (the reject threshold is the same): what a person sees
+                "review_good": float(((s_tg > insp.review_threshold) & (s_tg <= thr)).mean()),
+                "ok_defects": float((s_bad <= insp.review_threshold).mean()),
                 "escapes_at_1pct": operating_point(s_test, is_def)["escape_rate"],
                 "image_auroc": round(image_auroc(s_test, is_def), 4),
                 "suspects": len(insp.info.get("suspect_good") or []),
@@ -122,14 +127,15 @@ def summarize(rows: list[dict], n: int) -> dict:
                                         if r["frr_unseen_train_good"] is not None),
             "draws_with_unseen_train_good": sum(r["frr_unseen_train_good"] is not None for r in rows),
             **{k: mean_se(k) for k in ("frr_test_good", "frr_unseen_train_good", "escapes_own",
-                                       "escapes_at_1pct", "image_auroc")}}
+                                       "escapes_at_1pct", "image_auroc") + (("review_good", "ok_defects")
+                                                                            if "ok_defects" in rows[0] else ())}}
 
 
 def table(results: list[dict]) -> None:
     print("| dataset | good parts | promise (90% bound) | false rejects, test/good (mean +- se; range) "
           "| unseen train/good (draws over the bound) | escapes at own threshold | escapes at 1% on test/good "
-          "| image AUROC |")
-    print("|---" * 8 + "|")
+          "| image AUROC | 5% review band: test/good to review, defects judged OK |")
+    print("|---" * 9 + "|")
     for r in results:
         for n, size in r["sizes"].items():
             s = summarize(size["draws"], int(n))
@@ -139,9 +145,11 @@ def table(results: list[dict]) -> None:
                 if not pct:
                     return f"{m['mean']:.3f} ({m['min']:.3f}-{m['max']:.3f})"
                 return f"{m['mean']:.1%} +- {m['se']:.1%} ({m['min']:.1%}-{m['max']:.1%})"
+            band = f"{f('review_good')}; {f('ok_defects')}" if "ok_defects" in s else "-"
             print(f"| {r['dataset']} ({r['profile']}) | {n} | {s['promise']:.1%} ({s['upper_90']:.1%}) "
                   f"| {f('frr_test_good')} | {f('frr_unseen_train_good')} ({s['draws_above_upper_90']} of "
-                  f"{s['draws_with_unseen_train_good']}) | {f('escapes_own')} | {f('escapes_at_1pct')} | {f('image_auroc', False)} |")
+                  f"{s['draws_with_unseen_train_good']}) | {f('escapes_own')} | {f('escapes_at_1pct')} "
+                  f"| {f('image_auroc', False)} | {band} |")
 
 
 def main() -> None:
