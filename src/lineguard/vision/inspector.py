@@ -237,7 +237,7 @@ class Inspector:
         parts, and a person should look at them; with ``exclude_suspects`` they do not
         set the threshold (only once a person has confirmed they are bad: on a product
         whose good parts vary that much, e.g. new commutators on KolektorSDD, leaving
-        them out set the threshold too low, 7.3-9.8% false rejects for a 1% target).
+        them out set the threshold too low, 7.3-8.5% false rejects for a 1% target).
         ``defect_images``, when a user has
         some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
         ``review_rate`` > 0 adds a review band: about that share of good parts is judged
@@ -308,7 +308,7 @@ class Inspector:
         # no distribution assumed) so a person looks at them. By default they still set
         # the threshold: the far-out parts of one product are defects (magnetic_tile: left
         # out, escapes at 1% fell from 52% to 18% with 0.5% false rejects), of another
-        # legitimate variation (KolektorSDD: left out, 7.3-9.8% false rejects on new parts).
+        # variation its labels call good (KolektorSDD: left out, 7.3-8.5% false rejects on new parts).
         # Only a person can tell; ``exclude_suspects`` is for after they have looked.
         q1, q3 = np.quantile(cal_scores, [0.25, 0.75])
         far_out = float(q3 + 3 * (q3 - q1))
