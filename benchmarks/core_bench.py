@@ -53,6 +53,15 @@ FRR_TARGET = 0.01
 REVIEW_RATE = 0.05
 
 
+def dataset_name(data: str) -> str:
+    """The name results are filed under (KolektorSDD's category folder is `commutator`)."""
+    return "kolektorsdd" if Path(data).name == "commutator" else Path(data).name
+
+
+# how part_labels groups photos, recorded beside results that used it
+GROUPS_NOTE = "commutator (source number // 8)"
+
+
 def part_labels(data: str, paths: list[Path]) -> Optional[list[str]]:
     """The physical part each photo shows, where the dataset records it: KolektorSDD's
     source numbers photos in blocks of 8 per commutator (mapping.csv: `source` ends in
@@ -99,7 +108,7 @@ def _image_metrics(scores: np.ndarray, is_defect: np.ndarray, threshold: float) 
                               "escape_rate": round(float((scores[is_defect] <= threshold).mean()), 4)}}
 
 
-def _band_rates(scores: np.ndarray, is_defect: np.ndarray, threshold: float, review_threshold: float) -> dict:
+def band_rates(scores: np.ndarray, is_defect: np.ndarray, threshold: float, review_threshold: float) -> dict:
     """At the model's own two thresholds: good parts judged NG and REVIEW, defects judged
     OK (the escapes left) and REVIEW (caught by the person, not the model)."""
     ng, ok = scores > threshold, scores <= review_threshold
@@ -133,7 +142,7 @@ def worker(data: str, profile: str, small: list[int], threads: int) -> dict:
     out = {k: report.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate",
                                       "escape_rate", "threshold")}
     out.update({
-        "dataset": Path(data).name if Path(data).name != "commutator" else "kolektorsdd",
+        "dataset": dataset_name(data),
         "profile": profile, "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
         "input_hw": list(insp.preprocess.input_hw),
         "n_train": len(cat.train_good), "n_test": len(items),
@@ -149,8 +158,8 @@ def worker(data: str, profile: str, small: list[int], threads: int) -> dict:
         "own_threshold_without_suspects": _image_metrics(
             scores, is_defect, insp.calibration["threshold_without_suspects"])["own_threshold"]
         if insp.calibration.get("threshold_without_suspects") is not None else None,
-        "with_review_band": _band_rates(scores, is_defect, insp.threshold, insp.review_threshold),
-        "groups": "commutator (source number // 8)" if labels else None,
+        "with_review_band": band_rates(scores, is_defect, insp.threshold, insp.review_threshold),
+        "groups": GROUPS_NOTE if labels else None,
         "train_s_all": round(train_all_s, 1),
     })
     test_imgs = None

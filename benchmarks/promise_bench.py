@@ -35,15 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.core_bench import DATASETS, FRR_TARGET, PROFILES, REVIEW_RATE, operating_point, part_labels
+from benchmarks.core_bench import (DATASETS, FRR_TARGET, GROUPS_NOTE, PROFILES, REVIEW_RATE, band_rates,
+                                   dataset_name, operating_point, part_labels)
 
 # each product's profile: the fast default for the tiles, the aspect-keeping quality
 # profile for the tall commutators (what the README tells such a plant to use)
 PROFILE_OF = {"magnetic_tile": "fast", "kolektorsdd": "quality"}
-
-
-def dataset_name(data: str) -> str:
-    return "kolektorsdd" if Path(data).name == "commutator" else Path(data).name
 
 
 def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
@@ -63,7 +60,7 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
     inputs: dict = {}
     rng = np.random.default_rng(seed)
     out = {"dataset": name, "profile": profile, "frr_target": FRR_TARGET, "seed": seed,
-           "groups": "commutator (source number // 8)" if labels else None, "sizes": {}}
+           "groups": GROUPS_NOTE if labels else None, "sizes": {}}
     for n in sizes:
         rows = []
         for d in range(draws):
@@ -73,9 +70,10 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
             insp = Inspector.fit([train[i] for i in pick], false_reject_rate=FRR_TARGET, groups=groups,
                                  review_rate=REVIEW_RATE, **PROFILES[profile])
             fit_s = time.perf_counter() - t0
+            picked = set(pick)
             seen = {labels[i] for i in pick} if labels else set()
             unseen_train = [p for i, p in enumerate(train)
-                            if i not in set(pick) and not (labels and labels[i] in seen)]
+                            if i not in picked and not (labels and labels[i] in seen)]
 
             def scores(paths):
                 # the detector's score is the verdict's (Inspector.inspect_batch adds the
@@ -92,6 +90,7 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
             thr = insp.threshold
             s_test = np.concatenate([s_tg, s_bad])
             is_def = np.r_[np.zeros(len(s_tg), bool), np.ones(len(s_bad), bool)]
+            band = band_rates(s_test, is_def, thr, insp.review_threshold)
             rows.append({
                 "draw": d, "fit_s": round(fit_s, 1), "threshold": thr,
                 "promise": insp.calibration.get("guaranteed_false_reject_rate"),
@@ -100,8 +99,7 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
                 "n_unseen_train_good": len(s_tr),
                 "escapes_own": float((s_bad <= thr).mean()),
                 # with the review band (the reject threshold is the same): what a person sees
-                "review_good": float(((s_tg > insp.review_threshold) & (s_tg <= thr)).mean()),
-                "ok_defects": float((s_bad <= insp.review_threshold).mean()),
+                "review_good": band["good_review"], "ok_defects": band["defects_ok"],
                 "escapes_at_1pct": operating_point(s_test, is_def)["escape_rate"],
                 "image_auroc": round(image_auroc(s_test, is_def), 4),
                 "suspects": len(insp.info.get("suspect_good") or []),
