@@ -115,3 +115,29 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
     op.open("/app/tuning?product=cell", "#rates")
     expect(op.page.locator("#save")).to_be_hidden()
     assert re.search(r"\d", op.page.locator("#review-load").text_content())
+
+
+def test_tuning_page_says_when_recent_parts_break_the_promise(pages, station):
+    """A model whose calibration promised 1% NG and 6% not OK; recent parts far above both."""
+    from fake_inspector import FakeInspector      # tests/server, on the path through server.conftest
+    if not has_endpoint(station, "GET", "/api/v1/models/cell/tuning"):
+        pytest.skip("this build has no tuning API (the spc branch)")
+    model = FakeInspector(0.5, "fake-promise", review_threshold=0.3)
+    model.calibration = {"threshold": 0.5, "review_threshold": 0.3, "guaranteed_false_reject_rate": 0.01,
+                         "guaranteed_not_ok_rate": 0.06}
+    with api(station, "engineer") as c:
+        r = c.post("/api/v1/models", files={"file": ("promise.lgm", model.to_bytes())},
+                   data={"product": "promised", "activate": "true"})
+        assert r.status_code == 201, r.text
+        # brightness / 255: 1 of 6 OK, 2 REVIEW, 3 NG
+        for k, b in enumerate([40, 90, 110, 140, 160, 200]):
+            assert post_part(c, png_bytes(b, seed=3000 + k), f"PR-{k}", product="promised", line="LP").status_code == 201
+    p = pages(role="operator")
+    page = p.open("/app/tuning?product=promised", "#promise")
+    p.shot("tuning-promise")
+    ng, not_ok = page.locator("#promise p").nth(0), page.locator("#promise p").nth(1)
+    expect(ng).to_contain_text("judged NG: 50.0 % of 6")
+    expect(ng).to_contain_text("at most 1.0 % of good parts")
+    expect(not_ok).to_contain_text("REVIEW or NG: 83.3 % of 6")
+    expect(not_ok).to_contain_text("Above the promise")
+    assert "error" in not_ok.get_attribute("class")

@@ -41,6 +41,30 @@ def test_expected_rates_refuses_a_band_above_the_threshold():
         expected_rates([0.1], [0.9], [0.5], threshold=0.5, review_threshold=0.5)
 
 
+def test_promise_check_counted_by_hand():
+    from lineguard.line.tuning import promise_check
+    cal = {"threshold": 0.5, "review_threshold": 0.3, "guaranteed_false_reject_rate": 0.01,
+           "guaranteed_not_ok_rate": 0.06}
+    # 100 recent parts: 1 NG (0.9), 4 in the band (0.4): as promised, nothing flagged
+    kept = [0.1] * 95 + [0.4] * 4 + [0.9]
+    r = promise_check(cal, kept)
+    assert (r["ng"]["k"], r["ng"]["n"], r["ng"]["promised"]) == (1, 100, 0.01)
+    assert (r["not_ok"]["k"], r["not_ok"]["promised"]) == (5, 0.06)
+    assert not r["ng"]["above_promise"] and not r["not_ok"]["above_promise"]
+    # 20 of 100 in the band: the share's interval (95%: ~13-29%) lies above the 6% promised
+    # for REVIEW or NG; NG alone still within its promise
+    broken = promise_check(cal, [0.1] * 79 + [0.4] * 20 + [0.9])
+    assert broken["not_ok"]["k"] == 21 and broken["not_ok"]["lo"] > 0.06
+    assert broken["not_ok"]["above_promise"] and not broken["ng"]["above_promise"]
+    # a share above the promise that the interval cannot tell from it is not flagged: 1 of 10
+    assert not promise_check(cal, [0.1] * 9 + [0.9])["ng"]["above_promise"]
+    # no band: no not-OK promise; thresholds set by hand (no guarantee): no check; no parts yet
+    assert "not_ok" not in promise_check({**cal, "review_threshold": 0.5}, kept)
+    assert promise_check({"threshold": 0.5, "review_threshold": 0.3}, kept) is None
+    assert promise_check(cal, [])["ng"] == {"k": 0, "n": 0, "rate": None, "lo": 0.0, "hi": 1.0,
+                                            "promised": 0.01, "above_promise": False}
+
+
 # -- the API on a station with the fake model ------------------------------------------
 
 @pytest.fixture
@@ -111,6 +135,36 @@ def test_saving_thresholds_makes_a_new_version_that_judges_with_them(tuned_stati
     assert r.status_code == 201 and r.json()["version"] == 3
     t3 = c.get("/api/v1/models/cell/tuning", params={"version": 3}).json()
     assert t3["threshold"] == 0.7 and t3["review_threshold"] is None and len(t3["recent_scores"]) == 9
+
+
+def test_tuning_data_says_when_recent_parts_break_the_promise(db_backend, tmp_path):
+    from lineguard.line.auth import create_key
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    db_url, schema = db_backend
+    st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True),
+                 loader=FakeInspector.load)
+    model = FakeInspector(0.5, "v-p", review_threshold=0.3)
+    model.calibration = {"threshold": 0.5, "review_threshold": 0.3, "guaranteed_false_reject_rate": 0.01,
+                         "guaranteed_not_ok_rate": 0.06}
+    st.add_model(model.to_bytes(), "cell", activate=True)
+    # the fake's score is brightness / 255: 3 of 8 parts NG (> 0.5), 6 of 8 not OK (> 0.3)
+    for value in (40, 60, 90, 100, 110, 140, 150, 200):
+        st.inspect(png_bytes(value, seed=value), Part(f"p{value}", "L1", "S1", "cell"))
+    from lineguard.server.app import create_app
+    try:
+        with TestClient(create_app(station=st)) as c:
+            pr = c.get("/api/v1/models/cell/tuning").json()["promise"]
+            assert (pr["ng"]["k"], pr["ng"]["n"], pr["ng"]["above_promise"]) == (3, 8, True)
+            assert (pr["not_ok"]["k"], pr["not_ok"]["promised"], pr["not_ok"]["above_promise"]) == (6, 0.06, True)
+            # thresholds moved by hand carry no promise
+            with st.db.session() as s:
+                key = create_key(s, "engineer", name="t-engineer")[1]
+            r = c.post("/api/v1/models/cell/threshold", headers={"X-API-Key": key}, json={"version": 1, "threshold": 0.7})
+            assert r.status_code == 201, r.text
+            assert c.get("/api/v1/models/cell/tuning", params={"version": r.json()["version"]}).json()["promise"] is None
+    finally:
+        st.close()
 
 
 @pytest.mark.parametrize("body, status, says", [

@@ -38,6 +38,9 @@ class TuningOut(BaseModel):
     defect_scores: list[float] = Field(description="parts reviewed defect, newest first")
     recent_scores: list[float] = Field(description="the latest parts, any verdict")
     expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds")
+    promise: Optional[dict[str, Any]] = Field(
+        default=None, description="recent parts judged NG (and, with a band, not OK) against what the calibration "
+                                  "promised for good parts, with exact intervals; null: thresholds set by hand")
 
 
 class TunedVersionOut(ModelVersionOut):

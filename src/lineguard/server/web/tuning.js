@@ -96,11 +96,26 @@ LG.start(async (main) => {
         field(h("span", {}, "review threshold ", revOut), rev)),
       h("div", {class: "rates", id: "rates"}, frDiv, esDiv, rvDiv, ngDiv),
       h("div", {class: "panel row", dataset: {role: "engineer"}}, note, save));
+    const promise = promiseLines(t.promise);
+    if (promise) body.insertBefore(promise, body.lastChild);
     if (!t.good_scores.length && !t.defect_scores.length) {
       body.prepend(h("p", {class: "error"}, "No reviewed parts for this model yet: review some on the Review page first."));
     }
     update();
     LG.applyRoles(body);
+  }
+
+  // Does the line keep the calibration's promise? Recent parts at the version's own thresholds.
+  function promiseLines(pr) {
+    if (!pr) return null;
+    const ci = Math.round(pr.confidence * 100);
+    const line = (c, what, promised) => h("p", {class: c.above_promise ? "error" : "muted"},
+      `Recent parts judged ${what}: ${pct(c.rate, 1)} of ${c.n} (${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
+      + `training promised at most ${pct(c.promised, 1)} of good parts${promised}.`
+      + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
+        + " Review recent parts to tell which; if they are good, retrain with them." : ""));
+    return h("div", {class: "panel", id: "promise"}, line(pr.ng, "NG", ""),
+      pr.not_ok ? line(pr.not_ok, "REVIEW or NG", " (the review band's share included)") : null);
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
