@@ -9,7 +9,9 @@ cross-fitted calibration, the dataset's profile) and judges, at the model's own 
   the draw (many more, so each draw's rate is measured, not guessed);
 - test/'s defects: escapes at the own threshold and at the 1% point on test/good;
 - with the model's 5% review band (core_bench.REVIEW_RATE; the reject threshold is the
-  same): test/good parts sent to a person, defects still judged OK.
+  same): test/good parts sent to a person, defects still judged OK, and the band's own
+  promise (good parts judged not OK, REVIEW or NG, at most `guaranteed_not_ok_rate` on
+  average) checked on both sets of unseen good parts.
 
 The promise is the calibration's `guaranteed_false_reject_rate` (for n parts and a 1%
 target, 1/(n+1) when n < 99: the threshold is the highest cross-fitted score). It holds
@@ -100,6 +102,11 @@ def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
                 "escapes_own": float((s_bad <= thr).mean()),
                 # with the review band (the reject threshold is the same): what a person sees
                 "review_good": band["good_review"], "ok_defects": band["defects_ok"],
+                # the band's own promise: good parts judged not OK (REVIEW or NG) at most
+                # frr + review rate on average, checked on both sets of unseen good parts
+                "not_ok_promise": insp.calibration.get("guaranteed_not_ok_rate"),
+                "not_ok_test_good": float((s_tg > insp.review_threshold).mean()),
+                "not_ok_unseen_train_good": float((s_tr > insp.review_threshold).mean()) if len(s_tr) else None,
                 "escapes_at_1pct": operating_point(s_test, is_def)["escape_rate"],
                 "image_auroc": round(image_auroc(s_test, is_def), 4),
                 "suspects": len(insp.info.get("suspect_good") or []),
@@ -126,14 +133,17 @@ def summarize(rows: list[dict], n: int) -> dict:
             "draws_with_unseen_train_good": sum(r["frr_unseen_train_good"] is not None for r in rows),
             **{k: mean_se(k) for k in ("frr_test_good", "frr_unseen_train_good", "escapes_own",
                                        "escapes_at_1pct", "image_auroc") + (("review_good", "ok_defects")
-                                                                            if "ok_defects" in rows[0] else ())}}
+                                                                            if "ok_defects" in rows[0] else ())
+               + (("not_ok_test_good", "not_ok_unseen_train_good") if "not_ok_promise" in rows[0] else ())},
+            **({"not_ok_promise": rows[0]["not_ok_promise"]} if "not_ok_promise" in rows[0] else {})}
 
 
 def table(results: list[dict]) -> None:
     print("| dataset | good parts | promise (90% bound) | false rejects, test/good (mean +- se; range) "
           "| unseen train/good (draws over the bound) | escapes at own threshold | escapes at 1% on test/good "
-          "| image AUROC | 5% review band: test/good to review, defects judged OK |")
-    print("|---" * 9 + "|")
+          "| image AUROC | 5% review band: test/good to review, defects judged OK "
+          "| the band's promise: good judged not OK at most; test/good; unseen train/good |")
+    print("|---" * 10 + "|")
     for r in results:
         for n, size in r["sizes"].items():
             s = summarize(size["draws"], int(n))
@@ -144,10 +154,12 @@ def table(results: list[dict]) -> None:
                     return f"{m['mean']:.3f} ({m['min']:.3f}-{m['max']:.3f})"
                 return f"{m['mean']:.1%} +- {m['se']:.1%} ({m['min']:.1%}-{m['max']:.1%})"
             band = f"{f('review_good')}; {f('ok_defects')}" if "ok_defects" in s else "-"
+            not_ok = (f"{s['not_ok_promise']:.1%}; {f('not_ok_test_good')}; {f('not_ok_unseen_train_good')}"
+                      if "not_ok_promise" in s else "-")
             print(f"| {r['dataset']} ({r['profile']}) | {n} | {s['promise']:.1%} ({s['upper_90']:.1%}) "
                   f"| {f('frr_test_good')} | {f('frr_unseen_train_good')} ({s['draws_above_upper_90']} of "
                   f"{s['draws_with_unseen_train_good']}) | {f('escapes_own')} | {f('escapes_at_1pct')} "
-                  f"| {f('image_auroc', False)} | {band} |")
+                  f"| {f('image_auroc', False)} | {band} | {not_ok} |")
 
 
 def main() -> None:
