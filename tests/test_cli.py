@@ -105,7 +105,8 @@ def test_eval_writes_metrics_and_report_above_the_floor(line):
         assert f"{key}:" in r.stdout
     assert metrics["image_auroc"] >= IMAGE_AUROC_FLOOR
     assert metrics["pixel_auroc"] >= PIXEL_AUROC_FLOOR
-    assert 0 <= metrics["false_reject_rate"] <= 1 and 0 <= metrics["escape_rate"] <= 1
+    assert metrics["false_reject_rate"] == pytest.approx(metrics["false_rejects"] / metrics["n_good"])
+    assert metrics["escape_rate"] == pytest.approx(metrics["escapes"] / metrics["n_defect"])
     for name in ("index.html", "roc.png", "histogram.png"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0
     assert "roc.png" in (report / "index.html").read_text()
@@ -147,6 +148,18 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert metrics["reviews"] == len(in_review) and "review_load_good:" in r.stdout
+    # the good test parts against what training promised: NG, and REVIEW or NG
+    from lineguard.vision.inspector import Inspector
+    cal = Inspector.load(tmp_path / "band.lgm").calibration
+    promise = metrics["promise"]
+    assert (promise["ng"]["k"], promise["ng"]["n"]) == (metrics["false_rejects"], metrics["n_good"])
+    assert promise["ng"]["promised"] == cal["guaranteed_false_reject_rate"]
+    assert promise["not_ok"]["k"] == metrics["false_rejects"] + metrics["reviews_good"]
+    assert promise["not_ok"]["promised"] == cal["guaranteed_not_ok_rate"]
+    assert promise["not_ok"]["lo"] <= promise["not_ok"]["rate"] <= promise["not_ok"]["hi"]
+    out = _flat(r.stdout)
+    assert (f"good test parts judged REVIEW or NG: {promise['not_ok']['rate']:.2%} of {metrics['n_good']}" in out
+            and f"training promised <= {cal['guaranteed_not_ok_rate']:.2%} on average" in out)
     r = run_cli("eval", cat, "--model", tmp_path / "band.lgm", "--review-rate", 0.1, cwd=root)
     assert r.returncode == 2 and "carries the band it was trained with" in _flat(r.stderr)
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--review-rate", -0.1, cwd=root)

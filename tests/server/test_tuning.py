@@ -42,7 +42,7 @@ def test_expected_rates_refuses_a_band_above_the_threshold():
 
 
 def test_promise_check_counted_by_hand():
-    from lineguard.line.tuning import promise_check
+    from lineguard.vision.calibration import promise_check
     cal = {"threshold": 0.5, "review_threshold": 0.3, "guaranteed_false_reject_rate": 0.01,
            "guaranteed_not_ok_rate": 0.06}
     # 100 recent parts: 1 NG (0.9), 4 in the band (0.4): as promised, nothing flagged

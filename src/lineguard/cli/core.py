@@ -338,6 +338,13 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     for k in keys:
         v = report.get(k)
         say(f"{k:>18}: {v:.4f}" if isinstance(v, (int, float)) else f"{k:>18}: {v}")
+    for key, what in (("ng", "judged NG"), ("not_ok", "judged REVIEW or NG")):
+        c = (report.get("promise") or {}).get(key)
+        if c:
+            say(f"good test parts {what}: {c['rate']:.2%} of {c['n']} ({c['lo']:.2%}-{c['hi']:.2%} with "
+                f"{report['promise']['confidence']:.0%} confidence); training promised <= {c['promised']:.2%} on "
+                "average" + (": ABOVE the promise (are these parts like the training parts?)"
+                             if c["above_promise"] else ""))
     if output:
         say(f"report written to {output}/index.html")
 

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..vision.calibration import beta_quantile
+from ..vision.calibration import clopper_pearson, rate_with_ci  # noqa: F401 (spc.clopper_pearson: the rates' interval)
 
 RULES = {
     1: "one point beyond 3σ",
@@ -289,30 +289,6 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
 
 
 # -- rates from reviewed parts ----------------------------------------------------------
-
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper–Pearson) interval for a rate of ``k`` in ``n``; (0, 1) when n is 0.
-
-    Conservative: covers the true rate at least ``confidence`` of the time for every
-    rate, which is what a plant wants from "at most x % escapes". k = 0 gives an upper
-    bound of 1 - (α/2)^(1/n) (k=0, n=50: 0.0711).
-    """
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if n == 0:
-        return 0.0, 1.0
-    alpha = 1.0 - confidence
-    lo = 0.0 if k == 0 else beta_quantile(alpha / 2, k, n - k + 1)
-    hi = 1.0 if k == n else beta_quantile(1 - alpha / 2, k + 1, n - k)
-    return lo, hi
-
-
-def rate_with_ci(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
-    lo, hi = clopper_pearson(k, n, confidence)
-    return {"rate": (k / n) if n else None, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
-
 
 def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95) -> dict[str, Any]:
     """False-reject and escape rates from reviewed parts, with exact intervals.

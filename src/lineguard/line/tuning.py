@@ -16,10 +16,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from sqlalchemy import select
 
+from ..vision.calibration import promise_check
 from ..vision.errors import BundleError
 from .errors import InvalidModel, InvalidRequest, StationError
 from .orm import Inspection, ModelVersion
-from .spc import rate_with_ci
 
 # Calibration entries that state a guarantee of the thresholds the calibration chose
 # (its conformal rank, its bound on false rejects): wrong once a person moves them.
@@ -73,38 +73,6 @@ def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float],
             "defects_to_review": _share(int(np.sum((d > r) & (d <= threshold))), len(d)),
             "review_load": _share(int(np.sum((x > r) & (x <= threshold))), len(x)),
             "recent_ng": _share(int(np.sum(x > threshold)), len(x))}
-
-
-def promise_check(calibration: dict[str, Any], recent_scores: Sequence[float],
-                  confidence: float = 0.95) -> Optional[dict[str, Any]]:
-    """Do recent parts keep the promise the version's calibration made?
-
-    Training promised that, on average, at most ``guaranteed_false_reject_rate`` of good
-    parts are judged NG and, with a band, at most ``guaranteed_not_ok_rate`` are judged
-    not OK (REVIEW or NG), for good parts like the training set. Here: the shares of
-    recent parts judged so, with exact intervals, and whether a share lies above its
-    promise beyond doubt (the interval's lower end above it). Recent parts hold the
-    line's defects too, so a share above the promise means either more defects than
-    usual or good parts unlike the training photos (KolektorSDD's test commutators sent
-    10-11% of good photos to a 5% band whose promise held on the training commutators
-    left out: ``benchmarks/commutator_band_study.py``); reviewing them tells which.
-
-    None when the thresholds carry no promise (set by hand, or an old model file).
-    """
-    if "guaranteed_false_reject_rate" not in calibration:
-        return None
-    x = np.asarray(recent_scores, dtype=np.float64)
-    t = float(calibration["threshold"])
-    r = float(calibration.get("review_threshold", t))
-
-    def check(k: int, promised: float) -> dict[str, Any]:
-        share = rate_with_ci(k, len(x), confidence)
-        return {**share, "promised": float(promised), "above_promise": bool(len(x) and share["lo"] > promised)}
-    out: dict[str, Any] = {"confidence": confidence,
-                           "ng": check(int(np.sum(x > t)), calibration["guaranteed_false_reject_rate"])}
-    if r < t and "guaranteed_not_ok_rate" in calibration:
-        out["not_ok"] = check(int(np.sum(x > r)), calibration["guaranteed_not_ok_rate"])
-    return out
 
 
 # -- the model file ---------------------------------------------------------------------

@@ -21,13 +21,16 @@ frr + review_rate, so about ``review_rate`` of good parts go to review on top of
 false rejects. ``review_rate = 0`` gives k_ok = k: no band, the review threshold
 equals the reject threshold and no part is ever REVIEW.
 
+Whether parts keep these promises (``promise_check``: the share judged NG, and not OK,
+against the promise) is stated with exact Clopper-Pearson intervals.
+
 Nothing here needs scipy or torch: an edge install recalibrates an exported model on
 its own runtime's scores (``Inspector.recalibrate``).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -231,4 +234,62 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
     if defect_scores is not None and len(defect_scores) and review_rate > 0:
         # escapes are defects judged OK: with a band, those at or below the review threshold
         out["at_review_threshold"] = rates_at(good_scores, defect_scores, out["review_threshold"])
+    return out
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval for a rate of ``k`` in ``n``; (0, 1) when n is 0.
+
+    Conservative: covers the true rate at least ``confidence`` of the time for every
+    rate, which is what a plant wants from "at most x % escapes". k = 0 gives an upper
+    bound of 1 - (α/2)^(1/n) (k=0, n=50: 0.0711).
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if n == 0:
+        return 0.0, 1.0
+    alpha = 1.0 - confidence
+    lo = 0.0 if k == 0 else beta_quantile(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else beta_quantile(1 - alpha / 2, k + 1, n - k)
+    return lo, hi
+
+
+def rate_with_ci(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
+    lo, hi = clopper_pearson(k, n, confidence)
+    return {"rate": (k / n) if n else None, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
+
+
+def promise_check(calibration: dict[str, Any], scores: Sequence[float],
+                  confidence: float = 0.95) -> Optional[dict[str, Any]]:
+    """Do these parts keep the promise the calibration made?
+
+    Training promised that, on average, at most ``guaranteed_false_reject_rate`` of good
+    parts are judged NG and, with a band, at most ``guaranteed_not_ok_rate`` are judged
+    not OK (REVIEW or NG), for good parts like the training set. Here: the shares of
+    ``scores`` judged so at the calibration's thresholds, with exact intervals, and
+    whether a share lies above its promise beyond doubt (the interval's lower end above
+    it). ``evaluate`` passes known-good test parts; the station its recent parts, which
+    hold the line's defects too, so there a share above the promise means more defects
+    than usual or good parts unlike the training photos. Either way parts unlike the
+    training set break it: KolektorSDD's test commutators sent 10-11% of good photos to a
+    5% band whose promise held on the training commutators left out
+    (``benchmarks/commutator_band_study.py``).
+
+    None when the thresholds carry no promise (set by hand, or an old model file).
+    """
+    if "guaranteed_false_reject_rate" not in calibration:
+        return None
+    x = np.asarray(scores, dtype=np.float64)
+    t = float(calibration["threshold"])
+    r = float(calibration.get("review_threshold", t))
+
+    def check(k: int, promised: float) -> dict[str, Any]:
+        share = rate_with_ci(k, len(x), confidence)
+        return {**share, "promised": float(promised), "above_promise": bool(len(x) and share["lo"] > promised)}
+    out: dict[str, Any] = {"confidence": confidence,
+                           "ng": check(int(np.sum(x > t)), calibration["guaranteed_false_reject_rate"])}
+    if r < t and "guaranteed_not_ok_rate" in calibration:
+        out["not_ok"] = check(int(np.sum(x > r)), calibration["guaranteed_not_ok_rate"])
     return out

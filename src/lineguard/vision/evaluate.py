@@ -21,6 +21,7 @@ import numpy as np
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
 from .imageio import load_image
+from .calibration import promise_check
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
 __all__ = ["evaluate"]
@@ -85,6 +86,15 @@ def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], ba
     return out
 
 
+def _promise(inspector: Any, threshold: float, good_scores: np.ndarray) -> Optional[dict[str, Any]]:
+    """The good test parts against what training promised for good parts like its own;
+    None without good parts, or when the threshold is not the one the promise was made for."""
+    cal = dict(getattr(inspector, "calibration", None) or {})
+    if not len(good_scores) or cal.get("threshold") is None or float(cal["threshold"]) != threshold:
+        return None
+    return promise_check(cal, good_scores)
+
+
 def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategory],
              out_dir: Union[str, os.PathLike, None] = None, batch_size: int = 16,
              progress: Progress = None, max_gallery: int = 12, fpr_limit: float = 0.3) -> dict:
@@ -100,7 +110,9 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     inspector's) with ``false_reject_rate``/``escape_rate`` and their counts at it,
     the review band's ``review_threshold`` and its review load: ``review_load`` (share
     of all parts judged REVIEW), ``review_load_good``, ``review_load_defect`` and the
-    counts ``reviews``, ``reviews_good``, ``reviews_defect``. A false reject is a good
+    counts ``reviews``, ``reviews_good``, ``reviews_defect``; ``promise``: the good test
+    parts judged NG (and not OK) against what the calibration promised, with exact
+    intervals (:func:`lineguard.vision.calibration.promise_check`). A false reject is a good
     part judged NG (score above ``threshold``); an escape is a defect judged OK (score
     at or below ``review_threshold``); a part in between is neither: a person looks.
     ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that type vs all
@@ -252,6 +264,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "reviews": int(in_review.sum()),
         "reviews_good": int(in_review[good].sum()),
         "reviews_defect": int(in_review[labels].sum()),
+        "promise": _promise(inspector, threshold, scores[good]),
         "n_good": rates["n_good"],
         "n_defect": rates["n_defect"],
         "per_defect_type": per_type,
