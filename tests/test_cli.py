@@ -160,6 +160,9 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
     out = _flat(r.stdout)
     assert (f"good test parts judged REVIEW or NG: {promise['not_ok']['rate']:.2%} of {metrics['n_good']}" in out
             and f"training promised <= {cal['guaranteed_not_ok_rate']:.2%} on average" in out)
+    page = _flat((tmp_path / "rep" / "index.html").read_text())
+    assert f"good parts judged REVIEW or NG: promised on average; measured (95% interval)</td><td>&lt;= " \
+           f"{cal['guaranteed_not_ok_rate']:.2%}; {promise['not_ok']['rate']:.2%}" in page
     r = run_cli("eval", cat, "--model", tmp_path / "band.lgm", "--review-rate", 0.1, cwd=root)
     assert r.returncode == 2 and "carries the band it was trained with" in _flat(r.stderr)
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--review-rate", -0.1, cwd=root)

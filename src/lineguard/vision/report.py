@@ -290,6 +290,18 @@ def _review_rows(e: dict) -> list[tuple[str, str]]:
             ("review load: defective parts judged REVIEW", load("review_load_defect", "reviews_defect", "n_defect"))]
 
 
+def _promise_rows(e: dict) -> list[tuple[str, str]]:
+    """The good test parts against what training promised (evaluate's ``promise``)."""
+    rows = []
+    for key, what in (("ng", "NG"), ("not_ok", "REVIEW or NG")):
+        c = (e.get("promise") or {}).get(key)
+        if c:
+            rows.append((f"good parts judged {what}: promised on average; measured ({e['promise']['confidence']:.0%} "
+                         "interval)", f"<= {c['promised']:.2%}; {c['rate']:.2%} ({c['lo']:.2%}-{c['hi']:.2%})"
+                         + (": ABOVE the promise" if c["above_promise"] else "")))
+    return rows
+
+
 def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str) -> str:
     e = evaluation
     frr_note = f" ({e.get('false_rejects')} of {e.get('n_good')})" if e.get("false_rejects") is not None else ""
@@ -303,6 +315,7 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
         ("false reject rate: good parts judged NG", _fmt(e.get("false_reject_rate")) + frr_note),
         ("escape rate: defective parts judged OK", _fmt(e.get("escape_rate")) + esc_note),
         *_review_rows(e),
+        *_promise_rows(e),
         ("good / defective test images", f"{_fmt(e.get('n_good'))} / {_fmt(e.get('n_defect'))}"),
         ("images skipped (unreadable)", _fmt(len(e.get("skipped", []) or []))),
     ]
