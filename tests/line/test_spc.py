@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lineguard.line import spc
-from lineguard.line.spc import Subgroup, clopper_pearson, p_chart, review_rates, rule_hits, score_drift
+from lineguard.line.spc import Subgroup, p_chart, review_rates, rule_hits, score_drift
+from lineguard.vision.calibration import clopper_pearson
 
 
 def _hits(z):

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..vision.calibration import clopper_pearson, rate_with_ci  # noqa: F401 (spc.clopper_pearson: the rates' interval)
+from ..vision.calibration import rate_with_ci
 
 RULES = {
     1: "one point beyond 3σ",

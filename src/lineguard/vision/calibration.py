@@ -257,6 +257,7 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 
 def rate_with_ci(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
+    """A rate of ``k`` in ``n`` with its exact interval: {rate (None when n is 0), lo, hi, k, n}."""
     lo, hi = clopper_pearson(k, n, confidence)
     return {"rate": (k / n) if n else None, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
 

@@ -18,10 +18,10 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
 from .imageio import load_image
-from .calibration import promise_check
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
 __all__ = ["evaluate"]
