@@ -37,6 +37,7 @@ bench: venv
 constraints: venv
 	{ sed -n '1,/^[^#]/p' constraints.txt | grep '^#'; $(BIN)/pip freeze | grep -v '^#\|^-e\|^torch=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
+	touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-line
