@@ -41,30 +41,6 @@ def test_expected_rates_refuses_a_band_above_the_threshold():
         expected_rates([0.1], [0.9], [0.5], threshold=0.5, review_threshold=0.5)
 
 
-def test_promise_check_counted_by_hand():
-    from lineguard.vision.calibration import promise_check
-    cal = {"threshold": 0.5, "review_threshold": 0.3, "guaranteed_false_reject_rate": 0.01,
-           "guaranteed_not_ok_rate": 0.06}
-    # 100 recent parts: 1 NG (0.9), 4 in the band (0.4): as promised, nothing flagged
-    kept = [0.1] * 95 + [0.4] * 4 + [0.9]
-    r = promise_check(cal, kept)
-    assert (r["ng"]["k"], r["ng"]["n"], r["ng"]["promised"]) == (1, 100, 0.01)
-    assert (r["not_ok"]["k"], r["not_ok"]["promised"]) == (5, 0.06)
-    assert not r["ng"]["above_promise"] and not r["not_ok"]["above_promise"]
-    # 20 of 100 in the band: the share's interval (95%: ~13-29%) lies above the 6% promised
-    # for REVIEW or NG; NG alone still within its promise
-    broken = promise_check(cal, [0.1] * 79 + [0.4] * 20 + [0.9])
-    assert broken["not_ok"]["k"] == 21 and broken["not_ok"]["lo"] > 0.06
-    assert broken["not_ok"]["above_promise"] and not broken["ng"]["above_promise"]
-    # a share above the promise that the interval cannot tell from it is not flagged: 1 of 10
-    assert not promise_check(cal, [0.1] * 9 + [0.9])["ng"]["above_promise"]
-    # no band: no not-OK promise; thresholds set by hand (no guarantee): no check; no parts yet
-    assert "not_ok" not in promise_check({**cal, "review_threshold": 0.5}, kept)
-    assert promise_check({"threshold": 0.5, "review_threshold": 0.3}, kept) is None
-    assert promise_check(cal, [])["ng"] == {"k": 0, "n": 0, "rate": None, "lo": 0.0, "hi": 1.0,
-                                            "promised": 0.01, "above_promise": False}
-
-
 # -- the API on a station with the fake model ------------------------------------------
 
 @pytest.fixture
