@@ -25,8 +25,13 @@ demo: venv
 services:
 	bash scripts/services.sh
 
+# One pytest worker per core, at most 4 (pytest-xdist): tests use private database schemas,
+# unique line names and free ports, so they run side by side; each worker runs torch
+# single-threaded and holds its own fitted models, so more workers mostly cost memory.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: venv services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session per module
 	$(BIN)/python -m pytest -q -m ray
 
