@@ -133,9 +133,16 @@ def test_tuning_data_says_when_recent_parts_break_the_promise(db_backend, tmp_pa
             pr = c.get("/api/v1/models/cell/tuning").json()["promise"]
             assert (pr["ng"]["k"], pr["ng"]["n"], pr["ng"]["above_promise"]) == (3, 8, True)
             assert (pr["not_ok"]["k"], pr["not_ok"]["promised"], pr["not_ok"]["above_promise"]) == (6, 0.06, True)
-            # thresholds moved by hand carry no promise
+            assert pr["reviewed_defects_left_out"] == 0
             with st.db.session() as s:
                 key = create_key(s, "engineer", name="t-engineer")[1]
+            # a part a person confirms defective is no false reject: it leaves the check
+            brightest = c.get("/api/v1/inspections", params={"part_id": "p200"}).json()["items"][0]
+            assert c.post(f"/api/v1/inspections/{brightest['id']}/review", headers={"X-API-Key": key},
+                          json={"label": "defect"}).status_code == 200
+            pr = c.get("/api/v1/models/cell/tuning").json()["promise"]
+            assert (pr["ng"]["k"], pr["ng"]["n"], pr["not_ok"]["k"], pr["reviewed_defects_left_out"]) == (2, 7, 5, 1)
+            # thresholds moved by hand carry no promise
             r = c.post("/api/v1/models/cell/threshold", headers={"X-API-Key": key}, json={"version": 1, "threshold": 0.7})
             assert r.status_code == 201, r.text
             assert c.get("/api/v1/models/cell/tuning", params={"version": r.json()["version"]}).json()["promise"] is None

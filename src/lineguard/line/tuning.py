@@ -195,13 +195,21 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
     with station.db.session() as s:
         good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
         defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(limit)))
-        recent = list(s.scalars(base.order_by(newest).limit(limit)))
+        recent_rows = s.execute(base.add_columns(Inspection.review_label).order_by(newest).limit(limit)).all()
+    recent = [row[0] for row in recent_rows]
+    # The promise is about good parts: a part a person confirmed defective is not a false
+    # reject, so it does not count against it (unreviewed defects still do: at a plant's
+    # defect rate of well under 1% they move the share by less than its interval's width).
+    confirmed = sum(1 for row in recent_rows if row[1] == "defect")
+    promise = promise_check(cal, [row[0] for row in recent_rows if row[1] != "defect"])
+    if promise is not None:
+        promise["reviewed_defects_left_out"] = confirmed
     t = float(cal["threshold"])
     r = float(cal.get("review_threshold", t))
     return {"product": product, "line": mv.line, "version": mv.version, "model_id": mv.model_id,
             "threshold": t, "review_threshold": r if r < t else None,
             "good_scores": good, "defect_scores": defect, "recent_scores": recent,
-            "promise": promise_check(cal, recent)}
+            "promise": promise}
 
 
 def save_thresholds(station: Any, product: str, line: str, version: int, threshold: float,

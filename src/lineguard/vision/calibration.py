@@ -271,9 +271,10 @@ def promise_check(calibration: dict[str, Any], scores: Sequence[float],
     not OK (REVIEW or NG), for good parts like the training set. Here: the shares of
     ``scores`` judged so at the calibration's thresholds, with exact intervals, and
     whether a share lies above its promise beyond doubt (the interval's lower end above
-    it). ``evaluate`` passes known-good test parts; the station its recent parts, which
-    hold the line's defects too, so there a share above the promise means more defects
-    than usual or good parts unlike the training photos. Either way parts unlike the
+    it). ``evaluate`` passes known-good test parts; the station its recent parts less
+    those a person reviewed as defects, which still hold the unreviewed defects, so there
+    a share above the promise means more defects than usual or good parts unlike the
+    training photos. Either way parts unlike the
     training set break it: KolektorSDD's test commutators sent 10-11% of good photos to a
     5% band whose promise held on the training commutators left out
     (``benchmarks/commutator_band_study.py``).

@@ -40,7 +40,8 @@ class TuningOut(BaseModel):
     expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds")
     promise: Optional[dict[str, Any]] = Field(
         default=None, description="recent parts judged NG (and, with a band, not OK) against what the calibration "
-                                  "promised for good parts, with exact intervals; null: thresholds set by hand")
+                                  "promised for good parts, with exact intervals; parts reviewed as defects are "
+                                  "left out (reviewed_defects_left_out counts them); null: thresholds set by hand")
 
 
 class TunedVersionOut(ModelVersionOut):
