@@ -17,16 +17,14 @@ Writes benchmarks/results/study-shift.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.detection_study import _backbone_maps, _patch_features
-from benchmarks.synthetic_selection_study import DATASETS, ROOT, SEED, _split
+from benchmarks.synthetic_selection_study import DATASETS, ROOT, _split, build_bank, chosen_datasets
 
 OUT = ROOT / "benchmarks" / "results" / "study-shift.json"
 VIEWS = {"one view (today)": [(0, 0)],
@@ -66,12 +64,9 @@ def _maps(images: np.ndarray, bb, mean, std, bank, size, views) -> np.ndarray:
 
 
 def run(name: str) -> dict[str, Any]:
-    import torch
-
     from benchmarks.core_bench import operating_point, validation_half
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
-    from lineguard.vision.detectors.patchcore import greedy_coreset
     from lineguard.vision.imageio import load_image
     from lineguard.vision.metrics import aupro, image_auroc, pixel_auroc
     from lineguard.vision.preprocess import Preprocess
@@ -98,12 +93,7 @@ def run(name: str) -> dict[str, Any]:
     rep = np.setdiff1d(np.arange(len(items)), val)
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
-    rows = []
-    for i in range(0, len(train), 16):
-        e = _patch_features(_backbone_maps(bb, train[i:i + 16], mean, std))
-        rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
-    rows = torch.cat(rows)
-    bank = rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, SEED)].contiguous()
+    bank = build_bank(train, bb, mean, std)
     out = {"size": list(size), "backbone": backbone, "bank_parts": len(bank_i), "settings": []}
     for label, views in VIEWS.items():
         t0 = time.perf_counter()
@@ -128,13 +118,8 @@ def run(name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    args = ap.parse_args()
-    import torch
-    torch.set_num_threads(2)
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in args.datasets:
+    for name in chosen_datasets(__doc__):
         results[name] = run(name)
         OUT.write_text(json.dumps(results, indent=1))
 

@@ -57,6 +57,29 @@ def _split(data: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(sorted(bank)), np.array(sorted(held[:HELD_N] if len(held) > HELD_N else held))
 
 
+def build_bank(images: np.ndarray, bb, mean, std):
+    """The bank as the product trains it: exact greedy coreset (2%) over every patch of
+    the bank parts' (uint8 model inputs) stage 2 + 4 features."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import greedy_coreset
+    rows = []
+    for i in range(0, len(images), 16):
+        e = _patch_features(_backbone_maps(bb, images[i:i + 16], mean, std))
+        rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
+    rows = torch.cat(rows)
+    return rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, SEED)].contiguous()
+
+
+def chosen_datasets(doc: str) -> list[str]:
+    """The command line's datasets (both by default); torch on the machine's 2 cores."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    import torch
+    torch.set_num_threads(2)
+    return ap.parse_args().datasets
+
+
 def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
     """Image score as the product computes it: nearest bank row per patch, map smoothed
     (sigma 4) at input size, its peak."""
@@ -87,7 +110,6 @@ def run_setting(name: str, data: str, size: tuple[int, int], backbone: str, phot
                 cache: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.core_bench import operating_point
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
-    from lineguard.vision.detectors.patchcore import greedy_coreset
     from lineguard.vision.metrics import image_auroc
     pre_bank, pre_held, pre_painted, pre_test, is_defect, val = (
         cache[k] for k in ("bank", "held", "painted", "test", "is_defect", "val"))
@@ -99,14 +121,7 @@ def run_setting(name: str, data: str, size: tuple[int, int], backbone: str, phot
         return x if photometric == "none" else np.stack([_photometric(im, photometric, ref) for im in x])
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
-    import torch
-    rows = []
-    for i in range(0, len(pre_bank), 16):
-        e = _patch_features(_backbone_maps(bb, level(pre_bank[i:i + 16]), mean, std))
-        rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
-    rows = torch.cat(rows)
-    bank = rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, SEED)].contiguous()
-    del rows
+    bank = build_bank(level(pre_bank), bb, mean, std)
     held = _scores(level(pre_held), bb, mean, std, bank, size)
     painted = _scores(level(pre_painted), bb, mean, std, bank, size)
     test = _scores(level(pre_test), bb, mean, std, bank, size)
@@ -163,13 +178,8 @@ def prepare(data: str, size: tuple[int, int]) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    args = ap.parse_args()
-    import torch
-    torch.set_num_threads(2)
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in args.datasets:
+    for name in chosen_datasets(__doc__):
         rel, size, backbone, other = DATASETS[name]
         data = str((ROOT / rel).resolve()) if not Path(rel).is_absolute() else rel
         cache = prepare(data, size)
