@@ -47,7 +47,7 @@ def _back(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return np.pad(m[:, dy:, dx:], ((0, 0), (0, dy), (0, dx)), mode="edge")
 
 
-def _maps(images: np.ndarray, bb, mean, std, bank, size, views) -> np.ndarray:
+def _maps(images: np.ndarray, bb, mean, std, bank, size, views, sigma: float = 4.0) -> np.ndarray:
     from lineguard.vision.detectors.base import smooth_and_upsample
     from lineguard.vision.detectors.patchcore import nearest_distance
     out = []
@@ -57,29 +57,29 @@ def _maps(images: np.ndarray, bb, mean, std, bank, size, views) -> np.ndarray:
             e = _patch_features(_backbone_maps(bb, _shifted(images[i:i + 16], dy, dx), mean, std))
             n, c, h, w = e.shape
             d = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
-            m = _back(smooth_and_upsample(d, size, 4.0).numpy(), dy, dx)
+            m = _back(smooth_and_upsample(d, size, sigma).numpy(), dy, dx)
             acc = m if acc is None else acc + m
         out.append((acc / len(views)).astype(np.float32))
     return np.concatenate(out)
 
 
-def run(name: str) -> dict[str, Any]:
-    from benchmarks.core_bench import operating_point, validation_half
+def load(name: str, bank_n: int = 200) -> dict[str, Any]:
+    """A product's test set at its profile's input (photos, labels, masks stretched like
+    the photos, the fixed halves) and the backbone and bank (``bank_n`` good parts, the
+    synthetic-selection split's draw) that judge it."""
+    from benchmarks.core_bench import validation_half
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image
-    from lineguard.vision.metrics import aupro, image_auroc, pixel_auroc
     from lineguard.vision.preprocess import Preprocess
     rel, size, backbone, _ = DATASETS[name]
     data = str((ROOT / rel).resolve())
     cat = MVTecCategory(data)
     pre = Preprocess(image_size=size)
     paths = list(cat.train_good)
-    bank_i, _ = _split(data, paths)
+    bank_i, _ = _split(data, paths, bank_n)
     train = np.stack([pre.apply(load_image(paths[i]))[0] for i in bank_i])
     items = list(cat.test_items)
-    test = np.stack([pre.apply(load_image(it.path))[0] for it in items])
-    is_defect = np.array([it.defect_type != "good" for it in items])
     masks: list[Any] = []      # None: a good part; "unknown": a defect without a mask file
     for it in items:
         m = cat.load_mask(it) if it.is_defect else None
@@ -90,28 +90,45 @@ def run(name: str) -> dict[str, Any]:
         else:                  # the mask stretched to the model input like the photo
             masks.append(pre.apply(np.repeat((m[..., None] * 255).astype(np.uint8), 3, 2))[0][..., 0] > 127)
     val = np.array(validation_half([{"defect_type": it.defect_type, "path": it.path} for it in items])[0])
-    rep = np.setdiff1d(np.arange(len(items)), val)
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
-    bank = build_bank(train, bb, mean, std)
-    out = {"size": list(size), "backbone": backbone, "bank_parts": len(bank_i), "settings": []}
+    return {"size": size, "backbone": backbone, "bank_parts": len(bank_i), "bb": bb, "mean": mean, "std": std,
+            "bank": build_bank(train, bb, mean, std),
+            "test": np.stack([pre.apply(load_image(it.path))[0] for it in items]),
+            "types": [it.defect_type for it in items],
+            "is_defect": np.array([it.defect_type != "good" for it in items]), "masks": masks,
+            "val": val, "report": np.setdiff1d(np.arange(len(items)), val)}
+
+
+def judge(maps: np.ndarray, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Image AUROC and escapes at 1% (each half, full set) from the maps' peaks; pixel AUROC
+    and AUPRO on the full set; image AUROC per defect type."""
+    from benchmarks.core_bench import operating_point
+    from lineguard.vision.metrics import aupro, image_auroc, pixel_auroc
+    scores = maps.reshape(len(maps), -1).max(1)
+    is_defect, masks, types = ctx["is_defect"], ctx["masks"], ctx["types"]
+    r: dict[str, Any] = {}
+    for half, pos in (("val", ctx["val"]), ("report", ctx["report"]), ("full", np.arange(len(maps)))):
+        r[f"image_auroc_{half}"] = round(image_auroc(scores[pos], is_defect[pos]), 4)
+        r[f"escapes_at_1pct_{half}"] = round(operating_point(scores[pos], is_defect[pos])["escape_rate"], 3)
+    keep = [k for k, m in enumerate(masks) if not isinstance(m, str)]
+    r["pixel_auroc_full"] = round(pixel_auroc([maps[k] for k in keep], [masks[k] for k in keep]), 4)
+    r["aupro_full"] = round(aupro([maps[k] for k in keep], [masks[k] for k in keep]), 4)
+    r["image_auroc_by_type"] = {}
+    for t in sorted(set(types) - {"good"}):
+        sel = np.array([ty in (t, "good") for ty in types])
+        r["image_auroc_by_type"][t] = round(image_auroc(scores[sel], is_defect[sel]), 4)
+    return r
+
+
+def run(name: str) -> dict[str, Any]:
+    ctx = load(name)
+    out = {"size": list(ctx["size"]), "backbone": ctx["backbone"], "bank_parts": ctx["bank_parts"], "settings": []}
     for label, views in VIEWS.items():
         t0 = time.perf_counter()
-        maps = _maps(test, bb, mean, std, bank, size, views)
-        scores = maps.reshape(len(maps), -1).max(1)
-        r: dict[str, Any] = {"setting": label, "views": views}
-        for half, pos in (("val", val), ("report", rep), ("full", np.arange(len(items)))):
-            r[f"image_auroc_{half}"] = round(image_auroc(scores[pos], is_defect[pos]), 4)
-            r[f"escapes_at_1pct_{half}"] = round(operating_point(scores[pos], is_defect[pos])["escape_rate"], 3)
-        keep = [k for k, m in enumerate(masks) if not isinstance(m, str)]
-        r["pixel_auroc_full"] = round(pixel_auroc([maps[k] for k in keep], [masks[k] for k in keep]), 4)
-        r["aupro_full"] = round(aupro([maps[k] for k in keep], [masks[k] for k in keep]), 4)
-        by_type = {}
-        for t in sorted({it.defect_type for it in items} - {"good"}):
-            sel = np.array([it.defect_type in (t, "good") for it in items])
-            by_type[t] = round(image_auroc(scores[sel], is_defect[sel]), 4)
-        r["image_auroc_by_type"] = by_type
-        r["seconds"] = round(time.perf_counter() - t0, 1)
+        maps = _maps(ctx["test"], ctx["bb"], ctx["mean"], ctx["std"], ctx["bank"], ctx["size"], views)
+        r: dict[str, Any] = {"setting": label, "views": views, **judge(maps, ctx),
+                             "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps(r), flush=True)
         out["settings"].append(r)
     return out

@@ -42,7 +42,7 @@ PER_KIND = 60       # painted parts per defect kind (six kinds)
 SEED = 0
 
 
-def _split(data: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+def _split(data: str, paths: list[Path], bank_n: int = BANK_N) -> tuple[np.ndarray, np.ndarray]:
     """Bank and left-out training parts; KolektorSDD's photos by commutator (no commutator
     on both sides, or the left-out photos would be scored against their own twins)."""
     from benchmarks.core_bench import part_labels
@@ -53,7 +53,7 @@ def _split(data: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     bank, held = [], []
     for g in order:
         members = [i for i, lab in enumerate(labels) if lab == groups[g]]
-        (bank if len(bank) < BANK_N else held).extend(members)
+        (bank if len(bank) < bank_n else held).extend(members)
     return np.array(sorted(bank)), np.array(sorted(held[:HELD_N] if len(held) > HELD_N else held))
 
 
