@@ -274,10 +274,9 @@ def promise_check(calibration: dict[str, Any], scores: Sequence[float],
     it). ``evaluate`` passes known-good test parts; the station its recent parts less
     those a person reviewed as defects, which still hold the unreviewed defects, so there
     a share above the promise means more defects than usual or good parts unlike the
-    training photos. Either way parts unlike the
-    training set break it: KolektorSDD's test commutators sent 10-11% of good photos to a
-    5% band whose promise held on the training commutators left out
-    (``benchmarks/commutator_band_study.py``).
+    training photos. Either way parts unlike the training set break it: KolektorSDD's
+    test commutators sent 10-11% of good photos to a 5% band whose promise held on the
+    training commutators left out (``benchmarks/commutator_band_study.py``).
 
     None when the thresholds carry no promise (set by hand, or an old model file).
     """

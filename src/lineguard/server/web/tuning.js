@@ -109,9 +109,9 @@ LG.start(async (main) => {
   function promiseLines(pr) {
     if (!pr) return null;
     const ci = Math.round(pr.confidence * 100);
-    const out = pr.reviewed_defects_left_out ? `, less ${pr.reviewed_defects_left_out} reviewed as defects` : "";
+    const lessDefects = pr.reviewed_defects_left_out ? `, less ${pr.reviewed_defects_left_out} reviewed as defects` : "";
     const line = (c, what, promised) => h("p", {class: c.above_promise ? "error" : "muted"},
-      `Recent parts judged ${what}: ${pct(c.rate, 1)} of ${c.n}${out} (${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
+      `Recent parts judged ${what}: ${pct(c.rate, 1)} of ${c.n}${lessDefects} (${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
       + `training promised at most ${pct(c.promised, 1)} of good parts${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
         + " Review recent parts to tell which; if they are good, retrain with them." : ""));
