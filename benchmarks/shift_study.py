@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.detection_study import _backbone_maps, _patch_features
-from benchmarks.synthetic_selection_study import DATASETS, ROOT, _split, build_bank, chosen_datasets
+from benchmarks.synthetic_selection_study import DATASETS, ROOT, bank_split, build_bank, chosen_datasets
 
 OUT = ROOT / "benchmarks" / "results" / "study-shift.json"
 VIEWS = {"one view (today)": [(0, 0)],
@@ -77,7 +77,7 @@ def load(name: str, bank_n: int = 200) -> dict[str, Any]:
     cat = MVTecCategory(data)
     pre = Preprocess(image_size=size)
     paths = list(cat.train_good)
-    bank_i, _ = _split(data, paths, bank_n)
+    bank_i, _ = bank_split(data, paths, bank_n)
     train = np.stack([pre.apply(load_image(paths[i]))[0] for i in bank_i])
     items = list(cat.test_items)
     masks: list[Any] = []      # None: a good part; "unknown": a defect without a mask file

@@ -42,7 +42,7 @@ PER_KIND = 60       # painted parts per defect kind (six kinds)
 SEED = 0
 
 
-def _split(data: str, paths: list[Path], bank_n: int = BANK_N) -> tuple[np.ndarray, np.ndarray]:
+def bank_split(data: str, paths: list[Path], bank_n: int = BANK_N) -> tuple[np.ndarray, np.ndarray]:
     """Bank and left-out training parts; KolektorSDD's photos by commutator (no commutator
     on both sides, or the left-out photos would be scored against their own twins)."""
     from benchmarks.core_bench import part_labels
@@ -161,7 +161,7 @@ def prepare(data: str, size: tuple[int, int]) -> dict[str, Any]:
     cat = MVTecCategory(data)
     pre = Preprocess(image_size=size)
     paths = list(cat.train_good)
-    bank_i, held_i = _split(data, paths)
+    bank_i, held_i = bank_split(data, paths)
     held_raw = [load_image(paths[i]) for i in held_i]
     plan = [p for p in plan_stress([im.shape[:2] for im in held_raw], per_kind=PER_KIND, seed=SEED)
             if p.series == "size"]           # nominal contrast; the contrast series needs a fitted a90
