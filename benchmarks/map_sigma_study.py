@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from benchmarks.shift_study import _maps, judge, load
-from benchmarks.synthetic_selection_study import ROOT, chosen_datasets
+from benchmarks.synthetic_selection_study import ROOT, run_each, study_args
 
 OUT = ROOT / "benchmarks" / "results" / "study-map-sigma.json"
 SIGMAS = (2.0, 4.0, 8.0, 12.0, 16.0)
@@ -38,15 +38,11 @@ def run(name: str, bank_n: int = 200, sigmas=SIGMAS) -> dict[str, Any]:
 
 
 def main() -> None:
-    import sys
-    all_parts = "--all-parts" in sys.argv      # the bank as core_bench trains it (slow: minutes)
-    if all_parts:
-        sys.argv.remove("--all-parts")
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in chosen_datasets(__doc__):
-        key = f"{name}-all-parts" if all_parts else name
-        results[key] = run(name, 10 ** 6, (4.0, 8.0, 12.0)) if all_parts else run(name)
-        OUT.write_text(json.dumps(results, indent=1))
+    args = study_args(__doc__, all_parts=True)
+    if args.all_parts:
+        run_each(OUT, args.datasets, lambda name: run(name, 10 ** 6, (4.0, 8.0, 12.0)), "-all-parts")
+    else:
+        run_each(OUT, args.datasets, run)
 
 
 if __name__ == "__main__":

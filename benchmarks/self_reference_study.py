@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.detection_study import _backbone_maps, _patch_features
-from benchmarks.synthetic_selection_study import DATASETS, ROOT, SEED, build_bank, chosen_datasets
+from benchmarks.synthetic_selection_study import DATASETS, ROOT, SEED, build_bank, run_each, study_args
 
 OUT = ROOT / "benchmarks" / "results" / "study-self-reference.json"
 SIZES = (50, 100, 200)
@@ -123,10 +123,7 @@ def run(name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in chosen_datasets(__doc__):
-        results[name] = run(name)
-        OUT.write_text(json.dumps(results, indent=1))
+    run_each(OUT, study_args(__doc__).datasets, run)
 
 
 if __name__ == "__main__":

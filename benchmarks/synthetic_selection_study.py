@@ -24,7 +24,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -71,13 +71,26 @@ def build_bank(images: np.ndarray, bb, mean, std):
     return rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, SEED)].contiguous()
 
 
-def chosen_datasets(doc: str) -> list[str]:
-    """The command line's datasets (both by default); torch on the machine's 2 cores."""
+def study_args(doc: str, all_parts: bool = False) -> argparse.Namespace:
+    """A study's command line: ``--datasets`` (both by default) and, where the study offers
+    it, ``--all-parts``; torch on the machine's 2 cores."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    if all_parts:
+        ap.add_argument("--all-parts", action="store_true",
+                        help="every training part in the bank, as core_bench trains (minutes per product)")
     import torch
     torch.set_num_threads(2)
-    return ap.parse_args().datasets
+    return ap.parse_args()
+
+
+def run_each(out: Path, names: list[str], run: Callable[[str], dict], suffix: str = "") -> None:
+    """``run`` per dataset, the results file rewritten after each (a run stopped part way
+    keeps the products it finished; other keys in the file are kept)."""
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for name in names:
+        results[name + suffix] = run(name)
+        out.write_text(json.dumps(results, indent=1))
 
 
 def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
@@ -179,7 +192,7 @@ def prepare(data: str, size: tuple[int, int]) -> dict[str, Any]:
 
 def main() -> None:
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in chosen_datasets(__doc__):
+    for name in study_args(__doc__).datasets:
         rel, size, backbone, other = DATASETS[name]
         data = str((ROOT / rel).resolve()) if not Path(rel).is_absolute() else rel
         cache = prepare(data, size)
