@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.detection_study import _backbone_maps, _patch_features
-from benchmarks.synthetic_selection_study import DATASETS, ROOT, bank_split, build_bank, run_each, study_args
+from benchmarks.synthetic_selection_study import (DATASETS, ROOT, anomaly_maps, bank_split, build_bank, run_each,
+                                                  study_args)
 
 OUT = ROOT / "benchmarks" / "results" / "study-shift.json"
 VIEWS = {"one view (today)": [(0, 0)],
@@ -48,19 +48,10 @@ def _back(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def _maps(images: np.ndarray, bb, mean, std, bank, size, views, sigma: float = 4.0) -> np.ndarray:
-    from lineguard.vision.detectors.base import smooth_and_upsample
-    from lineguard.vision.detectors.patchcore import nearest_distance
-    out = []
-    for i in range(0, len(images), 16):
-        acc = None
-        for dy, dx in views:
-            e = _patch_features(_backbone_maps(bb, _shifted(images[i:i + 16], dy, dx), mean, std))
-            n, c, h, w = e.shape
-            d = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
-            m = _back(smooth_and_upsample(d, size, sigma).numpy(), dy, dx)
-            acc = m if acc is None else acc + m
-        out.append((acc / len(views)).astype(np.float32))
-    return np.concatenate(out)
+    """The maps of every view, each moved back onto the part, averaged."""
+    acc = sum(_back(anomaly_maps(_shifted(images, dy, dx), bb, mean, std, bank, size, sigma), dy, dx)
+              for dy, dx in views)
+    return (acc / len(views)).astype(np.float32)
 
 
 def load(name: str, bank_n: int = 200) -> dict[str, Any]:

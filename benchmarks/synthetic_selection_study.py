@@ -93,9 +93,9 @@ def run_each(out: Path, names: list[str], run: Callable[[str], dict], suffix: st
         out.write_text(json.dumps(results, indent=1))
 
 
-def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
-    """Image score as the product computes it: nearest bank row per patch, map smoothed
-    (sigma 4) at input size, its peak."""
+def anomaly_maps(images: np.ndarray, bb, mean, std, bank, size, sigma: float = 4.0) -> np.ndarray:
+    """(N, H, W) maps as the product makes them: nearest bank row per patch, the grid
+    upsampled to the input and smoothed (sigma in input pixels)."""
     from lineguard.vision.detectors.base import smooth_and_upsample
     from lineguard.vision.detectors.patchcore import nearest_distance
     out = []
@@ -103,8 +103,13 @@ def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
         e = _patch_features(_backbone_maps(bb, images[i:i + 16], mean, std))
         n, c, h, w = e.shape
         d = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
-        out.append(smooth_and_upsample(d, size, 4.0).flatten(1).max(1).values.numpy())
+        out.append(smooth_and_upsample(d, size, sigma).numpy())
     return np.concatenate(out)
+
+
+def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
+    """Image score as the product computes it: the map's peak."""
+    return anomaly_maps(images, bb, mean, std, bank, size).reshape(len(images), -1).max(1)
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
