@@ -27,10 +27,11 @@ SIGMAS = (2.0, 4.0, 8.0, 12.0, 16.0)
 
 
 def run(name: str, bank_n: int = 200, sigmas=SIGMAS) -> dict[str, Any]:
-    ctx = load(name, bank_n)
-    out = {"size": list(ctx["size"]), "backbone": ctx["backbone"], "bank_parts": ctx["bank_parts"], "settings": []}
+    ctx = load(name)
+    n_parts, bank = ctx["bank_of"](bank_n)
+    out = {"size": list(ctx["size"]), "backbone": ctx["backbone"], "bank_parts": n_parts, "settings": []}
     for sigma in sigmas:
-        maps = _maps(ctx["test"], ctx["bb"], ctx["mean"], ctx["std"], ctx["bank"], ctx["size"], [(0, 0)], sigma)
+        maps = _maps(ctx["test"], ctx["bb"], ctx["mean"], ctx["std"], bank, ctx["size"], [(0, 0)], sigma)
         r = {"sigma": sigma, **judge(maps, ctx)}
         print(json.dumps(r), flush=True)
         out["settings"].append(r)

@@ -16,7 +16,8 @@ the background elsewhere in the photo. KolektorSDD is run to show what it costs 
     python -m benchmarks.self_reference_study [--datasets magnetic_tile kolektorsdd]
 
 Writes benchmarks/results/study-self-reference.json; image AUROC and escapes at 1% false
-rejects on test/ (validation half / report half / full set) for 50, 100 and 200 good parts.
+rejects on test/ (validation half / report half / full set), pixel AUROC and AUPRO, for
+50, 100 and 200 good parts (the synthetic-selection split's first ones).
 """
 from __future__ import annotations
 
@@ -24,10 +25,9 @@ import json
 import time
 from typing import Any
 
-import numpy as np
-
 from benchmarks.detection_study import _backbone_maps, _patch_features
-from benchmarks.synthetic_selection_study import DATASETS, ROOT, SEED, build_bank, run_each, study_args
+from benchmarks.shift_study import judge, load
+from benchmarks.synthetic_selection_study import ROOT, run_each, study_args
 
 OUT = ROOT / "benchmarks" / "results" / "study-self-reference.json"
 SIZES = (50, 100, 200)
@@ -50,75 +50,40 @@ def _self_distance(e, radius: int):
 
 
 def run(name: str) -> dict[str, Any]:
-    from benchmarks.core_bench import operating_point, part_labels, validation_half
-    from lineguard.vision.backbones import NORMALIZATION, create_backbone
-    from lineguard.vision.dataset import MVTecCategory
+    import torch
+
     from lineguard.vision.detectors.base import smooth_and_upsample
     from lineguard.vision.detectors.patchcore import nearest_distance
-    from lineguard.vision.imageio import load_image
-    from lineguard.vision.metrics import image_auroc
-    from lineguard.vision.preprocess import Preprocess
-    rel, size, backbone, _ = DATASETS[name]
-    data = str((ROOT / rel).resolve())
-    cat = MVTecCategory(data)
-    pre = Preprocess(image_size=size)
-    paths = list(cat.train_good)
-    labels = part_labels(data, paths) or [str(i) for i in range(len(paths))]
-    groups = sorted(set(labels))
-    order = np.random.default_rng(SEED).permutation(len(groups))
-    items = list(cat.test_items)
-    test = np.stack([pre.apply(load_image(it.path))[0] for it in items])
-    is_defect = np.array([it.defect_type != "good" for it in items])
-    val = np.array(validation_half([{"defect_type": it.defect_type, "path": it.path} for it in items])[0])
-    rep = np.setdiff1d(np.arange(len(items)), val)
-    bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
-    mean, std = NORMALIZATION[backbone]
+    ctx = load(name)
+    size = ctx["size"]
     # test features once; the self distances do not depend on the bank
     feats, selfd = [], {r: [] for r in RADII}
-    for i in range(0, len(test), 16):
-        e = _patch_features(_backbone_maps(bb, test[i:i + 16], mean, std))
+    for i in range(0, len(ctx["test"]), 16):
+        e = _patch_features(_backbone_maps(ctx["bb"], ctx["test"][i:i + 16], ctx["mean"], ctx["std"]))
         feats.append(e)
         for r in RADII:
             selfd[r].append(_self_distance(e, r))
-    import torch
     feats = torch.cat(feats)
     selfd = {r: torch.cat(v) for r, v in selfd.items()}
     n, c, h, w = feats.shape
     q = feats.permute(0, 2, 3, 1).reshape(-1, c)
 
-    def metrics(d) -> dict[str, Any]:
-        s = smooth_and_upsample(d, size, 4.0).flatten(1).max(1).values.numpy()
-        out = {}
-        for half, pos in (("val", val), ("report", rep), ("full", np.arange(len(items)))):
-            out[half] = {"image_auroc": round(image_auroc(s[pos], is_defect[pos]), 4),
-                         "escapes_at_1pct": round(operating_point(s[pos], is_defect[pos])["escape_rate"], 3)}
-        by_type = {}
-        for t in sorted({it.defect_type for it in items} - {"good"}):
-            sel = np.array([it.defect_type in (t, "good") for it in items])
-            by_type[t] = round(image_auroc(s[sel], is_defect[sel]), 4)
-        out["by_type"] = by_type
-        return out
-    results: dict[str, Any] = {"size": list(size), "backbone": backbone, "rows": []}
-    for r in RADII:
-        row = {"n_good": 0, "scoring": f"self, radius {r}", **metrics(selfd[r])}
+    def emit(row: dict[str, Any], d) -> None:
+        row.update(judge(smooth_and_upsample(d, size, 4.0).numpy(), ctx))
         print(json.dumps(row), flush=True)
         results["rows"].append(row)
+    results: dict[str, Any] = {"size": list(size), "backbone": ctx["backbone"], "rows": []}
+    for r in RADII:
+        emit({"n_good": 0, "scoring": f"self, radius {r}"}, selfd[r])
     for n_good in SIZES:
-        picked: list[int] = []
-        for g in order:
-            if len(picked) >= n_good:
-                break
-            picked.extend(i for i, lab in enumerate(labels) if lab == groups[g])
         t0 = time.perf_counter()
-        bank = build_bank(np.stack([pre.apply(load_image(paths[i]))[0] for i in picked]), bb, mean, std)
+        n_parts, bank = ctx["bank_of"](n_good)
         d_bank = nearest_distance(q, bank).view(n, h, w)
-        rows = [("bank (today)", d_bank)] + [(f"min(bank, self radius {r})", torch.minimum(d_bank, selfd[r]))
-                                              for r in RADII]
-        for label, d in rows:
-            row = {"n_good": len(picked), "scoring": label, **metrics(d),
-                   "seconds_bank": round(time.perf_counter() - t0, 1)}
-            print(json.dumps(row), flush=True)
-            results["rows"].append(row)
+        seconds = round(time.perf_counter() - t0, 1)
+        emit({"n_good": n_parts, "scoring": "bank (today)", "seconds_bank": seconds}, d_bank)
+        for r in RADII:
+            emit({"n_good": n_parts, "scoring": f"min(bank, self radius {r})", "seconds_bank": seconds},
+                 torch.minimum(d_bank, selfd[r]))
     return results
 
 

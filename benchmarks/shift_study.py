@@ -54,10 +54,10 @@ def _maps(images: np.ndarray, bb, mean, std, bank, size, views, sigma: float = 4
     return (acc / len(views)).astype(np.float32)
 
 
-def load(name: str, bank_n: int = 200) -> dict[str, Any]:
+def load(name: str) -> dict[str, Any]:
     """A product's test set at its profile's input (photos, labels, masks stretched like
-    the photos, the fixed halves) and the backbone and bank (``bank_n`` good parts, the
-    synthetic-selection split's draw) that judge it."""
+    the photos, the fixed halves), the backbone that judges it, and ``bank_of(n)``: the
+    number of parts and the bank of the synthetic-selection split's first ``n`` good parts."""
     from benchmarks.core_bench import validation_half
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
@@ -68,8 +68,6 @@ def load(name: str, bank_n: int = 200) -> dict[str, Any]:
     cat = MVTecCategory(data)
     pre = Preprocess(image_size=size)
     paths = list(cat.train_good)
-    bank_i, _ = bank_split(data, paths, bank_n)
-    train = np.stack([pre.apply(load_image(paths[i]))[0] for i in bank_i])
     items = list(cat.test_items)
     masks: list[Any] = []      # None: a good part; "unknown": a defect without a mask file
     for it in items:
@@ -83,8 +81,11 @@ def load(name: str, bank_n: int = 200) -> dict[str, Any]:
     val = np.array(validation_half([{"defect_type": it.defect_type, "path": it.path} for it in items])[0])
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
-    return {"size": size, "backbone": backbone, "bank_parts": len(bank_i), "bb": bb, "mean": mean, "std": std,
-            "bank": build_bank(train, bb, mean, std),
+
+    def bank_of(n: int) -> tuple[int, Any]:
+        picked = bank_split(data, paths, n)[0]
+        return len(picked), build_bank(np.stack([pre.apply(load_image(paths[i]))[0] for i in picked]), bb, mean, std)
+    return {"size": size, "backbone": backbone, "bb": bb, "mean": mean, "std": std, "bank_of": bank_of,
             "test": np.stack([pre.apply(load_image(it.path))[0] for it in items]),
             "types": [it.defect_type for it in items],
             "is_defect": np.array([it.defect_type != "good" for it in items]), "masks": masks,
@@ -114,10 +115,11 @@ def judge(maps: np.ndarray, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def run(name: str) -> dict[str, Any]:
     ctx = load(name)
-    out = {"size": list(ctx["size"]), "backbone": ctx["backbone"], "bank_parts": ctx["bank_parts"], "settings": []}
+    n_parts, bank = ctx["bank_of"](200)
+    out = {"size": list(ctx["size"]), "backbone": ctx["backbone"], "bank_parts": n_parts, "settings": []}
     for label, views in VIEWS.items():
         t0 = time.perf_counter()
-        maps = _maps(ctx["test"], ctx["bb"], ctx["mean"], ctx["std"], ctx["bank"], ctx["size"], views)
+        maps = _maps(ctx["test"], ctx["bb"], ctx["mean"], ctx["std"], bank, ctx["size"], views)
         r: dict[str, Any] = {"setting": label, "views": views, **judge(maps, ctx),
                              "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps(r), flush=True)
