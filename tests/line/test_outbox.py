@@ -122,6 +122,62 @@ def test_webhook_receiver_that_fails_then_recovers_gets_every_part_in_order_per_
     assert st.sinks.status()[f"webhook:127.0.0.1:{receiver.port}/hook"]["state"] == "ok"
 
 
+class _DownOnce:
+    """A receiver whose first delivery fails (connection refused), then takes everything."""
+    key = "down-once"
+
+    def __init__(self):
+        self.got: list[dict] = []
+        self.failed = False
+
+    def send(self, message: dict) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("receiver down")
+        self.got.append(message)
+
+    def close(self) -> None:
+        pass
+
+
+class _HeldMetrics:
+    """The station's metrics, except that counting a delivery waits until ``release``: it holds
+    the sender between marking its last row delivered and ending its batch."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+        self.release = threading.Event()
+        held = self
+
+        class _Counter:
+            def labels(self, *a):
+                return self
+
+            def inc(self, *a):
+                held.release.wait(20)
+
+        self.outbox_delivered = _Counter()
+
+    def __getattr__(self, name):
+        return getattr(self._metrics, name)
+
+
+def test_a_sink_that_recovered_reads_ok_as_soon_as_nothing_is_owed(station_factory):
+    # CI once saw flush() return with the sink still "retrying": the sender clears its failing
+    # state when the batch ends, a moment after the last row is marked delivered.
+    sink = _DownOnce()
+    st = station_factory(sinks=[sink])
+    held = st.sinks.metrics = _HeldMetrics(st.sinks.metrics)
+    try:
+        st.add_model(__import__("fake_inspector").FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        assert st.sinks.flush(20)
+        assert sink.failed and len(sink.got) == 1
+        status = st.sinks.status()["down-once"]
+        assert (status["state"], status["backlog"], status["failing_for_s"]) == ("ok", 0, None)
+    finally:
+        held.release.set()
+
+
 def test_a_message_sent_twice_is_acted_on_once_by_its_key(sqlite_station, receiver):
     # The receiver takes the message but its answer is lost (503 after accepting): the
     # outbox must send it again, and the key lets the consumer drop the second copy.

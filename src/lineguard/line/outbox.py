@@ -281,12 +281,15 @@ class Outbox:
         now = utcnow()
         for st in self._states:
             self._safe_count(st)
+            # The sender clears failing_since only when its batch ends, a moment after the last
+            # row is marked; with nothing left to send the sink is not retrying anything.
+            failing_since = st.failing_since if st.backlog else None
             out[st.key] = {
                 "backlog": st.backlog,
-                "state": "retrying" if st.failing_since is not None else ("delivering" if st.backlog else "ok"),
+                "state": "retrying" if failing_since is not None else ("delivering" if st.backlog else "ok"),
                 "oldest_pending_s": (round((now - st.oldest_pending).total_seconds(), 1)
                                      if st.oldest_pending is not None and st.backlog else None),
-                "failing_for_s": round(time.time() - st.failing_since, 1) if st.failing_since else None,
+                "failing_for_s": round(time.time() - failing_since, 1) if failing_since else None,
                 "last_error": st.last_error,
                 "delivered": st.delivered,
             }
