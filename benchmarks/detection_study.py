@@ -97,8 +97,6 @@ def _cache_path(data: str, size: tuple[int, int], backbone: str = "efficientnet_
 def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lite0",
              framing: str = "stretch", photometric: str = "none") -> Path:
     """Raw stage maps (stages 1-4, fp16) of every train/good and test image."""
-    import torch
-
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image

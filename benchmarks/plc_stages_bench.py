@@ -69,7 +69,7 @@ def main() -> None:
         srv = cls(station, newest_image_source(cam), {1: "cell"}, line="L1", station_name=f"plc-{cls.protocol}",
                   port=ports[cls.protocol], window_ms=a.window_ms)
         hs = srv.hs
-        read_image, inspect, answered = hs.image_source, station.inspect, hs.answered
+        read_image, answered = hs.image_source, hs.answered
 
         def timed_image(read_image=read_image, hs=hs):
             t = time.perf_counter()

@@ -105,7 +105,6 @@ def _strict_form_text() -> None:
     Starlette falls back to Latin-1 silently, which would store a garbled part id or lot
     for ever; there is no setting for it, so its decoder is replaced (once, at import).
     """
-    from fastapi import HTTPException
     from starlette import formparsers
 
     def strict(src: "bytes | bytearray", codec: str) -> str:

@@ -355,11 +355,11 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
             f"<h2>By defect type</h2>{per_html}"
             f"<h2>Curves</h2><div class='figs'>{figs}</div>"
             f"<h2>Worst misses and false alarms</h2>{gallery_html}{skipped_html}"
-            f"<p class='note'>A part is NG when its score is above the threshold"
+            "<p class='note'>A part is NG when its score is above the threshold"
             + (", REVIEW when above the review threshold but not the threshold, else OK"
                if _band(e) is not None else "") + ". Full numbers: "
-            f"<a href='metrics.json'>metrics.json</a>, per image: <a href='items.csv'>items.csv</a>.</p>"
-            f"</body></html>")
+            "<a href='metrics.json'>metrics.json</a>, per image: <a href='items.csv'>items.csv</a>.</p>"
+            "</body></html>")
 
 
 def write_report(out_dir: Union[str, os.PathLike], evaluation: dict, items: list[dict],

@@ -27,7 +27,6 @@ to the old value), so contrasts under 3 are painted as 3.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ._refill import GreedyRefill
-from .base import BackboneDetector, PatchEmbedding, Progress, smooth_and_upsample
+from .base import BackboneDetector, Progress, smooth_and_upsample
 
 IMAGE_SCORES = ("map_max", "max", "topk")
 SEARCHES = ("int8", "float32")
