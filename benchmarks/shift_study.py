@@ -57,7 +57,8 @@ def _maps(images: np.ndarray, bb, mean, std, bank, size, views, sigma: float = 4
 def load(name: str) -> dict[str, Any]:
     """A product's test set at its profile's input (photos, labels, masks stretched like
     the photos, the fixed halves), the backbone that judges it, and ``bank_of(n)``: the
-    number of parts and the bank of the synthetic-selection split's first ``n`` good parts."""
+    number of parts and the bank of the synthetic-selection split's first ``n`` good parts
+    (``split(n)``: that split's bank and left-out parts; ``photos(idx)``: training parts' inputs)."""
     from benchmarks.core_bench import validation_half
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
@@ -82,10 +83,15 @@ def load(name: str) -> dict[str, Any]:
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
 
+    def photos(idx: np.ndarray) -> np.ndarray:
+        """The model inputs of training parts ``idx`` (uint8, N x H x W x 3)."""
+        return np.stack([pre.apply(load_image(paths[i]))[0] for i in idx])
+
     def bank_of(n: int) -> tuple[int, Any]:
         picked = bank_split(data, paths, n)[0]
-        return len(picked), build_bank(np.stack([pre.apply(load_image(paths[i]))[0] for i in picked]), bb, mean, std)
+        return len(picked), build_bank(photos(picked), bb, mean, std)
     return {"size": size, "backbone": backbone, "bb": bb, "mean": mean, "std": std, "bank_of": bank_of,
+            "split": lambda n: bank_split(data, paths, n), "photos": photos, "n_train": len(paths),
             "test": np.stack([pre.apply(load_image(it.path))[0] for it in items]),
             "types": [it.defect_type for it in items],
             "is_defect": np.array([it.defect_type != "good" for it in items]), "masks": masks,

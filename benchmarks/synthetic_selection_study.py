@@ -24,7 +24,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -71,14 +71,17 @@ def build_bank(images: np.ndarray, bb, mean, std):
     return rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, SEED)].contiguous()
 
 
-def study_args(doc: str, all_parts: bool = False) -> argparse.Namespace:
-    """A study's command line: ``--datasets`` (both by default) and, where the study offers
-    it, ``--all-parts``; torch on the machine's 2 cores."""
+def study_args(doc: str, all_parts: bool = False,
+               extend: Optional[Callable[[argparse.ArgumentParser], None]] = None) -> argparse.Namespace:
+    """A study's command line: ``--datasets`` (both by default), where the study offers it
+    ``--all-parts``, and what ``extend`` adds; torch on the machine's 2 cores."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     if all_parts:
         ap.add_argument("--all-parts", action="store_true",
                         help="every training part in the bank, as core_bench trains (minutes per product)")
+    if extend is not None:
+        extend(ap)
     import torch
     torch.set_num_threads(2)
     return ap.parse_args()
