@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.shift_study import judge, load
-from benchmarks.synthetic_selection_study import ROOT, run_each, study_args
+from benchmarks.synthetic_selection_study import ROOT, bank_distances, build_bank, run_each, study_args
 
 OUT = ROOT / "benchmarks" / "results" / "study-student.json"
 SHARE = 0.9          # of the training parts, for the bank and the student; the rest set scales
@@ -106,20 +106,6 @@ def _student_grids(student, teacher, images: np.ndarray, mean, std) -> dict[str,
     return {"product": torch.cat(prod), "sum": torch.cat(add)}
 
 
-def _bank_grids(images: np.ndarray, bb, mean, std, bank):
-    """PatchCore's nearest-bank-row distance per patch (N, h, w), before smoothing."""
-    import torch
-
-    from benchmarks.detection_study import _backbone_maps, _patch_features
-    from lineguard.vision.detectors.patchcore import nearest_distance
-    out = []
-    for i in range(0, len(images), BATCH):
-        e = _patch_features(_backbone_maps(bb, images[i:i + BATCH], mean, std))
-        n, c, h, w = e.shape
-        out.append(nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w))
-    return torch.cat(out)
-
-
 def _maps(grids, size) -> np.ndarray:
     from lineguard.vision.detectors.base import smooth_and_upsample
     return smooth_and_upsample(grids, size, 4.0).numpy()
@@ -142,9 +128,9 @@ def run(name: str, epochs: list[int], kind: str = "small") -> dict[str, Any]:
         out["settings"].append(r)
 
     t0 = time.perf_counter()
-    _, bank = ctx["bank_of"](len(picked))
-    pc_test = _bank_grids(ctx["test"], teacher, mean, std, bank)
-    pc_held = _bank_grids(left_out, teacher, mean, std, bank)
+    bank = build_bank(train, teacher, mean, std)
+    pc_test = bank_distances(ctx["test"], teacher, mean, std, bank)
+    pc_held = bank_distances(left_out, teacher, mean, std, bank)
     record("PatchCore (today)", pc_test, seconds=round(time.perf_counter() - t0, 1))
 
     x_train = _inputs(train, mean, std)

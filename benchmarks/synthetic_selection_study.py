@@ -96,18 +96,24 @@ def run_each(out: Path, names: list[str], run: Callable[[str], dict], suffix: st
         out.write_text(json.dumps(results, indent=1))
 
 
-def anomaly_maps(images: np.ndarray, bb, mean, std, bank, size, sigma: float = 4.0) -> np.ndarray:
-    """(N, H, W) maps as the product makes them: nearest bank row per patch, the grid
-    upsampled to the input and smoothed (sigma in input pixels)."""
-    from lineguard.vision.detectors.base import smooth_and_upsample
+def bank_distances(images: np.ndarray, bb, mean, std, bank):
+    """(N, h, w) tensor: each patch's distance to its nearest bank row, on the patch grid."""
+    import torch
+
     from lineguard.vision.detectors.patchcore import nearest_distance
     out = []
     for i in range(0, len(images), 16):
         e = _patch_features(_backbone_maps(bb, images[i:i + 16], mean, std))
         n, c, h, w = e.shape
-        d = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w)
-        out.append(smooth_and_upsample(d, size, sigma).numpy())
-    return np.concatenate(out)
+        out.append(nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, c), bank).view(n, h, w))
+    return torch.cat(out)
+
+
+def anomaly_maps(images: np.ndarray, bb, mean, std, bank, size, sigma: float = 4.0) -> np.ndarray:
+    """(N, H, W) maps as the product makes them: nearest bank row per patch, the grid
+    upsampled to the input and smoothed (sigma in input pixels)."""
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    return smooth_and_upsample(bank_distances(images, bb, mean, std, bank), size, sigma).numpy()
 
 
 def _scores(images: np.ndarray, bb, mean, std, bank, size) -> np.ndarray:
