@@ -47,9 +47,9 @@ def _back(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return np.pad(m[:, dy:, dx:], ((0, 0), (0, dy), (0, dx)), mode="edge")
 
 
-def _maps(images: np.ndarray, bb, mean, std, bank, size, views, sigma: float = 4.0) -> np.ndarray:
+def _maps(images: np.ndarray, bb, mean, std, bank, size, views) -> np.ndarray:
     """The maps of every view, each moved back onto the part, averaged."""
-    acc = sum(_back(anomaly_maps(_shifted(images, dy, dx), bb, mean, std, bank, size, sigma), dy, dx)
+    acc = sum(_back(anomaly_maps(_shifted(images, dy, dx), bb, mean, std, bank, size), dy, dx)
               for dy, dx in views)
     return (acc / len(views)).astype(np.float32)
 

@@ -90,8 +90,17 @@ def _errors(teacher_maps: list, student_maps: list) -> list:
             for t, s in zip(teacher_maps, student_maps)]
 
 
-def _student_grids(student, teacher, images: np.ndarray, mean, std) -> dict[str, Any]:
-    """The student's error grids at stage 2's resolution: stages multiplied and added."""
+def _teacher_maps(teacher, images: np.ndarray, mean, std) -> list:
+    """The teacher's stage 2 and stage 4 maps of every image (computed once: they do not change)."""
+    import torch
+    with torch.no_grad():
+        return [torch.cat(t) for t in zip(*(teacher(_inputs(images[i:i + BATCH], mean, std))
+                                             for i in range(0, len(images), BATCH)))]
+
+
+def _student_grids(student, targets: list, images: np.ndarray, mean, std) -> dict[str, Any]:
+    """The student's error grids against the teacher's maps ``targets``, at stage 2's
+    resolution: stages multiplied and added."""
     import torch
     from torch.nn import functional as F
     student.eval()
@@ -99,7 +108,7 @@ def _student_grids(student, teacher, images: np.ndarray, mean, std) -> dict[str,
     with torch.no_grad():
         for i in range(0, len(images), BATCH):
             x = _inputs(images[i:i + BATCH], mean, std)
-            e2, e4 = _errors(teacher(x), student(x))
+            e2, e4 = _errors([t[i:i + BATCH] for t in targets], student(x))
             e4 = F.interpolate(e4[:, None], size=e2.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
             prod.append(e2 * e4)
             add.append(e2 + e4)
@@ -134,9 +143,9 @@ def run(name: str, epochs: list[int], kind: str = "small") -> dict[str, Any]:
     record("PatchCore (today)", pc_test, seconds=round(time.perf_counter() - t0, 1))
 
     x_train = _inputs(train, mean, std)
-    with torch.no_grad():
-        targets = [torch.cat(t) for t in zip(*(teacher(x_train[i:i + BATCH])
-                                               for i in range(0, len(x_train), BATCH)))]
+    targets = _teacher_maps(teacher, train, mean, std)
+    test_targets = _teacher_maps(teacher, ctx["test"], mean, std)
+    held_targets = _teacher_maps(teacher, left_out, mean, std)
     torch.manual_seed(SEED)
     student = (create_backbone(ctx["backbone"], ["stage2", "stage4"], pretrained=False) if kind == "same"
                else _small_student((targets[0].shape[1], targets[1].shape[1])))
@@ -159,8 +168,8 @@ def run(name: str, epochs: list[int], kind: str = "small") -> dict[str, Any]:
                 losses.append(loss.item())
         t_train += time.perf_counter() - t0
         done = goal
-        st_test = _student_grids(student, teacher, ctx["test"], mean, std)
-        st_held = _student_grids(student, teacher, left_out, mean, std)
+        st_test = _student_grids(student, test_targets, ctx["test"], mean, std)
+        st_held = _student_grids(student, held_targets, left_out, mean, std)
         common = {"epochs": goal, "train_seconds": round(t_train, 1),
                   "last_epoch_loss": round(float(np.mean(losses[-max(1, len(x_train) // BATCH):])), 5)}
         for rule in ("product", "sum"):
