@@ -29,6 +29,8 @@ test parts <= 1%.
     python -m benchmarks.detection_study augment --data ...        (50/100 parts: lighting-jittered copies in the bank)
     python -m benchmarks.detection_study rescale --data ...        (50/100 parts: copies at another texture scale)
     python -m benchmarks.detection_study stage-weights --data ...  (stage 2 against stage 4 in the distance)
+    python -m benchmarks.detection_study scales --data ... --configs 112 160 [--backbone mobilenet_v2]
+                                                                   (several input sizes, distances summed)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
 session are collected, with every setting tried, in benchmarks/results/study-*.json.
@@ -228,13 +230,15 @@ def _conformal(scores: np.ndarray, rate: float = 0.01) -> float:
 
 
 def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]] = None,
-        subsets: Optional[list[int]] = None, tag: str = "") -> None:
+        subsets: Optional[list[int]] = None, tag: str = "", backbone_name: str = "") -> None:
     import torch
     torch.set_num_threads(2)
     # precision, neighbourhood, calibration, photometric, augment, rescale and stage-weights take
     # a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
                                       "rescale", "stage-weights") and configs else None
+    if kind == "scales":
+        backbone = backbone_name or None   # scales: the sizes come from --configs
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -333,6 +337,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _neighbourhood_study(st, emit)
     elif kind == "resolution":     # the same backbone at larger inputs (--configs HxW ...; --size names the base)
         _resolution_study(data, size, configs or [], backbone or "mobilenet_v2", emit)
+    elif kind == "scales":         # the same backbone at several input sizes, distances summed
+        _scales_study(st, data, size, configs or [], backbone or "efficientnet_lite0", emit)
     elif kind == "framing":        # small sets under other photo -> input framings (orient, pad)
         _framing_study(data, size, emit)
     elif kind == "augment":        # 50 / 100 parts: the bank also holds lighting-jittered copies
@@ -656,6 +662,50 @@ def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: li
                  **st.metrics(st.image_scores(fused)))
 
 
+def _scales_study(st: "Study", data: str, size: tuple[int, int], sizes: list[str], backbone: str, emit) -> None:
+    """The same backbone fed the part at several input sizes (CS-Flow's idea: a defect
+    that is one patch at one scale is several at another, and a coarse input sees more
+    of the part around each patch), PatchCore's bank at each: every scale's patch
+    distances over its median leave-one-part-out distance on the training parts (a scale
+    from good parts only), resized to the finer grid and summed, weight 0.5 or 1 on the
+    other scale; with two or more other sizes, also all of them summed. Cost: one
+    backbone pass and one bank search per size."""
+    import torch
+    from torch.nn import functional as F
+
+    from benchmarks.discriminator_study import PixelEval
+    from lineguard.vision.detectors.base import smooth_and_upsample
+    pe = PixelEval(st, data)
+
+    def judge(d) -> dict:
+        m = smooth_and_upsample(d, st.size, 4.0)
+        return {"image": st.metrics(m.flatten(1).max(1).values.numpy()), "pixel": pe(m)}
+
+    def on_grid(d, hw):
+        return d if d.shape[-2:] == hw else F.interpolate(d[:, None], size=hw, mode="bilinear",
+                                                          align_corners=False)[:, 0]
+    base_loo, base_d = _loo_and_test(st)
+    base = base_d / float(base_loo.median())
+    emit(inputs=[list(size)], grid=list(base.shape[-2:]), **judge(base_d))
+    others = []
+    for text in sizes:
+        t0 = time.perf_counter()
+        other = Study(data, _size(text), backbone=backbone)
+        loo, d = _loo_and_test(other)
+        fit_s = round(time.perf_counter() - t0, 1)
+        emit(inputs=[list(other.size)], grid=list(d.shape[-2:]), fit_s=fit_s, **judge(on_grid(d, base.shape[-2:])))
+        d = d / float(loo.median())
+        others.append(d)
+        hw = max(base.shape[-2:], d.shape[-2:])
+        for w in (0.5, 1.0):
+            emit(inputs=[list(size), list(other.size)], other_weight=w, grid=list(hw),
+                 **judge(on_grid(base, hw) + w * on_grid(d, hw)))
+    if len(others) > 1:
+        hw = max([base.shape[-2:]] + [d.shape[-2:] for d in others])
+        emit(inputs=[list(size)] + [list(_size(t)) for t in sizes], other_weight=1.0, grid=list(hw),
+             **judge(on_grid(base, hw) + sum(on_grid(d, hw) for d in others)))
+
+
 def _nearest_with_index(q, bank, block: int = 4096):
     """(distance, index) of each query row's nearest bank row."""
     import torch
@@ -849,18 +899,19 @@ def main() -> None:
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
                                      "small-scoring", "context", "photometric", "augment", "rescale",
-                                     "stage-weights"])
+                                     "stage-weights", "scales"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
                     "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
+    ap.add_argument("--backbone", default="", help="scales: the backbone (default Lite0)")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
     a = ap.parse_args()
     if a.kind == "features":
         print(features(a.data, _size(a.size)))
     else:
-        run(a.kind, a.data, _size(a.size), a.configs, a.subsets, a.tag)
+        run(a.kind, a.data, _size(a.size), a.configs, a.subsets, a.tag, a.backbone)
 
 
 if __name__ == "__main__":
