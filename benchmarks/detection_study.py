@@ -670,7 +670,6 @@ def _scales_study(st: "Study", data: str, size: tuple[int, int], sizes: list[str
     from good parts only), resized to the finer grid and summed, weight 0.5 or 1 on the
     other scale; with two or more other sizes, also all of them summed. Cost: one
     backbone pass and one bank search per size."""
-    import torch
     from torch.nn import functional as F
 
     from benchmarks.discriminator_study import PixelEval
