@@ -29,7 +29,7 @@ test parts <= 1%.
     python -m benchmarks.detection_study augment --data ...        (50/100 parts: lighting-jittered copies in the bank)
     python -m benchmarks.detection_study rescale --data ...        (50/100 parts: copies at another texture scale)
     python -m benchmarks.detection_study stage-weights --data ...  (stage 2 against stage 4 in the distance)
-    python -m benchmarks.detection_study scales --data ... --configs 112 160 [--backbone mobilenet_v2]
+    python -m benchmarks.detection_study scales --data ... --configs 128 160 [--backbone mobilenet_v2]
                                                                    (several input sizes, distances summed)
 
 (``--size 544x224`` for KolektorSDD's tall parts.) Each prints JSON lines; the runs of this
