@@ -141,6 +141,7 @@ def run(name: str, epochs: list[int], kind: str = "small") -> dict[str, Any]:
     pc_test = bank_distances(ctx["test"], teacher, mean, std, bank)
     pc_held = bank_distances(left_out, teacher, mean, std, bank)
     record("PatchCore (today)", pc_test, seconds=round(time.perf_counter() - t0, 1))
+    z_pc = (pc_test - pc_held.mean()) / pc_held.std()   # the bank's side of the fusion, once
 
     x_train = _inputs(train, mean, std)
     targets = _teacher_maps(teacher, train, mean, std)
@@ -175,7 +176,6 @@ def run(name: str, epochs: list[int], kind: str = "small") -> dict[str, Any]:
         for rule in ("product", "sum"):
             record(f"student, stages {rule}", st_test[rule], **common)
         # fusion: each grid over its mean and spread on the left-out good parts
-        z_pc = (pc_test - pc_held.mean()) / pc_held.std()
         z_st = (st_test["sum"] - st_held["sum"].mean()) / st_held["sum"].std()
         for weight in (1.0, 0.5):
             record(f"PatchCore + {weight} x student (z-scored on left-out parts)", z_pc + weight * z_st, **common)
