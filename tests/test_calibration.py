@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lineguard.vision.calibration import (beta_quantile, conformal_threshold, f1_optimal_threshold,
+from lineguard.vision.calibration import (beta_quantile, conformal_threshold, design_effect, f1_optimal_threshold,
                                           pixel_threshold_from_good, rates_at, summarize)
 
 
@@ -99,6 +99,43 @@ def test_realised_false_reject_rate_holds_in_simulation(n, alpha):
     assert realised.mean() <= alpha + 0.003
     assert realised.mean() >= alpha - 0.02        # and not absurdly conservative
     assert 0.87 <= np.mean(upper_ok) <= 0.93
+
+
+def test_the_bound_counts_parts_when_a_part_has_several_photos():
+    """20 parts, 10 photos each, photos of a part scoring alike (the part's own level plus
+    a little noise), as a plant that photographs each part from several sides. Counting
+    the 200 photos as independent, the stated 90% bound covers the threshold's true rate
+    far less than 90% of the time; counting parts (the design effect), at least 90%."""
+    rng = np.random.default_rng(7)
+    parts, photos, alpha, noise = 20, 10, 0.1, 0.3
+    labels = np.repeat(np.arange(parts), photos)
+    spread = math.sqrt(1 + noise ** 2)
+    by_photo, by_part = [], []
+    for _ in range(400):
+        s = np.repeat(rng.normal(size=parts), photos) + rng.normal(scale=noise, size=parts * photos)
+        thr, plain = conformal_threshold(s, alpha)
+        thr_g, grouped = conformal_threshold(s, alpha, groups=labels)
+        assert thr_g == thr                        # the threshold itself is the photos' rank
+        rate = float(stats.norm.sf(thr, scale=spread))
+        by_photo.append(rate <= plain["false_reject_rate_upper_90"])
+        by_part.append(rate <= grouped["false_reject_rate_upper_90"])
+    assert np.mean(by_photo) < 0.8                 # the photo count overstates the evidence
+    assert np.mean(by_part) >= 0.9
+    assert 5 < grouped["design_effect"] <= photos
+
+
+def test_one_photo_per_part_or_unrelated_photos_change_nothing():
+    rng = np.random.default_rng(3)
+    s = rng.gamma(3.0, size=120)
+    assert conformal_threshold(s, 0.05, groups=list(range(120)))[1] == conformal_threshold(s, 0.05)[1]
+    assert design_effect(s, None) == 1.0
+    # photos grouped at random: their scores do not cluster, the effect stays near 1
+    assert design_effect(s, np.repeat(np.arange(30), 4)) < 1.5
+    # identical photos of each part: worth exactly the number of parts
+    twins = np.repeat(s[:40], 3)
+    assert design_effect(twins, np.repeat(np.arange(40), 3)) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="one label per score"):
+        design_effect(s, [0, 1])
 
 
 def test_naive_quantile_would_fail_the_simulation():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -334,6 +335,15 @@ def test_train_groups_photos_by_a_file_name_pattern(line, tmp_path):
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--group-by", "^part", cwd=root)
     assert r.returncode == 2 and "does not match" in _flat(r.stderr)
     assert not (tmp_path / "x.lgm").exists()
+
+
+def test_the_promise_says_when_photos_count_as_fewer_parts():
+    from lineguard.cli.core import _promise
+    from lineguard.vision.calibration import conformal_threshold
+    scores = np.repeat(np.arange(40.0), 3)              # three identical photos of each of 40 parts
+    _, c = conformal_threshold(scores, 0.05, groups=np.repeat(np.arange(40), 3))
+    assert "its 120 photos count as about 40 parts" in _promise(c)
+    assert "count as" not in _promise(conformal_threshold(scores, 0.05)[1])
 
 
 def test_quality_profile_without_its_weights_package_says_what_to_install(line, tmp_path):

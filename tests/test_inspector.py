@@ -244,6 +244,10 @@ def test_groups_keep_a_parts_photos_together(synth_category):
                             groups=[f.name for f in twice], search="float32")
     assert alone.threshold < 0.05 * grouped.threshold     # twins: distance ~0, too low a threshold
     assert grouped.calibration["n_groups"] == 12
+    # twins score alike: 24 photos are worth 12 parts in the threshold's stated bound
+    assert grouped.calibration["design_effect"] == pytest.approx(2.0)
+    assert grouped.calibration["effective_calibration_parts"] == pytest.approx(12.0)
+    assert "design_effect" not in alone.calibration
     # with a real coreset the left-out rows are refilled: never from the part's own group,
     # else each photo would find its twin again through the refill
     refilled = Inspector.fit(twice, image_size=64, false_reject_rate=0.1, coreset_ratio=0.1,

@@ -107,6 +107,9 @@ def _promise(c: dict) -> str:
     text = f"on average <= {c['guaranteed_false_reject_rate']:.2%}"
     if c.get("false_reject_rate_upper_90") is not None:
         text += f"; this threshold's own rate <= {c['false_reject_rate_upper_90']:.2%} with 90% confidence"
+    if c.get("effective_calibration_parts") is not None:
+        text += (f" (its {c['n_calibration']} photos count as about {c['effective_calibration_parts']:g} parts: "
+                 "photos of one part score alike)")
     return text
 
 

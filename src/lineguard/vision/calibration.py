@@ -35,9 +35,44 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 
+def design_effect(scores: np.ndarray, groups: Optional[Sequence[Any]]) -> float:
+    """How many times fewer independent parts a calibration set of grouped photos is
+    worth (Kish's design effect, 1 + (m - 1) * ICC): photos of one part score alike, so
+    eight photos of a part say less than eight parts. ICC is the share of the scores'
+    variance that lies between groups (one-way ANOVA estimate, held in [0, 1]); ``m``
+    the size-weighted mean group size. 1.0 without groups or with one photo each."""
+    if groups is None:
+        return 1.0
+    x = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
+    if len(labels) != len(x):
+        raise ValueError(f"groups must give one label per score: got {len(labels)} for {len(x)} scores")
+    sizes = np.bincount(labels)
+    n, g = len(x), len(sizes)
+    if g == n or g < 2:
+        return 1.0 if g == n else float(n)      # one group: as good as one part
+    means = np.bincount(labels, weights=x) / sizes
+    between = float(np.sum(sizes * (means - x.mean()) ** 2)) / (g - 1)
+    within = float(np.sum((x - means[labels]) ** 2)) / (n - g)
+    m0 = (n - float(np.sum(sizes ** 2)) / n) / (g - 1)   # the ANOVA's mean group size
+    between_var = max(0.0, (between - within) / m0)
+    icc = between_var / (between_var + within) if between_var + within > 0 else 1.0
+    m_weighted = float(np.sum(sizes ** 2)) / n
+    return float(min(1.0 + (m_weighted - 1.0) * icc, n / g))
+
+
 def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
-                        confidence: float = 0.9) -> tuple[float, dict[str, Any]]:
-    s = np.sort(np.asarray(good_scores, dtype=np.float64))
+                        confidence: float = 0.9,
+                        groups: Optional[Sequence[Any]] = None) -> tuple[float, dict[str, Any]]:
+    """The reject threshold for ``false_reject_rate`` and its evidence (module docstring).
+
+    ``groups`` (one label per score: the part a photo shows) changes only the stated
+    confidence bound: the rank and the average guarantee treat photos as exchangeable,
+    but the spread of this one threshold's rate is that of the number of independent
+    parts, n / design effect (:func:`design_effect`), not of the photo count.
+    """
+    raw = np.asarray(good_scores, dtype=np.float64)
+    s = np.sort(raw)
     n = len(s)
     if n == 0:
         raise ValueError("need at least one held-out good score to set a threshold")
@@ -48,7 +83,15 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     k = min(k, n)
     threshold = float(s[k - 1])
     guaranteed = (n + 1 - k) / (n + 1)          # E[rejection rate] bound for this k
-    upper = beta_quantile(confidence, n + 1 - k, k)
+    deff = design_effect(raw, groups) if n else 1.0
+    if deff > 1.0:
+        # the same share of the calibration above the threshold, out of fewer parts;
+        # rounded the cautious way (more above, fewer in all) for the integer Beta
+        n_eff = max(1, int(math.floor(n / deff)))
+        above = min(n_eff - 1, int(math.ceil((n - k) * n_eff / n)))
+        upper = beta_quantile(confidence, above + 1, n_eff - above) if n_eff > 1 else 1.0
+    else:
+        upper = beta_quantile(confidence, n + 1 - k, k)
     info = {
         "method": "conformal",
         "target_false_reject_rate": false_reject_rate,
@@ -59,6 +102,9 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         "enough_calibration_parts": enough,
         "calibration_parts_needed": math.ceil(1 / false_reject_rate) - 1,
     }
+    if deff > 1.0:
+        info["design_effect"] = round(deff, 4)
+        info["effective_calibration_parts"] = round(n / deff, 1)
     if not enough:
         info["note"] = (f"{n} held-out good parts cannot guarantee a {false_reject_rate:.2%} false-reject rate "
                         f"(needs {info['calibration_parts_needed']}); threshold set at the largest held-out "
@@ -204,15 +250,16 @@ def pixel_threshold_from_good(maps: list[np.ndarray], image_threshold: float,
 
 def summarize(good_scores: np.ndarray, false_reject_rate: float,
               defect_scores: Optional[np.ndarray] = None, strategy: str = "frr",
-              review_rate: float = 0.0) -> dict[str, Any]:
+              review_rate: float = 0.0, groups: Optional[Sequence[Any]] = None) -> dict[str, Any]:
     """Full calibration record: the chosen thresholds and both rates where known.
 
     ``threshold`` is the reject threshold (above it: NG); ``review_threshold`` the
     review threshold (at or below it: OK; in between: REVIEW), from ``review_rate``
     as the module docstring defines. ``review_rate`` 0: no band, the two are equal.
+    ``groups``: which photos show the same part (:func:`conformal_threshold`).
     """
     check_review_rate(false_reject_rate, review_rate)
-    thr, info = conformal_threshold(good_scores, false_reject_rate)
+    thr, info = conformal_threshold(good_scores, false_reject_rate, groups=groups)
     out: dict[str, Any] = {"strategy": strategy, "frr_threshold": thr, **info}
     if defect_scores is not None and len(defect_scores):
         f1_t, f1 = f1_optimal_threshold(good_scores, defect_scores)

@@ -146,13 +146,16 @@ def _group_labels(groups: Union[None, str, Sequence[Any]], n_items: int, loaded:
 
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
                         defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
-                        review_rate: float = 0.0, detector: Any = None, parts: str = "") -> dict[str, Any]:
-    """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts.
+                        review_rate: float = 0.0, detector: Any = None, parts: str = "",
+                        groups: Optional[Sequence[Any]] = None) -> dict[str, Any]:
+    """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts
+    (``groups``: the part each photo shows, where a part has several).
 
     ``detector`` says what scored them (``runtime``, ``precision``): thresholds follow
     the scores of the model they were set on, and an int8 or bf16 model scores differently.
     """
-    calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate)
+    calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate,
+                      groups=groups)
     calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
     calib["held_out"] = held_out
     calib["calibrated_on"] = {"runtime": str(getattr(detector, "runtime", "torch")),
@@ -318,7 +321,8 @@ class Inspector:
         use = ~is_suspect if exclude_suspects and (~is_suspect).sum() >= 1 else np.ones(len(cal_scores), bool)
         calib = _calibration_record(cal_scores[use], cal_maps[use], false_reject_rate, defect_scores,
                                     threshold_strategy, held_out=True, review_rate=review_rate, detector=det,
-                                    parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT)
+                                    parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT,
+                                    groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]])
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
         calib["suspects_excluded"] = int((~use).sum())
