@@ -47,6 +47,11 @@ DATASETS = ["../shared/datasets/magnetic_tile", "../shared/datasets/kolektorsdd/
 # The product's profiles (lineguard.vision.profiles): fast is the default of `lineguard
 # train` and the station; quality takes the parts' own aspect ratio and MobileNetV2.
 PROFILES = {name: dict(detector="patchcore", **settings) for name, settings in _PRODUCT_PROFILES.items()}
+# Settings measured beside the profiles (`--profiles quality-one-size`): the quality
+# profile as it was before it also saw each part at 0.7x its input's side (results
+# core-*-quality-one-size.json; core-*-quality.json were first written as
+# "quality-two-sizes", the candidate's name until the profile took it).
+CANDIDATES = {"quality-one-size": dict(PROFILES["quality"], extra_scales=())}
 FRR_TARGET = 0.01
 # the review band a plant that has a person at the line would add (`train --review-rate`):
 # about this share of good parts goes to the person on top of the false rejects
@@ -127,7 +132,7 @@ def worker(data: str, profile: str, small: list[int], threads: int) -> dict:
     from lineguard.vision.evaluate import evaluate
     from lineguard.vision.imageio import load_image
     torch.set_num_threads(threads)
-    params = dict(PROFILES[profile])
+    params = dict({**PROFILES, **CANDIDATES}[profile])
     cat = MVTecCategory(data)
     labels = part_labels(data, [Path(p) for p in cat.train_good])
     t0 = time.perf_counter()
@@ -196,7 +201,7 @@ def worker(data: str, profile: str, small: list[int], threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", nargs="*", default=DATASETS)
-    ap.add_argument("--profiles", nargs="*", default=list(PROFILES))
+    ap.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=[*PROFILES, *CANDIDATES])
     ap.add_argument("--small", nargs="*", type=int, default=[50, 100])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)

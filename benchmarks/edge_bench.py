@@ -47,15 +47,15 @@ RUNTIMES = {"torch": ("m.lgm", {}), "onnx": ("m.onnx", {}), "int8": ("m-int8.onn
 
 
 # The side-by-side compares at anomalib's input, 224 x 224; ``--profile NAME`` takes a
-# profile from benchmarks.core_bench.PROFILES instead (e.g. the tuned landscape input).
+# profile from benchmarks.core_bench.PROFILES (or CANDIDATES) instead.
 DEFAULT_PROFILE = dict(detector="patchcore", image_size=224)
 
 
 def _profile(name: str = "") -> dict:
     if not name:
         return dict(DEFAULT_PROFILE)
-    from benchmarks.core_bench import PROFILES
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in PROFILES[name].items()}
+    from benchmarks.core_bench import CANDIDATES, PROFILES
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in {**PROFILES, **CANDIDATES}[name].items()}
 
 
 def _peak_mb() -> float:

@@ -337,6 +337,23 @@ def test_train_groups_photos_by_a_file_name_pattern(line, tmp_path):
     assert not (tmp_path / "x.lgm").exists()
 
 
+def test_train_sees_parts_at_extra_sizes_when_asked(line, tmp_path):
+    root, cat, _ = line
+    good = cat / "train" / "good"
+    r = run_cli("train", good, "-o", tmp_path / "s.lgm", "--image-size", SIZE, "--extra-scales", "0.7",
+                "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from lineguard.vision.inspector import Inspector
+    det = Inspector.load(tmp_path / "s.lgm").detector
+    assert tuple(det.extra_scales) == (0.7,) and det.extra_grids_ == [(12, 12)]   # 0.7 x 128 -> 96 px
+    for args, says in [(("--detector", "padim", "--extra-scales", "0.7"), "is a PatchCore setting"),
+                       (("--extra-scales", "big"), "factors of the input's side"),
+                       (("--extra-scales", "1"), "extra_scales are input-size factors other than 1")]:
+        r = run_cli("train", good, "-o", tmp_path / "x.lgm", "--image-size", SIZE, *args, cwd=root)
+        assert r.returncode == 2 and says in _flat(r.stderr), r.stderr
+        assert not (tmp_path / "x.lgm").exists()
+
+
 def test_the_promise_says_when_photos_count_as_fewer_parts():
     from lineguard.cli.core import _promise
     from lineguard.vision.calibration import conformal_threshold

@@ -31,8 +31,10 @@ def test_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return good, np.stack([p[0] for p in pairs]), np.stack([p[1] > 0 for p in pairs])
 
 
-@pytest.fixture(scope="module", params=["patchcore", "padim"])
+@pytest.fixture(scope="module", params=["patchcore", "padim", "patchcore-two-sizes"])
 def fitted(request, good_parts):
+    if request.param == "patchcore-two-sizes":     # the part also seen at 0.7x the input's side
+        return create_detector("patchcore", seed=0, extra_scales=(0.7,)).fit(good_parts)
     return create_detector(request.param, seed=0).fit(good_parts)
 
 
@@ -120,6 +122,33 @@ def test_too_few_images_is_a_dataset_error(cls, n, good_parts):
 def test_patchcore_settings_are_checked():
     with pytest.raises(ValueError, match="coreset_ratio"):
         PatchCore(coreset_ratio=0).fit(np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_a_second_input_size_has_its_own_bank_and_adds_its_distances(good_parts, test_parts):
+    one = PatchCore(coreset_ratio=0.25, search="float32").fit(good_parts)
+    two = PatchCore(coreset_ratio=0.25, search="float32", extra_scales=(0.7,)).fit(good_parts)
+    assert two.scaled_input_size(0.7) == (96, 96)            # 0.7 x 128, to a multiple of 32
+    assert two.extra_grids_ == [(12, 12)] and two.grid_ == one.grid_ == (16, 16)
+    assert len(two.extra_banks_[0]) == round(len(good_parts) * 144 * 0.25)
+    torch.testing.assert_close(two.memory_bank_, one.memory_bank_)   # the base bank is unchanged
+    # the smaller size's distances, on the base grid in the base's units, on top of the base's
+    extra = two.cross_distances_ - one.cross_distances_
+    assert (extra > 0).all() and two.extra_weights_[0] > 0
+    module = two.scoring_module().eval()
+    x = torch.from_numpy(np.ascontiguousarray(test_parts[1][:2]))
+    with torch.no_grad():
+        emb = module.embed(x)
+        base = module._nearest(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])).reshape(-1, 16, 16)
+        _, maps = module.finish(base + module.extras[0](x))
+    np.testing.assert_allclose(two.score(test_parts[1][:2])[1], maps.numpy(), rtol=1e-5, atol=1e-5)
+    # each training part scored without its own patches at both sizes: above its in-sample score
+    assert (two.score_distances(two.cross_distances_)[0] > two.score(good_parts)[0]).all()
+
+
+@pytest.mark.parametrize("bad", [(1.0,), (0.1,), (5,)])
+def test_extra_input_sizes_are_checked(good_parts, bad):
+    with pytest.raises(ValueError, match="extra_scales"):
+        PatchCore(extra_scales=bad).fit(good_parts[:2])
 
 
 def test_patchcore_memory_bank_size_and_topk_score(good_parts, test_parts):

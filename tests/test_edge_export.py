@@ -97,6 +97,7 @@ def test_padim_export_parity(synth_category, tmp_path):
     dict(image_size=96, image_score="max", pool_padding="edge", position_norm=True,    # models made before 0.2
          search="float32"),
     dict(image_size=96, search="float32"),                               # the exact bank search
+    dict(image_size=(64, 96), backbone="mobilenet_v2", extra_scales=(0.7,)),   # a second input size, in-graph
 ])
 def test_patchcore_profiles_export_with_parity(synth_category, tmp_path, profile):
     files = _test_files(synth_category)
@@ -311,7 +312,7 @@ def test_export_refuses_a_graph_that_scores_differently(fitted_inspector, tmp_pa
 
     def broken(det):
         mod = real(det)       # a fresh module: its buffers are copies, the detector keeps its own
-        mod.bank_sq.zero_()   # distances all wrong: what a graph that lost a piece of state does
+        mod.bank.bank_sq.zero_()   # distances all wrong: what a graph that lost a piece of state does
         return mod
     monkeypatch.setattr(onnx_export, "scoring_module_of", broken)
     with pytest.raises(ValueError, match="scores differently"):

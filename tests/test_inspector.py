@@ -432,6 +432,6 @@ def test_quality_profile_meets_the_floor_on_the_synthetic_line(synth_category):
     AUROC 1.0, pixel AUROC 0.984, AUPRO 0.959 (the fast profile: 0.994 / 0.982 / 0.949)."""
     from lineguard.vision.profiles import profile_settings
     insp = Inspector.fit(_good_files(synth_category), seed=0, **profile_settings("quality", image_size="auto128"))
-    assert insp.detector.backbone == "mobilenet_v2"
+    assert insp.detector.backbone == "mobilenet_v2" and tuple(insp.detector.extra_scales) == (0.7,)
     report = evaluate(insp, synth_category)
     assert _meets_floor(report), {k: report[k] for k in ("image_auroc", "pixel_auroc", "aupro")}

@@ -50,8 +50,8 @@ def _profile_options(f):
                           "squeezed). Default: the profile's.")(f)
     return click.option("--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
                         help="fast: 224x224, EfficientNet-Lite0, 7-10 ms a part exported. quality: the parts' own "
-                             "aspect ratio, MobileNetV2; for thin or small defects on long parts, several "
-                             "times slower (README, Benchmarks).")(f)
+                             "aspect ratio, MobileNetV2, each part also seen at 0.7x that size; for thin or small "
+                             "defects on long parts, several times slower (README, Benchmarks).")(f)
 
 
 exact_search_option = click.option(
@@ -61,12 +61,38 @@ exact_search_option = click.option(
          "comparison with models made before it.")
 
 
+extra_scales_option = click.option(
+    "--extra-scales", default=None, metavar="F[,F...]",
+    help="PatchCore: also see each part at these factors of the input's side, each with its own bank, "
+         "e.g. 0.7; 'none' for the input size only. Default: the profile's (quality: 0.7, fast: none).")
+
+
+def _parse_extra_scales(text: Optional[str]) -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    if text.strip().lower() in ("none", ""):
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        fail(f"--extra-scales takes factors of the input's side separated by commas, e.g. 0.7, or 'none'; "
+             f"got {text!r}")
+        return None
+
+
 def _fit_settings(profile: str, image_size: Optional[str], backbone: Optional[str], detector: str,
-                  exact_search: bool = False) -> dict:
+                  exact_search: bool = False, extra_scales: Optional[str] = None) -> dict:
     from ..vision.profiles import profile_settings
     out = profile_settings(profile, _parse_size(image_size) if image_size else None, backbone)
-    if detector != "patchcore" and backbone is None:
-        out.pop("backbone")          # other detectors keep their own default features
+    scales = _parse_extra_scales(extra_scales)
+    if detector != "patchcore":
+        if backbone is None:
+            out.pop("backbone")      # other detectors keep their own default features
+        if scales:
+            fail(f"--extra-scales is a PatchCore setting; {detector} has no memory bank per input size")
+        out.pop("extra_scales", None)
+    elif scales is not None:
+        out["extra_scales"] = scales
     if exact_search:
         if detector != "patchcore":
             fail(f"--exact-search is a PatchCore setting; {detector} has no memory bank to search")
@@ -142,6 +168,7 @@ def _promise(c: dict) -> str:
               help="Threshold: frr (target false-reject rate) or f1 (needs --defects).")
 @click.option("--coreset-ratio", type=float, default=None, help="PatchCore memory bank share of patches.")
 @exact_search_option
+@extra_scales_option
 @click.option("--version", default=None, help="Model version label (default: a timestamp).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strict/--no-strict", default=False, help="Refuse to train if any image is unreadable.")
@@ -151,11 +178,11 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
           threads: Optional[int], group_by: Optional[str] = None, exclude_suspects: bool = False,
-          exact_search: bool = False) -> None:
+          exact_search: bool = False, extra_scales: Optional[str] = None) -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
-    params = _fit_settings(profile, image_size, backbone, detector, exact_search)
+    params = _fit_settings(profile, image_size, backbone, detector, exact_search, extra_scales)
     if coreset_ratio is not None:
         params["coreset_ratio"] = coreset_ratio
     if output.suffix != ".lgm":
@@ -292,6 +319,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                    "With --model the model's own band is used.")
 @click.option("--coreset-ratio", type=float, default=None)
 @exact_search_option
+@extra_scales_option
 @click.option("--max-train", type=int, default=None, help="Use at most this many train/good images.")
 @click.option("--save-model", type=PathArg, default=None, help="Also write the trained model here.")
 @threads_option
@@ -303,7 +331,8 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
              false_reject_rate: float, review_rate: Optional[float],
              coreset_ratio: Optional[float],
              max_train: Optional[int], save_model: Optional[Path], threads: Optional[int], runtime: Optional[str],
-             precision: Optional[str], seed: int, exact_search: bool = False) -> None:
+             precision: Optional[str], seed: int, exact_search: bool = False,
+             extra_scales: Optional[str] = None) -> None:
     """Measure a model on labelled data: AUROC, AUPRO, false rejects and escapes."""
     from ..vision.dataset import MVTecCategory
     from ..vision.evaluate import evaluate as run_eval
@@ -320,7 +349,7 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
             fail("--runtime and --precision apply to an exported model: give --model MODEL.onnx")
         else:
             train_files = cat.train_good[:max_train] if max_train else cat.train_good
-            params = _fit_settings(profile, image_size, backbone, detector, exact_search)
+            params = _fit_settings(profile, image_size, backbone, detector, exact_search, extra_scales)
             if coreset_ratio is not None:
                 params["coreset_ratio"] = coreset_ratio
             with progress() as cb:

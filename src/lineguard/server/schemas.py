@@ -41,7 +41,8 @@ class TrainIn(BaseModel):
     detector: str = Field(default="patchcore", max_length=50)
     profile: Literal["fast", "quality"] = Field(
         default="fast", description="fast: 224x224, EfficientNet-Lite0; quality: the parts' own aspect ratio, "
-                                    "MobileNetV2 (slower; for thin or small defects on long parts)")
+                                    "MobileNetV2, each part also seen at 0.7x that size (slower; for thin or "
+                                    "small defects on long parts)")
     image_size: Optional[int] = Field(default=None, ge=32, le=1024, description="square input side; default: the "
                                                                                 "profile's")
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)

@@ -94,6 +94,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
     settings = profile_settings(body.profile, body.image_size)
     if body.detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
+        settings.pop("extra_scales", None)   # and have no bank per input size
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.name, detector=body.detector,
                                        false_reject_rate=body.false_reject_rate, seed=body.seed,

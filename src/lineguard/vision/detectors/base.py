@@ -182,8 +182,13 @@ class PatchEmbedding(nn.Module):
     normalise, pretrained backbone, 3x3 local averaging, coarser layers upsampled."""
 
     def __init__(self, backbone: StagedBackbone, mean: tuple[float, float, float], std: tuple[float, float, float],
-                 pool_padding: str = "zeros"):
+                 pool_padding: str = "zeros", resize_to: Optional[tuple[int, int]] = None):
         super().__init__()
+        # Another input size (PatchCore's extra scales): the normalised input resized
+        # (bilinear) before the backbone, inside the model, so training, torch scoring and
+        # the exported graph all see the same pixels. Not antialiased: ONNX opset 17 has
+        # no antialiased resize (torch's antialias=True does not export).
+        self.resize_to = None if resize_to is None else (int(resize_to[0]), int(resize_to[1]))
         if pool_padding not in POOL_PADDINGS:
             raise ValueError(f"pool_padding must be one of {POOL_PADDINGS}, got {pool_padding!r}")
         self.normalize = ImageNormalization(mean, std)
@@ -192,7 +197,10 @@ class PatchEmbedding(nn.Module):
         self.count_include_pad = pool_padding == "zeros"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(self.normalize(images))
+        x = self.normalize(images)
+        if self.resize_to is not None:
+            x = F.interpolate(x, size=self.resize_to, mode="bilinear", align_corners=False)
+        feats = self.backbone(x)
         # 3x3 local averaging gives each patch its neighbourhood's context, which makes
         # the nearest-neighbour distance robust to one-pixel pose jitter.
         feats = [F.avg_pool2d(f, 3, 1, 1, count_include_pad=self.count_include_pad) for f in feats]
@@ -228,11 +236,11 @@ class BackboneDetector(Detector):
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         self.backbone_ = bb.eval()
 
-    def _patch_embedding(self) -> PatchEmbedding:
+    def _patch_embedding(self, resize_to: Optional[tuple[int, int]] = None) -> PatchEmbedding:
         """The embedding both ``fit`` and the scoring module use, so training and scoring
-        see the very same features."""
+        see the very same features (``resize_to``: the input seen at another size)."""
         return PatchEmbedding(self.backbone_, *NORMALIZATION[self.backbone],
-                              pool_padding=getattr(self, "pool_padding", "zeros"))
+                              pool_padding=getattr(self, "pool_padding", "zeros"), resize_to=resize_to)
 
     def _batches(self, images: np.ndarray) -> Iterable[np.ndarray]:
         for i in range(0, len(images), self.batch_size):
