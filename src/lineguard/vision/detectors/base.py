@@ -186,8 +186,9 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         # Another input size (PatchCore's extra scales): the normalised input resized
         # (bilinear) before the backbone, inside the model, so training, torch scoring and
-        # the exported graph all see the same pixels. Not antialiased: ONNX opset 17 has
-        # no antialiased resize (torch's antialias=True does not export).
+        # the exported graph all see the same pixels. Plain bilinear: an antialiased shrink
+        # (as matrices, which export) scored worse on both products' validation halves
+        # (README, "The quality profile sees each part at two input sizes").
         self.resize_to = None if resize_to is None else (int(resize_to[0]), int(resize_to[1]))
         if pool_padding not in POOL_PADDINGS:
             raise ValueError(f"pool_padding must be one of {POOL_PADDINGS}, got {pool_padding!r}")
