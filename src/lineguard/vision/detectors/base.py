@@ -187,8 +187,9 @@ class PatchEmbedding(nn.Module):
         # Another input size (PatchCore's extra scales): the normalised input resized
         # (bilinear) before the backbone, inside the model, so training, torch scoring and
         # the exported graph all see the same pixels. Plain bilinear: an antialiased shrink
-        # (as matrices, which export) scored worse on both products' validation halves
-        # (README, "The quality profile sees each part at two input sizes").
+        # (as matrices, which export) shipped more defects at the 1% point on both
+        # products' validation halves (README, "The quality profile sees each part at two
+        # input sizes").
         self.resize_to = None if resize_to is None else (int(resize_to[0]), int(resize_to[1]))
         if pool_padding not in POOL_PADDINGS:
             raise ValueError(f"pool_padding must be one of {POOL_PADDINGS}, got {pool_padding!r}")
