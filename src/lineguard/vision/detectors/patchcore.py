@@ -114,12 +114,13 @@ class PatchCore(BackboneDetector):
         self.memory_bank_, self.feature_range_, self.grid_, cross = base
         self.bank_sq_norms_ = (self.memory_bank_ * self.memory_bank_).sum(1)
         extra_banks, extra_ranges, extra_grids, weights = [], [], [], []
+        base_median = _finite_median(cross)
         for k, f in enumerate(scales):
             bank, rng, grid, other = self._fit_bank(images, group_ids, self.scaled_input_size(f), step(k + 1))
             # each size's distances in the base size's units: over their median on good
             # parts left out, times the base's (detection_study scales: summed raw, the
             # size with the larger typical distance would decide alone)
-            w = _finite_median(cross) / max(_finite_median(other), 1e-12)
+            w = base_median / max(_finite_median(other), 1e-12)
             cross = cross + w * on_grid(other, self.grid_)
             extra_banks.append(bank)
             extra_ranges.append(rng)
