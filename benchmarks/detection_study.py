@@ -640,22 +640,27 @@ def _loo_and_test(st: "Study"):
     return loo, st.test_distances(bank)
 
 
+def _test_distances_and_scale(st: "Study"):
+    """The test parts' patch distances and their unit for summing with another study's:
+    the median leave-one-part-out distance of the training parts (from good parts only;
+    the product's extra input sizes use the same rule)."""
+    loo, d = _loo_and_test(st)
+    return d, float(loo.median())
+
+
 def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: list[str], emit) -> None:
     """Each backbone's own PatchCore (stages 2+4, the same bank rules), then the sum of
     Lite0's and its patch distances, each divided by its median leave-one-part-out
     distance on the training parts (a scale learned from good parts only), and
     smoothed and scored as one map. Cost: both backbones and both searches per part."""
-    import torch
-    base_loo, base_d = _loo_and_test(st)
-    base_scale = float(base_loo.median())
+    from lineguard.vision.detectors.patchcore import on_grid
+    base_d, base_scale = _test_distances_and_scale(st)
     for name in backbones:
         t0 = time.perf_counter()
         other = Study(data, size, backbone=name)
-        loo, d = _loo_and_test(other)
-        if d.shape != base_d.shape:
-            d = torch.nn.functional.interpolate(d[:, None], size=base_d.shape[-2:], mode="bilinear")[:, 0]
+        d, scale = _test_distances_and_scale(other)
+        d = on_grid(d, base_d.shape[-2:])
         emit(backbone=name, fit_s=round(time.perf_counter() - t0, 1), **other.metrics(other.image_scores(d)))
-        scale = float(loo.median())
         for w in (0.5, 1.0):
             fused = base_d / base_scale + w * d / scale
             emit(backbone=f"efficientnet_lite0 + {w} x {name}", scales=[round(base_scale, 3), round(scale, 3)],
@@ -670,30 +675,26 @@ def _scales_study(st: "Study", data: str, size: tuple[int, int], sizes: list[str
     from good parts only), resized to the finer grid and summed, weight 0.5 or 1 on the
     other scale; with two or more other sizes, also all of them summed. Cost: one
     backbone pass and one bank search per size."""
-    from torch.nn import functional as F
-
     from benchmarks.discriminator_study import PixelEval
     from lineguard.vision.detectors.base import smooth_and_upsample
+    from lineguard.vision.detectors.patchcore import on_grid
     pe = PixelEval(st, data)
 
     def judge(d) -> dict:
         m = smooth_and_upsample(d, st.size, 4.0)
         return {"image": st.metrics(m.flatten(1).max(1).values.numpy()), "pixel": pe(m)}
 
-    def on_grid(d, hw):
-        return d if d.shape[-2:] == hw else F.interpolate(d[:, None], size=hw, mode="bilinear",
-                                                          align_corners=False)[:, 0]
-    base_loo, base_d = _loo_and_test(st)
-    base = base_d / float(base_loo.median())
+    base_d, base_scale = _test_distances_and_scale(st)
+    base = base_d / base_scale
     emit(inputs=[list(size)], grid=list(base.shape[-2:]), **judge(base_d))
     others = []
     for text in sizes:
         t0 = time.perf_counter()
         other = Study(data, _size(text), backbone=backbone)
-        loo, d = _loo_and_test(other)
+        d, scale = _test_distances_and_scale(other)
         fit_s = round(time.perf_counter() - t0, 1)
         emit(inputs=[list(other.size)], grid=list(d.shape[-2:]), fit_s=fit_s, **judge(on_grid(d, base.shape[-2:])))
-        d = d / float(loo.median())
+        d = d / scale
         others.append(d)
         hw = max(base.shape[-2:], d.shape[-2:])
         for w in (0.5, 1.0):
