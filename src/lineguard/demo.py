@@ -17,9 +17,11 @@ the API docs at /docs, while the test parts keep coming so the line view moves.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,10 +141,12 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
             rule("6. the operator app")
             say(f"open {base}/app/ and sign in with the API key {admin} (admin: every page)\n"
                 f"the feeder's operator key is {key}; API docs at {base}/docs. Ctrl-C stops the station.")
+            stop = _ctrl_c_event()
             if feed_every > 0:
                 say(f"a test part every {feed_every:g} s keeps the line view moving")
-                _keep_feeding(base, key, parts, feed_every, srv)
-            srv.wait()
+                _keep_feeding(base, key, parts, feed_every, srv, stop)
+            while srv.poll() is None and not stop.wait(0.5):
+                pass
     except KeyboardInterrupt:
         pass
     finally:
@@ -160,19 +164,31 @@ def _send(c, path: Path, part_id: str):
                   data={"part_id": part_id, "line": "L1", "station": "S1", "product": "cell"})
 
 
-def _keep_feeding(base: str, key: str, parts: list, every: float, srv: subprocess.Popen) -> None:
-    """Send the test parts again, round after round, under new part ids, until Ctrl-C."""
+def _ctrl_c_event() -> threading.Event:
+    """An event Ctrl-C sets, instead of KeyboardInterrupt raised wherever the main thread
+    happens to be: raised inside the HTTP client's connection pool it can leave the pool
+    in a state its close() waits on (one CI run saw the demo not stop within 30 s of
+    Ctrl-C while it fed parts). The loops below check the event between parts."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _keep_feeding(base: str, key: str, parts: list, every: float, srv: subprocess.Popen,
+                  stop: threading.Event) -> None:
+    """Send the test parts again, round after round, under new part ids, until Ctrl-C
+    (``stop``) or the station ends."""
     import httpx
     n = 0
     with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
-        while srv.poll() is None:
+        while srv.poll() is None and not stop.is_set():
             p = parts[n % len(parts)]
             try:
                 _send(c, p, f"cell-r{n // len(parts) + 1}-{n % len(parts):04d}-{p.parent.name}")
             except httpx.HTTPError:
                 pass   # the station is stopping, or busy: the next part tries again
             n += 1
-            time.sleep(every)
+            stop.wait(every)
 
 
 if __name__ == "__main__":
