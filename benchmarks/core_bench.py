@@ -47,11 +47,13 @@ DATASETS = ["../shared/datasets/magnetic_tile", "../shared/datasets/kolektorsdd/
 # The product's profiles (lineguard.vision.profiles): fast is the default of `lineguard
 # train` and the station; quality takes the parts' own aspect ratio and MobileNetV2.
 PROFILES = {name: dict(detector="patchcore", **settings) for name, settings in _PRODUCT_PROFILES.items()}
-# Settings measured beside the profiles (`--profiles quality-one-size`): the quality
-# profile as it was before it also saw each part at 0.7x its input's side (results
+# Settings measured beside the profiles (`--profiles quality-one-size fast-two-sizes`):
+# the quality profile as it was before it also saw each part at 0.7x its input's side, and
+# the fast profile with that second size (results
 # core-*-quality-one-size.json; core-*-quality.json were first written as
 # "quality-two-sizes", the candidate's name until the profile took it).
-CANDIDATES = {"quality-one-size": dict(PROFILES["quality"], extra_scales=())}
+CANDIDATES = {"quality-one-size": dict(PROFILES["quality"], extra_scales=()),
+              "fast-two-sizes": dict(PROFILES["fast"], extra_scales=(0.7,))}
 FRR_TARGET = 0.01
 # the review band a plant that has a person at the line would add (`train --review-rate`):
 # about this share of good parts goes to the person on top of the false rejects
