@@ -48,10 +48,10 @@ DATASETS = ["../shared/datasets/magnetic_tile", "../shared/datasets/kolektorsdd/
 # train` and the station; quality takes the parts' own aspect ratio and MobileNetV2.
 PROFILES = {name: dict(detector="patchcore", **settings) for name, settings in _PRODUCT_PROFILES.items()}
 # Settings measured beside the profiles (`--profiles quality-one-size fast-two-sizes`):
-# the quality profile as it was before it also saw each part at 0.7x its input's side, and
-# the fast profile with that second size (results
-# core-*-quality-one-size.json; core-*-quality.json were first written as
-# "quality-two-sizes", the candidate's name until the profile took it).
+# the quality profile as it was before it also saw each part at 0.7x its input's side,
+# and the fast profile with that second size (not kept: more escapes on both validation
+# halves). Results core-*-<name>.json; core-*-quality.json were first written under the
+# name "quality-two-sizes", the candidate's until the profile took it.
 CANDIDATES = {"quality-one-size": dict(PROFILES["quality"], extra_scales=()),
               "fast-two-sizes": dict(PROFILES["fast"], extra_scales=(0.7,))}
 FRR_TARGET = 0.01
