@@ -95,8 +95,10 @@ def test_shadow_compare_train_and_rollback(station):
         job = eng.post("/api/v1/models/p-life/train",
                        json={"line": "L1", "source": "sample", "min_images": 5, "activate": True,
                              "profile": "quality"}).json()
-        # the profile's settings reach the trainer: the parts' aspect ratio, MobileNetV2 features
+        # the profile's settings reach the trainer: the parts' aspect ratio, MobileNetV2 features,
+        # the second input size
         assert job["params"]["fit"]["image_size"] == "auto" and job["params"]["fit"]["backbone"] == "mobilenet_v2"
+        assert list(job["params"]["fit"]["extra_scales"]) == [0.7]
         for _ in range(100):
             job = eng.get(f"/api/v1/jobs/{job['id']}").json()
             if job["status"] in ("done", "failed"):
