@@ -179,7 +179,7 @@ class PatchCore(BackboneDetector):
             owner = idx // per_image
         feature_range = torch.stack([lo, hi])   # (2, C): the int8 search's query scale
         bank_sq = (bank * bank).sum(1)
-        search = None if self.search == "float32" else Int8Search(bank, feature_range)
+        search = bank_search_for(self.search, bank, feature_range)
         # Leave-one-group-out distances of every training part: what a part the model
         # never saw would get. Leaving the group's rows out is not enough: the coreset
         # picked them to cover the group's corner of feature space and so skipped the
@@ -253,9 +253,7 @@ class PatchCore(BackboneDetector):
 
     def bank_search(self) -> Optional["Int8Search"]:
         """The integer form of the bank for ``search="int8"`` (None for float32)."""
-        if self.search == "float32":
-            return None
-        return Int8Search(self.memory_bank_, self.feature_range_)
+        return bank_search_for(self.search, self.memory_bank_, self.feature_range_)
 
     # ---------------------------------------------------------------- score
     def scoring_module(self) -> "PatchCoreScoring":
@@ -332,7 +330,7 @@ class BankSearch(nn.Module):
         super().__init__()
         bank = bank.float()
         self.bank_rows = int(bank.shape[0])
-        self.int8 = None if search == "float32" else Int8Search(bank, feature_range)
+        self.int8 = bank_search_for(search, bank, feature_range)
         if self.int8 is None:
             # -2 * bank^T: a power-of-two scale is exact, and one Gemm then gives
             # ||b||^2 - 2 q.b for every bank row at once.
@@ -439,6 +437,11 @@ class PatchCoreScoring(nn.Module):
         for extra in self.extras:
             d = d + extra(images)
         return self.finish(d)
+
+
+def bank_search_for(search: str, bank: torch.Tensor, feature_range: Optional[torch.Tensor]) -> Optional["Int8Search"]:
+    """A bank's integer form for ``search="int8"`` (None for "float32": searched exactly)."""
+    return None if search == "float32" else Int8Search(bank, feature_range)
 
 
 def on_grid(d: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
