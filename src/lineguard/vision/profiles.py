@@ -16,8 +16,9 @@ ahead (0.984 vs 0.978), so ``fast`` keeps it.
 The second input size (``benchmarks/core_bench.py``, quality with and without it, the
 same fixed halves): image AUROC on the validation halves 0.981 -> 0.983 (magnetic tile)
 and 0.929 -> 0.938 (KolektorSDD), escapes at the 1% point 34.8% -> 29.3% and 42.3% ->
-42.3%; at 224 x 224 with Lite0 it shipped more tiles on the validation half
-(``detection_study scales``), so ``fast`` keeps one size.
+42.3%; at 224 x 224 with Lite0 it shipped more on both validation halves (core_bench's
+``fast-two-sizes``: tiles 19.2% vs 17.2%, commutators 80.8% vs 76.9%), so ``fast`` keeps
+one size.
 Any setting can still be given on its own (``--image-size``, ``--backbone``,
 ``--extra-scales``); what is given explicitly wins over the profile.
 """

@@ -29,8 +29,8 @@ What the defaults do, and why (measured on real parts, benchmarks/results/study-
   profile, core_bench, image AUROC validation / report / full: magnetic tile 0.981 /
   0.968 / 0.974 -> 0.983 / 0.970 / 0.976, KolektorSDD 0.929 / 0.926 / 0.926 -> 0.938 /
   0.928 / 0.930, escapes at the 1% point lower or equal on both validation halves. The
-  fast profile keeps one size: with Lite0 at 224 the tiles' validation half shipped
-  more (``detection_study scales``).
+  fast profile keeps one size: with Lite0 at 224 both validation halves shipped more
+  (core_bench ``fast-two-sizes``).
 """
 from __future__ import annotations
 
