@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.synthetic_selection_study import (DATASETS, ROOT, anomaly_maps, bank_split, build_bank, run_each,
-                                                  study_args)
+                                                  study_args, test_set)
 
 OUT = ROOT / "benchmarks" / "results" / "study-shift.json"
 VIEWS = {"one view (today)": [(0, 0)],
@@ -59,7 +59,6 @@ def load(name: str) -> dict[str, Any]:
     the photos, the fixed halves), the backbone that judges it, and ``bank_of(n)``: the
     number of parts and the bank of the synthetic-selection split's first ``n`` good parts
     (``split(n)``: that split's bank and left-out parts; ``photos(idx)``: training parts' inputs)."""
-    from benchmarks.core_bench import validation_half
     from lineguard.vision.backbones import NORMALIZATION, create_backbone
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image
@@ -79,7 +78,7 @@ def load(name: str) -> dict[str, Any]:
             masks.append(None)
         else:                  # the mask stretched to the model input like the photo
             masks.append(pre.apply(np.repeat((m[..., None] * 255).astype(np.uint8), 3, 2))[0][..., 0] > 127)
-    val = np.array(validation_half([{"defect_type": it.defect_type, "path": it.path} for it in items])[0])
+    tests = test_set(cat, pre)
     bb = create_backbone(backbone, ["stage2", "stage4"]).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
 
@@ -92,10 +91,7 @@ def load(name: str) -> dict[str, Any]:
         return len(picked), build_bank(photos(picked), bb, mean, std)
     return {"size": size, "backbone": backbone, "bb": bb, "mean": mean, "std": std, "bank_of": bank_of,
             "split": lambda n: bank_split(data, paths, n), "photos": photos, "n_train": len(paths),
-            "test": np.stack([pre.apply(load_image(it.path))[0] for it in items]),
-            "types": [it.defect_type for it in items],
-            "is_defect": np.array([it.defect_type != "good" for it in items]), "masks": masks,
-            "val": val, "report": np.setdiff1d(np.arange(len(items)), val)}
+            **tests, "masks": masks, "report": np.setdiff1d(np.arange(len(items)), tests["val"])}
 
 
 def judge(maps: np.ndarray, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -178,9 +178,20 @@ def run_setting(name: str, data: str, size: tuple[int, int], backbone: str, phot
     return out
 
 
+def test_set(cat: Any, pre: Any) -> dict[str, Any]:
+    """A category's test parts as model inputs ("test"), their defect types, which are
+    defective, and the fixed validation half's indices ("val", core_bench's split)."""
+    from benchmarks.core_bench import validation_half
+    from lineguard.vision.imageio import load_image
+    items = list(cat.test_items)
+    return {"test": np.stack([pre.apply(load_image(it.path))[0] for it in items]),
+            "types": [it.defect_type for it in items],
+            "is_defect": np.array([it.defect_type != "good" for it in items]),
+            "val": np.array(validation_half([{"defect_type": it.defect_type, "path": it.path} for it in items])[0])}
+
+
 def prepare(data: str, size: tuple[int, int]) -> dict[str, Any]:
     """Every photo the settings score, preprocessed once (uint8 model inputs)."""
-    from benchmarks.core_bench import validation_half
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image
     from lineguard.vision.preprocess import Preprocess
@@ -193,14 +204,12 @@ def prepare(data: str, size: tuple[int, int]) -> dict[str, Any]:
     plan = [p for p in plan_stress([im.shape[:2] for im in held_raw], per_kind=PER_KIND, seed=SEED)
             if p.series == "size"]           # nominal contrast; the contrast series needs a fitted a90
     painted = np.stack([pre.apply(paint_part(held_raw, p, SEED)[0])[0] for p in plan])
-    items = [{"defect_type": it.defect_type, "path": it.path} for it in cat.test_items]
-    val = np.array(validation_half(items)[0])
+    tests = test_set(cat, pre)
     return {"bank": np.stack([pre.apply(load_image(paths[i]))[0] for i in bank_i]),
             "held": np.stack([pre.apply(im)[0] for im in held_raw]),
             "painted": painted, "kinds": [p.kind for p in plan],
             "shares": [p.size_px / min(held_raw[p.base].shape[:2]) for p in plan],
-            "test": np.stack([pre.apply(load_image(it.path))[0] for it in cat.test_items]),
-            "is_defect": np.array([it.defect_type != "good" for it in cat.test_items]), "val": val,
+            "test": tests["test"], "is_defect": tests["is_defect"], "val": tests["val"],
             "n_bank": len(bank_i), "n_held": len(held_i)}
 
 
