@@ -145,11 +145,11 @@ class PatchCore(BackboneDetector):
         (bank rows, each channel's range over the patches, patch grid, each part's
         leave-its-group-out distances (N, h, w))."""
         embed = self._patch_embedding(size)
-        with torch.no_grad():
-            grid = tuple(int(v) for v in embed(torch.from_numpy(np.ascontiguousarray(images[:1]))).shape[-2:])
-        per_image = grid[0] * grid[1]
+        st = self.backbone_.out_strides[0]
+        h_in, w_in = size or self.input_size_
+        rows_per_image = -(-h_in // st) * -(-w_in // st)
         stream = None
-        if self.max_features_in_memory and len(images) * per_image > self.max_features_in_memory:
+        if self.max_features_in_memory and len(images) * rows_per_image > self.max_features_in_memory:
             from ._coreset import StreamingCoreset
             stream = StreamingCoreset(self.coreset_ratio, self.max_features_in_memory, self.projection_dim, self.seed)
         chunks, done = [], 0
@@ -157,6 +157,8 @@ class PatchCore(BackboneDetector):
         for start, batch in zip(range(0, len(images), self.batch_size), self._batches(images)):
             with torch.no_grad():
                 emb = embed(torch.from_numpy(batch))                # (B, C, h, w)
+            grid = (int(emb.shape[-2]), int(emb.shape[-1]))
+            per_image = grid[0] * grid[1]
             rows = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
             lo = rows.amin(0) if lo is None else torch.minimum(lo, rows.amin(0))
             hi = rows.amax(0) if hi is None else torch.maximum(hi, rows.amax(0))
