@@ -233,10 +233,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "", backbone_name: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration, photometric, augment, rescale and stage-weights take
+    # precision, neighbourhood, calibration, photometric, augment, rescale, stage-weights and gaussian take
     # a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
-                                      "rescale", "stage-weights") and configs else None
+                                      "rescale", "stage-weights", "gaussian") and configs else None
     if kind == "scales":
         backbone = backbone_name or None   # scales: the sizes come from --configs
     if kind == "resolution":
@@ -351,6 +351,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _photometric_study(data, size, emit, backbone or "efficientnet_lite0")
     elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
         _small_scoring_study(st, emit)
+    elif kind == "gaussian":       # 50 / 100 / all parts: one Gaussian over all good patches, beside the bank
+        _gaussian_study(st, emit)
     elif kind == "context":        # a within-part deviation map fused with the bank distance; map sigma
         _context_study(st, data, emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
@@ -565,6 +567,55 @@ def _small_scoring_study(st: "Study", emit) -> None:
     _, bank, _, _ = st.bank()
     for k, s in _relative_rules(st, st.test_distances(bank)).items():
         emit(n_good=len(st.train), variant=k, **st.metrics(s.numpy()))
+
+
+def _gaussian_study(st: "Study", emit) -> None:
+    """Does a smooth model of good patches generalise better from 50 or 100 parts than the
+    nearest bank row? One Gaussian over every training patch, wherever it lies on the part
+    (mean and covariance, the covariance shrunk towards its average variance by 1% / 10%),
+    the patch scored by its Mahalanobis distance; alone and added to the bank distance
+    (each over its median on good training parts, the Gaussian weighted 0.5 or 1)."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import nearest_distance
+    et = st.embed(st.test)
+    nt, c, h, w = et.shape
+    test_rows = et.permute(0, 2, 3, 1).reshape(-1, c)
+
+    def mahalanobis(rows, shrink: float):
+        mu = rows.mean(0)
+        cov = torch.cov((rows - mu).T)
+        chol = torch.linalg.cholesky((cov + shrink * cov.trace() / c * torch.eye(c)).double())
+
+        def distance(z):
+            return torch.cat([torch.linalg.solve_triangular(chol, (z[i:i + 100000] - mu).double().T, upper=False)
+                              .pow(2).sum(0).sqrt().float() for i in range(0, len(z), 100000)])
+        return distance
+
+    draws = list(_small_draws(len(st.train))) + [(len(st.train), None)]
+    for n, pick in draws:
+        if pick is None:
+            rows, bank, owner, _ = st.bank()
+        else:
+            e = st.embed(st.train[pick])
+            rows = e.permute(0, 2, 3, 1).reshape(-1, c)
+            bank = _small_bank(st, pick)
+            owner = None
+        per = h * w
+        every = max(1, n // 50)   # leave-one-part-out distances of every so many parts set the scale
+        loo = torch.cat([nearest_distance(rows[i * per:(i + 1) * per], bank,
+                                          exclude=None if owner is None else owner == i) for i in range(0, n, every)])
+        s_bank = float(loo[torch.isfinite(loo)].median())
+        d_bank = nearest_distance(test_rows, bank).view(nt, h, w)
+        emit(n_good=n, variant="bank (today)", **st.metrics(st.image_scores(d_bank)))
+        for shrink in (0.01, 0.1):
+            dist = mahalanobis(rows, shrink)
+            d_gauss = dist(test_rows).view(nt, h, w)
+            s_gauss = float(dist(rows[::7]).median())
+            emit(n_good=n, variant=f"gaussian, shrink {shrink}", **st.metrics(st.image_scores(d_gauss)))
+            for wgt in (0.5, 1.0):
+                emit(n_good=n, variant=f"bank + {wgt} x gaussian, shrink {shrink}",
+                     **st.metrics(st.image_scores(d_bank / s_bank + wgt * d_gauss / s_gauss)))
 
 
 def _context_study(st: "Study", data: str, emit) -> None:
@@ -899,7 +950,7 @@ def main() -> None:
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
                                      "small-scoring", "context", "photometric", "augment", "rescale",
-                                     "stage-weights", "scales"])
+                                     "stage-weights", "scales", "gaussian"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
