@@ -233,10 +233,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "", backbone_name: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration, photometric, augment, rescale, stage-weights and gaussian take
-    # a backbone as their one config (the quality profile's MobileNetV2)
+    # precision, neighbourhood, calibration, photometric, augment, rescale, stage-weights, gaussian and
+    # learning-curve take a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
-                                      "rescale", "stage-weights", "gaussian") and configs else None
+                                      "rescale", "stage-weights", "gaussian", "learning-curve") and configs else None
     if kind == "scales":
         backbone = backbone_name or None   # scales: the sizes come from --configs
     if kind == "resolution":
@@ -353,6 +353,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _small_scoring_study(st, emit)
     elif kind == "gaussian":       # 50 / 100 / all parts: one Gaussian over all good patches, beside the bank
         _gaussian_study(st, emit)
+    elif kind == "learning-curve":  # image AUROC and escapes against the number of good parts
+        _learning_curve_study(st, subsets or [50, 100, 200, 400, len(st.train)], emit)
     elif kind == "context":        # a within-part deviation map fused with the bank distance; map sigma
         _context_study(st, data, emit)
     elif kind == "discriminator":  # a learned patch scorer, alone and fused (discriminator_study.py)
@@ -616,6 +618,46 @@ def _gaussian_study(st: "Study", emit) -> None:
             for wgt in (0.5, 1.0):
                 emit(n_good=n, variant=f"bank + {wgt} x gaussian, shrink {shrink}",
                      **st.metrics(st.image_scores(d_bank / s_bank + wgt * d_gauss / s_gauss)))
+
+
+def _learning_curve_study(st: "Study", sizes: list[int], emit) -> None:
+    """How many good parts does a product need? The bank learns from nested seeded draws of
+    n training parts (the first two are core_bench's 50 and 100; each draw is new, not a
+    superset), judged on the whole test set. And a candidate signal a plant could read at
+    training time: each part scored against a bank of the other half of the draw (2-fold)
+    beside its leave-own-rows-out score against the bank of all n; if halving the parts
+    raises good parts' scores much more while the model is still learning than once it is
+    not, `train` could tell a plant to collect more."""
+    import torch
+
+    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    rng = np.random.default_rng(0)      # core_bench's draws: 50 then 100 from this seed
+    for n in sizes:
+        pick = np.sort(rng.choice(len(st.train), size=min(n, len(st.train)), replace=False))
+        e = st.embed(st.train[pick])
+        n, c, h, w = e.shape
+        per = h * w
+        if n == len(st.train):     # every part: the cached coreset (the same rows, the same seed)
+            rows, bank, owner, _ = st.bank()
+        else:
+            rows = e.permute(0, 2, 3, 1).reshape(-1, c)
+            idx = greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)
+            bank, owner = rows[idx], idx // per
+        own_out = torch.stack([nearest_distance(rows[i * per:(i + 1) * per], bank, exclude=owner == i).view(h, w)
+                               for i in range(n)])
+        full = st.image_scores(torch.nan_to_num(own_out, posinf=0.0))
+        halves = np.arange(n) % 2 == 0
+        half = np.zeros(n)
+        for learn in (halves, ~halves):
+            r = torch.cat([rows[i * per:(i + 1) * per] for i in np.flatnonzero(learn)])
+            b = r[greedy_coreset(r, max(1, int(round(len(r) * 0.02))), 64, 0)]
+            for i in np.flatnonzero(~learn):
+                half[i] = st.image_scores(nearest_distance(rows[i * per:(i + 1) * per], b).view(1, h, w))[0]
+        test = st.image_scores(st.test_distances(bank))
+        emit(n_good=n, bank_rows=len(bank), **st.metrics(test),
+             test_good_median=round(float(np.median(test[~st.is_defect])), 3),
+             halved_over_all={"median": round(float(np.median(half) / np.median(full)), 3),
+                              "p90": round(float(np.percentile(half, 90) / np.percentile(full, 90)), 3)})
 
 
 def _context_study(st: "Study", data: str, emit) -> None:
@@ -950,14 +992,15 @@ def main() -> None:
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
                                      "small-scoring", "context", "photometric", "augment", "rescale",
-                                     "stage-weights", "scales", "gaussian"])
+                                     "stage-weights", "scales", "gaussian", "learning-curve"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
                     "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
     ap.add_argument("--backbone", default="", help="scales: the backbone (default Lite0)")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
-    ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all")
+    ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all; "
+                    "learning-curve: the training-set sizes (default 50 100 200 400 all)")
     a = ap.parse_args()
     if a.kind == "features":
         print(features(a.data, _size(a.size)))
