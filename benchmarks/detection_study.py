@@ -237,8 +237,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
     # learning-curve take a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
                                       "rescale", "stage-weights", "gaussian", "learning-curve") and configs else None
-    if kind == "scales":
-        backbone = backbone_name or None   # scales: the sizes come from --configs
+    if kind in ("scales", "layers"):
+        backbone = backbone_name or None   # scales: the sizes come from --configs; layers: the stage sets
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -316,9 +316,17 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
                      test_good_quantiles=np.round(np.quantile(s[good], [0.5, 0.9, 0.99]), 2).tolist(),
                      **st.metrics(s))
     elif kind == "layers":         # which backbone stages make the patch features (finest stage sets the grid)
+        from lineguard.vision.detectors.patchcore import greedy_coreset
         for layers in (configs or ["stage2+stage4", "stage2+stage3+stage4", "stage2+stage3"]):
-            t0 = time.perf_counter()
             ls = tuple(layers.split("+"))
+            for n, pick in _small_draws(len(st.train), subsets or []):   # --subsets 50 100: a small plant's draws
+                e = st.embed(st.train[pick], layers=ls)
+                rows = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
+                bank = rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)]
+                emit(layers=layers, n_good=n, **st.metrics(st.image_scores(st.test_distances(bank, layers=ls))))
+            if subsets:
+                continue
+            t0 = time.perf_counter()
             _, bank, _, _ = st.bank(layers=ls)
             d = st.test_distances(bank, layers=ls)
             emit(layers=layers, dims=int(bank.shape[1]), bank_rows=len(bank), fit_s=round(time.perf_counter() - t0, 1),
@@ -997,10 +1005,10 @@ def main() -> None:
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
                     "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
-    ap.add_argument("--backbone", default="", help="scales: the backbone (default Lite0)")
+    ap.add_argument("--backbone", default="", help="scales, layers: the backbone (default Lite0)")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all; "
-                    "learning-curve: the training-set sizes (default 50 100 200 400 all)")
+                    "learning-curve: the training-set sizes (default 50 100 200 400 all); layers: only these small draws")
     a = ap.parse_args()
     if a.kind == "features":
         print(features(a.data, _size(a.size)))
