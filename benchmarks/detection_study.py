@@ -612,7 +612,10 @@ def _gaussian_study(st: "Study", emit) -> None:
             bank = _small_bank(st, pick)
             owner = None
         per = h * w
-        every = max(1, n // 50)   # leave-one-part-out distances of every so many parts set the scale
+        # the scale: distances of every so many training parts, their own rows left out of the
+        # bank where it records owners (all parts; a small draw's bank is 2% of its rows, so
+        # leaving them in moves the median little)
+        every = max(1, n // 50)
         loo = torch.cat([nearest_distance(rows[i * per:(i + 1) * per], bank,
                                           exclude=None if owner is None else owner == i) for i in range(0, n, every)])
         s_bank = float(loo[torch.isfinite(loo)].median())
@@ -629,9 +632,9 @@ def _gaussian_study(st: "Study", emit) -> None:
 
 
 def _learning_curve_study(st: "Study", sizes: list[int], emit) -> None:
-    """How many good parts does a product need? The bank learns from nested seeded draws of
-    n training parts (the first two are core_bench's 50 and 100; each draw is new, not a
-    superset), judged on the whole test set. And a candidate signal a plant could read at
+    """How many good parts does a product need? The bank learns from seeded draws of n
+    training parts (the first two are core_bench's 50 and 100; each draw is new, not a
+    superset of the one before), judged on the whole test set. And a candidate signal a plant could read at
     training time: each part scored against a bank of the other half of the draw (2-fold)
     beside its leave-own-rows-out score against the bank of all n; if halving the parts
     raises good parts' scores much more while the model is still learning than once it is
