@@ -233,10 +233,11 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         subsets: Optional[list[int]] = None, tag: str = "", backbone_name: str = "") -> None:
     import torch
     torch.set_num_threads(2)
-    # precision, neighbourhood, calibration, photometric, augment, rescale, stage-weights, gaussian and
-    # learning-curve take a backbone as their one config (the quality profile's MobileNetV2)
+    # precision, neighbourhood, calibration, photometric, augment, rescale, stage-weights, gaussian,
+    # learning-curve and projection take a backbone as their one config (the quality profile's MobileNetV2)
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
-                                      "rescale", "stage-weights", "gaussian", "learning-curve") and configs else None
+                                      "rescale", "stage-weights", "gaussian", "learning-curve",
+                                      "projection") and configs else None
     if kind in ("scales", "layers"):
         backbone = backbone_name or None   # scales: the sizes come from --configs; layers: the stage sets
     if kind == "resolution":
