@@ -317,13 +317,10 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
                      test_good_quantiles=np.round(np.quantile(s[good], [0.5, 0.9, 0.99]), 2).tolist(),
                      **st.metrics(s))
     elif kind == "layers":         # which backbone stages make the patch features (finest stage sets the grid)
-        from lineguard.vision.detectors.patchcore import greedy_coreset
         for layers in (configs or ["stage2+stage4", "stage2+stage3+stage4", "stage2+stage3"]):
             ls = tuple(layers.split("+"))
             for n, pick in _small_draws(len(st.train), subsets or []):   # --subsets 50 100: a small plant's draws
-                e = st.embed(st.train[pick], layers=ls)
-                rows = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
-                bank = rows[greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)]
+                bank = _small_bank(st, pick, layers=ls)
                 emit(layers=layers, n_good=n, **st.metrics(st.image_scores(st.test_distances(bank, layers=ls))))
             if subsets:
                 continue
@@ -382,15 +379,19 @@ def _small_draws(n_train: int, sizes=(50, 100)):
         yield n, np.sort(rng.choice(n_train, size=min(n, n_train), replace=False))
 
 
-def _small_bank(st: "Study", pick: np.ndarray, normalize: bool = False):
-    import torch
-
+def _coreset(rows):
+    """Row numbers of the product's 2% greedy coreset of these patch rows (seed 0)."""
     from lineguard.vision.detectors.patchcore import greedy_coreset
-    e = st.embed(st.train[pick])
+    return greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)
+
+
+def _small_bank(st: "Study", pick: np.ndarray, normalize: bool = False, layers=("stage2", "stage4")):
+    import torch
+    e = st.embed(st.train[pick], layers=layers)
     rows = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
     if normalize:
         rows = torch.nn.functional.normalize(rows, dim=1)
-    return rows[greedy_coreset(rows, int(round(len(rows) * 0.02)), 64, 0)]
+    return rows[_coreset(rows)]
 
 
 def _framing_study(data: str, size: tuple[int, int], emit) -> None:
@@ -526,7 +527,7 @@ def _stage_weight_study(st: "Study", data: str, emit) -> None:
 
     from benchmarks.discriminator_study import PixelEval
     from lineguard.vision.detectors.base import smooth_and_upsample
-    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    from lineguard.vision.detectors.patchcore import nearest_distance
     pe = PixelEval(st, data)
     train, test = st.embed(st.train), st.embed(st.test)
     c2 = st.z["stage2"].shape[1]
@@ -540,7 +541,7 @@ def _stage_weight_study(st: "Study", data: str, emit) -> None:
             scale = torch.cat([torch.full((c2,), weights[0]), torch.full((c - c2,), weights[1])])
         t0 = time.perf_counter()
         r = rows * scale
-        bank = r[greedy_coreset(r, max(1, int(round(len(r) * 0.02))), 64, 0)]
+        bank = r[_coreset(r)]
         fit_s = time.perf_counter() - t0
         d = nearest_distance(q * scale, bank).view(len(st.test), h, w)
         emit(stage_weights=name, fit_s=round(fit_s, 1), image=st.metrics(st.image_scores(d)),
@@ -642,7 +643,7 @@ def _learning_curve_study(st: "Study", sizes: list[int], emit) -> None:
     not, `train` could tell a plant to collect more."""
     import torch
 
-    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    from lineguard.vision.detectors.patchcore import nearest_distance
     rng = np.random.default_rng(0)      # core_bench's draws: 50 then 100 from this seed
     for n in sizes:
         pick = np.sort(rng.choice(len(st.train), size=min(n, len(st.train)), replace=False))
@@ -653,7 +654,7 @@ def _learning_curve_study(st: "Study", sizes: list[int], emit) -> None:
             rows, bank, owner, _ = st.bank()
         else:
             rows = e.permute(0, 2, 3, 1).reshape(-1, c)
-            idx = greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)
+            idx = _coreset(rows)
             bank, owner = rows[idx], idx // per
         own_out = torch.stack([nearest_distance(rows[i * per:(i + 1) * per], bank, exclude=owner == i).view(h, w)
                                for i in range(n)])
@@ -662,7 +663,7 @@ def _learning_curve_study(st: "Study", sizes: list[int], emit) -> None:
         half = np.zeros(n)
         for learn in (halves, ~halves):
             r = torch.cat([rows[i * per:(i + 1) * per] for i in np.flatnonzero(learn)])
-            b = r[greedy_coreset(r, max(1, int(round(len(r) * 0.02))), 64, 0)]
+            b = r[_coreset(r)]
             for i in np.flatnonzero(~learn):
                 half[i] = st.image_scores(nearest_distance(rows[i * per:(i + 1) * per], b).view(1, h, w))[0]
         test = st.image_scores(st.test_distances(bank))
@@ -711,7 +712,7 @@ def _small_sets_study(st: "Study", data: str, size: tuple[int, int], sizes: list
     parts) for Lite0, MobileNetV2 and both summed: escapes at 1% false rejects on test/good."""
     import torch
 
-    from lineguard.vision.detectors.patchcore import greedy_coreset, nearest_distance
+    from lineguard.vision.detectors.patchcore import nearest_distance
     other = Study(data, size, backbone="mobilenet_v2")
     for n, pick in _small_draws(len(st.train), sizes):
         ds, scales = {}, {}
@@ -719,7 +720,7 @@ def _small_sets_study(st: "Study", data: str, size: tuple[int, int], sizes: list
             e = s.embed(s.train[pick])
             _, c, h, w = e.shape
             rows = e.permute(0, 2, 3, 1).reshape(-1, c)
-            idx = greedy_coreset(rows, max(1, int(round(len(rows) * 0.02))), 64, 0)
+            idx = _coreset(rows)
             bank = rows[idx]
             owner = idx // (h * w)
             loo = torch.cat([nearest_distance(rows[i * h * w:(i + 1) * h * w], bank, exclude=owner == i)
