@@ -16,7 +16,7 @@ test parts <= 1%.
         [--configs n0.5-lin ...] [--subsets 50 100] [--tag NAME]     (see discriminator_study.py)
     python -m benchmarks.detection_study projection --data ...   (bank searched in a PCA subspace)
     python -m benchmarks.detection_study layers --data ... [--configs stage2+stage3+stage4 ...]
-    python -m benchmarks.detection_study backbones --data ... [--configs mobilenet_v2 ...]
+    python -m benchmarks.detection_study backbones --data ... [--configs mobilenet_v2 ...] [--backbone BASE]
     python -m benchmarks.detection_study density --data ...      (distances over a local scale)
     python -m benchmarks.detection_study small --data ... [--subsets 50 100]   (small training sets)
     python -m benchmarks.detection_study precision --data ... [--configs mobilenet_v2]   (int8 bank search)
@@ -25,6 +25,7 @@ test parts <= 1%.
     python -m benchmarks.detection_study framing --data ...        (50/100 parts: orient / pad framings)
     python -m benchmarks.detection_study small-scoring --data ...  (50/100/all parts: relative scores, cosine)
     python -m benchmarks.detection_study context --data ...        (within-part deviation map; map sigma)
+    python -m benchmarks.detection_study keep-scale --data ... --size 224x384   (one texture scale, not stretched)
     python -m benchmarks.detection_study photometric --data ...    (photos' brightness / contrast evened out)
     python -m benchmarks.detection_study augment --data ...        (50/100 parts: lighting-jittered copies in the bank)
     python -m benchmarks.detection_study rescale --data ...        (50/100 parts: copies at another texture scale)
@@ -105,12 +106,15 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
     from lineguard.vision.preprocess import Preprocess
     stages = ("stage1", "stage2", "stage3", "stage4")
     cat = MVTecCategory(data)
-    pre = Preprocess(image_size=size, **FRAMINGS[framing])
+    pre = Preprocess(image_size=size, **FRAMINGS.get(framing, FRAMINGS["stretch"]))
     bb = create_backbone(backbone, list(stages)).fold_bn().eval()
     mean, std = NORMALIZATION[backbone]
     files = [("train", p, "good", "") for p in cat.train_good] + \
         [("test", it.path, it.defect_type, str(it.mask_path or "")) for it in cat.test_items]
-    x = np.stack([pre.apply(load_image(f[1]))[0] for f in files])
+    if framing == "keep-scale":
+        x = _keep_scale([load_image(f[1]) for f in files], len(cat.train_good), size)
+    else:
+        x = np.stack([pre.apply(load_image(f[1]))[0] for f in files])
     if photometric != "none":   # the reference: the training photos' median mean and spread (no test photo)
         grey = x[:len(cat.train_good)].astype(np.float32).mean(3)
         ref = (float(np.median(grey.mean((1, 2)))), float(np.median(grey.std((1, 2)))))
@@ -125,6 +129,26 @@ def features(data: str, size: tuple[int, int], backbone: str = "efficientnet_lit
              split=np.array([f[0] for f in files]), path=np.array([str(f[1]) for f in files]),
              type=np.array([f[2] for f in files]), mask=np.array([f[3] for f in files]))
     return path
+
+
+def _keep_scale(photos: list, n_train: int, size: tuple[int, int]) -> np.ndarray:
+    """Every photo resized by one factor, the largest at which every training photo fits
+    the input, and edge-padded to the input, centred (a photo too large is cut at the
+    centre). Where the camera's scale is fixed and the parts differ in size (magnetic tiles:
+    103-617 px wide, 235-388 high), texture then keeps one scale in every photo, where
+    stretching scales it by up to 6x differently per photo."""
+    from lineguard.vision.preprocess import _resize_rgb
+    sh, sw = size
+    f = min(min(sh / p.shape[0], sw / p.shape[1]) for p in photos[:n_train])
+    out = []
+    for p in photos:
+        nh, nw = max(1, round(p.shape[0] * f)), max(1, round(p.shape[1] * f))
+        im = _resize_rgb(p, nw, nh)
+        y0, x0 = max(0, (nh - sh) // 2), max(0, (nw - sw) // 2)
+        im = im[y0:y0 + sh, x0:x0 + sw]
+        oy, ox = (sh - im.shape[0]) // 2, (sw - im.shape[1]) // 2
+        out.append(np.pad(im, ((oy, sh - im.shape[0] - oy), (ox, sw - im.shape[1] - ox), (0, 0)), mode="edge"))
+    return np.stack(out)
 
 
 def _backbone_maps(bb, x: np.ndarray, mean, std) -> list:
@@ -155,6 +179,7 @@ class Study:
         if not path.exists():
             features(data, size, backbone, framing, photometric)
         self.path = path
+        self.backbone = backbone
         z = np.load(path)
         self.z = {k: z[k] for k in z.files}
         self.size = size
@@ -238,8 +263,9 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
     backbone = configs[0] if kind in ("precision", "neighbourhood", "calibration", "photometric", "augment",
                                       "rescale", "stage-weights", "gaussian", "learning-curve",
                                       "projection") and configs else None
-    if kind in ("scales", "layers"):
-        backbone = backbone_name or None   # scales: the sizes come from --configs; layers: the stage sets
+    if kind in ("scales", "layers", "backbones"):
+        # scales: the sizes come from --configs; layers: the stage sets; backbones: the others, fused with this one
+        backbone = backbone_name or None
     if kind == "resolution":
         backbone = "mobilenet_v2"        # the quality profile's; sizes come from --configs
     st = Study(data, size, backbone=backbone) if backbone else Study(data, size)
@@ -353,6 +379,8 @@ def run(kind: str, data: str, size: tuple[int, int], configs: Optional[list[str]
         _stage_weight_study(st, data, emit)
     elif kind == "rescale":        # 50 / 100 parts: ... and copies with the texture at another scale
         _augment_study(st, data, size, backbone or "efficientnet_lite0", emit, RESCALES)
+    elif kind == "keep-scale":     # one texture scale for photos of different sizes, against stretching
+        _keep_scale_study(data, size, emit)
     elif kind == "photometric":    # each photo's brightness / contrast evened out before the backbone
         _photometric_study(data, size, emit, backbone or "efficientnet_lite0")
     elif kind == "small-scoring":  # image scores relative to the part's own typical distance; cosine
@@ -401,6 +429,17 @@ def _framing_study(data: str, size: tuple[int, int], emit) -> None:
     instead of stretching keep texture scale closer (Preprocess's orient / resize)."""
     for framing in FRAMINGS:
         st = Study(data, size, framing=framing)
+        for n, pick in _small_draws(len(st.train)):
+            emit(framing=framing, n_good=n, **st.metrics(st.image_scores(st.test_distances(_small_bank(st, pick)))))
+
+
+def _keep_scale_study(data: str, size: tuple[int, int], emit) -> None:
+    """Stretching (the product) against one scale for every photo (``_keep_scale``), with
+    every training part (the exact coreset) and with core_bench's 50 / 100-part draws."""
+    for framing in ("stretch", "keep-scale"):
+        st = Study(data, size, framing=framing)
+        _, bank, _, _ = st.bank()
+        emit(framing=framing, n_good=len(st.train), **st.metrics(st.image_scores(st.test_distances(bank))))
         for n, pick in _small_draws(len(st.train)):
             emit(framing=framing, n_good=n, **st.metrics(st.image_scores(st.test_distances(_small_bank(st, pick)))))
 
@@ -756,7 +795,7 @@ def _test_distances_and_scale(st: "Study"):
 
 def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: list[str], emit) -> None:
     """Each backbone's own PatchCore (stages 2+4, the same bank rules), then the sum of
-    Lite0's and its patch distances, each divided by its median leave-one-part-out
+    ``st``'s (Lite0 unless --backbone) and its patch distances, each divided by its median leave-one-part-out
     distance on the training parts (a scale learned from good parts only), and
     smoothed and scored as one map. Cost: both backbones and both searches per part."""
     from lineguard.vision.detectors.patchcore import on_grid
@@ -769,7 +808,7 @@ def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: li
         emit(backbone=name, fit_s=round(time.perf_counter() - t0, 1), **other.metrics(other.image_scores(d)))
         for w in (0.5, 1.0):
             fused = base_d / base_scale + w * d / scale
-            emit(backbone=f"efficientnet_lite0 + {w} x {name}", scales=[round(base_scale, 3), round(scale, 3)],
+            emit(backbone=f"{st.backbone} + {w} x {name}", scales=[round(base_scale, 3), round(scale, 3)],
                  **st.metrics(st.image_scores(fused)))
 
 
@@ -1005,12 +1044,12 @@ def main() -> None:
                                      "projection", "layers", "backbones", "density",
                                      "small", "precision", "resolution", "neighbourhood", "framing",
                                      "small-scoring", "context", "photometric", "augment", "rescale",
-                                     "stage-weights", "scales", "gaussian", "learning-curve"])
+                                     "stage-weights", "scales", "gaussian", "learning-curve", "keep-scale"])
     ap.add_argument("--data", default="../shared/datasets/magnetic_tile")
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
                     "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
-    ap.add_argument("--backbone", default="", help="scales, layers: the backbone (default Lite0)")
+    ap.add_argument("--backbone", default="", help="scales, layers: the backbone; backbones: the one the others are fused with (default Lite0)")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all; "
                     "learning-curve: the training-set sizes (default 50 100 200 400 all); layers: only these small draws")
