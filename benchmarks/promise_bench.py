@@ -23,7 +23,7 @@ test/good is every fourth block). Photos are drawn one by one, the draw's commut
 passed as `groups` (as a plant would say `--group-by`), and the left-out train/good photos
 of a commutator in the draw are not counted as unseen.
 
-    python -m benchmarks.promise_bench [--data DIR ...] [--sizes 50 100] [--draws 10]
+    python -m benchmarks.promise_bench [--data DIR ...] [--sizes 50 100] [--draws 10] [--profile NAME]
     python -m benchmarks.promise_bench --table benchmarks/results/promise-*.json
 
 Writes benchmarks/results/promise-<dataset>.json.
@@ -45,13 +45,13 @@ from benchmarks.core_bench import (DATASETS, FRR_TARGET, GROUPS_NOTE, PROFILES, 
 PROFILE_OF = {"magnetic_tile": "fast", "kolektorsdd": "quality"}
 
 
-def run(data: str, sizes: list[int], draws: int, seed: int) -> dict:
+def run(data: str, sizes: list[int], draws: int, seed: int, profile: str = "") -> dict:
     from lineguard import Inspector
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image
     from lineguard.vision.metrics import image_auroc
     name = dataset_name(data)
-    profile = PROFILE_OF.get(name, "fast")
+    profile = profile or PROFILE_OF.get(name, "fast")
     cat = MVTecCategory(data)
     train = [Path(p) for p in cat.train_good]
     labels = part_labels(data, train)
@@ -169,6 +169,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", default="", help="instead of the dataset's own (PROFILE_OF); the results file "
+                    "is then promise-<dataset>-<profile>.json")
     ap.add_argument("--table", nargs="*", help="print the table of these results files, run nothing")
     a = ap.parse_args()
     if a.table:
@@ -178,8 +180,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     results = []
     for data in a.data:
-        r = run(data, a.sizes, a.draws, a.seed)
-        path = Path("benchmarks/results") / f"promise-{r['dataset']}.json"
+        r = run(data, a.sizes, a.draws, a.seed, a.profile)
+        path = Path("benchmarks/results") / f"promise-{r['dataset']}{'-' + a.profile if a.profile else ''}.json"
         path.write_text(json.dumps(r, indent=1))
         print(f"wrote {path}")
         results.append(r)

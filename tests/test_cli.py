@@ -176,7 +176,8 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
 
 def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, tmp_path):
     """--profile quality: the photos' own aspect ratio and MobileNetV2 features; the
-    default (fast) stays Lite0 at a square input; --backbone / --image-size override."""
+    default (fast) is Lite0 on at most 224x224 pixels, long parts in their own shape;
+    --backbone / --image-size override."""
     from PIL import Image
     root, cat, model = line
     wide = tmp_path / "wide"
@@ -191,6 +192,11 @@ def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, t
     assert w == 2 * h                                                 # not squeezed to a square
     fast = json.loads(run_cli("info", model, cwd=root).stdout)
     assert fast["params"]["backbone"] == "efficientnet_lite0"
+    r = run_cli("train", wide, "-o", "f.lgm", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(run_cli("info", "f.lgm", cwd=tmp_path).stdout)
+    assert d["params"]["backbone"] == "efficientnet_lite0"
+    assert d["preprocess"]["image_size"] == [128, 256]                # 2:1 kept, 32768 <= 224 * 224 pixels
     r = run_cli("train", wide, "-o", "o.lgm", "--profile", "quality", "--backbone", "efficientnet_lite0",
                 "--image-size", 64, "--exact-search", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

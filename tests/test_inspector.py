@@ -90,6 +90,27 @@ def test_auto_input_size_keeps_the_parts_aspect_ratio():
         Inspector.fit(tall, image_size="auto100")
 
 
+def test_area_input_size_keeps_long_parts_shape_within_the_squares_pixels():
+    """areaN (the fast profile's area224): the square for near-square parts, else the
+    parts' own shape with at most N x N pixels, so long parts are not squeezed and cost
+    no more than the square."""
+    from lineguard.vision.inspector import auto_input_size
+    tall = [np.zeros((250, 100, 3), np.uint8)] * 3                    # 2.5 : 1
+    assert auto_input_size("area160", tall) == (256, 96)              # 24576 <= 160 * 160 pixels
+    assert auto_input_size("area224", tall) == (320, 128)             # KolektorSDD's shape at area224
+    wide = [np.zeros((100, 250, 3), np.uint8)]
+    assert auto_input_size("area160", wide) == (96, 256)
+    near_square = [np.zeros((120, 100, 3), np.uint8), np.zeros((100, 130, 3), np.uint8), np.zeros((140, 100, 3), np.uint8)]
+    assert auto_input_size("area160", near_square) == (160, 160)      # within 1.5 : 1: the square
+    assert auto_input_size("area64", tall) == (160, 64)               # no shape fits 64 x 64: the smallest
+    very_tall = [np.zeros((1000, 100, 3), np.uint8)]
+    assert auto_input_size("area224", very_tall) == (384, 128)        # the long side at most 3x
+    with pytest.raises(ValueError, match="multiple of 32"):
+        auto_input_size("area100", tall)
+    with pytest.raises(ValueError, match="areaN"):
+        auto_input_size("square", tall)
+
+
 def test_padim_cross_fits_with_just_enough_parts():
     # 11 parts: 5 folds would leave 8-9 to learn from, PaDiM needs 10: more folds are used
     good = [make_part(s, size=64)[0] for s in range(11)]

@@ -45,11 +45,13 @@ def _profile_options(f):
                      help="Pretrained feature extractor: efficientnet_lite0/1/2 or mobilenet_v2 "
                           "(default: the profile's).")(f)
     f = click.option("--image-size", default=None,
-                     help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), or auto / autoN: the good "
+                     help="Model input: N (square), HEIGHTxWIDTH (multiples of 32), auto / autoN: the good "
                           "photos' aspect ratio with a short side of 224 / N (tall or wide parts are not "
-                          "squeezed). Default: the profile's.")(f)
+                          "squeezed), or areaN: at most NxN pixels, square for parts within 1.5:1 of square, "
+                          "else the photos' aspect ratio. Default: the profile's.")(f)
     return click.option("--profile", type=click.Choice(list(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
-                        help="fast: 224x224, EfficientNet-Lite0, 7-10 ms a part exported. quality: the parts' own "
+                        help="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their shape), "
+                             "7-10 ms a part exported. quality: the parts' own "
                              "aspect ratio, MobileNetV2, each part also seen at 0.7x that size; for thin or small "
                              "defects on long parts, several times slower (README, Benchmarks).")(f)
 
@@ -101,9 +103,9 @@ def _fit_settings(profile: str, image_size: Optional[str], backbone: Optional[st
 
 
 def _parse_size(size: str):
-    """'224' -> 224, '224x384' -> (224, 384) (height x width), 'auto' / 'auto256' as is
-    (the good photos' aspect ratio, see ``Inspector.fit``)."""
-    if size.strip().lower().startswith("auto"):
+    """'224' -> 224, '224x384' -> (224, 384) (height x width), 'auto' / 'auto256' / 'area224'
+    as is (the good photos' aspect ratio, see ``inspector.auto_input_size``)."""
+    if size.strip().lower().startswith(("auto", "area")):
         return size.strip().lower()
     try:
         parts = [int(v) for v in size.lower().split("x")]

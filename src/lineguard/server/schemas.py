@@ -40,7 +40,8 @@ class TrainIn(BaseModel):
     activate: bool = False
     detector: str = Field(default="patchcore", max_length=50)
     profile: Literal["fast", "quality"] = Field(
-        default="fast", description="fast: 224x224, EfficientNet-Lite0; quality: the parts' own aspect ratio, "
+        default="fast", description="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their "
+                                    "shape); quality: the parts' own aspect ratio, "
                                     "MobileNetV2, each part also seen at 0.7x that size (slower; for thin or "
                                     "small defects on long parts)")
     image_size: Optional[int] = Field(default=None, ge=32, le=1024, description="square input side; default: the "

@@ -1,7 +1,10 @@
 """Model profiles: named settings a plant picks by what the line needs, not by knob.
 
-- ``fast`` (the default of ``train`` and of the station): 224 x 224 input, EfficientNet-Lite0.
-  Made for the line's pace: 7-10 ms a part through ONNX Runtime on 2 cores (by the day's machine speed).
+- ``fast`` (the default of ``train`` and of the station): EfficientNet-Lite0 on at most
+  224 x 224 pixels: the square for parts within 1.5 : 1 of square, else the parts' own
+  shape at no more pixels (``area224``: 320 x 128 for KolektorSDD's 2.5 : 1 commutators).
+  Made for the line's pace: 7-10 ms a part through ONNX Runtime on 2 cores (by the day's
+  machine speed).
 - ``quality``: the good parts' own aspect ratio with a short side of 224 (tall or wide parts
   are not squeezed), MobileNetV2 features, and each part also seen at 0.7x that size with
   a bank of its own (PatchCore's ``extra_scales``). Several times the work of ``fast`` on
@@ -13,6 +16,12 @@ at the quality profile's input MobileNetV2's features beat Lite0's on both, imag
 0.978 vs 0.975 on magnetic tile (256 x 224) and 0.933 vs 0.884 on KolektorSDD (576 x 224;
 Lite0's from core_bench's earlier quality rows); at 224 x 224 on magnetic tile Lite0 stays
 ahead (0.984 vs 0.978), so ``fast`` keeps it.
+Long parts in ``fast`` (``detection_study layers --configs stage2+stage4`` at each size,
+``benchmarks/results/study-fast-long.jsonl``): squeezed into 224 x 224 KolektorSDD's
+commutators scored image AUROC 0.836 / 0.805 on the validation / report halves; in their
+own shape at the same or fewer pixels 0.908 / 0.877 (320 x 128); shapes in between less
+(352 x 160: 0.874, 384 x 160: 0.894 on validation). Magnetic tiles (1.16 : 1) keep the
+square: in their own shape (256 x 224) Lite0 scored 0.971 against 0.978.
 The second input size (``benchmarks/core_bench.py``, quality with and without it, the
 same fixed halves): image AUROC on the validation halves 0.981 -> 0.983 (magnetic tile)
 and 0.929 -> 0.938 (KolektorSDD), escapes at the 1% point 34.8% -> 29.3% and 42.3% ->
@@ -27,7 +36,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "fast": {"image_size": 224, "backbone": "efficientnet_lite0"},
+    "fast": {"image_size": "area224", "backbone": "efficientnet_lite0"},
     "quality": {"image_size": "auto", "backbone": "mobilenet_v2", "extra_scales": (0.7,)},
 }
 DEFAULT_PROFILE = "fast"
