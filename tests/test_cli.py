@@ -194,6 +194,7 @@ def test_train_profiles_set_backbone_and_input_and_explicit_settings_win(line, t
     assert fast["params"]["backbone"] == "efficientnet_lite0"
     r = run_cli("train", wide, "-o", "f.lgm", "--frr", 0.2, "--threads", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "model input 128x256 (height x width; area224: the good photos' shape)" in r.stdout
     d = json.loads(run_cli("info", "f.lgm", cwd=tmp_path).stdout)
     assert d["params"]["backbone"] == "efficientnet_lite0"
     assert d["preprocess"]["image_size"] == [128, 256]                # 2:1 kept, 32768 <= 224 * 224 pixels

@@ -209,6 +209,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
            else "scored by models without them (cross-fit)")
     say(f"wrote {output} (model {insp.model_id}, version {insp.model_version}, "
         f"{insp.info['n_train']} parts learned, threshold from {insp.info['n_calibration']} {how})")
+    if isinstance(params.get("image_size"), str):    # chosen from the photos: say what it became
+        h, w = insp.preprocess.input_hw
+        shape = "square, the parts are near square" if h == w else "the good photos' shape"
+        say(f"model input {h}x{w} (height x width; {params['image_size']}: {shape}); --image-size sets another")
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
