@@ -50,8 +50,9 @@ PROFILES = {name: dict(detector="patchcore", **settings) for name, settings in _
 # Settings measured beside the profiles (`--profiles quality-one-size fast-two-sizes`):
 # the quality profile as it was before it also saw each part at 0.7x its input's side,
 # and the fast profile with that second size (not kept: more escapes on both validation
-# halves; measured while fast squeezed every part into 224x224). Results core-*-<name>.json; core-*-quality.json were first written under the
-# name "quality-two-sizes", the candidate's until the profile took it.
+# halves; measured while fast squeezed every part into 224x224). Results
+# core-*-<name>.json; core-*-quality.json were first written under the name
+# "quality-two-sizes", the candidate's until the profile took it.
 CANDIDATES = {"quality-one-size": dict(PROFILES["quality"], extra_scales=()),
               "fast-two-sizes": dict(PROFILES["fast"], extra_scales=(0.7,)),
               # the fast profile before 2026-12-03: every part squeezed into a square

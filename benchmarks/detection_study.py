@@ -795,8 +795,8 @@ def _test_distances_and_scale(st: "Study"):
 
 def _backbone_study(st: "Study", data: str, size: tuple[int, int], backbones: list[str], emit) -> None:
     """Each backbone's own PatchCore (stages 2+4, the same bank rules), then the sum of
-    ``st``'s (Lite0 unless --backbone) and its patch distances, each divided by its median leave-one-part-out
-    distance on the training parts (a scale learned from good parts only), and
+    ``st``'s (Lite0 unless --backbone) and its patch distances, each divided by its median
+    leave-one-part-out distance on the training parts (a scale learned from good parts only), and
     smoothed and scored as one map. Cost: both backbones and both searches per part."""
     from lineguard.vision.detectors.patchcore import on_grid
     base_d, base_scale = _test_distances_and_scale(st)
@@ -1049,7 +1049,8 @@ def main() -> None:
     ap.add_argument("--size", default="224")
     ap.add_argument("--configs", nargs="*", help="discriminator: names from discriminator_study.CONFIGS; "
                     "layers: stage sets such as stage2+stage3+stage4; backbones: backbone names")
-    ap.add_argument("--backbone", default="", help="scales, layers: the backbone; backbones: the one the others are fused with (default Lite0)")
+    ap.add_argument("--backbone", default="", help="scales, layers: the backbone; backbones: the one the others "
+                    "are fused with (default Lite0)")
     ap.add_argument("--tag", default="", help="discriminator: suffix of the result file name")
     ap.add_argument("--subsets", nargs="*", type=int, default=[], help="discriminator: train on N good images (seeded draws as core_bench) instead of all; "
                     "learning-curve: the training-set sizes (default 50 100 200 400 all); layers: only these small draws")
