@@ -92,11 +92,15 @@ def test_shadow_compare_train_and_rollback(station):
                         json={"line": "L1", "source": "confirmed", "min_images": 5}).status_code == 400
         assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "source": "all"}).status_code == 422
         assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "profile": "best"}).status_code == 422
+        # input sizes as `train --image-size` takes them; one the model cannot take is refused before any job
+        for bad in (100, 32, "area100", "square", "auto2048"):
+            r = eng.post("/api/v1/models/p-life/train", json={"line": "L1", "image_size": bad})
+            assert r.status_code == 422 and "image_size" in r.text, (bad, r.text)
         job = eng.post("/api/v1/models/p-life/train",
                        json={"line": "L1", "source": "sample", "min_images": 5, "activate": True,
-                             "profile": "quality"}).json()
-        # the profile's settings reach the trainer: the parts' aspect ratio, MobileNetV2 features,
-        # the second input size
+                             "profile": "quality", "image_size": "AUTO"}).json()
+        # the profile's settings reach the trainer: the parts' aspect ratio (the profile's own,
+        # also given explicitly, as a size rule), MobileNetV2 features, the second input size
         assert job["params"]["fit"]["image_size"] == "auto" and job["params"]["fit"]["backbone"] == "mobilenet_v2"
         assert list(job["params"]["fit"]["extra_scales"]) == [0.7]
         for _ in range(100):

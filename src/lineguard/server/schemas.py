@@ -1,9 +1,10 @@
 """Request bodies and answers at the API edge (pydantic)."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+import re
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ReviewIn(BaseModel):
@@ -44,8 +45,31 @@ class TrainIn(BaseModel):
                                     "shape); quality: the parts' own aspect ratio, "
                                     "MobileNetV2, each part also seen at 0.7x that size (slower; for thin or "
                                     "small defects on long parts)")
-    image_size: Optional[int] = Field(default=None, ge=32, le=1024, description="square input side; default: the "
-                                                                                "profile's")
+    # the same sizes as `train --image-size` but HEIGHTxWIDTH: a square side, or a rule that reads
+    # the stored parts' shape; checked here so that a size the model cannot take is a 422, not a
+    # failed job
+    image_size: Optional[Union[int, str]] = Field(
+        default=None, description="model input: a square side (a multiple of 32, 64-1024), 'auto' / 'autoN' "
+                                  "(the parts' aspect ratio, short side 224 / N) or 'areaN' (at most NxN pixels, "
+                                  "the parts' shape when they are long); default: the profile's")
+
+    @field_validator("image_size")
+    @classmethod
+    def _known_size(cls, v: Union[None, int, str]) -> Union[None, int, str]:
+        if v is None:
+            return v
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, int):
+            if not 64 <= v <= 1024 or v % 32:
+                raise ValueError(f"a square input side must be a multiple of 32 from 64 to 1024, got {v}")
+            return v
+        m = re.fullmatch(r"(auto|area)(\d*)", v.strip().lower())
+        side = int(m.group(2) or 224) if m else 0
+        if not m or not 64 <= side <= 1024 or side % 32:
+            raise ValueError(f"image_size must be a square side, 'auto', 'autoN' or 'areaN' with N a multiple of "
+                             f"32 from 64 to 1024; got {v!r}")
+        return v.strip().lower()
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
     review_rate: float = Field(default=0.0, ge=0, lt=0.5,
                                description="share of good parts sent to REVIEW; 0: no review band")
