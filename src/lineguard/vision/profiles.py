@@ -21,7 +21,9 @@ Long parts in ``fast`` (``detection_study layers --configs stage2+stage4`` at ea
 commutators scored image AUROC 0.836 / 0.805 on the validation / report halves; in their
 own shape at the same or fewer pixels 0.908 / 0.877 (320 x 128); shapes in between less
 (352 x 160: 0.874, 384 x 160: 0.894 on validation). Magnetic tiles (1.16 : 1) keep the
-square: in their own shape (256 x 224) Lite0 scored 0.971 against 0.978.
+square: in their own shape (256 x 224) Lite0 scored 0.971 against 0.978. The commutators
+cut to 1.7 : 1 (``benchmarks/crop_product.py``) scored alike either way (256 x 160: 0.904 /
+0.877, the square 0.887 / 0.888), so parts past 1.5 : 1 take their shape, at fewer pixels.
 The second input size (``benchmarks/core_bench.py``, quality with and without it, the
 same fixed halves): image AUROC on the validation halves 0.981 -> 0.983 (magnetic tile)
 and 0.929 -> 0.938 (KolektorSDD), escapes at the 1% point 34.8% -> 29.3% and 42.3% ->
