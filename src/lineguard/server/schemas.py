@@ -1,10 +1,13 @@
 """Request bodies and answers at the API edge (pydantic)."""
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..vision.preprocess import side_ok, size_rule
+
+MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a square side before size rules)
 
 
 class ReviewIn(BaseModel):
@@ -61,14 +64,12 @@ class TrainIn(BaseModel):
         if isinstance(v, str) and v.strip().isdigit():
             v = int(v)
         if isinstance(v, int):
-            if not 64 <= v <= 1024 or v % 32:
-                raise ValueError(f"a square input side must be a multiple of 32 from 64 to 1024, got {v}")
+            if not side_ok(v) or v > MAX_SIDE:
+                raise ValueError(f"a square input side must be a multiple of 32 from 64 to {MAX_SIDE}, got {v}")
             return v
-        m = re.fullmatch(r"(auto|area)(\d*)", v.strip().lower())
-        side = int(m.group(2) or 224) if m else 0
-        if not m or not 64 <= side <= 1024 or side % 32:
-            raise ValueError(f"image_size must be a square side, 'auto', 'autoN' or 'areaN' with N a multiple of "
-                             f"32 from 64 to 1024; got {v!r}")
+        rule, side = size_rule(v)        # the model's own check, the same message as `train`
+        if side > MAX_SIDE:
+            raise ValueError(f"the side of an {rule} image_size must be at most {MAX_SIDE}; got {side}")
         return v.strip().lower()
     false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
     review_rate: float = Field(default=0.0, ge=0, lt=0.5,

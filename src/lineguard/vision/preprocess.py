@@ -17,6 +17,7 @@ the policy is explicit and stored with the model:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Union
 
@@ -25,6 +26,25 @@ from PIL import Image
 
 RESIZE_POLICIES = ("stretch", "pad")
 ORIENT_POLICIES = ("none", "landscape")
+# an input size given as a rule that reads the good photos' shape (inspector.auto_input_size)
+SIZE_RULE = re.compile(r"(auto|area)(\d*)")
+
+
+def side_ok(side: int) -> bool:
+    """A model input side the backbones' stride-32 grids divide evenly."""
+    return side >= 64 and side % 32 == 0
+
+
+def size_rule(spec: str) -> tuple[str, int]:
+    """``"auto"`` / ``"autoN"`` / ``"areaN"`` -> (rule, N; 224 when not given), or a
+    ValueError that says what is accepted."""
+    m = SIZE_RULE.fullmatch(spec.strip().lower())
+    if m is None:
+        raise ValueError(f"image_size must be N, (height, width), 'auto' / 'autoN' or 'areaN'; got {spec!r}")
+    side = int(m.group(2) or 224)
+    if not side_ok(side):
+        raise ValueError(f"the side of an {m.group(1)} image_size must be a multiple of 32, at least 64; got {side}")
+    return m.group(1), side
 
 
 @dataclass(frozen=True)
@@ -46,7 +66,7 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         for side in self.input_hw:
-            if side < 64 or side % 32:
+            if not side_ok(side):
                 raise ValueError(f"image_size sides must be multiples of 32 and at least 64, got {self.image_size}")
         if self.orient not in ORIENT_POLICIES:
             raise ValueError(f"orient must be one of {ORIENT_POLICIES}, got {self.orient!r}")
