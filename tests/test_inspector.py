@@ -179,6 +179,35 @@ def test_anomaly_map_has_the_photos_own_size(fitted_inspector):
         assert r.image_size == (shape[1], shape[0])
 
 
+def test_a_large_photo_gets_a_smaller_map_and_its_regions_in_photo_pixels(fitted_inspector, synth_category,
+                                                                          monkeypatch):
+    # A line camera's photo, 8x the model input on each side: the map comes back at 4 map
+    # pixels per input pixel (512 x 512, not 1024 x 1024), and the regions found on it
+    # are told in the photo's pixels, where the full-size map would have put them.
+    from PIL import Image
+
+    from lineguard.vision import preprocess
+
+    photo = None
+    for path in sorted((synth_category / "test").glob("*/*.png")):
+        small = load_image(path)
+        if path.parent.name != "good" and fitted_inspector.inspect(small).is_ng:
+            photo = np.asarray(Image.fromarray(small).resize((8 * SIZE, 8 * SIZE), Image.BICUBIC))
+            break
+    assert photo is not None
+    r = fitted_inspector.inspect(photo)
+    assert r.is_ng and r.anomaly_map.shape == (4 * SIZE, 4 * SIZE) and r.image_size == (8 * SIZE, 8 * SIZE)
+    monkeypatch.setattr(preprocess, "MAP_PX_PER_INPUT_PX", 10 ** 6)
+    full = fitted_inspector.inspect(photo)
+    assert full.anomaly_map.shape == (8 * SIZE, 8 * SIZE) and full.score == r.score
+    assert len(r.regions) == len(full.regions) >= 1
+    for got, want in zip(r.regions, full.regions):
+        assert abs(got.x - want.x) <= 2 and abs(got.y - want.y) <= 2
+        assert abs(got.width - want.width) <= 3 and abs(got.height - want.height) <= 3
+        assert got.area_px == pytest.approx(want.area_px, rel=0.05)
+        assert got.peak_score == pytest.approx(want.peak_score, rel=0.01)
+
+
 def test_inspect_accepts_paths_bytes_and_arrays_alike(fitted_inspector, synth_category):
     path = sorted((synth_category / "test" / "scratch").glob("*.png"))[0]
     a = fitted_inspector.inspect(path)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lineguard.vision.preprocess import Preprocess
+from PIL import Image
+
+from lineguard.vision import preprocess as preprocess_module
+from lineguard.vision.preprocess import Preprocess, resize_map
 
 
 def _photo(h: int, w: int) -> np.ndarray:
@@ -24,7 +27,7 @@ def _round_trip(pre: Preprocess, photo: np.ndarray) -> tuple[np.ndarray, np.ndar
     x, geo = pre.apply(photo)
     assert x.shape == pre.input_hw + (3,) and x.dtype == np.uint8
     back = pre.map_back(x[:, :, 0].astype(np.float32), geo)
-    assert back.shape == photo.shape[:2] and back.dtype == np.float32
+    assert back.shape == geo.map_hw and back.dtype == np.float32
     return back, x
 
 
@@ -153,3 +156,75 @@ def test_landscape_orientation_with_roi():
     back, _ = _round_trip(pre, photo)
     assert (back[:5] == 0).all() and (back[:, :10] == 0).all() and (back[:, 50:] == 0).all()
     _agrees(back, photo, geo.window)
+
+
+# --------------------------------------------------------------------------- large photos
+
+
+def _shrunk(photo: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(photo).resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+@pytest.mark.parametrize("kw, hw", [
+    (dict(image_size=64), (600, 1000)),
+    (dict(image_size=(64, 128), resize="pad"), (900, 700)),
+    (dict(image_size=64, orient="landscape"), (1000, 420)),
+    (dict(image_size=64, roi=(100, 50, 700, 500)), (600, 1000)),
+])
+def test_a_photo_far_larger_than_the_input_gets_a_proportionally_smaller_map(kw, hw):
+    # A line camera's photo is 10-50x the model input; the map keeps 4 map pixels per
+    # input pixel (no detail is lost: the map is no finer than the input) instead of one
+    # per photo pixel, and still lands where the input came from.
+    pre = Preprocess(**kw)
+    photo = _photo(*hw)
+    x, geo = pre.apply(photo)
+    assert 0 < geo.map_scale < 1
+    mh, mw = geo.map_hw
+    assert (mh, mw) == (round(hw[0] * geo.map_scale), round(hw[1] * geo.map_scale))
+    cx, cy, cw, ch = geo.content
+    ww, wh = geo.window[2:]
+    per_input = [geo.map_scale * ww / (ch if geo.turned else cw), geo.map_scale * wh / (cw if geo.turned else ch)]
+    assert min(per_input) == pytest.approx(preprocess_module.MAP_PX_PER_INPUT_PX, rel=1e-6)
+    back, _ = _round_trip(pre, photo)
+    x0, y0, w0, h0 = (round(v * geo.map_scale) for v in geo.window)
+    outside = np.ones(back.shape, bool)
+    outside[y0:y0 + h0, x0:x0 + w0] = False
+    assert (back[outside] == 0).all()
+    _agrees(back, _shrunk(photo, (mh, mw)), (x0 + 2, y0 + 2, w0 - 4, h0 - 4))
+
+
+def test_photos_up_to_four_times_the_input_keep_their_own_size():
+    pre = Preprocess(image_size=(64, 128))
+    for hw in [(256, 512), (200, 300), (40, 60)]:
+        _, geo = pre.apply(_photo(*hw))
+        assert geo.map_scale == 1.0 and geo.map_hw == hw
+    # smaller only once both sides are more than 4x the input's
+    assert pre.apply(_photo(256, 600))[1].map_scale == 1.0
+    assert pre.apply(_photo(257, 513))[1].map_scale < 1
+
+
+def test_map_resize_enlarges_with_opencv_as_pillow_does_and_shrinks_with_pillow():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    m = rng.random((28, 40)).astype(np.float32) * 7
+    pil = np.asarray(Image.fromarray(m, mode="F").resize((333, 251), Image.BILINEAR))
+    np.testing.assert_allclose(resize_map(m, 333, 251), pil, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(cv2.resize(m, (333, 251), interpolation=cv2.INTER_LINEAR), pil, atol=1e-5)
+    # shrinking: Pillow's filter widens with the shrink (OpenCV's bilinear would skip values)
+    small = np.asarray(Image.fromarray(m, mode="F").resize((10, 7), Image.BILINEAR))
+    np.testing.assert_array_equal(resize_map(m, 10, 7), small)
+
+
+def test_large_photos_are_box_averaged_first_and_smaller_shrinks_are_unchanged():
+    # a photo-like surface: shading, the test photo's blocks and sensor noise
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:1300, 0:1500]
+    shading = (0.05 * xx + 0.04 * yy)[..., None]
+    photo = np.clip(0.6 * _photo(1300, 1500) + shading + rng.normal(0, 6, (1300, 1500, 3)), 0, 255).astype(np.uint8)
+    exact = lambda img, w, h: np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR, reducing_gap=None))  # noqa: E731
+    # under 6x: the same pixels as before the box average was used
+    for w, h in [(256, 224), (1500 // 5, 1300 // 5)]:
+        np.testing.assert_array_equal(preprocess_module._resize_rgb(photo, w, h), exact(photo, w, h))
+    # 10x: within two grey levels of the exact shrink (at sharp edges), a fifth of one on average
+    diff = np.abs(preprocess_module._resize_rgb(photo, 150, 130).astype(int) - exact(photo, 150, 130).astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.3

@@ -24,8 +24,8 @@ from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import ImageLike, list_images, load_image
-from .preprocess import Preprocess
-from .regions import find_regions, outline_peak
+from .preprocess import Geometry, Preprocess
+from .regions import find_regions, outline_peak, to_photo
 from .result import InspectionResult, Verdict
 
 if TYPE_CHECKING:  # the detectors need torch; the edge install runs exported models without it
@@ -392,11 +392,9 @@ class Inspector:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             t0 = time.perf_counter()
-            photos, geos, inputs = [], [], []
+            geos, inputs = [], []
             for it in chunk:
-                p = load_image(it)
-                x, g = self.preprocess.apply(p)
-                photos.append(p)
+                x, g = self.preprocess.apply(load_image(it))
                 geos.append(g)
                 inputs.append(x)
             t1 = time.perf_counter()
@@ -404,7 +402,7 @@ class Inspector:
             t2 = time.perf_counter()
             n = len(chunk)
             for j in range(n):
-                res = self._result(float(scores[j]), self.preprocess.map_back(maps[j], geos[j]), photos[j].shape)
+                res = self._result(float(scores[j]), self.preprocess.map_back(maps[j], geos[j]), geos[j])
                 res.source = names[start + j]
                 results.append(res)
             t3 = time.perf_counter()
@@ -433,14 +431,14 @@ class Inspector:
         t1 = time.perf_counter()
         scores, maps = self.detector.score_in_lane(x)
         t2 = time.perf_counter()
-        res = self._result(float(scores[0]), self.preprocess.map_back(maps[0], geo), photo.shape)
+        res = self._result(float(scores[0]), self.preprocess.map_back(maps[0], geo), geo)
         res.source = source
         t3 = time.perf_counter()
         res.timings_ms = {"preprocess": (t1 - t0) * 1000, "model": (t2 - t1) * 1000,
                           "postprocess": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
         return res
 
-    def _result(self, score: float, amap: np.ndarray, shape: tuple[int, ...]) -> InspectionResult:
+    def _result(self, score: float, amap: np.ndarray, geo: Geometry) -> InspectionResult:
         threshold, review_threshold = self.threshold, self.review_threshold
         if score > threshold:
             verdict = Verdict.NG
@@ -449,8 +447,12 @@ class Inspector:
         else:
             verdict = Verdict.OK
         regions = []
+        shape = geo.photo_hw
         if verdict is not Verdict.OK:
-            regions = find_regions(amap, self.pixel_threshold, min_area=self.min_region_area)
+            # found on the map (smaller than a large photo: geo.map_scale), told in photo pixels
+            f = geo.map_scale
+            found = find_regions(amap, self.pixel_threshold, min_area=max(1, int(self.min_region_area * f * f)))
+            regions = to_photo(found, f, shape, self.min_region_area)
             # Report what would keep the part from passing as OK on its own; keep at least the worst spot.
             strong = [r for r in regions if r.peak_score > review_threshold]
             regions = strong or regions[:1]
@@ -459,7 +461,7 @@ class Inspector:
                 # the photo lower its peaks, so a part can be NG (or REVIEW) with no pixel
                 # above the pixel threshold. The operator still needs to be told where to
                 # look, so outline the area around the map's highest point instead.
-                regions = outline_peak(amap, shape)
+                regions = to_photo(outline_peak(amap, amap.shape), f, shape)
         return InspectionResult(verdict=verdict, score=score, threshold=threshold,
                                 pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
                                 model_id=self.model_id, model_version=self.model_version,

@@ -14,9 +14,15 @@ the policy is explicit and stored with the model:
   the detector to flag).
 - ``image_size``: the model input, one side (square) or (height, width); each a
   multiple of 32 so the feature grids divide evenly.
+
+The anomaly map comes back over the photo at the photo's own size, except for photos far
+larger than the model input (line cameras of 5-12 megapixels): their map keeps
+``MAP_PX_PER_INPUT_PX`` map pixels per input pixel and is proportionally smaller than the
+photo (``Geometry.map_scale``); regions are still given in photo pixels (inspector).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Union
@@ -28,6 +34,18 @@ RESIZE_POLICIES = ("stretch", "pad")
 ORIENT_POLICIES = ("none", "landscape")
 # an input size given as a rule that reads the good photos' shape (inspector.auto_input_size)
 SIZE_RULE = re.compile(r"(auto|area)(\d*)")
+# The map holds no detail finer than one model-input pixel (it is smoothed over several),
+# yet bringing it back to every pixel of a 5 megapixel photo, and finding its regions
+# there, cost the fast profile 6x the model's time (benchmarks/photo_size_bench.py). Four
+# map pixels per input pixel lose nothing visible and leave every photo up to 4x the input
+# (all of the benchmark data) at its own size.
+MAP_PX_PER_INPUT_PX = 4
+# Shrinking a large photo to the input: Pillow first box-averages it by an integer factor
+# when the shrink is at least twice this (Image.resize's reducing_gap), then resamples as
+# before. Photos shrunk less than 6x (every benchmark photo) come out exactly as without
+# it; a 5 megapixel photo within two grey levels (a fifth of one on average), in 0.55x the
+# time.
+REDUCING_GAP = 3.0
 
 
 def side_ok(side: int) -> bool:
@@ -55,6 +73,15 @@ class Geometry:
     turned: bool                          # window was turned a quarter turn (portrait -> landscape)
     window: tuple[int, int, int, int]     # x, y, w, h of the inspected window in the photo
     content: tuple[int, int, int, int]    # x, y, w, h of the window's pixels inside the model input
+    map_scale: float = 1.0                # anomaly map pixels per photo pixel (< 1 for large photos)
+
+    @property
+    def map_hw(self) -> tuple[int, int]:
+        """(height, width) of the anomaly map over the photo."""
+        h, w = self.photo_hw
+        if self.map_scale >= 1.0:
+            return h, w
+        return max(1, round(h * self.map_scale)), max(1, round(w * self.map_scale))
 
 
 @dataclass(frozen=True)
@@ -126,20 +153,25 @@ class Preprocess:
             ox, oy = (sw - nw) // 2, (sh - nh) // 2
             out = np.pad(small, ((oy, sh - nh - oy), (ox, sw - nw - ox), (0, 0)), mode="edge")
             content = (ox, oy, nw, nh)
-        return out, Geometry((h, w), turned, (x, y, ww, wh), content)
+        # input pixels per window pixel along the window's own axes (the content may be turned)
+        per_x, per_y = (content[3] / ww, content[2] / wh) if turned else (content[2] / ww, content[3] / wh)
+        map_scale = min(1.0, MAP_PX_PER_INPUT_PX * max(per_x, per_y))
+        return out, Geometry((h, w), turned, (x, y, ww, wh), content, map_scale)
 
     def map_back(self, amap: np.ndarray, geo: Geometry) -> np.ndarray:
-        """(S, S) anomaly map -> (H, W) float32 map over the photo; 0 outside the window."""
+        """(S, S) anomaly map -> float32 map over the photo (``geo.map_hw``: the photo's
+        size but for photos far larger than the input); 0 outside the window."""
         cx, cy, cw, ch = geo.content
         part = amap[cy:cy + ch, cx:cx + cw]
+        h, w = geo.map_hw
         x, y, ww, wh = geo.window
+        if geo.map_scale < 1.0:   # the window in map pixels, inside the map
+            f = geo.map_scale
+            x, y = min(round(x * f), w - 1), min(round(y * f), h - 1)
+            ww, wh = max(1, min(round(ww * f), w - x)), max(1, min(round(wh * f), h - y))
         if geo.turned:  # undo the quarter turn: resize in the turned frame, then turn back
-            part = np.asarray(Image.fromarray(part.astype(np.float32), mode="F").resize((wh, ww), Image.BILINEAR),
-                              dtype=np.float32)
-            part = np.ascontiguousarray(np.rot90(part, k=-1))
-        h, w = geo.photo_hw
-        resized = np.asarray(Image.fromarray(part.astype(np.float32), mode="F").resize((ww, wh), Image.BILINEAR),
-                             dtype=np.float32)
+            part = np.ascontiguousarray(np.rot90(resize_map(part, wh, ww), k=-1))
+        resized = resize_map(part, ww, wh)
         if (x, y, ww, wh) == (0, 0, w, h):
             return resized
         out = np.zeros((h, w), dtype=np.float32)
@@ -147,7 +179,30 @@ class Preprocess:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def _cv2() -> Any:
+    try:
+        import cv2   # the station's install has OpenCV; the edge install may not
+    except ImportError:
+        return None
+    return cv2
+
+
+def resize_map(m: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A float32 map resized to (h, w), bilinear (Pillow's filter, antialiased when
+    shrinking). Enlarging, Pillow's bilinear and OpenCV's give the same values (to float32
+    rounding) and OpenCV's is ~13x faster, so it is used where installed."""
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    if m.shape == (h, w):
+        return m
+    cv2 = _cv2() if w >= m.shape[1] and h >= m.shape[0] else None
+    if cv2 is not None:
+        return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
 def _resize_rgb(img: np.ndarray, w: int, h: int) -> np.ndarray:
     if img.shape[1] == w and img.shape[0] == h:
         return img
-    return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR, reducing_gap=None), dtype=np.uint8)
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR, reducing_gap=REDUCING_GAP),
+                      dtype=np.uint8)

@@ -15,14 +15,14 @@ from .result import DefectRegion
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, start, end) of every horizontal run of True, row-major; end exclusive."""
-    h, w = mask.shape
-    padded = np.zeros((h, w + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)               # (h, w + 1): +1 at a start, -1 past an end
-    rs, starts = np.nonzero(d == 1)
-    re_, ends = np.nonzero(d == -1)
-    assert len(rs) == len(re_)
-    return rs, starts, ends
+    w = mask.shape[1]
+    live = np.flatnonzero(mask.any(axis=1))   # only rows that hold a run are looked at
+    padded = np.zeros((len(live), w + 2), dtype=bool)
+    padded[:, 1:-1] = mask[live]
+    # every change along a padded row, row-major: each row's changes alternate start, end
+    change = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    row_of, col = np.divmod(change, w + 1)
+    return live[row_of[0::2]], col[0::2], col[1::2]
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -72,14 +72,12 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, min_area: int = 1,
     k = int(comp.max()) + 1
     lengths = ends - starts
     area = np.bincount(comp, weights=lengths, minlength=k).astype(np.int64)
+    # the map's values above the threshold, row-major, are the runs one after another
+    values = amap[above].astype(np.float64)
+    first = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     peak = np.full(k, -np.inf)
-    total = np.zeros(k)
-    for r, s, e, c in zip(rows, starts, ends, comp):
-        seg = amap[r, s:e]
-        m = seg.max()
-        if m > peak[c]:
-            peak[c] = m
-        total[c] += float(seg.sum(dtype=np.float64))
+    np.maximum.at(peak, comp, np.maximum.reduceat(values, first))
+    total = np.bincount(comp, weights=np.add.reduceat(values, first), minlength=k)
     x0 = np.full(k, np.iinfo(np.int64).max)
     np.minimum.at(x0, comp, starts)
     x1 = np.zeros(k, dtype=np.int64)
@@ -93,6 +91,27 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, min_area: int = 1,
                for c in range(k) if area[c] >= min_area]
     regions.sort(key=lambda r: (-r.peak_score, -r.area_px))
     return regions[:max_regions]
+
+
+def to_photo(regions: list[DefectRegion], map_scale: float, photo_hw: tuple[int, int],
+             min_area: int = 1) -> list[DefectRegion]:
+    """Regions found on a map ``map_scale`` times the photo's size, in photo pixels: each
+    box covers the photo pixels its map pixels cover, areas scale by the square, and
+    regions under ``min_area`` photo pixels are dropped."""
+    if map_scale >= 1.0:
+        return regions
+    h, w = photo_hw
+    f = float(map_scale)
+    out = []
+    for r in regions:
+        x0, y0 = min(int(r.x / f), w - 1), min(int(r.y / f), h - 1)
+        x1 = min(w, max(x0 + 1, int(np.ceil((r.x + r.width) / f))))
+        y1 = min(h, max(y0 + 1, int(np.ceil((r.y + r.height) / f))))
+        area = min(int(round(r.area_px / (f * f))), (x1 - x0) * (y1 - y0))
+        if area >= min_area:
+            out.append(DefectRegion(x=x0, y=y0, width=x1 - x0, height=y1 - y0, area_px=max(1, area),
+                                    peak_score=r.peak_score, mean_score=r.mean_score))
+    return out
 
 
 # Where the fallback outline is drawn, as a share of the way from the part's ordinary

@@ -56,7 +56,9 @@ class InspectionResult:
     score: float
     threshold: float
     pixel_threshold: float
-    anomaly_map: Optional[np.ndarray]          # float32 (H, W), same size as the input image
+    # float32 (H, W) over the input image, at its size; for images more than 4x the model
+    # input on both sides, proportionally smaller (preprocess.MAP_PX_PER_INPUT_PX)
+    anomaly_map: Optional[np.ndarray]
     regions: list[DefectRegion] = field(default_factory=list)
     model_id: str = ""
     model_version: str = ""
