@@ -203,7 +203,7 @@ def test_photos_up_to_four_times_the_input_keep_their_own_size():
     assert pre.apply(_photo(257, 513))[1].map_scale < 1
 
 
-def test_map_resize_enlarges_with_opencv_as_pillow_does_and_shrinks_with_pillow():
+def test_map_resize_enlarges_with_opencv_as_pillow_does_and_shrinks_with_pillow(monkeypatch):
     cv2 = pytest.importorskip("cv2")
     rng = np.random.default_rng(0)
     m = rng.random((28, 40)).astype(np.float32) * 7
@@ -213,6 +213,9 @@ def test_map_resize_enlarges_with_opencv_as_pillow_does_and_shrinks_with_pillow(
     # shrinking: Pillow's filter widens with the shrink (OpenCV's bilinear would skip values)
     small = np.asarray(Image.fromarray(m, mode="F").resize((10, 7), Image.BILINEAR))
     np.testing.assert_array_equal(resize_map(m, 10, 7), small)
+    # without OpenCV (the edge install): Pillow's own
+    monkeypatch.setattr(preprocess_module, "_cv2", lambda: None)
+    np.testing.assert_array_equal(resize_map(m, 333, 251), pil)
 
 
 def test_large_photos_are_box_averaged_first_and_smaller_shrinks_are_unchanged():
