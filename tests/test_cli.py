@@ -233,6 +233,25 @@ def test_train_with_too_few_images(line, tmp_path):
     assert not (tmp_path / "m.lgm").exists()
 
 
+def test_train_says_which_camera_depth_it_read_off_16bit_photos(line, tmp_path):
+    import numpy as np
+    from PIL import Image
+    _, cat, _ = line
+    (tmp_path / "good").mkdir()
+    for f in sorted((cat / "train" / "good").glob("*.png"))[:6]:
+        grey = np.asarray(Image.open(f).convert("L")).astype(np.uint16) << 2     # a 10-bit camera
+        Image.fromarray(grey).save(tmp_path / "good" / f.name)
+    r = run_cli("train", "good", "-o", "m.lgm", "--image-size", "64", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "16-bit photos read as 10-bit camera data (value 1023 is white, read off the good photos)" in _flat(r.stdout)
+    r = run_cli("train", "good", "-o", "m.lgm", "--image-size", "64", "--sensor-bits", "12", cwd=tmp_path)
+    assert r.returncode == 0 and "read as 12-bit camera data (value 4095 is white, as set)" in _flat(r.stdout)
+    for bad in ("11", "twelve"):
+        r = run_cli("train", "good", "-o", "m2.lgm", "--sensor-bits", bad, cwd=tmp_path)
+        assert r.returncode == 2 and "the camera's bit depth" in _flat(r.stderr) and "Traceback" not in r.stderr
+        assert not (tmp_path / "m2.lgm").exists()
+
+
 def test_train_output_must_be_lgm(line, tmp_path):
     _, cat, _ = line
     r = run_cli("train", cat / "train" / "good", "-o", "model.pt", cwd=tmp_path)

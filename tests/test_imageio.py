@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from lineguard.vision.errors import DatasetError, ImageError
-from lineguard.vision.imageio import list_images, load_image, load_images, save_png_atomic
+from lineguard.vision.imageio import (check_sensor_bits, deep_max, list_images, load_image, load_images,
+                                     save_png_atomic, sensor_bits_for)
 
 # PIL warns before lineguard refuses; the refusal is what these tests check.
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -110,6 +111,49 @@ def test_16bit_png_uses_the_full_range_not_the_low_byte(tmp_path):
     assert out.shape == (16, 16, 3)
     np.testing.assert_array_equal(out[0, :4, 0], [0, 1, 128, 255])
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 0] == out[..., 2]).all()
+
+
+def test_12bit_camera_data_in_a_16bit_file_is_scaled_by_the_cameras_depth(tmp_path):
+    # A Mono12 camera's PNG / TIFF: values 0..4095 in 16-bit pixels. Scaled by the 16-bit
+    # range (the default, as models trained before the setting read it) it is nearly black.
+    arr = np.array([[0, 1024, 2048, 4095] * 4] * 16, dtype=np.uint16)
+    path = _save(Image.fromarray(arr), tmp_path / "mono12.png")
+    np.testing.assert_array_equal(load_image(path)[0, :4, 0], [0, 4, 8, 16])
+    np.testing.assert_array_equal(load_image(path, sensor_bits=12)[0, :4, 0], [0, 64, 128, 255])
+    np.testing.assert_array_equal(load_image(arr, sensor_bits=12)[0, :4, 0], [0, 64, 128, 255])
+    # a brighter value than the depth holds (a deeper camera) stays white
+    np.testing.assert_array_equal(load_image(arr, sensor_bits=10)[0, :4, 0], [0, 255, 255, 255])
+    # "auto": the photo's own depth (for showing a photo)
+    np.testing.assert_array_equal(load_image(arr, sensor_bits="auto")[0, :4, 0], [0, 64, 128, 255])
+    np.testing.assert_array_equal(load_image(arr // 4, sensor_bits="auto")[0, :4, 0], [0, 64, 128, 255])
+    # kept as it is, for a model to scale by its own setting
+    kept = load_image(path, keep_depth=True)
+    assert kept.dtype == np.uint16 and kept.shape == (16, 16)
+    np.testing.assert_array_equal(kept, arr)
+    assert load_image(path.read_bytes(), keep_depth=True).dtype == np.uint16
+    assert load_image(arr, keep_depth=True).dtype == np.uint16
+    np.testing.assert_array_equal(load_image(kept, sensor_bits=12), load_image(path, sensor_bits=12))
+    # 8-bit photos are what they were, whatever the setting
+    eight = (np.arange(256, dtype=np.uint8)[None, :].repeat(16, axis=0))
+    for bits in (None, 12, "auto"):
+        np.testing.assert_array_equal(load_image(eight, sensor_bits=bits, keep_depth=True)[..., 0], eight)
+
+
+def test_the_depth_of_deep_photos_is_read_and_8_bit_photos_have_none(tmp_path):
+    arr = np.array([[0, 3000] * 8] * 16, dtype=np.uint16)
+    deep = _save(Image.fromarray(arr), tmp_path / "deep.png")
+    flat = _save(Image.fromarray(np.full((16, 16), 200, np.uint8)), tmp_path / "flat.png")
+    assert deep_max(deep) == deep_max(deep.read_bytes()) == deep_max(arr) == 3000
+    assert deep_max(flat) is None and deep_max(np.zeros((16, 16), np.uint8)) is None
+    assert deep_max(tmp_path / "missing.png") is None
+    assert [sensor_bits_for(v) for v in (200, 255, 256, 1023, 3000, 4095, 4096, 16383, 60000)] == \
+        [8, 8, 10, 10, 12, 12, 14, 14, 16]
+
+
+@pytest.mark.parametrize("bits", [7, 13, 0, "12", True, 12.0])
+def test_bad_sensor_bits_are_refused(bits):
+    with pytest.raises(ValueError, match="bit depth"):
+        check_sensor_bits(bits)
 
 
 def _exif_jpeg(orientation: int) -> bytes:

@@ -208,6 +208,45 @@ def test_a_large_photo_gets_a_smaller_map_and_its_regions_in_photo_pixels(fitted
         assert got.peak_score == pytest.approx(want.peak_score, rel=0.01)
 
 
+def _grey(src, dst, bits: int = 8):
+    """The photo in grey, as an 8-bit PNG or as a deeper camera's 16-bit PNG (values
+    0..255 x 2^(bits-8))."""
+    from PIL import Image
+    grey = np.asarray(Image.open(src).convert("L"))
+    Image.fromarray(grey if bits == 8 else grey.astype(np.uint16) << (bits - 8)).save(dst)
+    return dst
+
+
+def test_a_12bit_cameras_photos_are_learned_and_judged_at_their_own_depth(synth_category, tmp_path):
+    # 16-bit PNGs of a 12-bit camera, scaled by the 16-bit range, reached the model as
+    # grey levels 0-16; the model now reads the camera's depth off its good photos and
+    # loads every photo with it, so it sees (to a grey level) what a model of the same
+    # photos in 8 bits sees.
+    for bits in (8, 12):
+        (tmp_path / f"good{bits}").mkdir()
+        for f in _good_files(synth_category):
+            _grey(f, tmp_path / f"good{bits}" / f.name, bits)
+    eight = Inspector.fit(tmp_path / "good8", image_size=SIZE, false_reject_rate=0.1, seed=0)
+    deep = Inspector.fit(tmp_path / "good12", image_size=SIZE, false_reject_rate=0.1, seed=0)
+    assert deep.preprocess.sensor_bits == 12 and eight.preprocess.sensor_bits is None
+    assert deep.threshold == pytest.approx(eight.threshold, rel=0.05)
+    defect = next(p for p in sorted((synth_category / "test").glob("*/*.png")) if p.parent.name != "good")
+    photo8, photo12 = _grey(defect, tmp_path / "d8.png"), _grey(defect, tmp_path / "d12.png", 12)
+    x8 = eight.preprocess.apply(load_image(photo8))[0].astype(int)
+    x12 = deep.preprocess.apply(load_image(photo12, sensor_bits=12))[0].astype(int)
+    assert np.abs(x12 - x8).max() <= 1       # 255 x 16 / 4095: 0.996 of a grey level
+    want = eight.inspect(photo8)
+    assert want.is_ng
+    for src in (photo12, photo12.read_bytes(), load_image(photo12, keep_depth=True)):
+        got = deep.inspect(src)
+        assert got.is_ng and got.score == pytest.approx(want.score, rel=0.05)
+    deep.save(tmp_path / "m.lgm")
+    again = Inspector.load(tmp_path / "m.lgm")
+    assert again.preprocess.sensor_bits == 12 and again.inspect(photo12).score == deep.inspect(photo12).score
+    with pytest.raises(ValueError, match="bit depth"):
+        Inspector.fit(tmp_path / "good12", image_size=SIZE, sensor_bits=11)
+
+
 def test_inspect_accepts_paths_bytes_and_arrays_alike(fitted_inspector, synth_category):
     path = sorted((synth_category / "test" / "scratch").glob("*.png"))[0]
     a = fitted_inspector.inspect(path)

@@ -165,6 +165,9 @@ def _promise(c: dict) -> str:
 @click.option("--exclude-suspects", is_flag=True, default=False,
               help="Leave good images that score far above the others (listed by train) out of the "
                    "threshold; only once you have looked at them and they are bad parts.")
+@click.option("--sensor-bits", default="auto", show_default=True,
+              help="For 16-bit photos (PNG, TIFF): the camera's bit depth, 8, 10, 12, 14 or 16, whose full "
+                   "scale is white; auto reads it off the good photos' largest value.")
 @click.option("--defects", type=PathArg, default=None, help="Folder of defect images (optional) to report escapes.")
 @click.option("--strategy", default="frr", show_default=True,
               help="Threshold: frr (target false-reject rate) or f1 (needs --defects).")
@@ -180,10 +183,14 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
           threads: Optional[int], group_by: Optional[str] = None, exclude_suspects: bool = False,
-          exact_search: bool = False, extra_scales: Optional[str] = None) -> None:
+          exact_search: bool = False, extra_scales: Optional[str] = None, sensor_bits: str = "auto") -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
+    if sensor_bits != "auto":
+        if not sensor_bits.isdigit():
+            fail(f"--sensor-bits must be auto, 8, 10, 12, 14 or 16 (the camera's bit depth); got {sensor_bits!r}")
+        sensor_bits = int(sensor_bits)
     params = _fit_settings(profile, image_size, backbone, detector, exact_search, extra_scales)
     if coreset_ratio is not None:
         params["coreset_ratio"] = coreset_ratio
@@ -196,7 +203,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
                                  progress=cb, review_rate=review_rate, groups=group_by,
-                                 exclude_suspects=exclude_suspects, **params)
+                                 exclude_suspects=exclude_suspects, sensor_bits=sensor_bits, **params)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -213,6 +220,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         h, w = insp.preprocess.input_hw
         shape = "square, the parts are near square" if h == w else "the good photos' shape"
         say(f"model input {h}x{w} (height x width; {params['image_size']}: {shape}); --image-size sets another")
+    if insp.preprocess.sensor_bits:
+        say(f"16-bit photos read as {insp.preprocess.sensor_bits}-bit camera data (value "
+            f"{2 ** insp.preprocess.sensor_bits - 1} is white, "
+            f"{'read off the good photos' if sensor_bits == 'auto' else 'as set'}); --sensor-bits sets another")
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
@@ -277,7 +288,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         chunk, arrays = [], []
         for f in files[start:start + batch_size]:
             try:
-                arrays.append(load_image(f))
+                arrays.append(load_image(f, keep_depth=True))   # the model scales 16-bit photos
                 chunk.append(f)
             except ImageError as exc:
                 bad.append(str(exc))

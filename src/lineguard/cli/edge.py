@@ -64,7 +64,8 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
         if int8 and calibration_images is not None:
             from ..vision.imageio import list_images, load_image
             files = list(list_images(calibration_images))[:max_calibration]
-            calib = np.stack([insp.preprocess.apply(load_image(f))[0] for f in files])
+            bits = insp.preprocess.sensor_bits
+            calib = np.stack([insp.preprocess.apply(load_image(f, sensor_bits=bits))[0] for f in files])
         digest = export_onnx(insp, target, int8=int8, calibration_images=calib, check=False)
         if check:
             worst = parity_check(insp, target, calib)

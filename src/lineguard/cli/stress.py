@@ -93,7 +93,7 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
         files = list_images(good_dir)
     except (LineguardError, DatasetError) as exc:
         fail(str(exc))
-    good, ok, bad = load_images(files)
+    good, ok, bad = load_images(files, sensor_bits=insp.preprocess.sensor_bits)
     for b in bad:
         note("skipped", str(b))
     if len(good) < 2:

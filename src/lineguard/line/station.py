@@ -315,7 +315,9 @@ class Station:
         # many large parts arrive at once.
         with self._decodes:
             try:
-                image = load_image(data, max_pixels=self.config.max_image_pixels, reduce_to_fit=True)
+                # 16-bit photos as they are: the model scales them by its camera's depth
+                image = load_image(data, max_pixels=self.config.max_image_pixels, reduce_to_fit=True,
+                                   keep_depth=True)
             except _HeaderTooLarge as exc:
                 raise ImageTooLarge(f"the image {exc.problem}; send a smaller image (downscale or crop it) or "
                                     "raise the station's pixel limit (--max-megapixels)") from exc

@@ -150,7 +150,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         arrays, ok = [], []
         for it in chunk:
             try:
-                arrays.append(load_image(it.path))
+                arrays.append(load_image(it.path, keep_depth=True))   # the model scales 16-bit photos
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})

@@ -3,13 +3,21 @@
 Canonical form: a C-contiguous ``uint8`` array of shape (H, W, 3), RGB, with EXIF
 orientation applied. Grayscale, RGBA, palette and 16-bit images are converted here so
 that nothing downstream has to care. Size limits guard against decompression bombs.
+
+16-bit photos usually hold a 10-, 12- or 14-bit sensor's values (a Mono12 camera's PNG or
+TIFF has values up to 4095): scaled by the 16-bit range they would come out nearly black
+(a 12-bit photo in 16 grey levels). ``sensor_bits`` is the depth whose full scale is
+white: a model learns it from its good parts (``Inspector.fit``) and loads every photo
+with it, so brightness stays comparable from part to part; ``"auto"`` takes each photo's
+own (for showing a photo, never for judging one); None, the 16-bit range (models trained
+before the setting existed).
 """
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,6 +37,57 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
 
+# Depths line cameras deliver; the deeper ones arrive in 16-bit files with the top bits unused.
+SENSOR_BITS = (8, 10, 12, 14, 16)
+SensorBits = Union[None, int, str]   # None (the 16-bit range), one of SENSOR_BITS, or "auto"
+# Pillow's modes for more than 8 bits a pixel: 16-bit greyscale, and 32-bit integers
+# (how older Pillow opens 16-bit PNGs)
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def check_sensor_bits(bits: SensorBits) -> SensorBits:
+    """``bits`` if it is a sensor depth setting, else a ValueError that says what is."""
+    if bits is None or bits == "auto":
+        return bits
+    if isinstance(bits, int) and not isinstance(bits, bool) and bits in SENSOR_BITS:
+        return bits
+    raise ValueError(f"sensor_bits must be 'auto' or one of {', '.join(map(str, SENSOR_BITS))} "
+                     f"(the camera's bit depth); got {bits!r}")
+
+
+def sensor_bits_for(largest: float) -> int:
+    """The smallest sensor depth whose full scale holds ``largest``."""
+    return next((b for b in SENSOR_BITS if largest <= 2 ** b - 1), SENSOR_BITS[-1])
+
+
+def _deep_to_uint8(arr: np.ndarray, sensor_bits: SensorBits) -> np.ndarray:
+    a = arr.astype(np.float32)       # float32: half float64's memory, the same 8-bit result
+    top = float(a.max())
+    if sensor_bits == "auto":
+        top = float(2 ** sensor_bits_for(top) - 1)
+    elif sensor_bits:
+        top = float(2 ** sensor_bits - 1)        # brighter values (a deeper camera) stay white
+    elif top <= 65535:
+        top = 65535.0
+    return (np.clip(a / max(top, 1.0) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
+
+
+def deep_max(src: ImageLike) -> Optional[int]:
+    """The largest value of a photo with more than 8 bits a pixel, None for an 8-bit one
+    (read from the header; only deep photos are decoded) or one that cannot be read."""
+    if isinstance(src, np.ndarray):
+        return int(src.max()) if src.dtype == np.uint16 and src.size else None
+    try:
+        if isinstance(src, Image.Image):
+            return int(np.asarray(src).max()) if src.mode in DEEP_MODES else None
+        with Image.open(src if isinstance(src, (str, os.PathLike)) else io.BytesIO(src)) as im:
+            w, h = im.size
+            if im.mode not in DEEP_MODES or w * h > DEFAULT_MAX_PIXELS:   # too large: load_image refuses it
+                return None
+            return int(np.asarray(im).max())
+    except Exception:  # noqa: BLE001 - unreadable: load_image says why, later
+        return None
+
 
 def _describe(src: ImageLike) -> str:
     if isinstance(src, (str, os.PathLike)):
@@ -40,14 +99,14 @@ def _describe(src: ImageLike) -> str:
     return "<PIL image>"
 
 
-def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
+def _to_rgb8(im: Image.Image, name: str, sensor_bits: SensorBits = None,
+             keep_depth: bool = False) -> np.ndarray:
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit (and 32-bit int) sensors: scale the full range of the type down to
-        # 8 bits; a fixed scale keeps brightness comparable from part to part.
-        arr = np.asarray(im, dtype=np.float32)   # float32: half float64's memory, same 8-bit result
-        top = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
-        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode in DEEP_MODES:
+        arr = np.asarray(im)
+        if keep_depth and (mode != "I" or (arr.min() >= 0 and arr.max() <= 65535)):
+            return np.ascontiguousarray(arr, dtype=np.uint16)
+        gray = _deep_to_uint8(arr, sensor_bits)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "F":
         arr = np.asarray(im, dtype=np.float64)
@@ -69,19 +128,22 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False) -> np.ndarray:
+def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
+               sensor_bits: SensorBits = None, keep_depth: bool = False) -> np.ndarray:
     """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable.
 
     The pixel count is checked from the header before anything is decoded (Pillow
     reads the size lazily), so an image over ``max_pixels`` costs no memory; it raises
     :class:`ImageTooLarge`. With ``reduce_to_fit`` a JPEG over the limit is decoded at
     1/2, 1/4 or 1/8 scale instead (the JPEG decoder does that for free) when that fits.
+    16-bit data is scaled by ``sensor_bits`` (module docstring); ``keep_depth`` returns
+    it as a uint16 array instead, for a model to scale with its own setting.
     """
     name = _describe(src)
     if isinstance(src, np.ndarray):
-        return _array_to_rgb8(src, name)
+        return _array_to_rgb8(src, name, sensor_bits, keep_depth)
     if isinstance(src, Image.Image):
-        return _to_rgb8(ImageOps.exif_transpose(src), name)
+        return _to_rgb8(ImageOps.exif_transpose(src), name, sensor_bits, keep_depth)
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
@@ -110,7 +172,7 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
             im.load()
             im = ImageOps.exif_transpose(im)
-            return _to_rgb8(im, name)
+            return _to_rgb8(im, name, sensor_bits, keep_depth)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -123,13 +185,16 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
         raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
 
 
-def _array_to_rgb8(arr: np.ndarray, name: str) -> np.ndarray:
+def _array_to_rgb8(arr: np.ndarray, name: str, sensor_bits: SensorBits = None,
+                   keep_depth: bool = False) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ImageError(name, "expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     if arr.dtype == np.uint16:
-        arr = (arr.astype(np.float32) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+        if keep_depth:
+            return np.ascontiguousarray(arr)
+        arr = _deep_to_uint8(arr, sensor_bits)
     elif arr.dtype in (np.float32, np.float64):
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif arr.dtype != np.uint8:
@@ -162,8 +227,8 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = False) -> lis
     return files
 
 
-def load_images(paths: Iterable[Union[str, os.PathLike]], max_pixels: int = DEFAULT_MAX_PIXELS
-                ) -> tuple[list[np.ndarray], list[Path], list[ImageError]]:
+def load_images(paths: Iterable[Union[str, os.PathLike]], max_pixels: int = DEFAULT_MAX_PIXELS,
+                sensor_bits: SensorBits = None) -> tuple[list[np.ndarray], list[Path], list[ImageError]]:
     """Load many images, keeping the good ones and collecting errors for the bad ones.
 
     A folder with a few broken files should still be inspected; the caller decides
@@ -172,7 +237,7 @@ def load_images(paths: Iterable[Union[str, os.PathLike]], max_pixels: int = DEFA
     images, ok, bad = [], [], []
     for p in paths:
         try:
-            images.append(load_image(p, max_pixels=max_pixels))
+            images.append(load_image(p, max_pixels=max_pixels, sensor_bits=sensor_bits))
             ok.append(Path(p))
         except ImageError as exc:
             bad.append(exc)

@@ -23,7 +23,8 @@ from . import bundle, openers
 from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
-from .imageio import ImageLike, list_images, load_image
+from .imageio import (ImageLike, SensorBits, check_sensor_bits, deep_max, list_images, load_image,
+                      sensor_bits_for)
 from .preprocess import Geometry, Preprocess
 from .regions import find_regions, outline_peak, to_photo
 from .result import InspectionResult, Verdict
@@ -54,14 +55,15 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
 
 def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load",
               transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-              loaded: Optional[list[int]] = None) -> tuple[list[np.ndarray], list[ImageError]]:
+              loaded: Optional[list[int]] = None, sensor_bits: Optional[int] = None
+              ) -> tuple[list[np.ndarray], list[ImageError]]:
     """Load images, keeping going past unreadable ones; ``transform`` is applied as each
     loads so a large training folder is never held at full resolution. ``loaded``, when
     given, receives the index of every item that loaded."""
     imgs, bad = [], []
     for i, it in enumerate(items):
         try:
-            img = load_image(it)
+            img = load_image(it, sensor_bits=sensor_bits)
             imgs.append(transform(img) if transform else img)
             if loaded is not None:
                 loaded.append(i)
@@ -88,6 +90,14 @@ PARTS_GIVEN = "good parts given to recalibrate; they must be good parts the mode
 # (0.82 -> 0.90), and on those commutators cut to 1.7 : 1 the same at 18% fewer pixels
 # (benchmarks/crop_product.py). 1.5 is a round number between the first two.
 SQUARE_UP_TO = 1.5
+
+
+def good_parts_sensor_bits(items: Sequence[ImageLike]) -> Optional[int]:
+    """The camera's bit depth read off the good photos: None when none has more than 8
+    bits a pixel, else the smallest depth that holds the largest value of any (a 12-bit
+    camera's brightest good part reaches nearer 4095 than 1023)."""
+    largest = [m for m in (deep_max(it) for it in items) if m is not None]
+    return sensor_bits_for(max(largest)) if largest else None
 
 
 def auto_input_size(spec: str, items: Sequence[ImageLike], roi: Optional[Sequence[int]] = None
@@ -243,7 +253,7 @@ class Inspector:
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
             skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
             groups: Union[None, str, Sequence[Any]] = None, exclude_suspects: bool = False,
-            **detector_params: Any) -> "Inspector":
+            sensor_bits: SensorBits = "auto", **detector_params: Any) -> "Inspector":
         """Learn from good images only; calibrate the threshold on every one of them.
 
         By default (``holdout`` 0) every good image enters the model and also sets the
@@ -268,7 +278,10 @@ class Inspector:
         ``review_rate`` > 0 adds a review band: about that share of good parts is judged
         REVIEW instead of OK (see :mod:`lineguard.vision.calibration`); 0, no band.
         Unreadable files are skipped and listed in ``info['skipped']`` unless
-        ``skip_bad`` is False, in which case the first one raises.
+        ``skip_bad`` is False, in which case the first one raises. ``sensor_bits`` is the
+        camera's bit depth for 16-bit photos (a 12-bit camera's values end at 4095):
+        ``"auto"`` takes the smallest of 8 / 10 / 12 / 14 / 16 bits that holds every good
+        photo's values; the model then loads every photo with it.
         """
         from .detectors import DETECTORS, create_detector
         if detector not in DETECTORS:
@@ -276,14 +289,17 @@ class Inspector:
         if not 0 <= holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {holdout}")
         check_review_rate(false_reject_rate, review_rate)   # before the slow part, not after it
+        sensor_bits = check_sensor_bits(sensor_bits)
         items = _resolve(good)
         if isinstance(image_size, str):
             image_size = auto_input_size(image_size, items, roi)
+        if sensor_bits == "auto":
+            sensor_bits = good_parts_sensor_bits(items)
         pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
-                         resize=resize, roi=tuple(roi) if roi else None, orient=orient)
+                         resize=resize, roi=tuple(roi) if roi else None, orient=orient, sensor_bits=sensor_bits)
         to_input = lambda p: pre.apply(p)[0]  # noqa: E731
         loaded: list[int] = []
-        inputs, bad = _load_all(items, progress, transform=to_input, loaded=loaded)
+        inputs, bad = _load_all(items, progress, transform=to_input, loaded=loaded, sensor_bits=pre.sensor_bits)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
@@ -324,7 +340,7 @@ class Inspector:
             progress("calibrate", 1, 1)
         defect_scores = None
         if defect_images is not None:
-            d_inputs, d_bad = _load_all(_resolve(defect_images), None, transform=to_input)
+            d_inputs, d_bad = _load_all(_resolve(defect_images), None, transform=to_input, sensor_bits=pre.sensor_bits)
             bad.extend(d_bad)
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
@@ -394,7 +410,7 @@ class Inspector:
             t0 = time.perf_counter()
             geos, inputs = [], []
             for it in chunk:
-                x, g = self.preprocess.apply(load_image(it))
+                x, g = self.preprocess.apply(load_image(it, sensor_bits=self.preprocess.sensor_bits))
                 geos.append(g)
                 inputs.append(x)
             t1 = time.perf_counter()
@@ -426,7 +442,7 @@ class Inspector:
         # running for the part in the next lane (numpy, Pillow and ONNX Runtime let go
         # of the GIL while they work).
         t0 = time.perf_counter()
-        photo = load_image(item)
+        photo = load_image(item, sensor_bits=self.preprocess.sensor_bits)
         x, geo = self.preprocess.apply(photo)
         t1 = time.perf_counter()
         scores, maps = self.detector.score_in_lane(x)
@@ -485,14 +501,15 @@ class Inspector:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
         to_input = lambda p: self.preprocess.apply(p)[0]  # noqa: E731
-        inputs, bad = _load_all(_resolve(good), None, transform=to_input)
+        bits = self.preprocess.sensor_bits
+        inputs, bad = _load_all(_resolve(good), None, transform=to_input, sensor_bits=bits)
         if not inputs:
             raise DatasetError(f"no readable good images to recalibrate with ({len(bad)} unreadable); "
                                "give a folder or list of good part photos the model did not learn from")
         scores, maps = self.detector.score(np.stack(inputs))
         dscores = None
         if defect_images is not None:
-            d, _ = _load_all(_resolve(defect_images), None, transform=to_input)
+            d, _ = _load_all(_resolve(defect_images), None, transform=to_input, sensor_bits=bits)
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
         calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,

@@ -114,7 +114,7 @@ def render_overlay(image: ImageLike, result_or_map: Union[InspectionResult, np.n
     threshold, so the part stays visible where it is fine. A map of a different size
     than the image is resized to it. Returns uint8 (H, W, 3).
     """
-    img = load_image(image)
+    img = load_image(image, sensor_bits="auto")   # shown, not judged: a 12-bit photo by its own depth
     h, w = img.shape[:2]
     amap = result_or_map
     if isinstance(result_or_map, InspectionResult):

@@ -14,6 +14,8 @@ the policy is explicit and stored with the model:
   the detector to flag).
 - ``image_size``: the model input, one side (square) or (height, width); each a
   multiple of 32 so the feature grids divide evenly.
+- ``sensor_bits``: for 16-bit photos, the camera's bit depth, whose full scale is white
+  (``imageio``); set from the good parts when the model learns, None for 8-bit photos.
 
 The anomaly map comes back over the photo at the photo's own size, except for photos far
 larger than the model input (line cameras of 5-12 megapixels): their map keeps
@@ -29,6 +31,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from PIL import Image
+
+from .imageio import SENSOR_BITS
 
 RESIZE_POLICIES = ("stretch", "pad")
 ORIENT_POLICIES = ("none", "landscape")
@@ -90,8 +94,11 @@ class Preprocess:
     resize: str = "stretch"
     roi: Optional[tuple[int, int, int, int]] = None
     orient: str = "none"
+    sensor_bits: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if self.sensor_bits is not None and self.sensor_bits not in SENSOR_BITS:
+            raise ValueError(f"sensor_bits must be one of {SENSOR_BITS} or None, got {self.sensor_bits!r}")
         for side in self.input_hw:
             if not side_ok(side):
                 raise ValueError(f"image_size sides must be multiples of 32 and at least 64, got {self.image_size}")
@@ -121,7 +128,7 @@ class Preprocess:
         size = d["image_size"]
         size = (int(size[0]), int(size[1])) if isinstance(size, list) else int(size)
         return cls(image_size=size, resize=d["resize"], roi=tuple(roi) if roi else None,
-                   orient=d.get("orient", "none"))
+                   orient=d.get("orient", "none"), sensor_bits=d.get("sensor_bits"))
 
     def window(self, h: int, w: int) -> tuple[int, int, int, int]:
         if self.roi is None:

@@ -212,7 +212,7 @@ def _gallery(out: Path, items: list[dict], evaluation: dict, max_gallery: int) -
         img = it.get("image")
         if img is None:
             try:
-                img = load_image(it["path"])
+                img = load_image(it["path"], sensor_bits="auto")   # shown, not judged
             except (ImageError, TypeError):
                 continue                       # source gone or never a file: nothing to show
         caption = f"{_verdict(it)}  {float(it['score']):.3g}"

@@ -153,7 +153,7 @@ class Rescorer:
             try:
                 data = _read_bytes(p)
                 rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
-                arrays.append(load_image(data))
+                arrays.append(load_image(data, keep_depth=True))   # the model scales 16-bit photos
                 at.append(i)
             except (OSError, LineguardError, ValueError) as exc:
                 rows[i]["error"] = f"{type(exc).__name__}: {exc}"

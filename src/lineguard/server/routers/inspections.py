@@ -148,7 +148,7 @@ def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station
     from ...line import render
     from ...vision.imageio import load_image
     from ...vision.result import DefectRegion, InspectionResult, Verdict
-    image = load_image(station.images.get(rec.image_key))
+    image = load_image(station.images.get(rec.image_key), sensor_bits="auto")   # shown, not judged
     amap = None
     if rec.heatmap_key and rec.heatmap_scale:
         amap = render.decode_map(station.images.get(rec.heatmap_key), rec.heatmap_scale)
