@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lineguard.vision.errors import DatasetError, ImageError
+from lineguard.vision.errors import DatasetError, ImageError, PhotoTooDeep
 from lineguard.vision.imageio import (check_sensor_bits, deep_max, list_images, load_image, load_images,
                                      save_png_atomic, sensor_bits_for)
 
@@ -121,8 +121,12 @@ def test_12bit_camera_data_in_a_16bit_file_is_scaled_by_the_cameras_depth(tmp_pa
     np.testing.assert_array_equal(load_image(path)[0, :4, 0], [0, 4, 8, 16])
     np.testing.assert_array_equal(load_image(path, sensor_bits=12)[0, :4, 0], [0, 64, 128, 255])
     np.testing.assert_array_equal(load_image(arr, sensor_bits=12)[0, :4, 0], [0, 64, 128, 255])
-    # a brighter value than the depth holds (a deeper camera) stays white
-    np.testing.assert_array_equal(load_image(arr, sensor_bits=10)[0, :4, 0], [0, 255, 255, 255])
+    # a brighter value than a model's depth holds (another camera) is refused, not judged white
+    for src in (arr, path):
+        with pytest.raises(PhotoTooDeep, match="values up to 4095, past the 10-bit camera depth"):
+            load_image(src, sensor_bits=10)
+        with pytest.raises(PhotoTooDeep):
+            load_image(src, sensor_bits=8, keep_depth=True)
     # "auto": the photo's own depth (for showing a photo)
     np.testing.assert_array_equal(load_image(arr, sensor_bits="auto")[0, :4, 0], [0, 64, 128, 255])
     np.testing.assert_array_equal(load_image(arr // 4, sensor_bits="auto")[0, :4, 0], [0, 64, 128, 255])

@@ -228,7 +228,7 @@ def test_a_12bit_cameras_photos_are_learned_and_judged_at_their_own_depth(synth_
             _grey(f, tmp_path / f"good{bits}" / f.name, bits)
     eight = Inspector.fit(tmp_path / "good8", image_size=SIZE, false_reject_rate=0.1, seed=0)
     deep = Inspector.fit(tmp_path / "good12", image_size=SIZE, false_reject_rate=0.1, seed=0)
-    assert deep.preprocess.sensor_bits == 12 and eight.preprocess.sensor_bits is None
+    assert deep.preprocess.sensor_bits == 12 and eight.preprocess.sensor_bits == 8
     assert deep.threshold == pytest.approx(eight.threshold, rel=0.05)
     defect = next(p for p in sorted((synth_category / "test").glob("*/*.png")) if p.parent.name != "good")
     photo8, photo12 = _grey(defect, tmp_path / "d8.png"), _grey(defect, tmp_path / "d12.png", 12)
@@ -245,6 +245,20 @@ def test_a_12bit_cameras_photos_are_learned_and_judged_at_their_own_depth(synth_
     assert again.preprocess.sensor_bits == 12 and again.inspect(photo12).score == deep.inspect(photo12).score
     with pytest.raises(ValueError, match="bit depth"):
         Inspector.fit(tmp_path / "good12", image_size=SIZE, sensor_bits=11)
+    # another camera's photos are refused with the reason, not judged as white parts
+    from PIL import Image
+
+    from lineguard.vision.errors import PhotoTooDeep
+    Image.fromarray(np.asarray(Image.open(photo12)) << 2).save(tmp_path / "d14.png")     # a 14-bit camera
+    with pytest.raises(PhotoTooDeep, match="past the 12-bit camera depth"):
+        deep.inspect(tmp_path / "d14.png")
+    with pytest.raises(PhotoTooDeep, match="past the 8-bit camera depth"):
+        eight.inspect(photo12)
+    # a depth set too small for the good photos: each is refused, and fit says why
+    with pytest.raises(DatasetError, match="readable good images"):
+        Inspector.fit(tmp_path / "good12", image_size=SIZE, sensor_bits=10, skip_bad=True)
+    with pytest.raises(PhotoTooDeep, match="past the 10-bit"):
+        Inspector.fit(tmp_path / "good12", image_size=SIZE, sensor_bits=10, skip_bad=False)
 
 
 def test_inspect_accepts_paths_bytes_and_arrays_alike(fitted_inspector, synth_category):

@@ -42,5 +42,13 @@ def test_a_station_judges_12bit_photos_as_its_model_does(synth_category, tmp_pat
             # the photo is kept as it came, all 16 bits of it
             with Image.open(io.BytesIO(st.images.get(rec.image_key))) as kept:
                 assert kept.mode.startswith("I") and np.asarray(kept).max() > 255
+        # a deeper camera's photo is refused with the reason (422), not judged white
+        from lineguard.line.errors import PhotoTooDeep
+        grey = np.asarray(Image.open(io.BytesIO(_mono12_png(f)))) << 2
+        buf = io.BytesIO()
+        Image.fromarray(grey).save(buf, format="PNG")
+        with pytest.raises(PhotoTooDeep, match="past the 12-bit camera depth") as refused:
+            st.inspect(buf.getvalue(), Part("p-deep", "L1", "S1", "cell"))
+        assert refused.value.http_status == 422
     finally:
         st.close()

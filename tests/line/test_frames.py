@@ -90,6 +90,26 @@ class _FlakyCamera:
         pass
 
 
+def test_a_folder_of_16bit_photos_gives_16bit_frames(tmp_path):
+    # a 12-bit camera's photos: the frame sent to the station keeps every bit, so the model
+    # scales it by its camera depth as it does the same photo sent as a file
+    import io
+
+    from PIL import Image
+    folder = tmp_path / "mono12"
+    folder.mkdir()
+    photo = (np.arange(32 * 48, dtype=np.uint16).reshape(32, 48) * 2) % 4096
+    Image.fromarray(photo).save(folder / "a.png")
+    g = FrameGrabber(str(folder), fps=20.0, loop=True).start()
+    try:
+        data, _ = g.image_source(timeout_s=10)()
+    finally:
+        g.close()
+    with Image.open(io.BytesIO(data)) as frame:
+        assert frame.mode.startswith("I")
+        np.testing.assert_array_equal(np.asarray(frame), photo)
+
+
 def test_a_lost_stream_is_a_fault_and_reconnects(tmp_path):
     opens: list = []
     plan = iter([5, None, 10_000])          # 5 frames, then the reopen fails once, then it is back

@@ -220,7 +220,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         h, w = insp.preprocess.input_hw
         shape = "square, the parts are near square" if h == w else "the good photos' shape"
         say(f"model input {h}x{w} (height x width; {params['image_size']}: {shape}); --image-size sets another")
-    if insp.preprocess.sensor_bits:
+    if (insp.preprocess.sensor_bits or 8) > 8:
         say(f"16-bit photos read as {insp.preprocess.sensor_bits}-bit camera data (value "
             f"{2 ** insp.preprocess.sensor_bits - 1} is white, "
             f"{'read off the good photos' if sensor_bits == 'auto' else 'as set'}); --sensor-bits sets another")
@@ -288,7 +288,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         chunk, arrays = [], []
         for f in files[start:start + batch_size]:
             try:
-                arrays.append(load_image(f, keep_depth=True))   # the model scales 16-bit photos
+                # 16-bit photos as they are, for the model to scale (and refuse past its depth)
+                arrays.append(load_image(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits))
                 chunk.append(f)
             except ImageError as exc:
                 bad.append(str(exc))

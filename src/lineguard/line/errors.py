@@ -39,6 +39,13 @@ class CorruptImage(StationError):
     code = "corrupt_image"
 
 
+class PhotoTooDeep(StationError):
+    """A 16-bit photo past the camera depth the model learned from (another camera, or
+    its bit depth changed): refused, not judged as a white part."""
+    http_status = 422
+    code = "photo_too_deep"
+
+
 class EmptyUpload(StationError):
     http_status = 400
     code = "empty_upload"

@@ -27,7 +27,7 @@ from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .config import StationConfig
 from .db import Database
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
-                     NotAnImage, NotFound, StationError, StorageUnavailable, UploadTooLarge)
+                     NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
@@ -206,6 +206,7 @@ class Station:
 
         mv = self.models.active_for(part.product, part.line)
         insp = self.models.inspector(mv)
+        _fits_camera_depth(image, insp)
         # Write (and fsync) the image to a temporary file while the model runs; after
         # the verdict it is renamed into place or dropped, per the retention policy.
         try:
@@ -220,6 +221,7 @@ class Station:
                 # part by the model active now
                 mv = self.models.active_for(part.product, part.line)
                 insp = self.models.inspector(mv)
+                _fits_camera_depth(image, insp)
                 judged = self._batcher(mv.model_id, insp).inspect(image)
             result = judged.result
         except ModelTimeout as exc:
@@ -602,6 +604,20 @@ class PixelBudget:
             with self._cond:
                 self.used -= pixels
                 self._cond.notify_all()
+
+
+def _fits_camera_depth(image: Any, insp: Any) -> None:
+    """A 16-bit photo must lie within the camera depth the model learned from; checked
+    here, before the part joins a batch, so it is refused alone with the reason."""
+    if getattr(image, "dtype", None) != "uint16":
+        return
+    from ..vision.errors import PhotoTooDeep as TooDeep
+    from ..vision.imageio import load_image
+    try:
+        load_image(image, sensor_bits=getattr(getattr(insp, "preprocess", None), "sensor_bits", None),
+                   keep_depth=True)
+    except TooDeep as exc:
+        raise PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}") from exc
 
 
 def declared_pixels(data: bytes, limit: int) -> int:

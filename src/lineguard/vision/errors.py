@@ -27,6 +27,11 @@ class ImageTooLarge(ImageError):
     """An image declares more pixels than allowed: refused from its header, never decoded."""
 
 
+class PhotoTooDeep(ImageError):
+    """A photo holds values past the camera depth its model learned from: the camera's bit
+    depth or output format changed since training."""
+
+
 class DatasetError(LineguardError):
     """A folder or dataset is not usable for training or evaluation."""
 

@@ -65,6 +65,11 @@ def _resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def _sensor_bits(inspector: Any) -> Any:
+    pre = getattr(inspector, "preprocess", None)    # evaluate also judges stand-in inspectors
+    return getattr(pre, "sensor_bits", None)
+
+
 def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], batch_size: int,
              skipped: list[dict]) -> list[tuple[TestItem, np.ndarray, Any]]:
     """Inspect a batch; if the batch fails, go one by one so one bad part costs one part."""
@@ -150,7 +155,8 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         arrays, ok = [], []
         for it in chunk:
             try:
-                arrays.append(load_image(it.path, keep_depth=True))   # the model scales 16-bit photos
+                # 16-bit photos as they are, for the model to scale (and refuse past its depth)
+                arrays.append(load_image(it.path, keep_depth=True, sensor_bits=_sensor_bits(inspector)))
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})

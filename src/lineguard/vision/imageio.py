@@ -7,10 +7,11 @@ that nothing downstream has to care. Size limits guard against decompression bom
 16-bit photos usually hold a 10-, 12- or 14-bit sensor's values (a Mono12 camera's PNG or
 TIFF has values up to 4095): scaled by the 16-bit range they would come out nearly black
 (a 12-bit photo in 16 grey levels). ``sensor_bits`` is the depth whose full scale is
-white: a model learns it from its good parts (``Inspector.fit``) and loads every photo
-with it, so brightness stays comparable from part to part; ``"auto"`` takes each photo's
-own (for showing a photo, never for judging one); None, the 16-bit range (models trained
-before the setting existed).
+white: a model learns it from its good parts (``Inspector.fit``; 8 when they are 8-bit)
+and loads every photo with it, so brightness stays comparable from part to part, and a
+photo past it (another camera) is refused rather than judged white; ``"auto"`` takes each
+photo's own (for showing a photo, never for judging one); None, the 16-bit range (models
+trained before the setting existed).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DatasetError, ImageError, ImageTooLarge
+from .errors import DatasetError, ImageError, ImageTooLarge, PhotoTooDeep
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -60,13 +61,25 @@ def sensor_bits_for(largest: float) -> int:
     return next((b for b in SENSOR_BITS if largest <= 2 ** b - 1), SENSOR_BITS[-1])
 
 
+def _check_depth(arr: np.ndarray, sensor_bits: SensorBits, name: str) -> None:
+    """A model's camera depth (an int) must hold the photo's values: brighter ones mean a
+    deeper camera or another output format, and would judge a white part."""
+    if isinstance(sensor_bits, int) and arr.size:
+        largest = int(arr.max())
+        if largest > 2 ** sensor_bits - 1:
+            raise PhotoTooDeep(name, f"holds values up to {largest}, past the {sensor_bits}-bit camera depth "
+                                     f"the model learned from (white = {2 ** sensor_bits - 1})",
+                               "the camera's bit depth or output format changed: set it back, or retrain on "
+                               "photos like this one (train --sensor-bits sets the depth)")
+
+
 def _deep_to_uint8(arr: np.ndarray, sensor_bits: SensorBits) -> np.ndarray:
     a = arr.astype(np.float32)       # float32: half float64's memory, the same 8-bit result
     top = float(a.max())
     if sensor_bits == "auto":
         top = float(2 ** sensor_bits_for(top) - 1)
     elif sensor_bits:
-        top = float(2 ** sensor_bits - 1)        # brighter values (a deeper camera) stay white
+        top = float(2 ** sensor_bits - 1)
     elif top <= 65535:
         top = 65535.0
     return (np.clip(a / max(top, 1.0) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
@@ -104,6 +117,7 @@ def _to_rgb8(im: Image.Image, name: str, sensor_bits: SensorBits = None,
     mode = im.mode
     if mode in DEEP_MODES:
         arr = np.asarray(im)
+        _check_depth(arr, sensor_bits, name)
         if keep_depth and (mode != "I" or (arr.min() >= 0 and arr.max() <= 65535)):
             return np.ascontiguousarray(arr, dtype=np.uint16)
         gray = _deep_to_uint8(arr, sensor_bits)
@@ -137,7 +151,8 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     :class:`ImageTooLarge`. With ``reduce_to_fit`` a JPEG over the limit is decoded at
     1/2, 1/4 or 1/8 scale instead (the JPEG decoder does that for free) when that fits.
     16-bit data is scaled by ``sensor_bits`` (module docstring); ``keep_depth`` returns
-    it as a uint16 array instead, for a model to scale with its own setting.
+    it as a uint16 array instead, for a model to scale with its own setting. A depth
+    given as a number must hold the photo's values, else :class:`PhotoTooDeep`.
     """
     name = _describe(src)
     if isinstance(src, np.ndarray):
@@ -192,6 +207,7 @@ def _array_to_rgb8(arr: np.ndarray, name: str, sensor_bits: SensorBits = None,
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ImageError(name, "expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     if arr.dtype == np.uint16:
+        _check_depth(arr, sensor_bits, name)
         if keep_depth:
             return np.ascontiguousarray(arr)
         arr = _deep_to_uint8(arr, sensor_bits)

@@ -92,12 +92,12 @@ PARTS_GIVEN = "good parts given to recalibrate; they must be good parts the mode
 SQUARE_UP_TO = 1.5
 
 
-def good_parts_sensor_bits(items: Sequence[ImageLike]) -> Optional[int]:
-    """The camera's bit depth read off the good photos: None when none has more than 8
-    bits a pixel, else the smallest depth that holds the largest value of any (a 12-bit
+def good_parts_sensor_bits(items: Sequence[ImageLike]) -> int:
+    """The camera's bit depth read off the good photos: 8 when none has more than 8 bits
+    a pixel, else the smallest depth that holds the largest value of any (a 12-bit
     camera's brightest good part reaches nearer 4095 than 1023)."""
     largest = [m for m in (deep_max(it) for it in items) if m is not None]
-    return sensor_bits_for(max(largest)) if largest else None
+    return sensor_bits_for(max(largest)) if largest else 8
 
 
 def auto_input_size(spec: str, items: Sequence[ImageLike], roi: Optional[Sequence[int]] = None

@@ -153,7 +153,8 @@ class Rescorer:
             try:
                 data = _read_bytes(p)
                 rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
-                arrays.append(load_image(data, keep_depth=True))   # the model scales 16-bit photos
+                # 16-bit photos as they are, for the model to scale (and refuse past its depth)
+                arrays.append(load_image(data, keep_depth=True, sensor_bits=self.inspector.preprocess.sensor_bits))
                 at.append(i)
             except (OSError, LineguardError, ValueError) as exc:
                 rows[i]["error"] = f"{type(exc).__name__}: {exc}"

@@ -110,7 +110,10 @@ class FrameGrabber:
                     return None
                 i %= len(self._files)
             import cv2
-            return cv2.imread(str(self._files[i]), cv2.IMREAD_COLOR)
+            # as the file holds it (EXIF turn applied): a 12-bit camera's 16-bit photo stays
+            # 16-bit for the model to scale by its camera's depth; IMREAD_COLOR kept only the
+            # top 8 bits of each value (grey levels 0-15)
+            return cv2.imread(str(self._files[i]), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
         ok, frame = self._cap.read()
         if not ok and self.kind == "file" and self.loop:
             import cv2
