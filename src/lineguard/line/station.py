@@ -612,10 +612,9 @@ def _fits_camera_depth(image: Any, insp: Any) -> None:
     if getattr(image, "dtype", None) != "uint16":
         return
     from ..vision.errors import PhotoTooDeep as TooDeep
-    from ..vision.imageio import load_image
+    from ..vision.imageio import load_image, sensor_bits_of
     try:
-        load_image(image, sensor_bits=getattr(getattr(insp, "preprocess", None), "sensor_bits", None),
-                   keep_depth=True)
+        load_image(image, sensor_bits=sensor_bits_of(insp), keep_depth=True)
     except TooDeep as exc:
         raise PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}") from exc
 

@@ -21,7 +21,7 @@ import numpy as np
 from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
-from .imageio import load_image
+from .imageio import load_image, sensor_bits_of
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
 __all__ = ["evaluate"]
@@ -63,11 +63,6 @@ def _resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     im = Image.fromarray(np.ascontiguousarray(m, dtype=np.float32))
     return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def _sensor_bits(inspector: Any) -> Any:
-    pre = getattr(inspector, "preprocess", None)    # evaluate also judges stand-in inspectors
-    return getattr(pre, "sensor_bits", None)
 
 
 def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], batch_size: int,
@@ -156,7 +151,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         for it in chunk:
             try:
                 # 16-bit photos as they are, for the model to scale (and refuse past its depth)
-                arrays.append(load_image(it.path, keep_depth=True, sensor_bits=_sensor_bits(inspector)))
+                arrays.append(load_image(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector)))
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})

@@ -56,6 +56,12 @@ def check_sensor_bits(bits: SensorBits) -> SensorBits:
                      f"(the camera's bit depth); got {bits!r}")
 
 
+def sensor_bits_of(model: object) -> SensorBits:
+    """The camera depth a model loads photos with (None for models without one, and for
+    stand-ins that have no preprocessing)."""
+    return getattr(getattr(model, "preprocess", None), "sensor_bits", None)
+
+
 def sensor_bits_for(largest: float) -> int:
     """The smallest sensor depth whose full scale holds ``largest``."""
     return next((b for b in SENSOR_BITS if largest <= 2 ** b - 1), SENSOR_BITS[-1])
