@@ -389,3 +389,38 @@ def test_save_png_atomic_leaves_no_temp_files(tmp_path):
     out = save_png_atomic(arr, tmp_path / "sub" / "o.png")
     np.testing.assert_array_equal(load_image(out), arr)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["o.png"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16bit_colour_photos_are_read_whole_not_from_their_top_byte(tmp_path, suffix):
+    # Pillow reads a 48-bit PNG / TIFF as 8-bit RGB from each value's top byte: a 12-bit
+    # colour camera's photo came out in values 0-15
+    cv2 = pytest.importorskip("cv2")
+    rgb = np.zeros((16, 24, 3), np.uint16)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 4095, 2048, 64           # red, green, blue
+    path = tmp_path / f"rgb12{suffix}"
+    assert cv2.imwrite(str(path), rgb[:, :, ::-1])                   # OpenCV writes BGR
+    np.testing.assert_array_equal(load_image(path, sensor_bits=12)[0, 0], [255, 128, 4])
+    kept = load_image(path.read_bytes(), keep_depth=True)
+    assert kept.dtype == np.uint16 and kept.shape == (16, 24, 3)
+    np.testing.assert_array_equal(kept, rgb)
+    assert deep_max(path) == deep_max(path.read_bytes()) == 4095
+    with pytest.raises(PhotoTooDeep):
+        load_image(path, sensor_bits=10)
+
+
+def test_16bit_colour_without_opencv_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    import builtins
+    path = tmp_path / "rgb12.png"
+    cv2.imwrite(str(path), np.full((16, 16, 3), 4000, np.uint16))
+    real_import = builtins.__import__
+
+    def no_cv2(name, *args, **kwargs):
+        if name == "cv2":
+            raise ImportError("no OpenCV here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cv2)
+    with pytest.raises(ImageError, match="16-bit colour photo.*opencv-python-headless"):
+        load_image(path)

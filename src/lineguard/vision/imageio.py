@@ -91,19 +91,55 @@ def _deep_to_uint8(arr: np.ndarray, sensor_bits: SensorBits) -> np.ndarray:
     return (np.clip(a / max(top, 1.0) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
 
 
+def _is_deep_colour(im: Image.Image, head: bytes) -> bool:
+    """A PNG or TIFF with 16 bits a colour channel (``head``: the file's first 32 bytes):
+    Pillow reads those as 8-bit RGB made of each value's top byte, which for a 12-bit
+    colour camera is values 0-15."""
+    if im.format == "PNG" and head[12:16] == b"IHDR":
+        return head[24] == 16 and head[25] in (2, 6)        # bit depth 16; RGB or RGBA
+    if im.format == "TIFF" and im.mode in ("RGB", "RGBA"):
+        bits = im.tag_v2.get(258) or ()                     # BitsPerSample
+        return any(b == 16 for b in (bits if isinstance(bits, tuple) else (bits,)))
+    return False
+
+
+def _decode_deep_colour(data: bytes, name: str) -> np.ndarray:
+    """A 16-bit colour photo as a uint16 (H, W, 3) RGB array (an alpha channel is dropped:
+    its scale need not be the camera's), read by OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImageError(name, "is a 16-bit colour photo, which lineguard reads with OpenCV",
+                         "install opencv-python-headless (the station's install has it), or save the "
+                         "photos as 8-bit colour or 16-bit greyscale") from None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] < 3:
+        raise ImageError(name, "is a 16-bit colour photo OpenCV cannot read", "save it as 8-bit colour")
+    return np.ascontiguousarray(arr[:, :, 2::-1])           # BGR(A) -> RGB
+
+
 def deep_max(src: ImageLike) -> Optional[int]:
-    """The largest value of a photo with more than 8 bits a pixel, None for an 8-bit one
+    """The largest value of a photo with more than 8 bits a channel, None for an 8-bit one
     (read from the header; only deep photos are decoded) or one that cannot be read."""
     if isinstance(src, np.ndarray):
         return int(src.max()) if src.dtype == np.uint16 and src.size else None
     try:
         if isinstance(src, Image.Image):
             return int(np.asarray(src).max()) if src.mode in DEEP_MODES else None
-        with Image.open(src if isinstance(src, (str, os.PathLike)) else io.BytesIO(src)) as im:
+        is_path = isinstance(src, (str, os.PathLike))
+        with Image.open(src if is_path else io.BytesIO(src)) as im:   # the header only, so far
             w, h = im.size
-            if im.mode not in DEEP_MODES or w * h > DEFAULT_MAX_PIXELS:   # too large: load_image refuses it
+            if w * h > DEFAULT_MAX_PIXELS:    # load_image refuses it, from the header
                 return None
-            return int(np.asarray(im).max())
+            if im.mode in DEEP_MODES:
+                return int(np.asarray(im).max())
+            head = src[:32] if not is_path else b""
+            if is_path:
+                with open(src, "rb") as f:
+                    head = f.read(32)
+            if _is_deep_colour(im, head):
+                return int(_decode_deep_colour(Path(src).read_bytes() if is_path else src, "").max())
+            return None
     except Exception:  # noqa: BLE001 - unreadable: load_image says why, later
         return None
 
@@ -191,6 +227,8 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
                                     f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise the pixel limit")
             if w < 8 or h < 8:
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
+            if _is_deep_colour(im, data):
+                return _array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb8(im, name, sensor_bits, keep_depth)
