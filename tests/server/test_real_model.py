@@ -58,6 +58,33 @@ def test_real_model_judges_parts_and_serves_pictures(real_server):
         assert [(m["version"], m["active"]) for m in models] == [(1, True)]
 
 
+def test_pictures_for_a_screen_are_drawn_at_the_size_asked(real_server):
+    # A camera's photo at full size costs the station seconds to draw as an overlay and the
+    # browser megabytes; the operator pages ask for thumbnails and screen-sized pictures.
+    from lineguard.vision.synth import make_part
+    part = np.asarray(Image.fromarray(make_part(1002, size=128, defect="scratch")[0]).resize((1600, 1200)))
+    with real_server.client(real_server.keys["operator"]) as c:
+        r = post_part(c, _png(part), "big-1")
+        assert r.status_code == 201, r.text
+        links = r.json()["links"]
+        overlay = c.get(links["overlay"], params={"max_side": 400})
+        assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(overlay.content)).size == (400, 300)
+        full = c.get(links["overlay"])
+        assert Image.open(io.BytesIO(full.content)).size == (1600, 1200)
+        photo = c.get(links["image"], params={"max_side": 320})
+        assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+        shown = np.asarray(Image.open(io.BytesIO(photo.content)))
+        assert shown.shape == (240, 320, 3)
+        want = np.asarray(Image.fromarray(part).resize((320, 240), Image.BOX)).astype(int)
+        assert np.abs(shown.astype(int) - want).mean() < 4            # the same picture, smaller
+        assert c.get(links["image"]).content == _png(part)            # as sent without a size
+        small = c.get(links["image"], params={"max_side": 4000})      # larger than the photo: as it is
+        assert Image.open(io.BytesIO(small.content)).size == (1600, 1200)
+        for bad in (0, 8, "big"):
+            assert c.get(links["overlay"], params={"max_side": bad}).status_code == 422
+
+
 def test_train_new_version_from_stored_good_parts(real_server):
     from lineguard.vision.synth import make_part
     with real_server.client(real_server.keys["operator"]) as c:

@@ -66,8 +66,38 @@ def heatmap_png(map_png: bytes) -> bytes:
     return _png(np.ascontiguousarray(rgb, dtype=np.uint8))
 
 
-def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any) -> bytes:
-    """The part with its anomaly areas tinted and defect regions boxed."""
+def shrink_for_display(image: np.ndarray, max_side: Optional[int]) -> tuple[np.ndarray, float]:
+    """``image`` with its long side at most ``max_side`` pixels, and the factor applied (1
+    when it already fits or no size is asked). A screen shows a part at 1-2 thousand
+    pixels; a 12 megapixel overlay drawn at full size took seconds of the station's cores
+    (benchmarks/display_bench.py)."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, 1.0
+    f = max_side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), f
+
+
+def photo_jpeg(image: np.ndarray, max_side: Optional[int]) -> bytes:
+    """The part's photo for a screen: 8-bit, at most ``max_side`` a side, as JPEG."""
+    small, _ = shrink_for_display(image, max_side)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:  # pragma: no cover - only on out-of-memory
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any, max_side: Optional[int] = None) -> bytes:
+    """The part with its anomaly areas tinted and defect regions boxed; with ``max_side``,
+    drawn at that size at most (the boxes scaled with the photo)."""
+    image, f = shrink_for_display(image, max_side)
+    if f < 1.0:
+        from dataclasses import replace
+        boxes = [replace(r, x=int(r.x * f), y=int(r.y * f), width=max(1, round(r.width * f)),
+                         height=max(1, round(r.height * f))) for r in result.regions]
+        result = replace(result, regions=boxes)
     try:
         from ..vision.overlay import render_overlay
         if amap is not None and amap.shape[:2] != image.shape[:2]:

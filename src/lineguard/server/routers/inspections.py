@@ -22,6 +22,10 @@ router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 _TEXT = r"\S"
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp", "image/gif")
 _ID = Path(ge=1, le=DB_INT_MAX, description="the inspection's id")
+# a picture for a screen: the photo (or overlay) with its long side at most this many pixels
+_MAX_SIDE = Query(None, ge=16, le=16384, description="draw the picture at most this many pixels a side "
+                  "(a screen's size; the photo is then a JPEG): a camera's 12 megapixel overlay takes seconds "
+                  "to draw at full size")
 
 
 def with_links(rec: Inspection) -> dict[str, Any]:
@@ -117,14 +121,21 @@ def get_inspection(inspection_id: int = _ID, station: Station = Depends(get_stat
     return with_links(station.get(inspection_id))
 
 
-@router.get("/{inspection_id}/image", summary="The stored part image (as sent: PNG, JPEG, BMP, TIFF, WebP or GIF)",
+@router.get("/{inspection_id}/image", summary="The stored part image (as sent: PNG, JPEG, BMP, TIFF, WebP or GIF; "
+            "with max_side, a JPEG for a screen)",
             response_class=Response, responses={200: {"content": {m: {} for m in _IMAGE_TYPES}},
                                                 **errors(401, 403, 404, 422)})
-def get_image(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+def get_image(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE, station: Station = Depends(get_station),
+              _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
-    return Response(station.images.get(rec.image_key), media_type=media_type_for(rec.image_key))
+    data = station.images.get(rec.image_key)
+    if max_side is None:
+        return Response(data, media_type=media_type_for(rec.image_key))
+    from ...line import render
+    from ...vision.imageio import load_image
+    return Response(render.photo_jpeg(load_image(data, sensor_bits="auto"), max_side), media_type="image/jpeg")
 
 
 @router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response,
@@ -139,9 +150,10 @@ def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station
 
 @router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422)})
-def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+def get_overlay(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
+                station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
-    if rec.overlay_key:
+    if rec.overlay_key and (max_side is None or not rec.image_key):
         return Response(station.images.get(rec.overlay_key), media_type="image/png")
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept, so there is no overlay")
@@ -158,7 +170,7 @@ def get_overlay(inspection_id: int = _ID, station: Station = Depends(get_station
                               model_id=rec.model_id, model_version=rec.model_version,
                               image_size=(rec.image_width, rec.image_height),
                               review_threshold=rec.review_threshold)
-    return Response(render.overlay_png(image, amap, result), media_type="image/png")
+    return Response(render.overlay_png(image, amap, result, max_side), media_type="image/png")
 
 
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,

@@ -176,6 +176,10 @@ const LG = (() => {
   const verdictClass = (v) => "v-" + String(v || "").toLowerCase();
   const partUrl = (id) => "/app/parts/" + encodeURIComponent(id);
   const inspUrl = (id, what) => "/api/v1/inspections/" + encodeURIComponent(id) + (what ? "/" + what : "");
+  // a picture for a screen: a camera's photo drawn at its full 5-12 megapixels costs the
+  // station seconds and the browser megabytes; thumbnails and viewers ask for what they show
+  const picUrl = (id, what, maxSide) => inspUrl(id, what) + "?max_side=" + maxSide;
+  const THUMB_PX = 320, VIEW_PX = 1600;
 
   // <input type=datetime-local> value (local time) <-> ISO UTC for the API
   function localToIso(v) { return v ? new Date(v).toISOString() : ""; }
@@ -214,6 +218,6 @@ const LG = (() => {
   }
 
   return {h, svg, clear, q, api, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
-    verdictClass, partUrl, inspUrl, localToIso, isoToLocal, field, select, params, defectTypes,
+    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, field, select, params, defectTypes,
     get me() { return me; }};
 })();

@@ -2,7 +2,7 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, api, clear, field, select, num, verdictClass, partUrl, inspUrl} = LG;
+  const {h, api, clear, field, select, num, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
   const p = LG.params();
   if (!("verdict" in p)) p.verdict = "NG";   // a defect gallery opens on the rejects
 
@@ -33,7 +33,7 @@ LG.start(async (main) => {
 
   let cursor = null, shown = 0;
   function card(it) {
-    const src = it.stored && it.stored.image ? inspUrl(it.id, it.verdict === "OK" ? "image" : "overlay") : null;
+    const src = it.stored && it.stored.image ? picUrl(it.id, it.verdict === "OK" ? "image" : "overlay", THUMB_PX) : null;
     const review = it.review && it.review.reviewed
       ? (it.review.label === "good" ? "false alarm" : "defect" + (it.defect_type ? ": " + it.defect_type : ""))
       : "not reviewed";

@@ -3,7 +3,7 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, api, clear, pct, num, timeOnly, verdictClass, partUrl, inspUrl} = LG;
+  const {h, api, clear, pct, num, timeOnly, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
   const MAX_THUMBS = 24;
   const cards = new Map();   // "line\u0000station" -> {row, els}
   let summary = null;
@@ -114,7 +114,7 @@ LG.start(async (main) => {
 
   function thumb(p) {
     const img = p.stored && p.stored.image
-      ? h("img", {src: inspUrl(p.id, "image"), alt: "part " + p.part_id, loading: "lazy"})
+      ? h("img", {src: picUrl(p.id, "image", THUMB_PX), alt: "part " + p.part_id, loading: "lazy"})
       : h("div", {class: "noimg"}, "image not kept");
     return h("a", {class: "thumb " + verdictClass(p.verdict), href: partUrl(p.id), dataset: {id: p.id},
       title: `${p.part_id} · ${p.verdict} · score ${num(p.score)}`},

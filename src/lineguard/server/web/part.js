@@ -3,13 +3,13 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, svg, api, clear, num, verdictClass, inspUrl} = LG;
+  const {h, svg, api, clear, num, verdictClass, inspUrl, picUrl, VIEW_PX} = LG;
   const id = Number(location.pathname.split("/").filter(Boolean).pop());
   const it = await api(inspUrl(id));
   const [w, hgt] = it.image_size || [0, 0];
 
   // the viewer: the part, its heatmap (opacity slider) and region boxes in image pixels
-  const base = it.stored.image ? h("img", {src: inspUrl(id, "image"), alt: "part " + it.part_id, id: "part-image"})
+  const base = it.stored.image ? h("img", {src: picUrl(id, "image", VIEW_PX), alt: "part " + it.part_id, id: "part-image"})
     : h("div", {class: "noimg"}, "the image of this part was not kept (OK parts are sampled)");
   const heat = it.stored.heatmap ? h("img", {class: "heat", src: inspUrl(id, "heatmap"), alt: "anomaly heatmap"}) : null;
   const boxes = svg("svg", {class: "boxes", viewBox: `0 0 ${w || 1} ${hgt || 1}`, preserveAspectRatio: "none"},

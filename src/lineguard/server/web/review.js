@@ -3,7 +3,7 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, api, clear, num, verdictClass, inspUrl, partUrl} = LG;
+  const {h, api, clear, num, verdictClass, inspUrl, picUrl, VIEW_PX, partUrl} = LG;
   const p = LG.params();
   let items = [], idx = 0, types = [], type = null, view = "overlay";
 
@@ -65,7 +65,8 @@ LG.start(async (main) => {
     types = await LG.defectTypes(it.product);
     if (!types.includes(type)) type = null;
     const img = it.stored && it.stored.image
-      ? h("img", {src: inspUrl(it.id, view === "overlay" ? "overlay" : "image"), alt: "part " + it.part_id, id: "part-image"})
+      ? h("img", {src: picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX), alt: "part " + it.part_id,
+          id: "part-image"})
       : h("div", {class: "noimg"}, "image not kept");
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
