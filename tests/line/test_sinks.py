@@ -70,13 +70,13 @@ def test_mqtt_result_per_line_and_station(sqlite_station):
 class _Hook(BaseHTTPRequestHandler):
     fail_first = 0
     received: list = []
-    delay_s = 0.0
+    hold = None     # a threading.Event: each delivery waits for it (a receiver that hangs)
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["content-length"]))
         cls = type(self)
-        if cls.delay_s:
-            time.sleep(cls.delay_s)
+        if cls.hold is not None:
+            cls.hold.wait(60)
         if cls.fail_first > 0:
             cls.fail_first -= 1
             self.send_response(503)
@@ -92,7 +92,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook():
-    handler = type("Hook", (_Hook,), {"fail_first": 0, "received": [], "delay_s": 0.0})
+    handler = type("Hook", (_Hook,), {"fail_first": 0, "received": [], "hold": None})
     srv = HTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -110,13 +110,22 @@ def test_webhook_retries_with_backoff(sqlite_station, hook):
 
 
 def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):
-    hook.delay_s = 1.0
+    # The receiver hangs until the test lets it go (no time limit that a loaded machine
+    # could miss): had an inspection waited for it, none would return while it hangs.
+    hook.hold = threading.Event()
     dead = WebhookSink("http://127.0.0.1:9/nothing-listens", timeout_s=0.5, retries=1, backoff_s=0.05)
-    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=5, retries=0), dead])
-    t0 = time.monotonic()
-    for i in range(3):
-        st.inspect(png_bytes(30, seed=10 + i), Part(f"w-{i}", "L1", "S1", "cell"))
-    assert time.monotonic() - t0 < 1.0          # three parts done before the hook answered once
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=120, retries=0), dead])
+    judged = threading.Event()
+
+    def line() -> None:
+        for i in range(3):
+            st.inspect(png_bytes(30, seed=10 + i), Part(f"w-{i}", "L1", "S1", "cell"))
+        judged.set()
+
+    threading.Thread(target=line, daemon=True).start()
+    assert judged.wait(60), "an inspection waited for the hanging webhook"
+    assert hook.received == []          # three parts judged while the receiver still hung
+    hook.hold.set()
     deadline = time.monotonic() + 20
     while len(hook.received) < 4 and time.monotonic() < deadline:   # the model change, then 3 parts
         time.sleep(0.05)

@@ -69,6 +69,8 @@ def test_pictures_for_a_screen_are_drawn_at_the_size_asked(real_server):
         links = r.json()["links"]
         overlay = c.get(links["overlay"], params={"max_side": 400})
         assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
+        # a part's pictures never change: the browser keeps them (privately) instead of asking again
+        assert overlay.headers["cache-control"] == "private, max-age=3600"
         assert Image.open(io.BytesIO(overlay.content)).size == (400, 300)
         full = c.get(links["overlay"])
         assert Image.open(io.BytesIO(full.content)).size == (1600, 1200)

@@ -22,6 +22,9 @@ router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 _TEXT = r"\S"
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp", "image/gif")
 _ID = Path(ge=1, le=DB_INT_MAX, description="the inspection's id")
+# An inspection's pictures never change: a browser may keep them an hour instead of asking
+# the station to draw every overlay of a gallery again on each visit (private: behind a key)
+_PICTURE = {"Cache-Control": "private, max-age=3600"}
 # a picture for a screen: the photo (or overlay) with its long side at most this many pixels
 _MAX_SIDE = Query(None, ge=16, le=16384, description="draw the picture at most this many pixels a side "
                   "(a screen's size; the photo is then a JPEG): a camera's 12 megapixel overlay takes seconds "
@@ -132,10 +135,11 @@ def get_image(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE, sta
         raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
     data = station.images.get(rec.image_key)
     if max_side is None:
-        return Response(data, media_type=media_type_for(rec.image_key))
+        return Response(data, media_type=media_type_for(rec.image_key), headers=_PICTURE)
     from ...line import render
     from ...vision.imageio import load_image
-    return Response(render.photo_jpeg(load_image(data, sensor_bits="auto"), max_side), media_type="image/jpeg")
+    return Response(render.photo_jpeg(load_image(data, sensor_bits="auto"), max_side), media_type="image/jpeg",
+                    headers=_PICTURE)
 
 
 @router.get("/{inspection_id}/heatmap", summary="Colour heatmap of the anomaly map (PNG)", response_class=Response,
@@ -145,7 +149,7 @@ def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station
     rec = station.get(inspection_id)
     if not rec.heatmap_key:
         raise NotFound(f"the anomaly map of inspection {inspection_id} was not kept")
-    return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png")
+    return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png", headers=_PICTURE)
 
 
 @router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response,
@@ -154,7 +158,7 @@ def get_overlay(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if rec.overlay_key and (max_side is None or not rec.image_key):
-        return Response(station.images.get(rec.overlay_key), media_type="image/png")
+        return Response(station.images.get(rec.overlay_key), media_type="image/png", headers=_PICTURE)
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept, so there is no overlay")
     from ...line import render
@@ -170,7 +174,7 @@ def get_overlay(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
                               model_id=rec.model_id, model_version=rec.model_version,
                               image_size=(rec.image_width, rec.image_height),
                               review_threshold=rec.review_threshold)
-    return Response(render.overlay_png(image, amap, result, max_side), media_type="image/png")
+    return Response(render.overlay_png(image, amap, result, max_side), media_type="image/png", headers=_PICTURE)
 
 
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
