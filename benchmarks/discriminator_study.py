@@ -139,14 +139,14 @@ class PixelEval:
         self.val, self.rep = st.val, st.rep
 
     def __call__(self, maps: torch.Tensor) -> dict[str, dict[str, float]]:
-        from lineguard.vision.evaluate import _resize_map
+        from lineguard.vision.preprocess import resize_map
         from lineguard.vision.metrics import PixelMetrics
         acc = {"val": PixelMetrics(), "report": PixelMetrics(), "full": PixelMetrics()}
         val = set(int(i) for i in self.val)
         for i, (m, mask) in enumerate(zip(maps.numpy(), self.masks)):
             if mask is None:
                 continue
-            m = _resize_map(m, mask.shape) if m.shape != mask.shape else m
+            m = resize_map(m, mask.shape[1], mask.shape[0])
             for k in ("full", "val" if i in val else "report"):
                 acc[k].add(m, mask)
         return {k: {"pixel_auroc": round(a.pixel_auroc(), 4), "aupro": round(a.aupro(0.3), 4)}

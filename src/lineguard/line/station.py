@@ -612,9 +612,9 @@ def _fits_camera_depth(image: Any, insp: Any) -> None:
     if getattr(image, "dtype", None) != "uint16":
         return
     from ..vision.errors import PhotoTooDeep as TooDeep
-    from ..vision.imageio import load_image, sensor_bits_of
+    from ..vision.imageio import check_depth, sensor_bits_of
     try:
-        load_image(image, sensor_bits=sensor_bits_of(insp), keep_depth=True)
+        check_depth(image, sensor_bits_of(insp), "the photo")
     except TooDeep as exc:
         raise PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}") from exc
 

@@ -22,6 +22,7 @@ from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
 from .imageio import load_image, sensor_bits_of
+from .preprocess import resize_map
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
 __all__ = ["evaluate"]
@@ -56,13 +57,6 @@ class _Lowest:
 
     def payloads(self) -> list[dict]:
         return [e[2] for e in self._heap]
-
-
-def _resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    im = Image.fromarray(np.ascontiguousarray(m, dtype=np.float32))
-    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], batch_size: int,
@@ -167,7 +161,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
             amap = res.anomaly_map
             shape = img.shape[:2]
             if amap is not None and np.shape(amap) != shape:
-                amap = _resize_map(np.asarray(amap), shape)
+                amap = resize_map(amap, shape[1], shape[0])
                 resized_maps += 1
             if pix is not None and amap is not None:
                 try:

@@ -67,7 +67,7 @@ def sensor_bits_for(largest: float) -> int:
     return next((b for b in SENSOR_BITS if largest <= 2 ** b - 1), SENSOR_BITS[-1])
 
 
-def _check_depth(arr: np.ndarray, sensor_bits: SensorBits, name: str) -> None:
+def check_depth(arr: np.ndarray, sensor_bits: SensorBits, name: str) -> None:
     """A model's camera depth (an int) must hold the photo's values: brighter ones mean a
     deeper camera or another output format, and would judge a white part."""
     if isinstance(sensor_bits, int) and arr.size:
@@ -81,13 +81,14 @@ def _check_depth(arr: np.ndarray, sensor_bits: SensorBits, name: str) -> None:
 
 def _deep_to_uint8(arr: np.ndarray, sensor_bits: SensorBits) -> np.ndarray:
     a = arr.astype(np.float32)       # float32: half float64's memory, the same 8-bit result
-    top = float(a.max())
-    if sensor_bits == "auto":
-        top = float(2 ** sensor_bits_for(top) - 1)
-    elif sensor_bits:
+    if isinstance(sensor_bits, int):
         top = float(2 ** sensor_bits - 1)
-    elif top <= 65535:
-        top = 65535.0
+    else:                            # the photo's own largest value decides ("auto", None)
+        top = float(a.max())
+        if sensor_bits == "auto":
+            top = float(2 ** sensor_bits_for(top) - 1)
+        elif top <= 65535:
+            top = 65535.0
     return (np.clip(a / max(top, 1.0) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
 
 
@@ -133,10 +134,8 @@ def deep_max(src: ImageLike) -> Optional[int]:
                 return None
             if im.mode in DEEP_MODES:
                 return int(np.asarray(im).max())
-            head = src[:32] if not is_path else b""
-            if is_path:
-                with open(src, "rb") as f:
-                    head = f.read(32)
+            with (open(src, "rb") if is_path else io.BytesIO(src)) as f:
+                head = f.read(32)
             if _is_deep_colour(im, head):
                 return int(_decode_deep_colour(Path(src).read_bytes() if is_path else src, "").max())
             return None
@@ -159,7 +158,7 @@ def _to_rgb8(im: Image.Image, name: str, sensor_bits: SensorBits = None,
     mode = im.mode
     if mode in DEEP_MODES:
         arr = np.asarray(im)
-        _check_depth(arr, sensor_bits, name)
+        check_depth(arr, sensor_bits, name)
         if keep_depth and (mode != "I" or (arr.min() >= 0 and arr.max() <= 65535)):
             return np.ascontiguousarray(arr, dtype=np.uint16)
         gray = _deep_to_uint8(arr, sensor_bits)
@@ -251,7 +250,7 @@ def _array_to_rgb8(arr: np.ndarray, name: str, sensor_bits: SensorBits = None,
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ImageError(name, "expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     if arr.dtype == np.uint16:
-        _check_depth(arr, sensor_bits, name)
+        check_depth(arr, sensor_bits, name)
         if keep_depth:
             return np.ascontiguousarray(arr)
         arr = _deep_to_uint8(arr, sensor_bits)

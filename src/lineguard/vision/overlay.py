@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .imageio import ImageLike, load_image
+from .preprocess import resize_map
 from .result import DefectRegion, InspectionResult, Verdict
 
 __all__ = ["heatmap_rgb", "render_overlay", "map_display_range"]
@@ -86,13 +87,6 @@ def map_display_range(anomaly_map: np.ndarray, pixel_threshold: Optional[float])
     return lo, 0.5 * (lo + hi), hi
 
 
-def _resize_map(m: np.ndarray, height: int, width: int) -> np.ndarray:
-    if m.shape == (height, width):
-        return m
-    im = Image.fromarray(np.ascontiguousarray(m, dtype=np.float32))  # mode "F"
-    return np.asarray(im.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
@@ -130,7 +124,7 @@ def render_overlay(image: ImageLike, result_or_map: Union[InspectionResult, np.n
 
     out = img.astype(np.float32)
     if amap is not None:
-        m = _resize_map(np.asarray(amap, dtype=np.float32), h, w)
+        m = resize_map(amap, w, h)
         vmin, vmid, vmax = map_display_range(m, threshold)
         heat = heatmap_rgb(m, vmin, vmax).astype(np.float32)
         weight = _normalise(m, vmin, vmid) * np.float32(np.clip(alpha, 0.0, 1.0))

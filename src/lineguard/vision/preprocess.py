@@ -15,7 +15,8 @@ the policy is explicit and stored with the model:
 - ``image_size``: the model input, one side (square) or (height, width); each a
   multiple of 32 so the feature grids divide evenly.
 - ``sensor_bits``: for 16-bit photos, the camera's bit depth, whose full scale is white
-  (``imageio``); set from the good parts when the model learns, None for 8-bit photos.
+  (``imageio``); set from the good parts when the model learns (8 for 8-bit photos; None
+  in models made before the setting, which read 16-bit photos by the 16-bit range).
 
 The anomaly map comes back over the photo at the photo's own size, except for photos far
 larger than the model input (line cameras of 5-12 megapixels): their map keeps
