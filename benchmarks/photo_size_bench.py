@@ -8,8 +8,10 @@ it to the model input and bringing the anomaly map back to the photo's pixels (a
 regions) do. Here one fast-profile model (trained on ``--train`` good parts of
 ``--data``, exported to ONNX) inspects one defective part enlarged to each size, as an
 array (what ``Inspector.inspect`` is handed by the station after decoding) and, apart,
-the decode of that photo as a JPEG file (quality 92). Median over ``--runs`` calls of
-the inspector's own stage timings, batch 1, ``--threads`` threads.
+the decode of that photo as a JPEG file (quality 92), and the whole part from those JPEG
+bytes (what a hot folder or an upload hands the station; the decode is then in
+"preprocess"), with both ways' scores. Median over ``--runs`` calls of the inspector's own
+stage timings, batch 1, ``--threads`` threads.
 
     python -m benchmarks.photo_size_bench [--data ../shared/datasets/magnetic_tile] [--tag before]
 
@@ -34,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((400, 300), (1280, 1024), (2448, 2048), (4000, 3000))
 
 
-def _median_stages(insp, photo: np.ndarray, runs: int) -> dict:
+def _median_stages(insp, photo, runs: int) -> dict:
     insp.inspect(photo)   # warm this photo size's path
     rows = [insp.inspect(photo).timings_ms for _ in range(runs)]
     return {k: round(statistics.median(r[k] for r in rows), 2) for k in rows[0]}
@@ -84,11 +86,16 @@ def main() -> None:
         buf = io.BytesIO()
         Image.fromarray(photo).save(buf, format="JPEG", quality=92)
         res = edge.inspect(photo)
+        jpeg = buf.getvalue()
         row = {"photo": f"{w}x{h}", "megapixels": round(w * h / 1e6, 2), "verdict": res.verdict.value,
                "regions": len(res.regions), "map_shape": list(res.anomaly_map.shape),
                "onnx_ms": _median_stages(edge, photo, args.runs),
                "torch_ms": _median_stages(insp, photo, max(3, args.runs // 3)),
-               "decode_jpeg_ms": _decode_ms(buf.getvalue(), max(3, args.runs // 3))}
+               "decode_jpeg_ms": _decode_ms(jpeg, max(3, args.runs // 3)),
+               "onnx_from_jpeg_ms": _median_stages(edge, jpeg, args.runs),
+               "score_array": round(res.score, 4), "score_from_jpeg": round(edge.inspect(jpeg).score, 4),
+               "score_jpeg_decoded_in_full": round(edge.inspect(load_image(jpeg, max_pixels=10 ** 9)).score, 4),
+               "threshold": round(edge.threshold, 4)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     out = {"data": Path(args.data).name, "defect": Path(defect).name, "model_input": list(insp.preprocess.input_hw),

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from lineguard.vision.errors import DatasetError, ImageError, PhotoTooDeep
-from lineguard.vision.imageio import (check_sensor_bits, deep_max, list_images, load_image, load_images,
-                                     save_png_atomic, sensor_bits_for)
+from lineguard.vision.imageio import (Photo, check_sensor_bits, deep_max, list_images, load_image, load_images,
+                                     load_photo, save_png_atomic, sensor_bits_for)
 
 # PIL warns before lineguard refuses; the refusal is what these tests check.
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -184,6 +184,38 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_exif_orientation_1_keeps_shape(tmp_path):
     assert load_image(_exif_jpeg(1)).shape == (32, 64, 3)
+
+
+def test_a_jpeg_decodes_at_the_scale_asked_for_its_shown_size_and_keeps_that_size():
+    # The reduction is asked for the photo as shown (EXIF applied: 64 high, 32 wide), the
+    # pixels come turned like a full decode's, and the photo's own size is kept.
+    asked = []
+
+    def quarter(h: int, w: int) -> int:
+        asked.append((h, w))
+        return 4
+
+    photo = load_photo(_exif_jpeg(6), decode_scale=quarter)
+    assert asked == [(64, 32)] and photo.size_hw == (64, 32) and photo.reduced
+    assert photo.pixels.shape == (16, 8, 3)
+    assert photo.pixels[:2, -2:].mean() > 200 and photo.pixels[:2, :2].mean() < 60   # turned as shown
+    # without a rule, or at scale 1, the photo is decoded whole (as load_image does)
+    for whole in (load_photo(_exif_jpeg(6)), load_photo(_exif_jpeg(6), decode_scale=lambda h, w: 1)):
+        assert not whole.reduced and whole.size_hw == (64, 32)
+        np.testing.assert_array_equal(whole.pixels, load_image(_exif_jpeg(6)))
+
+
+def test_only_jpegs_decode_at_reduced_scale_and_a_photo_loads_as_its_pixels():
+    buf = io.BytesIO()
+    Image.fromarray(_noise(64, 96)).save(buf, format="PNG")
+    png = load_photo(buf.getvalue(), decode_scale=lambda h, w: 8)
+    assert not png.reduced and png.pixels.shape == (64, 96, 3)
+    small = load_photo(_exif_jpeg(1), decode_scale=lambda h, w: 2)
+    np.testing.assert_array_equal(load_image(small), small.pixels)   # what a stand-in inspector is given
+    again = load_photo(small)
+    assert again.size_hw == (32, 64) and again.pixels.shape == (16, 32, 3)
+    grey = load_photo(np.zeros((20, 30), np.uint8), decode_scale=lambda h, w: 8)   # arrays: as they are
+    assert isinstance(grey, Photo) and grey.size_hw == (20, 30) and grey.pixels.shape == (20, 30, 3)
 
 
 def test_bytes_path_str_and_pil_inputs_agree(tmp_path):

@@ -208,6 +208,43 @@ def test_a_large_photo_gets_a_smaller_map_and_its_regions_in_photo_pixels(fitted
         assert got.peak_score == pytest.approx(want.peak_score, rel=0.01)
 
 
+def test_a_large_jpeg_is_decoded_at_reduced_scale_and_judged_as_decoded_whole(fitted_inspector, synth_category,
+                                                                             monkeypatch):
+    # A camera's JPEG 16x the model input on each side: decoding it whole cost more than
+    # judging it. It is decoded at 1/4 (still 4x the input), and judged as the same
+    # photo decoded whole: same verdict, score within 2%, regions in the photo's pixels.
+    import io
+
+    from PIL import Image
+
+    from lineguard.vision import imageio
+
+    photo = None
+    for path in sorted((synth_category / "test").glob("*/*.png")):
+        small = load_image(path)
+        if path.parent.name != "good" and fitted_inspector.inspect(small).is_ng:
+            photo = np.asarray(Image.fromarray(small).resize((16 * SIZE, 16 * SIZE), Image.BICUBIC))
+            break
+    assert photo is not None
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="JPEG", quality=95)
+    jpeg = buf.getvalue()
+    decoded = []
+    real = imageio._to_rgb8
+    monkeypatch.setattr(imageio, "_to_rgb8", lambda im, *a, **k: decoded.append(im.size) or real(im, *a, **k))
+    r = fitted_inspector.inspect(jpeg)
+    assert decoded == [(4 * SIZE, 4 * SIZE)]
+    full = fitted_inspector.inspect(load_image(jpeg))
+    assert decoded[1] == (16 * SIZE, 16 * SIZE)
+    assert r.verdict == full.verdict and r.score == pytest.approx(full.score, rel=0.02)
+    assert r.image_size == full.image_size == (16 * SIZE, 16 * SIZE)
+    assert r.anomaly_map.shape == full.anomaly_map.shape
+    assert len(r.regions) == len(full.regions) >= 1
+    for got, want in zip(r.regions, full.regions):   # one input pixel is 16 photo pixels
+        assert abs(got.x - want.x) <= 16 and abs(got.y - want.y) <= 16
+        assert abs(got.width - want.width) <= 32 and abs(got.height - want.height) <= 32
+
+
 def _grey(src, dst, bits: int = 8):
     """The photo in grey, as an 8-bit PNG or as a deeper camera's 16-bit PNG (values
     0..255 x 2^(bits-8))."""

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from lineguard.vision.evaluate import evaluate
+from lineguard.vision.imageio import load_image
 from lineguard.vision.overlay import heatmap_rgb, map_display_range, render_overlay
 from lineguard.vision.report import select_gallery, write_report
 from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
@@ -168,7 +169,8 @@ class FakeInspector:
         images = list(images)
         self.calls.append(len(images))
         out = []
-        for img in images:
+        for photo in images:
+            img = load_image(photo)   # evaluate hands parts over as Photo objects
             assert isinstance(img, np.ndarray) and img.dtype == np.uint8
             amap = img[:, :, 0].astype(np.float32) / 255.0
             score = float(amap.max())

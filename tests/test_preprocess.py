@@ -231,3 +231,57 @@ def test_large_photos_are_box_averaged_first_and_smaller_shrinks_are_unchanged()
     # 10x: within two grey levels of the exact shrink (at sharp edges), a fifth of one on average
     diff = np.abs(preprocess_module._resize_rgb(photo, 150, 130).astype(int) - exact(photo, 150, 130).astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.3
+
+
+# --------------------------------------------------------------------------- large JPEGs
+
+
+@pytest.mark.parametrize("kw, hw, scale", [
+    (dict(image_size=64), (300, 380), 1),               # shrunk under 6x: decoded whole
+    (dict(image_size=64), (400, 500), 2),               # 400 / 2 still holds 3 x 64
+    (dict(image_size=64), (1600, 2000), 8),
+    (dict(image_size=(64, 128)), (800, 1600), 4),       # each axis against its own input side
+    (dict(image_size=(64, 128)), (1600, 800), 2),       # a portrait photo into a wide input
+    (dict(image_size=(64, 128), orient="landscape"), (1600, 800), 4),   # ... turned first
+    (dict(image_size=64, roi=(100, 50, 400, 300)), (1600, 2000), 1),    # only the window counts
+    (dict(image_size=64, roi=(5000, 0, 10, 10)), (1600, 2000), 1),      # outside: apply() says so
+])
+def test_decode_scale_keeps_three_times_the_input_in_the_window(kw, hw, scale):
+    assert Preprocess(**kw).decode_scale(*hw) == scale
+
+
+def _photo_like(h: int, w: int, seed: int = 1) -> np.ndarray:
+    """The test photo with shading and sensor noise, as a camera's photo has."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    shading = (0.02 * xx + 0.03 * yy)[..., None]
+    return np.clip(0.6 * _photo(h, w) + shading + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kw, hw", [
+    (dict(image_size=64), (1600, 2000)),
+    (dict(image_size=(64, 128), resize="pad"), (1800, 1400)),
+    (dict(image_size=64, orient="landscape"), (2000, 840)),
+    (dict(image_size=64, roi=(200, 100, 1400, 1000)), (1200, 2000)),
+])
+def test_a_large_jpeg_decoded_at_reduced_scale_gives_the_input_of_a_full_decode(kw, hw):
+    # A camera's JPEG 20-30x the model input: decoded at 1/2-1/8 scale (what the input
+    # allows), the model gets its input within a few grey levels of the full decode's,
+    # and the same geometry: the map and regions land in the photo's own pixels.
+    import io
+
+    from lineguard.vision.imageio import load_image, load_photo
+    pre = Preprocess(**kw)
+    buf = io.BytesIO()
+    Image.fromarray(_photo_like(*hw)).save(buf, format="JPEG", quality=95)
+    photo = load_photo(buf.getvalue(), decode_scale=pre.decode_scale)
+    scale = pre.decode_scale(*hw)
+    assert scale > 1 and photo.reduced and photo.size_hw == hw
+    assert photo.pixels.shape[:2] == (-(-hw[0] // scale), -(-hw[1] // scale))
+    x, geo = pre.load(buf.getvalue())
+    x_full, geo_full = pre.apply(load_image(buf.getvalue()))
+    assert geo == geo_full
+    diff = np.abs(x.astype(int) - x_full.astype(int))
+    assert diff.max() <= 4 and diff.mean() < 0.4
+    back = pre.map_back(x[:, :, 0].astype(np.float32), geo)
+    np.testing.assert_allclose(back, pre.map_back(x_full[:, :, 0].astype(np.float32), geo_full), atol=4)

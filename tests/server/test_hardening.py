@@ -71,9 +71,8 @@ def test_decodes_at_once_are_capped(sqlite_like_station):
     import time
     st = sqlite_like_station(max_concurrent_decodes=2)
     from lineguard.line import station as station_mod
-    from lineguard.vision import imageio
     busy, peak, lock = [0], [0], threading.Lock()
-    real = imageio.load_image
+    real = station_mod.load_photo
 
     def slow_load(*a, **kw):
         with lock:
@@ -86,7 +85,7 @@ def test_decodes_at_once_are_capped(sqlite_like_station):
             with lock:
                 busy[0] -= 1
 
-    imageio.load_image = slow_load
+    station_mod.load_photo = slow_load
     try:
         threads = [threading.Thread(target=st.inspect, args=(png_bytes(40, seed=100 + i),
                                                             station_mod.Part(f"p{i}", "L1", "S1", "cell")))
@@ -96,7 +95,7 @@ def test_decodes_at_once_are_capped(sqlite_like_station):
         for t in threads:
             t.join()
     finally:
-        imageio.load_image = real
+        station_mod.load_photo = real
     assert len(st.query()) == 6 and peak[0] == 2
 
 

@@ -265,7 +265,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
 def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Optional[Path], batch_size: int,
             fail_on_ng: bool, threads: Optional[int], runtime: Optional[str], precision: Optional[str]) -> None:
     """Judge parts: verdict, score and defect regions for each image."""
-    from ..vision.imageio import list_images, load_image
+    from ..vision.imageio import list_images, load_photo
     from ..vision.errors import DatasetError, ImageError
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -288,8 +288,10 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         chunk, arrays = [], []
         for f in files[start:start + batch_size]:
             try:
-                # 16-bit photos as they are, for the model to scale (and refuse past its depth)
-                arrays.append(load_image(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits))
+                # 16-bit photos as they are, for the model to scale (and refuse past its depth);
+                # a large JPEG at the reduced scale the model's input allows
+                arrays.append(load_photo(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits,
+                                         decode_scale=insp.preprocess.decode_scale))
                 chunk.append(f)
             except ImageError as exc:
                 bad.append(str(exc))
@@ -311,7 +313,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
             if overlays is not None:
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay
-                save_png_atomic(render_overlay(arr, r), overlays / f"{f.stem}_overlay.png")
+                # drawn on the whole photo (the model may have seen a reduced decode)
+                save_png_atomic(render_overlay(f if arr.reduced else arr.pixels, r), overlays / f"{f.stem}_overlay.png")
     for b in bad:
         note("unreadable", b, colour="red")
     if not as_json:

@@ -62,10 +62,9 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
         insp = Inspector.load(model)
         calib = None
         if int8 and calibration_images is not None:
-            from ..vision.imageio import list_images, load_image
+            from ..vision.imageio import list_images
             files = list(list_images(calibration_images))[:max_calibration]
-            bits = insp.preprocess.sensor_bits
-            calib = np.stack([insp.preprocess.apply(load_image(f, sensor_bits=bits))[0] for f in files])
+            calib = np.stack([insp.preprocess.load(f)[0] for f in files])
         digest = export_onnx(insp, target, int8=int8, calibration_images=calib, check=False)
         if check:
             worst = parity_check(insp, target, calib)

@@ -21,7 +21,7 @@ import numpy as np
 from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
-from .imageio import load_image, sensor_bits_of
+from .imageio import decode_scale_of, load_photo, sensor_bits_of
 from .preprocess import resize_map
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
@@ -144,8 +144,10 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         arrays, ok = [], []
         for it in chunk:
             try:
-                # 16-bit photos as they are, for the model to scale (and refuse past its depth)
-                arrays.append(load_image(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector)))
+                # 16-bit photos as they are, for the model to scale (and refuse past its depth);
+                # a large JPEG at the reduced scale the model's input allows
+                arrays.append(load_photo(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector),
+                                         decode_scale=decode_scale_of(inspector)))
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})
@@ -159,7 +161,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
             idx = len(records)
             records.append(rec)
             amap = res.anomaly_map
-            shape = img.shape[:2]
+            shape = img.size_hw
             if amap is not None and np.shape(amap) != shape:
                 amap = resize_map(amap, shape[1], shape[0])
                 resized_maps += 1

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,7 +37,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # cannot take the station's memory.
 DEFAULT_MAX_PIXELS = 64_000_000
 
-ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
+ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image, "Photo"]
 
 # Depths line cameras deliver; the deeper ones arrive in 16-bit files with the top bits unused.
 SENSOR_BITS = (8, 10, 12, 14, 16)
@@ -60,6 +61,12 @@ def sensor_bits_of(model: object) -> SensorBits:
     """The camera depth a model loads photos with (None for models without one, and for
     stand-ins that have no preprocessing)."""
     return getattr(getattr(model, "preprocess", None), "sensor_bits", None)
+
+
+def decode_scale_of(model: object) -> Optional["DecodeScale"]:
+    """The JPEG decode reduction a model's input allows (``Preprocess.decode_scale``; None
+    for stand-ins without preprocessing, whose photos are decoded whole)."""
+    return getattr(getattr(model, "preprocess", None), "decode_scale", None)
 
 
 def sensor_bits_for(largest: float) -> int:
@@ -122,6 +129,8 @@ def _decode_deep_colour(data: bytes, name: str) -> np.ndarray:
 def deep_max(src: ImageLike) -> Optional[int]:
     """The largest value of a photo with more than 8 bits a channel, None for an 8-bit one
     (read from the header; only deep photos are decoded) or one that cannot be read."""
+    if isinstance(src, Photo):
+        src = src.pixels
     if isinstance(src, np.ndarray):
         return int(src.max()) if src.dtype == np.uint16 and src.size else None
     try:
@@ -150,6 +159,8 @@ def _describe(src: ImageLike) -> str:
         return f"<{len(src)} bytes>"
     if isinstance(src, np.ndarray):
         return f"<array {src.shape} {src.dtype}>"
+    if isinstance(src, Photo):
+        return f"<photo {src.size_hw[1]}x{src.size_hw[0]}>"
     return "<PIL image>"
 
 
@@ -183,6 +194,31 @@ def _to_rgb8(im: Image.Image, name: str, sensor_bits: SensorBits = None,
     return np.ascontiguousarray(arr)
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A photo decoded for a model: its pixels, which a large JPEG gives at 1/2, 1/4 or
+    1/8 of its size when the model's input needs no more (``load_photo``), and the
+    photo's own size, in which the part's map and regions are told."""
+
+    pixels: np.ndarray
+    size_hw: tuple[int, int]     # the photo's own (height, width), EXIF orientation applied
+
+    @classmethod
+    def whole(cls, pixels: np.ndarray) -> "Photo":
+        return cls(pixels, (int(pixels.shape[0]), int(pixels.shape[1])))
+
+    @property
+    def reduced(self) -> bool:
+        return tuple(self.pixels.shape[:2]) != tuple(self.size_hw)
+
+
+# (height, width) of a photo -> the JPEG decoder's reduction: 1, 2, 4 or 8
+DecodeScale = Callable[[int, int], int]
+JPEG_SCALES = (8, 4, 2, 1)
+# EXIF orientations that swap a photo's width and height (a quarter turn, maybe mirrored)
+_EXIF_TURNED = (5, 6, 7, 8)
+
+
 def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
                sensor_bits: SensorBits = None, keep_depth: bool = False) -> np.ndarray:
     """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable.
@@ -193,13 +229,28 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     1/2, 1/4 or 1/8 scale instead (the JPEG decoder does that for free) when that fits.
     16-bit data is scaled by ``sensor_bits`` (module docstring); ``keep_depth`` returns
     it as a uint16 array instead, for a model to scale with its own setting. A depth
-    given as a number must hold the photo's values, else :class:`PhotoTooDeep`.
+    given as a number must hold the photo's values, else :class:`PhotoTooDeep`. Of a
+    :class:`Photo`, its pixels (which a reduced decode holds fewer of).
     """
+    return load_photo(src, max_pixels, reduce_to_fit, sensor_bits, keep_depth).pixels
+
+
+def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
+               sensor_bits: SensorBits = None, keep_depth: bool = False,
+               decode_scale: Optional[DecodeScale] = None) -> Photo:
+    """As :func:`load_image`, and a JPEG is decoded at the reduction ``decode_scale``
+    gives for its size (a model's ``Preprocess.decode_scale``: what its input needs).
+    Decoding a 12 megapixel JPEG in full took longer than judging the part; at 1/4 the
+    decoder skips most of its work (it averages each 8x8 block's frequencies into 2x2
+    pixels), and a model that shrinks the photo 6x or more to its input sees nearly the
+    same pixels (benchmarks/photo_size_bench.py). Other formats are decoded whole."""
     name = _describe(src)
+    if isinstance(src, Photo):     # decoded already: its pixels made canonical, its size kept
+        return Photo(_array_to_rgb8(src.pixels, name, sensor_bits, keep_depth), src.size_hw)
     if isinstance(src, np.ndarray):
-        return _array_to_rgb8(src, name, sensor_bits, keep_depth)
+        return Photo.whole(_array_to_rgb8(src, name, sensor_bits, keep_depth))
     if isinstance(src, Image.Image):
-        return _to_rgb8(ImageOps.exif_transpose(src), name, sensor_bits, keep_depth)
+        return Photo.whole(_to_rgb8(ImageOps.exif_transpose(src), name, sensor_bits, keep_depth))
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
@@ -217,20 +268,31 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            if w * h > max_pixels and reduce_to_fit and im.format == "JPEG":
-                scale = next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8)
-                im.draft("RGB", (w // scale, h // scale))
-                w, h = im.size
+            if w < 8 or h < 8:
+                raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
+            turned = im.format == "JPEG" and im.getexif().get(0x0112) in _EXIF_TURNED
+            size_hw = (w, h) if turned else (h, w)        # as the photo is shown, EXIF applied
+            scale = 1
+            if im.format == "JPEG":
+                if decode_scale is not None:
+                    scale = int(decode_scale(*size_hw))
+                if w * h > max_pixels and reduce_to_fit:
+                    scale = max(scale, next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8))
+                if scale > 1:
+                    im.draft("RGB", (w // scale, h // scale))
+                    w, h = im.size
             if w * h > max_pixels:
                 raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
                                     f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise the pixel limit")
-            if w < 8 or h < 8:
-                raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
             if _is_deep_colour(im, data):
-                return _array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth)
+                return Photo.whole(_array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth))
             im.load()
             im = ImageOps.exif_transpose(im)
-            return _to_rgb8(im, name, sensor_bits, keep_depth)
+            pixels = _to_rgb8(im, name, sensor_bits, keep_depth)
+            # Decoded for a model, the photo keeps its own size (its map and regions are
+            # told in it). Otherwise the decode is the photo, as load_image has always
+            # given a JPEG reduced to fit the pixel limit.
+            return Photo(pixels, size_hw) if decode_scale is not None else Photo.whole(pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:

@@ -23,8 +23,7 @@ from . import bundle, openers
 from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
-from .imageio import (ImageLike, SensorBits, check_sensor_bits, deep_max, list_images, load_image,
-                      sensor_bits_for)
+from .imageio import ImageLike, Photo, SensorBits, check_sensor_bits, deep_max, list_images, sensor_bits_for
 from .preprocess import Geometry, Preprocess
 from .regions import find_regions, outline_peak, to_photo
 from .result import InspectionResult, Verdict
@@ -53,18 +52,16 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
     return out
 
 
-def _load_all(items: Sequence[ImageLike], progress: Progress, stage: str = "load",
-              transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-              loaded: Optional[list[int]] = None, sensor_bits: Optional[int] = None
-              ) -> tuple[list[np.ndarray], list[ImageError]]:
-    """Load images, keeping going past unreadable ones; ``transform`` is applied as each
-    loads so a large training folder is never held at full resolution. ``loaded``, when
-    given, receives the index of every item that loaded."""
+def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, stage: str = "load",
+              loaded: Optional[list[int]] = None) -> tuple[list[np.ndarray], list[ImageError]]:
+    """Load images as ``pre``'s model inputs, keeping going past unreadable ones; each is
+    shrunk to its input as it loads (a large JPEG decoded at reduced scale) so a large
+    training folder is never held at full resolution. ``loaded``, when given, receives
+    the index of every item that loaded."""
     imgs, bad = [], []
     for i, it in enumerate(items):
         try:
-            img = load_image(it, sensor_bits=sensor_bits)
-            imgs.append(transform(img) if transform else img)
+            imgs.append(pre.load(it)[0])
             if loaded is not None:
                 loaded.append(i)
         except ImageError as exc:
@@ -123,6 +120,8 @@ def auto_input_size(spec: str, items: Sequence[ImageLike], roi: Optional[Sequenc
         try:
             if isinstance(it, np.ndarray):
                 h, w = it.shape[:2]
+            elif isinstance(it, Photo):
+                h, w = it.size_hw
             else:
                 with Image.open(it) as im:
                     w, h = im.size
@@ -297,9 +296,8 @@ class Inspector:
             sensor_bits = good_parts_sensor_bits(items)
         pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient, sensor_bits=sensor_bits)
-        to_input = lambda p: pre.apply(p)[0]  # noqa: E731
         loaded: list[int] = []
-        inputs, bad = _load_all(items, progress, transform=to_input, loaded=loaded, sensor_bits=pre.sensor_bits)
+        inputs, bad = _load_all(items, progress, pre, loaded=loaded)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
@@ -340,7 +338,7 @@ class Inspector:
             progress("calibrate", 1, 1)
         defect_scores = None
         if defect_images is not None:
-            d_inputs, d_bad = _load_all(_resolve(defect_images), None, transform=to_input, sensor_bits=pre.sensor_bits)
+            d_inputs, d_bad = _load_all(_resolve(defect_images), None, pre)
             bad.extend(d_bad)
             if d_inputs:
                 defect_scores, _ = det.score(np.stack(d_inputs))
@@ -397,7 +395,9 @@ class Inspector:
         per core side by side where the model runs that way faster (exported models).
 
         Raises :class:`ImageError` for an unreadable image; callers that want to go on
-        past bad files load them first (``imageio.load_images``) and pass arrays.
+        past bad files load them first and pass what loaded: :class:`Photo` objects from
+        ``imageio.load_photo`` with ``decode_scale=inspector.preprocess.decode_scale`` (a
+        large JPEG then decodes at the reduced scale a file would), or arrays.
         """
         items = list(images)
         names = [sources[i] if sources is not None else (str(it) if isinstance(it, (str, os.PathLike)) else "")
@@ -410,7 +410,7 @@ class Inspector:
             t0 = time.perf_counter()
             geos, inputs = [], []
             for it in chunk:
-                x, g = self.preprocess.apply(load_image(it, sensor_bits=self.preprocess.sensor_bits))
+                x, g = self.preprocess.load(it)
                 geos.append(g)
                 inputs.append(x)
             t1 = time.perf_counter()
@@ -442,8 +442,7 @@ class Inspector:
         # running for the part in the next lane (numpy, Pillow and ONNX Runtime let go
         # of the GIL while they work).
         t0 = time.perf_counter()
-        photo = load_image(item, sensor_bits=self.preprocess.sensor_bits)
-        x, geo = self.preprocess.apply(photo)
+        x, geo = self.preprocess.load(item)
         t1 = time.perf_counter()
         scores, maps = self.detector.score_in_lane(x)
         t2 = time.perf_counter()
@@ -500,16 +499,14 @@ class Inspector:
         if review_rate is None:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
-        to_input = lambda p: self.preprocess.apply(p)[0]  # noqa: E731
-        bits = self.preprocess.sensor_bits
-        inputs, bad = _load_all(_resolve(good), None, transform=to_input, sensor_bits=bits)
+        inputs, bad = _load_all(_resolve(good), None, self.preprocess)
         if not inputs:
             raise DatasetError(f"no readable good images to recalibrate with ({len(bad)} unreadable); "
                                "give a folder or list of good part photos the model did not learn from")
         scores, maps = self.detector.score(np.stack(inputs))
         dscores = None
         if defect_images is not None:
-            d, _ = _load_all(_resolve(defect_images), None, transform=to_input, sensor_bits=bits)
+            d, _ = _load_all(_resolve(defect_images), None, self.preprocess)
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
         calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,

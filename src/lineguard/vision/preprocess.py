@@ -22,6 +22,8 @@ The anomaly map comes back over the photo at the photo's own size, except for ph
 larger than the model input (line cameras of 5-12 megapixels): their map keeps
 ``MAP_PX_PER_INPUT_PX`` map pixels per input pixel and is proportionally smaller than the
 photo (``Geometry.map_scale``); regions are still given in photo pixels (inspector).
+Such a photo sent as a JPEG is decoded at 1/2-1/8 of its size (``decode_scale``, ``load``):
+its geometry is still told in the photo's own pixels.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from PIL import Image
 
-from .imageio import SENSOR_BITS
+from .imageio import JPEG_SCALES, SENSOR_BITS, ImageLike, Photo, load_photo
 
 RESIZE_POLICIES = ("stretch", "pad")
 ORIENT_POLICIES = ("none", "landscape")
@@ -141,11 +143,35 @@ class Preprocess:
         x0, y0 = x, y
         return x0, y0, max(1, min(rw, w - x0)), max(1, min(rh, h - y0))
 
-    def apply(self, photo: np.ndarray) -> tuple[np.ndarray, Geometry]:
-        """uint8 (H, W, 3) photo -> uint8 (S, S, 3) model input and its geometry."""
-        h, w = photo.shape[:2]
+    def decode_scale(self, h: int, w: int) -> int:
+        """The JPEG decoder's reduction (8, 4, 2 or 1) for an h x w photo: the largest that
+        keeps the inspected window at least ``REDUCING_GAP`` times the input along each
+        axis, where a photo decoded whole would be box-averaged by Pillow first (the
+        resize's reducing_gap). Photos shrunk less than 6x are decoded whole."""
+        try:
+            _, _, ww, wh = self.window(h, w)
+        except ValueError:   # an ROI outside the photo: apply() says so
+            return 1
+        if self.orient == "landscape" and wh > ww:
+            ww, wh = wh, ww
+        ih, iw = self.input_hw
+        room = min(ww / (REDUCING_GAP * iw), wh / (REDUCING_GAP * ih))
+        return next(s for s in JPEG_SCALES if room >= s or s == 1)
+
+    def load(self, src: ImageLike) -> tuple[np.ndarray, Geometry]:
+        """A part's photo (file, bytes, array or :class:`Photo`) -> model input and geometry,
+        a large JPEG decoded at the reduction the input allows (``decode_scale``); 16-bit
+        pixels (a Photo the station kept deep) scaled by the model's camera depth."""
+        return self.apply(load_photo(src, sensor_bits=self.sensor_bits, decode_scale=self.decode_scale))
+
+    def apply(self, photo: Union[np.ndarray, Photo]) -> tuple[np.ndarray, Geometry]:
+        """uint8 (H, W, 3) photo -> uint8 (S, S, 3) model input and its geometry (in the
+        photo's own pixels, also for a :class:`Photo` decoded at reduced scale)."""
+        if isinstance(photo, np.ndarray):
+            photo = Photo.whole(photo)
+        h, w = photo.size_hw
         x, y, ww, wh = self.window(h, w)
-        crop = photo[y:y + wh, x:x + ww]
+        crop = _crop(photo, (x, y, ww, wh))
         turned = self.orient == "landscape" and wh > ww
         if turned:
             crop = np.ascontiguousarray(np.rot90(crop))
@@ -207,6 +233,19 @@ def resize_map(m: np.ndarray, w: int, h: int) -> np.ndarray:
     if cv2 is not None:
         return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
+def _crop(photo: Photo, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The window (photo pixels) of a photo's pixels; of a reduced decode, the decoded
+    pixels that cover it (edges rounded to the nearest decoded pixel)."""
+    x, y, ww, wh = window
+    if not photo.reduced:
+        return photo.pixels[y:y + wh, x:x + ww]
+    ph, pw = photo.pixels.shape[:2]
+    fy, fx = ph / photo.size_hw[0], pw / photo.size_hw[1]
+    x0, y0 = min(round(x * fx), pw - 1), min(round(y * fy), ph - 1)
+    x1, y1 = max(x0 + 1, min(pw, round((x + ww) * fx))), max(y0 + 1, min(ph, round((y + wh) * fy)))
+    return photo.pixels[y0:y1, x0:x1]
 
 
 def _resize_rgb(img: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -37,12 +37,11 @@ def _shard_features(shard: Shard, params: dict[str, Any], preprocess: Optional[d
     if isinstance(shard, np.ndarray):
         x = shard
     else:
-        from ...vision.imageio import load_image
         from ...vision.preprocess import Preprocess
         if preprocess is None:
             raise ValueError("shards of image paths need the preprocess settings (Preprocess.to_dict())")
         pre = Preprocess.from_dict(preprocess)
-        x = np.stack([pre.apply(load_image(p, sensor_bits=pre.sensor_bits))[0] for p in shard])
+        x = np.stack([pre.load(p)[0] for p in shard])
     det = PatchCore(**params)
     det.backbone_ = det._make_backbone()
     embed = det._patch_embedding()
