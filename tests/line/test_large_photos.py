@@ -42,9 +42,13 @@ def test_a_station_decodes_a_large_jpeg_as_far_as_its_models_allow(synth_categor
     st = Station(StationConfig(data_dir=tmp_path / "st"))   # keeps every image by default
     try:
         st.add_model((tmp_path / "coarse.lgm").read_bytes(), "cell", activate=True)
+        held = []
+        real_hold = st._pixels.hold
+        monkeypatch.setattr(st._pixels, "hold", lambda n: held.append(n) or real_hold(n))
         data = _jpeg(defects[0], 1024)
         rec = st.inspect(data, Part("p-1", "L1", "S1", "cell")).record
         assert decoded == [(256, 256)]                 # 1/4: still 4x the 64 px input
+        assert held == [256 * 256]                     # large parts take turns by what they decode to
         assert (rec.image_width, rec.image_height) == (1024, 1024)
         want = coarse.inspect(data)                    # the model alone, from the same bytes
         assert rec.verdict == want.verdict.value and rec.score == pytest.approx(want.score, rel=1e-5)
@@ -61,7 +65,7 @@ def test_a_station_decodes_a_large_jpeg_as_far_as_its_models_allow(synth_categor
         data = _jpeg(defects[1], 1024)
         rec = st.inspect(data, Part("p-2", "L1", "S1", "cell")).record
         assert st.shadow.wait_idle(30)
-        assert decoded == [(512, 512)]
+        assert decoded == [(512, 512)] and held[-1] == 512 * 512
         # the active model judged the shadow's finer pixels: nearly as it judges its own
         assert rec.score == pytest.approx(coarse.inspect(data).score, rel=0.03)
         with st.db.session() as s:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
-from ..vision.imageio import decode_scale_of, load_photo
+from ..vision.imageio import decode_scale_of, jpeg_scale, load_photo
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .config import StationConfig
 from .db import Database
@@ -194,15 +194,17 @@ class Station:
                 return Outcome(self._same_part(existing, part), created=False)
 
         suffix, _media = sniff_image(data)
+        decode_scale = self._decode_scale(part)
         # Hold the part's pixels from decode to answer: a part's memory (decoded image,
         # anomaly map at its size) lives that long, so large parts take turns while small
-        # ones pass freely; with the pixel limit this bounds the station's memory.
-        with self._pixels.hold(declared_pixels(data, self.config.max_image_pixels)):
-            return self._judge_and_store(data, part, source, t0, digest, suffix)
+        # ones pass freely; with the pixel limit this bounds the station's memory. A large
+        # JPEG holds the pixels it decodes to (a 12 MP photo at 1/4: 0.75 MP).
+        with self._pixels.hold(declared_pixels(data, self.config.max_image_pixels, decode_scale)):
+            return self._judge_and_store(data, part, source, t0, digest, suffix, decode_scale)
 
     def _judge_and_store(self, data: bytes, part: Part, source: str, t0: float, digest: str,
-                         suffix: str) -> Outcome:
-        photo = self._decode(data, suffix, self._decode_scale(part))
+                         suffix: str, decode_scale: Optional[Callable[[int, int], int]]) -> Outcome:
+        photo = self._decode(data, suffix, decode_scale)
         t_decode = time.perf_counter()
 
         mv = self.models.active_for(part.product, part.line)
@@ -638,17 +640,16 @@ def _fits_camera_depth(image: Any, insp: Any) -> None:
         raise PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}") from exc
 
 
-def declared_pixels(data: bytes, limit: int) -> int:
-    """Pixels an image will decode to, from its header (0 if unreadable: refused later)."""
+def declared_pixels(data: bytes, limit: int, decode_scale: Optional[Callable[[int, int], int]] = None) -> int:
+    """Pixels an image will decode to, from its header (0 if unreadable: refused later):
+    a JPEG's at the reduced scale it decodes at (``imageio.jpeg_scale``)."""
     import io
     from PIL import Image
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            if im.format == "JPEG" and w * h > limit:   # decoded at reduced scale (see load_image)
-                scale = next((s for s in (2, 4, 8) if (w // s) * (h // s) <= limit), 8)
-                w, h = w // scale, h // scale
-            return min(w * h, limit)
+            scale, _ = jpeg_scale(im, limit, True, decode_scale)
+            return min(-(-w // scale) * -(-h // scale), limit)
     except Exception:  # noqa: BLE001 - not an image: load_image says why
         return 0
 

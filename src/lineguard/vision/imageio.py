@@ -219,6 +219,22 @@ JPEG_SCALES = (8, 4, 2, 1)
 _EXIF_TURNED = (5, 6, 7, 8)
 
 
+def jpeg_scale(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
+               decode_scale: Optional[DecodeScale] = None) -> tuple[int, tuple[int, int]]:
+    """(the reduction a photo opened by Pillow decodes at: 1 unless a JPEG, its (height,
+    width) as shown, EXIF orientation applied). A JPEG is reduced as far as
+    ``decode_scale`` allows, and with ``reduce_to_fit`` at least as far as brings it
+    within ``max_pixels``. Read from the header alone."""
+    w, h = im.size
+    if im.format != "JPEG":
+        return 1, (h, w)
+    size_hw = (w, h) if im.getexif().get(0x0112) in _EXIF_TURNED else (h, w)
+    scale = int(decode_scale(*size_hw)) if decode_scale is not None else 1
+    if w * h > max_pixels and reduce_to_fit:
+        scale = max(scale, next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8))
+    return scale, size_hw
+
+
 def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
                sensor_bits: SensorBits = None, keep_depth: bool = False) -> np.ndarray:
     """Load one image as RGB uint8 (H, W, 3); raise :class:`ImageError` if unusable.
@@ -270,17 +286,10 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
             w, h = im.size
             if w < 8 or h < 8:
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
-            turned = im.format == "JPEG" and im.getexif().get(0x0112) in _EXIF_TURNED
-            size_hw = (w, h) if turned else (h, w)        # as the photo is shown, EXIF applied
-            scale = 1
-            if im.format == "JPEG":
-                if decode_scale is not None:
-                    scale = int(decode_scale(*size_hw))
-                if w * h > max_pixels and reduce_to_fit:
-                    scale = max(scale, next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8))
-                if scale > 1:
-                    im.draft("RGB", (w // scale, h // scale))
-                    w, h = im.size
+            scale, size_hw = jpeg_scale(im, max_pixels, reduce_to_fit, decode_scale)
+            if scale > 1:
+                im.draft("RGB", (w // scale, h // scale))
+                w, h = im.size
             if w * h > max_pixels:
                 raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
                                     f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise the pixel limit")
