@@ -213,3 +213,33 @@ def test_the_camera_verb_plays_a_video_file_at_its_recorded_rate(sqlite_station,
     assert cam.frames_read == 8 and took >= 0.65
     # at 2 parts/s over 0.8 s of video two frames are inspected (decoded at once, only the first was)
     assert cam.inspected == 2
+
+
+@pytest.mark.parametrize("kind", ["mono", "colour", "mono16", "grey2d"])
+def test_a_camera_frame_reaches_the_station_as_the_same_pixels_and_a_mono_one_as_grey(kind):
+    # The camera sources' PNG: a mono camera's frame (three equal channels from OpenCV)
+    # goes as one grey channel (a third of the bytes to write and read), and the station
+    # reads every kind back as the pixels the camera gave.
+    import io
+
+    from PIL import Image
+
+    from lineguard.line.sources.frame_png import encode_frame
+    from lineguard.vision.imageio import load_photo
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    frame = {"mono": np.repeat(grey[:, :, None], 3, axis=2),
+             "colour": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+             "mono16": np.repeat((grey.astype(np.uint16) * 16)[:, :, None], 3, axis=2),
+             "grey2d": grey}[kind]
+    data = encode_frame(frame)
+    with Image.open(io.BytesIO(data)) as png:
+        assert png.format == "PNG"
+        assert png.mode == {"mono": "L", "colour": "RGB", "mono16": "I;16", "grey2d": "L"}[kind]
+    got = load_photo(data, keep_depth=True).pixels
+    if kind == "colour":
+        np.testing.assert_array_equal(got, frame[:, :, ::-1])      # BGR from OpenCV, RGB for the model
+    elif kind == "mono16":
+        np.testing.assert_array_equal(got, frame[:, :, 0])          # kept 16-bit for the model to scale
+    else:
+        np.testing.assert_array_equal(got, np.repeat(grey[:, :, None], 3, axis=2))

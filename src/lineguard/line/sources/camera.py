@@ -7,7 +7,8 @@ Two modes, as on a line:
 * ``free``: frames are inspected continuously, at most ``max_fps`` per second, so a
   30 fps camera does not flood a model that manages 5 parts a second.
 
-Frames are encoded as PNG (lossless) and go through the same submit path as HTTP.
+Frames are encoded as PNG (lossless; fast settings, ``frame_png``) and go through the same
+submit path as HTTP.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from . import Submit, SubmitRefused
+from .frame_png import encode_frame
 
 log = logging.getLogger("lineguard.camera")
 
@@ -73,13 +75,15 @@ class CameraSource:
         return frame
 
     def inspect_frame(self, frame_bgr: np.ndarray) -> Optional[dict[str, Any]]:
-        ok, buf = cv2.imencode(".png", frame_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
+        try:
+            data = encode_frame(frame_bgr)
+        except ValueError as exc:
             self.errors += 1
+            log.error("frame not inspected: %s", exc)
             return None
         pid = self._part_id()
         try:
-            result = self.submit(buf.tobytes(), pid, f"{pid}.png")
+            result = self.submit(data, pid, f"{pid}.png")
         except (SubmitRefused, Exception) as exc:  # noqa: BLE001 - one bad frame must not stop the camera
             self.errors += 1
             log.error("frame %s not inspected: %s", pid, exc)

@@ -186,12 +186,13 @@ class FrameGrabber:
     def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[bytes, str]]:
         """An image source for the PLC handshake: each call is the next frame, as PNG."""
         def take() -> tuple[bytes, str]:
-            import cv2
+            from .frame_png import encode_frame
             frame = self.next_frame(timeout_s)
-            ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-            if not ok:
-                raise LookupError("the camera frame could not be encoded")
-            return buf.tobytes(), f"frame-{self.frames:07d}.png"
+            try:
+                data = encode_frame(frame)
+            except ValueError as exc:
+                raise LookupError(str(exc)) from exc
+            return data, f"frame-{self.frames:07d}.png"
         return take
 
     def status(self) -> dict[str, Any]:
