@@ -6,11 +6,14 @@ read back through memory; cut into pieces of the bank it stays in cache. This ex
 just that step for the bank sizes lineguard meets (784 queries = a 224 px part; 2016 = the
 quality profile's 576 x 224 KolektorSDD part; banks from 200 and 762 training parts) with
 several piece sizes (0 = one piece, as before), checks every variant gives the same
-distances, and times them alternately in one process, 2 threads.
+distances, and times them alternately in one process, 2 threads. ``--search int8`` times
+the integer search the profiles use now (``Int8Search``; its speed depends on the CPU's
+integer instructions, so the file is named after them).
 
-    python -m benchmarks.bank_chunk_bench [--threads 2] [--rounds 7]
+    python -m benchmarks.bank_chunk_bench [--threads 2] [--rounds 7] [--search float32|int8]
 
-Writes benchmarks/results/study-bank-chunks.json.
+Writes benchmarks/results/study-bank-chunks.json (float32) or
+study-bank-chunks-int8-<isa>.json.
 """
 from __future__ import annotations
 
@@ -28,14 +31,14 @@ CASES = ((784, 3136), (784, 11948), (2016, 8064))
 CHUNKS = (0, 256, 384, 512, 768, 1024, 2048)
 
 
-def _session(bank, chunk: int, queries: int, threads: int):
-    """The product's own search (``min_sq_distance``, as PatchCore's scoring module calls
-    it) exported with ``chunk`` rows a piece."""
+def _session(bank, chunk: int, queries: int, threads: int, search: str = "float32"):
+    """The product's own search (``min_sq_distance`` or ``Int8Search.min_sq_distance``, as
+    PatchCore's scoring module calls them) exported with ``chunk`` rows a piece."""
     import onnxruntime as ort
     import torch
     from torch import nn
 
-    from lineguard.vision.detectors.patchcore import PatchCoreScoring, min_sq_distance
+    from lineguard.vision.detectors.patchcore import Int8Search, PatchCoreScoring, min_sq_distance
 
     class Nearest(nn.Module):
         def __init__(self):
@@ -46,11 +49,22 @@ def _session(bank, chunk: int, queries: int, threads: int):
         def forward(self, q):
             return min_sq_distance(q, self.neg2_bank_t, self.bank_sq, len(bank)).sqrt()
 
+    class NearestInt8(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.search = Int8Search(bank, torch.stack([bank.min(0).values, bank.max(0).values]))
+            for name in ("center", "bank_t", "neg2_row_scale", "bank_sq"):
+                self.register_buffer(name, getattr(self.search, name))
+
+        def forward(self, q):
+            return self.search.min_sq_distance(q, self.center, self.bank_t, self.neg2_row_scale, self.bank_sq).sqrt()
+
     f = io.BytesIO()
     saved = PatchCoreScoring.bank_chunk
     PatchCoreScoring.bank_chunk = chunk or len(bank)      # read while the graph is traced
     try:
-        torch.onnx.export(Nearest(), (torch.randn(queries, bank.shape[1]),), f, opset_version=17,
+        torch.onnx.export(Nearest() if search == "float32" else NearestInt8(), (torch.randn(queries, bank.shape[1]),),
+                          f, opset_version=17,
                           input_names=["q"], output_names=["d"], dynamo=False)
     finally:
         PatchCoreScoring.bank_chunk = saved
@@ -64,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--search", choices=("float32", "int8"), default="float32")
     a = ap.parse_args()
     import torch
     torch.manual_seed(0)
@@ -71,7 +86,7 @@ def main() -> None:
     for queries, bank_rows in CASES:
         bank = torch.randn(bank_rows, 152)
         q = np.random.default_rng(0).standard_normal((queries, 152)).astype(np.float32)
-        sessions = {c: _session(bank, c, queries, a.threads) for c in CHUNKS}
+        sessions = {c: _session(bank, c, queries, a.threads, a.search) for c in CHUNKS}
         ref = sessions[0].run(None, {"q": q})[0]
         times: dict[int, list[float]] = {c: [] for c in CHUNKS}
         for _ in range(a.rounds):
@@ -85,9 +100,13 @@ def main() -> None:
                "median_ms_by_chunk": {str(c): round(statistics.median(v), 2) for c, v in times.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = Path(__file__).resolve().parent / "results" / "study-bank-chunks.json"
+    from benchmarks.edge_bench import cpu_description
+    cpu = cpu_description()
+    name = "study-bank-chunks.json" if a.search == "float32" else \
+        f"study-bank-chunks-int8-{'-'.join(cpu.get('cpu_isa', [])) or 'noisa'}.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.write_text(json.dumps({"benchmark": "bank chunks (ONNX Runtime, nearest-neighbour step only)",
-                               "threads": a.threads, "rounds": a.rounds, "chunk_0_means": "one piece (before)",
+                               "search": a.search, "cpu": cpu, "threads": a.threads, "rounds": a.rounds, "chunk_0_means": "one piece (before)",
                                "rows": rows, "load_avg": os.getloadavg(),
                                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
     print(f"wrote {out}")
