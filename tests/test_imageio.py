@@ -205,6 +205,16 @@ def test_a_jpeg_decodes_at_the_scale_asked_for_its_shown_size_and_keeps_that_siz
         np.testing.assert_array_equal(whole.pixels, load_image(_exif_jpeg(6)))
 
 
+def test_a_png_stored_on_its_side_keeps_its_shown_size_when_decoded_for_a_model():
+    stored = _noise(32, 64)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="PNG", exif=exif.tobytes())
+    photo = load_photo(buf.getvalue(), decode_scale=lambda h, w: 4)   # PNGs are decoded whole
+    assert photo.pixels.shape == (64, 32, 3) and photo.size_hw == (64, 32) and not photo.reduced
+
+
 def test_only_jpegs_decode_at_reduced_scale_and_a_photo_loads_as_its_pixels():
     buf = io.BytesIO()
     Image.fromarray(_noise(64, 96)).save(buf, format="PNG")

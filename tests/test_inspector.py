@@ -90,6 +90,24 @@ def test_auto_input_size_keeps_the_parts_aspect_ratio():
         Inspector.fit(tall, image_size="auto100")
 
 
+def test_auto_input_size_reads_photos_stored_on_their_side_as_they_are_shown(tmp_path):
+    # A camera turned a quarter stores its photo on its side with EXIF orientation 6; the
+    # model judges it turned upright, so its input follows the photo as shown.
+    from PIL import Image
+
+    from lineguard.vision.inspector import auto_input_size
+    files = []
+    for s in range(3):
+        stored = np.ascontiguousarray(np.rot90(make_part(s, size=(250, 100))[0]))   # 100 high, 250 wide
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        files.append(tmp_path / f"p{s}.jpg")
+        Image.fromarray(stored).save(files[-1], quality=95, exif=exif.tobytes())
+    assert load_image(files[0]).shape[:2] == (250, 100)
+    assert auto_input_size("auto64", files) == (160, 64)
+    assert auto_input_size("area160", files) == (256, 96)
+
+
 def test_area_input_size_keeps_long_parts_shape_within_the_squares_pixels():
     """areaN (the fast profile's area224): the square for near-square parts, else the
     parts' own shape with at most N x N pixels, so long parts are not squeezed and cost

@@ -1,11 +1,13 @@
 """A line camera's large JPEGs at the station: decoded at the reduction that the models
 about to judge the part allow (the whole decode of a 12 MP JPEG took longer than judging
-it), recorded and judged in the photo's own pixels, and stored as sent."""
+it), recorded and judged in the photo's own pixels, and stored as sent; and a model whose
+region of interest lies far into a camera's photo is accepted."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 
-import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -73,3 +75,20 @@ def test_a_station_decodes_a_large_jpeg_as_far_as_its_models_allow(synth_categor
         assert shadow.score == pytest.approx(fine.inspect(data).score, rel=1e-5)
     finally:
         st.close()
+
+
+def test_a_model_whose_roi_starts_past_256_px_is_accepted_by_the_station(tmp_path):
+    # A line camera's ROI often starts hundreds of pixels into the photo; the station's
+    # check that a model judges a part used a 256 x 256 part and refused every such model.
+    from lineguard import Inspector
+    from lineguard.line.errors import InvalidModel
+    from lineguard.line.registry import check_model_judges
+    from lineguard.vision.synth import make_part
+
+    good = [make_part(s, size=(520, 640))[0] for s in range(12)]
+    model = Inspector.fit(good, image_size=64, roi=(400, 300, 200, 180), false_reject_rate=0.2, seed=0)
+    check_model_judges(model)        # judges a part that holds the ROI's corner
+    far = copy.copy(model)           # an ROI no accepted photo reaches: refused with the reason
+    far.preprocess = dataclasses.replace(model.preprocess, roi=(70_000, 70_000, 10, 10))
+    with pytest.raises(InvalidModel, match="beyond any photo"):
+        check_model_judges(far)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..vision.errors import BundleError
+from ..vision.imageio import DEFAULT_MAX_PIXELS
 from .db import Database
 from .errors import Conflict, InvalidModel, ModelLoadFailed, NoActiveModel, NotFound
 from .imagestore import ContentStore
@@ -91,8 +92,15 @@ def check_model_judges(insp: Any) -> None:
         if h * w > MODEL_INPUT_MAX_PIXELS:
             raise InvalidModel(f"the model's input size {w}x{h} is over the station's limit of "
                                f"{MODEL_INPUT_MAX_PIXELS} pixels (2048x2048); train it at a smaller --image-size")
+    # a plain grey part, large enough to hold the corner of the model's region of interest
+    # (a camera's ROI often starts past 256 px; a smaller part would be refused as outside it)
+    roi = getattr(pre, "roi", None) or (0, 0, 0, 0)
+    part_h, part_w = int(roi[1]) + 256, int(roi[0]) + 256
+    if part_h * part_w > DEFAULT_MAX_PIXELS:
+        raise InvalidModel(f"the model's region of interest starts at x={roi[0]}, y={roi[1]}, beyond any photo the "
+                           "station accepts; set the ROI again and retrain")
     rng = np.random.default_rng(0)
-    part = np.clip(rng.normal(128, 20, (256, 256, 3)), 0, 255).astype(np.uint8)   # a plain grey part
+    part = np.clip(rng.normal(128, 20, (part_h, part_w, 3)), 0, 255).astype(np.uint8)
     # tracemalloc sees numpy's buffers (where a wrong-sized bank or map would be); the
     # runtimes' own arenas are bounded by the input size checked above
     started = not tracemalloc.is_tracing()

@@ -219,16 +219,27 @@ JPEG_SCALES = (8, 4, 2, 1)
 _EXIF_TURNED = (5, 6, 7, 8)
 
 
+def shown_hw(im: Image.Image) -> tuple[int, int]:
+    """An opened photo's (height, width) as it is shown and judged, EXIF orientation
+    applied (a camera turned a quarter stores the photo on its side), from the header."""
+    w, h = im.size
+    try:
+        turned = im.getexif().get(0x0112) in _EXIF_TURNED
+    except Exception:  # noqa: BLE001 - a broken EXIF block: exif_transpose leaves such photos as stored
+        turned = False
+    return (w, h) if turned else (h, w)
+
+
 def jpeg_scale(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
                decode_scale: Optional[DecodeScale] = None) -> tuple[int, tuple[int, int]]:
-    """(the reduction a photo opened by Pillow decodes at: 1 unless a JPEG, its (height,
-    width) as shown, EXIF orientation applied). A JPEG is reduced as far as
-    ``decode_scale`` allows, and with ``reduce_to_fit`` at least as far as brings it
-    within ``max_pixels``. Read from the header alone."""
+    """The reduction a photo opened by Pillow decodes at (1 unless a JPEG) and its
+    (height, width) as shown, EXIF orientation applied, read from the header alone. A
+    JPEG is reduced as far as ``decode_scale`` allows, and with ``reduce_to_fit`` at least
+    as far as brings it within ``max_pixels``."""
     w, h = im.size
+    size_hw = shown_hw(im)
     if im.format != "JPEG":
-        return 1, (h, w)
-    size_hw = (w, h) if im.getexif().get(0x0112) in _EXIF_TURNED else (h, w)
+        return 1, size_hw
     scale = int(decode_scale(*size_hw)) if decode_scale is not None else 1
     if w * h > max_pixels and reduce_to_fit:
         scale = max(scale, next((s for s in (2, 4, 8) if (w // s) * (h // s) <= max_pixels), 8))
@@ -291,17 +302,17 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
                 im.draft("RGB", (w // scale, h // scale))
                 w, h = im.size
             if w * h > max_pixels:
-                raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
-                                    f"{max_pixels / 1e6:.0f}", "crop or downscale it, or raise the pixel limit")
+                raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.3g} megapixels is over the limit of "
+                                    f"{max_pixels / 1e6:.3g}", "crop or downscale it, or raise the pixel limit")
             if _is_deep_colour(im, data):
                 return Photo.whole(_array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth))
             im.load()
             im = ImageOps.exif_transpose(im)
             pixels = _to_rgb8(im, name, sensor_bits, keep_depth)
-            # Decoded for a model, the photo keeps its own size (its map and regions are
-            # told in it). Otherwise the decode is the photo, as load_image has always
+            # Decoded reduced for a model, the photo keeps its own size (its map and regions
+            # are told in it). Otherwise the decode is the photo, as load_image has always
             # given a JPEG reduced to fit the pixel limit.
-            return Photo(pixels, size_hw) if decode_scale is not None else Photo.whole(pixels)
+            return Photo(pixels, size_hw) if scale > 1 and decode_scale is not None else Photo.whole(pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:

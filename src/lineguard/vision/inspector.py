@@ -23,7 +23,8 @@ from . import bundle, openers
 from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
-from .imageio import ImageLike, Photo, SensorBits, check_sensor_bits, deep_max, list_images, sensor_bits_for
+from .imageio import (ImageLike, Photo, SensorBits, check_sensor_bits, deep_max, list_images, sensor_bits_for,
+                      shown_hw)
 from .preprocess import Geometry, Preprocess
 from .regions import find_regions, outline_peak, to_photo
 from .result import InspectionResult, Verdict
@@ -124,7 +125,7 @@ def auto_input_size(spec: str, items: Sequence[ImageLike], roi: Optional[Sequenc
                 h, w = it.size_hw
             else:
                 with Image.open(it) as im:
-                    w, h = im.size
+                    h, w = shown_hw(im)   # as judged: a photo stored on its side is turned
         except (OSError, ValueError, TypeError):
             continue   # unreadable: the loader reports it
         if roi is not None:
