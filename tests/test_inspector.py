@@ -197,22 +197,24 @@ def test_anomaly_map_has_the_photos_own_size(fitted_inspector):
         assert r.image_size == (shape[1], shape[0])
 
 
+def _enlarged_ng_part(inspector, category, factor: int) -> np.ndarray:
+    """The first test defect the model rejects, enlarged ``factor`` times: a line camera's photo."""
+    from PIL import Image
+    for path in sorted((category / "test").glob("*/*.png")):
+        small = load_image(path)
+        if path.parent.name != "good" and inspector.inspect(small).is_ng:
+            return np.asarray(Image.fromarray(small).resize((factor * SIZE, factor * SIZE), Image.BICUBIC))
+    raise AssertionError("the model rejects no test defect")
+
+
 def test_a_large_photo_gets_a_smaller_map_and_its_regions_in_photo_pixels(fitted_inspector, synth_category,
                                                                           monkeypatch):
     # A line camera's photo, 8x the model input on each side: the map comes back at 4 map
     # pixels per input pixel (512 x 512, not 1024 x 1024), and the regions found on it
     # are told in the photo's pixels, where the full-size map would have put them.
-    from PIL import Image
-
     from lineguard.vision import preprocess
 
-    photo = None
-    for path in sorted((synth_category / "test").glob("*/*.png")):
-        small = load_image(path)
-        if path.parent.name != "good" and fitted_inspector.inspect(small).is_ng:
-            photo = np.asarray(Image.fromarray(small).resize((8 * SIZE, 8 * SIZE), Image.BICUBIC))
-            break
-    assert photo is not None
+    photo = _enlarged_ng_part(fitted_inspector, synth_category, 8)
     r = fitted_inspector.inspect(photo)
     assert r.is_ng and r.anomaly_map.shape == (4 * SIZE, 4 * SIZE) and r.image_size == (8 * SIZE, 8 * SIZE)
     monkeypatch.setattr(preprocess, "MAP_PX_PER_INPUT_PX", 10 ** 6)
@@ -237,13 +239,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale_and_judged_as_decoded_whole(fi
 
     from lineguard.vision import imageio
 
-    photo = None
-    for path in sorted((synth_category / "test").glob("*/*.png")):
-        small = load_image(path)
-        if path.parent.name != "good" and fitted_inspector.inspect(small).is_ng:
-            photo = np.asarray(Image.fromarray(small).resize((16 * SIZE, 16 * SIZE), Image.BICUBIC))
-            break
-    assert photo is not None
+    photo = _enlarged_ng_part(fitted_inspector, synth_category, 16)
     buf = io.BytesIO()
     Image.fromarray(photo).save(buf, format="JPEG", quality=95)
     jpeg = buf.getvalue()
