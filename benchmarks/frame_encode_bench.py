@@ -2,7 +2,7 @@
 
 Camera sources hand the station each frame as a PNG. This times that round trip with
 OpenCV's default PNG settings at level 1 (what the sources used before) and with
-``line.sources.frame_png.encode_frame`` (a mono frame as one grey channel; the "up" row
+``line.png.encode_frame`` (a mono frame as one grey channel; the "up" row
 filter and zlib's run-length strategy), on camera-like frames: a real part photo
 (``--data``'s first test/good image) enlarged to each camera size, with sensor noise
 (sigma 2 grey levels), once as a mono camera delivers it through OpenCV (three equal
@@ -57,7 +57,7 @@ def main() -> None:
 
     import cv2
 
-    from lineguard.line.sources.frame_png import encode_frame
+    from lineguard.line.png import encode_frame
     from lineguard.vision.dataset import MVTecCategory
     from lineguard.vision.imageio import load_image, load_photo
 

@@ -224,7 +224,7 @@ def test_a_camera_frame_reaches_the_station_as_the_same_pixels_and_a_mono_one_as
 
     from PIL import Image
 
-    from lineguard.line.sources.frame_png import encode_frame
+    from lineguard.line.png import encode_frame
     from lineguard.vision.imageio import load_photo
     rng = np.random.default_rng(3)
     grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)

@@ -7,7 +7,7 @@ Two modes, as on a line:
 * ``free``: frames are inspected continuously, at most ``max_fps`` per second, so a
   30 fps camera does not flood a model that manages 5 parts a second.
 
-Frames are encoded as PNG (lossless; fast settings, ``frame_png``) and go through the same
+Frames are encoded as PNG (lossless; fast settings, ``line.png``) and go through the same
 submit path as HTTP.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from . import Submit, SubmitRefused
-from .frame_png import encode_frame
+from ..png import encode_frame
 
 log = logging.getLogger("lineguard.camera")
 

@@ -186,7 +186,7 @@ class FrameGrabber:
     def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[bytes, str]]:
         """An image source for the PLC handshake: each call is the next frame, as PNG."""
         def take() -> tuple[bytes, str]:
-            from .frame_png import encode_frame
+            from ..png import encode_frame
             frame = self.next_frame(timeout_s)
             try:
                 data = encode_frame(frame)
