@@ -9,9 +9,9 @@ where the time goes (ONNX Runtime's own profiler, kernel time by operator type: 
 convolutions are the backbone, MatMulIntegerToFloat the int8 bank search).
 
     python -m benchmarks.profile_pair_bench [--data ../shared/datasets/kolektorsdd/commutator]
-        [--profiles quality quality-one-size] [--train-n 200] [--runs 120]
+        [--profiles quality quality-one-size] [--train-n 200] [--runs 120] [--tag T]
 
-Writes ``benchmarks/results/profile-pair-<dataset>-<a>-vs-<b>.json``.
+Writes ``benchmarks/results/profile-pair-<dataset>-<a>-vs-<b>[-T].json``.
 """
 from __future__ import annotations
 
@@ -112,9 +112,11 @@ def main() -> None:
                     help="two names from core_bench.PROFILES or CANDIDATES")
     ap.add_argument("--train-n", type=int, default=200)
     ap.add_argument("--runs", type=int, default=120, help="alternating runs of each model")
+    ap.add_argument("--tag", default="", help="added to the file name (another host, another day)")
     a = ap.parse_args()
     out = run(a.data, a.profiles, a.train_n, a.runs)
-    path = RESULTS / f"profile-pair-{out['dataset']}-{a.profiles[0]}-vs-{a.profiles[1]}.json"
+    path = RESULTS / (f"profile-pair-{out['dataset']}-{a.profiles[0]}-vs-{a.profiles[1]}"
+                      f"{'-' + a.tag if a.tag else ''}.json")
     path.write_text(json.dumps(out, indent=1))
     for p, r in out["profiles"].items():
         top = ", ".join(f"{k} {v}" for k, v in list(r["kernel_ms_by_op"].items())[:3])
