@@ -285,22 +285,22 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
     bad: list[str] = []
     n_ng = n_review = 0
     for start in range(0, len(files), batch_size):
-        chunk, arrays = [], []
+        chunk, photos = [], []
         for f in files[start:start + batch_size]:
             try:
                 # 16-bit photos as they are, for the model to scale (and refuse past its depth);
                 # a large JPEG at the reduced scale the model's input allows
-                arrays.append(load_photo(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits,
+                photos.append(load_photo(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits,
                                          decode_scale=insp.preprocess.decode_scale))
                 chunk.append(f)
             except ImageError as exc:
                 bad.append(str(exc))
                 if as_json:
                     print(json.dumps({"source": str(f), "error": str(exc)}))
-        if not arrays:
+        if not photos:
             continue
-        results = insp.inspect_batch(arrays, batch_size=batch_size, sources=[str(f) for f in chunk])
-        for f, arr, r in zip(chunk, arrays, results):
+        results = insp.inspect_batch(photos, batch_size=batch_size, sources=[str(f) for f in chunk])
+        for f, photo, r in zip(chunk, photos, results):
             n_ng += r.is_ng
             n_review += r.needs_review
             if as_json:
@@ -314,7 +314,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay
                 # drawn on the whole photo (the model may have seen a reduced decode)
-                save_png_atomic(render_overlay(f if arr.reduced else arr.pixels, r), overlays / f"{f.stem}_overlay.png")
+                save_png_atomic(render_overlay(f if photo.reduced else photo.pixels, r), overlays / f"{f.stem}_overlay.png")
     for b in bad:
         note("unreadable", b, colour="red")
     if not as_json:

@@ -21,7 +21,7 @@ import numpy as np
 from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
-from .imageio import decode_scale_of, load_photo, sensor_bits_of
+from .imageio import Photo, decode_scale_of, load_photo, sensor_bits_of
 from .preprocess import resize_map
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
@@ -59,21 +59,21 @@ class _Lowest:
         return [e[2] for e in self._heap]
 
 
-def _inspect(inspector: Any, arrays: list[np.ndarray], items: list[TestItem], batch_size: int,
-             skipped: list[dict]) -> list[tuple[TestItem, np.ndarray, Any]]:
+def _inspect(inspector: Any, photos: list[Photo], items: list[TestItem], batch_size: int,
+             skipped: list[dict]) -> list[tuple[TestItem, Photo, Any]]:
     """Inspect a batch; if the batch fails, go one by one so one bad part costs one part."""
     try:
-        results = inspector.inspect_batch(arrays, batch_size=batch_size)
-        return list(zip(items, arrays, results))
+        results = inspector.inspect_batch(photos, batch_size=batch_size)
+        return list(zip(items, photos, results))
     except (LineguardError, ValueError) as exc:
-        if len(arrays) == 1:
+        if len(photos) == 1:
             skipped.append({"path": str(items[0].path), "defect_type": items[0].defect_type,
                             "error": f"inspection failed: {exc}"})
             return []
     out = []
-    for it, arr in zip(items, arrays):
+    for it, photo in zip(items, photos):
         try:
-            out.append((it, arr, inspector.inspect_batch([arr], batch_size=1)[0]))
+            out.append((it, photo, inspector.inspect_batch([photo], batch_size=1)[0]))
         except (LineguardError, ValueError) as exc:
             skipped.append({"path": str(it.path), "defect_type": it.defect_type,
                             "error": f"inspection failed: {exc}"})
@@ -141,27 +141,27 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     done = 0
     for start in range(0, total, batch_size):
         chunk = test_items[start:start + batch_size]
-        arrays, ok = [], []
+        photos, ok = [], []
         for it in chunk:
             try:
                 # 16-bit photos as they are, for the model to scale (and refuse past its depth);
                 # a large JPEG at the reduced scale the model's input allows
-                arrays.append(load_photo(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector),
+                photos.append(load_photo(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector),
                                          decode_scale=decode_scale_of(inspector)))
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})
         t0 = time.perf_counter()
-        inspected = _inspect(inspector, arrays, ok, batch_size, skipped) if arrays else []
+        inspected = _inspect(inspector, photos, ok, batch_size, skipped) if photos else []
         t_inspect += time.perf_counter() - t0
-        for it, img, res in inspected:
+        for it, photo, res in inspected:
             verdict = getattr(res.verdict, "value", res.verdict)
             rec = {"path": str(it.path), "defect_type": it.defect_type,
                    "score": float(res.score), "verdict": str(verdict)}
             idx = len(records)
             records.append(rec)
             amap = res.anomaly_map
-            shape = img.size_hw
+            shape = photo.size_hw
             if amap is not None and np.shape(amap) != shape:
                 amap = resize_map(amap, shape[1], shape[0])
                 resized_maps += 1
@@ -185,7 +185,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         done += len(chunk)
         if progress:
             progress("inspect", done, total)
-        del arrays, inspected
+        del photos, inspected
 
     scores = np.array([r["score"] for r in records], dtype=np.float64)
     labels = np.array([r["defect_type"] != GOOD for r in records], dtype=bool)

@@ -148,26 +148,26 @@ class Rescorer:
         paths = [str(p) for p in batch["path"]]
         rows: list[dict[str, Any]] = [dict(path=p, size=int(batch["size"][i]), mtime_ns=int(batch["mtime_ns"][i]),
                                            sha256=None, error=None) for i, p in enumerate(paths)]
-        arrays, at = [], []
+        photos, at = [], []
         for i, p in enumerate(paths):
             try:
                 data = _read_bytes(p)
                 rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
                 # 16-bit photos as they are, for the model to scale (and refuse past its depth);
                 # a large JPEG at the reduced scale the model's input allows
-                arrays.append(load_photo(data, keep_depth=True, sensor_bits=sensor_bits_of(self.inspector),
+                photos.append(load_photo(data, keep_depth=True, sensor_bits=sensor_bits_of(self.inspector),
                                          decode_scale=decode_scale_of(self.inspector)))
                 at.append(i)
             except (OSError, LineguardError, ValueError) as exc:
                 rows[i]["error"] = f"{type(exc).__name__}: {exc}"
         results: list[Any] = []
         try:
-            results = self.inspector.inspect_batch(arrays, batch_size=self.batch_size) if arrays else []
+            results = self.inspector.inspect_batch(photos, batch_size=self.batch_size) if photos else []
         except Exception:  # noqa: BLE001 - find the part that fails instead of losing the batch
             results = []
-            for a in arrays:
+            for photo in photos:
                 try:
-                    results.append(self.inspector.inspect(a))
+                    results.append(self.inspector.inspect(photo))
                 except Exception as exc:  # noqa: BLE001
                     results.append(exc)
         for i, res in zip(at, results):
