@@ -265,7 +265,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
 def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Optional[Path], batch_size: int,
             fail_on_ng: bool, threads: Optional[int], runtime: Optional[str], precision: Optional[str]) -> None:
     """Judge parts: verdict, score and defect regions for each image."""
-    from ..vision.imageio import list_images, load_photo
+    from ..vision.imageio import list_images, load_photo_for
     from ..vision.errors import DatasetError, ImageError
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -288,10 +288,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         chunk, photos = [], []
         for f in files[start:start + batch_size]:
             try:
-                # 16-bit photos as they are, for the model to scale (and refuse past its depth);
-                # a large JPEG at the reduced scale the model's input allows
-                photos.append(load_photo(f, keep_depth=True, sensor_bits=insp.preprocess.sensor_bits,
-                                         decode_scale=insp.preprocess.decode_scale))
+                photos.append(load_photo_for(insp, f))
                 chunk.append(f)
             except ImageError as exc:
                 bad.append(str(exc))

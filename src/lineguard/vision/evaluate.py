@@ -21,7 +21,7 @@ import numpy as np
 from .calibration import promise_check
 from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
-from .imageio import Photo, decode_scale_of, load_photo, sensor_bits_of
+from .imageio import Photo, load_photo_for
 from .preprocess import resize_map
 from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
 
@@ -144,10 +144,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         photos, ok = [], []
         for it in chunk:
             try:
-                # 16-bit photos as they are, for the model to scale (and refuse past its depth);
-                # a large JPEG at the reduced scale the model's input allows
-                photos.append(load_photo(it.path, keep_depth=True, sensor_bits=sensor_bits_of(inspector),
-                                         decode_scale=decode_scale_of(inspector)))
+                photos.append(load_photo_for(inspector, it.path))
                 ok.append(it)
             except LineguardError as exc:
                 skipped.append({"path": str(it.path), "defect_type": it.defect_type, "error": str(exc)})

@@ -69,6 +69,13 @@ def decode_scale_of(model: object) -> Optional["DecodeScale"]:
     return getattr(getattr(model, "preprocess", None), "decode_scale", None)
 
 
+def load_photo_for(model: object, src: ImageLike) -> "Photo":
+    """A part's photo loaded for ``model`` to judge (``Inspector.inspect_batch`` takes it):
+    a large JPEG at the reduction its input allows, 16-bit pixels kept as they are for the
+    model to scale by its camera depth (and refused past it, with the reason)."""
+    return load_photo(src, keep_depth=True, sensor_bits=sensor_bits_of(model), decode_scale=decode_scale_of(model))
+
+
 def sensor_bits_for(largest: float) -> int:
     """The smallest sensor depth whose full scale holds ``largest``."""
     return next((b for b in SENSOR_BITS if largest <= 2 ** b - 1), SENSOR_BITS[-1])

@@ -397,8 +397,8 @@ class Inspector:
 
         Raises :class:`ImageError` for an unreadable image; callers that want to go on
         past bad files load them first and pass what loaded: :class:`Photo` objects from
-        ``imageio.load_photo`` with ``decode_scale=inspector.preprocess.decode_scale`` (a
-        large JPEG then decodes at the reduced scale a file would), or arrays.
+        ``imageio.load_photo_for(inspector, src)`` (a large JPEG then decodes at the
+        reduced scale a file would), or arrays.
         """
         items = list(images)
         names = [sources[i] if sources is not None else (str(it) if isinstance(it, (str, os.PathLike)) else "")

@@ -144,7 +144,7 @@ class Rescorer:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         from ...vision.errors import LineguardError
-        from ...vision.imageio import decode_scale_of, load_photo, sensor_bits_of
+        from ...vision.imageio import load_photo_for
         paths = [str(p) for p in batch["path"]]
         rows: list[dict[str, Any]] = [dict(path=p, size=int(batch["size"][i]), mtime_ns=int(batch["mtime_ns"][i]),
                                            sha256=None, error=None) for i, p in enumerate(paths)]
@@ -153,10 +153,7 @@ class Rescorer:
             try:
                 data = _read_bytes(p)
                 rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
-                # 16-bit photos as they are, for the model to scale (and refuse past its depth);
-                # a large JPEG at the reduced scale the model's input allows
-                photos.append(load_photo(data, keep_depth=True, sensor_bits=sensor_bits_of(self.inspector),
-                                         decode_scale=decode_scale_of(self.inspector)))
+                photos.append(load_photo_for(self.inspector, data))
                 at.append(i)
             except (OSError, LineguardError, ValueError) as exc:
                 rows[i]["error"] = f"{type(exc).__name__}: {exc}"
