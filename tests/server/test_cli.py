@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .conftest import ServerProc, fake_model_bytes, png_bytes
 
 
@@ -99,3 +101,12 @@ def test_serve_modbus_settings_are_checked_before_start(tmp_path):
     assert r.returncode == 2 and "ID=PRODUCT" in r.stderr
     r = _lineguard("serve", "--data", str(tmp_path / "d"), "--recipe", "1=cell")
     assert r.returncode == 2 and "need --modbus-port" in r.stderr
+
+
+def test_serve_refuses_an_ok_sample_rate_that_is_not_a_share(tmp_path):
+    # "10" meant as 10% would otherwise keep every OK image (the rate was clamped to 1)
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--ok-sample-rate", "10")
+    assert r.returncode == 2 and "--ok-sample-rate" in r.stderr and "0<=x<=1" in r.stderr
+    from lineguard.line.config import RetentionPolicy
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RetentionPolicy(ok_sample_rate=10.0)      # LINEGUARD_OK_SAMPLE_RATE, python -m lineguard.server

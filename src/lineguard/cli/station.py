@@ -45,8 +45,9 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--max-megapixels", type=float, default=26.0, show_default=True,
               help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded at "
                    "a reduced scale when that fits, other formats refused with 413).")
-@click.option("--ok-sample-rate", type=float, default=1.0, show_default=True,
-              help="Share of OK part images kept (NG images are always kept).")
+@click.option("--ok-sample-rate", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Share of OK part images kept, 0 to 1 (0.1: one in ten; NG and REVIEW images are always "
+                   "kept).")
 @click.option("--audit-sample-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
               help="Share of parts kept at random whatever their verdict (the audit sample retraining may learn "
                    "from, with the parts reviewed as good).")

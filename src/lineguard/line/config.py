@@ -21,6 +21,12 @@ class RetentionPolicy:
     keep_ng: bool = True
     ok_sample_rate: float = 1.0
 
+    def __post_init__(self) -> None:
+        # "10" meant as 10% would otherwise keep every OK image
+        if not 0 <= self.ok_sample_rate <= 1:
+            raise ValueError(f"ok_sample_rate must be between 0 and 1 (0.1 keeps one OK image in ten), "
+                             f"got {self.ok_sample_rate}")
+
     def keep(self, is_ng: bool, sha256_hex: str) -> bool:
         """``is_ng``: the part is not OK (NG or REVIEW); ``keep_ng`` decides for those."""
         if is_ng:

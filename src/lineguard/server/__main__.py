@@ -45,13 +45,17 @@ def main(argv: list[str] | None = None) -> None:
                          "(env LINEGUARD_OPEN_READS=1)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
-                        max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
-                        max_image_pixels=int(a.max_megapixels * 1e6),
-                        retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
-                        mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
-                        batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
-                        open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
+    try:
+        cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
+                            max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
+                            max_image_pixels=int(a.max_megapixels * 1e6),
+                            retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
+                            mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
+                            batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
+                            open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
+    except ValueError as exc:      # a setting out of range: say which, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
     except StartupError as exc:
