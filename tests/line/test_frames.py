@@ -8,6 +8,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
+from lineguard.line.camera_frame import CameraFrame  # noqa: E402
 from lineguard.line.sources.frames import FrameGrabber  # noqa: E402
 
 
@@ -56,8 +57,10 @@ def test_a_trigger_takes_the_next_frame_not_an_older_one(tmp_path):
         assert g.frames == before + 1 > n_at_trigger
         # the frame judged is the one read after the trigger (frame number `before`, 0-based)
         assert int(second[0, 0, 0]) == (before * 40) % 256 != int(first[0, 0, 0])
-        data, name = g.image_source(timeout_s=10)()
-        assert data.startswith(b"\x89PNG") and name.endswith(".png")
+        frame, name = g.image_source(timeout_s=10)()
+        # handed to the station as pixels; a PNG is made only for an image it keeps
+        assert isinstance(frame, CameraFrame) and name.endswith(".png")
+        assert frame.png().startswith(b"\x89PNG")
     finally:
         g.close()
     with pytest.raises(LookupError, match="end"):
@@ -102,10 +105,11 @@ def test_a_folder_of_16bit_photos_gives_16bit_frames(tmp_path):
     Image.fromarray(photo).save(folder / "a.png")
     g = FrameGrabber(str(folder), fps=20.0, loop=True).start()
     try:
-        data, _ = g.image_source(timeout_s=10)()
+        frame, _ = g.image_source(timeout_s=10)()
     finally:
         g.close()
-    with Image.open(io.BytesIO(data)) as frame:
+    assert frame.photo().pixels.dtype == np.uint16
+    with Image.open(io.BytesIO(frame.png())) as frame:
         assert frame.mode.startswith("I")
         np.testing.assert_array_equal(np.asarray(frame), photo)
 

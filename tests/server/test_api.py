@@ -263,3 +263,22 @@ def test_review_verdict_through_the_api(fake_server):
         assert items[0]["review_threshold"] == pytest.approx(0.3) and items[0]["threshold"] == 0.5
         assert c.get(f"/api/v1/inspections/{items[0]['id']}/overlay").status_code == 200
         assert 'lineguard_parts_total{line="LR",station="S1",verdict="REVIEW"} 1.0' in c.get("/metrics").text
+
+
+def test_a_camera_frame_reaches_a_remote_station_as_the_png_an_in_process_one_would_keep(fake_server):
+    # `lineguard camera --server URL`: the frame travels as its PNG, the same file (and
+    # image_sha256) that a station in the camera's process stores for a kept frame
+    import hashlib
+
+    import numpy as np
+
+    from lineguard.line.camera_frame import CameraFrame
+    from lineguard.line.png import encode_frame
+    from lineguard.line.sources import remote_submitter
+    frame = np.repeat(np.full((40, 56), 210, np.uint8)[:, :, None], 3, axis=2)   # a mono camera, NG
+    submit = remote_submitter(fake_server.url, fake_server.keys["operator"], "L1", "CAM1", "cell")
+    d = submit(CameraFrame(frame), "remote-frame-1", "remote-frame-1.png")
+    png = encode_frame(frame)
+    assert d["verdict"] == "NG" and d["image_sha256"] == hashlib.sha256(png).hexdigest()
+    with fake_server.client(fake_server.keys["operator"]) as c:
+        assert c.get(d["links"]["image"]).content == png

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from ..vision.atomic import atomic_write_bytes
 
@@ -109,8 +109,9 @@ class ContentStore:
         for d in new_dirs:
             fsync_dir(d.parent)
 
-    def stage(self, data: bytes) -> "StagedFile":
-        """Start writing bytes to a temporary file in the background (see :class:`StagedFile`)."""
+    def stage(self, data: Union[bytes, Callable[[], bytes]]) -> "StagedFile":
+        """Start writing bytes to a temporary file in the background (see :class:`StagedFile`);
+        a callable makes them there (a camera frame's PNG, encoded while the model runs)."""
         return StagedFile(self, data)
 
     def path(self, key: str) -> Path:
@@ -133,17 +134,27 @@ class StagedFile:
     the file to its key (atomic), :meth:`discard` removes it.
     """
 
-    def __init__(self, store: ContentStore, data: bytes):
+    def __init__(self, store: ContentStore, data: Union[bytes, Callable[[], bytes]]):
         self.store = store
         self.tmp: Optional[str] = None
+        self._made_sha256: Optional[str] = None
         self._future: Future = store._executor().submit(self._write, data)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: Union[bytes, Callable[[], bytes]]) -> None:
+        if callable(data):
+            data = data()
+            self._made_sha256 = sha256_hex(data)
         fd, self.tmp = tempfile.mkstemp(dir=self.store._staging, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def made_sha256(self) -> str:
+        """The SHA-256 of the bytes a callable made (waits for the write; raises its error)."""
+        self._future.result()
+        assert self._made_sha256 is not None, "staged from bytes: the caller knows their hash"
+        return self._made_sha256
 
     def commit(self, key: str) -> str:
         try:

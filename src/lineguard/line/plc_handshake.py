@@ -25,15 +25,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
+from .camera_frame import CameraFrame
 from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
 
 log = logging.getLogger("lineguard.plc")
 
-ImageSource = Callable[[], tuple[bytes, str]]
+# the next part's image and a name for it: a file's bytes, or a camera's frame as pixels
+ImageSource = Callable[[], tuple[Union[bytes, CameraFrame], str]]
 
 
 class ResultCode(enum.IntEnum):

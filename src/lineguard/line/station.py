@@ -5,7 +5,8 @@ part is judged, stored and signalled the same way whatever brought it in. The or
 of work is what makes it safe: refuse bad input before anything is written, run the
 model, write the image file (content-addressed, atomic, fsynced while the model runs),
 then commit the record; only a committed record is answered or signalled. A crash at
-any point leaves either no record or a whole one. The anomaly map follows the answer
+any point leaves either no record or a whole one. A camera in the station's process
+hands over the frame's pixels (:mod:`.camera_frame`): its PNG is written only if kept. The anomaly map follows the answer
 (see :mod:`.mapwriter`): a record points at its map only once the map file is stored.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
 from ..vision.imageio import decode_scale_of, jpeg_scale, load_photo
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
+from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
@@ -160,11 +162,13 @@ class Station:
         self.jobs = JobRunner(self, trainer)
 
     # -- the inspection path -------------------------------------------------------
-    def inspect(self, data: bytes, part: Part, source: str = "api") -> Outcome:
+    def inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str = "api") -> Outcome:
+        """Judge, store and signal one part: ``image`` is the bytes of an image file (an
+        upload, the hot folder) or a :class:`CameraFrame` from a camera in this process."""
         t0 = time.perf_counter()
         self.metrics.queue_depth.inc()
         try:
-            return self._inspect(data, part, source, t0)
+            return self._inspect(image, part, source, t0)
         except StationError as exc:
             self.metrics.rejected_uploads.labels(exc.code).inc()
             raise
@@ -174,15 +178,20 @@ class Station:
                 self._trim_memory = False
                 _return_freed_memory()
 
-    def _inspect(self, data: bytes, part: Part, source: str, t0: float) -> Outcome:
+    def _inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str, t0: float) -> Outcome:
         part.validate()
-        if not data:
-            raise EmptyUpload("the image is empty (0 bytes); the camera or copy step may have failed")
-        limit = self.config.max_upload_bytes
-        if len(data) > limit:
-            raise UploadTooLarge(f"the image is {len(data) / 1e6:.1f} MB, over the station limit of "
-                                 f"{limit / 1e6:.1f} MB; send a smaller image or raise --max-upload-mb")
-        digest = sha256_hex(data)
+        if isinstance(image, CameraFrame):
+            _check_frame(image, self.config.max_image_pixels)
+            digest, suffix = image.sha256(), ".png"
+        else:
+            if not image:
+                raise EmptyUpload("the image is empty (0 bytes); the camera or copy step may have failed")
+            limit = self.config.max_upload_bytes
+            if len(image) > limit:
+                raise UploadTooLarge(f"the image is {len(image) / 1e6:.1f} MB, over the station limit of "
+                                     f"{limit / 1e6:.1f} MB; send a smaller image or raise --max-upload-mb")
+            digest = sha256_hex(image)
+            suffix, _media = sniff_image(image)
         # A resubmission is nearly always a retry of a part answered moments ago: those
         # are known in memory and answered without the model. New parts skip a database
         # look-up; an older duplicate is caught by the unique (part, image) index at
@@ -193,29 +202,42 @@ class Station:
             if existing is not None:
                 return Outcome(self._same_part(existing, part), created=False)
 
-        suffix, _media = sniff_image(data)
-        decode_scale = self._decode_scale(part)
+        if isinstance(image, CameraFrame):
+            decode_scale, pixels = None, image.width * image.height
+        else:
+            decode_scale = self._decode_scale(part)
+            pixels = declared_pixels(image, self.config.max_image_pixels, decode_scale)
         # Hold the part's pixels from decode to answer: a part's memory (decoded image,
         # anomaly map at its size) lives that long, so large parts take turns while small
         # ones pass freely; with the pixel limit this bounds the station's memory. A large
         # JPEG holds the pixels it decodes to (a 12 MP photo at 1/4: 0.75 MP).
-        with self._pixels.hold(declared_pixels(data, self.config.max_image_pixels, decode_scale)):
-            return self._judge_and_store(data, part, source, t0, digest, suffix, decode_scale)
+        with self._pixels.hold(pixels):
+            return self._judge_and_store(image, part, source, t0, digest, suffix, decode_scale)
 
-    def _judge_and_store(self, data: bytes, part: Part, source: str, t0: float, digest: str,
+    def _judge_and_store(self, image: Union[bytes, CameraFrame], part: Part, source: str, t0: float, digest: str,
                          suffix: str, decode_scale: Optional[Callable[[int, int], int]]) -> Outcome:
-        photo = self._decode(data, suffix, decode_scale)
+        frame = image if isinstance(image, CameraFrame) else None
+        if frame is None:
+            photo = self._decode(image, suffix, decode_scale)
+        else:
+            photo = frame.photo()
+            self._trim_memory |= frame.width * frame.height >= 4_000_000
         t_decode = time.perf_counter()
 
         mv = self.models.active_for(part.product, part.line)
         insp = self.models.inspector(mv)
         _fits_camera_depth(photo.pixels, insp)
+        # Whether the image is kept, per verdict: drawn from its hash (a frame's: of its
+        # pixels), so known before the model runs.
+        audit = in_audit_sample(digest, self.config.audit_sample_rate)
+        keep = {not_ok: audit or self.config.retention.keep(not_ok, digest) for not_ok in (False, True)}
         # Write (and fsync) the image to a temporary file while the model runs; after
-        # the verdict it is renamed into place or dropped, per the retention policy.
-        try:
-            staged = self.images.stage(data)
-        except OSError as exc:
-            raise self._storage_fault("images", exc) from exc
+        # the verdict it is renamed into place or dropped. A camera frame's PNG is
+        # encoded there only when it is kept whatever the verdict; otherwise only once
+        # the verdict says so (encoding costs more than the model at a few megapixels).
+        staged = None
+        if keep[False] and keep[True] or (frame is None and (keep[False] or keep[True])):
+            staged = self._stage(image)
         try:
             try:
                 judged = self._batcher(mv.model_id, insp).inspect(photo)
@@ -228,25 +250,31 @@ class Station:
                 judged = self._batcher(mv.model_id, insp).inspect(photo)
             result = judged.result
         except ModelTimeout as exc:
-            staged.discard()
+            if staged is not None:
+                staged.discard()
             raise ModelLoadFailed(f"{exc}; the station is overloaded or the model is stuck: send the part "
                                   "again, and check the station's load") from exc
         except BaseException:
-            staged.discard()
+            if staged is not None:
+                staged.discard()
             raise
 
         t_judged = time.perf_counter()
         # A REVIEW part is kept like an NG one: a person is about to look at its image.
         not_ok = getattr(result.verdict, "value", result.verdict) != "OK"
-        audit = in_audit_sample(digest, self.config.audit_sample_rate)
         image_key = overlay_key = map_to_store = None
         scale = None
-        if audit or self.config.retention.keep(not_ok, digest):
+        name = digest   # the record's image_sha256: a kept frame's is its PNG's, below
+        if keep[not_ok]:
+            if staged is None:
+                staged = self._stage(image)
             try:
-                image_key = staged.commit(self.images.key_for(digest, suffix))
+                if frame is not None:
+                    name = staged.made_sha256()
+                image_key = staged.commit(self.images.key_for(name, suffix))
             except OSError as exc:
                 raise self._storage_fault("images", exc) from exc
-        else:
+        elif staged is not None:
             staged.discard()
         if image_key is not None and result.anomaly_map is not None:
             # The map is stored after the answer and the overlay rendered when someone
@@ -254,7 +282,7 @@ class Station:
             # part spends outside the model.
             from . import render
             scale = render.map_scale(result.pixel_threshold, result.anomaly_map)
-            map_to_store = map_key(self.images, digest, mv.model_id)
+            map_to_store = map_key(self.images, name, mv.model_id)
         t_store = time.perf_counter()
 
         verdict = getattr(result.verdict, "value", str(result.verdict))
@@ -271,7 +299,7 @@ class Station:
             threshold=float(result.threshold), pixel_threshold=float(result.pixel_threshold),
             review_threshold=_review_threshold(result), model_id=mv.model_id, model_version=mv.model_version or str(getattr(result, "model_version", "")),
             registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
-            image_sha256=digest, image_width=int(w), image_height=int(h), image_key=image_key,
+            image_sha256=name, image_width=int(w), image_height=int(h), image_key=image_key,
             heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
             reviewed=False, audit_sample=audit)
         s = self.db.new_session()
@@ -288,7 +316,7 @@ class Station:
             # sent again): the first record stands and is the answer.
             s.rollback()
             s.close()
-            existing = self.find_existing(part.part_id, digest)
+            existing = self.find_existing(part.part_id, name)
             if existing is None:
                 raise
             return Outcome(self._same_part(existing, part), created=False)
@@ -329,6 +357,12 @@ class Station:
         if len(known) < len(rules):
             return None
         return lambda h, w: min(rule(h, w) for rule in known)
+
+    def _stage(self, image: Union[bytes, CameraFrame]) -> Any:
+        try:
+            return self.images.stage(image.png if isinstance(image, CameraFrame) else image)
+        except OSError as exc:
+            raise self._storage_fault("images", exc) from exc
 
     def _decode(self, data: bytes, suffix: str, decode_scale: Optional[Callable[[int, int], int]]) -> Any:
         # A few decodes at a time: a large part's memory is spent here, so the cap (with
@@ -638,6 +672,15 @@ def _fits_camera_depth(image: Any, insp: Any) -> None:
         check_depth(image, sensor_bits_of(insp), "the photo")
     except TooDeep as exc:
         raise PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}") from exc
+
+
+def _check_frame(frame: CameraFrame, max_pixels: int) -> None:
+    try:
+        frame.check(max_pixels)
+    except _HeaderTooLarge as exc:
+        raise ImageTooLarge(f"{exc.source} {exc.problem}; {exc.hint}") from exc
+    except ImageError as exc:
+        raise CorruptImage(f"{exc.source} {exc.problem}; {exc.hint}") from exc
 
 
 def declared_pixels(data: bytes, limit: int, decode_scale: Optional[Callable[[int, int], int]] = None) -> int:

@@ -1,15 +1,18 @@
 """Where parts come from besides HTTP: a hot folder and cameras.
 
-Each source calls a *submit* function ``submit(data: bytes, part_id: str, name: str)``;
-:func:`local_submitter` feeds a :class:`~lineguard.line.station.Station` in-process,
-:func:`remote_submitter` posts to a running station, so a source behaves the same
-either way.
+Each source calls a *submit* function ``submit(image, part_id: str, name: str)``, the
+image being a file's bytes or a camera's :class:`~lineguard.line.camera_frame.CameraFrame`;
+:func:`local_submitter` feeds a :class:`~lineguard.line.station.Station` in-process
+(a frame as its pixels), :func:`remote_submitter` posts to a running station (a frame
+as its PNG), so a source behaves the same either way.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
-Submit = Callable[[bytes, str, str], dict[str, Any]]
+from ..camera_frame import CameraFrame
+
+Submit = Callable[[Union[bytes, CameraFrame], str, str], dict[str, Any]]
 
 
 class SubmitRefused(Exception):
@@ -21,9 +24,9 @@ def local_submitter(station: Any, line: str, station_name: str, product: str, so
     from ..errors import ModelLoadFailed, StationError
     from ..station import Part, inspection_to_dict
 
-    def submit(data: bytes, part_id: str, name: str) -> dict[str, Any]:
+    def submit(image: Union[bytes, CameraFrame], part_id: str, name: str) -> dict[str, Any]:
         try:
-            out = station.inspect(data, Part(part_id, line, station_name, product, lot=lot), source=source)
+            out = station.inspect(image, Part(part_id, line, station_name, product, lot=lot), source=source)
         except ModelLoadFailed:
             raise  # transient: the file stays and is retried
         except StationError as exc:
@@ -40,7 +43,11 @@ def remote_submitter(url: str, api_key: str, line: str, station_name: str, produ
     import httpx
     client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=timeout_s)
 
-    def submit(data: bytes, part_id: str, name: str) -> dict[str, Any]:
+    def submit(image: Union[bytes, CameraFrame], part_id: str, name: str) -> dict[str, Any]:
+        try:
+            data = image.png() if isinstance(image, CameraFrame) else image
+        except ValueError as exc:
+            raise SubmitRefused(f"the frame cannot be sent: {exc}") from exc
         form = {"part_id": part_id, "line": line, "station": station_name, "product": product}
         if lot:
             form["lot"] = lot

@@ -7,8 +7,8 @@ Two modes, as on a line:
 * ``free``: frames are inspected continuously, at most ``max_fps`` per second, so a
   30 fps camera does not flood a model that manages 5 parts a second.
 
-Frames are encoded as PNG (lossless; fast settings, ``line.png``) and go through the same
-submit path as HTTP.
+Frames go through the same submit path as HTTP: to a station in this process as their
+pixels (``line.camera_frame``), to a remote one as PNG (lossless; fast settings, ``line.png``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from . import Submit, SubmitRefused
-from ..png import encode_frame
+from ..camera_frame import CameraFrame
 
 log = logging.getLogger("lineguard.camera")
 
@@ -75,15 +75,9 @@ class CameraSource:
         return frame
 
     def inspect_frame(self, frame_bgr: np.ndarray) -> Optional[dict[str, Any]]:
-        try:
-            data = encode_frame(frame_bgr)
-        except ValueError as exc:
-            self.errors += 1
-            log.error("frame not inspected: %s", exc)
-            return None
         pid = self._part_id()
         try:
-            result = self.submit(data, pid, f"{pid}.png")
+            result = self.submit(CameraFrame(frame_bgr), pid, f"{pid}.png")
         except (SubmitRefused, Exception) as exc:  # noqa: BLE001 - one bad frame must not stop the camera
             self.errors += 1
             log.error("frame %s not inspected: %s", pid, exc)

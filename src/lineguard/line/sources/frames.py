@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from ..camera_frame import CameraFrame
+
 log = logging.getLogger("lineguard.camera")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -183,16 +185,12 @@ class FrameGrabber:
                 self._cond.wait(left)
             return self._frame.copy()
 
-    def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[bytes, str]]:
-        """An image source for the PLC handshake: each call is the next frame, as PNG."""
-        def take() -> tuple[bytes, str]:
-            from ..png import encode_frame
+    def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[CameraFrame, str]]:
+        """An image source for the PLC handshake: each call is the next frame, handed to the
+        station as its pixels (``line.camera_frame``)."""
+        def take() -> tuple[CameraFrame, str]:
             frame = self.next_frame(timeout_s)
-            try:
-                data = encode_frame(frame)
-            except ValueError as exc:
-                raise LookupError(str(exc)) from exc
-            return data, f"frame-{self.frames:07d}.png"
+            return CameraFrame(frame), f"frame-{self.frames:07d}.png"
         return take
 
     def status(self) -> dict[str, Any]:
