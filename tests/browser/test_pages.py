@@ -67,6 +67,7 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
         row = next(r for r in c.get("/api/v1/lines/summary").json()["lines"] if r["line"] == "L7")
     assert (row["parts"], row["ok"], row["ng"]) == (4, 2, 2)
     expect(card.locator("dd").nth(3)).to_contain_text("cell v")
+    expect(page.locator("#disk")).to_contain_text("GB free")      # the data disk the images fill
     p.shot("line-view")
     tablet = pages(role="operator", viewport={"width": 800, "height": 1100})
     tablet.open("/app/", "#live.v-ok")

@@ -107,6 +107,8 @@ def test_serve_refuses_an_ok_sample_rate_that_is_not_a_share(tmp_path):
     # "10" meant as 10% would otherwise keep every OK image (the rate was clamped to 1)
     r = _lineguard("serve", "--data", str(tmp_path / "d"), "--ok-sample-rate", "10")
     assert r.returncode == 2 and "--ok-sample-rate" in r.stderr and "0<=x<=1" in r.stderr
+    r = _lineguard("serve", "--data", str(tmp_path / "d"), "--min-free-gb", "-1")
+    assert r.returncode == 2 and "--min-free-gb" in r.stderr
     from lineguard.line.config import RetentionPolicy
     with pytest.raises(ValueError, match="between 0 and 1"):
         RetentionPolicy(ok_sample_rate=10.0)      # LINEGUARD_OK_SAMPLE_RATE, python -m lineguard.server

@@ -51,6 +51,11 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--audit-sample-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
               help="Share of parts kept at random whatever their verdict (the audit sample retraining may learn "
                    "from, with the parts reviewed as good).")
+@click.option("--min-free-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Keep this much free on the data disk: below it the oldest parts' images are deleted (OK "
+                   "parts' first; reviewed parts and the audit sample never; records stay). 0: never.")
+@click.option("--ok-image-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Delete OK parts' images older than this many days (default: keep while there is room).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -95,7 +100,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
           plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...],
           plc_line: Optional[str],
-          inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float) -> None:
+          inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
+          min_free_gb: float, ok_image_days: Optional[float]) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -113,6 +119,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     cfg.audit_sample_rate = audit_sample_rate
+    cfg.min_free_gb, cfg.ok_image_days = min_free_gb, ok_image_days
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:

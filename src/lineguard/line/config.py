@@ -85,6 +85,12 @@ class StationConfig:
     # flagged: an unbiased sample of the line (rare defects at the line's own rate) that
     # retraining may learn from, unlike the OK parts, which are what the old model passed.
     audit_sample_rate: float = 0.02
+    # Part images are deleted, oldest OK parts' first, when the data disk has less free
+    # than this (see line.disk; 0: never for space); OK parts' images older than
+    # ok_image_days go whatever the disk (None: kept while there is room).
+    min_free_gb: float = 2.0
+    ok_image_days: Optional[float] = None
+    disk_check_s: float = 60.0
     # Parts waiting for the shadow model (see line.shadow); beyond it they are dropped.
     shadow_queue: int = 8
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
@@ -119,6 +125,11 @@ class StationConfig:
             raise ValueError(f"session_hours must be above 0 and at most 720 (30 days), got {self.session_hours}")
         if not 0 <= self.audit_sample_rate <= 1:
             raise ValueError(f"audit_sample_rate must be between 0 and 1, got {self.audit_sample_rate}")
+        if not self.min_free_gb >= 0:
+            raise ValueError(f"min_free_gb must be 0 (never delete images for space) or more, got {self.min_free_gb}")
+        if self.ok_image_days is not None and not self.ok_image_days > 0:
+            raise ValueError(f"ok_image_days must be above 0 (or unset: keep OK images while there is room), "
+                             f"got {self.ok_image_days}")
         if self.shadow_queue < 1:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:
@@ -160,6 +171,8 @@ _ENV = {
     "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", int),
     "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
     "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
+    "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
+    "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),
     "LINEGUARD_MAX_BATCH": ("max_batch", int),

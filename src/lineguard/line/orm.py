@@ -30,6 +30,7 @@ class Inspection(Base):
         UniqueConstraint("part_id", "image_sha256", name="uq_inspections_part_image"),
         Index("ix_inspections_line_created", "line", "created_at"),
         Index("ix_inspections_product_created", "product", "created_at"),
+        Index("ix_inspections_image_sha256", "image_sha256"),   # the disk keeper, re-score comparisons
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

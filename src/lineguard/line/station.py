@@ -29,6 +29,7 @@ from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
+from .disk import GB, DiskKeeper
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
 from .auth import KeyCache
@@ -153,6 +154,10 @@ class Station:
         self.faults: dict[str, str] = {}
         self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
+        self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),
+                               config.ok_image_days, config.disk_check_s)
+        if config.min_free_gb > 0 or config.ok_image_days is not None:
+            self.disk.start()
         # Called after a record or review commits (the live view, see server.events);
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()
@@ -415,6 +420,8 @@ class Station:
               f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"
         self.faults[what] = msg
         log.error("storage fault (%s): %s", what, exc)
+        if what == "images":
+            self.disk.wake()      # the disk may be full: old images make room for the next parts
         return StorageUnavailable(msg)
 
     def check_storage(self) -> dict[str, str]:
@@ -632,6 +639,7 @@ class Station:
             self._batchers.clear()
         self.shadow.close()
         self.jobs.close()
+        self.disk.close()
         self.sinks.close()
         self.maps.close()
         self.images.close()

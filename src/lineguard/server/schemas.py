@@ -254,6 +254,10 @@ class HealthOut(BaseModel):
                     "fault of the station: results wait in the outbox and none is lost")
     plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake by protocol (modbus, opcua): state, error code, counts; "
                                                             "an error also appears in faults")
+    disk: Optional[dict[str, Any]] = Field(
+        None, description="the data disk: free_gb, min_free_gb (under it the oldest parts' images are deleted, OK "
+                          "parts' first; reviewed parts and the audit sample never), ok_image_days, images_deleted "
+                          "(parts whose images went since the station started, by verdict)")
 
 
 class KeyCreated(BaseModel):

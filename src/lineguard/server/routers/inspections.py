@@ -132,7 +132,8 @@ def get_image(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE, sta
               _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if not rec.image_key:
-        raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts)")
+        raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts, "
+                       "and old parts' images make room when the disk is nearly full: /health's disk)")
     data = station.images.get(rec.image_key)
     if max_side is None:
         return Response(data, media_type=media_type_for(rec.image_key), headers=_PICTURE)

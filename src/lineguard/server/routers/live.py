@@ -124,7 +124,8 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     return {"since": _iso(start), "now": _iso(now),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
-            "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults)}
+            "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),
+            "disk": station.disk.status()}
 
 
 @router.get("/lines/summary", summary="Counters per line and station this shift (the line view)",

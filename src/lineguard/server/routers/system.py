@@ -29,7 +29,8 @@ def health(station: Station = Depends(get_station)) -> Any:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
     body = {"status": "fault" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
-            "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {}}
+            "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
+            "disk": station.disk.status()}
     plc = getattr(station, "plc", None)
     if plc is not None:
         # one server or several (Modbus and OPC UA side by side), each under its protocol

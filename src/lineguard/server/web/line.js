@@ -106,6 +106,14 @@ LG.start(async (main) => {
           : s.plc.busy ? "busy" : s.plc.trigger_ready ? "ready for a trigger" : "not ready",
         s.plc.recipe !== undefined && s.plc.recipe !== null ? ` · recipe ${s.plc.recipe}` : ""));
     }
+    if (s.disk) {   // the data disk (line.disk): old parts' images make room below the floor
+      const d = s.disk, gone = d.images_deleted || {};
+      const deleted = Object.values(gone).reduce((a, b) => a + b, 0);
+      items.push(h("div", {class: "panel", id: "disk"},
+        h("span", {class: "dot " + (s.faults && s.faults.disk ? "bad" : d.free_gb < d.min_free_gb * 1.5 ? "warn" : "ok")}),
+        h("b", {}, "Disk"), ` ${num(d.free_gb, 1)} GB free`, d.min_free_gb ? ` · keeps ${num(d.min_free_gb, 1)} GB` : "",
+        deleted ? ` · old images deleted since start: ${gone.OK || 0} OK, ${gone["NG/REVIEW"] || 0} NG/REVIEW` : ""));
+    }
     for (const [what, msg] of Object.entries(s.faults || {})) {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
     }

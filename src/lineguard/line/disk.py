@@ -1,0 +1,163 @@
+"""Part images are deleted, oldest first, before the data disk fills up.
+
+A station that keeps every image fills its disk in days (a 1 MB image a second is 86 GB
+a day), and a station that cannot write an image refuses the part: the line stops. So a
+keeper thread watches the free space of the disk under the data folder, and when it
+falls under ``min_free_bytes`` deletes the image files of the oldest parts until a
+margin above it is free again: OK parts' first, then NG and REVIEW parts'. The images
+retraining learns from (parts a person reviewed, the audit sample) are never deleted
+here; if only those are left, ``/health`` says the disk is full and what to do. With
+``ok_image_days`` OK parts' images older than that go too, whatever the disk.
+
+Only files go: the record of every part stays (verdict, score, regions, reviews) and
+says its image is not kept (``image_key``/``heatmap_key`` NULL), as for a part whose
+image was never kept. The order keeps every link whole: a record stops naming its files
+(committed) before they are deleted, so a crash in between leaves a file no record
+names, never a record naming a missing file; a file another record still names (the
+same image sent for two parts, one map of it) stays. Parts younger than ``min_age_s``
+are left alone: their map may still be on its way (see :mod:`.mapwriter`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import threading
+from typing import Any, Callable, Optional
+
+from sqlalchemy import select, update
+
+from .db import Database
+from .imagestore import ContentStore
+from .orm import Inspection, utcnow
+
+log = logging.getLogger("lineguard.station")
+
+GB = 1024 ** 3
+BATCH = 200            # records a step: one short transaction, then the files
+MARGIN = 1.1           # purge to 10% above the floor, so one purge is not followed by the next part's
+
+
+class DiskKeeper:
+    """Keeps free space on the data disk at ``min_free_bytes`` or more by deleting old images."""
+
+    def __init__(self, db: Database, images: ContentStore, faults: dict[str, str], min_free_bytes: int,
+                 ok_image_days: Optional[float] = None, check_every_s: float = 60.0, min_age_s: float = 120.0,
+                 free_bytes: Optional[Callable[[], int]] = None, batch: int = BATCH):
+        self.db = db
+        self.images = images
+        self.faults = faults
+        self.min_free_bytes = int(min_free_bytes)
+        self.ok_image_days = ok_image_days
+        self.check_every_s = check_every_s
+        self.min_age_s = min_age_s
+        self.batch = batch
+        self._free_bytes = free_bytes or (lambda: shutil.disk_usage(images.root).free)
+        self.deleted = {"OK": 0, "NG/REVIEW": 0}     # parts whose images went, since start
+        # the highest id each kind of part was cleared up to: the next look starts there,
+        # not at the first part ever recorded (whose rows have no files left)
+        self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- running ---------------------------------------------------------------------
+    def start(self) -> "DiskKeeper":
+        self._thread = threading.Thread(target=self._run, name="lg-disk", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Look now (a write just failed: the disk may be full)."""
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - a failed look is retried at the next one
+                log.exception("disk check failed")
+            self._wake.wait(self.check_every_s)
+            self._wake.clear()
+
+    # -- one look --------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {"free_gb": round(self._free_bytes() / GB, 2), "min_free_gb": round(self.min_free_bytes / GB, 2),
+                "ok_image_days": self.ok_image_days, "images_deleted": dict(self.deleted)}
+
+    def check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
+        """Delete what the rules say must go now; returns the parts cleared, by kind."""
+        with self._lock:
+            now = now or utcnow()
+            young = now - dt.timedelta(seconds=self.min_age_s)
+            cleared = {"OK": 0, "NG/REVIEW": 0}
+            if self.ok_image_days is not None:
+                older = min(young, now - dt.timedelta(days=self.ok_image_days))
+                while n := self._clear("OK", older, age_rule=True):
+                    cleared["OK"] += n
+            if self.min_free_bytes <= 0:
+                return cleared
+            free = self._free_bytes()
+            if free >= self.min_free_bytes:
+                self.faults.pop("disk", None)
+                return cleared
+            for kind in ("OK", "NG/REVIEW"):
+                while free < self.min_free_bytes * MARGIN and (n := self._clear(kind, young)):
+                    cleared[kind] += n
+                    free = self._free_bytes()
+            if any(cleared.values()):
+                log.warning("disk: %.2f GB free (floor %.2f GB): deleted the images of the oldest %d OK and %d "
+                            "NG/REVIEW parts", free / GB, self.min_free_bytes / GB, cleared["OK"],
+                            cleared["NG/REVIEW"])
+            if free < self.min_free_bytes:
+                self.faults["disk"] = (
+                    f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
+                    f"{self.min_free_bytes / GB:.2f} GB, and the images left are reviewed parts and the audit "
+                    "sample (what retraining learns from): free space on the disk, move the data folder to a "
+                    "larger one, or lower --min-free-gb")
+            else:
+                self.faults.pop("disk", None)
+            return cleared
+
+    def _clear(self, kind: str, before: dt.datetime, age_rule: bool = False) -> int:
+        """Stop the oldest batch of ``kind`` parts recorded before ``before`` naming their
+        files, then delete the files no record names any more; the number of parts."""
+        verdict_is = Inspection.verdict == "OK" if kind == "OK" else Inspection.verdict != "OK"
+        cursor = f"{kind} by age" if age_rule else kind
+        q = (select(Inspection.id, Inspection.image_sha256, Inspection.image_key, Inspection.heatmap_key,
+                    Inspection.overlay_key)
+             .where(Inspection.id > self._cursor[cursor], Inspection.image_key.is_not(None), verdict_is,
+                    Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False),
+                    Inspection.created_at < before)
+             .order_by(Inspection.id).limit(self.batch))
+        with self.db.session() as s:
+            rows = list(s.execute(q))
+            if not rows:
+                return 0
+            ids = [r[0] for r in rows]
+            s.execute(update(Inspection).where(Inspection.id.in_(ids))
+                      .values(image_key=None, heatmap_key=None, overlay_key=None))
+        self._cursor[cursor] = ids[-1]
+        keys = {k for r in rows for k in r[2:] if k}
+        # A file's key holds its image's SHA-256 (the map's too), so the records that may
+        # still name one are those with the same SHA-256: found by its index.
+        with self.db.session() as s:
+            named = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key)
+                              .where(Inspection.image_sha256.in_({r[1] for r in rows}),
+                                     Inspection.image_key.is_not(None)))
+            still = {k for r in named for k in r if k}
+        for key in keys - still:
+            try:
+                self.images.path(key).unlink()
+            except FileNotFoundError:
+                pass
+        self.deleted[kind] += len(ids)
+        return len(ids)
+

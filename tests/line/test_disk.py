@@ -1,0 +1,109 @@
+"""The data disk never fills up: the oldest parts' images make room, OK parts' first;
+reviewed parts and the audit sample (retraining's images) stay, and so does every record."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from lineguard.line.disk import DiskKeeper
+from lineguard.line.orm import Inspection, utcnow
+from lineguard.line.station import Part, inspection_to_dict
+
+from .conftest import png_bytes
+
+
+def _line(st) -> dict[str, int]:
+    """Parts in the order a line made them: name -> inspection id."""
+    made = {}
+    for name, value, seed in (("ok1", 60, 1), ("ok2", 60, 2), ("ng1", 200, 3), ("ok3", 60, 4), ("okr", 60, 5),
+                              ("oka", 60, 6), ("ng2", 200, 7), ("dup", 60, 1)):   # dup: ok1's image again
+        made[name] = st.inspect(png_bytes(value, seed=seed), Part(name, "L1", "S1", "cell")).record.id
+    st.maps.flush()
+    st.review(made["okr"], "good", "maria", None)                      # retraining's images
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id == made["oka"]).values(audit_sample=True))
+    return made
+
+
+def _records(st, made) -> dict[str, Inspection]:
+    return {name: st.get(i) for name, i in made.items()}
+
+
+def _keeper(st, min_free: int, **kw) -> DiskKeeper:
+    # the disk's free space rises by 10 for each part whose images went
+    box: dict = {}
+    keeper = DiskKeeper(st.db, st.images, st.faults, min_free, free_bytes=lambda: 10 * sum(box["k"].deleted.values()),
+                        min_age_s=0, batch=1, **kw)
+    box["k"] = keeper
+    return keeper
+
+
+def _soon() -> dt.datetime:
+    return utcnow() + dt.timedelta(seconds=1)
+
+
+def test_the_oldest_ok_images_make_room_first_and_every_record_stays(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    before = _records(st, made)
+    keeper = _keeper(st, min_free=25)                      # 3 parts' worth (to 27.5 with the margin)
+    assert keeper.check(now=_soon()) == {"OK": 3, "NG/REVIEW": 0}
+    after = _records(st, made)
+    for name in ("ok1", "ok2", "ok3"):
+        rec = after[name]
+        assert rec.image_key is None and rec.heatmap_key is None
+        assert (rec.verdict, rec.score) == (before[name].verdict, before[name].score)
+        assert inspection_to_dict(rec)["stored"] == {"image": False, "heatmap": False}
+    for name in ("ok2", "ok3"):
+        assert not st.images.exists(before[name].image_key) and not st.images.exists(before[name].heatmap_key)
+    # ok1's image is also dup's (the same image sent for another part): it stays
+    assert st.images.exists(before["ok1"].image_key) and after["dup"].image_key == before["ok1"].image_key
+    for name in ("ng1", "ng2", "okr", "oka", "dup"):
+        assert after[name].image_key == before[name].image_key and st.images.exists(before[name].image_key)
+    assert "disk" not in st.faults
+
+
+def test_ng_images_go_once_no_ok_image_is_left_and_a_full_disk_is_a_fault(station):
+    st = station       # on SQLite and PostgreSQL
+    made = _line(st)
+    before = _records(st, made)
+    keeper = _keeper(st, min_free=1000)
+    assert keeper.check(now=_soon()) == {"OK": 4, "NG/REVIEW": 2}
+    after = _records(st, made)
+    assert [n for n, r in after.items() if r.image_key is not None] == ["okr", "oka"]
+    assert not st.images.exists(before["ok1"].image_key)   # no record names it now
+    for name in ("okr", "oka"):
+        assert st.images.exists(before[name].image_key) and st.images.exists(before[name].heatmap_key)
+    assert "--min-free-gb" in st.faults["disk"] and "reviewed parts and the audit sample" in st.faults["disk"]
+    keeper.min_free_bytes = 40                              # space came back: the fault clears itself
+    assert keeper.check(now=_soon()) == {"OK": 0, "NG/REVIEW": 0} and "disk" not in st.faults
+
+
+def test_ok_images_older_than_ok_image_days_go_whatever_the_disk(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    before = _records(st, made)
+    old = utcnow() - dt.timedelta(days=2)
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_([made["ok1"], made["ok2"], made["ng1"], made["okr"]]))
+                  .values(created_at=old))
+    keeper = DiskKeeper(st.db, st.images, st.faults, 0, ok_image_days=1, free_bytes=lambda: 0)
+    assert keeper.check() == {"OK": 2, "NG/REVIEW": 0}
+    after = _records(st, made)
+    assert after["ok1"].image_key is None and after["ok2"].image_key is None
+    assert not st.images.exists(before["ok2"].image_key)
+    for name in ("ng1", "okr", "ok3", "oka", "ng2", "dup"):          # NG, reviewed, or younger
+        assert after[name].image_key == before[name].image_key
+
+
+def test_a_station_watches_its_disk_and_says_so(sqlite_station):
+    from lineguard.line.config import StationConfig
+    st = sqlite_station()
+    status = st.disk.status()
+    assert status["min_free_gb"] == 2.0 and status["free_gb"] > 0 and st.disk._thread.is_alive()
+    with pytest.raises(ValueError, match="min_free_gb"):
+        StationConfig(min_free_gb=-1)
+    with pytest.raises(ValueError, match="ok_image_days"):
+        StationConfig(ok_image_days=0)
