@@ -107,3 +107,18 @@ def test_a_station_watches_its_disk_and_says_so(sqlite_station):
         StationConfig(min_free_gb=-1)
     with pytest.raises(ValueError, match="ok_image_days"):
         StationConfig(ok_image_days=0)
+
+
+def test_a_written_image_makes_the_keeper_look_at_once_when_the_floor_is_near(sqlite_station):
+    # a busy line can reach the floor well within the minute between looks
+    st = sqlite_station(min_free_gb=0)
+    free = {"bytes": 100}
+    keeper = DiskKeeper(st.db, st.images, st.faults, 50, free_bytes=lambda: free["bytes"])
+    keeper.after_write()
+    assert not keeper._wake.is_set()                 # room to spare: nothing to do
+    free["bytes"] = 10
+    keeper.after_write()
+    assert not keeper._wake.is_set()                 # looked less than a second ago
+    keeper._looked -= 1.0
+    keeper.after_write()
+    assert keeper._wake.is_set()

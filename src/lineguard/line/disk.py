@@ -3,7 +3,8 @@
 A station that keeps every image fills its disk in days (a 1 MB image a second is 86 GB
 a day), and a station that cannot write an image refuses the part: the line stops. So a
 keeper thread watches the free space of the disk under the data folder, and when it
-falls under ``min_free_bytes`` deletes the image files of the oldest parts until a
+falls under ``min_free_bytes`` (looked at every minute, at most every second while
+parts are written, and at once when a write fails) deletes the image files of the oldest parts until a
 margin above it is free again: OK parts' first, then NG and REVIEW parts'. The images
 retraining learns from (parts a person reviewed, the audit sample) are never deleted
 here; if only those are left, ``/health`` says the disk is full and what to do. With
@@ -23,6 +24,7 @@ import datetime as dt
 import logging
 import shutil
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from sqlalchemy import select, update
@@ -58,6 +60,7 @@ class DiskKeeper:
         # not at the first part ever recorded (whose rows have no files left)
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
         self._lock = threading.Lock()
+        self._looked = 0.0     # monotonic time of the last after_write look
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -71,6 +74,17 @@ class DiskKeeper:
     def wake(self) -> None:
         """Look now (a write just failed: the disk may be full)."""
         self._wake.set()
+
+    def after_write(self) -> None:
+        """A part's image was just written: on a busy line the disk can reach its floor
+        well within a minute, so look at the free space (one statfs call, at most once a
+        second) and clear room now if it is under the floor."""
+        now = time.monotonic()
+        if self.min_free_bytes <= 0 or now - self._looked < 1.0:
+            return
+        self._looked = now
+        if self._free_bytes() < self.min_free_bytes:
+            self.wake()
 
     def close(self) -> None:
         self._stop.set()

@@ -332,6 +332,8 @@ class Station:
             s.close()
         self.faults.pop("images", None)
         self.faults.pop("database", None)
+        if image_key is not None:
+            self.disk.after_write()
         self._remember(part.part_id, digest, rec.id)
         if map_to_store is not None:
             self.maps.submit(rec.id, map_to_store, result.anomaly_map, scale)
