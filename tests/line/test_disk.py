@@ -33,6 +33,7 @@ def _records(st, made) -> dict[str, Inspection]:
 
 def _keeper(st, min_free: int, **kw) -> DiskKeeper:
     # the disk's free space rises by 10 for each part whose images went
+    st.images.recent_s = 0          # these parts' files were stored a moment ago
     box: dict = {}
     keeper = DiskKeeper(st.db, st.images, st.faults, min_free, free_bytes=lambda: 10 * sum(box["k"].deleted.values()),
                         min_age_s=0, batch=1, **kw)
@@ -89,6 +90,7 @@ def test_ok_images_older_than_ok_image_days_go_whatever_the_disk(sqlite_station)
     with st.db.session() as s:
         s.execute(update(Inspection).where(Inspection.id.in_([made["ok1"], made["ok2"], made["ng1"], made["okr"]]))
                   .values(created_at=old))
+    st.images.recent_s = 0
     keeper = DiskKeeper(st.db, st.images, st.faults, 0, ok_image_days=1, free_bytes=lambda: 0)
     assert keeper.check() == {"OK": 2, "NG/REVIEW": 0}
     after = _records(st, made)
@@ -122,3 +124,19 @@ def test_a_written_image_makes_the_keeper_look_at_once_when_the_floor_is_near(sq
     keeper._looked -= 1.0
     keeper.after_write()
     assert keeper._wake.is_set()
+
+
+def test_an_image_sent_again_while_its_old_part_is_cleared_keeps_its_file(sqlite_station):
+    # the new part found the file there (so stored no copy) and its record is about to
+    # name it: deleting the file now would leave that record naming nothing
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    ok2, ok3 = st.get(made["ok2"]), st.get(made["ok3"])
+    keeper = _keeper(st, min_free=25)
+    st.images.recent_s = 60
+    st.images._stored_at = {k: t - 120 for k, t in st.images._stored_at.items()}   # the line's files: minutes ago
+    staged = st.images.stage(st.images.get(ok2.image_key))
+    staged.commit(ok2.image_key)                               # the new part's file, found there
+    assert keeper.check(now=_soon()) == {"OK": 3, "NG/REVIEW": 0}
+    assert st.get(made["ok2"]).image_key is None and st.images.exists(ok2.image_key)
+    assert not st.images.exists(ok3.image_key)                  # not stored again: deleted

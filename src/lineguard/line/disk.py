@@ -15,7 +15,8 @@ says its image is not kept (``image_key``/``heatmap_key`` NULL), as for a part w
 image was never kept. The order keeps every link whole: a record stops naming its files
 (committed) before they are deleted, so a crash in between leaves a file no record
 names, never a record naming a missing file; a file another record still names (the
-same image sent for two parts, one map of it) stays. Parts younger than ``min_age_s``
+same image sent for two parts, one map of it), or one stored again in the last minute
+for a part whose record is about to name it, stays. Parts younger than ``min_age_s``
 are left alone: their map may still be on its way (see :mod:`.mapwriter`).
 """
 from __future__ import annotations
@@ -168,10 +169,7 @@ class DiskKeeper:
                                      Inspection.image_key.is_not(None)))
             still = {k for r in named for k in r if k}
         for key in keys - still:
-            try:
-                self.images.path(key).unlink()
-            except FileNotFoundError:
-                pass
+            self.images.delete_unnamed(key)
         self.deleted[kind] += len(ids)
         return len(ids)
 

@@ -10,11 +10,17 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 from ..vision.atomic import atomic_write_bytes
+
+# A part's record commits within this of its files being stored (the model has run by
+# then): the disk keeper leaves a file stored this recently, which a record may be about
+# to name (the same image sent again while its old part's files are being cleared).
+RECENT_S = 60.0
 
 
 def sha256_hex(data: bytes) -> str:
@@ -41,6 +47,13 @@ class ContentStore:
         self._staging = self.root / ".staging"
         self._writer: Optional[ThreadPoolExecutor] = None
         self._writer_lock = threading.Lock()
+        # held while a file is found there or put in place for a part, and while the disk
+        # keeper deletes one: a file is never deleted between a part finding it and the
+        # part's record naming it (see :meth:`delete_unnamed`)
+        self._names = threading.Lock()
+        self._stored_at: dict[str, float] = {}
+        self._prune_at = 4096
+        self.recent_s = RECENT_S
         self._sweep_staging()
 
     def _sweep_staging(self, older_than_s: float = 3600.0) -> None:
@@ -85,11 +98,36 @@ class ContentStore:
         """
         key = key or self.key_for(digest or sha256_hex(data), suffix)
         path = self.path(key)
-        if not path.exists():
+        with self._names:
+            self._stored(key)
+            there = path.exists()
+        if not there:
             new_dirs = self._new_dirs(path.parent)
             atomic_write_bytes(path, data)
             self._sync_dirs(path.parent, new_dirs)
         return key
+
+    def _stored(self, key: str) -> None:
+        # with self._names held
+        now = time.monotonic()
+        self._stored_at[key] = now
+        if len(self._stored_at) > self._prune_at:
+            self._stored_at = {k: t for k, t in self._stored_at.items() if now - t < self.recent_s}
+            self._prune_at = max(4096, 2 * len(self._stored_at))
+
+    def delete_unnamed(self, key: str) -> bool:
+        """Delete the file of ``key``, which the caller found no record naming, unless a
+        part stored it in the last ``recent_s`` (its record may be committing right
+        now); True if it is gone."""
+        with self._names:
+            at = self._stored_at.get(key)
+            if at is not None and time.monotonic() - at < self.recent_s:
+                return False
+            try:
+                self.path(key).unlink()
+            except FileNotFoundError:
+                pass
+            return True
 
     def _new_dirs(self, folder: Path) -> list[Path]:
         # the key's folders that do not exist yet: their entries in their parents need
@@ -163,12 +201,16 @@ class StagedFile:
             self.discard()
             raise
         target = self.store.path(key)
-        if target.exists():
+        with self.store._names:
+            self.store._stored(key)
+            there = target.exists()
+            if not there:
+                new_dirs = self.store._new_dirs(target.parent)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.tmp, target)
+        if there:
             self.discard()
         else:
-            new_dirs = self.store._new_dirs(target.parent)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, target)
             self.store._sync_dirs(target.parent, new_dirs)
         return key
 
