@@ -142,3 +142,22 @@ def test_the_camera_verb_hands_an_in_process_station_its_frames_unencoded(sqlite
     recs = st.query(station="CAM1")
     assert cam.inspected == len(recs) >= 1 and all(r.verdict == "OK" and r.image_key is None for r in recs)
     assert encodes.n == 0
+
+
+def test_a_frame_whose_png_cannot_be_written_leaves_nothing_in_staging(sqlite_station, monkeypatch):
+    import os
+    import tempfile
+
+    from lineguard.line import imagestore
+    from lineguard.line.errors import StorageUnavailable
+    st = sqlite_station()
+
+    def disk_full(self, data):
+        fd, self.tmp = tempfile.mkstemp(dir=self.store._staging, suffix=".tmp")   # half-written, then ENOSPC
+        os.close(fd)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(imagestore.StagedFile, "_write", disk_full)
+    with pytest.raises(StorageUnavailable, match="No space left"):
+        st.inspect(CameraFrame(_frame(200)), _part("full"), source="camera")
+    assert list((st.images.root / ".staging").glob("*.tmp")) == []
+    assert st.query(station="CAM1") == []

@@ -77,7 +77,7 @@ def test_ng_images_go_once_no_ok_image_is_left_and_a_full_disk_is_a_fault(statio
     assert not st.images.exists(before["ok1"].image_key)   # no record names it now
     for name in ("okr", "oka"):
         assert st.images.exists(before[name].image_key) and st.images.exists(before[name].heatmap_key)
-    assert "--min-free-gb" in st.faults["disk"] and "reviewed parts and the audit sample" in st.faults["disk"]
+    assert "--min-free-gb" in st.faults["disk"] and "a person reviewed" in st.faults["disk"]
     keeper.min_free_bytes = 40                              # space came back: the fault clears itself
     assert keeper.check(now=_soon()) == {"OK": 0, "NG/REVIEW": 0} and "disk" not in st.faults
 
@@ -140,3 +140,48 @@ def test_an_image_sent_again_while_its_old_part_is_cleared_keeps_its_file(sqlite
     assert keeper.check(now=_soon()) == {"OK": 3, "NG/REVIEW": 0}
     assert st.get(made["ok2"]).image_key is None and st.images.exists(ok2.image_key)
     assert not st.images.exists(ok3.image_key)                  # not stored again: deleted
+
+
+def test_a_part_reviewed_while_its_batch_is_cleared_keeps_its_image(station):
+    # the keeper selects a batch, a person reviews one of its parts, then the keeper
+    # clears the batch: the review (retraining's image) wins, on SQLite and PostgreSQL
+    st = station
+    made = _line(st)
+    before = _records(st, made)
+    keeper = _keeper(st, min_free=15)                       # 2 parts' worth: ok1, ok2 (batch of 1)
+
+    def review_ok2_meanwhile(inspection_id: int) -> bool:   # called between the select and the write
+        if inspection_id == made["ok2"] and not st.get(made["ok2"]).reviewed:
+            st.review(made["ok2"], "good", "maria", None)
+        return False
+    keeper.busy = review_ok2_meanwhile
+    assert keeper.check(now=_soon()) == {"OK": 2, "NG/REVIEW": 0}
+    after = _records(st, made)
+    assert after["ok2"].reviewed and after["ok2"].image_key == before["ok2"].image_key
+    assert st.images.exists(before["ok2"].image_key) and st.images.exists(before["ok2"].heatmap_key)
+    assert after["ok1"].image_key is None and after["ok3"].image_key is None
+
+
+def test_a_part_whose_map_is_on_its_way_waits_and_its_map_is_not_linked_once_cleared(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    keeper = _keeper(st, min_free=15)
+    keeper.busy = lambda inspection_id: inspection_id == made["ok2"]
+    assert keeper.check(now=_soon()) == {"OK": 1, "NG/REVIEW": 0}     # ok1, then it stops at ok2
+    assert st.get(made["ok2"]).image_key is not None
+    # a map stored after its part's image was cleared is not linked to it
+    import numpy as np
+    st.maps.submit(made["ok1"], "zz/zz/late.map.png", np.zeros((8, 8), np.float32), 1.0)
+    st.maps.flush()
+    assert st.get(made["ok1"]).heatmap_key is None
+
+
+def test_an_unreadable_disk_is_not_a_crash_of_the_keeper(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+
+    def gone() -> int:
+        raise FileNotFoundError("the data folder was unmounted")
+    keeper = DiskKeeper(st.db, st.images, st.faults, 10, free_bytes=gone)
+    assert keeper.status()["free_gb"] is None
+    assert keeper.check() == {"OK": 0, "NG/REVIEW": 0}
+    keeper.after_write()

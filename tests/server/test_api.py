@@ -283,3 +283,15 @@ def test_a_camera_frame_reaches_a_remote_station_as_the_png_an_in_process_one_wo
     assert d["verdict"] == "NG" and d["image_sha256"] == hashlib.sha256(png).hexdigest()
     with fake_server.client(fake_server.keys["operator"]) as c:
         assert c.get(d["links"]["image"]).content == png
+
+
+def test_a_file_deleted_under_its_record_is_a_404_not_a_500(fake_server):
+    # the disk keeper clears a record before deleting its files, but a reader may hold the
+    # record from just before: it gets 404 with the reason
+    with fake_server.client(fake_server.keys["operator"]) as c:
+        d = post_part(c, png_bytes(200, seed=4242), "deleted-under-1").json()
+        path = fake_server.data_dir / "images" / d["image_sha256"][:2] / d["image_sha256"][2:4]
+        for f in path.glob(d["image_sha256"] + ".png"):
+            f.unlink()
+        r = c.get(d["links"]["image"])
+        assert r.status_code == 404 and "make room on the disk" in r.json()["error"]["message"]

@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 
 from .db import Database
 from .imagestore import ContentStore
+from .mapwriter import map_key
 from .orm import Inspection, utcnow
 
 log = logging.getLogger("lineguard.station")
@@ -46,7 +47,8 @@ class DiskKeeper:
 
     def __init__(self, db: Database, images: ContentStore, faults: dict[str, str], min_free_bytes: int,
                  ok_image_days: Optional[float] = None, check_every_s: float = 60.0, min_age_s: float = 120.0,
-                 free_bytes: Optional[Callable[[], int]] = None, batch: int = BATCH):
+                 free_bytes: Optional[Callable[[], int]] = None, batch: int = BATCH,
+                 busy: Callable[[int], bool] = lambda inspection_id: False):
         self.db = db
         self.images = images
         self.faults = faults
@@ -55,6 +57,7 @@ class DiskKeeper:
         self.check_every_s = check_every_s
         self.min_age_s = min_age_s
         self.batch = batch
+        self.busy = busy       # a part whose map is still on its way (MapWriter.is_pending)
         self._free_bytes = free_bytes or (lambda: shutil.disk_usage(images.root).free)
         self.deleted = {"OK": 0, "NG/REVIEW": 0}     # parts whose images went, since start
         # the highest id each kind of part was cleared up to: the next look starts there,
@@ -62,6 +65,7 @@ class DiskKeeper:
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
         self._lock = threading.Lock()
         self._looked = 0.0     # monotonic time of the last after_write look
+        self._waiting = False  # this look stopped at a part whose map is on its way
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -84,7 +88,8 @@ class DiskKeeper:
         if self.min_free_bytes <= 0 or now - self._looked < 1.0:
             return
         self._looked = now
-        if self._free_bytes() < self.min_free_bytes:
+        free = self._free()
+        if free is not None and free < self.min_free_bytes:
             self.wake()
 
     def close(self) -> None:
@@ -103,9 +108,19 @@ class DiskKeeper:
             self._wake.clear()
 
     # -- one look --------------------------------------------------------------------
+    def _free(self) -> Optional[int]:
+        """Free bytes on the data disk; None if it cannot be read (the folder is gone or
+        unmounted: the storage fault says so, this must not turn /health into a 500)."""
+        try:
+            return int(self._free_bytes())
+        except OSError:
+            return None
+
     def status(self) -> dict[str, Any]:
-        return {"free_gb": round(self._free_bytes() / GB, 2), "min_free_gb": round(self.min_free_bytes / GB, 2),
-                "ok_image_days": self.ok_image_days, "images_deleted": dict(self.deleted)}
+        free = self._free()
+        return {"free_gb": None if free is None else round(free / GB, 2),
+                "min_free_gb": round(self.min_free_bytes / GB, 2), "ok_image_days": self.ok_image_days,
+                "images_deleted": dict(self.deleted)}
 
     def check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
         """Delete what the rules say must go now; returns the parts cleared, by kind."""
@@ -115,18 +130,24 @@ class DiskKeeper:
             cleared = {"OK": 0, "NG/REVIEW": 0}
             if self.ok_image_days is not None:
                 older = min(young, now - dt.timedelta(days=self.ok_image_days))
-                while n := self._clear("OK", older, age_rule=True):
+                while not self._stop.is_set() and (n := self._clear("OK", older, age_rule=True)):
                     cleared["OK"] += n
-            if self.min_free_bytes <= 0:
+            free = self._free()
+            if self.min_free_bytes <= 0 or free is None:
                 return cleared
-            free = self._free_bytes()
             if free >= self.min_free_bytes:
                 self.faults.pop("disk", None)
                 return cleared
+            self._waiting = False
             for kind in ("OK", "NG/REVIEW"):
-                while free < self.min_free_bytes * MARGIN and (n := self._clear(kind, young)):
+                if self._waiting:
+                    break     # an OK part's map is still being stored: its image goes first, next look
+                while (free is not None and free < self.min_free_bytes * MARGIN and not self._stop.is_set()
+                       and (n := self._clear(kind, young))):
                     cleared[kind] += n
-                    free = self._free_bytes()
+                    free = self._free()
+            if free is None:
+                return cleared
             if any(cleared.values()):
                 log.warning("disk: %.2f GB free (floor %.2f GB): deleted the images of the oldest %d OK and %d "
                             "NG/REVIEW parts", free / GB, self.min_free_bytes / GB, cleared["OK"],
@@ -134,9 +155,10 @@ class DiskKeeper:
             if free < self.min_free_bytes:
                 self.faults["disk"] = (
                     f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
-                    f"{self.min_free_bytes / GB:.2f} GB, and the images left are reviewed parts and the audit "
-                    "sample (what retraining learns from): free space on the disk, move the data folder to a "
-                    "larger one, or lower --min-free-gb")
+                    f"{self.min_free_bytes / GB:.2f} GB, and no part image is left that may go (those left "
+                    "are parts a person reviewed, the audit sample retraining learns from, and the last "
+                    "minutes' parts; or the disk is filled by other data): free space on the disk, move the "
+                    "data folder to a larger one, or lower --min-free-gb")
             else:
                 self.faults.pop("disk", None)
             return cleared
@@ -152,22 +174,45 @@ class DiskKeeper:
                     Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False),
                     Inspection.created_at < before)
              .order_by(Inspection.id).limit(self.batch))
+        protected = (Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False),
+                     Inspection.image_key.is_not(None))
         with self.db.session() as s:
             rows = list(s.execute(q))
+            # a part whose map is still being stored waits for a later look (the cursor
+            # stops before it); its record is linked to the map only while it has an image
+            for n, r in enumerate(rows):
+                if self.busy(r[0]):
+                    rows = rows[:n]
+                    self._waiting = True
+                    break
             if not rows:
                 return 0
             ids = [r[0] for r in rows]
-            s.execute(update(Inspection).where(Inspection.id.in_(ids))
+            # The filters again, in the write: a part reviewed (or drawn into the audit
+            # sample) since the select keeps its image; only the rows changed here lose
+            # their files.
+            s.execute(update(Inspection).where(Inspection.id.in_(ids), *protected)
                       .values(image_key=None, heatmap_key=None, overlay_key=None))
+            kept = set(s.scalars(select(Inspection.id).where(Inspection.id.in_(ids),
+                                                              Inspection.image_key.is_not(None))))
         self._cursor[cursor] = ids[-1]
+        rows = [r for r in rows if r[0] not in kept]
+        if not rows:      # the whole batch was reviewed meanwhile: on to the next one
+            return self._clear(kind, before, age_rule)
+        ids = [r[0] for r in rows]
         keys = {k for r in rows for k in r[2:] if k}
         # A file's key holds its image's SHA-256 (the map's too), so the records that may
-        # still name one are those with the same SHA-256: found by its index.
+        # still name one are those with the same SHA-256, found by its index: their
+        # files, and the map of a record that still has its image (it may be on its way).
         with self.db.session() as s:
-            named = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key)
-                              .where(Inspection.image_sha256.in_({r[1] for r in rows}),
-                                     Inspection.image_key.is_not(None)))
-            still = {k for r in named for k in r if k}
+            named = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key,
+                                     Inspection.image_sha256, Inspection.model_id)
+                              .where(Inspection.image_sha256.in_({r[1] for r in rows})))
+            still: set[str] = set()
+            for image_key, heatmap_key, overlay_key, sha, model_id in named:
+                still.update(k for k in (image_key, heatmap_key, overlay_key) if k)
+                if image_key:
+                    still.add(map_key(self.images, sha, model_id))
         for key in keys - still:
             self.images.delete_unnamed(key)
         self.deleted[kind] += len(ids)

@@ -116,7 +116,9 @@ class MapWriter:
                 if stored:
                     with self.db.session() as s:
                         for j in stored:
-                            s.execute(update(Inspection).where(Inspection.id == j.inspection_id)
+                            # not once the disk keeper cleared the part's image (see line.disk)
+                            s.execute(update(Inspection).where(Inspection.id == j.inspection_id,
+                                                               Inspection.image_key.is_not(None))
                                       .values(heatmap_key=j.key))
             except Exception:  # noqa: BLE001
                 log.exception("could not link %d anomaly maps to their inspections", len(stored))

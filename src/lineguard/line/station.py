@@ -155,7 +155,7 @@ class Station:
         self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
         self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),
-                               config.ok_image_days, config.disk_check_s)
+                               config.ok_image_days, config.disk_check_s, busy=self.maps.is_pending)
         if config.min_free_gb > 0 or config.ok_image_days is not None:
             self.disk.start()
         # Called after a record or review commits (the live view, see server.events);
@@ -277,8 +277,11 @@ class Station:
                 if frame is not None:
                     name = staged.made_sha256()
                 image_key = staged.commit(self.images.key_for(name, suffix))
-            except OSError as exc:
-                raise self._storage_fault("images", exc) from exc
+            except BaseException as exc:
+                staged.discard()        # a frame's PNG half-written on a full disk: not left in staging
+                if isinstance(exc, OSError):
+                    raise self._storage_fault("images", exc) from exc
+                raise
         elif staged is not None:
             staged.discard()
         if image_key is not None and result.anomaly_map is not None:

@@ -84,6 +84,15 @@ async def create_inspection(
                         status_code=201 if outcome.created else 200)
 
 
+def _file(station: Station, key: str, inspection_id: int) -> bytes:
+    # the record named the file when it was read; the disk keeper may have cleared it since
+    try:
+        return station.images.get(key)
+    except FileNotFoundError:
+        raise NotFound(f"the files of inspection {inspection_id} were just deleted to make room on the disk "
+                       "(/health's disk)") from None
+
+
 def _parse_bool(v: Optional[str]) -> Optional[bool]:
     if v is None or v == "":
         return None
@@ -134,7 +143,7 @@ def get_image(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE, sta
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept (retention samples OK parts, "
                        "and old parts' images make room when the disk is nearly full: /health's disk)")
-    data = station.images.get(rec.image_key)
+    data = _file(station, rec.image_key, inspection_id)
     if max_side is None:
         return Response(data, media_type=media_type_for(rec.image_key), headers=_PICTURE)
     from ...line import render
@@ -150,7 +159,7 @@ def get_heatmap(inspection_id: int = _ID, station: Station = Depends(get_station
     rec = station.get(inspection_id)
     if not rec.heatmap_key:
         raise NotFound(f"the anomaly map of inspection {inspection_id} was not kept")
-    return Response(heatmap_png(station.images.get(rec.heatmap_key)), media_type="image/png", headers=_PICTURE)
+    return Response(heatmap_png(_file(station, rec.heatmap_key, inspection_id)), media_type="image/png", headers=_PICTURE)
 
 
 @router.get("/{inspection_id}/overlay", summary="The part with defect areas marked (PNG)", response_class=Response,
@@ -159,16 +168,16 @@ def get_overlay(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rec = station.get(inspection_id)
     if rec.overlay_key and (max_side is None or not rec.image_key):
-        return Response(station.images.get(rec.overlay_key), media_type="image/png", headers=_PICTURE)
+        return Response(_file(station, rec.overlay_key, inspection_id), media_type="image/png", headers=_PICTURE)
     if not rec.image_key:
         raise NotFound(f"the image of inspection {inspection_id} was not kept, so there is no overlay")
     from ...line import render
     from ...vision.imageio import load_image
     from ...vision.result import DefectRegion, InspectionResult, Verdict
-    image = load_image(station.images.get(rec.image_key), sensor_bits="auto")   # shown, not judged
+    image = load_image(_file(station, rec.image_key, inspection_id), sensor_bits="auto")   # shown, not judged
     amap = None
     if rec.heatmap_key and rec.heatmap_scale:
-        amap = render.decode_map(station.images.get(rec.heatmap_key), rec.heatmap_scale)
+        amap = render.decode_map(_file(station, rec.heatmap_key, inspection_id), rec.heatmap_scale)
     result = InspectionResult(verdict=Verdict(rec.verdict), score=rec.score, threshold=rec.threshold,
                               pixel_threshold=rec.pixel_threshold, anomaly_map=amap,
                               regions=[DefectRegion.from_dict(r) for r in rec.regions or []],
