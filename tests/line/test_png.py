@@ -50,3 +50,11 @@ def test_a_small_picture_is_written_by_opencv(monkeypatch):
     arr = np.zeros((64, 64, 3), np.uint8)
     back = cv2.imdecode(np.frombuffer(png.encode_png(arr), np.uint8), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(back, arr)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (731, 853, 3), (731, 853, 4)])
+def test_an_rgb_picture_keeps_its_colours_small_or_in_pieces(shape):
+    from PIL import Image
+    arr = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    with Image.open(io.BytesIO(png.encode_png(arr, rgb=True))) as im:
+        np.testing.assert_array_equal(np.asarray(im), arr)

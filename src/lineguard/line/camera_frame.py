@@ -20,7 +20,7 @@ import numpy as np
 
 from ..vision.errors import ImageError, ImageTooLarge
 from ..vision.imageio import Photo, load_photo
-from .png import encode_png, is_mono
+from .png import encode_png, frame_pixels
 
 _NAME = "the camera frame"
 
@@ -68,12 +68,7 @@ class CameraFrame:
     def stored(self) -> np.ndarray:
         """The pixels its PNG holds: a mono camera's three equal channels as one grey one."""
         if self._stored is None:
-            a = self.pixels
-            if a.ndim == 3 and a.shape[2] == 1:
-                a = a[:, :, 0]
-            elif is_mono(a):
-                a = a[:, :, 0]
-            self._stored = np.ascontiguousarray(a)
+            self._stored = np.ascontiguousarray(frame_pixels(self.pixels))
         return self._stored
 
     def photo(self) -> Photo:

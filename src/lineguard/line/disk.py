@@ -168,14 +168,13 @@ class DiskKeeper:
         files, then delete the files no record names any more; the number of parts."""
         verdict_is = Inspection.verdict == "OK" if kind == "OK" else Inspection.verdict != "OK"
         cursor = f"{kind} by age" if age_rule else kind
+        # a part that still has its image, not reviewed by a person, not in the audit sample
+        may_go = (Inspection.image_key.is_not(None), Inspection.reviewed.is_(False),
+                  Inspection.audit_sample.is_(False))
         q = (select(Inspection.id, Inspection.image_sha256, Inspection.image_key, Inspection.heatmap_key,
                     Inspection.overlay_key)
-             .where(Inspection.id > self._cursor[cursor], Inspection.image_key.is_not(None), verdict_is,
-                    Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False),
-                    Inspection.created_at < before)
+             .where(Inspection.id > self._cursor[cursor], verdict_is, Inspection.created_at < before, *may_go)
              .order_by(Inspection.id).limit(self.batch))
-        protected = (Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False),
-                     Inspection.image_key.is_not(None))
         with self.db.session() as s:
             rows = list(s.execute(q))
             # a part whose map is still being stored waits for a later look (the cursor
@@ -191,7 +190,7 @@ class DiskKeeper:
             # The filters again, in the write: a part reviewed (or drawn into the audit
             # sample) since the select keeps its image; only the rows changed here lose
             # their files.
-            s.execute(update(Inspection).where(Inspection.id.in_(ids), *protected)
+            s.execute(update(Inspection).where(Inspection.id.in_(ids), *may_go)
                       .values(image_key=None, heatmap_key=None, overlay_key=None))
             kept = set(s.scalars(select(Inspection.id).where(Inspection.id.in_(ids),
                                                               Inspection.image_key.is_not(None))))

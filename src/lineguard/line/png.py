@@ -47,15 +47,20 @@ def png_params() -> list[int]:
     return params + [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
-def encode_png(arr: np.ndarray) -> bytes:
-    """An OpenCV image (BGR, BGRA or grey, 8 or 16 bits) as PNG bytes; ValueError if it cannot be."""
+def encode_png(arr: np.ndarray, rgb: bool = False) -> bytes:
+    """An OpenCV image (BGR, BGRA or grey, 8 or 16 bits; ``rgb``: RGB or RGBA) as PNG bytes;
+    ValueError if it cannot be."""
+    import cv2
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     pieces = min(_cores(), arr.shape[0])
     if (arr.nbytes >= PIECES_FROM_BYTES and pieces > 1 and arr.dtype in (np.uint8, np.uint16)
             and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4)))):
+        if arr.ndim == 3 and not rgb:      # PNG holds RGB(A)
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
         return _encode_in_pieces(arr, pieces)
-    import cv2
+    if arr.ndim == 3 and rgb:              # OpenCV's writer takes BGR(A)
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     ok, buf = cv2.imencode(".png", arr, png_params())
     if not ok:
         raise ValueError(f"the image ({arr.shape}, {arr.dtype}) could not be encoded as PNG")
@@ -68,9 +73,17 @@ def is_mono(frame: np.ndarray) -> bool:
             and np.array_equal(frame[:, :, 1], frame[:, :, 2]))
 
 
+def frame_pixels(frame: np.ndarray) -> np.ndarray:
+    """The pixels a camera frame's PNG holds: a mono camera's three equal channels (or
+    one channel of three dimensions) as a 2-D grey image; other frames as they are."""
+    if frame.ndim == 3 and (frame.shape[2] == 1 or is_mono(frame)):
+        return frame[:, :, 0]
+    return frame
+
+
 def encode_frame(frame: np.ndarray) -> bytes:
     """A camera frame from OpenCV as the PNG the station receives (a mono one as grey)."""
-    return encode_png(frame[:, :, 0] if is_mono(frame) else frame)
+    return encode_png(frame_pixels(frame))
 
 
 def _cores() -> int:
@@ -94,10 +107,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _encode_in_pieces(arr: np.ndarray, pieces: int) -> bytes:
-    import cv2
+    """``arr``: grey, RGB or RGBA, 8 or 16 bits."""
     h, w = arr.shape[:2]
-    if arr.ndim == 3:      # PNG holds RGB(A); OpenCV's order is BGR(A)
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     deep = arr.dtype == np.uint16
     rows = np.ascontiguousarray(arr, dtype=">u2" if deep else np.uint8).view(np.uint8).reshape(h, -1)
     # the "up" filter: each row's bytes less the row above's (mod 256), led by filter type 2

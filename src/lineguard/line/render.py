@@ -16,9 +16,7 @@ from .png import encode_png
 
 
 def _png(arr: np.ndarray) -> bytes:
-    if arr.ndim == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    return encode_png(arr)   # fast settings (line.png): a full-size 5 MP overlay 418 -> 217 ms
+    return encode_png(arr, rgb=True)   # fast settings (line.png): a full-size 5 MP overlay 418 -> 217 ms
 
 
 def decode_png(data: bytes, gray: bool = False) -> np.ndarray:
