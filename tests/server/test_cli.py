@@ -60,7 +60,7 @@ def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
         srv.stop()
 
 
-def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path):
+def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path, synth_category):
     from line.test_outbox import Receiver
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Station
@@ -70,14 +70,21 @@ def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path):
     st.close()
     inbox = tmp_path / "incoming"
     inbox.mkdir()
-    for i in range(2):
-        (inbox / f"w-{i}.png").write_bytes(png_bytes(30 + 90 * i, seed=i, size=128))
+    good = sorted((synth_category / "test" / "good").glob("*.png"))[0]     # a part the model passes
+    (inbox / "w-0.png").write_bytes(good.read_bytes())
+    (inbox / "w-1.png").write_bytes(png_bytes(120, seed=1, size=128))
     bad = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--server", "http://127.0.0.1:9",
                      "--api-key", "x", "--webhook", "http://127.0.0.1:9/h")
     assert bad.returncode == 2 and "lineguard serve" in bad.stderr
+    # a remote station keeps images by its own settings: saying otherwise here is refused
+    bad = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--server", "http://127.0.0.1:9",
+                     "--api-key", "x", "--min-free-gb", "5")
+    assert bad.returncode == 2 and "--min-free-gb" in bad.stderr and "lineguard serve" in bad.stderr
     receiver = Receiver()
+    # the station in this process keeps images as told: no OK image, no audit sample
     proc = subprocess.Popen([sys.executable, "-m", "lineguard", "watch", str(inbox), "--line", "L1", "--product",
-                             "cell", "--data", str(data), "--webhook", receiver.url, "--settle", "0.1", "--poll", "0.1"],
+                             "cell", "--data", str(data), "--webhook", receiver.url, "--settle", "0.1", "--poll", "0.1",
+                             "--ok-sample-rate", "0", "--audit-sample-rate", "0", "--min-free-gb", "0.5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -90,6 +97,13 @@ def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path):
     got = receiver.unique()
     assert sorted(m["part_id"] for m in got) == ["w-0", "w-1"], err
     assert {m["line"] for m in got} == {"L1"} and all(m["source"] == "folder" for m in got)
+    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0))
+    try:
+        recs = [st.get(m["id"]) for m in got]
+    finally:
+        st.close()
+    assert any(r.verdict == "OK" for r in recs)
+    assert all((r.image_key is None) == (r.verdict == "OK") and not r.audit_sample for r in recs)
 
 
 def test_serve_modbus_settings_are_checked_before_start(tmp_path):
@@ -112,3 +126,37 @@ def test_serve_refuses_an_ok_sample_rate_that_is_not_a_share(tmp_path):
     from lineguard.line.config import RetentionPolicy
     with pytest.raises(ValueError, match="between 0 and 1"):
         RetentionPolicy(ok_sample_rate=10.0)      # LINEGUARD_OK_SAMPLE_RATE, python -m lineguard.server
+    r = subprocess.run([sys.executable, "-m", "lineguard.server", "--data", str(tmp_path / "d"), "--min-free-gb", "-1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "min_free_gb" in r.stderr
+
+
+def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_nothing(tmp_path):
+    import os
+    from fake_inspector import FakeInspector
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    data = tmp_path / "data"
+    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        for i in range(3):
+            st.inspect(png_bytes(60 + 90 * i, seed=i), Part(f"p{i}", "L1", "S1", "cell"))
+        st.maps.flush()
+        orphan = st.images.put(b"an image whose part was never recorded", ".png")   # a crash's leftover
+    finally:
+        st.close()
+    files = [p for p in (data / "images").rglob("*") if p.is_file()]
+    for p in files:
+        os.utime(p, (time.time() - 7200,) * 2)
+    r = _lineguard("sweep", "--data", str(data), "--dry-run")
+    assert r.returncode == 0 and "1 named by no part's record" in r.stdout and orphan in r.stdout, r.stderr
+    assert (data / "images" / orphan).exists()
+    r = _lineguard("sweep", "--data", str(data), "--db", f"sqlite:///{tmp_path / 'other.db'}")
+    assert r.returncode == 2 and "not the one these images were stored with" in r.stderr
+    assert all(p.exists() for p in files)
+    r = _lineguard("sweep", "--data", str(data))
+    assert r.returncode == 0 and "deleted 1" in r.stdout, r.stderr
+    assert not (data / "images" / orphan).exists() and sum(p.exists() for p in files) == len(files) - 1
+    r = _lineguard("sweep", "--data", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "no images/ folder" in r.stderr

@@ -1,4 +1,4 @@
-"""Station verbs: serve, keys, watch, camera."""
+"""Station verbs: serve, keys, watch, camera, sweep."""
 from __future__ import annotations
 
 import sys
@@ -18,16 +18,49 @@ def keys_app() -> None:
 def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
             webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
-            max_megapixels: float = 26.0, open_reads: bool = False):
+            max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
+            min_free_gb: float = 2.0, ok_image_days: Optional[float] = None):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                              max_image_pixels=int(max_megapixels * 1e6),
                              retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
                              mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
-                             runtime=runtime, precision=precision, open_reads=open_reads)
+                             runtime=runtime, precision=precision, open_reads=open_reads,
+                             audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
+                             ok_image_days=ok_image_days)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+# the image-keeping options and their defaults (a station's, see line.config)
+_KEEPING_DEFAULTS = {"ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0, "ok_image_days": None}
+
+
+def image_keeping_options(f):
+    """Which part images a station keeps and for how long: the same options wherever a
+    station runs (``serve``, and ``watch``/``camera`` inspecting in their own process)."""
+    options = (
+        click.option("--ok-sample-rate", type=click.FloatRange(0, 1), default=_KEEPING_DEFAULTS["ok_sample_rate"],
+                     show_default=True,
+                     help="Share of OK part images kept, 0 to 1 (0.1: one in ten; NG and REVIEW images are "
+                          "always kept)."),
+        click.option("--audit-sample-rate", type=click.FloatRange(0, 1),
+                     default=_KEEPING_DEFAULTS["audit_sample_rate"], show_default=True,
+                     help="Share of parts kept at random whatever their verdict (the audit sample retraining may "
+                          "learn from, with the parts reviewed as good)."),
+        click.option("--min-free-gb", type=click.FloatRange(min=0), default=_KEEPING_DEFAULTS["min_free_gb"],
+                     show_default=True,
+                     help="Keep this much free on the data disk: below it the oldest parts' images are deleted "
+                          "(OK parts' first; reviewed parts and the audit sample never; records stay). 0: never."),
+        click.option("--ok-image-days", type=click.FloatRange(min=0, min_open=True),
+                     default=_KEEPING_DEFAULTS["ok_image_days"],
+                     help="Delete OK parts' images older than this many days (default: keep while there is "
+                          "room)."),
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 @click.command()
@@ -45,17 +78,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 @click.option("--max-megapixels", type=float, default=26.0, show_default=True,
               help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded at "
                    "a reduced scale when that fits, other formats refused with 413).")
-@click.option("--ok-sample-rate", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Share of OK part images kept, 0 to 1 (0.1: one in ten; NG and REVIEW images are always "
-                   "kept).")
-@click.option("--audit-sample-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
-              help="Share of parts kept at random whatever their verdict (the audit sample retraining may learn "
-                   "from, with the parts reviewed as good).")
-@click.option("--min-free-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Keep this much free on the data disk: below it the oldest parts' images are deleted (OK "
-                   "parts' first; reviewed parts and the audit sample never; records stay). 0: never.")
-@click.option("--ok-image-days", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Delete OK parts' images older than this many days (default: keep while there is room).")
+@image_keeping_options
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -115,11 +138,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
-                  precision, max_megapixels, open_reads)
+                  precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
-    cfg.audit_sample_rate = audit_sample_rate
-    cfg.min_free_gb, cfg.ok_image_days = min_free_gb, ok_image_days
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
@@ -237,8 +258,11 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
-               mqtt: Optional[str] = None):
+               mqtt: Optional[str] = None, keeping: Optional[dict] = None):
+    """Where parts go: a station server (``--server``) or a station in this process
+    (``--data``), which keeps images by ``keeping`` (the :func:`image_keeping_options`)."""
     from ..line.sources import local_submitter, remote_submitter
+    keeping = keeping or {}
     if server:
         if not api_key:
             raise click.BadParameter("a station server needs an operator key (--api-key or LINEGUARD_API_KEY)",
@@ -247,14 +271,21 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
             raise click.BadParameter("with --server the station publishes results itself; give --webhook/--mqtt "
                                      "to `lineguard serve`, or use --data to inspect (and publish) here",
                                      param_hint="--webhook/--mqtt")
+        changed = [f"--{name.replace('_', '-')}" for name, value in keeping.items()
+                   if value != _KEEPING_DEFAULTS[name]]
+        if changed:
+            raise click.BadParameter("with --server the station keeps images by its own settings; give "
+                                     f"{', '.join(changed)} to `lineguard serve`, or use --data to inspect here",
+                                     param_hint=changed[0])
         return remote_submitter(server, api_key, line, station, product), None
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from ..line.station import Station
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
-    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt))
+    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping))
     return local_submitter(st, line, station, product, source), st
+
 
 
 @click.command()
@@ -273,12 +304,15 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
               help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
+@image_keeping_options
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
           data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
-          webhook: Optional[str], mqtt: Optional[str]) -> None:
-    """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/."""
+          webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
+    """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/.
+
+    The image-keeping options apply with --data (a station in this process)."""
     from ..line.sources.folder import FolderWatcher
-    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt)
+    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
@@ -311,12 +345,15 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--db", default=None)
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
+@image_keeping_options
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
            server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
-           webhook: Optional[str], mqtt: Optional[str]) -> None:
-    """Inspect frames from a camera, free-running (rate-limited) or on trigger."""
+           webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
+    """Inspect frames from a camera, free-running (rate-limited) or on trigger.
+
+    The image-keeping options apply with --data (a station in this process)."""
     from ..line.sources.camera import CameraSource
-    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt)
+    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 
     def show(r):
         click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
@@ -345,7 +382,47 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
             st.close()
 
 
+@click.command()
+@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
+@click.option("--dry-run", is_flag=True, help="Count the files no part's record names; delete nothing.")
+@click.option("--min-age-minutes", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Leave files younger than this alone (a station running on the folder may be about to name "
+                   "them).")
+def sweep(data: Path, db: Optional[str], dry_run: bool, min_age_minutes: float) -> None:
+    """Delete the image files no part's record names (left by crashes and power cuts).
+
+    A running station does this itself 10 minutes after start and then daily
+    (LINEGUARD_STORE_SWEEP_H); this is for a stopped station, or to see what a sweep
+    frees (--dry-run). Nothing is deleted when most files look unnamed: that is the
+    wrong database, not leftovers."""
+    from ..line.db import Database
+    from ..line.imagestore import ContentStore
+    from ..line.sweep import StoreSweep
+    from ._term import fail
+    images = data / "images"
+    if not images.is_dir():
+        fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
+    cfg = _config(data, db)
+    if db is None and not (data / "lineguard.db").is_file():
+        fail(f"{data} has no database (lineguard.db): give the station's --db, or every image would look unnamed")
+    database = Database(cfg.database_url)
+    try:
+        database.upgrade()
+        report = StoreSweep(database, ContentStore(images), min_age_s=min_age_minutes * 60).run(dry_run=dry_run)
+    finally:
+        database.dispose()
+    click.echo(f"{report.files} files, {report.young} younger than {min_age_minutes:g} min left alone; "
+               f"{report.unnamed} named by no part's record ({report.unnamed_bytes / 1e6:.1f} MB)")
+    if report.refused:
+        fail(report.refused)
+    if dry_run:
+        click.echo("dry run: nothing deleted" + (f" (e.g. {', '.join(report.examples)})" if report.examples else ""))
+    else:
+        click.echo(f"deleted {report.deleted}")
+
+
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
-    for cmd in (serve, keys_app, users_app, watch, camera):
+    for cmd in (serve, keys_app, users_app, watch, camera, sweep):
         app.add_command(cmd)

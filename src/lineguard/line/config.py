@@ -91,6 +91,9 @@ class StationConfig:
     min_free_gb: float = 2.0
     ok_image_days: Optional[float] = None
     disk_check_s: float = 60.0
+    # Files of the image store no record names (left by a crash, see line.sweep) are
+    # deleted 10 minutes after start and then every store_sweep_h hours (0: never).
+    store_sweep_h: float = 24.0
     # Parts waiting for the shadow model (see line.shadow); beyond it they are dropped.
     shadow_queue: int = 8
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
@@ -130,6 +133,9 @@ class StationConfig:
         if self.ok_image_days is not None and not self.ok_image_days > 0:
             raise ValueError(f"ok_image_days must be above 0 (or unset: keep OK images while there is room), "
                              f"got {self.ok_image_days}")
+        if not self.store_sweep_h >= 0:
+            raise ValueError(f"store_sweep_h must be 0 (never sweep the image store) or more hours, "
+                             f"got {self.store_sweep_h}")
         if self.shadow_queue < 1:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:
@@ -173,6 +179,7 @@ _ENV = {
     "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
     "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
     "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
+    "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),
     "LINEGUARD_MAX_BATCH": ("max_batch", int),

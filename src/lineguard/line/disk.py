@@ -34,6 +34,7 @@ from .db import Database
 from .imagestore import ContentStore
 from .mapwriter import map_key
 from .orm import Inspection, utcnow
+from .sweep import SweepSchedule
 
 log = logging.getLogger("lineguard.station")
 
@@ -48,7 +49,8 @@ class DiskKeeper:
     def __init__(self, db: Database, images: ContentStore, faults: dict[str, str], min_free_bytes: int,
                  ok_image_days: Optional[float] = None, check_every_s: float = 60.0, min_age_s: float = 120.0,
                  free_bytes: Optional[Callable[[], int]] = None, batch: int = BATCH,
-                 busy: Callable[[int], bool] = lambda inspection_id: False):
+                 busy: Callable[[int], bool] = lambda inspection_id: False,
+                 sweep: Optional[SweepSchedule] = None):
         self.db = db
         self.images = images
         self.faults = faults
@@ -58,6 +60,9 @@ class DiskKeeper:
         self.min_age_s = min_age_s
         self.batch = batch
         self.busy = busy       # a part whose map is still on its way (MapWriter.is_pending)
+        # files no record names (a crash between two steps leaves them): swept on its own
+        # thread, and at once when the disk is full with nothing else left to delete
+        self.sweep = sweep
         self._free_bytes = free_bytes or (lambda: shutil.disk_usage(images.root).free)
         self.deleted = {"OK": 0, "NG/REVIEW": 0}     # parts whose images went, since start
         # the highest id each kind of part was cleared up to: the next look starts there,
@@ -72,8 +77,11 @@ class DiskKeeper:
 
     # -- running ---------------------------------------------------------------------
     def start(self) -> "DiskKeeper":
-        self._thread = threading.Thread(target=self._run, name="lg-disk", daemon=True)
-        self._thread.start()
+        if self.min_free_bytes > 0 or self.ok_image_days is not None:
+            self._thread = threading.Thread(target=self._run, name="lg-disk", daemon=True)
+            self._thread.start()
+        if self.sweep is not None and self.sweep.every_s > 0:
+            self.sweep.start()
         return self
 
     def wake(self) -> None:
@@ -97,6 +105,8 @@ class DiskKeeper:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.sweep is not None:
+            self.sweep.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -118,9 +128,12 @@ class DiskKeeper:
 
     def status(self) -> dict[str, Any]:
         free = self._free()
-        return {"free_gb": None if free is None else round(free / GB, 2),
-                "min_free_gb": round(self.min_free_bytes / GB, 2), "ok_image_days": self.ok_image_days,
-                "images_deleted": dict(self.deleted)}
+        out = {"free_gb": None if free is None else round(free / GB, 2),
+               "min_free_gb": round(self.min_free_bytes / GB, 2), "ok_image_days": self.ok_image_days,
+               "images_deleted": dict(self.deleted)}
+        if self.sweep is not None:
+            out["store_sweep"] = self.sweep.status()
+        return out
 
     def check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
         """Delete what the rules say must go now; returns the parts cleared, by kind."""
@@ -153,6 +166,8 @@ class DiskKeeper:
                             "NG/REVIEW parts", free / GB, self.min_free_bytes / GB, cleared["OK"],
                             cleared["NG/REVIEW"])
             if free < self.min_free_bytes:
+                if self.sweep is not None:
+                    self.sweep.soon()
                 self.faults["disk"] = (
                     f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
                     f"{self.min_free_bytes / GB:.2f} GB, and no part image is left that may go (those left "

@@ -100,7 +100,7 @@ class ContentStore:
         path = self.path(key)
         with self._names:
             self._stored(key)
-            there = path.exists()
+            there = _touch(path)
         if not there:
             new_dirs = self._new_dirs(path.parent)
             atomic_write_bytes(path, data)
@@ -115,16 +115,21 @@ class ContentStore:
             self._stored_at = {k: t for k, t in self._stored_at.items() if now - t < self.recent_s}
             self._prune_at = max(4096, 2 * len(self._stored_at))
 
-    def delete_unnamed(self, key: str) -> bool:
+    def delete_unnamed(self, key: str, unless_newer_than_s: Optional[float] = None) -> bool:
         """Delete the file of ``key``, which the caller found no record naming, unless a
         part stored it in the last ``recent_s`` (its record may be committing right
-        now); True if it is gone."""
+        now) or, with ``unless_newer_than_s``, any process stored it that recently (by
+        its modification time, which storing an existing file again renews); True if
+        it is gone."""
         with self._names:
             at = self._stored_at.get(key)
             if at is not None and time.monotonic() - at < self.recent_s:
                 return False
+            path = self.path(key)
             try:
-                self.path(key).unlink()
+                if unless_newer_than_s is not None and path.stat().st_mtime > time.time() - unless_newer_than_s:
+                    return False
+                path.unlink()
             except FileNotFoundError:
                 pass
             return True
@@ -165,6 +170,19 @@ class ContentStore:
         return self.path(key).exists()
 
 
+def _touch(path: Path) -> bool:
+    """Whether ``path`` is there; if so its modification time becomes now: a file stored
+    again for a new part is as young as a new one to the store sweep (see
+    :mod:`.sweep`), also when another process on the data folder judges it."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return path.exists()   # a read-only copy of a store: there, only not touched
+
+
 class StagedFile:
     """Bytes written and fsynced to a temp file on a store writer thread.
 
@@ -203,7 +221,7 @@ class StagedFile:
         target = self.store.path(key)
         with self.store._names:
             self.store._stored(key)
-            there = target.exists()
+            there = _touch(target)
             if not there:
                 new_dirs = self.store._new_dirs(target.parent)
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
 from .disk import GB, DiskKeeper
+from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
 from .auth import KeyCache
@@ -154,10 +155,10 @@ class Station:
         self.faults: dict[str, str] = {}
         self.plc: Optional[Any] = None   # the PLC handshake server, when one runs (/health shows it)
         self._trim_memory = False
+        sweep = SweepSchedule(StoreSweep(self.db, self.images), config.store_sweep_h * 3600, faults=self.faults)
         self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),
-                               config.ok_image_days, config.disk_check_s, busy=self.maps.is_pending)
-        if config.min_free_gb > 0 or config.ok_image_days is not None:
-            self.disk.start()
+                               config.ok_image_days, config.disk_check_s, busy=self.maps.is_pending,
+                               sweep=sweep).start()
         # Called after a record or review commits (the live view, see server.events);
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ok-sample-rate", type=float, default=1.0)
     ap.add_argument("--audit-sample-rate", type=float, default=0.02,
                     help="share of parts kept at random whatever the verdict (retraining's audit sample)")
+    ap.add_argument("--min-free-gb", type=float, default=2.0,
+                    help="keep this much free on the data disk by deleting the oldest parts' images (0: never)")
+    ap.add_argument("--ok-image-days", type=float, default=None, help="delete OK parts' images older than this")
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
                             retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
                             mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
                             batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
-                            open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
+                            open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
+                            min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days)
     except ValueError as exc:      # a setting out of range: say which, no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -257,7 +257,8 @@ class HealthOut(BaseModel):
     disk: Optional[dict[str, Any]] = Field(
         None, description="the data disk: free_gb, min_free_gb (under it the oldest parts' images are deleted, OK "
                           "parts' first; reviewed parts and the audit sample never), ok_image_days, images_deleted "
-                          "(parts whose images went since the station started, by verdict)")
+                          "(parts whose images went since the station started, by verdict), store_sweep (files no "
+                          "part's record names, deleted daily: every_h, files_deleted, last)")
 
 
 class KeyCreated(BaseModel):

@@ -1,0 +1,280 @@
+"""Files in the image store that no part's record names are found and deleted.
+
+Every writer keeps the links whole by its order: the disk keeper clears a record's keys
+(committed) before it deletes the files, the map writer stores a map before it links
+it. The price of that order is a leak when the second step never comes: the station
+killed between clearing and deleting, a map stored for a part whose image was cleared
+meanwhile, an image stored for a part sent twice at once whose first record stands.
+Each leaves a file no record names, which nothing would ever free; over months of
+crashes and power cuts they fill the disk the keeper is guarding.
+
+So the store is swept: at start-up (after a crash is when they appear) and once a day,
+every file under the store is checked against the records in batches (by the SHA-256 its
+key starts with, which the part's record holds, indexed) and the ones no record names are
+deleted. A file written in the last hour is left alone (another process on the same data
+folder, a hot-folder watcher, may be about to commit its record), as is one the station
+stored for a part in the last minute (:meth:`.ContentStore.delete_unnamed`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from sqlalchemy import or_, select
+
+from .db import Database
+from .imagestore import ContentStore
+from .mapwriter import map_key
+from .orm import Inspection
+
+log = logging.getLogger("lineguard.station")
+
+# a key the store writes: ab/cd/abcd<62 more hex digits><suffix>
+_HEX2 = re.compile(r"[0-9a-f]{2}")
+_NAME = re.compile(r"([0-9a-f]{64})(\.[A-Za-z0-9.-]*)?")
+
+
+@dataclass
+class SweepReport:
+    files: int = 0           # files looked at
+    young: int = 0           # of them, too recent to judge
+    unnamed: int = 0         # of the rest, files no record names (deleted unless a dry run or refused)
+    unnamed_bytes: int = 0
+    deleted: int = 0
+    refused: Optional[str] = None          # why nothing was deleted (looks like the wrong database)
+    seconds: float = 0.0
+    finished_at: Optional[float] = None    # time.time() when done
+    examples: list[str] = field(default_factory=list)   # a few unnamed keys, for the log
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("examples")
+        out["unnamed_mb"] = round(self.unnamed_bytes / 1e6, 3)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+class StoreSweep:
+    """One pass over a store's files deletes those no record names (see the module doc).
+
+    Records are never deleted, so after crashes a few files in a thousand are unnamed,
+    not most: when more than half the files judged are, the database is not the one
+    these images were stored with (a station moved to another database, or given the
+    wrong ``--db``) and the sweep deletes nothing and says so.
+    """
+
+    MAX_UNNAMED_SHARE = 0.5
+
+    def __init__(self, db: Database, images: ContentStore, min_age_s: float = 3600.0, batch: int = 500,
+                 pause_s: float = 0.002):
+        self.db = db
+        self.images = images
+        self.min_age_s = min_age_s
+        self.batch = batch
+        # between batches: a sweep of a million files runs beside the line, and must not
+        # hold the interpreter long enough to delay a part
+        self.pause_s = pause_s
+
+    def _files(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """(key, sha256, stat) of every file laid out as the store lays keys out; the
+        staging folder and anything else in the folder are not the store's to judge."""
+        root = self.images.root
+        for top in _scandir(root):
+            if not (top.is_dir(follow_symlinks=False) and _HEX2.fullmatch(top.name)):
+                continue
+            for sub in _scandir(top.path):
+                if not (sub.is_dir(follow_symlinks=False) and _HEX2.fullmatch(sub.name)):
+                    continue
+                for f in _scandir(sub.path):
+                    m = _NAME.fullmatch(f.name)
+                    if not m or m.group(1)[:4] != top.name + sub.name or not f.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        st = f.stat(follow_symlinks=False)
+                    except OSError:
+                        continue     # deleted meanwhile
+                    yield f"{top.name}/{sub.name}/{f.name}", m.group(1), st
+
+    def run(self, dry_run: bool = False, stop: Callable[[], bool] = lambda: False) -> SweepReport:
+        """Find the unnamed files (the whole store first, so a wrong database is seen
+        before anything goes), then delete them, each checked against the records again."""
+        report = SweepReport()
+        t0 = time.monotonic()
+        young_after = time.time() - self.min_age_s
+        unnamed: dict[str, str] = {}            # key -> sha256
+        batch: dict[str, tuple[str, int]] = {}  # key -> (sha256, size), looked up by SHA-256
+        maybe: dict[str, tuple[str, int]] = {}  # no record with its SHA-256 names it: looked up by key
+        for key, sha, st in self._files():
+            if stop():
+                break
+            report.files += 1
+            if st.st_mtime > young_after:
+                report.young += 1
+                continue
+            batch[key] = (sha, st.st_size)
+            if len(batch) >= self.batch:
+                named = self._named_by_sha(batch)
+                maybe.update((k, v) for k, v in batch.items() if k not in named)
+                batch = {}
+                if len(maybe) >= self.BY_KEY:
+                    self._note_unnamed(maybe, report, unnamed)
+                    maybe = {}
+                if report.unnamed > 100_000 and report.unnamed > self.MAX_UNNAMED_SHARE * (report.files - report.young):
+                    break      # the wrong database, plainly: no need to hold a million keys to say so
+                time.sleep(self.pause_s)
+        if not stop():
+            if batch:
+                named = self._named_by_sha(batch)
+                maybe.update((k, v) for k, v in batch.items() if k not in named)
+            self._note_unnamed(maybe, report, unnamed)
+        judged = report.files - report.young
+        if unnamed and report.unnamed > self.MAX_UNNAMED_SHARE * judged:
+            report.refused = (
+                f"{report.unnamed} of the {judged} files looked at in the image store ({report.unnamed_bytes / 1e6:.0f} MB) are "
+                "named by no part's record: this database is not the one these images were stored with (another "
+                "--db, or a database restored from an older backup?). Nothing was deleted: start the station with "
+                "its own database, or move the images folder aside if they are no longer wanted")
+        elif not dry_run:
+            keys = list(unnamed.items())
+            for i in range(0, len(keys), self.batch):
+                if stop():
+                    break
+                part = dict(keys[i:i + self.batch])
+                # named since it was found (a part recorded meanwhile): it stays
+                still = self._named_by_sha({k: (sha, 0) for k, sha in part.items()})
+                still |= self._named_by_key([k for k in part if k not in still])
+                for key in part.keys() - still:
+                    if self.images.delete_unnamed(key, unless_newer_than_s=self.min_age_s):
+                        report.deleted += 1
+        report.seconds = time.monotonic() - t0
+        report.finished_at = time.time()
+        return report
+
+    # Keys looked up by themselves at a time: the look reads the whole table (no index on
+    # the map and overlay columns), so it waits for a few thousand keys, not one batch's.
+    BY_KEY = 3000
+
+    def _note_unnamed(self, maybe: dict[str, tuple[str, int]], report: SweepReport,
+                      unnamed: dict[str, str]) -> None:
+        if not maybe:
+            return
+        named = self._named_by_key(list(maybe))
+        for key, (sha, size) in maybe.items():
+            if key in named:
+                continue
+            report.unnamed += 1
+            report.unnamed_bytes += size
+            if len(report.examples) < 5:
+                report.examples.append(key)
+            unnamed[key] = sha
+
+    def _named_by_sha(self, batch: dict[str, tuple[str, int]]) -> set[str]:
+        """The keys some record with the file's SHA-256 names (or will: the map of a part
+        that has its image). Every key a station writes now holds its image's SHA-256."""
+        named: set[str] = set()
+        with self.db.session() as s:
+            rows = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key,
+                                    Inspection.image_sha256, Inspection.model_id)
+                             .where(Inspection.image_sha256.in_({sha for sha, _size in batch.values()})))
+            for image_key, heatmap_key, overlay_key, sha, model_id in rows:
+                named.update(k for k in (image_key, heatmap_key, overlay_key) if k)
+                if image_key:
+                    named.add(map_key(self.images, sha, model_id))
+        return named & batch.keys()
+
+    def _named_by_key(self, keys: list[str]) -> set[str]:
+        """The ``keys`` a record names by the key itself: early stations stored an NG
+        part's overlay and its map under the picture's own SHA-256, not the image's."""
+        named: set[str] = set()
+        cols = (Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key)
+        with self.db.session() as s:
+            for i in range(0, len(keys), self.BY_KEY):
+                chunk = keys[i:i + self.BY_KEY]
+                for row in s.execute(select(*cols).where(or_(*(c.in_(chunk) for c in cols)))):
+                    named.update(k for k in row if k)
+        return named & set(keys)
+
+
+def _scandir(path: Any) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+class SweepSchedule:
+    """Runs a :class:`StoreSweep` on its own thread: ``first_after_s`` after start, then
+    every ``every_s``, and soon when the disk keeper finds the disk full with nothing
+    left it may delete (a long sweep must not hold up the keeper's looks)."""
+
+    def __init__(self, sweep: StoreSweep, every_s: float, first_after_s: float = 600.0,
+                 faults: Optional[dict[str, str]] = None):
+        self.sweep = sweep
+        self.faults = faults if faults is not None else {}   # the station's: /health shows a refused sweep
+        self.every_s = every_s
+        self.first_after_s = first_after_s
+        self.last: Optional[SweepReport] = None
+        self.total_deleted = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "SweepSchedule":
+        self._thread = threading.Thread(target=self._run, name="lg-sweep", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def soon(self) -> None:
+        """Sweep now unless a sweep finished in the last hour (the disk is full and only
+        files no record names may be left to free)."""
+        last = self.last.finished_at if self.last is not None else None
+        if last is None or time.time() - last > 3600:
+            self._wake.set()
+
+    def run_once(self) -> SweepReport:
+        report = self.sweep.run(stop=self._stop.is_set)
+        self.last = report
+        self.total_deleted += report.deleted
+        if report.refused:
+            log.error("store sweep: %s", report.refused)
+            self.faults["store_sweep"] = report.refused
+            return report
+        self.faults.pop("store_sweep", None)
+        if report.unnamed:
+            log.warning("store sweep: %d files no part's record names (%.1f MB, e.g. %s) deleted; %d files in "
+                        "%.1f s", report.deleted, report.unnamed_bytes / 1e6, ", ".join(report.examples),
+                        report.files, report.seconds)
+        else:
+            log.info("store sweep: every one of %d files is named by a part's record (%.1f s)", report.files,
+                     report.seconds)
+        return report
+
+    def _run(self) -> None:
+        wait = self.first_after_s
+        while True:
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - a failed sweep is tried again at the next one
+                log.exception("store sweep failed")
+            self._wake.clear()    # a call for a sweep while this one ran: this one was it
+            wait = self.every_s
+
+    def status(self) -> dict[str, Any]:
+        return {"every_h": round(self.every_s / 3600, 3), "files_deleted": self.total_deleted,
+                "last": None if self.last is None else self.last.to_dict()}
