@@ -80,7 +80,7 @@ def main() -> None:
         # a restart: a new keeper starts at the first row; one batch of OK parts
         again = DiskKeeper(st.db, st.images, st.faults, 0, free_bytes=free)
         t = time.perf_counter()
-        after_restart = again._clear("OK", utcnow())
+        after_restart = again._clear("OK", utcnow())[0]
         restart_ms = (time.perf_counter() - t) * 1e3
         st.close()
     out = {"parts": args.parts, "cleared": cleared, "fill_s": round(fill_s, 1),

@@ -38,8 +38,10 @@ def _fill(st, parts: int, leaks: int) -> int:
     from sqlalchemy import update
 
     from lineguard.line.orm import Inspection
-    t0 = dt.datetime(2026, 1, 1)
-    old = time.time() - 2 * 3600        # older than the sweep's hour
+    # parts a millisecond apart, three hours ago (older than the sweep's hour), each part's
+    # files stored when it was recorded
+    start = time.time() - 3 * 3600
+    t0 = dt.datetime.fromtimestamp(start, dt.timezone.utc).replace(tzinfo=None)
     rows, files = [], 0
     for i in range(parts):
         digest = hashlib.sha256(b"part %d" % i).hexdigest()
@@ -49,13 +51,13 @@ def _fill(st, parts: int, leaks: int) -> int:
             overlay = st.images.key_for(hashlib.sha256(b"overlay %d" % i).hexdigest(), ".png")
         for key in (image, amap, overlay):
             if key:
-                _write(st, key, old)
+                _write(st, key, start + i / 1000)
                 files += 1
         rows.append(dict(part_id=f"p{i}", line="L1", station="S1", product="cell", source="api",
                          verdict="NG" if overlay else "OK", score=1.0, threshold=2.0, pixel_threshold=2.0,
                          model_id="m", model_version="1", regions=[], timings_ms={}, image_sha256=digest,
                          image_width=64, image_height=64, image_key=image, heatmap_key=amap, overlay_key=overlay,
-                         created_at=t0 + dt.timedelta(seconds=i), reviewed=False, audit_sample=False))
+                         created_at=t0 + dt.timedelta(milliseconds=i), reviewed=False, audit_sample=False))
     with st.db.session() as s:
         s.bulk_insert_mappings(Inspection, rows)
     with st.db.session() as s:        # a crash between the keeper's steps, ``leaks`` times over
@@ -97,7 +99,8 @@ def main() -> None:
         again = sweep.run(dry_run=True)
         st.close()
     out = {"parts": args.parts, "files": files, "fill_s": round(fill_s, 1),
-           "unnamed_found": report.unnamed, "deleted": report.deleted, "unnamed_after": again.unnamed,
+           "unnamed_found": report.unnamed, "refused": report.refused, "deleted": report.deleted,
+           "unnamed_after": again.unnamed,
            "dry_run_s": round(dry.seconds, 2), "sweep_s": round(report.seconds, 2),
            "files_per_s": round(report.files / report.seconds),
            "longest_lookup_ms": {k: round(v, 1) for k, v in longest.items()},

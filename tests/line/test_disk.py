@@ -3,6 +3,8 @@ reviewed parts and the audit sample (retraining's images) stay, and so does ever
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 
 import pytest
 from sqlalchemy import update
@@ -135,6 +137,9 @@ def test_an_image_sent_again_while_its_old_part_is_cleared_keeps_its_file(sqlite
     keeper = _keeper(st, min_free=25)
     st.images.recent_s = 60
     st.images._stored_at = {k: t - 120 for k, t in st.images._stored_at.items()}   # the line's files: minutes ago
+    minutes_ago = time.time() - 120
+    for key in list(st.images._stored_at):
+        os.utime(st.images.path(key), (minutes_ago, minutes_ago))
     staged = st.images.stage(st.images.get(ok2.image_key))
     staged.commit(ok2.image_key)                               # the new part's file, found there
     assert keeper.check(now=_soon()) == {"OK": 3, "NG/REVIEW": 0}
@@ -185,3 +190,41 @@ def test_an_unreadable_disk_is_not_a_crash_of_the_keeper(sqlite_station):
     assert keeper.status()["free_gb"] is None
     assert keeper.check() == {"OK": 0, "NG/REVIEW": 0}
     keeper.after_write()
+
+
+def _rows(st, created: list[dt.datetime]) -> list[int]:
+    """OK parts recorded straight into the database (their files need not exist), in id
+    order, with these times; their ids."""
+    from lineguard.line.orm import Inspection
+    with st.db.session() as s:
+        recs = [Inspection(part_id=f"r{i}", line="L1", station="S1", product="cell", source="api", verdict="OK",
+                           score=0.1, threshold=0.5, pixel_threshold=0.5, model_id="m", model_version="1",
+                           regions=[], timings_ms={}, image_sha256=f"{i:064x}", image_width=8, image_height=8,
+                           image_key=f"00/00/{i:064x}.png", created_at=t, reviewed=False, audit_sample=False)
+                for i, t in enumerate(created)]
+        s.add_all(recs)
+        s.flush()
+        return [r.id for r in recs]
+
+
+def test_a_part_recorded_out_of_id_order_is_not_passed_by_the_age_rule(sqlite_station):
+    # two threads committing: the later id has the earlier time by a few milliseconds
+    st = sqlite_station(min_free_gb=0)
+    t = utcnow() - dt.timedelta(days=3)
+    first, second = _rows(st, [t + dt.timedelta(seconds=2), t])
+    keeper = DiskKeeper(st.db, st.images, st.faults, 0, ok_image_days=3, min_age_s=0)
+    assert keeper.check(now=t + dt.timedelta(days=3, seconds=1)) == {"OK": 0, "NG/REVIEW": 0}
+    assert keeper.check(now=t + dt.timedelta(days=3, seconds=3)) == {"OK": 2, "NG/REVIEW": 0}
+    assert st.get(first).image_key is None and st.get(second).image_key is None
+
+
+def test_waiting_for_a_map_is_not_a_full_disk(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    keeper = _keeper(st, min_free=1000)
+    keeper.busy = lambda inspection_id: inspection_id == made["ok1"]
+    assert keeper.check(now=_soon()) == {"OK": 0, "NG/REVIEW": 0}
+    assert "disk" not in st.faults
+    keeper.busy = lambda inspection_id: False
+    keeper.check(now=_soon())
+    assert "disk" in st.faults        # all that may go went, and it was not enough

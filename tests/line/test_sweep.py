@@ -3,6 +3,7 @@ image store; every file a record names, or is about to, stays."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from sqlalchemy import update
@@ -176,7 +177,97 @@ def test_a_database_that_names_none_of_the_files_deletes_nothing_and_says_so(sql
     schedule = SweepSchedule(StoreSweep(other, st.images), every_s=0, faults=faults)
     report = schedule.run_once()
     assert report.deleted == 0 and report.unnamed == len(before) and set(_all_keys(st)) == before
-    assert "not the one these images were stored with" in faults["store_sweep"]
+    assert "holds no part" in faults["store_sweep"] and "Nothing was deleted" in faults["store_sweep"]
     schedule.sweep.db = st.db            # back on its own database: the fault clears
     assert schedule.run_once().unnamed == 0 and "store_sweep" not in faults
     other.dispose()
+
+
+def test_a_database_restored_from_an_older_backup_deletes_nothing(sqlite_station, tmp_path):
+    # the images stored since the backup are named by no record it holds: they are the
+    # newest parts' images, not a crash's leftovers
+    import datetime as dt
+    import sqlite3
+
+    from lineguard.line.db import Database
+    from lineguard.line.orm import utcnow
+    st = sqlite_station(min_free_gb=0)
+    _parts(st)
+    earlier = utcnow() - dt.timedelta(hours=3)
+    with st.db.session() as s:
+        s.execute(update(Inspection).values(created_at=earlier))
+    _age(st)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(st.config.database_url.split("///", 1)[1]) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    for i in range(30):        # the parts since the backup: 60 files, under the share rule's 100
+        st.inspect(png_bytes(60, seed=100 + i), Part(f"new{i}", "L1", "S1", "cell"))
+    st.maps.flush()
+    _age(st, *[k for k in _all_keys(st) if os.stat(st.images.path(k)).st_mtime > HOUR_AGO + 1])
+    before = set(_all_keys(st))
+    restored = Database(f"sqlite:///{backup}")
+    report = StoreSweep(restored, st.images).run()
+    restored.dispose()
+    assert report.unnamed == 60 and report.deleted == 0 and "older backup" in report.refused
+    assert set(_all_keys(st)) == before
+
+
+def test_a_new_stations_few_leftovers_are_swept_not_taken_for_a_wrong_database(sqlite_station):
+    import datetime as dt
+
+    from lineguard.line.orm import utcnow
+    st = sqlite_station(min_free_gb=0)
+    st.inspect(png_bytes(60, seed=1), Part("only", "L1", "S1", "cell"))
+    st.maps.flush()
+    leftovers = [st.images.put(b"left %d" % i, ".png") for i in range(3)]
+    with st.db.session() as s:      # the part was recorded before its leftovers were stored
+        s.execute(update(Inspection).values(created_at=utcnow() - dt.timedelta(hours=3)))
+    _age(st)
+    report = StoreSweep(st.db, st.images).run()
+    assert report.refused is None and report.deleted == 3
+    assert not any(st.images.exists(k) for k in leftovers)
+
+
+def test_closing_a_station_mid_sweep_does_not_wait_for_the_next_day(sqlite_station):
+    st = sqlite_station(min_free_gb=0)
+    started = threading.Event()
+
+    class SlowSweep(StoreSweep):
+        def run(self, dry_run=False, stop=lambda: False):
+            started.set()
+            while not stop():
+                time.sleep(0.01)
+            return super().run(dry_run, stop)
+    schedule = SweepSchedule(SlowSweep(st.db, st.images), every_s=24 * 3600, first_after_s=0).start()
+    assert started.wait(10)
+    t = time.monotonic()
+    schedule.close()
+    assert time.monotonic() - t < 5 and not schedule._thread.is_alive()
+
+
+def test_a_file_another_process_stores_again_while_it_is_deleted_stays(sqlite_station, monkeypatch):
+    # no lock spans processes: the file is moved aside first, and its time read there
+    import lineguard.line.imagestore as store_module
+    st = sqlite_station(min_free_gb=0)
+    other = ContentStore(st.images.root)          # a second process on the same data folder
+    data = png_bytes(90, seed=7)
+    real_rename = os.rename
+    for when in ("before the move", "after the move"):
+        key = st.images.put(data, ".png")
+        _age(st, key)
+        st.images._stored_at.clear()
+
+        def rename(src, dst, when=when):
+            if when == "before the move":
+                other.put(data, ".png")           # found there: its time renewed, no copy written
+            real_rename(src, dst)
+            if when == "after the move":
+                other.put(data, ".png")           # not there any more: its own copy written
+        monkeypatch.setattr(store_module.os, "rename", rename)
+        assert st.images.delete_unnamed(key, unless_newer_than_s=3600) is (when == "after the move")
+        monkeypatch.setattr(store_module.os, "rename", real_rename)
+        assert st.images.get(key) == data, when
+        assert not list((st.images.root / ".staging").glob("*.tmp"))
+    # an old file nobody stores again goes
+    _age(st, key)
+    assert st.images.delete_unnamed(key, unless_newer_than_s=3600) and not st.images.exists(key)

@@ -152,8 +152,17 @@ def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_no
     r = _lineguard("sweep", "--data", str(data), "--dry-run")
     assert r.returncode == 0 and "1 named by no part's record" in r.stdout and orphan in r.stdout, r.stderr
     assert (data / "images" / orphan).exists()
+    # a mistyped --db: refused, and no database made there
     r = _lineguard("sweep", "--data", str(data), "--db", f"sqlite:///{tmp_path / 'other.db'}")
-    assert r.returncode == 2 and "not the one these images were stored with" in r.stderr
+    assert r.returncode == 2 and "no database at" in r.stderr and not (tmp_path / "other.db").exists()
+    # another station's database: it names none of these images
+    other = Station(StationConfig(data_dir=tmp_path / "other", min_free_gb=0, store_sweep_h=0),
+                    loader=FakeInspector.load)
+    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    other.inspect(png_bytes(60, seed=50), Part("q", "L1", "S1", "cell"))
+    other.close()
+    r = _lineguard("sweep", "--data", str(data), "--db", f"sqlite:///{tmp_path / 'other' / 'lineguard.db'}")
+    assert r.returncode == 2 and "Nothing was deleted" in r.stderr, r.stderr
     assert all(p.exists() for p in files)
     r = _lineguard("sweep", "--data", str(data))
     assert r.returncode == 0 and "deleted 1" in r.stdout, r.stderr

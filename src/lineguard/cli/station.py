@@ -385,17 +385,21 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
 @click.command()
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 @click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="The station's PostgreSQL schema, when it has its own.")
 @click.option("--dry-run", is_flag=True, help="Count the files no part's record names; delete nothing.")
-@click.option("--min-age-minutes", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--min-age-minutes", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Leave files younger than this alone (a station running on the folder may be about to name "
                    "them).")
-def sweep(data: Path, db: Optional[str], dry_run: bool, min_age_minutes: float) -> None:
+def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool, min_age_minutes: float) -> None:
     """Delete the image files no part's record names (left by crashes and power cuts).
 
     A running station does this itself 10 minutes after start and then daily
     (LINEGUARD_STORE_SWEEP_H); this is for a stopped station, or to see what a sweep
-    frees (--dry-run). Nothing is deleted when most files look unnamed: that is the
-    wrong database, not leftovers."""
+    frees (--dry-run). Nothing is deleted when the database cannot be these images'
+    (it holds no part, is older than the newest images, or names few of them)."""
+    from sqlalchemy import inspect as sql_inspect
+
     from ..line.db import Database
     from ..line.imagestore import ContentStore
     from ..line.sweep import StoreSweep
@@ -404,11 +408,22 @@ def sweep(data: Path, db: Optional[str], dry_run: bool, min_age_minutes: float) 
     if not images.is_dir():
         fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
     cfg = _config(data, db)
-    if db is None and not (data / "lineguard.db").is_file():
-        fail(f"{data} has no database (lineguard.db): give the station's --db, or every image would look unnamed")
-    database = Database(cfg.database_url)
+    if cfg.database_url.startswith("sqlite:///") and not Path(cfg.database_url[len("sqlite:///"):]).is_file():
+        fail(f"no database at {cfg.database_url}: give the station's --db (with no database every image would "
+             "look unnamed)")
     try:
-        database.upgrade()
+        database = Database(cfg.database_url, schema=db_schema)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        # read as it is, never created or migrated: a mistyped --db must not become a database
+        try:
+            has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
+            fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
+        if not has_parts:
+            fail(f"{cfg.database_url} holds no station's records (no inspections table"
+                 f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
         report = StoreSweep(database, ContentStore(images), min_age_s=min_age_minutes * 60).run(dry_run=dry_run)
     finally:
         database.dispose()
@@ -419,7 +434,10 @@ def sweep(data: Path, db: Optional[str], dry_run: bool, min_age_minutes: float) 
     if dry_run:
         click.echo("dry run: nothing deleted" + (f" (e.g. {', '.join(report.examples)})" if report.examples else ""))
     else:
-        click.echo(f"deleted {report.deleted}")
+        click.echo(f"deleted {report.deleted}" + (f", {report.failed} could not be deleted (see the log)"
+                                                  if report.failed else ""))
+        if report.failed:
+            raise SystemExit(1)
 
 
 def register(app: click.Group) -> None:

@@ -14,7 +14,8 @@ Only files go: the record of every part stays (verdict, score, regions, reviews)
 says its image is not kept (``image_key``/``heatmap_key`` NULL), as for a part whose
 image was never kept. The order keeps every link whole: a record stops naming its files
 (committed) before they are deleted, so a crash in between leaves a file no record
-names, never a record naming a missing file; a file another record still names (the
+names (the store sweep, :mod:`.sweep`, deletes it later), never a record naming a
+missing file; a file another record still names (the
 same image sent for two parts, one map of it), or one stored again in the last minute
 for a part whose record is about to name it, stays. Parts younger than ``min_age_s``
 are left alone: their map may still be on its way (see :mod:`.mapwriter`).
@@ -70,7 +71,6 @@ class DiskKeeper:
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
         self._lock = threading.Lock()
         self._looked = 0.0     # monotonic time of the last after_write look
-        self._waiting = False  # this look stopped at a part whose map is on its way
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -143,7 +143,7 @@ class DiskKeeper:
             cleared = {"OK": 0, "NG/REVIEW": 0}
             if self.ok_image_days is not None:
                 older = min(young, now - dt.timedelta(days=self.ok_image_days))
-                while not self._stop.is_set() and (n := self._clear("OK", older, age_rule=True)):
+                while not self._stop.is_set() and (n := self._clear("OK", older, age_rule=True)[0]):
                     cleared["OK"] += n
             free = self._free()
             if self.min_free_bytes <= 0 or free is None:
@@ -151,14 +151,18 @@ class DiskKeeper:
             if free >= self.min_free_bytes:
                 self.faults.pop("disk", None)
                 return cleared
-            self._waiting = False
+            waiting = False
             for kind in ("OK", "NG/REVIEW"):
-                if self._waiting:
+                if waiting:
                     break     # an OK part's map is still being stored: its image goes first, next look
-                while (free is not None and free < self.min_free_bytes * MARGIN and not self._stop.is_set()
-                       and (n := self._clear(kind, young))):
+                while free is not None and free < self.min_free_bytes * MARGIN and not self._stop.is_set():
+                    n, waiting = self._clear(kind, young)
+                    if not n:
+                        break
                     cleared[kind] += n
                     free = self._free()
+            if waiting:
+                return cleared   # not a full disk: the next look (within a second of the next part) goes on
             if free is None:
                 return cleared
             if any(cleared.values()):
@@ -178,29 +182,37 @@ class DiskKeeper:
                 self.faults.pop("disk", None)
             return cleared
 
-    def _clear(self, kind: str, before: dt.datetime, age_rule: bool = False) -> int:
+    def _clear(self, kind: str, before: dt.datetime, age_rule: bool = False) -> tuple[int, bool]:
         """Stop the oldest batch of ``kind`` parts recorded before ``before`` naming their
-        files, then delete the files no record names any more; the number of parts."""
+        files, then delete the files no record names any more; (the number of parts,
+        whether it stopped at a part whose map is on its way)."""
         verdict_is = Inspection.verdict == "OK" if kind == "OK" else Inspection.verdict != "OK"
         cursor = f"{kind} by age" if age_rule else kind
         # a part that still has its image, not reviewed by a person, not in the audit sample
         may_go = (Inspection.image_key.is_not(None), Inspection.reviewed.is_(False),
                   Inspection.audit_sample.is_(False))
+        # In id order, not filtered by age: a part recorded a few milliseconds out of id
+        # order (two threads committing) would be passed by the cursor and keep its image
+        # for good; the batch ends at the first part too young instead.
         q = (select(Inspection.id, Inspection.image_sha256, Inspection.image_key, Inspection.heatmap_key,
-                    Inspection.overlay_key)
-             .where(Inspection.id > self._cursor[cursor], verdict_is, Inspection.created_at < before, *may_go)
+                    Inspection.overlay_key, Inspection.created_at)
+             .where(Inspection.id > self._cursor[cursor], verdict_is, *may_go)
              .order_by(Inspection.id).limit(self.batch))
+        waiting = False
         with self.db.session() as s:
             rows = list(s.execute(q))
-            # a part whose map is still being stored waits for a later look (the cursor
-            # stops before it); its record is linked to the map only while it has an image
             for n, r in enumerate(rows):
+                if r[5] >= before:
+                    rows = rows[:n]
+                    break
+                # a part whose map is still being stored waits for a later look (the cursor
+                # stops before it); its record is linked to the map only while it has an image
                 if self.busy(r[0]):
                     rows = rows[:n]
-                    self._waiting = True
+                    waiting = True
                     break
             if not rows:
-                return 0
+                return 0, waiting
             ids = [r[0] for r in rows]
             # The filters again, in the write: a part reviewed (or drawn into the audit
             # sample) since the select keeps its image; only the rows changed here lose
@@ -214,7 +226,7 @@ class DiskKeeper:
         if not rows:      # the whole batch was reviewed meanwhile: on to the next one
             return self._clear(kind, before, age_rule)
         ids = [r[0] for r in rows]
-        keys = {k for r in rows for k in r[2:] if k}
+        keys = {k for r in rows for k in r[2:5] if k}
         # A file's key holds its image's SHA-256 (the map's too), so the records that may
         # still name one are those with the same SHA-256, found by its index: their
         # files, and the map of a record that still has its image (it may be on its way).
@@ -228,7 +240,8 @@ class DiskKeeper:
                 if image_key:
                     still.add(map_key(self.images, sha, model_id))
         for key in keys - still:
-            self.images.delete_unnamed(key)
+            # not a file another process on the data folder stored again just now
+            self.images.delete_unnamed(key, unless_newer_than_s=self.images.recent_s)
         self.deleted[kind] += len(ids)
-        return len(ids)
+        return len(ids), waiting
 

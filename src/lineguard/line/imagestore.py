@@ -126,13 +126,33 @@ class ContentStore:
             if at is not None and time.monotonic() - at < self.recent_s:
                 return False
             path = self.path(key)
+            if unless_newer_than_s is None:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                return True
+            # Another process cannot take this lock: the file is first moved aside, so a
+            # process storing it from now on finds it gone and writes its own copy, and
+            # its time is read there; one renewed just before the move is put back.
+            self._staging.mkdir(exist_ok=True)
+            aside = self._staging / f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
             try:
-                if unless_newer_than_s is not None and path.stat().st_mtime > time.time() - unless_newer_than_s:
-                    return False
-                path.unlink()
+                os.rename(path, aside)
             except FileNotFoundError:
-                pass
-            return True
+                return True
+            if aside.stat().st_mtime <= time.time() - unless_newer_than_s:
+                os.unlink(aside)
+                return True
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass          # stored again meanwhile: that copy holds the same bytes
+            except OSError:   # a file system without hard links
+                os.replace(aside, path)
+                return False
+            os.unlink(aside)
+            return False
 
     def _new_dirs(self, folder: Path) -> list[Path]:
         # the key's folders that do not exist yet: their entries in their parents need

@@ -17,6 +17,7 @@ stored for a part in the last minute (:meth:`.ContentStore.delete_unnamed`).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from .db import Database
 from .imagestore import ContentStore
@@ -36,7 +37,7 @@ log = logging.getLogger("lineguard.station")
 
 # a key the store writes: ab/cd/abcd<62 more hex digits><suffix>
 _HEX2 = re.compile(r"[0-9a-f]{2}")
-_NAME = re.compile(r"([0-9a-f]{64})(\.[A-Za-z0-9.-]*)?")
+_NAME = re.compile(r"([0-9a-f]{64})(\.[^/]*)?")    # a map's suffix holds its model id's letters
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SweepReport:
     unnamed: int = 0         # of the rest, files no record names (deleted unless a dry run or refused)
     unnamed_bytes: int = 0
     deleted: int = 0
+    failed: int = 0          # could not be deleted (a permission, a read-only folder)
     refused: Optional[str] = None          # why nothing was deleted (looks like the wrong database)
     seconds: float = 0.0
     finished_at: Optional[float] = None    # time.time() when done
@@ -62,13 +64,17 @@ class SweepReport:
 class StoreSweep:
     """One pass over a store's files deletes those no record names (see the module doc).
 
-    Records are never deleted, so after crashes a few files in a thousand are unnamed,
-    not most: when more than half the files judged are, the database is not the one
-    these images were stored with (a station moved to another database, or given the
-    wrong ``--db``) and the sweep deletes nothing and says so.
+    Records are never deleted, so crashes leave a few unnamed files, not most of them,
+    and none stored after the newest record: when the database holds no part, when
+    dozens of unnamed files are newer than its newest record (a database restored from
+    an older backup), or when it names none of the files or under half of a hundred and
+    more (another station's database), it is not the database these images were stored
+    with, and the sweep deletes nothing and says so.
     """
 
     MAX_UNNAMED_SHARE = 0.5
+    MIN_UNNAMED_FOR_SHARE = 100      # a new station's two leftovers beside one image are not a wrong database
+    MAX_UNNAMED_AFTER_NEWEST = 50    # files stored after the newest record: a crash leaves a few
 
     def __init__(self, db: Database, images: ContentStore, min_age_s: float = 3600.0, batch: int = 500,
                  pause_s: float = 0.002):
@@ -106,9 +112,9 @@ class StoreSweep:
         report = SweepReport()
         t0 = time.monotonic()
         young_after = time.time() - self.min_age_s
-        unnamed: dict[str, str] = {}            # key -> sha256
-        batch: dict[str, tuple[str, int]] = {}  # key -> (sha256, size), looked up by SHA-256
-        maybe: dict[str, tuple[str, int]] = {}  # no record with its SHA-256 names it: looked up by key
+        unnamed: dict[str, tuple[str, float]] = {}       # key -> (sha256, mtime)
+        batch: dict[str, tuple[str, int, float]] = {}    # key -> (sha256, size, mtime), looked up by SHA-256
+        maybe: dict[str, tuple[str, int, float]] = {}    # no record with its SHA-256 names it: looked up by key
         for key, sha, st in self._files():
             if stop():
                 break
@@ -116,7 +122,7 @@ class StoreSweep:
             if st.st_mtime > young_after:
                 report.young += 1
                 continue
-            batch[key] = (sha, st.st_size)
+            batch[key] = (sha, st.st_size, st.st_mtime)
             if len(batch) >= self.batch:
                 named = self._named_by_sha(batch)
                 maybe.update((k, v) for k, v in batch.items() if k not in named)
@@ -132,55 +138,84 @@ class StoreSweep:
                 named = self._named_by_sha(batch)
                 maybe.update((k, v) for k, v in batch.items() if k not in named)
             self._note_unnamed(maybe, report, unnamed)
-        judged = report.files - report.young
-        if unnamed and report.unnamed > self.MAX_UNNAMED_SHARE * judged:
-            report.refused = (
-                f"{report.unnamed} of the {judged} files looked at in the image store ({report.unnamed_bytes / 1e6:.0f} MB) are "
-                "named by no part's record: this database is not the one these images were stored with (another "
-                "--db, or a database restored from an older backup?). Nothing was deleted: start the station with "
-                "its own database, or move the images folder aside if they are no longer wanted")
-        elif not dry_run:
-            keys = list(unnamed.items())
-            for i in range(0, len(keys), self.batch):
-                if stop():
-                    break
-                part = dict(keys[i:i + self.batch])
-                # named since it was found (a part recorded meanwhile): it stays
-                still = self._named_by_sha({k: (sha, 0) for k, sha in part.items()})
-                still |= self._named_by_key([k for k in part if k not in still])
-                for key in part.keys() - still:
-                    if self.images.delete_unnamed(key, unless_newer_than_s=self.min_age_s):
-                        report.deleted += 1
+        report.refused = self._wrong_database(report, unnamed) if unnamed else None
+        if report.refused is None and not dry_run:
+            self._delete(unnamed, report, stop)
         report.seconds = time.monotonic() - t0
         report.finished_at = time.time()
         return report
 
-    # Keys looked up by themselves at a time: the look reads the whole table (no index on
-    # the map and overlay columns), so it waits for a few thousand keys, not one batch's.
-    BY_KEY = 3000
+    def _wrong_database(self, report: SweepReport, unnamed: dict[str, tuple[str, float]]) -> Optional[str]:
+        """Why the unnamed files say the database is not these images' (then nothing is
+        deleted), or None. Records are never deleted and crashes leave a few files each,
+        never many, and none stored after the newest record the database holds."""
+        with self.db.session() as s:
+            newest = s.scalar(select(func.max(Inspection.created_at)))
+        what = ("Nothing was deleted: start the station with its own database (--db), or move the images "
+                "folder aside if these images are no longer wanted")
+        if newest is None:
+            return (f"the database holds no part, yet {report.unnamed} files are in the image store: it is not the "
+                    f"database these images were stored with. {what}")
+        # file times are the clock's; records' times naive UTC
+        after = newest.replace(tzinfo=dt.timezone.utc).timestamp() + 60
+        later = sum(1 for _sha, mtime in unnamed.values() if mtime > after)
+        if later >= self.MAX_UNNAMED_AFTER_NEWEST:
+            return (f"{later} files in the image store were stored after the newest part the database holds "
+                    f"({newest:%Y-%m-%d %H:%M} UTC) and no record names them: the database was restored from an "
+                    f"older backup, or is not this station's. {what}")
+        judged = report.files - report.young
+        if report.unnamed >= judged or (report.unnamed >= self.MIN_UNNAMED_FOR_SHARE
+                                        and report.unnamed > self.MAX_UNNAMED_SHARE * judged):
+            return (f"{report.unnamed} of the {judged} files looked at in the image store "
+                    f"({report.unnamed_bytes / 1e6:.0f} MB) are named by no part's record: this database is not the "
+                    f"one these images were stored with. {what}")
+        return None
 
-    def _note_unnamed(self, maybe: dict[str, tuple[str, int]], report: SweepReport,
-                      unnamed: dict[str, str]) -> None:
+    def _delete(self, unnamed: dict[str, tuple[str, float]], report: SweepReport, stop: Callable[[], bool]) -> None:
+        keys = list(unnamed.items())
+        for i in range(0, len(keys), self.BY_KEY):
+            if stop():
+                return
+            part = {k: (sha, 0, mtime) for k, (sha, mtime) in keys[i:i + self.BY_KEY]}
+            # named since it was found (a part recorded meanwhile): it stays
+            still = self._named_by_sha(part)
+            still |= self._named_by_key([k for k in part if k not in still])
+            for key in part.keys() - still:
+                try:
+                    if self.images.delete_unnamed(key, unless_newer_than_s=self.min_age_s):
+                        report.deleted += 1
+                except OSError as exc:     # one file (a permission, a read-only folder) does not end the sweep
+                    report.failed += 1
+                    if report.failed == 1:
+                        log.warning("store sweep: could not delete %s (%s)", key, exc)
+
+    # Keys looked up by themselves at a time: the look reads the whole table (no index on
+    # the map and overlay columns), so it waits for some hundreds of keys, not one
+    # batch's; three columns of 300 stay under old SQLite's 999 variables a statement.
+    BY_KEY = 300
+
+    def _note_unnamed(self, maybe: dict[str, tuple[str, int, float]], report: SweepReport,
+                      unnamed: dict[str, tuple[str, float]]) -> None:
         if not maybe:
             return
         named = self._named_by_key(list(maybe))
-        for key, (sha, size) in maybe.items():
+        for key, (sha, size, mtime) in maybe.items():
             if key in named:
                 continue
             report.unnamed += 1
             report.unnamed_bytes += size
             if len(report.examples) < 5:
                 report.examples.append(key)
-            unnamed[key] = sha
+            unnamed[key] = (sha, mtime)
 
-    def _named_by_sha(self, batch: dict[str, tuple[str, int]]) -> set[str]:
+    def _named_by_sha(self, batch: dict[str, tuple[str, int, float]]) -> set[str]:
         """The keys some record with the file's SHA-256 names (or will: the map of a part
         that has its image). Every key a station writes now holds its image's SHA-256."""
         named: set[str] = set()
         with self.db.session() as s:
             rows = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key,
                                     Inspection.image_sha256, Inspection.model_id)
-                             .where(Inspection.image_sha256.in_({sha for sha, _size in batch.values()})))
+                             .where(Inspection.image_sha256.in_({v[0] for v in batch.values()})))
             for image_key, heatmap_key, overlay_key, sha, model_id in rows:
                 named.update(k for k in (image_key, heatmap_key, overlay_key) if k)
                 if image_key:
@@ -221,6 +256,7 @@ class SweepSchedule:
         self.first_after_s = first_after_s
         self.last: Optional[SweepReport] = None
         self.total_deleted = 0
+        self._ended_at: Optional[float] = None    # time.time() the last sweep ended, done or failed
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -237,10 +273,9 @@ class SweepSchedule:
             self._thread.join(timeout=10)
 
     def soon(self) -> None:
-        """Sweep now unless a sweep finished in the last hour (the disk is full and only
-        files no record names may be left to free)."""
-        last = self.last.finished_at if self.last is not None else None
-        if last is None or time.time() - last > 3600:
+        """Sweep now unless a sweep ended (or failed) in the last hour (the disk is full
+        and only files no record names may be left to free)."""
+        if self._ended_at is None or time.time() - self._ended_at > 3600:
             self._wake.set()
 
     def run_once(self) -> SweepReport:
@@ -272,6 +307,9 @@ class SweepSchedule:
                 self.run_once()
             except Exception:  # noqa: BLE001 - a failed sweep is tried again at the next one
                 log.exception("store sweep failed")
+            self._ended_at = time.time()
+            if self._stop.is_set():
+                return            # closed while sweeping: not a day's wait before it is seen
             self._wake.clear()    # a call for a sweep while this one ran: this one was it
             wait = self.every_s
 
