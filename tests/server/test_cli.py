@@ -169,3 +169,33 @@ def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_no
     assert not (data / "images" / orphan).exists() and sum(p.exists() for p in files) == len(files) - 1
     r = _lineguard("sweep", "--data", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "no images/ folder" in r.stderr
+
+
+def test_backup_copies_a_station_that_serves_from_the_copy(tmp_path):
+    from fake_inspector import FakeInspector
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    data = tmp_path / "data"
+    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        ids = [st.inspect(png_bytes(60 + 90 * i, seed=i), Part(f"p{i}", "L1", "S1", "cell")).record.id
+               for i in range(2)]
+        st.maps.flush()
+    finally:
+        st.close()
+    r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"))
+    assert r.returncode == 0 and "backed up 2 parts" in r.stdout, r.stderr
+    r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"))
+    assert r.returncode == 0 and "0 files copied" in r.stdout
+    copy = Station(StationConfig(data_dir=tmp_path / "copy", min_free_gb=0, store_sweep_h=0),
+                   loader=FakeInspector.load)
+    try:
+        assert [copy.get(i).part_id for i in ids] == ["p0", "p1"]
+        assert all(copy.images.exists(copy.get(i).image_key) for i in ids)
+    finally:
+        copy.close()
+    r = _lineguard("backup", "--data", str(data), "--to", str(data / "inside"))
+    assert r.returncode == 2 and "another folder" in r.stderr
+    r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "pg"), "--db", "postgresql://x@h/db")
+    assert r.returncode == 2 and "pg_dump" in r.stderr

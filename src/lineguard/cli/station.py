@@ -1,4 +1,4 @@
-"""Station verbs: serve, keys, watch, camera, sweep."""
+"""Station verbs: serve, keys, watch, camera, sweep, backup."""
 from __future__ import annotations
 
 import sys
@@ -440,7 +440,39 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
             raise SystemExit(1)
 
 
+@click.command()
+@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+@click.option("--to", "dest", type=PathArg, required=True,
+              help="Backup folder (best on another disk); a later backup into it copies only new files.")
+@click.option("--db", default=None, help="The station's SQLite database URL, if not the one in --data.")
+def backup(data: Path, dest: Path, db: Optional[str]) -> None:
+    """Copy a station's database and every file it names (part images, maps, models) to a folder.
+
+    Safe while the station runs (SQLite's online backup). The backup folder is a station
+    folder: to restore, stop the station and start it with --data on the backup (or
+    copy the backup back). A PostgreSQL station's database is backed up with pg_dump."""
+    from ..line.backup import BackupError, backup_station
+    from ._term import fail
+    db_path = None
+    if db is not None:
+        if not db.startswith("sqlite:///"):
+            fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
+                 "images are in --data's images/ folder)")
+        db_path = Path(db[len("sqlite:///"):])
+    try:
+        report = backup_station(data, dest, db_path)
+    except BackupError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"the backup stopped ({exc}); the backup folder still holds the previous backup whole")
+    click.echo(f"backed up {report.parts} parts and {report.models} new model files to {dest}: "
+               f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
+               f"already there, in {report.seconds:.1f} s"
+               + (f"; {report.gone} parts' images deleted by the station meanwhile are not kept in the backup"
+                  if report.gone else ""))
+
+
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
-    for cmd in (serve, keys_app, users_app, watch, camera, sweep):
+    for cmd in (serve, keys_app, users_app, watch, camera, sweep, backup):
         app.add_command(cmd)

@@ -1,0 +1,77 @@
+"""What backing a station up costs (``line.backup``): the first backup, and the next ones.
+
+Fills a station's SQLite database with ``--parts`` records, each with an image and a map
+file (``--kb`` kB each, on this disk), backs it up into an empty folder, records
+``--more`` parts more and backs up again into the same folder (only the new files are
+copied), then once more with nothing new.
+
+    python -m benchmarks.backup_bench [--parts 20000] [--more 1000] [--kb 100]
+
+Writes ``benchmarks/results/backup.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _record(st, first: int, n: int, size: int) -> None:
+    from lineguard.line.orm import Inspection
+    t0 = dt.datetime(2026, 1, 1)
+    rows = []
+    for i in range(first, first + n):
+        digest = hashlib.sha256(b"part %d" % i).hexdigest()
+        image, amap = st.images.key_for(digest, ".png"), st.images.key_for(digest, ".map-m.png")
+        for key, nbytes in ((image, size), (amap, size // 10)):
+            path = st.images.path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(nbytes))
+        rows.append(dict(part_id=f"p{i}", line="L1", station="S1", product="cell", source="api", verdict="OK",
+                         score=1.0, threshold=2.0, pixel_threshold=2.0, model_id="m", model_version="1", regions=[],
+                         timings_ms={}, image_sha256=digest, image_width=64, image_height=64, image_key=image,
+                         heatmap_key=amap, created_at=t0 + dt.timedelta(seconds=i), reviewed=False,
+                         audit_sample=False))
+    with st.db.session() as s:
+        s.bulk_insert_mappings(Inspection, rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", type=int, default=20_000)
+    ap.add_argument("--more", type=int, default=1_000)
+    ap.add_argument("--kb", type=int, default=100)
+    args = ap.parse_args()
+
+    from lineguard.line.backup import backup_station
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, dest = Path(tmp) / "station", Path(tmp) / "backup"
+        st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0))
+        _record(st, 0, args.parts, args.kb * 1024)
+        runs["first"] = backup_station(data, dest).to_dict()
+        _record(st, args.parts, args.more, args.kb * 1024)
+        runs["after_more_parts"] = backup_station(data, dest).to_dict()
+        runs["nothing_new"] = backup_station(data, dest).to_dict()
+        st.close()
+    for r in runs.values():
+        r["mb_per_s"] = round(r["bytes_copied"] / 1e6 / r["seconds"], 1) if r["seconds"] else None
+    out = {"parts": args.parts, "more": args.more, "image_kb": args.kb, "runs": runs,
+           "cpu": platform.processor() or platform.machine()}
+    print(json.dumps(out, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "backup.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
