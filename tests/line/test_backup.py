@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -40,7 +41,9 @@ def test_a_backup_runs_as_a_station_with_every_record_and_file(sqlite_station, t
     dest = tmp_path / "backup"
     report = backup_station(st.config.data_dir, dest)      # while the station runs
     assert report.parts == 6 and report.files_copied == len(_named(st)) + 1 and report.models == 1
-    copy = _open(dest)
+    restored = tmp_path / "restored"
+    shutil.copytree(dest, restored)                        # a restore: the backup copied back
+    copy = _open(restored)
     try:
         for i in ids:
             a, b = st.get(i), copy.get(i)
@@ -69,7 +72,8 @@ def test_a_file_the_station_deleted_meanwhile_is_not_kept_in_the_backup(sqlite_s
     os.unlink(st.images.path(gone.image_key))
     report = backup_station(st.config.data_dir, tmp_path / "backup")
     assert report.gone == 1
-    copy = _open(tmp_path / "backup")
+    shutil.copytree(tmp_path / "backup", tmp_path / "restored")
+    copy = _open(tmp_path / "restored")
     try:
         rec = copy.get(ids[1])
         assert rec.image_key is None and rec.heatmap_key is None and rec.verdict == gone.verdict
@@ -114,3 +118,97 @@ def test_a_backup_stopped_half_way_leaves_the_previous_one_whole(sqlite_station,
         backup_station(st.config.data_dir, dest)
     assert (dest / "lineguard.db").read_bytes() == before
     assert not list(dest.glob(".lineguard.db.*")) and not list((dest / "images" / ".staging").glob("*.tmp"))
+
+
+def test_a_backup_opened_as_a_station_or_another_stations_is_not_overwritten(sqlite_station, tmp_path,
+                                                                             station_factory):
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 2)
+    dest = tmp_path / "backup"
+    backup_station(st.config.data_dir, dest)
+    # run as a station where it lies: the parts recorded there would be lost
+    there = _open(dest)
+    there.inspect(png_bytes(60, seed=50), Part("made-on-the-backup", "L1", "S1", "cell"))
+    with pytest.raises(BackupError, match="open as a station"):
+        backup_station(st.config.data_dir, dest)
+    there.close()
+    with pytest.raises(BackupError, match="changed since the backup made it"):
+        backup_station(st.config.data_dir, dest)
+    # another station's backups into one folder
+    dest2 = tmp_path / "backup2"
+    backup_station(st.config.data_dir, dest2)
+    other = _open(tmp_path / "other-station")
+    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    _inspect(other, 1, start=40)
+    other.close()
+    with pytest.raises(BackupError, match="another station"):
+        backup_station(tmp_path / "other-station", dest2)
+
+
+def test_a_file_cut_short_in_the_backup_is_copied_again(sqlite_station, tmp_path):
+    # a power cut on the backup disk: a short file under its key must not be trusted
+    st = sqlite_station(min_free_gb=0)
+    ids = _inspect(st, 2)
+    dest = tmp_path / "backup"
+    backup_station(st.config.data_dir, dest)
+    key = st.get(ids[0]).image_key
+    (dest / "images" / key).write_bytes(b"")
+    assert backup_station(st.config.data_dir, dest).files_copied == 1
+    assert (dest / "images" / key).read_bytes() == st.images.get(key)
+
+
+def test_a_first_backup_that_stops_before_its_manifest_is_taken_up_again(sqlite_station, tmp_path,
+                                                                                 monkeypatch):
+    import lineguard.line.backup as backup_module
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 2)
+    dest = tmp_path / "backup"
+    real = backup_module.atomic_write_bytes
+
+    def out_of_room(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(backup_module, "atomic_write_bytes", out_of_room)     # no manifest
+    with pytest.raises(OSError):
+        backup_station(st.config.data_dir, dest)
+    monkeypatch.setattr(backup_module, "atomic_write_bytes", real)
+    assert backup_station(st.config.data_dir, dest).parts == 2
+
+
+def _wait(cond, timeout=20.0) -> bool:
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cond()
+
+
+def test_a_station_backs_itself_up_and_a_failed_backup_is_a_fault(sqlite_station, tmp_path):
+    from lineguard.line.backup import BackupSchedule
+    st = sqlite_station(min_free_gb=0, backup_to=tmp_path / "bk")
+    assert st.backups.status()["to"] == str(tmp_path / "bk") and st.backups.status()["last"] is None
+    _inspect(st, 2)
+    schedule = BackupSchedule(st.config.data_dir, tmp_path / "bk", 3600, st.faults, first_after_s=0).start()
+    try:
+        assert _wait(lambda: schedule.last is not None), schedule.error
+        assert schedule.last["parts"] == 2 and (tmp_path / "bk" / "lineguard.db").exists()
+    finally:
+        schedule.close()
+    # the backup disk is gone (a file where the folder should be): a fault until one works
+    (tmp_path / "unplugged").write_text("not a folder")
+    broken = BackupSchedule(st.config.data_dir, tmp_path / "unplugged", 3600, st.faults)
+    broken.run_once()
+    assert "backup" in st.faults and "check the backup disk" in st.faults["backup"] and broken.error
+    broken.dest = tmp_path / "bk2"
+    broken.run_once()
+    assert "backup" not in st.faults and broken.error is None and broken.last["parts"] == 2
+    # the next backup waits for the last one's age, not for a restart
+    again = BackupSchedule(st.config.data_dir, tmp_path / "bk2", 3600, st.faults, first_after_s=0)
+    assert 3500 < again._first_wait() <= 3600
+
+
+def test_backups_are_for_sqlite_stations_and_every_positive_hours(tmp_path):
+    from lineguard.line.config import StationConfig
+    with pytest.raises(ValueError, match="pg_dump"):
+        StationConfig(data_dir=tmp_path, db_url="postgresql://x@h/db", backup_to=tmp_path / "bk")
+    with pytest.raises(ValueError, match="backup_every_h"):
+        StationConfig(data_dir=tmp_path, backup_every_h=0)

@@ -23,6 +23,7 @@ def test_health_docs_and_metrics(fake_server):
         h = c.get("/health").json()
         assert h["status"] == "ok" and h["database"] == "sqlite"
         assert h["disk"]["min_free_gb"] == 2.0 and h["disk"]["images_deleted"] == {"OK": 0, "NG/REVIEW": 0}
+        assert h["disk"]["store_sweep"]["every_h"] == 24 and h["backup"] is None     # no --backup-to
         assert any(m.startswith("cell/") for m in h["active_models"])
         assert c.get("/docs").status_code == 200
         spec = c.get("/openapi.json").json()

@@ -19,7 +19,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
             max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
-            min_free_gb: float = 2.0, ok_image_days: Optional[float] = None):
+            min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
+            backup_every_h: float = 24.0):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -28,7 +29,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
                              runtime=runtime, precision=precision, open_reads=open_reads,
                              audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
-                             ok_image_days=ok_image_days)
+                             ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -79,6 +80,11 @@ def image_keeping_options(f):
               help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded at "
                    "a reduced scale when that fits, other formats refused with 413).")
 @image_keeping_options
+@click.option("--backup-to", type=PathArg, default=None,
+              help="Back the station up into this folder (best on another disk): its database and every file it "
+                   "names, every --backup-every-h hours (SQLite stations; see `lineguard backup`).")
+@click.option("--backup-every-h", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True,
+              help="Hours between the station's backups (with --backup-to).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -124,7 +130,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...],
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
-          min_free_gb: float, ok_image_days: Optional[float]) -> None:
+          min_free_gb: float, ok_image_days: Optional[float], backup_to: Optional[Path],
+          backup_every_h: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -138,7 +145,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
-                  precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days)
+                  precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
+                  backup_to, backup_every_h)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found
@@ -448,9 +456,12 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 def backup(data: Path, dest: Path, db: Optional[str]) -> None:
     """Copy a station's database and every file it names (part images, maps, models) to a folder.
 
-    Safe while the station runs (SQLite's online backup). The backup folder is a station
-    folder: to restore, stop the station and start it with --data on the backup (or
-    copy the backup back). A PostgreSQL station's database is backed up with pg_dump."""
+    Safe while the station runs (SQLite's online backup). To restore, copy the backup
+    folder to the station's folder (or anywhere, and start the station with --data on
+    the copy); a station run from the backup folder itself makes later backups into it
+    refuse. A PostgreSQL station's database is backed up with pg_dump."""
+    import sqlite3
+
     from ..line.backup import BackupError, backup_station
     from ._term import fail
     db_path = None
@@ -463,8 +474,9 @@ def backup(data: Path, dest: Path, db: Optional[str]) -> None:
         report = backup_station(data, dest, db_path)
     except BackupError as exc:
         fail(str(exc))
-    except OSError as exc:
-        fail(f"the backup stopped ({exc}); the backup folder still holds the previous backup whole")
+    except (OSError, sqlite3.Error) as exc:     # a full or missing backup disk: failed, not refused
+        fail(f"the backup stopped ({type(exc).__name__}: {exc}); the backup folder still holds the previous backup "
+             "whole: check the backup disk (mounted, room left) and run it again", code=1)
     click.echo(f"backed up {report.parts} parts and {report.models} new model files to {dest}: "
                f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
                f"already there, in {report.seconds:.1f} s"

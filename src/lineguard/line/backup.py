@@ -3,30 +3,45 @@
 The line PC's disk holds the only copy of every inspection, review and model; when it
 dies, the plant's quality record goes with it. A backup copies the SQLite database
 (SQLite's online backup: consistent while the station runs) and then exactly the files
-that copy names (part images, maps, overlays, model files), so the backup folder is a
-station folder: ``lineguard serve --data BACKUP`` runs on it as it is.
+that copy names (part images, maps, overlays, model files), so the backup folder holds
+a station folder's contents: a restore is a copy of it back (``lineguard serve --data``
+on the copy).
 
 Files are content-addressed, so a later backup into the same folder copies only the
-files it does not hold yet. The new database copy replaces the old one only once all its
-files are in place: a backup stopped half-way leaves the previous one whole. A file the
-copy names but the station deleted meanwhile (the disk keeper makes room) is recorded as
-not kept in the copy, as the keeper records it, never as a link to nothing.
+files it does not hold yet (one whose size differs from the station's, cut short by a
+power cut, is copied again). The new database copy replaces the old one only once all
+its files are on the disk: a backup stopped half-way leaves the previous one whole. A
+file the copy names but the station deleted meanwhile (the disk keeper makes room) is
+recorded as not kept in the copy, as the keeper records it, never as a link to nothing.
+
+A backup folder is only ever written by backups of one station: a folder holding another
+station's database, or a backup opened as a station since (its database changed, or its
+write-ahead log beside it), is refused, not overwritten.
 """
 from __future__ import annotations
 
+import calendar
+import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Callable, Optional
 
 from ..vision.atomic import atomic_write_bytes
 
 # the columns of a part's record that name files of the image store; clearing the
 # image clears them all (a map or overlay without its image is not kept, see line.disk)
 _PART_FILES = ("image_key", "heatmap_key", "overlay_key")
+MARKER = ".lineguard-backup"     # made first in a folder backups write: the folder is theirs
+MANIFEST = "backup.json"
+
+log = logging.getLogger("lineguard.station")
 
 
 class BackupError(Exception):
@@ -49,9 +64,11 @@ class BackupReport:
         return out
 
 
-def backup_station(data_dir: Path, dest: Path, db_path: Path | None = None) -> BackupReport:
+def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
+                   stop: Callable[[], bool] = lambda: False) -> BackupReport:
     """Copy the SQLite station in ``data_dir`` (its database at ``db_path``, default
-    ``data_dir/lineguard.db``) and every file it names into ``dest``."""
+    ``data_dir/lineguard.db``) and every file it names into ``dest``; ``stop`` ends it
+    early (:class:`BackupStopped`), the previous backup left whole."""
     t0 = time.monotonic()
     data_dir, dest = Path(data_dir).resolve(), Path(dest).resolve()
     db_path = Path(db_path or data_dir / "lineguard.db").resolve()
@@ -60,11 +77,10 @@ def backup_station(data_dir: Path, dest: Path, db_path: Path | None = None) -> B
     if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
         raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
                           "folder, best on another disk")
-    if (dest / "lineguard.db").exists() and not (dest / "backup.json").exists():
-        # a station restored there (or running there) would have its database replaced
-        raise BackupError(f"{dest} holds a station's database that no backup made: back up to an empty folder "
-                          "or to an earlier backup's folder")
+    previous = _check_folder(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARKER).touch()
+    _clear_old_temps(dest)
     copy_db = dest / f".lineguard.db.{os.getpid()}.tmp"
     report = BackupReport()
     try:
@@ -79,32 +95,91 @@ def backup_station(data_dir: Path, dest: Path, db_path: Path | None = None) -> B
             # the station's write-ahead log comes along in the copy's header: the copy is
             # written in place instead, so the one file renamed below holds all of it
             db.execute("PRAGMA journal_mode=DELETE")
-            _copy_part_files(db, data_dir / "images", dest / "images", report)
+            station = _station_id(db)
+            if previous.get("station") and station and previous["station"] != station:
+                raise BackupError(f"{dest} holds the backup of another station (its first part differs): give each "
+                                  "station its own backup folder")
+            _copy_part_files(db, data_dir / "images", dest / "images", report, stop)
             for (key,) in db.execute("SELECT file_key FROM model_versions"):
                 if _copy(data_dir / "models", dest / "models", key, report):
                     report.models += 1
             report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
         finally:
             db.close()
-        # the copies reach the disk before the database that names them replaces the old one
-        if hasattr(os, "sync"):     # not on Windows, where the rename below is the order there is
+        if hasattr(os, "sync"):     # the files reach the disk before the database naming them
             os.sync()
+        report.seconds = time.monotonic() - t0
+        # The manifest names the new database and the one it replaces: killed between
+        # the two writes, the folder still matches it.
+        manifest = {"made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from": str(data_dir),
+                    "station": station, "database": _fingerprint(copy_db),
+                    "previous_database": _fingerprint(dest / "lineguard.db"), **report.to_dict()}
+        atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         os.replace(copy_db, dest / "lineguard.db")
     finally:
         for left in (copy_db, *(copy_db.with_name(copy_db.name + end) for end in ("-wal", "-shm", "-journal"))):
             left.unlink(missing_ok=True)
-    report.seconds = time.monotonic() - t0
-    manifest = {"made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from": str(data_dir),
-                **report.to_dict()}
-    atomic_write_bytes(dest / "backup.json", (json.dumps(manifest, indent=2) + "\n").encode())
     return report
 
 
-def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: BackupReport) -> None:
+def _check_folder(dest: Path) -> dict:
+    """The manifest of the backups in ``dest``; refuses a folder backups may not write."""
+    db = dest / "lineguard.db"
+    if not db.exists():
+        return {}
+    if not (dest / MARKER).exists():
+        # a station restored there (or running there) would have its database replaced
+        raise BackupError(f"{dest} holds a station's database that no backup made: back up to an empty folder "
+                          "or to an earlier backup's folder")
+    if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm", "-journal")):
+        raise BackupError(f"the backup in {dest} is open as a station (or one was killed with it open: its "
+                          "write-ahead log lies beside it): stop that station; restore by copying a backup, and "
+                          "back up into a folder no station runs from")
+    try:
+        manifest = json.loads((dest / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}      # a first backup killed before its manifest: its database is the backup's own
+    if _fingerprint(db) not in (manifest.get("database"), manifest.get("previous_database")):
+        raise BackupError(f"the database in {dest} changed since the backup made it (a station ran on it?): move it "
+                          "aside to keep it, or back up into another folder")
+    return manifest
+
+
+def _fingerprint(db: Path) -> Optional[dict]:
+    try:
+        st = db.stat()
+    except FileNotFoundError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _station_id(db: sqlite3.Connection) -> Optional[str]:
+    """A station's lasting name: its first part's record (None before its first part)."""
+    row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id LIMIT 1").fetchone()
+    return None if row is None else hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
+
+
+def _clear_old_temps(dest: Path) -> None:
+    # copies of a backup killed mid-copy (or out of room); an hour old, so not another
+    # backup's running right now
+    cutoff = time.time() - 3600
+    for staging in (dest / "images" / ".staging", dest / "models" / ".staging"):
+        for p in staging.glob("*.tmp"):
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+            except OSError:
+                pass
+
+
+def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: BackupReport,
+                     stop: Callable[[], bool]) -> None:
     cols = ", ".join(_PART_FILES)
-    named = f"{_PART_FILES[0]} IS NOT NULL OR " + " OR ".join(f"{c} IS NOT NULL" for c in _PART_FILES[1:])
+    named = " OR ".join(f"{c} IS NOT NULL" for c in _PART_FILES)
     gone: dict[int, set[str]] = {}
     for row in db.execute(f"SELECT id, {cols} FROM inspections WHERE {named}"):  # noqa: S608 - our column names
+        if stop():
+            raise BackupStopped("the station closed during the backup; the previous backup is whole")
         for col, key in zip(_PART_FILES, row[1:]):
             if key and _copy(images, dest, key, report) is None:
                 gone.setdefault(row[0], set()).add(col)
@@ -116,27 +191,119 @@ def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: B
     db.commit()
 
 
-def _copy(store: Path, dest: Path, key: str, report: BackupReport) -> bool | None:
-    """Copy one file of a store unless the backup holds it; True if copied, False if
+def _safe(key: str) -> bool:
+    """A key the station writes: relative, forward slashes, nothing that leaves its store."""
+    parts = PurePosixPath(key).parts
+    return bool(parts) and not (os.path.isabs(key) or "\\" in key or ":" in key
+                                or any(p in ("..", ".", "") for p in parts) or key.startswith("/"))
+
+
+def _copy(store: Path, dest: Path, key: str, report: BackupReport) -> Optional[bool]:
+    """Copy one file of a store unless the backup holds it whole; True if copied, False if
     there, None if the station no longer has it."""
-    if ".." in key.split("/") or key.startswith("/"):
+    if not _safe(key):
         return None        # not a key the station writes: nothing outside its folder is copied
     src, dst = store / key, dest / key
-    if dst.exists():
-        report.files_there += 1
-        return False
-    # written in the store's staging folder (cleared of old temp files when a station
-    # opens it), then renamed: a backup killed mid-copy leaves no half file under a key
+    try:
+        size = src.stat().st_size
+    except FileNotFoundError:
+        return None
+    try:
+        if dst.stat().st_size == size:
+            report.files_there += 1
+            return False
+    except FileNotFoundError:
+        pass
+    # written and fsynced in the store's staging folder, then renamed: a backup killed
+    # mid-copy (or a power cut) leaves no short file under a key that later runs trust
     staging = dest / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     tmp = staging / f"{dst.name}.{os.getpid()}.tmp"
     try:
         shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dst)
     except FileNotFoundError:
         tmp.unlink(missing_ok=True)
-        return None
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
+        return None        # deleted by the station between the look and the copy
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     report.files_copied += 1
-    report.bytes_copied += dst.stat().st_size
+    report.bytes_copied += size
     return True
+
+
+class BackupStopped(BackupError):
+    """The station closed while a backup ran; the previous backup is whole."""
+
+
+class BackupSchedule:
+    """The station's own backups (``serve --backup-to``): every ``every_s`` into ``dest``
+    on their own thread, the first once the last one (by the folder's manifest) is that
+    old, at the earliest ``first_after_s`` after start. A failed backup is a station
+    fault (/health) until one works: a backup disk unplugged for weeks is seen."""
+
+    def __init__(self, data_dir: Path, dest: Path, every_s: float, faults: dict[str, str],
+                 db_path: Optional[Path] = None, first_after_s: float = 300.0):
+        self.data_dir, self.dest, self.db_path = Path(data_dir), Path(dest), db_path
+        self.every_s = every_s
+        self.first_after_s = first_after_s
+        self.faults = faults
+        self.last: Optional[dict] = None         # the last backup that worked
+        self.error: Optional[str] = None         # why the last try failed (None: it worked)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "BackupSchedule":
+        self._thread = threading.Thread(target=self._run, name="lg-backup", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _first_wait(self) -> float:
+        try:
+            made = json.loads((self.dest / MANIFEST).read_text())["made_at"]
+            age = time.time() - calendar.timegm(time.strptime(made, "%Y-%m-%dT%H:%M:%SZ"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.first_after_s
+        return max(self.first_after_s, self.every_s - age)
+
+    def _run(self) -> None:
+        wait = self._first_wait()
+        while not self._stop.wait(wait):
+            self.run_once()
+            wait = self.every_s
+
+    def run_once(self) -> None:
+        try:
+            report = backup_station(self.data_dir, self.dest, self.db_path, stop=self._stop.is_set)
+        except BackupStopped:
+            return
+        except (BackupError, OSError, sqlite3.Error) as exc:
+            self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackupError) else str(exc)
+            self.faults["backup"] = (f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
+                                     f"({self.error}); the last one that worked is kept: check the backup disk "
+                                     "(mounted, room left)")
+            log.error("backup to %s failed: %s", self.dest, self.error)
+            return
+        except Exception as exc:  # noqa: BLE001 - the station goes on; the fault says it
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.faults["backup"] = f"the backup to {self.dest} failed ({self.error}); see the station's log"
+            log.exception("backup to %s failed", self.dest)
+            return
+        self.error = None
+        self.faults.pop("backup", None)
+        self.last = {"made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()}
+        log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %.1f s", self.dest,
+                 report.parts, report.files_copied, report.bytes_copied / 1e6, report.files_there, report.seconds)
+
+    def status(self) -> dict:
+        return {"to": str(self.dest), "every_h": round(self.every_s / 3600, 3), "last": self.last,
+                "error": self.error}

@@ -94,6 +94,10 @@ class StationConfig:
     # Files of the image store no record names (left by a crash, see line.sweep) are
     # deleted 10 minutes after start and then every store_sweep_h hours (0: never).
     store_sweep_h: float = 24.0
+    # The station's own backups (line.backup; SQLite stations): every backup_every_h
+    # hours into backup_to, a folder best on another disk (None: no backups).
+    backup_to: Optional[Path] = None
+    backup_every_h: float = 24.0
     # Parts waiting for the shadow model (see line.shadow); beyond it they are dropped.
     shadow_queue: int = 8
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
@@ -136,6 +140,13 @@ class StationConfig:
         if not self.store_sweep_h >= 0:
             raise ValueError(f"store_sweep_h must be 0 (never sweep the image store) or more hours, "
                              f"got {self.store_sweep_h}")
+        if not self.backup_every_h > 0:
+            raise ValueError(f"backup_every_h must be above 0 hours, got {self.backup_every_h}")
+        if self.backup_to is not None:
+            self.backup_to = Path(self.backup_to)
+            if not self.database_url.startswith("sqlite:///"):
+                raise ValueError("backup_to backs up a SQLite station; back a PostgreSQL database up with pg_dump "
+                                 "(the part images are in the data folder's images/)")
         if self.shadow_queue < 1:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:
@@ -180,6 +191,8 @@ _ENV = {
     "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
     "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
     "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
+    "LINEGUARD_BACKUP_TO": ("backup_to", Path),
+    "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),
     "LINEGUARD_MAX_BATCH": ("max_batch", int),

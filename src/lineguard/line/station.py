@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
+from .backup import BackupSchedule
 from .disk import GB, DiskKeeper
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
@@ -159,6 +161,10 @@ class Station:
         self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),
                                config.ok_image_days, config.disk_check_s, busy=self.maps.is_pending,
                                sweep=sweep).start()
+        self.backups: Optional[BackupSchedule] = None
+        if config.backup_to is not None:
+            self.backups = BackupSchedule(config.data_dir, config.backup_to, config.backup_every_h * 3600,
+                                          self.faults, db_path=Path(config.database_url[len("sqlite:///"):])).start()
         # Called after a record or review commits (the live view, see server.events);
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()
@@ -646,6 +652,8 @@ class Station:
         self.shadow.close()
         self.jobs.close()
         self.disk.close()
+        if self.backups is not None:
+            self.backups.close()
         self.sinks.close()
         self.maps.close()
         self.images.close()

@@ -259,6 +259,10 @@ class HealthOut(BaseModel):
                           "parts' first; reviewed parts and the audit sample never), ok_image_days, images_deleted "
                           "(parts whose images went since the station started, by verdict), store_sweep (files no "
                           "part's record names, deleted daily: every_h, files_deleted, last)")
+    backup: Optional[dict[str, Any]] = Field(
+        None, description="the station's own backups (serve --backup-to; null: none): to, every_h, last (the last "
+                          "that worked: made_at, parts, files_copied, bytes_copied, seconds), error (why the last "
+                          "try failed; also a 'backup' fault)")
 
 
 class KeyCreated(BaseModel):

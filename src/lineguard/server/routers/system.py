@@ -30,7 +30,8 @@ def health(station: Station = Depends(get_station)) -> Any:
     body = {"status": "fault" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
             "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
-            "disk": station.disk.status()}
+            "disk": station.disk.status(),
+            "backup": station.backups.status() if station.backups is not None else None}
     plc = getattr(station, "plc", None)
     if plc is not None:
         # one server or several (Modbus and OPC UA side by side), each under its protocol
