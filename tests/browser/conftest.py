@@ -50,7 +50,8 @@ def browser() -> Iterator["sync_api.Browser"]:
 @pytest.fixture(scope="module")
 def station(tmp_path_factory):
     """A station with the fake model (threshold 0.5 on brightness) for product 'cell', keys per role."""
-    srv = start_fake_station(tmp_path_factory.mktemp("browser") / "data")
+    folder = tmp_path_factory.mktemp("browser")
+    srv = start_fake_station(folder / "data", extra=["--backup-to", str(folder / "backup")])
     yield srv
     srv.stop()
 

@@ -68,6 +68,8 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
     assert (row["parts"], row["ok"], row["ng"]) == (4, 2, 2)
     expect(card.locator("dd").nth(3)).to_contain_text("cell v")
     expect(page.locator("#disk")).to_contain_text("GB free")      # the data disk the images fill
+    expect(page.locator("#backup")).to_contain_text("none yet")     # the first backup comes 5 min after start
+    expect(page.locator("#backup")).to_contain_text("every 24 h")
     p.shot("line-view")
     tablet = pages(role="operator", viewport={"width": 800, "height": 1100})
     tablet.open("/app/", "#live.v-ok")

@@ -133,13 +133,15 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--open-reads", action="store_true")
+    ap.add_argument("--backup-to", default=None)
     a = ap.parse_args(argv)
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
                         max_image_pixels=int(a.max_megapixels * 1e6),
                         sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
-                        webhook_url=a.webhook, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate)
+                        webhook_url=a.webhook, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
+                        backup_to=a.backup_to)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)
 
 

@@ -131,21 +131,30 @@ def test_serve_refuses_an_ok_sample_rate_that_is_not_a_share(tmp_path):
     assert r.returncode == 2 and "min_free_gb" in r.stderr
 
 
+def _station_with_parts(data, parts: int, leftover: bytes = b""):
+    """A stopped station (fake model) that judged ``parts`` parts: (their ids, the key of
+    a file stored for no part, if ``leftover``)."""
+    from fake_inspector import FakeInspector
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        ids = [st.inspect(png_bytes(60 + 90 * i, seed=i), Part(f"p{i}", "L1", "S1", "cell")).record.id
+               for i in range(parts)]
+        st.maps.flush()
+        return ids, st.images.put(leftover, ".png") if leftover else None
+    finally:
+        st.close()
+
+
 def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_nothing(tmp_path):
     import os
     from fake_inspector import FakeInspector
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Part, Station
     data = tmp_path / "data"
-    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
-    try:
-        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-        for i in range(3):
-            st.inspect(png_bytes(60 + 90 * i, seed=i), Part(f"p{i}", "L1", "S1", "cell"))
-        st.maps.flush()
-        orphan = st.images.put(b"an image whose part was never recorded", ".png")   # a crash's leftover
-    finally:
-        st.close()
+    _ids, orphan = _station_with_parts(data, 3, b"an image whose part was never recorded")   # a crash's leftover
     files = [p for p in (data / "images").rglob("*") if p.is_file()]
     for p in files:
         os.utime(p, (time.time() - 7200,) * 2)
@@ -174,16 +183,9 @@ def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_no
 def test_backup_copies_a_station_that_serves_from_the_copy(tmp_path):
     from fake_inspector import FakeInspector
     from lineguard.line.config import StationConfig
-    from lineguard.line.station import Part, Station
+    from lineguard.line.station import Station
     data = tmp_path / "data"
-    st = Station(StationConfig(data_dir=data, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
-    try:
-        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-        ids = [st.inspect(png_bytes(60 + 90 * i, seed=i), Part(f"p{i}", "L1", "S1", "cell")).record.id
-               for i in range(2)]
-        st.maps.flush()
-    finally:
-        st.close()
+    ids, _ = _station_with_parts(data, 2)
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"))
     assert r.returncode == 0 and "backed up 2 parts" in r.stdout, r.stderr
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"))

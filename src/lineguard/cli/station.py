@@ -295,7 +295,6 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     return local_submitter(st, line, station, product, source), st
 
 
-
 @click.command()
 @click.argument("folder", type=PathArg)
 @click.option("--line", required=True, help="Line the parts come from.")

@@ -26,11 +26,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
 from ..vision.imageio import decode_scale_of, jpeg_scale, load_photo
+from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
-from .backup import BackupSchedule
 from .disk import GB, DiskKeeper
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-free-gb", type=float, default=2.0,
                     help="keep this much free on the data disk by deleting the oldest parts' images (0: never)")
     ap.add_argument("--ok-image-days", type=float, default=None, help="delete OK parts' images older than this")
+    ap.add_argument("--backup-to", default=None, help="back the station up into this folder (SQLite stations)")
+    ap.add_argument("--backup-every-h", type=float, default=24.0, help="hours between backups")
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
     ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
                             mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
                             batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
                             open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
-                            min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days)
+                            min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
+                            backup_every_h=a.backup_every_h)
     except ValueError as exc:      # a setting out of range: say which, no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -125,7 +125,8 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
             "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),
-            "disk": station.disk.status()}
+            "disk": station.disk.status(),
+            "backup": station.backups.status() if station.backups is not None else None}
 
 
 @router.get("/lines/summary", summary="Counters per line and station this shift (the line view)",

@@ -3,7 +3,7 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, api, clear, pct, num, timeOnly, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
+  const {h, api, clear, pct, num, when, timeOnly, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
   const MAX_THUMBS = 24;
   const cards = new Map();   // "line\u0000station" -> {row, els}
   let summary = null;
@@ -113,6 +113,13 @@ LG.start(async (main) => {
         h("span", {class: "dot " + (s.faults && s.faults.disk ? "bad" : d.free_gb < d.min_free_gb * 1.5 ? "warn" : "ok")}),
         h("b", {}, "Disk"), ` ${num(d.free_gb, 1)} GB free`, d.min_free_gb ? ` · keeps ${num(d.min_free_gb, 1)} GB` : "",
         deleted ? ` · old images deleted since start: ${gone.OK || 0} OK, ${gone["NG/REVIEW"] || 0} NG/REVIEW` : ""));
+    }
+    if (s.backup) {   // the station's own backups (line.backup): the last that worked, or why not
+      const b = s.backup, last = b.last;
+      items.push(h("div", {class: "panel", id: "backup"},
+        h("span", {class: "dot " + (b.error ? "bad" : last ? "ok" : "warn")}),
+        h("b", {}, "Backup"), last ? ` last ${when(last.made_at)} · ${last.parts} parts` : " none yet",
+        ` · to ${b.to} every ${num(b.every_h, 0)} h`));
     }
     for (const [what, msg] of Object.entries(s.faults || {})) {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
