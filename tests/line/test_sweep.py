@@ -271,3 +271,22 @@ def test_a_file_another_process_stores_again_while_it_is_deleted_stays(sqlite_st
     # an old file nobody stores again goes
     _age(st, key)
     assert st.images.delete_unnamed(key, unless_newer_than_s=3600) and not st.images.exists(key)
+
+
+def test_a_file_moved_aside_by_a_process_killed_mid_delete_is_put_back(sqlite_station):
+    # killed between moving a file aside and deciding: it may be one another process
+    # stored again that moment, so the next start puts it back (a sweep deletes it later
+    # if no record names it)
+    st = sqlite_station(min_free_gb=0)
+    data = png_bytes(90, seed=8)
+    key = st.images.put(data, ".png")
+    staging = st.images.root / ".staging"
+    staging.mkdir(exist_ok=True)
+    aside = staging / f"{key.split('/')[-1]}.4242.17.tmp"
+    os.rename(st.images.path(key), aside)
+    (staging / "tmpabc123.tmp").write_bytes(b"a write in progress")     # a StagedFile's: not touched
+    store = ContentStore(st.images.root)                                 # the next start: too young yet
+    assert aside.exists() and not st.images.exists(key)
+    store._sweep_staging(aside_older_than_s=0)
+    assert st.images.get(key) == data and not aside.exists()
+    assert (staging / "tmpabc123.tmp").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -21,6 +22,9 @@ from ..vision.atomic import atomic_write_bytes
 # then): the disk keeper leaves a file stored this recently, which a record may be about
 # to name (the same image sent again while its old part's files are being cleared).
 RECENT_S = 60.0
+
+# a file moved aside to be deleted: <its name>.<pid>.<thread>.tmp (see delete_unnamed)
+_ASIDE = re.compile(r"([0-9a-f]{64}(?:\.[^/]*)?)\.\d+\.\d+\.tmp")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -56,19 +60,36 @@ class ContentStore:
         self.recent_s = RECENT_S
         self._sweep_staging()
 
-    def _sweep_staging(self, older_than_s: float = 3600.0) -> None:
+    def _sweep_staging(self, older_than_s: float = 3600.0, aside_older_than_s: float = 60.0) -> None:
         # Temp files of a station that was killed mid-write. Only old ones: another
         # process on the same folder (a hot-folder watcher) may be writing right now.
-        import time
         if not self._staging.is_dir():
             return
-        cutoff = time.time() - older_than_s
+        now = time.time()
         for p in self._staging.glob("*.tmp"):
             try:
-                if p.stat().st_mtime < cutoff:
+                st = p.stat()
+                m = _ASIDE.fullmatch(p.name)
+                if m:
+                    # moved aside to be deleted by a process killed before it decided
+                    # (see delete_unnamed): put back, so no file a record may name is
+                    # lost; the store sweep deletes it if no record does. The move set
+                    # its change time; a younger one may be another process's, now.
+                    if st.st_ctime < now - aside_older_than_s:
+                        self._put_back(p, m.group(1))
+                elif st.st_mtime < now - older_than_s:
                     p.unlink()
             except OSError:
                 pass
+
+    def _put_back(self, aside: Path, name: str) -> None:
+        target = self.root / name[:2] / name[2:4] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(aside, target)
+        except FileExistsError:
+            pass             # stored again since: the same bytes
+        os.unlink(aside)
 
     def _executor(self) -> ThreadPoolExecutor:
         # Long-lived writer threads: starting a thread per part costs milliseconds on a
