@@ -273,7 +273,7 @@ def test_a_file_another_process_stores_again_while_it_is_deleted_stays(sqlite_st
     assert st.images.delete_unnamed(key, unless_newer_than_s=3600) and not st.images.exists(key)
 
 
-def test_a_file_moved_aside_by_a_process_killed_mid_delete_is_put_back(sqlite_station):
+def test_a_file_moved_aside_by_a_process_killed_mid_delete_is_put_back(sqlite_station, monkeypatch):
     # killed between moving a file aside and deciding: it may be one another process
     # stored again that moment, so the next start puts it back (a sweep deletes it later
     # if no record names it)
@@ -285,8 +285,14 @@ def test_a_file_moved_aside_by_a_process_killed_mid_delete_is_put_back(sqlite_st
     aside = staging / f"{key.split('/')[-1]}.4242.17.tmp"
     os.rename(st.images.path(key), aside)
     (staging / "tmpabc123.tmp").write_bytes(b"a write in progress")     # a StagedFile's: not touched
-    store = ContentStore(st.images.root)                                 # the next start: too young yet
+    store = ContentStore(st.images.root)              # restarted within the minute: too young yet
     assert aside.exists() and not st.images.exists(key)
-    store._sweep_staging(aside_older_than_s=0)
+    store.sweep_staging(aside_older_than_s=0)         # the next start, or the next store sweep
     assert st.images.get(key) == data and not aside.exists()
     assert (staging / "tmpabc123.tmp").exists()
+    # the store sweep looks too (a station restarted within the minute, then left running)
+    os.rename(st.images.path(key), aside)
+    real = ContentStore.sweep_staging
+    monkeypatch.setattr(ContentStore, "sweep_staging", lambda self, **kw: real(self, aside_older_than_s=0))
+    assert StoreSweep(st.db, st.images).run().deleted == 0
+    assert st.images.get(key) == data and not aside.exists()

@@ -58,11 +58,13 @@ class ContentStore:
         self._stored_at: dict[str, float] = {}
         self._prune_at = 4096
         self.recent_s = RECENT_S
-        self._sweep_staging()
+        self.sweep_staging()
 
-    def _sweep_staging(self, older_than_s: float = 3600.0, aside_older_than_s: float = 60.0) -> None:
-        # Temp files of a station that was killed mid-write. Only old ones: another
-        # process on the same folder (a hot-folder watcher) may be writing right now.
+    def sweep_staging(self, older_than_s: float = 3600.0, aside_older_than_s: float = 60.0) -> None:
+        """Clear the temp files of a station killed mid-write, at start and at each store
+        sweep (a station restarted within the minute leaves its files moved aside)."""
+        # Only old ones: another process on the same folder (a hot-folder watcher) may be
+        # writing right now.
         if not self._staging.is_dir():
             return
         now = time.time()

@@ -111,6 +111,8 @@ class StoreSweep:
         before anything goes), then delete them, each checked against the records again."""
         report = SweepReport()
         t0 = time.monotonic()
+        if not dry_run:
+            self.images.sweep_staging()     # files moved aside by a station killed mid-delete go back first
         young_after = time.time() - self.min_age_s
         unnamed: dict[str, tuple[str, float]] = {}       # key -> (sha256, mtime)
         batch: dict[str, tuple[str, int, float]] = {}    # key -> (sha256, size, mtime), looked up by SHA-256
