@@ -415,7 +415,7 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
     if not images.is_dir():
         fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
     cfg = _config(data, db)
-    if cfg.database_url.startswith("sqlite:///") and not Path(cfg.database_url[len("sqlite:///"):]).is_file():
+    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         fail(f"no database at {cfg.database_url}: give the station's --db (with no database every image would "
              "look unnamed)")
     try:
@@ -463,12 +463,10 @@ def backup(data: Path, dest: Path, db: Optional[str]) -> None:
 
     from ..line.backup import BackupError, backup_station
     from ._term import fail
-    db_path = None
-    if db is not None:
-        if not db.startswith("sqlite:///"):
-            fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
-                 "images are in --data's images/ folder)")
-        db_path = Path(db[len("sqlite:///"):])
+    db_path = _config(data, db).sqlite_path
+    if db_path is None:
+        fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
+             "images are in --data's images/ folder)")
     try:
         report = backup_station(data, dest, db_path)
     except BackupError as exc:

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
 from ..vision.atomic import atomic_write_bytes
+from .imagestore import ContentStore
 
 # the columns of a part's record that name files of the image store; clearing the
 # image clears them all (a map or overlay without its image is not kept, see line.disk)
@@ -80,7 +81,10 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     previous = _check_folder(dest)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / MARKER).touch()
-    _clear_old_temps(dest)
+    for store in ("images", "models"):
+        # opening the backup's stores clears the temp copies of a backup killed mid-copy
+        # (ContentStore.sweep_staging: an hour old, so not another backup's running now)
+        ContentStore(dest / store)
     copy_db = dest / f".lineguard.db.{os.getpid()}.tmp"
     report = BackupReport()
     try:
@@ -157,19 +161,6 @@ def _station_id(db: sqlite3.Connection) -> Optional[str]:
     """A station's lasting name: its first part's record (None before its first part)."""
     row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id LIMIT 1").fetchone()
     return None if row is None else hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
-
-
-def _clear_old_temps(dest: Path) -> None:
-    # copies of a backup killed mid-copy (or out of room); an hour old, so not another
-    # backup's running right now
-    cutoff = time.time() - 3600
-    for staging in (dest / "images" / ".staging", dest / "models" / ".staging"):
-        for p in staging.glob("*.tmp"):
-            try:
-                if p.stat().st_mtime < cutoff:
-                    p.unlink()
-            except OSError:
-                pass
 
 
 def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: BackupReport,

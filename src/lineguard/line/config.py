@@ -144,7 +144,7 @@ class StationConfig:
             raise ValueError(f"backup_every_h must be above 0 hours, got {self.backup_every_h}")
         if self.backup_to is not None:
             self.backup_to = Path(self.backup_to)
-            if not self.database_url.startswith("sqlite:///"):
+            if self.sqlite_path is None:
                 raise ValueError("backup_to backs up a SQLite station; back a PostgreSQL database up with pg_dump "
                                  "(the part images are in the data folder's images/)")
         if self.shadow_queue < 1:
@@ -166,6 +166,12 @@ class StationConfig:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(self.data_dir / 'lineguard.db').resolve()}"
+
+    @property
+    def sqlite_path(self) -> Optional[Path]:
+        """The SQLite database file; None for a PostgreSQL station."""
+        url = self.database_url
+        return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
     @classmethod
     def from_env(cls, **overrides) -> "StationConfig":

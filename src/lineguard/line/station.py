@@ -164,7 +164,7 @@ class Station:
         self.backups: Optional[BackupSchedule] = None
         if config.backup_to is not None:
             self.backups = BackupSchedule(config.data_dir, config.backup_to, config.backup_every_h * 3600,
-                                          self.faults, db_path=Path(config.database_url[len("sqlite:///"):])).start()
+                                          self.faults, db_path=config.sqlite_path).start()
         # Called after a record or review commits (the live view, see server.events);
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()
@@ -622,7 +622,6 @@ class Station:
 
     def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
         """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
-        from pathlib import Path
         data = Path(path).read_bytes()
         digest = sha256_hex(data)
         for mv in self.models.list(product, line):
