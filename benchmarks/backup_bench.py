@@ -1,9 +1,11 @@
-"""What backing a station up costs (``line.backup``): the first backup, and the next ones.
+"""What backing a station up and restoring it cost (``line.backup``, ``line.restore``).
 
 Fills a station's SQLite database with ``--parts`` records, each with an image and a map
-file (``--kb`` kB each, on this disk), backs it up into an empty folder, records
-``--more`` parts more and backs up again into the same folder (only the new files are
-copied), then once more with nothing new.
+file (``--kb`` kB and a tenth of it, on this disk), backs it up into an empty folder,
+records ``--more`` parts more and backs up again into the same folder (only the new
+files are copied), then once more with nothing new; then checks the backup
+(``lineguard restore --check``: every file read and hashed) and restores it into a new
+folder.
 
     python -m benchmarks.backup_bench [--parts 20000] [--more 1000] [--kb 100]
 
@@ -17,10 +19,21 @@ import hashlib
 import json
 import os
 import platform
+import struct
 import tempfile
+import time
+import zlib
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _png_shaped(nbytes: int) -> bytes:
+    """Random bytes in PNG chunks with their checksums (what a restore checks of a map)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", os.urandom(nbytes)) + chunk(b"IEND", b""))
 
 
 def _record(st, first: int, n: int, size: int) -> None:
@@ -28,12 +41,13 @@ def _record(st, first: int, n: int, size: int) -> None:
     t0 = dt.datetime(2026, 1, 1)
     rows = []
     for i in range(first, first + n):
-        digest = hashlib.sha256(b"part %d" % i).hexdigest()
+        data = os.urandom(size)           # an image is named by the SHA-256 of its bytes
+        digest = hashlib.sha256(data).hexdigest()
         image, amap = st.images.key_for(digest, ".png"), st.images.key_for(digest, ".map-m.png")
-        for key, nbytes in ((image, size), (amap, size // 10)):
+        for key, body in ((image, data), (amap, _png_shaped(size // 10))):
             path = st.images.path(key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(os.urandom(nbytes))
+            path.write_bytes(body)
         rows.append(dict(part_id=f"p{i}", line="L1", station="S1", product="cell", source="api", verdict="OK",
                          score=1.0, threshold=2.0, pixel_threshold=2.0, model_id="m", model_version="1", regions=[],
                          timings_ms={}, image_sha256=digest, image_width=64, image_height=64, image_key=image,
@@ -52,6 +66,7 @@ def main() -> None:
 
     from lineguard.line.backup import backup_station
     from lineguard.line.config import StationConfig
+    from lineguard.line.restore import check_backup, restore_station
     from lineguard.line.station import Station
 
     runs = {}
@@ -64,9 +79,15 @@ def main() -> None:
         runs["after_more_parts"] = backup_station(data, dest).to_dict()
         runs["nothing_new"] = backup_station(data, dest).to_dict()
         st.close()
+        os.sync()      # the restore timed alone, not the backups' writes still on their way to disk
+        time.sleep(1)
+        restores = {"check": check_backup(dest).to_dict(), "restore": restore_station(dest, Path(tmp) / "restored")
+                    .to_dict()}
     for r in runs.values():
         r["mb_per_s"] = round(r["bytes_copied"] / 1e6 / r["seconds"], 1) if r["seconds"] else None
-    out = {"parts": args.parts, "more": args.more, "image_kb": args.kb, "runs": runs,
+    for r in restores.values():
+        r["mb_per_s"] = round(r["bytes"] / 1e6 / r["seconds"], 1) if r["seconds"] else None
+    out = {"parts": args.parts, "more": args.more, "image_kb": args.kb, "runs": runs, "restores": restores,
            "cpu": platform.processor() or platform.machine()}
     print(json.dumps(out, indent=2))
     RESULTS.mkdir(exist_ok=True)

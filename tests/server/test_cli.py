@@ -180,7 +180,7 @@ def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_no
     assert r.returncode == 2 and "no images/ folder" in r.stderr
 
 
-def test_backup_copies_a_station_that_serves_from_the_copy(tmp_path):
+def test_backup_and_restore_bring_back_a_station_that_serves_and_say_what_is_damaged(tmp_path):
     from fake_inspector import FakeInspector
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Station
@@ -190,14 +190,30 @@ def test_backup_copies_a_station_that_serves_from_the_copy(tmp_path):
     assert r.returncode == 0 and "backed up 2 parts" in r.stdout, r.stderr
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"))
     assert r.returncode == 0 and "0 files copied" in r.stdout
-    copy = Station(StationConfig(data_dir=tmp_path / "copy", min_free_gb=0, store_sweep_h=0),
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"), "--check")
+    assert r.returncode == 0 and "checked the backup made" in r.stdout and "2 parts" in r.stdout, r.stderr
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"), "--data", str(tmp_path / "restored"))
+    assert r.returncode == 0 and "lineguard serve --data" in r.stdout, r.stderr
+    copy = Station(StationConfig(data_dir=tmp_path / "restored", min_free_gb=0, store_sweep_h=0),
                    loader=FakeInspector.load)
     try:
         assert [copy.get(i).part_id for i in ids] == ["p0", "p1"]
         assert all(copy.images.exists(copy.get(i).image_key) for i in ids)
+        copy_key = copy.get(ids[0]).image_key
     finally:
         copy.close()
     r = _lineguard("backup", "--data", str(data), "--to", str(data / "inside"))
     assert r.returncode == 2 and "another folder" in r.stderr
+    # a damaged backup: the restore says what is lost and exits 1; into a used folder: refused
+    key = copy_key
+    (tmp_path / "copy" / "images" / key).write_bytes(b"rotten")
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"), "--check")
+    assert r.returncode == 1 and f"damaged (its bytes changed): {key}" in r.stderr, r.stderr
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"), "--data", str(tmp_path / "restored"))
+    assert r.returncode == 2 and "not empty" in r.stderr
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"), "--data", str(tmp_path / "again"))
+    assert r.returncode == 1 and "1 part came back with the image recorded as not kept" in r.stderr, r.stderr
+    r = _lineguard("restore", "--from", str(tmp_path / "copy"))
+    assert r.returncode == 2 and "--check" in r.stderr
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "pg"), "--db", "postgresql://x@h/db")
     assert r.returncode == 2 and "pg_dump" in r.stderr

@@ -1,4 +1,4 @@
-"""Station verbs: serve, keys, watch, camera, sweep, backup."""
+"""Station verbs: serve, keys, watch, camera, sweep, backup, restore."""
 from __future__ import annotations
 
 import sys
@@ -455,10 +455,9 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 def backup(data: Path, dest: Path, db: Optional[str]) -> None:
     """Copy a station's database and every file it names (part images, maps, models) to a folder.
 
-    Safe while the station runs (SQLite's online backup). To restore, copy the backup
-    folder to the station's folder (or anywhere, and start the station with --data on
-    the copy); a station run from the backup folder itself makes later backups into it
-    refuse. A PostgreSQL station's database is backed up with pg_dump."""
+    Safe while the station runs (SQLite's online backup). Restore (and check) it with
+    `lineguard restore`; a station run from the backup folder itself makes later
+    backups into it refuse. A PostgreSQL station's database is backed up with pg_dump."""
     import sqlite3
 
     from ..line.backup import BackupError, backup_station
@@ -481,7 +480,53 @@ def backup(data: Path, dest: Path, db: Optional[str]) -> None:
                   if report.gone else ""))
 
 
+@click.command()
+@click.option("--from", "src", type=PathArg, required=True, help="The backup folder (`lineguard backup --to`).")
+@click.option("--data", type=PathArg, default=None,
+              help="The new station folder to restore into (absent or empty).")
+@click.option("--check", is_flag=True, help="Only read the backup as a restore would and say what is damaged.")
+def restore(src: Path, data: Optional[Path], check: bool) -> None:
+    """Bring a station back from its backup, every file checked, or check a backup (--check).
+
+    The database's integrity is checked and every file its records name is read back
+    (part images and models against the SHA-256 they are named by, maps against their
+    PNG checksums). A part whose image is missing or damaged comes back with its image
+    recorded as not kept. The new folder appears only once whole; the backup is never
+    changed. Exit 0: whole; 1: restored or checked, but some files were missing or
+    damaged (listed); 2: refused, nothing written."""
+    import sqlite3
+
+    from ..line.restore import RestoreError, check_backup, restore_station
+    from ._term import fail
+    if check == (data is not None):
+        fail("give --data NEW_FOLDER to restore into, or --check to only check the backup")
+    try:
+        report = check_backup(src) if check else restore_station(src, data)
+    except RestoreError as exc:
+        fail(str(exc))
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"the restore stopped ({type(exc).__name__}: {exc}); nothing was put in place: check the disks "
+             "(room left, the backup disk mounted) and run it again", code=1)
+    click.echo(f"{'checked' if check else 'restored'} the backup made {report.made_at or 'at an unknown time'}: "
+               f"{report.parts} parts, {report.files} files read ({report.bytes / 1e6:.1f} MB), "
+               f"{report.models} model versions, in {report.seconds:.1f} s")
+    for line in report.examples:
+        click.echo(f"  {line}", err=True)
+    if report.missing or report.damaged:
+        n = report.parts_without_image
+        click.echo(f"in the backup {report.missing} named files are missing and {report.damaged} damaged: {n} "
+                   f"part{'' if n == 1 else 's'} {'would come' if check else 'came'} back with the image recorded "
+                   "as not kept (their records and verdicts are whole)", err=True)
+    if report.models_damaged:
+        click.echo(f"model versions whose file is missing or damaged (add them again to use them): "
+                   f"{', '.join(report.models_damaged)}", err=True)
+    if not check:
+        click.echo(f"start the station on it: lineguard serve --data {data}")
+    if not report.whole:
+        raise SystemExit(1)
+
+
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
-    for cmd in (serve, keys_app, users_app, watch, camera, sweep, backup):
+    for cmd in (serve, keys_app, users_app, watch, camera, sweep, backup, restore):
         app.add_command(cmd)

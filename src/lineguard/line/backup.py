@@ -4,8 +4,7 @@ The line PC's disk holds the only copy of every inspection, review and model; wh
 dies, the plant's quality record goes with it. A backup copies the SQLite database
 (SQLite's online backup: consistent while the station runs) and then exactly the files
 that copy names (part images, maps, overlays, model files), so the backup folder holds
-a station folder's contents: a restore is a copy of it back (``lineguard serve --data``
-on the copy).
+a station folder's contents; ``line.restore`` brings it back, every file checked.
 
 Files are content-addressed, so a later backup into the same folder copies only the
 files it does not hold yet (one whose size differs from the station's, cut short by a

@@ -1,0 +1,268 @@
+"""A station brought back from its backup, every file checked against its content hash.
+
+A backup nobody has restored is a hope, not a backup: a disk that rotted a sector, a
+copy cut by a yanked USB disk, a database opened by hand since. ``check_backup`` reads
+a backup folder as a restore would (the database's own integrity check, then every file
+its records name hashed against the SHA-256 its key starts with) and says what is
+damaged; ``restore_station`` does the same while copying the backup into a new station
+folder, put in place by one rename only once whole, so a restore stopped half-way leaves
+no half station where ``serve --data`` would start on it.
+
+A part whose image is missing or damaged in the backup comes back with its record, its
+image recorded as not kept (as the disk keeper records a deleted one), never as a link
+to nothing or to wrong bytes. A model file missing or damaged is reported by version:
+the station cannot load that version until it is added again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .backup import _PART_FILES, MANIFEST, MARKER, _fingerprint, _safe
+
+# a store's key ends in a file named by the SHA-256 of its bytes (line.imagestore)
+_CONTENT_NAME = re.compile(r"([0-9a-f]{64})(\.[^/]*)?")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class RestoreError(Exception):
+    """Why a backup cannot be restored (or checked), and what to do; nothing was written."""
+
+
+@dataclass
+class RestoreReport:
+    parts: int = 0
+    made_at: Optional[str] = None           # when the backup was made (its manifest)
+    files: int = 0                          # files the records name, each read and hashed
+    bytes: int = 0
+    missing: int = 0                        # named by a record, not in the backup
+    damaged: int = 0                        # in the backup, but its bytes are not its key's
+    parts_without_image: int = 0            # parts restored with their image recorded as not kept
+    models: int = 0
+    models_damaged: list[str] = field(default_factory=list)   # "product[/line] vN" that cannot load
+    examples: list[str] = field(default_factory=list)         # a few missing or damaged keys
+    seconds: float = 0.0
+
+    @property
+    def whole(self) -> bool:
+        return not (self.missing or self.damaged or self.models_damaged)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 2)
+        out["whole"] = self.whole
+        return out
+
+
+def check_backup(backup: Path) -> RestoreReport:
+    """Read every record and file of the backup in ``backup`` as a restore would; writes
+    nothing. ``report.whole`` is False when anything is missing or damaged."""
+    t0 = time.monotonic()
+    backup = Path(backup).resolve()
+    manifest = _check_source(backup)
+    report = RestoreReport(made_at=manifest.get("made_at"))
+    db = _open_read_only(backup / "lineguard.db")
+    try:
+        _check_database(db, backup)
+        _walk(db, backup, None, report)
+    finally:
+        db.close()
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
+    """Copy the backup in ``backup`` into the new station folder ``data_dir`` (absent or
+    empty), checking every file; a part whose image is missing or damaged comes back
+    with its image recorded as not kept. The folder appears only once whole."""
+    t0 = time.monotonic()
+    backup, data_dir = Path(backup).resolve(), Path(data_dir).resolve()
+    manifest = _check_source(backup)
+    if data_dir == backup or backup in data_dir.parents or data_dir in backup.parents:
+        raise RestoreError(f"{data_dir} is the backup folder, lies in it or holds it: restore into a new folder "
+                           "beside it (the backup stays as it is, for the next restore)")
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise RestoreError(f"{data_dir} is not empty: restore into a new or empty folder (move an old station "
+                           "folder aside first; a restore never mixes two stations)")
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # built beside the target and renamed into place: a restore stopped half-way leaves
+    # only this folder, which the next restore into the same place clears
+    staging = data_dir.parent / f".{data_dir.name}.restoring"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    report = RestoreReport(made_at=manifest.get("made_at"))
+    try:
+        src = _open_read_only(backup / "lineguard.db")
+        try:
+            _check_database(src, backup)
+            out = sqlite3.connect(staging / "lineguard.db")
+            try:
+                src.backup(out)
+            finally:
+                out.close()
+        finally:
+            src.close()
+        db = sqlite3.connect(staging / "lineguard.db")
+        try:
+            _walk(db, backup, staging, report)
+        finally:
+            db.close()
+        if hasattr(os, "sync"):      # on the disk before the folder takes its name
+            os.sync()
+        if data_dir.exists():
+            data_dir.rmdir()         # empty (checked above); rename needs the name free on every OS
+        os.replace(staging, data_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _check_source(backup: Path) -> dict:
+    """The backup's manifest; refuses a folder that is not a whole, unopened backup."""
+    db = backup / "lineguard.db"
+    if not db.is_file():
+        raise RestoreError(f"no backup in {backup} (no lineguard.db): give the folder `lineguard backup --to` "
+                           "wrote")
+    if not (backup / MARKER).exists():
+        raise RestoreError(f"{backup} is a station's folder, not a backup: stop that station and copy the folder, "
+                           "or back it up with `lineguard backup` and restore that")
+    if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm", "-journal")):
+        raise RestoreError(f"the backup in {backup} is open as a station (or one was killed with it open: its "
+                           "write-ahead log lies beside it): stop that station, then restore")
+    try:
+        manifest = json.loads((backup / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise RestoreError(f"the backup in {backup} has no readable {MANIFEST}: its first backup did not finish; "
+                           "run `lineguard backup` into it again") from None
+    if _fingerprint(db) not in (manifest.get("database"), manifest.get("previous_database")):
+        raise RestoreError(f"the database in {backup} changed since the backup made it (opened as a station or "
+                           "by hand): it may hold parts the backup's files do not; restore an earlier copy of the "
+                           "backup, or make a new backup")
+    return manifest
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    # read-only: checking or restoring a backup never changes it (nor makes a journal beside it)
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+
+
+def _check_database(db: sqlite3.Connection, backup: Path) -> None:
+    try:
+        result = [row[0] for row in db.execute("PRAGMA quick_check")]
+        db.execute("SELECT count(*) FROM inspections").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise RestoreError(f"the backup's database in {backup} cannot be read ({exc}): restore an earlier copy of "
+                           "the backup") from None
+    if result != ["ok"]:
+        raise RestoreError(f"the backup's database in {backup} is damaged ({'; '.join(result[:3])}): restore an "
+                           "earlier copy of the backup")
+
+
+def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: RestoreReport) -> None:
+    """Check (and with ``dest``, copy) every file the records in ``db`` name; with
+    ``dest`` the parts whose files are lost are recorded as not keeping them."""
+    seen: dict[tuple[str, str], bool] = {}       # (store, key) -> whole
+
+    def whole(store: str, key: str) -> bool:
+        if (store, key) not in seen:
+            seen[store, key] = _check_file(backup / store, key, None if dest is None else dest / store, report)
+        return seen[store, key]
+
+    cols = ", ".join(_PART_FILES)
+    named = " OR ".join(f"{c} IS NOT NULL" for c in _PART_FILES)
+    lost: dict[int, set[str]] = {}
+    for row in db.execute(f"SELECT id, {cols} FROM inspections WHERE {named}").fetchall():  # noqa: S608 - our names
+        for col, key in zip(_PART_FILES, row[1:]):
+            if key and not whole("images", key):
+                lost.setdefault(row[0], set()).add(col)
+    for product, line, version, key in db.execute(
+            "SELECT product, line, version, file_key FROM model_versions ORDER BY id").fetchall():
+        report.models += 1
+        if not whole("models", key):
+            report.models_damaged.append(f"{product}{'/' + line if line else ''} v{version}")
+    report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
+    report.parts_without_image = sum(1 for cols_lost in lost.values() if "image_key" in cols_lost)
+    if dest is None:
+        return
+    for inspection_id, cols_lost in lost.items():
+        # as the disk keeper clears: a map or overlay without its image is not kept either
+        clear = _PART_FILES if "image_key" in cols_lost else sorted(cols_lost)
+        db.execute(f"UPDATE inspections SET {', '.join(f'{c} = NULL' for c in clear)} WHERE id = ?",  # noqa: S608
+                   (inspection_id,))
+    db.commit()
+
+
+def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreReport) -> bool:
+    """Read one file of the backup (copying it into ``dest``); False, and counted, if it
+    is missing, unreadable, or its bytes are not whole (see :func:`_damage`)."""
+    try:
+        if not _safe(key):
+            raise FileNotFoundError(key)
+        data = (store / key).read_bytes()
+    except FileNotFoundError:
+        report.missing += 1
+        _example(report, f"missing: {key}")
+        return False
+    except OSError as exc:       # an unreadable sector is damage, not a failed restore
+        report.damaged += 1
+        _example(report, f"unreadable ({exc.strerror or exc}): {key}")
+        return False
+    report.files += 1
+    report.bytes += len(data)
+    damage = _damage(key, data)
+    if damage:
+        report.damaged += 1
+        _example(report, f"damaged ({damage}): {key}")
+        return False
+    if dest is not None:
+        target = dest / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)     # the folder is renamed into place after os.sync, once whole
+    return True
+
+
+def _damage(key: str, data: bytes) -> Optional[str]:
+    """Why the bytes under ``key`` are not the ones stored, if they are not. Images and
+    models are named by the SHA-256 of their bytes; a map is named by its part's image,
+    so its own PNG checksums (one per chunk) are checked instead."""
+    name = _CONTENT_NAME.fullmatch(Path(key).name)
+    if name is not None and not (name.group(2) or "").startswith(".map-"):
+        return None if hashlib.sha256(data).hexdigest() == name.group(1) else "its bytes changed"
+    if key.endswith(".png"):
+        return _png_damage(data)
+    return None
+
+
+def _png_damage(data: bytes) -> Optional[str]:
+    if not data.startswith(_PNG_SIGNATURE):
+        return "not a PNG"
+    at = len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body_end = at + 8 + length
+        if body_end + 4 > len(data):
+            break
+        if zlib.crc32(data[at + 4:body_end]) != struct.unpack(">I", data[body_end:body_end + 4])[0]:
+            return f"PNG chunk {kind.decode('latin-1')} fails its checksum"
+        if kind == b"IEND":
+            return None
+        at = body_end + 4
+    return "PNG cut short"
+
+
+def _example(report: RestoreReport, line: str) -> None:
+    if len(report.examples) < 10:
+        report.examples.append(line)

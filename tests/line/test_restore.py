@@ -1,0 +1,152 @@
+"""A restore brings a station back from its backup whole, or says exactly what is lost."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lineguard.line.backup import backup_station
+from lineguard.line.restore import RestoreError, check_backup, restore_station
+from lineguard.line.station import Part
+from lineguard.line.sweep import StoreSweep
+
+from .conftest import png_bytes
+from .test_backup import _inspect, _named, _open
+
+
+def _backed_up(sqlite_station, tmp_path, n=6):
+    st = sqlite_station(min_free_gb=0)
+    ids = _inspect(st, n)
+    backup_station(st.config.data_dir, tmp_path / "backup")
+    return st, ids, tmp_path / "backup"
+
+
+def _flip_a_byte(path, at=None):
+    # bit rot: the bytes change, the file's size and time do not
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if at is None else at
+    data[at] ^= 0x55
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_restored_station_has_every_record_and_file_and_backs_up_into_the_same_folder(sqlite_station,
+                                                                                        tmp_path):
+    st, ids, backup = _backed_up(sqlite_station, tmp_path)
+    st.review(ids[0], "defect", "maria", "scratch")
+    backup_station(st.config.data_dir, backup)
+    checked = check_backup(backup)
+    assert checked.whole and checked.parts == 6 and checked.models == 1
+    assert checked.files == len(_named(st)) + 1          # every image and map, and the model
+    report = restore_station(backup, tmp_path / "restored")
+    assert report.whole and report.files == checked.files and report.parts_without_image == 0
+    assert not (tmp_path / ".restored.restoring").exists()
+    assert not (backup / "lineguard.db-wal").exists()    # the backup is never opened for writing
+    copy = _open(tmp_path / "restored")
+    try:
+        for i in ids:
+            a, b = st.get(i), copy.get(i)
+            assert (b.verdict, b.score, b.image_key, b.heatmap_key, b.reviewed) == \
+                   (a.verdict, a.score, a.image_key, a.heatmap_key, a.reviewed)
+            assert copy.images.get(b.image_key) == st.images.get(a.image_key)
+        assert copy.inspect(png_bytes(200, seed=99), Part("after", "L1", "S1", "cell")).record.verdict == "NG"
+        assert StoreSweep(copy.db, copy.images, min_age_s=0).run(dry_run=True).unnamed == 0
+    finally:
+        copy.close()
+    # the restored station is the same station: its backups go on into the same folder
+    assert backup_station(tmp_path / "restored", backup).parts == 7
+
+
+def test_damaged_and_missing_files_are_found_and_their_parts_come_back_without_them(sqlite_station, tmp_path):
+    st, ids, backup = _backed_up(sqlite_station, tmp_path)
+    rotten, deleted = st.get(ids[1]), st.get(ids[2])
+    mapped = next(st.get(i) for i in ids[3:] if st.get(i).heatmap_key)
+    assert mapped.heatmap_key.endswith(".png") and ".map-" in mapped.heatmap_key
+    _flip_a_byte(backup / "images" / rotten.image_key)
+    os.unlink(backup / "images" / deleted.image_key)
+    _flip_a_byte(backup / "images" / mapped.heatmap_key, at=40)      # inside the map's first chunk
+    before = {p: p.read_bytes() for p in backup.rglob("*") if p.is_file()}
+
+    checked = check_backup(backup)
+    assert (checked.missing, checked.damaged, checked.parts_without_image) == (1, 2, 2) and not checked.whole
+    assert any(rotten.image_key in e and "bytes changed" in e for e in checked.examples)
+    assert any(mapped.heatmap_key in e and "checksum" in e for e in checked.examples)
+    report = restore_station(backup, tmp_path / "restored")
+    assert (report.missing, report.damaged, report.parts_without_image) == (1, 2, 2)
+    assert {p: p.read_bytes() for p in backup.rglob("*") if p.is_file()} == before   # the backup untouched
+    copy = _open(tmp_path / "restored")
+    try:
+        for lost in (rotten, deleted):
+            rec = copy.get(lost.id)
+            assert rec.image_key is None and rec.heatmap_key is None and rec.verdict == lost.verdict
+        rec = copy.get(mapped.id)
+        assert rec.image_key == mapped.image_key and rec.heatmap_key is None     # the image is still good
+        assert all(copy.images.exists(k) for k in _named(copy))
+    finally:
+        copy.close()
+
+
+def test_a_missing_model_file_is_named_by_its_version(sqlite_station, tmp_path):
+    st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=1)
+    (model,) = [p for p in (backup / "models").rglob("*") if p.is_file() and ".staging" not in p.parts]
+    _flip_a_byte(model)
+    report = check_backup(backup)
+    assert report.models_damaged == ["cell v1"] and not report.whole
+
+
+def test_a_restore_never_writes_into_a_used_folder_nor_from_a_folder_that_is_no_whole_backup(sqlite_station,
+                                                                                            tmp_path):
+    st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=2)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("the old station's")
+    with pytest.raises(RestoreError, match="not empty"):
+        restore_station(backup, tmp_path / "used")
+    with pytest.raises(RestoreError, match="lies in it"):
+        restore_station(backup, backup / "restored")
+    with pytest.raises(RestoreError, match="not a backup"):
+        restore_station(st.config.data_dir, tmp_path / "r1")
+    with pytest.raises(RestoreError, match="no backup in"):
+        restore_station(tmp_path / "nowhere", tmp_path / "r1")
+    (backup / "lineguard.db-wal").write_bytes(b"")
+    with pytest.raises(RestoreError, match="open as a station"):
+        check_backup(backup)
+    (backup / "lineguard.db-wal").unlink()
+    db = backup / "lineguard.db"
+    os.utime(db, ns=(db.stat().st_atime_ns, db.stat().st_mtime_ns + 10**9))    # opened by hand since
+    with pytest.raises(RestoreError, match="changed since the backup made it"):
+        restore_station(backup, tmp_path / "r1")
+    assert not (tmp_path / "r1").exists() and (tmp_path / "used" / "notes.txt").exists()
+
+
+def test_a_backup_whose_database_rotted_is_refused(sqlite_station, tmp_path):
+    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=20)
+    db = backup / "lineguard.db"
+    st = db.stat()
+    data = bytearray(db.read_bytes())
+    data[4096 + 8:4096 + 200] = b"\xff" * 192       # a page's header and cell pointers overwritten
+    db.write_bytes(bytes(data))
+    os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(RestoreError, match="damaged|cannot be read"):
+        restore_station(backup, tmp_path / "restored")
+    assert not (tmp_path / "restored").exists() and not (tmp_path / ".restored.restoring").exists()
+
+
+def test_a_restore_stopped_half_way_puts_nothing_in_place_and_the_next_one_works(sqlite_station, tmp_path,
+                                                                                  monkeypatch):
+    import lineguard.line.restore as restore_module
+    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=3)
+    real, calls = restore_module._damage, []
+
+    def disk_full(key, data):
+        calls.append(key)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(key, data)
+    monkeypatch.setattr(restore_module, "_damage", disk_full)
+    (tmp_path / "restored").mkdir()          # an empty folder made for it: allowed, and left as it was
+    with pytest.raises(OSError):
+        restore_station(backup, tmp_path / "restored")
+    assert not any((tmp_path / "restored").iterdir()) and not (tmp_path / ".restored.restoring").exists()
+    monkeypatch.setattr(restore_module, "_damage", real)
+    assert restore_station(backup, tmp_path / "restored").whole
