@@ -152,6 +152,11 @@ def test_gallery_filters_and_the_part_page(pages, station):
     page.goto("/app/gallery?line=LG&verdict=&reviewed=false")
     expect(page.locator("#gallery a.thumb")).to_have_count(1)
     expect(page.locator("#gallery")).to_contain_text("gal-ok")
+    # the same parts as a spreadsheet, fetched as the signed-in operator's browser would
+    href = page.locator("#csv-parts").get_attribute("href")
+    assert href.startswith("/api/v1/inspections/export?") and "line=LG" in href and "reviewed=false" in href
+    sheet = page.evaluate("async (u) => (await fetch(u)).text()", href)
+    assert sheet.count("\r\n") == 2 and ",gal-ok," in sheet and "review_outcome" in sheet
 
 
 def test_roles_hide_what_they_may_not_do(pages, station):

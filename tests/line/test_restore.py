@@ -6,7 +6,7 @@ import os
 import pytest
 
 from lineguard.line.backup import backup_station
-from lineguard.line.restore import RestoreError, check_backup, restore_station
+from lineguard.line.restore import RestoreError, _one_restore_at_a_time, check_backup, restore_station
 from lineguard.line.station import Part
 from lineguard.line.sweep import StoreSweep
 
@@ -112,41 +112,133 @@ def test_a_restore_never_writes_into_a_used_folder_nor_from_a_folder_that_is_no_
     with pytest.raises(RestoreError, match="open as a station"):
         check_backup(backup)
     (backup / "lineguard.db-wal").unlink()
-    db = backup / "lineguard.db"
-    os.utime(db, ns=(db.stat().st_atime_ns, db.stat().st_mtime_ns + 10**9))    # opened by hand since
-    with pytest.raises(RestoreError, match="changed since the backup made it"):
-        restore_station(backup, tmp_path / "r1")
+    with _one_restore_at_a_time(tmp_path):          # another restore beside it is running
+        with pytest.raises(RestoreError, match="another restore"):
+            restore_station(backup, tmp_path / "r1")
     assert not (tmp_path / "r1").exists() and (tmp_path / "used" / "notes.txt").exists()
 
 
-def test_a_backup_whose_database_rotted_is_refused(sqlite_station, tmp_path):
-    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=20)
+def test_a_backup_copied_without_its_file_times_is_restored_with_a_note(sqlite_station, tmp_path):
+    # carried off the dead line PC with cp -r, tar or a USB stick: the database's time differs
+    _st, ids, backup = _backed_up(sqlite_station, tmp_path, n=3)
     db = backup / "lineguard.db"
+    os.utime(db, ns=(db.stat().st_atime_ns, db.stat().st_mtime_ns + 10**9))
+    report = restore_station(backup, tmp_path / "restored")
+    assert report.whole and report.parts == 3 and "differs from what the backup wrote" in report.notes[0]
+
+
+def _rot(db, at: int, new: bytes) -> None:
     st = db.stat()
     data = bytearray(db.read_bytes())
-    data[4096 + 8:4096 + 200] = b"\xff" * 192       # a page's header and cell pointers overwritten
+    data[at:at + len(new)] = new
     db.write_bytes(bytes(data))
     os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("where", ["a table page", "an index entry"])
+def test_a_backup_whose_database_rotted_is_refused(sqlite_station, tmp_path, where):
+    import sqlite3
+    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=20)
+    db = backup / "lineguard.db"
+    if where == "a table page":
+        _rot(db, 4096 + 8, b"\xff" * 192)        # a page's header and cell pointers overwritten
+    else:
+        # one character of one part's image hash in its index: the table is whole (a quick
+        # check passes) but looking the part up by its image finds nothing
+        con = sqlite3.connect(db)
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ix_inspections_image_sha256'").fetchone()[0]
+        sha = con.execute("SELECT min(image_sha256) FROM inspections").fetchone()[0]
+        con.close()
+        at = db.read_bytes().find(sha.encode(), (page - 1) * 4096, page * 4096)
+        assert at > 0
+        _rot(db, at + 63, b"0" if sha[63] != "0" else b"1")
     with pytest.raises(RestoreError, match="damaged|cannot be read"):
         restore_station(backup, tmp_path / "restored")
     assert not (tmp_path / "restored").exists() and not (tmp_path / ".restored.restoring").exists()
 
 
-def test_a_restore_stopped_half_way_puts_nothing_in_place_and_the_next_one_works(sqlite_station, tmp_path,
-                                                                                  monkeypatch):
+class _FillsUp:
+    """The restore's disk: full after a few files."""
+
+    def __init__(self, real_open, after: int):
+        self.real_open, self.after, self.opened = real_open, after, 0
+
+    def __call__(self, path, mode="r", *a, **kw):
+        fh = self.real_open(path, mode, *a, **kw)
+        self.opened += 1
+        if self.opened > self.after:
+            def full(data):
+                raise OSError(28, "No space left on device")
+            fh.write = full
+        return fh
+
+
+def test_a_restore_stopped_by_a_full_disk_puts_nothing_in_place_and_the_next_one_works(sqlite_station, tmp_path,
+                                                                                       monkeypatch):
+    import builtins
+
     import lineguard.line.restore as restore_module
     _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=3)
-    real, calls = restore_module._damage, []
+    # a full disk is the restore's failure, never the backup's damage
+    monkeypatch.setattr(restore_module, "open", _FillsUp(builtins.open, 2), raising=False)
+    with pytest.raises(OSError, match="No space"):
+        restore_station(backup, tmp_path / "new")
+    assert not (tmp_path / "new").exists() and not (tmp_path / ".new.restoring").exists()
+    # into an empty folder made for it (a disk of its own mounted there): built inside it
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "lost+found").mkdir()
+    with pytest.raises(OSError, match="No space"):
+        restore_station(backup, tmp_path / "disk")
+    assert {p.name for p in (tmp_path / "disk").iterdir()} == {"lost+found"}
+    monkeypatch.delattr(restore_module, "open")
+    assert restore_station(backup, tmp_path / "disk").whole
+    assert (tmp_path / "disk" / "lineguard.db").exists() and not (tmp_path / "disk" / ".lineguard-restoring").exists()
 
-    def disk_full(key, data):
-        calls.append(key)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
-        return real(key, data)
-    monkeypatch.setattr(restore_module, "_damage", disk_full)
-    (tmp_path / "restored").mkdir()          # an empty folder made for it: allowed, and left as it was
-    with pytest.raises(OSError):
-        restore_station(backup, tmp_path / "restored")
-    assert not any((tmp_path / "restored").iterdir()) and not (tmp_path / ".restored.restoring").exists()
-    monkeypatch.setattr(restore_module, "_damage", real)
-    assert restore_station(backup, tmp_path / "restored").whole
+
+def test_a_restore_killed_while_moving_into_its_folder_is_started_again(sqlite_station, tmp_path):
+    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=3)
+    target = tmp_path / "disk"
+    (target / ".lineguard-restoring" / "models").mkdir(parents=True)     # what a kill left: the
+    (target / "images" / "ab").mkdir(parents=True)                       # images moved, not the database
+    assert restore_station(backup, target).whole
+    assert {p.name for p in target.iterdir()} == {"lineguard.db", "images", "models"}
+    (target / "lineguard.db").unlink()
+    (target / "notes.txt").write_text("someone's")                         # not a restore's leftovers
+    with pytest.raises(RestoreError, match="not empty"):
+        restore_station(backup, target)
+
+
+def test_a_model_lost_in_the_backup_is_put_back_by_serve_model(sqlite_station, tmp_path):
+    from .conftest import FakeInspector
+    _st, _ids, backup = _backed_up(sqlite_station, tmp_path, n=1)
+    (model,) = [p for p in (backup / "models").rglob("*") if p.is_file() and ".staging" not in p.parts]
+    model.unlink()
+    assert restore_station(backup, tmp_path / "restored").models_damaged == ["cell v1"]
+    bundle = tmp_path / "cell.lgm"
+    bundle.write_bytes(FakeInspector(0.5).to_bytes())        # the same bundle, kept by the plant
+    copy = _open(tmp_path / "restored")
+    try:
+        mv = copy.ensure_model(bundle, "cell")
+        assert mv.version == 1 and copy.models.store.exists(mv.file_key)
+        assert copy.inspect(png_bytes(200, seed=5), Part("p", "L1", "S1", "cell")).record.verdict == "NG"
+    finally:
+        copy.close()
+
+
+def test_links_pipes_and_odd_keys_in_a_backup_are_damage_never_followed(sqlite_station, tmp_path):
+    import sqlite3
+    st, ids, backup = _backed_up(sqlite_station, tmp_path, n=4)
+    piped, linked, odd = (st.get(i) for i in ids[:3])
+    os.unlink(backup / "images" / piped.image_key)
+    os.mkfifo(backup / "images" / piped.image_key)           # read, it would wait for ever
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not the station's")
+    os.unlink(backup / "images" / linked.image_key)
+    os.symlink(secret, backup / "images" / linked.image_key)
+    con = sqlite3.connect(backup / "lineguard.db")
+    con.execute("UPDATE inspections SET image_key = ? WHERE id = ?", ("ab/\x00cd.png", odd.id))
+    con.commit()
+    con.close()
+    report = check_backup(backup)
+    assert (report.damaged, report.missing, report.parts_without_image) == (2, 1, 3)
+    assert any("not a plain file" in e for e in report.examples) and any("a link" in e for e in report.examples)

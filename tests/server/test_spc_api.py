@@ -115,20 +115,21 @@ def test_subgroups_follow_the_plant_time_zone_and_shifts(spc_station):
 def test_p_chart_by_lot_and_csv(spc_station):
     st = spc_station()
     add_parts(st, [(T0 + dt.timedelta(minutes=i), "NG" if i % 10 == 0 else "OK", 0.2, "L1", f"LOT-{i // 20}")
-                   for i in range(60)] + [(T0, "OK", 0.2, "L1", None)])
+                   for i in range(60)] + [(T0, "OK", 0.2, "L1", None)]
+              + [(T0 + dt.timedelta(minutes=i), "OK", 0.2, "L1", "=1+2") for i in range(3)])    # a scanner's lot
     with client(st) as c:
         q = {"by": "lot", "since": "2026-11-29T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
         body = c.get("/api/v1/spc/p-chart", params=q).json()
         assert [(p["label"], p["n"], p["defects"]) for p in body["points"]] == \
-            [("LOT-0", 20, 2), ("LOT-1", 20, 2), ("LOT-2", 20, 2)]
+            [("=1+2", 3, 0), ("LOT-0", 20, 2), ("LOT-1", 20, 2), ("LOT-2", 20, 2)]
         r = c.get("/api/v1/spc/p-chart", params={**q, "format": "csv"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         assert 'filename="lineguard-p-chart-lot-20261129T0000Z-20261201T0000Z.csv"' in \
             r.headers["content-disposition"]
         rows = list(csv.reader(io.StringIO(r.text)))
         assert rows[0] == ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"]
-        assert [row[0] for row in rows[1:]] == ["LOT-0", "LOT-1", "LOT-2"]
-        assert float(rows[1][4]) == pytest.approx(0.1) and float(rows[1][7]) == pytest.approx(0.1)
+        assert [row[0] for row in rows[1:]] == ["'=1+2", "LOT-0", "LOT-1", "LOT-2"]    # shown, never run
+        assert float(rows[2][4]) == pytest.approx(0.1)
 
 
 def test_scores_drift_alarm_through_the_api(spc_station):

@@ -493,7 +493,8 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
     PNG checksums). A part whose image is missing or damaged comes back with its image
     recorded as not kept. The new folder appears only once whole; the backup is never
     changed. Exit 0: whole; 1: restored or checked, but some files were missing or
-    damaged (listed); 2: refused, nothing written."""
+    damaged (listed); 2: refused, nothing written; 3: stopped (a full disk), nothing
+    put in place."""
     import sqlite3
 
     from ..line.restore import RestoreError, check_backup, restore_station
@@ -505,11 +506,13 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
     except RestoreError as exc:
         fail(str(exc))
     except (OSError, sqlite3.Error) as exc:
-        fail(f"the restore stopped ({type(exc).__name__}: {exc}); nothing was put in place: check the disks "
-             "(room left, the backup disk mounted) and run it again", code=1)
+        fail(f"the {'check' if check else 'restore'} stopped ({type(exc).__name__}: {exc}); nothing was put in "
+             "place: check the disks (room left, the backup disk mounted) and run it again", code=3)
     click.echo(f"{'checked' if check else 'restored'} the backup made {report.made_at or 'at an unknown time'}: "
                f"{report.parts} parts, {report.files} files read ({report.bytes / 1e6:.1f} MB), "
                f"{report.models} model versions, in {report.seconds:.1f} s")
+    for line in report.notes:
+        click.echo(f"note: {line}", err=True)
     for line in report.examples:
         click.echo(f"  {line}", err=True)
     if report.missing or report.damaged:
@@ -521,7 +524,7 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
         click.echo(f"model versions whose file is missing or damaged (add them again to use them): "
                    f"{', '.join(report.models_damaged)}", err=True)
     if not check:
-        click.echo(f"start the station on it: lineguard serve --data {data}")
+        click.echo(f"start the station on it: lineguard serve --data {data.resolve()}")
     if not report.whole:
         raise SystemExit(1)
 

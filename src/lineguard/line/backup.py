@@ -184,7 +184,7 @@ def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: B
 def _safe(key: str) -> bool:
     """A key the station writes: relative, forward slashes, nothing that leaves its store."""
     parts = PurePosixPath(key).parts
-    return bool(parts) and not (os.path.isabs(key) or "\\" in key or ":" in key
+    return bool(parts) and not (os.path.isabs(key) or "\\" in key or ":" in key or "\x00" in key
                                 or any(p in ("..", ".", "") for p in parts) or key.startswith("/"))
 
 

@@ -15,24 +15,30 @@ the station cannot load that version until it is added again.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import struct
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Iterator, Optional
 
 from .backup import _PART_FILES, MANIFEST, MARKER, _fingerprint, _safe
 
 # a store's key ends in a file named by the SHA-256 of its bytes (line.imagestore)
 _CONTENT_NAME = re.compile(r"([0-9a-f]{64})(\.[^/]*)?")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHUNK = 1 << 20
+_STAGING = ".lineguard-restoring"      # inside a target folder that exists already
+_DISK_OWN = {"lost+found"}             # what a freshly formatted disk holds of its own
 
 
 class RestoreError(Exception):
@@ -51,6 +57,7 @@ class RestoreReport:
     models: int = 0
     models_damaged: list[str] = field(default_factory=list)   # "product[/line] vN" that cannot load
     examples: list[str] = field(default_factory=list)         # a few missing or damaged keys
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -69,8 +76,8 @@ def check_backup(backup: Path) -> RestoreReport:
     nothing. ``report.whole`` is False when anything is missing or damaged."""
     t0 = time.monotonic()
     backup = Path(backup).resolve()
-    manifest = _check_source(backup)
-    report = RestoreReport(made_at=manifest.get("made_at"))
+    report = RestoreReport()
+    report.made_at = _check_source(backup, report).get("made_at")
     db = _open_read_only(backup / "lineguard.db")
     try:
         _check_database(db, backup)
@@ -84,54 +91,100 @@ def check_backup(backup: Path) -> RestoreReport:
 def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
     """Copy the backup in ``backup`` into the new station folder ``data_dir`` (absent or
     empty), checking every file; a part whose image is missing or damaged comes back
-    with its image recorded as not kept. The folder appears only once whole."""
+    with its image recorded as not kept. The station appears only once whole."""
     t0 = time.monotonic()
     backup, data_dir = Path(backup).resolve(), Path(data_dir).resolve()
-    manifest = _check_source(backup)
+    report = RestoreReport()
+    manifest = _check_source(backup, report)
+    report.made_at = manifest.get("made_at")
     if data_dir == backup or backup in data_dir.parents or data_dir in backup.parents:
         raise RestoreError(f"{data_dir} is the backup folder, lies in it or holds it: restore into a new folder "
                            "beside it (the backup stays as it is, for the next restore)")
-    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
-        raise RestoreError(f"{data_dir} is not empty: restore into a new or empty folder (move an old station "
-                           "folder aside first; a restore never mixes two stations)")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise RestoreError(f"{data_dir} is a file: restore into a new or empty folder")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # built beside the target and renamed into place: a restore stopped half-way leaves
-    # only this folder, which the next restore into the same place clears
-    staging = data_dir.parent / f".{data_dir.name}.restoring"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    report = RestoreReport(made_at=manifest.get("made_at"))
-    try:
-        src = _open_read_only(backup / "lineguard.db")
-        try:
-            _check_database(src, backup)
-            out = sqlite3.connect(staging / "lineguard.db")
-            try:
-                src.backup(out)
-            finally:
-                out.close()
-        finally:
-            src.close()
-        db = sqlite3.connect(staging / "lineguard.db")
-        try:
-            _walk(db, backup, staging, report)
-        finally:
-            db.close()
-        if hasattr(os, "sync"):      # on the disk before the folder takes its name
-            os.sync()
+    with _one_restore_at_a_time(data_dir.parent):
+        _clear_leftovers(data_dir)
         if data_dir.exists():
-            data_dir.rmdir()         # empty (checked above); rename needs the name free on every OS
-        os.replace(staging, data_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            # an empty folder made for it, perhaps a disk of its own mounted there: built
+            # inside it (on that disk) and moved into place with the database last, so
+            # until the end the folder holds no station a `serve` could start on
+            staging = data_dir / _STAGING
+        else:
+            # built beside it and renamed into place whole
+            staging = data_dir.parent / f".{data_dir.name}.restoring"
+            if staging.exists():
+                shutil.rmtree(staging)      # a restore killed here earlier (the lock says none runs now)
+        staging.mkdir()
+        try:
+            src = _open_read_only(backup / "lineguard.db")
+            try:
+                _check_database(src, backup)
+                out = sqlite3.connect(staging / "lineguard.db")
+                try:
+                    src.backup(out)
+                finally:
+                    out.close()
+            finally:
+                src.close()
+            db = sqlite3.connect(staging / "lineguard.db")
+            try:
+                _walk(db, backup, staging, report)
+            finally:
+                db.close()
+            if hasattr(os, "sync"):      # on the disk before the station takes its name
+                os.sync()
+            if staging.parent == data_dir:
+                for name in ("models", "images", "lineguard.db"):
+                    if (staging / name).exists():
+                        os.replace(staging / name, data_dir / name)
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, data_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     report.seconds = time.monotonic() - t0
     return report
 
 
-def _check_source(backup: Path) -> dict:
-    """The backup's manifest; refuses a folder that is not a whole, unopened backup."""
+@contextmanager
+def _one_restore_at_a_time(parent: Path) -> Iterator[None]:
+    """Two restores into one place would clear each other's half-built folders: the
+    folder the target lies in is locked while a restore runs (POSIX; elsewhere a note)."""
+    try:
+        import fcntl
+    except ImportError:          # Windows: nothing to lock with here
+        yield
+        return
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RestoreError(f"another restore into {parent} is running: wait for it to end") from None
+        yield
+    finally:
+        os.close(fd)             # closing releases the lock
+
+
+def _clear_leftovers(data_dir: Path) -> None:
+    """Refuse a target that holds anything but what a stopped restore into it left."""
+    if not data_dir.exists():
+        return
+    names = {p.name for p in data_dir.iterdir()} - _DISK_OWN
+    if not names:
+        return
+    if _STAGING in names and "lineguard.db" not in names and names <= {_STAGING, "images", "models"}:
+        for name in names:           # a restore stopped while moving into place: start again
+            shutil.rmtree(data_dir / name)
+        return
+    raise RestoreError(f"{data_dir} is not empty: restore into a new or empty folder (move an old station "
+                       "folder aside first; a restore never mixes two stations)")
+
+
+def _check_source(backup: Path, report: RestoreReport) -> dict:
+    """The backup's manifest; refuses a folder that is not a backup, or one open as a station."""
     db = backup / "lineguard.db"
     if not db.is_file():
         raise RestoreError(f"no backup in {backup} (no lineguard.db): give the folder `lineguard backup --to` "
@@ -148,9 +201,11 @@ def _check_source(backup: Path) -> dict:
         raise RestoreError(f"the backup in {backup} has no readable {MANIFEST}: its first backup did not finish; "
                            "run `lineguard backup` into it again") from None
     if _fingerprint(db) not in (manifest.get("database"), manifest.get("previous_database")):
-        raise RestoreError(f"the database in {backup} changed since the backup made it (opened as a station or "
-                           "by hand): it may hold parts the backup's files do not; restore an earlier copy of the "
-                           "backup, or make a new backup")
+        # copied with a tool that does not keep file times (cp -r, tar, a USB stick), or
+        # opened since: not refused, every record's files are checked all the same
+        report.notes.append("the database's size or time differs from what the backup wrote (copied without its "
+                            "file times, or opened since): its records and every file they name were checked "
+                            "all the same")
     return manifest
 
 
@@ -161,7 +216,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 
 def _check_database(db: sqlite3.Connection, backup: Path) -> None:
     try:
-        result = [row[0] for row in db.execute("PRAGMA quick_check")]
+        result = [row[0] for row in db.execute("PRAGMA integrity_check")]   # indexes too
         db.execute("SELECT count(*) FROM inspections").fetchone()
     except sqlite3.DatabaseError as exc:
         raise RestoreError(f"the backup's database in {backup} cannot be read ({exc}): restore an earlier copy of "
@@ -184,7 +239,7 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
     cols = ", ".join(_PART_FILES)
     named = " OR ".join(f"{c} IS NOT NULL" for c in _PART_FILES)
     lost: dict[int, set[str]] = {}
-    for row in db.execute(f"SELECT id, {cols} FROM inspections WHERE {named}").fetchall():  # noqa: S608 - our names
+    for row in db.execute(f"SELECT id, {cols} FROM inspections WHERE {named}"):  # noqa: S608 - our names
         for col, key in zip(_PART_FILES, row[1:]):
             if key and not whole("images", key):
                 lost.setdefault(row[0], set()).add(col)
@@ -206,61 +261,125 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
 
 
 def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreReport) -> bool:
-    """Read one file of the backup (copying it into ``dest``); False, and counted, if it
-    is missing, unreadable, or its bytes are not whole (see :func:`_damage`)."""
+    """Read one file of the backup (copying it into ``dest`` on the way); False, and
+    counted, if it is missing, not a plain file, unreadable, or not whole (:func:`_damage`)."""
+    if not _safe(key):
+        report.missing += 1          # not a key a station writes: nothing outside the backup is read
+        _example(report, f"missing (not a store key): {key!r}")
+        return False
+    tmp = None if dest is None else dest / ".staging" / f"{Path(key).name}.restoring"
     try:
-        if not _safe(key):
-            raise FileNotFoundError(key)
-        data = (store / key).read_bytes()
+        # no link followed (a backup writes none), no wait on a pipe left under a key
+        fd = os.open(store / key, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         report.missing += 1
         _example(report, f"missing: {key}")
         return False
-    except OSError as exc:       # an unreadable sector is damage, not a failed restore
+    except OSError as exc:
         report.damaged += 1
-        _example(report, f"unreadable ({exc.strerror or exc}): {key}")
+        _example(report, f"unreadable ({'a link' if exc.errno == errno.ELOOP else exc.strerror or exc}): {key}")
         return False
+    # the restore's own copy: any error writing it (a full disk) stops the restore
+    fout = None
+    try:
+        if tmp is not None:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            fout = open(tmp, "wb")
+        with os.fdopen(fd, "rb") as fin:
+            fd = None
+            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+                damage: Optional[str] = "not a plain file"
+            else:
+                reader = _Copying(fin, fout)
+                try:
+                    damage = _damage(key, reader)
+                    reader.read_rest()
+                except _CopyFailed as exc:
+                    raise exc.__cause__ from None
+                except OSError as exc:       # reading the backup: a bad sector is damage to this file
+                    damage = f"unreadable: {exc.strerror or exc}"
+                report.bytes += reader.n
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if fout is not None:
+            fout.close()
     report.files += 1
-    report.bytes += len(data)
-    damage = _damage(key, data)
     if damage:
         report.damaged += 1
         _example(report, f"damaged ({damage}): {key}")
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         return False
-    if dest is not None:
+    if tmp is not None:
         target = dest / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)     # the folder is renamed into place after os.sync, once whole
+        os.replace(tmp, target)      # the folder is put in place after os.sync, once whole
     return True
 
 
-def _damage(key: str, data: bytes) -> Optional[str]:
+class _CopyFailed(Exception):
+    """Writing the restore's copy failed (its cause): not the backup's damage."""
+
+
+class _Copying:
+    """Reads a file of the backup, writing what it reads to the restore's copy."""
+
+    def __init__(self, fin: BinaryIO, fout: Optional[BinaryIO]):
+        self.fin, self.fout, self.n = fin, fout, 0
+
+    def read(self, size: int) -> bytes:
+        data = self.fin.read(size)
+        self.n += len(data)
+        if self.fout is not None and data:
+            try:
+                self.fout.write(data)
+            except OSError as exc:
+                raise _CopyFailed() from exc
+        return data
+
+    def read_rest(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+
+def _damage(key: str, reader: _Copying) -> Optional[str]:
     """Why the bytes under ``key`` are not the ones stored, if they are not. Images and
     models are named by the SHA-256 of their bytes; a map is named by its part's image,
-    so its own PNG checksums (one per chunk) are checked instead."""
+    so its own PNG checksums (one per chunk) are checked instead. Read in pieces: a model
+    file may be hundreds of megabytes."""
     name = _CONTENT_NAME.fullmatch(Path(key).name)
     if name is not None and not (name.group(2) or "").startswith(".map-"):
-        return None if hashlib.sha256(data).hexdigest() == name.group(1) else "its bytes changed"
+        digest = hashlib.sha256()
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+        return None if digest.hexdigest() == name.group(1) else "its bytes changed"
     if key.endswith(".png"):
-        return _png_damage(data)
+        return _png_damage(reader)
     return None
 
 
-def _png_damage(data: bytes) -> Optional[str]:
-    if not data.startswith(_PNG_SIGNATURE):
+def _png_damage(reader: _Copying) -> Optional[str]:
+    if reader.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
         return "not a PNG"
-    at = len(_PNG_SIGNATURE)
-    while at + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[at:at + 8])
-        body_end = at + 8 + length
-        if body_end + 4 > len(data):
-            break
-        if zlib.crc32(data[at + 4:body_end]) != struct.unpack(">I", data[body_end:body_end + 4])[0]:
+    while True:
+        head = reader.read(8)
+        if len(head) < 8:
+            return "PNG cut short"
+        length, kind = struct.unpack(">I4s", head)
+        crc, left = zlib.crc32(kind), length
+        while left:
+            body = reader.read(min(left, _CHUNK))
+            if not body:
+                return "PNG cut short"
+            crc, left = zlib.crc32(body, crc), left - len(body)
+        tail = reader.read(4)
+        if len(tail) < 4:
+            return "PNG cut short"
+        if crc != struct.unpack(">I", tail)[0]:
             return f"PNG chunk {kind.decode('latin-1')} fails its checksum"
         if kind == b"IEND":
             return None
-        at = body_end + 4
-    return "PNG cut short"
 
 
 def _example(report: RestoreReport, line: str) -> None:

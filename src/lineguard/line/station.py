@@ -548,6 +548,19 @@ class Station:
         with self.db.session() as s:
             return list(s.scalars(q))
 
+    def each(self, *, limit: Optional[int] = None, **filters: Any) -> Iterator[Inspection]:
+        """Every record ``filters`` (those of :meth:`query`) match, newest first, read a
+        page at a time; parts recorded meanwhile are not among them (ids only go down)."""
+        before, left = None, limit
+        while left is None or left > 0:
+            n = 1000 if left is None else min(1000, left)
+            page = self.query(before_id=before, limit=n, **filters)
+            yield from page
+            if len(page) < n:
+                return
+            before = page[-1].id
+            left = None if left is None else left - n
+
     def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str],
                defect_type: Optional[str] = None) -> Inspection:
         """Record a person's judgement of a part: appended to its history, kept as its latest
@@ -626,6 +639,8 @@ class Station:
         digest = sha256_hex(data)
         for mv in self.models.list(product, line):
             if mv.file_key.split("/")[-1].startswith(digest):
+                # its file lost (a restore from a damaged backup names the version): put back
+                self.models.store.put(data, key=mv.file_key)
                 return mv if mv.active else self.activate_model(product, line, mv.version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 

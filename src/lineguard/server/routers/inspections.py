@@ -6,8 +6,9 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ...line import part_records
 from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
@@ -124,6 +125,34 @@ def list_inspections(
                          defect_type=defect_type)
     return {"items": [with_links(r) for r in rows],
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
+
+
+@router.get("/export", summary="Parts as a spreadsheet (CSV), newest first", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}},
+                             "description": "one row a part: verdict, score, thresholds, regions, model, latest "
+                                            "review and its outcome (columns: lineguard.line.part_records)"},
+                       **errors(401, 403, 422)})
+def export_inspections(
+    line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
+    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
+    part_id: Optional[str] = None,
+    since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
+    until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
+    reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
+    defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
+    limit: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="at most this many parts (default: all)"),
+    station: Station = Depends(get_station), _r: Any = Depends(reader),
+) -> StreamingResponse:
+    filters = dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict,
+                   part_id=part_id or None, since=since, until=until, reviewed=reviewed, lot=lot or None,
+                   defect_type=defect_type or None)
+    named = "-".join(v for v in (line, product, lot, verdict) if v)
+    name = "lineguard-parts" + (f"-{named}" if named else "") + dt.datetime.now(dt.timezone.utc).strftime(
+        "-%Y%m%dT%H%MZ")
+    safe_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return StreamingResponse(part_records.csv_lines(station.each(limit=limit, **filters)),
+                             media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
 
 
 @router.get("/{inspection_id}", summary="One inspection", response_model=InspectionOut,

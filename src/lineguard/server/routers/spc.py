@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import spc
 from ...line.errors import InvalidRequest
+from ...line.part_records import spreadsheet_safe
 from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
@@ -115,7 +116,7 @@ def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(["" if v is None else v for v in r] for r in rows)
+    w.writerows([spreadsheet_safe(v) for v in r] for r in rows)     # a lot named "=..." is shown, not run
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 

@@ -1,4 +1,5 @@
-// Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed.
+// Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed;
+// the same parts as a spreadsheet.
 "use strict";
 
 LG.start(async (main) => {
@@ -22,7 +23,10 @@ LG.start(async (main) => {
   const grid = h("div", {class: "gallery", id: "gallery"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
   const count = h("p", {class: "muted"});
-  main.append(h("h1", {}, "Defect gallery"), form, dl, count, grid, h("p", {}, more));
+  // every part the filters match, one row each, for a spreadsheet (traceability, lot reports)
+  const csv = h("a", {class: "button secondary", id: "csv-parts"}, "Spreadsheet (CSV)");
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv), form, dl, count, grid,
+    h("p", {}, more));
 
   function filters() {
     const f = form.elements;
@@ -49,6 +53,7 @@ LG.start(async (main) => {
     if (reset) {
       cursor = null; shown = 0; clear(grid);
       history.replaceState(null, "", location.pathname + LG.q(f));
+      csv.href = "/api/v1/inspections/export" + LG.q(f);
     }
     const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, f, {limit: 48, cursor})));
     page.items.forEach((it) => grid.appendChild(card(it)));

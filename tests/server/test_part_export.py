@@ -1,0 +1,82 @@
+"""The parts export: every matching record once, in the plant's words, safe to open in a spreadsheet."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from lineguard.line.orm import Inspection
+from lineguard.line.part_records import COLUMNS
+
+from .test_spc_api import T0, client, spc_station  # noqa: F401 - the fixture is used by name
+
+
+def _add(st, n: int) -> None:
+    with st.db.session() as s:
+        for i in range(n):
+            verdict = ("NG", "OK", "REVIEW", "OK")[i % 4]
+            label = {0: "good", 1: "defect", 2: "defect"}.get(i % 7)
+            regions = [{"x": 3, "y": 4, "width": 5, "height": 6, "area_px": 20, "peak_score": 2.0},
+                       {"x": 1, "y": 1, "width": 2, "height": 2, "area_px": 3, "peak_score": 2.5}] \
+                if verdict == "NG" else []
+            s.add(Inspection(part_id=f"p{i}", line="L1", station="S1", product="cell",
+                             lot="LOT-A" if i % 2 else "LOT-B", verdict=verdict, score=0.1 + i / 1000,
+                             threshold=0.5, review_threshold=0.4, pixel_threshold=0.5, model_id="m1",
+                             model_version="v", registry_version=3, regions=regions, image_sha256=f"{i:064x}",
+                             image_width=8, image_height=8, image_key=f"k{i}.png" if i % 3 else None,
+                             created_at=T0 + dt.timedelta(seconds=i), reviewed=label is not None,
+                             review_label=label, reviewer="Müller" if label else None,
+                             reviewed_at=T0 + dt.timedelta(hours=1) if label else None))
+        # from a scanner on the line: a spreadsheet must show it, not run it
+        s.add(Inspection(part_id='=HYPERLINK("http://evil","open")', line="L1", station="S1", product="cell",
+                         lot="-2+3", verdict="OK", score=0.1, threshold=0.5, pixel_threshold=0.5, model_id="m1",
+                         model_version="v", image_sha256="f" * 64, image_width=8, image_height=8,
+                         created_at=T0 + dt.timedelta(days=1), review_note="@SUM(A1)"))
+
+
+def _rows(r):
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv") and r.text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(r.text[1:])))
+    assert rows[0] == COLUMNS
+    return [dict(zip(COLUMNS, row)) for row in rows[1:]]
+
+
+def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):  # noqa: F811
+    st = spc_station()
+    _add(st, 2300)       # three pages of the station's reads
+    with client(st) as c:
+        rows = _rows(c.get("/api/v1/inspections/export"))
+        assert len(rows) == 2301 and len({r["id"] for r in rows}) == 2301
+        assert [int(r["id"]) for r in rows] == sorted((int(r["id"]) for r in rows), reverse=True)
+        lot_b_ng = _rows(c.get("/api/v1/inspections/export", params={"lot": "LOT-B", "verdict": "NG"}))
+        with st.db.session() as s:
+            expected = s.query(Inspection).filter_by(lot="LOT-B", verdict="NG").count()
+        assert len(lot_b_ng) == expected > 0 and {(r["lot"], r["verdict"]) for r in lot_b_ng} == {("LOT-B", "NG")}
+        assert len(_rows(c.get("/api/v1/inspections/export", params={"limit": 1500}))) == 1500
+        r = c.get("/api/v1/inspections/export", params={"lot": "LOT-B", "verdict": "NG"})
+        assert 'filename="lineguard-parts-LOT-B-NG-' in r.headers["content-disposition"]
+        assert c.get("/api/v1/inspections/export", params={"verdict": "BAD"}).status_code == 422
+        assert c.get("/api/v1/inspections/export", params={"limit": 0}).status_code == 422
+
+
+def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc_station):  # noqa: F811
+    st = spc_station()
+    _add(st, 28)
+    with client(st) as c:
+        by_part = {r["part_id"]: r for r in _rows(c.get("/api/v1/inspections/export"))}
+    p0, p1, p2, p4, p8, p21 = (by_part[f"p{i}"] for i in (0, 1, 2, 4, 8, 21))
+    assert (p0["verdict"], p0["review_label"], p0["review_outcome"]) == ("NG", "good", "false reject")
+    assert (p1["verdict"], p1["review_outcome"]) == ("OK", "escape")
+    assert (p2["verdict"], p2["review_outcome"]) == ("REVIEW", "defect at review")
+    assert (p4["verdict"], p4["review_outcome"], p4["reviewed"]) == ("NG", "", "no")
+    assert (p8["verdict"], p8["review_outcome"]) == ("NG", "confirmed defect")
+    assert (p21["verdict"], p21["review_outcome"]) == ("OK", "confirmed good")
+    assert (p0["regions"], p0["largest_region_px"], p0["largest_region_box"]) == ("2", "20", "3 4 5 6")
+    assert (p1["regions"], p1["largest_region_px"]) == ("0", "")
+    assert p0["reviewer"] == "Müller" and p0["reviewed_at"] == "2026-11-30T01:00:00.000Z"
+    assert p0["created_at"] == "2026-11-30T00:00:00.000Z" and p0["image_kept"] == "no" and p1["image_kept"] == "yes"
+    assert (float(p0["score"]), float(p0["ng_threshold"]), float(p0["review_threshold"])) == (0.1, 0.5, 0.4)
+    assert (p0["model_id"], p0["registry_version"]) == ("m1", "3")
+    hostile = by_part["'=HYPERLINK(\"http://evil\",\"open\")"]
+    assert hostile["lot"] == "'-2+3" and hostile["review_note"] == "'@SUM(A1)"
