@@ -159,3 +159,23 @@ def sqlite_like_station(tmp_path):
     yield make
     for st in made:
         st.close()
+
+
+@pytest.fixture
+def spc_station(db_backend, tmp_path):
+    """An in-process station (fake model) on each backend; the caller adds records."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    db_url, schema = db_backend
+    made = []
+
+    def make(**kw):
+        kw.setdefault("timezone", "UTC")
+        st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True,
+                                   **kw), loader=FakeInspector.load)
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.close()

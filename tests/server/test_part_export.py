@@ -8,7 +8,7 @@ import io
 from lineguard.line.orm import Inspection
 from lineguard.line.part_records import COLUMNS
 
-from .test_spc_api import T0, client, spc_station  # noqa: F401 - the fixture is used by name
+from .test_spc_api import T0, client
 
 
 def _add(st, n: int) -> None:
@@ -42,7 +42,7 @@ def _rows(r):
     return [dict(zip(COLUMNS, row)) for row in rows[1:]]
 
 
-def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):  # noqa: F811
+def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):
     st = spc_station()
     _add(st, 2300)       # three pages of the station's reads
     with client(st) as c:
@@ -60,7 +60,7 @@ def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):
         assert c.get("/api/v1/inspections/export", params={"limit": 0}).status_code == 422
 
 
-def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc_station):  # noqa: F811
+def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc_station):
     st = spc_station()
     _add(st, 28)
     with client(st) as c:

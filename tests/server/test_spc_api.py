@@ -11,29 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import FakeInspector
-
 T0 = dt.datetime(2026, 11, 30, 0, 0)
-
-
-@pytest.fixture
-def spc_station(db_backend, tmp_path):
-    """An in-process station (fake model) on each backend; the caller adds records."""
-    from lineguard.line.config import StationConfig
-    from lineguard.line.station import Station
-    db_url, schema = db_backend
-    made = []
-
-    def make(**kw):
-        kw.setdefault("timezone", "UTC")
-        st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema, open_reads=True,
-                                   **kw), loader=FakeInspector.load)
-        made.append(st)
-        return st
-
-    yield make
-    for st in made:
-        st.close()
 
 
 def add_parts(st, rows):
