@@ -242,3 +242,38 @@ def test_links_pipes_and_odd_keys_in_a_backup_are_damage_never_followed(sqlite_s
     report = check_backup(backup)
     assert (report.damaged, report.missing, report.parts_without_image) == (2, 1, 3)
     assert any("not a plain file" in e for e in report.examples) and any("a link" in e for e in report.examples)
+
+
+def test_a_verifying_backup_copies_rotten_files_again(sqlite_station, tmp_path):
+    st, ids, backup = _backed_up(sqlite_station, tmp_path, n=4)
+    rotten = st.get(ids[1])
+    _flip_a_byte(backup / "images" / rotten.image_key)
+    # a plain backup trusts a file of the right size: the rot stays
+    assert backup_station(st.config.data_dir, backup).files_copied == 0 and not check_backup(backup).whole
+    report = backup_station(st.config.data_dir, backup, verify=True)
+    assert (report.verified, report.repaired, report.damaged_at_station) == (len(_named(st)) + 1, 1, 0)
+    assert check_backup(backup).whole
+    # the station's own file rotted too: copied again, still not whole, and said
+    _flip_a_byte(st.images.path(rotten.image_key))
+    _flip_a_byte(backup / "images" / rotten.image_key, at=10)
+    assert backup_station(st.config.data_dir, backup, verify=True).damaged_at_station == 1
+
+
+def test_the_stations_own_backups_read_back_what_they_hold_weekly(sqlite_station, tmp_path):
+    import json
+
+    from lineguard.line.backup import BackupSchedule
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 3)
+    schedule = BackupSchedule(st.config.data_dir, tmp_path / "bk", 3600, st.faults)
+    schedule.run_once()
+    assert schedule.last["verified"] == 0          # a first backup copies every file
+    schedule.run_once()
+    assert schedule.last["verified"] > 0           # never verified yet: due
+    schedule.run_once()
+    assert schedule.last["verified"] == 0          # verified just now: not for a week
+    manifest = json.loads((tmp_path / "bk" / "backup.json").read_text())
+    manifest["verified_at"] = "2026-01-01T00:00:00Z"
+    (tmp_path / "bk" / "backup.json").write_text(json.dumps(manifest))
+    schedule.run_once()
+    assert schedule.last["verified"] > 0

@@ -215,5 +215,8 @@ def test_backup_and_restore_bring_back_a_station_that_serves_and_say_what_is_dam
     assert r.returncode == 1 and "1 part came back with the image recorded as not kept" in r.stderr, r.stderr
     r = _lineguard("restore", "--from", str(tmp_path / "copy"))
     assert r.returncode == 2 and "--check" in r.stderr
+    r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "copy"), "--verify")
+    assert r.returncode == 0 and "read back" in r.stdout, r.stderr
+    assert _lineguard("restore", "--from", str(tmp_path / "copy"), "--check").returncode == 0
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "pg"), "--db", "postgresql://x@h/db")
     assert r.returncode == 2 and "pg_dump" in r.stderr

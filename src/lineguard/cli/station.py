@@ -452,7 +452,9 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 @click.option("--to", "dest", type=PathArg, required=True,
               help="Backup folder (best on another disk); a later backup into it copies only new files.")
 @click.option("--db", default=None, help="The station's SQLite database URL, if not the one in --data.")
-def backup(data: Path, dest: Path, db: Optional[str]) -> None:
+@click.option("--verify", is_flag=True, help="Also read back every file the backup holds already and copy the "
+              "damaged ones again (a station's own backups do this weekly).")
+def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     """Copy a station's database and every file it names (part images, maps, models) to a folder.
 
     Safe while the station runs (SQLite's online backup). Restore (and check) it with
@@ -467,7 +469,7 @@ def backup(data: Path, dest: Path, db: Optional[str]) -> None:
         fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
              "images are in --data's images/ folder)")
     try:
-        report = backup_station(data, dest, db_path)
+        report = backup_station(data, dest, db_path, verify=verify)
     except BackupError as exc:
         fail(str(exc))
     except (OSError, sqlite3.Error) as exc:     # a full or missing backup disk: failed, not refused
@@ -478,6 +480,11 @@ def backup(data: Path, dest: Path, db: Optional[str]) -> None:
                f"already there, in {report.seconds:.1f} s"
                + (f"; {report.gone} parts' images deleted by the station meanwhile are not kept in the backup"
                   if report.gone else ""))
+    if verify:
+        click.echo(f"read back {report.verified} files the backup held: {report.repaired} damaged, copied again")
+    if report.damaged_at_station:
+        fail(f"{report.damaged_at_station} of the station's own files are damaged (its disk?): their backup copies "
+             "are no better; see the log for which", code=1)
 
 
 @click.command()

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
 from ..vision.atomic import atomic_write_bytes
+from . import filecheck
 from .imagestore import ContentStore
 
 # the columns of a part's record that name files of the image store; clearing the
@@ -40,6 +41,8 @@ from .imagestore import ContentStore
 _PART_FILES = ("image_key", "heatmap_key", "overlay_key")
 MARKER = ".lineguard-backup"     # made first in a folder backups write: the folder is theirs
 MANIFEST = "backup.json"
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"    # the manifest's times, UTC
+VERIFY_EVERY_S = 7 * 86400.0     # a station's own backups read back what they hold weekly
 
 log = logging.getLogger("lineguard.station")
 
@@ -56,6 +59,9 @@ class BackupReport:
     bytes_copied: int = 0
     gone: int = 0                 # named by the copy but deleted meanwhile: recorded as not kept
     models: int = 0
+    verified: int = 0             # files already there read back (verify=True)
+    repaired: int = 0             # of them, damaged in the backup and copied again
+    damaged_at_station: int = 0   # copied again, still not whole: the station's own file is damaged
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -65,10 +71,12 @@ class BackupReport:
 
 
 def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
-                   stop: Callable[[], bool] = lambda: False) -> BackupReport:
+                   stop: Callable[[], bool] = lambda: False, verify: bool = False) -> BackupReport:
     """Copy the SQLite station in ``data_dir`` (its database at ``db_path``, default
     ``data_dir/lineguard.db``) and every file it names into ``dest``; ``stop`` ends it
-    early (:class:`BackupStopped`), the previous backup left whole."""
+    early (:class:`BackupStopped`), the previous backup left whole. ``verify`` reads back
+    every file the backup holds already and copies again those no longer whole (bit rot
+    keeps a file's size, so a plain backup never sees it)."""
     t0 = time.monotonic()
     data_dir, dest = Path(data_dir).resolve(), Path(dest).resolve()
     db_path = Path(db_path or data_dir / "lineguard.db").resolve()
@@ -102,9 +110,9 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             if previous.get("station") and station and previous["station"] != station:
                 raise BackupError(f"{dest} holds the backup of another station (its first part differs): give each "
                                   "station its own backup folder")
-            _copy_part_files(db, data_dir / "images", dest / "images", report, stop)
+            _copy_part_files(db, data_dir / "images", dest / "images", report, stop, verify)
             for (key,) in db.execute("SELECT file_key FROM model_versions"):
-                if _copy(data_dir / "models", dest / "models", key, report):
+                if _copy(data_dir / "models", dest / "models", key, report, verify):
                     report.models += 1
             report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
         finally:
@@ -114,15 +122,29 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         report.seconds = time.monotonic() - t0
         # The manifest names the new database and the one it replaces: killed between
         # the two writes, the folder still matches it.
-        manifest = {"made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from": str(data_dir),
-                    "station": station, "database": _fingerprint(copy_db),
-                    "previous_database": _fingerprint(dest / "lineguard.db"), **report.to_dict()}
+        made_at = _utc_stamp()
+        manifest = {"made_at": made_at, "from": str(data_dir), "station": station,
+                    "verified_at": made_at if verify else previous.get("verified_at"),
+                    "database": _fingerprint(copy_db), "previous_database": _fingerprint(dest / "lineguard.db"),
+                    **report.to_dict()}
         atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         os.replace(copy_db, dest / "lineguard.db")
     finally:
         for left in (copy_db, *(copy_db.with_name(copy_db.name + end) for end in ("-wal", "-shm", "-journal"))):
             left.unlink(missing_ok=True)
     return report
+
+
+def _utc_stamp() -> str:
+    return time.strftime(_STAMP, time.gmtime())
+
+
+def _age_s(stamp: Optional[str]) -> Optional[float]:
+    """Seconds since a manifest's time stamp; None if there is none or it is not one."""
+    try:
+        return time.time() - calendar.timegm(time.strptime(stamp, _STAMP))
+    except (ValueError, TypeError):
+        return None
 
 
 def _check_folder(dest: Path) -> dict:
@@ -163,7 +185,7 @@ def _station_id(db: sqlite3.Connection) -> Optional[str]:
 
 
 def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: BackupReport,
-                     stop: Callable[[], bool]) -> None:
+                     stop: Callable[[], bool], verify: bool) -> None:
     cols = ", ".join(_PART_FILES)
     named = " OR ".join(f"{c} IS NOT NULL" for c in _PART_FILES)
     gone: dict[int, set[str]] = {}
@@ -171,7 +193,7 @@ def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: B
         if stop():
             raise BackupStopped("the station closed during the backup; the previous backup is whole")
         for col, key in zip(_PART_FILES, row[1:]):
-            if key and _copy(images, dest, key, report) is None:
+            if key and _copy(images, dest, key, report, verify) is None:
                 gone.setdefault(row[0], set()).add(col)
     for inspection_id, cols_gone in gone.items():
         clear = _PART_FILES if "image_key" in cols_gone else sorted(cols_gone)
@@ -188,7 +210,7 @@ def _safe(key: str) -> bool:
                                 or any(p in ("..", ".", "") for p in parts) or key.startswith("/"))
 
 
-def _copy(store: Path, dest: Path, key: str, report: BackupReport) -> Optional[bool]:
+def _copy(store: Path, dest: Path, key: str, report: BackupReport, verify: bool = False) -> Optional[bool]:
     """Copy one file of a store unless the backup holds it whole; True if copied, False if
     there, None if the station no longer has it."""
     if not _safe(key):
@@ -198,10 +220,19 @@ def _copy(store: Path, dest: Path, key: str, report: BackupReport) -> Optional[b
         size = src.stat().st_size
     except FileNotFoundError:
         return None
+    repair = False
     try:
         if dst.stat().st_size == size:
-            report.files_there += 1
-            return False
+            if not verify:
+                report.files_there += 1
+                return False
+            report.verified += 1
+            damage = filecheck.file_damage(dst, key)
+            if damage is None:
+                report.files_there += 1
+                return False
+            log.warning("backup: %s in %s is damaged (%s): copying it again", key, dest, damage)
+            repair = True
     except FileNotFoundError:
         pass
     # written and fsynced in the store's staging folder, then renamed: a backup killed
@@ -223,6 +254,11 @@ def _copy(store: Path, dest: Path, key: str, report: BackupReport) -> Optional[b
         raise
     report.files_copied += 1
     report.bytes_copied += size
+    if repair:
+        report.repaired += 1
+        if filecheck.file_damage(dst, key) is not None:
+            report.damaged_at_station += 1
+            log.error("backup: the station's own %s in %s is damaged: its backup copy is no better", key, store)
     return True
 
 
@@ -234,12 +270,16 @@ class BackupSchedule:
     """The station's own backups (``serve --backup-to``): every ``every_s`` into ``dest``
     on their own thread, the first once the last one (by the folder's manifest) is that
     old, at the earliest ``first_after_s`` after start. A failed backup is a station
-    fault (/health) until one works: a backup disk unplugged for weeks is seen."""
+    fault (/health) until one works: a backup disk unplugged for weeks is seen. Once
+    ``verify_every_s`` (a week) has passed since the backup was last verified, the next
+    one reads back every file the folder holds and copies the damaged ones again."""
 
     def __init__(self, data_dir: Path, dest: Path, every_s: float, faults: dict[str, str],
-                 db_path: Optional[Path] = None, first_after_s: float = 300.0):
+                 db_path: Optional[Path] = None, first_after_s: float = 300.0,
+                 verify_every_s: float = VERIFY_EVERY_S):
         self.data_dir, self.dest, self.db_path = Path(data_dir), Path(dest), db_path
         self.every_s = every_s
+        self.verify_every_s = verify_every_s
         self.first_after_s = first_after_s
         self.faults = faults
         self.last: Optional[dict] = None         # the last backup that worked
@@ -257,13 +297,23 @@ class BackupSchedule:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def _first_wait(self) -> float:
+    def _manifest(self) -> dict:
         try:
-            made = json.loads((self.dest / MANIFEST).read_text())["made_at"]
-            age = time.time() - calendar.timegm(time.strptime(made, "%Y-%m-%dT%H:%M:%SZ"))
-        except (OSError, ValueError, KeyError, TypeError):
-            return self.first_after_s
-        return max(self.first_after_s, self.every_s - age)
+            manifest = json.loads((self.dest / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return {}
+        return manifest if isinstance(manifest, dict) else {}
+
+    def _first_wait(self) -> float:
+        age = _age_s(self._manifest().get("made_at"))
+        return self.first_after_s if age is None else max(self.first_after_s, self.every_s - age)
+
+    def _verify_due(self) -> bool:
+        manifest = self._manifest()
+        if not manifest:
+            return False             # a first backup copies every file: nothing to read back yet
+        age = _age_s(manifest.get("verified_at"))
+        return age is None or age >= self.verify_every_s
 
     def _run(self) -> None:
         wait = self._first_wait()
@@ -273,7 +323,8 @@ class BackupSchedule:
 
     def run_once(self) -> None:
         try:
-            report = backup_station(self.data_dir, self.dest, self.db_path, stop=self._stop.is_set)
+            report = backup_station(self.data_dir, self.dest, self.db_path, stop=self._stop.is_set,
+                                    verify=self._verify_due())
         except BackupStopped:
             return
         except (BackupError, OSError, sqlite3.Error) as exc:
@@ -290,9 +341,10 @@ class BackupSchedule:
             return
         self.error = None
         self.faults.pop("backup", None)
-        self.last = {"made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()}
-        log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %.1f s", self.dest,
-                 report.parts, report.files_copied, report.bytes_copied / 1e6, report.files_there, report.seconds)
+        self.last = {"made_at": _utc_stamp(), **report.to_dict()}
+        log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %d read back (%d damaged, "
+                 "copied again), %.1f s", self.dest, report.parts, report.files_copied, report.bytes_copied / 1e6,
+                 report.files_there, report.verified, report.repaired, report.seconds)
 
     def status(self) -> dict:
         return {"to": str(self.dest), "every_h": round(self.every_s / 3600, 3), "last": self.last,

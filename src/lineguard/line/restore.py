@@ -15,28 +15,21 @@ the station cannot load that version until it is added again.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import stat
-import struct
 import time
-import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import Iterator, Optional
 
+from . import filecheck
 from .backup import _PART_FILES, MANIFEST, MARKER, _fingerprint, _safe
 
 # a store's key ends in a file named by the SHA-256 of its bytes (line.imagestore)
-_CONTENT_NAME = re.compile(r"([0-9a-f]{64})(\.[^/]*)?")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_CHUNK = 1 << 20
 _STAGING = ".lineguard-restoring"      # inside a target folder that exists already
 _DISK_OWN = {"lost+found"}             # what a freshly formatted disk holds of its own
 
@@ -269,15 +262,14 @@ def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreRepo
         return False
     tmp = None if dest is None else dest / ".staging" / f"{Path(key).name}.restoring"
     try:
-        # no link followed (a backup writes none), no wait on a pipe left under a key
-        fd = os.open(store / key, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = filecheck.open_stored(store / key)
     except FileNotFoundError:
         report.missing += 1
         _example(report, f"missing: {key}")
         return False
     except OSError as exc:
         report.damaged += 1
-        _example(report, f"unreadable ({'a link' if exc.errno == errno.ELOOP else exc.strerror or exc}): {key}")
+        _example(report, f"damaged ({filecheck.link_or_unreadable(exc)}): {key}")
         return False
     # the restore's own copy: any error writing it (a full disk) stops the restore
     fout = None
@@ -290,11 +282,11 @@ def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreRepo
             if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
                 damage: Optional[str] = "not a plain file"
             else:
-                reader = _Copying(fin, fout)
+                reader = filecheck.Copying(fin, fout)
                 try:
-                    damage = _damage(key, reader)
+                    damage = filecheck.damage(key, reader)
                     reader.read_rest()
-                except _CopyFailed as exc:
+                except filecheck.CopyFailed as exc:
                     raise exc.__cause__ from None
                 except OSError as exc:       # reading the backup: a bad sector is damage to this file
                     damage = f"unreadable: {exc.strerror or exc}"
@@ -316,70 +308,6 @@ def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreRepo
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)      # the folder is put in place after os.sync, once whole
     return True
-
-
-class _CopyFailed(Exception):
-    """Writing the restore's copy failed (its cause): not the backup's damage."""
-
-
-class _Copying:
-    """Reads a file of the backup, writing what it reads to the restore's copy."""
-
-    def __init__(self, fin: BinaryIO, fout: Optional[BinaryIO]):
-        self.fin, self.fout, self.n = fin, fout, 0
-
-    def read(self, size: int) -> bytes:
-        data = self.fin.read(size)
-        self.n += len(data)
-        if self.fout is not None and data:
-            try:
-                self.fout.write(data)
-            except OSError as exc:
-                raise _CopyFailed() from exc
-        return data
-
-    def read_rest(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
-def _damage(key: str, reader: _Copying) -> Optional[str]:
-    """Why the bytes under ``key`` are not the ones stored, if they are not. Images and
-    models are named by the SHA-256 of their bytes; a map is named by its part's image,
-    so its own PNG checksums (one per chunk) are checked instead. Read in pieces: a model
-    file may be hundreds of megabytes."""
-    name = _CONTENT_NAME.fullmatch(Path(key).name)
-    if name is not None and not (name.group(2) or "").startswith(".map-"):
-        digest = hashlib.sha256()
-        while chunk := reader.read(_CHUNK):
-            digest.update(chunk)
-        return None if digest.hexdigest() == name.group(1) else "its bytes changed"
-    if key.endswith(".png"):
-        return _png_damage(reader)
-    return None
-
-
-def _png_damage(reader: _Copying) -> Optional[str]:
-    if reader.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
-        return "not a PNG"
-    while True:
-        head = reader.read(8)
-        if len(head) < 8:
-            return "PNG cut short"
-        length, kind = struct.unpack(">I4s", head)
-        crc, left = zlib.crc32(kind), length
-        while left:
-            body = reader.read(min(left, _CHUNK))
-            if not body:
-                return "PNG cut short"
-            crc, left = zlib.crc32(body, crc), left - len(body)
-        tail = reader.read(4)
-        if len(tail) < 4:
-            return "PNG cut short"
-        if crc != struct.unpack(">I", tail)[0]:
-            return f"PNG chunk {kind.decode('latin-1')} fails its checksum"
-        if kind == b"IEND":
-            return None
 
 
 def _example(report: RestoreReport, line: str) -> None:

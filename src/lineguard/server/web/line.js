@@ -19,7 +19,7 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
-      h("div", {class: "panel grow"}, h("h2", {}, "Sinks and PLC"), health)));
+      h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup"), health)));
 
   const keyOf = (line, station) => line + "\u0000" + station;
 
