@@ -3,7 +3,8 @@
 Fills a station's SQLite database with ``--parts`` records, each with an image and a map
 file (``--kb`` kB and a tenth of it, on this disk), backs it up into an empty folder,
 records ``--more`` parts more and backs up again into the same folder (only the new
-files are copied), then once more with nothing new; then checks the backup
+files are copied), then once more with nothing new, and once verifying (every file the backup
+holds read back, as a station's own backups do weekly); then checks the backup
 (``lineguard restore --check``: every file read and hashed) and restores it into a new
 folder.
 
@@ -78,6 +79,7 @@ def main() -> None:
         _record(st, args.parts, args.more, args.kb * 1024)
         runs["after_more_parts"] = backup_station(data, dest).to_dict()
         runs["nothing_new"] = backup_station(data, dest).to_dict()
+        runs["verify"] = backup_station(data, dest, verify=True).to_dict()    # every file read back
         st.close()
         os.sync()      # the restore timed alone, not the backups' writes still on their way to disk
         time.sleep(1)
@@ -85,6 +87,7 @@ def main() -> None:
                     .to_dict()}
     for r in runs.values():
         r["mb_per_s"] = round(r["bytes_copied"] / 1e6 / r["seconds"], 1) if r["seconds"] else None
+    runs["verify"]["files_read_per_s"] = round(runs["verify"]["verified"] / runs["verify"]["seconds"])
     for r in restores.values():
         r["mb_per_s"] = round(r["bytes"] / 1e6 / r["seconds"], 1) if r["seconds"] else None
     out = {"parts": args.parts, "more": args.more, "image_kb": args.kb, "runs": runs, "restores": restores,

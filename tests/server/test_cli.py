@@ -78,8 +78,8 @@ def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path, 
     assert bad.returncode == 2 and "lineguard serve" in bad.stderr
     # a remote station keeps images by its own settings: saying otherwise here is refused
     bad = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--server", "http://127.0.0.1:9",
-                     "--api-key", "x", "--min-free-gb", "5")
-    assert bad.returncode == 2 and "--min-free-gb" in bad.stderr and "lineguard serve" in bad.stderr
+                     "--api-key", "x", "--min-free-gb", "5", "--max-megapixels", "12")
+    assert bad.returncode == 2 and "--min-free-gb, --max-megapixels" in bad.stderr and "lineguard serve" in bad.stderr
     receiver = Receiver()
     # the station in this process keeps images as told: no OK image, no audit sample
     proc = subprocess.Popen([sys.executable, "-m", "lineguard", "watch", str(inbox), "--line", "L1", "--product",
@@ -220,3 +220,25 @@ def test_backup_and_restore_bring_back_a_station_that_serves_and_say_what_is_dam
     assert _lineguard("restore", "--from", str(tmp_path / "copy"), "--check").returncode == 0
     r = _lineguard("backup", "--data", str(data), "--to", str(tmp_path / "pg"), "--db", "postgresql://x@h/db")
     assert r.returncode == 2 and "pg_dump" in r.stderr
+
+
+def test_a_station_in_the_watchers_own_process_takes_the_stations_options(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import lineguard.cli.station as station_cli
+    from lineguard.cli import app
+    from lineguard.line.sources.folder import FolderWatcher
+    made = []
+
+    def submitter(*args):
+        made.append(station_cli._config(tmp_path / "data", None, **args[-1]))    # the station it would open
+        return (lambda *a, **k: None), None
+    monkeypatch.setattr(station_cli, "_submitter", submitter)
+    monkeypatch.setattr(FolderWatcher, "run", lambda self: None)
+    (tmp_path / "in").mkdir()
+    r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L1", "--product", "cell", "--data",
+                                  str(tmp_path / "data"), "--max-megapixels", "0.5", "--ok-sample-rate", "0.25",
+                                  "--ok-image-days", "3"])
+    assert r.exit_code == 0, r.output
+    (cfg,) = made
+    assert (cfg.max_image_pixels, cfg.retention.ok_sample_rate, cfg.ok_image_days) == (500_000, 0.25, 3.0)

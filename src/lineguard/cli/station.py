@@ -34,28 +34,34 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
         raise click.BadParameter(str(exc)) from exc
 
 
-# the image-keeping options and their defaults (a station's, see line.config)
-_KEEPING_DEFAULTS = {"ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0, "ok_image_days": None}
+# the options of a station wherever it runs, and their defaults (see line.config)
+_STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
+                     "ok_image_days": None}
 
 
-def image_keeping_options(f):
-    """Which part images a station keeps and for how long: the same options wherever a
-    station runs (``serve``, and ``watch``/``camera`` inspecting in their own process)."""
+def station_options(f):
+    """The largest image a station decodes, and which part images it keeps for how long:
+    the same options wherever a station runs (``serve``, and ``watch``/``camera``
+    inspecting in their own process)."""
     options = (
-        click.option("--ok-sample-rate", type=click.FloatRange(0, 1), default=_KEEPING_DEFAULTS["ok_sample_rate"],
+        click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True),
+                     default=_STATION_DEFAULTS["max_megapixels"], show_default=True,
+                     help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded "
+                          "at a reduced scale when that fits, other formats refused)."),
+        click.option("--ok-sample-rate", type=click.FloatRange(0, 1), default=_STATION_DEFAULTS["ok_sample_rate"],
                      show_default=True,
                      help="Share of OK part images kept, 0 to 1 (0.1: one in ten; NG and REVIEW images are "
                           "always kept)."),
         click.option("--audit-sample-rate", type=click.FloatRange(0, 1),
-                     default=_KEEPING_DEFAULTS["audit_sample_rate"], show_default=True,
+                     default=_STATION_DEFAULTS["audit_sample_rate"], show_default=True,
                      help="Share of parts kept at random whatever their verdict (the audit sample retraining may "
                           "learn from, with the parts reviewed as good)."),
-        click.option("--min-free-gb", type=click.FloatRange(min=0), default=_KEEPING_DEFAULTS["min_free_gb"],
+        click.option("--min-free-gb", type=click.FloatRange(min=0), default=_STATION_DEFAULTS["min_free_gb"],
                      show_default=True,
                      help="Keep this much free on the data disk: below it the oldest parts' images are deleted "
                           "(OK parts' first; reviewed parts and the audit sample never; records stay). 0: never."),
         click.option("--ok-image-days", type=click.FloatRange(min=0, min_open=True),
-                     default=_KEEPING_DEFAULTS["ok_image_days"],
+                     default=_STATION_DEFAULTS["ok_image_days"],
                      help="Delete OK parts' images older than this many days (default: keep while there is "
                           "room)."),
     )
@@ -76,10 +82,7 @@ def image_keeping_options(f):
               help="Address to listen on (0.0.0.0 for the plant network).")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--max-upload-mb", type=float, default=32.0, show_default=True, help="Largest image accepted.")
-@click.option("--max-megapixels", type=float, default=26.0, show_default=True,
-              help="Most pixels an image may decode to (checked before decoding; larger JPEGs are decoded at "
-                   "a reduced scale when that fits, other formats refused with 413).")
-@image_keeping_options
+@station_options
 @click.option("--backup-to", type=PathArg, default=None,
               help="Back the station up into this folder (best on another disk): its database and every file it "
                    "names, every --backup-every-h hours (SQLite stations; see `lineguard backup`).")
@@ -268,7 +271,7 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
                mqtt: Optional[str] = None, keeping: Optional[dict] = None):
     """Where parts go: a station server (``--server``) or a station in this process
-    (``--data``), which keeps images by ``keeping`` (the :func:`image_keeping_options`)."""
+    (``--data``), set by ``keeping`` (the :func:`station_options`)."""
     from ..line.sources import local_submitter, remote_submitter
     keeping = keeping or {}
     if server:
@@ -280,9 +283,9 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
                                      "to `lineguard serve`, or use --data to inspect (and publish) here",
                                      param_hint="--webhook/--mqtt")
         changed = [f"--{name.replace('_', '-')}" for name, value in keeping.items()
-                   if value != _KEEPING_DEFAULTS[name]]
+                   if value != _STATION_DEFAULTS[name]]
         if changed:
-            raise click.BadParameter("with --server the station keeps images by its own settings; give "
+            raise click.BadParameter("with --server the station decodes and keeps images by its own settings; give "
                                      f"{', '.join(changed)} to `lineguard serve`, or use --data to inspect here",
                                      param_hint=changed[0])
         return remote_submitter(server, api_key, line, station, product), None
@@ -311,13 +314,13 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
               help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
-@image_keeping_options
+@station_options
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
           data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
           webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/.
 
-    The image-keeping options apply with --data (a station in this process)."""
+    The image size and keeping options apply with --data (a station in this process)."""
     from ..line.sources.folder import FolderWatcher
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 
@@ -352,13 +355,13 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--db", default=None)
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
-@image_keeping_options
+@station_options
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
            server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
            webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
 
-    The image-keeping options apply with --data (a station in this process)."""
+    The image size and keeping options apply with --data (a station in this process)."""
     from ..line.sources.camera import CameraSource
     submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 

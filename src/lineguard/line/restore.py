@@ -144,7 +144,7 @@ def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
 @contextmanager
 def _one_restore_at_a_time(parent: Path) -> Iterator[None]:
     """Two restores into one place would clear each other's half-built folders: the
-    folder the target lies in is locked while a restore runs (POSIX; elsewhere a note)."""
+    folder the target lies in is locked while a restore runs (POSIX; elsewhere unlocked)."""
     try:
         import fcntl
     except ImportError:          # Windows: nothing to lock with here
@@ -255,7 +255,7 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
 
 def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreReport) -> bool:
     """Read one file of the backup (copying it into ``dest`` on the way); False, and
-    counted, if it is missing, not a plain file, unreadable, or not whole (:func:`_damage`)."""
+    counted, if it is missing, not a plain file, unreadable, or not whole (``filecheck.damage``)."""
     if not _safe(key):
         report.missing += 1          # not a key a station writes: nothing outside the backup is read
         _example(report, f"missing (not a store key): {key!r}")
