@@ -272,6 +272,7 @@ def test_the_stations_own_backups_read_back_what_they_hold_weekly(sqlite_station
     assert schedule.last["verified"] > 0           # never verified yet: due
     schedule.run_once()
     assert schedule.last["verified"] == 0          # verified just now: not for a week
+    assert schedule.status()["verified_at"]        # the line view shows when
     manifest = json.loads((tmp_path / "bk" / "backup.json").read_text())
     manifest["verified_at"] = "2026-01-01T00:00:00Z"
     (tmp_path / "bk" / "backup.json").write_text(json.dumps(manifest))

@@ -348,4 +348,4 @@ class BackupSchedule:
 
     def status(self) -> dict:
         return {"to": str(self.dest), "every_h": round(self.every_s / 3600, 3), "last": self.last,
-                "error": self.error}
+                "verified_at": self._manifest().get("verified_at"), "error": self.error}

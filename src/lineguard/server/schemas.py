@@ -261,8 +261,9 @@ class HealthOut(BaseModel):
                           "part's record names, deleted daily: every_h, files_deleted, last)")
     backup: Optional[dict[str, Any]] = Field(
         None, description="the station's own backups (serve --backup-to; null: none): to, every_h, last (the last "
-                          "that worked: made_at, parts, files_copied, bytes_copied, seconds), error (why the last "
-                          "try failed; also a 'backup' fault)")
+                          "that worked: made_at, parts, files_copied, bytes_copied, verified, repaired, seconds), "
+                          "verified_at (when every file of the backup was last read back; weekly), error (why the "
+                          "last try failed; also a 'backup' fault)")
 
 
 class KeyCreated(BaseModel):

@@ -119,7 +119,8 @@ LG.start(async (main) => {
       items.push(h("div", {class: "panel", id: "backup"},
         h("span", {class: "dot " + (b.error ? "bad" : last ? "ok" : "warn")}),
         h("b", {}, "Backup"), last ? ` last ${when(last.made_at)} · ${last.parts} parts` : " none yet",
-        ` · to ${b.to} every ${num(b.every_h, 0)} h`));
+        ` · to ${b.to} every ${num(b.every_h, 0)} h`,
+        b.verified_at ? ` · every file read back ${when(b.verified_at)}` : ""));
     }
     for (const [what, msg] of Object.entries(s.faults || {})) {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
