@@ -10,9 +10,11 @@ from .conftest import expect, api, has_endpoint, png_bytes, post_part
 
 
 
-def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datetime) -> None:
+def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datetime,
+                defect_types: tuple[str, ...] = ()) -> None:
     """Records of parts on ``line``, one hour each ending at ``end``: (parts, NG parts) per hour,
-    written straight to the station's database (the API stamps parts with the time they arrive)."""
+    written straight to the station's database (the API stamps parts with the time they arrive).
+    With ``defect_types``, every NG part is reviewed as a defect of these types in turn."""
     from lineguard.line.db import Database
     from lineguard.line.orm import Inspection
     db = Database(f"sqlite:///{(data_dir / 'lineguard.db').resolve()}")
@@ -27,7 +29,9 @@ def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datet
                                  registry_version=1, regions=[], timings_ms={}, image_sha256=f"{line}{h:03d}{i:05d}",
                                  image_width=64, image_height=64,
                                  created_at=start + dt.timedelta(hours=h, minutes=1 + i * 50 // max(n, 1)),
-                                 reviewed=False))
+                                 reviewed=bad and bool(defect_types),
+                                 review_label="defect" if bad and defect_types else None,
+                                 defect_type=defect_types[i % len(defect_types)] if bad and defect_types else None))
         s.commit()
     db.dispose()
 
@@ -38,7 +42,7 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     # eleven steady hours near 2 % NG, then one at 40 %
     hours = [(100, k) for k in (2, 1, 3, 2, 2, 1, 2, 3, 2, 1, 2)] + [(100, 40)]
-    plant_hours(station.data_dir, "LS", hours, now)
+    plant_hours(station.data_dir, "LS", hours, now, defect_types=("crack", "crack", "dent"))
     p = pages(role="operator")
     since = (now - dt.timedelta(hours=len(hours))).strftime("%Y-%m-%dT%H:%M:%SZ")
     until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -63,6 +67,12 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     assert "format=csv" in href and "line=LS" in href
     r = p.ctx.request.get(href)   # the download works with the session alone
     assert r.status == 200 and r.text().splitlines()[0].startswith("label,start,n,defects,p")
+    # the reviewed defects by type: crack twice as often as dent, every one caught (NG)
+    expect(page.locator("#pareto g.pareto-bar")).to_have_count(2)
+    expect(page.locator("#pareto g.pareto-bar").first).to_have_attribute("data-type", "crack")
+    total = sum(ng for _n, ng in hours)
+    expect(page.locator("#pareto-note")).to_contain_text(f"{total} reviewed defect(s)")
+    expect(page.locator("#pareto rect.escaped")).to_have_count(0)
     p.shot("spc")
 
 

@@ -235,3 +235,15 @@ def test_hours_and_days_follow_daylight_saving_in_the_plant_zone():
     assert days.of(dt.datetime(2026, 10, 25, 23, 0)) == (dt.datetime(2026, 10, 25, 23, 0), "2026-10-26")
     # a shift starting 06:10 needs 1-minute slots in the database, whole quarters otherwise
     assert Periods("shift", ("06:10", "18:10"), "UTC").slot_s == 60 and hours.slot_s == 900
+
+
+def test_pareto_orders_defect_types_and_says_how_the_model_judged_each():
+    from lineguard.line.spc import UNTYPED, pareto
+    bars = pareto({("crack", "NG"): 30, ("crack", "OK"): 10, ("dent", "NG"): 25, ("scratch", "REVIEW"): 5,
+                   (None, "NG"): 5, ("chip", "NG"): 25})
+    assert [b.defect_type for b in bars] == ["crack", "chip", "dent", UNTYPED, "scratch"]   # ties by name
+    crack = bars[0]
+    assert (crack.parts, crack.caught, crack.at_review, crack.escaped) == (40, 30, 0, 10)
+    assert crack.share == pytest.approx(0.4) and bars[1].cumulative == pytest.approx(0.65)
+    assert bars[-1].cumulative == pytest.approx(1.0) and bars[-1].at_review == 5
+    assert pareto({}) == []

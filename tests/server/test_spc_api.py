@@ -210,3 +210,32 @@ def test_scores_against_a_reference_window(spc_station):
         assert body["drift"]["alarm"] and body["drift"]["index"] == 0
         r = c.get("/api/v1/spc/scores", params={**q, "baseline_since": "2026-11-22T00:00:00Z"})
         assert r.status_code == 422 and "baseline_until" in r.json()["error"]["message"]
+
+
+def test_pareto_of_reviewed_defect_types_through_the_api(spc_station):
+    from lineguard.line.orm import Inspection
+    st = spc_station()
+    rows = ([("crack", "NG")] * 6 + [("crack", "OK")] * 3 + [("dent", "NG")] * 4 + [(None, "REVIEW")] * 2
+            + [("=cmd", "NG")])                                   # a defect type typed by a person
+    with st.db.session() as s:
+        for i, (dtype, verdict) in enumerate(rows):
+            s.add(Inspection(part_id=f"d{i}", line="L1", station="S1", product="cell", verdict=verdict, score=1.0,
+                             threshold=0.5, pixel_threshold=0.5, model_id="m1", model_version="v",
+                             image_sha256=uuid.uuid4().hex, image_width=8, image_height=8,
+                             created_at=T0 + dt.timedelta(minutes=i), reviewed=True, review_label="defect",
+                             defect_type=dtype))
+    add_parts(st, [(T0, "NG", 0.9), (T0, "REVIEW", 0.4), (T0, "OK", 0.1), (T0, "NG", 0.9, "L1", None, "good"),
+                   (T0, "NG", 0.9, "L2")])
+    q = {"line": "L1", "since": "2026-11-29T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
+    with client(st) as c:
+        body = c.get("/api/v1/spc/pareto", params=q).json()
+        assert body["defects"] == 16 and body["not_reviewed"] == 2          # the NG and the REVIEW part of L1
+        assert [(b["defect_type"], b["parts"], b["caught"], b["escaped"]) for b in body["bars"]] == \
+            [("crack", 9, 6, 3), ("dent", 4, 4, 0), ("(no type given)", 2, 0, 0), ("=cmd", 1, 1, 0)]
+        assert body["bars"][0]["share"] == pytest.approx(9 / 16) and body["bars"][1]["cumulative"] == \
+            pytest.approx(13 / 16)
+        r = c.get("/api/v1/spc/pareto", params={**q, "format": "csv"})
+        rows = list(csv.reader(io.StringIO(r.text)))
+        assert rows[0][:3] == ["defect_type", "parts", "caught"] and rows[-1][0] == "'=cmd"
+        assert c.get("/api/v1/spc/pareto", params={"since": "2026-12-02T00:00:00Z",
+                                                   "until": "2026-12-01T00:00:00Z"}).status_code == 422

@@ -325,3 +325,41 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95) -
             "escape": rate_with_ci(es_k, es_n, confidence),
             "review_band": {"good": c("REVIEW", "good"), "defect": c("REVIEW", "defect")},
             "confidence": confidence}
+
+
+# -- which defect types matter most ---------------------------------------------------
+
+UNTYPED = "(no type given)"
+
+
+@dataclass
+class ParetoBar:
+    defect_type: str
+    parts: int            # parts reviewed as this defect
+    caught: int           # of them judged NG by the model
+    at_review: int        # judged REVIEW: a person caught them
+    escaped: int          # judged OK: the model passed them (found by an audit or downstream)
+    share: float          # of every reviewed defect
+    cumulative: float     # this bar and every bigger one
+
+
+def pareto(counts: dict[tuple[Optional[str], str], int]) -> list[ParetoBar]:
+    """Reviewed defects by type, biggest first, with each type's share and the running
+    total (the "vital few" are the bars up to about 80 %).
+
+    ``counts`` maps (defect type or None, verdict the station gave) to parts whose latest
+    review says defect. Per type it also says how the model judged them: a type with many
+    escapes is one the model misses (train on it, check its probability of detection),
+    one with many caught is one the process makes (look upstream). Ties are ordered by
+    name so the chart does not reshuffle between refreshes."""
+    by_type: dict[str, dict[str, int]] = {}
+    for (dtype, verdict), n in counts.items():
+        acc = by_type.setdefault(dtype or UNTYPED, {"NG": 0, "REVIEW": 0, "OK": 0})
+        acc[verdict] = acc.get(verdict, 0) + int(n)
+    total = sum(sum(v.values()) for v in by_type.values())
+    bars, running = [], 0
+    for dtype, v in sorted(by_type.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+        parts = sum(v.values())
+        running += parts
+        bars.append(ParetoBar(dtype, parts, v["NG"], v["REVIEW"], v["OK"], parts / total, running / total))
+    return bars

@@ -219,3 +219,15 @@ def review_counts(db: Database, f: Filters) -> dict[tuple[str, str], int]:
                          .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label.is_not(None))
                          .group_by(Inspection.verdict, Inspection.review_label)).all()
     return {(v, lab): int(n) for v, lab, n in rows}
+
+
+def defect_type_counts(db: Database, f: Filters) -> tuple[dict[tuple[Optional[str], str], int], int]:
+    """({(defect type, verdict): parts} over parts whose latest review says defect, and
+    the NG and REVIEW parts not reviewed yet (the Pareto cannot show their types)."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.defect_type, Inspection.verdict, func.count())
+                         .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label == "defect")
+                         .group_by(Inspection.defect_type, Inspection.verdict)).all()
+        waiting = s.scalar(select(func.count()).select_from(Inspection)
+                           .where(*_where(f), Inspection.reviewed.is_(False), Inspection.verdict != "OK"))
+    return {(t, v): int(n) for t, v, n in rows}, int(waiting or 0)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...line import spc
 from ...line.errors import InvalidRequest
 from ...line.part_records import spreadsheet_safe
-from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, resolve_window, review_counts,
+from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
+                              resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
@@ -99,6 +100,24 @@ class RateOut(_Out):
     hi: float
     k: int
     n: int
+
+
+class ParetoBarOut(_Out):
+    defect_type: str = Field(description="the reviewer's defect type; '(no type given)' for none")
+    parts: int = Field(description="parts whose latest review says this defect")
+    caught: int = Field(description="of them, judged NG by the model")
+    at_review: int = Field(description="judged REVIEW (a person caught them)")
+    escaped: int = Field(description="judged OK: the model passed them")
+    share: float
+    cumulative: float
+
+
+class ParetoOut(_Out):
+    since: str
+    until: str
+    defects: int = Field(description="reviewed defects in the window")
+    not_reviewed: int = Field(description="NG and REVIEW parts not reviewed yet: their types are unknown")
+    bars: list[ParetoBarOut]
 
 
 class ReviewRatesOut(_Out):
@@ -225,3 +244,22 @@ def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STA
     return {"since": _iso(t0), "until": _iso(t1), **out,
             "definitions": {"false_reject": "NG parts reviewers called good / NG parts reviewed",
                             "escape": "OK parts reviewers called defect / OK parts reviewed"}}
+
+
+@router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "
+                               "each type", response_model=ParetoOut,
+            responses=_documented(ParetoOut, 401, 403, 422))
+def pareto(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+           product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
+           until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window("lot", since, until)   # 30 days unless told: one set of bars, no subgroups
+    counts, waiting = defect_type_counts(station.db, _filters(line, station_name, product, t0, t1))
+    bars = spc.pareto(counts)
+    if format == "csv":
+        return _csv(f"lineguard-pareto-{_stamp(t0)}-{_stamp(t1)}",
+                    ["defect_type", "parts", "caught", "at_review", "escaped", "share", "cumulative"],
+                    [[b.defect_type, b.parts, b.caught, b.at_review, b.escaped, b.share, b.cumulative]
+                     for b in bars])
+    return {"since": _iso(t0), "until": _iso(t1), "defects": sum(b.parts for b in bars), "not_reviewed": waiting,
+            "bars": [vars(b) for b in bars]}

@@ -213,5 +213,48 @@ LG.chart = (() => {
     return root;
   }
 
-  return {pchart, lines, histogram, scoreBar, interval};
+  // Pareto: reviewed defects by type, biggest first, each bar split by how the model
+  // judged them (caught NG / caught at review / escaped), the running share as a line
+  // on the right-hand scale with the 80 % mark
+  function pareto(bars, opts = {}) {
+    const width = opts.width || 900, height = opts.height || 280;
+    const n = bars.length, top = Math.max(1, ...bars.map((b) => b.parts));
+    const pad = {r: 44};
+    const slot = (width - PAD.l - pad.r) / Math.max(1, n);
+    const xMid = (i) => PAD.l + slot * (i + 0.5);
+    const barW = Math.min(slot * 0.7, 90);
+    const f = frame(width, height, 0, top * 1.05, n, {x: xMid, pad, label: "defect types, Pareto",
+      yFmt: (v) => v.toFixed(0)});
+    const kinds = [["caught", "#c62828", "judged NG"], ["at_review", "#d98a00", "judged REVIEW"],
+      ["escaped", "#6b2fa3", "judged OK (escaped)"]];
+    bars.forEach((b, i) => {
+      let base = 0;
+      const g = svg("g", {class: "pareto-bar", "data-type": b.defect_type});
+      for (const [key, color] of kinds) {
+        if (!b[key]) continue;
+        g.appendChild(svg("rect", {class: key, x: xMid(i) - barW / 2, width: barW, y: f.y(base + b[key]),
+          height: f.y(base) - f.y(base + b[key]), fill: color, "fill-opacity": 0.8}));
+        base += b[key];
+      }
+      g.appendChild(svg("text", {x: xMid(i), y: f.y(b.parts) - 3, "text-anchor": "middle"}, String(b.parts)));
+      f.root.appendChild(g);
+    });
+    xLabels(f, bars.map((b) => b.defect_type), 1);
+    const yc = (c) => f.y(c * top * 1.05);        // the running share on 0..100 % of the same height
+    const right = width - pad.r;
+    for (const c of [0, 0.5, 0.8, 1]) {
+      f.root.appendChild(svg("text", {x: right + 4, y: yc(c) + 4}, (100 * c).toFixed(0) + "%"));
+    }
+    f.root.appendChild(svg("line", {x1: PAD.l, x2: right, y1: yc(0.8), y2: yc(0.8), stroke: "#8a94a3",
+      "stroke-dasharray": "4 3"}));
+    let d = "";
+    bars.forEach((b, i) => { d += `${d ? "L" : "M"}${xMid(i)},${yc(b.cumulative)}`; });
+    f.root.appendChild(svg("path", {class: "cumulative", d, fill: "none", stroke: "#1b2430", "stroke-width": 1.6}));
+    bars.forEach((b, i) => f.root.appendChild(svg("circle", {cx: xMid(i), cy: yc(b.cumulative), r: 2.5,
+      fill: "#1b2430"})));
+    legend(f, kinds.map(([, color, name]) => ({name, color})));
+    return f.root;
+  }
+
+  return {pchart, lines, histogram, scoreBar, interval, pareto};
 })();

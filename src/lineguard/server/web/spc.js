@@ -1,5 +1,6 @@
 // SPC: the defect rate's p-chart with its limits and rule alarms, the score drift,
-// and the false-reject and escape rates from reviewed parts; CSV of every chart.
+// the false-reject and escape rates from reviewed parts, and the reviewed defects by
+// type (Pareto); CSV of every chart.
 "use strict";
 
 LG.start(async (main) => {
@@ -17,10 +18,14 @@ LG.start(async (main) => {
   const sEl = h("div", {id: "scores"}), rEl = h("div", {id: "review-rates"});
   const csvP = h("a", {class: "button secondary", id: "csv-p"}, "p-chart CSV");
   const csvS = h("a", {class: "button secondary", id: "csv-scores"}, "scores CSV");
+  const paretoEl = h("div", {id: "pareto"});
+  const csvPareto = h("a", {class: "button secondary", id: "csv-pareto"}, "Pareto CSV");
   main.append(h("h1", {}, "Statistical process control"), form,
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP), pEl, alarms),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Score drift"), csvS), sEl),
-    h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl));
+    h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl),
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect types (Pareto of reviewed defects)"),
+      csvPareto), paretoEl));
 
   function filters() {
     const f = form.elements;
@@ -33,10 +38,14 @@ LG.start(async (main) => {
     history.replaceState(null, "", location.pathname + LG.q(f));
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
-    const [pc, sc, rr] = await Promise.all([
+    // the rates and the Pareto have no subgroups: one window (30 days unless from/until say)
+    const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
+    csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
+    const [pc, sc, rr, pa] = await Promise.all([
       api("/api/v1/spc/p-chart" + LG.q(f)),
       api("/api/v1/spc/scores" + LG.q(f)),
-      api("/api/v1/spc/review-rates" + LG.q({line: f.line, product: f.product, since: f.since, until: f.until}))]);
+      api("/api/v1/spc/review-rates" + LG.q(whole)),
+      api("/api/v1/spc/pareto" + LG.q(whole))]);
 
     clear(pEl); clear(alarms);
     if (!pc.points.length) pEl.appendChild(h("p", {class: "muted"}, "No parts in this period."));
@@ -73,6 +82,13 @@ LG.start(async (main) => {
         h("div", {}, r.n ? `${pct(r.rate, 2)}  (${pct(r.lo, 2)} – ${pct(r.hi, 2)}), ${r.k} of ${r.n}` : "no reviewed parts yet")),
       h("div", {class: "grow"}, r.n ? LG.chart.interval(r) : null)));
     }
+
+    clear(paretoEl);
+    if (!pa.bars.length) paretoEl.appendChild(h("p", {class: "muted"}, "No reviewed defects in this window."));
+    else paretoEl.appendChild(LG.chart.pareto(pa.bars));
+    paretoEl.appendChild(h("p", {class: "muted", id: "pareto-note"}, `${pa.defects} reviewed defect(s)`
+      + (pa.not_reviewed ? ` · ${pa.not_reviewed} NG/REVIEW part(s) not reviewed yet, their types unknown` : "")
+      + ` · ${LG.when(pa.since)} to ${LG.when(pa.until)}`));
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
