@@ -26,7 +26,10 @@ def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datet
                 s.add(Inspection(part_id=f"{line}-{h}-{i}", line=line, station="S1", product="cell", source="api",
                                  verdict="NG" if bad else "OK", score=0.8 if bad else 0.2 + 0.001 * (i % 50),
                                  threshold=0.5, pixel_threshold=0.5, model_id="planted", model_version="fake-1",
-                                 registry_version=1, regions=[], timings_ms={}, image_sha256=f"{line}{h:03d}{i:05d}",
+                                 registry_version=1, timings_ms={}, image_sha256=f"{line}{h:03d}{i:05d}",
+                                 # every defect in the same corner (a fixture's contact point, say)
+                                 regions=[{"x": 2, "y": 2, "width": 6, "height": 6, "area_px": 36,
+                                           "peak_score": 0.8}] if bad else [],
                                  image_width=64, image_height=64,
                                  created_at=start + dt.timedelta(hours=h, minutes=1 + i * 50 // max(n, 1)),
                                  reviewed=bad and bool(defect_types),
@@ -73,6 +76,11 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     total = sum(ng for _n, ng in hours)
     expect(page.locator("#pareto-note")).to_contain_text(f"{total} reviewed defect(s)")
     expect(page.locator("#pareto rect.escaped")).to_have_count(0)
+    # and where on the part they are: all in one corner cell
+    expect(page.locator("#defect-map rect.cell")).to_have_count(1)
+    expect(page.locator("#defect-map rect.cell")).to_have_attribute("data-count", str(total))
+    page.select_option("select[name=which]", "defects")
+    expect(page.locator("#defect-map rect.cell")).to_have_attribute("data-count", str(total))
     p.shot("spc")
 
 

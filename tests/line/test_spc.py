@@ -247,3 +247,12 @@ def test_pareto_orders_defect_types_and_says_how_the_model_judged_each():
     assert crack.share == pytest.approx(0.4) and bars[1].cumulative == pytest.approx(0.65)
     assert bars[-1].cumulative == pytest.approx(1.0) and bars[-1].at_review == 5
     assert pareto({}) == []
+
+
+def test_defect_map_counts_region_centres_per_cell():
+    import numpy as np
+
+    from lineguard.line.spc import defect_map
+    grid = defect_map(np.array([[0.1, 0.1], [0.12, 0.2], [0.99, 0.99], [1.0, 1.0], [0.5, 0.25]]), columns=4, rows=2)
+    assert grid.tolist() == [[2, 0, 1, 0], [0, 0, 0, 2]]      # an edge centre counts in the last cell
+    assert defect_map(np.zeros((0, 2)), 3, 3).sum() == 0

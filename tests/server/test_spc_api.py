@@ -239,3 +239,36 @@ def test_pareto_of_reviewed_defect_types_through_the_api(spc_station):
         assert rows[0][:3] == ["defect_type", "parts", "caught"] and rows[-1][0] == "'=cmd"
         assert c.get("/api/v1/spc/pareto", params={"since": "2026-12-02T00:00:00Z",
                                                    "until": "2026-12-01T00:00:00Z"}).status_code == 422
+
+
+def test_defect_map_says_where_on_the_part_defects_are(spc_station):
+    from lineguard.line.orm import Inspection
+    st = spc_station()
+
+    def box(cx, cy):
+        return {"x": cx - 2, "y": cy - 2, "width": 4, "height": 4, "area_px": 16, "peak_score": 1.0}
+    # a 100x50 part: three regions in the top-left corner, one bottom-right, one part reviewed as an escape
+    parts = [("NG", [box(10, 10), box(15, 8)], None), ("NG", [box(12, 12)], None), ("NG", [box(90, 40)], None),
+             ("NG", [], None), ("OK", [box(60, 10)], "defect"), ("OK", [box(60, 40)], None)]
+    with st.db.session() as s:
+        for i, (verdict, regions, label) in enumerate(parts):
+            s.add(Inspection(part_id=f"m{i}", line="L1", station="S1", product="cell", verdict=verdict, score=1.0,
+                             threshold=0.5, pixel_threshold=0.5, model_id="m1", model_version="v", regions=regions,
+                             image_sha256=uuid.uuid4().hex, image_width=100, image_height=50,
+                             image_key=f"k{i}.png" if verdict == "OK" else None,
+                             created_at=T0 + dt.timedelta(minutes=i), reviewed=label is not None, review_label=label))
+    q = {"product": "cell", "since": "2026-11-29T00:00:00Z", "until": "2026-12-01T00:00:00Z", "columns": 4}
+    with client(st) as c:
+        body = c.get("/api/v1/spc/defect-map", params=q).json()
+        assert (body["columns"], body["rows"], body["aspect"]) == (4, 2, 2.0)
+        assert body["counts"] == [[3, 0, 0, 0], [0, 0, 0, 1]]
+        assert (body["parts"], body["parts_with_regions"], body["regions"]) == (4, 3, 4)
+        with st.db.session() as s:
+            newest_ok = s.query(Inspection).filter_by(part_id="m5").one().id
+        assert body["backdrop"] == newest_ok          # drawn on a clean picture of the part
+        escapes = c.get("/api/v1/spc/defect-map", params={**q, "which": "defects"}).json()
+        assert escapes["counts"] == [[0, 0, 1, 0], [0, 0, 0, 0]]
+        r = c.get("/api/v1/spc/defect-map", params={**q, "format": "csv"})
+        assert list(csv.reader(io.StringIO(r.text))) == [["row", "column", "regions"], ["0", "0", "3"],
+                                                         ["1", "3", "1"]]
+        assert c.get("/api/v1/spc/defect-map", params={**q, "columns": 1}).status_code == 422

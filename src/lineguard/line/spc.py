@@ -363,3 +363,18 @@ def pareto(counts: dict[tuple[Optional[str], str], int]) -> list[ParetoBar]:
         running += parts
         bars.append(ParetoBar(dtype, parts, v["NG"], v["REVIEW"], v["OK"], parts / total, running / total))
     return bars
+
+
+# -- where on the part defects are ----------------------------------------------------
+
+def defect_map(centres: np.ndarray, columns: int, rows: int) -> np.ndarray:
+    """Counts of defect regions per cell of a ``rows`` x ``columns`` grid over the part.
+
+    ``centres`` holds one region a row: its centre as a fraction of the photo's width and
+    height (0..1). A cluster (the same corner every time, one fixture's contact point)
+    points at a cause on the line, not at the part's material."""
+    grid = np.zeros((rows, columns), dtype=np.int64)
+    if len(centres):
+        c = np.clip(np.asarray(centres, dtype=np.float64), 0.0, np.nextafter(1.0, 0.0))
+        np.add.at(grid, ((c[:, 1] * rows).astype(int), (c[:, 0] * columns).astype(int)), 1)
+    return grid

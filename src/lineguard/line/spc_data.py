@@ -231,3 +231,46 @@ def defect_type_counts(db: Database, f: Filters) -> tuple[dict[tuple[Optional[st
         waiting = s.scalar(select(func.count()).select_from(Inspection)
                            .where(*_where(f), Inspection.reviewed.is_(False), Inspection.verdict != "OK"))
     return {(t, v): int(n) for t, v, n in rows}, int(waiting or 0)
+
+
+@dataclass
+class RegionCentres:
+    centres: np.ndarray            # (n, 2): each region's centre as a fraction of its photo's width, height
+    parts: int                     # parts read (the newest ``limit`` matching)
+    parts_with_regions: int
+    aspect: Optional[float]        # the photos' median width / height
+    backdrop: Optional[int]        # a recent part of this selection whose photo is kept (to draw the map on)
+
+
+def region_centres(db: Database, f: Filters, which: str = "ng", limit: int = 20_000) -> RegionCentres:
+    """The defect regions of the newest ``limit`` parts judged NG (``which="ng"``) or
+    reviewed as defects (``"defects"``, escapes included), as centres relative to each
+    photo: parts of one product framed alike share one map."""
+    conds = _where(f)
+    if which == "ng":
+        conds.append(Inspection.verdict == "NG")
+    else:
+        conds += [Inspection.reviewed.is_(True), Inspection.review_label == "defect"]
+    with db.session() as s:
+        rows = s.connection().execute(
+            select(Inspection.regions, Inspection.image_width, Inspection.image_height)
+            .where(*conds).order_by(Inspection.id.desc()).limit(limit)).all()
+        # a clean picture of the part to draw the map on: the newest kept OK photo, else any
+        kept = select(Inspection.id).where(*_where(f), Inspection.image_key.is_not(None))
+        backdrop = (s.scalar(kept.where(Inspection.verdict == "OK").order_by(Inspection.id.desc()).limit(1))
+                    or s.scalar(kept.order_by(Inspection.id.desc()).limit(1)))
+    centres, with_regions, aspects = [], 0, []
+    for regions, w, h in rows:
+        if not w or not h:
+            continue
+        aspects.append(w / h)
+        found = False
+        for r in regions or []:
+            try:
+                centres.append(((r["x"] + r["width"] / 2) / w, (r["y"] + r["height"] / 2) / h))
+                found = True
+            except (KeyError, TypeError):
+                continue              # a record written before regions had boxes
+        with_regions += found
+    return RegionCentres(np.asarray(centres, dtype=np.float64).reshape(-1, 2), len(rows), with_regions,
+                         float(np.median(aspects)) if aspects else None, backdrop)

@@ -14,7 +14,7 @@ from ...line import spc
 from ...line.errors import InvalidRequest
 from ...line.part_records import spreadsheet_safe
 from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
-                              resolve_window, review_counts,
+                              region_centres, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
@@ -118,6 +118,20 @@ class ParetoOut(_Out):
     defects: int = Field(description="reviewed defects in the window")
     not_reviewed: int = Field(description="NG and REVIEW parts not reviewed yet: their types are unknown")
     bars: list[ParetoBarOut]
+
+
+class DefectMapOut(_Out):
+    since: str
+    until: str
+    which: str = Field(description="ng: regions of parts judged NG; defects: of parts reviewed as defects")
+    parts: int = Field(description="parts read (the newest 20 000 at most)")
+    parts_with_regions: int
+    regions: int
+    columns: int
+    rows: int
+    aspect: Optional[float] = Field(description="the photos' median width / height (the grid's shape)")
+    counts: list[list[int]] = Field(description="regions whose centre falls in each cell, rows top to bottom")
+    backdrop: Optional[int] = Field(description="id of a recent part whose photo is kept, to draw the map on")
 
 
 class ReviewRatesOut(_Out):
@@ -263,3 +277,25 @@ def pareto(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
                      for b in bars])
     return {"since": _iso(t0), "until": _iso(t1), "defects": sum(b.parts for b in bars), "not_reviewed": waiting,
             "bars": [vars(b) for b in bars]}
+
+
+@router.get("/defect-map", summary="Where on the part the defect regions are: counts per cell of a grid "
+                                   "over the photo", response_model=DefectMapOut,
+            responses=_documented(DefectMapOut, 401, 403, 422))
+def defect_map(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+               product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
+               until: Optional[dt.datetime] = _UNTIL,
+               which: Literal["ng", "defects"] = Query("ng", description="ng: parts judged NG; defects: parts "
+                                                       "reviewed as defects (escapes included)"),
+               columns: int = Query(24, ge=2, le=200, description="cells across the part"),
+               format: Format = "json", station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    t0, t1 = resolve_window("lot", since, until)
+    found = region_centres(station.db, _filters(line, station_name, product, t0, t1), which)
+    rows = max(2, min(200, round(columns / found.aspect))) if found.aspect else columns
+    counts = spc.defect_map(found.centres, columns, rows)
+    if format == "csv":
+        return _csv(f"lineguard-defect-map-{which}-{_stamp(t0)}-{_stamp(t1)}", ["row", "column", "regions"],
+                    [[r, c, int(counts[r, c])] for r in range(rows) for c in range(columns) if counts[r, c]])
+    return {"since": _iso(t0), "until": _iso(t1), "which": which, "parts": found.parts,
+            "parts_with_regions": found.parts_with_regions, "regions": int(counts.sum()), "columns": columns,
+            "rows": rows, "aspect": found.aspect, "counts": counts.tolist(), "backdrop": found.backdrop}

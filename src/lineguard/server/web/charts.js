@@ -256,5 +256,31 @@ LG.chart = (() => {
     return f.root;
   }
 
-  return {pchart, lines, histogram, scoreBar, interval, pareto};
+  // where on the part defect regions are: a grid of cells over a picture of the part,
+  // each as dark as its share of the busiest cell
+  function defectMap(data, imageUrl, opts = {}) {
+    const width = opts.width || 640, height = Math.round(width / (data.aspect || 1));
+    const cw = width / data.columns, ch = height / data.rows;
+    const top = Math.max(1, ...data.counts.flat());
+    const root = svg("svg", {class: "chart defect-map", viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": `defect regions on the part: ${data.regions} regions`});
+    if (imageUrl) {
+      root.appendChild(svg("image", {href: imageUrl, x: 0, y: 0, width, height, preserveAspectRatio: "none",
+        opacity: 0.75}));
+    } else {
+      root.appendChild(svg("rect", {x: 0, y: 0, width, height, fill: "#eef1f5"}));
+    }
+    data.counts.forEach((row, r) => row.forEach((k, c) => {
+      if (!k) return;
+      const cell = svg("rect", {class: "cell", x: c * cw, y: r * ch, width: cw, height: ch, fill: "#c62828",
+        "fill-opacity": (0.15 + 0.7 * k / top).toFixed(3), "data-count": k});
+      cell.appendChild(svg("title", {}, `${k} region(s)`));
+      root.appendChild(cell);
+    }));
+    root.appendChild(svg("rect", {x: 0.5, y: 0.5, width: width - 1, height: height - 1, fill: "none",
+      stroke: "#8a94a3"}));
+    return root;
+  }
+
+  return {pchart, lines, histogram, scoreBar, interval, pareto, defectMap};
 })();

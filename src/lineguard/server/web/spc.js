@@ -20,12 +20,15 @@ LG.start(async (main) => {
   const csvS = h("a", {class: "button secondary", id: "csv-scores"}, "scores CSV");
   const paretoEl = h("div", {id: "pareto"});
   const csvPareto = h("a", {class: "button secondary", id: "csv-pareto"}, "Pareto CSV");
+  const mapEl = h("div", {id: "defect-map"});
+  const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
   main.append(h("h1", {}, "Statistical process control"), form,
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP), pEl, alarms),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Score drift"), csvS), sEl),
     h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect types (Pareto of reviewed defects)"),
-      csvPareto), paretoEl));
+      csvPareto), paretoEl),
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl));
 
   function filters() {
     const f = form.elements;
@@ -45,7 +48,8 @@ LG.start(async (main) => {
       api("/api/v1/spc/p-chart" + LG.q(f)),
       api("/api/v1/spc/scores" + LG.q(f)),
       api("/api/v1/spc/review-rates" + LG.q(whole)),
-      api("/api/v1/spc/pareto" + LG.q(whole))]);
+      api("/api/v1/spc/pareto" + LG.q(whole)),
+      loadMap(whole)]);
 
     clear(pEl); clear(alarms);
     if (!pc.points.length) pEl.appendChild(h("p", {class: "muted"}, "No parts in this period."));
@@ -91,6 +95,23 @@ LG.start(async (main) => {
       + ` · ${LG.when(pa.since)} to ${LG.when(pa.until)}`));
   }
 
+  async function loadMap(whole) {
+    const dm = await api("/api/v1/spc/defect-map" + LG.q(Object.assign({}, whole, {which: mapWhich.value})));
+    clear(mapEl);
+    if (!dm.regions) {
+      mapEl.appendChild(h("p", {class: "muted"}, "No defect regions in this window."));
+      return;
+    }
+    mapEl.appendChild(LG.chart.defectMap(dm, dm.backdrop ? LG.picUrl(dm.backdrop, "image", 640) : null));
+    mapEl.appendChild(h("p", {class: "muted", id: "defect-map-note"}, `${dm.regions} region(s) of `
+      + `${dm.parts_with_regions} of the newest ${dm.parts} part(s); each cell as dark as its share of the busiest`
+      + " · one product at a time reads best (parts framed alike)"));
+  }
+
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
+  mapWhich.addEventListener("change", () => {
+    const f = filters();
+    loadMap({line: f.line, station: f.station, product: f.product, since: f.since, until: f.until}).catch(LG.fail);
+  });
   await load();
 });
