@@ -159,3 +159,25 @@ def test_tuning_page_says_when_recent_parts_break_the_promise(pages, station):
     expect(not_ok).to_contain_text("REVIEW or NG: 83.3 % of 6")
     expect(not_ok).to_contain_text("Above the promise")
     assert "error" in not_ok.get_attribute("class")
+
+
+def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, station):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    plant_hours(station.data_dir, "LR", [(50, 5), (50, 1)], now - dt.timedelta(hours=30),
+                defect_types=("crack",))
+    at = (now - dt.timedelta(hours=31)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with api(station, "operator") as c:
+        rep = c.get("/api/v1/reports/shift", params={"line": "LR", "at": at}).json()
+    assert rep["totals"]["parts"] > 0
+    p = pages(role="operator")
+    page = p.open(f"/app/report?line=LR&at={at}", "#report #totals")
+    expect(page.locator("#shift-label")).to_contain_text(rep["shift"]["label"])
+    expect(page.locator("#totals")).to_contain_text(f"{rep['totals']['parts']} parts")
+    expect(page.locator("#types")).to_contain_text("crack")
+    expect(page.locator("#review-table")).to_contain_text(str(rep["reviews"]["confirmed_defects"]))
+    p.shot("shift-report")
+    page.click("#prev-shift")
+    expect(page.locator("#shift-label")).not_to_contain_text(rep["shift"]["label"])
+    page.click("#next-shift")
+    expect(page.locator("#shift-label")).to_contain_text(rep["shift"]["label"])
+    assert not p.errors

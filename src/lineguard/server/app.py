@@ -197,7 +197,8 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     from .routers import spc, tuning
     app.include_router(spc.router)
     app.include_router(tuning.router)
-    from .routers import rescores
+    from .routers import reports, rescores
+    app.include_router(reports.router)
     app.include_router(rescores.router)
     from .routers import live, pages
     app.include_router(live.router)

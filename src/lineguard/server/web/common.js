@@ -111,7 +111,7 @@ const LG = (() => {
   }
 
   const NAV = [["/app/", "Line", "operator"], ["/app/gallery", "Gallery", "operator"],
-    ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"],
+    ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"], ["/app/report", "Shift report", "operator"],
     ["/app/tuning", "Tuning", "operator"], ["/app/models", "Models", "operator"],
     ["/app/admin", "Admin", "admin"]];
 

@@ -1,0 +1,101 @@
+"""The shift handover report: what one shift made, rejected and let through, on one page.
+
+A plant's day is handed over shift to shift; the supervisor coming in asks "how did the
+last shift run?": parts and verdicts per line and station, whether the defect rate was
+in control against the shifts before it, what reviewers found among its parts (false
+rejects, escapes, the defect types), what is still waiting for review, which models
+judged it, and whether the scores drifted. Everything here is read from the records of
+the parts the shift made (a review done later counts for the shift that made the part).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import func, select
+
+from . import spc
+from .db import Database
+from .orm import Inspection, utcnow
+from .shifts import parse_shift_starts, plant_zone, shift_of
+from .spc_data import Filters, Periods, _where, defect_subgroups, defect_type_counts, review_counts, score_subgroups
+
+# the p-chart and the drift compare the shift with the shifts of this window before it
+CONTEXT = dt.timedelta(days=7)
+
+
+def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] = None,
+                 line: Optional[str] = None, product: Optional[str] = None,
+                 at: Optional[dt.datetime] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+    """The report of the shift holding ``at`` (naive UTC); without it the last shift that
+    has ended. ``line``/``product`` narrow it (None: every line, every product)."""
+    starts = parse_shift_starts(shift_starts) if shift_starts else ()
+    zone = plant_zone(timezone)
+    now = now or utcnow()
+    if at is None:
+        at = shift_of(now, starts, zone).start_utc - dt.timedelta(microseconds=1)   # the last one that ended
+    shift = shift_of(at, starts, zone)
+    f = Filters(line=line, product=product, since=shift.start_utc, until=shift.end_utc)
+
+    with db.session() as s:
+        rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, func.count())
+                         .where(*_where(f)).group_by(Inspection.line, Inspection.station, Inspection.verdict)).all()
+        models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
+                                  func.count()).where(*_where(f))
+                           .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
+    stations: dict[tuple[str, str], dict[str, Any]] = {}
+    for ln, st, verdict, n in rows:
+        r = stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0})
+        r["parts"] += int(n)
+        r[verdict] = r.get(verdict, 0) + int(n)
+    for r in stations.values():
+        r["ng_rate"] = r["NG"] / r["parts"] if r["parts"] else None
+    total = {k: sum(r[k] for r in stations.values()) for k in ("parts", "OK", "NG", "REVIEW")}
+    total["ng_rate"] = total["NG"] / total["parts"] if total["parts"] else None
+
+    # the shift's defect rate on the p-chart of the week of shifts before it
+    periods = Periods("shift", shift_starts or (), timezone)
+    week = Filters(line=line, product=product, since=shift.start_utc - CONTEXT, until=shift.end_utc)
+    chart = spc.p_chart(defect_subgroups(db, week, "shift", periods))
+    point = next(((i, p) for i, p in enumerate(chart.points) if p.label == shift.label), None)
+    control = None
+    if point is not None:
+        i, p = point
+        control = {"p": p.p, "centre": chart.centre, "ucl": p.ucl, "lcl": p.lcl, "shifts_compared": len(chart.points),
+                   "alarms": [h.text for h in chart.alarms if h.index == i]}
+    groups, score_models = score_subgroups(db, week, "shift", periods)
+    drift = spc.score_drift(groups)
+    drifted = bool(drift.alarm and drift.points and any(
+        q.drift for q in drift.points if q.label == shift.label))
+
+    reviewed = review_counts(db, f)
+    type_counts, waiting = defect_type_counts(db, f)
+    return {
+        "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc),
+                  "ended": shift.end_utc <= now,
+                  "previous_at": _iso(shift.start_utc - dt.timedelta(microseconds=1)),
+                  "next_at": _iso(shift.end_utc) if shift.end_utc <= now else None},
+        "line": line, "product": product,
+        "totals": total,
+        "stations": sorted(stations.values(), key=lambda r: (r["line"], r["station"])),
+        "control": control,
+        "reviews": {"false_rejects": reviewed.get(("NG", "good"), 0),
+                    "confirmed_defects": reviewed.get(("NG", "defect"), 0),
+                    "escapes": reviewed.get(("OK", "defect"), 0),
+                    "review_good": reviewed.get(("REVIEW", "good"), 0),
+                    "review_defect": reviewed.get(("REVIEW", "defect"), 0),
+                    "ok_audited": reviewed.get(("OK", "good"), 0) + reviewed.get(("OK", "defect"), 0),
+                    "waiting": waiting},
+        "defect_types": [vars(b) for b in spc.pareto(type_counts)],
+        "models": [{"product": p, "model_id": m, "registry_version": v, "parts": int(n)}
+                   for p, m, v, n in sorted(models, key=lambda r: -r[3])],
+        # the week's drift text when this shift is not the one that drifted ("steady", or
+        # why nothing could be compared); a drift the week shows elsewhere is not this shift's
+        "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
+                  "scores of this shift did not move away from the week's first shifts",
+                  "models_differ": len(score_models) > 1},
+    }
+
+
+def _iso(t: Optional[dt.datetime]) -> Optional[str]:
+    return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,27 @@
+"""Reports a plant hands around: the shift handover report."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Query
+
+from ...line.shift_report import shift_report
+from ...line.spc_data import naive_utc
+from ...line.station import Station
+from ..deps import get_station, reader
+from ..schemas import errors
+from .spc import _LINE, _PRODUCT
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+
+
+@router.get("/shift", summary="One shift's parts, verdicts, control, reviews, defect types and models "
+                              "(the handover report)", responses=errors(401, 403, 422))
+def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
+          at: Optional[dt.datetime] = Query(None, description="ISO time within the shift (default: the last "
+                                                              "shift that has ended, by the plant's shift starts)"),
+          station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    cfg = station.config
+    return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=line or None, product=product or None,
+                        at=naive_utc(at))

@@ -1,0 +1,77 @@
+// Shift handover report: one shift's parts and verdicts per station, its defect rate
+// against the week of shifts before it, what reviewers found, what still waits, the
+// defect types and the models that judged it. Printable (the browser's Print).
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, pct, num, when} = LG;
+  const p = LG.params();
+  const form = h("form", {class: "filters panel no-print", id: "filters"},
+    field("line", h("input", {name: "line", value: p.line || "", size: 8})),
+    field("product", h("input", {name: "product", value: p.product || "", size: 10})),
+    h("button", {type: "submit"}, "Show"));
+  const prev = h("button", {type: "button", class: "secondary", id: "prev-shift"}, "◀ Previous shift");
+  const next = h("button", {type: "button", class: "secondary", id: "next-shift"}, "Next shift ▶");
+  const print = h("button", {type: "button", class: "secondary", id: "print"}, "Print");
+  const body = h("div", {id: "report"});
+  main.append(h("div", {class: "row no-print"}, h("h1", {class: "grow"}, "Shift report"), prev, next, print), form,
+    body);
+  let at = p.at || "";
+
+  const cell = (v) => h("td", {class: "num"}, v === null || v === undefined ? "–" : String(v));
+  function table(id, head, rows) {
+    return h("table", {id}, h("tr", {}, head.map((x) => h("th", {}, x))), rows);
+  }
+
+  async function load() {
+    const f = form.elements;
+    const q = {line: f.line.value.trim(), product: f.product.value.trim(), at};
+    history.replaceState(null, "", location.pathname + LG.q(q));
+    const r = await api("/api/v1/reports/shift" + LG.q(q));
+    at = r.shift.start;
+    prev.onclick = () => { at = r.shift.previous_at; load().catch(LG.fail); };
+    next.disabled = !r.shift.next_at;
+    next.onclick = () => { at = r.shift.next_at; load().catch(LG.fail); };
+    clear(body);
+    const t = r.totals;
+    body.append(
+      h("div", {class: "panel"},
+        h("h2", {id: "shift-label"}, `Shift ${r.shift.label}` + (r.shift.ended ? "" : " (running)")),
+        h("p", {class: "muted"}, `${when(r.shift.start)} to ${when(r.shift.end)}`
+          + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
+        h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`
+          + ` · NG rate ${pct(t.ng_rate, 2)}`),
+        r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate"],
+          r.stations.map((s) => h("tr", {}, h("td", {}, s.line), h("td", {}, s.station), cell(s.parts), cell(s.OK),
+            cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2))))) : h("p", {class: "muted"}, "No parts in this shift.")),
+      h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
+        r.control
+          ? h("p", {class: r.control.alarms.length ? "error" : "v-ok"},
+            `${pct(r.control.p, 2)} NG against a centre of ${pct(r.control.centre, 2)} over ${r.control.shifts_compared}`
+            + ` shifts (limits ${pct(r.control.lcl, 2)} – ${pct(r.control.ucl, 2)}): `
+            + (r.control.alarms.length ? r.control.alarms.join("; ") : "in control."))
+          : h("p", {class: "muted"}, "No parts to chart."),
+        h("p", {class: r.drift.alarm ? "error" : "muted", id: "drift"},
+          (r.drift.alarm ? "Scores drifted: " : "Scores: ") + r.drift.text
+          + (r.drift.models_differ ? " (several models judged these parts: their scores are not comparable)" : ""))),
+      h("div", {class: "panel", id: "reviews"}, h("h2", {}, "What reviewers found among this shift's parts"),
+        table("review-table", ["false rejects (NG, good)", "confirmed defects (NG)", "escapes (OK, defect)",
+          "at review: defect / good", "OK parts audited", "NG/REVIEW not reviewed yet"],
+        [h("tr", {}, cell(r.reviews.false_rejects), cell(r.reviews.confirmed_defects), cell(r.reviews.escapes),
+          cell(`${r.reviews.review_defect} / ${r.reviews.review_good}`), cell(r.reviews.ok_audited),
+          cell(r.reviews.waiting))])),
+      h("div", {class: "panel"}, h("h2", {}, "Defect types (reviewed)"),
+        r.defect_types.length ? table("types", ["type", "parts", "caught NG", "at review", "escaped", "share"],
+          r.defect_types.map((b) => h("tr", {}, h("td", {}, b.defect_type), cell(b.parts), cell(b.caught),
+            cell(b.at_review), cell(b.escaped), cell(pct(b.share, 0))))) : h("p", {class: "muted"}, "None reviewed yet.")),
+      h("div", {class: "panel"}, h("h2", {}, "Models that judged the parts"),
+        r.models.length ? table("models", ["product", "model", "version", "parts"],
+          r.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.model_id),
+            cell(m.registry_version === null ? "–" : "v" + m.registry_version), cell(num(m.parts, 0)))))
+          : h("p", {class: "muted"}, "–")));
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); at = ""; load().catch(LG.fail); });
+  print.addEventListener("click", () => window.print());
+  await load();
+});

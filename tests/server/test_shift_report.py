@@ -1,0 +1,75 @@
+"""The shift handover report on SQLite and PostgreSQL: one shift's parts, its control
+against the week before, what reviewers found, what waits, and which models judged it."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from lineguard.line.orm import Inspection
+
+from .test_spc_api import client
+
+DAY = dt.datetime(2026, 11, 30)
+
+
+def _part(t, verdict, line="L1", station="S1", label=None, dtype=None, model="m1", version=3):
+    return Inspection(part_id=f"p{uuid.uuid4().hex[:10]}", line=line, station=station, product="cell",
+                      verdict=verdict, score=0.2 if verdict == "OK" else 0.9, threshold=0.5, pixel_threshold=0.5,
+                      model_id=model, model_version="v", registry_version=version, image_sha256=uuid.uuid4().hex,
+                      image_width=8, image_height=8, created_at=t, reviewed=label is not None, review_label=label,
+                      defect_type=dtype)
+
+
+def _plant(st):
+    parts = []
+    for k in range(1, 7):              # six earlier shifts: 100 parts, 2 NG each
+        t0 = DAY + dt.timedelta(hours=6) - dt.timedelta(hours=8 * k)
+        parts += [_part(t0 + dt.timedelta(minutes=i), "NG" if i < 2 else "OK") for i in range(100)]
+    t = DAY + dt.timedelta(hours=6, minutes=1)     # the morning shift, 06:00-14:00 UTC
+    ng = ([("good", None)] * 3 + [("defect", "crack")] * 3 + [("defect", "dent")] + [(None, None)] * 13)
+    parts += [_part(t, "NG", label=lab, dtype=dt_) for lab, dt_ in ng]
+    parts += [_part(t, "REVIEW", label="defect", dtype="crack"), _part(t, "REVIEW")]
+    parts += [_part(t, "OK", label="good") for _ in range(4)] + [_part(t, "OK", label="defect", dtype="dent")]
+    parts += [_part(t, "OK") for _ in range(73)]
+    parts += [_part(t, "OK", line="L2", station="S2", model="m2", version=1) for _ in range(50)]
+    parts += [_part(DAY + dt.timedelta(hours=14, minutes=5), "NG")]       # the next shift's
+    with st.db.session() as s:
+        s.add_all(parts)
+
+
+def test_the_report_of_one_shift(spc_station):
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    _plant(st)
+    with client(st) as c:
+        r = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z"})
+        assert r.status_code == 200, r.text
+        rep = r.json()
+    assert rep["shift"]["label"] == "2026-11-30 S1 (06:00)" and rep["shift"]["start"] == "2026-11-30T06:00:00Z"
+    assert rep["shift"]["previous_at"] < rep["shift"]["start"] and rep["shift"]["next_at"] == "2026-11-30T14:00:00Z"
+    assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "ng_rate": 20 / 150}
+    assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
+                                                                                        ("L2", "S2", 50, 0)]
+    assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,
+                              "review_defect": 1, "ok_audited": 5, "waiting": 14}
+    assert [(b["defect_type"], b["parts"], b["escaped"]) for b in rep["defect_types"]] == [("crack", 4, 0),
+                                                                                          ("dent", 2, 1)]
+    assert [(m["model_id"], m["registry_version"], m["parts"]) for m in rep["models"]] == [("m1", 3, 100),
+                                                                                          ("m2", 1, 50)]
+    # 13 % NG against a week of 2 %: beyond its upper limit, said
+    ctl = rep["control"]
+    assert ctl["shifts_compared"] == 7 and ctl["p"] > ctl["ucl"] and ctl["alarms"]
+    with client(st) as c:
+        only_l2 = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "line": "L2"}).json()
+    assert only_l2["totals"]["parts"] == 50 and only_l2["reviews"]["waiting"] == 0
+
+
+def test_without_a_time_it_is_the_last_shift_that_ended(spc_station):
+    from lineguard.line.shift_report import shift_report
+    st = spc_station()
+    _plant(st)
+    rep = shift_report(st.db, ("06:00", "14:00", "22:00"), "UTC", now=DAY + dt.timedelta(hours=15))
+    assert rep["shift"]["label"] == "2026-11-30 S1 (06:00)" and rep["totals"]["parts"] == 150
+    running = shift_report(st.db, ("06:00", "14:00", "22:00"), "UTC", at=DAY + dt.timedelta(hours=15),
+                           now=DAY + dt.timedelta(hours=15))
+    assert running["shift"]["ended"] is False and running["shift"]["next_at"] is None
+    assert running["totals"]["parts"] == 1
