@@ -28,8 +28,8 @@ def plant_hours(data_dir, line: str, hours: list[tuple[int, int]], end: dt.datet
                                  threshold=0.5, pixel_threshold=0.5, model_id="planted", model_version="fake-1",
                                  registry_version=1, timings_ms={}, image_sha256=f"{line}{h:03d}{i:05d}",
                                  # every defect in the same corner (a fixture's contact point, say)
-                                 regions=[{"x": 2, "y": 2, "width": 6, "height": 6, "area_px": 36,
-                                           "peak_score": 0.8}] if bad else [],
+                                 regions=[{"box": [2, 2, 6, 6], "area_px": 36, "peak_score": 0.8,
+                                           "mean_score": 0.6}] if bad else [],
                                  image_width=64, image_height=64,
                                  created_at=start + dt.timedelta(hours=h, minutes=1 + i * 50 // max(n, 1)),
                                  reviewed=bad and bool(defect_types),
@@ -69,7 +69,7 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     href = page.locator("#csv-p").get_attribute("href")
     assert "format=csv" in href and "line=LS" in href
     r = p.ctx.request.get(href)   # the download works with the session alone
-    assert r.status == 200 and r.text().splitlines()[0].startswith("label,start,n,defects,p")
+    assert r.status == 200 and r.text().lstrip("\ufeff").splitlines()[0].startswith("label,start,n,defects,p")
     # the reviewed defects by type: crack twice as often as dent, every one caught (NG)
     expect(page.locator("#pareto g.pareto-bar")).to_have_count(2)
     expect(page.locator("#pareto g.pareto-bar").first).to_have_attribute("data-type", "crack")

@@ -7,6 +7,7 @@ import io
 
 from lineguard.line.orm import Inspection
 from lineguard.line.part_records import COLUMNS
+from lineguard.vision.result import DefectRegion
 
 from .test_spc_api import T0, client
 
@@ -16,9 +17,10 @@ def _add(st, n: int) -> None:
         for i in range(n):
             verdict = ("NG", "OK", "REVIEW", "OK")[i % 4]
             label = {0: "good", 1: "defect", 2: "defect"}.get(i % 7)
-            regions = [{"x": 3, "y": 4, "width": 5, "height": 6, "area_px": 20, "peak_score": 2.0},
-                       {"x": 1, "y": 1, "width": 2, "height": 2, "area_px": 3, "peak_score": 2.5}] \
-                if verdict == "NG" else []
+            regions = [DefectRegion(3, 4, 5, 6, 20, 2.0, 1.0).to_dict(),      # as the station stores them
+                       DefectRegion(1, 1, 2, 2, 3, 2.5, 1.0).to_dict()] if verdict == "NG" else []
+            if i == 4:
+                regions = [{"area_px": None}, "not a region"]          # edited by hand: skipped, not a 500
             s.add(Inspection(part_id=f"p{i}", line="L1", station="S1", product="cell",
                              lot="LOT-A" if i % 2 else "LOT-B", verdict=verdict, score=0.1 + i / 1000,
                              threshold=0.5, review_threshold=0.4, pixel_threshold=0.5, model_id="m1",
@@ -70,6 +72,7 @@ def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc
     assert (p1["verdict"], p1["review_outcome"]) == ("OK", "escape")
     assert (p2["verdict"], p2["review_outcome"]) == ("REVIEW", "defect at review")
     assert (p4["verdict"], p4["review_outcome"], p4["reviewed"]) == ("NG", "", "no")
+    assert (p4["regions"], p4["largest_region_px"], p4["largest_region_box"]) == ("1", "", "")
     assert (p8["verdict"], p8["review_outcome"]) == ("NG", "confirmed defect")
     assert (p21["verdict"], p21["review_outcome"]) == ("OK", "confirmed good")
     assert (p0["regions"], p0["largest_region_px"], p0["largest_region_box"]) == ("2", "20", "3 4 5 6")
@@ -80,3 +83,20 @@ def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc
     assert (p0["model_id"], p0["registry_version"]) == ("m1", "3")
     hostile = by_part["'=HYPERLINK(\"http://evil\",\"open\")"]
     assert hostile["lot"] == "'-2+3" and hostile["review_note"] == "'@SUM(A1)"
+
+
+def test_a_part_the_station_judged_has_its_region_in_the_export_and_on_the_defect_map(spc_station):
+    # the regions as the station itself stores them, not as a test writes them
+    from lineguard.line.station import Part
+
+    from .conftest import FakeInspector, png_bytes
+    st = spc_station()
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    rec = st.inspect(png_bytes(220, seed=3), Part("judged", "L1", "S1", "cell")).record
+    assert rec.verdict == "NG" and rec.regions
+    with client(st) as c:
+        (row,) = _rows(c.get("/api/v1/inspections/export"))
+        dm = c.get("/api/v1/spc/defect-map", params={"since": "2020-01-01T00:00:00Z"}).json()
+    x, y, w, h = rec.regions[0]["box"]
+    assert row["largest_region_box"] == f"{x} {y} {w} {h}" and row["regions"] == str(len(rec.regions))
+    assert dm["regions"] == len(rec.regions) and dm["parts_with_regions"] == 1

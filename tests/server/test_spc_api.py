@@ -41,6 +41,12 @@ def hand_example(t0=T0, line="L1"):
     return rows
 
 
+def _sheet(r) -> str:
+    """A CSV answer's text, after the BOM every CSV of the station starts with (for Excel)."""
+    assert r.status_code == 200 and r.text.startswith("\ufeff"), r.text[:200]
+    return r.text[1:]
+
+
 def client(st):
     from lineguard.server.app import create_app
     return TestClient(create_app(station=st))
@@ -104,7 +110,7 @@ def test_p_chart_by_lot_and_csv(spc_station):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         assert 'filename="lineguard-p-chart-lot-20261129T0000Z-20261201T0000Z.csv"' in \
             r.headers["content-disposition"]
-        rows = list(csv.reader(io.StringIO(r.text)))
+        rows = list(csv.reader(io.StringIO(_sheet(r))))
         assert rows[0] == ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"]
         assert [row[0] for row in rows[1:]] == ["'=1+2", "LOT-0", "LOT-1", "LOT-2"]    # shown, never run
         assert float(rows[2][4]) == pytest.approx(0.1)
@@ -132,7 +138,7 @@ def test_scores_drift_alarm_through_the_api(spc_station):
         stable = c.get("/api/v1/spc/scores", params={**q, "until": "2026-11-30T12:00:00Z"}).json()
         assert not stable["drift"]["alarm"]
         r = c.get("/api/v1/spc/scores", params={**q, "format": "csv"})
-        rows_csv = list(csv.reader(io.StringIO(r.text)))
+        rows_csv = list(csv.reader(io.StringIO(_sheet(r))))
         assert rows_csv[0] == ["label", "start", "n", "mean", "median", "p95", "shift", "z", "drift"]
         assert len(rows_csv) == 21 and rows_csv[13][-1] == "1"
 
@@ -152,7 +158,7 @@ def test_review_rates_through_the_api(spc_station):
         assert body["escape"] == {"rate": 0.0, "lo": 0.0, "hi": pytest.approx(0.0711, abs=1e-4), "k": 0, "n": 50}
         assert body["confidence"] == 0.95 and body["review_band"] == {"good": 2, "defect": 0}
         r = c.get("/api/v1/spc/review-rates", params={"since": "2026-11-29T00:00:00Z", "format": "csv"})
-        assert r.text.splitlines()[0] == "measure,k,n,rate,lo,hi"
+        assert _sheet(r).splitlines()[0] == "measure,k,n,rate,lo,hi"
 
 
 @pytest.mark.parametrize("params, says", [
@@ -235,7 +241,7 @@ def test_pareto_of_reviewed_defect_types_through_the_api(spc_station):
         assert body["bars"][0]["share"] == pytest.approx(9 / 16) and body["bars"][1]["cumulative"] == \
             pytest.approx(13 / 16)
         r = c.get("/api/v1/spc/pareto", params={**q, "format": "csv"})
-        rows = list(csv.reader(io.StringIO(r.text)))
+        rows = list(csv.reader(io.StringIO(_sheet(r))))
         assert rows[0][:3] == ["defect_type", "parts", "caught"] and rows[-1][0] == "'=cmd"
         assert c.get("/api/v1/spc/pareto", params={"since": "2026-12-02T00:00:00Z",
                                                    "until": "2026-12-01T00:00:00Z"}).status_code == 422
@@ -245,11 +251,14 @@ def test_defect_map_says_where_on_the_part_defects_are(spc_station):
     from lineguard.line.orm import Inspection
     st = spc_station()
 
-    def box(cx, cy):
-        return {"x": cx - 2, "y": cy - 2, "width": 4, "height": 4, "area_px": 16, "peak_score": 1.0}
+    from lineguard.vision.result import DefectRegion
+
+    def box(cx, cy):        # as the station stores a region
+        return DefectRegion(cx - 2, cy - 2, 4, 4, 16, 1.0, 0.5).to_dict()
     # a 100x50 part: three regions in the top-left corner, one bottom-right, one part reviewed as an escape
     parts = [("NG", [box(10, 10), box(15, 8)], None), ("NG", [box(12, 12)], None), ("NG", [box(90, 40)], None),
-             ("NG", [], None), ("OK", [box(60, 10)], "defect"), ("OK", [box(60, 40)], None)]
+             ("NG", [{"area_px": None}, "not a region"], None), ("OK", [box(60, 10)], "defect"),
+             ("OK", [box(60, 40)], None)]
     with st.db.session() as s:
         for i, (verdict, regions, label) in enumerate(parts):
             s.add(Inspection(part_id=f"m{i}", line="L1", station="S1", product="cell", verdict=verdict, score=1.0,
@@ -269,6 +278,6 @@ def test_defect_map_says_where_on_the_part_defects_are(spc_station):
         escapes = c.get("/api/v1/spc/defect-map", params={**q, "which": "defects"}).json()
         assert escapes["counts"] == [[0, 0, 1, 0], [0, 0, 0, 0]]
         r = c.get("/api/v1/spc/defect-map", params={**q, "format": "csv"})
-        assert list(csv.reader(io.StringIO(r.text))) == [["row", "column", "regions"], ["0", "0", "3"],
+        assert list(csv.reader(io.StringIO(_sheet(r)))) == [["row", "column", "regions"], ["0", "0", "3"],
                                                          ["1", "3", "1"]]
         assert c.get("/api/v1/spc/defect-map", params={**q, "columns": 1}).status_code == 422

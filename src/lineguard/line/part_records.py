@@ -15,6 +15,7 @@ import csv
 import io
 from typing import Any, Iterable, Iterator, Optional
 
+from ..vision.result import DefectRegion
 from .orm import Inspection
 
 COLUMNS = ["id", "created_at", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
@@ -50,14 +51,20 @@ def _time(t: Any) -> str:
     return "" if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"   # records hold UTC
 
 
+def _area(region: dict) -> float:
+    area = region.get("area_px")
+    return float(area) if isinstance(area, (int, float)) else 0.0
+
+
 def record_row(rec: Inspection) -> list[Any]:
-    regions = rec.regions or []
-    largest = max(regions, key=lambda r: r.get("area_px", 0), default=None)
-    box = (f"{largest['x']} {largest['y']} {largest['width']} {largest['height']}"
-           if largest and all(k in largest for k in ("x", "y", "width", "height")) else None)
+    # entries that are not regions (a record edited by hand) are skipped, never a broken file
+    regions = [r for r in (rec.regions if isinstance(rec.regions, list) else []) if isinstance(r, dict)]
+    largest = max(regions, key=_area, default=None)
+    box = DefectRegion.box_of(largest) if largest else None
     return [rec.id, _time(rec.created_at), rec.line, rec.station, rec.product, rec.lot, rec.serial, rec.part_id,
             rec.source, rec.verdict, rec.score, rec.threshold, rec.review_threshold, len(regions),
-            largest.get("area_px") if largest else None, box, rec.model_id, rec.model_version,
+            largest.get("area_px") if largest else None, " ".join(f"{v:g}" for v in box) if box else None,
+            rec.model_id, rec.model_version,
             rec.registry_version, "yes" if rec.image_key else "no", "yes" if rec.audit_sample else "no",
             "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
             rec.defect_type, rec.reviewer, _time(rec.reviewed_at), rec.review_note]

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import BigInteger, Integer, and_, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..vision.result import DefectRegion
 from .db import Database
 from .errors import InvalidRequest
 from .orm import Inspection, utcnow
@@ -261,16 +262,17 @@ def region_centres(db: Database, f: Filters, which: str = "ng", limit: int = 20_
                     or s.scalar(kept.order_by(Inspection.id.desc()).limit(1)))
     centres, with_regions, aspects = [], 0, []
     for regions, w, h in rows:
-        if not w or not h:
+        if not w or not h or w <= 0 or h <= 0:
             continue
         aspects.append(w / h)
         found = False
-        for r in regions or []:
-            try:
-                centres.append(((r["x"] + r["width"] / 2) / w, (r["y"] + r["height"] / 2) / h))
-                found = True
-            except (KeyError, TypeError):
-                continue              # a record written before regions had boxes
+        for r in regions if isinstance(regions, list) else []:
+            box = DefectRegion.box_of(r)
+            if box is None:
+                continue              # not a region with a box (a record edited by hand)
+            x, y, bw, bh = box
+            centres.append(((x + bw / 2) / w, (y + bh / 2) / h))
+            found = True
         with_regions += found
     return RegionCentres(np.asarray(centres, dtype=np.float64).reshape(-1, 2), len(rows), with_regions,
                          float(np.median(aspects)) if aspects else None, backdrop)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -41,6 +42,16 @@ class DefectRegion:
     def to_dict(self) -> dict[str, Any]:
         return {"box": [self.x, self.y, self.width, self.height], "area_px": self.area_px,
                 "peak_score": round(float(self.peak_score), 6), "mean_score": round(float(self.mean_score), 6)}
+
+    @staticmethod
+    def box_of(d: Any) -> "Optional[tuple[float, float, float, float]]":
+        """(x, y, width, height) of a stored region (its ``to_dict``), or None when the
+        entry is not one with a finite box (records edited by hand, or damaged)."""
+        try:
+            x, y, w, h = (float(v) for v in d["box"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return (x, y, w, h) if all(math.isfinite(v) for v in (x, y, w, h)) else None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DefectRegion":

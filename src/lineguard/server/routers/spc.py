@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import spc
 from ...line.errors import InvalidRequest
-from ...line.part_records import spreadsheet_safe
+from ...line.part_records import BOM, spreadsheet_safe
 from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
                               region_centres, resolve_window, review_counts,
                               score_subgroups)
@@ -147,7 +147,8 @@ def _documented(model: type, *codes: int) -> dict[int | str, dict[str, Any]]:
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    buf.write(BOM)      # as the parts export: a spreadsheet reads the file as UTF-8
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(header)
     w.writerows([spreadsheet_safe(v) for v in r] for r in rows)     # a lot named "=..." is shown, not run
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",

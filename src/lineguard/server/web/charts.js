@@ -216,8 +216,17 @@ LG.chart = (() => {
   // Pareto: reviewed defects by type, biggest first, each bar split by how the model
   // judged them (caught NG / caught at review / escaped), the running share as a line
   // on the right-hand scale with the 80 % mark
-  function pareto(bars, opts = {}) {
+  function pareto(allBars, opts = {}) {
     const width = opts.width || 900, height = opts.height || 280;
+    // the tail of many small types drawn as one bar (the CSV keeps every type)
+    const most = opts.most || 15;
+    let bars = allBars;
+    if (allBars.length > most + 1) {
+      const rest = allBars.slice(most);
+      const sum = (k) => rest.reduce((a, b) => a + b[k], 0);
+      bars = allBars.slice(0, most).concat([{defect_type: `${rest.length} other types`, parts: sum("parts"),
+        caught: sum("caught"), at_review: sum("at_review"), escaped: sum("escaped"), cumulative: 1}]);
+    }
     const n = bars.length, top = Math.max(1, ...bars.map((b) => b.parts));
     const pad = {r: 44};
     const slot = (width - PAD.l - pad.r) / Math.max(1, n);
@@ -259,7 +268,9 @@ LG.chart = (() => {
   // where on the part defect regions are: a grid of cells over a picture of the part,
   // each as dark as its share of the busiest cell
   function defectMap(data, imageUrl, opts = {}) {
-    const width = opts.width || 640, height = Math.round(width / (data.aspect || 1));
+    // a photo far from square still gets a map one can see (at most 8:1 either way)
+    const aspect = Math.min(8, Math.max(0.125, data.aspect || 1));
+    const width = opts.width || 640, height = Math.round(width / aspect);
     const cw = width / data.columns, ch = height / data.rows;
     const top = Math.max(1, ...data.counts.flat());
     const root = svg("svg", {class: "chart defect-map", viewBox: `0 0 ${width} ${height}`, role: "img",
