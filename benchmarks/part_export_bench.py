@@ -25,8 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _fill(st, n: int) -> None:
     from lineguard.line.orm import Inspection
     t0 = dt.datetime(2026, 1, 1)
-    regions = [{"x": 3, "y": 4, "width": 5, "height": 6, "area_px": 20, "peak_score": 2.0, "mean_score": 1.0},
-               {"x": 1, "y": 1, "width": 2, "height": 2, "area_px": 3, "peak_score": 2.5, "mean_score": 1.0}]
+    regions = [{"box": [3, 4, 5, 6], "area_px": 20, "peak_score": 2.0, "mean_score": 1.0},     # as stored
+               {"box": [1, 1, 2, 2], "area_px": 3, "peak_score": 2.5, "mean_score": 1.0}]
     rows = [dict(part_id=f"part-{i:08d}", line="L1", station="S1", product="cell", lot=f"LOT-{i // 5000}",
                  source="api", verdict="NG" if i % 3 == 0 else "OK", score=0.1 + (i % 97) / 100, threshold=0.5,
                  pixel_threshold=0.5, model_id="m", model_version="1", registry_version=1,
