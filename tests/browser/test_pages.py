@@ -157,6 +157,8 @@ def test_gallery_filters_and_the_part_page(pages, station):
     assert href.startswith("/api/v1/inspections/export?") and "line=LG" in href and "reviewed=false" in href
     sheet = page.evaluate("async (u) => (await fetch(u)).text()", href)
     assert sheet.count("\r\n") == 2 and ",gal-ok," in sheet and "review_outcome" in sheet
+    book = page.context.request.get(page.locator("#xlsx-parts").get_attribute("href"))
+    assert book.status == 200 and book.body()[:2] == b"PK"          # a zip: the .xlsx workbook
 
 
 def test_roles_hide_what_they_may_not_do(pages, station):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import uuid
 
 from lineguard.line.orm import Inspection
 from lineguard.line.part_records import COLUMNS
@@ -100,3 +101,49 @@ def test_a_part_the_station_judged_has_its_region_in_the_export_and_on_the_defec
     x, y, w, h = rec.regions[0]["box"]
     assert row["largest_region_box"] == f"{x} {y} {w} {h}" and row["regions"] == str(len(rec.regions))
     assert dm["regions"] == len(rec.regions) and dm["parts_with_regions"] == 1
+
+
+def _sheet_rows(data: bytes) -> list[list[tuple[str, str]]]:
+    """The cells of an .xlsx's sheet as (type, text): the file must be a whole, well-formed workbook."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {"[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml"} <= set(z.namelist())
+        root = ET.fromstring(z.read("xl/worksheets/sheet1.xml"))
+    assert root.find("m:autoFilter", ns) is not None
+    out = []
+    for row in root.iter(f"{{{ns['m']}}}row"):
+        cells = []
+        for c in row.findall("m:c", ns):
+            assert c.find("m:f", ns) is None                  # no cell is ever a formula
+            kind = c.get("t") or ("time" if c.get("s") == "1" else "n")
+            text = c.find("m:is/m:t", ns) if kind == "inlineStr" else c.find("m:v", ns)
+            cells.append((kind, "" if text is None else text.text or ""))
+        out.append(cells)
+    return out
+
+
+def test_the_xlsx_export_keeps_ids_as_text_and_times_as_times(spc_station):
+    st = spc_station()
+    with st.db.session() as s:
+        for pid, lot in (("000123", "0042"), ("12345678901234567890", "1E5"), ('=HYPERLINK("x")\x01', "-7")):
+            s.add(Inspection(part_id=pid, line="L1", station="S1", product="cell", lot=lot, verdict="NG", score=0.75,
+                             threshold=0.5, pixel_threshold=0.5, model_id="m1", model_version="v",
+                             image_sha256=uuid.uuid4().hex, image_width=8, image_height=8,
+                             created_at=T0 + dt.timedelta(hours=1, minutes=len(pid))))
+    with client(st) as c:
+        r = c.get("/api/v1/inspections/export", params={"format": "xlsx"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert r.headers["content-disposition"].endswith('.xlsx"')
+    rows = _sheet_rows(r.content)
+    assert [text for _k, text in rows[0]] == COLUMNS
+    by_part = {row[COLUMNS.index("part_id")][1]: dict(zip(COLUMNS, row)) for row in rows[1:]}
+    assert set(by_part) == {"000123", "12345678901234567890", '=HYPERLINK("x")\ufffd'}
+    first = by_part["000123"]
+    assert first["part_id"] == ("inlineStr", "000123") and first["lot"] == ("inlineStr", "0042")
+    assert by_part["12345678901234567890"]["lot"] == ("inlineStr", "1E5")
+    assert first["score"] == ("n", "0.75") and first["id"][0] == "n"
+    kind, days = first["created_at"]
+    when = dt.datetime(1899, 12, 30) + dt.timedelta(days=float(days))          # the sheet's day count
+    assert kind == "time" and abs(when - (T0 + dt.timedelta(hours=1, minutes=6))) < dt.timedelta(milliseconds=1)

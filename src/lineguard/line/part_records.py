@@ -12,10 +12,12 @@ a leading apostrophe so it is shown as text, never run (CSV injection).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, BinaryIO, Iterable, Iterator, Optional
 
 from ..vision.result import DefectRegion
+from . import xlsx
 from .orm import Inspection
 
 COLUMNS = ["id", "created_at", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
@@ -47,8 +49,10 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _time(t: Any) -> str:
-    return "" if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"   # records hold UTC
+def _time(t: Any) -> Any:
+    if isinstance(t, dt.datetime):      # records hold UTC
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return t
 
 
 def _area(region: dict) -> float:
@@ -57,17 +61,18 @@ def _area(region: dict) -> float:
 
 
 def record_row(rec: Inspection) -> list[Any]:
+    """One part's cells, times as datetimes (UTC)."""
     # entries that are not regions (a record edited by hand) are skipped, never a broken file
     regions = [r for r in (rec.regions if isinstance(rec.regions, list) else []) if isinstance(r, dict)]
     largest = max(regions, key=_area, default=None)
     box = DefectRegion.box_of(largest) if largest else None
-    return [rec.id, _time(rec.created_at), rec.line, rec.station, rec.product, rec.lot, rec.serial, rec.part_id,
+    return [rec.id, rec.created_at, rec.line, rec.station, rec.product, rec.lot, rec.serial, rec.part_id,
             rec.source, rec.verdict, rec.score, rec.threshold, rec.review_threshold, len(regions),
             largest.get("area_px") if largest else None, " ".join(f"{v:g}" for v in box) if box else None,
             rec.model_id, rec.model_version,
             rec.registry_version, "yes" if rec.image_key else "no", "yes" if rec.audit_sample else "no",
             "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
-            rec.defect_type, rec.reviewer, _time(rec.reviewed_at), rec.review_note]
+            rec.defect_type, rec.reviewer, rec.reviewed_at, rec.review_note]
 
 
 def csv_lines(records: Iterable[Inspection], bom: bool = True, chunk_bytes: int = 1 << 16) -> Iterator[str]:
@@ -79,9 +84,21 @@ def csv_lines(records: Iterable[Inspection], bom: bool = True, chunk_bytes: int 
     buf.write(BOM if bom else "")
     writer.writerow(COLUMNS)
     for rec in records:
-        writer.writerow([spreadsheet_safe(c) for c in record_row(rec)])
+        writer.writerow([spreadsheet_safe(_time(c)) for c in record_row(rec)])
         if buf.tell() >= chunk_bytes:
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue()
+
+
+# column widths of the .xlsx (characters): ids and times wide enough to read unclipped
+_WIDTHS = {"created_at": 20, "reviewed_at": 20, "part_id": 18, "lot": 12, "serial": 14, "model_id": 18,
+           "review_note": 30, "largest_region_box": 16, "review_outcome": 16}
+
+
+def write_workbook(records: Iterable[Inspection], out: BinaryIO) -> int:
+    """The records as an .xlsx workbook (every cell typed: part ids stay text, times
+    are times in UTC); returns the parts written."""
+    return xlsx.write_xlsx(out, COLUMNS, (record_row(rec) for rec in records),
+                           widths=[_WIDTHS.get(c, 10) for c in COLUMNS])

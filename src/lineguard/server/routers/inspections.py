@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Optional
+import tempfile
+from typing import Any, Iterator, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from ...line import part_records
 from ...line.errors import NotFound, UploadTooLarge
@@ -127,8 +129,11 @@ def list_inspections(
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
 
 
-@router.get("/export", summary="Parts as a spreadsheet (CSV), newest first", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}},
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/export", summary="Parts as a spreadsheet (CSV or .xlsx), newest first", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, _XLSX: {}},
                              "description": "one row a part: verdict, score, thresholds, regions, model, latest "
                                             "review and its outcome (columns: lineguard.line.part_records)"},
                        **errors(401, 403, 422)})
@@ -141,6 +146,8 @@ def export_inspections(
     reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
     limit: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="at most this many parts (default: all)"),
+    format: Literal["csv", "xlsx"] = Query("csv", description="csv (streamed), or xlsx: every cell typed, so part "
+                                           "ids like 000123 stay text and times are times"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
 ) -> StreamingResponse:
     filters = dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict,
@@ -150,9 +157,31 @@ def export_inspections(
     name = "lineguard-parts" + (f"-{named}" if named else "") + dt.datetime.now(dt.timezone.utc).strftime(
         "-%Y%m%dT%H%MZ")
     safe_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    if format == "xlsx":
+        # a zip is finished before it can be read: built in a temporary file (spilled to
+        # disk past 16 MB), then sent; the file goes when the answer has been sent
+        book = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        try:
+            part_records.write_workbook(station.each(limit=limit, **filters), book)
+            size = book.tell()
+            book.seek(0)
+        except BaseException:
+            book.close()
+            raise
+        return StreamingResponse(_read_and_close(book), media_type=_XLSX, background=BackgroundTask(book.close),
+                                 headers={"Content-Disposition": f'attachment; filename="{safe_name}.xlsx"',
+                                          "Content-Length": str(size)})
     return StreamingResponse(part_records.csv_lines(station.each(limit=limit, **filters)),
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
+
+
+def _read_and_close(f: Any, chunk: int = 1 << 16) -> Iterator[bytes]:
+    try:
+        while data := f.read(chunk):
+            yield data
+    finally:
+        f.close()
 
 
 @router.get("/{inspection_id}", summary="One inspection", response_model=InspectionOut,

@@ -24,9 +24,11 @@ LG.start(async (main) => {
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
   const count = h("p", {class: "muted"});
   // every part the filters match, one row each, for a spreadsheet (traceability, lot reports)
-  const csv = h("a", {class: "button secondary", id: "csv-parts"}, "Spreadsheet (CSV)");
-  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv), form, dl, count, grid,
-    h("p", {}, more));
+  const csv = h("a", {class: "button secondary", id: "csv-parts"}, "CSV");
+  // typed cells: part ids like 000123 stay text in Excel, times are times
+  const xlsx = h("a", {class: "button secondary", id: "xlsx-parts"}, "Excel (.xlsx)");
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), form, dl, count,
+    grid, h("p", {}, more));
 
   function filters() {
     const f = form.elements;
@@ -54,6 +56,7 @@ LG.start(async (main) => {
       cursor = null; shown = 0; clear(grid);
       history.replaceState(null, "", location.pathname + LG.q(f));
       csv.href = "/api/v1/inspections/export" + LG.q(f);
+      xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, f, {format: "xlsx"}));
     }
     const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, f, {limit: 48, cursor})));
     page.items.forEach((it) => grid.appendChild(card(it)));
