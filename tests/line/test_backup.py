@@ -9,7 +9,6 @@ import pytest
 from lineguard.line.backup import BackupError, backup_station
 from lineguard.line.config import StationConfig
 from lineguard.line.station import Part, Station
-from lineguard.line.sweep import StoreSweep
 
 from .conftest import FakeInspector, png_bytes
 
@@ -34,27 +33,15 @@ def _named(st) -> set[str]:
         return {k for row in rows for k in row if k}
 
 
-def test_a_backup_runs_as_a_station_with_every_record_and_file(sqlite_station, tmp_path):
+def test_a_backup_holds_every_record_and_file_and_the_next_copies_only_what_is_new(sqlite_station, tmp_path):
+    # restoring it and running the copy as a station: tests/line/test_restore.py
     st = sqlite_station(min_free_gb=0)
     ids = _inspect(st, 6)
     st.review(ids[0], "defect", "maria", "scratch")
     dest = tmp_path / "backup"
     report = backup_station(st.config.data_dir, dest)      # while the station runs
     assert report.parts == 6 and report.files_copied == len(_named(st)) + 1 and report.models == 1
-    restored = tmp_path / "restored"
-    shutil.copytree(dest, restored)                        # a restore: the backup copied back
-    copy = _open(restored)
-    try:
-        for i in ids:
-            a, b = st.get(i), copy.get(i)
-            assert (b.verdict, b.score, b.image_key, b.heatmap_key, b.reviewed) == \
-                   (a.verdict, a.score, a.image_key, a.heatmap_key, a.reviewed)
-            assert copy.images.get(b.image_key) == st.images.get(a.image_key)
-        # the restored station judges parts with the backed-up model, and nothing in it is unnamed
-        assert copy.inspect(png_bytes(200, seed=99), Part("after", "L1", "S1", "cell")).record.verdict == "NG"
-        assert StoreSweep(copy.db, copy.images, min_age_s=0).run(dry_run=True).unnamed == 0
-    finally:
-        copy.close()
+    assert all((dest / "images" / key).read_bytes() == st.images.get(key) for key in _named(st))
     # the next backup copies only what is new
     more = _inspect(st, 3, start=6)
     again = backup_station(st.config.data_dir, dest)

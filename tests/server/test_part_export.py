@@ -60,6 +60,8 @@ def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):
         r = c.get("/api/v1/inspections/export", params={"lot": "LOT-B", "verdict": "NG"})
         assert 'filename="lineguard-parts-LOT-B-NG-' in r.headers["content-disposition"]
         assert c.get("/api/v1/inspections/export", params={"verdict": "BAD"}).status_code == 422
+        # a filter left blank is no filter, in the list as in the export (the pages send blank fields)
+        assert len(c.get("/api/v1/inspections", params={"line": "", "lot": ""}).json()["items"]) == 50
         assert c.get("/api/v1/inspections/export", params={"limit": 0}).status_code == 422
 
 

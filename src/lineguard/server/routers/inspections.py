@@ -102,9 +102,7 @@ def _parse_bool(v: Optional[str]) -> Optional[bool]:
     return v.lower() in ("1", "true", "yes")
 
 
-@router.get("", summary="List inspections, newest first", response_model=InspectionPage,
-            responses=errors(401, 403, 422))
-def list_inspections(
+def part_filters(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
     product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
     part_id: Optional[str] = None,
@@ -112,6 +110,18 @@ def list_inspections(
     until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
     reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
+) -> dict[str, Any]:
+    """The filters the list and the export share (:meth:`Station.query`'s); an empty one
+    is no filter, as a form left blank means."""
+    return dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict or None,
+                part_id=part_id or None, since=since, until=until, reviewed=reviewed, lot=lot or None,
+                defect_type=defect_type or None)
+
+
+@router.get("", summary="List inspections, newest first", response_model=InspectionPage,
+            responses=errors(401, 403, 422))
+def list_inspections(
+    filters: dict[str, Any] = Depends(part_filters),
     limit: int = Query(50, ge=1, le=1000),
     cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
@@ -122,9 +132,7 @@ def list_inspections(
             from ...line.errors import InvalidRequest
             raise InvalidRequest("cursor must be the next_cursor value of a previous page")
         before = int(cursor)
-    rows = station.query(line=line, station=station_name, product=product, verdict=verdict, part_id=part_id,
-                         since=since, until=until, reviewed=reviewed, before_id=before, limit=limit, lot=lot,
-                         defect_type=defect_type)
+    rows = station.query(before_id=before, limit=limit, **filters)
     return {"items": [with_links(r) for r in rows],
             "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
 
@@ -138,22 +146,13 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
                                             "review and its outcome (columns: lineguard.line.part_records)"},
                        **errors(401, 403, 422)})
 def export_inspections(
-    line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
-    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
-    part_id: Optional[str] = None,
-    since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
-    until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
-    reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
-    defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
+    filters: dict[str, Any] = Depends(part_filters),
     limit: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="at most this many parts (default: all)"),
     format: Literal["csv", "xlsx"] = Query("csv", description="csv (streamed), or xlsx: every cell typed, so part "
                                            "ids like 000123 stay text and times are times"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
 ) -> StreamingResponse:
-    filters = dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict,
-                   part_id=part_id or None, since=since, until=until, reviewed=reviewed, lot=lot or None,
-                   defect_type=defect_type or None)
-    named = "-".join(v for v in (line, product, lot, verdict) if v)
+    named = "-".join(v for v in (filters[k] for k in ("line", "product", "lot", "verdict")) if v)
     name = "lineguard-parts" + (f"-{named}" if named else "") + dt.datetime.now(dt.timezone.utc).strftime(
         "-%Y%m%dT%H%MZ")
     safe_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
