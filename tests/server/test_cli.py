@@ -242,3 +242,26 @@ def test_a_station_in_the_watchers_own_process_takes_the_stations_options(tmp_pa
     assert r.exit_code == 0, r.output
     (cfg,) = made
     assert (cfg.max_image_pixels, cfg.retention.ok_sample_rate, cfg.ok_image_days) == (500_000, 0.25, 3.0)
+
+
+def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
+    import csv
+    import io
+    import zipfile
+    data = tmp_path / "data"
+    _station_with_parts(data, 3)              # p0 OK, p1 and p2 NG (brighter)
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "out" / "parts.csv"))
+    assert r.returncode == 0 and "wrote 3 parts" in r.stdout, r.stderr
+    text = (tmp_path / "out" / "parts.csv").read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["part_id"] for row in rows] == ["p2", "p1", "p0"]      # newest first
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "ng.xlsx"), "--verdict", "NG")
+    assert r.returncode == 0 and "wrote 2 parts" in r.stdout, r.stderr
+    with zipfile.ZipFile(tmp_path / "ng.xlsx") as z:
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "<t>p1</t>" in sheet and "<t>p0</t>" not in sheet
+    # a mistyped station: refused, nothing written, no database made
+    r = _lineguard("parts", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv"))
+    assert r.returncode == 2 and "no database" in r.stderr
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "nowhere").exists()
+    assert not list(tmp_path.glob(".*.tmp")) and not list((tmp_path / "out").glob(".*.tmp"))

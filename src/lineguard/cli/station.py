@@ -1,6 +1,8 @@
-"""Station verbs: serve, keys, watch, camera, sweep, backup, restore."""
+"""Station verbs: serve, keys, watch, camera, sweep, backup, restore, parts."""
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -539,7 +541,72 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
         raise SystemExit(1)
 
 
+@click.command("parts")
+@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="The station's PostgreSQL schema, when it has its own.")
+@click.option("--out", type=PathArg, required=True,
+              help="The file to write: .xlsx for a workbook (ids stay text, times are times), else CSV.")
+@click.option("--line", default=None)
+@click.option("--product", default=None)
+@click.option("--lot", default=None)
+@click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None)
+@click.option("--since", type=click.DateTime(), default=None, help="UTC, inclusive (e.g. 2026-12-01).")
+@click.option("--until", type=click.DateTime(), default=None, help="UTC, exclusive.")
+def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],
+                 product: Optional[str], lot: Optional[str], verdict: Optional[str], since: Optional[dt.datetime],
+                 until: Optional[dt.datetime]) -> None:
+    """Write a station's part records to a spreadsheet (CSV or .xlsx), newest first.
+
+    The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
+    database directly: for a stopped station, or a nightly file from cron. The file
+    appears whole (written beside it, then renamed)."""
+    from sqlalchemy import inspect as sql_inspect
+
+    from ..line import part_records
+    from ..line.db import Database
+    from ..line.station import each_part
+    from ._term import fail
+    cfg = _config(data, db)
+    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
+        fail(f"no database at {cfg.database_url}: give the station's folder (--data) or --db")
+    try:
+        database = Database(cfg.database_url, schema=db_schema)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        # read as it is, never created or migrated: a mistyped --db must not become a database
+        try:
+            has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
+            fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
+        if not has_parts:
+            fail(f"{cfg.database_url} holds no station's records: check --db and --db-schema")
+        records = each_part(database, line=line, product=product, lot=lot, verdict=verdict, since=since, until=until)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                if out.suffix.lower() == ".xlsx":
+                    n = part_records.write_workbook(records, fh)
+                else:
+                    n = -1       # the header line
+                    for piece in part_records.csv_lines(records):
+                        fh.write(piece.encode("utf-8"))
+                        n += piece.count("\r\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        database.dispose()
+    click.echo(f"wrote {n} parts to {out}")
+
+
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
-    for cmd in (serve, keys_app, users_app, watch, camera, sweep, backup, restore):
+    for cmd in (serve, keys_app, users_app, watch, camera, sweep, backup, restore, export_parts):
         app.add_command(cmd)

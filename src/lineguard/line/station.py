@@ -523,43 +523,16 @@ class Station:
             raise NotFound(f"no inspection with id {inspection_id}")
         return rec
 
-    def query(self, *, line: Optional[str] = None, station: Optional[str] = None,
-              product: Optional[str] = None, verdict: Optional[str] = None, part_id: Optional[str] = None,
-              since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
-              reviewed: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50,
-              lot: Optional[str] = None, defect_type: Optional[str] = None) -> list[Inspection]:
-        """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
-        q = select(Inspection)
-        for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
-                         (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
-                         (Inspection.defect_type, defect_type)):
-            if val is not None:
-                q = q.where(col == val)
-        if since is not None:
-            q = q.where(Inspection.created_at >= _naive_utc(since))
-        if until is not None:
-            q = q.where(Inspection.created_at < _naive_utc(until))
-        if reviewed is not None:
-            q = q.where(Inspection.reviewed.is_(reviewed))
-        if before_id is not None:
-            q = q.where(Inspection.id < before_id)
-        q = q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+    def query(self, *, before_id: Optional[int] = None, limit: int = 50, **filters: Any) -> list[Inspection]:
+        """Newest first; ``before_id`` is the cursor (the last id of the previous page);
+        ``filters`` those of :func:`select_parts`."""
         self.maps.flush()   # parts already answered are listed with their maps
         with self.db.session() as s:
-            return list(s.scalars(q))
+            return list(s.scalars(select_parts(before_id=before_id, limit=limit, **filters)))
 
     def each(self, *, limit: Optional[int] = None, **filters: Any) -> Iterator[Inspection]:
-        """Every record ``filters`` (those of :meth:`query`) match, newest first, read a
-        page at a time; parts recorded meanwhile are not among them (ids only go down)."""
-        before, left = None, limit
-        while left is None or left > 0:
-            n = 1000 if left is None else min(1000, left)
-            page = self.query(before_id=before, limit=n, **filters)
-            yield from page
-            if len(page) < n:
-                return
-            before = page[-1].id
-            left = None if left is None else left - n
+        """Every record ``filters`` match, newest first, a page at a time (:func:`each_part`)."""
+        return each_part(self.db, limit=limit, before_page=self.maps.flush, **filters)
 
     def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str],
                defect_type: Optional[str] = None) -> Inspection:
@@ -742,6 +715,48 @@ def in_audit_sample(sha256_hex: str, rate: float) -> bool:
     if rate <= 0:
         return False
     return rate >= 1 or int(sha256_hex[8:16], 16) / 0xFFFFFFFF < rate
+
+
+def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
+                 verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
+                 until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
+                 defect_type: Optional[str] = None, before_id: Optional[int] = None, limit: int = 50) -> Any:
+    """The records the filters match, newest first, at most ``limit`` (1000 at most)
+    with ids below ``before_id``: the statement the list, the exports and the CLI share."""
+    q = select(Inspection)
+    for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
+                     (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
+                     (Inspection.defect_type, defect_type)):
+        if val is not None:
+            q = q.where(col == val)
+    if since is not None:
+        q = q.where(Inspection.created_at >= _naive_utc(since))
+    if until is not None:
+        q = q.where(Inspection.created_at < _naive_utc(until))
+    if reviewed is not None:
+        q = q.where(Inspection.reviewed.is_(reviewed))
+    if before_id is not None:
+        q = q.where(Inspection.id < before_id)
+    return q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+
+
+def each_part(db: Any, *, limit: Optional[int] = None, before_page: Optional[Callable[[], None]] = None,
+              **filters: Any) -> Iterator[Inspection]:
+    """Every record ``filters`` match, newest first, read a thousand at a time (a year of
+    parts never sits in memory); parts recorded meanwhile are not among them (ids only
+    go down). ``before_page`` runs before each page is read."""
+    before, left = None, limit
+    while left is None or left > 0:
+        n = 1000 if left is None else min(1000, left)
+        if before_page is not None:
+            before_page()
+        with db.session() as s:
+            page = list(s.scalars(select_parts(before_id=before, limit=n, **filters)))
+        yield from page
+        if len(page) < n:
+            return
+        before = page[-1].id
+        left = None if left is None else left - n
 
 
 def _naive_utc(t: dt.datetime) -> dt.datetime:
