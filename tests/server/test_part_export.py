@@ -149,3 +149,19 @@ def test_the_xlsx_export_keeps_ids_as_text_and_times_as_times(spc_station):
     kind, days = first["created_at"]
     when = dt.datetime(1899, 12, 30) + dt.timedelta(days=float(days))          # the sheet's day count
     assert kind == "time" and abs(when - (T0 + dt.timedelta(hours=1, minutes=6))) < dt.timedelta(milliseconds=1)
+
+
+def test_each_row_has_the_plant_clock_beside_utc(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    with st.db.session() as s:       # 2026-11-30 23:30 UTC: already the 1st of December in Berlin
+        s.add(Inspection(part_id="late", line="L1", station="S1", product="cell", verdict="OK", score=0.1,
+                         threshold=0.5, pixel_threshold=0.5, model_id="m1", model_version="v",
+                         image_sha256=uuid.uuid4().hex, image_width=8, image_height=8,
+                         created_at=dt.datetime(2026, 11, 30, 23, 30)))
+    with client(st) as c:
+        (row,) = _rows(c.get("/api/v1/inspections/export"))
+        book = _sheet_rows(c.get("/api/v1/inspections/export", params={"format": "xlsx"}).content)
+    assert (row["created_at"], row["plant_time"]) == ("2026-11-30T23:30:00.000Z", "2026-12-01T00:30:00.000+01:00")
+    kind, days = dict(zip(COLUMNS, book[1]))["plant_time"]
+    assert kind == "time" and abs(dt.datetime(1899, 12, 30) + dt.timedelta(days=float(days))
+                                  - dt.datetime(2026, 12, 1, 0, 30)) < dt.timedelta(milliseconds=1)

@@ -554,9 +554,11 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 @click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None)
 @click.option("--since", type=click.DateTime(), default=None, help="UTC, inclusive (e.g. 2026-12-01).")
 @click.option("--until", type=click.DateTime(), default=None, help="UTC, exclusive.")
+@click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
+              help="The plant's time zone for the plant_time column (e.g. Europe/Berlin; default: this PC's).")
 def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],
                  product: Optional[str], lot: Optional[str], verdict: Optional[str], since: Optional[dt.datetime],
-                 until: Optional[dt.datetime]) -> None:
+                 until: Optional[dt.datetime], timezone: Optional[str]) -> None:
     """Write a station's part records to a spreadsheet (CSV or .xlsx), newest first.
 
     The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
@@ -566,8 +568,13 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
 
     from ..line import part_records
     from ..line.db import Database
+    from ..line.shifts import plant_zone
     from ..line.station import each_part
     from ._term import fail
+    try:
+        zone = plant_zone(timezone)
+    except ValueError as exc:
+        fail(str(exc))
     cfg = _config(data, db)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         fail(f"no database at {cfg.database_url}: give the station's folder (--data) or --db")
@@ -589,10 +596,10 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         try:
             with open(tmp, "wb") as fh:
                 if out.suffix.lower() == ".xlsx":
-                    n = part_records.write_workbook(records, fh)
+                    n = part_records.write_workbook(records, fh, zone)
                 else:
                     n = -1       # the header line
-                    for piece in part_records.csv_lines(records):
+                    for piece in part_records.csv_lines(records, zone):
                         fh.write(piece.encode("utf-8"))
                         n += piece.count("\r\n")
                 fh.flush()

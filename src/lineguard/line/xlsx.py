@@ -82,7 +82,7 @@ def _text(value: str, style: int = 0) -> str:
 
 def cell(value: Any) -> str:
     """One cell, typed by its value: None empty, bool and numbers numbers, datetimes
-    times (naive, as given), everything else text."""
+    times (as their clock shows them), everything else text."""
     if value is None or value == "":
         return "<c/>"
     if isinstance(value, bool):
@@ -90,6 +90,7 @@ def cell(value: Any) -> str:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return f"<c><v>{value!r}</v></c>"
     if isinstance(value, dt.datetime):
+        # a sheet's times have no zone: an aware time is written as its own clock shows it
         days = (value.replace(tzinfo=None) - _EPOCH) / dt.timedelta(days=1)
         return f'<c s="1"><v>{days:.10f}</v></c>'
     return _text(str(value))

@@ -14,6 +14,7 @@ from ...line import part_records
 from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
+from ...line.shifts import plant_zone
 from ...line.station import Part, Station, _iso, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
@@ -152,6 +153,7 @@ def export_inspections(
                                            "ids like 000123 stay text and times are times"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
 ) -> StreamingResponse:
+    zone = plant_zone(station.config.timezone)     # the plant_time column
     named = "-".join(v for v in (filters[k] for k in ("line", "product", "lot", "verdict")) if v)
     name = "lineguard-parts" + (f"-{named}" if named else "") + dt.datetime.now(dt.timezone.utc).strftime(
         "-%Y%m%dT%H%MZ")
@@ -161,7 +163,7 @@ def export_inspections(
         # disk past 16 MB), then sent; the file goes when the answer has been sent
         book = tempfile.SpooledTemporaryFile(max_size=16 << 20)
         try:
-            part_records.write_workbook(station.each(limit=limit, **filters), book)
+            part_records.write_workbook(station.each(limit=limit, **filters), book, zone)
             size = book.tell()
             book.seek(0)
         except BaseException:
@@ -170,7 +172,7 @@ def export_inspections(
         return StreamingResponse(_read_and_close(book), media_type=_XLSX, background=BackgroundTask(book.close),
                                  headers={"Content-Disposition": f'attachment; filename="{safe_name}.xlsx"',
                                           "Content-Length": str(size)})
-    return StreamingResponse(part_records.csv_lines(station.each(limit=limit, **filters)),
+    return StreamingResponse(part_records.csv_lines(station.each(limit=limit, **filters), zone),
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
 
