@@ -265,3 +265,6 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     assert r.returncode == 2 and "no database" in r.stderr
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "nowhere").exists()
     assert not list(tmp_path.glob(".*.tmp")) and not list((tmp_path / "out").glob(".*.tmp"))
+    (tmp_path / "a-file").write_text("not a folder")
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "a-file" / "parts.csv"))
+    assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr

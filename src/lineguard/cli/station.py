@@ -590,27 +590,43 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
             fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
         if not has_parts:
             fail(f"{cfg.database_url} holds no station's records: check --db and --db-schema")
-        records = each_part(database, line=line, product=product, lot=lot, verdict=verdict, since=since, until=until)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+
+        def counted(records):
+            nonlocal written
+            for rec in records:
+                written += 1
+                yield rec
+        records = counted(each_part(database, line=line, product=product, lot=lot, verdict=verdict, since=since,
+                                    until=until))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 if out.suffix.lower() == ".xlsx":
-                    n = part_records.write_workbook(records, fh, zone)
+                    part_records.write_workbook(records, fh, zone)
                 else:
-                    n = -1       # the header line
                     for piece in part_records.csv_lines(records, zone):
                         fh.write(piece.encode("utf-8"))
-                        n += piece.count("\r\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, out)
+        except OSError as exc:       # a full disk, a folder not writable: said, nothing left half-written
+            _discard(tmp)
+            fail(f"cannot write {out} ({exc.strerror or exc}): check the folder and the room left", code=1)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
             raise
     finally:
         database.dispose()
-    click.echo(f"wrote {n} parts to {out}")
+    click.echo(f"wrote {written} parts to {out}")
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass           # never made (its folder is not one): nothing to clear
 
 
 def register(app: click.Group) -> None:
