@@ -410,32 +410,15 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
     (LINEGUARD_STORE_SWEEP_H); this is for a stopped station, or to see what a sweep
     frees (--dry-run). Nothing is deleted when the database cannot be these images'
     (it holds no part, is older than the newest images, or names few of them)."""
-    from sqlalchemy import inspect as sql_inspect
-
-    from ..line.db import Database
     from ..line.imagestore import ContentStore
     from ..line.sweep import StoreSweep
     from ._term import fail
     images = data / "images"
     if not images.is_dir():
         fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
-    cfg = _config(data, db)
-    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no database at {cfg.database_url}: give the station's --db (with no database every image would "
-             "look unnamed)")
+    database = _station_database(data, db, db_schema, "give the station's --db (with no database every image "
+                                                      "would look unnamed)")
     try:
-        database = Database(cfg.database_url, schema=db_schema)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        # read as it is, never created or migrated: a mistyped --db must not become a database
-        try:
-            has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
-            fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
-        if not has_parts:
-            fail(f"{cfg.database_url} holds no station's records (no inspections table"
-                 f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
         report = StoreSweep(database, ContentStore(images), min_age_s=min_age_minutes * 60).run(dry_run=dry_run)
     finally:
         database.dispose()
@@ -564,10 +547,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
     database directly: for a stopped station, or a nightly file from cron. The file
     appears whole (written beside it, then renamed)."""
-    from sqlalchemy import inspect as sql_inspect
-
     from ..line import part_records
-    from ..line.db import Database
     from ..line.shifts import plant_zone
     from ..line.station import each_part
     from ._term import fail
@@ -575,21 +555,8 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         zone = plant_zone(timezone)
     except ValueError as exc:
         fail(str(exc))
-    cfg = _config(data, db)
-    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no database at {cfg.database_url}: give the station's folder (--data) or --db")
+    database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
     try:
-        database = Database(cfg.database_url, schema=db_schema)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        # read as it is, never created or migrated: a mistyped --db must not become a database
-        try:
-            has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
-            fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
-        if not has_parts:
-            fail(f"{cfg.database_url} holds no station's records: check --db and --db-schema")
         written = 0
 
         def counted(records):
@@ -620,6 +587,32 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     finally:
         database.dispose()
     click.echo(f"wrote {written} parts to {out}")
+
+
+def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str):
+    """A station's database, read as it is: never created or migrated (a mistyped --db
+    must not become a database); the command ends, saying why, when it is not one."""
+    from sqlalchemy import inspect as sql_inspect
+
+    from ..line.db import Database
+    from ._term import fail
+    cfg = _config(data, db)
+    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
+        fail(f"no database at {cfg.database_url}: {missing_hint}")
+    try:
+        database = Database(cfg.database_url, schema=db_schema)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
+        database.dispose()
+        fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
+    if not has_parts:
+        database.dispose()
+        fail(f"{cfg.database_url} holds no station's records (no inspections table"
+             f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
+    return database
 
 
 def _discard(path: Path) -> None:

@@ -34,22 +34,36 @@ def link_or_unreadable(exc: OSError) -> str:
     return "a link" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror or exc}"
 
 
-def file_damage(path: Union[str, os.PathLike], key: str) -> Optional[str]:
-    """Why the file at ``path`` (stored under ``key``) is not whole, or None;
-    FileNotFoundError if there is none."""
+def read_stored(path: Union[str, os.PathLike], key: str,
+                copy_to: Optional[BinaryIO] = None) -> tuple[Optional[str], Optional[int]]:
+    """Read the file at ``path`` (stored under ``key``) through, writing it to ``copy_to``
+    on the way: (why it is not whole or None, bytes read; None when it could not be
+    opened: a link, or unreadable). FileNotFoundError if there is none; an error writing
+    the copy (the copier's own disk) is raised as it is, never taken for damage."""
     try:
         fd = open_stored(path)
     except FileNotFoundError:
         raise
     except OSError as exc:
-        return link_or_unreadable(exc)
+        return link_or_unreadable(exc), None
     with os.fdopen(fd, "rb") as fin:
         if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
-            return "not a plain file"
+            return "not a plain file", 0
+        reader = Copying(fin, copy_to)
         try:
-            return damage(key, Copying(fin, None))
-        except OSError as exc:
-            return f"unreadable: {exc.strerror or exc}"
+            why = damage(key, reader)
+            reader.read_rest()
+        except CopyFailed as exc:
+            raise exc.__cause__ from None
+        except OSError as exc:       # a bad sector is damage to this file
+            why = f"unreadable: {exc.strerror or exc}"
+        return why, reader.n
+
+
+def file_damage(path: Union[str, os.PathLike], key: str) -> Optional[str]:
+    """Why the file at ``path`` (stored under ``key``) is not whole, or None;
+    FileNotFoundError if there is none."""
+    return read_stored(path, key)[0]
 
 
 class CopyFailed(Exception):

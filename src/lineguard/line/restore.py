@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sqlite3
-import stat
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -261,53 +260,35 @@ def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreRepo
         _example(report, f"missing (not a store key): {key!r}")
         return False
     tmp = None if dest is None else dest / ".staging" / f"{Path(key).name}.restoring"
-    try:
-        fd = filecheck.open_stored(store / key)
-    except FileNotFoundError:
-        report.missing += 1
-        _example(report, f"missing: {key}")
-        return False
-    except OSError as exc:
-        report.damaged += 1
-        _example(report, f"damaged ({filecheck.link_or_unreadable(exc)}): {key}")
-        return False
+    if tmp is not None:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
     # the restore's own copy: any error writing it (a full disk) stops the restore
-    fout = None
+    fout = open(tmp, "wb") if tmp is not None else None
     try:
-        if tmp is not None:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            fout = open(tmp, "wb")
-        with os.fdopen(fd, "rb") as fin:
-            fd = None
-            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
-                damage: Optional[str] = "not a plain file"
-            else:
-                reader = filecheck.Copying(fin, fout)
-                try:
-                    damage = filecheck.damage(key, reader)
-                    reader.read_rest()
-                except filecheck.CopyFailed as exc:
-                    raise exc.__cause__ from None
-                except OSError as exc:       # reading the backup: a bad sector is damage to this file
-                    damage = f"unreadable: {exc.strerror or exc}"
-                report.bytes += reader.n
+        damage, nbytes = filecheck.read_stored(store / key, key, fout)
+    except FileNotFoundError:
+        damage, nbytes = None, None
     finally:
-        if fd is not None:
-            os.close(fd)
         if fout is not None:
             fout.close()
-    report.files += 1
-    if damage:
+    if nbytes is not None:           # opened and read through (not a link, not unreadable)
+        report.files += 1
+        report.bytes += nbytes
+        if damage is None:
+            if tmp is not None:
+                target = dest / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)      # the folder is put in place after os.sync, once whole
+            return True
+    if tmp is not None:
+        tmp.unlink(missing_ok=True)
+    if damage is None:
+        report.missing += 1
+        _example(report, f"missing: {key}")
+    else:
         report.damaged += 1
         _example(report, f"damaged ({damage}): {key}")
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        return False
-    if tmp is not None:
-        target = dest / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)      # the folder is put in place after os.sync, once whole
-    return True
+    return False
 
 
 def _example(report: RestoreReport, line: str) -> None:

@@ -19,6 +19,7 @@ from .db import Database
 from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc_data import Filters, Periods, _where, defect_subgroups, defect_type_counts, review_counts, score_subgroups
+from .station import _iso
 
 # the p-chart and the drift compare the shift with the shifts of this window before it
 CONTEXT = dt.timedelta(days=7)
@@ -95,7 +96,3 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},
     }
-
-
-def _iso(t: Optional[dt.datetime]) -> Optional[str]:
-    return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
