@@ -1,5 +1,6 @@
 """The data disk never fills up: the oldest parts' images make room, OK parts' first;
-reviewed parts and the audit sample (retraining's images) stay, and so does every record."""
+reviewed parts and the audit sample (retraining's images) and test parts (the shifts'
+verification) stay, and so does every record."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +20,9 @@ from .conftest import png_bytes
 def _line(st) -> dict[str, int]:
     """Parts in the order a line made them: name -> inspection id."""
     made = {}
+    st.test_parts.add("cell", "tp", "OK")                              # a known-good test part
     for name, value, seed in (("ok1", 60, 1), ("ok2", 60, 2), ("ng1", 200, 3), ("ok3", 60, 4), ("okr", 60, 5),
-                              ("oka", 60, 6), ("ng2", 200, 7), ("dup", 60, 1)):   # dup: ok1's image again
+                              ("oka", 60, 6), ("ng2", 200, 7), ("dup", 60, 1), ("tp", 60, 8)):   # dup: ok1's image again
         made[name] = st.inspect(png_bytes(value, seed=seed), Part(name, "L1", "S1", "cell")).record.id
     st.maps.flush()
     st.review(made["okr"], "good", "maria", None)                      # retraining's images
@@ -63,7 +65,7 @@ def test_the_oldest_ok_images_make_room_first_and_every_record_stays(sqlite_stat
         assert not st.images.exists(before[name].image_key) and not st.images.exists(before[name].heatmap_key)
     # ok1's image is also dup's (the same image sent for another part): it stays
     assert st.images.exists(before["ok1"].image_key) and after["dup"].image_key == before["ok1"].image_key
-    for name in ("ng1", "ng2", "okr", "oka", "dup"):
+    for name in ("ng1", "ng2", "okr", "oka", "dup", "tp"):
         assert after[name].image_key == before[name].image_key and st.images.exists(before[name].image_key)
     assert "disk" not in st.faults
 
@@ -75,7 +77,7 @@ def test_ng_images_go_once_no_ok_image_is_left_and_a_full_disk_is_a_fault(statio
     keeper = _keeper(st, min_free=1000)
     assert keeper.check(now=_soon()) == {"OK": 4, "NG/REVIEW": 2}
     after = _records(st, made)
-    assert [n for n, r in after.items() if r.image_key is not None] == ["okr", "oka"]
+    assert [n for n, r in after.items() if r.image_key is not None] == ["okr", "oka", "tp"]
     assert not st.images.exists(before["ok1"].image_key)   # no record names it now
     for name in ("okr", "oka"):
         assert st.images.exists(before[name].image_key) and st.images.exists(before[name].heatmap_key)

@@ -165,3 +165,12 @@ def test_each_row_has_the_plant_clock_beside_utc(spc_station):
     kind, days = dict(zip(COLUMNS, book[1]))["plant_time"]
     assert kind == "time" and abs(dt.datetime(1899, 12, 30) + dt.timedelta(days=float(days))
                                   - dt.datetime(2026, 12, 1, 0, 30)) < dt.timedelta(milliseconds=1)
+
+
+def test_a_time_out_of_range_is_refused_before_the_export_streams(spc_station):
+    # valid ISO, but before year 1 once in UTC: refused whole (422), not a download cut short
+    st = spc_station()
+    with client(st) as c:
+        for fmt in ("csv", "xlsx"):
+            r = c.get("/api/v1/inspections/export", params={"since": "0001-01-01T00:00:00+14:00", "format": fmt})
+            assert r.status_code == 422 and "out of range" in r.json()["error"]["message"]

@@ -6,7 +6,8 @@ keeper thread watches the free space of the disk under the data folder, and when
 falls under ``min_free_bytes`` (looked at every minute, at most every second while
 parts are written, and at once when a write fails) deletes the image files of the oldest parts until a
 margin above it is free again: OK parts' first, then NG and REVIEW parts'. The images
-retraining learns from (parts a person reviewed, the audit sample) are never deleted
+retraining learns from (parts a person reviewed, the audit sample) and the test parts'
+(the shifts' proof the station was verified, :mod:`.test_parts`) are never deleted
 here; if only those are left, ``/health`` says the disk is full and what to do. With
 ``ok_image_days`` OK parts' images older than that go too, whatever the disk.
 
@@ -175,7 +176,7 @@ class DiskKeeper:
                 self.faults["disk"] = (
                     f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
                     f"{self.min_free_bytes / GB:.2f} GB, and no part image is left that may go (those left "
-                    "are parts a person reviewed, the audit sample retraining learns from, and the last "
+                    "are parts a person reviewed, the audit sample retraining learns from, test parts, and the last "
                     "minutes' parts; or the disk is filled by other data): free space on the disk, move the "
                     "data folder to a larger one, or lower --min-free-gb")
             else:
@@ -188,9 +189,10 @@ class DiskKeeper:
         whether it stopped at a part whose map is on its way)."""
         verdict_is = Inspection.verdict == "OK" if kind == "OK" else Inspection.verdict != "OK"
         cursor = f"{kind} by age" if age_rule else kind
-        # a part that still has its image, not reviewed by a person, not in the audit sample
+        # a part that still has its image, not reviewed by a person, not in the audit
+        # sample, not a test part
         may_go = (Inspection.image_key.is_not(None), Inspection.reviewed.is_(False),
-                  Inspection.audit_sample.is_(False))
+                  Inspection.audit_sample.is_(False), Inspection.test_part.is_(None))
         # In id order, not filtered by age: a part recorded a few milliseconds out of id
         # order (two threads committing) would be passed by the cursor and keep its image
         # for good; the batch ends at the first part too young instead.

@@ -82,7 +82,9 @@ class JobRunner:
         ``why`` is "confirmed" (a person reviewed it as good, whatever the model said) or
         "sample" (in the random audit sample and not reviewed as a defect). The audit
         sample holds the line's rare defects at the line's own rate; reviewed defects are
-        left out, and the detectors' defaults are robust to the few left unreviewed.
+        left out, and the detectors' defaults are robust to the few left unreviewed. Test
+        parts are left out whatever their review (a red rabbit passed as OK by a failing
+        station is a defect).
         """
         confirmed = Inspection.review_label == "good"
         sample = Inspection.audit_sample.is_(True) & or_(Inspection.review_label.is_(None),
@@ -90,6 +92,7 @@ class JobRunner:
         which = {"confirmed": confirmed, "sample": sample, "both": or_(confirmed, sample)}[source]
         q = (select(Inspection.image_key, Inspection.review_label)
              .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
+             .where(Inspection.test_part.is_(None))    # a red rabbit is never learnt as good
              .order_by(Inspection.id.desc()).limit(limit))
         if line:
             q = q.where(Inspection.line == line)

@@ -32,6 +32,9 @@ class StationMetrics:
         # a shadow model's parts (see line.shadow): judged, dropped (it fell behind), failed
         self.shadow_parts = Counter("lineguard_shadow_parts", "Parts handed to a shadow model, by outcome",
                                     ["outcome"], registry=self.registry)
+        # test parts (see line.test_parts): a "wrong" one means the station failed its verification
+        self.test_part_checks = Counter("lineguard_test_part_checks", "Test parts judged, by line and whether "
+                                        "they got their known verdict", ["line", "result"], registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
 

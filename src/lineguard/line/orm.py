@@ -20,6 +20,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def iso_utc(t: Optional[dt.datetime]) -> Optional[str]:
+    """A stored (naive UTC) time as ISO 8601 with its Z, as every answer gives it."""
+    return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -31,6 +36,7 @@ class Inspection(Base):
         Index("ix_inspections_line_created", "line", "created_at"),
         Index("ix_inspections_product_created", "product", "created_at"),
         Index("ix_inspections_image_sha256", "image_sha256"),   # the disk keeper, re-score comparisons
+        Index("ix_inspections_line_test_part", "line", "test_part"),   # a shift's test-part checks
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -69,6 +75,30 @@ class Inspection(Base):
     # kept at random whatever the verdict (StationConfig.audit_sample_rate): the unbiased
     # sample of the line that retraining may learn from
     audit_sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A test part (line.test_parts): its name and the verdict it had to get; NULL for the
+    # line's own parts. Such records stay out of the counts the plant reports by.
+    test_part: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    test_expected: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+
+
+class TestPart(Base):
+    """A part of known verdict (a "red rabbit": a defect the station must reject; a good
+    part it must pass; a limit sample it must send to review), put through the line each
+    shift to prove the station still judges right (see line.test_parts)."""
+
+    __tablename__ = "test_parts"
+    __table_args__ = (UniqueConstraint("product", "name", name="uq_test_parts_product_name"),)
+    __test__ = False   # not a pytest class, whatever its name
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))          # the serial or part id it is sent with
+    expect: Mapped[str] = mapped_column(String(16))          # OK | NG | REVIEW
+    description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    retired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    retired_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
 class Review(Base):

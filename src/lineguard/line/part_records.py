@@ -22,7 +22,8 @@ from .orm import Inspection
 
 COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
            "score", "ng_threshold", "review_threshold", "regions", "largest_region_px", "largest_region_box",
-           "model_id", "model_version", "registry_version", "image_kept", "audit_sample", "reviewed",
+           "model_id", "model_version", "registry_version", "image_kept", "audit_sample", "test_part",
+           "test_expected", "reviewed",
            "review_label", "review_outcome", "defect_type", "reviewer", "reviewed_at", "review_note"]
 
 # what a person's review says of the verdict (a REVIEW part was neither shipped nor
@@ -79,7 +80,7 @@ def record_row(rec: Inspection, zone: Optional[dt.tzinfo] = None) -> list[Any]:
             largest.get("area_px") if largest else None, " ".join(f"{v:g}" for v in box) if box else None,
             rec.model_id, rec.model_version,
             rec.registry_version, "yes" if rec.image_key else "no", "yes" if rec.audit_sample else "no",
-            "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
+            rec.test_part, rec.test_expected, "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
             rec.defect_type, rec.reviewer, rec.reviewed_at, rec.review_note]
 
 

@@ -4,7 +4,8 @@ A plant's day is handed over shift to shift; the supervisor coming in asks "how 
 last shift run?": parts and verdicts per line and station, whether the defect rate was
 in control against the shifts before it, what reviewers found among its parts (false
 rejects, escapes, the defect types), what is still waiting for review, which models
-judged it, and whether the scores drifted. Everything here is read from the records of
+judged it, whether the scores drifted, and whether each line's test parts got their
+verdicts. Everything here is read from the records of
 the parts the shift made (a review done later counts for the shift that made the part).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc_data import Filters, Periods, _where, defect_subgroups, defect_type_counts, review_counts, score_subgroups
 from .station import _iso
+from .test_parts import verification
 
 # the p-chart and the drift compare the shift with the shifts of this window before it
 CONTEXT = dt.timedelta(days=7)
@@ -92,6 +94,8 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                    for p, m, v, n in sorted(models, key=lambda r: -r[3])],
         # the week's drift text when this shift is not the one that drifted ("steady", or
         # why nothing could be compared); a drift the week shows elsewhere is not this shift's
+        # the test parts put through each line in the shift (line.test_parts)
+        "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
         "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},

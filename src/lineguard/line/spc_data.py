@@ -76,7 +76,8 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
 
 
 def _where(f: Filters) -> list[ColumnElement]:
-    conds: list[ColumnElement] = []
+    # the line's own parts: test parts' checks (line.test_parts) are not production
+    conds: list[ColumnElement] = [Inspection.test_part.is_(None)]
     if f.line:     # "" means every line
         conds.append(Inspection.line == f.line)
     if f.station:

@@ -39,12 +39,13 @@ from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
-from .orm import Inspection, Review, utcnow
+from .orm import Inspection, Review, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
 from . import reviews
 from .shadow import ShadowRunner
 from .sinks import sinks_from_config
+from .test_parts import TestPartBook
 
 log = logging.getLogger("lineguard.station")
 
@@ -110,6 +111,9 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "created_at": _iso(rec.created_at),
         "defect_type": rec.defect_type,
         "audit_sample": bool(rec.audit_sample),
+        # a test part's check (line.test_parts): its name, the verdict it had to get, and whether it did
+        "test_part": None if rec.test_part is None else {
+            "name": rec.test_part, "expected": rec.test_expected, "right": rec.verdict == rec.test_expected},
         "review": {"reviewed": bool(rec.reviewed), "label": rec.review_label, "reviewer": rec.reviewer,
                    "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at), "defect_type": rec.defect_type},
     }
@@ -121,8 +125,7 @@ def _review_threshold(result: Any) -> Optional[float]:
     return None if rev is None or float(rev) >= float(result.threshold) else float(rev)
 
 
-def _iso(t: Optional[dt.datetime]) -> Optional[str]:
-    return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+_iso = iso_utc   # the name the routers import
 
 
 class Station:
@@ -142,6 +145,7 @@ class Station:
         if loader is None and (config.runtime or config.precision):
             loader = edge_loader(config.runtime, config.precision)
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
+        self.test_parts = TestPartBook(self.db)
         self.metrics = StationMetrics()
         if sinks is None:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
@@ -242,7 +246,10 @@ class Station:
         # Whether the image is kept, per verdict: drawn from its hash (a frame's: of its
         # pixels), so known before the model runs.
         audit = in_audit_sample(digest, self.config.audit_sample_rate)
-        keep = {not_ok: audit or self.config.retention.keep(not_ok, digest) for not_ok in (False, True)}
+        # a test part's image is the shift's evidence that the station was verified: kept
+        test = self.test_parts.match(part.product, part.serial, part.part_id)
+        keep = {not_ok: audit or test is not None or self.config.retention.keep(not_ok, digest)
+                for not_ok in (False, True)}
         # Write (and fsync) the image to a temporary file while the model runs; after
         # the verdict it is renamed into place or dropped. A camera frame's PNG is
         # encoded there only when it is kept whatever the verdict; otherwise only once
@@ -316,7 +323,8 @@ class Station:
             registry_version=mv.version, regions=[r.to_dict() for r in result.regions], timings_ms=timings,
             image_sha256=name, image_width=int(w), image_height=int(h), image_key=image_key,
             heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
-            reviewed=False, audit_sample=audit)
+            reviewed=False, audit_sample=audit, test_part=test.name if test else None,
+            test_expected=test.verdict if test else None)
         s = self.db.new_session()
         try:
             s.add(rec)
@@ -350,6 +358,13 @@ class Station:
             rec.heatmap_key = map_to_store   # the answer links it; reads wait until it is stored
         total = time.perf_counter() - t0
         self.metrics.parts.labels(part.line, part.station, verdict).inc()
+        if test is not None:
+            right = verdict == test.verdict
+            self.metrics.test_part_checks.labels(part.line, "right" if right else "wrong").inc()
+            if not right:
+                log.warning("test part %s on line %s got %s, not %s: the station failed its verification; "
+                            "stop the line and find why (camera, lighting, model) before its parts ship",
+                            test.name, part.line, verdict, test.verdict)
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         self.sinks.wake()
@@ -720,7 +735,8 @@ def in_audit_sample(sha256_hex: str, rate: float) -> bool:
 def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
                  verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
                  until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
-                 defect_type: Optional[str] = None, before_id: Optional[int] = None, limit: int = 50) -> Any:
+                 defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
+                 before_id: Optional[int] = None, limit: int = 50) -> Any:
     """The records the filters match, newest first, at most ``limit`` (1000 at most)
     with ids below ``before_id``: the statement the list, the exports and the CLI share."""
     q = select(Inspection)
@@ -735,6 +751,8 @@ def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, p
         q = q.where(Inspection.created_at < _naive_utc(until))
     if reviewed is not None:
         q = q.where(Inspection.reviewed.is_(reviewed))
+    if test_parts is not None:
+        q = q.where(Inspection.test_part.is_not(None) if test_parts else Inspection.test_part.is_(None))
     if before_id is not None:
         q = q.where(Inspection.id < before_id)
     return q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))

@@ -188,7 +188,9 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
         station.models.active_for(product, line)
     cal = model_calibration(station, mv)
     ids = same_scores(station, mv)
-    base = select(Inspection.score).where(Inspection.product == product, Inspection.model_id.in_(ids))
+    # the line's own parts: a test part checked every shift would count as many parts
+    base = select(Inspection.score).where(Inspection.product == product, Inspection.model_id.in_(ids),
+                                          Inspection.test_part.is_(None))
     if mv.line:
         base = base.where(Inspection.line == mv.line)
     newest = Inspection.id.desc()

@@ -192,8 +192,9 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
-    from .routers import products
+    from .routers import products, test_parts
     app.include_router(products.router)
+    app.include_router(test_parts.router)
     from .routers import spc, tuning
     app.include_router(spc.router)
     app.include_router(tuning.router)

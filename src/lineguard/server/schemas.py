@@ -23,6 +23,17 @@ class DefectTypesIn(BaseModel):
                                     description="the names reviewers choose from, e.g. scratch, dent")
 
 
+class TestPartIn(BaseModel):
+    __test__ = False   # not a pytest class, whatever its name
+    name: str = Field(min_length=1, max_length=200,
+                      description="the serial (or else part id) the test part is sent with, e.g. RR-01")
+    expect: Literal["OK", "NG", "REVIEW"] = Field(
+        description="the verdict it must get: NG for a defect the station must reject, OK for a good part, "
+                    "REVIEW for a limit sample")
+    description: Optional[str] = Field(default=None, max_length=2000,
+                                       description="what it is, e.g. 'crack 0.3 mm, left edge'")
+
+
 class ShadowIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: str = Field(default="", max_length=100)
@@ -141,6 +152,13 @@ class DefectTypesOut(BaseModel):
     defect_types: list[str]
 
 
+class TestPartCheck(BaseModel):
+    __test__ = False   # not a pytest class, whatever its name
+    name: str
+    expected: str = Field(description="the verdict the test part must get")
+    right: bool = Field(description="whether it got it")
+
+
 class InspectionOut(BaseModel):
     id: int
     part_id: str
@@ -167,6 +185,8 @@ class InspectionOut(BaseModel):
     defect_type: Optional[str] = Field(default=None, description="the latest review's defect type")
     audit_sample: bool = Field(default=False, description="in the random audit sample: image kept whatever the "
                                                           "verdict, retraining may learn from it")
+    test_part: Optional[TestPartCheck] = Field(default=None, description="a test part's check (known verdict, "
+                                               "see /api/v1/verification); null for the line's own parts")
     review: ReviewState
     links: dict[str, str]
     created: Optional[bool] = Field(default=None, description="on POST: false when this part and image "

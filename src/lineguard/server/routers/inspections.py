@@ -15,7 +15,7 @@ from ...line.errors import NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.shifts import plant_zone
-from ...line.station import Part, Station, _iso, inspection_to_dict
+from ...line.station import Part, Station, _iso, _naive_utc, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
 
@@ -111,12 +111,16 @@ def part_filters(
     until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
     reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
+    test_parts: Optional[bool] = Query(None, description="true: only test parts' checks; false: only the line's "
+                                                         "own parts; unset: both"),
 ) -> dict[str, Any]:
     """The filters the list and the export share (:meth:`Station.query`'s); an empty one
     is no filter, as a form left blank means."""
+    # times made naive UTC here, so one out of range is refused before an export starts
+    # streaming (a refusal after the first bytes can only cut the download short)
     return dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict or None,
-                part_id=part_id or None, since=since, until=until, reviewed=reviewed, lot=lot or None,
-                defect_type=defect_type or None)
+                part_id=part_id or None, since=since and _naive_utc(since), until=until and _naive_utc(until), reviewed=reviewed, lot=lot or None,
+                defect_type=defect_type or None, test_parts=test_parts)
 
 
 @router.get("", summary="List inspections, newest first", response_model=InspectionPage,

@@ -13,6 +13,7 @@ from ...line.errors import StationError
 from ...line.orm import Inspection, utcnow
 from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.station import Station, _iso, _naive_utc
+from ...line.test_parts import verification
 from ..deps import get_station, reader
 from ..events import EventHub
 from ..schemas import errors
@@ -88,10 +89,11 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
 
     recent_from = max(start, now - THROUGHPUT_WINDOW)
     window_min = max((now - recent_from).total_seconds() / 60.0, 1e-9)
+    production = Inspection.test_part.is_(None)   # test parts' checks are shown apart (verification)
     with station.db.session() as s:
         counts = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, func.count(),
                                   func.max(Inspection.created_at))
-                           .where(Inspection.created_at >= start)
+                           .where(Inspection.created_at >= start, production)
                            .group_by(Inspection.line, Inspection.station, Inspection.verdict))
         for line, st, verdict, n, last in counts:
             r = row(line, st)
@@ -102,7 +104,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             if last is not None and (r["last_part_at"] is None or last > r["last_part_at"]):
                 r["last_part_at"] = last
         recent = s.execute(select(Inspection.line, Inspection.station, func.count())
-                           .where(Inspection.created_at >= recent_from)
+                           .where(Inspection.created_at >= recent_from, production)
                            .group_by(Inspection.line, Inspection.station))
         for line, st, n in recent:
             row(line, st)["parts_per_min"] = round(n / window_min, 2)
@@ -122,6 +124,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     sinks = [{"name": name, **state} for name, state in station.sinks.status().items()]
     plc = station.plc.snapshot() if getattr(station, "plc", None) is not None else None
     return {"since": _iso(start), "now": _iso(now),
+            "verification": verification(station.db, shift, now),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
             "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),

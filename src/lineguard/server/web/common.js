@@ -113,6 +113,7 @@ const LG = (() => {
   const NAV = [["/app/", "Line", "operator"], ["/app/gallery", "Gallery", "operator"],
     ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"], ["/app/report", "Shift report", "operator"],
     ["/app/tuning", "Tuning", "operator"], ["/app/models", "Models", "operator"],
+    ["/app/testparts", "Test parts", "operator"],
     ["/app/admin", "Admin", "admin"]];
 
   function renderNav() {
@@ -217,7 +218,39 @@ const LG = (() => {
     return defectTypeCache.get(product);
   }
 
-  return {h, svg, clear, q, api, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
+  // -- test parts: each line's verification in a shift (GET /api/v1/verification) ----
+  const STATE_TEXT = {passed: "passed", failed: "FAILED", incomplete: "in progress", due: "due"};
+  const STATE_CLASS = {passed: "v-ok", failed: "v-ng", incomplete: "v-review", due: "v-review"};
+
+  // the gallery of the line's own OK parts a failed check puts in doubt
+  function doubtUrl(v, f) {
+    return "/app/gallery" + q({line: v.line, product: v.product, verdict: "OK", test_parts: "false",
+      since: f.last_right_at || "", until: f.cleared_at || ""});
+  }
+
+  function verificationTable(lines, id = "verification") {
+    if (!lines.length) {
+      return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
+        + "(register them on the Test parts page).");
+    }
+    return h("table", {id}, h("tr", {}, ["line", "product", "state", "test parts", ""].map((t) => h("th", {}, t))),
+      lines.map((v) => h("tr", {dataset: {line: v.line, product: v.product, state: v.state}},
+        h("td", {}, v.line), h("td", {}, v.product),
+        h("td", {}, h("b", {class: STATE_CLASS[v.state] || ""}, STATE_TEXT[v.state] || v.state)),
+        h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
+          t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {}, t.name), ` must be ${t.expect}`,
+          t.verdict ? ` · got ${t.verdict} at ${timeOnly(t.checked_at)}` : " · not seen yet"))),
+        h("td", {},
+          v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
+            `${v.parts_before_verification} part(s) made so far without a passed verification`,
+          v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
+            `${f.name} got ${f.verdict}, must be ${f.expected} (${timeOnly(f.at)})`,
+            f.cleared_at ? ` · right again at ${timeOnly(f.cleared_at)}` : "", " · ",
+            h("a", {href: doubtUrl(v, f)}, `${f.ok_parts_in_doubt} OK part(s) in doubt`),
+            f.last_right_at ? ` since it was last right (${when(f.last_right_at)})` : " (it was never right before)"))))));
+  }
+
+  return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, field, select, params, defectTypes,
     get me() { return me; }};
 })();

@@ -17,6 +17,9 @@ LG.start(async (main) => {
     field("verdict", select("verdict", [["", "any"], "NG", "REVIEW", "OK"], p.verdict)),
     field("defect type", h("input", {name: "defect_type", value: p.defect_type || "", size: 10, list: "types"})),
     field("reviewed", select("reviewed", [["", "any"], ["false", "not yet"], ["true", "reviewed"]], p.reviewed)),
+    // test parts (red rabbits, known good) are checked each shift: not the line's own parts
+    field("parts", select("test_parts", [["false", "the line's own"], ["true", "test parts"], ["", "both"]],
+      "test_parts" in p ? p.test_parts : "false")),
     h("button", {type: "submit"}, "Show"));
   const dl = h("datalist", {id: "types"});
   (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
@@ -34,7 +37,8 @@ LG.start(async (main) => {
     const f = form.elements;
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
       lot: f.lot.value.trim(), since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value),
-      verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value};
+      verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value,
+      test_parts: f.test_parts.value};
   }
 
   let cursor = null, shown = 0;
@@ -47,6 +51,8 @@ LG.start(async (main) => {
       src ? h("img", {src, alt: "part " + it.part_id, loading: "lazy"}) : h("div", {class: "noimg"}, "image not kept"),
       h("div", {class: "cap"}, h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id),
       h("div", {class: "cap muted"}, `score ${num(it.score)} · ${review}`),
+      it.test_part ? h("div", {class: "cap " + (it.test_part.right ? "v-ok" : "v-ng")},
+        `test part ${it.test_part.name}: must be ${it.test_part.expected}`) : null,
       h("div", {class: "cap muted"}, `${it.line}/${it.station}${it.lot ? " · lot " + it.lot : ""} · ${LG.when(it.created_at)}`));
   }
 

@@ -20,6 +20,9 @@ LG.start(async (main) => {
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
       h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup"), health)));
+  // each line's test parts this shift, above the cards when one failed
+  const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
+  main.insertBefore(verif, cardsEl);
 
   const keyOf = (line, station) => line + "\u0000" + station;
 
@@ -83,6 +86,9 @@ LG.start(async (main) => {
         paint(entry);
       }
     }
+    const vt = LG.verificationTable(s.verification || []);
+    clear(verif).append(h("h2", {}, "Test parts this shift ", h("a", {href: "/app/testparts", class: "muted"}, "(all)")), vt);
+    verif.classList.toggle("alarm", (s.verification || []).some((v) => v.state === "failed"));
     if (!s.lines.length && !cards.size) {
       clear(cardsEl).appendChild(h("p", {class: "muted", id: "no-parts"}, "No parts this shift yet."));
     }
@@ -134,7 +140,8 @@ LG.start(async (main) => {
       : h("div", {class: "noimg"}, "image not kept");
     return h("a", {class: "thumb " + verdictClass(p.verdict), href: partUrl(p.id), dataset: {id: p.id},
       title: `${p.part_id} · ${p.verdict} · score ${num(p.score)}`},
-    img, h("div", {class: "cap"}, h("b", {class: verdictClass(p.verdict)}, p.verdict), " ", p.part_id));
+    img, h("div", {class: "cap"}, h("b", {class: verdictClass(p.verdict)}, p.verdict), " ", p.part_id,
+      p.test_part ? h("span", {class: "muted"}, " · test part") : null));
   }
 
   function addThumb(p) {
@@ -163,7 +170,9 @@ LG.start(async (main) => {
   function onInspection(p) {
     const none = document.getElementById("no-parts");
     if (none) none.remove();
-    if (summary && p.created_at && new Date(p.created_at) >= new Date(summary.shift.end)) {
+    if (p.test_part) {
+      loadSummary().catch(LG.fail);   // a test part: the verification changed, not the counters
+    } else if (summary && p.created_at && new Date(p.created_at) >= new Date(summary.shift.end)) {
       loadSummary().catch(LG.fail);   // a new shift began: its counters start at zero
     } else {
       const entry = card(p.line, p.station);

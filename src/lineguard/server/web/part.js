@@ -36,7 +36,10 @@ LG.start(async (main) => {
       ["lot", it.lot || "–"], ["serial", it.serial || "–"], ["inspected", LG.when(it.created_at)],
       ["source", it.source], ["model", `${it.model.model_version || ""} (registry v${it.model.registry_version ?? "?"}, `
         + `${String(it.model.model_id).slice(0, 12)})`]]
-      .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]), h("dt", {}, "defect type"), typeFact);
+      .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]), h("dt", {}, "defect type"), typeFact,
+    it.test_part ? [h("dt", {}, "test part"), h("dd", {id: "test-part", class: it.test_part.right ? "v-ok" : "v-ng"},
+      `${it.test_part.name}: must be ${it.test_part.expected}, got ${it.verdict}`
+      + (it.test_part.right ? " (right)" : " (WRONG: the station failed its verification)"))] : null);
 
   main.append(
     h("h1", {}, "Part ", it.part_id, " ", h("span", {class: "badge " + verdictClass(it.verdict), id: "verdict"}, it.verdict)),

@@ -64,6 +64,8 @@ LG.start(async (main) => {
         r.defect_types.length ? table("types", ["type", "parts", "caught NG", "at review", "escaped", "share"],
           r.defect_types.map((b) => h("tr", {}, h("td", {}, b.defect_type), cell(b.parts), cell(b.caught),
             cell(b.at_review), cell(b.escaped), cell(pct(b.share, 0))))) : h("p", {class: "muted"}, "None reviewed yet.")),
+      h("div", {class: "panel"}, h("h2", {}, "Test parts (each line's verification)"),
+        LG.verificationTable(r.verification, "report-verification")),
       h("div", {class: "panel"}, h("h2", {}, "Models that judged the parts"),
         r.models.length ? table("models", ["product", "model", "version", "parts"],
           r.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.model_id),

@@ -27,7 +27,9 @@ LG.start(async (main) => {
   h("div", {class: "row"}, h("div", {class: "queue-col"}, queue), detail), helpDlg);
 
   async function fetchList(verdict, reviewed) {
-    const page = await api("/api/v1/inspections" + LG.q({verdict, reviewed, line: lineIn.value.trim(), limit: 200}));
+    // test parts are known already: a failed one is on the Test parts page, not a review
+    const page = await api("/api/v1/inspections" + LG.q({verdict, reviewed, line: lineIn.value.trim(), limit: 200,
+      test_parts: "false"}));
     return page.items;
   }
 

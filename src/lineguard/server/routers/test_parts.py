@@ -1,0 +1,73 @@
+"""Test parts and each line's verification this shift (see lineguard.line.test_parts)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
+
+from ...line.errors import StationError
+from ...line.orm import TestPart, iso_utc, utcnow
+from ...line.shifts import parse_shift_starts, plant_zone, shift_of
+from ...line.station import Station, _naive_utc
+from ...line.test_parts import verification
+from ..deps import Caller, get_station, reader, require
+from ..schemas import TestPartIn, errors
+
+router = APIRouter(prefix="/api/v1", tags=["test parts"])
+
+_PRODUCT = PathParam(min_length=1, max_length=100, description="the product name parts are sent with")
+
+
+def _row(tp: TestPart) -> dict[str, Any]:
+    return {"product": tp.product, "name": tp.name, "expect": tp.expect, "description": tp.description,
+            "created_at": iso_utc(tp.created_at), "created_by": tp.created_by,
+            "retired_at": iso_utc(tp.retired_at), "retired_by": tp.retired_by}
+
+
+@router.get("/products/{product}/test-parts", summary="A product's test parts (known verdicts, checked each shift)",
+            responses=errors(401, 403, 404, 422))
+def list_test_parts(product: str = _PRODUCT,
+                    retired: bool = Query(False, description="also those no longer in use"),
+                    station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"product": product, "items": [_row(tp) for tp in station.test_parts.list(product, retired)]}
+
+
+@router.post("/products/{product}/test-parts", summary="Register a test part, or change one",
+             description="A part sent with this name as its serial (or else its part id) is checked against "
+                         "`expect`; its verdict still goes to the PLC. A retired name comes back in use.",
+             responses=errors(401, 403, 404, 422))
+def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = Depends(get_station),
+                  caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return _row(station.test_parts.add(product, body.name, body.expect, body.description,
+                                                    by=caller.name))
+
+
+@router.delete("/products/{product}/test-parts", summary="Retire a test part (lost, worn, replaced)",
+               description="Its past checks keep its name; register it again to bring it back.",
+               responses=errors(401, 403, 404, 422))
+def retire_test_part(product: str = _PRODUCT,
+                     name: str = Query(min_length=1, max_length=200, description="the test part's name"),
+                     station: Station = Depends(get_station),
+                     caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return _row(station.test_parts.retire(product, name, by=caller.name))
+
+
+@router.get("/verification", summary="Each line's test-part verification in a shift",
+            description="Per line and product with test parts: `passed` (every test part's latest check got its "
+                        "verdict), `failed` (one did not: `failures` say which, and the window of the line's "
+                        "parts in doubt), `incomplete` or `due`; with the line's parts made before it passed.",
+            responses=errors(401, 403, 422))
+def get_verification(line: Optional[str] = Query(None, max_length=100),
+                     at: Optional[dt.datetime] = Query(None, description="ISO time in the shift; default now"),
+                     station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    cfg = station.config
+    now = utcnow()
+    try:
+        shift = shift_of(_naive_utc(at) if at is not None else now, parse_shift_starts(cfg.shift_starts),
+                         plant_zone(cfg.timezone))
+    except ValueError as exc:    # shift settings: checked at start-up, but say so if not
+        raise StationError(str(exc)) from exc
+    return {"shift": {"label": shift.label, "start": iso_utc(shift.start_utc), "end": iso_utc(shift.end_utc)},
+            "lines": verification(station.db, shift, now, line)}

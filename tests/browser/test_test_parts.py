@@ -1,0 +1,54 @@
+"""The test-part pages: an engineer registers a red rabbit, the line view raises the alarm
+when it passes as OK (and links the parts in doubt), and clears once it is rejected; the
+line's counters never count it."""
+from __future__ import annotations
+
+import re
+
+from .conftest import api, expect, post_part, png_bytes
+
+
+def test_a_red_rabbit_that_passes_raises_the_alarm_and_links_the_parts_in_doubt(pages, station):
+    eng = pages(role="engineer")
+    page = eng.open("/app/testparts?product=cell", "#add-test-part")
+    form = page.locator("#add-test-part")
+    form.locator('input[name="name"]').fill("RR-9")
+    form.locator('select[name="expect"]').select_option("NG")
+    form.locator('input[name="description"]').fill("crack 0.3 mm")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator('#test-parts tr[data-test-part="RR-9"]')).to_contain_text("crack 0.3 mm")
+    eng.shot("test-parts")
+
+    with api(station, "operator") as c:
+        assert post_part(c, png_bytes(60, seed=901), "own-1", line="L9").status_code == 201
+    op = pages(role="operator")
+    line = op.open("/app/", "#live.v-ok")
+    row = line.locator('#verification-panel tr[data-line="L9"]')
+    expect(row).to_have_attribute("data-state", "due")
+    # the lamp died: the red rabbit (scanned serial RR-9) comes through dark, judged OK
+    with api(station, "operator") as c:
+        assert post_part(c, png_bytes(60, seed=902), "scan-77", line="L9", serial="RR-9").status_code == 201
+    expect(row).to_have_attribute("data-state", "failed")
+    expect(line.locator("#verification-panel")).to_have_class(re.compile(r"\balarm\b"))
+    expect(row).to_contain_text("RR-9 got OK, must be NG")
+    card = line.locator('section.station-card[data-line="L9"]')
+    expect(card.locator('[data-counter="parts"]')).to_have_text("1")     # the test part is not a part made
+    op.shot("line-view-test-part-failed")
+    # the parts in doubt: the line's own OK parts since RR-9 was last right (never: all of them)
+    row.get_by_role("link", name=re.compile("OK part.* in doubt")).click()
+    expect(line.locator("#gallery a.thumb")).to_have_count(1)
+    expect(line.locator("#gallery")).to_contain_text("own-1")
+
+    with api(station, "operator") as c:
+        assert post_part(c, png_bytes(200, seed=903), "scan-78", line="L9", serial="RR-9").status_code == 201
+    line = op.open("/app/", "#live.v-ok")
+    row = line.locator('#verification-panel tr[data-line="L9"]')
+    expect(row).to_have_attribute("data-state", "passed")
+    expect(row).to_contain_text("right again")        # the failure stays on the shift's record
+    # the gallery shows test parts apart, marked
+    gal = op.open("/app/gallery?verdict=&test_parts=true", "#gallery a.thumb")
+    expect(gal.locator("#gallery a.thumb")).to_have_count(2)
+    expect(gal.locator("#gallery")).to_contain_text("test part RR-9: must be NG")
+    # an operator sees the test parts, not the form that registers them
+    tp = op.open("/app/testparts?product=cell", '#test-parts tr[data-test-part="RR-9"]')
+    expect(tp.locator("#add-test-part")).to_be_hidden()

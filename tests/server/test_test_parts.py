@@ -1,0 +1,174 @@
+"""Test parts on SQLite and PostgreSQL: registered by the serial they carry, judged like any
+part, checked against their known verdict each shift, kept out of the plant's counts, and a
+failed check says which parts are in doubt."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from sqlalchemy import update
+
+from lineguard.line.auth import create_key
+from lineguard.line.orm import Inspection
+from lineguard.line.station import Part
+
+from .conftest import png_bytes
+from .test_spc_api import client
+
+DAY = dt.datetime(2026, 11, 30)
+MORNING = DAY + dt.timedelta(hours=6)     # shifts 06:00, 14:00, 22:00 UTC
+DARK, BRIGHT = 60, 200                    # the fake model: OK, NG
+
+
+def _station(spc_station, **kw):
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"), **kw)
+    from .fake_inspector import FakeInspector
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    with st.db.session() as s:
+        st.engineer_key = create_key(s, "engineer", name="eng")[1]
+    return st
+
+
+def _inspect(st, value, minutes, part_id, serial=None, line="L1", seed=None):
+    """A part judged by the station itself, its record then moved to MORNING + minutes."""
+    rec = st.inspect(png_bytes(value, seed=seed if seed is not None else hash((part_id, minutes)) % 10**6),
+                     Part(part_id=part_id, line=line, station="S1", product="cell", serial=serial)).record
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id == rec.id)
+                  .values(created_at=MORNING + dt.timedelta(minutes=minutes)))
+    return rec
+
+
+def _register(c, st, name, expect, description=None):
+    r = c.post("/api/v1/products/cell/test-parts", json={"name": name, "expect": expect, "description": description},
+               headers={"X-API-Key": st.engineer_key})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _verification(c, line="L1", at="2026-11-30T10:00:00Z"):
+    r = c.get("/api/v1/verification", params={"line": line, "at": at})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["shift"]["start"] == "2026-11-30T06:00:00Z"
+    return {(v["line"], v["product"]): v for v in body["lines"]}
+
+
+def test_a_shift_passes_once_every_test_part_got_its_verdict(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        assert _register(c, st, "RR-01", "NG", "crack 0.3 mm, left edge")["expect"] == "NG"
+        _register(c, st, "GOOD-01", "OK")
+        for i in range(5):                                  # the line's own parts before the check
+            _inspect(st, DARK, i, f"p{i}")
+        v = _verification(c)[("L1", "cell")]
+        assert v["state"] == "due" and v["parts_made"] == 5 and v["parts_before_verification"] == 5
+        rr = _inspect(st, BRIGHT, 10, "scan-1", serial="RR-01")     # known by its serial
+        assert rr.test_part == "RR-01" and rr.test_expected == "NG" and rr.verdict == "NG"
+        assert _verification(c)[("L1", "cell")]["state"] == "incomplete"
+        _inspect(st, DARK, 11, "GOOD-01")                          # or by its part id
+        for i in range(5, 8):
+            _inspect(st, DARK, 20 + i, f"p{i}")
+        v = _verification(c)[("L1", "cell")]
+        assert v["state"] == "passed" and v["passed_at"] == "2026-11-30T06:11:00Z"
+        assert v["parts_made"] == 8 and v["parts_before_verification"] == 5 and v["failures"] == []
+        assert {t["name"]: (t["verdict"], t["right"]) for t in v["test_parts"]} == {"RR-01": ("NG", True),
+                                                                                   "GOOD-01": ("OK", True)}
+        # the record says what it was; the list can leave test parts out, or show only them
+        part = c.get(f"/api/v1/inspections/{rr.id}").json()
+        assert part["test_part"] == {"name": "RR-01", "expected": "NG", "right": True}
+        own = c.get("/api/v1/inspections", params={"test_parts": "false"}).json()["items"]
+        assert len(own) == 8 and all(p["test_part"] is None for p in own)
+        assert len(c.get("/api/v1/inspections", params={"test_parts": "true"}).json()["items"]) == 2
+        export = c.get("/api/v1/inspections/export", params={"test_parts": "true"})
+        rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
+        assert sorted((r["test_part"], r["test_expected"], r["verdict"]) for r in rows) == [
+            ("GOOD-01", "OK", "OK"), ("RR-01", "NG", "NG")]
+        # the plant's numbers count the line's own parts only
+        shift = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z"}).json()
+        assert shift["totals"]["parts"] == 8 and shift["totals"]["NG"] == 0
+        assert shift["verification"][0]["state"] == "passed"
+        chart = c.get("/api/v1/spc/p-chart", params={"by": "shift", "since": "2026-11-30T06:00:00Z",
+                                                     "until": "2026-11-30T14:00:00Z"}).json()
+        assert [(p["n"], p["defects"]) for p in chart["points"]] == [(8, 0)]
+        # another line that ran without its test parts is due
+        _inspect(st, DARK, 30, "q1", line="L2")
+        assert _verification(c, line="L2")[("L2", "cell")]["state"] == "due"
+
+
+def test_a_wrong_verdict_fails_the_shift_and_bounds_the_parts_in_doubt(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        # yesterday's night shift: the red rabbit was rejected at 05:00
+        right = _inspect(st, BRIGHT, -60, "x", serial="RR-01", seed=1)
+        for i in range(4):                                          # OK parts since then: in doubt
+            _inspect(st, DARK, i, f"p{i}")
+        _inspect(st, BRIGHT, 5, "n1")                               # an NG part is not in doubt
+        wrong = _inspect(st, DARK, 10, "y", serial="RR-01", seed=2)   # the lamp died: a defect passed
+        assert wrong.verdict == "OK" and wrong.test_expected == "NG"
+        v = _verification(c)[("L1", "cell")]
+        assert v["state"] == "failed"
+        (f,) = v["failures"]
+        assert (f["name"], f["expected"], f["verdict"], f["inspection_id"]) == ("RR-01", "NG", "OK", wrong.id)
+        assert f["last_right_at"] == "2026-11-30T05:00:00Z" and f["cleared_at"] is None
+        assert f["ok_parts_in_doubt"] == 4
+        _inspect(st, DARK, 15, "p9")                                # made while it failed: in doubt too
+        fixed = _inspect(st, BRIGHT, 20, "z", serial="RR-01", seed=3)
+        _inspect(st, DARK, 25, "p10")                               # after the fix: not in doubt
+        v = _verification(c)[("L1", "cell")]
+        assert v["state"] == "passed" and fixed.test_part == "RR-01"
+        (f,) = v["failures"]                                       # the shift keeps its failure on record
+        assert f["cleared_at"] == "2026-11-30T06:20:00Z" and f["ok_parts_in_doubt"] == 5
+        assert right.verdict == "NG"
+        # the live counters and the line view leave test parts out
+        summary = c.get("/api/v1/lines/summary", params={"since": "2026-11-30T04:00:00Z"}).json()
+        (row,) = summary["lines"]
+        assert row["parts"] == 7 and row["ng"] == 1
+
+
+def test_test_parts_images_are_kept_and_never_learnt_from(spc_station):
+    from lineguard.line.config import RetentionPolicy
+    st = _station(spc_station, retention=RetentionPolicy(ok_sample_rate=0.0), audit_sample_rate=0.0)
+    with client(st) as c:
+        _register(c, st, "GOOD-01", "OK")
+        own = _inspect(st, DARK, 0, "p0", seed=5)
+        test = _inspect(st, DARK, 1, "GOOD-01", seed=6)
+        assert own.image_key is None and test.image_key is not None    # the shift's evidence is kept
+        # reviewed as good, an own part is learnt from; a test part never is
+        for rec in (own, test):
+            r = c.post(f"/api/v1/inspections/{rec.id}/review", json={"label": "good"},
+                       headers={"X-API-Key": st.engineer_key})
+            assert r.status_code == 200, r.text
+    st.config.retention = RetentionPolicy(ok_sample_rate=1.0)
+    kept = _inspect(st, DARK, 2, "p1", seed=7)
+    with client(st) as c:
+        c.post(f"/api/v1/inspections/{kept.id}/review", json={"label": "good"}, headers={"X-API-Key": st.engineer_key})
+    assert st.jobs.good_part_keys("cell", "", 100, "confirmed") == [(kept.image_key, "confirmed")]
+
+
+def test_registering_is_checked_and_retiring_keeps_the_history(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        h = {"X-API-Key": st.engineer_key}
+        bad = c.post("/api/v1/products/cell/test-parts", json={"name": "RR-01", "expect": "FAIL"}, headers=h)
+        assert bad.status_code == 422 and "expect" in bad.text
+        assert c.post("/api/v1/products/cell/test-parts", json={"name": "RR-01", "expect": "NG"}).status_code == 401
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "LIMIT-01", "REVIEW", "scratch at the limit")
+        assert [t["name"] for t in c.get("/api/v1/products/cell/test-parts").json()["items"]] == ["LIMIT-01", "RR-01"]
+        _inspect(st, BRIGHT, 1, "a", serial="RR-01")
+        r = c.delete("/api/v1/products/cell/test-parts", params={"name": "LIMIT-01"}, headers=h)
+        assert r.status_code == 200 and r.json()["retired_by"] == "eng"
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": "LIMIT-01"},
+                        headers=h).status_code == 404
+        # with the limit sample retired, RR-01 alone completes the set
+        assert _verification(c)[("L1", "cell")]["state"] == "passed"
+        listed = c.get("/api/v1/products/cell/test-parts", params={"retired": "true"}).json()["items"]
+        assert [(t["name"], t["retired_at"] is not None) for t in listed] == [("LIMIT-01", True), ("RR-01", False)]
+        # a retired name is an ordinary part again
+        assert _inspect(st, DARK, 2, "LIMIT-01").test_part is None
+        # registered again, it is back
+        _register(c, st, "LIMIT-01", "REVIEW")
+        assert _verification(c)[("L1", "cell")]["state"] == "incomplete"
