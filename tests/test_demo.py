@@ -45,6 +45,10 @@ def test_demo_line_runs_end_to_end(demo_root):
     auroc = float(re.search(r"image_auroc: ([0-9.]+)", r.stdout).group(1))
     assert auroc >= 0.9                                    # measured 1.0 on this synthetic line
     assert escapes <= 0.1 * ng and false_rejects <= 0.2 * ok
+    # the start-of-shift check: a defect it rejected and a good part it passed, put through again
+    checked = re.search(r"test parts this shift on line L1: (\w+): (.*)", r.stdout)
+    assert checked and checked.group(1) == "passed", r.stdout[-2000:]
+    assert {"RR-01 NG (must be NG)", "GOOD-01 OK (must be OK)"} == set(checked.group(2).split(", "))
     for made in ("cell.lgm", "cell.onnx", "report/index.html", "station/lineguard.db"):
         assert (root / made).exists(), made
 

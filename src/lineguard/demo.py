@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 from .cli._term import rule, say
 
@@ -118,6 +119,7 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
         parts = sorted((p for p in (data / "test").glob("*/*.png")), key=lambda p: p.name + p.parent.name)
         counts = {"OK": 0, "NG": 0, "REVIEW": 0, "false_rejects": 0, "escapes": 0}
         lat = []
+        known: dict[str, Path] = {}     # a defect it rejected, a good part it passed: the test parts below
         with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
             for i, p in enumerate(parts):
                 t = time.perf_counter()
@@ -129,10 +131,14 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
                 truth_good = p.parent.name == "good"
                 counts["false_rejects"] += truth_good and v == "NG"
                 counts["escapes"] += (not truth_good) and v == "OK"
+                if (truth_good, v) in ((False, "NG"), (True, "OK")):
+                    known.setdefault(v, p)
         lat.sort()
         say(f"{len(parts)} parts through station S1 on line L1: {counts['OK']} OK, {counts['NG']} NG; "
             f"{counts['false_rejects']} false reject(s), {counts['escapes']} escape(s); "
             f"median round trip {lat[len(lat) // 2]:.0f} ms")
+        if len(known) == 2:
+            _verify_shift(station, base, key, known)
         say(f"every inspection is stored under {station}; API docs: {base}/docs; "
             f"report: {root / 'report' / 'index.html'}")
         if keep:
@@ -143,7 +149,7 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
                 f"the feeder's operator key is {key}; API docs at {base}/docs. Ctrl-C stops the station.")
             stop = _ctrl_c_event()
             if feed_every > 0:
-                say(f"a test part every {feed_every:g} s keeps the line view moving")
+                say(f"a part every {feed_every:g} s keeps the line view moving")
                 _keep_feeding(base, key, parts, feed_every, srv, stop)
             while srv.poll() is None and not stop.wait(0.5):
                 pass
@@ -159,9 +165,32 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
         log.close()
 
 
-def _send(c, path: Path, part_id: str):
-    return c.post("/api/v1/inspections", files={"image": (path.name, path.read_bytes(), "image/png")},
-                  data={"part_id": part_id, "line": "L1", "station": "S1", "product": "cell"})
+def _send(c, path: Path, part_id: str, serial: Optional[str] = None):
+    form = {"part_id": part_id, "line": "L1", "station": "S1", "product": "cell"}
+    if serial:
+        form["serial"] = serial
+    return c.post("/api/v1/inspections", files={"image": (path.name, path.read_bytes(), "image/png")}, data=form)
+
+
+def _verify_shift(station: Path, base: str, key: str, known: dict[str, Path]) -> None:
+    """The start-of-shift check (line.test_parts): a defect the station rejected becomes
+    the red rabbit RR-01, a good part it passed GOOD-01; both go through the line again,
+    and the line's verification for this shift is read back."""
+    import httpx
+    engineer = _run(["keys", "create", "--data", str(station), "--role", "engineer", "--name", "demo-engineer"])
+    engineer = engineer.strip().split()[-1]
+    with httpx.Client(base_url=base, headers={"X-API-Key": engineer}, timeout=30) as c:
+        for name, verdict, what in (("RR-01", "NG", "a defect"), ("GOOD-01", "OK", "a good part")):
+            c.post("/api/v1/products/cell/test-parts", json={
+                "name": name, "expect": verdict,
+                "description": f"{what} from the demo line ({known[verdict].parent.name}/{known[verdict].name})"},
+            ).raise_for_status()
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
+        for name, verdict in (("RR-01", "NG"), ("GOOD-01", "OK")):
+            _send(c, known[verdict], f"check-{name}", serial=name).raise_for_status()
+        (v,) = c.get("/api/v1/verification", params={"line": "L1"}).json()["lines"]
+    got = ", ".join(f"{t['name']} {t['verdict']} (must be {t['expect']})" for t in v["test_parts"])
+    say(f"test parts this shift on line L1: {v['state']}: {got}")
 
 
 def _ctrl_c_event() -> threading.Event:

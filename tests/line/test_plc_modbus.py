@@ -116,6 +116,21 @@ def test_handshake_order_result_matches_part_and_valid_held_until_ack(plc_cell):
     assert st.get(regs["inspection_id"]).verdict == "OK"
 
 
+def test_a_part_tag_is_the_serial_and_a_reserved_one_is_a_test_part(plc_cell):
+    st, srv, plc = plc_cell([png_bytes(230, seed=3), png_bytes(30, seed=4)])
+    st.test_parts.add("cell", "900001", "NG", "red rabbit: PartTag 900001")
+    plc.trigger(tag=900001)
+    assert plc.wait("valid")["ng"]                       # the reject gate gets the verdict as for any part
+    rec = st.get(plc.regs()["inspection_id"])
+    assert (rec.serial, rec.test_part, rec.test_expected, rec.verdict) == ("900001", "900001", "NG", "NG")
+    plc.pulse(1)
+    plc.wait("ready")
+    plc.trigger(tag=42)
+    assert plc.wait("valid")["ok"]
+    rec = st.get(plc.regs()["inspection_id"])
+    assert (rec.serial, rec.test_part) == ("42", None)
+
+
 def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_never_sent(plc_cell):
     from sqlalchemy import select
     from lineguard.line.orm import LineSignal

@@ -6,11 +6,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zlib
 
 from sqlalchemy import update
 
 from lineguard.line.auth import create_key
-from lineguard.line.orm import Inspection
+from lineguard.line.orm import Inspection, TestPart
 from lineguard.line.station import Part
 
 from .conftest import png_bytes
@@ -18,6 +19,7 @@ from .test_spc_api import client
 
 DAY = dt.datetime(2026, 11, 30)
 MORNING = DAY + dt.timedelta(hours=6)     # shifts 06:00, 14:00, 22:00 UTC
+REGISTERED = DAY - dt.timedelta(days=1)
 DARK, BRIGHT = 60, 200                    # the fake model: OK, NG
 
 
@@ -30,10 +32,11 @@ def _station(spc_station, **kw):
     return st
 
 
-def _inspect(st, value, minutes, part_id, serial=None, line="L1", seed=None):
+def _inspect(st, value, minutes, part_id, serial=None, line="L1", seed=None, station="S1"):
     """A part judged by the station itself, its record then moved to MORNING + minutes."""
-    rec = st.inspect(png_bytes(value, seed=seed if seed is not None else hash((part_id, minutes)) % 10**6),
-                     Part(part_id=part_id, line=line, station="S1", product="cell", serial=serial)).record
+    seed = seed if seed is not None else zlib.crc32(f"{part_id}/{minutes}/{station}".encode())
+    rec = st.inspect(png_bytes(value, seed=seed),
+                     Part(part_id=part_id, line=line, station=station, product="cell", serial=serial)).record
     with st.db.session() as s:
         s.execute(update(Inspection).where(Inspection.id == rec.id)
                   .values(created_at=MORNING + dt.timedelta(minutes=minutes)))
@@ -44,15 +47,19 @@ def _register(c, st, name, expect, description=None):
     r = c.post("/api/v1/products/cell/test-parts", json={"name": name, "expect": expect, "description": description},
                headers={"X-API-Key": st.engineer_key})
     assert r.status_code == 200, r.text
+    with st.db.session() as s:     # registered before the day these tests' parts are made
+        s.execute(update(TestPart).where(TestPart.name == name).values(created_at=REGISTERED))
     return r.json()
 
 
 def _verification(c, line="L1", at="2026-11-30T10:00:00Z"):
     r = c.get("/api/v1/verification", params={"line": line, "at": at})
     assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["shift"]["start"] == "2026-11-30T06:00:00Z"
-    return {(v["line"], v["product"]): v for v in body["lines"]}
+    return {(v["line"], v["station"], v["product"]): v for v in r.json()["lines"]}
+
+
+def _s1(c, **kw):
+    return _verification(c, **kw)[("L1", "S1", "cell")]
 
 
 def test_a_shift_passes_once_every_test_part_got_its_verdict(spc_station):
@@ -62,15 +69,15 @@ def test_a_shift_passes_once_every_test_part_got_its_verdict(spc_station):
         _register(c, st, "GOOD-01", "OK")
         for i in range(5):                                  # the line's own parts before the check
             _inspect(st, DARK, i, f"p{i}")
-        v = _verification(c)[("L1", "cell")]
+        v = _s1(c)
         assert v["state"] == "due" and v["parts_made"] == 5 and v["parts_before_verification"] == 5
         rr = _inspect(st, BRIGHT, 10, "scan-1", serial="RR-01")     # known by its serial
         assert rr.test_part == "RR-01" and rr.test_expected == "NG" and rr.verdict == "NG"
-        assert _verification(c)[("L1", "cell")]["state"] == "incomplete"
+        assert _s1(c)["state"] == "incomplete"
         _inspect(st, DARK, 11, "GOOD-01")                          # or by its part id
         for i in range(5, 8):
             _inspect(st, DARK, 20 + i, f"p{i}")
-        v = _verification(c)[("L1", "cell")]
+        v = _s1(c)
         assert v["state"] == "passed" and v["passed_at"] == "2026-11-30T06:11:00Z"
         assert v["parts_made"] == 8 and v["parts_before_verification"] == 5 and v["failures"] == []
         assert {t["name"]: (t["verdict"], t["right"]) for t in v["test_parts"]} == {"RR-01": ("NG", True),
@@ -94,7 +101,7 @@ def test_a_shift_passes_once_every_test_part_got_its_verdict(spc_station):
         assert [(p["n"], p["defects"]) for p in chart["points"]] == [(8, 0)]
         # another line that ran without its test parts is due
         _inspect(st, DARK, 30, "q1", line="L2")
-        assert _verification(c, line="L2")[("L2", "cell")]["state"] == "due"
+        assert _verification(c, line="L2")[("L2", "S1", "cell")]["state"] == "due"
 
 
 def test_a_wrong_verdict_fails_the_shift_and_bounds_the_parts_in_doubt(spc_station):
@@ -108,19 +115,19 @@ def test_a_wrong_verdict_fails_the_shift_and_bounds_the_parts_in_doubt(spc_stati
         _inspect(st, BRIGHT, 5, "n1")                               # an NG part is not in doubt
         wrong = _inspect(st, DARK, 10, "y", serial="RR-01", seed=2)   # the lamp died: a defect passed
         assert wrong.verdict == "OK" and wrong.test_expected == "NG"
-        v = _verification(c)[("L1", "cell")]
+        v = _s1(c)
         assert v["state"] == "failed"
         (f,) = v["failures"]
         assert (f["name"], f["expected"], f["verdict"], f["inspection_id"]) == ("RR-01", "NG", "OK", wrong.id)
         assert f["last_right_at"] == "2026-11-30T05:00:00Z" and f["cleared_at"] is None
-        assert f["ok_parts_in_doubt"] == 4
+        assert f["doubt"]["verdict"] == "OK" and f["doubt"]["parts"] == 4 and f["doubt"]["since"] == f["last_right_at"]
         _inspect(st, DARK, 15, "p9")                                # made while it failed: in doubt too
         fixed = _inspect(st, BRIGHT, 20, "z", serial="RR-01", seed=3)
         _inspect(st, DARK, 25, "p10")                               # after the fix: not in doubt
-        v = _verification(c)[("L1", "cell")]
+        v = _s1(c)
         assert v["state"] == "passed" and fixed.test_part == "RR-01"
         (f,) = v["failures"]                                       # the shift keeps its failure on record
-        assert f["cleared_at"] == "2026-11-30T06:20:00Z" and f["ok_parts_in_doubt"] == 5
+        assert f["cleared_at"] == "2026-11-30T06:20:00Z" and f["doubt"]["parts"] == 5
         assert right.verdict == "NG"
         # the live counters and the line view leave test parts out
         summary = c.get("/api/v1/lines/summary", params={"since": "2026-11-30T04:00:00Z"}).json()
@@ -144,7 +151,8 @@ def test_test_parts_images_are_kept_and_never_learnt_from(spc_station):
     st.config.retention = RetentionPolicy(ok_sample_rate=1.0)
     kept = _inspect(st, DARK, 2, "p1", seed=7)
     with client(st) as c:
-        c.post(f"/api/v1/inspections/{kept.id}/review", json={"label": "good"}, headers={"X-API-Key": st.engineer_key})
+        assert c.post(f"/api/v1/inspections/{kept.id}/review", json={"label": "good"},
+                      headers={"X-API-Key": st.engineer_key}).status_code == 200
     assert st.jobs.good_part_keys("cell", "", 100, "confirmed") == [(kept.image_key, "confirmed")]
 
 
@@ -163,12 +171,138 @@ def test_registering_is_checked_and_retiring_keeps_the_history(spc_station):
         assert r.status_code == 200 and r.json()["retired_by"] == "eng"
         assert c.delete("/api/v1/products/cell/test-parts", params={"name": "LIMIT-01"},
                         headers=h).status_code == 404
-        # with the limit sample retired, RR-01 alone completes the set
-        assert _verification(c)[("L1", "cell")]["state"] == "passed"
+        # the shift it was retired after is still judged with it (history does not change) ...
+        assert _s1(c)["state"] == "incomplete"
+        # ... one after its retirement without it: RR-01 alone completes the set
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name == "LIMIT-01").values(retired_at=MORNING))
+        assert _verification(c, at="2026-11-30T15:00:00Z") == {}      # a line that has not run is not listed
+        _inspect(st, BRIGHT, 8 * 60 + 30, "b", serial="RR-01")           # 14:30
+        assert _s1(c, at="2026-11-30T15:00:00Z")["state"] == "passed"
         listed = c.get("/api/v1/products/cell/test-parts", params={"retired": "true"}).json()["items"]
         assert [(t["name"], t["retired_at"] is not None) for t in listed] == [("LIMIT-01", True), ("RR-01", False)]
         # a retired name is an ordinary part again
         assert _inspect(st, DARK, 2, "LIMIT-01").test_part is None
         # registered again, it is back
         _register(c, st, "LIMIT-01", "REVIEW")
-        assert _verification(c)[("L1", "cell")]["state"] == "incomplete"
+        assert _s1(c)["state"] == "incomplete"
+
+
+def test_a_failure_stands_into_the_next_shift_until_put_right(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, BRIGHT, 0, "a", serial="RR-01", seed=11)            # 06:00 right
+        wrong = _inspect(st, DARK, 7 * 60 + 20, "b", serial="RR-01", seed=12)   # 13:20 wrong
+        for i in range(3):
+            _inspect(st, DARK, 8 * 60 + 10 + i, f"late{i}")               # 14:10.. the next shift's parts
+        v = _s1(c, at="2026-11-30T15:00:00Z")
+        assert v["state"] == "failed" and v["parts_made"] == 3
+        (f,) = v["failures"]
+        assert f["inspection_id"] == wrong.id and f["cleared_at"] is None and f["doubt"]["parts"] == 3
+        row = v["test_parts"][0]
+        assert (row["right"], row["this_shift"]) == (False, False)
+        # retiring the red rabbit does not clear the alarm of the shift it was in use in
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": "RR-01"},
+                        headers={"X-API-Key": st.engineer_key}).status_code == 200
+        assert _s1(c, at="2026-11-30T15:00:00Z")["state"] == "failed"
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, BRIGHT, 9 * 60, "c", serial="RR-01", seed=13)       # 15:00 right again
+        _inspect(st, DARK, 9 * 60 + 5, "after")                          # not in doubt
+        v = _s1(c, at="2026-11-30T16:00:00Z")
+        assert v["state"] == "passed" and v["passed_at"] == "2026-11-30T15:00:00Z"
+        (f,) = v["failures"]                                               # still on this shift's record
+        assert f["cleared_at"] == "2026-11-30T15:00:00Z" and f["doubt"]["parts"] == 3
+
+
+def test_each_station_is_verified_on_its_own(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, DARK, 10, "x", serial="RR-01", station="S2", seed=21)     # S2 lets it pass
+        _inspect(st, BRIGHT, 11, "y", serial="RR-01", station="S1", seed=22)   # S1 rejects it
+        for i in range(5):
+            _inspect(st, DARK, 12 + i, f"s2-{i}", station="S2")
+        both = _verification(c)
+        assert both[("L1", "S1", "cell")]["state"] == "passed"
+        s2 = both[("L1", "S2", "cell")]
+        assert s2["state"] == "failed" and s2["failures"][0]["doubt"]["parts"] == 5
+        assert s2["failures"][0]["doubt"]["since"] == "2026-11-29T00:00:00Z"   # never right: since registered
+
+
+def test_checks_just_before_the_shift_count_for_it(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, BRIGHT, -10, "a", serial="RR-01")          # 05:50, the test parts before the shift
+        _inspect(st, DARK, 5, "p1")
+        v = _s1(c)
+        assert v["state"] == "passed" and v["passed_at"] == "2026-11-30T06:00:00Z"
+        assert v["parts_before_verification"] == 0
+
+
+def test_a_good_part_rejected_puts_the_rejects_in_doubt(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "GOOD-01", "OK")
+        _inspect(st, DARK, 0, "GOOD-01", seed=31)                # right at 06:00
+        _inspect(st, BRIGHT, 5, "n1")
+        _inspect(st, BRIGHT, 6, "n2")
+        _inspect(st, DARK, 7, "ok1")
+        _inspect(st, BRIGHT, 10, "GOOD-01", seed=32)             # the lamp too bright: a good part rejected
+        (f,) = _s1(c)["failures"]
+        assert f["doubt"]["verdict"] == "NG" and f["doubt"]["parts"] == 2 and "false rejects" in f["doubt"]["what"]
+
+
+def test_test_parts_stay_out_of_the_parts_metric_and_are_counted_apart(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, DARK, 0, "own")
+        _inspect(st, DARK, 1, "a", serial="RR-01")
+        text = c.get("/metrics").text
+    assert 'lineguard_parts_total{line="L1",station="S1",verdict="OK"} 1.0' in text
+    assert 'lineguard_test_part_checks_total{line="L1",result="wrong",station="S1"} 1.0' in text
+
+
+def test_odd_input_is_refused_with_what_to_do(spc_station):
+    st = _station(spc_station)
+    h = {"X-API-Key": st.engineer_key}
+    with client(st) as c:
+        for body in ({"name": "RR\x00", "expect": "NG"}, {"name": "RR", "expect": "NG", "description": "a\x00"}):
+            assert c.post("/api/v1/products/cell/test-parts", json=body, headers=h).status_code == 422
+        assert c.get("/api/v1/verification", params={"line": "L\x00"}).status_code == 422
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": "R\x00"}, headers=h).status_code == 422
+        r = c.post("/api/v1/products/cel/test-parts", json={"name": "RR-01", "expect": "NG"}, headers=h)
+        assert r.status_code == 404 and "no model for product 'cel'" in r.json()["error"]["message"]
+        for at in ("0001-01-01T00:00:00Z", "9999-12-31T23:00:00Z"):
+            for path in ("/api/v1/verification", "/api/v1/reports/shift"):
+                r = c.get(path, params={"at": at})
+                assert r.status_code == 422 and "use a time between" in r.json()["error"]["message"], (path, at)
+        # a name is stripped on the way in and on the way out; a scanner's trailing space still matches
+        assert _register(c, st, " RR-02 ", "NG")["name"] == "RR-02"
+        assert _inspect(st, BRIGHT, 0, "x", serial="RR-02\r").test_part == "RR-02"
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": " RR-02 "}, headers=h).status_code == 200
+        # line= (left blank in a form) is every line
+        _register(c, st, "RR-03", "NG")
+        _inspect(st, DARK, 1, "own")
+        assert len(c.get("/api/v1/verification", params={"line": "", "at": "2026-11-30T10:00:00Z"}).json()["lines"]) == 1
+
+
+def test_a_change_made_while_the_book_reloads_is_not_lost(spc_station):
+    from types import SimpleNamespace
+
+    from lineguard.line.test_parts import TestPartBook
+    st = _station(spc_station)
+    book = TestPartBook(st.db, reload_s=3600)
+
+    def session_while_a_change_lands():
+        book._changed()                 # another thread registers a test part as this reload reads
+        return st.db.session()
+
+    book.db = SimpleNamespace(session=session_while_a_change_lands)
+    assert book.match("cell", "RR-01", "p") is None
+    book.db = st.db
+    with st.db.session() as s:          # what that change wrote
+        s.add(TestPart(product="cell", name="RR-01", expect="NG", created_at=REGISTERED))
+    assert book.match("cell", "RR-01", "p") is not None     # read again at once, not an hour later

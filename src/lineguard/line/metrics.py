@@ -9,7 +9,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.
 class StationMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.parts = Counter("lineguard_parts", "Parts inspected, by line, station and verdict",
+        self.parts = Counter("lineguard_parts", "Parts inspected, by line, station and verdict (test parts apart)",
                              ["line", "station", "verdict"], registry=self.registry)
         self.rejected_uploads = Counter("lineguard_rejected_inputs", "Inputs refused before inspection, by reason",
                                         ["reason"], registry=self.registry)
@@ -33,8 +33,9 @@ class StationMetrics:
         self.shadow_parts = Counter("lineguard_shadow_parts", "Parts handed to a shadow model, by outcome",
                                     ["outcome"], registry=self.registry)
         # test parts (see line.test_parts): a "wrong" one means the station failed its verification
-        self.test_part_checks = Counter("lineguard_test_part_checks", "Test parts judged, by line and whether "
-                                        "they got their known verdict", ["line", "result"], registry=self.registry)
+        self.test_part_checks = Counter("lineguard_test_part_checks", "Test parts judged, by line, station and "
+                                        "whether they got their known verdict", ["line", "station", "result"],
+                                        registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
 

@@ -36,7 +36,7 @@ class Inspection(Base):
         Index("ix_inspections_line_created", "line", "created_at"),
         Index("ix_inspections_product_created", "product", "created_at"),
         Index("ix_inspections_image_sha256", "image_sha256"),   # the disk keeper, re-score comparisons
-        Index("ix_inspections_line_test_part", "line", "test_part"),   # a shift's test-part checks
+        Index("ix_inspections_test_part", "test_part", "created_at"),   # the test-part checks (line.test_parts)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -256,7 +256,10 @@ class Handshake:
         if trig.tag:
             part_id = f"{self.station_name}-tag{trig.tag}-{trig.seq}"
         try:
-            out = self.station.inspect(data, Part(part_id, self.line, self.station_name, product), source="plc")
+            # the PLC's part number is the part's serial: traceable, and a test part
+            # (line.test_parts) is known by the PartTag reserved for it
+            out = self.station.inspect(data, Part(part_id, self.line, self.station_name, product,
+                                                  serial=str(trig.tag) if trig.tag else None), source="plc")
         except (ModelLoadFailed, NotFound) as exc:
             self._done(trig, ResultCode.MODEL_FAULT, None, f"{exc.message}", fault=True)
             return

@@ -13,6 +13,9 @@ from typing import Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
+# the times a shift is looked up for: a valid ISO time in year 1 or 9999 has no
+# neighbouring shift or week to compare with (datetime overflows)
+EARLIEST, LATEST = dt.datetime(1900, 1, 1), dt.datetime(9000, 1, 1)
 
 
 def parse_shift_starts(starts: Sequence[str] | str) -> tuple[dt.time, ...]:
@@ -51,6 +54,10 @@ class Shift:
 
 def shift_of(t_utc: dt.datetime, starts: Sequence[dt.time] = (), zone: Optional[dt.tzinfo] = None) -> Shift:
     """The shift a record's naive-UTC time falls in."""
+    if not EARLIEST <= t_utc <= LATEST:
+        from .errors import InvalidRequest
+        raise InvalidRequest(f"no shift is looked up for {t_utc.isoformat()}Z; use a time between "
+                             f"{EARLIEST.year} and {LATEST.year}")
     starts = tuple(starts) or parse_shift_starts(DEFAULT_SHIFT_STARTS)
     zone = zone or plant_zone(None)
     local = t_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)

@@ -357,14 +357,15 @@ class Station:
             self.maps.submit(rec.id, map_to_store, result.anomaly_map, scale)
             rec.heatmap_key = map_to_store   # the answer links it; reads wait until it is stored
         total = time.perf_counter() - t0
-        self.metrics.parts.labels(part.line, part.station, verdict).inc()
-        if test is not None:
+        if test is None:     # the line's own parts: what a plant's NG rate is built on
+            self.metrics.parts.labels(part.line, part.station, verdict).inc()
+        else:
             right = verdict == test.verdict
-            self.metrics.test_part_checks.labels(part.line, "right" if right else "wrong").inc()
+            self.metrics.test_part_checks.labels(part.line, part.station, "right" if right else "wrong").inc()
             if not right:
-                log.warning("test part %s on line %s got %s, not %s: the station failed its verification; "
-                            "stop the line and find why (camera, lighting, model) before its parts ship",
-                            test.name, part.line, verdict, test.verdict)
+                log.warning("test part %s on line %s station %s got %s, not %s: the station failed its "
+                            "verification; stop the line and find why (camera, lighting, model) before its parts "
+                            "ship", test.name, part.line, part.station, verdict, test.verdict)
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         self.sinks.wake()

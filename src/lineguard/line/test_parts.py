@@ -15,25 +15,30 @@ its record names the test part and the verdict expected. Test parts' records sta
 the numbers the plant reports by (the line view's counters, SPC, the shift report,
 threshold tuning, retraining); the gallery and the exports list them, marked.
 
-A line's verification this shift, for a product with test parts (:func:`verification`):
-``passed`` once every test part's latest check this shift got its verdict, ``failed``
-while one's did not (which, and since when the line's parts are suspect: the last time
-that same test part got its verdict before), else ``due`` (none seen yet) or
-``incomplete`` (some seen), with how many of the line's parts were made before.
+Each station's verification in a shift, per line and product with test parts
+(:func:`verification`): ``passed`` once every test part in use got its verdict in the
+shift (or in the half hour before it starts), ``failed`` while one's latest check is
+wrong, from this shift or left from an earlier one (which, and the station's parts in
+doubt since that test part was last right), else ``due`` (none seen yet) or
+``incomplete`` (some seen), with how many of the station's parts were made before.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import InvalidRequest, NotFound
 from .orm import Inspection, TestPart, iso_utc as _iso, utcnow
 from .shifts import Shift
+
+log = logging.getLogger("lineguard.station")
 
 EXPECTS = ("OK", "NG", "REVIEW")
 NAME_MAX = 200      # the longest serial a record holds (Inspection.serial)
@@ -58,34 +63,51 @@ class TestPartBook:
         self.db = db
         self.reload_s = reload_s
         self._lock = threading.Lock()
-        self._by_product: dict[str, dict[str, str]] = {}
+        self._by_product: Optional[dict[str, dict[str, str]]] = None
         self._loaded = -float("inf")
+        self._generation = 0     # bumped by each change: a reload that read before it is stale
 
     def _load(self) -> dict[str, dict[str, str]]:
-        if time.monotonic() - self._loaded < self.reload_s:
-            return self._by_product
-        with self._lock:
-            if time.monotonic() - self._loaded >= self.reload_s:
-                book: dict[str, dict[str, str]] = {}
+        book = self._by_product
+        if book is not None and time.monotonic() - self._loaded < self.reload_s:
+            return book
+        # one part reloads; the others go on with the book they have (the first part
+        # of all waits for it: there is nothing to go on with)
+        if not self._lock.acquire(blocking=book is None):
+            return book or {}
+        try:
+            generation = self._generation
+            fresh: dict[str, dict[str, str]] = {}
+            try:
                 with self.db.session() as s:
                     for product, name, expect in s.execute(select(TestPart.product, TestPart.name, TestPart.expect)
                                                            .where(TestPart.retired_at.is_(None))):
-                        book.setdefault(product, {})[name] = expect
-                self._by_product = book     # replaced whole: readers never see it half-built
+                        fresh.setdefault(product, {})[name] = expect
+            except SQLAlchemyError:
+                # the database is away: the part's own record cannot be written either, and
+                # says so (503); the book read last stands until a reload works
+                log.warning("could not reload the test parts; using those read before", exc_info=True)
+                return book or {}
+            self._by_product = fresh       # replaced whole: readers never see it half-built
+            if generation == self._generation:
                 self._loaded = time.monotonic()
-        return self._by_product
+            return fresh
+        finally:
+            self._lock.release()
 
     def _changed(self) -> None:
+        self._generation += 1
         self._loaded = -float("inf")
 
     def match(self, product: str, serial: Optional[str], part_id: str) -> Optional[Expected]:
-        """The test part a part is, by its serial or else its part id; None for the line's own parts."""
+        """The test part a part is, by its serial or else its part id (a scanner's
+        trailing space or CR ignored); None for the line's own parts."""
         names = self._load().get(product)
         if not names:
             return None
         for key in (serial, part_id):
-            if key is not None and key in names:
-                return Expected(key, names[key])
+            if key is not None and key.strip() in names:
+                return Expected(key.strip(), names[key.strip()])
         return None
 
     def list(self, product: Optional[str] = None, retired: bool = False) -> list[TestPart]:
@@ -107,20 +129,30 @@ class TestPartBook:
         if expect not in EXPECTS:
             raise InvalidRequest(f"expect must be one of {', '.join(EXPECTS)} (NG: a defect the station must "
                                  f"reject; OK: a good part; REVIEW: a limit sample), got {expect!r}")
-        with self.db.session() as s:
-            row = s.scalar(select(TestPart).where(TestPart.product == product, TestPart.name == name))
-            if row is None:
-                row = TestPart(product=product, name=name, created_at=utcnow())
-                s.add(row)
-            row.expect, row.description, row.created_by = expect, description, by
-            row.retired_at = row.retired_by = None
-            s.flush()
-            s.expunge(row)
+        for attempt in (1, 2):
+            try:
+                with self.db.session() as s:
+                    row = s.scalar(select(TestPart).where(TestPart.product == product, TestPart.name == name))
+                    if row is None or row.retired_at is not None:
+                        # in use from now: the shifts it was retired in stay without it
+                        if row is None:
+                            row = TestPart(product=product, name=name)
+                            s.add(row)
+                        row.created_at = utcnow()
+                    row.expect, row.description, row.created_by = expect, description, by
+                    row.retired_at = row.retired_by = None
+                    s.flush()
+                    s.expunge(row)
+                break
+            except IntegrityError:
+                if attempt == 2:   # registered twice at once (a double click): the second updates
+                    raise
         self._changed()
         return row
 
     def retire(self, product: str, name: str, by: Optional[str] = None) -> TestPart:
         """Stop counting a test part (lost, worn, replaced); its past checks keep its name."""
+        name = name.strip()
         with self.db.session() as s:
             row = s.scalar(select(TestPart).where(TestPart.product == product, TestPart.name == name,
                                                   TestPart.retired_at.is_(None)))
@@ -133,87 +165,136 @@ class TestPartBook:
         return row
 
 
-def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None,
-                 line: Optional[str] = None) -> list[dict[str, Any]]:
-    """Each line's verification in ``shift``, per product with test parts that the line
-    ran (or checked) in it; see the module's docstring for the states."""
-    now = now or utcnow()
-    registered: dict[str, list[TestPart]] = {}
-    for tp in TestPartBook(db).list():
-        registered.setdefault(tp.product, []).append(tp)
-    if not registered:
-        return []
-    start, end = shift.start_utc, min(shift.end_utc, now)
-    out = []
+def in_use(db: Any, since: dt.datetime, until: dt.datetime) -> dict[str, list[TestPart]]:
+    """Per product, the test parts registered before ``until`` and not retired before
+    ``since``: a past shift is judged by the test parts of its time, and retiring one
+    does not clear the alarm of the shift it failed in."""
+    out: dict[str, list[TestPart]] = {}
     with db.session() as s:
-        in_shift = (Inspection.created_at >= start, Inspection.created_at < end,
-                    Inspection.product.in_(list(registered)))
-        if line is not None:
-            in_shift += (Inspection.line == line,)
-        ran = {(ln, product): n for ln, product, n in s.execute(
-            select(Inspection.line, Inspection.product, func.count())
-            .where(*in_shift, Inspection.test_part.is_(None)).group_by(Inspection.line, Inspection.product))}
-        checks: dict[tuple[str, str], list[Any]] = {}
-        for row in s.execute(select(Inspection.id, Inspection.line, Inspection.product, Inspection.test_part,
-                                    Inspection.test_expected, Inspection.verdict, Inspection.created_at)
-                             .where(*in_shift, Inspection.test_part.is_not(None)).order_by(Inspection.id)):
-            checks.setdefault((row.line, row.product), []).append(row)
-        for key in sorted(set(ran) | set(checks)):
-            ln, product = key
-            out.append(_line_state(s, ln, product, registered[product], checks.get(key, []), ran.get(key, 0),
-                                   start, end))
+        for tp in s.scalars(select(TestPart).where(TestPart.created_at < until,
+                                                   or_(TestPart.retired_at.is_(None), TestPart.retired_at > since))
+                            .order_by(TestPart.product, TestPart.name)):
+            out.setdefault(tp.product, []).append(tp)
     return out
 
 
-def _line_state(s: Any, line: str, product: str, parts: list[TestPart], checks: list[Any], made: int,
-                start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    latest = {}
-    for c in checks:
-        latest[c.test_part] = c      # in id order: the last one stands
+def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None,
+                 line: Optional[str] = None) -> list[dict[str, Any]]:
+    """Each station's verification in ``shift``, per line and product with test parts
+    that it ran or checked in the shift, or that it left failed before; see the module's
+    docstring for the states."""
+    now = now or utcnow()
+    start, end = shift.start_utc, min(shift.end_utc, now)
+    registered = in_use(db, start, end)
+    if not registered:
+        return []
+    opened = start - LEAD
+    out = []
+    with db.session() as s:
+        mine = [Inspection.product.in_(list(registered))]
+        if line:
+            mine.append(Inspection.line == line)
+        ran = {(r.line, r.station, r.product): r.n for r in s.execute(
+            select(Inspection.line, Inspection.station, Inspection.product, func.count().label("n"))
+            .where(*mine, Inspection.created_at >= start, Inspection.created_at < end, Inspection.test_part.is_(None))
+            .group_by(Inspection.line, Inspection.station, Inspection.product))}
+        checks: dict[tuple[str, str, str], list[Any]] = {}
+        # by the test parts' names: the index on (test_part, created_at) reads the few
+        # checks among a year of parts (a product's index would read all its parts)
+        is_check = Inspection.test_part.in_(sorted({tp.name for tps in registered.values() for tp in tps}))
+        for row in s.execute(_CHECK.where(*mine, is_check, Inspection.created_at >= opened,
+                                          Inspection.created_at < end)
+                             .order_by(Inspection.created_at, Inspection.id)):
+            checks.setdefault((row.line, row.station, row.product), []).append(row)
+        # each test part's last check before the shift opened: a wrong one not yet put
+        # right stands until that test part is checked right again, shift after shift
+        carried: dict[tuple[str, str, str], list[Any]] = {}
+        last = (select(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
+                       func.max(Inspection.created_at).label("at"))
+                .where(*mine, is_check, Inspection.created_at < opened)
+                .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part).subquery())
+        for row in s.execute(_CHECK.join(last, and_(Inspection.line == last.c.line,
+                                                    Inspection.station == last.c.station,
+                                                    Inspection.product == last.c.product,
+                                                    Inspection.test_part == last.c.test_part,
+                                                    Inspection.created_at == last.c.at))
+                             .order_by(Inspection.created_at, Inspection.id)):
+            carried.setdefault((row.line, row.station, row.product), []).append(row)
+        names = {p: {tp.name for tp in tps} for p, tps in registered.items()}
+        failed_before = {k for k, rows in carried.items()
+                         if any(r.verdict != r.test_expected and r.test_part in names[k[2]] for r in rows)}
+        for key in sorted(set(ran) | set(checks) | failed_before):
+            out.append(_station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
+                                      ran.get(key, 0), start, end, now))
+    return out
+
+
+LEAD = dt.timedelta(minutes=30)   # test parts put through just before a shift starts count for it
+_CHECK = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
+                Inspection.test_expected, Inspection.verdict, Inspection.created_at)
+_SEVERITY = {"OK": 0, "REVIEW": 1, "NG": 2}
+
+
+def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
+                   made: int, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+    line, station, product = key
+    latest = {c.test_part: c for c in carried}
+    seen_now = {c.test_part: c for c in checks}      # in time order: the last one stands
+    latest.update(seen_now)
     rows, complete_at = [], None
     for tp in parts:
         c = latest.get(tp.name)
+        this_shift = tp.name in seen_now
+        right = None if c is None else c.verdict == c.test_expected
         rows.append({"name": tp.name, "expect": tp.expect, "description": tp.description,
-                     "verdict": c.verdict if c else None, "right": (c.verdict == c.test_expected) if c else None,
-                     "checked_at": _iso(c.created_at) if c else None, "inspection_id": c.id if c else None})
-        if c is not None:
+                     "verdict": c.verdict if c else None, "expected": c.test_expected if c else None,
+                     "right": right if this_shift or right is False else None,
+                     "checked_at": _iso(c.created_at) if c else None, "inspection_id": c.id if c else None,
+                     "this_shift": this_shift})
+        if this_shift:
             complete_at = c.created_at if complete_at is None else max(complete_at, c.created_at)
-    seen = [r for r in rows if r["right"] is not None]
+    seen = [r for r in rows if r["this_shift"]]
     if any(r["right"] is False for r in rows):
         state = "failed"
-    elif len(seen) == len(rows):
+    elif rows and len(seen) == len(rows):
         state = "passed"
     else:
         state = "incomplete" if seen else "due"
-        complete_at = None
-    # the line's own parts made before the set passed (all of the shift's until it does)
-    before = Inspection.created_at < complete_at if state == "passed" else Inspection.created_at < end
-    unverified = s.scalar(select(func.count()).where(
-        Inspection.line == line, Inspection.product == product, Inspection.test_part.is_(None),
-        Inspection.created_at >= start, before)) if made else 0
-    return {"line": line, "product": product, "state": state, "passed_at": _iso(complete_at) if state == "passed"
-            else None, "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
-            "failures": _failures(s, line, product, checks, end)}
+    passed_at = max(complete_at, start) if state == "passed" and complete_at is not None else None
+    # the station's own parts made before the set passed (all of the shift's until it does)
+    own = (Inspection.line == line, Inspection.station == station, Inspection.product == product,
+           Inspection.test_part.is_(None), Inspection.created_at >= start)
+    unverified = s.scalar(select(func.count()).where(*own, Inspection.created_at < (passed_at or end))) if made else 0
+    names = {tp.name: tp for tp in parts}
+    # this shift's wrong checks, and one left from before (listed while it still casts
+    # doubt into this shift, with when it was put right if it was)
+    wrong = [c for c in carried + checks if c.verdict != c.test_expected and c.test_part in names]
+    return {"line": line, "station": station, "product": product, "state": state, "passed_at": _iso(passed_at),
+            "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
+            "failures": [_failure(s, key, c, names.get(c.test_part), now) for c in wrong]}
 
 
-def _failures(s: Any, line: str, product: str, checks: list[Any], end: dt.datetime) -> list[dict[str, Any]]:
-    """Every wrong check of the shift, with the window of the line's parts it puts in doubt:
-    from the last time that test part got its verdict (the station last proved it caught
-    such a part) to the next time it did (or now), and how many parts passed as OK in it."""
-    out = []
-    for c in checks:
-        if c.verdict == c.test_expected:
-            continue
-        same = (Inspection.line == line, Inspection.product == product, Inspection.test_part == c.test_part,
-                Inspection.verdict == Inspection.test_expected)
-        last_right = s.scalar(select(func.max(Inspection.created_at)).where(*same, Inspection.id < c.id))
-        cleared = s.scalar(select(func.min(Inspection.created_at)).where(*same, Inspection.id > c.id))
-        window = [Inspection.line == line, Inspection.product == product, Inspection.test_part.is_(None),
-                  Inspection.verdict == "OK", Inspection.created_at < (cleared or end)]
-        if last_right is not None:
-            window.append(Inspection.created_at >= last_right)
-        ok_parts = s.scalar(select(func.count()).where(*window))
-        out.append({"name": c.test_part, "expected": c.test_expected, "verdict": c.verdict,
-                    "at": _iso(c.created_at), "inspection_id": c.id, "last_right_at": _iso(last_right),
-                    "cleared_at": _iso(cleared), "ok_parts_in_doubt": ok_parts})
-    return out
+def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], now: dt.datetime) -> dict[str, Any]:
+    """A wrong check and the station's parts it puts in doubt: from the last time that
+    test part got its verdict there (the station last proved it judged such a part
+    right; at most back to the test part's registration) to the next time it did (or
+    now). A check judged milder than it must be (a red rabbit passed as OK) puts the
+    parts passed as OK in doubt (escapes); one judged harsher (a good part rejected)
+    the parts rejected as NG (false rejects)."""
+    line, station, product = key
+    same = (Inspection.line == line, Inspection.station == station, Inspection.product == product,
+            Inspection.test_part == c.test_part, Inspection.verdict == Inspection.test_expected)
+    last_right = s.scalar(select(func.max(Inspection.created_at)).where(*same, Inspection.created_at < c.created_at))
+    cleared = s.scalar(select(func.min(Inspection.created_at)).where(*same, Inspection.created_at > c.created_at))
+    since = last_right if last_right is not None else (tp.created_at if tp is not None else c.created_at)
+    until = cleared or now
+    milder = _SEVERITY.get(c.verdict, 0) < _SEVERITY.get(c.test_expected, 0)
+    doubt = "OK" if milder else "NG"
+    n = s.scalar(select(func.count()).where(
+        Inspection.line == line, Inspection.station == station, Inspection.product == product,
+        Inspection.test_part.is_(None), Inspection.verdict == doubt, Inspection.created_at >= since,
+        Inspection.created_at < until))
+    return {"name": c.test_part, "expected": c.test_expected, "verdict": c.verdict, "at": _iso(c.created_at),
+            "inspection_id": c.id, "last_right_at": _iso(last_right), "cleared_at": _iso(cleared),
+            "doubt": {"verdict": doubt, "since": _iso(since), "until": _iso(cleared), "parts": n,
+                      "what": "escapes: defects passed as OK" if milder else "false rejects: good parts rejected"}}

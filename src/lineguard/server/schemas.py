@@ -25,12 +25,12 @@ class DefectTypesIn(BaseModel):
 
 class TestPartIn(BaseModel):
     __test__ = False   # not a pytest class, whatever its name
-    name: str = Field(min_length=1, max_length=200,
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$",
                       description="the serial (or else part id) the test part is sent with, e.g. RR-01")
     expect: Literal["OK", "NG", "REVIEW"] = Field(
         description="the verdict it must get: NG for a defect the station must reject, OK for a good part, "
                     "REVIEW for a limit sample")
-    description: Optional[str] = Field(default=None, max_length=2000,
+    description: Optional[str] = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$",
                                        description="what it is, e.g. 'crack 0.3 mm, left edge'")
 
 

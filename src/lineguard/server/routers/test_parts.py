@@ -7,17 +7,28 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 
-from ...line.errors import StationError
+from ...line.errors import NotFound, StationError
 from ...line.orm import TestPart, iso_utc, utcnow
 from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.station import Station, _naive_utc
 from ...line.test_parts import verification
 from ..deps import Caller, get_station, reader, require
 from ..schemas import TestPartIn, errors
+from .spc import _TEXT
 
 router = APIRouter(prefix="/api/v1", tags=["test parts"])
 
-_PRODUCT = PathParam(min_length=1, max_length=100, description="the product name parts are sent with")
+# _TEXT: PostgreSQL text holds no NUL, so one is refused here (422), not a 500 there
+_PRODUCT = PathParam(min_length=1, max_length=100, pattern=_TEXT,
+                     description="the product name parts are sent with")
+
+
+def _known_product(station: Station, product: str) -> str:
+    """Test parts of a product this station inspects: a misspelt product would never match a part."""
+    if not any(mv.product == product for mv in station.models.list()):
+        raise NotFound(f"this station has no model for product {product!r}; register test parts for a product "
+                       "it inspects (upload its model first)")
+    return product
 
 
 def _row(tp: TestPart) -> dict[str, Any]:
@@ -40,15 +51,16 @@ def list_test_parts(product: str = _PRODUCT,
              responses=errors(401, 403, 404, 422))
 def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                   caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return _row(station.test_parts.add(product, body.name, body.expect, body.description,
-                                                    by=caller.name))
+    return _row(station.test_parts.add(_known_product(station, product), body.name, body.expect, body.description,
+                                       by=caller.name))
 
 
 @router.delete("/products/{product}/test-parts", summary="Retire a test part (lost, worn, replaced)",
                description="Its past checks keep its name; register it again to bring it back.",
                responses=errors(401, 403, 404, 422))
 def retire_test_part(product: str = _PRODUCT,
-                     name: str = Query(min_length=1, max_length=200, description="the test part's name"),
+                     name: str = Query(min_length=1, max_length=200, pattern=_TEXT,
+                                       description="the test part's name"),
                      station: Station = Depends(get_station),
                      caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     return _row(station.test_parts.retire(product, name, by=caller.name))
@@ -59,7 +71,8 @@ def retire_test_part(product: str = _PRODUCT,
                         "verdict), `failed` (one did not: `failures` say which, and the window of the line's "
                         "parts in doubt), `incomplete` or `due`; with the line's parts made before it passed.",
             responses=errors(401, 403, 422))
-def get_verification(line: Optional[str] = Query(None, max_length=100),
+def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
+                                                 description="a line; empty or left out: every line"),
                      at: Optional[dt.datetime] = Query(None, description="ISO time in the shift; default now"),
                      station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     cfg = station.config
@@ -70,4 +83,4 @@ def get_verification(line: Optional[str] = Query(None, max_length=100),
     except ValueError as exc:    # shift settings: checked at start-up, but say so if not
         raise StationError(str(exc)) from exc
     return {"shift": {"label": shift.label, "start": iso_utc(shift.start_utc), "end": iso_utc(shift.end_utc)},
-            "lines": verification(station.db, shift, now, line)}
+            "lines": verification(station.db, shift, now, line or None)}

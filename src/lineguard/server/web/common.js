@@ -222,10 +222,11 @@ const LG = (() => {
   const STATE_TEXT = {passed: "passed", failed: "FAILED", incomplete: "in progress", due: "due"};
   const STATE_CLASS = {passed: "v-ok", failed: "v-ng", incomplete: "v-review", due: "v-review"};
 
-  // the gallery of the line's own OK parts a failed check puts in doubt
+  // the gallery of the station's own parts a wrong check puts in doubt (its exact times:
+  // the gallery keeps them while its time fields are left as they are)
   function doubtUrl(v, f) {
-    return "/app/gallery" + q({line: v.line, product: v.product, verdict: "OK", test_parts: "false",
-      since: f.last_right_at || "", until: f.cleared_at || ""});
+    return "/app/gallery" + q({line: v.line, station: v.station, product: v.product, verdict: f.doubt.verdict,
+      test_parts: "false", since: f.doubt.since || "", until: f.doubt.until || ""});
   }
 
   function verificationTable(lines, id = "verification") {
@@ -233,21 +234,24 @@ const LG = (() => {
       return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
         + "(register them on the Test parts page).");
     }
-    return h("table", {id}, h("tr", {}, ["line", "product", "state", "test parts", ""].map((t) => h("th", {}, t))),
-      lines.map((v) => h("tr", {dataset: {line: v.line, product: v.product, state: v.state}},
-        h("td", {}, v.line), h("td", {}, v.product),
-        h("td", {}, h("b", {class: STATE_CLASS[v.state] || ""}, STATE_TEXT[v.state] || v.state)),
-        h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
-          t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {}, t.name), ` must be ${t.expect}`,
-          t.verdict ? ` · got ${t.verdict} at ${timeOnly(t.checked_at)}` : " · not seen yet"))),
-        h("td", {},
-          v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
-            `${v.parts_before_verification} part(s) made so far without a passed verification`,
-          v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
-            `${f.name} got ${f.verdict}, must be ${f.expected} (${timeOnly(f.at)})`,
-            f.cleared_at ? ` · right again at ${timeOnly(f.cleared_at)}` : "", " · ",
-            h("a", {href: doubtUrl(v, f)}, `${f.ok_parts_in_doubt} OK part(s) in doubt`),
-            f.last_right_at ? ` since it was last right (${when(f.last_right_at)})` : " (it was never right before)"))))));
+    return h("table", {id}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
+      .map((t) => h("th", {}, t))),
+    lines.map((v) => h("tr", {dataset: {line: v.line, station: v.station, product: v.product, state: v.state}},
+      h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),
+      h("td", {}, h("b", {class: STATE_CLASS[v.state] || ""}, STATE_TEXT[v.state] || v.state)),
+      h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
+        t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {}, t.name), ` must be ${t.expected || t.expect}`,
+        t.verdict ? ` · got ${t.verdict} at ${when(t.checked_at)}` : " · not seen yet",
+        t.verdict && !t.this_shift ? " (before this shift)" : ""))),
+      h("td", {},
+        v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
+          `${v.parts_before_verification} part(s) made this shift without a passed verification`,
+        v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
+          `${f.name} got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
+          f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
+          h("a", {href: doubtUrl(v, f)}, `${f.doubt.parts} ${f.doubt.verdict} part(s) in doubt`),
+          ` (${f.doubt.what}) since ${f.last_right_at ? "it was last right, " : "it was registered, "}`
+          + when(f.doubt.since)))))));
   }
 
   return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,

@@ -18,7 +18,7 @@ LG.start(async (main) => {
     field("defect type", h("input", {name: "defect_type", value: p.defect_type || "", size: 10, list: "types"})),
     field("reviewed", select("reviewed", [["", "any"], ["false", "not yet"], ["true", "reviewed"]], p.reviewed)),
     // test parts (red rabbits, known good) are checked each shift: not the line's own parts
-    field("parts", select("test_parts", [["false", "the line's own"], ["true", "test parts"], ["", "both"]],
+    field("parts", select("test_parts", [["false", "the line's own"], ["true", "test parts"], ["both", "both"]],
       "test_parts" in p ? p.test_parts : "false")),
     h("button", {type: "submit"}, "Show"));
   const dl = h("datalist", {id: "types"});
@@ -33,13 +33,21 @@ LG.start(async (main) => {
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), form, dl, count,
     grid, h("p", {}, more));
 
+  // a time from a link (a test part's window of doubt) has seconds the minute-wide field
+  // cannot show: kept as given while the field still shows it
+  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
+    : LG.localToIso(form.elements[name].value));
+
   function filters() {
     const f = form.elements;
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
-      lot: f.lot.value.trim(), since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value),
+      lot: f.lot.value.trim(), since: asGiven("since"), until: asGiven("until"),
       verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value,
       test_parts: f.test_parts.value};
   }
+
+  // "both" stays in the page's address (a reload keeps it); the API's "both" is no filter
+  const forApi = (f) => Object.assign({}, f, {test_parts: f.test_parts === "both" ? "" : f.test_parts});
 
   let cursor = null, shown = 0;
   function card(it) {
@@ -61,10 +69,10 @@ LG.start(async (main) => {
     if (reset) {
       cursor = null; shown = 0; clear(grid);
       history.replaceState(null, "", location.pathname + LG.q(f));
-      csv.href = "/api/v1/inspections/export" + LG.q(f);
-      xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, f, {format: "xlsx"}));
+      csv.href = "/api/v1/inspections/export" + LG.q(forApi(f));
+      xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));
     }
-    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, f, {limit: 48, cursor})));
+    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor})));
     page.items.forEach((it) => grid.appendChild(card(it)));
     shown += page.items.length;
     cursor = page.next_cursor;
