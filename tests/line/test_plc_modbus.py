@@ -116,19 +116,40 @@ def test_handshake_order_result_matches_part_and_valid_held_until_ack(plc_cell):
     assert st.get(regs["inspection_id"]).verdict == "OK"
 
 
+def _verification(plc, want: int, timeout: float = 10.0) -> tuple[bool, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        verified = bool(plc.c.read_discrete_inputs(6, count=1, slave=1).bits[0])
+        state = plc.c.read_input_registers(10, count=1, slave=1).registers[0]
+        if state == want:
+            return verified, state
+        time.sleep(0.02)
+    raise AssertionError(f"VerificationState did not become {want}: {state}")
+
+
 def test_a_part_tag_is_the_serial_and_a_reserved_one_is_a_test_part(plc_cell):
-    st, srv, plc = plc_cell([png_bytes(230, seed=3), png_bytes(30, seed=4)])
+    st, srv, plc = plc_cell([png_bytes(230, seed=3), png_bytes(30, seed=4), png_bytes(30, seed=5)])
+    assert _verification(plc, 0) == (False, 0)          # no test parts: nothing to verify
     st.test_parts.add("cell", "900001", "NG", "red rabbit: PartTag 900001")
+    srv.hs.refresh_verification()                       # (else within 10 s)
+    assert _verification(plc, 1) == (False, 1)          # due: the PLC may hold the line on Verified
     plc.trigger(tag=900001)
     assert plc.wait("valid")["ng"]                       # the reject gate gets the verdict as for any part
     rec = st.get(plc.regs()["inspection_id"])
     assert (rec.serial, rec.test_part, rec.test_expected, rec.verdict) == ("900001", "900001", "NG", "NG")
+    assert _verification(plc, 3) == (True, 3)           # passed, read again after the answer
+    assert srv.snapshot()["verification"] == "passed"
     plc.pulse(1)
     plc.wait("ready")
     plc.trigger(tag=42)
     assert plc.wait("valid")["ok"]
     rec = st.get(plc.regs()["inspection_id"])
     assert (rec.serial, rec.test_part) == ("42", None)
+    plc.pulse(1)
+    plc.wait("ready")
+    plc.trigger(tag=900001)                              # the red rabbit again, and the lamp is dim
+    assert plc.wait("valid")["ok"]
+    assert _verification(plc, 4) == (False, 4)          # failed: Verified drops
 
 
 def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_never_sent(plc_cell):

@@ -305,3 +305,22 @@ def test_serve_refuses_bad_opcua_settings_with_what_to_do(tmp_path):
     assert r.returncode == 2 and "70000 is not a TCP port" in r.stderr and "--opcua-port" in r.stderr
     r = serve("--opcua-port", "4999", "--modbus-port", "4999")
     assert r.returncode == 2 and "must differ" in r.stderr
+
+
+def test_the_test_part_verification_is_shown_for_an_interlock(ua_cell):
+    st, srv, plc = ua_cell([png_bytes(230, seed=41), png_bytes(30, seed=42)])
+    st.test_parts.add("cell", "900001", "NG")
+    srv.hs.refresh_verification()
+    plc.wait(lambda: plc.read(plc.diag, "VerificationState") == 1, "VerificationState due")
+    assert plc.read(plc.diag, "Verified") is False
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Operational/Ready")
+    plc.start_job(900001)                              # the red rabbit, by its PartId
+    assert plc.wait_valid()["Verdict"] == "NG"
+    plc.wait(lambda: plc.read(plc.diag, "VerificationState") == 3, "VerificationState passed")
+    assert plc.read(plc.diag, "Verified") is True
+    plc.ack()
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready after the ack")
+    plc.start_job(900001)                              # again, passed as OK: failed
+    assert plc.wait_valid()["Verdict"] == "OK"
+    plc.wait(lambda: plc.read(plc.diag, "VerificationState") == 4, "VerificationState failed")
+    assert plc.read(plc.diag, "Verified") is False and srv.snapshot()["verification"] == "failed"

@@ -14,7 +14,10 @@ The rules that keep a line safe live here, once:
 * a fault (no image, model or storage failing) answers the part NG and holds the station
   in error until the PLC clears it; the fault is in ``station.faults`` (``/health``);
 * every answer is recorded in ``line_signals`` with its reason and goes out through the
-  outbox (event ``line_signal``).
+  outbox (event ``line_signal``);
+* the station's test-part verification this shift (:mod:`.test_parts`) is shown beside
+  the answers (:class:`VerificationState`), so the PLC can interlock the line on it; the
+  station itself refuses nothing for it (the test parts need triggers too).
 """
 from __future__ import annotations
 
@@ -36,6 +39,15 @@ log = logging.getLogger("lineguard.plc")
 
 # the next part's image and a name for it: a file's bytes, or a camera's frame as pixels
 ImageSource = Callable[[], tuple[Union[bytes, CameraFrame], str]]
+
+
+class VerificationState(enum.IntEnum):
+    """The station's test-part verification this shift, for the recipe's product."""
+    NONE = 0                # the product has no test parts
+    DUE = 1                 # none of them seen this shift
+    INCOMPLETE = 2          # some seen, all right so far
+    PASSED = 3              # every test part got its verdict this shift
+    FAILED = 4              # a test part's latest check got the wrong verdict
 
 
 class ResultCode(enum.IntEnum):
@@ -124,7 +136,7 @@ class Handshake:
 
     def __init__(self, station: Any, image_source: ImageSource, recipes: dict[int, str], line: str,
                  station_name: str, window_ms: float, protocol: str,
-                 initial_recipe: Optional[int] = None, recipe_max: int = 65535):
+                 initial_recipe: Optional[int] = None, recipe_max: int = 65535, verify_every_s: float = 10.0):
         if not recipes:
             raise ValueError("give at least one recipe: RecipeId -> product, e.g. {1: 'cell'}")
         for rid in recipes:
@@ -156,6 +168,15 @@ class Handshake:
         self.answered: Callable[[Answer], None] = lambda a: None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plc-{protocol}-record")
+        # read again every verify_every_s (a new shift, a test part registered elsewhere)
+        # and at once after each answer or recipe change
+        self.verification = VerificationState.NONE
+        self._verify_every_s = verify_every_s
+        self._verify_now = threading.Event()
+        self._closing = threading.Event()
+        self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
+                                          name=f"plc-{protocol}-verification")
+        self._verifier.start()
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -167,6 +188,9 @@ class Handshake:
         return self.pending is not None
 
     def close(self) -> None:
+        self._closing.set()
+        self._verify_now.set()
+        self._verifier.join(timeout=5)
         with self.lock:
             if self.pending is not None and self.pending.timer is not None:
                 self.pending.timer.cancel()
@@ -181,7 +205,8 @@ class Handshake:
                 return False
             self.recipe = int(rid)
             self.show()
-            return True
+        self._verify_now.set()
+        return True
 
     def not_ready_reason(self) -> Optional[str]:
         if self.pending is not None:
@@ -321,10 +346,40 @@ class Handshake:
             self._record(ans)
         self.answered(ans)
         self.show()
+        self._verify_now.set()   # a test part's check may have changed it
         if rec is not None:
             # the verdict's record is already committed; what the PLC was told is stored off
             # the handshake path (and off the protocol's thread): in trigger order, one writer
             self._recorder.submit(self._record, ans)
+
+    # -- the test-part verification, shown to the PLC --------------------------------------
+    def refresh_verification(self) -> VerificationState:
+        from .shifts import parse_shift_starts, plant_zone, shift_of
+        from .test_parts import station_state
+        cfg = self.station.config
+        now = utcnow()
+        shift = shift_of(now, parse_shift_starts(cfg.shift_starts), plant_zone(cfg.timezone))
+        with self.lock:
+            product = self.recipes[self.recipe]
+        state = VerificationState[station_state(self.station.db, shift, self.line, self.station_name, product,
+                                                now).upper()]
+        with self.lock:
+            if state != self.verification:
+                if state == VerificationState.FAILED:
+                    log.warning("line %s station %s: test-part verification failed; the PLC sees "
+                                "VerificationState %d", self.line, self.station_name, int(state))
+                self.verification = state
+                self.show()
+        return state
+
+    def _watch_verification(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self.refresh_verification()
+            except Exception:  # noqa: BLE001 - the database away: the last state stands, tried again
+                log.debug("test-part verification not read", exc_info=True)
+            self._verify_now.wait(self._verify_every_s)
+            self._verify_now.clear()
 
     # -- what the PLC was told, kept ----------------------------------------------------
     def _record(self, ans: Answer) -> None:

@@ -22,6 +22,8 @@ Discrete inputs (station writes, function 02)
  4    NG            reject the part (only with ResultsValid): NG or REVIEW verdict,
                     or no verdict in time, or a fault
  5    Error         a fault the PLC must see; see ErrorCode, cleared by ClearError
+ 6    Verified      this shift's test parts all got their verdicts at this station
+                    (VerificationState 3): the line's interlock may require it
 ====  ============  ===========================================================
 
 Holding registers (PLC writes, function 03/06/16)
@@ -43,6 +45,10 @@ Input registers (station writes, function 04)
  6     ActiveRecipe    the recipe the station has in effect
  7-8   PartTag         the PartTag latched at the trigger this result answers
  9     TriggerSeq      the station's trigger count (uint16, wraps) of this result
+ 10    Verification    this shift's test-part verification for the active recipe's
+                       product (:class:`VerificationState`): 0 no test parts, 1 due,
+                       2 incomplete, 3 passed, 4 failed; read again every 10 s and
+                       after each answer
 =====  ==============  =======================================================
 
 The handshake: PLC waits for TriggerReady, writes RecipeId/PartTag, raises Trigger;
@@ -64,7 +70,7 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from .plc_handshake import Answer, Handshake, ImageSource, ResultCode, newest_image_source
+from .plc_handshake import Answer, Handshake, ImageSource, ResultCode, VerificationState, newest_image_source
 
 __all__ = ["ModbusStation", "ResultCode", "newest_image_source", "ImageSource"]
 
@@ -73,12 +79,12 @@ log = logging.getLogger("lineguard.plc")
 # coils
 TRIGGER, RESULTS_ACK, CLEAR_ERROR = 0, 1, 2
 # discrete inputs
-TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR = 0, 1, 2, 3, 4, 5
+TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED = 0, 1, 2, 3, 4, 5, 6
 # holding registers
 HR_RECIPE, HR_PART_TAG = 0, 1
 # input registers
 IR_INSPECTION_ID, IR_RESULT_CODE, IR_SCORE, IR_PROCESSING_MS, IR_ERROR_CODE, IR_ACTIVE_RECIPE, IR_PART_TAG, \
-    IR_TRIGGER_SEQ = 0, 2, 3, 4, 5, 6, 7, 9
+    IR_TRIGGER_SEQ, IR_VERIFICATION = 0, 2, 3, 4, 5, 6, 7, 9, 10
 
 
 class _Block:
@@ -203,6 +209,8 @@ class ModbusStation:
         self._set_di(BUSY, hs.busy)
         self._set_di(RESULTS_VALID, hs.result_valid)
         self._set_di(ERROR, hs.error_code != 0)
+        self._set_ir(IR_VERIFICATION, [int(hs.verification)])
+        self._set_di(VERIFIED, hs.verification == VerificationState.PASSED)
         self._set_di(TRIGGER_READY, hs.ready)
 
     def _write_result(self, ans: Answer) -> None:
@@ -225,7 +233,7 @@ class ModbusStation:
             return {"trigger_ready": bool(self._di.values[TRIGGER_READY]), "busy": bool(self._di.values[BUSY]),
                     "results_valid": bool(self._di.values[RESULTS_VALID]), "error": bool(self._di.values[ERROR]),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
-                    "port": self.port, **self.hs.counts}
+                    "verification": self.hs.verification.name.lower(), "port": self.port, **self.hs.counts}
 
     # -- PLC writes ----------------------------------------------------------------------
     def _plc_wrote_registers(self, addr: int, values: list) -> None:

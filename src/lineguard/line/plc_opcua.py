@@ -44,6 +44,9 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           ErrorCode         UInt32        0, or the ResultCode of the fault (with state Error)
           ErrorMessage      String
           LastRefusal       String        why the last method call was refused
+          VerificationState UInt32        this shift's test parts for the recipe's product:
+                                          0 none, 1 due, 2 incomplete, 3 passed, 4 failed
+          Verified          Boolean       VerificationState is 3 (the line may interlock on it)
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
@@ -61,7 +64,7 @@ import logging
 import threading
 from typing import Any, Optional
 
-from .plc_handshake import Answer, Handshake, ImageSource, ResultCode
+from .plc_handshake import Answer, Handshake, ImageSource, ResultCode, VerificationState
 
 log = logging.getLogger("lineguard.plc")
 
@@ -116,7 +119,8 @@ class OpcUaStation:
             return {"state": state, "sub_state": sub, "trigger_ready": self._trigger_ready(),
                     "results_valid": self.hs.result_valid, "error": bool(self.hs.error_code),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
-                    "port": self.port, "last_refusal": self.last_refusal, **self.hs.counts}
+                    "port": self.port, "last_refusal": self.last_refusal,
+                    "verification": self.hs.verification.name.lower(), **self.hs.counts}
 
     def _trigger_ready(self) -> bool:
         return self.mode == "Operational" and self.hs.ready
@@ -127,7 +131,9 @@ class OpcUaStation:
         state, sub = self.state()
         view = {"CurrentState": state, "CurrentSubState": sub, "TriggerReady": self._trigger_ready(),
                 "ResultsValid": self.hs.result_valid, "ErrorCode": self.hs.error_code,
-                "ErrorMessage": self.hs.error or "", "ActiveRecipe": self.hs.recipe, "LastRefusal": self.last_refusal}
+                "ErrorMessage": self.hs.error or "", "ActiveRecipe": self.hs.recipe, "LastRefusal": self.last_refusal,
+                "VerificationState": int(self.hs.verification),
+                "Verified": self.hs.verification == VerificationState.PASSED}
         self._put(("state", view))
 
     def _queue_result(self, ans: Answer) -> None:
@@ -165,7 +171,8 @@ class OpcUaStation:
                                                       f"(part {values['PartId']})")
                 else:
                     for name in ("ResultsValid", "ErrorCode", "ErrorMessage", "ActiveRecipe", "LastRefusal",
-                                 "CurrentState", "CurrentSubState", "TriggerReady"):
+                                 "VerificationState", "Verified", "CurrentState", "CurrentSubState",
+                                 "TriggerReady"):
                         await self._write(name, values[name])
             except Exception:  # noqa: BLE001 - one failed write must not stop the writer
                 log.exception("OPC UA %s update failed", kind)
@@ -247,7 +254,8 @@ class OpcUaStation:
                   (results, "ResultCode", 0), (results, "Score", 0.0), (results, "ModelVersion", ""),
                   (results, "ProcessingTimeMs", 0.0), (results, "RecipeId", 0), (results, "Reason", ""),
                   (diag, "TriggerReady", False), (diag, "ErrorCode", 0), (diag, "ErrorMessage", ""),
-                  (diag, "LastRefusal", "")]
+                  (diag, "LastRefusal", ""), (diag, "VerificationState", int(self.hs.verification)),
+                  (diag, "Verified", self.hs.verification == VerificationState.PASSED)]
         for parent, name, value in layout:
             self._nodes[name] = await parent.add_variable(idx, name, _variant(name, value))
 
@@ -354,6 +362,7 @@ _VTYPES = {"CurrentState": "String", "CurrentSubState": "String", "ActiveRecipe"
            "ResultsValid": "Boolean", "ResultId": "String", "TriggerSeq": "UInt32", "PartId": "UInt32",
            "InspectionId": "UInt32", "Verdict": "String", "ResultCode": "UInt32", "Score": "Double",
            "ModelVersion": "String", "ProcessingTimeMs": "Double", "RecipeId": "UInt32", "Reason": "String",
-           "TriggerReady": "Boolean", "ErrorCode": "UInt32", "ErrorMessage": "String", "LastRefusal": "String"}
+           "TriggerReady": "Boolean", "ErrorCode": "UInt32", "ErrorMessage": "String", "LastRefusal": "String",
+           "VerificationState": "UInt32", "Verified": "Boolean"}
 
 __all__ = ["OpcUaStation", "NAMESPACE", "ResultCode"]

@@ -298,3 +298,15 @@ def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], 
             "inspection_id": c.id, "last_right_at": _iso(last_right), "cleared_at": _iso(cleared),
             "doubt": {"verdict": doubt, "since": _iso(since), "until": _iso(cleared), "parts": n,
                       "what": "escapes: defects passed as OK" if milder else "false rejects: good parts rejected"}}
+
+
+def station_state(db: Any, shift: Shift, line: str, station: str, product: str,
+                  now: Optional[dt.datetime] = None) -> str:
+    """One station's verification now, as a PLC interlock reads it: its state in
+    :func:`verification`; ``due`` for a station that has not run this shift but whose
+    product has test parts, ``none`` for a product without them."""
+    now = now or utcnow()
+    for v in verification(db, shift, now, line):
+        if v["station"] == station and v["product"] == product:
+            return v["state"]
+    return "due" if product in in_use(db, shift.start_utc, min(shift.end_utc, now)) else "none"
