@@ -70,6 +70,15 @@ def test_users_add_list_disable_and_keys_list_revoke_from_the_cli(tmp_path):
                              if "line-3" in ln)
     missing = _lineguard("keys", "revoke", "999", "--data", data)
     assert missing.returncode != 0 and "no key with id 999" in missing.stderr
+    # each change is in the change log, made "with the command line" by this PC's user
+    from lineguard.line.audit import entries
+    database = Database(StationConfig(data_dir=tmp_path / "st").database_url)
+    log = [(e.action, e.subject) for e in reversed(entries(database))]
+    actors = {e.actor for e in entries(database)}
+    database.dispose()
+    assert log == [("key.created", "key 1 (first-admin)"), ("key.created", "key 2 (line-3)"),
+                   ("user.added", "user maria"), ("user.disabled", "user maria"), ("key.revoked", "key 2 (line-3)")]
+    assert len(actors) == 1 and actors.pop().startswith("cli")
 
 
 def test_the_last_admin_cannot_be_revoked_or_disabled_from_the_cli(tmp_path):

@@ -59,12 +59,13 @@ def keys_list(data: Path, db: Optional[str]) -> None:
 def keys_revoke(key_id: int, data: Path, db: Optional[str]) -> None:
     """Revoke key KEY_ID (see `keys list`) and end its sign-in sessions. A running station
     stops accepting it within seconds (its key cache)."""
+    from ..line.audit import cli_actor
     from ..line.auth import revoke_key
     from ..line.errors import StationError
     with _database(data, db) as database:
         try:
             with database.session() as s:
-                found = revoke_key(s, key_id)
+                found = revoke_key(s, key_id, by=cli_actor())
         except StationError as exc:
             _refused(exc)
         if not found:
@@ -88,6 +89,7 @@ def users_app() -> None:
 def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str]) -> None:
     """Add user NAME with a password (stored as a salted scrypt hash, never in clear)."""
     from ..line.errors import StationError
+    from ..line.audit import cli_actor
     from ..line.users import create_user
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -96,7 +98,7 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
     with _database(data, db) as database:
         try:
             with database.session() as s:
-                user = create_user(s, name, password, role)
+                user = create_user(s, name, password, role, by=cli_actor())
                 uid = user.id
         except StationError as exc:
             _refused(exc)
@@ -126,6 +128,7 @@ def users_disable(name: str, data: Path, db: Optional[str]) -> None:
     from sqlalchemy import select
     from ..line.errors import StationError
     from ..line.orm import User
+    from ..line.audit import cli_actor
     from ..line.users import disable_user
     with _database(data, db) as database:
         try:
@@ -133,7 +136,7 @@ def users_disable(name: str, data: Path, db: Optional[str]) -> None:
                 uid = s.scalar(select(User.id).where(User.username == name))
                 if uid is None:
                     raise LookupError(f"no user named {name!r}; `lineguard users list` shows them")
-                disable_user(s, uid)
+                disable_user(s, uid, by=cli_actor())
         except (StationError, LookupError) as exc:
             _refused(exc)
     click.echo(f"user {name} disabled")

@@ -255,6 +255,7 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
 @click.option("--name", default=None, help="Who or what uses the key (shown in reviews and logs).")
 def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -> None:
     """Create an API key and print it (it is stored hashed and cannot be shown again)."""
+    from ..line.audit import cli_actor
     from ..line.auth import ROLES, create_key
     from ..line.db import Database
     if role not in ROLES:
@@ -264,7 +265,7 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -
     database = Database(cfg.database_url)
     database.upgrade()
     with database.session() as s:
-        _row, key = create_key(s, role, name)
+        _row, key = create_key(s, role, name, by=cli_actor())
     database.dispose()
     click.echo(key)
 

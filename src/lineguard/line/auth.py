@@ -13,6 +13,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .orm import ApiKey
 
 ROLES = ("operator", "engineer", "admin")
@@ -27,8 +28,10 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(session: Session, role: str, name: Optional[str] = None) -> tuple[ApiKey, str]:
-    """Make a key; returns (row, the key in clear). The clear key is shown once, never stored."""
+def create_key(session: Session, role: str, name: Optional[str] = None,
+               by: Optional[str] = None) -> tuple[ApiKey, str]:
+    """Make a key; returns (row, the key in clear). The clear key is shown once, never stored.
+    ``by``: who made it, for the change log."""
     if role not in _RANK:
         raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     prefix = secrets.token_hex(4)
@@ -36,6 +39,7 @@ def create_key(session: Session, role: str, name: Optional[str] = None) -> tuple
     row = ApiKey(prefix=prefix, key_hash=_hash(key), role=role, name=name, revoked=False)
     session.add(row)
     session.flush()
+    audit.record(session, "key.created", f"key {row.id} ({name or 'key-' + prefix})", by, role=role)
     return row, key
 
 
@@ -52,7 +56,7 @@ def verify_key(session: Session, key: str) -> Optional[ApiKey]:
     return row
 
 
-def revoke_key(session: Session, key_id: int) -> bool:
+def revoke_key(session: Session, key_id: int, by: Optional[str] = None) -> bool:
     """Revoke a key and end the sessions signed in with it; False if there is no such key.
 
     Raises :class:`~lineguard.line.errors.Conflict` for the station's last active admin.
@@ -64,6 +68,8 @@ def revoke_key(session: Session, key_id: int) -> bool:
     if row is None:
         return False
     refuse_last_admin(session, row.role, not row.revoked, f"key {row.id} ({row.name or 'key-' + row.prefix})")
+    if not row.revoked:
+            audit.record(session, "key.revoked", f"key {row.id} ({row.name or 'key-' + row.prefix})", by, role=row.role)
     row.revoked = True
     session.execute(delete(SignInSession).where(SignInSession.key_id == row.id))
     return True

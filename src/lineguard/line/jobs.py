@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy import or_, select, update
 
+from . import audit
 from .errors import StationError
 from .orm import Inspection, Job, utcnow
 
@@ -73,6 +74,8 @@ class JobRunner:
             job = Job(kind="train", status="queued", progress=0.0, params=params)
             s.add(job)
             s.flush()
+            audit.record(s, "model.training_started", f"{product}/{line or '*'} job {job.id}", by,
+                         images=len(good), source=source, activate=activate)
         self._q.put(job.id)
         return job
 

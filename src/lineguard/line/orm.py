@@ -101,6 +101,19 @@ class TestPart(Base):
     retired_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
+class ChangeLogEntry(Base):
+    """One change to the station's settings: who, when, what (see line.audit); only ever added."""
+
+    __tablename__ = "change_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)   # a user, a key's name, "cli (root)"
+    action: Mapped[str] = mapped_column(String(50), index=True)               # model.activated, key.revoked ...
+    subject: Mapped[str] = mapped_column(String(300))                         # cell/L1 v3, key 12 (line-pc) ...
+    details: Mapped[Any] = mapped_column(JSON, default=dict)
+
+
 class Review(Base):
     """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
 

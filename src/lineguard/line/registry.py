@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..vision.errors import BundleError
 from ..vision.imageio import DEFAULT_MAX_PIXELS
+from . import audit
 from .db import Database
 from .errors import Conflict, InvalidModel, ModelLoadFailed, NoActiveModel, NotFound
 from .imagestore import ContentStore
@@ -197,6 +198,9 @@ class ModelRegistry:
                               train_images=train_images, trained_from=trained_from, **model_facts(insp))
             s.add(mv)
             s.flush()
+            audit.record(s, "model.uploaded", model_subject(mv), by, model_id=mv.model_id,
+                         model_version=mv.model_version, note=note, threshold=mv.threshold,
+                         review_threshold=mv.review_threshold, trained_from=trained_from)
             if activate:
                 self._activate(s, mv, by)
             else:
@@ -266,6 +270,8 @@ class ModelRegistry:
                 a.rolled_back_at, a.rolled_back_by = now, by
             # not a new activation: the one rolled back to stands again as it was
             self._switch(s, mv)
+            audit.record(s, "model.rolled_back", model_subject(mv), by,
+                         undone=sorted({a.model_version_id for a in undone}))
             # "activated" as before (a consumer tracking the active version needs no change)
             _model_event(s, mv, "activated", by, rollback=True)
         self._activation_changed()
@@ -275,6 +281,7 @@ class ModelRegistry:
         self._switch(s, mv)
         s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
         s.flush()
+        audit.record(s, "model.activated", model_subject(mv), by, model_id=mv.model_id, threshold=mv.threshold)
         _model_event(s, mv, "activated", by)
 
     @staticmethod
@@ -388,6 +395,11 @@ def model_facts(insp: Any) -> dict[str, Any]:
     name = getattr(det, "name", None) if det is not None else None
     return {"threshold": threshold, "review_threshold": review,
             "detector": str(name)[:50] if name else None}
+
+
+def model_subject(mv: ModelVersion) -> str:
+    """How the change log names a model version: ``cell/L1 v3`` (``cell/* v3``: every line)."""
+    return f"{mv.product}/{mv.line or '*'} v{mv.version}"
 
 
 def _model_event(s: Session, mv: ModelVersion, action: str, by: Optional[str], **extra: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .errors import InvalidRequest
 from .orm import ProductSettings, Review, utcnow
 
@@ -28,6 +29,8 @@ def defect_types(s: Session, product: str) -> list[str]:
 def set_defect_types(s: Session, product: str, types: Sequence[str], by: Optional[str]) -> list[str]:
     clean = check_defect_types(types)
     row = s.get(ProductSettings, product)
+    audit.record(s, "product.defect_types", product, by, before=list(row.defect_types) if row else None,
+                 after=clean)
     if row is None:
         s.add(ProductSettings(product=product, defect_types=clean, updated_at=utcnow(), updated_by=by))
     else:

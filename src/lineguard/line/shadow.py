@@ -19,8 +19,10 @@ from typing import Any, Optional
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from . import audit
 from .errors import Conflict, NotFound
 from .orm import ModelShadow, ModelVersion, ShadowResult, utcnow
+from .registry import model_subject
 
 log = logging.getLogger("lineguard.shadow")
 
@@ -69,13 +71,16 @@ class ShadowRunner:
                 s.add(ModelShadow(product=product, line=line, model_version_id=mv.id, started_by=by))
             else:
                 row.model_version_id, row.started_at, row.started_by = mv.id, utcnow(), by
+            audit.record(s, "model.shadow_started", model_subject(mv), by)
         self._changed()
         return mv
 
-    def stop(self, product: str, line: str) -> None:
+    def stop(self, product: str, line: str, by: Optional[str] = None) -> None:
         with self.station.db.session() as s:
             n = s.execute(delete(ModelShadow).where(ModelShadow.product == product,
                                                     ModelShadow.line == line)).rowcount
+            if n:
+                audit.record(s, "model.shadow_stopped", f"{product}/{line or '*'}", by)
         self._changed()
         if not n:
             raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else ""))

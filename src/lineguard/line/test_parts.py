@@ -34,6 +34,7 @@ from typing import Any, Optional
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from . import audit
 from .errors import InvalidRequest, NotFound
 from .orm import Inspection, TestPart, iso_utc as _iso, utcnow
 from .shifts import Shift
@@ -133,6 +134,10 @@ class TestPartBook:
             try:
                 with self.db.session() as s:
                     row = s.scalar(select(TestPart).where(TestPart.product == product, TestPart.name == name))
+                    before = None if row is None or row.retired_at is not None else \
+                        {"expect": row.expect, "description": row.description}
+                    audit.record(s, "test_part.registered", f"{product} {name}", by, expect=expect,
+                                 description=description, before=before)
                     if row is None or row.retired_at is not None:
                         # in use from now: the shifts it was retired in stay without it
                         if row is None:
@@ -159,6 +164,7 @@ class TestPartBook:
             if row is None:
                 raise NotFound(f"product {product!r} has no test part {name!r} in use")
             row.retired_at, row.retired_by = utcnow(), by
+            audit.record(s, "test_part.retired", f"{product} {name}", by, expect=row.expect)
             s.flush()
             s.expunge(row)
         self._changed()

@@ -17,6 +17,7 @@ from typing import Optional
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .auth import ROLES
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import ApiKey, SignInSession, User
@@ -64,7 +65,7 @@ def authenticate(session: Session, username: str, password: str) -> Optional[Use
     return user
 
 
-def create_user(session: Session, username: str, password: str, role: str) -> User:
+def create_user(session: Session, username: str, password: str, role: str, by: Optional[str] = None) -> User:
     """A new user; InvalidRequest for a bad name, role or short password, Conflict if the name is taken."""
     if not _NAME_RE.match(username or ""):
         raise InvalidRequest(f"{username!r} is not a usable user name: letters, digits and . _ @ -, "
@@ -78,6 +79,7 @@ def create_user(session: Session, username: str, password: str, role: str) -> Us
     user = User(username=username, password_hash=hash_password(password), role=role, disabled=False)
     session.add(user)
     session.flush()
+    audit.record(session, "user.added", f"user {username}", by, role=role)
     return user
 
 
@@ -111,12 +113,14 @@ def refuse_last_admin(session: Session, role: str, active: bool, what: str) -> N
         raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
 
 
-def disable_user(session: Session, user_id: int) -> User:
+def disable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:
     """Disable a user and end their sessions; NotFound, or Conflict for the last admin."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"no user with id {user_id}")
     refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}")
+    if not user.disabled:
+        audit.record(session, "user.disabled", f"user {user.username}", by, role=user.role)
     user.disabled = True
     session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
     return user

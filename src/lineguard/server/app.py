@@ -192,9 +192,10 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
-    from .routers import products, test_parts
+    from .routers import change_log, products, test_parts
     app.include_router(products.router)
     app.include_router(test_parts.router)
+    app.include_router(change_log.router)
     from .routers import spc, tuning
     app.include_router(spc.router)
     app.include_router(tuning.router)

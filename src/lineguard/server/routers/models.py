@@ -117,7 +117,7 @@ def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_st
                response_class=Response, responses=errors(401, 403, 404, 422))
 def stop_shadow(product: str, line: str = Query("", max_length=100), station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> Response:
-    station.shadow.stop(product, line)
+    station.shadow.stop(product, line, by=caller.name)
     return Response(status_code=204)
 
 

@@ -1,0 +1,81 @@
+"""The change log: who changed what on a station, and when.
+
+A quality system asks it of every inspection (ISO 9001 change control, IATF 16949; in
+regulated plants a 21 CFR Part 11 audit trail): which model judged the parts and who made
+it active, who moved a threshold, who added a defect type, a test part, a key or a user.
+Each change writes its entry in the same transaction as the change itself, so the log
+holds exactly the changes that were made: one that failed leaves no entry, and no change
+is made without one. Entries are only ever added; the API and pages only read them.
+
+Parts' reviews are not here: each part keeps the history of its own reviews.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .orm import ChangeLogEntry, iso_utc, utcnow
+
+# action -> what it says, for the page's filter and the docs
+ACTIONS = {
+    "model.uploaded": "a model version was added",
+    "model.activated": "a model version was made the one that judges the parts",
+    "model.rolled_back": "the active model went back to the version before",
+    "model.shadow_started": "a version started judging every part beside the active one",
+    "model.shadow_stopped": "a shadow run was stopped",
+    "model.training_started": "a retraining job was started",
+    "product.defect_types": "a product's defect types were set",
+    "test_part.registered": "a test part was registered or changed",
+    "test_part.retired": "a test part was retired",
+    "key.created": "an API key was created",
+    "key.revoked": "an API key was revoked",
+    "user.added": "a user was added",
+    "user.disabled": "a user was disabled",
+}
+
+
+def cli_actor() -> str:
+    """The change log's name for a change made with the command line on the station PC."""
+    try:
+        return f"cli ({getpass.getuser()})"
+    except Exception:  # noqa: BLE001 - no user name in this environment (a container)
+        return "cli"
+
+
+def record(s: Session, action: str, subject: str, by: Optional[str], **details: Any) -> None:
+    """Add an entry to the change log in the caller's transaction (committed with the change)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown change-log action {action!r}")
+    s.add(ChangeLogEntry(at=utcnow(), actor=by, action=action, subject=subject[:300],
+                         details={k: v for k, v in details.items() if v is not None}))
+
+
+def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
+            actor: Optional[str] = None, action: Optional[str] = None, subject: Optional[str] = None,
+            before_id: Optional[int] = None, limit: int = 100) -> list[ChangeLogEntry]:
+    """Newest first; ``action`` may be a family (``model``) or one action (``model.activated``);
+    ``subject`` a part of it (a product's name finds its models and test parts)."""
+    q = select(ChangeLogEntry)
+    if since is not None:
+        q = q.where(ChangeLogEntry.at >= since)
+    if until is not None:
+        q = q.where(ChangeLogEntry.at < until)
+    if actor:
+        q = q.where(ChangeLogEntry.actor == actor)
+    if action:
+        q = q.where(ChangeLogEntry.action == action if "." in action else ChangeLogEntry.action.like(action + ".%"))
+    if subject:
+        q = q.where(ChangeLogEntry.subject.contains(subject, autoescape=True))
+    if before_id is not None:
+        q = q.where(ChangeLogEntry.id < before_id)
+    with db.session() as s:
+        return list(s.scalars(q.order_by(ChangeLogEntry.id.desc()).limit(max(1, min(limit, 1000)))))
+
+
+def entry_to_dict(e: ChangeLogEntry) -> dict[str, Any]:
+    return {"id": e.id, "at": iso_utc(e.at), "actor": e.actor, "action": e.action,
+            "what": ACTIONS.get(e.action, e.action), "subject": e.subject, "details": e.details or {}}

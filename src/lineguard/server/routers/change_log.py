@@ -1,0 +1,80 @@
+"""The change log (see lineguard.line.audit): read only, newest first, or as CSV."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from ...line.audit import ACTIONS, entries, entry_to_dict
+from ...line.errors import InvalidRequest
+from ...line.part_records import BOM, spreadsheet_safe
+from ...line.station import Station, _naive_utc
+from ..deps import DB_INT_MAX, Caller, get_station, require
+from ..schemas import errors
+from .spc import _TEXT
+
+router = APIRouter(prefix="/api/v1", tags=["change log"])
+
+CSV_MAX = 100_000     # entries in one CSV: years of a station's changes
+
+
+def _filters(since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
+             until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
+             actor: Optional[str] = Query(None, max_length=100, pattern=_TEXT, description="who made the change"),
+             action: Optional[str] = Query(None, max_length=50, pattern=_TEXT,
+                                           description="one action (model.activated) or a family (model)"),
+             subject: Optional[str] = Query(None, max_length=300, pattern=_TEXT,
+                                            description="part of what was changed, e.g. a product's name")
+             ) -> dict[str, Any]:
+    if action and action not in ACTIONS and not any(a.startswith(action + ".") for a in ACTIONS):
+        families = sorted({a.split(".")[0] for a in ACTIONS})
+        raise InvalidRequest(f"unknown action {action!r}; use one of {', '.join(ACTIONS)} or a family "
+                             f"({', '.join(families)})")
+    return dict(since=since and _naive_utc(since), until=until and _naive_utc(until), actor=actor or None,
+                action=action or None, subject=subject or None)
+
+
+@router.get("/change-log", summary="Who changed what on the station, newest first",
+            description="Models uploaded, activated, rolled back, shadowed and trained; defect types; test "
+                        "parts; keys and users. Each entry was written with the change itself.",
+            responses=errors(401, 403, 422))
+def change_log(filters: dict[str, Any] = Depends(_filters), limit: int = Query(100, ge=1, le=1000),
+               cursor: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="next_cursor of the page before"),
+               station: Station = Depends(get_station),
+               _c: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    rows = entries(station.db, before_id=cursor, limit=limit, **filters)
+    return {"items": [entry_to_dict(e) for e in rows], "actions": ACTIONS,
+            "next_cursor": rows[-1].id if len(rows) == limit else None}
+
+
+@router.get("/change-log/export", summary="The change log as CSV (for an audit)", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}, **errors(401, 403, 422)})
+def change_log_csv(filters: dict[str, Any] = Depends(_filters), station: Station = Depends(get_station),
+                   _c: Caller = Depends(require("engineer"))) -> Response:
+    buf = io.StringIO()
+    buf.write(BOM)
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["id", "at", "actor", "action", "what", "subject", "details"])
+    for e in _all(station, filters):
+        d = entry_to_dict(e)
+        w.writerow([spreadsheet_safe(v) for v in (d["id"], d["at"], d["actor"], d["action"], d["what"],
+                                                  d["subject"], json.dumps(d["details"], ensure_ascii=False))])
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="change-log.csv"'})
+
+
+def _all(station: Station, filters: dict[str, Any]):
+    """Every matching entry, newest first, a thousand at a time (at most CSV_MAX)."""
+    before, n = None, 0
+    while n < CSV_MAX:
+        page = entries(station.db, before_id=before, limit=1000, **filters)
+        yield from page
+        n += len(page)
+        if len(page) < 1000:
+            return
+        before = page[-1].id

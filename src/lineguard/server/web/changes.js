@@ -1,0 +1,61 @@
+// Change log: who changed what on the station, newest first (models, thresholds, defect
+// types, test parts, keys, users), filtered, and as CSV for an audit. Read only.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, select, when} = LG;
+  const p = LG.params();
+  const first = await api("/api/v1/change-log" + LG.q({limit: 1}));
+  const families = [...new Set(Object.keys(first.actions).map((a) => a.split(".")[0]))];
+  const form = h("form", {class: "filters panel", id: "filters"},
+    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    field("who", h("input", {name: "actor", value: p.actor || "", size: 12})),
+    field("what", select("action", [["", "any"], ...families.map((f) => [f, f + " (all)"]),
+      ...Object.entries(first.actions).map(([a, text]) => [a, text])], p.action)),
+    field("changed (contains)", h("input", {name: "subject", value: p.subject || "", size: 14})),
+    h("button", {type: "submit"}, "Show"));
+  const csv = h("a", {class: "button secondary", id: "changes-csv"}, "CSV");
+  const table = h("div", {class: "table-wrap", id: "changes"});
+  const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older changes");
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Change log"), csv),
+    h("p", {class: "muted"}, "Every change to the station's models, thresholds, defect types, test parts, keys "
+      + "and users, written with the change itself; nothing here can be edited."), form, table, h("p", {}, more));
+
+  function filters() {
+    const f = form.elements;
+    return {since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value), actor: f.actor.value.trim(),
+      action: f.action.value, subject: f.subject.value.trim()};
+  }
+
+  // details as "key: value" lines; a change's before and after side by side
+  function details(d) {
+    return Object.entries(d || {}).map(([k, v]) => h("div", {},
+      h("span", {class: "muted"}, k + ": "), typeof v === "object" ? JSON.stringify(v) : String(v)));
+  }
+
+  let cursor = null, body = null;
+  async function load(reset) {
+    const f = filters();
+    if (reset) {
+      cursor = null;
+      history.replaceState(null, "", location.pathname + LG.q(f));
+      csv.href = "/api/v1/change-log/export" + LG.q(f);
+      body = h("tbody", {});
+      clear(table).appendChild(h("table", {}, h("thead", {}, h("tr", {},
+        ["when", "who", "what", "changed", "details"].map((t) => h("th", {}, t)))), body));
+    }
+    const page = await api("/api/v1/change-log" + LG.q(Object.assign({}, f, {limit: 100, cursor})));
+    for (const e of page.items) {
+      body.appendChild(h("tr", {dataset: {action: e.action}}, h("td", {}, when(e.at)), h("td", {}, e.actor || "–"),
+        h("td", {title: e.action}, e.what), h("td", {}, e.subject), h("td", {}, details(e.details))));
+    }
+    if (reset && !page.items.length) clear(table).appendChild(h("p", {class: "muted"}, "No changes match."));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  more.addEventListener("click", () => load(false).catch(LG.fail));
+  await load(true);
+});

@@ -1,0 +1,27 @@
+"""The change log page: an engineer sees who changed what, filters it, and takes the CSV;
+an operator has no such page in the navigation."""
+from __future__ import annotations
+
+from .conftest import api, expect
+
+
+def test_the_change_log_lists_filters_and_exports(pages, station):
+    with api(station, "engineer") as c:
+        assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": ["crack", "dent"]}).status_code == 200
+        assert c.post("/api/v1/products/cell/test-parts", json={"name": "RR-5", "expect": "NG"}).status_code == 200
+    eng = pages(role="engineer")
+    page = eng.open("/app/changes", "#changes table")
+    rows = page.locator("#changes tbody tr")
+    expect(rows.first).to_have_attribute("data-action", "test_part.registered")     # newest first
+    expect(rows.first).to_contain_text("cell RR-5")
+    expect(rows.first).to_contain_text("test-engineer")
+    expect(page.locator('#changes tr[data-action="product.defect_types"]')).to_contain_text('["crack","dent"]')
+    expect(page.locator('#changes tr[data-action="model.activated"]')).to_contain_text("cell/* v1")
+    page.locator('select[name="action"]').select_option("test_part")
+    page.locator('#filters button[type="submit"]').click()
+    expect(rows).to_have_count(1)
+    assert "action=test_part" in page.locator("#changes-csv").get_attribute("href")
+    eng.shot("change-log")
+    op = pages(role="operator")
+    line = op.open("/app/", "#live.v-ok")
+    expect(line.locator('#nav a[href="/app/changes"]')).to_have_count(0)

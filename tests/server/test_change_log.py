@@ -1,0 +1,96 @@
+"""The change log on SQLite and PostgreSQL: every change to models, defect types, test parts,
+keys and users is written with the change itself (who, what, from what to what); a change
+refused leaves no entry; engineers read it, filter it and take it as CSV."""
+from __future__ import annotations
+
+import csv
+import io
+
+from lineguard.line.auth import create_key
+
+from .fake_inspector import FakeInspector
+from .test_spc_api import client
+
+
+def _keys(st):
+    with st.db.session() as s:
+        return {role: create_key(s, role, name=f"{role}-pc")[1] for role in ("operator", "engineer", "admin")}
+
+
+def _log(c, key, **params):
+    r = c.get("/api/v1/change-log", params=params, headers={"X-API-Key": key})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def test_every_change_is_logged_with_who_and_what(spc_station):
+    st = spc_station()
+    keys = _keys(st)
+    eng, adm = {"X-API-Key": keys["engineer"]}, {"X-API-Key": keys["admin"]}
+    with client(st) as c:
+        for version in ("fake-1", "fake-2"):
+            r = c.post("/api/v1/models", files={"file": ("m.lgm", FakeInspector(0.5, version).to_bytes())},
+                       data={"product": "cell", "activate": "true"}, headers=eng)
+            assert r.status_code == 201, r.text
+        assert c.post("/api/v1/models/cell/rollback", json={}, headers=eng).status_code == 200
+        assert c.post("/api/v1/models/cell/shadow", json={"version": 2}, headers=eng).status_code == 200
+        assert c.delete("/api/v1/models/cell/shadow", headers=eng).status_code == 204
+        assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": ["crack", "dent"]},
+                     headers=eng).status_code == 200
+        assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": ["crack"]},
+                     headers=eng).status_code == 200
+        assert c.post("/api/v1/products/cell/test-parts", json={"name": "RR-01", "expect": "NG"},
+                      headers=eng).status_code == 200
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": "RR-01"}, headers=eng).status_code == 200
+        made = c.post("/api/v1/keys", json={"role": "operator", "name": "line-7"}, headers=adm).json()
+        assert c.delete(f"/api/v1/keys/{made['id']}", headers=adm).status_code == 200
+        user = c.post("/api/v1/users", json={"username": "maria", "password": "maria-tunes", "role": "engineer"},
+                      headers=adm).json()
+        assert c.delete(f"/api/v1/users/{user['id']}", headers=adm).status_code == 200
+        log = list(reversed(_log(c, keys["engineer"])))
+        # the set-up's keys (made in this process, no one named)
+        assert [(e["action"], e["actor"]) for e in log[:3]] == [("key.created", None)] * 3
+        log = log[3:]
+        assert [(e["action"], e["subject"], e["actor"]) for e in log] == [
+            ("model.uploaded", "cell/* v1", "engineer-pc"), ("model.activated", "cell/* v1", "engineer-pc"),
+            ("model.uploaded", "cell/* v2", "engineer-pc"), ("model.activated", "cell/* v2", "engineer-pc"),
+            ("model.rolled_back", "cell/* v1", "engineer-pc"), ("model.shadow_started", "cell/* v2", "engineer-pc"),
+            ("model.shadow_stopped", "cell/*", "engineer-pc"), ("product.defect_types", "cell", "engineer-pc"),
+            ("product.defect_types", "cell", "engineer-pc"), ("test_part.registered", "cell RR-01", "engineer-pc"),
+            ("test_part.retired", "cell RR-01", "engineer-pc"), ("key.created", f"key {made['id']} (line-7)", "admin-pc"),
+            ("key.revoked", f"key {made['id']} (line-7)", "admin-pc"), ("user.added", "user maria", "admin-pc"),
+            ("user.disabled", "user maria", "admin-pc")]
+        # from what to what
+        assert log[8]["details"] == {"before": ["crack", "dent"], "after": ["crack"]}
+        assert log[2]["details"]["model_version"] == "fake-2" and log[2]["what"] == "a model version was added"
+        # filters: a family, one action, who, what was changed
+        assert {e["action"] for e in _log(c, keys["engineer"], action="model")} == {
+            "model.uploaded", "model.activated", "model.rolled_back", "model.shadow_started", "model.shadow_stopped"}
+        assert len(_log(c, keys["engineer"], action="key.revoked")) == 1
+        assert {e["actor"] for e in _log(c, keys["engineer"], actor="admin-pc")} == {"admin-pc"}
+        assert len(_log(c, keys["engineer"], subject="RR-01")) == 2
+        page = c.get("/api/v1/change-log", params={"limit": 10}, headers=eng).json()
+        older = c.get("/api/v1/change-log", params={"limit": 10, "cursor": page["next_cursor"]}, headers=eng).json()
+        assert len(page["items"]) + len(older["items"]) == 18 and older["next_cursor"] is None
+        # as CSV for an audit
+        r = c.get("/api/v1/change-log/export", params={"action": "user"}, headers=eng)
+        assert r.status_code == 200 and r.text.startswith("\ufeff")
+        rows = list(csv.DictReader(io.StringIO(r.text[1:])))
+        assert [(x["action"], x["actor"]) for x in rows] == [("user.disabled", "admin-pc"), ("user.added", "admin-pc")]
+
+
+def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station):
+    st = spc_station()
+    keys = _keys(st)
+    with client(st) as c:
+        eng, adm = {"X-API-Key": keys["engineer"]}, {"X-API-Key": keys["admin"]}
+        assert c.post("/api/v1/models/cell/activate", json={"version": 3}, headers=eng).status_code == 404
+        assert c.post("/api/v1/models", files={"file": ("m.lgm", b"not a model")}, data={"product": "cell"},
+                      headers=eng).status_code == 422
+        assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": []}, headers=eng).status_code == 422
+        admin_id = next(k["id"] for k in c.get("/api/v1/keys", headers=adm).json()["items"] if k["role"] == "admin")
+        assert c.delete(f"/api/v1/keys/{admin_id}", headers=adm).status_code == 409       # the last admin
+        assert [e["action"] for e in _log(c, keys["engineer"])] == ["key.created"] * 3     # the set-up's only
+        assert c.get("/api/v1/change-log", headers={"X-API-Key": keys["operator"]}).status_code == 403
+        bad = c.get("/api/v1/change-log", params={"action": "modle"}, headers=eng)
+        assert bad.status_code == 422 and "model.activated" in bad.json()["error"]["message"]
