@@ -128,10 +128,12 @@ def _verification(plc, want: int, timeout: float = 10.0) -> tuple[bool, int]:
 
 
 def test_a_part_tag_is_the_serial_and_a_reserved_one_is_a_test_part(plc_cell):
-    st, srv, plc = plc_cell([png_bytes(230, seed=3), png_bytes(30, seed=4), png_bytes(30, seed=5)])
+    # read every hour only: what the PLC sees below is read after each test part's answer
+    st, srv, plc = plc_cell([png_bytes(230, seed=3), png_bytes(30, seed=4), png_bytes(30, seed=5)],
+                            verify_every_s=3600)
     assert _verification(plc, 0) == (False, 0)          # no test parts: nothing to verify
     st.test_parts.add("cell", "900001", "NG", "red rabbit: PartTag 900001")
-    srv.hs.refresh_verification()                       # (else within 10 s)
+    srv.hs.refresh_verification()                       # (else within verify_every_s)
     assert _verification(plc, 1) == (False, 1)          # due: the PLC may hold the line on Verified
     plc.trigger(tag=900001)
     assert plc.wait("valid")["ng"]                       # the reject gate gets the verdict as for any part
@@ -149,7 +151,9 @@ def test_a_part_tag_is_the_serial_and_a_reserved_one_is_a_test_part(plc_cell):
     plc.wait("ready")
     plc.trigger(tag=900001)                              # the red rabbit again, and the lamp is dim
     assert plc.wait("valid")["ok"]
-    assert _verification(plc, 4) == (False, 4)          # failed: Verified drops
+    # failed, in the same answer: a PLC reading Verified at ResultsValid never sees it high
+    verified = bool(plc.c.read_discrete_inputs(6, count=1, slave=1).bits[0])
+    assert (verified, plc.c.read_input_registers(10, count=1, slave=1).registers[0]) == (False, 4)
 
 
 def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_never_sent(plc_cell):
@@ -231,6 +235,41 @@ def test_recipe_switch_selects_the_product(plc_cell, sqlite_station):
     assert "RecipeId 9" in st.faults["plc"]
 
 
+def test_a_recipe_change_never_shows_the_old_products_verification(plc_cell, monkeypatch):
+    import lineguard.line.test_parts as test_parts
+    st, srv, plc = plc_cell([png_bytes(230, seed=6)], recipes={1: "cell", 2: "band"}, verify_every_s=3600)
+    st.test_parts.add("cell", "900001", "NG")
+    plc.trigger(tag=900001)
+    assert plc.wait("valid")["ng"]
+    assert _verification(plc, 3) == (True, 3)
+    plc.pulse(1)
+    plc.wait("ready")
+    real = test_parts.station_state
+
+    def slow(db, shift, line, station, product, now=None):   # a slow database
+        time.sleep(0.3)
+        return real(db, shift, line, station, product, now)
+
+    monkeypatch.setattr(test_parts, "station_state", slow)
+    assert not plc.c.write_register(0, 2, slave=1).isError()      # RecipeId 2: band, no test parts
+    seen = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = plc.c.read_input_registers(6, count=5, slave=1).registers    # ActiveRecipe .. VerificationState
+        seen.add((r[0], r[4]))
+        if r[0] == 2 and r[4] == 0:
+            break
+        time.sleep(0.01)
+    assert (2, 0) in seen and (2, 3) not in seen and (2, 5) in seen     # unknown until read for band
+
+    def away(*a, **k):
+        raise OSError("database away")
+
+    monkeypatch.setattr(test_parts, "station_state", away)
+    srv.hs._refresh_or_unknown()
+    assert _verification(plc, 5) == (False, 5)                          # not read: not verified
+
+
 def test_bad_settings_are_refused_with_what_to_do(sqlite_station):
     st = sqlite_station()
     with pytest.raises(ValueError, match="at least one recipe"):
@@ -239,7 +278,9 @@ def test_bad_settings_are_refused_with_what_to_do(sqlite_station):
         ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", window_ms=0)
     taken = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=_free_port()).start()
     try:
+        second = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=taken.port)
         with pytest.raises(RuntimeError, match="--modbus-port"):
-            ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=taken.port).start()
+            second.start()
+        assert second.hs._verifier is None      # a link that never listened reads nothing in the background
     finally:
         taken.close()

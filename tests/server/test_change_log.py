@@ -13,8 +13,13 @@ from .test_spc_api import client
 
 
 def _keys(st):
+    """{role: key}, and st.who: {role: how the change log names that key}."""
+    keys, st.who = {}, {}
     with st.db.session() as s:
-        return {role: create_key(s, role, name=f"{role}-pc")[1] for role in ("operator", "engineer", "admin")}
+        for role in ("operator", "engineer", "admin"):
+            row, keys[role] = create_key(s, role, name=f"{role}-pc")
+            st.who[role] = f"{role}-pc (key {row.id})"
+    return keys
 
 
 def _log(c, key, **params):
@@ -47,19 +52,20 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         user = c.post("/api/v1/users", json={"username": "maria", "password": "maria-tunes", "role": "engineer"},
                       headers=adm).json()
         assert c.delete(f"/api/v1/users/{user['id']}", headers=adm).status_code == 200
+        E, A = st.who["engineer"], st.who["admin"]
         log = list(reversed(_log(c, keys["engineer"])))
         # the set-up's keys (made in this process, no one named)
         assert [(e["action"], e["actor"]) for e in log[:3]] == [("key.created", None)] * 3
         log = log[3:]
         assert [(e["action"], e["subject"], e["actor"]) for e in log] == [
-            ("model.uploaded", "cell/* v1", "engineer-pc"), ("model.activated", "cell/* v1", "engineer-pc"),
-            ("model.uploaded", "cell/* v2", "engineer-pc"), ("model.activated", "cell/* v2", "engineer-pc"),
-            ("model.rolled_back", "cell/* v1", "engineer-pc"), ("model.shadow_started", "cell/* v2", "engineer-pc"),
-            ("model.shadow_stopped", "cell/*", "engineer-pc"), ("product.defect_types", "cell", "engineer-pc"),
-            ("product.defect_types", "cell", "engineer-pc"), ("test_part.registered", "cell RR-01", "engineer-pc"),
-            ("test_part.retired", "cell RR-01", "engineer-pc"), ("key.created", f"key {made['id']} (line-7)", "admin-pc"),
-            ("key.revoked", f"key {made['id']} (line-7)", "admin-pc"), ("user.added", "user maria", "admin-pc"),
-            ("user.disabled", "user maria", "admin-pc")]
+            ("model.uploaded", "cell/* v1", E), ("model.activated", "cell/* v1", E),
+            ("model.uploaded", "cell/* v2", E), ("model.activated", "cell/* v2", E),
+            ("model.rolled_back", "cell/* v1", E), ("model.shadow_started", "cell/* v2", E),
+            ("model.shadow_stopped", "cell/*", E), ("product.defect_types", "cell", E),
+            ("product.defect_types", "cell", E), ("test_part.registered", "cell RR-01", E),
+            ("test_part.retired", "cell RR-01", E), ("key.created", f"key {made['id']} (line-7)", A),
+            ("key.revoked", f"key {made['id']} (line-7)", A), ("user.added", "user maria", A),
+            ("user.disabled", "user maria", A)]
         # from what to what
         assert log[8]["details"] == {"before": ["crack", "dent"], "after": ["crack"]}
         assert log[2]["details"]["model_version"] == "fake-2" and log[2]["what"] == "a model version was added"
@@ -67,8 +73,9 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert {e["action"] for e in _log(c, keys["engineer"], action="model")} == {
             "model.uploaded", "model.activated", "model.rolled_back", "model.shadow_started", "model.shadow_stopped"}
         assert len(_log(c, keys["engineer"], action="key.revoked")) == 1
-        assert {e["actor"] for e in _log(c, keys["engineer"], actor="admin-pc")} == {"admin-pc"}
+        assert {e["actor"] for e in _log(c, keys["engineer"], actor=A)} == {A}
         assert len(_log(c, keys["engineer"], subject="RR-01")) == 2
+        assert len(_log(c, keys["engineer"], subject="rr-01")) == 2          # case-blind on both databases
         page = c.get("/api/v1/change-log", params={"limit": 10}, headers=eng).json()
         older = c.get("/api/v1/change-log", params={"limit": 10, "cursor": page["next_cursor"]}, headers=eng).json()
         assert len(page["items"]) + len(older["items"]) == 18 and older["next_cursor"] is None
@@ -76,7 +83,7 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         r = c.get("/api/v1/change-log/export", params={"action": "user"}, headers=eng)
         assert r.status_code == 200 and r.text.startswith("\ufeff")
         rows = list(csv.DictReader(io.StringIO(r.text[1:])))
-        assert [(x["action"], x["actor"]) for x in rows] == [("user.disabled", "admin-pc"), ("user.added", "admin-pc")]
+        assert [(x["action"], x["actor"]) for x in rows] == [("user.disabled", A), ("user.added", A)]
 
 
 def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station):
@@ -94,3 +101,22 @@ def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station)
         assert c.get("/api/v1/change-log", headers={"X-API-Key": keys["operator"]}).status_code == 403
         bad = c.get("/api/v1/change-log", params={"action": "modle"}, headers=eng)
         assert bad.status_code == 422 and "model.activated" in bad.json()["error"]["message"]
+
+
+def test_a_shadow_ended_by_an_activation_and_an_infinite_threshold_are_logged(spc_station):
+    st = spc_station()
+    keys = _keys(st)
+    eng = {"X-API-Key": keys["engineer"]}
+    with client(st) as c:
+        # a model that never rejects (threshold inf): stored on PostgreSQL too
+        for i, thr in enumerate((0.5, float("inf"))):
+            r = c.post("/api/v1/models", files={"file": ("m.lgm", FakeInspector(thr, f"v{i}").to_bytes())},
+                       data={"product": "cell", "activate": "true" if i == 0 else "false"}, headers=eng)
+            assert r.status_code == 201, r.text
+        assert c.post("/api/v1/models/cell/shadow", json={"version": 2}, headers=eng).status_code == 200
+        assert c.post("/api/v1/models/cell/activate", json={"version": 2}, headers=eng).status_code == 200
+        log = _log(c, keys["engineer"], action="model")
+    assert [e["action"] for e in log[:3]] == ["model.shadow_stopped", "model.activated", "model.shadow_started"]
+    assert log[0]["actor"] == st.who["engineer"] and "v2 was made active" in log[0]["details"]["why"]
+    uploaded = next(e for e in log if e["action"] == "model.uploaded" and e["subject"] == "cell/* v2")
+    assert uploaded["details"]["threshold"] == "inf"

@@ -12,7 +12,12 @@ Parts' reviews are not here: each part keeps the history of its own reviews.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
+import math
+import os
+try:
+    import pwd
+except ImportError:   # Windows: the CLI's changes are logged as "cli"
+    pwd = None  # type: ignore[assignment]
 from typing import Any, Optional
 
 from sqlalchemy import select
@@ -39,19 +44,31 @@ ACTIONS = {
 
 
 def cli_actor() -> str:
-    """The change log's name for a change made with the command line on the station PC."""
+    """The change log's name for a change made with the command line on the station PC:
+    the account it ran as (from the system, not from $USER, which anyone can set)."""
     try:
-        return f"cli ({getpass.getuser()})"
-    except Exception:  # noqa: BLE001 - no user name in this environment (a container)
+        return f"cli ({pwd.getpwuid(os.getuid()).pw_name})"
+    except (KeyError, AttributeError, OSError):   # no passwd entry (a container), or not POSIX
         return "cli"
+
+
+def _json_safe(v: Any) -> Any:
+    # PostgreSQL's json refuses Infinity and NaN (a model whose threshold is infinite)
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 def record(s: Session, action: str, subject: str, by: Optional[str], **details: Any) -> None:
     """Add an entry to the change log in the caller's transaction (committed with the change)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown change-log action {action!r}")
-    s.add(ChangeLogEntry(at=utcnow(), actor=by, action=action, subject=subject[:300],
-                         details={k: v for k, v in details.items() if v is not None}))
+    s.add(ChangeLogEntry(at=utcnow(), actor=by[:100] if by else by, action=action, subject=subject[:320],
+                         details=_json_safe({k: v for k, v in details.items() if v is not None})))
 
 
 def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
@@ -69,7 +86,8 @@ def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.
     if action:
         q = q.where(ChangeLogEntry.action == action if "." in action else ChangeLogEntry.action.like(action + ".%"))
     if subject:
-        q = q.where(ChangeLogEntry.subject.contains(subject, autoescape=True))
+        # case-blind on both databases (SQLite's LIKE is, PostgreSQL's is not)
+        q = q.where(ChangeLogEntry.subject.icontains(subject, autoescape=True))
     if before_id is not None:
         q = q.where(ChangeLogEntry.id < before_id)
     with db.session() as s:

@@ -48,6 +48,7 @@ class VerificationState(enum.IntEnum):
     INCOMPLETE = 2          # some seen, all right so far
     PASSED = 3              # every test part got its verdict this shift
     FAILED = 4              # a test part's latest check got the wrong verdict
+    UNKNOWN = 5             # not read yet, or cannot be read (database away): not verified
 
 
 class ResultCode(enum.IntEnum):
@@ -168,15 +169,13 @@ class Handshake:
         self.answered: Callable[[Answer], None] = lambda a: None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plc-{protocol}-record")
-        # read again every verify_every_s (a new shift, a test part registered elsewhere)
-        # and at once after each answer or recipe change
-        self.verification = VerificationState.NONE
+        # read every verify_every_s and at each shift start, at once after a test part's
+        # answer or a recipe change; UNKNOWN (never Verified) until read: it fails closed
+        self.verification = VerificationState.UNKNOWN
         self._verify_every_s = verify_every_s
         self._verify_now = threading.Event()
         self._closing = threading.Event()
-        self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
-                                          name=f"plc-{protocol}-verification")
-        self._verifier.start()
+        self._verifier: Optional[threading.Thread] = None
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -187,10 +186,20 @@ class Handshake:
     def busy(self) -> bool:
         return self.pending is not None
 
+    def start_verification(self) -> None:
+        """Read the verification now, then keep it read (the adapter calls this once it listens)."""
+        if self._verifier is not None:
+            return
+        self._refresh_or_unknown()
+        self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
+                                          name=f"plc-{self.protocol}-verification")
+        self._verifier.start()
+
     def close(self) -> None:
         self._closing.set()
         self._verify_now.set()
-        self._verifier.join(timeout=5)
+        if self._verifier is not None:
+            self._verifier.join(timeout=5)
         with self.lock:
             if self.pending is not None and self.pending.timer is not None:
                 self.pending.timer.cancel()
@@ -203,7 +212,11 @@ class Handshake:
         with self.lock:
             if int(rid) not in self.recipes:
                 return False
+            changed = self.recipe != int(rid)
             self.recipe = int(rid)
+            if changed and self._verifier is not None:
+                # the old product's state must not be read beside the new recipe
+                self.verification = VerificationState.UNKNOWN
             self.show()
         self._verify_now.set()
         return True
@@ -344,9 +357,13 @@ class Handshake:
             # was rejected, so it is committed before the PLC may read the answer. Rare, so
             # the commit costs the line nothing in normal running.
             self._record(ans)
+        if rec is not None and getattr(rec, "test_part", None):
+            if rec.verdict != rec.test_expected and self._verifier is not None:
+                # a red rabbit passed: Verified drops with this answer, not after a query
+                self.verification = VerificationState.FAILED
+            self._verify_now.set()   # a test part's check: read the whole state again
         self.answered(ans)
         self.show()
-        self._verify_now.set()   # a test part's check may have changed it
         if rec is not None:
             # the verdict's record is already committed; what the PLC was told is stored off
             # the handshake path (and off the protocol's thread): in trigger order, one writer
@@ -354,32 +371,51 @@ class Handshake:
 
     # -- the test-part verification, shown to the PLC --------------------------------------
     def refresh_verification(self) -> VerificationState:
+        """Read this station's verification for the active recipe's product and show it."""
         from .shifts import parse_shift_starts, plant_zone, shift_of
         from .test_parts import station_state
         cfg = self.station.config
         now = utcnow()
         shift = shift_of(now, parse_shift_starts(cfg.shift_starts), plant_zone(cfg.timezone))
+        self._next_shift_at = shift.end_utc
         with self.lock:
-            product = self.recipes[self.recipe]
-        state = VerificationState[station_state(self.station.db, shift, self.line, self.station_name, product,
-                                                now).upper()]
+            recipe = self.recipe
+        state = VerificationState[station_state(self.station.db, shift, self.line, self.station_name,
+                                                self.recipes[recipe], now).upper()]
         with self.lock:
-            if state != self.verification:
-                if state == VerificationState.FAILED:
-                    log.warning("line %s station %s: test-part verification failed; the PLC sees "
-                                "VerificationState %d", self.line, self.station_name, int(state))
-                self.verification = state
-                self.show()
+            if self.recipe != recipe:      # changed while this was read: read again
+                self._verify_now.set()
+                return self.verification
+            self._show_verification(state)
         return state
+
+    def _show_verification(self, state: VerificationState) -> None:
+        if state != self.verification:
+            if state in (VerificationState.FAILED, VerificationState.UNKNOWN):
+                log.warning("line %s station %s: test-part verification %s; the PLC sees VerificationState %d",
+                            self.line, self.station_name, state.name.lower(), int(state))
+            self.verification = state
+            self.show()
+
+    def _refresh_or_unknown(self) -> None:
+        try:
+            self.refresh_verification()
+        except Exception:  # noqa: BLE001 - the database away: shown as not verified, read again
+            log.warning("test-part verification of line %s station %s not read", self.line, self.station_name,
+                        exc_info=True)
+            with self.lock:
+                self._show_verification(VerificationState.UNKNOWN)
 
     def _watch_verification(self) -> None:
         while not self._closing.is_set():
-            try:
-                self.refresh_verification()
-            except Exception:  # noqa: BLE001 - the database away: the last state stands, tried again
-                log.debug("test-part verification not read", exc_info=True)
-            self._verify_now.wait(self._verify_every_s)
+            wait = self._verify_every_s
+            next_shift = getattr(self, "_next_shift_at", None)
+            if next_shift is not None:     # a new shift starts due: read it then, not up to 10 s later
+                wait = min(wait, max(0.05, (next_shift - utcnow()).total_seconds() + 0.05))
+            self._verify_now.wait(wait)
             self._verify_now.clear()
+            if not self._closing.is_set():
+                self._refresh_or_unknown()
 
     # -- what the PLC was told, kept ----------------------------------------------------
     def _record(self, ans: Answer) -> None:

@@ -47,8 +47,10 @@ Input registers (station writes, function 04)
  9     TriggerSeq      the station's trigger count (uint16, wraps) of this result
  10    Verification    this shift's test-part verification for the active recipe's
                        product (:class:`VerificationState`): 0 no test parts, 1 due,
-                       2 incomplete, 3 passed, 4 failed; read again every 10 s and
-                       after each answer
+                       2 incomplete, 3 passed, 4 failed, 5 unknown (not read: the
+                       database away); read every 10 s, at each shift start, at once
+                       after a test part's answer (4 with a wrong one's answer) and
+                       5 from a recipe change until read for the new product
 =====  ==============  =======================================================
 
 The handshake: PLC waits for TriggerReady, writes RecipeId/PartTag, raises Trigger;
@@ -110,9 +112,9 @@ class ModbusStation:
 
     def __init__(self, station: Any, image_source: ImageSource, recipes: dict[int, str], line: str,
                  station_name: str = "plc", host: str = "127.0.0.1", port: int = 502,
-                 window_ms: float = 1000.0, initial_recipe: Optional[int] = None):
+                 window_ms: float = 1000.0, initial_recipe: Optional[int] = None, verify_every_s: float = 10.0):
         self.hs = Handshake(station, image_source, recipes, line, station_name, window_ms, protocol="modbus",
-                            initial_recipe=initial_recipe)
+                            initial_recipe=initial_recipe, verify_every_s=verify_every_s)
         self.station = station
         self.line = line
         self.host, self.port = host, port
@@ -173,6 +175,7 @@ class ModbusStation:
             raise RuntimeError(f"the Modbus server cannot listen on {self.host}:{self.port} ({why}); "
                                "choose a free --modbus-port (502 needs root)")
         log.info("Modbus TCP PLC handshake on %s:%s (line %s)", self.host, self.port, self.line)
+        self.hs.start_verification()
         return self
 
     def close(self) -> None:

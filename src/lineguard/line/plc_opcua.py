@@ -45,7 +45,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           ErrorMessage      String
           LastRefusal       String        why the last method call was refused
           VerificationState UInt32        this shift's test parts for the recipe's product:
-                                          0 none, 1 due, 2 incomplete, 3 passed, 4 failed
+                                          0 none, 1 due, 2 incomplete, 3 passed, 4 failed,
+                                          5 unknown (as the Modbus register)
           Verified          Boolean       VerificationState is 3 (the line may interlock on it)
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
@@ -78,9 +79,10 @@ class OpcUaStation:
 
     def __init__(self, station: Any, image_source: ImageSource, recipes: dict[int, str], line: str,
                  station_name: str = "plc", host: str = "127.0.0.1", port: int = 4840,
-                 window_ms: float = 1000.0, initial_recipe: Optional[int] = None, autostart: bool = True):
+                 window_ms: float = 1000.0, initial_recipe: Optional[int] = None, autostart: bool = True,
+                 verify_every_s: float = 10.0):
         self.hs = Handshake(station, image_source, recipes, line, station_name, window_ms, protocol="opcua",
-                            initial_recipe=initial_recipe, recipe_max=0xFFFFFFFF)
+                            initial_recipe=initial_recipe, recipe_max=0xFFFFFFFF, verify_every_s=verify_every_s)
         self.station = station
         self.line = line
         self.host, self.port = host, port
@@ -211,6 +213,7 @@ class OpcUaStation:
             raise RuntimeError(f"the OPC UA server cannot listen on {self.host}:{self.port} ({why}); "
                                "choose a free --opcua-port (4840 is the standard one)")
         log.info("OPC UA PLC handshake on %s (line %s)", self.endpoint, self.line)
+        self.hs.start_verification()
         return self
 
     async def _serve(self, started: threading.Event) -> None:

@@ -85,10 +85,12 @@ class ShadowRunner:
         if not n:
             raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else ""))
 
-    def stop_if(self, mv: ModelVersion) -> None:
+    def stop_if(self, mv: ModelVersion, by: Optional[str] = None) -> None:
         """A version made active stops shadowing (it now judges the parts itself)."""
         with self.station.db.session() as s:
-            s.execute(delete(ModelShadow).where(ModelShadow.model_version_id == mv.id))
+            if s.execute(delete(ModelShadow).where(ModelShadow.model_version_id == mv.id)).rowcount:
+                audit.record(s, "model.shadow_stopped", f"{mv.product}/{mv.line or '*'}", by,
+                             why=f"v{mv.version} was made active")
         self._changed()
 
     def current(self) -> dict[tuple[str, str], ModelVersion]:

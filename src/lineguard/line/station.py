@@ -635,14 +635,14 @@ class Station:
 
     def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
         mv = self.models.activate(product, line, version, by)
-        self.shadow.stop_if(mv)   # promoted: it judges the parts itself now
+        self.shadow.stop_if(mv, by)   # promoted: it judges the parts itself now
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
 
     def rollback_model(self, product: str, line: str, by: Optional[str] = None):
         mv = self.models.rollback(product, line, by)
-        self.shadow.stop_if(mv)
+        self.shadow.stop_if(mv, by)
         self._refresh_active_metrics()
         self._release_replaced()
         return mv

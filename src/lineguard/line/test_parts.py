@@ -184,11 +184,12 @@ def in_use(db: Any, since: dt.datetime, until: dt.datetime) -> dict[str, list[Te
     return out
 
 
-def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None,
-                 line: Optional[str] = None) -> list[dict[str, Any]]:
+def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line: Optional[str] = None,
+                 station: Optional[str] = None, failures: bool = True) -> list[dict[str, Any]]:
     """Each station's verification in ``shift``, per line and product with test parts
     that it ran or checked in the shift, or that it left failed before; see the module's
-    docstring for the states."""
+    docstring for the states. ``failures=False`` leaves the failures (and the counting
+    of their parts in doubt) out: the state alone, as a PLC reads it."""
     now = now or utcnow()
     start, end = shift.start_utc, min(shift.end_utc, now)
     registered = in_use(db, start, end)
@@ -200,6 +201,8 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None,
         mine = [Inspection.product.in_(list(registered))]
         if line:
             mine.append(Inspection.line == line)
+        if station:
+            mine.append(Inspection.station == station)
         ran = {(r.line, r.station, r.product): r.n for r in s.execute(
             select(Inspection.line, Inspection.station, Inspection.product, func.count().label("n"))
             .where(*mine, Inspection.created_at >= start, Inspection.created_at < end, Inspection.test_part.is_(None))
@@ -231,7 +234,7 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None,
                          if any(r.verdict != r.test_expected and r.test_part in names[k[2]] for r in rows)}
         for key in sorted(set(ran) | set(checks) | failed_before):
             out.append(_station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
-                                      ran.get(key, 0), start, end, now))
+                                      ran.get(key, 0), start, end, now, failures))
     return out
 
 
@@ -242,7 +245,8 @@ _SEVERITY = {"OK": 0, "REVIEW": 1, "NG": 2}
 
 
 def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
-                   made: int, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+                   made: int, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+                   with_failures: bool = True) -> dict[str, Any]:
     line, station, product = key
     latest = {c.test_part: c for c in carried}
     seen_now = {c.test_part: c for c in checks}      # in time order: the last one stands
@@ -277,7 +281,7 @@ def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], che
     wrong = [c for c in carried + checks if c.verdict != c.test_expected and c.test_part in names]
     return {"line": line, "station": station, "product": product, "state": state, "passed_at": _iso(passed_at),
             "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
-            "failures": [_failure(s, key, c, names.get(c.test_part), now) for c in wrong]}
+            "failures": [_failure(s, key, c, names.get(c.test_part), now) for c in wrong] if with_failures else []}
 
 
 def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], now: dt.datetime) -> dict[str, Any]:
@@ -312,7 +316,7 @@ def station_state(db: Any, shift: Shift, line: str, station: str, product: str,
     :func:`verification`; ``due`` for a station that has not run this shift but whose
     product has test parts, ``none`` for a product without them."""
     now = now or utcnow()
-    for v in verification(db, shift, now, line):
-        if v["station"] == station and v["product"] == product:
+    for v in verification(db, shift, now, line, station, failures=False):
+        if v["product"] == product:
             return v["state"]
     return "due" if product in in_use(db, shift.start_utc, min(shift.end_utc, now)) else "none"

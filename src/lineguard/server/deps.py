@@ -30,6 +30,13 @@ class Caller:
     role: Optional[str]
     name: str
 
+    @property
+    def who(self) -> str:
+        """Who made a change, as the change log and the models' "by" say it: a key's name
+        is free text (two keys may share one), so a key is named with its id; a signed-in
+        user (a unique name) as a user."""
+        return f"{self.name} (key {self.key_id})" if self.key_id is not None else f"{self.name} (user)"
+
 
 def _key_from(request: Request) -> Optional[str]:
     key = request.headers.get("x-api-key")

@@ -202,7 +202,7 @@ def list_users(station: Station = Depends(get_station), caller: Caller = Depends
 def add_user(body: UserIn, station: Station = Depends(get_station),
              caller: Caller = Depends(require("admin"))) -> dict:
     with station.db.session() as s:
-        return user_to_dict(create_user(s, body.username, body.password, body.role, by=caller.name))
+        return user_to_dict(create_user(s, body.username, body.password, body.role, by=caller.who))
 
 
 @router.delete("/api/v1/users/{user_id}", tags=["users"], summary="Disable a user and end their sessions",
@@ -210,6 +210,6 @@ def add_user(body: UserIn, station: Station = Depends(get_station),
 def remove_user(user_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
                 caller: Caller = Depends(require("admin"))) -> dict:
     with station.db.session() as s:
-        out = user_to_dict(disable_user(s, user_id, by=caller.name))
+        out = user_to_dict(disable_user(s, user_id, by=caller.who))
     station.key_cache.clear()   # after the commit: their cached sessions stop working now
     return out

@@ -68,13 +68,16 @@ def change_log_csv(filters: dict[str, Any] = Depends(_filters), station: Station
                     headers={"Content-Disposition": 'attachment; filename="change-log.csv"'})
 
 
-def _all(station: Station, filters: dict[str, Any]):
-    """Every matching entry, newest first, a thousand at a time (at most CSV_MAX)."""
-    before, n = None, 0
-    while n < CSV_MAX:
+def _all(station: Station, filters: dict[str, Any]) -> list[Any]:
+    """Every matching entry, newest first, read a thousand at a time; more than CSV_MAX
+    is refused (a file cut short would look whole to an auditor)."""
+    out: list[Any] = []
+    before = None
+    while True:
         page = entries(station.db, before_id=before, limit=1000, **filters)
-        yield from page
-        n += len(page)
+        out += page
+        if len(out) > CSV_MAX:
+            raise InvalidRequest(f"more than {CSV_MAX} changes match; narrow since/until and take it in parts")
         if len(page) < 1000:
-            return
+            return out
         before = page[-1].id

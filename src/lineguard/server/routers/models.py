@@ -60,7 +60,7 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle")
         data = file.file.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
             raise UploadTooLarge("model files over 2 GB are refused")
-        return station.add_model(data, product, line, note=note, by=caller.name, activate=activate)
+        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate)
     return model_to_dict(await run_in_threadpool(work))
 
 
@@ -75,14 +75,14 @@ def list_models(product: Optional[str] = None, line: Optional[str] = None,
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return model_to_dict(station.activate_model(product, body.line, body.version, by=caller.name))
+    return model_to_dict(station.activate_model(product, body.line, body.version, by=caller.who))
 
 
 @router.post("/models/{product}/rollback", summary="Go back to the version active before the current one",
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return model_to_dict(station.rollback_model(product, (body or RollbackIn()).line, by=caller.name))
+    return model_to_dict(station.rollback_model(product, (body or RollbackIn()).line, by=caller.who))
 
 
 @router.post("/models/{product}/train", status_code=202,
@@ -96,7 +96,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
-                                       activate=body.activate, by=caller.name, detector=body.detector,
+                                       activate=body.activate, by=caller.who, detector=body.detector,
                                        false_reject_rate=body.false_reject_rate, seed=body.seed,
                                        review_rate=body.review_rate, source=body.source, **settings)
     return job_to_dict(job)
@@ -109,7 +109,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_station),
                  caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    mv = station.shadow.start(product, body.line, body.version, by=caller.name)
+    mv = station.shadow.start(product, body.line, body.version, by=caller.who)
     return models_to_dicts(station, [mv])[0]
 
 
@@ -117,7 +117,7 @@ def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_st
                response_class=Response, responses=errors(401, 403, 404, 422))
 def stop_shadow(product: str, line: str = Query("", max_length=100), station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> Response:
-    station.shadow.stop(product, line, by=caller.name)
+    station.shadow.stop(product, line, by=caller.who)
     return Response(status_code=204)
 
 

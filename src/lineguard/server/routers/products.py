@@ -27,4 +27,4 @@ def get_defect_types(product: str = _PRODUCT, station: Station = Depends(get_sta
             response_model=DefectTypesOut, responses=errors(401, 403, 404, 422))
 def put_defect_types(body: DefectTypesIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                      caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return {"product": product, "defect_types": station.set_defect_types(product, body.defect_types, by=caller.name)}
+    return {"product": product, "defect_types": station.set_defect_types(product, body.defect_types, by=caller.who)}

@@ -52,7 +52,7 @@ def metrics(station: Station = Depends(get_station)) -> Response:
 def new_key(body: KeyIn, station: Station = Depends(get_station),
             caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
-        row, key = create_key(s, body.role, body.name, by=caller.name)
+        row, key = create_key(s, body.role, body.name, by=caller.who)
     return {"id": row.id, "role": row.role, "name": row.name, "key": key}
 
 
@@ -70,7 +70,7 @@ def list_keys(station: Station = Depends(get_station), caller: Caller = Depends(
 def delete_key(key_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
                caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
-        if not revoke_key(s, key_id, by=caller.name):
+        if not revoke_key(s, key_id, by=caller.who):
             raise NotFound(f"no API key with id {key_id}")
     station.key_cache.clear()   # after the commit: the revoked key and its sessions stop working now
     return {"id": key_id, "revoked": True}

@@ -52,7 +52,7 @@ def list_test_parts(product: str = _PRODUCT,
 def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                   caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     return _row(station.test_parts.add(_known_product(station, product), body.name, body.expect, body.description,
-                                       by=caller.name))
+                                       by=caller.who))
 
 
 @router.delete("/products/{product}/test-parts", summary="Retire a test part (lost, worn, replaced)",
@@ -63,7 +63,7 @@ def retire_test_part(product: str = _PRODUCT,
                                        description="the test part's name"),
                      station: Station = Depends(get_station),
                      caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return _row(station.test_parts.retire(product, name, by=caller.name))
+    return _row(station.test_parts.retire(product, name, by=caller.who))
 
 
 @router.get("/verification", summary="Each line's test-part verification in a shift",

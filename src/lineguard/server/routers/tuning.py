@@ -70,7 +70,7 @@ def save_threshold(body: ThresholdIn, product: str = _PRODUCT, station: Station 
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from .models import model_to_dict
     mv = tuning.save_thresholds(station, product, body.line, body.version, body.threshold, body.review_threshold,
-                                body.note, caller.name)
+                                body.note, caller.who)
     d = model_to_dict(mv)
     # the lifecycle branch adds these to every version; until then the answer carries them
     d.setdefault("threshold", body.threshold)

@@ -34,8 +34,14 @@ LG.start(async (main) => {
       h("span", {class: "muted"}, k + ": "), typeof v === "object" ? JSON.stringify(v) : String(v)));
   }
 
-  let cursor = null, body = null;
+  let cursor = null, body = null, loading = false;
   async function load(reset) {
+    if (loading) return;   // a double click must not add a page twice
+    loading = true;
+    try { await loadPage(reset); } finally { loading = false; }
+  }
+
+  async function loadPage(reset) {
     const f = filters();
     if (reset) {
       cursor = null;

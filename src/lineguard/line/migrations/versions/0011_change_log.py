@@ -20,7 +20,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime, nullable=False),
         sa.Column("actor", sa.String(100), nullable=True),
         sa.Column("action", sa.String(50), nullable=False),
-        sa.Column("subject", sa.String(300), nullable=False),
+        sa.Column("subject", sa.String(320), nullable=False),
         sa.Column("details", sa.JSON, nullable=False),
     )
     op.create_index("ix_change_log_at", "change_log", ["at"])
