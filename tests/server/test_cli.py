@@ -260,6 +260,21 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     with zipfile.ZipFile(tmp_path / "ng.xlsx") as z:
         sheet = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<t>p1</t>" in sheet and "<t>p0</t>" not in sheet
+    # p1 was a test part (a red rabbit): left out, or alone
+    from sqlalchemy import update
+
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.orm import Inspection
+    database = Database(StationConfig(data_dir=data).database_url)
+    with database.session() as s:
+        s.execute(update(Inspection).where(Inspection.part_id == "p1").values(test_part="RR-1", test_expected="NG"))
+    database.dispose()
+    for kind, want in (("own", ["p2", "p0"]), ("test", ["p1"])):
+        r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / f"{kind}.csv"), "--parts", kind)
+        assert r.returncode == 0, r.stderr
+        rows = list(csv.DictReader(io.StringIO((tmp_path / f"{kind}.csv").read_text(encoding="utf-8-sig"))))
+        assert [row["part_id"] for row in rows] == want
     # a mistyped station: refused, nothing written, no database made
     r = _lineguard("parts", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv"))
     assert r.returncode == 2 and "no database" in r.stderr

@@ -536,13 +536,15 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 @click.option("--product", default=None)
 @click.option("--lot", default=None)
 @click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None)
+@click.option("--parts", "kind", type=click.Choice(["all", "own", "test"]), default="all", show_default=True,
+              help="own: the line's own parts only; test: the test parts' checks only (red rabbits).")
 @click.option("--since", type=click.DateTime(), default=None, help="UTC, inclusive (e.g. 2026-12-01).")
 @click.option("--until", type=click.DateTime(), default=None, help="UTC, exclusive.")
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
               help="The plant's time zone for the plant_time column (e.g. Europe/Berlin; default: this PC's).")
 def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],
-                 product: Optional[str], lot: Optional[str], verdict: Optional[str], since: Optional[dt.datetime],
-                 until: Optional[dt.datetime], timezone: Optional[str]) -> None:
+                 product: Optional[str], lot: Optional[str], verdict: Optional[str], kind: str,
+                 since: Optional[dt.datetime], until: Optional[dt.datetime], timezone: Optional[str]) -> None:
     """Write a station's part records to a spreadsheet (CSV or .xlsx), newest first.
 
     The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
@@ -566,7 +568,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
                 written += 1
                 yield rec
         records = counted(each_part(database, line=line, product=product, lot=lot, verdict=verdict, since=since,
-                                    until=until))
+                                    until=until, test_parts={"all": None, "own": False, "test": True}[kind]))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -296,7 +296,9 @@ def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], 
             Inspection.test_part == c.test_part, Inspection.verdict == Inspection.test_expected)
     last_right = s.scalar(select(func.max(Inspection.created_at)).where(*same, Inspection.created_at < c.created_at))
     cleared = s.scalar(select(func.min(Inspection.created_at)).where(*same, Inspection.created_at > c.created_at))
-    since = last_right if last_right is not None else (tp.created_at if tp is not None else c.created_at)
+    # never right before: since it was registered (or since this check, for one registered again later)
+    since = last_right if last_right is not None else min(tp.created_at if tp is not None else c.created_at,
+                                                          c.created_at)
     until = cleared or now
     milder = _SEVERITY.get(c.verdict, 0) < _SEVERITY.get(c.test_expected, 0)
     doubt = "OK" if milder else "NG"

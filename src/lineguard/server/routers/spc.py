@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
@@ -159,9 +160,28 @@ def _stamp(t: dt.datetime) -> str:
     return t.strftime("%Y%m%dT%H%MZ")
 
 
-def _filters(line, station_name, product, since, until) -> Filters:
-    return Filters(line=line or None, station=station_name or None, product=product or None,
-                   since=since, until=until)
+@dataclass(frozen=True)
+class Scope:
+    """Which parts a chart is about: line, station, product and a time window (each SPC
+    endpoint's shared query parameters; a blank one is no filter)."""
+    line: Optional[str]
+    station: Optional[str]
+    product: Optional[str]
+    since: Optional[dt.datetime]
+    until: Optional[dt.datetime]
+
+    def window(self, by: str = "lot") -> tuple[Filters, dt.datetime, dt.datetime]:
+        """The filters over the window (its default fits ``by``; "lot": a window of any length)."""
+        t0, t1 = resolve_window(by, self.since, self.until)
+        return self.over(t0, t1), t0, t1
+
+    def over(self, t0: dt.datetime, t1: dt.datetime) -> Filters:
+        return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
+
+
+def scope(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
+          since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL) -> Scope:
+    return Scope(line or None, station_name or None, product or None, since, until)
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
@@ -171,12 +191,9 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 @router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
                                 "and Nelson rule alarms", response_model=PChartOut,
             responses=_documented(PChartOut, 401, 403, 422))
-def p_chart(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-            product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
-            until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+def p_chart(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    t0, t1 = resolve_window(by, since, until)
-    f = _filters(line, station_name, product, t0, t1)
+    f, t0, t1 = where.window(by)
     groups = defect_subgroups(station.db, f, by, _periods(station, by))
     chart = spc.p_chart(groups)
     if format == "csv":
@@ -203,17 +220,14 @@ def _num(x: Optional[float]) -> Optional[float]:
 @router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
                                "away from the baseline (camera moved, light changed)", response_model=ScoresOut,
             responses=_documented(ScoresOut, 401, 403, 422))
-def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-           product: Optional[str] = _PRODUCT, by: By = "hour", since: Optional[dt.datetime] = _SINCE,
-           until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
            baseline_subgroups: int = Query(5, ge=1, le=500,
                                            description="the first this many subgroups are the baseline"),
            baseline_since: Optional[dt.datetime] = Query(None, description="with baseline_until: a reference "
                                                          "window (e.g. a good week) instead of the first subgroups"),
            baseline_until: Optional[dt.datetime] = Query(None),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    t0, t1 = resolve_window(by, since, until)
-    f = _filters(line, station_name, product, t0, t1)
+    f, t0, t1 = where.window(by)
     groups, models = score_subgroups(station.db, f, by, _periods(station, by))
     baseline = None
     if baseline_since is not None or baseline_until is not None:
@@ -221,7 +235,7 @@ def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
             raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the first "
                                  "baseline_subgroups subgroups are the baseline)")
         b0, b1 = resolve_window("lot", baseline_since, baseline_until)
-        baseline = baseline_scores(station.db, _filters(line, station_name, product, b0, b1))
+        baseline = baseline_scores(station.db, where.over(b0, b1))
     drift = spc.score_drift(groups, baseline_groups=baseline_subgroups, baseline=baseline)
     if baseline is not None:
         drift.baseline.update({"since": _iso(b0), "until": _iso(b1)})
@@ -245,12 +259,9 @@ def scores(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
 @router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
                                      "95% intervals", response_model=ReviewRatesOut,
             responses=_documented(ReviewRatesOut, 401, 403, 422))
-def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-                 product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
-                 until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+def review_rates(where: Scope = Depends(scope), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    t0, t1 = resolve_window("lot", since, until)   # a window of any length: no subgroups here
-    f = _filters(line, station_name, product, t0, t1)
+    f, t0, t1 = where.window()   # a window of any length: no subgroups here
     out = spc.review_rates(review_counts(station.db, f))
     if format == "csv":
         return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
@@ -264,12 +275,10 @@ def review_rates(line: Optional[str] = _LINE, station_name: Optional[str] = _STA
 @router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "
                                "each type", response_model=ParetoOut,
             responses=_documented(ParetoOut, 401, 403, 422))
-def pareto(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-           product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
-           until: Optional[dt.datetime] = _UNTIL, format: Format = "json",
+def pareto(where: Scope = Depends(scope), format: Format = "json",
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    t0, t1 = resolve_window("lot", since, until)   # 30 days unless told: one set of bars, no subgroups
-    counts, waiting = defect_type_counts(station.db, _filters(line, station_name, product, t0, t1))
+    f, t0, t1 = where.window()   # 30 days unless told: one set of bars, no subgroups
+    counts, waiting = defect_type_counts(station.db, f)
     bars = spc.pareto(counts)
     if format == "csv":
         return _csv(f"lineguard-pareto-{_stamp(t0)}-{_stamp(t1)}",
@@ -283,15 +292,13 @@ def pareto(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
 @router.get("/defect-map", summary="Where on the part the defect regions are: counts per cell of a grid "
                                    "over the photo", response_model=DefectMapOut,
             responses=_documented(DefectMapOut, 401, 403, 422))
-def defect_map(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-               product: Optional[str] = _PRODUCT, since: Optional[dt.datetime] = _SINCE,
-               until: Optional[dt.datetime] = _UNTIL,
+def defect_map(where: Scope = Depends(scope),
                which: Literal["ng", "defects"] = Query("ng", description="ng: parts judged NG; defects: parts "
                                                        "reviewed as defects (escapes included)"),
                columns: int = Query(24, ge=2, le=200, description="cells across the part"),
                format: Format = "json", station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    t0, t1 = resolve_window("lot", since, until)
-    found = region_centres(station.db, _filters(line, station_name, product, t0, t1), which)
+    f, t0, t1 = where.window()
+    found = region_centres(station.db, f, which)
     rows = max(2, min(200, round(columns / found.aspect))) if found.aspect else columns
     counts = spc.defect_map(found.centres, columns, rows)
     if format == "csv":
