@@ -170,7 +170,8 @@ class Handshake:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plc-{protocol}-record")
         # read every verify_every_s and at each shift start, at once after a test part's
-        # answer or a recipe change; UNKNOWN (never Verified) until read: it fails closed
+        # answer, a recipe change or a test part registered; UNKNOWN (never Verified)
+        # until read: it fails closed
         self.verification = VerificationState.UNKNOWN
         self._verify_every_s = verify_every_s
         self._verify_now = threading.Event()
@@ -194,11 +195,17 @@ class Handshake:
         self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
                                           name=f"plc-{self.protocol}-verification")
         self._verifier.start()
+        book = getattr(self.station, "test_parts", None)
+        if book is not None:      # a test part registered or retired: read again at once
+            book.listeners.append(self._verify_now.set)
 
     def close(self) -> None:
         self._closing.set()
         self._verify_now.set()
         if self._verifier is not None:
+            book = getattr(self.station, "test_parts", None)
+            if book is not None and self._verify_now.set in book.listeners:
+                book.listeners.remove(self._verify_now.set)
             self._verifier.join(timeout=5)
         with self.lock:
             if self.pending is not None and self.pending.timer is not None:

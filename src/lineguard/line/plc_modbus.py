@@ -49,7 +49,8 @@ Input registers (station writes, function 04)
                        product (:class:`VerificationState`): 0 no test parts, 1 due,
                        2 incomplete, 3 passed, 4 failed, 5 unknown (not read: the
                        database away); read every 10 s, at each shift start, at once
-                       after a test part's answer (4 with a wrong one's answer) and
+                       after a test part's answer (4 with a wrong one's answer) or a
+                       test part registered or retired here, and
                        5 from a recipe change until read for the new product
 =====  ==============  =======================================================
 

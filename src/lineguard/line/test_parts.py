@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -67,6 +67,8 @@ class TestPartBook:
         self._by_product: Optional[dict[str, dict[str, str]]] = None
         self._loaded = -float("inf")
         self._generation = 0     # bumped by each change: a reload that read before it is stale
+        # called after each change made here (a PLC link reads its verification again)
+        self.listeners: list[Callable[[], None]] = []
 
     def _load(self) -> dict[str, dict[str, str]]:
         book = self._by_product
@@ -99,6 +101,8 @@ class TestPartBook:
     def _changed(self) -> None:
         self._generation += 1
         self._loaded = -float("inf")
+        for fn in list(self.listeners):
+            fn()
 
     def match(self, product: str, serial: Optional[str], part_id: str) -> Optional[Expected]:
         """The test part a part is, by its serial or else its part id (a scanner's

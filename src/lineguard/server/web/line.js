@@ -20,7 +20,7 @@ LG.start(async (main) => {
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
       h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup"), health)));
-  // each line's test parts this shift, above the cards when one failed
+  // each station's test parts this shift, above the cards (framed red when one failed)
   const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
   main.insertBefore(verif, cardsEl);
 
