@@ -4,7 +4,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from .shifts import Shift
 
 
 @dataclass
@@ -160,6 +165,11 @@ class StationConfig:
         from .shifts import parse_shift_starts, plant_zone
         parse_shift_starts(self.shift_starts)
         plant_zone(self.timezone)
+
+    def shift_at(self, t_utc: "dt.datetime") -> "Shift":
+        """The plant's shift (by these shift starts and time zone) holding a naive-UTC time."""
+        from .shifts import parse_shift_starts, plant_zone, shift_of
+        return shift_of(t_utc, parse_shift_starts(self.shift_starts), plant_zone(self.timezone))
 
     @property
     def database_url(self) -> str:

@@ -379,11 +379,9 @@ class Handshake:
     # -- the test-part verification, shown to the PLC --------------------------------------
     def refresh_verification(self) -> VerificationState:
         """Read this station's verification for the active recipe's product and show it."""
-        from .shifts import parse_shift_starts, plant_zone, shift_of
         from .test_parts import station_state
-        cfg = self.station.config
         now = utcnow()
-        shift = shift_of(now, parse_shift_starts(cfg.shift_starts), plant_zone(cfg.timezone))
+        shift = self.station.config.shift_at(now)
         self._next_shift_at = shift.end_utc
         with self.lock:
             recipe = self.recipe

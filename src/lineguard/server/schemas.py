@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..vision.preprocess import side_ok, size_rule
 
+# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
+NO_NUL = r"^[^\x00]*$"
 MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a square side before size rules)
 
 
@@ -25,12 +27,12 @@ class DefectTypesIn(BaseModel):
 
 class TestPartIn(BaseModel):
     __test__ = False   # not a pytest class, whatever its name
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$",
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL,
                       description="the serial (or else part id) the test part is sent with, e.g. RR-01")
     expect: Literal["OK", "NG", "REVIEW"] = Field(
         description="the verdict it must get: NG for a defect the station must reject, OK for a good part, "
                     "REVIEW for a limit sample")
-    description: Optional[str] = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$",
+    description: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
                                        description="what it is, e.g. 'crack 0.3 mm, left edge'")
 
 

@@ -1,9 +1,7 @@
 """The change log (see lineguard.line.audit): read only, newest first, or as CSV."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from typing import Any, Optional
 
@@ -12,11 +10,10 @@ from fastapi.responses import Response
 
 from ...line.audit import ACTIONS, entries, entry_to_dict
 from ...line.errors import InvalidRequest
-from ...line.part_records import BOM, spreadsheet_safe
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import errors
-from .spc import _TEXT
+from .spc import _TEXT, _csv
 
 router = APIRouter(prefix="/api/v1", tags=["change log"])
 
@@ -56,16 +53,12 @@ def change_log(filters: dict[str, Any] = Depends(_filters), limit: int = Query(1
             responses={200: {"content": {"text/csv": {}}}, **errors(401, 403, 422)})
 def change_log_csv(filters: dict[str, Any] = Depends(_filters), station: Station = Depends(get_station),
                    _c: Caller = Depends(require("engineer"))) -> Response:
-    buf = io.StringIO()
-    buf.write(BOM)
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["id", "at", "actor", "action", "what", "subject", "details"])
+    rows = []
     for e in _all(station, filters):
         d = entry_to_dict(e)
-        w.writerow([spreadsheet_safe(v) for v in (d["id"], d["at"], d["actor"], d["action"], d["what"],
-                                                  d["subject"], json.dumps(d["details"], ensure_ascii=False))])
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="change-log.csv"'})
+        rows.append([d["id"], d["at"], d["actor"], d["action"], d["what"], d["subject"],
+                     json.dumps(d["details"], ensure_ascii=False)])
+    return _csv("change-log", ["id", "at", "actor", "action", "what", "subject", "details"], rows)
 
 
 def _all(station: Station, filters: dict[str, Any]) -> list[Any]:

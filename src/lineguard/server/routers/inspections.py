@@ -119,7 +119,7 @@ def part_filters(
     # times made naive UTC here, so one out of range is refused before an export starts
     # streaming (a refusal after the first bytes can only cut the download short)
     return dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict or None,
-                part_id=part_id or None, since=since and _naive_utc(since), until=until and _naive_utc(until),
+                part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
                 reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts)
 
 

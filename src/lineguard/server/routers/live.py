@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from ...line.errors import StationError
 from ...line.orm import Inspection, utcnow
-from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
 from ..deps import get_station, reader
@@ -76,9 +75,8 @@ def _part_latency_ms(timings: dict[str, Any]) -> Optional[float]:
 def line_summary(station: Station, since: Optional[dt.datetime] = None,
                  now: Optional[dt.datetime] = None) -> dict[str, Any]:
     """Counters per line and station since ``since`` (default: the start of the current shift)."""
-    cfg = station.config
     now = now or utcnow()
-    shift = shift_of(now, parse_shift_starts(cfg.shift_starts), plant_zone(cfg.timezone))
+    shift = station.config.shift_at(now)
     start = _naive_utc(since) if since is not None else shift.start_utc
     lines: dict[tuple[str, str], dict[str, Any]] = {}
 

@@ -19,7 +19,7 @@ from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroup
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
-from ..schemas import errors
+from ..schemas import NO_NUL, errors
 
 router = APIRouter(prefix="/api/v1/spc", tags=["spc"])
 
@@ -27,8 +27,7 @@ By = Literal["hour", "shift", "day", "lot"]
 Format = Literal["json", "csv"]
 _SINCE = Query(None, description="ISO time, inclusive (default: a window that fits `by`)")
 _UNTIL = Query(None, description="ISO time, exclusive (default: now)")
-# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
-_TEXT = r"^[^\x00]*$"
+_TEXT = NO_NUL
 _LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
 _STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)
 _PRODUCT = Query(None, max_length=100, pattern=_TEXT)

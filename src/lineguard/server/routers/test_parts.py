@@ -9,7 +9,6 @@ from fastapi import Path as PathParam
 
 from ...line.errors import NotFound, StationError
 from ...line.orm import TestPart, iso_utc, utcnow
-from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.station import Station, _naive_utc
 from ...line.test_parts import verification
 from ..deps import Caller, get_station, reader, require
@@ -75,11 +74,9 @@ def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_
                                                  description="a line; empty or left out: every line"),
                      at: Optional[dt.datetime] = Query(None, description="ISO time in the shift; default now"),
                      station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    cfg = station.config
     now = utcnow()
     try:
-        shift = shift_of(_naive_utc(at) if at is not None else now, parse_shift_starts(cfg.shift_starts),
-                         plant_zone(cfg.timezone))
+        shift = station.config.shift_at(_naive_utc(at) if at is not None else now)
     except ValueError as exc:    # shift settings: checked at start-up, but say so if not
         raise StationError(str(exc)) from exc
     return {"shift": {"label": shift.label, "start": iso_utc(shift.start_utc), "end": iso_utc(shift.end_utc)},

@@ -9,11 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...line import tuning
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import ModelVersionOut, errors
+from ..schemas import NO_NUL, ModelVersionOut, errors
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
-# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
-_TEXT = r"^[^\x00]*$"
+_TEXT = NO_NUL
 _PRODUCT = Path(max_length=100, pattern=_TEXT)
 
 
