@@ -283,3 +283,40 @@ def test_bad_settings_are_refused_with_what_to_do(sqlite_station):
         assert second.hs._verifier is None      # a link that never listened reads nothing in the background
     finally:
         taken.close()
+
+
+def _alarm(plc) -> tuple[bool, int]:
+    return bool(plc.c.read_discrete_inputs(7, count=1, slave=1).bits[0]), \
+        plc.c.read_input_registers(11, count=1, slave=1).registers[0]
+
+
+def test_a_run_of_ng_parts_raises_the_alarm_bit_with_its_answer_and_alarm_ack_clears_it(plc_cell):
+    st, srv, plc = plc_cell([png_bytes(230, seed=20 + i) for i in range(5)], verify_every_s=3600)
+    for i in range(5):
+        plc.trigger(tag=500 + i)
+        assert plc.wait("valid")["ng"]
+        # the fifth NG part's own answer carries the alarm: the PLC stops the line on it
+        assert _alarm(plc) == ((True, 1) if i == 4 else (False, 0))
+        plc.pulse(1)
+        plc.wait("ready")
+    (alarm,) = st.alarms.active(line="L1", station="S1")
+    assert srv.snapshot()["alarm_code"] == 1
+    plc.pulse(3)                                   # AlarmAck: the operator's reset button
+    deadline = time.monotonic() + 10
+    while _alarm(plc) != (False, 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _alarm(plc) == (False, 0)
+    (done,) = st.alarms.history()
+    assert done["id"] == alarm["id"] and done["acked_by"] == "plc (modbus)" and not done["active"]
+
+
+def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):
+    """Another process on the same database (a hot folder's watcher) raised it: read with the verification."""
+    from lineguard.line.orm import LineAlarm, utcnow
+    st, srv, plc = plc_cell([], verify_every_s=3600)
+    assert _alarm(plc) == (False, 0)
+    with st.db.session() as s:
+        s.add(LineAlarm(line="L1", station="S1", product="cell", kind="ng_rate", message="m", raised_at=utcnow(),
+                        inspection_id=1, first_inspection_id=1, parts=100, rejected=10))
+    srv.hs._refresh_or_unknown()
+    assert _alarm(plc) == (True, 2)

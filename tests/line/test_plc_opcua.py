@@ -324,3 +324,20 @@ def test_the_test_part_verification_is_shown_for_an_interlock(ua_cell):
     assert plc.wait_valid()["Verdict"] == "OK"
     plc.wait(lambda: plc.read(plc.diag, "VerificationState") == 4, "VerificationState failed")
     assert plc.read(plc.diag, "Verified") is False and srv.snapshot()["verification"] == "failed"
+
+
+def test_a_run_of_ng_parts_sets_alarm_and_acknowledge_alarms_clears_it(ua_cell):
+    st, srv, plc = ua_cell([png_bytes(230, seed=40 + i) for i in range(5)], verify_every_s=3600)
+    assert plc.read(plc.diag, "Alarm") is False and plc.read(plc.diag, "AlarmCode") == 0
+    for i in range(5):
+        plc.start_job(600 + i)
+        assert plc.wait_valid()["Verdict"] == "NG"
+        plc.ack()
+        plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready")
+    plc.wait(lambda: plc.read(plc.diag, "Alarm"), "Alarm")
+    assert plc.read(plc.diag, "AlarmCode") == 1
+    plc.call(plc.diag, "AcknowledgeAlarms")
+    plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
+    assert plc.read(plc.diag, "AlarmCode") == 0
+    (done,) = st.alarms.history()
+    assert done["acked_by"] == "plc (opcua)"

@@ -22,7 +22,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
             max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
             min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
-            backup_every_h: float = 24.0):
+            backup_every_h: float = 24.0, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
+            alarm_window: int = 100):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -31,14 +32,15 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
                              runtime=runtime, precision=precision, open_reads=open_reads,
                              audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
-                             ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h)
+                             ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
+                             alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
 
 # the options of a station wherever it runs, and their defaults (see line.config)
 _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
-                     "ok_image_days": None}
+                     "ok_image_days": None, "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100}
 
 
 def station_options(f):
@@ -66,6 +68,17 @@ def station_options(f):
                      default=_STATION_DEFAULTS["ok_image_days"],
                      help="Delete OK parts' images older than this many days (default: keep while there is "
                           "room)."),
+        click.option("--alarm-ng-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NG_RUN",
+                     default=_STATION_DEFAULTS["alarm_ng_run"], show_default=True,
+                     help="Raise a line alarm when this many parts in a row at a station are not passed (NG or "
+                          "REVIEW); 0: off. Latched until acknowledged (the app, the API, the PLC's AlarmAck)."),
+        click.option("--alarm-ng-rate", type=click.FloatRange(0, 1), envvar="LINEGUARD_ALARM_NG_RATE",
+                     default=_STATION_DEFAULTS["alarm_ng_rate"], show_default=True,
+                     help="Raise a line alarm when this share of a station's last --alarm-window parts is NG "
+                          "(0.1: 10%); 0: off."),
+        click.option("--alarm-window", type=click.IntRange(10, 100_000), envvar="LINEGUARD_ALARM_WINDOW",
+                     default=_STATION_DEFAULTS["alarm_window"], show_default=True,
+                     help="Parts the NG-rate alarm looks back over."),
     )
     for option in reversed(options):
         f = option(f)
@@ -136,7 +149,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], backup_to: Optional[Path],
-          backup_every_h: float) -> None:
+          backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -151,7 +164,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                                 plc_camera)
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
-                  backup_to, backup_every_h)
+                  backup_to, backup_every_h, alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
+                  alarm_window=alarm_window)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found
@@ -288,7 +302,8 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
         changed = [f"--{name.replace('_', '-')}" for name, value in keeping.items()
                    if value != _STATION_DEFAULTS[name]]
         if changed:
-            raise click.BadParameter("with --server the station decodes and keeps images by its own settings; give "
+            raise click.BadParameter("with --server the station decodes and keeps images and raises alarms by its "
+                                     "own settings; give "
                                      f"{', '.join(changed)} to `lineguard serve`, or use --data to inspect here",
                                      param_hint=changed[0])
         return remote_submitter(server, api_key, line, station, product), None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     import datetime as dt
 
+    from .alarms import AlarmRules
     from .shifts import Shift
 
 
@@ -126,6 +127,11 @@ class StationConfig:
     # PC's zone): counters "this shift" and SPC subgroups by shift follow them.
     shift_starts: tuple[str, ...] = ("06:00", "14:00", "22:00")
     timezone: Optional[str] = None
+    # Line alarms (see line.alarms): parts in a row not passed, and the share of NG parts
+    # among the last alarm_window, that raise an alarm at a station (0: that rule off)
+    alarm_ng_run: int = 5
+    alarm_ng_rate: float = 0.10
+    alarm_window: int = 100
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -162,6 +168,7 @@ class StationConfig:
             raise ValueError(f"runtime must be onnxruntime or openvino, got {self.runtime!r}")
         if self.precision not in (None, "fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        self.alarm_rules   # checked here: a bad alarm setting ends start-up with its reason
         from .shifts import parse_shift_starts, plant_zone
         parse_shift_starts(self.shift_starts)
         plant_zone(self.timezone)
@@ -170,6 +177,11 @@ class StationConfig:
         """The plant's shift (by these shift starts and time zone) holding a naive-UTC time."""
         from .shifts import parse_shift_starts, plant_zone, shift_of
         return shift_of(t_utc, parse_shift_starts(self.shift_starts), plant_zone(self.timezone))
+
+    @property
+    def alarm_rules(self) -> "AlarmRules":
+        from .alarms import AlarmRules
+        return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window)
 
     @property
     def database_url(self) -> str:
@@ -219,6 +231,9 @@ _ENV = {
     "LINEGUARD_TIMEZONE": ("timezone", str),
     "LINEGUARD_OPEN_READS": ("open_reads", lambda v: env_flag("LINEGUARD_OPEN_READS", v)),
     "LINEGUARD_SESSION_HOURS": ("session_hours", float),
+    "LINEGUARD_ALARM_NG_RUN": ("alarm_ng_run", int),
+    "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", float),
+    "LINEGUARD_ALARM_WINDOW": ("alarm_window", int),
 }
 
 

@@ -36,6 +36,11 @@ class StationMetrics:
         self.test_part_checks = Counter("lineguard_test_part_checks", "Test parts judged, by line, station and "
                                         "whether they got their known verdict", ["line", "station", "result"],
                                         registry=self.registry)
+        # line alarms (see line.alarms): a run of rejected parts, or a high NG rate, at a station
+        self.alarms_raised = Counter("lineguard_alarms_raised", "Line alarms raised, by line, station and kind",
+                                     ["line", "station", "kind"], registry=self.registry)
+        self.alarms_active = Gauge("lineguard_alarms_active", "Line alarms not yet acknowledged, by line and station",
+                                   ["line", "station"], registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
 

@@ -114,6 +114,30 @@ class ChangeLogEntry(Base):
     details: Mapped[Any] = mapped_column(JSON, default=dict)
 
 
+class LineAlarm(Base):
+    """A station that rejected part after part (see line.alarms): raised once, latched
+    until a person or the PLC acknowledges it; only ever added to and acknowledged."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_station_acked", "line", "station", "acked_at"),
+                      Index("ix_alarms_raised_at", "raised_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    line: Mapped[str] = mapped_column(String(100))
+    station: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(100))        # of the part that raised it
+    kind: Mapped[str] = mapped_column(String(20))            # ng_run | ng_rate
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    inspection_id: Mapped[int] = mapped_column(Integer)       # the part that raised it
+    first_inspection_id: Mapped[int] = mapped_column(Integer)  # the first part of the run or window
+    parts: Mapped[int] = mapped_column(Integer)               # parts looked at (the run, the window)
+    rejected: Mapped[int] = mapped_column(Integer)            # of them not passed (run) or NG (rate)
+    acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    acked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    ack_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
 class Review(Base):
     """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
 

@@ -177,6 +177,13 @@ class Handshake:
         self._verify_now = threading.Event()
         self._closing = threading.Event()
         self._verifier: Optional[threading.Thread] = None
+        # the station's line alarms (line.alarms) at this station, as AlarmCode: bit 0 a run
+        # of rejected parts, bit 1 a high NG rate. Set by an alarm raised here before the
+        # answer of the part that raised it; read again with the verification (an alarm
+        # another process raised or acknowledged); the generation keeps a read that began
+        # before an alarm event from undoing it
+        self.alarm_code = 0
+        self._alarm_gen = 0
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -198,6 +205,9 @@ class Handshake:
         book = getattr(self.station, "test_parts", None)
         if book is not None:      # a test part registered or retired: read again at once
             book.listeners.append(self._verify_now.set)
+        alarms = getattr(self.station, "alarms", None)
+        if alarms is not None:
+            alarms.listeners.append(self._alarm_event)
 
     def close(self) -> None:
         self._closing.set()
@@ -206,6 +216,9 @@ class Handshake:
             book = getattr(self.station, "test_parts", None)
             if book is not None and self._verify_now.set in book.listeners:
                 book.listeners.remove(self._verify_now.set)
+            alarms = getattr(self.station, "alarms", None)
+            if alarms is not None and self._alarm_event in alarms.listeners:
+                alarms.listeners.remove(self._alarm_event)
             self._verifier.join(timeout=5)
         with self.lock:
             if self.pending is not None and self.pending.timer is not None:
@@ -410,6 +423,58 @@ class Handshake:
                         exc_info=True)
             with self.lock:
                 self._show_verification(VerificationState.UNKNOWN)
+        try:
+            self.refresh_alarms()
+        except Exception:  # noqa: BLE001 - the database away: the alarms last read stand
+            log.warning("line alarms of line %s station %s not read", self.line, self.station_name, exc_info=True)
+
+    # -- line alarms, shown to the PLC -------------------------------------------------------
+    def refresh_alarms(self) -> int:
+        """Read this station's active alarms and show their AlarmCode."""
+        alarms = getattr(self.station, "alarms", None)
+        if alarms is None:
+            return 0
+        from .alarms import alarm_code
+        with self.lock:
+            gen = self._alarm_gen
+        code = alarm_code(alarms.active(line=self.line, station=self.station_name))
+        with self.lock:
+            if gen == self._alarm_gen:     # no alarm event since the read began
+                self._show_alarm(code)
+            return self.alarm_code
+
+    def _alarm_event(self, alarm: dict[str, Any]) -> None:
+        """An alarm raised or acknowledged in this process: shown at once if it is this station's."""
+        if alarm.get("line") != self.line or alarm.get("station") != self.station_name:
+            return
+        from .alarms import alarm_code
+        bit = alarm_code([alarm])
+        with self.lock:
+            self._alarm_gen += 1
+            # one active alarm of a kind per station: acknowledging it clears its bit
+            self._show_alarm(self.alarm_code | bit if alarm.get("change") == "raised" else self.alarm_code & ~bit)
+
+    def _show_alarm(self, code: int) -> None:
+        if code != self.alarm_code:
+            self.alarm_code = code
+            self.show()
+
+    def ack_alarms(self) -> None:
+        """The PLC's AlarmAck: this station's active alarms acknowledged (off the protocol's thread)."""
+        self._pool.submit(self._ack_alarms)
+
+    def _ack_alarms(self) -> None:
+        alarms = getattr(self.station, "alarms", None)
+        if alarms is None:
+            return
+        try:
+            done = alarms.acknowledge_station(self.line, self.station_name, by=f"plc ({self.protocol})")
+        except Exception:  # noqa: BLE001 - the database away: the alarm stays; the PLC may ack again
+            log.warning("the PLC's alarm acknowledgement at line %s station %s not stored", self.line,
+                        self.station_name, exc_info=True)
+            return
+        if not done:
+            log.info("PLC AlarmAck at line %s station %s: no active alarm", self.line, self.station_name)
 
     def _watch_verification(self) -> None:
         while not self._closing.is_set():

@@ -9,6 +9,7 @@ Coils (PLC writes, function 05/15)
  0    Trigger       rising edge: inspect the next image now
  1    ResultsAck    rising edge: the PLC has read the result; ResultsValid drops
  2    ClearError    rising edge: clear Error and ErrorCode
+ 3    AlarmAck      rising edge: acknowledge this station's line alarms (line.alarms)
 ====  ============  ===========================================================
 
 Discrete inputs (station writes, function 02)
@@ -24,6 +25,8 @@ Discrete inputs (station writes, function 02)
  5    Error         a fault the PLC must see; see ErrorCode, cleared by ClearError
  6    Verified      this shift's test parts all got their verdicts at this station
                     (VerificationState 3): the line's interlock may require it
+ 7    Alarm         a line alarm at this station is not yet acknowledged (AlarmCode
+                    not 0): the line may stop on it
 ====  ============  ===========================================================
 
 Holding registers (PLC writes, function 03/06/16)
@@ -52,6 +55,10 @@ Input registers (station writes, function 04)
                        after a test part's answer (4 with a wrong one's answer) or a
                        test part registered or retired here, and
                        5 from a recipe change until read for the new product
+ 11    AlarmCode       this station's active line alarms: bit 0 a run of rejected
+                       parts, bit 1 a high NG rate (0: none); set with the answer
+                       of the part that raised it, cleared once acknowledged (the
+                       app, the API or AlarmAck)
 =====  ==============  =======================================================
 
 The handshake: PLC waits for TriggerReady, writes RecipeId/PartTag, raises Trigger;
@@ -80,14 +87,14 @@ __all__ = ["ModbusStation", "ResultCode", "newest_image_source", "ImageSource"]
 log = logging.getLogger("lineguard.plc")
 
 # coils
-TRIGGER, RESULTS_ACK, CLEAR_ERROR = 0, 1, 2
+TRIGGER, RESULTS_ACK, CLEAR_ERROR, ALARM_ACK = 0, 1, 2, 3
 # discrete inputs
-TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED = 0, 1, 2, 3, 4, 5, 6
+TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED, ALARM = 0, 1, 2, 3, 4, 5, 6, 7
 # holding registers
 HR_RECIPE, HR_PART_TAG = 0, 1
 # input registers
 IR_INSPECTION_ID, IR_RESULT_CODE, IR_SCORE, IR_PROCESSING_MS, IR_ERROR_CODE, IR_ACTIVE_RECIPE, IR_PART_TAG, \
-    IR_TRIGGER_SEQ, IR_VERIFICATION = 0, 2, 3, 4, 5, 6, 7, 9, 10
+    IR_TRIGGER_SEQ, IR_VERIFICATION, IR_ALARM_CODE = 0, 2, 3, 4, 5, 6, 7, 9, 10, 11
 
 
 class _Block:
@@ -123,7 +130,7 @@ class ModbusStation:
         self._di = _Block(8)
         self._hr = _Block(8, self._plc_wrote_registers)
         self._ir = _Block(16)
-        self._prev_coils = [0, 0, 0]
+        self._prev_coils = [0, 0, 0, 0]
         self._hr.values[HR_RECIPE] = self.hs.recipe
         self.hs.answered = self._write_result
         self.hs.show = self._update_bits
@@ -215,6 +222,8 @@ class ModbusStation:
         self._set_di(ERROR, hs.error_code != 0)
         self._set_ir(IR_VERIFICATION, [int(hs.verification)])
         self._set_di(VERIFIED, hs.verification == VerificationState.PASSED)
+        self._set_ir(IR_ALARM_CODE, [hs.alarm_code])
+        self._set_di(ALARM, hs.alarm_code != 0)
         self._set_di(TRIGGER_READY, hs.ready)
 
     def _write_result(self, ans: Answer) -> None:
@@ -237,7 +246,8 @@ class ModbusStation:
             return {"trigger_ready": bool(self._di.values[TRIGGER_READY]), "busy": bool(self._di.values[BUSY]),
                     "results_valid": bool(self._di.values[RESULTS_VALID]), "error": bool(self._di.values[ERROR]),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
-                    "verification": self.hs.verification.name.lower(), "port": self.port, **self.hs.counts}
+                    "verification": self.hs.verification.name.lower(), "alarm_code": self.hs.alarm_code,
+                    "port": self.port, **self.hs.counts}
 
     # -- PLC writes ----------------------------------------------------------------------
     def _plc_wrote_registers(self, addr: int, values: list) -> None:
@@ -250,9 +260,11 @@ class ModbusStation:
 
     def _plc_wrote_coils(self, addr: int, values: list) -> None:
         with self.hs.lock:
-            now = [int(bool(v)) for v in self._coils.values[:3]]
-            rising = [now[i] and not self._prev_coils[i] for i in range(3)]
+            now = [int(bool(v)) for v in self._coils.values[:4]]
+            rising = [now[i] and not self._prev_coils[i] for i in range(4)]
             self._prev_coils = now
+            if rising[ALARM_ACK]:
+                self.hs.ack_alarms()
             if rising[CLEAR_ERROR]:
                 self.hs.clear_error()
             if rising[RESULTS_ACK]:

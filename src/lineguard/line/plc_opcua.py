@@ -48,6 +48,10 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
                                           0 none, 1 due, 2 incomplete, 3 passed, 4 failed,
                                           5 unknown (as the Modbus register)
           Verified          Boolean       VerificationState is 3 (the line may interlock on it)
+          AlarmCode         UInt32        the station's active line alarms (line.alarms): bit 0
+                                          a run of rejected parts, bit 1 a high NG rate
+          Alarm             Boolean       AlarmCode is not 0 (the line may stop on it)
+          AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
@@ -122,7 +126,8 @@ class OpcUaStation:
                     "results_valid": self.hs.result_valid, "error": bool(self.hs.error_code),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
                     "port": self.port, "last_refusal": self.last_refusal,
-                    "verification": self.hs.verification.name.lower(), **self.hs.counts}
+                    "verification": self.hs.verification.name.lower(), "alarm_code": self.hs.alarm_code,
+                    **self.hs.counts}
 
     def _trigger_ready(self) -> bool:
         return self.mode == "Operational" and self.hs.ready
@@ -135,7 +140,8 @@ class OpcUaStation:
                 "ResultsValid": self.hs.result_valid, "ErrorCode": self.hs.error_code,
                 "ErrorMessage": self.hs.error or "", "ActiveRecipe": self.hs.recipe, "LastRefusal": self.last_refusal,
                 "VerificationState": int(self.hs.verification),
-                "Verified": self.hs.verification == VerificationState.PASSED}
+                "Verified": self.hs.verification == VerificationState.PASSED,
+                "AlarmCode": self.hs.alarm_code, "Alarm": self.hs.alarm_code != 0}
         self._put(("state", view))
 
     def _queue_result(self, ans: Answer) -> None:
@@ -173,7 +179,8 @@ class OpcUaStation:
                                                       f"(part {values['PartId']})")
                 else:
                     for name in ("ResultsValid", "ErrorCode", "ErrorMessage", "ActiveRecipe", "LastRefusal",
-                                 "VerificationState", "Verified", "CurrentState", "CurrentSubState",
+                                 "VerificationState", "Verified", "AlarmCode", "Alarm", "CurrentState",
+                                 "CurrentSubState",
                                  "TriggerReady"):
                         await self._write(name, values[name])
             except Exception:  # noqa: BLE001 - one failed write must not stop the writer
@@ -258,7 +265,8 @@ class OpcUaStation:
                   (results, "ProcessingTimeMs", 0.0), (results, "RecipeId", 0), (results, "Reason", ""),
                   (diag, "TriggerReady", False), (diag, "ErrorCode", 0), (diag, "ErrorMessage", ""),
                   (diag, "LastRefusal", ""), (diag, "VerificationState", int(self.hs.verification)),
-                  (diag, "Verified", self.hs.verification == VerificationState.PASSED)]
+                  (diag, "Verified", self.hs.verification == VerificationState.PASSED),
+                  (diag, "AlarmCode", self.hs.alarm_code), (diag, "Alarm", self.hs.alarm_code != 0)]
         for parent, name, value in layout:
             self._nodes[name] = await parent.add_variable(idx, name, _variant(name, value))
 
@@ -278,6 +286,7 @@ class OpcUaStation:
         await recipes.add_method(idx, "SelectRecipe", self._m_select_recipe,
                                  [arg("RecipeId", uint32, "one of RecipeManagement/Recipes")], [])
         await results.add_method(idx, "AcknowledgeResult", self._m_ack, [], [])
+        await diag.add_method(idx, "AcknowledgeAlarms", self._m_ack_alarms, [], [])
         names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
                  "ProcessingTimeMs", "RecipeId")
         fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in names]
@@ -351,6 +360,10 @@ class OpcUaStation:
         self.hs.ack()
         return []
 
+    async def _m_ack_alarms(self, parent: Any) -> Any:
+        self.hs.ack_alarms()    # stored off this loop; Alarm drops once it is
+        return []
+
 
 _UNSET = object()
 
@@ -366,6 +379,6 @@ _VTYPES = {"CurrentState": "String", "CurrentSubState": "String", "ActiveRecipe"
            "InspectionId": "UInt32", "Verdict": "String", "ResultCode": "UInt32", "Score": "Double",
            "ModelVersion": "String", "ProcessingTimeMs": "Double", "RecipeId": "UInt32", "Reason": "String",
            "TriggerReady": "Boolean", "ErrorCode": "UInt32", "ErrorMessage": "String", "LastRefusal": "String",
-           "VerificationState": "UInt32", "Verified": "Boolean"}
+           "VerificationState": "UInt32", "Verified": "Boolean", "AlarmCode": "UInt32", "Alarm": "Boolean"}
 
 __all__ = ["OpcUaStation", "NAMESPACE", "ResultCode"]

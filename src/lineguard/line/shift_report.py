@@ -4,8 +4,8 @@ A plant's day is handed over shift to shift; the supervisor coming in asks "how 
 last shift run?": parts and verdicts per line and station, whether the defect rate was
 in control against the shifts before it, what reviewers found among its parts (false
 rejects, escapes, the defect types), what is still waiting for review, which models
-judged it, whether the scores drifted, and whether each line's test parts got their
-verdicts. Everything here is read from the records of
+judged it, whether the scores drifted, whether each line's test parts got their
+verdicts, and the line alarms raised. Everything here is read from the records of
 the parts the shift made (a review done later counts for the shift that made the part).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Optional
 from sqlalchemy import func, select
 
 from . import spc
+from .alarms import history as alarm_history
 from .db import Database
 from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
@@ -96,6 +97,9 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # why nothing could be compared); a drift the week shows elsewhere is not this shift's
         # the test parts put through each line in the shift (line.test_parts)
         "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
+        # the line alarms raised in the shift (line.alarms), oldest first, with who saw to them
+        "alarms": alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
+                                limit=1000)[::-1],
         "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},

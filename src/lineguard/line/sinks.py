@@ -105,7 +105,8 @@ class MqttSink(Sink):
             return f"{self.topic_prefix}/{line}/_/model"
         line = str(payload.get("line") or "unknown").replace("/", "_")
         station = str(payload.get("station") or "unknown").replace("/", "_")
-        return f"{self.topic_prefix}/{line}/{station}/{'review' if event == 'review' else 'result'}"
+        leaf = event if event in ("review", "alarm") else "result"
+        return f"{self.topic_prefix}/{line}/{station}/{leaf}"
 
     def send(self, payload: dict[str, Any], timeout_s: float = 5.0) -> None:
         # Not handed to paho while disconnected: it would queue the message in memory,

@@ -35,6 +35,7 @@ from .disk import GB, DiskKeeper
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
+from .alarms import AlarmWatch
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
@@ -148,6 +149,7 @@ class Station:
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
         self.test_parts = TestPartBook(self.db)
         self.metrics = StationMetrics()
+        self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics)
         if sinks is None:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
@@ -173,6 +175,7 @@ class Station:
         # Called after a record or review commits (the live view, see server.events);
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()
+        self.alarms.listeners.append(lambda alarm: self._notify("alarm", alarm))
         self._refresh_active_metrics()
         self.shadow = ShadowRunner(self, config.shadow_queue)
         from .jobs import JobRunner
@@ -369,6 +372,8 @@ class Station:
                             "ship", test.name, part.line, part.station, verdict, test.verdict)
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
+        if test is None:     # a run of rejects raises a line alarm (line.alarms); its message goes out below
+            self.alarms.after_part(rec)
         self.sinks.wake()
         # after the commit, off this thread: the shadow never delays or changes the answer
         self.shadow.submit(rec.id, part.product, part.line, mv.model_id, photo)

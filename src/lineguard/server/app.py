@@ -192,7 +192,8 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(auth.router)
     app.include_router(inspections.router)
     app.include_router(models.router)
-    from .routers import change_log, products, test_parts
+    from .routers import alarms, change_log, products, test_parts
+    app.include_router(alarms.router)
     app.include_router(products.router)
     app.include_router(test_parts.router)
     app.include_router(change_log.router)

@@ -36,6 +36,11 @@ class TestPartIn(BaseModel):
                                        description="what it is, e.g. 'crack 0.3 mm, left edge'")
 
 
+class AlarmAckIn(BaseModel):
+    note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
+                                description="what was found and done, e.g. 'lamp 2 out, replaced'")
+
+
 class ShadowIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: str = Field(default="", max_length=100)

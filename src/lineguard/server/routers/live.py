@@ -123,6 +123,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     plc = station.plc.snapshot() if getattr(station, "plc", None) is not None else None
     return {"since": _iso(start), "now": _iso(now),
             "verification": verification(station.db, shift, now),
+            "alarms": station.alarms.active(),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
             "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),

@@ -23,6 +23,39 @@ LG.start(async (main) => {
   // each station's test parts this shift, above the cards (framed red when one failed)
   const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
   main.insertBefore(verif, cardsEl);
+  // line alarms (a run of rejected parts, a high NG rate), latched until acknowledged: first of all
+  const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true});
+  main.insertBefore(alarmsEl, verif);
+  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate"};
+
+  function alarmItem(a) {
+    const note = h("input", {type: "text", class: "grow", maxlength: 2000, placeholder: "what was found and done",
+      "aria-label": "note for alarm " + a.id});
+    const ack = h("button", {type: "button", dataset: {role: "operator"}}, "Acknowledge");
+    ack.addEventListener("click", async () => {
+      ack.disabled = true;
+      try {
+        await api(`/api/v1/alarms/${Number(a.id)}/acknowledge`, {method: "POST", body: {note: note.value || null}});
+        LG.say(`Alarm ${a.id} acknowledged.`);
+      } catch (err) {
+        LG.fail(err);
+      } finally {
+        ack.disabled = false;
+        loadSummary().catch(LG.fail);
+      }
+    });
+    const item = h("div", {class: "alarm-item", dataset: {id: a.id}},
+      h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
+        " · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")),
+      h("p", {}, a.message), h("div", {class: "row"}, note, ack));
+    LG.applyRoles(item);
+    return item;
+  }
+
+  function renderAlarms(list) {
+    alarmsEl.hidden = !list.length;
+    clear(alarmsEl).append(h("h2", {}, list.length === 1 ? "Alarm" : `${list.length} alarms`), ...list.map(alarmItem));
+  }
 
   const keyOf = (line, station) => line + "\u0000" + station;
 
@@ -86,6 +119,9 @@ LG.start(async (main) => {
         paint(entry);
       }
     }
+    // an operator typing a note keeps it: the list is redrawn only when the alarms change
+    const ids = (s.alarms || []).map((a) => a.id).join(",");
+    if (ids !== alarmsEl.dataset.ids) { alarmsEl.dataset.ids = ids; renderAlarms(s.alarms || []); }
     const vt = LG.verificationTable(s.verification || []);
     clear(verif).append(h("h2", {}, "Test parts this shift ", h("a", {href: "/app/testparts", class: "muted"}, "(all)")), vt);
     verif.classList.toggle("alarm", (s.verification || []).some((v) => v.state === "failed"));
@@ -198,6 +234,7 @@ LG.start(async (main) => {
     const p = JSON.parse(ev.data);
     if (thumbs.querySelector(`[data-id="${Number(p.id)}"]`)) addThumb(p);
   });
+  es.addEventListener("alarm", () => loadSummary().catch(LG.fail));   // raised or acknowledged
   es.addEventListener("dropped", () => loadSummary().catch(LG.fail));
   // throughput and latency are the recent pace: refresh them now and then
   setInterval(() => loadSummary().catch(LG.fail), 30000);

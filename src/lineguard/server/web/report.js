@@ -66,6 +66,12 @@ LG.start(async (main) => {
             cell(b.at_review), cell(b.escaped), cell(pct(b.share, 0))))) : h("p", {class: "muted"}, "None reviewed yet.")),
       h("div", {class: "panel"}, h("h2", {}, "Test parts (each line's verification)"),
         LG.verificationTable(r.verification, "report-verification")),
+      h("div", {class: "panel", id: "report-alarms"}, h("h2", {}, "Line alarms"),
+        r.alarms.length ? table("alarms", ["raised", "line", "station", "alarm", "acknowledged", "by", "note"],
+          r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}}, h("td", {}, when(a.raised_at)), h("td", {}, a.line),
+            h("td", {}, a.station), h("td", {}, a.message), h("td", {}, a.acked_at ? when(a.acked_at) : "not yet"),
+            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_note || "–"))))
+          : h("p", {class: "muted"}, "None raised.")),
       h("div", {class: "panel"}, h("h2", {}, "Models that judged the parts"),
         r.models.length ? table("models", ["product", "model", "version", "parts"],
           r.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.model_id),

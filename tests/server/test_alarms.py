@@ -1,0 +1,169 @@
+"""Line alarms on SQLite and PostgreSQL: a run of rejected parts or a high NG rate at a
+station raises one latched alarm, sent through the outbox and shown on the line view,
+until someone acknowledges it; a restart neither loses a run nor raises an alarm twice."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from lineguard.line.auth import create_key
+from lineguard.line.config import StationConfig
+from lineguard.line.orm import OutboxEvent
+from lineguard.line.station import Part
+
+from .conftest import png_bytes
+from .fake_inspector import FakeInspector
+from .test_spc_api import client
+
+OK, NG, REVIEW = 60, 200, 115       # the fake model's score is brightness: 0.24, 0.78, 0.45
+_seq = iter(range(10**6))
+
+
+def _station(spc_station, **kw):
+    st = spc_station(**kw)
+    st.add_model(FakeInspector(0.5, review_threshold=0.4).to_bytes(), "cell", activate=True)
+    with st.db.session() as s:
+        st.operator_key = create_key(s, "operator", name="line-tablet")[1]
+    return st
+
+
+def _parts(st, *values, station="S1", serial=None):
+    recs = []
+    for v in values:
+        n = next(_seq)
+        recs.append(st.inspect(png_bytes(v, seed=n), Part(part_id=f"p{n}", line="L1", station=station,
+                                                           product="cell", serial=serial)).record)
+    return recs
+
+
+def _alarm_messages(st):
+    with st.db.session() as s:
+        return [(r.payload["change"], r.payload["kind"], r.payload["id"])
+                for r in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "alarm").order_by(OutboxEvent.id))]
+
+
+def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    heard = []
+    st.alarms.listeners.append(heard.append)
+    _parts(st, NG, NG, NG, NG, OK)                    # four in a row, then a pass: no alarm
+    assert st.alarms.active() == [] and heard == []
+    st.test_parts.add("cell", "RR-01", "NG")
+    _parts(st, NG, serial="RR-01")                   # a red rabbit is no part of the line's run
+    run = _parts(st, NG, REVIEW, NG, REVIEW)
+    _parts(st, NG, station="S2")                     # another station's part: its own count
+    assert st.alarms.active() == []
+    fifth = _parts(st, NG)[0]
+    (alarm,) = st.alarms.active()
+    assert (alarm["kind"], alarm["line"], alarm["station"], alarm["product"]) == ("ng_run", "L1", "S1", "cell")
+    assert (alarm["parts"], alarm["rejected"]) == (5, 5)
+    assert (alarm["first_inspection_id"], alarm["inspection_id"]) == (run[0].id, fifth.id)
+    assert "5 parts in a row not passed" in alarm["message"] and "station S1" in alarm["message"]
+    assert [a["change"] for a in heard] == ["raised"]
+    _parts(st, NG, NG, NG, NG, NG, NG)               # latched: no second alarm while it is active
+    assert len(st.alarms.history()) == 1
+    assert _alarm_messages(st) == [("raised", "ng_run", alarm["id"])]
+    assert st.metrics.alarms_active.labels("L1", "S1")._value.get() == 1
+
+    with client(st) as c:
+        summary = c.get("/api/v1/lines/summary").json()
+        assert [a["id"] for a in summary["alarms"]] == [alarm["id"]]
+        url = f"/api/v1/alarms/{alarm['id']}/acknowledge"
+        assert c.post(url, json={"note": "x"}).status_code == 401             # reads are open here, writes not
+        key = {"X-API-Key": st.operator_key}
+        r = c.post(url, json={"note": " feeder jammed, cleared "}, headers=key)
+        assert r.status_code == 200, r.text
+        done = r.json()
+        assert done["active"] is False and done["ack_note"] == "feeder jammed, cleared"
+        assert done["acked_by"].startswith("line-tablet (key ") and done["acked_at"]
+        again = c.post(url, json={}, headers=key)
+        assert again.status_code == 409 and "acknowledged already, by line-tablet" in again.json()["error"]["message"]
+        assert c.post("/api/v1/alarms/999999/acknowledge", json={}, headers=key).status_code == 404
+        assert c.post(url, json={"note": "a\x00b"}, headers=key).status_code == 422
+        assert c.post("/api/v1/alarms/0/acknowledge", json={}, headers=key).status_code == 422
+        assert c.get("/api/v1/lines/summary").json()["alarms"] == []
+        listed = c.get("/api/v1/alarms", params={"active": "false", "line": "L1"}).json()
+        assert [a["id"] for a in listed["items"]] == [alarm["id"]]
+        assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None}
+        assert c.get("/api/v1/alarms", params={"active": "true"}).json()["items"] == []
+    assert [a["change"] for a in heard] == ["raised", "acknowledged"]
+    assert _alarm_messages(st)[-1] == ("acknowledged", "ng_run", alarm["id"])
+    assert st.metrics.alarms_active.labels("L1", "S1")._value.get() == 0
+
+    # the parts before the acknowledgement never raise it again: five new ones do
+    _parts(st, NG, NG, NG, NG)
+    assert st.alarms.active() == []
+    _parts(st, NG)
+    assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
+
+
+def test_the_rate_alarm_counts_ng_parts_among_the_last_window(spc_station):
+    st = _station(spc_station, alarm_ng_run=0, alarm_ng_rate=0.15, alarm_window=20)   # 3 NG in 20 parts
+    assert st.alarms.rules.rate_limit == 3
+    _parts(st, NG, *[OK] * 9, NG, *[OK] * 9)          # two NG in the last 20
+    _parts(st, OK, REVIEW, REVIEW, REVIEW)            # the first NG leaves the window; REVIEW is no NG
+    _parts(st, NG)                                    # two again: 11th and 25th of 25
+    assert st.alarms.active() == []
+    _parts(st, *[OK] * 4)
+    last = _parts(st, NG)[0]                          # three NG inside the last 20 parts (11th, 25th, 30th)
+    (alarm,) = st.alarms.active()
+    assert alarm["kind"] == "ng_rate" and (alarm["parts"], alarm["rejected"]) == (20, 3)
+    assert alarm["inspection_id"] == last.id and "3 of the last 20 parts NG" in alarm["message"]
+
+
+def test_a_restart_reads_the_run_back_and_raises_no_alarm_twice(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG)
+    st.close()
+    st = spc_station(alarm_ng_rate=0)                 # the station restarted: the run goes on
+    _parts(st, NG)
+    assert st.alarms.active() == []
+    _parts(st, NG)
+    (alarm,) = st.alarms.active()
+    assert alarm["parts"] == 5
+    _parts(st, NG)                                    # still active
+    st.close()
+    st = spc_station(alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)                    # the active alarm is not raised again
+    assert len(st.alarms.history()) == 1
+    st.alarms.acknowledge(alarm["id"], "maria (user)")
+    st.close()
+    st = spc_station(alarm_ng_rate=0)                 # parts before the acknowledgement do not count
+    _parts(st, NG, NG, NG, NG)
+    assert st.alarms.active() == []
+    _parts(st, NG)
+    assert len(st.alarms.active()) == 1 and len(st.alarms.history()) == 2
+
+
+def test_alarm_settings_are_checked_at_start(tmp_path):
+    with pytest.raises(ValueError, match="2 to 10000 parts in a row"):
+        StationConfig(data_dir=tmp_path, alarm_ng_run=1)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        StationConfig(data_dir=tmp_path, alarm_ng_rate=10)
+    with pytest.raises(ValueError, match="window must be 10 to 100000"):
+        StationConfig(data_dir=tmp_path, alarm_window=5)
+    off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0).alarm_rules
+    assert off.active_kinds == ()
+
+
+def test_alarms_go_to_their_own_mqtt_topic():
+    from lineguard.line.sinks import MqttSink
+    sink = MqttSink.__new__(MqttSink)
+    sink.topic_prefix = "lineguard"
+    assert sink.topic({"event": "alarm", "line": "L1", "station": "S1"}) == "lineguard/L1/S1/alarm"
+    assert sink.topic({"event": "inspection", "line": "L1", "station": "S1"}) == "lineguard/L1/S1/result"
+
+
+def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_station):
+    import datetime as dt
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    st.alarms.acknowledge(alarm["id"], "maria (user)", "lamp 2 replaced")
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    with client(st) as c:
+        report = c.get("/api/v1/reports/shift", params={"at": now, "line": "L1"}).json()
+        other = c.get("/api/v1/reports/shift", params={"at": now, "line": "L2"}).json()
+    (row,) = report["alarms"]
+    assert (row["id"], row["acked_by"], row["ack_note"]) == (alarm["id"], "maria (user)", "lamp 2 replaced")
+    assert other["alarms"] == []
