@@ -76,7 +76,7 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         done = r.json()
         assert done["active"] is False and done["ack_note"] == "feeder jammed, cleared"
         assert done["acked_by"].startswith("line-tablet (key ") and done["acked_at"]
-        again = c.post(url, json={}, headers=key)
+        again = c.post(url, headers=key)                                     # no body: no note
         assert again.status_code == 409 and "acknowledged already, by line-tablet" in again.json()["error"]["message"]
         assert c.post("/api/v1/alarms/999999/acknowledge", json={}, headers=key).status_code == 404
         assert c.post(url, json={"note": "a\x00b"}, headers=key).status_code == 422
@@ -167,3 +167,82 @@ def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_statio
     (row,) = report["alarms"]
     assert (row["id"], row["acked_by"], row["ack_note"]) == (alarm["id"], "maria (user)", "lamp 2 replaced")
     assert other["alarms"] == []
+
+
+def test_an_acknowledgement_in_another_process_is_honoured_before_raising_again(spc_station):
+    """A hot folder's watcher counts the parts; the operator acknowledges in the server (another
+    process on the database): the parts before that never raise the alarm again."""
+    from lineguard.line.alarms import AlarmWatch
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    _parts(st, NG, NG, NG)                            # the line ran on meanwhile
+    server = AlarmWatch(st.db, st.alarms.rules)       # the other process
+    done = server.acknowledge(alarm["id"], "maria (user)")
+    assert done["acked_after_id"] == max(a["id"] for a in [{"id": r.id} for r in st.query(limit=50)])
+    _parts(st, NG, NG)                                # five in a row here, but three were before the acknowledgement
+    assert st.alarms.active() == []
+    with client(st) as c:                             # the gauge follows the database at each scrape
+        assert 'lineguard_alarms_active{line="L1",station="S1"} 0.0' in c.get("/metrics").text
+    _parts(st, NG, NG, NG)
+    assert len(st.alarms.active()) == 1
+
+
+def test_one_active_alarm_of_a_kind_per_station_whichever_process_raises_it(spc_station):
+    import datetime as dt
+    from sqlalchemy.exc import IntegrityError
+    import lineguard.line.alarms as alarms
+    from lineguard.line.orm import LineAlarm
+    st = _station(spc_station, alarm_ng_rate=0)
+
+    def row(**kw):
+        return LineAlarm(line="L1", station="S1", product="cell", kind="ng_run", message="m",
+                         raised_at=dt.datetime(2026, 12, 1), inspection_id=1, first_inspection_id=1, parts=5,
+                         rejected=5, **kw)
+
+    with st.db.session() as s:
+        s.add(row())
+    with pytest.raises(IntegrityError):
+        with st.db.session() as s:
+            s.add(row())
+    with st.db.session() as s:                        # acknowledged ones may be many
+        s.add(row(acked_at=dt.datetime(2026, 12, 1, 1)))
+        s.add(row(acked_at=dt.datetime(2026, 12, 1, 2)))
+    # a process that read "none active" a moment before another wrote one: the index refuses
+    # the second, and the part is answered as usual
+    real = alarms._last_alarm
+    alarms._last_alarm = lambda *a, **k: None
+    try:
+        recs = _parts(st, NG, NG, NG, NG, NG)
+    finally:
+        alarms._last_alarm = real
+    assert len(recs) == 5 and len(st.alarms.active()) == 1
+
+
+def test_parts_are_counted_in_id_order_whatever_order_they_arrive_in():
+    from lineguard.line.alarms import AlarmRules, _Counts
+    rules = AlarmRules(ng_run=3, ng_rate=0.2, window=10)
+    c = _Counts(keep=10)
+    for part_id, verdict in ((4, "NG"), (2, "NG"), (5, "NG"), (3, "OK"), (1, "NG")):   # two threads' commits
+        c.add(part_id, verdict)
+    assert c.run() == [4, 5] and c.due(rules) == ["ng_rate"]       # 1,2 NG; 3 OK; 4,5 NG: a run of two
+    c.add(6, "REVIEW")
+    assert c.run() == [4, 5, 6] and c.due(rules) == ["ng_run", "ng_rate"]
+    c.raise_floor("ng_run", 6)
+    assert c.run() == [] and c.due(rules) == ["ng_rate"]
+
+
+def test_the_shift_report_carries_an_alarm_still_active_from_an_earlier_shift(spc_station):
+    import datetime as dt
+    from sqlalchemy import update
+    from lineguard.line.orm import LineAlarm
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    with st.db.session() as s:                        # raised two days ago, never acknowledged
+        s.execute(update(LineAlarm).values(raised_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                                           - dt.timedelta(days=2)))
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    with client(st) as c:
+        rows = c.get("/api/v1/reports/shift", params={"at": now}).json()["alarms"]
+    assert [(r["id"], r.get("from_before")) for r in rows] == [(alarm["id"], True)]

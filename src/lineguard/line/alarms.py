@@ -20,24 +20,31 @@ with a note of what was found) or the PLC does (AlarmAck). The rule that raised 
 counts afresh from the next part: the parts before the acknowledgement never raise it
 again. While one is active, its rule raises no second alarm of its kind at that station.
 
-The rules' counts live in memory; after a restart they are read back from the station's
-latest records (those after each kind's last alarm and its acknowledgement), so a run
-cut by a restart still raises its alarm, and one already raised is not raised twice.
+Parts are counted in id order (threads commit out of order). What an alarm has done
+with is marked by part ids, not times (two processes' clocks may differ): the part that
+raised it, and on acknowledgement the station's newest part. The rules' counts live in
+memory and are read back from the station's latest records after a restart, so a run
+cut by a restart still raises its alarm. Before an alarm is written, the station's last
+alarm of that kind is read in the same transaction: an active one, or an
+acknowledgement made meanwhile (also by another process on the database, say a hot
+folder's watcher), stops it; a unique index allows one active alarm of a kind per
+station whichever process raises it.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime as dt
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .errors import Conflict, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
 from .outbox import record_event
 
@@ -75,41 +82,50 @@ class AlarmRules:
         return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0)) if on)
 
 
-@dataclass
 class _Counts:
-    """One station's rules' counts since each kind last raised or was acknowledged."""
+    """One station's latest parts, in id order, and per rule the id at or below which
+    parts no longer count (the part that last raised it, or the newest part when it was
+    acknowledged). Ids, not times: parts of several threads commit out of order, and
+    two processes' clocks may disagree."""
 
-    run: list[int] = field(default_factory=list)         # ids of the parts in the current run
-    window: collections.deque = field(default_factory=collections.deque)   # (id, is_ng), newest last
-    ng: int = 0
-    loaded: frozenset = frozenset()   # ids read back at load: not counted a second time
+    def __init__(self, keep: int, loaded: frozenset = frozenset()):
+        self.keep = keep
+        self.recent: list[tuple[int, str]] = []     # (inspection id, verdict), ascending
+        self.floor: dict[str, int] = {kind: 0 for kind in KINDS}
+        self.loaded = loaded      # ids read back at load: not counted a second time
 
-    def add(self, rules: AlarmRules, part_id: int, verdict: str) -> None:
-        if verdict == "OK":
-            self.run.clear()
-        else:
-            self.run.append(part_id)
-            del self.run[:-max(rules.ng_run, 1)]
-        is_ng = verdict == "NG"
-        self.window.append((part_id, is_ng))
-        self.ng += is_ng
-        while len(self.window) > rules.window:
-            self.ng -= self.window.popleft()[1]
+    def add(self, part_id: int, verdict: str) -> None:
+        bisect.insort(self.recent, (part_id, verdict))
+        del self.recent[:-self.keep]
+
+    def run(self) -> list[int]:
+        """Ids of the newest parts not passed, in a row, after the run rule's floor."""
+        ids = []
+        for part_id, verdict in reversed(self.recent):
+            if part_id <= self.floor["ng_run"] or verdict == "OK":
+                break
+            ids.append(part_id)
+        return ids[::-1]
+
+    def window(self, rules: AlarmRules) -> list[tuple[int, bool]]:
+        """(id, is NG) of the last ``window`` parts after the rate rule's floor."""
+        floor = self.floor["ng_rate"]
+        return [(i, v == "NG") for i, v in self.recent[-rules.window:] if i > floor]
 
     def due(self, rules: AlarmRules) -> list[str]:
         kinds = []
-        if rules.ng_run and len(self.run) >= rules.ng_run:
+        if rules.ng_run and len(self.run()) >= rules.ng_run:
             kinds.append("ng_run")
-        if rules.ng_rate and self.ng >= rules.rate_limit:
+        if rules.ng_rate and sum(ng for _, ng in self.window(rules)) >= rules.rate_limit:
             kinds.append("ng_rate")
         return kinds
 
-    def reset(self, kind: str) -> None:
-        if kind == "ng_run":
-            self.run.clear()
-        else:
-            self.window.clear()
-            self.ng = 0
+    def raise_floor(self, kind: str, part_id: Optional[int]) -> None:
+        if part_id:
+            self.floor[kind] = max(self.floor[kind], int(part_id))
+
+    def newest(self) -> int:
+        return self.recent[-1][0] if self.recent else 0
 
 
 def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
@@ -117,7 +133,7 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "message": a.message, "raised_at": iso_utc(a.raised_at), "inspection_id": a.inspection_id,
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
-            "ack_note": a.ack_note}
+            "ack_note": a.ack_note, "acked_after_id": a.acked_after_id}
 
 
 def _message(kind: str, rules: AlarmRules, line: str, station: str, product: str, parts: int, rejected: int) -> str:
@@ -133,22 +149,41 @@ class AlarmWatch:
     """The alarm rules of every station of this process, fed each part as it is recorded.
 
     ``listeners`` are called with each alarm raised or acknowledged here (as its
-    dict, with ``change``: raised or acknowledged), outside the watch's lock."""
+    dict, with ``change``: raised or acknowledged), outside the watch's locks."""
 
     def __init__(self, db: Any, rules: AlarmRules, metrics: Any = None):
         self.db = db
         self.rules = rules
         self.metrics = metrics
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()
+        # one lock per station: a station's parts are counted in turn, other stations'
+        # parts never wait for its database reads and writes
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._counts: dict[tuple[str, str], _Counts] = {}
-        if metrics is not None:
-            try:
-                per_station = collections.Counter((a["line"], a["station"]) for a in self.active())
-                for (line, station), n in per_station.items():
-                    metrics.alarms_active.labels(line, station).set(n)
-            except SQLAlchemyError:
-                log.warning("could not read the active alarms at start", exc_info=True)
+        self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
+        self.count_active()
+
+    def count_active(self) -> None:
+        """The active-alarms gauge of every station, from the database (at start, and
+        before each /metrics scrape: another process may raise or acknowledge them)."""
+        if self.metrics is None:
+            return
+        try:
+            per_station = collections.Counter((a["line"], a["station"]) for a in self.active())
+        except SQLAlchemyError:
+            log.warning("could not count the active alarms", exc_info=True)
+            return
+        gauge = self.metrics.alarms_active
+        for line, station in self._gauged - set(per_station):    # all acknowledged since: back to 0
+            gauge.labels(line, station).set(0)
+        for (line, station), n in per_station.items():
+            gauge.labels(line, station).set(n)
+        self._gauged |= set(per_station)
+
+    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     # -- the rules -------------------------------------------------------------------------
     def after_part(self, rec: Inspection) -> list[dict[str, Any]]:
@@ -158,87 +193,84 @@ class AlarmWatch:
         alarm not written for a database away is raised at a later part)."""
         if not self.rules.active_kinds or rec.test_part is not None:
             return []
+        key = (rec.line, rec.station)
         raised: list[dict[str, Any]] = []
         try:
-            with self._lock:
-                key = (rec.line, rec.station)
+            with self._lock(key):
                 counts = self._counts.get(key)
                 if counts is None:
                     counts = self._counts[key] = self._load(rec.line, rec.station)
                 if rec.id not in counts.loaded:
-                    counts.add(self.rules, rec.id, rec.verdict)
+                    counts.add(rec.id, rec.verdict)
                 for kind in counts.due(self.rules):
                     alarm = self._raise(kind, rec, counts)
-                    counts.reset(kind)       # written, or one is active already: count afresh
                     if alarm is not None:
                         raised.append(alarm)
         except SQLAlchemyError:
             log.warning("line %s station %s: an alarm could not be read or written; tried again at the next part",
                         rec.line, rec.station, exc_info=True)
-            with self._lock:
-                self._counts.pop((rec.line, rec.station), None)   # read back from the records next time
+            self._counts.pop(key, None)     # read back from the records next time
         for alarm in raised:
             log.warning("ALARM line %s station %s: %s", alarm["line"], alarm["station"], alarm["message"])
+            if self.metrics is not None:
+                self.metrics.alarms_raised.labels(alarm["line"], alarm["station"], alarm["kind"]).inc()
+                self._count_active(alarm["line"], alarm["station"])
             self._tell(alarm)
         return raised
 
     def _load(self, line: str, station: str) -> _Counts:
-        """The counts as the station's latest records leave them (after a restart)."""
-        need = max(self.rules.ng_run, self.rules.window)
+        """The counts as the station's latest records and alarms leave them (after a restart)."""
+        keep = max(self.rules.ng_run, self.rules.window)
         with self.db.session() as s:
-            last: dict[str, LineAlarm] = {}
-            for kind in self.rules.active_kinds:
-                a = s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
-                                                      LineAlarm.kind == kind)
-                              .order_by(LineAlarm.id.desc()).limit(1)).first()
-                if a is not None:
-                    last[kind] = a
-            rows = s.execute(select(Inspection.id, Inspection.verdict, Inspection.created_at)
+            # the newest rows by the indexed time, then counted in id order
+            rows = s.execute(select(Inspection.id, Inspection.verdict)
                              .where(Inspection.line == line, Inspection.station == station,
                                     Inspection.test_part.is_(None))
-                             .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(need)).all()
-        rows.reverse()
-
-        def after(kind: str) -> list:
-            a = last.get(kind)
-            if a is None:
-                return rows
-            return [r for r in rows if r.id > a.inspection_id and (a.acked_at is None or r.created_at > a.acked_at)]
-
-        counts = _Counts(loaded=frozenset(r.id for r in rows))
-        run_counts, rate_counts = _Counts(), _Counts()
-        for r in after("ng_run"):
-            run_counts.add(self.rules, r.id, r.verdict)
-        for r in after("ng_rate"):
-            rate_counts.add(self.rules, r.id, r.verdict)
-        counts.run, counts.window, counts.ng = run_counts.run, rate_counts.window, rate_counts.ng
+                             .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(keep)).all()
+            last = {kind: _last_alarm(s, line, station, kind) for kind in self.rules.active_kinds}
+        counts = _Counts(keep, loaded=frozenset(r.id for r in rows))
+        for r in rows:
+            counts.add(r.id, r.verdict)
+        for kind, a in last.items():
+            if a is not None:
+                counts.raise_floor(kind, _floor_of(a))
         return counts
 
     def _raise(self, kind: str, rec: Inspection, counts: _Counts) -> Optional[dict[str, Any]]:
-        if kind == "ng_run":
-            ids = counts.run
-            parts, rejected = len(ids), len(ids)
-        else:
-            ids = [i for i, _ in counts.window]
-            parts, rejected = len(ids), counts.ng
+        """Write the alarm a due rule raises; None when one is latched already, or when
+        the parts counted came before an acknowledgement made meanwhile (here or in
+        another process on the database)."""
         with self.db.session() as s:
-            active = s.scalar(select(LineAlarm.id).where(LineAlarm.line == rec.line, LineAlarm.station == rec.station,
-                                                         LineAlarm.kind == kind, LineAlarm.acked_at.is_(None))
-                              .limit(1))
-            if active is not None:
-                return None      # latched already: the line knows
+            last = _last_alarm(s, rec.line, rec.station, kind)
+            if last is not None:
+                counts.raise_floor(kind, _floor_of(last))
+                if last.acked_at is None:
+                    counts.raise_floor(kind, counts.newest())   # latched: the line knows
+                    return None
+                if kind not in counts.due(self.rules):
+                    return None
+            if kind == "ng_run":
+                ids = counts.run()
+                parts = rejected = len(ids)
+            else:
+                window = counts.window(self.rules)
+                ids = [i for i, _ in window]
+                parts, rejected = len(window), sum(ng for _, ng in window)
             a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind,
                           message=_message(kind, self.rules, rec.line, rec.station, rec.product, parts, rejected),
                           raised_at=utcnow(), inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
                           parts=parts, rejected=rejected)
             s.add(a)
-            s.flush()
+            try:
+                s.flush()
+            except IntegrityError:     # another process on the database latched one just now
+                s.rollback()
+                counts.raise_floor(kind, counts.newest())
+                return None
             out = {**alarm_to_dict(a), "change": "raised"}
             # the message leaves exactly when the alarm is stored (see line.outbox)
             record_event(s, "alarm", rec.line, out)
-        if self.metrics is not None:
-            self.metrics.alarms_raised.labels(rec.line, rec.station, kind).inc()
-            self._count_active(rec.line, rec.station)
+        counts.raise_floor(kind, counts.newest())      # counted afresh from the next part
         return out
 
     def _count_active(self, line: str, station: str) -> None:
@@ -246,6 +278,7 @@ class AlarmWatch:
         acknowledge them too)."""
         try:
             self.metrics.alarms_active.labels(line, station).set(len(self.active(line=line, station=station)))
+            self._gauged.add((line, station))
         except SQLAlchemyError:
             log.warning("could not count the active alarms of line %s station %s", line, station, exc_info=True)
 
@@ -253,20 +286,35 @@ class AlarmWatch:
     def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None) -> dict[str, Any]:
         """Mark an active alarm seen to; Conflict when someone already did (who, when)."""
         note = (note or "").strip() or None
+        if note is not None and len(note) > NOTE_MAX:
+            raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
         with self.db.session() as s:
-            now = utcnow()
-            done = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None))
-                             .values(acked_at=now, acked_by=by, ack_note=note)).rowcount
             a = s.get(LineAlarm, alarm_id)
             if a is None:
                 raise NotFound(f"no alarm {alarm_id}")
+            # the station's newest part now: parts up to it never raise this rule again
+            newest = max(s.scalars(select(Inspection.id).where(Inspection.line == a.line,
+                                                               Inspection.station == a.station)
+                                   .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(50)),
+                         default=0)
+            done = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None))
+                             .values(acked_at=utcnow(), acked_by=by, ack_note=note,
+                                     acked_after_id=max(newest, a.inspection_id))).rowcount
+            s.refresh(a)
             if not done:
                 raise Conflict(f"alarm {alarm_id} was acknowledged already, by {a.acked_by or 'someone'} at "
                                f"{iso_utc(a.acked_at)}")
-            s.refresh(a)
             out = {**alarm_to_dict(a), "change": "acknowledged"}
             record_event(s, "alarm", a.line, out)
-        self._after_ack(out)
+        key = (out["line"], out["station"])
+        with self._lock(key):
+            counts = self._counts.get(key)
+            if counts is not None:
+                counts.raise_floor(out["kind"], out["acked_after_id"])
+        log.info("alarm %s at line %s station %s acknowledged by %s", out["id"], out["line"], out["station"], by)
+        if self.metrics is not None:
+            self._count_active(out["line"], out["station"])
+        self._tell(out)
         return out
 
     def acknowledge_station(self, line: str, station: str, by: str) -> list[dict[str, Any]]:
@@ -279,17 +327,6 @@ class AlarmWatch:
                 pass
         return done
 
-    def _after_ack(self, alarm: dict[str, Any]) -> None:
-        with self._lock:
-            counts = self._counts.get((alarm["line"], alarm["station"]))
-            if counts is not None:
-                counts.reset(alarm["kind"])   # the parts before it never raise it again
-        if self.metrics is not None:
-            self._count_active(alarm["line"], alarm["station"])
-        log.info("alarm %s at line %s station %s acknowledged by %s", alarm["id"], alarm["line"], alarm["station"],
-                 alarm["acked_by"])
-        self._tell(alarm)
-
     def _tell(self, alarm: dict[str, Any]) -> None:
         for fn in list(self.listeners):
             try:
@@ -301,23 +338,31 @@ class AlarmWatch:
     def active(self, line: Optional[str] = None, station: Optional[str] = None) -> list[dict[str, Any]]:
         """Alarms not yet acknowledged, oldest first (read from the database: another
         process on it, a hot folder's watcher, may have raised them)."""
-        q = select(LineAlarm).where(LineAlarm.acked_at.is_(None)).order_by(LineAlarm.id)
-        if line is not None:
-            q = q.where(LineAlarm.line == line)
-        if station is not None:
-            q = q.where(LineAlarm.station == station)
-        with self.db.session() as s:
-            return [alarm_to_dict(a) for a in s.scalars(q.limit(1000))]
+        return history(self.db, line=line, station=station, active=True, limit=1000)[::-1]
 
     def history(self, **filters: Any) -> list[dict[str, Any]]:
         """Alarms newest first (see :func:`history`)."""
         return history(self.db, **filters)
 
 
+def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlarm]:
+    return s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
+                                             LineAlarm.kind == kind)
+                     .order_by(LineAlarm.id.desc()).limit(1)).first()
+
+
+def _floor_of(a: LineAlarm) -> int:
+    """Parts at or below this id are done with by alarm ``a``: those that raised it and,
+    once acknowledged, those made before."""
+    return max(a.inspection_id, a.acked_after_id or 0)
+
+
 def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
             active: Optional[bool] = None, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
-            before_id: Optional[int] = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Alarms newest first, filtered (``since``/``until`` on the time raised); page with ``before_id``."""
+            open_at: Optional[dt.datetime] = None, before_id: Optional[int] = None,
+            limit: int = 50) -> list[dict[str, Any]]:
+    """Alarms newest first, filtered (``since``/``until`` on the time raised; ``open_at``:
+    raised before that time and not acknowledged by then); page with ``before_id``."""
     q = select(LineAlarm).order_by(LineAlarm.id.desc())
     for col, v in ((LineAlarm.line, line), (LineAlarm.station, station), (LineAlarm.product, product)):
         if v is not None:
@@ -328,6 +373,9 @@ def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
         q = q.where(LineAlarm.raised_at >= since)
     if until is not None:
         q = q.where(LineAlarm.raised_at < until)
+    if open_at is not None:
+        q = q.where(LineAlarm.raised_at < open_at,
+                    or_(LineAlarm.acked_at.is_(None), LineAlarm.acked_at >= open_at))
     if before_id is not None:
         q = q.where(LineAlarm.id < before_id)
     with db.session() as s:

@@ -120,7 +120,10 @@ class LineAlarm(Base):
 
     __tablename__ = "alarms"
     __table_args__ = (Index("ix_alarms_station_acked", "line", "station", "acked_at"),
-                      Index("ix_alarms_raised_at", "raised_at"))
+                      Index("ix_alarms_raised_at", "raised_at"),
+                      # one active alarm of a kind per station, whichever process raises it
+                      Index("uq_alarms_active", "line", "station", "kind", unique=True,
+                            sqlite_where=text("acked_at IS NULL"), postgresql_where=text("acked_at IS NULL")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     line: Mapped[str] = mapped_column(String(100))
@@ -136,6 +139,8 @@ class LineAlarm(Base):
     acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     acked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     ack_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # the station's newest part when acknowledged: it and the parts before never raise this kind again
+    acked_after_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
 
 
 class Review(Base):

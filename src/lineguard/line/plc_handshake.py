@@ -447,12 +447,15 @@ class Handshake:
         """An alarm raised or acknowledged in this process: shown at once if it is this station's."""
         if alarm.get("line") != self.line or alarm.get("station") != self.station_name:
             return
+        if alarm.get("change") != "raised":
+            # acknowledged: read the station's alarms again (another may have been raised
+            # meanwhile), never a bit cleared by guess
+            self._verify_now.set()
+            return
         from .alarms import alarm_code
-        bit = alarm_code([alarm])
         with self.lock:
             self._alarm_gen += 1
-            # one active alarm of a kind per station: acknowledging it clears its bit
-            self._show_alarm(self.alarm_code | bit if alarm.get("change") == "raised" else self.alarm_code & ~bit)
+            self._show_alarm(self.alarm_code | alarm_code([alarm]))
 
     def _show_alarm(self, code: int) -> None:
         if code != self.alarm_code:
@@ -461,7 +464,10 @@ class Handshake:
 
     def ack_alarms(self) -> None:
         """The PLC's AlarmAck: this station's active alarms acknowledged (off the protocol's thread)."""
-        self._pool.submit(self._ack_alarms)
+        try:
+            self._pool.submit(self._ack_alarms)
+        except RuntimeError:    # the link is closing
+            log.warning("the PLC's alarm acknowledgement came while the link closed; not taken")
 
     def _ack_alarms(self) -> None:
         alarms = getattr(self.station, "alarms", None)

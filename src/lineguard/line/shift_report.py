@@ -97,9 +97,12 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # why nothing could be compared); a drift the week shows elsewhere is not this shift's
         # the test parts put through each line in the shift (line.test_parts)
         "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
-        # the line alarms raised in the shift (line.alarms), oldest first, with who saw to them
-        "alarms": alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
-                                limit=1000)[::-1],
+        # the line alarms (line.alarms) still active when the shift began, then those raised
+        # in it, oldest first, with who saw to them
+        "alarms": [{**a, "from_before": True} for a in alarm_history(db, line=line, product=product,
+                                                                      open_at=shift.start_utc, limit=1000)[::-1]]
+                  + alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
+                                  limit=1000)[::-1],
         "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},

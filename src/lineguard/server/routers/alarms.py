@@ -39,10 +39,10 @@ def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STAT
                          "station) and its rule counts afresh from the next part. 409 when someone acknowledged "
                          "it already.",
              responses=errors(401, 403, 404, 409, 422))
-def acknowledge_alarm(body: AlarmAckIn, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
+def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
                       station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
-    return station.alarms.acknowledge(alarm_id, caller.who, body.note)
+    return station.alarms.acknowledge(alarm_id, caller.who, body.note if body is not None else None)
 
 
 def _rules(station: Station) -> dict[str, Any]:

@@ -30,10 +30,11 @@ def event_hub(request: Request) -> EventHub:
     return request.app.state.events
 
 
-@router.get("/events", summary="Inspections and reviews as they happen (server-sent events)",
+@router.get("/events", summary="Inspections, reviews and line alarms as they happen (server-sent events)",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`event: inspection` or `review` with the record as JSON in `data:`; "
+                             "description": "`event: inspection` or `review` with the record as JSON in `data:`, "
+                                            "`event: alarm` with a line alarm raised or acknowledged here (`change`); "
                                             "`event: dropped` when this client read too slowly and missed events "
                                             "(reload the counters); a comment line every 15 s when idle"},
                        **errors(401, 403, 503)})

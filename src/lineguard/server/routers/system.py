@@ -44,6 +44,7 @@ def health(station: Station = Depends(get_station)) -> Any:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(station: Station = Depends(get_station)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
+    station.alarms.count_active()    # another process on the database may have raised or acknowledged some
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

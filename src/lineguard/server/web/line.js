@@ -24,7 +24,8 @@ LG.start(async (main) => {
   const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
   main.insertBefore(verif, cardsEl);
   // line alarms (a run of rejected parts, a high NG rate), latched until acknowledged: first of all
-  const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true});
+  const alarmsHead = h("h2", {}, "Alarm");
+  const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate"};
 
@@ -52,9 +53,18 @@ LG.start(async (main) => {
     return item;
   }
 
+  // one element per alarm while it is active: a note being typed survives other alarms coming and going
+  const alarmItems = new Map();
   function renderAlarms(list) {
+    const ids = new Set(list.map((a) => a.id));
+    for (const [id, el] of alarmItems) {
+      if (!ids.has(id)) { el.remove(); alarmItems.delete(id); }
+    }
+    for (const a of list) {
+      if (!alarmItems.has(a.id)) { const el = alarmItem(a); alarmItems.set(a.id, el); alarmsEl.appendChild(el); }
+    }
+    alarmsHead.textContent = list.length === 1 ? "Alarm" : `${list.length} alarms`;
     alarmsEl.hidden = !list.length;
-    clear(alarmsEl).append(h("h2", {}, list.length === 1 ? "Alarm" : `${list.length} alarms`), ...list.map(alarmItem));
   }
 
   const keyOf = (line, station) => line + "\u0000" + station;
@@ -119,9 +129,7 @@ LG.start(async (main) => {
         paint(entry);
       }
     }
-    // an operator typing a note keeps it: the list is redrawn only when the alarms change
-    const ids = (s.alarms || []).map((a) => a.id).join(",");
-    if (ids !== alarmsEl.dataset.ids) { alarmsEl.dataset.ids = ids; renderAlarms(s.alarms || []); }
+    renderAlarms(s.alarms || []);
     const vt = LG.verificationTable(s.verification || []);
     clear(verif).append(h("h2", {}, "Test parts this shift ", h("a", {href: "/app/testparts", class: "muted"}, "(all)")), vt);
     verif.classList.toggle("alarm", (s.verification || []).some((v) => v.state === "failed"));

@@ -68,7 +68,8 @@ LG.start(async (main) => {
         LG.verificationTable(r.verification, "report-verification")),
       h("div", {class: "panel", id: "report-alarms"}, h("h2", {}, "Line alarms"),
         r.alarms.length ? table("alarms", ["raised", "line", "station", "alarm", "acknowledged", "by", "note"],
-          r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}}, h("td", {}, when(a.raised_at)), h("td", {}, a.line),
+          r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}},
+            h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
             h("td", {}, a.station), h("td", {}, a.message), h("td", {}, a.acked_at ? when(a.acked_at) : "not yet"),
             h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_note || "–"))))
           : h("p", {class: "muted"}, "None raised.")),

@@ -30,12 +30,17 @@ def upgrade() -> None:
         sa.Column("acked_at", sa.DateTime, nullable=True),
         sa.Column("acked_by", sa.String(100), nullable=True),
         sa.Column("ack_note", sa.Text, nullable=True),
+        sa.Column("acked_after_id", sa.Integer, nullable=True),
     )
     op.create_index("ix_alarms_station_acked", "alarms", ["line", "station", "acked_at"])
     op.create_index("ix_alarms_raised_at", "alarms", ["raised_at"])
+    # one active alarm of a kind per station, whichever process raises it
+    op.create_index("uq_alarms_active", "alarms", ["line", "station", "kind"], unique=True,
+                    sqlite_where=sa.text("acked_at IS NULL"), postgresql_where=sa.text("acked_at IS NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("uq_alarms_active", table_name="alarms")
     op.drop_index("ix_alarms_raised_at", table_name="alarms")
     op.drop_index("ix_alarms_station_acked", table_name="alarms")
     op.drop_table("alarms")
