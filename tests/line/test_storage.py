@@ -29,7 +29,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
     assert "ix_inspections_image_sha256" in indexes     # the disk keeper finds a file's records by it
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -258,6 +258,12 @@ def test_review_verdict_is_stored_queried_counted_and_kept_out_of_retraining(sta
     assert rv.image_key not in keys and ng.image_key not in keys and ok2.image_key is None
     st.review(rv.id, "good", "anna", "just a stain")
     assert st.jobs.good_part_keys("cell", "", 100) == [(rv.image_key, "confirmed")]
+    # a good part whose photo was unlike the good ones (a dim lamp) is never learnt: it would
+    # widen the photo check to accept the fault
+    from sqlalchemy import update
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id == rv.id).values(photo_issues=["too dark: ..."]))
+    assert st.jobs.good_part_keys("cell", "", 100) == []
 
 
 def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_backend, tmp_path):
@@ -287,7 +293,7 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_bac
         old.dispose()
         st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
         with st.db.session() as s:
-            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
         (before,) = st.query(part_id="old-1")
         assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)
@@ -297,3 +303,19 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_bac
     finally:
         if st is not None:
             st.close()
+
+
+def test_a_photo_with_nothing_off_stores_sql_null_and_issues_round_trip(station):
+    """Photo issues (vision.photo_check) are a JSON list, and none is SQL NULL, as on records
+    from before the column: a filter on IS NULL (retraining's) sees both alike."""
+    from sqlalchemy import select, update
+    plain = station.inspect(png_bytes(60, seed=3), part("plain-1")).record
+    doubted = station.inspect(png_bytes(60, seed=4), part("dim-1")).record
+    with station.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id == doubted.id)
+                  .values(photo_issues=["too dark: brightness 0.1, good photos 0.3-0.4"]))
+        nulls = s.scalars(select(Inspection.id).where(Inspection.photo_issues.is_(None))).all()
+    assert nulls == [plain.id]
+    from lineguard.line.station import inspection_to_dict
+    assert inspection_to_dict(station.get(plain.id))["photo_issues"] == []
+    assert inspection_to_dict(station.get(doubted.id))["photo_issues"][0].startswith("too dark")

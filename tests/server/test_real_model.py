@@ -53,6 +53,12 @@ def test_real_model_judges_parts_and_serves_pictures(real_server):
         for kind in ("heatmap", "overlay", "image"):
             r = c.get(b["links"][kind])
             assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        assert g["photo_issues"] == []
+        # the lamp at a third: the photo is unlike the good ones, and the record says why
+        dim = (make_part(1002, size=128)[0].astype(np.float32) * 0.35).astype(np.uint8)
+        doubted = post_part(c, _png(dim), "dim-1").json()
+        assert doubted["verdict"] != "OK" and doubted["photo_issues"][0].startswith("too dark")
+        assert c.get(f"/api/v1/inspections/{doubted['id']}").json()["photo_issues"] == doubted["photo_issues"]
         # restarting with the same --model does not add a version
         models = c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
         assert [(m["version"], m["active"]) for m in models] == [(1, True)]

@@ -165,6 +165,9 @@ def _promise(c: dict) -> str:
 @click.option("--exclude-suspects", is_flag=True, default=False,
               help="Leave good images that score far above the others (listed by train) out of the "
                    "threshold; only once you have looked at them and they are bad parts.")
+@click.option("--photo-check/--no-photo-check", default=True, show_default=True,
+              help="Send a part whose photo is unlike the good photos (too dark or bright, flat, blurred) to "
+                   "REVIEW instead of passing it on its score. Off: for products whose good photos vary that much.")
 @click.option("--sensor-bits", default="auto", show_default=True,
               help="For 16-bit photos (PNG, TIFF): the camera's bit depth, 8, 10, 12, 14 or 16, whose full "
                    "scale is white; auto reads it off the good photos' largest value.")
@@ -183,7 +186,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
           resize: str, orient: str, roi: Optional[str], holdout: float, defects: Optional[Path], strategy: str,
           coreset_ratio: Optional[float], version: Optional[str], seed: int, strict: bool,
           threads: Optional[int], group_by: Optional[str] = None, exclude_suspects: bool = False,
-          exact_search: bool = False, extra_scales: Optional[str] = None, sensor_bits: str = "auto") -> None:
+          exact_search: bool = False, extra_scales: Optional[str] = None, sensor_bits: str = "auto",
+          photo_check: bool = True) -> None:
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -203,7 +207,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  roi=_parse_roi(roi), holdout=holdout, defect_images=defects,
                                  threshold_strategy=strategy, seed=seed, version=version, skip_bad=not strict,
                                  progress=cb, review_rate=review_rate, groups=group_by,
-                                 exclude_suspects=exclude_suspects, sensor_bits=sensor_bits, **params)
+                                 exclude_suspects=exclude_suspects, sensor_bits=sensor_bits,
+                                 photo_check=photo_check, **params)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -224,6 +229,11 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         say(f"16-bit photos read as {insp.preprocess.sensor_bits}-bit camera data (value "
             f"{2 ** insp.preprocess.sensor_bits - 1} is white, "
             f"{'read off the good photos' if sensor_bits == 'auto' else 'as set'}); --sensor-bits sets another")
+    pr = insp.info.get("photo_range")
+    if pr:      # the photo check (vision.photo_check): what a photo must look like to be judged on its score
+        say(f"photo check: brightness {pr['brightness'][0]:.3g}-{pr['brightness'][1]:.3g}, contrast "
+            f"{pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least {pr['focus'][0]:.3g}; a photo "
+            "outside it goes to REVIEW if its score passes")
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
@@ -306,7 +316,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 where = f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']}" if r.regions else ""
                 colour = "red" if r.is_ng else "yellow" if r.needs_review else "green"
                 verdict = coloured(f"{r.verdict.value:<6}", colour)
-                say(f"{verdict} {r.score:8.4f} / {r.threshold:.4f}  {f}{where}")
+                photo = f"  photo: {'; '.join(r.photo_issues)}" if r.photo_issues else ""
+                say(f"{verdict} {r.score:8.4f} / {r.threshold:.4f}  {f}{where}{photo}")
             if overlays is not None:
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay

@@ -256,8 +256,10 @@ class AlarmWatch:
                 window = counts.window(self.rules)
                 ids = [i for i, _ in window]
                 parts, rejected = len(window), sum(ng for _, ng in window)
-            a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind,
-                          message=_message(kind, self.rules, rec.line, rec.station, rec.product, parts, rejected),
+            message = _message(kind, self.rules, rec.line, rec.station, rec.product, parts, rejected)
+            if getattr(rec, "photo_issues", None):    # the camera or the lamp, more likely than the parts
+                message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
+            a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind, message=message,
                           raised_at=utcnow(), inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
                           parts=parts, rejected=rejected)
             s.add(a)

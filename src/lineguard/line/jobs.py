@@ -96,6 +96,8 @@ class JobRunner:
         q = (select(Inspection.image_key, Inspection.review_label)
              .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
              .where(Inspection.test_part.is_(None))    # a red rabbit is never learnt as good
+             # nor a photo unlike the good ones (a dim lamp): learnt, it would widen the photo check
+             .where(Inspection.photo_issues.is_(None))
              .order_by(Inspection.id.desc()).limit(limit))
         if line:
             q = q.where(Inspection.line == line)

@@ -79,6 +79,8 @@ class Inspection(Base):
     # line's own parts. Such records stay out of the counts the plant reports by.
     test_part: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
     test_expected: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    # what was off about the photo against the model's good photos (vision.photo_check); NULL: nothing
+    photo_issues: Mapped[Optional[Any]] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class TestPart(Base):

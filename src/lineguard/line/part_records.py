@@ -24,7 +24,7 @@ COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot"
            "score", "ng_threshold", "review_threshold", "regions", "largest_region_px", "largest_region_box",
            "model_id", "model_version", "registry_version", "image_kept", "audit_sample", "reviewed",
            "review_label", "review_outcome", "defect_type", "reviewer", "reviewed_at", "review_note",
-           "test_part", "test_expected"]     # new columns go last: a sheet's macros read by position
+           "test_part", "test_expected", "photo_issues"]     # new columns go last: a sheet's macros read by position
 
 # what a person's review says of the verdict (a REVIEW part was neither shipped nor
 # scrapped by the model: a person decided)
@@ -81,7 +81,8 @@ def record_row(rec: Inspection, zone: Optional[dt.tzinfo] = None) -> list[Any]:
             rec.model_id, rec.model_version,
             rec.registry_version, "yes" if rec.image_key else "no", "yes" if rec.audit_sample else "no",
             "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
-            rec.defect_type, rec.reviewer, rec.reviewed_at, rec.review_note, rec.test_part, rec.test_expected]
+            rec.defect_type, rec.reviewer, rec.reviewed_at, rec.review_note, rec.test_part, rec.test_expected,
+            "; ".join(rec.photo_issues) if isinstance(rec.photo_issues, list) and rec.photo_issues else None]
 
 
 def csv_lines(records: Iterable[Inspection], zone: Optional[dt.tzinfo] = None, bom: bool = True,

@@ -113,6 +113,8 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "created_at": _iso(rec.created_at),
         "defect_type": rec.defect_type,
         "audit_sample": bool(rec.audit_sample),
+        # what was off about the photo (vision.photo_check): such a part is never passed as OK
+        "photo_issues": list(rec.photo_issues or []),
         # a test part's check (line.test_parts): its name, the verdict it had to get, and whether it did
         "test_part": None if rec.test_part is None else {
             "name": rec.test_part, "expected": rec.test_expected, "right": rec.verdict == rec.test_expected},
@@ -328,7 +330,8 @@ class Station:
             image_sha256=name, image_width=int(w), image_height=int(h), image_key=image_key,
             heatmap_key=None, heatmap_scale=scale, overlay_key=overlay_key, created_at=utcnow(),
             reviewed=False, audit_sample=audit, test_part=test.name if test else None,
-            test_expected=test.verdict if test else None)
+            test_expected=test.verdict if test else None,
+            photo_issues=list(getattr(result, "photo_issues", None) or []) or None)
         s = self.db.new_session()
         try:
             s.add(rec)

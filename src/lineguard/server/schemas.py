@@ -192,6 +192,8 @@ class InspectionOut(BaseModel):
     defect_type: Optional[str] = Field(default=None, description="the latest review's defect type")
     audit_sample: bool = Field(default=False, description="in the random audit sample: image kept whatever the "
                                                           "verdict, retraining may learn from it")
+    photo_issues: list[str] = Field(default_factory=list, description="what was off about the photo against the "
+                                    "model's good photos (the photo check): a part whose score passed went to REVIEW")
     test_part: Optional[TestPartCheck] = Field(default=None, description="a test part's check (known verdict, "
                                                "see /api/v1/verification); null for the line's own parts")
     review: ReviewState

@@ -155,6 +155,8 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
             verdict = getattr(res.verdict, "value", res.verdict)
             rec = {"path": str(it.path), "defect_type": it.defect_type,
                    "score": float(res.score), "verdict": str(verdict)}
+            if getattr(res, "photo_issues", None):
+                rec["photo_issues"] = list(res.photo_issues)
             idx = len(records)
             records.append(rec)
             amap = res.anomaly_map
@@ -220,7 +222,11 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         }
 
     by_score = np.where(scores > threshold, "NG", np.where(in_review, "REVIEW", "OK"))
-    disagree = int(sum(r["verdict"] != v for r, v in zip(records, by_score)))
+    doubted = sum(1 for r in records if r.get("photo_issues"))
+    if doubted:
+        notes.append(f"{doubted} photos were unlike the model's good photos (photo check: judged REVIEW when "
+                     "their score passed; see photo_issues in the records); rates here use the score rule")
+    disagree = int(sum(r["verdict"] != v for r, v in zip(records, by_score) if not r.get("photo_issues")))
     if disagree:
         notes.append(f"{disagree} verdicts differ from the score rule (NG above threshold, REVIEW above "
                      "review_threshold, else OK); rates here use the score rule")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, U
 import numpy as np
 
 from . import bundle, openers
+from . import photo_check as photo_check_module
 from .atomic import atomic_write_bytes
 from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
 from .errors import BundleError, DatasetError, ImageError
@@ -253,7 +254,7 @@ class Inspector:
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
             skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
             groups: Union[None, str, Sequence[Any]] = None, exclude_suspects: bool = False,
-            sensor_bits: SensorBits = "auto", **detector_params: Any) -> "Inspector":
+            sensor_bits: SensorBits = "auto", photo_check: bool = True, **detector_params: Any) -> "Inspector":
         """Learn from good images only; calibrate the threshold on every one of them.
 
         By default (``holdout`` 0) every good image enters the model and also sets the
@@ -281,7 +282,9 @@ class Inspector:
         ``skip_bad`` is False, in which case the first one raises. ``sensor_bits`` is the
         camera's bit depth for 16-bit photos (a 12-bit camera's values end at 4095):
         ``"auto"`` takes the smallest of 8 / 10 / 12 / 14 / 16 bits that holds every good
-        photo's values; the model then loads every photo with it.
+        photo's values; the model then loads every photo with it. ``photo_check`` keeps
+        the range of the good photos' brightness, contrast and focus: a photo outside it
+        is not passed on its score (see :mod:`lineguard.vision.photo_check`).
         """
         from .detectors import DETECTORS, create_detector
         if detector not in DETECTORS:
@@ -309,6 +312,7 @@ class Inspector:
                                + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
         x = np.stack(inputs)
         del inputs
+        photo_range = photo_check_module.learn_range(x) if photo_check else None
         names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
         labels = _group_labels(groups, len(items), loaded, names)
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
@@ -383,6 +387,7 @@ class Inspector:
             "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],
+            "photo_range": photo_range,
         }
         return cls(det, pre, calib, info, min_region_area=min_region_area)
 
@@ -419,7 +424,8 @@ class Inspector:
             t2 = time.perf_counter()
             n = len(chunk)
             for j in range(n):
-                res = self._result(float(scores[j]), self.preprocess.map_back(maps[j], geos[j]), geos[j])
+                res = self._result(float(scores[j]), self.preprocess.map_back(maps[j], geos[j]), geos[j],
+                                   inputs[j])
                 res.source = names[start + j]
                 results.append(res)
             t3 = time.perf_counter()
@@ -447,14 +453,14 @@ class Inspector:
         t1 = time.perf_counter()
         scores, maps = self.detector.score_in_lane(x)
         t2 = time.perf_counter()
-        res = self._result(float(scores[0]), self.preprocess.map_back(maps[0], geo), geo)
+        res = self._result(float(scores[0]), self.preprocess.map_back(maps[0], geo), geo, x)
         res.source = source
         t3 = time.perf_counter()
         res.timings_ms = {"preprocess": (t1 - t0) * 1000, "model": (t2 - t1) * 1000,
                           "postprocess": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
         return res
 
-    def _result(self, score: float, amap: np.ndarray, geo: Geometry) -> InspectionResult:
+    def _result(self, score: float, amap: np.ndarray, geo: Geometry, x: np.ndarray) -> InspectionResult:
         threshold, review_threshold = self.threshold, self.review_threshold
         if score > threshold:
             verdict = Verdict.NG
@@ -462,9 +468,14 @@ class Inspector:
             verdict = Verdict.REVIEW
         else:
             verdict = Verdict.OK
+        # a photo unlike the good photos (a dim lamp, a blurred lens) is not judged OK on its
+        # score: a person looks (vision.photo_check)
+        doubts = photo_check_module.issues(x, self.info.get("photo_range"))[1]
         regions = []
         shape = geo.photo_hw
-        if verdict is not Verdict.OK:
+        if verdict is Verdict.OK and doubts:
+            verdict = Verdict.REVIEW       # no region: what is off is the photo, not a spot on the part
+        elif verdict is not Verdict.OK:
             # found on the map (smaller than a large photo: geo.map_scale), told in photo pixels
             f = geo.map_scale
             found = find_regions(amap, self.pixel_threshold, min_area=max(1, int(self.min_region_area * f * f)))
@@ -481,7 +492,8 @@ class Inspector:
         return InspectionResult(verdict=verdict, score=score, threshold=threshold,
                                 pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
                                 model_id=self.model_id, model_version=self.model_version,
-                                image_size=(int(shape[1]), int(shape[0])), review_threshold=review_threshold)
+                                image_size=(int(shape[1]), int(shape[0])), review_threshold=review_threshold,
+                                photo_issues=doubts)
 
     # ------------------------------------------------------------ recalibrate
     def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,

@@ -79,6 +79,9 @@ class InspectionResult:
     # At or below it a part is OK; between it and ``threshold`` it goes to REVIEW. None
     # (results from before review bands) means no band: the same as ``threshold``.
     review_threshold: Optional[float] = None
+    # what is off about the photo against the model's good photos (vision.photo_check):
+    # when not empty, a part that would have passed is REVIEW
+    photo_issues: list[str] = field(default_factory=list)
 
     @property
     def is_ng(self) -> bool:
@@ -114,6 +117,8 @@ class InspectionResult:
         }
         if self.source:
             d["source"] = self.source
+        if self.photo_issues:
+            d["photo_issues"] = list(self.photo_issues)
         if include_map and self.anomaly_map is not None:
             buf = io.BytesIO()
             np.save(buf, self.anomaly_map.astype(np.float16), allow_pickle=False)
@@ -134,4 +139,5 @@ class InspectionResult:
             image_size=tuple(d.get("image_size", (0, 0))),  # type: ignore[arg-type]
             timings_ms=dict(d.get("timings_ms", {})), source=d.get("source", ""),
             review_threshold=float(d["review_threshold"]) if d.get("review_threshold") is not None else None,
+            photo_issues=list(d.get("photo_issues") or []),
         )

@@ -37,6 +37,8 @@ LG.start(async (main) => {
       ["source", it.source], ["model", `${it.model.model_version || ""} (registry v${it.model.registry_version ?? "?"}, `
         + `${String(it.model.model_id).slice(0, 12)})`]]
       .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]), h("dt", {}, "defect type"), typeFact,
+    it.photo_issues && it.photo_issues.length ? [h("dt", {}, "photo"), h("dd", {id: "photo-issues", class: "v-review"},
+      "unlike the good photos the model learnt from (not passed on its score): " + it.photo_issues.join("; "))] : null,
     it.test_part ? [h("dt", {}, "test part"), h("dd", {id: "test-part", class: it.test_part.right ? "v-ok" : "v-ng"},
       `${it.test_part.name}: must be ${it.test_part.expected}, got ${it.verdict}`
       + (it.test_part.right ? " (right)" : " (WRONG: the station failed its verification)"))] : null);

@@ -1,0 +1,88 @@
+"""The photo check: a photo unlike the good photos the model learnt from (a dim lamp, a
+blurred lens, a washed-out picture) is not passed on its score, whatever the runtime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from lineguard.vision import photo_check
+from lineguard.vision.imageio import load_image
+from lineguard.vision.result import Verdict
+
+
+def _test_photos(category, kind="good"):
+    return [np.asarray(load_image(p)) for p in sorted((category / "test" / kind).glob("*.png"))]
+
+
+def _dim(a, k=0.4):
+    return (a.astype(np.float32) * k).astype(np.uint8)
+
+
+def _blur(a):
+    return np.asarray(Image.fromarray(a).filter(ImageFilter.GaussianBlur(radius=0.02 * a.shape[1])))
+
+
+def test_the_measures_follow_what_a_camera_fault_does():
+    rng = np.random.default_rng(0)
+    grey = np.clip(rng.normal(128, 40, (128, 128)), 0, 255).astype(np.uint8)
+    sharp = np.stack([grey] * 3, axis=2)
+    m = photo_check.measure(sharp)
+    assert m["brightness"] == pytest.approx(0.5, abs=0.02) and m["contrast"] == pytest.approx(40 / 255, abs=0.02)
+    assert photo_check.measure(_blur(sharp))["focus"] < 0.3 * m["focus"]
+    # a darker photo of the same sharpness keeps its focus: blur is not read as darkness
+    dark = photo_check.measure(_dim(sharp, 0.5))
+    assert dark["brightness"] == pytest.approx(0.25, abs=0.02) and dark["focus"] == pytest.approx(m["focus"], rel=0.05)
+    flat = photo_check.measure(np.full((64, 64, 3), 90, np.uint8))
+    assert flat["contrast"] == 0 and flat["focus"] == 0
+
+
+def test_good_photos_pass_and_faulty_ones_go_to_review(fitted_inspector, synth_category):
+    rng = fitted_inspector.info["photo_range"]
+    assert rng["n"] == 40 and rng["brightness"][0] < rng["brightness"][2] <= rng["brightness"][3] < rng["brightness"][1]
+    good = _test_photos(synth_category)
+    results = fitted_inspector.inspect_batch(good)
+    assert not any(r.photo_issues for r in results)          # never seen, still like the good photos
+    for fault, word in ((_dim, "too dark"), (_blur, "blurred")):
+        judged = fitted_inspector.inspect_batch([fault(p) for p in good])
+        assert all(any(w.startswith(word) for w in r.photo_issues) for r in judged), [r.photo_issues for r in judged]
+        assert all(r.verdict is not Verdict.OK for r in judged)
+        assert all(r.to_dict()["photo_issues"] == r.photo_issues for r in judged)
+
+
+def test_a_doubted_photo_that_scores_low_is_review_without_a_region(fitted_inspector, synth_category):
+    good = _test_photos(synth_category)[0]
+    x, geo = fitted_inspector.preprocess.apply(_dim(good))
+    amap = np.zeros(geo.photo_hw, np.float32)
+    res = fitted_inspector._result(0.0, amap, geo, x)           # a score that passes on its own
+    assert res.verdict is Verdict.REVIEW and res.regions == [] and res.photo_issues[0].startswith("too dark")
+    same = fitted_inspector._result(0.0, amap, geo, fitted_inspector.preprocess.apply(good)[0])
+    assert same.verdict is Verdict.OK and same.photo_issues == []
+
+
+def test_models_from_before_the_check_are_not_checked(fitted_model_path, synth_category):
+    from lineguard.vision.inspector import Inspector
+    old = Inspector.load(fitted_model_path)
+    old.info.pop("photo_range")
+    assert not any(r.photo_issues for r in old.inspect_batch([_dim(p) for p in _test_photos(synth_category)]))
+
+
+def test_the_range_travels_with_the_model_file_and_its_export(fitted_inspector, fitted_model_path, synth_category,
+                                                              tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lineguard.runtime.onnx_export import export_onnx
+    from lineguard.vision.inspector import Inspector
+    path = tmp_path / "cell.onnx"
+    export_onnx(fitted_inspector, path)
+    dim = [_dim(p) for p in _test_photos(synth_category)[:3]]
+    for model in (Inspector.load(fitted_model_path), Inspector.load(path)):
+        assert model.info["photo_range"] == fitted_inspector.info["photo_range"]
+        assert all(r.photo_issues for r in model.inspect_batch(dim))
+
+
+def test_the_check_can_be_left_off_for_products_whose_photos_vary_that_much(synth_category):
+    from lineguard.vision.inspector import Inspector
+    insp = Inspector.fit(synth_category / "train" / "good", image_size=64, false_reject_rate=0.1, seed=0,
+                         photo_check=False)
+    assert insp.info["photo_range"] is None
+    assert not any(r.photo_issues for r in insp.inspect_batch([_dim(p) for p in _test_photos(synth_category)]))
