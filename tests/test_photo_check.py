@@ -86,3 +86,12 @@ def test_the_check_can_be_left_off_for_products_whose_photos_vary_that_much(synt
                          photo_check=False)
     assert insp.info["photo_range"] is None
     assert not any(r.photo_issues for r in insp.inspect_batch([_dim(p) for p in _test_photos(synth_category)]))
+
+
+def test_inspect_names_what_is_off_about_a_photo(fitted_model_path, synth_category, tmp_path):
+    from test_cli import run_cli
+    dim = tmp_path / "dim.png"
+    Image.fromarray(_dim(_test_photos(synth_category)[0])).save(dim)
+    r = run_cli("inspect", str(fitted_model_path), str(dim), "--overlays", str(tmp_path / "ov"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "photo: too dark: brightness" in r.stdout and (tmp_path / "ov" / "dim_overlay.png").exists()

@@ -316,8 +316,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 where = f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']}" if r.regions else ""
                 colour = "red" if r.is_ng else "yellow" if r.needs_review else "green"
                 verdict = coloured(f"{r.verdict.value:<6}", colour)
-                photo = f"  photo: {'; '.join(r.photo_issues)}" if r.photo_issues else ""
-                say(f"{verdict} {r.score:8.4f} / {r.threshold:.4f}  {f}{where}{photo}")
+                doubt = f"  photo: {'; '.join(r.photo_issues)}" if r.photo_issues else ""
+                say(f"{verdict} {r.score:8.4f} / {r.threshold:.4f}  {f}{where}{doubt}")
             if overlays is not None:
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay
