@@ -165,8 +165,9 @@ class AlarmWatch:
         self.count_active()
 
     def count_active(self) -> None:
-        """The active-alarms gauge of every station, from the database (at start, and
-        before each /metrics scrape: another process may raise or acknowledge them)."""
+        """The active-alarms gauge of every station, from the database (at start, after each
+        alarm raised or acknowledged here, and before each /metrics scrape: another process
+        may raise or acknowledge them)."""
         if self.metrics is None:
             return
         try:
@@ -214,7 +215,7 @@ class AlarmWatch:
             log.warning("ALARM line %s station %s: %s", alarm["line"], alarm["station"], alarm["message"])
             if self.metrics is not None:
                 self.metrics.alarms_raised.labels(alarm["line"], alarm["station"], alarm["kind"]).inc()
-                self._count_active(alarm["line"], alarm["station"])
+            self.count_active()
             self._tell(alarm)
         return raised
 
@@ -275,15 +276,6 @@ class AlarmWatch:
         counts.raise_floor(kind, counts.newest())      # counted afresh from the next part
         return out
 
-    def _count_active(self, line: str, station: str) -> None:
-        """The active-alarms gauge, from the database (another process may raise or
-        acknowledge them too)."""
-        try:
-            self.metrics.alarms_active.labels(line, station).set(len(self.active(line=line, station=station)))
-            self._gauged.add((line, station))
-        except SQLAlchemyError:
-            log.warning("could not count the active alarms of line %s station %s", line, station, exc_info=True)
-
     # -- acknowledgement -------------------------------------------------------------------
     def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None) -> dict[str, Any]:
         """Mark an active alarm seen to; Conflict when someone already did (who, when)."""
@@ -314,8 +306,7 @@ class AlarmWatch:
             if counts is not None:
                 counts.raise_floor(out["kind"], out["acked_after_id"])
         log.info("alarm %s at line %s station %s acknowledged by %s", out["id"], out["line"], out["station"], by)
-        if self.metrics is not None:
-            self._count_active(out["line"], out["station"])
+        self.count_active()
         self._tell(out)
         return out
 

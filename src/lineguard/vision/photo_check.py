@@ -33,12 +33,15 @@ RELATIVE_FLOOR = 0.2
 ABSOLUTE_FLOOR = 0.02
 FOCUS_LOW = 0.6          # focus below this share of the good photos' 1st percentile: blurred
 MAX_SIDE = 128           # measured on at most this many pixels a side (block averages)
+# what a photo below / above each measure's range is called
+_WORDS = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
+          "focus": ("blurred (out of focus?)", "")}
 
 
 def measure(x: np.ndarray) -> dict[str, float]:
     """The three measures of one model input (H, W, 3) uint8 as the model sees it."""
     # block sums of the three channels in integers, then one small float image: converting
-    # the whole input to float first cost ~1 ms a part (a fifth of the fast model's time);
+    # the whole input to float first cost ~1 ms a part (about a tenth of the fast model's time);
     # block averages, not a strided view, so fine detail is not aliased into the Laplacian
     h, w = x.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / MAX_SIDE)))
@@ -83,8 +86,6 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
         return {}, []
     got = measure(x)
     found = []
-    words = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
-             "focus": ("blurred (out of focus?)", "")}
     for m in MEASURES:
         r = photo_range.get(m)
         if not r:
@@ -92,7 +93,7 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
         lo, hi, good_lo, good_hi = r
         v = got[m]
         if v < lo:
-            found.append(f"{words[m][0]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
+            found.append(f"{_WORDS[m][0]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
         elif hi is not None and v > hi:
-            found.append(f"{words[m][1]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
+            found.append(f"{_WORDS[m][1]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
     return got, found

@@ -28,7 +28,7 @@ def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STAT
                 limit: int = Query(50, ge=1, le=1000),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     items = station.alarms.history(line=line or None, station=station_name or None, active=active,
-                                   since=since and _naive_utc(since), until=until and _naive_utc(until),
+                                   since=_naive_utc(since), until=_naive_utc(until),
                                    before_id=before_id, limit=limit)
     return {"items": items, "rules": _rules(station),
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
