@@ -29,3 +29,32 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = op.open(f"/app/report?line=L5&at={now}", "#report-alarms")
     expect(report.locator("#report-alarms tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
+
+
+def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(pages, station):
+    from server.conftest import fake_model_bytes
+    with api(station, "engineer") as c:      # a model whose good photos were no darker than 0.1
+        r = c.post("/api/v1/models", files={"file": ("lamp.lgm", fake_model_bytes(photo_floor=0.1))},
+                   data={"product": "lamp", "activate": "true"})
+        assert r.status_code == 201, r.text
+    op = pages(role="operator")
+    line = op.open("/app/", "#live.v-ok")
+    panel = line.locator("#alarms-panel")
+    with api(station, "operator") as c:
+        for i in range(3):                      # the lamp went out: photos at a tenth of their light
+            r = post_part(c, png_bytes(8, seed=1600 + i), f"dim-{i}", product="lamp", line="L6", station="C1")
+            assert r.status_code == 201 and r.json()["verdict"] == "REVIEW", r.text
+    item = panel.locator(".alarm-item", has_text="line L6")
+    expect(item).to_contain_text("Check the camera · line L6 · C1")
+    expect(item).to_contain_text("3 photos in a row unlike the model's good photos")
+    expect(item).to_contain_text("too dark")
+    op.shot("line-view-camera-alarm")
+    gallery = op.open("/app/gallery?line=L6&verdict=&photo_doubted=true", "#gallery a.thumb")
+    expect(gallery.locator("#gallery a.thumb")).to_have_count(3)
+    expect(gallery.locator("#gallery .photo-doubt").first).to_contain_text("photo: too dark")
+    expect(gallery.locator("select[name=photo_doubted]")).to_have_value("true")
+    gallery.locator("select[name=photo_doubted]").select_option("false")
+    gallery.get_by_role("button", name="Show").click()
+    expect(gallery.get_by_text("No parts match these filters.")).to_be_visible()
+    expect(gallery.locator("#gallery a.thumb")).to_have_count(0)
+    op.shot("gallery-photo-doubted")

@@ -19,13 +19,15 @@ from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
 
 class FakeInspector:
     def __init__(self, threshold: float = 0.5, version: str = "fake-1", delay_s: float = 0.0,
-                 review_threshold: float | None = None):
+                 review_threshold: float | None = None, photo_floor: float | None = None):
         self.threshold = threshold
         # a review band: OK at or below it, REVIEW up to threshold (None: no band)
         self.review_threshold = threshold if review_threshold is None else review_threshold
         self.pixel_threshold = threshold
         self.model_version = version
         self.delay_s = delay_s
+        # a photo check (vision.photo_check) in small: a photo darker than this is doubted
+        self.photo_floor = photo_floor
         self.model_id = ""
         self.calibration: dict = {}
 
@@ -36,6 +38,8 @@ class FakeInspector:
             d["review_threshold"] = self.review_threshold
         if self.calibration:
             d["calibration"] = self.calibration
+        if self.photo_floor is not None:
+            d["photo_floor"] = self.photo_floor
         return json.dumps(d).encode()
 
     def with_calibration(self, calibration: dict) -> bytes:
@@ -58,7 +62,8 @@ class FakeInspector:
             raise BundleError(f"{path}: not a model file") from exc
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
-        insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"))
+        insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"),
+                   d.get("photo_floor"))
         insp.calibration = d.get("calibration") or {}
         if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
             insp.bank = np.zeros(d["bank_shape"], np.float32)
@@ -93,6 +98,11 @@ class FakeInspector:
         ys, xs = np.nonzero(amap > self.pixel_threshold)
         verdict = (Verdict.NG if score > self.threshold else Verdict.REVIEW if score > self.review_threshold
                    else Verdict.OK)
+        photo_issues = []
+        if self.photo_floor is not None and score < self.photo_floor:     # as Inspector: never OK
+            photo_issues = [f"too dark: brightness {score:.3f}, good photos {self.photo_floor:.3f} and above"]
+            if verdict is Verdict.OK:
+                verdict = Verdict.REVIEW
         if verdict is not Verdict.OK and len(xs):
             regions.append(DefectRegion(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                                         int(ys.max() - ys.min() + 1), int(len(xs)), float(amap.max()),
@@ -101,7 +111,7 @@ class FakeInspector:
                                 pixel_threshold=self.pixel_threshold, anomaly_map=amap, regions=regions,
                                 model_id=self.model_id, model_version=self.model_version,
                                 image_size=(arr.shape[1], arr.shape[0]), review_threshold=self.review_threshold,
-                                timings_ms={"total": (time.perf_counter() - t0) * 1e3})
+                                timings_ms={"total": (time.perf_counter() - t0) * 1e3}, photo_issues=photo_issues)
 
 
 def png_bytes(value: int = 60, size: int = 64, seed=None) -> bytes:

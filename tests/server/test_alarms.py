@@ -1,5 +1,5 @@
-"""Line alarms on SQLite and PostgreSQL: a run of rejected parts or a high NG rate at a
-station raises one latched alarm, sent through the outbox and shown on the line view,
+"""Line alarms on SQLite and PostgreSQL: a run of rejected parts, a high NG rate or a run
+of photos the model cannot judge at a station raises one latched alarm, sent through the outbox and shown on the line view,
 until someone acknowledges it; a restart neither loses a run nor raises an alarm twice."""
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from .fake_inspector import FakeInspector
 from .test_spc_api import client
 
 OK, NG, REVIEW = 60, 200, 115       # the fake model's score is brightness: 0.24, 0.78, 0.45
+DARK = 10                           # 0.04: under the fake model's photo floor, a lamp gone out
 _seq = iter(range(10**6))
 
 
 def _station(spc_station, **kw):
     st = spc_station(**kw)
-    st.add_model(FakeInspector(0.5, review_threshold=0.4).to_bytes(), "cell", activate=True)
+    st.add_model(FakeInspector(0.5, review_threshold=0.4, photo_floor=0.1).to_bytes(), "cell", activate=True)
     with st.db.session() as s:
         st.operator_key = create_key(s, "operator", name="line-tablet")[1]
     return st
@@ -84,7 +85,8 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         assert c.get("/api/v1/lines/summary").json()["alarms"] == []
         listed = c.get("/api/v1/alarms", params={"active": "false", "line": "L1"}).json()
         assert [a["id"] for a in listed["items"]] == [alarm["id"]]
-        assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None}
+        assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None,
+                                      "photo_run": 3}
         assert c.get("/api/v1/alarms", params={"active": "true"}).json()["items"] == []
     assert [a["change"] for a in heard] == ["raised", "acknowledged"]
     assert _alarm_messages(st)[-1] == ("acknowledged", "ng_run", alarm["id"])
@@ -142,7 +144,9 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
         StationConfig(data_dir=tmp_path, alarm_ng_rate=10)
     with pytest.raises(ValueError, match="window must be 10 to 100000"):
         StationConfig(data_dir=tmp_path, alarm_window=5)
-    off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0).alarm_rules
+    with pytest.raises(ValueError, match="2 to 10000 doubted photos in a row"):
+        StationConfig(data_dir=tmp_path, alarm_photo_run=1)
+    off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0, alarm_photo_run=0).alarm_rules
     assert off.active_kinds == ()
 
 
@@ -221,15 +225,72 @@ def test_one_active_alarm_of_a_kind_per_station_whichever_process_raises_it(spc_
 
 def test_parts_are_counted_in_id_order_whatever_order_they_arrive_in():
     from lineguard.line.alarms import AlarmRules, _Counts
-    rules = AlarmRules(ng_run=3, ng_rate=0.2, window=10)
-    c = _Counts(keep=10)
+    c = _Counts(AlarmRules(ng_run=3, ng_rate=0.2, window=10, photo_run=2))
     for part_id, verdict in ((4, "NG"), (2, "NG"), (5, "NG"), (3, "OK"), (1, "NG")):   # two threads' commits
         c.add(part_id, verdict)
-    assert c.run() == [4, 5] and c.due(rules) == ["ng_rate"]       # 1,2 NG; 3 OK; 4,5 NG: a run of two
+    assert c.run() == [4, 5] and c.due() == ["ng_rate"]       # 1,2 NG; 3 OK; 4,5 NG: a run of two
     c.add(6, "REVIEW")
-    assert c.run() == [4, 5, 6] and c.due(rules) == ["ng_run", "ng_rate"]
+    assert c.run() == [4, 5, 6] and c.due() == ["ng_run", "ng_rate"]
     c.raise_floor("ng_run", 6)
-    assert c.run() == [] and c.due(rules) == ["ng_rate"]
+    assert c.run() == [] and c.due() == ["ng_rate"]
+    c.add(8, "REVIEW", doubted=True)
+    c.add(7, "NG", doubted=True)
+    assert c.photo_run() == [7, 8] and c.due() == ["ng_rate", "photo"]
+    assert c.run() == [] and len(c.window()) == 6        # doubted photos: the photo rule's alone
+
+
+def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_alarms(spc_station):
+    from lineguard.line.alarms import alarm_code
+    st = _station(spc_station, alarm_ng_rate=0.2, alarm_window=10)      # 2 NG in 10 parts: the rate alarm
+    run = _parts(st, NG, *[OK] * 8, NG, NG, NG)       # the rate alarm is raised at the 11th; a run of three NG
+    assert [a["kind"] for a in st.alarms.active()] == ["ng_rate"]
+    dark = _parts(st, DARK, DARK)
+    assert [r.verdict for r in dark] == ["REVIEW", "REVIEW"] and all(r.photo_issues for r in dark)
+    assert [a["kind"] for a in st.alarms.active()] == ["ng_rate"]
+    third = _parts(st, DARK)[0]
+    camera = [a for a in st.alarms.active() if a["kind"] == "photo"]
+    assert len(camera) == 1 and (camera[0]["parts"], camera[0]["rejected"]) == (3, 3)
+    assert (camera[0]["first_inspection_id"], camera[0]["inspection_id"]) == (dark[0].id, third.id)
+    assert "3 photos in a row unlike the model's good photos" in camera[0]["message"]
+    assert "too dark: brightness 0.0" in camera[0]["message"] and "check the lamp" in camera[0]["message"]
+    assert alarm_code(st.alarms.active()) == 0b110
+    # the three doubted photos neither broke the run of NG parts (three) nor lengthened it
+    _parts(st, DARK, DARK, DARK, NG)
+    assert sorted(a["kind"] for a in st.alarms.active()) == ["ng_rate", "photo"]
+    last = _parts(st, NG)[0]
+    (reject_run,) = [a for a in st.alarms.active() if a["kind"] == "ng_run"]
+    assert reject_run["parts"] == 5 and reject_run["first_inspection_id"] == run[-3].id
+    assert reject_run["inspection_id"] == last.id and "photo" not in reject_run["message"]
+    assert st.metrics.photos_doubted.labels("L1", "S1")._value.get() == 6
+
+    with client(st) as c:
+        doubted = c.get("/api/v1/inspections", params={"photo_doubted": "true"}).json()["items"]
+        assert len(doubted) == 6 and all(it["photo_issues"] for it in doubted)
+        judged = c.get("/api/v1/inspections", params={"photo_doubted": "false", "limit": 1000}).json()["items"]
+        assert len(judged) == 14 and not any(it["photo_issues"] for it in judged)
+        assert c.get("/api/v1/alarms").json()["rules"]["photo_run"] == 3
+
+
+def test_with_the_photo_rule_off_doubted_photos_count_as_review_parts(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0, alarm_photo_run=0)
+    _parts(st, DARK, DARK, DARK, DARK)
+    assert st.alarms.active() == []
+    _parts(st, DARK)
+    (alarm,) = st.alarms.active()
+    assert alarm["kind"] == "ng_run" and "the last part's photo is unlike the good photos: too dark" in alarm["message"]
+
+
+def test_a_restart_reads_doubted_photos_back(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, DARK, DARK)
+    st.close()
+    st = spc_station(alarm_ng_rate=0)                 # restarted: two doubted photos, a run of three NG
+    _parts(st, DARK)
+    assert [a["kind"] for a in st.alarms.active()] == ["photo"]
+    _parts(st, NG)
+    assert [a["kind"] for a in st.alarms.active()] == ["photo"]
+    _parts(st, NG)
+    assert sorted(a["kind"] for a in st.alarms.active()) == ["ng_run", "photo"]
 
 
 def test_the_shift_report_carries_an_alarm_still_active_from_an_earlier_shift(spc_station):

@@ -78,8 +78,9 @@ def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path, 
     assert bad.returncode == 2 and "lineguard serve" in bad.stderr
     # a remote station keeps images by its own settings: saying otherwise here is refused
     bad = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--server", "http://127.0.0.1:9",
-                     "--api-key", "x", "--min-free-gb", "5", "--max-megapixels", "12")
-    assert bad.returncode == 2 and "--min-free-gb, --max-megapixels" in bad.stderr and "lineguard serve" in bad.stderr
+                     "--api-key", "x", "--min-free-gb", "5", "--max-megapixels", "12", "--alarm-photo-run", "0")
+    assert bad.returncode == 2 and "--min-free-gb, --max-megapixels, --alarm-photo-run" in bad.stderr
+    assert "lineguard serve" in bad.stderr
     receiver = Receiver()
     # the station in this process keeps images as told: no OK image, no audit sample
     proc = subprocess.Popen([sys.executable, "-m", "lineguard", "watch", str(inbox), "--line", "L1", "--product",

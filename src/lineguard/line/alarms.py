@@ -4,7 +4,7 @@ A defect the process now makes on every part (a worn tool, a jammed feeder), a c
 knocked askew or a lamp gone out all look the same from the station: part after part is
 rejected. The SPC charts show it at the next look; a line needs to hear it now, so the
 station watches each station's own parts as they are recorded (test parts apart) with
-two rules:
+three rules:
 
 - ``ng_run``: that many parts in a row not passed (NG or REVIEW: a defect on every part
   may land in the review band), default 5. With 1% false rejects, 5% review load and
@@ -12,6 +12,13 @@ two rules:
 - ``ng_rate``: at least ``ng_rate`` of the last ``window`` parts judged NG (default 10%
   of 100: 10 NG parts). REVIEW parts are not counted here: a review band of 5% of good
   parts would make the limit a coin toss.
+- ``photo_run``: that many photos in a row unlike the model's good photos (the photo
+  check, vision.photo_check: too dark, too bright, flat or blurred), default 3. A lamp
+  gone out or a lens out of focus is the camera's fault, not the parts': the alarm says
+  so, and while this rule is on, parts with such photos are counted by it alone (they
+  neither lengthen nor break a run of rejects, nor count toward the NG rate), so the
+  line hears "check the camera", not "the parts are bad". About 1% of good photos are
+  doubted by chance, so three in a row come about once in a million parts.
 
 An alarm is latched: it stays active, shown on the line view, sent to the sinks (MQTT
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the
@@ -50,7 +57,7 @@ from .outbox import record_event
 
 log = logging.getLogger("lineguard.station")
 
-KINDS = ("ng_run", "ng_rate")
+KINDS = ("ng_run", "ng_rate", "photo")     # the order is the PLC's AlarmCode bits
 NOTE_MAX = 2000
 
 
@@ -61,6 +68,7 @@ class AlarmRules:
     ng_run: int = 5            # parts in a row not passed (NG or REVIEW)
     ng_rate: float = 0.10      # share of NG parts among the last `window` parts
     window: int = 100
+    photo_run: int = 3         # photos in a row the photo check doubts
 
     def __post_init__(self) -> None:
         if not (self.ng_run == 0 or 2 <= self.ng_run <= 10_000):
@@ -70,6 +78,8 @@ class AlarmRules:
                              f"got {self.ng_rate}")
         if not 10 <= self.window <= 100_000:
             raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
+        if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
+            raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
 
     @property
     def rate_limit(self) -> int:
@@ -79,7 +89,13 @@ class AlarmRules:
 
     @property
     def active_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0)) if on)
+        return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
+                                     ("photo", self.photo_run > 0)) if on)
+
+    @property
+    def judged_keep(self) -> int:
+        """Parts the reject rules look back over."""
+        return max(self.ng_run, self.window)
 
 
 class _Counts:
@@ -88,36 +104,57 @@ class _Counts:
     acknowledged). Ids, not times: parts of several threads commit out of order, and
     two processes' clocks may disagree."""
 
-    def __init__(self, keep: int, loaded: frozenset = frozenset()):
-        self.keep = keep
-        self.recent: list[tuple[int, str]] = []     # (inspection id, verdict), ascending
+    def __init__(self, rules: AlarmRules, loaded: frozenset = frozenset()):
+        self.rules = rules
+        # (inspection id, verdict), ascending: the parts the reject rules count. With the
+        # photo rule on, not those whose photo the model could not judge: that rule speaks
+        # for them, and however many there are they neither lengthen nor break a run.
+        self.judged: list[tuple[int, str]] = []
+        # (inspection id, verdict, photo doubted), ascending: the newest parts, for the photo rule
+        self.photos: list[tuple[int, str, bool]] = []
         self.floor: dict[str, int] = {kind: 0 for kind in KINDS}
         self.loaded = loaded      # ids read back at load: not counted a second time
 
-    def add(self, part_id: int, verdict: str) -> None:
-        bisect.insort(self.recent, (part_id, verdict))
-        del self.recent[:-self.keep]
+    def add(self, part_id: int, verdict: str, doubted: bool = False) -> None:
+        photo_run = self.rules.photo_run
+        if photo_run:
+            bisect.insort(self.photos, (part_id, verdict, bool(doubted)))
+            del self.photos[:-photo_run]
+        if not (photo_run and doubted):
+            bisect.insort(self.judged, (part_id, verdict))
+            del self.judged[:-self.rules.judged_keep]
 
     def run(self) -> list[int]:
         """Ids of the newest parts not passed, in a row, after the run rule's floor."""
         ids = []
-        for part_id, verdict in reversed(self.recent):
+        for part_id, verdict in reversed(self.judged):
             if part_id <= self.floor["ng_run"] or verdict == "OK":
                 break
             ids.append(part_id)
         return ids[::-1]
 
-    def window(self, rules: AlarmRules) -> list[tuple[int, bool]]:
+    def window(self) -> list[tuple[int, bool]]:
         """(id, is NG) of the last ``window`` parts after the rate rule's floor."""
         floor = self.floor["ng_rate"]
-        return [(i, v == "NG") for i, v in self.recent[-rules.window:] if i > floor]
+        return [(i, v == "NG") for i, v in self.judged[-self.rules.window:] if i > floor]
 
-    def due(self, rules: AlarmRules) -> list[str]:
-        kinds = []
+    def photo_run(self) -> list[int]:
+        """Ids of the newest parts whose photos were doubted, in a row, after the photo rule's floor."""
+        ids = []
+        for part_id, _, doubted in reversed(self.photos):
+            if part_id <= self.floor["photo"] or not doubted:
+                break
+            ids.append(part_id)
+        return ids[::-1]
+
+    def due(self) -> list[str]:
+        rules, kinds = self.rules, []
         if rules.ng_run and len(self.run()) >= rules.ng_run:
             kinds.append("ng_run")
-        if rules.ng_rate and sum(ng for _, ng in self.window(rules)) >= rules.rate_limit:
+        if rules.ng_rate and sum(ng for _, ng in self.window()) >= rules.rate_limit:
             kinds.append("ng_rate")
+        if rules.photo_run and len(self.photo_run()) >= rules.photo_run:
+            kinds.append("photo")
         return kinds
 
     def raise_floor(self, kind: str, part_id: Optional[int]) -> None:
@@ -125,7 +162,7 @@ class _Counts:
             self.floor[kind] = max(self.floor[kind], int(part_id))
 
     def newest(self) -> int:
-        return self.recent[-1][0] if self.recent else 0
+        return max(self.judged[-1][0] if self.judged else 0, self.photos[-1][0] if self.photos else 0)
 
 
 def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
@@ -136,8 +173,12 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "ack_note": a.ack_note, "acked_after_id": a.acked_after_id}
 
 
-def _message(kind: str, rules: AlarmRules, line: str, station: str, product: str, parts: int, rejected: int) -> str:
-    where = f"station {station} (line {line}, {product})"
+def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
+    where = f"station {rec.station} (line {rec.line}, {rec.product})"
+    if kind == "photo":
+        issues = "; ".join(rec.photo_issues or []) or "unlike the good photos"
+        return (f"{parts} photos in a row unlike the model's good photos at {where} (the last: {issues}): check the "
+                "lamp, the lens and the camera's settings; parts with such photos go to REVIEW at best, never OK")
     if kind == "ng_run":
         return (f"{parts} parts in a row not passed (NG or REVIEW) at {where}: a defect the process now makes on every part, or "
                 "the camera, lighting or model gone wrong; stop the line and look before more parts are made")
@@ -202,8 +243,8 @@ class AlarmWatch:
                 if counts is None:
                     counts = self._counts[key] = self._load(rec.line, rec.station)
                 if rec.id not in counts.loaded:
-                    counts.add(rec.id, rec.verdict)
-                for kind in counts.due(self.rules):
+                    counts.add(rec.id, rec.verdict, bool(rec.photo_issues))
+                for kind in counts.due():
                     alarm = self._raise(kind, rec, counts)
                     if alarm is not None:
                         raised.append(alarm)
@@ -221,17 +262,22 @@ class AlarmWatch:
 
     def _load(self, line: str, station: str) -> _Counts:
         """The counts as the station's latest records and alarms leave them (after a restart)."""
-        keep = max(self.rules.ng_run, self.rules.window)
+        rules = self.rules
+        doubted = Inspection.photo_issues.is_not(None)
+        # the newest rows by the indexed time, then counted in id order
+        q = (select(Inspection.id, Inspection.verdict, doubted)
+             .where(Inspection.line == line, Inspection.station == station, Inspection.test_part.is_(None))
+             .order_by(Inspection.created_at.desc(), Inspection.id.desc()))
         with self.db.session() as s:
-            # the newest rows by the indexed time, then counted in id order
-            rows = s.execute(select(Inspection.id, Inspection.verdict)
-                             .where(Inspection.line == line, Inspection.station == station,
-                                    Inspection.test_part.is_(None))
-                             .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(keep)).all()
-            last = {kind: _last_alarm(s, line, station, kind) for kind in self.rules.active_kinds}
-        counts = _Counts(keep, loaded=frozenset(r.id for r in rows))
-        for r in rows:
-            counts.add(r.id, r.verdict)
+            # the parts the reject rules count (with the photo rule on, doubted photos apart)
+            rows = s.execute((q.where(~doubted) if rules.photo_run else q).limit(rules.judged_keep)).all()
+            if rules.photo_run:
+                rows += s.execute(q.limit(rules.photo_run)).all()
+            last = {kind: _last_alarm(s, line, station, kind) for kind in rules.active_kinds}
+        rows = {r[0]: r for r in rows}.values()      # a part in both reads is counted once
+        counts = _Counts(rules, loaded=frozenset(r[0] for r in rows))
+        for part_id, verdict, photo_doubted in rows:
+            counts.add(part_id, verdict, photo_doubted)
         for kind, a in last.items():
             if a is not None:
                 counts.raise_floor(kind, _floor_of(a))
@@ -248,17 +294,21 @@ class AlarmWatch:
                 if last.acked_at is None:
                     counts.raise_floor(kind, counts.newest())   # latched: the line knows
                     return None
-                if kind not in counts.due(self.rules):
+                if kind not in counts.due():
                     return None
             if kind == "ng_run":
                 ids = counts.run()
                 parts = rejected = len(ids)
+            elif kind == "photo":
+                ids = counts.photo_run()
+                doubted = set(ids)
+                parts, rejected = len(ids), sum(1 for i, v, _ in counts.photos if i in doubted and v != "OK")
             else:
-                window = counts.window(self.rules)
+                window = counts.window()
                 ids = [i for i, _ in window]
                 parts, rejected = len(window), sum(ng for _, ng in window)
-            message = _message(kind, self.rules, rec.line, rec.station, rec.product, parts, rejected)
-            if getattr(rec, "photo_issues", None):    # the camera or the lamp, more likely than the parts
+            message = _message(kind, self.rules, rec, parts, rejected)
+            if kind != "photo" and rec.photo_issues:    # the camera or the lamp, more likely than the parts
                 message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
             a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind, message=message,
                           raised_at=utcnow(), inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
@@ -376,5 +426,6 @@ def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
 
 
 def alarm_code(alarms: list[dict[str, Any]]) -> int:
-    """The PLC's AlarmCode: bit 0 an NG run, bit 1 an NG rate (0: none active)."""
+    """The PLC's AlarmCode: bit 0 an NG run, bit 1 an NG rate, bit 2 photos the model
+    cannot judge (0: none active)."""
     return sum(1 << KINDS.index(kind) for kind in {a["kind"] for a in alarms} if kind in KINDS)

@@ -128,10 +128,12 @@ class StationConfig:
     shift_starts: tuple[str, ...] = ("06:00", "14:00", "22:00")
     timezone: Optional[str] = None
     # Line alarms (see line.alarms): parts in a row not passed, and the share of NG parts
-    # among the last alarm_window, that raise an alarm at a station (0: that rule off)
+    # among the last alarm_window, that raise an alarm at a station, and photos in a row
+    # the photo check doubts (a lamp, a lens: the camera's alarm) (0: that rule off)
     alarm_ng_run: int = 5
     alarm_ng_rate: float = 0.10
     alarm_window: int = 100
+    alarm_photo_run: int = 3
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -181,7 +183,8 @@ class StationConfig:
     @property
     def alarm_rules(self) -> "AlarmRules":
         from .alarms import AlarmRules
-        return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window)
+        return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window,
+                          photo_run=self.alarm_photo_run)
 
     @property
     def database_url(self) -> str:
@@ -234,6 +237,7 @@ _ENV = {
     "LINEGUARD_ALARM_NG_RUN": ("alarm_ng_run", int),
     "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", float),
     "LINEGUARD_ALARM_WINDOW": ("alarm_window", int),
+    "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", int),
 }
 
 

@@ -41,6 +41,11 @@ class StationMetrics:
                                      ["line", "station", "kind"], registry=self.registry)
         self.alarms_active = Gauge("lineguard_alarms_active", "Line alarms not yet acknowledged, by line and station",
                                    ["line", "station"], registry=self.registry)
+        # the photo check (vision.photo_check): photos unlike the model's good photos (a lamp,
+        # a lens), judged REVIEW at best; a rise is the camera's, not the parts'
+        self.photos_doubted = Counter("lineguard_photos_doubted", "Parts whose photo was unlike the model's good "
+                                      "photos, by line and station (test parts apart)", ["line", "station"],
+                                      registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
 

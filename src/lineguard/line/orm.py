@@ -131,7 +131,7 @@ class LineAlarm(Base):
     line: Mapped[str] = mapped_column(String(100))
     station: Mapped[str] = mapped_column(String(100))
     product: Mapped[str] = mapped_column(String(100))        # of the part that raised it
-    kind: Mapped[str] = mapped_column(String(20))            # ng_run | ng_rate
+    kind: Mapped[str] = mapped_column(String(20))            # ng_run | ng_rate | photo
     message: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     inspection_id: Mapped[int] = mapped_column(Integer)       # the part that raised it

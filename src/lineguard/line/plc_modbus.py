@@ -56,7 +56,8 @@ Input registers (station writes, function 04)
                        test part registered or retired here, and
                        5 from a recipe change until read for the new product
  11    AlarmCode       this station's active line alarms: bit 0 a run of rejected
-                       parts, bit 1 a high NG rate (0: none); set with the answer
+                       parts, bit 1 a high NG rate, bit 2 photos the model cannot
+                       judge (check the camera) (0: none); set with the answer
                        of the part that raised it, cleared once acknowledged (the
                        app, the API or AlarmAck)
 =====  ==============  =======================================================

@@ -366,6 +366,8 @@ class Station:
         total = time.perf_counter() - t0
         if test is None:     # the line's own parts: what a plant's NG rate is built on
             self.metrics.parts.labels(part.line, part.station, verdict).inc()
+            if rec.photo_issues:
+                self.metrics.photos_doubted.labels(part.line, part.station).inc()
         else:
             right = verdict == test.verdict
             self.metrics.test_part_checks.labels(part.line, part.station, "right" if right else "wrong").inc()
@@ -746,7 +748,7 @@ def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, p
                  verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
                  until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
                  defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
-                 before_id: Optional[int] = None, limit: int = 50) -> Any:
+                 photo_doubted: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50) -> Any:
     """The records the filters match, newest first, at most ``limit`` (1000 at most)
     with ids below ``before_id``: the statement the list, the exports and the CLI share."""
     q = select(Inspection)
@@ -763,6 +765,8 @@ def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, p
         q = q.where(Inspection.reviewed.is_(reviewed))
     if test_parts is not None:
         q = q.where(Inspection.test_part.is_not(None) if test_parts else Inspection.test_part.is_(None))
+    if photo_doubted is not None:     # SQL NULL when nothing was off (migration 0013)
+        q = q.where(Inspection.photo_issues.is_not(None) if photo_doubted else Inspection.photo_issues.is_(None))
     if before_id is not None:
         q = q.where(Inspection.id < before_id)
     return q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))

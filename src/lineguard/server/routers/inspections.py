@@ -113,6 +113,8 @@ def part_filters(
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
     test_parts: Optional[bool] = Query(None, description="true: only test parts' checks; false: only the line's "
                                                          "own parts; unset: both"),
+    photo_doubted: Optional[bool] = Query(None, description="true: only parts whose photo was unlike the model's "
+                                                            "good photos (photo_issues); false: only the others"),
 ) -> dict[str, Any]:
     """The filters the list and the export share (:meth:`Station.query`'s); an empty one
     is no filter, as a form left blank means."""
@@ -120,7 +122,8 @@ def part_filters(
     # streaming (a refusal after the first bytes can only cut the download short)
     return dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict or None,
                 part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
-                reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts)
+                reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
+                photo_doubted=photo_doubted)
 
 
 @router.get("", summary="List inspections, newest first", response_model=InspectionPage,

@@ -1,5 +1,5 @@
-// Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed;
-// the same parts as a spreadsheet.
+// Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed,
+// photo doubted; the same parts as a spreadsheet.
 "use strict";
 
 LG.start(async (main) => {
@@ -20,6 +20,9 @@ LG.start(async (main) => {
     // test parts (red rabbits, known good) are checked each shift: not the line's own parts
     field("parts", select("test_parts", [["false", "the line's own"], ["true", "test parts"], ["both", "both"]],
       "test_parts" in p ? p.test_parts : "false")),
+    // photos the photo check doubted (a lamp, a lens): what "check the camera" alarms are about
+    field("photo", select("photo_doubted", [["", "any"], ["true", "unlike the good photos"],
+      ["false", "like the good photos"]], p.photo_doubted || "")),
     h("button", {type: "submit"}, "Show"));
   const dl = h("datalist", {id: "types"});
   (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
@@ -43,7 +46,7 @@ LG.start(async (main) => {
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
       lot: f.lot.value.trim(), since: asGiven("since"), until: asGiven("until"),
       verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value,
-      test_parts: f.test_parts.value};
+      test_parts: f.test_parts.value, photo_doubted: f.photo_doubted.value};
   }
 
   // "both" stays in the page's address (a reload keeps it); the API's "both" is no filter
@@ -59,6 +62,8 @@ LG.start(async (main) => {
       src ? h("img", {src, alt: "part " + it.part_id, loading: "lazy"}) : h("div", {class: "noimg"}, "image not kept"),
       h("div", {class: "cap"}, h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id),
       h("div", {class: "cap muted"}, `score ${num(it.score)} · ${review}`),
+      (it.photo_issues || []).length ? h("div", {class: "cap v-review photo-doubt"},
+        "photo: " + it.photo_issues.join("; ")) : null,
       it.test_part ? h("div", {class: "cap " + (it.test_part.right ? "v-ok" : "v-ng")},
         `test part ${it.test_part.name}: must be ${it.test_part.expected}`) : null,
       h("div", {class: "cap muted"}, `${it.line}/${it.station}${it.lot ? " · lot " + it.lot : ""} · ${LG.when(it.created_at)}`));

@@ -23,11 +23,12 @@ LG.start(async (main) => {
   // each station's test parts this shift, above the cards (framed red when one failed)
   const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
   main.insertBefore(verif, cardsEl);
-  // line alarms (a run of rejected parts, a high NG rate), latched until acknowledged: first of all
+  // line alarms (a run of rejected parts, a high NG rate, photos the model cannot judge),
+  // latched until acknowledged: first of all
   const alarmsHead = h("h2", {}, "Alarm");
   const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
-  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate"};
+  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera"};
 
   function alarmItem(a) {
     const note = h("input", {type: "text", class: "grow", maxlength: 2000, placeholder: "what was found and done",
