@@ -419,10 +419,14 @@ def test_train_names_bad_parts_in_the_good_folder_and_what_leaving_them_out_woul
         if i in (3, 11):   # two bad parts slipped into the good folder
             img, _ = add_defect(np.asarray(Image.open(f).convert("RGB")), "missing_coating", rng)
             Image.fromarray(img).save(good / f"bad_{i}.png")
+        elif i == 7:       # and a photo taken while the lamp flickered
+            Image.fromarray((np.asarray(Image.open(f).convert("RGB")) * 0.5).astype(np.uint8)).save(good / "dim_7.png")
         else:
             (good / f.name).write_bytes(f.read_bytes())
     r = run_cli("train", "good", "-o", "m.lgm", "--image-size", SIZE, "--frr", 0.1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     out = _flat(r.stdout + r.stderr)
     assert "look at: good/bad_3.png" in out and "look at: good/bad_11.png" in out
+    assert "look at: good/dim_7.png: the photo is unlike the other good photos (too dark: brightness" in out
+    assert "left out of the photo check's range" in out and "good/bad_3.png: the photo" not in out
     assert "if those parts are bad, the threshold without them would be" in out and "--exclude-suspects" in out

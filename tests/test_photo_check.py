@@ -37,6 +37,30 @@ def test_the_measures_follow_what_a_camera_fault_does():
     assert flat["contrast"] == 0 and flat["focus"] == 0
 
 
+def test_odd_photos_in_the_good_folder_are_named_and_do_not_widen_the_range():
+    rng = np.random.default_rng(3)
+
+    def photo(level):
+        grey = np.clip(rng.normal(level, 30, (96, 96)), 0, 255).astype(np.uint8)
+        return np.stack([grey] * 3, axis=2)
+
+    good = [photo(120 + 10 * rng.standard_normal()) for _ in range(30)]
+    folder = np.stack(good + [_dim(good[0], 0.5), _blur(good[1])])     # a lamp flicker, a shot out of focus
+    lamp_at_60 = _dim(photo(120), 0.6)
+    rng_, odd = photo_check.learn_range(folder)
+    assert [i for i, _ in odd] == [30, 31]
+    assert odd[0][1][0].startswith("too dark: brightness") and any(w.startswith("blurred") for w in odd[1][1])
+    assert rng_["n"] == 30 and rng_["left_out"] == 2
+    assert any(w.startswith("too dark") for w in photo_check.issues(lamp_at_60, rng_)[1])
+    assert not any(photo_check.issues(p, rng_)[1] for p in good)
+    # taken into the range, the flicker would let a lamp at 60% pass
+    wide, none = photo_check.learn_range(folder, fence=None)
+    assert none == [] and photo_check.issues(lamp_at_60, wide)[1] == []
+    # photos that vary widely are all the product's: none is called odd
+    spread = np.stack([photo(level) for level in np.linspace(40, 220, 30)])
+    assert photo_check.learn_range(spread)[1] == []
+
+
 def test_good_photos_pass_and_faulty_ones_go_to_review(fitted_inspector, synth_category):
     rng = fitted_inspector.info["photo_range"]
     assert rng["n"] == 40 and rng["brightness"][0] < rng["brightness"][2] <= rng["brightness"][3] < rng["brightness"][1]

@@ -234,6 +234,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         say(f"photo check: brightness {pr['brightness'][0]:.3g}-{pr['brightness'][1]:.3g}, contrast "
             f"{pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least {pr['focus'][0]:.3g}; a photo "
             "outside it goes to REVIEW if its score passes")
+    for odd in insp.info.get("photo_odd", []):
+        note("look at", f"{odd['image']}: the photo is unlike the other good photos ({'; '.join(odd['issues'])}), "
+                        "so it was left out of the photo check's range: a lamp flicker or a camera setting changed "
+                        "while it was taken?")
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")

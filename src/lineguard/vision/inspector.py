@@ -312,8 +312,8 @@ class Inspector:
                                + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
         x = np.stack(inputs)
         del inputs
-        photo_range = photo_check_module.learn_range(x) if photo_check else None
         names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+        photo_range, odd = photo_check_module.learn_range(x) if photo_check else (None, [])
         labels = _group_labels(groups, len(items), loaded, names)
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
         t0 = time.perf_counter()
@@ -388,6 +388,9 @@ class Inspector:
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],
             "photo_range": photo_range,
+            # good photos far unlike the others (a lamp flicker, a shot out of focus): left
+            # out of the photo check's range, named for a person to look at
+            "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],
         }
         return cls(det, pre, calib, info, min_region_area=min_region_area)
 

@@ -17,6 +17,12 @@ of their median; for focus, below 0.6 of the least sharp good photos') is named 
 0.38-0.52", and a part that would have passed goes to REVIEW instead: a person looks
 before a photo the model cannot judge ships a part. Its score and map are kept as
 they are. Blur only counts one way (a sharper photo than ever is no reason to doubt).
+
+A plant's good folder holds a few odd photos too (a lamp flickering while they were
+taken, one shot out of focus). Taken into the range they would widen it until the fault
+they show passes, so photos far outside the others (Tukey's fences: past the quartiles
+by ``ODD_FENCE`` times the interquartile range, and by at least the margins' floors) are
+left out of it and named, so a person can look at them.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ SPREAD_MARGIN = 0.5
 RELATIVE_FLOOR = 0.2
 ABSOLUTE_FLOOR = 0.02
 FOCUS_LOW = 0.6          # focus below this share of the good photos' 1st percentile: blurred
+ODD_FENCE = 3.0          # a good photo this many IQRs past the quartiles is odd: left out, named
+ODD_MIN_PHOTOS = 8       # with fewer photos the quartiles say too little to call one odd
 MAX_SIDE = 128           # measured on at most this many pixels a side (block averages)
 # what a photo below / above each measure's range is called
 _WORDS = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
@@ -61,22 +69,55 @@ def measure(x: np.ndarray) -> dict[str, float]:
     return {"brightness": float(g.mean()), "contrast": contrast, "focus": focus}
 
 
-def learn_range(inputs: np.ndarray) -> dict[str, Any]:
-    """The range of the good photos' measures, with margins (``inputs``: N, H, W, 3).
+def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE) -> dict[int, list[str]]:
+    """The good photos far outside the others (index -> what is off): past the quartiles
+    by ``fence`` interquartile ranges, and at least by the range's own margin floors (so
+    near-identical photos do not make a speck of difference odd); for focus only the
+    blurred side, and only below FOCUS_LOW of the first quartile too. None: no fence."""
+    n = len(values["brightness"])
+    odd: dict[int, list[str]] = {}
+    if fence is None or n < ODD_MIN_PHOTOS:
+        return odd
+    for m in MEASURES:
+        v = values[m]
+        q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
+        if m == "focus":
+            lo, hi = min(q1 - fence * (q3 - q1), FOCUS_LOW * q1), None
+        else:
+            reach = max(fence * (q3 - q1), RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
+            lo, hi = q1 - reach, q3 + reach
+        for i in np.flatnonzero(v < lo):
+            odd.setdefault(int(i), []).append(f"{_WORDS[m][0]}: {m} {v[i]:.3g}, most good photos {q1:.3g}-{q3:.3g}")
+        if hi is not None:
+            for i in np.flatnonzero(v > hi):
+                odd.setdefault(int(i), []).append(f"{_WORDS[m][1]}: {m} {v[i]:.3g}, most good photos "
+                                                  f"{q1:.3g}-{q3:.3g}")
+    return odd
+
+
+def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE
+                ) -> tuple[dict[str, Any], list[tuple[int, list[str]]]]:
+    """The range of the good photos' measures, with margins (``inputs``: N, H, W, 3), and
+    the photos left out of it as odd (:func:`odd_photos`: [(index, what is off)]).
 
     Per measure: [lowest allowed, highest allowed (None: no limit), the good photos' 1st
     percentile, their 99th] (with few photos the percentiles are about the extremes)."""
     got = [measure(x) for x in inputs]
-    out: dict[str, Any] = {"n": int(len(inputs))}
+    values = {m: np.array([g[m] for g in got]) for m in MEASURES}
+    odd = odd_photos(values, fence)
+    keep = np.ones(len(got), bool)
+    keep[list(odd)] = False
+    if keep.sum() < len(got) / 2:    # "odd" is most of them: the photos vary that much, none is odd
+        odd, keep = {}, np.ones(len(got), bool)
+    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(odd)}
     for m in ("brightness", "contrast"):
-        v = np.array([g[m] for g in got])
+        v = values[m][keep]
         lo, hi = (float(q) for q in np.quantile(v, [0.01, 0.99]))
         margin = max(SPREAD_MARGIN * (hi - lo), RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
         out[m] = [round(max(0.0, lo - margin), 5), round(min(1.0, hi + margin), 5), round(lo, 5), round(hi, 5)]
-    f = np.array([g["focus"] for g in got])
-    lo_f, hi_f = (float(q) for q in np.quantile(f, [0.01, 0.99]))
+    lo_f, hi_f = (float(q) for q in np.quantile(values["focus"][keep], [0.01, 0.99]))
     out["focus"] = [round(FOCUS_LOW * lo_f, 5), None, round(lo_f, 5), round(hi_f, 5)]
-    return out
+    return out, sorted(odd.items())
 
 
 def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[str, float], list[str]]:
