@@ -59,6 +59,10 @@ def test_odd_photos_in_the_good_folder_are_named_and_do_not_widen_the_range():
     # photos that vary widely are all the product's: none is called odd
     spread = np.stack([photo(level) for level in np.linspace(40, 220, 30)])
     assert photo_check.learn_range(spread)[1] == []
+    # nor is a darker variant of the part (a batch of 5 in 40): the range holds it
+    variant = np.stack(good + [photo(60 + 3 * i) for i in range(5)] + [photo(125) for _ in range(5)])
+    rng_v, none = photo_check.learn_range(variant)
+    assert none == [] and not photo_check.issues(photo(62), rng_v)[1]
 
 
 def test_good_photos_pass_and_faulty_ones_go_to_review(fitted_inspector, synth_category):

@@ -82,7 +82,10 @@ class FakeInspector:
         # like Inspector.fit: good images far above the others are named, highest first
         med = float(np.median(vals))
         insp.info = {"suspect_good": sorted(({"image": str(p), "score": v} for p, v in zip(images, vals)
-                                             if v > med + 0.3), key=lambda s: -s["score"])}
+                                             if v > med + 0.3), key=lambda s: -s["score"]),
+                     # and, like the photo check, photos far darker than the others
+                     "photo_odd": [{"image": str(p), "issues": [f"too dark: brightness {v:.3f}"]}
+                                   for p, v in zip(images, vals) if v < 0.5 * med]}
         return insp
 
     def inspect(self, image) -> InspectionResult:

@@ -280,6 +280,16 @@ def test_with_the_photo_rule_off_doubted_photos_count_as_review_parts(spc_statio
     assert alarm["kind"] == "ng_run" and "the last part's photo is unlike the good photos: too dark" in alarm["message"]
 
 
+def test_a_restart_reads_back_the_run_behind_more_doubted_photos_than_the_window(spc_station):
+    st = _station(spc_station, alarm_ng_run=3, alarm_ng_rate=0.5, alarm_window=10)
+    _parts(st, NG, NG, *[DARK] * 12)          # a lamp out for 12 parts, after two NG parts
+    st.alarms.acknowledge(st.alarms.active()[0]["id"], "maria (user)")     # the camera alarm, seen to
+    st.close()
+    st = spc_station(alarm_ng_run=3, alarm_ng_rate=0.5, alarm_window=10)
+    _parts(st, NG)                            # the third NG part in a row, the doubted photos apart
+    assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
+
+
 def test_a_restart_reads_doubted_photos_back(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, NG, NG, NG, DARK, DARK)

@@ -88,6 +88,8 @@ def test_shadow_compare_train_and_rollback(station):
             post_part(op, png_bytes(30 + i, seed=200 + i), f"life-t-{i}", product="p-life")
         # a bad part among them (the sample keeps parts whatever their verdict)
         odd = post_part(op, png_bytes(230, seed=299), "life-odd", product="p-life").json()["id"]
+        # and a photo taken while the lamp flickered
+        dim = post_part(op, png_bytes(5, seed=298), "life-dim", product="p-life").json()["id"]
         assert eng.post("/api/v1/models/p-life/train",
                         json={"line": "L1", "source": "confirmed", "min_images": 5}).status_code == 400
         assert eng.post("/api/v1/models/p-life/train", json={"line": "L1", "source": "all"}).status_code == 422
@@ -111,13 +113,17 @@ def test_shadow_compare_train_and_rollback(station):
         assert job["status"] == "done", job
         # the parts the new model found far above the others are named, as stored parts to open:
         # the bad one first (the brightest), then the bright NG part posted earlier in this test
+        # and the photo unlike the others, last
         look_at = job["result"]["look_at"]
         assert look_at[0]["inspection_id"] == odd and all(a["inspection_id"] and a["image_key"] for a in look_at)
-        assert [a["score"] for a in look_at] == sorted((a["score"] for a in look_at), reverse=True)
+        scored = [a["score"] for a in look_at if a["why"] == "score"]
+        assert scored == sorted(scored, reverse=True) and len(scored) == len(look_at) - 1
+        assert look_at[-1]["inspection_id"] == dim and look_at[-1]["why"] == "photo"
+        assert look_at[-1]["photo_issues"][0].startswith("too dark: brightness 0.0")
         assert f"look at {len(look_at)} part(s)" in job["message"]
         v3 = {m["version"]: m for m in eng.get("/api/v1/models", params={"product": "p-life"}).json()["items"]}[3]
-        # the 10 audit-sample parts of p-life (the one reviewed good among them)
-        assert v3["state"] == "active" and v3["train_images"] == 10 and "audit sample" in v3["trained_from"]
+        # the 11 audit-sample parts of p-life (the one reviewed good among them)
+        assert v3["state"] == "active" and v3["train_images"] == 11 and "audit sample" in v3["trained_from"]
         assert eng.post("/api/v1/models/p-life/activate", json={"line": "L1", "version": 2}).status_code == 200
         assert eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"}).json()["version"] == 3
         assert eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"}).json()["version"] == 1

@@ -17,8 +17,9 @@ three rules:
   gone out or a lens out of focus is the camera's fault, not the parts': the alarm says
   so, and while this rule is on, parts with such photos are counted by it alone (they
   neither lengthen nor break a run of rejects, nor count toward the NG rate), so the
-  line hears "check the camera", not "the parts are bad". About 1% of good photos are
-  doubted by chance, so three in a row come about once in a million parts.
+  line hears "check the camera", not "the parts are bad". About 1-2% of good photos are
+  doubted by chance (the photo check's bench); one by one, three in a row would come once
+  in 100,000 to a million parts.
 
 An alarm is latched: it stays active, shown on the line view, sent to the sinks (MQTT
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the

@@ -157,31 +157,36 @@ class JobRunner:
                                     trained_from=f"job {job_id}: {trained_from}")
         message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
         if look_at:
-            message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others, "
-                        "and review any bad one as a defect before the next retrain")
+            message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others or "
+                        "whose photos were unlike the others', and review any bad one as a defect before the next "
+                        "retrain")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
                           "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at})
 
     def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str) -> list[dict[str, Any]]:
         """The parts the new model learned from but scored far above the others
-        (``Inspector.fit``'s suspects), as stored parts a person can open. A plant's good
-        parts always hold a few bad ones: reviewed as a defect, a part is left out of
-        every later retrain (``good_part_keys``)."""
+        (``Inspector.fit``'s suspects, highest first), then those whose photos were far
+        unlike the others' (its ``photo_odd``, left out of the photo check's range), as
+        stored parts a person can open. A plant's good parts always hold a few bad ones:
+        reviewed as a defect, a part is left out of every later retrain (``good_part_keys``)."""
         by_path = {str(path): key for path, key in zip(paths, keys)}
-        suspects = [(by_path.get(str(s.get("image"))), s.get("score"))
-                    for s in ((getattr(insp, "info", None) or {}).get("suspect_good") or [])]
-        suspects = [(k, score) for k, score in suspects if k]
+        info = getattr(insp, "info", None) or {}
+        suspects = [(by_path.get(str(s.get("image"))), s.get("score"), None) for s in info.get("suspect_good") or []]
+        suspects += [(by_path.get(str(o.get("image"))), None, list(o.get("issues") or []))
+                     for o in info.get("photo_odd") or []]
+        suspects = [(k, score, issues) for k, score, issues in suspects if k]
         if not suspects:
             return []
         ids: dict[str, int] = {}
         with self.station.db.session() as s:
             q = (select(Inspection.id, Inspection.image_key)
-                 .where(Inspection.product == product, Inspection.image_key.in_([k for k, _ in suspects]))
+                 .where(Inspection.product == product, Inspection.image_key.in_([k for k, _, _ in suspects]))
                  .order_by(Inspection.id))
             for iid, key in s.execute(q):
                 ids[key] = iid            # the latest inspection of that image
-        return [{"inspection_id": ids.get(k), "image_key": k, "score": score} for k, score in suspects]
+        return [{"inspection_id": ids.get(k), "image_key": k, "score": score, "why": "photo" if issues else "score",
+                 **({"photo_issues": issues} if issues else {})} for k, score, issues in suspects]
 
     def close(self) -> None:
         self._q.put(None)

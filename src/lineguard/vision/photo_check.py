@@ -22,7 +22,8 @@ A plant's good folder holds a few odd photos too (a lamp flickering while they w
 taken, one shot out of focus). Taken into the range they would widen it until the fault
 they show passes, so photos far outside the others (Tukey's fences: past the quartiles
 by ``ODD_FENCE`` times the interquartile range, and by at least the margins' floors) are
-left out of it and named, so a person can look at them.
+left out of it and named, so a person can look at them; only a few (ODD_MAX_SHARE): more
+are a variant of the part, which the range must hold.
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ ABSOLUTE_FLOOR = 0.02
 FOCUS_LOW = 0.6          # focus below this share of the good photos' 1st percentile: blurred
 ODD_FENCE = 3.0          # a good photo this many IQRs past the quartiles is odd: left out, named
 ODD_MIN_PHOTOS = 8       # with fewer photos the quartiles say too little to call one odd
+# at most this share of the good photos (and at least 2) may be odd: more past the fence
+# are a variant of the product (a darker batch of parts), which the range must hold
+ODD_MAX_SHARE = 0.05
 MAX_SIDE = 128           # measured on at most this many pixels a side (block averages)
 # what a photo below / above each measure's range is called
 _WORDS = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
@@ -73,7 +77,9 @@ def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE
     """The good photos far outside the others (index -> what is off): past the quartiles
     by ``fence`` interquartile ranges, and at least by the range's own margin floors (so
     near-identical photos do not make a speck of difference odd); for focus only the
-    blurred side, and only below FOCUS_LOW of the first quartile too. None: no fence."""
+    blurred side, and only below FOCUS_LOW of the first quartile too. None when more than
+    ODD_MAX_SHARE of the photos (at least 2) lie past the fence: a few odd photos are a
+    lamp's flicker, many are a variant of the part. ``fence`` None: no fence."""
     n = len(values["brightness"])
     odd: dict[int, list[str]] = {}
     if fence is None or n < ODD_MIN_PHOTOS:
@@ -92,6 +98,8 @@ def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE
             for i in np.flatnonzero(v > hi):
                 odd.setdefault(int(i), []).append(f"{_WORDS[m][1]}: {m} {v[i]:.3g}, most good photos "
                                                   f"{q1:.3g}-{q3:.3g}")
+    if len(odd) > max(2, ODD_MAX_SHARE * n):     # not a few odd photos: a variant of the product
+        return {}
     return odd
 
 
@@ -107,8 +115,6 @@ def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE
     odd = odd_photos(values, fence)
     keep = np.ones(len(got), bool)
     keep[list(odd)] = False
-    if keep.sum() < len(got) / 2:    # "odd" is most of them: the photos vary that much, none is odd
-        odd, keep = {}, np.ones(len(got), bool)
     out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(odd)}
     for m in ("brightness", "contrast"):
         v = values[m][keep]

@@ -15,7 +15,8 @@ from .spc import _LINE, _STATION
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
 
-@router.get("/alarms", summary="Line alarms, newest first: a run of rejected parts, or a high NG rate",
+@router.get("/alarms", summary="Line alarms, newest first: a run of rejected parts, a high NG rate, or "
+                                     "photos the model cannot judge (check the camera)",
             description="`active=true`: those not yet acknowledged (what the line view and the PLC's Alarm bit "
                         "show); `active=false`: those acknowledged. Page with `before_id`.",
             responses=errors(401, 403, 422))

@@ -142,11 +142,12 @@ LG.start(async (main) => {
     clear(el);
     if (!items || !items.length) return;
     el.append(h("h3", {}, `Look at ${items.length} part(s) it learned from`),
-      h("p", {class: "muted"}, "They scored far above the other parts it learned from. If one is bad, review it as "
-        + "a defect (it is then left out of the next retrain) and retrain."),
+      h("p", {class: "muted"}, "They scored far above the other parts it learned from, or their photos were unlike "
+        + "the others' (a lamp flicker, a shot out of focus: left out of the photo check). If one is bad, review it "
+        + "as a defect (it is then left out of the next retrain) and retrain."),
       h("ul", {}, items.map((a) => h("li", {}, a.inspection_id
         ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`) : a.image_key,
-        ` · score ${num(a.score)}`))));
+        a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`))));
   }
 
   async function poll(jobId, status, lookAt) {
