@@ -84,3 +84,46 @@ def test_batched_scoring_route_agrees_and_batches(serve_station, plain_station):
     unknown = serve_station.post("/api/v1/scale/score", files={"image": ("p.png", parts[0], "image/png")},
                                  data={"product": "no-such-product"})
     assert unknown.status_code == 404 and "error" in unknown.json()
+
+
+def _png16(value: int, seed: int) -> bytes:
+    """A grey 16-bit PNG of a 12-bit camera (values up to 4095)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    arr = np.clip(rng.normal(value, 40, (64, 64)), 0, 65535).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_the_scoring_route_reads_a_photo_as_the_station_does(serve_station, plain_station):
+    # a 12-bit camera's model: its 16-bit photos scaled by 4095, not by 65535 (16 times darker,
+    # which its photo check would doubt); its photo check's issues in the answer
+    model = fake_model_bytes(0.5, "deep-1", photo_floor=0.1, sensor_bits=12)
+    with plain_station.client(plain_station.keys["engineer"]) as eng:
+        assert eng.post("/api/v1/models", files={"file": ("deep.lgm", model)},
+                        data={"product": "deep", "activate": "true"}).status_code == 201
+    assert serve_station.post("/api/v1/models", files={"file": ("deep.lgm", model)},
+                              data={"product": "deep", "activate": "true"}).status_code == 201
+
+    def score(data: bytes):
+        return serve_station.post("/api/v1/scale/score", files={"image": ("p.png", data, "image/png")},
+                                  data={"product": "deep"}, headers={"serve_multiplexed_model_id": "deep"})
+
+    with plain_station.client(plain_station.keys["operator"]) as plain:
+        for i, value in enumerate((2000, 150)):       # a well-lit part; a part under a dead lamp
+            data = _png16(value, seed=i)
+            ref = post_part(plain, data, f"deep-{i}", product="deep").json()
+            r = score(data)
+            assert r.status_code == 200, r.text
+            assert r.json()["score"] == pytest.approx(ref["score"]) and r.json()["verdict"] == ref["verdict"]
+            assert r.json()["photo_issues"] == ref["photo_issues"]
+            assert bool(ref["photo_issues"]) is (value == 150)
+        assert ref["score"] == pytest.approx(150 / 4095, abs=0.01)
+        too_deep = score(_png16(6000, seed=3))           # past the 12-bit camera: refused with the reason
+        ref = post_part(plain, _png16(6000, seed=3), "deep-3", product="deep")
+        assert too_deep.status_code == ref.status_code and 400 <= ref.status_code < 500
+        assert "camera depth" in too_deep.json()["error"]["message"]

@@ -19,7 +19,8 @@ from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
 
 class FakeInspector:
     def __init__(self, threshold: float = 0.5, version: str = "fake-1", delay_s: float = 0.0,
-                 review_threshold: float | None = None, photo_floor: float | None = None):
+                 review_threshold: float | None = None, photo_floor: float | None = None,
+                 sensor_bits: int | None = None):
         self.threshold = threshold
         # a review band: OK at or below it, REVIEW up to threshold (None: no band)
         self.review_threshold = threshold if review_threshold is None else review_threshold
@@ -29,6 +30,9 @@ class FakeInspector:
         # a photo check (vision.photo_check) in small: a photo darker than this is doubted
         self.photo_floor = photo_floor
         self.model_id = ""
+        if sensor_bits is not None:     # a camera depth, as Preprocess.sensor_bits: 16-bit photos scaled by it
+            from types import SimpleNamespace
+            self.preprocess = SimpleNamespace(sensor_bits=sensor_bits)
         self.calibration: dict = {}
 
     def to_bytes(self) -> bytes:
@@ -40,6 +44,8 @@ class FakeInspector:
             d["calibration"] = self.calibration
         if self.photo_floor is not None:
             d["photo_floor"] = self.photo_floor
+        if getattr(getattr(self, "preprocess", None), "sensor_bits", None):
+            d["sensor_bits"] = self.preprocess.sensor_bits
         return json.dumps(d).encode()
 
     def with_calibration(self, calibration: dict) -> bytes:
@@ -63,7 +69,7 @@ class FakeInspector:
         if d.get("broken"):
             raise BundleError(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"),
-                   d.get("photo_floor"))
+                   d.get("photo_floor"), d.get("sensor_bits"))
         insp.calibration = d.get("calibration") or {}
         if d.get("bank_shape"):   # a bundle whose memory bank does not fit its features
             insp.bank = np.zeros(d["bank_shape"], np.float32)
@@ -90,7 +96,7 @@ class FakeInspector:
 
     def inspect(self, image) -> InspectionResult:
         t0 = time.perf_counter()
-        arr = load_image(image)
+        arr = load_image(image, sensor_bits=getattr(getattr(self, "preprocess", None), "sensor_bits", None))
         if self.delay_s:
             time.sleep(self.delay_s)
         if getattr(self, "bank", None) is not None:

@@ -57,9 +57,10 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
         async def _score(self, jobs: list[tuple[str, bytes]]) -> list[Any]:
             """One model call per product in the batch; a part that fails answers with its
             own error (returned, raised by its request) and never fails the others."""
-            from ..line.errors import CorruptImage
-            from ..vision.errors import ImageError
-            from ..vision.imageio import load_image
+            from ..line.errors import CorruptImage, ImageTooLarge, PhotoTooDeep
+            from ..vision.errors import ImageError, ImageTooLarge as HeaderTooLarge, PhotoTooDeep as TooDeep
+            from ..vision.imageio import load_photo_for
+            max_pixels = app.state.station.config.max_image_pixels
             answers: dict[int, Any] = {}
             by_product: dict[str, list[int]] = {}
             for i, (product, _) in enumerate(jobs):
@@ -72,9 +73,17 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
                     continue
                 ok, images = [], []
                 for i in idx:
+                    # as the station decodes a part: within its pixel limit, a 16-bit photo
+                    # scaled by the model's camera depth (read as 16-bit, a 12-bit photo
+                    # would be judged 16 times too dark)
                     try:
-                        images.append(await run_in_threadpool(load_image, jobs[i][1]))
+                        images.append(await run_in_threadpool(load_photo_for, insp, jobs[i][1], max_pixels))
                         ok.append(i)
+                    except HeaderTooLarge as exc:
+                        answers[i] = ImageTooLarge(f"the image {exc.problem}; send a smaller image (downscale or "
+                                                   "crop it) or raise the station's pixel limit")
+                    except TooDeep as exc:
+                        answers[i] = PhotoTooDeep(f"the photo {exc.problem}; {exc.hint}")
                     except ImageError as exc:
                         answers[i] = CorruptImage(f"the image could not be read ({exc}); send a PNG or JPEG")
                 if not images:
@@ -87,7 +96,7 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
                     answers[i] = {"product": product, "verdict": r.verdict.value, "score": float(r.score),
                                   "threshold": float(r.threshold), "regions": [g.to_dict() for g in r.regions],
                                   "model_id": r.model_id, "model_version": r.model_version,
-                                  "batch_size": len(jobs)}
+                                  "photo_issues": list(r.photo_issues), "batch_size": len(jobs)}
             return [answers[i] for i in range(len(jobs))]
 
         @app.post(SCORE_ROUTE, summary="Score one part with the product's active model (nothing recorded)",

@@ -69,11 +69,13 @@ def decode_scale_of(model: object) -> Optional["DecodeScale"]:
     return getattr(getattr(model, "preprocess", None), "decode_scale", None)
 
 
-def load_photo_for(model: object, src: ImageLike) -> "Photo":
+def load_photo_for(model: object, src: ImageLike, max_pixels: Optional[int] = None) -> "Photo":
     """A part's photo loaded for ``model`` to judge (``Inspector.inspect_batch`` takes it):
-    a large JPEG at the reduction its input allows, 16-bit pixels kept as they are for the
-    model to scale by its camera depth (and refused past it, with the reason)."""
-    return load_photo(src, keep_depth=True, sensor_bits=sensor_bits_of(model), decode_scale=decode_scale_of(model))
+    a large JPEG at the reduction its input allows (or that ``max_pixels`` needs), 16-bit
+    pixels kept as they are for the model to scale by its camera depth (and refused past
+    it, with the reason)."""
+    return load_photo(src, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, reduce_to_fit=True,
+                      keep_depth=True, sensor_bits=sensor_bits_of(model), decode_scale=decode_scale_of(model))
 
 
 def sensor_bits_for(largest: float) -> int:
