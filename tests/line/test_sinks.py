@@ -162,3 +162,43 @@ def test_mqtt_publishes_review(sqlite_station):
         _wait_for(received, 1)
     got = [d for _, d, _ in received]
     assert [(d["part_id"], d["verdict"]) for d in got] == [("m-review", "REVIEW")]
+
+
+def _retained(topic: str, timeout_s: float = 5) -> list:
+    """What a subscriber connecting now is given on ``topic`` (the broker's retained message)."""
+    import paho.mqtt.client as mqtt
+    got: list = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.retain))
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+    sub.connect("127.0.0.1", 1883)
+    sub.loop_start()
+    try:
+        _wait_for(got, 1, timeout_s)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    return got
+
+
+def test_mqtt_keeps_each_stations_active_alarms_retained_for_boards_that_connect_later(sqlite_station):
+    if not _broker_up():
+        pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
+    import paho.mqtt.publish as publish
+    line = f"L-{uuid.uuid4().hex[:6]}"
+    state = f"lineguard/{line}/S3/alarm_state"
+    st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")], alarm_ng_run=3, alarm_ng_rate=0)
+    try:
+        for i in range(3):
+            st.inspect(png_bytes(230, seed=40 + i), Part(f"a-{i}", line, "S3", "cell"))
+        assert st.sinks.flush(10)
+        (topic, got, retained), = _retained(f"lineguard/{line}/+/alarm_state")     # an andon board, started now
+        assert topic == state and retained and got["alarm_code"] == 1 and got["change"] == "raised"
+        (alarm,) = got["active"]
+        assert alarm["kind"] == "ng_run" and "3 parts in a row" in alarm["message"] and got["after_alarm"] == alarm["id"]
+        st.alarms.acknowledge(alarm["id"], "maria (user)")
+        assert st.sinks.flush(10)
+        (_, got, retained), = _retained(state)
+        assert retained and got["active"] == [] and got["alarm_code"] == 0 and got["change"] == "acknowledged"
+    finally:
+        publish.single(state, payload=None, retain=True, hostname="127.0.0.1", port=1883)   # the broker forgets it

@@ -321,7 +321,7 @@ class AlarmWatch:
                 s.rollback()
                 counts.raise_floor(kind, counts.newest())
                 return None
-            out = {**alarm_to_dict(a), "change": "raised"}
+            out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, rec.line, rec.station)}
             # the message leaves exactly when the alarm is stored (see line.outbox)
             record_event(s, "alarm", rec.line, out)
         counts.raise_floor(kind, counts.newest())      # counted afresh from the next part
@@ -349,7 +349,7 @@ class AlarmWatch:
             if not done:
                 raise Conflict(f"alarm {alarm_id} was acknowledged already, by {a.acked_by or 'someone'} at "
                                f"{iso_utc(a.acked_at)}")
-            out = {**alarm_to_dict(a), "change": "acknowledged"}
+            out = {**alarm_to_dict(a), "change": "acknowledged", **_station_state(s, a.line, a.station)}
             record_event(s, "alarm", a.line, out)
         key = (out["line"], out["station"])
         with self._lock(key):
@@ -387,6 +387,17 @@ class AlarmWatch:
     def history(self, **filters: Any) -> list[dict[str, Any]]:
         """Alarms newest first (see :func:`history`)."""
         return history(self.db, **filters)
+
+
+def _station_state(s: Any, line: str, station: str) -> dict[str, Any]:
+    """The station's active alarms as this change leaves them, read in its transaction:
+    sent with each alarm message, so a board that connects later (MQTT's retained
+    ``.../alarm_state``) shows what is active without reading the history."""
+    active = list(s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
+                                                    LineAlarm.acked_at.is_(None)).order_by(LineAlarm.id)))
+    return {"station_active": [{"id": a.id, "kind": a.kind, "raised_at": iso_utc(a.raised_at),
+                                "inspection_id": a.inspection_id, "message": a.message} for a in active],
+            "station_alarm_code": alarm_code([{"kind": a.kind} for a in active])}
 
 
 def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlarm]:

@@ -78,8 +78,11 @@ class WebhookSink(Sink):
 
 class MqttSink(Sink):
     """Publish with QoS 1 to ``lineguard/<line>/<station>/result`` (a part's verdict),
-    ``.../review`` (an operator's review) or ``lineguard/<line>/_/model`` (a model
-    change; line ``_all`` for a model of every line)."""
+    ``.../review`` (an operator's review), ``.../alarm`` (a line alarm raised or
+    acknowledged) or ``lineguard/<line>/_/model`` (a model change; line ``_all`` for a
+    model of every line). With each alarm message the station's active alarms go,
+    retained, to ``.../alarm_state``: an andon board that (re)connects is told at once
+    what is active, and an empty list once all are acknowledged."""
 
     name = "mqtt"
 
@@ -113,7 +116,20 @@ class MqttSink(Sink):
         # where a crash loses it; the outbox row is the queue and is retried instead.
         if not self._client.is_connected():
             raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected")
-        info = self._client.publish(self.topic(payload), json.dumps(payload), qos=1)
+        self._publish(self.topic(payload), payload, timeout_s)
+        if payload.get("event") == "alarm" and "station_active" in payload:
+            # the state after the event, retained; both in the one outbox row, so a
+            # state that failed is sent again with its event (a subscriber may see the
+            # event twice: its id and change tell)
+            topic = self.topic(payload).rsplit("/", 1)[0] + "/alarm_state"
+            self._publish(topic, {"line": payload.get("line"), "station": payload.get("station"),
+                                  "active": payload["station_active"],
+                                  "alarm_code": payload.get("station_alarm_code", 0),
+                                  "after_alarm": payload.get("id"), "change": payload.get("change")},
+                          timeout_s, retain=True)
+
+    def _publish(self, topic: str, message: dict[str, Any], timeout_s: float, retain: bool = False) -> None:
+        info = self._client.publish(topic, json.dumps(message), qos=1, retain=retain)
         try:
             info.wait_for_publish(timeout=timeout_s)
         except (RuntimeError, ValueError) as exc:
