@@ -467,3 +467,30 @@ def test_loading_at_another_precision_than_calibrated_warns(exported, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")        # fp32 thresholds on an fp32 runtime: silent
         assert "calibration_mismatch" not in Inspector.load(exported).info
+
+
+def test_recalibrate_learns_the_photo_range_again_after_a_new_lamp(exported, synth_category, tmp_path):
+    """A planned lamp change: the line's good photos are dimmer now. Recalibrated with
+    --photo-range, the exported model takes them as good photos; without it they stay
+    doubted (the range learnt at training is kept)."""
+    from PIL import Image
+
+    from lineguard.cli import app
+    new_lamp = tmp_path / "new-lamp"
+    new_lamp.mkdir()
+    for p in sorted((synth_category / "test" / "good").glob("*.png")):
+        Image.fromarray((load_image(p) * 0.55).astype(np.uint8)).save(new_lamp / p.name)
+    dim = load_image(sorted(new_lamp.glob("*.png"))[0])
+    old = Inspector.load(exported)
+    assert any(w.startswith("too dark") for w in old.inspect(dim).photo_issues)
+    app(["recalibrate", str(exported), str(new_lamp), "--frr", "0.2", "-o", str(tmp_path / "kept.onnx")],
+        standalone_mode=False)
+    assert Inspector.load(tmp_path / "kept.onnx").info["photo_range"] == old.info["photo_range"]
+    app(["recalibrate", str(exported), str(new_lamp), "--frr", "0.2", "--photo-range", "-o",
+         str(tmp_path / "relearnt.onnx")], standalone_mode=False)
+    again = Inspector.load(tmp_path / "relearnt.onnx")
+    assert again.info["photo_range"]["brightness"][1] < old.info["photo_range"]["brightness"][0]
+    assert again.inspect(dim).photo_issues == []
+    assert again.calibration["photo_range_relearnt"] is True and again.calibration["photo_odd"] == []
+    assert any(w.startswith("too bright") for w in again.inspect(load_image(
+        sorted((synth_category / "test" / "good").glob("*.png"))[0])).photo_issues)   # the old lamp's light

@@ -458,14 +458,15 @@ def info(model: Path, pod: Optional[Path]) -> None:
     print(json.dumps(described, indent=2, default=str))
 
 
-def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path) -> None:
+def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path,
+                           photo_range: bool = False) -> None:
     """Set ``insp``'s thresholds from ``good`` on its own runtime, write it to ``output``,
     say what changed. Shared by ``recalibrate`` and ``export --recalibrate``."""
     frr = false_reject_rate if false_reject_rate is not None else \
         float(insp.calibration.get("target_false_reject_rate", 0.01))
     old, old_px = insp.threshold, insp.pixel_threshold
     try:
-        c = insp.recalibrate(good, frr)
+        c = insp.recalibrate(good, frr, photo_range=photo_range)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -480,6 +481,14 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         note("skipped", skipped)
     if c.get("note"):
         note("note", c["note"])
+    pr = insp.info.get("photo_range")
+    if photo_range and pr:
+        say(f"photo check learnt again from these photos: brightness {pr['brightness'][0]:.3g}-"
+            f"{pr['brightness'][1]:.3g}, contrast {pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least "
+            f"{pr['focus'][0]:.3g}")
+        for odd in c.get("photo_odd", []):
+            note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
+                            "left out of the photo check's range")
     note("check", "the guarantee holds only if these were good parts the model did not learn from")
 
 
@@ -490,13 +499,17 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
               help="Model file to write: .lgm for a .lgm model, .onnx for an exported one.")
 @click.option("--frr", "false_reject_rate", type=float, default=None,
               help="Target false-reject rate (default: the model's own).")
+@click.option("--photo-range", is_flag=True,
+              help="Also learn the photo check's brightness/contrast/focus range again from these photos: after a "
+                   "planned change of lamp or camera (default: keep the range learnt at training).")
 @runtime_option
 @precision_option
 @threads_option
 def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_rate: Optional[float],
-                runtime: Optional[str], precision: Optional[str], threads: Optional[int]) -> None:
+                photo_range: bool, runtime: Optional[str], precision: Optional[str], threads: Optional[int]) -> None:
     """Set a model's thresholds from good parts it did not learn from, scored on the runtime
-    and precision it will run with (e.g. an int8 export, or OpenVINO bf16)."""
+    and precision it will run with (e.g. an int8 export, or OpenVINO bf16); with
+    --photo-range also the photo check's range (a new lamp or camera)."""
     import warnings
 
     from ..runtime.onnx_file import is_export
@@ -518,7 +531,7 @@ def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_
             insp = Inspector.load(model, runtime=runtime, precision=precision, threads=threads)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
-    recalibrate_and_report(insp, list(good), false_reject_rate, output)
+    recalibrate_and_report(insp, list(good), false_reject_rate, output, photo_range=photo_range)
 
 
 def register(app: click.Group) -> None:

@@ -501,7 +501,7 @@ class Inspector:
     # ------------------------------------------------------------ recalibrate
     def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,
                     defect_images: Optional[GoodImages] = None, strategy: str = "frr",
-                    review_rate: Optional[float] = None) -> dict[str, Any]:
+                    review_rate: Optional[float] = None, photo_range: bool = False) -> dict[str, Any]:
         """Reset thresholds (image, review and pixel) from fresh good parts, scored by this
         very model on its own runtime and precision: after an int8 export, or to run an
         exported model in bf16 on OpenVINO, the thresholds then follow the scores the line
@@ -511,15 +511,23 @@ class Inspector:
 
         ``review_rate`` None keeps the model's review band setting (none for models
         without one), so recalibrating never drops a band the line relies on; 0 removes it.
+        ``photo_range`` learns the photo check's range (:mod:`.photo_check`) again from
+        these photos too: after a planned change of lamp or camera, when the line's good
+        photos no longer look like the training photos (the record's ``photo_odd`` names
+        photos left out of it); otherwise the range learnt at training stays.
         """
         if review_rate is None:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
-        inputs, bad = _load_all(_resolve(good), None, self.preprocess)
+        items, loaded = _resolve(good), []
+        inputs, bad = _load_all(items, None, self.preprocess, loaded=loaded)
         if not inputs:
             raise DatasetError(f"no readable good images to recalibrate with ({len(bad)} unreadable); "
                                "give a folder or list of good part photos the model did not learn from")
-        scores, maps = self.detector.score(np.stack(inputs))
+        x = np.stack(inputs)
+        del inputs
+        new_range, odd = photo_check_module.learn_range(x) if photo_range else (None, [])
+        scores, maps = self.detector.score(x)
         dscores = None
         if defect_images is not None:
             d, _ = _load_all(_resolve(defect_images), None, self.preprocess)
@@ -529,6 +537,11 @@ class Inspector:
                                     review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN)
         if bad:
             calib["skipped"] = [str(e) for e in bad]
+        if photo_range:
+            self.info["photo_range"] = new_range
+            calib["photo_range_relearnt"] = True
+            calib["photo_odd"] = [{"image": str(items[loaded[i]]) if isinstance(items[loaded[i]], (str, os.PathLike))
+                                   else f"#{loaded[i]}", "issues": what} for i, what in odd]
         self.calibration = calib
         self._model_id = None
         return calib
@@ -560,8 +573,11 @@ class Inspector:
         """The model file this inspector saves: a ``.lgm`` bundle, or for an exported
         model its ``.onnx`` with this inspector's calibration (graph unchanged)."""
         if self.is_exported:
-            return self.detector.file_bytes({"calibration": self.calibration,
-                                             "min_region_area": self.min_region_area})
+            updates: dict[str, Any] = {"calibration": self.calibration, "min_region_area": self.min_region_area}
+            info = dict(self.detector.manifest.get("info") or {})
+            if info.get("photo_range") != self.info.get("photo_range"):   # relearnt by recalibrate
+                updates["info"] = {**info, "photo_range": self.info.get("photo_range")}
+            return self.detector.file_bytes(updates)
         return bundle.dumps(*self._to_bundle())
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
