@@ -99,6 +99,15 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
     assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
 
 
+def test_the_live_pages_hear_of_the_part_before_the_alarm_it_raised(spc_station):
+    st = _station(spc_station, alarm_ng_run=2, alarm_ng_rate=0)
+    heard = []
+    st.add_listener(lambda event, payload: heard.append((event, payload["id"] if event == "inspection"
+                                                         else payload["inspection_id"])))
+    first, second = _parts(st, NG, NG)
+    assert heard == [("inspection", first.id), ("inspection", second.id), ("alarm", second.id)]
+
+
 def test_the_rate_alarm_counts_ng_parts_among_the_last_window(spc_station):
     st = _station(spc_station, alarm_ng_run=0, alarm_ng_rate=0.15, alarm_window=20)   # 3 NG in 20 parts
     assert st.alarms.rules.rate_limit == 3

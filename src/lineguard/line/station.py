@@ -377,12 +377,13 @@ class Station:
                             "ship", test.name, part.line, part.station, verdict, test.verdict)
         self.metrics.latency.labels(part.line).observe(total)
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
+        # the live pages hear of the part before any alarm it raises (which links to it)
+        self._notify("inspection", payload)
         if test is None:     # a run of rejects raises a line alarm (line.alarms); its message goes out below
             self.alarms.after_part(rec)
         self.sinks.wake()
         # after the commit, off this thread: the shadow never delays or changes the answer
         self.shadow.submit(rec.id, part.product, part.line, mv.model_id, photo)
-        self._notify("inspection", payload)
         return Outcome(rec, created=True)
 
     def _decode_scale(self, part: Part) -> Optional[Callable[[int, int], int]]:
