@@ -19,16 +19,20 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     expect(item).to_contain_text("5 parts in a row not passed")
     op.shot("line-view-alarm")
     item.get_by_role("textbox").fill("feeder 2 jammed, cleared")
+    item.get_by_role("combobox").select_option("handling")       # what it turned out to be
     item.get_by_role("button", name="Acknowledge").click()
     expect(panel).to_be_hidden()
     with api(station, "operator") as c:
         (done,) = [a for a in c.get("/api/v1/alarms", params={"line": "L5"}).json()["items"]]
     assert done["ack_note"] == "feeder 2 jammed, cleared" and done["acked_by"].startswith("test-operator (key ")
+    assert done["ack_cause"] == "handling"
     # the shift's handover report lists it, with who saw to it
     import datetime as dt
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = op.open(f"/app/report?line=L5&at={now}", "#report-alarms")
     expect(report.locator("#report-alarms tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
+    expect(report.locator("#alarm-causes tr[data-cause='handling']")).to_contain_text("part position, fixture")
+    op.shot("shift-report-alarm-causes")
 
 
 def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(pages, station):

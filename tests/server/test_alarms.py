@@ -169,17 +169,42 @@ def test_alarms_go_to_their_own_mqtt_topic():
 
 def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_station):
     import datetime as dt
-    st = _station(spc_station, alarm_ng_rate=0)
-    _parts(st, NG, NG, NG, NG, NG)
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
     (alarm,) = st.alarms.active()
-    st.alarms.acknowledge(alarm["id"], "maria (user)", "lamp 2 replaced")
+    st.alarms.acknowledge(alarm["id"], "maria (user)", "lamp 2 replaced", cause="camera")
+    for cause in ("process", "process", None):        # two from upstream; the PLC acknowledges without a cause
+        _parts(st, NG, NG)
+        st.alarms.acknowledge(st.alarms.active()[0]["id"], "plc (modbus)" if cause is None else "ana (user)",
+                              cause=cause)
+    _parts(st, NG, NG)                                # still active: no cause yet
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     with client(st) as c:
         report = c.get("/api/v1/reports/shift", params={"at": now, "line": "L1"}).json()
         other = c.get("/api/v1/reports/shift", params={"at": now, "line": "L2"}).json()
-    (row,) = report["alarms"]
-    assert (row["id"], row["acked_by"], row["ack_note"]) == (alarm["id"], "maria (user)", "lamp 2 replaced")
-    assert other["alarms"] == []
+    row = report["alarms"][0]
+    assert (row["id"], row["acked_by"], row["ack_note"], row["ack_cause"]) == (
+        alarm["id"], "maria (user)", "lamp 2 replaced", "camera")
+    assert [(c["cause"], c["alarms"]) for c in report["alarm_causes"]] == [("process", 2), ("camera", 1),
+                                                                         ("not given", 1)]
+    assert report["alarm_causes"][1]["label"] == "camera, lens or lighting"
+    assert other["alarms"] == [] and other["alarm_causes"] == []
+
+
+def test_an_acknowledgement_says_what_the_alarm_turned_out_to_be(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    with client(st) as c:
+        causes = c.get("/api/v1/alarms").json()["causes"]
+        assert causes["model"].startswith("false alarm") and "camera" in causes
+        url, key = f"/api/v1/alarms/{alarm['id']}/acknowledge", {"X-API-Key": st.operator_key}
+        bad = c.post(url, json={"cause": "gremlins"}, headers=key)
+        assert bad.status_code == 422 and "process, material, handling, camera, model, other" in bad.text
+        assert st.alarms.active()[0]["id"] == alarm["id"]             # a refused cause acknowledges nothing
+        done = c.post(url, json={"cause": "material", "note": "new coil from supplier B"}, headers=key).json()
+    assert done["ack_cause"] == "material" and done["active"] is False
+    assert st.alarms.history()[0]["ack_cause"] == "material"
 
 
 def test_an_acknowledgement_in_another_process_is_honoured_before_raising_again(spc_station):

@@ -60,6 +60,16 @@ log = logging.getLogger("lineguard.station")
 
 KINDS = ("ng_run", "ng_rate", "photo")     # the order is the PLC's AlarmCode bits
 NOTE_MAX = 2000
+# What an alarm turned out to be, chosen by whoever acknowledges it (the PLC chooses none):
+# counted per shift, they say what stops the line. Stable keys, so counts stay comparable.
+CAUSES = {
+    "process": "defects made upstream (tool, process)",
+    "material": "material or supplier batch",
+    "handling": "part position, fixture or handling",
+    "camera": "camera, lens or lighting",
+    "model": "false alarm: the parts were good",
+    "other": "other (say what in the note)",
+}
 
 
 @dataclass(frozen=True)
@@ -171,7 +181,7 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "message": a.message, "raised_at": iso_utc(a.raised_at), "inspection_id": a.inspection_id,
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
-            "ack_note": a.ack_note, "acked_after_id": a.acked_after_id}
+            "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id}
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
@@ -328,11 +338,16 @@ class AlarmWatch:
         return out
 
     # -- acknowledgement -------------------------------------------------------------------
-    def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None) -> dict[str, Any]:
-        """Mark an active alarm seen to; Conflict when someone already did (who, when)."""
+    def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None,
+                    cause: Optional[str] = None) -> dict[str, Any]:
+        """Mark an active alarm seen to, with what it turned out to be (``cause``, one of
+        CAUSES, optional); Conflict when someone already did (who, when)."""
         note = (note or "").strip() or None
         if note is not None and len(note) > NOTE_MAX:
             raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
+        if cause is not None and cause not in CAUSES:
+            raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(CAUSES)} "
+                                 "(GET /api/v1/alarms lists them with their meaning)")
         with self.db.session() as s:
             a = s.get(LineAlarm, alarm_id)
             if a is None:
@@ -343,7 +358,7 @@ class AlarmWatch:
                                    .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(50)),
                          default=0)
             done = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None))
-                             .values(acked_at=utcnow(), acked_by=by, ack_note=note,
+                             .values(acked_at=utcnow(), acked_by=by, ack_note=note, ack_cause=cause,
                                      acked_after_id=max(newest, a.inspection_id))).rowcount
             s.refresh(a)
             if not done:

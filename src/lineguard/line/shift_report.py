@@ -16,7 +16,7 @@ from typing import Any, Optional
 from sqlalchemy import func, select
 
 from . import spc
-from .alarms import history as alarm_history
+from .alarms import CAUSES, history as alarm_history
 from .db import Database
 from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
@@ -74,6 +74,17 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
 
     reviewed = review_counts(db, f)
     type_counts, waiting = defect_type_counts(db, f)
+    # the line alarms (line.alarms) still active when the shift began, then those raised
+    # in it, oldest first, with who saw to them and what each turned out to be
+    alarms = ([{**a, "from_before": True} for a in alarm_history(db, line=line, product=product,
+                                                                 open_at=shift.start_utc, limit=1000)[::-1]]
+              + alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
+                              limit=1000)[::-1])
+    causes: dict[str, int] = {}
+    for a in alarms:
+        if not a["active"]:
+            key = a["ack_cause"] or "not given"
+            causes[key] = causes.get(key, 0) + 1
     return {
         "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc),
                   "ended": shift.end_utc <= now,
@@ -97,12 +108,10 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # why nothing could be compared); a drift the week shows elsewhere is not this shift's
         # the test parts put through each line in the shift (line.test_parts)
         "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
-        # the line alarms (line.alarms) still active when the shift began, then those raised
-        # in it, oldest first, with who saw to them
-        "alarms": [{**a, "from_before": True} for a in alarm_history(db, line=line, product=product,
-                                                                      open_at=shift.start_utc, limit=1000)[::-1]]
-                  + alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
-                                  limit=1000)[::-1],
+        "alarms": alarms,
+        # what the acknowledged ones turned out to be, most first: what stopped the line
+        "alarm_causes": [{"cause": k, "label": CAUSES.get(k, k), "alarms": n}
+                         for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
         "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},

@@ -39,6 +39,9 @@ class TestPartIn(BaseModel):
 class AlarmAckIn(BaseModel):
     note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
                                 description="what was found and done, e.g. 'lamp 2 out, replaced'")
+    cause: Optional[str] = Field(default=None, max_length=20,
+                                 description="what it turned out to be: one of the `causes` GET /api/v1/alarms lists "
+                                             "(process, material, handling, camera, model, other)")
 
 
 class ShadowIn(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 
+from ...line.alarms import CAUSES
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, errors
@@ -31,7 +32,7 @@ def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STAT
     items = station.alarms.history(line=line or None, station=station_name or None, active=active,
                                    since=_naive_utc(since), until=_naive_utc(until),
                                    before_id=before_id, limit=limit)
-    return {"items": items, "rules": _rules(station),
+    return {"items": items, "rules": _rules(station), "causes": CAUSES,
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -43,7 +44,8 @@ def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STAT
 def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
                       station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
-    return station.alarms.acknowledge(alarm_id, caller.who, body.note if body is not None else None)
+    return station.alarms.acknowledge(alarm_id, caller.who, body.note if body is not None else None,
+                                      body.cause if body is not None else None)
 
 
 def _rules(station: Station) -> dict[str, Any]:

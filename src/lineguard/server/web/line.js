@@ -29,15 +29,20 @@ LG.start(async (main) => {
   const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera"};
+  // what an alarm may turn out to be (the station's list), chosen on acknowledgement
+  const causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
 
   function alarmItem(a) {
     const note = h("input", {type: "text", class: "grow", maxlength: 2000, placeholder: "what was found and done",
       "aria-label": "note for alarm " + a.id});
+    const cause = h("select", {name: "cause", "aria-label": "cause of alarm " + a.id},
+      h("option", {value: ""}, "cause…"), Object.entries(causes).map(([k, label]) => h("option", {value: k}, label)));
     const ack = h("button", {type: "button", dataset: {role: "operator"}}, "Acknowledge");
     ack.addEventListener("click", async () => {
       ack.disabled = true;
       try {
-        await api(`/api/v1/alarms/${Number(a.id)}/acknowledge`, {method: "POST", body: {note: note.value || null}});
+        await api(`/api/v1/alarms/${Number(a.id)}/acknowledge`,
+          {method: "POST", body: {note: note.value || null, cause: cause.value || null}});
         LG.say(`Alarm ${a.id} acknowledged.`);
       } catch (err) {
         LG.fail(err);
@@ -49,7 +54,7 @@ LG.start(async (main) => {
     const item = h("div", {class: "alarm-item", dataset: {id: a.id}},
       h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
         " · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")),
-      h("p", {}, a.message), h("div", {class: "row"}, note, ack));
+      h("p", {}, a.message), h("div", {class: "row"}, cause, note, ack));
     LG.applyRoles(item);
     return item;
   }

@@ -67,12 +67,17 @@ LG.start(async (main) => {
       h("div", {class: "panel"}, h("h2", {}, "Test parts (each line's verification)"),
         LG.verificationTable(r.verification, "report-verification")),
       h("div", {class: "panel", id: "report-alarms"}, h("h2", {}, "Line alarms"),
-        r.alarms.length ? table("alarms", ["raised", "line", "station", "alarm", "acknowledged", "by", "note"],
+        r.alarms.length ? table("alarms", ["raised", "line", "station", "alarm", "acknowledged", "by", "cause", "note"],
           r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}},
             h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
             h("td", {}, a.station), h("td", {}, a.message), h("td", {}, a.acked_at ? when(a.acked_at) : "not yet"),
-            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_note || "–"))))
-          : h("p", {class: "muted"}, "None raised.")),
+            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause || "–"), h("td", {}, a.ack_note || "–"))))
+          : h("p", {class: "muted"}, "None raised."),
+        // what the acknowledged alarms turned out to be, most first
+        (r.alarm_causes || []).length ? [h("h3", {}, "What the acknowledged alarms turned out to be"),
+          table("alarm-causes", ["cause", "alarms"],
+            r.alarm_causes.map((c) => h("tr", {dataset: {cause: c.cause}}, h("td", {}, c.label), cell(c.alarms))))]
+          : null),
       h("div", {class: "panel"}, h("h2", {}, "Models that judged the parts"),
         r.models.length ? table("models", ["product", "model", "version", "parts"],
           r.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.model_id),
