@@ -494,3 +494,7 @@ def test_recalibrate_learns_the_photo_range_again_after_a_new_lamp(exported, syn
     assert again.calibration["photo_range_relearnt"] is True and again.calibration["photo_odd"] == []
     assert any(w.startswith("too bright") for w in again.inspect(load_image(
         sorted((synth_category / "test" / "good").glob("*.png"))[0])).photo_issues)   # the old lamp's light
+    unchecked = Inspector.load(exported)
+    unchecked.info["photo_range"] = None               # trained with --no-photo-check: not turned on here
+    with pytest.raises(ValueError, match="no photo check"):
+        unchecked.recalibrate(new_lamp, false_reject_rate=0.2, photo_range=True)

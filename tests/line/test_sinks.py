@@ -196,9 +196,11 @@ def test_mqtt_keeps_each_stations_active_alarms_retained_for_boards_that_connect
         assert topic == state and retained and got["alarm_code"] == 1 and got["change"] == "raised"
         (alarm,) = got["active"]
         assert alarm["kind"] == "ng_run" and "3 parts in a row" in alarm["message"] and got["after_alarm"] == alarm["id"]
+        assert got["as_of"] == alarm["raised_at"]
         st.alarms.acknowledge(alarm["id"], "maria (user)")
         assert st.sinks.flush(10)
         (_, got, retained), = _retained(state)
         assert retained and got["active"] == [] and got["alarm_code"] == 0 and got["change"] == "acknowledged"
+        assert got["as_of"] == st.alarms.history()[0]["acked_at"]
     finally:
         publish.single(state, payload=None, retain=True, hostname="127.0.0.1", port=1883)   # the broker forgets it

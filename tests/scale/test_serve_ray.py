@@ -125,5 +125,5 @@ def test_the_scoring_route_reads_a_photo_as_the_station_does(serve_station, plai
         assert ref["score"] == pytest.approx(150 / 4095, abs=0.01)
         too_deep = score(_png16(6000, seed=3))           # past the 12-bit camera: refused with the reason
         ref = post_part(plain, _png16(6000, seed=3), "deep-3", product="deep")
-        assert too_deep.status_code == ref.status_code and 400 <= ref.status_code < 500
+        assert too_deep.status_code == ref.status_code == 422
         assert "camera depth" in too_deep.json()["error"]["message"]

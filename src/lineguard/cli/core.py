@@ -489,6 +489,10 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         for odd in c.get("photo_odd", []):
             note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
                             "left out of the photo check's range")
+        if pr["n"] < 0.5 * c.get("photo_range_before_n", 0):
+            note("note", f"the range was learnt from {pr['n']} photos, the one it replaces from "
+                         f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "
+                         "many as at training, taken over days")
     note("check", "the guarantee holds only if these were good parts the model did not learn from")
 
 

@@ -24,7 +24,10 @@ three rules:
 An alarm is latched: it stays active, shown on the line view, sent to the sinks (MQTT
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the
 Alarm bit, see line.plc_modbus), until a person acknowledges it (the app or the API,
-with a note of what was found) or the PLC does (AlarmAck). The rule that raised it then
+with what it turned out to be and a note) or the PLC does (AlarmAck). One left
+unacknowledged for ``escalate_min`` minutes is escalated once (``change: escalated``,
+for a supervisor's pager or a louder andon): the one process whose update marks it
+sends it. The rule that raised it then
 counts afresh from the next part: the parts before the acknowledgement never raise it
 again. While one is active, its rule raises no second alarm of its kind at that station.
 
@@ -54,7 +57,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
-from .outbox import record_event
+from .outbox import lock_line, record_event
 
 log = logging.getLogger("lineguard.station")
 
@@ -80,6 +83,7 @@ class AlarmRules:
     ng_rate: float = 0.10      # share of NG parts among the last `window` parts
     window: int = 100
     photo_run: int = 3         # photos in a row the photo check doubts
+    escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
 
     def __post_init__(self) -> None:
         if not (self.ng_run == 0 or 2 <= self.ng_run <= 10_000):
@@ -91,6 +95,9 @@ class AlarmRules:
             raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
         if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
             raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
+        if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
+            raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
+                             f"got {self.escalate_min}")
 
     @property
     def rate_limit(self) -> int:
@@ -181,7 +188,8 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "message": a.message, "raised_at": iso_utc(a.raised_at), "inspection_id": a.inspection_id,
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
-            "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id}
+            "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id,
+            "escalated_at": iso_utc(a.escalated_at)}
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
@@ -214,7 +222,67 @@ class AlarmWatch:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._counts: dict[tuple[str, str], _Counts] = {}
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
+        self._stop = threading.Event()
+        self._escalator: Optional[threading.Thread] = None
         self.count_active()
+
+    # -- escalation ------------------------------------------------------------------------
+    def start(self, every_s: float = 15.0) -> "AlarmWatch":
+        """Look for alarms to escalate every ``every_s`` on a thread of its own (nothing
+        to do when the rules never escalate)."""
+        if self.rules.escalate_min and self._escalator is None:
+            self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
+                                               daemon=True)
+            self._escalator.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._escalator is not None:
+            self._escalator.join(timeout=10)
+
+    def _escalate_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                self.escalate_due()
+            except SQLAlchemyError:      # the database away: tried again at the next look
+                log.warning("line alarms could not be checked for escalation", exc_info=True)
+
+    def escalate_due(self, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
+        """Escalate every active alarm raised ``escalate_min`` or more ago and not yet
+        escalated; each once, whichever process looks first (its update is the one that
+        marks it). Returns those escalated here."""
+        if not self.rules.escalate_min:
+            return []
+        now = now or utcnow()
+        due_before = now - dt.timedelta(minutes=self.rules.escalate_min)
+        done: list[dict[str, Any]] = []
+        with self.db.session() as s:
+            due = list(s.execute(select(LineAlarm.id, LineAlarm.line).where(LineAlarm.acked_at.is_(None),
+                                                                           LineAlarm.escalated_at.is_(None),
+                                                                           LineAlarm.raised_at <= due_before)
+                                 .order_by(LineAlarm.id)).all())
+        for alarm_id, line in due:
+            with self.db.session() as s:
+                lock_line(s, line)    # before the write and the state read (see _raise)
+                marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
+                                                           LineAlarm.escalated_at.is_(None))
+                                   .values(escalated_at=now)).rowcount
+                if not marked:       # acknowledged or escalated meanwhile (here or elsewhere)
+                    continue
+                a = s.get(LineAlarm, alarm_id)
+                minutes = (now - a.raised_at).total_seconds() / 60
+                out = {**alarm_to_dict(a), "change": "escalated", **_station_state(s, a.line, a.station, now),
+                       "unacknowledged_min": round(minutes, 1)}
+                record_event(s, "alarm", a.line, out)
+            done.append(out)
+        for out in done:
+            log.warning("ALARM ESCALATED line %s station %s: alarm %s unacknowledged for %.0f min: %s", out["line"],
+                        out["station"], out["id"], out["unacknowledged_min"], out["message"])
+            if self.metrics is not None:
+                self.metrics.alarms_escalated.labels(out["line"], out["station"], out["kind"]).inc()
+            self._tell(out)
+        return done
 
     def count_active(self) -> None:
         """The active-alarms gauge of every station, from the database (at start, after each
@@ -299,6 +367,9 @@ class AlarmWatch:
         the parts counted came before an acknowledgement made meanwhile (here or in
         another process on the database)."""
         with self.db.session() as s:
+            # first of all: alarms of this line written meanwhile are committed and seen
+            # below, so the state sent with this one is the station's (line.outbox)
+            lock_line(s, rec.line)
             last = _last_alarm(s, rec.line, rec.station, kind)
             if last is not None:
                 counts.raise_floor(kind, _floor_of(last))
@@ -331,7 +402,8 @@ class AlarmWatch:
                 s.rollback()
                 counts.raise_floor(kind, counts.newest())
                 return None
-            out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, rec.line, rec.station)}
+            out = {**alarm_to_dict(a), "change": "raised",
+                   **_station_state(s, rec.line, rec.station, a.raised_at)}
             # the message leaves exactly when the alarm is stored (see line.outbox)
             record_event(s, "alarm", rec.line, out)
         counts.raise_floor(kind, counts.newest())      # counted afresh from the next part
@@ -352,6 +424,7 @@ class AlarmWatch:
             a = s.get(LineAlarm, alarm_id)
             if a is None:
                 raise NotFound(f"no alarm {alarm_id}")
+            lock_line(s, a.line)      # before the write and the state read (see _raise)
             # the station's newest part now: parts up to it never raise this rule again
             newest = max(s.scalars(select(Inspection.id).where(Inspection.line == a.line,
                                                                Inspection.station == a.station)
@@ -364,7 +437,8 @@ class AlarmWatch:
             if not done:
                 raise Conflict(f"alarm {alarm_id} was acknowledged already, by {a.acked_by or 'someone'} at "
                                f"{iso_utc(a.acked_at)}")
-            out = {**alarm_to_dict(a), "change": "acknowledged", **_station_state(s, a.line, a.station)}
+            out = {**alarm_to_dict(a), "change": "acknowledged",
+                   **_station_state(s, a.line, a.station, a.acked_at)}
             record_event(s, "alarm", a.line, out)
         key = (out["line"], out["station"])
         with self._lock(key):
@@ -404,15 +478,18 @@ class AlarmWatch:
         return history(self.db, **filters)
 
 
-def _station_state(s: Any, line: str, station: str) -> dict[str, Any]:
-    """The station's active alarms as this change leaves them, read in its transaction:
-    sent with each alarm message, so a board that connects later (MQTT's retained
-    ``.../alarm_state``) shows what is active without reading the history."""
+def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[str, Any]:
+    """The station's active alarms as this change leaves them, read in its transaction
+    (after the line's outbox lock): sent with each alarm message, so a board that
+    connects later (MQTT's retained ``.../alarm_state``) shows what is active without
+    reading the history. ``as_of``, the change's time: a state sent again late (a
+    redelivery) is told from a newer one by it."""
     active = list(s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
                                                     LineAlarm.acked_at.is_(None)).order_by(LineAlarm.id)))
     return {"station_active": [{"id": a.id, "kind": a.kind, "raised_at": iso_utc(a.raised_at),
-                                "inspection_id": a.inspection_id, "message": a.message} for a in active],
-            "station_alarm_code": alarm_code([{"kind": a.kind} for a in active])}
+                                "inspection_id": a.inspection_id, "message": a.message,
+                                "escalated_at": iso_utc(a.escalated_at)} for a in active],
+            "station_alarm_code": alarm_code([{"kind": a.kind} for a in active]), "station_state_as_of": iso_utc(as_of)}
 
 
 def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlarm]:

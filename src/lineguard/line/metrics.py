@@ -39,6 +39,8 @@ class StationMetrics:
         # line alarms (see line.alarms): a run of rejected parts, or a high NG rate, at a station
         self.alarms_raised = Counter("lineguard_alarms_raised", "Line alarms raised, by line, station and kind",
                                      ["line", "station", "kind"], registry=self.registry)
+        self.alarms_escalated = Counter("lineguard_alarms_escalated", "Line alarms escalated, left unacknowledged, by "
+                                        "line, station and kind", ["line", "station", "kind"], registry=self.registry)
         self.alarms_active = Gauge("lineguard_alarms_active", "Line alarms not yet acknowledged, by line and station",
                                    ["line", "station"], registry=self.registry)
         # the photo check (vision.photo_check): photos unlike the model's good photos (a lamp,

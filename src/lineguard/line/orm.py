@@ -141,6 +141,8 @@ class LineAlarm(Base):
     acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     acked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     ack_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # when it was escalated, left unacknowledged for the rules' escalate_min (once, by one process)
+    escalated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     # what it turned out to be (line.alarms.CAUSES), chosen on acknowledgement: what stops the line
     ack_cause: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     # the station's newest part when acknowledged: it and the parts before never raise this kind again

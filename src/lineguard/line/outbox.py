@@ -56,14 +56,19 @@ class Refused(Exception):
     help. The row is marked refused (kept, logged, counted) and its line moves on."""
 
 
-def record_event(session: Session, event: str, line: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Add an outbox row to ``session``'s transaction; it exists only if that commits."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        # Held to the commit: rows of one line are numbered and committed in one order,
-        # so the worker never sees a later part of a line before an earlier one.
+def lock_line(session: Session, line: str) -> None:
+    """Hold ``line``'s outbox lock to the commit (PostgreSQL; SQLite's writer lock does it
+    there): rows of one line are numbered and committed in one order, so the worker never
+    sees a later part of a line before an earlier one. Taken before a transaction's first
+    read when what it sends must agree with what it read (a station's active alarms)."""
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:line))"),
                         {"k": _ADVISORY_KEY, "line": line})
+
+
+def record_event(session: Session, event: str, line: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add an outbox row to ``session``'s transaction; it exists only if that commits."""
+    lock_line(session, line)
     key = str(uuid.uuid4())
     row = OutboxEvent(key=key, event=event, line=line, created_at=utcnow(),
                       payload={**payload, "event": event, "message_id": key})

@@ -80,9 +80,11 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                                                                  open_at=shift.start_utc, limit=1000)[::-1]]
               + alarm_history(db, line=line, product=product, since=shift.start_utc, until=shift.end_utc,
                               limit=1000)[::-1])
+    # each alarm's cause counts in the shift it was acknowledged in (once, whenever read)
     causes: dict[str, int] = {}
     for a in alarms:
-        if not a["active"]:
+        acked = a["acked_at"] and dt.datetime.fromisoformat(a["acked_at"].replace("Z", "+00:00")).replace(tzinfo=None)
+        if acked and shift.start_utc <= acked < shift.end_utc:
             key = a["ack_cause"] or "not given"
             causes[key] = causes.get(key, 0) + 1
     return {

@@ -120,12 +120,14 @@ class MqttSink(Sink):
         if payload.get("event") == "alarm" and "station_active" in payload:
             # the state after the event, retained; both in the one outbox row, so a
             # state that failed is sent again with its event (a subscriber may see the
-            # event twice: its id and change tell)
+            # event twice: its id and change tell). A state sent again late can replace
+            # a newer one at the broker until the next change: "as_of" tells them apart.
             topic = self.topic(payload).rsplit("/", 1)[0] + "/alarm_state"
             self._publish(topic, {"line": payload.get("line"), "station": payload.get("station"),
                                   "active": payload["station_active"],
                                   "alarm_code": payload.get("station_alarm_code", 0),
-                                  "after_alarm": payload.get("id"), "change": payload.get("change")},
+                                  "after_alarm": payload.get("id"), "change": payload.get("change"),
+                                  "as_of": payload.get("station_state_as_of")},
                           timeout_s, retain=True)
 
     def _publish(self, topic: str, message: dict[str, Any], timeout_s: float, retain: bool = False) -> None:

@@ -151,7 +151,7 @@ class Station:
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
         self.test_parts = TestPartBook(self.db)
         self.metrics = StationMetrics()
-        self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics)
+        self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics).start()
         if sinks is None:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
@@ -666,6 +666,7 @@ class Station:
             self._batchers.clear()
         self.shadow.close()
         self.jobs.close()
+        self.alarms.close()
         self.disk.close()
         if self.backups is not None:
             self.backups.close()

@@ -5,6 +5,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..line.alarms import CAUSES
 from ..vision.preprocess import side_ok, size_rule
 
 # no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
@@ -39,9 +40,8 @@ class TestPartIn(BaseModel):
 class AlarmAckIn(BaseModel):
     note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
                                 description="what was found and done, e.g. 'lamp 2 out, replaced'")
-    cause: Optional[str] = Field(default=None, max_length=20,
-                                 description="what it turned out to be: one of the `causes` GET /api/v1/alarms lists "
-                                             "(process, material, handling, camera, model, other)")
+    cause: Optional[Literal[tuple(CAUSES)]] = Field(  # type: ignore[valid-type]
+        default=None, description="what it turned out to be: " + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()))
 
 
 class ShadowIn(BaseModel):

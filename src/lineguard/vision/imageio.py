@@ -71,11 +71,14 @@ def decode_scale_of(model: object) -> Optional["DecodeScale"]:
 
 def load_photo_for(model: object, src: ImageLike, max_pixels: Optional[int] = None) -> "Photo":
     """A part's photo loaded for ``model`` to judge (``Inspector.inspect_batch`` takes it):
-    a large JPEG at the reduction its input allows (or that ``max_pixels`` needs), 16-bit
-    pixels kept as they are for the model to scale by its camera depth (and refused past
-    it, with the reason)."""
-    return load_photo(src, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, reduce_to_fit=True,
-                      keep_depth=True, sensor_bits=sensor_bits_of(model), decode_scale=decode_scale_of(model))
+    a large JPEG at the reduction its input allows, 16-bit pixels kept as they are for the
+    model to scale by its camera depth (and refused past it, with the reason). With a
+    station's ``max_pixels``, a JPEG over it is decoded reduced as the station does;
+    without, anything over DEFAULT_MAX_PIXELS is refused (a caller may then reload the
+    file whole, e.g. to draw an overlay)."""
+    return load_photo(src, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+                      reduce_to_fit=max_pixels is not None, keep_depth=True, sensor_bits=sensor_bits_of(model),
+                      decode_scale=decode_scale_of(model))
 
 
 def sensor_bits_for(largest: float) -> int:

@@ -519,6 +519,12 @@ class Inspector:
         if review_rate is None:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
+        if photo_range and not self.info.get("photo_range"):
+            # a check left off at training (--no-photo-check: photos that vary that much) is not
+            # turned on behind the user's back
+            raise ValueError("this model has no photo check (trained with --no-photo-check, or before the check "
+                             "existed); --photo-range only learns an existing check's range again: retrain to "
+                             "add one")
         items, loaded = _resolve(good), []
         inputs, bad = _load_all(items, None, self.preprocess, loaded=loaded)
         if not inputs:
@@ -538,6 +544,7 @@ class Inspector:
         if bad:
             calib["skipped"] = [str(e) for e in bad]
         if photo_range:
+            calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
             self.info["photo_range"] = new_range
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": str(items[loaded[i]]) if isinstance(items[loaded[i]], (str, os.PathLike))

@@ -51,4 +51,5 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
 def _rules(station: Station) -> dict[str, Any]:
     rules = station.alarms.rules
     return {"ng_run": rules.ng_run, "ng_rate": rules.ng_rate, "window": rules.window,
-            "rate_limit": rules.rate_limit if rules.ng_rate else None, "photo_run": rules.photo_run}
+            "rate_limit": rules.rate_limit if rules.ng_rate else None, "photo_run": rules.photo_run,
+            "escalate_min": rules.escalate_min}

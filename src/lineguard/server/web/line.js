@@ -68,6 +68,10 @@ LG.start(async (main) => {
     }
     for (const a of list) {
       if (!alarmItems.has(a.id)) { const el = alarmItem(a); alarmItems.set(a.id, el); alarmsEl.appendChild(el); }
+      const el = alarmItems.get(a.id);
+      if (a.escalated_at && !el.querySelector(".escalated")) {   // left unacknowledged too long
+        el.querySelector("p").append(h("span", {class: "escalated"}, " · escalated ", when(a.escalated_at)));
+      }
     }
     alarmsHead.textContent = list.length === 1 ? "Alarm" : `${list.length} alarms`;
     alarmsEl.hidden = !list.length;
