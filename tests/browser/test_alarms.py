@@ -33,6 +33,15 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     expect(report.locator("#report-alarms tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
     expect(report.locator("#alarm-causes tr[data-cause='handling']")).to_contain_text("part position, fixture")
     op.shot("shift-report-alarm-causes")
+    # the alarms page: the week's alarms, what they turned out to be, how long they waited
+    page = op.open("/app/alarms?line=L5", "#alarm-list tr[data-kind='ng_run']")
+    expect(page.locator("#alarm-summary h2")).to_have_text("1 alarm(s)")
+    expect(page.locator("#by-cause tr[data-cause='handling']")).to_contain_text("1")
+    expect(page.locator("#alarm-list tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
+    page.locator("select[name=cause]").select_option("camera")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_text("No alarms match.")).to_be_visible()
+    op.shot("alarms-page")
 
 
 def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(pages, station):

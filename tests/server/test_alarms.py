@@ -244,6 +244,39 @@ def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_statio
     assert other["alarms"] == [] and other["alarm_causes"] == []
 
 
+def test_the_alarms_of_a_period_counted_and_filtered(spc_station):
+    import datetime as dt
+    from lineguard.line.orm import LineAlarm
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    ids = []
+    for station, cause, minutes in (("S1", "process", 4), ("S1", "process", 10), ("S2", "camera", 1),
+                                    ("S1", None, None)):
+        _parts(st, NG, NG, station=station)
+        (a,) = [x for x in st.alarms.active() if x["station"] == station]
+        ids.append(a["id"])
+        if minutes is not None:
+            st.alarms.acknowledge(a["id"], "ana (user)", cause=cause)
+            with st.db.session() as s:            # acknowledged that many minutes after it was raised
+                row = s.get(LineAlarm, a["id"])
+                row.acked_at = row.raised_at + dt.timedelta(minutes=minutes)
+    st.alarms.escalate_due(now=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=1))
+    with client(st) as c:
+        s = c.get("/api/v1/alarms/summary", params={"line": "L1"}).json()
+        assert (s["alarms"], s["active"], s["escalated"]) == (4, 1, 1)
+        assert s["minutes_to_acknowledge"] == {"median": 4.0, "mean": 5.0, "longest": 10.0}
+        assert [(x["cause"], x["alarms"]) for x in s["by_cause"]] == [("process", 2), ("camera", 1)]
+        assert s["by_station"][0] == {"line": "L1", "station": "S1", "alarms": 3}
+        assert s["by_kind"] == [{"kind": "ng_run", "alarms": 4}]
+        later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)).isoformat()
+        assert c.get("/api/v1/alarms/summary", params={"since": later}).json()["alarms"] == 0
+        listed = c.get("/api/v1/alarms", params={"cause": "process"}).json()["items"]
+        assert sorted(a["id"] for a in listed) == ids[:2]
+        assert c.get("/api/v1/alarms", params={"kind": "photo"}).json()["items"] == []
+        assert c.get("/api/v1/alarms", params={"cause": "gremlins"}).status_code == 422
+        page = c.get("/app/alarms")
+        assert page.status_code == 200 and "/app/static/alarms.js" in page.text
+
+
 def test_an_alarms_cause_counts_in_the_shift_it_was_acknowledged_in(spc_station):
     import datetime as dt
     from lineguard.line.orm import LineAlarm

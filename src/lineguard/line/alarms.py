@@ -48,6 +48,7 @@ import collections
 import datetime as dt
 import logging
 import math
+import statistics
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -505,15 +506,22 @@ def _floor_of(a: LineAlarm) -> int:
 
 
 def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
+            kind: Optional[str] = None, cause: Optional[str] = None,
             active: Optional[bool] = None, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
             open_at: Optional[dt.datetime] = None, before_id: Optional[int] = None,
             limit: int = 50) -> list[dict[str, Any]]:
     """Alarms newest first, filtered (``since``/``until`` on the time raised; ``open_at``:
-    raised before that time and not acknowledged by then); page with ``before_id``."""
+    raised before that time and not acknowledged by then; ``cause`` "none": acknowledged
+    without one); page with ``before_id``."""
     q = select(LineAlarm).order_by(LineAlarm.id.desc())
-    for col, v in ((LineAlarm.line, line), (LineAlarm.station, station), (LineAlarm.product, product)):
+    for col, v in ((LineAlarm.line, line), (LineAlarm.station, station), (LineAlarm.product, product),
+                   (LineAlarm.kind, kind)):
         if v is not None:
             q = q.where(col == v)
+    if cause == "none":
+        q = q.where(LineAlarm.acked_at.is_not(None), LineAlarm.ack_cause.is_(None))
+    elif cause is not None:
+        q = q.where(LineAlarm.ack_cause == cause)
     if active is not None:
         q = q.where(LineAlarm.acked_at.is_(None) if active else LineAlarm.acked_at.is_not(None))
     if since is not None:
@@ -527,6 +535,39 @@ def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
         q = q.where(LineAlarm.id < before_id)
     with db.session() as s:
         return [alarm_to_dict(a) for a in s.scalars(q.limit(limit))]
+
+
+def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = None,
+            since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None) -> dict[str, Any]:
+    """The alarms raised in a period, counted: by kind, by station, by what they turned
+    out to be (most first), how many were escalated and are still active, and how long
+    they waited for someone (minutes from raised to acknowledged: the line's response)."""
+    q = select(LineAlarm.kind, LineAlarm.line, LineAlarm.station, LineAlarm.ack_cause, LineAlarm.raised_at,
+               LineAlarm.acked_at, LineAlarm.escalated_at)
+    for col, v in ((LineAlarm.line, line), (LineAlarm.station, station)):
+        if v is not None:
+            q = q.where(col == v)
+    if since is not None:
+        q = q.where(LineAlarm.raised_at >= since)
+    if until is not None:
+        q = q.where(LineAlarm.raised_at < until)
+    with db.session() as s:
+        rows = s.execute(q).all()
+    kinds: collections.Counter = collections.Counter(r.kind for r in rows)
+    stations: collections.Counter = collections.Counter((r.line, r.station) for r in rows)
+    causes: collections.Counter = collections.Counter(r.ack_cause or "none" for r in rows if r.acked_at is not None)
+    waits = sorted((r.acked_at - r.raised_at).total_seconds() / 60 for r in rows if r.acked_at is not None)
+    return {
+        "alarms": len(rows), "active": sum(r.acked_at is None for r in rows),
+        "escalated": sum(r.escalated_at is not None for r in rows),
+        "by_kind": [{"kind": k, "alarms": n} for k, n in kinds.most_common()],
+        "by_station": [{"line": ln, "station": st, "alarms": n} for (ln, st), n in stations.most_common()],
+        "by_cause": [{"cause": c, "label": CAUSES.get(c, "not given"), "alarms": n}
+                     for c, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "minutes_to_acknowledge": {"median": round(statistics.median(waits), 1) if waits else None,
+                                   "mean": round(sum(waits) / len(waits), 1) if waits else None,
+                                   "longest": round(waits[-1], 1) if waits else None},
+    }
 
 
 def alarm_code(alarms: list[dict[str, Any]]) -> int:

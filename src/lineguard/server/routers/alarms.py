@@ -7,7 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 
-from ...line.alarms import CAUSES
+from ...line.alarms import CAUSES, KINDS, summary
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, errors
@@ -22,6 +22,9 @@ router = APIRouter(prefix="/api/v1", tags=["alarms"])
                         "show); `active=false`: those acknowledged. Page with `before_id`.",
             responses=errors(401, 403, 422))
 def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                kind: Optional[str] = Query(None, pattern="^(" + "|".join(KINDS) + ")$"),
+                cause: Optional[str] = Query(None, pattern="^(" + "|".join((*CAUSES, "none")) + ")$",
+                                             description="what it turned out to be; none: acknowledged without one"),
                 active: Optional[bool] = Query(None, description="only active (true) or acknowledged (false)"),
                 since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
                 until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
@@ -29,11 +32,23 @@ def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STAT
                                                  "before"),
                 limit: int = Query(50, ge=1, le=1000),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    items = station.alarms.history(line=line or None, station=station_name or None, active=active,
+    items = station.alarms.history(line=line or None, station=station_name or None, kind=kind or None,
+                                   cause=cause or None, active=active,
                                    since=_naive_utc(since), until=_naive_utc(until),
                                    before_id=before_id, limit=limit)
     return {"items": items, "rules": _rules(station), "causes": CAUSES,
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/alarms/summary", summary="The alarms raised in a period, counted: by kind, station and cause, "
+                                     "escalated, still active, minutes to acknowledge",
+            responses=errors(401, 403, 422))
+def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                  since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
+                  until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
+                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    return summary(station.db, line=line or None, station=station_name or None, since=_naive_utc(since),
+                   until=_naive_utc(until))
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", summary="Acknowledge an alarm: someone is seeing to it",

@@ -24,7 +24,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # page name -> title; the name is also the script the shell loads (web/<name>.js)
 PAGES = {"line": "Line view", "signin": "Sign in", "gallery": "Defect gallery", "part": "Part",
          "review": "Review queue", "spc": "SPC", "report": "Shift report", "tuning": "Threshold tuning",
-         "models": "Models", "testparts": "Test parts", "changes": "Change log",
+         "models": "Models", "testparts": "Test parts", "alarms": "Line alarms", "changes": "Change log",
          "admin": "Keys and users"}
 
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",

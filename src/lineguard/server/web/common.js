@@ -113,7 +113,8 @@ const LG = (() => {
   const NAV = [["/app/", "Line", "operator"], ["/app/gallery", "Gallery", "operator"],
     ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"], ["/app/report", "Shift report", "operator"],
     ["/app/tuning", "Tuning", "operator"], ["/app/models", "Models", "operator"],
-    ["/app/testparts", "Test parts", "operator"], ["/app/changes", "Change log", "engineer"],
+    ["/app/testparts", "Test parts", "operator"], ["/app/alarms", "Alarms", "operator"],
+    ["/app/changes", "Change log", "engineer"],
     ["/app/admin", "Admin", "admin"]];
 
   function renderNav() {

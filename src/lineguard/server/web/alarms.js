@@ -1,0 +1,94 @@
+// Line alarms over a period: how many, of which kind, at which station, what they turned
+// out to be (most first), how long they waited for someone, and each alarm with who saw
+// to it. What stops the line, for the weekly review.
+"use strict";
+
+LG.start(async (main) => {
+  const {h, api, clear, field, select, num, when, partUrl} = LG;
+  const p = LG.params();
+  const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera"};
+  const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
+  const causes = first.causes || {};
+  if (!("since" in p)) {       // the last seven days, unless the address says otherwise
+    p.since = new Date(Date.now() - 7 * 24 * 3600 * 1000).toISOString();
+  }
+  const form = h("form", {class: "filters panel", id: "filters"},
+    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    field("line", h("input", {name: "line", value: p.line || "", size: 8})),
+    field("station", h("input", {name: "station", value: p.station || "", size: 8})),
+    field("alarm", select("kind", [["", "any"], ...Object.entries(KIND)], p.kind)),
+    field("cause", select("cause", [["", "any"], ...Object.entries(causes), ["none", "not given"]], p.cause)),
+    field("state", select("active", [["", "any"], ["true", "active"], ["false", "acknowledged"]], p.active)),
+    h("button", {type: "submit"}, "Show"));
+  const facts = h("div", {class: "panel", id: "alarm-summary"});
+  const table = h("div", {class: "table-wrap", id: "alarm-list"});
+  const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older alarms");
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms")),
+    h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
+      + "each waited for someone. Acknowledge active ones on the line view."), form, facts, table, h("p", {}, more));
+
+  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
+    : LG.localToIso(form.elements[name].value));
+
+  function filters() {
+    const f = form.elements;
+    return {since: asGiven("since"), until: asGiven("until"), line: f.line.value.trim(),
+      station: f.station.value.trim(), kind: f.kind.value, cause: f.cause.value, active: f.active.value};
+  }
+
+  function counts(id, head, rows) {
+    return h("table", {id}, h("tr", {}, head.map((x) => h("th", {}, x))), rows);
+  }
+
+  function renderSummary(s) {
+    clear(facts);
+    const w = s.minutes_to_acknowledge;
+    facts.append(h("h2", {}, `${s.alarms} alarm(s)`),
+      h("p", {}, `${s.active} still active · ${s.escalated} escalated · minutes to acknowledge: median `,
+        h("b", {id: "mtta"}, w.median === null ? "–" : num(w.median, 1)), ", mean ", w.mean === null ? "–" : num(w.mean, 1),
+        ", longest ", w.longest === null ? "–" : num(w.longest, 1)));
+    if (!s.alarms) return;
+    facts.append(h("div", {class: "row"},
+      h("div", {class: "grow"}, h("h3", {}, "What they turned out to be"),
+        s.by_cause.length ? counts("by-cause", ["cause", "alarms"], s.by_cause.map((c) =>
+          h("tr", {dataset: {cause: c.cause}}, h("td", {}, c.label), h("td", {}, c.alarms))))
+          : h("p", {class: "muted"}, "None acknowledged yet.")),
+      h("div", {class: "grow"}, h("h3", {}, "Alarm"), counts("by-kind", ["alarm", "alarms"], s.by_kind.map((k) =>
+        h("tr", {dataset: {kind: k.kind}}, h("td", {}, KIND[k.kind] || k.kind), h("td", {}, k.alarms))))),
+      h("div", {class: "grow"}, h("h3", {}, "Station"), counts("by-station", ["line", "station", "alarms"],
+        s.by_station.map((x) => h("tr", {}, h("td", {}, x.line), h("td", {}, x.station), h("td", {}, x.alarms)))))));
+  }
+
+  let before = null, body = null;
+  async function load(reset) {
+    const f = filters();
+    if (reset) {
+      before = null;
+      history.replaceState(null, "", location.pathname + LG.q(f));
+      renderSummary(await api("/api/v1/alarms/summary" + LG.q({since: f.since, until: f.until, line: f.line,
+        station: f.station})));
+      body = h("tbody", {});
+      clear(table).appendChild(h("table", {}, h("thead", {}, h("tr", {},
+        ["raised", "line", "station", "alarm", "part", "acknowledged", "by", "cause", "note"].map((t) => h("th", {}, t)))),
+        body));
+    }
+    const page = await api("/api/v1/alarms" + LG.q(Object.assign({}, f, {limit: 100, before_id: before})));
+    for (const a of page.items) {
+      body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
+        h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
+        h("td", {title: a.message}, KIND[a.kind] || a.kind, a.escalated_at ? " · escalated" : ""),
+        h("td", {}, h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)),
+        h("td", {}, a.acked_at ? when(a.acked_at) : h("b", {class: "v-ng"}, "active")),
+        h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
+        h("td", {}, a.ack_note || "–")));
+    }
+    if (reset && !page.items.length) clear(table).appendChild(h("p", {class: "muted"}, "No alarms match."));
+    before = page.next_before_id;
+    more.hidden = !before;
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  more.addEventListener("click", () => load(false).catch(LG.fail));
+  await load(true);
+});
