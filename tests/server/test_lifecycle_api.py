@@ -105,6 +105,7 @@ def test_shadow_compare_train_and_rollback(station):
         # also given explicitly, as a size rule), MobileNetV2 features, the second input size
         assert job["params"]["fit"]["image_size"] == "auto" and job["params"]["fit"]["backbone"] == "mobilenet_v2"
         assert list(job["params"]["fit"]["extra_scales"]) == [0.7]
+        assert job["params"]["fit"]["photo_check"] is True     # as the model it replaces (from before the check)
         for _ in range(100):
             job = eng.get(f"/api/v1/jobs/{job['id']}").json()
             if job["status"] in ("done", "failed"):
@@ -129,3 +130,23 @@ def test_shadow_compare_train_and_rollback(station):
         assert eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"}).json()["version"] == 1
         r = eng.post("/api/v1/models/p-life/rollback", json={"line": "L1"})
         assert r.status_code == 409 and "activate a version" in r.json()["error"]["message"]
+
+
+def test_a_retrain_keeps_the_photo_check_as_the_model_it_replaces():
+    from types import SimpleNamespace
+
+    from lineguard.line.errors import NoActiveModel
+    from lineguard.server.routers.models import _active_has_photo_check
+
+    def station(info=None, active=True):
+        def active_for(product, line):
+            if not active:
+                raise NoActiveModel(f"no active model for {product}")
+            return "v1"
+        return SimpleNamespace(models=SimpleNamespace(active_for=active_for,
+                                                      inspector=lambda mv: SimpleNamespace(info=info)))
+
+    assert _active_has_photo_check(station({"photo_range": None}), "p", "") is False     # --no-photo-check
+    assert _active_has_photo_check(station({"photo_range": {"n": 30}}), "p", "") is True
+    assert _active_has_photo_check(station({}), "p", "") is True            # a model from before the check
+    assert _active_has_photo_check(station(active=False), "p", "") is True  # the product's first model

@@ -99,6 +99,9 @@ class TrainIn(BaseModel):
     source: Literal["confirmed", "sample", "both"] = Field(
         default="both", description="learn from parts a person confirmed good, from the random audit sample "
                                     "(not reviewed as defects), or both; never from unreviewed OK parts")
+    photo_check: Optional[bool] = Field(
+        default=None, description="keep the good photos' brightness/contrast/focus range, so a photo unlike them "
+                                  "is not passed on its score; default: as the active model has it (on when none)")
 
 
 class KeyIn(BaseModel):

@@ -85,6 +85,19 @@ def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Sta
     return model_to_dict(station.rollback_model(product, (body or RollbackIn()).line, by=caller.who))
 
 
+def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
+    """Whether a retrain keeps the photo check: off only when the model it replaces was
+    trained with it off (--no-photo-check: photos that vary more than a camera fault);
+    on for a first model and for models from before the check (they gain it)."""
+    from ...line.errors import StationError
+    try:
+        insp = station.models.inspector(station.models.active_for(product, line))
+    except StationError:      # no model yet, or one that does not load: the default, on
+        return True
+    info = getattr(insp, "info", None) or {}
+    return "photo_range" not in info or info["photo_range"] is not None
+
+
 @router.post("/models/{product}/train", status_code=202,
              summary="Train a new version from stored good parts (background job)", response_model=JobOut,
              responses=errors(400, 401, 403, 404, 409, 422))
@@ -95,6 +108,8 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
     if body.detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
+    settings["photo_check"] = body.photo_check if body.photo_check is not None else \
+        _active_has_photo_check(station, product, body.line)
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.who, detector=body.detector,
                                        false_reject_rate=body.false_reject_rate, seed=body.seed,
