@@ -37,6 +37,27 @@ def test_the_measures_follow_what_a_camera_fault_does():
     assert flat["contrast"] == 0 and flat["focus"] == 0
 
 
+def test_focus_is_measured_at_full_resolution_and_older_ranges_keep_theirs():
+    rng = np.random.default_rng(5)
+
+    def photo():
+        grey = np.clip(rng.normal(128, 40, (224, 224)), 0, 255).astype(np.uint8)
+        return np.stack([grey] * 3, axis=2)
+
+    good = np.stack([photo() for _ in range(20)])
+    slight = np.asarray(Image.fromarray(good[0]).filter(ImageFilter.GaussianBlur(radius=0.8)))
+    x = good[0]
+    g = x.astype(np.float32).mean(axis=2) / 255      # the integer version measures what the float one does
+    assert photo_check.laplacian_focus(x) == pytest.approx(photo_check._lap_focus(g, float(g.std())), rel=1e-4)
+    new, _ = photo_check.learn_range(good)
+    assert new["focus_at"] == "input"
+    assert any(w.startswith("blurred") for w in photo_check.issues(slight, new)[1])
+    assert not any(photo_check.issues(p, new)[1] for p in good)
+    old, _ = photo_check.learn_range(good, focus_at="blocks")
+    del old["focus_at"]                                   # a range stored before focus moved to full resolution
+    assert not any(w.startswith("blurred") for w in photo_check.issues(slight, old)[1])   # blocks smooth it away
+
+
 def test_odd_photos_in_the_good_folder_are_named_and_do_not_widen_the_range():
     rng = np.random.default_rng(3)
 

@@ -10,7 +10,9 @@ so whatever the camera's size and depth):
 - ``brightness``: the mean grey level, 0 (black) to 1 (white);
 - ``contrast``: the grey levels' standard deviation, same scale;
 - ``focus``: the fine detail left, the Laplacian's RMS over the contrast (blur lowers it;
-  dividing by the contrast keeps a darker photo of the same sharpness at the same focus).
+  dividing by the contrast keeps a darker photo of the same sharpness at the same focus),
+  at the model input's full resolution (models learnt before: on 128 px block averages,
+  which smoothed away most of what a slightly defocused lens loses).
 
 A photo outside the range (with a margin: half the good photos' spread, at least a fifth
 of their median; for focus, below 0.6 of the least sharp good photos') is named with what is off, e.g. "too dark: brightness 0.21, good photos
@@ -45,13 +47,46 @@ ODD_MIN_PHOTOS = 8       # with fewer photos the quartiles say too little to cal
 # are a variant of the product (a darker batch of parts), which the range must hold
 ODD_MAX_SHARE = 0.05
 MAX_SIDE = 128           # measured on at most this many pixels a side (block averages)
+FOCUS_AT = "input"       # focus at the model input's full resolution (benchmarks/photo_focus_bench.py)
 # what a photo below / above each measure's range is called
 _WORDS = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
           "focus": ("blurred (out of focus?)", "")}
 
 
-def measure(x: np.ndarray) -> dict[str, float]:
-    """The three measures of one model input (H, W, 3) uint8 as the model sees it."""
+def _lap_focus(g: np.ndarray, contrast: float) -> float:
+    """The Laplacian's RMS over the contrast of a grey image (0 when too small)."""
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return 0.0
+    lap = (g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1]) - 4.0 * g[1:-1, 1:-1]
+    return float(np.sqrt(np.mean(lap * lap)) / (contrast + 1e-3))
+
+
+def laplacian_focus(x: np.ndarray) -> float:
+    """Focus of a model input (H, W, 3) uint8 at its full resolution: the fine detail a
+    slightly defocused lens removes first, which block averages had already smoothed.
+    The same measure as on the blocks (Laplacian RMS over the contrast), in integers
+    and dot products: numpy's float version took 1.2 ms a 224 px input, this 0.2 ms."""
+    if x.shape[0] < 3 or x.shape[1] < 3:
+        return 0.0
+    g = x[..., 0].astype(np.int32)
+    g += x[..., 1]
+    g += x[..., 2]                       # grey x 765
+    lap = g[1:-1, :-2] + g[1:-1, 2:]
+    lap += g[:-2, 1:-1]
+    lap += g[2:, 1:-1]
+    lap -= 4 * g[1:-1, 1:-1]
+    f = lap.ravel().astype(np.float32)
+    d = g.ravel().astype(np.float32)
+    d -= d.mean()
+    rms = np.sqrt(np.dot(f, f) / f.size) / 765
+    contrast = np.sqrt(np.dot(d, d) / d.size) / 765
+    return float(rms / (contrast + 1e-3))
+
+
+def measure(x: np.ndarray, focus_at: str = "blocks") -> dict[str, float]:
+    """The three measures of one model input (H, W, 3) uint8 as the model sees it;
+    ``focus_at`` "input" measures focus at the input's full resolution, "blocks" on the
+    block averages (models whose range was learnt so)."""
     # block sums of the three channels in integers, then one small float image: converting
     # the whole input to float first cost ~1 ms a part (about a tenth of the fast model's time);
     # block averages, not a strided view, so fine detail is not aliased into the Laplacian
@@ -65,11 +100,7 @@ def measure(x: np.ndarray) -> dict[str, float]:
                 acc += x[dy:hh:step, dx:ww:step, c]
     g = acc.astype(np.float32) * np.float32(1 / (765 * step * step))
     contrast = float(g.std())
-    if g.shape[0] >= 3 and g.shape[1] >= 3:
-        lap = (g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1]) - 4.0 * g[1:-1, 1:-1]
-        focus = float(np.sqrt(np.mean(lap * lap)) / (contrast + 1e-3))
-    else:
-        focus = 0.0
+    focus = laplacian_focus(x) if focus_at == "input" else _lap_focus(g, contrast)
     return {"brightness": float(g.mean()), "contrast": contrast, "focus": focus}
 
 
@@ -103,19 +134,21 @@ def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE
     return odd
 
 
-def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE
+def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at: str = FOCUS_AT
                 ) -> tuple[dict[str, Any], list[tuple[int, list[str]]]]:
     """The range of the good photos' measures, with margins (``inputs``: N, H, W, 3), and
     the photos left out of it as odd (:func:`odd_photos`: [(index, what is off)]).
 
     Per measure: [lowest allowed, highest allowed (None: no limit), the good photos' 1st
-    percentile, their 99th] (with few photos the percentiles are about the extremes)."""
-    got = [measure(x) for x in inputs]
+    percentile, their 99th] (with few photos the percentiles are about the extremes);
+    ``focus_at``, where focus was measured (see :func:`measure`), which the check of
+    each photo then follows."""
+    got = [measure(x, focus_at) for x in inputs]
     values = {m: np.array([g[m] for g in got]) for m in MEASURES}
     odd = odd_photos(values, fence)
     keep = np.ones(len(got), bool)
     keep[list(odd)] = False
-    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(odd)}
+    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(odd), "focus_at": focus_at}
     for m in ("brightness", "contrast"):
         v = values[m][keep]
         lo, hi = (float(q) for q in np.quantile(v, [0.01, 0.99]))
@@ -131,7 +164,7 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
     photos, or a model without a range)."""
     if not photo_range:        # a model from before the check: nothing measured
         return {}, []
-    got = measure(x)
+    got = measure(x, photo_range.get("focus_at", "blocks"))    # as it was learnt (older models: blocks)
     found = []
     for m in MEASURES:
         r = photo_range.get(m)
