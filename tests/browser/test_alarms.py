@@ -35,7 +35,7 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     op.shot("shift-report-alarm-causes")
     # the alarms page: the week's alarms, what they turned out to be, how long they waited
     page = op.open("/app/alarms?line=L5", "#alarm-list tr[data-kind='ng_run']")
-    expect(page.locator("#alarm-summary h2")).to_have_text("1 alarm(s)")
+    expect(page.locator("#alarm-summary h2")).to_have_text("1 alarm(s) in the period")
     expect(page.locator("#by-cause tr[data-cause='handling']")).to_contain_text("1")
     expect(page.locator("#alarm-list tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
     page.locator("select[name=cause]").select_option("camera")

@@ -163,31 +163,35 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
 
 def test_an_alarm_left_unacknowledged_is_escalated_once(spc_station):
     import datetime as dt
-    from lineguard.line.alarms import AlarmWatch
+    from lineguard.line.alarms import AlarmWatch, AlarmRules
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2, alarm_escalate_min=10)
     _parts(st, NG, NG)
     (alarm,) = st.alarms.active()
-    _parts(st, OK, NG, NG)
-    second = [a for a in st.alarms.active() if a["id"] != alarm["id"]]
-    assert second == []                                  # latched: the run's kind raises no second one
     heard = []
     st.alarms.listeners.append(heard.append)
-    raised = dt.datetime.fromisoformat(alarm["raised_at"].replace("Z", "+00:00")).replace(tzinfo=None)
+    raised = dt.datetime.fromisoformat(alarm["raised_at"].replace("Z", "+00:00"))
+    assert alarm["escalate_at"] == (raised + dt.timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
     assert st.alarms.escalate_due(now=raised + dt.timedelta(minutes=9)) == []
-    other = AlarmWatch(st.db, st.alarms.rules)           # another process on the database looks too
-    (done,) = st.alarms.escalate_due(now=raised + dt.timedelta(minutes=10))
-    assert other.escalate_due(now=raised + dt.timedelta(minutes=11)) == []      # once, whoever looks
-    assert done["change"] == "escalated" and done["id"] == alarm["id"] and done["unacknowledged_min"] == 10.0
+    # another process whose own setting is "never" escalates it all the same: the raising
+    # process's setting is stored on the alarm
+    other = AlarmWatch(st.db, AlarmRules(escalate_min=0))
+    (done,) = other.escalate_due(now=raised + dt.timedelta(minutes=10))
+    assert st.alarms.escalate_due(now=raised + dt.timedelta(minutes=11)) == []      # once, whoever looks
+    assert st.alarms._escalate(alarm["id"], "L1") is None      # a look that raced the first: its update marks none
+    assert done["change"] == "escalated" and done["id"] == alarm["id"] and done["unacknowledged_min"] >= 0
     assert done["escalated_at"] and done["station_active"][0]["escalated_at"] == done["escalated_at"]
-    assert [a["change"] for a in heard] == ["escalated"]
+    assert done["station_state_as_of"] == done["escalated_at"]
     assert _alarm_messages(st)[-1] == ("escalated", "ng_run", alarm["id"])
-    assert st.metrics.alarms_escalated.labels("L1", "S1", "ng_run")._value.get() == 1
-    assert st.alarms.active()[0]["escalated_at"] == done["escalated_at"]
+    assert other.metrics is None and st.alarms.active()[0]["escalated_at"] == done["escalated_at"]
     st.alarms.acknowledge(alarm["id"], "maria (user)")
     _parts(st, NG, NG)                                   # a new alarm, acknowledged before its time
     (new,) = st.alarms.active()
     st.alarms.acknowledge(new["id"], "maria (user)")
     assert st.alarms.escalate_due(now=raised + dt.timedelta(days=1)) == []
+    never = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2, alarm_escalate_min=0)
+    _parts(never, NG, NG, station="S9")
+    (quiet,) = never.alarms.active(station="S9")
+    assert quiet["escalate_at"] is None and never.alarms.escalate_due(now=raised + dt.timedelta(days=1)) == []
 
 
 def test_the_station_looks_for_alarms_to_escalate_on_its_own(spc_station):
@@ -196,11 +200,13 @@ def test_the_station_looks_for_alarms_to_escalate_on_its_own(spc_station):
     from lineguard.line.orm import LineAlarm
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2, alarm_escalate_min=0.5)
     assert st.alarms._escalator is not None and st.alarms._escalator.is_alive()
+    heard = []
+    st.alarms.listeners.append(heard.append)
     _parts(st, NG, NG)
-    with st.db.session() as s:                           # raised a minute ago
+    with st.db.session() as s:                           # due a minute ago
         a = s.scalars(select(LineAlarm)).one()
-        a.raised_at -= dt.timedelta(minutes=1)
-    st.alarms.close()
+        a.escalate_at -= dt.timedelta(minutes=1)
+    st.alarms.close()                                    # look every 50 ms instead of every 15 s
     st.alarms._stop.clear()
     st.alarms._escalator = None
     st.alarms.start(every_s=0.05)
@@ -208,8 +214,8 @@ def test_the_station_looks_for_alarms_to_escalate_on_its_own(spc_station):
     while not st.alarms.active()[0]["escalated_at"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert st.alarms.active()[0]["escalated_at"]
-    off = _station(spc_station, alarm_escalate_min=0)
-    assert off.alarms._escalator is None
+    assert [a["change"] for a in heard if a["change"] == "escalated"] == ["escalated"]
+    assert st.metrics.alarms_escalated.labels("L1", "S1", "ng_run")._value.get() == 1
 
 
 def test_alarms_go_to_their_own_mqtt_topic():
@@ -264,6 +270,7 @@ def test_the_alarms_of_a_period_counted_and_filtered(spc_station):
         s = c.get("/api/v1/alarms/summary", params={"line": "L1"}).json()
         assert (s["alarms"], s["active"], s["escalated"]) == (4, 1, 1)
         assert s["minutes_to_acknowledge"] == {"median": 4.0, "mean": 5.0, "longest": 10.0}
+        assert 0 <= s["oldest_active_waiting_min"] < 5          # the one still active, raised just now
         assert [(x["cause"], x["alarms"]) for x in s["by_cause"]] == [("process", 2), ("camera", 1)]
         assert s["by_station"][0] == {"line": "L1", "station": "S1", "alarms": 3}
         assert s["by_kind"] == [{"kind": "ng_run", "alarms": 4}]

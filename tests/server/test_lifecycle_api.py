@@ -135,18 +135,24 @@ def test_shadow_compare_train_and_rollback(station):
 def test_a_retrain_keeps_the_photo_check_as_the_model_it_replaces():
     from types import SimpleNamespace
 
-    from lineguard.line.errors import NoActiveModel
+    from lineguard.line.errors import InvalidRequest, ModelLoadFailed, NoActiveModel
     from lineguard.server.routers.models import _active_has_photo_check
 
-    def station(info=None, active=True):
+    def station(info=None, active=True, loads=True):
         def active_for(product, line):
             if not active:
                 raise NoActiveModel(f"no active model for {product}")
             return "v1"
-        return SimpleNamespace(models=SimpleNamespace(active_for=active_for,
-                                                      inspector=lambda mv: SimpleNamespace(info=info)))
+
+        def inspector(mv):
+            if not loads:
+                raise ModelLoadFailed("weights are corrupt")
+            return SimpleNamespace(info=info)
+        return SimpleNamespace(models=SimpleNamespace(active_for=active_for, inspector=inspector))
 
     assert _active_has_photo_check(station({"photo_range": None}), "p", "") is False     # --no-photo-check
     assert _active_has_photo_check(station({"photo_range": {"n": 30}}), "p", "") is True
     assert _active_has_photo_check(station({}), "p", "") is True            # a model from before the check
     assert _active_has_photo_check(station(active=False), "p", "") is True  # the product's first model
+    with pytest.raises(InvalidRequest, match="photo_check"):              # not guessed
+        _active_has_photo_check(station(loads=False), "p", "")

@@ -25,8 +25,9 @@ An alarm is latched: it stays active, shown on the line view, sent to the sinks 
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the
 Alarm bit, see line.plc_modbus), until a person acknowledges it (the app or the API,
 with what it turned out to be and a note) or the PLC does (AlarmAck). One left
-unacknowledged for ``escalate_min`` minutes is escalated once (``change: escalated``,
-for a supervisor's pager or a louder andon): the one process whose update marks it
+unacknowledged for ``escalate_min`` minutes (the setting of the process that raised it,
+stored on the alarm) is escalated once (``change: escalated``, for a supervisor's pager
+or a louder andon): of the processes on the database, the one whose update marks it
 sends it. The rule that raised it then
 counts afresh from the next part: the parts before the acknowledgement never raise it
 again. While one is active, its rule raises no second alarm of its kind at that station.
@@ -190,7 +191,7 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
             "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id,
-            "escalated_at": iso_utc(a.escalated_at)}
+            "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at)}
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
@@ -229,9 +230,11 @@ class AlarmWatch:
 
     # -- escalation ------------------------------------------------------------------------
     def start(self, every_s: float = 15.0) -> "AlarmWatch":
-        """Look for alarms to escalate every ``every_s`` on a thread of its own (nothing
-        to do when the rules never escalate)."""
-        if self.rules.escalate_min and self._escalator is None:
+        """Look for alarms due for escalation every ``every_s`` on a thread of its own.
+        Every process looks, whatever its own setting: when an alarm is due was set by
+        the process that raised it (``escalate_at``), so all processes on a database
+        escalate it alike, once."""
+        if self._escalator is None:
             self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
                                                daemon=True)
             self._escalator.start()
@@ -241,49 +244,62 @@ class AlarmWatch:
         self._stop.set()
         if self._escalator is not None:
             self._escalator.join(timeout=10)
+            if self._escalator.is_alive():
+                log.warning("the alarm escalation thread did not stop within 10 s (a database call hangs)")
 
     def _escalate_loop(self, every_s: float) -> None:
+        failing = False
         while not self._stop.wait(every_s):
             try:
                 self.escalate_due()
-            except SQLAlchemyError:      # the database away: tried again at the next look
-                log.warning("line alarms could not be checked for escalation", exc_info=True)
+                failing = False
+            except Exception:  # noqa: BLE001 - the look goes on; said once per spell of failures
+                if not failing:
+                    log.warning("line alarms could not be checked for escalation; tried again every %.0f s",
+                                every_s, exc_info=True)
+                failing = True
 
     def escalate_due(self, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
-        """Escalate every active alarm raised ``escalate_min`` or more ago and not yet
+        """Escalate every active alarm whose ``escalate_at`` has come and that is not yet
         escalated; each once, whichever process looks first (its update is the one that
-        marks it). Returns those escalated here."""
-        if not self.rules.escalate_min:
-            return []
-        now = now or utcnow()
-        due_before = now - dt.timedelta(minutes=self.rules.escalate_min)
-        done: list[dict[str, Any]] = []
+        marks it). Returns those escalated here. ``now``: for tests, any time zone."""
+        if now is None:
+            now = utcnow()
+        elif now.tzinfo is not None:      # stored times are naive UTC
+            now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
         with self.db.session() as s:
-            due = list(s.execute(select(LineAlarm.id, LineAlarm.line).where(LineAlarm.acked_at.is_(None),
-                                                                           LineAlarm.escalated_at.is_(None),
-                                                                           LineAlarm.raised_at <= due_before)
-                                 .order_by(LineAlarm.id)).all())
+            due = s.execute(select(LineAlarm.id, LineAlarm.line)
+                            .where(LineAlarm.acked_at.is_(None), LineAlarm.escalated_at.is_(None),
+                                   LineAlarm.escalate_at.is_not(None), LineAlarm.escalate_at <= now)
+                            .order_by(LineAlarm.id)).all()
+        done = []
         for alarm_id, line in due:
-            with self.db.session() as s:
-                lock_line(s, line)    # before the write and the state read (see _raise)
-                marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
-                                                           LineAlarm.escalated_at.is_(None))
-                                   .values(escalated_at=now)).rowcount
-                if not marked:       # acknowledged or escalated meanwhile (here or elsewhere)
-                    continue
-                a = s.get(LineAlarm, alarm_id)
-                minutes = (now - a.raised_at).total_seconds() / 60
-                out = {**alarm_to_dict(a), "change": "escalated", **_station_state(s, a.line, a.station, now),
-                       "unacknowledged_min": round(minutes, 1)}
-                record_event(s, "alarm", a.line, out)
-            done.append(out)
-        for out in done:
-            log.warning("ALARM ESCALATED line %s station %s: alarm %s unacknowledged for %.0f min: %s", out["line"],
-                        out["station"], out["id"], out["unacknowledged_min"], out["message"])
-            if self.metrics is not None:
-                self.metrics.alarms_escalated.labels(out["line"], out["station"], out["kind"]).inc()
-            self._tell(out)
+            out = self._escalate(alarm_id, line)
+            if out is not None:
+                done.append(out)
         return done
+
+    def _escalate(self, alarm_id: int, line: str) -> Optional[dict[str, Any]]:
+        """Mark one alarm escalated and send it; None when it was acknowledged or
+        escalated meanwhile (here or by another process)."""
+        with self.db.session() as s:
+            lock_line(s, line)        # before the write and the state read (see _raise)
+            at = utcnow()             # after the lock: no state sent before this one is newer
+            marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
+                                                       LineAlarm.escalated_at.is_(None))
+                               .values(escalated_at=at)).rowcount
+            if not marked:
+                return None
+            a = s.get(LineAlarm, alarm_id)
+            out = {**alarm_to_dict(a), "change": "escalated", **_station_state(s, a.line, a.station, at),
+                   "unacknowledged_min": round(max(0.0, (at - a.raised_at).total_seconds()) / 60, 1)}
+            record_event(s, "alarm", a.line, out)
+        log.warning("ALARM ESCALATED line %s station %s: alarm %s unacknowledged for %.0f min: %s", out["line"],
+                    out["station"], out["id"], out["unacknowledged_min"], out["message"])
+        if self.metrics is not None:
+            self.metrics.alarms_escalated.labels(out["line"], out["station"], out["kind"]).inc()
+        self._tell(out)
+        return out
 
     def count_active(self) -> None:
         """The active-alarms gauge of every station, from the database (at start, after each
@@ -393,9 +409,12 @@ class AlarmWatch:
             message = _message(kind, self.rules, rec, parts, rejected)
             if kind != "photo" and rec.photo_issues:    # the camera or the lamp, more likely than the parts
                 message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
+            raised = utcnow()
             a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind, message=message,
-                          raised_at=utcnow(), inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
-                          parts=parts, rejected=rejected)
+                          raised_at=raised, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
+                          parts=parts, rejected=rejected,
+                          escalate_at=raised + dt.timedelta(minutes=self.rules.escalate_min)
+                          if self.rules.escalate_min else None)
             s.add(a)
             try:
                 s.flush()
@@ -556,7 +575,9 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
     kinds: collections.Counter = collections.Counter(r.kind for r in rows)
     stations: collections.Counter = collections.Counter((r.line, r.station) for r in rows)
     causes: collections.Counter = collections.Counter(r.ack_cause or "none" for r in rows if r.acked_at is not None)
-    waits = sorted((r.acked_at - r.raised_at).total_seconds() / 60 for r in rows if r.acked_at is not None)
+    # clocks of two processes may differ by a little: a wait is never negative
+    waits = sorted(max(0.0, (r.acked_at - r.raised_at).total_seconds() / 60) for r in rows if r.acked_at is not None)
+    oldest_active = min((r.raised_at for r in rows if r.acked_at is None), default=None)
     return {
         "alarms": len(rows), "active": sum(r.acked_at is None for r in rows),
         "escalated": sum(r.escalated_at is not None for r in rows),
@@ -567,6 +588,9 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
         "minutes_to_acknowledge": {"median": round(statistics.median(waits), 1) if waits else None,
                                    "mean": round(sum(waits) / len(waits), 1) if waits else None,
                                    "longest": round(waits[-1], 1) if waits else None},
+        # the acknowledged ones' waits leave out those still waiting: the longest of them
+        "oldest_active_waiting_min": None if oldest_active is None else
+        round(max(0.0, (utcnow() - oldest_active).total_seconds()) / 60, 1),
     }
 
 

@@ -141,7 +141,9 @@ class LineAlarm(Base):
     acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     acked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     ack_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    # when it was escalated, left unacknowledged for the rules' escalate_min (once, by one process)
+    # when it is escalated if still unacknowledged (the raising process's escalate_min; None:
+    # never), and when it was (once, by whichever process on the database marks it first)
+    escalate_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     escalated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     # what it turned out to be (line.alarms.CAUSES), chosen on acknowledgement: what stops the line
     ack_cause: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)

@@ -151,7 +151,7 @@ class Station:
         self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
         self.test_parts = TestPartBook(self.db)
         self.metrics = StationMetrics()
-        self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics).start()
+        self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics)
         if sinks is None:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
@@ -182,6 +182,7 @@ class Station:
         self.shadow = ShadowRunner(self, config.shadow_queue)
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
+        self.alarms.start()     # last: a station that fails to open leaves no thread behind
 
     # -- the inspection path -------------------------------------------------------
     def inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str = "api") -> Outcome:

@@ -89,11 +89,14 @@ def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
     """Whether a retrain keeps the photo check: off only when the model it replaces was
     trained with it off (--no-photo-check: photos that vary more than a camera fault);
     on for a first model and for models from before the check (they gain it)."""
-    from ...line.errors import StationError
+    from ...line.errors import InvalidRequest, NoActiveModel, StationError
     try:
         insp = station.models.inspector(station.models.active_for(product, line))
-    except StationError:      # no model yet, or one that does not load: the default, on
+    except NoActiveModel:     # the product's first model: the default, on
         return True
+    except StationError as exc:   # not guessed: a check the user turned off must not come back unseen
+        raise InvalidRequest(f"the active model of {product!r} could not be read to see whether it checks photos "
+                             f"({exc}); say \"photo_check\": true or false") from exc
     info = getattr(insp, "info", None) or {}
     return "photo_range" not in info or info["photo_range"] is not None
 

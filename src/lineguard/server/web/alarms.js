@@ -9,9 +9,10 @@ LG.start(async (main) => {
   const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
   const causes = first.causes || {};
-  if (!("since" in p)) {       // the last seven days, unless the address says otherwise
-    p.since = new Date(Date.now() - 7 * 24 * 3600 * 1000).toISOString();
-  }
+  // the last seven days unless the address says otherwise; kept out of the address, so a
+  // reload or a shared link shows the seven days before then, not a frozen window
+  const defaultSince = "since" in p ? null : new Date(Date.now() - 7 * 24 * 3600 * 1000).toISOString();
+  if (defaultSince) p.since = defaultSince;
   const form = h("form", {class: "filters panel", id: "filters"},
     field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
     field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
@@ -22,11 +23,13 @@ LG.start(async (main) => {
     field("state", select("active", [["", "any"], ["true", "active"], ["false", "acknowledged"]], p.active)),
     h("button", {type: "submit"}, "Show"));
   const facts = h("div", {class: "panel", id: "alarm-summary"});
+  const scope = h("p", {class: "muted"}, "Counted over the period, line and station; the list below follows every filter.");
   const table = h("div", {class: "table-wrap", id: "alarm-list"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older alarms");
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms")),
     h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
-      + "each waited for someone. Acknowledge active ones on the line view."), form, facts, table, h("p", {}, more));
+      + "each waited for someone. Acknowledge active ones on the line view."), form, facts, scope, table,
+    h("p", {}, more));
 
   const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
     : LG.localToIso(form.elements[name].value));
@@ -44,8 +47,10 @@ LG.start(async (main) => {
   function renderSummary(s) {
     clear(facts);
     const w = s.minutes_to_acknowledge;
-    facts.append(h("h2", {}, `${s.alarms} alarm(s)`),
-      h("p", {}, `${s.active} still active · ${s.escalated} escalated · minutes to acknowledge: median `,
+    facts.append(h("h2", {}, `${s.alarms} alarm(s) in the period`),
+      h("p", {}, `${s.active} still active`,
+        s.oldest_active_waiting_min === null ? "" : ` (the oldest waiting ${num(s.oldest_active_waiting_min, 0)} min)`,
+        ` · ${s.escalated} escalated · minutes to acknowledge: median `,
         h("b", {id: "mtta"}, w.median === null ? "–" : num(w.median, 1)), ", mean ", w.mean === null ? "–" : num(w.mean, 1),
         ", longest ", w.longest === null ? "–" : num(w.longest, 1)));
     if (!s.alarms) return;
@@ -60,12 +65,14 @@ LG.start(async (main) => {
         s.by_station.map((x) => h("tr", {}, h("td", {}, x.line), h("td", {}, x.station), h("td", {}, x.alarms)))))));
   }
 
-  let before = null, body = null;
+  let before = null, body = null, shown = null;   // shown: the filters of the list on the page
   async function load(reset) {
-    const f = filters();
+    if (reset) shown = filters();
+    const f = shown;     // older alarms of the list shown, not of a form changed since
     if (reset) {
       before = null;
-      history.replaceState(null, "", location.pathname + LG.q(f));
+      history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f,
+        f.since === defaultSince ? {since: ""} : {})));
       renderSummary(await api("/api/v1/alarms/summary" + LG.q({since: f.since, until: f.until, line: f.line,
         station: f.station})));
       body = h("tbody", {});
