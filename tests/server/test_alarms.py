@@ -414,6 +414,11 @@ def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_ala
         judged = c.get("/api/v1/inspections", params={"photo_doubted": "false", "limit": 1000}).json()["items"]
         assert len(judged) == 14 and not any(it["photo_issues"] for it in judged)
         assert c.get("/api/v1/alarms").json()["rules"]["photo_run"] == 3
+        import datetime as dt
+        report = c.get("/api/v1/reports/shift", params={"at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                                                        "line": "L1"}).json()
+        (row,) = report["stations"]                 # the camera's health in the shift report
+        assert (row["parts"], row["photo_doubted"], report["totals"]["photo_doubted"]) == (20, 6, 6)
 
 
 def test_with_the_photo_rule_off_doubted_photos_count_as_review_parts(spc_station):

@@ -46,7 +46,7 @@ def test_the_report_of_one_shift(spc_station):
         rep = r.json()
     assert rep["shift"]["label"] == "2026-11-30 S1 (06:00)" and rep["shift"]["start"] == "2026-11-30T06:00:00Z"
     assert rep["shift"]["previous_at"] < rep["shift"]["start"] and rep["shift"]["next_at"] == "2026-11-30T14:00:00Z"
-    assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "ng_rate": 20 / 150}
+    assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "photo_doubted": 0, "ng_rate": 20 / 150}
     assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
                                                                                         ("L2", "S2", 50, 0)]
     assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,

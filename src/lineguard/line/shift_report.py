@@ -42,19 +42,24 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
     f = Filters(line=line, product=product, since=shift.start_utc, until=shift.end_utc)
 
     with db.session() as s:
-        rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, func.count())
-                         .where(*_where(f)).group_by(Inspection.line, Inspection.station, Inspection.verdict)).all()
+        # with whether the photo check doubted the photo: a camera's health, station by station
+        doubted = Inspection.photo_issues.is_not(None)
+        rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, doubted, func.count())
+                         .where(*_where(f))
+                         .group_by(Inspection.line, Inspection.station, Inspection.verdict, doubted)).all()
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
                                   func.count()).where(*_where(f))
                            .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
     stations: dict[tuple[str, str], dict[str, Any]] = {}
-    for ln, st, verdict, n in rows:
-        r = stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0})
+    for ln, st, verdict, photo_doubted, n in rows:
+        r = stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0,
+                                           "photo_doubted": 0})
         r["parts"] += int(n)
         r[verdict] = r.get(verdict, 0) + int(n)
+        r["photo_doubted"] += int(n) if photo_doubted else 0
     for r in stations.values():
         r["ng_rate"] = r["NG"] / r["parts"] if r["parts"] else None
-    total = {k: sum(r[k] for r in stations.values()) for k in ("parts", "OK", "NG", "REVIEW")}
+    total = {k: sum(r[k] for r in stations.values()) for k in ("parts", "OK", "NG", "REVIEW", "photo_doubted")}
     total["ng_rate"] = total["NG"] / total["parts"] if total["parts"] else None
 
     # the shift's defect rate on the p-chart of the week of shifts before it

@@ -41,9 +41,11 @@ LG.start(async (main) => {
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
         h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`
           + ` · NG rate ${pct(t.ng_rate, 2)}`),
-        r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate"],
+        r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate",
+          "photos doubted"],
           r.stations.map((s) => h("tr", {}, h("td", {}, s.line), h("td", {}, s.station), cell(s.parts), cell(s.OK),
-            cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2))))) : h("p", {class: "muted"}, "No parts in this shift.")),
+            cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0))))
+          : h("p", {class: "muted"}, "No parts in this shift.")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
         r.control
           ? h("p", {class: r.control.alarms.length ? "error" : "v-ok"},
