@@ -89,7 +89,9 @@ def station_options(f):
         click.option("--alarm-escalate-min", type=click.FloatRange(min=0), envvar="LINEGUARD_ALARM_ESCALATE_MIN",
                      default=_STATION_DEFAULTS["alarm_escalate_min"], show_default=True,
                      help="Escalate a line alarm left unacknowledged this many minutes, once (MQTT/webhook "
-                          "change 'escalated', for a supervisor's pager; the line view marks it). 0: never."),
+                          "change 'escalated', for a supervisor's pager; the line view marks it). Stored on each "
+                          "alarm this process raises, so every process on the database escalates it alike. "
+                          "0: never."),
     )
     for option in reversed(options):
         f = option(f)
