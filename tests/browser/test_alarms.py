@@ -10,6 +10,11 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     line = op.open("/app/", "#live.v-ok")
     panel = line.locator("#alarms-panel")
     expect(panel).to_be_hidden()
+    sound = line.locator("#alarm-sound")
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    sound.click()                               # the tablet at the line: alarms to hear
+    expect(sound).to_have_text("Alarm sound: on")
+    expect(panel).to_have_attribute("data-sounding", "false")
     with api(station, "operator") as c:
         for i in range(5):                      # the fake model: bright parts are NG
             assert post_part(c, png_bytes(220, seed=1500 + i), f"jam-{i}", line="L5", station="A1").status_code == 201
@@ -17,11 +22,16 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     expect(item).to_have_count(1)               # live: the event stream, no reload
     expect(item).to_contain_text("Rejected parts in a row · line L5 · A1")
     expect(item).to_contain_text("5 parts in a row not passed")
+    expect(panel).to_have_attribute("data-sounding", "true")
     op.shot("line-view-alarm")
     item.get_by_role("textbox").fill("feeder 2 jammed, cleared")
     item.get_by_role("combobox").select_option("handling")       # what it turned out to be
     item.get_by_role("button", name="Acknowledge").click()
     expect(panel).to_be_hidden()
+    expect(panel).to_have_attribute("data-sounding", "false")     # quiet once none is active
+    line.reload()
+    expect(line.locator("#alarm-sound")).to_have_attribute("aria-pressed", "true")   # kept by this browser
+    line.locator("#alarm-sound").click()
     with api(station, "operator") as c:
         (done,) = [a for a in c.get("/api/v1/alarms", params={"line": "L5"}).json()["items"]]
     assert done["ack_note"] == "feeder 2 jammed, cleared" and done["acked_by"].startswith("test-operator (key ")

@@ -75,7 +75,60 @@ LG.start(async (main) => {
     }
     alarmsHead.textContent = list.length === 1 ? "Alarm" : `${list.length} alarms`;
     alarmsEl.hidden = !list.length;
+    sound();
   }
+
+  // An alarm to hear, for a line where nobody is watching the screen: two tones every 2 s
+  // while any alarm is active, switched on per browser (the tablet at the line keeps it).
+  // Browsers start sound only after a click on the page: the switch is one.
+  const SOUND_KEY = "lg-alarm-sound";
+  const AudioCtx = window.AudioContext || window.webkitAudioContext;
+  let soundOn = AudioCtx !== undefined && localStorage.getItem(SOUND_KEY) === "on";
+  let audio = null, beeper = null;
+  const soundBtn = h("button", {type: "button", class: "secondary", id: "alarm-sound"});
+  function soundLabel() {
+    soundBtn.textContent = soundOn ? "Alarm sound: on" : "Alarm sound: off";
+    soundBtn.setAttribute("aria-pressed", String(soundOn));
+    if (!AudioCtx) { soundBtn.disabled = true; soundBtn.title = "this browser cannot play sound"; }
+  }
+  function beep() {
+    if (!audio) return;
+    const t = audio.currentTime;
+    for (const [at, freq] of [[0, 880], [0.22, 660]]) {
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.25, t + at);
+      gain.gain.exponentialRampToValueAtTime(0.001, t + at + 0.18);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t + at);
+      osc.stop(t + at + 0.2);
+    }
+  }
+  function sound() {
+    const want = soundOn && alarmItems.size > 0;
+    alarmsEl.dataset.sounding = String(want);
+    if (want && !beeper) {
+      audio = audio || new AudioCtx();
+      if (audio.state === "suspended") audio.resume().catch(() => {});
+      beep();
+      beeper = setInterval(beep, 2000);
+    } else if (!want && beeper) {
+      clearInterval(beeper);
+      beeper = null;
+    }
+  }
+  soundBtn.addEventListener("click", () => {
+    soundOn = !soundOn;
+    localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off");
+    soundLabel();
+    sound();
+  });
+  // switched on in an earlier visit: sound starts at the first click on the page
+  document.addEventListener("click", () => {
+    if (audio && audio.state === "suspended") audio.resume().catch(() => {});
+  });
+  soundLabel();
+  head.insertBefore(soundBtn, head.lastChild);
 
   const keyOf = (line, station) => line + "\u0000" + station;
 
