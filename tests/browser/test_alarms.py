@@ -2,6 +2,8 @@
 acknowledges it with a note, and it is gone."""
 from __future__ import annotations
 
+import re
+
 from .conftest import api, expect, post_part, png_bytes
 
 
@@ -48,6 +50,7 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
     expect(page.locator("#alarm-summary h2")).to_have_text("1 alarm(s) in the period")
     expect(page.locator("#by-cause tr[data-cause='handling']")).to_contain_text("1")
     expect(page.locator("#alarm-list tr[data-kind='ng_run']")).to_contain_text("feeder 2 jammed, cleared")
+    expect(page.locator("#alarms-csv")).to_have_attribute("href", re.compile(r"^/api/v1/alarms/export\?.*line=L5"))
     page.locator("select[name=cause]").select_option("camera")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_text("No alarms match.")).to_be_visible()

@@ -280,6 +280,13 @@ def test_the_alarms_of_a_period_counted_and_filtered(spc_station):
         assert sorted(a["id"] for a in listed) == ids[:2]
         assert c.get("/api/v1/alarms", params={"kind": "photo"}).json()["items"] == []
         assert c.get("/api/v1/alarms", params={"cause": "gremlins"}).status_code == 422
+        exported = c.get("/api/v1/alarms/export", params={"line": "L1", "station": "S1"})
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+        import csv as csvlib
+        rows = list(csvlib.DictReader(exported.text.lstrip("\ufeff").splitlines()))
+        assert [int(r["id"]) for r in rows] == [ids[3], ids[1], ids[0]]          # S1's, newest first
+        assert [r["minutes_to_acknowledge"] for r in rows] == ["", "10.0", "4.0"]
+        assert [r["ack_cause"] for r in rows] == ["", "process", "process"] and rows[0]["escalated_at"]
         page = c.get("/app/alarms")
         assert page.status_code == 200 and "/app/static/alarms.js" in page.text
 

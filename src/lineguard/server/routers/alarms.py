@@ -6,14 +6,29 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
+from fastapi.responses import Response
 
 from ...line.alarms import CAUSES, KINDS, summary
+from ...line.errors import InvalidRequest
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, errors
-from .spc import _LINE, _STATION
+from .spc import _LINE, _STATION, _csv
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+
+def alarm_filters(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                  kind: Optional[str] = Query(None, pattern="^(" + "|".join(KINDS) + ")$"),
+                  cause: Optional[str] = Query(None, pattern="^(" + "|".join((*CAUSES, "none")) + ")$",
+                                               description="what it turned out to be; none: acknowledged without one"),
+                  active: Optional[bool] = Query(None, description="only active (true) or acknowledged (false)"),
+                  since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
+                  until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
+                  ) -> dict[str, Any]:
+    """The filters the list and the CSV share (a blank one is no filter)."""
+    return dict(line=line or None, station=station_name or None, kind=kind or None, cause=cause or None,
+                active=active, since=_naive_utc(since), until=_naive_utc(until))
 
 
 @router.get("/alarms", summary="Line alarms, newest first: a run of rejected parts, a high NG rate, or "
@@ -21,23 +36,41 @@ router = APIRouter(prefix="/api/v1", tags=["alarms"])
             description="`active=true`: those not yet acknowledged (what the line view and the PLC's Alarm bit "
                         "show); `active=false`: those acknowledged. Page with `before_id`.",
             responses=errors(401, 403, 422))
-def list_alarms(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-                kind: Optional[str] = Query(None, pattern="^(" + "|".join(KINDS) + ")$"),
-                cause: Optional[str] = Query(None, pattern="^(" + "|".join((*CAUSES, "none")) + ")$",
-                                             description="what it turned out to be; none: acknowledged without one"),
-                active: Optional[bool] = Query(None, description="only active (true) or acknowledged (false)"),
-                since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
-                until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
+def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
                 before_id: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="next_before_id of the page "
                                                  "before"),
                 limit: int = Query(50, ge=1, le=1000),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    items = station.alarms.history(line=line or None, station=station_name or None, kind=kind or None,
-                                   cause=cause or None, active=active,
-                                   since=_naive_utc(since), until=_naive_utc(until),
-                                   before_id=before_id, limit=limit)
+    items = station.alarms.history(before_id=before_id, limit=limit, **filters)
     return {"items": items, "rules": _rules(station), "causes": CAUSES,
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
+
+
+CSV_MAX = 100_000     # alarms in one CSV: years of a line's alarms
+CSV_COLUMNS = ["id", "raised_at", "line", "station", "product", "kind", "message", "inspection_id", "parts",
+               "rejected", "escalated_at", "acked_at", "minutes_to_acknowledge", "acked_by", "ack_cause", "ack_note"]
+
+
+@router.get("/alarms/export", summary="The alarms the filters match as CSV, newest first (for a spreadsheet)",
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}, **errors(401, 403, 422)})
+def export_alarms(filters: dict[str, Any] = Depends(alarm_filters), station: Station = Depends(get_station),
+                  _r: Any = Depends(reader)) -> Response:
+    rows, before = [], None
+    while True:
+        page = station.alarms.history(before_id=before, limit=1000, **filters)
+        for a in page:
+            waited = None
+            if a["acked_at"]:
+                raised, acked = (dt.datetime.fromisoformat(a[k].replace("Z", "+00:00"))
+                                 for k in ("raised_at", "acked_at"))
+                waited = round(max(0.0, (acked - raised).total_seconds()) / 60, 2)
+            rows.append([waited if c == "minutes_to_acknowledge" else a[c] for c in CSV_COLUMNS])
+        if len(rows) > CSV_MAX:       # a file cut short would look whole in a spreadsheet
+            raise InvalidRequest(f"more than {CSV_MAX} alarms match; narrow since/until and take them in parts")
+        if len(page) < 1000:
+            break
+        before = page[-1]["id"]
+    return _csv("line-alarms", CSV_COLUMNS, rows)
 
 
 @router.get("/alarms/summary", summary="The alarms raised in a period, counted: by kind, station and cause, "

@@ -26,7 +26,9 @@ LG.start(async (main) => {
   const scope = h("p", {class: "muted"}, "Counted over the period, line and station; the list below follows every filter.");
   const table = h("div", {class: "table-wrap", id: "alarm-list"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older alarms");
-  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms")),
+  // every alarm the filters match, one row each, for a spreadsheet
+  const csv = h("a", {class: "button secondary", id: "alarms-csv"}, "CSV");
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms"), csv),
     h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
       + "each waited for someone. Acknowledge active ones on the line view."), form, facts, scope, table,
     h("p", {}, more));
@@ -73,6 +75,7 @@ LG.start(async (main) => {
       before = null;
       history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f,
         f.since === defaultSince ? {since: ""} : {})));
+      csv.href = "/api/v1/alarms/export" + LG.q(f);
       renderSummary(await api("/api/v1/alarms/summary" + LG.q({since: f.since, until: f.until, line: f.line,
         station: f.station})));
       body = h("tbody", {});
