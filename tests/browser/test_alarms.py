@@ -84,3 +84,47 @@ def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(p
     expect(gallery.get_by_text("No parts match these filters.")).to_be_visible()
     expect(gallery.locator("#gallery a.thumb")).to_have_count(0)
     op.shot("gallery-photo-doubted")
+
+
+def test_an_engineer_gives_a_station_alarm_rules_of_its_own(pages, station):
+    with api(station, "operator") as c:              # a station the rules can name: it has run a part
+        assert post_part(c, png_bytes(60, seed=1700), "r-0", line="L7", station="D1").status_code == 201
+    op = pages(role="operator")
+    page = op.open("/app/alarms", "#alarm-rules tr")
+    expect(page.locator("#alarm-rules-form")).to_be_hidden()        # operators read the rules, engineers set them
+    expect(page.locator("#alarm-rules tr[data-station='']")).to_contain_text("default")
+    eng = pages(role="engineer")
+    page = eng.open("/app/alarms", "#alarm-rules-form")
+    form = page.locator("#alarm-rules-form")
+    form.locator("input[name=line]").fill("L7")
+    form.locator("input[name=station]").fill("D1")
+    form.locator("input[name=ng_run]").fill("3")
+    form.locator("input[name=ng_rate]").fill("0.05")
+    form.get_by_role("button", name="Save").click()
+    row = page.locator("#alarm-rules tr[data-station='D1']")
+    expect(row.locator("td[data-setting=ng_run] b")).to_have_text("3")          # its own: in bold
+    expect(row.locator("td[data-setting=ng_rate] b")).to_have_text("5.0% (5 NG)")
+    expect(row.locator("td[data-setting=photo_run]")).to_have_text("3")         # the default
+    expect(row.locator("td[data-setting=photo_run] b")).to_have_count(0)
+    expect(row).to_contain_text("by test-engineer")
+    eng.shot("alarm-rules")
+    with api(station, "operator") as c:              # the station is counted by them: 3 in a row
+        for i in range(3):
+            assert post_part(c, png_bytes(220, seed=1710 + i), f"r-{i + 1}", line="L7", station="D1").status_code == 201
+        (alarm,) = c.get("/api/v1/alarms", params={"line": "L7", "active": "true"}).json()["items"]
+    assert alarm["parts"] == 3 and alarm["kind"] == "ng_run"
+    # a setting out of range: the station's answer, nothing saved
+    row.get_by_role("button", name="Edit").click()
+    expect(form.locator("input[name=ng_run]")).to_have_value("3")
+    form.locator("input[name=window]").fill("10")
+    form.locator("input[name=ng_rate]").fill("")
+    form.locator("input[name=ng_run]").fill("1")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#status")).to_contain_text("2 to 10000 parts in a row")
+    expect(row.locator("td[data-setting=ng_run] b")).to_have_text("3")
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Defaults").click()
+    expect(page.locator("#alarm-rules tr[data-station='D1']")).to_have_count(0)
+    with api(station, "engineer") as c:
+        log = c.get("/api/v1/change-log", params={"action": "alarm_rules"}).json()["items"]
+    assert [e["action"] for e in log] == ["alarm_rules.cleared", "alarm_rules.set"]

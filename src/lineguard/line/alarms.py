@@ -21,6 +21,10 @@ three rules:
   doubted by chance (the photo check's bench); one by one, three in a row would come once
   in 100,000 to a million parts.
 
+These are the process's defaults; a station may have rules of its own (line.alarm_rules),
+read from the database by every process on it. From a station's first part under new
+rules its latest records are counted afresh, as after a restart.
+
 An alarm is latched: it stays active, shown on the line view, sent to the sinks (MQTT
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the
 Alarm bit, see line.plc_modbus), until a person acknowledges it (the app or the API,
@@ -48,15 +52,16 @@ import bisect
 import collections
 import datetime as dt
 import logging
-import math
 import statistics
 import threading
-from dataclasses import dataclass
+import time
 from typing import Any, Callable, Optional
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from . import alarm_rules
+from .alarm_rules import AlarmRules
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
 from .outbox import lock_line, record_event
@@ -75,47 +80,6 @@ CAUSES = {
     "model": "false alarm: the parts were good",
     "other": "other (say what in the note)",
 }
-
-
-@dataclass(frozen=True)
-class AlarmRules:
-    """When a station's parts raise an alarm; 0 turns a rule off."""
-
-    ng_run: int = 5            # parts in a row not passed (NG or REVIEW)
-    ng_rate: float = 0.10      # share of NG parts among the last `window` parts
-    window: int = 100
-    photo_run: int = 3         # photos in a row the photo check doubts
-    escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
-
-    def __post_init__(self) -> None:
-        if not (self.ng_run == 0 or 2 <= self.ng_run <= 10_000):
-            raise ValueError(f"the NG-run alarm needs 2 to 10000 parts in a row (0: off), got {self.ng_run}")
-        if not 0 <= self.ng_rate <= 1:
-            raise ValueError(f"the NG-rate alarm's limit is a share of parts between 0 and 1 (0.1 = 10%; 0: off), "
-                             f"got {self.ng_rate}")
-        if not 10 <= self.window <= 100_000:
-            raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
-        if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
-            raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
-        if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
-            raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
-                             f"got {self.escalate_min}")
-
-    @property
-    def rate_limit(self) -> int:
-        """NG parts among the last ``window`` that raise the rate alarm (at least 2: one
-        NG part is a defect, not a rate)."""
-        return max(2, math.ceil(self.ng_rate * self.window - 1e-9))
-
-    @property
-    def active_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
-                                     ("photo", self.photo_run > 0)) if on)
-
-    @property
-    def judged_keep(self) -> int:
-        """Parts the reject rules look back over."""
-        return max(self.ng_run, self.window)
 
 
 class _Counts:
@@ -210,13 +174,21 @@ def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected
 class AlarmWatch:
     """The alarm rules of every station of this process, fed each part as it is recorded.
 
-    ``listeners`` are called with each alarm raised or acknowledged here (as its
+    ``rules`` are the process's defaults; a station may have its own (line.alarm_rules),
+    read from the database again every ``RULES_READ_S``: another process on it may change
+    them. ``listeners`` are called with each alarm raised or acknowledged here (as its
     dict, with ``change``: raised or acknowledged), outside the watch's locks."""
+
+    RULES_READ_S = 10.0
 
     def __init__(self, db: Any, rules: AlarmRules, metrics: Any = None):
         self.db = db
         self.rules = rules
         self.metrics = metrics
+        self._own: dict[tuple[str, str], dict[str, Any]] = {}     # stations' own settings, as last read
+        self._station_rules: dict[tuple[str, str], AlarmRules] = {}   # the rules they make with the defaults
+        self._own_read_at: Optional[float] = None                  # time.monotonic() of that read
+        self._own_failing = False
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._guard = threading.Lock()
         # one lock per station: a station's parts are counted in turn, other stations'
@@ -319,6 +291,48 @@ class AlarmWatch:
             gauge.labels(line, station).set(n)
         self._gauged |= set(per_station)
 
+    # -- each station's rules ------------------------------------------------------------
+    def rules_for(self, line: str, station: str) -> AlarmRules:
+        """The rules a station's parts are counted by: its own settings, the defaults for the rest."""
+        now = time.monotonic()
+        if self._own_read_at is None or now - self._own_read_at >= self.RULES_READ_S:
+            self.read_rules()
+        return self._station_rules.get((line, station), self.rules)
+
+    def read_rules(self) -> None:
+        """Read every station's own settings again (at the latest every RULES_READ_S, at
+        once after a change made here). A database away leaves the last ones read."""
+        try:
+            own = alarm_rules.read_own(self.db)
+        except SQLAlchemyError:
+            if not self._own_failing:
+                log.warning("the stations' own alarm rules could not be read; the last ones read stand",
+                            exc_info=True)
+            self._own_failing = True
+        else:
+            self._own_failing = False
+            made = {}
+            for (line, station), settings in own.items():
+                try:
+                    made[(line, station)] = alarm_rules.with_own(self.rules, settings)
+                except ValueError as exc:    # written by hand in the database (the API checks each)
+                    if settings != self._own.get((line, station)):     # said once, not at every read
+                        log.warning("station %s of line %s: its own alarm rules are out of range (%s); it is counted "
+                                    "by the defaults until they are set again", station, line, exc)
+            self._own, self._station_rules = own, made
+        self._own_read_at = time.monotonic()
+
+    def set_station_rules(self, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
+        """Give a station settings of its own (see line.alarm_rules.set_own); counted by them from its next part."""
+        out = alarm_rules.set_own(self.db, line, station, own, by)
+        self.read_rules()
+        return {**out, "rules": self.rules_for(line, station).to_dict()}
+
+    def clear_station_rules(self, line: str, station: str, by: Optional[str]) -> dict[str, Any]:
+        out = alarm_rules.clear_own(self.db, line, station, by)
+        self.read_rules()
+        return {**out, "rules": self.rules_for(line, station).to_dict()}
+
     def _lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
@@ -329,15 +343,21 @@ class AlarmWatch:
 
         Never raises: the part is recorded and answered whatever happens here (an
         alarm not written for a database away is raised at a later part)."""
-        if not self.rules.active_kinds or rec.test_part is not None:
+        if rec.test_part is not None:
             return []
         key = (rec.line, rec.station)
+        rules = self.rules_for(rec.line, rec.station)
+        if not rules.active_kinds:
+            self._counts.pop(key, None)      # read back afresh should a rule be switched on
+            return []
         raised: list[dict[str, Any]] = []
         try:
             with self._lock(key):
                 counts = self._counts.get(key)
-                if counts is None:
-                    counts = self._counts[key] = self._load(rec.line, rec.station)
+                if counts is None or counts.rules != rules:
+                    # new rules (set here or in another process) count the station's
+                    # latest records afresh; what earlier alarms have done with stays done
+                    counts = self._counts[key] = self._load(rec.line, rec.station, rules)
                 if rec.id not in counts.loaded:
                     counts.add(rec.id, rec.verdict, bool(rec.photo_issues))
                 for kind in counts.due():
@@ -356,9 +376,8 @@ class AlarmWatch:
             self._tell(alarm)
         return raised
 
-    def _load(self, line: str, station: str) -> _Counts:
+    def _load(self, line: str, station: str, rules: AlarmRules) -> _Counts:
         """The counts as the station's latest records and alarms leave them (after a restart)."""
-        rules = self.rules
         doubted = Inspection.photo_issues.is_not(None)
         # the newest rows by the indexed time, then counted in id order
         q = (select(Inspection.id, Inspection.verdict, doubted)
@@ -406,15 +425,16 @@ class AlarmWatch:
                 window = counts.window()
                 ids = [i for i, _ in window]
                 parts, rejected = len(window), sum(ng for _, ng in window)
-            message = _message(kind, self.rules, rec, parts, rejected)
+            rules = counts.rules
+            message = _message(kind, rules, rec, parts, rejected)
             if kind != "photo" and rec.photo_issues:    # the camera or the lamp, more likely than the parts
                 message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
             raised = utcnow()
             a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind, message=message,
                           raised_at=raised, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
                           parts=parts, rejected=rejected,
-                          escalate_at=raised + dt.timedelta(minutes=self.rules.escalate_min)
-                          if self.rules.escalate_min else None)
+                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min)
+                          if rules.escalate_min else None)
             s.add(a)
             try:
                 s.flush()

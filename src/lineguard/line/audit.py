@@ -40,6 +40,8 @@ ACTIONS = {
     "key.revoked": "an API key was revoked",
     "user.added": "a user was added",
     "user.disabled": "a user was disabled",
+    "alarm_rules.set": "a station's own line-alarm rules were set",
+    "alarm_rules.cleared": "a station's line-alarm rules went back to the defaults",
 }
 
 

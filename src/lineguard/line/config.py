@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     import datetime as dt
 
-    from .alarms import AlarmRules
+    from .alarm_rules import AlarmRules
     from .shifts import Shift
 
 
@@ -184,7 +184,7 @@ class StationConfig:
 
     @property
     def alarm_rules(self) -> "AlarmRules":
-        from .alarms import AlarmRules
+        from .alarm_rules import AlarmRules
         return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window,
                           photo_run=self.alarm_photo_run, escalate_min=self.alarm_escalate_min)
 

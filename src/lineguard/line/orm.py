@@ -151,6 +151,23 @@ class LineAlarm(Base):
     acked_after_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
 
 
+class StationAlarmRules(Base):
+    """One station's own alarm rules (see line.alarm_rules): each setting left empty
+    follows the process's default; a change is in the change log."""
+
+    __tablename__ = "alarm_rules"
+
+    line: Mapped[str] = mapped_column(String(100), primary_key=True)
+    station: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ng_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    ng_rate: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    rate_window: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)   # "window" is reserved in SQL
+    photo_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    escalate_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+
+
 class Review(Base):
     """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
 

@@ -44,6 +44,18 @@ class AlarmAckIn(BaseModel):
         default=None, description="what it turned out to be: " + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()))
 
 
+class StationAlarmRulesIn(BaseModel):
+    """A station's own alarm settings; one left out or null follows the process's default (0 turns a rule off)."""
+    line: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    station: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    ng_run: Optional[int] = Field(default=None, description="parts in a row not passed (2-10000; 0: off)")
+    ng_rate: Optional[float] = Field(default=None, description="share of NG parts in the window (0-1; 0: off)")
+    window: Optional[int] = Field(default=None, description="parts the NG rate is taken over (10-100000)")
+    photo_run: Optional[int] = Field(default=None, description="doubted photos in a row (2-10000; 0: off)")
+    escalate_min: Optional[float] = Field(default=None, description="minutes unacknowledged before an alarm is "
+                                          "escalated (0.5-1440; 0: never)")
+
+
 class ShadowIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: str = Field(default="", max_length=100)

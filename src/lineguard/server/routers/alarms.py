@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from ...line.alarm_rules import listing
 from ...line.alarms import CAUSES, KINDS, summary
 from ...line.errors import InvalidRequest
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import AlarmAckIn, errors
-from .spc import _LINE, _STATION, _csv
+from ..schemas import AlarmAckIn, StationAlarmRulesIn, errors
+from .spc import _LINE, _STATION, _TEXT, _csv
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
@@ -42,7 +43,7 @@ def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
                 limit: int = Query(50, ge=1, le=1000),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     items = station.alarms.history(before_id=before_id, limit=limit, **filters)
-    return {"items": items, "rules": _rules(station), "causes": CAUSES,
+    return {"items": items, "rules": station.alarms.rules.to_dict(), "causes": CAUSES,
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -96,8 +97,34 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
                                       body.cause if body is not None else None)
 
 
-def _rules(station: Station) -> dict[str, Any]:
-    rules = station.alarms.rules
-    return {"ng_run": rules.ng_run, "ng_rate": rules.ng_rate, "window": rules.window,
-            "rate_limit": rules.rate_limit if rules.ng_rate else None, "photo_run": rules.photo_run,
-            "escalate_min": rules.escalate_min}
+
+@router.get("/alarms/rules", summary="When parts raise a line alarm: the defaults and each station's own rules",
+            description="`defaults`: this process's settings (serve --alarm-*), which every station follows "
+                        "unless it has its own; `stations`: those that have, with their own settings (`own`) and "
+                        "the rules they make with the defaults (`rules`).",
+            responses=errors(401, 403))
+def get_alarm_rules(station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    defaults = station.alarms.rules
+    return {"defaults": defaults.to_dict(), "stations": listing(station.db, defaults)}
+
+
+@router.put("/alarms/rules", summary="Give a station alarm rules of its own",
+            description="Settings left out or null follow the defaults; all left out puts the station back on "
+                        "the defaults. Its parts are counted by them from its next part, in every process on the "
+                        "database within 10 s. 404 for a station no part was ever inspected at (a misspelt name "
+                        "would never raise an alarm); 422 for a setting out of range. In the change log.",
+            responses=errors(401, 403, 404, 409, 422))
+def put_alarm_rules(body: StationAlarmRulesIn, station: Station = Depends(get_station),
+                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    own = body.model_dump(exclude={"line", "station"})
+    return station.alarms.set_station_rules(body.line, body.station, own, by=caller.who)
+
+
+@router.delete("/alarms/rules", summary="Put a station back on the default alarm rules",
+               description="404 when it has no rules of its own. In the change log.",
+               responses=errors(401, 403, 404, 422))
+def delete_alarm_rules(line: str = Query(min_length=1, max_length=100, pattern=_TEXT),
+                       station_name: str = Query(alias="station", min_length=1, max_length=100, pattern=_TEXT),
+                       station: Station = Depends(get_station),
+                       caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return station.alarms.clear_station_rules(line, station_name, by=caller.who)

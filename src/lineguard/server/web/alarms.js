@@ -28,10 +28,26 @@ LG.start(async (main) => {
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older alarms");
   // every alarm the filters match, one row each, for a spreadsheet
   const csv = h("a", {class: "button secondary", id: "alarms-csv"}, "CSV");
+  // when parts raise an alarm: the defaults and each station's own rules (set by an engineer)
+  const rulesEl = h("div", {class: "table-wrap", id: "alarm-rules"});
+  const ruleIn = (name, attrs) => h("input", Object.assign({name, type: "number", placeholder: "default"}, attrs));
+  const rulesForm = h("form", {class: "filters", id: "alarm-rules-form", dataset: {role: "engineer"}},
+    field("line", h("input", {name: "line", required: true, size: 8})),
+    field("station", h("input", {name: "station", required: true, size: 8})),
+    field("parts in a row not passed", ruleIn("ng_run", {min: 0, max: 10000, step: 1})),
+    field("NG rate (share, 0.1 = 10%)", ruleIn("ng_rate", {min: 0, max: 1, step: "any"})),
+    field("of the last … parts", ruleIn("window", {min: 10, max: 100000, step: 1})),
+    field("doubted photos in a row", ruleIn("photo_run", {min: 0, max: 10000, step: 1})),
+    field("escalate after (min)", ruleIn("escalate_min", {min: 0, max: 1440, step: "any"})),
+    h("button", {type: "submit"}, "Save"));
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms"), csv),
     h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
       + "each waited for someone. Acknowledge active ones on the line view."), form, facts, scope, table,
-    h("p", {}, more));
+    h("p", {}, more),
+    h("div", {class: "panel"}, h("h2", {}, "Alarm rules"),
+      h("p", {class: "muted"}, "Every station follows the defaults unless it has rules of its own (in bold; the "
+        + "rest follow the defaults). 0 turns a rule off. A station is counted by new rules from its next part, "
+        + "its latest parts counted afresh."), rulesEl, rulesForm));
 
   const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
     : LG.localToIso(form.elements[name].value));
@@ -98,7 +114,66 @@ LG.start(async (main) => {
     more.hidden = !before;
   }
 
+  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "escalate_min"];
+  function ruleCells(r, own) {
+    const cell = (k, text) => h("td", {dataset: {setting: k}}, own && k in own ? h("b", {}, text) : text);
+    return [cell("ng_run", r.ng_run ? String(r.ng_run) : "off"),
+      cell("ng_rate", r.ng_rate ? `${num(r.ng_rate * 100, 1)}% (${r.rate_limit} NG)` : "off"),
+      cell("window", String(r.window)), cell("photo_run", r.photo_run ? String(r.photo_run) : "off"),
+      cell("escalate_min", r.escalate_min ? `${num(r.escalate_min, 1)} min` : "never")];
+  }
+
+  async function loadRules() {
+    const r = await api("/api/v1/alarms/rules");
+    const rows = [h("tr", {dataset: {station: ""}}, h("td", {colspan: 2}, h("i", {}, "default: every other station")),
+      ruleCells(r.defaults, null), h("td", {}, "serve --alarm-*"), h("td", {}))];
+    for (const x of r.stations) {
+      rows.push(h("tr", {dataset: {line: x.line, station: x.station}}, h("td", {}, x.line), h("td", {}, x.station),
+        ruleCells(x.rules, x.own),
+        h("td", {title: x.problem || ""}, x.problem ? h("b", {class: "v-ng"}, "out of range: defaults used")
+          : [when(x.updated_at), x.updated_by ? " by " + x.updated_by : ""]),
+        h("td", {}, h("button", {type: "button", class: "secondary", dataset: {role: "engineer"},
+          onclick: () => edit(x)}, "Edit"), " ",
+        h("button", {type: "button", class: "danger", dataset: {role: "engineer"}, onclick: () => clearRules(x)},
+          "Defaults"))));
+    }
+    clear(rulesEl).appendChild(h("table", {}, h("tr", {}, ["line", "station", "in a row", "NG rate", "of the last",
+      "photos in a row", "escalate", "set", ""].map((t) => h("th", {}, t))), rows));
+    LG.applyRoles(rulesEl);
+  }
+
+  function edit(x) {
+    const f = rulesForm.elements;
+    f.line.value = x.line;
+    f.station.value = x.station;
+    for (const k of SETTINGS) f[k].value = k in x.own ? x.own[k] : "";
+    f.ng_run.focus();
+  }
+
+  async function clearRules(x) {
+    if (!confirm(`Put station ${x.station} of line ${x.line} back on the default alarm rules?`)) return;
+    try {
+      await api("/api/v1/alarms/rules" + LG.q({line: x.line, station: x.station}), {method: "DELETE"});
+      LG.say(`Station ${x.station}: default alarm rules`, "ok");
+      await loadRules();
+    } catch (err) { LG.fail(err); }
+  }
+
+  rulesForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = rulesForm.elements;
+    const body = {line: f.line.value.trim(), station: f.station.value.trim()};
+    for (const k of SETTINGS) body[k] = f[k].value === "" ? null : Number(f[k].value);
+    try {
+      const out = await api("/api/v1/alarms/rules", {method: "PUT", body});
+      LG.say(Object.keys(out.own).length ? `Station ${out.station}: its own alarm rules saved`
+        : `Station ${out.station}: default alarm rules`, "ok");
+      rulesForm.reset();
+      await loadRules();
+    } catch (err) { LG.fail(err); }
+  });
+
   form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
   more.addEventListener("click", () => load(false).catch(LG.fail));
-  await load(true);
+  await Promise.all([load(true), loadRules()]);
 });

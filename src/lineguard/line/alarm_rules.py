@@ -1,0 +1,172 @@
+"""When a station's parts raise a line alarm: the rules, and each station's own.
+
+Stations differ. A station whose process rejects 3% of its parts on a normal day hears
+the default NG-rate alarm (10 of the last 100) at every bad hour, so the line learns to
+ignore it; one that rejects 0.1% should hear of 3% at once; a camera on a dusty line may
+need the photo rule at 5 photos in a row, a line with nobody at the screen a shorter
+escalation. The process's settings (``serve --alarm-*``) are every station's default;
+an engineer gives a station its own (the Alarms page, ``PUT /api/v1/alarms/rules``),
+each setting left empty following the default. They are kept in the database, so every
+process on it (the server, a hot folder's watcher) counts a station by the same rules,
+and each change is in the change log with what it was before.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit
+from .errors import Conflict, InvalidRequest, NotFound
+from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
+
+# the settings a station may have of its own; its table calls "window" rate_window (SQL reserves the word)
+SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "escalate_min")
+_COLUMN = {"window": "rate_window"}
+
+
+@dataclass(frozen=True)
+class AlarmRules:
+    """When a station's parts raise an alarm; 0 turns a rule off."""
+
+    ng_run: int = 5            # parts in a row not passed (NG or REVIEW)
+    ng_rate: float = 0.10      # share of NG parts among the last `window` parts
+    window: int = 100
+    photo_run: int = 3         # photos in a row the photo check doubts
+    escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
+
+    def __post_init__(self) -> None:
+        if not (self.ng_run == 0 or 2 <= self.ng_run <= 10_000):
+            raise ValueError(f"the NG-run alarm needs 2 to 10000 parts in a row (0: off), got {self.ng_run}")
+        if not 0 <= self.ng_rate <= 1:
+            raise ValueError(f"the NG-rate alarm's limit is a share of parts between 0 and 1 (0.1 = 10%; 0: off), "
+                             f"got {self.ng_rate}")
+        if not 10 <= self.window <= 100_000:
+            raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
+        if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
+            raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
+        if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
+            raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
+                             f"got {self.escalate_min}")
+
+    @property
+    def rate_limit(self) -> int:
+        """NG parts among the last ``window`` that raise the rate alarm (at least 2: one
+        NG part is a defect, not a rate)."""
+        return max(2, math.ceil(self.ng_rate * self.window - 1e-9))
+
+    @property
+    def active_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
+                                     ("photo", self.photo_run > 0)) if on)
+
+    @property
+    def judged_keep(self) -> int:
+        """Parts the reject rules look back over."""
+        return max(self.ng_run, self.window)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ng_run": self.ng_run, "ng_rate": self.ng_rate, "window": self.window,
+                "rate_limit": self.rate_limit if self.ng_rate else None, "photo_run": self.photo_run,
+                "escalate_min": self.escalate_min}
+
+
+def with_own(defaults: AlarmRules, own: dict[str, Any]) -> AlarmRules:
+    """A station's rules: its own settings, the defaults for the rest (ValueError when one is out of range)."""
+    return dataclasses.replace(defaults, **{k: v for k, v in own.items() if v is not None})
+
+
+def _own(row: StationAlarmRules) -> dict[str, Any]:
+    return {k: getattr(row, _COLUMN.get(k, k)) for k in SETTINGS if getattr(row, _COLUMN.get(k, k)) is not None}
+
+
+def read_own(db: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every station's own settings, by (line, station); those with none are left out."""
+    with db.session() as s:
+        return {(r.line, r.station): own for r in s.scalars(select(StationAlarmRules)) if (own := _own(r))}
+
+
+def listing(db: Any, defaults: AlarmRules) -> list[dict[str, Any]]:
+    """The stations with rules of their own: their settings and the rules they make with the defaults."""
+    with db.session() as s:
+        rows = list(s.scalars(select(StationAlarmRules).order_by(StationAlarmRules.line, StationAlarmRules.station)))
+    out = []
+    for r in rows:
+        own = _own(r)
+        try:
+            rules: Optional[dict[str, Any]] = with_own(defaults, own).to_dict()
+            problem = None
+        except ValueError as exc:    # written by hand in the database: the station counts by the defaults
+            rules, problem = defaults.to_dict(), str(exc)
+        out.append({"line": r.line, "station": r.station, "own": own, "rules": rules, "problem": problem,
+                    "updated_at": iso_utc(r.updated_at), "updated_by": r.updated_by})
+    return out
+
+
+def _check(line: str, station: str) -> None:
+    for what, name in (("line", line), ("station", station)):
+        if not name or name != name.strip() or len(name) > 100 or "\x00" in name:
+            raise InvalidRequest(f"give the {what} as the parts name it (1 to 100 characters, no spaces around it)")
+
+
+def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
+    """Give a station settings of its own (``own``: any of SETTINGS; None or left out: the
+    process's default). All left empty is the same as :func:`clear_own`. Refused for a
+    station no part was ever inspected at: a misspelt name would never raise an alarm."""
+    _check(line, station)
+    unknown = set(own) - set(SETTINGS)
+    if unknown:
+        raise InvalidRequest(f"unknown alarm setting(s) {', '.join(sorted(unknown))}; a station may have its own "
+                             f"{', '.join(SETTINGS)}")
+    own = {k: v for k, v in own.items() if v is not None}
+    try:
+        with_own(AlarmRules(), own)      # each setting is checked on its own range
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    try:
+        return _store(db, line, station, own, by)
+    except IntegrityError:     # two first settings of one station at once: the other one's stands
+        raise Conflict(f"station {station!r} of line {line!r} got alarm rules from someone else just now; "
+                       "look at them (GET /api/v1/alarms/rules) and set yours again") from None
+
+
+def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
+    with db.session() as s:
+        seen = s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1))
+        if seen is None:
+            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}: check both names "
+                           "(they are compared exactly, case included) or set its rules after its first part")
+        row = s.get(StationAlarmRules, (line, station))
+        before = _own(row) if row is not None else {}
+        if not own:
+            if row is not None:
+                s.delete(row)
+                audit.record(s, "alarm_rules.cleared", f"{line}/{station}", by, before=before)
+            return {"line": line, "station": station, "own": {}}
+        if row is None:
+            row = StationAlarmRules(line=line, station=station)
+            s.add(row)
+        for k in SETTINGS:
+            setattr(row, _COLUMN.get(k, k), own.get(k))
+        row.updated_at, row.updated_by = utcnow(), by[:100] if by else by
+        if own != before:
+            audit.record(s, "alarm_rules.set", f"{line}/{station}", by, before=before, after=own)
+    return {"line": line, "station": station, "own": own}
+
+
+def clear_own(db: Any, line: str, station: str, by: Optional[str]) -> dict[str, Any]:
+    """The station back on the process's defaults; NotFound when it had no settings of its own."""
+    _check(line, station)
+    with db.session() as s:
+        row = s.get(StationAlarmRules, (line, station))
+        if row is None:
+            raise NotFound(f"station {station!r} of line {line!r} has no alarm rules of its own; it follows the "
+                           "defaults already")
+        before = _own(row)
+        s.delete(row)
+        audit.record(s, "alarm_rules.cleared", f"{line}/{station}", by, before=before)
+    return {"line": line, "station": station, "own": {}}

@@ -1,0 +1,32 @@
+"""Each station's own alarm rules, where they differ from the process's (line.alarm_rules).
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-04
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alarm_rules",
+        sa.Column("line", sa.String(100), primary_key=True),
+        sa.Column("station", sa.String(100), primary_key=True),
+        sa.Column("ng_run", sa.Integer, nullable=True),
+        sa.Column("ng_rate", sa.Float, nullable=True),
+        sa.Column("rate_window", sa.Integer, nullable=True),
+        sa.Column("photo_run", sa.Integer, nullable=True),
+        sa.Column("escalate_min", sa.Float, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("updated_by", sa.String(100), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("alarm_rules")

@@ -1,0 +1,147 @@
+"""Each station's own alarm rules, on SQLite and PostgreSQL: set by an engineer, counted by
+from the station's next part (its latest records counted afresh), followed by every process
+on the database, in the change log, and back to the defaults when cleared."""
+from __future__ import annotations
+
+import datetime as dt
+
+from lineguard.line.alarms import AlarmRules, AlarmWatch
+from lineguard.line.auth import create_key
+from lineguard.line.orm import StationAlarmRules
+
+from .test_alarms import NG, OK, _parts, _station
+from .test_spc_api import client
+
+
+def _keys(st):
+    with st.db.session() as s:
+        return {role: {"X-API-Key": create_key(s, role, name=f"{role}-key")[1]} for role in ("operator", "engineer")}
+
+
+def test_a_station_with_rules_of_its_own_is_counted_by_them(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)           # defaults: 5 in a row, no rate rule
+    keys = _keys(st)
+    _parts(st, OK)
+    _parts(st, OK, station="S2")
+    with client(st) as c:
+        body = {"line": "L1", "station": "S1", "ng_run": 3, "escalate_min": 2}
+        assert c.put("/api/v1/alarms/rules", json=body, headers=keys["operator"]).status_code == 403
+        r = c.put("/api/v1/alarms/rules", json=body, headers=keys["engineer"])
+        assert r.status_code == 200, r.text
+        assert r.json()["own"] == {"ng_run": 3, "escalate_min": 2}
+        assert r.json()["rules"]["ng_run"] == 3 and r.json()["rules"]["photo_run"] == 3    # the rest: defaults
+        listed = c.get("/api/v1/alarms/rules").json()
+        assert listed["defaults"]["ng_run"] == 5 and listed["defaults"]["ng_rate"] == 0
+        (s1,) = listed["stations"]
+        assert (s1["line"], s1["station"], s1["own"], s1["rules"]["ng_run"]) == \
+            ("L1", "S1", {"ng_run": 3, "escalate_min": 2}, 3)
+        assert s1["updated_by"].startswith("engineer-key") and s1["problem"] is None
+
+    _parts(st, NG, NG, station="S2")
+    _parts(st, NG, NG)
+    assert st.alarms.active() == []
+    third = _parts(st, NG)[0]                             # S1: its own 3 in a row
+    (alarm,) = st.alarms.active()
+    assert (alarm["station"], alarm["parts"], alarm["inspection_id"]) == ("S1", 3, third.id)
+    raised = dt.datetime.fromisoformat(alarm["raised_at"].replace("Z", "+00:00"))
+    assert alarm["escalate_at"] == (raised + dt.timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    _parts(st, NG, station="S2")                          # S2 still on the defaults: 3 of 5
+    assert [a["station"] for a in st.alarms.active()] == ["S1"]
+    _parts(st, NG, NG, station="S2")
+    assert sorted(a["station"] for a in st.alarms.active()) == ["S1", "S2"]
+
+    with client(st) as c:
+        log = c.get("/api/v1/change-log", params={"action": "alarm_rules"}, headers=keys["engineer"]).json()["items"]
+        assert [(e["action"], e["subject"]) for e in log] == [("alarm_rules.set", "L1/S1")]
+        assert log[0]["details"] == {"before": {}, "after": {"ng_run": 3, "escalate_min": 2}}
+        assert c.delete("/api/v1/alarms/rules", params={"line": "L1", "station": "S1"},
+                        headers=keys["operator"]).status_code == 403
+        r = c.delete("/api/v1/alarms/rules", params={"line": "L1", "station": "S1"}, headers=keys["engineer"])
+        assert r.status_code == 200 and r.json()["rules"]["ng_run"] == 5
+        assert c.delete("/api/v1/alarms/rules", params={"line": "L1", "station": "S1"},
+                        headers=keys["engineer"]).status_code == 404        # on the defaults already
+        log = c.get("/api/v1/change-log", params={"action": "alarm_rules"}, headers=keys["engineer"]).json()["items"]
+        assert log[0]["action"] == "alarm_rules.cleared" and log[0]["details"]["before"]["ng_run"] == 3
+        assert c.get("/api/v1/alarms/rules").json()["stations"] == []
+    st.alarms.acknowledge(alarm["id"], "maria (user)")
+    _parts(st, NG, NG, NG, NG)                            # back on the defaults: 4 in a row is no alarm
+    assert [a["station"] for a in st.alarms.active()] == ["S2"]
+    _parts(st, NG)
+    assert sorted(a["station"] for a in st.alarms.active()) == ["S1", "S2"]
+
+
+def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_stored(spc_station):
+    st = _station(spc_station)
+    keys = _keys(st)
+    _parts(st, OK)
+    with client(st) as c:
+        def put(**body):
+            return c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "S1", **body},
+                         headers=keys["engineer"])
+        r = put(ng_run=1)
+        assert r.status_code == 422 and "2 to 10000 parts in a row" in r.json()["detail"]
+        assert put(ng_rate=1.5).status_code == 422
+        assert put(window=5).status_code == 422
+        assert put(escalate_min=0.1).status_code == 422
+        r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "s1", "ng_run": 3},
+                  headers=keys["engineer"])
+        assert r.status_code == 404 and "compared exactly" in r.json()["detail"]
+        r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": " S1", "ng_run": 3},
+                  headers=keys["engineer"])
+        assert r.status_code == 422
+        assert c.get("/api/v1/alarms/rules").json()["stations"] == []
+        assert c.get("/api/v1/change-log", params={"action": "alarm_rules"},
+                     headers=keys["engineer"]).json()["items"] == []
+        # all left empty: the defaults, as a DELETE
+        assert put(ng_run=0).status_code == 200
+        assert c.get("/api/v1/alarms/rules").json()["stations"][0]["own"] == {"ng_run": 0}
+        r = put()
+        assert r.status_code == 200 and r.json()["own"] == {}
+        assert c.get("/api/v1/alarms/rules").json()["stations"] == []
+
+
+def test_new_rules_count_the_stations_latest_parts_afresh(spc_station):
+    """A station three parts into a run when its rule drops to 3 raises at its next reject:
+    the counts are read back from the records under the new rules, not started empty."""
+    # every rule off by default: a station's own switch one on
+    st = _station(spc_station, alarm_ng_rate=0, alarm_photo_run=0, alarm_ng_run=0)
+    _parts(st, NG, NG, NG)
+    assert st.alarms.active() == []
+    st.alarms.set_station_rules("L1", "S1", {"ng_run": 4}, by="maria (user)")
+    assert st.alarms.active() == []          # nothing raised until the station's next part
+    last = _parts(st, NG)[0]
+    (alarm,) = st.alarms.active()
+    assert (alarm["parts"], alarm["inspection_id"]) == (4, last.id)
+    st.alarms.acknowledge(alarm["id"], "maria (user)")
+    # the rate rule switched on: its own floor, so the four NG parts the run alarm dealt with count
+    # toward it (as after a restart); set again, the run rule goes back to the default (off)
+    st.alarms.set_station_rules("L1", "S1", {"ng_rate": 0.2, "window": 10}, by="maria (user)")
+    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_rate",)
+    ok = _parts(st, OK)[0]
+    (rate,) = st.alarms.active()
+    assert (rate["kind"], rate["inspection_id"]) == ("ng_rate", ok.id)
+    assert "4 of the last 5 parts NG" in rate["message"] and "limit of 2 in 10" in rate["message"]
+
+
+def test_every_process_on_the_database_follows_a_stations_rules(spc_station):
+    """Rules set in the server reach a hot folder's watcher (another process on the
+    database) at its next read of them, at the latest RULES_READ_S later."""
+    st = _station(spc_station, alarm_ng_rate=0)
+    watcher = AlarmWatch(st.db, st.alarms.rules)
+    _parts(st, OK)
+    assert watcher.rules_for("L1", "S1").ng_run == 5
+    st.alarms.set_station_rules("L1", "S1", {"ng_run": 2, "photo_run": 0}, by="maria (user)")
+    assert watcher.rules_for("L1", "S1").ng_run == 5          # read less than RULES_READ_S ago
+    watcher._own_read_at -= AlarmWatch.RULES_READ_S
+    rules = watcher.rules_for("L1", "S1")
+    assert (rules.ng_run, rules.photo_run, rules.window, rules.escalate_min) == (2, 0, 100, 10.0)
+    assert watcher.rules_for("L1", "S2") == st.alarms.rules
+    # a setting written out of range by hand in the database: that station on the defaults, the others as set
+    with st.db.session() as s:
+        s.add(StationAlarmRules(line="L1", station="S2", ng_run=1, updated_at=dt.datetime(2026, 12, 4)))
+    watcher.read_rules()
+    assert watcher.rules_for("L1", "S2") == st.alarms.rules and watcher.rules_for("L1", "S1").ng_run == 2
+    with client(st) as c:
+        bad = [x for x in c.get("/api/v1/alarms/rules").json()["stations"] if x["station"] == "S2"][0]
+        assert "2 to 10000 parts in a row" in bad["problem"] and bad["rules"]["ng_run"] == 5
+
