@@ -310,6 +310,38 @@ def test_a_run_of_ng_parts_raises_the_alarm_bit_with_its_answer_and_alarm_ack_cl
     assert done["id"] == alarm["id"] and done["acked_by"] == "plc (modbus)" and not done["active"]
 
 
+def test_parts_rejected_without_a_verdict_raise_their_own_alarm_with_the_answer(plc_cell):
+    """No image for trigger after trigger: every part is rejected and no part is recorded, so
+    no reject rule and no page would see it. Three such answers in a row raise the
+    no_verdict alarm (AlarmCode bit 3) in the third one's answer; an answer with a verdict
+    ends the run."""
+    lost = LookupError("camera lost")
+    st, srv, plc = plc_cell([lost, lost, png_bytes(30, seed=40), lost, lost, lost], verify_every_s=3600)
+    for i, kind in enumerate(["fault", "fault", "ok", "fault", "fault", "fault"]):
+        plc.trigger(tag=600 + i)
+        bits = plc.wait("valid")
+        assert bits["ng"] != (kind == "ok")
+        assert _alarm(plc) == ((True, 8) if i == 5 else (False, 0)), i
+        plc.pulse(1)                               # ResultsAck
+        if kind == "fault":
+            plc.pulse(2)                           # ClearError
+        plc.wait("ready")
+    (alarm,) = st.alarms.active(line="L1", station="S1")
+    assert (alarm["kind"], alarm["parts"], alarm["inspection_id"]) == ("no_verdict", 3, 0)
+    assert "3 parts in a row answered NG to the PLC without a verdict" in alarm["message"]
+    assert "camera lost" in alarm["message"]
+    from sqlalchemy import func, select
+    from lineguard.line.orm import LineSignal
+    with st.db.session() as s:
+        assert alarm["signal_id"] == s.scalar(select(func.max(LineSignal.id)))
+    plc.pulse(3)                                   # AlarmAck
+    deadline = time.monotonic() + 10
+    while _alarm(plc) != (False, 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _alarm(plc) == (False, 0)
+    assert st.alarms.history()[0]["acked_after_id"] == alarm["signal_id"]
+
+
 def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):
     """Another process on the same database (a hot folder's watcher) raised it: read with the verification."""
     from lineguard.line.orm import LineAlarm, utcnow

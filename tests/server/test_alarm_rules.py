@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from lineguard.line.alarms import AlarmRules, AlarmWatch
+from lineguard.line.alarms import AlarmWatch
 from lineguard.line.auth import create_key
 from lineguard.line.orm import StationAlarmRules
 
@@ -101,10 +101,10 @@ def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_st
 
 
 def test_new_rules_count_the_stations_latest_parts_afresh(spc_station):
-    """A station three parts into a run when its rule drops to 3 raises at its next reject:
-    the counts are read back from the records under the new rules, not started empty."""
+    """A station three rejects into a run when it gets a rule of four raises at its next
+    reject: the counts are read back from the records under the new rules, not started empty."""
     # every rule off by default: a station's own switch one on
-    st = _station(spc_station, alarm_ng_rate=0, alarm_photo_run=0, alarm_ng_run=0)
+    st = _station(spc_station, alarm_ng_rate=0, alarm_photo_run=0, alarm_ng_run=0, alarm_no_verdict_run=0)
     _parts(st, NG, NG, NG)
     assert st.alarms.active() == []
     st.alarms.set_station_rules("L1", "S1", {"ng_run": 4}, by="maria (user)")
@@ -145,3 +145,18 @@ def test_every_process_on_the_database_follows_a_stations_rules(spc_station):
         bad = [x for x in c.get("/api/v1/alarms/rules").json()["stations"] if x["station"] == "S2"][0]
         assert "2 to 10000 parts in a row" in bad["problem"] and bad["rules"]["ng_run"] == 5
 
+
+
+def test_a_station_may_have_its_own_no_verdict_rule(spc_station):
+    st = _station(spc_station)
+    keys = _keys(st)
+    _parts(st, OK)
+    with client(st) as c:
+        r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "S1", "no_verdict_run": 0},
+                  headers=keys["engineer"])
+        assert r.status_code == 200 and r.json()["own"] == {"no_verdict_run": 0}
+        assert r.json()["rules"]["no_verdict_run"] == 0
+        assert c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "S1", "no_verdict_run": 1},
+                     headers=keys["engineer"]).status_code == 422
+    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_run", "ng_rate", "photo")
+    assert [st.alarms.after_answer("L1", "S1", "cell", None, verdict=False) for _ in range(5)] == [[]] * 5

@@ -86,7 +86,7 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         listed = c.get("/api/v1/alarms", params={"active": "false", "line": "L1"}).json()
         assert [a["id"] for a in listed["items"]] == [alarm["id"]]
         assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None,
-                                      "photo_run": 3, "escalate_min": 10.0}
+                                      "photo_run": 3, "no_verdict_run": 3, "escalate_min": 10.0}
         assert c.get("/api/v1/alarms", params={"active": "true"}).json()["items"] == []
     assert [a["change"] for a in heard] == ["raised", "acknowledged"]
     assert _alarm_messages(st)[-1] == ("acknowledged", "ng_run", alarm["id"])
@@ -157,7 +157,10 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
         StationConfig(data_dir=tmp_path, alarm_photo_run=1)
     with pytest.raises(ValueError, match="escalated after 0.5 to 1440 minutes"):
         StationConfig(data_dir=tmp_path, alarm_escalate_min=0.1)
-    off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0, alarm_photo_run=0).alarm_rules
+    with pytest.raises(ValueError, match="2 to 10000 PLC answers in a row without a verdict"):
+        StationConfig(data_dir=tmp_path, alarm_no_verdict_run=1)
+    off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0, alarm_photo_run=0,
+                        alarm_no_verdict_run=0).alarm_rules
     assert off.active_kinds == ()
 
 
@@ -474,3 +477,39 @@ def test_the_shift_report_carries_an_alarm_still_active_from_an_earlier_shift(sp
     with client(st) as c:
         rows = c.get("/api/v1/reports/shift", params={"at": now}).json()["alarms"]
     assert [(r["id"], r.get("from_before")) for r in rows] == [(alarm["id"], True)]
+
+
+def test_rejects_without_a_verdict_are_read_back_after_a_restart_and_an_acknowledgement_counts(spc_station):
+    """The no_verdict rule over the PLC's answers (line_signals): a run cut by a restart goes
+    on, an acknowledgement in another process ends what came before, one active alarm at a time."""
+    from lineguard.line.alarms import AlarmWatch
+    from lineguard.line.orm import LineSignal, utcnow
+    st = _station(spc_station)
+    seq = iter(range(1, 10**6))
+
+    def answer(watch, verdict=False):
+        with st.db.session() as s:
+            row = LineSignal(protocol="modbus", line="L1", station="S1", trigger_seq=next(seq), part_tag=0,
+                             recipe_id=1, product="cell", inspection_id=7 if verdict else None,
+                             signal="OK" if verdict else "NG", result_code=1 if verdict else 10,
+                             reason=None if verdict else "no verdict within 1000 ms", triggered_at=utcnow(),
+                             answered_at=utcnow())
+            s.add(row)
+            s.flush()
+            signal_id = row.id
+        return watch.after_answer("L1", "S1", "cell", None if verdict else signal_id, verdict=verdict,
+                                  reason=None if verdict else "no verdict within 1000 ms")
+
+    assert answer(st.alarms) == [] and answer(st.alarms) == []
+    later = AlarmWatch(st.db, st.alarms.rules)        # the station restarted: the run is read back
+    (alarm,) = answer(later)
+    assert (alarm["kind"], alarm["parts"], alarm["inspection_id"]) == ("no_verdict", 3, 0)
+    assert "within 1000 ms" in alarm["message"]
+    assert [answer(later) for _ in range(4)] == [[]] * 4           # latched
+    st.alarms.acknowledge(alarm["id"], "maria (user)")            # in "another process"
+    assert answer(later) == [] and answer(later) == []            # the answers before it do not count
+    assert answer(later, verdict=True) == []                        # a verdict ends the run
+    assert answer(later) == [] and answer(later) == []
+    (again,) = answer(later)
+    assert again["parts"] == 3 and again["id"] != alarm["id"]
+    assert st.alarms.rules_for("L1", "S1").no_verdict_run == 3

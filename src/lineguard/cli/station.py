@@ -23,7 +23,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
             min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
             backup_every_h: float = 24.0, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
-            alarm_window: int = 100, alarm_photo_run: int = 3, alarm_escalate_min: float = 10.0):
+            alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
+            alarm_escalate_min: float = 10.0):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -34,7 +35,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
                              ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
                              alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
-                             alarm_photo_run=alarm_photo_run, alarm_escalate_min=alarm_escalate_min)
+                             alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
+                             alarm_escalate_min=alarm_escalate_min)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -42,7 +44,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 # the options of a station wherever it runs, and their defaults (see line.config)
 _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
                      "ok_image_days": None, "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
-                     "alarm_photo_run": 3, "alarm_escalate_min": 10.0}
+                     "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0}
 
 
 def station_options(f):
@@ -86,6 +88,11 @@ def station_options(f):
                      help="Raise a line alarm (check the camera) when this many photos in a row at a station are "
                           "unlike the model's good photos (too dark, too bright, flat, blurred); such parts then "
                           "count toward no other alarm. 0: off (they count as REVIEW parts)."),
+        click.option("--alarm-no-verdict-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NO_VERDICT_RUN",
+                     default=_STATION_DEFAULTS["alarm_no_verdict_run"], show_default=True,
+                     help="Raise a line alarm when the PLC link answers this many parts in a row NG without a "
+                          "verdict (no verdict within --inspection-window-ms, no image, a model or storage fault): "
+                          "good parts are being scrapped. 0: off."),
         click.option("--alarm-escalate-min", type=click.FloatRange(min=0), envvar="LINEGUARD_ALARM_ESCALATE_MIN",
                      default=_STATION_DEFAULTS["alarm_escalate_min"], show_default=True,
                      help="Escalate a line alarm left unacknowledged this many minutes, once (MQTT/webhook "
@@ -163,7 +170,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], backup_to: Optional[Path],
           backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
-          alarm_photo_run: int, alarm_escalate_min: float) -> None:
+          alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -180,7 +187,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                   precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
                   backup_to, backup_every_h, alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                   alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
-                  alarm_escalate_min=alarm_escalate_min)
+                  alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found

@@ -25,7 +25,7 @@ from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
 
 # the settings a station may have of its own; its table calls "window" rate_window (SQL reserves the word)
-SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "escalate_min")
+SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min")
 _COLUMN = {"window": "rate_window"}
 
 
@@ -37,6 +37,7 @@ class AlarmRules:
     ng_rate: float = 0.10      # share of NG parts among the last `window` parts
     window: int = 100
     photo_run: int = 3         # photos in a row the photo check doubts
+    no_verdict_run: int = 3    # PLC answers in a row rejected without a verdict (window missed, no image, fault)
     escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
 
     def __post_init__(self) -> None:
@@ -49,6 +50,9 @@ class AlarmRules:
             raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
         if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
             raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
+        if not (self.no_verdict_run == 0 or 2 <= self.no_verdict_run <= 10_000):
+            raise ValueError(f"the no-verdict alarm needs 2 to 10000 PLC answers in a row without a verdict (0: off), "
+                             f"got {self.no_verdict_run}")
         if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
             raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
                              f"got {self.escalate_min}")
@@ -61,6 +65,11 @@ class AlarmRules:
 
     @property
     def active_kinds(self) -> tuple[str, ...]:
+        return self.part_kinds + (("no_verdict",) if self.no_verdict_run else ())
+
+    @property
+    def part_kinds(self) -> tuple[str, ...]:
+        """The rules counted over the parts' records (no_verdict counts the PLC's answers)."""
         return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
                                      ("photo", self.photo_run > 0)) if on)
 
@@ -72,7 +81,7 @@ class AlarmRules:
     def to_dict(self) -> dict[str, Any]:
         return {"ng_run": self.ng_run, "ng_rate": self.ng_rate, "window": self.window,
                 "rate_limit": self.rate_limit if self.ng_rate else None, "photo_run": self.photo_run,
-                "escalate_min": self.escalate_min}
+                "no_verdict_run": self.no_verdict_run, "escalate_min": self.escalate_min}
 
 
 def with_own(defaults: AlarmRules, own: dict[str, Any]) -> AlarmRules:

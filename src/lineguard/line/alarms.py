@@ -20,6 +20,14 @@ three rules:
   line hears "check the camera", not "the parts are bad". About 1-2% of good photos are
   doubted by chance (the photo check's bench); one by one, three in a row would come once
   in 100,000 to a million parts.
+- ``no_verdict_run``: that many PLC answers in a row NG without a verdict of the model
+  (the inspection window missed, no image, a model or storage fault), default 3. Such a
+  part has no inspection record (a late verdict, if any, is stored with the verdict the
+  model gave, often OK), so no other rule and no page sees it, while the line scraps
+  every part: a station too slow for the line, a camera that delivers nothing. Counted by
+  the PLC link (line.plc_handshake) over its answers, in the order given, any answer
+  with a verdict breaks the run; read back from ``line_signals`` after a restart; the
+  alarm names the answer (``signal_id``) that raised it and has no part (inspection 0).
 
 These are the process's defaults; a station may have rules of its own (line.alarm_rules),
 read from the database by every process on it. From a station's first part under new
@@ -57,18 +65,18 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import alarm_rules
 from .alarm_rules import AlarmRules
 from .errors import Conflict, InvalidRequest, NotFound
-from .orm import Inspection, LineAlarm, iso_utc, utcnow
+from .orm import Inspection, LineAlarm, LineSignal, iso_utc, utcnow
 from .outbox import lock_line, record_event
 
 log = logging.getLogger("lineguard.station")
 
-KINDS = ("ng_run", "ng_rate", "photo")     # the order is the PLC's AlarmCode bits
+KINDS = ("ng_run", "ng_rate", "photo", "no_verdict")     # the order is the PLC's AlarmCode bits
 NOTE_MAX = 2000
 # What an alarm turned out to be, chosen by whoever acknowledges it (the PLC chooses none):
 # counted per shift, they say what stops the line. Stable keys, so counts stay comparable.
@@ -155,7 +163,7 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
             "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id,
-            "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at)}
+            "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at), "signal_id": a.signal_id}
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
@@ -193,8 +201,10 @@ class AlarmWatch:
         self._guard = threading.Lock()
         # one lock per station: a station's parts are counted in turn, other stations'
         # parts never wait for its database reads and writes
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._counts: dict[tuple[str, str], _Counts] = {}
+        # per station, the ids of its latest PLC answers without a verdict, in a row (None: not recorded)
+        self._answers: dict[tuple[str, str, str], list[Optional[int]]] = {}
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
@@ -333,7 +343,7 @@ class AlarmWatch:
         self.read_rules()
         return {**out, "rules": self.rules_for(line, station).to_dict()}
 
-    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+    def _lock(self, key: tuple[str, ...]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
@@ -347,7 +357,7 @@ class AlarmWatch:
             return []
         key = (rec.line, rec.station)
         rules = self.rules_for(rec.line, rec.station)
-        if not rules.active_kinds:
+        if not rules.part_kinds:
             self._counts.pop(key, None)      # read back afresh should a rule be switched on
             return []
         raised: list[dict[str, Any]] = []
@@ -368,13 +378,103 @@ class AlarmWatch:
             log.warning("line %s station %s: an alarm could not be read or written; tried again at the next part",
                         rec.line, rec.station, exc_info=True)
             self._counts.pop(key, None)     # read back from the records next time
+        self._announce(raised)
+        return raised
+
+    def _announce(self, raised: list[dict[str, Any]]) -> None:
         for alarm in raised:
             log.warning("ALARM line %s station %s: %s", alarm["line"], alarm["station"], alarm["message"])
             if self.metrics is not None:
                 self.metrics.alarms_raised.labels(alarm["line"], alarm["station"], alarm["kind"]).inc()
             self.count_active()
             self._tell(alarm)
+
+    # -- the PLC's answers -----------------------------------------------------------------
+    def after_answer(self, line: str, station: str, product: str, signal_id: Optional[int], verdict: bool,
+                     reason: Optional[str] = None) -> list[dict[str, Any]]:
+        """Count an answer the PLC link gave (``verdict``: the model's; else a reject without
+        one, ``signal_id`` its line_signals row, None when it could not be recorded); the
+        alarm it raised, if any. Called in the order the answers were given; never raises.
+
+        An answer with a verdict touches no database: it ends the run, whatever came before."""
+        key = ("answers", line, station)      # a lock of its own: never waits on a part's alarm writes
+        if verdict:
+            with self._lock(key):
+                self._answers[key] = []
+            return []
+        rules = self.rules_for(line, station)
+        if not rules.no_verdict_run:
+            return []
+        raised: list[dict[str, Any]] = []
+        try:
+            with self._lock(key):
+                run = self._answers.get(key)
+                if run is None:
+                    run = self._answers[key] = self._load_answers(line, station, rules)
+                if signal_id is None or signal_id not in run:
+                    run.append(signal_id)
+                if len(run) >= rules.no_verdict_run:
+                    alarm = self._raise_no_verdict(line, station, product, reason, run, rules)
+                    if alarm is not None:
+                        raised.append(alarm)
+        except SQLAlchemyError:
+            log.warning("line %s station %s: a no-verdict alarm could not be read or written; tried again at the "
+                        "next such answer", line, station, exc_info=True)
+            self._answers.pop(key, None)     # read back from the records next time
+        self._announce(raised)
         return raised
+
+    def _load_answers(self, line: str, station: str, rules: AlarmRules) -> list[Optional[int]]:
+        """The station's newest answers without a verdict, in a row, after what the last
+        no-verdict alarm did with (after a restart)."""
+        with self.db.session() as s:
+            rows = s.execute(select(LineSignal.id, LineSignal.inspection_id)
+                             .where(LineSignal.line == line, LineSignal.station == station)
+                             .order_by(LineSignal.id.desc()).limit(rules.no_verdict_run)).all()
+            last = _last_alarm(s, line, station, "no_verdict")
+        floor = _floor_of(last) if last is not None else 0
+        run: list[Optional[int]] = []
+        for signal_id, inspection_id in rows:
+            if inspection_id is not None or signal_id <= floor:
+                break
+            run.append(signal_id)
+        return run[::-1]
+
+    def _raise_no_verdict(self, line: str, station: str, product: str, reason: Optional[str],
+                          run: list[Optional[int]], rules: AlarmRules) -> Optional[dict[str, Any]]:
+        """Write the alarm a run of answers without a verdict raises (see _raise)."""
+        with self.db.session() as s:
+            lock_line(s, line)
+            last = _last_alarm(s, line, station, "no_verdict")
+            if last is not None:
+                if last.acked_at is None:
+                    run.clear()              # latched: the line knows
+                    return None
+                floor = _floor_of(last)      # acknowledged meanwhile, maybe in another process
+                run[:] = [i for i in run if i is None or i > floor]
+                if len(run) < rules.no_verdict_run:
+                    return None
+            parts = len(run)
+            message = (f"{parts} parts in a row answered NG to the PLC without a verdict at station {station} (line "
+                       f"{line}, {product}) (the last: {reason or 'no verdict'}): good parts are being scrapped; see "
+                       "whether the station keeps up with the line (the inspection window), whether the camera "
+                       "delivers images, and the station's faults (/health)")
+            raised = utcnow()
+            a = LineAlarm(line=line, station=station, product=product, kind="no_verdict", message=message,
+                          raised_at=raised, inspection_id=0, first_inspection_id=0,
+                          signal_id=max((i for i in run if i is not None), default=None), parts=parts, rejected=parts,
+                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None)
+            s.add(a)
+            try:
+                s.flush()
+            except IntegrityError:     # another process latched one just now
+                s.rollback()
+                run.clear()
+                return None
+            out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, line, station, a.raised_at)}
+            record_event(s, "alarm", line, out)
+        run.clear()                  # counted afresh from the next answer
+        return out
 
     def _load(self, line: str, station: str, rules: AlarmRules) -> _Counts:
         """The counts as the station's latest records and alarms leave them (after a restart)."""
@@ -388,7 +488,7 @@ class AlarmWatch:
             rows = s.execute((q.where(~doubted) if rules.photo_run else q).limit(rules.judged_keep)).all()
             if rules.photo_run:
                 rows += s.execute(q.limit(rules.photo_run)).all()
-            last = {kind: _last_alarm(s, line, station, kind) for kind in rules.active_kinds}
+            last = {kind: _last_alarm(s, line, station, kind) for kind in rules.part_kinds}
         rows = {r[0]: r for r in rows}.values()      # a part in both reads is counted once
         counts = _Counts(rules, loaded=frozenset(r[0] for r in rows))
         for part_id, verdict, photo_doubted in rows:
@@ -465,14 +565,19 @@ class AlarmWatch:
             if a is None:
                 raise NotFound(f"no alarm {alarm_id}")
             lock_line(s, a.line)      # before the write and the state read (see _raise)
-            # the station's newest part now: parts up to it never raise this rule again
-            newest = max(s.scalars(select(Inspection.id).where(Inspection.line == a.line,
-                                                               Inspection.station == a.station)
-                                   .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(50)),
-                         default=0)
+            # the station's newest part (its newest PLC answer for no_verdict) now: those up
+            # to it never raise this rule again
+            if a.kind == "no_verdict":
+                newest = s.scalar(select(func.max(LineSignal.id)).where(LineSignal.line == a.line,
+                                                                       LineSignal.station == a.station)) or 0
+            else:
+                newest = max(s.scalars(select(Inspection.id).where(Inspection.line == a.line,
+                                                                   Inspection.station == a.station)
+                                       .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(50)),
+                             default=0)
             done = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None))
                              .values(acked_at=utcnow(), acked_by=by, ack_note=note, ack_cause=cause,
-                                     acked_after_id=max(newest, a.inspection_id))).rowcount
+                                     acked_after_id=max(newest, _raised_by(a)))).rowcount
             s.refresh(a)
             if not done:
                 raise Conflict(f"alarm {alarm_id} was acknowledged already, by {a.acked_by or 'someone'} at "
@@ -480,11 +585,17 @@ class AlarmWatch:
             out = {**alarm_to_dict(a), "change": "acknowledged",
                    **_station_state(s, a.line, a.station, a.acked_at)}
             record_event(s, "alarm", a.line, out)
-        key = (out["line"], out["station"])
-        with self._lock(key):
-            counts = self._counts.get(key)
-            if counts is not None:
-                counts.raise_floor(out["kind"], out["acked_after_id"])
+        if out["kind"] == "no_verdict":
+            key = ("answers", out["line"], out["station"])
+            with self._lock(key):
+                if key in self._answers:       # the answers before the acknowledgement never raise it again
+                    self._answers[key] = []
+        else:
+            key = (out["line"], out["station"])
+            with self._lock(key):
+                counts = self._counts.get(key)
+                if counts is not None:
+                    counts.raise_floor(out["kind"], out["acked_after_id"])
         log.info("alarm %s at line %s station %s acknowledged by %s", out["id"], out["line"], out["station"], by)
         self.count_active()
         self._tell(out)
@@ -538,10 +649,15 @@ def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlar
                      .order_by(LineAlarm.id.desc()).limit(1)).first()
 
 
+def _raised_by(a: LineAlarm) -> int:
+    """The id of the part (the PLC answer for no_verdict) that raised alarm ``a``."""
+    return (a.signal_id or 0) if a.kind == "no_verdict" else a.inspection_id
+
+
 def _floor_of(a: LineAlarm) -> int:
-    """Parts at or below this id are done with by alarm ``a``: those that raised it and,
-    once acknowledged, those made before."""
-    return max(a.inspection_id, a.acked_after_id or 0)
+    """Parts (answers) at or below this id are done with by alarm ``a``: those that raised
+    it and, once acknowledged, those made before."""
+    return max(_raised_by(a), a.acked_after_id or 0)
 
 
 def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
@@ -616,5 +732,5 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
 
 def alarm_code(alarms: list[dict[str, Any]]) -> int:
     """The PLC's AlarmCode: bit 0 an NG run, bit 1 an NG rate, bit 2 photos the model
-    cannot judge (0: none active)."""
+    cannot judge, bit 3 PLC rejects without a verdict (0: none active)."""
     return sum(1 << KINDS.index(kind) for kind in {a["kind"] for a in alarms} if kind in KINDS)

@@ -134,6 +134,7 @@ class StationConfig:
     alarm_ng_rate: float = 0.10
     alarm_window: int = 100
     alarm_photo_run: int = 3
+    alarm_no_verdict_run: int = 3
     # minutes an alarm may stay unacknowledged before it is escalated once (0: never)
     alarm_escalate_min: float = 10.0
 
@@ -186,7 +187,8 @@ class StationConfig:
     def alarm_rules(self) -> "AlarmRules":
         from .alarm_rules import AlarmRules
         return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window,
-                          photo_run=self.alarm_photo_run, escalate_min=self.alarm_escalate_min)
+                          photo_run=self.alarm_photo_run, no_verdict_run=self.alarm_no_verdict_run,
+                          escalate_min=self.alarm_escalate_min)
 
     @property
     def database_url(self) -> str:
@@ -240,6 +242,7 @@ _ENV = {
     "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", float),
     "LINEGUARD_ALARM_WINDOW": ("alarm_window", int),
     "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", int),
+    "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", int),
     "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", float),
 }
 

@@ -134,8 +134,11 @@ class LineAlarm(Base):
     kind: Mapped[str] = mapped_column(String(20))            # ng_run | ng_rate | photo
     message: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    inspection_id: Mapped[int] = mapped_column(Integer)       # the part that raised it
+    inspection_id: Mapped[int] = mapped_column(Integer)       # the part that raised it (0: no_verdict, no record)
     first_inspection_id: Mapped[int] = mapped_column(Integer)  # the first part of the run or window
+    # no_verdict: the PLC answer (line_signals) that raised it; its acked_after_id is then
+    # the station's newest answer when acknowledged, not a part
+    signal_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     parts: Mapped[int] = mapped_column(Integer)               # parts looked at (the run, the window)
     rejected: Mapped[int] = mapped_column(Integer)            # of them not passed (run) or NG (rate)
     acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
@@ -163,6 +166,7 @@ class StationAlarmRules(Base):
     ng_rate: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     rate_window: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)   # "window" is reserved in SQL
     photo_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    no_verdict_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     escalate_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)

@@ -178,7 +178,8 @@ class Handshake:
         self._closing = threading.Event()
         self._verifier: Optional[threading.Thread] = None
         # the station's line alarms (line.alarms) at this station, as AlarmCode: bit 0 a run
-        # of rejected parts, bit 1 a high NG rate, bit 2 doubted photos. Set by an alarm raised here before the
+        # of rejected parts, bit 1 a high NG rate, bit 2 doubted photos, bit 3 rejects
+        # without a verdict. Set by an alarm raised here before the
         # answer of the part that raised it; read again with the verification (an alarm
         # another process raised or acknowledged); the generation keeps a read that began
         # before an alarm event from undoing it
@@ -382,6 +383,13 @@ class Handshake:
                 # a red rabbit passed: Verified drops with this answer, not after a query
                 self.verification = VerificationState.FAILED
             self._verify_now.set()   # a test part's check: read the whole state again
+        alarms = getattr(self.station, "alarms", None)
+        if alarms is not None:
+            # a run of rejects without a verdict raises its alarm (line.alarms, no_verdict)
+            # with this answer, as a run of NG parts does with theirs; an answer with a
+            # verdict only ends the run, in memory
+            alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
+                                trig.signal_id if rec is None else None, verdict=rec is not None, reason=reason)
         self.answered(ans)
         self.show()
         if rec is not None:

@@ -57,7 +57,8 @@ Input registers (station writes, function 04)
                        5 from a recipe change until read for the new product
  11    AlarmCode       this station's active line alarms: bit 0 a run of rejected
                        parts, bit 1 a high NG rate, bit 2 photos the model cannot
-                       judge (check the camera) (0: none); set with the answer
+                       judge (check the camera), bit 3 parts answered NG without
+                       a verdict (timeouts, faults) (0: none); set with the answer
                        of the part that raised it, cleared once acknowledged (the
                        app, the API or AlarmAck)
 =====  ==============  =======================================================

@@ -50,7 +50,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           Verified          Boolean       VerificationState is 3 (the line may interlock on it)
           AlarmCode         UInt32        the station's active line alarms (line.alarms): bit 0
                                           a run of rejected parts, bit 1 a high NG rate,
-                                          bit 2 photos the model cannot judge
+                                          bit 2 photos the model cannot judge,
+                                          bit 3 rejects without a verdict
           Alarm             Boolean       AlarmCode is not 0 (the line may stop on it)
           AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
 

@@ -52,6 +52,8 @@ class StationAlarmRulesIn(BaseModel):
     ng_rate: Optional[float] = Field(default=None, description="share of NG parts in the window (0-1; 0: off)")
     window: Optional[int] = Field(default=None, description="parts the NG rate is taken over (10-100000)")
     photo_run: Optional[int] = Field(default=None, description="doubted photos in a row (2-10000; 0: off)")
+    no_verdict_run: Optional[int] = Field(default=None, description="PLC answers in a row NG without a verdict "
+                                          "(2-10000; 0: off)")
     escalate_min: Optional[float] = Field(default=None, description="minutes unacknowledged before an alarm is "
                                           "escalated (0.5-1440; 0: never)")
 

@@ -6,7 +6,8 @@
 LG.start(async (main) => {
   const {h, api, clear, field, select, num, when, partUrl} = LG;
   const p = LG.params();
-  const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera"};
+  const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera",
+    no_verdict: "rejected without a verdict"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
   const causes = first.causes || {};
   // the last seven days unless the address says otherwise; kept out of the address, so a
@@ -38,6 +39,7 @@ LG.start(async (main) => {
     field("NG rate (share, 0.1 = 10%)", ruleIn("ng_rate", {min: 0, max: 1, step: "any"})),
     field("of the last … parts", ruleIn("window", {min: 10, max: 100000, step: 1})),
     field("doubted photos in a row", ruleIn("photo_run", {min: 0, max: 10000, step: 1})),
+    field("PLC rejects without a verdict in a row", ruleIn("no_verdict_run", {min: 0, max: 10000, step: 1})),
     field("escalate after (min)", ruleIn("escalate_min", {min: 0, max: 1440, step: "any"})),
     h("button", {type: "submit"}, "Save"));
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms"), csv),
@@ -104,7 +106,8 @@ LG.start(async (main) => {
       body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
         h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
         h("td", {title: a.message}, KIND[a.kind] || a.kind, a.escalated_at ? " · escalated" : ""),
-        h("td", {}, h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)),
+        h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)
+          : `PLC answer ${a.signal_id === null ? "–" : "#" + a.signal_id}`),
         h("td", {}, a.acked_at ? when(a.acked_at) : h("b", {class: "v-ng"}, "active")),
         h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
         h("td", {}, a.ack_note || "–")));
@@ -114,12 +117,13 @@ LG.start(async (main) => {
     more.hidden = !before;
   }
 
-  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "escalate_min"];
+  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min"];
   function ruleCells(r, own) {
     const cell = (k, text) => h("td", {dataset: {setting: k}}, own && k in own ? h("b", {}, text) : text);
     return [cell("ng_run", r.ng_run ? String(r.ng_run) : "off"),
       cell("ng_rate", r.ng_rate ? `${num(r.ng_rate * 100, 1)}% (${r.rate_limit} NG)` : "off"),
       cell("window", String(r.window)), cell("photo_run", r.photo_run ? String(r.photo_run) : "off"),
+      cell("no_verdict_run", r.no_verdict_run ? String(r.no_verdict_run) : "off"),
       cell("escalate_min", r.escalate_min ? `${num(r.escalate_min, 1)} min` : "never")];
   }
 
@@ -138,7 +142,7 @@ LG.start(async (main) => {
           "Defaults"))));
     }
     clear(rulesEl).appendChild(h("table", {}, h("tr", {}, ["line", "station", "in a row", "NG rate", "of the last",
-      "photos in a row", "escalate", "set", ""].map((t) => h("th", {}, t))), rows));
+      "photos in a row", "no verdict", "escalate", "set", ""].map((t) => h("th", {}, t))), rows));
     LG.applyRoles(rulesEl);
   }
 

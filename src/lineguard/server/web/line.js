@@ -28,7 +28,8 @@ LG.start(async (main) => {
   const alarmsHead = h("h2", {}, "Alarm");
   const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
-  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera"};
+  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
+    no_verdict: "Parts rejected without a verdict"};
   // what an alarm may turn out to be (the station's list), chosen on acknowledgement
   const causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
 
@@ -53,7 +54,8 @@ LG.start(async (main) => {
     });
     const item = h("div", {class: "alarm-item", dataset: {id: a.id}},
       h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
-        " · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")),
+        // a reject without a verdict has no part record to link to (the message says why it came)
+        a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
       h("p", {}, a.message), h("div", {class: "row"}, cause, note, ack));
     LG.applyRoles(item);
     return item;

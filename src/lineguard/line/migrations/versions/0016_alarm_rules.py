@@ -1,4 +1,5 @@
-"""Each station's own alarm rules, where they differ from the process's (line.alarm_rules).
+"""Each station's own alarm rules, where they differ from the process's (line.alarm_rules);
+the PLC answer that raised a no_verdict alarm (line.alarms).
 
 Revision ID: 0016
 Revises: 0015
@@ -22,11 +23,15 @@ def upgrade() -> None:
         sa.Column("ng_rate", sa.Float, nullable=True),
         sa.Column("rate_window", sa.Integer, nullable=True),
         sa.Column("photo_run", sa.Integer, nullable=True),
+        sa.Column("no_verdict_run", sa.Integer, nullable=True),
         sa.Column("escalate_min", sa.Float, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=False),
         sa.Column("updated_by", sa.String(100), nullable=True),
     )
+    op.add_column("alarms", sa.Column("signal_id", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alarms") as batch:
+        batch.drop_column("signal_id")
     op.drop_table("alarm_rules")
