@@ -46,7 +46,8 @@ def test_the_report_of_one_shift(spc_station):
         rep = r.json()
     assert rep["shift"]["label"] == "2026-11-30 S1 (06:00)" and rep["shift"]["start"] == "2026-11-30T06:00:00Z"
     assert rep["shift"]["previous_at"] < rep["shift"]["start"] and rep["shift"]["next_at"] == "2026-11-30T14:00:00Z"
-    assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "photo_doubted": 0, "ng_rate": 20 / 150}
+    assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "photo_doubted": 0, "no_verdict": 0,
+                             "ng_rate": 20 / 150}
     assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
                                                                                         ("L2", "S2", 50, 0)]
     assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,
@@ -73,3 +74,30 @@ def test_without_a_time_it_is_the_last_shift_that_ended(spc_station):
                            now=DAY + dt.timedelta(hours=15))
     assert running["shift"]["ended"] is False and running["shift"]["next_at"] is None
     assert running["totals"]["parts"] == 1
+
+
+def test_parts_the_plc_rejected_without_a_verdict_are_counted_apart(spc_station):
+    """A PLC answer NG without a verdict (timeout, no image, fault) has no part record: the
+    report says how many the shift scrapped so, per station, of that line and product only."""
+    from lineguard.line.orm import LineSignal
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    _plant(st)
+    t = DAY + dt.timedelta(hours=7)
+
+    def signal(inspection_id, signal="NG", line="L1", station="S1", product="cell", at=t):
+        return LineSignal(protocol="modbus", line=line, station=station, trigger_seq=1, part_tag=0, recipe_id=1,
+                          product=product, inspection_id=inspection_id, signal=signal,
+                          result_code=10 if inspection_id is None else 1, triggered_at=at, answered_at=at)
+    with st.db.session() as s:
+        s.add_all([signal(None), signal(None), signal(None, station="S3"), signal(5, "OK"), signal(6, "NG"),
+                   signal(None, line="L2", station="S2"), signal(None, product="other"),
+                   signal(None, at=DAY + dt.timedelta(hours=15))])        # the next shift's
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "product": "cell"}).json()
+        assert rep["totals"]["no_verdict"] == 4 and rep["totals"]["parts"] == 150
+        assert {(x["line"], x["station"]): x["no_verdict"] for x in rep["stations"]} == \
+            {("L1", "S1"): 2, ("L1", "S3"): 1, ("L2", "S2"): 1}
+        s3 = [x for x in rep["stations"] if x["station"] == "S3"][0]
+        assert (s3["parts"], s3["ng_rate"]) == (0, None)
+        rep = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "line": "L1"}).json()
+        assert rep["totals"]["no_verdict"] == 4                 # both products of line L1

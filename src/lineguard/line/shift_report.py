@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from . import spc
 from .alarms import CAUSES, history as alarm_history
 from .db import Database
-from .orm import Inspection, utcnow
+from .orm import Inspection, LineSignal, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc_data import Filters, Periods, _where, defect_subgroups, defect_type_counts, review_counts, score_subgroups
 from .station import _iso
@@ -47,19 +47,35 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, doubted, func.count())
                          .where(*_where(f))
                          .group_by(Inspection.line, Inspection.station, Inspection.verdict, doubted)).all()
+        # parts the PLC link rejected without a verdict (window missed, no image, a fault):
+        # no inspection record, so not among the parts above, yet scrapped all the same
+        unjudged = select(LineSignal.line, LineSignal.station, func.count()).where(
+            LineSignal.inspection_id.is_(None), LineSignal.signal == "NG",
+            LineSignal.triggered_at >= shift.start_utc, LineSignal.triggered_at < shift.end_utc)
+        if line is not None:
+            unjudged = unjudged.where(LineSignal.line == line)
+        if product is not None:
+            unjudged = unjudged.where(LineSignal.product == product)
+        no_verdict = s.execute(unjudged.group_by(LineSignal.line, LineSignal.station)).all()
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
                                   func.count()).where(*_where(f))
                            .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
     stations: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def station_row(ln: str, st: str) -> dict[str, Any]:
+        return stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0,
+                                              "photo_doubted": 0, "no_verdict": 0})
     for ln, st, verdict, photo_doubted, n in rows:
-        r = stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0,
-                                           "photo_doubted": 0})
+        r = station_row(ln, st)
         r["parts"] += int(n)
         r[verdict] = r.get(verdict, 0) + int(n)
         r["photo_doubted"] += int(n) if photo_doubted else 0
+    for ln, st, n in no_verdict:
+        station_row(ln, st)["no_verdict"] = int(n)
     for r in stations.values():
         r["ng_rate"] = r["NG"] / r["parts"] if r["parts"] else None
-    total = {k: sum(r[k] for r in stations.values()) for k in ("parts", "OK", "NG", "REVIEW", "photo_doubted")}
+    total = {k: sum(r[k] for r in stations.values())
+             for k in ("parts", "OK", "NG", "REVIEW", "photo_doubted", "no_verdict")}
     total["ng_rate"] = total["NG"] / total["parts"] if total["parts"] else None
 
     # the shift's defect rate on the p-chart of the week of shifts before it

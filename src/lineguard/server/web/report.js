@@ -40,11 +40,13 @@ LG.start(async (main) => {
         h("p", {class: "muted"}, `${when(r.shift.start)} to ${when(r.shift.end)}`
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
         h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`
-          + ` · NG rate ${pct(t.ng_rate, 2)}`),
+          + ` · NG rate ${pct(t.ng_rate, 2)}`,
+          // scrapped by the PLC without a verdict: not among the parts, so said apart
+          t.no_verdict ? h("b", {class: "v-ng"}, ` · ${t.no_verdict} more rejected by the PLC without a verdict`) : ""),
         r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate",
-          "photos doubted"],
+          "photos doubted", "PLC rejects without a verdict"],
           r.stations.map((s) => h("tr", {}, h("td", {}, s.line), h("td", {}, s.station), cell(s.parts), cell(s.OK),
-            cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0))))
+            cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0), cell(s.no_verdict || 0))))
           : h("p", {class: "muted"}, "No parts in this shift.")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
         r.control
