@@ -97,6 +97,10 @@ class StationConfig:
     min_free_gb: float = 2.0
     ok_image_days: Optional[float] = None
     disk_check_s: float = 60.0
+    # Parts' records older than this many days are deleted, with their files, except
+    # reviewed parts, the audit sample and test-part checks (line.record_keeper; None:
+    # every record is kept for good, the default: it is the quality record)
+    keep_records_days: Optional[float] = None
     # Files of the image store no record names (left by a crash, see line.sweep) are
     # deleted 10 minutes after start and then every store_sweep_h hours (0: never).
     store_sweep_h: float = 24.0
@@ -153,6 +157,11 @@ class StationConfig:
         if self.ok_image_days is not None and not self.ok_image_days > 0:
             raise ValueError(f"ok_image_days must be above 0 (or unset: keep OK images while there is room), "
                              f"got {self.ok_image_days}")
+        if self.keep_records_days is not None:
+            from .record_keeper import MIN_DAYS
+            if not self.keep_records_days >= MIN_DAYS:
+                raise ValueError(f"keep_records_days must be at least {MIN_DAYS} (the shift report and SPC compare "
+                                 f"with the weeks before; unset: keep every record), got {self.keep_records_days}")
         if not self.store_sweep_h >= 0:
             raise ValueError(f"store_sweep_h must be 0 (never sweep the image store) or more hours, "
                              f"got {self.store_sweep_h}")
@@ -225,6 +234,7 @@ _ENV = {
     "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
     "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
     "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
+    "LINEGUARD_KEEP_RECORDS_DAYS": ("keep_records_days", float),
     "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
     "LINEGUARD_BACKUP_TO": ("backup_to", Path),
     "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),

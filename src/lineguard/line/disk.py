@@ -228,22 +228,33 @@ class DiskKeeper:
         if not rows:      # the whole batch was reviewed meanwhile: on to the next one
             return self._clear(kind, before, age_rule)
         ids = [r[0] for r in rows]
-        keys = {k for r in rows for k in r[2:5] if k}
-        # A file's key holds its image's SHA-256 (the map's too), so the records that may
-        # still name one are those with the same SHA-256, found by its index: their
-        # files, and the map of a record that still has its image (it may be on its way).
-        with self.db.session() as s:
+        delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
+                                     {k for r in rows for k in r[2:5] if k})
+        self.deleted[kind] += len(ids)
+        return len(ids), waiting
+
+
+def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[str], keys: set[str]) -> int:
+    """Delete the files ``keys`` (of images with the SHA-256s ``shas``) that no record
+    names any more: called after the records that named them stopped doing so
+    (committed). Returns how many were deleted."""
+    # A file's key holds its image's SHA-256 (the map's too), so the records that may
+    # still name one are those with the same SHA-256, found by its index: their
+    # files, and the map of a record that still has its image (it may be on its way).
+    still: set[str] = set()
+    shas = sorted(shas)
+    for i in range(0, len(shas), 500):       # a bound on the statement's parameters
+        with db.session() as s:
             named = s.execute(select(Inspection.image_key, Inspection.heatmap_key, Inspection.overlay_key,
                                      Inspection.image_sha256, Inspection.model_id)
-                              .where(Inspection.image_sha256.in_({r[1] for r in rows})))
-            still: set[str] = set()
+                              .where(Inspection.image_sha256.in_(shas[i:i + 500])))
             for image_key, heatmap_key, overlay_key, sha, model_id in named:
                 still.update(k for k in (image_key, heatmap_key, overlay_key) if k)
                 if image_key:
-                    still.add(map_key(self.images, sha, model_id))
-        for key in keys - still:
-            # not a file another process on the data folder stored again just now
-            self.images.delete_unnamed(key, unless_newer_than_s=self.images.recent_s)
-        self.deleted[kind] += len(ids)
-        return len(ids), waiting
+                    still.add(map_key(images, sha, model_id))
+    deleted = 0
+    for key in keys - still:
+        # not a file another process on the data folder stored again just now
+        deleted += bool(images.delete_unnamed(key, unless_newer_than_s=images.recent_s))
+    return deleted
 

@@ -30,9 +30,11 @@ CONTEXT = dt.timedelta(days=7)
 
 def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] = None,
                  line: Optional[str] = None, product: Optional[str] = None,
-                 at: Optional[dt.datetime] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+                 at: Optional[dt.datetime] = None, now: Optional[dt.datetime] = None,
+                 kept_since: Optional[dt.datetime] = None) -> dict[str, Any]:
     """The report of the shift holding ``at`` (naive UTC); without it the last shift that
-    has ended. ``line``/``product`` narrow it (None: every line, every product)."""
+    has ended. ``line``/``product`` narrow it (None: every line, every product).
+    ``kept_since``: parts recorded before it are not all kept (line.record_keeper)."""
     starts = parse_shift_starts(shift_starts) if shift_starts else ()
     zone = plant_zone(timezone)
     now = now or utcnow()
@@ -114,6 +116,11 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                   "previous_at": _iso(shift.start_utc - dt.timedelta(microseconds=1)),
                   "next_at": _iso(shift.end_utc) if shift.end_utc <= now else None},
         "line": line, "product": product,
+        # a shift (or the week it is compared with) reaching before the records kept: its
+        # counts are of the parts kept, mostly reviewed ones, not the shift's
+        "records_incomplete": None if kept_since is None or shift.start_utc - CONTEXT >= kept_since else
+        f"parts recorded before {_iso(kept_since)} are no longer kept (only reviewed parts, the audit sample and "
+        "test-part checks are): the counts here, and the week compared with, are not all of the line's parts",
         "totals": total,
         "stations": sorted(stations.values(), key=lambda r: (r["line"], r["station"])),
         "control": control,

@@ -32,6 +32,7 @@ from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import Database
 from .disk import GB, DiskKeeper
+from .record_keeper import RecordKeeper
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
@@ -170,6 +171,11 @@ class Station:
         self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),
                                config.ok_image_days, config.disk_check_s, busy=self.maps.is_pending,
                                sweep=sweep).start()
+        # old parts' records deleted, only where the plant set how long it keeps them
+        self.records: Optional[RecordKeeper] = None
+        if config.keep_records_days is not None:
+            self.records = RecordKeeper(self.db, self.images, config.keep_records_days,
+                                        busy=self.maps.is_pending).start()
         self.backups: Optional[BackupSchedule] = None
         if config.backup_to is not None:
             self.backups = BackupSchedule(config.data_dir, config.backup_to, config.backup_every_h * 3600,
@@ -669,6 +675,8 @@ class Station:
         self.jobs.close()
         self.alarms.close()
         self.disk.close()
+        if self.records is not None:
+            self.records.close()
         if self.backups is not None:
             self.backups.close()
         self.sinks.close()

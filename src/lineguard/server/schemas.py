@@ -308,6 +308,10 @@ class HealthOut(BaseModel):
                           "parts' first; reviewed parts and the audit sample never), ok_image_days, images_deleted "
                           "(parts whose images went since the station started, by verdict), store_sweep (files no "
                           "part's record names, deleted daily: every_h, files_deleted, last)")
+    records: Optional[dict[str, Any]] = Field(
+        None, description="old parts' records deleted (serve --keep-records-days; null: every record kept): "
+                          "keep_days, kept_since (parts before it are not all kept: reviewed parts, the audit "
+                          "sample and test-part checks are), deleted_since_start (parts, files, signals), last")
     backup: Optional[dict[str, Any]] = Field(
         None, description="the station's own backups (serve --backup-to; null: none): to, every_h, last (the last "
                           "that worked: made_at, parts, files_copied, bytes_copied, verified, repaired, seconds), "

@@ -23,5 +23,7 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
                                                               "shift that has ended, by the plant's shift starts)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     cfg = station.config
+    records = getattr(station, "records", None)
     return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=line or None, product=product or None,
+                        kept_since=records.cutoff() if records is not None else None,
                         at=naive_utc(at))

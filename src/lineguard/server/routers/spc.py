@@ -168,6 +168,9 @@ class Scope:
     product: Optional[str]
     since: Optional[dt.datetime]
     until: Optional[dt.datetime]
+    # parts recorded before this are not all kept (line.record_keeper): the few kept,
+    # mostly reviewed ones, are no sample of the line, so no chart reads before it
+    kept_since: Optional[dt.datetime] = None
 
     def window(self, by: str = "lot") -> tuple[Filters, dt.datetime, dt.datetime]:
         """The filters over the window (its default fits ``by``; "lot": a window of any length)."""
@@ -175,12 +178,17 @@ class Scope:
         return self.over(t0, t1), t0, t1
 
     def over(self, t0: dt.datetime, t1: dt.datetime) -> Filters:
+        if self.kept_since is not None and t0 < self.kept_since:
+            t0 = min(self.kept_since, t1)
         return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
 
 
 def scope(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
-          since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL) -> Scope:
-    return Scope(line or None, station_name or None, product or None, since, until)
+          since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL,
+          station: Station = Depends(get_station)) -> Scope:
+    records = getattr(station, "records", None)
+    return Scope(line or None, station_name or None, product or None, since, until,
+                 records.cutoff() if records is not None else None)
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:

@@ -31,6 +31,7 @@ def health(station: Station = Depends(get_station)) -> Any:
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
             "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
             "disk": station.disk.status(),
+            "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}
     plc = getattr(station, "plc", None)
     if plc is not None:

@@ -37,6 +37,7 @@ LG.start(async (main) => {
     body.append(
       h("div", {class: "panel"},
         h("h2", {id: "shift-label"}, `Shift ${r.shift.label}` + (r.shift.ended ? "" : " (running)")),
+        r.records_incomplete ? h("p", {class: "error", id: "records-incomplete"}, r.records_incomplete) : null,
         h("p", {class: "muted"}, `${when(r.shift.start)} to ${when(r.shift.end)}`
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
         h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`

@@ -1,0 +1,151 @@
+"""Parts' records older than the plant keeps them are deleted (only with --keep-records-days).
+
+By default every part's record stays for good: it is the quality record (IATF 16949 asks
+records be kept for the part's production life and a year more; many plants keep them
+longer, in the station's backups or a plant system fed by the outbox). But a record is not
+free: with its indexes a part takes about 1 kB of database (measured on SQLite: 0.95 kB,
+the outbox apart, which is pruned after a day), so a station judging a part a second
+adds some 30 GB a year, which a small line PC may not hold for years. With
+``keep_days`` set, once a day (the first time 10 minutes after start) the records of
+parts older than that are deleted, oldest first in short batches, with their image, map
+and overlay files (a file another record still names stays), and so are the PLC's
+answers (``line_signals``) older than that.
+
+What the station still learns or proves from stays, however old: parts a person reviewed
+and the audit sample (retraining, threshold tuning and the escape estimates read them),
+and test-part checks (a shift's verification; a check left wrong stands until the test
+part is checked right). Alarms and the change log stay (a few rows a day).
+
+Counts that reach back before the cutoff would be of the parts kept only, mostly reviewed
+ones, far from the line's mix: the SPC charts read from the cutoff on, and the shift
+report of an earlier shift says its counts are not the shift's.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from typing import Any, Optional
+
+from sqlalchemy import delete, select
+
+from .db import Database
+from .disk import delete_files_no_record_names
+from .imagestore import ContentStore
+from .orm import Inspection, LineSignal, Review, ShadowResult, utcnow
+
+log = logging.getLogger("lineguard.station")
+
+BATCH = 500
+MIN_DAYS = 30      # a shorter setting is a typo more often than a plan: the week's SPC context alone is 7 days
+
+
+def _may_go() -> tuple[Any, ...]:
+    """The records that may be deleted for their age: not reviewed, not in the audit
+    sample, not a test-part check."""
+    return (Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False), Inspection.test_part.is_(None))
+
+
+class RecordKeeper:
+    """Deletes the records of parts older than ``keep_days`` on its own thread (see the module)."""
+
+    def __init__(self, db: Database, images: ContentStore, keep_days: float, every_s: float = 86400.0,
+                 first_after_s: float = 600.0, busy: Any = None):
+        if not keep_days >= MIN_DAYS:
+            raise ValueError(f"records are kept at least {MIN_DAYS} days (the shift report and SPC compare with the "
+                             f"weeks before), got {keep_days}; leave it unset to keep every record")
+        self.db = db
+        self.images = images
+        self.keep_days = float(keep_days)
+        self.every_s = every_s
+        self.first_after_s = first_after_s
+        self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
+        self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
+        self.last: Optional[dict[str, Any]] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def cutoff(self, now: Optional[dt.datetime] = None) -> dt.datetime:
+        """Parts recorded before this (naive UTC) are not all kept."""
+        return (now or utcnow()) - dt.timedelta(days=self.keep_days)
+
+    def start(self) -> "RecordKeeper":
+        self._thread = threading.Thread(target=self._run, name="lg-records", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        wait = self.first_after_s
+        while not self._stop.wait(wait):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - tried again at the next round; the records stay meanwhile
+                log.exception("old records could not be deleted; tried again in %.0f h", self.every_s / 3600)
+            wait = self.every_s
+
+    def run_once(self, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """Delete every record older than the cutoff that may go, in batches; what was deleted."""
+        t0 = time.perf_counter()
+        cutoff = self.cutoff(now)
+        parts = files = signals = 0
+        while not self._stop.is_set():
+            looked, n, f = self._parts_batch(cutoff)
+            parts, files = parts + n, files + f
+            if looked < BATCH or not n:       # the last batch, or one whose parts cannot go yet
+                break
+        while not self._stop.is_set():
+            with self.db.session() as s:
+                ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff)
+                                     .order_by(LineSignal.id).limit(BATCH)))
+                if ids:
+                    s.execute(delete(LineSignal).where(LineSignal.id.in_(ids)))
+            signals += len(ids)
+            if len(ids) < BATCH:
+                break
+        self.deleted["parts"] += parts
+        self.deleted["signals"] += signals
+        self.deleted["files"] += files
+        self.last = {"at": utcnow().isoformat() + "Z", "cutoff": cutoff.isoformat() + "Z", "parts": parts,
+                     "files": files, "signals": signals, "seconds": round(time.perf_counter() - t0, 3)}
+        if parts or signals:
+            log.info("records: deleted %d parts' records (%d files) and %d PLC answers older than %.0f days "
+                     "(before %s)", parts, files, signals, self.keep_days, cutoff.isoformat(timespec="seconds"))
+        return self.last
+
+    def _parts_batch(self, cutoff: dt.datetime) -> tuple[int, int, int]:
+        """One batch: the oldest records that may go, deleted in one transaction (with
+        their reviews and shadow results), then the files no record names any more
+        (record first: a crash in between leaves a file the store sweep finds, never a
+        record naming a missing file). (records looked at, records deleted, files deleted)."""
+        with self.db.session() as s:
+            rows = list(s.execute(select(Inspection.id, Inspection.image_sha256, Inspection.image_key,
+                                         Inspection.heatmap_key, Inspection.overlay_key)
+                                  .where(Inspection.created_at < cutoff, *_may_go())
+                                  .order_by(Inspection.created_at, Inspection.id).limit(BATCH)))
+            looked = len(rows)
+            rows = [r for r in rows if not self.busy(r[0])]
+            if not rows:
+                return looked, 0, 0
+            # the filters again, locking the rows (PostgreSQL): a part reviewed (or drawn
+            # into the audit sample) since the select stays, and a review being written
+            # now waits for this transaction instead of losing its row to it
+            gone = set(s.scalars(select(Inspection.id).where(Inspection.id.in_([r[0] for r in rows]), *_may_go())
+                                 .with_for_update()))
+            if gone:
+                s.execute(delete(ShadowResult).where(ShadowResult.inspection_id.in_(gone)))
+                s.execute(delete(Review).where(Review.inspection_id.in_(gone)))
+                s.execute(delete(Inspection).where(Inspection.id.in_(gone), *_may_go()))
+        rows = [r for r in rows if r[0] in gone]
+        files = delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
+                                             {k for r in rows for k in r[2:5] if k}) if rows else 0
+        return looked, len(rows), files
+
+    def status(self) -> dict[str, Any]:
+        return {"keep_days": self.keep_days, "kept_since": self.cutoff().isoformat(timespec="seconds") + "Z",
+                "deleted_since_start": dict(self.deleted), "last": self.last}

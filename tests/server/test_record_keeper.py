@@ -1,0 +1,100 @@
+"""Old parts' records deleted where the plant set how long it keeps them (--keep-records-days),
+on SQLite and PostgreSQL: with their files and shadow results, never a reviewed part, the
+audit sample or a test-part check, never a file another record names; the PLC's answers too;
+SPC and the shift report say what is no longer there instead of charting what is left."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from lineguard.line.config import StationConfig
+from lineguard.line.orm import Inspection, LineSignal, Review, ShadowResult, utcnow
+from lineguard.line.station import Part
+
+from .conftest import png_bytes
+from .fake_inspector import FakeInspector
+from .test_spc_api import client
+
+
+def test_keeping_records_fewer_than_30_days_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least 30"):
+        StationConfig(data_dir=tmp_path, keep_records_days=7)
+    assert StationConfig(data_dir=tmp_path).keep_records_days is None       # the default: every record kept
+
+
+def test_old_records_go_with_their_files_and_what_the_station_learns_from_stays(spc_station):
+    st = spc_station(keep_records_days=30, shift_starts=("06:00", "14:00", "22:00"))
+    assert st.records is not None and st.records.keep_days == 30
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    st.test_parts.add("cell", "RR-01", "NG")
+    names = ["old", "old-reviewed", "old-audit", "RR-01", "young", "old-same-image", "old-ng"]
+    recs = {}
+    for i, name in enumerate(names):
+        image = png_bytes(60, seed=5) if name in ("young", "old-same-image") else png_bytes(
+            200 if name in ("RR-01", "old-ng") else 60, seed=100 + i)
+        recs[name] = st.inspect(image, Part(part_id=f"{name}-{i}", line="L1", station="S1", product="cell",
+                                            serial=name if name == "RR-01" else None)).record
+    st.maps.flush()
+    st.review(recs["old-reviewed"].id, "good", "maria (user)", None)
+    long_ago = utcnow() - dt.timedelta(days=40)
+    old = [recs[n].id for n in names if n != "young"]
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_(old)).values(created_at=long_ago))
+        s.execute(update(Inspection).where(Inspection.id == recs["old-audit"].id).values(audit_sample=True))
+        version = st.models.list()[0].id
+        s.add(ShadowResult(inspection_id=recs["old"].id, model_version_id=version, verdict="OK", score=0.1))
+        for at, code in ((long_ago, 10), (utcnow(), 1)):
+            s.add(LineSignal(protocol="modbus", line="L1", station="S1", trigger_seq=1, part_tag=0, recipe_id=1,
+                             product="cell", inspection_id=None if code == 10 else recs["young"].id,
+                             signal="NG" if code == 10 else "OK", result_code=code, triggered_at=at,
+                             answered_at=at))
+    files = {n: [r.image_key, r.heatmap_key] for n, r in recs.items()}
+    assert all(k for n in ("old", "old-ng", "young") for k in files[n]), files      # images and maps stored
+    with client(st) as c:     # before any is deleted, the chart already reads from the cutoff on
+        before = c.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "day",
+                                                    "since": (utcnow() - dt.timedelta(days=60)).isoformat() + "Z"})
+        assert before.status_code == 200, before.text
+        assert sum(p["n"] for p in before.json()["points"]) == 1           # the young part alone
+
+    st.images.recent_s = 0          # these parts' files were stored a moment ago
+    done = st.records.run_once()
+    assert (done["parts"], done["signals"]) == (3, 1)                # old, old-same-image, old-ng
+    with st.db.session() as s:
+        left = {r.part_id.rsplit("-", 1)[0] for r in s.scalars(select(Inspection))}
+        assert left == {"old-reviewed", "old-audit", "RR-01", "young"}
+        assert s.scalars(select(ShadowResult)).all() == []
+        assert [r.inspection_id for r in s.scalars(select(Review))] == [recs["old-reviewed"].id]
+        assert [sig.result_code for sig in s.scalars(select(LineSignal))] == [1]
+    for name in ("old", "old-ng"):
+        assert not any(st.images.path(k).exists() for k in files[name]), name
+    # the same image as a part still kept: its file stays (the map is the young part's too)
+    assert files["old-same-image"][0] == files["young"][0] and st.images.path(files["young"][0]).exists()
+    for name in ("old-reviewed", "old-audit", "RR-01", "young"):
+        assert st.images.path(files[name][0]).exists(), name
+    assert done["files"] == 4
+    assert st.records.run_once()["parts"] == 0                         # nothing more to do
+
+    with client(st) as c:
+        health = c.get("/health").json()
+        assert health["records"]["keep_days"] == 30
+        assert health["records"]["deleted_since_start"] == {"parts": 3, "signals": 1, "files": 4}
+        # the chart reads from the cutoff on: the old reviewed and audit parts are no sample of the line
+        r = c.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "day",
+                                                "since": (utcnow() - dt.timedelta(days=60)).isoformat() + "Z"})
+        assert r.status_code == 200, r.text
+        assert sum(p["n"] for p in r.json()["points"]) == 1                # the young part alone
+        old_shift = c.get("/api/v1/reports/shift", params={"at": long_ago.isoformat() + "Z"}).json()
+        assert "no longer kept" in old_shift["records_incomplete"]
+        now_shift = c.get("/api/v1/reports/shift", params={"at": utcnow().isoformat() + "Z"}).json()
+        assert now_shift["records_incomplete"] is None
+
+
+def test_without_the_setting_every_record_stays(spc_station):
+    st = spc_station()
+    assert st.records is None
+    with client(st) as c:
+        assert c.get("/health").json()["records"] is None
+        rep = c.get("/api/v1/reports/shift").json()
+        assert rep["records_incomplete"] is None
