@@ -89,6 +89,9 @@ def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_st
         r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": " S1", "ng_run": 3},
                   headers=keys["engineer"])
         assert r.status_code == 422
+        # a misspelt setting, a number as text, true for a number: refused, not dropped or read as 1
+        for bad in ({"ng_rte": 0.05}, {"ng_run": "4"}, {"ng_rate": True}, {"photo_run": False}, {"window": 20.5}):
+            assert put(**bad).status_code == 422, bad
         assert c.get("/api/v1/alarms/rules").json()["stations"] == []
         assert c.get("/api/v1/change-log", params={"action": "alarm_rules"},
                      headers=keys["engineer"]).json()["items"] == []
@@ -144,6 +147,17 @@ def test_every_process_on_the_database_follows_a_stations_rules(spc_station):
     with client(st) as c:
         bad = [x for x in c.get("/api/v1/alarms/rules").json()["stations"] if x["station"] == "S2"][0]
         assert "2 to 10000 parts in a row" in bad["problem"] and bad["rules"]["ng_run"] == 5
+    if st.db.is_sqlite:     # SQLite keeps a fraction in an integer column: the defaults again, not a crash at each part
+        from sqlalchemy import text
+        with st.db.session() as s:
+            s.execute(text("UPDATE alarm_rules SET ng_run = NULL, photo_run = 2.5 WHERE station = 'S2'"))
+        watcher.read_rules()
+        assert watcher.rules_for("L1", "S2") == st.alarms.rules
+        st.alarms.read_rules()
+        _parts(st, NG, station="S2")
+        with client(st) as c:
+            bad = [x for x in c.get("/api/v1/alarms/rules").json()["stations"] if x["station"] == "S2"][0]
+            assert "whole number" in bad["problem"]
 
 
 

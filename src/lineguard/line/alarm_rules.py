@@ -6,9 +6,11 @@ ignore it; one that rejects 0.1% should hear of 3% at once; a camera on a dusty 
 need the photo rule at 5 photos in a row, a line with nobody at the screen a shorter
 escalation. The process's settings (``serve --alarm-*``) are every station's default;
 an engineer gives a station its own (the Alarms page, ``PUT /api/v1/alarms/rules``),
-each setting left empty following the default. They are kept in the database, so every
-process on it (the server, a hot folder's watcher) counts a station by the same rules,
-and each change is in the change log with what it was before.
+each setting left empty following the default. A station's own settings are kept in the
+database, so every process on it (the server, a hot folder's watcher) counts the station
+by them (the settings it has not set follow each process's own defaults, which differ
+only where the processes were started with different options), and each change is in
+the change log with what it was before.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
@@ -41,6 +44,14 @@ class AlarmRules:
     escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
 
     def __post_init__(self) -> None:
+        for name in ("ng_run", "window", "photo_run", "no_verdict_run"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):     # 2.5 from a database edited by hand
+                raise ValueError(f"{name} must be a whole number, got {v!r}")
+        for name in ("ng_rate", "escalate_min"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
         if not (self.ng_run == 0 or 2 <= self.ng_run <= 10_000):
             raise ValueError(f"the NG-run alarm needs 2 to 10000 parts in a row (0: off), got {self.ng_run}")
         if not 0 <= self.ng_rate <= 1:
@@ -109,7 +120,7 @@ def listing(db: Any, defaults: AlarmRules) -> list[dict[str, Any]]:
         try:
             rules: Optional[dict[str, Any]] = with_own(defaults, own).to_dict()
             problem = None
-        except ValueError as exc:    # written by hand in the database: the station counts by the defaults
+        except (ValueError, TypeError) as exc:    # written by hand in the database: counted by the defaults
             rules, problem = defaults.to_dict(), str(exc)
         out.append({"line": r.line, "station": r.station, "own": own, "rules": rules, "problem": problem,
                     "updated_at": iso_utc(r.updated_at), "updated_by": r.updated_by})
@@ -138,9 +149,13 @@ def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[
         raise InvalidRequest(str(exc)) from None
     try:
         return _store(db, line, station, own, by)
-    except IntegrityError:     # two first settings of one station at once: the other one's stands
-        raise Conflict(f"station {station!r} of line {line!r} got alarm rules from someone else just now; "
-                       "look at them (GET /api/v1/alarms/rules) and set yours again") from None
+    except (IntegrityError, StaleDataError):     # two changes of one station at once: the other one's stands
+        raise _changed_meanwhile(line, station) from None
+
+
+def _changed_meanwhile(line: str, station: str) -> Conflict:
+    return Conflict(f"the alarm rules of station {station!r} of line {line!r} were changed by someone else just "
+                    "now; look at them (GET /api/v1/alarms/rules) and set yours again")
 
 
 def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
@@ -149,7 +164,8 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
         if seen is None:
             raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}: check both names "
                            "(they are compared exactly, case included) or set its rules after its first part")
-        row = s.get(StationAlarmRules, (line, station))
+        # locked (PostgreSQL): a change made at the same time waits, and its "before" is this one's "after"
+        row = s.get(StationAlarmRules, (line, station), with_for_update=True)
         before = _own(row) if row is not None else {}
         if not own:
             if row is not None:
@@ -170,12 +186,15 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
 def clear_own(db: Any, line: str, station: str, by: Optional[str]) -> dict[str, Any]:
     """The station back on the process's defaults; NotFound when it had no settings of its own."""
     _check(line, station)
-    with db.session() as s:
-        row = s.get(StationAlarmRules, (line, station))
-        if row is None:
-            raise NotFound(f"station {station!r} of line {line!r} has no alarm rules of its own; it follows the "
-                           "defaults already")
-        before = _own(row)
-        s.delete(row)
-        audit.record(s, "alarm_rules.cleared", f"{line}/{station}", by, before=before)
+    try:
+        with db.session() as s:
+            row = s.get(StationAlarmRules, (line, station), with_for_update=True)
+            if row is None:
+                raise NotFound(f"station {station!r} of line {line!r} has no alarm rules of its own; it follows the "
+                               "defaults already")
+            before = _own(row)
+            s.delete(row)
+            audit.record(s, "alarm_rules.cleared", f"{line}/{station}", by, before=before)
+    except StaleDataError:         # cleared or changed by someone else between the read and the delete
+        raise _changed_meanwhile(line, station) from None
     return {"line": line, "station": station, "own": {}}

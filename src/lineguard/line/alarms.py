@@ -197,6 +197,7 @@ class AlarmWatch:
         self._station_rules: dict[tuple[str, str], AlarmRules] = {}   # the rules they make with the defaults
         self._own_read_at: Optional[float] = None                  # time.monotonic() of that read
         self._own_failing = False
+        self._rules_lock = threading.Lock()       # one read of them at a time (see read_rules)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._guard = threading.Lock()
         # one lock per station: a station's parts are counted in turn, other stations'
@@ -306,12 +307,23 @@ class AlarmWatch:
         """The rules a station's parts are counted by: its own settings, the defaults for the rest."""
         now = time.monotonic()
         if self._own_read_at is None or now - self._own_read_at >= self.RULES_READ_S:
-            self.read_rules()
+            self.read_rules(wait=self._own_read_at is None)
         return self._station_rules.get((line, station), self.rules)
 
-    def read_rules(self) -> None:
+    def read_rules(self, wait: bool = True) -> None:
         """Read every station's own settings again (at the latest every RULES_READ_S, at
-        once after a change made here). A database away leaves the last ones read."""
+        once after a change made here). One read at a time, each installing what it read
+        before the next begins, so an older read never replaces a newer one; without
+        ``wait`` a read already under way is left to do it (the parts go on with the
+        rules read last). A database away leaves the last ones read."""
+        if not self._rules_lock.acquire(blocking=wait):
+            return
+        try:
+            self._read_rules()
+        finally:
+            self._rules_lock.release()
+
+    def _read_rules(self) -> None:
         try:
             own = alarm_rules.read_own(self.db)
         except SQLAlchemyError:
@@ -325,7 +337,7 @@ class AlarmWatch:
             for (line, station), settings in own.items():
                 try:
                     made[(line, station)] = alarm_rules.with_own(self.rules, settings)
-                except ValueError as exc:    # written by hand in the database (the API checks each)
+                except (ValueError, TypeError) as exc:    # written by hand in the database (the API checks each)
                     if settings != self._own.get((line, station)):     # said once, not at every read
                         log.warning("station %s of line %s: its own alarm rules are out of range (%s); it is counted "
                                     "by the defaults until they are set again", station, line, exc)
@@ -357,13 +369,15 @@ class AlarmWatch:
             return []
         key = (rec.line, rec.station)
         rules = self.rules_for(rec.line, rec.station)
-        if not rules.part_kinds:
-            self._counts.pop(key, None)      # read back afresh should a rule be switched on
-            return []
         raised: list[dict[str, Any]] = []
         try:
             with self._lock(key):
+                if not rules.part_kinds:
+                    self._counts.pop(key, None)      # read back afresh should a rule be switched on
+                    return []
                 counts = self._counts.get(key)
+                if counts is not None and counts.rules != rules and _part_rules(counts.rules) == _part_rules(rules):
+                    counts.rules = rules             # only the escalation or the PLC rule changed: same counts
                 if counts is None or counts.rules != rules:
                     # new rules (set here or in another process) count the station's
                     # latest records afresh; what earlier alarms have done with stays done
@@ -491,7 +505,7 @@ class AlarmWatch:
             last = {kind: _last_alarm(s, line, station, kind) for kind in rules.part_kinds}
         rows = {r[0]: r for r in rows}.values()      # a part in both reads is counted once
         counts = _Counts(rules, loaded=frozenset(r[0] for r in rows))
-        for part_id, verdict, photo_doubted in rows:
+        for part_id, verdict, photo_doubted in sorted(rows, key=lambda r: r[0]):     # ascending: insort appends
             counts.add(part_id, verdict, photo_doubted)
         for kind, a in last.items():
             if a is not None:
@@ -647,6 +661,11 @@ def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlar
     return s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
                                              LineAlarm.kind == kind)
                      .order_by(LineAlarm.id.desc()).limit(1)).first()
+
+
+def _part_rules(rules: AlarmRules) -> tuple[Any, ...]:
+    """The settings the parts' counts depend on."""
+    return rules.ng_run, rules.ng_rate, rules.window, rules.photo_run
 
 
 def _raised_by(a: LineAlarm) -> int:

@@ -45,17 +45,22 @@ class AlarmAckIn(BaseModel):
 
 
 class StationAlarmRulesIn(BaseModel):
-    """A station's own alarm settings; one left out or null follows the process's default (0 turns a rule off)."""
+    """A station's own alarm settings; one left out or null follows the process's default (0 turns a rule off).
+    A misspelt setting is refused, not dropped (dropped, the PUT would clear the station's rules), and so is
+    a number given as text or true/false."""
+    model_config = ConfigDict(extra="forbid")
     line: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     station: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
-    ng_run: Optional[int] = Field(default=None, description="parts in a row not passed (2-10000; 0: off)")
-    ng_rate: Optional[float] = Field(default=None, description="share of NG parts in the window (0-1; 0: off)")
-    window: Optional[int] = Field(default=None, description="parts the NG rate is taken over (10-100000)")
-    photo_run: Optional[int] = Field(default=None, description="doubted photos in a row (2-10000; 0: off)")
-    no_verdict_run: Optional[int] = Field(default=None, description="PLC answers in a row NG without a verdict "
-                                          "(2-10000; 0: off)")
-    escalate_min: Optional[float] = Field(default=None, description="minutes unacknowledged before an alarm is "
-                                          "escalated (0.5-1440; 0: never)")
+    ng_run: Optional[int] = Field(default=None, strict=True, description="parts in a row not passed (2-10000; 0: off)")
+    ng_rate: Optional[float] = Field(default=None, strict=True,
+                                     description="share of NG parts in the window (0-1; 0: off)")
+    window: Optional[int] = Field(default=None, strict=True, description="parts the NG rate is taken over (10-100000)")
+    photo_run: Optional[int] = Field(default=None, strict=True,
+                                     description="doubted photos in a row (2-10000; 0: off)")
+    no_verdict_run: Optional[int] = Field(default=None, strict=True,
+                                          description="PLC answers in a row NG without a verdict (2-10000; 0: off)")
+    escalate_min: Optional[float] = Field(default=None, strict=True, description="minutes unacknowledged before "
+                                          "an alarm is escalated (0.5-1440; 0: never)")
 
 
 class ShadowIn(BaseModel):

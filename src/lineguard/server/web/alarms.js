@@ -133,7 +133,7 @@ LG.start(async (main) => {
       ruleCells(r.defaults, null), h("td", {}, "serve --alarm-*"), h("td", {}))];
     for (const x of r.stations) {
       rows.push(h("tr", {dataset: {line: x.line, station: x.station}}, h("td", {}, x.line), h("td", {}, x.station),
-        ruleCells(x.rules, x.own),
+        ruleCells(x.rules, x.problem ? null : x.own),     // out of range: the defaults count, none in bold
         h("td", {title: x.problem || ""}, x.problem ? h("b", {class: "v-ng"}, "out of range: defaults used")
           : [when(x.updated_at), x.updated_by ? " by " + x.updated_by : ""]),
         h("td", {}, h("button", {type: "button", class: "secondary", dataset: {role: "engineer"},
