@@ -122,6 +122,21 @@ def test_summary_counts_this_shift_only_in_the_plant_zone(sqlite_like_station):
     # an explicit since counts from there
     assert sum(r["parts"] for r in line_summary(st, since=dt.datetime(2026, 12, 1, 12, 0),
                                                 now=dt.datetime(2026, 12, 1, 16, 0))["lines"]) == 4
+    assert (s1["no_verdict"], s2["no_verdict"]) == (0, 0)
+    # parts the PLC rejected without a verdict: no part record, counted from its answers, this shift only
+    from lineguard.line.orm import LineSignal
+    with st.db.session() as s:
+        for station, at, inspection_id in (("S1", dt.datetime(2026, 12, 1, 14, 0), None),
+                                           ("S3", dt.datetime(2026, 12, 1, 15, 0), None),
+                                           ("S3", dt.datetime(2026, 12, 1, 15, 1), None),
+                                           ("S3", dt.datetime(2026, 12, 1, 12, 0), None),     # last shift
+                                           ("S1", dt.datetime(2026, 12, 1, 15, 2), ids[2])):  # with a verdict
+            s.add(LineSignal(protocol="modbus", line="L1", station=station, trigger_seq=1, part_tag=0, recipe_id=1,
+                             product="cell", inspection_id=inspection_id, signal="NG", result_code=10,
+                             triggered_at=at, answered_at=at))
+    body = line_summary(st, now=dt.datetime(2026, 12, 1, 16, 0))
+    assert {(r["station"], r["parts"], r["no_verdict"]) for r in body["lines"]} == {("S1", 2, 1), ("S2", 1, 0),
+                                                                                  ("S3", 0, 2)}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from ...line.errors import StationError
-from ...line.orm import Inspection, utcnow
+from ...line.orm import Inspection, LineSignal, utcnow
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
 from ..deps import get_station, reader
@@ -84,7 +84,8 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     def row(line: str, st: str) -> dict[str, Any]:
         return lines.setdefault((line, st), {"line": line, "station": st, "parts": 0, "ok": 0, "ng": 0,
                                              "review": 0, "defect_rate": None, "parts_per_min": 0.0,
-                                             "latency_ms": {"p50": None, "p95": None}, "last_part_at": None})
+                                             "latency_ms": {"p50": None, "p95": None}, "last_part_at": None,
+                                             "no_verdict": 0})
 
     recent_from = max(start, now - THROUGHPUT_WINDOW)
     window_min = max((now - recent_from).total_seconds() / 60.0, 1e-9)
@@ -107,6 +108,14 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
                            .group_by(Inspection.line, Inspection.station))
         for line, st, n in recent:
             row(line, st)["parts_per_min"] = round(n / window_min, 2)
+        # parts a PLC link rejected without a verdict (window missed, no image, a fault):
+        # no part record, so counted from what the PLC was told
+        unjudged = s.execute(select(LineSignal.line, LineSignal.station, func.count())
+                             .where(LineSignal.triggered_at >= start, LineSignal.inspection_id.is_(None),
+                                    LineSignal.signal == "NG")
+                             .group_by(LineSignal.line, LineSignal.station))
+        for line, st, n in unjudged:
+            row(line, st)["no_verdict"] = n
         timings: dict[tuple[str, str], list[float]] = {}
         for key in list(lines):
             q = (select(Inspection.timings_ms).where(Inspection.line == key[0], Inspection.station == key[1],

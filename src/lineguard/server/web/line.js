@@ -146,11 +146,14 @@ LG.start(async (main) => {
     const cs = [["parts", "parts"], ["ok", "OK"], ["ng", "NG"], ["review", "review"], ["defect_rate", "defect rate"]]
       .map(([n, l]) => { const [div, b] = counter(n, l); els[n] = b; return div; });
     els.ppm = h("dd", {}); els.lat = h("dd", {}); els.last = h("dd", {}); els.model = h("dd", {});
+    els.noVerdict = h("dd", {dataset: {fact: "no-verdict"}});
     const el = h("section", {class: "panel station-card", dataset: {line, station}},
       h("h2", {}, h("span", {}, "Line ", line, " · ", station)),
       h("div", {class: "counters"}, cs),
       h("dl", {class: "facts"}, h("dt", {}, "throughput"), els.ppm, h("dt", {}, "latency p50 / p95"), els.lat,
-        h("dt", {}, "last part"), els.last, h("dt", {}, "model"), els.model));
+        h("dt", {}, "last part"), els.last, h("dt", {}, "model"), els.model,
+        // scrapped by the PLC without a verdict (timeouts, no image, faults): not among the parts
+        h("dt", {}, "PLC rejects without a verdict"), els.noVerdict));
     const entry = {row: {line, station, parts: 0, ok: 0, ng: 0, review: 0}, els, el};
     cards.set(k, entry);
     // keep the cards in line/station order
@@ -175,6 +178,8 @@ LG.start(async (main) => {
       ? `${num(r.latency_ms.p50, 0)} / ${num(r.latency_ms.p95, 0)} ms` : "–";
     e.last.textContent = timeOnly(r.last_part_at);
     e.model.textContent = modelFor(r.line) || "none active";
+    e.noVerdict.textContent = String(r.no_verdict || 0);
+    e.noVerdict.classList.toggle("v-ng", (r.no_verdict || 0) > 0);
   }
 
   function renderSummary(s) {
