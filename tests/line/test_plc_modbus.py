@@ -342,6 +342,41 @@ def test_parts_rejected_without_a_verdict_raise_their_own_alarm_with_the_answer(
     assert st.alarms.history()[0]["acked_after_id"] == alarm["signal_id"]
 
 
+def test_alarm_ack_takes_the_cause_the_plc_wrote(plc_cell):
+    """AlarmAckCause (holding register 3), read at AlarmAck's rising edge: the operator's
+    button on the HMI says what the alarm turned out to be; a number that is no cause
+    still acknowledges, without one."""
+    st, srv, plc = plc_cell([png_bytes(230, seed=60 + i) for i in range(10)], verify_every_s=3600)
+
+    def run_of_five(first_tag):
+        for i in range(5):
+            plc.trigger(tag=first_tag + i)
+            assert plc.wait("valid")["ng"]
+            plc.pulse(1)
+            plc.wait("ready")
+        deadline = time.monotonic() + 10
+        while _alarm(plc) == (False, 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _alarm(plc)[0]
+
+    def ack_with(code):
+        assert not plc.c.write_register(3, code, slave=1).isError()
+        plc.pulse(3)
+        deadline = time.monotonic() + 10
+        while _alarm(plc) != (False, 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _alarm(plc) == (False, 0)
+        return st.alarms.history()
+
+    run_of_five(800)
+    (done,) = ack_with(4)                              # 4: camera
+    assert (done["acked_by"], done["ack_cause"]) == ("plc (modbus)", "camera")
+    run_of_five(900)                                   # ten NG of the last ten: the rate alarm too
+    done = ack_with(9)                                 # no such cause: acknowledged all the same
+    assert [(a["kind"], a["ack_cause"], a["active"]) for a in done] == [
+        ("ng_rate", None, False), ("ng_run", None, False), ("ng_run", "camera", False)]
+
+
 def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):
     """Another process on the same database (a hot folder's watcher) raised it: read with the verification."""
     from lineguard.line.orm import LineAlarm, utcnow

@@ -342,3 +342,18 @@ def test_a_run_of_ng_parts_sets_alarm_and_acknowledge_alarms_clears_it(ua_cell):
     assert plc.read(plc.diag, "AlarmCode") == 0
     (done,) = st.alarms.history()
     assert done["acked_by"] == "plc (opcua)"
+    assert done["ack_cause"] is None
+
+
+def test_acknowledge_alarms_with_cause_says_what_they_turned_out_to_be(ua_cell):
+    st, srv, plc = ua_cell([png_bytes(230, seed=50 + i) for i in range(5)], verify_every_s=3600)
+    for i in range(5):
+        plc.start_job(700 + i)
+        assert plc.wait_valid()["Verdict"] == "NG"
+        plc.ack()
+        plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready")
+    from asyncua import ua
+    plc.call(plc.diag, "AcknowledgeAlarmsWithCause", ua.Variant(5, ua.VariantType.UInt32))    # 5: model
+    plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
+    (done,) = st.alarms.history()
+    assert (done["acked_by"], done["ack_cause"]) == ("plc (opcua)", "model")

@@ -88,6 +88,9 @@ CAUSES = {
     "model": "false alarm: the parts were good",
     "other": "other (say what in the note)",
 }
+# The PLC gives the cause as a number (Modbus AlarmAckCause, OPC UA AcknowledgeAlarmsWithCause):
+# 0 none, then CAUSES in order. Stable: a new cause is added at the end.
+CAUSE_CODES = {i + 1: cause for i, cause in enumerate(CAUSES)}
 
 
 class _Counts:
@@ -615,12 +618,14 @@ class AlarmWatch:
         self._tell(out)
         return out
 
-    def acknowledge_station(self, line: str, station: str, by: str) -> list[dict[str, Any]]:
-        """Acknowledge every active alarm of one station (the PLC's AlarmAck)."""
+    def acknowledge_station(self, line: str, station: str, by: str,
+                            cause: Optional[str] = None) -> list[dict[str, Any]]:
+        """Acknowledge every active alarm of one station (the PLC's AlarmAck), with what
+        they turned out to be when the PLC says (one of CAUSES)."""
         done = []
         for a in self.active(line=line, station=station):
             try:
-                done.append(self.acknowledge(a["id"], by))
+                done.append(self.acknowledge(a["id"], by, cause=cause))
             except Conflict:        # acknowledged meanwhile by a person: theirs stands
                 pass
         return done

@@ -35,6 +35,9 @@ Holding registers (PLC writes, function 03/06/16)
  0    RecipeId      the product to inspect (see ``recipes``), taken at the trigger
  1-2  PartTag       the PLC's number of the part (uint32, high word first), echoed
                     in the result so a result is matched to its part
+ 3    AlarmAckCause what the alarms turned out to be, taken at AlarmAck: 0 not
+                    said, 1 process, 2 material, 3 handling, 4 camera, 5 model
+                    (a false alarm), 6 other (line.alarms.CAUSE_CODES)
 ====  ============  ===========================================================
 
 Input registers (station writes, function 04)
@@ -93,7 +96,7 @@ TRIGGER, RESULTS_ACK, CLEAR_ERROR, ALARM_ACK = 0, 1, 2, 3
 # discrete inputs
 TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED, ALARM = 0, 1, 2, 3, 4, 5, 6, 7
 # holding registers
-HR_RECIPE, HR_PART_TAG = 0, 1
+HR_RECIPE, HR_PART_TAG, HR_ALARM_ACK_CAUSE = 0, 1, 3
 # input registers
 IR_INSPECTION_ID, IR_RESULT_CODE, IR_SCORE, IR_PROCESSING_MS, IR_ERROR_CODE, IR_ACTIVE_RECIPE, IR_PART_TAG, \
     IR_TRIGGER_SEQ, IR_VERIFICATION, IR_ALARM_CODE = 0, 2, 3, 4, 5, 6, 7, 9, 10, 11
@@ -266,7 +269,7 @@ class ModbusStation:
             rising = [now[i] and not self._prev_coils[i] for i in range(4)]
             self._prev_coils = now
             if rising[ALARM_ACK]:
-                self.hs.ack_alarms()
+                self.hs.ack_alarms(int(self._hr.values[HR_ALARM_ACK_CAUSE]))
             if rising[CLEAR_ERROR]:
                 self.hs.clear_error()
             if rising[RESULTS_ACK]:

@@ -54,6 +54,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
                                           bit 3 rejects without a verdict
           Alarm             Boolean       AlarmCode is not 0 (the line may stop on it)
           AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
+          AcknowledgeAlarmsWithCause(Cause UInt32)   the same, with what they turned out to be
+                                          (Modbus AlarmAckCause's numbers)
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
@@ -289,6 +291,9 @@ class OpcUaStation:
                                  [arg("RecipeId", uint32, "one of RecipeManagement/Recipes")], [])
         await results.add_method(idx, "AcknowledgeResult", self._m_ack, [], [])
         await diag.add_method(idx, "AcknowledgeAlarms", self._m_ack_alarms, [], [])
+        await diag.add_method(idx, "AcknowledgeAlarmsWithCause", self._m_ack_alarms_with_cause,
+                              [arg("Cause", uint32, "what they turned out to be: 0 not said, 1 process, 2 material, "
+                                   "3 handling, 4 camera, 5 model (a false alarm), 6 other")], [])
         names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
                  "ProcessingTimeMs", "RecipeId")
         fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in names]
@@ -364,6 +369,10 @@ class OpcUaStation:
 
     async def _m_ack_alarms(self, parent: Any) -> Any:
         self.hs.ack_alarms()    # stored off this loop; Alarm drops once it is
+        return []
+
+    async def _m_ack_alarms_with_cause(self, parent: Any, cause: Any) -> Any:
+        self.hs.ack_alarms(int(getattr(cause, "Value", cause) or 0))
         return []
 
 
