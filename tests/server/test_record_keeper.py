@@ -29,7 +29,7 @@ def test_old_records_go_with_their_files_and_what_the_station_learns_from_stays(
     assert st.records is not None and st.records.keep_days == 30
     st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
     st.test_parts.add("cell", "RR-01", "NG")
-    names = ["old", "old-reviewed", "old-audit", "RR-01", "young", "old-same-image", "old-ng"]
+    names = ["old", "old-reviewed", "old-audit", "RR-01", "old-same-image", "old-ng", "young"]   # young: the newest
     recs = {}
     for i, name in enumerate(names):
         image = png_bytes(60, seed=5) if name in ("young", "old-same-image") else png_bytes(
@@ -52,11 +52,11 @@ def test_old_records_go_with_their_files_and_what_the_station_learns_from_stays(
                              answered_at=at))
     files = {n: [r.image_key, r.heatmap_key] for n, r in recs.items()}
     assert all(k for n in ("old", "old-ng", "young") for k in files[n]), files      # images and maps stored
-    with client(st) as c:     # before any is deleted, the chart already reads from the cutoff on
+    with client(st) as c:     # before any is deleted, every record is there: the chart reads them all
         before = c.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "day",
                                                     "since": (utcnow() - dt.timedelta(days=60)).isoformat() + "Z"})
         assert before.status_code == 200, before.text
-        assert sum(p["n"] for p in before.json()["points"]) == 1           # the young part alone
+        assert sum(p["n"] for p in before.json()["points"]) == 6           # test parts apart
 
     st.images.recent_s = 0          # these parts' files were stored a moment ago
     done = st.records.run_once()
@@ -76,6 +76,21 @@ def test_old_records_go_with_their_files_and_what_the_station_learns_from_stays(
     assert done["files"] == 4
     assert st.records.run_once()["parts"] == 0                         # nothing more to do
 
+    # another process on the database, without the setting (a hot folder's watcher, a
+    # second server), reads the cutoff from the database: its charts are clamped alike
+    other = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    assert other.records is None
+    with client(other) as c:
+        r = c.get("/api/v1/spc/p-chart", params={"line": "L1", "by": "day",
+                                                "since": (utcnow() - dt.timedelta(days=60)).isoformat() + "Z"})
+        assert sum(p["n"] for p in r.json()["points"]) == 1
+        assert r.json()["since"] > (utcnow() - dt.timedelta(days=31)).isoformat()      # the start it read from
+        old_shift = c.get("/api/v1/reports/shift", params={"at": long_ago.isoformat() + "Z"}).json()
+        assert "no longer kept" in old_shift["records_incomplete"]
+        # charts of reviewed parts read before the cutoff: every reviewed part is kept
+        rates = c.get("/api/v1/spc/review-rates", params={"line": "L1",
+                                                          "since": (utcnow() - dt.timedelta(days=60)).isoformat() + "Z"})
+        assert rates.json()["false_reject"]["n"] == 0 and rates.status_code == 200
     with client(st) as c:
         health = c.get("/health").json()
         assert health["records"]["keep_days"] == 30
@@ -98,3 +113,27 @@ def test_without_the_setting_every_record_stays(spc_station):
         assert c.get("/health").json()["records"] is None
         rep = c.get("/api/v1/reports/shift").json()
         assert rep["records_incomplete"] is None
+
+
+def test_the_newest_records_stay_after_a_station_stood_idle(spc_station):
+    """A station idle longer than the setting: its newest part and PLC answer stay, so SQLite
+    never hands their ids out again (alarms mark what they have done with by ids)."""
+    st = spc_station(keep_records_days=30)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    ids = [st.inspect(png_bytes(60, seed=300 + i), Part(part_id=f"idle-{i}", line="L1", station="S1",
+                                                      product="cell")).record.id for i in range(3)]
+    st.maps.flush()
+    long_ago = utcnow() - dt.timedelta(days=90)
+    with st.db.session() as s:
+        s.execute(update(Inspection).values(created_at=long_ago))
+        for _ in range(2):
+            s.add(LineSignal(protocol="modbus", line="L1", station="S1", trigger_seq=1, part_tag=0, recipe_id=1,
+                             product="cell", inspection_id=None, signal="NG", result_code=10, triggered_at=long_ago,
+                             answered_at=long_ago))
+    st.images.recent_s = 0
+    done = st.records.run_once()
+    assert (done["parts"], done["signals"]) == (2, 1)
+    with st.db.session() as s:
+        assert [r.id for r in s.scalars(select(Inspection))] == [ids[-1]]
+    with pytest.raises(Exception, match="no inspection"):
+        st.review(ids[0], "good", "maria (user)", None)           # deleted: not found, nothing written

@@ -47,7 +47,7 @@ def test_the_report_of_one_shift(spc_station):
     assert rep["shift"]["label"] == "2026-11-30 S1 (06:00)" and rep["shift"]["start"] == "2026-11-30T06:00:00Z"
     assert rep["shift"]["previous_at"] < rep["shift"]["start"] and rep["shift"]["next_at"] == "2026-11-30T14:00:00Z"
     assert rep["totals"] == {"parts": 150, "OK": 128, "NG": 20, "REVIEW": 2, "photo_doubted": 0, "no_verdict": 0,
-                             "ng_rate": 20 / 150}
+                             "no_verdict_late": 0, "ng_rate": 20 / 150}
     assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
                                                                                         ("L2", "S2", 50, 0)]
     assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,
@@ -84,17 +84,18 @@ def test_parts_the_plc_rejected_without_a_verdict_are_counted_apart(spc_station)
     _plant(st)
     t = DAY + dt.timedelta(hours=7)
 
-    def signal(inspection_id, signal="NG", line="L1", station="S1", product="cell", at=t):
+    def signal(inspection_id, signal="NG", line="L1", station="S1", product="cell", at=t, late=None):
         return LineSignal(protocol="modbus", line=line, station=station, trigger_seq=1, part_tag=0, recipe_id=1,
-                          product=product, inspection_id=inspection_id, signal=signal,
+                          product=product, inspection_id=inspection_id, signal=signal, late_inspection_id=late,
                           result_code=10 if inspection_id is None else 1, triggered_at=at, answered_at=at)
     with st.db.session() as s:
-        s.add_all([signal(None), signal(None), signal(None, station="S3"), signal(5, "OK"), signal(6, "NG"),
+        s.add_all([signal(None), signal(None, late=9), signal(None, station="S3"), signal(5, "OK"), signal(6, "NG"),
                    signal(None, line="L2", station="S2"), signal(None, product="other"),
                    signal(None, at=DAY + dt.timedelta(hours=15))])        # the next shift's
     with client(st) as c:
         rep = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "product": "cell"}).json()
         assert rep["totals"]["no_verdict"] == 4 and rep["totals"]["parts"] == 150
+        assert rep["totals"]["no_verdict_late"] == 1          # judged after its window: among the parts
         assert {(x["line"], x["station"]): x["no_verdict"] for x in rep["stations"]} == \
             {("L1", "S1"): 2, ("L1", "S3"): 1, ("L2", "S2"): 1}
         s3 = [x for x in rep["stations"] if x["station"] == "S3"][0]

@@ -435,9 +435,10 @@ class AlarmWatch:
                     if alarm is not None:
                         raised.append(alarm)
         except SQLAlchemyError:
+            # the run in memory stays (read back now, it could join answers across a
+            # verdict the recorder has not stored yet); raised at the next such answer
             log.warning("line %s station %s: a no-verdict alarm could not be read or written; tried again at the "
                         "next such answer", line, station, exc_info=True)
-            self._answers.pop(key, None)     # read back from the records next time
         self._announce(raised)
         return raised
 
@@ -605,8 +606,11 @@ class AlarmWatch:
         if out["kind"] == "no_verdict":
             key = ("answers", out["line"], out["station"])
             with self._lock(key):
-                if key in self._answers:       # the answers before the acknowledgement never raise it again
-                    self._answers[key] = []
+                # the answers up to the acknowledgement never raise it again; one given
+                # since (a higher id) still counts, one not recorded cannot be placed: dropped
+                if key in self._answers:
+                    after = out["acked_after_id"] or 0
+                    self._answers[key] = [i for i in self._answers[key] if i is not None and i > after]
         else:
             key = (out["line"], out["station"])
             with self._lock(key):

@@ -172,6 +172,18 @@ class StationAlarmRules(Base):
     updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
+class RecordsKept(Base):
+    """One row: parts recorded before ``kept_since`` are not all kept (line.record_keeper);
+    moved forward by each deletion of old records, whichever process made it."""
+
+    __tablename__ = "records_kept"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)     # always 1
+    kept_since: Mapped[dt.datetime] = mapped_column(DateTime)
+    keep_days: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Review(Base):
     """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
 
@@ -357,7 +369,9 @@ class LineSignal(Base):
     """
 
     __tablename__ = "line_signals"
-    __table_args__ = (Index("ix_line_signals_line_triggered", "line", "triggered_at"),)
+    __table_args__ = (Index("ix_line_signals_line_triggered", "line", "triggered_at"),
+                      # a station's newest answers (the no_verdict alarm's run, its acknowledgement)
+                      Index("ix_line_signals_station_id", "line", "station", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     protocol: Mapped[str] = mapped_column(String(20))                  # modbus

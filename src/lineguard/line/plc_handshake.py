@@ -388,8 +388,11 @@ class Handshake:
             # a run of rejects without a verdict raises its alarm (line.alarms, no_verdict)
             # with this answer, as a run of NG parts does with theirs; an answer with a
             # verdict only ends the run, in memory
-            alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
-                                trig.signal_id if rec is None else None, verdict=rec is not None, reason=reason)
+            try:
+                alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
+                                    trig.signal_id if rec is None else None, verdict=rec is not None, reason=reason)
+            except Exception:  # noqa: BLE001 - the PLC gets its answer whatever the alarm's count does
+                log.exception("line %s station %s: the no-verdict alarm's count failed", self.line, self.station_name)
         self.answered(ans)
         self.show()
         if rec is not None:
@@ -522,12 +525,14 @@ class Handshake:
             with self.station.db.session() as s:
                 s.add(row)
                 s.flush()
-                trig.signal_id = row.id
+                signal_id = row.id
                 record_event(s, "line_signal", self.line, {
                     "line": self.line, "station": self.station_name, "protocol": self.protocol,
                     "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
                     "product": row.product, "inspection_id": inspection_id, "signal": ans.signal,
                     "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason})
+            # only once committed: a rolled-back row's id is handed out again (SQLite)
+            trig.signal_id = signal_id
             self.station.sinks.wake()
         except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the log keeps what was lost
             log.error("line signal of trigger %s (%s, %s) not recorded: %s", trig.seq, ans.signal, ans.code.name, exc)

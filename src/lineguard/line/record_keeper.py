@@ -17,8 +17,9 @@ and test-part checks (a shift's verification; a check left wrong stands until th
 part is checked right). Alarms and the change log stay (a few rows a day).
 
 Counts that reach back before the cutoff would be of the parts kept only, mostly reviewed
-ones, far from the line's mix: the SPC charts read from the cutoff on, and the shift
-report of an earlier shift says its counts are not the shift's.
+ones, far from the line's mix: the cutoff is stored (``records_kept``, moved forward
+before each deletion by whichever process makes it), the charts of the line's parts read
+from it on, and the shift report of an earlier shift says its counts are not the shift's.
 """
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ import threading
 import time
 from typing import Any, Optional
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
-from .orm import Inspection, LineSignal, Review, ShadowResult, utcnow
+from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
 
 log = logging.getLogger("lineguard.station")
 
@@ -85,23 +86,34 @@ class RecordKeeper:
         while not self._stop.wait(wait):
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - tried again at the next round; the records stay meanwhile
-                log.exception("old records could not be deleted; tried again in %.0f h", self.every_s / 3600)
-            wait = self.every_s
+                wait = self.every_s
+            except Exception:  # noqa: BLE001 - tried again within the hour; the records stay meanwhile
+                log.exception("old records could not be deleted; tried again in an hour")
+                wait = min(self.every_s, 3600.0)
 
     def run_once(self, now: Optional[dt.datetime] = None) -> dict[str, Any]:
         """Delete every record older than the cutoff that may go, in batches; what was deleted."""
         t0 = time.perf_counter()
         cutoff = self.cutoff(now)
+        # said before anything goes, for every process on the database: charts and
+        # reports read from here on (a later, shorter setting never moves it back)
+        _mark_kept_since(self.db, cutoff, self.keep_days)
+        with self.db.session() as s:
+            # the newest rows never go: SQLite would hand their ids out again, and alarms
+            # mark what they have done with by ids (a station idle longer than keep_days)
+            newest_part = s.scalar(select(func.max(Inspection.id))) or 0
+            newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
         parts = files = signals = 0
+        cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
         while not self._stop.is_set():
-            looked, n, f = self._parts_batch(cutoff)
+            looked, n, f, cursor = self._parts_batch(cutoff, cursor, newest_part)
             parts, files = parts + n, files + f
-            if looked < BATCH or not n:       # the last batch, or one whose parts cannot go yet
+            if looked < BATCH:
                 break
         while not self._stop.is_set():
             with self.db.session() as s:
-                ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff)
+                ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff,
+                                                                 LineSignal.id < newest_signal)
                                      .order_by(LineSignal.id).limit(BATCH)))
                 if ids:
                     s.execute(delete(LineSignal).where(LineSignal.id.in_(ids)))
@@ -118,34 +130,62 @@ class RecordKeeper:
                      "(before %s)", parts, files, signals, self.keep_days, cutoff.isoformat(timespec="seconds"))
         return self.last
 
-    def _parts_batch(self, cutoff: dt.datetime) -> tuple[int, int, int]:
-        """One batch: the oldest records that may go, deleted in one transaction (with
-        their reviews and shadow results), then the files no record names any more
-        (record first: a crash in between leaves a file the store sweep finds, never a
-        record naming a missing file). (records looked at, records deleted, files deleted)."""
+    def _parts_batch(self, cutoff: dt.datetime, cursor: tuple[dt.datetime, int],
+                     newest: int) -> tuple[int, int, int, tuple[dt.datetime, int]]:
+        """One batch after ``cursor`` (created_at, id): the oldest records that may go,
+        deleted in one transaction (with their reviews and shadow results), then the
+        files no record names any more (record first: a crash in between leaves a file
+        the store sweep finds, never a record naming a missing file). (records looked
+        at, records deleted, files deleted, the cursor past them)."""
+        at, last_id = cursor
+        after = or_(Inspection.created_at > at, and_(Inspection.created_at == at, Inspection.id > last_id))
+        may_go = (*_may_go(), Inspection.id < newest)
         with self.db.session() as s:
             rows = list(s.execute(select(Inspection.id, Inspection.image_sha256, Inspection.image_key,
-                                         Inspection.heatmap_key, Inspection.overlay_key)
-                                  .where(Inspection.created_at < cutoff, *_may_go())
+                                         Inspection.heatmap_key, Inspection.overlay_key, Inspection.created_at)
+                                  .where(Inspection.created_at < cutoff, after, *may_go)
                                   .order_by(Inspection.created_at, Inspection.id).limit(BATCH)))
-            looked = len(rows)
-            rows = [r for r in rows if not self.busy(r[0])]
             if not rows:
-                return looked, 0, 0
-            # the filters again, locking the rows (PostgreSQL): a part reviewed (or drawn
-            # into the audit sample) since the select stays, and a review being written
-            # now waits for this transaction instead of losing its row to it
-            gone = set(s.scalars(select(Inspection.id).where(Inspection.id.in_([r[0] for r in rows]), *_may_go())
-                                 .with_for_update()))
+                return 0, 0, 0, cursor
+            looked, cursor = len(rows), (rows[-1][5], rows[-1][0])
+            rows = [r for r in rows if not self.busy(r[0])]
+            ids = [r[0] for r in rows]
+            still_may_go = select(Inspection.id).where(Inspection.id.in_(ids), *may_go)
+            # First a write (SQLite: the write lock from here to the commit, so no review
+            # commits in between), then the filters again, locking the rows in id order
+            # (PostgreSQL: a review being written now waits, and finds the part gone): a
+            # part reviewed (or drawn into the audit sample) since the select stays, with
+            # its review and shadow results.
+            s.execute(delete(Review).where(Review.inspection_id.in_(still_may_go)))
+            gone = list(s.scalars(still_may_go.order_by(Inspection.id).with_for_update()))
             if gone:
                 s.execute(delete(ShadowResult).where(ShadowResult.inspection_id.in_(gone)))
                 s.execute(delete(Review).where(Review.inspection_id.in_(gone)))
-                s.execute(delete(Inspection).where(Inspection.id.in_(gone), *_may_go()))
-        rows = [r for r in rows if r[0] in gone]
+                s.execute(delete(Inspection).where(Inspection.id.in_(gone)))
+        gone_set = set(gone)
+        rows = [r for r in rows if r[0] in gone_set]
         files = delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
                                              {k for r in rows for k in r[2:5] if k}) if rows else 0
-        return looked, len(rows), files
+        return looked, len(rows), files, cursor
 
     def status(self) -> dict[str, Any]:
-        return {"keep_days": self.keep_days, "kept_since": self.cutoff().isoformat(timespec="seconds") + "Z",
+        since = kept_since(self.db)
+        return {"keep_days": self.keep_days, "kept_since": since.isoformat(timespec="seconds") + "Z" if since else None,
                 "deleted_since_start": dict(self.deleted), "last": self.last}
+
+
+def _mark_kept_since(db: Database, cutoff: dt.datetime, keep_days: float) -> None:
+    with db.session() as s:
+        row = s.get(RecordsKept, 1, with_for_update=True)
+        if row is None:
+            s.add(RecordsKept(id=1, kept_since=cutoff, keep_days=keep_days, updated_at=utcnow()))
+        elif cutoff > row.kept_since:
+            row.kept_since, row.keep_days, row.updated_at = cutoff, keep_days, utcnow()
+
+
+def kept_since(db: Database) -> Optional[dt.datetime]:
+    """Parts recorded before this (naive UTC) are not all kept: the cutoff of the last
+    deletion of old records by any process on the database (None: every record kept)."""
+    with db.session() as s:
+        row = s.get(RecordsKept, 1)
+        return row.kept_since if row is not None else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from . import spc
 from .alarms import CAUSES, history as alarm_history
@@ -49,9 +49,11 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, doubted, func.count())
                          .where(*_where(f))
                          .group_by(Inspection.line, Inspection.station, Inspection.verdict, doubted)).all()
-        # parts the PLC link rejected without a verdict (window missed, no image, a fault):
-        # no inspection record, so not among the parts above, yet scrapped all the same
-        unjudged = select(LineSignal.line, LineSignal.station, func.count()).where(
+        # parts the PLC link rejected without a verdict in time (window missed, no image, a
+        # fault): scrapped whatever the model says. Most have no record; one judged after
+        # its window has one, counted among the parts by the verdict given late (``late``)
+        late = func.sum(case((LineSignal.late_inspection_id.is_not(None), 1), else_=0))
+        unjudged = select(LineSignal.line, LineSignal.station, func.count(), late).where(
             LineSignal.inspection_id.is_(None), LineSignal.signal == "NG",
             LineSignal.triggered_at >= shift.start_utc, LineSignal.triggered_at < shift.end_utc)
         if line is not None:
@@ -66,18 +68,19 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
 
     def station_row(ln: str, st: str) -> dict[str, Any]:
         return stations.setdefault((ln, st), {"line": ln, "station": st, "parts": 0, "OK": 0, "NG": 0, "REVIEW": 0,
-                                              "photo_doubted": 0, "no_verdict": 0})
+                                              "photo_doubted": 0, "no_verdict": 0, "no_verdict_late": 0})
     for ln, st, verdict, photo_doubted, n in rows:
         r = station_row(ln, st)
         r["parts"] += int(n)
         r[verdict] = r.get(verdict, 0) + int(n)
         r["photo_doubted"] += int(n) if photo_doubted else 0
-    for ln, st, n in no_verdict:
-        station_row(ln, st)["no_verdict"] = int(n)
+    for ln, st, n, n_late in no_verdict:
+        r = station_row(ln, st)
+        r["no_verdict"], r["no_verdict_late"] = int(n), int(n_late or 0)
     for r in stations.values():
         r["ng_rate"] = r["NG"] / r["parts"] if r["parts"] else None
     total = {k: sum(r[k] for r in stations.values())
-             for k in ("parts", "OK", "NG", "REVIEW", "photo_doubted", "no_verdict")}
+             for k in ("parts", "OK", "NG", "REVIEW", "photo_doubted", "no_verdict", "no_verdict_late")}
     total["ng_rate"] = total["NG"] / total["parts"] if total["parts"] else None
 
     # the shift's defect rate on the p-chart of the week of shifts before it

@@ -577,7 +577,9 @@ class Station:
         "good" on an NG/REVIEW part is a false alarm, "defect" on an NG part a confirmed
         defect, "defect" on an OK part a missed defect (an escape)."""
         with self.db.session() as s:
-            rec = s.get(Inspection, inspection_id)
+            # locked (PostgreSQL): a deletion of old records at this moment (line.record_keeper)
+            # either waits for this review or has deleted the part, which is then not found
+            rec = s.get(Inspection, inspection_id, with_for_update=True)
             if rec is None:
                 raise NotFound(f"no inspection with id {inspection_id}")
             reviews.check_review(s, rec.product, label, defect_type)

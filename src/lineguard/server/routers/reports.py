@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
 
+from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import naive_utc
 from ...line.station import Station
@@ -23,7 +24,6 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
                                                               "shift that has ended, by the plant's shift starts)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     cfg = station.config
-    records = getattr(station, "records", None)
     return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=line or None, product=product or None,
-                        kept_since=records.cutoff() if records is not None else None,
+                        kept_since=kept_since(station.db),
                         at=naive_utc(at))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...line import spc
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
+from ...line.record_keeper import kept_since
 from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
                               region_centres, resolve_window, review_counts,
                               score_subgroups)
@@ -169,16 +170,19 @@ class Scope:
     since: Optional[dt.datetime]
     until: Optional[dt.datetime]
     # parts recorded before this are not all kept (line.record_keeper): the few kept,
-    # mostly reviewed ones, are no sample of the line, so no chart reads before it
+    # mostly reviewed ones, are no sample of the line, so no chart of the line's parts
+    # reads before it (those of reviewed parts do: every reviewed part is kept)
     kept_since: Optional[dt.datetime] = None
 
-    def window(self, by: str = "lot") -> tuple[Filters, dt.datetime, dt.datetime]:
-        """The filters over the window (its default fits ``by``; "lot": a window of any length)."""
+    def window(self, by: str = "lot", all_parts: bool = True) -> tuple[Filters, dt.datetime, dt.datetime]:
+        """The filters over the window (its default fits ``by``; "lot": a window of any
+        length), starting at the records kept when the chart counts ``all_parts``."""
         t0, t1 = resolve_window(by, self.since, self.until)
-        return self.over(t0, t1), t0, t1
+        f = self.over(t0, t1, all_parts)
+        return f, f.since, t1
 
-    def over(self, t0: dt.datetime, t1: dt.datetime) -> Filters:
-        if self.kept_since is not None and t0 < self.kept_since:
+    def over(self, t0: dt.datetime, t1: dt.datetime, all_parts: bool = True) -> Filters:
+        if all_parts and self.kept_since is not None and t0 < self.kept_since:
             t0 = min(self.kept_since, t1)
         return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
 
@@ -186,9 +190,8 @@ class Scope:
 def scope(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
           since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL,
           station: Station = Depends(get_station)) -> Scope:
-    records = getattr(station, "records", None)
-    return Scope(line or None, station_name or None, product or None, since, until,
-                 records.cutoff() if records is not None else None)
+    # the cutoff of the last deletion of old records, by whichever process on the database
+    return Scope(line or None, station_name or None, product or None, since, until, kept_since(station.db))
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
@@ -242,7 +245,9 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
             raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the first "
                                  "baseline_subgroups subgroups are the baseline)")
         b0, b1 = resolve_window("lot", baseline_since, baseline_until)
-        baseline = baseline_scores(station.db, where.over(b0, b1))
+        bf = where.over(b0, b1)
+        b0 = bf.since
+        baseline = baseline_scores(station.db, bf)
     drift = spc.score_drift(groups, baseline_groups=baseline_subgroups, baseline=baseline)
     if baseline is not None:
         drift.baseline.update({"since": _iso(b0), "until": _iso(b1)})
@@ -268,7 +273,7 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
             responses=_documented(ReviewRatesOut, 401, 403, 422))
 def review_rates(where: Scope = Depends(scope), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    f, t0, t1 = where.window()   # a window of any length: no subgroups here
+    f, t0, t1 = where.window(all_parts=False)   # a window of any length, no subgroups; reviewed parts stay
     out = spc.review_rates(review_counts(station.db, f))
     if format == "csv":
         return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
@@ -284,7 +289,9 @@ def review_rates(where: Scope = Depends(scope), format: Format = "json",
             responses=_documented(ParetoOut, 401, 403, 422))
 def pareto(where: Scope = Depends(scope), format: Format = "json",
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    f, t0, t1 = where.window()   # 30 days unless told: one set of bars, no subgroups
+    # 30 days unless told: one set of bars, no subgroups; reviewed parts stay (those
+    # waiting for review before the records kept are gone, so not counted)
+    f, t0, t1 = where.window(all_parts=False)
     counts, waiting = defect_type_counts(station.db, f)
     bars = spc.pareto(counts)
     if format == "csv":
@@ -304,7 +311,7 @@ def defect_map(where: Scope = Depends(scope),
                                                        "reviewed as defects (escapes included)"),
                columns: int = Query(24, ge=2, le=200, description="cells across the part"),
                format: Format = "json", station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    f, t0, t1 = where.window()
+    f, t0, t1 = where.window(all_parts=which == "ng")     # the reviewed defects stay
     found = region_centres(station.db, f, which)
     rows = max(2, min(200, round(columns / found.aspect))) if found.aspect else columns
     counts = spc.defect_map(found.centres, columns, rows)

@@ -42,8 +42,10 @@ LG.start(async (main) => {
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
         h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`
           + ` · NG rate ${pct(t.ng_rate, 2)}`,
-          // scrapped by the PLC without a verdict: not among the parts, so said apart
-          t.no_verdict ? h("b", {class: "v-ng"}, ` · ${t.no_verdict} more rejected by the PLC without a verdict`) : ""),
+          // rejected by the PLC without a verdict in time: most have no record, so said apart
+          t.no_verdict ? h("b", {class: "v-ng", id: "no-verdict"}, ` · ${t.no_verdict} rejected by the PLC without a `
+            + "verdict in time" + (t.no_verdict_late ? ` (${t.no_verdict_late} judged later: among the parts above by `
+            + "that verdict)" : " (not among the parts above)")) : ""),
         r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate",
           "photos doubted", "PLC rejects without a verdict"],
           r.stations.map((s) => h("tr", {}, h("td", {}, s.line), h("td", {}, s.station), cell(s.parts), cell(s.OK),

@@ -1,5 +1,6 @@
 """Each station's own alarm rules, where they differ from the process's (line.alarm_rules);
-the PLC answer that raised a no_verdict alarm (line.alarms).
+the PLC answer that raised a no_verdict alarm and an index to read a station's newest
+answers by (line.alarms).
 
 Revision ID: 0016
 Revises: 0015
@@ -29,9 +30,12 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.String(100), nullable=True),
     )
     op.add_column("alarms", sa.Column("signal_id", sa.Integer, nullable=True))
+    # a station's newest PLC answers, read by the no_verdict alarm with the PLC waiting
+    op.create_index("ix_line_signals_station_id", "line_signals", ["line", "station", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_line_signals_station_id", table_name="line_signals")
     with op.batch_alter_table("alarms") as batch:
         batch.drop_column("signal_id")
     op.drop_table("alarm_rules")
