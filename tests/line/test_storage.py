@@ -29,7 +29,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
     assert "ix_inspections_image_sha256" in indexes     # the disk keeper finds a file's records by it
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -293,7 +293,7 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_bac
         old.dispose()
         st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
         with st.db.session() as s:
-            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
         (before,) = st.query(part_id="old-1")
         assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)
@@ -319,3 +319,35 @@ def test_a_photo_with_nothing_off_stores_sql_null_and_issues_round_trip(station)
     from lineguard.line.station import inspection_to_dict
     assert inspection_to_dict(station.get(plain.id))["photo_issues"] == []
     assert inspection_to_dict(station.get(doubted.id))["photo_issues"][0].startswith("too dark")
+
+
+def test_alarms_escalated_before_repeated_escalation_are_not_escalated_again(db_backend, tmp_path):
+    """Migration 0018: escalate_at became the next due time; an alarm escalated under 0017
+    (escalated_at set, escalate_at still its first due time) has none after the upgrade."""
+    import datetime as dt
+    from sqlalchemy import DateTime, bindparam, text
+    from lineguard.line.alarms import AlarmRules, AlarmWatch
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    db_url, schema = db_backend
+    cfg = StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema)
+    db = Database(cfg.database_url, schema=schema)
+    db.upgrade("0017")
+    t = dt.datetime(2026, 12, 1, 8, 0)
+    insert = text("INSERT INTO alarms (line, station, product, kind, message, raised_at, inspection_id, "
+                  "first_inspection_id, parts, rejected, escalate_at, escalated_at) VALUES "
+                  "(:line, :station, 'cell', 'ng_run', 'm', :t, 1, 1, 5, 5, :due, :done)").bindparams(
+        *(bindparam(k, type_=DateTime) for k in ("t", "due", "done")))     # stored as the station stores times
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(insert, dict(line="L1", station="S1", t=t, due=t + dt.timedelta(minutes=10),
+                                      done=t + dt.timedelta(minutes=10)))
+            conn.execute(insert, dict(line="L1", station="S2", t=t, due=t + dt.timedelta(minutes=10), done=None))
+        db.upgrade()
+        watch = AlarmWatch(db, AlarmRules())
+        (due,) = watch.escalate_due(now=t + dt.timedelta(hours=1))      # only the one never escalated
+        assert (due["station"], due["level"], due["escalate_at"]) == ("S2", 1, None)
+        first = [a for a in watch.history() if a["station"] == "S1"][0]
+        assert (first["escalations"], first["escalate_at"]) == (1, None)
+    finally:
+        db.dispose()

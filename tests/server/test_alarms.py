@@ -86,7 +86,8 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         listed = c.get("/api/v1/alarms", params={"active": "false", "line": "L1"}).json()
         assert [a["id"] for a in listed["items"]] == [alarm["id"]]
         assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None,
-                                      "photo_run": 3, "no_verdict_run": 3, "escalate_min": 10.0}
+                                      "photo_run": 3, "no_verdict_run": 3, "escalate_min": 10.0,
+                                      "escalate_again_min": 0.0}
         assert c.get("/api/v1/alarms", params={"active": "true"}).json()["items"] == []
     assert [a["change"] for a in heard] == ["raised", "acknowledged"]
     assert _alarm_messages(st)[-1] == ("acknowledged", "ng_run", alarm["id"])
@@ -180,9 +181,11 @@ def test_an_alarm_left_unacknowledged_is_escalated_once(spc_station):
     other = AlarmWatch(st.db, AlarmRules(escalate_min=0))
     (done,) = other.escalate_due(now=raised + dt.timedelta(minutes=10))
     assert st.alarms.escalate_due(now=raised + dt.timedelta(minutes=11)) == []      # once, whoever looks
-    assert st.alarms._escalate(alarm["id"], "L1") is None      # a look that raced the first: its update marks none
+    due = dt.datetime.fromisoformat(alarm["escalate_at"].replace("Z", ""))
+    assert st.alarms._escalate(alarm["id"], "L1", due) is None    # a look that raced the first: its update marks none
     assert done["change"] == "escalated" and done["id"] == alarm["id"] and done["unacknowledged_min"] >= 0
     assert done["escalated_at"] and done["station_active"][0]["escalated_at"] == done["escalated_at"]
+    assert (done["level"], done["escalations"], done["escalate_at"]) == (1, 1, None)     # once: none due after
     assert done["station_state_as_of"] == done["escalated_at"]
     assert _alarm_messages(st)[-1] == ("escalated", "ng_run", alarm["id"])
     assert other.metrics is None and st.alarms.active()[0]["escalated_at"] == done["escalated_at"]
@@ -513,3 +516,32 @@ def test_rejects_without_a_verdict_are_read_back_after_a_restart_and_an_acknowle
     (again,) = answer(later)
     assert again["parts"] == 3 and again["id"] != alarm["id"]
     assert st.alarms.rules_for("L1", "S1").no_verdict_run == 3
+
+
+def test_an_alarm_left_unacknowledged_is_escalated_again_at_its_stations_pace(spc_station):
+    """--alarm-escalate-again-min: escalated again every so many minutes, each time once
+    whichever process looks, with its level; a station down for an hour sends one, not six."""
+    import datetime as dt
+    from lineguard.line.alarms import AlarmRules, AlarmWatch
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2, alarm_escalate_min=10, alarm_escalate_again_min=5)
+    _parts(st, NG, NG)
+    (alarm,) = st.alarms.active()
+    assert alarm["escalate_again_min"] == 5
+    raised = dt.datetime.fromisoformat(alarm["raised_at"].replace("Z", "+00:00"))
+    at = lambda minutes: raised + dt.timedelta(minutes=minutes)      # noqa: E731
+    other = AlarmWatch(st.db, AlarmRules(escalate_min=0))           # another process whose setting is "never"
+    assert [a["level"] for a in st.alarms.escalate_due(now=at(10))] == [1]
+    assert other.escalate_due(now=at(14)) == [] and st.alarms.escalate_due(now=at(14.9)) == []
+    (second,) = other.escalate_due(now=at(15))
+    assert (second["level"], second["escalations"], second["change"]) == (2, 2, "escalated")
+    assert second["escalated_at"] == st.alarms.history()[0]["escalated_at"]          # the first time stays
+    assert st.alarms.escalate_due(now=at(16)) == []                                   # each level once
+    (late,) = st.alarms.escalate_due(now=at(80))          # nobody looked for an hour: one, the next after it
+    assert late["level"] == 3
+    nxt = dt.datetime.fromisoformat(late["escalate_at"].replace("Z", "+00:00"))
+    assert at(80) < nxt <= at(85)
+    assert [m[0] for m in _alarm_messages(st)].count("escalated") == 3
+    st.alarms.acknowledge(alarm["id"], "maria (user)")
+    assert st.alarms.escalate_due(now=at(200)) == []
+    with pytest.raises(ValueError, match="every 1 to 1440 minutes"):
+        AlarmRules(escalate_again_min=0.5)

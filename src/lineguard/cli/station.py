@@ -24,7 +24,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
             backup_every_h: float = 24.0, keep_records_days: Optional[float] = None, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
             alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
-            alarm_escalate_min: float = 10.0):
+            alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0):
     from ..line.config import RetentionPolicy, StationConfig
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -37,7 +37,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              keep_records_days=keep_records_days,
                              alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
                              alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
-                             alarm_escalate_min=alarm_escalate_min)
+                             alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -45,7 +45,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 # the options of a station wherever it runs, and their defaults (see line.config)
 _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
                      "ok_image_days": None, "keep_records_days": None, "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
-                     "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0}
+                     "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0,
+                     "alarm_escalate_again_min": 0.0}
 
 
 def station_options(f):
@@ -105,6 +106,11 @@ def station_options(f):
                           "change 'escalated', for a supervisor's pager; the line view marks it). Stored on each "
                           "alarm this process raises, so every process on the database escalates it alike. "
                           "0: never."),
+        click.option("--alarm-escalate-again-min", type=click.FloatRange(min=0),
+                     envvar="LINEGUARD_ALARM_ESCALATE_AGAIN_MIN",
+                     default=_STATION_DEFAULTS["alarm_escalate_again_min"], show_default=True,
+                     help="Escalate an escalated alarm again every this many minutes while it stays "
+                          "unacknowledged (each with its level: 2, 3, ..., for the next person up); 0: once."),
     )
     for option in reversed(options):
         f = option(f)
@@ -176,7 +182,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
           backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
-          alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float) -> None:
+          alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
+          alarm_escalate_again_min: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -194,7 +201,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                   backup_to, backup_every_h, keep_records_days=keep_records_days,
                   alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                   alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
-                  alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min)
+                  alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
+                  alarm_escalate_again_min=alarm_escalate_again_min)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found

@@ -28,7 +28,7 @@ from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
 
 # the settings a station may have of its own; its table calls "window" rate_window (SQL reserves the word)
-SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min")
+SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min")
 _COLUMN = {"window": "rate_window"}
 
 
@@ -42,13 +42,14 @@ class AlarmRules:
     photo_run: int = 3         # photos in a row the photo check doubts
     no_verdict_run: int = 3    # PLC answers in a row rejected without a verdict (window missed, no image, fault)
     escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
+    escalate_again_min: float = 0.0   # then escalated again every so many minutes until acknowledged (0: once)
 
     def __post_init__(self) -> None:
         for name in ("ng_run", "window", "photo_run", "no_verdict_run"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):     # 2.5 from a database edited by hand
                 raise ValueError(f"{name} must be a whole number, got {v!r}")
-        for name in ("ng_rate", "escalate_min"):
+        for name in ("ng_rate", "escalate_min", "escalate_again_min"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
@@ -67,6 +68,9 @@ class AlarmRules:
         if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
             raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
                              f"got {self.escalate_min}")
+        if not (self.escalate_again_min == 0 or 1 <= self.escalate_again_min <= 24 * 60):
+            raise ValueError(f"an escalated alarm is escalated again every 1 to 1440 minutes (0: once), "
+                             f"got {self.escalate_again_min}")
 
     @property
     def rate_limit(self) -> int:
@@ -92,7 +96,8 @@ class AlarmRules:
     def to_dict(self) -> dict[str, Any]:
         return {"ng_run": self.ng_run, "ng_rate": self.ng_rate, "window": self.window,
                 "rate_limit": self.rate_limit if self.ng_rate else None, "photo_run": self.photo_run,
-                "no_verdict_run": self.no_verdict_run, "escalate_min": self.escalate_min}
+                "no_verdict_run": self.no_verdict_run, "escalate_min": self.escalate_min,
+                "escalate_again_min": self.escalate_again_min}
 
 
 def with_own(defaults: AlarmRules, own: dict[str, Any]) -> AlarmRules:

@@ -37,10 +37,10 @@ An alarm is latched: it stays active, shown on the line view, sent to the sinks 
 ``lineguard/<line>/<station>/alarm``, a webhook's ``event: alarm``) and to the PLC (the
 Alarm bit, see line.plc_modbus), until a person acknowledges it (the app or the API,
 with what it turned out to be and a note) or the PLC does (AlarmAck). One left
-unacknowledged for ``escalate_min`` minutes (the setting of the process that raised it,
-stored on the alarm) is escalated once (``change: escalated``, for a supervisor's pager
-or a louder andon): of the processes on the database, the one whose update marks it
-sends it. The rule that raised it then
+unacknowledged for ``escalate_min`` minutes (its station's setting when raised, stored
+on the alarm) is escalated (``change: escalated``, for a supervisor's pager or a louder
+andon), and again every ``escalate_again_min`` if set, each with its ``level``: of the
+processes on the database, the one whose update marks that due time sends it. The rule that raised it then
 counts afresh from the next part: the parts before the acknowledgement never raise it
 again. While one is active, its rule raises no second alarm of its kind at that station.
 
@@ -166,7 +166,8 @@ def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
             "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
             "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id,
-            "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at), "signal_id": a.signal_id}
+            "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at),
+            "escalations": a.escalations or 0, "escalate_again_min": a.escalate_again_min, "signal_id": a.signal_id}
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
@@ -246,42 +247,60 @@ class AlarmWatch:
                 failing = True
 
     def escalate_due(self, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
-        """Escalate every active alarm whose ``escalate_at`` has come and that is not yet
-        escalated; each once, whichever process looks first (its update is the one that
-        marks it). Returns those escalated here. ``now``: for tests, any time zone."""
+        """Escalate every active alarm whose ``escalate_at`` has come: the first time, or
+        again where its station escalates every ``escalate_again_min``; each due time
+        once, whichever process looks first (its update is the one that marks it).
+        Returns those escalated here. ``now``: for tests, any time zone."""
         if now is None:
             now = utcnow()
         elif now.tzinfo is not None:      # stored times are naive UTC
             now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
         with self.db.session() as s:
-            due = s.execute(select(LineAlarm.id, LineAlarm.line)
-                            .where(LineAlarm.acked_at.is_(None), LineAlarm.escalated_at.is_(None),
-                                   LineAlarm.escalate_at.is_not(None), LineAlarm.escalate_at <= now)
+            due = s.execute(select(LineAlarm.id, LineAlarm.line, LineAlarm.escalate_at)
+                            .where(LineAlarm.acked_at.is_(None), LineAlarm.escalate_at.is_not(None),
+                                   LineAlarm.escalate_at <= now)
                             .order_by(LineAlarm.id)).all()
         done = []
-        for alarm_id, line in due:
-            out = self._escalate(alarm_id, line)
+        for alarm_id, line, due_at in due:
+            out = self._escalate(alarm_id, line, due_at, now)
             if out is not None:
                 done.append(out)
         return done
 
-    def _escalate(self, alarm_id: int, line: str) -> Optional[dict[str, Any]]:
-        """Mark one alarm escalated and send it; None when it was acknowledged or
-        escalated meanwhile (here or by another process)."""
+    def _escalate(self, alarm_id: int, line: str, due_at: dt.datetime,
+                  now: Optional[dt.datetime] = None) -> Optional[dict[str, Any]]:
+        """Mark one alarm escalated for its due time ``due_at`` and send it; None when it
+        was acknowledged or escalated for that time meanwhile (here or by another process).
+        ``now`` (naive UTC; tests): the time the next due time must come after."""
         with self.db.session() as s:
             lock_line(s, line)        # before the write and the state read (see _raise)
             at = utcnow()             # after the lock: no state sent before this one is newer
+            a = s.get(LineAlarm, alarm_id)
+            if a is None:
+                return None
+            again = a.escalate_again_min or 0
+            following = None
+            if again > 0:
+                # the next time, after now: a station down for an hour sends one, not six
+                step = dt.timedelta(minutes=again)
+                following = due_at + step
+                while following <= max(at, now or at):
+                    following += step
+            # the update marks it only if this due time is still the alarm's (the race's winner)
             marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
-                                                       LineAlarm.escalated_at.is_(None))
-                               .values(escalated_at=at)).rowcount
+                                                       LineAlarm.escalate_at == due_at)
+                               .values(escalated_at=func.coalesce(LineAlarm.escalated_at, at),
+                                       escalations=LineAlarm.escalations + 1, escalate_at=following)).rowcount
             if not marked:
                 return None
-            a = s.get(LineAlarm, alarm_id)
-            out = {**alarm_to_dict(a), "change": "escalated", **_station_state(s, a.line, a.station, at),
+            s.refresh(a)
+            out = {**alarm_to_dict(a), "change": "escalated", "level": a.escalations,
+                   **_station_state(s, a.line, a.station, at),
                    "unacknowledged_min": round(max(0.0, (at - a.raised_at).total_seconds()) / 60, 1)}
             record_event(s, "alarm", a.line, out)
-        log.warning("ALARM ESCALATED line %s station %s: alarm %s unacknowledged for %.0f min: %s", out["line"],
-                    out["station"], out["id"], out["unacknowledged_min"], out["message"])
+        log.warning("ALARM ESCALATED (%s) line %s station %s: alarm %s unacknowledged for %.0f min: %s",
+                    "first time" if out["level"] == 1 else f"{out['level']} times", out["line"], out["station"],
+                    out["id"], out["unacknowledged_min"], out["message"])
         if self.metrics is not None:
             self.metrics.alarms_escalated.labels(out["line"], out["station"], out["kind"]).inc()
         self._tell(out)
@@ -481,7 +500,8 @@ class AlarmWatch:
             a = LineAlarm(line=line, station=station, product=product, kind="no_verdict", message=message,
                           raised_at=raised, inspection_id=0, first_inspection_id=0,
                           signal_id=max((i for i in run if i is not None), default=None), parts=parts, rejected=parts,
-                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None)
+                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None,
+                          escalate_again_min=rules.escalate_again_min or None)
             s.add(a)
             try:
                 s.flush()
@@ -552,7 +572,7 @@ class AlarmWatch:
                           raised_at=raised, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
                           parts=parts, rejected=rejected,
                           escalate_at=raised + dt.timedelta(minutes=rules.escalate_min)
-                          if rules.escalate_min else None)
+                          if rules.escalate_min else None, escalate_again_min=rules.escalate_again_min or None)
             s.add(a)
             try:
                 s.flush()
@@ -662,7 +682,8 @@ def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[
                                                     LineAlarm.acked_at.is_(None)).order_by(LineAlarm.id)))
     return {"station_active": [{"id": a.id, "kind": a.kind, "raised_at": iso_utc(a.raised_at),
                                 "inspection_id": a.inspection_id, "message": a.message,
-                                "escalated_at": iso_utc(a.escalated_at)} for a in active],
+                                "escalated_at": iso_utc(a.escalated_at), "escalations": a.escalations or 0}
+                               for a in active],
             "station_alarm_code": alarm_code([{"kind": a.kind} for a in active]), "station_state_as_of": iso_utc(as_of)}
 
 

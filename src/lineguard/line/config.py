@@ -141,6 +141,7 @@ class StationConfig:
     alarm_no_verdict_run: int = 3
     # minutes an alarm may stay unacknowledged before it is escalated once (0: never)
     alarm_escalate_min: float = 10.0
+    alarm_escalate_again_min: float = 0.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -197,7 +198,7 @@ class StationConfig:
         from .alarm_rules import AlarmRules
         return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window,
                           photo_run=self.alarm_photo_run, no_verdict_run=self.alarm_no_verdict_run,
-                          escalate_min=self.alarm_escalate_min)
+                          escalate_min=self.alarm_escalate_min, escalate_again_min=self.alarm_escalate_again_min)
 
     @property
     def database_url(self) -> str:
@@ -254,6 +255,7 @@ _ENV = {
     "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", int),
     "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", int),
     "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", float),
+    "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": ("alarm_escalate_again_min", float),
 }
 
 

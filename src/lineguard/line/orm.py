@@ -144,10 +144,13 @@ class LineAlarm(Base):
     acked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     acked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     ack_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    # when it is escalated if still unacknowledged (the raising process's escalate_min; None:
-    # never), and when it was (once, by whichever process on the database marks it first)
+    # when it is next escalated if still unacknowledged (the raising station's escalate_min,
+    # then every escalate_again_min; None: not again), when it first was and how many times
+    # (each by whichever process on the database marks it first)
     escalate_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     escalated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    escalations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalate_again_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     # what it turned out to be (line.alarms.CAUSES), chosen on acknowledgement: what stops the line
     ack_cause: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     # the station's newest part when acknowledged: it and the parts before never raise this kind again
@@ -168,6 +171,7 @@ class StationAlarmRules(Base):
     photo_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     no_verdict_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     escalate_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    escalate_again_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 

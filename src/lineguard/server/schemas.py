@@ -61,6 +61,8 @@ class StationAlarmRulesIn(BaseModel):
                                           description="PLC answers in a row NG without a verdict (2-10000; 0: off)")
     escalate_min: Optional[float] = Field(default=None, strict=True, description="minutes unacknowledged before "
                                           "an alarm is escalated (0.5-1440; 0: never)")
+    escalate_again_min: Optional[float] = Field(default=None, strict=True, description="then again every so many "
+                                                "minutes while unacknowledged (1-1440; 0: once)")
 
 
 class ShadowIn(BaseModel):

@@ -41,6 +41,7 @@ LG.start(async (main) => {
     field("doubted photos in a row", ruleIn("photo_run", {min: 0, max: 10000, step: 1})),
     field("PLC rejects without a verdict in a row", ruleIn("no_verdict_run", {min: 0, max: 10000, step: 1})),
     field("escalate after (min)", ruleIn("escalate_min", {min: 0, max: 1440, step: "any"})),
+    field("then again every (min)", ruleIn("escalate_again_min", {min: 0, max: 1440, step: "any"})),
     h("button", {type: "submit"}, "Save"));
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms"), csv),
     h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
@@ -105,7 +106,8 @@ LG.start(async (main) => {
     for (const a of page.items) {
       body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
         h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
-        h("td", {title: a.message}, KIND[a.kind] || a.kind, a.escalated_at ? " · escalated" : ""),
+        h("td", {title: a.message}, KIND[a.kind] || a.kind,
+          a.escalated_at ? " · escalated" + (a.escalations > 1 ? ` ×${a.escalations}` : "") : ""),
         h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)
           : `PLC answer ${a.signal_id === null ? "–" : "#" + a.signal_id}`),
         h("td", {}, a.acked_at ? when(a.acked_at) : h("b", {class: "v-ng"}, "active")),
@@ -117,14 +119,16 @@ LG.start(async (main) => {
     more.hidden = !before;
   }
 
-  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min"];
+  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min"];
   function ruleCells(r, own) {
     const cell = (k, text) => h("td", {dataset: {setting: k}}, own && k in own ? h("b", {}, text) : text);
     return [cell("ng_run", r.ng_run ? String(r.ng_run) : "off"),
       cell("ng_rate", r.ng_rate ? `${num(r.ng_rate * 100, 1)}% (${r.rate_limit} NG)` : "off"),
       cell("window", String(r.window)), cell("photo_run", r.photo_run ? String(r.photo_run) : "off"),
       cell("no_verdict_run", r.no_verdict_run ? String(r.no_verdict_run) : "off"),
-      cell("escalate_min", r.escalate_min ? `${num(r.escalate_min, 1)} min` : "never")];
+      cell("escalate_min", r.escalate_min ? `${num(r.escalate_min, 1)} min` : "never"),
+      cell("escalate_again_min", r.escalate_min && r.escalate_again_min ? `every ${num(r.escalate_again_min, 1)} min`
+        : "–")];
   }
 
   async function loadRules() {
@@ -142,7 +146,7 @@ LG.start(async (main) => {
           "Defaults"))));
     }
     clear(rulesEl).appendChild(h("table", {}, h("tr", {}, ["line", "station", "in a row", "NG rate", "of the last",
-      "photos in a row", "no verdict", "escalate", "set", ""].map((t) => h("th", {}, t))), rows));
+      "photos in a row", "no verdict", "escalate", "again", "set", ""].map((t) => h("th", {}, t))), rows));
     LG.applyRoles(rulesEl);
   }
 

@@ -71,8 +71,13 @@ LG.start(async (main) => {
     for (const a of list) {
       if (!alarmItems.has(a.id)) { const el = alarmItem(a); alarmItems.set(a.id, el); alarmsEl.appendChild(el); }
       const el = alarmItems.get(a.id);
-      if (a.escalated_at && !el.querySelector(".escalated")) {   // left unacknowledged too long
-        el.querySelector("p").append(h("span", {class: "escalated"}, " · escalated ", when(a.escalated_at)));
+      const times = a.escalations > 1 ? ` (×${a.escalations})` : "";
+      if (a.escalated_at && (!el.querySelector(".escalated") || el.dataset.escalations !== String(a.escalations))) {
+        // left unacknowledged too long, and again each time it is escalated again
+        const old = el.querySelector(".escalated");
+        if (old) old.remove();
+        el.dataset.escalations = String(a.escalations);
+        el.querySelector("p").append(h("span", {class: "escalated"}, " · escalated ", when(a.escalated_at), times));
       }
     }
     alarmsHead.textContent = list.length === 1 ? "Alarm" : `${list.length} alarms`;

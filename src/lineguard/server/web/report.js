@@ -78,7 +78,8 @@ LG.start(async (main) => {
           r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}},
             h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
             h("td", {}, a.station), h("td", {}, a.message),
-            h("td", {}, a.acked_at ? when(a.acked_at) : "not yet", a.escalated_at ? ` (escalated ${when(a.escalated_at)})` : ""),
+            h("td", {}, a.acked_at ? when(a.acked_at) : "not yet", a.escalated_at ? ` (escalated ${when(a.escalated_at)}`
+              + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : ""),
             h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause || "–"), h("td", {}, a.ack_note || "–"))))
           : h("p", {class: "muted"}, "None raised."),
         // what the acknowledged alarms turned out to be, most first
