@@ -371,10 +371,13 @@ def test_alarm_ack_takes_the_cause_the_plc_wrote(plc_cell):
     run_of_five(800)
     (done,) = ack_with(4)                              # 4: camera
     assert (done["acked_by"], done["ack_cause"]) == ("plc (modbus)", "camera")
+    assert plc.c.read_holding_registers(3, count=1, slave=1).registers == [0]   # taken and cleared
     run_of_five(900)                                   # ten NG of the last ten: the rate alarm too
     done = ack_with(9)                                 # no such cause: acknowledged all the same
     assert [(a["kind"], a["ack_cause"], a["active"]) for a in done] == [
         ("ng_rate", None, False), ("ng_run", None, False), ("ng_run", "camera", False)]
+    from lineguard.line.alarms import CAUSE_CODES      # the numbers the README promises the PLC
+    assert CAUSE_CODES == {1: "process", 2: "material", 3: "handling", 4: "camera", 5: "model", 6: "other"}
 
 
 def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):

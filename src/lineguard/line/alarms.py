@@ -219,8 +219,8 @@ class AlarmWatch:
     def start(self, every_s: float = 15.0) -> "AlarmWatch":
         """Look for alarms due for escalation every ``every_s`` on a thread of its own.
         Every process looks, whatever its own setting: when an alarm is due was set by
-        the process that raised it (``escalate_at``), so all processes on a database
-        escalate it alike, once."""
+        the station's rules when it was raised (``escalate_at``, ``escalate_again_min``),
+        so all processes on a database escalate it alike, each due time once."""
         if self._escalator is None:
             self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
                                                daemon=True)
@@ -256,22 +256,32 @@ class AlarmWatch:
         elif now.tzinfo is not None:      # stored times are naive UTC
             now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
         with self.db.session() as s:
-            due = s.execute(select(LineAlarm.id, LineAlarm.line, LineAlarm.escalate_at)
+            due = s.execute(select(LineAlarm.id, LineAlarm.line, LineAlarm.escalations)
                             .where(LineAlarm.acked_at.is_(None), LineAlarm.escalate_at.is_not(None),
-                                   LineAlarm.escalate_at <= now)
+                                   LineAlarm.escalate_at <= now,
+                                   # one marked by a process of the version before (escalated_at
+                                   # alone, while upgrading) was escalated: not again as level 1
+                                   or_(LineAlarm.escalations > 0, LineAlarm.escalated_at.is_(None)))
                             .order_by(LineAlarm.id)).all()
         done = []
-        for alarm_id, line, due_at in due:
-            out = self._escalate(alarm_id, line, due_at, now)
+        for alarm_id, line, seen in due:
+            try:
+                out = self._escalate(alarm_id, line, seen, now)
+            except SQLAlchemyError:
+                raise                     # the database: the whole look is tried again
+            except Exception:  # noqa: BLE001 - one alarm's odd row keeps no other from its escalation
+                log.exception("alarm %s could not be escalated", alarm_id)
+                continue
             if out is not None:
                 done.append(out)
         return done
 
-    def _escalate(self, alarm_id: int, line: str, due_at: dt.datetime,
+    def _escalate(self, alarm_id: int, line: str, seen: int,
                   now: Optional[dt.datetime] = None) -> Optional[dict[str, Any]]:
-        """Mark one alarm escalated for its due time ``due_at`` and send it; None when it
-        was acknowledged or escalated for that time meanwhile (here or by another process).
-        ``now`` (naive UTC; tests): the time the next due time must come after."""
+        """Escalate one alarm seen escalated ``seen`` times and send it; None when it was
+        acknowledged or escalated meanwhile (here or by another process): the counter, not
+        the due time, marks the race's winner (a time's stored text may not round-trip).
+        ``now`` (naive UTC; tests): the time the next due time counts from."""
         with self.db.session() as s:
             lock_line(s, line)        # before the write and the state read (see _raise)
             at = utcnow()             # after the lock: no state sent before this one is newer
@@ -279,16 +289,13 @@ class AlarmWatch:
             if a is None:
                 return None
             again = a.escalate_again_min or 0
-            following = None
-            if again > 0:
-                # the next time, after now: a station down for an hour sends one, not six
-                step = dt.timedelta(minutes=again)
-                following = due_at + step
-                while following <= max(at, now or at):
-                    following += step
-            # the update marks it only if this due time is still the alarm's (the race's winner)
+            # the next time counts from this escalation: one sent late (processes down) is
+            # not followed by the next level at once, nor by one per missed time; at least
+            # a minute apart whatever a row edited by hand says
+            following = max(at, now or at) + dt.timedelta(minutes=max(1.0, min(again, 24 * 60))) \
+                if again > 0 else None
             marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
-                                                       LineAlarm.escalate_at == due_at)
+                                                       LineAlarm.escalations == seen)
                                .values(escalated_at=func.coalesce(LineAlarm.escalated_at, at),
                                        escalations=LineAlarm.escalations + 1, escalate_at=following)).rowcount
             if not marked:

@@ -139,7 +139,8 @@ class StationConfig:
     alarm_window: int = 100
     alarm_photo_run: int = 3
     alarm_no_verdict_run: int = 3
-    # minutes an alarm may stay unacknowledged before it is escalated once (0: never)
+    # minutes an alarm may stay unacknowledged before it is escalated (0: never), then
+    # escalated again every alarm_escalate_again_min (0: once)
     alarm_escalate_min: float = 10.0
     alarm_escalate_again_min: float = 0.0
 

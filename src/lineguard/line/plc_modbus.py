@@ -35,9 +35,10 @@ Holding registers (PLC writes, function 03/06/16)
  0    RecipeId      the product to inspect (see ``recipes``), taken at the trigger
  1-2  PartTag       the PLC's number of the part (uint32, high word first), echoed
                     in the result so a result is matched to its part
- 3    AlarmAckCause what the alarms turned out to be, taken at AlarmAck: 0 not
-                    said, 1 process, 2 material, 3 handling, 4 camera, 5 model
-                    (a false alarm), 6 other (line.alarms.CAUSE_CODES)
+ 3    AlarmAckCause what the alarms turned out to be, taken at AlarmAck's rising
+                    edge and cleared to 0 there (write it before AlarmAck, each
+                    time): 0 not said, 1 process, 2 material, 3 handling, 4
+                    camera, 5 model (a false alarm), 6 other (alarms.CAUSE_CODES)
 ====  ============  ===========================================================
 
 Input registers (station writes, function 04)
@@ -269,7 +270,10 @@ class ModbusStation:
             rising = [now[i] and not self._prev_coils[i] for i in range(4)]
             self._prev_coils = now
             if rising[ALARM_ACK]:
-                self.hs.ack_alarms(int(self._hr.values[HR_ALARM_ACK_CAUSE]))
+                # taken and cleared: a later plain AlarmAck is not labelled with this cause
+                cause = int(self._hr.values[HR_ALARM_ACK_CAUSE])
+                self._hr.values[HR_ALARM_ACK_CAUSE] = 0
+                self.hs.ack_alarms(cause)
             if rising[CLEAR_ERROR]:
                 self.hs.clear_error()
             if rising[RESULTS_ACK]:

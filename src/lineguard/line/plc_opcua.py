@@ -372,7 +372,11 @@ class OpcUaStation:
         return []
 
     async def _m_ack_alarms_with_cause(self, parent: Any, cause: Any) -> Any:
-        self.hs.ack_alarms(int(getattr(cause, "Value", cause) or 0))
+        value = getattr(cause, "Value", cause)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsWithCause takes a cause number (UInt32: 0 "
+                                f"not said, 1-6), got {value!r}; nothing acknowledged")
+        self.hs.ack_alarms(value)
         return []
 
 

@@ -50,7 +50,7 @@ def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
 CSV_MAX = 100_000     # alarms in one CSV: years of a line's alarms
 # signal_id: the PLC answer that raised a no_verdict alarm (inspection_id 0: it has no part)
 CSV_COLUMNS = ["id", "raised_at", "line", "station", "product", "kind", "message", "inspection_id", "signal_id",
-               "parts", "rejected", "escalated_at", "acked_at", "minutes_to_acknowledge", "acked_by", "ack_cause",
+               "parts", "rejected", "escalated_at", "escalations", "acked_at", "minutes_to_acknowledge", "acked_by", "ack_cause",
                "ack_note"]
 
 

@@ -157,7 +157,8 @@ LG.start(async (main) => {
       h("div", {class: "counters"}, cs),
       h("dl", {class: "facts"}, h("dt", {}, "throughput"), els.ppm, h("dt", {}, "latency p50 / p95"), els.lat,
         h("dt", {}, "last part"), els.last, h("dt", {}, "model"), els.model,
-        // scrapped by the PLC without a verdict (timeouts, no image, faults): not among the parts
+        // scrapped by the PLC without a verdict in time (timeouts, no image, faults): most have
+        // no part record (one judged late is among the parts by that verdict)
         h("dt", {}, "PLC rejects without a verdict"), els.noVerdict));
     const entry = {row: {line, station, parts: 0, ok: 0, ng: 0, review: 0}, els, el};
     cards.set(k, entry);
