@@ -164,7 +164,7 @@ def test_mqtt_publishes_review(sqlite_station):
     assert [(d["part_id"], d["verdict"]) for d in got] == [("m-review", "REVIEW")]
 
 
-def _retained(topic: str, timeout_s: float = 5) -> list:
+def _retained(topic: str, timeout_s: float = 5, n: int = 1) -> list:
     """What a subscriber connecting now is given on ``topic`` (the broker's retained message)."""
     import paho.mqtt.client as mqtt
     got: list = []
@@ -174,7 +174,7 @@ def _retained(topic: str, timeout_s: float = 5) -> list:
     sub.connect("127.0.0.1", 1883)
     sub.loop_start()
     try:
-        _wait_for(got, 1, timeout_s)
+        _wait_for(got, n, timeout_s)
     finally:
         sub.loop_stop()
         sub.disconnect()
@@ -204,3 +204,39 @@ def test_mqtt_keeps_each_stations_active_alarms_retained_for_boards_that_connect
         assert got["as_of"] == st.alarms.history()[0]["acked_at"]
     finally:
         publish.single(state, payload=None, retain=True, hostname="127.0.0.1", port=1883)   # the broker forgets it
+
+
+def test_mqtt_publishes_the_alarm_states_again_after_reconnecting(sqlite_station):
+    """A broker restarted without persistence forgets the retained states: the station
+    publishes every station's state again once connected, before its next rows."""
+    if not _broker_up():
+        pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
+    import paho.mqtt.publish as publish
+    line = f"L-{uuid.uuid4().hex[:6]}"
+    topics = [f"lineguard/{line}/{s}/alarm_state" for s in ("S3", "S4")]
+    sink = MqttSink("mqtt://127.0.0.1:1883")
+    st = sqlite_station(sinks=[sink], alarm_ng_run=3, alarm_ng_rate=0)
+    try:
+        for station in ("S3", "S4"):
+            for i in range(3):
+                st.inspect(png_bytes(230, seed=50 + i), Part(f"r-{station}-{i}", line, station, "cell"))
+        assert st.sinks.flush(10)
+        acked = st.alarms.active(line=line, station="S4")[0]
+        st.alarms.acknowledge(acked["id"], "maria (user)")
+        assert st.sinks.flush(10)
+        for topic in topics:        # the broker forgets them (restarted without persistence)
+            publish.single(topic, payload=None, retain=True, hostname="127.0.0.1", port=1883)
+        assert _retained(f"lineguard/{line}/+/alarm_state", timeout_s=1) == []
+        sink._client.reconnect()    # the station's connection comes back
+        deadline = time.monotonic() + 15
+        got = []
+        while len(got) < 2 and time.monotonic() < deadline:
+            got = _retained(f"lineguard/{line}/+/alarm_state", timeout_s=1, n=2)
+        got = _retained(f"lineguard/{line}/+/alarm_state", n=2)     # a board connecting now: kept by the broker
+        by_station = {t.split("/")[2]: (m, r) for t, m, r in got}
+        (s3, retained), (s4, _) = by_station["S3"], by_station["S4"]
+        assert retained and s3["change"] == "restored" and s3["alarm_code"] == 1 and len(s3["active"]) == 1
+        assert s4["active"] == [] and s4["alarm_code"] == 0            # acknowledged: an empty list, said again
+    finally:
+        for topic in topics:
+            publish.single(topic, payload=None, retain=True, hostname="127.0.0.1", port=1883)

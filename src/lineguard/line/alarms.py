@@ -678,6 +678,17 @@ class AlarmWatch:
         """Alarms newest first (see :func:`history`)."""
         return history(self.db, **filters)
 
+    def station_states(self) -> list[dict[str, Any]]:
+        """Every station that ever had an alarm, with its active ones as now (an empty list
+        once all are acknowledged): what an MQTT broker keeps retained, published again
+        after a (re)connection (line.sinks.MqttSink.restore_retained)."""
+        with self.db.session() as s:
+            stations = s.execute(select(LineAlarm.line, LineAlarm.station).distinct()
+                                 .order_by(LineAlarm.line, LineAlarm.station)).all()
+            at = utcnow()
+            return [{"line": line, "station": station, **_station_state(s, line, station, at)}
+                    for line, station in stations]
+
 
 def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[str, Any]:
     """The station's active alarms as this change leaves them, read in its transaction

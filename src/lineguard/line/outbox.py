@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -110,6 +110,10 @@ class Outbox:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.prune_every_s = prune_every_s
+        # every station's alarm state, for a sink that keeps it retained and has just
+        # (re)connected (MQTT: a broker restarted without persistence forgot it); set by
+        # the station (line.alarms.AlarmWatch.station_states)
+        self.retained_state: Optional[Callable[[], list[dict[str, Any]]]] = None
         keys = [sink_key(s) for s in sinks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"two sinks with the same target ({', '.join(keys)}); configure each receiver once")
@@ -188,6 +192,7 @@ class Outbox:
         failures = 0
         while not self._stop.is_set():
             seen = self._woken
+            self._restore_retained(st)
             try:
                 rows = self._pending(st, self.batch)
                 self._raise_floor(st, rows[0].id if rows else None)
@@ -248,6 +253,20 @@ class Outbox:
                 failures = 0
                 st.failing_since = None
                 st.last_error = None
+
+    def _restore_retained(self, st: _SinkState) -> None:
+        """Before this sink's next rows: what it keeps retained, again after a (re)connection."""
+        states, restore = self.retained_state, getattr(st.sink, "restore_retained", None)
+        if states is None or restore is None:
+            return
+        try:
+            n = restore(states)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next look (the flag stays)
+            log.warning("%s: the stations' alarm states could not be published again after connecting: %s",
+                        st.key, exc)
+            return
+        if n:
+            log.info("%s: connected; published the alarm state of %d station(s) again, retained", st.key, n)
 
     def _safe_count(self, st: _SinkState) -> None:
         try:

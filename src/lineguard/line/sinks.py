@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlparse
 
 from .outbox import Refused
@@ -82,7 +82,9 @@ class MqttSink(Sink):
     acknowledged) or ``lineguard/<line>/_/model`` (a model change; line ``_all`` for a
     model of every line). With each alarm message the station's active alarms go,
     retained, to ``.../alarm_state``: an andon board that (re)connects is told at once
-    what is active, and an empty list once all are acknowledged."""
+    what is active, and an empty list once all are acknowledged. After each connection
+    to the broker (a broker restarted without persistence has forgotten them) the
+    states are published again (:meth:`restore_retained`, from the outbox's worker)."""
 
     name = "mqtt"
 
@@ -97,9 +99,36 @@ class MqttSink(Sink):
         if u.username:
             self._client.username_pw_set(u.username, u.password)
         self._client.reconnect_delay_set(1, 30)
+        # connections made, and the one after which the retained states were last restored
+        self._connects = 0
+        self._restored = 0
+        self._client.on_connect = self._on_connect
         # Async connect + network thread: a broker that is down at start-up is retried.
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
+        if not getattr(reason_code, "is_failure", False):
+            self._connects += 1
+
+    def restore_retained(self, states: Callable[[], list[dict[str, Any]]], timeout_s: float = 5.0) -> int:
+        """After a (re)connection, publish every station's alarm state again, retained;
+        ``states`` reads them (line.alarms.AlarmWatch.station_states). Called by the
+        outbox's worker for this sink before it sends its next rows, so an older event
+        still to be delivered comes after and the broker is left with the newest state.
+        Returns how many were published (0: nothing to do, or not connected)."""
+        seen = self._connects
+        if seen == self._restored or not self._client.is_connected():
+            return 0
+        published = 0
+        for st in states():
+            self._publish(self._state_topic(st), _state_message(st, change="restored"), timeout_s, retain=True)
+            published += 1
+        self._restored = seen
+        return published
+
+    def _state_topic(self, payload: dict[str, Any]) -> str:
+        return self.topic({**payload, "event": "alarm"}).rsplit("/", 1)[0] + "/alarm_state"
 
     def topic(self, payload: dict[str, Any]) -> str:
         event = payload.get("event", "inspection")
@@ -122,12 +151,8 @@ class MqttSink(Sink):
             # state that failed is sent again with its event (a subscriber may see the
             # event twice: its id and change tell). A state sent again late can replace
             # a newer one at the broker until the next change: "as_of" tells them apart.
-            topic = self.topic(payload).rsplit("/", 1)[0] + "/alarm_state"
-            self._publish(topic, {"line": payload.get("line"), "station": payload.get("station"),
-                                  "active": payload["station_active"],
-                                  "alarm_code": payload.get("station_alarm_code", 0),
-                                  "after_alarm": payload.get("id"), "change": payload.get("change"),
-                                  "as_of": payload.get("station_state_as_of")},
+            self._publish(self._state_topic(payload), _state_message(payload, payload.get("change"),
+                                                                     payload.get("id")),
                           timeout_s, retain=True)
 
     def _publish(self, topic: str, message: dict[str, Any], timeout_s: float, retain: bool = False) -> None:
@@ -142,6 +167,13 @@ class MqttSink(Sink):
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
+
+
+def _state_message(state: dict[str, Any], change: Optional[str], after_alarm: Optional[int] = None) -> dict[str, Any]:
+    """The retained ``.../alarm_state`` message, from an alarm event or a station's state."""
+    return {"line": state.get("line"), "station": state.get("station"), "active": state["station_active"],
+            "alarm_code": state.get("station_alarm_code", 0), "after_alarm": after_alarm, "change": change,
+            "as_of": state.get("station_state_as_of")}
 
 
 def sinks_from_config(webhook_url: Optional[str], mqtt_url: Optional[str], timeout_s: float = 2.0,
