@@ -278,3 +278,53 @@ def test_a_database_failure_mid_run_says_how_to_go_on_and_the_rerun_catches_up(t
     rescore(model, archive, tmp_path / "r.parquet", chunk_rows=2, batch_size=2, recorder=again)
     again.close()
     assert len(_rows(url, None)) == 6
+
+
+def test_what_the_photo_check_found_off_is_kept_and_an_older_part_loads_without_it(backend, tmp_path, monkeypatch):
+    """A REVIEW because the model cannot judge the photo (a lamp out) is told from a real
+    doubt in the Parquet and the station database; a part written before the column (a run
+    resumed across the upgrade) is copied with none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from fastapi.testclient import TestClient
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    from lineguard.server.app import create_app
+    url, schema = backend
+    use_fake_models_in(monkeypatch)
+    st = _station(url, schema, tmp_path, open_reads=True)
+    archive = _archive(tmp_path / "archive", 3)                            # brightness 60: judged
+    _archive(archive / "dim", 2, value=8, first_seed=50)                   # 0.03: under the photo floor
+    model = tmp_path / "m.json"
+    model.write_bytes(FakeInspector(0.5, "rescore-v2", photo_floor=0.1).to_bytes())
+    out = tmp_path / "r.parquet"
+    rec = StationRecorder.open(url, schema=schema)
+    rescore(model, archive, out, chunk_rows=10, batch_size=2, recorder=rec)
+    rec.close()
+    table = pq.read_table(next(out.glob("*.parquet")))
+    found = {Path(p).parent.name: i for p, i in zip(table.column("path").to_pylist(),
+                                                     table.column("photo_issues").to_pylist())}
+    assert "too dark" in found["dim"] and found["archive"] is None
+    # a part as written before the column, left for the database copy of a resumed run
+    old = pa.table({k: v for k, v in table.to_pydict().items() if k != "photo_issues"})
+    older = out / "part-99999.parquet"
+    pq.write_table(old.slice(0, 1).set_column(0, "path", pa.array([str(archive / "gone.png")])), older)
+    from sqlalchemy import select
+    from lineguard.line.orm import RescoreRun
+    rec = StationRecorder.open(url, schema=schema)
+    with rec.db.session() as s:
+        run = s.scalars(select(RescoreRun)).one()
+        run_out, model_id = run.out, run.model_id
+    rec.begin(run_out, str(archive), model_id, "rescore-v2", "single process", 6)     # the run resumed
+    assert rec.load_missing([older]) == 1
+    rec.close()
+    with TestClient(create_app(station=st)) as c:
+        (run,) = c.get("/api/v1/rescores").json()["runs"]
+        results = [r for v in ("OK", "REVIEW", "NG") for r in c.get(f"/api/v1/rescores/{run['id']}",
+                                                                    params={"limit": 20, "verdict": v}
+                                                                    ).json()["page"]["results"]]
+    found = {(Path(r["path"]).parent.name, Path(r["path"]).name): r["photo_issues"] for r in results}
+    assert len(found) == 6 and found[("archive", "gone.png")] is None
+    assert all("too dark" in found[("dim", f"part-00{i}.png")] for i in (0, 1))
+    assert all(found[("archive", f"part-00{i}.png")] is None for i in (0, 1, 2))
+    st.close()

@@ -103,4 +103,5 @@ def _result(r: RescoreResult) -> dict[str, Any]:
     return {"path": r.path, "sha256": r.sha256, "score": r.score, "verdict": r.verdict, "threshold": r.threshold,
             "review_threshold": r.review_threshold, "pixel_threshold": r.pixel_threshold,
             "n_regions": r.n_regions, "largest_region_area": r.largest_region_area, "error": r.error,
+            "photo_issues": r.photo_issues,
             "scored_at": _iso(r.scored_at)}

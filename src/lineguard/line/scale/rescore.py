@@ -44,7 +44,7 @@ Progress = Optional[Callable[[str, int, int], None]]
 
 COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
            "pixel_threshold", "n_regions", "largest_region_area", "model_id", "model_version", "error",
-           "scored_at")
+           "scored_at", "photo_issues")
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,10 @@ class Rescorer:
             areas = [r.area_px for r in res.regions]
             rows[i].update(score=float(res.score), verdict=res.verdict.value, threshold=float(res.threshold),
                            review_threshold=float(res.ok_threshold), pixel_threshold=float(res.pixel_threshold),
-                           n_regions=len(areas), largest_region_area=max(areas) if areas else 0)
+                           n_regions=len(areas), largest_region_area=max(areas) if areas else 0,
+                           # as the station's record says it: a REVIEW for a photo the model
+                           # cannot judge (a lamp out, a blurred lens) is told from a real doubt
+                           photo_issues="; ".join(res.photo_issues) if res.photo_issues else None)
         now = time.time()
         insp = self.inspector
         for r in rows:
@@ -191,7 +194,10 @@ def _schema():
                       ("threshold", pa.float64()), ("review_threshold", pa.float64()),
                       ("pixel_threshold", pa.float64()), ("n_regions", pa.int32()),
                       ("largest_region_area", pa.int64()), ("model_id", pa.string()),
-                      ("model_version", pa.string()), ("error", pa.string()), ("scored_at", pa.float64())])
+                      ("model_version", pa.string()), ("error", pa.string()), ("scored_at", pa.float64()),
+                      # added 2026-12-04: parts written before lack it (resume reads path, size,
+                      # mtime_ns; the station database copy reads it as missing: NULL)
+                      ("photo_issues", pa.string())])
 
 
 class ResultsFolder:

@@ -34,7 +34,7 @@ from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
 # bound parameters per IN (...) query: under SQLite's old limit of 999
 _IN_CHUNK = 500
 _RESULT_COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
-                   "pixel_threshold", "n_regions", "largest_region_area", "error")
+                   "pixel_threshold", "n_regions", "largest_region_area", "error", "photo_issues")
 
 
 class StationDbError(Exception):

@@ -71,6 +71,8 @@ class RescoreResultOut(_Out):
     n_regions: Optional[int]
     largest_region_area: Optional[int]
     error: Optional[str]
+    photo_issues: Optional[str] = Field(None, description="what the photo check found off (too dark, blurred...), "
+                                        "\"; \"-joined; null: nothing, or a run from before")
     scored_at: Optional[str]
 
 
