@@ -130,3 +130,42 @@ def test_an_engineer_gives_a_station_alarm_rules_of_its_own(pages, station):
     with api(station, "engineer") as c:
         log = c.get("/api/v1/change-log", params={"action": "alarm_rules"}).json()["items"]
     assert [e["action"] for e in log] == ["alarm_rules.cleared", "alarm_rules.set"]
+
+
+def test_rejects_without_a_verdict_and_repeated_escalation_are_shown(pages, station):
+    """What the PLC rejected without a verdict (no part record) on the line view's card and
+    in the shift report, and an alarm escalated twice on the line view. Rows as the PLC
+    link and the escalation write them, straight into the station's database."""
+    import datetime as dt
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.orm import LineAlarm, LineSignal, utcnow
+    with api(station, "operator") as c:              # the station has run a part this shift
+        assert post_part(c, png_bytes(60, seed=1800), "nv-0", line="L8", station="E1").status_code == 201
+    db = Database(StationConfig(data_dir=station.data_dir).database_url)
+    now = utcnow()
+    try:
+        with db.session() as s:
+            for i in range(3):
+                s.add(LineSignal(protocol="modbus", line="L8", station="E1", trigger_seq=i + 1, part_tag=0,
+                                 recipe_id=1, product="cell", inspection_id=None, signal="NG", result_code=11,
+                                 reason="no image for the trigger: camera lost", triggered_at=now, answered_at=now))
+            s.add(LineAlarm(line="L8", station="E1", product="cell", kind="no_verdict", raised_at=now,
+                            message="3 parts in a row answered NG to the PLC without a verdict at station E1",
+                            inspection_id=0, first_inspection_id=0, parts=3, rejected=3,
+                            escalated_at=now, escalations=2, escalate_at=now + dt.timedelta(minutes=5)))
+    finally:
+        db.dispose()
+    op = pages(role="operator")
+    line = op.open("/app/", "section.station-card[data-line='L8']")
+    card = line.locator("section.station-card[data-line='L8'][data-station='E1']")
+    expect(card.locator("dd[data-fact=no-verdict]")).to_have_text("3")
+    expect(card.locator("dd[data-fact=no-verdict].v-ng")).to_have_count(1)
+    item = line.locator("#alarms-panel .alarm-item", has_text="line L8")
+    expect(item).to_contain_text("Parts rejected without a verdict · line L8 · E1")
+    expect(item.locator(".escalated")).to_contain_text("(×2)")
+    expect(item.get_by_role("link", name="the part that raised it")).to_have_count(0)     # no part record
+    op.shot("line-view-no-verdict")
+    report = op.open(f"/app/report?line=L8&at={now.isoformat()}Z", "#totals")
+    expect(report.locator("#no-verdict")).to_contain_text("3 rejected by the PLC without a verdict in time")
+    expect(report.locator("#report-alarms tr[data-kind='no_verdict']")).to_contain_text("2 times")
