@@ -304,10 +304,10 @@ def test_what_the_photo_check_found_off_is_kept_and_an_older_part_loads_without_
     table = pq.read_table(next(out.glob("*.parquet")))
     found = {Path(p).parent.name: i for p, i in zip(table.column("path").to_pylist(),
                                                      table.column("photo_issues").to_pylist())}
-    assert "too dark" in found["dim"] and found["archive"] is None
+    assert "too dark" in found["dim"][0] and found["archive"] is None
     # a part as written before the column, left for the database copy of a resumed run
     old = pa.table({k: v for k, v in table.to_pydict().items() if k != "photo_issues"})
-    older = out / "part-99999.parquet"
+    older = out / "part-00000000000000000000-older.parquet"     # sorts first, as a resumed folder's oldest
     pq.write_table(old.slice(0, 1).set_column(0, "path", pa.array([str(archive / "gone.png")])), older)
     from sqlalchemy import select
     from lineguard.line.orm import RescoreRun
@@ -325,6 +325,11 @@ def test_what_the_photo_check_found_off_is_kept_and_an_older_part_loads_without_
                                                                     ).json()["page"]["results"]]
     found = {(Path(r["path"]).parent.name, Path(r["path"]).name): r["photo_issues"] for r in results}
     assert len(found) == 6 and found[("archive", "gone.png")] is None
-    assert all("too dark" in found[("dim", f"part-00{i}.png")] for i in (0, 1))
+    assert all("too dark" in found[("dim", f"part-00{i}.png")][0] for i in (0, 1))
     assert all(found[("archive", f"part-00{i}.png")] is None for i in (0, 1, 2))
+    # resumed, the folder gives its older part the column: it reads as one table, all columns
+    rescore(model, archive, out, chunk_rows=10, batch_size=2)
+    whole = pq.read_table(out)
+    assert "photo_issues" in whole.column_names and whole.num_rows == 6
+    assert sum(bool(v) for v in whole.column("photo_issues").to_pylist()) == 2
     st.close()

@@ -560,3 +560,23 @@ def test_an_alarm_whose_due_time_was_written_in_another_form_is_escalated(spc_st
         s.execute(text("UPDATE alarms SET escalate_at = '2026-12-01 08:10:00' WHERE id = :i"), {"i": alarm["id"]})
     (done,) = st.alarms.escalate_due(now=dt.datetime(2026, 12, 1, 9, 0))
     assert done["level"] == 1 and st.alarms.escalate_due(now=dt.datetime(2026, 12, 2)) == []
+
+
+def test_the_alarm_states_written_again_after_a_connection_take_their_place_in_each_lines_order(spc_station):
+    """After an MQTT (re)connection every station's state is written to the outbox again,
+    as a row of its line: a change made after it (here or in another process) is a later
+    row, so the broker is left with the newest state whichever process delivers."""
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
+    _parts(st, NG, NG, station="S2")
+    (s2,) = st.alarms.active(station="S2")
+    st.alarms.acknowledge(s2["id"], "maria (user)")
+    assert st.alarms.record_states() == 2
+    (alarm,) = st.alarms.active()
+    st.alarms.acknowledge(alarm["id"], "maria (user)")        # after the rows written again
+    with st.db.session() as s:
+        rows = [(r.event, r.payload.get("station"), r.payload.get("change"), len(r.payload.get("station_active", [])))
+                for r in s.scalars(select(OutboxEvent).where(OutboxEvent.event.in_(("alarm", "alarm_state")))
+                                   .order_by(OutboxEvent.id))]
+    assert rows[-3:] == [("alarm_state", "S1", "restored", 1), ("alarm_state", "S2", "restored", 0),
+                         ("alarm", "S1", "acknowledged", 0)]

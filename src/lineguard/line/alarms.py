@@ -678,16 +678,23 @@ class AlarmWatch:
         """Alarms newest first (see :func:`history`)."""
         return history(self.db, **filters)
 
-    def station_states(self) -> list[dict[str, Any]]:
-        """Every station that ever had an alarm, with its active ones as now (an empty list
-        once all are acknowledged): what an MQTT broker keeps retained, published again
-        after a (re)connection (line.sinks.MqttSink.restore_retained)."""
+    def record_states(self) -> int:
+        """Write every station's alarm state to the outbox again (event ``alarm_state``,
+        ``change: restored``; every station that ever had an alarm, an empty list where
+        none is active): what an MQTT broker keeps retained, after a (re)connection (see
+        line.outbox.Outbox.on_connected). Each row is written first and its state read
+        after (SQLite: the writer lock; PostgreSQL: the line's lock), so a change made at
+        the same time, here or in another process, comes after it. Returns how many."""
         with self.db.session() as s:
             stations = s.execute(select(LineAlarm.line, LineAlarm.station).distinct()
                                  .order_by(LineAlarm.line, LineAlarm.station)).all()
-            at = utcnow()
-            return [{"line": line, "station": station, **_station_state(s, line, station, at)}
-                    for line, station in stations]
+        for line, station in stations:
+            with self.db.session() as s:
+                row = record_event(s, "alarm_state", line, {"line": line, "station": station})
+                s.flush()
+                state = _station_state(s, line, station, utcnow())
+                row.payload = {**row.payload, **state, "change": "restored"}
+        return len(stations)
 
 
 def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[str, Any]:

@@ -480,8 +480,8 @@ class RescoreResult(Base):
     n_regions: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     largest_region_area: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    # what the photo check found off ("; "-joined; None: nothing, or a run from before)
-    photo_issues: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # what the photo check found off, as a part's record lists it (None: nothing, or a run from before)
+    photo_issues: Mapped[Optional[Any]] = mapped_column(JSON(none_as_null=True), nullable=True)
     scored_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

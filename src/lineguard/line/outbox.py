@@ -93,6 +93,8 @@ class _SinkState:
         self.delivered = 0
         self.attempts: dict[int, int] = {}
         self.floor_checked = 0.0
+        self.connections_seen = 0        # the sink's connections whose retained states were written again
+        self.restore_failing = False
 
 
 class Outbox:
@@ -110,10 +112,10 @@ class Outbox:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.prune_every_s = prune_every_s
-        # every station's alarm state, for a sink that keeps it retained and has just
-        # (re)connected (MQTT: a broker restarted without persistence forgot it); set by
-        # the station (line.alarms.AlarmWatch.station_states)
-        self.retained_state: Optional[Callable[[], list[dict[str, Any]]]] = None
+        # called when a sink that counts its connections (MQTT) has made a new one: writes
+        # what it keeps retained to the outbox again (a broker restarted without
+        # persistence forgot it); set by the station (line.alarms.AlarmWatch.record_states)
+        self.on_connected: Optional[Callable[[], int]] = None
         keys = [sink_key(s) for s in sinks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"two sinks with the same target ({', '.join(keys)}); configure each receiver once")
@@ -192,7 +194,7 @@ class Outbox:
         failures = 0
         while not self._stop.is_set():
             seen = self._woken
-            self._restore_retained(st)
+            self._after_connecting(st)
             try:
                 rows = self._pending(st, self.batch)
                 self._raise_floor(st, rows[0].id if rows else None)
@@ -254,19 +256,25 @@ class Outbox:
                 st.failing_since = None
                 st.last_error = None
 
-    def _restore_retained(self, st: _SinkState) -> None:
-        """Before this sink's next rows: what it keeps retained, again after a (re)connection."""
-        states, restore = self.retained_state, getattr(st.sink, "restore_retained", None)
-        if states is None or restore is None:
+    def _after_connecting(self, st: _SinkState) -> None:
+        """A new connection of this sink: what it keeps retained written to the outbox
+        again, as rows in each line's order (so, also across processes on the database, a
+        change made meanwhile comes after and the broker is left with the newest state).
+        Tried again at the next look while the database refuses, said once."""
+        made, hook = getattr(st.sink, "connections", None), self.on_connected
+        if made is None or hook is None or made == st.connections_seen:
             return
         try:
-            n = restore(states)
-        except Exception as exc:  # noqa: BLE001 - tried again at the next look (the flag stays)
-            log.warning("%s: the stations' alarm states could not be published again after connecting: %s",
-                        st.key, exc)
+            n = hook()
+        except Exception as exc:  # noqa: BLE001 - the database away: tried again at the next look
+            if not st.restore_failing:
+                log.warning("%s: connected, but the stations' alarm states could not be written again: %s",
+                            st.key, exc)
+            st.restore_failing = True
             return
+        st.connections_seen, st.restore_failing = made, False
         if n:
-            log.info("%s: connected; published the alarm state of %d station(s) again, retained", st.key, n)
+            log.info("%s: connected; the alarm state of %d station(s) goes out again, retained", st.key, n)
 
     def _safe_count(self, st: _SinkState) -> None:
         try:

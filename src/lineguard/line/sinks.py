@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from .outbox import Refused
@@ -84,7 +84,8 @@ class MqttSink(Sink):
     retained, to ``.../alarm_state``: an andon board that (re)connects is told at once
     what is active, and an empty list once all are acknowledged. After each connection
     to the broker (a broker restarted without persistence has forgotten them) the
-    states are published again (:meth:`restore_retained`, from the outbox's worker)."""
+    station writes every station's state to the outbox again (event ``alarm_state``,
+    see :attr:`connections` and line.outbox), published here retained like the others."""
 
     name = "mqtt"
 
@@ -99,9 +100,8 @@ class MqttSink(Sink):
         if u.username:
             self._client.username_pw_set(u.username, u.password)
         self._client.reconnect_delay_set(1, 30)
-        # connections made, and the one after which the retained states were last restored
-        self._connects = 0
-        self._restored = 0
+        # connections made so far (paho's network thread counts; the outbox's worker reads)
+        self.connections = 0
         self._client.on_connect = self._on_connect
         # Async connect + network thread: a broker that is down at start-up is retried.
         self._client.connect_async(self.host, self.port, keepalive=30)
@@ -109,23 +109,7 @@ class MqttSink(Sink):
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
         if not getattr(reason_code, "is_failure", False):
-            self._connects += 1
-
-    def restore_retained(self, states: Callable[[], list[dict[str, Any]]], timeout_s: float = 5.0) -> int:
-        """After a (re)connection, publish every station's alarm state again, retained;
-        ``states`` reads them (line.alarms.AlarmWatch.station_states). Called by the
-        outbox's worker for this sink before it sends its next rows, so an older event
-        still to be delivered comes after and the broker is left with the newest state.
-        Returns how many were published (0: nothing to do, or not connected)."""
-        seen = self._connects
-        if seen == self._restored or not self._client.is_connected():
-            return 0
-        published = 0
-        for st in states():
-            self._publish(self._state_topic(st), _state_message(st, change="restored"), timeout_s, retain=True)
-            published += 1
-        self._restored = seen
-        return published
+            self.connections += 1
 
     def _state_topic(self, payload: dict[str, Any]) -> str:
         return self.topic({**payload, "event": "alarm"}).rsplit("/", 1)[0] + "/alarm_state"
@@ -145,6 +129,10 @@ class MqttSink(Sink):
         # where a crash loses it; the outbox row is the queue and is retried instead.
         if not self._client.is_connected():
             raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected")
+        if payload.get("event") == "alarm_state":     # a station's state written again after a connection
+            self._publish(self._state_topic(payload), _state_message(payload, payload.get("change")), timeout_s,
+                          retain=True)
+            return
         self._publish(self.topic(payload), payload, timeout_s)
         if payload.get("event") == "alarm" and "station_active" in payload:
             # the state after the event, retained; both in the one outbox row, so a

@@ -157,7 +157,7 @@ class Station:
             sinks = sinks_from_config(config.webhook_url, config.mqtt_url,
                                       config.webhook_timeout_s, config.webhook_retries)
         self.sinks = Outbox(self.db, sinks, metrics=self.metrics, retention_s=config.outbox_retention_h * 3600)
-        self.sinks.retained_state = self.alarms.station_states
+        self.sinks.on_connected = self.alarms.record_states
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()

@@ -177,7 +177,7 @@ class Rescorer:
                            n_regions=len(areas), largest_region_area=max(areas) if areas else 0,
                            # as the station's record says it: a REVIEW for a photo the model
                            # cannot judge (a lamp out, a blurred lens) is told from a real doubt
-                           photo_issues="; ".join(res.photo_issues) if res.photo_issues else None)
+                           photo_issues=list(res.photo_issues) if res.photo_issues else None)
         now = time.time()
         insp = self.inspector
         for r in rows:
@@ -195,9 +195,9 @@ def _schema():
                       ("pixel_threshold", pa.float64()), ("n_regions", pa.int32()),
                       ("largest_region_area", pa.int64()), ("model_id", pa.string()),
                       ("model_version", pa.string()), ("error", pa.string()), ("scored_at", pa.float64()),
-                      # added 2026-12-04: parts written before lack it (resume reads path, size,
-                      # mtime_ns; the station database copy reads it as missing: NULL)
-                      ("photo_issues", pa.string())])
+                      # added 2026-12-04: a part written before is given it (null) when its
+                      # folder is resumed (ResultsFolder.upgrade_parts), so the folder reads as one table
+                      ("photo_issues", pa.list_(pa.string()))])
 
 
 class ResultsFolder:
@@ -220,6 +220,27 @@ class ResultsFolder:
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
 
+    def upgrade_parts(self) -> int:
+        """Give parts written before a column was added (photo_issues) that column, null,
+        each rewritten in place (whole or not at all): pyarrow, pandas and DuckDB read a
+        folder by its first part's columns, and a resumed folder's first parts are its
+        oldest. Returns how many were rewritten."""
+        import pyarrow.parquet as pq
+        schema = _schema()
+        n = 0
+        for part in self.parts():
+            have = pq.read_schema(part)
+            if set(have.names) >= set(schema.names):
+                continue
+            pa = require_pyarrow()
+            table = pq.read_table(part)
+            for name in schema.names:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, type=schema.field(name).type))
+            self._write_atomic(table.select(schema.names).cast(schema), part.name)
+            n += 1
+        return n
+
     def done_keys(self) -> set[tuple[str, int, int]]:
         import pyarrow.parquet as pq
         keys: set[tuple[str, int, int]] = set()
@@ -230,10 +251,13 @@ class ResultsFolder:
         return keys
 
     def write(self, table: Any) -> Path:
-        import pyarrow.parquet as pq
         self.path.mkdir(parents=True, exist_ok=True)
         # sortable by time, unique across runs and machines
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        return self._write_atomic(table, name)
+
+    def _write_atomic(self, table: Any, name: str) -> Path:
+        import pyarrow.parquet as pq
         tmp = self.path / f".{name}.tmp"
         pq.write_table(table, tmp)
         with open(tmp, "rb+") as f:
@@ -326,6 +350,7 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         raise ValueError("batch size, concurrency and chunk rows must each be at least 1")
     results = ResultsFolder(out)
     results.drop_unfinished()
+    results.upgrade_parts()
     listed = archive if archive is not None else list_archive(images)
     done = results.done_keys()
     todo = [a for a in listed if a.key not in done]

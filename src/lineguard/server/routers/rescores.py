@@ -71,8 +71,9 @@ class RescoreResultOut(_Out):
     n_regions: Optional[int]
     largest_region_area: Optional[int]
     error: Optional[str]
-    photo_issues: Optional[str] = Field(None, description="what the photo check found off (too dark, blurred...), "
-                                        "\"; \"-joined; null: nothing, or a run from before")
+    photo_issues: Optional[list[str]] = Field(None, description="what the photo check found off (too dark, "
+                                              "blurred...), as a part's photo_issues; null: nothing, or a run "
+                                              "from before")
     scored_at: Optional[str]
 
 

@@ -1,6 +1,6 @@
 """What the photo check found off about each re-scored archive image (line.scale.rescore):
-as a part's record says it (inspections.photo_issues), "; "-joined; NULL: nothing off,
-or a run from before.
+a list, as a part's record has it (inspections.photo_issues); NULL: nothing off, or a run
+from before.
 
 Revision ID: 0019
 Revises: 0018
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("rescore_results", sa.Column("photo_issues", sa.Text, nullable=True))
+    op.add_column("rescore_results", sa.Column("photo_issues", sa.JSON, nullable=True))
 
 
 def downgrade() -> None:
