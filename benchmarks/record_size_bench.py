@@ -4,8 +4,8 @@
    model, 1 in 30 NG, a serial each, every image kept), then the database is vacuumed and
    its tables and indexes measured: bytes per part, the records apart from the outbox
    (which is pruned a day after its sinks took the rows).
-2. ``--old`` records (two small files each, 1 in 50 NG) are written 40 days back and
-   deleted by a record keeper set to 30 days: parts a second.
+2. ``--old`` records (disk_keeper_bench's: two small files each, 1 in 50 NG, from
+   2026-01-01 on) are deleted by a record keeper set to 30 days: parts a second.
 
     python -m benchmarks.record_size_bench [--judged 3000] [--old 100000]
 
@@ -14,7 +14,6 @@ Writes ``benchmarks/results/record-size.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import sqlite3
@@ -56,28 +55,13 @@ def _measure_judged(folder: Path, n: int) -> dict:
 
 def _measure_delete(folder: Path, n: int) -> dict:
     from lineguard.line.config import StationConfig
-    from lineguard.line.orm import Inspection, utcnow
     from lineguard.line.record_keeper import RecordKeeper
     from lineguard.line.station import Station
+    from .disk_keeper_bench import _fill         # its records: two small files each, 1 in 50 NG, from 2026-01-01
     st = Station(StationConfig(data_dir=folder))
-    t_old = utcnow() - dt.timedelta(days=40)
-    rows = []
-    for i in range(n):
-        digest = f"{i:064x}"
-        image, amap = st.images.key_for(digest, ".png"), st.images.key_for(digest, ".map")
-        for key in (image, amap):
-            path = st.images.path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"x")
-        rows.append(dict(part_id=f"p{i}", line="L1", station="S1", product="cell", source="api",
-                         verdict="NG" if i % 50 == 0 else "OK", score=1.0, threshold=2.0, pixel_threshold=2.0,
-                         model_id="m", model_version="1", regions=[], timings_ms={}, image_sha256=digest,
-                         image_width=64, image_height=64, image_key=image, heatmap_key=amap,
-                         created_at=t_old + dt.timedelta(milliseconds=i), reviewed=False, audit_sample=False))
-    with st.db.session() as s:
-        s.bulk_insert_mappings(Inspection, rows)
+    _fill(st, n)
     st.images.recent_s = 0
-    keeper = RecordKeeper(st.db, st.images, 30)
+    keeper = RecordKeeper(st.db, st.images, 30)     # 2026-01-01 on: far older than 30 days
     t0 = time.perf_counter()
     done = keeper.run_once()
     seconds = time.perf_counter() - t0

@@ -137,3 +137,36 @@ def test_the_newest_records_stay_after_a_station_stood_idle(spc_station):
         assert [r.id for r in s.scalars(select(Inspection))] == [ids[-1]]
     with pytest.raises(Exception, match="no inspection"):
         st.review(ids[0], "good", "maria (user)", None)           # deleted: not found, nothing written
+
+
+def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_cannot_be_written(spc_station,
+                                                                                                   tmp_path):
+    import csv
+    archive = tmp_path / "archive"
+    with pytest.raises(ValueError, match="needs keep_records_days"):
+        StationConfig(data_dir=tmp_path / "x", archive_records_to=archive)
+    archive.write_text("a file where the folder should be")        # the share is not mounted as it should be
+    st = spc_station(keep_records_days=30, archive_records_to=archive)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    ids = [st.inspect(png_bytes(200 if i == 1 else 60, seed=400 + i),
+                      Part(part_id=f"arch-{i}", line="L1", station="S1", product="cell", serial=f"SN-{i}")).record.id
+           for i in range(4)]
+    st.maps.flush()
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_(ids[:3])).values(created_at=utcnow() - dt.timedelta(days=45)))
+    st.images.recent_s = 0
+    with pytest.raises(OSError):
+        st.records.run_once()
+    assert len(st.query(limit=10)) == 4                                 # not written, not deleted
+    assert "could not be archived" in st.faults["records"]
+    archive.unlink()
+    done = st.records.run_once()
+    assert done["parts"] == 3 and "records" not in st.faults
+    (f,) = archive.glob("records-*.csv")
+    assert f.name.endswith(f"-{ids[0]}-{ids[2]}.csv")
+    rows = list(csv.DictReader(f.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(int(r["id"]), r["part_id"], r["serial"], r["verdict"]) for r in rows] == [
+        (ids[0], "arch-0", "SN-0", "OK"), (ids[1], "arch-1", "SN-1", "NG"), (ids[2], "arch-2", "SN-2", "OK")]
+    assert [r.id for r in st.query(limit=10)] == [ids[3]]
+    with client(st) as c:
+        assert c.get("/health").json()["records"]["archive"] == str(archive)

@@ -22,7 +22,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
             max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
             min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
-            backup_every_h: float = 24.0, keep_records_days: Optional[float] = None, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
+            backup_every_h: float = 24.0, keep_records_days: Optional[float] = None,
+            archive_records_to: Optional[Path] = None, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
             alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
             alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0):
     from ..line.config import RetentionPolicy, StationConfig
@@ -34,7 +35,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              runtime=runtime, precision=precision, open_reads=open_reads,
                              audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
                              ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
-                             keep_records_days=keep_records_days,
+                             keep_records_days=keep_records_days, archive_records_to=archive_records_to,
                              alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
                              alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
                              alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min)
@@ -44,7 +45,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 
 # the options of a station wherever it runs, and their defaults (see line.config)
 _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
-                     "ok_image_days": None, "keep_records_days": None, "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
+                     "ok_image_days": None, "keep_records_days": None, "archive_records_to": None,
+                     "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
                      "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0,
                      "alarm_escalate_again_min": 0.0}
 
@@ -79,6 +81,10 @@ def station_options(f):
                      help="Delete parts' records (and their images) older than this many days, at least 30; "
                           "reviewed parts, the audit sample and test-part checks stay (default: keep every record, "
                           "the quality record)."),
+        click.option("--archive-records-to", type=PathArg, envvar="LINEGUARD_ARCHIVE_RECORDS_TO",
+                     default=_STATION_DEFAULTS["archive_records_to"],
+                     help="With --keep-records-days: write the records to this folder (CSV, the parts export's "
+                          "columns) before they are deleted; a batch that cannot be written is not deleted."),
         click.option("--alarm-ng-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NG_RUN",
                      default=_STATION_DEFAULTS["alarm_ng_run"], show_default=True,
                      help="Raise a line alarm when this many parts in a row at a station are not passed (NG or "
@@ -181,7 +187,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
-          backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
+          archive_records_to: Optional[Path], backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
           alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
           alarm_escalate_again_min: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
@@ -199,6 +205,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
                   backup_to, backup_every_h, keep_records_days=keep_records_days,
+                  archive_records_to=archive_records_to,
                   alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                   alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
                   alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,

@@ -101,6 +101,8 @@ class StationConfig:
     # reviewed parts, the audit sample and test-part checks (line.record_keeper; None:
     # every record is kept for good, the default: it is the quality record)
     keep_records_days: Optional[float] = None
+    # with keep_records_days: the records are written there (CSV) before they are deleted
+    archive_records_to: Optional[Path] = None
     # Files of the image store no record names (left by a crash, see line.sweep) are
     # deleted 10 minutes after start and then every store_sweep_h hours (0: never).
     store_sweep_h: float = 24.0
@@ -164,6 +166,9 @@ class StationConfig:
             if not self.keep_records_days >= MIN_DAYS:
                 raise ValueError(f"keep_records_days must be at least {MIN_DAYS} (the shift report and SPC compare "
                                  f"with the weeks before; unset: keep every record), got {self.keep_records_days}")
+        if self.archive_records_to is not None and self.keep_records_days is None:
+            raise ValueError("archive_records_to archives the records deleted for their age: it needs "
+                             "keep_records_days (without it every record is kept in the database)")
         if not self.store_sweep_h >= 0:
             raise ValueError(f"store_sweep_h must be 0 (never sweep the image store) or more hours, "
                              f"got {self.store_sweep_h}")
@@ -237,6 +242,7 @@ _ENV = {
     "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
     "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
     "LINEGUARD_KEEP_RECORDS_DAYS": ("keep_records_days", float),
+    "LINEGUARD_ARCHIVE_RECORDS_TO": ("archive_records_to", Path),
     "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
     "LINEGUARD_BACKUP_TO": ("backup_to", Path),
     "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),

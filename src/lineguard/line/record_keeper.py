@@ -11,6 +11,15 @@ parts older than that are deleted, oldest first in short batches, with their ima
 and overlay files (a file another record still names stays), and so are the PLC's
 answers (``line_signals``) older than that.
 
+With ``archive`` (a folder: another disk, a share the plant backs up), each batch's
+records are first written there as the parts export's CSV (one file a batch, named by
+the first record's day and the batch's ids, written whole: temp file, fsync, rename),
+inside the transaction that deletes them: a batch whose file cannot be written is not
+deleted (``/health`` shows a ``records`` fault saying why). A crash after the file and
+before the commit leaves rows both in the archive and in the database, deleted (and
+written again, under another name if the batch differs) at the next run: the ``id``
+column tells the copies apart. Image files are not archived (backups hold them).
+
 What the station still learns or proves from stays, however old: parts a person reviewed
 and the audit sample (retraining, threshold tuning and the escape estimates read them),
 and test-part checks (a shift's verification; a check left wrong stands until the test
@@ -27,6 +36,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 from sqlalchemy import and_, delete, func, or_, select
@@ -34,7 +44,9 @@ from sqlalchemy import and_, delete, func, or_, select
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
+from ..vision.atomic import atomic_write_bytes
 from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
+from .part_records import csv_lines
 
 log = logging.getLogger("lineguard.station")
 
@@ -52,7 +64,8 @@ class RecordKeeper:
     """Deletes the records of parts older than ``keep_days`` on its own thread (see the module)."""
 
     def __init__(self, db: Database, images: ContentStore, keep_days: float, every_s: float = 86400.0,
-                 first_after_s: float = 600.0, busy: Any = None):
+                 first_after_s: float = 600.0, busy: Any = None, archive: Optional[Path] = None,
+                 zone: Optional[dt.tzinfo] = None, faults: Optional[dict[str, str]] = None):
         if not keep_days >= MIN_DAYS:
             raise ValueError(f"records are kept at least {MIN_DAYS} days (the shift report and SPC compare with the "
                              f"weeks before), got {keep_days}; leave it unset to keep every record")
@@ -62,6 +75,9 @@ class RecordKeeper:
         self.every_s = every_s
         self.first_after_s = first_after_s
         self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
+        self.archive = Path(archive) if archive is not None else None
+        self.zone = zone                   # the plant's time zone: the CSV's plant_time column
+        self.faults = faults if faults is not None else {}     # the station's (/health)
         self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
         self.last: Optional[dict[str, Any]] = None
         self._stop = threading.Event()
@@ -158,6 +174,10 @@ class RecordKeeper:
             # its review and shadow results.
             s.execute(delete(Review).where(Review.inspection_id.in_(still_may_go)))
             gone = list(s.scalars(still_may_go.order_by(Inspection.id).with_for_update()))
+            if gone and self.archive is not None:
+                # written whole before the delete commits: not written, not deleted
+                self._archive(list(s.scalars(select(Inspection).where(Inspection.id.in_(gone))
+                                             .order_by(Inspection.id))))
             if gone:
                 s.execute(delete(ShadowResult).where(ShadowResult.inspection_id.in_(gone)))
                 s.execute(delete(Review).where(Review.inspection_id.in_(gone)))
@@ -168,9 +188,25 @@ class RecordKeeper:
                                              {k for r in rows for k in r[2:5] if k}) if rows else 0
         return looked, len(rows), files, cursor
 
+    def _archive(self, records: list[Inspection]) -> Path:
+        assert self.archive is not None
+        first = records[0]
+        name = f"records-{first.created_at:%Y-%m-%d}-{first.id}-{records[-1].id}.csv"
+        try:
+            self.archive.mkdir(parents=True, exist_ok=True)
+            data = "".join(csv_lines(records, self.zone)).encode("utf-8")
+            atomic_write_bytes(self.archive / name, data)
+        except OSError as exc:
+            self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); none were "
+                                      "deleted: free or mount the archive folder (tried again within the hour)")
+            raise
+        self.faults.pop("records", None)
+        return self.archive / name
+
     def status(self) -> dict[str, Any]:
         since = kept_since(self.db)
         return {"keep_days": self.keep_days, "kept_since": since.isoformat(timespec="seconds") + "Z" if since else None,
+                "archive": str(self.archive) if self.archive is not None else None,
                 "deleted_since_start": dict(self.deleted), "last": self.last}
 
 

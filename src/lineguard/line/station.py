@@ -33,6 +33,7 @@ from .config import StationConfig
 from .db import Database
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
+from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
@@ -175,8 +176,9 @@ class Station:
         # old parts' records deleted, only where the plant set how long it keeps them
         self.records: Optional[RecordKeeper] = None
         if config.keep_records_days is not None:
-            self.records = RecordKeeper(self.db, self.images, config.keep_records_days,
-                                        busy=self.maps.is_pending).start()
+            self.records = RecordKeeper(self.db, self.images, config.keep_records_days, busy=self.maps.is_pending,
+                                        archive=config.archive_records_to, zone=plant_zone(config.timezone),
+                                        faults=self.faults).start()
         self.backups: Optional[BackupSchedule] = None
         if config.backup_to is not None:
             self.backups = BackupSchedule(config.data_dir, config.backup_to, config.backup_every_h * 3600,
