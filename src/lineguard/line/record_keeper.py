@@ -14,11 +14,13 @@ answers (``line_signals``) older than that.
 With ``archive`` (a folder: another disk, a share the plant backs up), each batch's
 records are first written there as the parts export's CSV (one file a batch, named by
 the first record's day and the batch's ids, written whole: temp file, fsync, rename),
-inside the transaction that deletes them: a batch whose file cannot be written is not
-deleted (``/health`` shows a ``records`` fault saying why). A crash after the file and
-before the commit leaves rows both in the archive and in the database, deleted (and
-written again, under another name if the batch differs) at the next run: the ``id``
-column tells the copies apart. Image files are not archived (backups hold them).
+before the transaction that deletes them takes its lock (a slow share holds up no
+part): a batch whose file cannot be written is not deleted (``/health`` shows a
+``records`` fault saying why). A part reviewed between the file and the delete stays
+in the database and in the file; a crash after the file and before the commit leaves
+rows in both, written again at the next run (under another name if the batch
+differs): the ``id`` column tells the copies apart. Image files are not archived
+(backups hold them).
 
 What the station still learns or proves from stays, however old: parts a person reviewed
 and the audit sample (retraining, threshold tuning and the escape estimates read them),
@@ -41,10 +43,10 @@ from typing import Any, Optional
 
 from sqlalchemy import and_, delete, func, or_, select
 
+from ..vision.atomic import atomic_write_bytes
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
-from ..vision.atomic import atomic_write_bytes
 from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
 from .part_records import csv_lines
 
@@ -166,6 +168,11 @@ class RecordKeeper:
             looked, cursor = len(rows), (rows[-1][5], rows[-1][0])
             rows = [r for r in rows if not self.busy(r[0])]
             ids = [r[0] for r in rows]
+            if ids and self.archive is not None:
+                # written whole before any lock is taken (a slow share holds up no part)
+                # and before the delete: not written, not deleted
+                self._archive(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
+                                             .order_by(Inspection.id))))
             still_may_go = select(Inspection.id).where(Inspection.id.in_(ids), *may_go)
             # First a write (SQLite: the write lock from here to the commit, so no review
             # commits in between), then the filters again, locking the rows in id order
@@ -174,10 +181,6 @@ class RecordKeeper:
             # its review and shadow results.
             s.execute(delete(Review).where(Review.inspection_id.in_(still_may_go)))
             gone = list(s.scalars(still_may_go.order_by(Inspection.id).with_for_update()))
-            if gone and self.archive is not None:
-                # written whole before the delete commits: not written, not deleted
-                self._archive(list(s.scalars(select(Inspection).where(Inspection.id.in_(gone))
-                                             .order_by(Inspection.id))))
             if gone:
                 s.execute(delete(ShadowResult).where(ShadowResult.inspection_id.in_(gone)))
                 s.execute(delete(Review).where(Review.inspection_id.in_(gone)))
