@@ -240,3 +240,13 @@ def test_mqtt_publishes_the_alarm_states_again_after_reconnecting(sqlite_station
     finally:
         for topic in topics:
             publish.single(topic, payload=None, retain=True, hostname="127.0.0.1", port=1883)
+
+
+def test_alarm_states_written_again_for_mqtt_are_not_posted_to_webhooks(sqlite_station, hook):
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=0)], alarm_ng_run=2, alarm_ng_rate=0)
+    for i in range(2):
+        st.inspect(png_bytes(230, seed=70 + i), Part(f"w-{i}", "L1", "S1", "cell"))
+    assert st.alarms.record_states() == 1
+    assert st.sinks.flush(10)                       # delivered: taken, not posted
+    events = [d["event"] for d in hook.received]
+    assert "alarm" in events and "alarm_state" not in events

@@ -160,13 +160,22 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     assert len(st.query(limit=10)) == 4                                 # not written, not deleted
     assert "could not be archived" in st.faults["records"]
     archive.unlink()
+    with pytest.raises(OSError):
+        st.records.run_once()              # the folder is not made here (a share not mounted)
+    assert "does not exist" in st.faults["records"] and len(st.query(limit=10)) == 4
+    archive.mkdir()
     done = st.records.run_once()
     assert done["parts"] == 3 and "records" not in st.faults
     (f,) = archive.glob("records-*.csv")
-    assert f.name.endswith(f"-{ids[0]}-{ids[2]}.csv")
+    assert f.name.endswith(f"utc-{ids[0]}-{ids[2]}.csv")
     rows = list(csv.DictReader(f.read_text(encoding="utf-8-sig").splitlines()))
     assert [(int(r["id"]), r["part_id"], r["serial"], r["verdict"]) for r in rows] == [
         (ids[0], "arch-0", "SN-0", "OK"), (ids[1], "arch-1", "SN-1", "NG"), (ids[2], "arch-2", "SN-2", "OK")]
+    assert all(len(r["image_sha256"]) == 64 for r in rows) and rows[1]["regions_json"].startswith("[")
+    # another station's batch of the same name and other contents never replaces a file
+    from lineguard.line.record_keeper import write_new
+    assert write_new(f, b"other") == f.with_name(f.stem + "-2.csv") and f.read_bytes() != b"other"
+    assert write_new(f, f.read_bytes()) == f
     assert [r.id for r in st.query(limit=10)] == [ids[3]]
     with client(st) as c:
         assert c.get("/health").json()["records"]["archive"] == str(archive)

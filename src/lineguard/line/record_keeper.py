@@ -11,12 +11,12 @@ parts older than that are deleted, oldest first in short batches, with their ima
 and overlay files (a file another record still names stays), and so are the PLC's
 answers (``line_signals``) older than that.
 
-With ``archive`` (a folder: another disk, a share the plant backs up), each batch's
-records are first written there as the parts export's CSV (one file a batch, named by
-the first record's day and the batch's ids, written whole: temp file, fsync, rename),
-before the transaction that deletes them takes its lock (a slow share holds up no
-part): a batch whose file cannot be written is not deleted (``/health`` shows a
-``records`` fault saying why). A part reviewed between the file and the delete stays
+With ``archive`` (a folder: another disk, a share the plant backs up; it must exist, an
+unmounted share's mount point is not written), each batch's records are first written
+there as CSV (the parts export's columns and what only an archive needs; one file a
+batch, named by host, UTC day and ids, written whole and never replacing a file) with no
+transaction open (a slow share holds up no part): a batch whose file cannot be written
+is not deleted (``/health`` shows a ``records`` fault saying why). A part reviewed between the file and the delete stays
 in the database and in the file; a crash after the file and before the commit leaves
 rows in both, written again at the next run (under another name if the batch
 differs): the ``id`` column tells the copies apart. Image files are not archived
@@ -34,8 +34,15 @@ from it on, and the shift report of an earlier shift says its counts are not the
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import logging
+import os
+import re
+import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,12 +50,11 @@ from typing import Any, Optional
 
 from sqlalchemy import and_, delete, func, or_, select
 
-from ..vision.atomic import atomic_write_bytes
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
 from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
-from .part_records import csv_lines
+from .part_records import BOM, COLUMNS, _time, record_row
 
 log = logging.getLogger("lineguard.station")
 
@@ -123,26 +129,29 @@ class RecordKeeper:
             newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
         parts = files = signals = 0
         cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
-        while not self._stop.is_set():
-            looked, n, f, cursor = self._parts_batch(cutoff, cursor, newest_part)
-            parts, files = parts + n, files + f
-            if looked < BATCH:
-                break
-        while not self._stop.is_set():
-            with self.db.session() as s:
-                ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff,
-                                                                 LineSignal.id < newest_signal)
-                                     .order_by(LineSignal.id).limit(BATCH)))
-                if ids:
-                    s.execute(delete(LineSignal).where(LineSignal.id.in_(ids)))
-            signals += len(ids)
-            if len(ids) < BATCH:
-                break
-        self.deleted["parts"] += parts
-        self.deleted["signals"] += signals
-        self.deleted["files"] += files
-        self.last = {"at": utcnow().isoformat() + "Z", "cutoff": cutoff.isoformat() + "Z", "parts": parts,
-                     "files": files, "signals": signals, "seconds": round(time.perf_counter() - t0, 3)}
+        try:
+            while not self._stop.is_set():
+                looked, n, f, cursor = self._parts_batch(cutoff, cursor, newest_part)
+                parts, files = parts + n, files + f
+                if looked < BATCH:
+                    break
+            while not self._stop.is_set():
+                with self.db.session() as s:
+                    ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff,
+                                                                     LineSignal.id < newest_signal)
+                                         .order_by(LineSignal.id).limit(BATCH)))
+                    if ids:
+                        s.execute(delete(LineSignal).where(LineSignal.id.in_(ids)))
+                signals += len(ids)
+                if len(ids) < BATCH:
+                    break
+            self.faults.pop("records", None)       # a run that went through: the archive works again
+        finally:         # what went before a failure counts too
+            self.deleted["parts"] += parts
+            self.deleted["signals"] += signals
+            self.deleted["files"] += files
+            self.last = {"at": utcnow().isoformat() + "Z", "cutoff": cutoff.isoformat() + "Z", "parts": parts,
+                         "files": files, "signals": signals, "seconds": round(time.perf_counter() - t0, 3)}
         if parts or signals:
             log.info("records: deleted %d parts' records (%d files) and %d PLC answers older than %.0f days "
                      "(before %s)", parts, files, signals, self.keep_days, cutoff.isoformat(timespec="seconds"))
@@ -151,13 +160,15 @@ class RecordKeeper:
     def _parts_batch(self, cutoff: dt.datetime, cursor: tuple[dt.datetime, int],
                      newest: int) -> tuple[int, int, int, tuple[dt.datetime, int]]:
         """One batch after ``cursor`` (created_at, id): the oldest records that may go,
-        deleted in one transaction (with their reviews and shadow results), then the
-        files no record names any more (record first: a crash in between leaves a file
-        the store sweep finds, never a record naming a missing file). (records looked
-        at, records deleted, files deleted, the cursor past them)."""
+        archived (with ``archive``), then deleted in one transaction (with their reviews
+        and shadow results), then the files no record names any more (record first: a
+        crash in between leaves a file the store sweep finds, never a record naming a
+        missing file). (records looked at, records deleted, files deleted, the cursor
+        past them)."""
         at, last_id = cursor
         after = or_(Inspection.created_at > at, and_(Inspection.created_at == at, Inspection.id > last_id))
         may_go = (*_may_go(), Inspection.id < newest)
+        archived: Optional[tuple[str, bytes]] = None
         with self.db.session() as s:
             rows = list(s.execute(select(Inspection.id, Inspection.image_sha256, Inspection.image_key,
                                          Inspection.heatmap_key, Inspection.overlay_key, Inspection.created_at)
@@ -169,16 +180,19 @@ class RecordKeeper:
             rows = [r for r in rows if not self.busy(r[0])]
             ids = [r[0] for r in rows]
             if ids and self.archive is not None:
-                # written whole before any lock is taken (a slow share holds up no part)
-                # and before the delete: not written, not deleted
-                self._archive(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
-                                             .order_by(Inspection.id))))
+                archived = _archive_file(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
+                                                        .order_by(Inspection.id))), self.zone)
+        if archived is not None:
+            # written whole with no transaction open (a slow share holds up no part and
+            # keeps no session idle) and before the delete: not written, not deleted
+            self._archive(*archived)
+        with self.db.session() as s:
             still_may_go = select(Inspection.id).where(Inspection.id.in_(ids), *may_go)
             # First a write (SQLite: the write lock from here to the commit, so no review
             # commits in between), then the filters again, locking the rows in id order
             # (PostgreSQL: a review being written now waits, and finds the part gone): a
             # part reviewed (or drawn into the audit sample) since the select stays, with
-            # its review and shadow results.
+            # its review and shadow results (and in the archive: the id tells).
             s.execute(delete(Review).where(Review.inspection_id.in_(still_may_go)))
             gone = list(s.scalars(still_may_go.order_by(Inspection.id).with_for_update()))
             if gone:
@@ -191,20 +205,18 @@ class RecordKeeper:
                                              {k for r in rows for k in r[2:5] if k}) if rows else 0
         return looked, len(rows), files, cursor
 
-    def _archive(self, records: list[Inspection]) -> Path:
+    def _archive(self, name: str, data: bytes) -> Path:
         assert self.archive is not None
-        first = records[0]
-        name = f"records-{first.created_at:%Y-%m-%d}-{first.id}-{records[-1].id}.csv"
         try:
-            self.archive.mkdir(parents=True, exist_ok=True)
-            data = "".join(csv_lines(records, self.zone)).encode("utf-8")
-            atomic_write_bytes(self.archive / name, data)
+            if not self.archive.is_dir():
+                # not made here: an archive share not mounted would fill the disk being cleaned
+                raise FileNotFoundError(f"the archive folder {self.archive} does not exist (a share not mounted?)")
+            return write_new(self.archive / name, data)
         except OSError as exc:
             self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); none were "
-                                      "deleted: free or mount the archive folder (tried again within the hour)")
+                                      "deleted: make the folder (or mount the share) writable; tried again within "
+                                      "the hour")
             raise
-        self.faults.pop("records", None)
-        return self.archive / name
 
     def status(self) -> dict[str, Any]:
         since = kept_since(self.db)
@@ -228,3 +240,68 @@ def kept_since(db: Database) -> Optional[dt.datetime]:
     with db.session() as s:
         row = s.get(RecordsKept, 1)
         return row.kept_since if row is not None else None
+
+
+# the parts export's columns, then what the archive alone needs: the image a backup holds
+# (by its SHA-256), the pixel threshold and every region as the record has it
+ARCHIVE_COLUMNS = COLUMNS + ["image_sha256", "pixel_threshold", "regions_json"]
+
+
+def _archive_file(records: list[Inspection], zone: Optional[dt.tzinfo]) -> tuple[str, bytes]:
+    """(file name, CSV bytes) of one batch. Values as the records hold them (no
+    spreadsheet guard: an archive is read back, not opened and run); the name carries
+    this host, the first record's UTC day and the batch's ids, so line PCs sharing one
+    archive folder (ids start at 1 on each) never name two files alike."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    buf.write(BOM)
+    writer.writerow(ARCHIVE_COLUMNS)
+    for rec in records:
+        row = record_row(rec, zone) + [rec.image_sha256, rec.pixel_threshold,
+                                       json.dumps(rec.regions if isinstance(rec.regions, list) else [])]
+        writer.writerow(["" if v is None else _time(v) for v in row])
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:60] or "station"
+    name = f"records-{host}-{records[0].created_at:%Y-%m-%d}utc-{records[0].id}-{records[-1].id}.csv"
+    return name, buf.getvalue().encode("utf-8")
+
+
+def write_new(path: Path, data: bytes) -> Path:
+    """Write ``data`` as a new file at ``path`` (or ``path`` with -2, -3... when another
+    file has that name and other contents; the same contents: already there), whole or
+    not at all, the file and its folder synced: an archive file is never replaced."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        target = path
+        for n in range(2, 1000):
+            try:
+                os.link(tmp, target)       # fails if the name is taken: nothing is overwritten
+                break
+            except FileExistsError:
+                if target.read_bytes() == data:
+                    break
+                target = path.with_name(f"{path.stem}-{n}{path.suffix}")
+            except OSError:                # a share without hard links: the name checked, then renamed
+                if target.exists():
+                    if target.read_bytes() == data:
+                        break
+                    target = path.with_name(f"{path.stem}-{n}{path.suffix}")
+                    continue
+                os.replace(tmp, target)
+                break
+        else:
+            raise FileExistsError(f"{path}: 1000 files of that name")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    try:   # the new name survives a power cut only once the folder is synced (not on every share)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return target

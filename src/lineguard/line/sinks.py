@@ -54,6 +54,8 @@ class WebhookSink(Sink):
         self._client = httpx.Client(timeout=timeout_s)
 
     def send(self, payload: dict[str, Any]) -> None:
+        if payload.get("event") == "alarm_state":
+            return      # a state written again for MQTT's retained messages: nothing new for a webhook
         last: Optional[str] = None
         headers = {"Idempotency-Key": str(payload.get("message_id", ""))}
         for attempt in range(self.retries + 1):
