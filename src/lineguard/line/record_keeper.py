@@ -50,6 +50,7 @@ from typing import Any, Optional
 
 from sqlalchemy import and_, delete, func, or_, select
 
+from ..vision.atomic import fsync_dir
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
@@ -296,12 +297,5 @@ def write_new(path: Path, data: bytes) -> Path:
             raise FileExistsError(f"{path}: 1000 files of that name")
     finally:
         Path(tmp).unlink(missing_ok=True)
-    try:   # the new name survives a power cut only once the folder is synced (not on every share)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_dir(path.parent)      # the new name survives a power cut only once the folder is synced
     return target

@@ -24,6 +24,7 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+        fsync_dir(target.parent)     # the rename survives a power cut only once the folder is synced
     except BaseException:
         try:
             os.unlink(tmp)
@@ -31,6 +32,21 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
             pass
         raise
     return target
+
+
+def fsync_dir(folder: Union[str, os.PathLike]) -> None:
+    """Sync a folder, so a file just renamed (or linked) into it survives a power cut;
+    quietly nothing where the folder cannot be synced (some network shares, Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

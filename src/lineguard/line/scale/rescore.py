@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, U
 
 import numpy as np
 
+from ...vision.atomic import fsync_dir
 from . import connect, require_pyarrow
 
 if TYPE_CHECKING:
@@ -263,14 +264,7 @@ class ResultsFolder:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.path / name)
-        try:  # the rename itself survives a power cut only once the folder is synced
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        fsync_dir(self.path)      # the rename itself survives a power cut only once the folder is synced
         return self.path / name
 
 
