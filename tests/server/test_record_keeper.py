@@ -152,8 +152,13 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
                       Part(part_id=f"arch-{i}", line="L1", station="S1", product="cell", serial=f"SN-{i}")).record.id
            for i in range(4)]
     st.maps.flush()
+    long_ago = utcnow() - dt.timedelta(days=45)
     with st.db.session() as s:
-        s.execute(update(Inspection).where(Inspection.id.in_(ids[:3])).values(created_at=utcnow() - dt.timedelta(days=45)))
+        s.execute(update(Inspection).where(Inspection.id.in_(ids[:3])).values(created_at=long_ago))
+        for at, reason in ((long_ago, "no image for the trigger: camera lost"), (utcnow(), None)):
+            s.add(LineSignal(protocol="modbus", line="L1", station="S1", trigger_seq=1, part_tag=77, recipe_id=1,
+                             product="cell", inspection_id=None if reason else ids[3], signal="NG" if reason else "OK",
+                             result_code=11 if reason else 1, reason=reason, triggered_at=at, answered_at=at))
     st.images.recent_s = 0
     with pytest.raises(OSError):
         st.records.run_once()
@@ -176,6 +181,11 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     from lineguard.line.record_keeper import write_new
     assert write_new(f, b"other") == f.with_name(f.stem + "-2.csv") and f.read_bytes() != b"other"
     assert write_new(f, f.read_bytes()) == f
+    (g,) = archive.glob("signals-*.csv")                   # what the PLC was told, archived as well
+    (answer,) = list(csv.DictReader(g.read_text(encoding="utf-8-sig").splitlines()))
+    assert (answer["result_code"], answer["part_tag"], answer["reason"]) == ("11", "77", "no image for the trigger: "
+                                                                             "camera lost")
+    assert done["signals"] == 1
     assert [r.id for r in st.query(limit=10)] == [ids[3]]
     with client(st) as c:
         assert c.get("/health").json()["records"]["archive"] == str(archive)

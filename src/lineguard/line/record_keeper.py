@@ -16,7 +16,8 @@ unmounted share's mount point is not written), each batch's records are first wr
 there as CSV (the parts export's columns and what only an archive needs; one file a
 batch, named by host, UTC day and ids, written whole and never replacing a file) with no
 transaction open (a slow share holds up no part): a batch whose file cannot be written
-is not deleted (``/health`` shows a ``records`` fault saying why). A part reviewed between the file and the delete stays
+is not deleted (``/health`` shows a ``records`` fault saying why). The PLC's answers go
+there too, before they are deleted (``signals-...csv``). A part reviewed between the file and the delete stays
 in the database and in the file; a crash after the file and before the commit leaves
 rows in both, written again at the next run (under another name if the batch
 differs): the ``id`` column tells the copies apart. Image files are not archived
@@ -138,10 +139,15 @@ class RecordKeeper:
                     break
             while not self._stop.is_set():
                 with self.db.session() as s:
-                    ids = list(s.scalars(select(LineSignal.id).where(LineSignal.triggered_at < cutoff,
-                                                                     LineSignal.id < newest_signal)
-                                         .order_by(LineSignal.id).limit(BATCH)))
-                    if ids:
+                    answers = list(s.scalars(select(LineSignal).where(LineSignal.triggered_at < cutoff,
+                                                                      LineSignal.id < newest_signal)
+                                             .order_by(LineSignal.id).limit(BATCH)))
+                    ids = [a.id for a in answers]
+                    archived = _signals_file(answers) if answers and self.archive is not None else None
+                if archived is not None:
+                    self._archive(*archived)      # as the parts': no transaction open, not written, not deleted
+                if ids:
+                    with self.db.session() as s:
                         s.execute(delete(LineSignal).where(LineSignal.id.in_(ids)))
                 signals += len(ids)
                 if len(ids) < BATCH:
@@ -261,9 +267,29 @@ def _archive_file(records: list[Inspection], zone: Optional[dt.tzinfo]) -> tuple
         row = record_row(rec, zone) + [rec.image_sha256, rec.pixel_threshold,
                                        json.dumps(rec.regions if isinstance(rec.regions, list) else [])]
         writer.writerow(["" if v is None else _time(v) for v in row])
-    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:60] or "station"
-    name = f"records-{host}-{records[0].created_at:%Y-%m-%d}utc-{records[0].id}-{records[-1].id}.csv"
+    name = f"records-{_host()}-{records[0].created_at:%Y-%m-%d}utc-{records[0].id}-{records[-1].id}.csv"
     return name, buf.getvalue().encode("utf-8")
+
+
+SIGNAL_COLUMNS = ["id", "protocol", "line", "station", "trigger_seq", "part_tag", "recipe_id", "product",
+                  "inspection_id", "late_inspection_id", "signal", "result_code", "reason", "triggered_at",
+                  "answered_at"]
+
+
+def _signals_file(answers: list[LineSignal]) -> tuple[str, bytes]:
+    """(file name, CSV bytes) of a batch of what the PLC was told (line_signals), as stored."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    buf.write(BOM)
+    writer.writerow(SIGNAL_COLUMNS)
+    for a in answers:
+        writer.writerow(["" if v is None else _time(v) for v in (getattr(a, c) for c in SIGNAL_COLUMNS)])
+    name = f"signals-{_host()}-{answers[0].triggered_at:%Y-%m-%d}utc-{answers[0].id}-{answers[-1].id}.csv"
+    return name, buf.getvalue().encode("utf-8")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:60] or "station"
 
 
 def write_new(path: Path, data: bytes) -> Path:
