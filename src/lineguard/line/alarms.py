@@ -503,22 +503,11 @@ class AlarmWatch:
                        f"{line}, {product}) (the last: {reason or 'no verdict'}): good parts are being scrapped; see "
                        "whether the station keeps up with the line (the inspection window), whether the camera "
                        "delivers images, and the station's faults (/health)")
-            raised = utcnow()
-            a = LineAlarm(line=line, station=station, product=product, kind="no_verdict", message=message,
-                          raised_at=raised, inspection_id=0, first_inspection_id=0,
-                          signal_id=max((i for i in run if i is not None), default=None), parts=parts, rejected=parts,
-                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None,
-                          escalate_again_min=rules.escalate_again_min or None)
-            s.add(a)
-            try:
-                s.flush()
-            except IntegrityError:     # another process latched one just now
-                s.rollback()
-                run.clear()
-                return None
-            out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, line, station, a.raised_at)}
-            record_event(s, "alarm", line, out)
-        run.clear()                  # counted afresh from the next answer
+            out = _store_alarm(s, rules, line=line, station=station, product=product, kind="no_verdict",
+                               message=message, inspection_id=0, first_inspection_id=0,
+                               signal_id=max((i for i in run if i is not None), default=None), parts=parts,
+                               rejected=parts)
+        run.clear()                  # counted afresh from the next answer (latched by another process: too)
         return out
 
     def _load(self, line: str, station: str, rules: AlarmRules) -> _Counts:
@@ -574,24 +563,10 @@ class AlarmWatch:
             message = _message(kind, rules, rec, parts, rejected)
             if kind != "photo" and rec.photo_issues:    # the camera or the lamp, more likely than the parts
                 message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
-            raised = utcnow()
-            a = LineAlarm(line=rec.line, station=rec.station, product=rec.product, kind=kind, message=message,
-                          raised_at=raised, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
-                          parts=parts, rejected=rejected,
-                          escalate_at=raised + dt.timedelta(minutes=rules.escalate_min)
-                          if rules.escalate_min else None, escalate_again_min=rules.escalate_again_min or None)
-            s.add(a)
-            try:
-                s.flush()
-            except IntegrityError:     # another process on the database latched one just now
-                s.rollback()
-                counts.raise_floor(kind, counts.newest())
-                return None
-            out = {**alarm_to_dict(a), "change": "raised",
-                   **_station_state(s, rec.line, rec.station, a.raised_at)}
-            # the message leaves exactly when the alarm is stored (see line.outbox)
-            record_event(s, "alarm", rec.line, out)
-        counts.raise_floor(kind, counts.newest())      # counted afresh from the next part
+            out = _store_alarm(s, rules, line=rec.line, station=rec.station, product=rec.product, kind=kind,
+                               message=message, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
+                               parts=parts, rejected=rejected)
+        counts.raise_floor(kind, counts.newest())      # counted afresh from the next part (latched elsewhere: too)
         return out
 
     # -- acknowledgement -------------------------------------------------------------------
@@ -695,6 +670,27 @@ class AlarmWatch:
                 state = _station_state(s, line, station, utcnow())
                 row.payload = {**row.payload, **state, "change": "restored"}
         return len(stations)
+
+
+def _store_alarm(s: Any, rules: AlarmRules, **fields: Any) -> Optional[dict[str, Any]]:
+    """Add a raised alarm (``fields``: its LineAlarm columns) in the caller's transaction,
+    due for escalation by its station's ``rules``, and its outbox message, which leaves
+    exactly when the alarm is stored (see line.outbox); the message, or None when another
+    process on the database latched one of its kind at that station just now (the unique
+    index: the transaction is rolled back)."""
+    raised = utcnow()
+    a = LineAlarm(raised_at=raised, escalate_again_min=rules.escalate_again_min or None,
+                  escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None,
+                  **fields)
+    s.add(a)
+    try:
+        s.flush()
+    except IntegrityError:
+        s.rollback()
+        return None
+    out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, a.line, a.station, a.raised_at)}
+    record_event(s, "alarm", a.line, out)
+    return out
 
 
 def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[str, Any]:

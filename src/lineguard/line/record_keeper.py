@@ -259,16 +259,11 @@ def _archive_file(records: list[Inspection], zone: Optional[dt.tzinfo]) -> tuple
     spreadsheet guard: an archive is read back, not opened and run); the name carries
     this host, the first record's UTC day and the batch's ids, so line PCs sharing one
     archive folder (ids start at 1 on each) never name two files alike."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    buf.write(BOM)
-    writer.writerow(ARCHIVE_COLUMNS)
-    for rec in records:
-        row = record_row(rec, zone) + [rec.image_sha256, rec.pixel_threshold,
-                                       json.dumps(rec.regions if isinstance(rec.regions, list) else [])]
-        writer.writerow(["" if v is None else _time(v) for v in row])
+    rows = (record_row(rec, zone) + [rec.image_sha256, rec.pixel_threshold,
+                                     json.dumps(rec.regions if isinstance(rec.regions, list) else [])]
+            for rec in records)
     name = f"records-{_host()}-{records[0].created_at:%Y-%m-%d}utc-{records[0].id}-{records[-1].id}.csv"
-    return name, buf.getvalue().encode("utf-8")
+    return name, _csv_bytes(ARCHIVE_COLUMNS, rows)
 
 
 SIGNAL_COLUMNS = ["id", "protocol", "line", "station", "trigger_seq", "part_tag", "recipe_id", "product",
@@ -278,14 +273,21 @@ SIGNAL_COLUMNS = ["id", "protocol", "line", "station", "trigger_seq", "part_tag"
 
 def _signals_file(answers: list[LineSignal]) -> tuple[str, bytes]:
     """(file name, CSV bytes) of a batch of what the PLC was told (line_signals), as stored."""
+    rows = ([getattr(a, c) for c in SIGNAL_COLUMNS] for a in answers)
+    name = f"signals-{_host()}-{answers[0].triggered_at:%Y-%m-%d}utc-{answers[0].id}-{answers[-1].id}.csv"
+    return name, _csv_bytes(SIGNAL_COLUMNS, rows)
+
+
+def _csv_bytes(columns: list[str], rows: Any) -> bytes:
+    """An archive file: the header, then each row's values as stored (times in UTC with
+    their Z, None empty; no spreadsheet guard: an archive is read back, not opened and run)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     buf.write(BOM)
-    writer.writerow(SIGNAL_COLUMNS)
-    for a in answers:
-        writer.writerow(["" if v is None else _time(v) for v in (getattr(a, c) for c in SIGNAL_COLUMNS)])
-    name = f"signals-{_host()}-{answers[0].triggered_at:%Y-%m-%d}utc-{answers[0].id}-{answers[-1].id}.csv"
-    return name, buf.getvalue().encode("utf-8")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _time(v) for v in row])
+    return buf.getvalue().encode("utf-8")
 
 
 def _host() -> str:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from . import spc
 from .alarms import CAUSES, history as alarm_history
 from .db import Database
-from .orm import Inspection, LineSignal, utcnow
+from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
-from .spc_data import Filters, Periods, _where, defect_subgroups, defect_type_counts, review_counts, score_subgroups
+from .spc_data import (Filters, Periods, _where, defect_subgroups, defect_type_counts, no_verdict_counts,
+                       review_counts, score_subgroups)
 from .station import _iso
 from .test_parts import verification
 
@@ -49,18 +50,8 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         rows = s.execute(select(Inspection.line, Inspection.station, Inspection.verdict, doubted, func.count())
                          .where(*_where(f))
                          .group_by(Inspection.line, Inspection.station, Inspection.verdict, doubted)).all()
-        # parts the PLC link rejected without a verdict in time (window missed, no image, a
-        # fault): scrapped whatever the model says. Most have no record; one judged after
-        # its window has one, counted among the parts by the verdict given late (``late``)
-        late = func.sum(case((LineSignal.late_inspection_id.is_not(None), 1), else_=0))
-        unjudged = select(LineSignal.line, LineSignal.station, func.count(), late).where(
-            LineSignal.inspection_id.is_(None), LineSignal.signal == "NG",
-            LineSignal.triggered_at >= shift.start_utc, LineSignal.triggered_at < shift.end_utc)
-        if line is not None:
-            unjudged = unjudged.where(LineSignal.line == line)
-        if product is not None:
-            unjudged = unjudged.where(LineSignal.product == product)
-        no_verdict = s.execute(unjudged.group_by(LineSignal.line, LineSignal.station)).all()
+        # parts the PLC link rejected without a verdict in time: scrapped whatever the model says
+        no_verdict = no_verdict_counts(s, f)
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
                                   func.count()).where(*_where(f))
                            .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
@@ -74,9 +65,9 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         r["parts"] += int(n)
         r[verdict] = r.get(verdict, 0) + int(n)
         r["photo_doubted"] += int(n) if photo_doubted else 0
-    for ln, st, n, n_late in no_verdict:
+    for (ln, st), (n, n_late) in no_verdict.items():
         r = station_row(ln, st)
-        r["no_verdict"], r["no_verdict_late"] = int(n), int(n_late or 0)
+        r["no_verdict"], r["no_verdict_late"] = n, n_late
     for r in stations.values():
         r["ng_rate"] = r["NG"] / r["parts"] if r["parts"] else None
     total = {k: sum(r[k] for r in stations.values())

@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..vision.result import DefectRegion
 from .db import Database
 from .errors import InvalidRequest
-from .orm import Inspection, utcnow
+from .orm import Inspection, LineSignal, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc import Subgroup
 
@@ -89,6 +89,26 @@ def _where(f: Filters) -> list[ColumnElement]:
     if f.until is not None:
         conds.append(Inspection.created_at < f.until)
     return conds
+
+
+def no_verdict_counts(s: Any, f: Filters) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (line, station): the parts a PLC link rejected without a verdict in time
+    (window missed, no image, a fault), from what the PLC was told (``line_signals``, by
+    the trigger's time; ``product``: the recipe's), and how many of them were judged after
+    their window (those have a record, among the parts by the verdict given late; the
+    others have none and are in no other count). In the caller's session ``s``."""
+    late = func.sum(case((LineSignal.late_inspection_id.is_not(None), 1), else_=0))
+    q = select(LineSignal.line, LineSignal.station, func.count(), late).where(
+        LineSignal.inspection_id.is_(None), LineSignal.signal == "NG")
+    for col, v in ((LineSignal.line, f.line), (LineSignal.station, f.station), (LineSignal.product, f.product)):
+        if v:
+            q = q.where(col == v)
+    if f.since is not None:
+        q = q.where(LineSignal.triggered_at >= f.since)
+    if f.until is not None:
+        q = q.where(LineSignal.triggered_at < f.until)
+    return {(ln, st): (int(n), int(n_late or 0))
+            for ln, st, n, n_late in s.execute(q.group_by(LineSignal.line, LineSignal.station))}
 
 
 def _slot_seconds(starts: Sequence[dt.time]) -> int:

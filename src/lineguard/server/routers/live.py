@@ -10,7 +10,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from ...line.errors import StationError
-from ...line.orm import Inspection, LineSignal, utcnow
+from ...line.orm import Inspection, utcnow
+from ...line.spc_data import Filters, no_verdict_counts
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
 from ..deps import get_station, reader
@@ -108,13 +109,8 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
                            .group_by(Inspection.line, Inspection.station))
         for line, st, n in recent:
             row(line, st)["parts_per_min"] = round(n / window_min, 2)
-        # parts a PLC link rejected without a verdict (window missed, no image, a fault):
-        # no part record, so counted from what the PLC was told
-        unjudged = s.execute(select(LineSignal.line, LineSignal.station, func.count())
-                             .where(LineSignal.triggered_at >= start, LineSignal.inspection_id.is_(None),
-                                    LineSignal.signal == "NG")
-                             .group_by(LineSignal.line, LineSignal.station))
-        for line, st, n in unjudged:
+        # parts a PLC link rejected without a verdict in time, counted from what the PLC was told
+        for (line, st), (n, _late) in no_verdict_counts(s, Filters(since=start)).items():
             row(line, st)["no_verdict"] = n
         timings: dict[tuple[str, str], list[float]] = {}
         for key in list(lines):
