@@ -174,3 +174,69 @@ def test_a_station_may_have_its_own_no_verdict_rule(spc_station):
                      headers=keys["engineer"]).status_code == 422
     assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_run", "ng_rate", "photo")
     assert [st.alarms.after_answer("L1", "S1", "cell", None, verdict=False) for _ in range(5)] == [[]] * 5
+
+
+def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
+    """The same change as the page's, on the station's database: in the change log under
+    the account that ran it, counted by the running station at its next look."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+
+    from .fake_inspector import FakeInspector
+    data = tmp_path / "st"
+    st = Station(StationConfig(data_dir=data, timezone="UTC", alarm_ng_rate=0), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5, review_threshold=0.4, photo_floor=0.1).to_bytes(), "cell", activate=True)
+        _parts(st, OK)
+
+        def cli(*args):
+            return CliRunner().invoke(app, ["alarm-rules", *args, "--data", str(data)])
+
+        r = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "3", "--escalate-min", "2")
+        assert r.exit_code == 0, r.output
+        assert "L1/S1: ng_run=3 escalate_min=2.0" in r.output
+        kept = cli("set", "--line", "L1", "--station", "S1", "--photo-run", "4")
+        assert kept.exit_code == 0 and "ng_run=3 escalate_min=2.0 photo_run=4" in kept.output, kept.output
+        listed = cli("list").output.splitlines()
+        assert listed[1].startswith("L1\tS1\tng_run=3 photo_run=4 escalate_min=2.0\tcli"), listed
+        # refused, nothing changed: a station never seen, a setting out of range, no setting at all
+        unseen = cli("set", "--line", "L1", "--station", "s1", "--ng-run", "3")
+        assert unseen.exit_code == 1 and "no part was ever inspected at station 's1'" in unseen.output
+        out_of_range = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "1")
+        assert out_of_range.exit_code == 1 and "2 to 10000 parts in a row" in out_of_range.output
+        assert cli("set", "--line", "L1", "--station", "S1").exit_code == 2
+
+        st.alarms._own_read_at -= AlarmWatch.RULES_READ_S     # the station's next look at the rules
+        _parts(st, NG, NG)
+        assert st.alarms.active() == []
+        _parts(st, NG)                     # its own 3 in a row, set from the command line
+        assert [a["station"] for a in st.alarms.active()] == ["S1"]
+
+        unset = cli("set", "--line", "L1", "--station", "S1", "--unset", "photo_run")
+        assert unset.exit_code == 0 and unset.output.startswith("L1/S1: ng_run=3 escalate_min=2.0 ("), unset.output
+        replaced = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "4", "--replace")   # the rest: defaults
+        assert replaced.exit_code == 0 and replaced.output.startswith("L1/S1: ng_run=4 (")
+        assert cli("clear", "--line", "L1", "--station", "S1").exit_code == 0
+        again = cli("clear", "--line", "L1", "--station", "S1")
+        assert again.exit_code == 1 and "follows the defaults already" in again.output
+        assert cli("list").output.splitlines()[1:] == []
+        with st.db.session() as s:
+            from sqlalchemy import select
+            from lineguard.line.orm import ChangeLogEntry
+            log = [(e.action, e.subject, e.actor.startswith("cli"), e.details)
+                   for e in s.scalars(select(ChangeLogEntry).where(ChangeLogEntry.action.like("alarm_rules%"))
+                                      .order_by(ChangeLogEntry.id))]
+        assert log == [
+            ("alarm_rules.set", "L1/S1", True, {"before": {}, "after": {"ng_run": 3, "escalate_min": 2.0}}),
+            ("alarm_rules.set", "L1/S1", True, {"before": {"ng_run": 3, "escalate_min": 2.0},
+                                                "after": {"ng_run": 3, "photo_run": 4, "escalate_min": 2.0}}),
+            ("alarm_rules.set", "L1/S1", True, {"before": {"ng_run": 3, "photo_run": 4, "escalate_min": 2.0},
+                                                "after": {"ng_run": 3, "escalate_min": 2.0}}),
+            ("alarm_rules.set", "L1/S1", True, {"before": {"ng_run": 3, "escalate_min": 2.0},
+                                                "after": {"ng_run": 4}}),
+            ("alarm_rules.cleared", "L1/S1", True, {"before": {"ng_run": 4}})]
+    finally:
+        st.close()

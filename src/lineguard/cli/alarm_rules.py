@@ -1,0 +1,117 @@
+"""A station's own line-alarm rules from the command line: `alarm-rules list|set|clear`.
+
+The same change as the Alarms page and ``PUT /api/v1/alarms/rules``, made on the
+station's database directly (run on the station PC, or with --db): an engineer setting
+up a new line from a script, or with no key at hand. In the change log under the account
+that ran it. A running station reads the rules every 10 seconds, so they count from its
+part after that; settings left unset follow each process's ``--alarm-*`` options.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from .access import _data, _database, _db, _refused
+
+# option -> setting; the ranges are checked where the API checks them (line.alarm_rules)
+_OPTIONS = (
+    ("--ng-run", "ng_run", int, "Parts in a row not passed (NG or REVIEW) that raise the alarm (0: off)."),
+    ("--ng-rate", "ng_rate", float, "Share of NG parts among the last --window parts (0.1 = 10%; 0: off)."),
+    ("--window", "window", int, "Parts the NG-rate rule looks back over."),
+    ("--photo-run", "photo_run", int, "Photos in a row the photo check doubts (0: off)."),
+    ("--no-verdict-run", "no_verdict_run", int, "PLC answers in a row rejected without a verdict (0: off)."),
+    ("--escalate-min", "escalate_min", float, "Minutes unacknowledged before the alarm is escalated (0: never)."),
+    ("--escalate-again-min", "escalate_again_min", float,
+     "Then escalated again every so many minutes (0: once)."),
+)
+
+
+@click.group(name="alarm-rules")
+def alarm_rules_app() -> None:
+    """Each station's own line-alarm rules (the rest follow the `serve --alarm-*` defaults)."""
+
+
+@alarm_rules_app.command("list")
+@_data
+@_db
+def rules_list(data: Path, db: Optional[str]) -> None:
+    """The stations with rules of their own and who set them.
+
+    One station a line: line, station, its own settings, who set them and when. A setting
+    out of range (the database edited by hand) is named: that station counts by the defaults."""
+    from ..line.alarm_rules import AlarmRules, listing
+    with _database(data, db) as database:
+        rows = listing(database, AlarmRules())
+    click.echo("line\tstation\town settings\tupdated by\tupdated at")
+    for r in rows:
+        own = " ".join(f"{k}={v}" for k, v in r["own"].items())
+        problem = f"\tOUT OF RANGE, counted by the defaults: {r['problem']}" if r["problem"] else ""
+        click.echo(f"{r['line']}\t{r['station']}\t{own}\t{r['updated_by'] or ''}\t{r['updated_at'] or ''}{problem}")
+
+
+def _setting_options(f: Any) -> Any:
+    for flag, name, kind, help_ in reversed(_OPTIONS):
+        f = click.option(flag, name, type=kind, default=None, help=help_)(f)
+    return f
+
+
+@alarm_rules_app.command("set")
+@click.option("--line", required=True, help="The line, as the parts name it (case counts).")
+@click.option("--station", "station", required=True, help="The station, as the parts name it (case counts).")
+@_setting_options
+@click.option("--replace", is_flag=True, help="The settings given become the station's only own settings (the "
+              "others go back to the defaults, as a save on the Alarms page does); without it they are kept.")
+@click.option("--unset", "unset", multiple=True, type=click.Choice([name for _f, name, _k, _h in _OPTIONS]),
+              help="A setting back to the default (repeat for more), e.g. `--unset photo_run`.")
+@_data
+@_db
+def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], data: Path, db: Optional[str],
+              **given: Any) -> None:
+    """Give a station settings of its own, e.g. `--ng-run 3 --escalate-min 5`.
+
+    Its other own settings stay unless --replace. Refused (exit 1) for a station no part
+    was inspected at (a misspelt name would never raise an alarm) and for a setting out
+    of range."""
+    from ..line.alarm_rules import read_own, set_own
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    own = {k: v for k, v in given.items() if v is not None}
+    if not own and not unset:
+        raise click.UsageError("give at least one setting (see --help); `alarm-rules clear` puts a station back "
+                               "on the defaults")
+    if set(own) & set(unset):
+        raise click.UsageError(f"{', '.join(sorted(set(own) & set(unset)))} both given and unset; give one")
+    with _database(data, db) as database:
+        if not replace:
+            own = {**read_own(database).get((line, station), {}), **own}
+        for name in unset:
+            own.pop(name, None)
+        try:
+            stored = set_own(database, line, station, own, by=cli_actor())
+        except StationError as exc:
+            _refused(exc)
+    if stored["own"]:
+        click.echo(f"{line}/{station}: " + " ".join(f"{k}={v}" for k, v in stored["own"].items())
+                   + " (a running station counts by them within 10 s)")
+    else:
+        click.echo(f"{line}/{station}: back on the defaults")
+
+
+@alarm_rules_app.command("clear")
+@click.option("--line", required=True, help="The line, as the parts name it.")
+@click.option("--station", "station", required=True, help="The station, as the parts name it.")
+@_data
+@_db
+def rules_clear(line: str, station: str, data: Path, db: Optional[str]) -> None:
+    """Put a station back on the defaults (exit 1 when it had no rules of its own)."""
+    from ..line.alarm_rules import clear_own
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    with _database(data, db) as database:
+        try:
+            clear_own(database, line, station, by=cli_actor())
+        except StationError as exc:
+            _refused(exc)
+    click.echo(f"{line}/{station}: back on the defaults")
