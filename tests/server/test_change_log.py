@@ -54,9 +54,10 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert c.delete(f"/api/v1/users/{user['id']}", headers=adm).status_code == 200
         E, A = st.who["engineer"], st.who["admin"]
         log = list(reversed(_log(c, keys["engineer"])))
-        # the set-up's keys (made in this process, no one named)
-        assert [(e["action"], e["actor"]) for e in log[:3]] == [("key.created", None)] * 3
-        log = log[3:]
+        # the station's start (its settings), the set-up's keys (made in this process, no one named)
+        assert [(e["action"], e["actor"]) for e in log[1:4]] == [("key.created", None)] * 3
+        assert log[0]["action"] == "station.settings" and log[0]["actor"].startswith("cli")
+        log = log[4:]
         assert [(e["action"], e["subject"], e["actor"]) for e in log] == [
             ("model.uploaded", "cell/* v1", E), ("model.activated", "cell/* v1", E),
             ("model.uploaded", "cell/* v2", E), ("model.activated", "cell/* v2", E),
@@ -78,7 +79,7 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert len(_log(c, keys["engineer"], subject="rr-01")) == 2          # case-blind on both databases
         page = c.get("/api/v1/change-log", params={"limit": 10}, headers=eng).json()
         older = c.get("/api/v1/change-log", params={"limit": 10, "cursor": page["next_cursor"]}, headers=eng).json()
-        assert len(page["items"]) + len(older["items"]) == 18 and older["next_cursor"] is None
+        assert len(page["items"]) + len(older["items"]) == 19 and older["next_cursor"] is None
         # as CSV for an audit
         r = c.get("/api/v1/change-log/export", params={"action": "user"}, headers=eng)
         assert r.status_code == 200 and r.text.startswith("\ufeff")
@@ -97,7 +98,7 @@ def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station)
         assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": []}, headers=eng).status_code == 422
         admin_id = next(k["id"] for k in c.get("/api/v1/keys", headers=adm).json()["items"] if k["role"] == "admin")
         assert c.delete(f"/api/v1/keys/{admin_id}", headers=adm).status_code == 409       # the last admin
-        assert [e["action"] for e in _log(c, keys["engineer"])] == ["key.created"] * 3     # the set-up's only
+        assert [e["action"] for e in _log(c, keys["engineer"])] == ["key.created"] * 3 + ["station.settings"]
         assert c.get("/api/v1/change-log", headers={"X-API-Key": keys["operator"]}).status_code == 403
         bad = c.get("/api/v1/change-log", params={"action": "modle"}, headers=eng)
         assert bad.status_code == 422 and "model.activated" in bad.json()["error"]["message"]
@@ -120,3 +121,37 @@ def test_a_shadow_ended_by_an_activation_and_an_infinite_threshold_are_logged(sp
     assert log[0]["actor"] == st.who["engineer"] and "v2 was made active" in log[0]["details"]["why"]
     uploaded = next(e for e in log if e["action"] == "model.uploaded" and e["subject"] == "cell/* v2")
     assert uploaded["details"]["threshold"] == "inf"
+
+
+def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station):
+    """Who started the station deleting records after 90 days instead of keeping them,
+    and when: each process's start with settings other than its last start's."""
+    import socket
+
+    def starts(st):
+        with client(st) as c:
+            return [e for e in _log(c, keys["engineer"], action="station.settings")]
+
+    st = spc_station()
+    keys = _keys(st)
+    (first,) = starts(st)
+    assert first["subject"] == f"station on {socket.gethostname()}:{st.config.data_dir.resolve()}"
+    assert first["details"]["settings"]["keep_records_days"] is None and "before" not in first["details"]
+    assert first["details"]["settings"]["alarm_ng_run"] == 5
+    st.close()
+    st = spc_station()                        # the same settings again: no entry
+    assert len(starts(st)) == 1
+    st.close()
+    st = spc_station(keep_records_days=90, alarm_ng_run=3)
+    latest = starts(st)[0]
+    assert latest["details"]["before"] == {"alarm_ng_run": 5, "keep_records_days": None}
+    assert latest["details"]["after"] == {"alarm_ng_run": 3, "keep_records_days": 90}
+    assert latest["actor"].startswith("cli") and len(starts(st)) == 2
+    st.close()
+    # another process on the same database (a hot folder's watcher) is its own subject
+    from lineguard.line.station import Station
+    other = Station(st.config, loader=FakeInspector.load, process="watch")
+    try:
+        assert [e["subject"].split(" on ")[0] for e in starts(other)] == ["watch", "station", "station"]
+    finally:
+        other.close()

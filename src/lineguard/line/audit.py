@@ -42,6 +42,8 @@ ACTIONS = {
     "user.disabled": "a user was disabled",
     "alarm_rules.set": "a station's own line-alarm rules were set",
     "alarm_rules.cleared": "a station's line-alarm rules went back to the defaults",
+    "station.settings": "a station process started with other settings than at its last start (records and "
+                        "images kept, backups, alarm defaults, ...)",
 }
 
 
@@ -71,6 +73,27 @@ def record(s: Session, action: str, subject: str, by: Optional[str], **details: 
         raise ValueError(f"unknown change-log action {action!r}")
     s.add(ChangeLogEntry(at=utcnow(), actor=by[:100] if by else by, action=action, subject=subject[:320],
                          details=_json_safe({k: v for k, v in details.items() if v is not None})))
+
+
+def record_start(db: Any, subject: str, settings: dict[str, Any], by: Optional[str]) -> bool:
+    """At a station process's start: an entry when its settings (``StationConfig.audited_settings``)
+    differ from those of its last start (``subject`` names the process: what, on which PC,
+    for which data folder), so the log says who started the station keeping records 90 days
+    instead of for good, and when. The first start is an entry too. True when one was written."""
+    settings = _json_safe(settings)
+    with db.session() as s:
+        last = s.scalar(select(ChangeLogEntry).where(ChangeLogEntry.action == "station.settings",
+                                                     ChangeLogEntry.subject == subject[:320])
+                        .order_by(ChangeLogEntry.id.desc()).limit(1))
+        before = (last.details or {}).get("settings", {}) if last is not None else None
+        if before == settings:
+            return False
+        changed = sorted(k for k in settings.keys() | (before or {}).keys()
+                         if before is None or before.get(k) != settings.get(k))
+        record(s, "station.settings", subject, by,
+               before=None if before is None else {k: before.get(k) for k in changed},
+               after=None if before is None else {k: settings.get(k) for k in changed}, settings=settings)
+    return True
 
 
 def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -198,6 +198,27 @@ class StationConfig:
         """The plant's shift (by these shift starts and time zone) holding a naive-UTC time."""
         from .shifts import parse_shift_starts, plant_zone, shift_of
         return shift_of(t_utc, parse_shift_starts(self.shift_starts), plant_zone(self.timezone))
+
+    def audited_settings(self) -> dict[str, Any]:
+        """The settings an auditor asks after, as the change log keeps them (each process's
+        start with other ones is an entry, see line.audit.record_start): which records and
+        images are kept and for how long, where they are backed up and archived, how
+        safely a record is written, who may read without a key, how the model runs, the
+        plant's shifts, and when a line alarm is raised. Not the webhook or broker URLs
+        (they may hold passwords) nor sizes and speeds that decide no verdict or record."""
+        path = (lambda p: None if p is None else str(p))
+        return {
+            "keep_records_days": self.keep_records_days, "archive_records_to": path(self.archive_records_to),
+            "ok_image_days": self.ok_image_days, "ok_sample_rate": self.retention.ok_sample_rate,
+            "keep_ng_images": self.retention.keep_ng, "audit_sample_rate": self.audit_sample_rate,
+            "min_free_gb": self.min_free_gb, "store_sweep_h": self.store_sweep_h,
+            "backup_to": path(self.backup_to), "backup_every_h": self.backup_every_h if self.backup_to else None,
+            "outbox_retention_h": self.outbox_retention_h,
+            "sqlite_synchronous": self.sqlite_synchronous if self.sqlite_path else None,
+            "open_reads": self.open_reads, "runtime": self.runtime, "precision": self.precision,
+            "shift_starts": list(self.shift_starts), "timezone": self.timezone,
+            **{f"alarm_{k}": v for k, v in self.alarm_rules.to_dict().items() if k != "rate_limit"},
+        }
 
     @property
     def alarm_rules(self) -> "AlarmRules":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -45,7 +46,7 @@ from .metrics import StationMetrics
 from .orm import Inspection, Review, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
-from . import reviews
+from . import audit, reviews
 from .shadow import ShadowRunner
 from .sinks import sinks_from_config
 from .spc_data import naive_utc as _naive_utc   # the name the routers import
@@ -138,12 +139,15 @@ class Station:
     """Database, file store, model registry, metrics and sinks of one station."""
 
     def __init__(self, config: StationConfig, loader: Optional[Loader] = None, sinks: Optional[list] = None,
-                 trainer: Optional[Any] = None):
+                 trainer: Optional[Any] = None, process: str = "station"):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(config.database_url, schema=config.db_schema,
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
+        # started with other settings than last time (records kept 90 days, not for good): in the change log
+        audit.record_start(self.db, f"{process} on {socket.gethostname()}:{config.data_dir.resolve()}",
+                           config.audited_settings(), audit.cli_actor())
         power_safe = config.sqlite_synchronous in ("FULL", "EXTRA")
         self.images = ContentStore(config.data_dir / "images", power_safe=power_safe)
         self.maps = MapWriter(self.db, self.images)

@@ -128,7 +128,7 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     async def lifespan(app: FastAPI):
         own = app.state.station is None
         if own:
-            app.state.station = Station(config or StationConfig.from_env(), **station_kwargs)
+            app.state.station = Station(config or StationConfig.from_env(), **{"process": "serve", **station_kwargs})
         app.state.station.add_listener(app.state.events.publish)
         try:
             yield
