@@ -199,7 +199,7 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         assert r.exit_code == 0, r.output
         assert "L1/S1: ng_run=3 escalate_min=2.0" in r.output
         kept = cli("set", "--line", "L1", "--station", "S1", "--photo-run", "4")
-        assert kept.exit_code == 0 and "ng_run=3 escalate_min=2.0 photo_run=4" in kept.output, kept.output
+        assert kept.exit_code == 0 and "ng_run=3 photo_run=4 escalate_min=2.0" in kept.output, kept.output
         listed = cli("list").output.splitlines()
         assert listed[1].startswith("L1\tS1\tng_run=3 photo_run=4 escalate_min=2.0\tcli"), listed
         # refused, nothing changed: a station never seen, a setting out of range, no setting at all
@@ -208,6 +208,11 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         out_of_range = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "1")
         assert out_of_range.exit_code == 1 and "2 to 10000 parts in a row" in out_of_range.output
         assert cli("set", "--line", "L1", "--station", "S1").exit_code == 2
+        assert cli("set", "--line", "L1", "--station", "S1", "--ng-run", "3", "--unset", "ng-run").exit_code == 2
+        assert cli("set", "--line", "L1", "--station", "S1", "--unset", "ng-runs").exit_code == 2
+        elsewhere = CliRunner().invoke(app, ["alarm-rules", "list", "--data", str(tmp_path / "typo")])
+        assert elsewhere.exit_code == 1 and "no station database" in elsewhere.output
+        assert not (tmp_path / "typo").exists()           # a misspelt folder does not become a station
 
         st.alarms._own_read_at -= AlarmWatch.RULES_READ_S     # the station's next look at the rules
         _parts(st, NG, NG)
@@ -215,7 +220,7 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         _parts(st, NG)                     # its own 3 in a row, set from the command line
         assert [a["station"] for a in st.alarms.active()] == ["S1"]
 
-        unset = cli("set", "--line", "L1", "--station", "S1", "--unset", "photo_run")
+        unset = cli("set", "--line", "L1", "--station", "S1", "--unset", "photo-run")
         assert unset.exit_code == 0 and unset.output.startswith("L1/S1: ng_run=3 escalate_min=2.0 ("), unset.output
         replaced = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "4", "--replace")   # the rest: defaults
         assert replaced.exit_code == 0 and replaced.output.startswith("L1/S1: ng_run=4 (")
@@ -240,3 +245,20 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
             ("alarm_rules.cleared", "L1/S1", True, {"before": {"ng_run": 4}})]
     finally:
         st.close()
+
+
+def test_alarm_rules_from_the_command_line_reach_a_station_in_its_own_schema(spc_station):
+    """On PostgreSQL a station may live in a schema of its own (--db-schema): the rules
+    go there, not into a new station in the public schema."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    st = _station(spc_station)
+    _parts(st, OK)
+    where = ["--data", str(st.config.data_dir)]
+    if st.config.db_url:
+        where += ["--db", st.config.db_url, "--db-schema", st.config.db_schema]
+    r = CliRunner().invoke(app, ["alarm-rules", "set", "--line", "L1", "--station", "S1", "--ng-run", "7", *where])
+    assert r.exit_code == 0, r.output
+    st.alarms.read_rules()
+    assert st.alarms.rules_for("L1", "S1").ng_run == 7

@@ -54,10 +54,9 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert c.delete(f"/api/v1/users/{user['id']}", headers=adm).status_code == 200
         E, A = st.who["engineer"], st.who["admin"]
         log = list(reversed(_log(c, keys["engineer"])))
-        # the station's start (its settings), the set-up's keys (made in this process, no one named)
-        assert [(e["action"], e["actor"]) for e in log[1:4]] == [("key.created", None)] * 3
-        assert log[0]["action"] == "station.settings" and log[0]["actor"].startswith("cli")
-        log = log[4:]
+        # the set-up's keys (made in this process, no one named)
+        assert [(e["action"], e["actor"]) for e in log[:3]] == [("key.created", None)] * 3
+        log = log[3:]
         assert [(e["action"], e["subject"], e["actor"]) for e in log] == [
             ("model.uploaded", "cell/* v1", E), ("model.activated", "cell/* v1", E),
             ("model.uploaded", "cell/* v2", E), ("model.activated", "cell/* v2", E),
@@ -79,7 +78,7 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert len(_log(c, keys["engineer"], subject="rr-01")) == 2          # case-blind on both databases
         page = c.get("/api/v1/change-log", params={"limit": 10}, headers=eng).json()
         older = c.get("/api/v1/change-log", params={"limit": 10, "cursor": page["next_cursor"]}, headers=eng).json()
-        assert len(page["items"]) + len(older["items"]) == 19 and older["next_cursor"] is None
+        assert len(page["items"]) + len(older["items"]) == 18 and older["next_cursor"] is None
         # as CSV for an audit
         r = c.get("/api/v1/change-log/export", params={"action": "user"}, headers=eng)
         assert r.status_code == 200 and r.text.startswith("\ufeff")
@@ -98,7 +97,7 @@ def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station)
         assert c.put("/api/v1/products/cell/defect-types", json={"defect_types": []}, headers=eng).status_code == 422
         admin_id = next(k["id"] for k in c.get("/api/v1/keys", headers=adm).json()["items"] if k["role"] == "admin")
         assert c.delete(f"/api/v1/keys/{admin_id}", headers=adm).status_code == 409       # the last admin
-        assert [e["action"] for e in _log(c, keys["engineer"])] == ["key.created"] * 3 + ["station.settings"]
+        assert [e["action"] for e in _log(c, keys["engineer"])] == ["key.created"] * 3     # the set-up's only
         assert c.get("/api/v1/change-log", headers={"X-API-Key": keys["operator"]}).status_code == 403
         bad = c.get("/api/v1/change-log", params={"action": "modle"}, headers=eng)
         assert bad.status_code == 422 and "model.activated" in bad.json()["error"]["message"]
@@ -123,35 +122,63 @@ def test_a_shadow_ended_by_an_activation_and_an_infinite_threshold_are_logged(sp
     assert uploaded["details"]["threshold"] == "inf"
 
 
-def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station):
+def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station, tmp_path, monkeypatch):
     """Who started the station deleting records after 90 days instead of keeping them,
     and when: each process's start with settings other than its last start's."""
+    import dataclasses
     import socket
+
+    from lineguard.line import audit
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
 
     def starts(st):
         with client(st) as c:
-            return [e for e in _log(c, keys["engineer"], action="station.settings")]
+            return _log(c, keys["engineer"], action="station.settings")
 
-    st = spc_station()
+    st = spc_station(shift_starts="06:00, 18:00", webhook_url="https://hook:s3cret@mes.plant/api/T0K3N?sig=abc")
     keys = _keys(st)
+    assert starts(st) == []                                  # a station opened by a library call: not a start
+    assert st.record_start("serve") is True
     (first,) = starts(st)
-    assert first["subject"] == f"station on {socket.gethostname()}:{st.config.data_dir.resolve()}"
-    assert first["details"]["settings"]["keep_records_days"] is None and "before" not in first["details"]
-    assert first["details"]["settings"]["alarm_ng_run"] == 5
+    assert first["subject"] == f"serve on {socket.gethostname()}:{st.config.data_dir.resolve()}"
+    assert first["actor"].startswith("cli") and "before" not in first["details"]
+    settings = first["details"]["settings"]
+    assert (settings["keep_records_days"], settings["alarm_ng_run"], settings["shift_starts"]) == \
+        (None, 5, ["06:00", "18:00"])
+    assert settings["webhook"] == "https://mes.plant" and "s3cret" not in str(first) and "T0K3N" not in str(first)
+    assert st.record_start("serve") is False                 # the same settings again: no entry
     st.close()
-    st = spc_station()                        # the same settings again: no entry
-    assert len(starts(st)) == 1
-    st.close()
-    st = spc_station(keep_records_days=90, alarm_ng_run=3)
+    st = spc_station(keep_records_days=90, alarm_ng_run=3, shift_starts="06:00,18:00",
+                     webhook_url="https://hook:other@mes.plant/api/T0K3N2")
+    assert st.record_start("serve") is True
     latest = starts(st)[0]
     assert latest["details"]["before"] == {"alarm_ng_run": 5, "keep_records_days": None}
     assert latest["details"]["after"] == {"alarm_ng_run": 3, "keep_records_days": 90}
-    assert latest["actor"].startswith("cli") and len(starts(st)) == 2
-    st.close()
+    assert len(starts(st)) == 2
     # another process on the same database (a hot folder's watcher) is its own subject
-    from lineguard.line.station import Station
-    other = Station(st.config, loader=FakeInspector.load, process="watch")
+    assert st.record_start("watch L1/S1") is True and st.record_start("watch L1/S1") is False
+    assert [e["subject"].split(" on ")[0] for e in starts(st)] == ["watch L1/S1", "serve", "serve"]
+    st.close()
+    # `lineguard serve`'s start, and a watcher inspecting in its own process
+    from lineguard.server.app import open_station
+    open_station(st.config).close()
+    assert [e["subject"].split(" on ")[0] for e in starts(st)] == ["watch L1/S1", "serve", "serve"]   # no change
+    open_station(dataclasses.replace(st.config, alarm_ng_run=4)).close()
+    assert starts(st)[0]["details"]["after"] == {"alarm_ng_run": 4}
+
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line.sources.folder import FolderWatcher
+    monkeypatch.setattr(FolderWatcher, "run", lambda self: None)
+    (tmp_path / "in").mkdir()
+    r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L2", "--station", "S9", "--product", "cell",
+                                 "--data", str(tmp_path / "own")])
+    assert r.exit_code == 0, r.output
+    own = Station(StationConfig(data_dir=tmp_path / "own"))
     try:
-        assert [e["subject"].split(" on ")[0] for e in starts(other)] == ["watch", "station", "station"]
+        (watcher,) = [(e.subject, e.details["settings"]["ok_sample_rate"]) for e in audit.entries(own.db)]
     finally:
-        other.close()
+        own.close()
+    assert watcher == (f"watch L2/S9 on {socket.gethostname()}:{(tmp_path / 'own').resolve()}", 1.0)

@@ -16,15 +16,25 @@ from .core import PathArg
 from .station import _config, keys_app
 
 _data = click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-_db = click.option("--db", default=None, help="Database URL if not the station's SQLite file.")
+
+
+def _db(f):
+    f = click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+                     help="PostgreSQL schema of the station, where it has its own (env LINEGUARD_DB_SCHEMA).")(f)
+    return click.option("--db", default=None, help="Database URL if not the station's SQLite file.")(f)
 
 
 @contextmanager
-def _database(data: Path, db: Optional[str]) -> Iterator:
+def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False) -> Iterator:
+    """The station's database, migrated; with ``existing``, a SQLite station that is not
+    there ends the command (a misspelt --data must not become a new, empty station)."""
     from ..line.db import Database
     cfg = _config(data, db)
+    if existing and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
+        from ._term import fail
+        fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db", code=1)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(cfg.database_url)
+    database = Database(cfg.database_url, schema=db_schema)
     database.upgrade()
     try:
         yield database
@@ -40,11 +50,11 @@ def _refused(exc: Exception) -> None:
 @keys_app.command("list")
 @_data
 @_db
-def keys_list(data: Path, db: Optional[str]) -> None:
+def keys_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the keys (id, prefix, role, name, created, revoked); never the keys themselves."""
     from sqlalchemy import select
     from ..line.orm import ApiKey
-    with _database(data, db) as database, database.session() as s:
+    with _database(data, db, db_schema) as database, database.session() as s:
         rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
         click.echo("id\tprefix\trole\tname\tcreated\tstatus")
         for r in rows:
@@ -56,13 +66,13 @@ def keys_list(data: Path, db: Optional[str]) -> None:
 @click.argument("key_id", type=int)
 @_data
 @_db
-def keys_revoke(key_id: int, data: Path, db: Optional[str]) -> None:
+def keys_revoke(key_id: int, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Revoke key KEY_ID (see `keys list`) and end its sign-in sessions. A running station
     stops accepting it within seconds (its key cache)."""
     from ..line.audit import cli_actor
     from ..line.auth import revoke_key
     from ..line.errors import StationError
-    with _database(data, db) as database:
+    with _database(data, db, db_schema) as database:
         try:
             with database.session() as s:
                 found = revoke_key(s, key_id, by=cli_actor())
@@ -86,7 +96,8 @@ def users_app() -> None:
               "(scripts); otherwise it is asked for twice, without echo.")
 @_data
 @_db
-def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str]) -> None:
+def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str],
+              db_schema: Optional[str]) -> None:
     """Add user NAME with a password (stored as a salted scrypt hash, never in clear)."""
     from ..line.errors import StationError
     from ..line.audit import cli_actor
@@ -95,7 +106,7 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    with _database(data, db) as database:
+    with _database(data, db, db_schema) as database:
         try:
             with database.session() as s:
                 user = create_user(s, name, password, role, by=cli_actor())
@@ -108,11 +119,11 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
 @users_app.command("list")
 @_data
 @_db
-def users_list(data: Path, db: Optional[str]) -> None:
+def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the users (id, name, role, created, status)."""
     from sqlalchemy import select
     from ..line.orm import User
-    with _database(data, db) as database, database.session() as s:
+    with _database(data, db, db_schema) as database, database.session() as s:
         click.echo("id\tusername\trole\tcreated\tstatus")
         for u in s.scalars(select(User).order_by(User.id)):
             click.echo(f"{u.id}\t{u.username}\t{u.role}\t{u.created_at:%Y-%m-%d %H:%M}\t"
@@ -123,14 +134,14 @@ def users_list(data: Path, db: Optional[str]) -> None:
 @click.argument("name")
 @_data
 @_db
-def users_disable(name: str, data: Path, db: Optional[str]) -> None:
+def users_disable(name: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Disable user NAME and end their sign-in sessions (the record stays: reviews name them)."""
     from sqlalchemy import select
     from ..line.errors import StationError
     from ..line.orm import User
     from ..line.audit import cli_actor
     from ..line.users import disable_user
-    with _database(data, db) as database:
+    with _database(data, db, db_schema) as database:
         try:
             with database.session() as s:
                 uid = s.scalar(select(User.id).where(User.username == name))

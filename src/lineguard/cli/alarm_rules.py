@@ -36,13 +36,13 @@ def alarm_rules_app() -> None:
 @alarm_rules_app.command("list")
 @_data
 @_db
-def rules_list(data: Path, db: Optional[str]) -> None:
+def rules_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """The stations with rules of their own and who set them.
 
     One station a line: line, station, its own settings, who set them and when. A setting
     out of range (the database edited by hand) is named: that station counts by the defaults."""
     from ..line.alarm_rules import AlarmRules, listing
-    with _database(data, db) as database:
+    with _database(data, db, db_schema, existing=True) as database:
         rows = listing(database, AlarmRules())
     click.echo("line\tstation\town settings\tupdated by\tupdated at")
     for r in rows:
@@ -57,24 +57,35 @@ def _setting_options(f: Any) -> Any:
     return f
 
 
+def _setting_names(_ctx: Any, _param: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    known = {flag[2:]: name for flag, name, _k, _h in _OPTIONS}
+    out = []
+    for n in names:
+        name = known.get(n.replace("_", "-").lstrip("-"))
+        if name is None:
+            raise click.BadParameter(f"{n!r} is not an alarm setting; one of {', '.join(known)}")
+        out.append(name)
+    return tuple(out)
+
+
 @alarm_rules_app.command("set")
 @click.option("--line", required=True, help="The line, as the parts name it (case counts).")
 @click.option("--station", "station", required=True, help="The station, as the parts name it (case counts).")
 @_setting_options
 @click.option("--replace", is_flag=True, help="The settings given become the station's only own settings (the "
               "others go back to the defaults, as a save on the Alarms page does); without it they are kept.")
-@click.option("--unset", "unset", multiple=True, type=click.Choice([name for _f, name, _k, _h in _OPTIONS]),
-              help="A setting back to the default (repeat for more), e.g. `--unset photo_run`.")
+@click.option("--unset", "unset", multiple=True, callback=_setting_names, metavar="SETTING",
+              help="A setting back to the default (repeat for more), e.g. `--unset photo-run`.")
 @_data
 @_db
 def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], data: Path, db: Optional[str],
-              **given: Any) -> None:
+              db_schema: Optional[str], **given: Any) -> None:
     """Give a station settings of its own, e.g. `--ng-run 3 --escalate-min 5`.
 
     Its other own settings stay unless --replace. Refused (exit 1) for a station no part
     was inspected at (a misspelt name would never raise an alarm) and for a setting out
     of range."""
-    from ..line.alarm_rules import read_own, set_own
+    from ..line.alarm_rules import set_own
     from ..line.audit import cli_actor
     from ..line.errors import StationError
     own = {k: v for k, v in given.items() if v is not None}
@@ -83,13 +94,9 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
                                "on the defaults")
     if set(own) & set(unset):
         raise click.UsageError(f"{', '.join(sorted(set(own) & set(unset)))} both given and unset; give one")
-    with _database(data, db) as database:
-        if not replace:
-            own = {**read_own(database).get((line, station), {}), **own}
-        for name in unset:
-            own.pop(name, None)
+    with _database(data, db, db_schema, existing=True) as database:
         try:
-            stored = set_own(database, line, station, own, by=cli_actor())
+            stored = set_own(database, line, station, own, by=cli_actor(), keep_others=not replace, unset=unset)
         except StationError as exc:
             _refused(exc)
     if stored["own"]:
@@ -104,12 +111,12 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
 @click.option("--station", "station", required=True, help="The station, as the parts name it.")
 @_data
 @_db
-def rules_clear(line: str, station: str, data: Path, db: Optional[str]) -> None:
+def rules_clear(line: str, station: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Put a station back on the defaults (exit 1 when it had no rules of its own)."""
     from ..line.alarm_rules import clear_own
     from ..line.audit import cli_actor
     from ..line.errors import StationError
-    with _database(data, db) as database:
+    with _database(data, db, db_schema, existing=True) as database:
         try:
             clear_own(database, line, station, by=cli_actor())
         except StationError as exc:

@@ -215,7 +215,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
-        station = open_station(cfg, str(model) if model else None, product, line, process="serve")
+        station = open_station(cfg, str(model) if model else None, product, line)
     except StartupError as exc:
         fail(str(exc))
     plcs: list = []
@@ -356,8 +356,12 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     from ..line.station import Station
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
-    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping),
-                 process={"folder": "watch"}.get(source, source))
+    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping))
+    try:
+        st.record_start(f"{'watch' if source == 'folder' else source} {line}/{station}")
+    except BaseException:
+        st.close()
+        raise
     return local_submitter(st, line, station, product, source), st
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -138,12 +138,15 @@ def _check(line: str, station: str) -> None:
             raise InvalidRequest(f"give the {what} as the parts name it (1 to 100 characters, no spaces around it)")
 
 
-def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
+def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str], keep_others: bool = False,
+            unset: Iterable[str] = ()) -> dict[str, Any]:
     """Give a station settings of its own (``own``: any of SETTINGS; None or left out: the
-    process's default). All left empty is the same as :func:`clear_own`. Refused for a
+    process's default, or with ``keep_others`` the station's own setting as it is, less
+    those in ``unset``). All left empty is the same as :func:`clear_own`. Refused for a
     station no part was ever inspected at: a misspelt name would never raise an alarm."""
     _check(line, station)
-    unknown = set(own) - set(SETTINGS)
+    unset = tuple(unset)
+    unknown = (set(own) | set(unset)) - set(SETTINGS)
     if unknown:
         raise InvalidRequest(f"unknown alarm setting(s) {', '.join(sorted(unknown))}; a station may have its own "
                              f"{', '.join(SETTINGS)}")
@@ -153,17 +156,19 @@ def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     try:
-        return _store(db, line, station, own, by)
+        return _store(db, line, station, own, by, keep_others, unset)
     except (IntegrityError, StaleDataError):     # two changes of one station at once: the other one's stands
         raise _changed_meanwhile(line, station) from None
 
 
 def _changed_meanwhile(line: str, station: str) -> Conflict:
     return Conflict(f"the alarm rules of station {station!r} of line {line!r} were changed by someone else just "
-                    "now; look at them (GET /api/v1/alarms/rules) and set yours again")
+                    "now; look at them (the Alarms page, GET /api/v1/alarms/rules or `lineguard alarm-rules list`) "
+                    "and set yours again")
 
 
-def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str]) -> dict[str, Any]:
+def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[str], keep_others: bool,
+           unset: tuple[str, ...]) -> dict[str, Any]:
     with db.session() as s:
         seen = s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1))
         if seen is None:
@@ -172,6 +177,13 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
         # locked (PostgreSQL): a change made at the same time waits, and its "before" is this one's "after"
         row = s.get(StationAlarmRules, (line, station), with_for_update=True)
         before = _own(row) if row is not None else {}
+        if keep_others:     # merged under the row's lock: a change made meanwhile is kept, not overwritten
+            own = {k: v for k, v in {**before, **own}.items() if k not in unset}
+            try:
+                with_own(AlarmRules(), own)
+            except (ValueError, TypeError) as exc:   # a setting kept from a hand edit of the database
+                raise InvalidRequest(f"{exc} (kept from the station's own settings: set it, or unset it)") from None
+        own = {k: own[k] for k in SETTINGS if k in own}
         if not own:
             if row is not None:
                 s.delete(row)

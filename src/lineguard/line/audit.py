@@ -80,16 +80,17 @@ def record_start(db: Any, subject: str, settings: dict[str, Any], by: Optional[s
     differ from those of its last start (``subject`` names the process: what, on which PC,
     for which data folder), so the log says who started the station keeping records 90 days
     instead of for good, and when. The first start is an entry too. True when one was written."""
-    settings = _json_safe(settings)
+    settings, subject = _json_safe(settings), subject[:320]
     with db.session() as s:
         last = s.scalar(select(ChangeLogEntry).where(ChangeLogEntry.action == "station.settings",
-                                                     ChangeLogEntry.subject == subject[:320])
+                                                     ChangeLogEntry.subject == subject)
                         .order_by(ChangeLogEntry.id.desc()).limit(1))
         before = (last.details or {}).get("settings", {}) if last is not None else None
-        if before == settings:
-            return False
+        # a setting added in a later version is None (unset) at the starts before it
         changed = sorted(k for k in settings.keys() | (before or {}).keys()
                          if before is None or before.get(k) != settings.get(k))
+        if not changed:
+            return False
         record(s, "station.settings", subject, by,
                before=None if before is None else {k: before.get(k) for k in changed},
                after=None if before is None else {k: settings.get(k) for k in changed}, settings=settings)

@@ -206,7 +206,10 @@ class StationConfig:
         safely a record is written, who may read without a key, how the model runs, the
         plant's shifts, and when a line alarm is raised. Not the webhook or broker URLs
         (they may hold passwords) nor sizes and speeds that decide no verdict or record."""
-        path = (lambda p: None if p is None else str(p))
+        import time
+
+        from .shifts import parse_shift_starts
+        path = (lambda p: None if p is None else str(Path(p).resolve()))
         return {
             "keep_records_days": self.keep_records_days, "archive_records_to": path(self.archive_records_to),
             "ok_image_days": self.ok_image_days, "ok_sample_rate": self.retention.ok_sample_rate,
@@ -215,8 +218,13 @@ class StationConfig:
             "backup_to": path(self.backup_to), "backup_every_h": self.backup_every_h if self.backup_to else None,
             "outbox_retention_h": self.outbox_retention_h,
             "sqlite_synchronous": self.sqlite_synchronous if self.sqlite_path else None,
-            "open_reads": self.open_reads, "runtime": self.runtime, "precision": self.precision,
-            "shift_starts": list(self.shift_starts), "timezone": self.timezone,
+            "webhook": _without_secrets(self.webhook_url), "mqtt": _without_secrets(self.mqtt_url),
+            "open_reads": self.open_reads, "session_hours": self.session_hours,
+            "max_upload_bytes": self.max_upload_bytes, "max_image_pixels": self.max_image_pixels,
+            "runtime": self.runtime, "precision": self.precision,
+            "shift_starts": [t.strftime("%H:%M") for t in parse_shift_starts(self.shift_starts)],
+            # this PC's zone by its names, not today's abbreviation (CET/CEST would differ by season)
+            "timezone": self.timezone or f"this PC's ({'/'.join(dict.fromkeys(time.tzname))})",
             **{f"alarm_{k}": v for k, v in self.alarm_rules.to_dict().items() if k != "rate_limit"},
         }
 
@@ -248,6 +256,21 @@ class StationConfig:
                 kw[field_name] = parse(os.environ[var])
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
+
+
+def _without_secrets(url: Optional[str]) -> Optional[str]:
+    """A sink's URL as the change log keeps it: where results go, without a password or token
+    (only scheme, host and port: a webhook's path and query often hold its token)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+    try:
+        u = urlsplit(url)
+        host = u.hostname or ""
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "(set)"
+    return f"{u.scheme}://{host}{port}"
 
 
 # LINEGUARD_* variable -> (StationConfig field, parser)

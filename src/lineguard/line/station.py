@@ -139,15 +139,12 @@ class Station:
     """Database, file store, model registry, metrics and sinks of one station."""
 
     def __init__(self, config: StationConfig, loader: Optional[Loader] = None, sinks: Optional[list] = None,
-                 trainer: Optional[Any] = None, process: str = "station"):
+                 trainer: Optional[Any] = None):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(config.database_url, schema=config.db_schema,
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
-        # started with other settings than last time (records kept 90 days, not for good): in the change log
-        audit.record_start(self.db, f"{process} on {socket.gethostname()}:{config.data_dir.resolve()}",
-                           config.audited_settings(), audit.cli_actor())
         power_safe = config.sqlite_synchronous in ("FULL", "EXTRA")
         self.images = ContentStore(config.data_dir / "images", power_safe=power_safe)
         self.maps = MapWriter(self.db, self.images)
@@ -196,6 +193,14 @@ class Station:
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
         self.alarms.start()     # last: a station that fails to open leaves no thread behind
+
+    def record_start(self, process: str) -> bool:
+        """Once the station has started (its model loaded): an entry in the change log when
+        this process (``process``: the verb, and the line/station a watcher feeds) runs
+        with other settings than at its last start, e.g. records kept 90 days instead of
+        for good. True when one was written."""
+        subject = f"{process} on {socket.gethostname()}:{self.config.data_dir.resolve()}"
+        return audit.record_start(self.db, subject, self.config.audited_settings(), audit.cli_actor())
 
     # -- the inspection path -------------------------------------------------------
     def inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str = "api") -> Outcome:

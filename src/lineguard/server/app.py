@@ -128,7 +128,13 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     async def lifespan(app: FastAPI):
         own = app.state.station is None
         if own:
-            app.state.station = Station(config or StationConfig.from_env(), **{"process": "serve", **station_kwargs})
+            station = Station(config or StationConfig.from_env(), **station_kwargs)
+            try:
+                station.record_start("serve")
+            except BaseException:
+                station.close()
+                raise
+            app.state.station = station
         app.state.station.add_listener(app.state.events.publish)
         try:
             yield
@@ -246,8 +252,9 @@ def _db_problem(config: StationConfig, exc: BaseException) -> str:
 
 
 def open_station(config: StationConfig, model: Optional[str] = None, product: Optional[str] = None,
-                 line: str = "", **station_kwargs: Any) -> Station:
-    """The station and its start-up model, or :class:`StartupError` saying what to fix."""
+                 line: str = "", process: str = "serve", **station_kwargs: Any) -> Station:
+    """The station and its start-up model, or :class:`StartupError` saying what to fix;
+    its start (``process``) in the change log where its settings changed."""
     from sqlalchemy.exc import SQLAlchemyError
     if model and not product:
         raise StartupError("--model needs --product: name the product the model inspects")
@@ -262,6 +269,7 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
         if model:
             mv = station.ensure_model(model, product, line)
             log.info("model %s v%s active for product %s", mv.model_id[:12], mv.version, product)
+        station.record_start(process)
     except StationError as exc:
         station.close()
         raise StartupError(f"--model {model}: {exc.message}") from exc
