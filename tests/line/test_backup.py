@@ -190,7 +190,7 @@ def test_a_station_backs_itself_up_and_a_failed_backup_is_a_fault(sqlite_station
     assert "backup" not in st.faults and broken.error is None and broken.last["parts"] == 2
     # the next backup waits for the last one's age, not for a restart
     again = BackupSchedule(st.config.data_dir, tmp_path / "bk2", 3600, st.faults, first_after_s=0)
-    assert 3500 < again._first_wait() <= 3600
+    assert 3500 < again.first_wait() <= 3600
 
 
 def test_backups_are_for_sqlite_stations_and_every_positive_hours(tmp_path):

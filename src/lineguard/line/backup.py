@@ -26,7 +26,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -35,6 +34,7 @@ from typing import Callable, Optional
 from ..vision.atomic import atomic_write_bytes
 from . import filecheck
 from .imagestore import ContentStore
+from .periodic import PeriodicJob
 
 # the columns of a part's record that name files of the image store; clearing the
 # image clears them all (a map or overlay without its image is not kept, see line.disk)
@@ -266,7 +266,7 @@ class BackupStopped(BackupError):
     """The station closed while a backup ran; the previous backup is whole."""
 
 
-class BackupSchedule:
+class BackupSchedule(PeriodicJob):
     """The station's own backups (``serve --backup-to``): every ``every_s`` into ``dest``
     on their own thread, the first once the last one (by the folder's manifest) is that
     old, at the earliest ``first_after_s`` after start. A failed backup is a station
@@ -274,28 +274,19 @@ class BackupSchedule:
     ``verify_every_s`` (a week) has passed since the backup was last verified, the next
     one reads back every file the folder holds and copies the damaged ones again."""
 
+    thread_name = "lg-backup"
+    what = "the backup"
+    join_s = 30.0
+
     def __init__(self, data_dir: Path, dest: Path, every_s: float, faults: dict[str, str],
                  db_path: Optional[Path] = None, first_after_s: float = 300.0,
                  verify_every_s: float = VERIFY_EVERY_S):
+        super().__init__(every_s, first_after_s)
         self.data_dir, self.dest, self.db_path = Path(data_dir), Path(dest), db_path
-        self.every_s = every_s
         self.verify_every_s = verify_every_s
-        self.first_after_s = first_after_s
         self.faults = faults
         self.last: Optional[dict] = None         # the last backup that worked
         self.error: Optional[str] = None         # why the last try failed (None: it worked)
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> "BackupSchedule":
-        self._thread = threading.Thread(target=self._run, name="lg-backup", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
 
     def _manifest(self) -> dict:
         try:
@@ -304,7 +295,7 @@ class BackupSchedule:
             return {}
         return manifest if isinstance(manifest, dict) else {}
 
-    def _first_wait(self) -> float:
+    def first_wait(self) -> float:
         age = _age_s(self._manifest().get("made_at"))
         return self.first_after_s if age is None else max(self.first_after_s, self.every_s - age)
 
@@ -315,15 +306,9 @@ class BackupSchedule:
         age = _age_s(manifest.get("verified_at"))
         return age is None or age >= self.verify_every_s
 
-    def _run(self) -> None:
-        wait = self._first_wait()
-        while not self._stop.wait(wait):
-            self.run_once()
-            wait = self.every_s
-
     def run_once(self) -> None:
         try:
-            report = backup_station(self.data_dir, self.dest, self.db_path, stop=self._stop.is_set,
+            report = backup_station(self.data_dir, self.dest, self.db_path, stop=self.stopping,
                                     verify=self._verify_due())
         except BackupStopped:
             return

@@ -36,6 +36,7 @@ from .db import Database
 from .imagestore import ContentStore
 from .mapwriter import map_key
 from .orm import Inspection, utcnow
+from .periodic import PeriodicJob
 from .sweep import SweepSchedule
 
 log = logging.getLogger("lineguard.station")
@@ -45,20 +46,25 @@ BATCH = 200            # records a step: one short transaction, then the files
 MARGIN = 1.1           # purge to 10% above the floor, so one purge is not followed by the next part's
 
 
-class DiskKeeper:
-    """Keeps free space on the data disk at ``min_free_bytes`` or more by deleting old images."""
+class DiskKeeper(PeriodicJob):
+    """Keeps free space on the data disk at ``min_free_bytes`` or more by deleting old images:
+    a look at start, then every ``check_every_s``, at once when a write failed."""
+
+    thread_name = "lg-disk"
+    what = "the disk check"
+    again_if_asked_during_run = True     # a write failed during a look: the disk may have filled since
 
     def __init__(self, db: Database, images: ContentStore, faults: dict[str, str], min_free_bytes: int,
                  ok_image_days: Optional[float] = None, check_every_s: float = 60.0, min_age_s: float = 120.0,
                  free_bytes: Optional[Callable[[], int]] = None, batch: int = BATCH,
                  busy: Callable[[int], bool] = lambda inspection_id: False,
                  sweep: Optional[SweepSchedule] = None):
+        super().__init__(every_s=check_every_s, first_after_s=0.0)
         self.db = db
         self.images = images
         self.faults = faults
         self.min_free_bytes = int(min_free_bytes)
         self.ok_image_days = ok_image_days
-        self.check_every_s = check_every_s
         self.min_age_s = min_age_s
         self.batch = batch
         self.busy = busy       # a part whose map is still on its way (MapWriter.is_pending)
@@ -72,22 +78,18 @@ class DiskKeeper:
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
         self._lock = threading.Lock()
         self._looked = 0.0     # monotonic time of the last after_write look
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
 
     # -- running ---------------------------------------------------------------------
     def start(self) -> "DiskKeeper":
         if self.min_free_bytes > 0 or self.ok_image_days is not None:
-            self._thread = threading.Thread(target=self._run, name="lg-disk", daemon=True)
-            self._thread.start()
+            super().start()
         if self.sweep is not None and self.sweep.every_s > 0:
             self.sweep.start()
         return self
 
     def wake(self) -> None:
         """Look now (a write just failed: the disk may be full)."""
-        self._wake.set()
+        self.soon()
 
     def after_write(self) -> None:
         """A part's image was just written: on a busy line the disk can reach its floor
@@ -102,21 +104,12 @@ class DiskKeeper:
             self.wake()
 
     def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        super().close()
         if self.sweep is not None:
             self.sweep.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - a failed look is retried at the next one
-                log.exception("disk check failed")
-            self._wake.wait(self.check_every_s)
-            self._wake.clear()
+    def run_once(self) -> None:
+        self.check()
 
     # -- one look --------------------------------------------------------------------
     def _free(self) -> Optional[int]:
@@ -144,7 +137,7 @@ class DiskKeeper:
             cleared = {"OK": 0, "NG/REVIEW": 0}
             if self.ok_image_days is not None:
                 older = min(young, now - dt.timedelta(days=self.ok_image_days))
-                while not self._stop.is_set() and (n := self._clear("OK", older, age_rule=True)[0]):
+                while not self.stopping() and (n := self._clear("OK", older, age_rule=True)[0]):
                     cleared["OK"] += n
             free = self._free()
             if self.min_free_bytes <= 0 or free is None:
@@ -156,7 +149,7 @@ class DiskKeeper:
             for kind in ("OK", "NG/REVIEW"):
                 if waiting:
                     break     # an OK part's map is still being stored: its image goes first, next look
-                while free is not None and free < self.min_free_bytes * MARGIN and not self._stop.is_set():
+                while free is not None and free < self.min_free_bytes * MARGIN and not self.stopping():
                     n, waiting = self._clear(kind, young)
                     if not n:
                         break

@@ -44,7 +44,6 @@ import os
 import re
 import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -55,6 +54,7 @@ from ..vision.atomic import fsync_dir
 from .db import Database
 from .disk import delete_files_no_record_names
 from .imagestore import ContentStore
+from .periodic import PeriodicJob
 from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
 from .part_records import BOM, COLUMNS, _time, record_row
 
@@ -70,8 +70,13 @@ def _may_go() -> tuple[Any, ...]:
     return (Inspection.reviewed.is_(False), Inspection.audit_sample.is_(False), Inspection.test_part.is_(None))
 
 
-class RecordKeeper:
-    """Deletes the records of parts older than ``keep_days`` on its own thread (see the module)."""
+class RecordKeeper(PeriodicJob):
+    """Deletes the records of parts older than ``keep_days`` on its own thread (see the module);
+    a run that fails is tried again within the hour (the records stay meanwhile)."""
+
+    thread_name = "lg-records"
+    what = "deleting old records"
+    retry_after_s = 3600.0
 
     def __init__(self, db: Database, images: ContentStore, keep_days: float, every_s: float = 86400.0,
                  first_after_s: float = 600.0, busy: Any = None, archive: Optional[Path] = None,
@@ -79,43 +84,20 @@ class RecordKeeper:
         if not keep_days >= MIN_DAYS:
             raise ValueError(f"records are kept at least {MIN_DAYS} days (the shift report and SPC compare with the "
                              f"weeks before), got {keep_days}; leave it unset to keep every record")
+        super().__init__(every_s, first_after_s)
         self.db = db
         self.images = images
         self.keep_days = float(keep_days)
-        self.every_s = every_s
-        self.first_after_s = first_after_s
         self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
         self.archive = Path(archive) if archive is not None else None
         self.zone = zone                   # the plant's time zone: the CSV's plant_time column
         self.faults = faults if faults is not None else {}     # the station's (/health)
         self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
         self.last: Optional[dict[str, Any]] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
 
     def cutoff(self, now: Optional[dt.datetime] = None) -> dt.datetime:
         """Parts recorded before this (naive UTC) are not all kept."""
         return (now or utcnow()) - dt.timedelta(days=self.keep_days)
-
-    def start(self) -> "RecordKeeper":
-        self._thread = threading.Thread(target=self._run, name="lg-records", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        wait = self.first_after_s
-        while not self._stop.wait(wait):
-            try:
-                self.run_once()
-                wait = self.every_s
-            except Exception:  # noqa: BLE001 - tried again within the hour; the records stay meanwhile
-                log.exception("old records could not be deleted; tried again in an hour")
-                wait = min(self.every_s, 3600.0)
 
     def run_once(self, now: Optional[dt.datetime] = None) -> dict[str, Any]:
         """Delete every record older than the cutoff that may go, in batches; what was deleted."""
@@ -132,12 +114,12 @@ class RecordKeeper:
         parts = files = signals = 0
         cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
         try:
-            while not self._stop.is_set():
+            while not self.stopping():
                 looked, n, f, cursor = self._parts_batch(cutoff, cursor, newest_part)
                 parts, files = parts + n, files + f
                 if looked < BATCH:
                     break
-            while not self._stop.is_set():
+            while not self.stopping():
                 with self.db.session() as s:
                     answers = list(s.scalars(select(LineSignal).where(LineSignal.triggered_at < cutoff,
                                                                       LineSignal.id < newest_signal)

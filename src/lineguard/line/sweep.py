@@ -21,7 +21,6 @@ import datetime as dt
 import logging
 import os
 import re
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Optional
@@ -32,6 +31,7 @@ from .db import Database
 from .imagestore import ContentStore
 from .mapwriter import map_key
 from .orm import Inspection
+from .periodic import PeriodicJob
 
 log = logging.getLogger("lineguard.station")
 
@@ -245,43 +245,31 @@ def _scandir(path: Any) -> list[os.DirEntry]:
         return []
 
 
-class SweepSchedule:
+class SweepSchedule(PeriodicJob):
     """Runs a :class:`StoreSweep` on its own thread: ``first_after_s`` after start, then
     every ``every_s``, and soon when the disk keeper finds the disk full with nothing
     left it may delete (a long sweep must not hold up the keeper's looks)."""
 
+    thread_name = "lg-sweep"
+    what = "the store sweep"
+
     def __init__(self, sweep: StoreSweep, every_s: float, first_after_s: float = 600.0,
                  faults: Optional[dict[str, str]] = None):
+        super().__init__(every_s, first_after_s)
         self.sweep = sweep
         self.faults = faults if faults is not None else {}   # the station's: /health shows a refused sweep
-        self.every_s = every_s
-        self.first_after_s = first_after_s
         self.last: Optional[SweepReport] = None
         self.total_deleted = 0
         self._ended_at: Optional[float] = None    # time.time() the last sweep ended, done or failed
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> "SweepSchedule":
-        self._thread = threading.Thread(target=self._run, name="lg-sweep", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def soon(self) -> None:
         """Sweep now unless a sweep ended (or failed) in the last hour (the disk is full
         and only files no record names may be left to free)."""
         if self._ended_at is None or time.time() - self._ended_at > 3600:
-            self._wake.set()
+            super().soon()
 
     def run_once(self) -> SweepReport:
-        report = self.sweep.run(stop=self._stop.is_set)
+        report = self.sweep.run(stop=self.stopping)
         self.last = report
         self.total_deleted += report.deleted
         if report.refused:
@@ -298,22 +286,11 @@ class SweepSchedule:
                      report.seconds)
         return report
 
-    def _run(self) -> None:
-        wait = self.first_after_s
-        while True:
-            self._wake.wait(wait)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - a failed sweep is tried again at the next one
-                log.exception("store sweep failed")
+    def _tick(self) -> float:
+        try:
+            return super()._tick()
+        finally:
             self._ended_at = time.time()
-            if self._stop.is_set():
-                return            # closed while sweeping: not a day's wait before it is seen
-            self._wake.clear()    # a call for a sweep while this one ran: this one was it
-            wait = self.every_s
 
     def status(self) -> dict[str, Any]:
         return {"every_h": round(self.every_s / 3600, 3), "files_deleted": self.total_deleted,
