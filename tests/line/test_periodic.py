@@ -49,7 +49,7 @@ def test_a_failed_run_is_retried_after_retry_after_s_and_logged(caplog):
     try:
         assert job.ran.acquire(timeout=5) and job.ran.acquire(timeout=5)   # failed, then again soon
         assert job.runs == 2
-        assert "deleting old records failed; tried again in 0 min" in caplog.text
+        assert "deleting old records failed; tried again in 0 s" in caplog.text
         assert not job.ran.acquire(timeout=0.2)                      # worked: the usual day's wait
     finally:
         job.close()
@@ -66,17 +66,20 @@ def test_asked_during_a_run_runs_again_only_where_the_job_says_so():
             job.soon()                    # asked while the first run holds
             hold.set()
             assert job.ran.acquire(timeout=5)
-            assert job.ran.acquire(timeout=0.5 if again else 0.2) is again
+            assert job.ran.acquire(timeout=5 if again else 0.2) is again
             assert job.runs == runs
         finally:
             job.close()
 
 
-def test_closed_during_a_run_the_thread_ends_without_a_second_run():
-    hold = threading.Event()
-    job = _Job(first_after_s=0, every_s=0.01, hold=hold).start()
-    assert job.started.wait(5)
-    job._stop.set()                       # close() as the run goes on
-    hold.set()
-    job.close()
-    assert not job._thread.is_alive() and job.runs == 1
+def test_closed_during_a_run_the_thread_ends_at_the_runs_end_not_a_day_later():
+    for again in (False, True):
+        hold = threading.Event()
+        job = _Job(first_after_s=0, hold=hold)        # every_s: a day
+        job.again_if_asked_during_run = again
+        job.join_s = 5.0
+        job.start()
+        assert job.started.wait(5)
+        threading.Timer(0.2, hold.set).start()        # the run ends while close() waits for it
+        job.close()
+        assert not job._thread.is_alive() and job.runs == 1

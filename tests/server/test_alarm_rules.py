@@ -260,5 +260,18 @@ def test_alarm_rules_from_the_command_line_reach_a_station_in_its_own_schema(spc
         where += ["--db", st.config.db_url, "--db-schema", st.config.db_schema]
     r = CliRunner().invoke(app, ["alarm-rules", "set", "--line", "L1", "--station", "S1", "--ng-run", "7", *where])
     assert r.exit_code == 0, r.output
+    replace_all = CliRunner().invoke(app, ["alarm-rules", "set", "--line", "L1", "--station", "S1", "--replace",
+                                           "--unset", "photo-run", *where])
+    assert replace_all.exit_code == 2 and "would clear them all" in replace_all.output
+    if st.config.db_url:                  # a misspelt schema is refused, not made a new empty station
+        typo = CliRunner().invoke(app, ["alarm-rules", "list", "--db", st.config.db_url, "--db-schema",
+                                        st.config.db_schema + "x"])
+        assert typo.exit_code == 1 and "no station in" in typo.output and "check --db and --db-schema" in typo.output
+        from sqlalchemy import create_engine, inspect
+        engine = create_engine(st.config.db_url)
+        try:
+            assert st.config.db_schema + "x" not in inspect(engine).get_schema_names()
+        finally:
+            engine.dispose()
     st.alarms.read_rules()
     assert st.alarms.rules_for("L1", "S1").ng_run == 7

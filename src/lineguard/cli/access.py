@@ -26,15 +26,28 @@ def _db(f):
 
 @contextmanager
 def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False) -> Iterator:
-    """The station's database, migrated; with ``existing``, a SQLite station that is not
-    there ends the command (a misspelt --data must not become a new, empty station)."""
+    """The station's database, migrated; with ``existing``, a station that is not there
+    (no SQLite file, no parts' table in the PostgreSQL schema) ends the command: a
+    misspelt --data or --db-schema must not become a new, empty station."""
+    from sqlalchemy import inspect as sql_inspect
+    from sqlalchemy.engine import make_url
+
     from ..line.db import Database
+    from ._term import fail
     cfg = _config(data, db)
     if existing and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        from ._term import fail
         fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db", code=1)
+    try:
+        database = Database(cfg.database_url, schema=db_schema)
+    except ValueError as exc:            # a schema name that is not one
+        fail(str(exc), code=1)
+    if existing and cfg.sqlite_path is None \
+            and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
+        database.dispose()
+        where = make_url(cfg.database_url).render_as_string(hide_password=True)
+        fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
+             + ": check --db and --db-schema", code=1)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(cfg.database_url, schema=db_schema)
     database.upgrade()
     try:
         yield database
@@ -54,7 +67,7 @@ def keys_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the keys (id, prefix, role, name, created, revoked); never the keys themselves."""
     from sqlalchemy import select
     from ..line.orm import ApiKey
-    with _database(data, db, db_schema) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=True) as database, database.session() as s:
         rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
         click.echo("id\tprefix\trole\tname\tcreated\tstatus")
         for r in rows:
@@ -72,7 +85,7 @@ def keys_revoke(key_id: int, data: Path, db: Optional[str], db_schema: Optional[
     from ..line.audit import cli_actor
     from ..line.auth import revoke_key
     from ..line.errors import StationError
-    with _database(data, db, db_schema) as database:
+    with _database(data, db, db_schema, existing=True) as database:
         try:
             with database.session() as s:
                 found = revoke_key(s, key_id, by=cli_actor())
@@ -123,7 +136,7 @@ def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the users (id, name, role, created, status)."""
     from sqlalchemy import select
     from ..line.orm import User
-    with _database(data, db, db_schema) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=True) as database, database.session() as s:
         click.echo("id\tusername\trole\tcreated\tstatus")
         for u in s.scalars(select(User).order_by(User.id)):
             click.echo(f"{u.id}\t{u.username}\t{u.role}\t{u.created_at:%Y-%m-%d %H:%M}\t"
@@ -141,7 +154,7 @@ def users_disable(name: str, data: Path, db: Optional[str], db_schema: Optional[
     from ..line.orm import User
     from ..line.audit import cli_actor
     from ..line.users import disable_user
-    with _database(data, db, db_schema) as database:
+    with _database(data, db, db_schema, existing=True) as database:
         try:
             with database.session() as s:
                 uid = s.scalar(select(User.id).where(User.username == name))

@@ -75,7 +75,8 @@ def _setting_names(_ctx: Any, _param: Any, names: tuple[str, ...]) -> tuple[str,
 @click.option("--replace", is_flag=True, help="The settings given become the station's only own settings (the "
               "others go back to the defaults, as a save on the Alarms page does); without it they are kept.")
 @click.option("--unset", "unset", multiple=True, callback=_setting_names, metavar="SETTING",
-              help="A setting back to the default (repeat for more), e.g. `--unset photo-run`.")
+              help="A setting back to the default (repeat for more): ng-run, ng-rate, window, photo-run, "
+                   "no-verdict-run, escalate-min or escalate-again-min.")
 @_data
 @_db
 def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], data: Path, db: Optional[str],
@@ -92,6 +93,9 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
     if not own and not unset:
         raise click.UsageError("give at least one setting (see --help); `alarm-rules clear` puts a station back "
                                "on the defaults")
+    if replace and not own:
+        raise click.UsageError("--replace with no setting given would clear them all: use `alarm-rules clear`, or "
+                               "--unset alone")
     if set(own) & set(unset):
         raise click.UsageError(f"{', '.join(sorted(set(own) & set(unset)))} both given and unset; give one")
     with _database(data, db, db_schema, existing=True) as database:

@@ -66,7 +66,7 @@ class PeriodicJob:
             self.run_once()
         except Exception:  # noqa: BLE001 - the job is tried again; the station goes on
             wait = self.every_s if self.retry_after_s is None else min(self.every_s, self.retry_after_s)
-            log.exception("%s failed; tried again in %.0f min", self.what, wait / 60)
+            log.exception("%s failed; tried again in %s", self.what, _duration(wait))
             return wait
         return self.every_s
 
@@ -78,7 +78,15 @@ class PeriodicJob:
             if self._stop.is_set():
                 return
             wait = self._tick()
-            if self._stop.is_set():
-                return            # closed during the run: not a day's wait before it is seen
             if not self.again_if_asked_during_run:
                 self._wake.clear()
+            # after the clear: a close() during the run (or between the two) set stop
+            # before its wake, so it is seen here, not after a day's wait
+            if self._stop.is_set():
+                return
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

@@ -269,13 +269,20 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
         if model:
             mv = station.ensure_model(model, product, line)
             log.info("model %s v%s active for product %s", mv.model_id[:12], mv.version, product)
-        station.record_start(process)
     except StationError as exc:
         station.close()
         raise StartupError(f"--model {model}: {exc.message}") from exc
     except OSError as exc:
         station.close()
         raise StartupError(f"--model {model}: cannot be read ({exc.strerror or exc})") from exc
+    except BaseException:
+        station.close()
+        raise
+    try:
+        station.record_start(process)
+    except SQLAlchemyError as exc:
+        station.close()
+        raise StartupError(_db_problem(config, exc)) from exc
     except BaseException:
         station.close()
         raise
