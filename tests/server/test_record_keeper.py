@@ -180,6 +180,10 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     assert [(int(r["id"]), r["part_id"], r["serial"], r["verdict"]) for r in rows] == [
         (ids[0], "arch-0", "SN-0", "OK"), (ids[1], "arch-1", "SN-1", "NG"), (ids[2], "arch-2", "SN-2", "OK")]
     assert all(len(r["image_sha256"]) == 64 for r in rows) and rows[1]["regions_json"].startswith("[")
+    # the rejected part's image went with its record (the evidence), the passed parts' did not
+    assert [r["image_file"] for r in rows][::2] == ["", ""] and rows[1]["image_file"].startswith("images/")
+    assert (archive / rows[1]["image_file"]).read_bytes() == png_bytes(200, seed=401)
+    assert [p.name for p in (archive / "images").rglob("*") if p.is_file()] == [rows[1]["image_file"].split("/")[-1]]
     # another station's batch of the same name and other contents never replaces a file
     from lineguard.line.record_keeper import write_new
     assert write_new(f, b"other") == f.with_name(f.stem + "-2.csv") and f.read_bytes() != b"other"
@@ -191,4 +195,33 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     assert done["signals"] == 1
     assert [r.id for r in st.query(limit=10)] == [ids[3]]
     with client(st) as c:
-        assert c.get("/health").json()["records"]["archive"] == str(archive)
+        health = c.get("/health").json()["records"]
+        assert (health["archive"], health["archive_images"]) == (str(archive), "ng")
+
+
+@pytest.mark.parametrize("which", ["all", "none"])
+def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_fault(spc_station, tmp_path, which):
+    import csv
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with pytest.raises(ValueError, match="archive_images is one of none, ng, all"):
+        StationConfig(data_dir=tmp_path / "x", keep_records_days=30, archive_records_to=archive, archive_images="NG")
+    st = spc_station(keep_records_days=30, archive_records_to=archive, archive_images=which)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    recs = [st.inspect(png_bytes(v, seed=500 + i), Part(part_id=f"img-{i}", line="L1", station="S1",
+                                                         product="cell")).record for i, v in enumerate((60, 200, 60))]
+    st.inspect(png_bytes(60, seed=599), Part(part_id="newest", line="L1", station="S1", product="cell"))
+    st.maps.flush()
+    st.images.path(recs[2].image_key).unlink()          # deleted for room before the records' time came
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
+                  .values(created_at=utcnow() - dt.timedelta(days=45)))
+    st.images.recent_s = 0
+    assert st.records.run_once()["parts"] == 3 and "records" not in st.faults
+    (f,) = archive.glob("records-*.csv")
+    files = [r["image_file"] for r in csv.DictReader(f.read_text(encoding="utf-8-sig").splitlines())]
+    if which == "all":
+        assert files[:2] == [f"images/{recs[0].image_key}", f"images/{recs[1].image_key}"] and files[2] == ""
+        assert (archive / files[0]).read_bytes() == png_bytes(60, seed=500)
+    else:
+        assert files == ["", "", ""] and not (archive / "images").exists()

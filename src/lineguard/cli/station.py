@@ -23,7 +23,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
             min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
             backup_every_h: float = 24.0, keep_records_days: Optional[float] = None,
-            archive_records_to: Optional[Path] = None, alarm_ng_run: int = 5, alarm_ng_rate: float = 0.10,
+            archive_records_to: Optional[Path] = None, archive_images: str = "ng", alarm_ng_run: int = 5,
+            alarm_ng_rate: float = 0.10,
             alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
             alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0):
     from ..line.config import RetentionPolicy, StationConfig
@@ -36,6 +37,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
                              ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
                              keep_records_days=keep_records_days, archive_records_to=archive_records_to,
+                             archive_images=archive_images,
                              alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
                              alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
                              alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min)
@@ -46,6 +48,7 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
 # the options of a station wherever it runs, and their defaults (see line.config)
 _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sample_rate": 0.02, "min_free_gb": 2.0,
                      "ok_image_days": None, "keep_records_days": None, "archive_records_to": None,
+                     "archive_images": "ng",
                      "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
                      "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0,
                      "alarm_escalate_again_min": 0.0}
@@ -85,6 +88,10 @@ def station_options(f):
                      default=_STATION_DEFAULTS["archive_records_to"],
                      help="With --keep-records-days: write the records to this folder (CSV, the parts export's "
                           "columns) before they are deleted; a batch that cannot be written is not deleted."),
+        click.option("--archive-images", type=click.Choice(["none", "ng", "all"]), envvar="LINEGUARD_ARCHIVE_IMAGES",
+                     default=_STATION_DEFAULTS["archive_images"], show_default=True,
+                     help="With --archive-records-to: whose part images go there with the records: the parts not "
+                          "passed (ng: NG and REVIEW, the evidence of each reject), every part's (all) or none."),
         click.option("--alarm-ng-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NG_RUN",
                      default=_STATION_DEFAULTS["alarm_ng_run"], show_default=True,
                      help="Raise a line alarm when this many parts in a row at a station are not passed (NG or "
@@ -187,7 +194,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
-          archive_records_to: Optional[Path], backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
+          archive_records_to: Optional[Path], archive_images: str, backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
           alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
           alarm_escalate_again_min: float) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
@@ -205,7 +212,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
                   backup_to, backup_every_h, keep_records_days=keep_records_days,
-                  archive_records_to=archive_records_to,
+                  archive_records_to=archive_records_to, archive_images=archive_images,
                   alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                   alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
                   alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,

@@ -101,8 +101,10 @@ class StationConfig:
     # reviewed parts, the audit sample and test-part checks (line.record_keeper; None:
     # every record is kept for good, the default: it is the quality record)
     keep_records_days: Optional[float] = None
-    # with keep_records_days: the records are written there (CSV) before they are deleted
+    # with keep_records_days: the records are written there (CSV) before they are deleted,
+    # with the images of the parts not passed ("ng"), of every part ("all") or none
     archive_records_to: Optional[Path] = None
+    archive_images: str = "ng"
     # Files of the image store no record names (left by a crash, see line.sweep) are
     # deleted 10 minutes after start and then every store_sweep_h hours (0: never).
     store_sweep_h: float = 24.0
@@ -166,6 +168,10 @@ class StationConfig:
             if not self.keep_records_days >= MIN_DAYS:
                 raise ValueError(f"keep_records_days must be at least {MIN_DAYS} (the shift report and SPC compare "
                                  f"with the weeks before; unset: keep every record), got {self.keep_records_days}")
+        from .record_keeper import ARCHIVE_IMAGES
+        if self.archive_images not in ARCHIVE_IMAGES:
+            raise ValueError(f"archive_images is one of {', '.join(ARCHIVE_IMAGES)} (whose part images go to the "
+                             f"archive with their records), got {self.archive_images!r}")
         if self.archive_records_to is not None and self.keep_records_days is None:
             raise ValueError("archive_records_to archives the records deleted for their age: it needs "
                              "keep_records_days (without it every record is kept in the database)")
@@ -212,6 +218,7 @@ class StationConfig:
         path = (lambda p: None if p is None else str(Path(p).resolve()))
         return {
             "keep_records_days": self.keep_records_days, "archive_records_to": path(self.archive_records_to),
+            "archive_images": self.archive_images if self.archive_records_to else None,
             "ok_image_days": self.ok_image_days, "ok_sample_rate": self.retention.ok_sample_rate,
             "keep_ng_images": self.retention.keep_ng, "audit_sample_rate": self.audit_sample_rate,
             "min_free_gb": self.min_free_gb, "store_sweep_h": self.store_sweep_h,
@@ -283,6 +290,7 @@ _ENV = {
     "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
     "LINEGUARD_KEEP_RECORDS_DAYS": ("keep_records_days", float),
     "LINEGUARD_ARCHIVE_RECORDS_TO": ("archive_records_to", Path),
+    "LINEGUARD_ARCHIVE_IMAGES": ("archive_images", str),
     "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
     "LINEGUARD_BACKUP_TO": ("backup_to", Path),
     "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),

@@ -20,8 +20,13 @@ is not deleted (``/health`` shows a ``records`` fault saying why). The PLC's ans
 there too, before they are deleted (``signals-...csv``). A part reviewed between the file and the delete stays
 in the database and in the file; a crash after the file and before the commit leaves
 rows in both, written again at the next run (under another name if the batch
-differs): the ``id`` column tells the copies apart. Image files are not archived
-(backups hold them).
+differs): the ``id`` column tells the copies apart. With the records go the images of
+the parts not passed (``archive_images="ng"``, the default: the evidence of each reject,
+a small share of the line; "all": every part's image the station kept; "none"), written
+before the CSV under ``images/`` by their store keys (named by SHA-256: an image two
+parts share is written once), the CSV's ``image_file`` naming each one that is there
+(an image already deleted for room is not; maps and overlays are not archived: the
+regions are in the CSV).
 
 What the station still learns or proves from stays, however old: parts a person reviewed
 and the audit sample (retraining, threshold tuning and the escape estimates read them),
@@ -80,7 +85,8 @@ class RecordKeeper(PeriodicJob):
 
     def __init__(self, db: Database, images: ContentStore, keep_days: float, every_s: float = 86400.0,
                  first_after_s: float = 600.0, busy: Any = None, archive: Optional[Path] = None,
-                 zone: Optional[dt.tzinfo] = None, faults: Optional[dict[str, str]] = None):
+                 zone: Optional[dt.tzinfo] = None, faults: Optional[dict[str, str]] = None,
+                 archive_images: str = "ng"):
         if not keep_days >= MIN_DAYS:
             raise ValueError(f"records are kept at least {MIN_DAYS} days (the shift report and SPC compare with the "
                              f"weeks before), got {keep_days}; leave it unset to keep every record")
@@ -90,6 +96,9 @@ class RecordKeeper(PeriodicJob):
         self.keep_days = float(keep_days)
         self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
         self.archive = Path(archive) if archive is not None else None
+        if archive_images not in ARCHIVE_IMAGES:
+            raise ValueError(f"archive_images is one of {', '.join(ARCHIVE_IMAGES)}, got {archive_images!r}")
+        self.archive_images = archive_images    # whose part images go to the archive with the records
         self.zone = zone                   # the plant's time zone: the CSV's plant_time column
         self.faults = faults if faults is not None else {}     # the station's (/health)
         self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
@@ -157,24 +166,26 @@ class RecordKeeper(PeriodicJob):
         at, last_id = cursor
         after = or_(Inspection.created_at > at, and_(Inspection.created_at == at, Inspection.id > last_id))
         may_go = (*_may_go(), Inspection.id < newest)
-        archived: Optional[tuple[str, bytes]] = None
         with self.db.session() as s:
             rows = list(s.execute(select(Inspection.id, Inspection.image_sha256, Inspection.image_key,
-                                         Inspection.heatmap_key, Inspection.overlay_key, Inspection.created_at)
+                                         Inspection.heatmap_key, Inspection.overlay_key, Inspection.created_at,
+                                         Inspection.verdict)
                                   .where(Inspection.created_at < cutoff, after, *may_go)
                                   .order_by(Inspection.created_at, Inspection.id).limit(BATCH)))
-            if not rows:
-                return 0, 0, 0, cursor
-            looked, cursor = len(rows), (rows[-1][5], rows[-1][0])
-            rows = [r for r in rows if not self.busy(r[0])]
-            ids = [r[0] for r in rows]
-            if ids and self.archive is not None:
-                archived = _archive_file(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
-                                                        .order_by(Inspection.id))), self.zone)
-        if archived is not None:
+        if not rows:
+            return 0, 0, 0, cursor
+        looked, cursor = len(rows), (rows[-1][5], rows[-1][0])
+        rows = [r for r in rows if not self.busy(r[0])]
+        ids = [r[0] for r in rows]
+        if ids and self.archive is not None:
             # written whole with no transaction open (a slow share holds up no part and
-            # keeps no session idle) and before the delete: not written, not deleted
-            self._archive(*archived)
+            # keeps no session idle) and before the delete: not written, not deleted.
+            # The images first, so the CSV names only those that are there.
+            in_archive = self._archive_images([r[2] for r in rows if r[2] and self._image_goes(r[6])])
+            with self.db.session() as s:
+                name, data = _archive_file(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
+                                                          .order_by(Inspection.id))), self.zone, in_archive)
+            self._archive(name, data)
         with self.db.session() as s:
             still_may_go = select(Inspection.id).where(Inspection.id.in_(ids), *may_go)
             # First a write (SQLite: the write lock from here to the commit, so no review
@@ -194,23 +205,58 @@ class RecordKeeper(PeriodicJob):
                                              {k for r in rows for k in r[2:5] if k}) if rows else 0
         return looked, len(rows), files, cursor
 
+    def _image_goes(self, verdict: str) -> bool:
+        return self.archive_images == "all" or (self.archive_images == "ng" and verdict != "OK")
+
+    def _archive_images(self, keys: list[str]) -> set[str]:
+        """Copy these part images into the archive's ``images/`` under their store keys
+        (named by their SHA-256: one already there is the same image, kept from an
+        earlier batch or another record); the keys now there. An image no longer in the
+        store (deleted for room) is left out, not an error."""
+        assert self.archive is not None
+        there: set[str] = set()
+        for key in dict.fromkeys(keys):
+            target = self.archive / "images" / key
+            try:
+                self._archive_folder()
+                if not target.is_file():
+                    try:
+                        data = self.images.get(key)
+                    except FileNotFoundError:
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_new(target, data)
+            except OSError as exc:
+                self._archive_failed(exc)
+                raise
+            there.add(key)
+        return there
+
+    def _archive_folder(self) -> None:
+        assert self.archive is not None
+        if not self.archive.is_dir():
+            # not made here: an archive share not mounted would fill the disk being cleaned
+            raise FileNotFoundError(f"the archive folder {self.archive} does not exist (a share not mounted?)")
+
+    def _archive_failed(self, exc: OSError) -> None:
+        self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); none were "
+                                  "deleted: make the folder (or mount the share) writable and give it room; tried "
+                                  "again within the hour")
+
     def _archive(self, name: str, data: bytes) -> Path:
         assert self.archive is not None
         try:
-            if not self.archive.is_dir():
-                # not made here: an archive share not mounted would fill the disk being cleaned
-                raise FileNotFoundError(f"the archive folder {self.archive} does not exist (a share not mounted?)")
+            self._archive_folder()
             return write_new(self.archive / name, data)
         except OSError as exc:
-            self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); none were "
-                                      "deleted: make the folder (or mount the share) writable; tried again within "
-                                      "the hour")
+            self._archive_failed(exc)
             raise
 
     def status(self) -> dict[str, Any]:
         since = kept_since(self.db)
         return {"keep_days": self.keep_days, "kept_since": since.isoformat(timespec="seconds") + "Z" if since else None,
                 "archive": str(self.archive) if self.archive is not None else None,
+                "archive_images": self.archive_images if self.archive is not None else None,
                 "deleted_since_start": dict(self.deleted), "last": self.last}
 
 
@@ -231,17 +277,26 @@ def kept_since(db: Database) -> Optional[dt.datetime]:
         return row.kept_since if row is not None else None
 
 
-# the parts export's columns, then what the archive alone needs: the image a backup holds
-# (by its SHA-256), the pixel threshold and every region as the record has it
-ARCHIVE_COLUMNS = COLUMNS + ["image_sha256", "pixel_threshold", "regions_json"]
+# whose part images go to the archive with their records: none, the parts not passed
+# (NG and REVIEW: the evidence of a reject, a small share of the line), or every part's
+ARCHIVE_IMAGES = ("none", "ng", "all")
+
+# the parts export's columns, then what the archive alone needs: the image (by its
+# SHA-256, and its file in the archive where it went there), the pixel threshold and
+# every region as the record has it
+ARCHIVE_COLUMNS = COLUMNS + ["image_sha256", "image_file", "pixel_threshold", "regions_json"]
 
 
-def _archive_file(records: list[Inspection], zone: Optional[dt.tzinfo]) -> tuple[str, bytes]:
+def _archive_file(records: list[Inspection], zone: Optional[dt.tzinfo],
+                  in_archive: frozenset[str] | set[str] = frozenset()) -> tuple[str, bytes]:
     """(file name, CSV bytes) of one batch. Values as the records hold them (no
-    spreadsheet guard: an archive is read back, not opened and run); the name carries
-    this host, the first record's UTC day and the batch's ids, so line PCs sharing one
-    archive folder (ids start at 1 on each) never name two files alike."""
-    rows = (record_row(rec, zone) + [rec.image_sha256, rec.pixel_threshold,
+    spreadsheet guard: an archive is read back, not opened and run); ``image_file`` the
+    image's path in the archive (``images/...``) where its key is in ``in_archive``. The
+    name carries this host, the first record's UTC day and the batch's ids, so line PCs
+    sharing one archive folder (ids start at 1 on each) never name two files alike."""
+    rows = (record_row(rec, zone) + [rec.image_sha256,
+                                     f"images/{rec.image_key}" if rec.image_key in in_archive else None,
+                                     rec.pixel_threshold,
                                      json.dumps(rec.regions if isinstance(rec.regions, list) else [])]
             for rec in records)
     name = f"records-{_host()}-{records[0].created_at:%Y-%m-%d}utc-{records[0].id}-{records[-1].id}.csv"

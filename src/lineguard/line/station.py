@@ -179,7 +179,7 @@ class Station:
         if config.keep_records_days is not None:
             self.records = RecordKeeper(self.db, self.images, config.keep_records_days, busy=self.maps.is_pending,
                                         archive=config.archive_records_to, zone=plant_zone(config.timezone),
-                                        faults=self.faults).start()
+                                        faults=self.faults, archive_images=config.archive_images).start()
         self.backups: Optional[BackupSchedule] = None
         if config.backup_to is not None:
             self.backups = BackupSchedule(config.data_dir, config.backup_to, config.backup_every_h * 3600,
