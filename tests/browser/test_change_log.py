@@ -17,6 +17,13 @@ def test_the_change_log_lists_filters_and_exports(pages, station):
     expect(rows.first).to_contain_text("test-engineer")
     expect(page.locator('#changes tr[data-action="product.defect_types"]')).to_contain_text('["crack","dent"]')
     expect(page.locator('#changes tr[data-action="model.activated"]')).to_contain_text("cell/* v1")
+    # the station's start, with every setting it ran with folded away
+    start = page.locator('#changes tr[data-action="station.settings"]')
+    expect(start).to_contain_text("serve on ")
+    expect(start.locator("details.settings")).not_to_have_attribute("open", "")
+    expect(start.get_by_text("backup_to:")).to_be_hidden()
+    start.locator("details.settings summary").click()
+    expect(start.get_by_text("backup_to:")).to_be_visible()
     page.locator('select[name="action"]').select_option("test_part")
     page.locator('#filters button[type="submit"]').click()
     expect(rows).to_have_count(1)

@@ -199,7 +199,7 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
         assert (health["archive"], health["archive_images"]) == (str(archive), "ng")
 
 
-@pytest.mark.parametrize("which", ["all", "none"])
+@pytest.mark.parametrize("which", ["ng", "all", "none"])
 def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_fault(spc_station, tmp_path, which):
     import csv
     archive = tmp_path / "archive"
@@ -207,21 +207,54 @@ def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_faul
     with pytest.raises(ValueError, match="archive_images is one of none, ng, all"):
         StationConfig(data_dir=tmp_path / "x", keep_records_days=30, archive_records_to=archive, archive_images="NG")
     st = spc_station(keep_records_days=30, archive_records_to=archive, archive_images=which)
-    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    st.add_model(FakeInspector(0.5, review_threshold=0.4).to_bytes(), "cell", activate=True)
     recs = [st.inspect(png_bytes(v, seed=500 + i), Part(part_id=f"img-{i}", line="L1", station="S1",
-                                                         product="cell")).record for i, v in enumerate((60, 200, 60))]
+                                                         product="cell")).record
+            for i, v in enumerate((60, 200, 115, 200))]           # OK, NG, REVIEW, NG
+    assert [r.verdict for r in recs] == ["OK", "NG", "REVIEW", "NG"]
     st.inspect(png_bytes(60, seed=599), Part(part_id="newest", line="L1", station="S1", product="cell"))
     st.maps.flush()
-    st.images.path(recs[2].image_key).unlink()          # deleted for room before the records' time came
+    st.images.path(recs[3].image_key).unlink()          # deleted for room before the records' time came
     with st.db.session() as s:
         s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
                   .values(created_at=utcnow() - dt.timedelta(days=45)))
     st.images.recent_s = 0
-    assert st.records.run_once()["parts"] == 3 and "records" not in st.faults
+    done = st.records.run_once()
+    assert (done["parts"], done["images_unreadable"]) == (4, 0) and "records" not in st.faults
     (f,) = archive.glob("records-*.csv")
     files = [r["image_file"] for r in csv.DictReader(f.read_text(encoding="utf-8-sig").splitlines())]
-    if which == "all":
-        assert files[:2] == [f"images/{recs[0].image_key}", f"images/{recs[1].image_key}"] and files[2] == ""
-        assert (archive / files[0]).read_bytes() == png_bytes(60, seed=500)
-    else:
-        assert files == ["", "", ""] and not (archive / "images").exists()
+    want = {"ng": ["", 1, 2, ""], "all": [0, 1, 2, ""], "none": ["", "", "", ""]}[which]
+    assert files == [w if w == "" else f"images/{recs[w].image_key}" for w in want]
+    for w in want:
+        if w != "":
+            assert (archive / "images" / recs[w].image_key).read_bytes() == png_bytes((60, 200, 115)[w],
+                                                                                      seed=500 + w)
+    assert (archive / "images").exists() is (which != "none")
+
+
+def test_an_image_the_station_cannot_read_keeps_its_record_and_the_rest_go(spc_station, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    st = spc_station(keep_records_days=30, archive_records_to=archive)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    recs = [st.inspect(png_bytes(200, seed=700 + i), Part(part_id=f"bad-{i}", line="L1", station="S1",
+                                                           product="cell")).record for i in range(3)]
+    st.inspect(png_bytes(60, seed=799), Part(part_id="newest", line="L1", station="S1", product="cell"))
+    st.maps.flush()
+    broken = st.images.path(recs[1].image_key)
+    broken.unlink()
+    broken.mkdir()                      # a file the disk cannot read (read() fails, not "no such file")
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
+                  .values(created_at=utcnow() - dt.timedelta(days=45)))
+    st.images.recent_s = 0
+    done = st.records.run_once()
+    assert (done["parts"], done["images_unreadable"]) == (2, 1)
+    assert "could not be read for the archive" in st.faults["records_image"] and "records" not in st.faults
+    assert [r.part_id for r in st.query(limit=10)] == ["newest", "bad-1"]        # kept with its image
+    assert sorted(p.name for p in (archive / "images").rglob("*.png")) == sorted(
+        st.images.path(r.image_key).name for r in (recs[0], recs[2]))
+    broken.rmdir()
+    broken.write_bytes(png_bytes(200, seed=701))         # the disk repaired: it goes at the next run
+    done = st.records.run_once()
+    assert (done["parts"], done["images_unreadable"]) == (1, 0) and "records_image" not in st.faults

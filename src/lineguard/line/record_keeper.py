@@ -102,6 +102,7 @@ class RecordKeeper(PeriodicJob):
         self.zone = zone                   # the plant's time zone: the CSV's plant_time column
         self.faults = faults if faults is not None else {}     # the station's (/health)
         self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
+        self.unreadable_images = 0
         self.last: Optional[dict[str, Any]] = None
 
     def cutoff(self, now: Optional[dt.datetime] = None) -> dt.datetime:
@@ -121,6 +122,7 @@ class RecordKeeper(PeriodicJob):
             newest_part = s.scalar(select(func.max(Inspection.id))) or 0
             newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
         parts = files = signals = 0
+        self.unreadable_images = 0          # this run's: the fault clears after a run with none
         cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
         try:
             while not self.stopping():
@@ -144,12 +146,15 @@ class RecordKeeper(PeriodicJob):
                 if len(ids) < BATCH:
                     break
             self.faults.pop("records", None)       # a run that went through: the archive works again
+            if not self.unreadable_images and not self.stopping():
+                self.faults.pop("records_image", None)
         finally:         # what went before a failure counts too
             self.deleted["parts"] += parts
             self.deleted["signals"] += signals
             self.deleted["files"] += files
             self.last = {"at": utcnow().isoformat() + "Z", "cutoff": cutoff.isoformat() + "Z", "parts": parts,
-                         "files": files, "signals": signals, "seconds": round(time.perf_counter() - t0, 3)}
+                         "files": files, "signals": signals, "images_unreadable": self.unreadable_images,
+                         "seconds": round(time.perf_counter() - t0, 3)}
         if parts or signals:
             log.info("records: deleted %d parts' records (%d files) and %d PLC answers older than %.0f days "
                      "(before %s)", parts, files, signals, self.keep_days, cutoff.isoformat(timespec="seconds"))
@@ -181,7 +186,13 @@ class RecordKeeper(PeriodicJob):
             # written whole with no transaction open (a slow share holds up no part and
             # keeps no session idle) and before the delete: not written, not deleted.
             # The images first, so the CSV names only those that are there.
-            in_archive = self._archive_images([r[2] for r in rows if r[2] and self._image_goes(r[6])])
+            copied = self._archive_images([r[2] for r in rows if r[2] and self._image_goes(r[6])])
+            if copied is None:          # closed while copying: this batch another time
+                return 0, 0, 0, cursor
+            in_archive, unreadable = copied
+            if unreadable:              # kept, with its image, until the image can be read
+                rows = [r for r in rows if r[2] not in unreadable]
+                ids = [r[0] for r in rows]
             with self.db.session() as s:
                 name, data = _archive_file(list(s.scalars(select(Inspection).where(Inspection.id.in_(ids))
                                                           .order_by(Inspection.id))), self.zone, in_archive)
@@ -208,29 +219,46 @@ class RecordKeeper(PeriodicJob):
     def _image_goes(self, verdict: str) -> bool:
         return self.archive_images == "all" or (self.archive_images == "ng" and verdict != "OK")
 
-    def _archive_images(self, keys: list[str]) -> set[str]:
+    def _archive_images(self, keys: list[str]) -> Optional[tuple[set[str], set[str]]]:
         """Copy these part images into the archive's ``images/`` under their store keys
-        (named by their SHA-256: one already there is the same image, kept from an
-        earlier batch or another record); the keys now there. An image no longer in the
-        store (deleted for room) is left out, not an error."""
+        (named by SHA-256: one already there is the same image, kept from an earlier
+        batch or another record). (the keys now there, the keys whose image could not
+        be read), or None when the station closed meanwhile. An image no longer in the
+        store (deleted for room) is left out, not an error; one the station's disk
+        cannot read keeps its record (a fault says which), while the archive not
+        written stops the batch (nothing deleted)."""
         assert self.archive is not None
         there: set[str] = set()
+        unreadable: set[str] = set()
         for key in dict.fromkeys(keys):
-            target = self.archive / "images" / key
+            if self.stopping():
+                return None
             try:
-                self._archive_folder()
-                if not target.is_file():
-                    try:
-                        data = self.images.get(key)
-                    except FileNotFoundError:
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_new(target, data)
+                source = self.images.path(key).open("rb")
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                self._unreadable(key, exc, unreadable)
+                continue
+            try:
+                with source:
+                    self._archive_folder()
+                    copy_new(source, self.archive, f"images/{key}")
+            except _SourceError as exc:
+                self._unreadable(key, exc.__cause__ or exc, unreadable)
+                continue
             except OSError as exc:
                 self._archive_failed(exc)
                 raise
             there.add(key)
-        return there
+        return there, unreadable
+
+    def _unreadable(self, key: str, exc: BaseException, unreadable: set[str]) -> None:
+        unreadable.add(key)
+        self.unreadable_images += 1
+        self.faults["records_image"] = (f"the image {key} could not be read for the archive ({exc}); its part's "
+                                        "record is kept until it can: check the station's data disk")
+        log.error("records: image %s not readable for the archive (%s); its record is kept", key, exc)
 
     def _archive_folder(self) -> None:
         assert self.archive is not None
@@ -329,6 +357,55 @@ def _csv_bytes(columns: list[str], rows: Any) -> bytes:
 
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:60] or "station"
+
+
+class _SourceError(OSError):
+    """The station's own file could not be read (not the archive's fault)."""
+
+
+def copy_new(source: Any, root: Path, relative: str) -> Path:
+    """Copy the open file ``source`` to ``root/relative`` unless a file has that name
+    (content-addressed: it is the same file), streamed, synced, whole or not at all.
+    Folders under ``root`` are made one level at a time and synced: ``root`` itself is
+    never made (a share unmounted meanwhile fails here, not fills the local disk)."""
+    *folders, name = relative.split("/")
+    folder, made = root, []
+    for part in folders:
+        folder = folder / part
+        try:
+            folder.mkdir()              # no parents: root must be there
+            made.append(folder)
+        except FileExistsError:
+            pass
+    target = folder / name
+    if target.is_file():
+        return target
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while True:
+                try:
+                    chunk = source.read(1 << 20)
+                except OSError as exc:
+                    raise _SourceError(str(exc)) from exc
+                if not chunk:
+                    break
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)        # fails if the name is taken: that file stays
+        except FileExistsError:
+            pass
+        except OSError:                 # a share without hard links
+            if not target.exists():
+                os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(folder)
+    for new in reversed(made):          # each new folder's name, up to root's
+        fsync_dir(new.parent)
+    return target
 
 
 def write_new(path: Path, data: bytes) -> Path:

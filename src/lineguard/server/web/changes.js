@@ -28,10 +28,18 @@ LG.start(async (main) => {
       action: f.action.value, subject: f.subject.value.trim()};
   }
 
-  // details as "key: value" lines; a change's before and after side by side
+  // details as "key: value" lines; a change's before and after side by side. A
+  // process's start also keeps every setting it ran with: folded, what changed shows
   function details(d) {
-    return Object.entries(d || {}).map(([k, v]) => h("div", {},
-      h("span", {class: "muted"}, k + ": "), typeof v === "object" ? JSON.stringify(v) : String(v)));
+    return Object.entries(d || {}).map(([k, v]) => {
+      const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+      if (k === "settings") {
+        return h("details", {class: "settings"}, h("summary", {class: "muted"}, "all settings"),
+          Object.entries(v || {}).map(([name, x]) => h("div", {}, h("span", {class: "muted"}, name + ": "),
+            x === null ? "–" : (typeof x === "object" ? JSON.stringify(x) : String(x)))));
+      }
+      return h("div", {}, h("span", {class: "muted"}, k + ": "), text);
+    });
   }
 
   let cursor = null, body = null, loading = false;
