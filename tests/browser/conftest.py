@@ -51,7 +51,9 @@ def browser() -> Iterator["sync_api.Browser"]:
 def station(tmp_path_factory):
     """A station with the fake model (threshold 0.5 on brightness) for product 'cell', keys per role."""
     folder = tmp_path_factory.mktemp("browser")
-    srv = start_fake_station(folder / "data", extra=["--backup-to", str(folder / "backup")])
+    (folder / "archive").mkdir()
+    srv = start_fake_station(folder / "data", extra=["--backup-to", str(folder / "backup"), "--keep-records-days",
+                                                     "3650", "--archive-records-to", str(folder / "archive")])
     yield srv
     srv.stop()
 

@@ -70,6 +70,10 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
     expect(page.locator("#disk")).to_contain_text("GB free")      # the data disk the images fill
     expect(page.locator("#backup")).to_contain_text("none yet")     # the first backup comes 5 min after start
     expect(page.locator("#backup")).to_contain_text("every 24 h")
+    # old records: kept ten years here, archived first with the rejected parts' images
+    expect(page.locator("#records")).to_contain_text("kept 3650 days")
+    expect(page.locator("#records")).to_contain_text("with NG/REVIEW images")
+    expect(page.locator("#records")).to_contain_text("first run 10 min after start")
     p.shot("line-view")
     tablet = pages(role="operator", viewport={"width": 800, "height": 1100})
     tablet.open("/app/", "#live.v-ok")

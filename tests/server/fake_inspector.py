@@ -153,6 +153,8 @@ def serve_main(argv: list[str]) -> None:
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--open-reads", action="store_true")
     ap.add_argument("--backup-to", default=None)
+    ap.add_argument("--keep-records-days", type=float, default=None)
+    ap.add_argument("--archive-records-to", default=None)
     a = ap.parse_args(argv)
     cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
                         max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
@@ -160,7 +162,8 @@ def serve_main(argv: list[str]) -> None:
                         sqlite_synchronous="FULL" if a.power_safe else "NORMAL",
                         retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), mqtt_url=a.mqtt,
                         webhook_url=a.webhook, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
-                        backup_to=a.backup_to)
+                        backup_to=a.backup_to, keep_records_days=a.keep_records_days,
+                        archive_records_to=a.archive_records_to)
     serve(cfg, port=a.port, log_level="warning", loader=FakeInspector.load, trainer=FakeInspector.fit)
 
 

@@ -134,6 +134,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
             "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),
             "disk": station.disk.status(),
+            "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}
 
 

@@ -19,7 +19,7 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
-      h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup"), health)));
+      h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup, records"), health)));
   // each station's test parts this shift, above the cards (framed red when one failed)
   const verif = h("div", {class: "panel", id: "verification-panel"}, h("h2", {}, "Test parts this shift"));
   main.insertBefore(verif, cardsEl);
@@ -247,6 +247,17 @@ LG.start(async (main) => {
         h("b", {}, "Backup"), last ? ` last ${when(last.made_at)} · ${last.parts} parts` : " none yet",
         ` · to ${b.to} every ${num(b.every_h, 0)} h`,
         b.verified_at ? ` · every file read back ${when(b.verified_at)}` : ""));
+    }
+    if (s.records) {   // old records deleted after the plant's time (line.record_keeper), archived first
+      const r = s.records, last = r.last, faults = s.faults || {};
+      const images = {ng: "NG/REVIEW images", all: "every image", none: "no images"}[r.archive_images] || "";
+      items.push(h("div", {class: "panel", id: "records"},
+        h("span", {class: "dot " + (faults.records || faults.records_image ? "bad" : "ok")}),
+        h("b", {}, "Records"), ` kept ${num(r.keep_days, 0)} days`,
+        r.kept_since ? ` · all from ${when(r.kept_since)}` : "",
+        r.archive ? ` · archived to ${r.archive} with ${images}` : " · not archived before deletion",
+        last ? ` · last run ${when(last.at)}: ${last.parts} parts, ${last.signals} PLC answers deleted`
+          : " · first run 10 min after start"));
     }
     for (const [what, msg] of Object.entries(s.faults || {})) {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
