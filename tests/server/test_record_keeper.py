@@ -258,3 +258,47 @@ def test_an_image_the_station_cannot_read_keeps_its_record_and_the_rest_go(spc_s
     broken.write_bytes(png_bytes(200, seed=701))         # the disk repaired: it goes at the next run
     done = st.records.run_once()
     assert (done["parts"], done["images_unreadable"]) == (1, 0) and "records_image" not in st.faults
+
+
+def test_old_records_shows_what_would_go_and_deletes_only_when_told(spc_station, tmp_path):
+    """Before a plant sets --keep-records-days: what would go, what stays; --delete deletes
+    now (archived first), in the change log."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import audit
+    st = spc_station()
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    recs = [st.inspect(png_bytes(v, seed=900 + i), Part(part_id=f"old-{i}", line="L1", station="S1",
+                                                         product="cell")).record for i, v in enumerate((60, 200, 60))]
+    st.inspect(png_bytes(60, seed=999), Part(part_id="new", line="L1", station="S1", product="cell"))
+    st.maps.flush()
+    st.review(recs[2].id, "good", "ana", None)           # reviewed: stays however old
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
+                  .values(created_at=utcnow() - dt.timedelta(days=100)))
+    where = ["--data", str(st.config.data_dir)]
+    if st.config.db_url:
+        where += ["--db", st.config.db_url, "--db-schema", st.config.db_schema]
+
+    look = CliRunner().invoke(app, ["old-records", "--keep-days", "90", *where])
+    assert look.exit_code == 0, look.output
+    assert "would go: 2 parts' records (" in look.output and "1 OK, 1 NG, 0 REVIEW; 2 with an image" in look.output
+    assert "stay however old: 1 reviewed, 0 in the audit sample" in look.output and "nothing deleted" in look.output
+    assert len(st.query(limit=10)) == 4
+    assert CliRunner().invoke(app, ["old-records", "--keep-days", "120", *where]).output.count("would go: 0 parts") == 1
+    assert CliRunner().invoke(app, ["old-records", "--keep-days", "29", *where]).exit_code == 2
+    assert CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--archive-to", str(tmp_path),
+                                    *where]).exit_code == 2       # archiving is for --delete
+
+    (tmp_path / "arch").mkdir()
+    st.images.recent_s = 0
+    done = CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--delete", "--archive-to",
+                                    str(tmp_path / "arch"), *where])
+    assert done.exit_code == 0, done.output
+    assert "deleted 2 parts' records" in done.output
+    assert sorted(r.part_id for r in st.query(limit=10)) == ["new", "old-2"]
+    assert len(list((tmp_path / "arch").glob("records-*.csv"))) == 1
+    assert len(list((tmp_path / "arch" / "images").rglob("*.png"))) == 1           # the NG part's image
+    (entry,) = audit.entries(st.db, action="records.deleted")
+    assert entry.actor.startswith("cli") and (entry.details["parts"], entry.details["keep_days"]) == (2, 90)

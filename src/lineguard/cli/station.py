@@ -466,6 +466,70 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
             st.close()
 
 
+@click.command("old-records")
+@click.option("--keep-days", type=click.FloatRange(min=30), required=True,
+              help="Records of parts older than this many days (at least 30) are the ones looked at.")
+@click.option("--delete", "delete_now", is_flag=True,
+              help="Delete them now (archived first with --archive-to); without it nothing is deleted.")
+@click.option("--archive-to", type=PathArg, default=None,
+              help="With --delete: write them (CSV) and the rejected parts' images to this folder first.")
+@click.option("--archive-images", type=click.Choice(["none", "ng", "all"]), default="ng", show_default=True,
+              help="With --archive-to: whose part images go there.")
+@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="The station's PostgreSQL schema, when it has its own.")
+def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], archive_images: str, data: Path,
+                db: Optional[str], db_schema: Optional[str]) -> None:
+    """What keeping parts' records only KEEP_DAYS days would delete, and what stays.
+
+    Before a plant sets `serve --keep-records-days` (records are its quality record),
+    this shows how many parts' records and PLC answers are older, by verdict, and what
+    stays however old (reviewed parts, the audit sample, test-part checks). --delete
+    deletes them now, as the station's daily run does (safe while the station runs),
+    in the change log under the account that ran it."""
+    import os
+
+    from ..line.audit import cli_actor, record as log_change
+    from ..line.imagestore import ContentStore
+    from ..line.record_keeper import RecordKeeper
+    from ..line.shifts import plant_zone
+    from ._term import fail
+    if archive_to is not None and not delete_now:
+        raise click.UsageError("--archive-to archives what --delete deletes: give both, or neither to look")
+    database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
+    try:
+        keeper = RecordKeeper(database, ContentStore(data / "images"), keep_days, archive=archive_to,
+                              archive_images=archive_images, zone=plant_zone(os.environ.get("LINEGUARD_TIMEZONE")))
+        look = keeper.preview()
+        v = look["verdicts"]
+        click.echo(f"records of parts older than {keep_days:g} days (before {look['cutoff']}):")
+        click.echo(f"  would go: {look['parts']} parts' records"
+                   + (f" ({look['first']} to {look['last']}: {v['OK']} OK, {v['NG']} NG, {v['REVIEW']} REVIEW; "
+                      f"{look['with_image']} with an image)" if look["parts"] else "")
+                   + f", {look['signals']} PLC answers")
+        k = look["kept"]
+        click.echo(f"  stay however old: {k['reviewed']} reviewed, {k['audit_sample']} in the audit sample, "
+                   f"{k['test_part_checks']} test-part checks")
+        if not delete_now:
+            click.echo("nothing deleted: --delete deletes them now (a station with --keep-records-days does it daily)")
+            return
+        try:
+            done = keeper.run_once()
+        except OSError as exc:
+            fail(f"{keeper.faults.get('records') or exc}", code=1)
+        with database.session() as s:
+            log_change(s, "records.deleted", f"records before {done['cutoff']}", cli_actor(), keep_days=keep_days,
+                       parts=done["parts"], signals=done["signals"], files=done["files"],
+                       archive=str(archive_to) if archive_to else None)
+        click.echo(f"deleted {done['parts']} parts' records ({done['files']} files) and {done['signals']} PLC answers"
+                   + (f"; archived to {archive_to}" if archive_to else ""))
+        if done.get("images_unreadable"):
+            fail(keeper.faults["records_image"], code=1)
+    finally:
+        database.dispose()
+
+
 @click.command()
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 @click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
@@ -699,5 +763,6 @@ def _discard(path: Path) -> None:
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
     from .alarm_rules import alarm_rules_app
-    for cmd in (serve, keys_app, users_app, alarm_rules_app, watch, camera, sweep, backup, restore, export_parts):
+    for cmd in (serve, keys_app, users_app, alarm_rules_app, watch, camera, sweep, old_records, backup, restore,
+                export_parts):
         app.add_command(cmd)

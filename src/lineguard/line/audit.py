@@ -42,6 +42,7 @@ ACTIONS = {
     "user.disabled": "a user was disabled",
     "alarm_rules.set": "a station's own line-alarm rules were set",
     "alarm_rules.cleared": "a station's line-alarm rules went back to the defaults",
+    "records.deleted": "old parts' records were deleted by hand (lineguard old-records --delete)",
     "station.settings": "a station process started with other settings than at its last start (records and "
                         "images kept, backups, alarm defaults, ...)",
 }

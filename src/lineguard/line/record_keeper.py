@@ -280,6 +280,34 @@ class RecordKeeper(PeriodicJob):
             self._archive_failed(exc)
             raise
 
+    def preview(self, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """What a run now would delete, and what stays however old, without deleting:
+        for a plant deciding how long it keeps its records (``lineguard old-records``)."""
+        cutoff = self.cutoff(now)
+        old = Inspection.created_at < cutoff
+        with self.db.session() as s:
+            newest_part = s.scalar(select(func.max(Inspection.id))) or 0
+            newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
+            going = (old, *_may_go(), Inspection.id < newest_part)
+            n, first, last, with_image = s.execute(
+                select(func.count(), func.min(Inspection.created_at), func.max(Inspection.created_at),
+                       func.count(Inspection.image_key)).where(*going)).one()
+            verdicts = dict(s.execute(select(Inspection.verdict, func.count()).where(*going)
+                                      .group_by(Inspection.verdict)).all())
+            kept = {name: s.scalar(select(func.count()).where(old, cond)) or 0
+                    for name, cond in (("reviewed", Inspection.reviewed.is_(True)),
+                                       ("audit_sample", and_(Inspection.reviewed.is_(False),
+                                                             Inspection.audit_sample.is_(True))),
+                                       ("test_part_checks", and_(Inspection.reviewed.is_(False),
+                                                                 Inspection.audit_sample.is_(False),
+                                                                 Inspection.test_part.is_not(None))))}
+            signals = s.scalar(select(func.count()).where(LineSignal.triggered_at < cutoff,
+                                                          LineSignal.id < newest_signal)) or 0
+        stamp = (lambda t: None if t is None else t.isoformat(timespec="seconds") + "Z")
+        return {"keep_days": self.keep_days, "cutoff": stamp(cutoff), "parts": n, "first": stamp(first),
+                "last": stamp(last), "verdicts": {k: verdicts.get(k, 0) for k in ("OK", "NG", "REVIEW")},
+                "with_image": with_image, "signals": signals, "kept": kept}
+
     def status(self) -> dict[str, Any]:
         since = kept_since(self.db)
         return {"keep_days": self.keep_days, "kept_since": since.isoformat(timespec="seconds") + "Z" if since else None,
