@@ -274,6 +274,13 @@ def test_old_records_shows_what_would_go_and_deletes_only_when_told(spc_station,
     st.inspect(png_bytes(60, seed=999), Part(part_id="new", line="L1", station="S1", product="cell"))
     st.maps.flush()
     st.review(recs[2].id, "good", "ana", None)           # reviewed: stays however old
+    import os
+    with st.db.session() as s:
+        named = sum(k is not None for r in (recs[0], recs[1]) for k in (s.get(Inspection, r.id).image_key,
+                    s.get(Inspection, r.id).heatmap_key, s.get(Inspection, r.id).overlay_key))
+    hundred_days_ago = (utcnow() - dt.timedelta(days=100)).timestamp()
+    for f in (st.config.data_dir / "images").rglob("*"):    # written then: the command's store deletes them
+        os.utime(f, (hundred_days_ago, hundred_days_ago))
     with st.db.session() as s:
         s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
                   .values(created_at=utcnow() - dt.timedelta(days=100)))
@@ -291,8 +298,18 @@ def test_old_records_shows_what_would_go_and_deletes_only_when_told(spc_station,
     assert CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--archive-to", str(tmp_path),
                                     *where]).exit_code == 2       # archiving is for --delete
 
+    # a folder that is not the station's: refused, nothing made there (every image would look deleted)
+    elsewhere = CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--data", str(tmp_path / "typo"),
+                                         *where[2:]])
+    assert elsewhere.exit_code == 2 and "no images/ folder" in elsewhere.output and not (tmp_path / "typo").exists()
+    # an archive folder not there: nothing deleted, and the charts' cutoff does not move
+    gone = CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--delete", "--archive-to",
+                                    str(tmp_path / "arch"), *where])
+    assert gone.exit_code == 1 and "does not exist" in gone.output and "deleted 0 parts' records" in gone.output
+    from lineguard.line.record_keeper import kept_since
+    assert kept_since(st.db) is None and len(st.query(limit=10)) == 4
+    assert audit.entries(st.db, action="records.deleted") == []
     (tmp_path / "arch").mkdir()
-    st.images.recent_s = 0
     done = CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--delete", "--archive-to",
                                     str(tmp_path / "arch"), *where])
     assert done.exit_code == 0, done.output
@@ -302,3 +319,40 @@ def test_old_records_shows_what_would_go_and_deletes_only_when_told(spc_station,
     assert len(list((tmp_path / "arch" / "images").rglob("*.png"))) == 1           # the NG part's image
     (entry,) = audit.entries(st.db, action="records.deleted")
     assert entry.actor.startswith("cli") and (entry.details["parts"], entry.details["keep_days"]) == (2, 90)
+    assert entry.details["files"] == named and "stopped_by" not in entry.details     # images, maps, overlays
+
+
+def test_old_records_stopped_half_way_says_and_logs_what_went(spc_station, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import audit, record_keeper
+    st = spc_station()
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    recs = [st.inspect(png_bytes(60, seed=950 + i), Part(part_id=f"half-{i}", line="L1", station="S1",
+                                                          product="cell")).record for i in range(3)]
+    st.inspect(png_bytes(60, seed=959), Part(part_id="new", line="L1", station="S1", product="cell"))
+    with st.db.session() as s:
+        s.execute(update(Inspection).where(Inspection.id.in_([r.id for r in recs]))
+                  .values(created_at=utcnow() - dt.timedelta(days=100)))
+    (tmp_path / "arch").mkdir()
+    monkeypatch.setattr(record_keeper, "BATCH", 1)        # a batch a part: the second one's archive fails
+    written = []
+    real = record_keeper.write_new
+
+    def share_fills(path, data):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        return real(path, data)
+    monkeypatch.setattr(record_keeper, "write_new", share_fills)
+    where = ["--data", str(st.config.data_dir)]
+    if st.config.db_url:
+        where += ["--db", st.config.db_url, "--db-schema", st.config.db_schema]
+    r = CliRunner().invoke(app, ["old-records", "--keep-days", "90", "--delete", "--archive-to",
+                                 str(tmp_path / "arch"), *where])
+    assert r.exit_code == 1 and "deleted 1 parts' records" in r.output and "stopped before the end" in r.output
+    assert "No space left on device" in r.output
+    assert sorted(x.part_id for x in st.query(limit=10)) == ["half-1", "half-2", "new"]
+    (entry,) = audit.entries(st.db, action="records.deleted")
+    assert entry.details["parts"] == 1 and "No space left" in entry.details["stopped_by"]

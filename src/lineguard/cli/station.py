@@ -475,12 +475,14 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
               help="With --delete: write them (CSV) and the rejected parts' images to this folder first.")
 @click.option("--archive-images", type=click.Choice(["none", "ng", "all"]), default="ng", show_default=True,
               help="With --archive-to: whose part images go there.")
+@click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
+              help="The plant's time zone for the archive's plant_time (IANA name; default: this PC's).")
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 @click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
 @click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
               help="The station's PostgreSQL schema, when it has its own.")
-def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], archive_images: str, data: Path,
-                db: Optional[str], db_schema: Optional[str]) -> None:
+def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], archive_images: str,
+                timezone: Optional[str], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """What keeping parts' records only KEEP_DAYS days would delete, and what stays.
 
     Before a plant sets `serve --keep-records-days` (records are its quality record),
@@ -488,7 +490,7 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
     stays however old (reviewed parts, the audit sample, test-part checks). --delete
     deletes them now, as the station's daily run does (safe while the station runs),
     in the change log under the account that ran it."""
-    import os
+    import math
 
     from ..line.audit import cli_actor, record as log_change
     from ..line.imagestore import ContentStore
@@ -497,10 +499,23 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
     from ._term import fail
     if archive_to is not None and not delete_now:
         raise click.UsageError("--archive-to archives what --delete deletes: give both, or neither to look")
+    if not math.isfinite(keep_days):
+        raise click.BadParameter("give a number of days, at least 30", param_hint="--keep-days")
+    try:
+        zone = plant_zone(timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--timezone") from None
+    if not (data / "images").is_dir():
+        # a wrong folder would make every image look deleted for room: none archived, the real files orphaned
+        fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
     database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
     try:
+        from sqlalchemy import inspect as sql_inspect
+        if not sql_inspect(database.engine).has_table("records_kept", schema=db_schema):
+            fail("this station's database is older than this version: start the station with it once (that "
+                 "upgrades it), then run this again")
         keeper = RecordKeeper(database, ContentStore(data / "images"), keep_days, archive=archive_to,
-                              archive_images=archive_images, zone=plant_zone(os.environ.get("LINEGUARD_TIMEZONE")))
+                              archive_images=archive_images, zone=zone)
         look = keeper.preview()
         v = look["verdicts"]
         click.echo(f"records of parts older than {keep_days:g} days (before {look['cutoff']}):")
@@ -510,20 +525,28 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
                    + f", {look['signals']} PLC answers")
         k = look["kept"]
         click.echo(f"  stay however old: {k['reviewed']} reviewed, {k['audit_sample']} in the audit sample, "
-                   f"{k['test_part_checks']} test-part checks")
+                   f"{k['test_part_checks']} test-part check(s)")
         if not delete_now:
             click.echo("nothing deleted: --delete deletes them now (a station with --keep-records-days does it daily)")
             return
+        failed: Optional[BaseException] = None
         try:
-            done = keeper.run_once()
-        except OSError as exc:
-            fail(f"{keeper.faults.get('records') or exc}", code=1)
-        with database.session() as s:
-            log_change(s, "records.deleted", f"records before {done['cutoff']}", cli_actor(), keep_days=keep_days,
-                       parts=done["parts"], signals=done["signals"], files=done["files"],
-                       archive=str(archive_to) if archive_to else None)
+            keeper.run_once()
+        except (Exception, KeyboardInterrupt) as exc:   # what went before it is logged and said all the same
+            failed = exc
+        done = keeper.last or {"cutoff": look["cutoff"], "parts": 0, "signals": 0, "files": 0}
+        if done["parts"] or done["signals"]:
+            with database.session() as s:
+                log_change(s, "records.deleted", f"records before {done['cutoff']}", cli_actor(),
+                           keep_days=keep_days, parts=done["parts"], signals=done["signals"], files=done["files"],
+                           archive=str(archive_to.resolve()) if archive_to else None,
+                           stopped_by=None if failed is None else f"{type(failed).__name__}: {failed}"[:300])
         click.echo(f"deleted {done['parts']} parts' records ({done['files']} files) and {done['signals']} PLC answers"
-                   + (f"; archived to {archive_to}" if archive_to else ""))
+                   + (f"; archived to {archive_to}" if archive_to and (done["parts"] or done["signals"]) else ""))
+        if failed is not None:
+            why = keeper.faults.get("records") if isinstance(failed, OSError) else None
+            fail(f"stopped before the end: {why or f'{type(failed).__name__}: {failed}'}; run it again once "
+                 "that is put right (what was deleted is in the change log)", code=1)
         if done.get("images_unreadable"):
             fail(keeper.faults["records_image"], code=1)
     finally:

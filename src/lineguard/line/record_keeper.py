@@ -113,18 +113,24 @@ class RecordKeeper(PeriodicJob):
         """Delete every record older than the cutoff that may go, in batches; what was deleted."""
         t0 = time.perf_counter()
         cutoff = self.cutoff(now)
-        # said before anything goes, for every process on the database: charts and
-        # reports read from here on (a later, shorter setting never moves it back)
-        _mark_kept_since(self.db, cutoff, self.keep_days)
-        with self.db.session() as s:
-            # the newest rows never go: SQLite would hand their ids out again, and alarms
-            # mark what they have done with by ids (a station idle longer than keep_days)
-            newest_part = s.scalar(select(func.max(Inspection.id))) or 0
-            newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
         parts = files = signals = 0
         self.unreadable_images = 0          # this run's: the fault clears after a run with none
         cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
         try:
+            if self.archive is not None:
+                try:
+                    self._archive_folder()      # before the cutoff moves: no archive, nothing changes
+                except OSError as exc:
+                    self._archive_failed(exc)
+                    raise
+            # said before anything goes, for every process on the database: charts and
+            # reports read from here on (a later, shorter setting never moves it back)
+            _mark_kept_since(self.db, cutoff, self.keep_days)
+            with self.db.session() as s:
+                # the newest rows never go: SQLite would hand their ids out again, and alarms
+                # mark what they have done with by ids (a station idle longer than keep_days)
+                newest_part = s.scalar(select(func.max(Inspection.id))) or 0
+                newest_signal = s.scalar(select(func.max(LineSignal.id))) or 0
             while not self.stopping():
                 looked, n, f, cursor = self._parts_batch(cutoff, cursor, newest_part)
                 parts, files = parts + n, files + f
@@ -267,9 +273,9 @@ class RecordKeeper(PeriodicJob):
             raise FileNotFoundError(f"the archive folder {self.archive} does not exist (a share not mounted?)")
 
     def _archive_failed(self, exc: OSError) -> None:
-        self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); none were "
-                                  "deleted: make the folder (or mount the share) writable and give it room; tried "
-                                  "again within the hour")
+        self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); those not "
+                                  "archived were not deleted: make the folder (or mount the share) writable and give "
+                                  "it room; tried again within the hour")
 
     def _archive(self, name: str, data: bytes) -> Path:
         assert self.archive is not None

@@ -250,10 +250,11 @@ LG.start(async (main) => {
     }
     if (s.records) {   // old records deleted after the plant's time (line.record_keeper), archived first
       const r = s.records, last = r.last, faults = s.faults || {};
-      const images = {ng: "NG/REVIEW images", all: "every image", none: "no images"}[r.archive_images] || "";
+      const images = {ng: "NG/REVIEW images", all: "every image", none: "no images"}[r.archive_images]
+        || r.archive_images || "?";
       items.push(h("div", {class: "panel", id: "records"},
         h("span", {class: "dot " + (faults.records || faults.records_image ? "bad" : "ok")}),
-        h("b", {}, "Records"), ` kept ${num(r.keep_days, 0)} days`,
+        h("b", {}, "Records"), ` kept ${num(r.keep_days, Number.isInteger(r.keep_days) ? 0 : 1)} days`,
         r.kept_since ? ` · all from ${when(r.kept_since)}` : "",
         r.archive ? ` · archived to ${r.archive} with ${images}` : " · not archived before deletion",
         last ? ` · last run ${when(last.at)}: ${last.parts} parts, ${last.signals} PLC answers deleted`
