@@ -167,6 +167,13 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
         st.records.run_once()
     assert len(st.query(limit=10)) == 4                                 # not written, not deleted
     assert "could not be archived" in st.faults["records"]
+    with client(st) as c:              # the line goes on: degraded, not a 503 that takes the station out
+        h = c.get("/health")
+        assert (h.status_code, h.json()["status"]) == (200, "degraded") and "records" in h.json()["faults"]
+        st.faults["disk"] = "the data disk is full"                       # parts cannot be stored: a fault
+        h = c.get("/health")
+        assert (h.status_code, h.json()["status"]) == (503, "fault")
+        st.faults.pop("disk")
     archive.unlink()
     with pytest.raises(OSError):
         st.records.run_once()              # the folder is not made here (a share not mounted)

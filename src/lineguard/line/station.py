@@ -135,6 +135,14 @@ def _review_threshold(result: Any) -> Optional[float]:
 _iso = iso_utc   # the name the routers import
 
 
+# Faults of the station's housekeeping (backups, the old records' deletion and archive,
+# the store sweep): the line goes on, every part judged and stored, so /health says
+# "degraded" with a 200 (a load balancer or a container's health probe must not take
+# the station off the line, or restart it over and over, for an unplugged backup disk);
+# the others (data folder, database, disk full, PLC, camera) stop parts: a 503.
+HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep"})
+
+
 class Station:
     """Database, file store, model registry, metrics and sinks of one station."""
 

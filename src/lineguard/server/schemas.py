@@ -298,7 +298,10 @@ class JobOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "fault"]
+    status: Literal["ok", "degraded", "fault"] = Field(
+        description="ok; degraded: a housekeeping fault (backup, old records, store sweep), every part still judged "
+                    "and stored (200); fault: parts cannot be judged or stored (data folder, database, disk, PLC, "
+                    "camera; 503)")
     version: str
     database: str
     active_models: list[str]

@@ -12,7 +12,7 @@ from ... import __version__
 from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
-from ...line.station import Station, _iso
+from ...line.station import HOUSEKEEPING_FAULTS, Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
 
@@ -27,7 +27,8 @@ def health(station: Station = Depends(get_station)) -> Any:
     active: list[str] = []
     if "database" not in faults:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
-    body = {"status": "fault" if faults else "ok", "version": __version__,
+    stopping = set(faults) - HOUSEKEEPING_FAULTS
+    body = {"status": "fault" if stopping else "degraded" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
             "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
             "disk": station.disk.status(),
@@ -38,8 +39,9 @@ def health(station: Station = Depends(get_station)) -> Any:
         # one server or several (Modbus and OPC UA side by side), each under its protocol
         servers = plc if isinstance(plc, (list, tuple)) else [plc]
         body["plc"] = {srv.protocol: srv.snapshot() for srv in servers}
-    # 503 when faulty, so a load balancer or plant monitor sees it without reading the body
-    return JSONResponse(body, status_code=503 if faults else 200)
+    # 503 when parts cannot be judged or stored, so a load balancer or plant monitor sees
+    # it without reading the body; housekeeping faults alone: 200, "degraded"
+    return JSONResponse(body, status_code=503 if stopping else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
