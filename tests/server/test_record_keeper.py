@@ -170,6 +170,7 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     with client(st) as c:              # the line goes on: degraded, not a 503 that takes the station out
         h = c.get("/health")
         assert (h.status_code, h.json()["status"]) == (200, "degraded") and "records" in h.json()["faults"]
+        assert 'lineguard_station_fault{fault="records"} 1.0' in c.get("/metrics").text    # for a plant monitor
         st.faults["disk"] = "the data disk is full"                       # parts cannot be stored: a fault
         h = c.get("/health")
         assert (h.status_code, h.json()["status"]) == (503, "fault")
@@ -202,6 +203,7 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
     assert done["signals"] == 1
     assert [r.id for r in st.query(limit=10)] == [ids[3]]
     with client(st) as c:
+        assert 'lineguard_station_fault{fault="records"} 0.0' in c.get("/metrics").text    # cleared: resolves
         health = c.get("/health").json()["records"]
         assert (health["archive"], health["archive_images"]) == (str(archive), "ng")
 

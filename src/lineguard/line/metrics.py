@@ -50,6 +50,16 @@ class StationMetrics:
                                       registry=self.registry)
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
+        # what /health's faults say, for a plant monitor that alerts on metrics: 1 while a
+        # fault stands, 0 once it cleared (the series stays, so an alert can resolve)
+        self.faults = Gauge("lineguard_station_fault", "1 while the station has this fault (see /health's faults), "
+                            "0 once it cleared", ["fault"], registry=self.registry)
+        self._fault_names: set[str] = set()
+
+    def set_faults(self, faults: dict[str, str]) -> None:
+        self._fault_names |= set(faults)
+        for name in self._fault_names:
+            self.faults.labels(name).set(1 if name in faults else 0)
 
     def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
         # Only one series per product+line: drop the old model's series first.

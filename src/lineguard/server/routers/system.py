@@ -48,6 +48,7 @@ def health(station: Station = Depends(get_station)) -> Any:
 def metrics(station: Station = Depends(get_station)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
     station.alarms.count_active()    # another process on the database may have raised or acknowledged some
+    station.metrics.set_faults(station.check_storage())     # as /health would say them now
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
