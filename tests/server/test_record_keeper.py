@@ -171,10 +171,10 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
         h = c.get("/health")
         assert (h.status_code, h.json()["status"]) == (200, "degraded") and "records" in h.json()["faults"]
         assert 'lineguard_station_fault{fault="records"} 1.0' in c.get("/metrics").text    # for a plant monitor
-        st.faults["disk"] = "the data disk is full"                       # parts cannot be stored: a fault
+        st.faults["camera"] = "camera lost"                               # parts cannot be judged: a fault
         h = c.get("/health")
         assert (h.status_code, h.json()["status"]) == (503, "fault")
-        st.faults.pop("disk")
+        st.faults.pop("camera")
     archive.unlink()
     with pytest.raises(OSError):
         st.records.run_once()              # the folder is not made here (a share not mounted)

@@ -1,6 +1,8 @@
 """Prometheus metrics of one station (own registry, so several stations can coexist in tests)."""
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
@@ -55,11 +57,13 @@ class StationMetrics:
         self.faults = Gauge("lineguard_station_fault", "1 while the station has this fault (see /health's faults), "
                             "0 once it cleared", ["fault"], registry=self.registry)
         self._fault_names: set[str] = set()
+        self._faults_lock = threading.Lock()
 
     def set_faults(self, faults: dict[str, str]) -> None:
-        self._fault_names |= set(faults)
-        for name in self._fault_names:
-            self.faults.labels(name).set(1 if name in faults else 0)
+        with self._faults_lock:           # two scrapes at once: one at a time, each whole
+            self._fault_names |= set(faults)
+            for name in self._fault_names:
+                self.faults.labels(name).set(1 if name in faults else 0)
 
     def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
         # Only one series per product+line: drop the old model's series first.

@@ -139,8 +139,11 @@ _iso = iso_utc   # the name the routers import
 # the store sweep): the line goes on, every part judged and stored, so /health says
 # "degraded" with a 200 (a load balancer or a container's health probe must not take
 # the station off the line, or restart it over and over, for an unplugged backup disk);
-# the others (data folder, database, disk full, PLC, camera) stop parts: a 503.
-HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep"})
+# "disk" too: under --min-free-gb with nothing left to delete, parts are still stored
+# (a disk that is full is the data folder's fault). The others (data folder, database,
+# PLC, camera) stop parts: a 503.
+_UNREACHABLE = "the database is not reachable"
+HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep", "disk"})
 
 
 class Station:
@@ -498,16 +501,22 @@ class Station:
         try:
             staging = self.images.root / ".staging"
             staging.mkdir(exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=staging, suffix=".probe"):
-                pass
+            # a part's worth of bytes, not an empty file: an empty file is still made on a
+            # disk too full for any image, and would clear the fault a refused part set
+            with tempfile.NamedTemporaryFile(dir=staging, suffix=".probe") as probe:
+                probe.write(b"\0" * 65536)
+                probe.flush()
             self.faults.pop("images", None)
         except OSError as exc:
             self._storage_fault("images", exc)
         try:
             with self.db.session() as s:
                 s.execute(text("SELECT 1"))
+            if self.faults.get("database", "").startswith(_UNREACHABLE):
+                # reachable again (a fault a refused write set stays until a write works)
+                self.faults.pop("database", None)
         except Exception as exc:  # noqa: BLE001 - any failure is a fault to show
-            self.faults["database"] = f"the database is not reachable ({type(exc).__name__}); check --db"
+            self.faults["database"] = f"{_UNREACHABLE} ({type(exc).__name__}); check --db"
         return dict(self.faults)
 
     _RECENT_MAX = 10_000

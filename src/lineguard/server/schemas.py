@@ -299,13 +299,15 @@ class JobOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "fault"] = Field(
-        description="ok; degraded: a housekeeping fault (backup, old records, store sweep), every part still judged "
-                    "and stored (200); fault: parts cannot be judged or stored (data folder, database, disk, PLC, "
-                    "camera; 503)")
+        description="ok; degraded: a housekeeping fault (backup, old records, store sweep, disk under its floor "
+                    "with nothing left to delete), every part still judged and stored (200); fault: parts cannot "
+                    "be judged or stored (data folder, database, PLC, camera; 503)")
     version: str
     database: str
     active_models: list[str]
-    faults: dict[str, str] = Field(description="what is wrong (images: the data folder, database), empty when ok")
+    faults: dict[str, str] = Field(description="what is wrong, by what (images: the data folder, database, disk, "
+                                               "plc, camera, backup, records, records_image, store_sweep), empty "
+                                               "when ok")
     sinks: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per sink (e.g. mqtt:host:port): backlog (outbox rows not yet taken), state (ok, delivering, "
