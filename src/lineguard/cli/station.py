@@ -535,14 +535,18 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
         except (Exception, KeyboardInterrupt) as exc:   # what went before it is logged and said all the same
             failed = exc
         done = keeper.last or {"cutoff": look["cutoff"], "parts": 0, "signals": 0, "files": 0}
-        if done["parts"] or done["signals"]:
-            with database.session() as s:
-                log_change(s, "records.deleted", f"records before {done['cutoff']}", cli_actor(),
-                           keep_days=keep_days, parts=done["parts"], signals=done["signals"], files=done["files"],
-                           archive=str(archive_to.resolve()) if archive_to else None,
-                           stopped_by=None if failed is None else f"{type(failed).__name__}: {failed}"[:300])
         click.echo(f"deleted {done['parts']} parts' records ({done['files']} files) and {done['signals']} PLC answers"
                    + (f"; archived to {archive_to}" if archive_to and (done["parts"] or done["signals"]) else ""))
+        if done["parts"] or done["signals"]:
+            try:
+                with database.session() as s:
+                    log_change(s, "records.deleted", f"records before {done['cutoff']}", cli_actor(),
+                               keep_days=keep_days, parts=done["parts"], signals=done["signals"],
+                               files=done["files"], archive=str(archive_to.resolve()) if archive_to else None,
+                               stopped_by=None if failed is None else f"{type(failed).__name__}: {failed}"[:300])
+            except Exception as exc:  # noqa: BLE001 - the deletion stands; say it was not logged
+                fail(f"the change log could not be written ({type(exc).__name__}: {exc}); note this deletion "
+                     "by hand for the quality record", code=1)
         if failed is not None:
             why = keeper.faults.get("records") if isinstance(failed, OSError) else None
             fail(f"stopped before the end: {why or f'{type(failed).__name__}: {failed}'}; run it again once "

@@ -210,8 +210,9 @@ class StationConfig:
         start with other ones is an entry, see line.audit.record_start): which records and
         images are kept and for how long, where they are backed up and archived, how
         safely a record is written, who may read without a key, how the model runs, the
-        plant's shifts, and when a line alarm is raised. Not the webhook or broker URLs
-        (they may hold passwords) nor sizes and speeds that decide no verdict or record."""
+        plant's shifts, when a line alarm is raised, and where results go (scheme, host and
+        port only: a URL's user, password, path and query may hold secrets). Not the sizes
+        and speeds that decide no verdict or record (batching, queues, timeouts)."""
         import time
 
         from .shifts import parse_shift_starts

@@ -1,8 +1,8 @@
 """A station's housekeeping job on a thread of its own, run every so often.
 
 The disk keeper, the store sweep, the backups and the record keeper each look after the
-station on a schedule: a first run some time after start (not while the line starts up),
-then one every ``every_s``, sooner when asked (``soon``: the disk just filled), and none
+station on a schedule: a first run at start (the disk keeper) or some time after it (the
+others: not while the line starts up), then one every ``every_s``, sooner when asked (``soon``: the disk just filled), and none
 after ``close``. What each run does, and what a failure means, is the job's own; this
 holds the thread, so the four loop, wake and stop alike.
 """

@@ -135,6 +135,9 @@ def _review_threshold(result: Any) -> Optional[float]:
 _iso = iso_utc   # the name the routers import
 
 
+# the database fault /health's own probe sets (and clears once the database answers again)
+_UNREACHABLE = "the database is not reachable"
+
 # Faults of the station's housekeeping (backups, the old records' deletion and archive,
 # the store sweep): the line goes on, every part judged and stored, so /health says
 # "degraded" with a 200 (a load balancer or a container's health probe must not take
@@ -142,7 +145,6 @@ _iso = iso_utc   # the name the routers import
 # "disk" too: under --min-free-gb with nothing left to delete, parts are still stored
 # (a disk that is full is the data folder's fault). The others (data folder, database,
 # PLC, camera) stop parts: a 503.
-_UNREACHABLE = "the database is not reachable"
 HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep", "disk"})
 
 
