@@ -174,3 +174,27 @@ def test_a_time_out_of_range_is_refused_before_the_export_streams(spc_station):
         for fmt in ("csv", "xlsx"):
             r = c.get("/api/v1/inspections/export", params={"since": "0001-01-01T00:00:00+14:00", "format": fmt})
             assert r.status_code == 422 and "out of range" in r.json()["error"]["message"]
+
+
+def test_a_workbook_past_a_sheets_rows_is_refused_not_cut_short(spc_station, tmp_path, monkeypatch):
+    """A spreadsheet holds 1,048,576 rows: more parts than that give a 422 (API) or exit 1
+    (CLI) saying to narrow them or take CSV, never a workbook Excel refuses or cuts."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import xlsx
+    st = spc_station()
+    _add(st, 5)                                            # 6 parts with the scanner's
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 7)               # header and 6 rows fit
+    with client(st) as c:
+        assert c.get("/api/v1/inspections/export", params={"format": "xlsx"}).status_code == 200
+        monkeypatch.setattr(xlsx, "MAX_ROWS", 6)
+        r = c.get("/api/v1/inspections/export", params={"format": "xlsx"})
+        assert r.status_code == 422 and "more than 5 rows match" in r.json()["error"]["message"]
+        assert len(_rows(c.get("/api/v1/inspections/export"))) == 6          # CSV has no limit
+    if st.config.db_url:
+        return                                             # the CLI's own --db for PostgreSQL is tested elsewhere
+    out = tmp_path / "out" / "parts.xlsx"
+    r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(out)])
+    assert r.exit_code == 1 and "more than 5 rows match" in r.output, r.output
+    assert list(out.parent.iterdir()) == []               # nothing half-written left

@@ -715,6 +715,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     from ..line import part_records
     from ..line.shifts import plant_zone
     from ..line.station import each_part
+    from ..line.xlsx import TooManyRows
     from ._term import fail
     try:
         zone = plant_zone(timezone)
@@ -746,6 +747,9 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         except OSError as exc:       # a full disk, a folder not writable: said, nothing left half-written
             _discard(tmp)
             fail(f"cannot write {out} ({exc.strerror or exc}): check the folder and the room left", code=1)
+        except TooManyRows as exc:   # a workbook past a sheet's rows: none written, not one cut short
+            _discard(tmp)
+            fail(f"{out}: {exc} (--out with .csv; --since/--until, --line)", code=1)
         except BaseException:
             _discard(tmp)
             raise

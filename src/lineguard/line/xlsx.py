@@ -27,6 +27,11 @@ _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 # characters XML 1.0 cannot hold at all (a hostile part id must not make the file unreadable)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAX_TEXT = 32767                      # the most characters a cell holds
+MAX_ROWS = 1_048_576                   # the most rows a sheet holds, its header included
+
+
+class TooManyRows(ValueError):
+    """More rows than a sheet holds: a workbook past it is one a spreadsheet refuses or cuts."""
 _EPOCH = dt.datetime(1899, 12, 30)     # day 0 of a sheet's dates (1900 date system)
 
 _CONTENT_TYPES = _HEAD + (
@@ -117,6 +122,9 @@ def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[An
                      '<row r="1">' + "".join(_text(h, style=2) for h in header) + "</row>").encode())
             buf: list[str] = []
             for row in rows:
+                if n + 1 >= MAX_ROWS:
+                    raise TooManyRows(f"more than {MAX_ROWS - 1:,} rows match, and a spreadsheet holds no more: "
+                                      "narrow them (a shorter time, one line) or take CSV, which has no limit")
                 n += 1
                 buf.append(f'<row r="{n + 1}">' + "".join(cell(v) for v in row) + "</row>")
                 if len(buf) >= 500:

@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ...line import part_records
-from ...line.errors import NotFound, UploadTooLarge
+from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.shifts import plant_zone
+from ...line.xlsx import TooManyRows
 from ...line.station import Part, Station, _iso, _naive_utc, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
@@ -137,7 +138,6 @@ def list_inspections(
     before = None
     if cursor:
         if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10 and int(cursor) <= DB_INT_MAX):
-            from ...line.errors import InvalidRequest
             raise InvalidRequest("cursor must be the next_cursor value of a previous page")
         before = int(cursor)
     rows = station.query(before_id=before, limit=limit, **filters)
@@ -173,6 +173,9 @@ def export_inspections(
             part_records.write_workbook(station.each(limit=limit, **filters), book, zone)
             size = book.tell()
             book.seek(0)
+        except TooManyRows as exc:
+            book.close()
+            raise InvalidRequest(f"{exc} (format=csv)") from None
         except BaseException:
             book.close()
             raise
