@@ -6,6 +6,8 @@
    (which is pruned a day after its sinks took the rows).
 2. ``--old`` records (disk_keeper_bench's: two small files each, 1 in 50 NG, from
    2026-01-01 on) are deleted by a record keeper set to 30 days: parts a second.
+3. The same again with an archive folder (``--archive-records-to``, on the same disk,
+   the NG parts' images with them, the default): parts a second, the archive's size.
 
     python -m benchmarks.record_size_bench [--judged 3000] [--old 100000]
 
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -53,7 +56,7 @@ def _measure_judged(folder: Path, n: int) -> dict:
             "tables": {k: v for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:12]}}
 
 
-def _measure_delete(folder: Path, n: int) -> dict:
+def _measure_delete(folder: Path, n: int, archive: Optional[Path] = None) -> dict:
     from lineguard.line.config import StationConfig
     from lineguard.line.record_keeper import RecordKeeper
     from lineguard.line.station import Station
@@ -61,13 +64,21 @@ def _measure_delete(folder: Path, n: int) -> dict:
     st = Station(StationConfig(data_dir=folder))
     _fill(st, n)
     st.images.recent_s = 0
-    keeper = RecordKeeper(st.db, st.images, 30)     # 2026-01-01 on: far older than 30 days
+    if archive is not None:
+        archive.mkdir()
+    keeper = RecordKeeper(st.db, st.images, 30, archive=archive)     # 2026-01-01 on: far older than 30 days
     t0 = time.perf_counter()
     done = keeper.run_once()
     seconds = time.perf_counter() - t0
     st.close()
-    return {"parts": n, "deleted": done["parts"], "files": done["files"], "seconds": round(seconds, 2),
-            "parts_per_s": round(done["parts"] / seconds)}
+    out = {"parts": n, "deleted": done["parts"], "files": done["files"], "seconds": round(seconds, 2),
+           "parts_per_s": round(done["parts"] / seconds)}
+    if archive is not None:
+        files = [f for f in archive.rglob("*") if f.is_file()]
+        out["archive"] = {"csv_files": sum(f.suffix == ".csv" for f in files),
+                          "images": sum(f.parent != archive for f in files),
+                          "bytes": sum(f.stat().st_size for f in files)}
+    return out
 
 
 def main() -> None:
@@ -78,7 +89,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         judged = _measure_judged(Path(tmp) / "judged", args.judged)
         deleted = _measure_delete(Path(tmp) / "old", args.old)
-    out = {"judged": judged, "delete_old": deleted, "machine": f"{platform.machine()}, {platform.python_version()}"}
+        archived = _measure_delete(Path(tmp) / "old-archived", args.old, archive=Path(tmp) / "archive")
+    out = {"judged": judged, "delete_old": deleted, "delete_old_archived": archived,
+           "machine": f"{platform.machine()}, {platform.python_version()}"}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "record-size.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -373,9 +373,18 @@ def test_alarm_ack_takes_the_cause_the_plc_wrote(plc_cell):
     assert (done["acked_by"], done["ack_cause"]) == ("plc (modbus)", "camera")
     assert plc.c.read_holding_registers(3, count=1, slave=1).registers == [0]   # taken and cleared
     run_of_five(900)                                   # ten NG of the last ten: the rate alarm too
+    assert _alarm(plc) == (True, 3)
+    # AlarmAckKinds (holding register 4): the HMI showed the rate, so only the rate is acknowledged
+    assert not plc.c.write_registers(3, [1, 2], slave=1).isError()     # cause 1 process, kinds 2 the NG rate
+    plc.pulse(3)
+    deadline = time.monotonic() + 10
+    while _alarm(plc) != (True, 1) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _alarm(plc) == (True, 1)                    # the run stays, for its own acknowledgement
+    assert plc.c.read_holding_registers(3, count=2, slave=1).registers == [0, 0]    # both taken and cleared
     done = ack_with(9)                                 # no such cause: acknowledged all the same
     assert [(a["kind"], a["ack_cause"], a["active"]) for a in done] == [
-        ("ng_rate", None, False), ("ng_run", None, False), ("ng_run", "camera", False)]
+        ("ng_rate", "process", False), ("ng_run", None, False), ("ng_run", "camera", False)]
     from lineguard.line.alarms import CAUSE_CODES      # the numbers the README promises the PLC
     assert CAUSE_CODES == {1: "process", 2: "material", 3: "handling", 4: "camera", 5: "model", 6: "other"}
 

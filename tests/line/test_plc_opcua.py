@@ -357,3 +357,22 @@ def test_acknowledge_alarms_with_cause_says_what_they_turned_out_to_be(ua_cell):
     plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
     (done,) = st.alarms.history()
     assert (done["acked_by"], done["ack_cause"]) == ("plc (opcua)", "model")
+
+
+def test_acknowledge_alarms_of_kinds_leaves_the_others(ua_cell):
+    """AcknowledgeAlarmsOfKinds(Kinds, Cause): the HMI showed one alarm; the others stay
+    for their own acknowledgement (Kinds: AlarmCode's bits, 0 every one)."""
+    st, srv, plc = ua_cell([png_bytes(230, seed=80 + i) for i in range(5)], verify_every_s=3600)
+    for i in range(5):
+        plc.start_job(760 + i)
+        assert plc.wait_valid()["Verdict"] == "NG"
+        plc.ack()
+        plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready")
+    assert plc.read(plc.diag, "AlarmCode") == 1                 # the NG run
+    from asyncua import ua
+    u32 = (lambda v: ua.Variant(v, ua.VariantType.UInt32))
+    plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(2), u32(1))     # the NG rate, not active: none taken
+    plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(1), u32(4))     # the NG run, a camera's
+    plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
+    (done,) = st.alarms.history()
+    assert (done["kind"], done["acked_by"], done["ack_cause"]) == ("ng_run", "plc (opcua)", "camera")

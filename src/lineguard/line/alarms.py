@@ -63,7 +63,7 @@ import logging
 import statistics
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -624,12 +624,16 @@ class AlarmWatch:
         self._tell(out)
         return out
 
-    def acknowledge_station(self, line: str, station: str, by: str,
-                            cause: Optional[str] = None) -> list[dict[str, Any]]:
-        """Acknowledge every active alarm of one station (the PLC's AlarmAck), with what
-        they turned out to be when the PLC says (one of CAUSES)."""
+    def acknowledge_station(self, line: str, station: str, by: str, cause: Optional[str] = None,
+                            kinds: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
+        """Acknowledge the active alarms of one station (the PLC's AlarmAck): every one, or
+        those of ``kinds`` (the PLC's screen showed the NG run, not the camera's alarm),
+        with what they turned out to be when the PLC says (one of CAUSES)."""
+        wanted = None if kinds is None else set(kinds)
         done = []
         for a in self.active(line=line, station=station):
+            if wanted is not None and a["kind"] not in wanted:
+                continue
             try:
                 done.append(self.acknowledge(a["id"], by, cause=cause))
             except Conflict:        # acknowledged meanwhile by a person: theirs stands
@@ -798,6 +802,11 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
         "oldest_active_waiting_min": None if oldest_active is None else
         round(max(0.0, (utcnow() - oldest_active).total_seconds()) / 60, 1),
     }
+
+
+def kinds_of_code(code: int) -> list[str]:
+    """The alarm kinds an AlarmCode-style bit mask names (bits past the known kinds are none)."""
+    return [kind for i, kind in enumerate(KINDS) if code >> i & 1]
 
 
 def alarm_code(alarms: list[dict[str, Any]]) -> int:

@@ -473,28 +473,33 @@ class Handshake:
             self.alarm_code = code
             self.show()
 
-    def ack_alarms(self, cause_code: int = 0) -> None:
+    def ack_alarms(self, cause_code: int = 0, kinds_code: int = 0) -> None:
         """The PLC's AlarmAck: this station's active alarms acknowledged (off the protocol's
-        thread), with what they turned out to be when ``cause_code`` names one
+        thread): every one, or with ``kinds_code`` (AlarmCode's bits) those of the kinds
+        it names; with what they turned out to be when ``cause_code`` names one
         (line.alarms.CAUSE_CODES; 0 none, an unknown one acknowledges without a cause)."""
-        from .alarms import CAUSE_CODES
+        from .alarms import CAUSE_CODES, KINDS, kinds_of_code
         cause = CAUSE_CODES.get(int(cause_code))
         if cause is None and cause_code:
             log.warning("PLC AlarmAck at line %s station %s with cause %s, which is no cause code (%s): acknowledged "
                         "without a cause", self.line, self.station_name, cause_code,
                         ", ".join(f"{k} {v}" for k, v in CAUSE_CODES.items()))
+        kinds = kinds_of_code(int(kinds_code)) if kinds_code else None
+        if kinds_code and int(kinds_code) >> len(KINDS):
+            log.warning("PLC AlarmAck at line %s station %s with kinds %s: bits past %s name no alarm kind",
+                        self.line, self.station_name, kinds_code, len(KINDS) - 1)
         try:
-            self._pool.submit(self._ack_alarms, cause)
+            self._pool.submit(self._ack_alarms, cause, kinds)
         except RuntimeError:    # the link is closing
             log.warning("the PLC's alarm acknowledgement came while the link closed; not taken")
 
-    def _ack_alarms(self, cause: Optional[str] = None) -> None:
+    def _ack_alarms(self, cause: Optional[str] = None, kinds: Optional[list[str]] = None) -> None:
         alarms = getattr(self.station, "alarms", None)
         if alarms is None:
             return
         try:
             done = alarms.acknowledge_station(self.line, self.station_name, by=f"plc ({self.protocol})",
-                                              cause=cause)
+                                              cause=cause, kinds=kinds)
         except Exception:  # noqa: BLE001 - the database away: the alarm stays; the PLC may ack again
             log.warning("the PLC's alarm acknowledgement at line %s station %s not stored", self.line,
                         self.station_name, exc_info=True)

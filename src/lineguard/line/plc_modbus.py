@@ -39,6 +39,9 @@ Holding registers (PLC writes, function 03/06/16)
                     edge and cleared to 0 there (write it before AlarmAck, each
                     time): 0 not said, 1 process, 2 material, 3 handling, 4
                     camera, 5 model (a false alarm), 6 other (alarms.CAUSE_CODES)
+ 4    AlarmAckKinds which alarms AlarmAck acknowledges, AlarmCode's bits (1 the NG
+                    run, 2 the NG rate, 4 the photos, 8 the rejects without a
+                    verdict; 0: every one), taken and cleared like AlarmAckCause
 ====  ============  ===========================================================
 
 Input registers (station writes, function 04)
@@ -97,7 +100,7 @@ TRIGGER, RESULTS_ACK, CLEAR_ERROR, ALARM_ACK = 0, 1, 2, 3
 # discrete inputs
 TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED, ALARM = 0, 1, 2, 3, 4, 5, 6, 7
 # holding registers
-HR_RECIPE, HR_PART_TAG, HR_ALARM_ACK_CAUSE = 0, 1, 3
+HR_RECIPE, HR_PART_TAG, HR_ALARM_ACK_CAUSE, HR_ALARM_ACK_KINDS = 0, 1, 3, 4
 # input registers
 IR_INSPECTION_ID, IR_RESULT_CODE, IR_SCORE, IR_PROCESSING_MS, IR_ERROR_CODE, IR_ACTIVE_RECIPE, IR_PART_TAG, \
     IR_TRIGGER_SEQ, IR_VERIFICATION, IR_ALARM_CODE = 0, 2, 3, 4, 5, 6, 7, 9, 10, 11
@@ -272,8 +275,9 @@ class ModbusStation:
             if rising[ALARM_ACK]:
                 # taken and cleared: a later plain AlarmAck is not labelled with this cause
                 cause = int(self._hr.values[HR_ALARM_ACK_CAUSE])
-                self._hr.values[HR_ALARM_ACK_CAUSE] = 0
-                self.hs.ack_alarms(cause)
+                kinds = int(self._hr.values[HR_ALARM_ACK_KINDS])
+                self._hr.values[HR_ALARM_ACK_CAUSE] = self._hr.values[HR_ALARM_ACK_KINDS] = 0
+                self.hs.ack_alarms(cause, kinds)
             if rising[CLEAR_ERROR]:
                 self.hs.clear_error()
             if rising[RESULTS_ACK]:

@@ -56,6 +56,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
           AcknowledgeAlarmsWithCause(Cause UInt32)   the same, with what they turned out to be
                                           (Modbus AlarmAckCause's numbers)
+          AcknowledgeAlarmsOfKinds(Kinds UInt32, Cause UInt32)   only the alarms of the kinds
+                                          AlarmCode's bits name (0: every one), with a cause
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
@@ -294,6 +296,10 @@ class OpcUaStation:
         await diag.add_method(idx, "AcknowledgeAlarmsWithCause", self._m_ack_alarms_with_cause,
                               [arg("Cause", uint32, "what they turned out to be: 0 not said, 1 process, 2 material, "
                                    "3 handling, 4 camera, 5 model (a false alarm), 6 other")], [])
+        await diag.add_method(idx, "AcknowledgeAlarmsOfKinds", self._m_ack_alarms_of_kinds,
+                              [arg("Kinds", uint32, "which alarms, AlarmCode's bits: 1 the NG run, 2 the NG rate, 4 "
+                                   "the photos, 8 the rejects without a verdict; 0 every one"),
+                               arg("Cause", uint32, "what they turned out to be (as AcknowledgeAlarmsWithCause)")], [])
         names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
                  "ProcessingTimeMs", "RecipeId")
         fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in names]
@@ -377,6 +383,14 @@ class OpcUaStation:
             return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsWithCause takes a cause number (UInt32: 0 "
                                 f"not said, 1-6), got {value!r}; nothing acknowledged")
         self.hs.ack_alarms(value)
+        return []
+
+    async def _m_ack_alarms_of_kinds(self, parent: Any, kinds: Any, cause: Any) -> Any:
+        values = [getattr(v, "Value", v) for v in (kinds, cause)]
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsOfKinds takes two numbers (UInt32 Kinds: "
+                                f"AlarmCode's bits, 0 every one; Cause: 0-6), got {values!r}; nothing acknowledged")
+        self.hs.ack_alarms(values[1], values[0])
         return []
 
 
