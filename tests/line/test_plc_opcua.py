@@ -371,6 +371,8 @@ def test_acknowledge_alarms_of_kinds_leaves_the_others(ua_cell):
     assert plc.read(plc.diag, "AlarmCode") == 1                 # the NG run
     from asyncua import ua
     u32 = (lambda v: ua.Variant(v, ua.VariantType.UInt32))
+    with pytest.raises(Exception, match="BadInvalidArgument"):         # -1 would name every kind
+        plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", ua.Variant(-1, ua.VariantType.Int32), u32(1))
     plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(2), u32(1))     # the NG rate, not active: none taken
     plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(1), u32(4))     # the NG run, a camera's
     plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")

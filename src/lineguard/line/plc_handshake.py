@@ -486,8 +486,9 @@ class Handshake:
                         ", ".join(f"{k} {v}" for k, v in CAUSE_CODES.items()))
         kinds = kinds_of_code(int(kinds_code)) if kinds_code else None
         if kinds_code and int(kinds_code) >> len(KINDS):
-            log.warning("PLC AlarmAck at line %s station %s with kinds %s: bits past %s name no alarm kind",
-                        self.line, self.station_name, kinds_code, len(KINDS) - 1)
+            log.warning("PLC AlarmAck at line %s station %s with kinds %s: bits past %s name no alarm kind (only "
+                        "%s acknowledged)", self.line, self.station_name, kinds_code, len(KINDS) - 1,
+                        ", ".join(kinds or []) or "none")
         try:
             self._pool.submit(self._ack_alarms, cause, kinds)
         except RuntimeError:    # the link is closing
@@ -505,7 +506,8 @@ class Handshake:
                         self.station_name, exc_info=True)
             return
         if not done:
-            log.info("PLC AlarmAck at line %s station %s: no active alarm", self.line, self.station_name)
+            log.info("PLC AlarmAck at line %s station %s: no active alarm%s; nothing acknowledged", self.line,
+                     self.station_name, "" if kinds is None else f" of kinds {', '.join(kinds) or '(none named)'}")
 
     def _watch_verification(self) -> None:
         while not self._closing.is_set():

@@ -379,7 +379,7 @@ class OpcUaStation:
 
     async def _m_ack_alarms_with_cause(self, parent: Any, cause: Any) -> Any:
         value = getattr(cause, "Value", cause)
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
             return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsWithCause takes a cause number (UInt32: 0 "
                                 f"not said, 1-6), got {value!r}; nothing acknowledged")
         self.hs.ack_alarms(value)
@@ -387,7 +387,8 @@ class OpcUaStation:
 
     async def _m_ack_alarms_of_kinds(self, parent: Any, kinds: Any, cause: Any) -> Any:
         values = [getattr(v, "Value", v) for v in (kinds, cause)]
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        # a negative Int32 would name every kind (its bits): numbers as UInt32 only
+        if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF for v in values):
             return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsOfKinds takes two numbers (UInt32 Kinds: "
                                 f"AlarmCode's bits, 0 every one; Cause: 0-6), got {values!r}; nothing acknowledged")
         self.hs.ack_alarms(values[1], values[0])
