@@ -159,12 +159,12 @@ def test_no_verdict_in_the_window_is_ng_with_timeout_and_the_late_verdict_is_nev
     from sqlalchemy import select
     from lineguard.line.orm import LineSignal
     st, srv, plc = plc_cell([png_bytes(30, seed=3)], delay_s=0.6, window_ms=150)
-    t0 = time.monotonic()
     plc.trigger(tag=5)
     b = plc.wait("valid", timeout=5)
-    assert time.monotonic() - t0 < 0.6   # answered before the model (0.6 s) could have
     assert b["ng"] and not b["ok"] and not b["error"]
     regs = plc.regs()
+    # answered by the window, not the model (0.6 s): TIMEOUT and no part record (a wall-clock
+    # bound here failed on a loaded 2-core machine; the code says which path answered)
     assert regs["code"] == ResultCode.TIMEOUT and regs["inspection_id"] == 0 and regs["tag"] == 5
     time.sleep(1.0)   # the model answers OK long after the window
     assert plc.regs() == regs and plc.bits()["ng"], "a late verdict must never replace the part's answer"

@@ -55,7 +55,9 @@ def test_a_slow_client_drops_events_and_is_told_without_slowing_the_publisher():
         t0 = time.perf_counter()
         for i in range(10):          # nobody reads: the queue fills at 3
             hub.publish("inspection", {"id": i})
-        assert time.perf_counter() - t0 < 0.05
+        # nobody reads: a publisher that waited for room would never get here (dropped, not
+        # queued); the bound is loose, a loaded machine is slow, not blocked
+        assert time.perf_counter() - t0 < 2.0
         assert (sub.dropped, hub.dropped) == (7, 7)
         got = []
         agen = sub.messages(keepalive_s=0.05)
