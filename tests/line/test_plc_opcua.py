@@ -345,13 +345,19 @@ def test_a_run_of_ng_parts_sets_alarm_and_acknowledge_alarms_clears_it(ua_cell):
     assert done["ack_cause"] is None
 
 
-def test_acknowledge_alarms_with_cause_says_what_they_turned_out_to_be(ua_cell):
-    st, srv, plc = ua_cell([png_bytes(230, seed=50 + i) for i in range(5)], verify_every_s=3600)
+def _five_ng_in_a_row(ua_cell, seed, first_part):
+    """A station whose PLC took five NG parts in a row: the NG-run alarm is raised."""
+    st, srv, plc = ua_cell([png_bytes(230, seed=seed + i) for i in range(5)], verify_every_s=3600)
     for i in range(5):
-        plc.start_job(700 + i)
+        plc.start_job(first_part + i)
         assert plc.wait_valid()["Verdict"] == "NG"
         plc.ack()
         plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready")
+    return st, plc
+
+
+def test_acknowledge_alarms_with_cause_says_what_they_turned_out_to_be(ua_cell):
+    st, plc = _five_ng_in_a_row(ua_cell, 50, 700)
     from asyncua import ua
     plc.call(plc.diag, "AcknowledgeAlarmsWithCause", ua.Variant(5, ua.VariantType.UInt32))    # 5: model
     plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
@@ -362,12 +368,7 @@ def test_acknowledge_alarms_with_cause_says_what_they_turned_out_to_be(ua_cell):
 def test_acknowledge_alarms_of_kinds_leaves_the_others(ua_cell):
     """AcknowledgeAlarmsOfKinds(Kinds, Cause): the HMI showed one alarm; the others stay
     for their own acknowledgement (Kinds: AlarmCode's bits, 0 every one)."""
-    st, srv, plc = ua_cell([png_bytes(230, seed=80 + i) for i in range(5)], verify_every_s=3600)
-    for i in range(5):
-        plc.start_job(760 + i)
-        assert plc.wait_valid()["Verdict"] == "NG"
-        plc.ack()
-        plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Ready")
+    st, plc = _five_ng_in_a_row(ua_cell, 80, 760)
     assert plc.read(plc.diag, "AlarmCode") == 1                 # the NG run
     from asyncua import ua
     u32 = (lambda v: ua.Variant(v, ua.VariantType.UInt32))
