@@ -393,6 +393,21 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:60] or "station"
 
 
+def _put_new(tmp: str, target: Path) -> bool:
+    """Give the written, synced file ``tmp`` the name ``target`` unless a file has it
+    (never replaced); whether it took the name."""
+    try:
+        os.link(tmp, target)            # fails if the name is taken: nothing is overwritten
+        return True
+    except FileExistsError:
+        return False
+    except OSError:                     # a share without hard links: the name checked, then renamed
+        if target.exists():
+            return False
+        os.replace(tmp, target)
+        return True
+
+
 class _SourceError(OSError):
     """The station's own file could not be read (not the archive's fault)."""
 
@@ -427,13 +442,7 @@ def copy_new(source: Any, root: Path, relative: str) -> Path:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, target)        # fails if the name is taken: that file stays
-        except FileExistsError:
-            pass
-        except OSError:                 # a share without hard links
-            if not target.exists():
-                os.replace(tmp, target)
+        _put_new(tmp, target)           # a name taken is the same image: that file stays
     finally:
         Path(tmp).unlink(missing_ok=True)
     fsync_dir(folder)
@@ -454,21 +463,9 @@ def write_new(path: Path, data: bytes) -> Path:
             os.fsync(fh.fileno())
         target = path
         for n in range(2, 1000):
-            try:
-                os.link(tmp, target)       # fails if the name is taken: nothing is overwritten
+            if _put_new(tmp, target) or target.read_bytes() == data:
                 break
-            except FileExistsError:
-                if target.read_bytes() == data:
-                    break
-                target = path.with_name(f"{path.stem}-{n}{path.suffix}")
-            except OSError:                # a share without hard links: the name checked, then renamed
-                if target.exists():
-                    if target.read_bytes() == data:
-                        break
-                    target = path.with_name(f"{path.stem}-{n}{path.suffix}")
-                    continue
-                os.replace(tmp, target)
-                break
+            target = path.with_name(f"{path.stem}-{n}{path.suffix}")
         else:
             raise FileExistsError(f"{path}: 1000 files of that name")
     finally:
