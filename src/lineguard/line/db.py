@@ -12,10 +12,26 @@ from typing import Iterator, Optional
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# What the database answers when it cannot take a request now: unreachable, locked by
+# another writer past the wait, full, read-only (a file, or a standby after a failover;
+# PostgreSQL's "read-only transaction" is an InternalError). Not a fault of the request.
+REFUSALS = (OperationalError, InternalError)
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """The database's reason in a few words, for an operator: SQLite's own sentence
+    ("database or disk is full"), PostgreSQL's error class ("DiskFull",
+    "ReadOnlySqlTransaction"): its messages name the server's host and port."""
+    orig = getattr(exc, "orig", None) or exc
+    if type(orig).__module__.startswith("sqlite3"):
+        return str(orig).split("\n")[0]
+    return type(orig).__name__
 
 
 def _normalise_url(url: str) -> str:

@@ -188,6 +188,16 @@ class RecordsKept(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class WriteCheck(Base):
+    """One row (id 1), rewritten by a station's health probe while a refused write's
+    fault stands: the write that shows the database takes parts again."""
+
+    __tablename__ = "write_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)     # always 1
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class Review(Base):
     """One person's judgement of a part; appended, never changed (the part keeps the latest)."""
 

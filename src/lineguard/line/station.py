@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
 from ..vision.imageio import decode_scale_of, jpeg_scale, load_photo
@@ -31,7 +31,7 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import Database
+from .db import REFUSALS, Database, refusal_reason
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
@@ -43,7 +43,7 @@ from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
-from .orm import Inspection, Review, iso_utc, utcnow
+from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
 from . import audit, reviews
@@ -382,7 +382,7 @@ class Station:
             if existing is None:
                 raise
             return Outcome(self._same_part(existing, part), created=False)
-        except OperationalError as exc:
+        except REFUSALS as exc:
             s.rollback()
             raise self._storage_fault("database", exc) from exc
         finally:
@@ -482,19 +482,23 @@ class Station:
         return existing
 
     def _storage_fault(self, what: str, exc: BaseException) -> StorageUnavailable:
-        # The reason without server paths: the operator is told what to check, the log
-        # (station side) has the full error.
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        if isinstance(exc, OperationalError):
-            reason = str(getattr(exc, "orig", exc)).split("\n")[0]
-        where = "the data folder" if what == "images" else "the database"
-        msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
-              f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"
+        msg = self._fault_message(what, exc)
         self.faults[what] = msg
         log.error("storage fault (%s): %s", what, exc)
         if what == "images":
             self.disk.wake()      # the disk may be full: old images make room for the next parts
         return StorageUnavailable(msg)
+
+    @staticmethod
+    def _fault_message(what: str, exc: BaseException) -> str:
+        # The reason without server paths: the operator is told what to check, the log
+        # (station side) has the full error.
+        reason = refusal_reason(exc) if isinstance(exc, REFUSALS) else \
+            getattr(exc, "strerror", None) or type(exc).__name__
+        where = "the data folder" if what == "images" else "the database"
+        msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
+              f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"
+        return msg
 
     def check_storage(self) -> dict[str, str]:
         """Probe the data folder and database now (``/health``); returns the faults found."""
@@ -514,12 +518,45 @@ class Station:
         try:
             with self.db.session() as s:
                 s.execute(text("SELECT 1"))
-            if self.faults.get("database", "").startswith(_UNREACHABLE):
-                # reachable again (a fault a refused write set stays until a write works)
-                self.faults.pop("database", None)
         except Exception as exc:  # noqa: BLE001 - any failure is a fault to show
             self.faults["database"] = f"{_UNREACHABLE} ({type(exc).__name__}); check --db"
+            return dict(self.faults)
+        fault = self.faults.get("database")
+        if fault is not None and fault.startswith(_UNREACHABLE):
+            self.faults.pop("database", None)     # reachable again
+        elif fault is not None:
+            # A refused write (disk full, read-only, locked) is cleared by a write that
+            # works. Not only a part's: a station a load balancer took out of service on
+            # this fault gets no part, and would never come back.
+            self._check_writes()
         return dict(self.faults)
+
+    def _check_writes(self) -> None:
+        """Rewrite the one ``write_checks`` row; clears the database fault if it commits."""
+        for _ in range(2):     # a second try: another process inserted the row first
+            s = self.db.new_session()
+            try:
+                row = s.get(WriteCheck, 1)
+                if row is None:
+                    s.add(WriteCheck(id=1, written_at=utcnow()))
+                else:
+                    row.written_at = utcnow()
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                continue
+            except Exception as exc:  # noqa: BLE001 - still refused: the fault stands, with today's reason
+                s.rollback()
+                msg = self._fault_message("database", exc)
+                if self.faults.get("database") != msg:    # logged once, not at every probe
+                    log.error("storage fault (database): still refused: %s", exc)
+                self.faults["database"] = msg
+                return
+            finally:
+                s.close()
+            self.faults.pop("database", None)
+            log.info("the database takes writes again: its fault is cleared")
+            return
 
     _RECENT_MAX = 10_000
 
