@@ -241,6 +241,43 @@ def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_faul
     assert (archive / "images").exists() is (which != "none")
 
 
+def test_records_are_not_archived_to_a_share_s_mount_point_without_the_share(spc_station, tmp_path):
+    # the archive folder is the share's mount point: when the share is not mounted the
+    # folder is still there, empty, on the station's own disk; records written there would
+    # hide under the share once it is mounted again, deleted from the station as archived
+    from lineguard.line.orm import RecordsKept
+    share = tmp_path / "share"
+    share.mkdir()
+    st = spc_station(keep_records_days=30, archive_records_to=share)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    ids = [st.inspect(png_bytes(60, seed=700 + i), Part(part_id=f"m-{i}", line="L1", station="S1",
+                                                         product="cell")).record.id for i in range(4)]
+    st.maps.flush()
+    st.images.recent_s = 0
+
+    def age(which, days):
+        with st.db.session() as s:
+            s.execute(update(Inspection).where(Inspection.id.in_(which))
+                      .values(created_at=utcnow() - dt.timedelta(days=days)))
+    age(ids[:1], 45)
+    assert st.records.run_once()["parts"] == 1 and (share / ".lineguard-archive").exists()   # marked at first use
+    with st.db.session() as s:
+        kept_since = s.get(RecordsKept, 1).kept_since
+    share.rename(tmp_path / "share-away")          # not mounted after a restart
+    share.mkdir()
+    age(ids[1:3], 40)
+    with pytest.raises(OSError, match="has no .lineguard-archive file"):
+        st.records.run_once()
+    assert "has no .lineguard-archive file" in st.faults["records"]
+    assert list(share.iterdir()) == [] and len(st.query(limit=10)) == 3      # nothing written, nothing deleted
+    with st.db.session() as s:
+        assert s.get(RecordsKept, 1).kept_since == kept_since                # the charts' cutoff stayed
+    share.rmdir()
+    (tmp_path / "share-away").rename(share)        # mounted again
+    assert st.records.run_once()["parts"] == 2 and "records" not in st.faults
+    assert len(list(share.glob("records-*.csv"))) == 2
+
+
 def test_an_image_the_station_cannot_read_keeps_its_record_and_the_rest_go(spc_station, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()

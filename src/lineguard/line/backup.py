@@ -34,6 +34,7 @@ from typing import Callable, Optional
 from ..vision.atomic import atomic_write_bytes
 from . import filecheck
 from .imagestore import ContentStore
+from .mounted import CopyFolders, FolderAway
 from .periodic import PeriodicJob
 
 # the columns of a part's record that name files of the image store; clearing the
@@ -85,9 +86,14 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
         raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
                           "folder, best on another disk")
+    copies = CopyFolders(data_dir)
+    try:
+        copies.check(dest, MARKER, "backups")     # a share's mount point without the share: not written
+    except FolderAway as exc:
+        raise BackupError(str(exc)) from exc
     previous = _check_folder(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / MARKER).touch()
+    copies.mark(dest, MARKER)
     for store in ("images", "models"):
         # opening the backup's stores clears the temp copies of a backup killed mid-copy
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)

@@ -58,6 +58,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from ..vision.atomic import fsync_dir
 from .db import Database
 from .disk import delete_files_no_record_names
+from .mounted import CopyFolders
 from .imagestore import ContentStore
 from .periodic import PeriodicJob
 from .orm import Inspection, LineSignal, RecordsKept, Review, ShadowResult, utcnow
@@ -66,6 +67,7 @@ from .part_records import BOM, COLUMNS, _time, record_row
 log = logging.getLogger("lineguard.station")
 
 BATCH = 500
+ARCHIVE_MARK = ".lineguard-archive"    # left in the archive folder at its first use (line.mounted)
 MIN_DAYS = 30      # a shorter setting is a typo more often than a plan: the week's SPC context alone is 7 days
 
 
@@ -96,6 +98,8 @@ class RecordKeeper(PeriodicJob):
         self.keep_days = float(keep_days)
         self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
         self.archive = Path(archive) if archive is not None else None
+        self.copies = CopyFolders(Path(images.root).parent)     # the station's data folder
+        self._marked = False
         if archive_images not in ARCHIVE_IMAGES:
             raise ValueError(f"archive_images is one of {', '.join(ARCHIVE_IMAGES)}, got {archive_images!r}")
         self.archive_images = archive_images    # whose part images go to the archive with the records
@@ -267,10 +271,18 @@ class RecordKeeper(PeriodicJob):
         log.error("records: image %s not readable for the archive (%s); its record is kept", key, exc)
 
     def _archive_folder(self) -> None:
+        """Refuses (an OSError) an archive folder that is not the plant's disk or share
+        (line.mounted); marks it at its first use."""
         assert self.archive is not None
         if not self.archive.is_dir():
             # not made here: an archive share not mounted would fill the disk being cleaned
             raise FileNotFoundError(f"the archive folder {self.archive} does not exist (a share not mounted?)")
+        # its mount point, which does exist: records written there would hide under the
+        # share once mounted again, deleted from the station as archived
+        self.copies.check(self.archive, ARCHIVE_MARK, "the record archive")
+        if not self._marked:
+            self.copies.mark(self.archive, ARCHIVE_MARK)
+            self._marked = True
 
     def _archive_failed(self, exc: OSError) -> None:
         self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); those not "
