@@ -18,10 +18,36 @@ from sqlalchemy.orm import Session, sessionmaker
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
-# What the database answers when it cannot take a request now: unreachable, locked by
-# another writer past the wait, full, read-only (a file, or a standby after a failover;
-# PostgreSQL's "read-only transaction" is an InternalError). Not a fault of the request.
-REFUSALS = (OperationalError, InternalError)
+# The errors a database's refusal comes as (and, with them, some of lineguard's own
+# mistakes: a missing column is an OperationalError too; see is_refusal).
+DB_ERRORS = (OperationalError, InternalError)
+# SQLite's primary result codes for a database that cannot take a request now: busy or
+# locked past the wait, read-only, I/O error, full, cannot open the file
+_SQLITE_REFUSALS = frozenset({5, 6, 8, 10, 13, 14})
+# PostgreSQL's SQLSTATE classes for the same: connection lost, insufficient resources
+# (disk full, out of memory, too many connections), operator intervention (shut down,
+# starting up, statement timeout); and codes: a read-only transaction (a standby after
+# a failover), serialization failure, deadlock, lock not available, I/O error
+_PG_REFUSAL_CLASSES = frozenset({"08", "53", "57"})
+_PG_REFUSALS = frozenset({"25006", "40001", "40P01", "55P03", "58030"})
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether the database could not take the request now (unreachable, locked, full,
+    read-only): not a fault of the request, which may be sent again, nor a bug in the
+    station (a missing column, a syntax error), which may not hide as one."""
+    if not isinstance(exc, DB_ERRORS):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _SQLITE_REFUSALS
+    state = getattr(orig, "sqlstate", None)
+    if state is None:      # psycopg's own: no server answered (connection failed or lost)
+        return isinstance(exc, OperationalError) and type(orig).__module__.startswith("psycopg")
+    return state[:2] in _PG_REFUSAL_CLASSES or state in _PG_REFUSALS
 
 
 def refusal_reason(exc: BaseException) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        String, Text, UniqueConstraint)
 from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -189,13 +189,14 @@ class RecordsKept(Base):
 
 
 class WriteCheck(Base):
-    """One row (id 1), rewritten by a station's health probe while a refused write's
-    fault stands: the write that shows the database takes parts again."""
+    """Rows a station's health probe writes (64 kB) and deletes again while a refused
+    write's fault stands: the write that shows the database takes parts again."""
 
     __tablename__ = "write_checks"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)     # always 1
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     written_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Review(Base):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import socket
 import threading
 import time
@@ -31,7 +32,7 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import REFUSALS, Database, refusal_reason
+from .db import DB_ERRORS, Database, is_refusal, refusal_reason
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
@@ -176,6 +177,7 @@ class Station:
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
+        self._write_probe = threading.Lock()     # one /health write check at a time
         self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
         self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
         # What is wrong with this station right now (storage, database): /health shows
@@ -382,8 +384,10 @@ class Station:
             if existing is None:
                 raise
             return Outcome(self._same_part(existing, part), created=False)
-        except REFUSALS as exc:
+        except DB_ERRORS as exc:
             s.rollback()
+            if not is_refusal(exc):
+                raise           # the station's own mistake: a 500 with its traceback, not a fault to wait out
             raise self._storage_fault("database", exc) from exc
         finally:
             s.close()
@@ -493,7 +497,7 @@ class Station:
     def _fault_message(what: str, exc: BaseException) -> str:
         # The reason without server paths: the operator is told what to check, the log
         # (station side) has the full error.
-        reason = refusal_reason(exc) if isinstance(exc, REFUSALS) else \
+        reason = refusal_reason(exc) if isinstance(exc, DB_ERRORS) else \
             getattr(exc, "strerror", None) or type(exc).__name__
         where = "the data folder" if what == "images" else "the database"
         msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
@@ -521,42 +525,55 @@ class Station:
         except Exception as exc:  # noqa: BLE001 - any failure is a fault to show
             self.faults["database"] = f"{_UNREACHABLE} ({type(exc).__name__}); check --db"
             return dict(self.faults)
-        fault = self.faults.get("database")
-        if fault is not None and fault.startswith(_UNREACHABLE):
-            self.faults.pop("database", None)     # reachable again
-        elif fault is not None:
-            # A refused write (disk full, read-only, locked) is cleared by a write that
-            # works. Not only a part's: a station a load balancer took out of service on
-            # this fault gets no part, and would never come back.
-            self._check_writes()
+        if "database" in self.faults and self._write_probe.acquire(blocking=False):
+            # Reachable: cleared by a write that works, whatever the fault was (not
+            # reachable, then back read-only, is still refused). Not only a part's: a
+            # station a load balancer took out of service on this fault gets no part,
+            # and would never come back. One probe at a time; the others say what stands.
+            try:
+                self._check_writes()
+            finally:
+                self._write_probe.release()
         return dict(self.faults)
 
     def _check_writes(self) -> None:
-        """Rewrite the one ``write_checks`` row; clears the database fault if it commits."""
-        for _ in range(2):     # a second try: another process inserted the row first
-            s = self.db.new_session()
-            try:
-                row = s.get(WriteCheck, 1)
-                if row is None:
-                    s.add(WriteCheck(id=1, written_at=utcnow()))
-                else:
-                    row.written_at = utcnow()
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                continue
-            except Exception as exc:  # noqa: BLE001 - still refused: the fault stands, with today's reason
-                s.rollback()
+        """Write 64 kB of new rows and delete them again; clears the database fault if it
+        commits. A part's worth and more, in new pages: a small row rewritten in place
+        goes through on a database too full for any part. Waits 1 s for a lock at most
+        (a /health call must not hang for the 30 s a part waits)."""
+        fault = self.faults.get("database")
+        table = WriteCheck.__table__
+        sqlite = self.db.engine.dialect.name == "sqlite"
+        try:
+            with self.db.engine.connect() as conn:
+                try:
+                    if sqlite:
+                        conn.exec_driver_sql("PRAGMA busy_timeout=1000")
+                        conn.commit()
+                    for write in (  # any rows a probe stopped between its two writes left go first
+                            [table.delete(), table.insert().values(written_at=utcnow(), payload=os.urandom(65536))],
+                            [table.delete()]):     # random bytes: PostgreSQL would compress zeros to nothing
+                        with conn.begin():
+                            if not sqlite:
+                                conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                                conn.exec_driver_sql("SET LOCAL statement_timeout = '10s'")
+                            for statement in write:
+                                conn.execute(statement)
+                finally:
+                    if sqlite:
+                        conn.invalidate()    # not back to the pool with a 1 s wait for locks
+        except Exception as exc:  # noqa: BLE001 - still refused: the fault stands, with today's reason
+            if is_refusal(exc):
                 msg = self._fault_message("database", exc)
                 if self.faults.get("database") != msg:    # logged once, not at every probe
                     log.error("storage fault (database): still refused: %s", exc)
                 self.faults["database"] = msg
-                return
-            finally:
-                s.close()
+            else:
+                log.error("the database's write check failed", exc_info=exc)
+            return
+        if self.faults.get("database") == fault:   # not one a part set meanwhile
             self.faults.pop("database", None)
             log.info("the database takes writes again: its fault is cleared")
-            return
 
     _RECENT_MAX = 10_000
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
-from ..line.db import REFUSALS, refusal_reason
+from ..line.db import DB_ERRORS, is_refusal, refusal_reason
 from ..line.errors import StationError
 from ..line.station import Station
 from .docs import SecurityHeaders, add_offline_docs
@@ -164,25 +164,26 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     async def station_error(_req: Request, exc: StationError):
         return _error(exc.http_status, exc.code, exc.message, **exc.details)
 
-    async def database_refused(req: Request, exc: Exception):
-        # Unreachable, locked past the wait, full or read-only: the request changed
-        # nothing (its transaction rolled back) and may be sent again, so a 503 and not
-        # the 500 of a station's own failure.
-        log.error("the database refused %s %s: %s", req.method, req.url.path, exc)
-        return _error(503, "storage_unavailable",
-                      f"the station's database cannot take this request now ({refusal_reason(exc)}); nothing was "
-                      "changed: try again shortly, and if it persists check the database's disk space, "
-                      "permissions and --db")
-
-    for refusal in REFUSALS:
-        app.add_exception_handler(refusal, database_refused)
-
     @app.exception_handler(Exception)
     async def unexpected_error(req: Request, exc: Exception):
         # Still JSON, and without internals (paths, SQL): the log has the traceback.
-        log.exception("unexpected error on %s %s", req.method, req.url.path)
+        log.error("unexpected error on %s %s", req.method, req.url.path, exc_info=exc)
         return _error(500, "internal_error", "the station failed on this request (see its log); "
                                              "try again, and report it if it persists")
+
+    async def database_error(req: Request, exc: Exception):
+        if not is_refusal(exc):         # the station's own mistake (a missing column...): a 500
+            return await unexpected_error(req, exc)
+        # Unreachable, locked past the wait, full or read-only: what the request wrote
+        # was rolled back and it may be sent again, so a 503 and not the 500 of the
+        # station's own failure.
+        log.error("the database refused %s %s: %s", req.method, req.url.path, exc)
+        return _error(503, "storage_unavailable",
+                      f"the station's database cannot take this request now ({refusal_reason(exc)}); try again "
+                      "shortly, and if it persists check the database's disk space, permissions and --db")
+
+    for error in DB_ERRORS:
+        app.add_exception_handler(error, database_error)
 
     # Starlette's own HTTPException (FastAPI's is a subclass): a path no route matches
     # must answer in the same JSON shape as every other error

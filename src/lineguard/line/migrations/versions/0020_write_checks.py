@@ -1,6 +1,6 @@
-"""One row each station process rewrites to see that the database takes writes again
-after a refused part (line.station.Station.check_storage): a station a load balancer
-took out of service on that fault gets no part whose write could clear it.
+"""Rows a station process writes (64 kB) and deletes again to see that the database
+takes writes again after a refused part (line.station.Station.check_storage): a station
+a load balancer took out of service on that fault gets no part whose write could clear it.
 
 Revision ID: 0020
 Revises: 0019
@@ -20,6 +20,7 @@ def upgrade() -> None:
         "write_checks",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("written_at", sa.DateTime, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
     )
 
 
