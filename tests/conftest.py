@@ -69,6 +69,15 @@ def pg_reachable() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _no_host_fstab(monkeypatch):
+    """Backups and the record archive read /etc/fstab (line.mounted): tests read none, so a
+    machine whose fstab lists an unmounted folder above the temp folder runs them the same;
+    tests/line/test_mounted.py give their own."""
+    from lineguard.line import mounted
+    monkeypatch.setattr(mounted, "FSTAB", Path("/nonexistent/fstab"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_backend(request):
     """(database URL, schema): (None, None) for the station's own SQLite file, or the test
