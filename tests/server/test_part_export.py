@@ -192,9 +192,15 @@ def test_a_workbook_past_a_sheets_rows_is_refused_not_cut_short(spc_station, tmp
         r = c.get("/api/v1/inspections/export", params={"format": "xlsx"})
         assert r.status_code == 422 and "more than 5 rows match" in r.json()["error"]["message"]
         assert len(_rows(c.get("/api/v1/inspections/export"))) == 6          # CSV has no limit
+        assert c.get("/api/v1/inspections/export", params={"format": "xlsx", "limit": 5}).status_code == 200
+        # counted first: refused before a row is read (a million rows written, then refused, before)
+        read = []
+        monkeypatch.setattr(st, "each", lambda **kw: read.append(kw) or iter(()))
+        r = c.get("/api/v1/inspections/export", params={"format": "xlsx"})
+        assert r.status_code == 422 and read == []
     if st.config.db_url:
         return                                             # the CLI's own --db for PostgreSQL is tested elsewhere
     out = tmp_path / "out" / "parts.xlsx"
     r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(out)])
     assert r.exit_code == 1 and "more than 5 rows match" in r.output, r.output
-    assert list(out.parent.iterdir()) == []               # nothing half-written left
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []      # nothing half-written left

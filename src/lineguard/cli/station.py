@@ -714,7 +714,8 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     appears whole (written beside it, then renamed)."""
     from ..line import part_records
     from ..line.shifts import plant_zone
-    from ..line.station import each_part
+    from ..line import xlsx
+    from ..line.station import count_parts, each_part
     from ..line.xlsx import TooManyRows
     from ._term import fail
     try:
@@ -730,8 +731,14 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
             for rec in records:
                 written += 1
                 yield rec
-        records = counted(each_part(database, line=line, product=product, lot=lot, verdict=verdict, since=since,
-                                    until=until, test_parts={"all": None, "own": False, "test": True}[kind]))
+        filters = dict(line=line, product=product, lot=lot, verdict=verdict, since=since, until=until,
+                       test_parts={"all": None, "own": False, "test": True}[kind])
+        if out.suffix.lower() == ".xlsx":
+            try:
+                xlsx.check_fits(count_parts(database, up_to=xlsx.MAX_ROWS, **filters))
+            except TooManyRows as exc:
+                fail(f"{out}: {exc} (--out with .csv; --since/--until, --line)", code=1)
+        records = counted(each_part(database, **filters))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

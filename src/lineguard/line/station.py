@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
@@ -842,14 +842,28 @@ def in_audit_sample(sha256_hex: str, rate: float) -> bool:
     return rate >= 1 or int(sha256_hex[8:16], 16) / 0xFFFFFFFF < rate
 
 
-def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
-                 verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
-                 until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
-                 defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
-                 photo_doubted: Optional[bool] = None, before_id: Optional[int] = None, limit: int = 50) -> Any:
-    """The records the filters match, newest first, at most ``limit`` (1000 at most)
-    with ids below ``before_id``: the statement the list, the exports and the CLI share."""
-    q = select(Inspection)
+def select_parts(*, limit: int = 50, **filters: Any) -> Any:
+    """The records the filters match (those of :func:`_matching`), newest first, at most
+    ``limit`` (1000 at most) with ids below ``before_id``: the statement the list, the
+    exports and the CLI share."""
+    return _matching(select(Inspection), **filters).order_by(
+        Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+
+
+def count_parts(db: Any, *, up_to: int, limit: Optional[int] = None, **filters: Any) -> int:
+    """How many records ``filters`` match (at most ``limit`` of them), counted no further
+    than ``up_to``: enough to know a spreadsheet cannot hold them before writing one."""
+    cap = up_to if limit is None else min(up_to, limit)
+    with db.session() as s:
+        ids = _matching(select(Inspection.id), **filters).limit(cap).subquery()
+        return int(s.scalar(select(func.count()).select_from(ids)))
+
+
+def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
+              verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
+              until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
+              defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
+              photo_doubted: Optional[bool] = None, before_id: Optional[int] = None) -> Any:
     for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
                      (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
                      (Inspection.defect_type, defect_type)):
@@ -867,7 +881,7 @@ def select_parts(*, line: Optional[str] = None, station: Optional[str] = None, p
         q = q.where(Inspection.photo_issues.is_not(None) if photo_doubted else Inspection.photo_issues.is_(None))
     if before_id is not None:
         q = q.where(Inspection.id < before_id)
-    return q.order_by(Inspection.id.desc()).limit(max(1, min(limit, 1000)))
+    return q
 
 
 def each_part(db: Any, *, limit: Optional[int] = None, before_page: Optional[Callable[[], None]] = None,

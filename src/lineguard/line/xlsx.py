@@ -32,6 +32,19 @@ MAX_ROWS = 1_048_576                   # the most rows a sheet holds, its header
 
 class TooManyRows(ValueError):
     """More rows than a sheet holds: a workbook past it is one a spreadsheet refuses or cuts."""
+
+    def __init__(self) -> None:
+        super().__init__(f"more than {MAX_ROWS - 1:,} rows match, and a spreadsheet holds no more: narrow them "
+                         "(a shorter time, one line) or take CSV, which has no limit")
+
+
+def check_fits(rows: int) -> None:
+    """Refuse (:class:`TooManyRows`) before writing a workbook of this many rows (a count
+    made first: the writer's own check comes only after a million rows written)."""
+    if rows + 1 > MAX_ROWS:
+        raise TooManyRows()
+
+
 _EPOCH = dt.datetime(1899, 12, 30)     # day 0 of a sheet's dates (1900 date system)
 
 _CONTENT_TYPES = _HEAD + (
@@ -123,8 +136,7 @@ def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[An
             buf: list[str] = []
             for row in rows:
                 if n + 1 >= MAX_ROWS:
-                    raise TooManyRows(f"more than {MAX_ROWS - 1:,} rows match, and a spreadsheet holds no more: "
-                                      "narrow them (a shorter time, one line) or take CSV, which has no limit")
+                    raise TooManyRows()    # more came than were counted (parts recorded meanwhile)
                 n += 1
                 buf.append(f'<row r="{n + 1}">' + "".join(cell(v) for v in row) + "</row>")
                 if len(buf) >= 500:

@@ -15,8 +15,9 @@ from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.shifts import plant_zone
+from ...line import xlsx
 from ...line.xlsx import TooManyRows
-from ...line.station import Part, Station, _iso, _naive_utc, inspection_to_dict
+from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
 
@@ -168,6 +169,10 @@ def export_inspections(
     if format == "xlsx":
         # a zip is finished before it can be read: built in a temporary file (spilled to
         # disk past 16 MB), then sent; the file goes when the answer has been sent
+        try:
+            xlsx.check_fits(count_parts(station.db, up_to=xlsx.MAX_ROWS, limit=limit, **filters))
+        except TooManyRows as exc:
+            raise InvalidRequest(f"{exc} (format=csv)") from None
         book = tempfile.SpooledTemporaryFile(max_size=16 << 20)
         try:
             part_records.write_workbook(station.each(limit=limit, **filters), book, zone)
