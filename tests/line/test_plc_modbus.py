@@ -119,12 +119,15 @@ def test_handshake_order_result_matches_part_and_valid_held_until_ack(plc_cell):
 def _verification(plc, want: int, timeout: float = 10.0) -> tuple[bool, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        verified = bool(plc.c.read_discrete_inputs(6, count=1, slave=1).bits[0])
+        # the station writes the state, then the Verified bit (a PLC may see PASSED a moment
+        # before Verified, never Verified before PASSED): read in that order, and wait out
+        # the moment between the two writes
         state = plc.c.read_input_registers(10, count=1, slave=1).registers[0]
-        if state == want:
+        verified = bool(plc.c.read_discrete_inputs(6, count=1, slave=1).bits[0])
+        if state == want and verified == (state == 3):
             return verified, state
         time.sleep(0.02)
-    raise AssertionError(f"VerificationState did not become {want}: {state}")
+    raise AssertionError(f"VerificationState did not become {want} with Verified {want == 3}: {state}, {verified}")
 
 
 def test_a_part_tag_is_the_serial_and_a_reserved_one_is_a_test_part(plc_cell):

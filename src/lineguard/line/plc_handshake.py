@@ -22,6 +22,7 @@ The rules that keep a line safe live here, once:
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import threading
 import time
@@ -34,6 +35,8 @@ from .camera_frame import CameraFrame
 from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
+from .signal_spool import FOLDER as spool_folder
+from .signal_spool import SignalSpool
 
 log = logging.getLogger("lineguard.plc")
 
@@ -104,6 +107,7 @@ class Trigger:
     at: Any                  # wall clock (naive UTC) for the record
     timer: Optional[threading.Timer] = None
     signal_id: Optional[int] = None
+    spooled: Optional[str] = None     # its answer's key in the spool while the database refused it
 
 
 @dataclass
@@ -185,6 +189,13 @@ class Handshake:
         # before an alarm event from undoing it
         self.alarm_code = 0
         self._alarm_gen = 0
+        # answers the database refused, kept in the data folder until written (line.signal_spool)
+        data_dir = getattr(getattr(station, "config", None), "data_dir", None)
+        link = hashlib.sha256(f"{line}\0{station_name}".encode()).hexdigest()[:12]
+        self._spool = SignalSpool(Path(data_dir) / spool_folder if data_dir is not None else None,
+                                  f"{protocol}-{link}")
+        self._spooled: dict[str, Trigger] = {}     # this run's triggers whose answer waits there
+        self._spool_write_queued = threading.Event()    # one try queued at a time (a locked database waits 30 s)
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -195,10 +206,17 @@ class Handshake:
     def busy(self) -> bool:
         return self.pending is not None
 
+    @property
+    def signals_fault_key(self) -> str:
+        return f"{self.fault_key}_signals"
+
     def start_verification(self) -> None:
         """Read the verification now, then keep it read (the adapter calls this once it listens)."""
         if self._verifier is not None:
             return
+        if self._spool.answers():        # left by the last run: written as soon as the database takes them
+            self._show_unrecorded()
+            self._try_spooled()
         self._refresh_or_unknown()
         self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
                                           name=f"plc-{self.protocol}-verification")
@@ -519,33 +537,94 @@ class Handshake:
             self._verify_now.clear()
             if not self._closing.is_set():
                 self._refresh_or_unknown()
+                if self._spool.answers():
+                    self._try_spooled()
 
     # -- what the PLC was told, kept ----------------------------------------------------
     def _record(self, ans: Answer) -> None:
         trig = ans.trigger
         inspection_id = ans.inspection_id or None
-        row = LineSignal(protocol=self.protocol, line=self.line, station=self.station_name, trigger_seq=trig.seq,
-                         part_tag=trig.tag, recipe_id=trig.recipe, product=self.recipes.get(trig.recipe),
-                         inspection_id=inspection_id, signal=ans.signal, result_code=int(ans.code),
-                         reason=ans.reason, triggered_at=trig.at, answered_at=utcnow())
+        row = dict(protocol=self.protocol, line=self.line, station=self.station_name, trigger_seq=trig.seq,
+                   part_tag=trig.tag, recipe_id=trig.recipe, product=self.recipes.get(trig.recipe),
+                   inspection_id=inspection_id, signal=ans.signal, result_code=int(ans.code),
+                   reason=ans.reason, triggered_at=trig.at, answered_at=utcnow())
+        event = {"line": self.line, "station": self.station_name, "protocol": self.protocol,
+                 "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
+                 "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
+                 "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason}
+        if not self._spool.answers():
+            try:
+                (trig.signal_id,) = self._write_signals([(row, event)])
+                self.station.sinks.wake()
+                return
+            except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
+                log.error("line signal of trigger %s (%s, %s) not recorded now, kept until the database takes it: "
+                          "%s", trig.seq, ans.signal, ans.code.name, exc)
+        # after answers still waiting there: in the order the PLC got them
+        key = f"{trig.seq}@{trig.at.isoformat() if trig.at else ''}"
+        trig.spooled = key
+        self._spooled[key] = trig
+        self._spool.add_answer(key, row, event)
+        self._show_unrecorded()
+        self._try_spooled()
+
+    def _try_spooled(self) -> None:
+        if self._spool_write_queued.is_set():
+            return
+        self._spool_write_queued.set()
         try:
-            with self.station.db.session() as s:
-                s.add(row)
+            self._recorder.submit(self._write_spooled)
+        except RuntimeError:     # the link is closing: the next start writes them
+            self._spool_write_queued.clear()
+
+    def _write_signals(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[int]:
+        """Insert these line signals and their outbox events in one transaction; their ids."""
+        ids = []
+        with self.station.db.session() as s:
+            for row, event in rows:
+                signal = LineSignal(**row)
+                s.add(signal)
                 s.flush()
-                signal_id = row.id
-                record_event(s, "line_signal", self.line, {
-                    "line": self.line, "station": self.station_name, "protocol": self.protocol,
-                    "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
-                    "product": row.product, "inspection_id": inspection_id, "signal": ans.signal,
-                    "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason})
-            # only once committed: a rolled-back row's id is handed out again (SQLite)
-            trig.signal_id = signal_id
-            self.station.sinks.wake()
-        except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the log keeps what was lost
-            log.error("line signal of trigger %s (%s, %s) not recorded: %s", trig.seq, ans.signal, ans.code.name, exc)
+                ids.append(signal.id)
+                record_event(s, "line_signal", self.line, event)
+        # only once committed: a rolled-back row's id is handed out again (SQLite)
+        return ids
+
+    def _write_spooled(self) -> None:
+        """Write the answers the database refused, oldest first, in one transaction (on
+        the recorder's thread, as the late verdicts: none is linked while this runs)."""
+        self._spool_write_queued.clear()
+        n, answers = self._spool.taken()
+        if not n:
+            return
+        try:
+            ids = self._write_signals([(row, event) for _key, row, event in answers]) if answers else []
+        except Exception as exc:  # noqa: BLE001 - still refused: kept, tried again in a few seconds
+            log.debug("the PLC's unrecorded answers are still not written: %s", exc)
+            return
+        self._spool.written(n)
+        for (key, _row, _event), signal_id in zip(answers, ids):
+            trig = self._spooled.pop(key, None)
+            if trig is not None:
+                trig.signal_id = signal_id
+                trig.spooled = None
+        log.info("%d answers to the PLC the database had refused are recorded now", len(ids))
+        self._show_unrecorded()
+        self.station.sinks.wake()
+
+    def _show_unrecorded(self) -> None:
+        waiting = self._spool.answers()
+        if waiting:
+            self.station.faults[self.signals_fault_key] = (
+                f"{waiting} answers to the PLC ({self.protocol}) are not recorded yet: the database refused them; "
+                f"kept in {self._spool.path or 'memory'} and written once it takes them (the line runs on)")
+        else:
+            self.station.faults.pop(self.signals_fault_key, None)
 
     def _record_late(self, trig: Trigger, inspection_id: int) -> None:
         if trig.signal_id is None:
+            if trig.spooled is not None and self._spool.holds(trig.spooled):
+                self._spool.add_late(trig.spooled, inspection_id)     # linked when its answer is written
             return
         try:
             with self.station.db.session() as s:

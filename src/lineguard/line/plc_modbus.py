@@ -203,6 +203,7 @@ class ModbusStation:
             except Exception:  # noqa: BLE001 - closing anyway
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._server = None      # closed once: a second close() has nothing to wait for
         if self._thread is not None:
             self._thread.join(5)
         self.hs.close()

@@ -149,6 +149,13 @@ _UNREACHABLE = "the database is not reachable"
 HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep", "disk"})
 
 
+def stops_parts(fault: str) -> bool:
+    """Whether a fault stops parts being judged or stored (/health's 503), or only the
+    station's housekeeping; a PLC link's answers waiting to be recorded (``plc_signals``,
+    line.signal_spool) are the latter: the PLC has them, and they are kept."""
+    return fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals")
+
+
 class Station:
     """Database, file store, model registry, metrics and sinks of one station."""
 

@@ -12,7 +12,7 @@ from ... import __version__
 from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
-from ...line.station import HOUSEKEEPING_FAULTS, Station, _iso
+from ...line.station import Station, _iso, stops_parts
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
 
@@ -27,7 +27,7 @@ def health(station: Station = Depends(get_station)) -> Any:
     active: list[str] = []
     if "database" not in faults:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
-    stopping = set(faults) - HOUSEKEEPING_FAULTS
+    stopping = [f for f in faults if stops_parts(f)]
     body = {"status": "fault" if stopping else "degraded" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
             "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
