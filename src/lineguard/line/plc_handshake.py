@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from sqlalchemy import select
+
 from .camera_frame import CameraFrame
+from .db import is_refusal
 from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
@@ -196,6 +199,7 @@ class Handshake:
                                   f"{protocol}-{link}")
         self._spooled: dict[str, Trigger] = {}     # this run's triggers whose answer waits there
         self._spool_write_queued = threading.Event()    # one try queued at a time (a locked database waits 30 s)
+        self._record_lock = threading.Lock()
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -210,10 +214,17 @@ class Handshake:
     def signals_fault_key(self) -> str:
         return f"{self.fault_key}_signals"
 
+    def open_spool(self) -> None:
+        """Take this link's spool of unrecorded answers (the adapter calls this before it
+        listens: a second link for the same line, station and protocol on one data folder
+        is refused, line.signal_spool.SpoolBusy)."""
+        self._spool.open()
+
     def start_verification(self) -> None:
         """Read the verification now, then keep it read (the adapter calls this once it listens)."""
         if self._verifier is not None:
             return
+        self._spool.open()
         if self._spool.answers():        # left by the last run: written as soon as the database takes them
             self._show_unrecorded()
             self._try_spooled()
@@ -244,6 +255,7 @@ class Handshake:
                 self.pending.timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._recorder.shutdown(wait=True)
+        self._spool.close()      # what still waits stays in its file for the next start
 
     # -- PLC requests ------------------------------------------------------------------
     def select_recipe(self, rid: int) -> bool:
@@ -552,19 +564,21 @@ class Handshake:
                  "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
                  "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
                  "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason}
-        if not self._spool.answers():
-            try:
-                (trig.signal_id,) = self._write_signals([(row, event)])
-                self.station.sinks.wake()
-                return
-            except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
-                log.error("line signal of trigger %s (%s, %s) not recorded now, kept until the database takes it: "
-                          "%s", trig.seq, ans.signal, ans.code.name, exc)
-        # after answers still waiting there: in the order the PLC got them
-        key = f"{trig.seq}@{trig.at.isoformat() if trig.at else ''}"
-        trig.spooled = key
-        self._spooled[key] = trig
-        self._spool.add_answer(key, row, event)
+        # one at a time (the handshake's thread records rejects without a verdict, the
+        # recorder the others): none is written past an older one waiting in the spool
+        with self._record_lock:
+            if not self._spool.answers():
+                try:
+                    (trig.signal_id,) = self._write_signals([(row, event)])
+                    self.station.sinks.wake()
+                    return
+                except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
+                    log.error("line signal of trigger %s (%s, %s) not recorded now, kept until the database takes "
+                              "it: %s", trig.seq, ans.signal, ans.code.name, exc)
+            key = f"{trig.seq}@{trig.at.isoformat() if trig.at else ''}"
+            trig.spooled = key
+            self._spooled[key] = trig
+            self._spool.add_answer(key, row, event)
         self._show_unrecorded()
         self._try_spooled()
 
@@ -577,11 +591,23 @@ class Handshake:
         except RuntimeError:     # the link is closing: the next start writes them
             self._spool_write_queued.clear()
 
-    def _write_signals(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[int]:
-        """Insert these line signals and their outbox events in one transaction; their ids."""
+    def _write_signals(self, rows: list[tuple[dict[str, Any], dict[str, Any]]], again: bool = False) -> list[int]:
+        """Insert these line signals and their outbox events in one transaction; their ids.
+        ``again``: rows from the spool, which a crash after their commit may have left
+        there: one already recorded (same link, trigger and time) is not written twice."""
         ids = []
         with self.station.db.session() as s:
             for row, event in rows:
+                if again:
+                    there = s.scalars(select(LineSignal).where(
+                        LineSignal.protocol == row["protocol"], LineSignal.line == row["line"],
+                        LineSignal.station == row["station"], LineSignal.trigger_seq == row["trigger_seq"],
+                        LineSignal.triggered_at == row["triggered_at"])).first()
+                    if there is not None:
+                        if row.get("late_inspection_id") and there.late_inspection_id is None:
+                            there.late_inspection_id = row["late_inspection_id"]
+                        ids.append(there.id)
+                        continue
                 signal = LineSignal(**row)
                 s.add(signal)
                 s.flush()
@@ -592,34 +618,55 @@ class Handshake:
 
     def _write_spooled(self) -> None:
         """Write the answers the database refused, oldest first, in one transaction (on
-        the recorder's thread, as the late verdicts: none is linked while this runs)."""
+        the recorder's thread, as the late verdicts: none is linked while this runs). One
+        the database refuses for a reason of its own (not a refusal to write at all) is
+        set aside, not left to hold every later one back."""
         self._spool_write_queued.clear()
-        n, answers = self._spool.taken()
-        if not n:
-            return
         try:
-            ids = self._write_signals([(row, event) for _key, row, event in answers]) if answers else []
-        except Exception as exc:  # noqa: BLE001 - still refused: kept, tried again in a few seconds
-            log.debug("the PLC's unrecorded answers are still not written: %s", exc)
-            return
-        self._spool.written(n)
+            answers = self._spool.taken()
+            if not answers:
+                return
+            try:
+                self._spooled_written(answers, self._write_signals([(r, e) for _k, r, e in answers], again=True))
+            except Exception as exc:  # noqa: BLE001
+                if is_refusal(exc):
+                    log.debug("the PLC's unrecorded answers are still not written: %s", exc)
+                    return
+                for one in answers:      # which one: each on its own
+                    try:
+                        self._spooled_written([one], self._write_signals([one[1:]], again=True))
+                    except Exception as each:  # noqa: BLE001
+                        if is_refusal(each):
+                            return
+                        log.error("the answer to the PLC for trigger %s (tag %s) cannot be recorded (%s): set aside "
+                                  "in %s", one[1]["trigger_seq"], one[1]["part_tag"], each,
+                                  self._spool.path.with_suffix(".refused.jsonl") if self._spool.path else "the log")
+                        self._spool.remove({one[0]}, set_aside=True)
+        except Exception:  # noqa: BLE001 - never silent on the recorder's thread
+            log.exception("the PLC's unrecorded answers could not be written")
+        finally:
+            self._show_unrecorded()
+
+    def _spooled_written(self, answers: list[tuple[str, dict[str, Any], dict[str, Any]]], ids: list[int]) -> None:
+        self._spool.remove({key for key, _row, _event in answers})
         for (key, _row, _event), signal_id in zip(answers, ids):
             trig = self._spooled.pop(key, None)
             if trig is not None:
                 trig.signal_id = signal_id
                 trig.spooled = None
         log.info("%d answers to the PLC the database had refused are recorded now", len(ids))
-        self._show_unrecorded()
         self.station.sinks.wake()
 
     def _show_unrecorded(self) -> None:
         waiting = self._spool.answers()
-        if waiting:
-            self.station.faults[self.signals_fault_key] = (
-                f"{waiting} answers to the PLC ({self.protocol}) are not recorded yet: the database refused them; "
-                f"kept in {self._spool.path or 'memory'} and written once it takes them (the line runs on)")
-        else:
+        if not waiting:
             self.station.faults.pop(self.signals_fault_key, None)
+            return
+        kept = (f"kept in {self._spool.path}" if self._spool.on_disk else
+                "kept in memory only, as the data folder cannot be written either: a restart now loses them")
+        self.station.faults[self.signals_fault_key] = (
+            f"{waiting} answers to the PLC ({self.protocol}) are not recorded yet: the database refused them; {kept}, "
+            "and written once it takes them (the line runs on)")
 
     def _record_late(self, trig: Trigger, inspection_id: int) -> None:
         if trig.signal_id is None:

@@ -32,19 +32,61 @@ FOLDER = "plc-unrecorded"
 _TIMES = ("triggered_at", "answered_at")
 
 
+_ROW_KEYS = ("protocol", "line", "station", "trigger_seq", "part_tag", "recipe_id", "product", "inspection_id",
+             "signal", "result_code", "reason", "triggered_at", "answered_at")
+
+
+class SpoolBusy(RuntimeError):
+    """Another PLC link (this process or another) keeps the same spool file."""
+
+
 class SignalSpool:
-    """The answers of one PLC link not yet in the database, oldest first."""
+    """The answers of one PLC link not yet in the database, oldest first. One link keeps
+    a spool file at a time (a lock beside it while the link runs)."""
 
     def __init__(self, folder: Optional[Path], name: str):
         self.path = Path(folder) / f"{name}.jsonl" if folder is not None else None
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
         self._on_disk = True
-        if self.path is not None and self.path.exists():
+        self._held: Optional[int] = None
+        self._opened = False
+
+    def open(self) -> None:
+        """Take the spool file (:class:`SpoolBusy` when another link has it) and read what
+        a previous run left; once, before the link listens."""
+        if self._opened or self.path is None:
+            return
+        self._opened = True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._held = _hold(self.path.with_suffix(".lock"))
+        except OSError as exc:
+            log.error("answers to the PLC the database refuses can be kept in memory only: %s cannot be written "
+                      "(%s)", self.path.parent, exc)
+            self._on_disk = False
+            return
+        if self._held == -1:
+            self._held = None
+            self._opened = False
+            raise SpoolBusy(f"another PLC link for the same line, station and protocol runs on this data folder "
+                            f"({self.path.parent}): give each link its own station name or data folder")
+        if self.path.exists():
             self._entries = _read(self.path)
             if self._entries:
                 log.warning("%d answers to the PLC from before the last stop were not recorded yet (%s): written "
                             "once the database takes them", self.answers(), self.path)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether every answer waiting is in the file (a restart loses none)."""
+        return self.path is not None and self._on_disk
+
+    def close(self) -> None:
+        if self._held is not None:
+            os.close(self._held)      # releases the lock
+            self._held = None
+        self._opened = False
 
     def answers(self) -> int:
         with self._lock:
@@ -61,10 +103,9 @@ class SignalSpool:
     def add_late(self, key: str, inspection_id: int) -> None:
         self._append({"late": key, "inspection_id": int(inspection_id)})
 
-    def taken(self) -> tuple[int, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
-        """(how many entries, the answers they hold): each answer's row with its times
-        parsed and a late verdict linked, for one transaction; :meth:`written` with the
-        count once it committed."""
+    def taken(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """The answers waiting, oldest first, each (key, row with its times parsed and a
+        late verdict linked, outbox event); :meth:`remove` their keys once written."""
         with self._lock:
             entries = list(self._entries)
         answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -72,27 +113,33 @@ class SignalSpool:
             if "answer" in e:
                 row = dict(e["row"])
                 for k in _TIMES:
-                    if row.get(k):
-                        row[k] = dt.datetime.fromisoformat(row[k])
+                    row[k] = dt.datetime.fromisoformat(row[k]) if row.get(k) else None
                 answers[e["answer"]] = (row, e["event"])
             elif e.get("late") in answers:
                 answers[e["late"]][0]["late_inspection_id"] = e["inspection_id"]
-        return len(entries), [(k, row, event) for k, (row, event) in answers.items()]
+        return [(k, row, event) for k, (row, event) in answers.items()]
 
-    def written(self, n: int) -> None:
-        """The first ``n`` entries are in the database: forget them (the file rewritten
-        with the rest, or removed)."""
+    def remove(self, keys: set[str], set_aside: bool = False) -> None:
+        """Forget these answers and their late verdicts (written, or with ``set_aside``
+        refused for good: kept beside the spool, ``<name>.refused.jsonl``, for a person);
+        the file rewritten with the rest, or removed."""
         with self._lock:
-            del self._entries[:n]
+            gone = [e for e in self._entries if e.get("answer", e.get("late")) in keys]
+            self._entries = [e for e in self._entries if e.get("answer", e.get("late")) not in keys]
             if self.path is None:
                 return
             try:
+                if set_aside and gone:
+                    with open(self.path.with_suffix(".refused.jsonl"), "ab") as f:
+                        f.write(b"".join(_line(e) for e in gone))
+                        f.flush()
+                        os.fsync(f.fileno())
                 if self._entries:
                     atomic_write_bytes(self.path, b"".join(_line(e) for e in self._entries))
-                else:
-                    self.path.unlink(missing_ok=True)
+                elif self.path.exists():
+                    self.path.unlink()
                     fsync_dir(self.path.parent)
-            except OSError as exc:     # recorded twice after a restart at worst: the rows say so by their ids
+            except OSError as exc:     # written again at the next start: the link skips rows already there
                 log.error("the PLC's recorded answers could not be cleared from %s (%s)", self.path, exc)
 
     def _append(self, entry: dict[str, Any]) -> None:
@@ -101,14 +148,20 @@ class SignalSpool:
             if self.path is None:
                 return
             try:
-                made = not self.path.parent.exists()
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if made:
-                    fsync_dir(self.path.parent.parent)
+                if not self._on_disk:    # some are in memory only: the file made whole again, or not at all
+                    atomic_write_bytes(self.path, b"".join(_line(e) for e in self._entries))
+                    self._on_disk = True
+                    return
                 with open(self.path, "ab") as f:
-                    f.write(_line(entry))
-                    f.flush()
-                    os.fsync(f.fileno())
+                    size = os.fstat(f.fileno()).st_size
+                    try:
+                        # a line cut short by a full disk before stays apart from this one
+                        f.write((b"\n" if size and _last_byte(self.path, size) != b"\n" else b"") + _line(entry))
+                        f.flush()
+                        os.fsync(f.fileno())
+                    except OSError:
+                        f.truncate(size)     # no half line left for the next one to join
+                        raise
                 self._on_disk = True
             except OSError as exc:
                 if self._on_disk:
@@ -117,8 +170,48 @@ class SignalSpool:
                 self._on_disk = False
 
 
+def _hold(lock_path: Path) -> int:
+    """An exclusive lock on ``lock_path`` for as long as the fd stays open; -1 when another
+    holds it (POSIX; elsewhere not locked)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1)
+
+
 def _line(entry: dict[str, Any]) -> bytes:
     return (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+
+
+def _valid(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    if "late" in entry:
+        return isinstance(entry["late"], str) and isinstance(entry.get("inspection_id"), int)
+    row = entry.get("row")
+    if not (isinstance(entry.get("answer"), str) and isinstance(entry.get("event"), dict) and isinstance(row, dict)
+            and set(_ROW_KEYS) <= set(row)):
+        return False
+    try:
+        for k in _TIMES:
+            if row[k]:
+                dt.datetime.fromisoformat(row[k])
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -129,12 +222,15 @@ def _read(path: Path) -> list[dict[str, Any]]:
         log.error("answers to the PLC not recorded before the last stop cannot be read from %s (%s)", path, exc)
         return []
     for i, line in enumerate(lines):
+        if not line.strip():
+            continue
         try:
             entry = json.loads(line)
         except ValueError:
-            if i < len(lines) - 1:
-                log.error("a damaged line %d in %s is skipped", i + 1, path)
-            continue     # the last one: cut short by a crash mid-append
-        if isinstance(entry, dict):
+            entry = None
+        if _valid(entry):
             entries.append(entry)
+        elif i < len(lines) - 1:
+            log.error("line %d of %s is damaged and skipped: %r", i + 1, path, line[:500])
+        # else the last one: cut short by a crash mid-append
     return entries
