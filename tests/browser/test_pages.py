@@ -113,6 +113,30 @@ def test_review_queue_from_the_keyboard(pages, station):
     assert [(h["label"], h["defect_type"], h["verdict_at_review"]) for h in hist] == [("defect", "crack", "NG")]
 
 
+def test_the_review_queue_loads_older_parts_and_takes_in_new_ones(pages, station):
+    # a queue longer than a page: the oldest parts come at its end, never dropped unsaid
+    with api(station, "operator") as c:
+        ids = [post_part(c, png_bytes(220 if i % 2 else 205, seed=820 + i), f"old-{i}", line="LQ").json()["id"]
+               for i in range(5)]
+    p = pages(role="operator")
+    page = p.open("/app/review?queue=todo&line=LQ&page=2&poll=1", "#current h2")
+    expect(page.locator("#queue li:not(.more)")).to_have_count(2)
+    expect(page.locator("#position")).to_contain_text("1 of 2+")
+    expect(page.locator("#load-older")).to_be_visible()
+    for want in ("old-4", "old-3", "old-2", "old-1", "old-0"):
+        expect(page.locator("#current h2")).to_contain_text(want)
+        page.keyboard.press("g")          # judged, and on to the next: older ones load at the end
+    expect(page.locator("#queue li.done")).to_have_count(5)
+    expect(page.locator("#load-older")).to_have_count(0)
+    with api(station, "operator") as c:
+        assert all(c.get(f"/api/v1/inspections/{i}").json()["review"]["label"] == "good" for i in ids)
+        post_part(c, png_bytes(230, seed=830), "new-0", line="LQ")
+    # a part judged since: in the queue within the poll, the current part kept
+    expect(page.locator("#queue li", has_text="new-0")).to_have_count(1)
+    expect(page.locator("#current h2")).to_contain_text("old-0")
+    p.shot("review-paged")
+
+
 def test_gallery_filters_and_the_part_page(pages, station):
     hostile = '<img src=x onerror="window.__xss=1">'
     with api(station, "operator") as c:

@@ -26,36 +26,84 @@ LG.start(async (main) => {
       h("button", {type: "button", class: "secondary", onclick: () => helpDlg.showModal()}, "Keys (?)"))),
   h("div", {class: "row"}, h("div", {class: "queue-col"}, queue), detail), helpDlg);
 
-  async function fetchList(verdict, reviewed) {
+  // A page at a time (newest first), the older ones loaded when the operator gets to
+  // them: a queue never drops the oldest parts without saying so. REVIEW and NG are two
+  // lists merged by id; only the parts down to where both are complete are shown.
+  const PAGE = Math.max(1, Math.min(1000, Number(p.page) || 200));
+  let pools = {}, cursors = {}, judged = new Map(), more = false;
+
+  function verdicts() { return which.value === "todo" ? ["REVIEW", "NG"] : [which.value]; }
+
+  async function fetchPage(verdict, before) {
     // test parts are known already: a failed one is on the Test parts page, not a review
-    const page = await api("/api/v1/inspections" + LG.q({verdict, reviewed, line: lineIn.value.trim(), limit: 200,
-      test_parts: "false"}));
-    return page.items;
+    return api("/api/v1/inspections" + LG.q({verdict, reviewed: "false", line: lineIn.value.trim(), limit: PAGE,
+      test_parts: "false", cursor: before || undefined}));
+  }
+
+  function merge() {
+    const open = verdicts().filter((v) => cursors[v]);
+    // below the oldest part of a list with more to load, the other lists' parts could
+    // come out of order: they wait for the next page
+    const floor = open.length ? Math.max(...open.map((v) => pools[v][pools[v].length - 1].id)) : 0;
+    more = open.length > 0;
+    const cur = items[idx];
+    items = [].concat(...verdicts().map((v) => pools[v])).filter((it) => it.id >= floor)
+      .sort((x, y) => y.id - x.id).map((it) => judged.get(it.id) || it);
+    if (cur) idx = Math.max(0, items.findIndex((it) => it.id === cur.id));
+  }
+
+  async function loadOlder() {
+    const open = verdicts().filter((v) => cursors[v]);
+    const pages = await Promise.all(open.map((v) => fetchPage(v, cursors[v])));
+    open.forEach((v, i) => { pools[v] = pools[v].concat(pages[i].items); cursors[v] = pages[i].next_cursor; });
+    merge();
+    renderList();
   }
 
   async function reload() {
-    const w = which.value;
-    history.replaceState(null, "", location.pathname + LG.q({queue: w, line: lineIn.value.trim()}));
-    if (w === "todo") {
-      const [a, b] = await Promise.all([fetchList("REVIEW", "false"), fetchList("NG", "false")]);
-      items = a.concat(b).sort((x, y) => y.id - x.id);
-    } else {
-      items = await fetchList(w, "false");
-    }
+    history.replaceState(null, "", location.pathname + LG.q({queue: which.value, line: lineIn.value.trim(),
+      page: p.page, poll: p.poll}));
+    pools = {}; cursors = {}; judged = new Map(); items = []; idx = 0;
+    const pages = await Promise.all(verdicts().map((v) => fetchPage(v)));
+    verdicts().forEach((v, i) => { pools[v] = pages[i].items; cursors[v] = pages[i].next_cursor; });
+    merge();
     idx = 0;
     renderList();
     await show();
   }
 
+  // parts judged since the queue was loaded come in on top, the current part staying current
+  async function newer() {
+    const top = Math.max(0, ...verdicts().map((v) => (pools[v][0] || {id: 0}).id));
+    const pages = await Promise.all(verdicts().map((v) => fetchPage(v)));
+    let added = 0;
+    verdicts().forEach((v, i) => {
+      const fresh = pages[i].items.filter((it) => it.id > top);
+      added += fresh.length;
+      pools[v] = fresh.concat(pools[v]);
+    });
+    if (!added) return;
+    const wasEmpty = !items[idx];
+    merge();
+    renderList();
+    LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
+    if (wasEmpty) await show();
+  }
+  setInterval(() => { if (!document.hidden) newer().catch(() => {}); }, 1000 * (Number(p.poll) || 20));
+
   function renderList() {
     clear(listEl);
-    if (!items.length) listEl.appendChild(h("li", {class: "muted"}, "Nothing to review."));
+    if (!items.length && !more) listEl.appendChild(h("li", {class: "muted"}, "Nothing to review."));
     items.forEach((it, i) => {
       listEl.appendChild(h("li", {class: (i === idx ? "current " : "") + (it.review.reviewed ? "done" : ""),
         dataset: {id: it.id}, onclick: () => { idx = i; renderList(); show().catch(LG.fail); }},
       h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id, " ",
       h("span", {class: "muted"}, num(it.score))));
     });
+    if (more) {
+      listEl.appendChild(h("li", {class: "more"}, h("button", {type: "button", class: "secondary", id: "load-older",
+        onclick: () => loadOlder().catch(LG.fail)}, "Load older parts")));
+    }
     const cur = listEl.children[idx];
     if (cur && cur.scrollIntoView) cur.scrollIntoView({block: "nearest"});
   }
@@ -76,7 +124,7 @@ LG.start(async (main) => {
     detail.append(
       h("h2", {}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
-        " ", h("span", {class: "muted"}, `${idx + 1} of ${items.length}`)),
+        " ", h("span", {class: "muted", id: "position"}, `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`)),
       h("div", {class: "row"},
         h("div", {class: "grow"}, h("div", {class: "viewer"}, img)),
         h("div", {class: "grow"},
@@ -112,17 +160,20 @@ LG.start(async (main) => {
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
       const rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
       items[idx] = rec;
+      judged.set(rec.id, rec);
       type = null;   // each part gets its own type, never the last one's by accident
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
       if (idx < items.length - 1) idx += 1;
+      else if (more) { await loadOlder(); idx = Math.min(idx + 1, items.length - 1); }
       renderList();
       await show();
     } catch (err) { LG.fail(err); } finally { busy = false; }
   }
 
-  function move(d) {
+  async function move(d) {
+    if (d > 0 && idx >= items.length - 1 && more) await loadOlder();
     const n = Math.max(0, Math.min(items.length - 1, idx + d));
-    if (n !== idx) { idx = n; renderList(); show().catch(LG.fail); }
+    if (n !== idx) { idx = n; renderList(); await show(); }
   }
 
   document.addEventListener("keydown", (e) => {
@@ -135,8 +186,8 @@ LG.start(async (main) => {
     else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator")) judge("good"); }
     else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator")) judge("defect"); }
     else if (/^[1-9]$/.test(k)) pickType(Number(k) - 1);
-    else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1);
-    else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1);
+    else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1).catch(LG.fail);
+    else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1).catch(LG.fail);
     else if (k === "o" || k === "O") { view = view === "overlay" ? "image" : "overlay"; show().catch(LG.fail); }
     else return;
     e.preventDefault();
