@@ -84,6 +84,19 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     p.shot("spc")
 
 
+def test_the_score_drift_of_a_single_hour_is_drawn_and_not_called_steady(pages, station):
+    # a shift's first hour: one subgroup, no line to draw between points, nothing to compare
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    plant_hours(station.data_dir, "L1H", [(60, 1)], now)
+    p = pages(role="operator")
+    since = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page = p.open(f"/app/spc?line=L1H&by=hour&since={since}&until={now.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                  "#scores svg")
+    expect(page.locator("#scores circle.dot")).to_have_count(3)          # mean, median, p95 of the one hour
+    expect(page.locator("#drift")).to_have_class("muted")
+    expect(page.locator("#drift")).to_contain_text("nothing to compare yet")
+
+
 def _scores_posted(c, line, brightness, label, start_seed):
     ids = []
     for k, b in enumerate(brightness):
@@ -107,7 +120,11 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
     def pct(x):
         return f"{100 * x:.2f} %"
 
-    t = page.evaluate("Number(document.querySelector('#threshold').value)")
+    # until the slider moves, the version's own threshold exactly (a range input snaps its
+    # value to its steps: saved untouched, it made a version with another threshold)
+    t = 0.5
+    expect(page.locator("#threshold-value")).to_have_text("0.5000")
+    expect(page.locator("#save")).to_be_disabled()
     expect(fr).to_have_text(pct(sum(s > t for s in good) / len(good)))
     before = fr.text_content()
     p.shot("tuning")

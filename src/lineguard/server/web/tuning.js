@@ -55,9 +55,23 @@ LG.start(async (main) => {
     const note = h("input", {name: "note", placeholder: "why (saved with the version)", size: 40});
     const save = h("button", {type: "button", id: "save", dataset: {role: "engineer"}}, "Save as a new version");
 
+    // A range input snaps its value to min + k * step: until a slider is moved, its
+    // threshold is the version's own, exactly (saving untouched must change nothing).
+    const bandBefore = t.review_threshold ?? null;
+    let thrMoved = false, revMoved = false;
+    thr.addEventListener("input", () => { thrMoved = true; });
+    rev.addEventListener("input", () => { revMoved = true; });
+    function chosen() {
+      const T = thrMoved ? Number(thr.value) : t.threshold;
+      const R0 = revMoved ? Number(rev.value) : (bandBefore ?? t.threshold);
+      return [T, useBand.checked ? Math.min(R0, T) : null];
+    }
+
     function update() {
-      let T = Number(thr.value), R = useBand.checked ? Math.min(Number(rev.value), T) : null;
+      const [T, R] = chosen();
       rev.disabled = !useBand.checked;
+      save.disabled = T === t.threshold && R === bandBefore;
+      save.title = save.disabled ? "move a threshold first: this is the version's own" : "";
       thrOut.textContent = num(T, 4);
       revOut.textContent = R === null ? "no review band" : num(R, 4);
       // a false reject: a good part that is not OK (NG, or REVIEW: it is held and looked at)
@@ -76,7 +90,7 @@ LG.start(async (main) => {
     useBand.addEventListener("change", update);
 
     save.addEventListener("click", async () => {
-      const T = Number(thr.value), R = useBand.checked ? Math.min(Number(rev.value), T) : null;
+      const [T, R] = chosen();
       try {
         const mv = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/threshold", {method: "POST",
           body: {line: t.line ?? lineIn.value.trim(), version: t.version, threshold: T, review_threshold: R,
