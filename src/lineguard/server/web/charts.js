@@ -107,7 +107,15 @@ LG.chart = (() => {
       f.root.appendChild(svg("line", {x1: f.pad.l, x2: f.width - f.pad.r, y1: f.y(l.y), y2: f.y(l.y),
         stroke: l.color || "#888", "stroke-dasharray": "4 3"}));
     }
-    for (const s of series) f.root.appendChild(path(f, s.values, {stroke: s.color, class: s.cls || null}));
+    for (const s of series) {
+      f.root.appendChild(path(f, s.values, {stroke: s.color, class: s.cls || null}));
+      // each value a dot too: a line of one subgroup (a shift's first hour) draws nothing
+      s.values.forEach((v, i) => {
+        if (v === null || v === undefined || isNaN(v)) return;
+        f.root.appendChild(svg("circle", {class: "dot" + (s.cls ? " " + s.cls : ""), cx: f.x(i), cy: f.y(v), r: 2.5,
+          fill: s.color}));
+      });
+    }
     (opts.marks || []).forEach((i) => {
       const s = series[0];
       if (s && s.values[i] !== null && s.values[i] !== undefined) {

@@ -75,7 +75,9 @@ LG.start(async (main) => {
         {name: "p95", values: sc.points.map((x) => x.p95), color: "#d98a00"}],
       {label: "score drift", hlines: hl, marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
     }
-    sEl.appendChild(h("p", {id: "drift", class: sc.drift && sc.drift.alarm ? "error" : "v-ok"},
+    // no subgroup compared with the baseline yet: nothing is known, so not said in green
+    const compared = sc.points.some((x) => x.z !== null && x.z !== undefined);
+    sEl.appendChild(h("p", {id: "drift", class: sc.drift && sc.drift.alarm ? "error" : compared ? "v-ok" : "muted"},
       sc.drift && sc.drift.alarm ? `Drift: ${sc.drift.text}` : (sc.drift && sc.drift.text) || "No drift seen."));
 
     clear(rEl);
