@@ -57,6 +57,12 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     expect(page.locator("#compared-parts")).to_have_text("6")
     expect(page.locator("#agreement")).to_have_text(re.compile(r"^\d+\.\d %$"))
     p.shot("models-compare")
+    # the model judging the line changes only once the engineer says yes
+    page.once("dialog", lambda d: d.dismiss())
+    page.click("#activate-candidate")
+    expect(page.locator("#activate-candidate")).to_be_visible()
+    expect(_state(page, 3)).to_have_attribute("data-state", "shadow")
+    page.on("dialog", lambda d: d.accept())
     page.click("#activate-candidate")
     expect(_state(page, 3)).to_have_attribute("data-state", "active")
     # roll back twice: v3 -> v2 -> v1 (through the history, not forward again)

@@ -27,6 +27,11 @@ LG.start(async (main) => {
     } catch (err) { LG.fail(err); return null; }
   }
 
+  // the model judging the line changes on one tap: asked first (a touch panel is easily mis-tapped)
+  const sure = (question) => window.confirm(question);
+  const activating = (m) => `Activate ${m.product} v${m.version}${m.line ? " on line " + m.line : ""}? It judges every `
+    + "part from now on (Roll back returns to the one active now).";
+
   function rates(m) {
     const r = m.rates;
     if (!r) return "–";
@@ -47,7 +52,7 @@ LG.start(async (main) => {
         const acts = h("td", {dataset: {role: "engineer"}});
         if (state !== "active") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
-            onclick: () => act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
+            onclick: () => sure(activating(m)) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
               {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Activate"), " ");
         }
         if (state === "inactive") {
@@ -62,7 +67,8 @@ LG.start(async (main) => {
         }
         if (state === "active") {
           acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
-            onclick: () => act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
+            onclick: () => sure(`Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
+              + "to the version active before it? It judges every part from now on.") && act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
               {method: "POST", body: {line: lineOf(m)}}))}, "Roll back"), " ");
         } else {
           acts.append(h("button", {type: "button", class: "link", dataset: {act: "compare"},
@@ -102,7 +108,7 @@ LG.start(async (main) => {
             h("td", {}, `${d.active_verdict} ${num(d.active_score)}`), h("td", {}, `${d.candidate_verdict} ${num(d.candidate_score)}`),
             h("td", {}, d.review_label || "–"))))) : h("p", {class: "muted"}, "No disagreements."),
       h("p", {dataset: {role: "engineer"}}, h("button", {type: "button", id: "activate-candidate",
-        onclick: () => act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
+        onclick: () => sure(activating(m)) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
           {method: "POST", body: {line: lineOf(m), version: m.version}}))}, `Activate v${c.candidate.version}`))));
     LG.applyRoles(compareEl);
   }
