@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--feed-every", type=float, default=2.0,
                     help="with --serve: send the next test part every this many seconds (0: stop feeding)")
     a = ap.parse_args()
-    run_demo(a.dir, a.port, a.serve, a.feed_every)
+    run_demo(a.dir, a.port, a.serve, a.feed_every, reuse=a.serve)   # --serve after `make demo`: its model again
 
 
 def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float = 2.0,
@@ -141,6 +141,10 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
             _verify_shift(station, base, key, known)
         say(f"every inspection is stored under {station}; API docs: {base}/docs; "
             f"report: {root / 'report' / 'index.html'}")
+        if not keep:    # the station stops with the demo: say how to see its operator app
+            say(f"to look at the line in the operator app, run it again with the station left up: "
+                f"`{sys.executable} -m lineguard.demo --dir {root} --serve` (or `lineguard demo`), then open "
+                "the address it prints (the model made here is used again: it starts in seconds)")
         if keep:
             admin = _run(["keys", "create", "--data", str(station), "--role", "admin", "--name", "demo-admin"])
             admin = admin.strip().split()[-1]
