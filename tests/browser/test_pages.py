@@ -123,13 +123,21 @@ def test_the_review_queue_loads_older_parts_and_takes_in_new_ones(pages, station
     expect(page.locator("#queue li:not(.more)")).to_have_count(2)
     expect(page.locator("#position")).to_contain_text("1 of 2+")
     expect(page.locator("#load-older")).to_be_visible()
-    for want in ("old-4", "old-3", "old-2", "old-1", "old-0"):
+    for want in ("old-4", "old-3", "old-2", "old-1"):
         expect(page.locator("#current h2")).to_contain_text(want)
         page.keyboard.press("g")          # judged, and on to the next: older ones load at the end
+    expect(page.locator("#current h2")).to_contain_text("old-0")
+    page.keyboard.press("d")              # a defect without its type: asked for first
+    expect(page.locator("#status")).to_contain_text("Which defect?")
+    expect(page.locator("#review-state")).to_contain_text("not reviewed")
+    page.keyboard.press("d")              # and saved untyped when confirmed
     expect(page.locator("#queue li.done")).to_have_count(5)
     expect(page.locator("#load-older")).to_have_count(0)
     with api(station, "operator") as c:
-        assert all(c.get(f"/api/v1/inspections/{i}").json()["review"]["label"] == "good" for i in ids)
+        got = [c.get(f"/api/v1/inspections/{i}").json() for i in ids]
+    assert [g["review"]["label"] for g in got] == ["defect", "good", "good", "good", "good"]
+    assert got[0]["defect_type"] is None
+    with api(station, "operator") as c:
         post_part(c, png_bytes(230, seed=830), "new-0", line="LQ")
     # a part judged since: in the queue within the poll, the current part kept
     expect(page.locator("#queue li", has_text="new-0")).to_have_count(1)
@@ -166,6 +174,9 @@ def test_gallery_filters_and_the_part_page(pages, station):
     # pages' Content-Security-Policy refuses when the image is not complete at the first look)
     expect(page.locator("#part-image")).to_have_js_property("complete", True)
     assert page.evaluate("window.__xss") is None
+    page.click("text=Confirm defect")      # no type chosen: asked for it, nothing saved
+    expect(page.locator("#status")).to_contain_text("Which defect?")
+    expect(page.locator("#history")).to_contain_text("Not reviewed yet")
     page.select_option("select[name=defect_type]", "dent")
     page.click("text=Confirm defect")
     expect(page.locator("#history")).to_contain_text("dent")

@@ -65,7 +65,15 @@ LG.start(async (main) => {
     const typeSel = h("select", {name: "defect_type"}, h("option", {value: ""}, "defect type…"));
     LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
     const note = h("input", {name: "note", placeholder: "note (optional)"});
+    let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     const post = async (label) => {
+      if (label === "defect" && !typeSel.value && typeSel.options.length > 1 && !untypedAsked) {
+        untypedAsked = true;
+        LG.say("Which defect? Pick its type first, or press the button again to save it without a type", "error");
+        typeSel.focus();
+        return;
+      }
+      untypedAsked = false;
       try {
         const now = await api(inspUrl(id, "review"), {method: "POST",
           body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null}});

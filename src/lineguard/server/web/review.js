@@ -150,10 +150,18 @@ LG.start(async (main) => {
     for (const b of detail.querySelectorAll(".types button")) b.classList.toggle("on", b.dataset.type === type);
   }
 
-  let busy = false;
+  // A defect without its type feeds the Pareto nothing: the first D asks for the type,
+  // a second D on the same part saves it untyped (an unknown kind is still a defect).
+  let busy = false, untypedAsked = null;
   async function judge(label) {
     const it = items[idx];
     if (!it || busy) return;
+    if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
+      untypedAsked = it.id;
+      LG.say("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type", "error");
+      return;
+    }
+    untypedAsked = null;
     busy = true;
     try {
       const note = (document.getElementById("note") || {}).value || null;
