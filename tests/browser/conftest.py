@@ -69,9 +69,9 @@ def has_endpoint(srv, method: str, path: str, **kw) -> bool:
 class Pages:
     """Opens signed-in pages (the session cookie set through the API, as the sign-in form does)."""
 
-    def __init__(self, browser, srv, role: str = "admin", viewport: Optional[dict] = None):
+    def __init__(self, browser, srv, role: str = "admin", viewport: Optional[dict] = None, has_touch: bool = False):
         self.srv = srv
-        self.ctx = browser.new_context(viewport=viewport or VIEWPORT, base_url=srv.url)
+        self.ctx = browser.new_context(viewport=viewport or VIEWPORT, base_url=srv.url, has_touch=has_touch)
         self.ctx.set_default_timeout(10_000)
         self.role = role
         if role:
@@ -98,8 +98,8 @@ class Pages:
 def pages(browser, station):
     opened: list[Pages] = []
 
-    def make(role: str = "admin", viewport: Optional[dict] = None) -> Pages:
-        p = Pages(browser, station, role, viewport)
+    def make(role: str = "admin", viewport: Optional[dict] = None, has_touch: bool = False) -> Pages:
+        p = Pages(browser, station, role, viewport, has_touch)
         opened.append(p)
         return p
 

@@ -58,6 +58,10 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
     # the newest part first, its frame coloured by verdict
     expect(page.locator("#last-parts a.thumb").first).to_have_class(re.compile(r"\bv-ok\b"))
     expect(page.locator("#last-parts a.thumb.v-ng")).not_to_have_count(0)
+    # a rejected part shows where: its overlay; a passed part its photo
+    assert "/overlay?" in page.locator("#last-parts a.thumb.v-ng img").first.get_attribute("src")
+    assert "/image?" in page.locator("#last-parts a.thumb.v-ok img").first.get_attribute("src")
+    expect(page.locator("#last-parts a.thumb.v-ng img").first).to_have_js_property("naturalWidth", 64)   # drawn
     with api(station, "operator") as c:
         post_part(c, png_bytes(210, seed=710), "live-3", line="L7", station="S2")
     expect(card.locator('[data-counter="parts"]')).to_have_text("4")
@@ -78,6 +82,12 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
     tablet = pages(role="operator", viewport={"width": 800, "height": 1100})
     tablet.open("/app/", "#live.v-ok")
     tablet.shot("line-view-tablet")
+    # a 10-inch touch panel: finger-sized targets
+    touch = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    touch.open("/app/", "#live.v-ok")
+    assert touch.page.evaluate("matchMedia('(pointer: coarse)').matches") is True
+    assert touch.page.locator("#nav a").first.bounding_box()["height"] >= 44
+    touch.shot("line-view-touch")
 
 
 def test_review_queue_from_the_keyboard(pages, station):

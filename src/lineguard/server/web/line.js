@@ -268,7 +268,9 @@ LG.start(async (main) => {
 
   function thumb(p) {
     const img = p.stored && p.stored.image
-      ? h("img", {src: picUrl(p.id, "image", THUMB_PX), alt: "part " + p.part_id, loading: "lazy"})
+      // a rejected part with its defect areas marked: where it is, at a glance
+      ? h("img", {src: picUrl(p.id, p.verdict === "OK" ? "image" : "overlay", THUMB_PX), alt: "part " + p.part_id,
+          loading: "lazy"})
       : h("div", {class: "noimg"}, "image not kept");
     return h("a", {class: "thumb " + verdictClass(p.verdict), href: partUrl(p.id), dataset: {id: p.id},
       title: `${p.part_id} · ${p.verdict} · score ${num(p.score)}`},
