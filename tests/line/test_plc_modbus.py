@@ -280,10 +280,12 @@ def test_bad_settings_are_refused_with_what_to_do(sqlite_station):
         ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", window_ms=0)
     taken = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=_free_port()).start()
     try:
-        second = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", port=taken.port)
+        second = ModbusStation(st, lambda: (b"", ""), {1: "cell"}, line="L1", station_name="S2", port=taken.port)
         with pytest.raises(RuntimeError, match="--modbus-port"):
             second.start()
         assert second.hs._verifier is None      # a link that never listened reads nothing in the background
+        second.hs.open_spool()                  # and gave its spool back: started again, it may take it
+        second.hs.release_spool()
     finally:
         taken.close()
 

@@ -220,6 +220,10 @@ class Handshake:
         is refused, line.signal_spool.SpoolBusy)."""
         self._spool.open()
 
+    def release_spool(self) -> None:
+        """Give the spool back (a start that failed to listen: the link may be started again)."""
+        self._spool.close()
+
     def start_verification(self) -> None:
         """Read the verification now, then keep it read (the adapter calls this once it listens)."""
         if self._verifier is not None:

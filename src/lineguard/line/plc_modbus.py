@@ -190,6 +190,7 @@ class ModbusStation:
         started.wait(timeout_s)
         if failed or self._server is None or self._server.transport is None:
             why = failed[0] if failed else "it did not start"
+            self.hs.release_spool()
             raise RuntimeError(f"the Modbus server cannot listen on {self.host}:{self.port} ({why}); "
                                "choose a free --modbus-port (502 needs root)")
         log.info("Modbus TCP PLC handshake on %s:%s (line %s)", self.host, self.port, self.line)

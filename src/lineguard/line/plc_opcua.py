@@ -224,6 +224,7 @@ class OpcUaStation:
         started.wait(timeout_s)
         if failed or self._server is None or not started.is_set():
             why = failed[0] if failed else "it did not start"
+            self.hs.release_spool()
             raise RuntimeError(f"the OPC UA server cannot listen on {self.host}:{self.port} ({why}); "
                                "choose a free --opcua-port (4840 is the standard one)")
         log.info("OPC UA PLC handshake on %s (line %s)", self.endpoint, self.line)
