@@ -179,6 +179,7 @@ def test_gallery_filters_and_the_part_page(pages, station):
     expect(page.locator("#verdict")).to_have_text("NG")
     expect(page.locator("#viewer svg.boxes rect")).to_have_count(len(rec["regions"]))
     expect(page.locator("svg.scorebar")).to_have_count(1)
+    expect(page.locator("#score-means")).to_contain_text("how unlike the good parts")   # the number explained
     expect(page.locator("h1")).to_contain_text(hostile)
     # the image has loaded (not wait_for_function: its polling evaluates a string, which the
     # pages' Content-Security-Policy refuses when the image is not complete at the first look)

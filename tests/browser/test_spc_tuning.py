@@ -197,4 +197,11 @@ def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, stat
     expect(page.locator("#shift-label")).not_to_contain_text(rep["shift"]["label"])
     page.click("#next-shift")
     expect(page.locator("#shift-label")).to_contain_text(rep["shift"]["label"])
+    expect(page.locator("#which-shift")).to_have_count(0)        # a shift asked for by its time: as asked
+    # opened plain: the handover (the last shift that ended) says so, one tap from the running one
+    page = p.open("/app/report?line=LR", "#report #totals")
+    expect(page.locator("#which-shift")).to_contain_text("last shift that ended")
+    expect(page.locator("#shift-label")).not_to_contain_text("(running)")
+    page.click("#running-shift")
+    expect(page.locator("#shift-label")).to_contain_text("(running)")
     assert not p.errors

@@ -22,7 +22,7 @@ LG.start(async (main) => {
   const showBoxes = h("input", {type: "checkbox", checked: true, onchange: (e) => { boxes.style.display = e.target.checked ? "" : "none"; }});
 
   const regions = (it.regions || []).length
-    ? h("table", {id: "regions"}, h("tr", {}, ["#", "x, y", "width × height", "area (px)", "peak", "mean"].map((t) => h("th", {}, t))),
+    ? h("table", {id: "regions"}, h("tr", {}, ["#", "x, y (px)", "width × height (px)", "area (px)", "peak score", "mean score"].map((t) => h("th", {}, t))),
       it.regions.map((r, i) => h("tr", {}, h("td", {}, i + 1), h("td", {}, `${r.box[0]}, ${r.box[1]}`),
         h("td", {}, `${r.box[2]} × ${r.box[3]}`), h("td", {}, r.area_px), h("td", {}, num(r.peak_score)),
         h("td", {}, num(r.mean_score)))))
@@ -55,7 +55,13 @@ LG.start(async (main) => {
         LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
         h("p", {class: "muted"}, `NG above ${num(it.threshold, 4)}`,
           it.review_threshold !== null && it.review_threshold !== undefined
-            ? `, REVIEW above ${num(it.review_threshold, 4)}` : "", ` · margin ${num(it.margin, 2)}`),
+            ? `, REVIEW above ${num(it.review_threshold, 4)}` : "",
+          it.margin === null || it.margin === undefined ? "" : ` · ${num(it.margin, 2)} × the NG threshold`),
+        // what the number means, in the plant's words: a score is how unlike the good parts it is
+        h("p", {class: "muted", id: "score-means"}, "The score says how unlike the good parts the model learnt from "
+          + "this part looks (higher: less like them); above the NG threshold the part is rejected"
+          + (it.review_threshold !== null && it.review_threshold !== undefined
+            ? ", between the review threshold and it a person decides (REVIEW)" : "") + "."),
         facts)),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Regions"), h("div", {class: "table-wrap"}, regions)),

@@ -34,9 +34,17 @@ LG.start(async (main) => {
     next.onclick = () => { at = r.shift.next_at; load().catch(LG.fail); };
     clear(body);
     const t = r.totals;
+    // opened plain, the page shows the handover: the last shift that ended, which may be
+    // empty while the running one has parts; say so, one tap from the running shift
+    const which = !p.at && r.shift.ended && r.shift.next_at
+      ? h("p", {class: "muted no-print", id: "which-shift"}, "The last shift that ended (the handover report). ",
+        h("button", {type: "button", class: "link", id: "running-shift", onclick: () => {
+          p.at = at = new Date().toISOString(); load().catch(LG.fail);
+        }}, "Show the running shift"))
+      : null;
     body.append(
       h("div", {class: "panel"},
-        h("h2", {id: "shift-label"}, `Shift ${r.shift.label}` + (r.shift.ended ? "" : " (running)")),
+        h("h2", {id: "shift-label"}, `Shift ${r.shift.label}` + (r.shift.ended ? "" : " (running)")), which,
         r.records_incomplete ? h("p", {class: "error", id: "records-incomplete"}, r.records_incomplete) : null,
         h("p", {class: "muted"}, `${when(r.shift.start)} to ${when(r.shift.end)}`
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
