@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.conftest import post_part, png_bytes, start_fake_station  # noqa: E402,F401
+from server.conftest import fake_model_bytes, post_part, png_bytes, start_fake_station  # noqa: E402,F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"

@@ -58,10 +58,18 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     expect(page.locator("#agreement")).to_have_text(re.compile(r"^\d+\.\d %$"))
     p.shot("models-compare")
     # the model judging the line changes only once the engineer says yes
-    page.once("dialog", lambda d: d.dismiss())
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
     page.click("#activate-candidate")
     expect(page.locator("#activate-candidate")).to_be_visible()
-    expect(_state(page, 3)).to_have_attribute("data-state", "shadow")
+    assert asked and "judges every part from now on" in asked[0]
+
+    def active_versions():
+        with api(station) as c:
+            return [m["version"] for m in c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
+                    if m["active"]]
+    page.wait_for_timeout(300)                     # an activation not asked for would have landed by now
+    assert active_versions() == [2]
     page.on("dialog", lambda d: d.accept())
     page.click("#activate-candidate")
     expect(_state(page, 3)).to_have_attribute("data-state", "active")

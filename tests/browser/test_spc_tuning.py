@@ -204,4 +204,10 @@ def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, stat
     expect(page.locator("#shift-label")).not_to_contain_text("(running)")
     page.click("#running-shift")
     expect(page.locator("#shift-label")).to_contain_text("(running)")
+    expect(page.locator("#which-shift")).to_have_count(0)
+    page.click("#prev-shift")                                  # an earlier shift is not "the handover"
+    expect(page.locator("#shift-label")).not_to_contain_text("(running)")
+    expect(page.locator("#which-shift")).to_have_count(0)
+    page.click("#filters button[type=submit]")                 # Show: the handover again, said so
+    expect(page.locator("#which-shift")).to_contain_text("last shift that ended")
     assert not p.errors

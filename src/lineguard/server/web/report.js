@@ -25,6 +25,7 @@ LG.start(async (main) => {
 
   async function load() {
     const f = form.elements;
+    const handover = !at;     // asked for no time: the last shift that ended
     const q = {line: f.line.value.trim(), product: f.product.value.trim(), at};
     history.replaceState(null, "", location.pathname + LG.q(q));
     const r = await api("/api/v1/reports/shift" + LG.q(q));
@@ -36,10 +37,10 @@ LG.start(async (main) => {
     const t = r.totals;
     // opened plain, the page shows the handover: the last shift that ended, which may be
     // empty while the running one has parts; say so, one tap from the running shift
-    const which = !p.at && r.shift.ended && r.shift.next_at
+    const which = handover && r.shift.ended && r.shift.next_at
       ? h("p", {class: "muted no-print", id: "which-shift"}, "The last shift that ended (the handover report). ",
         h("button", {type: "button", class: "link", id: "running-shift", onclick: () => {
-          p.at = at = new Date().toISOString(); load().catch(LG.fail);
+          at = new Date().toISOString(); load().catch(LG.fail);
         }}, "Show the running shift"))
       : null;
     body.append(

@@ -28,68 +28,97 @@ LG.start(async (main) => {
 
   // A page at a time (newest first), the older ones loaded when the operator gets to
   // them: a queue never drops the oldest parts without saying so. REVIEW and NG are two
-  // lists merged by id; only the parts down to where both are complete are shown.
+  // lists merged by id; only the parts down to where both are complete are shown. What
+  // is asked (queue, line) is fixed at each Load: the form edited but not loaded asks nothing.
   const PAGE = Math.max(1, Math.min(1000, Number(p.page) || 200));
-  let pools = {}, cursors = {}, judged = new Map(), more = false;
-
-  function verdicts() { return which.value === "todo" ? ["REVIEW", "NG"] : [which.value]; }
+  let query = {verdicts: [], line: ""}, pools = {}, cursors = {}, known = new Set(), judged = new Map(), more = false;
+  let loading = null, polling = false;
 
   async function fetchPage(verdict, before) {
     // test parts are known already: a failed one is on the Test parts page, not a review
-    return api("/api/v1/inspections" + LG.q({verdict, reviewed: "false", line: lineIn.value.trim(), limit: PAGE,
+    return api("/api/v1/inspections" + LG.q({verdict, reviewed: "false", line: query.line, limit: PAGE,
       test_parts: "false", cursor: before || undefined}));
   }
 
+  // a part once in the queue is never added again (a page loaded twice, a poll overlapping)
+  function add(v, parts, atTop) {
+    const fresh = parts.filter((it) => !known.has(it.id));
+    fresh.forEach((it) => known.add(it.id));
+    pools[v] = atTop ? fresh.concat(pools[v]) : pools[v].concat(fresh);
+    return fresh.length;
+  }
+
   function merge() {
-    const open = verdicts().filter((v) => cursors[v]);
+    const open = query.verdicts.filter((v) => cursors[v] && pools[v].length);
     // below the oldest part of a list with more to load, the other lists' parts could
     // come out of order: they wait for the next page
     const floor = open.length ? Math.max(...open.map((v) => pools[v][pools[v].length - 1].id)) : 0;
-    more = open.length > 0;
+    more = query.verdicts.some((v) => cursors[v]);
     const cur = items[idx];
-    items = [].concat(...verdicts().map((v) => pools[v])).filter((it) => it.id >= floor)
+    items = [].concat(...query.verdicts.map((v) => pools[v])).filter((it) => it.id >= floor)
       .sort((x, y) => y.id - x.id).map((it) => judged.get(it.id) || it);
     if (cur) idx = Math.max(0, items.findIndex((it) => it.id === cur.id));
   }
 
-  async function loadOlder() {
-    const open = verdicts().filter((v) => cursors[v]);
-    const pages = await Promise.all(open.map((v) => fetchPage(v, cursors[v])));
-    open.forEach((v, i) => { pools[v] = pools[v].concat(pages[i].items); cursors[v] = pages[i].next_cursor; });
-    merge();
-    renderList();
+  function loadOlder() {
+    // one load at a time: J held down at the end asks for the next page once
+    if (!loading) {
+      loading = (async () => {
+        const open = query.verdicts.filter((v) => cursors[v]);
+        const pages = await Promise.all(open.map((v) => fetchPage(v, cursors[v])));
+        open.forEach((v, i) => { add(v, pages[i].items, false); cursors[v] = pages[i].next_cursor; });
+        merge();
+        renderList();
+      })().finally(() => { loading = null; });
+    }
+    return loading;
   }
 
   async function reload() {
-    history.replaceState(null, "", location.pathname + LG.q({queue: which.value, line: lineIn.value.trim(),
+    query = {verdicts: which.value === "todo" ? ["REVIEW", "NG"] : [which.value], line: lineIn.value.trim()};
+    history.replaceState(null, "", location.pathname + LG.q({queue: which.value, line: query.line,
       page: p.page, poll: p.poll}));
-    pools = {}; cursors = {}; judged = new Map(); items = []; idx = 0;
-    const pages = await Promise.all(verdicts().map((v) => fetchPage(v)));
-    verdicts().forEach((v, i) => { pools[v] = pages[i].items; cursors[v] = pages[i].next_cursor; });
+    pools = {}; cursors = {}; known = new Set(); judged = new Map(); items = []; idx = 0;
+    const asked = query;
+    const pages = await Promise.all(asked.verdicts.map((v) => fetchPage(v)));
+    if (asked !== query) return;          // loaded again meanwhile
+    asked.verdicts.forEach((v, i) => { pools[v] = []; add(v, pages[i].items, false); cursors[v] = pages[i].next_cursor; });
     merge();
     idx = 0;
     renderList();
     await show();
   }
 
-  // parts judged since the queue was loaded come in on top, the current part staying current
+  // parts judged since the queue was loaded come in on top, the current part staying
+  // current; paged back to the newest part already here (more than a page may have come)
   async function newer() {
-    const top = Math.max(0, ...verdicts().map((v) => (pools[v][0] || {id: 0}).id));
-    const pages = await Promise.all(verdicts().map((v) => fetchPage(v)));
-    let added = 0;
-    verdicts().forEach((v, i) => {
-      const fresh = pages[i].items.filter((it) => it.id > top);
-      added += fresh.length;
-      pools[v] = fresh.concat(pools[v]);
-    });
-    if (!added) return;
-    const wasEmpty = !items[idx];
-    merge();
-    renderList();
-    LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
-    if (wasEmpty) await show();
+    if (polling || loading) return;
+    polling = true;
+    try {
+      const asked = query;
+      let added = 0;
+      for (const v of asked.verdicts) {
+        const top = (pools[v][0] || {id: 0}).id;
+        let cursor, pages = 0;
+        do {
+          const page = await fetchPage(v, cursor);
+          if (asked !== query) return;
+          added += add(v, page.items.filter((it) => it.id > top), true);
+          cursor = page.items.length && page.items[page.items.length - 1].id > top ? page.next_cursor : null;
+        } while (cursor && ++pages < 50);
+        pools[v].sort((x, y) => y.id - x.id);
+      }
+      if (!added) return;
+      const wasEmpty = !items[idx];
+      merge();
+      renderList();
+      LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
+      if (wasEmpty) await show();
+    } finally { polling = false; }
   }
   setInterval(() => { if (!document.hidden) newer().catch(() => {}); }, 1000 * (Number(p.poll) || 20));
+
+  const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
 
   function renderList() {
     clear(listEl);
@@ -106,6 +135,8 @@ LG.start(async (main) => {
     }
     const cur = listEl.children[idx];
     if (cur && cur.scrollIntoView) cur.scrollIntoView({block: "nearest"});
+    const pos = document.getElementById("position");
+    if (pos && items[idx]) pos.textContent = position();
   }
 
   async function show() {
@@ -124,7 +155,7 @@ LG.start(async (main) => {
     detail.append(
       h("h2", {}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
-        " ", h("span", {class: "muted", id: "position"}, `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`)),
+        " ", h("span", {class: "muted", id: "position"}, position())),
       h("div", {class: "row"},
         h("div", {class: "grow"}, h("div", {class: "viewer"}, img)),
         h("div", {class: "grow"},
@@ -158,7 +189,7 @@ LG.start(async (main) => {
     if (!it || busy) return;
     if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
       untypedAsked = it.id;
-      LG.say("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type", "error");
+      LG.say("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type", "info");
       return;
     }
     untypedAsked = null;
@@ -167,18 +198,23 @@ LG.start(async (main) => {
       const note = (document.getElementById("note") || {}).value || null;
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
       const rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
-      items[idx] = rec;
       judged.set(rec.id, rec);
       type = null;   // each part gets its own type, never the last one's by accident
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
-      if (idx < items.length - 1) idx += 1;
-      else if (more) { await loadOlder(); idx = Math.min(idx + 1, items.length - 1); }
+      // by id: the operator may have moved on while this was saved
+      const at = items.findIndex((x) => x.id === rec.id);
+      if (at >= 0) items[at] = rec;
+      if (idx === at) {
+        if (idx < items.length - 1) idx += 1;
+        else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
+      }
       renderList();
       await show();
     } catch (err) { LG.fail(err); } finally { busy = false; }
   }
 
   async function move(d) {
+    untypedAsked = null;
     if (d > 0 && idx >= items.length - 1 && more) await loadOlder();
     const n = Math.max(0, Math.min(items.length - 1, idx + d));
     if (n !== idx) { idx = n; renderList(); await show(); }

@@ -61,16 +61,18 @@ LG.start(async (main) => {
     let thrMoved = false, revMoved = false;
     thr.addEventListener("input", () => { thrMoved = true; });
     rev.addEventListener("input", () => { revMoved = true; });
+    let savedAs = null;      // [T, R] last saved from this page: saved twice, two versions
     function chosen() {
       const T = thrMoved ? Number(thr.value) : t.threshold;
       const R0 = revMoved ? Number(rev.value) : (bandBefore ?? t.threshold);
-      return [T, useBand.checked ? Math.min(R0, T) : null];
+      const R = useBand.checked ? Math.min(R0, T) : null;
+      return [T, R !== null && R < T ? R : null];     // a band of no width is no band
     }
 
     function update() {
       const [T, R] = chosen();
       rev.disabled = !useBand.checked;
-      save.disabled = T === t.threshold && R === bandBefore;
+      save.disabled = (T === t.threshold && R === bandBefore) || (savedAs && T === savedAs[0] && R === savedAs[1]);
       save.title = save.disabled ? "move a threshold first: this is the version's own" : "";
       thrOut.textContent = num(T, 4);
       revOut.textContent = R === null ? "no review band" : num(R, 4);
@@ -91,12 +93,15 @@ LG.start(async (main) => {
 
     save.addEventListener("click", async () => {
       const [T, R] = chosen();
+      save.disabled = true;       // a double click makes one version
       try {
         const mv = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/threshold", {method: "POST",
           body: {line: t.line ?? lineIn.value.trim(), version: t.version, threshold: T, review_threshold: R,
             note: note.value || null}});
         LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`, "ok");
-      } catch (err) { LG.fail(err); }
+        savedAs = [T, R];
+        update();
+      } catch (err) { LG.fail(err); update(); }
     });
 
     body.append(
