@@ -93,13 +93,19 @@ def test_a_database_that_takes_writes_again_clears_its_fault_without_a_part(spc_
         st.inspect(png_bytes(60, seed=2), Part(part_id="after", line="L1", station="S1", product="cell"))
 
 
-def test_a_request_the_database_refuses_is_a_503_to_send_again(spc_station):
-    # not the 500 of the station's own failure: nothing was changed, the client may retry
+def _a_part_and_an_operator(spc_station):
+    """A station with one part recorded, and an operator's key header for its API."""
     st = spc_station()
     st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
     rec = st.inspect(png_bytes(60, seed=3), Part(part_id="p1", line="L1", station="S1", product="cell")).record
     with st.db.session() as s:
         key = {"X-API-Key": create_key(s, "operator", name="op")[1]}
+    return st, rec, key
+
+
+def test_a_request_the_database_refuses_is_a_503_to_send_again(spc_station):
+    # not the 500 of the station's own failure: what it wrote was rolled back, the client may retry
+    st, rec, key = _a_part_and_an_operator(spc_station)
     with client(st) as c:
         with _read_only(st):
             r = c.post(f"/api/v1/inspections/{rec.id}/review", json={"label": "good"}, headers=key)
@@ -173,11 +179,8 @@ def test_a_locked_database_s_probe_answers_without_waiting_a_part_s_wait(spc_sta
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 def test_the_station_s_own_database_mistake_is_a_500_not_a_fault_to_wait_out(spc_station):
     # a table missing is no refusal to send again: hidden as a 503, it would never be fixed
-    st = spc_station()
-    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-    rec = st.inspect(png_bytes(60, seed=5), Part(part_id="p1", line="L1", station="S1", product="cell")).record
+    st, rec, key = _a_part_and_an_operator(spc_station)
     with st.db.session() as s:
-        key = {"X-API-Key": create_key(s, "operator", name="op")[1]}
         s.execute(text("ALTER TABLE reviews RENAME TO reviews_gone"))
     with client(st) as c:
         r = c.post(f"/api/v1/inspections/{rec.id}/review", json={"label": "good"}, headers=key)
