@@ -51,6 +51,7 @@ def test_demo_line_runs_end_to_end(demo_root):
     assert {"RR-01 NG (must be NG)", "GOOD-01 OK (must be OK)"} == set(checked.group(2).split(", "))
     for made in ("cell.lgm", "cell.onnx", "report/index.html", "station/lineguard.db"):
         assert (root / made).exists(), made
+    assert "the product's kinds: crack, dent, missing_coating, particle, scratch, stain" in r.stdout
     # the station stopped with the demo: it says how to see the operator app
     assert f"-m lineguard.demo --dir {root} --serve" in r.stdout
 

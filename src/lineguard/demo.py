@@ -116,6 +116,7 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
             if srv.poll() is not None:
                 raise SystemExit(f"station did not start; see {root / 'station.log'}")
             time.sleep(0.5)
+        _name_defect_kinds(station, base, data)
         parts = sorted((p for p in (data / "test").glob("*/*.png")), key=lambda p: p.name + p.parent.name)
         counts = {"OK": 0, "NG": 0, "REVIEW": 0, "false_rejects": 0, "escapes": 0}
         lat = []
@@ -167,6 +168,18 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
             except subprocess.TimeoutExpired:
                 srv.kill()
         log.close()
+
+
+def _name_defect_kinds(station: Path, base: str, data: Path) -> None:
+    """Reviewers pick a defect's type from the product's list: the demo product's own
+    kinds (as an engineer sets a real product's), not the generic default list."""
+    import httpx
+    kinds = sorted(p.name for p in (data / "test").iterdir() if p.is_dir() and p.name != "good")
+    engineer = _run(["keys", "create", "--data", str(station), "--role", "engineer", "--name", "demo-engineer"])
+    r = httpx.put(f"{base}/api/v1/products/cell/defect-types", json={"defect_types": kinds},
+                  headers={"X-API-Key": engineer.strip().split()[-1]}, timeout=30)
+    r.raise_for_status()
+    say(f"reviewers type a confirmed defect as one of the product's kinds: {', '.join(kinds)}")
 
 
 def _send(c, path: Path, part_id: str, serial: Optional[str] = None):
