@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import expect, api, has_endpoint, png_bytes, post_part
+from .conftest import expect, api, fake_model_bytes, has_endpoint, png_bytes, post_part
 
 
 
@@ -147,6 +147,13 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
     p.shot("tuning-moved")
     # an operator sees the rates but no Save
     op = pages(role="operator")
+    with api(station, "engineer") as c:
+        r = c.post("/api/v1/models", files={"file": ("q.lgm", fake_model_bytes(0.5))},
+                   data={"product": "cellq", "activate": "true"})
+        assert r.status_code == 201, r.text
+    op.open("/app/tuning?product=cellq", "#histogram svg")   # no reviewed part yet: an empty scale
+    ticks = op.page.locator("#histogram g.axis text").all_text_contents()
+    assert len(ticks) == 5 and len(set(ticks)) == 5, ticks    # not "1%, 1%, 1%, 0%, 0%"
     op.open("/app/tuning?product=cell", "#rates")
     expect(op.page.locator("#save")).to_be_hidden()
     assert re.search(r"\d", op.page.locator("#review-load").text_content())

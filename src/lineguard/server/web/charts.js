@@ -153,8 +153,10 @@ LG.chart = (() => {
     const yMax = Math.max(...counts.flat(), 0.01);
     const width = opts.width || 900, height = opts.height || 260;
     const scaleX = (v) => PAD.l + ((v - lo) / (hi - lo)) * (width - PAD.l - PAD.r);
+    // as many decimals as the scale needs: 0-1 % in whole percent read "1%, 1%, 1%, 0%"
+    const dp = yMax * 105 < 2 ? 2 : yMax * 105 < 10 ? 1 : 0;
     const f = frame(width, height, 0, yMax * 1.05, nb, {x: scaleX, label: "score histogram",
-      yFmt: (v) => (100 * v).toFixed(0) + "%"});
+      yFmt: (v) => (100 * v).toFixed(dp) + "%"});
     series.forEach((s, si) => {
       counts[si].forEach((c, b) => {
         if (!c) return;
