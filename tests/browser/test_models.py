@@ -34,8 +34,11 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     page = p.open("/app/models?product=cell", "#versions table")
     expect(_state(page, 2)).to_have_attribute("data-state", "active")
     page.select_option("#train-form select[name=source]", "confirmed")
-    page.click("#train-form button")
+    page.dblclick("#train-form button")         # a double tap starts one training, not two
     expect(page.locator("#train-status")).to_contain_text("done", timeout=30_000)
+    with api(station) as c:
+        started = c.get("/api/v1/change-log", params={"action": "model.training_started"}).json()["items"]
+    assert len(started) == 1
     expect(_state(page, 3)).to_have_attribute("data-state", "inactive")
     expect(_state(page, 3)).to_contain_text("13 images")
     look_at = page.locator("#look-at a")

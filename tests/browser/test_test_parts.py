@@ -18,6 +18,17 @@ def test_a_red_rabbit_that_passes_raises_the_alarm_and_links_the_parts_in_doubt(
     form.locator('button[type="submit"]').click()
     expect(page.locator('#test-parts tr[data-test-part="RR-9"]')).to_contain_text("crack 0.3 mm")
     eng.shot("test-parts")
+    # the same name again as "must be OK": the red rabbit would be made to pass; asked first
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    form.locator('input[name="name"]').fill("RR-9")
+    form.locator('select[name="expect"]').select_option("OK")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator('#test-parts tr[data-test-part="RR-9"] .badge')).to_have_text("NG")
+    assert asked and "registered already and must be NG" in asked[0]
+    with api(station, "engineer") as c:
+        (rr,) = [t for t in c.get("/api/v1/products/cell/test-parts").json()["items"] if t["name"] == "RR-9"]
+    assert rr["expect"] == "NG"
 
     with api(station, "operator") as c:
         assert post_part(c, png_bytes(60, seed=901), "own-1", line="L9").status_code == 201

@@ -102,14 +102,16 @@ def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.
             actor: Optional[str] = None, action: Optional[str] = None, subject: Optional[str] = None,
             before_id: Optional[int] = None, limit: int = 100) -> list[ChangeLogEntry]:
     """Newest first; ``action`` may be a family (``model``) or one action (``model.activated``);
-    ``subject`` a part of it (a product's name finds its models and test parts)."""
+    ``subject`` a part of it (a product's name finds its models and test parts); ``actor``
+    a part of who (a user's or key's name)."""
     q = select(ChangeLogEntry)
     if since is not None:
         q = q.where(ChangeLogEntry.at >= since)
     if until is not None:
         q = q.where(ChangeLogEntry.at < until)
     if actor:
-        q = q.where(ChangeLogEntry.actor == actor)
+        # a part of the name, case-blind: "maria" finds "maria (user)", "cli" finds "cli (root)"
+        q = q.where(ChangeLogEntry.actor.icontains(actor, autoescape=True))
     if action:
         q = q.where(ChangeLogEntry.action == action if "." in action else ChangeLogEntry.action.like(action + ".%"))
     if subject:

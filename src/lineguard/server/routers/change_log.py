@@ -22,7 +22,8 @@ CSV_MAX = 100_000     # entries in one CSV: years of a station's changes
 
 def _filters(since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
              until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
-             actor: Optional[str] = Query(None, max_length=100, pattern=_TEXT, description="who made the change"),
+             actor: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
+                                          description="who made the change, or a part of it (case-blind)"),
              action: Optional[str] = Query(None, max_length=50, pattern=_TEXT,
                                            description="one action (model.activated) or a family (model)"),
              subject: Optional[str] = Query(None, max_length=300, pattern=_TEXT,

@@ -37,7 +37,8 @@ LG.start(async (main) => {
   }
 
   async function revokeKey(k) {
-    if (!confirm(`Revoke key ${k.prefix} (${k.name || k.role})? Whoever uses it is signed out.`)) return;
+    if (!confirm(`Revoke key ${k.prefix} (${k.name || k.role})? Whoever uses it is signed out (you too, if you `
+      + "signed in with it).")) return;
     try { await api(`/api/v1/keys/${encodeURIComponent(k.id)}`, {method: "DELETE"}); LG.say("key revoked", "ok"); await load(); }
     catch (err) { LG.fail(err); }
   }
@@ -55,6 +56,7 @@ LG.start(async (main) => {
         name: keyForm.elements.name.value.trim() || null}});
       clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
         h("div", {class: "secret", id: "secret"}, k.key));
+      LG.say(`key ${k.prefix || ""} created`, "ok");     // and an earlier error cleared
       keyForm.reset();
       await load();
     } catch (err) { LG.fail(err); }

@@ -126,15 +126,18 @@ LG.start(async (main) => {
     const lookAt = h("div", {id: "look-at"});
     const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
       field("learn from", source), field("profile", profile), h("button", {type: "submit"}, "Retrain"), status);
+    const trainBtn = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
+      if (trainBtn.disabled) return;
+      trainBtn.disabled = true;      // a double tap started two trainings, one after the other
       try {
         const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST",
           body: {line: line.value.trim(), source: source.value, profile: profile.value}});
         status.textContent = "training…";
         clear(lookAt);
         await poll(job.id, status, lookAt);
-      } catch (err) { LG.fail(err); }
+      } catch (err) { LG.fail(err); } finally { trainBtn.disabled = false; }
     });
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "

@@ -41,10 +41,11 @@ LG.start(async (main) => {
     clear(verif).appendChild(LG.verificationTable(v.lines));
   }
 
+  let registered = [];
   async function loadList() {
-    if (!productIn.value.trim()) { clear(listEl); return; }
+    if (!productIn.value.trim()) { clear(listEl); registered = []; return; }
     history.replaceState(null, "", location.pathname + LG.q({product: productIn.value.trim()}));
-    const items = (await api(base())).items;
+    const items = registered = (await api(base())).items;
     clear(listEl).appendChild(items.length
       ? h("table", {}, h("tr", {}, ["name", "must be", "what it is", "registered", ""].map((t) => h("th", {}, t))),
         items.map((t) => h("tr", {dataset: {testPart: t.name}}, h("td", {}, h("b", {}, t.name)),
@@ -68,6 +69,10 @@ LG.start(async (main) => {
   addForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = addForm.elements;
+    // the same name again changes that test part: a red rabbit made to pass is asked first
+    const same = registered.find((t) => t.name === f.name.value.trim());
+    if (same && same.expect !== f.expect.value && !confirm(`${same.name} is registered already and must be `
+      + `${same.expect}. Change it to must be ${f.expect.value}? The station then checks it the other way.`)) return;
     try {
       const t = await api(base(), {method: "POST", body: {name: f.name.value.trim(), expect: f.expect.value,
         description: f.description.value.trim() || null}});
