@@ -196,6 +196,7 @@ def test_gallery_filters_and_the_part_page(pages, station):
     p = pages(role="operator")
     page = p.open("/app/gallery?line=LG&verdict=NG", "#gallery a.thumb")
     expect(page.locator("#gallery a.thumb")).to_have_count(1)
+    expect(page.locator("#main")).to_contain_text("1 of 1 part(s)")        # how many match, counted
     # user input is shown as text, never run or parsed as markup
     expect(page.locator("#gallery a.thumb .cap").first).to_contain_text(hostile)
     expect(page.locator("#gallery")).to_contain_text("lot <b>lot-7</b>")

@@ -160,6 +160,12 @@ def test_list_filters_and_cursor_pagination(fake_server):
         assert len(seen) == 8 and len(set(seen)) == 8 and seen[0] == "page-ng"   # newest first
         ng = c.get("/api/v1/inspections", params={"line": "L9", "verdict": "NG"}).json()["items"]
         assert [x["part_id"] for x in ng] == ["page-ng"]
+        # how many match, beside the first page (the gallery's "48 of N")
+        first = c.get("/api/v1/inspections", params={"line": "L9", "limit": 3, "count": "true"}).json()
+        assert (len(first["items"]), first["total"], first["total_capped"]) == (3, 8, False)
+        assert c.get("/api/v1/inspections", params={"line": "L9", "verdict": "NG", "count": "true"}).json()[
+            "total"] == 1
+        assert c.get("/api/v1/inspections", params={"line": "L9"}).json()["total"] is None     # not asked: no count
         assert len(c.get("/api/v1/inspections", params={"line": "L9", "since": t0.isoformat()}).json()["items"]) == 8
         future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
         assert c.get("/api/v1/inspections", params={"line": "L9", "since": future}).json()["items"] == []

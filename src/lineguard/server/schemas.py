@@ -232,6 +232,9 @@ class InspectionOut(BaseModel):
 class InspectionPage(BaseModel):
     items: list[InspectionOut]
     next_cursor: Optional[str] = Field(description="pass as cursor for the next (older) page; null at the end")
+    total: Optional[int] = Field(None, description="with count=true: how many parts the filters match, counted "
+                                                    "up to 100,000 (total_capped then says there are more)")
+    total_capped: Optional[bool] = None
 
 
 class RatesOut(BaseModel):

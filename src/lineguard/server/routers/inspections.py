@@ -134,6 +134,7 @@ def list_inspections(
     filters: dict[str, Any] = Depends(part_filters),
     limit: int = Query(50, ge=1, le=1000),
     cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
+    count: bool = Query(False, description="also count how many parts match (total), up to 100,000"),
     station: Station = Depends(get_station), _r: Any = Depends(reader),
 ) -> dict[str, Any]:
     before = None
@@ -142,8 +143,15 @@ def list_inspections(
             raise InvalidRequest("cursor must be the next_cursor value of a previous page")
         before = int(cursor)
     rows = station.query(before_id=before, limit=limit, **filters)
-    return {"items": [with_links(r) for r in rows],
-            "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
+    out: dict[str, Any] = {"items": [with_links(r) for r in rows],
+                           "next_cursor": str(rows[-1].id) if len(rows) == limit else None}
+    if count:      # the first page's "of how many"; capped: a count of years of parts is not free
+        n = count_parts(station.db, up_to=COUNT_CAP + 1, **filters)
+        out.update(total=min(n, COUNT_CAP), total_capped=n > COUNT_CAP)
+    return out
+
+
+COUNT_CAP = 100_000
 
 
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -52,7 +52,7 @@ LG.start(async (main) => {
   // "both" stays in the page's address (a reload keeps it); the API's "both" is no filter
   const forApi = (f) => Object.assign({}, f, {test_parts: f.test_parts === "both" ? "" : f.test_parts});
 
-  let cursor = null, shown = 0;
+  let cursor = null, shown = 0, total = null;    // total: how many match, counted with the first page
   function card(it) {
     const src = it.stored && it.stored.image ? picUrl(it.id, it.verdict === "OK" ? "image" : "overlay", THUMB_PX) : null;
     const review = it.review && it.review.reviewed
@@ -77,12 +77,17 @@ LG.start(async (main) => {
       csv.href = "/api/v1/inspections/export" + LG.q(forApi(f));
       xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));
     }
-    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor})));
+    const first = !cursor;
+    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor,
+      count: first ? "true" : undefined})));
+    if (first) total = page.total === null || page.total === undefined ? null
+      : page.total.toLocaleString() + (page.total_capped ? "+" : "");
     page.items.forEach((it) => grid.appendChild(card(it)));
     shown += page.items.length;
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    count.textContent = shown ? `${shown} part(s)${cursor ? ", more below" : ""}` : "No parts match these filters.";
+    count.textContent = shown ? `${shown} of ${total ?? "?"} part(s)${cursor ? ", more below" : ""}`
+      : "No parts match these filters.";
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
