@@ -733,14 +733,11 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
                 yield rec
         filters = dict(line=line, product=product, lot=lot, verdict=verdict, since=since, until=until,
                        test_parts={"all": None, "own": False, "test": True}[kind])
-        if out.suffix.lower() == ".xlsx":
-            try:
-                xlsx.check_fits(count_parts(database, up_to=xlsx.MAX_ROWS, **filters))
-            except TooManyRows as exc:
-                fail(f"{out}: {exc} (--out with .csv; --since/--until, --line)", code=1)
         records = counted(each_part(database, **filters))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
+            if out.suffix.lower() == ".xlsx":     # counted first: refused before a row is written
+                xlsx.check_fits(count_parts(database, up_to=xlsx.MAX_ROWS, **filters))
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 if out.suffix.lower() == ".xlsx":

@@ -177,12 +177,10 @@ def export_inspections(
     if format == "xlsx":
         # a zip is finished before it can be read: built in a temporary file (spilled to
         # disk past 16 MB), then sent; the file goes when the answer has been sent
-        try:
-            xlsx.check_fits(count_parts(station.db, up_to=xlsx.MAX_ROWS, limit=limit, **filters))
-        except TooManyRows as exc:
-            raise InvalidRequest(f"{exc} (format=csv)") from None
         book = tempfile.SpooledTemporaryFile(max_size=16 << 20)
         try:
+            # counted first: refused before a row is written (the writer checks again as it goes)
+            xlsx.check_fits(count_parts(station.db, up_to=xlsx.MAX_ROWS, limit=limit, **filters))
             part_records.write_workbook(station.each(limit=limit, **filters), book, zone)
             size = book.tell()
             book.seek(0)
