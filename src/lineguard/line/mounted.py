@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..vision.atomic import atomic_write_bytes
+from ..vision.atomic import atomic_write_bytes, hold_lock
 
 log = logging.getLogger("lineguard.mounted")
 
@@ -147,14 +147,8 @@ class CopyFolders:
     def _one_writer(self) -> Iterator[None]:
         """The data folder locked while the memory is read and replaced (POSIX; elsewhere
         unlocked)."""
+        fd = hold_lock(self.data_dir)
         try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        fd = os.open(self.data_dir, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)        # closing releases the lock

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ..vision.atomic import hold_lock
 from . import filecheck
 from .backup import _PART_FILES, MANIFEST, MARKER, _fingerprint, _safe
 
@@ -144,17 +145,10 @@ def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
 def _one_restore_at_a_time(parent: Path) -> Iterator[None]:
     """Two restores into one place would clear each other's half-built folders: the
     folder the target lies in is locked while a restore runs (POSIX; elsewhere unlocked)."""
+    fd = hold_lock(parent, wait=False)
+    if fd is None:
+        raise RestoreError(f"another restore into {parent} is running: wait for it to end")
     try:
-        import fcntl
-    except ImportError:          # Windows: nothing to lock with here
-        yield
-        return
-    fd = os.open(parent, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RestoreError(f"another restore into {parent} is running: wait for it to end") from None
         yield
     finally:
         os.close(fd)             # closing releases the lock

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from ..vision.atomic import atomic_write_bytes, fsync_dir
+from ..vision.atomic import atomic_write_bytes, fsync_dir, hold_lock
 
 log = logging.getLogger("lineguard.plc")
 
@@ -60,14 +60,13 @@ class SignalSpool:
         self._opened = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._held = _hold(self.path.with_suffix(".lock"))
+            self._held = hold_lock(self.path.with_suffix(".lock"), wait=False)
         except OSError as exc:
             log.error("answers to the PLC the database refuses can be kept in memory only: %s cannot be written "
                       "(%s)", self.path.parent, exc)
             self._on_disk = False
             return
-        if self._held == -1:
-            self._held = None
+        if self._held is None:
             self._opened = False
             raise SpoolBusy(f"another PLC link for the same line, station and protocol runs on this data folder "
                             f"({self.path.parent}): give each link its own station name or data folder")
@@ -168,22 +167,6 @@ class SignalSpool:
                     log.error("answers to the PLC not recorded are kept in memory only: %s cannot be written (%s)",
                               self.path, exc)
                 self._on_disk = False
-
-
-def _hold(lock_path: Path) -> int:
-    """An exclusive lock on ``lock_path`` for as long as the fd stays open; -1 when another
-    holds it (POSIX; elsewhere not locked)."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        import fcntl
-    except ImportError:
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return -1
-    return fd
 
 
 def _last_byte(path: Path, size: int) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 
 def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
@@ -57,3 +57,21 @@ def _umask() -> int:
 
 def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def hold_lock(path: Union[str, os.PathLike], wait: bool = True) -> Optional[int]:
+    """An exclusive lock on ``path`` (a folder, or a file made if missing) for as long as
+    the returned descriptor stays open (``os.close`` releases it); None when another
+    holds it and ``wait`` is False. POSIX ``flock``; elsewhere nothing is locked."""
+    folder = os.path.isdir(path)
+    fd = os.open(path, os.O_RDONLY if folder else os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
