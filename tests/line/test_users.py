@@ -131,3 +131,53 @@ def test_sessions_and_the_last_admin_rule_on_both_databases(station_factory):
             disable_user(s, ids[2])
     with st.db.session() as s:
         assert session_caller(s, by_user) == (None, "admin", "uma") and active_admins(s) == 1
+
+
+def test_users_enable_role_and_password_from_the_cli_and_the_last_admin_keeps_the_role(tmp_path):
+    data = str(tmp_path / "st")
+    added = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data,
+                       stdin="ines-admin-pw\n")
+    assert added.returncode == 0, added.stderr
+    last = _lineguard("users", "role", "ines", "--role", "operator", "--data", data)
+    assert last.returncode != 0 and "last active admin" in last.stderr
+    assert _lineguard("users", "add", "jo", "--role", "operator", "--password-stdin", "--data", data,
+                      stdin="jo-password-1\n").returncode == 0
+    assert _lineguard("users", "disable", "jo", "--data", data).returncode == 0
+    assert _lineguard("users", "enable", "jo", "--data", data).returncode == 0
+    promoted = _lineguard("users", "role", "jo", "--role", "admin", "--data", data)
+    assert promoted.returncode == 0 and "jo is now admin" in promoted.stdout, promoted.stderr
+    # with a second admin, the first may become an operator
+    assert _lineguard("users", "role", "ines", "--role", "operator", "--data", data).returncode == 0
+    short = _lineguard("users", "password", "jo", "--password-stdin", "--data", data, stdin="abc\n")
+    assert short.returncode != 0 and "at least 8" in short.stderr
+    reset = _lineguard("users", "password", "jo", "--password-stdin", "--data", data, stdin="jo-password-2\n")
+    assert reset.returncode == 0, reset.stderr
+    assert _lineguard("users", "enable", "nobody", "--data", data).returncode != 0
+    listed = _lineguard("users", "list", "--data", data).stdout
+    assert "ines\toperator" in listed and "jo\tadmin" in listed and "disabled" not in listed
+    from lineguard.line.audit import entries
+    from lineguard.line.users import authenticate
+    database = Database(StationConfig(data_dir=tmp_path / "st").database_url)
+    try:
+        with database.session() as s:
+            assert authenticate(s, "jo", "jo-password-1") is None
+            assert authenticate(s, "jo", "jo-password-2").role == "admin"
+        log = [(e.action, e.subject) for e in reversed(entries(database))]
+    finally:
+        database.dispose()
+    assert log == [("user.added", "user ines"), ("user.added", "user jo"), ("user.disabled", "user jo"),
+                   ("user.enabled", "user jo"), ("user.role_changed", "user jo"),
+                   ("user.role_changed", "user ines"), ("user.password_set", "user jo")]
+
+
+def test_an_admin_user_cannot_be_demoted_below_the_last_admin_in_one_transaction(db):
+    from lineguard.line.errors import Conflict
+    from lineguard.line.users import create_user, set_role
+    with db.session() as s:
+        admin_id = create_user(s, "kim", "kim-admin-pw", "admin").id
+    with pytest.raises(Conflict, match="last active admin"), db.session() as s:
+        set_role(s, admin_id, "engineer")
+    with db.session() as s:
+        from lineguard.line.orm import User
+        assert s.get(User, admin_id).role == "admin"
+        set_role(s, admin_id, "admin")    # the same role: nothing to refuse

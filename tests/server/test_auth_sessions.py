@@ -193,3 +193,104 @@ def test_tries_sent_at_once_are_counted_before_they_are_checked():
     assert t.attempt("someone-else", "10.0.0.10") == 0.0
     t.succeeded("someone-else", "10.0.0.10")               # a good sign-in does not count against anyone
     assert t.attempt("someone-else", "10.0.0.10") == 0.0
+
+
+def _csrf(c: httpx.Client, signed_in: httpx.Response) -> httpx.Client:
+    c.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+    return c
+
+
+def test_an_admin_changes_a_role_lets_a_user_in_again_and_resets_a_forgotten_password(station):
+    with station.client(station.keys["admin"]) as admin:
+        uid = admin.post("/api/v1/users", json={"username": "petra", "password": "petra-first-pw",
+                                                "role": "operator"}).json()["id"]
+        with _browser(station) as petra:
+            assert _sign_in(petra, username="petra", password="petra-first-pw").json()["kind"] == "user"
+            assert petra.get("/api/v1/change-log").status_code == 403          # an operator
+            r = admin.patch(f"/api/v1/users/{uid}", json={"role": "engineer"})
+            assert r.status_code == 200 and r.json()["role"] == "engineer", r.text
+            assert petra.get("/api/v1/change-log").status_code == 200          # her open session, at once
+            assert petra.get("/api/v1/session").json()["role"] == "engineer"
+            assert admin.patch(f"/api/v1/users/{uid}", json={"disabled": True}).json()["disabled"] is True
+            assert petra.get("/api/v1/change-log").status_code == 401
+            back = admin.patch(f"/api/v1/users/{uid}", json={"disabled": False})
+            assert back.status_code == 200 and back.json()["disabled"] is False
+            assert _sign_in(petra, username="petra", password="petra-first-pw").status_code == 200
+            # a forgotten password: the admin sets a new one, every session of hers ends
+            assert admin.patch(f"/api/v1/users/{uid}", json={"password": "short"}).status_code == 422
+            assert admin.patch(f"/api/v1/users/{uid}", json={"password": "petra-second-pw"}).status_code == 200
+            assert petra.get("/api/v1/change-log").status_code == 401
+            assert _sign_in(petra, username="petra", password="petra-first-pw").status_code == 401
+            assert _sign_in(petra, username="petra", password="petra-second-pw").status_code == 200
+        assert admin.patch(f"/api/v1/users/{uid}", json={}).status_code == 422
+        assert admin.patch("/api/v1/users/99999", json={"role": "admin"}).status_code == 404
+        assert admin.patch(f"/api/v1/users/{uid}", json={"role": "boss"}).status_code == 422
+        log = admin.get("/api/v1/change-log", params={"subject": "user petra"}).json()["items"]
+        assert [e["action"] for e in reversed(log)] == ["user.added", "user.role_changed", "user.disabled",
+                                                         "user.enabled", "user.password_set"]
+        assert log[-2]["details"] == {"role": "engineer", "before": "operator"}
+        assert "petra-second-pw" not in str(log)
+    with station.client(station.keys["engineer"]) as eng:
+        assert eng.patch(f"/api/v1/users/{uid}", json={"role": "admin"}).status_code == 403
+
+
+def test_a_user_changes_their_own_password_and_their_other_sessions_end(station):
+    with station.client(station.keys["admin"]) as admin:
+        assert admin.post("/api/v1/users", json={"username": "quinn", "password": "quinn-first-pw",
+                                                 "role": "operator"}).status_code == 201
+    with _browser(station) as here, _browser(station) as tablet, _browser(station) as by_key:
+        _csrf(here, _sign_in(here, username="quinn", password="quinn-first-pw"))
+        assert _sign_in(tablet, username="quinn", password="quinn-first-pw").status_code == 200
+        change = {"current_password": "quinn-first-pw", "new_password": "quinn-second-pw"}
+        wrong = here.put("/api/v1/session/password", json={**change, "current_password": "not-it-at-all"})
+        assert wrong.status_code == 422 and "current password" in wrong.json()["error"]["message"]
+        assert here.put("/api/v1/session/password", json={**change, "new_password": "short"}).status_code == 422
+        no_csrf = here.put("/api/v1/session/password", json=change, headers={"X-CSRF-Token": ""})
+        assert no_csrf.status_code == 403
+        assert here.put("/api/v1/session/password", json=change).status_code == 204
+        assert here.get("/api/v1/inspections").status_code == 200        # the session it was changed from stays
+        assert tablet.get("/api/v1/inspections").status_code == 401      # the others end
+        assert _sign_in(tablet, username="quinn", password="quinn-first-pw").status_code == 401
+        assert _sign_in(tablet, username="quinn", password="quinn-second-pw").status_code == 200
+        # a key has no password to change
+        _csrf(by_key, _sign_in(by_key, api_key=station.keys["operator"]))
+        assert by_key.put("/api/v1/session/password", json=change).status_code == 409
+    with station.client(station.keys["operator"]) as op:
+        assert op.put("/api/v1/session/password", json=change).status_code == 409
+
+
+def test_a_locked_out_address_still_signs_in_with_a_key_and_an_admin_lifts_the_lock(tmp_path):
+    srv = start_fake_station(tmp_path / "data")
+    try:
+        with _browser(srv) as c:
+            for i in range(20):     # a shared PC whose users mistyped: the address is locked out
+                assert _sign_in(c, username=f"someone-{i}", password="wrong-password").status_code == 401
+            assert _sign_in(c, username="anyone", password="wrong-password").status_code == 429
+            # a key has nothing to guess: it still signs in from the locked address
+            assert _sign_in(c, api_key=srv.keys["operator"]).status_code == 200
+        with srv.client(srv.keys["operator"]) as op:
+            assert op.get("/api/v1/sign-in-locks").status_code == 403
+            assert op.delete("/api/v1/sign-in-locks").status_code == 403
+        with srv.client(srv.keys["admin"]) as admin:
+            locks = admin.get("/api/v1/sign-in-locks").json()["items"]
+            assert [(lk["kind"], lk["value"], lk["failures"]) for lk in locks] == [("address", "127.0.0.1", 20)]
+            assert 0 < locks[0]["wait_s"] <= 300
+            assert admin.delete("/api/v1/sign-in-locks").json() == {"lifted": 1}
+            assert admin.get("/api/v1/sign-in-locks").json()["items"] == []
+            entry = admin.get("/api/v1/change-log", params={"action": "sign_in.locks_lifted"}).json()["items"][0]
+            assert entry["actor"] == "test-admin (key 3)" and entry["details"] == {"locked": ["address 127.0.0.1"]}
+            assert admin.post("/api/v1/users", json={"username": "rita", "password": "rita-right-pw",
+                                                     "role": "operator"}).status_code == 201
+        with _browser(srv) as c:
+            assert _sign_in(c, username="rita", password="rita-right-pw").status_code == 200
+            for _ in range(5):
+                assert _sign_in(c, username="rita", password="rita-guess").status_code == 401
+            assert _sign_in(c, username="rita", password="rita-right-pw").status_code == 429
+        with srv.client(srv.keys["admin"]) as admin:
+            # a password reset lifts the name's lock-out too
+            uid = next(u["id"] for u in admin.get("/api/v1/users").json()["items"] if u["username"] == "rita")
+            assert admin.patch(f"/api/v1/users/{uid}", json={"password": "rita-new-pw-1"}).status_code == 200
+        with _browser(srv) as c:
+            assert _sign_in(c, username="rita", password="rita-new-pw-1").status_code == 200
+    finally:
+        srv.stop()

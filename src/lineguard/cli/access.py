@@ -1,4 +1,4 @@
-"""Who may use a station: `keys list|revoke` and `users add|list|disable`.
+"""Who may use a station: `keys list|revoke` and `users add|list|disable|enable|role|password`.
 
 These work on the station's database directly (run them on the station PC, or with
 --db), so an admin can get in even when no admin key is left to use the API with.
@@ -143,24 +143,71 @@ def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
                        f"{'disabled' if u.disabled else 'active'}")
 
 
-@users_app.command("disable")
-@click.argument("name")
-@_data
-@_db
-def users_disable(name: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Disable user NAME and end their sign-in sessions (the record stays: reviews name them)."""
+def _change_user(data: Path, db: Optional[str], db_schema: Optional[str], name: str, change) -> None:
+    """Run ``change(session, user_id, by)`` on user NAME in one transaction; refusals end the command."""
     from sqlalchemy import select
+    from ..line.audit import cli_actor
     from ..line.errors import StationError
     from ..line.orm import User
-    from ..line.audit import cli_actor
-    from ..line.users import disable_user
     with _database(data, db, db_schema, existing=True) as database:
         try:
             with database.session() as s:
                 uid = s.scalar(select(User.id).where(User.username == name))
                 if uid is None:
                     raise LookupError(f"no user named {name!r}; `lineguard users list` shows them")
-                disable_user(s, uid, by=cli_actor())
+                change(s, uid, cli_actor())
         except (StationError, LookupError) as exc:
             _refused(exc)
+
+
+@users_app.command("disable")
+@click.argument("name")
+@_data
+@_db
+def users_disable(name: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Disable user NAME and end their sign-in sessions (the record stays: reviews name them)."""
+    from ..line.users import disable_user
+    _change_user(data, db, db_schema, name, lambda s, uid, by: disable_user(s, uid, by=by))
     click.echo(f"user {name} disabled")
+
+
+@users_app.command("enable")
+@click.argument("name")
+@_data
+@_db
+def users_enable(name: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Let disabled user NAME sign in again (with their old password: `users password` resets it)."""
+    from ..line.users import enable_user
+    _change_user(data, db, db_schema, name, lambda s, uid, by: enable_user(s, uid, by=by))
+    click.echo(f"user {name} enabled")
+
+
+@users_app.command("role")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["operator", "engineer", "admin"]),
+              help="The user's new role; open sessions have it from their next request.")
+@_data
+@_db
+def users_role(name: str, role: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Give user NAME another role (the station's last admin keeps theirs)."""
+    from ..line.users import set_role
+    _change_user(data, db, db_schema, name, lambda s, uid, by: set_role(s, uid, role, by=by))
+    click.echo(f"user {name} is now {role}")
+
+
+@users_app.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard "
+              "input (scripts); otherwise it is asked for twice, without echo.")
+@_data
+@_db
+def users_password(name: str, password_stdin: bool, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Reset user NAME's password (a forgotten one); their sign-in sessions end. A running
+    station lifts a lock-out on the name within a few minutes (failed tries age out)."""
+    from ..line.users import set_password
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    _change_user(data, db, db_schema, name, lambda s, uid, by: set_password(s, uid, password, by=by))
+    click.echo(f"password of user {name} reset; their sessions ended")

@@ -26,7 +26,8 @@ COOKIE = "lg_session"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What the database keeps of a session token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -47,7 +48,7 @@ def start_session(session: Session, hours: float, key_id: Optional[int] = None,
     # expired sessions are removed here, at sign-in, not by a background task
     session.execute(delete(SignInSession).where(SignInSession.expires_at < utcnow()))
     token = secrets.token_urlsafe(32)
-    session.add(SignInSession(token_hash=_hash(token), key_id=key_id, user_id=user_id,
+    session.add(SignInSession(token_hash=token_hash(token), key_id=key_id, user_id=user_id,
                               expires_at=utcnow() + dt.timedelta(hours=hours)))
     session.flush()
     return token
@@ -57,7 +58,7 @@ def session_caller(session: Session, token: str) -> Optional[tuple[Optional[int]
     """(key id or None, role, name) of a live session whose key or user still stands, else None."""
     if not token or len(token) > 200:
         return None
-    row = session.scalar(select(SignInSession).where(SignInSession.token_hash == _hash(token)))
+    row = session.scalar(select(SignInSession).where(SignInSession.token_hash == token_hash(token)))
     if row is None or row.expires_at <= utcnow():
         return None
     if row.key_id is not None:
@@ -72,4 +73,4 @@ def session_caller(session: Session, token: str) -> Optional[tuple[Optional[int]
 
 
 def end_session(session: Session, token: str) -> None:
-    session.execute(delete(SignInSession).where(SignInSession.token_hash == _hash(token)))
+    session.execute(delete(SignInSession).where(SignInSession.token_hash == token_hash(token)))

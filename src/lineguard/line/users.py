@@ -21,6 +21,7 @@ from . import audit
 from .auth import ROLES
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import ApiKey, SignInSession, User
+from .sessions import token_hash as session_token_hash
 
 # n=2**14, r=8: 16 MiB per hash; the parameters are stored with each hash, so raising
 # them later leaves older passwords readable.
@@ -72,8 +73,7 @@ def create_user(session: Session, username: str, password: str, role: str, by: O
                              "starting with a letter or digit, at most 100 characters")
     if role not in ROLES:
         raise InvalidRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
+    _check_password_rules(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"a user named {username!r} exists already; pick another name")
     user = User(username=username, password_hash=hash_password(password), role=role, disabled=False)
@@ -115,15 +115,77 @@ def refuse_last_admin(session: Session, role: str, active: bool, what: str) -> N
 
 def disable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:
     """Disable a user and end their sessions; NotFound, or Conflict for the last admin."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user with id {user_id}")
+    user = _user(session, user_id)
     refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}")
     if not user.disabled:
         audit.record(session, "user.disabled", f"user {user.username}", by, role=user.role)
     user.disabled = True
     session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
     return user
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+def _check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
+
+
+def enable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:
+    """Let a disabled user sign in again (with the password they had; reset it if it was
+    forgotten or is the reason they were disabled)."""
+    user = _user(session, user_id)
+    if user.disabled:
+        audit.record(session, "user.enabled", f"user {user.username}", by, role=user.role)
+    user.disabled = False
+    return user
+
+
+def set_role(session: Session, user_id: int, role: str, by: Optional[str] = None) -> User:
+    """Give a user another role; their open sessions have it from their next request.
+    Conflict when it would take the station's last admin away."""
+    if role not in ROLES:
+        raise InvalidRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    user = _user(session, user_id)
+    if role == user.role:
+        return user
+    if user.role == "admin":
+        refuse_last_admin(session, user.role, not user.disabled, f"the admin role of user {user.username!r}")
+    audit.record(session, "user.role_changed", f"user {user.username}", by, role=role, before=user.role)
+    user.role = role
+    return user
+
+
+def set_password(session: Session, user_id: int, password: str, by: Optional[str] = None,
+                 keep_session: Optional[str] = None) -> User:
+    """A new password for a user (an admin's reset, or their own change) and the end of
+    their sessions: whoever knew the old password is signed out. ``keep_session`` (a
+    session token) keeps the one the user changed it from."""
+    _check_password_rules(password)
+    user = _user(session, user_id)
+    user.password_hash = hash_password(password)
+    ends = delete(SignInSession).where(SignInSession.user_id == user.id)
+    if keep_session:
+        ends = ends.where(SignInSession.token_hash != session_token_hash(keep_session))
+    session.execute(ends)
+    audit.record(session, "user.password_set", f"user {user.username}", by)
+    return user
+
+
+def change_own_password(session: Session, user_id: int, current: str, new: str, keep_session: str) -> User:
+    """A signed-in user's own change: the current password must be given (a session left
+    open on a shared PC must not be enough to take the account over)."""
+    user = _user(session, user_id)
+    if user.disabled or not check_password(current, user.password_hash):
+        raise InvalidRequest("the current password is not right; nothing was changed")
+    if new == current:
+        raise InvalidRequest("the new password is the current one; choose another")
+    return set_password(session, user_id, new, by=f"{user.username} (user)", keep_session=keep_session)
 
 
 def user_to_dict(user: User) -> dict:

@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from ...line import audit
 from ...line.auth import verify_key
-from ...line.errors import InvalidRequest, StationError
+from ...line.errors import Conflict, InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
-from ...line.users import authenticate, create_user, disable_user, user_to_dict
+from ...line.users import (authenticate, change_own_password, create_user, disable_user, enable_user,
+                           set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
 from ..schemas import ErrorOut, errors
 
@@ -33,6 +35,7 @@ class SignInIn(BaseModel):
 class SessionOut(BaseModel):
     name: str
     role: str
+    kind: Literal["key", "user"] = Field(description="signed in with an API key, or as a user with a password")
     csrf_token: str = Field(description=f"send it as the {CSRF_HEADER} header on every POST/PUT/PATCH/DELETE "
                                         "made with the session cookie")
 
@@ -41,6 +44,18 @@ class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
     role: Literal["operator", "engineer", "admin"]
+
+
+class UserChange(BaseModel):
+    role: Optional[Literal["operator", "engineer", "admin"]] = None
+    disabled: Optional[bool] = Field(default=None, description="true disables (and signs out), false lets in again")
+    password: Optional[str] = Field(default=None, min_length=1, max_length=1000,
+                                    description="a new password (a reset: the user's sessions end)")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=1, max_length=1000)
 
 
 class UserOut(BaseModel):
@@ -108,6 +123,30 @@ class SignInThrottle:
                 self._fails.setdefault(who, []).append(now)
         return 0.0
 
+    def locks(self) -> list[dict[str, Any]]:
+        """The names and addresses refused now, with how long they still wait."""
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            for who in list(self._fails):
+                kind, _, value = who.partition(":")
+                limit = self.per_name if kind == "name" else self.per_address
+                times = self._recent(who, now)
+                if len(times) >= limit:
+                    out.append({"kind": "name" if kind == "name" else "address", "value": value, "failures": len(times),
+                                "wait_s": int(times[-limit] + self.window_s - now) + 1})
+        return sorted(out, key=lambda d: (d["kind"], d["value"]))
+
+    def lift(self) -> None:
+        """An admin lifts every lock: all failures are forgotten."""
+        with self._lock:
+            self._fails.clear()
+
+    def forget_name(self, name: str) -> None:
+        """An admin let the user in again or reset their password: the lock-out ends too."""
+        with self._lock:
+            self._fails.pop(f"name:{name}", None)
+
     def succeeded(self, name: Optional[str], address: str) -> None:
         """The try was good: forget the name's failures and take back the address's count of it."""
         with self._lock:
@@ -125,19 +164,20 @@ def _throttle(request: Request) -> SignInThrottle:
     return state.sign_in_throttle
 
 
-def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, str, str]]:
-    """(session token, role, name) of a new session, or None when the credentials do not hold."""
+def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, dict[str, str]]]:
+    """(session token, who signed in) of a new session, or None when the credentials do not hold."""
     hours = station.config.session_hours
     with station.db.session() as s:
         if body.api_key:
             row = verify_key(s, body.api_key.strip())
             if row is None:
                 return None
-            return start_session(s, hours, key_id=row.id), row.role, row.name or f"key-{row.prefix}"
+            return (start_session(s, hours, key_id=row.id),
+                    {"name": row.name or f"key-{row.prefix}", "role": row.role, "kind": "key"})
         user = authenticate(s, body.username or "", body.password or "")
         if user is None:
             return None
-        return start_session(s, hours, user_id=user.id), user.role, user.username
+        return start_session(s, hours, user_id=user.id), {"name": user.username, "role": user.role, "kind": "user"}
 
 
 @router.post("/api/v1/session", summary="Sign in with an API key or a user name and password",
@@ -145,19 +185,26 @@ def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, str, str]]
 async def sign_in(body: SignInIn, request: Request, station: Station = Depends(get_station)) -> Response:
     if not body.api_key and not (body.username and body.password):
         raise InvalidRequest("send {\"api_key\": ...} or {\"username\": ..., \"password\": ...}")
-    name = None if body.api_key else body.username
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)
-    wait = throttle.attempt(name, address)
-    if wait > 0:
-        raise TooManySignIns(f"too many failed sign-ins; try again in {int(wait) + 1} s", retry_after_s=int(wait) + 1)
+    # Only passwords are throttled: a key has 190 random bits, nothing to guess, and a
+    # shared PC (or a reverse proxy: one address) whose users mistyped passwords must
+    # still let a key in. Keys sent as headers are not throttled either.
+    password_try = not body.api_key
+    if password_try:
+        wait = throttle.attempt(body.username, address)
+        if wait > 0:
+            raise TooManySignIns(f"too many failed sign-ins; try again in {int(wait) + 1} s, sign in with an API "
+                                 "key, or ask an admin to lift the lock (Keys and users page)",
+                                 retry_after_s=int(wait) + 1)
     made = await run_in_threadpool(_sign_in, station, body)
     if made is None:
         # one message for every failure: it must not tell whether the name exists
         raise HTTPException(401, "sign-in failed: the key, or the user name and password, are not valid")
-    throttle.succeeded(name, address)
-    token, role, who_name = made
-    resp = JSONResponse({"name": who_name, "role": role, "csrf_token": csrf_token(token)})
+    if password_try:
+        throttle.succeeded(body.username, address)
+    token, signed_in = made
+    resp = JSONResponse({**signed_in, "csrf_token": csrf_token(token)})
     resp.set_cookie(COOKIE, token, max_age=int(station.config.session_hours * 3600), path="/", httponly=True,
                     samesite="strict", secure=request.url.scheme == "https")
     return resp
@@ -170,7 +217,8 @@ async def who(request: Request, station: Station = Depends(get_station)) -> dict
     hit = await run_in_threadpool(session_of, station, token) if token else None
     if hit is None:
         raise HTTPException(401, "not signed in (or the sign-in has ended); sign in with POST /api/v1/session")
-    return {"name": hit[2], "role": hit[1], "csrf_token": csrf_token(token)}
+    return {"name": hit[2], "role": hit[1], "kind": "key" if hit[0] is not None else "user",
+            "csrf_token": csrf_token(token)}
 
 
 @router.delete("/api/v1/session", status_code=204, summary="Sign out", responses=errors(403))
@@ -213,3 +261,85 @@ def remove_user(user_id: int = PathParam(ge=1, le=DB_INT_MAX), station: Station 
         out = user_to_dict(disable_user(s, user_id, by=caller.who))
     station.key_cache.clear()   # after the commit: their cached sessions stop working now
     return out
+
+
+@router.patch("/api/v1/users/{user_id}", tags=["users"],
+              summary="Change a user: role, let in again or disable, reset the password",
+              response_model=UserOut, responses=errors(401, 403, 404, 409, 422))
+def change_user(body: UserChange, request: Request, user_id: int = PathParam(ge=1, le=DB_INT_MAX),
+                station: Station = Depends(get_station), caller: Caller = Depends(require("admin"))) -> dict:
+    if body.role is None and body.disabled is None and body.password is None:
+        raise InvalidRequest("send at least one of role, disabled, password")
+    # one transaction: a refused part (the last admin) leaves the others undone too
+    with station.db.session() as s:
+        user = None
+        if body.password is not None:
+            user = set_password(s, user_id, body.password, by=caller.who)
+        if body.role is not None:
+            user = set_role(s, user_id, body.role, by=caller.who)
+        if body.disabled is True:
+            user = disable_user(s, user_id, by=caller.who)
+        elif body.disabled is False:
+            user = enable_user(s, user_id, by=caller.who)
+        out = user_to_dict(user)
+    station.key_cache.clear()   # after the commit: cached sessions take the new role, or end, now
+    if body.password is not None or body.disabled is False:
+        _throttle(request).forget_name(out["username"])   # a reset also lifts the name's lock-out
+    return out
+
+
+@router.put("/api/v1/session/password", status_code=204, tags=["sign-in"],
+            summary="Change your own password (signed in as a user; other sessions of yours end)",
+            responses={**errors(401, 403, 409, 422), **_429})
+async def change_password(body: PasswordChange, request: Request, station: Station = Depends(get_station),
+                          caller: Caller = Depends(require("operator"))) -> Response:
+    token = request.cookies.get(COOKIE)
+    if caller.key_id is not None or not token:
+        raise Conflict("only a user signed in with a name and password has a password to change; "
+                       "an API key is replaced instead (create a new one, revoke the old)")
+    # the current password is a guess like any sign-in: throttled the same way
+    address = request.client.host if request.client else "?"
+    throttle = _throttle(request)
+    wait = throttle.attempt(caller.name, address)
+    if wait > 0:
+        raise TooManySignIns(f"too many wrong passwords; try again in {int(wait) + 1} s", retry_after_s=int(wait) + 1)
+
+    def change() -> None:
+        with station.db.session() as s:
+            uid = s.scalar(select(User.id).where(User.username == caller.name))
+            if uid is None:
+                raise HTTPException(401, "your user is gone; sign in again")
+            change_own_password(s, uid, body.current_password, body.new_password, keep_session=token)
+    await run_in_threadpool(change)
+    throttle.succeeded(caller.name, address)
+    station.key_cache.clear()
+    return Response(status_code=204)
+
+
+class SignInLock(BaseModel):
+    kind: Literal["name", "address"]
+    value: str = Field(description="the user name tried, or the client address")
+    failures: int
+    wait_s: int = Field(description="seconds until it lifts by itself")
+
+
+class SignInLocks(BaseModel):
+    items: list[SignInLock]
+
+
+@router.get("/api/v1/sign-in-locks", tags=["users"], summary="Names and addresses locked out after failed sign-ins",
+            response_model=SignInLocks, responses=errors(401, 403))
+async def sign_in_locks(request: Request, caller: Caller = Depends(require("admin"))) -> dict:
+    return {"items": _throttle(request).locks()}
+
+
+@router.delete("/api/v1/sign-in-locks", tags=["users"], summary="Lift every sign-in lock-out now",
+               responses=errors(401, 403))
+def lift_sign_in_locks(request: Request, station: Station = Depends(get_station),
+                       caller: Caller = Depends(require("admin"))) -> dict:
+    locks = _throttle(request).locks()
+    with station.db.session() as s:
+        audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs", caller.who,
+                     locked=[f"{d['kind']} {d['value']}" for d in locks][:50])
+    _throttle(request).lift()
+    return {"lifted": len(locks)}

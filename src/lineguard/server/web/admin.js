@@ -1,4 +1,5 @@
-// Admin: API keys and users (list, create, revoke). The last admin cannot be removed
+// Admin: API keys and users (list, create, revoke; a user's role, enable, password reset)
+// and the sign-in lock-outs. The last admin cannot be removed
 // (the station answers 409 and the message is shown).
 "use strict";
 
@@ -9,7 +10,7 @@ LG.start(async (main) => {
     return;
   }
   const keysEl = h("div", {class: "table-wrap", id: "keys"}), usersEl = h("div", {class: "table-wrap", id: "users"});
-  const secret = h("div", {id: "new-key"});
+  const secret = h("div", {id: "new-key"}), locksEl = h("div", {class: "table-wrap", id: "locks"});
   const keyForm = h("form", {class: "filters", id: "key-form"},
     field("role", select("role", ["operator", "engineer", "admin"], "operator")),
     field("name (who uses it)", h("input", {name: "name", size: 16})), h("button", {type: "submit"}, "Create key"));
@@ -19,7 +20,10 @@ LG.start(async (main) => {
     field("role", select("role", ["operator", "engineer", "admin"], "operator")), h("button", {type: "submit"}, "Add user"));
   main.append(h("h1", {}, "Keys and users"),
     h("div", {class: "panel"}, h("h2", {}, "API keys"), keyForm, secret, keysEl),
-    h("div", {class: "panel"}, h("h2", {}, "Users"), userForm, usersEl));
+    h("div", {class: "panel"}, h("h2", {}, "Users"), userForm, usersEl),
+    h("div", {class: "panel"}, h("h2", {}, "Sign-in lock-outs"),
+      h("p", {class: "muted"}, "Five wrong passwords for a name, or twenty from one address, lock it out for five "
+        + "minutes (API keys are never locked out)."), locksEl));
 
   async function load() {
     const keys = (await api("/api/v1/keys")).items;
@@ -30,10 +34,59 @@ LG.start(async (main) => {
     let users = [];
     try { users = (await api("/api/v1/users")).items; } catch (err) { if (err.status !== 404) throw err; }
     clear(usersEl).appendChild(users.length ? h("table", {}, h("tr", {}, ["id", "user", "role", "created", "state", ""].map((t) => h("th", {}, t))),
-      users.map((u) => h("tr", {dataset: {user: u.id}}, h("td", {}, u.id), h("td", {}, u.username), h("td", {}, u.role),
-        h("td", {}, LG.when(u.created_at)), h("td", {}, u.disabled ? "disabled" : "active"),
-        h("td", {}, u.disabled ? "" : h("button", {type: "button", class: "danger", onclick: () => removeUser(u)}, "Disable")))))
-      : h("p", {class: "muted"}, "No users: people sign in with keys only."));
+      users.map(userRow)) : h("p", {class: "muted"}, "No users: people sign in with keys only."));
+    await loadLocks();
+  }
+
+  function userRow(u) {
+    const role = select("role", ["operator", "engineer", "admin"], u.role);
+    role.setAttribute("aria-label", `role of ${u.username}`);
+    role.addEventListener("change", async () => {
+      if (!confirm(`Make ${u.username} ${role.value === "admin" ? "an" : "a"} ${role.value}? Their open sign-ins `
+        + "get the new role at once.")) { role.value = u.role; return; }
+      await changeUser(u, {role: role.value}, `${u.username} is now ${role.value}`);
+    });
+    const actions = h("td", {class: "actions"});
+    const showButtons = () => clear(actions).append(
+      u.disabled ? h("button", {type: "button", onclick: () => changeUser(u, {disabled: false}, `${u.username} may sign in again`)}, "Enable")
+        : h("button", {type: "button", class: "danger", onclick: () => removeUser(u)}, "Disable"),
+      " ", h("button", {type: "button", onclick: resetForm}, "Reset password"));
+    function resetForm() {
+      const pw = h("input", {type: "password", name: "new-password", minlength: 8, required: true, size: 14,
+        autocomplete: "new-password", "aria-label": `new password for ${u.username}`});
+      const form = h("form", {class: "inline"}, pw, " ", h("button", {type: "submit"}, "Set"), " ",
+        h("button", {type: "button", class: "link", onclick: showButtons}, "Cancel"));
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        await changeUser(u, {password: pw.value}, `password of ${u.username} reset; their sign-ins ended`);
+      });
+      clear(actions).appendChild(form);
+      pw.focus();
+    }
+    showButtons();
+    return h("tr", {dataset: {user: u.id}}, h("td", {}, u.id), h("td", {}, u.username), h("td", {}, role),
+      h("td", {}, LG.when(u.created_at)), h("td", {}, u.disabled ? "disabled" : "active"), actions);
+  }
+
+  async function changeUser(u, body, done) {
+    try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, {method: "PATCH", body}); LG.say(done, "ok"); }
+    catch (err) { LG.fail(err); }
+    await load();     // on a refusal too: the row shows what is stored, not what was picked
+  }
+
+  async function loadLocks() {
+    const locks = (await api("/api/v1/sign-in-locks")).items;
+    clear(locksEl).append(locks.length
+      ? h("div", {}, h("table", {}, h("tr", {}, ["locked", "failed tries", "lifts by itself in"].map((t) => h("th", {}, t))),
+        locks.map((l) => h("tr", {}, h("td", {}, `${l.kind === "name" ? "user name" : "address"} ${l.value}`),
+          h("td", {}, l.failures), h("td", {}, `${Math.ceil(l.wait_s / 60)} min`)))),
+        h("p", {}, h("button", {type: "button", id: "lift-locks", onclick: liftLocks}, "Lift all lock-outs now")))
+      : h("p", {class: "muted"}, "None: no name or address is locked out by failed sign-ins."));
+  }
+
+  async function liftLocks() {
+    try { await api("/api/v1/sign-in-locks", {method: "DELETE"}); LG.say("lock-outs lifted", "ok"); await loadLocks(); }
+    catch (err) { LG.fail(err); }
   }
 
   async function revokeKey(k) {
@@ -55,7 +108,8 @@ LG.start(async (main) => {
       const k = await api("/api/v1/keys", {method: "POST", body: {role: keyForm.elements.role.value,
         name: keyForm.elements.name.value.trim() || null}});
       clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
-        h("div", {class: "secret", id: "secret"}, k.key));
+        h("div", {class: "secret", id: "secret"}, k.key),
+        h("p", {}, h("button", {type: "button", id: "hide-key", onclick: () => clear(secret)}, "I have copied it: hide")));
       LG.say(`key ${k.prefix || ""} created`, "ok");     // and an earlier error cleared
       keyForm.reset();
       await load();

@@ -126,7 +126,9 @@ const LG = (() => {
       nav.appendChild(h("a", {href, class: href === current ? "current" : null}, label));
     }
     const who = clear(document.getElementById("who"));
-    who.appendChild(h("span", {class: "me", title: "signed in"}, me.name, " ", h("span", {class: "role"}, me.role)));
+    // a user's name leads to their password; a key has none to change
+    const name = me.kind === "user" ? h("a", {href: "/app/account", title: "change your password"}, me.name) : me.name;
+    who.appendChild(h("span", {class: "me", title: "signed in"}, name, " ", h("span", {class: "role"}, me.role)));
     who.appendChild(h("button", {class: "link", type: "button", onclick: signOut}, "Sign out"));
   }
 
