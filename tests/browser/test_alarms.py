@@ -169,3 +169,28 @@ def test_rejects_without_a_verdict_and_repeated_escalation_are_shown(pages, stat
     report = op.open(f"/app/report?line=L8&at={now.isoformat()}Z", "#totals")
     expect(report.locator("#no-verdict")).to_contain_text("3 rejected by the PLC without a verdict in time")
     expect(report.locator("#report-alarms tr[data-kind='no_verdict']")).to_contain_text("2 times")
+
+
+def test_the_cause_of_an_acknowledged_alarm_is_given_later_on_the_alarms_page(pages, station):
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=1700 + i), f"coil-{i}", line="L-cause", station="B1").status_code == 201
+        (alarm,) = [a for a in c.get("/api/v1/alarms", params={"line": "L-cause"}).json()["items"]]
+        assert c.post(f"/api/v1/alarms/{alarm['id']}/acknowledge", json={}).status_code == 200   # no cause yet
+    op = pages(role="operator")
+    page = op.open("/app/alarms?line=L-cause", "#alarm-list tr[data-kind='ng_run']")
+    expect(page.locator("#by-cause tr[data-cause='none']")).to_contain_text("1")
+    row = page.locator(f"#alarm-list tr[data-id='{alarm['id']}']")
+    expect(row.locator("td.cause")).to_contain_text("not given")
+    row.get_by_role("button", name=f"cause of alarm {alarm['id']}").click()
+    row.get_by_label(f"what alarm {alarm['id']} turned out to be").select_option("material")
+    row.get_by_label(f"note for alarm {alarm['id']}").fill("coil 4471 out of spec")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator("td.cause")).to_contain_text("material or supplier batch")
+    expect(row.locator("td.note")).to_contain_text("coil 4471 out of spec")
+    expect(page.locator("#by-cause tr[data-cause='material']")).to_contain_text("1")   # counted at once
+    expect(page.locator("#by-cause tr[data-cause='none']")).to_have_count(0)
+    op.shot("alarms-cause-later")
+    with api(station, "operator") as c:
+        (done,) = c.get("/api/v1/alarms", params={"line": "L-cause"}).json()["items"]
+    assert done["ack_cause"] == "material" and "coil 4471 out of spec" in done["ack_note"]

@@ -582,3 +582,60 @@ def test_the_alarm_states_written_again_after_a_connection_take_their_place_in_e
                                    .order_by(OutboxEvent.id))]
     assert rows[-3:] == [("alarm_state", "S1", "restored", 1), ("alarm_state", "S2", "restored", 0),
                          ("alarm", "S1", "acknowledged", 0)]
+
+
+def test_what_an_alarm_turned_out_to_be_is_said_later_and_the_note_keeps_each_change(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
+    (alarm,) = st.alarms.active()
+    key = {"X-API-Key": st.operator_key}
+    url = f"/api/v1/alarms/{alarm['id']}"
+    with client(st) as c:
+        early = c.patch(url, json={"cause": "material"}, headers=key)
+        assert early.status_code == 409 and "acknowledge" in early.json()["error"]["message"]
+        assert c.post(url + "/acknowledge", json={"note": "line stopped, parts set aside"}, headers=key).status_code == 200
+        assert c.get("/api/v1/alarms/summary").json()["by_cause"][0]["cause"] == "none"
+        # the next morning the supplier confirms a bad coil
+        r = c.patch(url, json={"cause": "material", "note": "coil 4471 out of spec"}, headers=key)
+        assert r.status_code == 200, r.text
+        assert r.json()["ack_cause"] == "material" and r.json()["active"] is False
+        assert [(x["cause"], x["alarms"]) for x in c.get("/api/v1/alarms/summary").json()["by_cause"]] == \
+            [("material", 1)]
+        assert c.patch(url, json={"cause": "process"}, headers=key).json()["ack_cause"] == "process"
+        assert c.patch(url, json={"cause": "process"}, headers=key).status_code == 200    # the same: nothing added
+        assert c.patch(url, json={}, headers=key).status_code == 422
+        assert c.patch(url, json={"cause": "gremlins"}, headers=key).status_code == 422
+        assert c.patch("/api/v1/alarms/999999", json={"cause": "process"}, headers=key).status_code == 404
+        assert c.patch(url, json={"cause": "process"}).status_code == 401
+        note = st.alarms.history()[0]["ack_note"].splitlines()
+    assert note[0] == "line stopped, parts set aside"
+    assert "cause not given -> material or supplier batch; coil 4471 out of spec" in note[1]
+    assert "line-tablet (key" in note[1] and " UTC, " in note[1]
+    assert "cause material or supplier batch -> defects made upstream (tool, process)" in note[2]
+    assert len(note) == 3
+    assert [m for m in _alarm_messages(st) if m[0] == "cause_set"] == [("cause_set", "ng_run", alarm["id"])] * 2
+
+
+def test_notes_added_to_an_alarm_at_once_are_all_kept(spc_station):
+    import threading
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
+    (alarm,) = st.alarms.active()
+    st.alarms.acknowledge(alarm["id"], "ana (user)")
+    errors = []
+
+    def add(who):
+        try:
+            for i in range(5):
+                st.alarms.set_cause(alarm["id"], who, note=f"{who} note {i}")
+        except Exception as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=add, args=(w,)) for w in ("ana", "ben")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    note = st.alarms.history()[0]["ack_note"]
+    assert sorted(ln.split("] ")[1] for ln in note.splitlines()) == sorted(
+        f"{w} note {i}" for w in ("ana", "ben") for i in range(5))

@@ -624,6 +624,51 @@ class AlarmWatch:
         self._tell(out)
         return out
 
+    def set_cause(self, alarm_id: int, by: Optional[str], cause: Optional[str] = None,
+                  note: Optional[str] = None) -> dict[str, Any]:
+        """Say later what an acknowledged alarm turned out to be, or add to its note: the
+        cause is often found after the line runs again (maintenance, the supplier's
+        answer), when nobody would acknowledge anything. Each addition goes to the end of
+        the note with when and by whom, a changed cause with what it was before, so the
+        note keeps the history. Conflict for an alarm still active (acknowledge it)."""
+        note = (note or "").strip() or None
+        if cause is None and note is None:
+            raise InvalidRequest("send a cause, a note, or both")
+        if note is not None and len(note) > NOTE_MAX:
+            raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
+        if cause is not None and cause not in CAUSES:
+            raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(CAUSES)} "
+                                 "(GET /api/v1/alarms lists them with their meaning)")
+        with self.db.session() as s:
+            a = s.get(LineAlarm, alarm_id)
+            if a is None:
+                raise NotFound(f"no alarm {alarm_id}")
+            if a.acked_at is None:
+                raise Conflict(f"alarm {alarm_id} is still active: acknowledge it, with its cause (line view, or "
+                               f"POST /api/v1/alarms/{alarm_id}/acknowledge)")
+            said = []
+            if cause is not None and cause != a.ack_cause:
+                said.append(f"cause {CAUSES.get(a.ack_cause or '', 'not given')} -> {CAUSES[cause]}")
+            if note is not None:
+                said.append(note)
+            if not said:        # the same cause again: nothing to add
+                return alarm_to_dict(a)
+            addition = f"[{iso_utc(utcnow())[:16].replace('T', ' ')} UTC, {by or 'someone'}] {'; '.join(said)}"
+            if len(a.ack_note or "") + len(addition) > NOTE_MAX * 10:
+                raise InvalidRequest(f"alarm {alarm_id}'s note is full ({NOTE_MAX * 10} characters); say it "
+                                     "in the shift report instead")
+            lock_line(s, a.line)      # the station's state below is read in the line's order
+            # appended in the UPDATE itself: two people adding at once both keep theirs
+            new_note = func.coalesce(LineAlarm.ack_note + "\n", "") + addition
+            s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id)
+                      .values(ack_note=new_note, **({"ack_cause": cause} if cause is not None else {})))
+            s.refresh(a)
+            out = {**alarm_to_dict(a), "change": "cause_set", **_station_state(s, a.line, a.station, utcnow())}
+            record_event(s, "alarm", a.line, out)
+        log.info("alarm %s at line %s station %s: %s (by %s)", out["id"], out["line"], out["station"], addition, by)
+        self._tell(out)
+        return out
+
     def acknowledge_station(self, line: str, station: str, by: str, cause: Optional[str] = None,
                             kinds: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
         """Acknowledge the active alarms of one station (the PLC's AlarmAck): every one, or

@@ -100,6 +100,18 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
 
 
 
+@router.patch("/alarms/{alarm_id}", summary="Say later what an acknowledged alarm turned out to be, or add a note",
+              description="Sets the cause (one of those GET /api/v1/alarms lists) and/or adds to the note of an "
+                          "acknowledged alarm. Each addition goes to the end of the note with when and by whom (a "
+                          "changed cause with what it was), so the note keeps the history. 409 while the alarm is "
+                          "still active: acknowledge it instead.",
+              responses=errors(401, 403, 404, 409, 422))
+def set_alarm_cause(body: AlarmAckIn, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
+                    station: Station = Depends(get_station),
+                    caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
+    return station.alarms.set_cause(alarm_id, caller.who, body.cause, body.note)
+
+
 @router.get("/alarms/rules", summary="When parts raise a line alarm: the defaults and each station's own rules",
             description="`defaults`: this process's settings (serve --alarm-*), which every station follows "
                         "unless it has its own; `stations`: those that have, with their own settings (`own`) and "

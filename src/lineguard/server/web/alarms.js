@@ -86,6 +86,11 @@ LG.start(async (main) => {
         s.by_station.map((x) => h("tr", {}, h("td", {}, x.line), h("td", {}, x.station), h("td", {}, x.alarms)))))));
   }
 
+  async function loadSummary(f) {
+    renderSummary(await api("/api/v1/alarms/summary" + LG.q({since: f.since, until: f.until, line: f.line,
+      station: f.station})));
+  }
+
   let before = null, body = null, shown = null;   // shown: the filters of the list on the page
   async function load(reset) {
     if (reset) shown = filters();
@@ -95,8 +100,7 @@ LG.start(async (main) => {
       history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f,
         f.since === defaultSince ? {since: ""} : {})));
       csv.href = "/api/v1/alarms/export" + LG.q(f);
-      renderSummary(await api("/api/v1/alarms/summary" + LG.q({since: f.since, until: f.until, line: f.line,
-        station: f.station})));
+      await loadSummary(f);
       body = h("tbody", {});
       clear(table).appendChild(h("table", {}, h("thead", {}, h("tr", {},
         ["raised", "line", "station", "alarm", "part", "acknowledged", "by", "cause", "note"].map((t) => h("th", {}, t)))),
@@ -104,6 +108,8 @@ LG.start(async (main) => {
     }
     const page = await api("/api/v1/alarms" + LG.q(Object.assign({}, f, {limit: 100, before_id: before})));
     for (const a of page.items) {
+      const causeCell = h("td", {class: "cause"}), noteCell = h("td", {class: "note"});
+      showCause(a, causeCell, noteCell);
       body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
         h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
         h("td", {title: a.message}, KIND[a.kind] || a.kind,
@@ -111,12 +117,46 @@ LG.start(async (main) => {
         h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)
           : `PLC answer ${a.signal_id === null ? "–" : "#" + a.signal_id}`),
         h("td", {}, a.acked_at ? when(a.acked_at) : h("b", {class: "v-ng"}, "active")),
-        h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
-        h("td", {}, a.ack_note || "–")));
+        h("td", {}, a.acked_by || "–"), causeCell, noteCell));
     }
     if (reset && !page.items.length) clear(table).appendChild(h("p", {class: "muted"}, "No alarms match."));
     before = page.next_before_id;
     more.hidden = !before;
+  }
+
+  // An acknowledged alarm's cause, found later (maintenance, the supplier's answer): set
+  // or changed here, with a note; the station keeps each change in the note.
+  function showCause(a, causeCell, noteCell) {
+    clear(noteCell).appendChild(a.ack_note ? h("span", {class: "pre"}, a.ack_note) : document.createTextNode("–"));
+    clear(causeCell).append(a.ack_cause ? causes[a.ack_cause] || a.ack_cause : (a.acked_at ? "not given" : "–"));
+    if (!a.acked_at) return;        // active: acknowledged (with its cause) on the line view
+    causeCell.append(" ", h("button", {type: "button", class: "link", "aria-label": `cause of alarm ${a.id}`,
+      onclick: () => editCause(a, causeCell, noteCell)}, a.ack_cause ? "change" : "say what it was"));
+  }
+
+  function editCause(a, causeCell, noteCell) {
+    const pick = select("ack_cause", [["", "choose…"], ...Object.entries(causes)], a.ack_cause || "");
+    pick.setAttribute("aria-label", `what alarm ${a.id} turned out to be`);
+    const note = h("input", {name: "note", size: 24, maxlength: 2000, placeholder: "what was found (optional)",
+      "aria-label": `note for alarm ${a.id}`});
+    const form = h("form", {class: "inline"}, pick, " ", note, " ", h("button", {type: "submit"}, "Save"), " ",
+      h("button", {type: "button", class: "link", onclick: () => showCause(a, causeCell, noteCell)}, "Cancel"));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!pick.value && !note.value.trim()) { LG.say("choose what it turned out to be, or write a note", "error"); return; }
+      const btn = form.querySelector("button[type=submit]");
+      btn.disabled = true;
+      try {
+        const out = await api(`/api/v1/alarms/${Number(a.id)}`, {method: "PATCH",
+          body: {cause: pick.value || null, note: note.value.trim() || null}});
+        Object.assign(a, {ack_cause: out.ack_cause, ack_note: out.ack_note});
+        showCause(a, causeCell, noteCell);
+        LG.say(`alarm ${a.id}: saved`, "ok");
+        await loadSummary(shown);       // "what they turned out to be" counts it now
+      } catch (err) { LG.fail(err); btn.disabled = false; }
+    });
+    clear(causeCell).appendChild(form);
+    pick.focus();
   }
 
   const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min"];
