@@ -181,3 +181,39 @@ def test_an_admin_user_cannot_be_demoted_below_the_last_admin_in_one_transaction
         from lineguard.line.orm import User
         assert s.get(User, admin_id).role == "admin"
         set_role(s, admin_id, "admin")    # the same role: nothing to refuse
+    # a change of several parts (the API's PATCH: password, then role) is undone whole
+    from lineguard.line.users import authenticate, set_password
+    with pytest.raises(Conflict), db.session() as s:
+        set_password(s, admin_id, "kim-new-admin-pw")
+        set_role(s, admin_id, "operator")
+    with db.session() as s:
+        assert authenticate(s, "kim", "kim-admin-pw") is not None
+
+
+def test_two_admins_removed_at_once_leave_the_station_one(db):
+    """SQLite reads the admin count outside any transaction: the second removal, checked
+    while the first is written but not committed, counted two admins and went through."""
+    import threading
+    import time
+    from lineguard.line.errors import Conflict
+    from lineguard.line.users import active_admins, create_user, set_role
+    with db.session() as s:
+        a = create_user(s, "ana-admin", "ana-admin-pw", "admin").id
+        b = create_user(s, "ben-admin", "ben-admin-pw", "admin").id
+    written = threading.Event()
+
+    def first():
+        with db.session() as s:
+            set_role(s, a, "operator")
+            written.set()
+            time.sleep(1.0)          # committed only after the second has checked
+    t = threading.Thread(target=first)
+    t.start()
+    assert written.wait(30)
+    try:
+        with pytest.raises(Conflict, match="last active admin"), db.session() as s:
+            set_role(s, b, "operator")
+    finally:
+        t.join()
+    with db.session() as s:
+        assert active_admins(s) == 1

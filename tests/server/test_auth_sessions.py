@@ -278,7 +278,7 @@ def test_a_locked_out_address_still_signs_in_with_a_key_and_an_admin_lifts_the_l
             assert admin.delete("/api/v1/sign-in-locks").json() == {"lifted": 1}
             assert admin.get("/api/v1/sign-in-locks").json()["items"] == []
             entry = admin.get("/api/v1/change-log", params={"action": "sign_in.locks_lifted"}).json()["items"][0]
-            assert entry["actor"] == "test-admin (key 3)" and entry["details"] == {"locked": ["address 127.0.0.1"]}
+            assert entry["actor"] == "test-admin (key 3)" and entry["details"] == {"addresses": ["127.0.0.1"], "names": 0}
             assert admin.post("/api/v1/users", json={"username": "rita", "password": "rita-right-pw",
                                                      "role": "operator"}).status_code == 201
         with _browser(srv) as c:
@@ -294,3 +294,21 @@ def test_a_locked_out_address_still_signs_in_with_a_key_and_an_admin_lifts_the_l
             assert _sign_in(c, username="rita", password="rita-new-pw-1").status_code == 200
     finally:
         srv.stop()
+
+
+def test_a_right_current_password_with_an_unusable_new_one_is_not_counted_as_a_guess(station):
+    with station.client(station.keys["admin"]) as admin:
+        assert admin.post("/api/v1/users", json={"username": "uli", "password": "uli-first-pw",
+                                                 "role": "admin"}).status_code == 201
+    with _browser(station) as c:
+        _csrf(c, _sign_in(c, username="uli", password="uli-first-pw"))
+        for new in ["short", "uli-first-pw"] * 3:      # six refusals, none a wrong password
+            assert c.put("/api/v1/session/password", json={"current_password": "uli-first-pw",
+                                                           "new_password": new}).status_code == 422
+        ok = c.put("/api/v1/session/password", json={"current_password": "uli-first-pw",
+                                                     "new_password": "uli-second-pw"})
+        assert ok.status_code == 204, ok.text
+        # an admin resetting their own password on the users list stays signed in there
+        uid = next(u["id"] for u in c.get("/api/v1/users").json()["items"] if u["username"] == "uli")
+        assert c.patch(f"/api/v1/users/{uid}", json={"password": "uli-third-pw"}).status_code == 200
+        assert c.get("/api/v1/users").status_code == 200

@@ -63,14 +63,18 @@ def revoke_key(session: Session, key_id: int, by: Optional[str] = None) -> bool:
     """
     from sqlalchemy import delete
     from .orm import SignInSession
-    from .users import refuse_last_admin
+    from .users import refuse_last_admin, refuse_no_admin_left
     row = session.get(ApiKey, key_id)
     if row is None:
         return False
-    refuse_last_admin(session, row.role, not row.revoked, f"key {row.id} ({row.name or 'key-' + row.prefix})")
-    if not row.revoked:
-            audit.record(session, "key.revoked", f"key {row.id} ({row.name or 'key-' + row.prefix})", by, role=row.role)
+    what = f"key {row.id} ({row.name or 'key-' + row.prefix})"
+    refuse_last_admin(session, row.role, not row.revoked, what)
+    was_active = not row.revoked
+    if was_active:
+        audit.record(session, "key.revoked", what, by, role=row.role)
     row.revoked = True
+    if row.role == "admin" and was_active:
+        refuse_no_admin_left(session, what)
     session.execute(delete(SignInSession).where(SignInSession.key_id == row.id))
     return True
 

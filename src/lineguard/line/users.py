@@ -113,13 +113,28 @@ def refuse_last_admin(session: Session, role: str, active: bool, what: str) -> N
         raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
 
 
+def refuse_no_admin_left(session: Session, what: str) -> None:
+    """After the change is written (flushed): Conflict if no active admin is left.
+
+    The check before the change (``refuse_last_admin``) gives the message early, but on
+    SQLite it reads outside any transaction: two admins removed at once both counted two.
+    Read after the write, in the writer's transaction, the second one sees the first's
+    commit (SQLite lets one writer at a time; PostgreSQL holds the admin rows)."""
+    session.flush()
+    if active_admins(session) == 0:
+        raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
+
+
 def disable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:
     """Disable a user and end their sessions; NotFound, or Conflict for the last admin."""
     user = _user(session, user_id)
     refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}")
     if not user.disabled:
         audit.record(session, "user.disabled", f"user {user.username}", by, role=user.role)
+    was_active = not user.disabled
     user.disabled = True
+    if user.role == "admin" and was_active:
+        refuse_no_admin_left(session, f"user {user.username!r}")
     session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
     return user
 
@@ -157,7 +172,9 @@ def set_role(session: Session, user_id: int, role: str, by: Optional[str] = None
     if user.role == "admin":
         refuse_last_admin(session, user.role, not user.disabled, f"the admin role of user {user.username!r}")
     audit.record(session, "user.role_changed", f"user {user.username}", by, role=role, before=user.role)
-    user.role = role
+    was_admin, user.role = user.role == "admin", role
+    if was_admin and not user.disabled:
+        refuse_no_admin_left(session, f"the admin role of user {user.username!r}")
     return user
 
 

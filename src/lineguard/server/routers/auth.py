@@ -18,7 +18,7 @@ from ...line.errors import Conflict, InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
-from ...line.users import (authenticate, change_own_password, create_user, disable_user, enable_user,
+from ...line.users import (MIN_PASSWORD, authenticate, change_own_password, create_user, disable_user, enable_user,
                            set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
 from ..schemas import ErrorOut, errors
@@ -274,7 +274,11 @@ def change_user(body: UserChange, request: Request, user_id: int = PathParam(ge=
     with station.db.session() as s:
         user = None
         if body.password is not None:
-            user = set_password(s, user_id, body.password, by=caller.who)
+            target = s.get(User, user_id)
+            # an admin who resets their own password stays signed in where they did it
+            own = (request.cookies.get(COOKIE) if caller.key_id is None and target is not None
+                   and target.username == caller.name else None)
+            user = set_password(s, user_id, body.password, by=caller.who, keep_session=own)
         if body.role is not None:
             user = set_role(s, user_id, body.role, by=caller.who)
         if body.disabled is True:
@@ -297,6 +301,11 @@ async def change_password(body: PasswordChange, request: Request, station: Stati
     if caller.key_id is not None or not token:
         raise Conflict("only a user signed in with a name and password has a password to change; "
                        "an API key is replaced instead (create a new one, revoke the old)")
+    # refused before the throttle: a right current password with an unusable new one is no guess
+    if len(body.new_password) < MIN_PASSWORD:
+        raise InvalidRequest(f"the new password is too short: use at least {MIN_PASSWORD} characters")
+    if body.new_password == body.current_password:
+        raise InvalidRequest("the new password is the current one; choose another")
     # the current password is a guess like any sign-in: throttled the same way
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)
@@ -339,7 +348,9 @@ def lift_sign_in_locks(request: Request, station: Station = Depends(get_station)
                        caller: Caller = Depends(require("admin"))) -> dict:
     locks = _throttle(request).locks()
     with station.db.session() as s:
+        # the names tried are not logged: a password typed into the name field would stay there
         audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs", caller.who,
-                     locked=[f"{d['kind']} {d['value']}" for d in locks][:50])
+                     addresses=[d["value"] for d in locks if d["kind"] == "address"][:50],
+                     names=sum(1 for d in locks if d["kind"] == "name"))
     _throttle(request).lift()
     return {"lifted": len(locks)}

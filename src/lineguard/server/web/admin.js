@@ -3,7 +3,7 @@
 // (the station answers 409 and the message is shown).
 "use strict";
 
-LG.start(async (main) => {
+LG.start(async (main, me) => {
   const {h, api, clear, field, select} = LG;
   if (!LG.roleAtLeast("admin")) {
     main.appendChild(h("p", {class: "error"}, "Only an admin manages keys and users; sign in with an admin key."));
@@ -71,7 +71,10 @@ LG.start(async (main) => {
   async function changeUser(u, body, done) {
     try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, {method: "PATCH", body}); LG.say(done, "ok"); }
     catch (err) { LG.fail(err); }
-    await load();     // on a refusal too: the row shows what is stored, not what was picked
+    // on a refusal too: the row shows what is stored, not what was picked; an admin who
+    // made themselves engineer may no longer read this page
+    if (u.username === me.name && me.kind === "user" && body.role && body.role !== "admin") { location.reload(); return; }
+    try { await load(); } catch (err) { LG.fail(err); }
   }
 
   async function loadLocks() {
