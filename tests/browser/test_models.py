@@ -90,3 +90,34 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
         active = [m["version"] for m in c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
                   if m["active"]]
     assert active == [1]
+
+
+def test_a_reloaded_models_page_follows_the_training_still_running(pages, station):
+    """A training runs for minutes; the engineer who reloads the page (or opens it on
+    another PC) sees it going on and its end, not an idle form."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.orm import Job
+    db = Database(StationConfig(data_dir=station.data_dir).database_url)
+    try:
+        with db.session() as s:      # as the station's job runner writes it mid-fit
+            job = Job(kind="train", status="running", progress=0.55,
+                      message="training on 40 parts: learning the good parts' features (20 of 40)",
+                      params={"product": "cell", "line": "L-jobs"})
+            s.add(job)
+            s.flush()
+            job_id = job.id
+        p = pages(role="engineer")
+        page = p.open("/app/models?product=cell", "#jobs table")
+        expect(page.locator("#train-status")).to_contain_text("running 55 % · training on 40 parts: learning")
+        expect(page.locator("#train-form button[type=submit]")).to_be_disabled()
+        expect(page.locator(f"#jobs tr[data-job='{job_id}']")).to_contain_text("cell / L-jobs")
+        p.shot("models-training-running")
+        with db.session() as s:
+            row = s.get(Job, job_id)
+            row.status, row.progress, row.message = "done", 1.0, "version 9 registered"
+        expect(page.locator("#train-status")).to_contain_text("done 100 % · version 9 registered")
+        expect(page.locator("#train-form button[type=submit]")).to_be_enabled()
+        expect(page.locator(f"#jobs tr[data-job='{job_id}']")).to_have_attribute("data-status", "done")
+    finally:
+        db.dispose()

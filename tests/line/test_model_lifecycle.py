@@ -252,3 +252,40 @@ def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_fac
     with st.db.session() as s:
         assert compare(s, active, cand, line="L9")["parts"] == 0
         assert version_rates(s, [st.models.get("cell", "", 2)])[cand.id] is not None
+
+
+def test_a_training_job_reports_how_far_the_fit_is_and_is_listed_while_it_runs(station_factory):
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    for i in range(8):
+        st.inspect(png_bytes(40 + i, seed=900 + i), part(f"prog-{i}"))
+    seen = []
+
+    def trainer(images, progress):
+        for i in range(len(images)):
+            progress("load", i + 1, len(images))
+        progress("features", 4, 8)       # a new stage: written at once, whatever the pace
+        (job,) = st.jobs.recent(5, ["running"])
+        seen.append((job.progress, job.message))
+        progress("features", 5, 8)       # within the interval of the last: not written
+        (job,) = st.jobs.recent(5, ["running"])
+        seen.append((job.progress, job.message))
+        return FakeInspector.fit(images)
+    st.jobs.trainer = trainer
+    st.jobs.progress_every_s = 600.0    # so the second report surely falls within it
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, source="sample").id)
+    assert job.status == "done", job.message
+    assert seen[0] == (0.55, "training on 8 audit-sample parts not reviewed as defects (0 reviewed good, 8 audit "
+                             "sample): learning the good parts' features (4 of 8)")
+    assert seen[1] == seen[0]
+    assert [j.id for j in st.jobs.recent(5)] == [job.id] and st.jobs.recent(5, ["running", "queued"]) == []
+
+
+def test_a_trainer_without_progress_still_trains(station_factory):
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    for i in range(6):
+        st.inspect(png_bytes(40 + i, seed=950 + i), part(f"plain-{i}"))
+    st.jobs.trainer = lambda images: FakeInspector.fit(images)     # a plant's own, with no progress
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, source="sample").id)
+    assert job.status == "done", job.message

@@ -82,8 +82,15 @@ class FakeInspector:
         return insp
 
     @classmethod
-    def fit(cls, images, **params) -> "FakeInspector":
-        vals = [load_image(p).mean() / 255.0 for p in images]
+    def fit(cls, images, progress=None, **params) -> "FakeInspector":
+        vals = []
+        for i, p in enumerate(images):     # reports its stages like Inspector.fit
+            vals.append(load_image(p).mean() / 255.0)
+            if progress:
+                progress("load", i + 1, len(images))
+        if progress:
+            progress("features", len(images), len(images))
+            progress("calibrate", 1, 1)
         insp = cls(threshold=float(max(vals)) + 0.05, version="fake-trained")
         # like Inspector.fit: good images far above the others are named, highest first
         med = float(np.median(vals))

@@ -112,6 +112,11 @@ def test_shadow_compare_train_and_rollback(station):
                 break
             time.sleep(0.1)
         assert job["status"] == "done", job
+        assert job["message"].startswith("version 3 registered")
+        # a reloaded page finds it: the jobs, newest first, by state
+        assert [j["id"] for j in op.get("/api/v1/jobs", params={"status": "done"}).json()["items"]][:1] == [job["id"]]
+        assert op.get("/api/v1/jobs", params={"status": "queued,running"}).json()["items"] == []
+        assert op.get("/api/v1/jobs", params={"status": "stuck"}).status_code == 422
         # the parts the new model found far above the others are named, as stored parts to open:
         # the bad one first (the brightest), then the bright NG part posted earlier in this test
         # and the photo unlike the others, last

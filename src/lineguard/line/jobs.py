@@ -6,10 +6,12 @@ process died is marked ``interrupted`` at the next start.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -44,7 +46,44 @@ def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> st
     return f"{n} {what} ({n_confirmed} reviewed good, {n_sample} audit sample)"
 
 
+def _takes_progress(trainer: Trainer) -> bool:
+    """Whether the trainer takes ``progress=`` (Inspector.fit does; one of a plant's own may not)."""
+    try:
+        params = inspect.signature(trainer).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class _FitProgress:
+    """Inspector.fit's progress(stage, done, total) as the job's row: its share of the
+    job (reading the photos 15-30 %, learning their features 30-80 %, the threshold
+    after) and what it is doing, written at most every ``every_s`` and at each new stage,
+    so a fit of thousands of photos does not write a row per photo."""
+
+    SPANS = {"load": (0.15, 0.30, "reading the photos"), "features": (0.30, 0.80, "learning the good parts' features"),
+             "calibrate": (0.80, 0.85, "setting the threshold")}
+
+    def __init__(self, write: Callable[..., None], trained_from: str, every_s: float = 1.0):
+        self.write, self.trained_from, self.every_s = write, trained_from, every_s
+        self._stage: Optional[str] = None
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        lo, hi, what = self.SPANS.get(stage, (0.15, 0.85, stage))
+        now = time.monotonic()
+        if stage == self._stage and now - self._last < self.every_s and done < total:
+            return
+        self._stage, self._last = stage, now
+        share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+        counted = f" ({done} of {total})" if stage != "calibrate" and total > 1 else ""
+        self.write(progress=round(lo + (hi - lo) * share, 3),
+                   message=f"training on {self.trained_from}: {what}{counted}")
+
+
 class JobRunner:
+    progress_every_s = 1.0      # how often a fit's progress is written to the job's row
+
     def __init__(self, station: Any, trainer: Optional[Trainer] = None):
         self.station = station
         self.trainer = trainer or default_trainer
@@ -112,6 +151,15 @@ class JobRunner:
         n_confirmed = sum(1 for _k, why in parts if why == "confirmed")
         return n_confirmed, len(parts) - n_confirmed
 
+    def recent(self, limit: int = 20, status: Optional[list[str]] = None) -> list[Job]:
+        """The newest jobs first (``status``: only those), so a page reloaded mid-training
+        finds the job it started, and the engineer sees what the last trainings did."""
+        q = select(Job).order_by(Job.id.desc()).limit(limit)
+        if status:
+            q = q.where(Job.status.in_(status))
+        with self.station.db.session() as s:
+            return list(s.scalars(q))
+
     def get(self, job_id: int) -> Job:
         with self.station.db.session() as s:
             job = s.get(Job, job_id)
@@ -145,7 +193,10 @@ class JobRunner:
         paths = [self.station.images.path(k) for k, _why in parts]
         trained_from = describe_sources(source, len(paths), *self._counts(parts))
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
-        insp = self.trainer(paths, **(p.get("fit") or {}))
+        fit = dict(p.get("fit") or {})
+        if _takes_progress(self.trainer):
+            fit["progress"] = _FitProgress(lambda **v: self._set(job_id, **v), trained_from, self.progress_every_s)
+        insp = self.trainer(paths, **fit)
         look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"])
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:

@@ -300,6 +300,10 @@ class JobOut(BaseModel):
     links: dict[str, str]
 
 
+class JobList(BaseModel):
+    items: list[JobOut]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "fault"] = Field(
         description="ok; degraded: a housekeeping fault (backup, old records, store sweep, disk under its floor "

@@ -10,8 +10,8 @@ from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
 from ...line.station import Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import (ActivateIn, CompareOut, JobOut, ModelVersionList, ModelVersionOut, RollbackIn, ShadowIn,
-                       TrainIn, errors)
+from ..schemas import (ActivateIn, CompareOut, JobList, JobOut, ModelVersionList, ModelVersionOut, RollbackIn,
+                       ShadowIn, TrainIn, errors)
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
@@ -165,6 +165,17 @@ def compare_models(product: str, line: str = Query("", max_length=100),
         out = compare(s, active, cand, line)
     a, c = models_to_dicts(station, [active, cand])
     return {"active": a, "candidate": c, **out}
+
+
+@router.get("/jobs", summary="Background jobs, newest first (a reloaded page finds the training it started)",
+            response_model=JobList, responses=errors(401, 403, 422))
+def list_jobs(status: Optional[str] = Query(None, pattern=r"^(queued|running|done|failed|interrupted)"
+                                                          r"(,(queued|running|done|failed|interrupted))*$",
+                                            description="only these states, comma-separated: queued,running"),
+              limit: int = Query(20, ge=1, le=200), station: Station = Depends(get_station),
+              _r: Any = Depends(reader)) -> dict[str, Any]:
+    wanted = status.split(",") if status else None
+    return {"items": [job_to_dict(j) for j in station.jobs.recent(limit, wanted)]}
 
 
 @router.get("/jobs/{job_id}", summary="Status and progress of a background job", response_model=JobOut,

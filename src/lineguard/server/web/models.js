@@ -13,6 +13,7 @@ LG.start(async (main) => {
   const table = h("div", {class: "table-wrap", id: "versions"});
   const compareEl = h("div", {id: "compare"});
   const trainEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "retrain"});
+  const jobsEl = h("div", {class: "table-wrap", id: "jobs"});
   main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, table), compareEl, trainEl);
 
   const lineOf = (m) => m.line || "";
@@ -142,7 +143,31 @@ LG.start(async (main) => {
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
         + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
-        + "compare, then activate."), form, lookAt);
+        + "compare, then activate."), form, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
+    resumeTraining(trainBtn, status, lookAt).catch(LG.fail);
+  }
+
+  // A reloaded page (or another engineer's) finds a training still running and follows it.
+  async function resumeTraining(trainBtn, status, lookAt) {
+    const running = (await api("/api/v1/jobs" + LG.q({status: "queued,running", limit: 1}))).items[0];
+    await loadJobs();
+    if (!running || trainBtn.disabled) return;
+    trainBtn.disabled = true;
+    try { await poll(running.id, status, lookAt); } finally { trainBtn.disabled = false; }
+  }
+
+  const JOB_STATE = {queued: "waiting", running: "running", done: "done", failed: "failed",
+    interrupted: "interrupted (the station stopped)"};
+  async function loadJobs() {
+    const jobs = (await api("/api/v1/jobs" + LG.q({limit: 5}))).items;
+    clear(jobsEl).appendChild(jobs.length ? h("table", {}, h("tr", {}, ["job", "started", "product", "state", ""].map(
+      (t) => h("th", {}, t))), jobs.map((j) => h("tr", {dataset: {job: j.id, status: j.status}},
+      h("td", {}, j.id), h("td", {}, LG.when(j.created_at)),
+      h("td", {}, `${(j.params || {}).product || "–"}${(j.params || {}).line ? " / " + j.params.line : ""}`),
+      h("td", {class: j.status === "failed" ? "v-ng" : null}, JOB_STATE[j.status] || j.status,
+        j.status === "running" ? ` ${Math.round((j.progress || 0) * 100)} %` : ""),
+      h("td", {}, j.message || ""))))
+      : h("p", {class: "muted"}, "No training yet."));
   }
 
   // Parts the new version learned from but scored far above the others: usually a bad part
@@ -167,7 +192,7 @@ LG.start(async (main) => {
         if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
         else LG.say(`training ${j.status}: ${j.message || ""}`, "error");
         renderLookAt(lookAt, (j.result || {}).look_at);
-        await load();
+        await Promise.all([load(), loadJobs()]);
         return;
       }
       await new Promise((r) => setTimeout(r, 700));
