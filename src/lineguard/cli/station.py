@@ -712,7 +712,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
     database directly: for a stopped station, or a nightly file from cron. The file
     appears whole (written beside it, then renamed)."""
-    from ..line import part_records
+    from ..line import part_names, part_records
     from ..line.shifts import plant_zone
     from ..line import xlsx
     from ..line.station import count_parts, each_part
@@ -731,8 +731,9 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
             for rec in records:
                 written += 1
                 yield rec
-        filters = dict(line=line, product=product, lot=lot, verdict=verdict, since=since, until=until,
-                       test_parts={"all": None, "own": False, "test": True}[kind])
+        filters = part_names.resolve_filters(database, dict(
+            line=line, product=product, lot=lot, verdict=verdict, since=since, until=until,
+            test_parts={"all": None, "own": False, "test": True}[kind]))
         records = counted(each_part(database, **filters))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:

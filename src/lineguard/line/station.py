@@ -871,11 +871,16 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
               until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
               defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
               photo_doubted: Optional[bool] = None, before_id: Optional[int] = None) -> Any:
-    for col, val in ((Inspection.line, line), (Inspection.station, station), (Inspection.product, product),
+    for col, val in ((Inspection.line, line), (Inspection.product, product),
                      (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
                      (Inspection.defect_type, defect_type)):
         if val is not None:
             q = q.where(col == val)
+    if station is not None:
+        # any case, as a person types it: no index starts with the station, so this costs
+        # what an exact match would (line and product are matched to their stored names
+        # before, part_names, and compared exactly: their indexes stay in use)
+        q = q.where(func.lower(Inspection.station) == station.strip().lower())
     if since is not None:
         q = q.where(Inspection.created_at >= _naive_utc(since))
     if until is not None:

@@ -300,6 +300,11 @@ class JobOut(BaseModel):
     links: dict[str, str]
 
 
+class PartNames(BaseModel):
+    lines: list[str]
+    products: list[str]
+
+
 class JobList(BaseModel):
     items: list[JobOut]
 

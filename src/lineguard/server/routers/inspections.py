@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from ...line import part_records
+from ...line import part_names, part_records
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
@@ -19,7 +19,7 @@ from ...line import xlsx
 from ...line.xlsx import TooManyRows
 from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspection_to_dict
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import InspectionOut, InspectionPage, ReviewIn, ReviewList, errors
+from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
@@ -117,15 +117,25 @@ def part_filters(
                                                          "own parts; unset: both"),
     photo_doubted: Optional[bool] = Query(None, description="true: only parts whose photo was unlike the model's "
                                                             "good photos (photo_issues); false: only the others"),
+    station: Station = Depends(get_station),
 ) -> dict[str, Any]:
     """The filters the list and the export share (:meth:`Station.query`'s); an empty one
     is no filter, as a form left blank means."""
     # times made naive UTC here, so one out of range is refused before an export starts
     # streaming (a refusal after the first bytes can only cut the download short)
-    return dict(line=line or None, station=station_name or None, product=product or None, verdict=verdict or None,
-                part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
-                reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
-                photo_doubted=photo_doubted)
+    filters = dict(line=line or None, station=station_name or None, product=product or None,
+                   verdict=verdict or None, part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
+                   reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
+                   photo_doubted=photo_doubted)
+    # a line or product typed as "l1" or "cell " finds the parts of "L1", "cell"
+    return part_names.resolve_filters(station.db, filters)
+
+
+@router.get("/names", summary="The lines and products the records hold (for a filter's suggestions)",
+            response_model=PartNames, responses=errors(401, 403))
+def list_names(station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"lines": part_names.stored_names(station.db, "line"),
+            "products": part_names.stored_names(station.db, "product")}
 
 
 @router.get("", summary="List inspections, newest first", response_model=InspectionPage,

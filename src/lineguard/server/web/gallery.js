@@ -8,9 +8,9 @@ LG.start(async (main) => {
   if (!("verdict" in p)) p.verdict = "NG";   // a defect gallery opens on the rejects
 
   const form = h("form", {class: "filters panel", id: "filters"},
-    field("line", h("input", {name: "line", value: p.line || "", size: 8})),
+    field("line", h("input", {name: "line", value: p.line || "", size: 8, list: "lines"})),
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
-    field("product", h("input", {name: "product", value: p.product || "", size: 10})),
+    field("product", h("input", {name: "product", value: p.product || "", size: 10, list: "products"})),
     field("lot", h("input", {name: "lot", value: p.lot || "", size: 10})),
     field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
     field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
@@ -26,6 +26,10 @@ LG.start(async (main) => {
     h("button", {type: "submit"}, "Show"));
   const dl = h("datalist", {id: "types"});
   (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
+  // the lines and products the records hold, suggested as one types (any case finds them)
+  const names = await api("/api/v1/inspections/names").catch(() => ({lines: [], products: []}));
+  const lines = h("datalist", {id: "lines"}, names.lines.map((n) => h("option", {value: n})));
+  const products = h("datalist", {id: "products"}, names.products.map((n) => h("option", {value: n})));
   const grid = h("div", {class: "gallery", id: "gallery"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
   const count = h("p", {class: "muted"});
@@ -33,7 +37,7 @@ LG.start(async (main) => {
   const csv = h("a", {class: "button secondary", id: "csv-parts"}, "CSV");
   // typed cells: part ids like 000123 stay text in Excel, times are times
   const xlsx = h("a", {class: "button secondary", id: "xlsx-parts"}, "Excel (.xlsx)");
-  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), form, dl, count,
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), form, dl, lines, products, count,
     grid, h("p", {}, more));
 
   // a time from a link (a test part's window of doubt) has seconds the minute-wide field

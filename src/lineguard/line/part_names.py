@@ -1,0 +1,50 @@
+"""The lines and products the station's records hold, and a typed name matched to them.
+
+A person filtering the gallery types "l1" for line "L1" (or "cell " for "cell") and got
+no part at all: the filters compare exactly, so each can use its index. The stored names
+are few, so they are read first and the typed name is replaced by the stored one it
+matches apart from case and surrounding spaces; the query itself still compares exactly.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import text
+
+# Each is the first column of an index of the parts' table (ix_inspections_line_created,
+# ix_inspections_product_created): the names are read by hopping from one to the next
+# along the index, one lookup per name, never a scan of millions of parts.
+_INDEXED = ("line", "product")
+
+
+def stored_names(db: Any, column: str) -> list[str]:
+    """Every distinct value of ``column`` (line or product) among the parts, in the
+    database's order of its index."""
+    if column not in _INDEXED:
+        raise ValueError(f"names are read for {', '.join(_INDEXED)} only, not {column!r}")
+    hop = text(f"WITH RECURSIVE names(name) AS ("
+               f" SELECT MIN({column}) FROM inspections"
+               f" UNION ALL SELECT (SELECT MIN({column}) FROM inspections WHERE {column} > names.name)"
+               f" FROM names WHERE names.name IS NOT NULL)"
+               f" SELECT name FROM names WHERE name IS NOT NULL")
+    with db.session() as s:
+        return [r[0] for r in s.execute(hop)]
+
+
+def as_stored(typed: Optional[str], names: list[str]) -> Optional[str]:
+    """The stored name ``typed`` means: itself when stored, else the one stored name equal
+    to it apart from case and surrounding spaces; unchanged when none or several are."""
+    if typed is None or typed in names:
+        return typed
+    want = typed.strip().casefold()
+    same = [n for n in names if n.strip().casefold() == want]
+    return same[0] if len(same) == 1 else typed
+
+
+def resolve_filters(db: Any, filters: dict[str, Any]) -> dict[str, Any]:
+    """``filters`` with a typed line and product replaced by the names stored (as_stored)."""
+    out = dict(filters)
+    for column in _INDEXED:
+        if out.get(column):
+            out[column] = as_stored(out[column], stored_names(db, column))
+    return out

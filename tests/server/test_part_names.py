@@ -1,0 +1,51 @@
+"""Filters as a person types them: "l1" finds line L1's parts, "cell " product cell's, "s1"
+station S1's, on SQLite and PostgreSQL; the lines and products are read along their
+indexes for the gallery's suggestions."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from .test_spc_api import client
+
+
+def _parts(st, *where):
+    from lineguard.line.orm import Inspection
+    t = dt.datetime(2026, 11, 30, 8, 0)
+    with st.db.session() as s:
+        for i, (line, station, product) in enumerate(where):
+            s.add(Inspection(part_id=f"p{uuid.uuid4().hex[:12]}", line=line, station=station, product=product,
+                             verdict="NG", score=0.7, threshold=0.5, pixel_threshold=0.5, model_id="m1",
+                             model_version="v", image_sha256=uuid.uuid4().hex, image_width=8, image_height=8,
+                             created_at=t + dt.timedelta(minutes=i)))
+
+
+def test_a_line_product_or_station_typed_in_another_case_finds_the_parts(spc_station):
+    st = spc_station()
+    _parts(st, ("Line-A", "S1", "cell"), ("Line-A", "S2", "cell"), ("Line-B", "S1", "Cover"),
+           ("Line-B", "S1", "cell"))
+    with client(st) as c:
+        names = c.get("/api/v1/inspections/names").json()     # in the database's collation order
+        assert names["lines"] == ["Line-A", "Line-B"] and sorted(names["products"]) == ["Cover", "cell"]
+
+        def found(**params):
+            items = c.get("/api/v1/inspections", params=params).json()["items"]
+            return sorted((r["line"], r["station"], r["product"]) for r in items)
+        assert found(line="line-a") == [("Line-A", "S1", "cell"), ("Line-A", "S2", "cell")]
+        assert found(line=" LINE-B ", product="cover") == [("Line-B", "S1", "Cover")]
+        assert found(line="Line-A", station="s2") == [("Line-A", "S2", "cell")]
+        assert found(line="line-c") == []            # nothing stored like it: nothing found
+        # the export and the count follow the same filters
+        assert c.get("/api/v1/inspections", params={"line": "line-b", "count": "true"}).json()["total"] == 2
+        csv = c.get("/api/v1/inspections/export", params={"product": "COVER"}).text
+        assert len(csv.strip().splitlines()) == 2 and "Cover" in csv
+
+
+def test_names_equal_but_for_case_are_not_merged_and_an_exact_name_wins(spc_station):
+    from lineguard.line.part_names import as_stored, stored_names
+    st = spc_station()
+    _parts(st, ("L1", "S1", "cell"), ("l1", "S1", "cell"))
+    assert sorted(stored_names(st.db, "line")) == ["L1", "l1"]
+    assert as_stored("l1", ["L1", "l1"]) == "l1" and as_stored("L1", ["L1", "l1"]) == "L1"
+    assert as_stored("  L1", ["L1", "l1"]) == "  L1"        # two stored names fit: left as typed
+    assert as_stored("x", []) == "x" and as_stored(None, ["L1"]) is None
