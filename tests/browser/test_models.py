@@ -121,3 +121,26 @@ def test_a_reloaded_models_page_follows_the_training_still_running(pages, statio
         expect(page.locator(f"#jobs tr[data-job='{job_id}']")).to_have_attribute("data-status", "done")
     finally:
         db.dispose()
+
+
+def test_comparing_a_version_that_never_ran_in_shadow_says_so_and_offers_the_shadow(pages, station):
+    with api(station, "engineer") as c:
+        for version, activate in (("fresh-1", "true"), ("fresh-2", "false")):
+            r = c.post("/api/v1/models", files={"file": (f"{version}.lgm", fake_model_bytes(0.5, version))},
+                       data={"product": "fresh", "activate": activate})
+            assert r.status_code == 201, r.text
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=fresh", "#versions table")
+    _state(page, 2).locator('button[data-act="compare"]').click()
+    expect(page.locator("#compared-parts")).to_have_text("0")
+    expect(page.locator("#not-compared")).to_contain_text("has judged no part beside the active version")
+    expect(page.locator("#compare-view")).not_to_contain_text("No disagreements")
+    expect(page.locator("#activate-candidate")).to_have_text("Activate v2 untried")
+    p.shot("models-compare-untried")
+    page.click("#shadow-candidate")
+    expect(_state(page, 2)).to_have_attribute("data-state", "shadow")
+    expect(page.locator("#shadow-candidate")).to_have_count(0)       # the compare view again, in shadow now
+    expect(page.locator("#not-compared")).to_be_visible()
+    page.once("dialog", lambda d: (d.dismiss() if "judged no part" in d.message else d.accept()))
+    page.click("#activate-candidate")                                # asked, with why not: nothing changes
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")

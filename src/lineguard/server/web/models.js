@@ -107,11 +107,29 @@ LG.start(async (main) => {
           c.disagreements.slice(0, 50).map((d) => h("tr", {},
             h("td", {}, h("a", {href: LG.partUrl(d.inspection_id)}, "#" + d.inspection_id)),
             h("td", {}, `${d.active_verdict} ${num(d.active_score)}`), h("td", {}, `${d.candidate_verdict} ${num(d.candidate_score)}`),
-            h("td", {}, d.review_label || "–"))))) : h("p", {class: "muted"}, "No disagreements."),
-      h("p", {dataset: {role: "engineer"}}, h("button", {type: "button", id: "activate-candidate",
-        onclick: () => sure(activating(m)) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
-          {method: "POST", body: {line: lineOf(m), version: m.version}}))}, `Activate v${c.candidate.version}`))));
+            h("td", {}, d.review_label || "–"))))) : c.parts ? h("p", {class: "muted"}, "No disagreements.") : null,
+      c.parts ? h("p", {dataset: {role: "engineer"}}, activateButton(m, c, "", activating(m)))
+        // nothing to compare: "no disagreements" and an Activate button beside 0 parts read as a go-ahead
+        : h("div", {id: "not-compared"}, h("p", {class: "warn"}, `v${c.candidate.version} has judged no part beside the `
+            + "active version yet, so nothing here says how it would do on this line. Run it in shadow for a shift "
+            + "(it judges every part, signals nothing), then compare again."),
+          h("p", {dataset: {role: "engineer"}}, m.state === "shadow" ? "" : h("button", {type: "button", id: "shadow-candidate",
+            onclick: async () => {
+              const out = await act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
+                {method: "POST", body: {line: lineOf(m), version: m.version}}));
+              if (out) { m.state = "shadow"; await compare(m).catch(LG.fail); }
+            }},
+            `Run v${c.candidate.version} in shadow`), " ",
+          activateButton(m, c, "secondary", `${activating(m)}\n\nIt has judged no part beside the active version: `
+            + "nothing says how it does on this line.")))));
     LG.applyRoles(compareEl);
+  }
+
+  function activateButton(m, c, cls, question) {
+    return h("button", {type: "button", id: "activate-candidate", class: cls || null,
+      onclick: () => sure(question) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
+        {method: "POST", body: {line: lineOf(m), version: m.version}}))},
+    c.parts ? `Activate v${c.candidate.version}` : `Activate v${c.candidate.version} untried`);
   }
 
   function renderTrain(items) {
