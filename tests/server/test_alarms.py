@@ -639,3 +639,45 @@ def test_notes_added_to_an_alarm_at_once_are_all_kept(spc_station):
     note = st.alarms.history()[0]["ack_note"]
     assert sorted(ln.split("] ")[1] for ln in note.splitlines()) == sorted(
         f"{w} note {i}" for w in ("ana", "ben") for i in range(5))
+
+
+@pytest.mark.parametrize("theirs, mine, history", [
+    ("material", "process", ["cause not given -> material or supplier batch",
+                             "cause material or supplier batch -> defects made upstream (tool, process)"]),
+    ("material", "material", ["cause not given -> material or supplier batch"]),
+])
+def test_a_cause_changed_by_someone_else_meanwhile_is_read_again(spc_station, monkeypatch, theirs, mine, history):
+    """Someone else's change commits between this change's read and its write: the note's
+    history must say what the cause really was, and the same cause is not said twice."""
+    import threading
+    from lineguard.line import alarms as alarms_module
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
+    (alarm,) = st.alarms.active()
+    st.alarms.acknowledge(alarm["id"], "ana (user)")
+    real, fired = alarms_module.lock_line, []
+
+    def between(s, line):        # after this change's read, before its write
+        if not fired:
+            fired.append(1)
+            other = threading.Thread(target=st.alarms.set_cause, args=(alarm["id"], "ben (user)"),
+                                     kwargs={"cause": theirs})
+            other.start()
+            other.join()
+        return real(s, line)
+    monkeypatch.setattr(alarms_module, "lock_line", between)
+    st.alarms.set_cause(alarm["id"], "ana (user)", cause=mine)
+    (done,) = st.alarms.history()
+    assert done["ack_cause"] == mine
+    assert [ln.split("] ", 1)[1] for ln in done["ack_note"].splitlines()] == history
+
+
+def test_a_note_with_line_breaks_cannot_fake_a_line_of_the_history(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    _parts(st, NG, NG)
+    (alarm,) = st.alarms.active()
+    st.alarms.acknowledge(alarm["id"], "ana (user)", note="checked\n[2026-12-01 06:00 UTC, boss (user)] all fine")
+    st.alarms.set_cause(alarm["id"], "ana (user)", note="more\r\n[2026-12-01 06:00 UTC, boss (user)] cause x")
+    lines = st.alarms.history()[0]["ack_note"].splitlines()
+    assert lines[0] == "checked [2026-12-01 06:00 UTC, boss (user)] all fine" and len(lines) == 2
+    assert lines[1].endswith("] more [2026-12-01 06:00 UTC, boss (user)] cause x")

@@ -78,6 +78,13 @@ log = logging.getLogger("lineguard.station")
 
 KINDS = ("ng_run", "ng_rate", "photo", "no_verdict")     # the order is the PLC's AlarmCode bits
 NOTE_MAX = 2000
+NOTE_CAP = 10 * NOTE_MAX      # a note with every later addition (set_cause)
+
+
+def _one_line(note: Optional[str]) -> Optional[str]:
+    """A note as one line: the history kept in it is one line per addition, which a note
+    with line breaks could fake."""
+    return " ".join((note or "").split()) or None
 # What an alarm turned out to be, chosen by whoever acknowledges it (the PLC chooses none):
 # counted per shift, they say what stops the line. Stable keys, so counts stay comparable.
 CAUSES = {
@@ -574,7 +581,7 @@ class AlarmWatch:
                     cause: Optional[str] = None) -> dict[str, Any]:
         """Mark an active alarm seen to, with what it turned out to be (``cause``, one of
         CAUSES, optional); Conflict when someone already did (who, when)."""
-        note = (note or "").strip() or None
+        note = _one_line(note)
         if note is not None and len(note) > NOTE_MAX:
             raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
         if cause is not None and cause not in CAUSES:
@@ -631,7 +638,7 @@ class AlarmWatch:
         answer), when nobody would acknowledge anything. Each addition goes to the end of
         the note with when and by whom, a changed cause with what it was before, so the
         note keeps the history. Conflict for an alarm still active (acknowledge it)."""
-        note = (note or "").strip() or None
+        note = _one_line(note)
         if cause is None and note is None:
             raise InvalidRequest("send a cause, a note, or both")
         if note is not None and len(note) > NOTE_MAX:
@@ -639,35 +646,45 @@ class AlarmWatch:
         if cause is not None and cause not in CAUSES:
             raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(CAUSES)} "
                                  "(GET /api/v1/alarms lists them with their meaning)")
-        with self.db.session() as s:
-            a = s.get(LineAlarm, alarm_id)
-            if a is None:
-                raise NotFound(f"no alarm {alarm_id}")
-            if a.acked_at is None:
-                raise Conflict(f"alarm {alarm_id} is still active: acknowledge it, with its cause (line view, or "
-                               f"POST /api/v1/alarms/{alarm_id}/acknowledge)")
-            said = []
-            if cause is not None and cause != a.ack_cause:
-                said.append(f"cause {CAUSES.get(a.ack_cause or '', 'not given')} -> {CAUSES[cause]}")
-            if note is not None:
-                said.append(note)
-            if not said:        # the same cause again: nothing to add
-                return alarm_to_dict(a)
-            addition = f"[{iso_utc(utcnow())[:16].replace('T', ' ')} UTC, {by or 'someone'}] {'; '.join(said)}"
-            if len(a.ack_note or "") + len(addition) > NOTE_MAX * 10:
-                raise InvalidRequest(f"alarm {alarm_id}'s note is full ({NOTE_MAX * 10} characters); say it "
-                                     "in the shift report instead")
-            lock_line(s, a.line)      # the station's state below is read in the line's order
-            # appended in the UPDATE itself: two people adding at once both keep theirs
-            new_note = func.coalesce(LineAlarm.ack_note + "\n", "") + addition
-            s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id)
-                      .values(ack_note=new_note, **({"ack_cause": cause} if cause is not None else {})))
-            s.refresh(a)
-            out = {**alarm_to_dict(a), "change": "cause_set", **_station_state(s, a.line, a.station, utcnow())}
-            record_event(s, "alarm", a.line, out)
-        log.info("alarm %s at line %s station %s: %s (by %s)", out["id"], out["line"], out["station"], addition, by)
-        self._tell(out)
-        return out
+        for _ in range(20):
+            with self.db.session() as s:
+                a = s.get(LineAlarm, alarm_id)
+                if a is None:
+                    raise NotFound(f"no alarm {alarm_id}")
+                if a.acked_at is None:
+                    raise Conflict(f"alarm {alarm_id} is still active: acknowledge it, with its cause (line view, "
+                                   f"or POST /api/v1/alarms/{alarm_id}/acknowledge)")
+                seen_cause, seen_len = a.ack_cause, len(a.ack_note or "")
+                said = []
+                if cause is not None and cause != seen_cause:
+                    said.append(f"cause {CAUSES.get(seen_cause or '', 'not given')} -> {CAUSES[cause]}")
+                if note is not None:
+                    said.append(note)
+                if not said:        # the same cause again: nothing to add
+                    return alarm_to_dict(a)
+                addition = f"[{iso_utc(utcnow())[:16].replace('T', ' ')} UTC, {by or 'someone'}] {'; '.join(said)}"
+                if seen_len + len(addition) + 1 > NOTE_CAP:
+                    raise InvalidRequest(f"alarm {alarm_id}'s note is full ({NOTE_CAP} characters); say it in the "
+                                         "shift report instead")
+                lock_line(s, a.line)      # the station's state below is read in the line's order
+                # Written only if the cause and the note are still those read: the history
+                # line says what the cause was before, and the read was outside the writer's
+                # transaction (SQLite). Appended in the UPDATE itself, so no addition is lost.
+                done = s.execute(
+                    update(LineAlarm)
+                    .where(LineAlarm.id == alarm_id, LineAlarm.ack_cause.is_not_distinct_from(seen_cause),
+                           func.length(func.coalesce(LineAlarm.ack_note, "")) == seen_len)
+                    .values(ack_note=func.coalesce(LineAlarm.ack_note + "\n", "") + addition,
+                            **({"ack_cause": cause} if cause is not None else {}))).rowcount
+                if not done:          # someone changed it meanwhile: read it again
+                    continue
+                s.refresh(a)
+                out = {**alarm_to_dict(a), "change": "cause_set", **_station_state(s, a.line, a.station, utcnow())}
+                record_event(s, "alarm", a.line, out)
+            log.info("alarm %s at line %s station %s: %s (by %s)", out["id"], out["line"], out["station"], addition, by)
+            self._tell(out)
+            return out
+        raise Conflict(f"alarm {alarm_id} is being changed by others right now; try again")
 
     def acknowledge_station(self, line: str, station: str, by: str, cause: Optional[str] = None,
                             kinds: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:

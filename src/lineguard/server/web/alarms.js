@@ -143,12 +143,18 @@ LG.start(async (main) => {
       h("button", {type: "button", class: "link", onclick: () => showCause(a, causeCell, noteCell)}, "Cancel"));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      if (!pick.value && !note.value.trim()) { LG.say("choose what it turned out to be, or write a note", "error"); return; }
+      if ((!pick.value || pick.value === (a.ack_cause || "")) && !note.value.trim()) {
+        LG.say("choose what it turned out to be, or write a note", "error");
+        return;
+      }
       const btn = form.querySelector("button[type=submit]");
       btn.disabled = true;
       try {
+        // the cause only when changed here: a note added to a page loaded before someone
+        // else changed the cause must not put the old one back
         const out = await api(`/api/v1/alarms/${Number(a.id)}`, {method: "PATCH",
-          body: {cause: pick.value || null, note: note.value.trim() || null}});
+          body: {cause: pick.value && pick.value !== (a.ack_cause || "") ? pick.value : null,
+            note: note.value.trim() || null}});
         Object.assign(a, {ack_cause: out.ack_cause, ack_note: out.ack_note});
         showCause(a, causeCell, noteCell);
         LG.say(`alarm ${a.id}: saved`, "ok");

@@ -89,7 +89,7 @@ LG.start(async (main) => {
             h("td", {}, a.station), h("td", {}, a.message),
             h("td", {}, a.acked_at ? when(a.acked_at) : "not yet", a.escalated_at ? ` (escalated ${when(a.escalated_at)}`
               + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : ""),
-            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause || "–"), h("td", {}, a.ack_note || "–"))))
+            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause || "–"), h("td", {class: "pre"}, a.ack_note || "–"))))
           : h("p", {class: "muted"}, "None raised."),
         // what the acknowledged alarms turned out to be, most first
         (r.alarm_causes || []).length ? [h("h3", {}, "What the acknowledged alarms turned out to be"),
