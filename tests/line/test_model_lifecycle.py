@@ -289,3 +289,48 @@ def test_a_trainer_without_progress_still_trains(station_factory):
     st.jobs.trainer = lambda images: FakeInspector.fit(images)     # a plant's own, with no progress
     job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, source="sample").id)
     assert job.status == "done", job.message
+
+
+def test_progress_never_goes_back_and_a_failed_write_does_not_fail_the_fit():
+    from lineguard.line.jobs import _FitProgress, _takes_progress
+    written = []
+    fail = [False]
+
+    def write(**v):
+        if fail[0]:
+            raise RuntimeError("database is locked")
+        written.append(v["progress"])
+    prog = _FitProgress(write, "8 parts", every_s=0.0)
+    for stage, done, total in [("load", 8, 8), ("features", 4, 8), ("calibrate", 1, 1), ("own-stage", 1, 4)]:
+        prog(stage, done, total)
+    assert written == [0.3, 0.55, 0.85, 0.85]         # a trainer's own later stage does not pull it back
+    fail[0] = True
+    prog("features", 8, 8)                            # logged, not raised
+    # a trainer that passes **kwargs on to a library is not handed progress; one that names it is
+    assert not _takes_progress(lambda images, **opts: None)
+    assert _takes_progress(lambda images, progress=None, **opts: None)
+
+
+def test_cross_fitting_reports_progress_across_every_fold_fit():
+    import numpy as np
+    from lineguard.vision.detectors.base import Detector
+    seen = []
+
+    class Counting(Detector):
+        name = "counting"
+        min_good_images = 2
+
+        def get_params(self):
+            return {}
+
+        def fit(self, images, progress=None):
+            for i in range(len(images)):
+                if progress:
+                    progress(i + 1, len(images))
+            return self
+
+        def score(self, images):
+            return np.zeros(len(images), np.float32), np.zeros((len(images), 2, 2), np.float32)
+    Counting().fit_cross_scored(np.zeros((10, 4, 4, 3), np.uint8), progress=lambda d, t: seen.append(d / t))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert seen[0] < 0.05          # the fold fits count: not stuck at 0 until the final fit

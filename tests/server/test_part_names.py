@@ -47,5 +47,43 @@ def test_names_equal_but_for_case_are_not_merged_and_an_exact_name_wins(spc_stat
     _parts(st, ("L1", "S1", "cell"), ("l1", "S1", "cell"))
     assert sorted(stored_names(st.db, "line")) == ["L1", "l1"]
     assert as_stored("l1", ["L1", "l1"]) == "l1" and as_stored("L1", ["L1", "l1"]) == "L1"
-    assert as_stored("  L1", ["L1", "l1"]) == "  L1"        # two stored names fit: left as typed
+    assert as_stored("  L1", ["L1", "l1"]) == "L1"          # exact but for the spaces
+    assert as_stored("  L1", ["l1", "L1 x"]) == "l1"
+    assert as_stored("LINE", ["Line", "line"]) == "LINE"       # two stored names fit: left as typed
     assert as_stored("x", []) == "x" and as_stored(None, ["L1"]) is None
+
+
+def test_a_station_named_beyond_ascii_or_with_spaces_is_found_as_stored(spc_station):
+    st = spc_station()
+    _parts(st, ("L1", "PRÜF-1", "cell"), ("L1", "ST1 ", "cell"), ("L1", "st1", "cell"), ("L1", "S2", "cell"))
+    with client(st) as c:
+        def stations(**params):
+            return sorted(r["station"] for r in c.get("/api/v1/inspections", params=params).json()["items"])
+        assert stations(station="PRÜF-1") == ["PRÜF-1"]          # SQLite's lower() keeps Ü: the exact name still finds it
+        assert stations(station="ST1 ") == ["ST1 ", "st1"]       # as stored, and "st1" in any case
+        assert stations(station="s2") == ["S2"]
+
+
+def test_as_stored_prefers_the_name_exact_but_for_spaces():
+    from lineguard.line.part_names import as_stored
+    assert as_stored("L1 ", ["L1", "l1"]) == "L1"
+
+
+def test_a_caller_without_a_key_is_refused_before_the_filters_read_the_database(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+    from lineguard.line import part_names
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    from lineguard.server.app import create_app
+    from .fake_inspector import FakeInspector
+
+    def no_reads(*a, **kw):
+        raise AssertionError("the filters read the database for a caller not let in")
+    monkeypatch.setattr(part_names, "stored_names", no_reads)
+    st = Station(StationConfig(data_dir=tmp_path / "data"), loader=FakeInspector.load)
+    try:
+        with TestClient(create_app(station=st), raise_server_exceptions=False) as c:
+            assert c.get("/api/v1/inspections", params={"line": "l1"}).status_code == 401
+            assert c.get("/api/v1/inspections/export", params={"line": "l1"}).status_code == 401
+    finally:
+        st.close()

@@ -32,12 +32,12 @@ Trainer = Callable[..., Any]
 SOURCES = ("confirmed", "sample", "both")
 
 
-def default_trainer(images: list[Path], **params: Any) -> Any:
+def default_trainer(images: list[Path], progress: Any = None, **params: Any) -> Any:
     from ..vision.inspector import Inspector
     # holdout 0: every part enters the model and sets the threshold by cross-fitting,
     # each scored by a model that did not learn from it (see Inspector.fit)
     params.setdefault("holdout", 0.0)
-    return Inspector.fit([str(p) for p in images], **params)
+    return Inspector.fit([str(p) for p in images], progress=progress, **params)
 
 
 def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> str:
@@ -47,12 +47,13 @@ def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> st
 
 
 def _takes_progress(trainer: Trainer) -> bool:
-    """Whether the trainer takes ``progress=`` (Inspector.fit does; one of a plant's own may not)."""
+    """Whether the trainer names a ``progress`` parameter (Inspector.fit and the default
+    trainer do). Not one that merely takes ``**kwargs``: a plant's own trainer may pass
+    them on to a library that refuses an unknown keyword."""
     try:
-        params = inspect.signature(trainer).parameters.values()
+        return "progress" in inspect.signature(trainer).parameters
     except (TypeError, ValueError):
         return False
-    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 class _FitProgress:
@@ -68,6 +69,7 @@ class _FitProgress:
         self.write, self.trained_from, self.every_s = write, trained_from, every_s
         self._stage: Optional[str] = None
         self._last = 0.0
+        self._shown = 0.15
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         lo, hi, what = self.SPANS.get(stage, (0.15, 0.85, stage))
@@ -77,8 +79,12 @@ class _FitProgress:
         self._stage, self._last = stage, now
         share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
         counted = f" ({done} of {total})" if stage != "calibrate" and total > 1 else ""
-        self.write(progress=round(lo + (hi - lo) * share, 3),
-                   message=f"training on {self.trained_from}: {what}{counted}")
+        # never backwards: a trainer's own stage after these must not pull the bar back
+        self._shown = max(self._shown, round(lo + (hi - lo) * share, 3))
+        try:
+            self.write(progress=self._shown, message=f"training on {self.trained_from}: {what}{counted}")
+        except Exception:  # noqa: BLE001 - progress is for the page: a locked database must not fail the fit
+            log.warning("could not write a training job's progress", exc_info=True)
 
 
 class JobRunner:
@@ -151,12 +157,15 @@ class JobRunner:
         n_confirmed = sum(1 for _k, why in parts if why == "confirmed")
         return n_confirmed, len(parts) - n_confirmed
 
-    def recent(self, limit: int = 20, status: Optional[list[str]] = None) -> list[Job]:
-        """The newest jobs first (``status``: only those), so a page reloaded mid-training
-        finds the job it started, and the engineer sees what the last trainings did."""
+    def recent(self, limit: int = 20, status: Optional[list[str]] = None, kind: Optional[str] = None) -> list[Job]:
+        """The newest jobs first (``status``, ``kind``: only those), so a page reloaded
+        mid-training finds the job it started, and the engineer sees what the last
+        trainings did."""
         q = select(Job).order_by(Job.id.desc()).limit(limit)
         if status:
             q = q.where(Job.status.in_(status))
+        if kind:
+            q = q.where(Job.kind == kind)
         with self.station.db.session() as s:
             return list(s.scalars(q))
 
@@ -181,7 +190,10 @@ class JobRunner:
                 self._train(job_id)
             except Exception as exc:  # noqa: BLE001 - a job failure is reported, never fatal
                 log.exception("job %s failed", job_id)
-                self._set(job_id, status="failed", message=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+                try:
+                    self._set(job_id, status="failed", message=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+                except Exception:  # noqa: BLE001 - the database is down too: the thread must live for the next job
+                    log.exception("job %s: could not record its failure", job_id)
 
     def _train(self, job_id: int) -> None:
         job = self.get(job_id)

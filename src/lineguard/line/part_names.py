@@ -36,6 +36,8 @@ def as_stored(typed: Optional[str], names: list[str]) -> Optional[str]:
     to it apart from case and surrounding spaces; unchanged when none or several are."""
     if typed is None or typed in names:
         return typed
+    if typed.strip() in names:
+        return typed.strip()
     want = typed.strip().casefold()
     same = [n for n in names if n.strip().casefold() == want]
     return same[0] if len(same) == 1 else typed

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
@@ -877,10 +877,12 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
         if val is not None:
             q = q.where(col == val)
     if station is not None:
-        # any case, as a person types it: no index starts with the station, so this costs
-        # what an exact match would (line and product are matched to their stored names
-        # before, part_names, and compared exactly: their indexes stay in use)
-        q = q.where(func.lower(Inspection.station) == station.strip().lower())
+        # as stored, or in any case as a person types it: no index starts with the station,
+        # so this costs what an exact match would (line and product are matched to their
+        # stored names before, part_names, and compared exactly: their indexes stay in use).
+        # SQLite's lower() folds ASCII letters only: the typed name is folded the same way.
+        folded = "".join(c.lower() if c.isascii() else c for c in station.strip())
+        q = q.where(or_(Inspection.station == station, func.lower(Inspection.station) == folded))
     if since is not None:
         q = q.where(Inspection.created_at >= _naive_utc(since))
     if until is not None:

@@ -141,11 +141,12 @@ def list_names(station: Station = Depends(get_station), _r: Any = Depends(reader
 @router.get("", summary="List inspections, newest first", response_model=InspectionPage,
             responses=errors(401, 403, 422))
 def list_inspections(
+    _r: Any = Depends(reader),      # first: the filters read the database, a caller must be let in before
     filters: dict[str, Any] = Depends(part_filters),
     limit: int = Query(50, ge=1, le=1000),
     cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
     count: bool = Query(False, description="also count how many parts match (total), up to 100,000"),
-    station: Station = Depends(get_station), _r: Any = Depends(reader),
+    station: Station = Depends(get_station),
 ) -> dict[str, Any]:
     before = None
     if cursor:
@@ -173,11 +174,12 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
                                             "review and its outcome (columns: lineguard.line.part_records)"},
                        **errors(401, 403, 422)})
 def export_inspections(
+    _r: Any = Depends(reader),
     filters: dict[str, Any] = Depends(part_filters),
     limit: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="at most this many parts (default: all)"),
     format: Literal["csv", "xlsx"] = Query("csv", description="csv (streamed), or xlsx: every cell typed, so part "
                                            "ids like 000123 stay text and times are times"),
-    station: Station = Depends(get_station), _r: Any = Depends(reader),
+    station: Station = Depends(get_station),
 ) -> StreamingResponse:
     zone = plant_zone(station.config.timezone)     # the plant_time column
     named = "-".join(v for v in (filters[k] for k in ("line", "product", "lot", "verdict")) if v)

@@ -172,10 +172,11 @@ def compare_models(product: str, line: str = Query("", max_length=100),
 def list_jobs(status: Optional[str] = Query(None, pattern=r"^(queued|running|done|failed|interrupted)"
                                                           r"(,(queued|running|done|failed|interrupted))*$",
                                             description="only these states, comma-separated: queued,running"),
+              kind: Optional[str] = Query(None, pattern=r"^train$", description="only jobs of this kind"),
               limit: int = Query(20, ge=1, le=200), station: Station = Depends(get_station),
               _r: Any = Depends(reader)) -> dict[str, Any]:
     wanted = status.split(",") if status else None
-    return {"items": [job_to_dict(j) for j in station.jobs.recent(limit, wanted)]}
+    return {"items": [job_to_dict(j) for j in station.jobs.recent(limit, wanted, kind)]}
 
 
 @router.get("/jobs/{job_id}", summary="Status and progress of a background job", response_model=JobOut,

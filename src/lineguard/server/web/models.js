@@ -114,10 +114,12 @@ LG.start(async (main) => {
             + "active version yet, so nothing here says how it would do on this line. Run it in shadow for a shift "
             + "(it judges every part, signals nothing), then compare again."),
           h("p", {dataset: {role: "engineer"}}, m.state === "shadow" ? "" : h("button", {type: "button", id: "shadow-candidate",
-            onclick: async () => {
+            onclick: async (e) => {
+              const btn = e.currentTarget;
+              btn.disabled = true;        // a double tap must not start it twice
               const out = await act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
                 {method: "POST", body: {line: lineOf(m), version: m.version}}));
-              if (out) { m.state = "shadow"; await compare(m).catch(LG.fail); }
+              if (out) { m.state = "shadow"; await compare(m).catch(LG.fail); } else btn.disabled = false;
             }},
             `Run v${c.candidate.version} in shadow`), " ",
           activateButton(m, c, "secondary", `${activating(m)}\n\nIt has judged no part beside the active version: `
@@ -166,12 +168,12 @@ LG.start(async (main) => {
   }
 
   // A reloaded page (or another engineer's) finds a training still running and follows it.
+  // Retrain stays usable meanwhile: another product's training waits its turn, and a row
+  // left "running" by a station process that died must not block the page.
   async function resumeTraining(trainBtn, status, lookAt) {
-    const running = (await api("/api/v1/jobs" + LG.q({status: "queued,running", limit: 1}))).items[0];
+    const running = (await api("/api/v1/jobs" + LG.q({status: "queued,running", kind: "train", limit: 1}))).items[0];
     await loadJobs();
-    if (!running || trainBtn.disabled) return;
-    trainBtn.disabled = true;
-    try { await poll(running.id, status, lookAt); } finally { trainBtn.disabled = false; }
+    if (running && !trainBtn.disabled) await poll(running.id, status, lookAt, 3000);
   }
 
   const JOB_STATE = {queued: "waiting", running: "running", done: "done", failed: "failed",
@@ -202,7 +204,7 @@ LG.start(async (main) => {
         a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`))));
   }
 
-  async function poll(jobId, status, lookAt) {
+  async function poll(jobId, status, lookAt, everyMs = 700) {
     for (;;) {
       const j = await api(`/api/v1/jobs/${enc(jobId)}`);
       status.textContent = `${j.status} ${Math.round((j.progress || 0) * 100)} %${j.message ? " · " + j.message : ""}`;
@@ -213,7 +215,7 @@ LG.start(async (main) => {
         await Promise.all([load(), loadJobs()]);
         return;
       }
-      await new Promise((r) => setTimeout(r, 700));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
   }
 

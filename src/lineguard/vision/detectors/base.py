@@ -90,17 +90,19 @@ class Detector:
             fold = (order % k)[np.searchsorted(uniq, labels)]
         scores: Optional[np.ndarray] = None
         maps: Optional[np.ndarray] = None
+        # k fold fits and the final one: each reports its share, so the progress only rises
+        share = (lambda i: (lambda d, t: progress(i * t + d, (k + 1) * t))) if progress else (lambda i: None)
         for f in range(k):
             test = np.flatnonzero(fold == f)
             train = np.flatnonzero(fold != f)
             clone = type(self)(**self.get_params())
-            clone.fit(images[train])
+            clone.fit(images[train], progress=share(f))
             s, m = clone.score(images[test])
             if scores is None:
                 scores = np.empty(n, np.float32)
                 maps = np.empty((n, *m.shape[1:]), np.float32)
             scores[test], maps[test] = s, m
-        self.fit(images, progress=progress)
+        self.fit(images, progress=share(k))
         assert scores is not None and maps is not None
         return scores, maps
 
