@@ -64,3 +64,13 @@ def test_docs_render_in_a_browser_under_the_content_security_policy(station, pag
     assert re.search(rendered, r.stdout), r.stderr[-2000:]    # drawn by the page's script, not in its HTML
     blocked = [ln for ln in r.stderr.splitlines() if "Content Security Policy" in ln and "script" in ln]
     assert not blocked, blocked
+
+
+def test_each_endpoint_is_listed_once_in_the_docs(station):
+    """A router's tags add to a route's own: the users' and keys' endpoints were listed
+    under two headings of /docs each."""
+    with station.client() as c:
+        spec = c.get("/openapi.json").json()
+    doubled = [(m.upper(), path, op.get("tags")) for path, item in spec["paths"].items() for m, op in item.items()
+               if len(op.get("tags") or []) != 1]
+    assert not doubled, doubled

@@ -21,6 +21,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 DOCS_STATIC = "/static/docs"
+SESSION_SCRIPT = "docs-session.js"     # web/: the session's CSRF token on "Try it out" requests
 _ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
            "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
 
@@ -66,6 +67,9 @@ def add_offline_docs(app: FastAPI) -> None:
 
     @app.get("/static/docs/{name}", include_in_schema=False)
     async def docs_asset(name: str) -> FileResponse:
+        if name == SESSION_SCRIPT:      # the station's own, beside the package's files
+            return FileResponse(Path(__file__).resolve().parent / "web" / SESSION_SCRIPT,
+                                media_type="text/javascript", headers={"cache-control": "no-cache"})
         if name not in _ASSETS:
             raise HTTPException(404, f"no docs asset {name!r}")
         # assets change only with the pinned package: a day's caching spares the station
@@ -74,10 +78,15 @@ def add_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return _with_csp(get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json", title=title,
             swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png", oauth2_redirect_url=None))
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png", oauth2_redirect_url=None)
+        # before Swagger UI's own script: "Try it out" then works with the page's sign-in
+        bundle = f'<script src="{DOCS_STATIC}/swagger-ui-bundle.js">'
+        html = page.body.decode("utf-8").replace(bundle, f'<script src="{DOCS_STATIC}/{SESSION_SCRIPT}"></script>\n'
+                                                         + bundle, 1)
+        return _with_csp(HTMLResponse(html))
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:

@@ -16,10 +16,11 @@ from ...line.station import Station, _iso, stops_parts
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
 
-router = APIRouter(tags=["system"])
+router = APIRouter()   # tags per route: a router's own would list a route under two headings in /docs
 
 
-@router.get("/health", summary="Is the station up, its database reachable and its data folder writable",
+@router.get("/health", tags=["system"],
+            summary="Is the station up, its database reachable and its data folder writable",
             response_model=HealthOut,
             responses={503: {"model": HealthOut, "description": "a fault: the body's faults say which"}})
 def health(station: Station = Depends(get_station)) -> Any:
@@ -44,7 +45,7 @@ def health(station: Station = Depends(get_station)) -> Any:
     return JSONResponse(body, status_code=503 if stopping else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=Response)
 def metrics(station: Station = Depends(get_station)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
     station.alarms.count_active()    # another process on the database may have raised or acknowledged some
