@@ -281,3 +281,25 @@ def test_admin_creates_and_revokes_keys(pages, station):
     page.click("#user-form button")
     expect(page.locator("#users")).to_contain_text("olaf")
     p.shot("admin")
+
+
+def test_the_review_queue_hears_of_new_parts_and_of_reviews_made_elsewhere_at_once(pages, station):
+    with api(station, "operator") as c:
+        first = post_part(c, png_bytes(220, seed=870), "live-0", line="LLive").json()["id"]
+    p = pages(role="operator")
+    page = p.open("/app/review?queue=todo&line=llive&poll=600", "#current h2")     # the poll: 10 min away
+    expect(page.locator("#current h2")).to_contain_text("live-0")
+    page.wait_for_timeout(500)         # the event stream connected
+    with api(station, "operator") as c:
+        post_part(c, png_bytes(225, seed=871), "live-1", line="LLive")
+        post_part(c, png_bytes(60, seed=872), "live-ok", line="LLive")                # OK: not for review
+        post_part(c, png_bytes(226, seed=873), "other-line", line="LOther")
+    expect(page.locator("#queue li", has_text="live-1")).to_have_count(1, timeout=5_000)
+    expect(page.locator("#current h2")).to_contain_text("live-0")                   # the current part kept
+    page.fill("#note", "looking at it")
+    with api(station, "operator") as c:                                              # another screen reviews it
+        assert c.post(f"/api/v1/inspections/{first}/review", json={"label": "good"}).status_code == 200
+    expect(page.locator(f'#queue li[data-id="{first}"]')).to_have_class(re.compile(r"\bdone\b"))
+    expect(page.locator("#review-state")).to_contain_text("reviewed on another screen: good")
+    expect(page.locator("#note")).to_have_value("looking at it")
+    expect(page.locator("#queue li")).to_have_count(2)

@@ -118,6 +118,31 @@ LG.start(async (main) => {
   }
   setInterval(() => { if (!document.hidden) newer().catch(() => {}); }, 1000 * (Number(p.poll) || 20));
 
+  // Live, as the line view: a part judged NG or REVIEW comes in within a second (the poll
+  // above stays for parts another process recorded, a hot folder's watcher), and a part
+  // reviewed on another screen shows as done here, not reviewed twice.
+  const sameLine = (line) => !query.line || String(line).trim().toLowerCase() === query.line.toLowerCase();
+  let soon = null;
+  const es = new EventSource("/api/v1/events");
+  es.addEventListener("inspection", (ev) => {
+    const it = JSON.parse(ev.data);
+    if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part) return;
+    if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
+  });
+  es.addEventListener("review", (ev) => {
+    const rec = JSON.parse(ev.data);
+    const at = items.findIndex((x) => x.id === rec.id);
+    if (at < 0 || judged.has(rec.id)) return;     // not here, or reviewed here (its answer came already)
+    judged.set(rec.id, rec);
+    items[at] = rec;
+    renderList();
+    const state = document.getElementById("review-state");
+    if (at === idx && state) {     // the note being typed stays: only the line that says who reviewed it
+      state.textContent = `reviewed on another screen: ${rec.review.label}${rec.defect_type ? " (" + rec.defect_type + ")" : ""}`
+        + ` by ${rec.review.reviewer}`;
+    }
+  });
+
   const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
 
   function renderList() {
