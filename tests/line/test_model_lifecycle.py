@@ -334,3 +334,30 @@ def test_cross_fitting_reports_progress_across_every_fold_fit():
     Counting().fit_cross_scored(np.zeros((10, 4, 4, 3), np.uint8), progress=lambda d, t: seen.append(d / t))
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert seen[0] < 0.05          # the fold fits count: not stuck at 0 until the final fit
+
+
+def test_a_version_says_what_it_looks_at():
+    from types import SimpleNamespace
+    from lineguard.line.registry import model_facts
+    quality = SimpleNamespace(threshold=3.2, review_threshold=2.9, preprocess=SimpleNamespace(image_size=(320, 192)),
+                              detector=SimpleNamespace(name="patchcore", backbone="mobilenet_v2", extra_scales=(0.7,)))
+    assert model_facts(quality)["features"] == "mobilenet_v2 320x192 + 0.7x"
+    exported = SimpleNamespace(threshold=1.0, detector=SimpleNamespace(name="patchcore", input_size_=(224, 224)))
+    assert model_facts(exported)["features"] == "224x224"
+    assert model_facts(SimpleNamespace(threshold=0.5))["features"] is None
+
+
+def test_a_version_registered_before_its_features_were_recorded_gets_them_at_its_next_load(station_factory,
+                                                                                           monkeypatch):
+    import lineguard.line.registry as registry
+    from lineguard.line.orm import ModelVersion
+    st = station_factory()
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    with st.db.session() as s:
+        assert s.query(ModelVersion).one().features is None      # a fake model says nothing of it
+    real = registry.model_facts
+    monkeypatch.setattr(registry, "model_facts", lambda insp: {**real(insp), "features": "efficientnet_lite0 224x224"})
+    st.models.forget(st.models.list("cell")[0].model_id)
+    st.inspect(png_bytes(60, seed=990), part("feat-0"))          # loads the model again
+    with st.db.session() as s:
+        assert s.query(ModelVersion).one().features == "efficientnet_lite0 224x224"

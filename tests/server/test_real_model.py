@@ -119,6 +119,7 @@ def test_train_new_version_from_stored_good_parts(real_server):
         assert [m["version"] for m in active] == [2]
         # what it was trained from and its thresholds, read from the bundle at registration
         assert active[0]["detector"] == "patchcore" and active[0]["threshold"] > 0
+        assert active[0]["features"] == "efficientnet_lite0 128x128"      # what it looks at, for the versions list
         assert active[0]["train_images"] >= 10 and "reviewed good" in active[0]["trained_from"]
     with real_server.client(real_server.keys["operator"]) as c:
         r = post_part(c, _png(make_part(3000, size=128)[0]), "after-train")

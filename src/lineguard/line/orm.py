@@ -284,6 +284,8 @@ class ModelVersion(Base):
     detector: Mapped[Optional[str]] = mapped_column(String(50), nullable=True)
     train_images: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     trained_from: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # what it looks at: "mobilenet_v2 320x192 + 0.7x" (registry.model_facts)
+    features: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
 class ModelActivation(Base):

@@ -352,19 +352,20 @@ class ModelRegistry:
                                       "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
-            if mv.threshold is None:
+            if mv.threshold is None or mv.features is None:     # registered before they were recorded
                 self._record_facts(mv, insp)
             return insp
 
     def _record_facts(self, mv: ModelVersion, insp: Any) -> None:
         """Store thresholds and detector on a version registered before they were recorded
         (once, when its model is loaded anyway): the version list then shows them."""
-        from sqlalchemy import update
+        from sqlalchemy import or_, update
         facts = model_facts(insp)
         try:
             with self.db.session() as s:
                 s.execute(update(ModelVersion).where(ModelVersion.model_id == mv.model_id,
-                                                     ModelVersion.threshold.is_(None)).values(**facts))
+                                                     or_(ModelVersion.threshold.is_(None),
+                                                         ModelVersion.features.is_(None))).values(**facts))
         except Exception as exc:  # noqa: BLE001 - a missing list entry must never stop a part
             log.warning("could not record the thresholds of model %s v%s: %s", mv.product, mv.version, exc)
 
@@ -394,7 +395,27 @@ def model_facts(insp: Any) -> dict[str, Any]:
     det = getattr(insp, "detector", None)
     name = getattr(det, "name", None) if det is not None else None
     return {"threshold": threshold, "review_threshold": review,
-            "detector": str(name)[:50] if name else None}
+            "detector": str(name)[:50] if name else None, "features": _features(det, insp)}
+
+
+def _features(det: Any, insp: Any) -> Optional[str]:
+    """What a model looks at, in a few words: the backbone, the input size (height x
+    width) and any extra sizes the part is also seen at. A quality profile's version
+    ("mobilenet_v2 320x192 + 0.7x") and a fast one's ("lite0 224x224") score on other
+    scales: without this, their thresholds look like an error."""
+    words = []
+    backbone = getattr(det, "backbone", None)
+    if isinstance(backbone, str):
+        words.append(backbone)
+    size = getattr(getattr(insp, "preprocess", None), "image_size", None) or getattr(det, "input_size_", None)
+    if isinstance(size, int):
+        size = (size, size)
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        words.append(f"{int(size[0])}x{int(size[1])}")
+    scales = [float(s) for s in getattr(det, "extra_scales", None) or ()]
+    if scales:
+        words.append("+ " + ", ".join(f"{s:g}x" for s in scales))
+    return " ".join(words)[:100] or None
 
 
 def model_subject(mv: ModelVersion) -> str:

@@ -259,6 +259,8 @@ class ModelVersionOut(BaseModel):
     threshold: Optional[float] = None
     review_threshold: Optional[float] = None
     detector: Optional[str] = None
+    features: Optional[str] = Field(default=None, description="what it looks at: backbone, input height x width, "
+                                                              "extra sizes (e.g. 'mobilenet_v2 320x192 + 0.7x')")
     train_images: Optional[int] = Field(default=None, description="parts it was trained on (trained here)")
     trained_from: Optional[str] = None
     rates: Optional[RatesOut] = Field(default=None, description="on reviewed parts it judged; null when none")

@@ -28,6 +28,7 @@ def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
             "activated_at": _iso(mv.activated_at),
             "state": state or ("active" if mv.active else "inactive"),
             "threshold": mv.threshold, "review_threshold": mv.review_threshold, "detector": mv.detector,
+            "features": mv.features,
             "train_images": mv.train_images, "trained_from": mv.trained_from, "rates": rates}
 
 

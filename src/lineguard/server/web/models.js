@@ -79,7 +79,7 @@ LG.start(async (main) => {
           h("td", {}, m.product), h("td", {}, m.line || "every line"), h("td", {}, "v" + m.version),
           h("td", {}, h("span", {class: "badge state-" + state}, state)),
           h("td", {}, num(m.threshold, 4)), h("td", {}, m.review_threshold === null || m.review_threshold === undefined ? "–" : num(m.review_threshold, 4)),
-          h("td", {}, m.detector || "–"),
+          h("td", {}, m.detector || "–", m.features ? h("div", {class: "muted"}, m.features) : null),
           h("td", {}, m.train_images !== null && m.train_images !== undefined ? `${m.train_images} images` : "–",
             m.trained_from ? h("div", {class: "muted"}, m.trained_from) : null),
           h("td", {}, rates(m)),
