@@ -187,3 +187,20 @@ def test_the_station_s_own_database_mistake_is_a_500_not_a_fault_to_wait_out(spc
         assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error", r.text
         assert "reviews" not in r.text                     # no SQL to the client
         assert c.get("/health").json()["status"] == "ok"
+
+
+def test_a_station_that_wrote_nothing_for_a_while_proves_its_database_takes_writes(spc_station, monkeypatch):
+    """A database turned read-only during a break (a failover to a standby): /health says
+    so before the first part after the break is refused, not after."""
+    import lineguard.line.station as station_module
+    st = spc_station()
+    with client(st) as c:
+        with _read_only(st):
+            assert c.get("/health").status_code == 200         # wrote a moment ago (started): not checked yet
+            monkeypatch.setattr(station_module, "WRITE_CHECK_IDLE_S", 0.0)
+            h = c.get("/health")
+            assert h.status_code == 503 and "cannot be written" in h.json()["faults"]["database"]
+        h = c.get("/health")
+        assert (h.status_code, h.json()["faults"]) == (200, {})
+        with st.db.session() as s:
+            assert s.scalars(select(WriteCheck)).all() == []

@@ -138,6 +138,8 @@ _iso = iso_utc   # the name the routers import
 
 # the database fault /health's own probe sets (and clears once the database answers again)
 _UNREACHABLE = "the database is not reachable"
+# /health proves the database takes writes when no part has been written for this long
+WRITE_CHECK_IDLE_S = 60.0
 
 # Faults of the station's housekeeping (backups, the old records' deletion and archive,
 # the store sweep): the line goes on, every part judged and stored, so /health says
@@ -185,6 +187,7 @@ class Station:
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
+        self._last_write = time.monotonic()      # a part's record or a write check last committed
         self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
         self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
         # What is wrong with this station right now (storage, database): /health shows
@@ -400,6 +403,7 @@ class Station:
             s.close()
         self.faults.pop("images", None)
         self.faults.pop("database", None)
+        self._last_write = time.monotonic()
         if image_key is not None:
             self.disk.after_write()
         self._remember(part.part_id, digest, rec.id)
@@ -532,11 +536,15 @@ class Station:
         except Exception as exc:  # noqa: BLE001 - any failure is a fault to show
             self.faults["database"] = f"{_UNREACHABLE} ({type(exc).__name__}); check --db"
             return dict(self.faults)
-        if "database" in self.faults and self._write_probe.acquire(blocking=False):
+        idle = time.monotonic() - self._last_write > WRITE_CHECK_IDLE_S
+        if ("database" in self.faults or idle) and self._write_probe.acquire(blocking=False):
             # Reachable: cleared by a write that works, whatever the fault was (not
             # reachable, then back read-only, is still refused). Not only a part's: a
             # station a load balancer took out of service on this fault gets no part,
-            # and would never come back. One probe at a time; the others say what stands.
+            # and would never come back. And a station that wrote nothing for a while
+            # (a line stopped for the break) proves it can: a database turned read-only
+            # meanwhile (a failover to a standby, a full disk) is a fault before the next
+            # part is refused, not after. One probe at a time; the others say what stands.
             try:
                 self._check_writes()
             finally:
@@ -573,12 +581,13 @@ class Station:
             if is_refusal(exc):
                 msg = self._fault_message("database", exc)
                 if self.faults.get("database") != msg:    # logged once, not at every probe
-                    log.error("storage fault (database): still refused: %s", exc)
+                    log.error("storage fault (database): the write check was refused: %s", exc)
                 self.faults["database"] = msg
             else:
                 log.error("the database's write check failed", exc_info=exc)
             return
-        if self.faults.get("database") == fault:   # not one a part set meanwhile
+        self._last_write = time.monotonic()
+        if fault is not None and self.faults.get("database") == fault:   # not one a part set meanwhile
             self.faults.pop("database", None)
             log.info("the database takes writes again: its fault is cleared")
 
