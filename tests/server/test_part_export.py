@@ -204,3 +204,29 @@ def test_a_workbook_past_a_sheets_rows_is_refused_not_cut_short(spc_station, tmp
     r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(out)])
     assert r.exit_code == 1 and "more than 5 rows match" in r.output, r.output
     assert not out.parent.exists() or list(out.parent.iterdir()) == []      # nothing half-written left
+
+
+def test_an_export_the_database_breaks_off_says_plainly_that_the_download_is_incomplete(spc_station, caplog):
+    import sqlite3
+
+    import pytest
+    from sqlalchemy.exc import OperationalError
+    st = spc_station()
+    _add(st, 1200)          # more than one page of the station's reads
+    real_each = st.each
+
+    def each_then_refused(**kw):
+        for i, rec in enumerate(real_each(**kw)):
+            if i == 1100:      # the second page's read: the database went away
+                locked = sqlite3.OperationalError("database is locked")
+                locked.sqlite_errorcode = 5              # SQLITE_BUSY, as SQLite sets it
+                raise OperationalError("SELECT", {}, locked)
+            yield rec
+    st.each = each_then_refused
+    from lineguard.server.routers.inspections import ExportCutShort
+    with client(st) as c, pytest.raises(ExportCutShort, match="was cut short: database is locked"):
+        c.get("/api/v1/inspections/export")
+    said = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert len(said) == 1 and "lineguard-parts-" in said[0] and "the download is incomplete" in said[0]
+    assert "database is locked" in said[0]
+    assert not [r for r in caplog.records if "response already started" in r.getMessage()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 from typing import Any, Iterator, Literal, Optional
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ...line import part_names, part_records
+from ...line.db import is_refusal, refusal_reason
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
@@ -21,6 +23,7 @@ from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspec
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 
+log = logging.getLogger("lineguard.server")
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
 # not blank: the station refuses a part id, line, station or product of spaces only,
@@ -205,9 +208,33 @@ def export_inspections(
         return StreamingResponse(_read_and_close(book), media_type=_XLSX, background=BackgroundTask(book.close),
                                  headers={"Content-Disposition": f'attachment; filename="{safe_name}.xlsx"',
                                           "Content-Length": str(size)})
-    return StreamingResponse(part_records.csv_lines(station.each(limit=limit, **filters), zone),
+    return StreamingResponse(_cut_short_said(part_records.csv_lines(station.each(limit=limit, **filters), zone),
+                                             safe_name),
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
+
+
+def _cut_short_said(pieces: Iterator[str], name: str) -> Iterator[str]:
+    """A streamed export whose database fails after the first bytes can only be cut short:
+    the connection closes without the answer's end, so the browser marks the download
+    failed (a file that merely stopped would pass for a whole one). The log says so in
+    one plain line before the server's traceback."""
+    sent = 0
+    try:
+        for piece in pieces:
+            yield piece
+            sent += len(piece)
+    except Exception as exc:
+        why = refusal_reason(exc) if is_refusal(exc) else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        log.error("the parts export %s was cut short after %d characters (%s): the download is incomplete and "
+                  "shows as failed; export again once the station is healthy", name, sent, why)
+        # not the database's own error: its handler (a 503) would try to answer a request
+        # already half answered, and the log would end in Starlette's "response already started"
+        raise ExportCutShort(f"the parts export {name} was cut short: {why}") from exc
+
+
+class ExportCutShort(Exception):
+    """A streamed export ended by a failure after its first bytes (see _cut_short_said)."""
 
 
 def _read_and_close(f: Any, chunk: int = 1 << 16) -> Iterator[bytes]:
