@@ -303,3 +303,43 @@ def test_the_review_queue_hears_of_new_parts_and_of_reviews_made_elsewhere_at_on
     expect(page.locator("#review-state")).to_contain_text("reviewed on another screen: good")
     expect(page.locator("#note")).to_have_value("looking at it")
     expect(page.locator("#queue li")).to_have_count(2)
+
+
+def test_a_double_tap_in_the_review_queue_judges_only_the_part_shown(pages, station):
+    with api(station, "operator") as c:
+        ids = [post_part(c, png_bytes(221 + i, seed=880 + i), f"tap-{i}", line="LTap").json()["id"] for i in range(3)]
+    p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LTap&poll=600", "#current h2")
+    expect(page.locator("#current h2")).to_contain_text("tap-2")
+    page.wait_for_timeout(700)
+    page.click("#btn-good")
+    page.wait_for_timeout(250)                  # a double tap's second: lands on tap-1, just come up, not taken
+    page.click("#btn-good")
+    expect(page.locator("#current h2")).to_contain_text("tap-1")
+    page.wait_for_timeout(1000)
+    with api(station, "operator") as c:
+        reviewed = [c.get(f"/api/v1/inspections/{i}").json()["review"]["reviewed"] for i in ids]
+    assert reviewed == [False, False, True]
+    expect(page.locator("#position")).to_contain_text("2 of 3")
+
+
+def test_a_double_click_on_create_key_makes_one_key_and_a_new_try_clears_an_old_error(pages, station):
+    p = pages(role="admin")
+    page = p.open("/app/admin", "#keys table")
+    before = page.locator("#keys tr").count()
+    page.fill("#key-form input[name=name]", "double-click")
+    page.dblclick("#key-form button[type=submit]")
+    expect(page.locator("#secret")).to_be_visible()
+    page.wait_for_timeout(500)
+    with api(station) as c:
+        made = [k for k in c.get("/api/v1/keys").json()["items"] if k["name"] == "double-click"]
+    assert len(made) == 1
+    expect(page.locator("#keys tr")).to_have_count(before + 1)
+    # the gallery: a refused search's error goes at the next search, and its count with it
+    page = p.open("/app/gallery", "#filters")
+    page.fill("#filters input[name=lot]", "x" * 300)
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#status")).to_contain_text("200 characters")
+    page.fill("#filters input[name=lot]", "")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#status")).not_to_contain_text("200 characters")

@@ -105,30 +105,25 @@ LG.start(async (main, me) => {
     catch (err) { LG.fail(err); }
   }
 
-  keyForm.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      const k = await api("/api/v1/keys", {method: "POST", body: {role: keyForm.elements.role.value,
-        name: keyForm.elements.name.value.trim() || null}});
-      clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
-        h("div", {class: "secret", id: "secret"}, k.key),
-        h("p", {}, h("button", {type: "button", id: "hide-key", onclick: () => clear(secret)}, "I have copied it: hide")));
-      LG.say(`key ${k.prefix || ""} created`, "ok");     // and an earlier error cleared
-      keyForm.reset();
-      await load();
-    } catch (err) { LG.fail(err); }
+  // each once per tap: a double click made two keys, one of them never shown
+  LG.once(keyForm, async () => {
+    const k = await api("/api/v1/keys", {method: "POST", body: {role: keyForm.elements.role.value,
+      name: keyForm.elements.name.value.trim() || null}});
+    clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
+      h("div", {class: "secret", id: "secret"}, k.key),
+      h("p", {}, h("button", {type: "button", id: "hide-key", onclick: () => clear(secret)}, "I have copied it: hide")));
+    LG.say(`key ${k.prefix || ""} created`, "ok");     // and an earlier error cleared
+    keyForm.reset();
+    await load();
   });
 
-  userForm.addEventListener("submit", async (e) => {
-    e.preventDefault();
+  LG.once(userForm, async () => {
     const f = userForm.elements;
-    try {
-      await api("/api/v1/users", {method: "POST", body: {username: f.username.value.trim(), password: f.password.value,
-        role: f.role.value}});
-      LG.say("user added", "ok");
-      userForm.reset();
-      await load();
-    } catch (err) { LG.fail(err); }
+    await api("/api/v1/users", {method: "POST", body: {username: f.username.value.trim(), password: f.password.value,
+      role: f.role.value}});
+    LG.say("user added", "ok");
+    userForm.reset();
+    await load();
   });
 
   await load();

@@ -105,6 +105,33 @@ const LG = (() => {
     if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; }, 6000);
   }
 
+  // An error stays on screen until read; a new try (any form sent) takes it away, so it
+  // never stands beside the answer to a later, good request.
+  document.addEventListener("submit", () => {
+    const el = document.getElementById("status");
+    if (el && el.className === "error") { el.textContent = ""; el.className = ""; }
+  }, true);
+
+  // A touch panel's double tap lands its second tap on whatever moved under the finger:
+  // the next part to review, the next alarm. What moves things calls settle(); an action
+  // guarded with settling() is not taken in the moment after.
+  const SETTLE_MS = 600;
+  let settledAt = 0;
+  const settle = () => { settledAt = Date.now(); };
+  const settling = () => Date.now() - settledAt < SETTLE_MS;
+
+  // A form's action taken once, however often it is tapped: its submit button is
+  // disabled until the answer (a double click made two keys, one of them never shown).
+  function once(form, fn) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const btn = form.querySelector("button[type=submit]");
+      if (btn && btn.disabled) return;
+      if (btn) btn.disabled = true;
+      try { await fn(e); } catch (err) { fail(err); } finally { if (btn) btn.disabled = false; }
+    });
+  }
+
   function fail(err) {
     if (err && err.status === 401) return;
     say(String((err && err.message) || err), "error");
@@ -259,5 +286,5 @@ const LG = (() => {
 
   return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, field, select, params, defectTypes,
-    get me() { return me; }};
+    settle, settling, once, get me() { return me; }};
 })();

@@ -77,6 +77,7 @@ LG.start(async (main) => {
     const f = filters();
     if (reset) {
       cursor = null; shown = 0; clear(grid);
+      count.textContent = "";        // a refused search must not leave the last one's count
       history.replaceState(null, "", location.pathname + LG.q(f));
       csv.href = "/api/v1/inspections/export" + LG.q(forApi(f));
       xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));

@@ -40,6 +40,7 @@ LG.start(async (main) => {
       h("option", {value: ""}, "cause…"), Object.entries(causes).map(([k, label]) => h("option", {value: k}, label)));
     const ack = h("button", {type: "button", dataset: {role: "operator"}}, "Acknowledge");
     ack.addEventListener("click", async () => {
+      if (LG.settling()) return;    // the alarm above went a moment ago: this one slid under the finger
       ack.disabled = true;
       try {
         await api(`/api/v1/alarms/${Number(a.id)}/acknowledge`,
@@ -66,10 +67,13 @@ LG.start(async (main) => {
   function renderAlarms(list) {
     const ids = new Set(list.map((a) => a.id));
     for (const [id, el] of alarmItems) {
-      if (!ids.has(id)) { el.remove(); alarmItems.delete(id); }
+      if (!ids.has(id)) { el.remove(); alarmItems.delete(id); LG.settle(); }
     }
     for (const a of list) {
-      if (!alarmItems.has(a.id)) { const el = alarmItem(a); alarmItems.set(a.id, el); alarmsEl.appendChild(el); }
+      if (!alarmItems.has(a.id)) {
+        const el = alarmItem(a); alarmItems.set(a.id, el); alarmsEl.appendChild(el);
+        LG.settle();
+      }
       const el = alarmItems.get(a.id);
       const times = a.escalations > 1 ? ` (×${a.escalations})` : "";
       if (a.escalated_at && (!el.querySelector(".escalated") || el.dataset.escalations !== String(a.escalations))) {

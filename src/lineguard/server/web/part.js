@@ -72,6 +72,7 @@ LG.start(async (main) => {
     LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
     const note = h("input", {name: "note", placeholder: "note (optional)"});
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
+    let saving = false;
     const post = async (label) => {
       if (label === "defect" && !typeSel.value && typeSel.options.length > 1 && !untypedAsked) {
         untypedAsked = true;
@@ -80,13 +81,15 @@ LG.start(async (main) => {
         return;
       }
       untypedAsked = false;
+      if (saving) return;         // a double tap saves one review, not two
+      saving = true;
       try {
         const now = await api(inspUrl(id, "review"), {method: "POST",
           body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null}});
         typeFact.textContent = now.defect_type || "–";
         LG.say("review saved", "ok");
         await loadHistory();
-      } catch (err) { LG.fail(err); }
+      } catch (err) { LG.fail(err); } finally { saving = false; }
     };
     return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, note,
       h("button", {type: "button", class: "good", onclick: () => post("good")}, it.verdict === "OK" ? "Good" : "False alarm: good"),

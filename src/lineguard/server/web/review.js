@@ -166,6 +166,7 @@ LG.start(async (main) => {
 
   async function show() {
     clear(detail);
+    LG.settle();
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
     types = await LG.defectTypes(it.product);
@@ -193,9 +194,10 @@ LG.start(async (main) => {
           h("div", {class: "types", id: "types"}, typeBtns),
           h("p", {}, note),
           h("div", {class: "row", dataset: {role: "operator"}},
-            h("button", {type: "button", class: "good", id: "btn-good", onclick: () => judge("good")},
+            // a tap in the moment after the part came up was meant for the one before
+            h("button", {type: "button", class: "good", id: "btn-good", onclick: () => LG.settling() || judge("good")},
               it.verdict === "OK" ? "Good (G)" : "False alarm: good (G)"),
-            h("button", {type: "button", class: "danger", id: "btn-defect", onclick: () => judge("defect")},
+            h("button", {type: "button", class: "danger", id: "btn-defect", onclick: () => LG.settling() || judge("defect")},
               it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")))));
     LG.applyRoles(detail);
   }
@@ -252,8 +254,9 @@ LG.start(async (main) => {
     const k = e.key;
     if (k === "?") { helpDlg.open ? helpDlg.close() : helpDlg.showModal(); }
     else if (helpDlg.open) return;
-    else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator")) judge("good"); }
-    else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator")) judge("defect"); }
+    // a key held down repeats: it judges the part in front of the operator once, not the ones after
+    else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator") && !e.repeat) judge("good"); }
+    else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator") && !e.repeat) judge("defect"); }
     else if (/^[1-9]$/.test(k)) pickType(Number(k) - 1);
     else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1).catch(LG.fail);
     else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1).catch(LG.fail);
