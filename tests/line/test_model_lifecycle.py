@@ -361,3 +361,20 @@ def test_a_version_registered_before_its_features_were_recorded_gets_them_at_its
     st.inspect(png_bytes(60, seed=990), part("feat-0"))          # loads the model again
     with st.db.session() as s:
         assert s.query(ModelVersion).one().features == "efficientnet_lite0 224x224"
+
+
+def test_a_second_shadow_ends_the_first_in_the_change_log_and_the_same_one_twice_is_one_run(station_factory):
+    from lineguard.line.audit import entries
+    st = _shadow_station(station_factory)
+    st.add_model(FakeInspector(0.45, "v-c").to_bytes(), "cell")
+    st.shadow.start("cell", "", 2, by="ana")
+    started = st.shadow.current()[("cell", "")]
+    st.shadow.start("cell", "", 2, by="ben")          # a double tap: the run goes on as it was
+    assert st.shadow.for_part("cell", "L1").version == 2
+    st.shadow.start("cell", "", 3, by="ana")
+    assert st.shadow.for_part("cell", "L1").version == 3
+    log = [(e.action, e.actor, (e.details or {}).get("why")) for e in reversed(entries(st.db))
+           if e.action.startswith("model.shadow")]
+    assert log == [("model.shadow_started", "ana", None), ("model.shadow_stopped", "ana", "v3 shadows instead of v2"),
+                   ("model.shadow_started", "ana", None)]
+    assert started.version == 2

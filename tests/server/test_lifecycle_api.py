@@ -161,3 +161,22 @@ def test_a_retrain_keeps_the_photo_check_as_the_model_it_replaces():
     assert _active_has_photo_check(station(active=False), "p", "") is True  # the product's first model
     with pytest.raises(InvalidRequest, match="photo_check"):              # not guessed
         _active_has_photo_check(station(loads=False), "p", "")
+
+
+def test_the_active_version_says_what_a_rollback_would_go_back_to(tmp_path):
+    from .conftest import fake_model_bytes, start_fake_station
+    srv = start_fake_station(tmp_path / "data")        # cell v1 active
+    try:
+        with srv.client(srv.keys["engineer"]) as eng:
+            def active():
+                return [(m["version"], m["rollback_to"]) for m in eng.get("/api/v1/models", params={
+                    "product": "cell"}).json()["items"] if m["active"]]
+            assert active() == [(1, None)]
+            assert eng.post("/api/v1/models", files={"file": ("v2.lgm", fake_model_bytes(0.4, "f-2"))},
+                            data={"product": "cell", "activate": "true"}).status_code == 201
+            assert active() == [(2, 1)]
+            assert eng.post("/api/v1/models/cell/rollback", json={"line": ""}).json()["version"] == 1
+            assert active() == [(1, None)]          # walked back past v2: nothing earlier stands
+            assert eng.post("/api/v1/models/cell/rollback", json={"line": ""}).status_code == 409
+    finally:
+        srv.stop()

@@ -249,16 +249,10 @@ class ModelRegistry:
         again from there.
         """
         with self._change("activation") as s:
-            standing = list(s.scalars(select(ModelActivation).where(
-                ModelActivation.product == product, ModelActivation.line == line,
-                ModelActivation.rolled_back_at.is_(None)).order_by(ModelActivation.id.desc())))
+            standing, undone, before = _rollback_walk(s, product, line)
             where = f"product {product!r}" + (f" line {line!r}" if line else "")
             if not standing:
                 raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
-            # the standing activation, with any repeats of it just before (activated twice)
-            run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
-                       len(standing))
-            undone, before = standing[:run], (standing[run] if run < len(standing) else None)
             if before is None:
                 raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
                                "(each earlier one was already rolled back); activate a version by number instead")
@@ -379,6 +373,28 @@ class ModelRegistry:
             for model_id in [m for m in self._cache if m not in model_ids]:
                 del self._cache[model_id]
                 self._locks.pop(model_id, None)
+
+
+def _rollback_walk(s: Any, product: str, line: str) -> tuple[list[Any], list[Any], Any]:
+    """The standing activations (newest first), those a rollback undoes (the standing one
+    with any repeats of it just before: activated twice) and the one it goes back to
+    (None: nothing earlier stands)."""
+    standing = list(s.scalars(select(ModelActivation).where(
+        ModelActivation.product == product, ModelActivation.line == line,
+        ModelActivation.rolled_back_at.is_(None)).order_by(ModelActivation.id.desc())))
+    run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
+               len(standing))
+    return standing, standing[:run], (standing[run] if run < len(standing) else None)
+
+
+def rollback_target(s: Any, product: str, line: str) -> Optional[int]:
+    """The version a rollback of product/line would make active now, or None (the page
+    offers no Roll back then, and its question names the version)."""
+    _standing, _undone, before = _rollback_walk(s, product, line)
+    if before is None:
+        return None
+    mv = s.get(ModelVersion, before.model_version_id)
+    return mv.version if mv is not None else None
 
 
 def model_facts(insp: Any) -> dict[str, Any]:

@@ -67,9 +67,15 @@ class ShadowRunner:
         models.inspector(mv)   # refuse one that cannot load now, not on the first part
         with self.station.db.session() as s:
             row = s.get(ModelShadow, (product, line))
+            if row is not None and row.model_version_id == mv.id:
+                return mv           # shadowing already: its run (and its start) stays as it is
             if row is None:
                 s.add(ModelShadow(product=product, line=line, model_version_id=mv.id, started_by=by))
             else:
+                # one shadow per product and line: the one running ends, and the log says so
+                before = s.get(ModelVersion, row.model_version_id)
+                audit.record(s, "model.shadow_stopped", f"{product}/{line or '*'}", by,
+                             why=f"v{mv.version} shadows instead" + (f" of v{before.version}" if before else ""))
                 row.model_version_id, row.started_at, row.started_by = mv.id, utcnow(), by
             audit.record(s, "model.shadow_started", model_subject(mv), by)
         self._changed()

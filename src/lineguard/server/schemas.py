@@ -261,6 +261,8 @@ class ModelVersionOut(BaseModel):
     detector: Optional[str] = None
     features: Optional[str] = Field(default=None, description="what it looks at: backbone, input height x width, "
                                                               "extra sizes (e.g. 'mobilenet_v2 320x192 + 0.7x')")
+    rollback_to: Optional[int] = Field(default=None, description="an active version: the version a rollback would "
+                                                                 "make active now (null: nothing earlier stands)")
     train_images: Optional[int] = Field(default=None, description="parts it was trained on (trained here)")
     trained_from: Optional[str] = None
     rates: Optional[RatesOut] = Field(default=None, description="on reviewed parts it judged; null when none")

@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
+from ...line.registry import rollback_target
 from ...line.station import Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import (ActivateIn, CompareOut, JobList, JobOut, ModelVersionList, ModelVersionOut, RollbackIn,
@@ -38,8 +39,10 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
     shadows = {mv.id for mv in station.shadow.current().values()}
     with station.db.session() as s:
         rates = version_rates(s, versions)
-    return [model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
-                          rates.get(mv.id)) for mv in versions]
+        back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line) for mv in versions if mv.active}
+    return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
+                             rates.get(mv.id)),
+             **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:

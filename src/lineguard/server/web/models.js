@@ -44,7 +44,10 @@ LG.start(async (main) => {
     history.replaceState(null, "", location.pathname + LG.q(f));
     const items = (await api("/api/v1/models" + LG.q(f))).items;
     clear(table);
-    if (!items.length) { table.appendChild(h("p", {class: "muted"}, "No model versions yet.")); }
+    if (!items.length) {
+      table.appendChild(h("p", {class: "muted"}, f.product || f.line ? "No model version matches this product and line "
+        + "(the names are exact: clear the filter to see every version)." : "No model versions yet."));
+    }
     else table.appendChild(h("table", {},
       h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "rates",
         "made", ""].map((t) => h("th", {}, t))),
@@ -57,20 +60,28 @@ LG.start(async (main) => {
               {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Activate"), " ");
         }
         if (state === "inactive") {
+          // one shadow per product and line: starting one ends the one running, asked first
+          const running = items.find((x) => x.product === m.product && lineOf(x) === lineOf(m) && x.state === "shadow");
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "shadow"},
-            onclick: () => act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
-              {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Shadow"), " ");
+            onclick: () => (!running || sure(`v${running.version} runs in shadow now; stop it and run v${m.version} `
+              + "in shadow instead? What v" + running.version + " judged so far stays for the comparison."))
+              && act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
+                {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Shadow"), " ");
         }
         if (state === "shadow") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "unshadow"},
             onclick: () => act("shadow stopped", () => api(`/api/v1/models/${enc(m.product)}/shadow` + LG.q({line: lineOf(m)}),
               {method: "DELETE"}))}, "Stop shadow"), " ");
         }
-        if (state === "active") {
+        if (state === "active" && m.rollback_to) {
           acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
             onclick: () => sure(`Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
-              + "to the version active before it? It judges every part from now on.") && act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
-              {method: "POST", body: {line: lineOf(m)}}))}, "Roll back"), " ");
+              + `to v${m.rollback_to}, the version active before it? v${m.rollback_to} judges every part from now on.`)
+              && act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
+                {method: "POST", body: {line: lineOf(m)}}))}, `Roll back to v${m.rollback_to}`), " ");
+        } else if (state === "active") {
+          acts.append(h("span", {class: "muted", title: "no earlier activation stands: activate another version by "
+            + "its number instead"}, "nothing to roll back to"));
         } else {
           acts.append(h("button", {type: "button", class: "link", dataset: {act: "compare"},
             onclick: () => compare(m).catch(LG.fail)}, "Compare"));
