@@ -378,3 +378,14 @@ def test_a_second_shadow_ends_the_first_in_the_change_log_and_the_same_one_twice
     assert log == [("model.shadow_started", "ana", None), ("model.shadow_stopped", "ana", "v3 shadows instead of v2"),
                    ("model.shadow_started", "ana", None)]
     assert started.version == 2
+
+
+def test_too_few_parts_to_retrain_says_what_to_do_in_the_pages_words(station_factory):
+    st = station_factory(audit_sample_rate=0.0)
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    with pytest.raises(StationError) as both:
+        st.jobs.submit_training("cell", "", min_images=10, source="both")
+    with pytest.raises(StationError) as confirmed:
+        st.jobs.submit_training("cell", "", min_images=10, source="confirmed")
+    assert "learn from both" not in both.value.message and "learn from both" in confirmed.value.message
+    assert "review queue" in both.value.message and "LINEGUARD_AUDIT_SAMPLE_RATE" in both.value.message

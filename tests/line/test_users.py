@@ -217,3 +217,25 @@ def test_two_admins_removed_at_once_leave_the_station_one(db):
         t.join()
     with db.session() as s:
         assert active_admins(s) == 1
+
+
+def test_a_name_differing_only_in_case_is_one_user_and_a_password_of_spaces_is_refused(db):
+    from lineguard.line.errors import Conflict, InvalidRequest
+    from lineguard.line.users import authenticate, create_user
+    with db.session() as s:
+        create_user(s, "qe1", "qe1-password", "engineer")
+    with pytest.raises(Conflict, match="'qe1' exists already .names are told apart without case"), db.session() as s:
+        create_user(s, "QE1", "another-password", "operator")
+    with db.session() as s:
+        assert authenticate(s, "QE1", "qe1-password").username == "qe1"      # typed in another case
+    with pytest.raises(InvalidRequest, match="only spaces"), db.session() as s:
+        create_user(s, "spacey", " " * 8, "operator")
+    # two from before the rule: only the exact one signs in, never a guess between them
+    from lineguard.line.orm import User
+    from lineguard.line.users import hash_password
+    with db.session() as s:
+        s.add(User(username="Ana", password_hash=hash_password("ana-upper-pw"), role="operator", disabled=False))
+        s.add(User(username="ana", password_hash=hash_password("ana-lower-pw"), role="operator", disabled=False))
+    with db.session() as s:
+        assert authenticate(s, "ANA", "ana-upper-pw") is None and authenticate(s, "ANA", "ana-lower-pw") is None
+        assert authenticate(s, "Ana", "ana-upper-pw").username == "Ana"

@@ -312,3 +312,11 @@ def test_a_right_current_password_with_an_unusable_new_one_is_not_counted_as_a_g
         uid = next(u["id"] for u in c.get("/api/v1/users").json()["items"] if u["username"] == "uli")
         assert c.patch(f"/api/v1/users/{uid}", json={"password": "uli-third-pw"}).status_code == 200
         assert c.get("/api/v1/users").status_code == 200
+
+
+def test_a_name_locked_out_stays_locked_in_every_case():
+    from lineguard.server.routers.auth import SignInThrottle
+    t = SignInThrottle(per_name=5, per_address=100, window_s=300)
+    for typed in ("tom", "Tom", "TOM", "tOm", "toM"):
+        assert t.attempt(typed, "10.0.0.9") == 0.0
+    assert t.attempt("TOM ", "10.0.0.10") > 0          # five tries in all, not five per spelling

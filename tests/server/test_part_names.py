@@ -87,3 +87,15 @@ def test_a_caller_without_a_key_is_refused_before_the_filters_read_the_database(
             assert c.get("/api/v1/inspections/export", params={"line": "l1"}).status_code == 401
     finally:
         st.close()
+
+
+def test_spc_charts_find_a_line_product_or_station_typed_in_another_case(spc_station):
+    st = spc_station()
+    _parts(st, ("Line-A", "S1", "cell"), ("Line-A", "S1", "cell"), ("Line-B", "S2", "cell"))
+    with client(st) as c:
+        def parts(**params):
+            pts = c.get("/api/v1/spc/p-chart", params={"by": "day", "since": "2026-11-30T00:00:00Z",
+                                                       "until": "2026-12-01T00:00:00Z", **params}).json()["points"]
+            return sum(p["n"] for p in pts)
+        assert parts(product="CELL") == 3 and parts(line="line-a") == 2 and parts(station="s2") == 1
+        assert parts(product="cell", line="LINE-B", station="S2") == 1

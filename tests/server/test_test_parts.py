@@ -306,3 +306,17 @@ def test_a_change_made_while_the_book_reloads_is_not_lost(spc_station):
     with st.db.session() as s:          # what that change wrote
         s.add(TestPart(product="cell", name="RR-01", expect="NG", created_at=REGISTERED))
     assert book.match("cell", "RR-01", "p") is not None     # read again at once, not an hour later
+
+
+def test_a_test_part_named_like_another_but_for_case_is_refused(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        h = {"X-API-Key": st.engineer_key}
+        _register(c, st, "RR-01", "NG")
+        alike = c.post("/api/v1/products/cell/test-parts", json={"name": "rr-01", "expect": "OK"}, headers=h)
+        assert alike.status_code == 409 and "'RR-01'" in alike.json()["error"]["message"]
+        assert "must be NG" in alike.json()["error"]["message"]
+        assert [t["name"] for t in c.get("/api/v1/products/cell/test-parts").json()["items"]] == ["RR-01"]
+        _register(c, st, "RR-01", "REVIEW")                  # the same name changed: fine
+        assert c.delete("/api/v1/products/cell/test-parts", params={"name": "RR-01"}, headers=h).status_code == 200
+        _register(c, st, "rr-01", "OK")                      # the other retired: the name is free

@@ -145,17 +145,16 @@ def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
 
 def _change_user(data: Path, db: Optional[str], db_schema: Optional[str], name: str, change) -> None:
     """Run ``change(session, user_id, by)`` on user NAME in one transaction; refusals end the command."""
-    from sqlalchemy import select
     from ..line.audit import cli_actor
     from ..line.errors import StationError
-    from ..line.orm import User
+    from ..line.users import find_user
     with _database(data, db, db_schema, existing=True) as database:
         try:
             with database.session() as s:
-                uid = s.scalar(select(User.id).where(User.username == name))
-                if uid is None:
+                user = find_user(s, name)
+                if user is None:
                     raise LookupError(f"no user named {name!r}; `lineguard users list` shows them")
-                change(s, uid, cli_actor())
+                change(s, user.id, cli_actor())
         except (StationError, LookupError) as exc:
             _refused(exc)
 

@@ -111,8 +111,11 @@ class JobRunner:
             raise StationError(f"only {len(good)} stored parts of product {product!r}"
                                + (f" on line {line!r}" if line else "") + f" to learn from (source {source!r}: "
                                f"{describe_sources(source, len(good), *self._counts(good))}); at least {min_images} "
-                               "are needed. Review more parts as good, raise the audit sample rate "
-                               "(--audit-sample-rate) or choose source 'both', or upload a model trained offline")
+                               "are needed. Review more of its parts as good (review queue, gallery)"
+                               + ("" if source == "both" else ", learn from both the parts reviewed good and the "
+                                  "audit sample")
+                               + ", keep more parts in the audit sample (the station's setting "
+                               "--audit-sample-rate, LINEGUARD_AUDIT_SAMPLE_RATE), or upload a model trained offline")
         params = {"product": product, "line": line, "limit": limit, "activate": activate, "by": by,
                   "source": source, "fit": fit_params}
         with self.station.db.session() as s:

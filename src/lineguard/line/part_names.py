@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import text
+from sqlalchemy import func, or_, text
 
 # Each is the first column of an index of the parts' table (ix_inspections_line_created,
 # ix_inspections_product_created): the names are read by hopping from one to the next
@@ -50,3 +50,12 @@ def resolve_filters(db: Any, filters: dict[str, Any]) -> dict[str, Any]:
         if out.get(column):
             out[column] = as_stored(out[column], stored_names(db, column))
     return out
+
+
+def station_is(column: Any, typed: str) -> Any:
+    """The condition a station filter puts on ``column``: the name as stored, or in any
+    case as a person types it. No index starts with the station, so this costs what an
+    exact match would. SQLite's lower() folds ASCII letters only: the typed name is folded
+    the same way (a name beyond ASCII is then found as stored)."""
+    folded = "".join(c.lower() if c.isascii() else c for c in typed.strip())
+    return or_(column == typed, func.lower(column) == folded)

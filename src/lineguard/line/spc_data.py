@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..vision.result import DefectRegion
 from .db import Database
 from .errors import InvalidRequest
+from .part_names import station_is
 from .orm import Inspection, LineSignal, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc import Subgroup
@@ -80,8 +81,8 @@ def _where(f: Filters) -> list[ColumnElement]:
     conds: list[ColumnElement] = [Inspection.test_part.is_(None)]
     if f.line:     # "" means every line
         conds.append(Inspection.line == f.line)
-    if f.station:
-        conds.append(Inspection.station == f.station)
+    if f.station:       # in any case, as the gallery's filter
+        conds.append(station_is(Inspection.station, f.station))
     if f.product:
         conds.append(Inspection.product == f.product)
     if f.since is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
@@ -44,6 +44,7 @@ from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
+from .part_names import station_is
 from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .registry import Loader, ModelRegistry, edge_loader
@@ -886,12 +887,9 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
         if val is not None:
             q = q.where(col == val)
     if station is not None:
-        # as stored, or in any case as a person types it: no index starts with the station,
-        # so this costs what an exact match would (line and product are matched to their
-        # stored names before, part_names, and compared exactly: their indexes stay in use).
-        # SQLite's lower() folds ASCII letters only: the typed name is folded the same way.
-        folded = "".join(c.lower() if c.isascii() else c for c in station.strip())
-        q = q.where(or_(Inspection.station == station, func.lower(Inspection.station) == folded))
+        # in any case (line and product are matched to their stored names before, by
+        # part_names, and compared exactly: their indexes stay in use)
+        q = q.where(station_is(Inspection.station, station))
     if since is not None:
         q = q.where(Inspection.created_at >= _naive_utc(since))
     if until is not None:

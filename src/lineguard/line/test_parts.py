@@ -35,7 +35,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import audit
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, TestPart, iso_utc as _iso, utcnow
 from .shifts import Shift
 
@@ -138,6 +138,15 @@ class TestPartBook:
             try:
                 with self.db.session() as s:
                     row = s.scalar(select(TestPart).where(TestPart.product == product, TestPart.name == name))
+                    # "rr-01" beside "RR-01" that must get another verdict: a scanner's label or a
+                    # person's typing mixes them up, and a red rabbit passes as the other one
+                    alike = s.scalar(select(TestPart).where(
+                        TestPart.product == product, TestPart.name != name, TestPart.retired_at.is_(None),
+                        func.lower(TestPart.name) == name.lower()))
+                    if alike is not None:
+                        raise Conflict(f"test part {alike.name!r} of {product!r} is registered already (it must be "
+                                       f"{alike.expect}); names that differ only in case are too easily mixed up: "
+                                       f"change that one, retire it first, or choose another name")
                     before = None if row is None or row.retired_at is not None else \
                         {"expect": row.expect, "description": row.description}
                     audit.record(s, "test_part.registered", f"{product} {name}", by, expect=expect,

@@ -57,9 +57,20 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+def find_user(session: Session, username: str) -> Optional[User]:
+    """The user of a name as typed: exactly, else the one user whose name differs only in
+    case ("Maria" for "maria"; names differing only in case are not made any more, but a
+    station may hold two from before: then only the exact one)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None and username:
+        alike = list(session.scalars(select(User).where(func.lower(User.username) == username.lower()).limit(2)))
+        user = alike[0] if len(alike) == 1 else None
+    return user
+
+
 def authenticate(session: Session, username: str, password: str) -> Optional[User]:
     """The user if the name exists, is not disabled and the password matches, else None."""
-    user = session.scalar(select(User).where(User.username == username))
+    user = find_user(session, username)
     ok = check_password(password, user.password_hash if user is not None else _dummy_hash())
     if user is None or user.disabled or not ok:
         return None
@@ -74,8 +85,10 @@ def create_user(session: Session, username: str, password: str, role: str, by: O
     if role not in ROLES:
         raise InvalidRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     _check_password_rules(password)
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"a user named {username!r} exists already; pick another name")
+    same = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if same is not None:
+        raise Conflict(f"a user named {same!r} exists already" + (" (names are told apart without case)"
+                                                                   if same != username else "") + "; pick another name")
     user = User(username=username, password_hash=hash_password(password), role=role, disabled=False)
     session.add(user)
     session.flush()
@@ -149,6 +162,8 @@ def _user(session: Session, user_id: int) -> User:
 def _check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
+    if not password.strip():
+        raise InvalidRequest("the password is only spaces: use letters, digits or signs too")
 
 
 def enable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:

@@ -19,7 +19,7 @@ from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
 from ...line.users import (MIN_PASSWORD, authenticate, change_own_password, create_user, disable_user, enable_user,
-                           set_password, set_role, user_to_dict)
+                           find_user, set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
 from ..schemas import ErrorOut, errors
 
@@ -108,6 +108,7 @@ class SignInThrottle:
         cannot all slip through before the first failure is recorded.
         """
         now = time.monotonic()
+        name = _name_key(name)
         whos = [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
         with self._lock:
             wait = 0.0
@@ -145,16 +146,23 @@ class SignInThrottle:
     def forget_name(self, name: str) -> None:
         """An admin let the user in again or reset their password: the lock-out ends too."""
         with self._lock:
-            self._fails.pop(f"name:{name}", None)
+            self._fails.pop(f"name:{_name_key(name)}", None)
 
     def succeeded(self, name: Optional[str], address: str) -> None:
         """The try was good: forget the name's failures and take back the address's count of it."""
+        name = _name_key(name)
         with self._lock:
             if name:
                 self._fails.pop(f"name:{name}", None)
             times = self._fails.get(f"addr:{address}")
             if times:
                 times.pop()
+
+
+def _name_key(name: Optional[str]) -> Optional[str]:
+    # a name signs in in any case (users.find_user): counted the same in every case, or a
+    # guesser gets five tries per spelling
+    return name.strip().lower() if name else name
 
 
 def _throttle(request: Request) -> SignInThrottle:
@@ -315,7 +323,8 @@ async def change_password(body: PasswordChange, request: Request, station: Stati
 
     def change() -> None:
         with station.db.session() as s:
-            uid = s.scalar(select(User.id).where(User.username == caller.name))
+            user = find_user(s, caller.name)
+            uid = user.id if user is not None else None
             if uid is None:
                 raise HTTPException(401, "your user is gone; sign in again")
             change_own_password(s, uid, body.current_password, body.new_password, keep_session=token)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...line import part_names
 from ...line import spc
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
@@ -187,11 +188,14 @@ class Scope:
         return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
 
 
-def scope(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
+def scope(_r: Any = Depends(reader),     # first: a caller is let in before the database is read
+          line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
           since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL,
           station: Station = Depends(get_station)) -> Scope:
+    # a line or product typed in another case finds its parts, as in the gallery
+    named = part_names.resolve_filters(station.db, {"line": line or None, "product": product or None})
     # the cutoff of the last deletion of old records, by whichever process on the database
-    return Scope(line or None, station_name or None, product or None, since, until, kept_since(station.db))
+    return Scope(named["line"], station_name or None, named["product"], since, until, kept_since(station.db))
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
