@@ -93,3 +93,17 @@ def test_a_user_changes_their_own_password(pages, station):
     k = pages(role="operator")
     page = k.open("/app/account", "#no-password")
     expect(page.locator("#who a")).to_have_count(0)
+
+
+def test_the_sign_in_page_says_which_sign_in_failed_and_what_to_do(pages, station):
+    p = pages(role=None)
+    page = p.open("/app/signin", "#user-form")
+    page.fill("#user-form input[name=username]", "nobody-at-all")
+    page.fill("#user-form input[name=password]", "wrong-password")
+    page.click("#user-form button")
+    expect(page.locator("#status")).to_contain_text("the user name or the password is not right")
+    expect(page.locator("#status")).not_to_contain_text("for a key")
+    expect(page.locator("#main code")).to_have_text("lineguard keys create")      # not `backticks`
+    page.fill("#key-form input[name=api_key]", "lg_00000000_not-a-key")
+    page.click("#key-form button")
+    expect(page.locator("#status")).to_contain_text("the key is not right")

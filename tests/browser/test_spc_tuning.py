@@ -215,6 +215,31 @@ def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, stat
     page.click("#prev-shift")                                  # an earlier shift is not "the handover"
     expect(page.locator("#shift-label")).not_to_contain_text("(running)")
     expect(page.locator("#which-shift")).to_have_count(0)
-    page.click("#filters button[type=submit]")                 # Show: the handover again, said so
-    expect(page.locator("#which-shift")).to_contain_text("last shift that ended")
+    shown = page.locator("#shift-label").text_content()
+    page.click("#filters button[type=submit]")                 # Show: the shift shown, for the line and product asked
+    expect(page.locator("#shift-label")).to_have_text(shown)
+    expect(page.locator("#which-shift")).to_have_count(0)
     assert not p.errors
+
+
+def test_the_report_and_spc_say_what_a_plant_user_reads_not_keys_or_a_green_nothing(pages, station):
+    import datetime as dt
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=2400 + i), f"rw-{i}", line="L-words").status_code == 201
+        (alarm,) = c.get("/api/v1/alarms", params={"line": "L-words"}).json()["items"]
+        assert c.post(f"/api/v1/alarms/{alarm['id']}/acknowledge", json={"cause": "material"}).status_code == 200
+        for it in c.get("/api/v1/inspections", params={"line": "L-words"}).json()["items"][:2]:
+            assert c.post(f"/api/v1/inspections/{it['id']}/review", json={"label": "defect"}).status_code == 200
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    p = pages(role="operator")
+    page = p.open(f"/app/report?line=L-words&at={now}", "#report #totals")
+    expect(page.locator("#alarms td.cause")).to_have_text("material or supplier batch")      # not the key
+    expect(page.locator("#control-text")).to_contain_text("too few shifts with parts (1)")
+    expect(page.locator("#control-text")).not_to_have_class(re.compile("v-ok"))
+    page = p.open("/app/spc?line=L-words-none", "#alarm-list")
+    expect(page.locator("#alarm-list")).to_have_text("Nothing to judge.")
+    page = p.open("/app/spc?line=L-words&by=day", "#pareto svg")
+    ticks = page.locator("#pareto svg .axis text").all_text_contents()
+    assert len(set(ticks)) == len(ticks) and ticks == [str(int(t)) for t in ticks]      # whole parts, none twice
+    p.shot("spc-pareto-ticks")

@@ -167,15 +167,21 @@ LG.chart = (() => {
     });
     for (let k = 0; k <= 5; k++) {
       const v = lo + ((hi - lo) * k) / 5;
-      f.root.appendChild(svg("text", {x: scaleX(v), y: height - PAD.b + 14, "text-anchor": "middle"}, fmt(v)));
+      // the ends drawn inside the chart, not cut at its edges
+      f.root.appendChild(svg("text", {x: scaleX(v), y: height - PAD.b + 14,
+        "text-anchor": k === 0 ? "start" : k === 5 ? "end" : "middle"}, fmt(v)));
     }
     const vl = svg("g", {class: "vlines"});
+    let row = 0;
     for (const l of opts.vlines || []) {
       if (l.x === null || l.x === undefined) continue;
       const X = scaleX(Math.min(hi, Math.max(lo, l.x)));
       vl.appendChild(svg("line", {class: l.cls || null, x1: X, x2: X, y1: PAD.t, y2: height - PAD.b, stroke: l.color,
         "stroke-width": 2}));
-      vl.appendChild(svg("text", {x: X + 3, y: PAD.t + 10, fill: l.color}, l.label || ""));
+      // one line of text each (two thresholds close together read "reviewNG"), kept inside at the right
+      const right = X > width - PAD.r - 60;
+      vl.appendChild(svg("text", {x: right ? X - 3 : X + 3, y: PAD.t + 10 + 12 * row++, fill: l.color,
+        "text-anchor": right ? "end" : "start"}, l.label || ""));
     }
     f.root.appendChild(vl);
     legend(f, series);
@@ -242,7 +248,9 @@ LG.chart = (() => {
     const slot = (width - PAD.l - pad.r) / Math.max(1, n);
     const xMid = (i) => PAD.l + slot * (i + 0.5);
     const barW = Math.min(slot * 0.7, 90);
-    const f = frame(width, height, 0, top * 1.05, n, {x: xMid, pad, label: "defect types, Pareto",
+    // a whole number of parts at each of the axis' 4 steps: "0, 1, 1, 2, 2" read as a rounding error
+    const yTop = Math.ceil((top * 1.05) / 4) * 4;
+    const f = frame(width, height, 0, yTop, n, {x: xMid, pad, label: "defect types, Pareto",
       yFmt: (v) => v.toFixed(0)});
     const kinds = [["caught", "#c62828", "judged NG"], ["at_review", "#d98a00", "judged REVIEW"],
       ["escaped", "#6b2fa3", "judged OK (escaped)"]];

@@ -17,6 +17,8 @@ LG.start(async (main) => {
   main.append(h("div", {class: "row no-print"}, h("h1", {class: "grow"}, "Shift report"), prev, next, print), form,
     body);
   let at = p.at || "";
+  // what an alarm turned out to be, in words (the report gives the key)
+  const causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
 
   const cell = (v) => h("td", {class: "num"}, v === null || v === undefined ? "–" : String(v));
   function table(id, head, rows) {
@@ -61,8 +63,11 @@ LG.start(async (main) => {
             cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0), cell(s.no_verdict || 0))))
           : h("p", {class: "muted"}, "No parts in this shift.")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
-        r.control
-          ? h("p", {class: r.control.alarms.length ? "error" : "v-ok"},
+        r.control && r.control.shifts_compared < 2 && !r.control.alarms.length
+          ? h("p", {class: "muted", id: "control-text"}, `${pct(r.control.p, 2)} NG; too few shifts with parts `
+            + `(${r.control.shifts_compared}) to judge it against the week before.`)
+          : r.control
+          ? h("p", {class: r.control.alarms.length ? "error" : "v-ok", id: "control-text"},
             `${pct(r.control.p, 2)} NG against a centre of ${pct(r.control.centre, 2)} over ${r.control.shifts_compared}`
             + ` shifts (limits ${pct(r.control.lcl, 2)} – ${pct(r.control.ucl, 2)}): `
             + (r.control.alarms.length ? r.control.alarms.join("; ") : "in control."))
@@ -89,7 +94,8 @@ LG.start(async (main) => {
             h("td", {}, a.station), h("td", {}, a.message),
             h("td", {}, a.acked_at ? when(a.acked_at) : "not yet", a.escalated_at ? ` (escalated ${when(a.escalated_at)}`
               + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : ""),
-            h("td", {}, a.acked_by || "–"), h("td", {}, a.ack_cause || "–"), h("td", {class: "pre"}, a.ack_note || "–"))))
+            h("td", {}, a.acked_by || "–"), h("td", {class: "cause"}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
+            h("td", {class: "pre"}, a.ack_note || "–"))))
           : h("p", {class: "muted"}, "None raised."),
         // what the acknowledged alarms turned out to be, most first
         (r.alarm_causes || []).length ? [h("h3", {}, "What the acknowledged alarms turned out to be"),
@@ -103,7 +109,8 @@ LG.start(async (main) => {
           : h("p", {class: "muted"}, "–")));
   }
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); at = ""; load().catch(LG.fail); });
+  // the shift shown stays: Show picks another line or product for it, not the handover again
+  form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
   print.addEventListener("click", () => window.print());
   await load();
 });

@@ -17,8 +17,10 @@ document.addEventListener("DOMContentLoaded", () => {
       await api("/api/v1/session", {method: "POST", body, noRedirect: true});
       location.assign(target);
     } catch (err) {
-      say(err.status === 401 ? "Not signed in: the key or the user name and password are not right (or revoked). "
-        + "Ask an admin for a key." : err.message, "error");
+      say(err.status !== 401 ? err.message : body.api_key
+        ? "Not signed in: the key is not right, or was revoked. Ask an admin for a new key."
+        : "Not signed in: the user name or the password is not right (or the user is disabled). An admin can reset "
+          + "the password on the Keys and users page.", "error");
       btn.disabled = false;
     }
   }
@@ -42,5 +44,6 @@ document.addEventListener("DOMContentLoaded", () => {
 
   main.append(h("h1", {}, "Sign in to this station"),
     h("div", {class: "row"}, h("div", {class: "grow"}, keyForm), h("div", {class: "grow"}, userForm)),
-    h("p", {class: "muted"}, "Keys are made by an admin (`lineguard keys create` or the Admin page)."));
+    h("p", {class: "muted"}, "Keys are made by an admin (", h("code", {}, "lineguard keys create"),
+      " on the station PC, or the Admin page)."));
 });

@@ -61,7 +61,10 @@ LG.start(async (main) => {
     alarms.appendChild(pc.alarms.length
       ? h("table", {id: "alarm-list"}, h("tr", {}, h("th", {}, "subgroup"), h("th", {}, "rule"), h("th", {}, "what")),
         pc.alarms.map((a) => h("tr", {class: "alarm"}, h("td", {}, a.label), h("td", {}, a.rule), h("td", {}, a.text))))
-      : h("p", {class: "v-ok", id: "alarm-list"}, "In control: no rule alarms."));
+      // nothing to judge is not "in control": too few subgroups say nothing either way
+      : pc.points.length < 2 ? h("p", {class: "muted", id: "alarm-list"}, pc.points.length
+        ? "One subgroup only: too few to judge whether the line is in control." : "Nothing to judge.")
+        : h("p", {class: "v-ok", id: "alarm-list"}, "In control: no rule alarms."));
 
     clear(sEl);
     if (!sc.points.length) sEl.appendChild(h("p", {class: "muted"}, "No scores in this period."));
