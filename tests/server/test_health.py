@@ -204,3 +204,43 @@ def test_a_station_that_wrote_nothing_for_a_while_proves_its_database_takes_writ
         assert (h.status_code, h.json()["faults"]) == (200, {})
         with st.db.session() as s:
             assert s.scalars(select(WriteCheck)).all() == []
+
+
+def test_an_idle_write_check_that_meets_a_busy_database_is_no_fault(spc_station, monkeypatch, caplog):
+    """Another writer held the lock past the check's 1 s wait (a deletion of old records,
+    the hot folder's watcher): parts wait 30 s and are stored, so the station must not say
+    its database refuses writes. And a check that fails for a reason of its own runs again
+    only a minute later, not at every call."""
+    import threading
+    import lineguard.line.station as station_module
+    st = spc_station()
+    if st.db.engine.dialect.name != "sqlite":
+        pytest.skip("the writer's lock is SQLite's here")
+    monkeypatch.setattr(station_module, "WRITE_CHECK_IDLE_S", 0.0)
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer():
+        import sqlite3
+        conn = sqlite3.connect(st.config.sqlite_path, timeout=5)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(10)
+        conn.rollback()
+        conn.close()
+    t = threading.Thread(target=other_writer)
+    t.start()
+    try:
+        assert held.wait(10)
+        assert st.check_storage() == {}                  # busy: not proven either way, no fault
+    finally:
+        release.set()
+        t.join()
+    assert st.check_storage() == {}
+    # a check failing for its own reason (its table gone): logged once a minute, not at each call
+    with st.db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE write_checks")
+    monkeypatch.setattr(station_module, "WRITE_CHECK_IDLE_S", 60.0)
+    st._last_write -= 120
+    for _ in range(3):
+        st.check_storage()
+    assert len([r for r in caplog.records if "write check failed" in r.getMessage()]) == 1

@@ -230,3 +230,14 @@ def test_an_export_the_database_breaks_off_says_plainly_that_the_download_is_inc
     assert len(said) == 1 and "lineguard-parts-" in said[0] and "the download is incomplete" in said[0]
     assert "database is locked" in said[0]
     assert not [r for r in caplog.records if "response already started" in r.getMessage()]
+
+
+def test_an_export_cut_short_by_an_error_with_no_message_is_said_too():
+    import pytest
+    from lineguard.server.routers.inspections import ExportCutShort, _cut_short_said
+
+    def pieces():
+        yield "a,b\r\n"
+        raise TimeoutError()
+    with pytest.raises(ExportCutShort, match="cut short: TimeoutError"):
+        list(_cut_short_said(pieces(), "lineguard-parts-x"))

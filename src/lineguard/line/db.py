@@ -50,6 +50,22 @@ def is_refusal(exc: BaseException) -> bool:
     return state[:2] in _PG_REFUSAL_CLASSES or state in _PG_REFUSALS
 
 
+# Of those, the ones that say only "busy now": another writer held a lock past the wait
+# (SQLite BUSY/LOCKED; PostgreSQL lock not available, a statement timeout, a serialization
+# failure or deadlock). Not proof the database would refuse a part, which waits longer.
+_SQLITE_BUSY = frozenset({5, 6})
+_PG_BUSY = frozenset({"55P03", "57014", "40001", "40P01"})
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a refusal (is_refusal) only says another writer was in the way."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _SQLITE_BUSY
+    return getattr(orig, "sqlstate", None) in _PG_BUSY
+
+
 def refusal_reason(exc: BaseException) -> str:
     """The database's reason in a few words, for an operator: SQLite's own sentence
     ("database or disk is full"), PostgreSQL's error class ("DiskFull",

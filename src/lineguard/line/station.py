@@ -32,7 +32,7 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import DB_ERRORS, Database, is_refusal, refusal_reason
+from .db import DB_ERRORS, Database, is_busy, is_refusal, refusal_reason
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
@@ -558,6 +558,9 @@ class Station:
         goes through on a database too full for any part. Waits 1 s for a lock at most
         (a /health call must not hang for the 30 s a part waits)."""
         fault = self.faults.get("database")
+        # checked again in a minute whatever comes of it: a check that keeps failing for a
+        # reason of its own must not run (and log) at every /health call and scrape
+        self._last_write = time.monotonic()
         table = WriteCheck.__table__
         sqlite = self.db.engine.dialect.name == "sqlite"
         try:
@@ -566,19 +569,26 @@ class Station:
                     if sqlite:
                         conn.exec_driver_sql("PRAGMA busy_timeout=1000")
                         conn.commit()
-                    for write in (  # any rows a probe stopped between its two writes left go first
-                            [table.delete(), table.insert().values(written_at=utcnow(), payload=os.urandom(65536))],
-                            [table.delete()]):     # random bytes: PostgreSQL would compress zeros to nothing
-                        with conn.begin():
-                            if not sqlite:
-                                conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
-                                conn.exec_driver_sql("SET LOCAL statement_timeout = '10s'")
-                            for statement in write:
-                                conn.execute(statement)
+                    with conn.begin():
+                        self._write_check_limits(conn, sqlite)
+                        # rows a check stopped between its two writes left go first, only old
+                        # ones: several processes (serve, a hot folder's watcher) check at once
+                        conn.execute(table.delete().where(table.c.written_at < utcnow() - dt.timedelta(minutes=10)))
+                        # random bytes: PostgreSQL would compress zeros to nothing
+                        row_id = conn.execute(table.insert().values(
+                            written_at=utcnow(), payload=os.urandom(65536))).inserted_primary_key[0]
+                    with conn.begin():
+                        self._write_check_limits(conn, sqlite)
+                        conn.execute(table.delete().where(table.c.id == row_id))
                 finally:
                     if sqlite:
                         conn.invalidate()    # not back to the pool with a 1 s wait for locks
         except Exception as exc:  # noqa: BLE001 - still refused: the fault stands, with today's reason
+            if fault is None and is_busy(exc):
+                # an idle station's check met another writer (a deletion of old records, the
+                # watcher): not proof of anything, and a part waits 30 s where this waits 1
+                log.info("the database's write check met a busy database; checked again later: %s", exc)
+                return
             if is_refusal(exc):
                 msg = self._fault_message("database", exc)
                 if self.faults.get("database") != msg:    # logged once, not at every probe
@@ -587,10 +597,15 @@ class Station:
             else:
                 log.error("the database's write check failed", exc_info=exc)
             return
-        self._last_write = time.monotonic()
         if fault is not None and self.faults.get("database") == fault:   # not one a part set meanwhile
             self.faults.pop("database", None)
             log.info("the database takes writes again: its fault is cleared")
+
+    @staticmethod
+    def _write_check_limits(conn: Any, sqlite: bool) -> None:
+        if not sqlite:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+            conn.exec_driver_sql("SET LOCAL statement_timeout = '10s'")
 
     _RECENT_MAX = 10_000
 

@@ -142,7 +142,8 @@ class TestPartBook:
                     # person's typing mixes them up, and a red rabbit passes as the other one
                     alike = s.scalar(select(TestPart).where(
                         TestPart.product == product, TestPart.name != name, TestPart.retired_at.is_(None),
-                        func.lower(TestPart.name) == name.lower()))
+                        # folded as SQLite's lower() folds (ASCII letters only), on both databases
+                        func.lower(TestPart.name) == "".join(c.lower() if c.isascii() else c for c in name)))
                     if alike is not None:
                         raise Conflict(f"test part {alike.name!r} of {product!r} is registered already (it must be "
                                        f"{alike.expect}); names that differ only in case are too easily mixed up: "

@@ -225,7 +225,7 @@ def _cut_short_said(pieces: Iterator[str], name: str) -> Iterator[str]:
             yield piece
             sent += len(piece)
     except Exception as exc:
-        why = refusal_reason(exc) if is_refusal(exc) else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        why = refusal_reason(exc) if is_refusal(exc) else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         log.error("the parts export %s was cut short after %d characters (%s): the download is incomplete and "
                   "shows as failed; export again once the station is healthy", name, sent, why)
         # not the database's own error: its handler (a 503) would try to answer a request

@@ -166,7 +166,6 @@ LG.start(async (main) => {
 
   async function show() {
     clear(detail);
-    LG.settle();
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
     types = await LG.defectTypes(it.product);
@@ -200,6 +199,7 @@ LG.start(async (main) => {
             h("button", {type: "button", class: "danger", id: "btn-defect", onclick: () => LG.settling() || judge("defect")},
               it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")))));
     LG.applyRoles(detail);
+    LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
   }
 
   function pickType(i) {

@@ -20,5 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_versions") as batch:
-        batch.drop_column("features")
+    # a plain DROP COLUMN (SQLite 3.35+): a batch copy of the table drops it, which its
+    # foreign keys (shadows, activations) refuse
+    op.drop_column("model_versions", "features")
