@@ -44,6 +44,8 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     look_at = page.locator("#look-at a")
     expect(look_at).to_have_count(1)
     expect(look_at).to_have_attribute("href", f"/app/parts/{odd}")
+    page.reload()                                # after a reload the parts to look at are still one tap away
+    expect(page.locator("#jobs .look-at-links a").first).to_have_attribute("href", f"/app/parts/{odd}")
     # the candidate in shadow beside the active version
     _state(page, 3).locator('button[data-act="shadow"]').click()
     expect(_state(page, 3)).to_have_attribute("data-state", "shadow")

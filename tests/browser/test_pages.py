@@ -343,3 +343,23 @@ def test_a_double_click_on_create_key_makes_one_key_and_a_new_try_clears_an_old_
     page.fill("#filters input[name=lot]", "")
     page.click("#filters button[type=submit]")
     expect(page.locator("#status")).not_to_contain_text("200 characters")
+
+
+def test_the_review_queue_moves_and_switches_the_view_by_touch_alone(pages, station):
+    with api(station, "operator") as c:
+        for i in range(2):
+            post_part(c, png_bytes(222 + i, seed=890 + i), f"touch-{i}", line="LTouch")
+    p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LTouch&poll=600", "#current h2")
+    expect(page.locator("#current h2")).to_contain_text("touch-1")
+    expect(page.locator("#part-image")).to_have_attribute("src", re.compile("overlay"))
+    page.tap("#btn-view")
+    expect(page.locator("#part-image")).to_have_attribute("src", re.compile("/image"))
+    expect(page.locator("#btn-view")).to_have_text("Show the defect overlay (O)")
+    page.tap("#btn-next")
+    expect(page.locator("#current h2")).to_contain_text("touch-0")
+    page.tap("#btn-prev")
+    expect(page.locator("#current h2")).to_contain_text("touch-1")
+    # a "from" after "until" is said as such in the gallery, not as an empty result
+    page = p.open("/app/gallery?since=2026-12-02T00:00:00.000Z&until=2026-12-01T00:00:00.000Z", "#filters")
+    expect(page.locator("#main")).to_contain_text("“from” is not before “until”")

@@ -187,6 +187,13 @@ LG.start(async (main) => {
     if (running && !trainBtn.disabled) await poll(running.id, status, lookAt, 3000);
   }
 
+  // the parts a finished training asked to be looked at, still there after a reload
+  function lookAtLinks(j) {
+    const items = ((j.result || {}).look_at || []).filter((a) => a.inspection_id);
+    return items.length ? h("div", {class: "look-at-links"}, items.slice(0, 10).map((a, i) => [i ? ", " : "",
+      h("a", {href: LG.partUrl(a.inspection_id)}, `#${a.inspection_id}`)])) : null;
+  }
+
   const JOB_STATE = {queued: "waiting", running: "running", done: "done", failed: "failed",
     interrupted: "interrupted (the station stopped)"};
   async function loadJobs() {
@@ -197,7 +204,7 @@ LG.start(async (main) => {
       h("td", {}, `${(j.params || {}).product || "–"}${(j.params || {}).line ? " / " + j.params.line : ""}`),
       h("td", {class: j.status === "failed" ? "v-ng" : null}, JOB_STATE[j.status] || j.status,
         j.status === "running" ? ` ${Math.round((j.progress || 0) * 100)} %` : ""),
-      h("td", {}, j.message || ""))))
+      h("td", {}, j.message || "", lookAtLinks(j)))))
       : h("p", {class: "muted"}, "No training yet."));
   }
 

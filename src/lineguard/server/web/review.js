@@ -182,7 +182,15 @@ LG.start(async (main) => {
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
         " ", h("span", {class: "muted", id: "position"}, position())),
       h("div", {class: "row"},
-        h("div", {class: "grow"}, h("div", {class: "viewer"}, img)),
+        h("div", {class: "grow"}, h("div", {class: "viewer"}, img),
+          // what the keys do, for a touch panel with no keyboard
+          h("div", {class: "row nav-buttons"},
+            h("button", {type: "button", class: "secondary", id: "btn-prev", onclick: () => move(-1).catch(LG.fail)},
+              "◀ Previous (K)"),
+            h("button", {type: "button", class: "secondary", id: "btn-view", onclick: toggleView},
+              view === "overlay" ? "Show the photo alone (O)" : "Show the defect overlay (O)"),
+            h("button", {type: "button", class: "secondary", id: "btn-next", onclick: () => move(1).catch(LG.fail)},
+              "Next (J) ▶"))),
         h("div", {class: "grow"},
           LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
           h("p", {}, `score ${num(it.score)} · ${it.line}/${it.station} · ${it.product}`,
@@ -200,6 +208,11 @@ LG.start(async (main) => {
               it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")))));
     LG.applyRoles(detail);
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
+  }
+
+  function toggleView() {
+    view = view === "overlay" ? "image" : "overlay";
+    show().catch(LG.fail);
   }
 
   function pickType(i) {
@@ -260,7 +273,7 @@ LG.start(async (main) => {
     else if (/^[1-9]$/.test(k)) pickType(Number(k) - 1);
     else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1).catch(LG.fail);
     else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1).catch(LG.fail);
-    else if (k === "o" || k === "O") { view = view === "overlay" ? "image" : "overlay"; show().catch(LG.fail); }
+    else if (k === "o" || k === "O") toggleView();
     else return;
     e.preventDefault();
   });
