@@ -244,6 +244,7 @@ def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_fac
     assert [d["inspection_id"] for d in out["disagreements"]] == [recs[2].id, recs[1].id]   # newest first
     d = out["disagreements"][0]
     assert (d["active_verdict"], d["candidate_verdict"], d["review_label"]) == ("OK", "NG", "defect")
+    assert d["part_id"] == recs[2].part_id          # named as the line knows the part
     assert out["reviewed"]["active"] == {"n_good": 2, "n_defect": 1, "false_reject_rate": 0.5,
                                          "escape_rate": 1.0}
     assert out["reviewed"]["candidate"] == {"n_good": 2, "n_defect": 1, "false_reject_rate": 1.0,

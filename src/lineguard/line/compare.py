@@ -69,7 +69,7 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
     base = select(Inspection).join(ShadowResult, ShadowResult.inspection_id == Inspection.id).where(both)
     agree = case((Inspection.verdict == ShadowResult.verdict, 1), else_=0)
     parts, agreed = s.execute(base.with_only_columns(func.count(), func.coalesce(func.sum(agree), 0))).one()
-    rows = s.execute(base.with_only_columns(Inspection.id, Inspection.verdict, ShadowResult.verdict,
+    rows = s.execute(base.with_only_columns(Inspection.id, Inspection.part_id, Inspection.verdict, ShadowResult.verdict,
                                             Inspection.score, ShadowResult.score, Inspection.review_label)
                      .where(Inspection.verdict != ShadowResult.verdict)
                      .order_by(Inspection.id.desc()).limit(max_disagreements)).all()
@@ -83,8 +83,8 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
     return {
         "parts": int(parts),
         "agreement": (int(agreed) / parts) if parts else None,
-        "disagreements": [{"inspection_id": i, "active_verdict": av, "candidate_verdict": cv,
+        "disagreements": [{"inspection_id": i, "part_id": part_id, "active_verdict": av, "candidate_verdict": cv,
                            "active_score": a_score, "candidate_score": c_score, "review_label": label}
-                          for i, av, cv, a_score, c_score, label in rows],
+                          for i, part_id, av, cv, a_score, c_score, label in rows],
         "reviewed": {k: _rates(v) for k, v in reviewed.items()},
     }

@@ -274,6 +274,7 @@ class ModelVersionList(BaseModel):
 
 class DisagreementOut(BaseModel):
     inspection_id: int
+    part_id: str = Field(description="the part's own id, as the line knows it")
     active_verdict: str
     candidate_verdict: str
     active_score: float

@@ -116,7 +116,7 @@ LG.start(async (main) => {
       (c.disagreements || []).length ? h("div", {}, h("h2", {}, "Parts they judge differently"),
         h("table", {}, h("tr", {}, ["part", "active", "candidate", "reviewed as"].map((t) => h("th", {}, t))),
           c.disagreements.slice(0, 50).map((d) => h("tr", {},
-            h("td", {}, h("a", {href: LG.partUrl(d.inspection_id)}, "#" + d.inspection_id)),
+            h("td", {}, h("a", {href: LG.partUrl(d.inspection_id)}, d.part_id || "#" + d.inspection_id)),
             h("td", {}, `${d.active_verdict} ${num(d.active_score)}`), h("td", {}, `${d.candidate_verdict} ${num(d.candidate_score)}`),
             h("td", {}, d.review_label || "–"))))) : c.parts ? h("p", {class: "muted"}, "No disagreements.") : null,
       c.parts ? h("p", {dataset: {role: "engineer"}}, activateButton(m, c, "", activating(m)))

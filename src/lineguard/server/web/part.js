@@ -70,7 +70,7 @@ LG.start(async (main) => {
   function reviewForm() {
     const typeSel = h("select", {name: "defect_type"}, h("option", {value: ""}, "defect type…"));
     LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
-    const note = h("input", {name: "note", placeholder: "note (optional)"});
+    const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000});
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     let saving = false;
     const post = async (label) => {

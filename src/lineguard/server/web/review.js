@@ -176,7 +176,7 @@ LG.start(async (main) => {
       : h("div", {class: "noimg"}, "image not kept");
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
-    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30});
+    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000});
     detail.append(
       h("h2", {}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
