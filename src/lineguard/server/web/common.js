@@ -118,7 +118,12 @@ const LG = (() => {
   const SETTLE_MS = 600;
   let settledAt = 0;
   const settle = () => { settledAt = Date.now(); };
-  const settling = () => Date.now() - settledAt < SETTLE_MS;
+  // true (and said, so a tap that does nothing is not a mystery) in the moment after a change
+  function settling() {
+    if (Date.now() - settledAt >= SETTLE_MS) return false;
+    say("What is on screen just changed: look, then tap again.", "info");
+    return true;
+  }
 
   // A form's action taken once, however often it is tapped: its submit button is
   // disabled until the answer (a double click made two keys, one of them never shown).

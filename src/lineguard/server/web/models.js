@@ -33,6 +33,14 @@ LG.start(async (main) => {
   const activating = (m) => `Activate ${m.product} v${m.version}${m.line ? " on line " + m.line : ""}? It judges every `
     + "part from now on (Roll back returns to the one active now).";
 
+  // a version that learned from far fewer good parts than the active one (19 beside 120):
+  // its threshold rests on a handful of scores
+  function fewImages(m, items) {
+    if (m.active || !m.train_images) return false;
+    const live = items.find((x) => x.active && x.product === m.product && lineOf(x) === lineOf(m));
+    return !!(live && live.train_images && m.train_images < live.train_images / 2);
+  }
+
   function rates(m) {
     const r = m.rates;
     if (!r) return "–";
@@ -92,6 +100,9 @@ LG.start(async (main) => {
           h("td", {}, num(m.threshold, 4)), h("td", {}, m.review_threshold === null || m.review_threshold === undefined ? "–" : num(m.review_threshold, 4)),
           h("td", {}, m.detector || "–", m.features ? h("div", {class: "muted"}, m.features) : null),
           h("td", {}, m.train_images !== null && m.train_images !== undefined ? `${m.train_images} images` : "–",
+            fewImages(m, items) ? h("span", {class: "badge state-few", title: "far fewer good parts than the version "
+              + "active now learned from: its threshold rests on few parts; compare it in shadow before activating"},
+            "few parts") : null,
             m.trained_from ? h("div", {class: "muted"}, m.trained_from) : null),
           h("td", {}, rates(m)),
           h("td", {}, LG.when(m.uploaded_at), h("div", {class: "muted"}, m.uploaded_by || "", m.note ? " · " + m.note : "")),
