@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit
+from . import audit, part_names
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
 
@@ -145,6 +145,7 @@ def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[
     those in ``unset``). All left empty is the same as :func:`clear_own`. Refused for a
     station no part was ever inspected at: a misspelt name would never raise an alarm."""
     _check(line, station)
+    line, station = _as_stored(db, line, station)
     unset = tuple(unset)
     unknown = (set(own) | set(unset)) - set(SETTINGS)
     if unknown:
@@ -161,6 +162,22 @@ def set_own(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[
         raise _changed_meanwhile(line, station) from None
 
 
+def _as_stored(db: Any, line: str, station: str) -> tuple[str, str]:
+    """The line and station as the parts name them, when typed in another case ("l1"/"s1"
+    for "L1"/"S1"): rules under a name no part carries would never count a part. Unchanged
+    when stored so, or when no part names them in any case (then refused as unknown)."""
+    with db.session() as s:
+        if s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1)):
+            return line, station
+    stored_line = part_names.as_stored(line, part_names.stored_names(db, "line"))
+    with db.session() as s:
+        # the line's parts only (its index), newest first: a station renamed by case long ago is not picked
+        hit = s.scalar(select(Inspection.station).where(Inspection.line == stored_line,
+                                                        part_names.station_is(Inspection.station, station))
+                       .order_by(Inspection.created_at.desc()).limit(1))
+    return (stored_line, hit) if hit is not None else (line, station)
+
+
 def _changed_meanwhile(line: str, station: str) -> Conflict:
     return Conflict(f"the alarm rules of station {station!r} of line {line!r} were changed by someone else just "
                     "now; look at them (the Alarms page, GET /api/v1/alarms/rules or `lineguard alarm-rules list`) "
@@ -172,8 +189,8 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
     with db.session() as s:
         seen = s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1))
         if seen is None:
-            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}: check both names "
-                           "(they are compared exactly, case included) or set its rules after its first part")
+            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}, in any case: "
+                           "check both names, or set its rules after its first part")
         # locked (PostgreSQL): a change made at the same time waits, and its "before" is this one's "after"
         row = s.get(StationAlarmRules, (line, station), with_for_update=True)
         before = _own(row) if row is not None else {}
