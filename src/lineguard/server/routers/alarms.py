@@ -99,7 +99,6 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
                                       body.cause if body is not None else None)
 
 
-
 @router.patch("/alarms/{alarm_id}", summary="Say later what an acknowledged alarm turned out to be, or add a note",
               description="Sets the cause (one of those GET /api/v1/alarms lists) and/or adds to the note of an "
                           "acknowledged alarm. Each addition goes to the end of the note with when and by whom (a "
@@ -125,8 +124,9 @@ def get_alarm_rules(station: Station = Depends(get_station), _r: Any = Depends(r
 @router.put("/alarms/rules", summary="Give a station alarm rules of its own",
             description="Settings left out or null follow the defaults; all left out puts the station back on "
                         "the defaults. Its parts are counted by them from its next part, in every process on the "
-                        "database within 10 s. 404 for a station no part was ever inspected at (a misspelt name "
-                        "would never raise an alarm); 422 for a setting out of range. In the change log.",
+                        "database within 10 s. 404 for a station no part was ever inspected at, in any case (a "
+                        "misspelt name would never raise an alarm; one typed in another case is kept under the name "
+                        "its parts carry); 422 for a setting out of range. In the change log.",
             responses=errors(401, 403, 404, 409, 422))
 def put_alarm_rules(body: StationAlarmRulesIn, station: Station = Depends(get_station),
                     caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
