@@ -172,6 +172,5 @@ def test_a_version_that_learned_from_far_fewer_parts_than_the_active_one_is_mark
     expect(_state(page, 3).locator(".state-few")).to_have_count(0)
     expect(_state(page, 1).locator(".state-few")).to_have_count(0)
     # a tap in the moment after the page changed is not taken, and the page says why
-    page.evaluate("LG.settle()")
-    page.evaluate("LG.settling()")
+    page.evaluate("LG.settle(); LG.settling()")
     expect(page.locator("#status")).to_contain_text("just changed")

@@ -353,8 +353,10 @@ def test_the_review_queue_moves_and_switches_the_view_by_touch_alone(pages, stat
     page = p.open("/app/review?queue=todo&line=LTouch&poll=600", "#current h2")
     expect(page.locator("#current h2")).to_contain_text("touch-1")
     expect(page.locator("#part-image")).to_have_attribute("src", re.compile("overlay"))
+    page.fill("#note", "edge chipped?")
     page.tap("#btn-view")
     expect(page.locator("#part-image")).to_have_attribute("src", re.compile("/image"))
+    expect(page.locator("#note")).to_have_value("edge chipped?")         # the note being typed stays
     expect(page.locator("#btn-view")).to_have_text("Show the defect overlay (O)")
     page.tap("#btn-next")
     expect(page.locator("#current h2")).to_contain_text("touch-0")

@@ -287,3 +287,16 @@ def test_rules_for_a_station_typed_in_another_case_are_kept_under_the_name_its_p
         assert (r.json()["line"], r.json()["station"]) == ("L1", "S1")
     _parts(st, NG, NG, NG)                                 # counted by them: 3 in a row raise it
     assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
+
+
+def test_rules_set_under_another_case_are_cleared_so_too_and_an_exact_station_wins(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    keys = _keys(st)
+    _parts(st, OK)                       # S1 of L1
+    _parts(st, OK, station="s1")         # and a newer station named s1, another one
+    with client(st) as c:
+        r = c.put("/api/v1/alarms/rules", json={"line": "l1", "station": "S1", "ng_run": 3}, headers=keys["engineer"])
+        assert (r.json()["line"], r.json()["station"]) == ("L1", "S1")          # as typed, not the newer s1
+        gone = c.delete("/api/v1/alarms/rules", params={"line": "l1", "station": "S1"}, headers=keys["engineer"])
+        assert gone.status_code == 200 and (gone.json()["line"], gone.json()["station"]) == ("L1", "S1")
+        assert c.get("/api/v1/alarms/rules").json()["stations"] == []

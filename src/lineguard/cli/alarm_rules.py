@@ -103,11 +103,12 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
             stored = set_own(database, line, station, own, by=cli_actor(), keep_others=not replace, unset=unset)
         except StationError as exc:
             _refused(exc)
+    where = f"{stored['line']}/{stored['station']}"      # as its parts name it, whatever case was typed
     if stored["own"]:
-        click.echo(f"{line}/{station}: " + " ".join(f"{k}={v}" for k, v in stored["own"].items())
+        click.echo(f"{where}: " + " ".join(f"{k}={v}" for k, v in stored["own"].items())
                    + " (a running station counts by them within 10 s)")
     else:
-        click.echo(f"{line}/{station}: back on the defaults")
+        click.echo(f"{where}: back on the defaults")
 
 
 @alarm_rules_app.command("clear")
@@ -122,7 +123,7 @@ def rules_clear(line: str, station: str, data: Path, db: Optional[str], db_schem
     from ..line.errors import StationError
     with _database(data, db, db_schema, existing=True) as database:
         try:
-            clear_own(database, line, station, by=cli_actor())
+            cleared = clear_own(database, line, station, by=cli_actor())
         except StationError as exc:
             _refused(exc)
-    click.echo(f"{line}/{station}: back on the defaults")
+    click.echo(f"{cleared['line']}/{cleared['station']}: back on the defaults")

@@ -166,12 +166,13 @@ def _as_stored(db: Any, line: str, station: str) -> tuple[str, str]:
     """The line and station as the parts name them, when typed in another case ("l1"/"s1"
     for "L1"/"S1"): rules under a name no part carries would never count a part. Unchanged
     when stored so, or when no part names them in any case (then refused as unknown)."""
-    with db.session() as s:
-        if s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1)):
-            return line, station
     stored_line = part_names.as_stored(line, part_names.stored_names(db, "line"))
     with db.session() as s:
-        # the line's parts only (its index), newest first: a station renamed by case long ago is not picked
+        # the station as typed first, whatever the line's case; else the name in another
+        # case its newest part carries (the line's parts only, along its index)
+        if s.scalar(select(Inspection.id).where(Inspection.line == stored_line, Inspection.station == station)
+                    .limit(1)):
+            return stored_line, station
         hit = s.scalar(select(Inspection.station).where(Inspection.line == stored_line,
                                                         part_names.station_is(Inspection.station, station))
                        .order_by(Inspection.created_at.desc()).limit(1))
@@ -220,6 +221,9 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
 def clear_own(db: Any, line: str, station: str, by: Optional[str]) -> dict[str, Any]:
     """The station back on the process's defaults; NotFound when it had no settings of its own."""
     _check(line, station)
+    with db.session() as s:      # as typed, else under the names set_own kept them by (its parts' names)
+        if s.get(StationAlarmRules, (line, station)) is None:
+            line, station = _as_stored(db, line, station)
     try:
         with db.session() as s:
             row = s.get(StationAlarmRules, (line, station), with_for_update=True)

@@ -121,7 +121,8 @@ const LG = (() => {
   // true (and said, so a tap that does nothing is not a mystery) in the moment after a change
   function settling() {
     if (Date.now() - settledAt >= SETTLE_MS) return false;
-    say("What is on screen just changed: look, then tap again.", "info");
+    const el = document.getElementById("status");
+    if (!el || el.className !== "error") say("What is on screen just changed: look, then tap again.", "info");
     return true;
   }
 

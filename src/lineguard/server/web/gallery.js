@@ -92,7 +92,7 @@ LG.start(async (main) => {
     cursor = page.next_cursor;
     more.hidden = !cursor;
     count.textContent = shown ? `${shown} of ${total ?? "?"} part(s)${cursor ? ", more below" : ""}`
-      : f.since && f.until && f.since >= f.until ? "No parts: “from” is not before “until”; swap them."
+      : f.since && f.until && Date.parse(f.since) >= Date.parse(f.until) ? "No parts: “from” is not before “until”; swap them."
       : "No parts match these filters.";
   }
 

@@ -210,9 +210,13 @@ LG.start(async (main) => {
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
   }
 
+  // the picture and the button only: the note being typed and the type chosen stay, and
+  // Good/Defect stay usable (a new part would settle the tap guard)
   function toggleView() {
     view = view === "overlay" ? "image" : "overlay";
-    show().catch(LG.fail);
+    const it = items[idx], img = document.getElementById("part-image"), btn = document.getElementById("btn-view");
+    if (it && img) img.src = picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX);
+    if (btn) btn.textContent = view === "overlay" ? "Show the photo alone (O)" : "Show the defect overlay (O)";
   }
 
   function pickType(i) {
