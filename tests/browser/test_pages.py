@@ -219,8 +219,9 @@ def test_gallery_filters_and_the_part_page(pages, station):
     # pages' Content-Security-Policy refuses when the image is not complete at the first look)
     expect(page.locator("#part-image")).to_have_js_property("complete", True)
     assert page.evaluate("window.__xss") is None
-    page.click("text=Confirm defect")      # no type chosen: asked for it, nothing saved
+    page.dblclick("text=Confirm defect")   # no type chosen, a double tap: asked for it, nothing saved
     expect(page.locator("#status")).to_contain_text("Which defect?")
+    page.wait_for_timeout(800)
     expect(page.locator("#history")).to_contain_text("Not reviewed yet")
     page.select_option("select[name=defect_type]", "dent")
     page.click("text=Confirm defect")
@@ -365,3 +366,21 @@ def test_the_review_queue_moves_and_switches_the_view_by_touch_alone(pages, stat
     # a "from" after "until" is said as such in the gallery, not as an empty result
     page = p.open("/app/gallery?since=2026-12-02T00:00:00.000Z&until=2026-12-01T00:00:00.000Z", "#filters")
     expect(page.locator("#main")).to_contain_text("“from” is not before “until”")
+
+
+def test_a_double_tap_on_defect_with_no_type_asks_for_the_type_and_saves_nothing(pages, station):
+    with api(station, "operator") as c:
+        first = post_part(c, png_bytes(224, seed=895), "untyped-0", line="LUntyped").json()["id"]
+    p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LUntyped&poll=600", "#current h2")
+    page.wait_for_timeout(700)
+    page.click("#btn-defect")
+    page.wait_for_timeout(200)                  # the double tap's second: not the "again" that saves it untyped
+    page.click("#btn-defect")
+    expect(page.locator("#status")).to_contain_text("just changed")
+    page.wait_for_timeout(500)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{first}").json()["review"]["reviewed"] is False
+    page.wait_for_timeout(700)                  # looked: pressed again on purpose, saved untyped
+    page.click("#btn-defect")
+    expect(page.locator("#review-state")).to_contain_text("reviewed: defect")

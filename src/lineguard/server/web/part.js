@@ -78,6 +78,7 @@ LG.start(async (main) => {
         untypedAsked = true;
         LG.say("Which defect? Pick its type first, or press the button again to save it without a type", "error");
         typeSel.focus();
+        LG.settle();   // a double tap's second tap is not the "again" that saves it untyped
         return;
       }
       untypedAsked = false;
@@ -92,8 +93,10 @@ LG.start(async (main) => {
       } catch (err) { LG.fail(err); } finally { saving = false; }
     };
     return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, note,
-      h("button", {type: "button", class: "good", onclick: () => post("good")}, it.verdict === "OK" ? "Good" : "False alarm: good"),
-      h("button", {type: "button", class: "danger", onclick: () => post("defect")}, it.verdict === "OK" ? "Missed defect" : "Confirm defect"));
+      h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},
+        it.verdict === "OK" ? "Good" : "False alarm: good"),
+      h("button", {type: "button", class: "danger", id: "part-defect", onclick: () => LG.settling() || post("defect")},
+        it.verdict === "OK" ? "Missed defect" : "Confirm defect"));
   }
 
   async function loadHistory() {

@@ -234,6 +234,7 @@ LG.start(async (main) => {
     if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
       untypedAsked = it.id;
       LG.say("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type", "info");
+      LG.settle();     // a double tap's second tap is not the "again" that saves it untyped
       return;
     }
     untypedAsked = null;
