@@ -384,3 +384,28 @@ def test_a_double_tap_on_defect_with_no_type_asks_for_the_type_and_saves_nothing
     page.wait_for_timeout(700)                  # looked: pressed again on purpose, saved untyped
     page.click("#btn-defect")
     expect(page.locator("#review-state")).to_contain_text("reviewed: defect")
+
+
+def test_a_review_saved_after_the_operator_moved_on_leaves_the_next_part_as_it_is(pages, station):
+    with api(station, "operator") as c:
+        ids = [post_part(c, png_bytes(226 + i, seed=897 + i), f"slow-{i}", line="LSlow").json()["id"] for i in range(2)]
+    p = pages(role="operator")
+    page = p.open("/app/review?queue=todo&line=LSlow&poll=600", "#current h2")
+    expect(page.locator("#current h2")).to_contain_text("slow-1")
+
+    def slow(route):                              # a slow network: the answer comes a second later
+        page.wait_for_timeout(1000)
+        route.continue_()
+    page.route("**/review", slow)
+    page.keyboard.press("g")                      # saving slow-1 ...
+    page.keyboard.press("j")                      # ... the operator goes on to slow-0 meanwhile
+    expect(page.locator("#current h2")).to_contain_text("slow-0")
+    page.fill("#note", "burr on the left edge")
+    page.locator("#types button").nth(1).click()  # and picks a type for it
+    expect(page.locator("#status")).to_contain_text("slow-1: marked good", timeout=10_000)
+    expect(page.locator("#current h2")).to_contain_text("slow-0")
+    expect(page.locator("#note")).to_have_value("burr on the left edge")
+    expect(page.locator("#types button.on")).to_have_count(1)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{ids[1]}").json()["review"]["label"] == "good"
+        assert c.get(f"/api/v1/inspections/{ids[0]}").json()["review"]["reviewed"] is False

@@ -244,15 +244,17 @@ LG.start(async (main) => {
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
       const rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
       judged.set(rec.id, rec);
-      type = null;   // each part gets its own type, never the last one's by accident
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
       // by id: the operator may have moved on while this was saved
       const at = items.findIndex((x) => x.id === rec.id);
       if (at >= 0) items[at] = rec;
-      if (idx === at) {
-        if (idx < items.length - 1) idx += 1;
-        else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
+      if (idx !== at) {     // moved on: the part on screen, its type and note being chosen, stay as they are
+        renderList();
+        return;
       }
+      type = null;   // each part gets its own type, never the last one's by accident
+      if (idx < items.length - 1) idx += 1;
+      else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
       renderList();
       await show();
     } catch (err) { LG.fail(err); } finally { busy = false; }
