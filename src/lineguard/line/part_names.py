@@ -57,5 +57,10 @@ def station_is(column: Any, typed: str) -> Any:
     case as a person types it. No index starts with the station, so this costs what an
     exact match would. SQLite's lower() folds ASCII letters only: the typed name is folded
     the same way (a name beyond ASCII is then found as stored)."""
-    folded = "".join(c.lower() if c.isascii() else c for c in typed.strip())
-    return or_(column == typed, func.lower(column) == folded)
+    return or_(column == typed, func.lower(column) == folded(typed.strip()))
+
+
+def folded(name: str) -> str:
+    """``name`` in lower case as SQLite's lower() makes it (ASCII letters only), so the same
+    comparison holds on both databases for ASCII names."""
+    return "".join(c.lower() if c.isascii() else c for c in name)

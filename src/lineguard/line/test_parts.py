@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from . import audit
+from . import audit, part_names
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, TestPart, iso_utc as _iso, utcnow
 from .shifts import Shift
@@ -142,8 +142,7 @@ class TestPartBook:
                     # person's typing mixes them up, and a red rabbit passes as the other one
                     alike = s.scalar(select(TestPart).where(
                         TestPart.product == product, TestPart.name != name, TestPart.retired_at.is_(None),
-                        # folded as SQLite's lower() folds (ASCII letters only), on both databases
-                        func.lower(TestPart.name) == "".join(c.lower() if c.isascii() else c for c in name)))
+                        func.lower(TestPart.name) == part_names.folded(name)))
                     if alike is not None:
                         raise Conflict(f"test part {alike.name!r} of {product!r} is registered already (it must be "
                                        f"{alike.expect}); names that differ only in case are too easily mixed up: "

@@ -159,6 +159,15 @@ def _user(session: Session, user_id: int) -> User:
     return user
 
 
+def check_new_password(password: str, current: Optional[str] = None) -> None:
+    """InvalidRequest for a password that may not be set (too short, only spaces, or the
+    ``current`` one again). Asked before a user's own change is throttled: a right current
+    password with an unusable new one is no wrong guess."""
+    _check_password_rules(password)
+    if current is not None and password == current:
+        raise InvalidRequest("the new password is the current one; choose another")
+
+
 def _check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
@@ -215,8 +224,7 @@ def change_own_password(session: Session, user_id: int, current: str, new: str, 
     user = _user(session, user_id)
     if user.disabled or not check_password(current, user.password_hash):
         raise InvalidRequest("the current password is not right; nothing was changed")
-    if new == current:
-        raise InvalidRequest("the new password is the current one; choose another")
+    check_new_password(new, current)
     return set_password(session, user_id, new, by=f"{user.username} (user)", keep_session=keep_session)
 
 

@@ -18,8 +18,8 @@ from ...line.errors import Conflict, InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
 from ...line.station import Station
-from ...line.users import (MIN_PASSWORD, authenticate, change_own_password, create_user, disable_user, enable_user,
-                           find_user, set_password, set_role, user_to_dict)
+from ...line.users import (authenticate, change_own_password, check_new_password, create_user, disable_user,
+                           enable_user, find_user, set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
 from ..schemas import ErrorOut, errors
 
@@ -310,10 +310,7 @@ async def change_password(body: PasswordChange, request: Request, station: Stati
         raise Conflict("only a user signed in with a name and password has a password to change; "
                        "an API key is replaced instead (create a new one, revoke the old)")
     # refused before the throttle: a right current password with an unusable new one is no guess
-    if len(body.new_password) < MIN_PASSWORD:
-        raise InvalidRequest(f"the new password is too short: use at least {MIN_PASSWORD} characters")
-    if body.new_password == body.current_password:
-        raise InvalidRequest("the new password is the current one; choose another")
+    check_new_password(body.new_password, body.current_password)
     # the current password is a guess like any sign-in: throttled the same way
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)

@@ -187,8 +187,7 @@ LG.start(async (main) => {
           h("div", {class: "row nav-buttons"},
             h("button", {type: "button", class: "secondary", id: "btn-prev", onclick: () => move(-1).catch(LG.fail)},
               "◀ Previous (K)"),
-            h("button", {type: "button", class: "secondary", id: "btn-view", onclick: toggleView},
-              view === "overlay" ? "Show the photo alone (O)" : "Show the defect overlay (O)"),
+            h("button", {type: "button", class: "secondary", id: "btn-view", onclick: toggleView}, viewLabel()),
             h("button", {type: "button", class: "secondary", id: "btn-next", onclick: () => move(1).catch(LG.fail)},
               "Next (J) ▶"))),
         h("div", {class: "grow"},
@@ -212,11 +211,13 @@ LG.start(async (main) => {
 
   // the picture and the button only: the note being typed and the type chosen stay, and
   // Good/Defect stay usable (a new part would settle the tap guard)
+  const viewLabel = () => (view === "overlay" ? "Show the photo alone (O)" : "Show the defect overlay (O)");
+
   function toggleView() {
     view = view === "overlay" ? "image" : "overlay";
     const it = items[idx], img = document.getElementById("part-image"), btn = document.getElementById("btn-view");
     if (it && img) img.src = picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX);
-    if (btn) btn.textContent = view === "overlay" ? "Show the photo alone (O)" : "Show the defect overlay (O)";
+    if (btn) btn.textContent = viewLabel();
   }
 
   function pickType(i) {
