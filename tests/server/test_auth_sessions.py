@@ -2,6 +2,8 @@
 token, revocation, the last admin, and reads that need a key or session by default."""
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
@@ -181,9 +183,19 @@ def test_open_reads_setting_from_the_environment(monkeypatch):
         StationConfig.from_env()
 
 
-def test_tries_sent_at_once_are_counted_before_they_are_checked():
-    from lineguard.server.routers.auth import SignInThrottle
-    t = SignInThrottle(per_name=5, per_address=20, window_s=300)
+@pytest.fixture
+def sign_in_db(tmp_path, db_backend):
+    from lineguard.line.db import Database
+    url, schema = db_backend
+    db = Database(url or f"sqlite:///{tmp_path / 'station.db'}", schema=schema)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+def test_tries_sent_at_once_are_counted_before_they_are_checked(sign_in_db):
+    from lineguard.line.sign_ins import SignInThrottle
+    t = SignInThrottle(sign_in_db, per_name=5, per_address=20, window_s=300)
     # five guesses in flight together (none answered yet): the sixth must already wait
     assert [t.attempt("tom", "10.0.0.9") for _ in range(5)] == [0.0] * 5
     assert 299 < t.attempt("tom", "10.0.0.9") <= 300
@@ -266,6 +278,10 @@ def test_a_locked_out_address_still_signs_in_with_a_key_and_an_admin_lifts_the_l
             for i in range(20):     # a shared PC whose users mistyped: the address is locked out
                 assert _sign_in(c, username=f"someone-{i}", password="wrong-password").status_code == 401
             assert _sign_in(c, username="anyone", password="wrong-password").status_code == 429
+        srv.stop()      # a restart hands the guesser no new tries
+        srv.start()
+        with _browser(srv) as c:
+            assert _sign_in(c, username="anyone", password="wrong-password").status_code == 429
             # a key has nothing to guess: it still signs in from the locked address
             assert _sign_in(c, api_key=srv.keys["operator"]).status_code == 200
         with srv.client(srv.keys["operator"]) as op:
@@ -314,9 +330,42 @@ def test_a_right_current_password_with_an_unusable_new_one_is_not_counted_as_a_g
         assert c.get("/api/v1/users").status_code == 200
 
 
-def test_a_name_locked_out_stays_locked_in_every_case():
-    from lineguard.server.routers.auth import SignInThrottle
-    t = SignInThrottle(per_name=5, per_address=100, window_s=300)
+def test_a_name_locked_out_stays_locked_in_every_case(sign_in_db):
+    from lineguard.line.sign_ins import SignInThrottle
+    t = SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
     for typed in ("tom", "Tom", "TOM", "tOm", "toM"):
         assert t.attempt(typed, "10.0.0.9") == 0.0
     assert t.attempt("TOM ", "10.0.0.10") > 0          # five tries in all, not five per spelling
+
+
+def test_every_server_process_on_one_database_counts_the_same_tries(sign_in_db):
+    """Two server processes (or two stations on one plant database): a guesser gets five tries
+    per name in all, not five per process, and an admin's lift on one clears the other's."""
+    from lineguard.line.sign_ins import SignInThrottle
+    here = SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
+    there = SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
+    for t in (here, there, here, there, here):
+        assert t.attempt("tom", "10.0.0.9") == 0.0
+    assert 299 < there.attempt("tom", "10.0.0.10") <= 300
+    assert [(lk["kind"], lk["value"], lk["failures"]) for lk in here.locks()] == [("name", "tom", 5)]
+    there.lift()
+    assert here.locks() == [] and here.attempt("tom", "10.0.0.9") == 0.0
+    # a good sign-in takes back only its own try from the address: the others stand
+    for _ in range(3):
+        assert there.attempt("ann", "10.0.0.11") == 0.0
+    here.succeeded("ann", "10.0.0.11")
+    assert [lk for lk in SignInThrottle(sign_in_db, per_name=5, per_address=2).locks()
+            if lk["kind"] == "address" and lk["value"] == "10.0.0.11"][0]["failures"] == 2
+
+
+def test_failures_leave_the_count_when_they_leave_the_window(sign_in_db, monkeypatch):
+    from lineguard.line import sign_ins
+    t = sign_ins.SignInThrottle(sign_in_db, per_name=2, per_address=100, window_s=60)
+    start = sign_ins.utcnow()
+    monkeypatch.setattr(sign_ins, "utcnow", lambda: start)
+    assert t.attempt("eva", "10.0.0.9") == 0.0
+    monkeypatch.setattr(sign_ins, "utcnow", lambda: start + dt.timedelta(seconds=30))
+    assert t.attempt("eva", "10.0.0.9") == 0.0
+    assert t.attempt("eva", "10.0.0.9") == pytest.approx(30.0)     # until the first leaves the window
+    monkeypatch.setattr(sign_ins, "utcnow", lambda: start + dt.timedelta(seconds=61))
+    assert t.attempt("eva", "10.0.0.9") == 0.0

@@ -188,6 +188,19 @@ class RecordsKept(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SignInFailure(Base):
+    """A sign-in with a password that failed (or is still being checked) from a name or an
+    address (line.sign_ins): in the database, so every server process and every station on
+    one database counts the same tries, and a restart does not hand a guesser new ones."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_who_at", "who", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    who: Mapped[str] = mapped_column(String(300))     # "name:<lower-cased name>" or "addr:<client address>"
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
 class WriteCheck(Base):
     """Rows a station's health probe writes (64 kB) and deletes again while a refused
     write's fault stands: the write that shows the database takes parts again."""

@@ -1,8 +1,6 @@
 """Signing in (sessions for the station's pages) and the users who may sign in."""
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -17,6 +15,7 @@ from ...line.auth import verify_key
 from ...line.errors import Conflict, InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
+from ...line.sign_ins import SignInThrottle
 from ...line.station import Station
 from ...line.users import (authenticate, change_own_password, check_new_password, create_user, disable_user,
                            enable_user, find_user, set_password, set_role, user_to_dict)
@@ -78,97 +77,10 @@ class TooManySignIns(StationError):
 _429 = {429: {"model": ErrorOut, "description": "too many failed sign-ins from this name or address; wait"}}
 
 
-class SignInThrottle:
-    """Failed sign-ins remembered in memory per user name and per client address.
-
-    After ``per_name`` failures for one name (or ``per_address`` from one address) within
-    ``window_s``, further tries are refused without checking them until the oldest
-    failure leaves the window: a guesser gets a few tries per window, a person who
-    mistyped waits minutes at most. Unknown names are counted like known ones, so the
-    answer never tells whether a name exists.
-    """
-
-    def __init__(self, per_name: int = 5, per_address: int = 20, window_s: float = 300.0):
-        self.per_name, self.per_address, self.window_s = per_name, per_address, window_s
-        self._fails: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, who: str, now: float) -> list[float]:
-        times = [t for t in self._fails.get(who, ()) if t > now - self.window_s]
-        if times:
-            self._fails[who] = times
-        else:
-            self._fails.pop(who, None)
-        return times
-
-    def attempt(self, name: Optional[str], address: str) -> float:
-        """Seconds this name/address must wait (0: go ahead, and the try is counted).
-
-        A try is counted as failed before it is checked, so many tries sent at once
-        cannot all slip through before the first failure is recorded.
-        """
-        now = time.monotonic()
-        name = _name_key(name)
-        whos = [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
-        with self._lock:
-            wait = 0.0
-            for who, limit in whos:
-                times = self._recent(who, now)
-                if len(times) >= limit:
-                    wait = max(wait, times[-limit] + self.window_s - now)
-            if wait > 0:
-                return wait
-            if len(self._fails) > 10_000:     # bounded memory under a spray of names
-                self._fails.clear()
-            for who, _ in whos:
-                self._fails.setdefault(who, []).append(now)
-        return 0.0
-
-    def locks(self) -> list[dict[str, Any]]:
-        """The names and addresses refused now, with how long they still wait."""
-        now = time.monotonic()
-        out = []
-        with self._lock:
-            for who in list(self._fails):
-                kind, _, value = who.partition(":")
-                limit = self.per_name if kind == "name" else self.per_address
-                times = self._recent(who, now)
-                if len(times) >= limit:
-                    out.append({"kind": "name" if kind == "name" else "address", "value": value, "failures": len(times),
-                                "wait_s": int(times[-limit] + self.window_s - now) + 1})
-        return sorted(out, key=lambda d: (d["kind"], d["value"]))
-
-    def lift(self) -> None:
-        """An admin lifts every lock: all failures are forgotten."""
-        with self._lock:
-            self._fails.clear()
-
-    def forget_name(self, name: str) -> None:
-        """An admin let the user in again or reset their password: the lock-out ends too."""
-        with self._lock:
-            self._fails.pop(f"name:{_name_key(name)}", None)
-
-    def succeeded(self, name: Optional[str], address: str) -> None:
-        """The try was good: forget the name's failures and take back the address's count of it."""
-        name = _name_key(name)
-        with self._lock:
-            if name:
-                self._fails.pop(f"name:{name}", None)
-            times = self._fails.get(f"addr:{address}")
-            if times:
-                times.pop()
-
-
-def _name_key(name: Optional[str]) -> Optional[str]:
-    # a name signs in in any case (users.find_user): counted the same in every case, or a
-    # guesser gets five tries per spelling
-    return name.strip().lower() if name else name
-
-
 def _throttle(request: Request) -> SignInThrottle:
     state = request.app.state
     if getattr(state, "sign_in_throttle", None) is None:
-        state.sign_in_throttle = SignInThrottle()
+        state.sign_in_throttle = SignInThrottle(state.station.db)
     return state.sign_in_throttle
 
 
@@ -200,7 +112,7 @@ async def sign_in(body: SignInIn, request: Request, station: Station = Depends(g
     # still let a key in. Keys sent as headers are not throttled either.
     password_try = not body.api_key
     if password_try:
-        wait = throttle.attempt(body.username, address)
+        wait = await run_in_threadpool(throttle.attempt, body.username, address)
         if wait > 0:
             raise TooManySignIns(f"too many failed sign-ins; try again in {int(wait) + 1} s, sign in with an API "
                                  "key, or ask an admin to lift the lock (Keys and users page)",
@@ -210,7 +122,7 @@ async def sign_in(body: SignInIn, request: Request, station: Station = Depends(g
         # one message for every failure: it must not tell whether the name exists
         raise HTTPException(401, "sign-in failed: the key, or the user name and password, are not valid")
     if password_try:
-        throttle.succeeded(body.username, address)
+        await run_in_threadpool(throttle.succeeded, body.username, address)
     token, signed_in = made
     resp = JSONResponse({**signed_in, "csrf_token": csrf_token(token)})
     resp.set_cookie(COOKIE, token, max_age=int(station.config.session_hours * 3600), path="/", httponly=True,
@@ -314,7 +226,7 @@ async def change_password(body: PasswordChange, request: Request, station: Stati
     # the current password is a guess like any sign-in: throttled the same way
     address = request.client.host if request.client else "?"
     throttle = _throttle(request)
-    wait = throttle.attempt(caller.name, address)
+    wait = await run_in_threadpool(throttle.attempt, caller.name, address)
     if wait > 0:
         raise TooManySignIns(f"too many wrong passwords; try again in {int(wait) + 1} s", retry_after_s=int(wait) + 1)
 
@@ -326,7 +238,7 @@ async def change_password(body: PasswordChange, request: Request, station: Stati
                 raise HTTPException(401, "your user is gone; sign in again")
             change_own_password(s, uid, body.current_password, body.new_password, keep_session=token)
     await run_in_threadpool(change)
-    throttle.succeeded(caller.name, address)
+    await run_in_threadpool(throttle.succeeded, caller.name, address)
     station.key_cache.clear()
     return Response(status_code=204)
 
@@ -345,7 +257,7 @@ class SignInLocks(BaseModel):
 @router.get("/api/v1/sign-in-locks", tags=["users"], summary="Names and addresses locked out after failed sign-ins",
             response_model=SignInLocks, responses=errors(401, 403))
 async def sign_in_locks(request: Request, caller: Caller = Depends(require("admin"))) -> dict:
-    return {"items": _throttle(request).locks()}
+    return {"items": await run_in_threadpool(_throttle(request).locks)}
 
 
 @router.delete("/api/v1/sign-in-locks", tags=["users"], summary="Lift every sign-in lock-out now",
