@@ -209,6 +209,13 @@ def test_a_double_tap_on_acknowledge_acknowledges_only_the_alarm_tapped(pages, s
     line = op.open("/app/", "#alarms-panel .alarm-item")
     items = line.locator("#alarms-panel .alarm-item", has_text="line L-tap")
     expect(items).to_have_count(2)
+    # a 10-inch panel: what to do beside what it is, so alarms leave the counters on screen;
+    # the note a finger-sized field
+    first = items.first
+    ack_box, message_box = first.get_by_role("button", name="Acknowledge").bounding_box(), \
+        first.locator("p").last.bounding_box()
+    assert ack_box["y"] < message_box["y"] + message_box["height"], (ack_box, message_box)
+    assert first.get_by_role("textbox").bounding_box()["height"] >= 44
     line.wait_for_timeout(700)
     items.first.get_by_role("button", name="Acknowledge").tap()
     expect(items).to_have_count(1)

@@ -88,6 +88,11 @@ def test_line_view_counters_move_while_parts_arrive(pages, station):
     assert touch.page.evaluate("matchMedia('(pointer: coarse)').matches") is True
     assert touch.page.locator("#nav a").first.bounding_box()["height"] >= 44
     touch.shot("line-view-touch")
+    # the fields a finger types in, not only the buttons
+    touch.open("/app/gallery", "main input")
+    fields = touch.page.locator("main input:not([type=checkbox]):visible")
+    assert fields.count() >= 2
+    assert min(fields.nth(i).bounding_box()["height"] for i in range(fields.count())) >= 44
 
 
 def test_review_queue_from_the_keyboard(pages, station):

@@ -53,11 +53,15 @@ LG.start(async (main) => {
         loadSummary().catch(LG.fail);
       }
     });
+    // what it is beside what to do about it: two or three alarms still leave the line's
+    // counters on a 10-inch panel's screen (stacked, each took a third of it)
     const item = h("div", {class: "alarm-item", dataset: {id: a.id}},
-      h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
-        // a reject without a verdict has no part record to link to (the message says why it came)
-        a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
-      h("p", {}, a.message), h("div", {class: "row"}, cause, note, ack));
+      h("div", {class: "alarm-text"},
+        h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
+          // a reject without a verdict has no part record to link to (the message says why it came)
+          a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
+        h("p", {class: "alarm-message"}, a.message)),
+      h("div", {class: "alarm-actions"}, cause, note, ack));
     LG.applyRoles(item);
     return item;
   }
