@@ -225,3 +225,34 @@ def test_a_double_tap_on_acknowledge_acknowledges_only_the_alarm_tapped(pages, s
     with api(station, "operator") as c:
         active = c.get("/api/v1/alarms", params={"line": "L-tap", "active": "true"}).json()["items"]
     assert len(active) == 1
+
+
+def test_an_engineer_adds_the_plants_own_cause_and_the_line_view_offers_it(pages, station):
+    eng = pages(role="engineer")
+    page = eng.open("/app/alarms", "#alarm-causes tr[data-cause='other']")
+    expect(page.locator("#alarm-causes tr[data-cause='camera']")).to_contain_text("built in")
+    page.locator("#alarm-cause-form input[name=label]").fill("die wear on press 4")
+    page.locator("#alarm-cause-form").get_by_role("button", name="Add").click()
+    row = page.locator("#alarm-causes tr[data-cause='die_wear_on_press_4']")
+    expect(row).to_contain_text("die wear on press 4")
+    code = row.locator("td").first.inner_text()
+    assert int(code) >= 7                                 # after the six built in: the PLC's number for it
+    expect(page.locator("#status")).to_contain_text(f"PLC number {code}")
+    eng.shot("alarm-causes")
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=2100 + i), f"die-{i}", line="L-die", station="P4").status_code == 201
+    op = pages(role="operator")
+    line = op.open("/app/", "#alarms-panel .alarm-item")
+    item = line.locator("#alarms-panel .alarm-item", has_text="line L-die")
+    item.get_by_role("combobox").select_option("die_wear_on_press_4")
+    line.wait_for_timeout(700)
+    item.get_by_role("button", name="Acknowledge").click()
+    expect(item).to_have_count(0)
+    # retired: no longer offered, the alarm that had it keeps its name
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Retire").click()
+    expect(row).to_contain_text("(retired)")
+    expect(row.get_by_role("button", name="Retire")).to_have_count(0)
+    page = eng.open("/app/alarms?line=L-die", "#alarm-list tr[data-kind='ng_run']")
+    expect(page.locator("#alarm-list tr[data-kind='ng_run'] td.cause")).to_contain_text("die wear on press 4 (retired)")

@@ -351,7 +351,7 @@ def test_alarm_ack_takes_the_cause_the_plc_wrote(plc_cell):
     """AlarmAckCause (holding register 3), read at AlarmAck's rising edge: the operator's
     button on the HMI says what the alarm turned out to be; a number that is no cause
     still acknowledges, without one."""
-    st, srv, plc = plc_cell([png_bytes(230, seed=60 + i) for i in range(10)], verify_every_s=3600)
+    st, srv, plc = plc_cell([png_bytes(230, seed=60 + i) for i in range(15)], verify_every_s=3600)
 
     def run_of_five(first_tag):
         for i in range(5):
@@ -392,6 +392,11 @@ def test_alarm_ack_takes_the_cause_the_plc_wrote(plc_cell):
         ("ng_rate", "process", False), ("ng_run", None, False), ("ng_run", "camera", False)]
     from lineguard.line.alarms import CAUSE_CODES      # the numbers the README promises the PLC
     assert CAUSE_CODES == {1: "process", 2: "material", 3: "handling", 4: "camera", 5: "model", 6: "other"}
+    # the plant's own cause, added while the station runs: its number (7) is taken at once
+    from lineguard.line.alarm_causes import add
+    assert add(st.db, "coil change", by="qe")["code"] == 7
+    run_of_five(1000)
+    assert ack_with(7)[0]["ack_cause"] == "coil_change"
 
 
 def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):

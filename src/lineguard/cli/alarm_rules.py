@@ -1,4 +1,5 @@
-"""A station's own line-alarm rules from the command line: `alarm-rules list|set|clear`.
+"""A station's own line-alarm rules from the command line: `alarm-rules list|set|clear`;
+and the plant's own alarm causes: `alarm-causes list|add|retire`.
 
 The same change as the Alarms page and ``PUT /api/v1/alarms/rules``, made on the
 station's database directly (run on the station PC, or with --db): an engineer setting
@@ -127,3 +128,57 @@ def rules_clear(line: str, station: str, data: Path, db: Optional[str], db_schem
         except StationError as exc:
             _refused(exc)
     click.echo(f"{cleared['line']}/{cleared['station']}: back on the defaults")
+
+
+@click.group(name="alarm-causes")
+def alarm_causes_app() -> None:
+    """What an alarm may turn out to be: the built-in causes and the plant's own (PLC numbers 7 on)."""
+
+
+@alarm_causes_app.command("list")
+@_data
+@_db
+def causes_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Every cause with the number a PLC acknowledges it by (retired ones last, without a number in use)."""
+    from ..line.alarm_causes import listing
+    with _database(data, db, db_schema, existing=True) as database:
+        rows = listing(database)
+    click.echo("PLC number\tkey\tcause\tadded by")
+    for c in rows:
+        state = "built in" if c["built_in"] else ("retired" if c["retired"] else (c["added_by"] or ""))
+        click.echo(f"{'-' if c['retired'] else c['code']}\t{c['key']}\t{c['label']}\t{state}")
+
+
+@alarm_causes_app.command("add")
+@click.argument("label")
+@click.option("--key", default=None, help="Its key in exports and the API (default: made from the label).")
+@_data
+@_db
+def causes_add(label: str, key: Optional[str], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Offer a cause of the plant's own, e.g. `alarm-causes add "coil change"`; prints its PLC number."""
+    from ..line.alarm_causes import add
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    with _database(data, db, db_schema, existing=True) as database:
+        try:
+            out = add(database, label, by=cli_actor(), key=key)
+        except StationError as exc:
+            _refused(exc)
+    click.echo(f"{out['key']}: {out['label']} (PLC number {out['code']})")
+
+
+@alarm_causes_app.command("retire")
+@click.argument("key")
+@_data
+@_db
+def causes_retire(key: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """No longer offer a cause of the plant's own (alarms that had it keep it; its number is not reused)."""
+    from ..line.alarm_causes import retire
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    with _database(data, db, db_schema, existing=True) as database:
+        try:
+            out = retire(database, key, by=cli_actor())
+        except StationError as exc:
+            _refused(exc)
+    click.echo(f"{out['key']}: retired (PLC number {out['code']} stays unused)")

@@ -798,7 +798,7 @@ def _discard(path: Path) -> None:
 
 def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
-    from .alarm_rules import alarm_rules_app
-    for cmd in (serve, keys_app, users_app, alarm_rules_app, watch, camera, sweep, old_records, backup, restore,
-                export_parts):
+    from .alarm_rules import alarm_causes_app, alarm_rules_app
+    for cmd in (serve, keys_app, users_app, alarm_rules_app, alarm_causes_app, watch, camera, sweep, old_records,
+                backup, restore, export_parts):
         app.add_command(cmd)

@@ -68,7 +68,7 @@ from typing import Any, Callable, Iterable, Optional
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from . import alarm_rules
+from . import alarm_causes, alarm_rules
 from .alarm_rules import AlarmRules
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, LineSignal, iso_utc, utcnow
@@ -85,19 +85,9 @@ def _one_line(note: Optional[str]) -> Optional[str]:
     """A note as one line: the history kept in it is one line per addition, which a note
     with line breaks could fake."""
     return " ".join((note or "").split()) or None
-# What an alarm turned out to be, chosen by whoever acknowledges it (the PLC chooses none):
-# counted per shift, they say what stops the line. Stable keys, so counts stay comparable.
-CAUSES = {
-    "process": "defects made upstream (tool, process)",
-    "material": "material or supplier batch",
-    "handling": "part position, fixture or handling",
-    "camera": "camera, lens or lighting",
-    "model": "false alarm: the parts were good",
-    "other": "other (say what in the note)",
-}
-# The PLC gives the cause as a number (Modbus AlarmAckCause, OPC UA AcknowledgeAlarmsWithCause):
-# 0 none, then CAUSES in order. Stable: a new cause is added at the end.
-CAUSE_CODES = {i + 1: cause for i, cause in enumerate(CAUSES)}
+# What an alarm turned out to be: the built-in causes and their PLC numbers (the plant's
+# own are in the database: line.alarm_causes)
+CAUSES, CAUSE_CODES = alarm_causes.BUILT_IN, alarm_causes.BUILT_IN_CODES
 
 
 class _Counts:
@@ -580,13 +570,11 @@ class AlarmWatch:
     def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None,
                     cause: Optional[str] = None) -> dict[str, Any]:
         """Mark an active alarm seen to, with what it turned out to be (``cause``, one of
-        CAUSES, optional); Conflict when someone already did (who, when)."""
+        the causes offered, optional: line.alarm_causes); Conflict when someone already did (who, when)."""
         note = _one_line(note)
         if note is not None and len(note) > NOTE_MAX:
             raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
-        if cause is not None and cause not in CAUSES:
-            raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(CAUSES)} "
-                                 "(GET /api/v1/alarms lists them with their meaning)")
+        alarm_causes.check(self.db, cause)
         with self.db.session() as s:
             a = s.get(LineAlarm, alarm_id)
             if a is None:
@@ -643,9 +631,7 @@ class AlarmWatch:
             raise InvalidRequest("send a cause, a note, or both")
         if note is not None and len(note) > NOTE_MAX:
             raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
-        if cause is not None and cause not in CAUSES:
-            raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(CAUSES)} "
-                                 "(GET /api/v1/alarms lists them with their meaning)")
+        alarm_causes.check(self.db, cause)
         for _ in range(20):
             with self.db.session() as s:
                 a = s.get(LineAlarm, alarm_id)
@@ -657,7 +643,9 @@ class AlarmWatch:
                 seen_cause, seen_len = a.ack_cause, len(a.ack_note or "")
                 said = []
                 if cause is not None and cause != seen_cause:
-                    said.append(f"cause {CAUSES.get(seen_cause or '', 'not given')} -> {CAUSES[cause]}")
+                    named = alarm_causes.labels(self.db)
+                    said.append(f"cause {named.get(seen_cause or '', seen_cause or 'not given')} -> "
+                                f"{named.get(cause, cause)}")
                 if note is not None:
                     said.append(note)
                 if not said:        # the same cause again: nothing to add
@@ -690,7 +678,7 @@ class AlarmWatch:
                             kinds: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
         """Acknowledge the active alarms of one station (the PLC's AlarmAck): every one, or
         those of ``kinds`` (the PLC's screen showed the NG run, not the camera's alarm),
-        with what they turned out to be when the PLC says (one of CAUSES)."""
+        with what they turned out to be when the PLC says (a key of line.alarm_causes)."""
         wanted = None if kinds is None else set(kinds)
         done = []
         for a in self.active(line=line, station=station):
@@ -845,6 +833,7 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
     with db.session() as s:
         rows = s.execute(q).all()
     kinds: collections.Counter = collections.Counter(r.kind for r in rows)
+    named = alarm_causes.labels(db)
     stations: collections.Counter = collections.Counter((r.line, r.station) for r in rows)
     causes: collections.Counter = collections.Counter(r.ack_cause or "none" for r in rows if r.acked_at is not None)
     # clocks of two processes may differ by a little: a wait is never negative
@@ -855,7 +844,7 @@ def summary(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
         "escalated": sum(r.escalated_at is not None for r in rows),
         "by_kind": [{"kind": k, "alarms": n} for k, n in kinds.most_common()],
         "by_station": [{"line": ln, "station": st, "alarms": n} for (ln, st), n in stations.most_common()],
-        "by_cause": [{"cause": c, "label": CAUSES.get(c, "not given"), "alarms": n}
+        "by_cause": [{"cause": c, "label": named.get(c, "not given" if c == "none" else c), "alarms": n}
                      for c, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
         "minutes_to_acknowledge": {"median": round(statistics.median(waits), 1) if waits else None,
                                    "mean": round(sum(waits) / len(waits), 1) if waits else None,

@@ -46,6 +46,8 @@ ACTIONS = {
     "sign_in.locks_lifted": "an admin lifted the lock-outs that failed sign-ins had set",
     "alarm_rules.set": "a station's own line-alarm rules were set",
     "alarm_rules.cleared": "a station's line-alarm rules went back to the defaults",
+    "alarm_cause.added": "a cause of the plant's own was added to what alarms may turn out to be",
+    "alarm_cause.retired": "a cause of the plant's own is no longer offered for alarms",
     "records.deleted": "old parts' records were deleted by hand (lineguard old-records --delete)",
     "station.settings": "a station process started with other settings than at its last start (records and "
                         "images kept, backups, alarm defaults, ...)",

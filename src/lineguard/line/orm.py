@@ -151,10 +151,25 @@ class LineAlarm(Base):
     escalated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     escalations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     escalate_again_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
-    # what it turned out to be (line.alarms.CAUSES), chosen on acknowledgement: what stops the line
+    # what it turned out to be (line.alarm_causes), chosen on acknowledgement: what stops the line
     ack_cause: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     # the station's newest part when acknowledged: it and the parts before never raise this kind again
     acked_after_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+
+class AlarmCause(Base):
+    """A cause of the plant's own an alarm may turn out to be (line.alarm_causes), beside
+    the built-in six; ``code`` is the PLC's number for it, kept for good."""
+
+    __tablename__ = "alarm_causes"
+
+    key: Mapped[str] = mapped_column(String(20), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    code: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    retired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    retired_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
 class StationAlarmRules(Base):

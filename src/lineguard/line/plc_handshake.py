@@ -511,28 +511,34 @@ class Handshake:
         """The PLC's AlarmAck: this station's active alarms acknowledged (off the protocol's
         thread): every one, or with ``kinds_code`` (AlarmCode's bits) those of the kinds
         it names; with what they turned out to be when ``cause_code`` names one
-        (line.alarms.CAUSE_CODES; 0 none, an unknown one acknowledges without a cause)."""
-        from .alarms import CAUSE_CODES, KINDS, kinds_of_code
-        cause = CAUSE_CODES.get(int(cause_code))
-        if cause is None and cause_code:
-            log.warning("PLC AlarmAck at line %s station %s with cause %s, which is no cause code (%s): acknowledged "
-                        "without a cause", self.line, self.station_name, cause_code,
-                        ", ".join(f"{k} {v}" for k, v in CAUSE_CODES.items()))
+        (line.alarm_causes.codes: the built-in 1-6 and the plant's own; 0 none, an unknown
+        one acknowledges without a cause)."""
+        from .alarms import KINDS, kinds_of_code
         kinds = kinds_of_code(int(kinds_code)) if kinds_code else None
         if kinds_code and int(kinds_code) >> len(KINDS):
             log.warning("PLC AlarmAck at line %s station %s with kinds %s: bits past %s name no alarm kind (only "
                         "%s acknowledged)", self.line, self.station_name, kinds_code, len(KINDS) - 1,
                         ", ".join(kinds or []) or "none")
         try:
-            self._pool.submit(self._ack_alarms, cause, kinds)
+            self._pool.submit(self._ack_alarms, int(cause_code), kinds)
         except RuntimeError:    # the link is closing
             log.warning("the PLC's alarm acknowledgement came while the link closed; not taken")
 
-    def _ack_alarms(self, cause: Optional[str] = None, kinds: Optional[list[str]] = None) -> None:
+    def _ack_alarms(self, cause_code: int = 0, kinds: Optional[list[str]] = None) -> None:
         alarms = getattr(self.station, "alarms", None)
         if alarms is None:
             return
         try:
+            cause = None
+            if cause_code:
+                # read here, off the protocol's thread: the plant's own causes are in the database
+                from .alarm_causes import codes
+                known = codes(alarms.db)
+                cause = known.get(cause_code)
+                if cause is None:
+                    log.warning("PLC AlarmAck at line %s station %s with cause %s, which is no cause code (%s): "
+                                "acknowledged without a cause", self.line, self.station_name, cause_code,
+                                ", ".join(f"{k} {v}" for k, v in known.items()))
             done = alarms.acknowledge_station(self.line, self.station_name, by=f"plc ({self.protocol})",
                                               cause=cause, kinds=kinds)
         except Exception:  # noqa: BLE001 - the database away: the alarm stays; the PLC may ack again

@@ -38,7 +38,8 @@ Holding registers (PLC writes, function 03/06/16)
  3    AlarmAckCause what the alarms turned out to be, taken at AlarmAck's rising
                     edge and cleared to 0 there (write it before AlarmAck, each
                     time): 0 not said, 1 process, 2 material, 3 handling, 4
-                    camera, 5 model (a false alarm), 6 other (alarms.CAUSE_CODES)
+                    camera, 5 model (a false alarm), 6 other; 7 on: the
+                    plant's own (line.alarm_causes)
  4    AlarmAckKinds which alarms AlarmAck acknowledges, AlarmCode's bits (1 the NG
                     run, 2 the NG rate, 4 the photos, 8 the rejects without a
                     verdict; 0: every one), taken and cleared like AlarmAckCause

@@ -297,7 +297,8 @@ class OpcUaStation:
         await diag.add_method(idx, "AcknowledgeAlarms", self._m_ack_alarms, [], [])
         await diag.add_method(idx, "AcknowledgeAlarmsWithCause", self._m_ack_alarms_with_cause,
                               [arg("Cause", uint32, "what they turned out to be: 0 not said, 1 process, 2 material, "
-                                   "3 handling, 4 camera, 5 model (a false alarm), 6 other")], [])
+                                   "3 handling, 4 camera, 5 model (a false alarm), 6 other, 7 on the plant's own "
+                                   "(GET /api/v1/alarm-causes)")], [])
         await diag.add_method(idx, "AcknowledgeAlarmsOfKinds", self._m_ack_alarms_of_kinds,
                               [arg("Kinds", uint32, "which alarms, AlarmCode's bits: 1 the NG run, 2 the NG rate, 4 "
                                    "the photos, 8 the rejects without a verdict; 0 every one"),
@@ -383,7 +384,7 @@ class OpcUaStation:
         value = getattr(cause, "Value", cause)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
             return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsWithCause takes a cause number (UInt32: 0 "
-                                f"not said, 1-6), got {value!r}; nothing acknowledged")
+                                f"not said, 1-6 built in, 7 on the plant's own), got {value!r}; nothing acknowledged")
         self.hs.ack_alarms(value)
         return []
 
@@ -392,7 +393,8 @@ class OpcUaStation:
         # a negative Int32 would name every kind (its bits): numbers as UInt32 only
         if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF for v in values):
             return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsOfKinds takes two numbers (UInt32 Kinds: "
-                                f"AlarmCode's bits, 0 every one; Cause: 0-6), got {values!r}; nothing acknowledged")
+                                f"AlarmCode's bits, 0 every one; Cause: 0-6, 7 on the plant's own), got {values!r}; "
+                                "nothing acknowledged")
         self.hs.ack_alarms(values[1], values[0])
         return []
 

@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from sqlalchemy import func, select
 
-from . import spc
-from .alarms import CAUSES, history as alarm_history
+from . import alarm_causes, spc
+from .alarms import history as alarm_history
 from .db import Database
 from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
@@ -99,6 +99,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                               limit=1000)[::-1])
     # each alarm's cause counts in the shift it was acknowledged in (once, whenever read)
     causes: dict[str, int] = {}
+    named = alarm_causes.labels(db) if any(a["ack_cause"] for a in alarms) else {}
     for a in alarms:
         acked = a["acked_at"] and dt.datetime.fromisoformat(a["acked_at"].replace("Z", "+00:00")).replace(tzinfo=None)
         if acked and shift.start_utc <= acked < shift.end_utc:
@@ -134,7 +135,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
         "alarms": alarms,
         # what the acknowledged ones turned out to be, most first: what stopped the line
-        "alarm_causes": [{"cause": k, "label": CAUSES.get(k, k), "alarms": n}
+        "alarm_causes": [{"cause": k, "label": named.get(k, k), "alarms": n}
                          for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
         "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
                   "scores of this shift did not move away from the week's first shifts",

@@ -40,8 +40,17 @@ class TestPartIn(BaseModel):
 class AlarmAckIn(BaseModel):
     note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
                                 description="what was found and done, e.g. 'lamp 2 out, replaced'")
-    cause: Optional[Literal[tuple(CAUSES)]] = Field(  # type: ignore[valid-type]
-        default=None, description="what it turned out to be: " + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()))
+    cause: Optional[str] = Field(
+        default=None, max_length=20, pattern="^[a-z0-9_]+$",
+        description="what it turned out to be, a key of GET /api/v1/alarm-causes: built in "
+                    + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()) + "; or one of the plant's own")
+
+
+class AlarmCauseIn(BaseModel):
+    label: str = Field(min_length=1, max_length=100, pattern=NO_NUL,
+                       description="what the cause is, as the line says it, e.g. 'coil change'")
+    key: Optional[str] = Field(default=None, max_length=20, pattern="^[a-z0-9][a-z0-9_]*$",
+                               description="its key in exports and the API (default: made from the label)")
 
 
 class StationAlarmRulesIn(BaseModel):

@@ -8,26 +8,31 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from ...line import alarm_causes
 from ...line.alarm_rules import listing
-from ...line.alarms import CAUSES, KINDS, summary
+from ...line.alarms import KINDS, summary
 from ...line.errors import InvalidRequest
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import AlarmAckIn, StationAlarmRulesIn, errors
+from ..schemas import AlarmAckIn, AlarmCauseIn, StationAlarmRulesIn, errors
 from .spc import _LINE, _STATION, _TEXT, _csv
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
 
-def alarm_filters(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
                   kind: Optional[str] = Query(None, pattern="^(" + "|".join(KINDS) + ")$"),
-                  cause: Optional[str] = Query(None, pattern="^(" + "|".join((*CAUSES, "none")) + ")$",
-                                               description="what it turned out to be; none: acknowledged without one"),
+                  cause: Optional[str] = Query(None, max_length=20, pattern="^[a-z0-9_]*$",
+                                               description="what it turned out to be (a key of GET "
+                                                           "/api/v1/alarm-causes); none: acknowledged without one"),
                   active: Optional[bool] = Query(None, description="only active (true) or acknowledged (false)"),
                   since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
                   until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
-                  ) -> dict[str, Any]:
+                  station: Station = Depends(get_station)) -> dict[str, Any]:
     """The filters the list and the CSV share (a blank one is no filter)."""
+    if cause and cause != "none" and cause not in alarm_causes.labels(station.db):
+        raise InvalidRequest(f"no alarm cause {cause!r}; GET /api/v1/alarm-causes lists them (none: acknowledged "
+                             "without one)")
     return dict(line=line or None, station=station_name or None, kind=kind or None, cause=cause or None,
                 active=active, since=_naive_utc(since), until=_naive_utc(until))
 
@@ -43,7 +48,9 @@ def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
                 limit: int = Query(50, ge=1, le=1000),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     items = station.alarms.history(before_id=before_id, limit=limit, **filters)
-    return {"items": items, "rules": station.alarms.rules.to_dict(), "causes": CAUSES,
+    # causes: those to choose from; cause_labels: every one an alarm may carry (retired ones too)
+    return {"items": items, "rules": station.alarms.rules.to_dict(), "causes": alarm_causes.offered(station.db),
+            "cause_labels": alarm_causes.labels(station.db),
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -142,3 +149,33 @@ def delete_alarm_rules(line: str = Query(min_length=1, max_length=100, pattern=_
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     return station.alarms.clear_station_rules(line, station_name, by=caller.who)
+
+
+@router.get("/alarm-causes", summary="What an alarm may turn out to be: the built-in causes and the plant's own",
+            description="Each with its PLC number (Modbus AlarmAckCause, OPC UA AcknowledgeAlarmsWithCause): 1-6 built "
+                        "in, 7 on the plant's own, kept for good. Retired ones are listed last: no longer offered, "
+                        "still the name of the alarms that had them.",
+            responses=errors(401, 403))
+def list_alarm_causes(station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"items": alarm_causes.listing(station.db)}
+
+
+@router.post("/alarm-causes", status_code=201, summary="Add a cause of the plant's own",
+             description="Offered from now on wherever an alarm is acknowledged, with the next free PLC number (a "
+                         "retired cause of the same key comes back under its old number). 409 when one of that key "
+                         "or label is offered already. In the change log.",
+             responses=errors(401, 403, 409, 422))
+def add_alarm_cause(body: AlarmCauseIn, station: Station = Depends(get_station),
+                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return alarm_causes.add(station.db, body.label, by=caller.who, key=body.key)
+
+
+@router.delete("/alarm-causes", summary="Retire a cause of the plant's own",
+               description="No longer offered; the alarms that had it keep it, and its PLC number is never given "
+                           "to another. The built-in causes cannot be retired (409). In the change log.",
+               responses=errors(401, 403, 404, 409, 422))
+def retire_alarm_cause(key: str = Query(min_length=1, max_length=20, pattern="^[a-z0-9_]+$",
+                                        description="the cause's key (GET /api/v1/alarm-causes)"),
+                       station: Station = Depends(get_station),
+                       caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return alarm_causes.retire(station.db, key, by=caller.who)

@@ -9,7 +9,8 @@ LG.start(async (main) => {
   const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera",
     no_verdict: "rejected without a verdict"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
-  const causes = first.causes || {};
+  // causes: those to choose from now; labels: every one an alarm may carry (retired ones too)
+  let causes = first.causes || {}, labels = first.cause_labels || causes;
   // the last seven days unless the address says otherwise; kept out of the address, so a
   // reload or a shared link shows the seven days before then, not a frozen window
   const defaultSince = "since" in p ? null : new Date(Date.now() - 7 * 24 * 3600 * 1000).toISOString();
@@ -20,7 +21,7 @@ LG.start(async (main) => {
     field("line", h("input", {name: "line", value: p.line || "", size: 8})),
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
     field("alarm", select("kind", [["", "any"], ...Object.entries(KIND)], p.kind)),
-    field("cause", select("cause", [["", "any"], ...Object.entries(causes), ["none", "not given"]], p.cause)),
+    field("cause", select("cause", [["", "any"], ...Object.entries(labels), ["none", "not given"]], p.cause)),
     field("state", select("active", [["", "any"], ["true", "active"], ["false", "acknowledged"]], p.active)),
     h("button", {type: "submit"}, "Show"));
   const facts = h("div", {class: "panel", id: "alarm-summary"});
@@ -29,6 +30,12 @@ LG.start(async (main) => {
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older alarms");
   // every alarm the filters match, one row each, for a spreadsheet
   const csv = h("a", {class: "button secondary", id: "alarms-csv"}, "CSV");
+  // the plant's own causes beside the built-in ones (added and retired by an engineer)
+  const causesEl = h("div", {class: "table-wrap", id: "alarm-causes"});
+  const causeForm = h("form", {class: "filters", id: "alarm-cause-form", dataset: {role: "engineer"}},
+    field("new cause", h("input", {name: "label", required: true, maxlength: 100, size: 28,
+      placeholder: "e.g. coil change"})),
+    h("button", {type: "submit"}, "Add"));
   // when parts raise an alarm: the defaults and each station's own rules (set by an engineer)
   const rulesEl = h("div", {class: "table-wrap", id: "alarm-rules"});
   const ruleIn = (name, attrs) => h("input", Object.assign({name, type: "number", placeholder: "default"}, attrs));
@@ -50,7 +57,11 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("h2", {}, "Alarm rules"),
       h("p", {class: "muted"}, "Every station follows the defaults unless it has rules of its own (in bold; the "
         + "rest follow the defaults). 0 turns a rule off. A station is counted by new rules from its next part, "
-        + "its latest parts counted afresh."), rulesEl, rulesForm));
+        + "its latest parts counted afresh."), rulesEl, rulesForm),
+    h("div", {class: "panel"}, h("h2", {}, "Causes"),
+      h("p", {class: "muted"}, "What an alarm may turn out to be, chosen when it is acknowledged, with the number a PLC "
+        + "acknowledges it by. Add the plant's own; a retired one is no longer offered, and alarms that had it keep it."),
+      causesEl, causeForm));
 
   const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
     : LG.localToIso(form.elements[name].value));
@@ -128,7 +139,7 @@ LG.start(async (main) => {
   // or changed here, with a note; the station keeps each change in the note.
   function showCause(a, causeCell, noteCell) {
     clear(noteCell).appendChild(a.ack_note ? h("span", {class: "pre"}, a.ack_note) : document.createTextNode("–"));
-    clear(causeCell).append(a.ack_cause ? causes[a.ack_cause] || a.ack_cause : (a.acked_at ? "not given" : "–"));
+    clear(causeCell).append(a.ack_cause ? labels[a.ack_cause] || a.ack_cause : (a.acked_at ? "not given" : "–"));
     if (!a.acked_at) return;        // active: acknowledged (with its cause) on the line view
     causeCell.append(" ", h("button", {type: "button", class: "link", "aria-label": `cause of alarm ${a.id}`,
       onclick: () => editCause(a, causeCell, noteCell)}, a.ack_cause ? "change" : "say what it was"));
@@ -227,7 +238,47 @@ LG.start(async (main) => {
     } catch (err) { LG.fail(err); }
   });
 
+  async function loadCauses() {
+    const r = await api("/api/v1/alarm-causes");
+    causes = {}; labels = {};
+    for (const c of r.items) {
+      labels[c.key] = c.label + (c.retired ? " (retired)" : "");
+      if (!c.retired && c.key !== "other") causes[c.key] = c.label;
+    }
+    if (labels.other) causes.other = labels.other;      // the one to take when none fits: last, as the line view
+    clear(causesEl).appendChild(h("table", {}, h("tr", {}, ["PLC number", "cause", "key", "added", ""]
+      .map((t) => h("th", {}, t))), r.items.map((c) => h("tr", {dataset: {cause: c.key}, class: c.retired ? "muted" : ""},
+      h("td", {}, c.retired ? "–" : String(c.code)), h("td", {}, c.label, c.retired ? " (retired)" : ""), h("td", {}, c.key),
+      h("td", {}, c.built_in ? "built in" : [when(c.added_at), c.added_by ? " by " + c.added_by : ""]),
+      h("td", {}, c.built_in || c.retired ? "" : h("button", {type: "button", class: "danger", dataset: {role: "engineer"},
+        onclick: () => retireCause(c)}, "Retire"))))));
+    LG.applyRoles(causesEl);
+  }
+
+  async function retireCause(c) {
+    if (!confirm(`Retire the cause "${c.label}"? It is no longer offered; alarms that had it keep it, and its PLC `
+      + `number ${c.code} is not given to another.`)) return;
+    try {
+      await api("/api/v1/alarm-causes" + LG.q({key: c.key}), {method: "DELETE"});
+      LG.say(`Cause "${c.label}" retired`, "ok");
+      await loadCauses();
+    } catch (err) { LG.fail(err); }
+  }
+
+  causeForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = causeForm.querySelector("button[type=submit]");
+    if (btn.disabled) return;
+    btn.disabled = true;
+    try {
+      const out = await api("/api/v1/alarm-causes", {method: "POST", body: {label: causeForm.elements.label.value}});
+      LG.say(`Cause "${out.label}" added: PLC number ${out.code}`, "ok");
+      causeForm.reset();
+      await loadCauses();
+    } catch (err) { LG.fail(err); } finally { btn.disabled = false; }
+  });
+
   form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
   more.addEventListener("click", () => load(false).catch(LG.fail));
-  await Promise.all([load(true), loadRules()]);
+  await Promise.all([load(true), loadRules(), loadCauses()]);
 });

@@ -18,7 +18,8 @@ LG.start(async (main) => {
     body);
   let at = p.at || "";
   // what an alarm turned out to be, in words (the report gives the key)
-  const causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
+  // every cause an alarm may carry, the plant's own and retired ones too
+  const causes = await api("/api/v1/alarms?limit=1").then((r) => r.cause_labels || r.causes || {}).catch(() => ({}));
 
   const cell = (v) => h("td", {class: "num"}, v === null || v === undefined ? "–" : String(v));
   function table(id, head, rows) {

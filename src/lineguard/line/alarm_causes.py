@@ -1,0 +1,160 @@
+"""What an alarm may turn out to be: six causes every station knows, and the plant's own.
+
+Whoever acknowledges an alarm (a person, or the PLC by number) says what it was; counted
+per shift, the causes say what stops the line. Six are built in, with fixed keys and PLC
+numbers 1-6. A plant adds its own ("coil change", "die wear on press 4"): each gets the
+next free number from 7, kept for good, so a PLC program written for it never has to
+change; a cause no longer wanted is retired (no longer offered, but the alarms that had
+it keep its name, and its number is never given to another).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit
+from .errors import Conflict, InvalidRequest, NotFound
+from .orm import AlarmCause, utcnow
+
+# Stable keys, so counts stay comparable across stations and years.
+BUILT_IN = {
+    "process": "defects made upstream (tool, process)",
+    "material": "material or supplier batch",
+    "handling": "part position, fixture or handling",
+    "camera": "camera, lens or lighting",
+    "model": "false alarm: the parts were good",
+    "other": "other (say what in the note)",
+}
+# The PLC gives the cause as a number (Modbus AlarmAckCause, OPC UA AcknowledgeAlarmsWithCause):
+# 0 none, then BUILT_IN in order; a plant's own from FIRST_PLANT_CODE.
+BUILT_IN_CODES = {i + 1: cause for i, cause in enumerate(BUILT_IN)}
+FIRST_PLANT_CODE = 7
+KEY_MAX = 20            # LineAlarm.ack_cause
+LABEL_MAX = 100
+PLANT_MAX = 50          # a list a person picks from on a touch panel, not a catalogue
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def key_for(label: str) -> str:
+    """A key made from a label: lower case, letters and digits, the rest one underscore."""
+    key = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    return key[:KEY_MAX].rstrip("_")
+
+
+def _plant(db: Any, retired: bool) -> list[AlarmCause]:
+    with db.session() as s:
+        q = select(AlarmCause).order_by(AlarmCause.code)
+        if not retired:
+            q = q.where(AlarmCause.retired_at.is_(None))
+        return list(s.scalars(q))
+
+
+def offered(db: Any) -> dict[str, str]:
+    """key -> label of the causes a person picks from: the built-in ones, the plant's in
+    use before "other" (the one to take when none fits)."""
+    out = {k: v for k, v in BUILT_IN.items() if k != "other"}
+    out.update((c.key, c.label) for c in _plant(db, retired=False))
+    out["other"] = BUILT_IN["other"]
+    return out
+
+
+def labels(db: Any) -> dict[str, str]:
+    """key -> label of every cause an alarm may carry, retired ones too (they name old alarms)."""
+    out = dict(BUILT_IN)
+    out.update((c.key, c.label + ("" if c.retired_at is None else " (retired)")) for c in _plant(db, retired=True))
+    return out
+
+
+def codes(db: Any) -> dict[int, str]:
+    """The PLC's numbers: the built-in ones and the plant's causes in use."""
+    return {**BUILT_IN_CODES, **{c.code: c.key for c in _plant(db, retired=False)}}
+
+
+def check(db: Any, cause: Optional[str]) -> None:
+    """InvalidRequest unless ``cause`` is None or one offered now."""
+    if cause is None or cause in BUILT_IN:
+        return
+    can = offered(db)
+    if cause not in can:
+        raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(can)} (GET /api/v1/alarm-causes lists them "
+                             "with their meaning; an engineer adds the plant's own there)")
+
+
+def listing(db: Any) -> list[dict[str, Any]]:
+    """Every cause with its PLC number: built in, the plant's in use, then those retired."""
+    out: list[dict[str, Any]] = [{"key": k, "label": v, "code": code, "built_in": True, "retired": False,
+                                  "added_by": None, "added_at": None}
+                                 for code, (k, v) in enumerate(BUILT_IN.items(), start=1)]
+    plant = _plant(db, retired=True)
+    for c in sorted(plant, key=lambda c: (c.retired_at is not None, c.code)):
+        out.append(_to_dict(c))
+    return out
+
+
+def _to_dict(c: AlarmCause) -> dict[str, Any]:
+    from .orm import iso_utc
+    return {"key": c.key, "label": c.label, "code": c.code, "built_in": False, "retired": c.retired_at is not None,
+            "added_by": c.created_by, "added_at": iso_utc(c.created_at)}
+
+
+def add(db: Any, label: str, by: Optional[str], key: Optional[str] = None) -> dict[str, Any]:
+    """The plant's own cause, offered from now on with the next free PLC number; a retired
+    one of the same key comes back under its old number (with the label given)."""
+    label = " ".join((label or "").split())
+    if not label or len(label) > LABEL_MAX:
+        raise InvalidRequest(f"say what the cause is in 1 to {LABEL_MAX} characters (e.g. \"coil change\"), "
+                             f"got {len(label)}")
+    key = key.strip() if key else key_for(label)
+    if not key or len(key) > KEY_MAX or not _KEY.match(key):
+        raise InvalidRequest(f"a cause's key is 1 to {KEY_MAX} lower-case letters, digits or _ (e.g. coil_change), "
+                             f"got {key!r}" + ("; give one: the label has no letters or digits to make it from"
+                                               if not key else ""))
+    if key in BUILT_IN or key == "none":
+        raise Conflict(f"{key!r} is a built-in cause (or 'none', no cause): choose another key")
+    for _ in range(2):
+        try:
+            with db.session() as s:
+                row = s.get(AlarmCause, key, with_for_update=True)
+                if row is not None and row.retired_at is None:
+                    raise Conflict(f"cause {key!r} is in use already ({row.label!r}, PLC number {row.code})")
+                same = s.scalar(select(AlarmCause).where(func.lower(AlarmCause.label) == label.lower(),
+                                                         AlarmCause.retired_at.is_(None)))
+                if same is not None or label.lower() in (v.lower() for v in BUILT_IN.values()):
+                    raise Conflict(f"a cause called {label!r} is offered already: use it, or say it differently")
+                in_use = s.scalar(select(func.count()).select_from(AlarmCause)
+                                  .where(AlarmCause.retired_at.is_(None))) or 0
+                if in_use >= PLANT_MAX:
+                    raise Conflict(f"the plant has {PLANT_MAX} causes of its own already; retire one first")
+                if row is None:
+                    code = max(FIRST_PLANT_CODE - 1, s.scalar(select(func.max(AlarmCause.code))) or 0) + 1
+                    row = AlarmCause(key=key, code=code, created_at=utcnow())
+                    s.add(row)
+                    before = None
+                else:     # back from retirement: its old number, which no other cause has had
+                    before = {"label": row.label, "retired_at": str(row.retired_at)}
+                row.label, row.created_by = label, (by or "")[:100] or None
+                row.retired_at = row.retired_by = None
+                s.flush()
+                audit.record(s, "alarm_cause.added", f"alarm cause {key}", by, label=label, code=row.code,
+                             before=before)
+                return _to_dict(row)
+        except IntegrityError:     # added at once by someone else (same key or number): look again
+            continue
+    raise Conflict("alarm causes are being changed by someone else right now; try again")
+
+
+def retire(db: Any, key: str, by: Optional[str]) -> dict[str, Any]:
+    """No longer offered; alarms that had it keep it, and its PLC number is never reused."""
+    if key in BUILT_IN:
+        raise Conflict(f"{key!r} is built in: every station offers it (say what in the note when it does not fit)")
+    with db.session() as s:
+        row = s.get(AlarmCause, key, with_for_update=True)
+        if row is None or row.retired_at is not None:
+            raise NotFound(f"no cause {key!r} in use (GET /api/v1/alarm-causes lists them)")
+        row.retired_at, row.retired_by = utcnow(), (by or "")[:100] or None
+        audit.record(s, "alarm_cause.retired", f"alarm cause {key}", by, label=row.label, code=row.code)
+        s.flush()
+        return _to_dict(row)
