@@ -320,3 +320,45 @@ def test_a_test_part_named_like_another_but_for_case_is_refused(spc_station):
         _register(c, st, "RR-01", "REVIEW")                  # the same name changed: fine
         assert c.delete("/api/v1/products/cell/test-parts", params={"name": "RR-01"}, headers=h).status_code == 200
         _register(c, st, "rr-01", "OK")                      # the other retired: the name is free
+
+
+def test_a_test_part_retired_in_the_shift_before_it_was_put_through_is_no_longer_asked_for(spc_station):
+    """Retired mid-shift (lost, a typo) before anyone put it through: a part sent with its
+    name is a production part now, so it could never complete the set, and the line's
+    Verified bit would stay off for the rest of the shift. One checked wrong before its
+    retirement still fails the shift."""
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "TYPO-01", "OK")
+        _register(c, st, "GOOD-01", "OK")
+        _inspect(st, BRIGHT, 10, "a", serial="RR-01")
+        _inspect(st, BRIGHT, 12, "b", serial="GOOD-01")                  # wrong: a good part rejected
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name.in_(["TYPO-01", "GOOD-01"]))
+                      .values(retired_at=MORNING + dt.timedelta(minutes=30)))
+        v = _s1(c)
+        assert v["state"] == "failed" and [t["name"] for t in v["test_parts"]] == ["GOOD-01", "RR-01"]
+        assert [f["name"] for f in v["failures"]] == ["GOOD-01"]
+
+
+def test_the_shift_passes_without_a_test_part_retired_in_it_unseen(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "TYPO-01", "OK")
+        _inspect(st, BRIGHT, 10, "a", serial="RR-01")
+        assert _s1(c)["state"] == "incomplete"
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name == "TYPO-01")
+                      .values(retired_at=MORNING + dt.timedelta(minutes=30)))
+        assert _s1(c)["state"] == "passed"
+
+
+def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        rec = _inspect(st, BRIGHT, 10, "scan-1", serial="rr-01\r")      # a scanner's lower-case label
+        assert (rec.test_part, rec.test_expected) == ("RR-01", "NG")
+        assert _s1(c)["state"] == "passed"
