@@ -755,3 +755,22 @@ def test_alarm_causes_from_the_command_line(tmp_path):
     assert run("retire", "die_wear").exit_code == 0
     assert run("retire", "process").exit_code == 1                     # built in
     assert "-\tdie_wear" in run("list").output
+
+
+def test_alarms_and_the_shift_report_find_a_line_typed_in_another_case(spc_station):
+    """"l1" for line L1, "CELL" for product cell, " s1" for station S1: as the gallery and
+    the SPC charts find them (they found nothing here)."""
+    import datetime as dt
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, OK, OK, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    op = {"X-API-Key": st.operator_key}
+    with client(st) as c:
+        found = c.get("/api/v1/alarms", params={"line": "l1", "station": " s1"}, headers=op).json()["items"]
+        assert [a["id"] for a in found] == [alarm["id"]]
+        assert c.get("/api/v1/alarms/summary", params={"line": "l1", "station": "s1"}, headers=op).json()["alarms"] == 1
+        assert c.get("/api/v1/alarms/export", params={"line": "L1 "}, headers=op).text.count("\n") == 2
+        report = c.get("/api/v1/reports/shift", params={"at": now, "line": "l1", "product": "CELL"}, headers=op).json()
+        assert report["totals"]["parts"] == 7 and [a["id"] for a in report["alarms"]] == [alarm["id"]]
+        assert c.get("/api/v1/alarms", params={"line": "L9"}, headers=op).json()["items"] == []

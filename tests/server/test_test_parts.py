@@ -362,3 +362,4 @@ def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):
         rec = _inspect(st, BRIGHT, 10, "scan-1", serial="rr-01\r")      # a scanner's lower-case label
         assert (rec.test_part, rec.test_expected) == ("RR-01", "NG")
         assert _s1(c)["state"] == "passed"
+        assert _verification(c, line="l1")[("L1", "S1", "cell")]["state"] == "passed"     # the line typed so too

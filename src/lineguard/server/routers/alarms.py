@@ -7,17 +7,32 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
+from sqlalchemy import select
 
-from ...line import alarm_causes
+from ...line import alarm_causes, part_names
 from ...line.alarm_rules import listing
 from ...line.alarms import KINDS, summary
 from ...line.errors import InvalidRequest
+from ...line.orm import LineAlarm
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, AlarmCauseIn, StationAlarmRulesIn, errors
 from .spc import _LINE, _STATION, _TEXT, _csv
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+
+def _as_stored(station: Station, line: Optional[str],
+               station_name: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """The line and station as the alarms carry them (as their parts name them) when typed
+    in another case ("l1" for L1); the query then compares exactly."""
+    line = part_names.as_stored(line, part_names.stored_names(station.db, "line")) if line else None
+    if not station_name:
+        return line, None
+    with station.db.session() as s:      # the alarms' stations: a short list
+        q = select(LineAlarm.station).distinct()
+        names = list(s.scalars(q.where(LineAlarm.line == line) if line else q))
+    return line, part_names.as_stored(station_name, names)
 
 
 def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
@@ -29,11 +44,13 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
                   since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
                   until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
                   station: Station = Depends(get_station)) -> dict[str, Any]:
-    """The filters the list and the CSV share (a blank one is no filter)."""
+    """The filters the list and the CSV share (a blank one is no filter); a line typed in
+    another case is the line its parts carry (the station is compared in any case)."""
     if cause and cause != "none" and cause not in alarm_causes.labels(station.db):
         raise InvalidRequest(f"no alarm cause {cause!r}; GET /api/v1/alarm-causes lists them (none: acknowledged "
                              "without one)")
-    return dict(line=line or None, station=station_name or None, kind=kind or None, cause=cause or None,
+    line, station_name = _as_stored(station, line, station_name)
+    return dict(line=line, station=station_name, kind=kind or None, cause=cause or None,
                 active=active, since=_naive_utc(since), until=_naive_utc(until))
 
 
@@ -90,7 +107,8 @@ def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _ST
                   since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
                   until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
                   station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    return summary(station.db, line=line or None, station=station_name or None, since=_naive_utc(since),
+    line, station_name = _as_stored(station, line, station_name)
+    return summary(station.db, line=line, station=station_name, since=_naive_utc(since),
                    until=_naive_utc(until))
 
 

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
 
+from ...line import part_names
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import naive_utc
@@ -24,6 +25,8 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
                                                               "shift that has ended, by the plant's shift starts)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     cfg = station.config
-    return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=line or None, product=product or None,
+    # "l1" for line L1: the names as the parts carry them (the report compares exactly)
+    named = part_names.resolve_filters(station.db, {"line": line or None, "product": product or None})
+    return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=named["line"], product=named["product"],
                         kept_since=kept_since(station.db),
                         at=naive_utc(at))

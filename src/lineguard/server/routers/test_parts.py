@@ -7,6 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 
+from ...line import part_names
 from ...line.errors import NotFound, StationError
 from ...line.orm import TestPart, iso_utc, utcnow
 from ...line.station import Station, _naive_utc
@@ -80,4 +81,5 @@ def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_
     except ValueError as exc:    # shift settings: checked at start-up, but say so if not
         raise StationError(str(exc)) from exc
     return {"shift": {"label": shift.label, "start": iso_utc(shift.start_utc), "end": iso_utc(shift.end_utc)},
-            "lines": verification(station.db, shift, now, line or None)}
+            "lines": verification(station.db, shift, now,
+                                  part_names.resolve_filters(station.db, {"line": line or None})["line"])}
