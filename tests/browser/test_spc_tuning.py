@@ -144,6 +144,14 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
         after = c.get("/api/v1/models", params={"product": "cell"}).json()["items"]
     (new,) = [m for m in after if m["version"] not in before_versions]
     assert new["threshold"] == pytest.approx(t2) and new["active"] is False
+    # the new version is in the list at once, to look at it before activating it
+    expect(page.locator(f"select[name=version] option[value='{new['version']}']")).to_have_count(1)
+    # with a review band, good parts in the band are counted apart from those judged NG
+    page.locator("#threshold").fill(str(max(good) - 0.001))
+    page.locator("#use-band").check()
+    page.locator("#review-threshold").fill(str(min(good) + 0.001))
+    expect(fr).to_have_text(pct(1 / len(good)))
+    expect(page.locator("#good-to-review")).to_contain_text(pct((len(good) - 2) / len(good)))
     p.shot("tuning-moved")
     # an operator sees the rates but no Save
     op = pages(role="operator")

@@ -155,6 +155,9 @@ def test_tuning_data_says_when_recent_parts_break_the_promise(db_backend, tmp_pa
     ({"version": 1, "threshold": 0.5, "review_threshold": 0.3}, 422, "already has threshold"),
     ({"version": 7, "threshold": 0.6}, 404, "no model version 7"),
     ({"version": 1}, 422, "threshold: Field required"),
+    ({"version": 1, "threshold": -5}, 422, "must be above 0"),          # every part NG
+    ({"version": 1, "threshold": 0.5, "review_threshold": 0}, 422, "every part would go to REVIEW"),
+    ({"version": 1, "threshold": 1e308}, 422, "every part would pass"),
 ])
 def test_bad_threshold_requests_are_refused(tuned_station, body, status, says):
     st, c, keys, _ = tuned_station
@@ -229,3 +232,42 @@ def test_exported_onnx_gets_new_thresholds_with_its_graph_untouched():
     from lineguard.line.errors import InvalidModel
     with pytest.raises(InvalidModel, match="neither a .lgm bundle nor an exported .onnx"):
         rewrite_thresholds(b'{"some": "json"}', {"threshold": 1.0})
+
+
+def test_tuning_shows_the_parts_of_the_line_asked_for_and_refuses_an_unknown_line(tuned_station):
+    """One model for every line: the line field narrowed nothing (every line's parts), and
+    a misspelt line showed them all as if they were its own."""
+    from lineguard.line.station import Part
+    st, c, keys, ids = tuned_station
+    for value in (60, 70, 80):
+        st.inspect(png_bytes(value, seed=value + 1), Part(f"l2-{value}", "L2", "S1", "cell"))
+    every = c.get("/api/v1/models/cell/tuning").json()
+    assert len(every["recent_scores"]) == 11 and every["parts_line"] is None
+    for typed in ("L2", "l2 "):
+        l2 = c.get("/api/v1/models/cell/tuning", params={"line": typed})
+        assert l2.status_code == 200, l2.text
+        body = l2.json()
+        assert (body["line"], body["parts_line"], body["version"]) == ("", "L2", 1)     # the model every line shares
+        assert sorted(body["recent_scores"]) == pytest.approx([60 / 255, 70 / 255, 80 / 255], abs=0.01)
+        assert body["good_scores"] == [] and body["expected"]["false_rejects"]["n"] == 0
+    assert c.get("/api/v1/models/cell/tuning", params={"line": "L2", "version": 1}).json()["parts_line"] == "L2"
+    unknown = c.get("/api/v1/models/cell/tuning", params={"line": "NOSUCHLINE"})
+    assert unknown.status_code == 404 and "L1, L2" in unknown.json()["error"]["message"]
+
+
+def test_a_saved_versions_note_names_the_review_band_only_when_there_is_one(db_backend, tmp_path):
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    from lineguard.line.tuning import save_thresholds
+    db_url, schema = db_backend
+    st = Station(StationConfig(data_dir=tmp_path / "data", db_url=db_url, db_schema=schema), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)        # no band
+        assert save_thresholds(st, "cell", "", 1, 0.6, None).note == "thresholds of v1 tuned: 0.5 -> 0.6"
+        assert save_thresholds(st, "cell", "", 1, 0.6, 0.4).note == \
+            "thresholds of v1 tuned: 0.5 -> 0.6, review none -> 0.4"
+        st.add_model(FakeInspector(0.5, "v-b", review_threshold=0.3).to_bytes(), "cell", activate=True)
+        assert save_thresholds(st, "cell", "", 4, 0.5, None).note == \
+            "thresholds of v4 tuned: 0.5 -> 0.5, review band removed"
+    finally:
+        st.close()

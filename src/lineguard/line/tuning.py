@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from ..vision.calibration import promise_check
 from ..vision.errors import BundleError
-from .errors import InvalidModel, InvalidRequest, StationError
+from . import part_names
+from .errors import InvalidModel, InvalidRequest, NotFound, StationError
 from .orm import Inspection, ModelVersion
 
 # Calibration entries that state a guarantee of the thresholds the calibration chose
@@ -27,6 +28,7 @@ _STALE = ("rank", "review_rank", "guaranteed_false_reject_rate", "guaranteed_not
           "false_reject_rate_upper_90", "enough_calibration_parts", "frr_threshold", "f1_threshold")
 
 MAX_SCORES = 5000      # per list in the tuning answer: plenty for a histogram and the rates
+MAX_RAISE = 100        # a threshold this many times the version's own passes every part
 
 
 def _share(k: int, n: int) -> dict[str, Any]:
@@ -37,10 +39,18 @@ def check_thresholds(threshold: float, review_threshold: Optional[float]) -> Non
     """Refuse thresholds a model cannot use (InvalidRequest, 422, saying what to fix)."""
     if not math.isfinite(threshold):
         raise InvalidRequest(f"threshold must be a finite number, got {threshold}")
+    # a part's score is its distance from the good parts, 0 at best: at or below 0 every
+    # part is rejected (or, for the band, sent to review)
+    if threshold <= 0:
+        raise InvalidRequest(f"threshold must be above 0 (scores are distances from the good parts, 0 at best: "
+                             f"every part would be NG), got {threshold:g}")
     if review_threshold is not None:
         if not math.isfinite(review_threshold):
             raise InvalidRequest(f"review_threshold must be a finite number or null (no review band), "
                                  f"got {review_threshold}")
+        if review_threshold <= 0:
+            raise InvalidRequest(f"review_threshold must be above 0 (every part would go to REVIEW) or null (no "
+                                 f"review band), got {review_threshold:g}")
         if review_threshold >= threshold:
             raise InvalidRequest(f"review_threshold ({review_threshold:g}) must be below threshold "
                                  f"({threshold:g}): parts between the two go to REVIEW; send null for no band")
@@ -183,16 +193,33 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
                 limit: int = MAX_SCORES) -> dict[str, Any]:
     """Scores of reviewed-good, reviewed-defect and recent parts judged by the version's
     model (and by any version it was tuned from: same scores), newest first, with its
-    thresholds. ``version`` None: the version active on ``line``."""
-    mv = station.models.get(product, line, version) if version is not None else \
-        station.models.active_for(product, line)
+    thresholds. ``version`` None: the version active on ``line``. With ``line``, only
+    that line's parts, also under a model every line shares (its thresholds stay that
+    model's: saved, they judge every line it does); NotFound for a line no part was
+    ever inspected on (a misspelt name showed every line's parts)."""
+    parts_line = None
+    if line:
+        lines = part_names.stored_names(station.db, "line")
+        parts_line = part_names.as_stored(line, lines)      # "l2" for L2
+        if parts_line not in lines:
+            raise NotFound(f"no part was ever inspected on line {line!r}; leave the line empty for every line's "
+                           f"parts (lines: {', '.join(lines[:20]) or 'none yet'})")
+    if version is None:
+        mv = station.models.active_for(product, parts_line or "")
+    else:
+        try:
+            mv = station.models.get(product, parts_line or "", version)
+        except NotFound:
+            if not parts_line:
+                raise
+            mv = station.models.get(product, "", version)     # a version every line shares
     cal = model_calibration(station, mv)
     ids = same_scores(station, mv)
     # the line's own parts: a test part checked every shift would count as many parts
     base = select(Inspection.score).where(Inspection.product == product, Inspection.model_id.in_(ids),
                                           Inspection.test_part.is_(None))
-    if mv.line:
-        base = base.where(Inspection.line == mv.line)
+    if mv.line or parts_line:
+        base = base.where(Inspection.line == (mv.line or parts_line))
     newest = Inspection.id.desc()
     with station.db.session() as s:
         good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
@@ -208,7 +235,8 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
         promise["reviewed_defects_left_out"] = confirmed
     t = float(cal["threshold"])
     r = float(cal.get("review_threshold", t))
-    return {"product": product, "line": mv.line, "version": mv.version, "model_id": mv.model_id,
+    return {"product": product, "line": mv.line, "parts_line": mv.line or parts_line, "version": mv.version,
+            "model_id": mv.model_id,
             "threshold": t, "review_threshold": r if r < t else None,
             "good_scores": good, "defect_scores": defect, "recent_scores": recent,
             "promise": promise}
@@ -232,10 +260,20 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
     old_t = float(cal["threshold"])
     old_r = float(cal.get("review_threshold", old_t))
     new_r = threshold if review_threshold is None else review_threshold
+    if threshold > MAX_RAISE * old_t > 0:
+        # far past every score a part of this model gets: the station would pass every part
+        raise InvalidRequest(f"threshold {threshold:g} is more than {MAX_RAISE} times version {version}'s "
+                             f"{old_t:.6g}: every part would pass, defects too; set it within the scores the "
+                             "Tuning page shows")
     if old_t == threshold and old_r == new_r:
         raise InvalidRequest(f"version {version} already has threshold {threshold:g} and review threshold "
                              f"{new_r:g}; move them before saving")
     new = rewrite_thresholds(data, tuned_calibration(cal, threshold, review_threshold, src, note, by), loaded)
-    why = f"thresholds of v{version} tuned: {old_t:.6g} -> {threshold:.6g}" + \
-        (f", review {old_r:.6g} -> {new_r:.6g}" if old_r != new_r else "")
+    # the band said only when there is one, before or after (without one its threshold is the NG one)
+    band_before, band_after = old_r < old_t, review_threshold is not None
+    why = f"thresholds of v{version} tuned: {old_t:.6g} -> {threshold:.6g}"
+    if band_after and (not band_before or old_r != new_r):
+        why += f", review {f'{old_r:.6g}' if band_before else 'none'} -> {new_r:.6g}"
+    elif band_before and not band_after:
+        why += ", review band removed"
     return station.add_model(new, product, src.line, note=f"{why}. {note}" if note else why, by=by, activate=False)

@@ -29,7 +29,9 @@ class ThresholdIn(BaseModel):
 class TuningOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     product: str
-    line: str
+    line: str = Field(description="the model's line; empty: one model for every line")
+    parts_line: Optional[str] = Field(default=None, description="the line whose parts the scores are from; null: "
+                                                                "every line's")
     version: int
     threshold: float
     review_threshold: Optional[float] = Field(description="null: no review band")

@@ -6,7 +6,7 @@
 LG.start(async (main) => {
   const {h, api, clear, field, pct, num} = LG;
   const p = LG.params();
-  const models = (await api("/api/v1/models")).items;
+  let models = (await api("/api/v1/models")).items;
   const products = [...new Set(models.map((m) => m.product))].sort();
   const prodSel = LG.select("product", products.length ? products : [["", "no models"]], p.product || products[0]);
   const lineIn = h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"});
@@ -17,9 +17,10 @@ LG.start(async (main) => {
   main.append(h("h1", {}, "Threshold tuning"), form, body);
 
   function fillVersions() {
+    const keep = verSel.value || p.version;       // the version chosen stays chosen when the list is read again
     clear(verSel).appendChild(h("option", {value: ""}, "active"));
     models.filter((m) => m.product === prodSel.value).forEach((m) => verSel.appendChild(
-      h("option", {value: m.version, selected: String(m.version) === p.version}, `v${m.version}${m.active ? " (active)" : ""}${m.line ? " · " + m.line : ""}`)));
+      h("option", {value: m.version, selected: String(m.version) === keep}, `v${m.version}${m.active ? " (active)" : ""}${m.line ? " · " + m.line : ""}`)));
   }
   prodSel.addEventListener("change", fillVersions);
   fillVersions();
@@ -49,6 +50,9 @@ LG.start(async (main) => {
     const chart = h("div", {id: "histogram"});
     const stat = (id, label) => { const b = h("b", {id}); return [h("div", {class: "rate"}, b, h("span", {}, label)), b]; };
     const [frDiv, fr] = stat("false-rejects", "false rejects: reviewed-good parts judged NG");
+    // with a band, the good parts held for a look as well: counted apart, as the API does
+    const goodToReview = h("span", {id: "good-to-review"});
+    frDiv.appendChild(goodToReview);
     const [esDiv, es] = stat("escapes", "escapes: reviewed defects judged OK");
     const [rvDiv, rv] = stat("review-load", "review load: recent parts sent to REVIEW");
     const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts");
@@ -76,8 +80,10 @@ LG.start(async (main) => {
       save.title = save.disabled ? "move a threshold first: this is the version's own" : "";
       thrOut.textContent = num(T, 4);
       revOut.textContent = R === null ? "no review band" : num(R, 4);
-      // a false reject: a good part that is not OK (NG, or REVIEW: it is held and looked at)
-      fr.textContent = pct(above(t.good_scores, R ?? T), 2);
+      // a false reject: a good part judged NG (scrapped); one in the band is held for a look
+      fr.textContent = pct(above(t.good_scores, T), 2);
+      goodToReview.textContent = R === null ? "" : ` · ${pct(t.good_scores.length
+        ? t.good_scores.filter((v) => v > R && v <= T).length / t.good_scores.length : null, 2)} sent to REVIEW`;
       es.textContent = pct(atOrBelow(t.defect_scores, R ?? T), 2);
       rv.textContent = R === null ? "0 %" : pct(t.recent_scores.length
         ? t.recent_scores.filter((v) => v > R && v <= T).length / t.recent_scores.length : null, 2);
@@ -100,12 +106,17 @@ LG.start(async (main) => {
             note: note.value || null}});
         LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`, "ok");
         savedAs = [T, R];
+        // the new version in the list, to look at it here before activating it
+        api("/api/v1/models").then((r) => { models = r.items; fillVersions(); }).catch(() => {});
         update();
       } catch (err) { LG.fail(err); update(); }
     });
 
     body.append(
-      h("p", {class: "muted"}, `${t.product} v${t.version}${t.line ? " on " + t.line : ""}: `
+      h("p", {class: "muted", id: "tuning-scope"}, `${t.product} v${t.version}${t.line ? " on " + t.line : ""}`
+        // a model every line shares: the thresholds saved judge every line, whichever line's parts are shown
+        + (!t.line && t.parts_line ? ` (every line's model; parts of line ${t.parts_line} only: `
+          + "thresholds saved here judge every line)" : "") + ": "
         + `${t.good_scores.length} reviewed good, ${t.defect_scores.length} reviewed defect, ${t.recent_scores.length} recent parts. `
         + `Now: NG above ${num(t.threshold, 4)}`
         + (t.review_threshold !== null && t.review_threshold !== undefined ? `, REVIEW above ${num(t.review_threshold, 4)}` : "")),
