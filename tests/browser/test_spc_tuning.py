@@ -82,6 +82,14 @@ def test_spc_page_marks_a_planted_out_of_control_hour(pages, station):
     page.select_option("select[name=which]", "defects")
     expect(page.locator("#defect-map rect.cell")).to_have_attribute("data-count", str(total))
     p.shot("spc")
+    # "from" after "until": refused, and the charts of the filters before do not stay as if they were these
+    page.fill("input[name=since]", "2026-11-30T10:00")
+    page.fill("input[name=until]", "2026-11-30T09:00")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#status")).to_contain_text("swap them")
+    expect(page.locator("#p-chart svg")).to_have_count(0)
+    expect(page.locator("#pareto g.pareto-bar")).to_have_count(0)
+    assert page.locator("#csv-p").get_attribute("href") is None
 
 
 def test_the_score_drift_of_a_single_hour_is_drawn_and_not_called_steady(pages, station):

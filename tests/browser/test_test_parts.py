@@ -63,3 +63,23 @@ def test_a_red_rabbit_that_passes_raises_the_alarm_and_links_the_parts_in_doubt(
     # an operator sees the test parts, not the form that registers them
     tp = op.open("/app/testparts?product=cell", '#test-parts tr[data-test-part="RR-9"]')
     expect(tp.locator("#add-test-part")).to_be_hidden()
+
+
+def test_a_long_test_part_name_wraps_and_a_double_click_registers_once(pages, station):
+    from .conftest import fake_model_bytes
+    with api(station, "engineer") as c:      # a product of its own: the other tests' lines are not asked for it
+        r = c.post("/api/v1/models", files={"file": ("w.lgm", fake_model_bytes(0.5))},
+                   data={"product": "widecell", "activate": "true"})
+        assert r.status_code == 201, r.text
+    eng = pages(role="engineer", viewport={"width": 1280, "height": 800})
+    page = eng.open("/app/testparts?product=widecell", "#add-test-part")
+    name = "SN" + "7" * 198                      # a serial of 200 characters, no space to break at
+    form = page.locator("#add-test-part")
+    form.locator('input[name="name"]').fill(name)
+    form.locator('button[type="submit"]').dblclick()
+    expect(page.locator("#status")).to_contain_text("registered")
+    expect(page.locator(f'#test-parts tr[data-test-part="{name}"]')).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280      # the page does not widen
+    with api(station, "engineer") as c:
+        log = c.get("/api/v1/change-log", params={"subject": f"widecell {name}"}).json()["items"]
+    assert [e["action"] for e in log] == ["test_part.registered"]           # one, not two

@@ -774,3 +774,17 @@ def test_alarms_and_the_shift_report_find_a_line_typed_in_another_case(spc_stati
         report = c.get("/api/v1/reports/shift", params={"at": now, "line": "l1", "product": "CELL"}, headers=op).json()
         assert report["totals"]["parts"] == 7 and [a["id"] for a in report["alarms"]] == [alarm["id"]]
         assert c.get("/api/v1/alarms", params={"line": "L9"}, headers=op).json()["items"] == []
+
+
+def test_a_period_from_after_until_is_refused_not_answered_as_a_quiet_one(spc_station):
+    st = _station(spc_station, alarm_ng_rate=0)
+    op = {"X-API-Key": st.operator_key}
+    backwards = {"since": "2026-12-01T10:00:00Z", "until": "2026-12-01T09:00:00Z"}
+    with client(st) as c:
+        for path in ("/api/v1/alarms", "/api/v1/alarms/summary", "/api/v1/alarms/export"):
+            r = c.get(path, params=backwards, headers=op)
+            assert r.status_code == 422 and "swap them" in r.json()["error"]["message"], (path, r.text)
+        with st.db.session() as s:
+            eng = {"X-API-Key": create_key(s, "engineer", name="qe")[1]}
+        assert c.get("/api/v1/change-log", params=backwards, headers=eng).status_code == 422
+        assert c.get("/api/v1/alarms", params={"until": backwards["until"]}, headers=op).status_code == 200

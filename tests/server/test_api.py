@@ -89,6 +89,9 @@ def test_write_endpoints_need_a_key_with_the_right_role(fake_server):
         assert new["key"].startswith("lg_")
         listed = admin.get("/api/v1/keys").json()["items"]
         assert all("key" not in k for k in listed) and any(k["name"] == "line-3" for k in listed)
+        # named as the lists name it, so the page can say which key it made
+        assert new["prefix"] == next(k["prefix"] for k in listed if k["id"] == new["id"]) and new["key"].startswith(
+            f"lg_{new['prefix']}_")
         with fake_server.client(new["key"]) as c:
             assert post_part(c, png_bytes(50, seed=6), "new-key").status_code == 201
         assert admin.delete(f"/api/v1/keys/{new['id']}").status_code == 200

@@ -57,6 +57,14 @@ def naive_utc(t: Optional[dt.datetime]) -> Optional[dt.datetime]:
                              "use a time between years 1 and 9999") from None
 
 
+def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime]) -> None:
+    """InvalidRequest when both are given and ``since`` is not before ``until``: such a
+    window holds nothing, and a list answering "none" would look like a quiet period."""
+    if since is not None and until is not None and since >= until:
+        raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
+                             "swap them or widen the window")
+
+
 def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.datetime],
                    now: Optional[dt.datetime] = None) -> tuple[dt.datetime, dt.datetime]:
     """``since``/``until`` in naive UTC, defaults filled, checked (InvalidRequest says what to fix)."""
@@ -67,9 +75,7 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
         since = naive_utc(since) or (until - DEFAULT_WINDOW[by])
     except OverflowError:   # an until in the first days of year 1
         raise InvalidRequest("until is too early to look back from; give since as well") from None
-    if since >= until:
-        raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
-                             "swap them or widen the window")
+    refuse_backwards(since, until)
     if by in _PERIOD and (until - since) / _PERIOD[by] > MAX_SUBGROUPS:
         raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
                              "subgroups; narrow since/until or group by a longer period (shift, day)")

@@ -80,8 +80,9 @@ def authenticate(session: Session, username: str, password: str) -> Optional[Use
 def create_user(session: Session, username: str, password: str, role: str, by: Optional[str] = None) -> User:
     """A new user; InvalidRequest for a bad name, role or short password, Conflict if the name is taken."""
     if not _NAME_RE.match(username or ""):
-        raise InvalidRequest(f"{username!r} is not a usable user name: letters, digits and . _ @ -, "
-                             "starting with a letter or digit, at most 100 characters")
+        raise InvalidRequest(f"{username!r} is not a usable user name: the letters a-z and A-Z without accents "
+                             "(jorg for jörg), digits and . _ @ -, starting with a letter or digit, at most 100 "
+                             "characters")
     if role not in ROLES:
         raise InvalidRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     _check_password_rules(password)

@@ -359,6 +359,7 @@ class HealthOut(BaseModel):
 
 class KeyCreated(BaseModel):
     id: int
+    prefix: str = Field(description="how lists and the change log name the key")
     role: str
     name: Optional[str]
     key: str = Field(description="the key itself: shown this once, stored only hashed")

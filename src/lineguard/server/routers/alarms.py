@@ -14,6 +14,7 @@ from ...line.alarm_rules import listing
 from ...line.alarms import KINDS, summary
 from ...line.errors import InvalidRequest
 from ...line.orm import LineAlarm
+from ...line.spc_data import refuse_backwards
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, AlarmCauseIn, StationAlarmRulesIn, errors
@@ -50,6 +51,7 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
         raise InvalidRequest(f"no alarm cause {cause!r}; GET /api/v1/alarm-causes lists them (none: acknowledged "
                              "without one)")
     line, station_name = _as_stored(station, line, station_name)
+    refuse_backwards(_naive_utc(since), _naive_utc(until))
     return dict(line=line, station=station_name, kind=kind or None, cause=cause or None,
                 active=active, since=_naive_utc(since), until=_naive_utc(until))
 
@@ -108,6 +110,7 @@ def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _ST
                   until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
                   station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     line, station_name = _as_stored(station, line, station_name)
+    refuse_backwards(_naive_utc(since), _naive_utc(until))
     return summary(station.db, line=line, station=station_name, since=_naive_utc(since),
                    until=_naive_utc(until))
 

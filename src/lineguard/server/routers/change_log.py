@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from ...line.audit import ACTIONS, entries, entry_to_dict
 from ...line.errors import InvalidRequest
+from ...line.spc_data import refuse_backwards
 from ...line.station import Station, _naive_utc
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import errors
@@ -33,7 +34,9 @@ def _filters(since: Optional[dt.datetime] = Query(None, description="ISO time, i
         families = sorted({a.split(".")[0] for a in ACTIONS})
         raise InvalidRequest(f"unknown action {action!r}; use one of {', '.join(ACTIONS)} or a family "
                              f"({', '.join(families)})")
-    return dict(since=since and _naive_utc(since), until=until and _naive_utc(until), actor=actor or None,
+    since, until = since and _naive_utc(since), until and _naive_utc(until)
+    refuse_backwards(since, until)
+    return dict(since=since, until=until, actor=actor or None,
                 action=action or None, subject=subject or None)
 
 

@@ -59,7 +59,7 @@ def new_key(body: KeyIn, station: Station = Depends(get_station),
             caller: Caller = Depends(require("admin"))) -> dict[str, Any]:
     with station.db.session() as s:
         row, key = create_key(s, body.role, body.name, by=caller.who)
-    return {"id": row.id, "role": row.role, "name": row.name, "key": key}
+    return {"id": row.id, "prefix": row.prefix, "role": row.role, "name": row.name, "key": key}
 
 
 @router.get("/api/v1/keys", tags=["keys"], summary="List API keys (never the keys themselves)",

@@ -112,7 +112,7 @@ LG.start(async (main, me) => {
     clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
       h("div", {class: "secret", id: "secret"}, k.key),
       h("p", {}, h("button", {type: "button", id: "hide-key", onclick: () => clear(secret)}, "I have copied it: hide")));
-    LG.say(`key ${k.prefix || ""} created`, "ok");     // and an earlier error cleared
+    LG.say(`key ${k.prefix} created`, "ok");     // and an earlier error cleared
     keyForm.reset();
     await load();
   });

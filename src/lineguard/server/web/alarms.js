@@ -265,20 +265,20 @@ LG.start(async (main) => {
     } catch (err) { LG.fail(err); }
   }
 
-  causeForm.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const btn = causeForm.querySelector("button[type=submit]");
-    if (btn.disabled) return;
-    btn.disabled = true;
-    try {
-      const out = await api("/api/v1/alarm-causes", {method: "POST", body: {label: causeForm.elements.label.value}});
-      LG.say(`Cause "${out.label}" added: PLC number ${out.code}`, "ok");
-      causeForm.reset();
-      await loadCauses();
-    } catch (err) { LG.fail(err); } finally { btn.disabled = false; }
+  LG.once(causeForm, async () => {
+    const out = await api("/api/v1/alarm-causes", {method: "POST", body: {label: causeForm.elements.label.value}});
+    LG.say(`Cause "${out.label}" added: PLC number ${out.code}`, "ok");
+    causeForm.reset();
+    await loadCauses();
   });
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  // refused (from after until): no counts and list of other filters, no CSV link to the refused request
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load(true).catch((err) => {
+      clear(facts); clear(table); more.hidden = true; csv.removeAttribute("href"); LG.fail(err);
+    });
+  });
   more.addEventListener("click", () => load(false).catch(LG.fail));
   await Promise.all([load(true), loadRules(), loadCauses()]);
 });

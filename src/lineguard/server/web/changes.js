@@ -69,7 +69,11 @@ LG.start(async (main) => {
     more.hidden = !cursor;
   }
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  // refused (from after until): no list of other filters, and no CSV link to the refused request
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load(true).catch((err) => { clear(table); more.hidden = true; csv.removeAttribute("href"); LG.fail(err); });
+  });
   more.addEventListener("click", () => load(false).catch(LG.fail));
   await load(true);
 });

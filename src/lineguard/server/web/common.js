@@ -270,7 +270,8 @@ const LG = (() => {
       return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
         + "(register them on the Test parts page).");
     }
-    return h("table", {id}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
+    // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the page
+    return h("table", {id, class: "wrap-names"}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
       .map((t) => h("th", {}, t))),
     lines.map((v) => h("tr", {dataset: {line: v.line, station: v.station, product: v.product, state: v.state}},
       h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),

@@ -38,22 +38,33 @@ LG.start(async (main) => {
 
   async function load() {
     const f = filters();
+    // the rates and the Pareto have no subgroups: one window (30 days unless from/until say)
+    const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
+    let pc, sc, rr, pa;
+    try {
+      [pc, sc, rr, pa] = await Promise.all([
+        api("/api/v1/spc/p-chart" + LG.q(f)),
+        api("/api/v1/spc/scores" + LG.q(f)),
+        api("/api/v1/spc/review-rates" + LG.q(whole)),
+        api("/api/v1/spc/pareto" + LG.q(whole)),
+        loadMap(whole)]);
+    } catch (err) {
+      // refused (from after until, say): no charts of the filters before stay beside the
+      // error as if they were these, and no CSV link points at the refused request
+      for (const el of [pEl, alarms, sEl, rEl, paretoEl, mapEl]) clear(el);
+      for (const a of [csvP, csvS, csvPareto]) a.removeAttribute("href");
+      throw err;
+    }
     history.replaceState(null, "", location.pathname + LG.q(f));
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
-    // the rates and the Pareto have no subgroups: one window (30 days unless from/until say)
-    const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
-    const [pc, sc, rr, pa] = await Promise.all([
-      api("/api/v1/spc/p-chart" + LG.q(f)),
-      api("/api/v1/spc/scores" + LG.q(f)),
-      api("/api/v1/spc/review-rates" + LG.q(whole)),
-      api("/api/v1/spc/pareto" + LG.q(whole)),
-      loadMap(whole)]);
 
     clear(pEl); clear(alarms);
-    if (!pc.points.length) pEl.appendChild(h("p", {class: "muted"}, "No parts in this period."));
-    else {
+    if (!pc.points.length) {
+      pEl.appendChild(h("p", {class: "muted"}, f.by === "lot" ? "No part in this period was sent with a lot: "
+        + "choose another subgroup, or send parts with their lot." : "No parts in this period."));
+    } else {
       pEl.appendChild(LG.chart.pchart(pc));
       pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits ±3σ for each subgroup's size · `
         + `${pc.points.length} subgroups by ${pc.by}`));
