@@ -364,14 +364,32 @@ def test_every_server_process_on_one_database_counts_the_same_tries(sign_in_db):
 def test_failures_leave_the_count_when_they_leave_the_window(sign_in_db, monkeypatch):
     from lineguard.line import sign_ins
     t = sign_ins.SignInThrottle(sign_in_db, per_name=2, per_address=100, window_s=60)
-    start = sign_ins.utcnow()
-    monkeypatch.setattr(sign_ins, "utcnow", lambda: start)
+    start = dt.datetime(2026, 12, 5, 8, 0)
+    clock = {"now": start}
+    monkeypatch.setattr(sign_ins.SignInThrottle, "_now", lambda self, s: clock["now"])
     assert t.attempt("eva", "10.0.0.9") == 0.0
-    monkeypatch.setattr(sign_ins, "utcnow", lambda: start + dt.timedelta(seconds=30))
+    clock["now"] = start + dt.timedelta(seconds=30)
     assert t.attempt("eva", "10.0.0.9") == 0.0
     assert t.attempt("eva", "10.0.0.9") == pytest.approx(30.0)     # until the first leaves the window
-    monkeypatch.setattr(sign_ins, "utcnow", lambda: start + dt.timedelta(seconds=61))
+    clock["now"] = start + dt.timedelta(seconds=61)
     assert t.attempt("eva", "10.0.0.9") == 0.0
+
+
+def test_the_count_runs_on_the_databases_clock_not_the_station_pcs(sign_in_db, monkeypatch):
+    """Two stations on one database, one PC's clock ten minutes ahead: its clean-out took
+    the other's failures away early (a guesser switching stations got three times the tries),
+    and a clock set back made a person wait an hour."""
+    from lineguard.line import orm, sign_ins
+    here = sign_ins.SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
+    for _ in range(5):
+        assert here.attempt("tom", "10.0.0.9") == 0.0
+    ahead = orm.utcnow() + dt.timedelta(minutes=10)
+    monkeypatch.setattr(orm, "utcnow", lambda: ahead)
+    monkeypatch.setattr(sign_ins, "utcnow", lambda: ahead, raising=False)
+    there = sign_ins.SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
+    assert 290 < there.attempt("tom", "10.0.0.10") <= 300
+    assert [lk["failures"] for lk in here.locks() if lk["kind"] == "name"] == [5]
+
 
 
 def test_a_user_name_with_an_accent_is_refused_saying_which_letters_are_taken(station):

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from sqlalchemy import delete, func, select, text
 
-from .orm import SignInFailure, utcnow
+from .orm import SignInFailure
 
 # PostgreSQL advisory lock held by each try's transaction: two processes counting the same
 # name at once would each see four failures and both let a fifth through
@@ -44,8 +44,33 @@ class SignInThrottle:
         return [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
 
     def _begin(self, s: Any) -> None:
-        if not self.db.is_sqlite:
+        """Take the lock of sign-in counting for this transaction: PostgreSQL's advisory lock;
+        on SQLite the write lock, by a write of nothing (a read first would let another
+        process count in between, then refuse this one's write)."""
+        if self.db.is_sqlite:
+            s.execute(text("DELETE FROM sign_in_failures WHERE 0"))
+        else:
             s.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+
+    def _now(self, s: Any) -> dt.datetime:
+        """The database's clock, naive UTC: one clock for every station and process on it
+        (each station's own may be minutes off, and one station's clean-out would then
+        drop another's failures early), read after the lock (a try that waited for it is
+        counted from when it was)."""
+        if self.db.is_sqlite:
+            return dt.datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
+        return s.scalar(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"))
+
+    def _wait(self, s: Any, whos: list[tuple[str, int]], now: dt.datetime) -> float:
+        since = now - dt.timedelta(seconds=self.window_s)
+        wait = 0.0
+        for who, limit in whos:
+            # the limit-th newest failure: the try after it waits until that one leaves the window
+            oldest = s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
+                              .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
+            if oldest is not None:
+                wait = max(wait, (oldest - since).total_seconds())
+        return wait
 
     def attempt(self, name: Optional[str], address: str) -> float:
         """Seconds this name/address must wait (0: go ahead, and the try is counted).
@@ -53,32 +78,30 @@ class SignInThrottle:
         A try is counted as failed before it is checked, so many tries sent at once
         cannot all slip through before the first failure is recorded.
         """
-        now = utcnow()
-        since = now - dt.timedelta(seconds=self.window_s)
         whos = self._whos(name, address)
+        # a try already refused is told so by a read: a guesser hammering a locked name
+        # takes no write lock from the line's parts
+        with self.db.session() as s:
+            wait = self._wait(s, whos, self._now(s))
+        if wait > 0:
+            return wait
         with self._lock, self.db.session() as s:
             self._begin(s)
-            # first a write: on SQLite it takes the write lock, so the count below is not
-            # overtaken by another process's try; and it keeps the table to one window
-            s.execute(delete(SignInFailure).where(SignInFailure.at <= since))
-            wait = 0.0
-            for who, limit in whos:
-                # the limit-th newest failure: the try after it waits until that one leaves the window
-                oldest = s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
-                                  .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
-                if oldest is not None:
-                    wait = max(wait, (oldest - since).total_seconds())
+            now = self._now(s)
+            wait = self._wait(s, whos, now)       # again, under the lock: others may have counted meanwhile
             if wait > 0:
                 return wait
+            # the table kept to one window
+            s.execute(delete(SignInFailure).where(SignInFailure.at <= now - dt.timedelta(seconds=self.window_s)))
             s.add_all(SignInFailure(who=who, at=now) for who, _ in whos)
         return 0.0
 
     def locks(self) -> list[dict[str, Any]]:
         """The names and addresses refused now, with how long they still wait."""
-        now = utcnow()
-        since = now - dt.timedelta(seconds=self.window_s)
         out = []
         with self.db.session() as s:
+            self._begin(s)      # one view of the rows: none forgotten between the count and the wait
+            since = self._now(s) - dt.timedelta(seconds=self.window_s)
             counts = s.execute(select(SignInFailure.who, func.count())
                                .where(SignInFailure.at > since).group_by(SignInFailure.who)).all()
             for who, failures in counts:
@@ -88,6 +111,8 @@ class SignInThrottle:
                     continue
                 oldest = s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
                                   .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
+                if oldest is None:
+                    continue
                 out.append({"kind": "name" if kind == "name" else "address", "value": value, "failures": failures,
                             "wait_s": int((oldest - since).total_seconds()) + 1})
         return sorted(out, key=lambda d: (d["kind"], d["value"]))
@@ -95,11 +120,13 @@ class SignInThrottle:
     def lift(self) -> None:
         """An admin lifts every lock: all failures are forgotten."""
         with self.db.session() as s:
+            self._begin(s)     # in the order every try takes: no deadlock with a try's own deletes
             s.execute(delete(SignInFailure))
 
     def forget_name(self, name: str) -> None:
         """An admin let the user in again or reset their password: the lock-out ends too."""
         with self.db.session() as s:
+            self._begin(s)
             s.execute(delete(SignInFailure).where(SignInFailure.who == f"name:{name_key(name)}"))
 
     def succeeded(self, name: Optional[str], address: str) -> None:
