@@ -24,3 +24,17 @@ def test_try_it_out_on_the_docs_page_works_with_the_sign_in(pages, station):
                                               body: '{"role": "operator"}'});
         return r.status; }""")
     assert status == 401
+
+
+def test_try_it_out_fills_the_inspection_form_with_a_real_looking_part(pages, station):
+    """It made up part "3" on line "u", station "G", lot "string" from the fields' patterns:
+    a part sent so became a line of its own on the line view."""
+    p = pages(role="operator")
+    page = p.open("/docs", "#operations-inspections-create_inspection_api_v1_inspections_post")
+    op = page.locator("#operations-inspections-create_inspection_api_v1_inspections_post")
+    op.locator(".opblock-summary").click()
+    op.get_by_role("button", name="Try it out").click()
+    filled = {name: op.locator(f"tr[data-property-name='{name}'] input[type=text]").first.input_value()
+              for name in ("part_id", "line", "station", "product", "lot", "serial")}
+    assert filled == {"part_id": "part-000123", "line": "L1", "station": "S1", "product": "cell", "lot": "",
+                      "serial": ""}, filled

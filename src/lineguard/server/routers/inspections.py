@@ -68,11 +68,19 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
                         **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def create_inspection(
     image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
-    part_id: str = Form(..., min_length=1, max_length=200, pattern=_TEXT),
-    line: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
-    station_name: str = Form(..., alias="station", min_length=1, max_length=100, pattern=_TEXT),
-    product: str = Form(..., min_length=1, max_length=100, pattern=_TEXT),
-    lot: Optional[str] = Form(None, max_length=200), serial: Optional[str] = Form(None, max_length=200),
+    # examples: /docs "Try it out" fills the form with them; without, it made up a line "u"
+    # and station "G" from the pattern, and a part sent so became a line of its own
+    part_id: str = Form(..., min_length=1, max_length=200, pattern=_TEXT, examples=["part-000123"],
+                        description="the part's id on the line (from the PLC, a scanner or the file name)"),
+    line: str = Form(..., min_length=1, max_length=100, pattern=_TEXT, examples=["L1"],
+                     description="the line, as the station's other parts name it"),
+    station_name: str = Form(..., alias="station", min_length=1, max_length=100, pattern=_TEXT, examples=["S1"],
+                             description="the inspection station on the line"),
+    product: str = Form(..., min_length=1, max_length=100, pattern=_TEXT, examples=["cell"],
+                        description="the product: its active model judges the part"),
+    lot: Optional[str] = Form(None, max_length=200, examples=[""], description="the lot or batch, if known"),
+    serial: Optional[str] = Form(None, max_length=200, examples=[""],
+                                 description="the part's serial, if it has one (a test part is known by it)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
 ) -> JSONResponse:
     part = Part(part_id=part_id, line=line, station=station_name, product=product, lot=lot or None,

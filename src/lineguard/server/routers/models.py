@@ -55,9 +55,11 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 @router.post("/models", status_code=201, summary="Upload a .lgm model bundle as the next version",
              response_model=ModelVersionOut, responses=errors(401, 403, 409, 413, 422, 503))
 async def upload_model(file: UploadFile = File(..., description="a .lgm bundle"),
-                       product: str = Form(..., min_length=1, max_length=100, pattern=r"\S"),
-                       line: str = Form("", max_length=100),
-                       note: Optional[str] = Form(None), activate: bool = Form(False),
+                       product: str = Form(..., min_length=1, max_length=100, pattern=r"\S", examples=["cell"],
+                                           description="the product the parts are sent with"),
+                       line: str = Form("", max_length=100, examples=[""],
+                                        description="a line of its own; empty: the model for every line"),
+                       note: Optional[str] = Form(None, examples=[""]), activate: bool = Form(False),
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     def work():
