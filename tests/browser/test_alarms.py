@@ -256,3 +256,26 @@ def test_an_engineer_adds_the_plants_own_cause_and_the_line_view_offers_it(pages
     expect(row.get_by_role("button", name="Retire")).to_have_count(0)
     page = eng.open("/app/alarms?line=L-die", "#alarm-list tr[data-kind='ng_run']")
     expect(page.locator("#alarm-list tr[data-kind='ng_run'] td.cause")).to_contain_text("die wear on press 4 (retired)")
+
+
+def test_a_line_view_left_open_offers_a_cause_added_since_and_no_longer_one_retired(pages, station):
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=2200 + i), f"open-{i}", line="L-open", station="Q1").status_code == 201
+    op = pages(role="operator")
+    op.page.clock.install()                     # a panel left open for days: its minutes, run fast
+    line = op.open("/app/", "#alarms-panel .alarm-item")
+    item = line.locator("#alarms-panel .alarm-item", has_text="line L-open")
+    options = item.locator("select[name=cause] option")
+    expect(options.filter(has_text="strip jammed at the feeder")).to_have_count(0)
+    with api(station, "engineer") as c:
+        added = c.post("/api/v1/alarm-causes", json={"label": "strip jammed at the feeder"})
+        assert added.status_code == 201, added.text
+    op.page.clock.run_for(61_000)
+    expect(options.filter(has_text="strip jammed at the feeder")).to_have_count(1)
+    item.locator("select[name=cause]").select_option(added.json()["key"])
+    with api(station, "engineer") as c:
+        assert c.delete("/api/v1/alarm-causes", params={"key": added.json()["key"]}).status_code == 200
+    op.page.clock.run_for(61_000)
+    expect(options.filter(has_text="strip jammed at the feeder")).to_have_count(0)
+    assert item.locator("select[name=cause]").input_value() == ""     # not left chosen, to be refused

@@ -699,7 +699,7 @@ def test_a_plants_own_alarm_cause_is_offered_counted_and_kept_when_retired(spc_s
         for body in ({"label": "COIL CHANGE", "key": "coils"}, {"label": "x", "key": "camera"},
                      {"label": "Camera, lens or lighting", "key": "lens"}):
             assert c.post("/api/v1/alarm-causes", json=body, headers=engineer).status_code == 409, body
-        for body in ({"label": ""}, {"label": "???"}, {"label": "die", "key": "Die Wear"}, {"label": "x" * 101}):
+        for body in ({"label": ""}, {"label": "   "}, {"label": "die", "key": "Die Wear"}, {"label": "x" * 101}):
             assert c.post("/api/v1/alarm-causes", json=body, headers=engineer).status_code == 422, body
         offered = c.get("/api/v1/alarms", headers=op).json()["causes"]
         assert list(offered)[-2:] == ["coil_change", "other"]      # "other" stays the last resort
@@ -788,3 +788,37 @@ def test_a_period_from_after_until_is_refused_not_answered_as_a_quiet_one(spc_st
             eng = {"X-API-Key": create_key(s, "engineer", name="qe")[1]}
         assert c.get("/api/v1/change-log", params=backwards, headers=eng).status_code == 422
         assert c.get("/api/v1/alarms", params={"until": backwards["until"]}, headers=op).status_code == 200
+
+
+def test_a_cause_whose_made_up_key_is_taken_gets_its_own_and_never_a_retired_causes_number(spc_station):
+    """Two labels alike in their first 20 letters made the same key: the second, added after
+    the first was retired, took its PLC number and renamed the alarms that had it."""
+    from lineguard.line import alarm_causes
+    st = _station(spc_station)
+    left = alarm_causes.add(st.db, "Coil change press 4 left side", by="qe")
+    assert (left["key"], left["code"]) == ("coil_change_press_4", 7)
+    right = alarm_causes.add(st.db, "Coil change press 4 right side", by="qe")     # in use: another key
+    assert (right["key"], right["code"]) == ("cause_8", 8)
+    alarm_causes.retire(st.db, "coil_change_press_4", by="qe")
+    third = alarm_causes.add(st.db, "Coil change press 4 top side", by="qe")
+    assert (third["key"], third["code"]) == ("cause_9", 9)
+    assert alarm_causes.labels(st.db)["coil_change_press_4"] == "Coil change press 4 left side (retired)"
+    # the same label comes back under its old number; a label with no letter a key takes gets one
+    assert alarm_causes.add(st.db, "coil change press 4 LEFT side", by="qe")["code"] == 7
+    ru = alarm_causes.add(st.db, "Смена рулона", by="qe")
+    assert (ru["key"], ru["code"]) == ("cause_10", 10)
+    # labels alike but for case are one cause, beyond ASCII too (SQLite's lower() folds ASCII only)
+    with pytest.raises(Exception, match="offered already"):
+        alarm_causes.add(st.db, "СМЕНА РУЛОНА", by="qe", key="ru2")
+
+
+def test_a_plc_acknowledgement_takes_every_alarm_though_its_cause_was_retired_meanwhile(spc_station):
+    from lineguard.line import alarm_causes
+    st = _station(spc_station)
+    alarm_causes.add(st.db, "coil change", by="qe")
+    _parts(st, NG, NG, NG, NG, NG, DARK, DARK, DARK)          # the NG run and the camera's alarm
+    assert len(st.alarms.active()) == 2
+    alarm_causes.retire(st.db, "coil_change", by="qe")        # between the PLC's number read and the writes
+    done = st.alarms.acknowledge_station("L1", "S1", by="plc (modbus)", cause="coil_change")
+    assert [(a["active"], a["ack_cause"]) for a in done] == [(False, "coil_change")] * 2
+    assert st.alarms.active() == []

@@ -363,3 +363,42 @@ def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):
         assert (rec.test_part, rec.test_expected) == ("RR-01", "NG")
         assert _s1(c)["state"] == "passed"
         assert _verification(c, line="l1")[("L1", "S1", "cell")]["state"] == "passed"     # the line typed so too
+
+
+def test_a_retirement_later_in_the_shift_does_not_move_its_pass_back(spc_station):
+    """OK-01 checked at 06:05, RR-01 never put through and retired at 12:00: the shift passed
+    at 12:00 (the Verified bit was off until then), not at 06:05 with no part made before."""
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "OK-01", "OK")
+        _inspect(st, DARK, 5, "a", serial="OK-01")
+        for i in range(4):
+            _inspect(st, DARK, 60 + i, f"p{i}")                          # 07:00..: parts before the pass
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name == "RR-01")
+                      .values(retired_at=MORNING + dt.timedelta(hours=6)))
+        _inspect(st, DARK, 6 * 60 + 30, "late")                          # 12:30: after it
+        v = _s1(c, at="2026-11-30T13:00:00Z")
+        assert v["state"] == "passed" and v["passed_at"] == "2026-11-30T12:00:00Z"
+        assert v["parts_before_verification"] == 4
+
+
+def test_a_failure_carried_by_a_test_part_retired_now_does_not_hold_the_shift(spc_station):
+    """RR-01 wrong in the shift before, then retired: it can never be checked right again,
+    so the shift it was retired in is judged without it (as the next one is)."""
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "OK-01", "OK")
+        _inspect(st, DARK, -60, "a", serial="RR-01")                     # 05:00: passed as OK, wrong
+        _inspect(st, DARK, -55, "b", serial="OK-01")
+        assert _s1(c, at="2026-11-30T05:30:00Z")["state"] == "failed"
+        _inspect(st, DARK, 10, "c", serial="OK-01")                      # 06:10 in the next shift
+        assert _s1(c)["state"] == "failed"                               # carried
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name == "RR-01")
+                      .values(retired_at=MORNING + dt.timedelta(minutes=30)))
+        v = _s1(c)
+        assert v["state"] == "passed" and v["failures"] == [] and v["passed_at"] == "2026-11-30T06:30:00Z"
+        assert _s1(c, at="2026-11-30T05:30:00Z")["state"] == "failed"      # the shift it failed in stays so

@@ -271,3 +271,14 @@ def test_a_saved_versions_note_names_the_review_band_only_when_there_is_one(db_b
             "thresholds of v4 tuned: 0.5 -> 0.5, review band removed"
     finally:
         st.close()
+
+
+def test_a_lines_own_model_opens_before_its_first_part_and_an_old_version_with_a_bad_threshold_opens(tuned_station):
+    st, c, keys, ids = tuned_station
+    st.add_model(FakeInspector(0.5, "v-l9").to_bytes(), "cell", line="L9", activate=True)
+    r = c.get("/api/v1/models/cell/tuning", params={"line": "L9"})
+    assert r.status_code == 200 and (r.json()["line"], r.json()["recent_scores"]) == ("L9", []), r.text
+    # a version saved before thresholds at or below 0 were refused: it can be opened to put right
+    old = st.add_model(FakeInspector(-5.0, "v-neg").to_bytes(), "cell")
+    r = c.get("/api/v1/models/cell/tuning", params={"version": old.version})
+    assert r.status_code == 200 and r.json()["threshold"] == -5.0, r.text

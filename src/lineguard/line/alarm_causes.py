@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
@@ -36,6 +36,7 @@ KEY_MAX = 20            # LineAlarm.ack_cause
 LABEL_MAX = 100
 PLANT_MAX = 50          # a list a person picks from on a touch panel, not a catalogue
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+_PG_LOCK = 74112        # PostgreSQL advisory lock of changes to the causes (74110 migrations, 74111 sign-ins)
 
 
 def key_for(label: str) -> str:
@@ -100,37 +101,66 @@ def _to_dict(c: AlarmCause) -> dict[str, Any]:
             "added_by": c.created_by, "added_at": iso_utc(c.created_at)}
 
 
+def _lock(s: Any, db: Any) -> None:
+    """One change of the causes at a time, across processes: the label and count checks and
+    the next number hold until the change commits (PostgreSQL: an advisory lock; SQLite:
+    its write lock, taken by a write of nothing)."""
+    if db.is_sqlite:
+        s.execute(text("DELETE FROM alarm_causes WHERE 0"))
+    else:
+        s.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+
+
+def _free_key(rows: dict[str, AlarmCause], label: str, code: int) -> str:
+    """A key made from the label that no other cause has had ("coil_change"); else, when it
+    is taken (labels alike in their first 20 letters) or the label has no letter a key can
+    take ("Смена рулона"), one made from its PLC number ("cause_8"): a cut label with a
+    number on it would read as another press or line."""
+    for key in [key_for(label)] + [f"cause_{code}"] + [f"cause_{code}_{n}" for n in range(2, 100)]:
+        if key and key not in BUILT_IN and key != "none" and key not in rows:
+            return key
+    raise Conflict("no free key for this label; give one (key)")
+
+
 def add(db: Any, label: str, by: Optional[str], key: Optional[str] = None) -> dict[str, Any]:
-    """The plant's own cause, offered from now on with the next free PLC number; a retired
-    one of the same key comes back under its old number (with the label given)."""
+    """The plant's own cause, offered from now on with the next free PLC number. A retired
+    cause comes back under its old number only when asked by its key, or by its label."""
     label = " ".join((label or "").split())
     if not label or len(label) > LABEL_MAX:
         raise InvalidRequest(f"say what the cause is in 1 to {LABEL_MAX} characters (e.g. \"coil change\"), "
                              f"got {len(label)}")
-    key = key.strip() if key else key_for(label)
-    if not key or len(key) > KEY_MAX or not _KEY.match(key):
+    given = key.strip() if key else None
+    if given is not None and (len(given) > KEY_MAX or not _KEY.match(given)):
         raise InvalidRequest(f"a cause's key is 1 to {KEY_MAX} lower-case letters, digits or _ (e.g. coil_change), "
-                             f"got {key!r}" + ("; give one: the label has no letters or digits to make it from"
-                                               if not key else ""))
-    if key in BUILT_IN or key == "none":
-        raise Conflict(f"{key!r} is a built-in cause (or 'none', no cause): choose another key")
-    for _ in range(2):
+                             f"got {given!r}")
+    if given in BUILT_IN or given == "none":
+        raise Conflict(f"{given!r} is a built-in cause (or 'none', no cause): choose another key")
+    folded = label.casefold()
+    if folded in (v.casefold() for v in BUILT_IN.values()):
+        raise Conflict(f"a cause called {label!r} is built in already: use it")
+    for _ in range(5):
         try:
             with db.session() as s:
-                row = s.get(AlarmCause, key, with_for_update=True)
-                if row is not None and row.retired_at is None:
-                    raise Conflict(f"cause {key!r} is in use already ({row.label!r}, PLC number {row.code})")
-                same = s.scalar(select(AlarmCause).where(func.lower(AlarmCause.label) == label.lower(),
-                                                         AlarmCause.retired_at.is_(None)))
-                if same is not None or label.lower() in (v.lower() for v in BUILT_IN.values()):
-                    raise Conflict(f"a cause called {label!r} is offered already: use it, or say it differently")
-                in_use = s.scalar(select(func.count()).select_from(AlarmCause)
-                                  .where(AlarmCause.retired_at.is_(None))) or 0
-                if in_use >= PLANT_MAX:
+                _lock(s, db)
+                rows = {c.key: c for c in s.scalars(select(AlarmCause))}
+                # compared here, not by the database's lower(): SQLite folds ASCII letters only
+                same = [c for c in rows.values() if c.retired_at is None and c.label.casefold() == folded]
+                if same:
+                    raise Conflict(f"a cause called {label!r} is offered already ({same[0].key!r}, PLC number "
+                                   f"{same[0].code}): use it, or say it differently")
+                if given is not None:
+                    row = rows.get(given)
+                    if row is not None and row.retired_at is None:
+                        raise Conflict(f"cause {given!r} is in use already ({row.label!r}, PLC number {row.code})")
+                else:
+                    # the same cause retired before comes back; another label never takes its number
+                    row = next((c for c in rows.values() if c.retired_at is not None
+                                and c.label.casefold() == folded), None)
+                if sum(c.retired_at is None for c in rows.values()) >= PLANT_MAX:
                     raise Conflict(f"the plant has {PLANT_MAX} causes of its own already; retire one first")
                 if row is None:
-                    code = max(FIRST_PLANT_CODE - 1, s.scalar(select(func.max(AlarmCause.code))) or 0) + 1
-                    row = AlarmCause(key=key, code=code, created_at=utcnow())
+                    code = max([FIRST_PLANT_CODE - 1] + [c.code for c in rows.values()]) + 1
+                    row = AlarmCause(key=given or _free_key(rows, label, code), code=code, created_at=utcnow())
                     s.add(row)
                     before = None
                 else:     # back from retirement: its old number, which no other cause has had
@@ -138,10 +168,10 @@ def add(db: Any, label: str, by: Optional[str], key: Optional[str] = None) -> di
                 row.label, row.created_by = label, (by or "")[:100] or None
                 row.retired_at = row.retired_by = None
                 s.flush()
-                audit.record(s, "alarm_cause.added", f"alarm cause {key}", by, label=label, code=row.code,
+                audit.record(s, "alarm_cause.added", f"alarm cause {row.key}", by, label=label, code=row.code,
                              before=before)
                 return _to_dict(row)
-        except IntegrityError:     # added at once by someone else (same key or number): look again
+        except IntegrityError:     # a database without the lock's effect (a hand-made copy): look again
             continue
     raise Conflict("alarm causes are being changed by someone else right now; try again")
 
@@ -151,7 +181,8 @@ def retire(db: Any, key: str, by: Optional[str]) -> dict[str, Any]:
     if key in BUILT_IN:
         raise Conflict(f"{key!r} is built in: every station offers it (say what in the note when it does not fit)")
     with db.session() as s:
-        row = s.get(AlarmCause, key, with_for_update=True)
+        _lock(s, db)
+        row = s.get(AlarmCause, key)
         if row is None or row.retired_at is not None:
             raise NotFound(f"no cause {key!r} in use (GET /api/v1/alarm-causes lists them)")
         row.retired_at, row.retired_by = utcnow(), (by or "")[:100] or None

@@ -568,13 +568,15 @@ class AlarmWatch:
 
     # -- acknowledgement -------------------------------------------------------------------
     def acknowledge(self, alarm_id: int, by: Optional[str], note: Optional[str] = None,
-                    cause: Optional[str] = None) -> dict[str, Any]:
+                    cause: Optional[str] = None, cause_checked: bool = False) -> dict[str, Any]:
         """Mark an active alarm seen to, with what it turned out to be (``cause``, one of
-        the causes offered, optional: line.alarm_causes); Conflict when someone already did (who, when)."""
+        the causes offered, optional: line.alarm_causes; ``cause_checked``: looked up already,
+        from the PLC's number); Conflict when someone already did (who, when)."""
         note = _one_line(note)
         if note is not None and len(note) > NOTE_MAX:
             raise InvalidRequest(f"the note is {len(note)} characters; keep it to {NOTE_MAX}")
-        alarm_causes.check(self.db, cause)
+        if not cause_checked:
+            alarm_causes.check(self.db, cause)
         with self.db.session() as s:
             a = s.get(LineAlarm, alarm_id)
             if a is None:
@@ -685,7 +687,9 @@ class AlarmWatch:
             if wanted is not None and a["kind"] not in wanted:
                 continue
             try:
-                done.append(self.acknowledge(a["id"], by, cause=cause))
+                # the cause the PLC's number named when it was read: every alarm of the
+                # acknowledgement gets it, a cause retired meanwhile or not
+                done.append(self.acknowledge(a["id"], by, cause=cause, cause_checked=True))
             except Conflict:        # acknowledged meanwhile by a person: theirs stands
                 pass
         return done

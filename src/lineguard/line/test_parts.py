@@ -273,16 +273,20 @@ def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], che
     latest = {c.test_part: c for c in carried}
     seen_now = {c.test_part: c for c in checks}      # in time order: the last one stands
     latest.update(seen_now)
-    rows, complete_at = [], None
+    rows, complete_at, asked = [], None, []
     for tp in parts:
         c = latest.get(tp.name)
         this_shift = tp.name in seen_now
         right = None if c is None else c.verdict == c.test_expected
-        if tp.retired_at is not None and tp.retired_at <= end and not this_shift and right is not False:
+        if tp.retired_at is not None and tp.retired_at <= end and not this_shift:
             # retired in this shift before it was put through: no longer asked for (it could
-            # never be: a part sent with its name is a production part now); one checked
-            # in the shift still counts, and one left wrong still fails it
+            # never be: a part sent with its name is a production part now), and a failure
+            # it carried from an earlier shift stays that shift's (the next shift drops it
+            # too); the set is complete no earlier than the retirement. One checked in the
+            # shift still counts, right or wrong.
+            complete_at = tp.retired_at if complete_at is None else max(complete_at, tp.retired_at)
             continue
+        asked.append(tp)
         rows.append({"name": tp.name, "expect": tp.expect, "description": tp.description,
                      "verdict": c.verdict if c else None, "expected": c.test_expected if c else None,
                      "right": right if this_shift or right is False else None,
@@ -302,7 +306,7 @@ def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], che
     own = (Inspection.line == line, Inspection.station == station, Inspection.product == product,
            Inspection.test_part.is_(None), Inspection.created_at >= start)
     unverified = s.scalar(select(func.count()).where(*own, Inspection.created_at < (passed_at or end))) if made else 0
-    names = {tp.name: tp for tp in parts}
+    names = {tp.name: tp for tp in asked}
     # this shift's wrong checks, and one left from before (listed while it still casts
     # doubt into this shift, with when it was put right if it was)
     wrong = [c for c in carried + checks if c.verdict != c.test_expected and c.test_part in names]

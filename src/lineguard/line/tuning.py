@@ -39,18 +39,10 @@ def check_thresholds(threshold: float, review_threshold: Optional[float]) -> Non
     """Refuse thresholds a model cannot use (InvalidRequest, 422, saying what to fix)."""
     if not math.isfinite(threshold):
         raise InvalidRequest(f"threshold must be a finite number, got {threshold}")
-    # a part's score is its distance from the good parts, 0 at best: at or below 0 every
-    # part is rejected (or, for the band, sent to review)
-    if threshold <= 0:
-        raise InvalidRequest(f"threshold must be above 0 (scores are distances from the good parts, 0 at best: "
-                             f"every part would be NG), got {threshold:g}")
     if review_threshold is not None:
         if not math.isfinite(review_threshold):
             raise InvalidRequest(f"review_threshold must be a finite number or null (no review band), "
                                  f"got {review_threshold}")
-        if review_threshold <= 0:
-            raise InvalidRequest(f"review_threshold must be above 0 (every part would go to REVIEW) or null (no "
-                                 f"review band), got {review_threshold:g}")
         if review_threshold >= threshold:
             raise InvalidRequest(f"review_threshold ({review_threshold:g}) must be below threshold "
                                  f"({threshold:g}): parts between the two go to REVIEW; send null for no band")
@@ -199,7 +191,9 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
     ever inspected on (a misspelt name showed every line's parts)."""
     parts_line = None
     if line:
-        lines = part_names.stored_names(station.db, "line")
+        # the lines parts were inspected on, and those with a model of their own (none yet, maybe)
+        lines = sorted(set(part_names.stored_names(station.db, "line"))
+                       | {m.line for m in station.models.list(product) if m.line})
         parts_line = part_names.as_stored(line, lines)      # "l2" for L2
         if parts_line not in lines:
             raise NotFound(f"no part was ever inspected on line {line!r}; leave the line empty for every line's "
@@ -248,6 +242,15 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
     """A new, inactive version of ``product``/``line``: version ``version``'s model with
     these thresholds. Activate it as any other version."""
     check_thresholds(threshold, review_threshold)
+    # a part's score is its distance from the good parts, 0 at best: at or below 0 every
+    # part is rejected (or, for the band, sent to review). Checked on saving only: a
+    # version saved so before can still be opened here and put right.
+    if threshold <= 0:
+        raise InvalidRequest(f"threshold must be above 0 (scores are distances from the good parts, 0 at best: "
+                             f"every part would be NG), got {threshold:g}")
+    if review_threshold is not None and review_threshold <= 0:
+        raise InvalidRequest(f"review_threshold must be above 0 (every part would go to REVIEW) or null (no "
+                             f"review band), got {review_threshold:g}")
     src = station.models.get(product, line, version)
     data = station.models.store.path(src.file_key).read_bytes()
     found = _file_calibration(data)

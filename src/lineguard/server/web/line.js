@@ -30,14 +30,29 @@ LG.start(async (main) => {
   main.insertBefore(alarmsEl, verif);
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
     no_verdict: "Parts rejected without a verdict"};
-  // what an alarm may turn out to be (the station's list), chosen on acknowledgement
-  const causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
+  // what an alarm may turn out to be (the station's list, the plant's own causes in it),
+  // chosen on acknowledgement; read again every minute: a panel stays open for days, and
+  // an engineer adds or retires causes meanwhile
+  let causes = await api("/api/v1/alarms?limit=1").then((r) => r.causes || {}).catch(() => ({}));
+  function causeOptions(select) {
+    const chosen = select.value;
+    clear(select).append(h("option", {value: ""}, "cause…"),
+      ...Object.entries(causes).map(([k, label]) => h("option", {value: k}, label)));
+    select.value = chosen in causes ? chosen : "";      // one retired meanwhile is no longer offered
+  }
+  setInterval(() => {
+    api("/api/v1/alarms?limit=1").then((r) => {
+      if (JSON.stringify(r.causes || {}) === JSON.stringify(causes)) return;
+      causes = r.causes || {};
+      for (const el of alarmItems.values()) causeOptions(el.querySelector("select[name=cause]"));
+    }).catch(() => {});
+  }, 60000);
 
   function alarmItem(a) {
     const note = h("input", {type: "text", class: "grow", maxlength: 2000, placeholder: "what was found and done",
       "aria-label": "note for alarm " + a.id});
-    const cause = h("select", {name: "cause", "aria-label": "cause of alarm " + a.id},
-      h("option", {value: ""}, "cause…"), Object.entries(causes).map(([k, label]) => h("option", {value: k}, label)));
+    const cause = h("select", {name: "cause", "aria-label": "cause of alarm " + a.id});
+    causeOptions(cause);
     const ack = h("button", {type: "button", dataset: {role: "operator"}}, "Acknowledge");
     ack.addEventListener("click", async () => {
       if (LG.settling()) return;    // the alarm above went a moment ago: this one slid under the finger
