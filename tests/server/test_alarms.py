@@ -805,6 +805,9 @@ def test_a_cause_whose_made_up_key_is_taken_gets_its_own_and_never_a_retired_cau
     assert alarm_causes.labels(st.db)["coil_change_press_4"] == "Coil change press 4 left side (retired)"
     # the same label comes back under its old number; a label with no letter a key takes gets one
     assert alarm_causes.add(st.db, "coil change press 4 LEFT side", by="qe")["code"] == 7
+    alarm_causes.retire(st.db, "cause_8", by="qe")
+    with pytest.raises(Exception, match="was the cause 'Coil change press 4 right side'"):
+        alarm_causes.add(st.db, "die wear", by="qe", key="cause_8")        # its key, another cause
     ru = alarm_causes.add(st.db, "Смена рулона", by="qe")
     assert (ru["key"], ru["code"]) == ("cause_10", 10)
     # labels alike but for case are one cause, beyond ASCII too (SQLite's lower() folds ASCII only)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import audit
 from .errors import Conflict, InvalidRequest, NotFound
-from .orm import AlarmCause, utcnow
+from .orm import AlarmCause, iso_utc, utcnow
 
 # Stable keys, so counts stay comparable across stations and years.
 BUILT_IN = {
@@ -96,7 +96,6 @@ def listing(db: Any) -> list[dict[str, Any]]:
 
 
 def _to_dict(c: AlarmCause) -> dict[str, Any]:
-    from .orm import iso_utc
     return {"key": c.key, "label": c.label, "code": c.code, "built_in": False, "retired": c.retired_at is not None,
             "added_by": c.created_by, "added_at": iso_utc(c.created_at)}
 
@@ -152,6 +151,10 @@ def add(db: Any, label: str, by: Optional[str], key: Optional[str] = None) -> di
                     row = rows.get(given)
                     if row is not None and row.retired_at is None:
                         raise Conflict(f"cause {given!r} is in use already ({row.label!r}, PLC number {row.code})")
+                    if row is not None and row.label.casefold() != folded:
+                        # its old alarms would be renamed, and its PLC number mean something else
+                        raise Conflict(f"key {given!r} was the cause {row.label!r} (retired, PLC number {row.code}); "
+                                       "bring it back under that label, or choose another key")
                 else:
                     # the same cause retired before comes back; another label never takes its number
                     row = next((c for c in rows.values() if c.retired_at is not None
