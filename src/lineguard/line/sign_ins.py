@@ -61,13 +61,17 @@ class SignInThrottle:
             return dt.datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
         return s.scalar(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"))
 
+    @staticmethod
+    def _nth_newest(s: Any, who: str, limit: int, since: dt.datetime) -> Optional[dt.datetime]:
+        # the limit-th newest failure in the window: the try after it waits until that one leaves it
+        return s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
+                        .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
+
     def _wait(self, s: Any, whos: list[tuple[str, int]], now: dt.datetime) -> float:
         since = now - dt.timedelta(seconds=self.window_s)
         wait = 0.0
         for who, limit in whos:
-            # the limit-th newest failure: the try after it waits until that one leaves the window
-            oldest = s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
-                              .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
+            oldest = self._nth_newest(s, who, limit, since)
             if oldest is not None:
                 wait = max(wait, (oldest - since).total_seconds())
         return wait
@@ -109,8 +113,7 @@ class SignInThrottle:
                 limit = self.per_name if kind == "name" else self.per_address
                 if failures < limit:
                     continue
-                oldest = s.scalar(select(SignInFailure.at).where(SignInFailure.who == who, SignInFailure.at > since)
-                                  .order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1))
+                oldest = self._nth_newest(s, who, limit, since)
                 if oldest is None:
                     continue
                 out.append({"kind": "name" if kind == "name" else "address", "value": value, "failures": failures,
