@@ -45,8 +45,8 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
                   since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
                   until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
                   station: Station = Depends(get_station)) -> dict[str, Any]:
-    """The filters the list and the CSV share (a blank one is no filter); a line typed in
-    another case is the line its parts carry (the station is compared in any case)."""
+    """The filters the list and the CSV share (a blank one is no filter); a line or station
+    typed in another case is the one the alarms carry."""
     if cause and cause != "none" and cause not in alarm_causes.labels(station.db):
         raise InvalidRequest(f"no alarm cause {cause!r}; GET /api/v1/alarm-causes lists them (none: acknowledged "
                              "without one)")
@@ -183,8 +183,9 @@ def list_alarm_causes(station: Station = Depends(get_station), _r: Any = Depends
 
 @router.post("/alarm-causes", status_code=201, summary="Add a cause of the plant's own",
              description="Offered from now on wherever an alarm is acknowledged, with the next free PLC number (a "
-                         "retired cause of the same key comes back under its old number). 409 when one of that key "
-                         "or label is offered already. In the change log.",
+                         "retired cause of the same label comes back under its old number and key). The key is made "
+                         "from the label unless given (cause_<number> when that is taken). 409 when one of that key "
+                         "or label is offered already, or the key was another cause's. In the change log.",
              responses=errors(401, 403, 409, 422))
 def add_alarm_cause(body: AlarmCauseIn, station: Station = Depends(get_station),
                     caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
