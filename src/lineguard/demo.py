@@ -100,7 +100,8 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
 
     station = root / "station"
     port = _free_port(port)
-    key = _run(["keys", "create", "--data", str(station), "--role", "operator", "--name", "demo-line"]).strip()
+    key = _run(["keys", "create", "--data", str(station), "--role", "operator", "--name", "demo-line",
+                "--new"]).strip()
     key = key.split()[-1]
     log = open(root / "station.log", "w")
     srv = subprocess.Popen([sys.executable, "-m", "lineguard", "serve", "--data", str(station), "--model", str(model),

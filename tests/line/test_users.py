@@ -46,7 +46,7 @@ def test_a_password_is_stored_only_as_a_salted_slow_hash(db, tmp_path):
 
 def test_users_add_list_disable_and_keys_list_revoke_from_the_cli(tmp_path):
     data = str(tmp_path / "st")
-    admin = _lineguard("keys", "create", "--data", data, "--role", "admin", "--name", "first-admin")
+    admin = _lineguard("keys", "create", "--data", data, "--role", "admin", "--name", "first-admin", "--new")
     op = _lineguard("keys", "create", "--data", data, "--role", "operator", "--name", "line-3")
     assert admin.returncode == 0 and op.returncode == 0, admin.stderr + op.stderr
     added = _lineguard("users", "add", "maria", "--role", "engineer", "--password-stdin", "--data", data,
@@ -83,7 +83,7 @@ def test_users_add_list_disable_and_keys_list_revoke_from_the_cli(tmp_path):
 
 def test_the_last_admin_cannot_be_revoked_or_disabled_from_the_cli(tmp_path):
     data = str(tmp_path / "st")
-    assert _lineguard("keys", "create", "--data", data, "--role", "admin").returncode == 0
+    assert _lineguard("keys", "create", "--data", data, "--role", "admin", "--new").returncode == 0
     refused = _lineguard("keys", "revoke", "1", "--data", data)
     assert refused.returncode != 0 and "create another admin first" in refused.stderr
     assert _lineguard("users", "add", "boss", "--role", "admin", "--password-stdin", "--data", data,
@@ -135,7 +135,10 @@ def test_sessions_and_the_last_admin_rule_on_both_databases(station_factory):
 
 def test_users_enable_role_and_password_from_the_cli_and_the_last_admin_keeps_the_role(tmp_path):
     data = str(tmp_path / "st")
-    added = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data,
+    typo = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data + "x",
+                      stdin="ines-admin-pw\n")
+    assert typo.returncode == 1 and "no station database" in typo.stderr      # a misspelt --data makes nothing
+    added = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data, "--new",
                        stdin="ines-admin-pw\n")
     assert added.returncode == 0, added.stderr
     last = _lineguard("users", "role", "ines", "--role", "operator", "--data", data)

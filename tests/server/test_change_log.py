@@ -178,6 +178,7 @@ def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station,
     from lineguard.line.sources.folder import FolderWatcher
     monkeypatch.setattr(FolderWatcher, "run", lambda self: None)
     (tmp_path / "in").mkdir()
+    Station(StationConfig(data_dir=tmp_path / "own")).close()       # a station of its own, never started by serve
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L2", "--station", "S9", "--product", "cell",
                                  "--data", str(tmp_path / "own")])
     assert r.exit_code == 0, r.output

@@ -17,7 +17,9 @@ def _lineguard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
     data = tmp_path / "data"
-    r = _lineguard("keys", "create", "--data", str(data), "--role", "engineer", "--name", "cli")
+    typo = _lineguard("keys", "create", "--data", str(data), "--role", "engineer")
+    assert typo.returncode == 1 and "add --new" in typo.stderr and not data.exists()     # no new, empty station
+    r = _lineguard("keys", "create", "--data", str(data), "--role", "engineer", "--name", "cli", "--new")
     assert r.returncode == 0, r.stderr
     eng = r.stdout.strip().splitlines()[-1]
     op = _lineguard("keys", "create", "--data", str(data), "--role", "operator").stdout.strip().splitlines()[-1]
@@ -284,3 +286,16 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "a-file" / "parts.csv"))
     assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_watch_refuses_a_missing_hot_folder_and_a_misspelt_station_folder(tmp_path):
+    """A misspelt --data started a new, empty station and moved every photo into failed/ (no
+    model); a missing hot folder ended in a traceback."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "p1.png").write_bytes(png_bytes(60, seed=3))
+    typo = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--data", str(tmp_path / "statoin"))
+    assert typo.returncode == 1 and "no station database" in typo.stderr, typo.stderr
+    assert not (tmp_path / "statoin").exists() and (inbox / "p1.png").exists()
+    gone = _lineguard("watch", str(tmp_path / "nosuch"), "--line", "L1", "--product", "cell", "--data", str(tmp_path))
+    assert gone.returncode == 1 and "hot folder does not exist" in gone.stderr and "Traceback" not in gone.stderr

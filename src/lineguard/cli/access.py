@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import click
 
 from .core import PathArg
-from .station import _config, keys_app
+from .station import _config, _new, keys_app
 
 _data = click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 
@@ -25,7 +25,8 @@ def _db(f):
 
 
 @contextmanager
-def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False) -> Iterator:
+def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False,
+              new_hint: bool = False) -> Iterator:
     """The station's database, migrated; with ``existing``, a station that is not there
     (no SQLite file, no parts' table in the PostgreSQL schema) ends the command: a
     misspelt --data or --db-schema must not become a new, empty station."""
@@ -36,7 +37,8 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     from ._term import fail
     cfg = _config(data, db)
     if existing and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db", code=1)
+        fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db"
+             + ("; for a new station, add --new" if new_hint else ""), code=1)
     try:
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:            # a schema name that is not one
@@ -46,7 +48,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
         database.dispose()
         where = make_url(cfg.database_url).render_as_string(hide_password=True)
         fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
-             + ": check --db and --db-schema", code=1)
+             + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""), code=1)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     database.upgrade()
     try:
@@ -109,8 +111,9 @@ def users_app() -> None:
               "(scripts); otherwise it is asked for twice, without echo.")
 @_data
 @_db
+@_new
 def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str],
-              db_schema: Optional[str]) -> None:
+              db_schema: Optional[str], new: bool) -> None:
     """Add user NAME with a password (stored as a salted scrypt hash, never in clear)."""
     from ..line.errors import StationError
     from ..line.audit import cli_actor
@@ -119,7 +122,7 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    with _database(data, db, db_schema) as database:
+    with _database(data, db, db_schema, existing=not new, new_hint=True) as database:
         try:
             with database.session() as s:
                 user = create_user(s, name, password, role, by=cli_actor())

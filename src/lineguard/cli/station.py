@@ -313,25 +313,27 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
     return table
 
 
+# a new station's first key or user is made before it ever started: asked for by name
+_new = click.option("--new", is_flag=True, help="Make the station's database here if there is none yet (a new station, "
+                    "before its first start); without it a misspelt --data or --db is refused, not made a new, empty "
+                    "station.")
+
+
 @keys_app.command("create")
 @click.option("--role", required=True, help="operator (inspect, review), engineer (models), admin (keys).")
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 @click.option("--db", default=None, help="Database URL if not the station's SQLite file.")
 @click.option("--name", default=None, help="Who or what uses the key (shown in reviews and logs).")
-def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str]) -> None:
+@_new
+def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], new: bool) -> None:
     """Create an API key and print it (it is stored hashed and cannot be shown again)."""
     from ..line.audit import cli_actor
     from ..line.auth import ROLES, create_key
-    from ..line.db import Database
+    from .access import _database
     if role not in ROLES:
         raise click.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
-    cfg = _config(data, db)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(cfg.database_url)
-    database.upgrade()
-    with database.session() as s:
+    with _database(data, db, None, existing=not new, new_hint=True) as database, database.session() as s:
         _row, key = create_key(s, role, name, by=cli_actor())
-    database.dispose()
     click.echo(key)
 
 
@@ -361,9 +363,16 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from ..line.station import Station
+    from ._term import fail
+    cfg = _config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping)
+    if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
+        # a misspelt --data would start a new, empty station with no model, and every part
+        # would be refused into failed/
+        fail(f"no station database at {cfg.sqlite_path}: give the folder of a station that has its model "
+             "(`lineguard serve --data DIR --model ...` once), or --db", code=1)
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
-    st = Station(_config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping))
+    st = Station(cfg)
     try:
         st.record_start(f"{'watch' if source == 'folder' else source} {line}/{station}")
     except BaseException:
@@ -396,6 +405,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
     The image size and keeping options apply with --data (a station in this process)."""
     from ..line.sources.folder import FolderWatcher
+    from ._term import fail
+    if not folder.is_dir():
+        fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 
     def show(path, r):
