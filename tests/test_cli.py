@@ -430,3 +430,24 @@ def test_train_names_bad_parts_in_the_good_folder_and_what_leaving_them_out_woul
     assert "look at: good/dim_7.png: the photo is unlike the other good photos (too dark: brightness" in out
     assert "left out of the photo check's range" in out and "good/bad_3.png: the photo" not in out
     assert "if those parts are bad, the threshold without them would be" in out and "--exclude-suspects" in out
+
+
+def test_a_missing_folder_is_said_to_be_missing_not_short_of_good_images(line, tmp_path):
+    root, _, model = line
+    r = run_cli("train", "nosuch", "-o", "m.lgm", "--image-size", SIZE, cwd=tmp_path)
+    assert r.returncode == 2 and "nosuch: no such file or folder (check the path)" in _flat(r.stderr), r.stderr
+    r = run_cli("recalibrate", model, tmp_path / "nosuch", "-o", tmp_path / "m2.lgm", cwd=root)
+    assert r.returncode == 2 and "no such file or folder" in _flat(r.stderr), r.stderr
+    # a folder whose images are all in subfolders: said so
+    r = run_cli("inspect", model, root / "cell" / "test", cwd=root)
+    assert r.returncode == 2 and "subfolders are not searched" in _flat(r.stderr), r.stderr
+
+
+def test_overlays_of_photos_named_alike_in_two_folders_are_both_kept(line, tmp_path):
+    root, cat, model = line
+    a, b = sorted((cat / "test" / "good").glob("*.png"))[0], sorted((cat / "test" / "particle").glob("*.png"))[0]
+    assert a.name == b.name
+    r = run_cli("inspect", model, a, b, "--overlays", tmp_path / "ov", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == [f"good_{a.stem}_overlay.png",
+                                                                     f"particle_{b.stem}_overlay.png"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import click
 
@@ -191,6 +191,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     """Learn a part from good images only and write a model file."""
     from ..vision.inspector import Inspector
     _threads(threads)
+    _refuse_missing(list(good) + ([defects] if defects is not None else []))
     if sensor_bits != "auto":
         if not sensor_bits.isdigit():
             fail(f"--sensor-bits must be auto, 8, 10, 12, 14 or 16 (the camera's bit depth); got {sensor_bits!r}")
@@ -298,6 +299,10 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
             files.append(p)
     bad: list[str] = []
     n_ng = n_review = 0
+    # photos of the same name from two folders (crack/000.png, dent/000.png): each its own
+    # overlay, named with its folder, never one written over the other
+    stems = [f.stem for f in files]
+    twice = {s for s in stems if stems.count(s) > 1}
     for start in range(0, len(files), batch_size):
         chunk, photos = [], []
         for f in files[start:start + batch_size]:
@@ -326,7 +331,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay
                 # drawn on the whole photo (the model may have seen a reduced decode)
-                save_png_atomic(render_overlay(f if photo.reduced else photo.pixels, r), overlays / f"{f.stem}_overlay.png")
+                name = f"{f.parent.name}_{f.stem}" if f.stem in twice else f.stem
+                save_png_atomic(render_overlay(f if photo.reduced else photo.pixels, r), overlays / f"{name}_overlay.png")
     for b in bad:
         note("unreadable", b, colour="red")
     if not as_json:
@@ -458,10 +464,19 @@ def info(model: Path, pod: Optional[Path]) -> None:
     print(json.dumps(described, indent=2, default=str))
 
 
+def _refuse_missing(paths: Sequence[Path]) -> None:
+    """A path that is not there, said so: counted as an unreadable image, it read as "not
+    enough good images" and sent the user looking for more photos."""
+    for p in paths:
+        if not Path(p).exists():
+            fail(f"{p}: no such file or folder (check the path)")
+
+
 def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path,
                            photo_range: bool = False) -> None:
     """Set ``insp``'s thresholds from ``good`` on its own runtime, write it to ``output``,
     say what changed. Shared by ``recalibrate`` and ``export --recalibrate``."""
+    _refuse_missing(good)
     frr = false_reject_rate if false_reject_rate is not None else \
         float(insp.calibration.get("target_false_reject_rate", 0.01))
     old, old_px = insp.threshold, insp.pixel_threshold

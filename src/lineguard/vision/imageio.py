@@ -376,7 +376,9 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = False) -> lis
     files = sorted(p for p in root.glob(pattern)
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
-        raise DatasetError(f"{root}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
+        below = not recursive and any(p.is_dir() and any(p.glob("*")) for p in root.iterdir())
+        raise DatasetError(f"{root}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+                           + ("; the images in its subfolders are not searched: give a subfolder" if below else ""))
     return files
 
 
