@@ -42,7 +42,7 @@ def test_too_few_parts_uses_the_max_and_says_so():
     assert info["calibration_parts_needed"] == 99
     assert info["guaranteed_false_reject_rate"] == pytest.approx(1 / 7)
     note = info["note"]
-    assert "6 held-out good parts" in note and "99" in note and "14.29%" in note
+    assert "6 good parts scored by models without them" in note and "99" in note and "14.29%" in note
 
 
 def test_upper_bound_is_the_beta_quantile():

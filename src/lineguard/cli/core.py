@@ -251,9 +251,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
         f"({_promise(c)})")
     if insp.review_threshold < insp.threshold:
-        say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold; about "
-            f"{review_rate:.2%} of good parts go to review (good parts judged not OK: on average <= "
-            f"{c['guaranteed_not_ok_rate']:.2%})")
+        # the promise is for REVIEW and NG together (the asked review rate is where the band was set)
+        say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
+            f"{review_rate:.2%} of good parts to review; good parts judged REVIEW or NG: on average <= "
+            f"{c['guaranteed_not_ok_rate']:.2%}")
     elif review_rate > 0:
         note("note", "the review band is empty (the review threshold is at the reject threshold); "
                      "with --strategy f1 or few held-out parts, try a larger --review-rate or more good images")

@@ -772,7 +772,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
             raise
     finally:
         database.dispose()
-    click.echo(f"wrote {written} parts to {out}")
+    click.echo(f"wrote {written} part{'' if written == 1 else 's'} to {out}")
 
 
 def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str):

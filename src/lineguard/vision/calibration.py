@@ -109,9 +109,10 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         info["design_effect"] = round(deff, 4)
         info["effective_calibration_parts"] = round(n / deff, 1)
     if not enough:
-        info["note"] = (f"{n} held-out good parts cannot guarantee a {false_reject_rate:.2%} false-reject rate "
-                        f"(needs {info['calibration_parts_needed']}); threshold set at the largest held-out "
-                        f"score, which guarantees {guaranteed:.2%}")
+        # "scored" parts: held out, or each scored by a model without it (cross-fitting)
+        info["note"] = (f"{n} good parts scored by models without them cannot guarantee a {false_reject_rate:.2%} "
+                        f"false-reject rate (needs {info['calibration_parts_needed']}); threshold set at the "
+                        f"largest of their scores, which guarantees {guaranteed:.2%}")
     return threshold, info
 
 

@@ -134,11 +134,11 @@ class FolderWatcher:
             self.counts["skipped"] += 1
             return False
         if path.is_symlink():
-            self._refuse(path, sig, None, "refused: the file is a symbolic link; the watcher does not "
+            self._refuse(path, sig, None, "the file is a symbolic link; the watcher does not "
                                           "follow links, copy the image itself into the folder")
             return True
         if sig[0] == 0:
-            self._refuse(path, sig, None, "refused: the file is empty (0 bytes) and stayed empty; the camera "
+            self._refuse(path, sig, None, "the file is empty (0 bytes) and stayed empty; the camera "
                                           "or copy step may have failed, re-capture the part")
             return True
         data = self._read(path)
