@@ -414,3 +414,54 @@ def test_a_review_saved_after_the_operator_moved_on_leaves_the_next_part_as_it_i
     with api(station, "operator") as c:
         assert c.get(f"/api/v1/inspections/{ids[1]}").json()["review"]["label"] == "good"
         assert c.get(f"/api/v1/inspections/{ids[0]}").json()["review"]["reviewed"] is False
+
+
+def test_a_part_reviewed_on_another_screen_is_not_overturned_by_one_tap(pages, station):
+    """The phone confirmed a crack; the tablet, showing the same part, saved 'good' over it
+    with one tap (the good parts are what retraining learns from)."""
+    with api(station, "operator") as c:
+        first = post_part(c, png_bytes(221, seed=897), "two-screens", line="LTwo").json()["id"]
+    p = pages(role="operator", viewport={"width": 800, "height": 1100}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LTwo&poll=600", "#current h2")
+    page.wait_for_timeout(500)
+    with api(station, "operator") as c:
+        assert c.post(f"/api/v1/inspections/{first}/review",
+                      json={"label": "defect", "defect_type": "crack"}).status_code == 200
+    expect(page.locator("#review-state")).to_contain_text("reviewed on another screen: defect")
+    page.wait_for_timeout(700)
+    page.click("#btn-good")
+    expect(page.locator("#ask")).to_contain_text("Already reviewed as defect (crack)")
+    expect(page.locator("#ask")).to_be_in_viewport()            # beside the buttons, not off screen
+    page.wait_for_timeout(700)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{first}").json()["review"]["label"] == "defect"
+    page.click("#btn-good")                                     # pressed again on purpose: changed
+    page.wait_for_timeout(700)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{first}").json()["review"]["label"] == "good"
+
+
+def test_the_gallery_keeps_any_verdict_through_a_reload_and_a_phone_acknowledges_within_the_screen(pages, station):
+    p = pages(role="operator")
+    page = p.open("/app/gallery", "#gallery")
+    page.select_option("select[name=verdict]", "")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"verdict=any"))
+    page.reload()
+    expect(page.locator("select[name=verdict]")).to_have_value("")
+    # a network gone for a moment: said in words a person acts on, and gone once it is back
+    page.context.set_offline(True)
+    page.evaluate("LG.api('/api/v1/inspections?limit=1').catch(LG.fail)")
+    expect(page.locator("#status")).to_contain_text("The station did not answer")
+    page.context.set_offline(False)
+    page.evaluate("LG.api('/api/v1/inspections?limit=1')")
+    expect(page.locator("#status")).to_have_text("")
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=2300 + i), f"phone-{i}", line="LPhone", station="M1").status_code == 201
+    phone = pages(role="operator", viewport={"width": 390, "height": 844}, has_touch=True)
+    line = phone.open("/app/", "#alarms-panel .alarm-item")
+    item = line.locator("#alarms-panel .alarm-item", has_text="line LPhone")
+    box = item.get_by_role("button", name="Acknowledge").bounding_box()
+    assert box["x"] + box["width"] <= 390, box
+    assert line.evaluate("document.documentElement.scrollWidth") <= 390

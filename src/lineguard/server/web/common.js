@@ -75,7 +75,22 @@ const LG = (() => {
       body = JSON.stringify(body);
     }
     if (UNSAFE.has(method) && me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
-    const r = await fetch(path, {method, headers, body, credentials: "same-origin"});
+    let r;
+    try {
+      r = await fetch(path, {method, headers, body, credentials: "same-origin"});
+    } catch (_e) {
+      // the browser's own words ("Failed to fetch") say nothing a person can act on
+      offline = true;
+      throw new ApiError(0, UNSAFE.has(method)
+        ? "The station did not answer (network or station down): this was NOT saved. Try again when it is back."
+        : "The station did not answer (network or station down); the page tries again by itself.");
+    }
+    if (offline) {
+      // back: the message about it goes (a later error stays)
+      offline = false;
+      const el = document.getElementById("status");
+      if (el && el.dataset.offline === "1") { el.textContent = ""; el.className = ""; delete el.dataset.offline; }
+    }
     if (r.status === 401 && !opts.noRedirect) {
       toSignIn();
       throw new ApiError(401, "signed out: sign in again");
@@ -95,12 +110,13 @@ const LG = (() => {
   }
 
   // the status line under the header: what happened, or what went wrong and what to do
-  let statusTimer = null;
+  let statusTimer = null, offline = false;
   function say(msg, kind = "info") {
     const el = document.getElementById("status");
     if (!el) return;
     el.className = kind;
     el.textContent = msg;
+    if (offline && kind === "error") el.dataset.offline = "1"; else delete el.dataset.offline;
     clearTimeout(statusTimer);
     if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; }, 6000);
   }
@@ -270,8 +286,9 @@ const LG = (() => {
       return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
         + "(register them on the Test parts page).");
     }
-    // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the page
-    return h("table", {id, class: "wrap-names"}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
+    // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the
+    // page; on a phone the table scrolls in its own box
+    return h("div", {class: "table-wrap"}, h("table", {id, class: "wrap-names"}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
       .map((t) => h("th", {}, t))),
     lines.map((v) => h("tr", {dataset: {line: v.line, station: v.station, product: v.product, state: v.state}},
       h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),
@@ -288,7 +305,7 @@ const LG = (() => {
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
           h("a", {href: doubtUrl(v, f)}, `${f.doubt.parts} ${f.doubt.verdict} part(s) in doubt`),
           ` (${f.doubt.what}) since ${f.last_right_at ? "it was last right, " : "it was registered, "}`
-          + when(f.doubt.since)))))));
+          + when(f.doubt.since))))))));
   }
 
   return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,

@@ -6,6 +6,7 @@ LG.start(async (main) => {
   const {h, api, clear, field, select, num, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
   const p = LG.params();
   if (!("verdict" in p)) p.verdict = "NG";   // a defect gallery opens on the rejects
+  if (p.verdict === "any") p.verdict = "";    // "any" kept in the address: an empty value is left out of it
 
   const form = h("form", {class: "filters panel", id: "filters"},
     field("line", h("input", {name: "line", value: p.line || "", size: 8, list: "lines"})),
@@ -78,7 +79,7 @@ LG.start(async (main) => {
     if (reset) {
       cursor = null; shown = 0; clear(grid);
       count.textContent = "";        // a refused search must not leave the last one's count
-      history.replaceState(null, "", location.pathname + LG.q(f));
+      history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f, {verdict: f.verdict || "any"})));
       csv.href = "/api/v1/inspections/export" + LG.q(forApi(f));
       xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));
     }

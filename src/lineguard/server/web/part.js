@@ -28,7 +28,7 @@ LG.start(async (main) => {
         h("td", {}, num(r.mean_score)))))
     : h("p", {class: "muted"}, "No defect regions.");
 
-  const history = h("div", {id: "history"});
+  const history = h("div", {id: "history", class: "table-wrap"});     // its note column reachable on a phone
   // the latest review's defect type changes with each review: kept to update in place
   const typeFact = h("dd", {id: "defect-type"}, it.defect_type || "–");
   const facts = h("dl", {class: "facts"},
@@ -72,16 +72,20 @@ LG.start(async (main) => {
     LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
     const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000});
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
+    const askEl = h("p", {class: "ask", id: "ask", role: "alert"});
     let saving = false;
     const post = async (label) => {
       if (label === "defect" && !typeSel.value && typeSel.options.length > 1 && !untypedAsked) {
         untypedAsked = true;
-        LG.say("Which defect? Pick its type first, or press the button again to save it without a type", "error");
+        const q = "Which defect? Pick its type first, or press the button again to save it without a type";
+        LG.say(q, "error");
+        askEl.textContent = q;        // beside the buttons: the status line may be off screen
         typeSel.focus();
         LG.settle();   // a double tap's second tap is not the "again" that saves it untyped
         return;
       }
       untypedAsked = false;
+      askEl.textContent = "";
       if (saving) return;         // a double tap saves one review, not two
       saving = true;
       try {
@@ -96,7 +100,7 @@ LG.start(async (main) => {
       h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},
         it.verdict === "OK" ? "Good" : "False alarm: good"),
       h("button", {type: "button", class: "danger", id: "part-defect", onclick: () => LG.settling() || post("defect")},
-        it.verdict === "OK" ? "Missed defect" : "Confirm defect"));
+        it.verdict === "OK" ? "Missed defect" : "Confirm defect"), askEl);
   }
 
   async function loadHistory() {

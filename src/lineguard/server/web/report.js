@@ -23,7 +23,8 @@ LG.start(async (main) => {
 
   const cell = (v) => h("td", {class: "num"}, v === null || v === undefined ? "–" : String(v));
   function table(id, head, rows) {
-    return h("table", {id}, h("tr", {}, head.map((x) => h("th", {}, x))), rows);
+    // in its own scrolling box: on a phone the columns on the right stay reachable
+    return h("div", {class: "table-wrap"}, h("table", {id}, h("tr", {}, head.map((x) => h("th", {}, x))), rows));
   }
 
   async function load() {

@@ -112,7 +112,9 @@ LG.start(async (main) => {
       const wasEmpty = !items[idx];
       merge();
       renderList();
-      LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
+      // said only on an empty status line: a question or an error stays until read
+      const st = document.getElementById("status");
+      if (!st || !st.textContent) LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
       if (wasEmpty) await show();
     } finally { polling = false; }
   }
@@ -174,6 +176,9 @@ LG.start(async (main) => {
       ? h("img", {src: picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX), alt: "part " + it.part_id,
           id: "part-image"})
       : h("div", {class: "noimg"}, "image not kept");
+    // the photo arriving moves the buttons under it: a tap in that moment was aimed elsewhere,
+    // and before it a part was judged unseen
+    if (img.tagName === "IMG") img.addEventListener("load", () => LG.settle(), {once: true});
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
     const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000});
@@ -204,7 +209,9 @@ LG.start(async (main) => {
             h("button", {type: "button", class: "good", id: "btn-good", onclick: () => LG.settling() || judge("good")},
               it.verdict === "OK" ? "Good (G)" : "False alarm: good (G)"),
             h("button", {type: "button", class: "danger", id: "btn-defect", onclick: () => LG.settling() || judge("defect")},
-              it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")))));
+              it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")),
+          // a question about this part, beside its buttons: the status line may be off screen
+          h("p", {class: "ask", id: "ask", role: "alert"}))));
     LG.applyRoles(detail);
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
   }
@@ -228,22 +235,38 @@ LG.start(async (main) => {
 
   // A defect without its type feeds the Pareto nothing: the first D asks for the type,
   // a second D on the same part saves it untyped (an unknown kind is still a defect).
-  let busy = false, untypedAsked = null;
+  let busy = false, untypedAsked = null, overrideAsked = null;
+  const mine = new Set();     // parts judged on this screen: changing those asks nothing
+  function ask(text) {
+    LG.say(text, "info");
+    const el = document.getElementById("ask");
+    if (el) { el.textContent = text; el.scrollIntoView({block: "nearest"}); }
+    LG.settle();     // a double tap's second tap is not the "again" that confirms
+  }
   async function judge(label) {
     const it = items[idx];
     if (!it || busy) return;
+    // judged on another screen meanwhile: one tap must not overturn it (a confirmed defect
+    // made good is learnt as good by the next retraining)
+    if (it.review && it.review.reviewed && !mine.has(it.id) && it.review.label !== label && overrideAsked !== it.id) {
+      overrideAsked = it.id;
+      ask(`Already reviewed as ${it.review.label}${it.defect_type ? " (" + it.defect_type + ")" : ""} by `
+        + `${it.review.reviewer}. Press again to change it to ${label}.`);
+      return;
+    }
     if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
       untypedAsked = it.id;
-      LG.say("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type", "info");
-      LG.settle();     // a double tap's second tap is not the "again" that saves it untyped
+      ask("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type");
       return;
     }
     untypedAsked = null;
+    overrideAsked = null;
     busy = true;
     try {
       const note = (document.getElementById("note") || {}).value || null;
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
       const rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
+      mine.add(rec.id);
       judged.set(rec.id, rec);
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
       // by id: the operator may have moved on while this was saved
