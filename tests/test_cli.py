@@ -451,3 +451,11 @@ def test_overlays_of_photos_named_alike_in_two_folders_are_both_kept(line, tmp_p
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == [f"good_{a.stem}_overlay.png",
                                                                      f"particle_{b.stem}_overlay.png"]
+
+
+def test_version_and_help_summaries_read_whole(tmp_path):
+    import lineguard
+    r = run_cli("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"lineguard {lineguard.__version__}"
+    listed = run_cli("alarm-rules", "--help", cwd=tmp_path).stdout
+    assert "e.g." not in listed and "for example" in listed      # click cut the summary at "e.g."

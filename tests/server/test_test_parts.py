@@ -363,6 +363,9 @@ def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):
         assert (rec.test_part, rec.test_expected) == ("RR-01", "NG")
         assert _s1(c)["state"] == "passed"
         assert _verification(c, line="l1")[("L1", "S1", "cell")]["state"] == "passed"     # the line typed so too
+        # and retired by the name typed so
+        r = c.delete("/api/v1/products/cell/test-parts", params={"name": "rr-01"}, headers={"X-API-Key": st.engineer_key})
+        assert r.status_code == 200 and r.json()["name"] == "RR-01", r.text
 
 
 def test_a_retirement_later_in_the_shift_does_not_move_its_pass_back(spc_station):

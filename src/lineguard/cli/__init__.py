@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import click
 
+from .. import __version__
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(version=__version__, message="lineguard %(version)s")
 def app() -> None:
     """lineguard: visual quality inspection for production lines."""
 

@@ -70,8 +70,9 @@ def _setting_names(_ctx: Any, _param: Any, names: tuple[str, ...]) -> tuple[str,
 
 
 @alarm_rules_app.command("set")
-@click.option("--line", required=True, help="The line, as the parts name it (case counts).")
-@click.option("--station", "station", required=True, help="The station, as the parts name it (case counts).")
+@click.option("--line", required=True,
+              help="The line, as the parts name it (typed in another case, it is kept under the name they carry).")
+@click.option("--station", "station", required=True, help="The station, as the parts name it (likewise).")
 @_setting_options
 @click.option("--replace", is_flag=True, help="The settings given become the station's only own settings (the "
               "others go back to the defaults, as a save on the Alarms page does); without it they are kept.")
@@ -82,7 +83,7 @@ def _setting_names(_ctx: Any, _param: Any, names: tuple[str, ...]) -> tuple[str,
 @_db
 def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], data: Path, db: Optional[str],
               db_schema: Optional[str], **given: Any) -> None:
-    """Give a station settings of its own, e.g. `--ng-run 3 --escalate-min 5`.
+    """Give a station settings of its own, for example `--ng-run 3 --escalate-min 5`.
 
     Its other own settings stay unless --replace. Refused (exit 1) for a station no part
     was inspected at (a misspelt name would never raise an alarm) and for a setting out
@@ -155,7 +156,7 @@ def causes_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None
 @_data
 @_db
 def causes_add(label: str, key: Optional[str], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Offer a cause of the plant's own, e.g. `alarm-causes add "coil change"`; prints its PLC number."""
+    """Offer a cause of the plant's own, for example `alarm-causes add "coil change"`; prints its PLC number."""
     from ..line.alarm_causes import add
     from ..line.audit import cli_actor
     from ..line.errors import StationError

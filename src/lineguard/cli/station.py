@@ -389,7 +389,7 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
 @click.option("--server", default=None, help="Station URL, e.g. http://127.0.0.1:8000.")
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help="Operator key for --server.")
 @click.option("--data", type=PathArg, default=None, help="Inspect in this process with the station folder DIR.")
-@click.option("--db", default=None)
+@click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
@@ -438,7 +438,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--server", default=None)
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
-@click.option("--db", default=None)
+@click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @station_options
@@ -528,6 +528,7 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
                  "upgrades it), then run this again")
         keeper = RecordKeeper(database, ContentStore(data / "images"), keep_days, archive=archive_to,
                               archive_images=archive_images, zone=zone)
+        keeper.again = "run this command again once it is"
         look = keeper.preview()
         v = look["verdicts"]
         click.echo(f"records of parts older than {keep_days:g} days (before {look['cutoff']}):")
@@ -706,10 +707,10 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
               help="The station's PostgreSQL schema, when it has its own.")
 @click.option("--out", type=PathArg, required=True,
               help="The file to write: .xlsx for a workbook (ids stay text, times are times), else CSV.")
-@click.option("--line", default=None)
-@click.option("--product", default=None)
-@click.option("--lot", default=None)
-@click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None)
+@click.option("--line", default=None, help="Only this line's parts (typed in any case).")
+@click.option("--product", default=None, help="Only this product's parts (typed in any case).")
+@click.option("--lot", default=None, help="Only the parts of this lot.")
+@click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None, help="Only parts judged so.")
 @click.option("--parts", "kind", type=click.Choice(["all", "own", "test"]), default="all", show_default=True,
               help="own: the line's own parts only; test: the test parts' checks only (red rabbits).")
 @click.option("--since", type=click.DateTime(), default=None, help="UTC, inclusive (e.g. 2026-12-01).")

@@ -98,6 +98,9 @@ class RecordKeeper(PeriodicJob):
         self.keep_days = float(keep_days)
         self.busy = busy or (lambda inspection_id: False)    # a part whose map is still being written
         self.archive = Path(archive) if archive is not None else None
+        # what happens after a failed archive: a station tries again; `old-records --delete`
+        # is one run, so it says to run it again
+        self.again = "tried again within the hour"
         self.copies = CopyFolders(Path(images.root).parent)     # the station's data folder
         self._marked = False
         if archive_images not in ARCHIVE_IMAGES:
@@ -287,7 +290,7 @@ class RecordKeeper(PeriodicJob):
     def _archive_failed(self, exc: OSError) -> None:
         self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); those not "
                                   "archived were not deleted: make the folder (or mount the share) writable and give "
-                                  "it room; tried again within the hour")
+                                  f"it room; {self.again}")
 
     def _archive(self, name: str, data: bytes) -> Path:
         assert self.archive is not None

@@ -153,8 +153,8 @@ class StoreSweep:
         never many, and none stored after the newest record the database holds."""
         with self.db.session() as s:
             newest = s.scalar(select(func.max(Inspection.created_at)))
-        what = ("Nothing was deleted: start the station with its own database (--db), or move the images "
-                "folder aside if these images are no longer wanted")
+        what = ("Nothing was deleted: give the station's own folder (--data) or database (--db), or move the "
+                "images folder aside if these images are no longer wanted")
         if newest is None:
             return (f"the database holds no part, yet {report.unnamed} files are in the image store: it is not the "
                     f"database these images were stored with. {what}")
