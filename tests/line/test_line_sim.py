@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -108,9 +109,35 @@ def test_line_sim_counts_missed_windows(plc_station, tmp_path):
 def test_line_sim_says_what_to_do_when_the_station_is_not_there(tmp_path):
     images = _parts(tmp_path / "parts", [30])
     port = _free_port()
-    r = _line_sim("--protocol", "modbus", "--port", str(port), "--parts", "1", "--images", str(images))
+    r = _line_sim("--protocol", "modbus", "--port", str(port), "--parts", "1", "--plc-images", str(images))
     assert r.returncode != 0 and f"--modbus-port {port}" in r.stderr
-    r = _line_sim("--protocol", "opcua", "--port", str(port), "--parts", "1", "--images", str(images))
+    r = _line_sim("--protocol", "opcua", "--port", str(port), "--parts", "1", "--plc-images", str(images))
     assert r.returncode != 0 and f"--opcua-port {port}" in r.stderr
     r = _line_sim("--protocol", "modbus", "--port", str(port))
     assert r.returncode == 2 and "--plc-images" in r.stderr
+    # part images with nowhere to put them: the station's first trigger would latch NO_IMAGE
+    r = _line_sim("--protocol", "modbus", "--port", str(port), "--images", str(images))
+    assert r.returncode == 2 and "beside --images" in r.stderr
+
+
+@pytest.mark.parametrize("protocol", ["modbus", "opcua"])
+def test_line_sim_clears_a_latched_error_first_when_asked(plc_station, tmp_path, protocol):
+    """A station left in Error (a trigger with no image) refused every later run, and line-sim
+    had no way to clear it: the PLC's reset was written by hand."""
+    from lineguard.line import plc_sim
+    st, srv, cam = plc_station(protocol)
+    link = plc_sim.connect(protocol, "127.0.0.1", srv.port)
+    try:
+        link.trigger(1)                        # no image in the camera folder: NO_IMAGE, Error latched
+        deadline = time.monotonic() + 10
+        while not link.result_valid() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        link.ack()
+        time.sleep(0.2)
+        assert not link.ready()
+    finally:
+        link.close()
+    images = _parts(tmp_path / "parts", [30])
+    r = _line_sim("--protocol", protocol, "--port", str(srv.port), "--parts", "2", "--rate", "4",
+                  "--plc-images", str(cam), "--images", str(images), "--clear-error")
+    assert r.returncode == 0 and "answered 2/2" in r.stdout, r.stdout + r.stderr

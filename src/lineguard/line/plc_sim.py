@@ -34,6 +34,7 @@ class PlcLink(Protocol):
     def result_valid(self) -> bool: ...
     def read_result(self) -> dict[str, Any]: ...
     def ack(self) -> None: ...
+    def clear_error(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -79,6 +80,11 @@ class ModbusLink:
         # Trigger low and ResultsAck high in one write, then ResultsAck low for the next rising edge
         self._ok(self.c.write_coils(0, [False, True], slave=1), "ResultsAck")
         self._ok(self.c.write_coil(1, False, slave=1), "ResultsAck reset")
+
+    def clear_error(self) -> None:
+        # ClearError's rising edge, then low again for the next one
+        self._ok(self.c.write_coil(2, True, slave=1), "ClearError")
+        self._ok(self.c.write_coil(2, False, slave=1), "ClearError reset")
 
     def close(self) -> None:
         self.c.close()
@@ -134,6 +140,11 @@ class OpcUaLink:
 
     def ack(self) -> None:
         self.results.call_method(f"{self.ns}:AcknowledgeResult")
+
+    def clear_error(self) -> None:
+        # Reset clears the error (back to Preoperational), Start makes it Operational again
+        self.sm.call_method(f"{self.ns}:Reset")
+        self.sm.call_method(f"{self.ns}:Start")
 
     def close(self) -> None:
         self.c.disconnect()
@@ -236,7 +247,8 @@ def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], w
         waited = _wait(link.ready, patience_s, poll_s)
         if waited is None:
             raise TimeoutError(f"the station was not TriggerReady for {patience_s:.0f} s before part {i + 1}; "
-                               "is it in Error (see /health)?")
+                               "is it in Error (see /health)? line-sim --clear-error clears it first, as the "
+                               "PLC's reset does")
         if time.perf_counter() > due + period:
             rep.overruns += 1
         part_id = (first_part_id + i) & 0xFFFFFFFF
