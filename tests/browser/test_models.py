@@ -33,6 +33,8 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     p = pages(role="engineer")
     page = p.open("/app/models?product=cell", "#versions table")
     expect(_state(page, 2)).to_have_attribute("data-state", "active")
+    # counts of reviews, not a rate: the rejected parts are reviewed far more than the passed
+    expect(_state(page, 2)).to_contain_text(re.compile(r"reviewed good: \d+ \(\d+ judged NG\)"))
     page.select_option("#train-form select[name=source]", "confirmed")
     page.dblclick("#train-form button")         # a double tap starts one training, not two
     expect(page.locator("#train-status")).to_contain_text("done", timeout=30_000)

@@ -41,10 +41,17 @@ LG.start(async (main) => {
     return !!(live && live.train_images && m.train_images < live.train_images / 2);
   }
 
+  // Counts, not rates: people review the rejected parts far more than the passed ones, so
+  // "FR 100 % (2)" read as a model rejecting every good part when two false alarms had
+  // been marked good. The line's false-reject rate is on the SPC page.
   function rates(m) {
     const r = m.rates;
     if (!r) return "–";
-    return `FR ${pct(r.false_reject_rate, 1)} (${r.n_good}) · esc ${pct(r.escape_rate, 1)} (${r.n_defect})`;
+    const ng = r.n_good ? Math.round(r.false_reject_rate * r.n_good) : 0;
+    const ok = r.n_defect ? Math.round(r.escape_rate * r.n_defect) : 0;
+    return h("span", {title: "parts people reviewed: the rejected ones far more than the passed ones, so these "
+      + "are counts of reviews, not the line's rates (see SPC)"},
+    `reviewed good: ${r.n_good} (${ng} judged NG) · reviewed defect: ${r.n_defect} (${ok} judged OK)`);
   }
 
   async function load() {
