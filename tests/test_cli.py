@@ -451,6 +451,15 @@ def test_overlays_of_photos_named_alike_in_two_folders_are_both_kept(line, tmp_p
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == [f"good_{a.stem}_overlay.png",
                                                                      f"particle_{b.stem}_overlay.png"]
+    # two folders of the same name in two places: more of the path, still never one over the other
+    for where in ("x", "y"):
+        (tmp_path / where / "good").mkdir(parents=True)
+        (tmp_path / where / "good" / a.name).write_bytes(a.read_bytes())
+    r = run_cli("inspect", model, tmp_path / "x" / "good" / a.name, tmp_path / "y" / "good" / a.name,
+                "--overlays", tmp_path / "ov2", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "ov2").iterdir()) == [f"x_good_{a.stem}_overlay.png",
+                                                                      f"y_good_{a.stem}_overlay.png"]
 
 
 def test_version_and_help_summaries_read_whole(tmp_path):

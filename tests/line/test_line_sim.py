@@ -118,6 +118,15 @@ def test_line_sim_says_what_to_do_when_the_station_is_not_there(tmp_path):
     # part images with nowhere to put them: the station's first trigger would latch NO_IMAGE
     r = _line_sim("--protocol", "modbus", "--port", str(port), "--images", str(images))
     assert r.returncode == 2 and "beside --images" in r.stderr
+    r = _line_sim("--protocol", "modbus", "--port", str(port), "--images", str(images), "--no-feed")
+    assert r.returncode == 2 and "leave out --images" in r.stderr
+
+
+def test_line_sim_drives_a_station_that_takes_its_own_photos(plc_station, tmp_path):
+    st, srv, cam = plc_station("modbus")
+    (cam / "frame.png").write_bytes(png_bytes(30, seed=9))       # what its camera sees at each trigger
+    r = _line_sim("--protocol", "modbus", "--port", str(srv.port), "--parts", "2", "--rate", "4", "--no-feed")
+    assert r.returncode == 0 and "answered 2/2" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("protocol", ["modbus", "opcua"])

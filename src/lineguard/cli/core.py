@@ -6,6 +6,7 @@ files were unreadable; 2 refused (bad arguments, unusable model or data).
 """
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -301,9 +302,30 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
     bad: list[str] = []
     n_ng = n_review = 0
     # photos of the same name from two folders (crack/000.png, dent/000.png): each its own
-    # overlay, named with its folder, never one written over the other
-    stems = [f.stem for f in files]
-    twice = {s for s in stems if stems.count(s) > 1}
+    # overlay, named with its folder (and more of its path, or a number, while still taken),
+    # never one written over the other
+    overlay_names: dict[Path, str] = {}
+    if overlays is not None:
+        alike: dict[str, list[Path]] = collections.defaultdict(list)
+        for f in files:
+            alike[f.stem].append(f)
+
+        def named(f: Path, k: int) -> str:
+            parts = f.parts[1:] if f.is_absolute() else f.parts      # no root "/" in a file name
+            return "_".join(parts[max(0, len(parts) - k):-1] + (f.stem,))
+        for stem, group in alike.items():
+            # the fewest folders above the name that tell the group's photos apart
+            depth = next((k for k in range(1, max(len(f.parts) for f in group) + 1)
+                          if len({named(f, k) for f in group}) == len(group)), None)
+            for i, f in enumerate(group):
+                overlay_names[f] = named(f, depth) if depth else f"{named(f, len(f.parts))}_{i + 1}"
+        # a name made so may still be another photo's own (crack/000 beside crack_000.png)
+        seen: set[str] = set()
+        for f in files:
+            name, n = overlay_names[f], 2
+            while overlay_names[f] in seen:
+                overlay_names[f], n = f"{name}_{n}", n + 1
+            seen.add(overlay_names[f])
     for start in range(0, len(files), batch_size):
         chunk, photos = [], []
         for f in files[start:start + batch_size]:
@@ -332,8 +354,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 from ..vision.imageio import save_png_atomic
                 from ..vision.overlay import render_overlay
                 # drawn on the whole photo (the model may have seen a reduced decode)
-                name = f"{f.parent.name}_{f.stem}" if f.stem in twice else f.stem
-                save_png_atomic(render_overlay(f if photo.reduced else photo.pixels, r), overlays / f"{name}_overlay.png")
+                save_png_atomic(render_overlay(f if photo.reduced else photo.pixels, r),
+                                overlays / f"{overlay_names[f]}_overlay.png")
     for b in bad:
         note("unreadable", b, colour="red")
     if not as_json:

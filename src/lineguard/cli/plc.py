@@ -29,11 +29,13 @@ from .core import PathArg
 @click.option("--first-part-id", type=int, default=1, show_default=True, help="PartId of the first part.")
 @click.option("--json", "json_out", type=PathArg, default=None, help="Also write the report here (JSON).")
 @click.option("--verbose", is_flag=True, help="One line per part.")
+@click.option("--no-feed", is_flag=True, help="Feed no images: the station takes its own photos at each trigger "
+              "(serve --plc-camera).")
 @click.option("--clear-error", is_flag=True, help="Clear the station's latched Error first, as the PLC's reset does "
               "(Modbus ClearError, OPC UA Reset and Start).")
 def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_images: Optional[Path],
              images: Optional[Path], window_ms: float, recipe: Optional[int], first_part_id: int,
-             json_out: Optional[Path], verbose: bool, clear_error: bool) -> None:
+             json_out: Optional[Path], verbose: bool, clear_error: bool, no_feed: bool) -> None:
     """Act as the line's PLC: trigger parts at a set rate, acknowledge the answers, and report the
     trigger-to-ResultsValid latency (p50/p95/p99/max) and the missed inspection windows."""
     from ..line import plc_sim
@@ -47,17 +49,25 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
     if plc_images is not None and not plc_images.is_dir():
         raise click.BadParameter(f"{plc_images} is not a folder", param_hint="--plc-images")
     source = images or plc_images
-    if plc_images is None:
-        # the images go to the station through its --plc-images folder: without it none
-        # arrives, and the station's first trigger latches NO_IMAGE
-        raise click.BadParameter("give --plc-images (the station's camera folder the part images are put in)"
-                                 + (", beside --images" if images is not None else ""), param_hint="--plc-images")
-    if not source.is_dir():
-        raise click.BadParameter(f"{source} is not a folder", param_hint="--images")
-    try:
-        feeder = plc_sim.ImageFeeder(source, plc_images)
-    except ValueError as exc:
-        fail(str(exc))
+    feeder = None
+    if no_feed:
+        if source is not None:
+            raise click.BadParameter("--no-feed feeds no images: leave out --images and --plc-images",
+                                     param_hint="--no-feed")
+    else:
+        if plc_images is None:
+            # the images go to the station through its --plc-images folder: without it none
+            # arrives, and the station's first trigger latches NO_IMAGE
+            raise click.BadParameter("give --plc-images (the station's camera folder the part images are put in)"
+                                     + (", beside --images" if images is not None else "")
+                                     + "; for a station that takes its own photos (serve --plc-camera), --no-feed",
+                                     param_hint="--plc-images")
+        if not source.is_dir():
+            raise click.BadParameter(f"{source} is not a folder", param_hint="--images")
+        try:
+            feeder = plc_sim.ImageFeeder(source, plc_images)
+        except ValueError as exc:
+            fail(str(exc))
     try:
         link = plc_sim.connect(protocol, host, port)
     except ConnectionError as exc:
@@ -82,7 +92,8 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         except (TimeoutError, ConnectionError) as exc:
             fail(str(exc))
     finally:
-        feeder.cleanup()
+        if feeder is not None:
+            feeder.cleanup()
         link.close()
     summary = rep.summary()
     lat = summary["latency_ms"]

@@ -324,15 +324,18 @@ _new = click.option("--new", is_flag=True, help="Make the station's database her
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
 @click.option("--db", default=None, help="Database URL if not the station's SQLite file.")
 @click.option("--name", default=None, help="Who or what uses the key (shown in reviews and logs).")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="PostgreSQL schema of the station, where it has its own (env LINEGUARD_DB_SCHEMA).")
 @_new
-def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], new: bool) -> None:
+def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], new: bool,
+                db_schema: Optional[str]) -> None:
     """Create an API key and print it (it is stored hashed and cannot be shown again)."""
     from ..line.audit import cli_actor
     from ..line.auth import ROLES, create_key
     from .access import _database
     if role not in ROLES:
         raise click.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
-    with _database(data, db, None, existing=not new, new_hint=True) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=not new, new_hint=True) as database, database.session() as s:
         _row, key = create_key(s, role, name, by=cli_actor())
     click.echo(key)
 

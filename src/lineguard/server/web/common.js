@@ -81,9 +81,11 @@ const LG = (() => {
     } catch (_e) {
       // the browser's own words ("Failed to fetch") say nothing a person can act on
       offline = true;
+      // a change may have reached the station with only its answer lost (Wi-Fi dropping)
       throw new ApiError(0, UNSAFE.has(method)
-        ? "The station did not answer (network or station down): this was NOT saved. Try again when it is back."
-        : "The station did not answer (network or station down); the page tries again by itself.");
+        ? "The station did not answer (network or station down): this may not have been saved. Look once it "
+          + "answers again, then do it again if it is not there."
+        : "The station did not answer (network or station down): reload or try again once it answers.");
     }
     if (offline) {
       // back: the message about it goes (a later error stays)
@@ -301,7 +303,7 @@ const LG = (() => {
         v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
           `${v.parts_before_verification} part(s) made this shift without a passed verification`,
         v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
-          `${f.name} got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
+          h("b", {}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
           h("a", {href: doubtUrl(v, f)}, `${f.doubt.parts} ${f.doubt.verdict} part(s) in doubt`),
           ` (${f.doubt.what}) since ${f.last_right_at ? "it was last right, " : "it was registered, "}`
