@@ -442,8 +442,10 @@ def test_a_part_reviewed_on_another_screen_is_not_overturned_by_one_tap(pages, s
 
 
 def test_the_gallery_keeps_any_verdict_through_a_reload_and_a_phone_acknowledges_within_the_screen(pages, station):
+    with api(station, "operator") as c:       # a part of its own: the gallery is not empty whatever ran before
+        assert post_part(c, png_bytes(222, seed=2390), "gal-any", line="LGal").status_code == 201
     p = pages(role="operator")
-    page = p.open("/app/gallery", "#gallery")
+    page = p.open("/app/gallery", "#gallery a.thumb")
     page.select_option("select[name=verdict]", "")
     page.get_by_role("button", name="Show").click()
     expect(page).to_have_url(re.compile(r"verdict=any"))
@@ -451,10 +453,10 @@ def test_the_gallery_keeps_any_verdict_through_a_reload_and_a_phone_acknowledges
     expect(page.locator("select[name=verdict]")).to_have_value("")
     # a network gone for a moment: said in words a person acts on, and gone once it is back
     page.context.set_offline(True)
-    page.evaluate("LG.api('/api/v1/inspections?limit=1').catch(LG.fail)")
+    page.evaluate("LG.api('/api/v1/inspections?limit=1&fresh=' + Date.now()).catch(LG.fail)")    # not from a cache
     expect(page.locator("#status")).to_contain_text("The station did not answer")
     page.context.set_offline(False)
-    page.evaluate("LG.api('/api/v1/inspections?limit=1')")
+    page.evaluate("LG.api('/api/v1/inspections?limit=1&fresh=' + Date.now())")
     expect(page.locator("#status")).to_have_text("")
     with api(station, "operator") as c:
         for i in range(5):

@@ -32,6 +32,7 @@ LG.start(async (main) => {
   // is asked (queue, line) is fixed at each Load: the form edited but not loaded asks nothing.
   const PAGE = Math.max(1, Math.min(1000, Number(p.page) || 200));
   let query = {verdicts: [], line: ""}, pools = {}, cursors = {}, known = new Set(), judged = new Map(), more = false;
+  const mine = new Set();     // parts judged on this screen (and by nobody since): changing those asks nothing
   let loading = null, polling = false;
 
   async function fetchPage(verdict, before) {
@@ -112,9 +113,11 @@ LG.start(async (main) => {
       const wasEmpty = !items[idx];
       merge();
       renderList();
-      // said only on an empty status line: a question or an error stays until read
+      // a question or an error on the status line stays until read
       const st = document.getElementById("status");
-      if (!st || !st.textContent) LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
+      if (!st || !["error", "info"].includes(st.className) || !st.textContent) {
+        LG.say(`${added} new part${added === 1 ? "" : "s"} to review`, "ok");
+      }
       if (wasEmpty) await show();
     } finally { polling = false; }
   }
@@ -134,8 +137,13 @@ LG.start(async (main) => {
   es.addEventListener("review", (ev) => {
     const rec = JSON.parse(ev.data);
     const at = items.findIndex((x) => x.id === rec.id);
-    if (at < 0 || judged.has(rec.id)) return;     // not here, or reviewed here (its answer came already)
+    const had = judged.get(rec.id);
+    if (at < 0) return;
+    // reviewed here (its answer came already) and not since by anyone else: nothing new
+    if (had && had.review && rec.review && had.review.reviewer === rec.review.reviewer
+        && had.review.label === rec.review.label && (had.defect_type || null) === (rec.defect_type || null)) return;
     judged.set(rec.id, rec);
+    mine.delete(rec.id);       // someone else's review now: changing it asks first
     items[at] = rec;
     renderList();
     const state = document.getElementById("review-state");
@@ -236,7 +244,6 @@ LG.start(async (main) => {
   // A defect without its type feeds the Pareto nothing: the first D asks for the type,
   // a second D on the same part saves it untyped (an unknown kind is still a defect).
   let busy = false, untypedAsked = null, overrideAsked = null;
-  const mine = new Set();     // parts judged on this screen: changing those asks nothing
   function ask(text) {
     LG.say(text, "info");
     const el = document.getElementById("ask");
