@@ -64,7 +64,7 @@ LG.start(async (main) => {
         + "(the names are exact: clear the filter to see every version)." : "No model versions yet."));
     }
     else table.appendChild(h("table", {},
-      h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "rates",
+      h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "reviews of its parts",
         "made", ""].map((t) => h("th", {}, t))),
       items.map((m) => {
         const state = m.state || (m.active ? "active" : "inactive");
