@@ -467,3 +467,28 @@ def test_the_gallery_keeps_any_verdict_through_a_reload_and_a_phone_acknowledges
     box = item.get_by_role("button", name="Acknowledge").bounding_box()
     assert box["x"] + box["width"] <= 390, box
     assert line.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_review_made_while_the_live_stream_was_down_is_not_overturned_by_one_tap(pages, station):
+    with api(station, "operator") as c:
+        first = post_part(c, png_bytes(223, seed=2398), "drop-0", line="LDrop").json()["id"]
+    p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    cut = {"n": 0}
+
+    def events(route):        # the stream's first connection lost (a Wi-Fi drop); it comes back by itself
+        cut["n"] += 1
+        if cut["n"] == 1:
+            with api(station, "operator") as c:          # meanwhile another screen confirms the defect
+                assert c.post(f"/api/v1/inspections/{first}/review",
+                              json={"label": "defect", "defect_type": "crack"}).status_code == 200
+            route.abort()
+        else:
+            route.continue_()
+    p.page.route("**/api/v1/events", events)
+    page = p.open("/app/review?queue=todo&line=LDrop&poll=600", "#current h2")
+    expect(page.locator("#review-state")).to_contain_text("reviewed on another screen: defect", timeout=15_000)
+    page.wait_for_timeout(700)
+    page.click("#btn-good")
+    expect(page.locator("#ask")).to_contain_text("Already reviewed as defect")
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{first}").json()["review"]["label"] == "defect"

@@ -160,6 +160,12 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
     page.locator("#review-threshold").fill(str(min(good) + 0.001))
     expect(fr).to_have_text(pct(1 / len(good)))
     expect(page.locator("#good-to-review")).to_contain_text(pct((len(good) - 2) / len(good)))
+    # a line no part ran on: refused, and the last line's scores and Save do not stay as if for it
+    page.fill("input[name=line]", "NOSUCHLINE")
+    page.get_by_role("button", name="Load").click()
+    expect(page.locator("#status")).to_contain_text("no part was ever inspected on line")
+    expect(page.locator("#histogram")).to_have_count(0)
+    expect(page.locator("#save")).to_have_count(0)
     p.shot("tuning-moved")
     # an operator sees the rates but no Save
     op = pages(role="operator")

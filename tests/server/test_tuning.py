@@ -282,3 +282,14 @@ def test_a_lines_own_model_opens_before_its_first_part_and_an_old_version_with_a
     old = st.add_model(FakeInspector(-5.0, "v-neg").to_bytes(), "cell")
     r = c.get("/api/v1/models/cell/tuning", params={"version": old.version})
     assert r.status_code == 200 and r.json()["threshold"] == -5.0, r.text
+
+
+def test_the_raise_limit_holds_along_a_chain_of_tunings(tuned_station):
+    """v1 at 0.5 -> 40 -> 3,900 -> 380,000: each step under 100 times the one before, the
+    last passing every part."""
+    st, c, keys, _ = tuned_station
+    eng = {"X-API-Key": keys["engineer"]}
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": 1, "threshold": 40})
+    assert r.status_code == 201, r.text
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": r.json()["version"], "threshold": 3900})
+    assert r.status_code == 422 and "every part would pass" in r.json()["error"]["message"], r.text

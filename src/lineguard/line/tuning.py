@@ -155,8 +155,17 @@ def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: O
     new["strategy"] = "manual"
     new["tuned"] = {"from_version": source.version, "from_model_id": source.model_id,
                     "from_threshold": old_t, "from_review_threshold": float(cal.get("review_threshold", old_t)),
+                    # the threshold the good parts set, carried along a chain of tunings
+                    "calibrated_threshold": calibrated_threshold(cal),
                     "scored_as": scored_as(cal, source.model_id), "note": note, "by": by}
     return new
+
+
+def calibrated_threshold(cal: dict[str, Any]) -> float:
+    """The threshold the good parts set, before any tuning by hand (a version tuned before
+    this was recorded: the one it was tuned from)."""
+    tuned = cal.get("tuned") or {}
+    return float(tuned.get("calibrated_threshold", tuned.get("from_threshold", cal["threshold"])))
 
 
 def rewrite_thresholds(data: bytes, calibration: dict[str, Any], loaded: Any = None) -> bytes:
@@ -263,11 +272,13 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
     old_t = float(cal["threshold"])
     old_r = float(cal.get("review_threshold", old_t))
     new_r = threshold if review_threshold is None else review_threshold
-    if threshold > MAX_RAISE * old_t > 0:
-        # far past every score a part of this model gets: the station would pass every part
-        raise InvalidRequest(f"threshold {threshold:g} is more than {MAX_RAISE} times version {version}'s "
-                             f"{old_t:.6g}: every part would pass, defects too; set it within the scores the "
-                             "Tuning page shows")
+    base = calibrated_threshold(cal)
+    if threshold > MAX_RAISE * base > 0:
+        # far past every score a part of this model gets: the station would pass every part.
+        # Against the threshold the good parts set, so tunings in steps cannot climb past it.
+        raise InvalidRequest(f"threshold {threshold:g} is more than {MAX_RAISE} times {base:.6g}, the threshold "
+                             "this model's good parts set: every part would pass, defects too; set it within "
+                             "the scores the Tuning page shows")
     if old_t == threshold and old_r == new_r:
         raise InvalidRequest(f"version {version} already has threshold {threshold:g} and review threshold "
                              f"{new_r:g}; move them before saving")

@@ -296,14 +296,14 @@ const LG = (() => {
       h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),
       h("td", {}, h("b", {class: STATE_CLASS[v.state] || ""}, STATE_TEXT[v.state] || v.state)),
       h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
-        t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {}, t.name), ` must be ${t.expected || t.expect}`,
+        t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {class: "tp-name"}, t.name), ` must be ${t.expected || t.expect}`,
         t.verdict ? ` · got ${t.verdict} at ${when(t.checked_at)}` : " · not seen yet",
         t.verdict && !t.this_shift ? " (before this shift)" : ""))),
       h("td", {},
         v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
           `${v.parts_before_verification} part(s) made this shift without a passed verification`,
         v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
-          h("b", {}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
+          h("b", {class: "tp-name"}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
           h("a", {href: doubtUrl(v, f)}, `${f.doubt.parts} ${f.doubt.verdict} part(s) in doubt`),
           ` (${f.doubt.what}) since ${f.last_right_at ? "it was last right, " : "it was registered, "}`

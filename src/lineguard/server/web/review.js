@@ -134,8 +134,18 @@ LG.start(async (main) => {
     if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part) return;
     if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
   });
-  es.addEventListener("review", (ev) => {
-    const rec = JSON.parse(ev.data);
+  es.addEventListener("review", (ev) => heard(JSON.parse(ev.data)));
+  // A review made while the stream was down (a Wi-Fi drop) reaches this screen no other way:
+  // the part on screen is read again when it is back, so a tap cannot overturn it unasked.
+  let lost = false;
+  es.addEventListener("error", () => { lost = true; });
+  es.addEventListener("open", () => {
+    if (!lost) return;
+    lost = false;
+    const it = items[idx];
+    if (it) api(inspUrl(it.id)).then((rec) => { if (rec.review && rec.review.reviewed) heard(rec); }).catch(() => {});
+  });
+  function heard(rec) {
     const at = items.findIndex((x) => x.id === rec.id);
     const had = judged.get(rec.id);
     if (at < 0) return;
@@ -151,7 +161,7 @@ LG.start(async (main) => {
       state.textContent = `reviewed on another screen: ${rec.review.label}${rec.defect_type ? " (" + rec.defect_type + ")" : ""}`
         + ` by ${rec.review.reviewer}`;
     }
-  });
+  }
 
   const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
 

@@ -49,7 +49,7 @@ LG.start(async (main) => {
     clear(listEl).appendChild(items.length
       ? h("table", {class: "wrap-names"}, h("tr", {}, ["name", "must be", "what it is", "registered", ""]
         .map((t) => h("th", {}, t))),
-        items.map((t) => h("tr", {dataset: {testPart: t.name}}, h("td", {}, h("b", {}, t.name)),
+        items.map((t) => h("tr", {dataset: {testPart: t.name}}, h("td", {}, h("b", {class: "tp-name"}, t.name)),
           h("td", {}, h("span", {class: "badge " + LG.verdictClass(t.expect)}, t.expect)),
           h("td", {}, t.description || "–"), h("td", {}, when(t.created_at), t.created_by ? " by " + t.created_by : ""),
           h("td", {}, h("button", {type: "button", class: "danger", dataset: {role: "engineer"},

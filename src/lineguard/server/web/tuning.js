@@ -32,8 +32,14 @@ LG.start(async (main) => {
   async function load() {
     if (!prodSel.value) { clear(body).appendChild(h("p", {class: "muted"}, "No model yet: upload or train one.")); return; }
     history.replaceState(null, "", location.pathname + LG.q({product: prodSel.value, line: lineIn.value.trim(), version: verSel.value}));
-    const t = await api("/api/v1/models/" + encodeURIComponent(prodSel.value) + "/tuning"
-      + LG.q({line: lineIn.value.trim(), version: verSel.value}));
+    let t;
+    try {
+      t = await api("/api/v1/models/" + encodeURIComponent(prodSel.value) + "/tuning"
+        + LG.q({line: lineIn.value.trim(), version: verSel.value}));
+    } catch (err) {
+      clear(body);      // refused (a line with no parts): not the last line's scores and Save as if for this one
+      throw err;
+    }
     render(t);
   }
 
