@@ -313,7 +313,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         def named(f: Path, k: int) -> str:
             parts = f.parts[1:] if f.is_absolute() else f.parts      # no root "/" in a file name
             return "_".join(parts[max(0, len(parts) - k):-1] + (f.stem,))
-        for stem, group in alike.items():
+        for group in alike.values():
             # the fewest folders above the name that tell the group's photos apart
             depth = next((k for k in range(1, max(len(f.parts) for f in group) + 1)
                           if len({named(f, k) for f in group}) == len(group)), None)
