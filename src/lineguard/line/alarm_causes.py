@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
+from .db import LOCK_ALARM_CAUSES
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import AlarmCause, iso_utc, utcnow
 
@@ -36,7 +37,6 @@ KEY_MAX = 20            # LineAlarm.ack_cause
 LABEL_MAX = 100
 PLANT_MAX = 50          # a list a person picks from on a touch panel, not a catalogue
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-_PG_LOCK = 74112        # PostgreSQL advisory lock of changes to the causes (74110 migrations, 74111 sign-ins)
 
 
 def key_for(label: str) -> str:
@@ -101,13 +101,9 @@ def _to_dict(c: AlarmCause) -> dict[str, Any]:
 
 
 def _lock(s: Any, db: Any) -> None:
-    """One change of the causes at a time, across processes: the label and count checks and
-    the next number hold until the change commits (PostgreSQL: an advisory lock; SQLite:
-    its write lock, taken by a write of nothing)."""
-    if db.is_sqlite:
-        s.execute(text("DELETE FROM alarm_causes WHERE 0"))
-    else:
-        s.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+    # one change of the causes at a time, across processes: the label and count checks and
+    # the next number hold until the change commits
+    db.hold(s, LOCK_ALARM_CAUSES, "alarm_causes")
 
 
 def _free_key(rows: dict[str, AlarmCause], label: str, code: int) -> str:

@@ -66,6 +66,11 @@ def is_busy(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _PG_BUSY
 
 
+# PostgreSQL advisory lock keys, one per kind of change held across processes (the outbox
+# holds each line's under a two-part key, line.outbox.lock_line: a key space of its own)
+LOCK_MIGRATIONS, LOCK_SIGN_INS, LOCK_ALARM_CAUSES = 74110, 74111, 74112
+
+
 def refusal_reason(exc: BaseException) -> str:
     """The database's reason in a few words, for an operator: SQLite's own sentence
     ("database or disk is full"), PostgreSQL's error class ("DiskFull",
@@ -141,7 +146,7 @@ class Database:
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Two processes starting at once must not both create the tables.
-                conn.execute(text("SELECT pg_advisory_xact_lock(74110)"))
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({LOCK_MIGRATIONS})"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
@@ -167,6 +172,16 @@ class Database:
             raise
         finally:
             s.close()
+
+    def hold(self, s: Session, pg_key: int, sqlite_table: str) -> None:
+        """Hold, until ``s`` commits, the lock of one kind of change across processes:
+        PostgreSQL's advisory lock ``pg_key``; on SQLite the write lock, taken by a write
+        of nothing to ``sqlite_table`` (a read first would let another process write in
+        between, then refuse this one's write)."""
+        if self.is_sqlite:
+            s.execute(text(f"DELETE FROM {sqlite_table} WHERE 0"))
+        else:
+            s.execute(text(f"SELECT pg_advisory_xact_lock({int(pg_key)})"))
 
     def new_session(self) -> Session:
         return self._sessions()

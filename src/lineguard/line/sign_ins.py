@@ -13,11 +13,8 @@ from typing import Any, Optional
 
 from sqlalchemy import delete, func, select, text
 
+from .db import LOCK_SIGN_INS
 from .orm import SignInFailure
-
-# PostgreSQL advisory lock held by each try's transaction: two processes counting the same
-# name at once would each see four failures and both let a fifth through
-_PG_LOCK = 74111
 
 
 def name_key(name: Optional[str]) -> Optional[str]:
@@ -44,13 +41,9 @@ class SignInThrottle:
         return [(f"addr:{address}", self.per_address)] + ([(f"name:{name}", self.per_name)] if name else [])
 
     def _begin(self, s: Any) -> None:
-        """Take the lock of sign-in counting for this transaction: PostgreSQL's advisory lock;
-        on SQLite the write lock, by a write of nothing (a read first would let another
-        process count in between, then refuse this one's write)."""
-        if self.db.is_sqlite:
-            s.execute(text("DELETE FROM sign_in_failures WHERE 0"))
-        else:
-            s.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+        # the lock of sign-in counting, to the commit: two processes counting the same name
+        # at once would each see four failures and both let a fifth through
+        self.db.hold(s, LOCK_SIGN_INS, "sign_in_failures")
 
     def _now(self, s: Any) -> dt.datetime:
         """The database's clock, naive UTC: one clock for every station and process on it
