@@ -53,20 +53,34 @@ def _plant(db: Any, retired: bool) -> list[AlarmCause]:
         return list(s.scalars(q))
 
 
-def offered(db: Any) -> dict[str, str]:
-    """key -> label of the causes a person picks from: the built-in ones, the plant's in
-    use before "other" (the one to take when none fits)."""
+def _offered(plant: list[AlarmCause]) -> dict[str, str]:
     out = {k: v for k, v in BUILT_IN.items() if k != "other"}
-    out.update((c.key, c.label) for c in _plant(db, retired=False))
+    out.update((c.key, c.label) for c in plant if c.retired_at is None)
     out["other"] = BUILT_IN["other"]
     return out
 
 
+def _labels(plant: list[AlarmCause]) -> dict[str, str]:
+    out = dict(BUILT_IN)
+    out.update((c.key, c.label + ("" if c.retired_at is None else " (retired)")) for c in plant)
+    return out
+
+
+def offered(db: Any) -> dict[str, str]:
+    """key -> label of the causes a person picks from: the built-in ones, the plant's in
+    use before "other" (the one to take when none fits)."""
+    return _offered(_plant(db, retired=False))
+
+
 def labels(db: Any) -> dict[str, str]:
     """key -> label of every cause an alarm may carry, retired ones too (they name old alarms)."""
-    out = dict(BUILT_IN)
-    out.update((c.key, c.label + ("" if c.retired_at is None else " (retired)")) for c in _plant(db, retired=True))
-    return out
+    return _labels(_plant(db, retired=True))
+
+
+def offered_and_labels(db: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Both, from one read of the plant's causes (the alarms list answers with both)."""
+    plant = _plant(db, retired=True)
+    return _offered(plant), _labels(plant)
 
 
 def codes(db: Any) -> dict[int, str]:

@@ -68,8 +68,8 @@ def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     items = station.alarms.history(before_id=before_id, limit=limit, **filters)
     # causes: those to choose from; cause_labels: every one an alarm may carry (retired ones too)
-    return {"items": items, "rules": station.alarms.rules.to_dict(), "causes": alarm_causes.offered(station.db),
-            "cause_labels": alarm_causes.labels(station.db),
+    causes, cause_labels = alarm_causes.offered_and_labels(station.db)
+    return {"items": items, "rules": station.alarms.rules.to_dict(), "causes": causes, "cause_labels": cause_labels,
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
