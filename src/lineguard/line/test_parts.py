@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -43,6 +43,13 @@ log = logging.getLogger("lineguard.station")
 
 EXPECTS = ("OK", "NG", "REVIEW")
 NAME_MAX = 200      # the longest serial a record holds (Inspection.serial)
+
+
+def _alike(names: Iterable[str], typed: str) -> Optional[str]:
+    """The one name in use that ``typed`` is but for case. Names in use never differ only in
+    case (add refuses it); of names registered so before that rule none is picked."""
+    alike = [n for n in names if part_names.folded(n) == part_names.folded(typed)]
+    return alike[0] if len(alike) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -115,13 +122,9 @@ class TestPartBook:
             if key is None:
                 continue
             key = key.strip()
-            if key in names:
-                return Expected(key, names[key])
-            # names in use never differ only in case (add refuses it); one registered so
-            # before that rule, ambiguous, is matched only as written
-            alike = [n for n in names if part_names.folded(n) == part_names.folded(key)]
-            if len(alike) == 1:
-                return Expected(alike[0], names[alike[0]])
+            name = key if key in names else _alike(names, key)
+            if name is not None:
+                return Expected(name, names[name])
         return None
 
     def list(self, product: Optional[str] = None, retired: bool = False) -> list[TestPart]:
@@ -183,9 +186,9 @@ class TestPartBook:
         with self.db.session() as s:
             in_use = select(TestPart).where(TestPart.product == product, TestPart.retired_at.is_(None))
             row = s.scalar(in_use.where(TestPart.name == name))
-            if row is None:     # typed in another case ("rr-01" for RR-01): names in use never differ only so
-                alike = [r for r in s.scalars(in_use) if part_names.folded(r.name) == part_names.folded(name)]
-                row = alike[0] if len(alike) == 1 else None
+            if row is None:     # typed in another case ("rr-01" for RR-01)
+                rows = {r.name: r for r in s.scalars(in_use)}
+                row = rows.get(_alike(rows, name))
             if row is None:
                 raise NotFound(f"product {product!r} has no test part {name!r} in use")
             row.retired_at, row.retired_by = utcnow(), by
