@@ -239,13 +239,10 @@ LG.start(async (main) => {
   });
 
   async function loadCauses() {
-    const r = await api("/api/v1/alarm-causes");
-    causes = {}; labels = {};
-    for (const c of r.items) {
-      labels[c.key] = c.label + (c.retired ? " (retired)" : "");
-      if (!c.retired && c.key !== "other") causes[c.key] = c.label;
-    }
-    if (labels.other) causes.other = labels.other;      // the one to take when none fits: last, as the line view
+    // the table from the list; what is offered and every label as the station makes them
+    const [r, now] = await Promise.all([api("/api/v1/alarm-causes"), api("/api/v1/alarms?limit=1")]);
+    causes = now.causes || {};
+    labels = now.cause_labels || causes;
     clear(causesEl).appendChild(h("table", {}, h("tr", {}, ["PLC number", "cause", "key", "added", ""]
       .map((t) => h("th", {}, t))), r.items.map((c) => h("tr", {dataset: {cause: c.key}, class: c.retired ? "muted" : ""},
       h("td", {}, c.retired ? "–" : String(c.code)), h("td", {}, c.label, c.retired ? " (retired)" : ""), h("td", {}, c.key),
