@@ -28,7 +28,7 @@ _STALE = ("rank", "review_rank", "guaranteed_false_reject_rate", "guaranteed_not
           "false_reject_rate_upper_90", "enough_calibration_parts", "frr_threshold", "f1_threshold")
 
 MAX_SCORES = 5000      # per list in the tuning answer: plenty for a histogram and the rates
-MAX_RAISE = 100        # a threshold this many times the version's own passes every part
+MAX_RAISE = 100        # a threshold this many times the one the good parts set passes every part
 
 
 def _share(k: int, n: int) -> dict[str, Any]:
