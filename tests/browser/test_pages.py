@@ -473,19 +473,19 @@ def test_a_review_made_while_the_live_stream_was_down_is_not_overturned_by_one_t
     with api(station, "operator") as c:
         first = post_part(c, png_bytes(223, seed=2398), "drop-0", line="LDrop").json()["id"]
     p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
-    cut = {"n": 0}
+    up = {"stream": False}
 
-    def events(route):        # the stream's first connection lost (a Wi-Fi drop); it comes back by itself
-        cut["n"] += 1
-        if cut["n"] == 1:
-            with api(station, "operator") as c:          # meanwhile another screen confirms the defect
-                assert c.post(f"/api/v1/inspections/{first}/review",
-                              json={"label": "defect", "defect_type": "crack"}).status_code == 200
-            route.abort()
-        else:
+    def events(route):        # the live stream down (a Wi-Fi drop) until the test lets it come back
+        if up["stream"]:
             route.continue_()
+        else:
+            route.abort()
     p.page.route("**/api/v1/events", events)
     page = p.open("/app/review?queue=todo&line=LDrop&poll=600", "#current h2")
+    with api(station, "operator") as c:                  # meanwhile another screen confirms the defect
+        assert c.post(f"/api/v1/inspections/{first}/review",
+                      json={"label": "defect", "defect_type": "crack"}).status_code == 200
+    up["stream"] = True                                  # the stream comes back at its next retry
     expect(page.locator("#review-state")).to_contain_text("reviewed on another screen: defect", timeout=15_000)
     page.wait_for_timeout(700)
     page.click("#btn-good")
