@@ -110,5 +110,10 @@ def pages(browser, station):
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def seen(page) -> None:
+    """The review queue's part photo is on screen: Good and Defect (and G, D) judge it now."""
+    expect(page.locator("#btn-good")).to_be_enabled()
+
+
 def api(srv, role: str = "admin") -> httpx.Client:
     return srv.client(srv.keys[role])

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import expect, api, png_bytes, post_part
+from .conftest import expect, api, png_bytes, post_part, seen
 
 
 
@@ -107,8 +107,10 @@ def test_review_queue_from_the_keyboard(pages, station):
     p.shot("review-keys")
     page.keyboard.press("?")
     page.keyboard.press("2")        # the second defect type of the product's list
+    seen(page)
     page.keyboard.press("d")        # confirm the defect
     expect(page.locator("#current h2")).to_contain_text("rq-1")
+    seen(page)
     page.keyboard.press("g")        # a false alarm
     expect(page.locator("#current h2")).to_contain_text("rq-0")
     page.keyboard.press("k")        # back to rq-1: already reviewed
@@ -140,8 +142,10 @@ def test_the_review_queue_loads_older_parts_and_takes_in_new_ones(pages, station
     expect(page.locator("#load-older")).to_be_visible()
     for want in ("old-4", "old-3", "old-2", "old-1"):
         expect(page.locator("#current h2")).to_contain_text(want)
+        seen(page)
         page.keyboard.press("g")          # judged, and on to the next: older ones load at the end
     expect(page.locator("#current h2")).to_contain_text("old-0")
+    seen(page)
     page.keyboard.press("d")              # a defect without its type: asked for first
     expect(page.locator("#status")).to_contain_text("Which defect?")
     expect(page.locator("#review-state")).to_contain_text("not reviewed")
@@ -402,6 +406,7 @@ def test_a_review_saved_after_the_operator_moved_on_leaves_the_next_part_as_it_i
         page.wait_for_timeout(1000)
         route.continue_()
     page.route("**/review", slow)
+    seen(page)
     page.keyboard.press("g")                      # saving slow-1 ...
     page.keyboard.press("j")                      # ... the operator goes on to slow-0 meanwhile
     expect(page.locator("#current h2")).to_contain_text("slow-0")

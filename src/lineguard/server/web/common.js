@@ -176,6 +176,12 @@ const LG = (() => {
       if (!roleAtLeast(role)) continue;
       nav.appendChild(h("a", {href, class: href === current ? "current" : null}, label));
     }
+    // a phone's menu is one row scrolled sideways: the page the person is on is in sight
+    const on = nav.querySelector(".current");
+    if (on && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = on.getBoundingClientRect().left - nav.getBoundingClientRect().left
+        - (nav.clientWidth - on.offsetWidth) / 2;
+    }
     const who = clear(document.getElementById("who"));
     // a user's name leads to their password; a key has none to change
     const name = me.kind === "user" ? h("a", {href: "/app/account", title: "change your password"}, me.name) : me.name;

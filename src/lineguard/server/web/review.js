@@ -178,8 +178,14 @@ LG.start(async (main) => {
       listEl.appendChild(h("li", {class: "more"}, h("button", {type: "button", class: "secondary", id: "load-older",
         onclick: () => loadOlder().catch(LG.fail)}, "Load older parts")));
     }
+    // the list scrolled to the current part, the page not: under the part (a narrow screen)
+    // the list's own scrolling into view took the part's photo off the top of the screen
     const cur = listEl.children[idx];
-    if (cur && cur.scrollIntoView) cur.scrollIntoView({block: "nearest"});
+    if (cur) {
+      const box = queue.getBoundingClientRect(), at = cur.getBoundingClientRect();
+      if (at.top < box.top) queue.scrollTop -= box.top - at.top;
+      else if (at.bottom > box.bottom) queue.scrollTop += at.bottom - box.bottom;
+    }
     const pos = document.getElementById("position");
     if (pos && items[idx]) pos.textContent = position();
   }
@@ -195,8 +201,22 @@ LG.start(async (main) => {
           id: "part-image"})
       : h("div", {class: "noimg"}, "image not kept");
     // the photo arriving moves the buttons under it: a tap in that moment was aimed elsewhere,
-    // and before it a part was judged unseen
-    if (img.tagName === "IMG") img.addEventListener("load", () => LG.settle(), {once: true});
+    // and before it the part would be judged unseen, so Good and Defect wait for it (or for
+    // its failing to load, said in its place: the part can still be judged from its score)
+    shown = img.tagName !== "IMG";
+    if (!shown) {
+      const seen = () => {
+        if (items[idx] !== it) return;
+        shown = true;
+        for (const b of detail.querySelectorAll("#btn-good, #btn-defect")) b.disabled = false;
+        LG.settle();
+      };
+      img.addEventListener("load", seen, {once: true});
+      img.addEventListener("error", () => {
+        img.replaceWith(h("div", {class: "noimg", id: "part-image"}, "the photo could not be loaded"));
+        seen();
+      }, {once: true});
+    }
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
     const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000});
@@ -205,7 +225,7 @@ LG.start(async (main) => {
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
         " ", h("span", {class: "muted", id: "position"}, position())),
       h("div", {class: "row"},
-        h("div", {class: "grow"}, h("div", {class: "viewer"}, img),
+        h("div", {class: "rq-photo"}, h("div", {class: "viewer"}, img),
           // what the keys do, for a touch panel with no keyboard
           h("div", {class: "row nav-buttons"},
             h("button", {type: "button", class: "secondary", id: "btn-prev", onclick: () => move(-1).catch(LG.fail)},
@@ -213,7 +233,7 @@ LG.start(async (main) => {
             h("button", {type: "button", class: "secondary", id: "btn-view", onclick: toggleView}, viewLabel()),
             h("button", {type: "button", class: "secondary", id: "btn-next", onclick: () => move(1).catch(LG.fail)},
               "Next (J) ▶"))),
-        h("div", {class: "grow"},
+        h("div", {class: "rq-facts"},
           LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
           h("p", {}, `score ${num(it.score)} · ${it.line}/${it.station} · ${it.product}`,
             it.lot ? ` · lot ${it.lot}` : "", ` · ${LG.when(it.created_at)}`),
@@ -222,14 +242,18 @@ LG.start(async (main) => {
             : "not reviewed"),
           h("div", {class: "types", id: "types"}, typeBtns),
           h("p", {}, note),
-          h("div", {class: "row", dataset: {role: "operator"}},
-            // a tap in the moment after the part came up was meant for the one before
-            h("button", {type: "button", class: "good", id: "btn-good", onclick: () => LG.settling() || judge("good")},
-              it.verdict === "OK" ? "Good (G)" : "False alarm: good (G)"),
-            h("button", {type: "button", class: "danger", id: "btn-defect", onclick: () => LG.settling() || judge("defect")},
-              it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")),
-          // a question about this part, beside its buttons: the status line may be off screen
-          h("p", {class: "ask", id: "ask", role: "alert"}))));
+          // on a phone this bar stays at the foot of the screen: the photo fills the width above it
+          h("div", {class: "judge-bar", dataset: {role: "operator"}},
+            h("div", {class: "row"},
+              // a tap in the moment after the part came up was meant for the one before
+              h("button", {type: "button", class: "good", id: "btn-good", disabled: !shown,
+                onclick: () => LG.settling() || judge("good")},
+                it.verdict === "OK" ? "Good (G)" : "False alarm: good (G)"),
+              h("button", {type: "button", class: "danger", id: "btn-defect", disabled: !shown,
+                onclick: () => LG.settling() || judge("defect")},
+                it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")),
+            // a question about this part, beside its buttons: the status line may be off screen
+            h("p", {class: "ask", id: "ask", role: "alert"})))));
     LG.applyRoles(detail);
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
   }
@@ -253,7 +277,7 @@ LG.start(async (main) => {
 
   // A defect without its type feeds the Pareto nothing: the first D asks for the type,
   // a second D on the same part saves it untyped (an unknown kind is still a defect).
-  let busy = false, untypedAsked = null, overrideAsked = null;
+  let busy = false, untypedAsked = null, overrideAsked = null, shown = false;
   function ask(text) {
     LG.say(text, "info");
     const el = document.getElementById("ask");
@@ -263,6 +287,7 @@ LG.start(async (main) => {
   async function judge(label) {
     const it = items[idx];
     if (!it || busy) return;
+    if (!shown) { ask("The photo is still loading: look at the part first."); return; }
     // judged on another screen meanwhile: one tap must not overturn it (a confirmed defect
     // made good is learnt as good by the next retraining)
     if (it.review && it.review.reviewed && !mine.has(it.id) && it.review.label !== label && overrideAsked !== it.id) {

@@ -1,0 +1,79 @@
+"""The review queue on the screens a plant has: a 1024x768 panel PC, a tablet held upright, a
+phone. The part's photo and its Good / Defect are on screen together without scrolling, and
+neither button judges a part whose photo has not arrived."""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import expect, api, png_bytes, post_part, seen
+
+SCREENS = [
+    ("operator", 1024, 768),     # the commonest panel PC
+    ("operator", 800, 1100),     # a tablet held upright
+    ("admin", 800, 1100),        # ... under an admin's longer menu
+    ("admin", 390, 844),         # a phone
+]
+
+
+def _box_in_screen(page, selector: str, width: int, height: int) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (selector, box)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height + 1, (selector, box)
+
+
+@pytest.mark.parametrize("role,width,height", SCREENS)
+def test_the_part_and_its_good_and_defect_are_on_screen_together(pages, station, role, width, height):
+    with api(station, "operator") as c:
+        for i in range(3):
+            post_part(c, png_bytes(220, seed=940 + i), f"fit-{i}", line="LFit")
+    p = pages(role=role, viewport={"width": width, "height": height}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LFit&poll=600", "#current h2")
+    seen(page)
+    page.keyboard.press("j")                   # the list follows the part; the page does not scroll
+    expect(page.locator("#current h2")).to_contain_text("fit-1")
+    seen(page)
+    assert page.evaluate("window.scrollY") == 0
+    for selector in ("#part-image", "#btn-good", "#btn-defect"):
+        _box_in_screen(page, selector, width, height)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # the menu a row at most on a phone, the page the person is on in sight in it
+    current = page.locator("#nav a.current")
+    nav = page.locator("#nav").bounding_box()
+    here = current.bounding_box()
+    assert here["x"] >= nav["x"] - 1 and here["x"] + here["width"] <= nav["x"] + nav["width"] + 1
+    if width < 600:
+        assert page.locator("header#top").bounding_box()["height"] <= 110
+    p.shot(f"review-{role}-{width}x{height}")
+
+
+def test_good_and_defect_wait_for_the_part_photo(pages, station):
+    with api(station, "operator") as c:
+        ids = [post_part(c, png_bytes(221, seed=950 + i), f"unseen-{i}", line="LUnseen").json()["id"]
+               for i in range(2)]
+    p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
+    page = p.page
+    held = []
+    page.route(f"**/inspections/{ids[1]}/overlay*", lambda route: held.append(route))    # a slow network
+    page.route(f"**/inspections/{ids[0]}/overlay*", lambda route: route.abort())         # a photo lost
+    p.open("/app/review?queue=todo&line=LUnseen&poll=600", "#current h2")
+    expect(page.locator("#current h2")).to_contain_text("unseen-1")
+    expect(page.locator("#btn-good")).to_be_disabled()
+    expect(page.locator("#btn-defect")).to_be_disabled()
+    page.keyboard.press("g")
+    expect(page.locator("#ask")).to_contain_text("still loading")
+    page.wait_for_timeout(300)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{ids[1]}").json()["review"]["reviewed"] is False
+    assert held, "the photo was asked for"
+    held[0].continue_()
+    seen(page)
+    page.wait_for_timeout(700)                 # the photo arriving moved things: a look, then the tap
+    page.click("#btn-good")
+    expect(page.locator("#current h2")).to_contain_text("unseen-0")
+    # a photo that cannot be loaded says so, and the part is judged from its score and facts
+    expect(page.locator("#part-image")).to_contain_text("could not be loaded")
+    seen(page)
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{ids[1]}").json()["review"]["label"] == "good"
+        assert c.get(f"/api/v1/inspections/{ids[0]}").json()["review"]["reviewed"] is False
