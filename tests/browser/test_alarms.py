@@ -238,6 +238,8 @@ def test_an_engineer_adds_the_plants_own_cause_and_the_line_view_offers_it(pages
     code = row.locator("td").first.inner_text()
     assert int(code) >= 7                                 # after the six built in: the PLC's number for it
     expect(page.locator("#status")).to_contain_text(f"PLC number {code}")
+    # offered at once by the filter above, no reload needed
+    expect(page.locator("#filters select[name=cause] option[value='die_wear_on_press_4']")).to_have_count(1)
     eng.shot("alarm-causes")
     with api(station, "operator") as c:
         for i in range(5):

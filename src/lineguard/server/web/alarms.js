@@ -15,13 +15,15 @@ LG.start(async (main) => {
   // reload or a shared link shows the seven days before then, not a frozen window
   const defaultSince = "since" in p ? null : new Date(Date.now() - 7 * 24 * 3600 * 1000).toISOString();
   if (defaultSince) p.since = defaultSince;
+  const causeChoices = () => [["", "any"], ...Object.entries(labels), ["none", "not given"]];
+  let causeFilter = select("cause", causeChoices(), p.cause);
   const form = h("form", {class: "filters panel", id: "filters"},
     field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
     field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
     field("line", h("input", {name: "line", value: p.line || "", size: 8})),
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
     field("alarm", select("kind", [["", "any"], ...Object.entries(KIND)], p.kind)),
-    field("cause", select("cause", [["", "any"], ...Object.entries(labels), ["none", "not given"]], p.cause)),
+    field("cause", causeFilter),
     field("state", select("active", [["", "any"], ["true", "active"], ["false", "acknowledged"]], p.active)),
     h("button", {type: "submit"}, "Show"));
   const facts = h("div", {class: "panel", id: "alarm-summary"});
@@ -243,6 +245,10 @@ LG.start(async (main) => {
     const [r, now] = await Promise.all([api("/api/v1/alarm-causes"), api("/api/v1/alarms?limit=1")]);
     causes = now.causes || {};
     labels = now.cause_labels || causes;
+    // the filter offers a cause added (or a retired one's new name) at once, its choice kept
+    const fresh = select("cause", causeChoices(), causeFilter.value);
+    causeFilter.replaceWith(fresh);
+    causeFilter = fresh;
     clear(causesEl).appendChild(h("table", {}, h("tr", {}, ["PLC number", "cause", "key", "added", ""]
       .map((t) => h("th", {}, t))), r.items.map((c) => h("tr", {dataset: {cause: c.key}, class: c.retired ? "muted" : ""},
       h("td", {}, c.retired ? "–" : String(c.code)), h("td", {}, c.label, c.retired ? " (retired)" : ""), h("td", {}, c.key),
