@@ -13,6 +13,7 @@ from sqlalchemy import update
 from lineguard.line.auth import create_key
 from lineguard.line.orm import Inspection, TestPart
 from lineguard.line.station import Part
+from lineguard.line.test_parts import station_state
 
 from .conftest import png_bytes
 from .test_spc_api import client
@@ -353,6 +354,29 @@ def test_the_shift_passes_without_a_test_part_retired_in_it_unseen(spc_station):
             s.execute(update(TestPart).where(TestPart.name == "TYPO-01")
                       .values(retired_at=MORNING + dt.timedelta(minutes=30)))
         assert _s1(c)["state"] == "passed"
+
+
+def test_a_product_whose_every_test_part_was_retired_unseen_has_none_to_verify(spc_station):
+    """Its only red rabbit lost and retired mid-shift before anyone put it through: nothing
+    can complete the set, so "due" held the Verified bit off (and the line view amber) for
+    the rest of the shift; nothing was verified, so not "passed" either."""
+    st = _station(spc_station)
+    at = DAY + dt.timedelta(hours=10)
+    shift = st.config.shift_at(at)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _inspect(st, DARK, 10, "a")                                      # a production part
+        assert _s1(c)["state"] == "due"
+        assert station_state(st.db, shift, "L1", "S1", "cell", at) == "due"
+        assert station_state(st.db, shift, "L1", "S2", "cell", at) == "due"       # not run yet
+        with st.db.session() as s:
+            s.execute(update(TestPart).where(TestPart.name == "RR-01")
+                      .values(retired_at=MORNING + dt.timedelta(minutes=30)))
+        assert ("L1", "S1", "cell") not in _verification(c)
+        assert station_state(st.db, shift, "L1", "S1", "cell", at) == "none"
+        assert station_state(st.db, shift, "L1", "S2", "cell", at) == "none"
+        # before it was retired the shift was still due
+        assert station_state(st.db, shift, "L1", "S1", "cell", MORNING + dt.timedelta(minutes=20)) == "due"
 
 
 def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):

@@ -20,7 +20,9 @@ Each station's verification in a shift, per line and product with test parts
 shift (or in the half hour before it starts), ``failed`` while one's latest check is
 wrong, from this shift or left from an earlier one (which, and the station's parts in
 doubt since that test part was last right), else ``due`` (none seen yet) or
-``incomplete`` (some seen), with how many of the station's parts were made before.
+``incomplete`` (some seen), with how many of the station's parts were made before. A
+product whose every test part was retired in the shift before it was put through has
+none to verify from then on: no entry (the PLC reads ``none``).
 """
 from __future__ import annotations
 
@@ -261,8 +263,13 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
         failed_before = {k for k, rows in carried.items()
                          if any(r.verdict != r.test_expected and r.test_part in names[k[2]] for r in rows)}
         for key in sorted(set(ran) | set(checks) | failed_before):
-            out.append(_station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
-                                      ran.get(key, 0), start, end, now, failures))
+            state = _station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
+                                   ran.get(key, 0), start, end, now, failures)
+            # every test part retired in the shift before it was put through: the product has
+            # none to verify from then on (as in the next shift), not a set "due" that nothing
+            # can complete; nothing was verified either, so not "passed"
+            if state["test_parts"]:
+                out.append(state)
     return out
 
 
@@ -358,4 +365,7 @@ def station_state(db: Any, shift: Shift, line: str, station: str, product: str,
     for v in verification(db, shift, now, line, station, failures=False):
         if v["product"] == product:
             return v["state"]
-    return "due" if product in in_use(db, shift.start_utc, min(shift.end_utc, now)) else "none"
+    end = min(shift.end_utc, now)
+    asked = [tp for tp in in_use(db, shift.start_utc, end).get(product, [])
+             if tp.retired_at is None or tp.retired_at > end]
+    return "due" if asked else "none"
