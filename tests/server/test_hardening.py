@@ -285,6 +285,42 @@ def test_a_sign_in_of_megabytes_is_refused_at_1_mib_before_it_is_read(small_stat
         assert c.get("/health").status_code == 200
 
 
+def test_names_are_stored_without_padding_in_the_lines_spelling_and_control_characters_refused(small_station):
+    # A PLC's fixed-length string (" LN1 "), a line typed "ln1": each was a line of its own
+    # beside LN1 (its own counters, its parts missing from LN1's); a NUL or an escape was
+    # stored for ever in records, exports and the PLC's strings.
+    with small_station.client(small_station.keys["operator"]) as c:
+        first = post_part(c, png_bytes(40, seed=41), "pad-1", line="LN1", station="S1")
+        assert first.status_code == 201, first.text
+        padded = post_part(c, png_bytes(40, seed=42), " pad-2 ", line=" LN1 ", station="S1 ", lot="  ",
+                           serial="SN-7\r")
+        assert padded.status_code == 201, padded.text
+        rec = padded.json()
+        assert (rec["part_id"], rec["line"], rec["station"], rec["lot"], rec["serial"]) == \
+            ("pad-2", "LN1", "S1", None, "SN-7")
+        assert post_part(c, png_bytes(40, seed=43), "pad-3", line="ln1").json()["line"] == "LN1"
+        names = c.get("/api/v1/inspections/names").json()
+        assert [n for n in names["lines"] if n.strip().lower() == "ln1"] == ["LN1"], names
+        for field, value in (("part_id", "a\x00b"), ("line", "L\x1b[31m"), ("lot", "lot\n7")):
+            form = {"part_id": "ctl-1", "line": "LN1", "station": "S1", "product": "cell", field: value}
+            r = c.post("/api/v1/inspections", files={"image": ("p.png", png_bytes(40, seed=44), "image/png")},
+                       data=form)
+            assert r.status_code == 422 and "control character" in r.json()["error"]["message"], (field, r.text)
+        assert c.get("/api/v1/inspections", params={"part_id": "ctl-1"}).json()["items"] == []
+
+
+def test_two_images_in_one_part_and_a_photo_too_small_are_refused_saying_why(small_station):
+    with small_station.client(small_station.keys["operator"]) as c:
+        form = {"part_id": "two-images", "line": "L1", "station": "S1", "product": "cell"}
+        r = c.post("/api/v1/inspections", data=form,
+                   files=[("image", ("a.png", png_bytes(40, seed=45), "image/png")),
+                          ("image", ("b.png", png_bytes(200, seed=46), "image/png"))])
+        assert r.status_code == 422 and "one image per part" in r.json()["error"]["message"], r.text
+        assert c.get("/api/v1/inspections", params={"part_id": "two-images"}).json()["items"] == []
+        r = post_part(c, encoded(np.zeros((1, 1, 3), np.uint8), "PNG"), "one-pixel")
+        assert r.status_code == 422 and "at least 8x8" in r.json()["error"]["message"], r.text
+
+
 # -- item 9: invalid UTF-8, server paths ------------------------------------------------
 
 def test_invalid_utf8_in_a_form_field_is_422(small_station):

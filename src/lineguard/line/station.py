@@ -11,12 +11,14 @@ hands over the frame's pixels (:mod:`.camera_frame`): its PNG is written only if
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 import socket
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,13 +39,14 @@ from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
-from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, ModelLoadFailed,
+from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
                      NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
 from .alarms import AlarmWatch
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
+from . import part_names
 from .part_names import station_is
 from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
@@ -73,15 +76,32 @@ class Part:
     lot: Optional[str] = None
     serial: Optional[str] = None
 
-    def validate(self) -> None:
+    def checked(self) -> "Part":
+        """This part as it is stored: each name without surrounding spaces (a PLC's string
+        padded to its length, a scanner's trailing CR: " L1 " was a line of its own beside
+        L1), an empty lot or serial none; refused when a name is empty, too long or holds a
+        control character (NUL, a line break, an escape: kept for ever in records, exports
+        and the PLC's strings)."""
+        tidy = {}
         for name, limit in _FIELD_MAX.items():
             value = getattr(self, name)
             if value is None and name in ("lot", "serial"):
+                tidy[name] = None
                 continue
             if not isinstance(value, str) or not value.strip():
+                if name in ("lot", "serial") and isinstance(value, str):
+                    tidy[name] = None
+                    continue
                 raise StationError(f"{name} is required and must not be empty")
+            value = value.strip()
             if len(value) > limit:
                 raise StationError(f"{name} is longer than {limit} characters")
+            bad = next((c for c in value if unicodedata.category(c) == "Cc" or c in "\u2028\u2029"), None)
+            if bad is not None:
+                raise InvalidRequest(f"{name} holds a control character (U+{ord(bad):04X}); send it as printable "
+                                     "text (a scanner or PLC string may need its terminator removed)")
+            tidy[name] = value
+        return dataclasses.replace(self, **tidy)
 
 
 @dataclass
@@ -186,6 +206,7 @@ class Station:
         self.sinks.on_connected = self.alarms.record_states
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
+        self._lines: set[str] = set()      # line names stored, as spelt there (see _line_as_stored)
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
         self._last_write = time.monotonic()      # a part's record or a write check last committed
@@ -245,8 +266,24 @@ class Station:
                 self._trim_memory = False
                 _return_freed_memory()
 
+    def _line_as_stored(self, line: str) -> str:
+        """A line sent as "l1" where the records say "L1" is line L1: every page and filter
+        takes the two for one line, so a second spelling stored would split its parts (the
+        line view's counters, SPC) between them. The names are read again only for a name
+        not seen yet, a few index hops, never per part."""
+        if line in self._lines:
+            return line
+        try:
+            names = part_names.stored_names(self.db, "line")
+        except DB_ERRORS:
+            return line       # the database away: the part is judged (and its storing fails as it would)
+        stored = part_names.as_stored(line, names)
+        self._lines = set(names) | {stored}
+        return stored
+
     def _inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str, t0: float) -> Outcome:
-        part.validate()
+        part = part.checked()
+        part = dataclasses.replace(part, line=self._line_as_stored(part.line))
         if isinstance(image, CameraFrame):
             _check_frame(image, self.config.max_image_pixels)
             digest, suffix = image.sha256(), ".png"
@@ -255,8 +292,8 @@ class Station:
                 raise EmptyUpload("the image is empty (0 bytes); the camera or copy step may have failed")
             limit = self.config.max_upload_bytes
             if len(image) > limit:
-                raise UploadTooLarge(f"the image is {len(image) / 1e6:.1f} MB, over the station limit of "
-                                     f"{limit / 1e6:.1f} MB; send a smaller image or raise --max-upload-mb")
+                raise UploadTooLarge(f"the image is {len(image) / (1 << 20):.1f} MiB, over the station limit of "
+                                     f"{limit / (1 << 20):g} MiB; send a smaller image or raise --max-upload-mb")
             digest = sha256_hex(image)
             suffix, _media = sniff_image(image)
         # A resubmission is nearly always a retry of a part answered moments ago: those
@@ -475,8 +512,9 @@ class Station:
                 if not suffix:
                     raise NotAnImage("the upload is not an image lineguard can read; "
                                      "send PNG, JPEG, BMP, TIFF, WebP or GIF") from exc
+                # the reader's own advice when it has one ("use images of at least 8x8 pixels")
                 raise CorruptImage(f"the {suffix[1:].upper()} image {exc.problem}; "
-                                   "re-capture or re-send the part") from exc
+                                   + (exc.hint or "re-capture or re-send the part")) from exc
         if not suffix:
             # Pillow reads more formats than the station stores and serves with a known
             # type (ICO, PPM, TGA...): refused, so no part is kept as an anonymous blob.

@@ -6,7 +6,7 @@ import logging
 import tempfile
 from typing import Any, Iterator, Literal, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
@@ -57,7 +57,7 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
     # Read one byte past the limit: enough to know it is too big without reading it all.
     data = upload.file.read(limit + 1)
     if len(data) > limit:
-        raise UploadTooLarge(f"the image is over the station limit of {limit / 1e6:.1f} MB; "
+        raise UploadTooLarge(f"the image is over the station limit of {limit / (1 << 20):g} MiB; "
                              "send a smaller image or raise the limit (--max-upload-mb)")
     return data
 
@@ -67,6 +67,7 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
                               "description": "this part and image were already inspected; the existing record"},
                         **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def create_inspection(
+    request: Request,
     image: UploadFile = File(..., description="the part image (PNG, JPEG, BMP, TIFF, WebP)"),
     # examples: /docs "Try it out" fills the form with them; without, it made up a line "u"
     # and station "G" from the pattern, and a part sent so became a line of its own
@@ -83,6 +84,12 @@ async def create_inspection(
                                  description="the part's serial, if it has one (a test part is known by it)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
 ) -> JSONResponse:
+    # the form is parsed already (FastAPI took the last image of several): which one the
+    # sender meant is unknown, so none is judged
+    images = (await request.form()).getlist("image")
+    if len(images) > 1:
+        raise InvalidRequest(f"the form holds {len(images)} files named image; send one image per part, "
+                             "each in a request of its own")
     part = Part(part_id=part_id, line=line, station=station_name, product=product, lot=lot or None,
                 serial=serial or None)
 
