@@ -333,3 +333,102 @@ def test_what_the_photo_check_found_off_is_kept_and_an_older_part_loads_without_
     assert "photo_issues" in whole.column_names and whole.num_rows == 6
     assert sum(bool(v) for v in whole.column("photo_issues").to_pylist()) == 2
     st.close()
+
+
+def _model_ids(out: Path) -> set:
+    import pyarrow.parquet as pq
+    return set(pq.read_table(out, columns=["model_id"]).column("model_id").to_pylist())
+
+
+def test_another_model_on_a_results_folder_is_refused_without_the_database_too(tmp_path):
+    """Without --station-db/--data a resume with cell-v2 said "9 of 9 images already in
+    s2.parquet, skipped", exit 0: the results all cell's, and a new image gave the folder
+    rows of two models. Refused as with the database, before anything is scored."""
+    import pyarrow.parquet as pq
+    archive = _archive(tmp_path / "archive", 9)
+    out = tmp_path / "s2.parquet"
+
+    def run(model: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                               "--out", str(out), "--chunk-rows", "4"], capture_output=True, text=True)
+
+    cell = _model(tmp_path / "cell.json", 0.2)
+    assert run(cell).returncode == 0
+    before = pq.read_table(out).num_rows
+    _archive(archive / "new", 1, first_seed=90)                 # one image the folder has not seen
+    r = run(_model(tmp_path / "cell-v2.json", 0.9))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "holds results of model" in r.stderr and "give a new --out" in r.stderr, r.stderr
+    assert pq.read_table(out).num_rows == before and len(_model_ids(out)) == 1
+    again = run(cell)                                           # the folder's own model still resumes it
+    assert again.returncode == 0 and "scored 1 images" in again.stdout, again.stderr
+    assert pq.read_table(out).num_rows == before + 1 and len(_model_ids(out)) == 1
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3])     # 1: the old row's part holds nothing else and goes
+@pytest.mark.parametrize("with_db", [False, True])
+def test_an_image_overwritten_in_the_archive_replaces_its_row(tmp_path, monkeypatch, chunk_rows, with_db):
+    """docs/scale.md: an image re-scored because its file changed replaces its row, in the
+    Parquet folder as in the database: one row per image, the new one."""
+    import hashlib
+    import pyarrow.parquet as pq
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    use_fake_models_in(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'station' / 'lineguard.db'}"
+    archive = _archive(tmp_path / "archive", 5)                  # brightness 60: NG
+    model, out = _model(tmp_path / "m.json", 0.2), tmp_path / "r.parquet"
+
+    def run():
+        rec = StationRecorder.open(url) if with_db else None
+        try:
+            return rescore(model, archive, out, chunk_rows=chunk_rows, batch_size=1, recorder=rec)
+        finally:
+            if rec is not None:
+                rec.close()
+
+    assert run().scored == 5
+    img = archive / "part-002.png"
+    img.write_bytes(png_bytes(20, seed=77))                    # a retake, same name: brightness 20, OK
+    os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10**9))   # past any mtime tick
+    summary = run()
+    assert summary.scored == 1 and summary.skipped == 4
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == 5 and table["path"].is_unique, table[["path", "size", "mtime_ns"]]
+    assert summary.replaced == 1
+    row = table.set_index("path").loc[str(img.resolve())]
+    assert row["verdict"] == "OK" and row["sha256"] == hashlib.sha256(img.read_bytes()).hexdigest()
+    assert (row["size"], row["mtime_ns"]) == (img.stat().st_size, img.stat().st_mtime_ns)
+    assert not list(out.glob(".*.tmp"))
+    again = run()                                               # nothing changed since: nothing scored
+    assert again.scored == 0 and again.replaced == 0 and pq.read_table(out).num_rows == 5
+    if with_db:
+        rows = _rows(url, None)
+        assert len(rows) == 5 and sorted(str(r[2]) for r in rows) == ["NG"] * 4 + ["OK"]
+        from sqlalchemy import select
+        from lineguard.line.db import Database
+        from lineguard.line.orm import RescoreRun
+        db = Database(url)
+        with db.session() as s:
+            (r,) = s.scalars(select(RescoreRun)).all()
+            assert r.counts == {"NG": 4, "OK": 1}
+        db.dispose()
+
+
+def test_a_folder_holding_two_rows_of_an_image_is_left_one_on_resume(tmp_path, monkeypatch):
+    """A folder the old resume left with a stale row beside the new one (or two runs at
+    once on one folder) reads as one row per image after the next run."""
+    import shutil
+    import pyarrow.parquet as pq
+    from lineguard.line.scale.rescore import rescore
+    use_fake_models_in(monkeypatch)
+    archive = _archive(tmp_path / "archive", 4)
+    model, out = _model(tmp_path / "m.json", 0.2), tmp_path / "r.parquet"
+    rescore(model, archive, out, chunk_rows=2, batch_size=2)
+    first = sorted(out.glob("part-*.parquet"))[0]
+    shutil.copy(first, out / ("part-99999999999999999999-copy.parquet"))   # its two images twice
+    assert pq.read_table(out).num_rows == 6
+    summary = rescore(model, archive, out, chunk_rows=2, batch_size=2)
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == 4 and table["path"].is_unique
+    assert summary.scored == 0 and summary.replaced == 2

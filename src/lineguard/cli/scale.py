@@ -115,6 +115,9 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     d = summary.to_dict()
     if summary.skipped:
         note("resume", f"{summary.skipped} of {summary.listed} images already in {out}, skipped", colour="green")
+    if summary.replaced:
+        note("changed", f"{summary.replaced} rows of images rewritten since they were scored taken out of {out}; "
+                        "those images scored again")
     if summary.errors:
         note("unreadable", f"{summary.errors} images could not be read; their rows in {out} say why (column error)")
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(d["verdicts"].items())) or "none"

@@ -16,6 +16,13 @@ SHA-256 of what was scored is still recorded in every row, for audit and to join
 results across archives. A file rewritten with the same size within the same mtime tick
 would be missed; archives are written once, so that is accepted. Unreadable images get
 a row with ``error`` set and are not retried on resume unless they change.
+
+A results folder holds **one model's** results, as a station database run does: another
+model on the same ``out`` is refused (a resume would skip every image and report the
+old model's scores as the new one's), and the folder keeps **one row per image**: an
+image whose size or modification time changed since it was scored has its old row taken
+out of its part (the part rewritten whole, under a temporary name) before it is scored
+again, so a kill in between leaves it unscored, never scored twice.
 """
 from __future__ import annotations
 
@@ -201,6 +208,20 @@ def _schema():
                       ("photo_issues", pa.list_(pa.string()))])
 
 
+def refuse_other_model(parts: Iterable[Path], model_id: str) -> None:
+    """Refuse a results folder whose parts another model scored: a folder (and a station
+    database run) is one model's results, or a resume would skip every image and call the
+    old model's scores the new one's."""
+    import pyarrow.parquet as pq
+    from ...vision.errors import DatasetError
+    for part in parts:
+        ids = set(pq.read_table(part, columns=["model_id"]).column("model_id").to_pylist()) - {None}
+        foreign = ids - {model_id}
+        if foreign:
+            raise DatasetError(f"{part.parent} holds results of model {sorted(foreign)[0]}, not of this model "
+                               f"({model_id}): give a new --out for a re-score with another model")
+
+
 class ResultsFolder:
     """``results.parquet/``: complete part files only, each written under a temporary
     name and renamed into place; what resume reads to know which images are done."""
@@ -242,14 +263,53 @@ class ResultsFolder:
             n += 1
         return n
 
-    def done_keys(self) -> set[tuple[str, int, int]]:
+    def refuse_other_model(self, model_id: str) -> None:
+        """:class:`DatasetError` if a part holds another model's rows (see :func:`refuse_other_model`)."""
+        refuse_other_model(self.parts(), model_id)
+
+    def resume(self, listed: Iterable[ArchiveImage]) -> tuple[set[tuple[str, int, int]], int]:
+        """Leave each image one row, and return (the keys already scored, rows taken out).
+
+        A row of a listed image whose size or modification time differs from the listing's
+        is stale: the file was rewritten after it was scored. It is taken out now, so the
+        image is scored again and its new row is the only one (a kill before that leaves
+        it unscored, and the next run scores it). Two rows of one path (a folder written
+        before this was kept, or two runs at once) keep the newest scored. Images not in
+        this listing keep their rows: an archive's files may be deleted or moved after
+        scoring, and their results still stand."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        keys: set[tuple[str, int, int]] = set()
-        for part in self.parts():
-            t = pq.read_table(part, columns=["path", "size", "mtime_ns"])
-            keys.update(zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
+        current = {a.path: a.key for a in listed}
+        parts = self.parts()
+        index: list[tuple[list[tuple[str, int, int]], list[float]]] = []
+        newest: dict[str, tuple[float, int, int]] = {}   # path -> (scored_at, part, row) of the row it keeps
+        for pi, part in enumerate(parts):
+            t = pq.read_table(part, columns=["path", "size", "mtime_ns", "scored_at"])
+            keys = list(zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
                             t.column("mtime_ns").to_pylist()))
-        return keys
+            at = [s or 0.0 for s in t.column("scored_at").to_pylist()]
+            for ri, key in enumerate(keys):
+                if current.get(key[0], key) != key:
+                    continue                                   # the file changed since: scored again
+                rank = (at[ri], pi, ri)
+                if rank > newest.get(key[0], (-1.0, -1, -1)):
+                    newest[key[0]] = rank
+            index.append((keys, at))
+        done: set[tuple[str, int, int]] = set()
+        dropped = 0
+        for pi, (part, (keys, at)) in enumerate(zip(parts, index)):
+            keep = [newest.get(key[0]) == (at[ri], pi, ri) for ri, key in enumerate(keys)]
+            done.update(key for key, k in zip(keys, keep) if k)
+            if all(keep):
+                continue
+            dropped += keep.count(False)
+            table = pq.read_table(part).filter(pa.array(keep))
+            if table.num_rows:
+                self._write_atomic(table, part.name)       # same name: a station database that copied it
+            else:                                           # already holds the rows it keeps
+                part.unlink()
+                fsync_dir(self.path)
+        return done, dropped
 
     def write(self, table: Any) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -282,6 +342,9 @@ class RescoreSummary:
     # the model loading (one process); what a longer archive spreads over more images
     first_batch_s: float = 0.0
     first_batch_rows: int = 0
+    # rows taken out of the folder before scoring: images whose file changed since (scored
+    # again, in this run) and second rows of one path; the folder keeps one row per image
+    replaced: int = 0
 
     @property
     def images_per_s(self) -> float:
@@ -291,7 +354,7 @@ class RescoreSummary:
         return {"listed": self.listed, "skipped": self.skipped, "scored": self.scored, "errors": self.errors,
                 "verdicts": dict(self.verdicts), "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
-                "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
+                "replaced": self.replaced, "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
                 "steady_images_per_s": round(self.steady_images_per_s, 2)}
 
     @property
@@ -338,20 +401,13 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     readable by every worker at the same path (a shared folder or an object store URL).
     ``recorder``: also copy each part into a station database (:mod:`.rescore_db`);
     parts a killed run wrote but did not copy are copied before anything is scored.
+    :class:`DatasetError` if ``out`` holds another model's results; an image whose file
+    changed since it was scored replaces its row (:meth:`ResultsFolder.resume`).
     """
     require_pyarrow()
     if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
         raise ValueError("batch size, concurrency and chunk rows must each be at least 1")
     results = ResultsFolder(out)
-    results.drop_unfinished()
-    results.upgrade_parts()
-    listed = archive if archive is not None else list_archive(images)
-    done = results.done_keys()
-    todo = [a for a in listed if a.key not in done]
-    summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo),
-                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}")
-    if not todo and recorder is None:
-        return summary
     model_bytes = Path(model).read_bytes()
     from ...vision.errors import BundleError
     try:
@@ -360,11 +416,22 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
     except BundleError as exc:
         raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
+    results.drop_unfinished()
+    # the folder is one model's results, so the model is loaded even with nothing left to
+    # score: without it a resume with another model skipped every image and said so
+    results.refuse_other_model(scorer.inspector.model_id)
+    results.upgrade_parts()
+    listed = archive if archive is not None else list_archive(images)
+    done, replaced = results.resume(listed)
+    todo = [a for a in listed if a.key not in done]
+    summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
+                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}")
+    if not todo and recorder is None:
+        return summary
     if recorder is not None:
-        # the run is known by its folder and model, so the model is loaded even with nothing left to score
+        # a run is known by its folder and model (the folder was checked to be this model's above)
         out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
         recorder.model_id = scorer.inspector.model_id
-        recorder.check_parts(results.parts())
         recorder.begin(out_key, str(images), scorer.inspector.model_id, scorer.inspector.model_version,
                        summary.mode, len(listed))
         recorder.load_missing(results.parts())

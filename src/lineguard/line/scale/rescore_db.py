@@ -101,17 +101,6 @@ class StationRecorder:
         self.model_id = model_id
         return self.run_id
 
-    def check_parts(self, parts: Iterable[Path]) -> None:
-        """Refuse a results folder whose parts another model scored (a run is one model)."""
-        import pyarrow.parquet as pq
-        from ...vision.errors import DatasetError
-        for part in parts:
-            ids = set(pq.read_table(part, columns=["model_id"]).column("model_id").to_pylist()) - {None}
-            foreign = ids - {self.model_id}
-            if foreign:
-                raise DatasetError(f"{part.parent} holds results of model {sorted(foreign)[0]}, not of this model "
-                                   f"({self.model_id}): give a new --out for a re-score with another model")
-
     def load_missing(self, parts: Iterable[Path]) -> int:
         """Copy every part not yet in the database (one a kill left behind); returns how many."""
         import pyarrow.parquet as pq
