@@ -199,3 +199,34 @@ def test_backups_are_for_sqlite_stations_and_every_positive_hours(tmp_path):
         StationConfig(data_dir=tmp_path, db_url="postgresql://x@h/db", backup_to=tmp_path / "bk")
     with pytest.raises(ValueError, match="backup_every_h"):
         StationConfig(data_dir=tmp_path, backup_every_h=0)
+
+
+def test_a_restored_copy_run_beside_its_station_cannot_back_up_over_its_backups(sqlite_station, tmp_path):
+    """Restored from the station's backup and run as a second station, the copy has the same
+    first part: each one's backup into the shared folder replaced the other's, and the parts
+    only the copy made were lost from it (their record ids clash with the station's too)."""
+    from lineguard.line.restore import restore_station
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 3)
+    dest = tmp_path / "backup"
+    backup_station(st.config.data_dir, dest)
+    restore_station(dest, tmp_path / "copy")
+    copy = _open(tmp_path / "copy")
+    _inspect(copy, 2, start=20)                      # the copy's own parts, record ids 4 and 5
+    copy.close()
+    _inspect(st, 4, start=30)                        # the station's, ids 4 to 7
+    backup_station(st.config.data_dir, dest)
+    with pytest.raises(BackupError, match="another copy of this station"):
+        backup_station(tmp_path / "copy", dest)
+    assert backup_station(st.config.data_dir, dest).parts == 7      # the folder stays the station's
+    # the other way round: the copy backed up first, the station is refused
+    dest2 = tmp_path / "backup2"
+    backup_station(tmp_path / "copy", dest2)
+    with pytest.raises(BackupError, match="another copy of this station"):
+        backup_station(st.config.data_dir, dest2)
+    # a station restored to replace the one that died goes on backing up where it did
+    restore_station(dest, tmp_path / "replacement")
+    again = _open(tmp_path / "replacement")
+    _inspect(again, 1, start=50)
+    again.close()
+    assert backup_station(tmp_path / "replacement", dest).parts == 8

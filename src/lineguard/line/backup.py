@@ -14,8 +14,10 @@ file the copy names but the station deleted meanwhile (the disk keeper makes roo
 recorded as not kept in the copy, as the keeper records it, never as a link to nothing.
 
 A backup folder is only ever written by backups of one station: a folder holding another
-station's database, or a backup opened as a station since (its database changed, or its
-write-ahead log beside it), is refused, not overwritten.
+station's database, a copy of this station that went its own way (restored from the same
+backup and run beside it: the folder's newest part is not this station's), or a backup
+opened as a station since (its database changed, or its write-ahead log beside it), is
+refused, not overwritten.
 """
 from __future__ import annotations
 
@@ -116,6 +118,8 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             if previous.get("station") and station and previous["station"] != station:
                 raise BackupError(f"{dest} holds the backup of another station (its first part differs): give each "
                                   "station its own backup folder")
+            _refuse_diverged(db, previous.get("newest_part"), dest)
+            newest = _newest_part(db)
             _copy_part_files(db, data_dir / "images", dest / "images", report, stop, verify)
             for (key,) in db.execute("SELECT file_key FROM model_versions"):
                 if _copy(data_dir / "models", dest / "models", key, report, verify):
@@ -129,7 +133,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         # The manifest names the new database and the one it replaces: killed between
         # the two writes, the folder still matches it.
         made_at = _utc_stamp()
-        manifest = {"made_at": made_at, "from": str(data_dir), "station": station,
+        manifest = {"made_at": made_at, "from": str(data_dir), "station": station, "newest_part": newest,
                     "verified_at": made_at if verify else previous.get("verified_at"),
                     "database": _fingerprint(copy_db), "previous_database": _fingerprint(dest / "lineguard.db"),
                     **report.to_dict()}
@@ -187,7 +191,40 @@ def _fingerprint(db: Path) -> Optional[dict]:
 def _station_id(db: sqlite3.Connection) -> Optional[str]:
     """A station's lasting name: its first part's record (None before its first part)."""
     row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id LIMIT 1").fetchone()
-    return None if row is None else hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
+    return None if row is None else _part_print(row)
+
+
+def _part_print(row: tuple) -> str:
+    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
+
+
+def _newest_part(db: sqlite3.Connection) -> Optional[dict]:
+    """The newest part's record id and print: what a later backup into the folder checks
+    the station still holds as it was."""
+    row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else {"id": row[0], "part_id": row[1], "print": _part_print(row)}
+
+
+def _refuse_diverged(db: sqlite3.Connection, newest: Optional[dict], dest: Path) -> None:
+    """Refuse a backup over one holding parts this station does not have: a copy of the
+    station restored from the same backup and run beside it has the same first part, so
+    each one's backup replaced the other's and the parts only one of them made were lost
+    from the folder (their record ids clash too). The station must hold the folder's newest
+    part as it was; if records kept N days have since dropped it, nothing older tells."""
+    if not newest:
+        return
+    row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections WHERE id = ?",
+                     (newest["id"],)).fetchone()
+    if row is not None and _part_print(row) == newest["print"]:
+        return
+    if row is None:
+        oldest = db.execute("SELECT min(id) FROM inspections").fetchone()[0]
+        if oldest is not None and oldest > newest["id"]:
+            return      # rotated out by the record keeper: not a sign of another station
+    raise BackupError(f"{dest} holds a part this station does not have (record {newest['id']}, part "
+                      f"{newest['part_id']!r}): it is the backup of another copy of this station (one restored "
+                      "from the same backup and run beside it?), or this station lost records since. The backup "
+                      "there is kept; give this station its own backup folder")
 
 
 def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: BackupReport,
