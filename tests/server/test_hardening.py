@@ -321,6 +321,17 @@ def test_two_images_in_one_part_and_a_photo_too_small_are_refused_saying_why(sma
         assert r.status_code == 422 and "at least 8x8" in r.json()["error"]["message"], r.text
 
 
+def test_an_image_sent_as_the_raw_body_and_unreadable_json_are_told_what_to_send(small_station):
+    with small_station.client(small_station.keys["operator"]) as c:
+        r = c.post("/api/v1/inspections", content=png_bytes(40, seed=47), headers={"Content-Type": "image/png"})
+        assert r.status_code == 422 and "as a multipart/form-data form" in r.json()["error"]["message"], r.text
+        deep = b"[" * 5000 + b"]" * 5000
+        r = c.post("/api/v1/session", content=deep, headers={"Content-Type": "application/json"})
+        err = r.json()["error"]
+        assert r.status_code in (400, 422) and err["code"] != "error", r.text
+        assert r.status_code == 422 or "send JSON" in err["message"], r.text
+
+
 # -- item 9: invalid UTF-8, server paths ------------------------------------------------
 
 def test_invalid_utf8_in_a_form_field_is_422(small_station):

@@ -197,20 +197,28 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     # must answer in the same JSON shape as every other error
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException):
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-                422: "invalid_request"}.get(
-            exc.status_code, "error")
-        resp = _error(exc.status_code, code, str(exc.detail))
+        code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 422: "invalid_request"}.get(exc.status_code, "error")
+        message = str(exc.detail)
+        if message == "There was an error parsing the body":     # FastAPI's words for any unreadable body
+            message = ("the request body could not be read: send JSON (Content-Type: application/json), or a "
+                       "part as a multipart/form-data form; a body cut short or nested too deep is refused too")
+        resp = _error(exc.status_code, code, message)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         return resp
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_req: Request, exc: RequestValidationError):
+    async def validation_error(req: Request, exc: RequestValidationError):
         problems = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form"))
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        sent = req.headers.get("content-type", "")
+        if req.method == "POST" and req.url.path in _LIMITED_PATHS and not sent.startswith("multipart/form-data"):
+            # an image sent as the raw body reads as every field missing: say what was meant
+            problems.insert(0, f"send the {_LIMITED_PATHS[req.url.path]} as a multipart/form-data form (this "
+                               f"request's body was {sent or 'of no declared type'})")
         return _error(422, "invalid_request", "; ".join(problems) or "invalid request",
                       problems=[{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()])
 
