@@ -238,3 +238,24 @@ def test_promise_check_counted_by_hand():
     assert promise_check({"threshold": 0.5, "review_threshold": 0.3}, kept) is None
     assert promise_check(cal, [])["ng"] == {"k": 0, "n": 0, "rate": None, "lo": 0.0, "hi": 1.0,
                                             "promised": 0.01, "above_promise": False}
+
+
+def test_parts_for_review_band_is_where_the_band_opens():
+    """30 good parts hold no 5% band above a 1% false-reject rate: both ranks are the
+    largest score. The count said to be needed is the first at which summarize opens one."""
+    from lineguard.vision.calibration import parts_for_review_band, summarize
+    assert parts_for_review_band(0.01, 0.05) == 33
+    assert parts_for_review_band(0.01, 0) is None
+    for frr, rr in ((0.01, 0.05), (0.1, 0.2), (0.02, 0.1), (0.005, 0.01)):
+        n = parts_for_review_band(frr, rr)
+        for m, band in ((n - 1, False), (n, True)):
+            c = summarize(np.arange(m, dtype=float), frr, review_rate=rr)
+            assert (c["review_threshold"] < c["threshold"]) is band, (frr, rr, m)
+
+
+def test_too_few_parts_note_says_where_the_scores_came_from():
+    from lineguard.vision.calibration import PARTS_NOT_LEARNT, too_few_parts_note
+    _, info = conformal_threshold(np.arange(30.0), 0.01)
+    assert too_few_parts_note(info) == info["note"]           # training's wording, as before
+    assert too_few_parts_note(info, PARTS_NOT_LEARNT).startswith(
+        "30 good parts the model did not learn from cannot guarantee a 1.00% false-reject rate (needs 99)")

@@ -171,6 +171,36 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
     assert not (tmp_path / "x.lgm").exists()
 
 
+def test_recalibrate_keeps_the_review_band_or_says_why_it_is_empty(line, tmp_path):
+    """A model trained with a review band is recalibrated at the same review rate; with too
+    few good parts for the band (it came out empty and `info` showed review threshold =
+    threshold, without a word) the output says so and how many parts it needs. Its
+    too-few-parts note speaks of parts the model did not learn from, not of cross-fitting."""
+    from lineguard.vision.inspector import Inspector
+    root, cat, _ = line
+    band = tmp_path / "band.lgm"
+    r = run_cli("train", cat / "train" / "good", "-o", band, "--image-size", SIZE, "--frr", 0.1,
+                "--review-rate", 0.2, "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    good = sorted((cat / "test" / "good").glob("*.png"))
+    r = run_cli("recalibrate", band, cat / "test" / "good", "-o", tmp_path / "v2.lgm", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    v2 = Inspector.load(tmp_path / "v2.lgm")
+    assert v2.review_threshold < v2.threshold and v2.calibration["review_rate"] == 0.2
+    assert (f"review band: OK at or below {Inspector.load(band).review_threshold:.4f} -> "
+            f"{v2.review_threshold:.4f}, REVIEW up to the threshold, set for 20.00% of good parts to review "
+            "(the model's own rate)") in _flat(r.stdout)
+    r = run_cli("recalibrate", band, *good[:4], "-o", tmp_path / "v3.lgm", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    err = _flat(r.stderr)
+    assert ("the review band is empty (the review threshold is at the reject threshold): 4 good parts are too few "
+            "to set a 20.00% band above a 10.00% false-reject rate (needs 6)") in err
+    words = "4 good parts the model did not learn from cannot guarantee a 10.00% false-reject rate"
+    assert words in err and "scored by models without them" not in err + r.stdout
+    v3 = Inspector.load(tmp_path / "v3.lgm")
+    assert v3.review_threshold == v3.threshold and words in v3.calibration["note"]
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -453,6 +453,33 @@ def test_int8_export_with_recalibrate_takes_thresholds_from_int8_scores(fitted_m
     assert insp.calibration["calibrated_on"] == {"runtime": "onnxruntime", "precision": "int8"}
 
 
+def test_int8_export_without_good_parts_to_recalibrate_is_refused(fitted_model_path, fitted_inspector,
+                                                                  synth_category, tmp_path):
+    """An int8 export kept the fp32 thresholds with only a note and exit 0, and rejected
+    every good part. Without --recalibrate it is refused before anything is written, unless
+    --keep-fp32-thresholds says to keep them (then a warning says to recalibrate)."""
+    import warnings
+
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+    target = tmp_path / "cell-int8.onnx"
+    lg = [sys.executable, "-m", "lineguard", "export", str(fitted_model_path), "--int8", "-o", str(target)]
+    r = subprocess.run(lg, capture_output=True, text=True, timeout=300)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "add --recalibrate GOOD_DIR" in err and "--keep-fp32-thresholds" in err, r.stderr
+    assert not target.exists()
+    r = subprocess.run(lg + ["--keep-fp32-thresholds", "--recalibrate", str(synth_category / "test" / "good")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "contradict" in r.stderr and not target.exists()
+    r = subprocess.run(lg + ["--keep-fp32-thresholds", "--no-check", "--threads", "1"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "warning: the thresholds are the fp32 model's (--keep-fp32-thresholds)" in " ".join(r.stderr.split())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationMismatchWarning)
+        insp = Inspector.load(target)
+    assert insp.detector.precision == "int8" and insp.threshold == fitted_inspector.threshold
+
+
 def test_loading_at_another_precision_than_calibrated_warns(exported, tmp_path):
     import warnings
 

@@ -250,3 +250,58 @@ def test_contrast_series_is_painted_at_the_size_series_a90():
         assert fit["status"] == "fit" and fit["a90_reached"], kind
         sizes = {r[2] for r in e["parts"] if r[0] == "contrast"}
         assert sizes == {round(min(fit["a90"], 0.9 * 128), 2)}, kind
+
+
+def test_a50_and_a90_below_the_smallest_painted_are_said_not_measured():
+    """A user's crack study: every crack from 3.6 px up caught but 2 of 30, so the fitted
+    curve put a50 at 0.005 px and a90 at 2.85 px, below every size painted. The sentence
+    stated them as sizes; they are the curve's tail and must be said to be not measured."""
+    from lineguard.vision.pod import fit_pod
+    from lineguard.vision.stress import _summary, kind_sentence
+    sizes = np.geomspace(3.6, 60, 30)
+    fit = _summary(fit_pod(sizes, [i not in (5, 20) for i in range(30)]), 0.05)
+    assert fit["status"] == "fit" and fit["a50"] < fit["a90"] < fit["size_min"] == pytest.approx(3.6)
+    assert fit["a50_below_painted"] and fit["a90_below_painted"] and not fit["a90_95_below_painted"]
+    assert any("below the smallest size painted (3.6 px)" in n for n in fit["notes"])
+    s = kind_sentence("crack", fit, 0.05, 40)
+    assert "below the smallest crack painted (0.18 mm (3.6 px)): not measured" in s
+    assert f"{fit['a50']:.3g}" not in s and f"{fit['a90']:.3g}" not in s and "9 in 10 are caught;" not in s
+    assert "28 of the 30 painted were caught" in s
+    # only a50 below: a50 not stated as a size, a90 (measured) still is
+    fit = _summary(fit_pod(sizes, [i not in (0, 10) for i in range(30)]), None)
+    assert fit["a50_below_painted"] and not fit["a90_below_painted"]
+    s = kind_sentence("spot", fit, None, 40)
+    assert "usually pass at 40 grey levels of contrast lies below the smallest spot painted (3.6 px): not measured" in s
+    assert f"from {fit['a90']:.3g} px 9 in 10 are caught" in s and f"{fit['a50']:.3g}" not in s
+    # inside the painted range nothing changes
+    fit = _summary(fit_pod(sizes, [i >= 12 or i in (3, 8) for i in range(30)]), None)
+    assert fit["a50"] > fit["size_min"] and not fit["a50_below_painted"]
+    assert "not measured" not in kind_sentence("spot", fit, None, 40)
+
+
+def test_a_study_with_a90_below_the_painted_range_says_so_in_pod_json_and_the_page(tmp_path):
+    """End to end: the same flags and words in the sentence, pod.json and index.html, and the
+    contrast series painted at the smallest size painted, not at the unmeasured a90."""
+    from lineguard.vision.stress import paint_part, plan_stress, run_stress
+    from lineguard.vision.stress_report import write_stress_report
+    good = _good(4)
+    plan = [p for p in plan_stress([g.shape[:2] for g in good], ["crack"], per_kind=40, seed=0)
+            if p.series == "size"]
+    by_size = sorted(plan, key=lambda p: p.size_px)
+    missed = {paint_part(good, by_size[i], 0)[0].tobytes() for i in (5, 20)}
+    seen = {im.tobytes() for im in good}
+    fake = _Fake(lambda im: "OK" if im.tobytes() in seen or im.tobytes() in missed else "NG")
+    study = run_stress(fake, good, kinds=["crack"], per_kind=40, seed=0, mm_per_px=0.05)
+    e = study["kinds"]["crack"]
+    fit = e["size"]
+    assert fit["status"] == "fit" and fit["hits"] == 28 and fit["a90"] < fit["size_min"]
+    assert fit["a50_below_painted"] and fit["a90_below_painted"]
+    small = f"below the smallest crack painted ({fit['size_min'] * 0.05:.3g} mm ({fit['size_min']:.3g} px))"
+    assert small + ": not measured" in e["sentence"]
+    assert {r[2] for r in e["parts"] if r[0] == "contrast"} == {round(fit["size_min"], 2)}
+    index = write_stress_report(tmp_path / "r", study, fake, good)
+    pod = json.loads((tmp_path / "r" / "pod.json").read_text())["kinds"]["crack"]
+    assert pod["size"]["a90_below_painted"] is True and pod["sentence"] == e["sentence"]
+    note = next(n for n in pod["size"]["notes"] if "below the smallest size painted" in n)
+    page = index.read_text()
+    assert "not measured" in page and note in page

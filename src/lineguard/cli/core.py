@@ -502,9 +502,13 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     _refuse_missing(good)
     frr = false_reject_rate if false_reject_rate is not None else \
         float(insp.calibration.get("target_false_reject_rate", 0.01))
-    old, old_px = insp.threshold, insp.pixel_threshold
+    from ..vision.calibration import PARTS_NOT_LEARNT, too_few_parts_note
+    old, old_px, old_review = insp.threshold, insp.pixel_threshold, insp.review_threshold
     try:
-        c = insp.recalibrate(good, frr, photo_range=photo_range)
+        c = insp.recalibrate(good, frr, photo_range=photo_range)   # at the model's own review rate
+        if c.get("enough_calibration_parts") is False:
+            # one model and fresh parts, not training's cross-fit: the record says so too
+            c["note"] = too_few_parts_note(c, PARTS_NOT_LEARNT)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -515,6 +519,7 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         f"of {c['n_calibration']} good parts")
     say(f"threshold {old:.4f} -> {insp.threshold:.4f}, pixel threshold {old_px:.4f} -> {insp.pixel_threshold:.4f}, "
         f"for a target false-reject rate of {frr:.2%} ({_promise(c)})")
+    _report_band(insp, c, frr, old, old_review)
     for skipped in c.get("skipped", []):
         note("skipped", skipped)
     if c.get("note"):
@@ -532,6 +537,32 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
                          f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "
                          "many as at training, taken over days")
     note("check", "the guarantee holds only if these were good parts the model did not learn from")
+
+
+def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review: float) -> None:
+    """The review band after recalibration: set again at the rate the model was trained
+    with, or, when it came out empty, why. A line that sends parts to review must not
+    find the band gone without a word (30 good parts hold no 5% band above 1%)."""
+    from ..vision.calibration import parts_for_review_band
+    rate = float(c.get("review_rate", 0.0))
+    had_band = old_review < old
+    if insp.review_threshold < insp.threshold:
+        before = f"{old_review:.4f} -> " if had_band else ""
+        say(f"review band: OK at or below {before}{insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
+            f"{rate:.2%} of good parts to review (the model's own rate); good parts judged REVIEW or NG: on "
+            f"average <= {c['guaranteed_not_ok_rate']:.2%}")
+    elif rate > 0:
+        n, needed = int(c["n_calibration"]), parts_for_review_band(frr, rate)
+        if needed is not None and n >= needed:     # enough parts, but the two ranks hold one score
+            why = "the good parts' highest scores are tied: give more, or more varied, good parts"
+        else:
+            why = f"{n} good parts are too few to set a {rate:.2%} band above a {frr:.2%} false-reject rate"
+            why += f" (needs {needed}): give more good parts" if needed else ""
+        note("note", f"the review band is empty (the review threshold is at the reject threshold): {why}; "
+                     "until then every part is OK or NG")
+    elif had_band:
+        note("note", f"the review band is gone (it was OK at or below {old_review:.4f}): it was set by hand, with no "
+                     "review rate to set it again from good parts; set it again by hand")
 
 
 @click.command()

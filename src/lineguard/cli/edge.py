@@ -3,6 +3,9 @@
     lineguard export cell.lgm --format onnx [-o cell.onnx] [--int8 --calibration-images good/]
                      [--recalibrate held-out-good/ [--frr 0.01]]
 
+``--int8`` needs ``--recalibrate`` (int8 moves scores: on the synthetic line the fp32
+threshold rejected every good part) or, knowingly, ``--keep-fp32-thresholds``.
+
 The exported ``.onnx`` file loads anywhere ``lineguard[edge]`` is installed
 (``lineguard inspect cell.onnx parts/``); see :mod:`lineguard.runtime.onnx_file`.
 """
@@ -34,10 +37,13 @@ from .core import PathArg, recalibrate_and_report
                    "from the exported graph's own scores on them (advised with --int8, whose scores move).")
 @click.option("--frr", "false_reject_rate", type=float, default=None,
               help="Target false-reject rate for --recalibrate (default: the model's own).")
+@click.option("--keep-fp32-thresholds", is_flag=True,
+              help="With --int8 and no --recalibrate: keep the fp32 model's thresholds, which int8's moved scores "
+                   "may not fit (every good part can come out NG); recalibrate before using it on a line.")
 @click.option("--threads", type=int, default=None, help="CPU threads.")
 def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibration_images: Optional[Path],
            max_calibration: int, check: bool, recalibrate_dir: Optional[Path], false_reject_rate: Optional[float],
-           threads: Optional[int]) -> None:
+           keep_fp32_thresholds: bool, threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
     from ..runtime.threads import set_threads
     from ..vision.errors import LineguardError
@@ -48,6 +54,15 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
     target = output or model.with_suffix(".onnx")
     if target.suffix != ".onnx":
         fail(f"{target}: exported models end in .onnx")
+    if int8 and recalibrate_dir is None and not keep_fp32_thresholds:
+        # Refused before anything is written: an int8 model with fp32 thresholds rejected all 15
+        # good test parts of a user's line, and a note under a 0 exit went unread.
+        fail("an int8 export scores parts differently from the fp32 model, so its thresholds must be set from "
+             "the int8 graph's own scores: add --recalibrate GOOD_DIR (good parts the model did not learn from), "
+             "or --keep-fp32-thresholds to keep the fp32 ones and recalibrate later (`lineguard recalibrate`)")
+    if keep_fp32_thresholds and recalibrate_dir is not None:
+        fail("--keep-fp32-thresholds and --recalibrate contradict each other: --recalibrate sets the thresholds "
+             "from the exported graph's scores; drop one")
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
@@ -84,8 +99,9 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
             exported = Inspector.load(target, threads=threads)
         recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target)
     elif int8:
-        note("note", "the thresholds are the fp32 model's, and int8 moves scores: add --recalibrate GOOD_DIR "
-             "(good parts the model did not learn from) to set them from the int8 graph's own scores")
+        note("warning", "the thresholds are the fp32 model's (--keep-fp32-thresholds), and int8 moves scores: "
+             f"before using it on a line, `lineguard recalibrate {target} GOOD_DIR -o OUT.onnx` on good parts "
+             "the model did not learn from", colour="red")
 
 
 def register(app: click.Group) -> None:

@@ -109,11 +109,38 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         info["design_effect"] = round(deff, 4)
         info["effective_calibration_parts"] = round(n / deff, 1)
     if not enough:
-        # "scored" parts: held out, or each scored by a model without it (cross-fitting)
-        info["note"] = (f"{n} good parts scored by models without them cannot guarantee a {false_reject_rate:.2%} "
-                        f"false-reject rate (needs {info['calibration_parts_needed']}); threshold set at the "
-                        f"largest of their scores, which guarantees {guaranteed:.2%}")
+        info["note"] = too_few_parts_note(info)
     return threshold, info
+
+
+# How training's calibration parts were scored: held out, or each by a model without it
+# (cross-fitting). Recalibration says its own (``PARTS_NOT_LEARNT``): one model, fresh parts.
+PARTS_CROSS_FIT = "scored by models without them"
+PARTS_NOT_LEARNT = "the model did not learn from"
+
+
+def too_few_parts_note(info: dict[str, Any], parts: str = PARTS_CROSS_FIT) -> str:
+    """What a threshold from too few parts guarantees instead (``info``: from
+    :func:`conformal_threshold`); ``parts`` says where the good parts' scores came from."""
+    return (f"{info['n_calibration']} good parts {parts} cannot guarantee a "
+            f"{info['target_false_reject_rate']:.2%} false-reject rate (needs {info['calibration_parts_needed']}); "
+            f"threshold set at the largest of their scores, which guarantees "
+            f"{info['guaranteed_false_reject_rate']:.2%}")
+
+
+def parts_for_review_band(false_reject_rate: float, review_rate: float, limit: int = 1_000_000) -> Optional[int]:
+    """The fewest good parts whose review rank falls below the reject rank, so that a band
+    at ``review_rate`` can open (the ranks of :func:`conformal_threshold`, same arithmetic).
+    With fewer, both thresholds are the largest score and the band is empty: 30 parts
+    hold no 5% band above a 1% false-reject rate (33 do). None past ``limit``."""
+    check_review_rate(false_reject_rate, review_rate)
+    if review_rate <= 0:
+        return None
+    for n in range(1, limit + 1):
+        k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
+        if math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k:
+            return n
+    return None
 
 
 def check_review_rate(false_reject_rate: float, review_rate: float) -> None:
