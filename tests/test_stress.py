@@ -305,3 +305,10 @@ def test_a_study_with_a90_below_the_painted_range_says_so_in_pod_json_and_the_pa
     note = next(n for n in pod["size"]["notes"] if "below the smallest size painted" in n)
     page = index.read_text()
     assert "not measured" in page and note in page
+    # the table's a50 and a90 cells too, not the curve's tail as sizes
+    row = page[page.index("<tr><td>crack</td>"):]
+    row = row[:row.index("</tr>")]
+    assert row.count("painted: not measured") == 2, row
+    # and the summary `lineguard info` shows beside the model
+    from lineguard.cli.stress import pod_summary
+    assert pod_summary(study)["kinds"]["crack"]["a90_below_painted"] is True

@@ -196,10 +196,13 @@ def _v(x: Optional[float], mm: Optional[float]) -> str:
 
 def _fit_cells(fit: dict, mm: Optional[float]) -> str:
     if fit["status"] == "fit":
-        a90 = _v(fit["a90"], mm) + ("" if fit["a90_reached"] else " (beyond sizes painted)")
-        a95 = _v(fit["a90_95"], mm) + ("" if fit["a90_95"] is None or fit["a90_95_reached"]
-                                       else " (beyond sizes painted)")
-        a50 = _v(fit["a50"], mm)
+        # a size below the smallest defect painted is the fitted curve's tail, not a finding
+        below = f"below {_v(fit['size_min'], mm)} painted: not measured"
+        a90 = below if fit.get("a90_below_painted") else \
+            _v(fit["a90"], mm) + ("" if fit["a90_reached"] else " (beyond sizes painted)")
+        a95 = below if fit.get("a90_95_below_painted") else \
+            _v(fit["a90_95"], mm) + ("" if fit["a90_95"] is None or fit["a90_95_reached"] else " (beyond sizes painted)")
+        a50 = below if fit.get("a50_below_painted") else _v(fit["a50"], mm)
     elif fit["status"] in ("all_found", "separated"):
         a50 = a90 = (f"below {_v(fit['size_min'], mm)}" if fit["status"] == "all_found"
                      else f"step at {_v(fit['all_found_from'], mm)}")
