@@ -444,6 +444,10 @@ def test_recalibrate_changes_threshold_and_model_id(synth_category, tmp_path):
     assert insp.threshold != before_thr and insp.threshold < before_thr
     assert insp.model_id != before_id
     assert Inspector.load(insp.save(tmp_path / "re.lgm")).threshold == insp.threshold
+    # ten fresh parts cannot hold a 1% promise: said of parts the model did not learn from
+    # (from Python and the station as from the CLI), not of training's cross-fit
+    few = insp.recalibrate(synth_category / "test" / "good", false_reject_rate=0.01)
+    assert few["note"].startswith("10 good parts the model did not learn from cannot guarantee"), few["note"]
     with pytest.raises(DatasetError):
         insp.recalibrate([tmp_path / "re.lgm"])            # nothing readable
 

@@ -502,13 +502,9 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     _refuse_missing(good)
     frr = false_reject_rate if false_reject_rate is not None else \
         float(insp.calibration.get("target_false_reject_rate", 0.01))
-    from ..vision.calibration import PARTS_NOT_LEARNT, too_few_parts_note
     old, old_px, old_review = insp.threshold, insp.pixel_threshold, insp.review_threshold
     try:
         c = insp.recalibrate(good, frr, photo_range=photo_range)   # at the model's own review rate
-        if c.get("enough_calibration_parts") is False:
-            # one model and fresh parts, not training's cross-fit: the record says so too
-            c["note"] = too_few_parts_note(c, PARTS_NOT_LEARNT)
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))

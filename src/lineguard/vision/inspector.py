@@ -22,7 +22,8 @@ import numpy as np
 from . import bundle, openers
 from . import photo_check as photo_check_module
 from .atomic import atomic_write_bytes
-from .calibration import check_review_rate, conformal_threshold, pixel_threshold_from_good, summarize
+from .calibration import (PARTS_NOT_LEARNT, check_review_rate, conformal_threshold, pixel_threshold_from_good,
+                          summarize, too_few_parts_note)
 from .errors import BundleError, DatasetError, ImageError
 from .imageio import (ImageLike, Photo, SensorBits, check_sensor_bits, deep_max, list_images, sensor_bits_for,
                       shown_hw)
@@ -541,6 +542,9 @@ class Inspector:
                 dscores, _ = self.detector.score(np.stack(d))
         calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,
                                     review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN)
+        if calib.get("enough_calibration_parts") is False:
+            # one model and fresh parts, not training's cross-fit: the record says so
+            calib["note"] = too_few_parts_note(calib, PARTS_NOT_LEARNT)
         if bad:
             calib["skipped"] = [str(e) for e in bad]
         if photo_range:
