@@ -52,3 +52,23 @@ def test_a_station_judges_12bit_photos_as_its_model_does(synth_category, tmp_pat
         assert refused.value.http_status == 422
     finally:
         st.close()
+
+
+def test_a_16bit_photo_holds_twice_the_pixel_budget_of_an_8bit_one():
+    """The station's pixel budget bounds its memory by pixels decoding at once; a 16-bit
+    colour photo decodes to twice the bytes a pixel, and four of 25 MP took 1.5 GB where
+    8-bit ones took 0.76."""
+    import cv2
+
+    from lineguard.line.station import declared_pixels
+    rgba16 = np.zeros((64, 80, 4), np.uint16)
+    ok, deep = cv2.imencode(".png", rgba16)
+    assert ok
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(buf, format="PNG")
+    mono16 = io.BytesIO()
+    Image.fromarray(np.zeros((64, 80), np.uint16)).save(mono16, format="PNG")
+    assert declared_pixels(buf.getvalue(), 10**9) == 64 * 80
+    assert declared_pixels(deep.tobytes(), 10**9) == 2 * 64 * 80
+    assert declared_pixels(mono16.getvalue(), 10**9) == 2 * 64 * 80
+    assert declared_pixels(deep.tobytes(), 6000) == 6000          # one photo never needs more than the whole budget
