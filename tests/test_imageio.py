@@ -466,3 +466,13 @@ def test_16bit_colour_without_opencv_is_refused_with_what_to_do(tmp_path, monkey
     monkeypatch.setattr(builtins, "__import__", no_cv2)
     with pytest.raises(ImageError, match="16-bit colour photo.*opencv-python-headless"):
         load_image(path)
+
+
+def test_a_file_named_as_an_image_that_is_none_is_said_damaged_or_misnamed(tmp_path):
+    # "use one of .png, .jpg, ..." told the owner of cell-7.png to use a .png
+    f = tmp_path / "cell-7.png"
+    f.write_bytes(b"not an image at all, but named as one")
+    with pytest.raises(ImageError, match="damaged or misnamed"):
+        load_image(f)
+    with pytest.raises(ImageError, match="use one of"):
+        load_image(b"not an image at all")                    # bytes: no name to go by

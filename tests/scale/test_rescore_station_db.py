@@ -120,6 +120,9 @@ def test_rows_land_in_their_own_tables_and_the_live_line_does_not_move(backend, 
         assert len(last["results"]) == 2 and last["next_offset"] is None
         err = c.get(f"/api/v1/rescores/{run['id']}", params={"verdict": "error"}).json()["page"]["results"]
         assert [Path(r["path"]).name for r in err] == ["zz-broken.png"] and err[0]["error"]
+        # the reader's problem, not its "<20 bytes>" name for the file's bytes
+        assert err[0]["error"].startswith("ImageError: ") and "bytes>" not in err[0]["error"], err
+        assert "damaged or misnamed" in err[0]["error"], err         # not "use one of .png" for a .png
         assert "compare_live" not in c.get(f"/api/v1/rescores/{run['id']}", params={"compare": "false"}).json()
         assert c.get("/api/v1/rescores/999").status_code == 404
         assert "/api/v1/rescores/{run_id}" in c.get("/openapi.json").json()["paths"]

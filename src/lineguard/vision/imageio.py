@@ -274,6 +274,17 @@ def load_image(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     return load_photo(src, max_pixels, reduce_to_fit, sensor_bits, keep_depth).pixels
 
 
+NOT_AN_IMAGE = "is not an image lineguard can read"
+
+
+def not_an_image_hint(name: str) -> str:
+    """What to do with a file whose content is no image format: one named as an image
+    (cell-7.png) is damaged or misnamed ("use one of .png, ..." misled its owner)."""
+    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+        return "its content is no image format lineguard reads: the file is damaged or misnamed; re-capture or re-copy it"
+    return f"use one of {', '.join(IMAGE_SUFFIXES)}"
+
+
 def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
                sensor_bits: SensorBits = None, keep_depth: bool = False,
                decode_scale: Optional[DecodeScale] = None) -> Photo:
@@ -331,8 +342,7 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
         raise ImageTooLarge(name, "refused as a decompression bomb (declared size is far over the pixel limit)",
                             "if it is a genuine image, downscale it first") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(name, "is not an image lineguard can read",
-                         f"use one of {', '.join(IMAGE_SUFFIXES)}") from exc
+        raise ImageError(name, NOT_AN_IMAGE, not_an_image_hint(name)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
 

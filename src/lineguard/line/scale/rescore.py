@@ -164,7 +164,7 @@ class Rescorer:
                 photos.append(load_photo_for(self.inspector, data))
                 at.append(i)
             except (OSError, LineguardError, ValueError) as exc:
-                rows[i]["error"] = f"{type(exc).__name__}: {exc}"
+                rows[i]["error"] = _why_unread(exc, p)
         results: list[Any] = []
         try:
             results = self.inspector.inspect_batch(photos, batch_size=self.batch_size) if photos else []
@@ -193,6 +193,18 @@ class Rescorer:
         pa = require_pyarrow()
         # typed here, so a column of unreadable images stays null instead of NaN
         return pa.Table.from_pylist(rows, schema=_schema())
+
+
+def _why_unread(exc: Exception, path: str) -> str:
+    """The row's reason: an image error read from the file's bytes is named "<0 bytes>"
+    by the reader, so its problem and advice alone (the row names the file), the advice
+    for a file of that name."""
+    from ...vision.errors import ImageError
+    from ...vision.imageio import NOT_AN_IMAGE, not_an_image_hint
+    if isinstance(exc, ImageError):
+        hint = not_an_image_hint(path) if exc.problem == NOT_AN_IMAGE else exc.hint
+        return f"ImageError: {exc.problem}" + (f" ({hint})" if hint else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _schema():
