@@ -296,3 +296,16 @@ def test_a_file_moved_aside_by_a_process_killed_mid_delete_is_put_back(sqlite_st
     monkeypatch.setattr(ContentStore, "sweep_staging", lambda self, **kw: real(self, aside_older_than_s=0))
     assert StoreSweep(st.db, st.images).run().deleted == 0
     assert st.images.get(key) == data and not aside.exists()
+
+
+def test_a_new_station_with_the_file_of_a_first_part_never_recorded_is_told_so(sqlite_station):
+    # one stray file on a station with no part yet (stopped before its first record): "it is
+    # not the database these images were stored with" read as a wrong database, not a crash
+    st = sqlite_station(min_free_gb=0)
+    key = st.images.put(png_bytes(90, seed=98), ".png")
+    _age(st, key)
+    faults: dict = {}
+    report = SweepSchedule(StoreSweep(st.db, st.images), every_s=0, faults=faults).run_once()
+    assert report.deleted == 0 and report.unnamed == 1 and st.images.path(key).exists()
+    assert "holds no part yet, and 1 file is in the image store" in faults["store_sweep"]
+    assert "left by a first part" in faults["store_sweep"] and "Nothing was deleted" in faults["store_sweep"]

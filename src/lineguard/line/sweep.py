@@ -156,7 +156,14 @@ class StoreSweep:
         what = ("Nothing was deleted: give the station's own folder (--data) or database (--db), or move the "
                 "images folder aside if these images are no longer wanted")
         if newest is None:
-            return (f"the database holds no part, yet {report.unnamed} files are in the image store: it is not the "
+            # a new station's first part may have been stored and not recorded (a crash): a
+            # file or two are told apart from another station's images
+            n = report.unnamed
+            if n <= 2:
+                return (f"the database holds no part yet, and {n} file{'s are' if n > 1 else ' is'} in the image "
+                        "store: left by a first part the station stopped before recording, or this is not the "
+                        f"database {'they were' if n > 1 else 'it was'} stored with. {what}")
+            return (f"the database holds no part, yet {n} files are in the image store: it is not the "
                     f"database these images were stored with. {what}")
         # file times are the clock's; records' times naive UTC
         after = newest.replace(tzinfo=dt.timezone.utc).timestamp() + 60
