@@ -80,6 +80,8 @@ def test_retrain_shadow_compare_activate_and_roll_back_twice(pages, station):
     page.on("dialog", lambda d: d.accept())
     page.click("#activate-candidate")
     expect(_state(page, 3)).to_have_attribute("data-state", "active")
+    # the compare panel went with the activation: it offered "Activate v3" for the version active now
+    expect(page.locator("#compare-view")).to_have_count(0)
     # roll back twice: v3 -> v2 -> v1 (through the history, not forward again)
     expect(_state(page, 3).locator('button[data-act="rollback"]')).to_have_text("Roll back to v2")   # names where to
     _state(page, 3).locator('button[data-act="rollback"]').click()
@@ -176,3 +178,60 @@ def test_a_version_that_learned_from_far_fewer_parts_than_the_active_one_is_mark
     # a tap in the moment after the page changed is not taken, and the page says why
     page.evaluate("LG.settle(); LG.settling()")
     expect(page.locator("#status")).to_contain_text("just changed")
+
+
+def test_a_version_that_rejects_the_products_good_parts_is_asked_about_then_forced(pages, station):
+    """A washer model uploaded as gasket: the station refuses it, the page says why and asks;
+    called off nothing changes, confirmed it is activated and logged as forced."""
+    with api(station, "engineer") as c:
+        for version, thr, activate in (("gasket-1", 0.5, "true"), ("washer-9", 0.1, "false")):
+            assert c.post("/api/v1/models", files={"file": (f"{version}.lgm", fake_model_bytes(thr, version))},
+                          data={"product": "gasket", "activate": activate}).status_code == 201
+        for k in range(8):
+            assert post_part(c, png_bytes(40, seed=3000 + k), f"gasket-{k}", product="gasket").json()["verdict"] == "OK"
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=gasket", "#versions table")
+    asked = []
+
+    def answer(d):
+        asked.append(d.message)
+        # the first question (activate?) yes; the station's refusal: no the first time, yes the second
+        (d.dismiss() if "anyway" in d.message and sum("anyway" in a for a in asked) == 1 else d.accept())
+    page.on("dialog", answer)
+    _state(page, 2).locator('button[data-act="activate"]').click()
+    expect(page.locator("#status")).to_contain_text("nothing changed")
+    refusal = next(a for a in asked if "anyway" in a)
+    assert "v2 judges 8 of the 8 latest good parts of 'gasket' NG" in refusal and "shadow" in refusal
+    assert "v1, active now, judged them 8 OK" in refusal and '"force"' not in refusal
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")
+    _state(page, 2).locator('button[data-act="activate"]').click()
+    expect(_state(page, 2)).to_have_attribute("data-state", "active")
+    p.shot("models-forced-activation")
+    with api(station) as c:
+        log = c.get("/api/v1/change-log", params={"action": "model.activated", "subject": "gasket"}).json()["items"]
+    assert log[0]["subject"] == "gasket/* v2" and "forced" in log[0]["details"]
+    assert sum("anyway" in a for a in asked) == 2
+
+
+def test_a_page_showing_an_old_active_version_changes_nothing_and_shows_what_is_active(pages, station):
+    with api(station, "engineer") as c:
+        for version in ("bolt-1", "bolt-2", "bolt-3"):
+            assert c.post("/api/v1/models", files={"file": (f"{version}.lgm", fake_model_bytes(0.5, version))},
+                          data={"product": "bolt", "activate": "true" if version == "bolt-1" else "false"}
+                          ).status_code == 201
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=bolt", "#versions table")
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")
+    with api(station, "engineer") as c:      # another engineer, at the same time, on another PC
+        assert c.post("/api/v1/models/bolt/activate", json={"version": 3}).status_code == 200
+    page.on("dialog", lambda d: d.accept())
+    _state(page, 2).locator('button[data-act="activate"]').click()
+    expect(page.locator("#status")).to_contain_text("v3 is active now")
+    expect(_state(page, 3)).to_have_attribute("data-state", "active")     # the page shows it now
+    expect(_state(page, 2)).to_have_attribute("data-state", "inactive")
+    # and a rollback sent from the page undoes v3 once, not what someone else activated after
+    _state(page, 3).locator('button[data-act="rollback"]').click()
+    expect(_state(page, 1)).to_have_attribute("data-state", "active")
+    with api(station) as c:
+        rolled = c.get("/api/v1/change-log", params={"action": "model.rolled_back", "subject": "bolt"}).json()["items"]
+    assert [e["details"]["undone"] for e in rolled] == [[3]]

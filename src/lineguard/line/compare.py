@@ -4,18 +4,34 @@ A reviewed-good part judged NG is a false reject; a reviewed-defect part judged 
 an escape (a REVIEW verdict is neither: a person looked). A version's parts are the
 ones it judged as the active model (the inspection records) and as a shadow (the
 shadow results).
+
+Before a version is activated it is also tried on the product's latest good parts
+(:func:`try_on_good_parts`): a model made for another product passes every check of
+its own file and then rejects every good part of the line.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from .orm import Inspection, ModelVersion, ShadowResult
 
 MAX_DISAGREEMENTS = 200
+
+# A version about to be activated judges this many of the product's latest good parts
+# (20 parts: well under a second on the fast profile, and enough to tell a model of
+# another product, which rejects nearly all of them, from one a little stricter) ...
+GOOD_PARTS_TRIED = 20
+# ... and is refused when it rejects more than half of them, once at least this many
+# could be judged (a new product's first parts say too little to stop anyone)
+GOOD_PARTS_NEEDED = 5
+
+log = logging.getLogger("lineguard.compare")
 
 
 def _rates(counts: dict[tuple[str, str], int]) -> Optional[dict[str, Any]]:
@@ -88,3 +104,64 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
                           for i, part_id, av, cv, a_score, c_score, label in rows],
         "reviewed": {k: _rates(v) for k, v in reviewed.items()},
     }
+
+
+@dataclass
+class GoodPartsTrial:
+    """A version tried on the product's latest good parts before it is activated."""
+    scored: int = 0
+    rejected: int = 0                  # judged NG (or not judged at all: it failed on the part)
+    line_verdicts: Counter = field(default_factory=Counter)   # what the line answered on the same parts
+    by_active: int = 0                 # of those answers, how many the version active now gave
+
+    @property
+    def rejects_good_parts(self) -> bool:
+        return self.scored >= GOOD_PARTS_NEEDED and 2 * self.rejected > self.scored
+
+
+def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[tuple[str, str, str]]:
+    """(image key, verdict, model id) of the product's latest parts known good whose image
+    was kept: reviewed good, or judged OK and not reviewed since. Never a test part (a
+    red rabbit passed by a failing station is a defect). ``line`` "": every line."""
+    good = or_(Inspection.review_label == "good",
+               and_(Inspection.verdict == "OK", Inspection.review_label.is_(None)))
+    q = (select(Inspection.image_key, Inspection.verdict, Inspection.model_id)
+         .where(Inspection.product == product, Inspection.image_key.is_not(None), Inspection.test_part.is_(None))
+         .where(good)
+         # newest first along the (product, created_at) index, not a walk of every record
+         .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(limit))
+    if line:
+        q = q.where(Inspection.line == line)
+    return [(k, v, m) for k, v, m in s.execute(q)]
+
+
+def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str = "",
+                      active_model_id: Optional[str] = None, limit: int = GOOD_PARTS_TRIED) -> GoodPartsTrial:
+    """Judge the product's latest good parts (:func:`recent_good_parts`) with the loaded
+    model ``insp``, as the shadow judges the line's parts: one at a time, from the
+    stored image. A part whose image has been swept from the store since is passed over.
+    ``db``: the station's Database (read, then let go before the model runs)."""
+    from ..vision.imageio import load_photo, decode_scale_of
+    trial = GoodPartsTrial()
+    with db.session() as s:
+        # twice as many as needed: the image of an older one may be gone (the disk keeper)
+        parts = recent_good_parts(s, product, line, 2 * limit)
+    for key, verdict, model_id in parts:
+        if trial.scored >= limit:
+            break
+        try:
+            photo = load_photo(images.path(key), reduce_to_fit=True, keep_depth=True,
+                               decode_scale=decode_scale_of(insp))
+        except Exception:  # noqa: BLE001 - gone or unreadable now: it says nothing of the model
+            continue
+        trial.scored += 1
+        trial.line_verdicts[verdict] += 1
+        trial.by_active += bool(active_model_id) and model_id == active_model_id
+        try:
+            judged = insp.inspect(photo).verdict
+        except Exception as exc:  # noqa: BLE001 - a model that fails on the product's parts rejects them
+            log.info("the version tried failed on a good part of %s: %s", product, exc)
+            trial.rejected += 1
+            continue
+        trial.rejected += getattr(judged, "value", str(judged)) == "NG"
+    return trial

@@ -69,6 +69,9 @@ def is_busy(exc: BaseException) -> bool:
 # PostgreSQL advisory lock keys, one per kind of change held across processes (the outbox
 # holds each line's under a two-part key, line.outbox.lock_line: a key space of its own)
 LOCK_MIGRATIONS, LOCK_SIGN_INS, LOCK_ALARM_CAUSES = 74110, 74111, 74112
+# activations and rollbacks of one product take turns: this key shifted 32 bits up, the
+# product's crc32 below (line.registry), so no product's key meets the ones above
+LOCK_MODEL_CHANGES = 74113
 
 
 def refusal_reason(exc: BaseException) -> str:

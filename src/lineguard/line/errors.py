@@ -85,3 +85,21 @@ class StorageUnavailable(StationError):
 class Conflict(StationError):
     http_status = 409
     code = "conflict"
+
+
+class RejectsGoodParts(Conflict):
+    """The version judges most of the product's latest good parts NG: a model of another
+    product or camera. Activated anyway only when the request says ``force``."""
+    code = "rejects_good_parts"
+
+
+class ActiveChanged(Conflict):
+    """Another activation or rollback of the product/line came first: the version active
+    is not the one this change was sent against."""
+    code = "active_changed"
+
+
+class ModelFileMissing(Conflict):
+    """The version's file is gone from the station's models folder: no retry brings it
+    back (not a 503), an upload of the same file does (the store is content-addressed)."""
+    code = "model_file_missing"

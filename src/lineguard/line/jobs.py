@@ -220,7 +220,7 @@ class JobRunner:
             data = path.read_bytes()
         mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
                                     by=p.get("by"), activate=p["activate"], train_images=len(paths),
-                                    trained_from=f"job {job_id}: {trained_from}")
+                                    trained_from=f"job {job_id}: {trained_from}", try_first=True)
         message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
         if look_at:
             message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others or "

@@ -4,6 +4,10 @@ Bundles are stored content-addressed under ``<data>/models``. The database says 
 version is active for a product (optionally for one line); the station looks it up for
 every part, so activating or rolling back takes effect on the next part, in every
 process that shares the database.
+
+Activations and rollbacks of one product take turns across processes (a lock held to
+the commit): the second of two at the same moment sees the first's result and is
+refused when the version active is no longer the one it was sent against.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import re
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -24,14 +29,19 @@ from sqlalchemy.orm import Session
 from ..vision.errors import BundleError
 from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit
-from .db import Database
-from .errors import Conflict, InvalidModel, ModelLoadFailed, NoActiveModel, NotFound
+from .db import LOCK_MODEL_CHANGES, Database
+from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileMissing, ModelLoadFailed, NoActiveModel, NotFound,
+                     RejectsGoodParts)
 from .imagestore import ContentStore
 from .orm import ModelActivation, ModelVersion, utcnow
 
 Loader = Callable[[Path], Any]
 
 log = logging.getLogger("lineguard.registry")
+
+
+def _where(product: str, line: str) -> str:
+    return f"product {product!r}" + (f" line {line!r}" if line else "")
 
 
 def _without_paths(message: str, path: str) -> str:
@@ -189,7 +199,11 @@ class ModelRegistry:
         model_id = str(getattr(insp, "model_id", "") or key)
         with self._cache_lock:
             self._cache.setdefault(model_id, insp)
+        if train_images is None:
+            train_images = _n_train(insp)   # the station's first model: its file says how many
         with self._change("model upload") as s:
+            if activate:
+                self._hold(s, product)
             nxt = (s.scalar(select(func.max(ModelVersion.version)).where(
                 ModelVersion.product == product, ModelVersion.line == line)) or 0) + 1
             mv = ModelVersion(product=product, line=line, version=nxt, model_id=model_id,
@@ -231,51 +245,117 @@ class ModelRegistry:
         with self.db.session() as s:
             return self._find(s, product, line, version, "list versions with GET /api/v1/models")
 
-    def activate(self, product: str, line: str, version: int, by: Optional[str] = None) -> ModelVersion:
-        with self._change("activation") as s:
+    def _hold(self, s: Session, product: str) -> None:
+        """Take the product's activation lock, to the commit: the first statement of ``s``
+        (on SQLite a read before it would let another writer in between)."""
+        self.db.hold(s, (LOCK_MODEL_CHANGES << 32) | zlib.crc32(product.encode()), "model_activations")
+
+    def activate(self, product: str, line: str, version: int, by: Optional[str] = None, *,
+                 expected_active: Optional[int] = None, force: bool = False,
+                 images: Any = None) -> ModelVersion:
+        """Make ``version`` the one that judges the parts of product/line.
+
+        ``expected_active``: the version the caller saw active (0: none); when another
+        one is active by now the change is refused (:class:`ActiveChanged`). Without it,
+        a change someone else made while this one waited its turn is refused the same
+        way: two engineers at the same moment, the second is told, not overridden.
+
+        ``images`` (the station's image store): the version is first tried on the
+        product's latest good parts, and refused (:class:`RejectsGoodParts`) when it
+        rejects most of them, unless ``force``; a forced activation is logged as such.
+        """
+        with self.db.session() as s:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
-            # Load it before switching: a version that cannot run must never become active.
-            self.inspector(mv)
-            self._activate(s, mv, by)
+            active, seen = _standing(s, product, line)
+        if not (active is not None and active.id == mv.id):
+            _check_expected(active, expected_active, product, line)
+        # Load it before switching (a version that cannot run must never become active),
+        # and try it, before the lock: nobody waits on the model.
+        insp = self.loadable(mv)
+        trial = None
+        if images is not None and not (active is not None and active.id == mv.id):
+            from .compare import try_on_good_parts
+            trial = try_on_good_parts(self.db, images, insp, product, line,
+                                      active.model_id if active is not None else None)
+            if trial.rejects_good_parts and not force:
+                raise RejectsGoodParts(_rejects_message(mv, active, trial), version=mv.version,
+                                       active_version=active.version if active is not None else None,
+                                       parts_tried=trial.scored, judged_ng=trial.rejected,
+                                       line_verdicts=dict(trial.line_verdicts))
+        with self._change("activation") as s:
+            self._hold(s, product)
+            now, state = _standing(s, product, line)
+            if now is not None and now.id == mv.id and (state != seen or expected_active is not None):
+                return now       # made active by another request meanwhile: what was asked stands
+            if expected_active is not None:
+                _check_expected(now, expected_active, product, line)
+            elif state != seen:
+                raise ActiveChanged(_changed_meanwhile(now, product, line) + f"; look at the versions "
+                                    f"(GET /api/v1/models) and activate v{version} again if it still should be",
+                                    active_version=now.version if now is not None else None)
+            mv = s.get(ModelVersion, mv.id)
+            assert mv is not None
+            forced = {} if trial is None or not trial.rejects_good_parts else {
+                "forced": f"judged {trial.rejected} of the {trial.scored} latest good parts NG"}
+            self._activate(s, mv, by, **forced)
         self._activation_changed()   # after the commit, so no one re-caches the old version
         return mv
 
-    def rollback(self, product: str, line: str, by: Optional[str] = None) -> ModelVersion:
+    def rollback(self, product: str, line: str, by: Optional[str] = None, *,
+                 expected_active: Optional[int] = None) -> ModelVersion:
         """Undo the standing activation: go back to the version active before it.
 
         Each rollback marks the activation it undoes (``rolled_back_at``) and the next
         one walks past it, so rollbacks go back through the history (v3 -> v2 -> v1)
         instead of toggling between the last two; a new activation starts the walk
-        again from there.
+        again from there. Two rollbacks at the same moment undo one activation, not two:
+        the second is refused (:class:`ActiveChanged`) unless its ``expected_active``
+        names the version the first went back to.
         """
+        with self.db.session() as s:
+            if not s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.product == product)):
+                raise NotFound(f"unknown product {product!r}: no model was ever uploaded for it; list the "
+                               "versions with GET /api/v1/models")
+            active, seen = _standing(s, product, line)
+            target = _rollback_to(s, product, line)
+        _check_expected(active, expected_active, product, line)
+        self.loadable(target)    # before the lock: nobody waits on the model
         with self._change("activation") as s:
-            standing, undone, before = _rollback_walk(s, product, line)
-            where = f"product {product!r}" + (f" line {line!r}" if line else "")
-            if not standing:
-                raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
-            if before is None:
-                raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
-                               "(each earlier one was already rolled back); activate a version by number instead")
-            mv = s.get(ModelVersion, before.model_version_id)
-            assert mv is not None
-            self.inspector(mv)
-            now = utcnow()
+            self._hold(s, product)
+            now, state = _standing(s, product, line)
+            if expected_active is not None:
+                _check_expected(now, expected_active, product, line)
+            elif state != seen:
+                undoing = f"v{active.version}" if active is not None else "the activation"
+                raise ActiveChanged(_changed_meanwhile(now, product, line) + f", so {undoing}, which this rollback was "
+                                    "sent to undo, is undone already"
+                                    + (f"; to go back from v{now.version} too, roll back again (the API: with "
+                                       f"\"expected_active\": {now.version})" if now is not None else ""),
+                                    active_version=now.version if now is not None else None)
+            mv = _rollback_to(s, product, line)
+            undone = _rollback_walk(s, product, line)[1]
+            if mv.id != target.id:
+                self.loadable(mv)   # the walk moved while this one waited (sent with expected_active)
+            at = utcnow()
             for a in undone:
-                a.rolled_back_at, a.rolled_back_by = now, by
+                a.rolled_back_at, a.rolled_back_by = at, by
             # not a new activation: the one rolled back to stands again as it was
             self._switch(s, mv)
-            audit.record(s, "model.rolled_back", model_subject(mv), by,
-                         undone=sorted({a.model_version_id for a in undone}))
+            # the versions undone, as people name them (v3), not the database's row ids
+            undone_versions = sorted(set(s.scalars(select(ModelVersion.version).where(
+                ModelVersion.id.in_({a.model_version_id for a in undone})))))
+            audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions)
             # "activated" as before (a consumer tracking the active version needs no change)
             _model_event(s, mv, "activated", by, rollback=True)
         self._activation_changed()
         return mv
 
-    def _activate(self, s: Session, mv: ModelVersion, by: Optional[str]) -> None:
+    def _activate(self, s: Session, mv: ModelVersion, by: Optional[str], **logged: Any) -> None:
         self._switch(s, mv)
         s.add(ModelActivation(product=mv.product, line=mv.line, model_version_id=mv.id, activated_by=by))
         s.flush()
-        audit.record(s, "model.activated", model_subject(mv), by, model_id=mv.model_id, threshold=mv.threshold)
+        audit.record(s, "model.activated", model_subject(mv), by, model_id=mv.model_id, threshold=mv.threshold,
+                     **logged)
         _model_event(s, mv, "activated", by)
 
     @staticmethod
@@ -325,6 +405,18 @@ class ModelRegistry:
                             f"with POST /api/v1/models/{product}/activate")
 
     # -- loaded models ------------------------------------------------------------
+    def loadable(self, mv: ModelVersion) -> Any:
+        """The loaded model of a version about to judge the line (activated, rolled back
+        to, shadowing). One whose file is gone from the store is refused even when this
+        process still holds it: every other process, and this one after a restart,
+        could not load it."""
+        if not self.store.exists(mv.file_key):
+            raise ModelFileMissing(
+                f"the file of {mv.product} v{mv.version} is missing from the station's models folder (deleted, or "
+                "not in the backup it was restored from); upload the same model file again (POST /api/v1/models): "
+                f"that puts the file back for v{mv.version} too")
+        return self.inspector(mv)
+
     def inspector(self, mv: ModelVersion) -> Any:
         """The loaded model of a version (cached by content id)."""
         insp = self._cache.get(mv.model_id)
@@ -346,7 +438,8 @@ class ModelRegistry:
                                       "re-upload the model") from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
-            if mv.threshold is None or mv.features is None:     # registered before they were recorded
+            if mv.threshold is None or mv.features is None or \
+                    (mv.train_images is None and _n_train(insp) is not None):   # registered before they were recorded
                 self._record_facts(mv, insp)
             return insp
 
@@ -355,11 +448,16 @@ class ModelRegistry:
         (once, when its model is loaded anyway): the version list then shows them."""
         from sqlalchemy import or_, update
         facts = model_facts(insp)
+        n_train = _n_train(insp)
         try:
             with self.db.session() as s:
                 s.execute(update(ModelVersion).where(ModelVersion.model_id == mv.model_id,
                                                      or_(ModelVersion.threshold.is_(None),
                                                          ModelVersion.features.is_(None))).values(**facts))
+                if n_train is not None:
+                    s.execute(update(ModelVersion).where(ModelVersion.model_id == mv.model_id,
+                                                         ModelVersion.train_images.is_(None))
+                              .values(train_images=n_train))
         except Exception as exc:  # noqa: BLE001 - a missing list entry must never stop a part
             log.warning("could not record the thresholds of model %s v%s: %s", mv.product, mv.version, exc)
 
@@ -385,6 +483,72 @@ def _rollback_walk(s: Any, product: str, line: str) -> tuple[list[Any], list[Any
     run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
                len(standing))
     return standing, standing[:run], (standing[run] if run < len(standing) else None)
+
+
+def _standing(s: Any, product: str, line: str) -> tuple[Optional[ModelVersion], tuple[Any, Any]]:
+    """The version active for exactly product/line (None: none) and the state a change is
+    sent against: that version and the newest standing activation (a rollback changes
+    it, so does activating the same version again)."""
+    active = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
+                                                 ModelVersion.active.is_(True)))
+    top = s.scalar(select(func.max(ModelActivation.id)).where(
+        ModelActivation.product == product, ModelActivation.line == line, ModelActivation.rolled_back_at.is_(None)))
+    return active, (active.id if active is not None else None, top)
+
+
+def _rollback_to(s: Any, product: str, line: str) -> ModelVersion:
+    """The version a rollback of product/line goes back to, or the Conflict saying why none."""
+    standing, _undone, before = _rollback_walk(s, product, line)
+    where = _where(product, line)
+    if not standing:
+        raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
+    if before is None:
+        raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
+                       "(each earlier one was already rolled back); activate a version by number instead")
+    mv = s.get(ModelVersion, before.model_version_id)
+    assert mv is not None
+    return mv
+
+
+def _check_expected(active: Optional[ModelVersion], expected: Optional[int], product: str, line: str) -> None:
+    """Refuse a change sent against another active version than the one active now."""
+    have = active.version if active is not None else 0
+    if expected is None or expected == have:
+        return
+    now = f"v{have} is active now" if active is not None else "no version is active now"
+    since = f" (since {active.activated_at.isoformat(timespec='seconds')}Z)" \
+        if active is not None and active.activated_at is not None else ""
+    raise ActiveChanged(f"{_where(product, line)} changed since you looked: {now}{since}, not "
+                        + (f"v{expected}" if expected else "none") + "; list the versions again (reload the Models "
+                        "page, GET /api/v1/models) and decide on what is active now",
+                        active_version=have or None)
+
+
+def _changed_meanwhile(now: Optional[ModelVersion], product: str, line: str) -> str:
+    return (f"another activation or rollback of {_where(product, line)} came first, at the same moment: "
+            + (f"v{now.version} is active now" if now is not None else "no version is active now"))
+
+
+def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: Any) -> str:
+    said = ", ".join(f"{n} {v}" for v, n in sorted(trial.line_verdicts.items(), key=lambda x: -x[1]))
+    if active is None:
+        before = f"the line judged them {said}"
+    elif trial.by_active == trial.scored:
+        before = f"v{active.version}, active now, judged them {said}"
+    else:
+        before = f"the line judged them {said} ({trial.by_active} of them by v{active.version}, active now)"
+    return (f"v{mv.version} judges {trial.rejected} of the {trial.scored} latest good parts of {mv.product!r} NG "
+            f"(parts judged OK or reviewed good, their images kept); {before}. A model made for another product or "
+            "camera does this. Try it on the line first: run it in shadow, then compare (Shadow and Compare on the "
+            "Models page); or activate it anyway with \"force\": true")
+
+
+def _n_train(insp: Any) -> Optional[int]:
+    """How many good parts a model learned from, as its file says (``lineguard info``:
+    info.n_train); None when it does not say."""
+    info = getattr(insp, "info", None)
+    n = info.get("n_train") if isinstance(info, dict) else None
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
 def rollback_target(s: Any, product: str, line: str) -> Optional[int]:
@@ -420,7 +584,10 @@ def _features(det: Any, insp: Any) -> Optional[str]:
     ("mobilenet_v2 320x192 + 0.7x") and a fast one's ("lite0 224x224") score on other
     scales: without this, their thresholds look like an error."""
     words = []
-    backbone = getattr(det, "backbone", None)
+    # an exported (ONNX) model keeps its detector's settings as params: the backbone too
+    params = getattr(det, "params", None)
+    params = params if isinstance(params, dict) else {}
+    backbone = getattr(det, "backbone", None) or params.get("backbone")
     if isinstance(backbone, str):
         words.append(backbone)
     size = getattr(getattr(insp, "preprocess", None), "image_size", None) or getattr(det, "input_size_", None)
@@ -428,7 +595,7 @@ def _features(det: Any, insp: Any) -> Optional[str]:
         size = (size, size)
     if isinstance(size, (tuple, list)) and len(size) == 2:
         words.append(f"{int(size[0])}x{int(size[1])}")
-    scales = [float(s) for s in getattr(det, "extra_scales", None) or ()]
+    scales = [float(s) for s in getattr(det, "extra_scales", None) or params.get("extra_scales") or ()]
     if scales:
         words.append("+ " + ", ".join(f"{s:g}x" for s in scales))
     return " ".join(words)[:100] or None

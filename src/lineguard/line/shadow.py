@@ -64,7 +64,7 @@ class ShadowRunner:
         if active is not None and active.model_id == mv.model_id:
             raise Conflict(f"version {version} of {product!r} is the model already active"
                            + (f" on line {line!r}" if line else "") + "; shadow a different version")
-        models.inspector(mv)   # refuse one that cannot load now, not on the first part
+        models.loadable(mv)   # refuse one that cannot load now (or whose file is gone), not on the first part
         with self.station.db.session() as s:
             row = s.get(ModelShadow, (product, line))
             if row is not None and row.model_version_id == mv.id:

@@ -40,7 +40,8 @@ from .record_keeper import RecordKeeper
 from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
-                     NotAnImage, NotFound, PhotoTooDeep, StationError, StorageUnavailable, UploadTooLarge)
+                     NotAnImage, NotFound, PhotoTooDeep, RejectsGoodParts, StationError, StorageUnavailable,
+                     UploadTooLarge)
 from .alarms import AlarmWatch
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
@@ -777,11 +778,21 @@ class Station:
 
     def add_model(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
                   by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
-                  trained_from: Optional[str] = None):
-        mv = self.models.add(data, product, line, note=note, by=by, activate=activate,
+                  trained_from: Optional[str] = None, try_first: bool = False):
+        """Register a model file as the next version (and activate it). ``try_first``: an
+        upload or a training job asking to activate goes through activate_model's trial on
+        the latest good parts like any activation (an upload skipped it, the way a model of
+        another product got onto the line); refused, the version stays, not active."""
+        mv = self.models.add(data, product, line, note=note, by=by, activate=activate and not try_first,
                              train_images=train_images, trained_from=trained_from)
         self._refresh_active_metrics()
         self._release_replaced()
+        if activate and try_first:
+            try:
+                mv = self.activate_model(product, line, mv.version, by)
+            except RejectsGoodParts as exc:
+                raise RejectsGoodParts(f"uploaded as version {mv.version}, not activated: {exc.message}",
+                                       **exc.details) from exc
         return mv
 
     def _release_replaced(self) -> None:
@@ -809,15 +820,23 @@ class Station:
                 return mv if mv.active else self.activate_model(product, line, mv.version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 
-    def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None):
-        mv = self.models.activate(product, line, version, by)
+    def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None,
+                       expected_active: Optional[int] = None, force: bool = False):
+        """Make ``version`` judge the parts, once tried on the product's latest good parts
+        (see ModelRegistry.activate for the refusals)."""
+        try:
+            mv = self.models.activate(product, line, version, by, expected_active=expected_active, force=force,
+                                      images=self.images)
+        finally:
+            self._release_replaced()    # a version loaded to be tried and refused is let go (hundreds of MB)
         self.shadow.stop_if(mv, by)   # promoted: it judges the parts itself now
         self._refresh_active_metrics()
         self._release_replaced()
         return mv
 
-    def rollback_model(self, product: str, line: str, by: Optional[str] = None):
-        mv = self.models.rollback(product, line, by)
+    def rollback_model(self, product: str, line: str, by: Optional[str] = None,
+                       expected_active: Optional[int] = None):
+        mv = self.models.rollback(product, line, by, expected_active=expected_active)
         self.shadow.stop_if(mv, by)
         self._refresh_active_metrics()
         self._release_replaced()

@@ -87,10 +87,14 @@ def require(role: str) -> Callable[..., Caller]:
                                 headers={"WWW-Authenticate": "Bearer"})
         key_id, have, name = hit
         if not role_allows(have, role):
-            raise HTTPException(403, f"a {have} key cannot do this; it needs role {role} or higher")
+            raise HTTPException(403, f"{_a(have)} {have} key cannot do this; it needs role {role} or higher")
         return Caller(key_id, have, name)
 
     return dep
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"       # "an operator key", "an admin key"
 
 
 async def _session_caller(request: Request, station: Station, token: str, role: str) -> Caller:

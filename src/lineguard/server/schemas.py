@@ -79,13 +79,24 @@ class ShadowIn(BaseModel):
     line: str = Field(default="", max_length=100)
 
 
+def _expected_active() -> Any:
+    return Field(default=None, ge=0, le=2 ** 31 - 1, examples=[2], description=(
+        "the version you saw active (0: none); when another one is active by now (an engineer changed it "
+        "meanwhile) the station answers 409 active_changed and changes nothing"))
+
+
 class ActivateIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: str = Field(default="", max_length=100)
+    expected_active: Optional[int] = _expected_active()
+    force: bool = Field(default=False, description=(
+        "activate even when the version rejects most of the product's latest good parts (409 rejects_good_parts "
+        "otherwise); the change log says it was forced"))
 
 
 class RollbackIn(BaseModel):
     line: str = Field(default="", max_length=100)
+    expected_active: Optional[int] = _expected_active()
 
 
 class TrainIn(BaseModel):

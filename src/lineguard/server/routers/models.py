@@ -66,7 +66,7 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle")
         data = file.file.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
             raise UploadTooLarge("model files over 2 GB are refused")
-        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate)
+        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True)
     return model_to_dict(await run_in_threadpool(work))
 
 
@@ -78,17 +78,27 @@ def list_models(product: Optional[str] = None, line: Optional[str] = None,
 
 
 @router.post("/models/{product}/activate", summary="Make a version the one that judges parts",
+             description="The version is first tried on up to 20 of the product's latest good parts (judged OK or "
+                         "reviewed good, images kept): when it judges more than half of them NG (at least 5 tried), "
+                         "the answer is 409 rejects_good_parts, nothing changes, unless \"force\": true. With "
+                         "\"expected_active\", a version other than that one active by now is a 409 active_changed; "
+                         "without, so is a change another request made at the same moment.",
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return model_to_dict(station.activate_model(product, body.line, body.version, by=caller.who))
+    return model_to_dict(station.activate_model(product, body.line, body.version, by=caller.who,
+                                                expected_active=body.expected_active, force=body.force))
 
 
 @router.post("/models/{product}/rollback", summary="Go back to the version active before the current one",
+             description="Two rollbacks at the same moment undo one activation: the second answers 409 "
+                         "active_changed, unless its \"expected_active\" names the version the first went back to.",
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return model_to_dict(station.rollback_model(product, (body or RollbackIn()).line, by=caller.who))
+    body = body or RollbackIn()
+    return model_to_dict(station.rollback_model(product, body.line, by=caller.who,
+                                                expected_active=body.expected_active))
 
 
 def _active_has_photo_check(station: Station, product: str, line: str) -> bool:

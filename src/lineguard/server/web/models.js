@@ -18,14 +18,58 @@ LG.start(async (main) => {
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
+  let shown = [];          // the versions on screen: what an activation or rollback is sent against
+  const NOT_DONE = {};     // an action the engineer called off at its second question
 
   async function act(label, fn) {
     try {
       const out = await fn();
+      if (out === NOT_DONE) { LG.say("nothing changed", "info"); return null; }
       LG.say(label + (out && out.version ? `: version ${out.version}` : ""), "ok");
       await load();
       return out;
-    } catch (err) { LG.fail(err); return null; }
+    } catch (err) {
+      LG.fail(err);
+      // another engineer changed the active version meanwhile: show what is active now
+      if (err && err.status === 409) load().catch(() => {});
+      return null;
+    }
+  }
+
+  // the version active for exactly this product and line on screen (0: none), sent along so
+  // the station refuses the change when someone else changed it since (409 active_changed)
+  function activeNow(m) {
+    const live = shown.find((x) => x.active && x.product === m.product && lineOf(x) === lineOf(m));
+    return live ? live.version : 0;
+  }
+
+  // The station tries the version on the product's latest good parts first; when it rejects
+  // most of them (a model of another product) it says so and changes nothing: the engineer
+  // reads why and may still go ahead (the change log records it as forced).
+  async function activate(m) {
+    const url = `/api/v1/models/${enc(m.product)}/activate`;
+    const body = {line: lineOf(m), version: m.version, expected_active: activeNow(m)};
+    let out;
+    try {
+      out = await api(url, {method: "POST", body});
+    } catch (err) {
+      const e = err && err.body && err.body.error;
+      if (!(err.status === 409 && e && e.code === "rejects_good_parts")) throw err;
+      // the API's own way round ("force": true) is this question here
+      const why = e.message.replace(/;? or activate it anyway with "force": true\.?$/, "");
+      if (!sure(`${why}.\n\nActivate v${m.version} anyway? It judges every part from now on; the change log `
+        + "records the activation as forced.")) return NOT_DONE;
+      out = await api(url, {method: "POST", body: {...body, force: true}});
+    }
+    clear(compareEl);      // its Activate button and "active vX" are out of date now
+    return out;
+  }
+
+  async function rollback(m) {
+    const out = await api(`/api/v1/models/${enc(m.product)}/rollback`,
+      {method: "POST", body: {line: lineOf(m), expected_active: m.version}});
+    clear(compareEl);
+    return out;
   }
 
   // the model judging the line changes on one tap: asked first (a touch panel is easily mis-tapped)
@@ -58,6 +102,7 @@ LG.start(async (main) => {
     const f = {product: filt.elements.product.value.trim(), line: filt.elements.line.value.trim()};
     history.replaceState(null, "", location.pathname + LG.q(f));
     const items = (await api("/api/v1/models" + LG.q(f))).items;
+    shown = items;
     clear(table);
     if (!items.length) {
       table.appendChild(h("p", {class: "muted"}, f.product || f.line ? "No model version matches this product and line "
@@ -71,8 +116,7 @@ LG.start(async (main) => {
         const acts = h("td", {dataset: {role: "engineer"}});
         if (state !== "active") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
-            onclick: () => sure(activating(m)) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
-              {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Activate"), " ");
+            onclick: () => sure(activating(m)) && act("activated", () => activate(m))}, "Activate"), " ");
         }
         if (state === "inactive") {
           // one shadow per product and line: starting one ends the one running, asked first
@@ -92,8 +136,7 @@ LG.start(async (main) => {
           acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
             onclick: () => sure(`Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
               + `to v${m.rollback_to}, the version active before it? v${m.rollback_to} judges every part from now on.`)
-              && act("rolled back", () => api(`/api/v1/models/${enc(m.product)}/rollback`,
-                {method: "POST", body: {line: lineOf(m)}}))}, `Roll back to v${m.rollback_to}`), " ");
+              && act("rolled back", () => rollback(m))}, `Roll back to v${m.rollback_to}`), " ");
         } else if (state === "active") {
           acts.append(h("span", {class: "muted", title: "no earlier activation stands: activate another version by "
             + "its number instead"}, "nothing to roll back to"));
@@ -158,8 +201,7 @@ LG.start(async (main) => {
 
   function activateButton(m, c, cls, question) {
     return h("button", {type: "button", id: "activate-candidate", class: cls || null,
-      onclick: () => sure(question) && act("activated", () => api(`/api/v1/models/${enc(m.product)}/activate`,
-        {method: "POST", body: {line: lineOf(m), version: m.version}}))},
+      onclick: () => sure(question) && act("activated", () => activate(m))},
     c.parts ? `Activate v${c.candidate.version}` : `Activate v${c.candidate.version} untried`);
   }
 
