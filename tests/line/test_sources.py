@@ -173,3 +173,38 @@ def test_folder_part_in_the_review_band_is_recorded_and_shown_as_review(sqlite_s
     assert shown == [("r-001.png", "REVIEW")]
     assert [r.verdict for r in st.query(product="band")] == ["REVIEW"]
     assert (inbox / "done" / "r-001.png").exists()
+
+
+def test_camera_max_parts_counts_refused_frames_too(tmp_path):
+    """Every frame refused (a product the station does not know): --max-parts counted
+    inspected frames only, so the run went on through every frame (a live camera: for ever)."""
+    from lineguard.line.sources import SubmitRefused
+    video = tmp_path / "line.avi"
+    _write_video(video, frames=10)
+
+    def refuse(image, part_id, name):
+        raise SubmitRefused("no_active_model: unknown product 'CELL'")
+
+    cam = CameraSource(str(video), refuse, mode="free", max_fps=1000.0)
+    cam.run_free(max_parts=2)
+    cam.close()
+    assert (cam.frames_read, cam.taken, cam.inspected, cam.refused) == (2, 2, 0, 2)
+    assert cam.summary() == "2 frames read, 0 inspected, 0 skipped by --max-fps, 2 refused"
+
+
+def test_camera_says_how_many_frames_max_fps_skipped(sqlite_station, tmp_path):
+    """A 6-frame video at the default 2 fps: 2 inspected, 4 never judged, and nothing said."""
+    st = sqlite_station()
+    video = tmp_path / "line.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 6.0, (96, 80))   # 1 s of line
+    for _ in range(6):
+        vw.write(np.full((80, 96, 3), 30, np.uint8))
+    vw.release()
+    cam = CameraSource(str(video), local_submitter(st, "L1", "CAM5", "cell", "camera"), station_name="CAM5",
+                       mode="free", max_fps=2.0)
+    cam.run_free()
+    cam.close()
+    assert cam.frames_read == 6 and cam.inspected + cam.skipped == 6 and cam.skipped >= 3
+    line = cam.summary()
+    assert line.startswith(f"6 frames read, {cam.inspected} inspected, {cam.skipped} skipped by --max-fps, 0 refused")
+    assert "skipped by design" in line and "--max-fps 6 to inspect every frame" in line

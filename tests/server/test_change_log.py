@@ -178,13 +178,17 @@ def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station,
     from lineguard.line.sources.folder import FolderWatcher
     monkeypatch.setattr(FolderWatcher, "run", lambda self: None)
     (tmp_path / "in").mkdir()
-    Station(StationConfig(data_dir=tmp_path / "own")).close()       # a station of its own, never started by serve
+    # a station of its own, never started by serve (with a model: a watcher refuses a product it cannot judge)
+    own = Station(StationConfig(data_dir=tmp_path / "own"), loader=FakeInspector.load)
+    own.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    own.close()
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L2", "--station", "S9", "--product", "cell",
                                  "--data", str(tmp_path / "own")])
     assert r.exit_code == 0, r.output
     own = Station(StationConfig(data_dir=tmp_path / "own"))
     try:
-        (watcher,) = [(e.subject, e.details["settings"]["ok_sample_rate"]) for e in audit.entries(own.db)]
+        (watcher,) = [(e.subject, e.details["settings"]["ok_sample_rate"])
+                      for e in audit.entries(own.db, action="station.settings")]
     finally:
         own.close()
     assert watcher == (f"watch L2/S9 on {socket.gethostname()}:{(tmp_path / 'own').resolve()}", 1.0)

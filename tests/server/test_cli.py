@@ -233,18 +233,23 @@ def test_a_station_in_the_watchers_own_process_takes_the_stations_options(tmp_pa
     from lineguard.line.sources.folder import FolderWatcher
     made = []
 
-    def submitter(*args):
-        made.append(station_cli._config(tmp_path / "data", None, **args[-1]))    # the station it would open
+    watchers = []
+
+    def submitter(*args, **kw):
+        # the station it would open
+        made.append(station_cli._config(tmp_path / "data", None, max_upload_mb=kw["max_upload_mb"], **args[-1]))
         return (lambda *a, **k: None), None
     monkeypatch.setattr(station_cli, "_submitter", submitter)
-    monkeypatch.setattr(FolderWatcher, "run", lambda self: None)
+    monkeypatch.setattr(FolderWatcher, "run", lambda self: watchers.append(self))
     (tmp_path / "in").mkdir()
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L1", "--product", "cell", "--data",
                                   str(tmp_path / "data"), "--max-megapixels", "0.5", "--ok-sample-rate", "0.25",
-                                  "--ok-image-days", "3"])
+                                  "--ok-image-days", "3", "--max-upload-mb", "2"])
     assert r.exit_code == 0, r.output
     (cfg,) = made
     assert (cfg.max_image_pixels, cfg.retention.ok_sample_rate, cfg.ok_image_days) == (500_000, 0.25, 3.0)
+    # the upload limit: the station's, and the watcher's own check before it reads a file
+    assert cfg.max_upload_bytes == watchers[0].max_bytes == 2 * 1024 * 1024
 
 
 def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
@@ -299,3 +304,70 @@ def test_watch_refuses_a_missing_hot_folder_and_a_misspelt_station_folder(tmp_pa
     assert not (tmp_path / "statoin").exists() and (inbox / "p1.png").exists()
     gone = _lineguard("watch", str(tmp_path / "nosuch"), "--line", "L1", "--product", "cell", "--data", str(tmp_path))
     assert gone.returncode == 1 and "hot folder does not exist" in gone.stderr and "Traceback" not in gone.stderr
+
+
+def test_watch_and_camera_refuse_a_product_the_station_has_no_model_for(tmp_path, monkeypatch):
+    """`--product CELL` (the station has `cell`): every good part went to failed/, and a
+    camera printed a refusal per frame for ever; both now stop at start and say the name."""
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line.sources.folder import FolderWatcher
+    run = FolderWatcher.run
+    monkeypatch.setattr(FolderWatcher, "run", lambda self: run(self, stop_after=0.5))   # a watcher that starts ends
+    data = tmp_path / "station"
+    _station_with_parts(data, 0)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "p1.png").write_bytes(png_bytes(60, seed=3))
+    r = CliRunner().invoke(app, ["watch", str(inbox), "--line", "L1", "--product", "CELL", "--data", str(data)])
+    assert r.exit_code == 2, r.output
+    assert "no model for product 'CELL'" in r.stderr and "Did you mean --product cell?" in r.stderr
+    assert (inbox / "p1.png").exists() and not (inbox / "failed").exists()
+    r = CliRunner().invoke(app, ["watch", str(inbox), "--line", "L1", "--product", "nosuch", "--data", str(data)])
+    assert r.exit_code == 2 and "Products with an active model there for line 'L1': cell." in r.stderr, r.output
+    assert "Did you mean" not in r.stderr and "Traceback" not in r.output
+    video = tmp_path / "line.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 6.0, (96, 80))
+    for _ in range(6):
+        vw.write(np.full((80, 96, 3), 30, np.uint8))
+    vw.release()
+    r = CliRunner().invoke(app, ["camera", "--source", str(video), "--line", "L1", "--product", "CELL", "--data",
+                                 str(data), "--max-parts", "1"])
+    assert r.exit_code == 2 and "Did you mean --product cell?" in r.stderr, r.output
+
+
+def test_camera_ends_with_what_became_of_the_frames(tmp_path, monkeypatch):
+    """A video at the default --max-fps 2 inspected 2 of 6 frames and said nothing of the 4;
+    --max-parts did not count refused frames."""
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+
+    import lineguard.cli.station as station_cli
+    from lineguard.cli import app
+    from lineguard.line.sources import SubmitRefused
+    video = tmp_path / "line.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 6.0, (96, 80))   # 1 s of line
+    for _ in range(6):
+        vw.write(np.full((80, 96, 3), 30, np.uint8))
+    vw.release()
+    answer = {"refuse": False}
+
+    def submit(image, part_id, name):
+        if answer["refuse"]:
+            raise SubmitRefused("no_active_model: unknown product 'CELL'")
+        return {"part_id": part_id, "verdict": "OK", "score": 0.1, "id": 1}
+    monkeypatch.setattr(station_cli, "_submitter", lambda *a, **k: (submit, None))
+    r = CliRunner().invoke(app, ["camera", "--source", str(video), "--line", "L1", "--product", "cell",
+                                 "--data", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("\tOK\t") == 2
+    assert "6 frames read, 2 inspected, 4 skipped by --max-fps, 0 refused" in r.stderr
+    assert "skipped by design" in r.stderr and "--max-fps 6 to inspect every frame" in r.stderr
+    answer["refuse"] = True
+    r = CliRunner().invoke(app, ["camera", "--source", str(video), "--line", "L1", "--product", "cell",
+                                 "--data", str(tmp_path), "--max-parts", "1", "--max-fps", "100"])
+    assert r.exit_code == 0 and "1 frames read, 0 inspected, 0 skipped by --max-fps, 1 refused" in r.stderr, r.output

@@ -342,9 +342,11 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
-               mqtt: Optional[str] = None, keeping: Optional[dict] = None):
+               mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: float = 32.0):
     """Where parts go: a station server (``--server``) or a station in this process
-    (``--data``), set by ``keeping`` (the :func:`station_options`)."""
+    (``--data``), set by ``keeping`` (the :func:`station_options`) and ``max_upload_mb``.
+    The station in this process must have an active model for ``product``, else the
+    command ends here (exit 2): every part would be refused."""
     from ..line.sources import local_submitter, remote_submitter
     keeping = keeping or {}
     if server:
@@ -367,7 +369,8 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from ..line.station import Station
     from ._term import fail
-    cfg = _config(data or Path("./station"), db, webhook=webhook, mqtt=mqtt, **keeping)
+    cfg = _config(data or Path("./station"), db, max_upload_mb=max_upload_mb, webhook=webhook, mqtt=mqtt,
+                  **keeping)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         # a misspelt --data would start a new, empty station with no model, and every part
         # would be refused into failed/
@@ -377,11 +380,47 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     # results a stopped watcher did not deliver go out at its next start.
     st = Station(cfg)
     try:
+        # a --db URL may hold a password: not printed
+        _check_product(st, product, line, str(data) if data is not None else "--db")
         st.record_start(f"{'watch' if source == 'folder' else source} {line}/{station}")
     except BaseException:
         st.close()
         raise
     return local_submitter(st, line, station, product, source), st
+
+
+def _check_product(st, product: str, line: str, where: str) -> None:
+    """End the command (exit 2) when the station has no active model for ``product`` on
+    ``line``: every part would be refused (a hot folder's good parts all moved to failed/,
+    a camera's frames dropped one by one), naming the products it has and the one meant."""
+    import difflib
+
+    from ..line.errors import NoActiveModel
+    from ._term import fail
+    try:
+        st.models.active_for(product, line)
+        return
+    except NoActiveModel:
+        pass
+    versions = st.models.list()
+    active = sorted({m.product for m in versions if m.active and m.line in ("", line)})
+    known = sorted({m.product for m in versions})
+    if product in known:
+        msg = (f"the station at {where} has product {product!r} but no active model for it on line {line!r}; "
+               f"activate a version (its models page, or POST /api/v1/models/{product}/activate).")
+    else:
+        msg = f"the station at {where} has no model for product {product!r}."
+        # product names are compared exactly: 'CELL' is not 'cell'
+        close = [p for p in active if p.casefold() == product.casefold()] or \
+            difflib.get_close_matches(product, active, n=1, cutoff=0.6)
+        if close:
+            msg += f" Did you mean --product {close[0]}?"
+    if active:
+        msg += f" Products with an active model there for line {line!r}: {', '.join(active)}."
+    else:
+        msg += (f" It has no active model for line {line!r}: start it once with `lineguard serve --data DIR "
+                "--model FILE.lgm --product NAME`.")
+    fail(msg, code=2)
 
 
 @click.command()
@@ -397,27 +436,35 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
 @click.option("--incomplete-after", type=float, default=60.0, show_default=True,
-              help="Seconds an image that looks cut short (a paused copy) is waited for before it is refused.")
+              help="Seconds an image that looks cut short (a paused copy) or is still empty is waited for before "
+                   "it is refused.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=32.0, show_default=True,
+              help="Largest image file taken: a larger one goes to failed/ unread. With --data the station in this "
+                   "process takes the same limit; with --server give the server's own --max-upload-mb if it was "
+                   "raised (the server does not tell it).")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @station_options
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
           data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
-          webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
+          max_upload_mb: float, webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/.
 
-    The image size and keeping options apply with --data (a station in this process)."""
+    Takes what the station takes: PNG, JPEG, BMP, TIFF, WebP and GIF files (by suffix);
+    other files are left in the folder and logged once each. The image size and keeping
+    options apply with --data (a station in this process)."""
     from ..line.sources.folder import FolderWatcher
     from ._term import fail
     if not folder.is_dir():
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
-    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
+    submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
+                            max_upload_mb=max_upload_mb)
 
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
     w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
-                      incomplete_after_s=incomplete_after)
+                      incomplete_after_s=incomplete_after, max_bytes=int(max_upload_mb * 1024 * 1024))
     click.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
     try:
         w.run()
@@ -426,7 +473,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     finally:
         if st is not None:
             st.close()
-    click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}", err=True)
+    click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}"
+               + (f", ignored (not an image the station takes): {w.counts['ignored']}" if w.counts["ignored"] else ""),
+               err=True)
 
 
 @click.command()
@@ -437,7 +486,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--mode", default="free", show_default=True,
               help="free: continuous at --max-fps; trigger: inspect when Enter is pressed.")
 @click.option("--max-fps", type=float, default=2.0, show_default=True, help="Most parts per second in free-run mode.")
-@click.option("--max-parts", type=int, default=None, help="Stop after this many parts.")
+@click.option("--max-parts", type=click.IntRange(min=1), default=None,
+              help="Stop after this many frames taken for inspection, inspected or refused (frames skipped by "
+                   "--max-fps do not count; in trigger mode: triggers).")
 @click.option("--server", default=None)
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
@@ -479,6 +530,8 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
         cam.close()
         if st is not None:
             st.close()
+    # frames skipped by --max-fps or refused are parts never judged: said, not left silent
+    click.echo(cam.summary(), err=True)
 
 
 @click.command("old-records")

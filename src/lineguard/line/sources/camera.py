@@ -51,9 +51,12 @@ class CameraSource:
         self.on_result = on_result
         self.loop_file = loop_file
         self.cap = open_capture(source)
+        self._file_fps = self._recorded_fps()   # kept: the summary is asked for after close()
         self.frames_read = 0
         self.inspected = 0
-        self.errors = 0
+        self.refused = 0        # the station refused the frame (SubmitRefused)
+        self.errors = 0         # every frame taken but not inspected: refused or failed
+        self.skipped = 0        # free run: read but dropped to keep to max_fps
         self._latest: Optional[np.ndarray] = None
         self._latest_lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,12 +77,19 @@ class CameraSource:
         self.frames_read += 1
         return frame
 
+    @property
+    def taken(self) -> int:
+        """Frames sent for inspection: inspected, refused or failed (what max_parts bounds)."""
+        return self.inspected + self.errors
+
     def inspect_frame(self, frame_bgr: np.ndarray) -> Optional[dict[str, Any]]:
         pid = self._part_id()
         try:
             result = self.submit(CameraFrame(frame_bgr), pid, f"{pid}.png")
         except (SubmitRefused, Exception) as exc:  # noqa: BLE001 - one bad frame must not stop the camera
             self.errors += 1
+            if isinstance(exc, SubmitRefused):
+                self.refused += 1
             log.error("frame %s not inspected: %s", pid, exc)
             return None
         self.inspected += 1
@@ -87,23 +97,48 @@ class CameraSource:
             self.on_result(result)
         return result
 
+    def is_file(self) -> bool:
+        """Whether the source is a video file (not a stream or a USB camera)."""
+        src = self.source
+        return isinstance(src, str) and not src.isdigit() and "://" not in src
+
     def _recorded_fps(self) -> Optional[float]:
         """A video file's frame rate (None for live sources, which deliver at their own pace)."""
-        src = self.source
-        if not isinstance(src, str) or src.isdigit() or "://" in src:
+        if not self.is_file():
             return None
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         return fps if 0 < fps <= 1000 else None
 
+    def summary(self) -> str:
+        """What became of the frames, for the end of a run: frames skipped to keep to
+        max_fps are never judged, so a count that leaves them out hides parts not seen."""
+        failed = self.errors - self.refused
+        if self.mode == "trigger":
+            line = f"{self.taken} frames taken on trigger, {self.inspected} inspected, {self.refused} refused"
+        else:
+            line = (f"{self.frames_read} frames read, {self.inspected} inspected, {self.skipped} skipped by "
+                    f"--max-fps, {self.refused} refused")
+        if failed:
+            line += f", {failed} not inspected for an error (see the log)"
+        if self.mode == "free" and self.skipped and self.is_file():
+            fps = self._file_fps
+            rate = f"its recorded {fps:g} fps" if fps else "its recorded rate"
+            line += (f"\nnote: a video file plays at {rate} and at most {1.0 / self.min_interval:g} frames a second "
+                     "are inspected (--max-fps): the frames between are skipped by design, as a live camera's "
+                     "would be; give --max-fps " + (f"{fps:g}" if fps else "at the file's frame rate")
+                     + " to inspect every frame")
+        return line
+
     def run_free(self, max_parts: Optional[int] = None) -> None:
-        """Read frames until the stream ends or :meth:`stop`; inspect at most max_fps.
+        """Read frames until the stream ends, :meth:`stop` or ``max_parts`` frames taken
+        (inspected or not; frames skipped for max_fps do not count); inspect at most max_fps.
 
         A video file plays at its recorded rate, as the camera it stands for would deliver
         it: read as fast as it decodes, a minute of line would pass in a second and
         max_fps would drop nearly every part.
         """
         next_at = 0.0
-        fps = self._recorded_fps()
+        fps = self._file_fps
         t0 = time.monotonic()
         n = 0
         while not self._stop.is_set():
@@ -117,10 +152,13 @@ class CameraSource:
                 break
             now = time.monotonic()
             if now < next_at:
+                self.skipped += 1
                 continue   # drop frames between inspections; the camera keeps streaming
             next_at = now + self.min_interval
             self.inspect_frame(frame)
-            if max_parts is not None and self.inspected >= max_parts:
+            # frames taken, refused ones too: counting inspected parts alone, a camera whose
+            # every frame is refused ran past max_parts for ever
+            if max_parts is not None and self.taken >= max_parts:
                 break
 
     # -- trigger mode --------------------------------------------------------------
@@ -130,8 +168,7 @@ class CameraSource:
             while not self._stop.is_set():
                 frame = self._read()
                 if frame is None:
-                    if isinstance(self.source, str) and not self.loop_file and not self.source.isdigit() \
-                            and "://" not in self.source:
+                    if self.is_file() and not self.loop_file:
                         break   # a video file ran out
                     time.sleep(0.01)
                     continue

@@ -5,12 +5,16 @@ its size and modification time have stayed the same for ``settle_s`` (a camera o
 copy still writing it is left alone) *and* the image looks whole (a PNG ends with its
 IEND chunk, a JPEG with its end marker): a writer that pauses longer than the settle
 time (a network copy stalling) would otherwise be cut short. A file that stays
-incomplete for ``incomplete_after_s`` is sent anyway and refused with its reason.
+incomplete for ``incomplete_after_s`` is sent anyway and refused with its reason; an
+empty file is waited for as long (a camera may create the file first and fill it later).
+While a file looks incomplete only its first and last bytes are read, not the whole file.
 After inspection a file moves to ``done/``; a file the station refuses moves to
 ``failed/`` with a ``<name>.reason.txt`` beside it (a shortened name when the file's own
-name leaves no room). Empty files and symbolic links are refused, never followed: a
-link could point anywhere on the station PC. An unexpected error on one file is
-logged and the file retried later; it never stops the watcher.
+name leaves no room). A file over the station's upload limit is refused from its size,
+never read. Symbolic links are refused, never followed: a link could point anywhere on
+the station PC. Files of a format the station does not take (by suffix) stay where they
+are and are logged once each. An unexpected error on one file is logged and the file
+retried later; it never stops the watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
 restart never inspects a file twice; the station's idempotency (part id + image
 hash) covers a crash between inspection and journal write.
@@ -29,11 +33,20 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ...vision.imageio import IMAGE_SUFFIXES
+from ..config import StationConfig
 from . import Submit, SubmitRefused
 
 log = logging.getLogger("lineguard.watch")
 
 JOURNAL = ".lineguard-watch.jsonl"
+
+# What the station takes (line.station: PNG, JPEG, BMP, TIFF, WebP and GIF, known by their
+# bytes): IMAGE_SUFFIXES plus GIF. IMAGE_SUFFIXES itself is what training reads from a
+# folder of good parts, and stays as it is.
+WATCH_SUFFIXES = frozenset(IMAGE_SUFFIXES) | {".gif"}
+
+# The station's upload limit when none is given (its --max-upload-mb default)
+DEFAULT_MAX_BYTES: int = StationConfig.max_upload_bytes
 
 
 class FolderWatcher:
@@ -42,7 +55,7 @@ class FolderWatcher:
                  failed_dir: Optional[os.PathLike | str] = None,
                  on_result: Optional[Callable[[Path, dict[str, Any]], None]] = None,
                  part_id_from: Callable[[Path], str] = lambda p: p.stem,
-                 incomplete_after_s: float = 60.0):
+                 incomplete_after_s: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: the hot folder does not exist; create it or fix the path")
@@ -54,11 +67,15 @@ class FolderWatcher:
         self.on_result = on_result
         self.part_id_from = part_id_from
         self.incomplete_after_s = incomplete_after_s
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive (the station's upload limit)")
+        self.max_bytes = max_bytes
         self._journal_path = self.folder / JOURNAL
         self._handled: set[str] = set()
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
+        self._ignored: set[str] = set()   # files of other formats present, already logged once
         self._stop = threading.Event()
-        self.counts = {"done": 0, "failed": 0, "skipped": 0}
+        self.counts = {"done": 0, "failed": 0, "skipped": 0, "ignored": 0}
         self._load_journal()
 
     # -- journal -------------------------------------------------------------------
@@ -84,18 +101,40 @@ class FolderWatcher:
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
         out = []
+        others = set()
         with os.scandir(self.folder) as it:
             for e in it:
+                # hidden and ~ names are copy tools' and editors' temporary files: silently left
                 if e.name.startswith(".") or e.name.startswith("~"):
                     continue
                 # follow_symlinks=False: a link is listed as a link (and refused), never
                 # read through to whatever it points at
                 if not (e.is_symlink() or e.is_file(follow_symlinks=False)):
                     continue
-                if Path(e.name).suffix.lower() not in IMAGE_SUFFIXES:
+                if Path(e.name).suffix.lower() not in WATCH_SUFFIXES:
+                    others.add(e.name)
                     continue
                 out.append(Path(e.path))
+        self._note_ignored(others)
         return sorted(out, key=lambda p: p.name)
+
+    def _note_ignored(self, names: set[str]) -> None:
+        """Say once per file that a file of another format is left in the folder.
+
+        Left, not moved to failed/: writers often write under a temporary name
+        (``part.png.part``, ``part.tmp``) and rename when done, and a camera may drop a
+        sidecar (``part.xml``) for another tool; moving those would lose the part or break
+        that tool. A line that never hears of them, though, waits for parts that never
+        come: hence the log line.
+        """
+        for name in sorted(names - self._ignored):
+            suffix = Path(name).suffix
+            what = f"its suffix {suffix!r} is not" if suffix else "it has no suffix, so it is not known as"
+            log.warning("%s ignored: %s an image the station takes (%s); rename it with its format's suffix "
+                        "to have it inspected, or move it out of the folder", name, what,
+                        ", ".join(sorted(WATCH_SUFFIXES)))
+            self.counts["ignored"] += 1
+        self._ignored = names    # a name gone and back later is a new file, and said again
 
     def poll_once(self) -> int:
         """Handle every settled file once; returns how many were handled."""
@@ -137,33 +176,73 @@ class FolderWatcher:
             self._refuse(path, sig, None, "the file is a symbolic link; the watcher does not "
                                           "follow links, copy the image itself into the folder")
             return True
-        if sig[0] == 0:
-            self._refuse(path, sig, None, "the file is empty (0 bytes) and stayed empty; the camera "
-                                          "or copy step may have failed, re-capture the part")
+        if sig[0] > self.max_bytes:
+            # from the size alone: reading it whole (again at every poll while it looked
+            # incomplete) took the watcher's memory, and the station refuses it anyway
+            # in the MB of --max-upload-mb (MiB): the limit reads back as it was given
+            mb = 1024 * 1024
+            self._refuse(path, sig, None, f"the file is {sig[0] / mb:.1f} MB, over the station's upload limit "
+                                          f"of {self.max_bytes / mb:g} MB; send a smaller image, or raise "
+                                          "--max-upload-mb (and the station's own, with --server)")
             return True
+        waiting = stable_s < self.incomplete_after_s
+        if sig[0] == 0:
+            # a camera or copy step may create the file first and fill it later: waited
+            # for like any incomplete file, never moved away under the writer
+            if waiting:
+                return False
+            self._refuse(path, sig, None, f"the file is empty (0 bytes) and stayed empty for {stable_s:.0f} s; "
+                                          "the camera or copy step may have failed, re-capture the part")
+            return True
+        if waiting:
+            ends = self._peek(path, sig[0])
+            if ends is None:
+                self._seen.pop(path.name, None)   # gone or changed: wait for it to settle again
+                return False
+            if not _looks_complete(*ends, sig[0]):
+                return False   # a paused writer: look again next poll (size and time still checked)
         data = self._read(path)
         if data is None or len(data) != sig[0]:
             self._seen.pop(path.name, None)   # changed under us: wait for it to settle again
             return False
-        if not looks_complete(data) and stable_s < self.incomplete_after_s:
-            return False   # a paused writer: look again next poll (size and time still checked)
+        if not looks_complete(data) and waiting:
+            return False   # rewritten between the look and the read: look again next poll
         self._handle(path, sig, data)
         return True
 
     @staticmethod
-    def _read(path: Path) -> Optional[bytes]:
+    def _open(path: Path) -> Optional[int]:
         # O_NOFOLLOW: a file swapped for a link between the listing and the read is
         # refused by the kernel, not read through
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            return os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return None   # became a link: listed again next poll and refused as one
             raise
+
+    @classmethod
+    def _read(cls, path: Path) -> Optional[bytes]:
+        fd = cls._open(path)
+        if fd is None:
+            return None
         with os.fdopen(fd, "rb") as fh:
             return fh.read()
+
+    @classmethod
+    def _peek(cls, path: Path, size: int) -> Optional[tuple[bytes, bytes]]:
+        """The first and last bytes of a file (what :func:`looks_complete` looks at), or
+        None when it is gone or no longer ``size`` bytes long."""
+        fd = cls._open(path)
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            head = fh.read(_HEAD)
+            fh.seek(max(0, size - _TAIL))
+            tail = fh.read(_TAIL + 1)
+        return (head, tail) if len(tail) == min(size, _TAIL) else None
 
     def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str) -> None:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
@@ -240,16 +319,26 @@ class FolderWatcher:
 def looks_complete(data: bytes) -> bool:
     """Whether image bytes end where their format says they end (cheap: no decoding).
 
-    PNG ends with an IEND chunk and JPEG with an EOI marker (some cameras pad after it);
-    BMP and WebP state their length in the header. Other formats are taken as whole
+    PNG ends with an IEND chunk, GIF with its trailer and JPEG with an EOI marker (some
+    cameras pad after it); BMP and WebP state their length in the header. Other formats are taken as whole
     once settled: the station still refuses a truncated one.
     """
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return data.endswith(b"IEND\xaeB`\x82")
-    if data.startswith(b"\xff\xd8"):
-        return b"\xff\xd9" in data[-4096:]
-    if data.startswith(b"BM") and len(data) >= 6:
-        return int.from_bytes(data[2:6], "little") <= len(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return _looks_complete(data[:_HEAD], data[-_TAIL:], len(data))
+
+
+_HEAD, _TAIL = 16, 4096   # the bytes looks_complete needs from a file's start and end
+
+
+def _looks_complete(head: bytes, tail: bytes, size: int) -> bool:
+    """:func:`looks_complete` from a file's first ``_HEAD`` and last ``_TAIL`` bytes."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head.startswith(b"\xff\xd8"):
+        return b"\xff\xd9" in tail
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return tail.endswith(b";")   # the GIF trailer
+    if head.startswith(b"BM") and len(head) >= 6:
+        return int.from_bytes(head[2:6], "little") <= size
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return int.from_bytes(head[4:8], "little") + 8 <= size
     return True
