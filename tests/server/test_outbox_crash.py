@@ -27,7 +27,7 @@ def test_parts_acknowledged_before_kill9_are_published_after_restart(tmp_path):
                 acked.append(r.json()["id"])
             health = c.get("/health").json()
         sink = health["sinks"][f"webhook:127.0.0.1:{hook_port}/hook"]
-        assert sink["backlog"] == 6   # the model change and 5 parts wait for the receiver
+        assert sink["backlog"] == 7   # the upload, its activation (tried first) and 5 parts wait for the receiver
         srv.kill9()
         receiver = Receiver(port=hook_port)
         srv = ServerProc(data, extra=["--webhook", hook_url]).start()
