@@ -409,3 +409,87 @@ def test_an_alarm_raised_elsewhere_shows_at_the_next_read(plc_cell):
                         inspection_id=1, first_inspection_id=1, parts=100, rejected=10))
     srv.hs._refresh_or_unknown()
     assert _alarm(plc) == (True, 2)
+
+
+def test_the_first_trigger_after_a_start_is_judged_within_the_window(sqlite_station, monkeypatch):
+    """A model's first part pays for its runtime's set-up (here 1.5 s): after a restart the
+    first one or two triggers were NG by timeout. The link warms each recipe's model
+    before it listens."""
+    judge = FakeInspector.inspect
+
+    def first_slow(self, image):
+        if not getattr(self, "warm", False):
+            self.warm = True
+            time.sleep(1.5)
+        return judge(self, image)
+    monkeypatch.setattr(FakeInspector, "inspect", first_slow)
+    st = sqlite_station()
+    st.models.keep_only(set())            # as after a restart: the model is loaded again, cold
+    srv = ModbusStation(st, lambda: (png_bytes(30, seed=90), "frame.png"), {1: "cell"}, line="L1",
+                        station_name="S1", port=_free_port(), window_ms=1000.0).start()
+    plc = Plc(srv.port)
+    try:
+        plc.trigger(tag=901)
+        plc.wait("valid")
+        regs = plc.regs()
+        assert regs["code"] == ResultCode.OK and st.get(regs["inspection_id"]).verdict == "OK", regs
+    finally:
+        plc.close()
+        srv.close()
+
+
+def test_the_trigger_count_goes_on_after_a_restart(sqlite_station):
+    """The count started at 1 again at every start, and part ids such as S1-tag7-1 came back
+    for other parts."""
+    st = sqlite_station()
+    images = [png_bytes(30, seed=91 + i) for i in range(3)]
+
+    def one_run(tags):
+        srv = ModbusStation(st, lambda: (images.pop(0), "frame.png"), {1: "cell"}, line="L1", station_name="S1",
+                            port=_free_port(), window_ms=2000.0).start()
+        plc = Plc(srv.port)
+        try:
+            out = []
+            for tag in tags:
+                plc.trigger(tag=tag)
+                plc.wait("valid")
+                regs = plc.regs()
+                out.append((regs["seq"], st.get(regs["inspection_id"]).part_id))
+                plc.pulse(1)
+                plc.wait("ready")
+            return out
+        finally:
+            plc.close()
+            srv.close()
+    assert one_run([7, 8]) == [(1, "S1-tag7-1"), (2, "S1-tag8-2")]
+    assert one_run([7]) == [(3, "S1-tag7-3")]
+
+
+def test_a_locked_database_does_not_hold_the_plc(plc_cell):
+    """Another process holding the database's write lock (30 s): the answer of a part with
+    no verdict waited for its record under the link's lock, so the PLC's reads and its
+    ResultsAck stalled with it. The answer comes at once, its record spooled and written
+    when the lock goes."""
+    import sqlite3
+    st, srv, plc = plc_cell([LookupError("camera lost")], verify_every_s=3600)
+    blocker = sqlite3.connect(str(st.config.data_dir / "lineguard.db"), timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        plc.trigger(tag=950)
+        bits = plc.wait("valid", timeout=5)
+        assert bits["ng"] and time.monotonic() - t0 < 2.5
+        plc.pulse(1)                                  # ResultsAck, answered while the lock is held
+        assert time.monotonic() - t0 < 3.5
+    finally:
+        blocker.rollback()
+        blocker.close()
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    deadline = time.monotonic() + 20
+    rows = []
+    while not rows and time.monotonic() < deadline:
+        with st.db.session() as s:
+            rows = list(s.scalars(select(LineSignal).where(LineSignal.part_tag == 950)))
+        time.sleep(0.1)
+    assert [(r.signal, r.inspection_id) for r in rows] == [("NG", None)]

@@ -176,6 +176,30 @@ class Database:
         finally:
             s.close()
 
+    @contextmanager
+    def quick_session(self, wait_ms: int = 250) -> Iterator[Session]:
+        """As :meth:`session`, its statements waiting at most ``wait_ms`` for another
+        writer's lock (30 s otherwise), then refused (a refusal, see is_refusal): for a
+        write on a path that must not stall, with somewhere else to keep what it writes."""
+        ms = int(wait_ms)
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+                conn.commit()      # the session's own transaction follows, and its commit is a commit
+            s = Session(bind=conn, expire_on_commit=False)
+            try:
+                if not self.is_sqlite:
+                    s.execute(text(f"SET LOCAL lock_timeout = '{ms}ms'"))
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
+                if self.is_sqlite:
+                    conn.exec_driver_sql("PRAGMA busy_timeout=30000")   # the pool's connection as it was
+
     def hold(self, s: Session, pg_key: int, sqlite_table: str) -> None:
         """Hold, until ``s`` commits, the lock of one kind of change across processes:
         PostgreSQL's advisory lock ``pg_key``; on SQLite the write lock, taken by a write

@@ -124,6 +124,8 @@ class Answer:
     processing_ms: float
     reason: Optional[str]
     ok: bool = field(init=False)
+    # when the PLC was told: recorded as that, however late the record is written
+    answered_at: Any = field(init=False, default_factory=utcnow)
 
     def __post_init__(self) -> None:
         self.ok = self.code == ResultCode.OK
@@ -200,6 +202,7 @@ class Handshake:
         self._spooled: dict[str, Trigger] = {}     # this run's triggers whose answer waits there
         self._spool_write_queued = threading.Event()    # one try queued at a time (a locked database waits 30 s)
         self._record_lock = threading.Lock()
+        self._counts_queued = 0      # answers whose alarm count waits on the recorder's thread
 
     # -- what the PLC sees -------------------------------------------------------------
     @property
@@ -219,6 +222,28 @@ class Handshake:
         listens: a second link for the same line, station and protocol on one data folder
         is refused, line.signal_spool.SpoolBusy)."""
         self._spool.open()
+
+    def prepare(self) -> None:
+        """Before the adapter listens: each recipe's model judges once (its first part paid
+        for the runtime's set-up: the first one or two triggers after every start missed
+        the window, NG by timeout), and the trigger count goes on from this link's last
+        recorded trigger (from 1 again, part ids such as S1-tag2030-1 came back after each
+        restart for other parts)."""
+        warm = getattr(self.station, "warm_up", None)
+        if warm is not None:
+            for product in sorted(set(self.recipes.values())):
+                warm(product, self.line)
+        try:
+            with self.station.db.session() as s:
+                last = s.scalar(select(LineSignal.trigger_seq).where(
+                    LineSignal.protocol == self.protocol, LineSignal.line == self.line,
+                    LineSignal.station == self.station_name).order_by(LineSignal.id.desc()).limit(1))
+        except Exception as exc:  # noqa: BLE001 - the database away: the count starts over, the line runs
+            log.warning("line %s station %s: the last trigger count could not be read (%s); counting from 1",
+                        self.line, self.station_name, exc)
+            return
+        with self.lock:
+            self.seq = int(last or 0) & 0xFFFF
 
     def release_spool(self) -> None:
         """Give the spool back (a start that failed to listen: the link may be started again)."""
@@ -410,29 +435,47 @@ class Handshake:
             # A reject without a verdict (window missed, no image, model or storage fault)
             # has no inspection record: this row is the only trace of that part and why it
             # was rejected, so it is committed before the PLC may read the answer. Rare, so
-            # the commit costs the line nothing in normal running.
-            self._record(ans)
+            # the commit costs the line nothing in normal running. Not waited for past a
+            # moment: a locked database (30 s) held every PLC request behind this lock, and
+            # the spool on the disk keeps the row until the database takes it.
+            self._record(ans, quick=True)
         if rec is not None and getattr(rec, "test_part", None):
             if rec.verdict != rec.test_expected and self._verifier is not None:
                 # a red rabbit passed: Verified drops with this answer, not after a query
                 self.verification = VerificationState.FAILED
             self._verify_now.set()   # a test part's check: read the whole state again
-        alarms = getattr(self.station, "alarms", None)
-        if alarms is not None:
-            # a run of rejects without a verdict raises its alarm (line.alarms, no_verdict)
-            # with this answer, as a run of NG parts does with theirs; an answer with a
-            # verdict only ends the run, in memory
-            try:
-                alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
-                                    trig.signal_id if rec is None else None, verdict=rec is not None, reason=reason)
-            except Exception:  # noqa: BLE001 - the PLC gets its answer whatever the alarm's count does
-                log.exception("line %s station %s: the no-verdict alarm's count failed", self.line, self.station_name)
+        # A run of rejects without a verdict raises its alarm (line.alarms, no_verdict) with
+        # this answer, as a run of NG parts does with theirs (an answer with a verdict only
+        # ends the run, in memory). Raising it writes to the database: with this answer's
+        # row refused (spooled) the database is away or locked, so it is counted later, in
+        # answer order, on the recorder's thread, never holding the PLC's requests.
+        # Once one waits there, the answers after it wait their turn too (in order: a verdict
+        # counted first would end a run before the reject it follows was counted).
+        if (rec is None and trig.signal_id is None) or self._counts_queued:
+            self._counts_queued += 1
+            self._recorder.submit(self._count_answer, ans, rec is not None, True)
+        else:
+            self._count_answer(ans, rec is not None)
         self.answered(ans)
         self.show()
         if rec is not None:
             # the verdict's record is already committed; what the PLC was told is stored off
             # the handshake path (and off the protocol's thread): in trigger order, one writer
             self._recorder.submit(self._record, ans)
+
+    def _count_answer(self, ans: Answer, verdict: bool, queued: bool = False) -> None:
+        alarms = getattr(self.station, "alarms", None)
+        trig = ans.trigger
+        try:
+            if alarms is not None:
+                alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
+                                    None if verdict else trig.signal_id, verdict=verdict, reason=ans.reason)
+        except Exception:  # noqa: BLE001 - the PLC has its answer whatever the alarm's count does
+            log.exception("line %s station %s: the no-verdict alarm's count failed", self.line, self.station_name)
+        finally:
+            if queued:      # counted: an answer after the last one queued is counted at once again
+                with self.lock:
+                    self._counts_queued -= 1
 
     # -- the test-part verification, shown to the PLC --------------------------------------
     def refresh_verification(self) -> VerificationState:
@@ -563,13 +606,15 @@ class Handshake:
                     self._try_spooled()
 
     # -- what the PLC was told, kept ----------------------------------------------------
-    def _record(self, ans: Answer) -> None:
+    def _record(self, ans: Answer, quick: bool = False) -> None:
+        """Store what the PLC was told, or spool it while the database refuses (``quick``:
+        refused after a moment's wait for a lock, not 30 s)."""
         trig = ans.trigger
         inspection_id = ans.inspection_id or None
         row = dict(protocol=self.protocol, line=self.line, station=self.station_name, trigger_seq=trig.seq,
                    part_tag=trig.tag, recipe_id=trig.recipe, product=self.recipes.get(trig.recipe),
                    inspection_id=inspection_id, signal=ans.signal, result_code=int(ans.code),
-                   reason=ans.reason, triggered_at=trig.at, answered_at=utcnow())
+                   reason=ans.reason, triggered_at=trig.at, answered_at=ans.answered_at)
         event = {"line": self.line, "station": self.station_name, "protocol": self.protocol,
                  "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
                  "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
@@ -579,7 +624,7 @@ class Handshake:
         with self._record_lock:
             if not self._spool.answers():
                 try:
-                    (trig.signal_id,) = self._write_signals([(row, event)])
+                    (trig.signal_id,) = self._write_signals([(row, event)], quick=quick)
                     self.station.sinks.wake()
                     return
                 except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
@@ -601,12 +646,15 @@ class Handshake:
         except RuntimeError:     # the link is closing: the next start writes them
             self._spool_write_queued.clear()
 
-    def _write_signals(self, rows: list[tuple[dict[str, Any], dict[str, Any]]], again: bool = False) -> list[int]:
+    def _write_signals(self, rows: list[tuple[dict[str, Any], dict[str, Any]]], again: bool = False,
+                       quick: bool = False) -> list[int]:
         """Insert these line signals and their outbox events in one transaction; their ids.
         ``again``: rows from the spool, which a crash after their commit may have left
-        there: one already recorded (same link, trigger and time) is not written twice."""
+        there: one already recorded (same link, trigger and time) is not written twice.
+        ``quick``: a moment's wait for another writer's lock, then refused."""
         ids = []
-        with self.station.db.session() as s:
+        db = self.station.db
+        with (db.quick_session() if quick and hasattr(db, "quick_session") else db.session()) as s:
             for row, event in rows:
                 if again:
                     there = s.scalars(select(LineSignal).where(

@@ -160,6 +160,7 @@ class ModbusStation:
     # -- the server ----------------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> "ModbusStation":
         self.hs.open_spool()     # before listening: a second link like this one is refused here
+        self.hs.prepare()        # its models warmed up, its trigger count read
         from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext
         from pymodbus.server import ModbusTcpServer
         ctx = ModbusServerContext(slaves=ModbusSlaveContext(di=self._di, co=self._coils, hr=self._hr, ir=self._ir),

@@ -204,6 +204,7 @@ class OpcUaStation:
     # -- the server ----------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> "OpcUaStation":
         self.hs.open_spool()     # before listening: a second link like this one is refused here
+        self.hs.prepare()        # its models warmed up, its trigger count read
         started = threading.Event()
         failed: list[BaseException] = []
 

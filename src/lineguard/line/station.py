@@ -820,6 +820,20 @@ class Station:
                 return mv if mv.active else self.activate_model(product, line, mv.version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 
+    def warm_up(self, product: str, line: str) -> bool:
+        """Judge a blank photo once with the product's active model, nothing stored: a
+        model's first part pays for its runtime's set-up (memory, threads), and a PLC's
+        first triggers after a start missed their 1 s window on it. False when there is
+        no model to warm (the first part says why)."""
+        import numpy as np
+        try:
+            insp = self.models.inspector(self.models.active_for(product, line))
+            insp.inspect(np.full((256, 256, 3), 128, np.uint8))
+        except Exception as exc:  # noqa: BLE001 - a warm-up that fails changes nothing: the part will say
+            log.info("model of %s (line %s) not warmed up: %s", product, line or "*", exc)
+            return False
+        return True
+
     def activate_model(self, product: str, line: str, version: int, by: Optional[str] = None,
                        expected_active: Optional[int] = None, force: bool = False):
         """Make ``version`` judge the parts, once tried on the product's latest good parts
