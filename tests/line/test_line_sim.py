@@ -150,3 +150,25 @@ def test_line_sim_clears_a_latched_error_first_when_asked(plc_station, tmp_path,
     r = _line_sim("--protocol", protocol, "--port", str(srv.port), "--parts", "2", "--rate", "4",
                   "--plc-images", str(cam), "--images", str(images), "--clear-error")
     assert r.returncode == 0 and "answered 2/2" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_run_stopped_by_the_station_going_away_reports_its_parts_so_far(plc_station, tmp_path):
+    """The station stopped mid-run: line-sim ended in a traceback (pymodbus's own error) and
+    wrote no summary or JSON for the parts already answered."""
+    st, srv, cam = plc_station("modbus")
+    images = _parts(tmp_path / "parts", [30] * 40)
+    out = tmp_path / "run.json"
+    sim = subprocess.Popen([sys.executable, "-m", "lineguard", "line-sim", "--protocol", "modbus", "--port",
+                            str(srv.port), "--parts", "40", "--rate", "10", "--plc-images", str(cam), "--images",
+                            str(images), "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(st.query(limit=10)) < 3:
+        time.sleep(0.05)
+    srv.close()                                 # the station goes away mid-run
+    stdout, stderr = sim.communicate(timeout=120)
+    assert sim.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr and "line-sim: stopped after" in stderr, stderr
+    summary = json.loads(out.read_text())
+    assert summary["stopped"] and 3 <= summary["answered"] < 40, summary
+    assert f"answered {summary['answered']}/40" in stdout

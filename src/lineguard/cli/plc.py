@@ -86,17 +86,16 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
             except Exception as exc:  # noqa: BLE001 - the station refused it
                 fail(f"recipe {recipe} was not taken: {exc}")
         click.echo(f"line-sim: {parts} parts at {rate:g}/s over {protocol} to {host}:{port}")
-        try:
-            rep = plc_sim.run(link, parts, rate, feeder, window_ms, first_part_id=first_part_id,
-                              on_part=show if verbose else None, protocol=protocol)
-        except (TimeoutError, ConnectionError) as exc:
-            fail(str(exc))
+        rep = plc_sim.run(link, parts, rate, feeder, window_ms, first_part_id=first_part_id,
+                          on_part=show if verbose else None, protocol=protocol)
     finally:
         if feeder is not None:
             feeder.cleanup()
         link.close()
     summary = rep.summary()
     lat = summary["latency_ms"]
+    if rep.stopped:
+        click.echo(f"line-sim: stopped after {rep.triggered} of {parts} parts: {rep.stopped}", err=True)
     click.echo(f"answered {summary['answered']}/{parts} in {rep.wall_s:.1f} s "
                f"({summary['achieved_rate_per_s']}/s); results {summary['result_codes']}")
     if lat["p50"] is not None:
@@ -111,6 +110,8 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         with os.fdopen(fd, "w") as fh:
             json.dump(summary, fh, indent=2)
         os.replace(tmp, json_out)
+    if rep.stopped:
+        raise SystemExit(1)
 
 
 def register(app: click.Group) -> None:

@@ -46,6 +46,9 @@ class ModbusLink:
         self.c = ModbusTcpClient(host, port=port, timeout=timeout_s)
         if not self.c.connect():
             raise ConnectionError(f"no Modbus TCP server at {host}:{port}; start the station with --modbus-port {port}")
+        # Trigger, ResultsAck and ClearError low, as a PLC starts: one left high by a run that
+        # was stopped mid-handshake would swallow the next rising edge
+        self._ok(self.c.write_coils(0, [False, False, False], slave=1), "the handshake coils' reset")
 
     def _ok(self, r: Any, what: str) -> Any:
         if r.isError():
@@ -207,6 +210,7 @@ class SimReport:
     mismatched: int = 0        # the answer carried another part's id
     overruns: int = 0          # the station was not ready at the part's scheduled trigger
     wall_s: float = 0.0
+    stopped: Optional[str] = None   # why the run ended before its last part (the link lost, never ready)
 
     @property
     def missed_windows(self) -> int:
@@ -222,8 +226,12 @@ class SimReport:
                                                           "mean": round(float(lat.mean()), 2) if lat.size else None},
                 "missed_windows": self.missed_windows, "timeouts": self.timeouts, "late": self.late,
                 "no_answer": self.no_answer, "mismatched": self.mismatched, "overruns": self.overruns,
-                "result_codes": dict(sorted(self.codes.items())),
-                "achieved_rate_per_s": round(self.parts / self.wall_s, 2) if self.wall_s else None}
+                "result_codes": dict(sorted(self.codes.items())), "stopped": self.stopped,
+                "achieved_rate_per_s": round(self.triggered / self.wall_s, 2) if self.wall_s else None}
+
+    @property
+    def triggered(self) -> int:
+        return len(self.latencies_ms) + self.no_answer
 
 
 def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], window_ms: float,
@@ -235,8 +243,22 @@ def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], w
     if rate <= 0:
         raise ValueError("rate must be positive (parts per second)")
     rep = SimReport(protocol, parts, rate, window_ms)
-    period = 1.0 / rate
     start = time.perf_counter()
+    try:
+        _run_parts(link, rep, parts, rate, feeder, window_ms, first_part_id, poll_s, patience_s, on_part, start)
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        # the parts so far are reported (a run of hours is not lost to one dropped connection)
+        rep.stopped = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the PLC library's own errors (pymodbus ModbusIOException)
+        rep.stopped = f"{type(exc).__name__}: {exc}"
+    rep.wall_s = time.perf_counter() - start
+    return rep
+
+
+def _run_parts(link: PlcLink, rep: SimReport, parts: int, rate: float, feeder: Optional[ImageFeeder],
+               window_ms: float, first_part_id: int, poll_s: float, patience_s: float,
+               on_part: Optional[Callable[[int, dict[str, Any], float], None]], start: float) -> None:
+    period = 1.0 / rate
     for i in range(parts):
         due = start + i * period
         now = time.perf_counter()
@@ -273,8 +295,6 @@ def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], w
             rep.mismatched += 1
         if on_part is not None:
             on_part(part_id, res, latency_ms)
-    rep.wall_s = time.perf_counter() - start
-    return rep
 
 
 def _wait(pred: Callable[[], bool], patience_s: float, poll_s: float) -> Optional[float]:
