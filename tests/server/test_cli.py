@@ -291,6 +291,16 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "a-file" / "parts.csv"))
     assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    # each wrote a file that was not what was asked: 0 rows for a period back to front, CSV
+    # under a .json name, and a folder given as the file failed only at the rename
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "p.csv"), "--since", "2026-12-06",
+                   "--until", "2026-12-01")
+    assert r.returncode == 2 and "is not before --until" in r.stderr
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "parts.csv" in r.stderr
+    r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.json").exists()
 
 
 def test_watch_refuses_a_missing_hot_folder_and_a_misspelt_station_folder(tmp_path):

@@ -762,7 +762,7 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 @click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
               help="The station's PostgreSQL schema, when it has its own.")
 @click.option("--out", type=PathArg, required=True,
-              help="The file to write: .xlsx for a workbook (ids stay text, times are times), else CSV.")
+              help="The file to write: .xlsx for a workbook (ids stay text, times are times) or .csv.")
 @click.option("--line", default=None, help="Only this line's parts (typed in any case).")
 @click.option("--product", default=None, help="Only this product's parts (typed in any case).")
 @click.option("--lot", default=None, help="Only the parts of this lot.")
@@ -791,6 +791,15 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         zone = plant_zone(timezone)
     except ValueError as exc:
         fail(str(exc))
+    # refused before the database is opened: each wrote a file that was not what was asked
+    if since is not None and until is not None and since >= until:
+        fail(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}: no part can be in that "
+             "period; swap them", code=2)
+    if out.is_dir():
+        fail(f"{out} is a folder: give the file to write, e.g. {out / 'parts.xlsx'}", code=2)
+    if out.suffix.lower() not in (".xlsx", ".csv"):
+        fail(f"{out}: write parts.xlsx (a workbook) or parts.csv; {out.suffix or 'a name with no suffix'} would "
+             "hold CSV under another name", code=2)
     database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
     try:
         written = 0
