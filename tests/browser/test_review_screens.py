@@ -9,9 +9,12 @@ from .conftest import expect, api, png_bytes, post_part, seen
 
 SCREENS = [
     ("operator", 1024, 768),     # the commonest panel PC
+    ("operator", 1024, 600),     # a short one
     ("operator", 800, 1100),     # a tablet held upright
+    ("operator", 834, 1194),     # a larger one: the list beside the part left Good below the screen
     ("admin", 800, 1100),        # ... under an admin's longer menu
     ("admin", 390, 844),         # a phone
+    ("operator", 844, 390),      # a phone on its side: the buttons at least
 ]
 
 
@@ -34,8 +37,11 @@ def test_the_part_and_its_good_and_defect_are_on_screen_together(pages, station,
     expect(page.locator("#current h2")).to_contain_text("fit-1")
     seen(page)
     assert page.evaluate("window.scrollY") == 0
-    for selector in ("#part-image", "#btn-good", "#btn-defect"):
+    for selector in ("#part-image", "#btn-good", "#btn-defect") if height > 400 else ("#btn-good", "#btn-defect"):
         _box_in_screen(page, selector, width, height)
+    # the photo no higher than the buttons: not hidden under them
+    photo, good = page.locator("#part-image").bounding_box(), page.locator("#btn-good").bounding_box()
+    assert photo["y"] < good["y"] or photo["x"] + photo["width"] <= good["x"], (photo, good)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     # the menu a row at most on a phone, the page the person is on in sight in it
     current = page.locator("#nav a.current")
@@ -77,3 +83,19 @@ def test_good_and_defect_wait_for_the_part_photo(pages, station):
     with api(station, "operator") as c:
         assert c.get(f"/api/v1/inspections/{ids[1]}").json()["review"]["label"] == "good"
         assert c.get(f"/api/v1/inspections/{ids[0]}").json()["review"]["reviewed"] is False
+
+
+def test_which_defect_on_a_phone_brings_the_types_into_sight(pages, station):
+    # the question at the screen's foot asked for a type whose buttons were below it
+    with api(station, "operator") as c:
+        post_part(c, png_bytes(220, seed=960), "which-0", line="LWhich")
+    p = pages(role="operator", viewport={"width": 390, "height": 844}, has_touch=True)
+    page = p.open("/app/review?queue=todo&line=LWhich&poll=600", "#current h2")
+    seen(page)
+    page.wait_for_timeout(700)
+    page.tap("#btn-defect")
+    expect(page.locator("#ask")).to_contain_text("Which defect?")
+    page.wait_for_timeout(300)
+    types, bar = page.locator("#types").bounding_box(), page.locator(".judge-bar").bounding_box()
+    assert types["y"] >= 0 and types["y"] + types["height"] <= bar["y"] + 1, (types, bar)
+    assert page.locator("#btn-good").inner_text() == "False alarm: good"     # no keyboard hint on a touch panel

@@ -248,10 +248,10 @@ LG.start(async (main) => {
               // a tap in the moment after the part came up was meant for the one before
               h("button", {type: "button", class: "good", id: "btn-good", disabled: !shown,
                 onclick: () => LG.settling() || judge("good")},
-                it.verdict === "OK" ? "Good (G)" : "False alarm: good (G)"),
+                it.verdict === "OK" ? "Good" : "False alarm: good", h("span", {class: "key-hint"}, " (G)")),
               h("button", {type: "button", class: "danger", id: "btn-defect", disabled: !shown,
                 onclick: () => LG.settling() || judge("defect")},
-                it.verdict === "OK" ? "Missed defect (D)" : "Confirm defect (D)")),
+                it.verdict === "OK" ? "Missed defect" : "Confirm defect", h("span", {class: "key-hint"}, " (D)"))),
             // a question about this part, beside its buttons: the status line may be off screen
             h("p", {class: "ask", id: "ask", role: "alert"})))));
     LG.applyRoles(detail);
@@ -284,6 +284,18 @@ LG.start(async (main) => {
     if (el) { el.textContent = text; el.scrollIntoView({block: "nearest"}); }
     LG.settle();     // a double tap's second tap is not the "again" that confirms
   }
+  // the defect types in sight for "which defect?": on a phone they were below the screen,
+  // and the bar at its foot (the question in it) covers the last of it
+  function showTypes() {
+    const el = document.getElementById("types"), bar = document.querySelector(".judge-bar");
+    if (!el) return;
+    el.scrollIntoView({block: "nearest"});
+    if (bar && getComputedStyle(bar).position === "fixed") {
+      const under = el.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+      if (under > 0) window.scrollBy(0, under + 8);
+    }
+  }
+
   async function judge(label) {
     const it = items[idx];
     if (!it || busy) return;
@@ -299,6 +311,7 @@ LG.start(async (main) => {
     if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
       untypedAsked = it.id;
       ask("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type");
+      showTypes();
       return;
     }
     untypedAsked = null;
