@@ -290,6 +290,9 @@ def test_names_are_stored_without_padding_in_the_lines_spelling_and_control_char
                        data=form)
             assert r.status_code == 422 and "control character" in r.json()["error"]["message"], (field, r.text)
         assert c.get("/api/v1/inspections", params={"part_id": "ctl-1"}).json()["items"] == []
+        # a product in another case is not guessed (a model judges by its exact name), but named
+        r = post_part(c, png_bytes(40, seed=48), "case-1", product="CELL")
+        assert r.status_code == 404 and "did you mean 'cell'?" in r.json()["error"]["message"], r.text
 
 
 def test_two_images_in_one_part_and_a_photo_too_small_are_refused_saying_why(small_station):

@@ -794,7 +794,7 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     # refused before the database is opened: each wrote a file that was not what was asked
     if since is not None and until is not None and since >= until:
         fail(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}: no part can be in that "
-             "period; swap them", code=2)
+             "period; " + ("swap them" if since > until else "--until is exclusive: give the day after"), code=2)
     if out.is_dir():
         fail(f"{out} is a folder: give the file to write, e.g. {out / 'parts.xlsx'}", code=2)
     if out.suffix.lower() not in (".xlsx", ".csv"):

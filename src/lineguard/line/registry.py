@@ -397,7 +397,13 @@ class ModelRegistry:
                         return mv
             known = s.scalar(select(func.count()).select_from(ModelVersion)
                              .where(ModelVersion.product == product)) or 0
+            # products are names compared exactly: one sent in another case is told the one meant
+            alike = [] if known else sorted({p for (p,) in s.execute(select(ModelVersion.product).distinct())
+                                             if p.casefold() == product.strip().casefold()})
         if not known:
+            if alike:
+                raise NoActiveModel(f"unknown product {product!r}: did you mean {alike[0]!r}? Product names are "
+                                    "compared exactly, case too")
             raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it. Upload one "
                                 "with POST /api/v1/models (engineer key) or start the station with "
                                 "`lineguard serve --model FILE.lgm --product NAME`")
