@@ -90,10 +90,14 @@ def test_lineguard_demo_leaves_the_app_open_with_a_key(demo_root):
             time.sleep(1.5)
             assert parts() > first                            # and more keep coming
     finally:
-        proc.send_signal(signal.SIGINT)
+        # as a service manager stops it (SIGTERM; Ctrl-C's SIGINT takes the same way): the
+        # demo died on it and left its station running on the port
+        proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise AssertionError("`lineguard demo` did not stop on Ctrl-C within 30 s")
+            raise AssertionError("`lineguard demo` did not stop on SIGTERM within 30 s")
     assert rc == 0, "".join(out)[-2000:]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(base + "/health", timeout=5)           # its station stopped with it

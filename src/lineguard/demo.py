@@ -218,6 +218,9 @@ def _ctrl_c_event() -> threading.Event:
     Ctrl-C while it fed parts). The loops below check the event between parts."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # a service manager (systemd, docker stop) asks with SIGTERM: without this the demo died
+    # and left its station running on the port
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     return stop
 
 
