@@ -32,3 +32,10 @@ def test_the_change_log_lists_filters_and_exports(pages, station):
     op = pages(role="operator")
     line = op.open("/app/", "#live.v-ok")
     expect(line.locator('#nav a[href="/app/changes"]')).to_have_count(0)
+
+
+def test_the_change_log_fits_a_phone(pages, station):
+    # its "what" list of long options took the page to 825 px on a 390 px screen
+    p = pages(role="engineer", viewport={"width": 390, "height": 844}, has_touch=True)
+    page = p.open("/app/changes", "#filters")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
