@@ -282,6 +282,7 @@ def test_names_are_stored_without_padding_in_the_lines_spelling_and_control_char
         assert (rec["part_id"], rec["line"], rec["station"], rec["lot"], rec["serial"]) == \
             ("pad-2", "LN1", "S1", None, "SN-7")
         assert post_part(c, png_bytes(40, seed=43), "pad-3", line="ln1").json()["line"] == "LN1"
+        assert post_part(c, png_bytes(40, seed=49), "pad-4", line="LN1", station="s1").json()["station"] == "S1"
         names = c.get("/api/v1/inspections/names").json()
         assert [n for n in names["lines"] if n.strip().lower() == "ln1"] == ["LN1"], names
         for field, value in (("part_id", "a\x00b"), ("line", "L\x1b[31m"), ("lot", "lot\n7")):

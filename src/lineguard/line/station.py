@@ -208,6 +208,7 @@ class Station:
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
         self._lines: set[str] = set()      # line names stored, as spelt there (see _line_as_stored)
+        self._stations: set[tuple[str, str]] = set()     # (line, station) so, see _station_as_stored
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
         self._last_write = time.monotonic()      # a part's record or a write check last committed
@@ -282,9 +283,28 @@ class Station:
         self._lines = set(names) | {stored}
         return stored
 
+    def _station_as_stored(self, line: str, station: str) -> str:
+        """A station sent as "s1" where the line's parts say "S1" is station S1 (a second
+        card with its own counters and rate alarms on the line view otherwise). No index
+        reads a line's station names whole: those of its last day's parts are read (its
+        index on line and time), once per name not seen yet."""
+        if (line, station) in self._stations:
+            return station
+        since = utcnow() - dt.timedelta(days=1)
+        try:
+            with self.db.session() as s:
+                names = list(s.scalars(select(Inspection.station).where(
+                    Inspection.line == line, Inspection.created_at >= since).distinct()))
+        except DB_ERRORS:
+            return station    # the database away: the part is judged (and its storing fails as it would)
+        stored = part_names.as_stored(station, names)
+        self._stations = self._stations | {(line, n) for n in names} | {(line, stored)}
+        return stored
+
     def _inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str, t0: float) -> Outcome:
         part = part.checked()
-        part = dataclasses.replace(part, line=self._line_as_stored(part.line))
+        line = self._line_as_stored(part.line)
+        part = dataclasses.replace(part, line=line, station=self._station_as_stored(line, part.station))
         if isinstance(image, CameraFrame):
             _check_frame(image, self.config.max_image_pixels)
             digest, suffix = image.sha256(), ".png"
