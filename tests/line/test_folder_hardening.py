@@ -154,7 +154,7 @@ def test_a_file_over_the_upload_limit_is_refused_from_its_size_unread(sqlite_sta
     assert "huge.png" not in reads
     assert (inbox / "failed" / "huge.png").exists()
     reason = (inbox / "failed" / "huge.png.reason.txt").read_text()
-    assert "33.0 MB, over the station's upload limit of 32 MB" in reason and "--max-upload-mb" in reason
+    assert "33.0 MiB, over the station's upload limit of 32 MiB" in reason and "--max-upload-mb" in reason
     assert [r.part_id for r in st.query()] == ["small"]
     # a limit of its own (watch --max-upload-mb)
     (inbox / "mid.png").write_bytes(png_bytes(40, seed=23, size=128))

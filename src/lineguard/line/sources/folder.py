@@ -179,10 +179,10 @@ class FolderWatcher:
         if sig[0] > self.max_bytes:
             # from the size alone: reading it whole (again at every poll while it looked
             # incomplete) took the watcher's memory, and the station refuses it anyway
-            # in the MB of --max-upload-mb (MiB): the limit reads back as it was given
-            mb = 1024 * 1024
-            self._refuse(path, sig, None, f"the file is {sig[0] / mb:.1f} MB, over the station's upload limit "
-                                          f"of {self.max_bytes / mb:g} MB; send a smaller image, or raise "
+            # in MiB, as --max-upload-mb counts: the limit reads back as it was given
+            mib = 1024 * 1024
+            self._refuse(path, sig, None, f"the file is {sig[0] / mib:.1f} MiB, over the station's upload limit "
+                                          f"of {self.max_bytes / mib:g} MiB; send a smaller image, or raise "
                                           "--max-upload-mb (and the station's own, with --server)")
             return True
         waiting = stable_s < self.incomplete_after_s
