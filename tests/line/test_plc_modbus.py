@@ -493,3 +493,20 @@ def test_a_locked_database_does_not_hold_the_plc(plc_cell):
             rows = list(s.scalars(select(LineSignal).where(LineSignal.part_tag == 950)))
         time.sleep(0.1)
     assert [(r.signal, r.inspection_id) for r in rows] == [("NG", None)]
+
+
+def test_triggers_while_a_result_waits_unread_are_each_said_and_counted(plc_cell, caplog):
+    """Part 5000's result not acknowledged, then parts 5001 and 5002 triggered: neither could
+    be inspected or answered (the registers hold 5000's result), and the second left no trace
+    at all."""
+    import logging
+    st, srv, plc = plc_cell([png_bytes(30, seed=95)], verify_every_s=3600)
+    plc.trigger(tag=5000)
+    plc.wait("valid")
+    with caplog.at_level(logging.ERROR, logger="lineguard"):
+        for tag in (5001, 5002):
+            plc.trigger(tag=tag)
+            time.sleep(0.2)
+    assert srv.snapshot()["not_inspected"] == 2 and plc.regs()["tag"] == 5000
+    said = [r.getMessage() for r in caplog.records if "not inspected and not answered" in r.getMessage()]
+    assert len(said) == 2 and "part tag 5001" in said[0] and "part tag 5002" in said[1], said

@@ -170,7 +170,7 @@ class Handshake:
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
-        self.counts = {"triggers": 0, "ok": 0, "ng": 0, "timeouts": 0, "faults": 0}
+        self.counts = {"triggers": 0, "ok": 0, "ng": 0, "timeouts": 0, "faults": 0, "not_inspected": 0}
         # the key of this link's fault in station.faults (/health); two links side by side
         # (Modbus and OPC UA) each get their own, so clearing one does not hide the other
         self.fault_key = "plc"
@@ -329,6 +329,14 @@ class Handshake:
                 # This part still gets an answer, NG, unless an earlier part's is waiting to be read
                 if not self.result_valid and self.pending is None:
                     self._answer(trig, ResultCode(self.error_code), None, reason=why)
+                else:
+                    # no answer can be given (the registers hold the earlier part's): this part
+                    # is never inspected, said for each one (a second trigger left no trace),
+                    # counted on /health beside the triggers
+                    self.counts["not_inspected"] += 1
+                    log.error("line %s station %s: trigger %s for part tag %s not inspected and not answered: %s "
+                              "(the PLC sees Error %d)", self.line, self.station_name, trig.seq, trig.tag, why,
+                              self.error_code)
                 return None
             self.pending = trig
             self.show()
