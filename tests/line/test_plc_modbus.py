@@ -510,3 +510,66 @@ def test_triggers_while_a_result_waits_unread_are_each_said_and_counted(plc_cell
     assert srv.snapshot()["not_inspected"] == 2 and plc.regs()["tag"] == 5000
     said = [r.getMessage() for r in caplog.records if "not inspected and not answered" in r.getMessage()]
     assert len(said) == 2 and "part tag 5001" in said[0] and "part tag 5002" in said[1], said
+
+
+def test_a_reject_without_a_verdict_is_answered_while_the_recorder_writes_into_a_locked_database(plc_cell):
+    """The recorder writing an older part's row into a locked database (30 s) held the record
+    lock, and the next no-verdict answer waited for it under the link's lock: the PLC's
+    requests stalled again. It is spooled behind that row after a moment instead."""
+    import threading
+    st, srv, plc = plc_cell([LookupError("camera lost")], verify_every_s=3600)
+    srv.hs._record_lock.acquire()                       # as the recorder does, for 3 s
+    threading.Timer(3.0, srv.hs._record_lock.release).start()
+    t0 = time.monotonic()
+    plc.trigger(tag=960)
+    assert plc.wait("valid", timeout=5)["ng"] and time.monotonic() - t0 < 2.0
+    from sqlalchemy import select
+    from lineguard.line.orm import LineSignal
+    deadline, rows = time.monotonic() + 20, []
+    while not rows and time.monotonic() < deadline:
+        with st.db.session() as s:
+            rows = list(s.scalars(select(LineSignal).where(LineSignal.part_tag == 960)))
+        time.sleep(0.1)
+    assert [(r.signal, r.inspection_id) for r in rows] == [("NG", None)]
+
+
+def test_a_link_named_in_another_spelling_goes_by_the_stored_names(sqlite_station):
+    """A link set up as line 'l1', station 's1' where the parts say L1/S1: its parts were
+    stored as L1/S1 while the link asked the verification and alarms for l1/s1 (Verified
+    never came)."""
+    from lineguard.line.station import Part
+    st = sqlite_station()
+    st.inspect(png_bytes(30, seed=97), Part("before", "L1", "S1", "cell"))
+    srv = ModbusStation(st, lambda: (png_bytes(30, seed=98), "frame.png"), {1: "cell"}, line=" l1", station_name="s1",
+                        port=_free_port(), window_ms=2000.0).start()
+    plc = Plc(srv.port)
+    try:
+        assert (srv.hs.line, srv.hs.station_name) == ("L1", "S1")
+        plc.trigger(tag=970)
+        plc.wait("valid")
+        rec = st.get(plc.regs()["inspection_id"])
+        assert (rec.line, rec.station, rec.part_id) == ("L1", "S1", "S1-tag970-1")
+    finally:
+        plc.close()
+        srv.close()
+
+
+def test_the_trigger_count_goes_on_from_answers_still_in_the_spool(sqlite_station):
+    """Answers the database refused wait in the spool and are written after the link starts:
+    the count read from the database alone went back to numbers already given."""
+    import datetime as dt
+    from lineguard.line.plc_handshake import Handshake
+    st = sqlite_station()
+    hs = Handshake(st, lambda: (png_bytes(30, seed=99), "frame.png"), {1: "cell"}, "L1", "S1", 2000.0, "modbus")
+    hs.open_spool()
+    try:
+        at = dt.datetime.utcnow()
+        for seq in (4, 5):
+            hs._spool.add_answer(f"{seq}@x", {"protocol": "modbus", "line": "L1", "station": "S1",
+                                              "trigger_seq": seq, "triggered_at": at + dt.timedelta(seconds=seq)},
+                                 {"trigger_seq": seq})
+        hs.prepare()
+        assert hs.seq == 5
+    finally:
+        hs.release_spool()
+        hs.close()

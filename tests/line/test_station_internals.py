@@ -115,3 +115,18 @@ def test_large_parts_take_turns_while_small_ones_pass():
     for t in threads:
         t.join()
     assert broken == []
+
+
+def test_a_name_sent_in_another_spelling_is_looked_up_once(sqlite_station, monkeypatch):
+    """Parts sent as l1/s1 where the records say L1/S1 read the line's names, and its day of
+    station names, again for every part (on the PLC's one-second path)."""
+    from lineguard.line import part_names
+    st = sqlite_station()
+    st.inspect(png_bytes(30, seed=1), Part("first", "L1", "S1", "cell"))
+    reads = []
+    stored = part_names.stored_names
+    monkeypatch.setattr(part_names, "stored_names", lambda db, column: reads.append(column) or stored(db, column))
+    for i in range(5):
+        rec = st.inspect(png_bytes(30, seed=10 + i), Part(f"typed-{i}", "l1", "s1", "cell")).record
+        assert (rec.line, rec.station) == ("L1", "S1")
+    assert reads == ["line"]

@@ -157,6 +157,11 @@ class Handshake:
         self.station = station
         self.image_source = image_source
         self.recipes = {int(k): v for k, v in recipes.items()}
+        # as the station stores them (" L1 " or "l1" for L1): the parts, the verification,
+        # the alarms and the line signals all go by the stored names
+        as_stored = getattr(station, "names_as_stored", None)
+        if as_stored is not None:
+            line, station_name = as_stored(line, station_name)
         self.line = line
         self.station_name = station_name
         self.protocol = protocol
@@ -233,17 +238,24 @@ class Handshake:
         if warm is not None:
             for product in sorted(set(self.recipes.values())):
                 warm(product, self.line)
+        # the latest trigger by its time: rows are written out of trigger order (a reject
+        # without a verdict at once, the others by the recorder), so among the newest rows,
+        # and those the spool still holds (written after this, at the link's start)
+        triggers = [(row["triggered_at"], row["trigger_seq"]) for _key, row, _event in self._spool.taken()
+                    if row.get("triggered_at") is not None]
         try:
             with self.station.db.session() as s:
-                last = s.scalar(select(LineSignal.trigger_seq).where(
-                    LineSignal.protocol == self.protocol, LineSignal.line == self.line,
-                    LineSignal.station == self.station_name).order_by(LineSignal.id.desc()).limit(1))
-        except Exception as exc:  # noqa: BLE001 - the database away: the count starts over, the line runs
-            log.warning("line %s station %s: the last trigger count could not be read (%s); counting from 1",
+                triggers += [(at, seq) for at, seq in s.execute(
+                    select(LineSignal.triggered_at, LineSignal.trigger_seq).where(
+                        LineSignal.protocol == self.protocol, LineSignal.line == self.line,
+                        LineSignal.station == self.station_name).order_by(LineSignal.id.desc()).limit(50))
+                    if at is not None]
+        except Exception as exc:  # noqa: BLE001 - the database away: the spool's, or from 1; the line runs
+            log.warning("line %s station %s: the last trigger count could not be read (%s)",
                         self.line, self.station_name, exc)
-            return
-        with self.lock:
-            self.seq = int(last or 0) & 0xFFFF
+        if triggers:
+            with self.lock:
+                self.seq = int(max(triggers)[1]) & 0xFFFF
 
     def release_spool(self) -> None:
         """Give the spool back (a start that failed to listen: the link may be started again)."""
@@ -628,9 +640,12 @@ class Handshake:
                  "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
                  "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason}
         # one at a time (the handshake's thread records rejects without a verdict, the
-        # recorder the others): none is written past an older one waiting in the spool
-        with self._record_lock:
-            if not self._spool.answers():
+        # recorder the others): none is written past an older one waiting in the spool.
+        # ``quick``: the recorder may be writing an older row into a locked database (30 s):
+        # this one is spooled after a moment's wait, behind that one, not written past it.
+        free = self._record_lock.acquire(timeout=0.25) if quick else self._record_lock.acquire()
+        try:
+            if free and not self._spool.answers():
                 try:
                     (trig.signal_id,) = self._write_signals([(row, event)], quick=quick)
                     self.station.sinks.wake()
@@ -642,6 +657,9 @@ class Handshake:
             trig.spooled = key
             self._spooled[key] = trig
             self._spool.add_answer(key, row, event)
+        finally:
+            if free:
+                self._record_lock.release()
         self._show_unrecorded()
         self._try_spooled()
 

@@ -312,6 +312,16 @@ class ModelRegistry:
         the second is refused (:class:`ActiveChanged`) unless its ``expected_active``
         names the version the first went back to.
         """
+        for _turn in range(3):
+            try:
+                return self._rollback_once(product, line, by, expected_active)
+            except _WalkMoved:
+                continue     # the version to go back to changed while the model loaded: again
+        raise ActiveChanged(f"the versions of {_where(product, line)} kept changing while this rollback waited; "
+                            "list them again (GET /api/v1/models) and decide on what is active now")
+
+    def _rollback_once(self, product: str, line: str, by: Optional[str],
+                       expected_active: Optional[int]) -> ModelVersion:
         with self.db.session() as s:
             if not s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.product == product)):
                 raise NotFound(f"unknown product {product!r}: no model was ever uploaded for it; list the "
@@ -335,7 +345,10 @@ class ModelRegistry:
             mv = _rollback_to(s, product, line)
             undone = _rollback_walk(s, product, line)[1]
             if mv.id != target.id:
-                self.loadable(mv)   # the walk moved while this one waited (sent with expected_active)
+                # the walk moved while this one waited (sent with expected_active): its model is
+                # loaded outside the lock (loading may write the version's facts, which on
+                # SQLite would wait on this very lock)
+                raise _WalkMoved()
             at = utcnow()
             for a in undone:
                 a.rolled_back_at, a.rolled_back_by = at, by
@@ -489,6 +502,10 @@ def _rollback_walk(s: Any, product: str, line: str) -> tuple[list[Any], list[Any
     run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
                len(standing))
     return standing, standing[:run], (standing[run] if run < len(standing) else None)
+
+
+class _WalkMoved(Exception):
+    """A rollback's version to go back to changed between its look and its lock."""
 
 
 def _standing(s: Any, product: str, line: str) -> tuple[Optional[ModelVersion], tuple[Any, Any]]:

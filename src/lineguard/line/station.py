@@ -207,8 +207,8 @@ class Station:
         self.sinks.on_connected = self.alarms.record_states
         self._batchers: dict[str, ModelBatcher] = {}
         self._recent: "OrderedDict[tuple[str, str], int]" = OrderedDict()   # (part, image) -> id
-        self._lines: set[str] = set()      # line names stored, as spelt there (see _line_as_stored)
-        self._stations: set[tuple[str, str]] = set()     # (line, station) so, see _station_as_stored
+        self._lines: dict[str, str] = {}      # a line's name as sent -> as stored (see _line_as_stored)
+        self._stations: dict[tuple[str, str], str] = {}     # (line, station as sent) -> station as stored
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
         self._last_write = time.monotonic()      # a part's record or a write check last committed
@@ -273,14 +273,16 @@ class Station:
         takes the two for one line, so a second spelling stored would split its parts (the
         line view's counters, SPC) between them. The names are read again only for a name
         not seen yet, a few index hops, never per part."""
-        if line in self._lines:
-            return line
+        known = self._lines.get(line)
+        if known is not None:
+            return known
         try:
             names = part_names.stored_names(self.db, "line")
         except DB_ERRORS:
             return line       # the database away: the part is judged (and its storing fails as it would)
         stored = part_names.as_stored(line, names)
-        self._lines = set(names) | {stored}
+        # replaced whole, never changed in place: the inspection path reads it without a lock
+        self._lines = {**self._lines, **{n: n for n in names}, line: stored}
         return stored
 
     def _station_as_stored(self, line: str, station: str) -> str:
@@ -288,8 +290,9 @@ class Station:
         card with its own counters and rate alarms on the line view otherwise). No index
         reads a line's station names whole: those of its last day's parts are read (its
         index on line and time), once per name not seen yet."""
-        if (line, station) in self._stations:
-            return station
+        known = self._stations.get((line, station))
+        if known is not None:
+            return known
         since = utcnow() - dt.timedelta(days=1)
         try:
             with self.db.session() as s:
@@ -298,8 +301,15 @@ class Station:
         except DB_ERRORS:
             return station    # the database away: the part is judged (and its storing fails as it would)
         stored = part_names.as_stored(station, names)
-        self._stations = self._stations | {(line, n) for n in names} | {(line, stored)}
+        self._stations = {**self._stations, **{(line, n): n for n in names}, (line, station): stored}
         return stored
+
+    def names_as_stored(self, line: str, station: str) -> tuple[str, str]:
+        """A line and station as this station stores its parts' (see Part.checked): for a
+        source that names them once for all its parts (a PLC link)."""
+        line, station = line.strip(), station.strip()
+        line = self._line_as_stored(line)
+        return line, self._station_as_stored(line, station)
 
     def _inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str, t0: float) -> Outcome:
         part = part.checked()
