@@ -871,8 +871,9 @@ class Station:
         try:
             mv = self.models.activate(product, line, version, by, expected_active=expected_active, force=force,
                                       images=self.images)
-        finally:
+        except StationError:
             self._release_replaced()    # a version loaded to be tried and refused is let go (hundreds of MB)
+            raise
         self.shadow.stop_if(mv, by)   # promoted: it judges the parts itself now
         self._refresh_active_metrics()
         self._release_replaced()
