@@ -93,6 +93,19 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+@contextmanager
+def _committing(s: Session) -> Iterator[Session]:
+    """``s``, committed on success, rolled back on any error, closed."""
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 class Database:
     """Engine + session factory for one station database."""
 
@@ -166,15 +179,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on any error."""
-        s = self._sessions()
-        try:
+        with _committing(self._sessions()) as s:
             yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
 
     @contextmanager
     def quick_session(self, wait_ms: int = 250) -> Iterator[Session]:
@@ -186,17 +192,12 @@ class Database:
             if self.is_sqlite:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
                 conn.commit()      # the session's own transaction follows, and its commit is a commit
-            s = Session(bind=conn, expire_on_commit=False)
             try:
-                if not self.is_sqlite:
-                    s.execute(text(f"SET LOCAL lock_timeout = '{ms}ms'"))
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+                with _committing(Session(bind=conn, expire_on_commit=False)) as s:
+                    if not self.is_sqlite:
+                        s.execute(text(f"SET LOCAL lock_timeout = '{ms}ms'"))
+                    yield s
             finally:
-                s.close()
                 if self.is_sqlite:
                     conn.exec_driver_sql("PRAGMA busy_timeout=30000")   # the pool's connection as it was
 
