@@ -61,6 +61,9 @@ from .test_parts import TestPartBook
 log = logging.getLogger("lineguard.station")
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
+# line and paragraph separators, and the invisible spaces (zero width, word joiner, BOM): a
+# part id holding one looks like another and is found by no one typing it
+_INVISIBLE = "\u2028\u2029\u200b\u2060\ufeff"
 
 
 Listener = Callable[[str, dict], None]
@@ -82,7 +85,7 @@ class Part:
         padded to its length, a scanner's trailing CR: " L1 " was a line of its own beside
         L1), an empty lot or serial none; refused when a name is empty, too long or holds a
         control character (NUL, a line break, an escape: kept for ever in records, exports
-        and the PLC's strings)."""
+        and the PLC's strings) or an invisible space (a zero-width space)."""
         tidy = {}
         for name, limit in _FIELD_MAX.items():
             value = getattr(self, name)
@@ -97,10 +100,10 @@ class Part:
             value = value.strip()
             if len(value) > limit:
                 raise StationError(f"{name} is longer than {limit} characters")
-            bad = next((c for c in value if unicodedata.category(c) == "Cc" or c in "\u2028\u2029"), None)
+            bad = next((c for c in value if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
             if bad is not None:
-                raise InvalidRequest(f"{name} holds a control character (U+{ord(bad):04X}); send it as printable "
-                                     "text (a scanner or PLC string may need its terminator removed)")
+                raise InvalidRequest(f"{name} holds a control or invisible character (U+{ord(bad):04X}); send it "
+                                     "as printable text (a scanner or PLC string may need its terminator removed)")
             tidy[name] = value
         return dataclasses.replace(self, **tidy)
 
