@@ -21,14 +21,19 @@ def _active(c, eng, product: str = "cell") -> list[int]:
             if m["active"]]
 
 
+def _line_with_good_parts(st, c, eng, n: int, seed: int = 0) -> None:
+    """The cell's v1 active and ``n`` good parts judged by it, their images kept."""
+    _upload(c, eng, FakeInspector(0.5, "cell-1"), activate=True)
+    for i in range(n):
+        st.inspect(png_bytes(40, seed=seed + i), Part(f"good-{i}", "L1", "S1", "cell"))
+
+
 def test_a_model_of_another_product_is_refused_until_forced(spc_station):
     st = spc_station()
     keys = _keys(st)
     eng = {"X-API-Key": keys["engineer"]}
     with client(st) as c:
-        _upload(c, eng, FakeInspector(0.5, "cell-1"), activate=True)
-        for i in range(12):
-            st.inspect(png_bytes(40, seed=i), Part(f"good-{i}", "L1", "S1", "cell"))
+        _line_with_good_parts(st, c, eng, 12)
         _upload(c, eng, FakeInspector(0.1, "washer-3"))        # a washer model uploaded as cell
         r = c.post("/api/v1/models/cell/activate", json={"version": 2}, headers=eng)
         assert r.status_code == 409, r.text
@@ -50,9 +55,7 @@ def test_an_upload_asking_to_activate_is_tried_on_the_good_parts_too(spc_station
     keys = _keys(st)
     eng = {"X-API-Key": keys["engineer"]}
     with client(st) as c:
-        _upload(c, eng, FakeInspector(0.5, "cell-1"), activate=True)
-        for i in range(8):
-            st.inspect(png_bytes(40, seed=100 + i), Part(f"good-{i}", "L1", "S1", "cell"))
+        _line_with_good_parts(st, c, eng, 8, seed=100)
         r = c.post("/api/v1/models", files={"file": ("m.lgm", FakeInspector(0.1, "washer-3").to_bytes())},
                    data={"product": "cell", "activate": "true"}, headers=eng)
         assert r.status_code == 409, r.text
