@@ -141,7 +141,7 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
     model ``insp``, as the shadow judges the line's parts: one at a time, from the
     stored image. A part whose image has been swept from the store since is passed over.
     ``db``: the station's Database (read, then let go before the model runs)."""
-    from ..vision.imageio import load_photo, decode_scale_of
+    from ..vision.imageio import DEFAULT_MAX_PIXELS, load_photo_for
     trial = GoodPartsTrial()
     with db.session() as s:
         # twice as many as needed: the image of an older one may be gone (the disk keeper)
@@ -150,8 +150,8 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
         if trial.scored >= limit:
             break
         try:
-            photo = load_photo(images.path(key), reduce_to_fit=True, keep_depth=True,
-                               decode_scale=decode_scale_of(insp))
+            # as a part is loaded for a model everywhere: its camera depth and decode scale too
+            photo = load_photo_for(insp, images.path(key), DEFAULT_MAX_PIXELS)
         except Exception:  # noqa: BLE001 - gone or unreadable now: it says nothing of the model
             continue
         trial.scored += 1
