@@ -285,7 +285,8 @@ def test_names_are_stored_without_padding_in_the_lines_spelling_and_control_char
         assert post_part(c, png_bytes(40, seed=49), "pad-4", line="LN1", station="s1").json()["station"] == "S1"
         names = c.get("/api/v1/inspections/names").json()
         assert [n for n in names["lines"] if n.strip().lower() == "ln1"] == ["LN1"], names
-        for field, value in (("part_id", "a\x00b"), ("line", "L\x1b[31m"), ("lot", "lot\n7"), ("part_id", "p\u200b7")):
+        for field, value in (("part_id", "a\x00b"), ("line", "L\x1b[31m"), ("lot", "lot\n7"), ("part_id", "p\u200b7"),
+                             ("line", "\u202eLN1"), ("part_id", "p\u2066x\u20697")):
             form = {"part_id": "ctl-1", "line": "LN1", "station": "S1", "product": "cell", field: value}
             r = c.post("/api/v1/inspections", files={"image": ("p.png", png_bytes(40, seed=44), "image/png")},
                        data=form)

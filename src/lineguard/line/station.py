@@ -61,9 +61,12 @@ from .test_parts import TestPartBook
 log = logging.getLogger("lineguard.station")
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
-# line and paragraph separators, and the invisible spaces (zero width, word joiner, BOM): a
-# part id holding one looks like another and is found by no one typing it
-_INVISIBLE = "\u2028\u2029\u200b\u2060\ufeff"
+# line and paragraph separators, the invisible spaces (zero width, word joiner, BOM) and the soft
+# hyphen: a part id holding one looks like another and is found by no one typing it; and the
+# bidirectional controls (marks, embeddings, overrides, isolates): "\u202eLN1" shows as "1NL" and
+# turns the text after it around on every page and export that shows it
+_INVISIBLE = ("\u2028\u2029\u200b\u2060\ufeff\u00ad\u200e\u200f"
+              + "".join(map(chr, range(0x202A, 0x202F))) + "".join(map(chr, range(0x2066, 0x206A))))
 
 
 Listener = Callable[[str, dict], None]
