@@ -241,3 +241,29 @@ def test_an_export_cut_short_by_an_error_with_no_message_is_said_too():
         raise TimeoutError()
     with pytest.raises(ExportCutShort, match="cut short: TimeoutError"):
         list(_cut_short_said(pieces(), "lineguard-parts-x"))
+
+
+def test_the_command_takes_the_times_a_plant_copies_from_an_export_or_the_api(spc_station, tmp_path):
+    """`parts --since 2026-11-30T00:00:03Z` (a time as the API and exports write it) and
+    `--since "2026-11-30 00:00"` (no seconds) were refused by click's DateTime; an offset is
+    the time it names (UTC stored)."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    st = spc_station()
+    if st.config.db_url:
+        return                                             # the period is read alike on PostgreSQL (the API's tests)
+    _add(st, 8)                                            # p0..p7 at T0 + 0..7 s
+
+    def ids(*period):
+        out = tmp_path / f"parts-{len(list(tmp_path.iterdir()))}.csv"
+        r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(out), *period])
+        assert r.exit_code == 0, r.output
+        rows = csv.DictReader(io.StringIO(out.read_text("utf-8-sig")))
+        return sorted(row["part_id"] for row in rows if not row["part_id"].startswith("'="))   # the next day's
+
+    assert ids("--since", "2026-11-30T00:00:05Z", "--until", "2026-11-30T01:00Z") == ["p5", "p6", "p7"]
+    assert ids("--since", "2026-11-30 00:00", "--until", "2026-11-30T01:00:03+01:00") == ["p0", "p1", "p2"]
+    r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(tmp_path / "x.csv"),
+                                 "--since", "yesterday"])
+    assert r.exit_code == 2 and "2026-12-01T06:00:00Z" in r.output, r.output

@@ -102,3 +102,37 @@ def test_parts_the_plc_rejected_without_a_verdict_are_counted_apart(spc_station)
         assert (s3["parts"], s3["ng_rate"]) == (0, None)
         rep = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "line": "L1"}).json()
         assert rep["totals"]["no_verdict"] == 4                 # both products of line L1
+
+
+def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, monkeypatch):
+    """`lineguard serve` read neither LINEGUARD_SHIFT_STARTS nor LINEGUARD_TIMEZONE (only the
+    app as uvicorn imports it did) and had no option for them: a plant's report, SPC and line
+    view kept 06:00/14:00/22:00 on the PC's clock whatever it set."""
+    from click.testing import CliRunner
+
+    import lineguard.server.app as server_app
+    from lineguard.cli import app
+    from lineguard.server.__main__ import main as server_main
+    seen = []
+
+    def opened(cfg, *args, **kw):
+        seen.append((cfg.shift_starts, cfg.timezone))
+        raise server_app.StartupError("stop here")
+
+    monkeypatch.setattr(server_app, "open_station", opened)
+    data = str(tmp_path / "st")
+    r = CliRunner().invoke(app, ["serve", "--data", data, "--shift-starts", "07:00, 19:00", "--timezone", "Asia/Tokyo"])
+    assert r.exit_code == 2 and "stop here" in r.output, r.output
+    monkeypatch.setenv("LINEGUARD_SHIFT_STARTS", "06:00,18:00")
+    monkeypatch.setenv("LINEGUARD_TIMEZONE", "America/Chicago")
+    r = CliRunner().invoke(app, ["serve", "--data", data])
+    assert r.exit_code == 2, r.output
+    assert seen == [(("07:00", "19:00"), "Asia/Tokyo"), (("06:00", "18:00"), "America/Chicago")]
+    r = CliRunner().invoke(app, ["serve", "--data", data, "--timezone", "Mars/Olympus"])
+    assert r.exit_code == 2 and "Mars/Olympus" in r.output and len(seen) == 2, r.output
+    # python -m lineguard.server, for containers, alike
+    monkeypatch.setattr("lineguard.server.__main__.serve", lambda cfg, **kw: seen.append((cfg.shift_starts,
+                                                                                           cfg.timezone)))
+    server_main(["--data", data])
+    server_main(["--data", data, "--shift-starts", "22:00,10:00", "--timezone", "Europe/Berlin"])
+    assert seen[2:] == [(("06:00", "18:00"), "America/Chicago"), (("22:00", "10:00"), "Europe/Berlin")]

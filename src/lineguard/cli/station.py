@@ -17,6 +17,24 @@ def keys_app() -> None:
     """API keys of a station (operator < engineer < admin)."""
 
 
+class UtcTime(click.ParamType):
+    """A day or a time in ISO 8601 as a naive UTC time: the ``Z`` or offset a plant copies from
+    an export or the API is understood (click's DateTime refused both, and a time without
+    seconds)."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            t = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a day or a time: write 2026-12-01, 2026-12-01 06:00 or "
+                      "2026-12-01T06:00:00Z", param, ctx)
+        return t if t.tzinfo is None else t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
 def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
             webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
             batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
@@ -26,8 +44,19 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
             archive_records_to: Optional[Path] = None, archive_images: str = "ng", alarm_ng_run: int = 5,
             alarm_ng_rate: float = 0.10,
             alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
-            alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0):
+            alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0,
+            shift_starts: Optional[str] = None, timezone: Optional[str] = None):
+    """A station's settings. ``shift_starts``/``timezone`` not given: LINEGUARD_SHIFT_STARTS /
+    LINEGUARD_TIMEZONE, else 06:00,14:00,22:00 on this PC's clock (a watcher or camera
+    inspecting in its own process counts test parts' shifts as the station does)."""
+    import os
+
     from ..line.config import RetentionPolicy, StationConfig
+    shift_starts = shift_starts or os.environ.get("LINEGUARD_SHIFT_STARTS") or None
+    timezone = timezone or os.environ.get("LINEGUARD_TIMEZONE") or None
+    plant_time = {"timezone": timezone}
+    if shift_starts:
+        plant_time["shift_starts"] = tuple(t.strip() for t in shift_starts.split(","))
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                              max_image_pixels=int(max_megapixels * 1e6),
@@ -40,7 +69,8 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
                              archive_images=archive_images,
                              alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
                              alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
-                             alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min)
+                             alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min,
+                             **plant_time)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -186,6 +216,12 @@ def station_options(f):
                    "sign-in (dashboards on a closed network). Off by default: part images are the plant's IP.")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
+@click.option("--shift-starts", envvar="LINEGUARD_SHIFT_STARTS", default=None, metavar="HH:MM,...",
+              help="When the plant's shifts start, e.g. 06:00,18:00 (default 06:00,14:00,22:00): the shift report, "
+                   "SPC by shift and day, the line view's counts and the test parts' due shifts.")
+@click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
+              help="The plant's time zone, an IANA name such as Europe/Berlin (default: this PC's): its shifts, "
+                   "days and hours, and the plant_time of exports.")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
@@ -196,7 +232,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
           archive_records_to: Optional[Path], archive_images: str, backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
           alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
-          alarm_escalate_again_min: float) -> None:
+          alarm_escalate_again_min: float, shift_starts: Optional[str], timezone: Optional[str]) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -216,7 +252,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                   alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                   alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
                   alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
-                  alarm_escalate_again_min=alarm_escalate_again_min)
+                  alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
+                  timezone=timezone)
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found
@@ -769,8 +806,10 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 @click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None, help="Only parts judged so.")
 @click.option("--parts", "kind", type=click.Choice(["all", "own", "test"]), default="all", show_default=True,
               help="own: the line's own parts only; test: the test parts' checks only (red rabbits).")
-@click.option("--since", type=click.DateTime(), default=None, help="UTC, inclusive (e.g. 2026-12-01).")
-@click.option("--until", type=click.DateTime(), default=None, help="UTC, exclusive.")
+@click.option("--since", type=UtcTime(), default=None,
+              help="Inclusive: a day (2026-12-01) or a time, UTC unless it carries its offset "
+                   "(2026-12-01 06:00, 2026-12-01T06:00:00Z, 2026-12-01T06:00+01:00).")
+@click.option("--until", type=UtcTime(), default=None, help="Exclusive, written as --since.")
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
               help="The plant's time zone for the plant_time column (e.g. Europe/Berlin; default: this PC's).")
 def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],

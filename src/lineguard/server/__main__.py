@@ -48,7 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--open-reads", action="store_true", default=open_reads,
                     help="let anyone on the network read inspections and images without a key "
                          "(env LINEGUARD_OPEN_READS=1)")
+    ap.add_argument("--shift-starts", default=os.environ.get("LINEGUARD_SHIFT_STARTS"),
+                    help="when the plant's shifts start, e.g. 06:00,18:00 (env LINEGUARD_SHIFT_STARTS)")
+    ap.add_argument("--timezone", default=os.environ.get("LINEGUARD_TIMEZONE"),
+                    help="the plant's IANA time zone (env LINEGUARD_TIMEZONE; default this PC's)")
     a = ap.parse_args(argv)
+    plant_time = {"timezone": a.timezone or None}
+    if a.shift_starts:
+        plant_time["shift_starts"] = tuple(t.strip() for t in a.shift_starts.split(","))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                             batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
                             open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
                             min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
-                            backup_every_h=a.backup_every_h)
+                            backup_every_h=a.backup_every_h, **plant_time)
     except ValueError as exc:      # a setting out of range: say which, no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
