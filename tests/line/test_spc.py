@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -19,38 +20,72 @@ def _hits(z):
 
 # -- p-chart ------------------------------------------------------------------------
 
+def _by_hand(n, d, p):
+    """UCL, LCL and z of a subgroup of n parts with d NG on a line at p, from the binomial
+    terms written out (math.comb), not the module's scipy calls."""
+    pmf = [math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)]
+    beyond = 1 - NormalDist().cdf(3)                       # 0.00135, a normal curve's beyond 3 sigma
+    upper, lower = (lambda k: sum(pmf[k:])), (lambda k: sum(pmf[:k + 1]))
+    hi = next((k for k in range(n + 1) if upper(k) < beyond), n + 1)       # the fewest NG beyond
+    lo = max((k for k in range(n + 1) if lower(k) < beyond), default=-1)   # the most NG beyond below
+    u, low = upper(d), lower(d)
+    z = -NormalDist().inv_cdf(u) if u < 0.5 else NormalDist().inv_cdf(low) if low < 0.5 else 0.0
+    return min(1.0, (hi - 0.5) / n), (lo + 0.5) / n if lo >= 0 else 0.0, z
+
+
 def test_p_chart_limits_follow_each_subgroup_size_hand_computed():
     n = [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]      # 1000 parts
-    d = [2, 1, 3, 2, 4, 1, 2, 0, 3, 2]                          # 20 NG
+    d = [2, 1, 3, 2, 6, 1, 2, 0, 3, 2]                          # 22 NG
     chart = p_chart([Subgroup(f"h{i}", None, ni, di) for i, (ni, di) in enumerate(zip(n, d))])
-    # p̄ = 20 / 1000 = 0.02; sigma_i = sqrt(0.02 * 0.98 / n_i) = 0.14 / sqrt(n_i)
-    assert chart.centre == pytest.approx(0.02)
-    # by hand: n=100: sigma 0.014, UCL 0.02 + 0.042 = 0.062; n=80: sigma 0.0156525, UCL 0.0669574;
-    # n=120: sigma 0.0127802, UCL 0.0583406; n=50: sigma 0.0197990, UCL 0.0793970;
-    # n=150: sigma 0.0114310, UCL 0.0542929. 0.02 - 3 sigma < 0 for all: LCL clipped to 0.
-    ucl_by_n = {100: 0.062, 80: 0.0669574, 120: 0.0583406, 50: 0.0793970, 150: 0.0542929}
+    assert chart.centre == pytest.approx(0.022)
     for pt, ni, di in zip(chart.points, n, d):
+        ucl, lcl, z = _by_hand(ni, di, 0.022)
         assert pt.n == ni and pt.defects == di and pt.p == pytest.approx(di / ni)
-        assert pt.ucl == pytest.approx(ucl_by_n[ni], abs=1e-7)
-        assert pt.lcl == 0.0
-    # subgroup 4: 4 in 50 = 0.08 > 0.0793970: z = 0.06 / 0.0197990 = 3.0305, the only rule hit
-    assert chart.points[4].z == pytest.approx(3.0305, abs=1e-4)
+        assert (pt.ucl, pt.lcl, pt.z) == (pytest.approx(ucl), lcl, pytest.approx(z, abs=1e-6))
+    # n=100: 8 NG has a 0.21% chance on a stable line, 9 has 0.06%: the limit is 8.5 NG, 8.5%;
+    # n=50: 6 NG (0.08%) is beyond, 5 NG (0.55%) is not. A small subgroup gets the wider limit.
+    assert [pt.ucl for pt in chart.points[3:5]] == [pytest.approx(0.085), pytest.approx(0.11)]
+    assert all(pt.lcl == 0.0 for pt in chart.points)      # 0 NG is no rare event at 2.2%
+    # subgroup 4: 6 in 50, P(X >= 6) = 0.00079 < 0.00135: z 3.16, the only rule hit
+    assert chart.points[4].z == pytest.approx(3.161, abs=1e-3)
     assert [(h.index, h.rule) for h in chart.alarms] == [(4, 1)]
     assert chart.points[4].rules == [1] and all(not p.rules for i, p in enumerate(chart.points) if i != 4)
     assert chart.alarms[0].text.startswith("h4: defect rate above the control limit")
-    # the limits follow n: 4 NG in a subgroup of 100 (p 0.04) would be inside its UCL 0.062
-    assert 4 / 100 < ucl_by_n[100]
+    # p̄ ± 3 sigma would have put subgroup 3's limit at 2.2% + 4.4% = 6.6%: 7 NG in 100 beyond
+    # it, which a stable line at 2.2% makes once in 160 subgroups
+    assert p_chart([Subgroup("a", None, 1000, 22), Subgroup("b", None, 100, 7)], centre=0.022).alarms == []
 
 
 def test_p_chart_lower_limit_above_zero_hand_computed():
     chart = p_chart([Subgroup("a", None, 200, 30), Subgroup("b", None, 400, 30)])
-    # p̄ = 60 / 600 = 0.1; n=200: sigma sqrt(0.09/200) = 0.0212132 -> UCL 0.1636396, LCL 0.0363604;
-    # n=400: sigma 0.015 -> UCL 0.145, LCL 0.055. z: (0.15-0.1)/0.0212132 = 2.3570, (0.075-0.1)/0.015 = -1.6667
+    # p̄ = 60 / 600 = 0.1; n=200: beyond are 35 NG and more, 7 and fewer (limits 34.5/200 and
+    # 7.5/200); n=400: 60+ and 22- (59.5/400, 22.5/400). Where n·p̄ is large the limits are
+    # near p̄ ± 3 sigma (0.1636 / 0.0364 and 0.145 / 0.055).
     a, b = chart.points
     assert chart.centre == pytest.approx(0.1)
-    assert (a.ucl, a.lcl) == (pytest.approx(0.1636396, abs=1e-7), pytest.approx(0.0363604, abs=1e-7))
-    assert (b.ucl, b.lcl) == (pytest.approx(0.145), pytest.approx(0.055))
-    assert (a.z, b.z) == (pytest.approx(2.3570, abs=1e-4), pytest.approx(-1.6667, abs=1e-4))
+    assert (a.ucl, a.lcl) == (pytest.approx(0.1725), pytest.approx(0.0375))
+    assert (b.ucl, b.lcl) == (pytest.approx(0.14875), pytest.approx(0.05625))
+    assert (a.ucl, a.lcl, a.z) == (pytest.approx(_by_hand(200, 30, 0.1)[0]), pytest.approx(_by_hand(200, 30, 0.1)[1]),
+                                   pytest.approx(_by_hand(200, 30, 0.1)[2], abs=1e-6))
+    assert (a.z, b.z) == (pytest.approx(2.136, abs=1e-3), pytest.approx(-1.622, abs=1e-3))   # normal: 2.357, -1.667
+    assert p_chart([Subgroup("a", None, 400, 100), Subgroup("b", None, 400, 20)]).points[1].rules == [1]   # below
+
+
+def test_a_healthy_line_at_a_low_defect_rate_raises_almost_no_alarm_and_a_real_rise_is_caught():
+    """0.3% NG, 100 parts an hour, two days of hours: with p̄ ± 3 sigma and z on it, 86% of
+    such charts had an alarm (two NG in an hour "beyond the limit" in 60%, "nine below the
+    centre" from hours without NG in 56%). A stable line is now flagged about as often as
+    a normal curve would be, and a line that went to 3% is still flagged."""
+    rng = np.random.default_rng(7)
+
+    def chart(rates):
+        return p_chart([Subgroup(f"h{i}", None, 100, int(rng.binomial(100, r))) for i, r in enumerate(rates)])
+
+    stable = [chart([0.003] * 48) for _ in range(200)]
+    assert sum(bool(c.alarms) for c in stable) / 200 < 0.05
+    assert not any(h.rule == 2 for c in stable for h in c.alarms)
+    risen = [chart([0.003] * 24 + [0.03] * 24) for _ in range(50)]
+    assert sum(any(h.index >= 24 for h in c.alarms) for c in risen) / 50 > 0.75     # 84% here
 
 
 def test_p_chart_skips_empty_subgroups_and_handles_a_zero_centre():

@@ -32,7 +32,7 @@ def add_parts(st, rows):
 def hand_example(t0=T0, line="L1"):
     """The 10-subgroup example of tests/line/test_spc.py, one subgroup an hour."""
     n = [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]
-    d = [2, 1, 3, 2, 4, 1, 2, 0, 3, 2]
+    d = [2, 1, 3, 2, 6, 1, 2, 0, 3, 2]
     rows = []
     for h, (ni, di) in enumerate(zip(n, d)):
         for j in range(ni):
@@ -60,12 +60,12 @@ def test_p_chart_through_the_api_matches_the_hand_computation(spc_station):
                                                  "until": "2026-11-30T10:00:00Z"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["by"] == "hour" and body["centre"] == pytest.approx(0.02)
+        assert body["by"] == "hour" and body["centre"] == pytest.approx(0.022)
         pts = body["points"]
         assert [p["n"] for p in pts] == [100, 80, 120, 100, 50, 100, 150, 100, 100, 100]
         assert [p["label"] for p in pts][:2] == ["2026-11-30 00:00", "2026-11-30 01:00"]
         assert pts[0]["start"] == "2026-11-30T00:00:00Z"
-        assert pts[4]["ucl"] == pytest.approx(0.0793970, abs=1e-7) and pts[4]["rules"] == [1]
+        assert pts[4]["ucl"] == pytest.approx(0.11) and pts[4]["rules"] == [1]     # beyond: 6 NG of 50
         assert [(a["index"], a["label"], a["rule"]) for a in body["alarms"]] == [(4, "2026-11-30 04:00", 1)]
         assert body["alarms"][0]["text"].startswith("2026-11-30 04:00: defect rate above the control limit")
         # every line: L2's 300 parts join in

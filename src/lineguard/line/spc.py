@@ -5,15 +5,28 @@ Pure maths on counts and scores: no database, no web (the API in
 ``lineguard.server.routers.spc`` feeds it). The numbers follow the textbook (Montgomery,
 *Introduction to Statistical Quality Control*, ch. 7; Nelson, J. Qual. Technol. 1984):
 
-p-chart with variable subgroup size
+p-chart with variable subgroup size and probability limits
     Subgroup i has n_i parts, d_i of them defective (verdict NG). Centre line
-    p̄ = Σd_i / Σn_i; each subgroup gets its own limits p̄ ± 3·σ_i with
-    σ_i = sqrt(p̄(1 − p̄)/n_i), the lower one clipped at 0. A small subgroup (a short
-    shift, a lot of 40 parts) gets wide limits, a big one narrow limits.
+    p̄ = Σd_i / Σn_i. Each subgroup gets its own limits from the binomial distribution of
+    d_i on a stable line (Montgomery 7.2.1, "probability limits"): beyond them lie the
+    counts such a line makes with less than 0.135% chance on that side, the chance a normal
+    curve leaves beyond 3σ. A small subgroup (a short shift, a lot of 40 parts) gets wide
+    limits, a big one narrow limits. The textbook's p̄ ± 3·sqrt(p̄(1 − p̄)/n_i) assumes a
+    normal curve, which a plant's low defect rate is not: at 0.3% NG and 100 parts an hour
+    that limit is 1.9%, so two NG in one hour (a 1-in-27 event on a stable line) was
+    "beyond the control limit", and 60% of healthy two-day charts had such an alarm; a
+    subgroup with no NG (three hours in four there) stood below the centre, and nine of
+    them in a row "shifted the process down" on 56%. Where n·p̄ is large the two agree.
 
-Run rules on the standardised values z_i = (p_i − p̄)/σ_i
+Run rules on the standardised values z_i
     With variable n the raw p_i are not comparable against one set of zones; z_i are
-    (Montgomery 7.3.1, "standardised control chart"). Rule numbers are Nelson's:
+    (Montgomery 7.3.1, "standardised control chart"). z_i is the normal quantile of d_i's
+    binomial tail: Φ⁻¹(1 − P(X ≥ d_i)) above the median count, Φ⁻¹(P(X ≤ d_i)) below it,
+    0 at it, so z_i > 3 exactly when the point is beyond its upper limit, each zone holds
+    no more of a stable line's points than a normal curve's would, and a count a stable line
+    makes more often than not on that side (no NG where 0.3 are expected) is not below the
+    centre at all. Where n·p̄ is large z_i is (p_i − p̄)/σ_i to within 0.5/sqrt(n·p̄(1 − p̄)).
+    Rule numbers are Nelson's:
 
     1. one point beyond 3σ (either side)
     2. nine points in a row on one side of the centre line (Nelson's nine, not Western
@@ -101,12 +114,10 @@ def p_chart(subgroups: Sequence[Subgroup], centre: Optional[float] = None) -> PC
     points = []
     for g in groups:
         p = g.defects / g.n
-        sigma = math.sqrt(pbar * (1.0 - pbar) / g.n)
-        ucl = min(1.0, pbar + 3.0 * sigma)
-        lcl = max(0.0, pbar - 3.0 * sigma)
-        if sigma > 0:
-            z = (p - pbar) / sigma
+        if 0.0 < pbar < 1.0:
+            ucl, lcl, z = _binomial_limits(g.n, g.defects, pbar)
         else:   # p̄ is 0 or 1: every point sits on it, or is infinitely far (the first defect ever)
+            ucl = lcl = pbar
             z = 0.0 if p == pbar else math.copysign(math.inf, p - pbar)
         points.append(ChartPoint(g.label, g.start, g.n, g.defects, p, ucl, lcl, z))
     hits = rule_hits([pt.z for pt in points])
@@ -114,6 +125,29 @@ def p_chart(subgroups: Sequence[Subgroup], centre: Optional[float] = None) -> PC
         points[h.index].rules.append(h.rule)
         h.text = f"{points[h.index].label}: {h.text}"
     return PChart(pbar, points, hits)
+
+
+# the chance a normal curve leaves beyond 3 sigma on one side: each side's limit
+BEYOND = 0.0013498980316301
+
+
+def _binomial_limits(n: int, d: int, pbar: float) -> tuple[float, float, float]:
+    """(UCL, LCL, z) of a subgroup of ``n`` parts with ``d`` NG on a line at ``pbar``
+    (0 < pbar < 1). The limits sit half a part inside the first count beyond them, so a
+    point is beyond its limit exactly when its z is beyond 3."""
+    from scipy.stats import binom, norm
+    upper = float(binom.sf(d - 1, n, pbar))       # P(X >= d)
+    lower = float(binom.cdf(d, n, pbar))          # P(X <= d)
+    z = float(norm.isf(upper)) if upper < 0.5 else float(norm.ppf(lower)) if lower < 0.5 else 0.0
+    hi = int(binom.isf(BEYOND, n, pbar)) + 1      # the fewest NG with P(X >= hi) <= BEYOND
+    while hi <= n and binom.sf(hi - 1, n, pbar) >= BEYOND:
+        hi += 1
+    lo = int(binom.ppf(BEYOND, n, pbar)) - 1      # the most NG with P(X <= lo) < BEYOND (-1: none)
+    while lo >= 0 and binom.cdf(lo, n, pbar) >= BEYOND:
+        lo -= 1
+    ucl = min(1.0, (hi - 0.5) / n)
+    lcl = max(0.0, (lo + 0.5) / n) if lo >= 0 else 0.0
+    return ucl, lcl, z
 
 
 def _side(z: float) -> int:

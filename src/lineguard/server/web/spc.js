@@ -66,7 +66,7 @@ LG.start(async (main) => {
         + "choose another subgroup, or send parts with their lot." : "No parts in this period."));
     } else {
       pEl.appendChild(LG.chart.pchart(pc));
-      pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits ±3σ for each subgroup's size · `
+      pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits: 0.135% chance on a stable line, for each subgroup's size · `
         + `${pc.points.length} subgroups by ${pc.by}`));
     }
     alarms.appendChild(pc.alarms.length
