@@ -137,6 +137,25 @@ def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):
     assert dead_state["backlog"] == 4 and dead_state["state"] == "retrying" and dead_state["last_error"]
 
 
+def test_a_failing_webhook_never_shows_its_password_or_token(sqlite_station):
+    """A receiver's URL with a user, password and token: its failures were stored and shown
+    with the whole URL (on /health, open to anyone who reaches the station, the line view
+    and the log)."""
+    dead = WebhookSink("http://plant:Hunter2Secret@127.0.0.1:9/hook?token=TOPSECRET123", timeout_s=0.5, retries=0,
+                       backoff_s=0.01)
+    with pytest.raises(RuntimeError) as failed:
+        dead.send({"event": "inspection", "message_id": "m-1"})
+    assert "http://127.0.0.1:9" in str(failed.value)
+    st = sqlite_station(sinks=[dead])
+    st.inspect(png_bytes(30, seed=5), Part("s-1", "L1", "S1", "cell"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(v["last_error"] for v in st.sinks.status().values()):
+        time.sleep(0.05)
+    shown = json.dumps(st.sinks.status())
+    assert "failed after 1 tries" in shown, shown
+    assert "Hunter2Secret" not in shown and "TOPSECRET123" not in shown and "plant:" not in shown, shown
+
+
 def test_review_is_published_like_any_verdict(sqlite_station, hook):
     from fake_inspector import FakeInspector
     st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=0)])

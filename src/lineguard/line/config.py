@@ -226,7 +226,7 @@ class StationConfig:
             "backup_to": path(self.backup_to), "backup_every_h": self.backup_every_h if self.backup_to else None,
             "outbox_retention_h": self.outbox_retention_h,
             "sqlite_synchronous": self.sqlite_synchronous if self.sqlite_path else None,
-            "webhook": _without_secrets(self.webhook_url, "http"), "mqtt": _without_secrets(self.mqtt_url, "mqtt"),
+            "webhook": without_secrets(self.webhook_url, "http"), "mqtt": without_secrets(self.mqtt_url, "mqtt"),
             "open_reads": self.open_reads, "session_hours": self.session_hours,
             "max_upload_bytes": self.max_upload_bytes, "max_image_pixels": self.max_image_pixels,
             "runtime": self.runtime, "precision": self.precision,
@@ -266,7 +266,7 @@ class StationConfig:
         return cls(**kw)
 
 
-def _without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
+def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
     """A sink's URL as the change log keeps it: where results go, without a password or token
     (only scheme, host and port: a webhook's path and query often hold its token)."""
     if not url:

@@ -46,7 +46,12 @@ class WebhookSink(Sink):
 
     def __init__(self, url: str, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5):
         import httpx
+
+        from .config import without_secrets
         self.url = url
+        # the URL as errors say it (/health, the line view, the log: read by anyone who
+        # reaches the station): a user, password, path or query may hold the receiver's secret
+        self.shown = without_secrets(url, "http") or "(no URL)"
         u = urlparse(url)
         self.key = f"webhook:{u.hostname}:{u.port or (443 if u.scheme == 'https' else 80)}{u.path}"
         self.retries = retries
@@ -69,10 +74,10 @@ class WebhookSink(Sink):
             except Refused:
                 raise
             except Exception as exc:  # noqa: BLE001 - network errors of every kind
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"{type(exc).__name__}: {exc}".replace(self.url, self.shown)
             if attempt < self.retries:
                 time.sleep(self.backoff_s * (2 ** attempt))
-        raise RuntimeError(f"webhook {self.url} failed after {self.retries + 1} tries ({last})")
+        raise RuntimeError(f"webhook {self.shown} failed after {self.retries + 1} tries ({last})")
 
     def close(self) -> None:
         self._client.close()
