@@ -244,3 +244,38 @@ def test_an_idle_write_check_that_meets_a_busy_database_is_no_fault(spc_station,
     for _ in range(3):
         st.check_storage()
     assert len([r for r in caplog.records if "write check failed" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_health_calls_do_not_write_to_the_data_disk_each_time(spc_station, monkeypatch):
+    """/health and /metrics are open: each call wrote a 64 KiB probe file (200 calls from
+    anyone on the network: 13 MiB on the line's disk). The image folder is probed at most
+    every IMAGE_PROBE_EVERY_S while it works, and at every call while it has a fault."""
+    import tempfile
+
+    from lineguard.line import station as station_module
+    st = spc_station()
+    probes, disk = [], {"full": False}
+    real = tempfile.NamedTemporaryFile
+
+    def probe(*a, **kw):
+        probes.append(kw.get("suffix"))
+        if disk["full"]:
+            raise OSError(28, "No space left on device")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", probe)
+    for _ in range(20):
+        assert st.check_storage() == {}
+    assert probes.count(".probe") == 1
+    disk["full"] = True                                    # found by a part's refusal meanwhile
+    st.faults["images"] = "the data folder cannot be written"
+    for _ in range(3):                                     # with a fault, every call looks again
+        assert "images" in st.check_storage()
+    assert probes.count(".probe") == 4
+    disk["full"] = False
+    assert st.check_storage() == {} and st.check_storage() == {}     # works again: cleared, then quiet
+    assert probes.count(".probe") == 5
+    monkeypatch.setattr(station_module, "IMAGE_PROBE_EVERY_S", 0.0)
+    st.check_storage()
+    assert probes.count(".probe") == 6

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import threading
@@ -168,6 +169,8 @@ _iso = iso_utc   # the name the routers import
 _UNREACHABLE = "the database is not reachable"
 # /health proves the database takes writes when no part has been written for this long
 WRITE_CHECK_IDLE_S = 60.0
+# /health's image-folder write probe, at most this often while the folder has no fault
+IMAGE_PROBE_EVERY_S = 10.0
 
 # Faults of the station's housekeeping (backups, the old records' deletion and archive,
 # the store sweep): the line goes on, every part judged and stored, so /health says
@@ -218,6 +221,7 @@ class Station:
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
         self._last_write = time.monotonic()      # a part's record or a write check last committed
+        self._images_probed = -math.inf          # when check_storage last wrote its probe file
         self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
         self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
         # What is wrong with this station right now (storage, database): /health shows
@@ -595,17 +599,24 @@ class Station:
         """Probe the data folder and database now (``/health``); returns the faults found."""
         import tempfile
         from sqlalchemy import text
-        try:
-            staging = self.images.root / ".staging"
-            staging.mkdir(exist_ok=True)
-            # a part's worth of bytes, not an empty file: an empty file is still made on a
-            # disk too full for any image, and would clear the fault a refused part set
-            with tempfile.NamedTemporaryFile(dir=staging, suffix=".probe") as probe:
-                probe.write(b"\0" * 65536)
-                probe.flush()
-            self.faults.pop("images", None)
-        except OSError as exc:
-            self._storage_fault("images", exc)
+        # The image folder is written to at most every IMAGE_PROBE_EVERY_S while it has no
+        # fault: /health and /metrics are open, and each call wrote 64 KiB (200 calls: 13 MiB
+        # on the line's disk). A folder that breaks in between is found by the next part's
+        # refusal, and one with a fault is probed at every call, to clear it when it works.
+        now = time.monotonic()
+        if "images" in self.faults or now - self._images_probed >= IMAGE_PROBE_EVERY_S:
+            self._images_probed = now
+            try:
+                staging = self.images.root / ".staging"
+                staging.mkdir(exist_ok=True)
+                # a part's worth of bytes, not an empty file: an empty file is still made on a
+                # disk too full for any image, and would clear the fault a refused part set
+                with tempfile.NamedTemporaryFile(dir=staging, suffix=".probe") as probe:
+                    probe.write(b"\0" * 65536)
+                    probe.flush()
+                self.faults.pop("images", None)
+            except OSError as exc:
+                self._storage_fault("images", exc)
         try:
             with self.db.session() as s:
                 s.execute(text("SELECT 1"))
