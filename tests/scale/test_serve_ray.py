@@ -84,6 +84,11 @@ def test_batched_scoring_route_agrees_and_batches(serve_station, plain_station):
     unknown = serve_station.post("/api/v1/scale/score", files={"image": ("p.png", parts[0], "image/png")},
                                  data={"product": "no-such-product"})
     assert unknown.status_code == 404 and "error" in unknown.json()
+    # a key, as for every other route: it answered 200 with verdict, threshold and model id to anyone
+    for headers in ({"X-API-Key": ""}, {"X-API-Key": "not-a-key"}):
+        refused = serve_station.post("/api/v1/scale/score", files={"image": ("p.png", parts[0], "image/png")},
+                                     data={"product": "cell"}, headers=headers)
+        assert refused.status_code == 401 and "score" not in refused.json(), refused.text
 
 
 def _png16(value: int, seed: int) -> bytes:

@@ -36,13 +36,19 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
     station with; ``loader``/``trainer``: as for ``create_app`` (tests pass a fake model).
     """
     require_ray()
-    from fastapi import File, Form, UploadFile
+    from fastapi import Depends, File, Form, Request, UploadFile
     from fastapi.concurrency import run_in_threadpool
     from ray import serve
 
     from .app import create_app
+    from .deps import require
 
     app = create_app(config, loader=loader, trainer=trainer)
+
+    async def an_operator(request: Request) -> Any:
+        # require("operator") itself as the dependency loses its string annotations when
+        # Serve ships the class to a replica (FastAPI then took `request` for a query field)
+        return await require("operator")(request, request.app.state.station, None, None)
 
     @serve.deployment(name=name, num_replicas=num_replicas, ray_actor_options={"num_cpus": 1})
     @serve.ingress(app)
@@ -101,7 +107,10 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
 
         @app.post(SCORE_ROUTE, summary="Score one part with the product's active model (nothing recorded)",
                   tags=["scale"])
-        async def score(self, image: UploadFile = File(...), product: str = Form(..., min_length=1)) -> dict:
+        async def score(self, image: UploadFile = File(...), product: str = Form(..., min_length=1),
+                        _caller: Any = Depends(an_operator)) -> dict:
+            # an operator key or session, as for inspecting a part: without one, anyone on the
+            # network scored photos with the plant's models (verdict, threshold, model id)
             answer = await self._score((product, await image.read()))
             if isinstance(answer, Exception):
                 raise answer   # the app's handlers turn a StationError into its JSON 4xx
