@@ -203,6 +203,9 @@ def station_options(f):
 @click.option("--plc-camera-fps", type=float, default=None,
               help="With --plc-camera: frames per second of an image folder (default 1) or a video file "
                    "(default: its recorded rate).")
+@click.option("--plc-image-wait-ms", type=click.FloatRange(0, 5000), default=250.0, show_default=True,
+              help="With --plc-images: how long a trigger waits for its photo when none has come since the "
+                   "previous trigger (a camera that saves a little after the trigger); then NG, no image.")
 @click.option("--recipe", "recipes", multiple=True, metavar="ID=PRODUCT",
               help="With a PLC port: a RecipeId the PLC may write and the product it selects (repeat it); "
                    "default 1=--product.")
@@ -226,7 +229,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
-          plc_camera: Optional[str], plc_camera_fps: Optional[float], recipes: tuple[str, ...],
+          plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_image_wait_ms: float,
+          recipes: tuple[str, ...],
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
@@ -245,6 +249,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail("--model needs --product: name the product the model inspects")
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
+    if plc_images is not None and plc_image_wait_ms >= inspection_window_ms:
+        fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
+             f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
                   precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
                   backup_to, backup_every_h, keep_records_days=keep_records_days,
@@ -286,9 +293,12 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
             if opcua_port is not None:
                 from ..line.plc_opcua import OpcUaStation
                 wanted.append((OpcUaStation, opcua_port, "OPC UA"))
+            # one camera folder for every link on it: a photo goes to one trigger only
+            folder = None if grabber is not None else newest_image_source(plc_images,
+                                                                          wait_s=plc_image_wait_ms / 1000)
             for cls, plc_port, name in wanted:
                 try:
-                    images = grabber.image_source() if grabber is not None else newest_image_source(plc_images)
+                    images = grabber.image_source() if grabber is not None else folder
                     plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
                                     station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
                                     host=host, port=plc_port, window_ms=inspection_window_ms))

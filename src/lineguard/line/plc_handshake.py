@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,33 +72,122 @@ class ResultCode(enum.IntEnum):
     NOT_READY = 20          # Trigger while TriggerReady was low
 
 
-def newest_image_source(folder: Path | str) -> ImageSource:
-    """The newest image file of ``folder`` not yet inspected (a camera saving into a folder).
+_PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+# photos a camera folder remembers as taken (a camera rewriting one name has one at a time)
+_TAKEN_KEPT = 4096
+# photos in a camera folder past which its listing costs a part's window noticeable time
+CROWDED_FOLDER = 5000
 
-    Raises ``LookupError`` when there is no new image: the trigger is answered NG with
-    NO_IMAGE rather than judging the previous part's photo again.
+
+class CameraFolder:
+    """The folder a camera saves into, as a PLC link's image source: the photo of the part
+    just triggered, or ``LookupError`` (answered NG, NO_IMAGE), never another part's photo.
+
+    A part's photo is the newest one that was not in the folder at the previous trigger (a
+    trigger the link refused counts: its part's photo is not the next part's), nor taken
+    before by any link on this folder, and is whole (a PNG with its end chunk, a JPEG with
+    its end marker; a format that cannot say, once it stayed unchanged between two looks).
+    None yet: it waits up to ``wait_s`` for one, so a camera that saves a little after the
+    trigger is still in time. Photos are told apart by name, time and size (a camera that
+    rewrites one file makes a new photo each time), and "at the previous trigger" is what
+    the folder held then, not a clock: a share's clock may differ from the station's.
+
+    Before (newest_image_source): the newest file not taken, whatever its time. A photo
+    saved 40 ms after its trigger was NO_IMAGE and then judged as the next part (a cracked
+    part told OK, the good one after it NG, and so on); the photo of a refused trigger was
+    judged as the next part; a photo caught mid-write was refused and, once written,
+    judged as the next part; two links on one folder judged one photo each.
     """
-    folder = Path(folder)
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-    last: dict[str, Any] = {"sig": None}
 
-    def take() -> tuple[bytes, str]:
+    def __init__(self, folder: Path | str, wait_s: float = 0.25, poll_s: float = 0.005):
+        self.folder = Path(folder)
+        self.wait_s = wait_s
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._taken: dict[tuple[str, int, int], None] = {}
+        self._said_crowded = False
+        # the photos there when the link started are no part's (a restart's leftovers)
+        self._before: set[tuple[str, int, int]] = self._listing_or_empty()
+
+    def _listing(self) -> dict[tuple[str, int, int], str]:
+        """Every photo in the folder by (name, mtime, size), one stat each (os.scandir: a
+        folder of 30,000 files cost 349 ms a trigger with Path.iterdir and three stats a file)."""
+        found: dict[tuple[str, int, int], str] = {}
         try:
-            files = [p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file()]
+            with os.scandir(self.folder) as entries:
+                for e in entries:
+                    if os.path.splitext(e.name)[1].lower() not in _PHOTO_SUFFIXES:
+                        continue
+                    try:
+                        if not e.is_file():
+                            continue
+                        st = e.stat()
+                    except OSError:          # removed meanwhile by the camera's own clean-up
+                        continue
+                    found[(e.name, st.st_mtime_ns, st.st_size)] = e.path
         except OSError as exc:
-            raise LookupError(f"image folder {folder} cannot be read ({exc.strerror or exc})") from exc
-        if not files:
-            raise LookupError(f"no image in {folder}")
-        newest = max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
-        st = newest.stat()
-        sig = (newest.name, st.st_mtime_ns, st.st_size)
-        if sig == last["sig"]:
-            raise LookupError(f"no new image in {folder} since {newest.name}")
-        data = newest.read_bytes()
-        last["sig"] = sig
-        return data, newest.name
+            raise LookupError(f"image folder {self.folder} cannot be read ({exc.strerror or exc})") from exc
+        if len(found) > CROWDED_FOLDER and not self._said_crowded:
+            # every trigger looks at every file: 30,000 took a third of a second of the window
+            self._said_crowded = True
+            log.warning("camera folder %s holds %d photos: each PLC trigger reads them all, inside its "
+                        "inspection window; have the camera (or a scheduled job) delete or move old photos",
+                        self.folder, len(found))
+        return found
 
-    return take
+    def _listing_or_empty(self) -> set[tuple[str, int, int]]:
+        try:
+            return set(self._listing())
+        except LookupError:
+            return set()          # a folder not there yet: its first photo is the first part's
+
+    def trigger_refused(self) -> None:
+        """A trigger the link did not inspect: the photo it came with is no later part's."""
+        with self._lock:
+            self._before = self._listing_or_empty() | set(self._taken)
+
+    def __call__(self) -> tuple[bytes, str]:
+        from .sources.folder import looks_complete
+        deadline = time.monotonic() + self.wait_s
+        with self._lock:          # one take at a time: a photo goes to one trigger only
+            unsettled: dict[tuple[str, int, int], bytes] = {}
+            while True:
+                listing = self._listing()
+                new = sorted((sig for sig in listing if sig not in self._before and sig not in self._taken),
+                             key=lambda sig: (sig[1], sig[0]))
+                why = f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the trigger"
+                if new:
+                    sig = new[-1]
+                    try:
+                        data = Path(listing[sig]).read_bytes()
+                    except OSError as exc:
+                        data, why = None, f"photo {sig[0]} could not be read ({exc.strerror or exc})"
+                    if data is not None and len(data) == sig[2]:
+                        whole = looks_complete(data)
+                        # a format looks_complete cannot judge is taken once it did not change
+                        if whole is True and (data[:4] not in (b"II*\x00", b"MM\x00*") or sig in unsettled):
+                            return self._took(listing, sig, data)
+                        unsettled[sig] = data
+                        why = f"photo {sig[0]} still being written {self.wait_s * 1000:.0f} ms after the trigger"
+                if time.monotonic() >= deadline:
+                    if new and new[-1] in unsettled:
+                        # written no further: the station refuses it with its reason (BAD_IMAGE)
+                        return self._took(listing, new[-1], unsettled[new[-1]])
+                    self._before = set(listing) | set(self._taken)
+                    raise LookupError(why)
+                time.sleep(self.poll_s)
+
+    def _took(self, listing: dict, sig: tuple[str, int, int], data: bytes) -> tuple[bytes, str]:
+        self._taken[sig] = None
+        if len(self._taken) > _TAKEN_KEPT:
+            del self._taken[next(iter(self._taken))]
+        self._before = set(listing)
+        return data, sig[0]
+
+
+def newest_image_source(folder: Path | str, wait_s: float = 0.25) -> ImageSource:
+    """The photo source of a camera saving into ``folder`` (see :class:`CameraFolder`)."""
+    return CameraFolder(folder, wait_s=wait_s)
 
 
 @dataclass
@@ -330,6 +420,10 @@ class Handshake:
         """
         with self.lock:
             why = self.not_ready_reason()
+            if why is not None:
+                refused = getattr(self.image_source, "trigger_refused", None)
+                if refused is not None:
+                    self._pool.submit(refused)    # the folder as it is now, off the PLC's thread
             if why is not None and not fault_if_not_ready:
                 return None
             self.seq = (self.seq + 1) & 0xFFFF

@@ -1,0 +1,129 @@
+"""The camera folder a PLC trigger takes its part's photo from: the photo of that part, or
+none (NG, NO_IMAGE), never another part's."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from lineguard.line.plc_handshake import CameraFolder
+
+from .conftest import png_bytes
+
+
+def _save(folder, name, data, mtime_ns=None):
+    (folder / name).write_bytes(data)
+    if mtime_ns is not None:
+        os.utime(folder / name, ns=(mtime_ns, mtime_ns))
+
+
+def _later(seconds, fn):
+    t = threading.Timer(seconds, fn)
+    t.start()
+    return t
+
+
+def test_a_photo_saved_a_little_after_its_trigger_is_that_parts(tmp_path):
+    """Saved 40 ms after the trigger: it was NO_IMAGE, then judged as the next part, whose own
+    photo went to the part after it (a cracked part told OK, a good one NG)."""
+    cam = CameraFolder(tmp_path, wait_s=0.5)
+    parts = {tag: png_bytes(40 + tag, seed=tag) for tag in (1, 2, 3)}
+    for tag in (1, 2, 3):
+        _later(0.04, lambda tag=tag: _save(tmp_path, f"part{tag}.png", parts[tag])).join(0)
+        data, name = cam()
+        assert (name, data) == (f"part{tag}.png", parts[tag])
+    # none comes: no image, not an older part's photo
+    with pytest.raises(LookupError, match="no new photo"):
+        CameraFolder(tmp_path, wait_s=0.05)()
+
+
+def test_the_photo_of_a_refused_trigger_is_no_later_parts(tmp_path):
+    cam = CameraFolder(tmp_path, wait_s=0.05)
+    _save(tmp_path, "a.png", png_bytes(40, seed=1))
+    assert cam()[1] == "a.png"
+    _save(tmp_path, "b.png", png_bytes(40, seed=2))      # the photo of a part whose trigger was refused
+    cam.trigger_refused()
+    with pytest.raises(LookupError):                     # the next part's photo has not come
+        cam()
+    _save(tmp_path, "c.png", png_bytes(40, seed=3))
+    assert cam()[1] == "c.png"
+
+
+def test_photos_there_before_the_link_started_are_no_parts(tmp_path):
+    _save(tmp_path, "left-over.png", png_bytes(40, seed=1))
+    cam = CameraFolder(tmp_path, wait_s=0.05)
+    with pytest.raises(LookupError):
+        cam()
+
+
+def test_a_photo_caught_while_written_is_taken_once_whole(tmp_path):
+    """A camera writing in place: the trigger read half a PNG (refused), and the finished file
+    was then judged as the next part."""
+    cam = CameraFolder(tmp_path, wait_s=0.5)
+    whole = png_bytes(40, seed=5)
+    _save(tmp_path, "cam.png", whole[: len(whole) // 2])
+    _later(0.05, lambda: _save(tmp_path, "cam.png", whole)).join(0)
+    data, name = cam()
+    assert data == whole
+    # the camera rewrites the same name for the next part: a new photo
+    nxt = png_bytes(40, seed=6)
+    _save(tmp_path, "cam.png", nxt, mtime_ns=time.time_ns() + 10_000_000)
+    assert cam()[0] == nxt
+    with pytest.raises(LookupError):
+        cam()
+
+
+def test_one_photo_goes_to_one_trigger_of_the_links_sharing_a_folder(tmp_path):
+    cam = CameraFolder(tmp_path, wait_s=0.05)
+    _save(tmp_path, "p.png", png_bytes(40, seed=1))
+    got = []
+
+    def take():
+        try:
+            got.append(cam()[1])
+        except LookupError:
+            got.append(None)
+
+    both = [threading.Thread(target=take) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join()
+    assert sorted(map(str, got)) == ["None", "p.png"]
+
+
+def test_a_refused_modbus_trigger_leaves_its_photo_to_no_one(sqlite_station):
+    """Through the PLC link: a trigger while the result is unread is refused (Error 20); the
+    photo the camera saved for it was judged as the next part's."""
+    pytest.importorskip("pymodbus")
+    from lineguard.line.plc_modbus import ModbusStation, ResultCode
+
+    from .test_plc_modbus import Plc, _free_port
+    st = sqlite_station()
+    cam_dir = st.config.data_dir / "cam"
+    cam_dir.mkdir()
+    srv = ModbusStation(st, CameraFolder(cam_dir, wait_s=0.2), {1: "cell"}, line="L1", station_name="S1",
+                        port=_free_port(), window_ms=2000, verify_every_s=3600).start()
+    plc = Plc(srv.port)
+    try:
+        _save(cam_dir, "1.png", png_bytes(30, seed=1))
+        plc.trigger(tag=1)
+        plc.wait("valid")
+        _save(cam_dir, "2.png", png_bytes(230, seed=2))      # part 2, a defect: its trigger comes too early
+        plc.trigger(tag=2)
+        deadline = time.monotonic() + 5
+        while not plc.bits()["error"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)                                      # the folder looked at after the refusal
+        plc.pulse(1)                                         # ResultsAck
+        plc.pulse(2)                                         # ClearError
+        plc.wait("ready")
+        plc.trigger(tag=3)                                   # part 3: its camera did not save
+        plc.wait("valid")
+        regs = plc.regs()
+        assert (regs["tag"], regs["code"]) == (3, ResultCode.NO_IMAGE), regs
+    finally:
+        plc.close()
+        srv.close()
