@@ -28,6 +28,11 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 
 _LIMITED_PATHS = {"/api/v1/inspections": "part image", "/api/v1/models": "model file"}
+# The role each large upload's route asks (its require(...)), checked again here before a
+# byte of the body is read: the framework reads (spools to disk) the whole form before
+# the route's own check, so an upload with no key or a wrong one filled the disk first
+# and was refused after. The route still checks; this only refuses earlier.
+_UPLOAD_ROLES = {"/api/v1/inspections": "operator", "/api/v1/models": "engineer"}
 # Every other request's body (JSON or a form: a sign-in, a review, a rule) is small; read
 # whole by the framework before it is checked, four 200 MB sign-ins (which need no key)
 # took a station from 0.3 to 1.6 GB of memory.
@@ -79,6 +84,11 @@ class _RefuseOversize:
         if length.isdigit() and int(length) > limit:
             await too_large()(scope, receive, send)
             return
+        if scope["method"] == "POST" and scope["path"] in _UPLOAD_ROLES:
+            refused_caller = await _upload_caller_refusal(scope, st, _UPLOAD_ROLES[scope["path"]])
+            if refused_caller is not None:
+                await refused_caller(scope, receive, send)
+                return
         received = 0
         refused = False
 
@@ -106,6 +116,43 @@ class _RefuseOversize:
         except Exception:
             if not refused:
                 raise
+
+
+async def _upload_caller_refusal(scope: dict, station: Any, role: str) -> Optional[JSONResponse]:
+    """The 401/403 for an upload whose key or session cannot send it, decided from its
+    headers alone (the route's own check, asked early), or None to let it be read.
+
+    ``Connection: close``: the client is still sending a body nobody will read; ending the
+    connection stops it, where keeping it open would have the server drain it to the end.
+    """
+    from starlette.requests import Request as _Request
+    from .deps import require
+    try:
+        await require(role)(_Request(scope), station, None, None)
+    except HTTPException as exc:
+        resp = _http_error(exc)
+        resp.headers["Connection"] = "close"
+        return resp
+    except DB_ERRORS:
+        # the key could not be looked up: the route asks again and answers the usual 503
+        return None
+    return None
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 422: "invalid_request"}
+
+
+def _http_error(exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTPException in the station's error shape, its headers (WWW-Authenticate) kept."""
+    message = str(exc.detail)
+    if message == "There was an error parsing the body":     # FastAPI's words for any unreadable body
+        message = ("the request body could not be read: send JSON (Content-Type: application/json), or a "
+                   "part as a multipart/form-data form; a body cut short or nested too deep is refused too")
+    resp = _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), message)
+    for k, v in (exc.headers or {}).items():
+        resp.headers[k] = v
+    return resp
 
 
 def _strict_form_text() -> None:
@@ -197,16 +244,7 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     # must answer in the same JSON shape as every other error
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException):
-        code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 422: "invalid_request"}.get(exc.status_code, "error")
-        message = str(exc.detail)
-        if message == "There was an error parsing the body":     # FastAPI's words for any unreadable body
-            message = ("the request body could not be read: send JSON (Content-Type: application/json), or a "
-                       "part as a multipart/form-data form; a body cut short or nested too deep is refused too")
-        resp = _error(exc.status_code, code, message)
-        for k, v in (exc.headers or {}).items():
-            resp.headers[k] = v
-        return resp
+        return _http_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(req: Request, exc: RequestValidationError):

@@ -121,6 +121,22 @@ async def reader(request: Request, station: Station = Depends(get_station)) -> O
     return await require("operator")(request, station, None, None)
 
 
+async def credential_lapsed(request: Request, station: Station, role: str) -> Optional[str]:
+    """Why the key or session ``request`` came with no longer lets it act as ``role``, or
+    None while it still does: the check of :func:`require`, asked again.
+
+    For a response that outlives the check made when it began (the live event stream,
+    open for a shift). Cheap enough
+    to ask every few seconds: a key or session verified in the last seconds is in the
+    key cache, which revoking, disabling, signing out and a new password clear.
+    """
+    try:
+        await require(role)(request, station, None, None)
+    except HTTPException as exc:
+        return str(exc.detail)
+    return None
+
+
 _SESSION = "session:"   # session tokens share the key cache, apart from keys by this prefix
 
 

@@ -4,7 +4,9 @@ The station calls :meth:`EventHub.publish` on the thread that judged the part, s
 only appends to each client's queue and wakes that client's task; a client that reads
 slowly (a tablet on poor Wi-Fi) fills its own queue, and further events for it are
 dropped and counted, never waited for. The page hears of the drop (an ``event:
-dropped``) and reloads its counters from the summary endpoint.
+dropped``) and reloads its counters from the summary endpoint. A stream asks again
+every few seconds whether its caller's key or sign-in still holds, and ends (``event:
+ended``) once it does not.
 """
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ import asyncio
 import collections
 import json
 import threading
-from typing import Any, AsyncIterator, Optional
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 KEEPALIVE_S = 15.0     # a comment line this often keeps proxies and the browser from timing out
 QUEUE_MAX = 256        # events held for one slow client before dropping
+# how often an open stream asks again whether its key or sign-in still holds: a revoked
+# key or ended session stops the records within seconds; a cached key costs no database read
+RECHECK_S = 2.0
 
 
 class Subscription:
@@ -62,10 +68,28 @@ class Subscription:
             drops, self._unsent_drops = self._unsent_drops, 0
             return items, drops
 
-    async def messages(self, keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[str]:
-        """Server-sent-event text, until closed; a comment line when idle for ``keepalive_s``."""
+    async def messages(self, keepalive_s: float = KEEPALIVE_S,
+                       recheck: Optional[Callable[[], Awaitable[Optional[str]]]] = None,
+                       recheck_s: float = RECHECK_S) -> AsyncIterator[str]:
+        """Server-sent-event text, until closed; a comment line when idle for ``keepalive_s``.
+
+        ``recheck`` (the caller's credential, asked again every ``recheck_s``, events
+        flowing or not) answers None while the client may go on reading, or why it may
+        not: then an ``event: ended`` says so and the stream ends. A stream outlives the
+        check made when it opened by hours; a revoked key or an ended sign-in must stop
+        it, not the client's leaving.
+        """
         yield "retry: 3000\n\n"   # the browser reconnects after 3 s if the stream breaks
+        now = time.monotonic()
+        next_check = now + recheck_s
+        next_keepalive = now + keepalive_s
         while True:
+            if recheck is not None and time.monotonic() >= next_check:
+                why = await recheck()
+                if why is not None:
+                    yield f"event: ended\ndata: {json.dumps({'reason': why})}\n\n"
+                    return
+                next_check = time.monotonic() + recheck_s
             # cleared before taking: an event pushed after the take sets it again
             self._wake.clear()
             items, drops = self._take()
@@ -75,11 +99,20 @@ class Subscription:
                 yield f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
             if self.closed:
                 return
-            if not items and not drops:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), keepalive_s)
-                except asyncio.TimeoutError:
+            now = time.monotonic()
+            if items or drops:
+                next_keepalive = now + keepalive_s
+                continue
+            # idle: wake for an event, the next check or the keep-alive, whichever is first
+            wait = next_keepalive - now
+            if recheck is not None:
+                wait = min(wait, next_check - now)
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.0))
+            except asyncio.TimeoutError:
+                if time.monotonic() >= next_keepalive:
                     yield ": keep-alive\n\n"
+                    next_keepalive = time.monotonic() + keepalive_s
 
 
 class EventHub:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from typing import Any, Optional
 
@@ -14,11 +15,12 @@ from ...line.orm import Inspection, utcnow
 from ...line.spc_data import Filters, no_verdict_counts
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
-from ..deps import get_station, reader
+from ..deps import Caller, credential_lapsed, get_station, reader
 from ..events import EventHub
 from ..schemas import errors
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
+log = logging.getLogger("lineguard.server")
 
 THROUGHPUT_WINDOW = dt.timedelta(minutes=5)   # parts per minute is the recent pace, not the shift's mean
 LATENCY_SAMPLE = 500                          # newest parts per station the latency percentiles use
@@ -37,20 +39,36 @@ def event_hub(request: Request) -> EventHub:
                              "description": "`event: inspection` or `review` with the record as JSON in `data:`, "
                                             "`event: alarm` with a line alarm raised or acknowledged here (`change`); "
                                             "`event: dropped` when this client read too slowly and missed events "
-                                            "(reload the counters); a comment line every 15 s when idle"},
+                                            "(reload the counters); a comment line every 15 s when idle. The key or "
+                                            "sign-in is asked again every few seconds: once it is revoked, disabled, "
+                                            "signed out, expired or given a new password, `event: ended` (its "
+                                            "`reason` in `data:`) and the stream ends"},
                        **errors(401, 403, 503)})
-async def events(request: Request, hub: EventHub = Depends(event_hub), _r: Any = Depends(reader)) -> Any:
+async def events(request: Request, hub: EventHub = Depends(event_hub), station: Station = Depends(get_station),
+                 caller: Optional[Caller] = Depends(reader)) -> Any:
     sub = hub.subscribe()
     if sub is None:
         from ...line.errors import StorageUnavailable
         raise StorageUnavailable("the station is shutting down; connect again when it is back")
 
+    async def still_holds() -> Optional[str]:
+        try:
+            return await credential_lapsed(request, station, "operator")
+        except Exception as exc:  # noqa: BLE001 - the database, most likely
+            # fail closed: records go only to a caller known to hold; the page
+            # reconnects (and is asked again) on its own
+            log.warning("live stream of %s ended: its key or sign-in could not be checked: %s",
+                        caller.who if caller else "?", exc)
+            return "the station could not confirm your key or sign-in just now; connect again"
+
     async def stream():
         try:
-            async for chunk in sub.messages():
+            # caller None: reads are open (--open-reads), nothing was asked, nothing to withdraw
+            async for chunk in sub.messages(recheck=still_holds if caller is not None else None):
                 yield chunk
         finally:
-            # the client went away (Starlette cancels the stream) or the server stops
+            # the client went away (Starlette cancels the stream), the server stops, or
+            # the caller's key or sign-in no longer holds
             hub.unsubscribe(sub)
 
     # no-transform/X-Accel-Buffering: a reverse proxy must pass events on, not gather them
