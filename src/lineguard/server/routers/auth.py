@@ -1,6 +1,7 @@
 """Signing in (sessions for the station's pages) and the users who may sign in."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -15,6 +16,7 @@ from ...line.auth import verify_key
 from ...line.errors import Conflict, InvalidRequest, StationError
 from ...line.orm import User
 from ...line.sessions import COOKIE, CSRF_HEADER, check_csrf, csrf_token, end_session, start_session
+from ...line.shifts import parse_shift_starts, plant_zone
 from ...line.sign_ins import SignInThrottle
 from ...line.station import Station
 from ...line.users import (authenticate, change_own_password, check_new_password, create_user, disable_user,
@@ -37,6 +39,14 @@ class SessionOut(BaseModel):
     kind: Literal["key", "user"] = Field(description="signed in with an API key, or as a user with a password")
     csrf_token: str = Field(description=f"send it as the {CSRF_HEADER} header on every POST/PUT/PATCH/DELETE "
                                         "made with the session cookie")
+    # the pages show and read every time in the plant's zone, never the browser's: an office
+    # PC, a remote engineer's laptop or a tablet left on UTC sees the shifts the plant works
+    timezone: str = Field(description="the plant's time zone, in which its shifts, SPC hours and days and exports "
+                                      "are counted: the IANA name the station was given (--timezone, e.g. "
+                                      "Europe/Berlin), or, with none given, the station PC's UTC offset now as "
+                                      "+HH:MM / -HH:MM (the offset the station itself counts by)")
+    shift_starts: list[str] = Field(description="when the plant's shifts start, HH:MM wall-clock times in that "
+                                                "zone, earliest first")
 
 
 class UserIn(BaseModel):
@@ -84,6 +94,19 @@ def _throttle(request: Request) -> SignInThrottle:
     return state.sign_in_throttle
 
 
+def _plant_clock(station: Station) -> dict[str, Any]:
+    """The plant's time zone and shift starts, for pages to show and read times as the plant does."""
+    cfg = station.config
+    zone = cfg.timezone
+    if not zone:
+        # no zone set: the station counts shifts by this PC's UTC offset now (shifts.plant_zone)
+        off = plant_zone(None).utcoffset(None) or dt.timedelta(0)
+        secs = int(off.total_seconds())
+        minutes = abs(secs) // 60
+        zone = f"{'-' if secs < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+    return {"timezone": zone, "shift_starts": [t.strftime("%H:%M") for t in parse_shift_starts(cfg.shift_starts)]}
+
+
 def _sign_in(station: Station, body: SignInIn) -> Optional[tuple[str, dict[str, str]]]:
     """(session token, who signed in) of a new session, or None when the credentials do not hold."""
     hours = station.config.session_hours
@@ -124,7 +147,7 @@ async def sign_in(body: SignInIn, request: Request, station: Station = Depends(g
     if password_try:
         await run_in_threadpool(throttle.succeeded, body.username, address)
     token, signed_in = made
-    resp = JSONResponse({**signed_in, "csrf_token": csrf_token(token)})
+    resp = JSONResponse({**signed_in, "csrf_token": csrf_token(token), **_plant_clock(station)})
     resp.set_cookie(COOKIE, token, max_age=int(station.config.session_hours * 3600), path="/", httponly=True,
                     samesite="strict", secure=request.url.scheme == "https")
     return resp
@@ -138,7 +161,7 @@ async def who(request: Request, station: Station = Depends(get_station)) -> dict
     if hit is None:
         raise HTTPException(401, "not signed in (or the sign-in has ended); sign in with POST /api/v1/session")
     return {"name": hit[2], "role": hit[1], "kind": "key" if hit[0] is not None else "user",
-            "csrf_token": csrf_token(token)}
+            "csrf_token": csrf_token(token), **_plant_clock(station)}
 
 
 @router.delete("/api/v1/session", tags=["sign-in"], status_code=204, summary="Sign out", responses=errors(403))

@@ -224,15 +224,22 @@ const LG = (() => {
   // -- formatting ------------------------------------------------------------------
   const pct = (x, d = 1) => (x === null || x === undefined || isNaN(x)) ? "–" : (100 * x).toFixed(d) + " %";
   const num = (x, d = 3) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d);
+  // A time as the plant's clock shows it: every page shows and reads times in the plant's
+  // zone (the session answer's), never the browser's, so an office PC, a remote laptop or a
+  // tablet left on UTC see the shifts the plant works. The browser's locale still sets the format.
   function when(iso) {
     if (!iso) return "–";
     const t = new Date(iso);
-    return isNaN(t) ? String(iso) : t.toLocaleString();
+    if (isNaN(t)) return String(iso);
+    const c = plantClock();
+    return new Date(t.getTime() + c.shift).toLocaleString(undefined, {timeZone: c.zone});
   }
   function timeOnly(iso) {
     if (!iso) return "–";
     const t = new Date(iso);
-    return isNaN(t) ? String(iso) : t.toLocaleTimeString();
+    if (isNaN(t)) return String(iso);
+    const c = plantClock();
+    return new Date(t.getTime() + c.shift).toLocaleTimeString(undefined, {timeZone: c.zone});
   }
   const verdictClass = (v) => "v-" + String(v || "").toLowerCase();
   const partUrl = (id) => "/app/parts/" + encodeURIComponent(id);
@@ -242,14 +249,80 @@ const LG = (() => {
   const picUrl = (id, what, maxSide) => inspUrl(id, what) + "?max_side=" + maxSide;
   const THUMB_PX = 320, VIEW_PX = 1600;
 
-  // <input type=datetime-local> value (local time) <-> ISO UTC for the API
-  function localToIso(v) { return v ? new Date(v).toISOString() : ""; }
+  // -- the plant's clock ---------------------------------------------------------------
+  // The session answer's timezone: an IANA name (Europe/Berlin), or "+01:00" where the
+  // station has no zone set and counts by its PC's UTC offset. A fixed offset is shown as
+  // UTC moved by it; a zone this browser does not know leaves its own (and says so).
+  const OFFSET = /^([+-])(\d{2}):(\d{2})$/;
+  let clock = null;
+  function plantClock() {
+    const z = (me && me.timezone) || "";
+    if (clock && clock.name === z) return clock;
+    const m = OFFSET.exec(z);
+    let zone, shift = 0, label;
+    if (m) {
+      shift = (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60000;
+      zone = "UTC";
+      label = shift ? `UTC${z} (the station PC's)` : "UTC";
+    } else {
+      try {
+        if (z) { new Intl.DateTimeFormat("en-US", {timeZone: z}); zone = z; }
+      } catch (_e) { zone = undefined; }
+      label = zone || "this browser's time zone";
+    }
+    const fmt = new Intl.DateTimeFormat("en-US", {timeZone: zone, hourCycle: "h23", year: "numeric",
+      month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric"});
+    clock = {name: z, zone, shift, label, fmt, shiftStarts: (me && me.shift_starts) || []};
+    return clock;
+  }
+
+  // ms since 1970 of a wall time read as UTC (years before 100 too)
+  function utcMs(y, mo, d, hh, mi, ss) {
+    const t = new Date(0);
+    t.setUTCFullYear(y, mo - 1, d);
+    t.setUTCHours(hh, mi, ss, 0);
+    return t.getTime();
+  }
+  // the plant's wall clock at an instant: [year, month, day, hour, minute, second]
+  function wall(ms) {
+    const c = plantClock(), o = {};
+    for (const part of c.fmt.formatToParts(new Date(ms + c.shift))) o[part.type] = part.value;
+    return [Number(o.year), Number(o.month), Number(o.day), Number(o.hour) % 24, Number(o.minute), Number(o.second)];
+  }
+  // the plant's UTC offset (ms) at an instant
+  const offsetAt = (ms) => utcMs(...wall(ms)) - Math.floor(ms / 1000) * 1000;
+
+  // <input type=datetime-local> value (the plant's wall time) <-> ISO UTC for the API
+  const LOCAL = /^(\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?$/;
+  function localToIso(v) {
+    if (!v) return "";
+    const m = LOCAL.exec(v);
+    if (!m) { const t = new Date(v); return isNaN(t) ? "" : t.toISOString(); }
+    const w = utcMs(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] || 0));
+    const frac = m[7] ? Math.round(Number(m[7]) * 1000) : 0;
+    // the offsets around that wall time (a day either side holds any daylight-saving change)
+    const day = 864e5, before = offsetAt(w - day);
+    const fits = [...new Set([before, offsetAt(w), offsetAt(w + day)])].map((o) => w - o)
+      .filter((t) => offsetAt(t) === w - t);
+    // clocks turned back: the wall time happens twice, read as the first; clocks turned
+    // forward: it never happens, read by the offset before the change (as the station does)
+    const t = fits.length ? Math.min(...fits) : w - before;
+    return new Date(t + frac).toISOString();
+  }
   function isoToLocal(iso) {
     if (!iso) return "";
     const t = new Date(iso);
     if (isNaN(t)) return "";
-    const p = (n) => String(n).padStart(2, "0");
-    return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T${p(t.getHours())}:${p(t.getMinutes())}`;
+    const [y, mo, d, hh, mi] = wall(t.getTime());
+    const p = (n, w = 2) => String(n).padStart(w, "0");
+    return `${p(y, 4)}-${p(mo)}-${p(d)}T${p(hh)}:${p(mi)}`;
+  }
+  // which zone the times are in, said where they are typed and beside a shift's times
+  const zoneLabel = () => plantClock().label;
+  const shiftStarts = () => plantClock().shiftStarts;
+  function zoneNote() {
+    return h("span", {class: "muted zone-note", title: "every time on these pages is the plant's clock"},
+      "times in " + zoneLabel());
   }
 
   function field(label, input) {
@@ -317,6 +390,7 @@ const LG = (() => {
   }
 
   return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
-    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, field, select, params, defectTypes,
+    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, zoneLabel, zoneNote, shiftStarts,
+    field, select, params, defectTypes,
     settle, settling, once, get me() { return me; }};
 })();

@@ -14,7 +14,7 @@ LG.start(async (main) => {
     field("product", h("input", {name: "product", value: p.product || "", size: 10, list: "products"})),
     field("lot", h("input", {name: "lot", value: p.lot || "", size: 10})),
     field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
-    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})), LG.zoneNote(),
     field("verdict", select("verdict", [["", "any"], "NG", "REVIEW", "OK"], p.verdict)),
     field("defect type", h("input", {name: "defect_type", value: p.defect_type || "", size: 10, list: "types"})),
     field("reviewed", select("reviewed", [["", "any"], ["false", "not yet"], ["true", "reviewed"]], p.reviewed)),

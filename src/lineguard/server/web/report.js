@@ -51,7 +51,8 @@ LG.start(async (main) => {
       h("div", {class: "panel"},
         h("h2", {id: "shift-label"}, `Shift ${r.shift.label}` + (r.shift.ended ? "" : " (running)")), which,
         r.records_incomplete ? h("p", {class: "error", id: "records-incomplete"}, r.records_incomplete) : null,
-        h("p", {class: "muted"}, `${when(r.shift.start)} to ${when(r.shift.end)}`
+        h("p", {class: "muted", id: "shift-times"}, `${when(r.shift.start)} to ${when(r.shift.end)} (${LG.zoneLabel()}`
+          + (LG.shiftStarts().length ? `; shifts start ${LG.shiftStarts().join(", ")})` : ")")
           + (r.line ? ` · line ${r.line}` : " · every line") + (r.product ? ` · product ${r.product}` : "")),
         h("p", {id: "totals"}, h("b", {}, `${t.parts} parts`), ` · OK ${t.OK} · NG ${t.NG} · REVIEW ${t.REVIEW}`
           + ` · NG rate ${pct(t.ng_rate, 2)}`,

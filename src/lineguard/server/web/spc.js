@@ -1,6 +1,6 @@
 // SPC: the defect rate's p-chart with its limits and rule alarms, the score drift,
-// the false-reject and escape rates from reviewed parts, and the reviewed defects by
-// type (Pareto); CSV of every chart.
+// the false-reject and escape rates (of the NG, and of the OK, parts reviewed), and the
+// reviewed defects by type (Pareto); CSV of every chart. Times in the plant's zone.
 "use strict";
 
 LG.start(async (main) => {
@@ -12,7 +12,7 @@ LG.start(async (main) => {
     field("product", h("input", {name: "product", value: p.product || "", size: 10})),
     field("subgroup", select("by", [["hour", "hour"], ["shift", "shift"], ["day", "day"], ["lot", "lot"]], p.by || "hour")),
     field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
-    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})),
+    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})), LG.zoneNote(),
     h("button", {type: "submit"}, "Show"));
   const pEl = h("div", {id: "p-chart"}), alarms = h("div", {id: "alarms"});
   const sEl = h("div", {id: "scores"}), rEl = h("div", {id: "review-rates"});
@@ -94,14 +94,24 @@ LG.start(async (main) => {
     sEl.appendChild(h("p", {id: "drift", class: sc.drift && sc.drift.alarm ? "error" : compared ? "v-ok" : "muted"},
       sc.drift && sc.drift.alarm ? `Drift: ${sc.drift.text}` : (sc.drift && sc.drift.text) || "No drift seen."));
 
+    // each rate is of the parts reviewed with one verdict (line/spc.py review_rates): of the
+    // NG parts reviewed, how many were good; of the OK parts reviewed, how many were defects.
+    // Neither is the share of good parts scrapped (that needs the NG and OK totals).
     clear(rEl);
-    for (const [key, title] of [["false_reject", "False rejects (good parts judged NG/REVIEW)"],
-      ["escape", "Escapes (defects judged OK)"]]) {
+    for (const [key, title, counted, none] of [
+      ["false_reject", "Rejected parts reviewed good", (r) => `${r.k} of ${r.n} NG parts reviewed were called good`,
+        "no NG part reviewed yet"],
+      ["escape", "Passed parts reviewed as defects", (r) => `${r.k} of ${r.n} OK parts reviewed were called defects`,
+        "no OK part reviewed yet (OK parts are reviewed by audit)"]]) {
       const r = rr[key] || {};
       rEl.appendChild(h("div", {class: "row", dataset: {rate: key}}, h("div", {class: "grow"}, h("b", {}, title),
-        h("div", {}, r.n ? `${pct(r.rate, 2)}  (${pct(r.lo, 2)} – ${pct(r.hi, 2)}), ${r.k} of ${r.n}` : "no reviewed parts yet")),
+        h("div", {}, r.n ? `${counted(r)}: ${pct(r.rate, 2)} (${pct(r.lo, 2)} – ${pct(r.hi, 2)})` : none)),
       h("div", {class: "grow"}, r.n ? LG.chart.interval(r) : null)));
     }
+    const band = rr.review_band || {};
+    rEl.appendChild(h("p", {class: "muted", id: "review-band"}, "REVIEW-band parts are in neither rate: "
+      + `${band.good || 0} reviewed good, ${band.defect || 0} reviewed as defects. Each rate is of the parts reviewed `
+      + "with that verdict, not of all parts made: neither is the share of good parts scrapped."));
 
     clear(paretoEl);
     if (!pa.bars.length) paretoEl.appendChild(h("p", {class: "muted"}, "No reviewed defects in this window."));
