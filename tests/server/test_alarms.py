@@ -244,6 +244,8 @@ def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_statio
         st.alarms.acknowledge(st.alarms.active()[0]["id"], "plc (modbus)" if cause is None else "ana (user)",
                               cause=cause)
     _parts(st, NG, NG)                                # still active: no cause yet
+    # another line with a part of its own (a line no part was ever made on is a 404 now)
+    st.inspect(png_bytes(60, seed=next(_seq)), Part(part_id="l2-1", line="L2", station="S1", product="cell"))
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     with client(st) as c:
         report = c.get("/api/v1/reports/shift", params={"at": now, "line": "L1"}).json()

@@ -136,3 +136,55 @@ def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, mon
     server_main(["--data", data])
     server_main(["--data", data, "--shift-starts", "22:00,10:00", "--timezone", "Europe/Berlin"])
     assert seen[2:] == [(("06:00", "18:00"), "America/Chicago"), (("22:00", "10:00"), "Europe/Berlin")]
+
+
+def test_a_version_with_tuned_thresholds_does_not_make_the_models_differ(spc_station):
+    """v2 is v1's model with another threshold: the same scores, yet the report said the
+    models differed (their scores not comparable)."""
+    from lineguard.line.tuning import save_thresholds
+
+    from .conftest import FakeInspector
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    v1 = st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    v2 = save_thresholds(st, "cell", "", 1, 0.6, None)
+    parts = []
+    for k in range(1, 7):              # six earlier shifts by v1, the morning shift by v2
+        t0 = DAY + dt.timedelta(hours=6) - dt.timedelta(hours=8 * k)
+        parts += [_part(t0 + dt.timedelta(minutes=i), "OK", model=v1.model_id, version=1) for i in range(30)]
+    parts += [_part(DAY + dt.timedelta(hours=6, minutes=i), "OK", model=v2.model_id, version=2) for i in range(30)]
+    with st.db.session() as s:
+        s.add_all(parts)
+    at = {"at": "2026-11-30T10:00:00Z"}
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=at).json()
+        assert rep["drift"]["models_differ"] is False, rep["drift"]
+        assert [m["registry_version"] for m in rep["models"]] == [2]      # which version judged it: still listed
+        v3 = st.add_model(FakeInspector(0.5, "v-retrained").to_bytes(), "cell")
+        with st.db.session() as s:
+            s.add(_part(DAY + dt.timedelta(hours=7), "OK", model=v3.model_id, version=3))
+        assert c.get("/api/v1/reports/shift", params=at).json()["drift"]["models_differ"] is True
+
+
+def test_a_misspelt_line_or_product_is_a_404_not_an_empty_shift(spc_station):
+    from lineguard.line.orm import Inspection
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    _plant(st)
+    with st.db.session() as s:     # line L3 made parts last month only
+        s.add(_part(DAY - dt.timedelta(days=30), "OK", line="L3"))
+    at = {"at": "2026-11-30T10:00:00Z"}
+    with client(st) as c:
+        r = c.get("/api/v1/reports/shift", params={**at, "line": "NOSUCH"})
+        assert r.status_code == 404, r.text
+        msg = r.json()["error"]["message"]
+        assert msg.startswith("unknown line 'NOSUCH'") and "L1, L2, L3" in msg
+        r = c.get("/api/v1/reports/shift", params={**at, "line": "L2 x"})
+        assert r.status_code == 404 and "did you mean 'L2'?" in r.json()["error"]["message"]
+        r = c.get("/api/v1/reports/shift", params={**at, "product": "cel"})
+        assert r.status_code == 404 and "did you mean 'cell'?" in r.json()["error"]["message"]
+        # the stored spelling for another case, as before; a known line with no part in the shift: 0
+        l2 = c.get("/api/v1/reports/shift", params={**at, "line": "l2"})
+        assert l2.status_code == 200 and l2.json()["line"] == "L2" and l2.json()["totals"]["parts"] == 50
+        l3 = c.get("/api/v1/reports/shift", params={**at, "line": "L3"})
+        assert l3.status_code == 200 and l3.json()["totals"]["parts"] == 0
+    with st.db.session() as s:
+        assert s.query(Inspection).count() == 1 + 6 * 100 + 150 + 1

@@ -281,3 +281,75 @@ def test_defect_map_says_where_on_the_part_defects_are(spc_station):
         assert list(csv.reader(io.StringIO(_sheet(r)))) == [["row", "column", "regions"], ["0", "0", "3"],
                                                          ["1", "3", "1"]]
         assert c.get("/api/v1/spc/defect-map", params={**q, "columns": 1}).status_code == 422
+
+
+def _judged_by(st, model_ids, hours=10, t0=T0):
+    """An hour of 40 parts each, every hour judged by the next of ``model_ids`` in turn."""
+    from lineguard.line.orm import Inspection
+    rng = np.random.default_rng(7)
+    with st.db.session() as s:
+        for h in range(hours):
+            for j in range(40):
+                s.add(Inspection(part_id=f"p{uuid.uuid4().hex[:12]}", line="L1", station="S1", product="cell",
+                                 verdict="OK", score=float(rng.uniform(0.1, 0.3)), threshold=0.5,
+                                 pixel_threshold=0.5, model_id=model_ids[h % len(model_ids)], model_version="v",
+                                 image_sha256=uuid.uuid4().hex, image_width=8, image_height=8,
+                                 created_at=t0 + dt.timedelta(hours=h, seconds=j * 30)))
+
+
+def test_versions_with_tuned_thresholds_are_one_model_in_the_score_drift(spc_station):
+    """v2 and v3 are v1's model with other thresholds (new model ids, the very same scores):
+    the drift said "3 different models judged these parts; their scores are not comparable"."""
+    from lineguard.line.tuning import save_thresholds
+
+    from .conftest import FakeInspector
+    st = spc_station()
+    v1 = st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    v2 = save_thresholds(st, "cell", "", 1, 0.6, None)
+    v3 = save_thresholds(st, "cell", "", 2, 0.7, 0.5)          # tuned from a tuned one: still v1's scores
+    _judged_by(st, [v1.model_id, v2.model_id, v3.model_id])
+    q = {"product": "cell", "by": "hour", "since": "2026-11-30T00:00:00Z", "until": "2026-11-30T10:00:00Z"}
+    with client(st) as c:
+        body = c.get("/api/v1/spc/scores", params=q).json()
+        assert "different models" not in body["drift"]["text"], body["drift"]["text"]
+        assert body["models"] == [v1.model_id]
+        # a model trained anew scores otherwise: still said
+        v4 = st.add_model(FakeInspector(0.5, "v-retrained").to_bytes(), "cell")
+        _judged_by(st, [v4.model_id], hours=1, t0=T0 + dt.timedelta(hours=9, minutes=30))
+        body = c.get("/api/v1/spc/scores", params=q).json()
+        assert "2 different models judged these parts" in body["drift"]["text"]
+        assert sorted(body["models"]) == sorted([v1.model_id, v4.model_id])
+
+
+def test_a_misspelt_line_or_product_is_a_404_naming_the_close_one(spc_station):
+    """line=NOSUCH answered 200 with 0 parts: read as a line that made nothing."""
+    from lineguard.line.orm import LineSignal
+
+    from .conftest import FakeInspector
+    st = spc_station()
+    add_parts(st, hand_example())
+    add_parts(st, [(T0 - dt.timedelta(days=30), "OK", 0.2, "L3")])     # a line with no part in the window
+    st.add_model(FakeInspector(0.5, "v-n").to_bytes(), "newcell", line="L9")    # before its first part
+    with st.db.session() as s:     # a line whose only records are parts the PLC rejected without a verdict
+        s.add(LineSignal(protocol="modbus", line="L7", station="S1", trigger_seq=1, part_tag=0, recipe_id=1,
+                         product="cell", inspection_id=None, signal="NG", result_code=10, triggered_at=T0,
+                         answered_at=T0))
+    window = {"since": "2026-11-30T00:00:00Z", "until": "2026-11-30T10:00:00Z"}
+    with client(st) as c:
+        for path in ("/api/v1/spc/p-chart", "/api/v1/spc/scores", "/api/v1/spc/review-rates"):
+            r = c.get(path, params={**window, "line": "NOSUCH"})
+            assert r.status_code == 404, (path, r.text)
+            err = r.json()["error"]
+            assert err["message"].startswith("unknown line 'NOSUCH': no part was ever inspected on it")
+            assert "L1, L3" in err["message"] and "did you mean" not in err["message"]
+            assert err["unknown"] == "line" and err["did_you_mean"] == []
+            near = c.get(path, params={**window, "line": "L1x"}).json()["error"]
+            assert "did you mean 'L1'?" in near["message"] and near["did_you_mean"] == ["L1"]
+            prod = c.get(path, params={**window, "product": "celll"})
+            assert prod.status_code == 404 and "unknown product 'celll'" in prod.json()["error"]["message"]
+            assert "did you mean 'cell' or 'newcell'?" in prod.json()["error"]["message"]
+        # another case is the stored name, as before; a known name with nothing in the window is 0 parts
+        assert c.get("/api/v1/spc/p-chart", params={**window, "line": "l1 ", "product": "CELL"}).json()["parts"] == 1000
+        for known in ({"line": "L3"}, {"line": "L9"}, {"product": "newcell"}, {"line": "L7"}):
+            r = c.get("/api/v1/spc/p-chart", params={**window, **known})
+            assert r.status_code == 200 and r.json()["parts"] == 0, (known, r.text)

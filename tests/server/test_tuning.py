@@ -293,3 +293,54 @@ def test_the_raise_limit_holds_along_a_chain_of_tunings(tuned_station):
     assert r.status_code == 201, r.text
     r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": r.json()["version"], "threshold": 3900})
     assert r.status_code == 422 and "every part would pass" in r.json()["error"]["message"], r.text
+
+
+def test_saving_from_a_page_opened_before_a_retrain_was_activated_is_refused(tuned_station):
+    """The Tuning page opened on active v1; a retrain activated v2 meanwhile. Saved from
+    that page, v3 was "thresholds of v1 tuned", and activating it put v1's model back:
+    the save says which version it saw active, and another one active by now is a 409."""
+    st, c, keys, _ = tuned_station
+    eng = {"X-API-Key": keys["engineer"]}
+    seen = c.get("/api/v1/models/cell/tuning").json()
+    st.add_model(FakeInspector(0.45, "v-retrained").to_bytes(), "cell", activate=True)     # v2, another model
+    body = {"version": seen["version"], "threshold": 0.6, "expected_active": 1}
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json=body)
+    assert r.status_code == 409, r.text
+    # what the page sends: the version the tuning answer said was active
+    assert (seen["version"], seen["active_version"], seen["not_active"]) == (1, 1, None)
+    err = r.json()["error"]
+    assert err["code"] == "active_changed" and err["active_version"] == 2
+    assert "v2 is active now, not v1" in err["message"] and "Reload the Tuning page" in err["message"]
+    assert [m.version for m in st.models.list("cell")] == [1, 2]          # nothing saved
+    # tuning v1 on purpose, knowing v2 is active: saved, and said wherever the version shows
+    old = c.get("/api/v1/models/cell/tuning", params={"version": 1}).json()
+    assert old["active_version"] == 2 and "v2 is, another model" in old["not_active"]
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={**body, "expected_active": 2})
+    assert r.status_code == 201, r.text
+    v3 = r.json()
+    assert (v3["version"], v3["tuned_version"], v3["active_version"]) == (3, 1, 2)
+    assert "puts that model back in place of v2's" in v3["not_active"]
+    assert "saved while v2 was active, another model" in v3["note"]
+    # the active version tuned: nothing to say; one tuned from the same model: only the thresholds differ
+    assert c.post("/api/v1/models/cell/activate", headers=eng, json={"version": 3}).status_code == 200
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": 3, "threshold": 0.7,
+                                                                   "expected_active": 3})
+    assert r.status_code == 201 and r.json()["not_active"] is None, r.text
+    assert "saved while" not in r.json()["note"]
+    same = c.get("/api/v1/models/cell/tuning", params={"version": 1}).json()
+    assert same["active_version"] == 3 and "the same model with other thresholds" in same["not_active"]
+    # no version active (0) when one is: refused the same way
+    r = c.post("/api/v1/models/cell/threshold", headers=eng, json={"version": 3, "threshold": 0.8,
+                                                                   "expected_active": 0})
+    assert r.status_code == 409 and "v3 is active now, not none" in r.json()["error"]["message"]
+
+
+def test_the_tuning_page_sends_the_version_it_saw_active_and_reloads_on_a_change():
+    """The page's part of the check, read from its script (the browser tests drive it)."""
+    from pathlib import Path
+
+    import lineguard.server as server
+    js = (Path(server.__file__).parent / "web" / "tuning.js").read_text()
+    assert "expected_active: t.active_version ?? 0" in js
+    assert 'code === "active_changed"' in js and "await load()" in js
+    assert 'id: "not-active"' in js and "mv.not_active" in js

@@ -20,8 +20,8 @@ from .alarms import history as alarm_history
 from .db import Database
 from .orm import Inspection, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
-from .spc_data import (Filters, Periods, _where, defect_subgroups, defect_type_counts, no_verdict_counts,
-                       review_counts, score_subgroups)
+from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups, defect_type_counts,
+                       no_verdict_counts, review_counts, score_subgroups)
 from .station import _iso
 from .test_parts import verification
 
@@ -32,10 +32,13 @@ CONTEXT = dt.timedelta(days=7)
 def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] = None,
                  line: Optional[str] = None, product: Optional[str] = None,
                  at: Optional[dt.datetime] = None, now: Optional[dt.datetime] = None,
-                 kept_since: Optional[dt.datetime] = None) -> dict[str, Any]:
+                 kept_since: Optional[dt.datetime] = None,
+                 score_sources: Optional[ScoreSources] = None) -> dict[str, Any]:
     """The report of the shift holding ``at`` (naive UTC); without it the last shift that
     has ended. ``line``/``product`` narrow it (None: every line, every product).
-    ``kept_since``: parts recorded before it are not all kept (line.record_keeper)."""
+    ``kept_since``: parts recorded before it are not all kept (line.record_keeper).
+    ``score_sources``: model ids -> the model whose scores each gives (line.tuning), so a
+    version with tuned thresholds does not count as another model in the drift."""
     starts = parse_shift_starts(shift_starts) if shift_starts else ()
     zone = plant_zone(timezone)
     now = now or utcnow()
@@ -84,7 +87,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         i, p = point
         control = {"p": p.p, "centre": chart.centre, "ucl": p.ucl, "lcl": p.lcl, "shifts_compared": len(chart.points),
                    "alarms": [h.text for h in chart.alarms if h.index == i]}
-    groups, score_models = score_subgroups(db, week, "shift", periods)
+    groups, score_models = score_subgroups(db, week, "shift", periods, score_sources)
     drift = spc.score_drift(groups)
     drifted = bool(drift.alarm and drift.points and any(
         q.drift for q in drift.points if q.label == shift.label))

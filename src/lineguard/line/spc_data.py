@@ -12,6 +12,7 @@ streamed, never whole records.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -22,9 +23,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..vision.result import DefectRegion
 from .db import Database
-from .errors import InvalidRequest
-from .part_names import station_is
-from .orm import Inspection, LineSignal, utcnow
+from .errors import InvalidRequest, NotFound
+from .part_names import as_stored, station_is, stored_names
+from .orm import Inspection, LineSignal, ModelVersion, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc import Subgroup
 
@@ -80,6 +81,68 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
         raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
                              "subgroups; narrow since/until or group by a longer period (shift, day)")
     return since, until
+
+
+def known_names(db: Database, line: Optional[str], product: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """``line`` and ``product`` as the records spell them ("L1" for a typed "l1 ", as the
+    gallery finds them); None or "" stays as it is (every line, every product).
+
+    A name no record holds is refused (:class:`NotFound`, naming the close ones): a
+    misspelt line answered 200 with 0 parts, read as a line that made nothing. Known is
+    a name a part was inspected under, a model was uploaded for (a product or line before
+    its first part), or a PLC trigger came with (parts rejected without a verdict only):
+    such a name with no part in the window is still an answer, 0 parts."""
+    out = []
+    for column, typed in (("line", line), ("product", product)):
+        if not typed:
+            out.append(typed)
+            continue
+        col = getattr(ModelVersion, column)
+        with db.session() as s:
+            modelled = {n for (n,) in s.execute(select(col).where(col != "").distinct())}
+        names = sorted(set(stored_names(db, column)) | modelled)
+        named = as_stored(typed, names)
+        if named in names:
+            out.append(named)
+            continue
+        signal_col = getattr(LineSignal, column)
+        with db.session() as s:
+            # the miss path only (a misspelling): one lookup, along the line's index
+            hit = s.scalar(select(signal_col).where(signal_col.in_({typed, typed.strip()})).limit(1))
+        if hit is not None:
+            out.append(hit)
+            continue
+        raise NotFound(_unknown_name(column, typed, names), unknown=column, known=names[:50],
+                       did_you_mean=_close_names(typed, names))
+    return out[0], out[1]
+
+
+def _close_names(typed: str, names: Sequence[str]) -> list[str]:
+    """The stored names ``typed`` is probably meant to be: those equal to it apart from case
+    (several: as_stored could not pick one), else the nearest in spelling ("L1" for "LI")."""
+    want = typed.strip().casefold()
+    same = [n for n in names if n.strip().casefold() == want]
+    if same:
+        return same
+    by_folded: dict[str, list[str]] = {}
+    for n in names:
+        by_folded.setdefault(n.strip().casefold(), []).append(n)
+    close = difflib.get_close_matches(want, list(by_folded), n=3, cutoff=0.6)
+    return [n for c in close for n in by_folded[c]]
+
+
+def _unknown_name(column: str, typed: str, names: Sequence[str]) -> str:
+    close = _close_names(typed, names)
+    what = "no part was ever inspected on it" if column == "line" else \
+        "no part of it was ever inspected and no model was uploaded for it"
+    msg = f"unknown {column} {typed!r}: {what}"
+    if close:
+        msg += "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    plural = "lines" if column == "line" else "products"
+    listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    msg += (f" The {plural} the station knows: {listed or 'none yet'} (GET /api/v1/inspections/names); "
+            f"leave {column} empty for every {column}")
+    return msg
 
 
 def _where(f: Filters) -> list[ColumnElement]:
@@ -195,13 +258,25 @@ def defect_subgroups(db: Database, f: Filters, by: str, periods: Optional[Period
     return [Subgroup(label, start, n, d) for start, (label, n, d) in sorted(merged.items())]
 
 
-def score_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods] = None
+ScoreSources = Callable[[list[str]], dict[str, str]]
+
+
+def score_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods] = None,
+                    score_sources: Optional[ScoreSources] = None
                     ) -> tuple[list[tuple[str, Optional[dt.datetime], np.ndarray]], list[str]]:
-    """Scores per subgroup, oldest first, and the model ids that judged them (scores of
-    two models are not comparable: the caller says so)."""
+    """Scores per subgroup, oldest first, and the models that judged them (scores of two
+    models are not comparable: the caller says so).
+
+    ``score_sources`` (model ids -> the model whose scores each gives; line.tuning's
+    score_sources): a version whose thresholds were tuned is a new model id with the
+    very scores of its source, so it is counted as its source, not as another model."""
     conds = _where(f)
     with db.session() as s:
         models = [m for (m,) in s.execute(select(Inspection.model_id).where(*conds).distinct().limit(20))]
+    if score_sources is not None and len(models) > 1:
+        source = score_sources(models)
+        models = sorted({source.get(m, m) for m in models})
+    with db.session() as s:
         if by == "lot":
             has_lot = and_(*conds, Inspection.lot.is_not(None))
             firsts = s.execute(select(Inspection.lot, func.min(Inspection.created_at)).where(has_lot)

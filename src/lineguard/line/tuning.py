@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ..vision.calibration import promise_check
 from ..vision.errors import BundleError
 from . import part_names
-from .errors import InvalidModel, InvalidRequest, NotFound, StationError
+from .errors import ActiveChanged, InvalidModel, InvalidRequest, NotFound, StationError
 from .orm import Inspection, ModelVersion
 
 # Calibration entries that state a guarantee of the thresholds the calibration chose
@@ -141,6 +141,61 @@ def same_scores(station: Any, mv: ModelVersion) -> list[str]:
     return sorted(ids)
 
 
+def score_sources(station: Any, model_ids: Sequence[str]) -> dict[str, str]:
+    """Each model id -> the model whose scores it gives (``scored_as``): a version tuned
+    from another scores every part exactly as its source, so score charts count the two
+    as one model. An id no version of the registry has (deleted, or from another
+    station), or whose file no longer loads, stays itself."""
+    wanted = set(model_ids)
+    out = {m: m for m in wanted}
+    if len(wanted) < 2:
+        return out     # one model: nothing to compare, no model file read
+    for v in station.models.list():
+        if v.model_id not in wanted:
+            continue
+        try:
+            out[v.model_id] = scored_as(model_calibration(station, v), v.model_id)
+        except (StationError, BundleError, OSError):
+            continue
+    return out
+
+
+def active_version(station: Any, product: str, line: str) -> Optional[ModelVersion]:
+    """The version active for exactly ``product``/``line`` (None: none): the one a version
+    saved here for that product/line replaces once activated."""
+    return next((v for v in station.models.list(product, line) if v.active), None)
+
+
+def _beside_active(station: Any, src: ModelVersion, active: Optional[ModelVersion]) -> Optional[str]:
+    """None: ``src`` is the active version; "none": none is active; "same": the active one
+    scores alike (tuned from the same model, only the thresholds differ); "other": another
+    model is active, and activating a version tuned from ``src`` puts ``src``'s model back."""
+    if active is not None and active.id == src.id:
+        return None
+    if active is None:
+        return "none"
+    return "same" if active.model_id in same_scores(station, src) else "other"
+
+
+def not_active_warning(station: Any, src: ModelVersion, active: Optional[ModelVersion]) -> Optional[str]:
+    """What to know when the version tuned is not the one active (None when it is)."""
+    kind = _beside_active(station, src, active)
+    if kind is None:
+        return None
+    if kind == "none" or active is None:
+        return f"v{src.version} is not active: no version of {_where(src)} is"
+    if kind == "same":
+        return (f"v{src.version} is not the active version: v{active.version} is, the same model with other "
+                "thresholds")
+    return (f"v{src.version} is not the active version: v{active.version} is, another model; a version tuned "
+            f"from v{src.version} judges with v{src.version}'s model, so activating it puts that model back in "
+            f"place of v{active.version}'s")
+
+
+def _where(mv: ModelVersion) -> str:
+    return f"product {mv.product!r}" + (f" line {mv.line!r}" if mv.line else "")
+
+
 def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: Optional[float],
                       source: ModelVersion, note: Optional[str], by: Optional[str]) -> dict[str, Any]:
     new = {k: v for k, v in cal.items() if k not in _STALE}
@@ -238,8 +293,12 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
         promise["reviewed_defects_left_out"] = confirmed
     t = float(cal["threshold"])
     r = float(cal.get("review_threshold", t))
+    active = active_version(station, product, mv.line)
     return {"product": product, "line": mv.line, "parts_line": mv.line or parts_line, "version": mv.version,
             "model_id": mv.model_id,
+            # sent back on saving (expected_active): a version activated meanwhile is not overridden
+            "active_version": active.version if active is not None else None,
+            "not_active": not_active_warning(station, mv, active),
             "threshold": t, "review_threshold": r if r < t else None,
             "good_scores": good, "defect_scores": defect, "recent_scores": recent,
             "promise": promise}
@@ -247,9 +306,15 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
 
 def save_thresholds(station: Any, product: str, line: str, version: int, threshold: float,
                     review_threshold: Optional[float], note: Optional[str] = None,
-                    by: Optional[str] = None) -> ModelVersion:
+                    by: Optional[str] = None, expected_active: Optional[int] = None) -> ModelVersion:
     """A new, inactive version of ``product``/``line``: version ``version``'s model with
-    these thresholds. Activate it as any other version."""
+    these thresholds. Activate it as any other version.
+
+    ``expected_active``: the version the caller saw active for the product/line (0: none).
+    When another one is active by now (a retrain or an upload activated it while the
+    Tuning page stood open) nothing is saved (:class:`ActiveChanged`): the new version
+    would carry the old model, and activating it would quietly undo the retrain. A
+    version tuned while another is active says so in its note either way."""
     check_thresholds(threshold, review_threshold)
     # a part's score is its distance from the good parts, 0 at best: at or below 0 every
     # part is rejected (or, for the band, sent to review). Checked on saving only: a
@@ -261,6 +326,15 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
         raise InvalidRequest(f"review_threshold must be above 0 (every part would go to REVIEW) or null (no "
                              f"review band), got {review_threshold:g}")
     src = station.models.get(product, line, version)
+    active = active_version(station, product, src.line)
+    have = active.version if active is not None else 0
+    if expected_active is not None and expected_active != have:
+        seen = f"v{expected_active}" if expected_active else "none"
+        raise ActiveChanged(f"the active version of {_where(src)} changed since you looked: "
+                            + (f"v{have} is active now" if have else "no version is active now")
+                            + f", not {seen}; nothing was saved. Reload the Tuning page and tune the version "
+                            f"active now (the API: send \"expected_active\": {have} to save thresholds for "
+                            f"v{version} anyway)", active_version=have or None)
     data = station.models.store.path(src.file_key).read_bytes()
     found = _file_calibration(data)
     loaded = None
@@ -290,4 +364,12 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
         why += f", review {f'{old_r:.6g}' if band_before else 'none'} -> {new_r:.6g}"
     elif band_before and not band_after:
         why += ", review band removed"
+    # said where the version is listed: whoever activates it later sees it is not the model judging now
+    kind = _beside_active(station, src, active)
+    if kind == "none":
+        why += " (saved while no version was active)"
+    elif kind is not None and active is not None:
+        why += (f" (saved while v{active.version} was active, " + (
+            "the same model with other thresholds)" if kind == "same" else
+            f"another model: activating this version puts v{version}'s model back)"))
     return station.add_model(new, product, src.line, note=f"{why}. {note}" if note else why, by=by, activate=False)

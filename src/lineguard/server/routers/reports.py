@@ -6,10 +6,10 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
 
-from ...line import part_names
+from ...line import tuning
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
-from ...line.spc_data import naive_utc
+from ...line.spc_data import known_names, naive_utc
 from ...line.station import Station
 from ..deps import get_station, reader
 from ..schemas import errors
@@ -19,14 +19,17 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 
 @router.get("/shift", summary="One shift's parts, verdicts, control, reviews, defect types and models "
-                              "(the handover report)", responses=errors(401, 403, 422))
+                              "(the handover report)", responses=errors(401, 403, 404, 422))
 def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
           at: Optional[dt.datetime] = Query(None, description="ISO time within the shift (default: the last "
                                                               "shift that has ended, by the plant's shift starts)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     cfg = station.config
-    # "l1" for line L1: the names as the parts carry them (the report compares exactly)
-    named = part_names.resolve_filters(station.db, {"line": line or None, "product": product or None})
-    return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=named["line"], product=named["product"],
+    # "l1" for line L1: the names as the parts carry them (the report compares exactly); a
+    # misspelt one is a 404 naming the close ones, not the report of a shift with no parts
+    named_line, named_product = known_names(station.db, line or None, product or None)
+    return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=named_line, product=named_product,
                         kept_since=kept_since(station.db),
-                        at=naive_utc(at))
+                        at=naive_utc(at),
+                        # a version with tuned thresholds scores as its source: not another model
+                        score_sources=lambda ids: tuning.score_sources(station, ids))

@@ -11,13 +11,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...line import part_names
-from ...line import spc
+from ...line import spc, tuning
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
 from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
-                              region_centres, resolve_window, review_counts,
+                              known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
@@ -192,10 +191,11 @@ def scope(_r: Any = Depends(reader),     # first: a caller is let in before the 
           line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
           since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL,
           station: Station = Depends(get_station)) -> Scope:
-    # a line or product typed in another case finds its parts, as in the gallery
-    named = part_names.resolve_filters(station.db, {"line": line or None, "product": product or None})
+    # a line or product typed in another case finds its parts, as in the gallery; a misspelt
+    # one is a 404 naming the close ones (it answered 0 parts, read as a line that made nothing)
+    named_line, named_product = known_names(station.db, line or None, product or None)
     # the cutoff of the last deletion of old records, by whichever process on the database
-    return Scope(named["line"], station_name or None, named["product"], since, until, kept_since(station.db))
+    return Scope(named_line, station_name or None, named_product, since, until, kept_since(station.db))
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
@@ -204,7 +204,7 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 
 @router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
                                 "and Nelson rule alarms", response_model=PChartOut,
-            responses=_documented(PChartOut, 401, 403, 422))
+            responses=_documented(PChartOut, 401, 403, 404, 422))
 def p_chart(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(by)
@@ -233,7 +233,7 @@ def _num(x: Optional[float]) -> Optional[float]:
 
 @router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
                                "away from the baseline (camera moved, light changed)", response_model=ScoresOut,
-            responses=_documented(ScoresOut, 401, 403, 422))
+            responses=_documented(ScoresOut, 401, 403, 404, 422))
 def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
            baseline_subgroups: int = Query(5, ge=1, le=500,
                                            description="the first this many subgroups are the baseline"),
@@ -242,7 +242,9 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
            baseline_until: Optional[dt.datetime] = Query(None),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(by)
-    groups, models = score_subgroups(station.db, f, by, _periods(station, by))
+    # a version with tuned thresholds scores as the model it was tuned from: one model here
+    groups, models = score_subgroups(station.db, f, by, _periods(station, by),
+                                     lambda ids: tuning.score_sources(station, ids))
     baseline = None
     if baseline_since is not None or baseline_until is not None:
         if baseline_since is None or baseline_until is None:
@@ -274,7 +276,7 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
 
 @router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
                                      "95% intervals", response_model=ReviewRatesOut,
-            responses=_documented(ReviewRatesOut, 401, 403, 422))
+            responses=_documented(ReviewRatesOut, 401, 403, 404, 422))
 def review_rates(where: Scope = Depends(scope), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(all_parts=False)   # a window of any length, no subgroups; reviewed parts stay
@@ -290,7 +292,7 @@ def review_rates(where: Scope = Depends(scope), format: Format = "json",
 
 @router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "
                                "each type", response_model=ParetoOut,
-            responses=_documented(ParetoOut, 401, 403, 422))
+            responses=_documented(ParetoOut, 401, 403, 404, 422))
 def pareto(where: Scope = Depends(scope), format: Format = "json",
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     # 30 days unless told: one set of bars, no subgroups; reviewed parts stay (those
@@ -309,7 +311,7 @@ def pareto(where: Scope = Depends(scope), format: Format = "json",
 
 @router.get("/defect-map", summary="Where on the part the defect regions are: counts per cell of a grid "
                                    "over the photo", response_model=DefectMapOut,
-            responses=_documented(DefectMapOut, 401, 403, 422))
+            responses=_documented(DefectMapOut, 401, 403, 404, 422))
 def defect_map(where: Scope = Depends(scope),
                which: Literal["ng", "defects"] = Query("ng", description="ng: parts judged NG; defects: parts "
                                                        "reviewed as defects (escapes included)"),

@@ -24,6 +24,10 @@ class ThresholdIn(BaseModel):
     review_threshold: Optional[float] = Field(default=None, description="above it (and up to threshold) a part "
                                                                         "is REVIEW; null: no review band")
     note: Optional[str] = Field(default=None, max_length=2000)
+    expected_active: Optional[int] = Field(default=None, ge=0, le=DB_INT_MAX, examples=[1], description=(
+        "the version you saw active for the product/line (the tuning answer's active_version; 0: none); when "
+        "another one is active by now (a retrain or upload activated it meanwhile) the station answers 409 "
+        "active_changed and saves nothing: the new version would carry the model that was replaced"))
 
 
 class TuningOut(BaseModel):
@@ -33,6 +37,11 @@ class TuningOut(BaseModel):
     parts_line: Optional[str] = Field(default=None, description="the line whose parts the scores are from; null: "
                                                                 "every line's")
     version: int
+    active_version: Optional[int] = Field(default=None, description="the version active for the product and this "
+                                                                    "version's line; null: none. Send it back as "
+                                                                    "expected_active when saving")
+    not_active: Optional[str] = Field(default=None, description="why it matters that this version is not the active "
+                                                                "one; null: it is")
     threshold: float
     review_threshold: Optional[float] = Field(description="null: no review band")
     good_scores: list[float] = Field(description="parts reviewed good, newest first")
@@ -49,6 +58,12 @@ class TunedVersionOut(ModelVersionOut):
     model_config = ConfigDict(extra="allow")
     threshold: float
     review_threshold: Optional[float]
+    tuned_version: int = Field(description="the version whose model got the new thresholds")
+    active_version: Optional[int] = Field(description="the version active for the product/line when saved; null: "
+                                                      "none")
+    not_active: Optional[str] = Field(default=None, description="said when the version tuned is not the active "
+                                                                "one (activating the new version may put an older "
+                                                                "model back); null: it is the active one")
 
 
 @router.get("/{product}/tuning", summary="Scores of reviewed good, reviewed defect and recent parts judged by a "
@@ -71,8 +86,12 @@ def save_threshold(body: ThresholdIn, product: str = _PRODUCT, station: Station 
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from .models import model_to_dict
     mv = tuning.save_thresholds(station, product, body.line, body.version, body.threshold, body.review_threshold,
-                                body.note, caller.who)
+                                body.note, caller.who, expected_active=body.expected_active)
     d = model_to_dict(mv)
+    src = station.models.get(product, mv.line, body.version)
+    active = tuning.active_version(station, product, mv.line)
+    d.update(tuned_version=src.version, active_version=active.version if active is not None else None,
+             not_active=tuning.not_active_warning(station, src, active))
     # the lifecycle branch adds these to every version; until then the answer carries them
     d.setdefault("threshold", body.threshold)
     d.setdefault("review_threshold", body.review_threshold)

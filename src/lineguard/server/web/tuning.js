@@ -107,15 +107,34 @@ LG.start(async (main) => {
       const [T, R] = chosen();
       save.disabled = true;       // a double click makes one version
       try {
+        // expected_active: the version active when this page was loaded; one activated since (a
+        // retrain) is refused (409), not quietly undone by a version carrying the model it replaced
         const mv = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/threshold", {method: "POST",
           body: {line: t.line ?? lineIn.value.trim(), version: t.version, threshold: T, review_threshold: R,
-            note: note.value || null}});
-        LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`, "ok");
+            note: note.value || null, expected_active: t.active_version ?? 0}});
+        LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`
+          + (mv.not_active ? `. Note: ${mv.not_active}.` : ""), mv.not_active ? "error" : "ok");
         savedAs = [T, R];
         // the new version in the list, to look at it here before activating it
         api("/api/v1/models").then((r) => { models = r.items; fillVersions(); }).catch(() => {});
         update();
-      } catch (err) { LG.fail(err); update(); }
+      } catch (err) {
+        const code = err && err.body && err.body.error && err.body.error.code;
+        if (err && err.status === 409 && code === "active_changed") {
+          // another version became active while this page stood open: show what is active now
+          // (the thresholds chosen here were for the model it replaced)
+          const said = err.message.replace(/ Reload the Tuning page and tune the version active now.*$/, "");
+          try {
+            models = (await api("/api/v1/models")).items;      // "(active)" in the version list moved too
+            fillVersions();
+            await load();
+          } catch (_e) { /* the message below says what happened */ }
+          LG.say(`${said} The page was reloaded`
+            + (verSel.value ? "" : " and shows the version active now") + ": choose the thresholds again.", "error");
+          return;
+        }
+        LG.fail(err); update();
+      }
     });
 
     body.append(
@@ -132,6 +151,8 @@ LG.start(async (main) => {
         field(h("span", {}, "review threshold ", revOut), rev)),
       h("div", {class: "rates", id: "rates"}, frDiv, esDiv, rvDiv, ngDiv),
       h("div", {class: "panel row", dataset: {role: "engineer"}}, note, save));
+    // a version other than the active one: saved thresholds go with its model, not the one judging now
+    if (t.not_active) body.prepend(h("p", {class: "error", id: "not-active"}, t.not_active + "."));
     const promise = promiseLines(t.promise);
     if (promise) body.insertBefore(promise, body.lastChild);
     if (!t.good_scores.length && !t.defect_scores.length) {
