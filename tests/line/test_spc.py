@@ -291,3 +291,16 @@ def test_defect_map_counts_region_centres_per_cell():
     grid = defect_map(np.array([[0.1, 0.1], [0.12, 0.2], [0.99, 0.99], [1.0, 1.0], [0.5, 0.25]]), columns=4, rows=2)
     assert grid.tolist() == [[2, 0, 1, 0], [0, 0, 0, 2]]      # an edge centre counts in the last cell
     assert defect_map(np.zeros((0, 2)), 3, 3).sum() == 0
+
+
+def test_the_p_chart_needs_no_scipy():
+    """A station installed with the [server] extra has no scipy: its limits are summed here."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['scipy'] = None\n"
+            "from lineguard.line.spc import Subgroup, p_chart\n"
+            "c = p_chart([Subgroup('a', None, 100, 2), Subgroup('b', None, 50, 6)], centre=0.022)\n"
+            "print(round(c.points[1].ucl, 6), [h.rule for h in c.alarms])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0.11", "[1]"]

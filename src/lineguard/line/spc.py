@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -134,19 +135,38 @@ BEYOND = 0.0013498980316301
 def _binomial_limits(n: int, d: int, pbar: float) -> tuple[float, float, float]:
     """(UCL, LCL, z) of a subgroup of ``n`` parts with ``d`` NG on a line at ``pbar``
     (0 < pbar < 1). The limits sit half a part inside the first count beyond them, so a
-    point is beyond its limit exactly when its z is beyond 3."""
-    from scipy.stats import binom, norm
-    upper = float(binom.sf(d - 1, n, pbar))       # P(X >= d)
-    lower = float(binom.cdf(d, n, pbar))          # P(X <= d)
-    z = float(norm.isf(upper)) if upper < 0.5 else float(norm.ppf(lower)) if lower < 0.5 else 0.0
-    hi = int(binom.isf(BEYOND, n, pbar)) + 1      # the fewest NG with P(X >= hi) <= BEYOND
-    while hi <= n and binom.sf(hi - 1, n, pbar) >= BEYOND:
-        hi += 1
-    lo = int(binom.ppf(BEYOND, n, pbar)) - 1      # the most NG with P(X <= lo) < BEYOND (-1: none)
-    while lo >= 0 and binom.cdf(lo, n, pbar) >= BEYOND:
-        lo -= 1
-    ucl = min(1.0, (hi - 0.5) / n)
-    lcl = max(0.0, (lo + 0.5) / n) if lo >= 0 else 0.0
+    point is beyond its limit exactly when its z is beyond 3.
+
+    The binomial terms are summed here (numpy, no scipy: a station installed with the
+    [server] extra alone has none) over the counts within 15 sigma (and 20 parts) of n·p̄;
+    what lies outside weighs less than 1e-30."""
+    mean, sd = n * pbar, math.sqrt(n * pbar * (1.0 - pbar))
+    lo = max(0, int(mean - 15 * sd - 20))
+    hi = min(n, int(mean + 15 * sd + 20) + 1)
+    k = np.arange(lo, hi + 1, dtype=np.float64)
+    # log pmf at lo, then each next term by its ratio (n-k)/(k+1)·p/(1-p)
+    first = (math.lgamma(n + 1) - math.lgamma(lo + 1) - math.lgamma(n - lo + 1)
+             + lo * math.log(pbar) + (n - lo) * math.log1p(-pbar))
+    steps = np.log(n - k[:-1]) - np.log(k[:-1] + 1) + math.log(pbar) - math.log1p(-pbar)
+    pmf = np.exp(first + np.concatenate(([0.0], np.cumsum(steps))))
+    cdf = np.cumsum(pmf)                     # P(X <= lo + i)
+    sf = np.cumsum(pmf[::-1])[::-1]          # P(X >= lo + i), summed from the small end
+    i = d - lo
+    upper = 1.0 if i <= 0 else 0.0 if i > hi - lo else float(sf[i])         # P(X >= d)
+    lower = 0.0 if i < 0 else 1.0 if i >= hi - lo else float(cdf[i])        # P(X <= d)
+    normal = NormalDist()
+    if upper < 0.5:
+        z = -normal.inv_cdf(upper) if upper > 0 else math.inf
+    elif lower < 0.5:
+        z = normal.inv_cdf(lower) if lower > 0 else -math.inf
+    else:
+        z = 0.0
+    beyond_up = np.flatnonzero(sf < BEYOND)           # counts beyond the upper limit (sf falls)
+    first_up = lo + int(beyond_up[0]) if len(beyond_up) else n + 1
+    below = np.flatnonzero(cdf < BEYOND)              # counts beyond the lower limit (cdf rises)
+    last_low = lo + int(below[-1]) if len(below) else (lo - 1 if lo > 0 else -1)
+    ucl = min(1.0, (first_up - 0.5) / n)
+    lcl = max(0.0, (last_low + 0.5) / n) if last_low >= 0 else 0.0
     return ucl, lcl, z
 
 
