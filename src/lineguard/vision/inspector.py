@@ -342,12 +342,13 @@ class Inspector:
             method = "cross-fit"
         if progress:
             progress("calibrate", 1, 1)
-        defect_scores = None
+        defect_scores, d_x = None, None
         if defect_images is not None:
             d_inputs, d_bad = _load_all(_resolve(defect_images), None, pre)
             bad.extend(d_bad)
             if d_inputs:
-                defect_scores, _ = det.score(np.stack(d_inputs))
+                d_x = np.stack(d_inputs)
+                defect_scores, _ = det.score(d_x)
         # A plant's "good" folder usually holds a few bad or odd parts. Name the ones whose
         # out-of-sample score lies far above the others' (Tukey's far-out rule, Q3 + 3 IQR:
         # no distribution assumed) so a person looks at them. By default they still set
@@ -361,13 +362,29 @@ class Inspector:
         suspect = [{"image": names[int(cal_idx[j])], "score": round(float(cal_scores[j]), 6)}
                    for j in np.argsort(-cal_scores) if is_suspect[j]]
         use = ~is_suspect if exclude_suspects and (~is_suspect).sum() >= 1 else np.ones(len(cal_scores), bool)
+        if method == "cross-fit" and not use.all() and int(use.sum()) > det.min_good_images:
+            # Left out by a person who looked: out of the model too, not the threshold only.
+            # Kept in the bank, a bad part's own patches were "good" there, and parts like it
+            # passed (3 of 4 photos of another product judged OK on magnetic tiles). The
+            # rest are fitted and cross-scored again: their scores against the smaller bank.
+            keep = np.flatnonzero(use)
+            det = create_detector(detector, seed=seed, **detector_params)
+            t0 = time.perf_counter()
+            cal_scores, cal_maps = det.fit_cross_scored(
+                x[keep], progress=fit_progress, groups=None if labels is None else [labels[int(i)] for i in keep])
+            train_s += time.perf_counter() - t0
+            cal_idx = train_idx = keep
+            n_cal = len(keep)
+            use = np.ones(len(keep), bool)
+            if d_x is not None:
+                defect_scores, _ = det.score(d_x)
         calib = _calibration_record(cal_scores[use], cal_maps[use], false_reject_rate, defect_scores,
                                     threshold_strategy, held_out=True, review_rate=review_rate, detector=det,
                                     parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT,
                                     groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]])
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
-        calib["suspects_excluded"] = int((~use).sum())
+        calib["suspects_excluded"] = int(is_suspect.sum()) if exclude_suspects and (~is_suspect).sum() >= 1 else 0
         if is_suspect.any() and not calib["suspects_excluded"] and (~is_suspect).sum() >= 1:
             # what leaving them out would do, so a person who finds them bad knows what
             # retraining with exclude_suspects buys before spending the time on it
