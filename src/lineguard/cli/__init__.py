@@ -6,7 +6,24 @@ import click
 from .. import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The top-level group: a verb that reaches for an optional package this install lacks
+    (torch, scipy, the [server] stack...) ends with one line naming the package and the pip
+    command that brings it, exit code 2, not a traceback; every verb, old or new."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            from ._term import fail, missing_optional
+            verb = ctx.invoked_subcommand
+            line = missing_optional(exc, f"`lineguard {verb}`" if verb else "lineguard")
+            if line is None:
+                raise
+            fail(line)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(version=__version__, message="lineguard %(version)s")
 def app() -> None:
     """lineguard: visual quality inspection for production lines."""

