@@ -439,6 +439,26 @@ def test_bad_parts_in_the_good_folder_are_named(synth_category):
     assert clean.info["suspect_good"] == []
 
 
+def test_recalibrate_leaves_out_the_photos_the_model_learned_from_and_names_far_out_ones(synth_category):
+    """Recalibrating on the training photos set a threshold below most good parts' scores
+    (78 of 100 new good tiles rejected) with only a "check" line; one far-out photo among
+    fresh ones set the threshold alone, unnamed (train names such photos)."""
+    from lineguard.vision.synth import add_defect
+    train = _good_files(synth_category)[:12]
+    insp = Inspector.fit(train, image_size=SIZE, false_reject_rate=0.1)
+    assert len(insp.info["learnt_photos"]) == 12 and insp.describe()["info"]["learnt_photos"] == 12
+    with pytest.raises(DatasetError, match="all 12 photos are photos this model learned from"):
+        insp.recalibrate(train)
+    fresh = sorted((synth_category / "test" / "good").glob("*.png"))
+    mixed = insp.recalibrate(list(fresh) + train[:4], false_reject_rate=0.1)
+    assert mixed["learnt_left_out"]["count"] == 4 and mixed["n_calibration"] == len(fresh)
+    assert mixed["learnt_left_out"]["images"] == [str(f) for f in train[:4]]
+    bad, _ = add_defect(load_image(fresh[0]), "missing_coating", np.random.default_rng(3))
+    named = insp.recalibrate([bad] + list(fresh[1:]), false_reject_rate=0.1)
+    assert [s["image"] for s in named["suspect_good"]] == ["#0"]
+    assert named["threshold_without_suspects"] < insp.threshold
+
+
 def test_recalibrate_changes_threshold_and_model_id(synth_category, tmp_path):
     insp = Inspector.fit(_good_files(synth_category)[:12], image_size=SIZE, false_reject_rate=0.1)
     before_thr, before_id = insp.threshold, insp.model_id

@@ -518,6 +518,16 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     _report_band(insp, c, frr, old, old_review)
     for skipped in c.get("skipped", []):
         note("skipped", skipped)
+    if c.get("learnt_left_out"):
+        left = c["learnt_left_out"]
+        note("left out", f"{left['count']} photo(s) the model learned from (e.g. {', '.join(left['images'][:3])}): "
+                         "scored by it they fit far better than new parts, and would set the threshold too low")
+    for sus in c.get("suspect_good", []):
+        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
+                        f"(> {c['suspect_cut']:.4g}): a bad or odd part among them?")
+    if c.get("threshold_without_suspects") is not None:
+        note("note", f"if those parts are bad, the threshold without them would be "
+                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: recalibrate without them")
     if c.get("note"):
         note("note", c["note"])
     pr = insp.info.get("photo_range")
