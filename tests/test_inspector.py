@@ -439,6 +439,20 @@ def test_bad_parts_in_the_good_folder_are_named(synth_category):
     assert clean.info["suspect_good"] == []
 
 
+def test_a_tiny_file_in_the_good_folder_is_left_out_not_made_the_threshold(synth_category, tmp_path):
+    """An 8x8 file among the good photos was blown up to the model's input, scored far above
+    every good part and, with fewer than 99 parts, was the threshold: every test defect shipped."""
+    from PIL import Image
+    good = _good_files(synth_category)[:12]
+    tiny = tmp_path / "thumb.png"
+    Image.new("RGB", (8, 8), (128, 128, 128)).save(tiny)
+    insp = Inspector.fit(good + [tiny], image_size=SIZE, false_reject_rate=0.1)
+    assert insp.info["n_train"] == 12 and len(insp.info["skipped"]) == 1
+    assert "thumb.png: 8 px on its short side" in insp.info["skipped"][0], insp.info["skipped"]
+    clean = Inspector.fit(good, image_size=SIZE, false_reject_rate=0.1)
+    assert insp.threshold == pytest.approx(clean.threshold)
+
+
 def test_recalibrate_leaves_out_the_photos_the_model_learned_from_and_names_far_out_ones(synth_category):
     """Recalibrating on the training photos set a threshold below most good parts' scores
     (78 of 100 new good tiles rejected) with only a "check" line; one far-out photo among

@@ -60,18 +60,40 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
     """Load images as ``pre``'s model inputs, keeping going past unreadable ones; each is
     shrunk to its input as it loads (a large JPEG decoded at reduced scale) so a large
     training folder is never held at full resolution. ``loaded``, when given, receives
-    the index of every item that loaded."""
-    imgs, bad = [], []
+    the index of every item that loaded.
+
+    A photo far smaller than the others (a quarter of their median side or less, e.g. an
+    8x8 file among 1024x1024 photos) is no photo of the part: it is refused like an
+    unreadable one. Blown up to the model's input it scored far above every good part and,
+    with fewer than 99 parts, set the threshold alone (every test defect shipped)."""
+    imgs, bad, sides, kept = [], [], [], []
     for i, it in enumerate(items):
         try:
-            imgs.append(pre.load(it)[0])
-            if loaded is not None:
-                loaded.append(i)
+            x, geometry = pre.load(it)
+            imgs.append(x)
+            sides.append(min(geometry.photo_hw))
+            kept.append(i)
         except ImageError as exc:
             bad.append(exc)
         if progress:
             progress(stage, i + 1, len(items))
+    if len(sides) >= 4:
+        typical = float(np.median(sides))
+        small = {j for j, side in enumerate(sides) if side * TOO_SMALL_SIDE <= typical}
+        for j in sorted(small):
+            item = items[kept[j]]
+            name = str(item) if isinstance(item, (str, os.PathLike)) else f"image #{kept[j]}"
+            bad.append(ImageError(name, f"{sides[j]} px on its short side where the other photos have about "
+                                        f"{typical:.0f}", "not a photo of the part at the line's camera: left out"))
+        imgs = [x for j, x in enumerate(imgs) if j not in small]
+        kept = [i for j, i in enumerate(kept) if j not in small]
+    if loaded is not None:
+        loaded.extend(kept)
     return imgs, bad
+
+
+# a photo whose short side is this many times smaller than the folder's median is refused
+TOO_SMALL_SIDE = 4
 
 
 # What the record says about the parts its thresholds came from: the guarantee holds only
