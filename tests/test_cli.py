@@ -498,3 +498,25 @@ def test_version_and_help_summaries_read_whole(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == f"lineguard {lineguard.__version__}"
     listed = run_cli("alarm-rules", "--help", cwd=tmp_path).stdout
     assert "e.g." not in listed and "for example" in listed      # click cut the summary at "e.g."
+
+
+def test_progress_off_a_terminal_says_a_line_now_and_then_for_a_long_stage(monkeypatch):
+    """2,000 training photos ran 20 minutes in a log without a word (progress was for
+    terminals only); a short stage still prints nothing there."""
+    import io
+
+    from lineguard.cli import _term
+    clock = [0.0]
+    monkeypatch.setattr(_term.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    cb = _term._quiet_progress(out)
+    for i in range(1, 5):                       # a short stage: 4 steps of 1 s
+        clock[0] += 1
+        cb("load", i, 4)
+    assert out.getvalue() == ""
+    for i in range(1, 101):                     # a long one: 100 steps of 1 s
+        clock[0] += 1
+        cb("features", i, 100)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("features: 31/100 (31%), 30 s") and lines[-1].startswith("features: 100/100 (100%)")
+    assert len(lines) == 4

@@ -101,13 +101,41 @@ def rule(title: str) -> None:
     click.echo("\n" + click.style(f"== {title} ", bold=True) + "=" * max(0, 60 - len(title)))
 
 
+# off a terminal (a log, a pipe, a service): a line per stage this often, only for a stage
+# that has run this long (2,000 training photos ran 20 minutes without a word in a log)
+QUIET_EVERY_S = 30.0
+
+
+def _quiet_progress(stream) -> Progress:
+    started: dict[str, float] = {}
+    said: dict[str, float] = {}
+
+    def cb(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        t0 = started.setdefault(stage, now)
+        if now - t0 < QUIET_EVERY_S or now - said.get(stage, t0) < QUIET_EVERY_S and done < total:
+            return
+        if done >= total and stage in said and said[stage] < 0:
+            return                                       # its end said already
+        said[stage] = -1.0 if done >= total else now
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        stream.write(f"{stage}: {done}/{total}{share}, {now - t0:.0f} s\n")
+        stream.flush()
+
+    return cb
+
+
 @contextmanager
 def progress(enabled: bool = True, width: int = 28) -> Iterator[Progress]:
     """A callback ``(stage, done, total)`` that redraws one line per stage on a terminal;
-    ``None`` when stderr is not a terminal, so logs and pipes stay clean."""
+    off a terminal, a plain line every QUIET_EVERY_S for a stage that runs that long
+    (short runs, pipes and tests print nothing)."""
     stream = sys.stderr
-    if not enabled or not stream.isatty():
+    if not enabled:
         yield None
+        return
+    if not stream.isatty():
+        yield _quiet_progress(stream)
         return
     started: dict[str, float] = {}
     ended: set[str] = set()

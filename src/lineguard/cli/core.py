@@ -422,8 +422,9 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
             if save_model:
                 insp.save(save_model)
         with progress() as cb:
-            report = run_eval(insp, category, out_dir=output,
-                              progress=(lambda d, t: cb("inspect", d, t)) if cb else None)
+            # run_eval calls it as (stage, done, total), as the Inspector does (a two-argument
+            # wrapper here ended `lineguard eval` in a TypeError on every terminal)
+            report = run_eval(insp, category, out_dir=output, progress=cb)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
     keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate", "escape_rate", "threshold")
