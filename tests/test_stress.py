@@ -312,3 +312,21 @@ def test_a_study_with_a90_below_the_painted_range_says_so_in_pod_json_and_the_pa
     # and the summary `lineguard info` shows beside the model
     from lineguard.cli.stress import pod_summary
     assert pod_summary(study)["kinds"]["crack"]["a90_below_painted"] is True
+
+
+def test_an_a50_beyond_the_largest_size_painted_is_flagged_like_a90():
+    """A scratch study with 1 of 45 found: the fit put a50 at 8,630 px for scratches painted up
+    to 180 px, and the table, pod.json and `info` showed it as a plain size."""
+    from lineguard.cli.stress import pod_summary
+    from lineguard.vision.pod import fit_pod
+    from lineguard.vision.stress import _summary
+    from lineguard.vision.stress_report import _fit_cells
+    sizes = np.geomspace(5, 180, 45)
+    fit = _summary(fit_pod(sizes, [i in (30, 44) for i in range(45)]), None)
+    assert fit["status"] == "fit" and fit["a50"] > fit["size_max"], fit
+    assert fit["a50_reached"] is False and fit["a90_reached"] is False
+    cells = _fit_cells(fit, None)
+    assert cells.count("(beyond sizes painted)") >= 2, cells
+    study = {"kinds": {"scratch": {"sentence": "s", "size_means": {}, "nominal_contrast": 40, "size": fit}},
+             "n_good": 40, "per_kind": 45, "seed": 0, "false_reject_rate": 0.0}
+    assert pod_summary(study)["kinds"]["scratch"]["a50_reached"] is False

@@ -31,7 +31,8 @@ def pod_summary_path(model: Path) -> Path:
 def pod_summary(study: dict) -> dict[str, Any]:
     """The numbers a person reads from a study (no per-part rows)."""
     # the flags with the sizes: one below the smallest defect painted is not a measurement
-    keep = ("status", "n", "hits", "a50", "a90", "a90_95", "a90_reached", "a90_95_reached", "a50_below_painted",
+    keep = ("status", "n", "hits", "a50", "a90", "a90_95", "a50_reached", "a90_reached", "a90_95_reached",
+            "a50_below_painted",
             "a90_below_painted", "a90_95_below_painted", "size_min", "size_max")
     kinds = {}
     for kind, e in study["kinds"].items():

@@ -155,6 +155,7 @@ def _fmt_size(px: Optional[float], mm_per_px: Optional[float]) -> str:
 def _summary(fit: PodFit, mm_per_px: Optional[float]) -> dict:
     d = fit.to_dict()
     # Beyond the largest size painted the curve is an extrapolation: said, not hidden.
+    d["a50_reached"] = fit.a50 is not None and fit.a50 <= fit.size_max
     d["a90_reached"] = fit.a90 is not None and fit.a90 <= fit.size_max
     d["a90_95_reached"] = fit.a90_95 is not None and fit.a90_95 <= fit.size_max
     # Below the smallest size painted it is as much a guess as above the largest: the

@@ -202,7 +202,10 @@ def _fit_cells(fit: dict, mm: Optional[float]) -> str:
             _v(fit["a90"], mm) + ("" if fit["a90_reached"] else " (beyond sizes painted)")
         a95 = below if fit.get("a90_95_below_painted") else \
             _v(fit["a90_95"], mm) + ("" if fit["a90_95"] is None or fit["a90_95_reached"] else " (beyond sizes painted)")
-        a50 = below if fit.get("a50_below_painted") else _v(fit["a50"], mm)
+        # a50 past the largest size painted is the curve's other tail (8,630 px from scratches
+        # painted up to 180 px, 1 of 45 found): said as such, like a90
+        a50 = below if fit.get("a50_below_painted") else \
+            _v(fit["a50"], mm) + ("" if fit["a50"] is None or fit.get("a50_reached", True) else " (beyond sizes painted)")
     elif fit["status"] in ("all_found", "separated"):
         a50 = a90 = (f"below {_v(fit['size_min'], mm)}" if fit["status"] == "all_found"
                      else f"step at {_v(fit['all_found_from'], mm)}")
