@@ -127,3 +127,45 @@ def test_a_refused_modbus_trigger_leaves_its_photo_to_no_one(sqlite_station):
     finally:
         plc.close()
         srv.close()
+
+
+def test_serve_gives_both_links_one_camera_folder_and_the_plc_host(tmp_path, monkeypatch):
+    """Each link had a folder source of its own (one photo judged as a Modbus part and an
+    OPC UA part); the PLC links listened on the pages' --host, with no way to keep the
+    unsecured PLC server on the machine network's address."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import plc_modbus, plc_opcua
+    made = []
+
+    class Link:
+        protocol = "fake"
+
+        def __init__(self, station, images, recipes, host, **kw):
+            made.append((type(self).__name__, images, host))
+            self.hs = type("HS", (), {})()
+
+        def start(self):
+            if len(made) == 2:
+                raise RuntimeError("stop here")
+            return self
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {}))
+    monkeypatch.setattr(plc_opcua, "OpcUaStation", type("OpcUa", (Link,), {}))
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    r = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "st"), "--product", "cell", "--line", "L1",
+                                 "--modbus-port", "15021", "--opcua-port", "14841", "--plc-images", str(cam),
+                                 "--host", "0.0.0.0", "--plc-host", "127.0.0.1", "--plc-image-wait-ms", "100"])
+    assert r.exit_code == 2 and "stop here" in r.output, r.output
+    (_, modbus_images, modbus_host), (_, opcua_images, opcua_host) = made
+    assert modbus_images is opcua_images and isinstance(modbus_images, CameraFolder)
+    assert modbus_images.wait_s == pytest.approx(0.1)
+    assert modbus_host == opcua_host == "127.0.0.1"
+    r = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "st"), "--product", "cell", "--line", "L1",
+                                 "--modbus-port", "15021", "--plc-images", str(cam), "--plc-image-wait-ms", "1000"])
+    assert r.exit_code == 2 and "leaves no time to judge the part" in r.output, r.output

@@ -203,6 +203,9 @@ def station_options(f):
 @click.option("--plc-camera-fps", type=float, default=None,
               help="With --plc-camera: frames per second of an image folder (default 1) or a video file "
                    "(default: its recorded rate).")
+@click.option("--plc-host", default=None,
+              help="With a PLC port: the address the PLC link listens on (default --host): keep the unsecured "
+                   "Modbus/OPC UA server on the machine network's address while the pages serve the plant's.")
 @click.option("--plc-image-wait-ms", type=click.FloatRange(0, 5000), default=250.0, show_default=True,
               help="With --plc-images: how long a trigger waits for its photo when none has come since the "
                    "previous trigger (a camera that saves a little after the trigger); then NG, no image.")
@@ -229,7 +232,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
-          plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_image_wait_ms: float,
+          plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_host: Optional[str],
+          plc_image_wait_ms: float,
           recipes: tuple[str, ...],
           plc_line: Optional[str],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
@@ -301,13 +305,13 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                     images = grabber.image_source() if grabber is not None else folder
                     plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
                                     station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
-                                    host=host, port=plc_port, window_ms=inspection_window_ms))
+                                    host=plc_host or host, port=plc_port, window_ms=inspection_window_ms))
                     if len(wanted) > 1:
                         plcs[-1].hs.fault_key = f"plc-{cls.protocol}"
                     plcs[-1].start()
                 except (RuntimeError, ValueError) as exc:
                     fail(str(exc))
-                click.echo(f"PLC handshake: {name} on {host}:{plc_port}, recipes {plc_recipes}, "
+                click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
                            f"images from {plc_camera if grabber is not None else plc_images}")
             station.plc = plcs[0] if len(plcs) == 1 else plcs
         click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
