@@ -471,6 +471,11 @@ def test_recalibrate_leaves_out_the_photos_the_model_learned_from_and_names_far_
     named = insp.recalibrate([bad] + list(fresh[1:]), false_reject_rate=0.1)
     assert [s["image"] for s in named["suspect_good"]] == ["#0"]
     assert named["threshold_without_suspects"] < insp.threshold
+    # from Python too the default target is the model's own (it was 1% whatever the model's)
+    assert insp.recalibrate(fresh)["target_false_reject_rate"] == pytest.approx(0.1)
+    # a model from before the prints were kept says it cannot tell its training photos
+    del insp.info["learnt_photos"]
+    assert insp.recalibrate(train)["learnt_unknown"] is True
 
 
 def test_recalibrate_changes_threshold_and_model_id(synth_category, tmp_path):

@@ -69,6 +69,7 @@ def test_mqtt_result_per_line_and_station(sqlite_station):
 
 class _Hook(BaseHTTPRequestHandler):
     fail_first = 0
+    refuse_first = 0
     received: list = []
     hold = None     # a threading.Event: each delivery waits for it (a receiver that hangs)
 
@@ -82,6 +83,11 @@ class _Hook(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
+        if cls.refuse_first > 0:
+            cls.refuse_first -= 1
+            self.send_response(422)
+            self.end_headers()
+            return
         cls.received.append(json.loads(body))
         self.send_response(204)
         self.end_headers()
@@ -92,7 +98,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook():
-    handler = type("Hook", (_Hook,), {"fail_first": 0, "received": [], "hold": None})
+    handler = type("Hook", (_Hook,), {"fail_first": 0, "refuse_first": 0, "received": [], "hold": None})
     srv = HTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -107,6 +113,20 @@ def test_webhook_retries_with_backoff(sqlite_station, hook):
     st.inspect(png_bytes(230, seed=3), Part("w-1", "L1", "S1", "cell"))
     assert st.sinks.flush(10)
     assert [d["part_id"] for d in hook.received if d["event"] == "inspection"] == ["w-1"]
+
+
+def test_a_message_the_receiver_refuses_is_counted_refused_not_delivered(sqlite_station, hook):
+    hook.refuse_first = 1              # the model change's message: 422, refused for good
+    st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=0)])
+    st.inspect(png_bytes(230, seed=3), Part("r-1", "L1", "S1", "cell"))
+    assert st.sinks.flush(10)
+    (state,) = st.sinks.status().values()
+    assert (state["delivered"], state["refused"]) == (1, 1), state
+    import re
+    metrics = st.metrics.render().decode()
+    assert re.search(r'lineguard_outbox_delivered_total\{sink="webhook:127\.0\.0\.1:\d+/hook"\} 1\.0', metrics)
+    assert re.search(r'lineguard_outbox_refused_total\{sink="webhook:127\.0\.0\.1:\d+/hook"\} 1\.0', metrics)
+    assert [d["part_id"] for d in hook.received if d["event"] == "inspection"] == ["r-1"]
 
 
 def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):

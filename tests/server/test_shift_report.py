@@ -113,10 +113,11 @@ def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, mon
     import lineguard.server.app as server_app
     from lineguard.cli import app
     from lineguard.server.__main__ import main as server_main
-    seen = []
+    seen, schemas = [], []
 
     def opened(cfg, *args, **kw):
         seen.append((cfg.shift_starts, cfg.timezone))
+        schemas.append(cfg.db_schema)
         raise server_app.StartupError("stop here")
 
     monkeypatch.setattr(server_app, "open_station", opened)
@@ -130,12 +131,15 @@ def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, mon
     assert seen == [(("07:00", "19:00"), "Asia/Tokyo"), (("06:00", "18:00"), "America/Chicago")]
     r = CliRunner().invoke(app, ["serve", "--data", data, "--timezone", "Mars/Olympus"])
     assert r.exit_code == 2 and "Mars/Olympus" in r.output and len(seen) == 2, r.output
+    # and the station's own PostgreSQL schema, as the keys and users commands take it
+    r = CliRunner().invoke(app, ["serve", "--data", data, "--db-schema", "line_2"])
+    assert r.exit_code == 2 and schemas[-1] == "line_2", r.output
     # python -m lineguard.server, for containers, alike
     monkeypatch.setattr("lineguard.server.__main__.serve", lambda cfg, **kw: seen.append((cfg.shift_starts,
                                                                                            cfg.timezone)))
     server_main(["--data", data])
     server_main(["--data", data, "--shift-starts", "22:00,10:00", "--timezone", "Europe/Berlin"])
-    assert seen[2:] == [(("06:00", "18:00"), "America/Chicago"), (("22:00", "10:00"), "Europe/Berlin")]
+    assert seen[3:] == [(("06:00", "18:00"), "America/Chicago"), (("22:00", "10:00"), "Europe/Berlin")]
 
 
 def test_a_version_with_tuned_thresholds_does_not_make_the_models_differ(spc_station):

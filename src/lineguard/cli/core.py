@@ -519,6 +519,9 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     _report_band(insp, c, frr, old, old_review)
     for skipped in c.get("skipped", []):
         note("skipped", skipped)
+    if c.get("learnt_unknown"):
+        note("check", "this model keeps no prints of the photos it learned from (trained before they were kept): "
+                      "make sure these are not its training photos, which set the threshold far too low")
     if c.get("learnt_left_out"):
         left = c["learnt_left_out"]
         note("left out", f"{left['count']} photo(s) the model learned from (e.g. {', '.join(left['images'][:3])}): "

@@ -168,6 +168,9 @@ def station_options(f):
 @click.option("--product", default=None, help="Product the --model inspects.")
 @click.option("--line", default="", help="Limit --model to one line (default: every line of the product).")
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
+                   "--db-schema the keys, users and parts commands take.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the plant network).")
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -228,7 +231,8 @@ def station_options(f):
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
               help="The plant's time zone, an IANA name such as Europe/Berlin (default: this PC's): its shifts, "
                    "days and hours, and the plant_time of exports.")
-def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str], host: str,
+def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
+          db_schema: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
@@ -265,6 +269,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                   alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
                   alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                   timezone=timezone)
+    if db_schema:
+        cfg.db_schema = db_schema
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     # Everything that can be wrong with the settings (database URL, model file) is found

@@ -91,6 +91,7 @@ class _SinkState:
         self.failing_since: Optional[float] = None
         self.last_delivered: Optional[float] = None
         self.delivered = 0
+        self.refused = 0
         self.attempts: dict[int, int] = {}
         self.floor_checked = 0.0
         self.connections_seen = 0        # the sink's connections whose retained states were written again
@@ -241,6 +242,9 @@ class Outbox:
                     log.error("%s: delivered row %s not marked (%s); it will be sent again", st.key, row.id, exc)
                     failed = True
                     break
+                if status == "refused":          # taken off the backlog, but not delivered
+                    st.refused += 1
+                    continue
                 st.delivered += 1
                 st.last_delivered = time.time()
                 if self.metrics is not None:
@@ -324,6 +328,8 @@ class Outbox:
                 "failing_for_s": round(time.time() - failing_since, 1) if failing_since else None,
                 "last_error": st.last_error,
                 "delivered": st.delivered,
+                # refused for good by the receiver (400, 413, 415, 422): counted as delivered before
+                "refused": st.refused,
             }
         return out
 

@@ -136,8 +136,7 @@ def _unknown_name(column: str, typed: str, names: Sequence[str]) -> str:
     what = "no part was ever inspected on it" if column == "line" else \
         "no part of it was ever inspected and no model was uploaded for it"
     msg = f"unknown {column} {typed!r}: {what}"
-    if close:
-        msg += "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    msg += ("; did you mean " + " or ".join(repr(n) for n in close) + "?") if close else "."
     plural = "lines" if column == "line" else "products"
     listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     msg += (f" The {plural} the station knows: {listed or 'none yet'} (GET /api/v1/inspections/names); "

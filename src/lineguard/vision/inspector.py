@@ -555,7 +555,7 @@ class Inspector:
                                 photo_issues=doubts)
 
     # ------------------------------------------------------------ recalibrate
-    def recalibrate(self, good: GoodImages, false_reject_rate: float = 0.01,
+    def recalibrate(self, good: GoodImages, false_reject_rate: Optional[float] = None,
                     defect_images: Optional[GoodImages] = None, strategy: str = "frr",
                     review_rate: Optional[float] = None, photo_range: bool = False) -> dict[str, Any]:
         """Reset thresholds (image, review and pixel) from fresh good parts, scored by this
@@ -572,6 +572,10 @@ class Inspector:
         photos no longer look like the training photos (the record's ``photo_odd`` names
         photos left out of it); otherwise the range learnt at training stays.
         """
+        if false_reject_rate is None:
+            # the model's own target, as the CLI's default (from Python it was 1% whatever the
+            # model was trained for)
+            false_reject_rate = float(self.calibration.get("target_false_reject_rate", 0.01))
         if review_rate is None:
             review_rate = float(self.calibration.get("review_rate", 0.0))
         check_review_rate(false_reject_rate, review_rate)
@@ -615,6 +619,9 @@ class Inspector:
             calib["note"] = too_few_parts_note(calib, PARTS_NOT_LEARNT)
         if seen.any():
             calib["learnt_left_out"] = {"count": int(seen.sum()), "images": learnt_names[:20]}
+        if not learnt:
+            # a model from before the prints were kept cannot tell its training photos
+            calib["learnt_unknown"] = True
         # as at training: good photos scoring far above the others are named for a person to
         # look at (one over-exposed tile set the threshold alone: escapes 74% -> 99.5%); they
         # keep setting it, and what it would be without them is said
