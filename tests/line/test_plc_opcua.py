@@ -372,10 +372,162 @@ def test_acknowledge_alarms_of_kinds_leaves_the_others(ua_cell):
     assert plc.read(plc.diag, "AlarmCode") == 1                 # the NG run
     from asyncua import ua
     u32 = (lambda v: ua.Variant(v, ua.VariantType.UInt32))
-    with pytest.raises(Exception, match="BadInvalidArgument"):         # -1 would name every kind
+    with pytest.raises(Exception, match="BadOutOfRange"):              # -1 would name every kind
         plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", ua.Variant(-1, ua.VariantType.Int32), u32(1))
     plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(2), u32(1))     # the NG rate, not active: none taken
     plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", u32(1), u32(4))     # the NG run, a camera's
     plc.wait(lambda: plc.read(plc.diag, "Alarm") is False, "Alarm cleared")
     (done,) = st.alarms.history()
     assert (done["kind"], done["acked_by"], done["ack_cause"]) == ("ng_run", "plc (opcua)", "camera")
+
+
+# -- arguments, timestamps and the server's identity -------------------------------------
+
+def test_start_single_job_takes_an_integer_part_id_in_range_and_refuses_anything_else(ua_cell):
+    """A DINT -5, a 2^40, a Double, a String or no PartId never reaches PartId (a value a
+    UInt32 cannot encode broke every later Read and subscription); a DINT in range is taken."""
+    from asyncua import ua
+    from asyncua.client.ua_client import UaClient
+    from asyncua.sync import sync_uaclient_method
+    st, srv, plc = ua_cell([png_bytes(30, seed=90)])
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Operational/Ready")
+    bad = [((ua.Variant(-5, ua.VariantType.Int32),), "BadOutOfRange", "PartId -5 is out of range"),
+           ((ua.Variant(2 ** 40, ua.VariantType.UInt64),), "BadOutOfRange", "PartId 1099511627776 is out of range"),
+           ((ua.Variant(3.7, ua.VariantType.Double),), "BadTypeMismatch", "must be an integer (UInt32"),
+           ((ua.Variant("42", ua.VariantType.String),), "BadTypeMismatch", "got String '42'"),
+           ((ua.Variant(True, ua.VariantType.Boolean),), "BadTypeMismatch", "got Boolean True"),
+           ((), "BadArgumentsMissing", "PartId (the PLC's part number) missing"),
+           ((ua.Variant(1, ua.VariantType.UInt32), ua.Variant(2, ua.VariantType.UInt32)), "BadTooManyArguments",
+            "2 arguments given, it takes 1")]
+    for args, status, why in bad:
+        with pytest.raises(ua.UaStatusCodeError, match=status):
+            plc.call(plc.sm, "StartSingleJob", *args)
+        plc.wait(lambda: why in plc.read(plc.diag, "LastRefusal"), f"LastRefusal saying {why!r}")
+        assert "StartSingleJob refused" in plc.read(plc.diag, "LastRefusal")
+        assert "no part triggered" in plc.read(plc.diag, "LastRefusal")
+    # each argument's own status comes back too
+    call = sync_uaclient_method(UaClient.call)(plc.c)
+    (res,) = call([ua.CallMethodRequest(ObjectId=plc.sm.nodeid,
+                                        MethodId=plc.sm.get_child([f"{plc.ns}:StartSingleJob"]).nodeid,
+                                        InputArguments=[ua.Variant(-5, ua.VariantType.Int32)])])
+    assert res.StatusCode.name == "BadOutOfRange" and [r.name for r in res.InputArgumentResults] == ["BadOutOfRange"]
+    assert srv.snapshot()["triggers"] == 0 and not st.query(), "a refused call triggers nothing"
+    assert plc.state() == ("Operational", "Ready") and plc.read(plc.diag, "TriggerReady") is True
+    # the server still answers a Read of every result variable, and a subscription still sees changes
+    got = []
+
+    class Handler:
+        def datachange_notification(self, node, val, data):
+            got.append(val)
+
+    sub = plc.c.create_subscription(20, Handler())
+    sub.subscribe_data_change(plc.results.get_child([f"{plc.ns}:PartId"]))
+    assert plc.result()["PartId"] == 0
+    assert plc.call(plc.sm, "StartSingleJob", ua.Variant(4242, ua.VariantType.Int32)) == 1    # an S7 DINT
+    res = plc.wait_valid()
+    assert (res["PartId"], res["Verdict"]) == (4242, "OK")
+    plc.wait(lambda: 4242 in got, "the PartId subscription's data change")
+
+
+def test_every_method_with_arguments_checks_them(ua_cell):
+    """SelectRecipe and the alarm acknowledgements take an integer Variant in UInt32's range
+    (a DINT too) and refuse anything else with what is wrong; none changes anything."""
+    from asyncua import ua
+    st, srv, plc = ua_cell([png_bytes(30, seed=91)], recipes={1: "cell", 2: "band"})
+    u32 = (lambda v: ua.Variant(v, ua.VariantType.UInt32))
+    cases = [(plc.recipes, "SelectRecipe", (ua.Variant(-1, ua.VariantType.Int32),), "BadOutOfRange",
+              "RecipeId -1 is out of range"),
+             (plc.recipes, "SelectRecipe", (ua.Variant("2", ua.VariantType.String),), "BadTypeMismatch",
+              "RecipeId must be an integer"),
+             (plc.recipes, "SelectRecipe", (ua.Variant(2.0, ua.VariantType.Float),), "BadTypeMismatch", "got Float"),
+             (plc.recipes, "SelectRecipe", (), "BadArgumentsMissing", "RecipeId (one of RecipeManagement/Recipes)"),
+             (plc.diag, "AcknowledgeAlarmsWithCause", (ua.Variant(5.0, ua.VariantType.Double),), "BadTypeMismatch",
+              "Cause must be an integer"),
+             (plc.diag, "AcknowledgeAlarmsWithCause", (ua.Variant(2 ** 32, ua.VariantType.Int64),), "BadOutOfRange",
+              "Cause 4294967296 is out of range"),
+             (plc.diag, "AcknowledgeAlarmsWithCause", (), "BadArgumentsMissing", "Cause (0 not said"),
+             (plc.diag, "AcknowledgeAlarmsOfKinds", (u32(1),), "BadArgumentsMissing", "Cause (0 not said"),
+             (plc.diag, "AcknowledgeAlarmsOfKinds", (u32(1), ua.Variant(-4, ua.VariantType.Int16)), "BadOutOfRange",
+              "Cause -4 is out of range"),
+             (plc.diag, "AcknowledgeAlarmsOfKinds", (ua.Variant("all", ua.VariantType.String), u32(1)),
+              "BadTypeMismatch", "Kinds must be an integer"),
+             (plc.sm, "Start", (u32(1),), "BadTooManyArguments", "Start refused: 1 arguments given, it takes none")]
+    for obj, method, args, status, why in cases:
+        with pytest.raises(ua.UaStatusCodeError, match=status):
+            plc.call(obj, method, *args)
+        plc.wait(lambda: why in plc.read(plc.diag, "LastRefusal"), f"{method}: LastRefusal saying {why!r}")
+        assert f"{method} refused" in plc.read(plc.diag, "LastRefusal")
+    assert plc.read(plc.recipes, "ActiveRecipe") == 1
+    plc.call(plc.recipes, "SelectRecipe", ua.Variant(2, ua.VariantType.Int32))     # a DINT 2 is recipe 2
+    plc.wait(lambda: plc.read(plc.recipes, "ActiveRecipe") == 2, "ActiveRecipe 2")
+    plc.call(plc.diag, "AcknowledgeAlarmsWithCause", ua.Variant(1, ua.VariantType.Int32))
+    plc.call(plc.diag, "AcknowledgeAlarmsOfKinds", ua.Variant(0, ua.VariantType.Int32),
+             ua.Variant(1, ua.VariantType.Byte))
+
+
+def test_values_carry_source_and_server_timestamps(ua_cell):
+    """HMIs and historians order and age values by their timestamps: each written value has both."""
+    from datetime import datetime, timezone
+    from asyncua import ua
+    t0 = datetime.now(timezone.utc)
+    st, srv, plc = ua_cell([png_bytes(30, seed=92)])
+    plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Operational/Ready")
+    plc.start_job(77)
+    assert plc.wait_valid()["PartId"] == 77
+    t1 = datetime.now(timezone.utc)
+    where = {"ResultsValid": plc.results, "PartId": plc.results, "Verdict": plc.results, "ResultCode": plc.results,
+             "TriggerReady": plc.diag, "ErrorCode": plc.diag, "CurrentState": plc.sm}
+    params = ua.ReadParameters(TimestampsToReturn=ua.TimestampsToReturn.Both)
+    for name, obj in where.items():
+        params.NodesToRead.append(ua.ReadValueId(NodeId=obj.get_child([f"{plc.ns}:{name}"]).nodeid,
+                                                 AttributeId=ua.AttributeIds.Value))
+    values = plc.c.nodes.root.read_params(params)
+    for name, dv in zip(where, values):
+        assert dv.StatusCode.is_good(), name
+        for kind in ("SourceTimestamp", "ServerTimestamp"):
+            ts = getattr(dv, kind)
+            assert ts is not None, f"{name} has no {kind}"
+            ts = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)      # asyncua decodes UTC
+            assert t0 <= ts <= t1, f"{name} {kind} {ts} is not when it was written (UTC)"
+    # a state update rewrites ResultsValid unchanged: its SourceTimestamp stays when it rose
+    valid = plc.results.get_child([f"{plc.ns}:ResultsValid"])
+    rose = valid.read_data_value().SourceTimestamp
+    with pytest.raises(ua.UaStatusCodeError, match="BadInvalidState"):
+        plc.start_job(78)                          # refused: LastRefusal moves, a state update
+    plc.wait(lambda: "part 78" in plc.read(plc.diag, "LastRefusal"), "LastRefusal for part 78")
+    time.sleep(0.2)
+    dv = valid.read_data_value()
+    assert dv.Value.Value is True and dv.SourceTimestamp == rose and dv.ServerTimestamp > rose
+
+
+def test_the_server_offers_anonymous_only_and_names_this_station(ua_cell):
+    """No UserName login that takes any password (nor asyncua's 'admin', who may write every
+    node); the ApplicationUri is this station's, not asyncua's default shared by every one."""
+    import lineguard
+    from asyncua import ua
+    from asyncua.sync import Client
+    st, srv, plc = ua_cell([])
+    for user in ("plc", "admin"):
+        c = Client(srv.endpoint, timeout=10)
+        c.set_user(user)
+        c.set_password("anything")
+        with pytest.raises(Exception, match="BadIdentityTokenRejected"):
+            c.connect()
+        try:
+            c.disconnect()
+        except Exception:  # noqa: BLE001 - it never connected
+            pass
+    ours = f"urn:{socket.gethostname()}:lineguard:L1:S1"
+    for edp in plc.c.get_endpoints():
+        assert [t.TokenType for t in edp.UserIdentityTokens] == [ua.UserTokenType.Anonymous]
+        assert edp.Server.ApplicationUri == ours
+        assert "freeopcua" not in edp.Server.ProductUri.lower()
+    assert plc.c.nodes.server.get_child(["0:ServerArray"]).read_value() == [ours]
+    build = plc.c.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_BuildInfo)).read_value()
+    assert (build.ProductName, build.ManufacturerName, build.SoftwareVersion) == \
+        ("lineguard", "lineguard", lineguard.__version__)
+    assert "freeopcua" not in build.ProductUri.lower()
+    from lineguard.line.plc_opcua import application_uri
+    assert application_uri("L1", "S2") != application_uri("L1", "S1") != application_uri("L2", "S1")
+    assert application_uri("line 1", "S:1", host="cam-7") == "urn:cam-7:lineguard:line%201:S%3A1"
+

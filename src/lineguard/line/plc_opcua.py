@@ -63,6 +63,18 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
     RecipeId; emitted by VisionSystem after the ResultManagement variables are written.
 
+Arguments: any integer Variant (SByte ... UInt64: a PLC sends DINT / UDINT) whose value
+fits the argument's UInt32 is taken; anything else refuses the call, nothing done, with
+BadTypeMismatch (not an integer), BadOutOfRange (negative or above 4294967295),
+BadArgumentsMissing or BadTooManyArguments (InputArgumentResults name the argument,
+LastRefusal says why). Every variable written carries SourceTimestamp and ServerTimestamp
+(UTC, when its value last changed).
+
+The server offers Anonymous login only over SecurityPolicy None (no UserName: there are
+no accounts to check a password against; keep it on the machine network). Its
+ApplicationUri is ``urn:<host>:lineguard:<line>:<station>``, one per station (clients
+and discovery tell servers apart by it), BuildInfo names lineguard and its version.
+
 The handshake: the PLC waits for TriggerReady (or CurrentSubState Ready), calls
 StartSingleJob(PartId); the station goes to SingleExecution, writes the result
 variables, then ResultsValid, then fires ResultReady; the PLC reads (or takes the
@@ -71,15 +83,125 @@ event), checks PartId, calls AcknowledgeResult; the station returns to Ready.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import socket
 import threading
-from typing import Any, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+from urllib.parse import quote
 
+from .. import __version__
 from .plc_handshake import Answer, Handshake, ImageSource, ResultCode, VerificationState
 
 log = logging.getLogger("lineguard.plc")
 
 NAMESPACE = "urn:lineguard:plc:vision"
+PRODUCT_URI = "urn:lineguard"
+UINT32_MAX = 0xFFFFFFFF
+
+
+def application_uri(line: str, station_name: str, host: Optional[str] = None) -> str:
+    """This station's OPC UA ApplicationUri: unique per host, line and station, since
+    clients, discovery servers and certificates tell servers apart by it (asyncua's
+    default is the same on every station)."""
+    parts = [host or socket.gethostname(), "lineguard", line, station_name]
+    # a URN has no room for spaces or colons inside a part: percent-encode them
+    return "urn:" + ":".join(quote(p, safe="-._~") for p in parts)
+
+
+class _BadArguments(Exception):
+    def __init__(self, status: str, why: str, arg_results: list[str]):
+        super().__init__(why)
+        self.status, self.why, self.arg_results = status, why, arg_results
+
+
+_INTEGER_VTYPES = ("SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64")
+
+
+def _uint32_args(method: str, args: tuple, spec: tuple[tuple[str, str], ...], nothing: str) -> list[int]:
+    """The values of a method's UInt32 arguments (``spec``: name and what it is, in order).
+
+    Any integer Variant is taken, since PLCs send DINT (Int32) or UDINT (UInt32) and OPC UA
+    clients what their variable holds; a Boolean, a Double (3.7 is not part 3), a String,
+    an array or a value outside 0..4294967295 raises :class:`_BadArguments` saying which.
+    """
+    from asyncua import ua
+    want = ", ".join(f"{name} UInt32" for name, _ in spec)
+    if len(args) < len(spec):
+        missing = ", ".join(f"{name} ({what})" for name, what in spec[len(args):])
+        raise _BadArguments("BadArgumentsMissing", f"{method} refused: {missing} missing (it takes {want}); {nothing}",
+                            ["Good"] * len(args))
+    if len(args) > len(spec):
+        raise _BadArguments("BadTooManyArguments", f"{method} refused: {len(args)} arguments given, it takes "
+                            f"{len(spec) or 'none'}{' (' + want + ')' if spec else ''}; {nothing}",
+                            ["Good"] * len(spec) + ["BadTooManyArguments"] * (len(args) - len(spec)))
+    values: list[int] = []
+    results = ["Good"] * len(args)
+    problems: list[tuple[str, str]] = []        # (status, why) for each bad argument
+    for i, ((name, what), arg) in enumerate(zip(spec, args)):
+        vtype = getattr(arg, "VariantType", None)
+        value = getattr(arg, "Value", arg)
+        if not isinstance(vtype, ua.VariantType) or vtype.name not in _INTEGER_VTYPES \
+                or isinstance(value, bool) or not isinstance(value, int):
+            results[i] = "BadTypeMismatch"
+            problems.append(("BadTypeMismatch", f"{name} must be an integer (UInt32: {what}), got {_describe(arg)}"))
+        elif not 0 <= value <= UINT32_MAX:
+            results[i] = "BadOutOfRange"
+            problems.append(("BadOutOfRange", f"{name} {value} is out of range (UInt32: 0 to {UINT32_MAX})"))
+        else:
+            values.append(value)
+    if problems:
+        # one status for the call: the first bad argument's (InputArgumentResults has each)
+        raise _BadArguments(problems[0][0], f"{method} refused: " + "; ".join(w for _, w in problems) + f"; {nothing}",
+                            results)
+    return values
+
+
+def _describe(arg: Any) -> str:
+    """A Variant as a refusal names it: its type and (shortened) value."""
+    vtype = getattr(arg, "VariantType", None)
+    value = getattr(arg, "Value", arg)
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    if getattr(arg, "is_array", False) or isinstance(value, (list, tuple)):
+        return f"an array of {getattr(vtype, 'name', '?')} {text}"
+    if vtype is not None and getattr(vtype, "name", "") == "Null":
+        return "no value (Null)"
+    return f"{getattr(vtype, 'name', type(value).__name__)} {text}"
+
+
+def _fits(name: str, value: Any) -> bool:
+    """Whether ``value`` can be encoded as variable ``name``'s type (the integers are UInt32)."""
+    if _VTYPES[name] != "UInt32":
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT32_MAX
+
+
+_CAUSE = "0 not said, 1-6 built in, 7 on the plant's own"
+
+
+def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str) -> Callable[[Any], Any]:
+    """A method callback that gets its UInt32 arguments (``spec``: name and what it is) as
+    ints, checked; a call with bad ones is refused, ``nothing`` done, LastRefusal set.
+
+    asyncua hands a method whatever Variants the client sent, unchecked against the
+    declared arguments: a value its variable cannot encode (an Int32 -5 echoed in PartId)
+    breaks every later Read and subscription of the server, a missing one raises in the
+    callback (BadUnexpectedError and a traceback). So nothing is done with an argument
+    until it is a whole number in range.
+    """
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def call(self: "OpcUaStation", parent: Any, *args: Any) -> Any:
+            try:
+                values = _uint32_args(method, args, spec, nothing)
+            except _BadArguments as bad:
+                return self._refuse(bad.status, bad.why, bad.arg_results)
+            return await fn(self, parent, *values)
+        return call
+    return wrap
 
 
 class OpcUaStation:
@@ -106,6 +228,7 @@ class OpcUaStation:
         self._server: Any = None
         self._nodes: dict[str, Any] = {}
         self._written: dict[str, Any] = {}
+        self._changed_at: dict[str, datetime] = {}      # each variable's SourceTimestamp
         self._event: Any = None
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[asyncio.Event] = None
@@ -194,12 +317,26 @@ class OpcUaStation:
 
     async def _write(self, name: str, value: Any) -> None:
         from asyncua import ua
-        if self._written.get(name, _UNSET) == value and name != "ResultsValid":
+        changed = self._written.get(name, _UNSET) != value
+        if not changed and name != "ResultsValid":
             return   # unchanged: a state update rewrites only what moved
+        if not _fits(name, value):
+            # a value its type cannot encode breaks every Read that includes the node and
+            # every subscription of the server (asyncua encodes only when it sends)
+            log.error("OPC UA %s = %r does not fit %s: not written", name, value, _VTYPES[name])
+            return
         self._written[name] = value
+        # HMIs and historians order and age values by their timestamps, and asyncua's
+        # direct write below stamps nothing. SourceTimestamp is when the value last
+        # changed: ResultsValid rewritten unchanged keeps its own (a subscription that
+        # triggers on timestamps would otherwise see a change with each state update)
+        now = datetime.now(timezone.utc)
+        if changed or name not in self._changed_at:
+            self._changed_at[name] = now
         # straight into the address space (subscriptions still see it): the PLC's answer
         # is on the critical path, and a client-style write costs several times more
-        await self._server.write_attribute_value(self._nodes[name].nodeid, ua.DataValue(_variant(name, value)))
+        await self._server.write_attribute_value(self._nodes[name].nodeid, ua.DataValue(
+            _variant(name, value), SourceTimestamp=self._changed_at[name], ServerTimestamp=now))
 
     # -- the server ----------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> "OpcUaStation":
@@ -236,10 +373,21 @@ class OpcUaStation:
         from asyncua import Server, ua
         logging.getLogger("asyncua").setLevel(logging.WARNING)   # it logs every method call at INFO
         server = Server()
+        server.product_uri = PRODUCT_URI
+        server.manufacturer_name = "lineguard"
         await server.init()
+        await server.set_application_uri(application_uri(self.line, self.hs.station_name))
+        # BuildDate: no build is recorded (a pip install of the source), so the start
+        await server.set_build_info(PRODUCT_URI, "lineguard", "lineguard", __version__, __version__,
+                                    datetime.now(timezone.utc))
         server.set_endpoint(self.endpoint)
-        server.set_server_name(f"lineguard {self.hs.station_name}")
+        server.set_server_name(f"lineguard {self.line} {self.hs.station_name}")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        # Anonymous only: asyncua's default also offers UserName and takes any password
+        # (and "admin" with any password as its administrator, who may write every node),
+        # a login that suggests a protection the server does not have
+        server.set_identity_tokens([ua.AnonymousIdentityToken])
+        server.allow_remote_admin(False)
         idx = await server.register_namespace(NAMESPACE)
         await self._build(server, idx)
         self._queue = asyncio.Queue()
@@ -320,14 +468,21 @@ class OpcUaStation:
             self._thread.join(10)
         self.hs.close()
 
-    # -- methods (run on the server's loop) -------------------------------------------------
-    def _refuse(self, status: str, why: str) -> Any:
+    # -- methods (run on the server's loop; @_takes has checked their arguments) -----------
+    def _refuse(self, status: str, why: str, arg_results: Optional[list[str]] = None) -> Any:
         from asyncua import ua
-        self.last_refusal = why
-        log.warning("OPC UA call refused: %s", why)
-        self.hs.show()
-        return ua.StatusCode(getattr(ua.StatusCodes, status))
+        with self.hs.lock:
+            self.last_refusal = why
+            log.warning("OPC UA call refused: %s", why)
+            self.hs.show()
+        code = ua.StatusCode(getattr(ua.StatusCodes, status))
+        if arg_results is None:
+            return code
+        # each argument's own status too, as Part 4's Call has it (Good for the fine ones)
+        return ua.CallMethodResult(StatusCode=code, InputArgumentResults=[
+            ua.StatusCode(getattr(ua.StatusCodes, r)) for r in arg_results])
 
+    @_takes("Start", (), "the state is unchanged")
     async def _m_start(self, parent: Any) -> Any:
         with self.hs.lock:
             if self.hs.error_code:
@@ -336,21 +491,23 @@ class OpcUaStation:
             self.hs.show()
         return []
 
+    @_takes("Halt", (), "the state is unchanged")
     async def _m_halt(self, parent: Any) -> Any:
         with self.hs.lock:
             self.mode = "Halted"
             self.hs.show()
         return []
 
+    @_takes("Reset", (), "the state is unchanged")
     async def _m_reset(self, parent: Any) -> Any:
         with self.hs.lock:
             self.mode = "Preoperational"
             self.hs.clear_error()
         return []
 
-    async def _m_start_single_job(self, parent: Any, part_id: Any) -> Any:
+    @_takes("StartSingleJob", (("PartId", "the PLC's part number"),), "no part triggered")
+    async def _m_start_single_job(self, parent: Any, tag: int) -> Any:
         from asyncua import ua
-        tag = int(part_id.Value)
         with self.hs.lock:
             state, _ = self.state()
             if state != "Operational":
@@ -363,8 +520,8 @@ class OpcUaStation:
                                     f"{self.hs.not_ready_reason()}".replace("ResultsAck", "AcknowledgeResult"))
         return [ua.Variant(trig.seq, ua.VariantType.UInt32)]
 
-    async def _m_select_recipe(self, parent: Any, recipe_id: Any) -> Any:
-        rid = int(recipe_id.Value)
+    @_takes("SelectRecipe", (("RecipeId", "one of RecipeManagement/Recipes"),), "the recipe is unchanged")
+    async def _m_select_recipe(self, parent: Any, rid: int) -> Any:
         with self.hs.lock:
             if self.hs.busy:
                 return self._refuse("BadInvalidState", f"SelectRecipe {rid} refused: a part is being inspected")
@@ -373,30 +530,26 @@ class OpcUaStation:
                                     f"station (known: {sorted(self.hs.recipes)})")
         return []
 
+    @_takes("AcknowledgeResult", (), "the result is still valid")
     async def _m_ack(self, parent: Any) -> Any:
         self.hs.ack()
         return []
 
+    @_takes("AcknowledgeAlarms", (), "nothing acknowledged")
     async def _m_ack_alarms(self, parent: Any) -> Any:
         self.hs.ack_alarms()    # stored off this loop; Alarm drops once it is
         return []
 
-    async def _m_ack_alarms_with_cause(self, parent: Any, cause: Any) -> Any:
-        value = getattr(cause, "Value", cause)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
-            return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsWithCause takes a cause number (UInt32: 0 "
-                                f"not said, 1-6 built in, 7 on the plant's own), got {value!r}; nothing acknowledged")
-        self.hs.ack_alarms(value)
+    @_takes("AcknowledgeAlarmsWithCause", (("Cause", _CAUSE),), "nothing acknowledged")
+    async def _m_ack_alarms_with_cause(self, parent: Any, cause: int) -> Any:
+        self.hs.ack_alarms(cause)
         return []
 
-    async def _m_ack_alarms_of_kinds(self, parent: Any, kinds: Any, cause: Any) -> Any:
-        values = [getattr(v, "Value", v) for v in (kinds, cause)]
-        # a negative Int32 would name every kind (its bits): numbers as UInt32 only
-        if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF for v in values):
-            return self._refuse("BadInvalidArgument", f"AcknowledgeAlarmsOfKinds takes two numbers (UInt32 Kinds: "
-                                f"AlarmCode's bits, 0 every one; Cause: 0-6, 7 on the plant's own), got {values!r}; "
-                                "nothing acknowledged")
-        self.hs.ack_alarms(values[1], values[0])
+    # UInt32 values only: a negative Int32 Kinds would name every kind (its bits)
+    @_takes("AcknowledgeAlarmsOfKinds", (("Kinds", "AlarmCode's bits, 0 every one"), ("Cause", _CAUSE)),
+            "nothing acknowledged")
+    async def _m_ack_alarms_of_kinds(self, parent: Any, kinds: int, cause: int) -> Any:
+        self.hs.ack_alarms(cause, kinds)
         return []
 
 
