@@ -149,9 +149,9 @@ def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station,
     assert (settings["keep_records_days"], settings["alarm_ng_run"], settings["shift_starts"]) == \
         (None, 5, ["06:00", "18:00"])
     assert settings["webhook"] == "https://mes.plant" and "s3cret" not in str(first) and "T0K3N" not in str(first)
-    from lineguard.line.config import _without_secrets
-    assert _without_secrets("user:pw@broker:1883", "mqtt") == "mqtt://broker:1883"      # as the MQTT sink reads it
-    assert _without_secrets("http://[::1]:8080/hook?token=x", "http") == "http://[::1]:8080"
+    from lineguard.line.config import without_secrets
+    assert without_secrets("user:pw@broker:1883", "mqtt") == "mqtt://broker:1883"      # as the MQTT sink reads it
+    assert without_secrets("http://[::1]:8080/hook?token=x", "http") == "http://[::1]:8080"
     assert st.record_start("serve") is False                 # the same settings again: no entry
     st.close()
     st = spc_station(keep_records_days=90, alarm_ng_run=3, shift_starts="06:00,18:00",
