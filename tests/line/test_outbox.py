@@ -122,6 +122,26 @@ def test_webhook_receiver_that_fails_then_recovers_gets_every_part_in_order_per_
     assert st.sinks.status()[f"webhook:127.0.0.1:{receiver.port}/hook"]["state"] == "ok"
 
 
+def test_a_line_that_owes_a_whole_batch_does_not_hold_the_other_lines(station_factory, receiver):
+    """Once a failing line owed a batch's worth of rows (200), every batch read was that
+    line's rows, all skipped: no other line's result, alarm or escalation went out, for
+    every line of the plant, while /health said ok."""
+    st = station_factory(sinks=[WebhookSink(receiver.url, timeout_s=2, retries=0)])
+    st.add_model(__import__("fake_inspector").FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    assert st.sinks.flush(10)                         # the model change's message out of the way
+    st.sinks.batch = 3                                # a batch is 3 rows: LA owes more than one
+    receiver.failing_lines = {"LA"}
+    for i in range(5):
+        st.inspect(png_bytes(30 + i, seed=300 + i), Part(f"a-{i}", "LA", "S1", "cell"))
+    for i in range(3):
+        st.inspect(png_bytes(30 + i, seed=400 + i), Part(f"b-{i}", "LB", "S1", "cell"))
+    assert _wait(lambda: len(receiver.unique()) == 3, 15), receiver.unique()
+    assert [m["part_id"] for m in receiver.unique()] == ["b-0", "b-1", "b-2"]
+    receiver.failing_lines = set()
+    assert st.sinks.flush(30)
+    assert [m["part_id"] for m in receiver.unique() if m["line"] == "LA"] == [f"a-{i}" for i in range(5)]
+
+
 class _DownOnce:
     """A receiver whose first delivery fails (connection refused), then takes everything."""
     key = "down-once"

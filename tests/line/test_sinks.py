@@ -107,6 +107,21 @@ def hook():
     srv.shutdown()
 
 
+def test_a_line_or_station_named_with_a_wildcard_is_published(sqlite_station):
+    """"Press #2" or "Cam +1": paho refuses a topic with a wildcard, the outbox retried the
+    line's messages for ever (and once it owed a batch, every line's)."""
+    if not _broker_up():
+        pytest.skip("no MQTT broker on 127.0.0.1:1883 (run `make services`)")
+    line = f"Press #{uuid.uuid4().hex[:6]}"
+    level = line.replace("#", "_")
+    with _subscribed(level) as got:
+        st = sqlite_station(sinks=[MqttSink("mqtt://127.0.0.1:1883")])
+        st.inspect(png_bytes(230, seed=1), Part("w-1", line, "Cam +1", "cell"))
+        assert st.sinks.flush(10), st.sinks.status()
+        _wait_for(got, 1)
+    assert [(t, d["line"], d["station"]) for t, d, _ in got] == [(f"lineguard/{level}/Cam _1/result", line, "Cam +1")]
+
+
 def test_webhook_retries_with_backoff(sqlite_station, hook):
     hook.fail_first = 2
     st = sqlite_station(sinks=[WebhookSink(hook.url, timeout_s=2, retries=3, backoff_s=0.05)])

@@ -92,6 +92,8 @@ class _SinkState:
         self.last_delivered: Optional[float] = None
         self.delivered = 0
         self.refused = 0
+        # lines whose oldest row failed: line -> (when to try it again, failures in a row)
+        self.held: dict[str, tuple[float, int]] = {}
         self.attempts: dict[int, int] = {}
         self.floor_checked = 0.0
         self.connections_seen = 0        # the sink's connections whose retained states were written again
@@ -154,10 +156,20 @@ class Outbox:
                 self._wake.wait(seconds)
 
     def _pending(self, st: _SinkState, limit: int) -> list[OutboxEvent]:
+        """The next rows to send: the oldest of the lines flowing, and the first row of each
+        held line whose retry is due. A held line's rows are left out of the batch: once one
+        line owed a batch's worth (200) and failed, every batch was that line's rows, skipped,
+        and no other line's result, alarm or escalation went out."""
         done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
-        q = select(OutboxEvent).where(OutboxEvent.id > st.floor, ~done).order_by(OutboxEvent.id).limit(limit)
+        owed = select(OutboxEvent).where(OutboxEvent.id > st.floor, ~done)
+        now = time.monotonic()
         with self.db.session() as s:
-            return list(s.scalars(q))
+            free = owed.where(OutboxEvent.line.not_in(list(st.held))) if st.held else owed
+            rows = list(s.scalars(free.order_by(OutboxEvent.id).limit(limit)))
+            for line, (due, _) in st.held.items():
+                if due <= now:
+                    rows.extend(s.scalars(owed.where(OutboxEvent.line == line).order_by(OutboxEvent.id).limit(1)))
+        return sorted(rows, key=lambda r: r.id)
 
     def _count_pending(self, st: _SinkState) -> None:
         done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
@@ -169,14 +181,17 @@ class Outbox:
         if self.metrics is not None:
             self.metrics.outbox_backlog.labels(st.key).set(st.backlog)
 
-    def _raise_floor(self, st: _SinkState, first_pending: Optional[int]) -> None:
+    def _raise_floor(self, st: _SinkState) -> None:
         now = time.monotonic()
         if now - st.floor_checked < 5.0:
             return
         st.floor_checked = now
         cutoff = utcnow() - dt.timedelta(seconds=_FLOOR_LAG_S)
+        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
         with self.db.session() as s:
             settled = s.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < cutoff))
+            # the first row still owed on any line: a held line's rows are not in the batch
+            first_pending = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > st.floor, ~done))
         if settled is None:
             return
         if first_pending is not None:
@@ -198,17 +213,19 @@ class Outbox:
             self._after_connecting(st)
             try:
                 rows = self._pending(st, self.batch)
-                self._raise_floor(st, rows[0].id if rows else None)
+                self._raise_floor(st)
             except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
                 log.error("outbox for %s cannot read the database: %s", st.key, exc)
                 self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
                 failures = min(failures + 1, 10)
                 continue
+            failures = 0
             if not rows:
                 self._safe_count(st)
                 self._sleep(self.poll_s, seen)
                 continue
             blocked: set[str] = set()
+            moved: set[str] = set()
             failed = False
             for row in rows:
                 if self._stop.is_set():
@@ -244,19 +261,28 @@ class Outbox:
                     break
                 if status == "refused":          # taken off the backlog, but not delivered
                     st.refused += 1
+                    moved.add(row.line)
                     continue
+                moved.add(row.line)
                 st.delivered += 1
                 st.last_delivered = time.time()
                 if self.metrics is not None:
                     self.metrics.outbox_delivered.labels(st.key).inc()
             self._safe_count(st)
-            if failed:
-                failures = min(failures + 1, 10)
-                self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1)))
-            else:
+            # Each failing line backs off on its own; the others go on at once. A line whose
+            # first row went through flows again in the next batch.
+            now = time.monotonic()
+            for line in moved - blocked:
+                st.held.pop(line, None)
+            for line in blocked:
+                tries = st.held.get(line, (0.0, 0))[1] + 1
+                st.held[line] = (now + min(self.max_backoff_s, self.backoff_s * 2 ** (min(tries, 10) - 1)), tries)
+            if failed and not moved:
+                # nothing went anywhere (the receiver is down): wait for the first retry due
+                self._sleep(max(0.0, min(due for due, _ in st.held.values()) - now), seen)
+            if not st.held:
                 if st.failing_since is not None:
                     log.info("%s: delivering again after %.0f s", st.key, time.time() - st.failing_since)
-                failures = 0
                 st.failing_since = None
                 st.last_error = None
 

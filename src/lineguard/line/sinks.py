@@ -83,6 +83,16 @@ class WebhookSink(Sink):
         self._client.close()
 
 
+# characters a topic level cannot hold: the level separator and the wildcards, which paho
+# refuses to publish ("Line #3" kept its line's messages retrying for ever, and with them,
+# once it owed a batch, every line's)
+_NOT_IN_TOPIC = str.maketrans({"/": "_", "#": "_", "+": "_", "\0": "_"})
+
+
+def _topic_level(name: Any) -> str:
+    return str(name).translate(_NOT_IN_TOPIC)
+
+
 class MqttSink(Sink):
     """Publish with QoS 1 to ``lineguard/<line>/<station>/result`` (a part's verdict),
     ``.../review`` (an operator's review), ``.../alarm`` (a line alarm raised or
@@ -124,10 +134,9 @@ class MqttSink(Sink):
     def topic(self, payload: dict[str, Any]) -> str:
         event = payload.get("event", "inspection")
         if event == "model":
-            line = str(payload.get("line") or "_all").replace("/", "_")
-            return f"{self.topic_prefix}/{line}/_/model"
-        line = str(payload.get("line") or "unknown").replace("/", "_")
-        station = str(payload.get("station") or "unknown").replace("/", "_")
+            return f"{self.topic_prefix}/{_topic_level(payload.get('line') or '_all')}/_/model"
+        line = _topic_level(payload.get("line") or "unknown")
+        station = _topic_level(payload.get("station") or "unknown")
         leaf = event if event in ("review", "alarm") else "result"
         return f"{self.topic_prefix}/{line}/{station}/{leaf}"
 
