@@ -497,3 +497,35 @@ def test_a_review_made_while_the_live_stream_was_down_is_not_overturned_by_one_t
     expect(page.locator("#ask")).to_contain_text("Already reviewed as defect")
     with api(station, "operator") as c:
         assert c.get(f"/api/v1/inspections/{first}").json()["review"]["label"] == "defect"
+
+
+def test_the_line_view_comes_back_after_the_station_answered_503_and_its_message_goes(pages, station):
+    """A database away for 20 s: the live stream answered 503, the browser gave up on it for
+    good and the wall display stayed "reconnecting…" with no new parts; a 503's red message
+    stayed until someone sent a form, which no one does at a wall display."""
+    p = pages(role="operator")
+    refused = {"events": 0}
+
+    def events(route):            # the first two tries: the station up, its database away
+        if refused["events"] < 2:
+            refused["events"] += 1
+            route.fulfill(status=503, content_type="application/json",
+                          body='{"error": {"code": "storage_unavailable", "message": "the database is away"}}')
+        else:
+            route.continue_()
+    p.page.route("**/api/v1/events", events)
+    page = p.open("/app/", "#live")
+    expect(page.locator("#live")).to_have_text("● live", timeout=20_000)
+    assert refused["events"] == 2
+    with api(station, "operator") as c:                 # and it carries parts again
+        post_part(c, png_bytes(60, seed=2450), "back-1", line="LBack")
+    expect(page.locator("#stations")).to_contain_text("LBack", timeout=15_000)
+    # a 503's message goes with the next answer
+    page.route("**/api/v1/lines/summary", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": {"code": "storage_unavailable", "message": "the database cannot take this request"}}'))
+    page.evaluate("LG.api('/api/v1/lines/summary').catch(LG.fail)")
+    expect(page.locator("#status")).to_contain_text("the database cannot take this request")
+    page.unroute("**/api/v1/lines/summary")
+    page.evaluate("LG.api('/api/v1/lines/summary')")
+    expect(page.locator("#status")).to_have_text("")

@@ -100,6 +100,9 @@ const LG = (() => {
     const text = await r.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_e) { data = text; }
+    // 503: the station is up but cannot serve now (its database away): like no answer, its
+    // message goes by itself at the next answer (a wall display sends no form to clear it)
+    if (r.status === 503) offline = true;
     if (!r.ok) {
       const msg = (data && data.error && data.error.message) || (data && data.detail) || r.statusText;
       throw new ApiError(r.status, typeof msg === "string" ? msg : JSON.stringify(msg), data);
