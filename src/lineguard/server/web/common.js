@@ -110,6 +110,29 @@ const LG = (() => {
     return data;
   }
 
+  // The station's live events (GET /api/v1/events) with ``on`` {event: handler}; ``opened``
+  // is told whether the stream comes back after a break, ``broke`` of each break. The
+  // browser reconnects a stream that broke by itself, but gives up for good on an answer
+  // other than 200 (a 503 while the database was away): a wall display then stayed
+  // "reconnecting…" for ever. Such a stream is opened again here, 2 s and up to 30 s apart.
+  function liveEvents(on, opened = () => {}, broke = () => {}) {
+    let retryMs = 2000, down = false;
+    (function connect() {
+      const es = new EventSource("/api/v1/events");
+      es.addEventListener("open", () => { retryMs = 2000; opened(down); down = false; });
+      es.addEventListener("error", () => {
+        down = true;
+        broke();
+        if (es.readyState === EventSource.CLOSED) {
+          es.close();
+          setTimeout(connect, retryMs);
+          retryMs = Math.min(30000, retryMs * 2);
+        }
+      });
+      for (const [name, fn] of Object.entries(on)) es.addEventListener(name, fn);
+    })();
+  }
+
   function roleAtLeast(role) {
     return !!me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
   }
@@ -392,7 +415,7 @@ const LG = (() => {
           + when(f.doubt.since))))))));
   }
 
-  return {h, svg, clear, q, api, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
+  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes,
     settle, settling, once, get me() { return me; }};

@@ -343,38 +343,23 @@ LG.start(async (main) => {
     refreshSoon();
   }
 
-  // The browser reconnects a stream that broke by itself, but gives up for good on an answer
-  // other than 200 (a 503 while the database was away): the wall display then stayed
-  // "reconnecting…" for ever. Such a stream is opened again here, 2 s and up to 30 s apart,
-  // and the counters are read again on the way back (what came meanwhile).
-  let es = null, retryMs = 2000, wasDown = false;
-  function connect() {
-    es = new EventSource("/api/v1/events");
-    es.addEventListener("open", () => {
-      live.textContent = "● live"; live.className = "live v-ok";
-      retryMs = 2000;
-      if (wasDown) { wasDown = false; loadSummary().catch(LG.fail); }
-    });
-    es.addEventListener("error", () => {
-      live.textContent = "○ reconnecting…"; live.className = "live v-review";
-      wasDown = true;
-      // a signed-out or expired session shows as an error here: check, and go to sign-in if so
-      api("/api/v1/session").catch(() => {});
-      if (es.readyState === EventSource.CLOSED) {
-        es.close();
-        setTimeout(connect, retryMs);
-        retryMs = Math.min(30000, retryMs * 2);
-      }
-    });
-    es.addEventListener("inspection", (ev) => onInspection(JSON.parse(ev.data)));
-    es.addEventListener("review", (ev) => {
+  // the counters read again on the way back from a break: what came meanwhile
+  LG.liveEvents({
+    inspection: (ev) => onInspection(JSON.parse(ev.data)),
+    review: (ev) => {
       const p = JSON.parse(ev.data);
       if (thumbs.querySelector(`[data-id="${Number(p.id)}"]`)) addThumb(p);
-    });
-    es.addEventListener("alarm", () => loadSummary().catch(LG.fail));   // raised or acknowledged
-    es.addEventListener("dropped", () => loadSummary().catch(LG.fail));
-  }
-  connect();
+    },
+    alarm: () => loadSummary().catch(LG.fail),        // raised or acknowledged
+    dropped: () => loadSummary().catch(LG.fail),
+  }, (back) => {
+    live.textContent = "● live"; live.className = "live v-ok";
+    if (back) loadSummary().catch(LG.fail);
+  }, () => {
+    live.textContent = "○ reconnecting…"; live.className = "live v-review";
+    // a signed-out or expired session shows as an error here: check, and go to sign-in if so
+    api("/api/v1/session").catch(() => {});
+  });
   // throughput and latency are the recent pace: refresh them now and then
   setInterval(() => loadSummary().catch(LG.fail), 30000);
 });

@@ -128,20 +128,17 @@ LG.start(async (main) => {
   // reviewed on another screen shows as done here, not reviewed twice.
   const sameLine = (line) => !query.line || String(line).trim().toLowerCase() === query.line.toLowerCase();
   let soon = null;
-  const es = new EventSource("/api/v1/events");
-  es.addEventListener("inspection", (ev) => {
-    const it = JSON.parse(ev.data);
-    if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part) return;
-    if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
-  });
-  es.addEventListener("review", (ev) => heard(JSON.parse(ev.data)));
-  // A review made while the stream was down (a Wi-Fi drop) reaches this screen no other way:
-  // the part on screen is read again when it is back, so a tap cannot overturn it unasked.
-  let lost = false;
-  es.addEventListener("error", () => { lost = true; });
-  es.addEventListener("open", () => {
-    if (!lost) return;
-    lost = false;
+  // A review made while the stream was down (a Wi-Fi drop, a 503) reaches this screen no
+  // other way: the part on screen is read again when it is back, so a tap cannot overturn it unasked.
+  LG.liveEvents({
+    inspection: (ev) => {
+      const it = JSON.parse(ev.data);
+      if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part) return;
+      if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
+    },
+    review: (ev) => heard(JSON.parse(ev.data)),
+  }, (back) => {
+    if (!back) return;
     const it = items[idx];
     if (it) api(inspUrl(it.id)).then((rec) => { if (rec.review && rec.review.reviewed) heard(rec); }).catch(() => {});
   });
