@@ -304,3 +304,19 @@ def test_alarm_states_written_again_for_mqtt_are_not_posted_to_webhooks(sqlite_s
     assert st.sinks.flush(10)                       # delivered: taken, not posted
     events = [d["event"] for d in hook.received]
     assert "alarm" in events and "alarm_state" not in events
+
+
+def test_an_mqtts_broker_is_reached_over_tls_and_another_scheme_refused_at_start():
+    """--mqtt mqtts://host was read as plain MQTT: results went in clear text."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.sinks import mqtt_address
+    assert mqtt_address("mqtts://broker") == ("broker", 8883, True)
+    assert mqtt_address("ssl://broker:9000") == ("broker", 9000, True)
+    assert mqtt_address("broker:1884") == ("broker", 1884, False)
+    sink = MqttSink("mqtts://127.0.0.1:1")
+    try:
+        assert sink._client._ssl and sink.port == 1
+    finally:
+        sink.close()
+    with pytest.raises(ValueError, match="give mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS"):
+        StationConfig(mqtt_url="http://broker:1883")

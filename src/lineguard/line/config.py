@@ -196,6 +196,9 @@ class StationConfig:
         if self.precision not in (None, "fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         self.alarm_rules   # checked here: a bad alarm setting ends start-up with its reason
+        if self.mqtt_url:
+            from .sinks import mqtt_address
+            mqtt_address(self.mqtt_url)     # a scheme it cannot honour ends start-up, not later
         from .shifts import parse_shift_starts, plant_zone
         parse_shift_starts(self.shift_starts)
         plant_zone(self.timezone)

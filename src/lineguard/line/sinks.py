@@ -83,6 +83,20 @@ class WebhookSink(Sink):
         self._client.close()
 
 
+def mqtt_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, TLS) of a broker URL; ValueError for a scheme that is not MQTT's.
+
+    mqtts:// (or ssl://) is TLS with the system's certificate authorities, port 8883 by
+    default: it was read as plain MQTT, and results went in clear text to a broker meant to
+    be reached over TLS."""
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    scheme = u.scheme.lower()
+    if scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+        raise ValueError(f"MQTT broker {u.scheme}://...: give mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS")
+    tls = scheme in ("mqtts", "ssl")
+    return u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls
+
+
 # characters a topic level cannot hold: the level separator and the wildcards, which paho
 # refuses to publish ("Line #3" kept its line's messages retrying for ever, and with them,
 # once it owed a batch, every line's)
@@ -109,11 +123,12 @@ class MqttSink(Sink):
     def __init__(self, url: str, client_id: str = "", topic_prefix: str = "lineguard"):
         import paho.mqtt.client as mqtt
         u = urlparse(url if "://" in url else f"mqtt://{url}")
-        self.host = u.hostname or "127.0.0.1"
-        self.port = u.port or 1883
+        self.host, self.port, tls = mqtt_address(url)
         self.topic_prefix = topic_prefix
         self.key = f"mqtt:{self.host}:{self.port}"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        if tls:
+            self._client.tls_set()
         if u.username:
             self._client.username_pw_set(u.username, u.password)
         self._client.reconnect_delay_set(1, 30)
