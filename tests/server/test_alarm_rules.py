@@ -285,6 +285,11 @@ def test_rules_for_a_station_typed_in_another_case_are_kept_under_the_name_its_p
         r = c.put("/api/v1/alarms/rules", json={"line": "l1", "station": "s1", "ng_run": 3}, headers=keys["engineer"])
         assert r.status_code == 200, r.text
         assert (r.json()["line"], r.json()["station"]) == ("L1", "S1")
+        assert r.json()["rules"]["ng_run"] == 3            # what counts, not the defaults (5)
+        gone = c.delete("/api/v1/alarms/rules", params={"line": "l1", "station": "s1"}, headers=keys["engineer"])
+        assert gone.json()["rules"]["ng_run"] == 5
+        assert c.put("/api/v1/alarms/rules", json={"line": "l1", "station": "s1", "ng_run": 3},
+                     headers=keys["engineer"]).status_code == 200
     _parts(st, NG, NG, NG)                                 # counted by them: 3 in a row raise it
     assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
 

@@ -374,12 +374,14 @@ class AlarmWatch:
         """Give a station settings of its own (see line.alarm_rules.set_own); counted by them from its next part."""
         out = alarm_rules.set_own(self.db, line, station, own, by)
         self.read_rules()
-        return {**out, "rules": self.rules_for(line, station).to_dict()}
+        # by the names as stored (out's): typed "lf"/"s1" for LF/S1, the answer showed the
+        # defaults while the station's own rules were stored and counted by
+        return {**out, "rules": self.rules_for(out["line"], out["station"]).to_dict()}
 
     def clear_station_rules(self, line: str, station: str, by: Optional[str]) -> dict[str, Any]:
         out = alarm_rules.clear_own(self.db, line, station, by)
         self.read_rules()
-        return {**out, "rules": self.rules_for(line, station).to_dict()}
+        return {**out, "rules": self.rules_for(out["line"], out["station"]).to_dict()}
 
     def _lock(self, key: tuple[str, ...]) -> threading.Lock:
         with self._guard:
