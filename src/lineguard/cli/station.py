@@ -124,8 +124,8 @@ def station_options(f):
                           "passed (ng: NG and REVIEW, the evidence of each reject), every part's (all) or none."),
         click.option("--alarm-ng-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NG_RUN",
                      default=_STATION_DEFAULTS["alarm_ng_run"], show_default=True,
-                     help="Raise a line alarm when this many parts in a row at a station are not passed (NG or "
-                          "REVIEW); 0: off. Latched until acknowledged (the app, the API, the PLC's AlarmAck)."),
+                     help="Raise a line alarm when this many parts in a row (2 to 10000) at a station are not passed "
+                          "(NG or REVIEW); 0: off. Latched until acknowledged (the app, the API, the PLC's AlarmAck)."),
         click.option("--alarm-ng-rate", type=click.FloatRange(0, 1), envvar="LINEGUARD_ALARM_NG_RATE",
                      default=_STATION_DEFAULTS["alarm_ng_rate"], show_default=True,
                      help="Raise a line alarm when this share of a station's last --alarm-window parts is NG "
@@ -135,24 +135,24 @@ def station_options(f):
                      help="Parts the NG-rate alarm looks back over."),
         click.option("--alarm-photo-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_PHOTO_RUN",
                      default=_STATION_DEFAULTS["alarm_photo_run"], show_default=True,
-                     help="Raise a line alarm (check the camera) when this many photos in a row at a station are "
+                     help="Raise a line alarm (check the camera) when this many photos in a row (2 to 10000) at a station are "
                           "unlike the model's good photos (too dark, too bright, flat, blurred); such parts then "
                           "count toward no other alarm. 0: off (they count as REVIEW parts)."),
         click.option("--alarm-no-verdict-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NO_VERDICT_RUN",
                      default=_STATION_DEFAULTS["alarm_no_verdict_run"], show_default=True,
-                     help="Raise a line alarm when the PLC link answers this many parts in a row NG without a "
+                     help="Raise a line alarm when the PLC link answers this many parts in a row (2 to 10000) NG without a "
                           "verdict (no verdict within --inspection-window-ms, no image, a model or storage fault): "
                           "good parts are being scrapped. 0: off."),
         click.option("--alarm-escalate-min", type=click.FloatRange(min=0), envvar="LINEGUARD_ALARM_ESCALATE_MIN",
                      default=_STATION_DEFAULTS["alarm_escalate_min"], show_default=True,
-                     help="Escalate a line alarm left unacknowledged this many minutes, once (MQTT/webhook "
+                     help="Escalate a line alarm left unacknowledged this many minutes (0.5 to 1440), once (MQTT/webhook "
                           "change 'escalated', for a supervisor's pager; the line view marks it). Stored on each "
                           "alarm this process raises, so every process on the database escalates it alike. "
                           "0: never."),
         click.option("--alarm-escalate-again-min", type=click.FloatRange(min=0),
                      envvar="LINEGUARD_ALARM_ESCALATE_AGAIN_MIN",
                      default=_STATION_DEFAULTS["alarm_escalate_again_min"], show_default=True,
-                     help="Escalate an escalated alarm again every this many minutes while it stays "
+                     help="Escalate an escalated alarm again every this many minutes (1 to 1440) while it stays "
                           "unacknowledged (each with its level: 2, 3, ..., for the next person up); 0: once."),
     )
     for option in reversed(options):
