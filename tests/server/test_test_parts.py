@@ -429,3 +429,38 @@ def test_a_failure_carried_by_a_test_part_retired_now_does_not_hold_the_shift(sp
         v = _s1(c)
         assert v["state"] == "passed" and v["failures"] == [] and v["passed_at"] == "2026-11-30T06:30:00Z"
         assert _s1(c, at="2026-11-30T05:30:00Z")["state"] == "failed"      # the shift it failed in stays so
+
+
+def test_a_red_rabbit_passed_raises_a_line_alarm_sent_like_the_others(spc_station):
+    """A red rabbit judged OK showed on the line view and turned Verified off, but raised no
+    alarm: no pager, no andon, no escalation, no PLC Alarm bit for the one event that says
+    the station's OK parts cannot be trusted."""
+    from lineguard.line.alarms import alarm_code
+    from lineguard.line.orm import OutboxEvent
+    from sqlalchemy import select
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        _register(c, st, "GOOD-1", "OK")
+        _inspect(st, BRIGHT, 0, "x", serial="RR-01", seed=1)            # right: nothing
+        _inspect(st, DARK, 1, "g", serial="GOOD-1", seed=2)
+        assert st.alarms.active() == []
+        wrong = _inspect(st, DARK, 10, "y", serial="RR-01", seed=3)      # the lamp died: a defect passed
+        (alarm,) = st.alarms.active()
+        assert (alarm["kind"], alarm["inspection_id"], alarm["station"]) == ("test_part", wrong.id, "S1")
+        assert "test part RR-01 judged OK where it must be NG" in alarm["message"]
+        assert "passes defects" in alarm["message"] and alarm_code([alarm]) == 16
+        _inspect(st, DARK, 11, "y2", serial="RR-01", seed=4)             # latched: no second one
+        assert len(st.alarms.active()) == 1
+        with st.db.session() as s:
+            sent = [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "alarm"))]
+        assert [(m["kind"], m["change"]) for m in sent] == [("test_part", "raised")]
+        assert c.get("/api/v1/alarms", params={"kind": "test_part"}).json()["items"][0]["id"] == alarm["id"]
+        st.alarms.acknowledge(alarm["id"], "maria (user)", cause="camera")
+        wrong_again = _inspect(st, DARK, 12, "y3", serial="RR-01", seed=5)   # a new wrong check after it
+        assert [a["inspection_id"] for a in st.alarms.active()] == [wrong_again.id]
+        # a good master rejected: the rejects are in doubt
+        st.alarms.acknowledge(st.alarms.active()[0]["id"], "maria (user)")
+        _inspect(st, BRIGHT, 13, "g2", serial="GOOD-1", seed=6)
+        (harsh,) = st.alarms.active()
+        assert "rejects good parts it must pass" in harsh["message"]

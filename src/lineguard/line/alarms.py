@@ -73,10 +73,11 @@ from .alarm_rules import AlarmRules
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, LineSignal, iso_utc, utcnow
 from .outbox import lock_line, record_event
+from .test_parts import SEVERITY
 
 log = logging.getLogger("lineguard.station")
 
-KINDS = ("ng_run", "ng_rate", "photo", "no_verdict")     # the order is the PLC's AlarmCode bits
+KINDS = ("ng_run", "ng_rate", "photo", "no_verdict", "test_part")     # the order is the PLC's AlarmCode bits
 NOTE_MAX = 2000
 NOTE_CAP = 10 * NOTE_MAX      # a note with every later addition (set_cause)
 
@@ -394,7 +395,7 @@ class AlarmWatch:
         Never raises: the part is recorded and answered whatever happens here (an
         alarm not written for a database away is raised at a later part)."""
         if rec.test_part is not None:
-            return []
+            return self._after_test_part(rec)
         key = (rec.line, rec.station)
         rules = self.rules_for(rec.line, rec.station)
         raised: list[dict[str, Any]] = []
@@ -420,6 +421,39 @@ class AlarmWatch:
             log.warning("line %s station %s: an alarm could not be read or written; tried again at the next part",
                         rec.line, rec.station, exc_info=True)
             self._counts.pop(key, None)     # read back from the records next time
+        self._announce(raised)
+        return raised
+
+    def _after_test_part(self, rec: Inspection) -> list[dict[str, Any]]:
+        """A test part judged otherwise than it must be raises a ``test_part`` alarm at its
+        station, latched like the others (one active at a time). A red rabbit passed as OK
+        showed on the line view and turned the PLC's Verified off, but reached no pager, no
+        andon and no escalation: of all a station's events, the one that says its OK parts
+        since cannot be trusted. Always on: a wrong test part is never chance."""
+        if rec.verdict == rec.test_expected:
+            return []
+        rules = self.rules_for(rec.line, rec.station)
+        raised: list[dict[str, Any]] = []
+        milder = SEVERITY.get(rec.verdict, 0) < SEVERITY.get(rec.test_expected, 0)
+        what = ("the station now passes defects it must reject: parts it passed since its last right check are "
+                "in doubt (escapes); stop the line") if milder else \
+            "the station now rejects good parts it must pass: parts it rejected since its last right check are in doubt"
+        message = (f"test part {rec.test_part} judged {rec.verdict} where it must be {rec.test_expected} at station "
+                   f"{rec.station} (line {rec.line}, {rec.product}): {what}; check the camera, the lighting and the "
+                   "model (the line view lists the parts in doubt)")
+        try:
+            with self._lock((rec.line, rec.station)), self.db.session() as s:
+                lock_line(s, rec.line)
+                last = _last_alarm(s, rec.line, rec.station, "test_part")
+                if last is None or last.acked_at is not None:     # one active: the line knows already
+                    alarm = _store_alarm(s, rules, line=rec.line, station=rec.station, product=rec.product,
+                                         kind="test_part", message=message, inspection_id=rec.id,
+                                         first_inspection_id=rec.id, parts=1, rejected=int(rec.verdict != "OK"))
+                    if alarm is not None:
+                        raised.append(alarm)
+        except SQLAlchemyError:
+            log.warning("line %s station %s: the alarm for test part %s judged wrong could not be written",
+                        rec.line, rec.station, rec.test_part, exc_info=True)
         self._announce(raised)
         return raised
 

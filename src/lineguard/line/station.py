@@ -505,8 +505,9 @@ class Station:
         self.metrics.model_latency.labels(part.line).observe(judged.model_s)
         # the live pages hear of the part before any alarm it raises (which links to it)
         self._notify("inspection", payload)
-        if test is None:     # a run of rejects raises a line alarm (line.alarms); its message goes out below
-            self.alarms.after_part(rec)
+        # a run of rejects, or a test part judged wrong, raises a line alarm (line.alarms); its
+        # message goes out below
+        self.alarms.after_part(rec)
         self.sinks.wake()
         # after the commit, off this thread: the shadow never delays or changes the answer
         self.shadow.submit(rec.id, part.product, part.line, mv.model_id, photo)

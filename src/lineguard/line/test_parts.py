@@ -276,7 +276,9 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
 LEAD = dt.timedelta(minutes=30)   # test parts put through just before a shift starts count for it
 _CHECK = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
                 Inspection.test_expected, Inspection.verdict, Inspection.created_at)
-_SEVERITY = {"OK": 0, "REVIEW": 1, "NG": 2}
+# how hard a verdict is on a part: a check judged milder than it must be (a red rabbit
+# passed) puts the OK parts in doubt, one judged harsher the rejected ones
+SEVERITY = {"OK": 0, "REVIEW": 1, "NG": 2}
 
 
 def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
@@ -344,7 +346,7 @@ def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], 
     since = last_right if last_right is not None else min(tp.created_at if tp is not None else c.created_at,
                                                           c.created_at)
     until = cleared or now
-    milder = _SEVERITY.get(c.verdict, 0) < _SEVERITY.get(c.test_expected, 0)
+    milder = SEVERITY.get(c.verdict, 0) < SEVERITY.get(c.test_expected, 0)
     doubt = "OK" if milder else "NG"
     n = s.scalar(select(func.count()).where(
         Inspection.line == line, Inspection.station == station, Inspection.product == product,

@@ -7,7 +7,7 @@ LG.start(async (main) => {
   const {h, api, clear, field, select, num, when, partUrl} = LG;
   const p = LG.params();
   const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera",
-    no_verdict: "rejected without a verdict"};
+    no_verdict: "rejected without a verdict", test_part: "test part judged wrong"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
   // causes: those to choose from now; labels: every one an alarm may carry (retired ones too)
   let causes = first.causes || {}, labels = first.cause_labels || causes;

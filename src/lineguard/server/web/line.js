@@ -29,7 +29,7 @@ LG.start(async (main) => {
   const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
-    no_verdict: "Parts rejected without a verdict"};
+    no_verdict: "Parts rejected without a verdict", test_part: "Test part judged wrong"};
   // what an alarm may turn out to be (the station's list, the plant's own causes in it),
   // chosen on acknowledgement; read again every minute: a panel stays open for days, and
   // an engineer adds or retires causes meanwhile
