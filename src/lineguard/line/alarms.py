@@ -28,6 +28,8 @@ three rules:
   the PLC link (line.plc_handshake) over its answers, in the order given, any answer
   with a verdict breaks the run; read back from ``line_signals`` after a restart; the
   alarm names the answer (``signal_id``) that raised it and has no part (inspection 0).
+- ``test_part``: a test part (line.test_parts) judged otherwise than it must be, at once
+  and always (a wrong test part is never chance); the alarm names the check's record.
 
 These are the process's defaults; a station may have rules of its own (line.alarm_rules),
 read from the database by every process on it. From a station's first part under new
