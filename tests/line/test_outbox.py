@@ -337,3 +337,48 @@ def test_mqtt_results_survive_a_broker_outage(sqlite_station, tmp_path):
     assert [m["part_id"] for m in unique if m["line"] == "LQ"] == ["q-0", "q-1", "q-2"]
     assert [m["part_id"] for m in unique if m["line"] == "LR"] == ["r-0"]
     assert all(m["event"] == "inspection" and m["outbox_id"] > 0 for m in unique)
+
+
+def test_a_delivery_not_marked_for_a_moment_does_not_end_the_worker(sqlite_station, monkeypatch):
+    """The database away for the moment a delivered row was marked: the worker thread died
+    (min() of no held lines), and nothing more reached that receiver until a restart."""
+    from lineguard.line.outbox import Outbox, record_event
+
+    class Sink:
+        key = "marks"
+
+        def __init__(self):
+            self.got = []
+
+        def send(self, message):
+            self.got.append(message["n"])
+
+        def close(self):
+            pass
+
+    st = sqlite_station()
+    sink = Sink()
+    box = Outbox(st.db, [sink], poll_s=0.05)
+    real = box._mark
+    fails = {"left": 1}
+
+    def flaky(state, row_id, status, error):
+        if fails["left"]:
+            fails["left"] -= 1
+            raise RuntimeError("server closed the connection unexpectedly")
+        return real(state, row_id, status, error)
+
+    monkeypatch.setattr(box, "_mark", flaky)
+    try:
+        with st.db.session() as s:
+            record_event(s, "inspection", "L1", {"line": "L1", "n": 1})
+        box.wake()
+        assert _wait(lambda: fails["left"] == 0, 10)
+        with st.db.session() as s:
+            for n in (2, 3, 4):
+                record_event(s, "inspection", "L1", {"line": "L1", "n": n})
+        box.wake()
+        assert box.flush(15), box.status()
+        assert sorted(set(sink.got)) == [1, 2, 3, 4] and all(t.is_alive() for t in box._threads[:1])
+    finally:
+        box.close()

@@ -75,6 +75,83 @@ def test_a_photo_caught_while_written_is_taken_once_whole(tmp_path):
         cam()
 
 
+def _late(folder, name, data, after_s=0.04):
+    """The camera saving ``name`` a little after the trigger (a thread), for a take that waits."""
+    return _later(after_s, lambda: _save(folder, name, data))
+
+
+def test_after_a_refused_trigger_a_late_camera_keeps_each_part_with_its_own_photo(tmp_path):
+    """A camera 40 ms late: the refused trigger's photo came after the next trigger, which took
+    it at once, and every part after that took the previous part's photo."""
+    cam = CameraFolder(tmp_path, wait_s=0.5)
+    photos = {n: png_bytes(30 + i, seed=i) for i, n in enumerate("ABCDEFG")}
+    _late(tmp_path, "A.png", photos["A"])
+    assert cam()[1] == "A.png"
+    cam.trigger_refused()                                  # B's trigger refused; its photo comes late
+    _late(tmp_path, "B.png", photos["B"]).join()
+    for n in "CDEFG":
+        _late(tmp_path, f"{n}.png", photos[n])
+        data, name = cam()
+        assert (name, data) == (f"{n}.png", photos[n])
+
+
+def test_after_a_photo_too_late_for_its_trigger_the_next_part_takes_its_own(tmp_path):
+    cam = CameraFolder(tmp_path, wait_s=0.2)
+    _late(tmp_path, "P1.png", png_bytes(30, seed=1), after_s=0.4)    # later than the wait: NO_IMAGE
+    with pytest.raises(LookupError, match="no new photo"):
+        cam()
+    time.sleep(0.3)                                        # P1's photo lands after all
+    _late(tmp_path, "P2.png", png_bytes(40, seed=2))
+    assert cam()[1] == "P2.png"
+
+
+def test_a_part_the_camera_missed_costs_one_more_no_image_and_no_wrong_photo(tmp_path):
+    cam = CameraFolder(tmp_path, wait_s=0.1)
+    with pytest.raises(LookupError):                       # part 1: the camera did not fire
+        cam()
+    _save(tmp_path, "2.png", png_bytes(30, seed=2))
+    with pytest.raises(LookupError, match="1 photo\\(s\\) came for 1 earlier trigger"):
+        cam()                                              # part 2: its photo could be part 1's
+    _save(tmp_path, "3.png", png_bytes(30, seed=3))
+    assert cam()[1] == "3.png"                             # in step again
+
+
+def test_after_the_plc_clears_an_error_the_folder_is_counted_afresh(tmp_path):
+    """A trigger with no camera photo (NO_IMAGE latches Error): once the PLC cleared it, the
+    next part lost its photo too, as owed to the trigger that never got one."""
+    cam = CameraFolder(tmp_path, wait_s=0.1)
+    with pytest.raises(LookupError):
+        cam()
+    _save(tmp_path, "late.png", png_bytes(20, seed=9))     # came before the reset: no part's
+    cam.restart()
+    _save(tmp_path, "1.png", png_bytes(30, seed=1))
+    assert cam()[1] == "1.png"
+
+
+def test_a_photo_still_written_when_the_wait_ends_goes_to_no_part(tmp_path):
+    """Written slower than the wait (a share): the half file was taken (refused as an image)
+    and, once written, the whole one went to the next part, and so on."""
+    cam = CameraFolder(tmp_path, wait_s=0.1)
+    a = png_bytes(30, seed=1)
+    _save(tmp_path, "A.png", a[: len(a) // 2])
+    with pytest.raises(LookupError, match="no new photo"):
+        cam()
+    _save(tmp_path, "A.png", a, mtime_ns=time.time_ns() + 1_000_000)     # A written to its end
+    b = png_bytes(40, seed=2)
+    _late(tmp_path, "B.png", b)
+    assert cam() == (b, "B.png")
+
+
+def test_a_tiff_is_taken_once_it_stopped_changing(tmp_path):
+    from PIL import Image
+    import io
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(buf, format="TIFF")
+    cam = CameraFolder(tmp_path, wait_s=0.2)
+    _save(tmp_path, "t.tif", buf.getvalue())
+    assert cam() == (buf.getvalue(), "t.tif")
+
+
 def test_one_photo_goes_to_one_trigger_of_the_links_sharing_a_folder(tmp_path):
     cam = CameraFolder(tmp_path, wait_s=0.05)
     _save(tmp_path, "p.png", png_bytes(40, seed=1))

@@ -209,82 +209,93 @@ class Outbox:
     def _run(self, st: _SinkState) -> None:
         failures = 0
         while not self._stop.is_set():
-            seen = self._woken
-            self._after_connecting(st)
             try:
-                rows = self._pending(st, self.batch)
-                self._raise_floor(st)
-            except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
-                log.error("outbox for %s cannot read the database: %s", st.key, exc)
-                self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
+                failures = self._pass(st, failures)
+            except Exception:  # noqa: BLE001 - whatever it was, the worker goes on: a dead worker
+                # delivers nothing to its receiver (results, alarms, escalations) until a restart
+                log.exception("outbox for %s: unexpected error; trying again", st.key)
                 failures = min(failures + 1, 10)
-                continue
-            failures = 0
-            if not rows:
-                self._safe_count(st)
-                self._sleep(self.poll_s, seen)
-                continue
-            blocked: set[str] = set()
-            moved: set[str] = set()
-            failed = False
-            for row in rows:
-                if self._stop.is_set():
-                    break
-                if row.line in blocked:
-                    continue
-                message = {**row.payload, "outbox_id": row.id}
-                try:
-                    st.sink.send(message)
-                    status, error = "delivered", None
-                except Refused as exc:
-                    status, error = "refused", str(exc)
-                    log.error("%s refused %s %s of line %s for good: %s", st.key, row.event, row.key, row.line, exc)
-                    if self.metrics is not None:
-                        self.metrics.outbox_refused.labels(st.key).inc()
-                except Exception as exc:  # noqa: BLE001 - any failure: keep the row, retry later
-                    # the rest of this line waits, so the receiver never sees its parts out of order
-                    blocked.add(row.line)
-                    failed = True
-                    st.attempts[row.id] = st.attempts.get(row.id, 0) + 1
-                    if st.failing_since is None:
-                        st.failing_since = time.time()
-                        log.error("%s: delivery failing, retrying with backoff (%s)", st.key, exc)
-                    st.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                    if self.metrics is not None:
-                        self.metrics.outbox_failures.labels(st.key).inc()
-                    continue
-                try:
-                    self._mark(st, row.id, status, error)
-                except Exception as exc:  # noqa: BLE001 - sent but not marked: it goes again (at least once)
-                    log.error("%s: delivered row %s not marked (%s); it will be sent again", st.key, row.id, exc)
-                    failed = True
-                    break
-                if status == "refused":          # taken off the backlog, but not delivered
-                    st.refused += 1
-                    moved.add(row.line)
-                    continue
-                moved.add(row.line)
-                st.delivered += 1
-                st.last_delivered = time.time()
-                if self.metrics is not None:
-                    self.metrics.outbox_delivered.labels(st.key).inc()
+                self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** failures))
+
+    def _pass(self, st: _SinkState, failures: int) -> int:
+        """One look at what the sink owes and one batch sent; the database's failures in a row."""
+        seen = self._woken
+        self._after_connecting(st)
+        try:
+            rows = self._pending(st, self.batch)
+            self._raise_floor(st)
+        except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
+            log.error("outbox for %s cannot read the database: %s", st.key, exc)
+            self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
+            return min(failures + 1, 10)
+        if not rows:
             self._safe_count(st)
-            # Each failing line backs off on its own; the others go on at once. A line whose
-            # first row went through flows again in the next batch.
-            now = time.monotonic()
-            for line in moved - blocked:
-                st.held.pop(line, None)
-            for line in blocked:
-                tries = st.held.get(line, (0.0, 0))[1] + 1
-                st.held[line] = (now + min(self.max_backoff_s, self.backoff_s * 2 ** (min(tries, 10) - 1)), tries)
-            if failed and not moved:
-                # nothing went anywhere (the receiver is down): wait for the first retry due
-                self._sleep(max(0.0, min(due for due, _ in st.held.values()) - now), seen)
-            if not st.held:
-                if st.failing_since is not None:
-                    log.info("%s: delivering again after %.0f s", st.key, time.time() - st.failing_since)
-                st.failing_since = None
-                st.last_error = None
+            self._sleep(self.poll_s, seen)
+            return 0
+        blocked: set[str] = set()
+        moved: set[str] = set()
+        failed = False
+        for row in rows:
+            if self._stop.is_set():
+                break
+            if row.line in blocked:
+                continue
+            message = {**row.payload, "outbox_id": row.id}
+            try:
+                st.sink.send(message)
+                status, error = "delivered", None
+            except Refused as exc:
+                status, error = "refused", str(exc)
+                log.error("%s refused %s %s of line %s for good: %s", st.key, row.event, row.key, row.line, exc)
+                if self.metrics is not None:
+                    self.metrics.outbox_refused.labels(st.key).inc()
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the row, retry later
+                # the rest of this line waits, so the receiver never sees its parts out of order
+                blocked.add(row.line)
+                failed = True
+                st.attempts[row.id] = st.attempts.get(row.id, 0) + 1
+                if st.failing_since is None:
+                    st.failing_since = time.time()
+                    log.error("%s: delivery failing, retrying with backoff (%s)", st.key, exc)
+                st.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if self.metrics is not None:
+                    self.metrics.outbox_failures.labels(st.key).inc()
+                continue
+            try:
+                self._mark(st, row.id, status, error)
+            except Exception as exc:  # noqa: BLE001 - sent but not marked: it goes again (at least once)
+                log.error("%s: delivered row %s not marked (%s); it will be sent again", st.key, row.id, exc)
+                failed = True
+                break
+            if status == "refused":          # taken off the backlog, but not delivered
+                st.refused += 1
+                moved.add(row.line)
+                continue
+            moved.add(row.line)
+            st.delivered += 1
+            st.last_delivered = time.time()
+            if self.metrics is not None:
+                self.metrics.outbox_delivered.labels(st.key).inc()
+        self._safe_count(st)
+        # Each failing line backs off on its own; the others go on at once. A line whose
+        # first row went through flows again in the next batch.
+        now = time.monotonic()
+        for line in moved - blocked:
+            st.held.pop(line, None)
+        for line in blocked:
+            tries = st.held.get(line, (0.0, 0))[1] + 1
+            st.held[line] = (now + min(self.max_backoff_s, self.backoff_s * 2 ** (min(tries, 10) - 1)), tries)
+        if failed and not moved:
+            # nothing went anywhere (the receiver is down, or a row sent could not be marked):
+            # wait for the first retry due
+            first = min((due for due, _ in st.held.values()), default=now + self.backoff_s)
+            self._sleep(max(0.0, first - now), seen)
+        if not st.held:
+            if st.failing_since is not None:
+                log.info("%s: delivering again after %.0f s", st.key, time.time() - st.failing_since)
+            st.failing_since = None
+            st.last_error = None
+        return 0
 
     def _after_connecting(self, st: _SinkState) -> None:
         """A new connection of this sink: what it keeps retained written to the outbox

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from sqlalchemy import select
 
@@ -73,8 +73,6 @@ class ResultCode(enum.IntEnum):
 
 
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-# photos a camera folder remembers as taken (a camera rewriting one name has one at a time)
-_TAKEN_KEPT = 4096
 # photos in a camera folder past which its listing costs a part's window noticeable time
 CROWDED_FOLDER = 5000
 
@@ -83,31 +81,47 @@ class CameraFolder:
     """The folder a camera saves into, as a PLC link's image source: the photo of the part
     just triggered, or ``LookupError`` (answered NG, NO_IMAGE), never another part's photo.
 
-    A part's photo is the newest one that was not in the folder at the previous trigger (a
-    trigger the link refused counts: its part's photo is not the next part's), nor taken
-    before by any link on this folder, and is whole (a PNG with its end chunk, a JPEG with
-    its end marker; a format that cannot say, once it stayed unchanged between two looks).
-    None yet: it waits up to ``wait_s`` for one, so a camera that saves a little after the
-    trigger is still in time. Photos are told apart by name, time and size (a camera that
-    rewrites one file makes a new photo each time), and "at the previous trigger" is what
-    the folder held then, not a clock: a share's clock may differ from the station's.
+    The camera photographs every part the PLC triggers, in order, sometimes a little after
+    the trigger. So photos are counted, not timed (a share's clock may differ from the
+    station's): a trigger that took no photo (refused, or none came in time) is owed one,
+    and the next photos to arrive (oldest first, by the camera's own times) are theirs and
+    set aside. A trigger takes the newest complete photo left once those owed are paid,
+    waiting up to ``wait_s`` for one (a camera that saves after the trigger); photos there
+    when the link started, or passed over by a take, are no part's. A photo is complete when
+    its format says so (a PNG's end chunk, a JPEG's end marker), else (TIFF) once it stayed
+    unchanged between two looks; one still being written is never taken. Told apart by name,
+    time and size: a camera that rewrites one file makes a new photo each time.
+
+    Where only the photos owed have come when the wait ends, the trigger is answered NO_IMAGE
+    and what is owed starts again from nothing: either the camera missed a part (those
+    photos were this part's and later ones) or this part's photo is later than the wait; the
+    first kind ends here, the second keeps the line on NO_IMAGE, never on another part's
+    photo, as long as the camera stays that late (set ``wait_s`` above its delay).
 
     Before (newest_image_source): the newest file not taken, whatever its time. A photo
     saved 40 ms after its trigger was NO_IMAGE and then judged as the next part (a cracked
-    part told OK, the good one after it NG, and so on); the photo of a refused trigger was
-    judged as the next part; a photo caught mid-write was refused and, once written,
-    judged as the next part; two links on one folder judged one photo each.
+    part told OK, the good one after it NG, and so on); the photo of a refused trigger, or a
+    half-written one once written, was judged as the next part; two links on one folder
+    judged one photo each.
     """
 
     def __init__(self, folder: Path | str, wait_s: float = 0.25, poll_s: float = 0.005):
         self.folder = Path(folder)
         self.wait_s = wait_s
         self.poll_s = poll_s
-        self._lock = threading.Lock()
-        self._taken: dict[tuple[str, int, int], None] = {}
+        self._lock = threading.Lock()            # one take at a time: a photo goes to one trigger
+        self._state = threading.Lock()           # what is owed and accounted for (the PLC's thread too)
+        self._owed = 0                           # photos of triggers that took none
         self._said_crowded = False
-        # the photos there when the link started are no part's (a restart's leftovers)
-        self._before: set[tuple[str, int, int]] = self._listing_or_empty()
+        # photos accounted for (taken, set aside, passed over, there at the start); the
+        # those still in the folder (what left it is forgotten)
+        self._seen: dict[tuple[str, int, int], None] = {}
+        self._last: set[tuple[str, int, int]] = set()      # the previous look's photos
+        try:
+            listing = self._listing()
+        except LookupError:
+            listing = {}              # a folder not there yet: its first photo is the first part's
+        self._account(listing)
 
     def _listing(self) -> dict[tuple[str, int, int], str]:
         """Every photo in the folder by (name, mtime, size), one stat each (os.scandir: a
@@ -135,54 +149,83 @@ class CameraFolder:
                         self.folder, len(found))
         return found
 
-    def _listing_or_empty(self) -> set[tuple[str, int, int]]:
-        try:
-            return set(self._listing())
-        except LookupError:
-            return set()          # a folder not there yet: its first photo is the first part's
+    def _account(self, sigs: Iterable[tuple[str, int, int]]) -> None:
+        with self._state:
+            self._seen.update(dict.fromkeys(sigs))
+
+    def _complete(self, listing: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
+        """The photos not accounted for that are complete, oldest first (by the camera's times)."""
+        from .sources.folder import file_looks_complete
+        with self._state:
+            # what left the folder needs no remembering (memory stays the folder's size)
+            self._seen = {sig: None for sig in self._seen if sig in listing}
+            seen = set(self._seen)
+        done = []
+        for sig, path in listing.items():
+            if sig in seen:
+                continue
+            whole = file_looks_complete(path, sig[2])
+            if whole or (whole is None and sig in self._last):     # a TIFF: unchanged since the last look
+                done.append(sig)
+        self._last = set(listing)
+        return sorted(done, key=lambda sig: (sig[1], sig[0]))
 
     def trigger_refused(self) -> None:
         """A trigger the link did not inspect: the photo it came with is no later part's."""
-        with self._lock:
-            self._before = self._listing_or_empty() | set(self._taken)
+        with self._state:
+            self._owed += 1
+
+    def restart(self) -> None:
+        """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
+        holds now. The photos of the refused or unanswered triggers before it came by now,
+        or never will (the camera did not fire): owed for ever, every later part was
+        NO_IMAGE once more."""
+        try:
+            listing = self._listing()
+        except LookupError:
+            listing = {}
+        with self._state:
+            self._owed = 0
+            self._seen.update(dict.fromkeys(listing))
 
     def __call__(self) -> tuple[bytes, str]:
-        from .sources.folder import looks_complete
         deadline = time.monotonic() + self.wait_s
-        with self._lock:          # one take at a time: a photo goes to one trigger only
-            unsettled: dict[tuple[str, int, int], bytes] = {}
+        with self._lock:
             while True:
+                t0 = time.monotonic()
                 listing = self._listing()
-                new = sorted((sig for sig in listing if sig not in self._before and sig not in self._taken),
-                             key=lambda sig: (sig[1], sig[0]))
-                why = f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the trigger"
-                if new:
-                    sig = new[-1]
+                ready = self._complete(listing)
+                with self._state:
+                    owed = self._owed
+                # (read and decided outside the lock: a refusal counted meanwhile stays owed)
+                if len(ready) > owed:
+                    # the owed photos set aside, the newest taken, any between passed over
+                    sig = ready[-1]
                     try:
                         data = Path(listing[sig]).read_bytes()
                     except OSError as exc:
-                        data, why = None, f"photo {sig[0]} could not be read ({exc.strerror or exc})"
-                    if data is not None and len(data) == sig[2]:
-                        whole = looks_complete(data)
-                        # a format looks_complete cannot judge is taken once it did not change
-                        if whole is True and (data[:4] not in (b"II*\x00", b"MM\x00*") or sig in unsettled):
-                            return self._took(listing, sig, data)
-                        unsettled[sig] = data
-                        why = f"photo {sig[0]} still being written {self.wait_s * 1000:.0f} ms after the trigger"
+                        self._account([sig])
+                        raise LookupError(f"photo {sig[0]} could not be read ({exc.strerror or exc})") from exc
+                    with self._state:
+                        self._owed -= owed
+                    self._account(ready)
+                    return data, sig[0]
                 if time.monotonic() >= deadline:
-                    if new and new[-1] in unsettled:
-                        # written no further: the station refuses it with its reason (BAD_IMAGE)
-                        return self._took(listing, new[-1], unsettled[new[-1]])
-                    self._before = set(listing) | set(self._taken)
-                    raise LookupError(why)
-                time.sleep(self.poll_s)
-
-    def _took(self, listing: dict, sig: tuple[str, int, int], data: bytes) -> tuple[bytes, str]:
-        self._taken[sig] = None
-        if len(self._taken) > _TAKEN_KEPT:
-            del self._taken[next(iter(self._taken))]
-        self._before = set(listing)
-        return data, sig[0]
+                    self._account(ready)
+                    with self._state:
+                        if ready:
+                            # only the photos owed came: the camera missed a part, or this
+                            # part's photo is later than the wait (see the class): no part's
+                            self._owed -= owed
+                        else:
+                            self._owed += 1     # this part's photo, whenever it comes, is no later part's
+                    if ready:
+                        raise LookupError(f"{len(ready)} photo(s) came for {owed} earlier trigger(s) without one, "
+                                          f"none more within {self.wait_s * 1000:.0f} ms of this trigger")
+                    raise LookupError(f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the "
+                                      "trigger")
+                # a crowded folder is looked at no faster than it can be listed
+                time.sleep(max(self.poll_s, min(time.monotonic() - t0, deadline - time.monotonic())))
 
 
 def newest_image_source(folder: Path | str, wait_s: float = 0.25) -> ImageSource:
@@ -423,7 +466,7 @@ class Handshake:
             if why is not None:
                 refused = getattr(self.image_source, "trigger_refused", None)
                 if refused is not None:
-                    self._pool.submit(refused)    # the folder as it is now, off the PLC's thread
+                    refused()                     # its photo, whenever it comes, is no later part's
             if why is not None and not fault_if_not_ready:
                 return None
             self.seq = (self.seq + 1) & 0xFFFF
@@ -459,6 +502,9 @@ class Handshake:
 
     def clear_error(self) -> None:
         with self.lock:
+            restart = getattr(self.image_source, "restart", None)
+            if restart is not None and self.error_code:
+                restart()           # the camera folder counts afresh from here (CameraFolder)
             if self.error_code:
                 log.info("PLC cleared error %s", self.error_code)
             self.error_code = 0

@@ -316,6 +316,25 @@ class FolderWatcher:
         self._stop.set()
 
 
+def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:
+    """Whether a file of ``size`` bytes ends where its format says it ends, from its first
+    and last bytes alone (a camera's photo still being written is not read whole again
+    and again). None when it cannot say: a format that does not tell (TIFF; a caller takes
+    it once it stopped changing), or the file gone or no longer ``size`` bytes long."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD)
+            fh.seek(max(0, size - _TAIL))
+            tail = fh.read(_TAIL + 1)
+    except OSError:
+        return None
+    tells = head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM")) or \
+        (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    if len(tail) != min(size, _TAIL) or not tells:
+        return None
+    return _looks_complete(head, tail, size)
+
+
 def looks_complete(data: bytes) -> bool:
     """Whether image bytes end where their format says they end (cheap: no decoding).
 
