@@ -304,3 +304,14 @@ def test_the_p_chart_needs_no_scipy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0.11", "[1]"]
+
+
+def test_a_count_far_in_a_tail_has_a_finite_z():
+    """A camera fault's hour, 100 of 100 NG at 0.3%: z was infinite (1e9 in the API and CSV)."""
+    from lineguard.line.spc import _binomial_limits
+    z = _binomial_limits(100, 100, 0.003)[2]
+    assert z == pytest.approx(-NormalDist().inv_cdf(0.003 ** 100), rel=1e-6)      # P(X >= 100) = p^100
+    assert _binomial_limits(100_000, 601, 0.003)[2] == pytest.approx(15.285, abs=1e-3)
+    far = _binomial_limits(10 ** 7, 10 ** 7, 0.5)[2]
+    assert math.isfinite(far) and far > 3000
+    assert math.isfinite(_binomial_limits(100_000, 0, 0.5)[2]) and _binomial_limits(100_000, 0, 0.5)[2] < -300
