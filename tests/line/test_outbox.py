@@ -257,6 +257,29 @@ def test_delivered_rows_are_pruned_after_retention_owed_rows_never(sqlite_statio
         assert s.scalar(select(func.count(OutboxEvent.id))) == 0
 
 
+def test_another_process_on_the_database_keeps_the_rows_a_sink_of_the_station_owes(sqlite_station, receiver):
+    """A hot folder's watcher (no sinks) on the station's database pruned the results the
+    station's webhook, down for a weekend, still owed: lost, and /health said ok."""
+    from sqlalchemy import select
+
+    from lineguard.line.orm import OutboxEvent
+    from lineguard.line.outbox import OTHER_SINKS_KEPT_S, Outbox
+    receiver.fail_all = True
+    st = sqlite_station(sinks=[WebhookSink(receiver.url, timeout_s=2, retries=0)])
+    st.inspect(png_bytes(50, seed=21), Part("w-1", "L1", "S1", "cell"))
+    watcher = Outbox(st.db, [])                           # the other process: no sinks of its own
+    try:
+        later = dt.datetime.utcnow() + dt.timedelta(hours=st.config.outbox_retention_h + 48)
+        watcher.prune(now=later)
+        with st.db.session() as s:
+            assert "w-1" in [p.get("part_id") for p in s.scalars(select(OutboxEvent.payload))]
+        # a sink no process has used for longer holds nothing for ever
+        gone = later + dt.timedelta(seconds=OTHER_SINKS_KEPT_S)
+        assert watcher.prune(now=gone) >= 1
+    finally:
+        watcher.close()
+
+
 # -- MQTT across a broker outage --------------------------------------------------------
 
 class Broker:

@@ -80,6 +80,11 @@ def sink_key(sink: Any) -> str:
     return str(getattr(sink, "key", None) or getattr(sink, "name", None) or type(sink).__name__)
 
 
+# a sink registered on the database by another process holds the rows it owes from
+# pruning while it delivered (or was registered) this recently
+OTHER_SINKS_KEPT_S = 7 * 86400.0
+
+
 class _SinkState:
     def __init__(self, sink: Any, key: str, since_id: int):
         self.sink = sink
@@ -334,6 +339,23 @@ class Outbox:
             for st in self._states:
                 done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
                 first = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > st.floor, ~done))
+                if first is not None:
+                    bound = min(bound, first - 1)
+            # and what the sinks of the other processes on this database still owe (a watcher
+            # without sinks deleted the results the station's webhook, down for a weekend, owed):
+            # each sink registered here that delivered, or was registered, in the last
+            # OTHER_SINKS_KEPT_S; one gone from every process's settings for longer holds nothing
+            mine = {st.key for st in self._states}
+            active_since = (now or utcnow()) - dt.timedelta(seconds=OTHER_SINKS_KEPT_S)
+            for key, since_id, registered in s.execute(select(OutboxSink.sink, OutboxSink.since_id,
+                                                              OutboxSink.created_at)).all():
+                if key in mine:
+                    continue
+                last = s.scalar(select(func.max(OutboxDelivery.delivered_at)).where(OutboxDelivery.sink == key))
+                if max(last or registered, registered) < active_since:
+                    continue
+                done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == key)
+                first = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > since_id, ~done))
                 if first is not None:
                     bound = min(bound, first - 1)
             n = s.execute(delete(OutboxEvent).where(OutboxEvent.id <= bound)).rowcount
