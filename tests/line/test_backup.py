@@ -230,3 +230,31 @@ def test_a_restored_copy_run_beside_its_station_cannot_back_up_over_its_backups(
     _inspect(again, 1, start=50)
     again.close()
     assert backup_station(tmp_path / "replacement", dest).parts == 8
+
+
+def test_backups_go_on_after_the_record_keeper_deleted_the_first_parts(sqlite_station, tmp_path):
+    """--keep-records-days deletes the oldest records; the first part named the station, so
+    every backup after the first deletion was refused as another station's, for good."""
+    from sqlalchemy import delete
+
+    from lineguard.line.orm import Inspection
+    st = sqlite_station(min_free_gb=0)
+    ids = _inspect(st, 4)
+    dest = tmp_path / "backup"
+    backup_station(st.config.data_dir, dest)
+    _inspect(st, 2, start=10)
+    with st.db.session() as s:                       # the daily run deleted the two oldest
+        s.execute(delete(Inspection).where(Inspection.id.in_(ids[:2])))
+    assert backup_station(st.config.data_dir, dest).parts == 4
+    # and after backups failed longer than records are kept (the folder's newest rotated out too)
+    with st.db.session() as s:
+        s.execute(delete(Inspection).where(Inspection.id.in_(ids[2:] + [ids[-1] + 1])))
+    _inspect(st, 1, start=20)
+    assert backup_station(st.config.data_dir, dest).parts == 2
+    # another station is still refused
+    other = _open(tmp_path / "other-station")
+    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    _inspect(other, 3, start=40)
+    other.close()
+    with pytest.raises(BackupError, match="another station"):
+        backup_station(tmp_path / "other-station", dest)

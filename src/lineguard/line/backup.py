@@ -115,10 +115,16 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             # written in place instead, so the one file renamed below holds all of it
             db.execute("PRAGMA journal_mode=DELETE")
             station = _station_id(db)
-            if previous.get("station") and station and previous["station"] != station:
+            held = _newest_held(db, previous.get("newest_part"))
+            # The first part names a station until the record keeper deletes it (--keep-records-days):
+            # then every later backup was refused as another station's. Holding the folder's newest
+            # part as it was (or having rotated it out too) says it is this station still.
+            if previous.get("station") and station and previous["station"] != station and \
+                    held not in ("held", "rotated"):
                 raise BackupError(f"{dest} holds the backup of another station (its first part differs): give each "
                                   "station its own backup folder")
-            _refuse_diverged(db, previous.get("newest_part"), dest)
+            if held == "missing":
+                _refuse_diverged(previous["newest_part"], dest)
             newest = _newest_part(db)
             _copy_part_files(db, data_dir / "images", dest / "images", report, stop, verify)
             for (key,) in db.execute("SELECT file_key FROM model_versions"):
@@ -205,22 +211,29 @@ def _newest_part(db: sqlite3.Connection) -> Optional[dict]:
     return None if row is None else {"id": row[0], "part_id": row[1], "print": _part_print(row)}
 
 
-def _refuse_diverged(db: sqlite3.Connection, newest: Optional[dict], dest: Path) -> None:
+def _newest_held(db: sqlite3.Connection, newest: Optional[dict]) -> Optional[str]:
+    """Whether the station holds the backup folder's newest part as it was: "held"; "rotated"
+    (the record keeper dropped it, with every older one: not a sign of another station);
+    "missing" (see :func:`_refuse_diverged`); None when the folder names no newest part."""
+    if not newest:
+        return None
+    row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections WHERE id = ?",
+                     (newest["id"],)).fetchone()
+    if row is not None and _part_print(row) == newest["print"]:
+        return "held"
+    if row is None:
+        oldest = db.execute("SELECT min(id) FROM inspections").fetchone()[0]
+        if oldest is not None and oldest > newest["id"]:
+            return "rotated"
+    return "missing"
+
+
+def _refuse_diverged(newest: dict, dest: Path) -> None:
     """Refuse a backup over one holding parts this station does not have: a copy of the
     station restored from the same backup and run beside it has the same first part, so
     each one's backup replaced the other's and the parts only one of them made were lost
     from the folder (their record ids clash too). The station must hold the folder's newest
     part as it was; if records kept N days have since dropped it, nothing older tells."""
-    if not newest:
-        return
-    row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections WHERE id = ?",
-                     (newest["id"],)).fetchone()
-    if row is not None and _part_print(row) == newest["print"]:
-        return
-    if row is None:
-        oldest = db.execute("SELECT min(id) FROM inspections").fetchone()[0]
-        if oldest is not None and oldest > newest["id"]:
-            return      # rotated out by the record keeper: not a sign of another station
     raise BackupError(f"{dest} holds a part this station does not have (record {newest['id']}, part "
                       f"{newest['part_id']!r}): it is the backup of another copy of this station (one restored "
                       "from the same backup and run beside it?), or this station lost records since. The backup "
