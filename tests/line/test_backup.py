@@ -258,3 +258,37 @@ def test_backups_go_on_after_the_record_keeper_deleted_the_first_parts(sqlite_st
     other.close()
     with pytest.raises(BackupError, match="another station"):
         backup_station(tmp_path / "other-station", dest)
+
+
+def test_a_killed_backup_s_database_copy_is_removed_by_a_later_one(sqlite_station, tmp_path):
+    """Each backup killed mid-run (kill -9, a power cut) left a whole database copy in the
+    backup folder for ever, one more at each crash, until the backup disk was full."""
+    import time as _time
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 2)
+    dest = tmp_path / "backup"
+    backup_station(st.config.data_dir, dest)
+    old = dest / ".lineguard.db.4242.tmp"
+    old.write_bytes(b"SQLite format 3\0" + b"\0" * 4096)
+    young = dest / ".lineguard.db.4343.tmp"             # maybe another backup's, running now
+    young.write_bytes(b"x")
+    hour_ago = _time.time() - 2 * 3600
+    os.utime(old, (hour_ago, hour_ago))
+    backup_station(st.config.data_dir, dest)
+    assert not old.exists() and young.exists()
+
+
+def test_a_first_backup_that_fails_does_not_speak_of_a_previous_one(sqlite_station, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import backup as backup_module
+    st = sqlite_station(min_free_gb=0)
+
+    def full(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backup_module, "backup_station", full)
+    r = CliRunner().invoke(app, ["backup", "--data", str(st.config.data_dir), "--to", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "there is no backup in the folder yet" in r.output, r.output
+    assert "previous backup" not in r.output

@@ -745,13 +745,17 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     if db_path is None:
         fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
              "images are in --data's images/ folder)")
+    had = (dest / "lineguard.db").is_file()
     try:
         report = backup_station(data, dest, db_path, verify=verify)
     except BackupError as exc:
         fail(str(exc))
     except (OSError, sqlite3.Error) as exc:     # a full or missing backup disk: failed, not refused
-        fail(f"the backup stopped ({type(exc).__name__}: {exc}); the backup folder still holds the previous backup "
-             "whole: check the backup disk (mounted, room left) and run it again", code=1)
+        # said only where there is one: a first backup that failed leaves none
+        kept = "the backup folder still holds the previous backup whole" if had else \
+            "there is no backup in the folder yet"
+        fail(f"the backup stopped ({type(exc).__name__}: {exc}); {kept}: check the backup disk (mounted, room "
+             "left) and run it again", code=1)
     click.echo(f"backed up {report.parts} parts and {report.models} new model files to {dest}: "
                f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
                f"already there, in {report.seconds:.1f} s"

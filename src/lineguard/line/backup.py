@@ -84,7 +84,8 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     data_dir, dest = Path(data_dir).resolve(), Path(dest).resolve()
     db_path = Path(db_path or data_dir / "lineguard.db").resolve()
     if not db_path.is_file():
-        raise BackupError(f"no station database at {db_path}: give the station's folder (--data)")
+        raise BackupError(f"no station database at {db_path}: give the station's folder (--data); a station on "
+                          "PostgreSQL (--db) has its database backed up with pg_dump")
     if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
         raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
                           "folder, best on another disk")
@@ -100,6 +101,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         # opening the backup's stores clears the temp copies of a backup killed mid-copy
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)
         ContentStore(dest / store)
+    _sweep_killed_copies(dest)
     copy_db = dest / f".lineguard.db.{os.getpid()}.tmp"
     report = BackupReport()
     try:
@@ -149,6 +151,24 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         for left in (copy_db, *(copy_db.with_name(copy_db.name + end) for end in ("-wal", "-shm", "-journal"))):
             left.unlink(missing_ok=True)
     return report
+
+
+# a database copy of a backup killed mid-run (kill -9, a power cut) is removed this old: not
+# another backup's running now
+KILLED_COPY_AGE_S = 3600.0
+
+
+def _sweep_killed_copies(dest: Path) -> None:
+    """Remove the database copies backups killed mid-run left (a whole database each: every
+    crash left one more, until the backup disk was full)."""
+    now = time.time()
+    for left in dest.glob(".lineguard.db.*.tmp*"):
+        try:
+            if now - left.stat().st_mtime > KILLED_COPY_AGE_S:
+                left.unlink()
+                log.info("removed %s, left by a backup killed mid-run", left)
+        except OSError:
+            pass
 
 
 def _utc_stamp() -> str:
@@ -370,9 +390,10 @@ class BackupSchedule(PeriodicJob):
             return
         except (BackupError, OSError, sqlite3.Error) as exc:
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackupError) else str(exc)
+            kept = "the last one that worked is kept" if (self.dest / "lineguard.db").is_file() else \
+                "no backup has worked yet"
             self.faults["backup"] = (f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
-                                     f"({self.error}); the last one that worked is kept: check the backup disk "
-                                     "(mounted, room left)")
+                                     f"({self.error}); {kept}: check the backup disk (mounted, room left)")
             log.error("backup to %s failed: %s", self.dest, self.error)
             return
         except Exception as exc:  # noqa: BLE001 - the station goes on; the fault says it
