@@ -267,7 +267,7 @@ def test_a_killed_backup_s_database_copy_is_removed_by_a_later_one(sqlite_statio
     st = sqlite_station(min_free_gb=0)
     _inspect(st, 2)
     dest = tmp_path / "backup"
-    backup_station(st.config.data_dir, dest)
+    assert backup_station(st.config.data_dir, dest).same_disk     # tmp_path: the station's own disk
     old = dest / ".lineguard.db.4242.tmp"
     old.write_bytes(b"SQLite format 3\0" + b"\0" * 4096)
     young = dest / ".lineguard.db.4343.tmp"             # maybe another backup's, running now

@@ -740,7 +740,7 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     import sqlite3
 
     from ..line.backup import BackupError, backup_station
-    from ._term import fail
+    from ._term import fail, note
     db_path = _config(data, db).sqlite_path
     if db_path is None:
         fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
@@ -756,6 +756,10 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
             "there is no backup in the folder yet"
         fail(f"the backup stopped ({type(exc).__name__}: {exc}); {kept}: check the backup disk (mounted, room "
              "left) and run it again", code=1)
+    if report.same_disk:
+        note("note", f"{dest} is on the station's own disk: a disk that fails takes the backup with it, and the "
+                     "backup's growth takes the room the disk keeper frees by deleting part images; back up to "
+                     "another disk or a share")
     click.echo(f"backed up {report.parts} parts and {report.models} new model files to {dest}: "
                f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
                f"already there, in {report.seconds:.1f} s"

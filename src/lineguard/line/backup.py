@@ -65,6 +65,9 @@ class BackupReport:
     verified: int = 0             # files already there read back (verify=True)
     repaired: int = 0             # of them, damaged in the backup and copied again
     damaged_at_station: int = 0   # copied again, still not whole: the station's own file is damaged
+    # the backup folder is on the station's own disk: lost with it, and its growth eats the
+    # room the disk keeper frees by deleting the station's images
+    same_disk: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -102,8 +105,12 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)
         ContentStore(dest / store)
     _sweep_killed_copies(dest)
+    try:
+        same_disk = os.stat(dest).st_dev == os.stat(data_dir).st_dev
+    except OSError:
+        same_disk = False
     copy_db = dest / f".lineguard.db.{os.getpid()}.tmp"
-    report = BackupReport()
+    report = BackupReport(same_disk=same_disk)
     try:
         src, out = sqlite3.connect(db_path), sqlite3.connect(copy_db)
         try:
@@ -407,6 +414,11 @@ class BackupSchedule(PeriodicJob):
         log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %d read back (%d damaged, "
                  "copied again), %.1f s", self.dest, report.parts, report.files_copied, report.bytes_copied / 1e6,
                  report.files_there, report.verified, report.repaired, report.seconds)
+        if report.same_disk and not getattr(self, "_said_same_disk", False):
+            self._said_same_disk = True
+            log.warning("backup folder %s is on the station's own disk: a disk that fails takes the backup with it, "
+                        "and its growth takes the room the disk keeper frees by deleting part images; back up to "
+                        "another disk or a share", self.dest)
 
     def status(self) -> dict:
         return {"to": str(self.dest), "every_h": round(self.every_s / 3600, 3), "last": self.last,
