@@ -370,6 +370,7 @@ class BackupSchedule(PeriodicJob):
         self.faults = faults
         self.last: Optional[dict] = None         # the last backup that worked
         self.error: Optional[str] = None         # why the last try failed (None: it worked)
+        self._said_same_disk = False             # the backup folder on the station's disk, logged once
 
     def _manifest(self) -> dict:
         try:
@@ -414,7 +415,7 @@ class BackupSchedule(PeriodicJob):
         log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %d read back (%d damaged, "
                  "copied again), %.1f s", self.dest, report.parts, report.files_copied, report.bytes_copied / 1e6,
                  report.files_there, report.verified, report.repaired, report.seconds)
-        if report.same_disk and not getattr(self, "_said_same_disk", False):
+        if report.same_disk and not self._said_same_disk:
             self._said_same_disk = True
             log.warning("backup folder %s is on the station's own disk: a disk that fails takes the backup with it, "
                         "and its growth takes the room the disk keeper frees by deleting part images; back up to "
