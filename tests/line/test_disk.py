@@ -230,3 +230,42 @@ def test_waiting_for_a_map_is_not_a_full_disk(sqlite_station):
     keeper.busy = lambda inspection_id: False
     keeper.check(now=_soon())
     assert "disk" in st.faults        # all that may go went, and it was not enough
+
+
+def test_a_disk_filled_to_the_last_byte_gets_its_reserve_back_so_the_keeper_can_delete(sqlite_station):
+    """Something else filled the disk to the last byte: the keeper's database change that comes
+    before any delete failed ("database or disk is full"), every part was refused, and nothing
+    recovered without someone stepping in. The room kept back is given back, once."""
+    from sqlalchemy.exc import OperationalError
+    st = sqlite_station(min_free_gb=0)
+    made = _line(st)
+    floor = 1024 ** 3
+    free = {"bytes": 2 * floor}                          # nearing the floor: the reserve is allocated
+    keeper = DiskKeeper(st.db, st.images, st.faults, floor, free_bytes=lambda: free["bytes"], min_age_s=0,
+                        batch=1)
+    st.images.recent_s = 0
+    keeper.check(now=_soon())
+    assert keeper.reserve.exists() and keeper.reserve.stat().st_size == 64 * 1024 ** 2
+    free["bytes"] = 0                                    # full to the last byte
+    real, tried = keeper._clear, []
+
+    def clear(*a, **kw):
+        tried.append(a)
+        if len(tried) == 1:
+            raise OperationalError("UPDATE inspections", {}, Exception("database or disk is full"))
+        free["bytes"] = 2 * floor                         # the first batch freed room
+        return real(*a, **kw)
+
+    keeper._clear = clear
+    given_back = []
+    real_give = keeper._give_back_reserve
+    keeper._give_back_reserve = lambda: given_back.append(1) or real_give()
+    cleared = keeper.check(now=_soon())                  # no error: tried again with the room given back
+    assert given_back == [1] and len(tried) >= 2
+    assert cleared["OK"] >= 1 and st.get(made["ok1"]).image_key is None
+    assert keeper.reserve.exists()                       # kept back again once there was room
+    # a disk far from full holds no reserve
+    roomy = DiskKeeper(st.db, st.images, st.faults, floor, free_bytes=lambda: 10 * floor)
+    roomy.reserve.unlink(missing_ok=True)
+    roomy.check(now=_soon())
+    assert not roomy.reserve.exists()

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import threading
 import time
 from typing import Any, Callable, Optional
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from .db import Database
 from .imagestore import ContentStore
@@ -42,6 +44,11 @@ from .sweep import SweepSchedule
 log = logging.getLogger("lineguard.station")
 
 GB = 1024 ** 3
+# Room kept back on the data disk: a disk filled to the last byte by something else left the
+# keeper unable to write the database change that comes before any delete ("database or disk
+# is full"), and every part was refused until someone stepped in. Given back to let it run.
+RESERVE_NAME = ".lineguard-reserve"
+RESERVE_MAX = 64 * 1024 ** 2
 BATCH = 200            # records a step: one short transaction, then the files
 MARGIN = 1.1           # purge to 10% above the floor, so one purge is not followed by the next part's
 
@@ -78,6 +85,9 @@ class DiskKeeper(PeriodicJob):
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
         self._lock = threading.Lock()
         self._looked = 0.0     # monotonic time of the last after_write look
+        # beside the stores, not in them (the store sweep would take it for a file no record names)
+        self.reserve = images.root.parent / RESERVE_NAME
+        self.reserve_bytes = min(RESERVE_MAX, self.min_free_bytes // 4)
 
     # -- running ---------------------------------------------------------------------
     def start(self) -> "DiskKeeper":
@@ -111,6 +121,36 @@ class DiskKeeper(PeriodicJob):
     def run_once(self) -> None:
         self.check()
 
+    def _keep_reserve(self, free: Optional[int]) -> None:
+        """Allocate the reserve file once the disk nears its floor (under three times it) with
+        room for it above the floor: a disk far from full needs none (and a test suite's
+        hundreds of stations would each hold one), one filling up gets it before it is full."""
+        if self.reserve_bytes <= 0 or free is None or free < self.min_free_bytes + 2 * self.reserve_bytes \
+                or free >= 3 * self.min_free_bytes:
+            return
+        try:
+            if self.reserve.exists():
+                return
+            tmp = self.reserve.with_name(self.reserve.name + ".tmp")
+            with open(tmp, "wb") as fh:
+                # blocks held on the disk, not a sparse file that holds none
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, self.reserve_bytes)
+                else:
+                    fh.write(b"\0" * self.reserve_bytes)
+            os.replace(tmp, self.reserve)
+        except OSError as exc:
+            log.warning("disk: the reserve file %s could not be written: %s", self.reserve, exc)
+
+    def _give_back_reserve(self) -> bool:
+        try:
+            self.reserve.unlink()
+        except OSError:
+            return False
+        log.warning("disk: the data disk is full: the %d MB kept back (%s) are given back so that old images can "
+                    "be deleted", self.reserve_bytes // 1024 ** 2, self.reserve)
+        return True
+
     # -- one look --------------------------------------------------------------------
     def _free(self) -> Optional[int]:
         """Free bytes on the data disk; None if it cannot be read (the folder is gone or
@@ -130,7 +170,16 @@ class DiskKeeper(PeriodicJob):
         return out
 
     def check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
-        """Delete what the rules say must go now; returns the parts cleared, by kind."""
+        """Delete what the rules say must go now; returns the parts cleared, by kind. A
+        database too full for the change that comes first gets the reserve back, once."""
+        try:
+            return self._check(now)
+        except SQLAlchemyError as exc:
+            if "full" not in str(exc).lower() or not self._give_back_reserve():
+                raise
+            return self._check(now)
+
+    def _check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
         with self._lock:
             now = now or utcnow()
             young = now - dt.timedelta(seconds=self.min_age_s)
@@ -144,6 +193,7 @@ class DiskKeeper(PeriodicJob):
                 return cleared
             if free >= self.min_free_bytes:
                 self.faults.pop("disk", None)
+                self._keep_reserve(free)
                 return cleared
             waiting = False
             for kind in ("OK", "NG/REVIEW"):
@@ -174,6 +224,7 @@ class DiskKeeper(PeriodicJob):
                     "data folder to a larger one, or lower --min-free-gb")
             else:
                 self.faults.pop("disk", None)
+                self._keep_reserve(free)
             return cleared
 
     def _clear(self, kind: str, before: dt.datetime, age_rule: bool = False) -> tuple[int, bool]:
