@@ -24,6 +24,15 @@ def _open(folder):
     return Station(StationConfig(data_dir=folder, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
 
 
+def _other_station(tmp_path, parts: int):
+    """The folder of another station with ``parts`` parts of its own (closed)."""
+    other = _open(tmp_path / "other-station")
+    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    _inspect(other, parts, start=40)
+    other.close()
+    return tmp_path / "other-station"
+
+
 def _named(st) -> set[str]:
     from sqlalchemy import select
 
@@ -124,12 +133,8 @@ def test_a_backup_opened_as_a_station_or_another_stations_is_not_overwritten(sql
     # another station's backups into one folder
     dest2 = tmp_path / "backup2"
     backup_station(st.config.data_dir, dest2)
-    other = _open(tmp_path / "other-station")
-    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-    _inspect(other, 1, start=40)
-    other.close()
     with pytest.raises(BackupError, match="another station"):
-        backup_station(tmp_path / "other-station", dest2)
+        backup_station(_other_station(tmp_path, parts=1), dest2)
 
 
 def test_a_file_cut_short_in_the_backup_is_copied_again(sqlite_station, tmp_path):
@@ -252,12 +257,8 @@ def test_backups_go_on_after_the_record_keeper_deleted_the_first_parts(sqlite_st
     _inspect(st, 1, start=20)
     assert backup_station(st.config.data_dir, dest).parts == 2
     # another station is still refused
-    other = _open(tmp_path / "other-station")
-    other.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-    _inspect(other, 3, start=40)
-    other.close()
     with pytest.raises(BackupError, match="another station"):
-        backup_station(tmp_path / "other-station", dest)
+        backup_station(_other_station(tmp_path, parts=3), dest)
 
 
 def test_a_killed_backup_s_database_copy_is_removed_by_a_later_one(sqlite_station, tmp_path):
