@@ -65,3 +65,38 @@ def test_rescore_refuses_a_broken_model_naming_the_file(tmp_path, synth_category
                        capture_output=True, text=True)
     assert r.returncode == 2 and f"{model}: " in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_the_archive_lists_each_image_once_and_says_what_it_left_out(tmp_path, monkeypatch):
+    """A link to an image (a file's, or a folder's a glob walks through) was scored twice and
+    counted twice in the station's database; a file gone while the archive was listed (a live
+    archive) crashed the run with a traceback; a name not in UTF-8 stopped it at its batch,
+    every run."""
+    from lineguard.line.scale import rescore as rescore_module
+    from lineguard.line.scale.rescore import list_archive
+    day = tmp_path / "arch" / "2026" / "12"
+    day.mkdir(parents=True)
+    for i in range(3):
+        (day / f"p{i}.png").write_bytes(b"\x89PNG" + bytes([i]))
+    (tmp_path / "arch" / "today").symlink_to(day)                 # a folder link
+    (day / "again.png").symlink_to(day / "p0.png")                 # a file link
+    (day / b"caf\xe9.png".decode("utf-8", "surrogateescape")).write_bytes(b"\x89PNG")
+    left: list[str] = []
+    listed = list_archive(str(tmp_path / "arch" / "**" / "*.png"), left)
+    assert sorted(os.path.basename(a.path) for a in listed) == ["p0.png", "p1.png", "p2.png"]
+    assert len(left) == 1 and "not UTF-8" in left[0] and "caf" in left[0]
+    assert [os.path.basename(a.path) for a in list_archive(tmp_path / "arch")] == ["p0.png", "p1.png", "p2.png"]
+    # a file that goes between the walk and its look: left out, said, the rest listed
+    real_stat, looks = Path.stat, []
+
+    def vanishing(self, *a, **kw):
+        if self.name == "p1.png":
+            looks.append(1)
+            if len(looks) > 1:           # there for the walk's look, gone at the listing's
+                raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_stat(self, *a, **kw)
+
+    monkeypatch.setattr(rescore_module.Path, "stat", vanishing)
+    left = []
+    assert [os.path.basename(a.path) for a in list_archive(day, left)] == ["p0.png", "p2.png"]
+    assert any("gone while the archive was listed" in why for why in left)

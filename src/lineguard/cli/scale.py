@@ -118,6 +118,9 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     if summary.replaced:
         note("changed", f"{summary.replaced} rows of images rewritten since they were scored taken out of {out}; "
                         "those images scored again")
+    if summary.left_out:
+        note("left out", f"{len(summary.left_out)} files not scored: " + "; ".join(summary.left_out[:3])
+             + (" ..." if len(summary.left_out) > 3 else ""))
     if summary.errors:
         note("unreadable", f"{summary.errors} images could not be read; their rows in {out} say why (column error)")
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(d["verdicts"].items())) or "none"

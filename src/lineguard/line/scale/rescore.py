@@ -85,8 +85,11 @@ def _mtime_ns(info: dict[str, Any]) -> int:
     return 0
 
 
-def list_archive(spec: Union[str, os.PathLike]) -> list[ArchiveImage]:
-    """Every image a folder (recursively), a glob pattern or an fsspec URL names, sorted by path."""
+def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = None) -> list[ArchiveImage]:
+    """Every image a folder (recursively), a glob pattern or an fsspec URL names, sorted by
+    path, each once. ``left_out`` receives why a local file was not listed: gone while the
+    archive was listed (a live archive: it crashed the run), or a name not in UTF-8 (no row
+    can hold it: it stopped the run at its batch, every time)."""
     from ...vision.errors import DatasetError
     spec = str(spec)
     if spec.startswith("file://"):
@@ -116,10 +119,28 @@ def list_archive(spec: Union[str, os.PathLike]) -> list[ArchiveImage]:
         else:
             raise DatasetError(f"{spec}: no such folder or file, and not a glob pattern or URL "
                                "(give a folder, a pattern like 'archive/**/*.png', or s3://bucket/prefix/)")
+        said = left_out if left_out is not None else []
+        # one row per image: a link (a file's, or a folder's a glob walks through) is the image
+        # it points to, listed once (it was scored twice, and a station's counts kept both)
+        seen: dict[str, Optional[ArchiveImage]] = {}      # None: left out, said once
         for p in files:
             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-                st = p.stat()
-                out.append(ArchiveImage(str(p.resolve()), int(st.st_size), int(st.st_mtime_ns)))
+                try:
+                    path, st = str(p.resolve()), p.stat()
+                except OSError:
+                    said.append(f"{p}: gone while the archive was listed")
+                    continue
+                if path in seen:
+                    continue
+                try:
+                    path.encode("utf-8")
+                except UnicodeEncodeError:
+                    said.append(f"{os.fsencode(path)!r}: its name is not UTF-8 (a file copied from a Windows "
+                                "share?); rename it to score it")
+                    seen[path] = None
+                    continue
+                seen[path] = ArchiveImage(path, int(st.st_size), int(st.st_mtime_ns))
+        out.extend(a for a in seen.values() if a is not None)
     if not out:
         raise DatasetError(f"{spec}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
     out.sort(key=lambda a: a.path)
@@ -357,6 +378,8 @@ class RescoreSummary:
     # rows taken out of the folder before scoring: images whose file changed since (scored
     # again, in this run) and second rows of one path; the folder keeps one row per image
     replaced: int = 0
+    # files of the archive not listed, and why (list_archive)
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def images_per_s(self) -> float:
@@ -367,7 +390,7 @@ class RescoreSummary:
                 "verdicts": dict(self.verdicts), "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
                 "replaced": self.replaced, "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
-                "steady_images_per_s": round(self.steady_images_per_s, 2)}
+                "steady_images_per_s": round(self.steady_images_per_s, 2), "left_out": list(self.left_out)}
 
     @property
     def steady_images_per_s(self) -> float:
@@ -433,11 +456,13 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     # score: without it a resume with another model skipped every image and said so
     results.refuse_other_model(scorer.inspector.model_id)
     results.upgrade_parts()
-    listed = archive if archive is not None else list_archive(images)
+    left_out: list[str] = []
+    listed = archive if archive is not None else list_archive(images, left_out)
     done, replaced = results.resume(listed)
     todo = [a for a in listed if a.key not in done]
     summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
-                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}")
+                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
+                             left_out=left_out)
     if not todo and recorder is None:
         return summary
     if recorder is not None:
