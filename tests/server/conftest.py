@@ -26,6 +26,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def read_http_head(sock: socket.socket) -> bytes:
+    """What a raw socket receives up to the end of an HTTP answer's head (or until it closes)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        got = sock.recv(65536)
+        if not got:
+            break
+        answer += got
+    return answer
+
+
 def make_keys(data_dir: Path, db_url: Optional[str] = None, schema: Optional[str] = None) -> dict[str, str]:
     from lineguard.line.auth import create_key
     from lineguard.line.config import StationConfig

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from .conftest import fake_model_bytes, png_bytes, post_part, start_fake_station
+from .conftest import fake_model_bytes, png_bytes, post_part, read_http_head, start_fake_station
 
 LAPSE_WITHIN_S = 15.0   # recheck every 2 s, a cached session 5 s more: 15 s is ample, and bounds the test
 
@@ -310,13 +310,8 @@ def _upload(port: int, path: str, field: str, headers: dict[str, str],
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    answer = b""
     try:
-        while b"\r\n\r\n" not in answer:
-            got = sock.recv(65536)
-            if not got:
-                break
-            answer += got
+        answer = read_http_head(sock)
         at_answer = given
         answered.set()
         head_part, _, rest = answer.partition(b"\r\n\r\n")
