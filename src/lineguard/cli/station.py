@@ -51,12 +51,12 @@ def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sampl
     inspecting in its own process counts test parts' shifts as the station does)."""
     import os
 
-    from ..line.config import RetentionPolicy, StationConfig
+    from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text
     shift_starts = shift_starts or os.environ.get("LINEGUARD_SHIFT_STARTS") or None
     timezone = timezone or os.environ.get("LINEGUARD_TIMEZONE") or None
     plant_time = {"timezone": timezone}
     if shift_starts:
-        plant_time["shift_starts"] = tuple(t.strip() for t in shift_starts.split(","))
+        plant_time["shift_starts"] = shift_starts_from_text(shift_starts)
     try:
         return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                              max_image_pixels=int(max_megapixels * 1e6),

@@ -280,6 +280,11 @@ def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
     return f"{u.scheme}://{where}"
 
 
+def shift_starts_from_text(text: str) -> tuple[str, ...]:
+    """``"06:00, 18:00"`` (an option or LINEGUARD_SHIFT_STARTS) as StationConfig keeps it."""
+    return tuple(t.strip() for t in text.split(","))
+
+
 # LINEGUARD_* variable -> (StationConfig field, parser)
 _ENV = {
     "LINEGUARD_DATA": ("data_dir", Path),
@@ -304,7 +309,7 @@ _ENV = {
     "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", float),
     "LINEGUARD_RUNTIME": ("runtime", str),
     "LINEGUARD_PRECISION": ("precision", str),
-    "LINEGUARD_SHIFT_STARTS": ("shift_starts", lambda v: tuple(v.split(","))),
+    "LINEGUARD_SHIFT_STARTS": ("shift_starts", shift_starts_from_text),
     "LINEGUARD_TIMEZONE": ("timezone", str),
     "LINEGUARD_OPEN_READS": ("open_reads", lambda v: env_flag("LINEGUARD_OPEN_READS", v)),
     "LINEGUARD_SESSION_HOURS": ("session_hours", float),

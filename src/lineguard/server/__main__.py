@@ -7,7 +7,7 @@ import sys
 import logging
 from pathlib import Path
 
-from ..line.config import RetentionPolicy, StationConfig, env_flag
+from ..line.config import RetentionPolicy, StationConfig, env_flag, shift_starts_from_text
 from .app import StartupError, serve
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     plant_time = {"timezone": a.timezone or None}
     if a.shift_starts:
-        plant_time["shift_starts"] = tuple(t.strip() for t in a.shift_starts.split(","))
+        plant_time["shift_starts"] = shift_starts_from_text(a.shift_starts)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
