@@ -85,6 +85,17 @@ def sink_key(sink: Any) -> str:
 OTHER_SINKS_KEPT_S = 7 * 86400.0
 
 
+def _owed(key: str, after_id: int) -> tuple[Any, Any]:
+    """Where-clauses of the rows sink ``key`` owes: after ``after_id`` and not marked for it."""
+    done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == key)
+    return OutboxEvent.id > after_id, ~done
+
+
+def _first_owed(s: Any, key: str, after_id: int) -> Optional[int]:
+    """The id of the first row sink ``key`` owes (None: none)."""
+    return s.scalar(select(func.min(OutboxEvent.id)).where(*_owed(key, after_id)))
+
+
 class _SinkState:
     def __init__(self, sink: Any, key: str, since_id: int):
         self.sink = sink
@@ -165,8 +176,7 @@ class Outbox:
         held line whose retry is due. A held line's rows are left out of the batch: once one
         line owed a batch's worth (200) and failed, every batch was that line's rows, skipped,
         and no other line's result, alarm or escalation went out."""
-        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
-        owed = select(OutboxEvent).where(OutboxEvent.id > st.floor, ~done)
+        owed = select(OutboxEvent).where(*_owed(st.key, st.floor))
         now = time.monotonic()
         with self.db.session() as s:
             free = owed.where(OutboxEvent.line.not_in(list(st.held))) if st.held else owed
@@ -177,10 +187,9 @@ class Outbox:
         return sorted(rows, key=lambda r: r.id)
 
     def _count_pending(self, st: _SinkState) -> None:
-        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
         with self.db.session() as s:
             n, oldest = s.execute(select(func.count(OutboxEvent.id), func.min(OutboxEvent.created_at))
-                                  .where(OutboxEvent.id > st.floor, ~done)).one()
+                                  .where(*_owed(st.key, st.floor))).one()
         st.backlog = int(n)
         st.oldest_pending = oldest
         if self.metrics is not None:
@@ -192,11 +201,10 @@ class Outbox:
             return
         st.floor_checked = now
         cutoff = utcnow() - dt.timedelta(seconds=_FLOOR_LAG_S)
-        done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
         with self.db.session() as s:
             settled = s.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < cutoff))
             # the first row still owed on any line: a held line's rows are not in the batch
-            first_pending = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > st.floor, ~done))
+            first_pending = _first_owed(s, st.key, st.floor)
         if settled is None:
             return
         if first_pending is not None:
@@ -337,8 +345,7 @@ class Outbox:
             if bound is None:
                 return 0
             for st in self._states:
-                done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == st.key)
-                first = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > st.floor, ~done))
+                first = _first_owed(s, st.key, st.floor)
                 if first is not None:
                     bound = min(bound, first - 1)
             # and what the sinks of the other processes on this database still owe (a watcher
@@ -354,8 +361,7 @@ class Outbox:
                 last = s.scalar(select(func.max(OutboxDelivery.delivered_at)).where(OutboxDelivery.sink == key))
                 if max(last or registered, registered) < active_since:
                     continue
-                done = exists().where(OutboxDelivery.outbox_id == OutboxEvent.id, OutboxDelivery.sink == key)
-                first = s.scalar(select(func.min(OutboxEvent.id)).where(OutboxEvent.id > since_id, ~done))
+                first = _first_owed(s, key, since_id)
                 if first is not None:
                     bound = min(bound, first - 1)
             n = s.execute(delete(OutboxEvent).where(OutboxEvent.id <= bound)).rowcount
