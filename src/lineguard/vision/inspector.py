@@ -92,6 +92,22 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
     return imgs, bad
 
 
+def _names(items: Sequence[Any], loaded: Sequence[int]) -> list[str]:
+    """How records and messages name the loaded photos: a file's path, else ``#index``."""
+    return [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+
+
+def _far_out(scores: np.ndarray, names: Sequence[str]) -> tuple[float, np.ndarray, list[dict[str, Any]]]:
+    """Good photos scoring far above the others (Tukey's far-out rule, Q3 + 3 IQR: no
+    distribution assumed): the cut, which ones, and them named, highest score first, for a
+    person to look at (train and recalibrate alike)."""
+    q1, q3 = np.quantile(scores, [0.25, 0.75])
+    cut = float(q3 + 3 * (q3 - q1))
+    far = scores > cut
+    named = [{"image": names[int(j)], "score": round(float(scores[j]), 6)} for j in np.argsort(-scores) if far[j]]
+    return cut, far, named
+
+
 # a photo whose short side is this many times smaller than the folder's median is refused
 TOO_SMALL_SIDE = 4
 
@@ -347,7 +363,7 @@ class Inspector:
                                + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
         x = np.stack(inputs)
         del inputs
-        names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+        names = _names(items, loaded)
         photo_range, odd = photo_check_module.learn_range(x) if photo_check else (None, [])
         labels = _group_labels(groups, len(items), loaded, names)
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
@@ -390,11 +406,7 @@ class Inspector:
         # out, escapes at 1% fell from 52% to 18% with 0.5% false rejects), of another
         # variation its labels call good (KolektorSDD: left out, 7.3-8.5% false rejects on new parts).
         # Only a person can tell; ``exclude_suspects`` is for after they have looked.
-        q1, q3 = np.quantile(cal_scores, [0.25, 0.75])
-        far_out = float(q3 + 3 * (q3 - q1))
-        is_suspect = cal_scores > far_out
-        suspect = [{"image": names[int(cal_idx[j])], "score": round(float(cal_scores[j]), 6)}
-                   for j in np.argsort(-cal_scores) if is_suspect[j]]
+        far_out, is_suspect, suspect = _far_out(cal_scores, [names[int(i)] for i in cal_idx])
         use = ~is_suspect if exclude_suspects and (~is_suspect).sum() >= 1 else np.ones(len(cal_scores), bool)
         if method == "cross-fit" and not use.all() and int(use.sum()) > det.min_good_images:
             # Left out by a person who looked: out of the model too, not the threshold only.
@@ -592,7 +604,7 @@ class Inspector:
                                "give a folder or list of good part photos the model did not learn from")
         x = np.stack(inputs)
         del inputs
-        names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
+        names = _names(items, loaded)
         learnt = set(self.info.get(LEARNT_PHOTOS) or ())
         seen = np.array([p in learnt for p in photo_prints(x)], bool) if learnt else np.zeros(len(x), bool)
         if seen.all():
@@ -625,12 +637,7 @@ class Inspector:
         # as at training: good photos scoring far above the others are named for a person to
         # look at (one over-exposed tile set the threshold alone: escapes 74% -> 99.5%); they
         # keep setting it, and what it would be without them is said
-        q1, q3 = np.quantile(scores, [0.25, 0.75])
-        far_out = float(q3 + 3 * (q3 - q1))
-        far = scores > far_out
-        calib["suspect_cut"] = far_out
-        calib["suspect_good"] = [{"image": names[int(j)], "score": round(float(scores[j]), 6)}
-                                 for j in np.argsort(-scores) if far[j]]
+        calib["suspect_cut"], far, calib["suspect_good"] = _far_out(scores, names)
         if far.any() and (~far).sum() >= 1:
             calib["threshold_without_suspects"] = conformal_threshold(scores[~far], false_reject_rate)[0]
         if bad:
@@ -639,8 +646,7 @@ class Inspector:
             calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
             self.info["photo_range"] = new_range
             calib["photo_range_relearnt"] = True
-            calib["photo_odd"] = [{"image": str(items[loaded[i]]) if isinstance(items[loaded[i]], (str, os.PathLike))
-                                   else f"#{loaded[i]}", "issues": what} for i, what in odd]
+            calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
         self.calibration = calib
         self._model_id = None
         return calib
