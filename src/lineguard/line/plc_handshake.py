@@ -464,9 +464,7 @@ class Handshake:
         with self.lock:
             why = self.not_ready_reason()
             if why is not None:
-                refused = getattr(self.image_source, "trigger_refused", None)
-                if refused is not None:
-                    refused()                     # its photo, whenever it comes, is no later part's
+                self.photo_not_taken()
             if why is not None and not fault_if_not_ready:
                 return None
             self.seq = (self.seq + 1) & 0xFFFF
@@ -494,6 +492,13 @@ class Handshake:
             trig.timer.daemon = True
             trig.timer.start()
             return trig
+
+    def photo_not_taken(self) -> None:
+        """A trigger refused: the camera may have photographed its part, and that photo,
+        whenever it comes, is no later part's (CameraFolder counts it)."""
+        refused = getattr(self.image_source, "trigger_refused", None)
+        if refused is not None:
+            refused()
 
     def ack(self) -> None:
         with self.lock:

@@ -512,10 +512,7 @@ class OpcUaStation:
         with self.hs.lock:
             state, _ = self.state()
             if state != "Operational":
-                # the camera may have photographed this part: its photo is no later part's
-                refused = getattr(self.hs.image_source, "trigger_refused", None)
-                if refused is not None:
-                    refused()
+                self.hs.photo_not_taken()
                 return self._refuse("BadInvalidState", f"StartSingleJob for part {tag} refused: the vision system "
                                     f"is {state}" + (" (call Reset, then Start)" if state == "Error" else
                                                      " (call Start)"))
