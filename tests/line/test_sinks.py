@@ -139,8 +139,8 @@ def test_a_message_the_receiver_refuses_is_counted_refused_not_delivered(sqlite_
     assert (state["delivered"], state["refused"]) == (1, 1), state
     import re
     metrics = st.metrics.render().decode()
-    assert re.search(r'lineguard_outbox_delivered_total\{sink="webhook:127\.0\.0\.1:\d+/hook"\} 1\.0', metrics)
-    assert re.search(r'lineguard_outbox_refused_total\{sink="webhook:127\.0\.0\.1:\d+/hook"\} 1\.0', metrics)
+    assert re.search(r'lineguard_outbox_delivered_total\{sink="webhook:127\.0\.0\.1:\d+ #[0-9a-f]{8}"\} 1\.0', metrics)
+    assert re.search(r'lineguard_outbox_refused_total\{sink="webhook:127\.0\.0\.1:\d+ #[0-9a-f]{8}"\} 1\.0', metrics)
     assert [d["part_id"] for d in hook.received if d["event"] == "inspection"] == ["r-1"]
 
 
@@ -167,8 +167,8 @@ def test_slow_or_dead_webhook_never_blocks_inspection(sqlite_station, hook):
     assert [d["part_id"] for d in hook.received if d["event"] == "inspection"] == ["w-0", "w-1", "w-2"]
     # the dead receiver loses nothing: all four messages wait for it in the outbox
     assert not st.sinks.flush(0.5)
-    assert 'lineguard_outbox_backlog{sink="webhook:127.0.0.1:9/nothing-listens"} 4.0' in st.metrics.render().decode()
-    dead_state = st.sinks.status()["webhook:127.0.0.1:9/nothing-listens"]
+    assert f'lineguard_outbox_backlog{{sink="{dead.label}"}} 4.0' in st.metrics.render().decode()
+    dead_state = st.sinks.status()[dead.label]
     assert dead_state["backlog"] == 4 and dead_state["state"] == "retrying" and dead_state["last_error"]
 
 
@@ -189,6 +189,26 @@ def test_a_failing_webhook_never_shows_its_password_or_token(sqlite_station):
     shown = json.dumps(st.sinks.status())
     assert "failed after 1 tries" in shown, shown
     assert "Hunter2Secret" not in shown and "TOPSECRET123" not in shown and "plant:" not in shown, shown
+
+
+def test_a_webhook_token_in_the_url_path_is_not_shown_on_health_or_metrics(sqlite_station):
+    """Slack, Teams and many plant systems put a webhook's secret in its path
+    (https://hooks.slack.com/services/T0/B0/SECRET): the sink's name on the open /health
+    and /metrics held the whole path."""
+    dead = WebhookSink("http://127.0.0.1:9/services/T0/B0/PathSecret42", timeout_s=0.5, retries=0, backoff_s=0.01)
+    other = WebhookSink("http://127.0.0.1:9/services/T0/B1/OtherSecret7", timeout_s=0.5, retries=0, backoff_s=0.01)
+    st = sqlite_station(sinks=[dead, other])
+    st.inspect(png_bytes(30, seed=5), Part("s-1", "L1", "S1", "cell"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(v["last_error"] for v in st.sinks.status().values()):
+        time.sleep(0.05)
+    status = st.sinks.status()
+    assert len(status) == 2 and all(v["last_error"] and v["backlog"] for v in status.values()), status
+    shown = json.dumps(status) + st.metrics.render().decode()
+    assert "webhook:127.0.0.1:9" in shown
+    assert "PathSecret42" not in shown and "OtherSecret7" not in shown and "/services" not in shown, shown
+    # deliveries are still recorded per receiver (the path): pointing at a new one starts afresh
+    assert dead.key != other.key and dead.label != other.label
 
 
 def test_review_is_published_like_any_verdict(sqlite_station, hook):

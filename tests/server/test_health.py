@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, select, text
@@ -279,3 +280,33 @@ def test_health_calls_do_not_write_to_the_data_disk_each_time(spc_station, monke
     monkeypatch.setattr(station_module, "IMAGE_PROBE_EVERY_S", 0.0)
     st.check_storage()
     assert probes.count(".probe") == 6
+
+
+def test_a_sink_retrying_for_a_minute_makes_health_degraded(tmp_path, monkeypatch):
+    """A webhook down all weekend: /health said "ok" (its sinks' states only in the body),
+    so a plant monitor that reads the status never saw the MES getting no results."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.sinks import WebhookSink
+    from lineguard.line.station import Station
+    from lineguard.server.routers import system
+    dead = WebhookSink("http://127.0.0.1:9/hook", timeout_s=0.5, retries=0, backoff_s=0.01)
+    st = Station(StationConfig(data_dir=tmp_path / "data", timezone="UTC", open_reads=True),
+                 loader=FakeInspector.load, sinks=[dead])
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        st.inspect(png_bytes(30, seed=1), Part("h-1", "L1", "S1", "cell"))
+        with client(st) as c:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and c.get("/health").json()["sinks"][dead.label]["state"] != "retrying":
+                time.sleep(0.05)
+            monkeypatch.setattr(system, "SINK_LATE_S", 3600.0)     # a blip: not said
+            h = c.get("/health")
+            assert h.json()["sinks"][dead.label]["state"] == "retrying"
+            assert (h.status_code, h.json()["status"], h.json()["faults"]) == (200, "ok", {})
+            monkeypatch.setattr(system, "SINK_LATE_S", 0.0)        # retrying longer than the bound
+            h = c.get("/health")
+            assert (h.status_code, h.json()["status"]) == (200, "degraded"), h.json()
+            said = h.json()["faults"][f"sink {dead.label}"]
+            assert "result message(s) not delivered for" in said and "failed after 1 tries" in said, said
+    finally:
+        st.close()

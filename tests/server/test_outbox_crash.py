@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from line.test_outbox import Receiver
+from lineguard.line.sinks import WebhookSink
 
 from .conftest import ServerProc, fake_model_bytes, free_port, make_keys, png_bytes, post_part
 
@@ -13,6 +14,7 @@ def test_parts_acknowledged_before_kill9_are_published_after_restart(tmp_path):
     hook_url = f"http://127.0.0.1:{hook_port}/hook"       # nothing listens there yet
     data = tmp_path / "data"
     keys = make_keys(data)
+    shown = WebhookSink(hook_url).label        # how /health names the receiver
     srv = ServerProc(data, extra=["--webhook", hook_url]).start()
     receiver = None
     try:
@@ -26,7 +28,7 @@ def test_parts_acknowledged_before_kill9_are_published_after_restart(tmp_path):
                 assert r.status_code == 201
                 acked.append(r.json()["id"])
             health = c.get("/health").json()
-        sink = health["sinks"][f"webhook:127.0.0.1:{hook_port}/hook"]
+        sink = health["sinks"][shown]
         assert sink["backlog"] == 7   # the upload, its activation (tried first) and 5 parts wait for the receiver
         srv.kill9()
         receiver = Receiver(port=hook_port)
@@ -39,10 +41,10 @@ def test_parts_acknowledged_before_kill9_are_published_after_restart(tmp_path):
         assert [m["id"] for m in got] == acked
         with srv.client() as c:
             deadline = time.monotonic() + 10
-            while c.get("/health").json()["sinks"][f"webhook:127.0.0.1:{hook_port}/hook"]["backlog"] and \
+            while c.get("/health").json()["sinks"][shown]["backlog"] and \
                     time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert c.get("/health").json()["sinks"][f"webhook:127.0.0.1:{hook_port}/hook"]["backlog"] == 0
+            assert c.get("/health").json()["sinks"][shown]["backlog"] == 0
             assert "lineguard_outbox_backlog" in c.get("/metrics").text
     finally:
         srv.stop()

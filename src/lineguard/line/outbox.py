@@ -80,6 +80,11 @@ def sink_key(sink: Any) -> str:
     return str(getattr(sink, "key", None) or getattr(sink, "name", None) or type(sink).__name__)
 
 
+def sink_label(sink: Any) -> str:
+    """How /health, /metrics and the log name a sink (its key may hold a webhook's token)."""
+    return str(getattr(sink, "label", None) or sink_key(sink))
+
+
 # a sink registered on the database by another process holds the rows it owes from
 # pruning while it delivered (or was registered) this recently
 OTHER_SINKS_KEPT_S = 7 * 86400.0
@@ -99,7 +104,8 @@ def _first_owed(s: Any, key: str, after_id: int) -> Optional[int]:
 class _SinkState:
     def __init__(self, sink: Any, key: str, since_id: int):
         self.sink = sink
-        self.key = key
+        self.key = key                   # the database's name of the receiver
+        self.label = sink_label(sink)    # what is shown of it
         self.floor = since_id            # every row with id <= floor is delivered or not owed
         self.backlog = 0
         self.oldest_pending: Optional[dt.datetime] = None
@@ -137,12 +143,13 @@ class Outbox:
         self.on_connected: Optional[Callable[[], int]] = None
         keys = [sink_key(s) for s in sinks]
         if len(set(keys)) != len(keys):
-            raise ValueError(f"two sinks with the same target ({', '.join(keys)}); configure each receiver once")
+            raise ValueError(f"two sinks with the same target ({', '.join(sink_label(s) for s in sinks)}); "
+                             "configure each receiver once")
         self._states = [_SinkState(s, k, self._register(k)) for s, k in zip(sinks, keys)]
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._woken = 0
-        self._threads = [threading.Thread(target=self._run, args=(st,), name=f"outbox-{st.key[:40]}", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(st,), name=f"outbox-{st.label[:40]}", daemon=True)
                          for st in self._states]
         self._threads.append(threading.Thread(target=self._prune_loop, name="outbox-prune", daemon=True))
         for t in self._threads:
@@ -193,7 +200,7 @@ class Outbox:
         st.backlog = int(n)
         st.oldest_pending = oldest
         if self.metrics is not None:
-            self.metrics.outbox_backlog.labels(st.key).set(st.backlog)
+            self.metrics.outbox_backlog.labels(st.label).set(st.backlog)
 
     def _raise_floor(self, st: _SinkState) -> None:
         now = time.monotonic()
@@ -226,7 +233,7 @@ class Outbox:
                 failures = self._pass(st, failures)
             except Exception:  # noqa: BLE001 - whatever it was, the worker goes on: a dead worker
                 # delivers nothing to its receiver (results, alarms, escalations) until a restart
-                log.exception("outbox for %s: unexpected error; trying again", st.key)
+                log.exception("outbox for %s: unexpected error; trying again", st.label)
                 failures = min(failures + 1, 10)
                 self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** failures))
 
@@ -238,7 +245,7 @@ class Outbox:
             rows = self._pending(st, self.batch)
             self._raise_floor(st)
         except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
-            log.error("outbox for %s cannot read the database: %s", st.key, exc)
+            log.error("outbox for %s cannot read the database: %s", st.label, exc)
             self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
             return min(failures + 1, 10)
         if not rows:
@@ -259,9 +266,9 @@ class Outbox:
                 status, error = "delivered", None
             except Refused as exc:
                 status, error = "refused", str(exc)
-                log.error("%s refused %s %s of line %s for good: %s", st.key, row.event, row.key, row.line, exc)
+                log.error("%s refused %s %s of line %s for good: %s", st.label, row.event, row.key, row.line, exc)
                 if self.metrics is not None:
-                    self.metrics.outbox_refused.labels(st.key).inc()
+                    self.metrics.outbox_refused.labels(st.label).inc()
             except Exception as exc:  # noqa: BLE001 - any failure: keep the row, retry later
                 # the rest of this line waits, so the receiver never sees its parts out of order
                 blocked.add(row.line)
@@ -269,15 +276,15 @@ class Outbox:
                 st.attempts[row.id] = st.attempts.get(row.id, 0) + 1
                 if st.failing_since is None:
                     st.failing_since = time.time()
-                    log.error("%s: delivery failing, retrying with backoff (%s)", st.key, exc)
+                    log.error("%s: delivery failing, retrying with backoff (%s)", st.label, exc)
                 st.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if self.metrics is not None:
-                    self.metrics.outbox_failures.labels(st.key).inc()
+                    self.metrics.outbox_failures.labels(st.label).inc()
                 continue
             try:
                 self._mark(st, row.id, status, error)
             except Exception as exc:  # noqa: BLE001 - sent but not marked: it goes again (at least once)
-                log.error("%s: delivered row %s not marked (%s); it will be sent again", st.key, row.id, exc)
+                log.error("%s: delivered row %s not marked (%s); it will be sent again", st.label, row.id, exc)
                 failed = True
                 break
             if status == "refused":          # taken off the backlog, but not delivered
@@ -288,7 +295,7 @@ class Outbox:
             st.delivered += 1
             st.last_delivered = time.time()
             if self.metrics is not None:
-                self.metrics.outbox_delivered.labels(st.key).inc()
+                self.metrics.outbox_delivered.labels(st.label).inc()
         self._safe_count(st)
         # Each failing line backs off on its own; the others go on at once. A line whose
         # first row went through flows again in the next batch.
@@ -305,7 +312,7 @@ class Outbox:
             self._sleep(max(0.0, first - now), seen)
         if not st.held:
             if st.failing_since is not None:
-                log.info("%s: delivering again after %.0f s", st.key, time.time() - st.failing_since)
+                log.info("%s: delivering again after %.0f s", st.label, time.time() - st.failing_since)
             st.failing_since = None
             st.last_error = None
         return 0
@@ -323,12 +330,12 @@ class Outbox:
         except Exception as exc:  # noqa: BLE001 - the database away: tried again at the next look
             if not st.restore_failing:
                 log.warning("%s: connected, but the stations' alarm states could not be written again: %s",
-                            st.key, exc)
+                            st.label, exc)
             st.restore_failing = True
             return
         st.connections_seen, st.restore_failing = made, False
         if n:
-            log.info("%s: connected; the alarm state of %d station(s) goes out again, retained", st.key, n)
+            log.info("%s: connected; the alarm state of %d station(s) goes out again, retained", st.label, n)
 
     def _safe_count(self, st: _SinkState) -> None:
         try:
@@ -385,7 +392,7 @@ class Outbox:
             # The sender clears failing_since only when its batch ends, a moment after the last
             # row is marked; with nothing left to send the sink is not retrying anything.
             failing_since = st.failing_since if st.backlog else None
-            out[st.key] = {
+            out[st.label] = {
                 "backlog": st.backlog,
                 "state": "retrying" if failing_since is not None else ("delivering" if st.backlog else "ok"),
                 "oldest_pending_s": (round((now - st.oldest_pending).total_seconds(), 1)

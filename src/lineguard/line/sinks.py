@@ -5,10 +5,13 @@ A sink sends one message and returns only once the receiver acknowledged it (HTT
 :mod:`.outbox`) keeps the message and tries again later. A sink never queues on its
 own: the outbox table is the queue, so a dead receiver costs disk rows, not results.
 ``key`` names the receiver (kind and address, no credentials): deliveries are marked
-per key, so pointing a station at a new broker starts a new delivery record.
+per key, so pointing a station at a new broker starts a new delivery record. ``label`` is
+how the open /health and /metrics name it: a webhook's key holds its URL's path, and a
+Slack, Teams or plant-system webhook carries its token there.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -23,6 +26,11 @@ log = logging.getLogger("lineguard.sinks")
 class Sink:
     name = "sink"
     key = "sink"      # the receiver, e.g. "mqtt:127.0.0.1:1883"
+
+    @property
+    def label(self) -> str:
+        """The receiver as anyone who reaches the station may read it (no secret in it)."""
+        return self.key
 
     def send(self, payload: dict[str, Any]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -53,10 +61,18 @@ class WebhookSink(Sink):
         # reaches the station): a user, password, path or query may hold the receiver's secret
         self.shown = without_secrets(url, "http") or "(no URL)"
         u = urlparse(url)
-        self.key = f"webhook:{u.hostname}:{u.port or (443 if u.scheme == 'https' else 80)}{u.path}"
+        where = f"webhook:{u.hostname}:{u.port or (443 if u.scheme == 'https' else 80)}"
+        self.key = f"{where}{u.path}"
+        # two receivers on one host told apart by a digest of the path, never the path itself
+        self._label = (f"{where} #{hashlib.sha256(u.path.encode()).hexdigest()[:8]}"
+                       if u.path.strip("/") else where)
         self.retries = retries
         self.backoff_s = backoff_s
         self._client = httpx.Client(timeout=timeout_s)
+
+    @property
+    def label(self) -> str:
+        return self._label
 
     def send(self, payload: dict[str, Any]) -> None:
         if payload.get("event") == "alarm_state":

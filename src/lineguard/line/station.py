@@ -185,8 +185,9 @@ HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sw
 def stops_parts(fault: str) -> bool:
     """Whether a fault stops parts being judged or stored (/health's 503), or only the
     station's housekeeping; a PLC link's answers waiting to be recorded (``plc_signals``,
-    line.signal_spool) are the latter: the PLC has them, and they are kept."""
-    return fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals")
+    line.signal_spool) are the latter: the PLC has them, and they are kept; so are a sink's
+    (``sink NAME``): its results wait in the outbox."""
+    return fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals") and not fault.startswith("sink ")
 
 
 class Station:

@@ -16,6 +16,9 @@ from ...line.station import Station, _iso, stops_parts
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
 
+# a sink retrying this long makes /health "degraded": a blip rides out unseen, an outage is said
+SINK_LATE_S = 60.0
+
 router = APIRouter()   # tags per route: a router's own would list a route under two headings in /docs
 
 
@@ -28,10 +31,18 @@ def health(station: Station = Depends(get_station)) -> Any:
     active: list[str] = []
     if "database" not in faults:
         active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+    sinks = station.sinks.status() if "database" not in faults else {}
+    for name, sink in sinks.items():
+        # results held for the MES or the andon: parts are still judged and kept (not a
+        # 503), but a plant monitor that reads only the status would have said "ok" all
+        # weekend while nothing reached the receiver
+        if (sink["failing_for_s"] or 0) >= SINK_LATE_S:
+            faults[f"sink {name}"] = (f"{sink['backlog']} result message(s) not delivered for "
+                                      f"{sink['failing_for_s']:.0f} s: {sink['last_error']}")
     stopping = [f for f in faults if stops_parts(f)]
     body = {"status": "fault" if stopping else "degraded" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
-            "faults": faults, "sinks": station.sinks.status() if "database" not in faults else {},
+            "faults": faults, "sinks": sinks,
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}
