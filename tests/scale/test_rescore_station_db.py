@@ -435,3 +435,31 @@ def test_a_folder_holding_two_rows_of_an_image_is_left_one_on_resume(tmp_path, m
     table = pq.read_table(out).to_pandas()
     assert len(table) == 4 and table["path"].is_unique
     assert summary.scored == 0 and summary.replaced == 2
+
+
+def test_a_second_run_on_a_results_folder_being_written_is_refused(tmp_path):
+    """A cron job started again while the last run still wrote: each run deleted the other's
+    half-written parts as "unfinished" and scored every image again. Refused now, and the
+    folder is the first run's alone; once it ends the folder resumes as before."""
+    import pyarrow.parquet as pq
+    from lineguard.vision.atomic import hold_lock
+    archive = _archive(tmp_path / "archive", 5)
+    out = tmp_path / "s.parquet"
+    model = _model(tmp_path / "cell.json", 0.2)
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                               "--out", str(out)], capture_output=True, text=True)
+
+    out.mkdir()
+    held = hold_lock(out / ".lock")             # what a run that is still writing holds
+    try:
+        r = run()
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "another rescore is writing to" in r.stderr and "another --out" in r.stderr, r.stderr
+        assert not list(out.glob("part-*"))
+    finally:
+        os.close(held)
+    r = run()
+    assert r.returncode == 0 and "scored 5 images" in r.stdout, r.stderr
+    assert pq.read_table(out).num_rows == 5

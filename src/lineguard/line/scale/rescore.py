@@ -22,10 +22,12 @@ model on the same ``out`` is refused (a resume would skip every image and report
 old model's scores as the new one's), and the folder keeps **one row per image**: an
 image whose size or modification time changed since it was scored has its old row taken
 out of its part (the part rewritten whole, under a temporary name) before it is scored
-again, so a kill in between leaves it unscored, never scored twice.
+again, so a kill in between leaves it unscored, never scored twice. One run writes a
+folder at a time (``.lock`` in it, which readers skip like any dot-file); a second is refused.
 """
 from __future__ import annotations
 
+import contextlib
 import glob as globlib
 import hashlib
 import math
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, U
 
 import numpy as np
 
-from ...vision.atomic import fsync_dir
+from ...vision.atomic import fsync_dir, hold_lock
 from . import connect, require_pyarrow
 
 if TYPE_CHECKING:
@@ -266,6 +268,22 @@ class ResultsFolder:
             raise DatasetError(f"{self.path} is a file; results are a folder of Parquet parts "
                                "(give a new path, e.g. results.parquet)")
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held while a run writes here. Two runs on one folder (a cron job started again
+        while the last still ran) deleted each other's half-written parts as "unfinished"
+        and scored every image twice; the second is refused now."""
+        from ...vision.errors import DatasetError
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = hold_lock(self.path / ".lock", wait=False)
+        if fd is None:
+            raise DatasetError(f"another rescore is writing to {self.path}: wait for it to end, "
+                               "or give another --out")
+        try:
+            yield
+        finally:
+            os.close(fd)
+
     def drop_unfinished(self) -> None:
         """Remove parts a killed run left half-written (never read: only ``part-*`` are)."""
         if self.path.is_dir():
@@ -451,6 +469,16 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
     except BundleError as exc:
         raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
+    with results.writing():
+        return _rescore_into(results, scorer, model_bytes, images, out, ray_address, concurrency, batch_size,
+                             chunk_rows, num_cpus, progress, archive, recorder)
+
+
+def _rescore_into(results: ResultsFolder, scorer: "Rescorer", model_bytes: bytes, images: Union[str, os.PathLike],
+                  out: Union[str, os.PathLike], ray_address: Optional[str], concurrency: int, batch_size: int,
+                  chunk_rows: int, num_cpus: Optional[int], progress: Progress,
+                  archive: Optional[list[ArchiveImage]], recorder: Optional["StationRecorder"]) -> RescoreSummary:
+    """:func:`rescore` once the model is loaded and the folder is this run's alone."""
     results.drop_unfinished()
     # the folder is one model's results, so the model is loaded even with nothing left to
     # score: without it a resume with another model skipped every image and said so
