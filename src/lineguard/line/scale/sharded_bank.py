@@ -73,6 +73,9 @@ def fit_sharded(shards: Sequence[Shard], ray_address: Optional[str] = None, over
     from ...vision.detectors.patchcore import PatchCore, greedy_coreset
     if not shards:
         raise ValueError("give at least one shard of good parts")
+    empty = [i for i, shard in enumerate(shards) if len(shard) == 0]
+    if empty:       # (a day's folder with no photos) failed deep in numpy, on a worker
+        raise ValueError(f"shard(s) {', '.join(map(str, empty))} hold no parts: leave them out")
     det = PatchCore(**params)
     if not 0 < det.coreset_ratio <= 1:
         raise ValueError(f"coreset_ratio must be in (0, 1], got {det.coreset_ratio}")
