@@ -463,3 +463,32 @@ def test_a_second_run_on_a_results_folder_being_written_is_refused(tmp_path):
     r = run()
     assert r.returncode == 0 and "scored 5 images" in r.stdout, r.stderr
     assert pq.read_table(out).num_rows == 5
+
+
+def test_a_batch_of_large_photos_is_judged_in_groups_under_the_pixel_cap(tmp_path, monkeypatch):
+    """A batch of 16 full-resolution photos was decoded and judged at once (16 x 49 MP held
+    2.9 GB); past the pixel cap a batch is judged in smaller groups, with the same rows."""
+    import pyarrow.parquet as pq
+    from lineguard.line.scale import rescore as rs
+    from .fake_rescore import BatchFake
+    use_fake_models_in(monkeypatch)
+    archive = _archive(tmp_path / "archive", 5)          # 64 x 64 photos: 4096 pixels each
+    model = _model(tmp_path / "cell.json", 0.2)
+    groups: list[int] = []
+    judge = BatchFake.inspect_batch
+
+    def counted(self, images, batch_size=16):
+        groups.append(len(images))
+        return judge(self, images, batch_size)
+
+    monkeypatch.setattr(BatchFake, "inspect_batch", counted)
+    rs.rescore(model, archive, tmp_path / "whole.parquet", batch_size=16)
+    assert groups == [5]
+    groups.clear()
+    monkeypatch.setattr(rs, "BATCH_PIXELS", 2 * 4096, raising=False)
+    rs.rescore(model, archive, tmp_path / "capped.parquet", batch_size=16)
+    assert groups == [2, 2, 1]
+    cols = ["path", "score", "verdict", "n_regions"]
+    whole = pq.read_table(tmp_path / "whole.parquet", columns=cols).sort_by("path").to_pylist()
+    capped = pq.read_table(tmp_path / "capped.parquet", columns=cols).sort_by("path").to_pylist()
+    assert capped == whole and len(whole) == 5

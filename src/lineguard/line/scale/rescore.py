@@ -158,6 +158,12 @@ def _read_bytes(path: str) -> bytes:
         return f.read()
 
 
+# The photos of a batch judged together hold at most about this many pixels (of their own
+# size, in which each part's map is made): a batch of 16 full-resolution 49 MP photos held
+# 2.9 GB with their maps; past it a batch is judged in smaller groups, one photo at least.
+BATCH_PIXELS = 64_000_000
+
+
 class Rescorer:
     """Scores a batch of archive images; one per worker, so the model loads once.
 
@@ -179,18 +185,37 @@ class Rescorer:
         paths = [str(p) for p in batch["path"]]
         rows: list[dict[str, Any]] = [dict(path=p, size=int(batch["size"][i]), mtime_ns=int(batch["mtime_ns"][i]),
                                            sha256=None, error=None) for i, p in enumerate(paths)]
-        photos, at = [], []
+        photos, at, pixels = [], [], 0
         for i, p in enumerate(paths):
             try:
                 data = _read_bytes(p)
                 rows[i]["sha256"] = hashlib.sha256(data).hexdigest()
-                photos.append(load_photo_for(self.inspector, data))
-                at.append(i)
+                photo = load_photo_for(self.inspector, data)
             except (OSError, LineguardError, ValueError) as exc:
                 rows[i]["error"] = _why_unread(exc, p)
+                continue
+            photos.append(photo)
+            at.append(i)
+            pixels += photo.size_hw[0] * photo.size_hw[1]
+            if pixels >= BATCH_PIXELS:
+                self._score(photos, at, rows)
+                photos, at, pixels = [], [], 0
+        if photos:
+            self._score(photos, at, rows)
+        now = time.time()
+        insp = self.inspector
+        for r in rows:
+            r.update(model_id=insp.model_id, model_version=insp.model_version, scored_at=now)
+        pa = require_pyarrow()
+        # typed here, so a column of unreadable images stays null instead of NaN
+        return pa.Table.from_pylist(rows, schema=_schema())
+
+
+    def _score(self, photos: list[Any], at: list[int], rows: list[dict[str, Any]]) -> None:
+        """Judge ``photos`` (rows ``at``) and write each result's numbers into its row."""
         results: list[Any] = []
         try:
-            results = self.inspector.inspect_batch(photos, batch_size=self.batch_size) if photos else []
+            results = self.inspector.inspect_batch(photos, batch_size=self.batch_size)
         except Exception:  # noqa: BLE001 - find the part that fails instead of losing the batch
             results = []
             for photo in photos:
@@ -209,13 +234,6 @@ class Rescorer:
                            # as the station's record says it: a REVIEW for a photo the model
                            # cannot judge (a lamp out, a blurred lens) is told from a real doubt
                            photo_issues=list(res.photo_issues) if res.photo_issues else None)
-        now = time.time()
-        insp = self.inspector
-        for r in rows:
-            r.update(model_id=insp.model_id, model_version=insp.model_version, scored_at=now)
-        pa = require_pyarrow()
-        # typed here, so a column of unreadable images stays null instead of NaN
-        return pa.Table.from_pylist(rows, schema=_schema())
 
 
 def _why_unread(exc: Exception, path: str) -> str:
