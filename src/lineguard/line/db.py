@@ -154,15 +154,16 @@ class Database:
         from alembic import command
         from alembic.config import Config
 
-        if self.schema and not self.is_sqlite:
-            with self.engine.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
             if not self.is_sqlite:
-                # Two processes starting at once must not both create the tables.
+                # Two processes starting at once must not both create the tables, nor the
+                # schema: CREATE SCHEMA IF NOT EXISTS is not safe run side by side (one of
+                # two stations started together failed on pg_namespace's unique index).
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({LOCK_MIGRATIONS})"))
+                if self.schema:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
