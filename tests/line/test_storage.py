@@ -351,3 +351,41 @@ def test_alarms_escalated_before_repeated_escalation_are_not_escalated_again(db_
         assert (first["escalations"], first["escalate_at"]) == (1, None)
     finally:
         db.dispose()
+
+
+class _RefusingDatabase:
+    """The station's database as the map writer sees it, refusing while ``down``."""
+
+    def __init__(self, db):
+        self.db, self.down = db, True
+
+    def session(self):
+        if self.down:
+            from sqlalchemy.exc import OperationalError
+            raise OperationalError("UPDATE inspections", {}, Exception("the database refuses connections"))
+        return self.db.session()
+
+
+def test_a_map_whose_link_the_database_refused_is_linked_once_it_is_back(station, monkeypatch, caplog):
+    """A database outage as a map was linked: the map file was stored and the link
+    logged and dropped, so the NG part's reviewer never saw where the defect was."""
+    import logging
+    import time
+    from lineguard.line.mapwriter import MapWriter
+    caplog.set_level(logging.INFO, logger="lineguard.station")
+    monkeypatch.setattr(MapWriter, "RETRY_FIRST_S", 0.05)
+    refusing = _RefusingDatabase(station.db)
+    station.maps.db = refusing
+    out = station.inspect(png_bytes(220, seed=62), part("map-outage"))
+    station.maps.flush()
+    assert station.images.exists(out.record.heatmap_key)
+    with station.db.session() as s:
+        assert s.get(Inspection, out.record.id).heatmap_key is None
+    assert station.maps.unlinked() == 1
+    refusing.down = False
+    deadline = time.monotonic() + 10
+    while station.maps.unlinked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with station.db.session() as s:
+        assert s.get(Inspection, out.record.id).heatmap_key == out.record.heatmap_key
+    assert "trying again" in caplog.text and "linked 1 anomaly maps the database had refused" in caplog.text

@@ -10,6 +10,10 @@ on disk. Killed in between, the record simply has no map (``heatmap_key`` NULL, 
 API says it was not kept); the verdict, score, regions and image are all there.
 Reads of a record that still has its map in flight wait for it (:meth:`wait`), so a
 client that follows the ``heatmap`` link of a fresh answer gets the picture.
+
+A link the database refuses (an outage, a failover) is tried again, with backoff, for
+as long as the station runs and once more at its close: the map is on disk already, and
+an NG part's map is what its reviewer opens (it was logged and dropped).
 """
 from __future__ import annotations
 
@@ -48,6 +52,12 @@ class MapWriter:
     transaction.
     """
 
+    # links the database refused, tried again after RETRY_FIRST_S, doubling up to RETRY_MAX_S;
+    # past UNLINKED_MAX the oldest are given up (their parts say the map was not kept)
+    RETRY_FIRST_S = 1.0
+    RETRY_MAX_S = 30.0
+    UNLINKED_MAX = 10_000
+
     def __init__(self, db: Database, store: ContentStore, linger_s: float = 0.03):
         self.db = db
         self.store = store
@@ -55,6 +65,9 @@ class MapWriter:
         self._queue: "queue.Queue[Optional[_Job]]" = queue.Queue()
         self._pending: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._unlinked: dict[int, str] = {}        # inspection id -> its stored map's key
+        self._retry_s = self.RETRY_FIRST_S
+        self._retry_at = 0.0
         self._thread = threading.Thread(target=self._run, name="lg-maps", daemon=True)
         self._thread.start()
 
@@ -85,11 +98,57 @@ class MapWriter:
         self._queue.put(None)
         self._thread.join(timeout=60)
 
+    def unlinked(self) -> int:
+        """Maps stored whose link the database has refused so far (tried again)."""
+        return len(self._unlinked)
+
+    def _link(self, links: dict[int, str]) -> bool:
+        """Point each record at its stored map in one transaction; False if refused."""
+        try:
+            with self.db.session() as s:
+                for inspection_id, key in links.items():
+                    # not once the disk keeper cleared the part's image (see line.disk)
+                    s.execute(update(Inspection).where(Inspection.id == inspection_id,
+                                                       Inspection.image_key.is_not(None))
+                              .values(heatmap_key=key))
+            return True
+        except Exception as exc:  # noqa: BLE001 - kept and tried again
+            if not self._unlinked:
+                log.error("could not link %d anomaly maps to their inspections (%s: %s); trying again",
+                          len(links), type(exc).__name__, exc)
+            return False
+
+    def _link_again(self) -> None:
+        if not self._unlinked or time.monotonic() < self._retry_at:
+            return
+        links = dict(self._unlinked)
+        if self._link(links):
+            log.info("linked %d anomaly maps the database had refused", len(links))
+            for inspection_id in links:
+                self._unlinked.pop(inspection_id, None)
+            self._retry_s = self.RETRY_FIRST_S
+        else:
+            self._retry_at = time.monotonic() + self._retry_s
+            self._retry_s = min(self.RETRY_MAX_S, self._retry_s * 2)
+
+    def _keep_unlinked(self, links: dict[int, str]) -> None:
+        self._unlinked.update(links)
+        while len(self._unlinked) > self.UNLINKED_MAX:
+            given_up = next(iter(self._unlinked))
+            del self._unlinked[given_up]
+            log.error("gave up linking the anomaly map of inspection %s", given_up)
+        if not self._retry_at or time.monotonic() >= self._retry_at:
+            self._retry_at = time.monotonic() + self._retry_s
+
     def _run(self) -> None:
         from . import render
         stop = False
         while not stop:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=self.RETRY_FIRST_S if self._unlinked else None)
+            except queue.Empty:
+                self._link_again()
+                continue
             if job is None:
                 break
             if self.linger_s > 0:
@@ -113,21 +172,23 @@ class MapWriter:
                 except Exception:  # noqa: BLE001 - a lost map must not stop the writer
                     log.exception("could not store the anomaly map of inspection %s", j.inspection_id)
             try:
-                if stored:
-                    with self.db.session() as s:
-                        for j in stored:
-                            # not once the disk keeper cleared the part's image (see line.disk)
-                            s.execute(update(Inspection).where(Inspection.id == j.inspection_id,
-                                                               Inspection.image_key.is_not(None))
-                                      .values(heatmap_key=j.key))
-            except Exception:  # noqa: BLE001
-                log.exception("could not link %d anomaly maps to their inspections", len(stored))
+                links = {j.inspection_id: j.key for j in stored}
+                if links and (self._unlinked or not self._link(links)):
+                    self._keep_unlinked(links)     # behind those refused before, in order
+                self._link_again()
             finally:
+                # a reader waits no longer: a map not linked yet is "not kept" until it is
                 with self._lock:
                     for j in batch:
                         self._pending.pop(j.inspection_id, None)
                 for j in batch:
                     j.done.set()
+        if self._unlinked:                      # closing: one last try, said if refused
+            self._retry_at = 0.0
+            self._link_again()
+            if self._unlinked:
+                log.error("closing with %d anomaly maps not linked to their inspections (the database "
+                          "refused): their parts say the map was not kept", len(self._unlinked))
 
 
 def map_key(store: ContentStore, image_digest: str, model_id: str) -> str:
