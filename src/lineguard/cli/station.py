@@ -225,6 +225,10 @@ def station_options(f):
                    "sign-in (dashboards on a closed network). Off by default: part images are the plant's IP.")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
+@click.option("--report-slots", type=click.IntRange(min=1), default=2, show_default=True,
+              envvar="LINEGUARD_REPORT_SLOTS",
+              help="SPC charts, shift reports and exports run at once; the others wait their turn (up to 30 s, "
+                   "then 503), so parts sent meanwhile are not held up behind them.")
 @click.option("--shift-starts", envvar="LINEGUARD_SHIFT_STARTS", default=None, metavar="HH:MM,...",
               help="When the plant's shifts start, e.g. 06:00,18:00 (default 06:00,14:00,22:00): the shift report, "
                    "SPC by shift and day, the line view's counts and the test parts' due shifts.")
@@ -240,7 +244,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_image_wait_ms: float,
           recipes: tuple[str, ...],
           plc_line: Optional[str],
-          inspection_window_ms: float, open_reads: bool, power_safe: bool, audit_sample_rate: float,
+          inspection_window_ms: float, open_reads: bool, power_safe: bool, report_slots: int,
+          audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
           archive_records_to: Optional[Path], archive_images: str, backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
           alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
@@ -273,6 +278,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         cfg.db_schema = db_schema
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
+    cfg.report_slots = report_slots
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:

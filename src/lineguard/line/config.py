@@ -78,6 +78,9 @@ class StationConfig:
     # Parts decoded at once: the decode is where a large image's memory goes, so this
     # (with max_image_pixels) bounds the station's memory when big parts arrive together.
     max_concurrent_decodes: int = 2
+    # SPC charts, shift reports and exports run at once (server.report_slots): the others
+    # wait their turn without holding a thread a part's upload needs
+    report_slots: int = 2
     # Pixels of the parts being judged at once (decoded image, anomaly map at its size):
     # None = max_image_pixels, i.e. one maximum-size part at a time, small parts freely.
     max_pixels_in_flight: Optional[int] = None
@@ -189,6 +192,8 @@ class StationConfig:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:
             raise ValueError(f"max_image_pixels must be at least 64, got {self.max_image_pixels}")
+        if self.report_slots < 1:
+            raise ValueError(f"report_slots must be at least 1, got {self.report_slots}")
         if self.max_concurrent_decodes < 1:
             raise ValueError(f"max_concurrent_decodes must be at least 1, got {self.max_concurrent_decodes}")
         if self.runtime not in (None, "onnxruntime", "openvino"):
@@ -293,6 +298,7 @@ _ENV = {
     "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
     "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", int),
     "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", int),
+    "LINEGUARD_REPORT_SLOTS": ("report_slots", int),
     "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
     "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
     "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),

@@ -18,6 +18,7 @@ from ..line.errors import StationError
 from ..line.station import Station
 from .docs import SecurityHeaders, add_offline_docs
 from .events import EventHub
+from .report_slots import ReportSlots
 
 log = logging.getLogger("lineguard.server")
 
@@ -213,6 +214,7 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.state.events = EventHub()
 
     app.add_middleware(_RefuseOversize)
+    app.add_middleware(ReportSlots)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StationError)
