@@ -5,6 +5,8 @@
 LG.chart = (() => {
   const {svg} = LG;
   const PAD = {l: 48, r: 12, t: 12, b: 34};
+  // app.css's --review: dark enough to read on white (the amber #d98a00 read 2.8:1)
+  const REVIEW_INK = "#8f5600";
 
   function frame(width, height, yMin, yMax, n, opts = {}) {
     const pad = Object.assign({}, PAD, opts.pad || {});
@@ -202,10 +204,29 @@ LG.chart = (() => {
     }
     root.appendChild(svg("rect", {x: X(threshold), y: 10, width: X(hi) - X(threshold), height: 14, fill: "#f6c9c9"}));
     root.appendChild(svg("line", {x1: X(threshold), x2: X(threshold), y1: 6, y2: 28, stroke: "#c62828", "stroke-width": 2}));
-    root.appendChild(svg("text", {x: X(threshold), y: 40, "text-anchor": "middle", fill: "#c62828"}, "NG " + fmt(threshold)));
-    if (review !== null && review !== undefined) {
-      root.appendChild(svg("line", {x1: X(review), x2: X(review), y1: 6, y2: 28, stroke: "#d98a00", "stroke-width": 2}));
-      root.appendChild(svg("text", {x: X(review), y: 40, "text-anchor": "end", fill: "#d98a00"}, "review " + fmt(review)));
+    // The two labels never overlap (a narrow band put "review 19.20" over "NG 19.92"): each
+    // label's width is estimated (11 px text: under 7 units a character); when centred on its
+    // line the NG label would meet the review label, each goes to its own side of its line,
+    // and where that leaves the bar the review label goes on a second row under it.
+    const NG = "NG " + fmt(threshold), REV = "review " + fmt(review), CH = 7, GAP = 4;
+    const wN = NG.length * CH, xT = X(threshold);
+    let ngAt = Math.min(width - wN / 2, Math.max(wN / 2, xT)), ngAnchor = "middle", revY = 40, revAnchor = "end";
+    let revAt = review !== null && review !== undefined ? X(review) : null;
+    if (revAt !== null) {
+      const wR = REV.length * CH;
+      if (revAt + GAP > ngAt - wN / 2 || revAt - wR < 0) {
+        if (xT + GAP + wN <= width && revAt - GAP - wR >= 0) {
+          ngAt = xT + GAP; ngAnchor = "start"; revAt -= GAP;
+        } else {
+          revY = 54; revAnchor = "middle"; revAt = Math.min(width - wR / 2, Math.max(wR / 2, revAt));
+          root.setAttribute("viewBox", `0 0 ${width} ${height + 12}`);
+        }
+      }
+    }
+    root.appendChild(svg("text", {x: ngAt, y: 40, "text-anchor": ngAnchor, fill: "#c62828", class: "ng-label"}, NG));
+    if (revAt !== null) {
+      root.appendChild(svg("line", {x1: X(review), x2: X(review), y1: 6, y2: 28, stroke: REVIEW_INK, "stroke-width": 2}));
+      root.appendChild(svg("text", {x: revAt, y: revY, "text-anchor": revAnchor, fill: REVIEW_INK, class: "review-label"}, REV));
     }
     root.appendChild(svg("path", {class: "score", d: `M${X(score)},4l-5,-4h10z M${X(score)},4V30`, stroke: "#1b2430",
       fill: "#1b2430", "stroke-width": 2}));
@@ -252,7 +273,7 @@ LG.chart = (() => {
     const yTop = Math.ceil((top * 1.05) / 4) * 4;
     const f = frame(width, height, 0, yTop, n, {x: xMid, pad, label: "defect types, Pareto",
       yFmt: (v) => v.toFixed(0)});
-    const kinds = [["caught", "#c62828", "judged NG"], ["at_review", "#d98a00", "judged REVIEW"],
+    const kinds = [["caught", "#c62828", "judged NG"], ["at_review", REVIEW_INK, "judged REVIEW"],
       ["escaped", "#6b2fa3", "judged OK (escaped)"]];
     bars.forEach((b, i) => {
       let base = 0;

@@ -33,7 +33,7 @@ LG.start(async (main) => {
   const products = h("datalist", {id: "products"}, names.products.map((n) => h("option", {value: n})));
   const grid = h("div", {class: "gallery", id: "gallery"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
-  const count = h("p", {class: "muted"});
+  const count = h("p", {class: "muted", role: "status", "aria-live": "polite"});     // a new search's count is said
   // every part the filters match, one row each, for a spreadsheet (traceability, lot reports)
   const csv = h("a", {class: "button secondary", id: "csv-parts"}, "CSV");
   // typed cells: part ids like 000123 stay text in Excel, times are times

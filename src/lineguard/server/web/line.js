@@ -25,9 +25,36 @@ LG.start(async (main) => {
   main.insertBefore(verif, cardsEl);
   // line alarms (a run of rejected parts, a high NG rate, photos the model cannot judge),
   // latched until acknowledged: first of all
-  const alarmsHead = h("h2", {}, "Alarm");
+  const alarmsHead = h("h2", {tabindex: -1, id: "alarms-head"}, "Alarm");
   const alarmsEl = h("div", {class: "panel alarm", id: "alarms-panel", hidden: true}, alarmsHead);
   main.insertBefore(alarmsEl, verif);
+  // what a screen reader hears of the line: each part's verdict (politely, summed up when
+  // parts come faster than it can be read) and, at once, a new alarm
+  const partsSaid = h("div", {class: "sr-only", id: "parts-announce", role: "status", "aria-live": "polite"});
+  const alarmSaid = h("div", {class: "sr-only", id: "alarm-announce", role: "alert", "aria-live": "assertive"});
+  main.append(partsSaid, alarmSaid);
+  const SAY_MS = 1500;
+  let unsaid = [], sayTimer = null, saidAt = 0;
+  function sayParts() {
+    sayTimer = null;
+    saidAt = Date.now();
+    const n = unsaid.length;
+    if (!n) return;
+    if (n === 1) partsSaid.textContent = `Part ${unsaid[0].part_id}: ${unsaid[0].verdict}`;
+    else {
+      const by = {};
+      for (const p of unsaid) by[p.verdict] = (by[p.verdict] || 0) + 1;
+      partsSaid.textContent = `${n} parts: ` + ["NG", "REVIEW", "OK"].filter((v) => by[v]).map((v) => `${by[v]} ${v}`)
+        .concat(Object.keys(by).filter((v) => !["NG", "REVIEW", "OK"].includes(v)).map((v) => `${by[v]} ${v}`)).join(", ");
+    }
+    unsaid = [];
+  }
+  function announcePart(p) {
+    unsaid.push(p);
+    // the first part at once; the ones after it at most every 1.5 s, in one sentence
+    if (!sayTimer) sayTimer = setTimeout(sayParts, Math.max(0, SAY_MS - (Date.now() - saidAt)));
+  }
+  let alarmsSeen = null;      // the alarms already there when the page opened are not news
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
     no_verdict: "Parts rejected without a verdict", test_part: "Test part judged wrong"};
   // what an alarm may turn out to be (the station's list, the plant's own causes in it),
@@ -53,30 +80,45 @@ LG.start(async (main) => {
       "aria-label": "note for alarm " + a.id});
     const cause = h("select", {name: "cause", "aria-label": "cause of alarm " + a.id});
     causeOptions(cause);
-    const ack = h("button", {type: "button", dataset: {role: "operator"}}, "Acknowledge");
-    ack.addEventListener("click", async () => {
+    const ack = h("button", {type: "submit", dataset: {role: "operator"}}, "Acknowledge");
+    // a form: Enter in the note acknowledges, as the button does
+    const actions = h("form", {class: "alarm-actions"}, cause, note, ack);
+    actions.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (ack.disabled || ack.hidden) return;
       if (LG.settling()) return;    // the alarm above went a moment ago: this one slid under the finger
+      // a disabled button loses the focus to <body>: noted, so it goes on to the next alarm
+      if (actions.contains(document.activeElement)) item.dataset.hadFocus = "1";
       ack.disabled = true;
+      let failed = false;
       try {
         await api(`/api/v1/alarms/${Number(a.id)}/acknowledge`,
           {method: "POST", body: {note: note.value || null, cause: cause.value || null}});
         LG.say(`Alarm ${a.id} acknowledged.`);
       } catch (err) {
+        failed = true;
         LG.fail(err);
       } finally {
         ack.disabled = false;
-        loadSummary().catch(LG.fail);
+        // not acknowledged: the focus back on its button; acknowledged, the flag stays till it goes
+        if (failed) {
+          if (item.dataset.hadFocus && document.activeElement === document.body) ack.focus();
+          delete item.dataset.hadFocus;
+        }
+        // the acknowledgement's own warning ("this may not have been saved") stays: the refresh's
+        // failing for the same reason would put a vaguer one over it
+        loadSummary().catch(failed ? () => {} : LG.fail);
       }
     });
     // what it is beside what to do about it: two or three alarms still leave the line's
     // counters on a 10-inch panel's screen (stacked, each took a third of it)
-    const item = h("div", {class: "alarm-item", dataset: {id: a.id}},
+    const item = h("div", {class: "alarm-item", dataset: {id: a.id}, tabindex: -1},
       h("div", {class: "alarm-text"},
         h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
           // a reject without a verdict has no part record to link to (the message says why it came)
           a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
         h("p", {class: "alarm-message"}, a.message)),
-      h("div", {class: "alarm-actions"}, cause, note, ack));
+      actions);
     LG.applyRoles(item);
     return item;
   }
@@ -85,8 +127,19 @@ LG.start(async (main) => {
   const alarmItems = new Map();
   function renderAlarms(list) {
     const ids = new Set(list.map((a) => a.id));
+    let lostFocus = false;
     for (const [id, el] of alarmItems) {
-      if (!ids.has(id)) { el.remove(); alarmItems.delete(id); LG.settle(); }
+      if (!ids.has(id)) {
+        lostFocus = lostFocus || el.contains(document.activeElement)
+          || (!!el.dataset.hadFocus && document.activeElement === document.body);
+        el.remove(); alarmItems.delete(id); LG.settle();
+      }
+    }
+    const fresh = alarmsSeen ? list.filter((a) => !alarmsSeen.has(a.id)) : [];
+    alarmsSeen = ids;
+    if (fresh.length) {
+      alarmSaid.textContent = fresh.map((a) => `Alarm: ${KIND[a.kind] || a.kind}, line ${a.line} ${a.station}. ${a.message}`)
+        .join(" ");
     }
     for (const a of list) {
       if (!alarmItems.has(a.id)) {
@@ -105,6 +158,13 @@ LG.start(async (main) => {
     }
     alarmsHead.textContent = list.length === 1 ? "Alarm" : `${list.length} alarms`;
     alarmsEl.hidden = !list.length;
+    // the acknowledged alarm (and the focus in it) gone: the focus to the next alarm, or to the
+    // page's heading when none is left (not to the page's top, 30 Tabs back)
+    if (lostFocus) {
+      const next = alarmsEl.querySelector(".alarm-item");
+      if (next) next.focus();
+      else { const h1 = main.querySelector("h1"); h1.tabIndex = -1; h1.focus(); }
+    }
     sound();
   }
 
@@ -235,11 +295,12 @@ LG.start(async (main) => {
     if (!s.lines.length && !cards.size) {
       clear(cardsEl).appendChild(h("p", {class: "muted", id: "no-parts"}, "No parts this shift yet."));
     }
-    clear(models).appendChild(s.models.length ? h("table", {}, h("tr", {}, h("th", {}, "product"), h("th", {}, "line"),
+    // in its own sideways-scrolling box: at 320 px the table took the page to 407 px
+    clear(models).appendChild(s.models.length ? h("div", {class: "table-wrap"}, h("table", {}, h("tr", {}, h("th", {}, "product"), h("th", {}, "line"),
       h("th", {}, "version"), h("th", {}, "model"), h("th", {}, "activated")),
     s.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.line || "every line"),
       h("td", {}, "v" + m.version), h("td", {}, m.model_version || String(m.model_id).slice(0, 12)),
-      h("td", {}, LG.when(m.activated_at))))) : h("p", {class: "muted"}, "No model is active."));
+      h("td", {}, LG.when(m.activated_at)))))) : h("p", {class: "muted"}, "No model is active."));
     const items = [];
     for (const sk of s.sinks) {
       const cls = sk.state === "ok" ? "ok" : sk.state === "retrying" ? "bad" : "warn";
@@ -260,7 +321,9 @@ LG.start(async (main) => {
       const deleted = Object.values(gone).reduce((a, b) => a + b, 0);
       items.push(h("div", {class: "panel", id: "disk"},
         h("span", {class: "dot " + (s.faults && s.faults.disk ? "bad" : d.free_gb < d.min_free_gb * 1.5 ? "warn" : "ok")}),
-        h("b", {}, "Disk"), ` ${num(d.free_gb, 1)} GB free`, d.min_free_gb ? ` · keeps ${num(d.min_free_gb, 1)} GB` : "",
+        h("b", {}, "Disk"), ` ${num(d.free_gb, 1)} GB free`,
+        // said in words, not by the dot's colour only
+        !(s.faults && s.faults.disk) && d.free_gb < d.min_free_gb * 1.5 ? h("b", {class: "v-review"}, " · running low") : "", d.min_free_gb ? ` · keeps ${num(d.min_free_gb, 1)} GB` : "",
         deleted ? ` · old images deleted since start: ${gone.OK || 0} OK, ${gone["NG/REVIEW"] || 0} NG/REVIEW` : ""));
     }
     if (s.backup) {   // the station's own backups (line.backup): the last that worked, or why not
@@ -287,6 +350,12 @@ LG.start(async (main) => {
       items.push(h("div", {class: "panel error"}, h("span", {class: "dot bad"}), h("b", {}, what), " ", msg));
     }
     clear(health).append(h("div", {class: "health"}, items));
+    // each dot's state in words for a screen reader (its colour says nothing to one)
+    for (const dot of health.querySelectorAll(".dot")) {
+      const state = dot.classList.contains("bad") ? "fault" : dot.classList.contains("warn") ? "warning" : "ok";
+      dot.setAttribute("role", "img");
+      dot.setAttribute("aria-label", state);
+    }
   }
 
   function thumb(p) {
@@ -340,6 +409,7 @@ LG.start(async (main) => {
       paint(entry);
     }
     addThumb(p);
+    announcePart(p);
     refreshSoon();
   }
 

@@ -12,7 +12,10 @@ LG.start(async (main) => {
   const base = it.stored.image ? h("img", {src: picUrl(id, "image", VIEW_PX), alt: "part " + it.part_id, id: "part-image"})
     : h("div", {class: "noimg"}, "the image of this part was not kept (OK parts are sampled)");
   const heat = it.stored.heatmap ? h("img", {class: "heat", src: inspUrl(id, "heatmap"), alt: "anomaly heatmap"}) : null;
-  const boxes = svg("svg", {class: "boxes", viewBox: `0 0 ${w || 1} ${hgt || 1}`, preserveAspectRatio: "none"},
+  const nRegions = (it.regions || []).length;
+  // a picture to a screen reader too: how many regions are marked on it
+  const boxes = svg("svg", {class: "boxes", viewBox: `0 0 ${w || 1} ${hgt || 1}`, preserveAspectRatio: "none", role: "img",
+    "aria-label": nRegions ? `${nRegions} defect region${nRegions === 1 ? "" : "s"} marked on the part` : "no defect regions marked"},
     (it.regions || []).map((r) => svg("rect", {x: r.box[0], y: r.box[1], width: r.box[2], height: r.box[3]})));
   const viewer = h("div", {class: "viewer", id: "viewer"}, base, heat, boxes);
   const opacity = h("input", {type: "range", min: 0, max: 100, value: 45, id: "heat-opacity"});
@@ -68,9 +71,9 @@ LG.start(async (main) => {
       h("div", {class: "panel grow"}, h("h2", {}, "Review"), history, reviewForm())));
 
   function reviewForm() {
-    const typeSel = h("select", {name: "defect_type"}, h("option", {value: ""}, "defect type…"));
+    const typeSel = h("select", {name: "defect_type", "aria-label": "defect type"}, h("option", {value: ""}, "defect type…"));
     LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
-    const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000});
+    const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000, "aria-label": "review note"});
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     const askEl = h("p", {class: "ask", id: "ask", role: "alert"});
     let saving = false;

@@ -10,8 +10,11 @@ LG.start(async (main) => {
   const which = LG.select("queue", [["todo", "REVIEW and NG, not reviewed"], ["REVIEW", "REVIEW only"],
     ["NG", "NG only"], ["OK", "OK parts (audit for escapes)"]], p.queue || "todo");
   const lineIn = h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"});
-  const listEl = h("ul", {});
-  const queue = h("div", {class: "panel queue", id: "queue"}, listEl);
+  // a listbox: one Tab stop, arrows move through it, Enter or Space opens the part (rows were
+  // reachable by a mouse only)
+  const listEl = h("ul", {role: "listbox", "aria-label": "parts to review"});
+  const moreEl = h("div", {class: "more"});
+  const queue = h("div", {class: "panel queue", id: "queue"}, listEl, moreEl);
   const detail = h("div", {class: "panel grow", id: "current"});
   const helpDlg = h("dialog", {id: "keys-help"}, h("h2", {}, "Keys"),
     h("table", {}, [["G", "good: a false alarm (on an OK part: confirms it good)"],
@@ -162,19 +165,29 @@ LG.start(async (main) => {
 
   const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
 
+  function pick(i) { if (i !== idx) { idx = i; renderList(); show().catch(LG.fail); } }
+
   function renderList() {
+    // the list is built again: the row that had the keyboard's focus gives it to the current one
+    const hadFocus = listEl.contains(document.activeElement);
     clear(listEl);
-    if (!items.length && !more) listEl.appendChild(h("li", {class: "muted"}, "Nothing to review."));
+    if (!items.length && !more) listEl.appendChild(h("li", {class: "muted", role: "option", "aria-disabled": "true"}, "Nothing to review."));
     items.forEach((it, i) => {
-      listEl.appendChild(h("li", {class: (i === idx ? "current " : "") + (it.review.reviewed ? "done" : ""),
-        dataset: {id: it.id}, onclick: () => { idx = i; renderList(); show().catch(LG.fail); }},
+      const cur = i === idx;
+      listEl.appendChild(h("li", {class: (cur ? "current " : "") + (it.review.reviewed ? "done" : ""),
+        role: "option", "aria-selected": String(cur), "aria-current": cur ? "true" : null, tabindex: cur ? 0 : -1,
+        dataset: {id: it.id}, onclick: () => pick(i),
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(i); } }},
       h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id, " ",
-      h("span", {class: "muted"}, num(it.score))));
+      h("span", {class: "muted"}, num(it.score)), it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null));
     });
+    if (!listEl.querySelector("[tabindex='0']") && listEl.firstChild) listEl.firstChild.tabIndex = 0;
+    clear(moreEl);
     if (more) {
-      listEl.appendChild(h("li", {class: "more"}, h("button", {type: "button", class: "secondary", id: "load-older",
-        onclick: () => loadOlder().catch(LG.fail)}, "Load older parts")));
+      moreEl.appendChild(h("button", {type: "button", class: "secondary", id: "load-older",
+        onclick: () => loadOlder().catch(LG.fail)}, "Load older parts"));
     }
+    if (hadFocus && listEl.children[idx]) listEl.children[idx].focus({preventScroll: true});
     // the list scrolled to the current part, the page not: under the part (a narrow screen)
     // the list's own scrolling into view took the part's photo off the top of the screen
     const cur = listEl.children[idx];
@@ -187,7 +200,11 @@ LG.start(async (main) => {
     if (pos && items[idx]) pos.textContent = position();
   }
 
-  async function show() {
+  // refocus: where the keyboard's focus goes once the part is shown (the part before it, and
+  // the button that judged it, are gone): its heading now, its Good button once that is usable
+  async function show(refocus = false) {
+    // focus in the part being replaced goes to the next one, not to the page's top
+    refocus = refocus || detail.contains(document.activeElement);
     clear(detail);
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
@@ -206,6 +223,8 @@ LG.start(async (main) => {
         if (items[idx] !== it) return;
         shown = true;
         for (const b of detail.querySelectorAll("#btn-good, #btn-defect")) b.disabled = false;
+        const good = document.getElementById("btn-good");
+        if (good && document.activeElement === document.getElementById("part-heading") && !good.closest("[hidden]")) good.focus();
         LG.settle();
       };
       img.addEventListener("load", seen, {once: true});
@@ -215,10 +234,11 @@ LG.start(async (main) => {
       }, {once: true});
     }
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
+      "aria-pressed": String(t === type),
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
-    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000});
+    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note"});
     detail.append(
-      h("h2", {}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
+      h("h2", {id: "part-heading", tabindex: -1}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
         " ", h("span", {class: "muted", id: "position"}, position())),
       h("div", {class: "row"},
@@ -252,6 +272,11 @@ LG.start(async (main) => {
             // a question about this part, beside its buttons: the status line may be off screen
             h("p", {class: "ask", id: "ask", role: "alert"})))));
     LG.applyRoles(detail);
+    if (refocus) {
+      const good = document.getElementById("btn-good");
+      if (good && !good.disabled && !good.closest("[hidden]")) good.focus();
+      else document.getElementById("part-heading").focus();
+    }
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
   }
 
@@ -269,7 +294,10 @@ LG.start(async (main) => {
   function pickType(i) {
     if (i >= types.length) return;
     type = types[i] === type ? null : types[i];
-    for (const b of detail.querySelectorAll(".types button")) b.classList.toggle("on", b.dataset.type === type);
+    for (const b of detail.querySelectorAll(".types button")) {
+      b.classList.toggle("on", b.dataset.type === type);
+      b.setAttribute("aria-pressed", String(b.dataset.type === type));     // chosen: said, not only coloured
+    }
   }
 
   // A defect without its type feeds the Pareto nothing: the first D asks for the type,
@@ -332,7 +360,7 @@ LG.start(async (main) => {
       if (idx < items.length - 1) idx += 1;
       else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
       renderList();
-      await show();
+      await show(true);
     } catch (err) { LG.fail(err); } finally { busy = false; }
   }
 
@@ -348,6 +376,10 @@ LG.start(async (main) => {
     const tag = (e.target && e.target.tagName) || "";
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     const k = e.key;
+    // arrows scroll the page unless the focus is on the queue or the part (J and K work anywhere)
+    const arrow = k.startsWith("Arrow");
+    if (arrow && !(queue.contains(e.target) || detail.contains(e.target)
+        || (e.target === document.body && document.documentElement.scrollHeight <= innerHeight))) return;
     if (k === "?") { helpDlg.open ? helpDlg.close() : helpDlg.showModal(); }
     else if (helpDlg.open) return;
     // a key held down repeats: it judges the part in front of the operator once, not the ones after

@@ -22,6 +22,7 @@ LG.start(async (main) => {
   const csvPareto = h("a", {class: "button secondary", id: "csv-pareto"}, "Pareto CSV");
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
+  mapWhich.setAttribute("aria-label", "which parts to map");     // beside its heading, not in a label
   main.append(h("h1", {}, "Statistical process control"), form,
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP), pEl, alarms),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Score drift"), csvS), sEl),
@@ -85,8 +86,8 @@ LG.start(async (main) => {
       if (sc.baseline && sc.baseline.mean !== undefined && sc.baseline.mean !== null) hl.push({y: sc.baseline.mean, color: "#1d4f91"});
       sEl.appendChild(LG.chart.lines(labels, [
         {name: "mean", values: sc.points.map((x) => x.mean), color: "#1d4f91"},
-        {name: "median", values: sc.points.map((x) => x.median), color: "#1f8a4c"},
-        {name: "p95", values: sc.points.map((x) => x.p95), color: "#d98a00"}],
+        {name: "median", values: sc.points.map((x) => x.median), color: "#17703c"},
+        {name: "p95", values: sc.points.map((x) => x.p95), color: "#8f5600"}],
       {label: "score drift", hlines: hl, marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
     }
     // no subgroup compared with the baseline yet: nothing is known, so not said in green

@@ -48,9 +48,11 @@ LG.start(async (main) => {
     const all = t.good_scores.concat(t.defect_scores, t.recent_scores, [t.threshold]);
     const lo = Math.min(...all), hi = Math.max(...all);
     const step = (hi - lo) / 1000 || 0.001;
-    const thr = h("input", {type: "range", id: "threshold", min: lo, max: hi + step, step, value: t.threshold});
+    // named outright: inside a label with an <output>, the sliders' names came out empty
+    const thr = h("input", {type: "range", id: "threshold", min: lo, max: hi + step, step, value: t.threshold,
+      "aria-label": "NG threshold"});
     const useBand = h("input", {type: "checkbox", id: "use-band", checked: t.review_threshold !== null && t.review_threshold !== undefined});
-    const rev = h("input", {type: "range", id: "review-threshold", min: lo, max: hi + step, step,
+    const rev = h("input", {type: "range", id: "review-threshold", min: lo, max: hi + step, step, "aria-label": "review threshold",
       value: t.review_threshold ?? t.threshold});
     const thrOut = h("output", {id: "threshold-value"}), revOut = h("output", {id: "review-value"});
     const chart = h("div", {id: "histogram"});
@@ -86,6 +88,8 @@ LG.start(async (main) => {
       save.title = save.disabled ? "move a threshold first: this is the version's own" : "";
       thrOut.textContent = num(T, 4);
       revOut.textContent = R === null ? "no review band" : num(R, 4);
+      thr.setAttribute("aria-valuetext", thrOut.textContent);      // the threshold, not the slider's raw step
+      rev.setAttribute("aria-valuetext", revOut.textContent);
       // a false reject: a good part judged NG (scrapped); one in the band is held for a look
       fr.textContent = pct(above(t.good_scores, T), 2);
       goodToReview.textContent = R === null ? "" : ` · ${pct(t.good_scores.length
@@ -95,10 +99,10 @@ LG.start(async (main) => {
         ? t.recent_scores.filter((v) => v > R && v <= T).length / t.recent_scores.length : null, 2);
       ng.textContent = pct(above(t.recent_scores, T), 2);
       clear(chart).appendChild(LG.chart.histogram([
-        {name: `reviewed good (${t.good_scores.length})`, values: t.good_scores, color: "#1f8a4c", cls: "good"},
+        {name: `reviewed good (${t.good_scores.length})`, values: t.good_scores, color: "#17703c", cls: "good"},
         {name: `reviewed defect (${t.defect_scores.length})`, values: t.defect_scores, color: "#c62828", cls: "defect"}],
       {min: lo, max: hi, vlines: [{x: T, color: "#c62828", label: "NG", cls: "thr"},
-        R === null ? null : {x: R, color: "#d98a00", label: "review", cls: "rev"}].filter(Boolean)}));
+        R === null ? null : {x: R, color: "#8f5600", label: "review", cls: "rev"}].filter(Boolean)}));
     }
     for (const el of [thr, rev, useBand]) el.addEventListener("input", update);
     useBand.addEventListener("change", update);
