@@ -50,6 +50,28 @@ def is_refusal(exc: BaseException) -> bool:
     return state[:2] in _PG_REFUSAL_CLASSES or state in _PG_REFUSALS
 
 
+# PostgreSQL's codes for a server that is not taking connections: shut down by an
+# administrator or a crash, starting up, or the database closed to connections
+_PG_AWAY = frozenset({"57P01", "57P02", "57P03", "55000"})
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a refusal (is_refusal) is the database server not answering at all (down,
+    restarting, the network): said so, not as a database that "cannot be written", which
+    sent an operator to check the disk of a server that was simply down."""
+    if not isinstance(exc, DB_ERRORS):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlite_errorcode", None) is not None:
+        return False        # a file on this PC's disk: it answers, or cannot be written
+    state = getattr(orig, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, OperationalError) and type(orig).__module__.startswith("psycopg")
+    return state[:2] == "08" or state in _PG_AWAY
+
+
 # Of those, the ones that say only "busy now": another writer held a lock past the wait
 # (SQLite BUSY/LOCKED; PostgreSQL lock not available, a statement timeout, a serialization
 # failure or deadlock). Not proof the database would refuse a part, which waits longer.

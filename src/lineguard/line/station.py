@@ -35,7 +35,7 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import DB_ERRORS, Database, is_busy, is_refusal, refusal_reason
+from .db import DB_ERRORS, Database, is_busy, is_refusal, is_unreachable, refusal_reason
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
@@ -592,6 +592,9 @@ class Station:
         # (station side) has the full error.
         reason = refusal_reason(exc) if isinstance(exc, DB_ERRORS) else \
             getattr(exc, "strerror", None) or type(exc).__name__
+        if what != "images" and is_unreachable(exc):
+            return (f"{_UNREACHABLE} ({reason}); nothing was stored: check that the database server is up and "
+                    "reachable (--db), then send the part again")
         where = "the data folder" if what == "images" else "the database"
         msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
               f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"

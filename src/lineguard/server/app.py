@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
-from ..line.db import DB_ERRORS, is_refusal, refusal_reason
+from ..line.db import DB_ERRORS, is_refusal, is_unreachable, refusal_reason
 from ..line.errors import StationError
 from ..line.station import Station
 from .docs import SecurityHeaders, add_offline_docs
@@ -235,9 +235,11 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         # was rolled back and it may be sent again, so a 503 and not the 500 of the
         # station's own failure.
         log.error("the database refused %s %s: %s", req.method, req.url.path, exc)
+        check = ("that the database server is up and reachable (--db)" if is_unreachable(exc)
+                 else "the database's disk space, permissions and --db")
         return _error(503, "storage_unavailable",
                       f"the station's database cannot take this request now ({refusal_reason(exc)}); try again "
-                      "shortly, and if it persists check the database's disk space, permissions and --db")
+                      f"shortly, and if it persists check {check}")
 
     for error in DB_ERRORS:
         app.add_exception_handler(error, database_error)
