@@ -145,16 +145,21 @@ def test_camera_free_run_is_rate_limited(sqlite_station, tmp_path):
 def test_camera_trigger_mode(sqlite_station, tmp_path):
     st = sqlite_station()
     video = tmp_path / "line.avi"
-    _write_video(video, frames=20)
+    _write_video(video, frames=60)      # 2 s at 30 fps: the first second good parts, then defects
     got = []
     cam = CameraSource(str(video), local_submitter(st, "L1", "CAM3", "cell", "camera"), station_name="CAM3",
                        mode="trigger", on_result=got.append)
     cam.start_grabbing()
-    time.sleep(0.3)   # the file runs out; the last frame stays the current one
+    time.sleep(1.2)   # the file plays at its recorded rate: the trigger takes the frame after it
     r = cam.trigger()
-    cam.close()
     assert r is not None and r["verdict"] == "NG" and got == [r]
     assert len(st.query(station="CAM3")) == 1
+    time.sleep(1.2)   # the file ran out: a trigger now has no frame newer than itself
+    from lineguard.line.sources.camera import NoFrame
+    with pytest.raises(NoFrame, match="end"):
+        cam.trigger(timeout_s=0.5)
+    cam.close()
+    assert len(st.query(station="CAM3")) == 1 and cam.no_frame == 1
     with pytest.raises(RuntimeError, match="cannot open camera"):
         CameraSource(str(tmp_path / "missing.avi"), lambda *a: {}, mode="trigger")
 

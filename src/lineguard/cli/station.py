@@ -526,14 +526,28 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
-    w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
-                      incomplete_after_s=incomplete_after, max_bytes=int(max_upload_mb * 1024 * 1024))
+    try:
+        w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
+                          incomplete_after_s=incomplete_after, max_bytes=int(max_upload_mb * 1024 * 1024))
+    except BaseException:
+        if st is not None:
+            st.close()
+        raise
     click.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
+    import signal
+    # SIGTERM (systemd stop, docker stop, a service manager) ends it as Ctrl-C does: the file
+    # in hand is finished, the station closed and the summary said
+    try:
+        old_term = signal.signal(signal.SIGTERM, lambda signum, frame: w.stop())
+    except ValueError:      # not the main thread (embedded): no handler of ours
+        old_term = None
     try:
         w.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         if st is not None:
             st.close()
     click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}"
@@ -558,23 +572,47 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
+@click.option("--give-up-after", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="A live camera that stops delivering frames is reopened (0.5 to 5 s backoff) for ever; with this, "
+                   "the command ends (exit 1) after this many seconds without frames.")
 @station_options
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
            server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
-           webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
+           webhook: Optional[str], mqtt: Optional[str], give_up_after: Optional[float] = None, **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
 
     The image size and keeping options apply with --data (a station in this process)."""
-    from ..line.sources.camera import CameraSource
+    import signal
+
+    from ..line.sources.camera import CameraLost, CameraSource, NoFrame
+    from ._term import fail
     submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
 
     def show(r):
         click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
     try:
-        cam = CameraSource(source, submit, station_name=station, mode=mode, max_fps=max_fps, on_result=show)
+        cam = CameraSource(source, submit, station_name=station, mode=mode, max_fps=max_fps, on_result=show,
+                           give_up_after_s=give_up_after)
     except (RuntimeError, ValueError) as exc:
+        if st is not None:
+            st.close()
         raise click.BadParameter(str(exc)) from exc
+    if st is not None:
+        # the model's first part pays for its set-up (seconds): paid now, not by the first
+        # frames of a live camera (lost meanwhile) or a trigger's part
+        st.warm_up(product, line)
+
+    def on_term(signum, frame):
+        # SIGTERM (a service stopped) ends the run as Ctrl-C does: summary said, station closed
+        cam.stop()
+        if mode == "trigger":
+            raise KeyboardInterrupt   # the trigger loop waits on stdin
+    try:
+        old_term = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:      # not the main thread (embedded): no handler of ours
+        old_term = None
+    gave_up = None
     try:
         if mode == "free":
             cam.run_free(max_parts=max_parts)
@@ -583,18 +621,28 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
             click.echo("press Enter to inspect a part, Ctrl-D to stop", err=True)
             n = 0
             for _ in sys.stdin:
-                cam.trigger()
                 n += 1
+                try:
+                    cam.trigger()
+                except NoFrame as exc:
+                    # never judged on an older frame: the part is not inspected, and said so
+                    click.echo(f"error: trigger {n} not inspected: {exc}", err=True)
                 if max_parts is not None and n >= max_parts:
                     break
     except KeyboardInterrupt:
         pass
+    except CameraLost as exc:
+        gave_up = str(exc)
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         cam.close()
         if st is not None:
             st.close()
     # frames skipped by --max-fps or refused are parts never judged: said, not left silent
     click.echo(cam.summary(), err=True)
+    if gave_up:
+        fail(gave_up, code=1)
 
 
 @click.command("old-records")

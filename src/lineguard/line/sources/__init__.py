@@ -16,21 +16,50 @@ Submit = Callable[[Union[bytes, CameraFrame], str, str], dict[str, Any]]
 
 
 class SubmitRefused(Exception):
-    """The station refused this input for good (bad image, ...): do not retry it."""
+    """The station refused this input for good (bad image, ...): do not retry it.
+
+    ``code`` is the station's error code when known (``corrupt_image``, ...): a hot folder
+    waits for a file refused as corrupt while it may still be being written."""
+
+    def __init__(self, message: str, code: Optional[str] = None):
+        super().__init__(message)
+        self.code = code
+
+
+class SubmitFailed(RuntimeError):
+    """The station could not take this input now (storage full or read-only, database
+    locked, no active model yet, the model not loadable): transient, retry it later."""
+
+    def __init__(self, message: str, code: Optional[str] = None):
+        super().__init__(message)
+        self.code = code
+
+
+# What the station answers that a retry may cure: the same classes remote_submitter
+# retries by HTTP status (auth, unknown model, timeouts, overload, server errors).
+_RETRIED_STATUS = (401, 403, 404, 408, 429)
+
+
+def retried(http_status: int) -> bool:
+    """Whether a refusal with this HTTP status is transient (retry) rather than for good."""
+    return http_status >= 500 or http_status in _RETRIED_STATUS
 
 
 def local_submitter(station: Any, line: str, station_name: str, product: str, source: str,
                     lot: Optional[str] = None) -> Submit:
-    from ..errors import ModelLoadFailed, StationError
+    from ..errors import StationError
     from ..station import Part, inspection_to_dict
 
     def submit(image: Union[bytes, CameraFrame], part_id: str, name: str) -> dict[str, Any]:
         try:
             out = station.inspect(image, Part(part_id, line, station_name, product, lot=lot), source=source)
-        except ModelLoadFailed:
-            raise  # transient: the file stays and is retried
         except StationError as exc:
-            raise SubmitRefused(f"{exc.code}: {exc.message}") from exc
+            if retried(exc.http_status):
+                # transient, as the API's 5xx/404 are for remote_submitter: disk full
+                # (StorageUnavailable), database locked or read-only, no active model yet,
+                # the model not loadable. The file stays and is retried.
+                raise SubmitFailed(f"{exc.code}: {exc.message}", exc.code) from exc
+            raise SubmitRefused(f"{exc.code}: {exc.message}", exc.code) from exc
         d = inspection_to_dict(out.record)
         d["created"] = out.created
         return d
@@ -54,11 +83,16 @@ def remote_submitter(url: str, api_key: str, line: str, station_name: str, produ
         r = client.post("/api/v1/inspections", files={"image": (name, data)}, data=form)
         if r.status_code in (200, 201):
             return r.json()
-        msg = r.json().get("error", {}).get("message", r.text) if r.headers.get(
-            "content-type", "").startswith("application/json") else r.text
-        if 400 <= r.status_code < 500 and r.status_code not in (401, 403, 404, 408, 429):
-            raise SubmitRefused(f"HTTP {r.status_code}: {msg}")
+        msg, code = r.text, None
+        if r.headers.get("content-type", "").startswith("application/json"):
+            try:
+                err = r.json().get("error") or {}
+                msg, code = err.get("message", r.text), err.get("code")
+            except (ValueError, AttributeError):
+                pass
+        if 400 <= r.status_code < 500 and not retried(r.status_code):
+            raise SubmitRefused(f"HTTP {r.status_code}: {msg}", code)
         # auth, unknown model, overload, server errors: fix-able or transient; retry later
-        raise RuntimeError(f"HTTP {r.status_code}: {msg}")
+        raise SubmitFailed(f"HTTP {r.status_code}: {msg}", code)
 
     return submit

@@ -3,9 +3,16 @@
 Two modes, as on a line:
 
 * ``trigger``: a part is inspected when :meth:`CameraSource.trigger` is called (a
-  PLC signal, a light barrier, Enter on the console); the newest frame is used.
+  PLC signal, a light barrier, Enter on the console) on the first frame that arrives
+  after the trigger (a :class:`~.frames.FrameGrabber` reads the camera meanwhile), never
+  an older one: with the camera gone a trigger is refused (:class:`NoFrame`), not judged
+  on the last frame seen. A video file is played at its recorded rate.
 * ``free``: frames are inspected continuously, at most ``max_fps`` per second, so a
   30 fps camera does not flood a model that manages 5 parts a second.
+
+A live camera (stream, USB index) that stops delivering frames is reopened with a 0.5 s
+to 5 s backoff, in either mode, and the run goes on (``give_up_after_s`` ends it with
+:class:`CameraLost` instead, after that long without frames).
 
 Frames go through the same submit path as HTTP: to a station in this process as their
 pixels (``line.camera_frame``), to a remote one as PNG (lossless; fast settings, ``line.png``).
@@ -13,8 +20,10 @@ pixels (``line.camera_frame``), to a remote one as PNG (lossless; fast settings,
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
 import cv2
@@ -22,8 +31,17 @@ import numpy as np
 
 from . import Submit, SubmitRefused
 from ..camera_frame import CameraFrame
+from .frames import FrameGrabber
 
 log = logging.getLogger("lineguard.camera")
+
+
+class NoFrame(LookupError):
+    """A trigger got no frame newer than itself (camera lost, file ended, none in time)."""
+
+
+class CameraLost(RuntimeError):
+    """A live camera delivered no frames for ``give_up_after_s``: the run gave up."""
 
 
 def open_capture(source: Union[str, int]) -> cv2.VideoCapture:
@@ -38,11 +56,15 @@ def open_capture(source: Union[str, int]) -> cv2.VideoCapture:
 class CameraSource:
     def __init__(self, source: Union[str, int], submit: Submit, station_name: str = "cam",
                  mode: str = "free", max_fps: float = 2.0, part_prefix: Optional[str] = None,
-                 on_result: Optional[Callable[[dict[str, Any]], None]] = None, loop_file: bool = False):
+                 on_result: Optional[Callable[[dict[str, Any]], None]] = None, loop_file: bool = False,
+                 reconnect_s: tuple[float, float] = (0.5, 5.0), give_up_after_s: Optional[float] = None,
+                 opener: Optional[Callable[[], Any]] = None):
         if mode not in ("free", "trigger"):
             raise ValueError("mode must be 'free' (continuous, rate-limited) or 'trigger' (inspect on request)")
         if max_fps <= 0:
             raise ValueError("max_fps must be positive")
+        if give_up_after_s is not None and give_up_after_s <= 0:
+            raise ValueError("give_up_after_s must be positive (or None: reconnect for ever)")
         self.source = source
         self.submit = submit
         self.mode = mode
@@ -50,21 +72,41 @@ class CameraSource:
         self.prefix = part_prefix or station_name
         self.on_result = on_result
         self.loop_file = loop_file
-        self.cap = open_capture(source)
+        self.reconnect_s = reconnect_s
+        self.give_up_after_s = give_up_after_s
+        # how a capture is (re)opened (tests give a stand-in camera); None: cv2.VideoCapture
+        self._opener = opener
+        if opener is not None:
+            self.cap = opener()
+            if self.cap is None:
+                raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file "
+                                   "path and that the camera is reachable")
+        else:
+            self.cap = open_capture(source)
         self._file_fps = self._recorded_fps()   # kept: the summary is asked for after close()
-        self.frames_read = 0
+        self._frames_read = 0
         self.inspected = 0
         self.refused = 0        # the station refused the frame (SubmitRefused)
         self.errors = 0         # every frame taken but not inspected: refused or failed
         self.skipped = 0        # free run: read but dropped to keep to max_fps
-        self._latest: Optional[np.ndarray] = None
-        self._latest_lock = threading.Lock()
+        self.missed = 0         # free run, live camera: frames that came while one was being judged
+        self.no_frame = 0       # trigger mode: triggers refused, no frame newer than the trigger came
+        self._next_due: Optional[float] = None
+        self._grabber: Optional[FrameGrabber] = None
         self._stop = threading.Event()
         self._counter = 0
+        # part ids unique across processes and clock changes: UTC (no repeated DST hour)
+        # and a token of this run (two camera processes on one station name)
+        self._run_token = f"{os.getpid() & 0xFFFF:04x}{os.urandom(2).hex()}"
 
     def _part_id(self) -> str:
         self._counter += 1
-        return f"{self.prefix}-{time.strftime('%Y%m%dT%H%M%S')}-{self._counter:06d}"
+        utc = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return f"{self.prefix}-{utc}-{self._run_token}-{self._counter:06d}"
+
+    @property
+    def frames_read(self) -> int:
+        return self._frames_read + (self._grabber.frames if self._grabber is not None else 0)
 
     def _read(self) -> Optional[np.ndarray]:
         ok, frame = self.cap.read()
@@ -74,7 +116,7 @@ class CameraSource:
                 ok, frame = self.cap.read()
             if not ok:
                 return None
-        self.frames_read += 1
+        self._frames_read += 1
         return frame
 
     @property
@@ -115,9 +157,13 @@ class CameraSource:
         failed = self.errors - self.refused
         if self.mode == "trigger":
             line = f"{self.taken} frames taken on trigger, {self.inspected} inspected, {self.refused} refused"
+            if self.no_frame:
+                line += f", {self.no_frame} triggers without a frame newer than the trigger (not inspected)"
         else:
             line = (f"{self.frames_read} frames read, {self.inspected} inspected, {self.skipped} skipped by "
                     f"--max-fps, {self.refused} refused")
+            if self.missed:
+                line += f", {self.missed} came while a frame was being judged (the station was busy)"
         if failed:
             line += f", {failed} not inspected for an error (see the log)"
         if self.mode == "free" and self.skipped and self.is_file():
@@ -129,15 +175,35 @@ class CameraSource:
                      + " to inspect every frame")
         return line
 
+    def _admit(self, ts: float) -> bool:
+        """Whether a frame of time ``ts`` is inspected under max_fps. Inspections are due
+        every min_interval from the last due time, not from when the last frame happened to
+        be read: a frame arriving one interval later (a 5 fps camera at --max-fps 5) is
+        taken even with a little jitter (a quarter interval early), and the average rate
+        never exceeds max_fps."""
+        iv = self.min_interval
+        due = self._next_due
+        if due is not None and ts < due - 0.25 * iv:
+            return False
+        base = due if due is not None and ts - due < iv else ts
+        self._next_due = base + iv
+        return True
+
     def run_free(self, max_parts: Optional[int] = None) -> None:
         """Read frames until the stream ends, :meth:`stop` or ``max_parts`` frames taken
         (inspected or not; frames skipped for max_fps do not count); inspect at most max_fps.
 
         A video file plays at its recorded rate, as the camera it stands for would deliver
         it: read as fast as it decodes, a minute of line would pass in a second and
-        max_fps would drop nearly every part.
+        max_fps would drop nearly every part. Its frames are paced by their recorded times
+        (frame n at n / fps): an inspection slower than the file (the model's first load)
+        does not make the frames after it late, so --max-fps at the file's rate inspects
+        every frame. A live camera is read by a :class:`FrameGrabber`, which reopens it
+        when it stops delivering (the run goes on; ``give_up_after_s`` ends it).
         """
-        next_at = 0.0
+        if not self.is_file():
+            self._run_free_live(max_parts)
+            return
         fps = self._file_fps
         t0 = time.monotonic()
         n = 0
@@ -146,53 +212,95 @@ class CameraSource:
                 wait = t0 + n / fps - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     break
-                n += 1
             frame = self._read()
             if frame is None:
                 break
-            now = time.monotonic()
-            if now < next_at:
+            ts = n / fps if fps is not None else time.monotonic()
+            n += 1
+            if not self._admit(ts):
                 self.skipped += 1
                 continue   # drop frames between inspections; the camera keeps streaming
-            next_at = now + self.min_interval
             self.inspect_frame(frame)
             # frames taken, refused ones too: counting inspected parts alone, a camera whose
             # every frame is refused ran past max_parts for ever
             if max_parts is not None and self.taken >= max_parts:
                 break
 
+    def _grab(self) -> FrameGrabber:
+        """The frame grabber (started): reads the camera on a thread, reconnects a live one,
+        plays a file at its recorded rate."""
+        if self._grabber is None:
+            first = [self.cap]
+
+            def opener() -> Any:
+                if first:
+                    return first.pop()            # the capture opened in __init__
+                if self._opener is not None:
+                    return self._opener()
+                try:
+                    return open_capture(self.source)
+                except RuntimeError:
+                    return None
+            self._grabber = FrameGrabber(self.source, fps=self._file_fps, loop=self.loop_file,
+                                         reconnect_s=self.reconnect_s, opener=opener).start()
+        return self._grabber
+
+    def _run_free_live(self, max_parts: Optional[int]) -> None:
+        g = self._grab()
+        lost_since: Optional[float] = None
+        last = g.frames
+        while not self._stop.is_set():
+            try:
+                frame = g.next_frame(timeout_s=1.0)
+            except LookupError as exc:
+                if self._stop.is_set():
+                    break
+                now = time.monotonic()
+                lost_since = lost_since or now
+                if self.give_up_after_s is not None and now - lost_since >= self.give_up_after_s:
+                    raise CameraLost(f"camera {self.source} delivered no frames for {now - lost_since:.0f} s "
+                                     f"({g.reconnects} reconnects); gave up: {exc}") from exc
+                continue       # the grabber says it is lost and reconnects with a backoff
+            lost_since = None
+            n = g.frames
+            gap, last = max(0, n - last - 1), n    # frames read while the last one was judged
+            now = time.monotonic()
+            # a station slower than max_fps (this frame came an interval or more past its due
+            # time) missed them; else max_fps would have skipped them anyway
+            if self._next_due is not None and now - self._next_due >= self.min_interval:
+                self.missed += gap
+            else:
+                self.skipped += gap
+            if not self._admit(now):
+                self.skipped += 1
+                continue
+            self.inspect_frame(frame)
+            if max_parts is not None and self.taken >= max_parts:
+                break
+
     # -- trigger mode --------------------------------------------------------------
     def start_grabbing(self) -> None:
-        """Keep the newest frame in memory so a trigger answers with what the camera sees now."""
-        def loop():
-            while not self._stop.is_set():
-                frame = self._read()
-                if frame is None:
-                    if self.is_file() and not self.loop_file:
-                        break   # a video file ran out
-                    time.sleep(0.01)
-                    continue
-                with self._latest_lock:
-                    self._latest = frame
-        self._grabber = threading.Thread(target=loop, name="camera-grab", daemon=True)
-        self._grabber.start()
+        """Read the camera on a thread so a trigger is answered with the first frame after it."""
+        self._grab()
 
     def trigger(self, timeout_s: float = 5.0) -> Optional[dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._latest_lock:
-                frame = None if self._latest is None else self._latest.copy()
-            if frame is not None:
-                return self.inspect_frame(frame)
-            time.sleep(0.01)
-        raise TimeoutError("no frame from the camera yet; check the source")
+        """Inspect the first frame that arrives after this call. None when the station did
+        not inspect it (refused, or an error: logged); :class:`NoFrame` when no frame newer
+        than the trigger came within ``timeout_s`` (the camera lost and reconnecting, a file
+        played to its end): no verdict from an older frame, ever."""
+        g = self._grab()
+        try:
+            frame = g.next_frame(timeout_s)
+        except LookupError as exc:
+            self.no_frame += 1     # said by the caller (the exception), counted in the summary
+            raise NoFrame(f"no frame newer than the trigger: {exc}") from exc
+        return self.inspect_frame(frame)
 
     def stop(self) -> None:
         self._stop.set()
 
     def close(self) -> None:
         self.stop()
-        g = getattr(self, "_grabber", None)
-        if g is not None:
-            g.join(timeout=2)
+        if self._grabber is not None:
+            self._grabber.close()
         self.cap.release()

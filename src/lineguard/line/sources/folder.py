@@ -3,11 +3,16 @@
 Polling (portable: local disks, SMB/NFS shares, any OS). A file is taken only once
 its size and modification time have stayed the same for ``settle_s`` (a camera or a
 copy still writing it is left alone) *and* the image looks whole (a PNG ends with its
-IEND chunk, a JPEG with its end marker): a writer that pauses longer than the settle
-time (a network copy stalling) would otherwise be cut short. A file that stays
-incomplete for ``incomplete_after_s`` is sent anyway and refused with its reason; an
-empty file is waited for as long (a camera may create the file first and fill it later).
-While a file looks incomplete only its first and last bytes are read, not the whole file.
+IEND chunk, a JPEG with an end marker after its main image's scan, not an EXIF
+thumbnail's; a TIFF's directories and strips lie within the file; a BMP, TIFF or WebP
+does not end in 4 KB of zeros, as a copy that set the file's size first leaves it): a
+writer that pauses longer than the settle time (a network copy stalling) would otherwise
+be cut short. A file the station finds corrupt before ``incomplete_after_s`` is waited
+for too (sent again when it changes). A file that stays incomplete for
+``incomplete_after_s`` is sent anyway and refused with its reason; an empty file is
+waited for as long (a camera may create the file first and fill it later). While a file
+looks incomplete only its ends (and a JPEG's or TIFF's headers) are read, not the whole
+file. Subfolders are not watched: each is said once.
 After inspection a file moves to ``done/``; a file the station refuses moves to
 ``failed/`` with a ``<name>.reason.txt`` beside it (a shortened name when the file's own
 name leaves no room). A file over the station's upload limit is refused from its size,
@@ -17,7 +22,10 @@ are and are logged once each. An unexpected error on one file is logged and the 
 retried later; it never stops the watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
 restart never inspects a file twice; the station's idempotency (part id + image
-hash) covers a crash between inspection and journal write.
+hash) covers a crash between inspection and journal write. It is kept bounded: at start
+(read line by line) and as it grows it is compacted to the entries of files still in the
+folder and the latest ``JOURNAL_KEEP``. A fault that lasts (folder gone, file unreadable,
+done/ not writable, station storage full) is logged when it starts, then once a minute.
 """
 from __future__ import annotations
 
@@ -48,6 +56,19 @@ WATCH_SUFFIXES = frozenset(IMAGE_SUFFIXES) | {".gif"}
 # The station's upload limit when none is given (its --max-upload-mb default)
 DEFAULT_MAX_BYTES: int = StationConfig.max_upload_bytes
 
+# The journal keeps the entries of the files still in the folder and the latest
+# JOURNAL_KEEP others; it is compacted to that at start and whenever it grew by as many
+# (2,000,000 lines made a 494 MB journal read whole at each start: 13 s, 1.1 GB).
+JOURNAL_KEEP = 50_000
+
+# Refusals a file not yet filled gets (a copy that set the final size first): waited for
+# up to --incomplete-after before the file goes to failed/
+_MAYBE_UNFINISHED = frozenset({"corrupt_image"})
+
+# A fault that lasts (the folder gone, a file unreadable, done/ not writable, the station's
+# disk full) is said when it starts, then at most once a minute, not at every poll
+REPEAT_S = 60.0
+
 
 class FolderWatcher:
     def __init__(self, folder: os.PathLike | str, submit: Submit, settle_s: float = 0.5,
@@ -74,8 +95,12 @@ class FolderWatcher:
         self._handled: set[str] = set()
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
         self._ignored: set[str] = set()   # files of other formats present, already logged once
+        self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
+        self._corrupt: dict[str, tuple[int, int]] = {}   # name -> sig refused as corrupt while waiting
+        self._said: dict[Any, list] = {}    # fault key -> [last said (monotonic), times since]
         self._stop = threading.Event()
         self.counts = {"done": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        self._journal_lines = 0
         self._load_journal()
 
     # -- journal -------------------------------------------------------------------
@@ -83,29 +108,100 @@ class FolderWatcher:
         return f"{name}|{size}|{mtime_ns}"
 
     def _load_journal(self) -> None:
+        """Read the journal line by line (never whole) and compact it: the entries of files
+        still in the folder (handled, not yet moved: a crash) and the latest JOURNAL_KEEP."""
         if not self._journal_path.exists():
             return
-        for line in self._journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        from collections import deque
+        try:
+            present = {e.name for e in os.scandir(self.folder)}
+        except OSError:
+            present = set()
+        recent: deque = deque(maxlen=JOURNAL_KEEP)
+        kept_present: list[str] = []
+        lines = 0
+        with open(self._journal_path, "r", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                lines += 1
+                # the name without parsing the line (json.dumps writes it first, escaped):
+                # 2,000,000 lines parsed whole took 30 s; only the lines kept are parsed
+                name = None
+                if line.startswith('{"name": "'):
+                    end = line.find('", "', 10)
+                    if end > 0 and "\\" not in line[10:end]:
+                        name = line[10:end]
+                if name is None:
+                    try:
+                        name = json.loads(line)["name"]
+                    except (ValueError, KeyError, TypeError):
+                        continue   # a line cut short by a crash
+                if name in present:
+                    kept_present.append(line)
+                else:
+                    recent.append(line)
+        kept: dict[str, str] = {}
+        for line in list(recent) + kept_present:
             try:
                 e = json.loads(line)
-                self._handled.add(self._entry_key(e["name"], e["size"], e["mtime_ns"]))
-            except (ValueError, KeyError):
+                key = self._entry_key(e["name"], e["size"], e["mtime_ns"])
+            except (ValueError, KeyError, TypeError):
                 continue   # a line cut short by a crash
+            kept[key] = line if line.endswith("\n") else line + "\n"
+        self._handled = set(kept)
+        self._journal_lines = len(kept)
+        if lines > len(kept):
+            tmp = self._journal_path.with_name(self._journal_path.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as out:
+                out.writelines(kept.values())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._journal_path)
+            log.info("journal %s compacted: %d of %d entries kept (files still here, the latest %d)",
+                     self._journal_path.name, len(kept), lines, JOURNAL_KEEP)
 
     def _journal(self, entry: dict[str, Any]) -> None:
         with open(self._journal_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        self._journal_lines += 1
+        if self._journal_lines >= 2 * JOURNAL_KEEP + 1000:
+            try:
+                self._load_journal()   # compacts it (and the handled set in memory with it)
+            except OSError as exc:
+                log.error("journal %s could not be compacted (%s); it keeps growing", self._journal_path, exc)
+
+    # -- saying faults once ---------------------------------------------------------
+    def _say(self, key: Any, level: int, msg: str, *args: Any) -> None:
+        """Log a fault when it starts, then at most every REPEAT_S while it lasts."""
+        now = time.monotonic()
+        said = self._said.get(key)
+        if said is None:
+            self._said[key] = [now, 0]
+            log.log(level, msg, *args)
+        elif now - said[0] >= REPEAT_S:
+            log.log(level, msg + " (still; %d more times in the last %.0f s)", *args, said[1] + 1, now - said[0])
+            self._said[key] = [now, 0]
+        else:
+            said[1] += 1
+
+    def _fault_over(self, key: Any, msg: str, *args: Any) -> None:
+        if self._said.pop(key, None) is not None:
+            log.info(msg, *args)
 
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
         out = []
         others = set()
+        subfolders = set()
         with os.scandir(self.folder) as it:
             for e in it:
                 # hidden and ~ names are copy tools' and editors' temporary files: silently left
                 if e.name.startswith(".") or e.name.startswith("~"):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    if Path(e.path) not in (self.done_dir, self.failed_dir):
+                        subfolders.add(e.name)
                     continue
                 # follow_symlinks=False: a link is listed as a link (and refused), never
                 # read through to whatever it points at
@@ -116,7 +212,16 @@ class FolderWatcher:
                     continue
                 out.append(Path(e.path))
         self._note_ignored(others)
+        self._note_subfolders(subfolders)
         return sorted(out, key=lambda p: p.name)
+
+    def _note_subfolders(self, names: set[str]) -> None:
+        """Say once per subfolder that it is not watched: a camera that writes into date
+        folders (``2026-12-05/part.png``) otherwise looks like a line with no parts."""
+        for name in sorted(names - self._subfolders):
+            log.warning("%s/ is a subfolder: it is not watched (only images in %s itself are taken); have the "
+                        "camera write into the folder itself, or watch the subfolder", name, self.folder)
+        self._subfolders = names
 
     def _note_ignored(self, names: set[str]) -> None:
         """Say once per file that a file of another format is left in the folder.
@@ -158,11 +263,18 @@ class FolderWatcher:
                 if self._take(path, sig, stable_s=now - prev[2]):
                     handled += 1
             except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
-                log.error("%s: not handled (%s: %s); will retry", path.name, type(exc).__name__, exc)
+                self._say(("file", path.name), logging.ERROR, "%s: not handled (%s: %s); will retry", path.name,
+                          type(exc).__name__, exc)
                 self._seen.pop(path.name, None)
         for name in list(self._seen):
             if name not in present:
                 del self._seen[name]
+        for name in list(self._corrupt):
+            if name not in present:
+                del self._corrupt[name]
+        for key in list(self._said):
+            if key[0] in ("file", "submit") and key[1] not in present:
+                del self._said[key]
         return handled
 
     def _take(self, path: Path, sig: tuple[int, int], stable_s: float) -> bool:
@@ -195,11 +307,13 @@ class FolderWatcher:
                                           "the camera or copy step may have failed, re-capture the part")
             return True
         if waiting:
-            ends = self._peek(path, sig[0])
-            if ends is None:
+            if self._corrupt.get(path.name) == sig:
+                return False   # refused as corrupt unchanged: looked at again once it changes or at the end
+            whole = self._peek(path, sig[0])
+            if whole is None:
                 self._seen.pop(path.name, None)   # gone or changed: wait for it to settle again
                 return False
-            if not _looks_complete(*ends, sig[0]):
+            if not whole:
                 return False   # a paused writer: look again next poll (size and time still checked)
         data = self._read(path)
         if data is None or len(data) != sig[0]:
@@ -207,8 +321,7 @@ class FolderWatcher:
             return False
         if not looks_complete(data) and waiting:
             return False   # rewritten between the look and the read: look again next poll
-        self._handle(path, sig, data)
-        return True
+        return self._handle(path, sig, data, waiting=waiting)
 
     @staticmethod
     def _open(path: Path) -> Optional[int]:
@@ -232,17 +345,16 @@ class FolderWatcher:
             return fh.read()
 
     @classmethod
-    def _peek(cls, path: Path, size: int) -> Optional[tuple[bytes, bytes]]:
-        """The first and last bytes of a file (what :func:`looks_complete` looks at), or
-        None when it is gone or no longer ``size`` bytes long."""
+    def _peek(cls, path: Path, size: int) -> Optional[bool]:
+        """Whether the file looks whole (:func:`looks_complete`) from its ends and, for a
+        JPEG or TIFF, its structure (a few small reads, never the whole file); None when it
+        is gone or no longer ``size`` bytes long."""
         fd = cls._open(path)
         if fd is None:
             return None
         with os.fdopen(fd, "rb") as fh:
             head = fh.read(_HEAD)
-            fh.seek(max(0, size - _TAIL))
-            tail = fh.read(_TAIL + 1)
-        return (head, tail) if len(tail) == min(size, _TAIL) else None
+            return _whole(fh, head, size)
 
     def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str) -> None:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
@@ -265,25 +377,37 @@ class FolderWatcher:
             name = f"{digest}.reason.txt"
         (target.parent / name).write_text(f"{target.name}: {reason}\n", encoding="utf-8")
 
-    def _handle(self, path: Path, sig: tuple[int, int], data: bytes) -> None:
+    def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False) -> bool:
         part_id = self.part_id_from(path)
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": part_id,
                  "sha256": hashlib.sha256(data).hexdigest(), "at": time.time()}
         try:
             result = self.submit(data, part_id, path.name)
         except SubmitRefused as exc:
+            if waiting and exc.code in _MAYBE_UNFINISHED:
+                # a file that looked whole but does not decode may be one a copy has not
+                # filled yet (its size set first): waited for like any incomplete file, sent
+                # again when it changes and refused only after --incomplete-after
+                self._corrupt[path.name] = sig
+                log.info("%s does not decode yet (%s); waiting for its writer up to %g s", path.name, exc,
+                         self.incomplete_after_s)
+                return False
             entry.update(status="failed", reason=str(exc))
             self._journal(entry)
             self._handled.add(self._entry_key(path.name, *sig))
             target = self._move(path, self.failed_dir)
             self._write_reason(target, str(exc))
             self.counts["failed"] += 1
+            self._corrupt.pop(path.name, None)
             log.warning("%s refused: %s", path.name, exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - station down, model not loadable: retry next poll
-            log.error("%s not inspected yet (%s); will retry", path.name, exc)
+            return True
+        except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
+            self._say(("submit", path.name), logging.ERROR, "%s not inspected yet (%s); will retry",
+                      path.name, exc)
             self._seen.pop(path.name, None)
-            return
+            return False
+        self._said.pop(("submit", path.name), None)
+        self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
         self._handled.add(self._entry_key(path.name, *sig))
@@ -291,6 +415,7 @@ class FolderWatcher:
         self.counts["done"] += 1
         if self.on_result:
             self.on_result(path, result)
+        return True
 
     def _move(self, path: Path, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -307,7 +432,10 @@ class FolderWatcher:
             try:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - e.g. the share went away for a moment
-                log.error("scanning %s failed (%s: %s); trying again", self.folder, type(exc).__name__, exc)
+                self._say(("scan",), logging.ERROR, "scanning %s failed (%s: %s); trying again", self.folder,
+                          type(exc).__name__, exc)
+            else:
+                self._fault_over(("scan",), "scanning %s works again", self.folder)
             if t_end is not None and time.monotonic() >= t_end:
                 break
             self._stop.wait(self.poll_s)
@@ -318,46 +446,169 @@ class FolderWatcher:
 
 def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:
     """Whether a file of ``size`` bytes ends where its format says it ends, from its first
-    and last bytes alone (a camera's photo still being written is not read whole again
-    and again). None when it cannot say: a format that does not tell (TIFF; a caller takes
-    it once it stopped changing), or the file gone or no longer ``size`` bytes long."""
+    and last bytes (and, for a JPEG or TIFF, its structure: a few small reads, never the
+    whole file). None when it cannot say: a format that does not tell (a TIFF that looks
+    whole; a caller takes it once it stopped changing), or the file gone or no longer
+    ``size`` bytes long."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD)
-            fh.seek(max(0, size - _TAIL))
-            tail = fh.read(_TAIL + 1)
+            whole = _whole(fh, head, size, zero_tail=False)
     except OSError:
+        return None
+    if whole is None:
         return None
     tells = head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM")) or \
         (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-    if len(tail) != min(size, _TAIL) or not tells:
+    if not tells and whole:
         return None
-    return _looks_complete(head, tail, size)
+    return whole
 
 
 def looks_complete(data: bytes) -> bool:
     """Whether image bytes end where their format says they end (cheap: no decoding).
 
-    PNG ends with an IEND chunk, GIF with its trailer and JPEG with an EOI marker (some
-    cameras pad after it); BMP and WebP state their length in the header. Other formats are taken as whole
-    once settled: the station still refuses a truncated one.
+    PNG ends with an IEND chunk, GIF with its trailer and JPEG with an EOI marker after
+    the start of its main image's scan (the end marker of an embedded EXIF thumbnail does
+    not count; some cameras pad after it); a TIFF's directories and strips lie within the
+    file; BMP and WebP state their length in the header. A BMP, TIFF or WebP whose last
+    4 KB are all zero bytes looks like a copy that set the file's size first and has not
+    filled it yet (Windows, SMB). Other formats are taken as whole once settled: the
+    station still refuses a truncated one.
     """
-    return _looks_complete(data[:_HEAD], data[-_TAIL:], len(data))
+    import io
+    return bool(_whole(io.BytesIO(data), data[:_HEAD], len(data)))
 
 
 _HEAD, _TAIL = 16, 4096   # the bytes looks_complete needs from a file's start and end
 
 
-def _looks_complete(head: bytes, tail: bytes, size: int) -> bool:
-    """:func:`looks_complete` from a file's first ``_HEAD`` and last ``_TAIL`` bytes."""
+def _read_at(fh: Any, offset: int, n: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(n)
+
+
+def _whole(fh: Any, head: bytes, size: int, zero_tail: bool = True) -> Optional[bool]:
+    """Whether the open file ``fh`` of ``size`` bytes (starting with ``head``) looks whole;
+    None when it is no longer ``size`` bytes long (a writer is at it)."""
+    tail = _read_at(fh, max(0, size - _TAIL), _TAIL + 1)
+    if len(tail) != min(size, _TAIL):
+        return None
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return tail.endswith(b"IEND\xaeB`\x82")
-    if head.startswith(b"\xff\xd8"):
-        return b"\xff\xd9" in tail
     if head.startswith((b"GIF87a", b"GIF89a")):
         return tail.endswith(b";")   # the GIF trailer
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_whole(fh, tail, size)
+    # formats without an end marker: a copy that set the final size first (Windows
+    # CopyFile, SMB) has zeros where the rest will go, and the header already says "whole"
+    if zero_tail and size > _TAIL and not tail.strip(b"\x00") and _unmarked(head):
+        return False
     if head.startswith(b"BM") and len(head) >= 6:
         return int.from_bytes(head[2:6], "little") <= size
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return int.from_bytes(head[4:8], "little") + 8 <= size
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_whole(fh, head, size)
+    return True
+
+
+def _unmarked(head: bytes) -> bool:
+    return head.startswith(b"BM") or head[:4] in (b"II*\x00", b"MM\x00*") or \
+        (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _jpeg_whole(fh: Any, tail: bytes, size: int) -> bool:
+    """A JPEG is whole when an end marker (EOI) follows the start of its main image's scan
+    (SOS). The segments before the scan are walked by their lengths: an EXIF thumbnail (a
+    JPEG inside APP1, with an EOI of its own) is skipped, so a copy paused just after the
+    thumbnail is not taken for a whole file. In the scan's data 0xFF is always stuffed, so
+    the first EOI after the SOS is the image's own."""
+    pos = 2
+    sos = None
+    for _ in range(4096):
+        hdr = _read_at(fh, pos, 4)
+        if len(hdr) < 2:
+            return False                     # the segments run past what is written
+        if hdr[0] != 0xFF:
+            # zeros where a marker belongs: a file whose size was set first, not yet filled;
+            # anything else is for the station to judge
+            return not (hdr == b"\x00" * len(hdr))
+        marker = hdr[1]
+        if marker == 0xFF:                   # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            sos = pos
+            break
+        if marker == 0xD9:                   # EOI before any scan: not an image we can judge here
+            return True
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if len(hdr) < 4:
+            return False
+        pos += 2 + int.from_bytes(hdr[2:4], "big")
+        if pos >= size:
+            return False
+    if sos is None:
+        return True                          # an odd file: the station judges it
+    at = tail.rfind(b"\xff\xd9")
+    return at >= 0 and max(0, size - _TAIL) + at > sos
+
+
+_TIFF_TYPES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+
+
+def _tiff_whole(fh: Any, head: bytes, size: int) -> bool:
+    """A TIFF is whole when each directory (IFD) and every strip or tile it points at lie
+    within the file; a TIFF still being written has its strips (or, as libtiff writes it,
+    its directory) past the end."""
+    order = "little" if head[:2] == b"II" else "big"
+
+    def num(b: bytes) -> int:
+        return int.from_bytes(b, order)
+
+    ifd = num(head[4:8])
+    seen = set()
+    for _ in range(64):                          # pages
+        if ifd == 0:
+            return True
+        if ifd + 2 > size:
+            return False
+        if ifd in seen:
+            return True                           # a loop of directories: the station judges it
+        seen.add(ifd)
+        n = num(_read_at(fh, ifd, 2))
+        if n == 0 or ifd + 2 + 12 * n + 4 > size:
+            return False                          # zeros, or the directory is cut short
+        entries = _read_at(fh, ifd + 2, 12 * n + 4)
+        if len(entries) != 12 * n + 4:
+            return False
+        arrays: dict[int, list[int]] = {}
+        for k in range(n):
+            e = entries[12 * k:12 * k + 12]
+            tag, typ, count = num(e[0:2]), num(e[2:4]), num(e[4:8])
+            if tag not in (273, 279, 324, 325):   # StripOffsets/ByteCounts, TileOffsets/ByteCounts
+                continue
+            width = _TIFF_TYPES.get(typ)
+            if width is None or width not in (2, 4, 8) or count > 1_000_000:
+                return True                       # odd: the station judges it
+            nbytes = width * count
+            if nbytes <= 4:
+                raw = e[8:8 + nbytes]
+            else:
+                off = num(e[8:12])
+                if off + nbytes > size:
+                    return False
+                raw = _read_at(fh, off, nbytes)
+                if len(raw) != nbytes:
+                    return False
+            arrays[tag] = [num(raw[i:i + width]) for i in range(0, nbytes, width)]
+        for offs_tag, counts_tag in ((273, 279), (324, 325)):
+            offs, counts = arrays.get(offs_tag), arrays.get(counts_tag)
+            if offs and counts:
+                if any(o + c > size for o, c in zip(offs, counts)):
+                    return False
+        ifd = num(entries[12 * n:12 * n + 4])
     return True
