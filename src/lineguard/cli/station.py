@@ -164,7 +164,9 @@ def station_options(f):
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True,
               help="Station folder: database (SQLite) and stored images.")
 @click.option("--model", type=PathArg, default=None,
-              help="A model (.lgm, or an exported .onnx) to make active at start-up.")
+              help="A model (.lgm, or an exported .onnx) to make active at start-up: a file new to the station "
+                   "is registered and activated; one already registered is activated only when no version of "
+                   "the product/line is active (a restart keeps a later retrain, tuned version or rollback).")
 @click.option("--product", default=None, help="Product the --model inspects.")
 @click.option("--line", default="", help="Limit --model to one line (default: every line of the product).")
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
@@ -282,7 +284,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
-        station = open_station(cfg, str(model) if model else None, product, line)
+        # a --model file already registered does not undo a later activation: one line says which stays
+        station = open_station(cfg, str(model) if model else None, product, line, say=click.echo)
     except StartupError as exc:
         fail(str(exc))
     plcs: list = []

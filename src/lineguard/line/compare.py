@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from .orm import Inspection, ModelVersion, ShadowResult
+from .orm import Inspection, ModelActivation, ModelVersion, ShadowResult
 
 MAX_DISAGREEMENTS = 200
 
@@ -30,6 +30,9 @@ GOOD_PARTS_TRIED = 20
 # ... and is refused when it rejects more than half of them, once at least this many
 # could be judged (a new product's first parts say too little to stop anyone)
 GOOD_PARTS_NEEDED = 5
+# At most this many of a version's own training photos are looked past to find good parts
+# it did not learn from (each is read to tell): past them, fewer parts are tried
+MAX_LEARNT_PASSED = 1000
 
 log = logging.getLogger("lineguard.compare")
 
@@ -46,8 +49,30 @@ def _rates(counts: dict[tuple[str, str], int]) -> Optional[dict[str, Any]]:
             "escape_rate": defect.get("OK", 0) / n_defect if n_defect else None}
 
 
+def _active_spans(s: Session, product: str, line: str) -> list[tuple[Any, Any, int]]:
+    """(from, until, model version id) of each stretch a version was the one active for
+    exactly product/line (until None: still), from the activations and their rollbacks:
+    at any moment the newest activation standing then is the active one."""
+    acts = list(s.execute(select(ModelActivation.id, ModelActivation.model_version_id, ModelActivation.activated_at,
+                                 ModelActivation.rolled_back_at)
+                          .where(ModelActivation.product == product, ModelActivation.line == line)))
+    times = sorted({t for _i, _v, at, back in acts for t in (at, back) if t is not None})
+    spans = []
+    for i, t in enumerate(times):
+        standing = [(aid, vid) for aid, vid, at, back in acts if at <= t and (back is None or back > t)]
+        if standing:
+            spans.append((t, times[i + 1] if i + 1 < len(times) else None, max(standing)[1]))
+    return spans
+
+
 def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Optional[dict[str, Any]]]:
-    """Rates on reviewed parts per version id, in two grouped queries for any number of versions."""
+    """Rates on reviewed parts per version id, in two grouped queries for any number of versions.
+
+    A part's record names the model and its version number, not whether the version was
+    a line's own or the product's: a file uploaded for line L1 too (cell/L1 v1 beside
+    cell v1, the same model) would count the product-wide one's parts as its own. Where
+    a line's version shares model and number with a product-wide one, the parts of that
+    line go to the one active for the line when the part was judged."""
     versions = list(versions)
     products = sorted({mv.product for mv in versions})
     counts: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
@@ -56,15 +81,35 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
     by_key = defaultdict(list)
     for mv in versions:
         by_key[(mv.product, mv.model_id, mv.version)].append(mv)
+    # every registered version sharing such a key (not only those asked about): the ambiguous ones
+    shared = defaultdict(list)
+    for mv in s.scalars(select(ModelVersion).where(ModelVersion.product.in_(products))):
+        shared[(mv.product, mv.model_id, mv.version)].append(mv)
+    ambiguous = {key: mvs for key, mvs in shared.items()
+                 if key in by_key and len(mvs) > 1 and any(not mv.line for mv in mvs)}
     q = (select(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
                 Inspection.review_label, Inspection.verdict, func.count())
          .where(Inspection.reviewed.is_(True), Inspection.product.in_(products))
          .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
                    Inspection.review_label, Inspection.verdict))
     for product, model_id, reg_version, line, label, verdict, n in s.execute(q):
-        for mv in by_key.get((product, model_id, reg_version), ()):
+        key = (product, model_id, reg_version)
+        if key in ambiguous and any(mv.line == line for mv in ambiguous[key]):
+            continue     # by time, below
+        for mv in by_key.get(key, ()):
             if not mv.line or mv.line == line:
                 counts[mv.id][(label, verdict)] += n
+    for (product, model_id, reg_version), mvs in ambiguous.items():
+        wide = next(mv for mv in mvs if not mv.line)
+        for own in (mv for mv in mvs if mv.line):
+            spans = [(a, b) for a, b, vid in _active_spans(s, product, own.line) if vid == own.id]
+            rows = s.execute(select(Inspection.created_at, Inspection.review_label, Inspection.verdict)
+                             .where(Inspection.reviewed.is_(True), Inspection.product == product,
+                                    Inspection.model_id == model_id, Inspection.registry_version == reg_version,
+                                    Inspection.line == own.line))
+            for at, label, verdict in rows:
+                judge = own if any(a <= at and (b is None or at < b) for a, b in spans) else wide
+                counts[judge.id][(label, verdict)] += 1
     ids = [mv.id for mv in versions]
     q2 = (select(ShadowResult.model_version_id, Inspection.review_label, ShadowResult.verdict, func.count())
           .join(Inspection, Inspection.id == ShadowResult.inspection_id)
@@ -113,6 +158,7 @@ class GoodPartsTrial:
     rejected: int = 0                  # judged NG (or not judged at all: it failed on the part)
     line_verdicts: Counter = field(default_factory=Counter)   # what the line answered on the same parts
     by_active: int = 0                 # of those answers, how many the version active now gave
+    learnt_left_out: int = 0           # parts passed over: photos the version learned from (it fits them)
 
     @property
     def rejects_good_parts(self) -> bool:
@@ -135,23 +181,59 @@ def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[t
     return [(k, v, m) for k, v, m in s.execute(q)]
 
 
+def learnt_photos(insp: Any) -> Optional[Callable[[Any], bool]]:
+    """Whether a stored photo is one the model learned from, by the print of each
+    training photo its file keeps (as ``Inspector.recalibrate`` leaves them out): a
+    retrained model judges its own training parts OK whatever it does to the line's
+    others, so tried on them it could never be refused. None: the model keeps no prints."""
+    info = getattr(insp, "info", None)
+    pre = getattr(insp, "preprocess", None)
+    try:
+        from ..vision.inspector import LEARNT_PHOTOS, photo_prints
+    except ImportError:       # pragma: no cover - the vision layer is always there
+        return None
+    learnt = set((info.get(LEARNT_PHOTOS) or ()) if isinstance(info, dict) else ())
+    if not learnt or not callable(getattr(pre, "load", None)):
+        return None
+    import numpy as np
+
+    def seen(path: Any) -> bool:
+        try:
+            x = pre.load(str(path))[0]
+        except Exception:  # noqa: BLE001 - unreadable: the trial passes over it anyway
+            return False
+        return photo_prints(np.stack([x]))[0] in learnt
+    return seen
+
+
 def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str = "",
                       active_model_id: Optional[str] = None, limit: int = GOOD_PARTS_TRIED) -> GoodPartsTrial:
     """Judge the product's latest good parts (:func:`recent_good_parts`) with the loaded
     model ``insp``, as the shadow judges the line's parts: one at a time, from the
-    stored image. A part whose image has been swept from the store since is passed over.
-    ``db``: the station's Database (read, then let go before the model runs)."""
+    stored image. A part whose image has been swept from the store since is passed over,
+    and so is a photo the model learned from (:func:`learnt_photos`; counted in
+    ``learnt_left_out``): a retrain learns the latest reviewed-good parts, the very
+    ones tried. ``db``: the station's Database (read, then let go before the model runs)."""
     from ..vision.imageio import DEFAULT_MAX_PIXELS, load_photo_for
     trial = GoodPartsTrial()
+    seen = learnt_photos(insp)
+    # twice as many as needed: the image of an older one may be gone (the disk keeper); and
+    # past the photos it learned from (a retrain's are the latest good parts)
+    info = getattr(insp, "info", None)
+    n_learnt = len(info.get("learnt_photos") or ()) if seen is not None and isinstance(info, dict) else 0
+    wanted = 2 * limit + min(n_learnt, MAX_LEARNT_PASSED)
     with db.session() as s:
-        # twice as many as needed: the image of an older one may be gone (the disk keeper)
-        parts = recent_good_parts(s, product, line, 2 * limit)
+        parts = recent_good_parts(s, product, line, wanted)
     for key, verdict, model_id in parts:
         if trial.scored >= limit:
             break
         try:
+            path = images.path(key)
+            if seen is not None and seen(path):
+                trial.learnt_left_out += 1
+                continue
             # as a part is loaded for a model everywhere: its camera depth and decode scale too
-            photo = load_photo_for(insp, images.path(key), DEFAULT_MAX_PIXELS)
+            photo = load_photo_for(insp, path, DEFAULT_MAX_PIXELS)
         except Exception:  # noqa: BLE001 - gone or unreadable now: it says nothing of the model
             continue
         trial.scored += 1

@@ -26,9 +26,10 @@ log = logging.getLogger("lineguard.jobs")
 Trainer = Callable[..., Any]
 
 
-# What retraining may learn from. Never the unreviewed OK parts: they are what the old
-# model passed, its missed defects among them, and their scores all lie below the old
-# threshold, so a threshold set on them inherits the old cut.
+# What retraining may learn from. Never the unreviewed OK parts outside the audit sample:
+# they are what the old model passed, its missed defects among them, and their scores all
+# lie below the old threshold, so a threshold set on them inherits the old cut. Never an
+# unreviewed NG or REVIEW part either, audit sample or not (see good_part_keys).
 SOURCES = ("confirmed", "sample", "both")
 
 
@@ -41,8 +42,8 @@ def default_trainer(images: list[Path], progress: Any = None, **params: Any) -> 
 
 
 def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> str:
-    what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts not reviewed as defects",
-            "both": "parts reviewed as good and audit-sample parts not reviewed as defects"}[source]
+    what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts judged OK or reviewed good",
+            "both": "parts reviewed as good and audit-sample parts judged OK"}[source]
     return f"{n} {what} ({n_confirmed} reviewed good, {n_sample} audit sample)"
 
 
@@ -131,18 +132,28 @@ class JobRunner:
         """(image key, why) of the parts training may learn from, newest first.
 
         ``why`` is "confirmed" (a person reviewed it as good, whatever the model said) or
-        "sample" (in the random audit sample and not reviewed as a defect). The audit
-        sample holds the line's rare defects at the line's own rate; reviewed defects are
-        left out, and the detectors' defaults are robust to the few left unreviewed. Test
-        parts are left out whatever their review (a red rabbit passed as OK by a failing
-        station is a defect).
+        "sample" (in the random audit sample, judged OK by the model that judged it and
+        not reviewed). An audit-sample part judged NG or REVIEW that nobody reviewed is
+        never learnt: it is most likely a defect, and learnt, it sets the new threshold
+        at its own score (every defect like it ships). A photo any part was reviewed as a
+        defect with is left out whichever part it came with (a re-sent photo shares its
+        image, not its review). Test parts are left out whatever their review (a red
+        rabbit passed as OK by a failing station is a defect).
         """
         confirmed = Inspection.review_label == "good"
-        sample = Inspection.audit_sample.is_(True) & or_(Inspection.review_label.is_(None),
-                                                         Inspection.review_label != "defect")
+        sample = Inspection.audit_sample.is_(True) & (
+            confirmed | (Inspection.review_label.is_(None) & (Inspection.verdict == "OK")))
         which = {"confirmed": confirmed, "sample": sample, "both": or_(confirmed, sample)}[source]
+        # the photos reviewed as defects, by content (the store's keys are the content's hash too)
+        # (on the reviewed parts' index: a few, not a walk of every record)
+        defect = select(Inspection.image_sha256).where(Inspection.reviewed.is_(True),
+                                                       Inspection.review_label == "defect")
+        defect_keys = select(Inspection.image_key).where(Inspection.reviewed.is_(True),
+                                                         Inspection.review_label == "defect",
+                                                         Inspection.image_key.is_not(None))
         q = (select(Inspection.image_key, Inspection.review_label)
              .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
+             .where(Inspection.image_sha256.not_in(defect), Inspection.image_key.not_in(defect_keys))
              .where(Inspection.test_part.is_(None))    # a red rabbit is never learnt as good
              # nor a photo unlike the good ones (a dim lamp): learnt, it would widen the photo check
              .where(Inspection.photo_issues.is_(None))

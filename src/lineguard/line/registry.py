@@ -281,7 +281,8 @@ class ModelRegistry:
                 raise RejectsGoodParts(_rejects_message(mv, active, trial), version=mv.version,
                                        active_version=active.version if active is not None else None,
                                        parts_tried=trial.scored, judged_ng=trial.rejected,
-                                       line_verdicts=dict(trial.line_verdicts))
+                                       line_verdicts=dict(trial.line_verdicts),
+                                       learnt_left_out=trial.learnt_left_out)
         with self._change("activation") as s:
             self._hold(s, product)
             now, state = _standing(s, product, line)
@@ -297,6 +298,9 @@ class ModelRegistry:
             assert mv is not None
             forced = {} if trial is None or not trial.rejects_good_parts else {
                 "forced": f"judged {trial.rejected} of the {trial.scored} latest good parts NG"}
+            if trial is not None and trial.learnt_left_out:
+                # the parts it learned from were not tried (it fits them): the log says how many
+                forced.update(good_parts_tried=trial.scored, learnt_left_out=trial.learnt_left_out)
             self._activate(s, mv, by, **forced)
         self._activation_changed()   # after the commit, so no one re-caches the old version
         return mv
@@ -327,7 +331,7 @@ class ModelRegistry:
                 raise NotFound(f"unknown product {product!r}: no model was ever uploaded for it; list the "
                                "versions with GET /api/v1/models")
             active, seen = _standing(s, product, line)
-            target = _rollback_to(s, product, line)
+            target = _rollback_to(s, product, line, self.has_file)
         _check_expected(active, expected_active, product, line)
         self.loadable(target)    # before the lock: nobody waits on the model
         with self._change("activation") as s:
@@ -342,8 +346,8 @@ class ModelRegistry:
                                     + (f"; to go back from v{now.version} too, roll back again (the API: with "
                                        f"\"expected_active\": {now.version})" if now is not None else ""),
                                     active_version=now.version if now is not None else None)
-            mv = _rollback_to(s, product, line)
-            undone = _rollback_walk(s, product, line)[1]
+            mv = _rollback_to(s, product, line, self.has_file)
+            undone = _rollback_walk(s, product, line, self.has_file)[1]
             if mv.id != target.id:
                 # the walk moved while this one waited (sent with expected_active): its model is
                 # loaded outside the lock (loading may write the version's facts, which on
@@ -429,12 +433,19 @@ class ModelRegistry:
         to, shadowing). One whose file is gone from the store is refused even when this
         process still holds it: every other process, and this one after a restart,
         could not load it."""
-        if not self.store.exists(mv.file_key):
-            raise ModelFileMissing(
-                f"the file of {mv.product} v{mv.version} is missing from the station's models folder (deleted, or "
-                "not in the backup it was restored from); upload the same model file again (POST /api/v1/models): "
-                f"that puts the file back for v{mv.version} too")
+        self.file_path(mv)
         return self.inspector(mv)
+
+    def has_file(self, mv: ModelVersion) -> bool:
+        """Whether the version's file is in the station's models folder."""
+        return self.store.exists(mv.file_key)
+
+    def file_path(self, mv: ModelVersion) -> Path:
+        """Where the version's file lies (to load it, to download a copy), or
+        :class:`ModelFileMissing` saying what can bring it back."""
+        if not self.store.exists(mv.file_key):
+            raise ModelFileMissing(file_missing_message(mv))
+        return self.store.path(mv.file_key)
 
     def inspector(self, mv: ModelVersion) -> Any:
         """The loaded model of a version (cached by content id)."""
@@ -492,15 +503,50 @@ class ModelRegistry:
                 self._locks.pop(model_id, None)
 
 
-def _rollback_walk(s: Any, product: str, line: str) -> tuple[list[Any], list[Any], Any]:
+def station_made(mv: ModelVersion) -> Optional[str]:
+    """How a version was made on this station (trained by a job, its thresholds tuned),
+    or None for one uploaded (its file came from outside: a copy may exist there)."""
+    if (mv.trained_from or "").startswith("job "):
+        return "trained by a job on this station"
+    if (mv.note or "").startswith("thresholds of v"):
+        return "its thresholds tuned on this station"
+    return None
+
+
+def file_missing_message(mv: ModelVersion) -> str:
+    """What to do about a version whose file is gone from the models folder."""
+    where = f"{mv.product}" + (f"/{mv.line}" if mv.line else "") + f" v{mv.version}"
+    gone = (f"the file of {where} is missing from the station's models folder (deleted, or not in the backup it "
+            "was restored from); ")
+    made = station_made(mv)
+    if made:
+        return gone + (f"v{mv.version} was {made}, so only a copy downloaded from the station before (GET "
+                       f"/api/v1/models/{mv.product}/versions/{mv.version}/file" + (f"?line={mv.line}" if mv.line
+                                                                                   else "")
+                       + ") puts it back: upload that copy (POST /api/v1/models). Without one, activate another "
+                       "version, or make it again (retrain, or tune the thresholds again)")
+    return gone + (f"upload the same model file again (POST /api/v1/models, or `serve --model` it): that puts "
+                   f"the file back for v{mv.version} too")
+
+
+def _rollback_walk(s: Any, product: str, line: str,
+                   usable: Optional[Callable[[ModelVersion], bool]] = None) -> tuple[list[Any], list[Any], Any]:
     """The standing activations (newest first), those a rollback undoes (the standing one
     with any repeats of it just before: activated twice) and the one it goes back to
-    (None: nothing earlier stands)."""
+    (None: nothing earlier stands). ``usable``: a version it may go back to (its file
+    there); the activations of those it may not are walked past, undone with the rest."""
     standing = list(s.scalars(select(ModelActivation).where(
         ModelActivation.product == product, ModelActivation.line == line,
         ModelActivation.rolled_back_at.is_(None)).order_by(ModelActivation.id.desc())))
     run = next((i for i, a in enumerate(standing) if a.model_version_id != standing[0].model_version_id),
                len(standing))
+    if usable is not None:
+        while run < len(standing):
+            a = standing[run]
+            mv = s.get(ModelVersion, a.model_version_id)
+            if a.model_version_id != standing[0].model_version_id and mv is not None and usable(mv):
+                break
+            run += 1
     return standing, standing[:run], (standing[run] if run < len(standing) else None)
 
 
@@ -519,13 +565,19 @@ def _standing(s: Any, product: str, line: str) -> tuple[Optional[ModelVersion], 
     return active, (active.id if active is not None else None, top)
 
 
-def _rollback_to(s: Any, product: str, line: str) -> ModelVersion:
+def _rollback_to(s: Any, product: str, line: str,
+                 usable: Optional[Callable[[ModelVersion], bool]] = None) -> ModelVersion:
     """The version a rollback of product/line goes back to, or the Conflict saying why none."""
-    standing, _undone, before = _rollback_walk(s, product, line)
+    standing, _undone, before = _rollback_walk(s, product, line, usable)
     where = _where(product, line)
     if not standing:
         raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
     if before is None:
+        _s, _u, plain = _rollback_walk(s, product, line)
+        missing = s.get(ModelVersion, plain.model_version_id) if plain is not None else None
+        if missing is not None:
+            raise ModelFileMissing(f"nothing to roll back to for {where} that can run: "
+                                   + file_missing_message(missing))
         raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
                        "(each earlier one was already rolled back); activate a version by number instead")
     mv = s.get(ModelVersion, before.model_version_id)
@@ -561,7 +613,9 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
     else:
         before = f"the line judged them {said} ({trial.by_active} of them by v{active.version}, active now)"
     return (f"v{mv.version} judges {trial.rejected} of the {trial.scored} latest good parts of {mv.product!r} NG "
-            f"(parts judged OK or reviewed good, their images kept); {before}. A model made for another product or "
+            f"(parts judged OK or reviewed good, their images kept"
+            + (f"; {trial.learnt_left_out} it learned from left out" if trial.learnt_left_out else "")
+            + f"); {before}. A model made for another product or "
             "camera does this. Try it on the line first: run it in shadow, then compare (Shadow and Compare on the "
             "Models page); or activate it anyway with \"force\": true")
 
@@ -574,10 +628,12 @@ def _n_train(insp: Any) -> Optional[int]:
     return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
-def rollback_target(s: Any, product: str, line: str) -> Optional[int]:
+def rollback_target(s: Any, product: str, line: str,
+                    usable: Optional[Callable[[ModelVersion], bool]] = None) -> Optional[int]:
     """The version a rollback of product/line would make active now, or None (the page
-    offers no Roll back then, and its question names the version)."""
-    _standing, _undone, before = _rollback_walk(s, product, line)
+    offers no Roll back then, and its question names the version). ``usable``: as the
+    rollback walks (ModelRegistry.has_file: a version whose file is missing is passed)."""
+    _standing, _undone, before = _rollback_walk(s, product, line, usable)
     if before is None:
         return None
     mv = s.get(ModelVersion, before.model_version_id)

@@ -862,14 +862,26 @@ class Station:
         self.models.keep_only(active | self.shadow.model_ids())
 
     def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
-        """Make the bundle at ``path`` the active model of product/line, adding it only if new."""
+        """The start-up model (``serve --model``): a file not yet registered for
+        product/line is added and activated (deploying a new model through serve); a file
+        already registered is activated only while no version of product/line is active.
+        A restart with the usual command line must never undo a later activation (a
+        retrain, a tuned version, a rollback): the version active stays, and the file's
+        version is returned not active (the caller says so). Its file is put back when a
+        restore lost it."""
         data = Path(path).read_bytes()
         digest = sha256_hex(data)
-        for mv in self.models.list(product, line):
-            if mv.file_key.split("/")[-1].startswith(digest):
+        mine = [mv for mv in self.models.list(product, line) if mv.file_key.split("/")[-1].startswith(digest)]
+        if mine:
+            for mv in mine:
                 # its file lost (a restore from a damaged backup names the version): put back
                 self.models.store.put(data, key=mv.file_key)
-                return mv if mv.active else self.activate_model(product, line, mv.version, by=by)
+            active = next((mv for mv in mine if mv.active), None)
+            if active is not None:
+                return active
+            if any(mv.active for mv in self.models.list(product, line)):
+                return mine[-1]         # another version was activated since: it stays
+            return self.activate_model(product, line, mine[-1].version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 
     def warm_up(self, product: str, line: str) -> bool:

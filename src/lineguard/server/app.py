@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import asynccontextmanager
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -324,10 +324,25 @@ def _db_problem(config: StationConfig, exc: BaseException) -> str:
             "or leave it out for SQLite under --data)")
 
 
+def kept_model_note(station: Station, model: str, mv: Any) -> str:
+    """One line: the --model file is a version already registered, and the version
+    activated since (a retrain, a tuned version, a rollback) stays active."""
+    from pathlib import Path
+    where = mv.product + (f"/{mv.line}" if mv.line else "")
+    active = next((v for v in station.models.list(mv.product, mv.line) if v.active), None)
+    now = f"v{active.version}" if active is not None else "the version active"
+    return (f"--model {Path(model).name} is {where} v{mv.version}, already registered; {now}, activated since, "
+            f"stays active. To judge parts with v{mv.version} again, activate it on the Models page or with POST "
+            f"/api/v1/models/{mv.product}/activate {{\"line\": \"{mv.line}\", \"version\": {mv.version}}}")
+
+
 def open_station(config: StationConfig, model: Optional[str] = None, product: Optional[str] = None,
-                 line: str = "", process: str = "serve", **station_kwargs: Any) -> Station:
+                 line: str = "", process: str = "serve", say: Optional[Callable[[str], None]] = None,
+                 **station_kwargs: Any) -> Station:
     """The station and its start-up model, or :class:`StartupError` saying what to fix;
-    its start (``process``) in the change log where its settings changed."""
+    its start (``process``) in the change log where its settings changed. ``say``: where
+    a line about the start-up model goes (the command's output; default the log): a
+    --model file already registered does not undo a later activation."""
     from sqlalchemy.exc import SQLAlchemyError
     if model and not product:
         raise StartupError("--model needs --product: name the product the model inspects")
@@ -341,7 +356,10 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
     try:
         if model:
             mv = station.ensure_model(model, product, line)
-            log.info("model %s v%s active for product %s", mv.model_id[:12], mv.version, product)
+            if mv.active:
+                log.info("model %s v%s active for product %s", mv.model_id[:12], mv.version, product)
+            else:
+                (say or log.warning)(kept_model_note(station, model, mv))
     except StationError as exc:
         station.close()
         raise StartupError(f"--model {model}: {exc.message}") from exc

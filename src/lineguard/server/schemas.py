@@ -105,11 +105,12 @@ class TrainIn(BaseModel):
     min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
     detector: str = Field(default="patchcore", max_length=50)
-    profile: Literal["fast", "quality"] = Field(
-        default="fast", description="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their "
-                                    "shape); quality: the parts' own aspect ratio, "
-                                    "MobileNetV2, each part also seen at 0.7x that size (slower; for thin or "
-                                    "small defects on long parts)")
+    profile: Optional[Literal["fast", "quality"]] = Field(
+        default=None, description="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their "
+                                  "shape); quality: the parts' own aspect ratio, "
+                                  "MobileNetV2, each part also seen at 0.7x that size (slower; for thin or "
+                                  "small defects on long parts); default: as the active model was trained "
+                                  "(fast when none)")
     # the same sizes as `train --image-size` but HEIGHTxWIDTH: a square side, or a rule that reads
     # the stored parts' shape; checked here so that a size the model cannot take is a 422, not a
     # failed job
@@ -133,13 +134,17 @@ class TrainIn(BaseModel):
         if side > MAX_SIDE:
             raise ValueError(f"the side of an {rule} image_size must be at most {MAX_SIDE}; got {side}")
         return v.strip().lower()
-    false_reject_rate: float = Field(default=0.01, gt=0, lt=0.5)
-    review_rate: float = Field(default=0.0, ge=0, lt=0.5,
-                               description="share of good parts sent to REVIEW; 0: no review band")
+    false_reject_rate: Optional[float] = Field(
+        default=None, gt=0, lt=0.5, description="the false-reject target; default: the active model's (0.01 when "
+                                                "none)")
+    review_rate: Optional[float] = Field(
+        default=None, ge=0, lt=0.5, description="share of good parts sent to REVIEW; 0: no review band; default: "
+                                                "as the active model has it (none when no model is active)")
     seed: int = Field(default=0, ge=0, le=2 ** 32 - 1)   # numpy seeds are 32-bit
     source: Literal["confirmed", "sample", "both"] = Field(
         default="both", description="learn from parts a person confirmed good, from the random audit sample "
-                                    "(not reviewed as defects), or both; never from unreviewed OK parts")
+                                    "(judged OK, or reviewed good), or both; never from unreviewed OK parts outside "
+                                    "the sample, unreviewed NG/REVIEW parts, or a photo reviewed as a defect")
     photo_check: Optional[bool] = Field(
         default=None, description="keep the good photos' brightness/contrast/focus range, so a photo unlike them "
                                   "is not passed on its score; default: as the active model has it (on when none)")

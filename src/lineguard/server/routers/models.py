@@ -39,7 +39,9 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
     shadows = {mv.id for mv in station.shadow.current().values()}
     with station.db.session() as s:
         rates = version_rates(s, versions)
-        back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line) for mv in versions if mv.active}
+        # never a version whose file is missing (a restore without it): the rollback walks past it too
+        back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
+                   for mv in versions if mv.active}
     return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
                              rates.get(mv.id)),
              **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
@@ -75,6 +77,26 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle")
 def list_models(product: Optional[str] = None, line: Optional[str] = None,
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     return {"items": models_to_dicts(station, station.models.list(product, line))}
+
+
+@router.get("/models/{product}/versions/{version}/file", summary="Download a version's model file",
+            description="The file exactly as the station keeps it (a .lgm bundle, or an exported .onnx), to keep a "
+                        "copy: a version trained or tuned on the station exists nowhere else, and a restore from a "
+                        "backup without it can only get it back from such a copy (upload it again). ``line``: "
+                        "the version's line as registered, \"\" for a model of every line.",
+            response_class=Response, responses={**errors(401, 403, 404, 409, 422),
+                                                200: {"content": {"application/octet-stream": {}}}})
+def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
+                        line: str = Query("", max_length=100), station: Station = Depends(get_station),
+                        caller: Caller = Depends(require("engineer"))) -> Response:
+    import re
+
+    from fastapi.responses import FileResponse
+    mv = station.models.get(product, line, version)
+    path = station.models.file_path(mv)
+    suffix = "".join(path.suffixes[-1:]) or ".lgm"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{product}" + (f"-{line}" if line else "") + f"-v{version}") + suffix
+    return FileResponse(path, media_type="application/octet-stream", filename=name)
 
 
 @router.post("/models/{product}/activate", summary="Make a version the one that judges parts",
@@ -117,13 +139,71 @@ def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
     return "photo_range" not in info or info["photo_range"] is not None
 
 
+def _active_model(station: Station, product: str, line: str, wanted: str) -> Any:
+    """The loaded model of the version a retrain replaces (None: the product's first
+    model), or InvalidRequest naming what to say explicitly when it cannot be read."""
+    from ...line.errors import InvalidRequest, NoActiveModel, StationError
+    try:
+        return station.models.inspector(station.models.active_for(product, line))
+    except NoActiveModel:
+        return None
+    except StationError as exc:   # not guessed: settings the user chose must not change unseen
+        raise InvalidRequest(f"the active model of {product!r} could not be read to take its training settings "
+                             f"({exc}); say {wanted} explicitly") from exc
+
+
+def profile_of(insp: Any) -> str:
+    """The profile a model was trained with, by what it looks at (its backbone, and the
+    second input size the quality profile adds); the default for a model that says neither."""
+    from ...vision.profiles import DEFAULT_PROFILE, PROFILES
+    det = getattr(insp, "detector", None)
+    params = getattr(det, "params", None)
+    params = params if isinstance(params, dict) else {}
+    backbone = getattr(det, "backbone", None) or params.get("backbone")
+    scales = tuple(float(s) for s in (getattr(det, "extra_scales", None) or params.get("extra_scales") or ()))
+    for name, settings in PROFILES.items():
+        if backbone == settings["backbone"] and scales == tuple(settings.get("extra_scales", ())):
+            return name
+    for name, settings in PROFILES.items():
+        if backbone == settings["backbone"]:
+            return name
+    return DEFAULT_PROFILE
+
+
+def inherited_training(insp: Any) -> dict[str, Any]:
+    """What a retrain keeps of the model it replaces when the request does not say:
+    its review band's rate, its false-reject target and its profile (a retrain from the
+    Models page sends only line, source and profile: without this, the review band
+    vanished from the line and the target went back to 1%)."""
+    from ...vision.profiles import DEFAULT_PROFILE
+    if insp is None:          # the product's first model: the defaults
+        return {"review_rate": 0.0, "false_reject_rate": 0.01, "profile": DEFAULT_PROFILE}
+    cal = getattr(insp, "calibration", None)
+    cal = cal if isinstance(cal, dict) else {}
+
+    def rate(name: str, default: float) -> float:
+        try:
+            v = float(cal[name])
+        except (KeyError, TypeError, ValueError):
+            return default
+        return v if 0 <= v < 0.5 else default
+    return {"review_rate": rate("review_rate", 0.0),
+            "false_reject_rate": rate("target_false_reject_rate", 0.01) or 0.01,
+            "profile": profile_of(insp)}
+
+
 @router.post("/models/{product}/train", status_code=202,
              summary="Train a new version from stored good parts (background job)", response_model=JobOut,
              responses=errors(400, 401, 403, 404, 409, 422))
 def train_model(product: str, body: TrainIn, station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from ...vision.profiles import profile_settings
-    settings = profile_settings(body.profile, body.image_size)
+    given = {"review_rate": body.review_rate, "false_reject_rate": body.false_reject_rate, "profile": body.profile}
+    missing = [k for k, v in given.items() if v is None]
+    if missing:   # as the version it replaces was trained: an explicit value wins
+        kept = inherited_training(_active_model(station, product, body.line, " and ".join(f'"{k}"' for k in missing)))
+        given.update({k: kept[k] for k in missing})
+    settings = profile_settings(given["profile"], body.image_size)
     if body.detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
@@ -131,8 +211,8 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
         _active_has_photo_check(station, product, body.line)
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
                                        activate=body.activate, by=caller.who, detector=body.detector,
-                                       false_reject_rate=body.false_reject_rate, seed=body.seed,
-                                       review_rate=body.review_rate, source=body.source, **settings)
+                                       false_reject_rate=given["false_reject_rate"], seed=body.seed,
+                                       review_rate=given["review_rate"], source=body.source, **settings)
     return job_to_dict(job)
 
 

@@ -1,0 +1,360 @@
+"""The model lifecycle's trust rules: what a retrain learns and keeps, what a restart
+keeps active, which rates a version lists, where a rollback may go, and what the
+pre-activation trial tries (in-process stations with the fake models)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from .fake_inspector import FakeInspector, png_bytes
+
+
+def _part(pid: str, line: str = "L1"):
+    from lineguard.line.station import Part
+    return Part(pid, line, "S1", "cell")
+
+
+def _wait_job(st, job_id: int, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = st.jobs.get(job_id)
+        if job.status in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the training job did not finish")
+
+
+@pytest.fixture
+def make_station(db_backend, tmp_path):
+    """In-process stations (fake models) on SQLite and on PostgreSQL."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Station
+    db_url, schema = db_backend
+    made = []
+
+    def make(loader=FakeInspector.load, trainer=FakeInspector.fit, **kw):
+        st = Station(StationConfig(data_dir=tmp_path / f"data{len(made)}", db_url=db_url, db_schema=schema, **kw),
+                     loader=loader, trainer=trainer)
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.close()
+
+
+def _client(st, role: str = "engineer") -> TestClient:
+    from lineguard.line.auth import create_key
+    from lineguard.server.app import create_app
+    with st.db.session() as s:
+        key = create_key(s, role, name=f"t-{role}")[1]
+    return TestClient(create_app(station=st), headers={"X-API-Key": key})
+
+
+# -- 1. an unreviewed NG or REVIEW part of the audit sample is never learnt ------------------
+def test_a_retrain_never_learns_audit_sample_parts_judged_ng_or_review_that_nobody_reviewed(make_station):
+    st = make_station(audit_sample_rate=1.0)
+    # a review band: 0.5 .. 0.7 is REVIEW
+    st.add_model(FakeInspector(0.7, "band", review_threshold=0.5).to_bytes(), "cell", activate=True)
+    oks = [st.inspect(png_bytes(40 + i, seed=10 + i), _part(f"ok-{i}")).record for i in range(10)]
+    ngs = [st.inspect(png_bytes(230, seed=30 + i), _part(f"ng-{i}")).record for i in range(3)]
+    rev = [st.inspect(png_bytes(150, seed=40 + i), _part(f"rev-{i}")).record for i in range(2)]
+    false_alarm = st.inspect(png_bytes(150, seed=50), _part("fa")).record   # REVIEW, reviewed good below
+    assert {r.verdict for r in oks} == {"OK"} and {r.verdict for r in ngs} == {"NG"}
+    assert {r.verdict for r in rev} == {"REVIEW"} and all(r.audit_sample for r in oks + ngs + rev)
+    st.review(false_alarm.id, "good", "ann", None)    # reviewed good, whatever the model said: learnt
+    for source in ("sample", "both"):
+        keys = dict(st.jobs.good_part_keys("cell", "", 100, source))
+        assert not {r.image_key for r in ngs + rev} & set(keys), source
+        assert {r.image_key for r in oks} <= set(keys) and false_alarm.image_key in keys
+        assert len(keys) == 11
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5).id)
+    assert job.status == "done", job.message
+    assert job.result["images"] == 11
+    mv = st.models.get("cell", "", job.result["version"])
+    # learnt, the defects set the threshold at their own score and the new version passed them all
+    assert mv.threshold < min(r.score for r in ngs)
+    assert job.result["look_at"] == [] or all(a["image_key"] not in {r.image_key for r in ngs + rev}
+                                              for a in job.result["look_at"])
+
+
+# -- 2. a photo reviewed as a defect is left out whichever part it comes with ---------------
+def test_a_photo_reviewed_as_a_defect_is_not_learnt_when_it_comes_again_as_another_part(make_station):
+    st = make_station(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    photo = png_bytes(60, seed=7)
+    first = st.inspect(photo, _part("esc-1")).record
+    assert first.verdict == "OK"
+    st.review(first.id, "defect", "ann", None, defect_type="crack")     # an escape
+    again = st.inspect(photo, _part("esc-2")).record                    # the same photo, another part
+    assert again.id != first.id and again.image_key == first.image_key and again.review_label is None
+    other = st.inspect(png_bytes(61, seed=8), _part("good-1")).record
+    for source in ("sample", "both"):
+        keys = dict(st.jobs.good_part_keys("cell", "", 100, source))
+        assert first.image_key not in keys and other.image_key in keys, source
+
+
+# -- 3. a restart with the usual --model keeps what is active --------------------------------
+def test_the_start_up_model_file_already_registered_does_not_undo_a_later_activation(make_station, tmp_path):
+    from lineguard.line.orm import ModelActivation
+    model = tmp_path / "cell.lgm"
+    model.write_bytes(FakeInspector(0.5, "v-one").to_bytes())
+    st = make_station()
+    assert st.ensure_model(model, "cell").active                     # deployed through serve
+    st.add_model(FakeInspector(0.4, "v-two").to_bytes(), "cell", activate=True, by="eng")  # a retrain, a rollback...
+    mv = st.ensure_model(model, "cell")                                # the next start, the same command line
+    assert (mv.version, mv.active) == (1, False)
+    assert [(v.version, v.active) for v in st.models.list("cell")] == [(1, False), (2, True)]
+    with st.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ModelActivation)
+                        .where(ModelActivation.activated_by == "serve --model")) == 1
+
+
+def test_serve_says_which_version_stays_active(make_station, tmp_path):
+    from lineguard.server.app import open_station
+    model = tmp_path / "cell.lgm"
+    model.write_bytes(FakeInspector(0.5, "v-one").to_bytes())
+    st = make_station()
+    cfg = st.config
+    st.close()
+    said: list[str] = []
+
+    def start(path=model):
+        return open_station(cfg, str(path), "cell", "", say=said.append, loader=FakeInspector.load)
+
+    st = start()
+    st.add_model(FakeInspector(0.4, "v-two").to_bytes(), "cell", activate=True, by="eng")
+    st.close()
+    assert said == []
+    st = start()
+    st.close()
+    assert len(said) == 1 and "v2" in said[0] and "stays active" in said[0] and "cell v1" in said[0]
+    assert "/api/v1/models/cell/activate" in said[0]
+    # a new file through serve is still registered and activated
+    newer = tmp_path / "cell-3.lgm"
+    newer.write_bytes(FakeInspector(0.45, "v-three").to_bytes())
+    st = start(newer)
+    try:
+        assert [(mv.version, mv.active) for mv in st.models.list("cell")] == [(1, False), (2, False), (3, True)]
+    finally:
+        st.close()
+
+
+def test_a_registered_file_is_activated_when_no_version_of_its_line_is_active(make_station, tmp_path):
+    st = make_station()
+    model = tmp_path / "l1.lgm"
+    model.write_bytes(FakeInspector(0.5, "line").to_bytes())
+    st.add_model(model.read_bytes(), "cell", "L1")          # uploaded, never activated
+    mv = st.ensure_model(model, "cell", "L1")
+    assert (mv.version, mv.active) == (1, True)
+
+
+# -- 4. a retrain keeps the settings of the version it replaces -------------------------------
+def _model_json(threshold: float = 0.5, **extra) -> bytes:
+    return json.dumps({"fake_lineguard_model": True, "threshold": threshold, "version": "q", **extra}).encode()
+
+
+def _load_with_backbone(path):
+    """The fake model, with the detector's backbone and extra sizes its file names."""
+    insp = FakeInspector.load(path)
+    d = json.loads(Path(path).read_bytes())
+    if d.get("backbone"):
+        insp.detector = SimpleNamespace(backbone=d["backbone"], extra_scales=tuple(d.get("extra_scales") or ()),
+                                        name="patchcore")
+    return insp
+
+
+def test_a_retrain_inherits_review_band_false_reject_target_and_profile(make_station):
+    st = make_station(audit_sample_rate=1.0, loader=_load_with_backbone)
+    cal = {"threshold": 0.5, "review_threshold": 0.4, "review_rate": 0.05, "target_false_reject_rate": 0.02}
+    st.add_model(_model_json(0.5, review_threshold=0.4, calibration=cal, backbone="mobilenet_v2",
+                             extra_scales=[0.7]), "cell", activate=True)
+    for i in range(12):
+        st.inspect(png_bytes(30 + i, seed=100 + i), _part(f"p-{i}"))
+    with _client(st) as c:
+        # what the Models page's Retrain sends
+        r = c.post("/api/v1/models/cell/train", json={"line": "", "source": "both"})
+        assert r.status_code == 202, r.text
+        fit = r.json()["params"]["fit"]
+        assert fit["review_rate"] == 0.05 and fit["false_reject_rate"] == 0.02
+        assert fit["backbone"] == "mobilenet_v2" and list(fit["extra_scales"]) == [0.7]
+        _wait_job(st, r.json()["id"])
+        # an explicit value still wins
+        r = c.post("/api/v1/models/cell/train", json={"review_rate": 0, "false_reject_rate": 0.03,
+                                                      "profile": "fast"})
+        assert r.status_code == 202, r.text
+        fit = r.json()["params"]["fit"]
+        assert fit["review_rate"] == 0 and fit["false_reject_rate"] == 0.03
+        assert fit["backbone"] == "efficientnet_lite0" and "extra_scales" not in fit
+        _wait_job(st, r.json()["id"])
+
+
+def test_a_products_first_model_trains_with_the_defaults():
+    from lineguard.server.routers.models import inherited_training, profile_of
+    assert inherited_training(None) == {"review_rate": 0.0, "false_reject_rate": 0.01, "profile": "fast"}
+    assert profile_of(SimpleNamespace(detector=SimpleNamespace(backbone="efficientnet_lite0"))) == "fast"
+    assert profile_of(SimpleNamespace(detector=SimpleNamespace(params={"backbone": "mobilenet_v2",
+                                                                       "extra_scales": [0.7]}))) == "quality"
+    assert inherited_training(SimpleNamespace(calibration={"review_rate": 0.1}))["review_rate"] == 0.1
+
+
+# -- 5. a never-activated line version lists no rates of the product-wide one ----------------
+def test_a_line_version_of_the_same_file_lists_only_the_parts_it_judged(make_station):
+    from lineguard.line.compare import version_rates
+    st = make_station()
+    data = FakeInspector(0.5, "same").to_bytes()
+    wide = st.add_model(data, "cell", activate=True)
+    own = st.add_model(data, "cell", "L1")           # cell/L1 v1: same model, same number
+    assert (own.model_id, own.version) == (wide.model_id, wide.version)
+    judged = [st.inspect(png_bytes(v, seed=200 + i), _part(f"w-{i}")).record for i, v in enumerate((40, 230))]
+    st.review(judged[0].id, "good", "ann", None)
+    st.review(judged[1].id, "defect", "ann", None, defect_type="crack")
+    with st.db.session() as s:
+        rates = version_rates(s, [wide, own])
+    assert rates[own.id] is None
+    assert (rates[wide.id]["n_good"], rates[wide.id]["n_defect"]) == (1, 1)
+    # activated for L1, it judges L1's parts from then on: those are its own
+    st.activate_model("cell", "L1", 1, force=True)
+    later = st.inspect(png_bytes(45, seed=300), _part("w-later")).record
+    st.review(later.id, "good", "ann", None)
+    with st.db.session() as s:
+        rates = version_rates(s, [wide, own])
+    assert (rates[own.id]["n_good"], rates[own.id]["n_defect"]) == (1, 0)
+    assert (rates[wide.id]["n_good"], rates[wide.id]["n_defect"]) == (1, 1)
+
+
+# -- 6. no rollback offered to a version whose file is gone; a copy can be downloaded ---------
+def test_rollback_passes_versions_whose_file_is_missing(make_station):
+    st = make_station()
+    v1 = st.add_model(FakeInspector(0.5, "up").to_bytes(), "cell", activate=True)
+    v2 = st.add_model(FakeInspector(0.45, "job").to_bytes(), "cell", activate=True,
+                      trained_from="job 7: 20 parts reviewed as good")
+    st.add_model(FakeInspector(0.55, "up3").to_bytes(), "cell", activate=True)
+    st.models.store.path(v2.file_key).unlink()          # a restore without the station-made version's file
+    with _client(st) as eng:
+        def rollback_to():
+            return [m.get("rollback_to") for m in eng.get("/api/v1/models", params={"product": "cell"}).json()[
+                "items"] if m["active"]]
+        assert rollback_to() == [1]
+        r = eng.post("/api/v1/models/cell/rollback", json={"line": ""})
+        assert r.status_code == 200 and r.json()["version"] == 1
+        # with only a version whose file is missing before it, none is offered, and the refusal says why
+        st.models.store.path(v1.file_key).unlink()
+        assert eng.post("/api/v1/models", files={"file": ("v4.lgm", FakeInspector(0.6, "v4").to_bytes())},
+                        data={"product": "cell", "activate": "true"}).status_code == 201
+        assert rollback_to() == [None]
+        r = eng.post("/api/v1/models/cell/rollback", json={"line": ""})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "model_file_missing"
+        assert "upload the same model file again" in r.json()["error"]["message"]
+
+
+def test_a_versions_file_can_be_downloaded_by_an_engineer(make_station):
+    st = make_station()
+    st.add_model(FakeInspector(0.5, "up").to_bytes(), "cell", activate=True)
+    v2 = st.add_model(FakeInspector(0.45, "job").to_bytes(), "cell", "L1",
+                      trained_from="job 7: 20 parts reviewed as good")
+    with _client(st) as eng, _client(st, "operator") as op:
+        r = eng.get("/api/v1/models/cell/versions/1/file", params={"line": "L1"})
+        assert r.status_code == 200 and r.content == FakeInspector(0.45, "job").to_bytes()
+        assert "cell-L1-v1" in r.headers["content-disposition"]
+        assert eng.get("/api/v1/models/cell/versions/1/file").content == FakeInspector(0.5, "up").to_bytes()
+        assert op.get("/api/v1/models/cell/versions/1/file").status_code == 403
+        assert eng.get("/api/v1/models/cell/versions/9/file").status_code == 404
+        st.models.store.path(v2.file_key).unlink()
+        r = eng.get("/api/v1/models/cell/versions/1/file", params={"line": "L1"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "model_file_missing"
+        assert "trained by a job" in r.json()["error"]["message"]
+
+
+def test_the_missing_file_message_of_a_station_made_version_says_what_can_be_done():
+    from lineguard.line.registry import file_missing_message
+    tuned = SimpleNamespace(product="cell", line="L1", version=4, trained_from=None,
+                            note="thresholds of v3 tuned: 0.5 -> 0.6")
+    msg = file_missing_message(tuned)
+    assert "tuned" in msg and "/api/v1/models/cell/versions/4/file?line=L1" in msg
+    assert "upload the same model file again" not in msg
+    uploaded = SimpleNamespace(product="cell", line="", version=1, trained_from=None, note="from cell.lgm")
+    assert "upload the same model file again" in file_missing_message(uploaded)
+
+
+# -- 7. the trial before activation leaves out the parts the version learned from ------------
+class _Pre:
+    sensor_bits = None
+    decode_scale = None
+
+    @staticmethod
+    def load(path):
+        from lineguard.vision.imageio import load_image
+        return load_image(path), None
+
+
+def _print(arr) -> str:
+    from lineguard.vision.inspector import photo_prints
+    return photo_prints(np.stack([np.asarray(arr)]))[0]
+
+
+class _Memorizer(FakeInspector):
+    """A retrained model that fits its training photos and nothing else: OK on a photo it
+    learned, NG on any other (what an overfit or wrong model does to the line's parts)."""
+
+    learnt: list = []
+
+    def to_bytes(self) -> bytes:
+        d = json.loads(super().to_bytes())
+        d["learnt"] = list(self.learnt)
+        return json.dumps(d).encode()
+
+    @classmethod
+    def load(cls, path):
+        base = FakeInspector.load(path)
+        insp = cls(base.threshold, base.model_version)
+        insp.model_id = base.model_id
+        insp.learnt = json.loads(Path(path).read_bytes()).get("learnt") or []
+        insp.preprocess = _Pre()
+        insp.info = {"learnt_photos": list(insp.learnt)}
+        return insp
+
+    @classmethod
+    def fit(cls, images, progress=None, **params):
+        insp = cls(0.5, "memorizer")
+        insp.learnt = [_print(_Pre.load(str(p))[0]) for p in images]
+        return insp
+
+    def inspect(self, image):
+        res = super().inspect(image)
+        if not self.learnt:
+            return res
+        from lineguard.vision.imageio import load_image
+        from lineguard.vision.result import Verdict
+        seen = _print(load_image(image)) in self.learnt
+        return dataclasses.replace(res, verdict=Verdict.OK if seen else Verdict.NG)
+
+
+def test_the_trial_before_activation_leaves_out_the_parts_a_retrain_learned_from(make_station):
+    from lineguard.line.config import RetentionPolicy
+    from lineguard.line.errors import RejectsGoodParts
+    st = make_station(audit_sample_rate=0.0, retention=RetentionPolicy(ok_sample_rate=1.0),
+                      loader=_Memorizer.load, trainer=_Memorizer.fit)
+    st.add_model(_Memorizer(0.5, "first").to_bytes(), "cell", activate=True)
+    for i in range(8):       # good parts of the line, not reviewed: the retrain does not learn them
+        assert st.inspect(png_bytes(40 + i, seed=500 + i), _part(f"line-{i}")).record.verdict == "OK"
+    learnt = [st.inspect(png_bytes(50 + i, seed=600 + i), _part(f"rev-{i}")).record for i in range(12)]
+    for r in learnt:          # the latest: reviewed good, what the retrain learns
+        st.review(r.id, "good", "ann", None)
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=10, source="confirmed").id)
+    assert job.status == "done", job.message
+    version = job.result["version"]
+    with pytest.raises(RejectsGoodParts) as err:
+        st.activate_model("cell", "", version)
+    assert err.value.details["learnt_left_out"] == 12
+    assert err.value.details["parts_tried"] == 8 and err.value.details["judged_ng"] == 8
+    assert "12 it learned from left out" in err.value.message
+    assert st.models.active_for("cell", "").version == 1
