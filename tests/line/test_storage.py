@@ -24,12 +24,12 @@ def part(pid: str, **kw) -> Part:
 def test_migrations_create_every_table_and_are_repeatable(station):
     names = set(sa_inspect(station.db.engine).get_table_names(schema=station.db.schema))
     assert {"inspections", "model_versions", "model_activations", "api_keys", "jobs", "alembic_version", "outbox",
-            "outbox_deliveries", "outbox_sinks", "line_signals", "alarms", "sign_in_failures"} <= names
+            "outbox_deliveries", "outbox_sinks", "line_signals", "alarms", "sign_in_failures", "data_folders"} <= names
     indexes = {ix["name"] for ix in sa_inspect(station.db.engine).get_indexes("inspections", schema=station.db.schema)}
     assert "ix_inspections_image_sha256" in indexes     # the disk keeper finds a file's records by it
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0023"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0024"
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -293,7 +293,7 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_bac
         old.dispose()
         st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
         with st.db.session() as s:
-            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0023"
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0024"
         (before,) = st.query(part_id="old-1")
         assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)

@@ -433,6 +433,7 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
         return remote_submitter(server, api_key, line, station, product), None
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
+    from ..line.errors import StationError
     from ..line.station import Station
     from ._term import fail
     cfg = _config(data or Path("./station"), db, max_upload_mb=max_upload_mb, webhook=webhook, mqtt=mqtt,
@@ -444,7 +445,10 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
              "(`lineguard serve --data DIR --model ...` once), or --db", code=1)
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
-    st = Station(cfg)
+    try:
+        st = Station(cfg)
+    except StationError as exc:         # another data folder keeps this database's files
+        fail(exc.message)
     try:
         # a --db URL may hold a password: not printed
         _check_product(st, product, line, str(data) if data is not None else "--db")

@@ -94,6 +94,8 @@ LOCK_MIGRATIONS, LOCK_SIGN_INS, LOCK_ALARM_CAUSES = 74110, 74111, 74112
 # activations and rollbacks of one product take turns: this key shifted 32 bits up, the
 # product's crc32 below (line.registry), so no product's key meets the ones above
 LOCK_MODEL_CHANGES = 74113
+# two stations claiming one database for their data folders at the same moment (line.data_folders)
+LOCK_DATA_FOLDERS = 74114
 
 
 def refusal_reason(exc: BaseException) -> str:

@@ -172,6 +172,19 @@ class AlarmCause(Base):
     retired_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 
 
+class DataFolder(Base):
+    """A data folder (models, images, maps) a station on this PostgreSQL database keeps its
+    files in (line.data_folders): the records name files that only that folder holds."""
+
+    __tablename__ = "data_folders"
+
+    folder_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class StationAlarmRules(Base):
     """One station's own alarm rules (see line.alarm_rules): each setting left empty
     follows the process's default; a change is in the change log."""

@@ -36,6 +36,7 @@ from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
 from .db import DB_ERRORS, Database, is_busy, is_refusal, is_unreachable, refusal_reason
+from .data_folders import FolderSeen, claim
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
@@ -200,6 +201,15 @@ class Station:
         self.db = Database(config.database_url, schema=config.db_schema,
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
+        # a PostgreSQL database's records name files that one data folder keeps: a station
+        # with a folder of its own is refused here (line.data_folders)
+        try:
+            self.folder = claim(self.db, config.data_dir,
+                                let_go=os.environ.get("LINEGUARD_LET_GO_OF_FOLDER") or None)
+        except BaseException:
+            self.db.dispose()
+            raise
+        self._folder_seen = None if self.db.is_sqlite else FolderSeen(self.db, self.folder).start()
         power_safe = config.sqlite_synchronous in ("FULL", "EXTRA")
         self.images = ContentStore(config.data_dir / "images", power_safe=power_safe)
         self.maps = MapWriter(self.db, self.images)
@@ -930,6 +940,8 @@ class Station:
         self.jobs.close()
         self.alarms.close()
         self.disk.close()
+        if self._folder_seen is not None:
+            self._folder_seen.close()
         if self.records is not None:
             self.records.close()
         if self.backups is not None:

@@ -353,6 +353,8 @@ def open_station(config: StationConfig, model: Optional[str] = None, product: Op
     except OSError as exc:
         raise StartupError(f"cannot use the data folder {config.data_dir}: {exc.strerror or exc}; "
                            "check --data and its permissions") from exc
+    except StationError as exc:         # another data folder keeps this database's files
+        raise StartupError(exc.message) from exc
     try:
         if model:
             mv = station.ensure_model(model, product, line)

@@ -1,0 +1,118 @@
+"""One PostgreSQL station database, one data folder.
+
+A station's records name files (model versions, part photos, anomaly maps) kept in its
+data folder. Several processes may share one folder and one database (a station and its
+hot-folder watcher, on one PC or over a network share); but a second station started
+with a folder of its own on the same database (or schema) broke the first: a model
+uploaded on one was "active" on the other, whose folder lacked its file, so every part
+of the line was refused (503 model_unavailable); and one station's disk keeper cleared the
+photo links of every other station's parts, their photos still on the other disks.
+
+So each folder carries an id (``.lineguard-folder``, made at its first start) and the
+database a row per folder; a station whose folder is not the one the database's records
+point at (seen in the last :data:`KEPT_DAYS`) is refused at start, saying what to do:
+share that folder, give each station its own ``--db-schema``, or, when that folder is
+gone for good (the PC replaced, its files restored into this one), name it to let go of.
+A SQLite database lives in its own data folder, so only PostgreSQL is checked.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import uuid
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import delete, select, text
+
+from ..vision.atomic import atomic_write_text
+from .db import LOCK_DATA_FOLDERS
+from .errors import StationError
+from .orm import DataFolder, utcnow
+from .periodic import PeriodicJob
+
+log = logging.getLogger("lineguard.station")
+
+ID_FILE = ".lineguard-folder"
+# a folder not seen by any process for this long no longer holds the database
+KEPT_DAYS = 7.0
+
+
+class OtherDataFolder(StationError):
+    http_status = 409
+    code = "other_data_folder"
+
+
+def folder_id(data_dir: Path) -> str:
+    """The data folder's id, made (atomically) at its first use."""
+    path = Path(data_dir) / ID_FILE
+    try:
+        found = path.read_text(encoding="ascii").strip()
+        uuid.UUID(found)
+        return found
+    except FileNotFoundError:
+        pass
+    except (ValueError, UnicodeDecodeError):
+        raise OtherDataFolder(f"{path} is damaged (not a folder id); restore it from a backup of this folder, "
+                              "or delete it to give the folder a new id") from None
+    made = str(uuid.uuid4())
+    atomic_write_text(path, made + "\n")
+    return made
+
+
+def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.datetime] = None) -> str:
+    """Record that ``data_dir`` keeps this database's files, or :class:`OtherDataFolder`
+    when another folder does. ``let_go``: the id of a folder gone for good, forgotten
+    first (said in the log). Returns this folder's id."""
+    mine = folder_id(data_dir)
+    if db.is_sqlite:
+        return mine
+    now = now or utcnow()
+    here = {"host": socket.gethostname()[:255], "path": str(Path(data_dir).resolve())}
+    with db.session() as s:
+        # two folders' first starts at one moment: one claims, the other then sees it
+        s.execute(text(f"SELECT pg_advisory_xact_lock({LOCK_DATA_FOLDERS})"))
+        if let_go and let_go != mine:
+            gone = s.get(DataFolder, let_go)
+            if gone is not None:
+                log.warning("data folder %s (%s:%s) let go of: this database's records now point at %s",
+                            let_go, gone.host, gone.path, here["path"])
+                s.execute(delete(DataFolder).where(DataFolder.folder_id == let_go))
+        since = now - dt.timedelta(days=KEPT_DAYS)
+        others = list(s.scalars(select(DataFolder).where(DataFolder.folder_id != mine, DataFolder.last_seen >= since)
+                                .order_by(DataFolder.last_seen.desc())))
+        if others:
+            o = others[0]
+            raise OtherDataFolder(
+                f"this database's records point at files in another data folder, {o.host}:{o.path} (folder "
+                f"{o.folder_id}, last used {o.last_seen:%Y-%m-%d %H:%M} UTC), not {here['path']}: a station "
+                "with a folder of its own would miss that folder's models and photos, and its disk keeper "
+                "would clear their links. Give this station that same folder (a network share), or its own "
+                f"--db-schema; if that folder is gone for good, start once with LINEGUARD_LET_GO_OF_FOLDER="
+                f"{o.folder_id}", folder=o.folder_id, host=o.host, path=o.path)
+        row = s.get(DataFolder, mine)
+        if row is None:
+            s.add(DataFolder(folder_id=mine, first_seen=now, last_seen=now, **here))
+        else:
+            row.host, row.path, row.last_seen = here["host"], here["path"], now
+    return mine
+
+
+class FolderSeen(PeriodicJob):
+    """The folder's claim renewed while a station runs (its last_seen): a station running
+    for weeks without a restart still holds its database."""
+
+    thread_name = "lg-folder-seen"
+    what = "renewing the data folder's claim on the database"
+
+    def __init__(self, db, folder: str, every_s: float = 3600.0):
+        super().__init__(every_s, first_after_s=every_s)
+        self.db, self.folder = db, folder
+
+    def run_once(self) -> object:
+        with self.db.session() as s:
+            row = s.get(DataFolder, self.folder)
+            if row is not None:
+                row.last_seen = utcnow()
+        return None
