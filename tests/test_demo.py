@@ -1,6 +1,7 @@
 """`make demo`, the README's first command, end to end: synthetic line -> train -> eval
-report -> export -> a real station fed the test parts. About 25 s. Then `lineguard demo`,
-which reuses that model and leaves the station and its app running."""
+report -> export -> a real station fed the test parts, run twice (the second reuses the
+model). Then `lineguard demo` (the demo with --serve), which reuses that
+model and leaves the station and its app running. Its pieces: tests/test_demo_pieces.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -52,8 +53,20 @@ def test_demo_line_runs_end_to_end(demo_root):
     for made in ("cell.lgm", "cell.onnx", "report/index.html", "station/lineguard.db"):
         assert (root / made).exists(), made
     assert "the product's kinds: crack, dent, missing_coating, particle, scratch, stain" in r.stdout
-    # the station stopped with the demo: it says how to see the operator app
-    assert f"-m lineguard.demo --dir {root} --serve" in r.stdout
+    # the station stopped with the demo: it says how to see the operator app, and no address
+    # of the station that is gone
+    assert re.search(rf"run `\S*lineguard demo --dir {re.escape(str(root))}`", r.stdout), r.stdout[-2000:]
+    assert "API docs: http" not in r.stdout
+    # a second run on the same folder: the model is used again (seconds, not minutes), and
+    # its parts are its own, counted from what the station answered this run
+    again = subprocess.run([sys.executable, "-m", "lineguard.demo", "--dir", str(root), "--port", str(_free_port())],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "the demo line's product and model are already made" in again.stdout
+    assert "image_auroc" not in again.stdout                           # no training, no eval again
+    assert f"{n} parts through station S1 on line L1: {ok} OK, {ng} NG;" in again.stdout
+    assert "had stored before" not in again.stdout                     # nothing replayed
+    assert "the previous run's 2 demo key(s) revoked" in again.stdout
 
 
 @pytest.mark.slow
