@@ -172,11 +172,16 @@ class ModelRegistry:
     # -- versions ---------------------------------------------------------------
     def add(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
             by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
-            trained_from: Optional[str] = None) -> ModelVersion:
-        """Validate a bundle by loading it, store it, and register it as the next version."""
+            trained_from: Optional[str] = None, filename: Optional[str] = None) -> ModelVersion:
+        """Validate a bundle by loading it, store it, and register it as the next version.
+        ``filename``: the name it was sent under; a ``.onnx`` one is read as an export
+        whatever its last bytes say (a truncated export has lost the hash entry it is
+        known by, and was read as a .lgm: "a .lgm model needs torch")."""
         if not product:
             raise InvalidModel("product is required: name the product this model inspects")
-        fd, tmp = tempfile.mkstemp(suffix=".lgm", dir=self.store.root)
+        from ..runtime import onnx_file
+        sent_onnx = (filename or "").lower().endswith(onnx_file.SUFFIX)
+        fd, tmp = tempfile.mkstemp(suffix=onnx_file.SUFFIX if sent_onnx else ".lgm", dir=self.store.root)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -187,14 +192,13 @@ class ModelRegistry:
             except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable
                 raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: "
                                    f"{_without_paths(str(exc), tmp)}); upload a .lgm file saved by "
-                                   "Inspector.save or `lineguard train`") from exc
+                                   "Inspector.save or `lineguard train`, or an .onnx from `lineguard export`") from exc
         finally:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
         check_model_judges(insp)
-        from ..runtime import onnx_file
         key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
         with self._cache_lock:

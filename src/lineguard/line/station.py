@@ -840,13 +840,13 @@ class Station:
 
     def add_model(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
                   by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
-                  trained_from: Optional[str] = None, try_first: bool = False):
+                  trained_from: Optional[str] = None, try_first: bool = False, filename: Optional[str] = None):
         """Register a model file as the next version (and activate it). ``try_first``: an
         upload or a training job asking to activate goes through activate_model's trial on
         the latest good parts like any activation (an upload skipped it, the way a model of
         another product got onto the line); refused, the version stays, not active."""
         mv = self.models.add(data, product, line, note=note, by=by, activate=activate and not try_first,
-                             train_images=train_images, trained_from=trained_from)
+                             train_images=train_images, trained_from=trained_from, filename=filename)
         self._refresh_active_metrics()
         self._release_replaced()
         if activate and try_first:

@@ -54,9 +54,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
             "links": {"self": f"/api/v1/jobs/{job.id}"}}
 
 
-@router.post("/models", status_code=201, summary="Upload a .lgm model bundle as the next version",
+@router.post("/models", status_code=201, summary="Upload a model (.lgm bundle or exported .onnx) as the next version",
              response_model=ModelVersionOut, responses=errors(401, 403, 409, 413, 422, 503))
-async def upload_model(file: UploadFile = File(..., description="a .lgm bundle"),
+async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, or an exported .onnx (its name "
+                                                                  "ending .onnx)"),
                        product: str = Form(..., min_length=1, max_length=100, pattern=r"\S", examples=["cell"],
                                            description="the product the parts are sent with"),
                        line: str = Form("", max_length=100, examples=[""],
@@ -68,7 +69,8 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle")
         data = file.file.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
             raise UploadTooLarge("model files over 2 GB are refused")
-        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True)
+        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True,
+                                 filename=file.filename)
     return model_to_dict(await run_in_threadpool(work))
 
 
