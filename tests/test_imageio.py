@@ -262,7 +262,8 @@ def test_uint16_array_scales_to_8_bits():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float_arrays_in_unit_range_are_scaled_and_clipped(dtype):
-    arr = np.array([[-0.5, 0.0, 0.5, 1.0, 2.0] * 2] * 8, dtype=dtype)
+    # rounding's overshoot of [0, 1] is clipped; more is refused (test_float_array_outside_0_1_is_refused)
+    arr = np.array([[-0.001, 0.0, 0.5, 1.0, 1.001] * 2] * 8, dtype=dtype)
     out = load_image(arr)
     np.testing.assert_array_equal(out[0, :5, 0], [0, 0, 128, 255, 255])
 

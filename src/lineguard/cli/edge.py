@@ -11,12 +11,15 @@ The exported ``.onnx`` file loads anywhere ``lineguard[edge]`` is installed
 """
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import click
 
-from ._term import fail, note, say
+from ._term import coloured, fail, note, say
 from .core import PathArg, recalibrate_and_report
 
 
@@ -40,13 +43,14 @@ from .core import PathArg, recalibrate_and_report
 @click.option("--keep-fp32-thresholds", is_flag=True,
               help="With --int8 and no --recalibrate: keep the fp32 model's thresholds, which int8's moved scores "
                    "may not fit (every good part can come out NG); recalibrate before using it on a line.")
-@click.option("--threads", type=int, default=None, help="CPU threads.")
+@click.option("--threads", type=int, default=None, help="CPU threads (at least 1).")
 def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibration_images: Optional[Path],
            max_calibration: int, check: bool, recalibrate_dir: Optional[Path], false_reject_rate: Optional[float],
            keep_fp32_thresholds: bool, threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
     from ..runtime.threads import set_threads
-    from ..vision.errors import LineguardError
+    if threads is not None and threads < 1:
+        fail(f"--threads {threads}: give at least 1 thread (leave it out for one per core)")
     if fmt.lower() != "onnx":
         fail(f"--format {fmt!r} is not supported; use --format onnx")
     if model.suffix != ".lgm":
@@ -68,11 +72,28 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
         import torch  # noqa: F401
     except ImportError as exc:
         fail(f"export needs torch and onnx ({exc.name} is missing): pip install 'lineguard[torch,edge]'")
+    set_threads(threads)
+    # Written beside the target under a passing name, and renamed into place only once the
+    # parity check and recalibration succeeded: a refused recalibration left the int8 graph
+    # with fp32 thresholds at the target (40 of 40 good parts NG), over a good file of the
+    # same name. The name ends in .onnx: the recalibrated model saves only as .onnx.
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
+    try:
+        _export_to(tmp, target, model, int8, calibration_images, max_calibration, check, recalibrate_dir,
+                   false_reject_rate, threads)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_to(tmp: Path, target: Path, model: Path, int8: bool, calibration_images: Optional[Path],
+               max_calibration: int, check: bool, recalibrate_dir: Optional[Path],
+               false_reject_rate: Optional[float], threads: Optional[int]) -> None:
+    """Export into ``tmp``, check it, recalibrate it; put the result at ``target`` only at the end."""
     import numpy as np
 
     from ..runtime.onnx_export import export_onnx, parity_check
+    from ..vision.errors import LineguardError
     from ..vision.inspector import Inspector
-    set_threads(threads)
     try:
         insp = Inspector.load(model)
         calib = None
@@ -80,29 +101,64 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
             from ..vision.imageio import list_images
             files = list(list_images(calibration_images))[:max_calibration]
             calib = np.stack([insp.preprocess.load(f)[0] for f in files])
-        digest = export_onnx(insp, target, int8=int8, calibration_images=calib, check=False)
-        if check:
-            worst = parity_check(insp, target, calib)
-            note("parity", f"largest relative score difference torch vs ONNX {worst:.2e}", colour="green")
+        digest = export_onnx(insp, tmp, int8=int8, calibration_images=calib, check=False)
+        worst = parity_check(insp, tmp, calib) if check else None
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
-    size_mb = target.stat().st_size / 1e6
-    say(f"wrote {target} ({size_mb:.1f} MB, {'int8' if int8 else 'fp32'}, model {digest[:16]}, "
-        f"from {insp.model_id})")
+    except OSError as exc:
+        fail(f"{target}: cannot write the exported model ({exc.strerror or exc}); choose a writable folder")
+    size_mb = tmp.stat().st_size / 1e6
+    if recalibrate_dir is not None:
+        say(f"exported the {'int8' if int8 else 'fp32'} graph ({size_mb:.1f} MB) of model {insp.model_id}; "
+            f"setting its thresholds from {recalibrate_dir}")
+        with warnings.catch_warnings():  # the fp32 thresholds not fitting int8 is what happens next
+            warnings.simplefilter("ignore")
+            exported = Inspector.load(tmp, threads=threads)
+        # writes ``target`` (atomically) only once the thresholds are set; a refusal ends here
+        recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target)
+    else:
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            fail(f"{target}: cannot write the exported model ({exc.strerror or exc}); choose a writable folder")
+        say(f"wrote {target} ({size_mb:.1f} MB, {'int8' if int8 else 'fp32'}, model {digest[:16]}, "
+            f"from {insp.model_id})")
+    if worst is not None:
+        if int8:
+            # int8 moving scores is expected, not a pass: said plainly, never in green
+            thresholds = ("the thresholds above were set from the int8 graph's own scores" if recalibrate_dir
+                          else "the fp32 thresholds it keeps do not fit them")
+            note("int8", f"int8 moves scores: up to {worst:.1%} from the fp32 model's on the check inputs "
+                         f"(relative difference {worst:.2e}); {thresholds}")
+        else:
+            note("parity", f"largest relative score difference torch vs ONNX {worst:.2e}", colour="green")
     if int8 and calibration_images is None:
         note("note", "no --calibration-images: dynamic int8 (weights only); static calibration "
              "on good images is usually faster and more exact")
-    if recalibrate_dir is not None:
-        import warnings
-        with warnings.catch_warnings():  # the fp32 thresholds not fitting int8 is what happens next
-            warnings.simplefilter("ignore")
-            exported = Inspector.load(target, threads=threads)
-        recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target)
-    elif int8:
+    if int8 and recalibrate_dir is None:
         note("warning", "the thresholds are the fp32 model's (--keep-fp32-thresholds), and int8 moves scores: "
              f"before using it on a line, `lineguard recalibrate {target} GOOD_DIR -o OUT.onnx` on good parts "
              "the model did not learn from", colour="red")
 
 
+def _show_warning_on_one_line() -> None:
+    """Warnings of lineguard's own that a person acts on (``one_line``, e.g. thresholds set
+    at another precision) as one ``warning:`` line on the command line, not Python's
+    ``file:line: Category: message`` with the source line under it."""
+    if getattr(warnings.formatwarning, "_lineguard", False):
+        return
+    plain = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if getattr(category, "one_line", False):
+            label = coloured("warning:", "yellow") if getattr(sys.stderr, "isatty", lambda: False)() else "warning:"
+            return f"{label} {' '.join(str(message).split())}\n"
+        return plain(message, category, filename, lineno, line)
+
+    formatwarning._lineguard = True  # type: ignore[attr-defined]
+    warnings.formatwarning = formatwarning
+
+
 def register(app: click.Group) -> None:
     app.add_command(export)
+    _show_warning_on_one_line()

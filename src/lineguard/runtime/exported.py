@@ -60,6 +60,8 @@ class ExportedDetector:
 
     def set_threads(self, n: Optional[int]) -> None:
         """Rebuild with ``n`` threads (None: the ``set_threads`` knob, else every core)."""
+        if n is not None and int(n) < 1:
+            raise ValueError(f"threads must be at least 1, got {n} (None: one per core)")
         n = n if n is not None else edge_threads()
         self._threads = n
         self._build(n)
@@ -82,6 +84,8 @@ class ExportedDetector:
             return
         self.spinning = bool(on)
         self._build(self._threads)
+        with self._lane_lock:
+            self._lanes_ready = False    # the lanes follow it too: rebuilt on their next call
 
     @property
     def parallel_parts(self) -> int:

@@ -32,7 +32,12 @@ def make_detector(data: bytes, manifest: dict[str, Any], threads: Optional[int] 
 
 
 class CalibrationMismatchWarning(UserWarning):
-    """The thresholds were set on scores of another precision than the model now runs at."""
+    """The thresholds were set on scores of another precision than the model now runs at.
+
+    The command line shows it as one ``warning:`` line (``one_line``), without the
+    source line Python adds to a warning."""
+
+    one_line = True
 
 
 def calibration_mismatch(calibration: dict[str, Any], runtime: str, precision: str, name: str) -> Optional[str]:
@@ -46,22 +51,61 @@ def calibration_mismatch(calibration: dict[str, Any], runtime: str, precision: s
     on = calibration.get("calibrated_on") or {"runtime": "torch", "precision": "fp32"}
     if on.get("precision", "fp32") == precision:
         return None
-    how = f"--runtime openvino --precision {precision}" if runtime == "openvino" else ""
+    # the runtime named: without it, recalibrate would run the file on the one its old thresholds name
+    how = f"--runtime openvino --precision {precision}" if runtime == "openvino" else f"--runtime {runtime}"
     return (f"{name}: its thresholds were set on {on.get('runtime', 'torch')} {on.get('precision')} scores, but it "
             f"now runs in {precision} ({runtime}), whose scores differ: good parts may be rejected or defects "
             f"pass. Recalibrate on good parts the model did not learn from: lineguard recalibrate {name} "
             f"GOOD_DIR {how + ' ' if how else ''}-o NEW.onnx")
 
 
+def calibrated_runtime(manifest: dict[str, Any]) -> tuple[str, Optional[str]]:
+    """The runtime and precision an exported model's thresholds were set on, to run it with
+    when none is asked for: ONNX Runtime at the export's precision, unless they were set on
+    OpenVINO at another precision (``recalibrate --runtime openvino --precision bf16``)."""
+    on = (manifest.get("calibration") or {}).get("calibrated_on") or {}
+    exported_at = manifest.get("precision", "fp32")
+    if on.get("runtime") == "openvino" and on.get("precision", "fp32") != exported_at:
+        return "openvino", on.get("precision")
+    return "onnxruntime", None
+
+
+def _calibrated_runtime_missing(name: str, runtime: str, precision: Optional[str], why: str) -> str:
+    return (f"{name}: its thresholds were set on {runtime} {precision} scores, and this machine cannot run it so "
+            f"({why}). Thresholds of another precision do not fit its scores here (good parts rejected or defects "
+            f"passed), so it is not run otherwise by default: install OpenVINO (pip install 'lineguard[openvino]') "
+            f"on a CPU with native bfloat16, or give --runtime onnxruntime to run it in fp32 anyway (it says the "
+            f"thresholds do not fit) and recalibrate it for fp32: lineguard recalibrate {name} GOOD_DIR "
+            f"--runtime onnxruntime -o NEW.onnx")
+
+
 def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Optional[int] = None,
-                   runtime: str = "onnxruntime", precision: Optional[str] = None):
-    """Build an ``Inspector`` (``cls``) around an exported model; used by ``Inspector.load``."""
+                   runtime: Optional[str] = None, precision: Optional[str] = None):
+    """Build an ``Inspector`` (``cls``) around an exported model; used by ``Inspector.load``.
+
+    ``runtime`` None: the runtime and precision its thresholds were set on
+    (:func:`calibrated_runtime`; ONNX Runtime for every model not recalibrated in bf16),
+    refused with what to do where that runtime is missing (``runtime="onnxruntime"``
+    runs it there anyway, with a ``CalibrationMismatchWarning``)."""
     from ..vision.preprocess import Preprocess
 
     data, manifest, digest = onnx_file.load(path)
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
+    cal_runtime, cal_precision = calibrated_runtime(manifest)
+    chosen = precision is None and runtime in (None, cal_runtime)
+    if chosen:              # what the thresholds were set on (--runtime openvino alone: at their precision)
+        runtime, precision = cal_runtime, cal_precision
+    elif runtime is None:   # a precision alone: ONNX Runtime (bf16 there is refused, naming --runtime openvino)
+        runtime = "onnxruntime"
+    if threads is not None and int(threads) < 1:
+        raise BundleError(f"threads must be at least 1, got {threads}")
     try:
-        det = make_detector(data, manifest, threads, runtime, precision)
+        try:
+            det = make_detector(data, manifest, threads, runtime, precision)
+        except BundleError as exc:
+            if chosen and runtime != "onnxruntime":
+                raise BundleError(_calibrated_runtime_missing(name, runtime, precision, str(exc))) from exc
+            raise
         pre = Preprocess.from_dict(manifest["preprocess"])
         info = dict(manifest.get("info", {}))
         info.update({"runtime": det.runtime, "precision": det.precision,

@@ -43,7 +43,9 @@ class OnnxDetector(ExportedDetector):
     def _build_lanes(self) -> None:
         # One one-thread session shared by every lane: ONNX Runtime runs concurrent
         # ``run`` calls on one session side by side.
-        self._lane_session = make_session(self._model, 1)
+        # ... and spinning as set (set_spinning): the station turns it off, and lanes that
+        # spun kept the cores its PLC and HTTP servers need busy
+        self._lane_session = make_session(self._model, 1, spinning=self.spinning)
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s, m = self._session.run(None, {self._input: batch})

@@ -125,3 +125,27 @@ def read_model_file(path: Union[str, os.PathLike], how_to_get_one: str, suffix: 
 def load(path: Union[str, os.PathLike]) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
     data = read_model_file(path, "train one with `lineguard train`", SUFFIX)
     return loads(data, str(path))
+
+
+def describe(path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """What ``Inspector.describe`` says of a ``.lgm`` model, read from its manifest alone:
+    no torch (``lineguard info`` on an edge install). The file is checked as ``load``
+    checks it (its hash over the manifest and every tensor)."""
+    manifest, _, digest = load(path)
+    name = str(path)
+    try:
+        cal = manifest["calibration"]
+        info = dict(manifest.get("info") or {})
+        info.setdefault("lineguard_version", manifest.get("lineguard_version"))
+        params = dict(manifest["detector"]["params"])
+        params["layers"] = tuple(params.get("layers", ()))
+        return {"model_id": digest[:16], "version": str(info.get("version", "")),
+                "detector": manifest["detector"]["name"], "params": params,
+                "preprocess": manifest["preprocess"],
+                "threshold": float(cal["threshold"]),
+                "review_threshold": float(cal.get("review_threshold", cal["threshold"])),
+                "pixel_threshold": float(cal["pixel_threshold"]), "calibration": cal,
+                "info": {k: (len(v) if k == "learnt_photos" else v) for k, v in info.items()}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{name}: model settings are incomplete or from an incompatible lineguard "
+                          f"version ({type(exc).__name__}: {exc}); re-train or re-export the model") from exc

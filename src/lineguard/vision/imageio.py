@@ -347,6 +347,10 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
         raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
 
 
+# a float array may overshoot [0, 1] by arithmetic's rounding (clipped); by more it is refused
+FLOAT_SLACK = 1 / 510
+
+
 def _array_to_rgb8(arr: np.ndarray, name: str, sensor_bits: SensorBits = None,
                    keep_depth: bool = False) -> np.ndarray:
     if arr.ndim == 2:
@@ -359,7 +363,14 @@ def _array_to_rgb8(arr: np.ndarray, name: str, sensor_bits: SensorBits = None,
             return np.ascontiguousarray(arr)
         arr = _deep_to_uint8(arr, sensor_bits)
     elif arr.dtype in (np.float32, np.float64):
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        # floats are 0 (black) to 1 (white); a 0-255 float array clipped to 1 came out all
+        # white and was judged NG with nothing said: refused instead
+        lo, hi = (float(np.min(arr)), float(np.max(arr))) if arr.size else (0.0, 0.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
+            raise ImageError(name, f"float array holds values from {lo:g} to {hi:g}, outside 0-1 "
+                                   "(floats are read as 0 black to 1 white)",
+                             "scale it to [0, 1], or pass 0-255 values as uint8 (arr.astype(np.uint8))")
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)   # rounding's overshoot only
     elif arr.dtype != np.uint8:
         raise ImageError(name, f"unsupported array dtype {arr.dtype}", "pass uint8, uint16 or float in [0, 1]")
     if arr.shape[0] < 8 or arr.shape[1] < 8:

@@ -452,6 +452,9 @@ class Inspector:
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],
             "photo_range": photo_range,
+            # whether the good photos were colour: a grey photo (a camera switched to mono) is
+            # then named as a photo issue (vision.photo_check.colour_issues)
+            "photo_colour": photo_check_module.learn_colour(x),
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
             # out of the photo check's range, named for a person to look at
             "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],
@@ -542,6 +545,7 @@ class Inspector:
         # a photo unlike the good photos (a dim lamp, a blurred lens) is not judged OK on its
         # score: a person looks (vision.photo_check)
         doubts = photo_check_module.issues(x, self.info.get("photo_range"))[1]
+        doubts += photo_check_module.colour_issues(x, self.info.get("photo_colour"))
         regions = []
         shape = geo.photo_hw
         if verdict is Verdict.OK and doubts:
@@ -645,6 +649,7 @@ class Inspector:
         if photo_range:
             calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
             self.info["photo_range"] = new_range
+            self.info["photo_colour"] = photo_check_module.learn_colour(x)   # a new camera: colour or mono
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
         self.calibration = calib
@@ -680,8 +685,10 @@ class Inspector:
         if self.is_exported:
             updates: dict[str, Any] = {"calibration": self.calibration, "min_region_area": self.min_region_area}
             info = dict(self.detector.manifest.get("info") or {})
-            if info.get("photo_range") != self.info.get("photo_range"):   # relearnt by recalibrate
-                updates["info"] = {**info, "photo_range": self.info.get("photo_range")}
+            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour")
+                        if info.get(k) != self.info.get(k)}                 # relearnt by recalibrate
+            if relearnt:
+                updates["info"] = {**info, **relearnt}
             return self.detector.file_bytes(updates)
         return bundle.dumps(*self._to_bundle())
 
@@ -710,7 +717,8 @@ class Inspector:
         """
         open_export = openers.find(path)
         if open_export is not None:
-            return open_export(cls, path, threads=threads, runtime=runtime or "onnxruntime", precision=precision)
+            # runtime None: the one the file's thresholds were set on (runtime.loader)
+            return open_export(cls, path, threads=threads, runtime=runtime, precision=precision)
         if runtime not in (None, "torch") or precision not in (None, "fp32"):
             raise BundleError(f"{'<bytes>' if isinstance(path, bytes) else path}: a .lgm model runs on torch in "
                               "fp32; to use another runtime or precision export it first "
