@@ -95,6 +95,27 @@ def test_info_shows_the_model(line):
     assert d["threshold"] > 0 and d["preprocess"]["image_size"] == int(SIZE)
 
 
+@pytest.mark.parametrize("n", ["-1", "0"])
+def test_threads_below_one_is_refused_in_one_line(line, n):
+    """--threads -1 ended in a ValueError traceback; 0 was dropped without a word."""
+    root, cat, model = line
+    r = run_cli("inspect", model, cat / "test" / "good", "--threads", n, cwd=root)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"--threads {n}: give at least 1 thread" in r.stderr
+
+
+def test_info_reads_a_lgm_without_torch(line, tmp_path):
+    """An edge install (no torch) could not show what a .lgm holds, though its settings are JSON."""
+    root, _, model = line
+    with_torch = run_cli("info", model, cwd=root)
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None   # an edge install\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "lineguard", "info", str(model)], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads(with_torch.stdout)
+
+
 def test_eval_writes_metrics_and_report_above_the_floor(line):
     root, cat, _ = line
     r = run_cli("eval", cat, "-o", "report", "--image-size", SIZE, "--frr", 0.1, "--threads", 1, cwd=root)

@@ -23,6 +23,8 @@ PathArg = click.Path(path_type=Path)
 
 
 def _threads(n: Optional[int]) -> None:
+    if n is not None and n < 1:   # -1 ended in a ValueError traceback, 0 was dropped unsaid
+        fail(f"--threads {n}: give at least 1 thread (leave it out for one per core)")
     if n:  # torch threads when torch is installed, and ONNX Runtime sessions made after this
         from ..runtime.threads import set_threads
         set_threads(n)
@@ -471,20 +473,26 @@ def synth(output: Path, n_good: int, n_defect: int, n_test_good: Optional[int], 
 def info(model: Path, pod: Optional[Path]) -> None:
     """Show what a model file (.lgm or exported .onnx) holds: detector, thresholds, versions,
     and its stress-test summary (what it will miss) where `lineguard stress` left one."""
+    import importlib.util
+
+    from ..runtime.onnx_file import is_export
+    from ..vision import bundle
     from ..vision.inspector import Inspector
     from .stress import load_pod_summary
     try:
-        insp = Inspector.load(model)
-        summary = load_pod_summary(model, pod, insp.model_id)
+        if not is_export(model) and importlib.util.find_spec("torch") is None:
+            described = bundle.describe(model)   # the edge install: a .lgm's settings are plain JSON
+        else:
+            described = Inspector.load(model).describe()
+        summary = load_pod_summary(model, pod, described["model_id"])
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
-    described = insp.describe()
     if summary is not None:
         described["stress_test"] = summary
         if not summary["matches_model"]:
             made_for = (summary.get("model") or {}).get("model_id")
             note("note", f"the stress-test summary was made for model {made_for}, not this one "
-                         f"({insp.model_id}); re-run `lineguard stress` for this model")
+                         f"({described['model_id']}); re-run `lineguard stress` for this model")
     print(json.dumps(described, indent=2, default=str))
 
 
