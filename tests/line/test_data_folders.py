@@ -84,3 +84,101 @@ def test_a_damaged_folder_id_is_said_not_replaced(tmp_path):
     with pytest.raises(OtherDataFolder, match="is damaged"):
         folder_id(tmp_path)
     assert (tmp_path / ID_FILE).read_text() == "not an id"
+
+
+def test_processes_starting_together_on_a_new_folder_share_one_id(tmp_path, schema, monkeypatch):
+    """A station and its watcher started together on a new folder each made an id; the last
+    write won, one was refused, and the other then refused its own restarts for a week."""
+    import multiprocessing as mp
+    monkeypatch.delenv("LINEGUARD_LET_GO_OF_FOLDER", raising=False)
+    ctx = mp.get_context("fork")
+    from lineguard.line.db import Database
+    for trial in range(4):                 # a new folder on a new database (schema) each time
+        folder, where = tmp_path / f"new-{trial}", f"{schema}_{trial}"
+        folder.mkdir()
+        start = ctx.Barrier(4)
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_claim_at_once, args=(folder, where, start, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        try:
+            got = [results.get(timeout=120) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(60)
+            db = Database(PG_URL, schema=where)
+            db.drop_schema()
+            db.dispose()
+        on_disk = (folder / ".lineguard-folder").read_text().strip()
+        assert got == [on_disk] * 4, (got, on_disk)
+
+
+def _claim_at_once(folder, schema, start, results):
+    from lineguard.line.data_folders import claim
+    from lineguard.line.db import Database
+    db = Database(PG_URL, schema=schema)
+    db.upgrade()
+    start.wait()
+    try:
+        results.put(claim(db, folder))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        db.dispose()
+
+
+def test_a_folder_whose_id_file_was_lost_is_still_itself(tmp_path, schema, monkeypatch):
+    """A folder copied back without its dot-files made a new id and was refused against
+    its own claim: "another data folder, host:/path ... not /path"."""
+    from lineguard.line.data_folders import ID_FILE
+    monkeypatch.delenv("LINEGUARD_LET_GO_OF_FOLDER", raising=False)
+    first = _station(tmp_path / "s1", schema)
+    old = first.folder
+    first.close()
+    (tmp_path / "s1" / ID_FILE).unlink()
+    again = _station(tmp_path / "s1", schema)
+    try:
+        assert again.folder != old
+    finally:
+        again.close()
+
+
+def test_a_watcher_inspects_into_its_station_s_own_schema(tmp_path, schema, monkeypatch):
+    """`watch --data --db` had no --db-schema (LINEGUARD_DB_SCHEMA was not read either): a
+    watcher of a station in a schema of its own migrated and claimed `public` instead."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from fake_inspector import png_bytes
+    monkeypatch.delenv("LINEGUARD_LET_GO_OF_FOLDER", raising=False)
+    folder = tmp_path / "station"
+    st = _station(folder, schema)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    st.close()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "w-1.png").write_bytes(png_bytes(30, seed=3))
+    fake_cli = Path(__file__).resolve().parents[1] / "scale" / "fake_rescore.py"     # the CLI on fake models
+    env = {k: v for k, v in os.environ.items() if k != "LINEGUARD_DB_SCHEMA"}
+    proc = subprocess.Popen([sys.executable, str(fake_cli), "watch", str(inbox), "--line", "L1", "--product", "cell",
+                             "--data", str(folder), "--db", PG_URL, "--db-schema", schema, "--poll", "0.1",
+                             "--settle", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (inbox / "done" / "w-1.png").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (inbox / "done" / "w-1.png").exists(), err
+    again = _station(folder, schema)
+    try:
+        assert [r.part_id for r in again.query()] == ["w-1"]
+    finally:
+        again.close()

@@ -411,3 +411,32 @@ def test_sigterm_ends_watch_with_its_summary(tmp_path):
             proc.kill()
     # before: killed by the signal (-15), no summary, the station not closed
     assert proc.returncode == 0 and "done: 0, failed: 0" in err, (proc.returncode, err)
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
+def test_a_dark_photo_ending_in_zeros_is_taken_once_it_stays_unchanged(sqlite_station, tmp_path, monkeypatch, fmt):
+    """A part on a black conveyor (a BMP's top rows, a TIFF's bottom ones: their last 4 KB
+    all zero) looked like a copy not yet filled and waited the whole --incomplete-after."""
+    from PIL import Image
+
+    monkeypatch.setattr(folder_mod, "ZERO_TAIL_SETTLE_S", 0.3)
+    st = sqlite_station()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    arr = np.full((64, 64, 3), 120, np.uint8)
+    if fmt == "BMP":
+        arr[:40] = 0            # BMP rows are stored bottom-up: its top rows end the file
+    else:
+        arr[-40:] = 0           # an uncompressed TIFF ends with its bottom rows
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    data = buf.getvalue()
+    assert not data[-4096:].strip(b"\x00")         # the case: a tail of zeros
+    path = inbox / f"dark.{fmt.lower()}"
+    path.write_bytes(data)
+    w = _watcher(local_submitter(st, "L1", "S1", "cell", "folder"), inbox, incomplete_after_s=30.0)
+    deadline = time.monotonic() + 5
+    while path.exists() and time.monotonic() < deadline:
+        w.poll_once()
+        time.sleep(0.05)
+    assert (inbox / "done" / path.name).exists() and st.images.get(st.query()[0].image_key) == data

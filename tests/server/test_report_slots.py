@@ -93,3 +93,25 @@ def test_a_report_that_waits_too_long_for_its_turn_is_a_503_to_try_again(tmp_pat
         assert got[0].status_code == 200
     finally:
         st.close()
+
+
+def test_the_same_app_served_on_another_event_loop_still_runs_its_reports(tmp_path, monkeypatch):
+    """The slots were bound to the first event loop that made a report wait: the same app
+    served again on another loop answered every report that had to wait with a 500."""
+    from lineguard.server.app import create_app
+    st = _station(tmp_path, report_slots=1)
+    _slow_charts(monkeypatch, 0.3)
+    app = create_app(station=st)
+    try:
+        for _ in range(2):                  # two servings, each on an event loop of its own
+            with TestClient(app) as c:
+                got: list[int] = []
+                charts = [threading.Thread(target=lambda: got.append(
+                    c.get("/api/v1/spc/p-chart", params={"line": "L1"}).status_code)) for _ in range(3)]
+                for t in charts:
+                    t.start()
+                for t in charts:
+                    t.join(60)
+                assert got == [200, 200, 200], got
+    finally:
+        st.close()

@@ -408,7 +408,8 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
-               mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: float = 32.0):
+               mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: float = 32.0,
+               db_schema: Optional[str] = None):
     """Where parts go: a station server (``--server``) or a station in this process
     (``--data``), set by ``keeping`` (the :func:`station_options`) and ``max_upload_mb``.
     The station in this process must have an active model for ``product``, else the
@@ -438,6 +439,8 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     from ._term import fail
     cfg = _config(data or Path("./station"), db, max_upload_mb=max_upload_mb, webhook=webhook, mqtt=mqtt,
                   **keeping)
+    if db_schema:      # the station's own schema: without it a watcher of a station in one read public
+        cfg.db_schema = db_schema
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         # a misspelt --data would start a new, empty station with no model, and every part
         # would be refused into failed/
@@ -502,6 +505,8 @@ def _check_product(st, product: str, line: str, where: str) -> None:
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help="Operator key for --server.")
 @click.option("--data", type=PathArg, default=None, help="Inspect in this process with the station folder DIR.")
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="With --data and a PostgreSQL --db: the station's own schema (as serve --db-schema).")
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
@@ -516,8 +521,9 @@ def _check_product(st, product: str, line: str, where: str) -> None:
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @station_options
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], settle: float, poll: float, incomplete_after: float,
-          max_upload_mb: float, webhook: Optional[str], mqtt: Optional[str], **keeping) -> None:
+          data: Optional[Path], db: Optional[str], db_schema: Optional[str], settle: float, poll: float,
+          incomplete_after: float, max_upload_mb: float, webhook: Optional[str], mqtt: Optional[str],
+          **keeping) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/.
 
     Takes what the station takes: PNG, JPEG, BMP, TIFF, WebP and GIF files (by suffix);
@@ -528,7 +534,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     if not folder.is_dir():
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
-                            max_upload_mb=max_upload_mb)
+                            max_upload_mb=max_upload_mb, db_schema=db_schema)
 
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
@@ -577,6 +583,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
+@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+              help="With --data and a PostgreSQL --db: the station's own schema (as serve --db-schema).")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--give-up-after", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -585,7 +593,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @station_options
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
            server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
-           webhook: Optional[str], mqtt: Optional[str], give_up_after: Optional[float] = None, **keeping) -> None:
+           db_schema: Optional[str], webhook: Optional[str], mqtt: Optional[str],
+           give_up_after: Optional[float] = None, **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
 
     The image size and keeping options apply with --data (a station in this process)."""
@@ -593,7 +602,8 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
 
     from ..line.sources.camera import CameraLost, CameraSource, NoFrame
     from ._term import fail
-    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping)
+    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
+                            db_schema=db_schema)
 
     def show(r):
         click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")

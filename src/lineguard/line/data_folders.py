@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import socket
 import uuid
 from pathlib import Path
@@ -45,20 +46,26 @@ class OtherDataFolder(StationError):
 
 
 def folder_id(data_dir: Path) -> str:
-    """The data folder's id, made (atomically) at its first use."""
+    """The data folder's id, made at its first use. Made once whoever comes first: a
+    station and its watcher started together on a new folder each made an id, the last
+    write won, and the other claimed an id no file held (then refused its own restarts)."""
     path = Path(data_dir) / ID_FILE
+    if not path.exists():
+        tmp = path.with_name(f"{ID_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        atomic_write_text(tmp, str(uuid.uuid4()) + "\n")
+        try:
+            os.link(tmp, path)              # fails if another process made it first: theirs stands
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     try:
         found = path.read_text(encoding="ascii").strip()
         uuid.UUID(found)
         return found
-    except FileNotFoundError:
-        pass
     except (ValueError, UnicodeDecodeError):
         raise OtherDataFolder(f"{path} is damaged (not a folder id); restore it from a backup of this folder, "
                               "or delete it to give the folder a new id") from None
-    made = str(uuid.uuid4())
-    atomic_write_text(path, made + "\n")
-    return made
 
 
 def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.datetime] = None) -> str:
@@ -82,6 +89,14 @@ def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.dat
         since = now - dt.timedelta(days=KEPT_DAYS)
         others = list(s.scalars(select(DataFolder).where(DataFolder.folder_id != mine, DataFolder.last_seen >= since)
                                 .order_by(DataFolder.last_seen.desc())))
+        # this very folder under another id: its id file lost (a copy that skipped dot-files,
+        # a tidy-up) and made again. The same host and path: the records' files are here.
+        same = [o for o in others if (o.host, o.path) == (here["host"], here["path"])]
+        for o in same:
+            log.warning("data folder %s:%s had id %s, now %s (its %s was lost): the same folder, kept",
+                        o.host, o.path, o.folder_id, mine, ID_FILE)
+            s.delete(o)
+        others = [o for o in others if o not in same]
         if others:
             o = others[0]
             raise OtherDataFolder(

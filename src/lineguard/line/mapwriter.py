@@ -91,7 +91,9 @@ class MapWriter:
             ev.wait(timeout)
 
     def is_pending(self, inspection_id: int) -> bool:
-        return inspection_id in self._pending
+        # a map stored but not linked yet (the database refused) is still this writer's:
+        # the disk keeper and the store sweep must not take it for a file no record names
+        return inspection_id in self._pending or inspection_id in self._unlinked
 
     def close(self) -> None:
         """Store what is queued, then stop."""
@@ -173,8 +175,13 @@ class MapWriter:
                     log.exception("could not store the anomaly map of inspection %s", j.inspection_id)
             try:
                 links = {j.inspection_id: j.key for j in stored}
-                if links and (self._unlinked or not self._link(links)):
-                    self._keep_unlinked(links)     # behind those refused before, in order
+                if links and self._unlinked:
+                    # the database took this batch's records a moment ago: try it with those
+                    # refused before, now, not at their retry time (up to 30 s away)
+                    self._keep_unlinked(links)
+                    self._retry_at = 0.0
+                elif links and not self._link(links):
+                    self._keep_unlinked(links)
                 self._link_again()
             finally:
                 # a reader waits no longer: a map not linked yet is "not kept" until it is

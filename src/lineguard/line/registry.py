@@ -193,6 +193,14 @@ class ModelRegistry:
                 raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: "
                                    f"{_without_paths(str(exc), tmp)}); upload a .lgm file saved by "
                                    "Inspector.save or `lineguard train`, or an .onnx from `lineguard export`") from exc
+            # thresholds set on another precision's scores than the station runs it at (an int8
+            # export that kept the fp32 thresholds rejected 40 of 40 good parts, and the upload
+            # and its activation answered 200 with only a warning in the server's log)
+            mismatch = (getattr(insp, "info", None) or {}).get("calibration_mismatch")
+            if mismatch:
+                named = mismatch.replace(tmp, Path(filename or "MODEL.onnx").name)
+                raise InvalidModel("its thresholds do not fit the scores the station would judge with: "
+                                   f"{_without_paths(named, tmp)}; then upload the recalibrated file")
         finally:
             try:
                 os.unlink(tmp)

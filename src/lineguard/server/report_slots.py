@@ -26,16 +26,22 @@ WAIT_S = 30.0
 class ReportSlots:
     def __init__(self, app: Any):
         self.app = app
+        # one set of slots per event loop: an asyncio semaphore that ever made a request
+        # wait belongs to that loop, and the same app served again on another (an embedding,
+        # a server restarted in one process) failed every report with a RuntimeError
         self._slots: Optional[asyncio.Semaphore] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.waiting = 0           # reports waiting for a slot now (tests, /metrics later)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(REPORT_PATHS):
             await self.app(scope, receive, send)
             return
-        if self._slots is None:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:
             st = scope["app"].state.station if "app" in scope else None
             self._slots = asyncio.Semaphore(st.config.report_slots if st is not None else 2)
+            self._loop = loop
         self.waiting += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), WAIT_S)

@@ -306,10 +306,15 @@ class FolderWatcher:
             self._refuse(path, sig, None, f"the file is empty (0 bytes) and stayed empty for {stable_s:.0f} s; "
                                           "the camera or copy step may have failed, re-capture the part")
             return True
+        # a BMP, TIFF or WebP ending in 4 KB of zeros may be a copy that set its size first, or
+        # simply a dark photo (a black conveyor at a BMP's top rows, a TIFF's bottom ones): a
+        # copy being filled keeps changing, so one unchanged for ZERO_TAIL_SETTLE_S is taken
+        # (dark photos waited the whole --incomplete-after, 60 s, each)
+        zero_tail = stable_s < ZERO_TAIL_SETTLE_S
         if waiting:
             if self._corrupt.get(path.name) == sig:
                 return False   # refused as corrupt unchanged: looked at again once it changes or at the end
-            whole = self._peek(path, sig[0])
+            whole = self._peek(path, sig[0], zero_tail=zero_tail)
             if whole is None:
                 self._seen.pop(path.name, None)   # gone or changed: wait for it to settle again
                 return False
@@ -319,7 +324,7 @@ class FolderWatcher:
         if data is None or len(data) != sig[0]:
             self._seen.pop(path.name, None)   # changed under us: wait for it to settle again
             return False
-        if not looks_complete(data) and waiting:
+        if not looks_complete(data, zero_tail=zero_tail) and waiting:
             return False   # rewritten between the look and the read: look again next poll
         return self._handle(path, sig, data, waiting=waiting)
 
@@ -345,7 +350,7 @@ class FolderWatcher:
             return fh.read()
 
     @classmethod
-    def _peek(cls, path: Path, size: int) -> Optional[bool]:
+    def _peek(cls, path: Path, size: int, zero_tail: bool = True) -> Optional[bool]:
         """Whether the file looks whole (:func:`looks_complete`) from its ends and, for a
         JPEG or TIFF, its structure (a few small reads, never the whole file); None when it
         is gone or no longer ``size`` bytes long."""
@@ -354,7 +359,7 @@ class FolderWatcher:
             return None
         with os.fdopen(fd, "rb") as fh:
             head = fh.read(_HEAD)
-            return _whole(fh, head, size)
+            return _whole(fh, head, size, zero_tail=zero_tail)
 
     def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str) -> None:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
@@ -465,7 +470,7 @@ def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:
     return whole
 
 
-def looks_complete(data: bytes) -> bool:
+def looks_complete(data: bytes, zero_tail: bool = True) -> bool:
     """Whether image bytes end where their format says they end (cheap: no decoding).
 
     PNG ends with an IEND chunk, GIF with its trailer and JPEG with an EOI marker after
@@ -473,14 +478,18 @@ def looks_complete(data: bytes) -> bool:
     not count; some cameras pad after it); a TIFF's directories and strips lie within the
     file; BMP and WebP state their length in the header. A BMP, TIFF or WebP whose last
     4 KB are all zero bytes looks like a copy that set the file's size first and has not
-    filled it yet (Windows, SMB). Other formats are taken as whole once settled: the
+    filled it yet (Windows, SMB); ``zero_tail=False`` takes it as whole (it stayed unchanged
+    long enough to be a dark photo). Other formats are taken as whole once settled: the
     station still refuses a truncated one.
     """
     import io
-    return bool(_whole(io.BytesIO(data), data[:_HEAD], len(data)))
+    return bool(_whole(io.BytesIO(data), data[:_HEAD], len(data), zero_tail=zero_tail))
 
 
 _HEAD, _TAIL = 16, 4096   # the bytes looks_complete needs from a file's start and end
+# a BMP, TIFF or WebP ending in zeros and unchanged this long is a dark photo, not a copy
+# that set its size first: copies fill such a file in steps well under this apart
+ZERO_TAIL_SETTLE_S = 5.0
 
 
 def _read_at(fh: Any, offset: int, n: int) -> bytes:
