@@ -26,13 +26,7 @@ from lineguard.line.sources.camera import CameraSource  # noqa: E402
 from lineguard.line.sources.folder import JOURNAL, FolderWatcher  # noqa: E402
 
 from .conftest import png_bytes  # noqa: E402
-
-
-def _settle(w: FolderWatcher, rounds: int = 3) -> None:
-    for _ in range(rounds):
-        w.poll_once()
-        time.sleep(w.settle_s + 0.02)
-    w.poll_once()
+from .test_folder_hardening import _settle  # noqa: E402
 
 
 def _watcher(submit, inbox, **kw):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,22 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from line.test_model_lifecycle import _wait_job
+
 from .fake_inspector import FakeInspector, png_bytes
 
 
 def _part(pid: str, line: str = "L1"):
     from lineguard.line.station import Part
     return Part(pid, line, "S1", "cell")
-
-
-def _wait_job(st, job_id: int, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = st.jobs.get(job_id)
-        if job.status in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("the training job did not finish")
 
 
 @pytest.fixture
