@@ -31,7 +31,6 @@ class ReportSlots:
         # a server restarted in one process) failed every report with a RuntimeError
         self._slots: Optional[asyncio.Semaphore] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self.waiting = 0           # reports waiting for a slot now (tests, /metrics later)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(REPORT_PATHS):
@@ -42,18 +41,16 @@ class ReportSlots:
             st = scope["app"].state.station if "app" in scope else None
             self._slots = asyncio.Semaphore(st.config.report_slots if st is not None else 2)
             self._loop = loop
-        self.waiting += 1
+        slots = self._slots         # the one this request takes a slot of is the one it gives back
         try:
-            await asyncio.wait_for(self._slots.acquire(), WAIT_S)
+            await asyncio.wait_for(slots.acquire(), WAIT_S)
         except asyncio.TimeoutError:
             busy = ("the station is busy with other reports and exports; try again in a moment "
                     "(serve --report-slots sets how many run at once)")
             await JSONResponse({"error": {"code": "busy", "message": busy}, "detail": busy}, status_code=503,
                                headers={"Retry-After": "10"})(scope, receive, send)
             return
-        finally:
-            self.waiting -= 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self._slots.release()
+            slots.release()
