@@ -90,3 +90,53 @@ def test_inspections_filter_by_lot_and_defect_type(station):
     assert [r.part_id for r in station.query(lot="LOT-2")] == ["f-c", "f-b"]
     assert [r.part_id for r in station.query(defect_type="dent")] == ["f-c", "f-a"]
     assert [r.part_id for r in station.query(defect_type="dent", lot="LOT-2")] == ["f-c"]
+
+
+def test_two_reviews_of_one_part_at_once_leave_the_part_as_its_latest_review(station, monkeypatch):
+    """Two reviewers judging one part within a moment (SQLite): the second review to write
+    had read the part before the first committed, and only the columns that differed from
+    that stale copy were written: the part said "good by ben" while its latest review, the
+    one every reviewer saw answered, was "defect by ann" (every count read the part)."""
+    import threading
+    import time
+
+    from lineguard.line import reviews
+    ng = station.inspect(png_bytes(230, seed=4), part("race")).record
+    station.review(ng.id, "defect", "ann", None, defect_type="crack")
+    both_read = threading.Barrier(2)
+    check = reviews.check_review
+
+    def after_both_read(s, product, label, defect_type):
+        both_read.wait(10)           # each review has read the part (ann's: "defect by ann")
+        if label == "defect":
+            time.sleep(0.3)          # ann's writes last, from her stale copy
+        return check(s, product, label, defect_type)
+
+    monkeypatch.setattr(reviews, "check_review", after_both_read)
+    threads = [threading.Thread(target=station.review, args=(ng.id, "good", "ben", None)),
+               threading.Thread(target=station.review, args=(ng.id, "defect", "ann", None),
+                                kwargs={"defect_type": "crack"})]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    latest = station.review_history(ng.id)[-1]
+    rec = station.get(ng.id)
+    assert (latest.label, latest.reviewer) == ("defect", "ann")
+    assert (rec.review_label, rec.defect_type, rec.reviewer) == (latest.label, latest.defect_type, latest.reviewer)
+
+
+def test_a_test_part_s_review_is_not_in_the_version_s_rates(station):
+    """A red rabbit reviewed "good" (what it is not) counted in the model version's false
+    rejects, though SPC, the shift report and tuning leave test parts out."""
+    from lineguard.line.compare import version_rates
+    station.test_parts.add("cell", "RR-01", "NG", by="test")
+    ng = station.inspect(png_bytes(230, seed=5), part("p-ng")).record
+    station.review(ng.id, "defect", "ann", None, defect_type="crack")
+    rabbit = station.inspect(png_bytes(230, seed=6), Part("RR-01", "L1", "S1", "cell")).record
+    assert rabbit.test_part is not None
+    station.review(rabbit.id, "good", "ann", None)
+    with station.db.session() as s:
+        mv = next(mv for mv in station.models.list("cell") if mv.active)
+        rates = version_rates(s, [mv])[mv.id]
+    assert (rates["n_good"], rates["n_defect"]) == (0, 1), rates

@@ -38,8 +38,10 @@ def test_review_with_defect_type_history_and_filters(station):
         body = r.json()
         assert body["defect_type"] == "burr" and body["review"]["label"] == "defect"
         hist = op.get(f"/api/v1/inspections/{rec['id']}/reviews").json()["items"]
+        who = hist[0]["reviewer"]
+        assert who.startswith("test-operator (key ")          # a key, told from a user of one name
         assert [(h["label"], h["defect_type"], h["reviewer"], h["verdict_at_review"]) for h in hist] == [
-            ("good", None, "test-operator", "NG"), ("defect", "burr", "test-operator", "NG")]
+            ("good", None, who, "NG"), ("defect", "burr", who, "NG")]
         assert hist[1]["note"] == "edge" and hist[0]["created_at"].endswith("Z")
         assert op.get("/api/v1/inspections/999999/reviews").status_code == 404
         items = op.get("/api/v1/inspections", params={"defect_type": "burr", "lot": "LOT-9"}).json()["items"]

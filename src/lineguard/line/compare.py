@@ -89,7 +89,7 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
                  if key in by_key and len(mvs) > 1 and any(not mv.line for mv in mvs)}
     q = (select(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
                 Inspection.review_label, Inspection.verdict, func.count())
-         .where(Inspection.reviewed.is_(True), Inspection.product.in_(products))
+         .where(Inspection.reviewed.is_(True), Inspection.product.in_(products), Inspection.test_part.is_(None))
          .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
                    Inspection.review_label, Inspection.verdict))
     for product, model_id, reg_version, line, label, verdict, n in s.execute(q):
@@ -106,14 +106,14 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
             rows = s.execute(select(Inspection.created_at, Inspection.review_label, Inspection.verdict)
                              .where(Inspection.reviewed.is_(True), Inspection.product == product,
                                     Inspection.model_id == model_id, Inspection.registry_version == reg_version,
-                                    Inspection.line == own.line))
+                                    Inspection.line == own.line, Inspection.test_part.is_(None)))
             for at, label, verdict in rows:
                 judge = own if any(a <= at and (b is None or at < b) for a, b in spans) else wide
                 counts[judge.id][(label, verdict)] += 1
     ids = [mv.id for mv in versions]
     q2 = (select(ShadowResult.model_version_id, Inspection.review_label, ShadowResult.verdict, func.count())
           .join(Inspection, Inspection.id == ShadowResult.inspection_id)
-          .where(Inspection.reviewed.is_(True), ShadowResult.model_version_id.in_(ids))
+          .where(Inspection.reviewed.is_(True), ShadowResult.model_version_id.in_(ids), Inspection.test_part.is_(None))
           .group_by(ShadowResult.model_version_id, Inspection.review_label, ShadowResult.verdict))
     for mv_id, label, verdict, n in s.execute(q2):
         counts[mv_id][(label, verdict)] += n
@@ -123,8 +123,11 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
 def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str = "",
             max_disagreements: int = MAX_DISAGREEMENTS) -> dict[str, Any]:
     """The candidate's shadow verdicts against the active version's on the parts both judged."""
+    # a test part's review says what the part is, not how the line's parts are judged:
+    # left out, as SPC, the shift report and tuning leave it out
     both = and_(ShadowResult.model_version_id == candidate.id, Inspection.product == active.product,
-                Inspection.model_id == active.model_id, Inspection.registry_version == active.version)
+                Inspection.model_id == active.model_id, Inspection.registry_version == active.version,
+                Inspection.test_part.is_(None))
     if line:
         both = and_(both, Inspection.line == line)
     base = select(Inspection).join(ShadowResult, ShadowResult.inspection_id == Inspection.id).where(both)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
 from ..vision.imageio import decode_scale_of, jpeg_scale, load_photo
@@ -168,6 +169,8 @@ _iso = iso_utc   # the name the routers import
 
 # the database fault /health's own probe sets (and clears once the database answers again)
 _UNREACHABLE = "the database is not reachable"
+# a part's latest review, as its record keeps it (Station.review writes every one of them)
+_REVIEW_COLUMNS = ("reviewed", "review_label", "defect_type", "reviewer", "review_note", "reviewed_at")
 # /health proves the database takes writes when no part has been written for this long
 WRITE_CHECK_IDLE_S = 60.0
 # /health's image-folder write probe, at most this often while the folder has no fault
@@ -810,6 +813,12 @@ class Station:
             rec.reviewer = reviewer
             rec.review_note = note
             rec.reviewed_at = now
+            # every column written, not only those that differ from the copy read above: on
+            # SQLite that read takes no lock, and a review that read the part before another
+            # reviewer's committed left the other's label or defect type standing (a part
+            # "good, crack"; its latest review "defect" while every count read "good")
+            for column in _REVIEW_COLUMNS:
+                flag_modified(rec, column)
             s.flush()
             event = inspection_to_dict(rec)
             record_event(s, "review", rec.line, event)

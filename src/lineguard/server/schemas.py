@@ -16,9 +16,9 @@ MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a
 class ReviewIn(BaseModel):
     label: Literal["good", "defect"] = Field(description="good: no defect (on an NG/REVIEW part, a false alarm); "
                                              "defect: a confirmed defect (on an OK part, a missed one: an escape)")
-    defect_type: Optional[str] = Field(default=None, max_length=100,
+    defect_type: Optional[str] = Field(default=None, max_length=100, pattern=NO_NUL,
                                        description="with label defect: one of the product's defect types")
-    note: Optional[str] = Field(default=None, max_length=2000)
+    note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
 class DefectTypesIn(BaseModel):

@@ -327,7 +327,8 @@ def get_overlay(inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
              responses=errors(401, 403, 404, 422))
 def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
-    return with_links(station.review(inspection_id, body.label, caller.name, body.note, body.defect_type))
+    # who, as the change log names people: a key and a user of one name are told apart
+    return with_links(station.review(inspection_id, body.label, caller.who, body.note, body.defect_type))
 
 
 @router.get("/{inspection_id}/reviews", summary="Every review of a part, oldest first", response_model=ReviewList,
