@@ -195,6 +195,9 @@ def test_cli_stress_then_info(fitted_model_path, synth_category, tmp_path):
              "--kinds", "spot,scratch", "--mm-per-px", 0.1, "--threads", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "spot:" in r.stdout and "scratch:" in r.stdout and "report written" in r.stdout
+    # 10 good photos: under 30, said so; and what the reject threshold was set for
+    assert "warning:" in r.stderr and "independent" in r.stderr
+    assert "false-reject target of" in r.stdout
     report = tmp_path / "report"
     pod = json.loads((report / "pod.json").read_text())
     assert set(pod["kinds"]) == {"spot", "scratch"} and pod["n_good"] == 10

@@ -36,15 +36,37 @@ def pod_summary(study: dict) -> dict[str, Any]:
             "a90_below_painted", "a90_95_below_painted", "size_min", "size_max")
     kinds = {}
     for kind, e in study["kinds"].items():
+        size = e["size"]
         kinds[kind] = {"sentence": e["sentence"], "size_means": e["size_means"],
-                       "contrast": e["nominal_contrast"], **{k: e["size"].get(k) for k in keep}}
+                       "contrast": e["nominal_contrast"], **{k: size.get(k) for k in keep}}
         if study.get("mm_per_px"):
             for k in ("a50", "a90", "a90_95"):
-                kinds[kind][f"{k}_mm"] = e["size"].get(f"{k}_mm")
+                kinds[kind][f"{k}_mm"] = size.get(f"{k}_mm")
+        _null_unreached(kinds[kind])
+        if e.get("line_width_px") is not None:
+            kinds[kind]["line_width_px"] = e["line_width_px"]
+    painting = study.get("painting") or {}
     return {"kind": "lineguard.pod_summary", "model": study.get("model"), "good_dir": study.get("good_dir"),
             "n_good": study["n_good"], "per_kind": study["per_kind"], "seed": study["seed"],
             "mm_per_px": study.get("mm_per_px"), "false_reject_rate": study["false_reject_rate"],
-            "kinds": kinds}
+            "review_rate_good": study.get("review_rate_good"), "left_out_photos": study.get("left_out_photos"),
+            "roi": painting.get("roi"), "warnings": study.get("warnings", []), "kinds": kinds}
+
+
+def _null_unreached(k: dict) -> dict:
+    """A size beyond the largest painted is the curve's extrapolation, not a finding: null in
+    the summary (a report's pod.json keeps the fitted value), with the reason in ``not_reached``."""
+    reasons = dict(k.get("not_reached") or {})
+    for key in ("a50", "a90", "a90_95"):
+        if k.get(key) is not None and k.get(f"{key}_reached") is False:
+            reasons[key] = (f"not reached: beyond the largest size painted ({k['size_max']:.3g} px; the curve's "
+                            f"extrapolation, {k[key]:.3g} px, is in the report's pod.json)")
+            k[key] = None
+            if f"{key}_mm" in k:
+                k[f"{key}_mm"] = None
+    if reasons:
+        k["not_reached"] = reasons
+    return k
 
 
 KINDS_HELP = "scratch, crack, spot, missing_material, contamination, low_contrast_area"
@@ -121,8 +143,27 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
         except OSError as exc:
             note("note", f"could not store the summary beside the model ({target}: {exc.strerror or exc}); "
                          f"`lineguard info {model} --pod {output / 'pod.json'}` shows it")
-    say(f"{len(good)} good parts, {study['false_rejects']} judged NG unpainted "
-        f"(false-reject rate {study['false_reject_rate']:.1%})")
+    from ..vision.stress import threshold_meaning
+    n = len(good)
+    line = (f"{n} good parts, {study['false_rejects']} judged NG unpainted "
+            f"(false-reject rate {study['false_reject_rate']:.1%})")
+    if study.get("review_threshold") is not None:
+        line += f", {study.get('reviews_good', 0)} judged REVIEW (review rate {study['review_rate_good']:.1%})"
+    say(line)
+    meaning = threshold_meaning(study)
+    if meaning:
+        say(f"reject threshold {study['threshold']:.4g}: {meaning}")
+    left = study.get("left_out_photos") or {}
+    if left.get("ng"):
+        say(f"  {left['ng']} photo(s) already NG unpainted: no defect painted on them, left out of every curve")
+    if study.get("review_threshold") is not None and left.get("ng_or_review", 0) > left.get("ng", 0):
+        say(f"  {left['ng_or_review']} photo(s) already REVIEW or NG unpainted: left out of the "
+            "hit = NG-or-REVIEW curves")
+    roi = (study.get("painting") or {}).get("roi")
+    if roi:
+        say(f"  defects painted inside the model's region of interest {tuple(roi)} (x, y, width, height)")
+    for w in study.get("warnings", []):
+        note("warning", w)
     for kind, e in study["kinds"].items():
         say(f"  {kind}: {e['sentence']}")
     say(f"report written to {index}")
@@ -149,6 +190,9 @@ def load_pod_summary(model: Path, pod: Optional[Path], model_id: str) -> Optiona
     if not isinstance(data, dict) or data.get("kind") not in ("lineguard.stress", "lineguard.pod_summary"):
         raise ValueError(f"{path}: not a stress-test summary (written by `lineguard stress`)")
     summary = pod_summary(data) if data["kind"] == "lineguard.stress" else data
+    for k in (summary.get("kinds") or {}).values():    # a summary stored before a90 was nulled there
+        if isinstance(k, dict):
+            _null_unreached(k)
     made_for = (summary.get("model") or {}).get("model_id")
     summary["matches_model"] = made_for == model_id
     return summary

@@ -27,6 +27,7 @@ to the old value), so contrasts under 3 are painted as 3.
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from .synth import (_apply, _blob, _contrast_sign, _noise_sigma, _raster_curves,
                     crack_branches)
 
 __all__ = ["STRESS_KINDS", "KIND_SIZE_MEANS", "NOMINAL_CONTRAST", "SIZE_RANGE", "CONTRAST_RANGE",
-           "paint_sized_defect"]
+           "LINE_KINDS", "LINE_WIDTH_PX", "paint_sized_defect", "clip_region"]
 
 STRESS_KINDS: tuple[str, ...] = ("scratch", "crack", "spot", "missing_material", "contamination",
                                  "low_contrast_area")
@@ -64,9 +65,15 @@ SIZE_RANGE: dict[str, tuple[float, float]] = {
 }
 
 _MIN_PX = 1.0
+# Line defects (scratch, crack) and their default full width at the core, photo px; the
+# caller may ask for wider lines (the stress test does, so that a line stays at least
+# about one model-input pixel wide after the model shrinks the photo).
+LINE_KINDS: tuple[str, ...] = ("scratch", "crack")
+LINE_WIDTH_PX: dict[str, float] = {"scratch": 1.2, "crack": 1.4}
 
 
-def _check(image: np.ndarray, kind: str, size_px: float, contrast: float) -> None:
+def _check(image: np.ndarray, kind: str, size_px: float, contrast: float,
+           region: Optional[tuple[int, int, int, int]] = None) -> None:
     if kind not in STRESS_KINDS:
         raise ValueError(f"unknown defect kind {kind!r}; valid kinds are: {', '.join(STRESS_KINDS)}")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -77,14 +84,34 @@ def _check(image: np.ndarray, kind: str, size_px: float, contrast: float) -> Non
     if size_px > 0.95 * min(image.shape[:2]):
         raise ValueError(f"a {kind} of {size_px:.0f} px does not fit a {image.shape[1]}x{image.shape[0]} photo; "
                          "paint smaller defects or use larger photos")
+    if region is not None and size_px > 0.95 * min(region[2], region[3]):
+        raise ValueError(f"a {kind} of {size_px:.0f} px does not fit the {region[2]}x{region[3]} region of "
+                         "interest; paint smaller defects")
     if not (math.isfinite(contrast) and contrast > 0):
         raise ValueError(f"contrast must be a positive number of grey levels, got {contrast}")
 
 
-def _centre(rng: np.random.Generator, h: int, w: int, reach: float) -> tuple[float, float]:
-    """A centre that keeps a defect of this reach inside the photo (or centred, if it cannot be)."""
-    my, mx = min(reach + 1, h / 2), min(reach + 1, w / 2)
-    return float(rng.uniform(my, h - my)), float(rng.uniform(mx, w - mx))
+def _centre(rng: np.random.Generator, h: int, w: int, reach: float,
+            region: Optional[tuple[int, int, int, int]] = None) -> tuple[float, float]:
+    """A centre that keeps a defect of this reach inside the photo, or inside ``region``
+    (x, y, width, height: the model's region of interest) where one is given (centred
+    in it, if it cannot be)."""
+    x0, y0, rw, rh = region if region is not None else (0, 0, w, h)
+    my, mx = min(reach + 1, rh / 2), min(reach + 1, rw / 2)
+    return float(y0 + rng.uniform(my, rh - my)), float(x0 + rng.uniform(mx, rw - mx))
+
+
+def clip_region(shape: Sequence[int], roi: Optional[Sequence[int]]) -> tuple[int, int, int, int]:
+    """The part of a photo of ``shape`` (h, w, ...) a model inspects: its region of interest
+    (x, y, width, height) clipped to the photo, as the model's preprocessing clips it; the
+    whole photo where there is none (or the ROI lies outside this photo)."""
+    h, w = int(shape[0]), int(shape[1])
+    if roi is None:
+        return 0, 0, w, h
+    x, y, rw, rh = (int(v) for v in roi)
+    if x >= w or y >= h:
+        return 0, 0, w, h
+    return x, y, max(1, min(rw, w - x)), max(1, min(rh, h - y))
 
 
 def _box(cy: float, cx: float, reach: float, h: int, w: int) -> tuple[int, int, int, int]:
@@ -102,7 +129,7 @@ def _dark_first(level: float, contrast: float) -> float:
     return -1.0 if level - contrast >= 8.0 else 1.0
 
 
-def _paint_line(image, rng, size, contrast, branched: bool):
+def _paint_line(image, rng, size, contrast, branched: bool, region=None, width=None):
     H, W = image.shape[:2]
     if branched:
         # A crack: a random walk, rescaled so that its ends lie ``size`` apart.
@@ -117,7 +144,7 @@ def _paint_line(image, rng, size, contrast, branched: bool):
         main *= size / span
         main -= 0.5 * (main[0] + main[-1])
         lines = [main] + crack_branches(main, size / n, rng, branches=(1, 3), steps=(2, 4))
-        half_w = 0.7
+        half_w = 0.5 * LINE_WIDTH_PX["crack"]
     else:
         ang = rng.uniform(0, math.pi)
         bend = rng.normal(0.0, 0.06) * size
@@ -125,9 +152,11 @@ def _paint_line(image, rng, size, contrast, branched: bool):
         p1 = bend * np.array([math.cos(ang), -math.sin(ang)])
         t = np.linspace(0.0, 1.0, int(size * 2) + 8)[:, None]
         lines = [(1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * (-p0)]
-        half_w = 0.6
-    reach = max(float(np.abs(p).max()) for p in lines) + 3
-    cy, cx = _centre(rng, H, W, reach)
+        half_w = 0.5 * LINE_WIDTH_PX["scratch"]
+    if width is not None:
+        half_w = max(half_w, 0.5 * float(width))
+    reach = max(float(np.abs(p).max()) for p in lines) + 3 + max(0.0, half_w - 0.7)
+    cy, cx = _centre(rng, H, W, reach, region)
     y0, x0, y1, x1 = _box(cy, cx, reach, H, W)
     dense, widths = [], []
     for i, pl in enumerate(lines):
@@ -152,10 +181,10 @@ def _disc_alpha(cy, cx, radius, y0, x0, y1, x1, edge=0.7):
     return np.clip((radius - d) / edge + 0.5, 0.0, 1.0), d
 
 
-def _paint_spot(image, rng, size, contrast):
+def _paint_spot(image, rng, size, contrast, region=None, width=None):
     H, W = image.shape[:2]
     radius = 0.5 * size
-    cy, cx = _centre(rng, H, W, radius + 2)
+    cy, cx = _centre(rng, H, W, radius + 2, region)
     y0, x0, y1, x1 = _box(cy, cx, radius + 2, H, W)
     alpha, d = _disc_alpha(cy, cx, radius, y0, x0, y1, x1)
     # A pit is deepest in the middle: full contrast there, 70% at its edge.
@@ -165,12 +194,12 @@ def _paint_spot(image, rng, size, contrast):
     return y0, x0, delta, alpha > 0.2
 
 
-def _paint_missing(image, rng, size, contrast):
+def _paint_missing(image, rng, size, contrast, region=None, width=None):
     H, W = image.shape[:2]
     # _blob's ellipse has the area of a disc of this radius before its edge wobbles.
     radius = 0.5 * size
     reach = 1.6 * radius * 1.3 + 3
-    cy, cx = _centre(rng, H, W, reach)
+    cy, cx = _centre(rng, H, W, reach, region)
     y0, x0, y1, x1 = _box(cy, cx, reach, H, W)
     r = _blob(rng, cy, cx, radius, y0, x0, y1, x1, 0.2)
     alpha = np.clip((1.0 - r) * radius / 0.8 + 0.5, 0.0, 1.0)
@@ -186,7 +215,7 @@ def _paint_missing(image, rng, size, contrast):
     return y0, x0, delta, alpha > 0.15
 
 
-def _paint_contamination(image, rng, size, contrast):
+def _paint_contamination(image, rng, size, contrast, region=None, width=None):
     H, W = image.shape[:2]
     radius = 0.5 * size
     main_r = max(0.6, 0.3 * radius)
@@ -198,7 +227,7 @@ def _paint_contamination(image, rng, size, contrast):
     # The farthest speck sits on the cluster's rim, so that the cluster spans ``size``.
     a = rng.uniform(0, 2 * math.pi)
     specks.append(((radius - specks[-1][2]) * math.sin(a), (radius - specks[-1][2]) * math.cos(a), specks[-1][2]))
-    cy, cx = _centre(rng, H, W, radius + 2)
+    cy, cx = _centre(rng, H, W, radius + 2, region)
     y0, x0, y1, x1 = _box(cy, cx, radius + 2, H, W)
     alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
     for oy, ox, r in specks:
@@ -212,11 +241,11 @@ def _paint_contamination(image, rng, size, contrast):
     return y0, x0, delta, alpha > 0.25
 
 
-def _paint_low_contrast(image, rng, size, contrast):
+def _paint_low_contrast(image, rng, size, contrast, region=None, width=None):
     H, W = image.shape[:2]
     radius = 0.5 * size
     reach = 1.3 * radius * 1.3 + 3
-    cy, cx = _centre(rng, H, W, reach)
+    cy, cx = _centre(rng, H, W, reach, region)
     y0, x0, y1, x1 = _box(cy, cx, reach, H, W)
     r = _blob(rng, cy, cx, radius, y0, x0, y1, x1, 0.15)
     # A soft shoulder a third of the radius wide: uneven areas have no edge to find.
@@ -229,8 +258,8 @@ def _paint_low_contrast(image, rng, size, contrast):
 
 
 _PAINTERS = {
-    "scratch": lambda im, rng, s, c: _paint_line(im, rng, s, c, branched=False),
-    "crack": lambda im, rng, s, c: _paint_line(im, rng, s, c, branched=True),
+    "scratch": lambda im, rng, s, c, **kw: _paint_line(im, rng, s, c, branched=False, **kw),
+    "crack": lambda im, rng, s, c, **kw: _paint_line(im, rng, s, c, branched=True, **kw),
     "spot": _paint_spot,
     "missing_material": _paint_missing,
     "contamination": _paint_contamination,
@@ -239,19 +268,27 @@ _PAINTERS = {
 
 
 def paint_sized_defect(image: np.ndarray, kind: str, size_px: float, contrast: float,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                       rng: np.random.Generator, region: Optional[Sequence[int]] = None,
+                       line_width_px: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
     """Paint one defect of ``kind``, ``size_px`` big (see the table above for what size
     means per kind) and ``contrast`` grey levels strong -> (new image, mask 0/255).
 
-    The defect lies wholly inside the photo, centred at a random place drawn from
-    ``rng``; the input is not modified.
+    The defect lies wholly inside the photo (inside ``region``, (x, y, width, height),
+    where given: the model's region of interest), centred at a random place drawn from
+    ``rng``; the input is not modified. ``line_width_px``: for scratches and cracks, the
+    full width at the line's core, at least ``LINE_WIDTH_PX`` (ignored for other kinds).
     """
     size_px, contrast = float(size_px), float(contrast)
-    _check(image, kind, size_px, contrast)
+    if region is not None:
+        region = clip_region(image.shape, region)
+    _check(image, kind, size_px, contrast, region)
     if not isinstance(rng, np.random.Generator):
         raise ValueError("rng must be a numpy.random.Generator, e.g. numpy.random.default_rng(0)")
+    if line_width_px is not None and not (math.isfinite(line_width_px) and line_width_px > 0):
+        raise ValueError(f"line_width_px must be a positive number of pixels, got {line_width_px}")
     image = np.ascontiguousarray(image)
-    y0, x0, delta, support = _PAINTERS[kind](image, rng, size_px, max(contrast, 3.0))
+    y0, x0, delta, support = _PAINTERS[kind](image, rng, size_px, max(contrast, 3.0), region=region,
+                                             width=line_width_px)
     if not support.any():   # sub-pixel defect: mark its centre pixel at least
         support = np.zeros_like(support)
         support[support.shape[0] // 2, support.shape[1] // 2] = True

@@ -15,9 +15,14 @@ Each kind gets two series, as an NDT study would run them:
   be caught, i.e. how far the ``a90`` holds for fainter defects.
 
 A hit is a part judged NG (the defect does not ship); a second fit counts REVIEW as a hit
-too (a person looks and catches it). The good parts are also judged unpainted: their
-false-reject rate is the floor under every POD curve, as a part already NG is "caught"
-whatever is painted on it.
+too (a person looks and catches it). The good parts are also judged unpainted first: a
+photo already NG would count as "caught" whatever is painted on it, so nothing is painted
+there and it is left out of every fit; a photo already REVIEW is painted, but left out of
+the NG-or-REVIEW fit. Their false-reject and review rates head the report.
+
+Defects are painted inside the model's region of interest (its preprocess ``roi``) where
+it has one, and lines (scratches, cracks) at least ``LINE_WIDTH_INPUT_PX`` model-input
+pixels wide, so that the model's shrinking of the photo does not average them away.
 
 The good images must be ones the model never learned from: scores on training parts
 are optimistic, and so would the curves be.
@@ -32,17 +37,24 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .pod import PodFit, fit_pod
-from .sized_defects import (CONTRAST_RANGE, KIND_SIZE_MEANS, NOMINAL_CONTRAST, SIZE_RANGE, STRESS_KINDS,
-                            paint_sized_defect)
+from .sized_defects import (CONTRAST_RANGE, KIND_SIZE_MEANS, LINE_KINDS, LINE_WIDTH_PX, NOMINAL_CONTRAST,
+                            SIZE_RANGE, STRESS_KINDS, clip_region, paint_sized_defect)
 
 __all__ = ["StressPart", "plan_stress", "paint_part", "run_stress", "kind_sentence", "CONTRAST_SHARE",
-           "KIND_PLURAL", "KIND_ONE"]
+           "KIND_PLURAL", "KIND_ONE", "FEW_GOOD", "threshold_meaning", "line_width", "LINE_WIDTH_INPUT_PX",
+           "painting_for", "few_good_warning"]
 
 # Share of each kind's parts in the contrast series; the rest measure size.
 CONTRAST_SHARE = 0.25
 # Parts judged per call: enough for the model's batching and lanes, few enough to keep
 # memory flat on large photos.
 _CHUNK = 32
+# Fewer good photos than this and the sizes rest on few parts (README: "some 30 or more").
+FEW_GOOD = 30
+# A painted line is at least this many model-input pixels wide: thinner, the model's
+# shrinking of the photo averages it away (a 1.4 px crack on a 500 px photo shrunk to
+# 128 px changes the input by a quarter of its contrast).
+LINE_WIDTH_INPUT_PX = 1.25
 
 KIND_PLURAL = {
     "scratch": "scratches", "crack": "cracks", "spot": "spots and blowholes",
@@ -90,8 +102,9 @@ def plan_stress(shapes: Sequence[tuple[int, int]], kinds: Sequence[str] = STRESS
                 seed: int = 0) -> list[StressPart]:
     """Which defect goes on which good photo, at what size and contrast.
 
-    ``shapes``: (height, width) of each good photo. Sizes are drawn as shares of the
-    chosen photo's shorter side, so a defect always fits the photo it is painted on.
+    ``shapes``: (height, width) of each good photo, or of the part of it the model inspects
+    (its region of interest): sizes are drawn as shares of the shorter side, so a defect
+    always fits where it is painted.
     """
     kinds = _check_kinds(kinds)
     if isinstance(per_kind, bool) or not isinstance(per_kind, (int, np.integer)) or per_kind < 4:
@@ -121,13 +134,66 @@ def plan_stress(shapes: Sequence[tuple[int, int]], kinds: Sequence[str] = STRESS
     return plan
 
 
-def paint_part(good: Sequence[np.ndarray], part: StressPart, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The painted photo and its mask for one planned part (the same every time)."""
+def _input_px(shape: Sequence[int], pre: Any) -> float:
+    """Photo pixels per model-input pixel for a photo of ``shape`` (the larger of the two
+    axes' shrink, so a line in any direction keeps its width); 1 without a preprocess."""
+    if pre is None or not hasattr(pre, "input_hw"):
+        return 1.0
+    x, y, ww, wh = clip_region(shape, getattr(pre, "roi", None))
+    if getattr(pre, "orient", "none") == "landscape" and wh > ww:
+        ww, wh = wh, ww
+    ih, iw = pre.input_hw
+    sx, sy = ww / iw, wh / ih
+    if getattr(pre, "resize", "stretch") == "pad":
+        sx = sy = max(sx, sy)
+    return max(1.0, sx, sy)
+
+
+def painting_for(inspector: Any, good: Sequence[np.ndarray]) -> dict:
+    """Where and how wide defects are painted for this model: inside its region of interest
+    (``roi``, x, y, width, height; None for the whole photo), and lines (scratches, cracks)
+    at least ``LINE_WIDTH_INPUT_PX`` model-input pixels wide (``line_width_px``, per photo,
+    in photo pixels; never under the painter's own ``LINE_WIDTH_PX``)."""
+    pre = getattr(inspector, "preprocess", None)
+    roi = getattr(pre, "roi", None)
+    scale = [round(_input_px(g.shape, pre), 4) for g in good]
+    return {"roi": [int(v) for v in roi] if roi else None, "line_width_input_px": LINE_WIDTH_INPUT_PX,
+            "photo_px_per_input_px": scale}
+
+
+def line_width(kind: str, painting: Optional[dict], base: int) -> Optional[float]:
+    """The full width (photo px) a line of ``kind`` is painted at on photo ``base``; None for
+    kinds that are not lines."""
+    if kind not in LINE_KINDS:
+        return None
+    scale = (painting or {}).get("photo_px_per_input_px")
+    f = float(scale[base]) if scale else 1.0
+    return max(LINE_WIDTH_PX[kind], LINE_WIDTH_INPUT_PX * f) if f > 1.0 else LINE_WIDTH_PX[kind]
+
+
+def paint_part(good: Sequence[np.ndarray], part: StressPart, seed: int,
+               painting: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The painted photo and its mask for one planned part (the same every time).
+    ``painting``: the study's (:func:`painting_for`): the model's region of interest and
+    the width of painted lines; None paints anywhere on the photo at the painter's widths."""
+    roi = (painting or {}).get("roi")
+    width = line_width(part.kind, painting, part.base)
     return paint_sized_defect(good[part.base], part.kind, part.size_px, part.contrast,
-                              _kind_seed(seed, part.kind, part.index))
+                              _kind_seed(seed, part.kind, part.index), region=roi, line_width_px=width)
 
 
-def _contrast_size(part: StressPart, size_fit: dict, good: Sequence[np.ndarray]) -> StressPart:
+def few_good_warning(n_good: int) -> Optional[str]:
+    """What a study on fewer than ``FEW_GOOD`` good photos must say; None from there up."""
+    if n_good >= FEW_GOOD:
+        return None
+    return (f"only {n_good} good photo(s): each was painted many times, so these sizes rest on {n_good} "
+            f"part(s), not on the number of defects painted, and the 95% bounds (a90/95) treat repeats on one "
+            f"photo as independent, so they are narrower than the parts justify; use {FEW_GOOD} or more "
+            "held-out good parts before relying on them")
+
+
+def _contrast_size(part: StressPart, size_fit: dict, good: Sequence[np.ndarray],
+                   roi: Optional[Sequence[int]] = None) -> StressPart:
     """The contrast series is painted at the kind's a90 (where contrast decides whether a
     defect is caught), at the size from which every defect was caught where the size
     series was a step, or else at the largest size painted; never larger than fits the photo."""
@@ -136,7 +202,7 @@ def _contrast_size(part: StressPart, size_fit: dict, good: Sequence[np.ndarray])
     # An a90 below the smallest size painted is the curve's guess, not a measurement: paint
     # at the smallest size painted, where 9 in 10 were seen caught.
     target = max(float(target), float(size_fit["size_min"]))
-    limit = 0.9 * min(good[part.base].shape[:2])
+    limit = 0.9 * min(clip_region(good[part.base].shape, roi)[2:])
     return replace(part, size_px=round(max(1.0, min(float(target), limit)), 2))
 
 
@@ -247,23 +313,36 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
     small = [i for i, g in enumerate(good) if min(g.shape[:2]) < 32]
     if small:
         raise ValueError(f"{len(small)} good photo(s) are under 32 px on a side; too small to paint a defect on")
-    plan = plan_stress([g.shape[:2] for g in good], kinds, per_kind, seed)
-    kinds = list(dict.fromkeys(p.kind for p in plan))
-    total = len(good) + len(plan)
-    done = 0
+    kinds = _check_kinds(kinds)
+    painting = painting_for(inspector, good)
+    roi = painting["roi"]
+    windows = [clip_region(g.shape, roi) for g in good]
+    if min(min(w[2:]) for w in windows) < 32:
+        raise ValueError("the model's region of interest is under 32 px on a side in some photos; too small to "
+                         "paint a defect in")
     t0 = time.perf_counter()
 
-    # The unpainted parts: false rejects, and which photos are NG before any paint.
+    # The unpainted parts: false rejects, and which photos are NG (or REVIEW) before any paint.
     base_verdicts: list[str] = []
     base_scores: list[float] = []
     for start in range(0, len(good), _CHUNK):
         res = inspector.inspect_batch(good[start:start + _CHUNK])
         base_verdicts += [_verdict(r) for r in res]
         base_scores += [float(r.score) for r in res]
-        done += len(res)
         if progress:
-            progress("judge", done, total)
+            progress("judge", len(base_verdicts), len(good))
     t_good = time.perf_counter() - t0
+    # A photo already NG unpainted is "caught" whatever is painted on it: it says nothing of
+    # the defect, so none is painted there. One already REVIEW is painted (for hit = NG) but
+    # left out of the hit = NG-or-REVIEW fit, for the same reason.
+    usable = [i for i, v in enumerate(base_verdicts) if v != "NG"]
+    if not usable:
+        raise ValueError(f"all {len(good)} good photos are judged NG unpainted: the model rejects these good "
+                         "parts, so nothing painted on them can be judged; check the model and the folder")
+    sub = plan_stress([(windows[i][3], windows[i][2]) for i in usable], kinds, per_kind, seed)
+    plan = [replace(p, base=usable[p.base]) for p in sub]
+    total = len(good) + len(plan)
+    done = len(good)
 
     paint_s = 0.0
     outcome: dict[tuple[str, int], tuple[str, float]] = {}
@@ -273,13 +352,25 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         for start in range(0, len(parts), _CHUNK):
             chunk = parts[start:start + _CHUNK]
             tp = time.perf_counter()
-            arrays = [paint_part(good, p, seed)[0] for p in chunk]
+            arrays = [paint_part(good, p, seed, painting)[0] for p in chunk]
             paint_s += time.perf_counter() - tp
             for p, r in zip(chunk, inspector.inspect_batch(arrays)):
                 outcome[(p.kind, p.index)] = (_verdict(r), float(r.score))
             done += len(chunk)
             if progress:
                 progress("judge", done, total)
+
+    n_good = len(good)
+    already = {"ng": ("NG",), "ng_or_review": ("NG", "REVIEW")}
+    left_out = {name: sum(v in vs for v in base_verdicts) for name, vs in already.items()}
+
+    def left_out_note(name: str, n_parts: int) -> Optional[str]:
+        if not left_out[name]:
+            return None
+        what = "NG" if name == "ng" else "REVIEW or NG"
+        return (f"{left_out[name]} of {n_good} good photos were judged {what} unpainted and are left out "
+                f"of this fit ({n_parts} painted part(s)): a photo already {what} is counted found whatever "
+                "is painted on it")
 
     # Phase 1, sizes; then phase 2, contrasts at the size that phase 1 found matters.
     judge([p for p in plan if p.series == "size"])
@@ -288,15 +379,26 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         size_parts = [p for p in plan if p.kind == kind and p.series == "size"]
         fits[kind] = {}
         for name, hit in (("ng", lambda v: v == "NG"), ("ng_or_review", lambda v: v in ("NG", "REVIEW"))):
-            fits[kind][name] = _summary(fit_pod([p.size_px for p in size_parts],
-                                                [hit(outcome[(kind, p.index)][0]) for p in size_parts]), mm_per_px)
-    plan = [_contrast_size(p, fits[p.kind]["ng"], good) if p.series == "contrast" else p for p in plan]
+            keep = [p for p in size_parts if base_verdicts[p.base] not in already[name]]
+            dropped = len(size_parts) - len(keep)
+            if keep:
+                d = _summary(fit_pod([p.size_px for p in keep], [hit(outcome[(kind, p.index)][0]) for p in keep]),
+                             mm_per_px)
+            else:
+                d = _no_clean_base(size_parts, mm_per_px)
+            d["left_out_parts"] = dropped
+            d["left_out_photos"] = left_out[name]
+            note = left_out_note(name, dropped)
+            if note:
+                d["notes"] = list(d.get("notes") or []) + [note]
+            fits[kind][name] = d
+    plan = [_contrast_size(p, fits[p.kind]["ng"], good, roi) if p.series == "contrast" else p for p in plan]
     judge([p for p in plan if p.series == "contrast"])
     judge_s = time.perf_counter() - t0
 
     has_band = float(getattr(inspector, "review_threshold", math.inf)) < float(getattr(inspector, "threshold", math.inf))
-    n_good = len(good)
     frr = sum(v == "NG" for v in base_verdicts) / n_good
+    calib = getattr(inspector, "calibration", None)
     study: dict[str, Any] = {
         "kind": "lineguard.stress",
         "n_good": n_good,
@@ -305,15 +407,22 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         "mm_per_px": mm_per_px,
         "threshold": getattr(inspector, "threshold", None),
         "review_threshold": getattr(inspector, "review_threshold", None) if has_band else None,
+        "calibration": _calibration_summary(calib) if isinstance(calib, dict) else None,
         "false_reject_rate": frr,
         "false_rejects": sum(v == "NG" for v in base_verdicts),
         "review_rate_good": sum(v == "REVIEW" for v in base_verdicts) / n_good,
+        "reviews_good": sum(v == "REVIEW" for v in base_verdicts),
+        # photos already a hit unpainted, left out of each fit (hit = NG: never painted)
+        "left_out_photos": {"ng": left_out["ng"], "ng_or_review": left_out["ng_or_review"]},
+        "painting": painting,
+        "warnings": [w for w in [few_good_warning(n_good)] if w],
         "contrast_share": CONTRAST_SHARE,
         "kinds": {},
         "timing_s": {"judge_good": round(t_good, 3), "paint": round(paint_s, 3), "total": round(judge_s, 3)},
     }
     if sources is not None:
         study["false_reject_parts"] = [str(sources[i]) for i, v in enumerate(base_verdicts) if v == "NG"]
+        study["review_parts"] = [str(sources[i]) for i, v in enumerate(base_verdicts) if v == "REVIEW"]
     for kind in kinds:
         rows = [(p, *outcome[(kind, p.index)]) for p in plan if p.kind == kind]
         con_rows = [r for r in rows if r[0].series == "contrast"]
@@ -322,7 +431,7 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
             cf = fit_pod([p.contrast for p, _, _ in con_rows], [v == "NG" for _, v, _ in con_rows]).to_dict()
             contrast_fit = {**cf, "size_px": float(np.median([p.size_px for p, _, _ in con_rows]))}
         lo, hi = SIZE_RANGE[kind]
-        study["kinds"][kind] = {
+        entry = {
             "size_means": KIND_SIZE_MEANS[kind],
             "nominal_contrast": NOMINAL_CONTRAST[kind],
             "size_share_range": [lo, hi],
@@ -335,5 +444,55 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
             "parts": [[p.series, p.base, p.size_px, p.contrast, v, round(s, 6), base_verdicts[p.base]]
                       for p, v, s in rows],
         }
+        if kind in LINE_KINDS:
+            widths = [line_width(kind, painting, p.base) for p, _, _ in rows]
+            entry["line_width_px"] = round(float(np.median(widths)), 3)
+        study["kinds"][kind] = entry
     study["timing_s"]["fit"] = round(time.perf_counter() - t0 - judge_s, 3)
     return study
+
+
+def _no_clean_base(parts: list[StressPart], mm_per_px: Optional[float]) -> dict:
+    """The fit where every photo painted was already a hit unpainted: nothing to fit."""
+    sizes = [p.size_px for p in parts] or [float("nan")]
+    d = PodFit(status="no_clean_base", n=0, hits=0, size_min=float(min(sizes)), size_max=float(max(sizes))).to_dict()
+    for k in ("a50", "a90", "a90_95"):
+        d[f"{k}_reached"] = False
+        d[f"{k}_below_painted"] = False
+    if mm_per_px:
+        for key in ("a50", "a90", "a90_95", "all_found_from", "size_min", "size_max"):
+            d[f"{key}_mm"] = None if d[key] is None else d[key] * mm_per_px
+    return d
+
+
+def _calibration_summary(c: dict) -> dict:
+    """What the model's calibration says its reject threshold is for and guarantees."""
+    keys = ("method", "strategy", "target_false_reject_rate", "guaranteed_false_reject_rate",
+            "false_reject_rate_upper_90", "n_calibration", "calibration_parts", "review_rate",
+            "guaranteed_not_ok_rate", "enough_calibration_parts", "effective_calibration_parts", "note")
+    return {k: c[k] for k in keys if k in c}
+
+
+def threshold_meaning(study: dict) -> Optional[str]:
+    """One sentence: what the model's reject threshold was set for, from its calibration."""
+    c = study.get("calibration") or {}
+    target = c.get("target_false_reject_rate")
+    if target is None:
+        return None
+    on = f" on {c['n_calibration']} good parts" if c.get("n_calibration") else ""
+    if c.get("strategy") == "f1":
+        return (f"the reject threshold is the one that scored best (F1) on the calibration's defect photos{on}, "
+                f"not one set for a false-reject target ({float(target):.2%} was asked)")
+    s = f"the reject threshold was set at calibration for a false-reject target of {float(target):.2%}{on}"
+    if c.get("guaranteed_false_reject_rate") is not None:
+        s += f"; the calibration guarantees on average at most {float(c['guaranteed_false_reject_rate']):.2%}"
+        if c.get("false_reject_rate_upper_90") is not None:
+            s += (f" (this threshold's own rate at most {float(c['false_reject_rate_upper_90']):.2%} "
+                  "with 90% confidence)")
+    if c.get("review_rate"):
+        s += f"; review band for {float(c['review_rate']):.2%} of good parts"
+        if c.get("guaranteed_not_ok_rate") is not None:
+            s += f" (REVIEW or NG at most {float(c['guaranteed_not_ok_rate']):.2%} on average)"
+    if c.get("note"):
+        s += f". {c['note']}"
+    return s

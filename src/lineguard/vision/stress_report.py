@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, atomic_write_text
 from .overlay import render_overlay
 from .report import _CSS, _png, to_jsonable
-from .stress import KIND_PLURAL, StressPart, paint_part
+from .stress import KIND_PLURAL, StressPart, paint_part, threshold_meaning
 from .pod import PodFit, lower_band, pod_curve
 
 __all__ = ["write_stress_report", "example_parts"]
@@ -91,7 +91,7 @@ def _examples(out: Path, study: dict, inspector: Any, good: Sequence[np.ndarray]
         entries[kind] = []
         for idx in example_parts(kind, entry, n):
             part = parts[idx]
-            painted, mask = paint_part(good, part, study["seed"])
+            painted, mask = paint_part(good, part, study["seed"], study.get("painting"))
             res = inspector.inspect(painted)
             size = f"{part.size_px:.3g} px" + (f" = {part.size_px * mm:.3g} mm" if mm else "")
             overlay = _outline(render_overlay(painted, res), mask)
@@ -247,26 +247,56 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
             f"<div>{html.escape(x['size'])} &middot; contrast {x['contrast']:.3g} &middot; score "
             f"{x['score']:.4g}</div></div>" for x in examples.get(kind, []))
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in e["size"].get("notes", []))
+        if study.get("review_threshold") is not None:
+            notes += "".join(f"<p class='note'>hit = NG or REVIEW: {html.escape(n)}</p>"
+                             for n in (e.get("size_ng_or_review") or {}).get("notes", []) if "left out" in n)
+        if e.get("line_width_px") is not None:
+            notes += (f"<p class='note'>Lines painted {e['line_width_px']:.3g} px wide (photo pixels; at least "
+                      f"{(study.get('painting') or {}).get('line_width_input_px', 1)} model-input pixel(s), so the "
+                      "model's shrinking of the photo does not average them away).</p>")
         sections.append(f"<h2>{html.escape(kind)}: {html.escape(KIND_PLURAL[kind])}</h2>"
                         f"<p>{html.escape(e['sentence'])}</p>{notes}{img}{ctext}"
                         f"<div class='gallery'>{cards or '<p class=note>No examples.</p>'}</div>")
     frr = study["false_reject_rate"]
     band = (f"; review threshold {study['review_threshold']:.4g} (REVIEW between the two)"
             if study.get("review_threshold") is not None else "; no review band")
-    head = (f"<p>{study['n_good']} good parts, {study['per_kind']} painted parts per kind (seed "
+    meaning = threshold_meaning(study)
+    n = study["n_good"]
+    reviews = ""
+    c = study.get("calibration") or {}
+    if study.get("review_threshold") is not None:
+        rr = study.get("review_rate_good", 0.0)
+        reviews = (f" and {round(rr * n)} of {n} were judged REVIEW: a review rate of {rr:.1%}"
+                   + (f" (the model's review band is for {c['review_rate']:.1%})" if c.get("review_rate") else ""))
+    left = study.get("left_out_photos") or {}
+    left_text = ""
+    if left.get("ng"):
+        left_text += (f" The {left['ng']} photo(s) judged NG unpainted had no defect painted on them (any defect "
+                      "there would count as caught); they are left out of every curve.")
+    if study.get("review_threshold") is not None and left.get("ng_or_review", 0) > left.get("ng", 0):
+        left_text += (f" For hit = NG or REVIEW, the {left['ng_or_review']} photo(s) judged REVIEW or NG "
+                      "unpainted are left out as well.")
+    roi = (study.get("painting") or {}).get("roi")
+    where = (f" Defects are painted inside the model's region of interest (x, y, width, height = "
+             f"{', '.join(str(v) for v in roi)}), the part of the photo it inspects." if roi else "")
+    head = (f"<p>{n} good parts, {study['per_kind']} painted parts per kind (seed "
             f"{study['seed']}); the model judged each at its own thresholds: reject threshold "
-            f"{_fmt_num(study.get('threshold'))}{band}. Unpainted, {study['false_rejects']} of "
-            f"{study['n_good']} good parts were judged NG: a false-reject rate of {frr:.1%}, the floor "
-            "under every curve below.</p>")
+            f"{_fmt_num(study.get('threshold'))}{band}."
+            + (f" {html.escape(meaning[0].upper() + meaning[1:])}." if meaning else "")
+            + f" Unpainted, {study['false_rejects']} of "
+            f"{n} good parts were judged NG: a false-reject rate of {frr:.1%}{reviews}.{left_text}{where}</p>"
+            + "".join(f"<p class='note'><b>Warning:</b> {html.escape(w)}.</p>" for w in study.get("warnings", [])))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{head}"
             f"<h2>What this model will miss</h2><ul>{sentences}</ul>{table}"
             "<p class='note'>a50 / a90: the size found half / 9 in 10 of the time, from a maximum-likelihood "
             "hit/miss fit of detection against log size (MIL-HDBK-1823A); a90/95: where the 95% lower "
             "confidence band (Wald) reaches 90%. Where every defect from some size up was found, a90/95 is "
-            "that size once at least 29 were found in a row (29 of 29: 0.9<sup>29</sup> &lt; 0.05). Painted "
-            "defects are a model of real ones: check the curves against real defects when you have some."
-            "</p>" + "".join(sections)
+            "that size once at least 29 were found in a row (29 of 29: 0.9<sup>29</sup> &lt; 0.05). The 95% bound "
+            "is on painted defects of this shape and "
+            "contrast, not on the plant's real ones (a real break on a part's edge may be missed where a painted "
+            "one is caught): checking the model on a few real defects (<code>lineguard eval</code>) is what "
+            "confirms it.</p>" + "".join(sections)
             + "<p class='note'>Each example has its painted defect outlined in magenta; boxes are the model's "
               "regions. All numbers: <a href='pod.json'>pod.json</a>.</p></body></html>")
 
