@@ -389,3 +389,32 @@ def test_a_map_whose_link_the_database_refused_is_linked_once_it_is_back(station
     with station.db.session() as s:
         assert s.get(Inspection, out.record.id).heatmap_key == out.record.heatmap_key
     assert "trying again" in caplog.text and "linked 1 anomaly maps the database had refused" in caplog.text
+
+
+def test_a_station_closed_cleanly_leaves_every_part_in_its_database_file(station_factory, tmp_path):
+    """A clean stop left the last minutes of parts in lineguard.db-wal only: a copy of
+    lineguard.db alone (the usual "stop the service, copy the file") lacked them."""
+    import shutil
+    import sqlite3
+    if station_factory.backend != "sqlite":
+        import pytest
+        pytest.skip("SQLite's write-ahead log")
+    st = station_factory()
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    for i in range(20):
+        st.inspect(png_bytes(40 + i, seed=700 + i), part(f"wal-{i}"))
+    db_file = st.config.data_dir / "lineguard.db"
+    # another connection still open (a hot folder's watcher on the folder, a connection a
+    # thread still held): SQLite folds its log in only when the last one closes
+    other = sqlite3.connect(db_file)
+    other.execute("SELECT count(*) FROM inspections").fetchone()
+    try:
+        st.close()
+        wal = db_file.with_name("lineguard.db-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        copy = tmp_path / "copy.db"
+        shutil.copy(db_file, copy)                  # the database file alone
+    finally:
+        other.close()
+    with sqlite3.connect(copy) as c:
+        assert c.execute("SELECT count(*) FROM inspections").fetchone()[0] == 20
