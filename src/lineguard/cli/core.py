@@ -32,8 +32,9 @@ def _threads(n: Optional[int]) -> None:
 
 threads_option = click.option("--threads", type=int, default=None, help="CPU threads for the model.")
 runtime_option = click.option("--runtime", type=click.Choice(["onnxruntime", "openvino"]), default=None,
-                              help="Runtime for an exported .onnx model (default onnxruntime; openvino needs "
-                                   "the [openvino] extra).")
+                              help="Runtime for an exported .onnx model (default: the one its thresholds were "
+                                   "set on, onnxruntime unless recalibrated in OpenVINO bf16; openvino needs the "
+                                   "[openvino] extra).")
 precision_option = click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
                                 help="bf16: OpenVINO on CPUs with native bfloat16; faster, but scores move and "
                                      "parts near the threshold can flip (measured in the README).")
