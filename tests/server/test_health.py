@@ -310,3 +310,23 @@ def test_a_sink_retrying_for_a_minute_makes_health_degraded(tmp_path, monkeypatc
             assert "result message(s) not delivered for" in said and "failed after 1 tries" in said, said
     finally:
         st.close()
+
+
+def test_a_station_stopped_by_sigterm_closes_itself_and_exits_0(tmp_path):
+    """uvicorn raised SIGTERM again after its shutdown: the process died before the station
+    was closed (exit -15; maps in flight lost, the last parts left in lineguard.db-wal)."""
+    import signal
+
+    from .conftest import post_part, start_fake_station
+    data = tmp_path / "data"
+    srv = start_fake_station(data)
+    try:
+        with srv.client(srv.keys["operator"]) as c:
+            for i in range(5):
+                assert post_part(c, png_bytes(40 + i, seed=900 + i), f"t-{i}").status_code == 201
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=60) == 0, srv.log.read_text()[-2000:]
+    finally:
+        srv.stop()
+    wal = data / "lineguard.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

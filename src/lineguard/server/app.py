@@ -303,6 +303,14 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
                 hub.close()
             await super().shutdown(sockets)
 
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises a stop signal again once it has shut down: SIGTERM (systemd,
+            # docker stop) then killed the process before the caller closed the station (maps
+            # in flight lost, its database log not folded in), and Ctrl-C ended in click's
+            # "Aborted!". Stopped by a signal, the server returns, and the caller closes.
+            self._captured_signals.clear()
+
     # the grace period is a backstop: a response stuck elsewhere is cut after it
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)
