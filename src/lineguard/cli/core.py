@@ -133,16 +133,8 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 
 
 def _promise(c: dict) -> str:
-    """What a calibration promises, in the two senses a plant needs: the conformal bound
-    holds on average over good folders like this one, while this one threshold's own rate
-    is random (with 50 parts, 0-5% on magnetic tiles for a 2% promise; benchmarks/promise_bench.py)."""
-    text = f"on average <= {c['guaranteed_false_reject_rate']:.2%}"
-    if c.get("false_reject_rate_upper_90") is not None:
-        text += f"; this threshold's own rate <= {c['false_reject_rate_upper_90']:.2%} with 90% confidence"
-    if c.get("effective_calibration_parts") is not None:
-        text += (f" (its {c['n_calibration']} photos count as about {c['effective_calibration_parts']:g} parts: "
-                 "photos of one part score alike)")
-    return text
+    from ..vision.calibration import promise_text
+    return promise_text(c)
 
 
 @click.command()

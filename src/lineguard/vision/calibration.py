@@ -128,6 +128,19 @@ def too_few_parts_note(info: dict[str, Any], parts: str = PARTS_CROSS_FIT) -> st
             f"{info['guaranteed_false_reject_rate']:.2%}")
 
 
+def promise_text(c: dict[str, Any]) -> str:
+    """What a calibration promises, in the two senses a plant needs: the conformal bound
+    holds on average over good folders like this one, while this one threshold's own rate
+    is random (with 50 parts, 0-5% on magnetic tiles for a 2% promise; benchmarks/promise_bench.py)."""
+    text = f"on average <= {c['guaranteed_false_reject_rate']:.2%}"
+    if c.get("false_reject_rate_upper_90") is not None:
+        text += f"; this threshold's own rate <= {c['false_reject_rate_upper_90']:.2%} with 90% confidence"
+    if c.get("effective_calibration_parts") is not None:
+        text += (f" (its {c['n_calibration']} photos count as about {c['effective_calibration_parts']:g} parts: "
+                 "photos of one part score alike)")
+    return text
+
+
 def parts_for_review_band(false_reject_rate: float, review_rate: float, limit: int = 1_000_000) -> Optional[int]:
     """The fewest good parts whose review rank falls below the reject rank, so that a band
     at ``review_rate`` can open (the ranks of :func:`conformal_threshold`, same arithmetic).

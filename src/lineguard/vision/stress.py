@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from .calibration import promise_text
 from .pod import PodFit, fit_pod
 from .sized_defects import (CONTRAST_RANGE, KIND_SIZE_MEANS, LINE_KINDS, LINE_WIDTH_PX, NOMINAL_CONTRAST,
                             SIZE_RANGE, STRESS_KINDS, clip_region, paint_sized_defect)
@@ -485,10 +486,7 @@ def threshold_meaning(study: dict) -> Optional[str]:
                 f"not one set for a false-reject target ({float(target):.2%} was asked)")
     s = f"the reject threshold was set at calibration for a false-reject target of {float(target):.2%}{on}"
     if c.get("guaranteed_false_reject_rate") is not None:
-        s += f"; the calibration guarantees on average at most {float(c['guaranteed_false_reject_rate']):.2%}"
-        if c.get("false_reject_rate_upper_90") is not None:
-            s += (f" (this threshold's own rate at most {float(c['false_reject_rate_upper_90']):.2%} "
-                  "with 90% confidence)")
+        s += f"; the calibration promises {promise_text(c)}"     # as `lineguard train` says it
     if c.get("review_rate"):
         s += f"; review band for {float(c['review_rate']):.2%} of good parts"
         if c.get("guaranteed_not_ok_rate") is not None:
