@@ -29,6 +29,13 @@ def _contrast(a: str, b: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
+def _review_queue(p, line: str):
+    """The review page of ``line``'s parts to judge, opened, its current part looked at."""
+    page = p.open(f"/app/review?queue=todo&line={line}&poll=600", "#current h2")
+    seen(page)
+    return page
+
+
 def _in_view(page, selector: str, width: int, height: int) -> None:
     box = page.locator(selector).bounding_box()
     assert box is not None, selector
@@ -42,8 +49,7 @@ def test_a_long_part_id_keeps_the_part_and_its_buttons_on_screen(pages, station,
         post_part(c, png_bytes(220, seed=3000), LONG_ID, line="LLong", lot="LOT" + "9" * 120)
         post_part(c, png_bytes(221, seed=3001), "short-1", line="LLong")
     p = pages(role="operator", viewport={"width": width, "height": height})
-    page = p.open("/app/review?queue=todo&line=LLong&poll=600", "#current h2")
-    seen(page)
+    page = _review_queue(p, "LLong")
     assert page.locator(".queue-col").bounding_box()["width"] <= 262
     page.keyboard.press("j")
     expect(page.locator("#current h2")).to_contain_text(LONG_ID[:40])
@@ -72,7 +78,8 @@ def test_a_skip_link_first_seen_when_it_has_focus(pages, station):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     box = page.evaluate("(() => { const b = document.activeElement.getBoundingClientRect(); return [b.top, b.height]; })()")
-    assert box[0] >= 0 and box[1] > 0
+    # .skip:focus puts it .5rem (7.5 px at the pages' 15 px) from the top, a 24 px target at least
+    assert box[0] == pytest.approx(7.5, abs=0.5) and box[1] >= 24, box
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
 
@@ -82,8 +89,7 @@ def test_focus_goes_to_the_next_part_after_a_judgment(pages, station):
         for i in range(3):
             post_part(c, png_bytes(220, seed=3100 + i), f"focus-{i}", line="LFocus")
     p = pages(role="operator")
-    page = p.open("/app/review?queue=todo&line=LFocus&poll=600", "#current h2")
-    seen(page)
+    page = _review_queue(p, "LFocus")
     page.wait_for_timeout(700)                 # the tap guard: a look at the part first
     page.locator("#btn-good").focus()
     page.keyboard.press("Enter")                 # judged from the keyboard: Good
@@ -100,8 +106,7 @@ def test_verdict_colours_read_at_4_5_to_1(pages, station):
     with api(station, "operator") as c:
         post_part(c, png_bytes(220, seed=3200), "colour-0", line="LColour")
     p = pages(role="operator")
-    page = p.open("/app/review?queue=todo&line=LColour&poll=600", "#current h2")
-    seen(page)
+    page = _review_queue(p, "LColour")
     # each verdict's text in the places it is shown: the page, a panel, the current queue row, the
     # status line's "ok"; the colours as the stylesheet computes them
     found = page.evaluate("""() => {
@@ -220,8 +225,7 @@ def test_review_queue_rows_by_keyboard_and_marked_not_by_colour(pages, station):
         for i in range(3):
             post_part(c, png_bytes(220, seed=3500 + i), f"kb-{i}", line="LKb")
     p = pages(role="operator")
-    page = p.open("/app/review?queue=todo&line=LKb&poll=600", "#current h2")
-    seen(page)
+    page = _review_queue(p, "LKb")
     box = page.get_by_role("listbox")
     expect(box).to_have_count(1)
     rows = box.get_by_role("option")
@@ -245,8 +249,7 @@ def test_the_chosen_defect_type_is_said_not_only_coloured(pages, station):
     with api(station, "operator") as c:
         post_part(c, png_bytes(220, seed=3550), "type-0", line="LType")
     p = pages(role="operator")
-    page = p.open("/app/review?queue=todo&line=LType&poll=600", "#current h2")
-    seen(page)
+    page = _review_queue(p, "LType")
     first_type = page.locator("#types button").first
     expect(first_type).to_have_attribute("aria-pressed", "false")
     page.keyboard.press("1")
