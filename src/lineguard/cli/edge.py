@@ -20,7 +20,7 @@ from typing import Optional
 import click
 
 from ._term import coloured, fail, note, say
-from .core import PathArg, recalibrate_and_report
+from .core import PathArg, _threads, recalibrate_and_report
 
 
 @click.command()
@@ -48,9 +48,7 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
            max_calibration: int, check: bool, recalibrate_dir: Optional[Path], false_reject_rate: Optional[float],
            keep_fp32_thresholds: bool, threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
-    from ..runtime.threads import set_threads
-    if threads is not None and threads < 1:
-        fail(f"--threads {threads}: give at least 1 thread (leave it out for one per core)")
+    _threads(threads)       # refused below 1 as every command refuses it; set before torch is imported
     if fmt.lower() != "onnx":
         fail(f"--format {fmt!r} is not supported; use --format onnx")
     if model.suffix != ".lgm":
@@ -72,7 +70,6 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
         import torch  # noqa: F401
     except ImportError as exc:
         fail(f"export needs torch and onnx ({exc.name} is missing): pip install 'lineguard[torch,edge]'")
-    set_threads(threads)
     # Written beside the target under a passing name, and renamed into place only once the
     # parity check and recalibration succeeded: a refused recalibration left the int8 graph
     # with fp32 thresholds at the target (40 of 40 good parts NG), over a good file of the

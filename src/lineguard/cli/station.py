@@ -406,6 +406,12 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
     click.echo(key)
 
 
+# watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
+_watcher_db_schema = click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+                                  help="With --data and a PostgreSQL --db: the station's own schema (as serve "
+                                       "--db-schema).")
+
+
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
                mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: float = 32.0,
@@ -505,8 +511,7 @@ def _check_product(st, product: str, line: str, where: str) -> None:
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help="Operator key for --server.")
 @click.option("--data", type=PathArg, default=None, help="Inspect in this process with the station folder DIR.")
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="With --data and a PostgreSQL --db: the station's own schema (as serve --db-schema).")
+@_watcher_db_schema
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
@@ -583,8 +588,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
 @click.option("--data", type=PathArg, default=None)
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="With --data and a PostgreSQL --db: the station's own schema (as serve --db-schema).")
+@_watcher_db_schema
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--give-up-after", type=click.FloatRange(min=0, min_open=True), default=None,
