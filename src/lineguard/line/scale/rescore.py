@@ -487,73 +487,64 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
     except BundleError as exc:
         raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
-    with results.writing():
-        return _rescore_into(results, scorer, model_bytes, images, out, ray_address, concurrency, batch_size,
-                             chunk_rows, num_cpus, progress, archive, recorder)
-
-
-def _rescore_into(results: ResultsFolder, scorer: "Rescorer", model_bytes: bytes, images: Union[str, os.PathLike],
-                  out: Union[str, os.PathLike], ray_address: Optional[str], concurrency: int, batch_size: int,
-                  chunk_rows: int, num_cpus: Optional[int], progress: Progress,
-                  archive: Optional[list[ArchiveImage]], recorder: Optional["StationRecorder"]) -> RescoreSummary:
-    """:func:`rescore` once the model is loaded and the folder is this run's alone."""
-    results.drop_unfinished()
-    # the folder is one model's results, so the model is loaded even with nothing left to
-    # score: without it a resume with another model skipped every image and said so
-    results.refuse_other_model(scorer.inspector.model_id)
-    results.upgrade_parts()
-    left_out: list[str] = []
-    listed = archive if archive is not None else list_archive(images, left_out)
-    done, replaced = results.resume(listed)
-    todo = [a for a in listed if a.key not in done]
-    summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
-                             mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
-                             left_out=left_out)
-    if not todo and recorder is None:
-        return summary
-    if recorder is not None:
-        # a run is known by its folder and model (the folder was checked to be this model's above)
-        out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
-        recorder.model_id = scorer.inspector.model_id
-        recorder.begin(out_key, str(images), scorer.inspector.model_id, scorer.inspector.model_version,
-                       summary.mode, len(listed))
-        recorder.load_missing(results.parts())
-        if not todo:
-            recorder.finish()
+    with results.writing():     # the folder is this run's alone from here
+        results.drop_unfinished()
+        # the folder is one model's results, so the model is loaded even with nothing left to
+        # score: without it a resume with another model skipped every image and said so
+        results.refuse_other_model(scorer.inspector.model_id)
+        results.upgrade_parts()
+        left_out: list[str] = []
+        listed = archive if archive is not None else list_archive(images, left_out)
+        done, replaced = results.resume(listed)
+        todo = [a for a in listed if a.key not in done]
+        summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
+                                 mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
+                                 left_out=left_out)
+        if not todo and recorder is None:
             return summary
-    t0 = time.perf_counter()
-    if ray_address is None:
-        stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
-    else:
-        stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus)
-    pa = require_pyarrow()
-    pending: list[Any] = []
+        if recorder is not None:
+            # a run is known by its folder and model (the folder was checked to be this model's above)
+            out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
+            recorder.model_id = scorer.inspector.model_id
+            recorder.begin(out_key, str(images), scorer.inspector.model_id, scorer.inspector.model_version,
+                           summary.mode, len(listed))
+            recorder.load_missing(results.parts())
+            if not todo:
+                recorder.finish()
+                return summary
+        t0 = time.perf_counter()
+        if ray_address is None:
+            stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
+        else:
+            stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus)
+        pa = require_pyarrow()
+        pending: list[Any] = []
 
-    def flush() -> None:
-        if pending:
-            table = pa.concat_tables(pending).cast(_schema())
-            part = results.write(table)
-            if recorder is not None:
-                recorder.load_part(part, table)
-            summary.parts_written += 1
-            pending.clear()
+        def flush() -> None:
+            if pending:
+                table = pa.concat_tables(pending).cast(_schema())
+                part = results.write(table)
+                if recorder is not None:
+                    recorder.load_part(part, table)
+                summary.parts_written += 1
+                pending.clear()
 
-    for batch in stream:
-        pending.append(batch)
-        for v, e in zip(batch.column("verdict").to_pylist(), batch.column("error").to_pylist()):
-            if e is not None:
-                summary.errors += 1
-            else:
-                summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
-        if not summary.first_batch_rows:
-            summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
-        summary.scored += batch.num_rows
-        if sum(t.num_rows for t in pending) >= chunk_rows:
-            flush()
-        if progress:
-            progress("rescore", summary.scored, len(todo))
-    flush()
-    summary.seconds = time.perf_counter() - t0
-    if recorder is not None:
-        recorder.finish()
-    return summary
+        for batch in stream:
+            pending.append(batch)
+            for v, e in zip(batch.column("verdict").to_pylist(), batch.column("error").to_pylist()):
+                if e is not None:
+                    summary.errors += 1
+                else:
+                    summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
+            if not summary.first_batch_rows:
+                summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
+            summary.scored += batch.num_rows
+            if sum(t.num_rows for t in pending) >= chunk_rows:
+                flush()
+            if progress:
+                progress("rescore", summary.scored, len(todo))
+        flush()
+        summary.seconds = time.perf_counter() - t0
+        if recorder is not None:
+            recorder.finish()
+        return summary
