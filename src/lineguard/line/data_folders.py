@@ -68,13 +68,14 @@ def folder_id(data_dir: Path) -> str:
                               "or delete it to give the folder a new id") from None
 
 
-def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.datetime] = None) -> str:
+def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.datetime] = None) -> Optional[str]:
     """Record that ``data_dir`` keeps this database's files, or :class:`OtherDataFolder`
     when another folder does. ``let_go``: the id of a folder gone for good, forgotten
-    first (said in the log). Returns this folder's id."""
-    mine = folder_id(data_dir)
+    first (said in the log). Returns this folder's id; None on SQLite (nothing to claim:
+    no id file is made)."""
     if db.is_sqlite:
-        return mine
+        return None
+    mine = folder_id(data_dir)
     now = now or utcnow()
     here = {"host": socket.gethostname()[:255], "path": str(Path(data_dir).resolve())}
     with db.session() as s:

@@ -212,7 +212,7 @@ class Station:
         except BaseException:
             self.db.dispose()
             raise
-        self._folder_seen = None if self.db.is_sqlite else FolderSeen(self.db, self.folder).start()
+        self._folder_seen = None if self.folder is None else FolderSeen(self.db, self.folder).start()
         power_safe = config.sqlite_synchronous in ("FULL", "EXTRA")
         self.images = ContentStore(config.data_dir / "images", power_safe=power_safe)
         self.maps = MapWriter(self.db, self.images)
