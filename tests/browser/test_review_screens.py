@@ -99,3 +99,41 @@ def test_which_defect_on_a_phone_brings_the_types_into_sight(pages, station):
     types, bar = page.locator("#types").bounding_box(), page.locator(".judge-bar").bounding_box()
     assert types["y"] >= 0 and types["y"] + types["height"] <= bar["y"] + 1, (types, bar)
     assert page.locator("#btn-good").inner_text() == "False alarm: good"     # no keyboard hint on a touch panel
+
+
+def test_the_audit_list_holds_the_random_sample_s_ok_parts_and_spc_reports_their_escapes(pages, station):
+    # OK parts (dark: the fake model passes them), two of them drawn into the audit sample
+    # (2% of photos, by their hash) and two not
+    import hashlib
+    from lineguard.line.station import in_audit_sample
+    drawn, others = [], []
+    for seed in range(5000):
+        data = png_bytes(40, seed=96000 + seed)
+        into = drawn if in_audit_sample(hashlib.sha256(data).hexdigest(), 0.02) else others
+        if len(into) < 2:
+            into.append(data)
+        if len(drawn) == 2 and len(others) == 2:
+            break
+    with api(station, "operator") as c:
+        ids = {name: post_part(c, data, name, line="LAudit").json()["id"]
+               for name, data in [("sample-0", drawn[0]), ("picked-0", others[0]),
+                                  ("sample-1", drawn[1]), ("picked-1", others[1])]}
+        assert c.get(f"/api/v1/inspections/{ids['sample-0']}").json()["audit_sample"] is True
+    p = pages(role="operator", viewport={"width": 1280, "height": 800})
+    page = p.open("/app/review?queue=AUDIT&line=LAudit&poll=600", "#current h2")
+    options = page.locator("#queue [role=option]")
+    expect(options).to_have_count(2)
+    expect(options.nth(0)).to_contain_text("sample-1")
+    expect(options.nth(1)).to_contain_text("sample-0")
+    seen(page)
+    page.keyboard.press("d")          # a missed defect: an escape
+    page.keyboard.press("d")          # no type asked for: saved untyped
+    expect(page.locator("#current h2")).to_contain_text("sample-0")
+    seen(page)
+    page.keyboard.press("g")
+    with api(station, "operator") as c:
+        r = c.post(f"/api/v1/inspections/{ids['picked-0']}/review", json={"label": "defect"})
+        assert r.status_code == 200, r.text
+    spc = p.open("/app/spc?line=LAudit&by=day", "#review-rates")
+    expect(spc.locator("[data-rate=escape_audit]")).to_contain_text("1 of 2 OK parts of the audit sample")
+    expect(spc.locator("[data-rate=escape]")).to_contain_text("2 of 3 OK parts reviewed")

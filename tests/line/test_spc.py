@@ -247,6 +247,13 @@ def test_review_rates_definitions():
     assert r["review_band"] == {"good": 4, "defect": 2} and r["confidence"] == 0.95
     empty = review_rates({})
     assert empty["escape"] == {"rate": None, "lo": 0.0, "hi": 1.0, "k": 0, "n": 0}
+    assert empty["escape_audit"]["n"] == 0 and empty["audit_sample"] == {"ok_parts": 0, "reviewed": 0}
+    # the random audit sample's OK parts: 2 defects in 400 reviewed of 1000 drawn
+    a = review_rates(counts, audit={"parts": 1000, "good": 398, "defect": 2})
+    assert a["escape_audit"]["k"] == 2 and a["escape_audit"]["n"] == 400
+    assert a["escape_audit"]["rate"] == pytest.approx(0.005) and a["audit_sample"] == {"ok_parts": 1000,
+                                                                                      "reviewed": 400}
+    assert a["escape"] == r["escape"]
 
 
 def test_rule_table_lists_the_rules_used():

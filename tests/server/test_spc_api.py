@@ -15,7 +15,7 @@ T0 = dt.datetime(2026, 11, 30, 0, 0)
 
 
 def add_parts(st, rows):
-    """rows: (created_at, verdict, score[, line, lot, review_label]) -> stored records."""
+    """rows: (created_at, verdict, score[, line, lot, review_label, audit_sample]) -> stored records."""
     from lineguard.line.orm import Inspection
     with st.db.session() as s:
         for i, r in enumerate(rows):
@@ -26,7 +26,8 @@ def add_parts(st, rows):
             s.add(Inspection(part_id=f"p{uuid.uuid4().hex[:12]}", line=line, station="S1", product="cell",
                              lot=lot, verdict=verdict, score=float(score), threshold=0.5, pixel_threshold=0.5,
                              model_id="m1", model_version="v", image_sha256=uuid.uuid4().hex, image_width=8,
-                             image_height=8, created_at=t, reviewed=label is not None, review_label=label))
+                             image_height=8, created_at=t, reviewed=label is not None, review_label=label,
+                             audit_sample=bool(r[6]) if len(r) > 6 else False))
 
 
 def hand_example(t0=T0, line="L1"):
@@ -159,6 +160,34 @@ def test_review_rates_through_the_api(spc_station):
         assert body["confidence"] == 0.95 and body["review_band"] == {"good": 2, "defect": 0}
         r = c.get("/api/v1/spc/review-rates", params={"since": "2026-11-29T00:00:00Z", "format": "csv"})
         assert _sheet(r).splitlines()[0] == "measure,k,n,rate,lo,hi"
+
+
+def test_the_escape_rate_of_the_random_audit_sample_is_apart_from_ok_parts_picked_by_hand(spc_station):
+    # operators looked at 20 OK parts because they looked odd (10 were defects); of the
+    # random audit sample's 100 OK parts 11 were reviewed (1 defect): the line's escape
+    # rate is the sample's, not the hand-picked parts' 50%
+    st = spc_station()
+    t = T0
+    add_parts(st, [(t, "OK", 0.1, "L1", None, "defect")] * 10 + [(t, "OK", 0.1, "L1", None, "good")] * 10
+              + [(t, "OK", 0.1, "L1", None, "defect", True)] + [(t, "OK", 0.1, "L1", None, "good", True)] * 10
+              + [(t, "OK", 0.1, "L1", None, None, True)] * 89 + [(t, "NG", 0.9, "L1", None, None, True)] * 3
+              + [(t, "OK", 0.1)] * 500)
+    with client(st) as c:
+        q = {"since": "2026-11-29T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
+        body = c.get("/api/v1/spc/review-rates", params=q).json()
+        assert body["escape"]["k"] == 11 and body["escape"]["n"] == 31
+        assert body["escape_audit"]["k"] == 1 and body["escape_audit"]["n"] == 11
+        assert body["escape_audit"]["rate"] == pytest.approx(1 / 11)
+        assert body["audit_sample"] == {"ok_parts": 100, "reviewed": 11}
+        rows = _sheet(c.get("/api/v1/spc/review-rates", params={**q, "format": "csv"})).splitlines()
+        assert rows[-1].startswith("escape_audit,1,11,")
+        # the review queue's audit list: the sample's OK parts not reviewed yet, and no other
+        page = c.get("/api/v1/inspections", params={"verdict": "OK", "reviewed": "false", "audit_sample": "true",
+                                                    "limit": 1000}).json()
+        assert len(page["items"]) == 89 and all(it["audit_sample"] for it in page["items"])
+        others = c.get("/api/v1/inspections", params={"verdict": "OK", "audit_sample": "false", "limit": 1000,
+                                                      "count": "true"}).json()
+        assert others["total"] == 520
 
 
 @pytest.mark.parametrize("params, says", [

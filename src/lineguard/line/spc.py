@@ -365,7 +365,8 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
 
 # -- rates from reviewed parts ----------------------------------------------------------
 
-def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95) -> dict[str, Any]:
+def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
+                 audit: Optional[dict[str, int]] = None) -> dict[str, Any]:
     """False-reject and escape rates from reviewed parts, with exact intervals.
 
     ``counts`` maps (verdict the station gave, latest review label) to a number of
@@ -390,14 +391,22 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95) -
     false-reject rate is overstated. Neither is the share of *good* parts rejected (the
     rate the threshold is set for); that needs the NG and OK totals beside these rates.
     The interval covers sampling noise only, never this selection bias.
+
+    ``audit`` (``spc_data.audit_ok_counts``: the random audit sample's OK parts, how many
+    and how many reviewed good or defect) gives ``escape_audit``, the escape rate on those
+    alone: drawn before the verdict, so free of that bias as long as the ones reviewed are
+    not chosen among them; ``audit_sample`` says how many of its OK parts were reviewed.
     """
     def c(v: str, label: str) -> int:
         return int(counts.get((v, label), 0))
 
     fr_k, fr_n = c("NG", "good"), c("NG", "good") + c("NG", "defect")
     es_k, es_n = c("OK", "defect"), c("OK", "defect") + c("OK", "good")
+    a = {"parts": 0, "good": 0, "defect": 0, **(audit or {})}
     return {"false_reject": rate_with_ci(fr_k, fr_n, confidence),
             "escape": rate_with_ci(es_k, es_n, confidence),
+            "escape_audit": rate_with_ci(a["defect"], a["defect"] + a["good"], confidence),
+            "audit_sample": {"ok_parts": a["parts"], "reviewed": a["defect"] + a["good"]},
             "review_band": {"good": c("REVIEW", "good"), "defect": c("REVIEW", "defect")},
             "confidence": confidence}
 

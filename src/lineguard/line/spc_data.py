@@ -324,6 +324,23 @@ def review_counts(db: Database, f: Filters) -> dict[tuple[str, str], int]:
     return {(v, lab): int(n) for v, lab, n in rows}
 
 
+def audit_ok_counts(db: Database, f: Filters) -> dict[str, int]:
+    """Over the random audit sample's parts judged OK (``audit_sample``, drawn before the
+    verdict was known): how many there are and how many a person reviewed as good or
+    as a defect. Those reviews, unlike OK parts picked by hand because they looked odd,
+    estimate the share of passed parts that were defective without bias."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.reviewed, Inspection.review_label, func.count())
+                         .where(*_where(f), Inspection.audit_sample.is_(True), Inspection.verdict == "OK")
+                         .group_by(Inspection.reviewed, Inspection.review_label)).all()
+    out = {"parts": 0, "good": 0, "defect": 0}
+    for reviewed, label, n in rows:
+        out["parts"] += int(n)
+        if reviewed and label in ("good", "defect"):
+            out[label] += int(n)
+    return out
+
+
 def defect_type_counts(db: Database, f: Filters) -> tuple[dict[tuple[Optional[str], str], int], int]:
     """({(defect type, verdict): parts} over parts whose latest review says defect, and
     the NG and REVIEW parts not reviewed yet (the Pareto cannot show their types)."""

@@ -1060,7 +1060,8 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
               verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
               until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
               defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
-              photo_doubted: Optional[bool] = None, before_id: Optional[int] = None) -> Any:
+              photo_doubted: Optional[bool] = None, audit_sample: Optional[bool] = None,
+              before_id: Optional[int] = None) -> Any:
     for col, val in ((Inspection.line, line), (Inspection.product, product),
                      (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
                      (Inspection.defect_type, defect_type)):
@@ -1080,6 +1081,8 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
         q = q.where(Inspection.test_part.is_not(None) if test_parts else Inspection.test_part.is_(None))
     if photo_doubted is not None:     # SQL NULL when nothing was off (migration 0013)
         q = q.where(Inspection.photo_issues.is_not(None) if photo_doubted else Inspection.photo_issues.is_(None))
+    if audit_sample is not None:
+        q = q.where(Inspection.audit_sample.is_(audit_sample))
     if before_id is not None:
         q = q.where(Inspection.id < before_id)
     return q

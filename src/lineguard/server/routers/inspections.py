@@ -135,6 +135,9 @@ def part_filters(
                                                          "own parts; unset: both"),
     photo_doubted: Optional[bool] = Query(None, description="true: only parts whose photo was unlike the model's "
                                                             "good photos (photo_issues); false: only the others"),
+    audit_sample: Optional[bool] = Query(None, description="true: only the random audit sample's parts (drawn "
+                                                           "whatever the verdict: its OK ones are the parts to "
+                                                           "audit for escapes); false: only the others"),
     station: Station = Depends(get_station),
 ) -> dict[str, Any]:
     """The filters the list and the export share (:meth:`Station.query`'s); an empty one
@@ -144,7 +147,7 @@ def part_filters(
     filters = dict(line=line or None, station=station_name or None, product=product or None,
                    verdict=verdict or None, part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
                    reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
-                   photo_doubted=photo_doubted)
+                   photo_doubted=photo_doubted, audit_sample=audit_sample)
     # a line or product typed as "l1" or "cell " finds the parts of "L1", "cell"
     return part_names.resolve_filters(station.db, filters)
 

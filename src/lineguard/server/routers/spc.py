@@ -15,8 +15,8 @@ from ...line import spc, tuning
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
-from ...line.spc_data import (Filters, Periods, baseline_scores, defect_subgroups, defect_type_counts,
-                              known_names, region_centres, resolve_window, review_counts,
+from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups,
+                              defect_type_counts, known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
 from ..deps import get_station, reader
@@ -135,9 +135,17 @@ class DefectMapOut(_Out):
     backdrop: Optional[int] = Field(description="id of a recent part whose photo is kept, to draw the map on")
 
 
+class AuditSampleOut(_Out):
+    ok_parts: int = Field(description="parts of the random audit sample judged OK")
+    reviewed: int = Field(description="of them, reviewed good or defect")
+
+
 class ReviewRatesOut(_Out):
     false_reject: RateOut
-    escape: RateOut
+    escape: RateOut = Field(description="over every OK part reviewed, those picked by hand included")
+    escape_audit: RateOut = Field(description="over the random audit sample's OK parts reviewed: the unbiased "
+                                              "estimate of the share of passed parts that were defective")
+    audit_sample: AuditSampleOut
     confidence: float
 
 
@@ -280,14 +288,16 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
 def review_rates(where: Scope = Depends(scope), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(all_parts=False)   # a window of any length, no subgroups; reviewed parts stay
-    out = spc.review_rates(review_counts(station.db, f))
+    out = spc.review_rates(review_counts(station.db, f), audit=audit_ok_counts(station.db, f))
     if format == "csv":
         return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
                     [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
-                     for m in ("false_reject", "escape")])
+                     for m in ("false_reject", "escape", "escape_audit")])
     return {"since": _iso(t0), "until": _iso(t1), **out,
             "definitions": {"false_reject": "NG parts reviewers called good / NG parts reviewed",
-                            "escape": "OK parts reviewers called defect / OK parts reviewed"}}
+                            "escape": "OK parts reviewers called defect / OK parts reviewed",
+                            "escape_audit": "OK parts of the random audit sample reviewers called defect / "
+                                            "those reviewed"}}
 
 
 @router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "

@@ -8,7 +8,8 @@ LG.start(async (main) => {
   let items = [], idx = 0, types = [], type = null, view = "overlay";
 
   const which = LG.select("queue", [["todo", "REVIEW and NG, not reviewed"], ["REVIEW", "REVIEW only"],
-    ["NG", "NG only"], ["OK", "OK parts (audit for escapes)"]], p.queue || "todo");
+    ["NG", "NG only"], ["AUDIT", "OK parts of the random audit sample (escapes)"],
+    ["OK", "OK parts, any (picked by hand: not an escape estimate)"]], p.queue || "todo");
   const lineIn = h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"});
   // a listbox: one Tab stop, arrows move through it, Enter or Space opens the part (rows were
   // reachable by a mouse only)
@@ -40,8 +41,10 @@ LG.start(async (main) => {
 
   async function fetchPage(verdict, before) {
     // test parts are known already: a failed one is on the Test parts page, not a review
+    // the audit sample's OK parts were drawn before the verdict: their reviews are the
+    // escape estimate the SPC page reports (OK parts picked because they looked odd are not)
     return api("/api/v1/inspections" + LG.q({verdict, reviewed: "false", line: query.line, limit: PAGE,
-      test_parts: "false", cursor: before || undefined}));
+      test_parts: "false", audit_sample: query.audit ? "true" : undefined, cursor: before || undefined}));
   }
 
   // a part once in the queue is never added again (a page loaded twice, a poll overlapping)
@@ -79,7 +82,9 @@ LG.start(async (main) => {
   }
 
   async function reload() {
-    query = {verdicts: which.value === "todo" ? ["REVIEW", "NG"] : [which.value], line: lineIn.value.trim()};
+    const v = which.value;
+    query = {verdicts: v === "todo" ? ["REVIEW", "NG"] : v === "AUDIT" ? ["OK"] : [v], audit: v === "AUDIT",
+      line: lineIn.value.trim()};
     history.replaceState(null, "", location.pathname + LG.q({queue: which.value, line: query.line,
       page: p.page, poll: p.poll}));
     pools = {}; cursors = {}; known = new Set(); judged = new Map(); items = []; idx = 0;
@@ -136,7 +141,8 @@ LG.start(async (main) => {
   LG.liveEvents({
     inspection: (ev) => {
       const it = JSON.parse(ev.data);
-      if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part) return;
+      if (!query.verdicts.includes(it.verdict) || !sameLine(it.line) || it.test_part
+          || (query.audit && !it.audit_sample)) return;
       if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
     },
     review: (ev) => heard(JSON.parse(ev.data)),

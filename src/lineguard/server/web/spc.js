@@ -102,7 +102,15 @@ LG.start(async (main) => {
     for (const [key, title, counted, none] of [
       ["false_reject", "Rejected parts reviewed good", (r) => `${r.k} of ${r.n} NG parts reviewed were called good`,
         "no NG part reviewed yet"],
-      ["escape", "Passed parts reviewed as defects", (r) => `${r.k} of ${r.n} OK parts reviewed were called defects`,
+      // the audit sample was drawn before the verdict: its reviewed OK parts estimate the
+      // escape rate; OK parts a person picked because they looked odd overstate it
+      ["escape_audit", "Escapes in the random audit sample",
+        (r) => `${r.k} of ${r.n} OK parts of the audit sample reviewed were called defects`,
+        `no OK part of the audit sample reviewed yet (${(rr.audit_sample || {}).ok_parts || 0} in this window: `
+        + "the Review queue lists them)"],
+      ["escape", "Passed parts reviewed as defects, any",
+        (r) => `${r.k} of ${r.n} OK parts reviewed were called defects (those picked by hand too: overstated `
+          + "when they were picked for looking odd)",
         "no OK part reviewed yet (OK parts are reviewed by audit)"]]) {
       const r = rr[key] || {};
       rEl.appendChild(h("div", {class: "row", dataset: {rate: key}}, h("div", {class: "grow"}, h("b", {}, title),
