@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
 from lineguard.line.backup import backup_station
+from lineguard.line.config import StationConfig
 from lineguard.line.restore import RestoreError, _one_restore_at_a_time, check_backup, restore_station
-from lineguard.line.station import Part
+from lineguard.line.station import Part, Station
 from lineguard.line.sweep import StoreSweep
 
-from .conftest import png_bytes
+from .conftest import FakeInspector, png_bytes
 from .test_backup import _inspect, _named, _open
 
 
@@ -278,3 +280,21 @@ def test_the_stations_own_backups_read_back_what_they_hold_weekly(sqlite_station
     (tmp_path / "bk" / "backup.json").write_text(json.dumps(manifest))
     schedule.run_once()
     assert schedule.last["verified"] > 0
+
+
+def test_a_new_data_folder_its_backup_and_its_restore_are_their_owner_s_alone(tmp_path):
+    # the photos and, on SQLite, every user's password hash: made with the usual umask,
+    # any account on the line PC could read them
+    old = os.umask(0o022)
+    try:
+        st = Station(StationConfig(data_dir=tmp_path / "plant" / "station", min_free_gb=0, store_sweep_h=0),
+                     loader=FakeInspector.load)
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        st.close()
+        backup_station(tmp_path / "plant" / "station", tmp_path / "backup")
+        restore_station(tmp_path / "backup", tmp_path / "restored")
+    finally:
+        os.umask(old)
+    for folder in ("plant/station", "backup", "restored"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((tmp_path / "plant").stat().st_mode) == 0o755     # a folder above: as the user made it

@@ -49,7 +49,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
         where = make_url(cfg.database_url).render_as_string(hide_password=True)
         fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
              + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""), code=1)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
     database.upgrade()
     try:
         yield database

@@ -98,7 +98,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     except FolderAway as exc:
         raise BackupError(str(exc)) from exc
     previous = _check_folder(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)   # a station's database and photos: its owner's alone
     copies.mark(dest, MARKER)
     for store in ("images", "models"):
         # opening the backup's stores clears the temp copies of a backup killed mid-copy

@@ -108,7 +108,7 @@ def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
             staging = data_dir.parent / f".{data_dir.name}.restoring"
             if staging.exists():
                 shutil.rmtree(staging)      # a restore killed here earlier (the lock says none runs now)
-        staging.mkdir()
+        staging.mkdir(mode=0o700)      # as a station makes its data folder: its owner's alone
         try:
             src = _open_read_only(backup / "lineguard.db")
             try:

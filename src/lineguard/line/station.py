@@ -200,7 +200,10 @@ class Station:
     def __init__(self, config: StationConfig, loader: Optional[Loader] = None, sinks: Optional[list] = None,
                  trainer: Optional[Any] = None):
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        # a new data folder is its owner's alone: it holds the parts' photos and, on SQLite,
+        # the database with every user's password hash (other accounts of the line PC read
+        # a folder made with the usual umask)
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(config.database_url, schema=config.db_schema,
                            sqlite_synchronous=config.sqlite_synchronous)
         self.db.upgrade()
