@@ -330,3 +330,39 @@ def test_a_station_stopped_by_sigterm_closes_itself_and_exits_0(tmp_path):
         srv.stop()
     wal = data / "lineguard.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_an_active_model_that_cannot_judge_parts_is_a_fault_from_the_start(spc_station):
+    # a restore that lost or damaged the active version's file: every part is refused, and
+    # /health said "ok" until then
+    before = spc_station()
+    before.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    with before.db.session() as s:
+        key = create_key(s, "operator", "line")[1]
+    (mv,) = [m for m in before.models.list() if m.active]
+    path = before.models.store.path(mv.file_key)
+    good = path.read_bytes()
+    with client(before) as c:
+        assert c.get("/health").json()["status"] == "ok"
+    before.close()
+    path.unlink()
+    st = spc_station()                                     # started again on the folder
+    with client(st) as c:
+        h = c.get("/health")
+        assert h.status_code == 503 and h.json()["status"] == "fault"
+        assert "missing from the station's models folder" in h.json()["faults"]["model cell/* v1"]
+        assert 'lineguard_station_fault{fault="model cell/* v1"} 1.0' in c.get("/metrics").text
+        path.write_bytes(b"not a model")                   # damaged: found by the load
+        assert list(st.load_active_models()) == ["cell/* v1"]      # as `serve` does at its start
+        c.headers["X-API-Key"] = key
+        r = c.post("/api/v1/inspections", files={"image": ("p.png", png_bytes(40, seed=1), "image/png")},
+                   data={"part_id": "P-1", "line": "L1", "station": "S1", "product": "cell"})
+        assert r.status_code == 503
+        h = c.get("/health")
+        assert h.status_code == 503 and "failed to load" in h.json()["faults"]["model cell/* v1"]
+        path.write_bytes(good)                             # put back: the next part loads it
+        r = c.post("/api/v1/inspections", files={"image": ("p.png", png_bytes(40, seed=2), "image/png")},
+                   data={"part_id": "P-2", "line": "L1", "station": "S1", "product": "cell"})
+        assert r.status_code == 201, r.text
+        h = c.get("/health")
+        assert (h.status_code, h.json()["status"]) == (200, "ok")

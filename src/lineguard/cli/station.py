@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -288,6 +289,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         station = open_station(cfg, str(model) if model else None, product, line, say=click.echo)
     except StartupError as exc:
         fail(str(exc))
+    # the active models loaded beside the start: one whose file was lost or damaged is a
+    # /health fault from the first second, not found by the line's first part
+    threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
     plcs: list = []
     grabber = None
     try:

@@ -143,6 +143,9 @@ class ModelRegistry:
         self.store = store
         self.loader = loader or default_loader
         self._cache: dict[str, Any] = {}
+        # model id -> why its last load failed (until one works): /health says it, where it
+        # said "ok" while every part of the product was refused
+        self._load_failed: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._cache_lock = threading.Lock()
         # Which version judges a product/line, asked on every part: cached, and dropped
@@ -459,6 +462,16 @@ class ModelRegistry:
             raise ModelFileMissing(file_missing_message(mv))
         return self.store.path(mv.file_key)
 
+    def unusable(self, mv: ModelVersion) -> Optional[str]:
+        """Why parts judged by ``mv`` are refused now (its file gone from the models
+        folder, or its last load failed), or None: loaded, or not tried yet with its file
+        there. Cheap (no load): for /health."""
+        if mv.model_id in self._cache:
+            return None
+        if not self.store.exists(mv.file_key):
+            return file_missing_message(mv)
+        return self._load_failed.get(mv.model_id)
+
     def inspector(self, mv: ModelVersion) -> Any:
         """The loaded model of a version (cached by content id)."""
         insp = self._cache.get(mv.model_id)
@@ -475,11 +488,13 @@ class ModelRegistry:
                 insp = self.loader(path)
             except Exception as exc:  # noqa: BLE001
                 log.error("model %s v%s (%s) failed to load: %s", mv.product, mv.version, path, exc)
-                raise ModelLoadFailed(f"model {mv.product} v{mv.version} failed to load: "
-                                      f"{_without_paths(str(exc), str(path))}. Activate another version or "
-                                      "re-upload the model") from exc
+                why = (f"model {mv.product} v{mv.version} failed to load: "
+                       f"{_without_paths(str(exc), str(path))}. Activate another version or re-upload the model")
+                self._load_failed[mv.model_id] = why
+                raise ModelLoadFailed(why) from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
+                self._load_failed.pop(mv.model_id, None)
             if mv.threshold is None or mv.features is None or \
                     (mv.train_images is None and _n_train(insp) is not None):   # registered before they were recorded
                 self._record_facts(mv, insp)

@@ -906,6 +906,18 @@ class Station:
             return self.activate_model(product, line, mine[-1].version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 
+    def load_active_models(self) -> dict[str, str]:
+        """Load every active version now, so that /health says at start which cannot
+        judge parts (a file lost or damaged in a restore) and the first part need not pay
+        for a load: {version: why} of those that failed (each also logged)."""
+        failed = {}
+        for mv in [m for m in self.models.list() if m.active]:
+            try:
+                self.models.inspector(mv)
+            except Exception as exc:  # noqa: BLE001 - said by /health and the parts' 503
+                failed[f"{mv.product}/{mv.line or '*'} v{mv.version}"] = str(exc)
+        return failed
+
     def warm_up(self, product: str, line: str) -> bool:
         """Judge a blank photo once with the product's active model, nothing stored: a
         model's first part pays for its runtime's set-up (memory, threads), and a PLC's
