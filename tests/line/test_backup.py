@@ -293,3 +293,28 @@ def test_a_first_backup_that_fails_does_not_speak_of_a_previous_one(sqlite_stati
     r = CliRunner().invoke(app, ["backup", "--data", str(st.config.data_dir), "--to", str(tmp_path / "b")])
     assert r.exit_code == 1 and "there is no backup in the folder yet" in r.output, r.output
     assert "previous backup" not in r.output
+
+
+def test_a_postgresql_station_is_told_to_copy_its_whole_data_folder_after_pg_dump(tmp_path):
+    """Following the message to the letter (pg_dump and images/) lost models/, the active
+    model's file, and .lineguard-folder, the folder's id the database names."""
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    r = CliRunner().invoke(app, ["backup", "--data", str(tmp_path / "station"), "--db", "postgresql://x@h/db",
+                                 "--to", str(tmp_path / "b")])
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    for needed in ("pg_dump", "images/", "models/", ".lineguard-folder", "cp -a", "same order"):
+        assert needed in out, out
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_manifest_records_the_schema_revision_it_holds(sqlite_station, tmp_path):
+    import json
+
+    from lineguard.line.db import schema_revisions
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 2)
+    backup_station(st.config.data_dir, tmp_path / "backup")
+    assert json.loads((tmp_path / "backup" / "backup.json").read_text())["schema"] == schema_revisions()[0]

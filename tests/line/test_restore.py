@@ -298,3 +298,27 @@ def test_a_new_data_folder_its_backup_and_its_restore_are_their_owner_s_alone(tm
     for folder in ("plant/station", "backup", "restored"):
         assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
     assert stat.S_IMODE((tmp_path / "plant").stat().st_mode) == 0o755     # a folder above: as the user made it
+
+
+def test_a_backup_from_a_newer_lineguard_is_refused_before_anything_is_written(sqlite_station, tmp_path):
+    """This version cannot run on a newer one's tables: restoring that backup gave a station
+    whose `serve` failed on Alembic's "Can't locate revision"; refused first, nothing written."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line.db import schema_revisions
+    st, _ids, backup = _backed_up(sqlite_station, tmp_path)
+    db = sqlite3.connect(backup / "lineguard.db")
+    db.execute("UPDATE alembic_version SET version_num = '0025_future'")    # as a newer lineguard's backup
+    db.commit()
+    db.close()
+    with pytest.raises(RestoreError, match=r"newer lineguard \(schema 0025_future; this version knows up to "
+                       + schema_revisions()[0]):
+        restore_station(backup, tmp_path / "restored")
+    with pytest.raises(RestoreError, match="0025_future"):
+        check_backup(backup)
+    r = CliRunner().invoke(app, ["restore", "--from", str(backup), "--data", str(tmp_path / "restored")])
+    assert r.exit_code == 2 and "0025_future" in r.output and "Nothing was written" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "data"]     # no folder made, not even staging

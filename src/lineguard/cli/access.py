@@ -26,31 +26,53 @@ def _db(f):
 
 @contextmanager
 def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False,
-              new_hint: bool = False) -> Iterator:
-    """The station's database, migrated; with ``existing``, a station that is not there
+              new_hint: bool = False, read_only: bool = False) -> Iterator:
+    """The station's database, as it is; with ``existing``, a station that is not there
     (no SQLite file, no parts' table in the PostgreSQL schema) ends the command: a
-    misspelt --data or --db-schema must not become a new, empty station."""
+    misspelt --data or --db-schema must not become a new, empty station.
+
+    Never migrated here: a command run from another PC with --db upgraded a plant's
+    database under its running stations, and the older ones could not start again. A
+    database at another schema than this lineguard's ends the command, saying which; the
+    upgrade is `serve`'s, which copies a SQLite database first (line.db). Only a new one
+    (no tables yet: ``--new``) is made here, with the data folder; ``read_only`` never
+    makes either."""
     from sqlalchemy import inspect as sql_inspect
     from sqlalchemy.engine import make_url
 
-    from ..line.db import Database
+    from ..line.db import Database, SchemaTooNew, schema_revisions
     from ._term import fail
     cfg = _config(data, db)
-    if existing and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
+    if (existing or read_only) and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db"
              + ("; for a new station, add --new" if new_hint else ""), code=1)
     try:
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:            # a schema name that is not one
         fail(str(exc), code=1)
-    if existing and cfg.sqlite_path is None \
-            and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
+    where = make_url(cfg.database_url).render_as_string(hide_password=True)
+    try:
+        if (existing or read_only) and cfg.sqlite_path is None \
+                and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
+            fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
+                 + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""), code=1)
+        try:
+            found = database.check_schema()
+        except SchemaTooNew as exc:
+            fail(exc.message, code=1)
+        head = schema_revisions()[0]
+        if found is None and not read_only \
+                and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
+            # a new station's database (its first key or user before its first start)
+            cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
+            database.upgrade()
+        elif found != head:
+            fail(f"database at schema {found or '(none)'}, this lineguard at {head}: start `lineguard serve` on it "
+                 "to upgrade it (it keeps a copy of a SQLite database from before), or run the version that wrote "
+                 "it", code=1)
+    except BaseException:
         database.dispose()
-        where = make_url(cfg.database_url).render_as_string(hide_password=True)
-        fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
-             + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""), code=1)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
-    database.upgrade()
+        raise
     try:
         yield database
     finally:
@@ -69,7 +91,7 @@ def keys_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the keys (id, prefix, role, name, created, revoked); never the keys themselves."""
     from sqlalchemy import select
     from ..line.orm import ApiKey
-    with _database(data, db, db_schema, existing=True) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=True, read_only=True) as database, database.session() as s:
         rows = list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
         click.echo("id\tprefix\trole\tname\tcreated\tstatus")
         for r in rows:
@@ -139,7 +161,7 @@ def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """List the users (id, name, role, created, status)."""
     from sqlalchemy import select
     from ..line.orm import User
-    with _database(data, db, db_schema, existing=True) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=True, read_only=True) as database, database.session() as s:
         click.echo("id\tusername\trole\tcreated\tstatus")
         for u in s.scalars(select(User).order_by(User.id)):
             click.echo(f"{u.id}\t{u.username}\t{u.role}\t{u.created_at:%Y-%m-%d %H:%M}\t"

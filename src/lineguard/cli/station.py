@@ -815,15 +815,19 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
 
     Safe while the station runs (SQLite's online backup). Restore (and check) it with
     `lineguard restore`; a station run from the backup folder itself makes later
-    backups into it refuse. A PostgreSQL station's database is backed up with pg_dump."""
+    backups into it refuse. A PostgreSQL station is backed up with pg_dump, then a copy of
+    its whole data folder (images/, models/, .lineguard-folder)."""
     import sqlite3
 
     from ..line.backup import BackupError, backup_station
     from ._term import fail, note
     db_path = _config(data, db).sqlite_path
     if db_path is None:
-        fail("only a SQLite station is backed up here; back a PostgreSQL database up with pg_dump (its part "
-             "images are in --data's images/ folder)")
+        # the records alone are not the station: its models/ (the active model's file), images/ and the
+        # folder's id (.lineguard-folder, which the database names) must come with them
+        fail("only a SQLite station is backed up here. For a PostgreSQL station: pg_dump its database first, then "
+             f"copy the whole data folder {data} (images/, models/ and .lineguard-folder), e.g. `cp -a {data} "
+             "/backup/`; restore in the same order (pg_restore, then the folder back in place)")
     had = (dest / "lineguard.db").is_file()
     try:
         report = backup_station(data, dest, db_path, verify=verify)

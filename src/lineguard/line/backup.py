@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 from ..vision.atomic import atomic_write_bytes
 from . import filecheck
+from .db import sqlite_revision
 from .imagestore import ContentStore
 from .mounted import CopyFolders, FolderAway
 from .periodic import PeriodicJob
@@ -88,7 +89,8 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     db_path = Path(db_path or data_dir / "lineguard.db").resolve()
     if not db_path.is_file():
         raise BackupError(f"no station database at {db_path}: give the station's folder (--data); a station on "
-                          "PostgreSQL (--db) has its database backed up with pg_dump")
+                          "PostgreSQL (--db) is backed up with pg_dump, then a copy of its whole data folder (images/, "
+                          "models/, .lineguard-folder)")
     if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
         raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
                           "folder, best on another disk")
@@ -124,6 +126,8 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             # written in place instead, so the one file renamed below holds all of it
             db.execute("PRAGMA journal_mode=DELETE")
             station = _station_id(db)
+            # the schema revision the copy holds: a restore by an older lineguard refuses it (line.restore)
+            schema = sqlite_revision(db)
             held = _newest_held(db, previous.get("newest_part"))
             # The first part names a station until the record keeper deletes it (--keep-records-days):
             # then every later backup was refused as another station's. Holding the folder's newest
@@ -149,6 +153,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         # the two writes, the folder still matches it.
         made_at = _utc_stamp()
         manifest = {"made_at": made_at, "from": str(data_dir), "station": station, "newest_part": newest,
+                    "schema": schema,
                     "verified_at": made_at if verify else previous.get("verified_at"),
                     "database": _fingerprint(copy_db), "previous_database": _fingerprint(dest / "lineguard.db"),
                     **report.to_dict()}

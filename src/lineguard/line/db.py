@@ -1,12 +1,19 @@
 """Database connection of a station: SQLite (WAL) by default, PostgreSQL by URL.
 
 The schema is owned by Alembic; :meth:`Database.upgrade` brings any database (new or
-from an older lineguard) to the current tables and runs at every start-up.
+from an older lineguard) to the current tables and runs at every start-up. A SQLite
+database from an older lineguard is copied beside itself first
+(``lineguard.db.before-<revision>``): the older version cannot run on the upgraded one,
+and that copy is what a plant rolls back to. A database a newer lineguard upgraded is
+refused (:class:`SchemaTooNew`), never half-read.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -15,6 +22,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import StationError
 
 log = logging.getLogger("lineguard.station")
 
@@ -111,6 +120,63 @@ def refusal_reason(exc: BaseException) -> str:
     return type(orig).__name__
 
 
+class SchemaTooNew(StationError):
+    """The database was upgraded by a newer lineguard: this version does not know its tables."""
+    http_status = 503
+    code = "schema_too_new"
+
+
+# set to 1 to upgrade a SQLite database without its safety copy (a disk with no room for one)
+UPGRADE_WITHOUT_COPY = "LINEGUARD_UPGRADE_WITHOUT_COPY"
+BEFORE = ".before-"        # lineguard.db.before-<revision>: the database as the older version left it
+
+
+def _script_dir():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+_known: Optional[tuple[str, frozenset]] = None
+
+
+def schema_revisions() -> tuple[str, frozenset]:
+    """(the newest schema revision this lineguard knows, every revision it knows)."""
+    global _known
+    if _known is None:
+        script = _script_dir()
+        _known = (script.get_current_head(), frozenset(r.revision for r in script.walk_revisions()))
+    return _known
+
+
+_ROLL_BACK = (f"run that version, or restore the backup taken before the upgrade (lineguard.db{BEFORE}... beside "
+              "the database, or your backup folder)")
+
+
+def newer_schema_message(found: str, what_to_do: str = _ROLL_BACK) -> str:
+    head = schema_revisions()[0]
+    return (f"this database was upgraded by a newer lineguard (schema {found}; this version knows up to {head}): "
+            + what_to_do)
+
+
+def check_schema_known(found: Optional[str], what_to_do: str = _ROLL_BACK) -> None:
+    """Refuse (:class:`SchemaTooNew`) a schema revision a newer lineguard wrote: Alembic
+    would fail on it with a long traceback ("Can't locate revision identified by ...")."""
+    if found is not None and found not in schema_revisions()[1]:
+        raise SchemaTooNew(newer_schema_message(found, what_to_do), schema=found, knows=schema_revisions()[0])
+
+
+def sqlite_revision(db: sqlite3.Connection) -> Optional[str]:
+    """The schema revision of a SQLite file opened with sqlite3 (a backup's); None if it has none."""
+    try:
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:      # no such table: a database no lineguard made
+        return None
+    return None if row is None else row[0]
+
+
 def _normalise_url(url: str) -> str:
     # "postgresql://" means psycopg 3 here (the only PostgreSQL driver we install).
     if url.startswith("postgres://"):
@@ -175,12 +241,48 @@ class Database:
 
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def sqlite_file(self) -> Optional[Path]:
+        """The database's file on SQLite (None: in memory, or PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        path = self.url.split("///", 1)[-1].split("?", 1)[0]
+        return Path(path) if path and path != ":memory:" else None
+
+    def revision(self) -> Optional[str]:
+        """The schema revision the database is at; None for a new one (no alembic_version).
+        Only reads."""
+        from alembic.runtime.migration import MigrationContext
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def check_schema(self) -> Optional[str]:
+        """The database's revision, refused (:class:`SchemaTooNew`) if a newer lineguard wrote it."""
+        found = self.revision()
+        check_schema_known(found, self._rollback_hint())
+        return found
+
+    def _rollback_hint(self) -> str:
+        path = self.sqlite_file
+        copies = sorted(path.parent.glob(path.name + BEFORE + "*")) if path is not None else []
+        if not copies:
+            return _ROLL_BACK
+        return (f"run that version, or restore the copy taken before the upgrade ({copies[-1]}: stop every station "
+                f"on it and put it in place of {path.name}) or your backup folder")
+
     def upgrade(self, revision: str = "head") -> None:
         """Create or migrate the tables to the newest schema (Alembic ``upgrade head``);
-        ``revision`` stops at an older one (tests of a migration)."""
+        ``revision`` stops at an older one (tests of a migration). A database a newer
+        lineguard upgraded is refused (:class:`SchemaTooNew`); a SQLite database from an
+        older one is copied beside itself first (:meth:`_copy_before`)."""
         from alembic import command
         from alembic.config import Config
 
+        found = self.check_schema()
+        head = schema_revisions()[0]
+        target = head if revision == "head" else revision
+        if found is not None and found != target and self.sqlite_file is not None:
+            self._copy_before(found)
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
@@ -193,6 +295,71 @@ class Database:
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+        if found is not None and found != target:
+            if self.is_sqlite:
+                log.warning("database migrated from schema %s to %s", found, target)
+            else:
+                # no copy can be taken of a PostgreSQL database from here: the plant's pg_dump is
+                # the way back, and it had to be taken before this start
+                log.warning("database migrated from schema %s to %s; lineguard versions before this one cannot run "
+                            "on it now: to go back, restore the pg_dump taken before the upgrade (pg_dump before "
+                            "starting a newer lineguard on a PostgreSQL station)", found, target)
+
+    def _copy_before(self, found: str) -> None:
+        """Copy the SQLite database, before migrating it from revision ``found``, to
+        ``lineguard.db.before-<found>`` beside it: the older lineguard cannot start on the
+        migrated one ("Can't locate revision"), and this copy is what the plant rolls back
+        to. SQLite's online backup: consistent while other processes read or write it.
+        Written under a temp name and renamed; only the newest such copy is kept. No room
+        for it: the upgrade is refused (LINEGUARD_UPGRADE_WITHOUT_COPY=1 goes on without)."""
+        path = self.sqlite_file
+        assert path is not None
+        if os.environ.get(UPGRADE_WITHOUT_COPY, "").strip() not in ("", "0"):
+            log.warning("database %s migrated from schema %s without a copy first (%s is set): the older lineguard "
+                        "cannot run on it, and no copy is kept to go back to", path, found, UPGRADE_WITHOUT_COPY)
+            return
+        final = path.with_name(path.name + BEFORE + found)
+        tmp = path.with_name(f".{final.name}.{os.getpid()}.tmp")
+        try:
+            need = path.stat().st_size
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists():
+                need += wal.stat().st_size
+            free = shutil.disk_usage(path.parent).free
+            if free < need:
+                raise OSError(28, f"{free / 1e6:.0f} MB free, the copy needs {need / 1e6:.0f} MB")
+            src, out = sqlite3.connect(path, timeout=30), sqlite3.connect(tmp)
+            try:
+                src.backup(out)
+                # the copy in one file: its own write-ahead log would not travel with it
+                out.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                src.close()
+                out.close()
+            shutil.copymode(path, tmp)      # the users' password hashes: as private as the database
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except (OSError, sqlite3.Error) as exc:
+            for left in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-wal", "-shm", "-journal"))):
+                try:
+                    left.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            raise StationError(
+                f"the database {path} is at schema {found} and this lineguard would upgrade it to "
+                f"{schema_revisions()[0]}, but it could not be copied to {final.name} first ({exc}); nothing was "
+                f"changed. Free room on that disk and start again, or set {UPGRADE_WITHOUT_COPY}=1 to upgrade "
+                "without the copy (then the older version cannot be gone back to)") from exc
+        for older in path.parent.glob(path.name + BEFORE + "*"):
+            if older != final and not older.name.endswith(".tmp"):
+                try:
+                    older.unlink()
+                except OSError as exc:
+                    log.warning("an older copy %s could not be removed: %s", older, exc)
+        log.warning("database %s is at schema %s, from an older lineguard: copied to %s before upgrading it to %s. "
+                    "To go back to the older version, stop the station and put that copy in place of %s",
+                    path, found, final, schema_revisions()[0], path.name)
 
     def drop_schema(self) -> None:
         """Remove everything (tests): the PostgreSQL schema, or all tables on SQLite."""

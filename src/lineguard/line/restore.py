@@ -28,6 +28,7 @@ from typing import Iterator, Optional
 from ..vision.atomic import hold_lock
 from . import filecheck
 from .backup import _PART_FILES, MANIFEST, MARKER, _fingerprint, _safe
+from .db import SchemaTooNew, check_schema_known, sqlite_revision
 
 # a store's key ends in a file named by the SHA-256 of its bytes (line.imagestore)
 _STAGING = ".lineguard-restoring"      # inside a target folder that exists already
@@ -71,6 +72,7 @@ def check_backup(backup: Path) -> RestoreReport:
     backup = Path(backup).resolve()
     report = RestoreReport()
     report.made_at = _check_source(backup, report).get("made_at")
+    _check_schema(backup)
     db = _open_read_only(backup / "lineguard.db")
     try:
         _check_database(db, backup)
@@ -89,6 +91,7 @@ def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
     backup, data_dir = Path(backup).resolve(), Path(data_dir).resolve()
     report = RestoreReport()
     manifest = _check_source(backup, report)
+    _check_schema(backup)          # before anything is written
     report.made_at = manifest.get("made_at")
     if data_dir == backup or backup in data_dir.parents or data_dir in backup.parents:
         raise RestoreError(f"{data_dir} is the backup folder, lies in it or holds it: restore into a new folder "
@@ -193,6 +196,24 @@ def _check_source(backup: Path, report: RestoreReport) -> dict:
                             "file times, or opened since): its records and every file they name were checked "
                             "all the same")
     return manifest
+
+
+def _check_schema(backup: Path) -> None:
+    """Refuse a backup a newer lineguard made: this version cannot run on its tables (its
+    `serve` would refuse the restored station), so nothing is written for it."""
+    try:
+        db = _open_read_only(backup / "lineguard.db")
+        try:
+            found = sqlite_revision(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return              # not readable: _check_database says so, as for any damaged backup
+    try:
+        check_schema_known(found, "restore it with the lineguard that made it, or restore a backup from "
+                                  "before the upgrade")
+    except SchemaTooNew as exc:
+        raise RestoreError(f"the backup in {backup}: {exc.message}. Nothing was written") from None
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
