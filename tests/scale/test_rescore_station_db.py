@@ -492,3 +492,21 @@ def test_a_batch_of_large_photos_is_judged_in_groups_under_the_pixel_cap(tmp_pat
     whole = pq.read_table(tmp_path / "whole.parquet", columns=cols).sort_by("path").to_pylist()
     capped = pq.read_table(tmp_path / "capped.parquet", columns=cols).sort_by("path").to_pylist()
     assert capped == whole and len(whole) == 5
+
+
+def test_a_station_database_a_newer_lineguard_upgraded_is_refused_in_one_line(tmp_path):
+    import sqlite3
+
+    from lineguard.line.db import Database
+    db_file = tmp_path / "station.db"
+    Database(f"sqlite:///{db_file}").upgrade()
+    with sqlite3.connect(db_file) as con:
+        con.execute("UPDATE alembic_version SET version_num = '0999_future'")
+    archive = _archive(tmp_path / "archive", 2)
+    model = _model(tmp_path / "m.json", 0.2)
+    r = subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                        "--out", str(tmp_path / "r.parquet"), "--station-db", f"sqlite:///{db_file}"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "upgraded by a newer lineguard (schema 0999_future" in r.stderr
+    assert not (tmp_path / "r.parquet").exists()

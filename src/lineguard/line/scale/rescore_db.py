@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 
 from ..db import Database
 from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
+from ..errors import StationError
 
 # bound parameters per IN (...) query: under SQLite's old limit of 999
 _IN_CHUNK = 500
@@ -76,6 +77,9 @@ class StationRecorder:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StationDbError(f"cannot use the station database {_shown(url)}: {reason}. Check --station-db "
                                  "(is the server up, the database there, the user allowed?) or --data") from exc
+        except StationError as exc:     # a newer lineguard's schema; no room for the copy before an upgrade
+            db.dispose()
+            raise StationDbError(f"cannot use the station database {_shown(url)}: {exc.message}") from exc
         return cls(db)
 
     def close(self) -> None:
