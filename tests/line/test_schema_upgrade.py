@@ -79,6 +79,25 @@ def test_access_commands_leave_an_older_database_as_it_is(tmp_path, args, stdin)
     assert not list(data.glob("lineguard.db.before-*"))           # nor copied: nothing happened to it
 
 
+@pytest.mark.parametrize("args", [["parts", "--out", "parts.csv"], ["sweep", "--dry-run"],
+                                  ["old-records", "--keep-days", "30"]])
+@pytest.mark.parametrize("newer", [False, True])
+def test_commands_that_read_a_station_say_its_schema_is_another_lineguard_s(tmp_path, args, newer):
+    # they read the tables as this version's: a column missing or new failed in a traceback
+    data = tmp_path / "station"
+    path = _old_station(data, HEAD if newer else OLD)
+    (data / "images").mkdir()
+    if newer:
+        _from_the_future(path)
+    r = CliRunner().invoke(app, [*args, "--data", str(data)])
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    says = f"schema {FUTURE}; this version knows up to {HEAD}" if newer else f"database at schema {OLD}, this " \
+        f"lineguard at {HEAD}"
+    assert says in r.output, r.output
+    assert _revision(path) == (FUTURE if newer else OLD)
+    assert not (tmp_path / "parts.csv").exists()
+
+
 def test_a_new_station_s_database_is_still_made_by_keys_create_new(tmp_path):
     data = tmp_path / "station"
     r = CliRunner().invoke(app, ["keys", "create", "--role", "admin", "--data", str(data), "--new"])

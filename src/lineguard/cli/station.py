@@ -996,7 +996,7 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     must not become a database); the command ends, saying why, when it is not one."""
     from sqlalchemy import inspect as sql_inspect
 
-    from ..line.db import Database
+    from ..line.db import Database, SchemaTooNew, schema_revisions
     from ._term import fail
     cfg = _config(data, db)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
@@ -1014,6 +1014,16 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
         database.dispose()
         fail(f"{cfg.database_url} holds no station's records (no inspections table"
              f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
+    # another lineguard's tables: read as this one's, a column missing or new failed in a traceback
+    try:
+        found = database.check_schema()
+    except SchemaTooNew as exc:
+        database.dispose()
+        fail(exc.message)
+    if found != schema_revisions()[0]:
+        database.dispose()
+        fail(f"database at schema {found}, this lineguard at {schema_revisions()[0]}: start `lineguard serve` on it "
+             "to upgrade it (it keeps a copy of a SQLite database from before), or run the version that wrote it")
     return database
 
 
