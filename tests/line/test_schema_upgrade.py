@@ -79,7 +79,7 @@ def test_access_commands_leave_an_older_database_as_it_is(tmp_path, args, stdin)
     assert not list(data.glob("lineguard.db.before-*"))           # nor copied: nothing happened to it
 
 
-@pytest.mark.parametrize("args", [["parts", "--out", "parts.csv"], ["sweep", "--dry-run"],
+@pytest.mark.parametrize("args", [["parts", "--out", "{tmp}/parts.csv"], ["sweep", "--dry-run"],
                                   ["old-records", "--keep-days", "30"]])
 @pytest.mark.parametrize("newer", [False, True])
 def test_commands_that_read_a_station_say_its_schema_is_another_lineguard_s(tmp_path, args, newer):
@@ -89,7 +89,7 @@ def test_commands_that_read_a_station_say_its_schema_is_another_lineguard_s(tmp_
     (data / "images").mkdir()
     if newer:
         _from_the_future(path)
-    r = CliRunner().invoke(app, [*args, "--data", str(data)])
+    r = CliRunner().invoke(app, [*(a.format(tmp=tmp_path) for a in args), "--data", str(data)])
     assert r.exit_code != 0 and isinstance(r.exception, SystemExit), (r.output, r.exception)
     says = f"schema {FUTURE}; this version knows up to {HEAD}" if newer else f"database at schema {OLD}, this " \
         f"lineguard at {HEAD}"

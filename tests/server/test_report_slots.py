@@ -115,3 +115,55 @@ def test_the_same_app_served_on_another_event_loop_still_runs_its_reports(tmp_pa
                 assert got == [200, 200, 200], got
     finally:
         st.close()
+
+
+def test_two_long_exports_leave_a_slot_for_the_shift_report_and_the_charts(tmp_path, monkeypatch):
+    """Streamed exports held both slots for their whole download: the shift report waited
+    into a 503 and the p-chart for as long as an export lasted. Exports now take at most
+    all but one of the slots."""
+    from lineguard.line import part_records
+    from lineguard.server import report_slots
+    from lineguard.server.app import create_app
+    st = _station(tmp_path, report_slots=2)
+    monkeypatch.setattr(report_slots, "WAIT_S", 3.0)
+    release, started = threading.Event(), []
+    real = part_records.csv_lines
+
+    def slow_lines(records, zone=None, **kw):
+        pieces = real(records, zone, **kw)
+        yield next(pieces)
+        started.append(1)
+        release.wait(20)         # a long download in progress
+        yield from pieces
+
+    monkeypatch.setattr(part_records, "csv_lines", slow_lines)
+    exports: list[int] = []
+    try:
+        with TestClient(create_app(station=st)) as c:
+            threads = [threading.Thread(target=lambda: exports.append(
+                c.get("/api/v1/inspections/export").status_code)) for _ in range(2)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            while not started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            shift = c.get("/api/v1/reports/shift", params={"line": "L1"})
+            chart = c.get("/api/v1/spc/p-chart", params={"line": "L1"})
+            took = time.monotonic() - t0
+            release.set()
+            for t in threads:
+                t.join(30)
+        assert started, "no export started"
+        assert shift.status_code == 200, shift.text
+        assert chart.status_code == 200 and took < 2.5, (chart.status_code, took)
+        assert sorted(exports) == [200, 200], exports      # the second export waited its turn
+    finally:
+        release.set()
+        st.close()
+
+
+def test_exports_take_all_but_one_slot():
+    from lineguard.server.report_slots import export_slots
+    assert [export_slots(n) for n in (1, 2, 3, 8)] == [1, 1, 2, 7]

@@ -37,6 +37,10 @@ class Inspection(Base):
         Index("ix_inspections_product_created", "product", "created_at"),
         Index("ix_inspections_image_sha256", "image_sha256"),   # the disk keeper, re-score comparisons
         Index("ix_inspections_test_part", "test_part", "created_at"),   # the test-part checks (line.test_parts)
+        # the gallery's lot and defect-type filters, newest first (migration 0025)
+        Index("ix_inspections_lot_id", "lot", "id"),
+        Index("ix_inspections_defect_type_id", "defect_type", "id", postgresql_where=text("defect_type IS NOT NULL"),
+              sqlite_where=text("defect_type IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -26,6 +26,14 @@ COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot"
            "review_label", "review_outcome", "defect_type", "reviewer", "reviewed_at", "review_note",
            "test_part", "test_expected", "photo_issues"]     # new columns go last: a sheet's macros read by position
 
+# the record's fields record_row reads: the export selects only these (not whole records
+# with their timings and every other column: a year of parts read twice as fast)
+RECORD_FIELDS = ("id", "created_at", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
+                 "score", "threshold", "review_threshold", "regions", "model_id", "model_version", "registry_version",
+                 "image_key", "audit_sample", "reviewed", "review_label", "defect_type", "reviewer", "reviewed_at",
+                 "review_note", "test_part", "test_expected", "photo_issues")
+RECORD_COLUMNS = tuple(getattr(Inspection, f) for f in RECORD_FIELDS)
+
 # what a person's review says of the verdict (a REVIEW part was neither shipped nor
 # scrapped by the model: a person decided)
 _OUTCOMES = {("NG", "good"): "false reject", ("NG", "defect"): "confirmed defect",
@@ -50,6 +58,21 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+def _csv_cell(value: Any) -> Any:
+    """``spreadsheet_safe(_time(value))`` in one step, text first (most cells): the same
+    cell, a sixth of a year's export cheaper."""
+    cls = value.__class__
+    if cls is str:
+        return "'" + value if value.startswith(_FORMULA_START) else value
+    if value is None:
+        return ""
+    if cls is int or cls is float or cls is bool:
+        return value
+    if isinstance(value, dt.datetime):
+        return spreadsheet_safe(_time(value))
+    return spreadsheet_safe(value)
+
+
 def _time(t: Any) -> Any:
     if isinstance(t, dt.datetime):
         if t.tzinfo is not None:        # plant time: with its offset, 2026-12-03T07:01:02.000+01:00
@@ -68,9 +91,10 @@ def _plant_time(t: Optional[dt.datetime], zone: Optional[dt.tzinfo]) -> Optional
     return None if t is None or zone is None else t.replace(tzinfo=dt.timezone.utc).astimezone(zone)
 
 
-def record_row(rec: Inspection, zone: Optional[dt.tzinfo] = None) -> list[Any]:
+def record_row(rec: Any, zone: Optional[dt.tzinfo] = None) -> list[Any]:
     """One part's cells: ``created_at`` in UTC, ``plant_time`` the same moment in the
-    plant's time zone ``zone`` (aware; empty without a zone)."""
+    plant's time zone ``zone`` (aware; empty without a zone). ``rec``: a record, or a row
+    of :data:`RECORD_COLUMNS` (what :func:`..station.each_part` yields)."""
     # entries that are not regions (a record edited by hand) are skipped, never a broken file
     regions = [r for r in (rec.regions if isinstance(rec.regions, list) else []) if isinstance(r, dict)]
     largest = max(regions, key=_area, default=None)
@@ -95,7 +119,7 @@ def csv_lines(records: Iterable[Inspection], zone: Optional[dt.tzinfo] = None, b
     buf.write(BOM if bom else "")
     writer.writerow(COLUMNS)
     for rec in records:
-        writer.writerow([spreadsheet_safe(_time(c)) for c in record_row(rec, zone)])
+        writer.writerow([_csv_cell(c) for c in record_row(rec, zone)])
         if buf.tell() >= chunk_bytes:
             yield buf.getvalue()
             buf.seek(0)
