@@ -352,9 +352,10 @@ def test_an_active_model_that_cannot_judge_parts_is_a_fault_from_the_start(spc_s
         assert h.status_code == 503 and h.json()["status"] == "fault"
         assert "missing from the station's models folder" in h.json()["faults"]["model cell/* v1"]
         assert 'lineguard_station_fault{fault="model cell/* v1"} 1.0' in c.get("/metrics").text
+        c.headers["X-API-Key"] = key
+        assert "model cell/* v1" in c.get("/api/v1/lines/summary").json()["faults"]     # the line view's
         path.write_bytes(b"not a model")                   # damaged: found by the load
         assert list(st.load_active_models()) == ["cell/* v1"]      # as `serve` does at its start
-        c.headers["X-API-Key"] = key
         r = c.post("/api/v1/inspections", files={"image": ("p.png", png_bytes(40, seed=1), "image/png")},
                    data={"part_id": "P-1", "line": "L1", "station": "S1", "product": "cell"})
         assert r.status_code == 503

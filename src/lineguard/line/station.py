@@ -906,6 +906,18 @@ class Station:
             return self.activate_model(product, line, mine[-1].version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
 
+    def model_faults(self) -> dict[str, str]:
+        """``model PRODUCT/LINE vN`` -> why, for each active version that cannot judge parts
+        now (its file lost or damaged: every part of it is refused), without loading any:
+        /health and the line view say it, where they said "ok" while the line stopped."""
+        faults = {}
+        for mv in self.models.list():
+            if mv.active:
+                why = self.models.unusable(mv)
+                if why:
+                    faults[f"model {mv.product}/{mv.line or '*'} v{mv.version}"] = why
+        return faults
+
     def load_active_models(self) -> dict[str, str]:
         """Load every active version now, so that /health says at start which cannot
         judge parts (a file lost or damaged in a restore) and the first part need not pay

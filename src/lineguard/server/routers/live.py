@@ -150,7 +150,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             "alarms": station.alarms.active(),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
-            "models": models, "sinks": sinks, "plc": plc, "faults": dict(station.faults),
+            "models": models, "sinks": sinks, "plc": plc, "faults": {**station.faults, **station.model_faults()},
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}

@@ -28,7 +28,10 @@ router = APIRouter()   # tags per route: a router's own would list a route under
             responses={503: {"model": HealthOut, "description": "a fault: the body's faults say which"}})
 def health(station: Station = Depends(get_station)) -> Any:
     faults = station.check_storage()
-    active = _active_models(station, faults) if "database" not in faults else []
+    active: list[str] = []
+    if "database" not in faults:
+        active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+        faults.update(station.model_faults())
     sinks = station.sinks.status() if "database" not in faults else {}
     for name, sink in sinks.items():
         # results held for the MES or the andon: parts are still judged and kept (not a
@@ -54,28 +57,13 @@ def health(station: Station = Depends(get_station)) -> Any:
     return JSONResponse(body, status_code=503 if stopping else 200)
 
 
-def _active_models(station: Station, faults: dict[str, str]) -> list[str]:
-    """The active versions' names; one that cannot judge parts now (its file lost or
-    damaged: every part of it is refused) is added to ``faults`` as ``model NAME``, where
-    a monitor reading only /health saw "ok" while the line stopped."""
-    active = []
-    for m in station.models.list():
-        if m.active:
-            name = f"{m.product}/{m.line or '*'} v{m.version}"
-            active.append(name)
-            why = station.models.unusable(m)
-            if why:
-                faults[f"model {name}"] = why
-    return active
-
-
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=Response)
 def metrics(station: Station = Depends(get_station)) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
     station.alarms.count_active()    # another process on the database may have raised or acknowledged some
     faults = station.check_storage()         # as /health would say them now
     if "database" not in faults:
-        _active_models(station, faults)
+        faults.update(station.model_faults())
     station.metrics.set_faults(faults)
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
