@@ -231,7 +231,8 @@ def station_options(f):
 @click.option("--report-slots", type=click.IntRange(min=1), default=2, show_default=True,
               envvar="LINEGUARD_REPORT_SLOTS",
               help="SPC charts, shift reports and exports run at once; the others wait their turn (up to 30 s, "
-                   "then 503), so parts sent meanwhile are not held up behind them.")
+                   "then 503), so parts sent meanwhile are not held up behind them. Exports (held for their "
+                   "whole download) take all but one of them.")
 @click.option("--shift-starts", envvar="LINEGUARD_SHIFT_STARTS", default=None, metavar="HH:MM,...",
               help="When the plant's shifts start, e.g. 06:00,18:00 (default 06:00,14:00,22:00): the shift report, "
                    "SPC by shift and day, the line view's counts and the test parts' due shifts.")

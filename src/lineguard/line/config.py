@@ -79,7 +79,7 @@ class StationConfig:
     # (with max_image_pixels) bounds the station's memory when big parts arrive together.
     max_concurrent_decodes: int = 2
     # SPC charts, shift reports and exports run at once (server.report_slots): the others
-    # wait their turn without holding a thread a part's upload needs
+    # wait their turn without holding a thread a part's upload needs; exports take all but one
     report_slots: int = 2
     # Pixels of the parts being judged at once (decoded image, anomaly map at its size):
     # None = max_image_pixels, i.e. one maximum-size part at a time, small parts freely.
