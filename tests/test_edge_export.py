@@ -474,6 +474,9 @@ def test_int8_export_without_good_parts_to_recalibrate_is_refused(fitted_model_p
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "warning: the thresholds are the fp32 model's (--keep-fp32-thresholds)" in " ".join(r.stderr.split())
+    # dynamic int8 (no --calibration-images) can be slower than fp32 (137 vs 34 ms a part on an
+    # AVX2-only host): the note said only that static int8 is "usually faster"
+    assert "dynamic int8 can be slower than fp32" in " ".join(r.stderr.split()), r.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationMismatchWarning)
         insp = Inspector.load(target)

@@ -144,3 +144,51 @@ def test_inspect_names_what_is_off_about_a_photo(fitted_model_path, synth_catego
     r = run_cli("inspect", str(fitted_model_path), str(dim), "--overlays", str(tmp_path / "ov"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "photo: too dark: brightness" in r.stdout and (tmp_path / "ov" / "dim_overlay.png").exists()
+
+
+def _jpeg(a, **kw):
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", **kw)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def _grey_photo(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(128, 40, (128, 128)), 0, 255).astype(np.uint8)
+
+
+def test_a_grey_model_names_a_colour_photo_but_not_a_grey_one_stored_as_rgb_or_jpeg():
+    """A tinted copy (channels x1 / 0.9 / 0.8) of 15 good grey commutators was judged NG 14
+    times with no photo issue: a model learnt from grey photos checked nothing."""
+    g = _grey_photo().astype(np.float32)
+    for mult in ((1, 0.9, 0.8), (1, 0.97, 0.94)):
+        tinted = np.stack([g * m for m in mult], axis=2).clip(0, 255).astype(np.uint8)
+        found = photo_check.colour_issues(tinted, "grey")
+        assert len(found) == 1 and found[0].startswith("colour photo: the model learnt from greyscale photos"), found
+        assert photo_check.colour_issues(tinted, "mixed") == [] and photo_check.colour_issues(tinted, None) == []
+    rgb_of_grey = np.stack([_grey_photo()] * 3, axis=2)
+    assert photo_check.colour_issues(rgb_of_grey, "grey") == []
+    # JPEG's rounding and chroma noise of a grey photo: a grey file, and one whose red channel
+    # is off by a level here and there, both as RGB JPEGs
+    jitter = rgb_of_grey.astype(np.int16)
+    jitter[..., 0] += np.random.default_rng(1).integers(-1, 2, jitter.shape[:2])
+    jitter = jitter.clip(0, 255).astype(np.uint8)
+    for a, kw in ((rgb_of_grey, {"quality": 75}), (jitter, {"quality": 90}),
+                  (jitter, {"quality": 95, "subsampling": 0})):
+        assert photo_check.colour_issues(_jpeg(a, **kw), "grey") == [], kw
+    # a colour model keeps naming a grey photo, not a colour one
+    assert photo_check.colour_issues(rgb_of_grey, "colour")[0].startswith("greyscale photo")
+
+
+def test_a_grey_model_sends_a_colour_photo_to_review_or_ng_with_the_issue_named(fitted_inspector, synth_category):
+    from lineguard.vision.inspector import Inspector
+    insp = Inspector(fitted_inspector.detector, fitted_inspector.preprocess, fitted_inspector.calibration,
+                     {**fitted_inspector.info, "photo_colour": "grey"})
+    for a in _test_photos(synth_category)[:3]:
+        g = a.astype(np.float32).mean(axis=2)
+        grey = np.stack([g] * 3, axis=2).astype(np.uint8)
+        assert not any(i.startswith("colour photo") for i in insp.inspect(grey).photo_issues)
+        tinted = np.stack([g, g * 0.9, g * 0.8], axis=2).clip(0, 255).astype(np.uint8)
+        r = insp.inspect(tinted)
+        assert any(i.startswith("colour photo") for i in r.photo_issues) and r.verdict is not Verdict.OK

@@ -333,3 +333,28 @@ def test_an_a50_beyond_the_largest_size_painted_is_flagged_like_a90():
     study = {"kinds": {"scratch": {"sentence": "s", "size_means": {}, "nominal_contrast": 40, "size": fit}},
              "n_good": 40, "per_kind": 45, "seed": 0, "false_reject_rate": 0.0}
     assert pod_summary(study)["kinds"]["scratch"]["a50_reached"] is False
+
+
+def test_cli_stress_leaves_out_the_photos_the_model_learned_from(fitted_model_path, synth_category, tmp_path):
+    """On its own 100 training tiles a model's stress test said 0% false rejects and 0%
+    review (1.0% and 7.3% on new parts) with no warning: they are left out, counted and
+    said, as recalibrate does, and a folder of nothing else is refused."""
+    pytest.importorskip("torch")
+    train = sorted((synth_category / "train" / "good").glob("*.png"))
+    r = _cli("stress", fitted_model_path, synth_category / "train" / "good", "-o", "report", "--per-kind", 4,
+             "--kinds", "spot", "--threads", 1, "--no-store", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"all {len(train)} readable photos are photos this model learned from" in " ".join(r.stderr.split())
+    assert not (tmp_path / "report").exists()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in train[:3] + sorted((synth_category / "test" / "good").glob("*.png")):
+        (mixed / (f.parent.parent.name + "_" + f.name)).write_bytes(f.read_bytes())
+    r = _cli("stress", fitted_model_path, mixed, "-o", "report", "--per-kind", 4, "--kinds", "spot",
+             "--threads", 1, "--no-store", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "left out: 3 photo(s) the model learned from" in " ".join(r.stderr.split())
+    assert r.stdout.startswith("10 good parts")
+    pod = json.loads((tmp_path / "report" / "pod.json").read_text())
+    assert pod["n_good"] == 10 and pod["learnt_left_out"]["count"] == 3
+    assert all(n.startswith(str(mixed / "train_")) for n in pod["learnt_left_out"]["images"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import click
 
@@ -497,16 +497,41 @@ def _refuse_missing(paths: Sequence[Path]) -> None:
             fail(f"{p}: no such file or folder (check the path)")
 
 
+def odd_parts_options(f: Callable) -> Callable:
+    """--keep-odd-parts / --leave-out-odd-parts, for recalibrate and export --recalibrate."""
+    f = click.option("--leave-out-odd-parts", is_flag=True,
+                     help="Set the threshold without the good photos scoring far above the others: once you have "
+                          "looked and they are not good parts (better: remove them from the folder).")(f)
+    return click.option("--keep-odd-parts", is_flag=True,
+                        help="Good photos scoring far above the others (named `look at:`) keep setting the "
+                             "threshold, even where one of them sets it alone (refused without this or "
+                             "--leave-out-odd-parts): only once you have looked and they are good parts.")(f)
+
+
+def odd_parts_choice(keep: bool, leave_out: bool) -> Optional[str]:
+    """The flags as recalibrate_and_report's ``odd_parts`` (None: neither given)."""
+    if keep and leave_out:
+        fail("--keep-odd-parts and --leave-out-odd-parts contradict each other: give one")
+    return "keep" if keep else "leave out" if leave_out else None
+
+
 def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rate: Optional[float], output: Path,
-                           photo_range: bool = False) -> None:
+                           photo_range: bool = False, odd_parts: Optional[str] = None) -> None:
     """Set ``insp``'s thresholds from ``good`` on its own runtime, write it to ``output``,
-    say what changed. Shared by ``recalibrate`` and ``export --recalibrate``."""
+    say what changed. Shared by ``recalibrate`` and ``export --recalibrate``.
+
+    ``odd_parts`` None: where a good photo named as far above the others would set the
+    threshold, refuse (exit 2) with both thresholds and the ways forward; "keep" or
+    "leave out": as asked (``Inspector.recalibrate``)."""
     _refuse_missing(good)
     frr = false_reject_rate if false_reject_rate is not None else \
         float(insp.calibration.get("target_false_reject_rate", 0.01))
     old, old_px, old_review = insp.threshold, insp.pixel_threshold, insp.review_threshold
     try:
-        c = insp.recalibrate(good, frr, photo_range=photo_range)   # at the model's own review rate
+        c = insp.recalibrate(good, frr, photo_range=photo_range,          # at the model's own review rate
+                             odd_parts=odd_parts or "keep")
+        if odd_parts is None and c.get("threshold_set_by_suspects"):
+            _refuse_odd_parts(c, frr)          # nothing written
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -530,7 +555,15 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     for sus in c.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part among them?")
-    if c.get("threshold_without_suspects") is not None:
+    if c.get("suspects_excluded"):
+        note("left out", f"{c['suspects_excluded']} of them, as asked (--leave-out-odd-parts): threshold "
+                         f"{insp.threshold:.4f} instead of {c['threshold_with_suspects']:.4f} with them; the "
+                         "false-reject promise holds for parts like the rest")
+    elif c.get("threshold_set_by_suspects"):
+        note("kept", f"as asked (--keep-odd-parts), their score sets the threshold: {insp.threshold:.4f}, where "
+                     f"without them it would be {c['threshold_without_suspects']:.4f}; defects scoring below "
+                     f"{insp.threshold:.4f} pass")
+    elif c.get("threshold_without_suspects") is not None:
         note("note", f"if those parts are bad, the threshold without them would be "
                      f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: recalibrate without them")
     if c.get("note"):
@@ -548,6 +581,29 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
                          f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "
                          "many as at training, taken over days")
     note("check", "the guarantee holds only if these were good parts the model did not learn from")
+
+
+def _refuse_odd_parts(c: dict, frr: float) -> None:
+    """Refuse a threshold set by good photos the command itself names as far above the
+    others: one such photo among 64 KolektorSDD parts raised the threshold 29.0 -> 35.2 and
+    real defects judged OK went 22 -> 47 of 52, with exit 0 and a "look at:" line."""
+    sus = c["suspect_good"]
+    names = ", ".join(f"{s['image']} (score {s['score']:.4g})" for s in sus[:5]) + \
+        (f" and {len(sus) - 5} more" if len(sus) > 5 else "")
+    thr, without = float(c["threshold"]), float(c["threshold_without_suspects"])
+    n, rest = int(c["n_calibration"]), int(c["n_calibration"]) - len(sus)
+    few = ""
+    if c.get("enough_calibration_parts") is False:
+        few = (f" {n} good parts are too few for a {frr:.2%} false-reject target (needs "
+               f"{c['calibration_parts_needed']}), so the highest score sets the threshold.")
+    ways = (f"run again with --keep-odd-parts to keep them (threshold {thr:.4f}), or with --leave-out-odd-parts "
+            f"to set it without them ({without:.4f})")
+    fail(f"the threshold would be set by {names}: good photo(s) scoring far above the others (above "
+         f"{c['suspect_cut']:.4g}), a bad or odd part in the good folder?{few} With them: threshold {thr:.4f}; "
+         f"their score sets the line's threshold and every defect scoring below {thr:.4f} passes as OK. Without "
+         f"them: threshold {without:.4f}, from the other {rest} good parts; if they are good parts after all, "
+         "parts like them are rejected. Nothing written. Look at the photo(s): if one is not a good part (a "
+         f"defect, dirt, a bad shot), remove it from the folder and run again; if they are good parts, {ways}.")
 
 
 def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review: float) -> None:
@@ -586,11 +642,13 @@ def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review:
 @click.option("--photo-range", is_flag=True,
               help="Also learn the photo check's brightness/contrast/focus range again from these photos: after a "
                    "planned change of lamp or camera (default: keep the range learnt at training).")
+@odd_parts_options
 @runtime_option
 @precision_option
 @threads_option
 def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_rate: Optional[float],
-                photo_range: bool, runtime: Optional[str], precision: Optional[str], threads: Optional[int]) -> None:
+                photo_range: bool, runtime: Optional[str], precision: Optional[str], threads: Optional[int],
+                keep_odd_parts: bool = False, leave_out_odd_parts: bool = False) -> None:
     """Set a model's thresholds from good parts it did not learn from, scored on the runtime
     and precision it will run with (e.g. an int8 export, or OpenVINO bf16); with
     --photo-range also the photo check's range (a new lamp or camera)."""
@@ -599,6 +657,7 @@ def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_
     from ..runtime.onnx_file import is_export
     from ..vision.inspector import Inspector
     _threads(threads)
+    odd_parts = odd_parts_choice(keep_odd_parts, leave_out_odd_parts)
     exported = is_export(model)
     if exported and output.suffix != ".onnx":
         fail(f"{output}: an exported model is written as .onnx")
@@ -615,7 +674,7 @@ def recalibrate(model: Path, good: tuple[Path, ...], output: Path, false_reject_
             insp = Inspector.load(model, runtime=runtime, precision=precision, threads=threads)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
-    recalibrate_and_report(insp, list(good), false_reject_rate, output, photo_range=photo_range)
+    recalibrate_and_report(insp, list(good), false_reject_rate, output, photo_range=photo_range, odd_parts=odd_parts)
 
 
 def register(app: click.Group) -> None:

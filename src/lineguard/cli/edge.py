@@ -20,7 +20,7 @@ from typing import Optional
 import click
 
 from ._term import coloured, fail, note, say
-from .core import PathArg, _threads, recalibrate_and_report
+from .core import PathArg, _threads, odd_parts_choice, odd_parts_options, recalibrate_and_report
 
 
 @click.command()
@@ -43,12 +43,15 @@ from .core import PathArg, _threads, recalibrate_and_report
 @click.option("--keep-fp32-thresholds", is_flag=True,
               help="With --int8 and no --recalibrate: keep the fp32 model's thresholds, which int8's moved scores "
                    "may not fit (every good part can come out NG); recalibrate before using it on a line.")
+@odd_parts_options
 @click.option("--threads", type=int, default=None, help="CPU threads (at least 1).")
 def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibration_images: Optional[Path],
            max_calibration: int, check: bool, recalibrate_dir: Optional[Path], false_reject_rate: Optional[float],
-           keep_fp32_thresholds: bool, threads: Optional[int]) -> None:
+           keep_fp32_thresholds: bool, keep_odd_parts: bool, leave_out_odd_parts: bool,
+           threads: Optional[int]) -> None:
     """Write a self-contained model for the torch-free edge runtime (ONNX Runtime)."""
     _threads(threads)       # refused below 1 as every command refuses it; set before torch is imported
+    odd_parts = odd_parts_choice(keep_odd_parts, leave_out_odd_parts)
     if fmt.lower() != "onnx":
         fail(f"--format {fmt!r} is not supported; use --format onnx")
     if model.suffix != ".lgm":
@@ -77,14 +80,14 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
     try:
         _export_to(tmp, target, model, int8, calibration_images, max_calibration, check, recalibrate_dir,
-                   false_reject_rate, threads)
+                   false_reject_rate, threads, odd_parts)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def _export_to(tmp: Path, target: Path, model: Path, int8: bool, calibration_images: Optional[Path],
                max_calibration: int, check: bool, recalibrate_dir: Optional[Path],
-               false_reject_rate: Optional[float], threads: Optional[int]) -> None:
+               false_reject_rate: Optional[float], threads: Optional[int], odd_parts: Optional[str] = None) -> None:
     """Export into ``tmp``, check it, recalibrate it; put the result at ``target`` only at the end."""
     import numpy as np
 
@@ -112,7 +115,7 @@ def _export_to(tmp: Path, target: Path, model: Path, int8: bool, calibration_ima
             warnings.simplefilter("ignore")
             exported = Inspector.load(tmp, threads=threads)
         # writes ``target`` (atomically) only once the thresholds are set; a refusal ends here
-        recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target)
+        recalibrate_and_report(exported, [recalibrate_dir], false_reject_rate, target, odd_parts=odd_parts)
     else:
         try:
             os.replace(tmp, target)
@@ -131,7 +134,8 @@ def _export_to(tmp: Path, target: Path, model: Path, int8: bool, calibration_ima
             note("parity", f"largest relative score difference torch vs ONNX {worst:.2e}", colour="green")
     if int8 and calibration_images is None:
         note("note", "no --calibration-images: dynamic int8 (weights only); static calibration "
-             "on good images is usually faster and more exact")
+             "on good images is usually faster and more exact, and dynamic int8 can be slower than fp32 "
+             "(on one AVX2-only CPU 4x slower: measure it with `lineguard eval --model` before using it)")
     if int8 and recalibrate_dir is None:
         note("warning", "the thresholds are the fp32 model's (--keep-fp32-thresholds), and int8 moves scores: "
              f"before using it on a line, `lineguard recalibrate {target} GOOD_DIR -o OUT.onnx` on good parts "

@@ -20,9 +20,16 @@ def make_detector(data: bytes, manifest: dict[str, Any], threads: Optional[int] 
                   runtime: str = "onnxruntime", precision: Optional[str] = None):
     if runtime == "onnxruntime":
         if precision not in (None, manifest.get("precision", "fp32")):
-            raise BundleError(f"ONNX Runtime runs the model at its exported precision "
-                              f"({manifest.get('precision', 'fp32')}); --precision {precision} needs "
-                              "--runtime openvino (bf16) or an int8 export (`lineguard export --int8`)")
+            exported = manifest.get("precision", "fp32")
+            # one way per precision: "needs --runtime openvino (bf16) or an int8 export" read as if
+            # an int8 export gave bf16
+            if precision == "bf16":
+                way = "--precision bf16 needs --runtime openvino (bf16 runs on OpenVINO only)"
+            elif precision == "int8":
+                way = "--precision int8 needs an int8 export of the model (`lineguard export --int8`)"
+            else:
+                way = f"--precision {precision} needs an export at that precision (`lineguard export`)"
+            raise BundleError(f"ONNX Runtime runs the model at its exported precision ({exported}); {way}")
         from .onnx_detector import OnnxDetector
         return OnnxDetector(data, manifest, threads)
     if runtime == "openvino":

@@ -573,7 +573,8 @@ class Inspector:
     # ------------------------------------------------------------ recalibrate
     def recalibrate(self, good: GoodImages, false_reject_rate: Optional[float] = None,
                     defect_images: Optional[GoodImages] = None, strategy: str = "frr",
-                    review_rate: Optional[float] = None, photo_range: bool = False) -> dict[str, Any]:
+                    review_rate: Optional[float] = None, photo_range: bool = False,
+                    odd_parts: str = "keep") -> dict[str, Any]:
         """Reset thresholds (image, review and pixel) from fresh good parts, scored by this
         very model on its own runtime and precision: after an int8 export, or to run an
         exported model in bf16 on OpenVINO, the thresholds then follow the scores the line
@@ -587,7 +588,17 @@ class Inspector:
         these photos too: after a planned change of lamp or camera, when the line's good
         photos no longer look like the training photos (the record's ``photo_odd`` names
         photos left out of it); otherwise the range learnt at training stays.
+
+        ``odd_parts``: what to do with good photos scoring far above the others
+        (``suspect_good``, named for a person to look at). "keep" (default): they count, and
+        where one of them sets the threshold the record says so (``threshold_set_by_suspects``,
+        with ``threshold_without_suspects``): one odd photo among 64 KolektorSDD photos set an
+        int8 threshold at 35.19 instead of 28.98, and 47 of 52 real defects passed instead of 22. "leave out": the
+        threshold is set without them (``suspects_excluded``; the promise then holds for
+        good parts like the rest), once a person has looked and found them bad.
         """
+        if odd_parts not in ("keep", "leave out"):
+            raise ValueError(f"odd_parts must be 'keep' or 'leave out', got {odd_parts!r}")
         if false_reject_rate is None:
             # the model's own target, as the CLI's default (from Python it was 1% whatever the
             # model was trained for)
@@ -628,7 +639,12 @@ class Inspector:
             d, _ = _load_all(_resolve(defect_images), None, self.preprocess)
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
-        calib = _calibration_record(scores, maps, false_reject_rate, dscores, strategy, held_out=True,
+        # as at training: good photos scoring far above the others are named for a person to
+        # look at (one over-exposed tile set the threshold alone: escapes 74% -> 99.5%)
+        cut, far, suspects = _far_out(scores, names)
+        leave_out = odd_parts == "leave out" and far.any() and (~far).sum() >= 1
+        use = ~far if leave_out else np.ones(len(scores), bool)
+        calib = _calibration_record(scores[use], maps[use], false_reject_rate, dscores, strategy, held_out=True,
                                     review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN)
         if calib.get("enough_calibration_parts") is False:
             # one model and fresh parts, not training's cross-fit: the record says so
@@ -638,12 +654,18 @@ class Inspector:
         if not learnt:
             # a model from before the prints were kept cannot tell its training photos
             calib["learnt_unknown"] = True
-        # as at training: good photos scoring far above the others are named for a person to
-        # look at (one over-exposed tile set the threshold alone: escapes 74% -> 99.5%); they
-        # keep setting it, and what it would be without them is said
-        calib["suspect_cut"], far, calib["suspect_good"] = _far_out(scores, names)
-        if far.any() and (~far).sum() >= 1:
+        calib["suspect_cut"], calib["suspect_good"] = cut, suspects
+        calib["suspects_excluded"] = int(far.sum()) if leave_out else 0
+        if leave_out:
+            calib["threshold_with_suspects"] = conformal_threshold(scores, false_reject_rate)[0]
+            calib["suspects_note"] = (f"{int(far.sum())} good photo(s) scored far above the others and were left "
+                                      "out of the threshold: the false-reject promise holds for parts like the rest")
+        elif far.any() and (~far).sum() >= 1:
+            # what the threshold would be without them; where one of them sets it (the threshold
+            # is a named photo's score: with too few parts for the target, the largest score),
+            # the record says so, and the CLI refuses to write it unasked
             calib["threshold_without_suspects"] = conformal_threshold(scores[~far], false_reject_rate)[0]
+            calib["threshold_set_by_suspects"] = bool(calib["threshold"] > cut)
         if bad:
             calib["skipped"] = [str(e) for e in bad]
         if photo_range:

@@ -220,11 +220,21 @@ def learn_colour(inputs: np.ndarray) -> str:
 
 def colour_issues(x: np.ndarray, photo_colour: Optional[str]) -> list[str]:
     """What is off about a photo's colour against the good photos' (empty: nothing, or a
-    model that does not know whether its photos were colour)."""
-    if photo_colour != "colour":
-        return []
-    spread = colour_spread(x)
-    if spread <= GREY_SPREAD:
-        return ["greyscale photo: the model learnt from colour photos (camera switched to mono, or a grey "
-                f"image format?); colour spread {spread:.2g}, good photos above {COLOUR_SPREAD:g}"]
+    model that does not know whether its photos were colour, "mixed" or "unknown").
+
+    Both ways: a grey photo shown to a colour model, and a clearly coloured photo (channels
+    differing by more than ``COLOUR_SPREAD``, as colour photos do) shown to a model learnt
+    from grey ones, e.g. a colour camera put in place of a mono one: a tinted copy of 15 good
+    grey commutators was judged NG 14 times with no word of why. A grey photo stored as RGB
+    (three equal channels) or with JPEG's rounding stays below ``COLOUR_SPREAD``."""
+    if photo_colour == "colour":
+        spread = colour_spread(x)
+        if spread <= GREY_SPREAD:
+            return ["greyscale photo: the model learnt from colour photos (camera switched to mono, or a grey "
+                    f"image format?); colour spread {spread:.2g}, good photos above {COLOUR_SPREAD:g}"]
+    elif photo_colour == "grey":
+        spread = colour_spread(x)
+        if spread > COLOUR_SPREAD:
+            return ["colour photo: the model learnt from greyscale photos (a colour camera in place of a mono "
+                    f"one, or a tinted lamp?); colour spread {spread:.2g}, good photos at most {GREY_SPREAD:g}"]
     return []

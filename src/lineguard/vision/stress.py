@@ -43,7 +43,7 @@ from .sized_defects import (CONTRAST_RANGE, KIND_SIZE_MEANS, LINE_KINDS, LINE_WI
 
 __all__ = ["StressPart", "plan_stress", "paint_part", "run_stress", "kind_sentence", "CONTRAST_SHARE",
            "KIND_PLURAL", "KIND_ONE", "FEW_GOOD", "threshold_meaning", "line_width", "LINE_WIDTH_INPUT_PX",
-           "painting_for", "few_good_warning"]
+           "painting_for", "few_good_warning", "learnt_photos_in"]
 
 # Share of each kind's parts in the contrast series; the rest measure size.
 CONTRAST_SHARE = 0.25
@@ -181,6 +181,27 @@ def paint_part(good: Sequence[np.ndarray], part: StressPart, seed: int,
     width = line_width(part.kind, painting, part.base)
     return paint_sized_defect(good[part.base], part.kind, part.size_px, part.contrast,
                               _kind_seed(seed, part.kind, part.index), region=roi, line_width_px=width)
+
+
+def learnt_photos_in(inspector: Any, items: Sequence[Any]) -> Optional[np.ndarray]:
+    """Which of ``items`` (photo files, as the model loads them) are photos the model
+    learned from, by the prints it keeps (``info['learnt_photos']``, as recalibrate tells
+    them); None for a model that keeps none. Judged on its own 100 training tiles a model
+    showed 0% false rejects and 0% review where new parts gave 1.0% and 7.3%: its
+    training photos fit it far better than new parts, and the curves would flatter it."""
+    from .inspector import LEARNT_PHOTOS, photo_prints
+    learnt = set((getattr(inspector, "info", None) or {}).get(LEARNT_PHOTOS) or ())
+    if not learnt:
+        return None
+    seen = []
+    for it in items:
+        try:
+            x = inspector.preprocess.load(it)[0]
+        except Exception:       # unreadable here: the caller's own loading says so
+            seen.append(False)
+            continue
+        seen.append(photo_prints(x[None])[0] in learnt)
+    return np.array(seen, bool)
 
 
 def few_good_warning(n_good: int) -> Optional[str]:
