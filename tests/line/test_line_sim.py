@@ -172,3 +172,27 @@ def test_a_run_stopped_by_the_station_going_away_reports_its_parts_so_far(plc_st
     summary = json.loads(out.read_text())
     assert summary["stopped"] and 3 <= summary["answered"] < 40, summary
     assert f"answered {summary['answered']}/40" in stdout
+
+
+def test_two_simulators_on_one_folder_never_write_the_same_file_name(tmp_path):
+    """Two line-sims (a Modbus line and an OPC UA line) feeding one folder both wrote
+    sim-0000001.png, one overwriting the other's part: each process's names are its own."""
+    import subprocess
+    import sys
+    from lineguard.line import plc_sim
+    images = _parts(tmp_path / "parts", [30])
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    mine = plc_sim.ImageFeeder(images, cam, protocol="modbus")
+    mine.feed()
+    # the other simulator is another process, as on the line
+    other = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from lineguard.line import plc_sim; "
+                            "f = plc_sim.ImageFeeder(Path(sys.argv[1]), Path(sys.argv[2]), protocol='opcua'); "
+                            "f.feed()", str(images), str(cam)], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 0, other.stderr
+    names = sorted(p.name for p in cam.iterdir())
+    assert len(names) == 2 and all(n.startswith("sim-") for n in names), names
+    assert any("modbus" in n for n in names) and any("opcua" in n for n in names), names
+    mine.cleanup()
+    assert len(list(cam.iterdir())) == 1, "a simulator removes only its own files"

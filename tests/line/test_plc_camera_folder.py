@@ -206,10 +206,11 @@ def test_a_refused_modbus_trigger_leaves_its_photo_to_no_one(sqlite_station):
         srv.close()
 
 
-def test_serve_gives_both_links_one_camera_folder_and_the_plc_host(tmp_path, monkeypatch):
-    """Each link had a folder source of its own (one photo judged as a Modbus part and an
-    OPC UA part); the PLC links listened on the pages' --host, with no way to keep the
-    unsecured PLC server on the machine network's address."""
+def test_serve_gives_each_link_its_own_camera_folder_and_the_plc_host(tmp_path, monkeypatch):
+    """Two links are two lines with a camera each. Both on one folder (one CameraFolder
+    shared) judged each link's parts on the other line's photos: Modbus's good parts
+    answered NG 279/300 and OPC UA's cracked ones OK, no fault said. Each link now has its
+    own folder; the PLC links listen on --plc-host."""
     from click.testing import CliRunner
 
     from lineguard.cli import app
@@ -223,7 +224,8 @@ def test_serve_gives_both_links_one_camera_folder_and_the_plc_host(tmp_path, mon
             made.append((type(self).__name__, images, host))
             self.hs = type("HS", (), {})()
 
-        def start(self):
+        def start(self, hold=False):
+            assert hold, "not ready until the whole station is started"
             if len(made) == 2:
                 raise RuntimeError("stop here")
             return self
@@ -231,18 +233,56 @@ def test_serve_gives_both_links_one_camera_folder_and_the_plc_host(tmp_path, mon
         def close(self):
             pass
 
-    monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {}))
-    monkeypatch.setattr(plc_opcua, "OpcUaStation", type("OpcUa", (Link,), {}))
-    cam = tmp_path / "cam"
-    cam.mkdir()
+    monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {"protocol": "modbus"}))
+    monkeypatch.setattr(plc_opcua, "OpcUaStation", type("OpcUa", (Link,), {"protocol": "opcua"}))
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    cam1.mkdir()
+    cam2.mkdir()
     r = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "st"), "--product", "cell", "--line", "L1",
-                                 "--modbus-port", "15021", "--opcua-port", "14841", "--plc-images", str(cam),
+                                 "--modbus-port", "15021", "--opcua-port", "14841",
+                                 "--plc-images", f"modbus={cam1}", "--plc-images", f"opcua={cam2}",
                                  "--host", "0.0.0.0", "--plc-host", "127.0.0.1", "--plc-image-wait-ms", "100"])
     assert r.exit_code == 2 and "stop here" in r.output, r.output
     (_, modbus_images, modbus_host), (_, opcua_images, opcua_host) = made
-    assert modbus_images is opcua_images and isinstance(modbus_images, CameraFolder)
+    assert isinstance(modbus_images, CameraFolder) and isinstance(opcua_images, CameraFolder)
+    assert (modbus_images.folder, opcua_images.folder) == (cam1, cam2)
     assert modbus_images.wait_s == pytest.approx(0.1)
     assert modbus_host == opcua_host == "127.0.0.1"
     r = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "st"), "--product", "cell", "--line", "L1",
-                                 "--modbus-port", "15021", "--plc-images", str(cam), "--plc-image-wait-ms", "1000"])
+                                 "--modbus-port", "15021", "--plc-images", str(cam1), "--plc-image-wait-ms", "1000"])
     assert r.exit_code == 2 and "leaves no time to judge the part" in r.output, r.output
+
+
+@pytest.mark.parametrize("given", [
+    ["--plc-images", "{cam1}"],                                              # one folder, no link named
+    ["--plc-images", "modbus={cam1}", "--plc-images", "opcua={cam1}"],       # both named, one folder
+    ["--plc-images", "modbus={cam1}"],                                       # the OPC UA link without one
+    ["--plc-camera", "0"],                                                   # one camera for two lines
+])
+def test_serve_refuses_two_links_on_one_camera_and_says_how_to_give_each_its_own(tmp_path, monkeypatch, given):
+    from click.testing import CliRunner
+
+    from lineguard.cli import app
+    from lineguard.line import plc_modbus
+    started = []
+    monkeypatch.setattr(plc_modbus, "ModbusStation", lambda *a, **k: started.append(1))
+    cam1 = tmp_path / "cam1"
+    cam1.mkdir()
+    r = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "st"), "--product", "cell", "--line", "L1",
+                                 "--modbus-port", "15021", "--opcua-port", "14841",
+                                 *[g.format(cam1=cam1) for g in given]])
+    assert r.exit_code == 2, r.output
+    assert "--plc-images modbus=DIR1 --plc-images opcua=DIR2" in r.output, r.output
+    assert not started and not (tmp_path / "st").exists(), "refused before the station opened"
+
+
+def test_serve_takes_a_link_named_folder_for_the_one_link_that_runs(tmp_path):
+    import click
+
+    from lineguard.cli.station import _plc_image_folders
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    assert _plc_image_folders(1502, None, (str(cam),), None) == {"modbus": cam}
+    assert _plc_image_folders(None, 4840, (f"opcua={cam}",), None) == {"opcua": cam}
+    with pytest.raises(click.BadParameter, match="--modbus-port too"):
+        _plc_image_folders(None, 4840, (f"modbus={cam}",), None)

@@ -573,3 +573,41 @@ def test_the_trigger_count_goes_on_from_answers_still_in_the_spool(sqlite_statio
     finally:
         hs.release_spool()
         hs.close()
+
+
+def test_a_link_held_at_start_is_not_ready_until_the_station_is_started(sqlite_station):
+    """serve starts each link held: TriggerReady rose while the other link and the web
+    server were still starting, and the first parts took 400-800 ms (one past its window)."""
+    import socket as _socket
+    import threading
+
+    from lineguard.cli.station import _release_plcs_when_up
+    st = sqlite_station()
+    srv = ModbusStation(st, lambda: (png_bytes(30, seed=3), "p.png"), {1: "cell"}, line="L1", station_name="S1",
+                        port=_free_port()).start(hold=True)
+    plc = Plc(srv.port)
+    web = _socket.socket()
+    try:
+        assert not plc.bits()["ready"]
+        plc.trigger(tag=1)                       # a PLC that does not wait: refused, NG, Error 20
+        bits = plc.wait("error")
+        assert bits["ng"] and not bits["ok"] and plc.regs()["error_code"] == ResultCode.NOT_READY
+        plc.pulse(1)                             # ResultsAck
+        plc.pulse(2)                             # ClearError: still held
+        assert not plc.bits()["ready"] and "starting" in srv.hs.not_ready_reason()
+        web.bind(("127.0.0.1", 0))
+        port = web.getsockname()[1]
+        releaser = threading.Thread(target=_release_plcs_when_up, args=([srv], st, {1: "cell"}, "L1", "127.0.0.1",
+                                                                       port), kwargs={"wait_s": 60})
+        releaser.start()
+        time.sleep(0.3)
+        assert not plc.bits()["ready"], "held while the web server does not answer"
+        web.listen()                             # the web server is up
+        releaser.join(60)
+        assert plc.wait("ready", timeout=10)["ready"]
+        plc.trigger(tag=2)
+        assert plc.wait("valid")["ok"] and plc.regs()["tag"] == 2
+    finally:
+        web.close()
+        plc.close()
+        srv.close()

@@ -65,7 +65,7 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         if not source.is_dir():
             raise click.BadParameter(f"{source} is not a folder", param_hint="--images")
         try:
-            feeder = plc_sim.ImageFeeder(source, plc_images)
+            feeder = plc_sim.ImageFeeder(source, plc_images, protocol=protocol)
         except ValueError as exc:
             fail(str(exc))
     try:

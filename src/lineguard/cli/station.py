@@ -199,12 +199,14 @@ def station_options(f):
 @click.option("--opcua-port", type=int, default=None,
               help="Run the PLC handshake over OPC UA (Machine Vision style) on this port (4840 is the standard "
                    "one). The node layout is in the README.")
-@click.option("--plc-images", type=PathArg, default=None,
-              help="With --modbus-port / --opcua-port: the folder the camera saves into; a PLC trigger inspects "
-                   "its newest image.")
+@click.option("--plc-images", "plc_images", multiple=True, metavar="[LINK=]DIR",
+              help="With --modbus-port / --opcua-port: the folder the link's camera saves into; a PLC trigger "
+                   "inspects its photo there. With both ports (two lines, two cameras) give each link its own: "
+                   "--plc-images modbus=DIR1 --plc-images opcua=DIR2.")
 @click.option("--plc-camera", default=None, metavar="SOURCE",
               help="With a PLC port, instead of --plc-images: a camera (RTSP/HTTP URL, USB index), a video file "
                    "(played at its recorded rate) or an image folder; a PLC trigger inspects the next frame. "
+                   "One camera is one line's: not with both --modbus-port and --opcua-port. "
                    "A lost stream is reconnected; meanwhile triggers are answered NG (no image) and /health says why.")
 @click.option("--plc-camera-fps", type=float, default=None,
               help="With --plc-camera: frames per second of an image folder (default 1) or a video file "
@@ -243,7 +245,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           db_schema: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
-          modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
+          modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
           plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_host: Optional[str],
           plc_image_wait_ms: float,
           recipes: tuple[str, ...],
@@ -266,7 +268,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         fail("--model needs --product: name the product the model inspects")
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
-    if plc_images is not None and plc_image_wait_ms >= inspection_window_ms:
+    plc_folders = _plc_image_folders(modbus_port, opcua_port, plc_images, plc_camera)
+    if plc_folders and plc_image_wait_ms >= inspection_window_ms:
         fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
              f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
     cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
@@ -317,23 +320,27 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
             if opcua_port is not None:
                 from ..line.plc_opcua import OpcUaStation
                 wanted.append((OpcUaStation, opcua_port, "OPC UA"))
-            # one camera folder for every link on it: a photo goes to one trigger only
-            folder = None if grabber is not None else newest_image_source(plc_images,
-                                                                          wait_s=plc_image_wait_ms / 1000)
+            # each link its own camera folder (two links are two lines, two cameras: on one
+            # folder each link's parts were judged on the other line's photos)
             for cls, plc_port, name in wanted:
                 try:
-                    images = grabber.image_source() if grabber is not None else folder
+                    images = (grabber.image_source() if grabber is not None else
+                              newest_image_source(plc_folders[cls.protocol], wait_s=plc_image_wait_ms / 1000))
                     plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
                                     station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
                                     host=plc_host or host, port=plc_port, window_ms=inspection_window_ms))
                     if len(wanted) > 1:
                         plcs[-1].hs.fault_key = f"plc-{cls.protocol}"
-                    plcs[-1].start()
+                    # not ready until the whole station is started (see _release_plcs_when_up)
+                    plcs[-1].start(hold=True)
                 except (RuntimeError, ValueError) as exc:
                     fail(str(exc))
                 click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
-                           f"images from {plc_camera if grabber is not None else plc_images}")
+                           f"images from {plc_camera if grabber is not None else plc_folders[cls.protocol]}")
             station.plc = plcs[0] if len(plcs) == 1 else plcs
+            threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
+                                                                  host, port),
+                             name="plc-release", daemon=True).start()
         click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
                    f"API docs: http://{host}:{port}/docs, data: {data})")
         if open_reads:
@@ -347,7 +354,39 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         station.close()
 
 
-def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: Optional[Path],
+def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], line: str, host: str, port: int,
+                          wait_s: float = 120.0) -> None:
+    """Raise TriggerReady (OPC UA: Operational/Ready) on every PLC link once the station is
+    started: the web server answering on its port and each recipe's model warmed. The
+    first link listened seconds before the second and the web server finished starting,
+    and the first parts after a restart took 400-800 ms against 40 ms (one good part
+    rejected on timeout). Past ``wait_s`` without the web server the links go ready all
+    the same (the line must not wait on the pages) and the log says so."""
+    import logging
+    import socket
+    import time
+    log = logging.getLogger("lineguard.plc")
+    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with socket.create_connection((target, port), timeout=1.0):
+                break
+        except OSError:
+            if time.monotonic() >= deadline:
+                log.warning("the web server did not answer on %s:%s within %.0f s: the PLC links go ready all the "
+                            "same", target, port, wait_s)
+                break
+            time.sleep(0.1)
+    warm = getattr(station, "warm_up", None)
+    if warm is not None:
+        for product in sorted(set(recipes.values())):
+            warm(product, line)        # once more, with everything else started
+    for plc in plcs:
+        plc.hs.release()
+
+
+def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
                   recipes: tuple[str, ...], line: str, product: Optional[str],
                   plc_camera: Optional[str] = None) -> dict[int, str]:
     """The recipe table of the PLC handshake, or a BadParameter saying what to give."""
@@ -361,10 +400,9 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
             raise click.BadParameter(f"{value} is not a TCP port (1..65535)", param_hint=hint)
     if modbus_port is not None and modbus_port == opcua_port:
         raise click.BadParameter("--modbus-port and --opcua-port must differ", param_hint="--opcua-port")
-    if plc_camera is not None:
-        if plc_images is not None:
-            raise click.BadParameter("give --plc-images or --plc-camera, not both", param_hint="--plc-camera")
-    elif plc_images is None or not plc_images.is_dir():
+    if plc_camera is not None and plc_images:
+        raise click.BadParameter("give --plc-images or --plc-camera, not both", param_hint="--plc-camera")
+    if plc_camera is None and not plc_images:
         raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into "
                                  "(or --plc-camera SOURCE)", param_hint="--plc-images")
     if not line:
@@ -382,6 +420,58 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
             raise click.BadParameter("give --recipe ID=PRODUCT (or --product for recipe 1)", param_hint="--recipe")
         table[1] = product
     return table
+
+
+_PLC_LINKS = ("modbus", "opcua")
+_BOTH_LINKS_HOW = ("give each link the folder of its own camera: --plc-images modbus=DIR1 --plc-images opcua=DIR2 "
+                   "(or run one link per station)")
+
+
+def _plc_image_folders(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
+                       plc_camera: Optional[str]) -> dict[str, Path]:
+    """Each running PLC link's camera folder ({"modbus": DIR, "opcua": DIR}), or a
+    BadParameter saying how to give them. Two links are two lines with a camera each: on
+    one folder (or one --plc-camera) each link's parts were judged on the other line's
+    photos, so that is refused."""
+    running = [p for p, port in zip(_PLC_LINKS, (modbus_port, opcua_port)) if port is not None]
+    if not running:
+        return {}
+    if plc_camera is not None:
+        if len(running) > 1:
+            raise click.BadParameter("--plc-camera is one camera, one line's: it cannot serve both --modbus-port "
+                                     "and --opcua-port; " + _BOTH_LINKS_HOW, param_hint="--plc-camera")
+        return {}
+    folders: dict[str, Path] = {}
+    for item in plc_images:
+        link, sep, rest = item.partition("=")
+        named = sep and link.strip().lower() in _PLC_LINKS
+        if named:
+            link = link.strip().lower()
+            if link not in running:
+                raise click.BadParameter(f"{item!r} names the {link} link, which does not run: give "
+                                         f"--{link}-port too, or name "
+                                         f"{' or '.join(running)}", param_hint="--plc-images")
+        elif len(running) > 1:
+            raise click.BadParameter(f"{item!r} names no link, and both --modbus-port and --opcua-port run: "
+                                     + _BOTH_LINKS_HOW, param_hint="--plc-images")
+        else:
+            link, rest = running[0], item
+        if link in folders:
+            raise click.BadParameter(f"two folders for the {link} link ({folders[link]} and {rest}): give one",
+                                     param_hint="--plc-images")
+        folder = Path(rest).expanduser()
+        if not folder.is_dir():
+            raise click.BadParameter(f"{folder} is not a folder: give --plc-images DIR, the folder the camera "
+                                     "saves part images into (or --plc-camera SOURCE)", param_hint="--plc-images")
+        folders[link] = folder
+    missing = [p for p in running if p not in folders]
+    if missing:
+        raise click.BadParameter(f"no camera folder for the {' and '.join(missing)} link: " + _BOTH_LINKS_HOW,
+                                 param_hint="--plc-images")
+    if len(folders) > 1 and len({f.resolve() for f in folders.values()}) < len(folders):
+        raise click.BadParameter(f"both links on one folder ({folders['modbus']}): each link's parts would be "
+                                 "judged on the other line's photos; " + _BOTH_LINKS_HOW, param_hint="--plc-images")
+    return folders
 
 
 # a new station's first key or user is made before it ever started: asked for by name

@@ -14,7 +14,9 @@ The rules that keep a line safe live here, once:
 * a fault (no image, model or storage failing) answers the part NG and holds the station
   in error until the PLC clears it; the fault is in ``station.faults`` (``/health``);
 * every answer is recorded in ``line_signals`` with its reason and goes out through the
-  outbox (event ``line_signal``);
+  outbox (event ``line_signal``), and is on the disk before the PLC can read it (the
+  journal, or the spool for a reject without a verdict): a kill loses none;
+* a trigger number is never handed out twice, a restart included (reserved on the disk);
 * the station's test-part verification this shift (:mod:`.test_parts`) is shown beside
   the answers (:class:`VerificationState`), so the PLC can interlock the line on it; the
   station itself refuses nothing for it (the test parts need triggers too).
@@ -35,12 +37,13 @@ from typing import Any, Callable, Iterable, Optional, Union
 from sqlalchemy import select
 
 from .camera_frame import CameraFrame
-from .db import is_refusal
+from .db import is_refusal, is_unreachable
 from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
+from ..vision.atomic import atomic_write_bytes
 from .signal_spool import FOLDER as spool_folder
-from .signal_spool import SignalSpool
+from .signal_spool import AnswerJournal, SignalSpool
 
 log = logging.getLogger("lineguard.plc")
 
@@ -71,6 +74,15 @@ class ResultCode(enum.IntEnum):
     BAD_IMAGE = 15          # the image was refused (corrupt, too large)
     NOT_READY = 20          # Trigger while TriggerReady was low
 
+
+# The trigger count: the full count names the part (line_signals.trigger_seq, a signed
+# 32-bit column; OPC UA's TriggerSeq and ResultId), the Modbus register its low 16 bits.
+# Past SEQ_LIMIT - 1 it starts at 1 again (after 3.4 years at 20 parts a second).
+SEQ_LIMIT = 2 ** 31
+# trigger numbers reserved on the disk at a time: a restart starts past every one handed out
+SEQ_BLOCK = 1000
+# answers waiting this long to be recorded are a /health fault (housekeeping: the line runs on)
+BACKLOG_FAULT_S = 10.0
 
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # photos in a camera folder past which its listing costs a part's window noticeable time
@@ -228,6 +240,18 @@ class CameraFolder:
                 time.sleep(max(self.poll_s, min(time.monotonic() - t0, deadline - time.monotonic())))
 
 
+def _database_refusal(exc: BaseException) -> Optional[BaseException]:
+    """The database refusal (line.db.is_refusal: unreachable, locked, read-only) in this
+    exception or what caused it, else None."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if is_refusal(exc):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def newest_image_source(folder: Path | str, wait_s: float = 0.25) -> ImageSource:
     """The photo source of a camera saving into ``folder`` (see :class:`CameraFolder`)."""
     return CameraFolder(folder, wait_s=wait_s)
@@ -236,7 +260,8 @@ def newest_image_source(folder: Path | str, wait_s: float = 0.25) -> ImageSource
 @dataclass
 class Trigger:
     """One PLC trigger: the part it is about and when it came."""
-    seq: int                 # the station's trigger count (wraps at 65536, as the Modbus register)
+    seq: int                 # the station's trigger count (the Modbus register shows its low 16 bits);
+                             # 0: a refused trigger that took no number
     tag: int                 # the PLC's part number, echoed in the answer
     recipe: int
     t0: float                # perf_counter at the trigger: the inspection window runs from here
@@ -244,6 +269,12 @@ class Trigger:
     timer: Optional[threading.Timer] = None
     signal_id: Optional[int] = None
     spooled: Optional[str] = None     # its answer's key in the spool while the database refused it
+    journaled: Optional[str] = None   # its answer's key in the journal until recorded
+
+    @property
+    def key(self) -> str:
+        """Its answer's key in the spool and the journal: the link's trigger number and time."""
+        return f"{self.seq}@{self.at.isoformat() if self.at else ''}"
 
 
 @dataclass
@@ -302,6 +333,9 @@ class Handshake:
         self.lock = threading.RLock()
         self.seq = 0
         self.pending: Optional[Trigger] = None     # the trigger awaiting its answer
+        # held not ready while the rest of the station starts (serve: the other link, the
+        # web server): the first parts after a restart took 400-800 ms, one past its window
+        self.starting = False
         self.result_valid = False
         self.error_code = 0
         self.error: Optional[str] = None
@@ -337,6 +371,16 @@ class Handshake:
         link = hashlib.sha256(f"{line}\0{station_name}".encode()).hexdigest()[:12]
         self._spool = SignalSpool(Path(data_dir) / spool_folder if data_dir is not None else None,
                                   f"{protocol}-{link}")
+        # every judged part's answer on the disk before the PLC may read it, until recorded
+        # (a kill -9 while the recorder lagged lost them); synced too on a power-safe station
+        power_safe = getattr(getattr(station, "config", None), "sqlite_synchronous", None) == "FULL"
+        self._journal = AnswerJournal(Path(data_dir) / spool_folder if data_dir is not None else None,
+                                      f"{protocol}-{link}", sync=power_safe)
+        # the trigger numbers reserved on the disk: handed out up to this one
+        self._seq_mark = Path(data_dir) / spool_folder / f"{protocol}-{link}.seq" if data_dir is not None else None
+        self._seq_reserved = 0
+        self._said_seq_mark = False
+        self.backlog_fault_s = BACKLOG_FAULT_S
         self._spooled: dict[str, Trigger] = {}     # this run's triggers whose answer waits there
         self._spool_write_queued = threading.Event()    # one try queued at a time (a locked database waits 30 s)
         self._record_lock = threading.Lock()
@@ -345,7 +389,7 @@ class Handshake:
     # -- what the PLC sees -------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.pending is None and not self.result_valid and self.error_code == 0
+        return self.pending is None and not self.result_valid and self.error_code == 0 and not self.starting
 
     @property
     def busy(self) -> bool:
@@ -360,6 +404,83 @@ class Handshake:
         listens: a second link for the same line, station and protocol on one data folder
         is refused, line.signal_spool.SpoolBusy)."""
         self._spool.open()
+        left = self._journal.open()
+        if left:
+            # answered before the last stop, perhaps recorded, perhaps not: into the spool,
+            # whose writer skips those already recorded (no row or event twice)
+            new = [a for a in left if not self._spool.holds(a[0])]
+            self._spool.add_answers(new)
+            log.warning("line %s station %s: %d answers to the PLC (%s) journaled before the last stop are checked "
+                        "against the record and written where missing", self.line, self.station_name, len(left),
+                        self.protocol)
+            if self._spool.on_disk:
+                self._journal.clear()
+
+    def backlog(self) -> dict[str, Any]:
+        """The answers the PLC has that are not recorded yet: waiting for the recorder
+        (journaled) and kept in the spool (the database refused them); the oldest's age."""
+        waiting, oldest_s = self._journal.backlog()
+        return {"unrecorded_answers": waiting, "unrecorded_oldest_s": round(oldest_s, 1),
+                "spooled_answers": self._spool.answers()}
+
+    @property
+    def backlog_fault_key(self) -> str:
+        # ends in "_signals": a housekeeping fault (line.station.stops_parts), the line runs on
+        return f"{self.fault_key}_backlog_signals"
+
+    def _check_backlog(self) -> None:
+        waiting, oldest_s = self._journal.backlog()
+        if waiting and oldest_s >= self.backlog_fault_s:
+            self.station.faults[self.backlog_fault_key] = (
+                f"{waiting} answers to the PLC ({self.protocol}) wait to be recorded, the oldest for {oldest_s:.0f} s: "
+                "the database is slow or locked (an index being built, a long report); they are journaled in "
+                f"{self._journal.path or 'memory'} and recorded once it takes them (the line runs on)")
+        else:
+            self.station.faults.pop(self.backlog_fault_key, None)
+
+    def _watch_backlog(self) -> None:
+        while not self._closing.wait(min(1.0, max(0.05, self.backlog_fault_s / 4))):
+            try:
+                self._check_backlog()
+            except Exception:  # noqa: BLE001 - never silent, never stopping the watch
+                log.exception("the PLC's recording backlog could not be checked")
+
+    def _next_seq(self) -> int:
+        """The next trigger number, reserved on the disk first in blocks (under the lock):
+        a restart starts past every number handed out, recorded or not. Before, it went
+        on from the last recorded trigger, and numbers the PLC had got for parts whose
+        record a kill lost were handed out again to other parts."""
+        n = self.seq + 1
+        if n >= SEQ_LIMIT:
+            n, self._seq_reserved = 1, 0
+        if n > self._seq_reserved:
+            self._seq_reserved = n + SEQ_BLOCK - 1
+            if self._seq_mark is not None:
+                try:
+                    atomic_write_bytes(self._seq_mark, f"{self._seq_reserved}\n".encode())
+                except OSError as exc:
+                    if not self._said_seq_mark:
+                        self._said_seq_mark = True
+                        log.error("the PLC's trigger numbers cannot be reserved in %s (%s): a restart may hand out "
+                                  "numbers again", self._seq_mark, exc)
+        self.seq = n
+        return n
+
+    def _read_seq_mark(self) -> int:
+        if self._seq_mark is None:
+            return 0
+        try:
+            text = self._seq_mark.read_text().strip()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            log.error("the PLC's reserved trigger numbers cannot be read from %s (%s)", self._seq_mark, exc)
+            return 0
+        if not text.isdigit():
+            log.error("%s holds %r, not a trigger number: the count goes on from the last recorded one",
+                      self._seq_mark, text[:40])
+            return 0
+        return int(text) % SEQ_LIMIT
 
     def prepare(self) -> None:
         """Before the adapter listens: each recipe's model judges once (its first part paid
@@ -374,21 +495,27 @@ class Handshake:
         # the latest trigger by its time: rows are written out of trigger order (a reject
         # without a verdict at once, the others by the recorder), so among the newest rows,
         # and those the spool still holds (written after this, at the link's start)
+        # (a refused trigger's row has TriggerSeq 0: it took no number)
         triggers = [(row["triggered_at"], row["trigger_seq"]) for _key, row, _event in self._spool.taken()
-                    if row.get("triggered_at") is not None]
+                    if row.get("triggered_at") is not None and row.get("trigger_seq")]
         try:
             with self.station.db.session() as s:
                 triggers += [(at, seq) for at, seq in s.execute(
                     select(LineSignal.triggered_at, LineSignal.trigger_seq).where(
                         LineSignal.protocol == self.protocol, LineSignal.line == self.line,
                         LineSignal.station == self.station_name).order_by(LineSignal.id.desc()).limit(50))
-                    if at is not None]
+                    if at is not None and seq]
         except Exception as exc:  # noqa: BLE001 - the database away: the spool's, or from 1; the line runs
             log.warning("line %s station %s: the last trigger count could not be read (%s)",
                         self.line, self.station_name, exc)
-        if triggers:
-            with self.lock:
-                self.seq = int(max(triggers)[1]) & 0xFFFF
+        mark = self._read_seq_mark()
+        with self.lock:
+            if triggers:
+                self.seq = int(max(triggers)[1]) % SEQ_LIMIT
+            # past every number reserved (and so handed out) before the stop; the first
+            # trigger reserves the next block
+            self.seq = max(self.seq, mark)
+            self._seq_reserved = self.seq
 
     def release_spool(self) -> None:
         """Give the spool back (a start that failed to listen: the link may be started again)."""
@@ -406,6 +533,7 @@ class Handshake:
         self._verifier = threading.Thread(target=self._watch_verification, daemon=True,
                                           name=f"plc-{self.protocol}-verification")
         self._verifier.start()
+        threading.Thread(target=self._watch_backlog, daemon=True, name=f"plc-{self.protocol}-backlog").start()
         book = getattr(self.station, "test_parts", None)
         if book is not None:      # a test part registered or retired: read again at once
             book.listeners.append(self._verify_now.set)
@@ -429,6 +557,17 @@ class Handshake:
                 self.pending.timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._recorder.shutdown(wait=True)
+        with self.lock:
+            if self._seq_mark is not None and self._seq_reserved > self.seq:
+                # a clean stop: the next start goes on from the last number handed out (only
+                # a kill leaves the rest of the block unused)
+                try:
+                    atomic_write_bytes(self._seq_mark, f"{self.seq}\n".encode())
+                    self._seq_reserved = self.seq
+                except OSError as exc:
+                    log.warning("the PLC's last trigger number not kept in %s (%s): the next start skips the rest "
+                                "of its block", self._seq_mark, exc)
+        self._journal.close()    # what is not recorded stays in it for the next start
         self._spool.close()      # what still waits stays in its file for the next start
 
     # -- PLC requests ------------------------------------------------------------------
@@ -446,7 +585,24 @@ class Handshake:
         self._verify_now.set()
         return True
 
+    def hold(self) -> None:
+        """Not ready (TriggerReady low, OPC UA Preoperational) until :meth:`release`."""
+        with self.lock:
+            self.starting = True
+            self.show()
+
+    def release(self) -> None:
+        """The station is started: triggers are taken."""
+        with self.lock:
+            if self.starting:
+                self.starting = False
+                log.info("PLC link %s of line %s station %s ready for triggers", self.protocol, self.line,
+                         self.station_name)
+            self.show()
+
     def not_ready_reason(self) -> Optional[str]:
+        if self.starting:
+            return "the station is still starting (wait for TriggerReady)"
         if self.pending is not None:
             return "a part is still being inspected"
         if self.result_valid:
@@ -467,23 +623,16 @@ class Handshake:
                 self.photo_not_taken()
             if why is not None and not fault_if_not_ready:
                 return None
-            self.seq = (self.seq + 1) & 0xFFFF
-            trig = Trigger(self.seq, int(tag), self.recipe, time.perf_counter(), utcnow())
+            if why is not None and (self.result_valid or self.pending is not None):
+                self._refused_unanswered(int(tag), why)
+                return None
+            trig = Trigger(self._next_seq(), int(tag), self.recipe, time.perf_counter(), utcnow())
             self.counts["triggers"] += 1
             if why is not None:
                 if self.error_code == 0:
                     self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}")
-                # This part still gets an answer, NG, unless an earlier part's is waiting to be read
-                if not self.result_valid and self.pending is None:
-                    self._answer(trig, ResultCode(self.error_code), None, reason=why)
-                else:
-                    # no answer can be given (the registers hold the earlier part's): this part
-                    # is never inspected, said for each one (a second trigger left no trace),
-                    # counted on /health beside the triggers
-                    self.counts["not_inspected"] += 1
-                    log.error("line %s station %s: trigger %s for part tag %s not inspected and not answered: %s "
-                              "(the PLC sees Error %d)", self.line, self.station_name, trig.seq, trig.tag, why,
-                              self.error_code)
+                # the station in error, nothing to read: this part is answered NG
+                self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
             self.pending = trig
             self.show()
@@ -492,6 +641,27 @@ class Handshake:
             trig.timer.daemon = True
             trig.timer.start()
             return trig
+
+    def _refused_unanswered(self, tag: int, why: str) -> None:
+        """A Modbus trigger while the last result is unread or a part is in inspection: the
+        registers hold (or will hold) the earlier part's answer, so this part gets none.
+        Error 20 is its answer: the adapter drops OK and NG while it is latched (a PLC that
+        does not check PartTag passed this part on the earlier part's OK). It takes no
+        trigger number (TriggerSeq 0 in its record): the numbers stay those of answers. Its
+        line_signals row (code 20, NG) counts it in the shift report, written as a reject
+        without a verdict is, before the PLC may read the error."""
+        trig = Trigger(0, tag, self.recipe, time.perf_counter(), utcnow())
+        self.counts["triggers"] += 1
+        self.counts["not_inspected"] += 1
+        if self.error_code == 0:
+            self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}; the part with tag {tag} "
+                       "was not inspected: take it off the line, then ResultsAck and ClearError")
+        log.error("line %s station %s: trigger for part tag %s not inspected and not answered: %s (the PLC sees "
+                  "Error %d)", self.line, self.station_name, tag, why, self.error_code)
+        ans = Answer(trig, ResultCode.NOT_READY, inspection_id=0, score=None, model_version="", processing_ms=0.0,
+                     reason=f"trigger not inspected: {why}")
+        self._record(ans, quick=True)
+        self.show()
 
     def photo_not_taken(self) -> None:
         """A trigger refused: the camera may have photographed its part, and that photo,
@@ -553,6 +723,16 @@ class Handshake:
             self._done(trig, ResultCode.BAD_IMAGE, None, f"image {name} refused: {exc.message}")
             return
         except Exception as exc:  # noqa: BLE001 - anything else is a station fault, the part is rejected
+            refused = _database_refusal(exc)
+            if refused is not None:
+                # the database away or refusing (the active model is read from it before the
+                # part is judged): a storage fault, not a model fault, which sent the line's
+                # maintenance to the model while the database server was down
+                self._done(trig, ResultCode.STORAGE_FAULT, None,
+                           f"the database {'cannot be reached' if is_unreachable(refused) else 'refused the part'}: "
+                           f"{type(refused).__name__}: {str(refused).splitlines()[0] if str(refused) else ''}; "
+                           "check the database server, then ClearError", fault=True)
+                return
             log.exception("PLC trigger %s failed", trig.seq)
             self._done(trig, ResultCode.MODEL_FAULT, None, f"{type(exc).__name__}: {exc}", fault=True)
             return
@@ -621,6 +801,12 @@ class Handshake:
             self._recorder.submit(self._count_answer, ans, rec is not None, True)
         else:
             self._count_answer(ans, rec is not None)
+        if rec is not None:
+            # on the disk before the PLC may read it: a kill before the recorder wrote it
+            # loses nothing (replayed at the next start)
+            row, event = self._row_event(ans)
+            trig.journaled = trig.key
+            self._journal.add(trig.journaled, row, event)
         self.answered(ans)
         self.show()
         if rec is not None:
@@ -774,6 +960,14 @@ class Handshake:
     def _record(self, ans: Answer, quick: bool = False) -> None:
         """Store what the PLC was told, or spool it while the database refuses (``quick``:
         refused after a moment's wait for a lock, not 30 s)."""
+        try:
+            self._record_now(ans, quick)
+        finally:
+            if ans.trigger.journaled is not None:     # recorded, or in the spool: no longer the journal's
+                self._journal.done(ans.trigger.journaled)
+
+    def _row_event(self, ans: Answer) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The line_signals row and the outbox event of an answer."""
         trig = ans.trigger
         inspection_id = ans.inspection_id or None
         row = dict(protocol=self.protocol, line=self.line, station=self.station_name, trigger_seq=trig.seq,
@@ -784,6 +978,11 @@ class Handshake:
                  "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
                  "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
                  "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason}
+        return row, event
+
+    def _record_now(self, ans: Answer, quick: bool) -> None:
+        trig = ans.trigger
+        row, event = self._row_event(ans)
         # one at a time (the handshake's thread records rejects without a verdict, the
         # recorder the others): none is written past an older one waiting in the spool.
         # ``quick``: the recorder may be writing an older row into a locked database (30 s):
@@ -798,7 +997,7 @@ class Handshake:
                 except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
                     log.error("line signal of trigger %s (%s, %s) not recorded now, kept until the database takes "
                               "it: %s", trig.seq, ans.signal, ans.code.name, exc)
-            key = f"{trig.seq}@{trig.at.isoformat() if trig.at else ''}"
+            key = trig.key
             trig.spooled = key
             self._spooled[key] = trig
             self._spool.add_answer(key, row, event)

@@ -56,7 +56,8 @@ Input registers (station writes, function 04)
  5     ErrorCode       0 or the :class:`ResultCode` of the fault (with Error)
  6     ActiveRecipe    the recipe the station has in effect
  7-8   PartTag         the PartTag latched at the trigger this result answers
- 9     TriggerSeq      the station's trigger count (uint16, wraps) of this result
+ 9     TriggerSeq      the station's trigger count of this result, its low 16 bits
+                       (uint16, wraps; line_signals and OPC UA keep the full count)
  10    Verification    this shift's test-part verification for the active recipe's
                        product (:class:`VerificationState`): 0 no test parts, 1 due,
                        2 incomplete, 3 passed, 4 failed, 5 unknown (not read: the
@@ -78,6 +79,11 @@ the station drops TriggerReady, raises Busy, takes an image and judges it; it wr
 the result registers first, then OK/NG, then drops Busy and raises ResultsValid;
 the PLC reads, raises ResultsAck (and drops Trigger); the station clears ResultsValid,
 OK, NG and raises TriggerReady again.
+
+A Trigger while TriggerReady is low latches Error with ErrorCode 20. Where an earlier
+result is unread or a part still in inspection, the new part gets no answer of its own:
+OK and NG drop while Error 20 is latched (the error is its answer: take the part off
+the line), it takes no TriggerSeq, and its ``line_signals`` row says code 20.
 
 Safety: a part without a verdict inside the inspection window is answered NG with
 ResultCode 10 (the part is rejected, not passed); the late verdict is still stored but
@@ -143,6 +149,7 @@ class ModbusStation:
         self._hr = _Block(8, self._plc_wrote_registers)
         self._ir = _Block(16)
         self._prev_coils = [0, 0, 0, 0]
+        self._answer_is_refusal = False     # the result registers answer a trigger refused (Error 20)
         self._hr.values[HR_RECIPE] = self.hs.recipe
         self.hs.answered = self._write_result
         self.hs.show = self._update_bits
@@ -160,8 +167,12 @@ class ModbusStation:
         return self.hs.counts
 
     # -- the server ----------------------------------------------------------------------
-    def start(self, timeout_s: float = 10.0) -> "ModbusStation":
+    def start(self, timeout_s: float = 10.0, hold: bool = False) -> "ModbusStation":
+        """Listen; with ``hold`` TriggerReady stays low until ``hs.release()`` (the rest of
+        the station starting)."""
         self.hs.open_spool()     # before listening: a second link like this one is refused here
+        if hold:
+            self.hs.hold()
         self.hs.prepare()        # its models warmed up, its trigger count read
         from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext
         from pymodbus.server import ModbusTcpServer
@@ -233,6 +244,12 @@ class ModbusStation:
         if not hs.result_valid:
             for bit in (RESULTS_VALID, OK_BIT, NG_BIT):
                 self._set_di(bit, False)
+        if hs.error_code == ResultCode.NOT_READY and not self._answer_is_refusal:
+            # a trigger came while a result was unread or a part in inspection: that part
+            # got no answer, and OK beside ResultsValid (the earlier part's) passed it at a
+            # PLC that does not check PartTag. Error 20 is its answer: no OK, no NG
+            self._set_di(OK_BIT, False)
+            self._set_di(NG_BIT, False)
         self._set_di(BUSY, hs.busy)
         self._set_di(RESULTS_VALID, hs.result_valid)
         self._set_di(ERROR, hs.error_code != 0)
@@ -253,8 +270,13 @@ class ModbusStation:
         self._set_ir(IR_PROCESSING_MS, [min(65535, int(round(ans.processing_ms)))])
         self._set_ir(IR_PART_TAG, [(trig.tag >> 16) & 0xFFFF, trig.tag & 0xFFFF])
         self._set_ir(IR_TRIGGER_SEQ, [trig.seq])
-        self._set_di(OK_BIT, ans.ok)
-        self._set_di(NG_BIT, not ans.ok)
+        # none while Error 20 is latched (see _update_bits): the next part was triggered
+        # meanwhile, and would pass on this part's OK
+        # (a refused trigger answered NG of its own, nothing else waiting, keeps its NG)
+        self._answer_is_refusal = ans.code == ResultCode.NOT_READY
+        refused = self.hs.error_code == ResultCode.NOT_READY and not self._answer_is_refusal
+        self._set_di(OK_BIT, ans.ok and not refused)
+        self._set_di(NG_BIT, not ans.ok and not refused)
 
     def snapshot(self) -> dict[str, Any]:
         """The bits and registers as the PLC sees them (tests, /health)."""
@@ -263,7 +285,7 @@ class ModbusStation:
                     "results_valid": bool(self._di.values[RESULTS_VALID]), "error": bool(self._di.values[ERROR]),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
                     "verification": self.hs.verification.name.lower(), "alarm_code": self.hs.alarm_code,
-                    "port": self.port, **self.hs.counts}
+                    "port": self.port, **self.hs.counts, **self.hs.backlog()}
 
     # -- PLC writes ----------------------------------------------------------------------
     def _plc_wrote_registers(self, addr: int, values: list) -> None:

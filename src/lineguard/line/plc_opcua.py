@@ -28,7 +28,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           ResultsValid      Boolean       the variables below answer the last job; high until
                                           AcknowledgeResult
           ResultId          String        "<station>-<TriggerSeq>"
-          TriggerSeq        UInt32        the station's trigger count (wraps at 65536, as Modbus)
+          TriggerSeq        UInt32        the station's trigger count, in full (the Modbus register
+                                          holds its low 16 bits); never reused after a restart
           PartId            UInt32        the PartId given to StartSingleJob: match on it
           InspectionId      UInt32        the stored inspection (0: none: timeout or fault)
           Verdict           String        OK | NG (NG also for REVIEW, timeout, fault)
@@ -244,6 +245,8 @@ class OpcUaStation:
         hs = self.hs
         if hs.error_code:
             return "Error", ""
+        if hs.starting:
+            return "Preoperational", ""
         if self.mode != "Operational":
             return self.mode, ""
         return "Operational", ("Ready" if hs.ready else "SingleExecution")
@@ -257,7 +260,7 @@ class OpcUaStation:
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
                     "port": self.port, "last_refusal": self.last_refusal,
                     "verification": self.hs.verification.name.lower(), "alarm_code": self.hs.alarm_code,
-                    **self.hs.counts}
+                    **self.hs.counts, **self.hs.backlog()}
 
     def _trigger_ready(self) -> bool:
         return self.mode == "Operational" and self.hs.ready
@@ -340,8 +343,12 @@ class OpcUaStation:
             _variant(name, value), SourceTimestamp=self._changed_at[name], ServerTimestamp=now))
 
     # -- the server ----------------------------------------------------------------------
-    def start(self, timeout_s: float = 30.0) -> "OpcUaStation":
+    def start(self, timeout_s: float = 30.0, hold: bool = False) -> "OpcUaStation":
+        """Listen; with ``hold`` Preoperational (TriggerReady false) until ``hs.release()``
+        (the rest of the station starting), then in the mode it was made with."""
         self.hs.open_spool()     # before listening: a second link like this one is refused here
+        if hold:
+            self.hs.hold()
         self.hs.prepare()        # its models warmed up, its trigger count read
         started = threading.Event()
         failed: list[BaseException] = []

@@ -162,7 +162,7 @@ def connect(protocol: str, host: str, port: int) -> PlcLink:
 class ImageFeeder:
     """Puts the next part's image where the station's camera folder is, as a camera would."""
 
-    def __init__(self, images: Path, drop_dir: Optional[Path]):
+    def __init__(self, images: Path, drop_dir: Optional[Path], protocol: str = "plc"):
         # "sim-" files are this simulator's own copies (a source folder may be the drop folder)
         files = sorted(p for p in Path(images).iterdir()
                        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("sim-"))
@@ -172,13 +172,16 @@ class ImageFeeder:
         self.drop_dir = Path(drop_dir) if drop_dir is not None else None
         self._written: list[Path] = []
         self.n = 0
+        # each simulator's own names: two of them (two links, two lines) writing into one
+        # folder both wrote sim-0000001.png, each overwriting the other's part
+        self.prefix = f"sim-{protocol}-{os.getpid()}-"
 
     def feed(self) -> None:
         src = self.files[self.n % len(self.files)]
         self.n += 1
         if self.drop_dir is None:
             return
-        target = self.drop_dir / f"sim-{self.n:07d}{src.suffix.lower()}"
+        target = self.drop_dir / f"{self.prefix}{self.n:07d}{src.suffix.lower()}"
         # written whole, then renamed: the station must never read half an image
         fd, tmp = tempfile.mkstemp(dir=self.drop_dir, prefix=".sim-", suffix=".part")
         with os.fdopen(fd, "wb") as fh:

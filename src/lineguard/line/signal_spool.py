@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -96,8 +97,14 @@ class SignalSpool:
             return any(e.get("answer") == key for e in self._entries)
 
     def add_answer(self, key: str, row: dict[str, Any], event: dict[str, Any]) -> None:
-        stored = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
-        self._append({"answer": key, "row": stored, "event": event})
+        self._append({"answer": key, "row": _stored(row), "event": event})
+
+    def add_answers(self, answers: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """Several answers at once (one append, one sync): those a journal left at a stop."""
+        if not answers:
+            return
+        entries = [{"answer": key, "row": _stored(row), "event": event} for key, row, event in answers]
+        self._append(entries[0], more=entries[1:])
 
     def add_late(self, key: str, inspection_id: int) -> None:
         self._append({"late": key, "inspection_id": int(inspection_id)})
@@ -107,16 +114,7 @@ class SignalSpool:
         late verdict linked, outbox event); :meth:`remove` their keys once written."""
         with self._lock:
             entries = list(self._entries)
-        answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-        for e in entries:
-            if "answer" in e:
-                row = dict(e["row"])
-                for k in _TIMES:
-                    row[k] = dt.datetime.fromisoformat(row[k]) if row.get(k) else None
-                answers[e["answer"]] = (row, e["event"])
-            elif e.get("late") in answers:
-                answers[e["late"]][0]["late_inspection_id"] = e["inspection_id"]
-        return [(k, row, event) for k, (row, event) in answers.items()]
+        return _answers(entries)
 
     def remove(self, keys: set[str], set_aside: bool = False) -> None:
         """Forget these answers and their late verdicts (written, or with ``set_aside``
@@ -141,9 +139,10 @@ class SignalSpool:
             except OSError as exc:     # written again at the next start: the link skips rows already there
                 log.error("the PLC's recorded answers could not be cleared from %s (%s)", self.path, exc)
 
-    def _append(self, entry: dict[str, Any]) -> None:
+    def _append(self, entry: dict[str, Any], more: Optional[list[dict[str, Any]]] = None) -> None:
         with self._lock:
             self._entries.append(entry)
+            self._entries.extend(more or [])
             if self.path is None:
                 return
             try:
@@ -155,7 +154,8 @@ class SignalSpool:
                     size = os.fstat(f.fileno()).st_size
                     try:
                         # a line cut short by a full disk before stays apart from this one
-                        f.write((b"\n" if size and _last_byte(self.path, size) != b"\n" else b"") + _line(entry))
+                        f.write((b"\n" if size and _last_byte(self.path, size) != b"\n" else b"") + _line(entry)
+                                + b"".join(_line(e) for e in more or []))
                         f.flush()
                         os.fsync(f.fileno())
                     except OSError:
@@ -167,6 +167,137 @@ class SignalSpool:
                     log.error("answers to the PLC not recorded are kept in memory only: %s cannot be written (%s)",
                               self.path, exc)
                 self._on_disk = False
+
+
+# a journal holding answers still being recorded is rewritten with those alone past this
+# size (it is emptied, which costs nothing, whenever the recorder has caught up)
+JOURNAL_COMPACT_BYTES = 1 << 20
+
+
+class AnswerJournal:
+    """Every judged part's answer, on the disk before the PLC can read it, until it is
+    recorded (``plc-unrecorded/<link>.journal.jsonl``, the spool's line format).
+
+    The recorder writes an answer's ``line_signals`` row and outbox event after the PLC has
+    it. A kill -9 (or a crash) while the recorder lagged, a locked table holding its
+    writes, lost 61 of 149 answered parts with no trace. Each answer is appended here in
+    one write (in the OS's cache at once: a killed station loses none; synced to the disk
+    too with ``sync``, as a power-safe station asks) and forgotten once recorded or in the
+    spool; the file is emptied whenever nothing waits. At the next start what is left goes
+    to the spool, whose writer skips an answer already recorded (same link, trigger number
+    and trigger time): replayed once, never twice.
+    """
+
+    def __init__(self, folder: Optional[Path], name: str, sync: bool = False):
+        self.path = Path(folder) / f"{name}.journal.jsonl" if folder is not None else None
+        self.sync = sync
+        self._lock = threading.Lock()
+        self._fd: Optional[int] = None
+        self._size = 0
+        # key -> (when journaled, time.monotonic; its line): insertion order is answer order
+        self._pending: dict[str, tuple[float, bytes]] = {}
+        self._said_failed = False
+
+    def open(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Open the journal (once, with the spool held); the answers a previous run left in
+        it, recorded or not (:meth:`clear` them once they are in the spool)."""
+        if self.path is None or self._fd is not None:
+            return []
+        left: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        try:
+            if self.path.exists():
+                left = _answers(_read(self.path))
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            log.error("answers to the PLC cannot be journaled before they are sent: %s cannot be written (%s); a "
+                      "kill of the station while the recorder lags loses them", self.path, exc)
+        return left
+
+    def clear(self) -> None:
+        """Empty the file: what it held is in the spool now."""
+        with self._lock:
+            self._truncate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def add(self, key: str, row: dict[str, Any], event: dict[str, Any]) -> None:
+        line = _line({"answer": key, "row": _stored(row), "event": event})
+        with self._lock:
+            self._pending[key] = (time.monotonic(), line)
+            if self._fd is None:
+                return
+            try:
+                os.write(self._fd, line)       # one write: whole or not at all for a killed process
+                if self.sync:
+                    os.fsync(self._fd)
+                self._size += len(line)
+            except OSError as exc:
+                try:
+                    os.ftruncate(self._fd, self._size)      # no half line for the next one to join
+                except OSError:
+                    pass
+                if not self._said_failed:
+                    self._said_failed = True
+                    log.error("answers to the PLC not journaled: %s cannot be written (%s); a kill of the station "
+                              "while the recorder lags loses them", self.path, exc)
+
+    def done(self, key: str) -> None:
+        """This answer is recorded (or in the spool): no longer the journal's."""
+        with self._lock:
+            if self._pending.pop(key, None) is None or self._fd is None:
+                return
+            if not self._pending:
+                self._truncate()
+            elif self._size > JOURNAL_COMPACT_BYTES:
+                # the recorder lags for long (a locked table): rewritten with those still waiting
+                try:
+                    data = b"".join(line for _t, line in self._pending.values())
+                    atomic_write_bytes(self.path, data)
+                    os.close(self._fd)
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+                    self._size = len(data)
+                except OSError as exc:
+                    log.error("the PLC's answer journal %s could not be compacted (%s)", self.path, exc)
+
+    def backlog(self) -> tuple[int, float]:
+        """Answers journaled and not yet recorded, and the oldest one's age in seconds."""
+        with self._lock:
+            if not self._pending:
+                return 0, 0.0
+            oldest = next(iter(self._pending.values()))[0]
+            return len(self._pending), time.monotonic() - oldest
+
+    def _truncate(self) -> None:
+        if self._fd is None or not self._size:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+            self._size = 0
+        except OSError as exc:
+            log.error("the PLC's answer journal %s could not be emptied (%s)", self.path, exc)
+
+
+def _stored(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+def _answers(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Each answer (key, row with its times parsed and a late verdict linked, event), oldest first."""
+    answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for e in entries:
+        if "answer" in e:
+            row = dict(e["row"])
+            for k in _TIMES:
+                row[k] = dt.datetime.fromisoformat(row[k]) if row.get(k) else None
+            answers[e["answer"]] = (row, e["event"])
+        elif e.get("late") in answers:
+            answers[e["late"]][0]["late_inspection_id"] = e["inspection_id"]
+    return [(k, row, event) for k, (row, event) in answers.items()]
 
 
 def _last_byte(path: Path, size: int) -> bytes:
