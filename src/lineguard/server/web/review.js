@@ -8,8 +8,9 @@ LG.start(async (main) => {
   let items = [], idx = 0, types = [], type = null, view = "overlay";
 
   const which = LG.select("queue", [["todo", "REVIEW and NG, not reviewed"], ["REVIEW", "REVIEW only"],
-    ["NG", "NG only"], ["AUDIT", "OK parts of the random audit sample (escapes)"],
-    ["OK", "OK parts, any (picked by hand: not an escape estimate)"]], p.queue || "todo");
+    // short labels: a wider list pushed the part's photo below a 1024x600 panel's screen
+    ["NG", "NG only"], ["AUDIT", "OK, audit sample (escapes)"], ["OK", "OK, any (picked by hand)"]],
+  p.queue || "todo");
   const lineIn = h("input", {name: "line", value: p.line || "", size: 8, placeholder: "every line"});
   // a listbox: one Tab stop, arrows move through it, Enter or Space opens the part (rows were
   // reachable by a mouse only)
