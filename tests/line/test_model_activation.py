@@ -79,6 +79,35 @@ def test_the_good_parts_check_counts_only_parts_known_good_and_needs_five(statio
     assert "forced" not in (_log(st, "model.activated")[0].details or {})
 
 
+def test_a_version_that_passes_most_reviewed_defects_is_refused_unless_forced(station_factory):
+    # a retrain whose threshold came out above every defect of the line passed 26 of 26
+    # real defects, and its good-parts trial alone let it be activated with a 200
+    st = station_factory()
+    st.add_model(FakeInspector(0.5, "cell-1").to_bytes(), "cell", activate=True)
+    _good_parts(st, 8)
+    for rec in _good_parts(st, 6, value=200, seed=500):        # judged NG, a person says defect
+        assert rec.verdict == "NG"
+        st.review(rec.id, "defect", "ann", None, defect_type="crack")
+    escape = _good_parts(st, 1, seed=600)[0]                    # passed by the line, found by an audit
+    st.review(escape.id, "defect", "ann", None, defect_type="crack")
+    st.add_model(FakeInspector(0.9, "cell-loose").to_bytes(), "cell")
+    with pytest.raises(StationError) as refused:
+        st.models.activate("cell", "", 2, by="ann", images=st.images)
+    err = refused.value
+    assert (err.http_status, err.code) == (409, "passes_reviewed_defects")
+    assert "judges 7 of the 7 latest parts of 'cell' reviewed as defects OK" in err.message
+    assert "the line passed 1 of them" in err.message and '"force": true' in err.message
+    assert (err.details["defects_tried"], err.details["judged_ok"], err.details["line_passed"]) == (7, 7, 1)
+    assert _active(st) == 1 and len(_log(st, "model.activated")) == 1
+    mv = st.models.activate("cell", "", 2, by="ann", force=True, images=st.images)
+    assert mv.version == 2 and _log(st, "model.activated")[0].details["forced"] == (
+        "passed 7 of the 7 latest parts reviewed as defects")
+    # a version that catches them as the line did is activated as before
+    st.add_model(FakeInspector(0.6, "cell-2").to_bytes(), "cell")
+    assert st.models.activate("cell", "", 3, images=st.images).version == 3
+    assert "forced" not in (_log(st, "model.activated")[0].details or {})
+
+
 # -- two changes at the same moment -----------------------------------------------------------
 def _in_step(st, n: int):
     """Make ``n`` activations/rollbacks meet: each waits, once it has read what is active and

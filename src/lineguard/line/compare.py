@@ -33,6 +33,11 @@ GOOD_PARTS_NEEDED = 5
 # At most this many of a version's own training photos are looked past to find good parts
 # it did not learn from (each is read to tell): past them, fewer parts are tried
 MAX_LEARNT_PASSED = 1000
+# ... and it judges this many of the latest parts reviewed as defects: a retrain whose
+# threshold came out above every defect of the line (set by the oddest good parts, the
+# old version's false alarms, it learnt from) passed 26 of 26 real defects held out, and
+# was activated with a 200 on its good-parts trial alone
+DEFECTS_TRIED = 20
 
 log = logging.getLogger("lineguard.compare")
 
@@ -168,6 +173,33 @@ class GoodPartsTrial:
         return self.scored >= GOOD_PARTS_NEEDED and 2 * self.rejected > self.scored
 
 
+@dataclass
+class DefectsTrial:
+    """A version tried on the product's latest parts reviewed as defects before it is activated."""
+    scored: int = 0
+    passed: int = 0                    # judged OK by the version tried: shipped
+    line_passed: int = 0               # judged OK by the line when they were made (escapes an audit found)
+    learnt_left_out: int = 0
+
+    @property
+    def passes_defects(self) -> bool:
+        """More than half of them passed, and more than the line passed: the version would
+        ship defects the line catches (at least :data:`GOOD_PARTS_NEEDED` tried)."""
+        return self.scored >= GOOD_PARTS_NEEDED and 2 * self.passed > self.scored and self.passed > self.line_passed
+
+
+def recent_reviewed_defects(s: Session, product: str, line: str, limit: int) -> list[tuple[str, str]]:
+    """(image key, verdict) of the product's latest parts whose latest review says defect and
+    whose image was kept; never a test part. ``line`` "": every line."""
+    q = (select(Inspection.image_key, Inspection.verdict)
+         .where(Inspection.product == product, Inspection.image_key.is_not(None), Inspection.test_part.is_(None),
+                Inspection.reviewed.is_(True), Inspection.review_label == "defect")
+         .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(limit))
+    if line:
+        q = q.where(Inspection.line == line)
+    return [(k, v) for k, v in s.execute(q)]
+
+
 def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[tuple[str, str, str]]:
     """(image key, verdict, model id) of the product's latest parts known good whose image
     was kept: reviewed good, or judged OK and not reviewed since. Never a test part (a
@@ -217,36 +249,76 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
     and so is a photo the model learned from (:func:`learnt_photos`; counted in
     ``learnt_left_out``): a retrain learns the latest reviewed-good parts, the very
     ones tried. ``db``: the station's Database (read, then let go before the model runs)."""
-    from ..vision.imageio import DEFAULT_MAX_PIXELS, load_photo_for
     trial = GoodPartsTrial()
     seen = learnt_photos(insp)
-    # twice as many as needed: the image of an older one may be gone (the disk keeper); and
-    # past the photos it learned from (a retrain's are the latest good parts)
-    info = getattr(insp, "info", None)
-    n_learnt = len(info.get("learnt_photos") or ()) if seen is not None and isinstance(info, dict) else 0
-    wanted = 2 * limit + min(n_learnt, MAX_LEARNT_PASSED)
     with db.session() as s:
-        parts = recent_good_parts(s, product, line, wanted)
+        parts = recent_good_parts(s, product, line, _wanted(insp, seen, limit))
     for key, verdict, model_id in parts:
         if trial.scored >= limit:
             break
-        try:
-            path = images.path(key)
-            if seen is not None and seen(path):
-                trial.learnt_left_out += 1
-                continue
-            # as a part is loaded for a model everywhere: its camera depth and decode scale too
-            photo = load_photo_for(insp, path, DEFAULT_MAX_PIXELS)
-        except Exception:  # noqa: BLE001 - gone or unreadable now: it says nothing of the model
+        judged = _judge_stored(insp, images, key, seen)
+        if judged == LEARNT:
+            trial.learnt_left_out += 1
+        if judged in (None, LEARNT):
             continue
         trial.scored += 1
         trial.line_verdicts[verdict] += 1
         trial.by_active += bool(active_model_id) and model_id == active_model_id
-        try:
-            judged = insp.inspect(photo).verdict
-        except Exception as exc:  # noqa: BLE001 - a model that fails on the product's parts rejects them
-            log.info("the version tried failed on a good part of %s: %s", product, exc)
-            trial.rejected += 1
-            continue
-        trial.rejected += getattr(judged, "value", str(judged)) == "NG"
+        trial.rejected += judged in ("NG", FAILED)      # a model that fails on the product's parts rejects them
     return trial
+
+
+def try_on_reviewed_defects(db: Any, images: Any, insp: Any, product: str, line: str = "",
+                            limit: int = DEFECTS_TRIED) -> DefectsTrial:
+    """Judge the product's latest parts reviewed as defects (:func:`recent_reviewed_defects`)
+    with the loaded model ``insp``, as :func:`try_on_good_parts` judges good ones: how many
+    it would pass (OK) against how many the line passed when they were made. REVIEW is
+    not passing: a person looks."""
+    trial = DefectsTrial()
+    seen = learnt_photos(insp)
+    with db.session() as s:
+        parts = recent_reviewed_defects(s, product, line, _wanted(insp, seen, limit))
+    for key, verdict in parts:
+        if trial.scored >= limit:
+            break
+        judged = _judge_stored(insp, images, key, seen)
+        if judged == LEARNT:        # a defect photo it learnt from as good: said, as for good parts
+            trial.learnt_left_out += 1
+        if judged in (None, LEARNT):
+            continue
+        trial.scored += 1
+        trial.passed += judged == "OK"
+        trial.line_passed += verdict == "OK"
+    return trial
+
+
+LEARNT, FAILED = "learnt", "failed"
+
+
+def _wanted(insp: Any, seen: Any, limit: int) -> int:
+    # twice as many as needed: the image of an older one may be gone (the disk keeper); and
+    # past the photos it learned from (a retrain's are the latest good parts)
+    info = getattr(insp, "info", None)
+    n_learnt = len(info.get("learnt_photos") or ()) if seen is not None and isinstance(info, dict) else 0
+    return 2 * limit + min(n_learnt, MAX_LEARNT_PASSED)
+
+
+def _judge_stored(insp: Any, images: Any, key: str, seen: Optional[Callable[[Any], bool]]) -> Optional[str]:
+    """The verdict ("OK", "REVIEW", "NG") ``insp`` gives a stored part's photo; LEARNT for a
+    photo it learned from, FAILED when the model failed on it, None when the photo is gone
+    or unreadable now (it says nothing of the model)."""
+    from ..vision.imageio import DEFAULT_MAX_PIXELS, load_photo_for
+    try:
+        path = images.path(key)
+        if seen is not None and seen(path):
+            return LEARNT
+        # as a part is loaded for a model everywhere: its camera depth and decode scale too
+        photo = load_photo_for(insp, path, DEFAULT_MAX_PIXELS)
+    except Exception:  # noqa: BLE001
+        return None
+    try:
+        judged = insp.inspect(photo).verdict
+    except Exception as exc:  # noqa: BLE001
+        log.info("the version tried failed on a stored part: %s", exc)
+        return FAILED
+    return str(getattr(judged, "value", judged))

@@ -93,6 +93,13 @@ class RejectsGoodParts(Conflict):
     code = "rejects_good_parts"
 
 
+class PassesDefects(Conflict):
+    """The version judges most of the product's latest parts reviewed as defects OK, more
+    than the line passed: it would ship them. Activated anyway only when the request says
+    ``force``."""
+    code = "passes_reviewed_defects"
+
+
 class ActiveChanged(Conflict):
     """Another activation or rollback of the product/line came first: the version active
     is not the one this change was sent against."""

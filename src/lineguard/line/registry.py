@@ -31,7 +31,7 @@ from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit
 from .db import LOCK_MODEL_CHANGES, Database
 from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileMissing, ModelLoadFailed, NoActiveModel, NotFound,
-                     RejectsGoodParts)
+                     PassesDefects, RejectsGoodParts)
 from .imagestore import ContentStore
 from .orm import ModelActivation, ModelVersion, utcnow
 
@@ -277,7 +277,9 @@ class ModelRegistry:
 
         ``images`` (the station's image store): the version is first tried on the
         product's latest good parts, and refused (:class:`RejectsGoodParts`) when it
-        rejects most of them, unless ``force``; a forced activation is logged as such.
+        rejects most of them, then on the latest parts reviewed as defects, and refused
+        (:class:`PassesDefects`) when it passes most of them and more than the line did,
+        unless ``force``; a forced activation is logged as such.
         """
         with self.db.session() as s:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
@@ -287,9 +289,9 @@ class ModelRegistry:
         # Load it before switching (a version that cannot run must never become active),
         # and try it, before the lock: nobody waits on the model.
         insp = self.loadable(mv)
-        trial = None
+        trial = defects = None
         if images is not None and not (active is not None and active.id == mv.id):
-            from .compare import try_on_good_parts
+            from .compare import try_on_good_parts, try_on_reviewed_defects
             trial = try_on_good_parts(self.db, images, insp, product, line,
                                       active.model_id if active is not None else None)
             if trial.rejects_good_parts and not force:
@@ -298,6 +300,12 @@ class ModelRegistry:
                                        parts_tried=trial.scored, judged_ng=trial.rejected,
                                        line_verdicts=dict(trial.line_verdicts),
                                        learnt_left_out=trial.learnt_left_out)
+            defects = try_on_reviewed_defects(self.db, images, insp, product, line)
+            if defects.passes_defects and not force:
+                raise PassesDefects(_passes_message(mv, defects), version=mv.version,
+                                    active_version=active.version if active is not None else None,
+                                    defects_tried=defects.scored, judged_ok=defects.passed,
+                                    line_passed=defects.line_passed)
         with self._change("activation") as s:
             self._hold(s, product)
             now, state = _standing(s, product, line)
@@ -313,6 +321,9 @@ class ModelRegistry:
             assert mv is not None
             forced = {} if trial is None or not trial.rejects_good_parts else {
                 "forced": f"judged {trial.rejected} of the {trial.scored} latest good parts NG"}
+            if defects is not None and defects.passes_defects:
+                said = f"passed {defects.passed} of the {defects.scored} latest parts reviewed as defects"
+                forced["forced"] = f"{forced['forced']}; {said}" if forced else said
             if trial is not None and trial.learnt_left_out:
                 # the parts it learned from were not tried (it fits them): the log says how many
                 forced.update(good_parts_tried=trial.scored, learnt_left_out=trial.learnt_left_out)
@@ -645,6 +656,14 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
             + f"); {before}. A model made for another product or "
             "camera does this. Try it on the line first: run it in shadow, then compare (Shadow and Compare on the "
             "Models page); or activate it anyway with \"force\": true")
+
+
+def _passes_message(mv: ModelVersion, defects: Any) -> str:
+    return (f"v{mv.version} judges {defects.passed} of the {defects.scored} latest parts of {mv.product!r} reviewed "
+            f"as defects OK (their images kept); the line passed {defects.line_passed} of them when they were made: "
+            "it would ship defects like them. A threshold set too high does this (a retrain that learnt only the "
+            "oddest good parts, the old version's false alarms). Run it in shadow and compare first (Shadow and "
+            "Compare on the Models page), or activate it anyway with \"force\": true")
 
 
 def _n_train(insp: Any) -> Optional[int]:

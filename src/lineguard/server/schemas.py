@@ -91,7 +91,8 @@ class ActivateIn(BaseModel):
     expected_active: Optional[int] = _expected_active()
     force: bool = Field(default=False, description=(
         "activate even when the version rejects most of the product's latest good parts (409 rejects_good_parts "
-        "otherwise); the change log says it was forced"))
+        "otherwise) or passes most of the latest parts reviewed as defects (409 passes_reviewed_defects); the "
+        "change log says it was forced"))
 
 
 class RollbackIn(BaseModel):

@@ -104,7 +104,9 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
 @router.post("/models/{product}/activate", summary="Make a version the one that judges parts",
              description="The version is first tried on up to 20 of the product's latest good parts (judged OK or "
                          "reviewed good, images kept): when it judges more than half of them NG (at least 5 tried), "
-                         "the answer is 409 rejects_good_parts, nothing changes, unless \"force\": true. With "
+                         "the answer is 409 rejects_good_parts, nothing changes, unless \"force\": true; then on up "
+                         "to 20 of the latest parts reviewed as defects (images kept): when it judges more than half "
+                         "of them OK, and more than the line passed, 409 passes_reviewed_defects, the same way. With "
                          "\"expected_active\", a version other than that one active by now is a 409 active_changed; "
                          "without, so is a change another request made at the same moment.",
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))

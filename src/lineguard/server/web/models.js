@@ -43,8 +43,9 @@ LG.start(async (main) => {
     return live ? live.version : 0;
   }
 
-  // The station tries the version on the product's latest good parts first; when it rejects
-  // most of them (a model of another product) it says so and changes nothing: the engineer
+  // The station tries the version on the product's latest good parts first, and on the latest
+  // parts reviewed as defects; when it rejects most good ones (a model of another product) or
+  // passes most defects (a threshold set too high) it says so and changes nothing: the engineer
   // reads why and may still go ahead (the change log records it as forced).
   async function activate(m) {
     const url = `/api/v1/models/${enc(m.product)}/activate`;
@@ -54,7 +55,7 @@ LG.start(async (main) => {
       out = await api(url, {method: "POST", body});
     } catch (err) {
       const e = err && err.body && err.body.error;
-      if (!(err.status === 409 && e && e.code === "rejects_good_parts")) throw err;
+      if (!(err.status === 409 && e && ["rejects_good_parts", "passes_reviewed_defects"].includes(e.code))) throw err;
       // the API's own way round ("force": true) is this question here
       const why = e.message.replace(/;? or activate it anyway with "force": true\.?$/, "");
       if (!sure(`${why}.\n\nActivate v${m.version} anyway? It judges every part from now on; the change log `
