@@ -78,8 +78,8 @@ def test_activate_and_rollback_against_the_version_seen_active(spc_station):
         assert c.post("/api/v1/models/cell/activate", json={"version": 1, "expected_active": 0},
                       headers=eng).status_code == 200
         # engineer A activates v3 seen against v1; B, whose page still shows v1, wants v2
-        assert c.post("/api/v1/models/cell/activate", json={"version": 3, "expected_active": 1},
-                      headers=eng).status_code == 200
+        r = c.post("/api/v1/models/cell/activate", json={"version": 3, "expected_active": 1}, headers=eng)
+        assert r.status_code == 200 and r.json()["rollback_to"] == 1      # as the versions' list says it
         r = c.post("/api/v1/models/cell/activate", json={"version": 2, "expected_active": 1}, headers=eng)
         assert r.status_code == 409 and r.json()["error"]["code"] == "active_changed"
         assert "v3 is active now" in r.json()["error"]["message"] and r.json()["error"]["active_version"] == 3

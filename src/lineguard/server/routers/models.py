@@ -112,8 +112,10 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
              response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return model_to_dict(station.activate_model(product, body.line, body.version, by=caller.who,
-                                                expected_active=body.expected_active, force=body.force))
+    # as the list shows it (rates, rollback_to): the answer said rollback_to null where the list said 1
+    return models_to_dicts(station, [station.activate_model(product, body.line, body.version, by=caller.who,
+                                                            expected_active=body.expected_active,
+                                                            force=body.force)])[0]
 
 
 @router.post("/models/{product}/rollback", summary="Go back to the version active before the current one",
@@ -123,8 +125,8 @@ def activate_model(product: str, body: ActivateIn, station: Station = Depends(ge
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     body = body or RollbackIn()
-    return model_to_dict(station.rollback_model(product, body.line, by=caller.who,
-                                                expected_active=body.expected_active))
+    return models_to_dicts(station, [station.rollback_model(product, body.line, by=caller.who,
+                                                            expected_active=body.expected_active)])[0]
 
 
 def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
