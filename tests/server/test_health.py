@@ -4,6 +4,7 @@ housekeeping alone leaves the line running (degraded, 200); one that stops parts
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 import time
@@ -367,3 +368,100 @@ def test_an_active_model_that_cannot_judge_parts_is_a_fault_from_the_start(spc_s
         assert r.status_code == 201, r.text
         h = c.get("/health")
         assert (h.status_code, h.json()["status"]) == (200, "ok")
+
+
+@contextlib.contextmanager
+def _receiver(code: list):
+    """A local webhook receiver answering every POST with ``code[0]`` (changed by the
+    test as it goes); the bodies it took (2xx) are in ``code[1:]``."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if code[0] < 300:
+                code.append(json.loads(body))
+            self.send_response(code[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    finally:
+        srv.shutdown()
+
+
+def test_messages_a_receiver_refuses_make_health_degraded(tmp_path):
+    """A receiver refusing every message (400: a schema changed at the MES, a proxy): all
+    were dropped for good, the backlog stayed 0 and /health said "ok"."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.sinks import WebhookSink
+    from lineguard.line.station import Station, stops_parts
+    answer = [400]
+    with _receiver(answer) as url:
+        sink = WebhookSink(url, timeout_s=5, retries=0)
+        st = Station(StationConfig(data_dir=tmp_path / "data", timezone="UTC", open_reads=True),
+                     loader=FakeInspector.load, sinks=[sink])
+        try:
+            st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+            st.inspect(png_bytes(30, seed=1), Part("h-1", "L1", "S1", "cell"))
+            assert st.sinks.flush(10)
+            with client(st) as c:
+                h = c.get("/health")
+                assert (h.status_code, h.json()["status"]) == (200, "degraded"), h.json()
+                name = f"sink {sink.label} refused"
+                said = h.json()["faults"][name]
+                assert not stops_parts(name)
+                assert said.startswith("2 message(s) refused") and "HTTP 400" in said and "kept" in said, said
+                assert h.json()["sinks"][sink.label]["backlog"] == 0
+                # the receiver fixed: an engineer sends them again, in order
+                answer[0] = 200
+                with st.db.session() as s:
+                    key = create_key(s, "engineer", "eng")[1]
+                r = c.post("/api/v1/sinks/resend-refused", params={"sink": "nosuch"}, headers={"X-API-Key": key})
+                assert r.status_code == 404 and sink.label in r.text
+                r = c.post("/api/v1/sinks/resend-refused", headers={"X-API-Key": key})
+                assert r.status_code == 200 and r.json() == {"resent": 2}
+                assert st.sinks.flush(10)
+                assert [(m["event"], m["outbox_id"]) for m in answer[1:]] == [("model", 1), ("inspection", 2)]
+                assert c.get("/health").json()["status"] == "ok"
+        finally:
+            st.close()
+
+
+def test_a_sink_whose_oldest_message_is_late_makes_health_degraded_after_a_restart(tmp_path):
+    """Degraded went by how long this process had been failing: a station restarted more
+    often than once a minute never said it, however old the results it owed."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.orm import OutboxEvent
+    from lineguard.line.sinks import WebhookSink
+    from lineguard.line.station import Station
+    cfg = StationConfig(data_dir=tmp_path / "data", timezone="UTC", open_reads=True)
+    dead = WebhookSink("http://127.0.0.1:9/hook", timeout_s=0.5, retries=0, backoff_s=0.01)
+    st = Station(cfg, loader=FakeInspector.load, sinks=[dead])
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        st.inspect(png_bytes(30, seed=1), Part("h-1", "L1", "S1", "cell"))
+    finally:
+        st.close()
+    with st.db.session() as s:        # an hour of restarts later
+        for row in s.scalars(select(OutboxEvent)):
+            row.created_at = row.created_at - dt.timedelta(hours=1)
+    dead = WebhookSink("http://127.0.0.1:9/hook", timeout_s=0.5, retries=0, backoff_s=0.01)
+    st = Station(cfg, loader=FakeInspector.load, sinks=[dead])     # started again: failing for seconds
+    try:
+        with client(st) as c:
+            h = c.get("/health")
+            sink = h.json()["sinks"][dead.label]
+            assert sink["backlog"] == 2 and (sink["failing_for_s"] or 0) < 60, sink
+            assert (h.status_code, h.json()["status"]) == (200, "degraded"), h.json()
+            said = h.json()["faults"][f"sink {dead.label}"]
+            assert said.startswith("2 result message(s) not delivered for 36") and "the oldest owed" in said, said
+    finally:
+        st.close()

@@ -186,6 +186,10 @@ def station_options(f):
               help="Hours between the station's backups (with --backup-to).")
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
+@click.option("--webhook-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              envvar="LINEGUARD_WEBHOOK_TIMEOUT", metavar="SECONDS",
+              help="How long the --webhook receiver may take to answer a message; a slower answer counts as "
+                   "failed and the message is sent again after a backoff.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
               help="Parts judged together when several wait for the model (exported .onnx models; a .lgm "
                    "model judges one part at a time). 1 turns batching off.")
@@ -244,7 +248,7 @@ def station_options(f):
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
           db_schema: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
-          max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
+          webhook_timeout: float, max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
           plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_host: Optional[str],
           plc_image_wait_ms: float,
@@ -286,6 +290,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     if power_safe:
         cfg.sqlite_synchronous = "FULL"
     cfg.report_slots = report_slots
+    cfg.webhook_timeout_s = webhook_timeout
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:

@@ -160,10 +160,22 @@ class _Counts:
         return max(self.judged[-1][0] if self.judged else 0, self.photos[-1][0] if self.photos else 0)
 
 
-def alarm_to_dict(a: LineAlarm) -> dict[str, Any]:
+def alarm_to_dict(a: LineAlarm, s: Any = None) -> dict[str, Any]:
+    """An alarm as the API shows it; with a session ``s`` (an alarm event for the outbox),
+    also ``part_id`` and ``first_part_id``: the part ids of ``inspection_id`` and
+    ``first_inspection_id`` (what an MES knows a part by), read by their primary keys in
+    one query; None where there is no part (a no_verdict alarm) or it was deleted."""
+    parts: dict[int, str] = {}
+    if s is not None:
+        ids = {i for i in (a.inspection_id, a.first_inspection_id) if i}
+        if ids:
+            parts = dict(s.execute(select(Inspection.id, Inspection.part_id).where(Inspection.id.in_(ids))).all())
     return {"id": a.id, "line": a.line, "station": a.station, "product": a.product, "kind": a.kind,
             "message": a.message, "raised_at": iso_utc(a.raised_at), "inspection_id": a.inspection_id,
-            "first_inspection_id": a.first_inspection_id, "parts": a.parts, "rejected": a.rejected,
+            "first_inspection_id": a.first_inspection_id,
+            **({"part_id": parts.get(a.inspection_id), "first_part_id": parts.get(a.first_inspection_id)}
+               if s is not None else {}),
+            "parts": a.parts, "rejected": a.rejected,
             "active": a.acked_at is None, "acked_at": iso_utc(a.acked_at), "acked_by": a.acked_by,
             "ack_note": a.ack_note, "ack_cause": a.ack_cause, "acked_after_id": a.acked_after_id,
             "escalate_at": iso_utc(a.escalate_at), "escalated_at": iso_utc(a.escalated_at),
@@ -301,7 +313,7 @@ class AlarmWatch:
             if not marked:
                 return None
             s.refresh(a)
-            out = {**alarm_to_dict(a), "change": "escalated", "level": a.escalations,
+            out = {**alarm_to_dict(a, s), "change": "escalated", "level": a.escalations,
                    **_station_state(s, a.line, a.station, at),
                    "unacknowledged_min": round(max(0.0, (at - a.raised_at).total_seconds()) / 60, 1)}
             record_event(s, "alarm", a.line, out)
@@ -637,7 +649,7 @@ class AlarmWatch:
             if not done:
                 raise Conflict(f"alarm {alarm_id} was acknowledged already, by {a.acked_by or 'someone'} at "
                                f"{iso_utc(a.acked_at)}")
-            out = {**alarm_to_dict(a), "change": "acknowledged",
+            out = {**alarm_to_dict(a, s), "change": "acknowledged",
                    **_station_state(s, a.line, a.station, a.acked_at)}
             record_event(s, "alarm", a.line, out)
         if out["kind"] == "no_verdict":
@@ -707,7 +719,7 @@ class AlarmWatch:
                 if not done:          # someone changed it meanwhile: read it again
                     continue
                 s.refresh(a)
-                out = {**alarm_to_dict(a), "change": "cause_set", **_station_state(s, a.line, a.station, utcnow())}
+                out = {**alarm_to_dict(a, s), "change": "cause_set", **_station_state(s, a.line, a.station, utcnow())}
                 record_event(s, "alarm", a.line, out)
             log.info("alarm %s at line %s station %s: %s (by %s)", out["id"], out["line"], out["station"], addition, by)
             self._tell(out)
@@ -784,7 +796,7 @@ def _store_alarm(s: Any, rules: AlarmRules, **fields: Any) -> Optional[dict[str,
     except IntegrityError:
         s.rollback()
         return None
-    out = {**alarm_to_dict(a), "change": "raised", **_station_state(s, a.line, a.station, a.raised_at)}
+    out = {**alarm_to_dict(a, s), "change": "raised", **_station_state(s, a.line, a.station, a.raised_at)}
     record_event(s, "alarm", a.line, out)
     return out
 

@@ -120,7 +120,11 @@ class StationConfig:
     sqlite_synchronous: str = "NORMAL"       # see the class docstring: NORMAL survives kill -9, FULL power loss
     webhook_url: Optional[str] = None
     mqtt_url: Optional[str] = None           # mqtt://host:port
-    webhook_timeout_s: float = 2.0
+    # How long a webhook's receiver may take to answer one message (`serve --webhook-timeout`,
+    # LINEGUARD_WEBHOOK_TIMEOUT): one slower is never acknowledged, and each message is
+    # sent again after the outbox's backoff (a 3 s receiver was sent its first message 12
+    # times in 40 s at the 2 s this was). A line waits for it at most this long per try.
+    webhook_timeout_s: float = 10.0
     webhook_retries: int = 3
     # Delivered outbox rows are kept this long (what was sent, for a look back);
     # rows a sink still owes are kept however old (see line.outbox).
@@ -153,6 +157,8 @@ class StationConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if not self.webhook_timeout_s > 0:
+            raise ValueError(f"webhook_timeout_s must be above 0 seconds, got {self.webhook_timeout_s}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1 (1 = one part at a time), got {self.max_batch}")
         if not 0 <= self.batch_window_ms <= 1000:
@@ -311,6 +317,7 @@ _ENV = {
     "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),
     "LINEGUARD_WEBHOOK": ("webhook_url", str),
     "LINEGUARD_MQTT": ("mqtt_url", str),
+    "LINEGUARD_WEBHOOK_TIMEOUT": ("webhook_timeout_s", float),
     "LINEGUARD_MAX_BATCH": ("max_batch", int),
     "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", float),
     "LINEGUARD_RUNTIME": ("runtime", str),

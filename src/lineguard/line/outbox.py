@@ -17,7 +17,16 @@ then sends the rows:
   writers of one line take an advisory lock so ids of a line commit in id order;
   SQLite has one writer at a time anyway;
 - **retrying with backoff**: a failing sink is retried after 0.5 s, doubling to 30 s, so
-  a broker outage delays delivery and loses nothing;
+  a broker outage delays delivery and loses nothing. A sink with ``send_once`` (the
+  webhook) is given one try per row here: the backoff is this worker's, per line, so a
+  line whose receiver fails or hangs costs the other lines at most one try (one timeout)
+  per look, not a sink's own quick retries;
+- **refused, kept**: a message the receiver refuses for good (:class:`Refused`, a
+  webhook's 400/413/415/422) is marked ``refused`` in ``outbox_deliveries`` with the
+  error and its line moves on; the row stays in the table until pruned like a delivered
+  one (``retention_s``), :meth:`Outbox.resend_refused` sends such rows again, and
+  refusals in the last ``REFUSED_SHOWN_S`` are in :meth:`Outbox.status` (``/health``
+  says them as a fault);
 - **pruned**: rows every sink of this station has taken are deleted after
   ``retention_s`` (a day by default); rows still owed to a sink are kept however old.
 
@@ -33,6 +42,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any, Callable, Optional
 
 from sqlalchemy import delete, exists, func, select, text
@@ -49,6 +59,8 @@ log = logging.getLogger("lineguard.outbox")
 # outbox transaction stays open that long (the row is written just before the commit).
 _FLOOR_LAG_S = 120.0
 _ADVISORY_KEY = 74111
+# refusals this recent are shown by status() (/health makes them a fault)
+REFUSED_SHOWN_S = 600.0
 
 
 class Refused(Exception):
@@ -114,10 +126,13 @@ class _SinkState:
         self.last_delivered: Optional[float] = None
         self.delivered = 0
         self.refused = 0
+        self.refusals: deque[float] = deque()      # time.monotonic() of the recent refusals
+        self.last_refused: Optional[str] = None    # the last refusal's error
         # lines whose oldest row failed: line -> (when to try it again, failures in a row)
         self.held: dict[str, tuple[float, int]] = {}
         self.attempts: dict[int, int] = {}
         self.floor_checked = 0.0
+        self.floor_lowered = 0           # bumped when rows below the floor are owed again (resend_refused)
         self.connections_seen = 0        # the sink's connections whose retained states were written again
         self.restore_failing = False
 
@@ -146,6 +161,7 @@ class Outbox:
             raise ValueError(f"two sinks with the same target ({', '.join(sink_label(s) for s in sinks)}); "
                              "configure each receiver once")
         self._states = [_SinkState(s, k, self._register(k)) for s, k in zip(sinks, keys)]
+        self._resend_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._woken = 0
@@ -191,7 +207,9 @@ class Outbox:
             for line, (due, _) in st.held.items():
                 if due <= now:
                     rows.extend(s.scalars(owed.where(OutboxEvent.line == line).order_by(OutboxEvent.id).limit(1)))
-        return sorted(rows, key=lambda r: r.id)
+        # a held line's retry last: the other lines' rows of this look go first, whatever
+        # its retry costs (a receiver that hangs to the timeout)
+        return sorted(rows, key=lambda r: (r.line in st.held, r.id))
 
     def _count_pending(self, st: _SinkState) -> None:
         with self.db.session() as s:
@@ -207,6 +225,7 @@ class Outbox:
         if now - st.floor_checked < 5.0:
             return
         st.floor_checked = now
+        lowered = st.floor_lowered
         cutoff = utcnow() - dt.timedelta(seconds=_FLOOR_LAG_S)
         with self.db.session() as s:
             settled = s.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < cutoff))
@@ -216,7 +235,8 @@ class Outbox:
             return
         if first_pending is not None:
             settled = min(settled, first_pending - 1)
-        st.floor = max(st.floor, settled)
+        if lowered == st.floor_lowered:      # not read across rows owed again meanwhile
+            st.floor = max(st.floor, settled)
 
     def _mark(self, st: _SinkState, row_id: int, status: str, error: Optional[str]) -> None:
         try:
@@ -255,14 +275,18 @@ class Outbox:
         blocked: set[str] = set()
         moved: set[str] = set()
         failed = False
+        spent: dict[str, float] = {}     # what a failed try took, per line
+        # one try per row where the sink offers it: the backoff below is per line
+        send = getattr(st.sink, "send_once", None) or st.sink.send
         for row in rows:
             if self._stop.is_set():
                 break
             if row.line in blocked:
                 continue
             message = {**row.payload, "outbox_id": row.id}
+            began = time.monotonic()
             try:
-                st.sink.send(message)
+                send(message)
                 status, error = "delivered", None
             except Refused as exc:
                 status, error = "refused", str(exc)
@@ -272,6 +296,7 @@ class Outbox:
             except Exception as exc:  # noqa: BLE001 - any failure: keep the row, retry later
                 # the rest of this line waits, so the receiver never sees its parts out of order
                 blocked.add(row.line)
+                spent[row.line] = time.monotonic() - began
                 failed = True
                 st.attempts[row.id] = st.attempts.get(row.id, 0) + 1
                 if st.failing_since is None:
@@ -287,8 +312,12 @@ class Outbox:
                 log.error("%s: delivered row %s not marked (%s); it will be sent again", st.label, row.id, exc)
                 failed = True
                 break
-            if status == "refused":          # taken off the backlog, but not delivered
+            if status == "refused":          # taken off the backlog, but not delivered (kept, marked)
                 st.refused += 1
+                st.refusals.append(time.monotonic())
+                st.last_refused = f"{row.event} {row.key} of line {row.line}: {error}"[:300]
+                while len(st.refusals) > 100_000:      # a receiver refusing everything, unread
+                    st.refusals.popleft()
                 moved.add(row.line)
                 continue
             moved.add(row.line)
@@ -304,7 +333,10 @@ class Outbox:
             st.held.pop(line, None)
         for line in blocked:
             tries = st.held.get(line, (0.0, 0))[1] + 1
-            st.held[line] = (now + min(self.max_backoff_s, self.backoff_s * 2 ** (min(tries, 10) - 1)), tries)
+            # at least as long as the failed try took: a receiver that hangs to the timeout
+            # holds the other lines for at most half the time, not nearly all of it
+            wait = max(min(self.max_backoff_s, self.backoff_s * 2 ** (min(tries, 10) - 1)), spent.get(line, 0.0))
+            st.held[line] = (now + wait, tries)
         if failed and not moved:
             # nothing went anywhere (the receiver is down, or a row sent could not be marked):
             # wait for the first retry due
@@ -383,12 +415,41 @@ class Outbox:
                 log.warning("outbox prune failed: %s", exc)
             self._stop.wait(self.prune_every_s)
 
+    # -- refused rows ------------------------------------------------------------------
+    def resend_refused(self, sink: Optional[str] = None) -> int:
+        """Send the rows refused for good again (a receiver fixed after it refused them):
+        their ``refused`` marks are removed for ``sink`` (a key or a label; None: every
+        sink of this outbox) and the worker owes them again, each before its line's next
+        rows. Only rows not pruned yet (``retention_s``). Returns how many."""
+        n = 0
+        with self._resend_lock:
+            for st in self._states:
+                if sink is not None and sink not in (st.key, st.label):
+                    continue
+                refused = (OutboxDelivery.sink == st.key, OutboxDelivery.status == "refused")
+                with self.db.session() as s:
+                    first = s.scalar(select(func.min(OutboxDelivery.outbox_id)).where(*refused))
+                    if first is None:
+                        continue
+                    n += int(s.execute(delete(OutboxDelivery).where(*refused)).rowcount or 0)
+                st.floor_lowered += 1
+                st.floor = min(st.floor, first - 1)
+                st.refusals.clear()
+                st.last_refused = None
+        if n:
+            log.info("%d refused outbox row(s) to be sent again", n)
+            self.wake()
+        return n
+
     # -- what /health and tests ask ----------------------------------------------------
     def status(self) -> dict[str, dict[str, Any]]:
         out = {}
         now = utcnow()
         for st in self._states:
             self._safe_count(st)
+            recent = time.monotonic() - REFUSED_SHOWN_S
+            while st.refusals and st.refusals[0] < recent:
+                st.refusals.popleft()
             # The sender clears failing_since only when its batch ends, a moment after the last
             # row is marked; with nothing left to send the sink is not retrying anything.
             failing_since = st.failing_since if st.backlog else None
@@ -402,6 +463,9 @@ class Outbox:
                 "delivered": st.delivered,
                 # refused for good by the receiver (400, 413, 415, 422): counted as delivered before
                 "refused": st.refused,
+                # of them, those in the last REFUSED_SHOWN_S (a /health fault), and the last one's error
+                "refused_recent": len(st.refusals),
+                "last_refused": st.last_refused if st.refusals else None,
             }
         return out
 

@@ -42,17 +42,29 @@ class Sink:
 class WebhookSink(Sink):
     """POST the result as JSON with an ``Idempotency-Key`` header (the message id).
 
-    A few quick retries ride out a blip; after them the outbox worker backs off. 2xx is
-    delivered; 400, 413, 415 and 422 mean the receiver refuses this message for good
-    (:class:`Refused`); every other answer (5xx, 404 of a wrong URL, 401 of a missing
-    token, 429) is retried, so a misconfigured receiver holds results instead of
-    losing them.
+    2xx is delivered; 400, 413, 415 and 422 mean the receiver refuses this message for
+    good (:class:`Refused`), except an alarm's (event ``alarm``): an alarm is never given
+    up, it is retried like any failure (a refused alarm was a stop no pager or andon ever
+    showed). Every other answer (5xx, 404 of a wrong URL, 401 of a missing token, 429)
+    is retried, so a misconfigured receiver holds results instead of losing them.
+    307 and 308 are followed (they keep the method and the body); 301, 302 and 303 are
+    not (a client would turn the POST into a GET): the error names where they point.
+
+    The outbox calls :meth:`send_once`: one try, and its own per-line backoff after a
+    failure, so a line whose receiver fails or hangs costs the other lines at most one
+    ``timeout_s`` per look. :meth:`send` (a direct call) adds ``retries`` quick tries
+    after a refused connection or an error answer, never after a read timeout or a
+    connection lost after the request went: the receiver may have it, and a slow one was
+    sent each message again and again (the 4 tries of every outbox attempt).
     """
 
     name = "webhook"
     _REFUSED = (400, 413, 415, 422)
+    _FOLLOWED = (307, 308)          # same method, same body
+    _NOT_FOLLOWED = (301, 302, 303)  # a POST becomes a GET there: never followed
+    _MAX_HOPS = 5
 
-    def __init__(self, url: str, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5):
+    def __init__(self, url: str, timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.5):
         import httpx
 
         from .config import without_secrets
@@ -66,37 +78,90 @@ class WebhookSink(Sink):
         # two receivers on one host told apart by a digest of the path, never the path itself
         self._label = (f"{where} #{hashlib.sha256(u.path.encode()).hexdigest()[:8]}"
                        if u.path.strip("/") else where)
+        self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
-        self._client = httpx.Client(timeout=timeout_s)
+        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
     @property
     def label(self) -> str:
         return self._label
 
     def send(self, payload: dict[str, Any]) -> None:
+        """Deliver with up to ``retries`` quick tries more (see the class docstring)."""
+        self._send(payload, self.retries)
+
+    def send_once(self, payload: dict[str, Any]) -> None:
+        """Deliver with one try (the outbox's way: it backs off per line itself)."""
+        self._send(payload, 0)
+
+    def _send(self, payload: dict[str, Any], retries: int) -> None:
         if payload.get("event") == "alarm_state":
             return      # a state written again for MQTT's retained messages: nothing new for a webhook
         last: Optional[str] = None
-        headers = {"Idempotency-Key": str(payload.get("message_id", ""))}
-        for attempt in range(self.retries + 1):
+        tries = 0
+        for attempt in range(retries + 1):
+            tries += 1
             try:
-                r = self._client.post(self.url, json=payload, headers=headers)
-                if 200 <= r.status_code < 300:
-                    return
-                if r.status_code in self._REFUSED:
-                    raise Refused(f"HTTP {r.status_code}: {r.text[:200]}")
-                last = f"HTTP {r.status_code}"
+                self._post_once(payload)
+                return
             except Refused:
                 raise
-            except Exception as exc:  # noqa: BLE001 - network errors of every kind
-                last = f"{type(exc).__name__}: {exc}".replace(self.url, self.shown)
-            if attempt < self.retries:
+            except _MaybeTaken as exc:
+                last = str(exc)
+                break           # the receiver may have it: the outbox tries again after its backoff
+            except Exception as exc:  # noqa: BLE001 - network errors and error answers of every kind
+                last = str(exc)
+            if attempt < retries:
                 time.sleep(self.backoff_s * (2 ** attempt))
-        raise RuntimeError(f"webhook {self.shown} failed after {self.retries + 1} tries ({last})")
+        raise RuntimeError(f"webhook {self.shown} failed after {tries} tries ({last})")
+
+    def _post_once(self, payload: dict[str, Any]) -> None:
+        """One delivery (following 307/308); raises Refused, _MaybeTaken or RuntimeError."""
+        import httpx
+
+        from .config import without_secrets
+        headers = {"Idempotency-Key": str(payload.get("message_id", ""))}
+        url = self.url
+        for _ in range(self._MAX_HOPS + 1):
+            try:
+                r = self._client.post(url, json=payload, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise RuntimeError(self._said(exc, url)) from exc     # never reached it: safe to try again
+            except httpx.TransportError as exc:
+                # a read timeout or a connection lost after the request went: it may be taken
+                raise _MaybeTaken(self._said(exc, url)) from exc
+            if 200 <= r.status_code < 300:
+                return
+            location = r.headers.get("location")
+            if r.status_code in self._FOLLOWED and location:
+                url = str(r.request.url.join(location))
+                continue
+            if r.status_code in self._NOT_FOLLOWED:
+                where = without_secrets(str(r.request.url.join(location)), "http") if location else "nowhere"
+                raise RuntimeError(f"HTTP {r.status_code} redirect to {where}, not followed for a POST "
+                                   "(it would become a GET): give the webhook URL it points to")
+            if r.status_code in self._REFUSED:
+                if payload.get("event") == "alarm":
+                    # an alarm is never given up: kept and retried (with its line's later messages)
+                    raise RuntimeError(f"HTTP {r.status_code} for an alarm (an alarm is never dropped, "
+                                       f"it is retried): {r.text[:200]}")
+                raise Refused(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise RuntimeError(f"HTTP {r.status_code}")
+        raise RuntimeError(f"more than {self._MAX_HOPS} redirects")
+
+    def _said(self, exc: Exception, url: str) -> str:
+        from .config import without_secrets
+        text = f"{type(exc).__name__}: {exc}".replace(self.url, self.shown)
+        return text.replace(url, without_secrets(url, "http") or "(a redirect)") if url != self.url else text
 
     def close(self) -> None:
         self._client.close()
+
+
+class _MaybeTaken(Exception):
+    """The request went out and no answer came (a read timeout, a connection lost): the
+    receiver may have taken it, so it is not sent again at once."""
 
 
 def mqtt_address(url: str) -> tuple[str, int, bool]:
@@ -125,7 +190,8 @@ def _topic_level(name: Any) -> str:
 
 class MqttSink(Sink):
     """Publish with QoS 1 to ``lineguard/<line>/<station>/result`` (a part's verdict),
-    ``.../review`` (an operator's review), ``.../alarm`` (a line alarm raised or
+    ``.../review`` (an operator's review), ``.../signal`` (an answer to the PLC, event
+    ``line_signal``), ``.../alarm`` (a line alarm raised or
     acknowledged) or ``lineguard/<line>/_/model`` (a model change; line ``_all`` for a
     model of every line). With each alarm message the station's active alarms go,
     retained, to ``.../alarm_state``: an andon board that (re)connects is told at once
@@ -168,7 +234,8 @@ class MqttSink(Sink):
             return f"{self.topic_prefix}/{_topic_level(payload.get('line') or '_all')}/_/model"
         line = _topic_level(payload.get("line") or "unknown")
         station = _topic_level(payload.get("station") or "unknown")
-        leaf = event if event in ("review", "alarm") else "result"
+        # a PLC answer (event line_signal) has its own leaf: /result is the parts' verdicts only
+        leaf = event if event in ("review", "alarm") else "signal" if event == "line_signal" else "result"
         return f"{self.topic_prefix}/{line}/{station}/{leaf}"
 
     def send(self, payload: dict[str, Any], timeout_s: float = 5.0) -> None:
@@ -211,7 +278,7 @@ def _state_message(state: dict[str, Any], change: Optional[str], after_alarm: Op
             "as_of": state.get("station_state_as_of")}
 
 
-def sinks_from_config(webhook_url: Optional[str], mqtt_url: Optional[str], timeout_s: float = 2.0,
+def sinks_from_config(webhook_url: Optional[str], mqtt_url: Optional[str], timeout_s: float = 10.0,
                       retries: int = 3) -> list[Sink]:
     out: list[Sink] = []
     if webhook_url:

@@ -401,6 +401,10 @@ class KeyRevoked(BaseModel):
     revoked: bool
 
 
+class ResentOut(BaseModel):
+    resent: int = Field(description="messages refused for good that are owed again (each before its line's next)")
+
+
 _WHY = {400: "the request cannot be used as sent (e.g. an empty image)",
         401: "no API key, or an unknown or revoked one",
         403: "the key's role may not do this",

@@ -1,9 +1,9 @@
 """Health, metrics and API keys."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -12,9 +12,10 @@ from ... import __version__
 from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
+from ...line.outbox import REFUSED_SHOWN_S
 from ...line.station import Station, _iso, stops_parts
 from ..deps import DB_INT_MAX, Caller, get_station, require
-from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, errors
+from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, ResentOut, errors
 
 # a sink retrying this long makes /health "degraded": a blip rides out unseen, an outage is said
 SINK_LATE_S = 60.0
@@ -36,10 +37,26 @@ def health(station: Station = Depends(get_station)) -> Any:
     for name, sink in sinks.items():
         # results held for the MES or the andon: parts are still judged and kept (not a
         # 503), but a plant monitor that reads only the status would have said "ok" all
-        # weekend while nothing reached the receiver
-        if (sink["failing_for_s"] or 0) >= SINK_LATE_S:
-            faults[f"sink {name}"] = (f"{sink['backlog']} result message(s) not delivered for "
-                                      f"{sink['failing_for_s']:.0f} s: {sink['last_error']}")
+        # weekend while nothing reached the receiver. Late by the oldest row owed, not by
+        # how long this process has failed: a station restarting more often than
+        # SINK_LATE_S never said it, however old its backlog
+        oldest, failing = sink.get("oldest_pending_s"), sink["failing_for_s"]
+        late = max(oldest or 0, failing or 0)
+        if late >= SINK_LATE_S and (oldest is not None or failing is not None):
+            said = [f"the oldest owed {oldest:.0f} s" if oldest is not None else None,
+                    f"failing for {failing:.0f} s" if failing is not None else None]
+            faults[f"sink {name}"] = (f"{sink['backlog']} result message(s) not delivered for {late:.0f} s "
+                                      f"({', '.join(w for w in said if w)}): "
+                                      f"{sink['last_error'] or 'being delivered, behind'}")
+        # refused for good: dropped from the backlog, so nothing above says them; a receiver
+        # refusing every message (a schema changed, a proxy answering 400) lost them all
+        # while /health said "ok"
+        if sink.get("refused_recent"):
+            faults[f"sink {name} refused"] = (
+                f"{sink['refused_recent']} message(s) refused by the receiver in the last "
+                f"{REFUSED_SHOWN_S / 60:.0f} min (last: {sink['last_refused']}); they are kept in the outbox "
+                "table marked refused until pruned: once the receiver takes them, send them again (POST "
+                "/api/v1/sinks/resend-refused)")
     stopping = [f for f in faults if stops_parts(f)]
     body = {"status": "fault" if stopping else "degraded" if faults else "ok", "version": __version__,
             "database": "sqlite" if station.db.is_sqlite else "postgresql", "active_models": active,
@@ -55,6 +72,18 @@ def health(station: Station = Depends(get_station)) -> Any:
     # 503 when parts cannot be judged or stored, so a load balancer or plant monitor sees
     # it without reading the body; housekeeping faults alone: 200, "degraded"
     return JSONResponse(body, status_code=503 if stopping else 200)
+
+
+@router.post("/api/v1/sinks/resend-refused", tags=["system"], response_model=ResentOut,
+             summary="Send the messages a receiver refused for good again", responses=errors(401, 403, 404),
+             description="After the receiver was fixed (a schema at the MES, a proxy that answered 400): the "
+                         "messages it refused in the last day (kept, marked refused) are owed again, each before "
+                         "its line's next ones. `sink`: its name as /health shows it; unset: every sink.")
+def resend_refused(sink: Optional[str] = Query(None, max_length=500), station: Station = Depends(get_station),
+                   _c: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    if sink and sink not in station.sinks.status():
+        raise NotFound(f"no sink named {sink!r}; the station's sinks: {', '.join(station.sinks.status()) or 'none'}")
+    return {"resent": station.sinks.resend_refused(sink or None)}
 
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=Response)
