@@ -343,20 +343,23 @@ class JobList(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "fault"] = Field(
         description="ok; degraded: a housekeeping fault (backup, old records, store sweep, disk under its floor "
-                    "with nothing left to delete) or a sink retrying for a minute or more, every part still judged "
-                    "and stored (200); fault: parts cannot "
-                    "be judged or stored (data folder, database, PLC, camera; 503)")
+                    "with nothing left to delete, PLC answers waiting to be recorded), a sink owing a message a "
+                    "minute old or more or one whose receiver refused messages in the last 10 minutes, every part "
+                    "still judged and stored (200); fault: parts cannot be judged or stored (data folder, "
+                    "database, PLC, camera, an active model that does not load; 503)")
     version: str
     database: str
     active_models: list[str]
     faults: dict[str, str] = Field(description="what is wrong, by what (images: the data folder, database, disk, "
-                                               "plc, camera, backup, records, records_image, store_sweep, 'sink NAME'), "
+                                               "plc, camera, backup, records, records_image, store_sweep, 'sink NAME', "
+                                               "'sink NAME refused', 'model PRODUCT/LINE vN'), "
                                                "empty when ok")
     sinks: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per sink (e.g. mqtt:host:port): backlog (outbox rows not yet taken), state (ok, delivering, "
-                    "retrying), oldest_pending_s, failing_for_s, last_error, delivered. A sink retrying for a minute or "
-                    "more is a 'sink NAME' fault (status degraded, 200): results wait in the outbox and none is lost")
+                    "retrying), oldest_pending_s, failing_for_s, last_error, delivered, refused, refused_recent, "
+                    "last_refused. A message owed a minute or more is a 'sink NAME' fault (status degraded, 200): "
+                    "results wait in the outbox and none is lost")
     plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake by protocol (modbus, opcua): state, error code, counts; "
                                                             "an error also appears in faults")
     disk: Optional[dict[str, Any]] = Field(
