@@ -92,6 +92,8 @@ class FakeInspector:
             progress("features", len(images), len(images))
             progress("calibrate", 1, 1)
         insp = cls(threshold=float(max(vals)) + 0.05, version="fake-trained")
+        # as Inspector.fit's record when the threshold is the highest of the parts' scores
+        insp.calibration = {"rank": len(vals), "n_calibration": len(vals)}
         # like Inspector.fit: good images far above the others are named, highest first
         med = float(np.median(vals))
         insp.info = {"suspect_good": sorted(({"image": str(p), "score": v} for p, v in zip(images, vals)

@@ -116,6 +116,8 @@ def test_shadow_compare_train_and_rollback(station):
             time.sleep(0.1)
         assert job["status"] == "done", job
         assert job["message"].startswith("version 3 registered")
+        # its threshold is its oddest part's score: said, as the CLI says it
+        assert "threshold is the highest of the" in job["message"] and job["result"]["threshold_is_highest_score"]
         # a reloaded page finds it: the jobs, newest first, by state
         assert [j["id"] for j in op.get("/api/v1/jobs", params={"status": "done"}).json()["items"]][:1] == [job["id"]]
         assert op.get("/api/v1/jobs", params={"status": "queued,running"}).json()["items"] == []

@@ -233,13 +233,24 @@ class JobRunner:
                                     by=p.get("by"), activate=p["activate"], train_images=len(paths),
                                     trained_from=f"job {job_id}: {trained_from}", try_first=True)
         message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
+        cal = getattr(insp, "calibration", None) or {}
+        at_top = bool(cal.get("rank")) and cal.get("rank") == cal.get("n_calibration")
+        if at_top:
+            # the CLI says it ("threshold set at the largest of their scores"); the station's
+            # job said nothing, and on real tiles and commutators such a retrain, learnt from
+            # the old version's false alarms (the oddest good parts), shipped 75% and 100% of
+            # the defects held out
+            message += (f"; its threshold is the highest of the {cal['n_calibration']} parts' own scores (each "
+                        "scored by models without it): the oddest part it learned from sets it, and defects "
+                        "scoring below it pass; run it in shadow and compare before activating")
         if look_at:
             message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others or "
                         "whose photos were unlike the others', and review any bad one as a defect before the next "
                         "retrain")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
-                          "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at})
+                          "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at,
+                          "threshold_is_highest_score": at_top})
 
     def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str) -> list[dict[str, Any]]:
         """The parts the new model learned from but scored far above the others
