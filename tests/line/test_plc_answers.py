@@ -65,6 +65,25 @@ def test_a_trigger_while_the_result_is_unread_drops_ok_and_is_recorded_as_refuse
     assert plc.regs()["seq"] == seq + 1, "the refused trigger took no number"
 
 
+def test_a_refused_trigger_drops_ok_whatever_error_was_latched_before_it(plc_cell):  # noqa: F811
+    """An unknown recipe (Error 14) latched while part 7000's OK was unread, then part 7001
+    triggered: Error 20 was never set (another error stood), so OK stayed high and a PLC that
+    does not check PartTag passed 7001 on 7000's OK (found by a review)."""
+    import time
+    st, srv, plc = plc_cell([png_bytes(30, seed=35), png_bytes(30, seed=36)], verify_every_s=3600)
+    plc.trigger(tag=7000)
+    assert plc.wait("valid")["ok"]
+    assert not plc.c.write_registers(0, [9], slave=1).isError()      # a RecipeId the station does not know
+    assert _until(lambda: plc.regs()["error_code"] != 0)
+    plc.trigger(tag=7001)
+    assert _until(lambda: [r.part_tag for r in _signals(st)] == [7000, 7001])
+    time.sleep(0.2)
+    bits = plc.bits()
+    assert not bits["ok"] and not bits["ng"], bits
+    plc.pulse(1)                                                  # ResultsAck
+    plc.pulse(2)                                                  # ClearError
+
+
 def test_the_opc_ua_result_id_carries_the_full_trigger_count_past_65535(sqlite_station):
     """TriggerSeq wrapped at 65536 and ResultId with it: ResultIds repeated every ~55 min at
     20 parts a second (an MES keyed on them overwrote parts)."""

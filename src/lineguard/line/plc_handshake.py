@@ -339,6 +339,10 @@ class Handshake:
         self.result_valid = False
         self.error_code = 0
         self.error: Optional[str] = None
+        # a trigger refused while an earlier result was unread, until ClearError: OK and NG
+        # stay down whatever error is latched (with another error latched before it, Error
+        # 20 was never set and the earlier part's OK passed the refused part)
+        self.refused_unanswered = False
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
@@ -653,6 +657,7 @@ class Handshake:
         trig = Trigger(0, tag, self.recipe, time.perf_counter(), utcnow())
         self.counts["triggers"] += 1
         self.counts["not_inspected"] += 1
+        self.refused_unanswered = True
         if self.error_code == 0:
             self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}; the part with tag {tag} "
                        "was not inspected: take it off the line, then ResultsAck and ClearError")
@@ -684,6 +689,7 @@ class Handshake:
                 log.info("PLC cleared error %s", self.error_code)
             self.error_code = 0
             self.error = None
+            self.refused_unanswered = False
             self.station.faults.pop(self.fault_key, None)
             self.show()
 

@@ -244,7 +244,7 @@ class ModbusStation:
         if not hs.result_valid:
             for bit in (RESULTS_VALID, OK_BIT, NG_BIT):
                 self._set_di(bit, False)
-        if hs.error_code == ResultCode.NOT_READY and not self._answer_is_refusal:
+        if (hs.error_code == ResultCode.NOT_READY or hs.refused_unanswered) and not self._answer_is_refusal:
             # a trigger came while a result was unread or a part in inspection: that part
             # got no answer, and OK beside ResultsValid (the earlier part's) passed it at a
             # PLC that does not check PartTag. Error 20 is its answer: no OK, no NG
@@ -274,7 +274,8 @@ class ModbusStation:
         # meanwhile, and would pass on this part's OK
         # (a refused trigger answered NG of its own, nothing else waiting, keeps its NG)
         self._answer_is_refusal = ans.code == ResultCode.NOT_READY
-        refused = self.hs.error_code == ResultCode.NOT_READY and not self._answer_is_refusal
+        refused = ((self.hs.error_code == ResultCode.NOT_READY or self.hs.refused_unanswered)
+                   and not self._answer_is_refusal)
         self._set_di(OK_BIT, ans.ok and not refused)
         self._set_di(NG_BIT, not ans.ok and not refused)
 
