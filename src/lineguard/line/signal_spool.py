@@ -194,6 +194,7 @@ class AnswerJournal:
         self._lock = threading.Lock()
         self._fd: Optional[int] = None
         self._size = 0
+        self._waiting_bytes = 0      # of _size, the lines of answers still waiting
         # key -> (when journaled, time.monotonic; its line): insertion order is answer order
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._said_failed = False
@@ -229,6 +230,7 @@ class AnswerJournal:
         line = _line({"answer": key, "row": _stored(row), "event": event})
         with self._lock:
             self._pending[key] = (time.monotonic(), line)
+            self._waiting_bytes += len(line)
             if self._fd is None:
                 return
             try:
@@ -249,11 +251,18 @@ class AnswerJournal:
     def done(self, key: str) -> None:
         """This answer is recorded (or in the spool): no longer the journal's."""
         with self._lock:
-            if self._pending.pop(key, None) is None or self._fd is None:
+            gone = self._pending.pop(key, None)
+            if gone is None:
+                return
+            self._waiting_bytes -= len(gone[1])
+            if self._fd is None:
                 return
             if not self._pending:
                 self._truncate()
-            elif self._size > JOURNAL_COMPACT_BYTES:
+            elif self._size > JOURNAL_COMPACT_BYTES and self._size > 2 * self._waiting_bytes:
+                # (past twice what still waits: a backlog over the limit alone rewrote the whole
+                # file at every answer recorded, 1,007 rewrites to drain 3,000, the PLC's
+                # thread waiting on each)
                 # the recorder lags for long (a locked table): rewritten with those still waiting
                 try:
                     data = b"".join(line for _t, line in self._pending.values())
