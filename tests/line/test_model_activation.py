@@ -102,9 +102,15 @@ def test_a_version_that_passes_most_reviewed_defects_is_refused_unless_forced(st
     mv = st.models.activate("cell", "", 2, by="ann", force=True, images=st.images)
     assert mv.version == 2 and _log(st, "model.activated")[0].details["forced"] == (
         "passed 7 of the 7 latest parts reviewed as defects")
+    # an upload asking to activate is kept, not activated, and says so
+    st.models.activate("cell", "", 1, force=True, images=st.images)
+    with pytest.raises(StationError) as refused:
+        st.add_model(FakeInspector(0.95, "cell-looser").to_bytes(), "cell", activate=True, try_first=True)
+    assert refused.value.code == "passes_reviewed_defects"
+    assert refused.value.message.startswith("uploaded as version 3, not activated") and _active(st) == 1
     # a version that catches them as the line did is activated as before
     st.add_model(FakeInspector(0.6, "cell-2").to_bytes(), "cell")
-    assert st.models.activate("cell", "", 3, images=st.images).version == 3
+    assert st.models.activate("cell", "", 4, images=st.images).version == 4
     assert "forced" not in (_log(st, "model.activated")[0].details or {})
 
 

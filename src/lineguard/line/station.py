@@ -43,8 +43,8 @@ from .record_keeper import RecordKeeper
 from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
-                     NotAnImage, NotFound, PhotoTooDeep, RejectsGoodParts, StationError, StorageUnavailable,
-                     UploadTooLarge)
+                     NotAnImage, NotFound, PassesDefects, PhotoTooDeep, RejectsGoodParts, StationError,
+                     StorageUnavailable, UploadTooLarge)
 from .alarms import AlarmWatch
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
@@ -864,9 +864,9 @@ class Station:
         if activate and try_first:
             try:
                 mv = self.activate_model(product, line, mv.version, by)
-            except RejectsGoodParts as exc:
-                raise RejectsGoodParts(f"uploaded as version {mv.version}, not activated: {exc.message}",
-                                       **exc.details) from exc
+            except (RejectsGoodParts, PassesDefects) as exc:
+                raise type(exc)(f"uploaded as version {mv.version}, not activated: {exc.message}",
+                                **exc.details) from exc
         return mv
 
     def _release_replaced(self) -> None:
