@@ -510,3 +510,23 @@ def test_a_station_database_a_newer_lineguard_upgraded_is_refused_in_one_line(tm
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "upgraded by a newer lineguard (schema 0999_future" in r.stderr
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_a_station_database_at_an_older_schema_is_left_as_it_is(tmp_path):
+    # pointed at a plant's database from another machine, rescore upgraded it in place, and
+    # the older stations running on it could not start again
+    import sqlite3
+
+    from lineguard.line.db import Database
+    db_file = tmp_path / "station.db"
+    Database(f"sqlite:///{db_file}").upgrade("0020")
+    archive = _archive(tmp_path / "archive", 2)
+    model = _model(tmp_path / "m.json", 0.2)
+    r = subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                        "--out", str(tmp_path / "r.parquet"), "--station-db", f"sqlite:///{db_file}"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "at schema 0020" in r.stderr and "lineguard serve" in r.stderr
+    with sqlite3.connect(db_file) as con:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0020"
+    assert not list(tmp_path.glob("station.db.before-*"))

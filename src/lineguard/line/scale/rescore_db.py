@@ -28,7 +28,7 @@ from typing import Any, Iterable, Optional
 
 from sqlalchemy import select, text
 
-from ..db import Database
+from ..db import Database, schema_revisions
 from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
 from ..errors import StationError
 
@@ -61,8 +61,9 @@ class StationRecorder:
 
     @classmethod
     def open(cls, url: str, schema: Optional[str] = None) -> "StationRecorder":
-        """Connect and bring the schema to head, or :class:`StationDbError` naming the URL
-        (called before any image is scored, so a typo costs nothing)."""
+        """Connect (a new database: its tables made; one at another schema: refused, never
+        migrated here), or :class:`StationDbError` naming the URL (called before any image
+        is scored, so a typo costs nothing)."""
         from sqlalchemy.exc import SQLAlchemyError
         try:
             db = Database(url, schema=schema)
@@ -71,7 +72,18 @@ class StationRecorder:
                                  "postgresql://user@host:5432/db or sqlite:////path/station.db, or --data DIR "
                                  "for a station folder's own database") from exc
         try:
-            db.upgrade()
+            # a new database is made; a station's at another schema is left as it is: pointed
+            # at a plant's database from another machine (a Ray cluster), an upgrade here
+            # stopped the older stations running on it from starting again
+            found = db.check_schema()
+            head = schema_revisions()[0]
+            if found is None:
+                db.upgrade()
+            elif found != head:
+                db.dispose()
+                raise StationDbError(f"cannot use the station database {_shown(url)}: it is at schema {found}, this "
+                                     f"lineguard at {head}; start `lineguard serve` on it to upgrade it, or run the "
+                                     "lineguard version its stations run")
         except (SQLAlchemyError, OSError) as exc:
             db.dispose()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
