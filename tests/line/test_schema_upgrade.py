@@ -219,3 +219,38 @@ def test_a_postgresql_database_from_a_newer_lineguard_is_refused(tmp_path):
     finally:
         db.drop_schema()
         db.dispose()
+
+
+def test_two_processes_upgrading_one_older_database_take_turns(tmp_path, monkeypatch):
+    # side by side, the second's copy was taken halfway through the first's migration and
+    # replaced the good one (the way back held half a migration), or it failed on a
+    # duplicate column (found by a review)
+    import threading
+    import time
+
+    data = tmp_path / "station"
+    path = _old_station(data)
+    copies = []
+    real = Database._copy_before
+
+    def slow_copy(self, found):
+        copies.append(found)
+        real(self, found)
+        time.sleep(0.5)             # the other process reads the revision meanwhile
+    monkeypatch.setattr(Database, "_copy_before", slow_copy)
+    errors = []
+
+    def start():
+        try:
+            db = Database(f"sqlite:///{path}")
+            db.upgrade()
+            db.dispose()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    both = [threading.Thread(target=start) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(60)
+    assert errors == [] and copies == [OLD], (errors, copies)
+    assert _revision(path) == HEAD and _revision(path.with_name(f"lineguard.db.before-{OLD}")) == OLD

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..vision.atomic import hold_lock
 from .errors import StationError
 
 log = logging.getLogger("lineguard.station")
@@ -275,12 +276,28 @@ class Database:
         ``revision`` stops at an older one (tests of a migration). A database a newer
         lineguard upgraded is refused (:class:`SchemaTooNew`); a SQLite database from an
         older one is copied beside itself first (:meth:`_copy_before`)."""
-        from alembic import command
-        from alembic.config import Config
-
         found = self.check_schema()
         head = schema_revisions()[0]
         target = head if revision == "head" else revision
+        if self.sqlite_file is not None and found != target:
+            # Two processes starting together on an older (or a new) SQLite database: one
+            # copies and migrates, the other waits and finds it done. Side by side, the
+            # second's copy was taken halfway through the first's migration (each DDL
+            # commits on its own in SQLite) and replaced the good one, so the plant's way
+            # back held half a migration; or the second failed on a duplicate column.
+            fd = hold_lock(self.sqlite_file.with_name(f".{self.sqlite_file.name}.upgrade-lock"))
+            try:
+                found = self.check_schema()
+                self._migrate(found, target, revision)
+            finally:
+                os.close(fd)
+        else:
+            self._migrate(found, target, revision)
+
+    def _migrate(self, found: Optional[str], target: str, revision: str) -> None:
+        from alembic import command
+        from alembic.config import Config
+
         if found is not None and found != target and self.sqlite_file is not None:
             self._copy_before(found)
         cfg = Config()
