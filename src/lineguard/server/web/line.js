@@ -377,8 +377,23 @@ LG.start(async (main) => {
     while (thumbs.children.length > MAX_THUMBS) thumbs.lastChild.remove();
   }
 
+  // Parts heard while a summary is on its way: one read before they were recorded would
+  // paint the counters back (3 parts counted, then "2" for up to 30 s), so those recorded
+  // after it was read are counted again on top of it, and it is read once more soon.
+  let loading = 0, heard = [];
   async function loadSummary() {
-    renderSummary(await api("/api/v1/lines/summary"));
+    loading += 1;
+    try {
+      const s = await api("/api/v1/lines/summary");
+      renderSummary(s);
+      const read = new Date(s.now);
+      const later = heard.filter((p) => p.created_at && new Date(p.created_at) > read);
+      later.forEach(count);
+      if (heard.length) refreshSoon();
+    } finally {
+      loading -= 1;
+      if (!loading) heard = [];
+    }
   }
 
   await loadSummary();
@@ -393,6 +408,15 @@ LG.start(async (main) => {
   }
 
   const live = document.getElementById("live");
+  function count(p) {
+    const entry = card(p.line, p.station);
+    const r = entry.row;
+    r.parts += 1;
+    if (p.verdict === "OK") r.ok += 1; else if (p.verdict === "NG") r.ng += 1; else if (p.verdict === "REVIEW") r.review += 1;
+    r.last_part_at = p.created_at;
+    paint(entry);
+  }
+
   function onInspection(p) {
     const none = document.getElementById("no-parts");
     if (none) none.remove();
@@ -401,12 +425,8 @@ LG.start(async (main) => {
     } else if (summary && p.created_at && new Date(p.created_at) >= new Date(summary.shift.end)) {
       loadSummary().catch(LG.fail);   // a new shift began: its counters start at zero
     } else {
-      const entry = card(p.line, p.station);
-      const r = entry.row;
-      r.parts += 1;
-      if (p.verdict === "OK") r.ok += 1; else if (p.verdict === "NG") r.ng += 1; else if (p.verdict === "REVIEW") r.review += 1;
-      r.last_part_at = p.created_at;
-      paint(entry);
+      count(p);
+      if (loading) heard.push(p);
     }
     addThumb(p);
     announcePart(p);
