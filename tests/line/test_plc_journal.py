@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -53,11 +54,14 @@ def _answer(plc):
 def test_answers_the_recorder_had_not_written_are_on_disk_and_recorded_once_at_the_next_start(plc_cell):  # noqa: F811
     st, srv, plc = plc_cell([png_bytes(30, seed=s) for s in (51, 52, 53)], window_ms=60_000, verify_every_s=3600)
     srv.hs._recorder = _Stalled()                  # the recorder held (a locked table), then the station stops
+    began = time.monotonic()
     seqs = [_answer(plc)(tag) for tag in (71, 72, 73)]
     assert _signals(st) == []
     assert len(_journal_lines(st)) == 3, "each answer was on the disk before ResultsValid"
+    time.sleep(0.5)                                # the oldest answer has waited at least that long
     snap = srv.snapshot()
-    assert snap["unrecorded_answers"] == 3 and snap["unrecorded_oldest_s"] >= 0
+    assert snap["unrecorded_answers"] == 3
+    assert 0.5 <= snap["unrecorded_oldest_s"] <= time.monotonic() - began + 0.1, snap
     plc.close()
     srv.close()
     st2, _srv2, plc2 = plc_cell([png_bytes(30, seed=54)], window_ms=60_000, verify_every_s=3600)

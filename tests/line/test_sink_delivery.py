@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +18,7 @@ from lineguard.line.sinks import MqttSink, WebhookSink
 from lineguard.line.station import Part
 
 from .conftest import png_bytes
+from .test_sinks import subscribed_to
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -242,25 +242,6 @@ def _broker_up() -> bool:
         return False
 
 
-@contextmanager
-def _subscribed(pattern: str):
-    import paho.mqtt.client as mqtt
-    got: list = []
-    subscribed = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(pattern, qos=1)
-    sub.connect("127.0.0.1", 1883)
-    sub.loop_start()
-    try:
-        assert subscribed.wait(10)
-        yield got
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
-
-
 def test_plc_answers_have_their_own_mqtt_topic_not_result():
     """A PLC answer (event line_signal) went to .../result, documented as verdicts: a
     subscriber counting parts there counted them too."""
@@ -270,11 +251,11 @@ def test_plc_answers_have_their_own_mqtt_topic_not_result():
     sink = MqttSink("mqtt://127.0.0.1:1883", topic_prefix=prefix)
     try:
         assert _until(sink._client.is_connected, 10)
-        with _subscribed(f"{prefix}/#") as got:
+        with subscribed_to(f"{prefix}/#") as got:
             sink.send({"event": "line_signal", "line": "L1", "station": "S1", "message_id": "s-1", "code": 1})
             sink.send({"event": "inspection", "line": "L1", "station": "S1", "message_id": "i-1"})
             assert _until(lambda: len(got) >= 2, 10)
-        assert sorted((t, m["message_id"]) for t, m in got) == [(f"{prefix}/L1/S1/result", "i-1"),
+        assert sorted((t, m["message_id"]) for t, m, _qos in got) == [(f"{prefix}/L1/S1/result", "i-1"),
                                                                 (f"{prefix}/L1/S1/signal", "s-1")]
     finally:
         sink.close()

@@ -17,17 +17,22 @@ from lineguard.line.station import Part
 from .conftest import png_bytes
 
 
-@contextmanager
 def _subscribed(line: str):
     """A real MQTT subscriber to every station's results of ``line``; yields the list of
     (topic, message, qos) it receives."""
+    return subscribed_to(f"lineguard/{line}/+/result")
+
+
+@contextmanager
+def subscribed_to(pattern: str):
+    """A real MQTT subscriber to ``pattern``; yields the list of (topic, message, qos) it receives."""
     import paho.mqtt.client as mqtt
     got: list[tuple[str, dict, int]] = []
     subscribed = threading.Event()
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.qos))
     sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(f"lineguard/{line}/+/result", qos=1)
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe(pattern, qos=1)
     sub.connect("127.0.0.1", 1883)
     sub.loop_start()
     try:

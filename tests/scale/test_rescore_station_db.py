@@ -494,6 +494,15 @@ def test_a_batch_of_large_photos_is_judged_in_groups_under_the_pixel_cap(tmp_pat
     assert capped == whole and len(whole) == 5
 
 
+def _rescore_into(tmp_path, db_file):
+    """rescore of a small archive with --station-db sqlite:///``db_file`` (a subprocess)."""
+    archive = _archive(tmp_path / "archive", 2)
+    model = _model(tmp_path / "m.json", 0.2)
+    return subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
+                           "--out", str(tmp_path / "r.parquet"), "--station-db", f"sqlite:///{db_file}"],
+                          cwd=tmp_path, capture_output=True, text=True)
+
+
 def test_a_station_database_a_newer_lineguard_upgraded_is_refused_in_one_line(tmp_path):
     import sqlite3
 
@@ -502,11 +511,7 @@ def test_a_station_database_a_newer_lineguard_upgraded_is_refused_in_one_line(tm
     Database(f"sqlite:///{db_file}").upgrade()
     with sqlite3.connect(db_file) as con:
         con.execute("UPDATE alembic_version SET version_num = '0999_future'")
-    archive = _archive(tmp_path / "archive", 2)
-    model = _model(tmp_path / "m.json", 0.2)
-    r = subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
-                        "--out", str(tmp_path / "r.parquet"), "--station-db", f"sqlite:///{db_file}"],
-                       cwd=tmp_path, capture_output=True, text=True)
+    r = _rescore_into(tmp_path, db_file)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "upgraded by a newer lineguard (schema 0999_future" in r.stderr
     assert not (tmp_path / "r.parquet").exists()
@@ -520,11 +525,7 @@ def test_a_station_database_at_an_older_schema_is_left_as_it_is(tmp_path):
     from lineguard.line.db import Database
     db_file = tmp_path / "station.db"
     Database(f"sqlite:///{db_file}").upgrade("0020")
-    archive = _archive(tmp_path / "archive", 2)
-    model = _model(tmp_path / "m.json", 0.2)
-    r = subprocess.run([sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive),
-                        "--out", str(tmp_path / "r.parquet"), "--station-db", f"sqlite:///{db_file}"],
-                       cwd=tmp_path, capture_output=True, text=True)
+    r = _rescore_into(tmp_path, db_file)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "at schema 0020" in r.stderr and "lineguard serve" in r.stderr
     with sqlite3.connect(db_file) as con:

@@ -40,7 +40,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     from sqlalchemy import inspect as sql_inspect
     from sqlalchemy.engine import make_url
 
-    from ..line.db import Database, SchemaTooNew, schema_revisions
+    from ..line.db import Database, SchemaTooNew, not_current_message, schema_revisions
     from ._term import fail
     cfg = _config(data, db)
     if (existing or read_only) and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
@@ -67,9 +67,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
             cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
             database.upgrade()
         elif found != head:
-            fail(f"database at schema {found or '(none)'}, this lineguard at {head}: start `lineguard serve` on it "
-                 "to upgrade it (it keeps a copy of a SQLite database from before), or run the version that wrote "
-                 "it", code=1)
+            fail(not_current_message(found), code=1)
     except BaseException:
         database.dispose()
         raise

@@ -1092,7 +1092,7 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     must not become a database); the command ends, saying why, when it is not one."""
     from sqlalchemy import inspect as sql_inspect
 
-    from ..line.db import Database, SchemaTooNew, schema_revisions
+    from ..line.db import Database, SchemaTooNew, not_current_message, schema_revisions
     from ._term import fail
     cfg = _config(data, db)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
@@ -1118,8 +1118,7 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
         fail(exc.message)
     if found != schema_revisions()[0]:
         database.dispose()
-        fail(f"database at schema {found}, this lineguard at {schema_revisions()[0]}: start `lineguard serve` on it "
-             "to upgrade it (it keeps a copy of a SQLite database from before), or run the version that wrote it")
+        fail(not_current_message(found))
     return database
 
 

@@ -38,6 +38,9 @@ MAX_LEARNT_PASSED = 1000
 # old version's false alarms, it learnt from) passed 26 of 26 real defects held out, and
 # was activated with a 200 on its good-parts trial alone
 DEFECTS_TRIED = 20
+# what _judge_stored says of a stored photo besides a verdict: one the model learned from,
+# one it failed on
+LEARNT, FAILED = "learnt", "failed"
 
 log = logging.getLogger("lineguard.compare")
 
@@ -290,9 +293,6 @@ def try_on_reviewed_defects(db: Any, images: Any, insp: Any, product: str, line:
         trial.passed += judged == "OK"
         trial.line_passed += verdict == "OK"
     return trial
-
-
-LEARNT, FAILED = "learnt", "failed"
 
 
 def _wanted(insp: Any, seen: Any, limit: int) -> int:

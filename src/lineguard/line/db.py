@@ -162,6 +162,14 @@ def newer_schema_message(found: str, what_to_do: str = _ROLL_BACK) -> str:
             + what_to_do)
 
 
+def not_current_message(found: Optional[str]) -> str:
+    """What a command that never migrates (the access commands, those that read a
+    station, rescore) says of a database at another schema than this lineguard's."""
+    return (f"database at schema {found or '(none)'}, this lineguard at {schema_revisions()[0]}: start "
+            "`lineguard serve` on it to upgrade it (it keeps a copy of a SQLite database from before), or run the "
+            "version that wrote it")
+
+
 def check_schema_known(found: Optional[str], what_to_do: str = _ROLL_BACK) -> None:
     """Refuse (:class:`SchemaTooNew`) a schema revision a newer lineguard wrote: Alembic
     would fail on it with a long traceback ("Can't locate revision identified by ...")."""
@@ -211,9 +219,8 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict = {"future": True}
         if self.is_sqlite:
-            path = self.url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)    # its owner's alone
+            if self.sqlite_file is not None:
+                self.sqlite_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)    # its owner's alone
             # One connection per thread; the pool hands them out to request threads.
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             kwargs["pool_size"] = 8

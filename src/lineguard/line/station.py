@@ -54,7 +54,7 @@ from . import part_names
 from .part_names import station_is
 from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
-from .registry import Loader, ModelRegistry, edge_loader
+from .registry import Loader, ModelRegistry, edge_loader, model_subject
 from . import audit, reviews
 from .shadow import ShadowRunner
 from .sinks import sinks_from_config
@@ -915,7 +915,7 @@ class Station:
             if mv.active:
                 why = self.models.unusable(mv)
                 if why:
-                    faults[f"model {mv.product}/{mv.line or '*'} v{mv.version}"] = why
+                    faults[f"model {model_subject(mv)}"] = why
         return faults
 
     def load_active_models(self) -> dict[str, str]:
@@ -927,7 +927,7 @@ class Station:
             try:
                 self.models.inspector(mv)
             except Exception as exc:  # noqa: BLE001 - said by /health and the parts' 503
-                failed[f"{mv.product}/{mv.line or '*'} v{mv.version}"] = str(exc)
+                failed[model_subject(mv)] = str(exc)
         return failed
 
     def warm_up(self, product: str, line: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Optional
 
 from sqlalchemy import select, text
 
-from ..db import Database, schema_revisions
+from ..db import Database, not_current_message, schema_revisions
 from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
 from ..errors import StationError
 
@@ -76,14 +76,11 @@ class StationRecorder:
             # at a plant's database from another machine (a Ray cluster), an upgrade here
             # stopped the older stations running on it from starting again
             found = db.check_schema()
-            head = schema_revisions()[0]
             if found is None:
                 db.upgrade()
-            elif found != head:
+            elif found != schema_revisions()[0]:
                 db.dispose()
-                raise StationDbError(f"cannot use the station database {_shown(url)}: it is at schema {found}, this "
-                                     f"lineguard at {head}; start `lineguard serve` on it to upgrade it, or run the "
-                                     "lineguard version its stations run")
+                raise StationDbError(f"cannot use the station database {_shown(url)}: {not_current_message(found)}")
         except (SQLAlchemyError, OSError) as exc:
             db.dispose()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -13,6 +13,7 @@ from ...line.auth import create_key, revoke_key
 from ...line.errors import NotFound
 from ...line.orm import ApiKey
 from ...line.outbox import REFUSED_SHOWN_S
+from ...line.registry import model_subject
 from ...line.station import Station, _iso, stops_parts
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, ResentOut, errors
@@ -31,7 +32,7 @@ def health(station: Station = Depends(get_station)) -> Any:
     faults = station.check_storage()
     active: list[str] = []
     if "database" not in faults:
-        active = [f"{m.product}/{m.line or '*'} v{m.version}" for m in station.models.list() if m.active]
+        active = [model_subject(m) for m in station.models.list() if m.active]
         faults.update(station.model_faults())
     sinks = station.sinks.status() if "database" not in faults else {}
     for name, sink in sinks.items():
