@@ -294,7 +294,7 @@ def test_a_trainer_without_progress_still_trains(station_factory):
 
 
 def test_progress_never_goes_back_and_a_failed_write_does_not_fail_the_fit():
-    from lineguard.line.jobs import _FitProgress, _takes_progress
+    from lineguard.line.jobs import _FitProgress, _takes
     written = []
     fail = [False]
 
@@ -309,8 +309,8 @@ def test_progress_never_goes_back_and_a_failed_write_does_not_fail_the_fit():
     fail[0] = True
     prog("features", 8, 8)                            # logged, not raised
     # a trainer that passes **kwargs on to a library is not handed progress; one that names it is
-    assert not _takes_progress(lambda images, **opts: None)
-    assert _takes_progress(lambda images, progress=None, **opts: None)
+    assert not _takes(lambda images, **opts: None, "progress")
+    assert _takes(lambda images, progress=None, **opts: None, "progress")
 
 
 def test_cross_fitting_reports_progress_across_every_fold_fit():

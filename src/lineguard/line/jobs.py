@@ -32,6 +32,15 @@ Trainer = Callable[..., Any]
 # unreviewed NG or REVIEW part either, audit sample or not (see good_part_keys).
 SOURCES = ("confirmed", "sample", "both")
 
+# A retrain's thresholds are set on the audit-sample parts it learns from (a random draw of
+# the line's parts) when it has at least this many; the parts reviewed good are learnt but
+# not counted. Those are mostly the old version's false alarms, the oddest good parts: on
+# real tiles and commutators, counted, they set the threshold above the line's defects
+# (held-out escapes 43% -> 75% and 42% -> 26 of 26). With fewer, the promise would rest on
+# a handful of scores (20: the highest of them, about 5% false rejects expected), so every
+# part counts and the job says why.
+MIN_SAMPLE_FOR_THRESHOLD = 20
+
 
 def default_trainer(images: list[Path], progress: Any = None, **params: Any) -> Any:
     from ..vision.inspector import Inspector
@@ -47,12 +56,15 @@ def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> st
     return f"{n} {what} ({n_confirmed} reviewed good, {n_sample} audit sample)"
 
 
-def _takes_progress(trainer: Trainer) -> bool:
-    """Whether the trainer names a ``progress`` parameter (Inspector.fit and the default
-    trainer do). Not one that merely takes ``**kwargs``: a plant's own trainer may pass
-    them on to a library that refuses an unknown keyword."""
+def _takes(trainer: Trainer, name: str) -> bool:
+    """Whether the trainer names a parameter (Inspector.fit and the default trainer take
+    ``progress`` and, through ``**params``, ``calibrate_on``). Not one that merely takes
+    ``**kwargs``: a plant's own trainer may pass them on to a library that refuses an
+    unknown keyword."""
+    if trainer is default_trainer:     # passes everything on to Inspector.fit
+        return True
     try:
-        return "progress" in inspect.signature(trainer).parameters
+        return name in inspect.signature(trainer).parameters
     except (TypeError, ValueError):
         return False
 
@@ -220,8 +232,19 @@ class JobRunner:
         trained_from = describe_sources(source, len(paths), *self._counts(parts))
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         fit = dict(p.get("fit") or {})
-        if _takes_progress(self.trainer):
+        if _takes(self.trainer, "progress"):
             fit["progress"] = _FitProgress(lambda **v: self._set(job_id, **v), trained_from, self.progress_every_s)
+        in_sample = self._in_audit_sample(p["product"], [k for k, _why in parts])
+        n_sample = sum(1 for k, _why in parts if k in in_sample)
+        by_sample = MIN_SAMPLE_FOR_THRESHOLD <= n_sample < len(parts) and _takes(self.trainer, "calibrate_on")
+        if by_sample:
+            fit["calibrate_on"] = [k in in_sample for k, _why in parts]
+        if _takes(self.trainer, "exclude_suspects"):
+            # an audit-sample part nobody reviewed that scores far above the others is most
+            # likely a defect the old version passed: learnt and counted it lifts the
+            # threshold to its own score (with fewer than 99 parts counted, the highest sets
+            # it). Left out, and named under look_at for a person; one reviewed good stays.
+            fit.setdefault("exclude_suspects", [why == "sample" for _k, why in parts])
         insp = self.trainer(paths, **fit)
         look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"])
         self._set(job_id, progress=0.85, message="saving and registering the new version")
@@ -233,7 +256,19 @@ class JobRunner:
                                     by=p.get("by"), activate=p["activate"], train_images=len(paths),
                                     trained_from=f"job {job_id}: {trained_from}", try_first=True)
         message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
+        if by_sample:
+            message += (f"; its threshold was set on the {n_sample} audit-sample parts among them (a random draw of "
+                        f"the line), the other {len(parts) - n_sample} were learnt but not counted (parts reviewed "
+                        "good after the old version flagged them are the oddest good parts)")
+        elif n_sample < len(parts) and n_sample < MIN_SAMPLE_FOR_THRESHOLD:
+            message += (f"; only {n_sample} of its parts are in the audit sample (at least "
+                        f"{MIN_SAMPLE_FOR_THRESHOLD} set the threshold alone), so every part set it, the old "
+                        "version's false alarms reviewed good among them: it may pass defects. Keep more parts in "
+                        "the audit sample (--audit-sample-rate) or retrain later")
         cal = getattr(insp, "calibration", None) or {}
+        if cal.get("suspects_excluded"):
+            message += (f"; {cal['suspects_excluded']} audit-sample part(s) nobody reviewed scored far above the "
+                        "others and were left out (most likely defects the old version passed)")
         at_top = bool(cal.get("rank")) and cal.get("rank") == cal.get("n_calibration")
         if at_top:
             # the CLI says it ("threshold set at the largest of their scores"); the station's
@@ -244,13 +279,27 @@ class JobRunner:
                         "scored by models without it): the oddest part it learned from sets it, and defects "
                         "scoring below it pass; run it in shadow and compare before activating")
         if look_at:
-            message += (f"; look at {len(look_at)} part(s) it learned from that scored far above the others or "
+            message += (f"; look at {len(look_at)} part(s) it was given that scored far above the others or "
                         "whose photos were unlike the others', and review any bad one as a defect before the next "
                         "retrain")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
                           "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at,
-                          "threshold_is_highest_score": at_top})
+                          "threshold_is_highest_score": at_top,
+                          "threshold_set_on": {"parts": n_sample if by_sample else len(paths),
+                                               "audit_sample_only": by_sample, "audit_sample_parts": n_sample}})
+
+    def _in_audit_sample(self, product: str, keys: list[str]) -> set[str]:
+        """Which of these stored photos came with a part of the random audit sample (drawn
+        by the photo's content, so a re-sent photo draws the same)."""
+        found: set[str] = set()
+        with self.station.db.session() as s:
+            for i in range(0, len(keys), 500):     # a few hundred bound values per query
+                q = (select(Inspection.image_key).distinct()
+                     .where(Inspection.product == product, Inspection.audit_sample.is_(True),
+                            Inspection.image_key.in_(keys[i:i + 500])))
+                found.update(s.scalars(q))
+        return found
 
     def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str) -> list[dict[str, Any]]:
         """The parts the new model learned from but scored far above the others

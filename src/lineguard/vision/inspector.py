@@ -228,6 +228,17 @@ def _group_labels(groups: Union[None, str, Sequence[Any]], n_items: int, loaded:
     return [labels[i] for i in loaded]
 
 
+def _flags(flags: Union[bool, Sequence[bool]], n_items: int, loaded: Sequence[int], name: str) -> np.ndarray:
+    """One of fit's per-image flags (``calibrate_on``, ``exclude_suspects``: a bool for
+    every image, or one per good image given) for the photos that loaded."""
+    if isinstance(flags, (bool, np.bool_)):
+        return np.full(len(loaded), bool(flags))
+    flags = [bool(f) for f in flags]
+    if len(flags) != n_items:
+        raise ValueError(f"{name} must give one flag per good image: got {len(flags)} for {n_items} images")
+    return np.array([flags[i] for i in loaded], dtype=bool)
+
+
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
                         defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
                         review_rate: float = 0.0, detector: Any = None, parts: str = "",
@@ -304,8 +315,9 @@ class Inspector:
             holdout: float = 0.0, defect_images: Optional[GoodImages] = None, threshold_strategy: str = "frr",
             min_region_area: int = 4, seed: int = 0, version: Optional[str] = None,
             skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
-            groups: Union[None, str, Sequence[Any]] = None, exclude_suspects: bool = False,
-            sensor_bits: SensorBits = "auto", photo_check: bool = True, **detector_params: Any) -> "Inspector":
+            groups: Union[None, str, Sequence[Any]] = None, exclude_suspects: Union[bool, Sequence[bool]] = False,
+            sensor_bits: SensorBits = "auto", photo_check: bool = True,
+            calibrate_on: Optional[Sequence[bool]] = None, **detector_params: Any) -> "Inspector":
         """Learn from good images only; calibrate the threshold on every one of them.
 
         By default (``holdout`` 0) every good image enters the model and also sets the
@@ -325,6 +337,9 @@ class Inspector:
         set the threshold (only once a person has confirmed they are bad: on a product
         whose good parts vary that much, e.g. new commutators on KolektorSDD, leaving
         them out set the threshold too low, 7.3-8.5% false rejects for a 1% target).
+        ``exclude_suspects`` may also be one flag per good image: only the flagged ones are
+        left out when far above the others (a station flags the parts nobody reviewed;
+        one a person reviewed good stays whatever it scores).
         ``defect_images``, when a user has
         some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
         ``review_rate`` > 0 adds a review band: about that share of good parts is judged
@@ -336,12 +351,21 @@ class Inspector:
         photo's values; the model then loads every photo with it. ``photo_check`` keeps
         the range of the good photos' brightness, contrast and focus: a photo outside it
         is not passed on its score (see :mod:`lineguard.vision.photo_check`).
+        ``calibrate_on`` (one flag per good image, cross-fitting only): only the flagged
+        images' scores set the thresholds; the others are learnt, not counted. The
+        conformal promise holds for parts drawn like the line's, so a station retraining
+        from its reviews flags its random audit sample: the parts people reviewed good
+        after the old model flagged them are its oddest good parts, and counted, they set
+        the threshold above the line's defects (see line.jobs).
         """
         from .detectors import DETECTORS, create_detector
         if detector not in DETECTORS:
             raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         if not 0 <= holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        if calibrate_on is not None and holdout > 0:
+            raise ValueError("calibrate_on names the parts that set the threshold among those cross-fitted: "
+                             "give it with holdout 0")
         check_review_rate(false_reject_rate, review_rate)   # before the slow part, not after it
         sensor_bits = check_sensor_bits(sensor_bits)
         items = _resolve(good)
@@ -364,6 +388,7 @@ class Inspector:
         x = np.stack(inputs)
         del inputs
         names = _names(items, loaded)
+        counted = None if calibrate_on is None else _flags(calibrate_on, len(items), loaded, "calibrate_on")
         photo_range, odd = photo_check_module.learn_range(x) if photo_check else (None, [])
         labels = _group_labels(groups, len(items), loaded, names)
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
@@ -407,7 +432,8 @@ class Inspector:
         # variation its labels call good (KolektorSDD: left out, 7.3-8.5% false rejects on new parts).
         # Only a person can tell; ``exclude_suspects`` is for after they have looked.
         far_out, is_suspect, suspect = _far_out(cal_scores, [names[int(i)] for i in cal_idx])
-        use = ~is_suspect if exclude_suspects and (~is_suspect).sum() >= 1 else np.ones(len(cal_scores), bool)
+        leave = is_suspect & _flags(exclude_suspects, len(items), loaded, "exclude_suspects")[cal_idx]
+        use = ~leave if leave.any() and (~leave).sum() >= 1 else np.ones(len(cal_scores), bool)
         if method == "cross-fit" and not use.all() and int(use.sum()) > det.min_good_images:
             # Left out by a person who looked: out of the model too, not the threshold only.
             # Kept in the bank, a bad part's own patches were "good" there, and parts like it
@@ -424,17 +450,31 @@ class Inspector:
             use = np.ones(len(keep), bool)
             if d_x is not None:
                 defect_scores, _ = det.score(d_x)
+        all_used = use
+        if counted is not None:
+            use = use & counted[cal_idx]
+            if not use.any():
+                raise DatasetError("none of the good images named to set the threshold (calibrate_on) could be "
+                                   "read, or all were left out as suspects; name others")
+            n_cal = int(use.sum())
         calib = _calibration_record(cal_scores[use], cal_maps[use], false_reject_rate, defect_scores,
                                     threshold_strategy, held_out=True, review_rate=review_rate, detector=det,
                                     parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT,
                                     groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]])
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
-        calib["suspects_excluded"] = int(is_suspect.sum()) if exclude_suspects and (~is_suspect).sum() >= 1 else 0
+        calib["suspects_excluded"] = int(leave.sum()) if leave.any() and (~leave).sum() >= 1 else 0
         if is_suspect.any() and not calib["suspects_excluded"] and (~is_suspect).sum() >= 1:
             # what leaving them out would do, so a person who finds them bad knows what
             # retraining with exclude_suspects buys before spending the time on it
-            calib["threshold_without_suspects"] = conformal_threshold(cal_scores[~is_suspect], false_reject_rate)[0]
+            rest = ~is_suspect if counted is None else ~is_suspect & counted
+            if rest.any():
+                calib["threshold_without_suspects"] = conformal_threshold(cal_scores[rest], false_reject_rate)[0]
+        if counted is not None:
+            # what counting every part would have set, so the record shows what the choice moved
+            calib["calibration_subset"] = {
+                "parts": n_cal, "learnt": int(len(train_idx)),
+                "threshold_all_parts": conformal_threshold(cal_scores[all_used], false_reject_rate)[0]}
         if calib["suspects_excluded"]:
             calib["suspects_note"] = (f"{calib['suspects_excluded']} good image(s) scored far above the others and "
                                       "were left out of the threshold: the false-reject promise holds for parts like "
