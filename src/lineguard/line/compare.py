@@ -5,6 +5,13 @@ an escape (a REVIEW verdict is neither: a person looked). A version's parts are 
 ones it judged as the active model (the inspection records) and as a shadow (the
 shadow results).
 
+Two sets of rates per version. ``rates`` count every part people reviewed: people review
+what the model flagged (NG, REVIEW) far more than what it passed, so a version's escapes
+are hardly ever among them (on magnetic tiles v1 showed 3.5% escapes where the share of
+defects it passed was 43%). ``sample_rates`` count only the random audit sample
+(``Inspection.audit_sample``, drawn by the photo's hash before any verdict), the rates
+SPC's ``escape_audit`` gives for the line, here per version (:func:`sample_rates`).
+
 Before a version is activated it is also tried on the product's latest good parts
 (:func:`try_on_good_parts`): a model made for another product passes every check of
 its own file and then rejects every good part of the line.
@@ -19,6 +26,7 @@ from typing import Any, Callable, Iterable, Optional
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from ..vision.calibration import rate_with_ci
 from .orm import Inspection, ModelActivation, ModelVersion, ShadowResult
 
 MAX_DISAGREEMENTS = 200
@@ -57,6 +65,74 @@ def _rates(counts: dict[tuple[str, str], int]) -> Optional[dict[str, Any]]:
             "escape_rate": defect.get("OK", 0) / n_defect if n_defect else None}
 
 
+# The share of the sample's defects a version passed is read off the sample's reviewed
+# parts; it is that share only when the sample's parts of each verdict were reviewed in
+# about the same proportion (the audit list holds the sample's OK parts, the NG and
+# REVIEW lists everything flagged: with the flagged ones all reviewed and a tenth of the
+# OK ones, the defects caught count ten times over the ones passed). Within this ratio of
+# each other, the share's odds are off by at most a ninth; beyond it the share is withheld.
+EVEN_REVIEW = 0.9
+
+
+def sample_rates(counts: dict[tuple[bool, Optional[str], str], int],
+                 confidence: float = 0.95) -> Optional[dict[str, Any]]:
+    """A version's rates on the random audit sample alone, with exact intervals.
+
+    ``counts``: (reviewed, review label, the version's verdict) -> the sample's parts it
+    judged. None when it judged none of them. The sample is drawn before any verdict, so:
+
+    - ``escape``: of the sample's parts it judged OK and a person reviewed, those that
+      were defects: the share of what it passes that is defective (outgoing defects;
+      SPC's ``escape_audit`` for one version). Sound whatever share of its NG parts was
+      reviewed, as long as the OK ones reviewed were not picked by how they looked.
+    - ``defects_passed``: of the sample's parts reviewed as defects, those it judged OK:
+      the share of the line's defects it lets through. None (``even_review`` false) when
+      the sample's parts of one verdict were reviewed in a far smaller share than those
+      of another (:data:`EVEN_REVIEW`): then it says more of how people review than of
+      the model.
+    - ``false_reject``: of the sample's parts it judged NG and a person reviewed, those
+      that were good.
+
+    ``judged``/``reviewed`` say on how many parts, per verdict too (``by_verdict``), so
+    that a reader sees when too few were reviewed to say anything."""
+    if not counts:
+        return None
+
+    def n(verdict: Optional[str] = None, label: Optional[str] = None, reviewed: Optional[bool] = None) -> int:
+        return sum(c for (rev, lab, v), c in counts.items()
+                   if (verdict is None or v == verdict) and (reviewed is None or bool(rev) == reviewed)
+                   and (label is None or (rev and lab == label)))
+
+    def reviewed(verdict: Optional[str] = None) -> int:   # reviewed good or defect (a label to count by)
+        return n(verdict, "good") + n(verdict, "defect")
+
+    verdicts = sorted({v for (_r, _l, v) in counts})
+    by_verdict = {v: {"judged": n(v), "reviewed": reviewed(v)} for v in verdicts}
+    shares = [b["reviewed"] / b["judged"] for b in by_verdict.values() if b["judged"]]
+    even = bool(shares) and max(shares) > 0 and min(shares) >= EVEN_REVIEW * max(shares)
+    defects = n(label="defect")
+    return {"judged": n(), "reviewed": reviewed(), "by_verdict": by_verdict,
+            "escape": rate_with_ci(n("OK", "defect"), reviewed("OK"), confidence),
+            "defects_passed": rate_with_ci(n("OK", "defect"), defects, confidence) if even else None,
+            "even_review": even,
+            "false_reject": rate_with_ci(n("NG", "good"), reviewed("NG"), confidence),
+            "confidence": confidence}
+
+
+def _split(counts: dict[tuple[bool, bool, Optional[str], str], int]) -> tuple[dict, dict]:
+    """(in sample, reviewed, label, verdict) -> parts  ->  (the reviewed parts' (label,
+    verdict) counts for :func:`_rates`, the sample's (reviewed, label, verdict) ones for
+    :func:`sample_rates`)."""
+    reviewed: dict[tuple[str, str], int] = defaultdict(int)
+    sample: dict[tuple[bool, Optional[str], str], int] = defaultdict(int)
+    for (in_sample, rev, label, verdict), k in counts.items():
+        if rev:
+            reviewed[(label, verdict)] += k
+        if in_sample:
+            sample[(bool(rev), label if rev else None, verdict)] += k
+    return reviewed, sample
+
+
 def _active_spans(s: Session, product: str, line: str) -> list[tuple[Any, Any, int]]:
     """(from, until, model version id) of each stretch a version was the one active for
     exactly product/line (until None: still), from the activations and their rollbacks:
@@ -74,7 +150,21 @@ def _active_spans(s: Session, product: str, line: str) -> list[tuple[Any, Any, i
 
 
 def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Optional[dict[str, Any]]]:
-    """Rates on reviewed parts per version id, in two grouped queries for any number of versions.
+    """Rates on reviewed parts per version id (see :func:`version_counts`)."""
+    return {vid: _rates(_split(c)[0]) for vid, c in version_counts(s, versions).items()}
+
+
+def version_sample_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Optional[dict[str, Any]]]:
+    """Rates on the random audit sample per version id (:func:`sample_rates`)."""
+    return {vid: sample_rates(_split(c)[1]) for vid, c in version_counts(s, versions).items()}
+
+
+def version_counts(s: Session,
+                   versions: Iterable[ModelVersion]) -> dict[int, dict[tuple[bool, bool, Optional[str], str], int]]:
+    """Per version id, (in the audit sample, reviewed, review label, its verdict) -> parts,
+    over the parts reviewed or in the audit sample it judged, in two grouped queries for
+    any number of versions (:func:`_split` parts them for :func:`_rates` and
+    :func:`sample_rates`).
 
     A part's record names the model and its version number, not whether the version was
     a line's own or the product's: a file uploaded for line L1 too (cell/L1 v1 beside
@@ -83,7 +173,7 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
     line go to the one active for the line when the part was judged."""
     versions = list(versions)
     products = sorted({mv.product for mv in versions})
-    counts: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[int, dict[tuple[bool, bool, Optional[str], str], int]] = defaultdict(lambda: defaultdict(int))
     if not versions:
         return {}
     by_key = defaultdict(list)
@@ -95,42 +185,54 @@ def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Opt
         shared[(mv.product, mv.model_id, mv.version)].append(mv)
     ambiguous = {key: mvs for key, mvs in shared.items()
                  if key in by_key and len(mvs) > 1 and any(not mv.line for mv in mvs)}
+    # a reviewed part, or one of the audit sample whether reviewed or not (how many of the
+    # sample's parts were judged says how much of it the reviews cover)
+    counted = or_(Inspection.reviewed.is_(True), Inspection.audit_sample.is_(True))
     q = (select(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
-                Inspection.review_label, Inspection.verdict, func.count())
-         .where(Inspection.reviewed.is_(True), Inspection.product.in_(products), Inspection.test_part.is_(None))
+                Inspection.audit_sample, Inspection.reviewed, Inspection.review_label, Inspection.verdict, func.count())
+         .where(counted, Inspection.product.in_(products), Inspection.test_part.is_(None))
          .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
-                   Inspection.review_label, Inspection.verdict))
-    for product, model_id, reg_version, line, label, verdict, n in s.execute(q):
+                   Inspection.audit_sample, Inspection.reviewed, Inspection.review_label, Inspection.verdict))
+    for product, model_id, reg_version, line, in_sample, reviewed, label, verdict, n in s.execute(q):
         key = (product, model_id, reg_version)
         if key in ambiguous and any(mv.line == line for mv in ambiguous[key]):
             continue     # by time, below
         for mv in by_key.get(key, ()):
             if not mv.line or mv.line == line:
-                counts[mv.id][(label, verdict)] += n
+                counts[mv.id][(bool(in_sample), bool(reviewed), label, verdict)] += n
     for (product, model_id, reg_version), mvs in ambiguous.items():
         wide = next(mv for mv in mvs if not mv.line)
         for own in (mv for mv in mvs if mv.line):
             spans = [(a, b) for a, b, vid in _active_spans(s, product, own.line) if vid == own.id]
-            rows = s.execute(select(Inspection.created_at, Inspection.review_label, Inspection.verdict)
-                             .where(Inspection.reviewed.is_(True), Inspection.product == product,
+            rows = s.execute(select(Inspection.created_at, Inspection.audit_sample, Inspection.reviewed,
+                                    Inspection.review_label, Inspection.verdict)
+                             .where(counted, Inspection.product == product,
                                     Inspection.model_id == model_id, Inspection.registry_version == reg_version,
                                     Inspection.line == own.line, Inspection.test_part.is_(None)))
-            for at, label, verdict in rows:
+            for at, in_sample, reviewed, label, verdict in rows:
                 judge = own if any(a <= at and (b is None or at < b) for a, b in spans) else wide
-                counts[judge.id][(label, verdict)] += 1
+                counts[judge.id][(bool(in_sample), bool(reviewed), label, verdict)] += 1
     ids = [mv.id for mv in versions]
-    q2 = (select(ShadowResult.model_version_id, Inspection.review_label, ShadowResult.verdict, func.count())
+    q2 = (select(ShadowResult.model_version_id, Inspection.audit_sample, Inspection.reviewed, Inspection.review_label,
+                 ShadowResult.verdict, func.count())
           .join(Inspection, Inspection.id == ShadowResult.inspection_id)
-          .where(Inspection.reviewed.is_(True), ShadowResult.model_version_id.in_(ids), Inspection.test_part.is_(None))
-          .group_by(ShadowResult.model_version_id, Inspection.review_label, ShadowResult.verdict))
-    for mv_id, label, verdict, n in s.execute(q2):
-        counts[mv_id][(label, verdict)] += n
-    return {mv.id: _rates(counts.get(mv.id, {})) for mv in versions}
+          .where(counted, ShadowResult.model_version_id.in_(ids), Inspection.test_part.is_(None))
+          .group_by(ShadowResult.model_version_id, Inspection.audit_sample, Inspection.reviewed,
+                    Inspection.review_label, ShadowResult.verdict))
+    for mv_id, in_sample, reviewed, label, verdict, n in s.execute(q2):
+        counts[mv_id][(bool(in_sample), bool(reviewed), label, verdict)] += n
+    return {mv.id: dict(counts.get(mv.id, {})) for mv in versions}
 
 
 def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str = "",
             max_disagreements: int = MAX_DISAGREEMENTS) -> dict[str, Any]:
-    """The candidate's shadow verdicts against the active version's on the parts both judged."""
+    """The candidate's shadow verdicts against the active version's on the parts both judged:
+    agreement, disagreements, the rates of each on the reviewed parts (``reviewed``) and on
+    the audit sample's parts (``sample``, :func:`sample_rates`) among them, and
+    ``not_compared``: the parts the active version judged while the candidate ran (from
+    the first part both judged to the last) that the candidate did not, because the shadow
+    fell behind and dropped them or failed on them. A comparison on half the line's parts
+    must say so: the dropped ones come in bursts (a busy hour), not at random."""
     # a test part's review says what the part is, not how the line's parts are judged:
     # left out, as SPC, the shift report and tuning leave it out
     both = and_(ShadowResult.model_version_id == candidate.id, Inspection.product == active.product,
@@ -140,7 +242,20 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
         both = and_(both, Inspection.line == line)
     base = select(Inspection).join(ShadowResult, ShadowResult.inspection_id == Inspection.id).where(both)
     agree = case((Inspection.verdict == ShadowResult.verdict, 1), else_=0)
-    parts, agreed = s.execute(base.with_only_columns(func.count(), func.coalesce(func.sum(agree), 0))).one()
+    parts, agreed, first, last = s.execute(base.with_only_columns(
+        func.count(), func.coalesce(func.sum(agree), 0), func.min(Inspection.created_at),
+        func.max(Inspection.created_at))).one()
+    not_compared = 0
+    if parts:
+        # the active version's parts over the same stretch, with or without a candidate verdict
+        # (the shadow's own counters are per process, for every shadow together, and gone
+        # with a restart; the records are not)
+        same = [Inspection.product == active.product, Inspection.model_id == active.model_id,
+                Inspection.registry_version == active.version, Inspection.test_part.is_(None),
+                Inspection.created_at >= first, Inspection.created_at <= last]
+        if line:
+            same.append(Inspection.line == line)
+        not_compared = int(s.scalar(select(func.count()).select_from(Inspection).where(*same)) or 0) - int(parts)
     rows = s.execute(base.with_only_columns(Inspection.id, Inspection.part_id, Inspection.verdict, ShadowResult.verdict,
                                             Inspection.score, ShadowResult.score, Inspection.review_label)
                      .where(Inspection.verdict != ShadowResult.verdict)
@@ -152,6 +267,14 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
             .group_by(Inspection.review_label, Inspection.verdict, ShadowResult.verdict)):
         reviewed["active"][(label, a_verdict)] += n
         reviewed["candidate"][(label, c_verdict)] += n
+    sample = {"active": defaultdict(int), "candidate": defaultdict(int)}
+    for rev, label, a_verdict, c_verdict, n in s.execute(
+            base.with_only_columns(Inspection.reviewed, Inspection.review_label, Inspection.verdict,
+                                   ShadowResult.verdict, func.count())
+            .where(Inspection.audit_sample.is_(True))
+            .group_by(Inspection.reviewed, Inspection.review_label, Inspection.verdict, ShadowResult.verdict)):
+        sample["active"][(bool(rev), label if rev else None, a_verdict)] += n
+        sample["candidate"][(bool(rev), label if rev else None, c_verdict)] += n
     return {
         "parts": int(parts),
         "agreement": (int(agreed) / parts) if parts else None,
@@ -159,6 +282,9 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
                            "active_score": a_score, "candidate_score": c_score, "review_label": label}
                           for i, part_id, av, cv, a_score, c_score, label in rows],
         "reviewed": {k: _rates(v) for k, v in reviewed.items()},
+        "sample": {k: sample_rates(v) for k, v in sample.items()},
+        "not_compared": not_compared,
+        "compared_share": int(parts) / (int(parts) + not_compared) if parts else None,
     }
 
 

@@ -5,24 +5,74 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
 from ...line.registry import rollback_target
 from ...line.station import Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import (ActivateIn, CompareOut, JobList, JobOut, ModelVersionList, ModelVersionOut, RollbackIn,
-                       ShadowIn, TrainIn, errors)
+from ..schemas import (ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn, ShadowIn,
+                       TrainIn, errors)
+
+from .spc import RateOut
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
+
+
+class SampleVerdictOut(BaseModel):
+    judged: int = Field(description="the audit sample's parts given this verdict by the version")
+    reviewed: int = Field(description="of them, reviewed good or defect")
+
+
+class SampleRatesOut(BaseModel):
+    judged: int = Field(description="parts of the random audit sample the version judged (as the active version, "
+                                    "or in shadow)")
+    reviewed: int = Field(description="of them, reviewed good or defect: what every rate here rests on")
+    by_verdict: dict[str, SampleVerdictOut] = Field(description="judged and reviewed per verdict (OK, REVIEW, NG)")
+    escape: RateOut = Field(description="of the sample's parts it judged OK and people reviewed, the defects: the "
+                                        "share of what it passes that is defective")
+    defects_passed: Optional[RateOut] = Field(description="of the sample's parts reviewed as defects, those it "
+                                                          "judged OK; null unless even_review")
+    even_review: bool = Field(description="the sample's parts of each verdict were reviewed in about the same "
+                                          "share (within 0.9x): only then does defects_passed say what the "
+                                          "version passes rather than what people reviewed")
+    false_reject: RateOut = Field(description="of the sample's parts it judged NG and people reviewed, the good ones")
+    confidence: float
+
+
+class ModelVersionRatesOut(ModelVersionOut):
+    rates: Optional[RatesOut] = Field(default=None, description="on every part people reviewed that it judged; null "
+                                                                "when none. People review the flagged parts far more "
+                                                                "than the passed ones, so its escape_rate reads low: "
+                                                                "see sample_rates")
+    sample_rates: Optional[SampleRatesOut] = Field(default=None, description="on the random audit sample's parts it "
+                                                                             "judged alone (drawn before any "
+                                                                             "verdict); null when it judged none")
+
+
+class ModelVersionRatesList(BaseModel):
+    items: list[ModelVersionRatesOut]
+
+
+class CompareSampleOut(CompareOut):
+    active: ModelVersionRatesOut
+    candidate: ModelVersionRatesOut
+    sample: dict[str, Optional[SampleRatesOut]] = Field(description="active and candidate rates on the audit "
+                                                                    "sample's parts both judged")
+    not_compared: int = Field(description="parts the active version judged from the first part both judged to the "
+                                          "last that the candidate did not: the shadow fell behind (dropped them) "
+                                          "or failed on them")
+    compared_share: Optional[float] = Field(description="parts / (parts + not_compared); null with no parts")
 
 MAX_MODEL_BYTES = 2 * 1024 ** 3
 
 
 def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
-                  rates: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """A version's JSON; ``state``/``rates`` from :func:`models_to_dicts` (which knows the
-    shadows and the reviews), else active/inactive and no rates."""
+                  rates: Optional[dict[str, Any]] = None,
+                  sample_rates: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A version's JSON; ``state``/``rates``/``sample_rates`` from :func:`models_to_dicts`
+    (which knows the shadows and the reviews), else active/inactive and no rates."""
     return {"product": mv.product, "line": mv.line, "version": mv.version, "model_id": mv.model_id,
             "model_version": mv.model_version, "active": bool(mv.active), "note": mv.note,
             "uploaded_at": _iso(mv.uploaded_at), "uploaded_by": mv.uploaded_by,
@@ -30,20 +80,24 @@ def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
             "state": state or ("active" if mv.active else "inactive"),
             "threshold": mv.threshold, "review_threshold": mv.review_threshold, "detector": mv.detector,
             "features": mv.features,
-            "train_images": mv.train_images, "trained_from": mv.trained_from, "rates": rates}
+            "train_images": mv.train_images, "trained_from": mv.trained_from, "rates": rates,
+            "sample_rates": sample_rates}
 
 
 def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict[str, Any]]:
-    """Versions with their state (a shadow is one) and their rates on reviewed parts."""
-    from ...line.compare import version_rates
+    """Versions with their state (a shadow is one), their rates on reviewed parts and on
+    the audit sample's."""
+    from ...line.compare import _rates, _split, sample_rates, version_counts
     shadows = {mv.id for mv in station.shadow.current().values()}
     with station.db.session() as s:
-        rates = version_rates(s, versions)
+        counts = {vid: _split(c) for vid, c in version_counts(s, versions).items()}
+        rates = {vid: _rates(reviewed) for vid, (reviewed, _sample) in counts.items()}
+        sampled = {vid: sample_rates(sample) for vid, (_reviewed, sample) in counts.items()}
         # never a version whose file is missing (a restore without it): the rollback walks past it too
         back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
                    for mv in versions if mv.active}
     return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
-                             rates.get(mv.id)),
+                             rates.get(mv.id), sampled.get(mv.id)),
              **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
 
 
@@ -55,7 +109,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 @router.post("/models", status_code=201, summary="Upload a model (.lgm bundle or exported .onnx) as the next version",
-             response_model=ModelVersionOut, responses=errors(401, 403, 409, 413, 422, 503))
+             response_model=ModelVersionRatesOut, responses=errors(401, 403, 409, 413, 422, 503))
 async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, or an exported .onnx (its name "
                                                                   "ending .onnx)"),
                        product: str = Form(..., min_length=1, max_length=100, pattern=r"\S", examples=["cell"],
@@ -74,7 +128,7 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
     return model_to_dict(await run_in_threadpool(work))
 
 
-@router.get("/models", summary="Model versions, per product and line", response_model=ModelVersionList,
+@router.get("/models", summary="Model versions, per product and line", response_model=ModelVersionRatesList,
             responses=errors(401, 403, 422))
 def list_models(product: Optional[str] = None, line: Optional[str] = None,
                 station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
@@ -109,7 +163,7 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
                          "of them OK, and more than the line passed, 409 passes_reviewed_defects, the same way. With "
                          "\"expected_active\", a version other than that one active by now is a 409 active_changed; "
                          "without, so is a change another request made at the same moment.",
-             response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
+             response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     # as the list shows it (rates, rollback_to): the answer said rollback_to null where the list said 1
@@ -121,7 +175,7 @@ def activate_model(product: str, body: ActivateIn, station: Station = Depends(ge
 @router.post("/models/{product}/rollback", summary="Go back to the version active before the current one",
              description="Two rollbacks at the same moment undo one activation: the second answers 409 "
                          "active_changed, unless its \"expected_active\" names the version the first went back to.",
-             response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
+             response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     body = body or RollbackIn()
@@ -226,7 +280,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
              description="Its verdict and score are stored per part for GET .../compare, never signalled to the "
                          "line. It runs after each part is answered, so it never slows the line; when it falls "
                          "behind, parts are left uncompared. Activating it ends the shadow.",
-             response_model=ModelVersionOut, responses=errors(401, 403, 404, 409, 422, 503))
+             response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_station),
                  caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     mv = station.shadow.start(product, body.line, body.version, by=caller.who)
@@ -242,7 +296,7 @@ def stop_shadow(product: str, line: str = Query("", max_length=100), station: St
 
 
 @router.get("/models/{product}/compare", summary="A candidate's shadow verdicts against the active version's",
-            response_model=CompareOut, responses=errors(401, 403, 404, 422))
+            response_model=CompareSampleOut, responses=errors(401, 403, 404, 422))
 def compare_models(product: str, line: str = Query("", max_length=100),
                    candidate: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
                                                     description="version; default: the shadow of product/line"),

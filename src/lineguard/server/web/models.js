@@ -86,17 +86,40 @@ LG.start(async (main) => {
     return !!(live && live.train_images && m.train_images < live.train_images / 2);
   }
 
+  // A rate with its count and exact 95 % interval: "40.0 % (4 of 10; 95 %: 12.2 % – 73.8 %)"
+  const ci = (r) => `${pct(r.rate, 1)} (${r.k} of ${r.n}; 95 %: ${pct(r.lo, 1)} – ${pct(r.hi, 1)})`;
+
+  // The random audit sample's parts (drawn by the photo's hash before any verdict) are the
+  // only reviews that say how a version does on the line: shown first. "judged, reviewed"
+  // beside them, so a rate on 3 reviewed parts is read as the guess it is.
+  function sampleRates(s, id) {
+    if (!s || !s.judged) return null;
+    const passed = s.defects_passed ? `defects passed (of the defects reviewed, judged OK): ${ci(s.defects_passed)}`
+      : s.reviewed ? "defects passed: not said (the sample's OK and NG parts were reviewed in different shares: "
+        + "review the audit list)" : null;
+    return h("div", {class: "sample-rates", dataset: {rates: "sample"}, id: id || null,
+      title: "the random audit sample: parts drawn before any verdict, whatever the model said; the rates people "
+        + "measured on those alone say how this version does on the line"},
+    h("b", {}, `audit sample: ${s.judged} judged, ${s.reviewed} reviewed`),
+    s.reviewed ? [h("div", {}, s.escape.n ? `escapes (defects among its OK parts reviewed): ${ci(s.escape)}`
+      : "escapes: no OK part of the sample reviewed"), passed ? h("div", {}, passed) : null]
+      : h("div", {class: "muted"}, "none reviewed yet: the Review queue's audit list holds them"));
+  }
+
   // Counts, not rates: people review the rejected parts far more than the passed ones, so
   // "FR 100 % (2)" read as a model rejecting every good part when two false alarms had
-  // been marked good. The line's false-reject rate is on the SPC page.
+  // been marked good, and "escapes 3.5 %" hid a version passing 43 % of the defects. The
+  // line's rates are on the SPC page; the version's are the audit sample's above these.
   function rates(m) {
     const r = m.rates;
-    if (!r) return "–";
-    const ng = r.n_good ? Math.round(r.false_reject_rate * r.n_good) : 0;
-    const ok = r.n_defect ? Math.round(r.escape_rate * r.n_defect) : 0;
-    return h("span", {title: "parts people reviewed: the rejected ones far more than the passed ones, so these "
-      + "are counts of reviews, not the line's rates (see SPC)"},
-    `reviewed good: ${r.n_good} (${ng} judged NG) · reviewed defect: ${r.n_defect} (${ok} judged OK)`);
+    const sample = sampleRates(m.sample_rates);
+    if (!r && !sample) return "–";
+    return h("div", {}, sample, r ? h("div", {class: sample ? "muted" : null, dataset: {rates: "reviewed"},
+      title: "every part people reviewed: the rejected ones far more than the passed ones, so escapes are "
+        + "mostly missing here; counts of reviews, not the version's rates"},
+    `of the parts people reviewed (mostly flagged ones): reviewed good: ${r.n_good} `
+      + `(${r.n_good ? Math.round(r.false_reject_rate * r.n_good) : 0} judged NG) · reviewed defect: ${r.n_defect} `
+      + `(${r.n_defect ? Math.round(r.escape_rate * r.n_defect) : 0} judged OK)`) : null);
   }
 
   async function load() {
@@ -110,7 +133,7 @@ LG.start(async (main) => {
         + "(the names are exact: clear the filter to see every version)." : "No model versions yet."));
     }
     else table.appendChild(h("table", {},
-      h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "reviews of its parts",
+      h("tr", {}, ["product", "line", "version", "state", "NG threshold", "review", "detector", "trained on", "rates of its parts",
         "made", ""].map((t) => h("th", {}, t))),
       items.map((m) => {
         const state = m.state || (m.active ? "active" : "inactive");
@@ -166,14 +189,33 @@ LG.start(async (main) => {
   async function compare(m) {
     const c = await api(`/api/v1/models/${enc(m.product)}/compare` + LG.q({line: lineOf(m), candidate: m.version}));
     const rr = c.reviewed || {};
+    const ss = c.sample || {};
     const row = (name, r) => h("tr", {}, h("td", {}, name), h("td", {}, r ? pct(r.false_reject_rate, 2) : "–"),
       h("td", {}, r ? pct(r.escape_rate, 2) : "–"), h("td", {}, r ? `${r.n_good} good, ${r.n_defect} defect` : "no reviewed parts"));
+    const sampleRow = (name, s) => h("tr", {}, h("td", {}, name),
+      h("td", {}, s && s.escape.n ? ci(s.escape) : "–"), h("td", {}, s && s.defects_passed ? ci(s.defects_passed) : "–"),
+      h("td", {}, s ? `${s.judged} judged, ${s.reviewed} reviewed` : "no part of the sample"));
+    // the shadow drops parts when it falls behind (a busy hour): a comparison on half the
+    // line's parts must say so
+    const dropped = c.not_compared ? h("p", {class: "warn", id: "not-compared-parts"},
+      `v${c.candidate.version} judged ${c.parts} of the ${c.parts + c.not_compared} parts made while it ran in `
+      + `shadow (${pct(c.compared_share, 0)}): ${c.not_compared} were left uncompared (it fell behind or failed on `
+      + "them, mostly in the busiest stretches), so the numbers below are of the parts it kept up with.") : null;
     clear(compareEl).appendChild(h("div", {class: "panel", id: "compare-view"},
       h("h2", {}, `Compare: active v${c.active ? c.active.version : "?"} vs candidate v${c.candidate.version}`),
       h("div", {class: "rates"},
         h("div", {class: "rate"}, h("b", {id: "agreement"}, c.parts ? pct(c.agreement, 1) : "–"), h("span", {}, "agreement on the same parts")),
-        h("div", {class: "rate"}, h("b", {id: "compared-parts"}, c.parts), h("span", {}, "parts judged by both"))),
-      h("table", {}, h("tr", {}, ["", "false rejects", "escapes", "measured on"].map((t) => h("th", {}, t))),
+        h("div", {class: "rate"}, h("b", {id: "compared-parts"}, c.parts), h("span", {}, "parts judged by both")),
+        h("div", {class: "rate"}, h("b", {id: "uncompared-parts"}, c.not_compared || 0),
+          h("span", {}, "parts left uncompared (the shadow fell behind)"))),
+      dropped,
+      ss.active || ss.candidate ? [h("h3", {}, "On the random audit sample (parts drawn before any verdict)"),
+        h("table", {id: "compare-sample"}, h("tr", {}, ["", "escapes (of OK parts reviewed)", "defects passed",
+          "measured on"].map((t) => h("th", {}, t))),
+        sampleRow(`active v${c.active ? c.active.version : "?"}`, ss.active),
+        sampleRow(`candidate v${c.candidate.version}`, ss.candidate))] : null,
+      h("h3", {}, "Of the parts people reviewed (mostly the flagged ones: escapes read low)"),
+      h("table", {id: "compare-reviewed"}, h("tr", {}, ["", "false rejects", "escapes", "measured on"].map((t) => h("th", {}, t))),
         row(`active v${c.active ? c.active.version : "?"}`, rr.active), row(`candidate v${c.candidate.version}`, rr.candidate)),
       (c.disagreements || []).length ? h("div", {}, h("h2", {}, "Parts they judge differently"),
         h("table", {}, h("tr", {}, ["part", "active", "candidate", "reviewed as"].map((t) => h("th", {}, t))),
