@@ -80,3 +80,23 @@ def test_with_too_few_audit_sample_parts_every_part_counts_and_the_job_says_so(s
     assert trainer.calibrate_on is None
     assert job.result["threshold_set_on"] == {"parts": 10, "audit_sample_only": False, "audit_sample_parts": 0}
     assert "only 0 of its parts are in the audit sample" in job.message and "--audit-sample-rate" in job.message
+
+
+def test_a_refused_retrain_says_how_many_reviewed_good_photos_were_left_out_for_their_photo_issues(station_factory):
+    """A line whose photos are unlike the training photos: the photo check doubts them, people
+    review the parts good, and a retrain then counts almost none of them (the walk: 116
+    reviewed good, "only 7 parts"), saying nothing of why."""
+    from lineguard.line.errors import StationError
+    import pytest
+    st = station_factory(audit_sample_rate=0.0)
+    st.add_model(FakeInspector(0.5, photo_floor=0.1).to_bytes(), "cell", activate=True)
+    dim = [st.inspect(png_bytes(10, seed=700 + i), Part(f"dim-{i}", "L1", "S1", "cell")).record for i in range(8)]
+    fine = [st.inspect(png_bytes(60, seed=800 + i), Part(f"ok-{i}", "L1", "S1", "cell")).record for i in range(3)]
+    assert all(r.photo_issues for r in dim) and not any(r.photo_issues for r in fine)
+    for r in dim + fine:
+        st.review(r.id, "good", "ann", None)
+    with pytest.raises(StationError) as refused:
+        st.jobs.submit_training("cell", "", min_images=10, source="confirmed")
+    msg = refused.value.message
+    assert "only 3 stored parts" in msg and "8 other photo(s)" in msg and "photo issues" in msg
+    assert "lineguard train" in msg

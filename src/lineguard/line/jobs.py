@@ -121,10 +121,18 @@ class JobRunner:
             raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         good = self.good_part_keys(product, line, limit, source)
         if len(good) < min_images:
+            doubted = self.doubted_photos(product, line, limit, source, good)
             raise StationError(f"only {len(good)} stored parts of product {product!r}"
                                + (f" on line {line!r}" if line else "") + f" to learn from (source {source!r}: "
                                f"{describe_sources(source, len(good), *self._counts(good))}); at least {min_images} "
-                               "are needed. Review more of its parts as good (review queue, gallery)"
+                               "are needed"
+                               + (f"; {doubted} other photo(s) of parts it would learn were left out for their photo "
+                                  "issues (unlike the photos the model learnt: a lamp, the focus, the exposure), "
+                                  "which a retrain never learns, as they would widen the photo check until such a "
+                                  "photo of a defect passes. If the line's photos have changed for good, train a "
+                                  "model offline on photos as the line takes them now (lineguard train) and upload "
+                                  "it; if not, see to the camera" if doubted else "")
+                               + ". Review more of its parts as good (review queue, gallery)"
                                + ("" if source == "both" else ", learn from both the parts reviewed good and the "
                                   "audit sample")
                                + ", keep more parts in the audit sample (the station's setting "
@@ -140,8 +148,10 @@ class JobRunner:
         self._q.put(job.id)
         return job
 
-    def good_part_keys(self, product: str, line: str, limit: int, source: str = "both") -> list[tuple[str, str]]:
-        """(image key, why) of the parts training may learn from, newest first.
+    def good_part_keys(self, product: str, line: str, limit: int, source: str = "both",
+                       doubted: bool = False) -> list[tuple[str, str]]:
+        """(image key, why) of the parts training may learn from, newest first (``doubted``:
+        instead, those it would learn but for their photo issues, to say how many were left out).
 
         ``why`` is "confirmed" (a person reviewed it as good, whatever the model said) or
         "sample" (in the random audit sample, judged OK by the model that judged it and
@@ -167,8 +177,9 @@ class JobRunner:
              .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
              .where(Inspection.image_sha256.not_in(defect), Inspection.image_key.not_in(defect_keys))
              .where(Inspection.test_part.is_(None))    # a red rabbit is never learnt as good
-             # nor a photo unlike the good ones (a dim lamp): learnt, it would widen the photo check
-             .where(Inspection.photo_issues.is_(None))
+             # nor a photo unlike the good ones (a dim lamp): learnt, it would widen the photo
+             # check until such a photo of a defect passes, whoever reviewed the part good
+             .where(Inspection.photo_issues.is_not(None) if doubted else Inspection.photo_issues.is_(None))
              .order_by(Inspection.id.desc()).limit(limit))
         if line:
             q = q.where(Inspection.line == line)
@@ -177,6 +188,13 @@ class JobRunner:
             for key, label in s.execute(q):
                 keys.setdefault(key, "confirmed" if label == "good" else "sample")
         return list(keys.items())
+
+    def doubted_photos(self, product: str, line: str, limit: int, source: str,
+                       learnt: list[tuple[str, str]]) -> int:
+        """How many photos a retrain would learn but for their photo issues (not counting
+        one learnt anyway from another part that came without issues)."""
+        have = {k for k, _why in learnt}
+        return len({k for k, _why in self.good_part_keys(product, line, limit, source, doubted=True)} - have)
 
     @staticmethod
     def _counts(parts: list[tuple[str, str]]) -> tuple[int, int]:
