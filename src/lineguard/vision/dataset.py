@@ -19,8 +19,8 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import DatasetError
-from .imageio import IMAGE_SUFFIXES
+from .errors import DatasetError, ImageError
+from .imageio import IMAGE_SUFFIXES, shown_hw
 
 __all__ = ["MVTecCategory", "TestItem", "GOOD"]
 
@@ -59,12 +59,11 @@ def _oriented_size(path: Path) -> tuple[int, int]:
     """(width, height) as :func:`load_image` will deliver it, read from the header only."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError, ValueError) as exc:
+            # (not getexif(): for a PNG it decodes the whole photo to find the orientation)
+            h, w = shown_hw(im)
+    except (OSError, SyntaxError, ValueError, ImageError) as exc:
         raise DatasetError(f"{path}: cannot read the image header ({exc})") from exc
-    # EXIF orientations 5-8 are rotations by 90 degrees: width and height swap.
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return w, h
 
 
 class MVTecCategory:

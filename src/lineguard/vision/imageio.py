@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import DatasetError, ImageError, ImageTooLarge, PhotoTooDeep
 
@@ -45,6 +47,14 @@ SensorBits = Union[None, int, str]   # None (the 16-bit range), one of SENSOR_BI
 # Pillow's modes for more than 8 bits a pixel: 16-bit greyscale, and 32-bit integers
 # (how older Pillow opens 16-bit PNGs)
 DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A camera's PNG holds a handful of chunks besides its image data, which writers cut in
+# pieces of 8-64 KB. Pillow walks every chunk in Python: 30 MB of empty chunks after the
+# image data took 15-27 s of CPU a part (four such parts starved a line). Past this many
+# chunks, plus one for every 2 KB of file, a PNG is refused before Pillow opens it.
+MAX_PNG_CHUNKS = 4096
+_PNG_BYTES_PER_CHUNK = 2048
 
 
 def check_sensor_bits(bits: SensorBits) -> SensorBits:
@@ -149,6 +159,9 @@ def deep_max(src: ImageLike) -> Optional[int]:
         if isinstance(src, Image.Image):
             return int(np.asarray(src).max()) if src.mode in DEEP_MODES else None
         is_path = isinstance(src, (str, os.PathLike))
+        with (open(src, "rb") if is_path else io.BytesIO(src)) as f:
+            if f.read(8) == PNG_SIGNATURE:   # a chunk flood is refused before Pillow walks it
+                _walk_png(f, refuse=True)
         with Image.open(src if is_path else io.BytesIO(src)) as im:   # the header only, so far
             w, h = im.size
             if w * h > DEFAULT_MAX_PIXELS:    # load_image refuses it, from the header
@@ -231,25 +244,116 @@ JPEG_SCALES = (8, 4, 2, 1)
 _EXIF_TURNED = (5, 6, 7, 8)
 
 
+# EXIF orientation -> the turn that shows the photo as seen (ImageOps.exif_transpose's table)
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _png_refused(name: str, problem: str) -> ImageError:
+    return ImageError(name, f"is corrupt or truncated ({problem})", "re-capture or re-copy the file")
+
+
+def _walk_png(fp, name: str = "", refuse: bool = False, verify_data: bool = False) -> Optional[bytes]:
+    """A PNG's eXIf block wherever it lies (libpng writes it before or after the image
+    data), found from the chunk headers alone in a walk bounded by MAX_PNG_CHUNKS; None
+    when there is none. With ``refuse`` a PNG of too many chunks raises
+    :class:`ImageError`, and with ``verify_data`` too one whose image data fails its
+    checksums; else the walk stops quietly (the decode says what is wrong). The walk
+    stops where the file stops making sense; ``fp``'s position is kept."""
+    start = fp.tell()
+    try:
+        size = fp.seek(0, io.SEEK_END)
+        limit = MAX_PNG_CHUNKS + size // _PNG_BYTES_PER_CHUNK
+        pos, chunks, exif = len(PNG_SIGNATURE), 0, None
+        while pos + 12 <= size:
+            fp.seek(pos)
+            length, kind = struct.unpack(">I4s", fp.read(8))
+            end = pos + 12 + length
+            if end > size:
+                break            # cut short: the decoder calls it truncated
+            chunks += 1
+            if chunks > limit:
+                if refuse:
+                    raise _png_refused(name, f"over {limit} chunks in {size / 1e6:.3g} MB, where a camera "
+                                             "writes a few dozen: damaged, or made to stall the station")
+                break
+            if kind == b"IDAT" and verify_data:
+                # Pillow reads the image data unchecked: bytes zeroed in it (a copy that
+                # has not filled the middle of the file yet, bit rot) decoded to a part
+                # with black rows when the decoder did not trip on them
+                body, crc = fp.read(length), fp.read(4)
+                if zlib.crc32(body, zlib.crc32(kind)) != struct.unpack(">I", crc)[0]:
+                    raise _png_refused(name, "its image data fails its checksum: damaged, or not yet copied whole")
+            elif kind == b"eXIf" and exif is None:
+                exif = fp.read(length)
+            elif kind == b"IEND":
+                break
+            pos = end
+        return exif
+    finally:
+        fp.seek(start)
+
+
+def check_png(data: bytes, name: str = "", verify_data: bool = True) -> None:
+    """Refuse PNG bytes of absurdly many chunks (Pillow walks each in Python, even to
+    open the file) or, with ``verify_data``, whose image data fails its checksums, with
+    :class:`ImageError`; bounded time whatever the file. Other formats pass. For a
+    caller that opens the bytes with Pillow before ``load_photo`` (which checks them)."""
+    if bytes(data[:8]) == PNG_SIGNATURE:
+        _walk_png(io.BytesIO(data), name or _describe(data), refuse=True, verify_data=verify_data)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """An opened photo's EXIF orientation (1: as stored), read without decoding it.
+
+    Pillow's own ``getexif()`` decodes a whole PNG to find an eXIf block after its image
+    data, in pure Python past millions of chunks; and the decode error it raised on a
+    damaged PNG was swallowed here as a broken EXIF block, after which ``load()`` did
+    nothing: the undecoded rows stayed black and the part was judged too dark. A PNG's
+    orientation is read from what opening it read, or a walk of its chunk headers."""
+    tiles = getattr(im, "tile", None)
+    try:
+        if isinstance(im, PngImagePlugin.PngImageFile):
+            orientation = Image.Image.getexif(im).get(0x0112)   # the base reader never decodes
+            if orientation is None and "exif" not in im.info and im.fp is not None:
+                after = _walk_png(im.fp)
+                if after:
+                    exif = Image.Exif()
+                    exif.load(after)
+                    orientation = exif.get(0x0112)
+        else:
+            orientation = im.getexif().get(0x0112)
+        return int(orientation) if orientation in _EXIF_TRANSPOSE else 1
+    except ImageError:
+        raise
+    except Exception:  # noqa: BLE001 - a broken EXIF block: the photo is shown as stored
+        if getattr(im, "tile", None) is not tiles:
+            # Pillow replaces the tile list when a decode starts: the read decoded the photo
+            # and that failed, so the photo is damaged (half decoded), not only its EXIF
+            raise
+        return 1
+
+
 def shown_hw(im: Image.Image) -> tuple[int, int]:
     """An opened photo's (height, width) as it is shown and judged, EXIF orientation
     applied (a camera turned a quarter stores the photo on its side), from the header."""
     w, h = im.size
-    try:
-        turned = im.getexif().get(0x0112) in _EXIF_TURNED
-    except Exception:  # noqa: BLE001 - a broken EXIF block: exif_transpose leaves such photos as stored
-        turned = False
-    return (w, h) if turned else (h, w)
+    return (w, h) if exif_orientation(im) in _EXIF_TURNED else (h, w)
 
 
 def jpeg_scale(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
-               decode_scale: Optional[DecodeScale] = None) -> tuple[int, tuple[int, int]]:
+               decode_scale: Optional[DecodeScale] = None, orientation: Optional[int] = None
+               ) -> tuple[int, tuple[int, int]]:
     """The reduction a photo opened by Pillow decodes at (1 unless a JPEG) and its
     (height, width) as shown, EXIF orientation applied, read from the header alone. A
     JPEG is reduced as far as ``decode_scale`` allows, and with ``reduce_to_fit`` at least
-    as far as brings it within ``max_pixels``."""
+    as far as brings it within ``max_pixels``. ``orientation``: the photo's, when read
+    already (``exif_orientation``)."""
     w, h = im.size
-    size_hw = shown_hw(im)
+    if orientation is None:
+        orientation = exif_orientation(im)
+    size_hw = (w, h) if orientation in _EXIF_TURNED else (h, w)
     if im.format != "JPEG":
         return 1, size_hw
     scale = int(decode_scale(*size_hw)) if decode_scale is not None else 1
@@ -300,7 +404,12 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     if isinstance(src, np.ndarray):
         return Photo.whole(_array_to_rgb8(src, name, sensor_bits, keep_depth))
     if isinstance(src, Image.Image):
-        return Photo.whole(_to_rgb8(ImageOps.exif_transpose(src), name, sensor_bits, keep_depth))
+        try:
+            return Photo.whole(_to_rgb8(ImageOps.exif_transpose(src), name, sensor_bits, keep_depth))
+        except ImageError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:   # an opened file that fails to decode
+            raise ImageError(name, f"is corrupt or truncated ({exc})", "re-capture or re-copy the file") from exc
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
@@ -316,11 +425,15 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     if len(data) == 0:
         raise ImageError(name, "file is empty", "the camera or copy step may have failed; re-capture the part")
     try:
+        check_png(data, name)   # bounded, before Pillow walks the chunks
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
             if w < 8 or h < 8:
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
-            scale, size_hw = jpeg_scale(im, max_pixels, reduce_to_fit, decode_scale)
+            # Read from the header, never by decoding: a decode error met here was lost
+            # before, and the load() below then left a damaged photo half decoded.
+            orientation = exif_orientation(im)
+            scale, size_hw = jpeg_scale(im, max_pixels, reduce_to_fit, decode_scale, orientation)
             if scale > 1:
                 im.draft("RGB", (w // scale, h // scale))
                 w, h = im.size
@@ -330,7 +443,9 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
             if _is_deep_colour(im, data):
                 return Photo.whole(_array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth))
             im.load()
-            im = ImageOps.exif_transpose(im)
+            # turned as the header said (and as size_hw is told), the one read of it
+            if orientation in _EXIF_TRANSPOSE:
+                im = im.transpose(_EXIF_TRANSPOSE[orientation])
             pixels = _to_rgb8(im, name, sensor_bits, keep_depth)
             # Decoded reduced for a model, the photo keeps its own size (its map and regions
             # are told in it). Otherwise the decode is the photo, as load_image has always
