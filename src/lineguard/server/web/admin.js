@@ -6,7 +6,9 @@
 LG.start(async (main, me) => {
   const {h, api, clear, field, select} = LG;
   if (!LG.roleAtLeast("admin")) {
-    main.appendChild(h("p", {class: "error"}, "Only an admin manages keys and users; sign in with an admin key."));
+    // admins sign in with a user name and password too, not only with a key
+    main.appendChild(h("p", {class: "error"}, "Only an admin manages keys and users: sign in as an admin, "
+      + "with an admin user's name and password or an admin key."));
     return;
   }
   const keysEl = h("div", {class: "table-wrap", id: "keys"}), usersEl = h("div", {class: "table-wrap", id: "users"});

@@ -377,23 +377,40 @@ LG.start(async (main) => {
     while (thumbs.children.length > MAX_THUMBS) thumbs.lastChild.remove();
   }
 
-  // Parts heard while a summary is on its way: one read before they were recorded would
-  // paint the counters back (3 parts counted, then "2" for up to 30 s), so those recorded
-  // after it was read are counted again on top of it, and it is read once more soon.
-  let loading = 0, heard = [];
+  // The counters are the last summary read plus the parts heard live that it did not count.
+  // Whether it counted a part is told by the part's own record time against the newest part
+  // the summary counted at its card (its last_part_at), both the station's record times:
+  // not against the summary's `now` (taken before its read: a part recorded in between was
+  // counted twice; a part recorded before it and committed after the read not at all), and
+  // not by when the part's event came (it may come before or after the answer that counted
+  // it). An answer older than the one shown never paints over it (two reads on their way).
+  let base = new Map();        // card -> the summary's last_part_at there (µs), null: no part
+  let extra = new Map();       // part id -> part counted on top of the summary shown
+  let asked = 0, painted = 0;
+  // a record time to the microsecond (Date keeps milliseconds: two parts in one would tie)
+  function stamp(iso) {
+    if (!iso) return null;
+    const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$/.exec(iso);
+    if (!m) return Date.parse(iso) * 1000;
+    return Date.parse(m[1] + (m[3] || "Z")) * 1000 + Number(((m[2] || "") + "000000").slice(0, 6));
+  }
+  // counted by the summary shown, or not this shift's (a late event from the one before)
+  function inSummary(p) {
+    if (!p.created_at) return false;
+    const at = stamp(p.created_at), last = base.get(keyOf(p.line, p.station));
+    return (last !== undefined && last !== null && at <= last) || (!!summary && at < stamp(summary.since));
+  }
   async function loadSummary() {
-    loading += 1;
-    try {
-      const s = await api("/api/v1/lines/summary");
-      renderSummary(s);
-      const read = new Date(s.now);
-      const later = heard.filter((p) => p.created_at && new Date(p.created_at) > read);
-      later.forEach(count);
-      if (heard.length) refreshSoon();
-    } finally {
-      loading -= 1;
-      if (!loading) heard = [];
-    }
+    const mine = ++asked;
+    const s = await api("/api/v1/lines/summary");
+    if (mine < painted) return;          // a newer answer is on screen already
+    painted = mine;
+    renderSummary(s);
+    base = new Map(s.lines.map((r) => [keyOf(r.line, r.station), stamp(r.last_part_at)]));
+    const later = [...extra.values()].filter((p) => !inSummary(p));
+    extra = new Map();
+    later.forEach(count);
+    if (later.length) refreshSoon();     // read again soon: the next read counts them itself
   }
 
   await loadSummary();
@@ -409,11 +426,15 @@ LG.start(async (main) => {
 
   const live = document.getElementById("live");
   function count(p) {
+    // counted already: by the summary shown, or live (an event heard twice)
+    if (extra.has(p.id) || inSummary(p)) return;
+    extra.set(p.id, p);
     const entry = card(p.line, p.station);
     const r = entry.row;
     r.parts += 1;
     if (p.verdict === "OK") r.ok += 1; else if (p.verdict === "NG") r.ng += 1; else if (p.verdict === "REVIEW") r.review += 1;
-    r.last_part_at = p.created_at;
+    // events may come out of order: the last part stays the newest one
+    if (!r.last_part_at || stamp(p.created_at) > stamp(r.last_part_at)) r.last_part_at = p.created_at;
     paint(entry);
   }
 
@@ -426,7 +447,6 @@ LG.start(async (main) => {
       loadSummary().catch(LG.fail);   // a new shift began: its counters start at zero
     } else {
       count(p);
-      if (loading) heard.push(p);
     }
     addThumb(p);
     announcePart(p);

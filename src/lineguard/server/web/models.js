@@ -14,27 +14,51 @@ LG.start(async (main) => {
   const compareEl = h("div", {id: "compare"});
   const trainEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "retrain"});
   const jobsEl = h("div", {class: "table-wrap", id: "jobs"});
-  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, table), compareEl, trainEl);
+  // what an activation, rollback or shadow change is doing while the station works on it:
+  // an activation first tries the version on the latest parts (seconds), and a page that
+  // showed nothing meanwhile was taken for one that had not heard the tap
+  const workingEl = h("p", {class: "working", id: "model-working", role: "status", hidden: true});
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, trainEl);
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
   let shown = [];          // the versions on screen: what an activation or rollback is sent against
   const NOT_DONE = {};     // an action the engineer called off at its second question
 
-  async function act(label, fn) {
+  // One change at a time: while the station works on one, every version's buttons wait
+  // (a second tap would race the first) and what it is doing is said.
+  let working = false;
+  function busy(doing) {
+    workingEl.textContent = doing || "";
+    workingEl.hidden = !doing;
+    for (const b of main.querySelectorAll("#versions button, #compare button")) b.disabled = !!doing;
+    if (doing) LG.say(doing, "info");
+  }
+
+  async function act(label, fn, doing) {
+    if (working) return null;
+    working = true;
+    busy(doing || "Working…");
     try {
       const out = await fn();
       if (out === NOT_DONE) { LG.say("nothing changed", "info"); return null; }
+      busy(null);
       LG.say(label + (out && out.version ? `: version ${out.version}` : ""), "ok");
       await load();
       return out;
     } catch (err) {
+      busy(null);
       LG.fail(err);
       // another engineer changed the active version meanwhile: show what is active now
       if (err && err.status === 409) load().catch(() => {});
       return null;
+    } finally {
+      working = false;
+      busy(null);
     }
   }
+  const trying = (m) => `Trying v${m.version} on the latest good parts and reviewed defects before it judges the `
+    + "line…";
 
   // the version active for exactly this product and line on screen (0: none), sent along so
   // the station refuses the change when someone else changed it since (409 active_changed)
@@ -60,6 +84,7 @@ LG.start(async (main) => {
       const why = e.message.replace(/;? or activate it anyway with "force": true\.?$/, "");
       if (!sure(`${why}.\n\nActivate v${m.version} anyway? It judges every part from now on; the change log `
         + "records the activation as forced.")) return NOT_DONE;
+      busy(`Activating v${m.version} anyway…`);
       out = await api(url, {method: "POST", body: {...body, force: true}});
     }
     clear(compareEl);      // its Activate button and "active vX" are out of date now
@@ -140,7 +165,7 @@ LG.start(async (main) => {
         const acts = h("td", {dataset: {role: "engineer"}});
         if (state !== "active") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
-            onclick: () => sure(activating(m)) && act("activated", () => activate(m))}, "Activate"), " ");
+            onclick: () => sure(activating(m)) && act("activated", () => activate(m), trying(m))}, "Activate"), " ");
         }
         if (state === "inactive") {
           // one shadow per product and line: starting one ends the one running, asked first
@@ -149,18 +174,19 @@ LG.start(async (main) => {
             onclick: () => (!running || sure(`v${running.version} runs in shadow now; stop it and run v${m.version} `
               + "in shadow instead? What v" + running.version + " judged so far stays for the comparison."))
               && act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
-                {method: "POST", body: {line: lineOf(m), version: m.version}}))}, "Shadow"), " ");
+                {method: "POST", body: {line: lineOf(m), version: m.version}}), `Starting v${m.version} in shadow…`)},
+          "Shadow"), " ");
         }
         if (state === "shadow") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "unshadow"},
             onclick: () => act("shadow stopped", () => api(`/api/v1/models/${enc(m.product)}/shadow` + LG.q({line: lineOf(m)}),
-              {method: "DELETE"}))}, "Stop shadow"), " ");
+              {method: "DELETE"}), `Stopping v${m.version}'s shadow…`)}, "Stop shadow"), " ");
         }
         if (state === "active" && m.rollback_to) {
           acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
             onclick: () => sure(`Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
               + `to v${m.rollback_to}, the version active before it? v${m.rollback_to} judges every part from now on.`)
-              && act("rolled back", () => rollback(m))}, `Roll back to v${m.rollback_to}`), " ");
+              && act("rolled back", () => rollback(m), `Rolling back to v${m.rollback_to}…`)}, `Roll back to v${m.rollback_to}`), " ");
         } else if (state === "active") {
           acts.append(h("span", {class: "muted", title: "no earlier activation stands: activate another version by "
             + "its number instead"}, "nothing to roll back to"));
@@ -233,7 +259,7 @@ LG.start(async (main) => {
               const btn = e.currentTarget;
               btn.disabled = true;        // a double tap must not start it twice
               const out = await act("running in shadow", () => api(`/api/v1/models/${enc(m.product)}/shadow`,
-                {method: "POST", body: {line: lineOf(m), version: m.version}}));
+                {method: "POST", body: {line: lineOf(m), version: m.version}}), `Starting v${m.version} in shadow…`);
               if (out) { m.state = "shadow"; await compare(m).catch(LG.fail); } else btn.disabled = false;
             }},
             `Run v${c.candidate.version} in shadow`), " ",
@@ -244,7 +270,7 @@ LG.start(async (main) => {
 
   function activateButton(m, c, cls, question) {
     return h("button", {type: "button", id: "activate-candidate", class: cls || null,
-      onclick: () => sure(question) && act("activated", () => activate(m))},
+      onclick: () => sure(question) && act("activated", () => activate(m), trying(m))},
     c.parts ? `Activate v${c.candidate.version}` : `Activate v${c.candidate.version} untried`);
   }
 
@@ -266,13 +292,18 @@ LG.start(async (main) => {
       e.preventDefault();
       if (trainBtn.disabled) return;
       trainBtn.disabled = true;      // a double tap started two trainings, one after the other
+      const starting = "starting the training…";     // the station checks the parts first: a moment
+      status.textContent = starting;
       try {
         const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST",
           body: {line: line.value.trim(), source: source.value, profile: profile.value}});
         status.textContent = "training…";
         clear(lookAt);
         await poll(job.id, status, lookAt);
-      } catch (err) { LG.fail(err); } finally { trainBtn.disabled = false; }
+      } catch (err) {
+        if (status.textContent === starting) status.textContent = "";    // not started: the error says why
+        LG.fail(err);
+      } finally { trainBtn.disabled = false; }
     });
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "

@@ -186,7 +186,11 @@ LG.start(async (main) => {
         dataset: {id: it.id}, onclick: () => pick(i),
         onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(i); } }},
       h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id, " ",
-      h("span", {class: "muted"}, num(it.score)), it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null));
+      h("span", {class: "muted"}, num(it.score)),
+      // a run of these in the list is the camera's, not the parts'
+      (it.photo_issues || []).length ? h("span", {class: "photo-flag", title: "the photo is unlike the good photos: "
+        + it.photo_issues.join("; ")}, " photo") : null,
+      it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null));
     });
     if (!listEl.querySelector("[tabindex='0']") && listEl.firstChild) listEl.firstChild.tabIndex = 0;
     clear(moreEl);
@@ -244,6 +248,18 @@ LG.start(async (main) => {
       "aria-pressed": String(t === type),
       dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
     const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note"});
+    // The photo check doubted the photo (a lamp, the exposure, the focus): a part whose score
+    // passed came here for its photo, not its score. Said first, in the part page's words,
+    // and the question is then about the part as the photo shows it: "false alarm" asked
+    // of a part the model never flagged read as a question about the model.
+    const issues = it.photo_issues || [];
+    const photoDoubt = issues.length ? h("div", {class: "photo-doubt-card", id: "photo-issues", role: "note"},
+      h("p", {}, h("b", {}, "Photo: "), "unlike the good photos the model learnt from"
+        + (it.verdict === "REVIEW" ? " (not passed on its score): " : ": ") + issues.join("; ")),
+      h("p", {}, "Judge the part itself as the photo shows it. Several such photos in a row: have the camera "
+        + "and the lamp looked at.")) : null;
+    const goodLabel = it.verdict === "OK" ? "Good" : issues.length ? "Part is good" : "False alarm: good";
+    const defectLabel = it.verdict === "OK" ? "Missed defect" : issues.length ? "Part has a defect" : "Confirm defect";
     detail.append(
       h("h2", {id: "part-heading", tabindex: -1}, h("a", {href: partUrl(it.id)}, it.part_id), " ",
         h("span", {class: "badge " + verdictClass(it.verdict), id: "current-verdict"}, it.verdict),
@@ -258,6 +274,7 @@ LG.start(async (main) => {
             h("button", {type: "button", class: "secondary", id: "btn-next", onclick: () => move(1).catch(LG.fail)},
               "Next (J) ▶"))),
         h("div", {class: "rq-facts"},
+          photoDoubt,
           LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
           h("p", {}, `score ${num(it.score)} · ${it.line}/${it.station} · ${it.product}`,
             it.lot ? ` · lot ${it.lot}` : "", ` · ${LG.when(it.created_at)}`),
@@ -272,10 +289,10 @@ LG.start(async (main) => {
               // a tap in the moment after the part came up was meant for the one before
               h("button", {type: "button", class: "good", id: "btn-good", disabled: !shown,
                 onclick: () => LG.settling() || judge("good")},
-                it.verdict === "OK" ? "Good" : "False alarm: good", h("span", {class: "key-hint"}, " (G)")),
+                goodLabel, h("span", {class: "key-hint"}, " (G)")),
               h("button", {type: "button", class: "danger", id: "btn-defect", disabled: !shown,
                 onclick: () => LG.settling() || judge("defect")},
-                it.verdict === "OK" ? "Missed defect" : "Confirm defect", h("span", {class: "key-hint"}, " (D)"))),
+                defectLabel, h("span", {class: "key-hint"}, " (D)"))),
             // a question about this part, beside its buttons: the status line may be off screen
             h("p", {class: "ask", id: "ask", role: "alert"})))));
     LG.applyRoles(detail);
