@@ -86,11 +86,25 @@ def photo_jpeg(image: np.ndarray, max_side: Optional[int]) -> bytes:
     return buf.tobytes()
 
 
-def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any, max_side: Optional[int] = None) -> bytes:
+def jpeg_reduction(side: int, wanted: Optional[int]) -> int:
+    """The JPEG decoder's reduction (8, 4, 2 or 1) that still gives a photo whose long side
+    is ``side`` at least ``wanted`` pixels (1 when no size is wanted): a 320 px thumbnail of
+    a 25 megapixel JPEG is decoded at 1/8, 0.4 megapixels instead of 25."""
+    if not wanted:
+        return 1
+    return next((s for s in (8, 4, 2) if side // s >= wanted), 1)
+
+
+def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any, max_side: Optional[int] = None,
+                shown_hw: Optional[tuple[int, int]] = None) -> bytes:
     """The part with its anomaly areas tinted and defect regions boxed; with ``max_side``,
-    drawn at that size at most (the boxes scaled with the photo)."""
-    image, f = shrink_for_display(image, max_side)
-    if f < 1.0:
+    drawn at that size at most (the boxes scaled with the photo). ``shown_hw``: the photo's
+    own (height, width), in which the regions are told, when ``image`` is a reduced decode
+    of it (:func:`jpeg_reduction`)."""
+    full = max(shown_hw) if shown_hw else max(image.shape[:2])
+    image, _ = shrink_for_display(image, max_side)
+    f = max(image.shape[:2]) / full
+    if f != 1.0:
         from dataclasses import replace
         boxes = [replace(r, x=int(r.x * f), y=int(r.y * f), width=max(1, round(r.width * f)),
                          height=max(1, round(r.height * f))) for r in result.regions]

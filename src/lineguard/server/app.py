@@ -19,6 +19,7 @@ from ..line.station import Station
 from .docs import SecurityHeaders, add_offline_docs
 from .events import EventHub
 from .report_slots import ReportSlots
+from .text_rules import RefuseNul
 
 log = logging.getLogger("lineguard.server")
 
@@ -213,6 +214,7 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.state.station = station
     app.state.events = EventHub()
 
+    app.add_middleware(RefuseNul)        # first: innermost, its 422 still gets the security headers
     app.add_middleware(_RefuseOversize)
     app.add_middleware(ReportSlots)
     app.add_middleware(SecurityHeaders)
@@ -312,9 +314,188 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
             self._captured_signals.clear()
 
     # the grace period is a backstop: a response stuck elsewhere is cut after it
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_S,
+                            http=guarded_protocol(AutoHTTPProtocol))
     _Server(config).run()
+
+
+# -- slow and stalled clients ----------------------------------------------------------
+# uvicorn times out only an idle keep-alive connection: one that sent half a request's
+# head and stopped, or a body that stopped, was held for ever, with no key needed. 12,000
+# such connections took the station's 20,000 open files, and every part upload and
+# /health was then refused ("connection reset"). uvicorn's limit_concurrency does not
+# help: it counts those connections too, and would answer 503 to the line's parts while
+# they are held. The guard below sits in uvicorn's own HTTP protocol (where a connection
+# and its bytes are seen), as little as it takes:
+HEADER_TIMEOUT_S = 10.0    # a request's head (line and headers) must be in within this
+BODY_STALL_S = 30.0        # a body the app waits for may pause this long between bytes
+MAX_HEAD_BYTES = 64 * 1024  # a request's head larger than this is refused (431)
+# An idle kept-open connection is closed after this. uvicorn's 5 s met a dashboard or a PLC
+# gateway polling every 5 s on one connection at the moment it closed it: 16 of ~410 polls
+# failed "connection reset" in a soak. Past the usual polling periods (5, 10, 15 s).
+KEEP_ALIVE_S = 20.0
+
+
+def _connection_cap() -> int:
+    """The most connections held at once: half the process's open-file limit (the rest is
+    the station's database, images and logs), at most 4096."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 16
+    except (ImportError, OSError, ValueError):     # no rlimits on this platform
+        return 1024
+    return max(64, min(4096, soft // 2))
+
+
+MAX_CONNECTIONS = _connection_cap()
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def guarded_protocol(base: type) -> type:
+    """uvicorn's HTTP protocol class ``base`` (httptools or h11) with deadlines for slow clients:
+
+    - a request's head must arrive within HEADER_TIMEOUT_S of its first byte (of the
+      connection, for the first request), and be at most MAX_HEAD_BYTES; else 408 (431)
+      and the connection is closed;
+    - a request's body the app is reading may pause at most BODY_STALL_S between bytes
+      (a slow upload that keeps coming is never cut), and so may the rest of a body
+      answered early (a 413) that the client still sends; else the connection is closed;
+    - at MAX_CONNECTIONS open, a new connection closes the one that has waited longest
+      for its head (a slow client's, never a request being answered or an event stream),
+      so the station's open files stay its own.
+    """
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._timer: Any = None         # the head's deadline, or a drained body's
+            self._timer_for = ""            # "head" or "drain"
+            self._head_bytes = 0
+            self._in_head = self._in_message = False     # httptools' parser state (h11's is asked)
+            self._seen_cycle: Any = None
+            # the connections awaiting a head, oldest first (one map per server)
+            state = self.server_state
+            if not hasattr(state, "lineguard_heads"):
+                state.lineguard_heads = {}
+            self._heads: dict = state.lineguard_heads
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS and self._heads:
+                slowest = next(iter(self._heads))
+                log.warning("%d connections open (the most held: %d): closed the one that has waited longest "
+                            "for its request", len(self.connections), MAX_CONNECTIONS)
+                slowest._end(b"")
+            self._await_head()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            self._stop()
+            super().connection_lost(exc)
+
+        # httptools' parser calls these (h11 has none)
+        def on_message_begin(self) -> None:
+            self._in_head = self._in_message = True
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_message = False
+            super().on_message_complete()
+
+        def _parser_state(self) -> tuple[bool, bool]:
+            """(a request's head has begun and is not complete, a request's body is still coming)"""
+            conn = getattr(self, "conn", None)
+            if conn is None:
+                return self._in_head, self._in_message
+            import h11
+            return conn.their_state is h11.IDLE, conn.their_state is h11.SEND_BODY
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.transport.is_closing():
+                return
+            if self.transport.get_protocol() is not self:      # upgraded to a websocket
+                self._stop()
+                return
+            cycle = self.cycle
+            if cycle is not None and cycle is not self._seen_cycle:     # a request's head is in
+                self._seen_cycle = cycle
+                _guard_body(self, cycle)
+            in_head, in_body = self._parser_state()
+            if in_head:
+                self._await_head()
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._end(_HEAD_TOO_LARGE)
+            elif cycle is not None and cycle.response_complete:
+                if in_body:
+                    # answered before its body was read (a 413): the rest is read and dropped
+                    # as it comes, as before, unless it stops
+                    self._stop()
+                    self._timer, self._timer_for = self.loop.call_later(BODY_STALL_S, self._end, b""), "drain"
+                else:
+                    self._await_head()      # between requests: the next one's head has its deadline
+            else:
+                self._stop()                # a request being answered
+
+        def _await_head(self) -> None:
+            if self._timer_for == "head" or self.transport.is_closing():
+                return
+            self._stop()
+            self._head_bytes = 0
+            self._timer, self._timer_for = self.loop.call_later(HEADER_TIMEOUT_S, self._head_late), "head"
+            self._heads[self] = None
+
+        def _stop(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_for = None, ""
+            self._heads.pop(self, None)
+
+        def _head_late(self) -> None:
+            # silent for a connection that never began a request (a browser's spare one)
+            self._end(_TIMED_OUT if self._head_bytes else b"")
+
+        def _end(self, answer: bytes) -> None:
+            self._stop()
+            if not self.transport.is_closing():
+                if answer:
+                    self.transport.write(answer)
+                self.transport.close()
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded
+
+
+def _guard_body(protocol: Any, cycle: Any) -> None:
+    """Close ``cycle``'s connection when the app waits for its body and none comes for
+    BODY_STALL_S. Only while the app reads the body: an answer being streamed (the live
+    events) also waits on receive() for the client to leave, and is never cut."""
+    receive = cycle.receive
+
+    def stalled() -> None:
+        log.warning("%s %s: its body stopped coming for %g s; the connection is closed",
+                    cycle.scope.get("method"), cycle.scope.get("path"), BODY_STALL_S)
+        protocol.transport.close()
+
+    async def receive_or_cut() -> Any:
+        if not (cycle.more_body and not cycle.body and not cycle.disconnected and not cycle.response_complete):
+            return await receive()
+        timer = protocol.loop.call_later(BODY_STALL_S, stalled)
+        try:
+            return await receive()
+        finally:
+            timer.cancel()
+
+    cycle.receive = receive_or_cut
 
 
 class StartupError(Exception):

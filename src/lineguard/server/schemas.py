@@ -7,39 +7,39 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..line.alarms import CAUSES
 from ..vision.preprocess import side_ok, size_rule
-
-# no NUL: PostgreSQL refuses it in text, which would be a 500 instead of a 422
-NO_NUL = r"^[^\x00]*$"
+# no_nul: free text (PostgreSQL refuses NUL: a 500 instead of a 422); printable: a part
+# field's rule (no control or invisible character), for names people read and choose from
+from .text_rules import NO_NUL, no_nul, printable  # noqa: F401 - NO_NUL: the routers' query patterns
 MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a square side before size rules)
 
 
 class ReviewIn(BaseModel):
     label: Literal["good", "defect"] = Field(description="good: no defect (on an NG/REVIEW part, a false alarm); "
                                              "defect: a confirmed defect (on an OK part, a missed one: an escape)")
-    defect_type: Optional[str] = Field(default=None, max_length=100, pattern=NO_NUL,
-                                       description="with label defect: one of the product's defect types")
-    note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL)
+    defect_type: Optional[no_nul(100)] = Field(default=None,
+                                               description="with label defect: one of the product's defect types")
+    note: Optional[no_nul(2000)] = None
 
 
 class DefectTypesIn(BaseModel):
-    defect_types: list[str] = Field(min_length=1, max_length=100,
+    defect_types: list[printable(100)] = Field(min_length=1, max_length=100,
                                     description="the names reviewers choose from, e.g. scratch, dent")
 
 
 class TestPartIn(BaseModel):
     __test__ = False   # not a pytest class, whatever its name
-    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL,
-                      description="the serial (or else part id) the test part is sent with, e.g. RR-01")
+    name: printable(200, min_length=1) = Field(
+        description="the serial (or else part id) the test part is sent with, e.g. RR-01")
     expect: Literal["OK", "NG", "REVIEW"] = Field(
         description="the verdict it must get: NG for a defect the station must reject, OK for a good part, "
                     "REVIEW for a limit sample")
-    description: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
-                                       description="what it is, e.g. 'crack 0.3 mm, left edge'")
+    description: Optional[no_nul(2000)] = Field(default=None,
+                                                description="what it is, e.g. 'crack 0.3 mm, left edge'")
 
 
 class AlarmAckIn(BaseModel):
-    note: Optional[str] = Field(default=None, max_length=2000, pattern=NO_NUL,
-                                description="what was found and done, e.g. 'lamp 2 out, replaced'")
+    note: Optional[no_nul(2000)] = Field(default=None,
+                                         description="what was found and done, e.g. 'lamp 2 out, replaced'")
     cause: Optional[str] = Field(
         default=None, max_length=20, pattern="^[a-z0-9_]+$",
         description="what it turned out to be, a key of GET /api/v1/alarm-causes: built in "
@@ -47,8 +47,8 @@ class AlarmAckIn(BaseModel):
 
 
 class AlarmCauseIn(BaseModel):
-    label: str = Field(min_length=1, max_length=100, pattern=NO_NUL,
-                       description="what the cause is, as the line says it, e.g. 'coil change'")
+    label: printable(100, min_length=1) = Field(
+        description="what the cause is, as the line says it, e.g. 'coil change'")
     key: Optional[str] = Field(default=None, max_length=20, pattern="^[a-z0-9][a-z0-9_]*$",
                                description="its key in exports and the API (default: made from the label)")
 
@@ -58,8 +58,8 @@ class StationAlarmRulesIn(BaseModel):
     A misspelt setting is refused, not dropped (dropped, the PUT would clear the station's rules), and so is
     a number given as text or true/false."""
     model_config = ConfigDict(extra="forbid")
-    line: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
-    station: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    line: no_nul(100, min_length=1)
+    station: no_nul(100, min_length=1)
     ng_run: Optional[int] = Field(default=None, strict=True, description="parts in a row not passed (2-10000; 0: off)")
     ng_rate: Optional[float] = Field(default=None, strict=True,
                                      description="share of NG parts in the window (0-1; 0: off)")
@@ -76,7 +76,7 @@ class StationAlarmRulesIn(BaseModel):
 
 class ShadowIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
-    line: str = Field(default="", max_length=100)
+    line: no_nul(100) = ""
 
 
 def _expected_active() -> Any:
@@ -87,7 +87,7 @@ def _expected_active() -> Any:
 
 class ActivateIn(BaseModel):
     version: int = Field(ge=1, le=2 ** 31 - 1)
-    line: str = Field(default="", max_length=100)
+    line: no_nul(100) = ""
     expected_active: Optional[int] = _expected_active()
     force: bool = Field(default=False, description=(
         "activate even when the version rejects most of the product's latest good parts (409 rejects_good_parts "
@@ -96,16 +96,16 @@ class ActivateIn(BaseModel):
 
 
 class RollbackIn(BaseModel):
-    line: str = Field(default="", max_length=100)
+    line: no_nul(100) = ""
     expected_active: Optional[int] = _expected_active()
 
 
 class TrainIn(BaseModel):
-    line: str = Field(default="", max_length=100)
+    line: no_nul(100) = ""
     limit: int = Field(default=200, ge=1, le=10000)
     min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
-    detector: str = Field(default="patchcore", max_length=50)
+    detector: no_nul(50) = "patchcore"
     profile: Optional[Literal["fast", "quality"]] = Field(
         default=None, description="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their "
                                   "shape); quality: the parts' own aspect ratio, "
@@ -153,7 +153,8 @@ class TrainIn(BaseModel):
 
 class KeyIn(BaseModel):
     role: Literal["operator", "engineer", "admin"]
-    name: Optional[str] = Field(default=None, max_length=100)
+    name: Optional[printable(100)] = Field(default=None, description="who or what the key is for, as lists "
+                                 "and the change log show it, e.g. 'line 1 camera PC'")
 
 
 # -- answers ---------------------------------------------------------------------------

@@ -12,14 +12,17 @@ for too (sent again when it changes). A file that stays incomplete for
 ``incomplete_after_s`` is sent anyway and refused with its reason; an empty file is
 waited for as long (a camera may create the file first and fill it later). While a file
 looks incomplete only its ends (and a JPEG's or TIFF's headers) are read, not the whole
-file. Subfolders are not watched: each is said once.
+file. Subfolders are not watched: each is said once, and so is anything else that is not a
+regular file (a named pipe, a socket, a device).
 After inspection a file moves to ``done/``; a file the station refuses moves to
 ``failed/`` with a ``<name>.reason.txt`` beside it (a shortened name when the file's own
 name leaves no room). A file over the station's upload limit is refused from its size,
 never read. Symbolic links are refused, never followed: a link could point anywhere on
-the station PC. Files of a format the station does not take (by suffix) stay where they
-are and are logged once each. An unexpected error on one file is logged and the file
-retried later; it never stops the watcher.
+the station PC. A file whose name is not valid UTF-8 (a camera or share writing names in
+another code page) is refused with the name's bytes: the part id is its name. Files of a
+format the station does not take (by suffix) stay where they are and are logged once each.
+An unexpected error on one file is logged and the file retried later; it never stops the
+watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
 restart never inspects a file twice; the station's idempotency (part id + image
 hash) covers a crash between inspection and journal write. It is kept bounded: at start
@@ -96,6 +99,7 @@ class FolderWatcher:
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
         self._ignored: set[str] = set()   # files of other formats present, already logged once
         self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
+        self._not_regular: set[str] = set()   # pipes, sockets, devices present, already said once
         self._corrupt: dict[str, tuple[int, int]] = {}   # name -> sig refused as corrupt while waiting
         self._said: dict[Any, list] = {}    # fault key -> [last said (monotonic), times since]
         self._stop = threading.Event()
@@ -194,6 +198,7 @@ class FolderWatcher:
         out = []
         others = set()
         subfolders = set()
+        not_regular = set()
         with os.scandir(self.folder) as it:
             for e in it:
                 # hidden and ~ names are copy tools' and editors' temporary files: silently left
@@ -206,6 +211,7 @@ class FolderWatcher:
                 # follow_symlinks=False: a link is listed as a link (and refused), never
                 # read through to whatever it points at
                 if not (e.is_symlink() or e.is_file(follow_symlinks=False)):
+                    not_regular.add(e.name)
                     continue
                 if Path(e.name).suffix.lower() not in WATCH_SUFFIXES:
                     others.add(e.name)
@@ -213,14 +219,26 @@ class FolderWatcher:
                 out.append(Path(e.path))
         self._note_ignored(others)
         self._note_subfolders(subfolders)
+        self._note_not_regular(not_regular)
         return sorted(out, key=lambda p: p.name)
+
+    def _note_not_regular(self, names: set[str]) -> None:
+        """Say once per entry that a named pipe, socket or device is left alone: it is no
+        image (reading a pipe would block the watcher until something writes to it), and a
+        line that never hears of it waits for a part that never comes."""
+        for name in sorted(names - self._not_regular):
+            log.warning("%s ignored: it is not a regular file (a named pipe, socket or device); the watcher takes "
+                        "only image files, have the camera write files, or remove it from the folder",
+                        shown_name(name))
+            self.counts["ignored"] += 1
+        self._not_regular = names   # gone and back later: said again
 
     def _note_subfolders(self, names: set[str]) -> None:
         """Say once per subfolder that it is not watched: a camera that writes into date
         folders (``2026-12-05/part.png``) otherwise looks like a line with no parts."""
         for name in sorted(names - self._subfolders):
             log.warning("%s/ is a subfolder: it is not watched (only images in %s itself are taken); have the "
-                        "camera write into the folder itself, or watch the subfolder", name, self.folder)
+                        "camera write into the folder itself, or watch the subfolder", shown_name(name), self.folder)
         self._subfolders = names
 
     def _note_ignored(self, names: set[str]) -> None:
@@ -236,7 +254,7 @@ class FolderWatcher:
             suffix = Path(name).suffix
             what = f"its suffix {suffix!r} is not" if suffix else "it has no suffix, so it is not known as"
             log.warning("%s ignored: %s an image the station takes (%s); rename it with its format's suffix "
-                        "to have it inspected, or move it out of the folder", name, what,
+                        "to have it inspected, or move it out of the folder", shown_name(name), what,
                         ", ".join(sorted(WATCH_SUFFIXES)))
             self.counts["ignored"] += 1
         self._ignored = names    # a name gone and back later is a new file, and said again
@@ -284,6 +302,18 @@ class FolderWatcher:
             self._move(path, self.done_dir)
             self.counts["skipped"] += 1
             return False
+        undecodable = bad_name_bytes(path.name)
+        if undecodable is not None:
+            # the part id is the file's name: sent on as it is it could be neither encoded for
+            # the station nor stored ("will retry" for ever, the file left in the folder); a
+            # guessed id (bytes replaced) would record a part id the line's own systems never
+            # use, and two names could become one id. Refused, the image waits in failed/ to
+            # be renamed and dropped in again.
+            self._refuse(path, sig, None, f"the file name is not valid UTF-8 text (bytes {undecodable} in "
+                                          f"{os.fsencode(path.name)!r}), so it cannot be a part id; rename the "
+                                          "file and drop it in again, and have the camera or the share write "
+                                          "file names as UTF-8")
+            return True
         if path.is_symlink():
             self._refuse(path, sig, None, "the file is a symbolic link; the watcher does not "
                                           "follow links, copy the image itself into the folder")
@@ -370,7 +400,7 @@ class FolderWatcher:
         target = self._move(path, self.failed_dir)
         self._write_reason(target, reason)
         self.counts["failed"] += 1
-        log.warning("%s refused: %s", path.name, reason)
+        log.warning("%s refused: %s", shown_name(path.name), reason)
 
     @staticmethod
     def _write_reason(target: Path, reason: str) -> None:
@@ -380,7 +410,7 @@ class FolderWatcher:
         if len(os.fsencode(name)) > 255:
             digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
             name = f"{digest}.reason.txt"
-        (target.parent / name).write_text(f"{target.name}: {reason}\n", encoding="utf-8")
+        (target.parent / name).write_text(f"{shown_name(target.name)}: {reason}\n", encoding="utf-8")
 
     def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False) -> bool:
         part_id = self.part_id_from(path)
@@ -447,6 +477,26 @@ class FolderWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def bad_name_bytes(name: str) -> Optional[str]:
+    """The bytes of a file name that are not UTF-8 (e.g. ``\\xff\\xfe``), or None when it is
+    UTF-8 text. A POSIX name's undecodable bytes come out of the listing as lone surrogates
+    U+DC80-U+DCFF (one per byte), which no text encoding takes."""
+    bad = [ord(c) for c in name if 0xD800 <= ord(c) <= 0xDFFF]
+    if not bad:
+        return None
+    return "".join(f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}" for c in bad)
+
+
+def shown_name(name: str) -> str:
+    """A file name as logs and reason files can hold it: undecodable bytes as \\xNN."""
+    if bad_name_bytes(name) is None:
+        return name
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a lone surrogate of a Windows name: not a byte
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:

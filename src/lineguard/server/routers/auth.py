@@ -23,13 +23,15 @@ from ...line.users import (authenticate, change_own_password, check_new_password
                            enable_user, find_user, set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
 from ..schemas import ErrorOut, errors
+from ..text_rules import no_nul
 
 router = APIRouter()   # tags per route: a router's own would list a route under two headings in /docs
 
 
 class SignInIn(BaseModel):
-    api_key: Optional[str] = Field(default=None, max_length=200, description="an API key, or:")
-    username: Optional[str] = Field(default=None, max_length=100)
+    # no NUL: the name tried is looked up (and a failure counted under it) in the database
+    api_key: Optional[no_nul(200)] = Field(default=None, description="an API key, or:")
+    username: Optional[no_nul(100)] = None
     password: Optional[str] = Field(default=None, max_length=1000)
 
 

@@ -12,8 +12,8 @@ from ...line.orm import Job, ModelVersion
 from ...line.registry import rollback_target
 from ...line.station import Station, _iso
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
-from ..schemas import (ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn, ShadowIn,
-                       TrainIn, errors)
+from ..schemas import (NO_NUL, ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn,
+                       ShadowIn, TrainIn, errors)
 
 from .spc import RateOut
 
@@ -112,11 +112,11 @@ def job_to_dict(job: Job) -> dict[str, Any]:
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 409, 413, 422, 503))
 async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, or an exported .onnx (its name "
                                                                   "ending .onnx)"),
-                       product: str = Form(..., min_length=1, max_length=100, pattern=r"\S", examples=["cell"],
-                                           description="the product the parts are sent with"),
-                       line: str = Form("", max_length=100, examples=[""],
+                       product: str = Form(..., min_length=1, max_length=100, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+                                           examples=["cell"], description="the product the parts are sent with"),
+                       line: str = Form("", max_length=100, pattern=NO_NUL, examples=[""],
                                         description="a line of its own; empty: the model for every line"),
-                       note: Optional[str] = Form(None, examples=[""]), activate: bool = Form(False),
+                       note: Optional[str] = Form(None, pattern=NO_NUL, examples=[""]), activate: bool = Form(False),
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     def work():

@@ -8,11 +8,11 @@ from fastapi import Path as PathParam
 
 from ...line.station import Station
 from ..deps import Caller, get_station, reader, require
-from ..schemas import DefectTypesIn, DefectTypesOut, errors
+from ..schemas import NO_NUL, DefectTypesIn, DefectTypesOut, errors
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 
-_PRODUCT = PathParam(min_length=1, max_length=100, description="the product name parts are sent with")
+_PRODUCT = PathParam(min_length=1, max_length=100, pattern=NO_NUL, description="the product name parts are sent with")
 
 
 @router.get("/{product}/defect-types", summary="The defect types reviewers of a product choose from",
