@@ -36,42 +36,94 @@ class UtcTime(click.ParamType):
         return t if t.tzinfo is None else t.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _config(data: Path, db: Optional[str], max_upload_mb: float = 32.0, ok_sample_rate: float = 1.0,
-            webhook: Optional[str] = None, mqtt: Optional[str] = None, max_batch: int = 16,
-            batch_window_ms: float = 0.0, runtime: Optional[str] = None, precision: Optional[str] = None,
-            max_megapixels: float = 26.0, open_reads: bool = False, audit_sample_rate: float = 0.02,
-            min_free_gb: float = 2.0, ok_image_days: Optional[float] = None, backup_to: Optional[Path] = None,
-            backup_every_h: float = 24.0, keep_records_days: Optional[float] = None,
-            archive_records_to: Optional[Path] = None, archive_images: str = "ng", alarm_ng_run: int = 5,
-            alarm_ng_rate: float = 0.10,
-            alarm_window: int = 100, alarm_photo_run: int = 3, alarm_no_verdict_run: int = 3,
-            alarm_escalate_min: float = 10.0, alarm_escalate_again_min: float = 0.0,
-            shift_starts: Optional[str] = None, timezone: Optional[str] = None):
-    """A station's settings. ``shift_starts``/``timezone`` not given: LINEGUARD_SHIFT_STARTS /
-    LINEGUARD_TIMEZONE, else 06:00,14:00,22:00 on this PC's clock (a watcher or camera
-    inspecting in its own process counts test parts' shifts as the station does)."""
-    import os
+def _retention(ok_sample_rate: float):
+    from ..line.config import RetentionPolicy
+    return RetentionPolicy(ok_sample_rate=ok_sample_rate)
 
-    from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text
-    shift_starts = shift_starts or os.environ.get("LINEGUARD_SHIFT_STARTS") or None
-    timezone = timezone or os.environ.get("LINEGUARD_TIMEZONE") or None
-    plant_time = {"timezone": timezone}
-    if shift_starts:
-        plant_time["shift_starts"] = shift_starts_from_text(shift_starts)
+
+def _shift_starts(text: str) -> tuple[str, ...]:
+    from ..line.config import shift_starts_from_text
+    return shift_starts_from_text(text)
+
+
+# A command-line option -> (the StationConfig field it sets, how its value becomes the
+# field's); the other station options are named as their fields
+_OPTION_FIELDS = {
+    "data": ("data_dir", Path), "db": ("db_url", None), "webhook": ("webhook_url", None),
+    "mqtt": ("mqtt_url", None), "webhook_timeout": ("webhook_timeout_s", None),
+    "max_upload_mb": ("max_upload_bytes", lambda mb: int(mb * 1024 * 1024)),
+    "max_megapixels": ("max_image_pixels", lambda mp: int(mp * 1e6)),
+    "ok_sample_rate": ("retention", _retention),
+    "power_safe": ("sqlite_synchronous", lambda on: "FULL" if on else "NORMAL"),
+    "shift_starts": ("shift_starts", _shift_starts),
+}
+
+
+# options whose variable counts in another unit (the table's, as StationConfig keeps it)
+_ENV_UNITS = {"max_upload_mb": "bytes", "max_megapixels": "pixels"}
+
+
+def _env_in_help(*skip: str):
+    """Each option of a station started here names its LINEGUARD_* variable in --help, from
+    line.config's table (the variables themselves are read there, see _station_config);
+    not the ``skip`` ones (watch's --data: LINEGUARD_DATA does not make it inspect here)."""
+    def named(command: click.Command) -> click.Command:
+        from ..line.config import env_var_of
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in skip:
+                continue
+            var = env_var_of(_OPTION_FIELDS.get(param.name, (param.name, None))[0])
+            if var:
+                unit = _ENV_UNITS.get(param.name)
+                param.help = f"{param.help or ''} [env: {var}{', in ' + unit if unit else ''}]".strip()
+        return command
+    return named
+
+
+def _fields(options: dict) -> dict:
+    """Options (by their parameter names) as StationConfig's fields; None: not set."""
+    out = {}
+    for name, value in options.items():
+        field, convert = _OPTION_FIELDS.get(name, (name, None))
+        out[field] = None if value is None else convert(value) if convert else value
+    return out
+
+
+def _config(data: Path, db: Optional[str], **options):
+    """A station's settings as given here, and nothing from the environment: the commands
+    that only look for a station's database (keys, backup, parts) by its --data and --db."""
+    from ..line.config import StationConfig
     try:
-        return StationConfig(data_dir=data, db_url=db, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                             max_image_pixels=int(max_megapixels * 1e6),
-                             retention=RetentionPolicy(ok_sample_rate=ok_sample_rate), webhook_url=webhook,
-                             mqtt_url=mqtt, max_batch=max_batch, batch_window_ms=batch_window_ms,
-                             runtime=runtime, precision=precision, open_reads=open_reads,
-                             audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
-                             ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
-                             keep_records_days=keep_records_days, archive_records_to=archive_records_to,
-                             archive_images=archive_images,
-                             alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate, alarm_window=alarm_window,
-                             alarm_photo_run=alarm_photo_run, alarm_no_verdict_run=alarm_no_verdict_run,
-                             alarm_escalate_min=alarm_escalate_min, alarm_escalate_again_min=alarm_escalate_again_min,
-                             **plant_time)
+        return StationConfig(**{k: v for k, v in _fields({"data": data, "db": db, **options}).items()
+                                if v is not None})
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _station_config(**options):
+    """The settings of a station started here (``serve``; ``watch``/``camera --data``): the
+    options given on the command line, over the LINEGUARD_* environment (line.config's one
+    table, as uvicorn importing the app reads it), over the defaults. ``serve`` built its
+    settings from its options alone: LINEGUARD_BACKUP_TO, _SESSION_HOURS, _AUDIT_SAMPLE_RATE
+    and the others were dropped without a word, and a station set up that way made no
+    backups. An option left at its default is not given: the variable decides. A value
+    the station cannot take, from either, ends the command (exit 2) saying which."""
+    from click.core import ParameterSource
+
+    from ..line.config import EnvSettingError, StationConfig
+    from ._term import fail, note
+    ctx = click.get_current_context(silent=True)
+
+    def given(name: str) -> bool:
+        # an option this command lacks (camera has no --max-upload-mb) is given by the caller
+        if ctx is None or name not in ctx.params:
+            return True
+        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    try:
+        overrides = _fields({name: value for name, value in options.items() if given(name)})
+        return StationConfig.from_env(warn=lambda line: note("warning", line), **overrides)
+    except EnvSettingError as exc:
+        fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -110,48 +162,47 @@ def station_options(f):
                      default=_STATION_DEFAULTS["ok_image_days"],
                      help="Delete OK parts' images older than this many days (default: keep while there is "
                           "room)."),
-        click.option("--keep-records-days", type=click.FloatRange(min=30), envvar="LINEGUARD_KEEP_RECORDS_DAYS",
+        click.option("--keep-records-days", type=click.FloatRange(min=30),
                      default=_STATION_DEFAULTS["keep_records_days"],
                      help="Delete parts' records (and their images) older than this many days, at least 30; "
                           "reviewed parts, the audit sample and test-part checks stay (default: keep every record, "
                           "the quality record)."),
-        click.option("--archive-records-to", type=PathArg, envvar="LINEGUARD_ARCHIVE_RECORDS_TO",
+        click.option("--archive-records-to", type=PathArg,
                      default=_STATION_DEFAULTS["archive_records_to"],
                      help="With --keep-records-days: write the records to this folder (CSV, the parts export's "
                           "columns) before they are deleted; a batch that cannot be written is not deleted."),
-        click.option("--archive-images", type=click.Choice(["none", "ng", "all"]), envvar="LINEGUARD_ARCHIVE_IMAGES",
+        click.option("--archive-images", type=click.Choice(["none", "ng", "all"]),
                      default=_STATION_DEFAULTS["archive_images"], show_default=True,
                      help="With --archive-records-to: whose part images go there with the records: the parts not "
                           "passed (ng: NG and REVIEW, the evidence of each reject), every part's (all) or none."),
-        click.option("--alarm-ng-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NG_RUN",
+        click.option("--alarm-ng-run", type=click.IntRange(min=0),
                      default=_STATION_DEFAULTS["alarm_ng_run"], show_default=True,
                      help="Raise a line alarm when this many parts in a row (2 to 10000) at a station are not passed "
                           "(NG or REVIEW); 0: off. Latched until acknowledged (the app, the API, the PLC's AlarmAck)."),
-        click.option("--alarm-ng-rate", type=click.FloatRange(0, 1), envvar="LINEGUARD_ALARM_NG_RATE",
+        click.option("--alarm-ng-rate", type=click.FloatRange(0, 1),
                      default=_STATION_DEFAULTS["alarm_ng_rate"], show_default=True,
                      help="Raise a line alarm when this share of a station's last --alarm-window parts is NG "
                           "(0.1: 10%); 0: off."),
-        click.option("--alarm-window", type=click.IntRange(10, 100_000), envvar="LINEGUARD_ALARM_WINDOW",
+        click.option("--alarm-window", type=click.IntRange(10, 100_000),
                      default=_STATION_DEFAULTS["alarm_window"], show_default=True,
                      help="Parts the NG-rate alarm looks back over."),
-        click.option("--alarm-photo-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_PHOTO_RUN",
+        click.option("--alarm-photo-run", type=click.IntRange(min=0),
                      default=_STATION_DEFAULTS["alarm_photo_run"], show_default=True,
                      help="Raise a line alarm (check the camera) when this many photos in a row (2 to 10000) at a station are "
                           "unlike the model's good photos (too dark, too bright, flat, blurred); such parts then "
                           "count toward no other alarm. 0: off (they count as REVIEW parts)."),
-        click.option("--alarm-no-verdict-run", type=click.IntRange(min=0), envvar="LINEGUARD_ALARM_NO_VERDICT_RUN",
+        click.option("--alarm-no-verdict-run", type=click.IntRange(min=0),
                      default=_STATION_DEFAULTS["alarm_no_verdict_run"], show_default=True,
                      help="Raise a line alarm when the PLC link answers this many parts in a row (2 to 10000) NG without a "
                           "verdict (no verdict within --inspection-window-ms, no image, a model or storage fault): "
                           "good parts are being scrapped. 0: off."),
-        click.option("--alarm-escalate-min", type=click.FloatRange(min=0), envvar="LINEGUARD_ALARM_ESCALATE_MIN",
+        click.option("--alarm-escalate-min", type=click.FloatRange(min=0),
                      default=_STATION_DEFAULTS["alarm_escalate_min"], show_default=True,
                      help="Escalate a line alarm left unacknowledged this many minutes (0.5 to 1440), once (MQTT/webhook "
                           "change 'escalated', for a supervisor's pager; the line view marks it). Stored on each "
                           "alarm this process raises, so every process on the database escalates it alike. "
                           "0: never."),
         click.option("--alarm-escalate-again-min", type=click.FloatRange(min=0),
-                     envvar="LINEGUARD_ALARM_ESCALATE_AGAIN_MIN",
                      default=_STATION_DEFAULTS["alarm_escalate_again_min"], show_default=True,
                      help="Escalate an escalated alarm again every this many minutes (1 to 1440) while it stays "
                           "unacknowledged (each with its level: 2, 3, ..., for the next person up); 0: once."),
@@ -161,6 +212,7 @@ def station_options(f):
     return f
 
 
+@_env_in_help()
 @click.command()
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True,
               help="Station folder: database (SQLite) and stored images.")
@@ -171,7 +223,7 @@ def station_options(f):
 @click.option("--product", default=None, help="Product the --model inspects.")
 @click.option("--line", default="", help="Limit --model to one line (default: every line of the product).")
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+@click.option("--db-schema", default=None,
               help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
                    "--db-schema the keys, users and parts commands take.")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -187,7 +239,7 @@ def station_options(f):
 @click.option("--webhook", default=None, help="POST every result to this URL.")
 @click.option("--mqtt", default=None, help="Publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--webhook-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              envvar="LINEGUARD_WEBHOOK_TIMEOUT", metavar="SECONDS",
+              metavar="SECONDS",
               help="How long the --webhook receiver may take to answer a message; a slower answer counts as "
                    "failed and the message is sent again after a backoff.")
 @click.option("--max-batch", type=int, default=16, show_default=True,
@@ -229,20 +281,19 @@ def station_options(f):
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
               help="With a PLC port: a part without a verdict this long after its trigger is answered NG "
                    "(ResultCode 10).")
-@click.option("--open-reads", is_flag=True, envvar="LINEGUARD_OPEN_READS",
+@click.option("--open-reads", is_flag=True,
               help="Let anyone who reaches the station read inspections and part images without a key or "
                    "sign-in (dashboards on a closed network). Off by default: part images are the plant's IP.")
 @click.option("--power-safe", is_flag=True, help="SQLite: fsync every inspection before answering (survives power "
               "loss, ~7 ms more per part; the default survives a crash or kill -9 of the station).")
 @click.option("--report-slots", type=click.IntRange(min=1), default=2, show_default=True,
-              envvar="LINEGUARD_REPORT_SLOTS",
               help="SPC charts, shift reports and exports run at once; the others wait their turn (up to 30 s, "
                    "then 503), so parts sent meanwhile are not held up behind them. Exports (held for their "
                    "whole download) take all but one of them.")
-@click.option("--shift-starts", envvar="LINEGUARD_SHIFT_STARTS", default=None, metavar="HH:MM,...",
+@click.option("--shift-starts", default=None, metavar="HH:MM,...",
               help="When the plant's shifts start, e.g. 06:00,18:00 (default 06:00,14:00,22:00): the shift report, "
                    "SPC by shift and day, the line view's counts and the test parts' due shifts.")
-@click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
+@click.option("--timezone", default=None,
               help="The plant's time zone, an IANA name such as Europe/Berlin (default: this PC's): its shifts, "
                    "days and hours, and the plant_time of exports.")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
@@ -276,21 +327,18 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     if plc_folders and plc_image_wait_ms >= inspection_window_ms:
         fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
              f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
-    cfg = _config(data, db, max_upload_mb, ok_sample_rate, webhook, mqtt, max_batch, batch_window_ms, runtime,
-                  precision, max_megapixels, open_reads, audit_sample_rate, min_free_gb, ok_image_days,
-                  backup_to, backup_every_h, keep_records_days=keep_records_days,
-                  archive_records_to=archive_records_to, archive_images=archive_images,
-                  alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
-                  alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
-                  alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
-                  alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
-                  timezone=timezone)
-    if db_schema:
-        cfg.db_schema = db_schema
-    if power_safe:
-        cfg.sqlite_synchronous = "FULL"
-    cfg.report_slots = report_slots
-    cfg.webhook_timeout_s = webhook_timeout
+    cfg = _station_config(data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
+                          max_megapixels=max_megapixels, ok_sample_rate=ok_sample_rate, webhook=webhook, mqtt=mqtt,
+                          webhook_timeout=webhook_timeout, max_batch=max_batch, batch_window_ms=batch_window_ms,
+                          runtime=runtime, precision=precision, open_reads=open_reads, power_safe=power_safe,
+                          report_slots=report_slots, audit_sample_rate=audit_sample_rate, min_free_gb=min_free_gb,
+                          ok_image_days=ok_image_days, backup_to=backup_to, backup_every_h=backup_every_h,
+                          keep_records_days=keep_records_days, archive_records_to=archive_records_to,
+                          archive_images=archive_images, alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
+                          alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
+                          alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
+                          alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
+                          timezone=timezone)
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
@@ -347,8 +395,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                                                                   host, port),
                              name="plc-release", daemon=True).start()
         click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
-                   f"API docs: http://{host}:{port}/docs, data: {data})")
-        if open_reads:
+                   f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
+        if cfg.open_reads:
             click.echo("reads are open: anyone who reaches this port can see inspections and part images")
         run_server(create_app(cfg, station=station), host=host, port=port, log_level="info")
     finally:
@@ -507,14 +555,14 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
 
 
 # watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
-_watcher_db_schema = click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
+_watcher_db_schema = click.option("--db-schema", default=None,
                                   help="With --data and a PostgreSQL --db: the station's own schema (as serve "
                                        "--db-schema).")
 
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
-               mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: float = 32.0,
+               mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: Optional[float] = None,
                db_schema: Optional[str] = None):
     """Where parts go: a station server (``--server``) or a station in this process
     (``--data``), set by ``keeping`` (the :func:`station_options`) and ``max_upload_mb``.
@@ -543,10 +591,10 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     from ..line.errors import StationError
     from ..line.station import Station
     from ._term import fail
-    cfg = _config(data or Path("./station"), db, max_upload_mb=max_upload_mb, webhook=webhook, mqtt=mqtt,
-                  **keeping)
-    if db_schema:      # the station's own schema: without it a watcher of a station in one read public
-        cfg.db_schema = db_schema
+    # the station's settings as serve takes them, LINEGUARD_* variables too; with its own
+    # schema (without it a watcher of a station in one read public)
+    cfg = _station_config(data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb, webhook=webhook,
+                          mqtt=mqtt, **keeping)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         # a misspelt --data would start a new, empty station with no model, and every part
         # would be refused into failed/
@@ -602,6 +650,7 @@ def _check_product(st, product: str, line: str, where: str) -> None:
     fail(msg, code=2)
 
 
+@_env_in_help("data")
 @click.command()
 @click.argument("folder", type=PathArg)
 @click.option("--line", required=True, help="Line the parts come from.")
@@ -646,7 +695,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
     try:
         w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
-                          incomplete_after_s=incomplete_after, max_bytes=int(max_upload_mb * 1024 * 1024))
+                          incomplete_after_s=incomplete_after,
+                          # the station here may take its limit from LINEGUARD_MAX_UPLOAD_BYTES
+                          max_bytes=st.config.max_upload_bytes if st is not None else int(max_upload_mb * 1024 * 1024))
     except BaseException:
         if st is not None:
             st.close()
@@ -673,6 +724,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                err=True)
 
 
+@_env_in_help("data")
 @click.command()
 @click.option("--source", required=True, help="RTSP/HTTP URL, USB camera index (0, 1, ...) or a video file.")
 @click.option("--line", required=True)

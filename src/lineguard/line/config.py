@@ -1,10 +1,11 @@
 """Settings of one inspection station: where data lives and how parts are kept."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -270,14 +271,58 @@ class StationConfig:
         return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
     @classmethod
-    def from_env(cls, **overrides) -> "StationConfig":
-        """Read LINEGUARD_* environment variables (used when uvicorn imports the app)."""
-        kw: dict = {}
-        for var, (field_name, parse) in _ENV.items():
-            if var in os.environ:
-                kw[field_name] = parse(os.environ[var])
-        kw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**kw)
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, warn: Optional[Callable[[str], None]] = None,
+                 **overrides) -> "StationConfig":
+        """The settings from the LINEGUARD_* variables (the table ``_ENV``), under ``overrides``
+        (a command line's options given there; None: not given) and over the defaults.
+
+        Every way a station starts reads them here (``lineguard serve``, ``watch``/``camera
+        --data``, uvicorn importing the app): ``serve`` built its own settings and dropped
+        LINEGUARD_BACKUP_TO, _SESSION_HOURS, _AUDIT_SAMPLE_RATE and others without a word (a
+        station set up that way made no backups). A value the station cannot take raises
+        :class:`EnvSettingError` naming its variable; ``warn`` (default: the log) is told
+        of each LINEGUARD_* variable no part of lineguard reads, a typo's usual sign."""
+        import logging
+        environ = os.environ if environ is None else environ
+        for line in unknown_env_warnings(environ):
+            (warn or logging.getLogger("lineguard.config").warning)(line)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        from_env = {var: item for var, item in env_settings(environ).items() if item[0] not in given}
+        kw = {name: value for name, value in from_env.values()}
+        kw.update(given)
+        try:
+            return cls(**kw)
+        except ValueError as exc:
+            raise _blame(cls, exc, kw, from_env, environ) from None
+
+
+def _blame(cls: type, exc: ValueError, kw: dict, from_env: dict, environ: Mapping[str, str]) -> ValueError:
+    """The error of settings that cannot start a station, naming the LINEGUARD_* variable at
+    fault: the one without which they can (a cross-field one too: LINEGUARD_BACKUP_TO on a
+    PostgreSQL station), else the one alone giving the same error; else ``exc`` as it is
+    (the fault is the command line's, or several variables' together)."""
+    def fails(settings: dict) -> Optional[str]:
+        try:
+            cls(**settings)
+        except ValueError as e:
+            return str(e)
+        return None
+    # the variables of the fields the message names first: LINEGUARD_BACKUP_TO, not the
+    # LINEGUARD_DB of a PostgreSQL station, is the one without which a backup_to error goes
+    suspects = sorted(from_env.items(), key=lambda item: item[1][0] not in str(exc))
+    for var, (name, _value) in suspects:
+        if fails({k: v for k, v in kw.items() if k != name}) is None:
+            return EnvSettingError(f"{_shown(var, environ[var])}: {exc}")
+    others = {k: v for k, v in kw.items() if k not in {name for name, _v in from_env.values()}}
+    for var, (name, value) in suspects:
+        if fails({**others, name: value}) == str(exc):
+            return EnvSettingError(f"{_shown(var, environ[var])}: {exc}")
+    return exc
+
+
+class EnvSettingError(ValueError):
+    """A LINEGUARD_* variable holds a value the station cannot take; the message names it
+    (a station must not start on a setting it silently replaced by its default)."""
 
 
 def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
@@ -296,51 +341,132 @@ def shift_starts_from_text(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(","))
 
 
-# LINEGUARD_* variable -> (StationConfig field, parser)
-_ENV = {
-    "LINEGUARD_DATA": ("data_dir", Path),
-    "LINEGUARD_DB": ("db_url", str),
-    "LINEGUARD_DB_SCHEMA": ("db_schema", str),
-    "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
-    "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", int),
-    "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", int),
-    "LINEGUARD_REPORT_SLOTS": ("report_slots", int),
-    "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=float(v))),
-    "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", float),
-    "LINEGUARD_MIN_FREE_GB": ("min_free_gb", float),
-    "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", float),
-    "LINEGUARD_KEEP_RECORDS_DAYS": ("keep_records_days", float),
-    "LINEGUARD_ARCHIVE_RECORDS_TO": ("archive_records_to", Path),
-    "LINEGUARD_ARCHIVE_IMAGES": ("archive_images", str),
-    "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", float),
-    "LINEGUARD_BACKUP_TO": ("backup_to", Path),
-    "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", float),
-    "LINEGUARD_WEBHOOK": ("webhook_url", str),
-    "LINEGUARD_MQTT": ("mqtt_url", str),
-    "LINEGUARD_WEBHOOK_TIMEOUT": ("webhook_timeout_s", float),
-    "LINEGUARD_MAX_BATCH": ("max_batch", int),
-    "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", float),
-    "LINEGUARD_RUNTIME": ("runtime", str),
-    "LINEGUARD_PRECISION": ("precision", str),
-    "LINEGUARD_SHIFT_STARTS": ("shift_starts", shift_starts_from_text),
-    "LINEGUARD_TIMEZONE": ("timezone", str),
-    "LINEGUARD_OPEN_READS": ("open_reads", lambda v: env_flag("LINEGUARD_OPEN_READS", v)),
-    "LINEGUARD_SESSION_HOURS": ("session_hours", float),
-    "LINEGUARD_ALARM_NG_RUN": ("alarm_ng_run", int),
-    "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", float),
-    "LINEGUARD_ALARM_WINDOW": ("alarm_window", int),
-    "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", int),
-    "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", int),
-    "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", float),
-    "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": ("alarm_escalate_again_min", float),
-}
+def _number(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise ValueError("not a number (write it like 0.5 or 24)") from None
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
 
 
-def env_flag(var: str, value: str) -> bool:
-    """A yes/no setting from the environment; ValueError naming the variable if it is neither."""
+def _whole(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def _flag(value: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError(f"{var}={value!r}: use 1/true/yes/on or 0/false/no/off")
+    raise ValueError("use 1/true/yes/on or 0/false/no/off")
+
+
+# LINEGUARD_* variable -> (StationConfig field, parser): the one list of the station's
+# variables (StationConfig.from_env), whichever way the station is started; a parser's
+# ValueError says what is wrong and from_env adds the variable's name
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "LINEGUARD_DATA": ("data_dir", Path),
+    "LINEGUARD_DB": ("db_url", str),
+    "LINEGUARD_DB_SCHEMA": ("db_schema", str),
+    "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", _whole),
+    "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", _whole),
+    "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", _whole),
+    "LINEGUARD_REPORT_SLOTS": ("report_slots", _whole),
+    "LINEGUARD_OK_SAMPLE_RATE": ("retention", lambda v: RetentionPolicy(ok_sample_rate=_number(v))),
+    "LINEGUARD_AUDIT_SAMPLE_RATE": ("audit_sample_rate", _number),
+    "LINEGUARD_MIN_FREE_GB": ("min_free_gb", _number),
+    "LINEGUARD_OK_IMAGE_DAYS": ("ok_image_days", _number),
+    "LINEGUARD_KEEP_RECORDS_DAYS": ("keep_records_days", _number),
+    "LINEGUARD_ARCHIVE_RECORDS_TO": ("archive_records_to", Path),
+    "LINEGUARD_ARCHIVE_IMAGES": ("archive_images", str),
+    "LINEGUARD_STORE_SWEEP_H": ("store_sweep_h", _number),
+    "LINEGUARD_BACKUP_TO": ("backup_to", Path),
+    "LINEGUARD_BACKUP_EVERY_H": ("backup_every_h", _number),
+    "LINEGUARD_WEBHOOK": ("webhook_url", str),
+    "LINEGUARD_MQTT": ("mqtt_url", str),
+    "LINEGUARD_WEBHOOK_TIMEOUT": ("webhook_timeout_s", _number),
+    "LINEGUARD_MAX_BATCH": ("max_batch", _whole),
+    "LINEGUARD_BATCH_WINDOW_MS": ("batch_window_ms", _number),
+    "LINEGUARD_RUNTIME": ("runtime", str),
+    "LINEGUARD_PRECISION": ("precision", str),
+    "LINEGUARD_SHIFT_STARTS": ("shift_starts", shift_starts_from_text),
+    "LINEGUARD_TIMEZONE": ("timezone", str),
+    "LINEGUARD_OPEN_READS": ("open_reads", _flag),
+    "LINEGUARD_SESSION_HOURS": ("session_hours", _number),
+    "LINEGUARD_ALARM_NG_RUN": ("alarm_ng_run", _whole),
+    "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", _number),
+    "LINEGUARD_ALARM_WINDOW": ("alarm_window", _whole),
+    "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", _whole),
+    "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", _whole),
+    "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", _number),
+    "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": ("alarm_escalate_again_min", _number),
+}
+
+# the LINEGUARD_* variables read elsewhere, not settings of the station: not typos
+OTHER_ENV_VARS = ("LINEGUARD_API_KEY",               # watch/camera --server's operator key
+                  "LINEGUARD_LET_GO_OF_FOLDER",      # line.data_folders
+                  "LINEGUARD_UPGRADE_WITHOUT_COPY")  # line.db
+
+
+def env_settings(environ: Optional[Mapping[str, str]] = None) -> dict[str, tuple[str, Any]]:
+    """The LINEGUARD_* variables set: variable -> (StationConfig field, value), or
+    EnvSettingError naming the first that is not one. An empty one counts as unset (a
+    compose file's ``LINEGUARD_BACKUP_TO=`` must not back up into the working folder)."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, tuple[str, Any]] = {}
+    for var, (name, parse) in _ENV.items():
+        raw = environ.get(var)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            found[var] = (name, parse(raw.strip()))
+        except ValueError as exc:
+            raise EnvSettingError(f"{_shown(var, raw)}: {exc}") from None
+    return found
+
+
+def _shown(var: str, raw: str) -> str:
+    """A variable as an error names it: with its value, but a URL's alone (a database's or
+    a webhook's may hold a password or a token)."""
+    return var if var in ("LINEGUARD_DB", "LINEGUARD_WEBHOOK", "LINEGUARD_MQTT") else f"{var}={raw!r}"
+
+
+def env_var_of(field_name: str) -> Optional[str]:
+    """The LINEGUARD_* variable setting a StationConfig field (None: none does)."""
+    return next((var for var, (name, _parse) in _ENV.items() if name == field_name), None)
+
+
+def unknown_env_warnings(environ: Optional[Mapping[str, str]] = None) -> list[str]:
+    """One line for each LINEGUARD_* variable set that lineguard does not read, with the
+    variable it was likely meant as: a misspelt setting (LINEGUARD_BACKUPTO) is otherwise
+    ignored without a word, and its station runs on the default."""
+    import difflib
+    environ = os.environ if environ is None else environ
+    known = [*_ENV, *OTHER_ENV_VARS]
+    squeezed = {var[len("LINEGUARD_"):].replace("_", ""): var for var in known}
+    lines = []
+    for var in sorted(environ):
+        if not var.upper().startswith("LINEGUARD_") or var in known:
+            continue
+        tail = var.upper()[len("LINEGUARD_"):]
+        meant = squeezed.get(tail.replace("_", "").replace("-", ""))
+        if meant is None:
+            close = difflib.get_close_matches(tail, [v[len("LINEGUARD_"):] for v in known], n=1, cutoff=0.7)
+            meant = f"LINEGUARD_{close[0]}" if close else None
+        lines.append(f"{var} is not a lineguard setting and is ignored"
+                     + (f": did you mean {meant}?" if meant else ""))
+    return lines
+
+
+def env_flag(var: str, value: str) -> bool:
+    """A yes/no setting from the environment; ValueError naming the variable if it is neither."""
+    try:
+        return _flag(value)
+    except ValueError as exc:
+        raise ValueError(f"{var}={value!r}: {exc}") from None
