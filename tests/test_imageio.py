@@ -477,3 +477,26 @@ def test_a_file_named_as_an_image_that_is_none_is_said_damaged_or_misnamed(tmp_p
         load_image(f)
     with pytest.raises(ImageError, match="use one of"):
         load_image(b"not an image at all")                    # bytes: no name to go by
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw", "jpeg"])
+def test_a_tiff_with_an_exif_orientation_is_turned_once(compression):
+    """Pillow's TIFF reader turns the photo as it loads it; turned again after, orientations
+    2-8 came back as stored or upside down (2026-12-05, the PNG orientation rework)."""
+    import io
+    from PIL import Image, ImageOps
+    from lineguard.vision.imageio import load_photo
+    a = np.zeros((40, 60, 3), np.uint8)
+    a[:10, :20] = 255                       # a mark in one corner shows every turn and flip
+    for orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "TIFF", exif=exif, **({"compression": compression} if compression else {}))
+        data = buf.getvalue()
+        want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data)).convert("RGB")))
+        photo = load_photo(data)
+        assert photo.pixels.shape == want.shape, orientation
+        assert np.abs(photo.pixels.astype(int) - want).max() < 40, orientation
+        assert tuple(photo.size_hw) == want.shape[:2], orientation
+        assert load_image(data).shape == want.shape, orientation

@@ -443,8 +443,10 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
             if _is_deep_colour(im, data):
                 return Photo.whole(_array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth))
             im.load()
-            # turned as the header said (and as size_hw is told), the one read of it
-            if orientation in _EXIF_TRANSPOSE:
+            # turned as the header said (and as size_hw is told), unless the decoder turned
+            # it already: Pillow's TIFF reader does so as it loads (and drops the tag), and
+            # turned twice every TIFF shot on its side came back upside down
+            if orientation in _EXIF_TRANSPOSE and exif_orientation(im) == orientation:
                 im = im.transpose(_EXIF_TRANSPOSE[orientation])
             pixels = _to_rgb8(im, name, sensor_bits, keep_depth)
             # Decoded reduced for a model, the photo keeps its own size (its map and regions
