@@ -446,7 +446,8 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
             # turned as the header said (and as size_hw is told), unless the decoder turned
             # it already: Pillow's TIFF reader does so as it loads (and drops the tag), and
             # turned twice every TIFF shot on its side came back upside down
-            if orientation in _EXIF_TRANSPOSE and exif_orientation(im) == orientation:
+            turned_by_decoder = im.format == "TIFF" and 0x0112 not in getattr(im, "tag_v2", {0x0112: 1})
+            if orientation in _EXIF_TRANSPOSE and not turned_by_decoder:
                 im = im.transpose(_EXIF_TRANSPOSE[orientation])
             pixels = _to_rgb8(im, name, sensor_bits, keep_depth)
             # Decoded reduced for a model, the photo keeps its own size (its map and regions
