@@ -100,3 +100,16 @@ def test_a_refused_retrain_says_how_many_reviewed_good_photos_were_left_out_for_
     msg = refused.value.message
     assert "only 3 stored parts" in msg and "8 other photo(s)" in msg and "photo issues" in msg
     assert "lineguard train" in msg
+
+
+def test_a_trainer_without_calibrate_on_counts_every_part_and_the_job_says_so(station_factory):
+    st = station_factory(audit_sample_rate=0.5)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    st.jobs.trainer = lambda images, progress=None, **kw: FakeInspector(0.6, "own")    # a plant's own
+    _parts(st, 60, True, MIN_SAMPLE_FOR_THRESHOLD, "ok", 1000)
+    for r in _parts(st, 150, False, 3, "fa", 5000):
+        st.review(r.id, "good", "ann", None)
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5).id)
+    assert job.status == "done", job.message
+    assert job.result["threshold_set_on"]["audit_sample_only"] is False
+    assert "takes no calibrate_on" in job.message

@@ -36,7 +36,7 @@ SOURCES = ("confirmed", "sample", "both")
 # the line's parts) when it has at least this many; the parts reviewed good are learnt but
 # not counted. Those are mostly the old version's false alarms, the oddest good parts: on
 # real tiles and commutators, counted, they set the threshold above the line's defects
-# (held-out escapes 43% -> 75% and 42% -> 26 of 26). With fewer, the promise would rest on
+# (a walk: held-out escapes 43% -> 75% and 42% -> 26 of 26; benchmarks/retrain_threshold_study.py). With fewer, the promise would rest on
 # a handful of scores (20: the highest of them, about 5% false rejects expected), so every
 # part counts and the job says why.
 MIN_SAMPLE_FOR_THRESHOLD = 20
@@ -278,6 +278,11 @@ class JobRunner:
             message += (f"; its threshold was set on the {n_sample} audit-sample parts among them (a random draw of "
                         f"the line), the other {len(parts) - n_sample} were learnt but not counted (parts reviewed "
                         "good after the old version flagged them are the oddest good parts)")
+        elif MIN_SAMPLE_FOR_THRESHOLD <= n_sample < len(parts):
+            # a plant's own trainer that does not name calibrate_on
+            message += (f"; the trainer takes no calibrate_on, so every part set its threshold, not only the "
+                        f"{n_sample} audit-sample parts: the old version's false alarms reviewed good among them "
+                        "may lift it above the line's defects")
         elif n_sample < len(parts) and n_sample < MIN_SAMPLE_FOR_THRESHOLD:
             message += (f"; only {n_sample} of its parts are in the audit sample (at least "
                         f"{MIN_SAMPLE_FOR_THRESHOLD} set the threshold alone), so every part set it, the old "
