@@ -185,3 +185,23 @@ def test_a_watcher_inspecting_here_takes_the_variables_too(tmp_path, no_lineguar
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L1", "--product", "cell", "--data",
                                   str(data)], env={"LINEGUARD_BACKUP_EVERY_H": "0"})
     assert r.exit_code == 2 and "LINEGUARD_BACKUP_EVERY_H" in r.output, r.output
+
+
+def test_python_m_lineguard_server_reads_the_environment_too(monkeypatch, tmp_path):
+    """The container entry point built its settings from its own options and read three
+    variables: LINEGUARD_BACKUP_TO, _AUDIT_SAMPLE_RATE and the rest were dropped there too."""
+    import lineguard.server.__main__ as entry
+    got = {}
+    monkeypatch.setattr(entry, "serve", lambda cfg, **kw: got.setdefault("cfg", cfg))
+    monkeypatch.setenv("LINEGUARD_BACKUP_TO", str(tmp_path / "bk"))
+    monkeypatch.setenv("LINEGUARD_AUDIT_SAMPLE_RATE", "0.5")
+    monkeypatch.setenv("LINEGUARD_SESSION_HOURS", "2")
+    entry.main(["--data", str(tmp_path / "st"), "--audit-sample-rate", "0.25"])
+    cfg = got["cfg"]
+    assert cfg.backup_to == tmp_path / "bk" and cfg.session_hours == 2.0
+    assert cfg.audit_sample_rate == 0.25            # the option given wins
+    assert cfg.data_dir == tmp_path / "st"
+    monkeypatch.setenv("LINEGUARD_MAX_BATCH", "lots")
+    with pytest.raises(SystemExit) as bad:
+        entry.main(["--data", str(tmp_path / "st")])
+    assert bad.value.code == 2

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import logging
 from pathlib import Path
 
-from ..line.config import RetentionPolicy, StationConfig, env_flag, shift_starts_from_text
+from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text
 from .app import StartupError, serve
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Station settings default to None, "not given": StationConfig.from_env then takes the
+    # LINEGUARD_* variable, else the default (a container sets the station by its environment;
+    # only three variables were read here before)
     ap = argparse.ArgumentParser(prog="python -m lineguard.server")
-    ap.add_argument("--data", default="./station")
+    ap.add_argument("--data", default=None, help="data folder (env LINEGUARD_DATA; default ./station)")
     ap.add_argument("--db", default=None)
     ap.add_argument("--db-schema", default=None)
     ap.add_argument("--host", default="127.0.0.1")
@@ -21,53 +23,50 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--product", default=None)
     ap.add_argument("--line", default="")
-    ap.add_argument("--max-upload-mb", type=float, default=32.0)
-    ap.add_argument("--max-megapixels", type=float, default=26.0, help="largest image accepted, in pixels")
-    ap.add_argument("--ok-sample-rate", type=float, default=1.0)
-    ap.add_argument("--audit-sample-rate", type=float, default=0.02,
+    ap.add_argument("--max-upload-mb", type=float, default=None, help="largest upload (default 32)")
+    ap.add_argument("--max-megapixels", type=float, default=None, help="largest image accepted (default 26)")
+    ap.add_argument("--ok-sample-rate", type=float, default=None)
+    ap.add_argument("--audit-sample-rate", type=float, default=None,
                     help="share of parts kept at random whatever the verdict (retraining's audit sample)")
-    ap.add_argument("--min-free-gb", type=float, default=2.0,
+    ap.add_argument("--min-free-gb", type=float, default=None,
                     help="keep this much free on the data disk by deleting the oldest parts' images (0: never)")
     ap.add_argument("--ok-image-days", type=float, default=None, help="delete OK parts' images older than this")
     ap.add_argument("--backup-to", default=None, help="back the station up into this folder (SQLite stations)")
-    ap.add_argument("--backup-every-h", type=float, default=24.0, help="hours between backups")
+    ap.add_argument("--backup-every-h", type=float, default=None, help="hours between backups (default 24)")
     ap.add_argument("--webhook", default=None)
     ap.add_argument("--mqtt", default=None)
-    ap.add_argument("--max-batch", type=int, default=16, help="parts judged together when several wait (1: off)")
-    ap.add_argument("--batch-window-ms", type=float, default=0.0, help="hold a lone part this long for company")
+    ap.add_argument("--max-batch", type=int, default=None, help="parts judged together when several wait (1: off)")
+    ap.add_argument("--batch-window-ms", type=float, default=None, help="hold a lone part this long for company")
     ap.add_argument("--runtime", choices=["onnxruntime", "openvino"], default=None,
                     help="runtime for exported .onnx models")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default=None)
-    ap.add_argument("--sqlite-synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL", "EXTRA"],
-                    type=str.upper, help="NORMAL: survives kill -9 of the station; FULL: survives power loss too")
-    try:
-        open_reads = env_flag("LINEGUARD_OPEN_READS", os.environ.get("LINEGUARD_OPEN_READS", ""))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    ap.add_argument("--open-reads", action="store_true", default=open_reads,
+    ap.add_argument("--sqlite-synchronous", default=None, choices=["OFF", "NORMAL", "FULL", "EXTRA"],
+                    type=str.upper, help="NORMAL (default): survives kill -9 of the station; FULL: power loss too")
+    ap.add_argument("--open-reads", action="store_true", default=None,
                     help="let anyone on the network read inspections and images without a key "
                          "(env LINEGUARD_OPEN_READS=1)")
-    ap.add_argument("--shift-starts", default=os.environ.get("LINEGUARD_SHIFT_STARTS"),
+    ap.add_argument("--shift-starts", default=None,
                     help="when the plant's shifts start, e.g. 06:00,18:00 (env LINEGUARD_SHIFT_STARTS)")
-    ap.add_argument("--timezone", default=os.environ.get("LINEGUARD_TIMEZONE"),
+    ap.add_argument("--timezone", default=None,
                     help="the plant's IANA time zone (env LINEGUARD_TIMEZONE; default this PC's)")
     a = ap.parse_args(argv)
-    plant_time = {"timezone": a.timezone or None}
-    if a.shift_starts:
-        plant_time["shift_starts"] = shift_starts_from_text(a.shift_starts)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def given(value, convert=lambda v: v):
+        return None if value is None else convert(value)
     try:
-        cfg = StationConfig(data_dir=Path(a.data), db_url=a.db, db_schema=a.db_schema,
-                            max_upload_bytes=int(a.max_upload_mb * 1024 * 1024),
-                            max_image_pixels=int(a.max_megapixels * 1e6),
-                            retention=RetentionPolicy(ok_sample_rate=a.ok_sample_rate), webhook_url=a.webhook,
-                            mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous, max_batch=a.max_batch,
-                            batch_window_ms=a.batch_window_ms, runtime=a.runtime, precision=a.precision,
-                            open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
-                            min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
-                            backup_every_h=a.backup_every_h, **plant_time)
-    except ValueError as exc:      # a setting out of range: say which, no traceback
+        cfg = StationConfig.from_env(
+            data_dir=given(a.data, Path), db_url=a.db, db_schema=a.db_schema,
+            max_upload_bytes=given(a.max_upload_mb, lambda v: int(v * 1024 * 1024)),
+            max_image_pixels=given(a.max_megapixels, lambda v: int(v * 1e6)),
+            retention=given(a.ok_sample_rate, lambda v: RetentionPolicy(ok_sample_rate=v)),
+            webhook_url=a.webhook, mqtt_url=a.mqtt, sqlite_synchronous=a.sqlite_synchronous,
+            max_batch=a.max_batch, batch_window_ms=a.batch_window_ms, runtime=a.runtime,
+            precision=a.precision, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
+            min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
+            backup_every_h=a.backup_every_h, timezone=a.timezone,
+            shift_starts=given(a.shift_starts, shift_starts_from_text))
+    except ValueError as exc:      # a setting out of range, or a LINEGUARD_* variable named: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
