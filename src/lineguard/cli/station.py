@@ -726,13 +726,17 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
 @_env_in_help("data")
 @click.command()
-@click.option("--source", required=True, help="RTSP/HTTP URL, USB camera index (0, 1, ...) or a video file.")
+@click.option("--source", required=True,
+              help="RTSP/HTTP URL, USB camera index (0, 1, ...), a video file, an image sequence (DIR/%04d.png, "
+                   "at 25 fps) or a folder of images (those in it at the start, in name order, played once at "
+                   "--max-fps: each one inspected; for a folder that receives images use `lineguard watch`).")
 @click.option("--line", required=True)
 @click.option("--station", default="cam", show_default=True)
 @click.option("--product", required=True)
 @click.option("--mode", default="free", show_default=True,
               help="free: continuous at --max-fps; trigger: inspect when Enter is pressed.")
-@click.option("--max-fps", type=float, default=2.0, show_default=True, help="Most parts per second in free-run mode.")
+@click.option("--max-fps", type=float, default=2.0, show_default=True,
+              help="Most parts per second in free-run mode; a folder of images plays at this rate.")
 @click.option("--max-parts", type=click.IntRange(min=1), default=None,
               help="Stop after this many frames taken for inspection, inspected or refused (frames skipped by "
                    "--max-fps do not count; in trigger mode: triggers).")
@@ -753,7 +757,11 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
            give_up_after: Optional[float] = None, **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
 
-    The image size and keeping options apply with --data (a station in this process)."""
+    While the station cannot take frames (--server down or unreachable, its disk full) a
+    live camera's frames are dropped and counted, a recorded source (video file, image
+    sequence or folder) waits for the station; the outage is said when it starts and when
+    it ends. The command ends with exit 1 when frames were not inspected for it. The image
+    size and keeping options apply with --data (a station in this process)."""
     import signal
 
     from ..line.sources.camera import CameraLost, CameraSource, NoFrame
@@ -796,7 +804,11 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
             for _ in sys.stdin:
                 n += 1
                 try:
-                    cam.trigger()
+                    if cam.trigger() is None and cam.in_outage:
+                        # the operator pressed for this part: said for each one (the log says
+                        # the outage once)
+                        click.echo(f"error: trigger {n} not inspected: the station cannot take frames "
+                                   f"({cam.in_outage})", err=True)
                 except NoFrame as exc:
                     # never judged on an older frame: the part is not inspected, and said so
                     click.echo(f"error: trigger {n} not inspected: {exc}", err=True)
@@ -816,6 +828,11 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
     click.echo(cam.summary(), err=True)
     if gave_up:
         fail(gave_up, code=1)
+    if cam.lost:
+        # parts never judged because the station could not take them: a service manager or
+        # a script sees it in the exit status, not only in the log
+        fail(f"{cam.lost} frame{'s were' if cam.lost != 1 else ' was'} not inspected: the station could not "
+             f"take {'them' if cam.lost != 1 else 'it'} (see above)", code=1)
 
 
 @click.command("old-records")

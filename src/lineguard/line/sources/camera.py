@@ -1,4 +1,5 @@
-"""Camera source through OpenCV: RTSP/HTTP streams, USB cameras (an index), video files.
+"""Camera source through OpenCV: RTSP/HTTP streams, USB cameras (an index), video files,
+image sequences (``dir/%04d.png``) and folders of images.
 
 Two modes, as on a line:
 
@@ -14,8 +15,26 @@ A live camera (stream, USB index) that stops delivering frames is reopened with 
 to 5 s backoff, in either mode, and the run goes on (``give_up_after_s`` ends it with
 :class:`CameraLost` instead, after that long without frames).
 
+A folder of images is a recorded run: the images in it at the start, in name order, played
+at ``max_fps`` (each one inspected; a folder that receives new files is what
+``lineguard watch`` is for).
+
 Frames go through the same submit path as HTTP: to a station in this process as their
 pixels (``line.camera_frame``), to a remote one as PNG (lossless; fast settings, ``line.png``).
+
+A station that cannot take frames (down, unreachable, its disk full: anything but a refusal
+of the frame itself) is an *outage*, said once when it starts (then once a minute) and once
+when it ends, never a line per frame:
+
+* a **live camera** cannot wait (its frames come whether or not the station is up): a frame
+  the station cannot take is dropped and counted (``lost``); the frames after it are
+  tried as they come, so the run picks up when the station is back. A frame sent late
+  would be judged after its part left the camera, and keeping full frames for a long
+  outage costs memory a plant PC does not have (15 MB a 5 MP frame);
+* a **recorded source** (a video file, an image sequence or folder) can wait: the frame in
+  hand is retried (0.5 s to 5 s apart) until the station takes it, and the playback pauses
+  meanwhile and resumes at its pace; only a stop (Ctrl-C, SIGTERM) during the wait loses
+  that frame.
 """
 from __future__ import annotations
 
@@ -29,11 +48,14 @@ from typing import Any, Callable, Optional, Union
 import cv2
 import numpy as np
 
-from . import Submit, SubmitRefused
+from . import Submit, SubmitFailed, SubmitRefused
 from ..camera_frame import CameraFrame
-from .frames import FrameGrabber
+from .frames import IMAGE_SUFFIXES, FrameGrabber
 
 log = logging.getLogger("lineguard.camera")
+
+# an outage that lasts is said again this often (as the hot folder says a lasting fault)
+OUTAGE_REPEAT_S = 60.0
 
 
 class NoFrame(LookupError):
@@ -44,7 +66,60 @@ class CameraLost(RuntimeError):
     """A live camera delivered no frames for ``give_up_after_s``: the run gave up."""
 
 
-def open_capture(source: Union[str, int]) -> cv2.VideoCapture:
+class FolderCapture:
+    """A folder of images read as a recorded camera: the images in it when opened, in name
+    order, at ``fps`` (as ``cv2.VideoCapture`` reads a file: ``read``, ``get``, ``set``).
+    Images are read as the file holds them (a 16-bit photo stays 16-bit); one that cannot
+    be read is said and passed over, not the end of the run."""
+
+    def __init__(self, folder: Union[str, os.PathLike], fps: float):
+        from pathlib import Path
+        self.folder = Path(folder)
+        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                             and not p.name.startswith(".") and p.is_file()), key=lambda p: p.name)
+        if not self.files:
+            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {folder}: a camera "
+                               "source folder is played once, as a recorded run; for a folder that receives "
+                               "images as parts come, use `lineguard watch FOLDER`")
+        self.fps = fps
+        self.pos = 0
+        self.unreadable = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
+        return True
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.files))
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            self.pos = int(value)
+            return True
+        return False
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        while self.pos < len(self.files):
+            path = self.files[self.pos]
+            self.pos += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+            if frame is not None:
+                return True, frame
+            self.unreadable += 1
+            log.warning("%s is not an image OpenCV can read (or gone); passed over", path)
+        return False, None
+
+    def release(self) -> None:
+        pass
+
+
+def open_capture(source: Union[str, int], folder_fps: float = 2.0) -> Any:
+    """The capture for ``source``: a folder of images is played at ``folder_fps``."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        return FolderCapture(source, folder_fps)
     src: Union[str, int] = int(source) if isinstance(source, str) and source.isdigit() else source
     cap = cv2.VideoCapture(src)
     if not cap.isOpened():
@@ -58,7 +133,7 @@ class CameraSource:
                  mode: str = "free", max_fps: float = 2.0, part_prefix: Optional[str] = None,
                  on_result: Optional[Callable[[dict[str, Any]], None]] = None, loop_file: bool = False,
                  reconnect_s: tuple[float, float] = (0.5, 5.0), give_up_after_s: Optional[float] = None,
-                 opener: Optional[Callable[[], Any]] = None):
+                 opener: Optional[Callable[[], Any]] = None, retry_s: tuple[float, float] = (0.5, 5.0)):
         if mode not in ("free", "trigger"):
             raise ValueError("mode must be 'free' (continuous, rate-limited) or 'trigger' (inspect on request)")
         if max_fps <= 0:
@@ -82,12 +157,18 @@ class CameraSource:
                 raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file "
                                    "path and that the camera is reachable")
         else:
-            self.cap = open_capture(source)
+            # a folder has no recorded rate: it plays at max_fps, so each image is inspected
+            self.cap = open_capture(source, folder_fps=max_fps)
         self._file_fps = self._recorded_fps()   # kept: the summary is asked for after close()
         self._frames_read = 0
         self.inspected = 0
         self.refused = 0        # the station refused the frame (SubmitRefused)
         self.errors = 0         # every frame taken but not inspected: refused or failed
+        self.lost = 0           # taken, not inspected: the station could not take it (an outage)
+        self.outages = 0        # times the station stopped taking frames
+        self.retry_s = retry_s  # a recorded source retries the frame in hand this often (backoff)
+        self._outage: Optional[dict[str, Any]] = None    # the outage going on: since, reason, lost
+        self._paused_s = 0.0    # a recorded source: seconds its playback waited for the station
         self.skipped = 0        # free run: read but dropped to keep to max_fps
         self.missed = 0         # free run, live camera: frames that came while one was being judged
         self.no_frame = 0       # trigger mode: triggers refused, no frame newer than the trigger came
@@ -124,25 +205,90 @@ class CameraSource:
         """Frames sent for inspection: inspected, refused or failed (what max_parts bounds)."""
         return self.inspected + self.errors
 
-    def inspect_frame(self, frame_bgr: np.ndarray) -> Optional[dict[str, Any]]:
-        pid = self._part_id()
-        try:
-            result = self.submit(CameraFrame(frame_bgr), pid, f"{pid}.png")
-        except (SubmitRefused, Exception) as exc:  # noqa: BLE001 - one bad frame must not stop the camera
-            self.errors += 1
-            if isinstance(exc, SubmitRefused):
+    def inspect_frame(self, frame_bgr: np.ndarray, wait: bool = False) -> Optional[dict[str, Any]]:
+        """Send a frame to the station; its result, or None when it was not inspected.
+
+        A refusal (the frame itself: bad image, ...) is said per frame. A station that cannot
+        take it (down, unreachable, disk full) is an outage, said when it starts and when it
+        ends: the frame is lost (``wait`` False: a live camera cannot wait) or retried until
+        the station takes it (``wait``: a recorded source), or until :meth:`stop`."""
+        pid = self._part_id()    # the time it was taken, even when sent after an outage
+        frame = CameraFrame(frame_bgr)
+        delay = self.retry_s[0]
+        while True:
+            tried = time.monotonic()
+            try:
+                result = self.submit(frame, pid, f"{pid}.png")
+                break
+            except SubmitRefused as exc:
+                self._outage_over()    # the station answered: it is up
+                self.errors += 1
                 self.refused += 1
-            log.error("frame %s not inspected: %s", pid, exc)
-            return None
+                log.error("frame %s not inspected: %s", pid, exc)
+                return None
+            except Exception as exc:  # noqa: BLE001 - station down, unreachable, full: not the end of the camera
+                self._outage_begins(pid, exc, wait)
+                if wait:
+                    stopped = self._stop.wait(delay)
+                    # the playback pauses while it waits (the failed tries too): it resumes at
+                    # its pace after the outage, not racing through the frames it was late for
+                    self._paused_s += time.monotonic() - tried
+                    if not stopped:
+                        delay = min(delay * 2, self.retry_s[1])
+                        continue
+                self.errors += 1
+                self.lost += 1
+                self._outage["lost"] += 1
+                return None
+        self._outage_over()
         self.inspected += 1
         if self.on_result:
             self.on_result(result)
         return result
 
+    @property
+    def in_outage(self) -> Optional[str]:
+        """Why the station cannot take frames now (None: it takes them)."""
+        return self._outage["reason"] if self._outage is not None else None
+
+    def _outage_begins(self, pid: str, exc: BaseException, wait: bool) -> None:
+        # SubmitFailed says the station's answer (HTTP 503: ...); a connection error its kind
+        reason = str(exc) if isinstance(exc, SubmitFailed) and str(exc) else f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        o = self._outage
+        if o is None:
+            self.outages += 1
+            self._outage = {"since": now, "said": now, "reason": reason, "lost": 0, "tries": 1}
+            then = ("the recorded source waits for it (the frame retried every "
+                    f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s)" if wait else
+                    "a live camera cannot wait: its frames are dropped and counted until the station takes "
+                    "them again")
+            log.error("the station cannot take frames (%s), from frame %s on; %s", reason, pid, then)
+            return
+        o["reason"] = reason
+        o["tries"] += 1
+        if now - o["said"] >= OUTAGE_REPEAT_S:
+            o["said"] = now
+            log.error("the station still cannot take frames after %.0f s (%s); %d frames lost so far",
+                      now - o["since"], reason, o["lost"])
+
+    def _outage_over(self) -> None:
+        o, self._outage = self._outage, None
+        if o is None:
+            return
+        took = time.monotonic() - o["since"]
+        if o["lost"]:
+            log.warning("the station takes frames again after %.1f s: %d frames lost while it could not "
+                        "(not inspected)", took, o["lost"])
+        else:
+            log.warning("the station takes frames again after %.1f s: the recorded source waited for it, "
+                        "no frame lost", took)
+
     def is_file(self) -> bool:
-        """Whether the source is a video file (not a stream or a USB camera)."""
+        """Whether the source is recorded (a video file, an image sequence or folder), which
+        can wait, not a stream or a USB camera, which cannot."""
         src = self.source
-        return isinstance(src, str) and not src.isdigit() and "://" not in src
+        return isinstance(src, (str, os.PathLike)) and not str(src).isdigit() and "://" not in str(src)
 
     def _recorded_fps(self) -> Optional[float]:
         """A video file's frame rate (None for live sources, which deliver at their own pace)."""
@@ -164,8 +310,13 @@ class CameraSource:
                     f"--max-fps, {self.refused} refused")
             if self.missed:
                 line += f", {self.missed} came while a frame was being judged (the station was busy)"
-        if failed:
-            line += f", {failed} not inspected for an error (see the log)"
+        if self.lost:
+            line += (f", {self.lost} not inspected: the station could not take {'them' if self.lost != 1 else 'it'} "
+                     f"({self.outages} outage{'s' if self.outages != 1 else ''}, see the log)")
+        if failed - self.lost:
+            line += f", {failed - self.lost} not inspected for an error (see the log)"
+        if self._paused_s >= 0.05 and self.is_file():
+            line += f"\nthe recorded source waited {self._paused_s:.1f} s for the station"
         if self.mode == "free" and self.skipped and self.is_file():
             fps = self._file_fps
             rate = f"its recorded {fps:g} fps" if fps else "its recorded rate"
@@ -209,7 +360,9 @@ class CameraSource:
         n = 0
         while not self._stop.is_set():
             if fps is not None:
-                wait = t0 + n / fps - time.monotonic()
+                # the time the station was waited for is a pause, not lateness: after it the
+                # frames come at their pace again, not all at once
+                wait = t0 + self._paused_s + n / fps - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     break
             frame = self._read()
@@ -220,7 +373,7 @@ class CameraSource:
             if not self._admit(ts):
                 self.skipped += 1
                 continue   # drop frames between inspections; the camera keeps streaming
-            self.inspect_frame(frame)
+            self.inspect_frame(frame, wait=True)   # a recording can wait for the station
             # frames taken, refused ones too: counting inspected parts alone, a camera whose
             # every frame is refused ran past max_parts for ever
             if max_parts is not None and self.taken >= max_parts:
@@ -238,7 +391,7 @@ class CameraSource:
                 if self._opener is not None:
                     return self._opener()
                 try:
-                    return open_capture(self.source)
+                    return open_capture(self.source, folder_fps=1.0 / self.min_interval)
                 except RuntimeError:
                     return None
             self._grabber = FrameGrabber(self.source, fps=self._file_fps, loop=self.loop_file,
