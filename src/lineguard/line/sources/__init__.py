@@ -70,7 +70,10 @@ def local_submitter(station: Any, line: str, station_name: str, product: str, so
 def remote_submitter(url: str, api_key: str, line: str, station_name: str, product: str,
                      lot: Optional[str] = None, timeout_s: float = 60.0) -> Submit:
     import httpx
-    client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=timeout_s)
+    # a part may take a while to judge (the first one loads the model), but a station PC
+    # unplugged must not hold each try for a minute: connecting gets a few seconds
+    client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key},
+                          timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)))
 
     def submit(image: Union[bytes, CameraFrame], part_id: str, name: str) -> dict[str, Any]:
         try:
