@@ -650,6 +650,22 @@ def _check_product(st, product: str, line: str, where: str) -> None:
     fail(msg, code=2)
 
 
+def _watch_status_path(st, folder: Path, line: str, station: str) -> Optional[Path]:
+    """Where a hot folder's watcher keeps its status (files waiting, the oldest's wait,
+    behind or not, the station taking parts or not): inspecting here (--data), in the
+    station's data folder (``watchers/``), where the station's /health can read it; with
+    --server, in the hot folder (``.lineguard-watch-status.json``, the watcher's default):
+    the station may be on another PC."""
+    if st is None:
+        return None
+    import hashlib
+    import re
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{line}-{station}")[:80]
+    # two watchers of one line and station name on two folders each keep their own
+    digest = hashlib.sha256(os.fsencode(str(folder.resolve()))).hexdigest()[:8]
+    return Path(st.config.data_dir) / "watchers" / f"{safe}-{digest}.json"
+
+
 @_env_in_help("data")
 @click.command()
 @click.argument("folder", type=PathArg)
@@ -682,7 +698,11 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
     Takes what the station takes: PNG, JPEG, BMP, TIFF, WebP and GIF files (by suffix);
     other files are left in the folder and logged once each. The image size and keeping
-    options apply with --data (a station in this process)."""
+    options apply with --data (a station in this process).
+
+    A watcher behind the line (a file ready has waited 30 s) and a station that cannot take
+    parts are said when they start and end; its state is kept in a status file (with --data
+    in DIR/watchers/, else .lineguard-watch-status.json in the folder)."""
     from ..line.sources.folder import FolderWatcher
     from ._term import fail
     if not folder.is_dir():
@@ -697,7 +717,10 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
         w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
                           incomplete_after_s=incomplete_after,
                           # the station here may take its limit from LINEGUARD_MAX_UPLOAD_BYTES
-                          max_bytes=st.config.max_upload_bytes if st is not None else int(max_upload_mb * 1024 * 1024))
+                          max_bytes=st.config.max_upload_bytes if st is not None else int(max_upload_mb * 1024 * 1024),
+                          status_path=_watch_status_path(st, folder, line, station),
+                          status_info={"line": line, "station": station, "product": product,
+                                       "inspects": "--server" if server else "here"})
     except BaseException:
         if st is not None:
             st.close()

@@ -28,7 +28,20 @@ restart never inspects a file twice; the station's idempotency (part id + image
 hash) covers a crash between inspection and journal write. It is kept bounded: at start
 (read line by line) and as it grows it is compacted to the entries of files still in the
 folder and the latest ``JOURNAL_KEEP``. A fault that lasts (folder gone, file unreadable,
-done/ not writable, station storage full) is logged when it starts, then once a minute.
+done/ not writable) is logged when it starts, then once a minute.
+A file written again under the same name while it is being inspected (a camera that always
+writes ``image.bmp``) is not moved: the part inspected is recorded, the new file is left in
+the folder and inspected as the new part it is (before, it went to done/ unjudged).
+A station that cannot take parts (--server down or unreachable, its disk full, no model) is
+said once when it starts and once when it ends (once a minute while it lasts), not for
+each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart,
+and the others wait in the folder. A watcher that falls behind the line (a file ready to be
+taken has waited ``BACKLOG_AFTER_S``) says so, with the files waiting and the oldest's
+wait, when it starts and when it clears (once a minute while it lasts). Its state (files
+waiting, the oldest's wait, behind or not, the station taking parts or not) is rewritten
+atomically every few seconds to a small JSON status file (``STATUS_FILE`` in the folder, or
+``status_path``) for the station's /health or a plant's monitoring. A stop (Ctrl-C, SIGTERM)
+finishes the file in hand and ends, also in the middle of a folder of thousands of files.
 """
 from __future__ import annotations
 
@@ -45,7 +58,7 @@ from typing import Any, Callable, Optional
 
 from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
-from . import Submit, SubmitRefused
+from . import Submit, SubmitFailed, SubmitRefused
 
 log = logging.getLogger("lineguard.watch")
 
@@ -72,6 +85,24 @@ _MAYBE_UNFINISHED = frozenset({"corrupt_image"})
 # disk full) is said when it starts, then at most once a minute, not at every poll
 REPEAT_S = 60.0
 
+# The watcher is behind the line when a file ready to be taken has waited this long: said
+# when it starts and when it clears (the oldest waits under half of it), once a minute
+# while it lasts. A line feeding faster than the station judges had the newest photo wait
+# 213 s by minute 4 (8,700 files by the end) without a word in the log or on /health.
+BACKLOG_AFTER_S = 30.0
+
+# While a folder is worked through (thousands of files after a stop or an outage) the
+# backlog is looked at, and the status file rewritten, this often, not only between polls
+STATUS_EVERY_S = 5.0
+
+# The status file, in the hot folder unless the watcher is given another path: hidden (a
+# dot name), so it is never taken for a part
+STATUS_FILE = ".lineguard-watch-status.json"
+
+# A station that cannot take parts is tried again with one file, first after the poll time,
+# then twice as long each time, up to this: not every file of the folder at every poll
+RETRY_MAX_S = 5.0
+
 
 class FolderWatcher:
     def __init__(self, folder: os.PathLike | str, submit: Submit, settle_s: float = 0.5,
@@ -79,7 +110,8 @@ class FolderWatcher:
                  failed_dir: Optional[os.PathLike | str] = None,
                  on_result: Optional[Callable[[Path, dict[str, Any]], None]] = None,
                  part_id_from: Callable[[Path], str] = lambda p: p.stem,
-                 incomplete_after_s: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES):
+                 incomplete_after_s: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES,
+                 status_path: Optional[os.PathLike | str] = None, status_info: Optional[dict[str, Any]] = None):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: the hot folder does not exist; create it or fix the path")
@@ -104,6 +136,19 @@ class FolderWatcher:
         self._said: dict[Any, list] = {}    # fault key -> [last said (monotonic), times since]
         self._stop = threading.Event()
         self.counts = {"done": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        self._writing: set[str] = set()    # files waited for as their writer's (incomplete, empty, corrupt)
+        # the station not taking parts: since, error, tries, next try, delay, last file tried, last said
+        self._down: Optional[dict[str, Any]] = None
+        # behind the line: since (monotonic, wall), last said, parts handled by then
+        self._behind: Optional[dict[str, Any]] = None
+        self.waiting = 0                 # files ready to be taken, at the last look
+        self.oldest_wait_s = 0.0         # how long the oldest of them has waited
+        self._looked_at = float("-inf")
+        self.status_path = Path(status_path) if status_path else self.folder / STATUS_FILE
+        self._status_info = dict(status_info or {})
+        self._status_at = float("-inf")
+        self._running = False
+        self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
         self._load_journal()
 
@@ -260,12 +305,25 @@ class FolderWatcher:
         self._ignored = names    # a name gone and back later is a new file, and said again
 
     def poll_once(self) -> int:
-        """Handle every settled file once; returns how many were handled."""
+        """Handle every settled file once (until :meth:`stop`); returns how many were handled."""
         now = time.monotonic()
         handled = 0
-        present = set()
-        for path in self._candidates():
-            present.add(path.name)
+        candidates = self._candidates()
+        present = {p.name for p in candidates}
+        if self._down is not None and self._down.get("last") is not None:
+            # the station not taking parts: the next try is with the file after the one tried
+            # last, so one file the station cannot take (a 500 on that image) holds no others
+            last = self._down["last"]
+            candidates = [p for p in candidates if p.name > last] + [p for p in candidates if p.name <= last]
+        self._look_behind([p.name for p in candidates], now)
+        for i, path in enumerate(candidates):
+            if self._stop.is_set():
+                # Ctrl-C or SIGTERM with thousands of files waiting: the file in hand was
+                # finished, the rest wait for the next start (40 s later it was still judging)
+                break
+            if time.monotonic() - self._looked_at >= STATUS_EVERY_S:
+                self._look_behind([p.name for p in candidates[i:]], time.monotonic())
+            now = time.monotonic()
             try:
                 st = path.lstat()
             except FileNotFoundError:
@@ -274,16 +332,19 @@ class FolderWatcher:
             prev = self._seen.get(path.name)
             if prev is None or prev[:2] != sig:
                 self._seen[path.name] = (*sig, now)
+                self._writing.discard(path.name)
                 continue
             if now - prev[2] < self.settle_s:
                 continue
+            self._writing.discard(path.name)
             try:
-                if self._take(path, sig, stable_s=now - prev[2]):
+                if self._take(path, sig, stable_s=now - prev[2], ino=st.st_ino):
                     handled += 1
             except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
                 self._say(("file", path.name), logging.ERROR, "%s: not handled (%s: %s); will retry", path.name,
                           type(exc).__name__, exc)
                 self._seen.pop(path.name, None)
+        self._writing &= present
         for name in list(self._seen):
             if name not in present:
                 del self._seen[name]
@@ -295,7 +356,143 @@ class FolderWatcher:
                 del self._said[key]
         return handled
 
-    def _take(self, path: Path, sig: tuple[int, int], stable_s: float) -> bool:
+    # -- falling behind, and the status file -------------------------------------------
+    def _look_behind(self, names: list[str], now: float) -> None:
+        """Count the files ready to be taken (not those waited for as their writer's) and
+        the oldest's wait (since the watcher saw it last change: its own clock, not the
+        file's time, which a copy may keep from elsewhere); say when the watcher falls
+        behind and when it catches up; rewrite the status file."""
+        self._looked_at = now
+        ready = [n for n in names if n not in self._writing and n not in self._corrupt]
+        self.waiting = len(ready)
+        self.oldest_wait_s = max((now - self._seen[n][2] for n in ready if n in self._seen), default=0.0)
+        handled = self.counts["done"] + self.counts["failed"]
+        changed = False
+        b = self._behind
+        if b is None:
+            if self.oldest_wait_s >= BACKLOG_AFTER_S:
+                self._behind = {"since": now, "wall": time.time(), "said": now, "handled": handled}
+                changed = True
+                log.warning("falling behind: %d files wait in %s, the oldest for %.0f s; parts are judged late "
+                            "(the station or this PC is slower than the line, or the station is not taking "
+                            "parts): see the watcher's other lines, give the station a faster PC or GPU, or split "
+                            "the line over two watchers and stations", self.waiting, self.folder, self.oldest_wait_s)
+        elif self.oldest_wait_s < BACKLOG_AFTER_S / 2:
+            self._behind = None
+            changed = True
+            log.warning("caught up: %d files wait in %s, the oldest for %.0f s; the backlog lasted %.0f s, "
+                        "%d files handled meanwhile", self.waiting, self.folder, self.oldest_wait_s, now - b["since"],
+                        handled - b["handled"])
+        elif now - b["said"] >= REPEAT_S:
+            log.warning("still behind: %d files wait in %s, the oldest for %.0f s (behind for %.0f s, %d files "
+                        "handled meanwhile)", self.waiting, self.folder, self.oldest_wait_s, now - b["since"],
+                        handled - b["handled"])
+            b["said"] = now
+        self._write_status(now, force=changed)
+
+    def status(self) -> dict[str, Any]:
+        """The watcher's state as the status file holds it."""
+        now = time.monotonic()
+        d, b = self._down, self._behind
+        return {**self._status_info,
+                "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
+                "updated": time.time(), "every_s": STATUS_EVERY_S,
+                "waiting": self.waiting, "oldest_wait_s": round(self.oldest_wait_s, 1),
+                "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
+                "behind_since": b["wall"] if b else None,
+                "station_taking_parts": d is None, "station_down_since": d["wall"] if d else None,
+                "station_error": d["error"] if d else None,
+                "counts": dict(self.counts), "last_retry_in_s": round(max(0.0, d["retry_at"] - now), 1) if d else None}
+
+    def _write_status(self, now: float, force: bool = False) -> None:
+        """Rewrite the status file (a new file renamed over it: a reader never sees half of
+        it) at most every STATUS_EVERY_S, and at once when the state changes."""
+        if not force and now - self._status_at < STATUS_EVERY_S:
+            return
+        self._status_at = now
+        tmp = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}.tmp")
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.status()) + "\n", encoding="utf-8")
+            os.replace(tmp, self.status_path)
+        except OSError as exc:
+            self._say(("status",), logging.WARNING, "the watcher's status file %s cannot be written (%s); the "
+                      "station's /health does not see this watcher's backlog", self.status_path, exc)
+        else:
+            self._fault_over(("status",), "the watcher's status file %s is written again", self.status_path)
+
+    # -- the station not taking parts -----------------------------------------------------
+    def _station_waits(self) -> bool:
+        """Whether the station is not taking parts and the next try is not due yet."""
+        return self._down is not None and time.monotonic() < self._down["retry_at"]
+
+    def _not_taking(self, name: str, exc: BaseException) -> None:
+        """The station could not take ``name`` (down, unreachable, disk full, no model):
+        said once for the outage, not once per file; the next try waits, one file at a time."""
+        now = time.monotonic()
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SubmitFailed) else str(exc)
+        d = self._down
+        if d is None:
+            self._down = d = {"since": now, "wall": time.time(), "said": now, "tries": 0,
+                              "delay": max(self.poll_s, 0.01)}
+            log.error("the station cannot take parts (%s): %s and the other files wait in %s; one file is tried "
+                      "again every %g to %g s (said again when the station takes parts)", error, shown_name(name),
+                      self.folder, d["delay"], max(RETRY_MAX_S, d["delay"]))
+        elif now - d["said"] >= REPEAT_S:
+            log.error("the station still cannot take parts (%s) after %.0f s; %d files wait in %s (%d tries)",
+                      error, now - d["since"], self.waiting, self.folder, d["tries"] + 1)
+            d["said"] = now
+        d["tries"] += 1
+        d["error"] = error
+        d["last"] = name
+        d["retry_at"] = now + d["delay"]
+        d["delay"] = min(max(RETRY_MAX_S, self.poll_s), d["delay"] * 2)
+        self._write_status(now, force=d["tries"] == 1)
+
+    def _taking_again(self) -> None:
+        d = self._down
+        if d is None:
+            return
+        self._down = None
+        log.warning("the station takes parts again after %.0f s (%d tries failed; %s); %d files waited",
+                    time.monotonic() - d["since"], d["tries"], d.get("error"), self.waiting)
+        self._write_status(time.monotonic(), force=True)
+
+    @staticmethod
+    def _station_fault(exc: BaseException) -> bool:
+        """A fault of the station, not of the file: what it answers when it cannot take any
+        part now (SubmitFailed: disk full, no model, 5xx), or no answer at all (refused,
+        reset, timed out)."""
+        if isinstance(exc, (SubmitFailed, ConnectionError, TimeoutError)):
+            return True
+        try:
+            import httpx
+        except ImportError:   # pragma: no cover - httpx is a dependency
+            return False
+        return isinstance(exc, httpx.TransportError)
+
+    # -- one file ---------------------------------------------------------------------
+    def _still(self, path: Path, sig: tuple[int, int], ino: Optional[int]) -> bool:
+        """Whether the file at ``path`` is still the one looked at (same size, time and
+        inode): not removed, nor written again under the same name meanwhile."""
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == sig and (ino is None or st.st_ino == ino)
+
+    def _left_in_place(self, path: Path, what: str) -> None:
+        """A file handled (recorded, journalled) but no longer the one at its name: left."""
+        if path.exists() or path.is_symlink():
+            log.warning("%s was written again while it was being inspected: the file inspected was %s and is not "
+                        "in %s/ (it was overwritten), the new file stays in the folder and is inspected as a new "
+                        "part; have the camera write a new name for each part", shown_name(path.name), what,
+                        self.done_dir.name)
+        else:
+            log.warning("%s was removed from the folder while it was being inspected: the file inspected was %s",
+                        shown_name(path.name), what)
+
+    def _take(self, path: Path, sig: tuple[int, int], stable_s: float, ino: Optional[int] = None) -> bool:
         key = self._entry_key(path.name, *sig)
         if key in self._handled:
             # handled before a restart but not moved: finish the move only
@@ -312,11 +509,11 @@ class FolderWatcher:
             self._refuse(path, sig, None, f"the file name is not valid UTF-8 text (bytes {undecodable} in "
                                           f"{os.fsencode(path.name)!r}), so it cannot be a part id; rename the "
                                           "file and drop it in again, and have the camera or the share write "
-                                          "file names as UTF-8")
+                                          "file names as UTF-8", ino)
             return True
         if path.is_symlink():
             self._refuse(path, sig, None, "the file is a symbolic link; the watcher does not "
-                                          "follow links, copy the image itself into the folder")
+                                          "follow links, copy the image itself into the folder", ino)
             return True
         if sig[0] > self.max_bytes:
             # from the size alone: reading it whole (again at every poll while it looked
@@ -325,16 +522,17 @@ class FolderWatcher:
             mib = 1024 * 1024
             self._refuse(path, sig, None, f"the file is {sig[0] / mib:.1f} MiB, over the station's upload limit "
                                           f"of {self.max_bytes / mib:g} MiB; send a smaller image, or raise "
-                                          "--max-upload-mb (and the station's own, with --server)")
+                                          "--max-upload-mb (and the station's own, with --server)", ino)
             return True
         waiting = stable_s < self.incomplete_after_s
         if sig[0] == 0:
             # a camera or copy step may create the file first and fill it later: waited
             # for like any incomplete file, never moved away under the writer
             if waiting:
+                self._writing.add(path.name)
                 return False
             self._refuse(path, sig, None, f"the file is empty (0 bytes) and stayed empty for {stable_s:.0f} s; "
-                                          "the camera or copy step may have failed, re-capture the part")
+                                          "the camera or copy step may have failed, re-capture the part", ino)
             return True
         # a BMP, TIFF or WebP ending in 4 KB of zeros may be a copy that set its size first, or
         # simply a dark photo (a black conveyor at a BMP's top rows, a TIFF's bottom ones): a
@@ -344,19 +542,31 @@ class FolderWatcher:
         if waiting:
             if self._corrupt.get(path.name) == sig:
                 return False   # refused as corrupt unchanged: looked at again once it changes or at the end
+        if self._station_waits():
+            return False   # the station cannot take parts: one file is tried at the next try, not each
+        if waiting:
             whole = self._peek(path, sig[0], zero_tail=zero_tail)
             if whole is None:
                 self._seen.pop(path.name, None)   # gone or changed: wait for it to settle again
                 return False
             if not whole:
+                self._writing.add(path.name)
                 return False   # a paused writer: look again next poll (size and time still checked)
+        self._read_stat = None
         data = self._read(path)
-        if data is None or len(data) != sig[0]:
-            self._seen.pop(path.name, None)   # changed under us: wait for it to settle again
+        st = self._read_stat
+        if data is None or st is None:
+            self._seen.pop(path.name, None)   # gone: listed again if it comes back
+            return False
+        if len(data) != sig[0] or (st.st_size, st.st_mtime_ns) != sig or (ino is not None and st.st_ino != ino):
+            # changed under us (written again, or replaced by a new file of that name,
+            # between the look and the end of the read): wait for it to settle again
+            self._seen.pop(path.name, None)
             return False
         if not looks_complete(data, zero_tail=zero_tail) and waiting:
+            self._writing.add(path.name)
             return False   # rewritten between the look and the read: look again next poll
-        return self._handle(path, sig, data, waiting=waiting)
+        return self._handle(path, sig, data, waiting=waiting, ino=st.st_ino)
 
     @staticmethod
     def _open(path: Path) -> Optional[int]:
@@ -371,13 +581,16 @@ class FolderWatcher:
                 return None   # became a link: listed again next poll and refused as one
             raise
 
-    @classmethod
-    def _read(cls, path: Path) -> Optional[bytes]:
-        fd = cls._open(path)
+    def _read(self, path: Path) -> Optional[bytes]:
+        """The file's bytes (None when it is gone); its state once read, from the open file
+        (the one read, not whatever has the name by then), in ``_read_stat``."""
+        fd = self._open(path)
         if fd is None:
             return None
         with os.fdopen(fd, "rb") as fh:
-            return fh.read()
+            data = fh.read()
+            self._read_stat = os.fstat(fh.fileno())
+            return data
 
     @classmethod
     def _peek(cls, path: Path, size: int, zero_tail: bool = True) -> Optional[bool]:
@@ -391,15 +604,21 @@ class FolderWatcher:
             head = fh.read(_HEAD)
             return _whole(fh, head, size, zero_tail=zero_tail)
 
-    def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str) -> None:
+    def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str,
+                ino: Optional[int] = None) -> None:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
                  "sha256": hashlib.sha256(data).hexdigest() if data is not None else None, "at": time.time(),
                  "status": "failed", "reason": reason}
         self._journal(entry)
         self._handled.add(self._entry_key(path.name, *sig))
+        self.counts["failed"] += 1
+        if not self._still(path, sig, ino):
+            # a new file under the name since it was looked at: never moved to failed/ with
+            # the reason of the file before it
+            self._left_in_place(path, f"refused ({reason})")
+            return
         target = self._move(path, self.failed_dir)
         self._write_reason(target, reason)
-        self.counts["failed"] += 1
         log.warning("%s refused: %s", shown_name(path.name), reason)
 
     @staticmethod
@@ -412,42 +631,59 @@ class FolderWatcher:
             name = f"{digest}.reason.txt"
         (target.parent / name).write_text(f"{shown_name(target.name)}: {reason}\n", encoding="utf-8")
 
-    def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False) -> bool:
+    def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False,
+                ino: Optional[int] = None) -> bool:
         part_id = self.part_id_from(path)
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": part_id,
                  "sha256": hashlib.sha256(data).hexdigest(), "at": time.time()}
         try:
             result = self.submit(data, part_id, path.name)
         except SubmitRefused as exc:
+            self._taking_again()   # the station answered: it takes parts
             if waiting and exc.code in _MAYBE_UNFINISHED:
                 # a file that looked whole but does not decode may be one a copy has not
                 # filled yet (its size set first): waited for like any incomplete file, sent
                 # again when it changes and refused only after --incomplete-after
                 self._corrupt[path.name] = sig
+                self._writing.add(path.name)
                 log.info("%s does not decode yet (%s); waiting for its writer up to %g s", path.name, exc,
                          self.incomplete_after_s)
                 return False
             entry.update(status="failed", reason=str(exc))
             self._journal(entry)
             self._handled.add(self._entry_key(path.name, *sig))
-            target = self._move(path, self.failed_dir)
-            self._write_reason(target, str(exc))
             self.counts["failed"] += 1
             self._corrupt.pop(path.name, None)
+            # the submit takes seconds (a first part's model load, a slow --server): a camera
+            # writing the same name meanwhile left a new part there, not this file
+            if not self._still(path, sig, ino):
+                self._left_in_place(path, f"refused ({exc})")
+                return True
+            target = self._move(path, self.failed_dir)
+            self._write_reason(target, str(exc))
             log.warning("%s refused: %s", path.name, exc)
             return True
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
-            self._say(("submit", path.name), logging.ERROR, "%s not inspected yet (%s); will retry",
-                      path.name, exc)
+            if self._station_fault(exc):
+                self._not_taking(path.name, exc)   # said once for the outage, not for each file
+                return False
+            self._say(("submit", path.name), logging.ERROR, "%s not inspected yet (%s: %s); will retry",
+                      path.name, type(exc).__name__, exc)
             self._seen.pop(path.name, None)
             return False
+        self._taking_again()
         self._said.pop(("submit", path.name), None)
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
         self._handled.add(self._entry_key(path.name, *sig))
-        self._move(path, self.done_dir)
         self.counts["done"] += 1
+        # written again under the same name while it was inspected (a camera that always
+        # writes image.bmp): the new file is a new part, never moved to done/ unjudged
+        if not self._still(path, sig, ino):
+            self._left_in_place(path, f"recorded ({result.get('verdict')}, id {result.get('id')})")
+        else:
+            self._move(path, self.done_dir)
         if self.on_result:
             self.on_result(path, result)
         return True
@@ -463,6 +699,7 @@ class FolderWatcher:
     def run(self, stop_after: Optional[float] = None) -> None:
         """Poll until :meth:`stop` (or ``stop_after`` seconds)."""
         t_end = None if stop_after is None else time.monotonic() + stop_after
+        self._running = True
         while not self._stop.is_set():
             try:
                 self.poll_once()
@@ -474,8 +711,11 @@ class FolderWatcher:
             if t_end is not None and time.monotonic() >= t_end:
                 break
             self._stop.wait(self.poll_s)
+        self._running = False
+        self._write_status(time.monotonic(), force=True)   # "running": false, not a watcher that hangs
 
     def stop(self) -> None:
+        """End :meth:`run` (Ctrl-C, SIGTERM): the file in hand is finished, no other taken."""
         self._stop.set()
 
 
