@@ -58,12 +58,31 @@ class StationMetrics:
                             "0 once it cleared", ["fault"], registry=self.registry)
         self._fault_names: set[str] = set()
         self._faults_lock = threading.Lock()
+        # hot folders' watchers (line.watchers): files ready and not yet taken, and the oldest's wait
+        self.hot_folder_waiting = Gauge("lineguard_hot_folder_waiting", "Files ready in a hot folder and not yet "
+                                        "taken, by line and station", ["line", "station"], registry=self.registry)
+        self.hot_folder_oldest = Gauge("lineguard_hot_folder_oldest_wait_seconds", "How long the oldest file "
+                                       "ready in a hot folder has waited", ["line", "station"], registry=self.registry)
 
     def set_faults(self, faults: dict[str, str]) -> None:
         with self._faults_lock:           # two scrapes at once: one at a time, each whole
             self._fault_names |= set(faults)
             for name in self._fault_names:
                 self.faults.labels(name).set(1 if name in faults else 0)
+
+    def set_hot_folders(self, backlogs: list[dict]) -> None:
+        """The running watchers' backlogs (line.watchers.backlogs); a watcher gone drops its series."""
+        per: dict[tuple[str, str], list[float]] = {}      # two folders of one line and station: together
+        for b in backlogs:
+            got = per.setdefault((b["line"], b["station"]), [0, 0.0])
+            got[0] += b["waiting"]
+            got[1] = max(got[1], b["oldest_wait_s"])
+        with self._faults_lock:
+            self.hot_folder_waiting.clear()
+            self.hot_folder_oldest.clear()
+            for (line, station), (waiting, oldest) in per.items():
+                self.hot_folder_waiting.labels(line, station).set(waiting)
+                self.hot_folder_oldest.labels(line, station).set(oldest)
 
     def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
         # Only one series per product+line: drop the old model's series first.

@@ -191,7 +191,9 @@ def stops_parts(fault: str) -> bool:
     station's housekeeping; a PLC link's answers waiting to be recorded (``plc_signals``,
     line.signal_spool) are the latter: the PLC has them, and they are kept; so are a sink's
     (``sink NAME``): its results wait in the outbox."""
-    return fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals") and not fault.startswith("sink ")
+    return (fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals") and not fault.startswith("sink ")
+            # a hot folder's watcher behind or silent: the station itself judges parts
+            and not fault.startswith("watcher "))
 
 
 class Station:
