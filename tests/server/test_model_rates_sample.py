@@ -101,20 +101,31 @@ def test_the_models_list_gives_each_version_its_rates_on_the_audit_sample(spc_st
     assert one["rates"] == {"n_good": 16, "n_defect": 37, "false_reject_rate": 6 / 16, "escape_rate": 5 / 37}
     # the audit sample alone: 26 parts judged, 13 reviewed; 4 of the 10 OK ones reviewed were
     # defects, and 4 of the sample's 6 defects were passed
+    by_verdict = {"NG": {"judged": 4, "reviewed": 2}, "OK": {"judged": 20, "reviewed": 10},
+                  "REVIEW": {"judged": 2, "reviewed": 1}}
     assert one["sample_rates"] == {
-        "judged": 26, "reviewed": 13,
-        "by_verdict": {"NG": {"judged": 4, "reviewed": 2}, "OK": {"judged": 20, "reviewed": 10},
-                       "REVIEW": {"judged": 2, "reviewed": 1}},
+        "judged": 26, "reviewed": 13, "by_verdict": by_verdict, "by_line_verdict": by_verdict,
         "escape": _rate(4, 10), "defects_passed": _rate(4, 6), "even_review": True,
         "false_reject": _rate(1, 2), "confidence": 0.95}
     assert one["sample_rates"]["defects_passed"]["rate"] == pytest.approx(2 / 3)
-    # v2 in shadow judged the same 26 sample parts: it caught the 4 escapes; but its OK parts
-    # were reviewed in a share (6 of 16) far below its NG ones (7 of 10): the share of defects
-    # it passes is withheld rather than read off how people reviewed
+    # v2 in shadow judged the same 26 sample parts: it caught the 4 escapes. People picked the
+    # parts to review by v1's verdict, half of each: its OK parts were reviewed in a share (6
+    # of 16) below its NG ones (7 of 10) only because of what v1 said, and the reviewed half
+    # is a fair pick of the sample, so the share of defects it passes is given (it was withheld
+    # by v2's own verdicts before)
     s2 = two["sample_rates"]
-    assert (s2["judged"], s2["reviewed"], s2["even_review"], s2["defects_passed"]) == (26, 13, False, None)
+    assert (s2["judged"], s2["reviewed"], s2["even_review"], s2["defects_passed"]) == (26, 13, True, _rate(0, 6))
     assert s2["by_verdict"] == {"NG": {"judged": 10, "reviewed": 7}, "OK": {"judged": 16, "reviewed": 6}}
-    assert s2["escape"] == _rate(0, 6) and s2["false_reject"] == _rate(1, 7)
+    assert s2["by_line_verdict"] == by_verdict
+    assert s2["escape"] == _rate(0, 6)      # its OK parts are all ones v1 passed: the plain rate
+    # its NG parts, weighted by v1's verdict: 0 good of 4 where v1 passed them (4 of its 10), 1
+    # of 2 reviewed where v1 rejected them (4 of 10), 0 of 1 where v1 said REVIEW (2 of 10):
+    # 20%, where the plain 1 of 7 (14%) counted v1's NG parts twice over
+    fr = s2["false_reject"]
+    assert (fr["rate"], fr["k"], fr["n"]) == (pytest.approx(0.2), 1, 7)
+    assert fr["weighted_by"] == {"NG": {"judged": 4, "reviewed": 2, "k": 1}, "OK": {"judged": 4, "reviewed": 4, "k": 0},
+                                 "REVIEW": {"judged": 2, "reviewed": 1, "k": 0}}
+    assert fr["lo"] <= 0.2 <= fr["hi"]
 
 
 def test_a_version_that_judged_no_sample_part_has_no_sample_rates(spc_station):
@@ -150,7 +161,8 @@ def test_compare_gives_sample_rates_and_the_parts_the_shadow_left_uncompared(spc
     active, cand = body["sample"]["active"], body["sample"]["candidate"]
     assert (active["judged"], active["reviewed"]) == (26, 13)
     assert active["escape"] == _rate(4, 10) and active["defects_passed"] == _rate(4, 6)
-    assert cand["escape"] == _rate(0, 6) and cand["defects_passed"] is None and cand["even_review"] is False
+    # the sample was reviewed evenly across v1's verdicts (what people picked reviews by)
+    assert cand["escape"] == _rate(0, 6) and cand["defects_passed"] == _rate(0, 6) and cand["even_review"] is True
     # the versions carry their own sample rates too
     assert body["active"]["sample_rates"]["judged"] == 26
     assert body["candidate"]["sample_rates"]["escape"] == _rate(0, 6)

@@ -12,6 +12,16 @@ defects it passed was 43%). ``sample_rates`` count only the random audit sample
 (``Inspection.audit_sample``, drawn by the photo's hash before any verdict), the rates
 SPC's ``escape_audit`` gives for the line, here per version (:func:`sample_rates`).
 
+People choose which of the sample's parts to review by the verdict the line gave (the
+active version's: every part it flagged, a share of what it passed), never by a shadow's.
+A shadow's OK parts that were reviewed are then rich in parts the active one flagged, the
+likelier defects: with two equally good versions, all flagged parts reviewed and a tenth
+of the passed ones, the shadow's escapes read 2.3% where the true share was 0.6%. So a
+version's sample rates are weighted by the line's verdict (post-stratification: within
+each of the line's verdicts the reviewed parts are a fair pick of the sample's parts,
+the sample being drawn by the photo's hash), which for the active version's own parts
+is the plain rate.
+
 Before a version is activated it is also tried on the product's latest good parts
 (:func:`try_on_good_parts`): a model made for another product passes every check of
 its own file and then rejects every good part of the line.
@@ -23,11 +33,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
-from ..vision.calibration import rate_with_ci
-from .orm import Inspection, ModelActivation, ModelVersion, ShadowResult
+from ..vision.calibration import clopper_pearson, rate_with_ci
+from .orm import ChangeLogEntry, Inspection, ModelActivation, ModelVersion, ShadowResult
 
 MAX_DISAGREEMENTS = 200
 
@@ -66,71 +76,135 @@ def _rates(counts: dict[tuple[str, str], int]) -> Optional[dict[str, Any]]:
 
 
 # The share of the sample's defects a version passed is read off the sample's reviewed
-# parts; it is that share only when the sample's parts of each verdict were reviewed in
-# about the same proportion (the audit list holds the sample's OK parts, the NG and
-# REVIEW lists everything flagged: with the flagged ones all reviewed and a tenth of the
+# parts; it is that share only when the sample's parts of each of the line's verdicts were
+# reviewed in about the same proportion (the audit list holds the sample's OK parts, the NG
+# and REVIEW lists everything flagged: with the flagged ones all reviewed and a tenth of the
 # OK ones, the defects caught count ten times over the ones passed). Within this ratio of
 # each other, the share's odds are off by at most a ninth; beyond it the share is withheld.
+# The line's verdicts, not the version's own: people chose what to review by what the line
+# said (for a shadow, the active version's verdict).
 EVEN_REVIEW = 0.9
 
 
-def sample_rates(counts: dict[tuple[bool, Optional[str], str], int],
-                 confidence: float = 0.95) -> Optional[dict[str, Any]]:
+def weighted_rate(strata: dict[str, tuple[int, int, int]], confidence: float = 0.95) -> dict[str, Any]:
+    """A rate over parts whose reviews were picked by the line's verdict, weighted by it.
+
+    ``strata``: the line's verdict -> (the version's parts of that kind judged, of them
+    reviewed, of those the ones counted: defects for an escape, good parts for a false
+    reject). Each kind's share (``k / reviewed``) is weighted by its part of the judged
+    parts: within a kind the reviewed parts are a fair pick, across kinds they are not.
+
+    With the parts all of one kind (the active version's own verdicts) it is
+    :func:`rate_with_ci` itself. Otherwise ``rate`` is the weighted share (None when a kind
+    holding some of the parts had none reviewed: nothing says what they are), and ``lo``/
+    ``hi`` a conservative interval: each kind's exact interval at confidence
+    1 - (1 - ``confidence``) / kinds (Bonferroni: all hold together at least
+    ``confidence`` of the time), weighted; a kind none of which was reviewed counts 0 to 1.
+    The weights are the sample's own shares (every judged part, many more than the
+    reviewed ones), taken as they are. ``k``/``n``: the reviewed parts' plain counts, and
+    ``weighted_by`` each kind's."""
+    kinds = {a: c for a, c in strata.items() if c[0]}
+    k, n = sum(c[2] for c in kinds.values()), sum(c[1] for c in kinds.values())
+    if len(kinds) <= 1:
+        return rate_with_ci(k, n, confidence)
+    judged = sum(c[0] for c in kinds.values())
+    each = 1 - (1 - confidence) / len(kinds)
+    rate: Optional[float] = 0.0
+    lo = hi = 0.0
+    for parts, reviewed, counted in kinds.values():
+        w = parts / judged
+        a, b = clopper_pearson(counted, reviewed, each)
+        lo, hi = lo + w * a, hi + w * b
+        rate = rate + w * counted / reviewed if rate is not None and reviewed else None
+    return {"rate": rate, "lo": lo, "hi": min(hi, 1.0), "k": int(k), "n": int(n),
+            "weighted_by": {a: {"judged": int(c[0]), "reviewed": int(c[1]), "k": int(c[2])}
+                            for a, c in sorted(kinds.items())}}
+
+
+def sample_rates(counts: dict[tuple, int], confidence: float = 0.95) -> Optional[dict[str, Any]]:
     """A version's rates on the random audit sample alone, with exact intervals.
 
-    ``counts``: (reviewed, review label, the version's verdict) -> the sample's parts it
-    judged. None when it judged none of them. The sample is drawn before any verdict, so:
+    ``counts``: (reviewed, review label, the line's verdict, the version's verdict) -> the
+    sample's parts it judged; a key of three, (reviewed, label, verdict), is a part it
+    judged as the active version (the line's verdict was its own). None when it judged
+    none of them. The sample is drawn before any verdict, and people pick which of its
+    parts to review by the line's verdict; so each rate is :func:`weighted_rate` over the
+    line's verdicts (for the active version's parts, the plain rate):
 
-    - ``escape``: of the sample's parts it judged OK and a person reviewed, those that
-      were defects: the share of what it passes that is defective (outgoing defects;
-      SPC's ``escape_audit`` for one version). Sound whatever share of its NG parts was
-      reviewed, as long as the OK ones reviewed were not picked by how they looked.
+    - ``escape``: of the sample's parts it judged OK, the share that are defects, read off
+      those a person reviewed: the share of what it passes that is defective (outgoing
+      defects; SPC's ``escape_audit`` for one version).
     - ``defects_passed``: of the sample's parts reviewed as defects, those it judged OK:
       the share of the line's defects it lets through. None (``even_review`` false) when
-      the sample's parts of one verdict were reviewed in a far smaller share than those
-      of another (:data:`EVEN_REVIEW`): then it says more of how people review than of
-      the model.
-    - ``false_reject``: of the sample's parts it judged NG and a person reviewed, those
-      that were good.
+      the sample's parts of one of the line's verdicts were reviewed in a far smaller share
+      than those of another (:data:`EVEN_REVIEW`): then it says more of how people review
+      than of the model.
+    - ``false_reject``: of the sample's parts it judged NG, the share that are good.
 
-    ``judged``/``reviewed`` say on how many parts, per verdict too (``by_verdict``), so
-    that a reader sees when too few were reviewed to say anything."""
+    ``judged``/``reviewed`` say on how many parts, per verdict of its own (``by_verdict``)
+    and of the line's (``by_line_verdict``: what ``even_review`` compares), so that a
+    reader sees when too few were reviewed to say anything."""
     if not counts:
         return None
+    cells: dict[tuple[bool, Optional[str], str, str], int] = defaultdict(int)
+    for key, c in counts.items():
+        rev, lab, line_verdict, v = key if len(key) == 4 else (key[0], key[1], key[2], key[2])
+        cells[(bool(rev), lab if rev else None, line_verdict, v)] += c
 
-    def n(verdict: Optional[str] = None, label: Optional[str] = None, reviewed: Optional[bool] = None) -> int:
-        return sum(c for (rev, lab, v), c in counts.items()
-                   if (verdict is None or v == verdict) and (reviewed is None or bool(rev) == reviewed)
+    def n(verdict: Optional[str] = None, label: Optional[str] = None, line: Optional[str] = None) -> int:
+        return sum(c for (rev, lab, a, v), c in cells.items()
+                   if (verdict is None or v == verdict) and (line is None or a == line)
                    and (label is None or (rev and lab == label)))
 
-    def reviewed(verdict: Optional[str] = None) -> int:   # reviewed good or defect (a label to count by)
-        return n(verdict, "good") + n(verdict, "defect")
+    def reviewed(verdict: Optional[str] = None, line: Optional[str] = None) -> int:
+        # reviewed good or defect (a label to count by)
+        return n(verdict, "good", line) + n(verdict, "defect", line)
 
-    verdicts = sorted({v for (_r, _l, v) in counts})
+    def weighted(verdict: str, label: str) -> dict[str, Any]:
+        return weighted_rate({a: (n(verdict, line=a), reviewed(verdict, a), n(verdict, label, a))
+                              for a in line_verdicts}, confidence)
+
+    verdicts = sorted({v for (_r, _l, _a, v) in cells})
+    line_verdicts = sorted({a for (_r, _l, a, _v) in cells})
     by_verdict = {v: {"judged": n(v), "reviewed": reviewed(v)} for v in verdicts}
-    shares = [b["reviewed"] / b["judged"] for b in by_verdict.values() if b["judged"]]
+    by_line = {a: {"judged": n(line=a), "reviewed": reviewed(line=a)} for a in line_verdicts}
+    shares = [b["reviewed"] / b["judged"] for b in by_line.values() if b["judged"]]
     even = bool(shares) and max(shares) > 0 and min(shares) >= EVEN_REVIEW * max(shares)
     defects = n(label="defect")
-    return {"judged": n(), "reviewed": reviewed(), "by_verdict": by_verdict,
-            "escape": rate_with_ci(n("OK", "defect"), reviewed("OK"), confidence),
+    return {"judged": n(), "reviewed": reviewed(), "by_verdict": by_verdict, "by_line_verdict": by_line,
+            "escape": weighted("OK", "defect"),
             "defects_passed": rate_with_ci(n("OK", "defect"), defects, confidence) if even else None,
             "even_review": even,
-            "false_reject": rate_with_ci(n("NG", "good"), reviewed("NG"), confidence),
+            "false_reject": weighted("NG", "good"),
             "confidence": confidence}
 
 
-def _split(counts: dict[tuple[bool, bool, Optional[str], str], int]) -> tuple[dict, dict]:
-    """(in sample, reviewed, label, verdict) -> parts  ->  (the reviewed parts' (label,
-    verdict) counts for :func:`_rates`, the sample's (reviewed, label, verdict) ones for
-    :func:`sample_rates`)."""
+def _split(counts: dict[tuple[bool, bool, Optional[str], str, str], int]) -> tuple[dict, dict]:
+    """(in sample, reviewed, label, the line's verdict, the version's verdict) -> parts  ->
+    (the reviewed parts' (label, verdict) counts for :func:`_rates`, the sample's
+    (reviewed, label, line verdict, verdict) ones for :func:`sample_rates`)."""
     reviewed: dict[tuple[str, str], int] = defaultdict(int)
-    sample: dict[tuple[bool, Optional[str], str], int] = defaultdict(int)
-    for (in_sample, rev, label, verdict), k in counts.items():
+    sample: dict[tuple[bool, Optional[str], str, str], int] = defaultdict(int)
+    for (in_sample, rev, label, line_verdict, verdict), k in counts.items():
         if rev:
             reviewed[(label, verdict)] += k
         if in_sample:
-            sample[(bool(rev), label if rev else None, verdict)] += k
+            sample[(bool(rev), label if rev else None, line_verdict, verdict)] += k
     return reviewed, sample
+
+
+def _reviewed_or_sampled(q: Any) -> Any:
+    """``q`` over the parts reviewed or in the audit sample, as two branches each along its
+    own index (``ix_inspections_reviewed``; the partial ``ix_inspections_audit_sample``,
+    migration 0026): one ``reviewed OR audit_sample`` can use neither and reads every
+    record (SQLite, 2 million parts, 99,000 of them reviewed or sampled: 0.6-0.7 s against
+    0.31-0.36 s in two branches; the reviewed ones alone took 0.24-0.31 s). The branches
+    share no part; a grouped ``q`` may give a group in each (the caller adds them)."""
+    # "= true" as the partial index's condition is written (SQLite matches it by its text);
+    # "IS NOT true", not "= false", so that no planner goes along the reviewed index for
+    # nearly every part (SQLite without statistics did)
+    return union_all(q.where(Inspection.reviewed.is_(True)),
+                     q.where(Inspection.audit_sample == true(), Inspection.reviewed.is_not(True)))
 
 
 def _active_spans(s: Session, product: str, line: str) -> list[tuple[Any, Any, int]]:
@@ -160,11 +234,13 @@ def version_sample_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[i
 
 
 def version_counts(s: Session,
-                   versions: Iterable[ModelVersion]) -> dict[int, dict[tuple[bool, bool, Optional[str], str], int]]:
-    """Per version id, (in the audit sample, reviewed, review label, its verdict) -> parts,
-    over the parts reviewed or in the audit sample it judged, in two grouped queries for
-    any number of versions (:func:`_split` parts them for :func:`_rates` and
-    :func:`sample_rates`).
+                   versions: Iterable[ModelVersion]) -> dict[int, dict[tuple[bool, bool, Optional[str], str, str], int]]:
+    """Per version id, (in the audit sample, reviewed, review label, the line's verdict, its
+    verdict) -> parts, over the parts reviewed or in the audit sample it judged, in a few
+    grouped queries for any number of versions (:func:`_split` parts them for
+    :func:`_rates` and :func:`sample_rates`). The line's verdict is the one people saw and
+    picked reviews by: its own on the parts it judged as the active version, the active
+    one's on those it judged in shadow.
 
     A part's record names the model and its version number, not whether the version was
     a line's own or the product's: a file uploaded for line L1 too (cell/L1 v1 beside
@@ -173,7 +249,7 @@ def version_counts(s: Session,
     line go to the one active for the line when the part was judged."""
     versions = list(versions)
     products = sorted({mv.product for mv in versions})
-    counts: dict[int, dict[tuple[bool, bool, Optional[str], str], int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[int, dict[tuple[bool, bool, Optional[str], str, str], int]] = defaultdict(lambda: defaultdict(int))
     if not versions:
         return {}
     by_key = defaultdict(list)
@@ -187,52 +263,85 @@ def version_counts(s: Session,
                  if key in by_key and len(mvs) > 1 and any(not mv.line for mv in mvs)}
     # a reviewed part, or one of the audit sample whether reviewed or not (how many of the
     # sample's parts were judged says how much of it the reviews cover)
-    counted = or_(Inspection.reviewed.is_(True), Inspection.audit_sample.is_(True))
-    q = (select(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
-                Inspection.audit_sample, Inspection.reviewed, Inspection.review_label, Inspection.verdict, func.count())
-         .where(counted, Inspection.product.in_(products), Inspection.test_part.is_(None))
-         .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
-                   Inspection.audit_sample, Inspection.reviewed, Inspection.review_label, Inspection.verdict))
+    group = (Inspection.product, Inspection.model_id, Inspection.registry_version, Inspection.line,
+             Inspection.audit_sample, Inspection.reviewed, Inspection.review_label, Inspection.verdict)
+    q = _reviewed_or_sampled(select(*group, func.count().label("n"))
+                             .where(Inspection.product.in_(products), Inspection.test_part.is_(None))
+                             .group_by(*group))
     for product, model_id, reg_version, line, in_sample, reviewed, label, verdict, n in s.execute(q):
         key = (product, model_id, reg_version)
         if key in ambiguous and any(mv.line == line for mv in ambiguous[key]):
             continue     # by time, below
         for mv in by_key.get(key, ()):
             if not mv.line or mv.line == line:
-                counts[mv.id][(bool(in_sample), bool(reviewed), label, verdict)] += n
+                counts[mv.id][(bool(in_sample), bool(reviewed), label, verdict, verdict)] += n
     for (product, model_id, reg_version), mvs in ambiguous.items():
         wide = next(mv for mv in mvs if not mv.line)
         for own in (mv for mv in mvs if mv.line):
             spans = [(a, b) for a, b, vid in _active_spans(s, product, own.line) if vid == own.id]
-            rows = s.execute(select(Inspection.created_at, Inspection.audit_sample, Inspection.reviewed,
-                                    Inspection.review_label, Inspection.verdict)
-                             .where(counted, Inspection.product == product,
-                                    Inspection.model_id == model_id, Inspection.registry_version == reg_version,
-                                    Inspection.line == own.line, Inspection.test_part.is_(None)))
+            rows = s.execute(_reviewed_or_sampled(
+                select(Inspection.created_at, Inspection.audit_sample, Inspection.reviewed,
+                       Inspection.review_label, Inspection.verdict)
+                .where(Inspection.product == product, Inspection.model_id == model_id,
+                       Inspection.registry_version == reg_version, Inspection.line == own.line,
+                       Inspection.test_part.is_(None))))
             for at, in_sample, reviewed, label, verdict in rows:
                 judge = own if any(a <= at and (b is None or at < b) for a, b in spans) else wide
-                counts[judge.id][(bool(in_sample), bool(reviewed), label, verdict)] += 1
+                counts[judge.id][(bool(in_sample), bool(reviewed), label, verdict, verdict)] += 1
     ids = [mv.id for mv in versions]
+    # in shadow: along the shadow's results (few beside the line's records), each part's
+    # record looked up; the line's verdict is the active version's
+    counted = or_(Inspection.reviewed.is_(True), Inspection.audit_sample.is_(True))
     q2 = (select(ShadowResult.model_version_id, Inspection.audit_sample, Inspection.reviewed, Inspection.review_label,
-                 ShadowResult.verdict, func.count())
+                 Inspection.verdict, ShadowResult.verdict, func.count())
           .join(Inspection, Inspection.id == ShadowResult.inspection_id)
           .where(counted, ShadowResult.model_version_id.in_(ids), Inspection.test_part.is_(None))
           .group_by(ShadowResult.model_version_id, Inspection.audit_sample, Inspection.reviewed,
-                    Inspection.review_label, ShadowResult.verdict))
-    for mv_id, in_sample, reviewed, label, verdict, n in s.execute(q2):
-        counts[mv_id][(bool(in_sample), bool(reviewed), label, verdict)] += n
+                    Inspection.review_label, Inspection.verdict, ShadowResult.verdict))
+    for mv_id, in_sample, reviewed, label, line_verdict, verdict, n in s.execute(q2):
+        counts[mv_id][(bool(in_sample), bool(reviewed), label, line_verdict, verdict)] += n
     return {mv.id: dict(counts.get(mv.id, {})) for mv in versions}
+
+
+def shadow_runs(s: Session, candidate: ModelVersion) -> list[tuple[Any, Any]]:
+    """(from, until) of each stretch ``candidate`` ran in shadow (until None: it runs still),
+    from the change log: ``model.shadow_started`` names the version (``cell/L1 v2``),
+    ``model.shadow_stopped`` the product and line it shadowed (``cell/L1``), whether it was
+    stopped, replaced by another version or made active. A restart does not end a run (the
+    shadow is kept in the database and goes on with the next part)."""
+    from .registry import model_subject
+    slot = f"{candidate.product}/{candidate.line or '*'}"
+    entries = s.execute(select(ChangeLogEntry.action, ChangeLogEntry.at)
+                        .where(or_(and_(ChangeLogEntry.action == "model.shadow_started",
+                                        ChangeLogEntry.subject == model_subject(candidate)),
+                                   and_(ChangeLogEntry.action == "model.shadow_stopped",
+                                        ChangeLogEntry.subject == slot)))
+                        .order_by(ChangeLogEntry.at, ChangeLogEntry.id))
+    runs: list[tuple[Any, Any]] = []
+    since = None
+    for action, at in entries:
+        if action == "model.shadow_started":
+            since = at if since is None else since
+        elif since is not None:
+            runs.append((since, at))
+            since = None
+    if since is not None:
+        runs.append((since, None))
+    return runs
 
 
 def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str = "",
             max_disagreements: int = MAX_DISAGREEMENTS) -> dict[str, Any]:
     """The candidate's shadow verdicts against the active version's on the parts both judged:
     agreement, disagreements, the rates of each on the reviewed parts (``reviewed``) and on
-    the audit sample's parts (``sample``, :func:`sample_rates`) among them, and
-    ``not_compared``: the parts the active version judged while the candidate ran (from
-    the first part both judged to the last) that the candidate did not, because the shadow
-    fell behind and dropped them or failed on them. A comparison on half the line's parts
-    must say so: the dropped ones come in bursts (a busy hour), not at random."""
+    the audit sample's parts (``sample``, :func:`sample_rates`: the candidate's weighted by
+    the active version's verdicts, which chose what people reviewed) among them, and
+    ``not_compared``: the parts the active version judged while the candidate ran in
+    shadow (``shadow_runs``, from the change log) that the candidate did not, because the
+    shadow fell behind and dropped them or failed on them. A comparison on half the line's
+    parts must say so: the dropped ones come in bursts (a busy hour), not at random; the
+    time a shadow was stopped on purpose is not held against it. Where the change log has
+    no run of it (parts from before the log), from the first part both judged to the last."""
     # a test part's review says what the part is, not how the line's parts are judged:
     # left out, as SPC, the shift report and tuning leave it out
     both = and_(ShadowResult.model_version_id == candidate.id, Inspection.product == active.product,
@@ -245,17 +354,26 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
     parts, agreed, first, last = s.execute(base.with_only_columns(
         func.count(), func.coalesce(func.sum(agree), 0), func.min(Inspection.created_at),
         func.max(Inspection.created_at))).one()
+    runs = shadow_runs(s, candidate)
+    if parts and (not runs or first < runs[0][0]):
+        # parts compared before the log's first run (a shadow from before the change log):
+        # their stretch is all that says when it ran
+        runs = [(first, runs[0][0] if runs else last)] + runs
     not_compared = 0
-    if parts:
-        # the active version's parts over the same stretch, with or without a candidate verdict
-        # (the shadow's own counters are per process, for every shadow together, and gone
-        # with a restart; the records are not)
+    if runs:
+        # the active version's parts over the runs without a candidate verdict (the shadow's
+        # own counters are per process, for every shadow together, and gone with a restart;
+        # the records are not), counted as such: a count of the stretch less the parts both
+        # judged went below 0 where a bound compared unequal to the stored time
+        during = or_(*(and_(Inspection.created_at >= a, *(() if b is None else (Inspection.created_at <= b,)))
+                       for a, b in runs))
         same = [Inspection.product == active.product, Inspection.model_id == active.model_id,
-                Inspection.registry_version == active.version, Inspection.test_part.is_(None),
-                Inspection.created_at >= first, Inspection.created_at <= last]
+                Inspection.registry_version == active.version, Inspection.test_part.is_(None), during,
+                ~exists().where(ShadowResult.inspection_id == Inspection.id,
+                                ShadowResult.model_version_id == candidate.id)]
         if line:
             same.append(Inspection.line == line)
-        not_compared = int(s.scalar(select(func.count()).select_from(Inspection).where(*same)) or 0) - int(parts)
+        not_compared = max(0, int(s.scalar(select(func.count()).select_from(Inspection).where(*same)) or 0))
     rows = s.execute(base.with_only_columns(Inspection.id, Inspection.part_id, Inspection.verdict, ShadowResult.verdict,
                                             Inspection.score, ShadowResult.score, Inspection.review_label)
                      .where(Inspection.verdict != ShadowResult.verdict)
@@ -267,14 +385,16 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
             .group_by(Inspection.review_label, Inspection.verdict, ShadowResult.verdict)):
         reviewed["active"][(label, a_verdict)] += n
         reviewed["candidate"][(label, c_verdict)] += n
+    # (reviewed, label, the line's verdict, the version's): people picked the parts to review
+    # by the active version's verdict, so the candidate's rates are weighted by it
     sample = {"active": defaultdict(int), "candidate": defaultdict(int)}
     for rev, label, a_verdict, c_verdict, n in s.execute(
             base.with_only_columns(Inspection.reviewed, Inspection.review_label, Inspection.verdict,
                                    ShadowResult.verdict, func.count())
-            .where(Inspection.audit_sample.is_(True))
+            .where(Inspection.audit_sample == true())
             .group_by(Inspection.reviewed, Inspection.review_label, Inspection.verdict, ShadowResult.verdict)):
-        sample["active"][(bool(rev), label if rev else None, a_verdict)] += n
-        sample["candidate"][(bool(rev), label if rev else None, c_verdict)] += n
+        sample["active"][(bool(rev), label if rev else None, a_verdict, a_verdict)] += n
+        sample["candidate"][(bool(rev), label if rev else None, a_verdict, c_verdict)] += n
     return {
         "parts": int(parts),
         "agreement": (int(agreed) / parts) if parts else None,
@@ -285,6 +405,7 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
         "sample": {k: sample_rates(v) for k, v in sample.items()},
         "not_compared": not_compared,
         "compared_share": int(parts) / (int(parts) + not_compared) if parts else None,
+        "shadow_runs": [{"started_at": a, "stopped_at": b} for a, b in runs],
     }
 
 

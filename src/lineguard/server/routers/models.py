@@ -29,15 +29,28 @@ class SampleRatesOut(BaseModel):
     judged: int = Field(description="parts of the random audit sample the version judged (as the active version, "
                                     "or in shadow)")
     reviewed: int = Field(description="of them, reviewed good or defect: what every rate here rests on")
-    by_verdict: dict[str, SampleVerdictOut] = Field(description="judged and reviewed per verdict (OK, REVIEW, NG)")
-    escape: RateOut = Field(description="of the sample's parts it judged OK and people reviewed, the defects: the "
-                                        "share of what it passes that is defective")
+    by_verdict: dict[str, SampleVerdictOut] = Field(description="judged and reviewed per verdict of its own (OK, "
+                                                                "REVIEW, NG)")
+    by_line_verdict: dict[str, SampleVerdictOut] = Field(description="judged and reviewed per verdict the line gave "
+                                                                     "(the active version's: what people picked "
+                                                                     "reviews by); the same as by_verdict for the "
+                                                                     "parts a version judged as the active one")
+    escape: RateOut = Field(description="of the sample's parts it judged OK, the share that are defects, read off "
+                                        "those people reviewed: the share of what it passes that is defective. "
+                                        "Where the line gave its OK parts more than one verdict (a shadow's: "
+                                        "people picked which to review by the active version's verdict) it has "
+                                        "weighted_by, per verdict of the line {judged, reviewed, k}: rate is each "
+                                        "kind's share weighted by its part of the judged parts (null when a kind "
+                                        "was not reviewed at all), lo/hi a conservative interval (each kind's exact "
+                                        "interval, Bonferroni over the kinds, weighted), and k/n only the plain "
+                                        "counts of reviews, which would read the rate wrong")
     defects_passed: Optional[RateOut] = Field(description="of the sample's parts reviewed as defects, those it "
                                                           "judged OK; null unless even_review")
-    even_review: bool = Field(description="the sample's parts of each verdict were reviewed in about the same "
-                                          "share (within 0.9x): only then does defects_passed say what the "
-                                          "version passes rather than what people reviewed")
-    false_reject: RateOut = Field(description="of the sample's parts it judged NG and people reviewed, the good ones")
+    even_review: bool = Field(description="the sample's parts of each verdict the line gave were reviewed in about "
+                                          "the same share (within 0.9x): only then does defects_passed say what "
+                                          "the version passes rather than what people reviewed")
+    false_reject: RateOut = Field(description="of the sample's parts it judged NG, the share that are good "
+                                              "(weighted by the line's verdict as escape is)")
     confidence: float
 
 
@@ -55,15 +68,25 @@ class ModelVersionRatesList(BaseModel):
     items: list[ModelVersionRatesOut]
 
 
+class ShadowRunOut(BaseModel):
+    started_at: str
+    stopped_at: Optional[str] = Field(description="null: it runs still")
+
+
 class CompareSampleOut(CompareOut):
     active: ModelVersionRatesOut
     candidate: ModelVersionRatesOut
     sample: dict[str, Optional[SampleRatesOut]] = Field(description="active and candidate rates on the audit "
                                                                     "sample's parts both judged")
-    not_compared: int = Field(description="parts the active version judged from the first part both judged to the "
-                                          "last that the candidate did not: the shadow fell behind (dropped them) "
-                                          "or failed on them")
+    not_compared: int = Field(description="parts the active version judged while the candidate ran in shadow "
+                                          "(shadow_runs) that the candidate did not: the shadow fell behind "
+                                          "(dropped them) or failed on them. The time it was stopped is not counted")
     compared_share: Optional[float] = Field(description="parts / (parts + not_compared); null with no parts")
+    shadow_runs: list[ShadowRunOut] = Field(default_factory=list,
+                                            description="when the candidate ran in shadow, from the change log "
+                                                        "(started, stopped or replaced or made active); for parts "
+                                                        "compared before the log's first run, from the first of "
+                                                        "them to that run")
 
 MAX_MODEL_BYTES = 2 * 1024 ** 3
 
@@ -319,6 +342,8 @@ def compare_models(product: str, line: str = Query("", max_length=100),
             cand = station.models.get(product, "", candidate)   # a product-wide version shadowing this line
     with station.db.session() as s:
         out = compare(s, active, cand, line)
+    out["shadow_runs"] = [{"started_at": _iso(r["started_at"]), "stopped_at": _iso(r["stopped_at"])}
+                          for r in out["shadow_runs"]]
     a, c = models_to_dicts(station, [active, cand])
     return {"active": a, "candidate": c, **out}
 

@@ -111,8 +111,16 @@ LG.start(async (main) => {
     return !!(live && live.train_images && m.train_images < live.train_images / 2);
   }
 
-  // A rate with its count and exact 95 % interval: "40.0 % (4 of 10; 95 %: 12.2 % – 73.8 %)"
-  const ci = (r) => `${pct(r.rate, 1)} (${r.k} of ${r.n}; 95 %: ${pct(r.lo, 1)} – ${pct(r.hi, 1)})`;
+  // A rate with its count and exact 95 % interval: "40.0 % (4 of 10; 95 %: 12.2 % – 73.8 %)".
+  // A shadow's is weighted by the line's verdicts (people picked what to review by the active
+  // version's verdict, so "k of n" would read it wrong): said so, with its wider interval;
+  // none at all where some kind of its parts was never reviewed.
+  const ci = (r) => !r.weighted_by ? `${pct(r.rate, 1)} (${r.k} of ${r.n}; 95 %: ${pct(r.lo, 1)} – ${pct(r.hi, 1)})`
+    : r.rate === null || r.rate === undefined
+      ? `not estimated: some of these parts are of a verdict of the line none of which was reviewed (95 %: `
+        + `${pct(r.lo, 1)} – ${pct(r.hi, 1)} whatever they are)`
+      : `${pct(r.rate, 1)} (weighted by the line's verdicts, from ${r.k} of ${r.n} reviewed; 95 %: ${pct(r.lo, 1)} – `
+        + `${pct(r.hi, 1)})`;
 
   // The random audit sample's parts (drawn by the photo's hash before any verdict) are the
   // only reviews that say how a version does on the line: shown first. "judged, reviewed"
@@ -120,14 +128,16 @@ LG.start(async (main) => {
   function sampleRates(s, id) {
     if (!s || !s.judged) return null;
     const passed = s.defects_passed ? `defects passed (of the defects reviewed, judged OK): ${ci(s.defects_passed)}`
-      : s.reviewed ? "defects passed: not said (the sample's OK and NG parts were reviewed in different shares: "
-        + "review the audit list)" : null;
+      : s.reviewed ? "defects passed: not said (the sample's parts the line passed and those it flagged were reviewed "
+        + "in different shares: review the audit list)" : null;
     return h("div", {class: "sample-rates", dataset: {rates: "sample"}, id: id || null,
       title: "the random audit sample: parts drawn before any verdict, whatever the model said; the rates people "
         + "measured on those alone say how this version does on the line"},
     h("b", {}, `audit sample: ${s.judged} judged, ${s.reviewed} reviewed`),
-    s.reviewed ? [h("div", {}, s.escape.n ? `escapes (defects among its OK parts reviewed): ${ci(s.escape)}`
-      : "escapes: no OK part of the sample reviewed"), passed ? h("div", {}, passed) : null]
+    s.reviewed ? [h("div", {}, !s.escape.n ? "escapes: no OK part of the sample reviewed"
+      : s.escape.weighted_by ? `escapes (defects among its OK parts, weighted by the line's verdicts: it judged in `
+        + `shadow): ${ci(s.escape)}` : `escapes (defects among its OK parts reviewed): ${ci(s.escape)}`),
+    passed ? h("div", {}, passed) : null]
       : h("div", {class: "muted"}, "none reviewed yet: the Review queue's audit list holds them"));
   }
 
@@ -222,24 +232,34 @@ LG.start(async (main) => {
       h("td", {}, s && s.escape.n ? ci(s.escape) : "–"), h("td", {}, s && s.defects_passed ? ci(s.defects_passed) : "–"),
       h("td", {}, s ? `${s.judged} judged, ${s.reviewed} reviewed` : "no part of the sample"));
     // the shadow drops parts when it falls behind (a busy hour): a comparison on half the
-    // line's parts must say so
+    // line's parts must say so. Only while it ran (the change log's starts and stops): the
+    // time it was stopped on purpose is no fault of it
+    const runs = (c.shadow_runs || []).length;
     const dropped = c.not_compared ? h("p", {class: "warn", id: "not-compared-parts"},
       `v${c.candidate.version} judged ${c.parts} of the ${c.parts + c.not_compared} parts made while it ran in `
-      + `shadow (${pct(c.compared_share, 0)}): ${c.not_compared} were left uncompared (it fell behind or failed on `
-      + "them, mostly in the busiest stretches), so the numbers below are of the parts it kept up with.") : null;
+      + `shadow${runs > 1 ? ` (${runs} runs; the time between them left out)` : ""} (${pct(c.compared_share, 0)}): `
+      + `${c.not_compared} were left uncompared (it fell behind or failed on them, mostly in the busiest `
+      + "stretches), so the numbers below are of the parts it kept up with.") : null;
+    // people picked which parts to review by the active version's verdict: the candidate's
+    // plain counts would overstate its escapes (its reviewed OK parts are rich in the ones
+    // the active version flagged)
+    const weighted = ss.candidate && (ss.candidate.escape.weighted_by || ss.candidate.false_reject.weighted_by)
+      ? h("p", {class: "muted", id: "compare-weighted"}, `v${c.candidate.version}'s rates are weighted by the active `
+        + "version's verdicts: people picked which parts to review by what it said (everything it flagged, a share "
+        + "of what it passed), so each kind of part counts for its share of the sample, not of the reviews.") : null;
     clear(compareEl).appendChild(h("div", {class: "panel", id: "compare-view"},
       h("h2", {}, `Compare: active v${c.active ? c.active.version : "?"} vs candidate v${c.candidate.version}`),
       h("div", {class: "rates"},
         h("div", {class: "rate"}, h("b", {id: "agreement"}, c.parts ? pct(c.agreement, 1) : "–"), h("span", {}, "agreement on the same parts")),
         h("div", {class: "rate"}, h("b", {id: "compared-parts"}, c.parts), h("span", {}, "parts judged by both")),
         h("div", {class: "rate"}, h("b", {id: "uncompared-parts"}, c.not_compared || 0),
-          h("span", {}, "parts left uncompared (the shadow fell behind)"))),
+          h("span", {}, "parts left uncompared while it ran (the shadow fell behind)"))),
       dropped,
       ss.active || ss.candidate ? [h("h3", {}, "On the random audit sample (parts drawn before any verdict)"),
         h("table", {id: "compare-sample"}, h("tr", {}, ["", "escapes (of OK parts reviewed)", "defects passed",
           "measured on"].map((t) => h("th", {}, t))),
         sampleRow(`active v${c.active ? c.active.version : "?"}`, ss.active),
-        sampleRow(`candidate v${c.candidate.version}`, ss.candidate))] : null,
+        sampleRow(`candidate v${c.candidate.version}`, ss.candidate)), weighted] : null,
       h("h3", {}, "Of the parts people reviewed (mostly the flagged ones: escapes read low)"),
       h("table", {id: "compare-reviewed"}, h("tr", {}, ["", "false rejects", "escapes", "measured on"].map((t) => h("th", {}, t))),
         row(`active v${c.active ? c.active.version : "?"}`, rr.active), row(`candidate v${c.candidate.version}`, rr.candidate)),
