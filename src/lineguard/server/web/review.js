@@ -1,5 +1,6 @@
 // Review queue: look at each REVIEW/NG part (or audit OK parts) and judge it from the
-// keyboard. G good (false alarm), D defect, 1-9 defect type, J/K or arrows to move, ? keys.
+// keyboard. G good (false alarm), D defect, 1-9 defect type (chosen before D, or the answer
+// that saves it once D asked which), J/K or arrows to move, ? keys.
 "use strict";
 
 LG.start(async (main) => {
@@ -21,7 +22,8 @@ LG.start(async (main) => {
   const helpDlg = h("dialog", {id: "keys-help"}, h("h2", {}, "Keys"),
     h("table", {}, [["G", "good: a false alarm (on an OK part: confirms it good)"],
       ["D", "defect: confirm it (on an OK part: a missed defect, an escape)"],
-      ["1 – 9", "pick the defect type"], ["J or →", "next part"], ["K or ←", "previous part"],
+      ["1 – 9", "pick the defect type (after D asked which defect: saves it as that type)"],
+      ["J or →", "next part"], ["K or ←", "previous part"],
       ["O", "switch image / overlay"], ["?", "show these keys"]]
       .map(([k, t]) => h("tr", {}, h("td", {}, h("kbd", {}, k)), h("td", {}, t)))),
     h("form", {method: "dialog"}, h("button", {}, "Close")));
@@ -172,7 +174,7 @@ LG.start(async (main) => {
 
   const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
 
-  function pick(i) { if (i !== idx) { idx = i; renderList(); show().catch(LG.fail); } }
+  function pick(i) { if (i !== idx) { leaving(); idx = i; renderList(); show().catch(LG.fail); } }
 
   function renderList() {
     // the list is built again: the row that had the keyboard's focus gives it to the current one
@@ -246,7 +248,7 @@ LG.start(async (main) => {
     }
     const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
       "aria-pressed": String(t === type),
-      dataset: {type: t}, onclick: () => pickType(i)}, i < 9 ? `${i + 1} ${t}` : t));
+      dataset: {type: t}, onclick: () => pickType(i, true)}, i < 9 ? `${i + 1} ${t}` : t));
     const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note"});
     // The photo check doubted the photo (a lamp, the exposure, the focus): a part whose score
     // passed came here for its photo, not its score. Said first, in the part page's words,
@@ -315,17 +317,35 @@ LG.start(async (main) => {
     if (btn) btn.textContent = viewLabel();
   }
 
-  function pickType(i) {
-    if (i >= types.length) return;
-    type = types[i] === type ? null : types[i];
+  function markType() {
     for (const b of detail.querySelectorAll(".types button")) {
       b.classList.toggle("on", b.dataset.type === type);
       b.setAttribute("aria-pressed", String(b.dataset.type === type));     // chosen: said, not only coloured
     }
   }
 
-  // A defect without its type feeds the Pareto nothing: the first D asks for the type,
-  // a second D on the same part saves it untyped (an unknown kind is still a defect).
+  // Before D a type is chosen (pressed again: unchosen) and D saves the defect with it. Once D
+  // asked "which defect?", the type is the answer: the defect is saved with it at once, as a
+  // D or a G is. Only highlighting it there left the part unreviewed under the same question,
+  // and a second press unchose it, so the D after saved the defect untyped.
+  // tapped: a type button, not a key (a tap in the moment after the question was aimed elsewhere)
+  function pickType(i, tapped = false) {
+    if (i >= types.length) return;
+    const it = items[idx];
+    if (it && untypedAsked === it.id) {
+      if (busy || (tapped && LG.settling())) return;
+      type = types[i];
+      markType();
+      judge("defect");
+      return;
+    }
+    type = types[i] === type ? null : types[i];
+    markType();
+  }
+
+  // A defect without its type feeds the Pareto nothing: the first D asks for the type (a
+  // type then saves it, pickType), a second D on the same part saves it untyped (an unknown
+  // kind is still a defect).
   let busy = false, untypedAsked = null, overrideAsked = null, shown = false;
   function ask(text) {
     LG.say(text, "info");
@@ -359,13 +379,17 @@ LG.start(async (main) => {
     }
     if (label === "defect" && !type && types.length && untypedAsked !== it.id) {
       untypedAsked = it.id;
-      ask("Which defect? Pick its type (1-9 or a button), or press D again to save it without a type");
+      // what the next key does, exactly: the keys only reach the first nine types
+      const keys = types.length === 1 ? "1" : `1-${Math.min(9, types.length)}`;
+      ask(`Which defect? Press its type (${keys}) or tap it to save it as that type; D again saves it with no type`);
       showTypes();
       return;
     }
     untypedAsked = null;
     overrideAsked = null;
     busy = true;
+    const askEl = document.getElementById("ask");
+    if (askEl) askEl.textContent = "";      // answered: a failed save says so itself, the question does not stay
     try {
       const note = (document.getElementById("note") || {}).value || null;
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
@@ -388,11 +412,24 @@ LG.start(async (main) => {
     } catch (err) { LG.fail(err); } finally { busy = false; }
   }
 
-  async function move(d) {
+  // Going to another part with a question about this one open: the part was not saved, and
+  // is said so (it stayed in the queue with no word, the operator sure it was judged).
+  function leaving() {
+    const it = items[idx];
+    if (it && (untypedAsked === it.id || overrideAsked === it.id)) {
+      const what = untypedAsked === it.id ? "defect not saved (its type was asked for, none given)"
+        : "review not changed (the change was not confirmed)";
+      LG.say(`${it.part_id}: ${what}${it.review.reviewed ? "" : ": still not reviewed"}`, "info");
+    }
+    // back at it later, the question is asked again, not taken as answered
     untypedAsked = null;
+    overrideAsked = null;
+  }
+
+  async function move(d) {
     if (d > 0 && idx >= items.length - 1 && more) await loadOlder();
     const n = Math.max(0, Math.min(items.length - 1, idx + d));
-    if (n !== idx) { idx = n; renderList(); await show(); }
+    if (n !== idx) { leaving(); idx = n; renderList(); await show(); }
   }
 
   document.addEventListener("keydown", (e) => {
@@ -409,7 +446,8 @@ LG.start(async (main) => {
     // a key held down repeats: it judges the part in front of the operator once, not the ones after
     else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator") && !e.repeat) judge("good"); }
     else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator") && !e.repeat) judge("defect"); }
-    else if (/^[1-9]$/.test(k)) pickType(Number(k) - 1);
+    // held down: the next part's type is not chosen by the repeat
+    else if (/^[1-9]$/.test(k)) { if (!e.repeat) pickType(Number(k) - 1); }
     else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1).catch(LG.fail);
     else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1).catch(LG.fail);
     else if (k === "o" || k === "O") toggleView();
