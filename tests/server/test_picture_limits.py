@@ -137,3 +137,42 @@ def test_pictures_take_turns_and_a_busy_station_says_when_to_ask_again(sqlite_li
         assert first["r"].status_code == 200
         # the turn was given back
         assert c.get(f"/api/v1/inspections/{ids[1]}/image", params={"max_side": 100}).status_code == 200
+
+
+def test_an_overlay_of_a_photo_judged_reduced_boxes_the_defect_where_it_is(tmp_path):
+    """A model without a decode scale (a plant's own) and a JPEG over the pixel limit: the
+    station judges it reduced to fit and tells the regions in that frame; the overlay drew
+    them as if told in the whole photo, at half their place."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    from lineguard.server.routers import inspections as routes
+
+    from .fake_inspector import FakeInspector
+    st = Station(StationConfig(data_dir=tmp_path / "data", max_image_pixels=2_000_000, min_free_gb=0),
+                 loader=FakeInspector.load)
+    st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)   # REVIEW: boxed
+    w, h = 2400, 1800                     # 4.3 MP over a 2 MP limit: judged at 1200 x 900
+    photo = np.full((h, w, 3), 100, np.uint8)
+    photo[180:360, 1680:1920] = 255       # the defect: x 70-80 %, y 10-20 %
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "JPEG", quality=95)
+    rec = st.inspect(buf.getvalue(), Part("p-big", "L1", "S1", "cell")).record
+    assert rec.regions and (rec.image_width, rec.image_height) == (1200, 900)
+    import time
+    for _ in range(200):                  # the map is written by the map writer, after the answer
+        if rec.heatmap_key is None or st.images.exists(rec.heatmap_key):
+            break
+        time.sleep(0.05)
+    drawn = np.asarray(Image.open(io.BytesIO(routes._draw_overlay(st, rec, None).body)).convert("RGB")).astype(int)
+    assert drawn.shape[:2] == (h, w)
+    changed = np.abs(drawn - photo.astype(int)).max(axis=2) > 60
+    changed[: int(0.085 * h)] = False     # the verdict banner, top left
+    cols = np.flatnonzero(changed.any(axis=0))
+    # every mark near the defect (x 70-80 %, a box line's width either side), none at half its place
+    assert cols.size and cols.min() >= 0.65 * w and cols.max() <= 0.85 * w, (cols.min(), cols.max())
+    st.close()

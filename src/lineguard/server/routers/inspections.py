@@ -434,8 +434,12 @@ def _draw_overlay(station: Station, rec: Inspection, max_side: Optional[int]) ->
                               model_id=rec.model_id, model_version=rec.model_version,
                               image_size=(rec.image_width, rec.image_height),
                               review_threshold=rec.review_threshold)
+    # the regions are told in the frame the station judged (the record's size): a JPEG over
+    # the pixel limit is judged reduced, and drawn as if told in the whole photo its boxes
+    # landed at half their place
+    told_in = (rec.image_height, rec.image_width) if rec.image_height and rec.image_width else photo.size_hw
     return Response(render.overlay_png(photo.pixels, amap, result, _overlay_side(*photo.size_hw, max_side),
-                                       shown_hw=photo.size_hw),
+                                       shown_hw=told_in),
                     media_type="image/png", headers=_PICTURE)
 
 
