@@ -205,3 +205,17 @@ def test_python_m_lineguard_server_reads_the_environment_too(monkeypatch, tmp_pa
     with pytest.raises(SystemExit) as bad:
         entry.main(["--data", str(tmp_path / "st")])
     assert bad.value.code == 2
+
+
+def test_serve_names_the_settings_the_environment_gave_and_warns_of_a_database_beside_its_folder(
+        opened, tmp_path):
+    """A LINEGUARD_DB left in a shell sent `serve --data DIR` (DIR holding its SQLite station)
+    to an empty PostgreSQL database without a word."""
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "lineguard.db").write_bytes(b"")
+    r = _serve(tmp_path, env={"LINEGUARD_DB": "postgresql://line:s3cret@127.0.0.1:1/plant",
+                              "LINEGUARD_SESSION_HOURS": "2"})
+    said = r.output + (r.stderr if r.stderr_bytes is not None else "")
+    assert "settings from the environment: LINEGUARD_DB, LINEGUARD_SESSION_HOURS" in said
+    assert "not the SQLite station in" in said and "s3cret" not in said
+    assert opened and opened[-1].db_url.endswith("/plant")

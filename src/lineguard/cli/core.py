@@ -137,6 +137,40 @@ def _promise(c: dict) -> str:
     return promise_text(c)
 
 
+def _say_f1_threshold(insp: "Inspector", c: dict, false_reject_rate: float, review_rate: float) -> None:
+    """What an F1-chosen threshold does on the parts given, measured, and that it promises
+    nothing: it used to be stated with the frr threshold's promise and escape rate (27.05's
+    "<= 1.96%" beside an F1 threshold of 23.58 that rejected 18% of the good parts, and
+    `eval` then found 23% NG "ABOVE the promise")."""
+    at = c["at_f1_threshold"]
+    say(f"threshold {insp.threshold:.4f}, chosen by F1 ({c['f1']:.3f}) on the given good and defect parts: on them "
+        f"{at['false_reject_rate']:.2%} of the good parts judged NG ({at['false_rejects']} of {at['n_good']}) "
+        f"and escape rate {at['escape_rate']:.2%} ({at['escapes']} of {at['n_defect']} defects judged OK)")
+    note("note", "no false-reject guarantee at this threshold: these rates were measured on the same parts that "
+                 "chose it, so the escape rate is optimistic for new defects; check on parts it has not seen "
+                 "(lineguard eval)")
+    if insp.review_threshold < insp.threshold:
+        r = c.get("at_review_threshold") or {}
+        say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
+            f"{review_rate:.2%} of good parts to review on top of those judged NG; on the given parts "
+            f"{r.get('false_reject_rate', 0.0):.2%} of the good parts judged REVIEW or NG, escape rate "
+            f"{r.get('escape_rate', 0.0):.2%} (measured, not promised)")
+    elif review_rate > 0:
+        note("note", "the review band is empty (too few good parts between the two thresholds): try a larger "
+                     "--review-rate or more good images")
+    frr = c.get("frr_promise") or {}
+    alt = c.get("at_frr_threshold") or {}
+    line = (f"the frr threshold would be {c['frr_threshold']:.4f} for a target false-reject rate of "
+            f"{false_reject_rate:.2%}")
+    if frr.get("guaranteed_false_reject_rate") is not None:
+        line += f", with the promise {_promise(frr)}"
+    if alt.get("escape_rate") is not None:
+        line += f"; escape rate {alt['escape_rate']:.2%} there on the defect images"
+    say(line + " (train without --strategy f1 for it)")
+    if frr.get("note"):
+        note("note", f"for the frr threshold: {frr['note']}")
+
+
 @click.command()
 @click.argument("good", nargs=-1, required=True, type=PathArg)
 @click.option("-o", "--output", required=True, type=PathArg, help="Model file to write (.lgm).")
@@ -244,22 +278,25 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                      "--exclude-suspects")
     if c.get("suspects_note"):
         note("note", c["suspects_note"])
-    say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
-        f"({_promise(c)})")
-    if insp.review_threshold < insp.threshold:
-        # the promise is for REVIEW and NG together (the asked review rate is where the band was set)
-        say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
-            f"{review_rate:.2%} of good parts to review; good parts judged REVIEW or NG: on average <= "
-            f"{c['guaranteed_not_ok_rate']:.2%}")
-    elif review_rate > 0:
-        note("note", "the review band is empty (the review threshold is at the reject threshold); "
-                     "with --strategy f1 or few held-out parts, try a larger --review-rate or more good images")
-    if c.get("note"):
-        note("note", c["note"])
-    if "at_frr_threshold" in c:
-        r = c.get("at_review_threshold", c["at_frr_threshold"])    # escapes: defects judged OK
-        say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold; "
-            f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
+    if c.get("strategy") == "f1":
+        _say_f1_threshold(insp, c, false_reject_rate, review_rate)
+    else:
+        say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
+            f"({_promise(c)})")
+        if insp.review_threshold < insp.threshold:
+            # the promise is for REVIEW and NG together (the asked review rate is where the band was set)
+            say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
+                f"{review_rate:.2%} of good parts to review; good parts judged REVIEW or NG: on average <= "
+                f"{c['guaranteed_not_ok_rate']:.2%}")
+        elif review_rate > 0:
+            note("note", "the review band is empty (the review threshold is at the reject threshold); "
+                         "with few held-out parts, try a larger --review-rate or more good images")
+        if c.get("note"):
+            note("note", c["note"])
+        if "at_frr_threshold" in c:
+            r = c.get("at_review_threshold", c["at_frr_threshold"])    # escapes: defects judged OK
+            say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold; "
+                f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
     if insp.info.get("skipped"):
         raise SystemExit(1)
 
@@ -435,6 +472,12 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
                 f"{report['promise']['confidence']:.0%} confidence); training promised <= {c['promised']:.2%} on "
                 "average" + (": ABOVE the promise (are these parts like the training parts?)"
                              if c["above_promise"] else ""))
+    cal = getattr(insp, "calibration", None) or {}
+    if (report.get("promise") is None and cal.get("strategy") == "f1"
+            and cal.get("measured_false_reject_rate") is not None):
+        # an F1 threshold promises nothing: say what training measured instead of staying silent
+        say(f"no false-reject promise to check: the threshold was chosen by F1 at training, where it judged "
+            f"{cal['measured_false_reject_rate']:.2%} of the good parts given NG (measured on the parts that chose it)")
     if output:
         say(f"report written to {output}/index.html")
 

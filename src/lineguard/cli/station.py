@@ -121,11 +121,29 @@ def _station_config(**options):
         return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
     try:
         overrides = _fields({name: value for name, value in options.items() if given(name)})
-        return StationConfig.from_env(warn=lambda line: note("warning", line), **overrides)
+        cfg = StationConfig.from_env(warn=lambda line: note("warning", line), **overrides)
     except EnvSettingError as exc:
         fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    _say_environment(cfg, {k for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def _say_environment(cfg, given: set) -> None:
+    """Name the settings the environment gave (never their values: a database URL may hold
+    a password), so a LINEGUARD_* variable left in a shell is seen; and warn when the
+    database came from LINEGUARD_DB while the data folder holds a SQLite station of its own
+    (a station started there went to an empty PostgreSQL database without a word)."""
+    from ..line.config import env_settings
+    from ._term import note
+    used = sorted(var for var, (name, _value) in env_settings().items() if name not in given)
+    if used:
+        note("note", f"settings from the environment: {', '.join(used)}")
+    if "LINEGUARD_DB" in used and cfg.db_url and (Path(cfg.data_dir) / "lineguard.db").is_file():
+        note("warning", f"the database is LINEGUARD_DB's, not the SQLite station in {cfg.data_dir} "
+                        "(lineguard.db): its parts, keys and models are not this station's; unset LINEGUARD_DB "
+                        "to start that one")
 
 
 # the options of a station wherever it runs, and their defaults (see line.config)
@@ -296,6 +314,10 @@ def station_options(f):
 @click.option("--timezone", default=None,
               help="The plant's time zone, an IANA name such as Europe/Berlin (default: this PC's): its shifts, "
                    "days and hours, and the plant_time of exports.")
+@click.option("--new", is_flag=True,
+              help="Make a new, empty station at --data even where a folder of nearly the same name beside it "
+                   "(another case, a trailing space) holds one; without it such a --data is refused as a typo. "
+                   "A --data with no such neighbour needs no --new: serve says it made a new station.")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
           db_schema: Optional[str], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
@@ -310,7 +332,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
           archive_records_to: Optional[Path], archive_images: str, backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
           alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
-          alarm_escalate_again_min: float, shift_starts: Optional[str], timezone: Optional[str]) -> None:
+          alarm_escalate_again_min: float, shift_starts: Optional[str], timezone: Optional[str],
+          new: bool = False) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
     from ..server.app import StartupError, create_app, open_station, run_server
@@ -339,6 +362,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                           alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                           timezone=timezone)
+    # a new station is made only where none is (said at start), never quietly beside one
+    new_station = _new_station_here(cfg, new)
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     try:
@@ -346,6 +371,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         station = open_station(cfg, str(model) if model else None, product, line, say=click.echo)
     except StartupError as exc:
         fail(str(exc))
+    if new_station:
+        click.echo(new_station)
     # the active models loaded beside the start: one whose file was lost or damaged is a
     # /health fault from the first second, not found by the line's first part
     threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
@@ -405,6 +432,46 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         if grabber is not None:
             grabber.close()
         station.close()
+
+
+def _station_lookalike(data: Path) -> Optional[Path]:
+    """A folder beside ``data`` whose name differs from its own only by case or trailing
+    spaces, dots or slashes, and that holds a station's database; None if there is none."""
+    def plain(name: str) -> str:
+        return name.rstrip(" ./\\").casefold()
+    try:
+        beside = list(data.parent.iterdir())
+    except OSError:
+        return None
+    for other in sorted(beside):
+        if other.name != data.name and plain(other.name) == plain(data.name) and (other / "lineguard.db").is_file():
+            return other
+    return None
+
+
+def _new_station_here(cfg, new: bool) -> Optional[str]:
+    """What ``serve`` says when it is about to make a new station (SQLite: no database in
+    the data folder yet), or None for a station that is there. A mistyped --data (./Station
+    for ./station) started a new, empty station without a word: the line's key then got 401
+    "unknown or revoked" and its parts went into another database. The first start of a
+    station must still work without a flag (the demo, the README's first ``serve``), so a
+    new folder is made and said; only one beside a near-namesake holding a station is
+    refused, unless ``--new``."""
+    from ._term import fail
+    if cfg.sqlite_path is None or cfg.sqlite_path.is_file():
+        return None          # a station is there (or a database server's, which serve reports itself)
+    data = cfg.data_dir.resolve()
+    twin = _station_lookalike(data)
+    if twin is not None and not new:
+        fail(f"--data {data} holds no station, but {twin} beside it does (a mistyped --data?): start with "
+             f"--data {twin}; or, for a new, empty station at {data} after all, add --new")
+    made = (f"no data folder at {data} yet; created it" if not data.exists()
+            else f"no station's database at {cfg.sqlite_path} yet; made one")
+    text = (f"new station: {made}. No keys or users yet: create them with `lineguard keys create --role admin "
+            f"--data {data}` / `lineguard users add NAME --role admin --data {data}`")
+    if twin is not None:
+        text += f" (a station stays at {twin}, beside it)"
+    return text
 
 
 def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], line: str, host: str, port: int,
@@ -721,6 +788,11 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                           status_path=_watch_status_path(st, folder, line, station),
                           status_info={"line": line, "station": station, "product": product,
                                        "inspects": "--server" if server else "here"})
+        if st is not None:
+            # the model's first part pays for its loading and set-up (3.2 s on a commutator
+            # model, booked as station_decode in that part's timings and the line view's p95):
+            # paid now, before the first file, as camera --data does; nothing is stored
+            st.warm_up(product, line)
     except BaseException:
         if st is not None:
             st.close()

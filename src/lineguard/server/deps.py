@@ -83,7 +83,7 @@ def require(role: str) -> Callable[..., Caller]:
         if hit is None:
             hit = await run_in_threadpool(_verify, station, key)
         if hit is None:
-            raise HTTPException(401, "the API key is unknown or revoked; ask an admin for a new one",
+            raise HTTPException(401, await run_in_threadpool(_unknown_key_message, station),
                                 headers={"WWW-Authenticate": "Bearer"})
         key_id, have, name = hit
         if not role_allows(have, role):
@@ -155,6 +155,20 @@ def session_of(station: Station, token: str) -> Optional[tuple[Optional[int], st
 
 def forget_session(station: Station, token: str) -> None:
     station.key_cache.drop(_SESSION + token)
+
+
+def _unknown_key_message(station: Station) -> str:
+    """Why a key is not taken. A station with no keys at all is most often a new data folder
+    (a mistyped --data): "ask an admin for a new one" sent people to the wrong fix."""
+    from sqlalchemy import func, select
+
+    from ..line.orm import ApiKey
+    with station.db.session() as s:
+        any_key = s.scalar(select(func.count()).select_from(ApiKey)) or 0
+    if not any_key:
+        return ("this station has no API keys yet (a new data folder?): check the station's --data, or create "
+                "one with `lineguard keys create --data DIR`")
+    return "the API key is unknown or revoked; ask an admin for a new one"
 
 
 def _verify(station: Station, key: str) -> Optional[tuple[int, str, str]]:

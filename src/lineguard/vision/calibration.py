@@ -292,6 +292,19 @@ def pixel_threshold_from_good(maps: list[np.ndarray], image_threshold: float,
     return float(min(np.quantile(flat, quantile), image_threshold))
 
 
+# What the conformal quantile guarantees about the threshold it sets: under the F1 strategy
+# the threshold is another one, so these go into ``frr_promise`` (what the frr threshold
+# would have promised), never beside the F1 threshold, where every reader of the record
+# (eval's promise check, the station's Tuning page, ``train``'s output) would quote them.
+PROMISE_KEYS = ("method", "rank", "guaranteed_false_reject_rate", "false_reject_rate_upper_90",
+                "enough_calibration_parts", "calibration_parts_needed", "design_effect",
+                "effective_calibration_parts", "note")
+
+F1_NO_PROMISE = ("no false-reject guarantee: the threshold is the one that scored best (F1) on the given good and "
+                 "defect parts, and its rates are measured on those same parts, which chose it: the escape rate "
+                 "is optimistic for new defects, and the false-reject rate is one sample's")
+
+
 def summarize(good_scores: np.ndarray, false_reject_rate: float,
               defect_scores: Optional[np.ndarray] = None, strategy: str = "frr",
               review_rate: float = 0.0, groups: Optional[Sequence[Any]] = None) -> dict[str, Any]:
@@ -301,6 +314,15 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
     review threshold (at or below it: OK; in between: REVIEW), from ``review_rate``
     as the module docstring defines. ``review_rate`` 0: no band, the two are equal.
     ``groups``: which photos show the same part (:func:`conformal_threshold`).
+
+    Strategy "f1": the reject threshold is the F1-optimal one on the given parts. It
+    carries no conformal promise: the record holds its measured rates
+    (``measured_false_reject_rate``, ``measured_escape_rate``, from ``at_f1_threshold``)
+    and ``no_promise`` saying why; what the frr threshold (``frr_threshold``) would have
+    promised is kept apart in ``frr_promise``. A review band then sends ``review_rate``
+    of the good parts to REVIEW on top of those the F1 threshold rejects on the given
+    parts (the conformal quantile at their measured share + ``review_rate``), again
+    measured, not promised (``at_review_threshold``).
     """
     check_review_rate(false_reject_rate, review_rate)
     thr, info = conformal_threshold(good_scores, false_reject_rate, groups=groups)
@@ -314,14 +336,32 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
     if strategy == "f1":
         if "f1_threshold" not in out:
             raise ValueError("strategy 'f1' needs defect images; give some or use strategy 'frr'")
+        out["frr_promise"] = {k: out.pop(k) for k in PROMISE_KEYS if k in out}
+        out["method"] = "f1"
         out["threshold"] = out["f1_threshold"]
+        at = out["at_f1_threshold"]
+        out["measured_false_reject_rate"] = at["false_reject_rate"]
+        out["measured_escape_rate"] = at["escape_rate"]
+        out["no_promise"] = F1_NO_PROMISE
+        if review_rate > 0:
+            # the band's meaning under F1: review_rate of the good parts to REVIEW on top of the
+            # share the F1 threshold rejects (at frr + review_rate, the module's band, it sat above
+            # an F1 threshold below the frr one and was always empty)
+            rejected = float(at["false_reject_rate"] or 0.0)
+            level = min(rejected + review_rate, 1.0 - 1.0 / (len(np.ravel(good_scores)) + 2))
+            rt = min(conformal_threshold(good_scores, level)[0], out["threshold"])
+            out["review_threshold"] = rt
+            out["review_rate"] = float(review_rate)
+        else:
+            out["review_threshold"], _ = review_threshold(good_scores, false_reject_rate, 0.0, out["threshold"])
+            out["review_rate"] = 0.0
     elif strategy == "frr":
         out["threshold"] = thr
+        out["review_threshold"], review_info = review_threshold(good_scores, false_reject_rate, review_rate,
+                                                                out["threshold"])
+        out.update(review_info)
     else:
         raise ValueError(f"strategy must be 'frr' or 'f1', got {strategy!r}")
-    out["review_threshold"], review_info = review_threshold(good_scores, false_reject_rate, review_rate,
-                                                            out["threshold"])
-    out.update(review_info)
     if defect_scores is not None and len(defect_scores) and review_rate > 0:
         # escapes are defects judged OK: with a band, those at or below the review threshold
         out["at_review_threshold"] = rates_at(good_scores, defect_scores, out["review_threshold"])
@@ -369,9 +409,11 @@ def promise_check(calibration: dict[str, Any], scores: Sequence[float],
     test commutators sent 10-11% of good photos to a 5% band whose promise held on the
     training commutators left out (``benchmarks/commutator_band_study.py``).
 
-    None when the thresholds carry no promise (set by hand, or an old model file).
+    None when the thresholds carry no promise (set by hand, an old model file, or chosen
+    by F1 on the given parts: models trained before ``frr_promise`` kept the frr
+    threshold's promise beside the F1 threshold, which does not keep it).
     """
-    if "guaranteed_false_reject_rate" not in calibration:
+    if "guaranteed_false_reject_rate" not in calibration or calibration.get("strategy") == "f1":
         return None
     x = np.asarray(scores, dtype=np.float64)
     t = float(calibration["threshold"])
