@@ -78,6 +78,15 @@ def _no_host_fstab(monkeypatch):
     monkeypatch.setattr(mounted, "FSTAB", Path("/nonexistent/fstab"))
 
 
+@pytest.fixture(autouse=True)
+def _no_station_settings_from_the_shell(monkeypatch):
+    """serve, watch and camera read every LINEGUARD_* variable (line.config): a developer's
+    shell with LINEGUARD_DB or LINEGUARD_DATA set would run the tests' stations elsewhere.
+    Each test that wants one sets its own."""
+    for var in [v for v in os.environ if v.upper().startswith("LINEGUARD_")]:
+        monkeypatch.delenv(var)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_backend(request):
     """(database URL, schema): (None, None) for the station's own SQLite file, or the test
