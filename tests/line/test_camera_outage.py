@@ -230,3 +230,128 @@ def test_a_folder_of_images_is_a_recorded_source_played_in_name_order(tmp_path, 
     r = CliRunner().invoke(app, ["camera", "--source", str(empty), "--line", "L1", "--product", "cell",
                                  "--data", str(tmp_path)])
     assert r.exit_code == 2 and "lineguard watch" in r.output and "Traceback" not in r.output, r.output
+
+
+def _frames(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"p-{i:03d}.png"), np.full((40, 48, 3), 10 * (i + 1), np.uint8))
+    return folder
+
+
+def _frame_no(part_id: str) -> int:
+    return int(part_id.rsplit("-", 1)[1])
+
+
+def test_a_frame_the_model_fails_on_is_said_and_the_recorded_run_goes_on(tmp_path, caplog):
+    """Review: any error but a refusal was an outage, so a recorded source retried a frame an
+    in-process model raised on (a bug on that image, not a station that is down) every 5 s
+    for ever; the run never ended. It is the frame's: said once, counted, the run goes on."""
+    caplog.set_level(logging.INFO, logger="lineguard.camera")
+    calls = []
+    cam = None
+
+    def submit(image, part_id, name):
+        calls.append(_frame_no(part_id))
+        if len(calls) > 30:
+            cam.stop()                   # the old endless retry, ended for the test's sake
+        if _frame_no(part_id) == 2:
+            raise RuntimeError("model: unexpected input for this frame")
+        return {"part_id": part_id, "verdict": "OK", "score": 0.1, "id": len(calls)}
+
+    cam = CameraSource(str(_frames(tmp_path / "run", 4)), submit, station_name="CAM", mode="free", max_fps=1000)
+    cam.retry_s = (0.001, 0.002)
+    cam.run_free()
+    cam.close()
+    # before: frame 2 tried until stopped, frames 3 and 4 never
+    assert calls == [1, 2, 3, 4]
+    assert (cam.inspected, cam.errors, cam.lost, cam.outages) == (3, 1, 0, 0), cam.summary()
+    assert "4 frames read, 3 inspected" in cam.summary() and "1 not inspected for an error" in cam.summary()
+    starts, ends, per_frame = _outage_lines(caplog)
+    assert starts == [] and ends == []
+    assert len(per_frame) == 1 and "RuntimeError" in per_frame[0] and "goes on" in per_frame[0]
+
+
+class _Station500:
+    """A station over HTTP that answers frame 2 with its own failure (HTTP 500, as its
+    handler of an unexpected error does) at every try, and takes every other frame."""
+
+    def __init__(self):
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.parts: list[int] = []
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                pid = body.split(b'name="part_id"\r\n\r\n', 1)[1].split(b"\r\n", 1)[0].decode()
+                outer.parts.append(_frame_no(pid))
+                if _frame_no(pid) == 2:
+                    status, answer = 500, {"error": {"code": "internal_error", "message": "the station failed on "
+                                                     "this request (see its log)"}}
+                else:
+                    status, answer = 201, {"part_id": pid, "verdict": "OK", "score": 0.1, "id": len(outer.parts)}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_frame_the_station_fails_on_each_time_is_given_up_and_an_outage_is_still_waited_out(tmp_path, caplog):
+    """Review: a remote station answering HTTP 500 for one image (its own failure on that
+    request) held a recorded source on that frame for ever, though it took every other
+    frame. The frame is tried FRAME_TRIES times, then given up (counted, said) and the run
+    goes on; a station that cannot take frames (503, unreachable) is still waited out."""
+    from lineguard.line.sources import SubmitFailed, remote_submitter
+    from lineguard.line.sources.camera import FRAME_TRIES
+    caplog.set_level(logging.INFO, logger="lineguard.camera")
+    srv = _Station500()
+    remote = remote_submitter(srv.url, "key", "L1", "CAM", "cell")
+    calls = []
+    cam = None
+
+    def submit(image, part_id, name):
+        calls.append(_frame_no(part_id))
+        if len(calls) > 60:
+            cam.stop()                   # the old endless retry, ended for the test's sake
+        if len(calls) <= 3 * FRAME_TRIES:
+            # frame 1 meets a station with its disk full, then one that is down: an outage
+            # longer than FRAME_TRIES tries, waited out, never given up
+            if len(calls) % 2:
+                raise SubmitFailed("HTTP 503: storage_unavailable: the station's disk is full", "storage_unavailable")
+            raise _down()
+        return remote(image, part_id, name)
+
+    try:
+        cam = CameraSource(str(_frames(tmp_path / "run", 4)), submit, station_name="CAM", mode="free",
+                           max_fps=1000)
+        cam.retry_s = (0.001, 0.002)
+        cam.run_free()
+        cam.close()
+    finally:
+        srv.close()
+    # before: frame 2 tried until stopped, frames 3 and 4 never sent
+    assert calls == [1] * (3 * FRAME_TRIES + 1) + [2] * FRAME_TRIES + [3, 4]
+    assert srv.parts == [1] + [2] * FRAME_TRIES + [3, 4]
+    assert (cam.inspected, cam.errors, cam.lost, cam.given_up) == (3, 1, 1, 1), cam.summary()
+    assert "given up" in cam.summary()
+    msgs = [r.getMessage() for r in caplog.records if r.name == "lineguard.camera"]
+    given_up = [m for m in msgs if "given up, the run goes on" in m]
+    assert len(given_up) == 1 and "HTTP 500" in given_up[0] and f"{FRAME_TRIES} times" in given_up[0]
+    starts, ends, _ = _outage_lines(caplog)
+    assert len(starts) == 2 and len(ends) == 2        # the outage of frame 1, the failures on frame 2
+    assert "no frame lost" in ends[0] and "1 frame lost" in ends[1]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 
 import pytest
 
@@ -99,3 +100,157 @@ def test_a_part_written_again_while_the_one_before_is_refused_is_not_moved_to_fa
     assert [p.read_bytes() for p in (inbox / "done").iterdir()] == [good]
     assert not (inbox / "failed").exists() or not any((inbox / "failed").iterdir())
     assert w.counts == {"done": 1, "failed": 1, "skipped": 0, "ignored": 0}
+
+
+def _bmp(seed: int) -> bytes:
+    """A 48x40 BMP of noise: every BMP of one resolution is the same number of bytes, as a
+    camera's are."""
+    import cv2
+    import numpy as np
+    ok, buf = cv2.imencode(".bmp", np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def _renamed_over(path, new: bytes) -> None:
+    """The camera's next photo, written aside and renamed over ``path`` (a new inode) with
+    the same time as the one before (FAT, exFAT and SMB keep times to 1-2 s; a copy tool
+    may keep them exactly)."""
+    before = path.stat().st_mtime_ns
+    tmp = path.with_name(".next.tmp")
+    tmp.write_bytes(new)
+    os.utime(tmp, ns=(before, before))
+    os.replace(tmp, path)
+
+
+@pytest.fixture(params=["inode numbers", "a share without inode numbers"])
+def share(request, monkeypatch):
+    """Each test on a file system with inode numbers, and on one that gives 0 for every file
+    (some SMB shares): there the SHA-256 tells the files apart."""
+    if request.param != "inode numbers":
+        monkeypatch.setattr(FolderWatcher, "_ino", staticmethod(lambda st: None), raising=False)
+    return request.param
+
+
+def test_a_new_photo_of_the_same_size_and_time_written_while_the_one_before_is_judged_is_inspected(
+        sqlite_station, tmp_path, caplog, share):
+    """Review: a camera writing image.bmp renamed over the one being judged, the new photo
+    the same size (fixed-size BMP) and the same time: said "inspected as a new part", then
+    moved to done/ on the next poll with no record and no verdict (an escape), counted as
+    skipped, because name, size and time were those of the part handled."""
+    st = sqlite_station()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    a, b = _bmp(61), _bmp(62)
+    assert len(a) == len(b) and a != b
+    path = inbox / "image.bmp"
+    path.write_bytes(a)
+    submit = local_submitter(st, "L1", "S1", "cell", "folder")
+    sent = []
+
+    def slow(data, part_id, name):
+        sent.append(_sha(data))
+        if len(sent) == 1:
+            _renamed_over(path, b)
+        return submit(data, part_id, name)
+    w = FolderWatcher(inbox, slow, settle_s=0.05, poll_s=0.01)
+    with caplog.at_level(logging.WARNING, logger="lineguard.watch"):
+        _settle(w, rounds=5)
+    # before: sent == [A] and done/ held B's bytes, never judged
+    assert sent == [_sha(a), _sha(b)]
+    assert sorted(r.image_sha256 for r in st.query()) == sorted([_sha(a), _sha(b)])
+    assert [p.read_bytes() for p in (inbox / "done").iterdir()] == [b]
+    assert w.counts == {"done": 2, "failed": 0, "skipped": 0, "ignored": 0}
+    said = [r.getMessage() for r in caplog.records if "written again" in r.getMessage()]
+    assert len(said) == 1 and "new part" in said[0]
+    # a restart (kill -9 after all this) inspects nothing again
+    w2 = FolderWatcher(inbox, slow, settle_s=0.05, poll_s=0.01)
+    _settle(w2)
+    assert len(sent) == 2 and w2.counts["done"] == 0
+
+
+def test_after_a_restart_a_new_photo_under_a_handled_name_size_and_time_is_inspected_the_old_one_never_twice(
+        sqlite_station, tmp_path, share):
+    """kill -9 between the journal entry and the move leaves the part handled in the folder:
+    the restart finishes its move without inspecting it again. A new photo there under the
+    same name, size and time (the camera's next part) is told from it by its SHA-256 and
+    inspected; before, it went to done/ unjudged."""
+    st = sqlite_station()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    a, b = _bmp(71), _bmp(72)
+    path = inbox / "image.bmp"
+    sent = []
+    submit = local_submitter(st, "L1", "S1", "cell", "folder")
+
+    def counting(data, part_id, name):
+        sent.append(_sha(data))
+        return submit(data, part_id, name)
+
+    def crash_before_the_move():
+        """A watcher that inspects and journals ``path`` and is killed before it moves it."""
+        w = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+        stat = path.stat()
+        _settle(w)
+        os.replace(inbox / "done" / path.name, path)   # as if the move never happened
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    path.write_bytes(a)
+    crash_before_the_move()
+    assert sent == [_sha(a)]
+    # the same file after the restart: its move finished, not inspected twice
+    w2 = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+    _settle(w2)
+    assert sent == [_sha(a)] and w2.counts["skipped"] == 1 and not path.exists()
+    assert [p.read_bytes() for p in (inbox / "done").iterdir()] == [a]
+    # killed again before the move, and meanwhile the camera wrote its next photo there,
+    # same size, same time
+    shutil.rmtree(inbox / "done")
+    path.write_bytes(a)
+    os.utime(path, ns=(json.loads((inbox / JOURNAL).read_text().splitlines()[0])["mtime_ns"],) * 2)
+    w3 = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+    _settle(w3)
+    assert sent == [_sha(a)] and w3.counts["skipped"] == 1
+    shutil.rmtree(inbox / "done")
+    path.write_bytes(a)
+    os.utime(path, ns=(json.loads((inbox / JOURNAL).read_text().splitlines()[0])["mtime_ns"],) * 2)
+    _renamed_over(path, b)
+    w4 = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+    _settle(w4)
+    # before: sent == [A], B in done/ with no record
+    assert sent == [_sha(a), _sha(b)]
+    assert w4.counts == {"done": 1, "failed": 0, "skipped": 0, "ignored": 0}
+    assert sorted(r.image_sha256 for r in st.query()) == sorted([_sha(a), _sha(b)])
+    assert [p.read_bytes() for p in (inbox / "done").iterdir()] == [b]
+
+
+def test_a_part_whose_move_fails_is_not_inspected_again_and_a_new_photo_there_is(sqlite_station, tmp_path,
+                                                                                share):
+    """done/ not writable for a while: the part handled is not inspected again at each poll
+    (only its move is retried), and a new photo of the same size and time written there
+    meanwhile is inspected, not moved to done/ unjudged once done/ takes files again."""
+    st = sqlite_station()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    a, b = _bmp(81), _bmp(82)
+    path = inbox / "image.bmp"
+    path.write_bytes(a)
+    (inbox / "done").write_text("a file where the folder done/ should be")   # the move fails
+    sent = []
+    submit = local_submitter(st, "L1", "S1", "cell", "folder")
+
+    def counting(data, part_id, name):
+        sent.append(_sha(data))
+        return submit(data, part_id, name)
+    w = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+    _settle(w, rounds=4)
+    assert sent == [_sha(a)] and path.exists()
+    _renamed_over(path, b)
+    _settle(w, rounds=4)
+    assert sent == [_sha(a), _sha(b)]
+    (inbox / "done").unlink()
+    _settle(w)
+    # before: sent == [A] only, B moved to done/ as if it were A
+    assert sent == [_sha(a), _sha(b)] and not path.exists()
+    assert [p.read_bytes() for p in (inbox / "done").iterdir()] == [b]
+    assert sorted(r.image_sha256 for r in st.query()) == sorted([_sha(a), _sha(b)])

@@ -35,6 +35,15 @@ when it ends, never a line per frame:
   hand is retried (0.5 s to 5 s apart) until the station takes it, and the playback pauses
   meanwhile and resumes at its pace; only a stop (Ctrl-C, SIGTERM) during the wait loses
   that frame.
+
+What is an outage is what the hot folder takes for one (:func:`.folder.station_fault`): the
+station's answer that it cannot take parts now (disk full, no model, 503) or no answer at
+all (refused, reset, timed out). Anything else a frame raises (a model in this process that
+fails on that image, an answer that cannot be read) is the frame's: said for that frame,
+counted as not inspected, and the run goes on; retried, one such frame held a recorded
+source for ever. A station that answers one frame with an error of its own (HTTP 500,
+``internal_error``) may fail on that image alone: a recorded source tries it
+``FRAME_TRIES`` times, then gives it up (counted, said) and goes on.
 """
 from __future__ import annotations
 
@@ -50,12 +59,28 @@ import numpy as np
 
 from . import Submit, SubmitFailed, SubmitRefused
 from ..camera_frame import CameraFrame
+from .folder import station_fault
 from .frames import IMAGE_SUFFIXES, FrameGrabber
 
 log = logging.getLogger("lineguard.camera")
 
 # an outage that lasts is said again this often (as the hot folder says a lasting fault)
 OUTAGE_REPEAT_S = 60.0
+
+# A recorded source tries a frame the station answers with a failure of its own (HTTP 500,
+# internal_error: its mistake on that request, maybe on that image alone) this many times,
+# 0.5 to 5 s apart, then gives it up (counted as not inspected) and goes on. The station's
+# "cannot take parts now" answers (503: disk full, no model) and no answer at all are waited
+# out without a bound: those are outages.
+FRAME_TRIES = 5
+
+
+def failed_on_request(exc: BaseException) -> bool:
+    """Whether the station answered with a failure of its own on this request (HTTP 500),
+    which may be the frame's (a model that fails on that image), not an outage."""
+    if not isinstance(exc, SubmitFailed):
+        return False
+    return exc.code == "internal_error" or (exc.code is None and str(exc).startswith("HTTP 500"))
 
 
 class NoFrame(LookupError):
@@ -165,6 +190,7 @@ class CameraSource:
         self.refused = 0        # the station refused the frame (SubmitRefused)
         self.errors = 0         # every frame taken but not inspected: refused or failed
         self.lost = 0           # taken, not inspected: the station could not take it (an outage)
+        self.given_up = 0       # recorded source: frames the station failed on FRAME_TRIES times
         self.outages = 0        # times the station stopped taking frames
         self.retry_s = retry_s  # a recorded source retries the frame in hand this often (backoff)
         self._outage: Optional[dict[str, Any]] = None    # the outage going on: since, reason, lost
@@ -208,13 +234,17 @@ class CameraSource:
     def inspect_frame(self, frame_bgr: np.ndarray, wait: bool = False) -> Optional[dict[str, Any]]:
         """Send a frame to the station; its result, or None when it was not inspected.
 
-        A refusal (the frame itself: bad image, ...) is said per frame. A station that cannot
-        take it (down, unreachable, disk full) is an outage, said when it starts and when it
-        ends: the frame is lost (``wait`` False: a live camera cannot wait) or retried until
-        the station takes it (``wait``: a recorded source), or until :meth:`stop`."""
+        A refusal (the frame itself: bad image, ...) is said per frame, and so is any other
+        error that is not the station's (a model in this process failing on the frame). A
+        station that cannot take it (down, unreachable, disk full) is an outage, said when it
+        starts and when it ends: the frame is lost (``wait`` False: a live camera cannot wait)
+        or retried until the station takes it (``wait``: a recorded source), or until
+        :meth:`stop`; a frame the station answers with a failure of its own (HTTP 500)
+        ``FRAME_TRIES`` times is given up."""
         pid = self._part_id()    # the time it was taken, even when sent after an outage
         frame = CameraFrame(frame_bgr)
         delay = self.retry_s[0]
+        failed_on = 0            # the station's own failures (HTTP 500) on this frame
         while True:
             tried = time.monotonic()
             try:
@@ -227,7 +257,27 @@ class CameraSource:
                 log.error("frame %s not inspected: %s", pid, exc)
                 return None
             except Exception as exc:  # noqa: BLE001 - station down, unreachable, full: not the end of the camera
+                if not station_fault(exc):
+                    # the frame's, not the station's: retried, it fails again, and a recorded
+                    # source waited for it for ever (a model raising on one image)
+                    self.errors += 1
+                    log.error("frame %s not inspected (%s: %s); the run goes on", pid, type(exc).__name__, exc)
+                    return None
                 self._outage_begins(pid, exc, wait)
+                if wait and failed_on_request(exc):
+                    failed_on += 1
+                    if failed_on >= FRAME_TRIES:
+                        # the station answers, and fails on this frame each time: maybe on this
+                        # image alone, so the run goes on (a station failing on every frame
+                        # loses each after as many tries, each counted)
+                        self._paused_s += time.monotonic() - tried
+                        self.errors += 1
+                        self.lost += 1
+                        self.given_up += 1
+                        self._outage["lost"] += 1
+                        log.error("frame %s not inspected: the station failed on it %d times (%s); given up, the "
+                                  "run goes on (see the station's log for this part)", pid, failed_on, exc)
+                        return None
                 if wait:
                     stopped = self._stop.wait(delay)
                     # the playback pauses while it waits (the failed tries too): it resumes at
@@ -260,7 +310,8 @@ class CameraSource:
             self.outages += 1
             self._outage = {"since": now, "said": now, "reason": reason, "lost": 0, "tries": 1}
             then = ("the recorded source waits for it (the frame retried every "
-                    f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s)" if wait else
+                    f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s; one the station fails on {FRAME_TRIES} times, "
+                    "HTTP 500, is given up)" if wait else
                     "a live camera cannot wait: its frames are dropped and counted until the station takes "
                     "them again")
             log.error("the station cannot take frames (%s), from frame %s on; %s", reason, pid, then)
@@ -278,8 +329,8 @@ class CameraSource:
             return
         took = time.monotonic() - o["since"]
         if o["lost"]:
-            log.warning("the station takes frames again after %.1f s: %d frames lost while it could not "
-                        "(not inspected)", took, o["lost"])
+            log.warning("the station takes frames again after %.1f s: %d frame%s lost while it could not "
+                        "(not inspected)", took, o["lost"], "s" if o["lost"] != 1 else "")
         else:
             log.warning("the station takes frames again after %.1f s: the recorded source waited for it, "
                         "no frame lost", took)
@@ -312,7 +363,9 @@ class CameraSource:
                 line += f", {self.missed} came while a frame was being judged (the station was busy)"
         if self.lost:
             line += (f", {self.lost} not inspected: the station could not take {'them' if self.lost != 1 else 'it'} "
-                     f"({self.outages} outage{'s' if self.outages != 1 else ''}, see the log)")
+                     f"({self.outages} outage{'s' if self.outages != 1 else ''}"
+                     + (f"; {self.given_up} given up after it failed on each {FRAME_TRIES} times" if self.given_up
+                        else "") + ", see the log)")
         if failed - self.lost:
             line += f", {failed - self.lost} not inspected for an error (see the log)"
         if self._paused_s >= 0.05 and self.is_file():

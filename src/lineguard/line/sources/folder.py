@@ -31,7 +31,13 @@ folder and the latest ``JOURNAL_KEEP``. A fault that lasts (folder gone, file un
 done/ not writable) is logged when it starts, then once a minute.
 A file written again under the same name while it is being inspected (a camera that always
 writes ``image.bmp``) is not moved: the part inspected is recorded, the new file is left in
-the folder and inspected as the new part it is (before, it went to done/ unjudged).
+the folder and inspected as the new part it is (before, it went to done/ unjudged). A file
+found under a name, size and time already handled is taken for the file handled (its move
+finished, never inspected again) only when it is that file: the same inode as the one read
+(where the file system has inode numbers), else the same SHA-256 as the journal's entry.
+Every BMP of one resolution is the same size, and FAT, exFAT and SMB keep times to 1-2 s (a
+copy tool may keep them exactly): name, size and time alone sent a new photo to done/
+unjudged.
 A station that cannot take parts (--server down or unreachable, its disk full, no model) is
 said once when it starts and once when it ends (once a minute while it lasts), not for
 each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart,
@@ -127,7 +133,11 @@ class FolderWatcher:
             raise ValueError("max_bytes must be positive (the station's upload limit)")
         self.max_bytes = max_bytes
         self._journal_path = self.folder / JOURNAL
-        self._handled: set[str] = set()
+        # the files handled (journalled), by name|size|mtime: their status, reason and SHA-256
+        # (None: refused from their name, size or link alone, never read), and, once this
+        # process has read or checked the file, its inode (None: not known, or a file system
+        # without inode numbers)
+        self._handled: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
         self._ignored: set[str] = set()   # files of other formats present, already logged once
         self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
@@ -189,14 +199,19 @@ class FolderWatcher:
                 else:
                     recent.append(line)
         kept: dict[str, str] = {}
+        handled: dict[str, dict[str, Any]] = {}
         for line in list(recent) + kept_present:
             try:
                 e = json.loads(line)
                 key = self._entry_key(e["name"], e["size"], e["mtime_ns"])
             except (ValueError, KeyError, TypeError):
                 continue   # a line cut short by a crash
+            # the latest entry of a key is the one that counts (a new file handled under a
+            # name, size and time handled before)
+            kept.pop(key, None)
             kept[key] = line if line.endswith("\n") else line + "\n"
-        self._handled = set(kept)
+            handled[key] = _done_entry(e.get("status"), e.get("reason"), e.get("sha256"), None)
+        self._handled = handled
         self._journal_lines = len(kept)
         if lines > len(kept):
             tmp = self._journal_path.with_name(self._journal_path.name + ".tmp")
@@ -338,7 +353,7 @@ class FolderWatcher:
                 continue
             self._writing.discard(path.name)
             try:
-                if self._take(path, sig, stable_s=now - prev[2], ino=st.st_ino):
+                if self._take(path, sig, stable_s=now - prev[2], ino=self._ino(st)):
                     handled += 1
             except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
                 self._say(("file", path.name), logging.ERROR, "%s: not handled (%s: %s); will retry", path.name,
@@ -460,26 +475,72 @@ class FolderWatcher:
 
     @staticmethod
     def _station_fault(exc: BaseException) -> bool:
-        """A fault of the station, not of the file: what it answers when it cannot take any
-        part now (SubmitFailed: disk full, no model, 5xx), or no answer at all (refused,
-        reset, timed out)."""
-        if isinstance(exc, (SubmitFailed, ConnectionError, TimeoutError)):
-            return True
-        try:
-            import httpx
-        except ImportError:   # pragma: no cover - httpx is a dependency
-            return False
-        return isinstance(exc, httpx.TransportError)
+        return station_fault(exc)
 
     # -- one file ---------------------------------------------------------------------
-    def _still(self, path: Path, sig: tuple[int, int], ino: Optional[int]) -> bool:
+    @staticmethod
+    def _ino(st: os.stat_result) -> Optional[int]:
+        """A file's inode number; None where the file system gives none (0: some SMB shares,
+        FAT on Windows), so that every file there is not taken for the same one."""
+        return st.st_ino or None
+
+    def _still(self, path: Path, sig: tuple[int, int], ino: Optional[int], sha256: Optional[str] = None) -> bool:
         """Whether the file at ``path`` is still the one looked at (same size, time and
-        inode): not removed, nor written again under the same name meanwhile."""
+        inode): not removed, nor written again under the same name meanwhile. Without an
+        inode number (a share that gives none) a file renamed over it with the same size
+        and time is told by its SHA-256 (``sha256``: the bytes inspected), read again."""
         try:
             st = path.lstat()
         except FileNotFoundError:
             return False
-        return (st.st_size, st.st_mtime_ns) == sig and (ino is None or st.st_ino == ino)
+        if (st.st_size, st.st_mtime_ns) != sig:
+            return False
+        if ino is not None:
+            return self._ino(st) == ino
+        if sha256 is not None:
+            # gone or a link meanwhile (None): not the file inspected, never moved as it
+            return self._sha256(path) == sha256
+        return True
+
+    def _sha256(self, path: Path) -> Optional[str]:
+        """The SHA-256 of the file at ``path`` (read in blocks, not held whole); None when
+        it is gone or became a link."""
+        fd = self._open(path)
+        if fd is None:
+            return None
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def _same_as_handled(self, path: Path, done: dict[str, Any], ino: Optional[int]) -> bool:
+        """Whether the file at ``path`` (name, size and time of a file handled) is the file
+        handled: a restart after a crash between the journal and the move, or a move that
+        failed (done/ not writable), where only the move is left to do. Not when a camera
+        wrote a new photo under the name with the same size and time (a fixed-size BMP, a
+        share keeping times to 2 s): that is a new part."""
+        if done["ino"] is not None and ino is not None:
+            return done["ino"] == ino      # read by this process: the inode tells, no read needed
+        if done["sha256"] is None:
+            # refused from its name, size or link alone (never read): any file there with
+            # that name, size and time is refused for the same reason
+            return True
+        if self._sha256(path) != done["sha256"]:
+            # another photo, or gone or a link meanwhile (None): taken as any file is (a
+            # link refused as one, a file gone passed over)
+            return False
+        done["ino"] = ino                  # the same file: not read again while its move fails
+        return True
+
+    def _finish(self, path: Path, done: dict[str, Any]) -> None:
+        """Finish the move of a file handled before (to failed/ with its reason when it was
+        refused, to done/ otherwise)."""
+        if done["status"] == "failed":
+            target = self._move(path, self.failed_dir)
+            self._write_reason(target, done["reason"] or "refused (see the watcher's log)")
+        else:
+            self._move(path, self.done_dir)
 
     def _left_in_place(self, path: Path, what: str) -> None:
         """A file handled (recorded, journalled) but no longer the one at its name: left."""
@@ -494,11 +555,16 @@ class FolderWatcher:
 
     def _take(self, path: Path, sig: tuple[int, int], stable_s: float, ino: Optional[int] = None) -> bool:
         key = self._entry_key(path.name, *sig)
-        if key in self._handled:
-            # handled before a restart but not moved: finish the move only
-            self._move(path, self.done_dir)
-            self.counts["skipped"] += 1
-            return False
+        done = self._handled.get(key)
+        if done is not None:
+            if self._same_as_handled(path, done, ino):
+                # handled (before a restart, or a move that failed) but not moved: finish
+                # the move only; never inspected twice
+                self._finish(path, done)
+                self.counts["skipped"] += 1
+                return False
+            log.info("%s is a new file with the name, size and time of one handled before (another photo): "
+                     "inspected as a new part", shown_name(path.name))
         undecodable = bad_name_bytes(path.name)
         if undecodable is not None:
             # the part id is the file's name: sent on as it is it could be neither encoded for
@@ -558,7 +624,8 @@ class FolderWatcher:
         if data is None or st is None:
             self._seen.pop(path.name, None)   # gone: listed again if it comes back
             return False
-        if len(data) != sig[0] or (st.st_size, st.st_mtime_ns) != sig or (ino is not None and st.st_ino != ino):
+        if len(data) != sig[0] or (st.st_size, st.st_mtime_ns) != sig or \
+                (ino is not None and self._ino(st) != ino):
             # changed under us (written again, or replaced by a new file of that name,
             # between the look and the end of the read): wait for it to settle again
             self._seen.pop(path.name, None)
@@ -566,7 +633,7 @@ class FolderWatcher:
         if not looks_complete(data, zero_tail=zero_tail) and waiting:
             self._writing.add(path.name)
             return False   # rewritten between the look and the read: look again next poll
-        return self._handle(path, sig, data, waiting=waiting, ino=st.st_ino)
+        return self._handle(path, sig, data, waiting=waiting, ino=self._ino(st))
 
     @staticmethod
     def _open(path: Path) -> Optional[int]:
@@ -610,9 +677,9 @@ class FolderWatcher:
                  "sha256": hashlib.sha256(data).hexdigest() if data is not None else None, "at": time.time(),
                  "status": "failed", "reason": reason}
         self._journal(entry)
-        self._handled.add(self._entry_key(path.name, *sig))
+        self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", reason, entry["sha256"], ino)
         self.counts["failed"] += 1
-        if not self._still(path, sig, ino):
+        if not self._still(path, sig, ino, entry["sha256"]):
             # a new file under the name since it was looked at: never moved to failed/ with
             # the reason of the file before it
             self._left_in_place(path, f"refused ({reason})")
@@ -651,12 +718,12 @@ class FolderWatcher:
                 return False
             entry.update(status="failed", reason=str(exc))
             self._journal(entry)
-            self._handled.add(self._entry_key(path.name, *sig))
+            self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", str(exc), entry["sha256"], ino)
             self.counts["failed"] += 1
             self._corrupt.pop(path.name, None)
             # the submit takes seconds (a first part's model load, a slow --server): a camera
             # writing the same name meanwhile left a new part there, not this file
-            if not self._still(path, sig, ino):
+            if not self._still(path, sig, ino, entry["sha256"]):
                 self._left_in_place(path, f"refused ({exc})")
                 return True
             target = self._move(path, self.failed_dir)
@@ -676,11 +743,11 @@ class FolderWatcher:
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
-        self._handled.add(self._entry_key(path.name, *sig))
+        self._handled[self._entry_key(path.name, *sig)] = _done_entry("done", None, entry["sha256"], ino)
         self.counts["done"] += 1
         # written again under the same name while it was inspected (a camera that always
         # writes image.bmp): the new file is a new part, never moved to done/ unjudged
-        if not self._still(path, sig, ino):
+        if not self._still(path, sig, ino, entry["sha256"]):
             self._left_in_place(path, f"recorded ({result.get('verdict')}, id {result.get('id')})")
         else:
             self._move(path, self.done_dir)
@@ -717,6 +784,25 @@ class FolderWatcher:
     def stop(self) -> None:
         """End :meth:`run` (Ctrl-C, SIGTERM): the file in hand is finished, no other taken."""
         self._stop.set()
+
+
+def station_fault(exc: BaseException) -> bool:
+    """A fault of the station, not of the file or frame: what it answers when it cannot take
+    any part now (SubmitFailed: disk full, no model, 5xx), or no answer at all (refused,
+    reset, timed out). The hot folder and the camera both wait these out."""
+    if isinstance(exc, (SubmitFailed, ConnectionError, TimeoutError)):
+        return True
+    try:
+        import httpx
+    except ImportError:   # pragma: no cover - httpx is a dependency
+        return False
+    return isinstance(exc, httpx.TransportError)
+
+
+def _done_entry(status: Optional[str], reason: Optional[str], sha256: Optional[str],
+                ino: Optional[int]) -> dict[str, Any]:
+    """What the watcher keeps of a file handled: where it goes, why, and what tells it."""
+    return {"status": status or "done", "reason": reason, "sha256": sha256, "ino": ino}
 
 
 def bad_name_bytes(name: str) -> Optional[str]:
