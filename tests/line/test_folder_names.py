@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-
-from lineguard.line.sources import local_submitter
-from lineguard.line.sources.folder import FolderWatcher
 
 from .conftest import png_bytes
-
-
-def _settle(w: FolderWatcher, rounds: int = 3) -> None:
-    for _ in range(rounds):
-        w.poll_once()
-        time.sleep(w.settle_s + 0.02)
-    w.poll_once()
-
-
-def _watcher(st, inbox, **kw):
-    kw.setdefault("settle_s", 0.05)
-    kw.setdefault("poll_s", 0.01)
-    return FolderWatcher(inbox, local_submitter(st, "L1", "S1", "cell", "folder"), **kw)
+from .test_folder_hardening import _settle, _watcher    # the same watcher, polled the same way
 
 
 def test_a_file_name_that_is_not_utf8_goes_to_failed_with_its_bytes_named(sqlite_station, tmp_path, caplog):
