@@ -8,6 +8,7 @@ they closed. These run a real station process with short deadlines (the defaults
 """
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -82,6 +83,24 @@ def _until_closed(s: socket.socket) -> bytes:
     return got
 
 
+def _statuses(got: bytes) -> list[int]:
+    """The status of each answer in what a raw client received (answers and bodies run on)."""
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", got)]
+
+
+def _raw_part(key: str, part_id: str, product: str = "cell") -> tuple[bytes, bytes]:
+    """A part upload as a raw client sends it: (its head, its body)."""
+    boundary = "lineguard-slow-part"
+    fields = {"part_id": part_id, "line": "L1", "station": "S1", "product": product}
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                    for k, v in fields.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.png"\r\n'
+             f"Content-Type: image/png\r\n\r\n").encode() + png_bytes(60, seed=3) + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/v1/inspections HTTP/1.1\r\nHost: station\r\nX-API-Key: {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head, body
+
+
 def test_a_half_sent_head_is_closed_after_the_deadline_while_parts_and_events_go_on(quick_station):
     srv = quick_station
     with srv.client(srv.keys["operator"]) as c, c.stream("GET", "/api/v1/events") as events:
@@ -115,14 +134,7 @@ def test_a_stalled_body_is_cut_and_a_slow_upload_that_keeps_coming_is_not(quick_
     finally:
         s.close()
     # a part sent in pieces, each pause shorter than the deadline, the whole longer
-    boundary = "lineguard-slow-part"
-    fields = {"part_id": "slow-upload-1", "line": "L1", "station": "S1", "product": "cell"}
-    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                    for k, v in fields.items())
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.png"\r\n'
-             f"Content-Type: image/png\r\n\r\n").encode() + png_bytes(60, seed=3) + f"\r\n--{boundary}--\r\n".encode()
-    head = (f"POST /api/v1/inspections HTTP/1.1\r\nHost: station\r\nX-API-Key: {srv.keys['operator']}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head, body = _raw_part(srv.keys["operator"], "slow-upload-1")
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     try:
         s.sendall(head)
@@ -179,3 +191,55 @@ def test_a_client_polling_every_few_seconds_on_one_connection_is_always_answered
         assert conn.sock is sock        # the same connection, not a new one
     finally:
         conn.close()
+
+
+def test_a_head_sent_while_a_part_is_inspected_does_not_replace_the_parts_verdict(quick_station):
+    """A client that sends its next request before the answer to its part (HTTP
+    pipelining) is not a slow client while the part is inspected. Under httptools the
+    next head's deadline ran from the connection's start: an inspection longer than the
+    deadline was answered 408 instead of its verdict, and the connection closed."""
+    srv = quick_station
+    with srv.client(srv.keys["engineer"]) as c:
+        # a product whose inspection takes twice the 1 s head deadline
+        r = c.post("/api/v1/models", files={"file": ("slow.lgm", fake_model_bytes(version="slow-1", delay_s=2.0))},
+                   data={"product": "slowcell", "activate": "true"})
+        assert r.status_code == 201, r.text
+    head, body = _raw_part(srv.keys["operator"], f"pipelined-{srv.port}", product="slowcell")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    try:
+        # the part, then the start of the next request (a head never finished)
+        s.sendall(head + body + b"GET /health HTTP/1.1\r\nHost: station\r\n")
+        got = _until_closed(s)
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 201 "), got[:200]
+    # the half-sent head has its deadline from the verdict's answer on: then told and closed
+    assert _statuses(got) == [201, 408], got
+
+
+def test_the_rest_of_a_refused_upload_is_not_taken_for_the_next_requests_head(quick_station):
+    """A part over the upload limit is answered 413 before its body is read; a client that
+    sends the body anyway may go on with its next request on the same connection. Under
+    h11 the read that ended that body was counted as the next request's head: with a few
+    KiB of that head it passed 64 KiB, the client got "413 ... 431" and its next request
+    was lost with the connection."""
+    srv = quick_station
+    size = 1_200_000        # over the 1 MiB limit (and its 64 KiB envelope)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    try:
+        s.sendall(b"POST /api/v1/inspections HTTP/1.1\r\nHost: station\r\nX-API-Key: " + srv.keys["operator"].encode()
+                  + b"\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size)
+        assert read_http_head(s).startswith(b"HTTP/1.1 413 ")
+        tail = 60_000           # the body's last read: under 64 KiB alone, over it with the next head's start
+        s.sendall(b"z" * (size - tail))
+        time.sleep(0.3)         # read and dropped, so that the tail comes as a read of its own
+        s.sendall(b"z" * tail)
+        time.sleep(0.2)
+        # the next request's head in two pieces, the first with an 8 KiB header (a long cookie)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: station\r\nCookie: " + b"c" * 8000)
+        time.sleep(0.2)
+        s.sendall(b"\r\nConnection: close\r\n\r\n")
+        got = _until_closed(s)
+    finally:
+        s.close()
+    assert _statuses(got) == [200], got[-300:]

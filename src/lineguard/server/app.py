@@ -360,8 +360,9 @@ def guarded_protocol(base: type) -> type:
     """uvicorn's HTTP protocol class ``base`` (httptools or h11) with deadlines for slow clients:
 
     - a request's head must arrive within HEADER_TIMEOUT_S of its first byte (of the
-      connection, for the first request), and be at most MAX_HEAD_BYTES; else 408 (431)
-      and the connection is closed;
+      connection, for the first request; of the answer before it, for one sent while that
+      request was answered), and be at most MAX_HEAD_BYTES; else 408 (431) and the
+      connection is closed;
     - a request's body the app is reading may pause at most BODY_STALL_S between bytes
       (a slow upload that keeps coming is never cut), and so may the rest of a body
       answered early (a 413) that the client still sends; else the connection is closed;
@@ -375,9 +376,10 @@ def guarded_protocol(base: type) -> type:
             super().__init__(*args, **kwargs)
             self._timer: Any = None         # the head's deadline, or a drained body's
             self._timer_for = ""            # "head" or "drain"
-            self._head_bytes = 0
+            self._head_bytes = 0            # of the head in progress, as far as it is known to be head
             self._in_head = self._in_message = False     # httptools' parser state (h11's is asked)
             self._seen_cycle: Any = None
+            self._requests = 0              # requests whose head has come in on this connection
             # the connections awaiting a head, oldest first (one map per server)
             state = self.server_state
             if not hasattr(state, "lineguard_heads"):
@@ -405,36 +407,81 @@ def guarded_protocol(base: type) -> type:
         def on_headers_complete(self) -> None:
             self._in_head = False
             super().on_headers_complete()
+            self._new_request()     # a pipelined one is queued here, not seen by data_received
 
         def on_message_complete(self) -> None:
             self._in_message = False
             super().on_message_complete()
 
+        # both protocols call this when an answer has been sent
+        def on_response_complete(self) -> None:
+            super().on_response_complete()      # starts a pipelined request, or (h11) parses what waited
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return
+            self._new_request()
+            cycle = self.cycle
+            # the next request's head, sent while this one was answered, has its deadline from now
+            if cycle is not None and cycle.response_complete and self._head_begun():
+                self._await_head()
+
         def _parser_state(self) -> tuple[bool, bool]:
-            """(a request's head has begun and is not complete, a request's body is still coming)"""
+            """(waiting for a request's head (h11: or idle), a request's body is still coming)"""
             conn = getattr(self, "conn", None)
             if conn is None:
                 return self._in_head, self._in_message
             import h11
             return conn.their_state is h11.IDLE, conn.their_state is h11.SEND_BODY
 
+        def _head_begun(self) -> bool:
+            """Whether some of a next request's head is in (and its answer would be a 408)."""
+            conn = getattr(self, "conn", None)
+            if conn is None:
+                return self._in_head
+            import h11
+            return conn.their_state is h11.IDLE and bool(conn.trailing_data[0])
+
+        def _new_request(self) -> None:
+            """Note a request whose head has come in (once): its body is guarded, and the
+            next head's bytes count from nothing."""
+            cycle = self.cycle
+            if cycle is None or cycle is self._seen_cycle:
+                return
+            self._seen_cycle = cycle
+            self._requests += 1
+            self._head_bytes = 0
+            _guard_body(self, cycle)
+
         def data_received(self, data: bytes) -> None:
+            in_head, in_body = self._parser_state()
+            # this chunk is all head only if a head was awaited before it and none ended in it:
+            # the rest of a body (answered early, a 413) or a request before it is not head
+            # (a refused upload's last 100 KiB was taken for an oversize head: 413, then 431)
+            all_head = in_head or not in_body
+            requests = self._requests
             super().data_received(data)
             if self.transport.is_closing():
                 return
             if self.transport.get_protocol() is not self:      # upgraded to a websocket
                 self._stop()
                 return
+            self._new_request()
+            all_head = all_head and self._requests == requests
             cycle = self.cycle
-            if cycle is not None and cycle is not self._seen_cycle:     # a request's head is in
-                self._seen_cycle = cycle
-                _guard_body(self, cycle)
             in_head, in_body = self._parser_state()
+            answering = cycle is not None and not cycle.response_complete
             if in_head:
-                self._await_head()
-                self._head_bytes += len(data)
-                if self._head_bytes > MAX_HEAD_BYTES:
-                    self._end(_HEAD_TOO_LARGE)
+                if all_head:
+                    self._head_bytes += len(data)
+                    if self._head_bytes > MAX_HEAD_BYTES:
+                        self._end(_HEAD_TOO_LARGE)
+                        return
+                if answering:
+                    # a pipelined head while a request is being answered: its deadline starts
+                    # when the answer is sent (on_response_complete); a 408 here replaced the
+                    # answer of a request that took longer than the deadline
+                    self._stop()
+                else:
+                    self._await_head()
             elif cycle is not None and cycle.response_complete:
                 if in_body:
                     # answered before its body was read (a 413): the rest is read and dropped
@@ -450,7 +497,6 @@ def guarded_protocol(base: type) -> type:
             if self._timer_for == "head" or self.transport.is_closing():
                 return
             self._stop()
-            self._head_bytes = 0
             self._timer, self._timer_for = self.loop.call_later(HEADER_TIMEOUT_S, self._head_late), "head"
             self._heads[self] = None
 
@@ -462,7 +508,7 @@ def guarded_protocol(base: type) -> type:
 
         def _head_late(self) -> None:
             # silent for a connection that never began a request (a browser's spare one)
-            self._end(_TIMED_OUT if self._head_bytes else b"")
+            self._end(_TIMED_OUT if self._head_begun() else b"")
 
         def _end(self, answer: bytes) -> None:
             self._stop()
