@@ -34,23 +34,9 @@ serve_main(sys.argv[1:])
 """
 
 
-def _port() -> int:
-    """A free port of the range these tests were given (18600-18699)."""
-    for port in range(18600, 18700):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18600-18699")
-
-
 def _station(data: Path, head_s: float, body_s: float, before: str = "", h11: bool = False) -> ServerProc:
     keys = make_keys(data)
     srv = ServerProc(data, python_args=["-c", SERVE.format(before=before, head_s=head_s, body_s=body_s, h11=h11)])
-    srv.port = _port()
-    srv.url = f"http://127.0.0.1:{srv.port}"
     srv.start()
     with srv.client(keys["engineer"]) as c:
         r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
