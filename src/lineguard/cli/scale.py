@@ -17,13 +17,23 @@ import click
 from ._term import fail, note, say
 
 
-def _progress_line():
-    """Progress on stderr: redrawn on a terminal, a plain line every ~5 s in a log."""
+def _progress_line(out: Path, ray_address: Optional[str] = None):
+    """Progress on stderr: redrawn on a terminal, a plain line every ~5 s in a log; a resume
+    says what it skips when it starts (a night's resume said nothing until its end)."""
     tty = sys.stderr.isatty()
     t0 = time.monotonic()
     last = [0.0]
 
-    def cb(_stage: str, done: int, total: int) -> None:
+    def cb(stage: str, done: int, total: int) -> None:
+        if stage == "ray-lost":
+            # Ray ends the process itself soon after, from native code: said here first
+            from ..line.scale.rescore import ray_lost_message
+            sys.stderr.write("\n" if tty else "")
+            note("error", ray_lost_message(str(ray_address), out, done), colour="red")
+            return
+        if stage == "resume":
+            note("resume", f"{done} of {total} images already in {out}, skipped", colour="green")
+            return
         now = time.monotonic()
         if done < total and now - last[0] < (0.2 if tty else 5.0):
             return
@@ -46,8 +56,9 @@ def _progress_line():
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Results folder of Parquet parts (e.g. results.parquet); an existing one is resumed.")
 @click.option("--ray", "ray_address", default=None,
-              help="Run on Ray: 'local' (a private cluster on this machine), 'auto', or an address "
-                   "(ray://head:10001). Omitted: one process, no Ray.")
+              help="Run on Ray: 'local' (a private cluster on this machine, even beside a `ray start` head), "
+                   "'auto' (RAY_ADDRESS, else this machine's `ray start` head), or an address (HOST:6379, "
+                   "ray://head:10001). Omitted: one process, no Ray.")
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Ray actors (one model each, 1 CPU each).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model call.")
 @click.option("--chunk-rows", type=int, default=1000, show_default=True,
@@ -65,7 +76,7 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
             data: Optional[Path]) -> None:
     """Re-score an archive of part images with a model; resumable, results as Parquet
     (and, with --station-db or --data, in the station's database)."""
-    from ..line.scale import INSTALL_HINT, RayMissing, require_pyarrow, require_ray
+    from ..line.scale import INSTALL_HINT, RayMissing, RayUnreachable, require_pyarrow, require_ray
     from ..vision.errors import LineguardError
     try:
         require_pyarrow()
@@ -98,7 +109,8 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     from ..line.scale.rescore import rescore as run
     try:
         summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
-                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus, progress=_progress_line(),
+                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus,
+                      progress=_progress_line(out, ray_address),
                       recorder=recorder)
     except RayMissing as exc:
         fail(str(exc))
@@ -106,15 +118,20 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(str(exc), code=1)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
+    except RayUnreachable as exc:
+        fail(str(exc))
     except ConnectionError as exc:
         fail(f"could not reach the Ray cluster at {ray_address}: {exc} (start it with `ray start --head`, "
              f"or use --ray local; {INSTALL_HINT} on every node)")
+    except OSError as exc:
+        # a folder that cannot be written, a full disk: one line, not a traceback
+        where = exc.filename or out
+        fail(f"{where}: {exc.strerror or exc}. Check that --out is on a disk with room this user may write; "
+             "the parts already written are complete, and running the same command again resumes")
     finally:
         if recorder is not None:
             recorder.close()
     d = summary.to_dict()
-    if summary.skipped:
-        note("resume", f"{summary.skipped} of {summary.listed} images already in {out}, skipped", colour="green")
     if summary.replaced:
         note("changed", f"{summary.replaced} rows of images rewritten since they were scored taken out of {out}; "
                         "those images scored again")

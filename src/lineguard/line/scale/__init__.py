@@ -8,7 +8,9 @@ and every entry point calls :func:`require_ray` first, which says how to install
 """
 from __future__ import annotations
 
-from typing import Any
+import os
+import socket
+from typing import Any, Optional
 
 INSTALL_HINT = "pip install 'lineguard[scale]'"
 
@@ -36,9 +38,79 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def connect(address: str, num_cpus: int | None = None) -> Any:
+class RayUnreachable(ConnectionError):
+    """The Ray cluster named by ``--ray`` cannot be reached; the message names the address
+    and what to check. Said within seconds: Ray itself retried an unreachable GCS for ever."""
+
+
+# seconds a TCP connect to the head may take before it is called unreachable
+PROBE_TIMEOUT_S = 5.0
+
+
+def resolve_address(address: str) -> str:
+    """The address ``ray.init`` is given for ``--ray ADDRESS``.
+
+    ``auto`` is ``RAY_ADDRESS``, else the head ``ray start`` started on this machine (the
+    address Ray records in its temp folder). Ray's own ``auto`` also joined any raylet it
+    found among the machine's processes: another user's private ``--ray local`` run, which
+    took this run down with it when it ended; that is never joined here."""
+    if address != "auto":
+        return address
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env:
+        return env
+    from ray._private.utils import read_ray_address   # what `ray start` wrote, if it did
+    found = read_ray_address()
+    if not found:
+        raise RayUnreachable("--ray auto: no Ray cluster started with `ray start` on this machine and no "
+                             "RAY_ADDRESS set: start one (`ray start --head`), give its address "
+                             "(--ray HOST:6379), or use --ray local for a private cluster")
+    return found
+
+
+def _host_port(address: str) -> Optional[tuple[str, int]]:
+    """(host, port) of ``host:port`` or ``ray://host:port``; None for what is not one."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    rest = rest.split("/", 1)[0]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = PROBE_TIMEOUT_S) -> str:
+    """Resolve ``address`` (:func:`resolve_address`) and open a TCP connection to it, or
+    :class:`RayUnreachable`; returns the resolved address. ``local`` needs no probe.
+
+    Called before anything is written: ``ray.init`` on an address where nothing answers
+    retried for ever with only Ray's warnings, holding the results folder and leaving a
+    station database run row unfinished."""
+    if address == "local":
+        return address
+    resolved = resolve_address(address)
+    hp = _host_port(resolved)
+    if hp is None:
+        raise RayUnreachable(f"--ray {address}: not an address; give HOST:PORT (the head's GCS port, "
+                             "6379 by default), ray://HOST:10001, auto or local")
+    named = address if resolved == address else f"{address} ({resolved})"
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer within {:.0f} s".format(timeout) if isinstance(exc, socket.timeout) else \
+            (exc.strerror or str(exc))
+        raise RayUnreachable(
+            f"cannot reach the Ray cluster at {named}: {why}. Check that its head is running (`ray status` "
+            "there), the host and port (HOST:PORT is the GCS port of `ray start --head --port`, 6379 by "
+            "default; ray://HOST:10001 the Ray Client server), and that no firewall is in between; "
+            "or use --ray local for a private cluster on this machine") from exc
+    return resolved
+
+
+def connect(address: str, num_cpus: Optional[int] = None) -> Any:
     """Join the Ray cluster at ``address`` (``ray://host:10001``, ``host:6379``, ``auto``),
-    or start a private one on this machine for ``local``. Reuses a session already open."""
+    or start a private one on this machine for ``local``. Reuses a session already open.
+    :class:`RayUnreachable` within seconds if nothing answers there."""
     ray = require_ray()
     if ray.is_initialized():
         return ray
@@ -48,8 +120,12 @@ def connect(address: str, num_cpus: int | None = None) -> Any:
     if address == "local":
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
-        ray.init(**kwargs)
+        # "local" itself, not no address: ray.init() with none joined the machine's `ray start`
+        # head (or RAY_ADDRESS) instead of a private cluster; with --num-cpus it was refused,
+        # and a head that died uncleanly left an address it retried for ever
+        ray.init(address="local", **kwargs)
     else:
+        resolved = check_reachable(address)
         kwargs.pop("include_dashboard")
-        ray.init(address=address, **kwargs)
+        ray.init(address=resolved, **kwargs)
     return ray

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, U
 import numpy as np
 
 from ...vision.atomic import fsync_dir, hold_lock
-from . import connect, require_pyarrow
+from ...vision.errors import LineguardError
+from . import check_reachable, connect, require_pyarrow
 
 if TYPE_CHECKING:
     from .rescore_db import StationRecorder
@@ -112,16 +113,24 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
                 out.append(ArchiveImage(fs.unstrip_protocol(p), int(info.get("size") or 0), _mtime_ns(info)))
     else:
         root = Path(spec)
+        said = left_out if left_out is not None else []
         if root.is_dir():
-            files = [p for p in root.rglob("*") if p.is_file()]
+            found = list(root.rglob("*"))
         elif any(c in spec for c in "*?["):
-            files = [Path(p) for p in globlib.glob(spec, recursive=True) if os.path.isfile(p)]
+            found = [Path(p) for p in globlib.glob(spec, recursive=True)]
         elif root.is_file():
-            files = [root]
+            found = [root]
         else:
             raise DatasetError(f"{spec}: no such folder or file, and not a glob pattern or URL "
                                "(give a folder, a pattern like 'archive/**/*.png', or s3://bucket/prefix/)")
-        said = left_out if left_out is not None else []
+        files = []
+        for p in found:
+            if p.is_file():
+                files.append(p)
+            elif p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_symlink():
+                # a link whose file is gone (an archive moved, a share not mounted) was
+                # passed over without a word: it is an image this run did not score
+                said.append(f"{p}: a link to {os.readlink(p)}, which is not there")
         # one row per image: a link (a file's, or a folder's a glob walks through) is the image
         # it points to, listed once (it was scored twice, and a station's counts kept both)
         seen: dict[str, Optional[ArchiveImage]] = {}      # None: left out, said once
@@ -292,20 +301,43 @@ class ResultsFolder:
         while the last still ran) deleted each other's half-written parts as "unfinished"
         and scored every image twice; the second is refused now."""
         from ...vision.errors import DatasetError
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = hold_lock(self.path / ".lock", wait=False)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = hold_lock(self.path / ".lock", wait=False)
+        except OSError as exc:
+            raise DatasetError(f"cannot write the results folder {self.path}: {exc.strerror or exc}. "
+                               "Give an --out this user may write (or fix the folder's permissions)") from exc
         if fd is None:
             raise DatasetError(f"another rescore is writing to {self.path}: wait for it to end, "
                                "or give another --out")
         try:
+            self._probe_write()
             yield
         finally:
             os.close(fd)
 
+    def _probe_write(self) -> None:
+        """Write and remove a small file, as a part is written: a folder made read-only (or
+        immutable) after its first run took its lock file still, scored a whole chunk, and
+        ended in a traceback at the first part."""
+        from ...vision.errors import DatasetError
+        probe = self.path / f".probe-{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"lineguard rescore: can this folder be written?\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise DatasetError(f"cannot write in the results folder {self.path}: {exc.strerror or exc}. "
+                               "Give an --out this user may write (read-only, immutable or full?)") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+
     def drop_unfinished(self) -> None:
         """Remove parts a killed run left half-written (never read: only ``part-*`` are)."""
         if self.path.is_dir():
-            for tmp in self.path.glob(".part-*.tmp"):
+            for tmp in [*self.path.glob(".part-*.tmp"), *self.path.glob(".probe-*.tmp")]:
                 tmp.unlink(missing_ok=True)
 
     def parts(self) -> list[Path]:
@@ -443,8 +475,56 @@ def _batches_single(todo: list[ArchiveImage], scorer: "Rescorer", batch_size: in
                       "mtime_ns": np.array([a.mtime_ns for a in chunk], dtype=np.int64)})
 
 
+# seconds between looks at the cluster's head, and failed looks in a row that mean it is gone
+WATCH_EVERY_S = 2.0
+WATCH_MISSES = 5
+
+
+def _watch_head(ray: Any, ray_address: str, on_lost: Callable[[], None]) -> Callable[[], None]:
+    """Look at the head's port every few seconds while the run goes on, and call ``on_lost``
+    once when it stops answering; returns the function that ends the watch.
+
+    When the head goes (``ray stop`` there, a crash, another user's ``--ray local`` run that
+    ended), Ray ends this process itself a minute later from native code, where Python cannot
+    catch it: the run ended with exit 1 and no word of lineguard's. This says it first."""
+    import threading
+    from . import _host_port
+    if ray_address.startswith("ray://"):
+        hp = _host_port(ray_address)
+    else:
+        try:
+            hp = _host_port(ray.get_runtime_context().gcs_address)
+        except Exception:  # noqa: BLE001 - no address to watch: nothing said, as before
+            hp = None
+    stop = threading.Event()
+    if hp is None:
+        return stop.set
+
+    def watch() -> None:
+        import socket
+        misses = 0
+        while not stop.wait(WATCH_EVERY_S):
+            try:
+                socket.create_connection(hp, timeout=WATCH_EVERY_S).close()
+                misses = 0
+            except OSError:
+                misses += 1
+                if misses == WATCH_MISSES:
+                    on_lost()
+                    return
+    threading.Thread(target=watch, name="lineguard-ray-head-watch", daemon=True).start()
+    return stop.set
+
+
+def ray_lost_message(ray_address: str, out: Union[str, os.PathLike], parts: int) -> str:
+    return (f"lost the Ray cluster at {ray_address}: its head stopped answering (stopped, crashed, or the end "
+            f"of the run that started it). The {parts} parts in {out} are complete; run the same command again, "
+            "on a running cluster, to resume")
+
+
 def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concurrency: int,
-                 ray_address: str, num_cpus: Optional[int]) -> Iterator[Any]:
+                 ray_address: str, num_cpus: Optional[int],
+                 on_lost: Optional[Callable[[], None]] = None) -> Iterator[Any]:
     ray = connect(ray_address, num_cpus=num_cpus)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False   # the CLI draws one progress line of its own
@@ -457,7 +537,39 @@ def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concur
     ds = ds.map_batches(Rescorer, fn_constructor_kwargs={"model": model, "threads": 1, "batch_size": batch_size},
                         batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=1,
                         batch_format="numpy")
-    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    unwatch = _watch_head(ray, ray_address, on_lost) if on_lost is not None else (lambda: None)
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    finally:
+        unwatch()
+
+
+class RescoreStopped(LineguardError):
+    """The run stopped part way (the Ray cluster lost, a part that cannot be written); the
+    parts written stand, and the message says how to go on. The CLI says it in one line."""
+
+
+def _stopping_clearly(stream: Iterable[Any], ray_address: Optional[str], out: Path,
+                      summary: RescoreSummary) -> Iterator[Any]:
+    """``stream``, with a Ray error (the cluster lost, its head stopped, the actors gone)
+    made one :class:`RescoreStopped` line that names the cluster and says how to resume."""
+    try:
+        yield from stream
+    except Exception as exc:  # noqa: BLE001 - only Ray's own errors are turned into a line
+        if ray_address is None or not _is_ray_error(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise RescoreStopped(f"the run on the Ray cluster at {ray_address} stopped part way ({type(exc).__name__}: "
+                             f"{first}): was the cluster stopped or lost? {summary.parts_written} parts already "
+                             f"in {out} stand; run the same command again to resume") from exc
+
+
+def _is_ray_error(exc: BaseException) -> bool:
+    try:
+        from ray.exceptions import RayError
+    except ImportError:
+        return False
+    return isinstance(exc, (RayError, ConnectionError))
 
 
 def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out: Union[str, os.PathLike],
@@ -487,27 +599,44 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         scorer = Rescorer(model_bytes, threads=threads if ray_address is None else 1, batch_size=batch_size)
     except BundleError as exc:
         raise BundleError(str(exc).replace("<bytes>", str(model))) from exc
+    if ray_address is not None:
+        # seconds, before anything is written: an address where nothing answers hung for ever
+        # with the folder locked and a station database run left unfinished
+        check_reachable(ray_address)
+    left_out: list[str] = []
+    listed = archive
+    if listed is None and not results.path.exists():
+        # nothing there to resume: list first, so a typo in --images leaves no empty folder
+        listed = list_archive(images, left_out)
     with results.writing():     # the folder is this run's alone from here
         results.drop_unfinished()
         # the folder is one model's results, so the model is loaded even with nothing left to
         # score: without it a resume with another model skipped every image and said so
         results.refuse_other_model(scorer.inspector.model_id)
         results.upgrade_parts()
-        left_out: list[str] = []
-        listed = archive if archive is not None else list_archive(images, left_out)
+        if listed is None:
+            listed = list_archive(images, left_out)
         done, replaced = results.resume(listed)
         todo = [a for a in listed if a.key not in done]
         summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
                                  mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
                                  left_out=left_out)
+        if summary.skipped and progress:
+            progress("resume", summary.skipped, summary.listed)   # said now, not only at the end
         if not todo and recorder is None:
             return summary
+        if todo and ray_address is not None:
+            # joined before the station database run row is touched: a cluster that cannot be
+            # joined leaves no run marked as running
+            connect(ray_address, num_cpus=num_cpus)
         if recorder is not None:
             # a run is known by its folder and model (the folder was checked to be this model's above)
             out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
+            # the archive as an absolute path: a relative one means nothing read from another folder
+            images_key = str(images) if _is_url(str(images)) else os.path.abspath(str(images).removeprefix("file://"))
             recorder.model_id = scorer.inspector.model_id
-            recorder.begin(out_key, str(images), scorer.inspector.model_id, scorer.inspector.model_version,
-                           summary.mode, len(listed))
+            recorder.begin(out_key, images_key, scorer.inspector.model_id, scorer.inspector.model_version,
+                           summary.mode, len(listed), images_as_given=str(images))
             recorder.load_missing(results.parts())
             if not todo:
                 recorder.finish()
@@ -516,33 +645,53 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
         if ray_address is None:
             stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
         else:
-            stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus)
+            def lost() -> None:
+                if progress:
+                    progress("ray-lost", summary.parts_written, len(todo))
+                else:
+                    import logging
+                    logging.getLogger(__name__).error(ray_lost_message(ray_address, results.path,
+                                                                       summary.parts_written))
+            stream = _batches_ray(todo, model_bytes, batch_size, concurrency, ray_address, num_cpus, on_lost=lost)
         pa = require_pyarrow()
         pending: list[Any] = []
 
         def flush() -> None:
             if pending:
                 table = pa.concat_tables(pending).cast(_schema())
-                part = results.write(table)
+                try:
+                    part = results.write(table)
+                except OSError as exc:
+                    # a full disk, a folder made read-only mid-run: the parts before are complete
+                    raise RescoreStopped(
+                        f"cannot write a part to {results.path}: {exc.strerror or exc}. The {summary.parts_written} "
+                        f"parts written before are complete; free space (or fix the folder) and run the same "
+                        f"command again to resume") from exc
                 if recorder is not None:
                     recorder.load_part(part, table)
                 summary.parts_written += 1
                 pending.clear()
 
-        for batch in stream:
-            pending.append(batch)
-            for v, e in zip(batch.column("verdict").to_pylist(), batch.column("error").to_pylist()):
-                if e is not None:
-                    summary.errors += 1
-                else:
-                    summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
-            if not summary.first_batch_rows:
-                summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
-            summary.scored += batch.num_rows
-            if sum(t.num_rows for t in pending) >= chunk_rows:
-                flush()
-            if progress:
-                progress("rescore", summary.scored, len(todo))
+        try:
+            for batch in _stopping_clearly(stream, ray_address, results.path, summary):
+                pending.append(batch)
+                for v, e in zip(batch.column("verdict").to_pylist(), batch.column("error").to_pylist()):
+                    if e is not None:
+                        summary.errors += 1
+                    else:
+                        summary.verdicts[str(v)] = summary.verdicts.get(str(v), 0) + 1
+                if not summary.first_batch_rows:
+                    summary.first_batch_s, summary.first_batch_rows = time.perf_counter() - t0, batch.num_rows
+                summary.scored += batch.num_rows
+                if sum(t.num_rows for t in pending) >= chunk_rows:
+                    flush()
+                if progress:
+                    progress("rescore", summary.scored, len(todo))
+        except RescoreStopped:
+            if pending and ray_address is not None:
+                with contextlib.suppress(RescoreStopped):
+                    flush()         # what came back before the cluster was lost is kept
+            raise
         flush()
         summary.seconds = time.perf_counter() - t0
         if recorder is not None:

@@ -95,18 +95,28 @@ class StationRecorder:
         self.db.dispose()
 
     def begin(self, out: Path | str, images: str, model_id: str, model_version: str, mode: str,
-              listed: int) -> int:
-        """Find or make the run of (``out``, ``model_id``); returns its id."""
+              listed: int, images_as_given: Optional[str] = None) -> int:
+        """Find or make the run of (``out``, ``model_id``); returns its id.
+
+        ``images`` is the archive as an absolute path (or URL). A resume must name the same
+        archive: one with another --images rewrote the run's record (its archive, listed
+        count and mode) to the resume's, so a 24,000-image run read as one day's folder;
+        it is refused (:class:`DatasetError`) before anything is changed."""
+        from ...vision.errors import DatasetError
         out = str(out)
         now = utcnow()
         with self.db.session() as s:
             run = s.scalars(select(RescoreRun).where(RescoreRun.out == out, RescoreRun.model_id == model_id)).first()
+            if run is not None and not _same_archive(run.images, images, images_as_given):
+                raise DatasetError(f"{out} is rescore run {run.id} of the archive {run.images}, not of {images}: "
+                                   f"give --images {run.images} to resume it, or a new --out for another archive")
             if run is None:
                 run = RescoreRun(out=out, images=images, model_id=model_id, model_version=model_version, mode=mode,
                                  listed=listed, counts={}, starts=1, started_at=now, updated_at=now)
                 s.add(run)
             else:
                 run.starts += 1
+                # the same archive; a run recorded before paths were made absolute gets its absolute path
                 run.images, run.mode, run.listed, run.updated_at = images, mode, listed, now
                 run.finished_at = None
             s.flush()
@@ -180,6 +190,14 @@ class StationRecorder:
         with self.db.session() as s:
             run = s.get(RescoreRun, self.run_id)
             run.finished_at = run.updated_at = utcnow()
+
+
+def _same_archive(recorded: str, images: str, as_given: Optional[str]) -> bool:
+    """Whether a resume's --images (``images`` absolute, ``as_given`` as typed) names the
+    archive a run recorded: runs before 2026-12-05 recorded it as typed, often relative."""
+    if recorded in (images, as_given):
+        return True
+    return "://" not in recorded and os.path.abspath(recorded) == images
 
 
 def _upsert(db: Database) -> Any:
