@@ -295,7 +295,7 @@ class Station:
             self.metrics.queue_depth.dec()
             if self._trim_memory:
                 self._trim_memory = False
-                _return_freed_memory()
+                return_freed_memory()
 
     def _line_as_stored(self, line: str) -> str:
         """A line sent as "l1" where the records say "L1" is line L1: every page and filter
@@ -1146,9 +1146,10 @@ def each_part(db: Any, *, limit: Optional[int] = None, before_page: Optional[Cal
         left = None if left is None else left - n
 
 
-def _return_freed_memory() -> None:
-    """Hand memory freed after a large decode back to the OS (glibc keeps it otherwise,
-    and a station that once decoded four large parts would stay that size for ever)."""
+def return_freed_memory() -> None:
+    """Hand memory freed after a large decode or picture back to the OS (glibc keeps it
+    otherwise, and a station that once decoded four large parts would stay that size for
+    ever); nothing where the C library is not glibc."""
     try:
         import ctypes
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -21,7 +21,7 @@ from ...line.orm import Inspection
 from ...line.shifts import plant_zone
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
-from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspection_to_dict
+from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspection_to_dict, return_freed_memory
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 
@@ -338,28 +338,12 @@ async def _drawn(request: Request, draw: Any, *args: Any) -> Response:
 
 
 def _and_trim(draw: Any, *args: Any) -> Response:
+    # glibc keeps the freed blocks of each worker thread for reuse: after six overlays the
+    # station stayed at ~2 GB, where a line PC's camera software may need it
     try:
         return draw(*args)
     finally:
-        _trim()
-
-
-def _trim() -> None:
-    """Hand the memory a picture was drawn in back to the system. glibc keeps freed blocks
-    of each worker thread for reuse: after six overlays the station stayed at ~2 GB,
-    where a line PC's camera software may need it."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):       # not glibc (Windows, musl): nothing to do
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
+        return_freed_memory()
 
 
 def _photo(data: bytes, side: Any) -> Any:
