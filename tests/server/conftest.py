@@ -132,11 +132,13 @@ def pg_reachable() -> bool:
         return False
 
 
-def start_fake_station(data: Path, extra: Sequence[str] = ()) -> "ServerProc":
+def start_fake_station(data: Path, extra: Sequence[str] = (),
+                       python_args: Optional[list[str]] = None) -> "ServerProc":
     """A station process with fake models (threshold 0.5 on brightness), product 'cell'
-    active, keys for every role in ``srv.keys``; the caller stops it."""
+    active, keys for every role in ``srv.keys``; the caller stops it. ``python_args``: run
+    it as ``python *python_args`` (a start script that sets the server's module constants)."""
     keys = make_keys(data)
-    srv = ServerProc(data, fake=True, extra=list(extra)).start()
+    srv = ServerProc(data, fake=True, extra=list(extra), python_args=python_args).start()
     with srv.client(keys["engineer"]) as c:
         r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
                    data={"product": "cell", "activate": "true"})

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import HERE, ServerProc, fake_model_bytes, make_keys, png_bytes, post_part, read_http_head
+from .conftest import HERE, ServerProc, fake_model_bytes, png_bytes, post_part, read_http_head, start_fake_station
 
 SERVE = f"""
 import sys
@@ -35,15 +35,8 @@ serve_main(sys.argv[1:])
 
 
 def _station(data: Path, head_s: float, body_s: float, before: str = "", h11: bool = False) -> ServerProc:
-    keys = make_keys(data)
-    srv = ServerProc(data, python_args=["-c", SERVE.format(before=before, head_s=head_s, body_s=body_s, h11=h11)])
-    srv.start()
-    with srv.client(keys["engineer"]) as c:
-        r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
-                   data={"product": "cell", "activate": "true"})
-        assert r.status_code == 201, r.text
-    srv.keys = keys
-    return srv
+    return start_fake_station(data, python_args=["-c", SERVE.format(before=before, head_s=head_s, body_s=body_s,
+                                                                     h11=h11)])
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"])
