@@ -54,7 +54,8 @@ def test_a_retrain_sets_its_threshold_on_the_audit_sample_not_on_the_false_alarm
     flags = dict(zip(trainer.images, trainer.calibrate_on))
     by_key = {str(st.images.path(r.image_key)): r for r in sample + false_alarms}
     assert set(flags) == set(by_key)                      # every part learnt ...
-    assert {p for p, f in flags.items() if f} == {str(st.images.path(r.image_key)) for r in sample}  # ... sample counted
+    # ... the sample's counted
+    assert {p for p, f in flags.items() if f} == {str(st.images.path(r.image_key)) for r in sample}
     # far out, a sample part nobody reviewed may be left out (a defect passed); a part reviewed good never
     may_leave = dict(zip(trainer.images, trainer.exclude_suspects))
     assert {p for p, f in may_leave.items() if f} == {str(st.images.path(r.image_key)) for r in sample}

@@ -233,8 +233,11 @@ def version_sample_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[i
     return {vid: sample_rates(_split(c)[1]) for vid, c in version_counts(s, versions).items()}
 
 
-def version_counts(s: Session,
-                   versions: Iterable[ModelVersion]) -> dict[int, dict[tuple[bool, bool, Optional[str], str, str], int]]:
+# (in the audit sample, reviewed, review label, the line's verdict, the version's verdict)
+CountKey = tuple[bool, bool, Optional[str], str, str]
+
+
+def version_counts(s: Session, versions: Iterable[ModelVersion]) -> dict[int, dict[CountKey, int]]:
     """Per version id, (in the audit sample, reviewed, review label, the line's verdict, its
     verdict) -> parts, over the parts reviewed or in the audit sample it judged, in a few
     grouped queries for any number of versions (:func:`_split` parts them for
