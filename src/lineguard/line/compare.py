@@ -225,12 +225,18 @@ def _active_spans(s: Session, product: str, line: str) -> list[tuple[Any, Any, i
 
 def version_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Optional[dict[str, Any]]]:
     """Rates on reviewed parts per version id (see :func:`version_counts`)."""
-    return {vid: _rates(_split(c)[0]) for vid, c in version_counts(s, versions).items()}
+    return {vid: reviewed for vid, (reviewed, _sample) in version_rates_both(s, versions).items()}
 
 
-def version_sample_rates(s: Session, versions: Iterable[ModelVersion]) -> dict[int, Optional[dict[str, Any]]]:
-    """Rates on the random audit sample per version id (:func:`sample_rates`)."""
-    return {vid: sample_rates(_split(c)[1]) for vid, c in version_counts(s, versions).items()}
+def version_rates_both(s: Session, versions: Iterable[ModelVersion]
+                       ) -> dict[int, tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]]:
+    """Per version id, (its rates on reviewed parts, its rates on the random audit sample:
+    :func:`sample_rates`), from one count of the parts (:func:`version_counts`)."""
+    out = {}
+    for vid, counts in version_counts(s, versions).items():
+        reviewed, sample = _split(counts)
+        out[vid] = (_rates(reviewed), sample_rates(sample))
+    return out
 
 
 # (in the audit sample, reviewed, review label, the line's verdict, the version's verdict)

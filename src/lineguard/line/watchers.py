@@ -20,7 +20,11 @@ SILENT_AFTER_S = 60.0        # a running watcher's file not rewritten for this l
 FAULT_PREFIX = "watcher "    # /health's fault names: housekeeping (the station itself judges parts)
 
 
-def statuses(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+# each watcher's status file and what it holds
+Statuses = list[tuple[Path, dict[str, Any]]]
+
+
+def statuses(data_dir: Path) -> Statuses:
     """The watchers' status files in the data folder, each as written (unreadable ones skipped:
     a file is renamed into place whole, so one that does not parse is not a watcher's)."""
     folder = Path(data_dir) / WATCHERS_DIR
@@ -37,12 +41,13 @@ def statuses(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def watcher_faults(data_dir: Path, now: Optional[float] = None) -> dict[str, str]:
-    """``watcher LINE/STATION`` -> what is wrong, for each running watcher that is behind the
-    line, whose station cannot take its parts, or that has gone silent."""
+def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, str]:
+    """``watcher LINE/STATION`` -> what is wrong, for each running watcher (of ``found``,
+    :func:`statuses`) that is behind the line, whose station cannot take its parts, or
+    that has gone silent."""
     now = time.time() if now is None else now
     faults: dict[str, str] = {}
-    for path, st in statuses(data_dir):
+    for path, st in found:
         if not st.get("running"):
             continue
         name = f"{FAULT_PREFIX}{st.get('line', '?')}/{st.get('station', '?')}"
@@ -64,11 +69,12 @@ def watcher_faults(data_dir: Path, now: Optional[float] = None) -> dict[str, str
     return faults
 
 
-def backlogs(data_dir: Path) -> list[dict[str, Any]]:
-    """(line, station, files waiting, the oldest's wait in s) of each running watcher, for /metrics."""
+def backlogs(found: Statuses) -> list[dict[str, Any]]:
+    """(line, station, files waiting, the oldest's wait in s) of each running watcher of
+    ``found`` (:func:`statuses`), for /metrics."""
     return [{"line": str(st.get("line", "")), "station": str(st.get("station", "")),
              "waiting": int(st.get("waiting") or 0), "oldest_wait_s": float(st.get("oldest_wait_s") or 0)}
-            for _path, st in statuses(data_dir) if st.get("running")]
+            for _path, st in found if st.get("running")]
 
 
 def _clock(wall: Any) -> str:

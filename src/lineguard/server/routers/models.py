@@ -110,17 +110,15 @@ def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
 def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict[str, Any]]:
     """Versions with their state (a shadow is one), their rates on reviewed parts and on
     the audit sample's."""
-    from ...line.compare import _rates, _split, sample_rates, version_counts
+    from ...line.compare import version_rates_both
     shadows = {mv.id for mv in station.shadow.current().values()}
     with station.db.session() as s:
-        counts = {vid: _split(c) for vid, c in version_counts(s, versions).items()}
-        rates = {vid: _rates(reviewed) for vid, (reviewed, _sample) in counts.items()}
-        sampled = {vid: sample_rates(sample) for vid, (_reviewed, sample) in counts.items()}
+        rates = version_rates_both(s, versions)
         # never a version whose file is missing (a restore without it): the rollback walks past it too
         back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
                    for mv in versions if mv.active}
     return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
-                             rates.get(mv.id), sampled.get(mv.id)),
+                             *rates.get(mv.id, (None, None))),
              **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
 
 

@@ -15,7 +15,7 @@ from ...line.orm import ApiKey
 from ...line.outbox import REFUSED_SHOWN_S
 from ...line.registry import model_subject
 from ...line.station import Station, _iso, stops_parts
-from ...line.watchers import backlogs, watcher_faults
+from ...line.watchers import backlogs, statuses, watcher_faults
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, ResentOut, errors
 
@@ -35,7 +35,7 @@ def health(station: Station = Depends(get_station)) -> Any:
     if "database" not in faults:
         active = [model_subject(m) for m in station.models.list() if m.active]
         faults.update(station.model_faults())
-    faults.update(watcher_faults(station.config.data_dir))
+    faults.update(watcher_faults(statuses(station.config.data_dir)))
     sinks = station.sinks.status() if "database" not in faults else {}
     for name, sink in sinks.items():
         # results held for the MES or the andon: parts are still judged and kept (not a
@@ -96,9 +96,10 @@ def metrics(station: Station = Depends(get_station)) -> Response:
     faults = station.check_storage()         # as /health would say them now
     if "database" not in faults:
         faults.update(station.model_faults())
-    faults.update(watcher_faults(station.config.data_dir))
+    watchers = statuses(station.config.data_dir)      # each status file read once
+    faults.update(watcher_faults(watchers))
     station.metrics.set_faults(faults)
-    station.metrics.set_hot_folders(backlogs(station.config.data_dir))
+    station.metrics.set_hot_folders(backlogs(watchers))
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
