@@ -769,8 +769,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
     A watcher behind the line (a file ready has waited 30 s) and a station that cannot take
     parts are said when they start and end; its state is kept in a status file (with --data
-    in DIR/watchers/, else .lineguard-watch-status.json in the folder)."""
-    from ..line.sources.folder import FolderWatcher
+    in DIR/watchers/, else .lineguard-watch-status.json in the folder); with --server it is
+    also sent to the station every 5 s (its /health then sees this watcher)."""
+    from ..line.sources.folder import FolderWatcher, StationHeartbeat
     from ._term import fail
     if not folder.is_dir():
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
@@ -780,6 +781,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     def show(path, r):
         click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
 
+    # a station on another PC has no data folder shared with this one: it hears of this
+    # watcher (behind, its parts not taken, stopped) from its heartbeat, sent with the same key
+    heartbeat = StationHeartbeat(server, api_key) if server else None
     try:
         w = FolderWatcher(folder, submit, settle_s=settle, poll_s=poll, on_result=show,
                           incomplete_after_s=incomplete_after,
@@ -787,7 +791,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                           max_bytes=st.config.max_upload_bytes if st is not None else int(max_upload_mb * 1024 * 1024),
                           status_path=_watch_status_path(st, folder, line, station),
                           status_info={"line": line, "station": station, "product": product,
-                                       "inspects": "--server" if server else "here"})
+                                       "inspects": "--server" if server else "here"},
+                          heartbeat=heartbeat)
         if st is not None:
             # the model's first part pays for its loading and set-up (3.2 s on a commutator
             # model, booked as station_decode in that part's timings and the line view's p95):
@@ -812,6 +817,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if heartbeat is not None:
+            heartbeat.close()      # the last status (stopped): the station forgets this watcher
         if st is not None:
             st.close()
     click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}"

@@ -6,11 +6,22 @@ is behind the line, whether the station takes its parts. The station reads them 
 20 parts/s on a busy 2-core PC photos had waited 11 minutes in the folder while /health
 said "ok" and the line view's latency (the model's time) looked fine. A watcher that stopped
 on purpose says so in its file (``running`` false) and is no fault; one killed or hung
-stops rewriting it and is, after SILENT_AFTER_S.
+stops rewriting it and is, after SILENT_AFTER_S, saying when it was last seen; its backlog
+is then no longer reported to /metrics (a kill -9 left the last count there for ever).
+
+A watcher with ``--server`` (another PC, no shared data folder) sends the same status to
+the station it posts parts to, its heartbeat (``POST /api/v1/watchers/heartbeat``, with its
+own key): :func:`store_heartbeat` keeps it as a file of the same folder, named
+``heartbeat-*.json``, stamped with the station's clock when it came, so both kinds are read
+alike. A clean stop removes it; one not renewed for FORGET_AFTER_S (a watcher PC taken off
+the line without a clean stop) is no longer shown and is deleted at the next heartbeat.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -18,6 +29,14 @@ from typing import Any, Optional
 WATCHERS_DIR = "watchers"
 SILENT_AFTER_S = 60.0        # a running watcher's file not rewritten for this long: stopped or hung
 FAULT_PREFIX = "watcher "    # /health's fault names: housekeeping (the station itself judges parts)
+HEARTBEAT_PREFIX = "heartbeat-"   # the status files the station keeps of its --server watchers
+# a --server watcher silent this long is forgotten (its fault cleared, its file deleted):
+# a day of "stopped or hung" is seen by anyone; a PC taken off the line for good is not a
+# fault for ever on a station nobody can tell the watcher was retired
+FORGET_AFTER_S = 24 * 3600.0
+# most --server watchers one station keeps: a key holder sending made-up folders cannot
+# fill the data folder
+MAX_HEARTBEATS = 256
 
 
 # each watcher's status file and what it holds
@@ -35,10 +54,38 @@ def statuses(data_dir: Path) -> Statuses:
         return []
     for path in paths:
         try:
-            out.append((path, json.loads(path.read_text(encoding="utf-8"))))
+            st = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if isinstance(st, dict):
+            out.append((path, st))
     return out
+
+
+def silent_after(st: dict[str, Any]) -> float:
+    """How long a running watcher's status may go unrenewed before it is taken as stopped or hung."""
+    try:
+        every = float(st.get("every_s") or 0)
+    except (TypeError, ValueError):
+        every = 0.0
+    return max(SILENT_AFTER_S, 3 * every)
+
+
+def _age(st: dict[str, Any], now: float) -> float:
+    try:
+        return now - float(st.get("updated") or 0)
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def _heartbeat(path: Path) -> bool:
+    return path.name.startswith(HEARTBEAT_PREFIX)
+
+
+def _shown(found: Statuses, now: float) -> Statuses:
+    """The running watchers of ``found``, less --server ones forgotten (silent past FORGET_AFTER_S)."""
+    return [(path, st) for path, st in found
+            if st.get("running") and not (_heartbeat(path) and _age(st, now) > FORGET_AFTER_S)]
 
 
 def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, str]:
@@ -47,18 +94,23 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
     that has gone silent."""
     now = time.time() if now is None else now
     faults: dict[str, str] = {}
-    for path, st in found:
-        if not st.get("running"):
-            continue
+    for path, st in _shown(found, now):
         name = f"{FAULT_PREFIX}{st.get('line', '?')}/{st.get('station', '?')}"
         if name in faults:          # two folders for one line and station: told apart by the file
             name = f"{name} ({path.stem})"
-        age = now - float(st.get("updated") or 0)
-        silent_after = max(SILENT_AFTER_S, 3 * float(st.get("every_s") or 0))
-        if age > silent_after:
-            faults[name] = (f"its status ({path}) has not been written for {age:.0f} s: the watcher of "
-                            f"{st.get('folder')} is stopped or hung (pid {st.get('pid')}); start `lineguard watch` "
-                            "again, or delete the file if this watcher is gone for good")
+        age = _age(st, now)
+        if age > silent_after(st):
+            seen = f"last seen {_clock(st.get('updated'))}, {_ago(age)} ago"
+            if _heartbeat(path):
+                faults[name] = (f"no heartbeat from the watcher of {st.get('folder')} (pid {st.get('pid')}) since "
+                                f"it was {seen}: it is stopped or hung, or its PC cannot reach this station; its "
+                                f"backlog is no longer known. Start `lineguard watch` there again (this fault "
+                                f"clears after {_ago(FORGET_AFTER_S)} without one, or delete {path})")
+            else:
+                faults[name] = (f"its status ({path}) is not rewritten, {seen}: the watcher of "
+                                f"{st.get('folder')} is stopped or hung (pid {st.get('pid')}) and its backlog is no "
+                                "longer known; start `lineguard watch` again, or delete the file if this watcher "
+                                "is gone for good")
         elif not st.get("station_taking_parts", True):
             faults[name] = (f"the station does not take its parts since {_clock(st.get('station_down_since'))} "
                             f"({st.get('station_error')}); {st.get('waiting', 0)} file(s) wait in {st.get('folder')}")
@@ -69,16 +121,101 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
     return faults
 
 
-def backlogs(found: Statuses) -> list[dict[str, Any]]:
+def backlogs(found: Statuses, now: Optional[float] = None) -> list[dict[str, Any]]:
     """(line, station, files waiting, the oldest's wait in s) of each running watcher of
-    ``found`` (:func:`statuses`), for /metrics."""
+    ``found`` (:func:`statuses`) heard from lately, for /metrics. A watcher silent past
+    :func:`silent_after` (killed with kill -9: its file says "running" for ever) has a
+    backlog nobody knows: its last count is not reported as if it were now's (its
+    /health fault says when it was last seen)."""
+    now = time.time() if now is None else now
     return [{"line": str(st.get("line", "")), "station": str(st.get("station", "")),
              "waiting": int(st.get("waiting") or 0), "oldest_wait_s": float(st.get("oldest_wait_s") or 0)}
-            for _path, st in found if st.get("running")]
+            for _path, st in _shown(found, now) if _age(st, now) <= silent_after(st)]
+
+
+# -- --server watchers' heartbeats ------------------------------------------------------
+def heartbeat_path(data_dir: Path, line: str, station: str, host: str, folder: str) -> Path:
+    """The file the station keeps a --server watcher's status in: one per line, station,
+    watcher PC and folder (the name from a digest: nothing a sender writes picks a path)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{line}-{station}")[:80]
+    digest = hashlib.sha256(json.dumps([line, station, host, folder]).encode("utf-8", "replace")).hexdigest()[:12]
+    return Path(data_dir) / WATCHERS_DIR / f"{HEARTBEAT_PREFIX}{safe}-{digest}.json"
+
+
+class TooManyWatchers(Exception):
+    """MAX_HEARTBEATS --server watchers are kept already."""
+
+
+def store_heartbeat(data_dir: Path, status: dict[str, Any], now: Optional[float] = None) -> Optional[Path]:
+    """Keep a --server watcher's status (``line``, ``station``, ``host``, ``folder`` and what
+    its status file holds) as its status file here; a clean stop (``running`` false)
+    removes it (returns None). ``updated`` is this station's clock when it came; the
+    watcher's own times (``behind_since``, ``station_down_since``) are moved by the gap
+    between its clock (``sent``) and this one, so a PC whose clock is off still reads right.
+    Also deletes the heartbeats forgotten (silent past FORGET_AFTER_S)."""
+    now = time.time() if now is None else now
+    path = heartbeat_path(data_dir, status["line"], status["station"], status["host"], status["folder"])
+    forget_old(data_dir, now)
+    if not status.get("running"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return None
+    held = dict(status)
+    sent = held.pop("sent", None)
+    skew = now - float(sent) if sent is not None else 0.0
+    for key in ("behind_since", "station_down_since"):
+        if held.get(key) is not None:
+            held[key] = float(held[key]) + skew
+    held["folder"] = f"{status['host']}:{status['folder']}"
+    held.update(updated=now, via="heartbeat")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and len(list(path.parent.glob(f"{HEARTBEAT_PREFIX}*.json"))) >= MAX_HEARTBEATS:
+        raise TooManyWatchers(f"this station keeps the heartbeats of {MAX_HEARTBEATS} watchers already; stop the "
+                              "ones no longer used (a clean stop removes theirs) or delete their files in "
+                              f"{path.parent}")
+    # a new file renamed over the old: /health never reads half of one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        tmp.write_text(json.dumps(held) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def forget_old(data_dir: Path, now: Optional[float] = None) -> None:
+    """Delete the --server watchers' status files silent past FORGET_AFTER_S."""
+    now = time.time() if now is None else now
+    for path, st in statuses(data_dir):
+        if _heartbeat(path) and _age(st, now) > FORGET_AFTER_S:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def _ago(seconds: float) -> str:
+    """A span as a person reads it: 45 s, 12 min, 3 h 12 min, 2 d 5 h."""
+    s = int(max(0.0, seconds)) if seconds != float("inf") else None
+    if s is None:
+        return "an unknown time"
+    if s < 120:
+        return f"{s} s"
+    m = s // 60
+    if m < 60:
+        return f"{m} min"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(h, 24)
+    return f"{d} d {h} h" if h else f"{d} d"
 
 
 def _clock(wall: Any) -> str:
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(wall)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return "?"

@@ -281,9 +281,10 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     from .routers import spc, tuning
     app.include_router(spc.router)
     app.include_router(tuning.router)
-    from .routers import reports, rescores
+    from .routers import reports, rescores, watchers
     app.include_router(reports.router)
     app.include_router(rescores.router)
+    app.include_router(watchers.router)
     from .routers import live, pages
     app.include_router(live.router)
     app.include_router(pages.router)

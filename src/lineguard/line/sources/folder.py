@@ -46,8 +46,12 @@ taken has waited ``BACKLOG_AFTER_S``) says so, with the files waiting and the ol
 wait, when it starts and when it clears (once a minute while it lasts). Its state (files
 waiting, the oldest's wait, behind or not, the station taking parts or not) is rewritten
 atomically every few seconds to a small JSON status file (``STATUS_FILE`` in the folder, or
-``status_path``) for the station's /health or a plant's monitoring. A stop (Ctrl-C, SIGTERM)
+``status_path``) for the station's /health or a plant's monitoring; a watcher posting to a
+station on another PC also sends it there (``heartbeat``, :class:`StationHeartbeat`), whose
+/health and /metrics show it as a local watcher's. A stop (Ctrl-C, SIGTERM)
 finishes the file in hand and ends, also in the middle of a folder of thousands of files.
+A file whose name would give a part id with spaces around it (`` a.png``) is refused: the
+station drops those spaces, and it would become part ``a``, the part of ``a.png``.
 """
 from __future__ import annotations
 
@@ -109,6 +113,11 @@ STATUS_FILE = ".lineguard-watch-status.json"
 # then twice as long each time, up to this: not every file of the folder at every poll
 RETRY_MAX_S = 5.0
 
+# Where a --server watcher sends its status (server.routers.watchers), and how long it waits
+# before trying again after a station answered 404 (an older one, without heartbeats)
+HEARTBEAT_PATH = "/api/v1/watchers/heartbeat"
+OLD_STATION_RETRY_S = 600.0
+
 
 class FolderWatcher:
     def __init__(self, folder: os.PathLike | str, submit: Submit, settle_s: float = 0.5,
@@ -117,7 +126,8 @@ class FolderWatcher:
                  on_result: Optional[Callable[[Path, dict[str, Any]], None]] = None,
                  part_id_from: Callable[[Path], str] = lambda p: p.stem,
                  incomplete_after_s: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES,
-                 status_path: Optional[os.PathLike | str] = None, status_info: Optional[dict[str, Any]] = None):
+                 status_path: Optional[os.PathLike | str] = None, status_info: Optional[dict[str, Any]] = None,
+                 heartbeat: Optional[Callable[[dict[str, Any]], None]] = None):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: the hot folder does not exist; create it or fix the path")
@@ -156,6 +166,8 @@ class FolderWatcher:
         self._looked_at = float("-inf")
         self.status_path = Path(status_path) if status_path else self.folder / STATUS_FILE
         self._status_info = dict(status_info or {})
+        # given each status as it is written (a StationHeartbeat: to a station on another PC)
+        self.heartbeat = heartbeat
         self._status_at = float("-inf")
         self._running = False
         self._read_stat: Optional[os.stat_result] = None
@@ -425,10 +437,17 @@ class FolderWatcher:
         if not force and now - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = now
+        status = self.status()
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat(status)     # handed over, never waited for (a station down takes seconds)
+            except Exception as exc:  # noqa: BLE001 - the line's parts come first
+                self._say(("heartbeat",), logging.WARNING, "the watcher's heartbeat failed (%s: %s)",
+                          type(exc).__name__, exc)
         tmp = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}.tmp")
         try:
             self.status_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.status()) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(status) + "\n", encoding="utf-8")
             os.replace(tmp, self.status_path)
         except OSError as exc:
             self._say(("status",), logging.WARNING, "the watcher's status file %s cannot be written (%s); the "
@@ -577,6 +596,10 @@ class FolderWatcher:
                                           "file and drop it in again, and have the camera or the share write "
                                           "file names as UTF-8", ino)
             return True
+        spaced = self._spaced_part_id(path)
+        if spaced is not None:
+            self._refuse(path, sig, None, spaced, ino)
+            return True
         if path.is_symlink():
             self._refuse(path, sig, None, "the file is a symbolic link; the watcher does not "
                                           "follow links, copy the image itself into the folder", ino)
@@ -634,6 +657,24 @@ class FolderWatcher:
             self._writing.add(path.name)
             return False   # rewritten between the look and the read: look again next poll
         return self._handle(path, sig, data, waiting=waiting, ino=self._ino(st))
+
+    def _spaced_part_id(self, path: Path) -> Optional[str]:
+        """Why the part id of ``path`` cannot be used as it is, when it begins or ends with a
+        space (or is only spaces); None when it can. The station drops a part id's
+        surrounding spaces (a PLC's padding), so " a.png" was recorded as part "a", the part
+        of "a.png": two photos under one id and no word of it, the later verdict taken for
+        the part's. Refused, the image waits in failed/ to be renamed."""
+        part_id = self.part_id_from(path)
+        if part_id == part_id.strip():
+            return None
+        if not part_id.strip():
+            return (f"the file name {shown_name(path.name)!r} holds no part id (only spaces before its suffix); "
+                    "rename the file with the part's id and drop it in again")
+        return (f"the part id from the file name, {shown_name(part_id)!r}, begins or ends with a space; the "
+                f"station drops such spaces, so it would be recorded as part {shown_name(part_id.strip())!r}, "
+                f"the same part as a file named {shown_name(part_id.strip() + path.suffix)!r}. Rename the file "
+                "without the spaces and drop it in again (a camera numbering its photos: pad the numbers with "
+                "zeros, not spaces)")
 
     @staticmethod
     def _open(path: Path) -> Optional[int]:
@@ -767,23 +808,140 @@ class FolderWatcher:
         """Poll until :meth:`stop` (or ``stop_after`` seconds)."""
         t_end = None if stop_after is None else time.monotonic() + stop_after
         self._running = True
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # noqa: BLE001 - e.g. the share went away for a moment
-                self._say(("scan",), logging.ERROR, "scanning %s failed (%s: %s); trying again", self.folder,
-                          type(exc).__name__, exc)
-            else:
-                self._fault_over(("scan",), "scanning %s works again", self.folder)
-            if t_end is not None and time.monotonic() >= t_end:
-                break
-            self._stop.wait(self.poll_s)
-        self._running = False
-        self._write_status(time.monotonic(), force=True)   # "running": false, not a watcher that hangs
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.poll_once()
+                except Exception as exc:  # noqa: BLE001 - e.g. the share went away for a moment
+                    self._say(("scan",), logging.ERROR, "scanning %s failed (%s: %s); trying again", self.folder,
+                              type(exc).__name__, exc)
+                else:
+                    self._fault_over(("scan",), "scanning %s works again", self.folder)
+                if t_end is not None and time.monotonic() >= t_end:
+                    break
+                self._stop.wait(self.poll_s)
+        finally:
+            # also after Ctrl-C (KeyboardInterrupt out of the loop): "running": false, not a
+            # watcher that hangs (the station's /health said "stopped or hung" a minute later)
+            self._running = False
+            self._write_status(time.monotonic(), force=True)
 
     def stop(self) -> None:
         """End :meth:`run` (Ctrl-C, SIGTERM): the file in hand is finished, no other taken."""
         self._stop.set()
+
+
+class StationHeartbeat:
+    """Sends a --server watcher's status to the station it posts parts to
+    (``POST /api/v1/watchers/heartbeat``, with the watcher's key), so the station's /health
+    and /metrics see a watcher on another PC (no shared data folder) behind the line or
+    gone, as they see a local one's status file.
+
+    Called by :class:`FolderWatcher` with each status it writes (every STATUS_EVERY_S, and
+    at once when its state changes); the status is sent from a thread of its own, the newest
+    only, so a station down or slow never holds the folder's files. A hung watcher writes no
+    status and so sends none: the station finds it silent. A station that answers 404 (an
+    older one, without heartbeats) is said once and asked again every OLD_STATION_RETRY_S;
+    other failures (station down, key refused) are said when they start, then once a minute.
+    :meth:`close` sends the last status (``running`` false: the station forgets the watcher)."""
+
+    def __init__(self, url: str, api_key: Optional[str] = None, client: Any = None, timeout_s: float = 3.0):
+        if client is None:
+            import httpx
+            client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key or ""},
+                                  timeout=timeout_s)
+        self.url = url
+        self._client = client
+        self._host = _host_name()
+        self._cond = threading.Condition()
+        self._pending: Optional[dict[str, Any]] = None
+        self._closed = False
+        self._thread: Optional[threading.Thread] = None
+        self._old_station_at: Optional[float] = None      # a 404 answered then (monotonic)
+        self._said_old = False
+        self._failing: Optional[list] = None               # [what failed, last said (monotonic)]
+        self.sent = 0                                      # heartbeats the station took
+
+    def __call__(self, status: dict[str, Any]) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._pending = dict(status)                   # only the newest is worth sending
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lineguard-heartbeat", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                status, self._pending = self._pending, None
+                if status is None:
+                    return                                 # closed, nothing left to send
+            self.send(status)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Send the last status handed over (a clean stop's), then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def send(self, status: dict[str, Any]) -> bool:
+        """Send one status now; whether the station took it."""
+        now = time.monotonic()
+        if self._old_station_at is not None and now - self._old_station_at < OLD_STATION_RETRY_S:
+            return False     # an older station: asked again only every OLD_STATION_RETRY_S
+        body = {**status, "host": self._host, "folder": os.path.abspath(str(status.get("folder", ""))),
+                "sent": time.time()}
+        try:
+            r = self._client.post(HEARTBEAT_PATH, json=body)
+        except Exception as exc:  # noqa: BLE001 - down, unreachable, timed out: the next status is tried
+            self._failed(f"{type(exc).__name__}: {exc}", now)
+            return False
+        if r.status_code == 404:
+            self._old_station_at = now
+            if not self._said_old:
+                self._said_old = True
+                log.warning("the station at %s does not take watcher heartbeats (HTTP 404: a lineguard older than "
+                            "this watcher, or a URL that is not the station's): its /health cannot tell when this "
+                            "watcher is behind or stopped; parts are sent as before. Update the station; asked "
+                            "again every %.0f min", self.url, OLD_STATION_RETRY_S / 60)
+            return False
+        if r.status_code >= 300:
+            self._failed(f"HTTP {r.status_code}: {_error_message(r)}", now)
+            return False
+        if self._failing is not None or self._old_station_at is not None:
+            log.info("the station at %s takes this watcher's heartbeats again", self.url)
+        self._failing = None
+        self._old_station_at = None
+        self.sent += 1
+        return True
+
+    def _failed(self, what: str, now: float) -> None:
+        f = self._failing
+        if f is None or now - f[1] >= REPEAT_S:      # when it starts, then once a minute
+            log.warning("the watcher's heartbeat to %s failed (%s): meanwhile the station's /health cannot see "
+                        "this watcher (one it saw is a fault after a minute); tried again with each status",
+                        self.url, what)
+            self._failing = [what, now]
+
+
+def _host_name() -> str:
+    import socket
+    return socket.gethostname() or "?"
+
+
+def _error_message(r: Any) -> str:
+    try:
+        err = r.json().get("error") or {}
+        return str(err.get("message") or r.text)[:300]
+    except (ValueError, AttributeError):
+        return r.text[:300]
 
 
 def station_fault(exc: BaseException) -> bool:

@@ -35,6 +35,7 @@ def health(station: Station = Depends(get_station)) -> Any:
     if "database" not in faults:
         active = [model_subject(m) for m in station.models.list() if m.active]
         faults.update(station.model_faults())
+    # local watchers' status files and --server ones' heartbeats (routers.watchers) alike
     faults.update(watcher_faults(statuses(station.config.data_dir)))
     sinks = station.sinks.status() if "database" not in faults else {}
     for name, sink in sinks.items():
@@ -99,6 +100,7 @@ def metrics(station: Station = Depends(get_station)) -> Response:
     watchers = statuses(station.config.data_dir)      # each status file read once
     faults.update(watcher_faults(watchers))
     station.metrics.set_faults(faults)
+    # a watcher silent past its limit (killed) drops its series: its last count is not now's
     station.metrics.set_hot_folders(backlogs(watchers))
     return Response(station.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
