@@ -7,6 +7,7 @@ Ray is imported only when a verb runs, so the CLI works on an install without it
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -107,11 +108,16 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         except StationDbError as exc:
             fail(str(exc))
     from ..line.scale.rescore import rescore as run
+    # SIGTERM (systemd, a scheduler, `kill`) stops it as Ctrl-C does: the run's record then
+    # says it was interrupted (it read "running" for ever) and the results folder's lock goes
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
                       chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus,
                       progress=_progress_line(out, ray_address),
                       recorder=recorder)
+    except KeyboardInterrupt:
+        fail("interrupted: the results written before stand; run the same command again to resume", code=130)
     except RayMissing as exc:
         fail(str(exc))
     except db_failed as exc:
@@ -145,6 +151,10 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         f"{summary.mode}): {verdicts}; results in {out}")
     if recorder is not None:
         say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: click.Group) -> None:

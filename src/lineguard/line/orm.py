@@ -518,7 +518,11 @@ class RescoreRun(Base):
     starts: Mapped[int] = mapped_column(Integer, default=1)          # 1 + the times it was resumed
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)   # None: running or killed
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)   # None: running or stopped
+    # a run that ended without finishing and could say so (an error, Ctrl-C, SIGTERM): when
+    # and why; both None while it runs, and after a kill -9 (then only updated_at tells)
+    stopped_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    stop_reason: Mapped[Optional[str]] = mapped_column(String(2000), nullable=True)
 
 
 class RescoreResult(Base):

@@ -16,19 +16,36 @@ from .errors import NotFound
 from .orm import Inspection, RescoreResult, RescoreRun
 
 QUANTILES = (0.5, 0.9, 0.99)
+# a run whose record no chunk of results renewed for this long is "silent": killed (kill -9,
+# a power cut: nothing could say so) or hung. A chunk (1,000 images by default) takes
+# seconds to a few minutes even on one slow core, so a half hour of nothing is not a run
+SILENT_AFTER = dt.timedelta(minutes=30)
 
 
 def _iso(t: Optional[dt.datetime]) -> Optional[str]:
     return t.isoformat() + "Z" if t is not None else None
 
 
-def run_to_dict(run: RescoreRun) -> dict[str, Any]:
+def run_status(run: RescoreRun, now: Optional[dt.datetime] = None) -> str:
+    """finished; stopped (it ended unfinished and said why); silent (no chunk of results
+    for SILENT_AFTER: a kill -9 or a power cut, which leave nothing said); running."""
+    if run.finished_at is not None:
+        return "finished"
+    if run.stopped_at is not None:
+        return "stopped"
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return "silent" if run.updated_at is not None and now - run.updated_at > SILENT_AFTER else "running"
+
+
+def run_to_dict(run: RescoreRun, now: Optional[dt.datetime] = None) -> dict[str, Any]:
     counts = dict(run.counts or {})
     return {"id": run.id, "out": run.out, "images": run.images, "model_id": run.model_id,
             "model_version": run.model_version, "mode": run.mode, "listed": run.listed,
             "results": sum(counts.values()), "counts": counts, "starts": run.starts,
             "started_at": _iso(run.started_at), "updated_at": _iso(run.updated_at),
-            "finished_at": _iso(run.finished_at), "finished": run.finished_at is not None}
+            "finished_at": _iso(run.finished_at), "finished": run.finished_at is not None,
+            "status": run_status(run, now), "stopped_at": _iso(run.stopped_at), "stop_reason": run.stop_reason,
+            "silent_after_s": SILENT_AFTER.total_seconds()}
 
 
 def list_runs(s: Session, limit: int = 50, before_id: Optional[int] = None) -> list[dict[str, Any]]:

@@ -585,8 +585,36 @@ def rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out
     ``recorder``: also copy each part into a station database (:mod:`.rescore_db`);
     parts a killed run wrote but did not copy are copied before anything is scored.
     :class:`DatasetError` if ``out`` holds another model's results; an image whose file
-    changed since it was scored replaces its row (:meth:`ResultsFolder.resume`).
+    changed since it was scored replaces its row (:meth:`ResultsFolder.resume`). A run
+    that ends unfinished on an error or an interrupt says so in its station database
+    record (``stopped_at``, ``stop_reason``): it read "running" for ever.
     """
+    try:
+        return _rescore(model, images, out, ray_address, concurrency, batch_size, chunk_rows, threads, num_cpus,
+                        progress, archive, recorder)
+    except BaseException as exc:
+        if recorder is not None:         # nothing recorded before its run began: stopped() knows
+            recorder.stopped(stop_reason(exc))
+        raise
+
+
+def stop_reason(exc: BaseException) -> str:
+    """What a run's record says when ``exc`` ended it unfinished."""
+    if isinstance(exc, KeyboardInterrupt):
+        said = "interrupted (Ctrl-C or SIGTERM)"
+    else:
+        said = str(exc).strip() or type(exc).__name__
+        if not isinstance(exc, LineguardError):     # ours say what to do; others get their kind
+            said = f"{type(exc).__name__}: {said}"
+    if "run the same command again" in said:        # RescoreStopped, StationDbError: said already
+        return said
+    return f"{said.rstrip('.')}. The results written before stand; run the same command again to resume"
+
+
+def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], out: Union[str, os.PathLike],
+             ray_address: Optional[str], concurrency: int, batch_size: int, chunk_rows: int,
+             threads: Optional[int], num_cpus: Optional[int], progress: Progress,
+             archive: Optional[list[ArchiveImage]], recorder: Optional["StationRecorder"]) -> RescoreSummary:
     require_pyarrow()
     if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
         raise ValueError("batch size, concurrency and chunk rows must each be at least 1")

@@ -21,6 +21,7 @@ an image re-scored after its file changed replaces its row.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from pathlib import Path
@@ -31,6 +32,8 @@ from sqlalchemy import select, text
 from ..db import Database, not_current_message, schema_revisions
 from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
 from ..errors import StationError
+
+log = logging.getLogger(__name__)
 
 # bound parameters per IN (...) query: under SQLite's old limit of 999
 _IN_CHUNK = 500
@@ -118,7 +121,7 @@ class StationRecorder:
                 run.starts += 1
                 # the same archive; a run recorded before paths were made absolute gets its absolute path
                 run.images, run.mode, run.listed, run.updated_at = images, mode, listed, now
-                run.finished_at = None
+                run.finished_at = run.stopped_at = run.stop_reason = None
             s.flush()
             self.run_id = run.id
         self.model_id = model_id
@@ -190,6 +193,22 @@ class StationRecorder:
         with self.db.session() as s:
             run = s.get(RescoreRun, self.run_id)
             run.finished_at = run.updated_at = utcnow()
+
+    def stopped(self, reason: str) -> None:
+        """Say in the run's record that it ended unfinished, and why (an error, Ctrl-C,
+        SIGTERM): without it the run read "running" for ever. Best effort: the database may
+        be what failed, and the error the run stopped on is what the user must see."""
+        if self.run_id is None:
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+        try:
+            with self.db.session() as s:
+                run = s.get(RescoreRun, self.run_id)
+                if run is not None and run.finished_at is None:
+                    run.stopped_at = utcnow()
+                    run.stop_reason = reason[:2000]
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("rescore run %s: could not record that it stopped (%s)", self.run_id, exc)
 
 
 def _same_archive(recorded: str, images: str, as_given: Optional[str]) -> bool:

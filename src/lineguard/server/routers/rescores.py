@@ -36,8 +36,15 @@ class RescoreRunOut(_Out):
     starts: int = Field(description="1 + the times the run was resumed")
     started_at: str
     updated_at: str
-    finished_at: Optional[str] = Field(description="None while it runs, or after it was killed (run it again)")
+    finished_at: Optional[str] = Field(description="None while it runs, or after it stopped unfinished (run it again)")
     finished: bool
+    status: Literal["running", "finished", "stopped", "silent"] = Field(
+        description="finished; stopped: it ended unfinished on an error or an interrupt (`stop_reason` says why); "
+                    "silent: no results came for `silent_after_s` (killed, or hung): run the same command again "
+                    "to resume; running")
+    stopped_at: Optional[str] = Field(None, description="when it ended unfinished (status stopped)")
+    stop_reason: Optional[str] = Field(None, description="why it ended unfinished, and how to go on")
+    silent_after_s: float = Field(description="no results for this long: status silent")
 
 
 class RescoreListOut(_Out):
