@@ -1,7 +1,9 @@
 """Who may use a station: `keys list|revoke` and `users add|list|disable|enable|role|password`.
 
 These work on the station's database directly (run them on the station PC, or with
---db), so an admin can get in even when no admin key is left to use the API with.
+--db), so an admin can get in even when no admin key is left to use the API with. The
+station is found as serve finds it: --data, --db, --db-schema, else LINEGUARD_DATA,
+LINEGUARD_DB, LINEGUARD_DB_SCHEMA (station.data_option).
 """
 from __future__ import annotations
 
@@ -12,16 +14,11 @@ from typing import Iterator, Optional
 
 import click
 
-from .core import PathArg
-from .station import _config, _new, keys_app
+from .station import _config, _database_shown, _new, data_option, db_options, keys_app
 
-_data = click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-
-
-def _db(f):
-    f = click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-                     help="PostgreSQL schema of the station, where it has its own (env LINEGUARD_DB_SCHEMA).")(f)
-    return click.option("--db", default=None, help="Database URL if not the station's SQLite file.")(f)
+# the station's place, as every command that opens one takes it (alarm_rules' too)
+_data = data_option()
+_db = db_options()
 
 
 @contextmanager
@@ -38,7 +35,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     (no tables yet: ``--new``) is made here, with the data folder; ``read_only`` never
     makes either."""
     from sqlalchemy import inspect as sql_inspect
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     from ..line.db import Database, SchemaTooNew, not_current_message, schema_revisions
     from ._term import fail
@@ -50,7 +47,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:            # a schema name that is not one
         fail(str(exc), code=1)
-    where = make_url(cfg.database_url).render_as_string(hide_password=True)
+    where = _database_shown(cfg.database_url, "--db")
     try:
         if (existing or read_only) and cfg.sqlite_path is None \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
@@ -63,11 +60,19 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
         head = schema_revisions()[0]
         if found is None and not read_only \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
-            # a new station's database (its first key or user before its first start)
+            # a new station's database (its first key or user before its first start), said
+            # with where: LINEGUARD_DATA or LINEGUARD_DB may have chosen it, not the command line
             cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
             database.upgrade()
+            from ._term import note
+            note("new station", f"made its database {where}" + (f" schema {db_schema!r}" if db_schema else "")
+                 + (f" (data folder {cfg.data_dir.resolve()})" if cfg.sqlite_path is None else ""))
         elif found != head:
             fail(not_current_message(found), code=1)
+    except SQLAlchemyError as exc:      # a server down, a wrong user: one line, not a traceback
+        database.dispose()
+        why = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [type(exc).__name__])[0]
+        fail(f"could not use the database {where}: {why}; check --db (or LINEGUARD_DB) and that it runs", code=1)
     except BaseException:
         database.dispose()
         raise

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sys
 import threading
@@ -90,14 +91,117 @@ def _fields(options: dict) -> dict:
 
 
 def _config(data: Path, db: Optional[str], **options):
-    """A station's settings as given here, and nothing from the environment: the commands
-    that only look for a station's database (keys, backup, parts) by its --data and --db."""
+    """A station's settings from these values alone: the commands that only look for a
+    station's database (keys, backup, parts), given the --data and --db that
+    :func:`data_option` resolved (the variables already read there)."""
     from ..line.config import StationConfig
     try:
         return StationConfig(**{k: v for k, v in _fields({"data": data, "db": db, **options}).items()
                                 if v is not None})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+# The commands that open a station's folder or database to look after it, not to run it
+# (keys, users, alarm-rules, alarm-causes, parts, old-records, sweep, backup, restore),
+# find it as serve does: the option given, else its LINEGUARD_* variable, else the
+# default. They read their options alone: on a station set up with
+# LINEGUARD_DATA=/srv/line3, `lineguard users add` made a new, empty station in ./station,
+# or was refused naming ./station. Only these three variables: a setting of the running
+# station (a bad LINEGUARD_MAX_BATCH) must not lock its admin out.
+_LOCATION = (("data", "LINEGUARD_DATA", "folder"), ("db", "LINEGUARD_DB", "database"),
+             ("db_schema", "LINEGUARD_DB_SCHEMA", "schema"))
+
+
+def data_option(help_text: str = "Station folder.", default: Optional[Path] = Path("./station"),
+                unless: Optional[str] = None):
+    """--data, with LINEGUARD_DATA; and the station's place resolved before the command
+    runs, --db and --db-schema too where it has them (:func:`db_options`), so its body
+    gets the folder and database serve would open. ``unless``: the command's flag that,
+    given, wants no folder (restore --check): no variable is read then."""
+    def add(f):
+        @functools.wraps(f)
+        def run(**kw):
+            if not (unless and kw.get(unless)):
+                kw.update(_station_location(kw, default))
+            return f(**kw)
+        shown = f"; default {os.path.join('.', default)}" if default is not None else ""
+        return click.option("--data", type=PathArg, default=None,
+                            help=f"{help_text} [env: LINEGUARD_DATA{shown}]")(run)
+    return add
+
+
+def db_options(schema: bool = True,
+               db_help: str = "The station's database URL (default: the SQLite database in --data)."):
+    """--db (LINEGUARD_DB) and, with ``schema``, --db-schema (LINEGUARD_DB_SCHEMA): read by
+    :func:`data_option`, which every command taking them has too."""
+    def add(f):
+        if schema:
+            f = click.option("--db-schema", default=None,
+                             help="The station's PostgreSQL schema, where it has its own. "
+                                  "[env: LINEGUARD_DB_SCHEMA]")(f)
+        return click.option("--db", default=None, help=f"{db_help} [env: LINEGUARD_DB]")(f)
+    return add
+
+
+def _station_location(given: dict, default: Optional[Path]) -> dict:
+    """The station's folder, database and schema (those of the command's options in
+    ``given``; None: not given): each option given, else its variable, else the default.
+    Says which came from the environment and where they point (the database without its
+    password): the variable must not send a command, `--new` above all, somewhere the
+    admin did not see. A value that cannot be one ends the command (exit 2) naming its
+    variable; a LINEGUARD_* variable nothing reads is warned about, as serve does."""
+    from ..line.config import EnvSettingError, env_settings, unknown_env_warnings
+    from ._term import fail, note
+    for line in unknown_env_warnings():
+        note("warning", line)
+    mine = [(name, var, what) for name, var, what in _LOCATION if name in given]
+    try:       # an empty variable is unset, as for serve
+        found = env_settings({var: os.environ[var] for _n, var, _w in mine if var in os.environ})
+    except EnvSettingError as exc:
+        fail(str(exc))
+    out: dict = {}
+    used: list[str] = []
+    for name, var, what in mine:
+        if given[name] is not None:
+            out[name] = given[name]
+        elif var in found:
+            out[name] = found[var][1]
+            used.append(var)
+        else:
+            out[name] = default if name == "data" else None
+    db_shown = _database_shown(out.get("db"), "LINEGUARD_DB" if "LINEGUARD_DB" in used else "--db")
+    if out.get("db_schema") is not None:
+        from ..line.db import _SCHEMA_RE      # the names Database takes
+        if not _SCHEMA_RE.match(out["db_schema"]):
+            by = ("LINEGUARD_DB_SCHEMA" if "LINEGUARD_DB_SCHEMA" in used else "--db-schema")
+            fail(f"{by} {out['db_schema']!r} is not a schema name: letters, digits and _, not starting with a "
+                 "digit, at most 63")
+    if used:
+        shown = {"LINEGUARD_DATA": lambda: str(Path(out["data"]).resolve()), "LINEGUARD_DB": lambda: db_shown,
+                 "LINEGUARD_DB_SCHEMA": lambda: out["db_schema"]}
+        note("note", "the station from the environment: " + ", ".join(
+            f"{what} {shown[var]()} ({var})" for _n, var, what in mine if var in used))
+    if "LINEGUARD_DB" in used and out.get("data") is not None and (Path(out["data"]) / "lineguard.db").is_file():
+        note("warning", f"the database is LINEGUARD_DB's, not the SQLite station in {out['data']} (lineguard.db): "
+                        "its parts, keys and users are not this one's; unset LINEGUARD_DB (or give --db) for it")
+    return out
+
+
+def _database_shown(url: Optional[str], by: str) -> Optional[str]:
+    """A database URL as the commands print it: without its password; one that is not a URL
+    ends the command (exit 2) naming ``by``, not in a traceback, and without the text (it
+    may hold the password)."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    from ._term import fail
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        fail(f"{by} is not a database URL: write it like postgresql://user@host/db, or "
+             "sqlite:////path/to/lineguard.db")
 
 
 def _station_config(**options):
@@ -602,11 +706,9 @@ _new = click.option("--new", is_flag=True, help="Make the station's database her
 
 @keys_app.command("create")
 @click.option("--role", required=True, help="operator (inspect, review), engineer (models), admin (keys).")
-@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-@click.option("--db", default=None, help="Database URL if not the station's SQLite file.")
+@data_option()
+@db_options()
 @click.option("--name", default=None, help="Who or what uses the key (shown in reviews and logs).")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="PostgreSQL schema of the station, where it has its own (env LINEGUARD_DB_SCHEMA).")
 @_new
 def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], new: bool,
                 db_schema: Optional[str]) -> None:
@@ -948,10 +1050,8 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
               help="With --archive-to: whose part images go there.")
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
               help="The plant's time zone for the archive's plant_time (IANA name; default: this PC's).")
-@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="The station's PostgreSQL schema, when it has its own.")
+@data_option()
+@db_options()
 def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], archive_images: str,
                 timezone: Optional[str], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """What keeping parts' records only KEEP_DAYS days would delete, and what stays.
@@ -1030,10 +1130,8 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
 
 
 @click.command()
-@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="The station's PostgreSQL schema, when it has its own.")
+@data_option()
+@db_options()
 @click.option("--dry-run", is_flag=True, help="Count the files no part's record names; delete nothing.")
 @click.option("--min-age-minutes", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Leave files younger than this alone (a station running on the folder may be about to name "
@@ -1071,10 +1169,10 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 
 
 @click.command()
-@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
+@data_option()
 @click.option("--to", "dest", type=PathArg, required=True,
               help="Backup folder (best on another disk); a later backup into it copies only new files.")
-@click.option("--db", default=None, help="The station's SQLite database URL, if not the one in --data.")
+@db_options(schema=False, db_help="The station's SQLite database URL, if not the one in --data.")
 @click.option("--verify", is_flag=True, help="Also read back every file the backup holds already and copy the "
               "damaged ones again (a station's own backups do this weekly).")
 def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
@@ -1124,8 +1222,8 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
 
 @click.command()
 @click.option("--from", "src", type=PathArg, required=True, help="The backup folder (`lineguard backup --to`).")
-@click.option("--data", type=PathArg, default=None,
-              help="The new station folder to restore into (absent or empty).")
+@data_option("The new station folder to restore into (absent or empty); with --check none is.", default=None,
+             unless="check")
 @click.option("--check", is_flag=True, help="Only read the backup as a restore would and say what is damaged.")
 def restore(src: Path, data: Optional[Path], check: bool) -> None:
     """Bring a station back from its backup, every file checked, or check a backup (--check).
@@ -1172,10 +1270,8 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 
 
 @click.command("parts")
-@click.option("--data", type=PathArg, default=Path("./station"), show_default=True, help="Station folder.")
-@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data).")
-@click.option("--db-schema", envvar="LINEGUARD_DB_SCHEMA", default=None,
-              help="The station's PostgreSQL schema, when it has its own.")
+@data_option()
+@db_options()
 @click.option("--out", type=PathArg, required=True,
               help="The file to write: .xlsx for a workbook (ids stay text, times are times) or .csv.")
 @click.option("--line", default=None, help="Only this line's parts (typed in any case).")
@@ -1266,8 +1362,9 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     from ..line.db import Database, SchemaTooNew, not_current_message, schema_revisions
     from ._term import fail
     cfg = _config(data, db)
+    where = _database_shown(cfg.database_url, "--db")      # said without its password
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no database at {cfg.database_url}: {missing_hint}")
+        fail(f"no database at {where}: {missing_hint}")
     try:
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:
@@ -1276,10 +1373,10 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
         has_parts = sql_inspect(database.engine).has_table("inspections", schema=db_schema)
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
         database.dispose()
-        fail(f"cannot read the database {cfg.database_url} ({type(exc).__name__}): check --db")
+        fail(f"cannot read the database {where} ({type(exc).__name__}): check --db")
     if not has_parts:
         database.dispose()
-        fail(f"{cfg.database_url} holds no station's records (no inspections table"
+        fail(f"{where} holds no station's records (no inspections table"
              f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
     # another lineguard's tables: read as this one's, a column missing or new failed in a traceback
     try:
