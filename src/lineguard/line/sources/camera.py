@@ -61,11 +61,13 @@ from . import Submit, SubmitFailed, SubmitRefused
 from ..camera_frame import CameraFrame
 from .folder import station_fault
 from .frames import IMAGE_SUFFIXES, FrameGrabber
+from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.camera")
 
-# an outage that lasts is said again this often (as the hot folder says a lasting fault)
-OUTAGE_REPEAT_S = 60.0
+# the key of the station's outage among the camera's lasting faults (said as the hot folder
+# says its own: when it begins, once a minute while it lasts, when it ends)
+STATION_OUTAGE = ("station",)
 
 # A recorded source tries a frame the station answers with a failure of its own (HTTP 500,
 # internal_error: its mistake on that request, maybe on that image alone) this many times,
@@ -193,7 +195,8 @@ class CameraSource:
         self.given_up = 0       # recorded source: frames the station failed on FRAME_TRIES times
         self.outages = 0        # times the station stopped taking frames
         self.retry_s = retry_s  # a recorded source retries the frame in hand this often (backoff)
-        self._outage: Optional[dict[str, Any]] = None    # the outage going on: since, reason, lost
+        # the outage going on (details: reason, lost: frames lost in it), said once, not per frame
+        self._outage = LastingFaults(log)
         self._paused_s = 0.0    # a recorded source: seconds its playback waited for the station
         self.skipped = 0        # free run: read but dropped to keep to max_fps
         self.missed = 0         # free run, live camera: frames that came while one was being judged
@@ -274,7 +277,7 @@ class CameraSource:
                         self.errors += 1
                         self.lost += 1
                         self.given_up += 1
-                        self._outage["lost"] += 1
+                        self._outage[STATION_OUTAGE]["lost"] += 1
                         log.error("frame %s not inspected: the station failed on it %d times (%s); given up, the "
                                   "run goes on (see the station's log for this part)", pid, failed_on, exc)
                         return None
@@ -288,7 +291,7 @@ class CameraSource:
                         continue
                 self.errors += 1
                 self.lost += 1
-                self._outage["lost"] += 1
+                self._outage[STATION_OUTAGE]["lost"] += 1
                 return None
         self._outage_over()
         self.inspected += 1
@@ -299,41 +302,38 @@ class CameraSource:
     @property
     def in_outage(self) -> Optional[str]:
         """Why the station cannot take frames now (None: it takes them)."""
-        return self._outage["reason"] if self._outage is not None else None
+        outage = self._outage.get(STATION_OUTAGE)
+        return outage["reason"] if outage is not None else None
 
     def _outage_begins(self, pid: str, exc: BaseException, wait: bool) -> None:
         # SubmitFailed says the station's answer (HTTP 503: ...); a connection error its kind
         reason = str(exc) if isinstance(exc, SubmitFailed) and str(exc) else f"{type(exc).__name__}: {exc}"
-        now = time.monotonic()
-        o = self._outage
-        if o is None:
+        then = ("the recorded source waits for it (the frame retried every "
+                f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s; one the station fails on {FRAME_TRIES} times, "
+                "HTTP 500, is given up)" if wait else
+                "a live camera cannot wait: its frames are dropped and counted until the station takes "
+                "them again")
+        outage = self._outage.happens(
+            STATION_OUTAGE, logging.ERROR,
+            "the station cannot take frames (%(reason)s), from frame %(pid)s on; %(then)s",
+            still="the station still cannot take frames after %(lasted).0f s (%(reason)s); %(lost)d frames lost "
+                  "so far",
+            start={"pid": pid, "then": then, "lost": 0}, reason=reason)
+        if outage.tries == 1:
             self.outages += 1
-            self._outage = {"since": now, "said": now, "reason": reason, "lost": 0, "tries": 1}
-            then = ("the recorded source waits for it (the frame retried every "
-                    f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s; one the station fails on {FRAME_TRIES} times, "
-                    "HTTP 500, is given up)" if wait else
-                    "a live camera cannot wait: its frames are dropped and counted until the station takes "
-                    "them again")
-            log.error("the station cannot take frames (%s), from frame %s on; %s", reason, pid, then)
-            return
-        o["reason"] = reason
-        o["tries"] += 1
-        if now - o["said"] >= OUTAGE_REPEAT_S:
-            o["said"] = now
-            log.error("the station still cannot take frames after %.0f s (%s); %d frames lost so far",
-                      now - o["since"], reason, o["lost"])
 
     def _outage_over(self) -> None:
-        o, self._outage = self._outage, None
-        if o is None:
+        outage = self._outage.get(STATION_OUTAGE)
+        if outage is None:
             return
-        took = time.monotonic() - o["since"]
-        if o["lost"]:
-            log.warning("the station takes frames again after %.1f s: %d frame%s lost while it could not "
-                        "(not inspected)", took, o["lost"], "s" if o["lost"] != 1 else "")
+        if outage["lost"]:
+            self._outage.ends(STATION_OUTAGE, logging.WARNING,
+                              "the station takes frames again after %(lasted).1f s: %(lost)d frame%(s)s lost while "
+                              "it could not (not inspected)", s="s" if outage["lost"] != 1 else "")
         else:
-            log.warning("the station takes frames again after %.1f s: the recorded source waited for it, "
-                        "no frame lost", took)
+            self._outage.ends(STATION_OUTAGE, logging.WARNING,
+                              "the station takes frames again after %(lasted).1f s: the recorded source waited for "
+                              "it, no frame lost")
 
     def is_file(self) -> bool:
         """Whether the source is recorded (a video file, an image sequence or folder), which

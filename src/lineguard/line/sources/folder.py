@@ -69,6 +69,7 @@ from typing import Any, Callable, Optional
 from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
 from . import Submit, SubmitFailed, SubmitRefused
+from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.watch")
 
@@ -91,9 +92,15 @@ JOURNAL_KEEP = 50_000
 # up to --incomplete-after before the file goes to failed/
 _MAYBE_UNFINISHED = frozenset({"corrupt_image"})
 
-# A fault that lasts (the folder gone, a file unreadable, done/ not writable, the station's
-# disk full) is said when it starts, then at most once a minute, not at every poll
-REPEAT_S = 60.0
+# The keys of the watcher's lasting faults (line.sources.outage: each said when it starts,
+# then at most once a minute, not at every poll, and when it ends) other than one file's
+# (("file", name), ("submit", name)): the station not taking parts, the watcher behind the
+# line, the folder not scanned, the status file not written, the heartbeat failing
+STATION_DOWN = ("station",)
+BEHIND = ("behind",)
+SCAN = ("scan",)
+STATUS = ("status",)
+HEARTBEAT = ("heartbeat",)
 
 # The watcher is behind the line when a file ready to be taken has waited this long: said
 # when it starts and when it clears (the oldest waits under half of it), once a minute
@@ -153,14 +160,13 @@ class FolderWatcher:
         self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
         self._not_regular: set[str] = set()   # pipes, sockets, devices present, already said once
         self._corrupt: dict[str, tuple[int, int]] = {}   # name -> sig refused as corrupt while waiting
-        self._said: dict[Any, list] = {}    # fault key -> [last said (monotonic), times since]
+        # lasting faults, said once a minute: the station not taking parts (details: error,
+        # retry_at, delay, last file tried), behind the line (handled: parts handled by then),
+        # the scan, the status file, the heartbeat, one file's
+        self._faults = LastingFaults(log)
         self._stop = threading.Event()
         self.counts = {"done": 0, "failed": 0, "skipped": 0, "ignored": 0}
         self._writing: set[str] = set()    # files waited for as their writer's (incomplete, empty, corrupt)
-        # the station not taking parts: since, error, tries, next try, delay, last file tried, last said
-        self._down: Optional[dict[str, Any]] = None
-        # behind the line: since (monotonic, wall), last said, parts handled by then
-        self._behind: Optional[dict[str, Any]] = None
         self.waiting = 0                 # files ready to be taken, at the last look
         self.oldest_wait_s = 0.0         # how long the oldest of them has waited
         self._looked_at = float("-inf")
@@ -247,24 +253,6 @@ class FolderWatcher:
             except OSError as exc:
                 log.error("journal %s could not be compacted (%s); it keeps growing", self._journal_path, exc)
 
-    # -- saying faults once ---------------------------------------------------------
-    def _say(self, key: Any, level: int, msg: str, *args: Any) -> None:
-        """Log a fault when it starts, then at most every REPEAT_S while it lasts."""
-        now = time.monotonic()
-        said = self._said.get(key)
-        if said is None:
-            self._said[key] = [now, 0]
-            log.log(level, msg, *args)
-        elif now - said[0] >= REPEAT_S:
-            log.log(level, msg + " (still; %d more times in the last %.0f s)", *args, said[1] + 1, now - said[0])
-            self._said[key] = [now, 0]
-        else:
-            said[1] += 1
-
-    def _fault_over(self, key: Any, msg: str, *args: Any) -> None:
-        if self._said.pop(key, None) is not None:
-            log.info(msg, *args)
-
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
         out = []
@@ -337,10 +325,11 @@ class FolderWatcher:
         handled = 0
         candidates = self._candidates()
         present = {p.name for p in candidates}
-        if self._down is not None and self._down.get("last") is not None:
+        down = self._faults.get(STATION_DOWN)
+        if down is not None and down.get("last") is not None:
             # the station not taking parts: the next try is with the file after the one tried
             # last, so one file the station cannot take (a 500 on that image) holds no others
-            last = self._down["last"]
+            last = down["last"]
             candidates = [p for p in candidates if p.name > last] + [p for p in candidates if p.name <= last]
         self._look_behind([p.name for p in candidates], now)
         for i, path in enumerate(candidates):
@@ -368,8 +357,9 @@ class FolderWatcher:
                 if self._take(path, sig, stable_s=now - prev[2], ino=self._ino(st)):
                     handled += 1
             except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
-                self._say(("file", path.name), logging.ERROR, "%s: not handled (%s: %s); will retry", path.name,
-                          type(exc).__name__, exc)
+                self._faults.happens(("file", path.name), logging.ERROR,
+                                     "%(name)s: not handled (%(error)s); will retry",
+                                     name=path.name, error=f"{type(exc).__name__}: {exc}")
                 self._seen.pop(path.name, None)
         self._writing &= present
         for name in list(self._seen):
@@ -378,9 +368,9 @@ class FolderWatcher:
         for name in list(self._corrupt):
             if name not in present:
                 del self._corrupt[name]
-        for key in list(self._said):
+        for key in self._faults.keys():
             if key[0] in ("file", "submit") and key[1] not in present:
-                del self._said[key]
+                self._faults.ends(key)       # the file is gone: its fault with it, unsaid
         return handled
 
     # -- falling behind, and the status file -------------------------------------------
@@ -394,40 +384,42 @@ class FolderWatcher:
         self.waiting = len(ready)
         self.oldest_wait_s = max((now - self._seen[n][2] for n in ready if n in self._seen), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
+        behind = self._faults.get(BEHIND)
+        # behind once the oldest waited BACKLOG_AFTER_S; caught up once it waits under half
         changed = False
-        b = self._behind
-        if b is None:
-            if self.oldest_wait_s >= BACKLOG_AFTER_S:
-                self._behind = {"since": now, "wall": time.time(), "said": now, "handled": handled}
-                changed = True
-                log.warning("falling behind: %d files wait in %s, the oldest for %.0f s; parts are judged late "
-                            "(the station or this PC is slower than the line, or the station is not taking "
-                            "parts): see the watcher's other lines, give the station a faster PC or GPU, or split "
-                            "the line over two watchers and stations", self.waiting, self.folder, self.oldest_wait_s)
-        elif self.oldest_wait_s < BACKLOG_AFTER_S / 2:
-            self._behind = None
+        if self.oldest_wait_s >= (BACKLOG_AFTER_S if behind is None else BACKLOG_AFTER_S / 2):
+            changed = behind is None
+            meanwhile = handled - behind["handled"] if behind is not None else 0
+            self._faults.happens(
+                BEHIND, logging.WARNING,
+                "falling behind: %(waiting)d files wait in %(folder)s, the oldest for %(oldest).0f s; parts are "
+                "judged late (the station or this PC is slower than the line, or the station is not taking "
+                "parts): see the watcher's other lines, give the station a faster PC or GPU, or split the line "
+                "over two watchers and stations",
+                still="still behind: %(waiting)d files wait in %(folder)s, the oldest for %(oldest).0f s (behind "
+                      "for %(lasted).0f s, %(meanwhile)d files handled meanwhile)",
+                start={"handled": handled}, waiting=self.waiting, folder=self.folder, oldest=self.oldest_wait_s,
+                meanwhile=meanwhile)
+        elif behind is not None:
             changed = True
-            log.warning("caught up: %d files wait in %s, the oldest for %.0f s; the backlog lasted %.0f s, "
-                        "%d files handled meanwhile", self.waiting, self.folder, self.oldest_wait_s, now - b["since"],
-                        handled - b["handled"])
-        elif now - b["said"] >= REPEAT_S:
-            log.warning("still behind: %d files wait in %s, the oldest for %.0f s (behind for %.0f s, %d files "
-                        "handled meanwhile)", self.waiting, self.folder, self.oldest_wait_s, now - b["since"],
-                        handled - b["handled"])
-            b["said"] = now
+            self._faults.ends(BEHIND, logging.WARNING,
+                              "caught up: %(waiting)d files wait in %(folder)s, the oldest for %(oldest).0f s; the "
+                              "backlog lasted %(lasted).0f s, %(meanwhile)d files handled meanwhile",
+                              waiting=self.waiting, folder=self.folder, oldest=self.oldest_wait_s,
+                              meanwhile=handled - behind["handled"])
         self._write_status(now, force=changed)
 
     def status(self) -> dict[str, Any]:
         """The watcher's state as the status file holds it."""
         now = time.monotonic()
-        d, b = self._down, self._behind
+        d, b = self._faults.get(STATION_DOWN), self._faults.get(BEHIND)
         return {**self._status_info,
                 "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
                 "updated": time.time(), "every_s": STATUS_EVERY_S,
                 "waiting": self.waiting, "oldest_wait_s": round(self.oldest_wait_s, 1),
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
-                "behind_since": b["wall"] if b else None,
-                "station_taking_parts": d is None, "station_down_since": d["wall"] if d else None,
+                "behind_since": b.wall if b else None,
+                "station_taking_parts": d is None, "station_down_since": d.wall if d else None,
                 "station_error": d["error"] if d else None,
                 "counts": dict(self.counts), "last_retry_in_s": round(max(0.0, d["retry_at"] - now), 1) if d else None}
 
@@ -442,55 +434,54 @@ class FolderWatcher:
             try:
                 self.heartbeat(status)     # handed over, never waited for (a station down takes seconds)
             except Exception as exc:  # noqa: BLE001 - the line's parts come first
-                self._say(("heartbeat",), logging.WARNING, "the watcher's heartbeat failed (%s: %s)",
-                          type(exc).__name__, exc)
+                self._faults.happens(HEARTBEAT, logging.WARNING, "the watcher's heartbeat failed (%(error)s)",
+                                     error=f"{type(exc).__name__}: {exc}")
+            else:
+                # a heartbeat that failed and works again is said to, and a new failure later
+                # is said when it starts (never ended, it was counted as "still" for a minute)
+                self._faults.ends(HEARTBEAT, logging.INFO, "the watcher's heartbeat works again")
         tmp = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}.tmp")
         try:
             self.status_path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(status) + "\n", encoding="utf-8")
             os.replace(tmp, self.status_path)
         except OSError as exc:
-            self._say(("status",), logging.WARNING, "the watcher's status file %s cannot be written (%s); the "
-                      "station's /health does not see this watcher's backlog", self.status_path, exc)
+            self._faults.happens(STATUS, logging.WARNING, "the watcher's status file %(path)s cannot be written "
+                                 "(%(error)s); the station's /health does not see this watcher's backlog",
+                                 path=self.status_path, error=exc)
         else:
-            self._fault_over(("status",), "the watcher's status file %s is written again", self.status_path)
+            self._faults.ends(STATUS, logging.INFO, "the watcher's status file %(path)s is written again",
+                              path=self.status_path)
 
     # -- the station not taking parts -----------------------------------------------------
     def _station_waits(self) -> bool:
         """Whether the station is not taking parts and the next try is not due yet."""
-        return self._down is not None and time.monotonic() < self._down["retry_at"]
+        down = self._faults.get(STATION_DOWN)
+        return down is not None and time.monotonic() < down["retry_at"]
 
     def _not_taking(self, name: str, exc: BaseException) -> None:
         """The station could not take ``name`` (down, unreachable, disk full, no model):
         said once for the outage, not once per file; the next try waits, one file at a time."""
         now = time.monotonic()
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SubmitFailed) else str(exc)
-        d = self._down
-        if d is None:
-            self._down = d = {"since": now, "wall": time.time(), "said": now, "tries": 0,
-                              "delay": max(self.poll_s, 0.01)}
-            log.error("the station cannot take parts (%s): %s and the other files wait in %s; one file is tried "
-                      "again every %g to %g s (said again when the station takes parts)", error, shown_name(name),
-                      self.folder, d["delay"], max(RETRY_MAX_S, d["delay"]))
-        elif now - d["said"] >= REPEAT_S:
-            log.error("the station still cannot take parts (%s) after %.0f s; %d files wait in %s (%d tries)",
-                      error, now - d["since"], self.waiting, self.folder, d["tries"] + 1)
-            d["said"] = now
-        d["tries"] += 1
-        d["error"] = error
-        d["last"] = name
-        d["retry_at"] = now + d["delay"]
-        d["delay"] = min(max(RETRY_MAX_S, self.poll_s), d["delay"] * 2)
-        self._write_status(now, force=d["tries"] == 1)
+        first = max(self.poll_s, 0.01)
+        down = self._faults.happens(
+            STATION_DOWN, logging.ERROR,
+            "the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one file "
+            "is tried again every %(delay)g to %(most)g s (said again when the station takes parts)",
+            still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait in "
+                  "%(folder)s (%(tries)d tries)",
+            start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first)},
+            error=error, folder=self.folder, waiting=self.waiting, last=name)
+        down["retry_at"] = now + down["delay"]
+        down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
+        self._write_status(now, force=down.tries == 1)
 
     def _taking_again(self) -> None:
-        d = self._down
-        if d is None:
-            return
-        self._down = None
-        log.warning("the station takes parts again after %.0f s (%d tries failed; %s); %d files waited",
-                    time.monotonic() - d["since"], d["tries"], d.get("error"), self.waiting)
-        self._write_status(time.monotonic(), force=True)
+        if self._faults.ends(STATION_DOWN, logging.WARNING,
+                             "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
+                             "%(error)s); %(waiting)d files waited", waiting=self.waiting) is not None:
+            self._write_status(time.monotonic(), force=True)
 
     @staticmethod
     def _station_fault(exc: BaseException) -> bool:
@@ -775,12 +766,13 @@ class FolderWatcher:
             if self._station_fault(exc):
                 self._not_taking(path.name, exc)   # said once for the outage, not for each file
                 return False
-            self._say(("submit", path.name), logging.ERROR, "%s not inspected yet (%s: %s); will retry",
-                      path.name, type(exc).__name__, exc)
+            self._faults.happens(("submit", path.name), logging.ERROR,
+                                 "%(name)s not inspected yet (%(error)s); will retry",
+                                 name=path.name, error=f"{type(exc).__name__}: {exc}")
             self._seen.pop(path.name, None)
             return False
         self._taking_again()
-        self._said.pop(("submit", path.name), None)
+        self._faults.ends(("submit", path.name))     # inspected: its fault is over, unsaid as before
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
@@ -813,10 +805,10 @@ class FolderWatcher:
                 try:
                     self.poll_once()
                 except Exception as exc:  # noqa: BLE001 - e.g. the share went away for a moment
-                    self._say(("scan",), logging.ERROR, "scanning %s failed (%s: %s); trying again", self.folder,
-                              type(exc).__name__, exc)
+                    self._faults.happens(SCAN, logging.ERROR, "scanning %(folder)s failed (%(error)s); trying again",
+                                         folder=self.folder, error=f"{type(exc).__name__}: {exc}")
                 else:
-                    self._fault_over(("scan",), "scanning %s works again", self.folder)
+                    self._faults.ends(SCAN, logging.INFO, "scanning %(folder)s works again", folder=self.folder)
                 if t_end is not None and time.monotonic() >= t_end:
                     break
                 self._stop.wait(self.poll_s)
@@ -859,7 +851,7 @@ class StationHeartbeat:
         self._thread: Optional[threading.Thread] = None
         self._old_station_at: Optional[float] = None      # a 404 answered then (monotonic)
         self._said_old = False
-        self._failing: Optional[list] = None               # [what failed, last said (monotonic)]
+        self._failing = LastingFaults(log)                 # sends failing: said once a minute
         self.sent = 0                                      # heartbeats the station took
 
     def __call__(self, status: dict[str, Any]) -> None:
@@ -901,7 +893,7 @@ class StationHeartbeat:
         try:
             r = self._client.post(HEARTBEAT_PATH, json=body)
         except Exception as exc:  # noqa: BLE001 - down, unreachable, timed out: the next status is tried
-            self._failed(f"{type(exc).__name__}: {exc}", now)
+            self._failed(f"{type(exc).__name__}: {exc}")
             return False
         if r.status_code == 404:
             self._old_station_at = now
@@ -913,22 +905,20 @@ class StationHeartbeat:
                             "again every %.0f min", self.url, OLD_STATION_RETRY_S / 60)
             return False
         if r.status_code >= 300:
-            self._failed(f"HTTP {r.status_code}: {_error_message(r)}", now)
+            self._failed(f"HTTP {r.status_code}: {_error_message(r)}")
             return False
-        if self._failing is not None or self._old_station_at is not None:
+        failed = self._failing.ends(HEARTBEAT)          # said below, with the 404's end
+        if failed is not None or self._old_station_at is not None:
             log.info("the station at %s takes this watcher's heartbeats again", self.url)
-        self._failing = None
         self._old_station_at = None
         self.sent += 1
         return True
 
-    def _failed(self, what: str, now: float) -> None:
-        f = self._failing
-        if f is None or now - f[1] >= REPEAT_S:      # when it starts, then once a minute
-            log.warning("the watcher's heartbeat to %s failed (%s): meanwhile the station's /health cannot see "
-                        "this watcher (one it saw is a fault after a minute); tried again with each status",
-                        self.url, what)
-            self._failing = [what, now]
+    def _failed(self, what: str) -> None:
+        # when it starts, then once a minute, in the same words with what failed last
+        said = ("the watcher's heartbeat to %(url)s failed (%(what)s): meanwhile the station's /health cannot see "
+                "this watcher (one it saw is a fault after a minute); tried again with each status")
+        self._failing.happens(HEARTBEAT, logging.WARNING, said, still=said, url=self.url, what=what)
 
 
 def _host_name() -> str:
