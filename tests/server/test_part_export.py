@@ -119,7 +119,7 @@ def _sheet_rows(data: bytes) -> list[list[tuple[str, str]]]:
         cells = []
         for c in row.findall("m:c", ns):
             assert c.find("m:f", ns) is None                  # no cell is ever a formula
-            kind = c.get("t") or ("time" if c.get("s") == "1" else "n")
+            kind = c.get("t") or ("time" if c.get("s") not in (None, "0", "2") else "n")   # 1, 3 on: times
             text = c.find("m:is/m:t", ns) if kind == "inlineStr" else c.find("m:v", ns)
             cells.append((kind, "" if text is None else text.text or ""))
         out.append(cells)

@@ -59,19 +59,35 @@ def test_the_session_answer_gives_the_plant_zone_and_shift_starts(plant):
         assert {"timezone", "shift_starts"} <= set(schema["properties"]) <= set(schema["required"]) | {"kind"}
 
 
-def test_with_no_zone_set_the_answer_gives_the_station_pcs_offset(plant, monkeypatch):
-    # the station PC's clock on India's time (+05:30 all year): the station counts by it
+def test_with_no_zone_set_the_answer_gives_the_station_pcs_zone(plant, monkeypatch):
+    # the station PC's clock on India's time (+05:30 all year): the station counts by it,
+    # and names it (a zone with daylight saving shown as its offset now read an hour off
+    # across the change on the pages)
     monkeypatch.setenv("TZ", "Asia/Kolkata")
     time.tzset()
     try:
         client, key = plant()
         with client as c:
             body = c.post("/api/v1/session", json={"api_key": key}).json()
-            assert body["timezone"] == "+05:30" and re.fullmatch(r"[+-]\d\d:\d\d", body["timezone"])
+            assert body["timezone"] == "Asia/Kolkata"
             assert body["shift_starts"] == ["06:00", "14:00", "22:00"]
             rep = c.get("/api/v1/reports/shift", params={"at": "2026-12-04T03:00:00Z"}).json()
             offset = dt.timezone(dt.timedelta(hours=5, minutes=30))
             assert _wall(rep["shift"]["start"], offset) == "06:00" and _wall(rep["shift"]["end"], offset) == "14:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_pc_whose_zone_has_no_name_gives_its_offset_now(plant, monkeypatch):
+    # a POSIX rule in TZ names no IANA zone: the station counts by the offset now (and says so)
+    monkeypatch.setenv("TZ", "XYZ-3")
+    time.tzset()
+    try:
+        client, key = plant()
+        with client as c:
+            body = c.post("/api/v1/session", json={"api_key": key}).json()
+            assert body["timezone"] == "+03:00"
     finally:
         monkeypatch.undo()
         time.tzset()

@@ -134,6 +134,7 @@ _WIDTHS = {"created_at": 20, "plant_time": 20, "reviewed_at": 20, "part_id": 18,
 
 def write_workbook(records: Iterable[Inspection], out: BinaryIO, zone: Optional[dt.tzinfo] = None) -> int:
     """The records as an .xlsx workbook (every cell typed: part ids stay text, times
-    are times: ``created_at`` UTC, ``plant_time`` the plant's clock); returns the parts written."""
+    are times: ``created_at`` UTC, ``plant_time`` the plant's clock with its UTC offset
+    shown beside it, see :class:`.xlsx._Styles`); returns the parts written."""
     return xlsx.write_xlsx(out, COLUMNS, (record_row(rec, zone) for rec in records),
                            widths=[_WIDTHS.get(c, 10) for c in COLUMNS])

@@ -8,14 +8,20 @@ after it belongs to the day it started.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
+import math
+import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
 # the times a shift is looked up for: a valid ISO time in year 1 or 9999 has no
 # neighbouring shift or week to compare with (datetime overflows)
 EARLIEST, LATEST = dt.datetime(1900, 1, 1), dt.datetime(9000, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def parse_shift_starts(starts: Sequence[str] | str) -> tuple[dt.time, ...]:
@@ -35,10 +41,107 @@ def parse_shift_starts(starts: Sequence[str] | str) -> tuple[dt.time, ...]:
     return tuple(sorted(out))
 
 
+def _zone_or_none(name: Optional[str]) -> Optional[ZoneInfo]:
+    # a name zoneinfo knows, or None ("localtime", "posixrules", a POSIX rule such as
+    # "CET-1CEST,M3.5.0,M10.5.0/3" are no IANA names)
+    if not name or name in ("localtime", "posixrules", "Factory"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def _name_from_path(path: str) -> Optional[str]:
+    """``/usr/share/zoneinfo/Europe/Berlin`` -> ``Europe/Berlin``: the part after the last
+    ``zoneinfo/`` folder of a zone file's path (the distributions' folders differ)."""
+    marker = "zoneinfo/"
+    at = path.rfind(marker)
+    if at < 0:
+        return None
+    return path[at + len(marker):].strip("/") or None
+
+
+def pc_zone_name(environ: Optional[Mapping[str, str]] = None, localtime: Path = Path("/etc/localtime"),
+                 timezone_file: Path = Path("/etc/timezone")) -> Optional[str]:
+    """This PC's time zone as an IANA name zoneinfo knows, or None where none is found.
+
+    Looked up where the PC's clock takes it from: the ``TZ`` variable (``Europe/Berlin``,
+    ``:Europe/Berlin``, or a zone file's path; it overrides the rest, so a ``TZ`` that
+    is set but names no zone finds none, rather than a zone the clock does not follow),
+    then the zone file ``/etc/localtime`` links to, then ``/etc/timezone`` (Debian's)."""
+    env = os.environ if environ is None else environ
+    tz = env.get("TZ")
+    if tz is not None:
+        tz = tz.strip()
+        if tz in ("", ":"):
+            return "UTC"            # set and empty: the C library's clock is UTC
+        tz = tz[1:] if tz.startswith(":") else tz
+        for name in ((_name_from_path(tz), _name_from_path(os.path.realpath(tz))) if tz.startswith("/") else (tz,)):
+            if _zone_or_none(name) is not None:
+                return name
+        return None
+    try:
+        target = os.readlink(localtime)
+    except OSError:                 # not there, or a copied file rather than a link
+        target = None
+    if target is not None:
+        full = os.path.join(os.path.dirname(str(localtime)), target)
+        # the link's own target first (Europe/Berlin, not the file it may link on to)
+        for name in (_name_from_path(full), _name_from_path(os.path.realpath(full))):
+            if _zone_or_none(name) is not None:
+                return name
+    try:
+        name = timezone_file.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    return name if _zone_or_none(name) is not None else None
+
+
+_warned_fixed_offset = False
+
+
+def _fixed_offset_now() -> dt.tzinfo:
+    global _warned_fixed_offset
+    zone = dt.datetime.now().astimezone().tzinfo
+    assert zone is not None
+    if not _warned_fixed_offset:
+        _warned_fixed_offset = True
+        off = zone.utcoffset(None) or dt.timedelta(0)
+        logging.getLogger("lineguard.config").warning(
+            "this PC's time zone has no name the station can find (TZ, /etc/localtime, /etc/timezone), so "
+            "shifts, SPC hours and days and plant_time use its UTC offset now (%s) all year, an hour off across "
+            "a daylight-saving change: pass --timezone (e.g. Europe/Berlin) or set LINEGUARD_TIMEZONE",
+            f"{'-' if off < dt.timedelta(0) else '+'}{str(abs(off))[:-3].zfill(5)}")
+    return zone
+
+
+class PcZone(ZoneInfo):
+    """This PC's zone, found by name (:func:`pc_zone_name`): a ZoneInfo, daylight saving
+    and all. Asked for its offset with no time (``utcoffset(None)``, which a plain
+    ZoneInfo answers None), it answers the offset now, as the fixed offset it replaces did
+    (the session answer shows the PC's offset that way)."""
+
+    def utcoffset(self, t: Optional[dt.datetime]) -> Optional[dt.timedelta]:
+        return super().utcoffset(t if t is not None else dt.datetime.now(self))
+
+    def tzname(self, t: Optional[dt.datetime]) -> Optional[str]:
+        return super().tzname(t if t is not None else dt.datetime.now(self))
+
+    def dst(self, t: Optional[dt.datetime]) -> Optional[dt.timedelta]:
+        return super().dst(t if t is not None else dt.datetime.now(self))
+
+
 def plant_zone(name: Optional[str]) -> dt.tzinfo:
-    """The plant's time zone: an IANA name (``Europe/Berlin``), or None for this PC's local zone."""
+    """The plant's time zone: an IANA name (``Europe/Berlin``), or None for this PC's zone.
+
+    This PC's zone is its IANA zone (:func:`pc_zone_name`), so shifts, days and hours are
+    cut by the plant's clocks on both sides of a daylight-saving change. Only where no
+    name is found is it the PC's UTC offset now, said once in the log (an hour off for
+    half the year where the clocks change: the way out is ``--timezone``)."""
     if not name:
-        return dt.datetime.now().astimezone().tzinfo  # type: ignore[return-value]
+        found = pc_zone_name()
+        return PcZone(found) if found else _fixed_offset_now()
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -52,30 +155,54 @@ class Shift:
     end_utc: dt.datetime
 
 
+# a month of 15-minute SPC slots asks for the same few hundred starts thousands of times
+@functools.lru_cache(maxsize=4096)
+def wall_to_utc(day: dt.date, wall: dt.time, zone: dt.tzinfo) -> dt.datetime:
+    """The naive-UTC instant the plant's clocks show ``wall`` on ``day``.
+
+    A time the clocks show twice (the hour repeated when daylight saving ends) is its
+    first showing; a time they jump over (the hour skipped when it begins) is the moment
+    they jump (02:30 on the spring day in Berlin: 03:00 CEST). Both keep the instants of
+    later wall times never before those of earlier ones, so shifts follow each other
+    with no gap and no overlap."""
+    naive = dt.datetime.combine(day, wall)
+    utc = naive.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc)
+    if utc.astimezone(zone).replace(tzinfo=None) == naive:
+        return utc.replace(tzinfo=None)
+    # in the gap: fold=0 read it with the offset before the jump (an instant after the
+    # jump), fold=1 with the offset after (an instant before it); the jump lies between
+    lo = naive.replace(tzinfo=zone, fold=1).astimezone(dt.timezone.utc)
+    hi = utc
+    if lo > hi:
+        lo, hi = hi, lo
+    after = hi.astimezone(zone).utcoffset()
+    lo_s, hi_s = math.floor(lo.timestamp()), math.ceil(hi.timestamp())
+    while hi_s - lo_s > 1:                  # the first second on the new offset
+        mid = (lo_s + hi_s) // 2
+        if dt.datetime.fromtimestamp(mid, zone).utcoffset() == after:
+            hi_s = mid
+        else:
+            lo_s = mid
+    return _EPOCH + dt.timedelta(seconds=hi_s)
+
+
 def shift_of(t_utc: dt.datetime, starts: Sequence[dt.time] = (), zone: Optional[dt.tzinfo] = None) -> Shift:
-    """The shift a record's naive-UTC time falls in."""
+    """The shift a record's naive-UTC time falls in: the one that started last at or
+    before it, so its window always holds it (a start the clocks jump over or show twice
+    is placed by :func:`wall_to_utc`)."""
     if not EARLIEST <= t_utc <= LATEST:
         from .errors import InvalidRequest
         raise InvalidRequest(f"no shift is looked up for {t_utc.isoformat()}Z; use a time between "
                              f"{EARLIEST.year} and {LATEST.year}")
     starts = tuple(starts) or parse_shift_starts(DEFAULT_SHIFT_STARTS)
     zone = zone or plant_zone(None)
-    local = t_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
-    day = local.date()
-    # the latest start at or before the local time; before the first start of the day
-    # it is the previous day's last shift
-    candidates = [(day, i, s) for i, s in enumerate(starts) if s <= local.time()]
-    if candidates:
-        sday, idx, stime = candidates[-1]
-    else:
-        sday, idx, stime = day - dt.timedelta(days=1), len(starts) - 1, starts[-1]
-    if idx + 1 < len(starts):
-        eday, etime = sday, starts[idx + 1]
-    else:
-        eday, etime = sday + dt.timedelta(days=1), starts[0]
-
-    def to_utc(d: dt.date, t: dt.time) -> dt.datetime:
-        return (dt.datetime.combine(d, t, tzinfo=zone).astimezone(dt.timezone.utc).replace(tzinfo=None))
-
-    return Shift(label=f"{sday.isoformat()} S{idx + 1} ({stime.strftime('%H:%M')})",
-                 start_utc=to_utc(sday, stime), end_utc=to_utc(eday, etime))
+    day = t_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
+    # every start from the day before to the day after next, in the order of their
+    # instants; two starts at one instant (both in a skipped hour) leave the first an
+    # empty shift, never one that holds a part
+    begun = sorted((wall_to_utc(d, s, zone), d, i)
+                   for d in (day + dt.timedelta(days=k) for k in range(-1, 3)) for i, s in enumerate(starts))
+    at = max(k for k, b in enumerate(begun) if b[0] <= t_utc)
+    (start, sday, idx), end = begun[at], begun[at + 1][0]
+    return Shift(label=f"{sday.isoformat()} S{idx + 1} ({starts[idx].strftime('%H:%M')})",
+                 start_utc=start, end_utc=end)

@@ -26,7 +26,7 @@ from .db import Database
 from .errors import InvalidRequest, NotFound
 from .part_names import as_stored, station_is, stored_names
 from .orm import Inspection, LineSignal, ModelVersion, utcnow
-from .shifts import parse_shift_starts, plant_zone, shift_of
+from .shifts import parse_shift_starts, plant_zone, shift_of, wall_to_utc
 from .spc import Subgroup
 
 GROUPINGS = ("hour", "shift", "day", "lot")
@@ -188,9 +188,13 @@ def _slot_seconds(starts: Sequence[dt.time]) -> int:
 
 def _slot_expr(db: Database, seconds: int) -> ColumnElement:
     if db.is_sqlite:
-        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'; %s reads it as UTC
+        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's DateTime on SQLite); %s reads
+        # it as UTC. Only its first 19 characters, the whole seconds: SQLite rounds the
+        # microseconds to milliseconds, so a part at 21:59:59.9995 fell in the 22:00 slot (the
+        # next hour or shift) while the range filters (text comparisons) put it before 22:00.
+        # Slots are whole minutes: flooring to the second is exact for them, as on PostgreSQL.
         # // : integer division (SQLAlchemy's / is true division, one slot per row)
-        return cast(func.strftime("%s", Inspection.created_at), Integer) // seconds
+        return cast(func.strftime("%s", func.substr(Inspection.created_at, 1, 19)), Integer) // seconds
     # date_part: float8 (EXTRACT is numeric since PostgreSQL 14, and numeric division on
     # every row took a month's scores 252 ms where float8 takes 129 ms); exact enough:
     # epoch seconds with microseconds stay within float8's 15-16 digits
@@ -213,14 +217,14 @@ class Periods:
             sh = shift_of(t, self.starts, self.zone)
             return sh.start_utc, sh.label
         local = t.replace(tzinfo=dt.timezone.utc).astimezone(self.zone)
-        if self.by == "hour":
-            start_local = local.replace(minute=0, second=0, microsecond=0)
-            label = start_local.strftime("%Y-%m-%d %H:00")
-            if start_local.fold:   # the hour a DST change repeats
-                label += " (2nd)"
-        else:
-            start_local = dt.datetime.combine(local.date(), dt.time(0), tzinfo=self.zone)
-            label = local.date().isoformat()
+        if self.by == "day":
+            # midnight placed as the shifts place a wall time: in a zone whose clocks skip
+            # midnight the day starts when they jump, still at or before every part of it
+            return wall_to_utc(local.date(), dt.time(0), self.zone), local.date().isoformat()
+        start_local = local.replace(minute=0, second=0, microsecond=0)
+        label = start_local.strftime("%Y-%m-%d %H:00")
+        if start_local.fold:   # the hour a DST change repeats
+            label += " (2nd)"
         return start_local.astimezone(dt.timezone.utc).replace(tzinfo=None), label
 
     def of_slot(self, slot: int) -> tuple[dt.datetime, str]:

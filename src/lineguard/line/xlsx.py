@@ -17,7 +17,7 @@ import datetime as dt
 import math
 import re
 import zipfile
-from typing import IO, Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Optional, Sequence
 from xml.sax.saxutils import escape
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -65,20 +65,54 @@ _WORKBOOK_RELS = _HEAD + (
     f'<Relationships xmlns="{_PKG_REL}">'
     f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
     f'<Relationship Id="rId2" Type="{_REL}/styles" Target="styles.xml"/></Relationships>')
-# style 0: plain; 1: date and time (yyyy-mm-dd hh:mm:ss); 2: bold (the header)
-_STYLES = _HEAD + (
-    f'<styleSheet xmlns="{_MAIN}">'
-    '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy\\-mm\\-dd\\ hh:mm:ss"/></numFmts>'
-    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
-    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
-    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
-    '<fill><patternFill patternType="gray125"/></fill></fills>'
-    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
-    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
-    '</styleSheet>')
+# style 0: plain; 1: date and time (yyyy-mm-dd hh:mm:ss.000); 2: bold (the header); 3 on: a
+# time on a plant's clock, its UTC offset shown beside it (one style per offset met)
+_TIME_FORMAT = "yyyy\\-mm\\-dd\\ hh:mm:ss.000"
+
+
+class _Styles:
+    """The workbook's cell styles, as its rows come to need them: a plant's times carry
+    their UTC offset (2026-10-25 02:30 happens at +02:00 and again at +01:00 where the
+    clocks go back), and a sheet's time has no zone, so the offset is written in the
+    cell's number format: shown beside the time, while the cell stays a time to sort and
+    filter by."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[dt.timedelta, int] = {}
+
+    def of_time(self, t: dt.datetime) -> int:
+        off = t.utcoffset()
+        if off is None:
+            return 1
+        return self.offsets.setdefault(off, 3 + len(self.offsets))
+
+    def xml(self) -> str:
+        formats = [(164, _TIME_FORMAT)] + [(165 + i, f'{_TIME_FORMAT}\\ "{_offset_text(off)}"')
+                                           for i, off in enumerate(self.offsets)]
+        num_fmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{escape(code, {chr(34): "&quot;"})}"/>'
+                           for i, code in formats)
+        time_xfs = "".join(f'<xf numFmtId="{i}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+                           for i, _code in formats[1:])
+        return _HEAD + (
+            f'<styleSheet xmlns="{_MAIN}">'
+            f'<numFmts count="{len(formats)}">{num_fmts}</numFmts>'
+            '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+            '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+            '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+            '<fill><patternFill patternType="gray125"/></fill></fills>'
+            '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+            '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+            f'<cellXfs count="{3 + len(self.offsets)}"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+            '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+            '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+            f'{time_xfs}</cellXfs></styleSheet>')
+
+
+def _offset_text(off: dt.timedelta) -> str:
+    """+02:00, -05:00, +05:30 (as ISO 8601 and the CSV write it)."""
+    minutes = int(off.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def column_name(i: int) -> str:
@@ -98,9 +132,10 @@ def _text(value: str, style: int = 0) -> str:
     return f'<c t="inlineStr"{s}><is><t{space}>{escape(value)}</t></is></c>'
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, styles: Optional[_Styles] = None) -> str:
     """One cell, typed by its value: None empty, bool and numbers numbers, datetimes
-    times (as their clock shows them), everything else text."""
+    times (as their clock shows them, an aware one with its UTC offset beside it where
+    ``styles`` gathers the workbook's styles), everything else text."""
     if value is None or value == "":
         return "<c/>"
     if isinstance(value, bool):
@@ -108,9 +143,14 @@ def cell(value: Any) -> str:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return f"<c><v>{value!r}</v></c>"
     if isinstance(value, dt.datetime):
-        # a sheet's times have no zone: an aware time is written as its own clock shows it
-        days = (value.replace(tzinfo=None) - _EPOCH) / dt.timedelta(days=1)
-        return f'<c s="1"><v>{days:.10f}</v></c>'
+        # a sheet's times have no zone: an aware time is written as its own clock shows it.
+        # Floored to the millisecond the format shows: a sheet rounds at display, and a
+        # part at 05:59:59.9996 shown as 06:00:00.000 reads as the next shift's
+        t = value.replace(tzinfo=None)
+        t -= dt.timedelta(microseconds=t.microsecond % 1000)
+        days = (t - _EPOCH) / dt.timedelta(days=1)
+        style = styles.of_time(value) if styles is not None else 1
+        return f'<c s="{style}"><v>{days:.10f}</v></c>'
     return _text(str(value))
 
 
@@ -118,11 +158,11 @@ def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[An
                widths: Sequence[float] = ()) -> int:
     """Write a one-sheet workbook to ``out`` (a binary file); returns the rows written."""
     n = 0
+    styles = _Styles()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
         z.writestr("[Content_Types].xml", _CONTENT_TYPES)
         z.writestr("_rels/.rels", _ROOT_RELS)
         z.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
-        z.writestr("xl/styles.xml", _STYLES)
         z.writestr("xl/workbook.xml", _HEAD + (
             f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>'
             f'<sheet name="{escape(_NOT_XML.sub("", sheet))[:31]}" sheetId="1" r:id="rId1"/></sheets></workbook>'))
@@ -138,11 +178,13 @@ def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[An
                 if n + 1 >= MAX_ROWS:
                     raise TooManyRows()    # more came than were counted (parts recorded meanwhile)
                 n += 1
-                buf.append(f'<row r="{n + 1}">' + "".join(cell(v) for v in row) + "</row>")
+                buf.append(f'<row r="{n + 1}">' + "".join(cell(v, styles) for v in row) + "</row>")
                 if len(buf) >= 500:
                     f.write("".join(buf).encode())
                     buf.clear()
             f.write("".join(buf).encode())
             last = column_name(max(len(header), 1) - 1)
             f.write(f'</sheetData><autoFilter ref="A1:{last}{n + 1}"/></worksheet>'.encode())
+        # last: only the rows tell which UTC offsets the plant's times need a style for
+        z.writestr("xl/styles.xml", styles.xml())
     return n

@@ -101,11 +101,16 @@ def _plant_clock(station: Station) -> dict[str, Any]:
     cfg = station.config
     zone = cfg.timezone
     if not zone:
-        # no zone set: the station counts shifts by this PC's UTC offset now (shifts.plant_zone)
-        off = plant_zone(None).utcoffset(None) or dt.timedelta(0)
-        secs = int(off.total_seconds())
-        minutes = abs(secs) // 60
-        zone = f"{'-' if secs < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+        # no zone set: the station counts shifts by this PC's zone (shifts.plant_zone), by its
+        # name where it has one (pages then show times across a daylight-saving change as
+        # the station counts them), else by its UTC offset now
+        pc = plant_zone(None)
+        zone = getattr(pc, "key", None)
+        if not zone:
+            off = pc.utcoffset(None) or dt.timedelta(0)
+            secs = int(off.total_seconds())
+            minutes = abs(secs) // 60
+            zone = f"{'-' if secs < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
     return {"timezone": zone, "shift_starts": [t.strftime("%H:%M") for t in parse_shift_starts(cfg.shift_starts)]}
 
 
