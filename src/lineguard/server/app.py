@@ -297,7 +297,14 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
     uvicorn waits for open responses before it stops, and a live page's event stream
     never ends by itself: without this, Ctrl-C would hang while any browser is open.
     """
+    import faulthandler
     import uvicorn
+
+    # a crash in native code (torch, ONNX Runtime, the image libraries) killed a station
+    # mid-retrain with nothing in its log but the kernel's "segfault": the Python stack of
+    # every thread now goes to stderr (the station's log) first, for the plant's report
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
 
     class _Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
