@@ -54,6 +54,7 @@ from . import part_names
 from .part_names import station_is
 from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
+from .periodic import PeriodicJob
 from .registry import Loader, ModelRegistry, edge_loader, model_subject
 from . import audit, reviews
 from .shadow import ShadowRunner
@@ -270,6 +271,7 @@ class Station:
         self.shadow = ShadowRunner(self, config.shadow_queue)
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
+        self.memory = MemoryKeeper().start()
         self.alarms.start()     # last: a station that fails to open leaves no thread behind
 
     def record_start(self, process: str) -> bool:
@@ -977,6 +979,7 @@ class Station:
         self.shadow.close()
         self.jobs.close()
         self.alarms.close()
+        self.memory.close()
         self.disk.close()
         if self._folder_seen is not None:
             self._folder_seen.close()
@@ -1155,3 +1158,33 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+class MemoryKeeper(PeriodicJob):
+    """Hands the memory glibc keeps after freeing back to the OS, every ``every_s``.
+
+    Each thread that judges parts (the event loop's worker threads, the batcher, the
+    image store's writers) allocates from a malloc arena of its own, and glibc keeps what
+    is freed there for the next allocation instead of returning it: a station judging
+    parts for hours grew (2 h at 4 parts/s: RSS 508 -> 622 MB), all of it in those arenas
+    (Python objects, the main heap and the mapped files stayed flat), and one trim at the
+    end gave back 60 MB. Soak of 7 min, fast-profile model, SQLite, 3 posting clients, a
+    reviewer, a poller and two live-event listeners, 2 cores (~20 parts/s): anonymous
+    memory +3.2 MB per 1000 parts as it was, +0.7 with a trim every 60 s (RSS at the end
+    569 -> 544 MB). A trim took 2-12 ms there (it takes each arena's lock in turn, so a
+    part being judged waits at most that): parts answered within 2 s of one had the same
+    95th percentile as the rest. A smaller worker-thread pool (6, not anyio's 40) changed
+    neither the rise nor the level, and answered slower: not done.
+    """
+
+    thread_name = "lg-memory"
+    what = "handing freed memory back to the OS"
+    join_s = 2.0
+
+    def __init__(self, every_s: float = 60.0, first_after_s: Optional[float] = None,
+                 trim: Optional[Callable[[], None]] = None):
+        super().__init__(every_s, every_s if first_after_s is None else first_after_s)
+        self._trim = trim or return_freed_memory
+
+    def run_once(self) -> None:
+        self._trim()
