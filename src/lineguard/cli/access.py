@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import click
 
-from .station import _config, _database_shown, _new, data_option, db_options, keys_app
+from .station import _config, _database_shown, _folder_checked, _new, data_option, db_options, keys_app
 
 # the station's place, as every command that opens one takes it (alarm_rules' too)
 _data = data_option()
@@ -69,6 +69,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
                  + (f" (data folder {cfg.data_dir.resolve()})" if cfg.sqlite_path is None else ""))
         elif found != head:
             fail(not_current_message(found), code=1)
+        _folder_checked(database, cfg.data_dir, where)
     except SQLAlchemyError as exc:      # a server down, a wrong user: one line, not a traceback
         database.dispose()
         why = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [type(exc).__name__])[0]

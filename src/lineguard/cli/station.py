@@ -1387,7 +1387,30 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     if found != schema_revisions()[0]:
         database.dispose()
         fail(not_current_message(found))
+    try:
+        _folder_checked(database, cfg.data_dir, where)
+    except BaseException:
+        database.dispose()
+        raise
     return database
+
+
+def _folder_checked(database, data_dir: Path, where: Optional[str]) -> None:
+    """The command ends (exit 2) when the database's records point at another data folder
+    than --data's, as serve refuses it (line.data_folders.check): a --db-schema forgotten
+    sent `keys create`, `users add` and `parts` to the station in the public schema. Only
+    read: nothing is claimed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..line.data_folders import OtherDataFolder, check
+    from ._term import fail
+    try:
+        check(database, data_dir)
+    except OtherDataFolder as exc:
+        fail(f"{where}: {exc.message}")
+    except SQLAlchemyError as exc:
+        why = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [type(exc).__name__])[0]
+        fail(f"could not read the data folders of {where}: {why}; check --db (or LINEGUARD_DB)", code=1)
 
 
 def _discard(path: Path) -> None:

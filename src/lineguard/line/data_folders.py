@@ -25,10 +25,11 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, inspect as sql_inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..vision.atomic import atomic_write_text
-from .db import LOCK_DATA_FOLDERS
+from .db import _SCHEMA_RE as _SCHEMA_NAME, LOCK_DATA_FOLDERS
 from .errors import StationError
 from .orm import DataFolder, utcnow
 from .periodic import PeriodicJob
@@ -113,6 +114,69 @@ def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.dat
         else:
             row.host, row.path, row.last_seen = here["host"], here["path"], now
     return mine
+
+
+def check(db, data_dir: Path, now: Optional[dt.datetime] = None) -> None:
+    """What :func:`claim` refuses, read-only, for the commands that look after a station
+    (keys, users, alarm rules, parts, old records, sweep) given its --data and a database:
+    :class:`OtherDataFolder` when the database's records point at another data folder.
+    With --db-schema forgotten they acted on the station in the database's public schema
+    (a key made there, a user added, its parts exported) while serve refused the same
+    folder and database. Never claims and never makes an id file: a folder that has none
+    (a station made before claims existed, a new one made with --new, an admin on another
+    PC giving --db alone) is not one this can tell apart, and is let through as before."""
+    if db.is_sqlite or not (Path(data_dir) / ID_FILE).is_file():
+        return
+    mine = folder_id(data_dir)            # only read: the file is there
+    if not sql_inspect(db.engine).has_table("data_folders", schema=db.schema):
+        return                            # a database older than claims: nothing claimed yet
+    now = now or utcnow()
+    here = {"host": socket.gethostname()[:255], "path": str(Path(data_dir).resolve())}
+    since = now - dt.timedelta(days=KEPT_DAYS)
+    with db.session() as s:
+        others = [o for o in s.scalars(select(DataFolder).where(DataFolder.folder_id != mine,
+                                                                DataFolder.last_seen >= since)
+                                       .order_by(DataFolder.last_seen.desc()))
+                  if (o.host, o.path) != (here["host"], here["path"])]     # this folder, its id file made again
+        if not others:
+            return
+        current = s.execute(text("SELECT current_schema()")).scalar() or "public"
+    o = others[0]
+    holding = [name for name in _schemas_claiming(db, mine) if name != current]
+    if holding == ["public"]:
+        fix = ("this folder's station is in the database's public schema: leave out --db-schema (and unset "
+               "LINEGUARD_DB_SCHEMA)")
+    elif len(holding) == 1:
+        fix = f"this folder's station is in schema {holding[0]!r}: add --db-schema {holding[0]} (or set " \
+              f"LINEGUARD_DB_SCHEMA={holding[0]})"
+    else:
+        fix = ("give this station's schema with --db-schema NAME (or LINEGUARD_DB_SCHEMA), as its `serve` has it, "
+               "or the --data of the station that uses this one")
+    raise OtherDataFolder(
+        f"{here['path']} is not the data folder of the station in schema {current!r} of this database: that "
+        f"station's files are in {o.host}:{o.path} (folder {o.folder_id}, last used {o.last_seen:%Y-%m-%d %H:%M} "
+        f"UTC), so this would act on another station than this folder's (serve refuses the same); {fix}. "
+        "Nothing was changed", folder=o.folder_id, host=o.host, path=o.path)
+
+
+def _schemas_claiming(db, folder: str) -> list[str]:
+    """The schemas of this PostgreSQL database whose stations claim ``folder`` (read only;
+    a schema this user may not read is passed over)."""
+    found = []
+    with db.engine.connect() as conn:
+        names = [r[0] for r in conn.execute(text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'data_folders' "
+            "ORDER BY table_schema"))]
+        for name in names:
+            if not _SCHEMA_NAME.match(name):
+                continue
+            try:
+                if conn.execute(text(f'SELECT 1 FROM "{name}".data_folders WHERE folder_id = :f'),
+                                {"f": folder}).first() is not None:
+                    found.append(name)
+            except SQLAlchemyError:
+                conn.rollback()
+    return found
 
 
 class FolderSeen(PeriodicJob):

@@ -1,11 +1,36 @@
 """Prometheus metrics of one station (own registry, so several stations can coexist in tests)."""
 from __future__ import annotations
 
+import re
 import threading
+import time
+from typing import Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+
+# The station's own faults (line.station, disk, backup, record_keeper, sweep, the PLC
+# links, the camera): few and fixed, their series stay at 0 once cleared, so an alert
+# on them resolves and a dashboard keeps the line. Every other name (a watcher's, which
+# a key holder's heartbeat names; a model's, a sink's) is dropped once it has been at 0
+# for FAULT_CLEARED_KEPT_S and FAULT_CLEARED_SCRAPES scrapes, long enough for Prometheus
+# to see it resolve: kept for ever, heartbeats under new line names grew /metrics without
+# end (2000 of them: 5 KB to 480 KB).
+STATION_FAULTS = frozenset({"database", "images", "disk", "backup", "records", "records_image", "store_sweep",
+                            "camera"})
+_PLC_FAULT = re.compile(r"^plc(-[a-z0-9]+)?(_signals|_backlog_signals)?$")
+FAULT_CLEARED_KEPT_S = 600.0
+FAULT_CLEARED_SCRAPES = 3
+# most fault series of any other name at once (standing or cleared): more standing
+# faults than this are counted in one series, MORE_FAULTS, not one each
+MAX_FAULT_SERIES = 300
+MORE_FAULTS = "more faults"
+
+
+def fixed_fault(name: str) -> bool:
+    """Whether ``name`` is one of the station's own faults, whose series stays at 0 once cleared."""
+    return name in STATION_FAULTS or bool(_PLC_FAULT.match(name))
 
 
 class StationMetrics:
@@ -53,10 +78,14 @@ class StationMetrics:
         self.outbox_refused = Counter("lineguard_outbox_refused", "Rows a receiver refused for good (HTTP 4xx)",
                                       ["sink"], registry=self.registry)
         # what /health's faults say, for a plant monitor that alerts on metrics: 1 while a
-        # fault stands, 0 once it cleared (the series stays, so an alert can resolve)
+        # fault stands, 0 once it cleared (the series stays, so an alert can resolve: the
+        # station's own for ever, the others' for a while, see set_faults)
         self.faults = Gauge("lineguard_station_fault", "1 while the station has this fault (see /health's faults), "
                             "0 once it cleared", ["fault"], registry=self.registry)
-        self._fault_names: set[str] = set()
+        self._fault_names: set[str] = set()           # the station's own, kept at 0 once cleared
+        # the others' series that cleared: name -> (when, by the monotonic clock, scrapes at 0 since)
+        self._cleared: dict[str, tuple[float, int]] = {}
+        self._others_shown: set[str] = set()
         self._faults_lock = threading.Lock()
         # hot folders' watchers (line.watchers): files ready and not yet taken, and the oldest's wait
         self.hot_folder_waiting = Gauge("lineguard_hot_folder_waiting", "Files ready in a hot folder and not yet "
@@ -64,11 +93,43 @@ class StationMetrics:
         self.hot_folder_oldest = Gauge("lineguard_hot_folder_oldest_wait_seconds", "How long the oldest file "
                                        "ready in a hot folder has waited", ["line", "station"], registry=self.registry)
 
-    def set_faults(self, faults: dict[str, str]) -> None:
+    def set_faults(self, faults: dict[str, str], now: Optional[float] = None) -> None:
+        """The faults standing now (/health's): 1 each; 0 for those that cleared, the
+        station's own for ever, the others for a while (see FAULT_CLEARED_KEPT_S); at most
+        MAX_FAULT_SERIES series of the others. ``now``: the monotonic clock."""
+        now = time.monotonic() if now is None else now
         with self._faults_lock:           # two scrapes at once: one at a time, each whole
-            self._fault_names |= set(faults)
+            self._fault_names |= {name for name in faults if fixed_fault(name)}
             for name in self._fault_names:
                 self.faults.labels(name).set(1 if name in faults else 0)
+            standing = sorted(name for name in faults if not fixed_fault(name))
+            if len(standing) > MAX_FAULT_SERIES:
+                # more standing faults than series (each is on /health): the rest counted in one
+                shown, more = standing[:MAX_FAULT_SERIES - 1], {MORE_FAULTS: len(standing) - MAX_FAULT_SERIES + 1}
+            else:
+                shown, more = standing, {}
+            for name in [*standing, *more]:       # standing: not cleared, whether it has a series or not
+                self._cleared.pop(name, None)
+            for name in self._others_shown - set(standing) - set(more):      # cleared since
+                self._cleared.setdefault(name, (now, 0))
+            for name, (since, scrapes) in list(self._cleared.items()):
+                if scrapes >= FAULT_CLEARED_SCRAPES and now - since >= FAULT_CLEARED_KEPT_S:
+                    del self._cleared[name]                  # seen at 0 long enough for an alert to resolve
+                else:
+                    self._cleared[name] = (since, scrapes + 1)
+            # the cleared ones in the room left, the latest cleared first; the others go now
+            room = MAX_FAULT_SERIES - len(shown) - len(more)
+            for name in sorted(self._cleared, key=lambda n: self._cleared[n][0], reverse=True)[room:]:
+                del self._cleared[name]
+            values = {**{name: 1 for name in shown}, **more, **{name: 0 for name in self._cleared}}
+            for name in self._others_shown - set(values):
+                try:
+                    self.faults.remove(name)
+                except KeyError:
+                    pass
+            for name, value in values.items():
+                self.faults.labels(name).set(value)
+            self._others_shown = set(values)
 
     def set_hot_folders(self, backlogs: list[dict]) -> None:
         """The running watchers' backlogs (line.watchers.backlogs); a watcher gone drops its series."""

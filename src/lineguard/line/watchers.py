@@ -13,7 +13,8 @@ A watcher with ``--server`` (another PC, no shared data folder) sends the same s
 the station it posts parts to, its heartbeat (``POST /api/v1/watchers/heartbeat``, with its
 own key): :func:`store_heartbeat` keeps it as a file of the same folder, named
 ``heartbeat-*.json``, stamped with the station's clock when it came, so both kinds are read
-alike. A clean stop removes it; one not renewed for FORGET_AFTER_S (a watcher PC taken off
+alike, in the order the watcher sent them (``sent``: one worked on late is not kept over
+a newer one, nor after the clean stop). A clean stop removes it; one not renewed for FORGET_AFTER_S (a watcher PC taken off
 the line without a clean stop) is no longer shown and is deleted at the next heartbeat.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -37,6 +39,22 @@ FORGET_AFTER_S = 24 * 3600.0
 # most --server watchers one station keeps: a key holder sending made-up folders cannot
 # fill the data folder
 MAX_HEARTBEATS = 256
+# A heartbeat may be worked on after the next one (its sender waits 3 s, the station goes
+# on): the last normal one of a watcher, kept after its clean stop, brought it back as
+# "stopped or hung" for FORGET_AFTER_S. So each is ordered by its ``sent`` (the watcher's
+# clock) against the newest of the same watcher process (its pid): an older one is not
+# kept. Only for this long after the newest came (by this station's clock): a watcher
+# PC's clock set back (a time sync) must not stop its heartbeats for as long as it went
+# back; a stop is remembered for STOPPED_KEPT_S for the same reason.
+LATE_WITHIN_S = 30.0
+STOPPED_KEPT_S = 600.0
+MAX_STOPPED = 4096           # stops remembered at most (the oldest go first)
+# One station process keeps the heartbeats (serve runs one); in it, the count against
+# MAX_HEARTBEATS and the write, and the order check and the write, are one step: 400
+# heartbeats at once under new names left 257 files.
+_heartbeats_lock = threading.Lock()
+# heartbeat file -> (pid, sent, this station's clock) of its watcher's clean stop
+_stopped: dict[Path, tuple[Any, float, float]] = {}
 
 
 # each watcher's status file and what it holds
@@ -152,38 +170,81 @@ def store_heartbeat(data_dir: Path, status: dict[str, Any], now: Optional[float]
     removes it (returns None). ``updated`` is this station's clock when it came; the
     watcher's own times (``behind_since``, ``station_down_since``) are moved by the gap
     between its clock (``sent``) and this one, so a PC whose clock is off still reads right.
-    Also deletes the heartbeats forgotten (silent past FORGET_AFTER_S)."""
+    A heartbeat older (by ``sent``) than one already kept of the same watcher process, or
+    than its clean stop, came late and is not kept (see LATE_WITHIN_S): the path of the
+    newer one kept is returned, None after a stop. Also deletes the heartbeats forgotten
+    (silent past FORGET_AFTER_S)."""
     now = time.time() if now is None else now
     path = heartbeat_path(data_dir, status["line"], status["station"], status["host"], status["folder"])
-    forget_old(data_dir, now)
-    if not status.get("running"):
+    sent = status.get("sent")
+    sent = float(sent) if sent is not None else None
+    with _heartbeats_lock:
+        forget_old(data_dir, now)
+        _forget_stops(now)
+        if _late(path, status.get("pid"), sent, now):
+            return path if path.exists() else None
+        if not status.get("running"):
+            _stopped.pop(path, None)
+            if sent is not None:
+                _stopped[path] = (status.get("pid"), sent, now)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            return None
+        _stopped.pop(path, None)          # this watcher runs again (restarted, or newer than its stop)
+        held = dict(status)
+        held.pop("sent", None)
+        skew = now - sent if sent is not None else 0.0
+        for key in ("behind_since", "station_down_since"):
+            if held.get(key) is not None:
+                held[key] = float(held[key]) + skew
+        held["folder"] = f"{status['host']}:{status['folder']}"
+        held.update(updated=now, via="heartbeat", sent=sent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() and len(list(path.parent.glob(f"{HEARTBEAT_PREFIX}*.json"))) >= MAX_HEARTBEATS:
+            raise TooManyWatchers(f"this station keeps the heartbeats of {MAX_HEARTBEATS} watchers already; stop "
+                                  "the ones no longer used (a clean stop removes theirs) or delete their files in "
+                                  f"{path.parent}")
+        # a new file renamed over the old: /health never reads half of one
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        return None
-    held = dict(status)
-    sent = held.pop("sent", None)
-    skew = now - float(sent) if sent is not None else 0.0
-    for key in ("behind_since", "station_down_since"):
-        if held.get(key) is not None:
-            held[key] = float(held[key]) + skew
-    held["folder"] = f"{status['host']}:{status['folder']}"
-    held.update(updated=now, via="heartbeat")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() and len(list(path.parent.glob(f"{HEARTBEAT_PREFIX}*.json"))) >= MAX_HEARTBEATS:
-        raise TooManyWatchers(f"this station keeps the heartbeats of {MAX_HEARTBEATS} watchers already; stop the "
-                              "ones no longer used (a clean stop removes theirs) or delete their files in "
-                              f"{path.parent}")
-    # a new file renamed over the old: /health never reads half of one
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+            tmp.write_text(json.dumps(held) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+
+def _late(path: Path, pid: Any, sent: Optional[float], now: float) -> bool:
+    """Whether a heartbeat of watcher process ``pid`` sent at ``sent`` (its clock) is older
+    than the newest kept of that process at ``path``, or than its clean stop. A watcher
+    that sends no ``sent`` (an older lineguard) cannot be ordered: never late."""
+    if sent is None:
+        return False
+    stop = _stopped.get(path)
+    if stop is not None and stop[0] == pid and sent < stop[1]:
+        return True
     try:
-        tmp.write_text(json.dumps(held) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(kept, dict) or kept.get("pid") != pid or kept.get("sent") is None:
+        return False                      # another process (a restart): its own clock and order
+    try:
+        newer, came = float(kept["sent"]), float(kept.get("updated") or 0)
+    except (TypeError, ValueError):
+        return False
+    return sent < newer and now - came < LATE_WITHIN_S
+
+
+def _forget_stops(now: float) -> None:
+    """Forget the clean stops older than STOPPED_KEPT_S, and the oldest past MAX_STOPPED."""
+    for path in [p for p, (_pid, _sent, at) in _stopped.items() if now - at > STOPPED_KEPT_S]:
+        del _stopped[path]
+    while len(_stopped) > MAX_STOPPED:
+        del _stopped[next(iter(_stopped))]     # the oldest stored first
 
 
 def forget_old(data_dir: Path, now: Optional[float] = None) -> None:

@@ -59,7 +59,8 @@ class HeartbeatIn(BaseModel):
 
 class HeartbeatOut(BaseModel):
     watcher: str = Field(description="its name in /health's faults")
-    kept: bool = Field(description="false after a clean stop: the station no longer watches for it")
+    kept: bool = Field(description="false after a clean stop: the station no longer watches for it (a heartbeat "
+                                   "of the same watcher sent before its stop and come after it is not kept)")
     silent_after_s: float = Field(description="a fault on /health when no heartbeat came for this long")
     forget_after_s: float = Field(description="forgotten (fault cleared) when none came for this long")
 
