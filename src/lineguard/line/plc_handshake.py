@@ -95,10 +95,14 @@ class CameraFolder:
 
     The camera photographs every part the PLC triggers, in order, sometimes a little after
     the trigger. So photos are counted, not timed (a share's clock may differ from the
-    station's): a trigger that took no photo (refused, or none came in time) is owed one,
-    and the next photos to arrive (oldest first, by the camera's own times) are theirs and
-    set aside. A trigger takes the newest complete photo left once those owed are paid,
-    waiting up to ``wait_s`` for one (a camera that saves after the trigger); photos there
+    station's): a trigger that took no photo (refused, none came in time, or its window
+    closed before the station got to it) is owed one, and the next photos to arrive (oldest
+    first, by the camera's own times) are theirs and set aside. The handshake owes none for a
+    repeat of the trigger of the part in inspection or just answered (its photo went to that
+    trigger), and withdraws the owed one when the PLC triggers a refused part again and that
+    trigger is taken (:meth:`refusal_retried`: the camera fired once, for that part). A
+    trigger takes the newest complete photo left once those owed are paid, waiting up to
+    ``wait_s`` for one (a camera that saves after the trigger); photos there
     when the link started, or passed over by a take, are no part's. A photo is complete when
     its format says so (a PNG's end chunk, a JPEG's end marker), else (TIFF) once it stayed
     unchanged between two looks; one still being written is never taken. Told apart by name,
@@ -187,6 +191,14 @@ class CameraFolder:
         with self._state:
             self._owed += 1
 
+    def refusal_retried(self) -> None:
+        """The PLC triggered the part of the last refused trigger again, and this trigger was
+        taken: the photo owed for the refusal is this one's (the camera fired once for the
+        part), so it is no longer set aside. Where it was already set aside by a take in
+        between, nothing is owed any more either."""
+        with self._state:
+            self._owed = max(0, self._owed - 1)
+
     def restart(self) -> None:
         """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
         holds now. The photos of the refused or unanswered triggers before it came by now,
@@ -267,6 +279,9 @@ class Trigger:
     t0: float                # perf_counter at the trigger: the inspection window runs from here
     at: Any                  # wall clock (naive UTC) for the record
     timer: Optional[threading.Timer] = None
+    # its inspection began taking its photo (under the handshake's lock): a window that
+    # closes before that leaves the photo to no part, and the inspection is not run at all
+    taking: bool = False
     signal_id: Optional[int] = None
     spooled: Optional[str] = None     # its answer's key in the spool while the database refused it
     journaled: Optional[str] = None   # its answer's key in the journal until recorded
@@ -343,6 +358,14 @@ class Handshake:
         # stay down whatever error is latched (with another error latched before it, Error
         # 20 was never set and the earlier part's OK passed the refused part)
         self.refused_unanswered = False
+        # the trigger whose answer the PLC reads now (or read last): a refused trigger for
+        # the same part is a repeat of it, and owes no photo
+        self.last_answered: Optional[Trigger] = None
+        # the PartTag of the last refused trigger that left a photo owed (CameraFolder), until
+        # the next trigger is taken: taken for the same part, that photo is its
+        self._refused_tag: Optional[int] = None
+        # what became of the last refused trigger's photo, for the adapter's refusal (LastRefusal)
+        self.refusal_photo = ""
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
@@ -624,7 +647,7 @@ class Handshake:
         with self.lock:
             why = self.not_ready_reason()
             if why is not None:
-                self.photo_not_taken()
+                self.refusal_photo = self.refused_photo(int(tag))
             if why is not None and not fault_if_not_ready:
                 return None
             if why is not None and (self.result_valid or self.pending is not None):
@@ -635,9 +658,22 @@ class Handshake:
             if why is not None:
                 if self.error_code == 0:
                     self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}")
+                if self.refusal_photo:
+                    log.warning("line %s station %s: trigger for part tag %s answered NG without inspection (%s); %s",
+                                self.line, self.station_name, tag, why, self.refusal_photo)
                 # the station in error, nothing to read: this part is answered NG
                 self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
+            if self._refused_tag is not None:
+                if trig.tag == self._refused_tag:
+                    # the refused part triggered again: the camera fired once, for it
+                    retried = getattr(self.image_source, "refusal_retried", None)
+                    if retried is not None:
+                        retried()
+                        log.info("line %s station %s: part tag %s triggered again after its refused trigger: the "
+                                 "photo set aside for that one is this trigger's", self.line, self.station_name,
+                                 trig.tag)
+                self._refused_tag = None
             self.pending = trig
             self.show()
             self._pool.submit(self._inspect, trig)
@@ -662,18 +698,53 @@ class Handshake:
             self.fault(ResultCode.NOT_READY, f"Trigger while TriggerReady was low: {why}; the part with tag {tag} "
                        "was not inspected: take it off the line, then ResultsAck and ClearError")
         log.error("line %s station %s: trigger for part tag %s not inspected and not answered: %s (the PLC sees "
-                  "Error %d)", self.line, self.station_name, tag, why, self.error_code)
+                  "Error %d)%s", self.line, self.station_name, tag, why, self.error_code,
+                  f"; {self.refusal_photo}" if self.refusal_photo else "")
         ans = Answer(trig, ResultCode.NOT_READY, inspection_id=0, score=None, model_version="", processing_ms=0.0,
                      reason=f"trigger not inspected: {why}")
         self._record(ans, quick=True)
         self.show()
 
     def photo_not_taken(self) -> None:
-        """A trigger refused: the camera may have photographed its part, and that photo,
-        whenever it comes, is no later part's (CameraFolder counts it)."""
+        """A trigger that took no photo: the camera may have photographed its part, and that
+        photo, whenever it comes, is no later part's (CameraFolder counts it)."""
         refused = getattr(self.image_source, "trigger_refused", None)
         if refused is not None:
             refused()
+
+    def refused_photo(self, tag: int) -> str:
+        """A trigger for part ``tag`` refused (under the lock): what becomes of the photo the
+        camera may have taken for it, said in the refusal ("" for a source that counts no
+        photos: a camera's frames are taken after each trigger).
+
+        A repeat of the trigger of the part in inspection, or of the part whose answer the
+        PLC has not acknowledged (a PLC retrying a call it thinks lost), owes no photo: the
+        camera fired once for that part, and its photo went to the first trigger. Counted
+        as owed, it was set aside from the next part, which was answered NO_IMAGE and held
+        the line in error. A repeat of the last refused trigger owes none more. Any other
+        refused trigger owes one: the camera photographed a part that is not inspected, and
+        that photo must not be judged as the next part's; if the PLC triggers the same part
+        again and is taken, the photo is that trigger's (:meth:`trigger`). PartTag 0 tells
+        no parts apart: every refused trigger with it owes a photo."""
+        if getattr(self.image_source, "trigger_refused", None) is None:
+            return ""
+        if tag:
+            if self.pending is not None and self.pending.tag == tag:
+                return (f"a repeat of the trigger of part {tag}, which is in inspection: its photo is that trigger's "
+                        "(no photo set aside)")
+            if tag == self._refused_tag:
+                return (f"a repeat of the refused trigger of part {tag}: its photo stays set aside for it (no second "
+                        f"one); part {tag} triggered again once ready takes it")
+            if self.result_valid and self.last_answered is not None and self.last_answered.tag == tag:
+                return (f"a repeat of the trigger of part {tag}, whose answer is not acknowledged: its photo went to "
+                        "that trigger (no photo set aside)")
+        self.photo_not_taken()
+        self._refused_tag = tag or None
+        if tag:
+            return (f"part {tag}'s photo, if the camera took one, is set aside (no later part's); part {tag} "
+                    "triggered again once ready takes it")
+        return ("its photo, if the camera took one, is set aside (no later part's; with PartTag 0 a repeat cannot "
+                "be told from a new part)")
 
     def ack(self) -> None:
         with self.lock:
@@ -685,6 +756,7 @@ class Handshake:
             restart = getattr(self.image_source, "restart", None)
             if restart is not None and self.error_code:
                 restart()           # the camera folder counts afresh from here (CameraFolder)
+                self._refused_tag = None     # nothing is owed any more
             if self.error_code:
                 log.info("PLC cleared error %s", self.error_code)
             self.error_code = 0
@@ -705,6 +777,19 @@ class Handshake:
     # -- the inspection ----------------------------------------------------------------
     def _inspect(self, trig: Trigger) -> None:
         from .station import Part
+        with self.lock:
+            if self.pending is not trig:
+                # Its window closed (answered NG, timeout) before a worker got to it: the
+                # station was held up by earlier parts (a database locked for seconds). Its
+                # photo is not taken: the source's newest photo is a later part's by now,
+                # which was stored as this part's verdict, and the part then pending found
+                # its own photo gone (NO_IMAGE, Error). Its timeout row is its one record.
+                log.warning("line %s station %s: trigger %s (part tag %s) not inspected: its inspection window "
+                            "closed %.0f ms before the station got to it (held up by earlier parts); it was answered "
+                            "NG (timeout), no photo taken", self.line, self.station_name, trig.seq, trig.tag,
+                            (time.perf_counter() - trig.t0 - self.window_s) * 1000)
+                return
+            trig.taking = True
         product = self.recipes[trig.recipe]
         try:
             data, name = self.image_source()
@@ -771,8 +856,13 @@ class Handshake:
                 return
             trig = self.pending
             self.counts["timeouts"] += 1
-            self._answer(trig, ResultCode.TIMEOUT, None,
-                         reason=f"no verdict within the inspection window of {self.window_s * 1000:.0f} ms")
+            reason = f"no verdict within the inspection window of {self.window_s * 1000:.0f} ms"
+            if not trig.taking:
+                # the station was still busy with earlier parts: this one will not be
+                # inspected (_inspect), and its part's photo is no later part's
+                self.photo_not_taken()
+                reason += ": the station was held up by earlier parts and never took its photo"
+            self._answer(trig, ResultCode.TIMEOUT, None, reason=reason)
 
     def _answer(self, trig: Trigger, code: ResultCode, rec: Any, reason: Optional[str]) -> None:
         ans = Answer(trig, code, inspection_id=rec.id if rec is not None else 0,
@@ -781,6 +871,7 @@ class Handshake:
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
         self.pending = None
         self.result_valid = True
+        self.last_answered = trig
         self.counts["ok" if ans.ok else "ng"] += 1
         if rec is None:
             # A reject without a verdict (window missed, no image, model or storage fault)

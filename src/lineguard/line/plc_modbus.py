@@ -32,7 +32,11 @@ Discrete inputs (station writes, function 02)
 Holding registers (PLC writes, function 03/06/16)
 
 ====  ============  ===========================================================
- 0    RecipeId      the product to inspect (see ``recipes``), taken at the trigger
+ 0    RecipeId      the product to inspect (see ``recipes``), taken when written
+                    and again at the trigger; 0 (unless a recipe is numbered 0):
+                    none named, the recipe in effect stays (a PLC's power-up
+                    value). Any other id not in the table latches Error 14, which
+                    ClearError does not clear while RecipeId still names no recipe
  1-2  PartTag       the PLC's number of the part (uint32, high word first), echoed
                     in the result so a result is matched to its part
  3    AlarmAckCause what the alarms turned out to be, taken at AlarmAck's rising
@@ -80,6 +84,11 @@ the result registers first, then OK/NG, then drops Busy and raises ResultsValid;
 the PLC reads, raises ResultsAck (and drops Trigger); the station clears ResultsValid,
 OK, NG and raises TriggerReady again.
 
+A RecipeId that names no recipe latches ErrorCode 14 and holds it: ClearError leaves the
+station in Error 14 until a known RecipeId (or 0) is written, so a part is never judged
+with the recipe in effect before it (ClearError made the station ready while RecipeId
+still named no recipe, and the next part was judged, and passed, as the old product).
+
 A Trigger while TriggerReady is low latches Error with ErrorCode 20. Where an earlier
 result is unread or a part still in inspection, the new part gets no answer of its own:
 OK and NG drop while Error 20 is latched (the error is its answer: take the part off
@@ -110,6 +119,9 @@ TRIGGER, RESULTS_ACK, CLEAR_ERROR, ALARM_ACK = 0, 1, 2, 3
 TRIGGER_READY, BUSY, RESULTS_VALID, OK_BIT, NG_BIT, ERROR, VERIFIED, ALARM = 0, 1, 2, 3, 4, 5, 6, 7
 # holding registers
 HR_RECIPE, HR_PART_TAG, HR_ALARM_ACK_CAUSE, HR_ALARM_ACK_KINDS = 0, 1, 3, 4
+# RecipeId 0 names no recipe (a PLC's registers at power-up): the recipe in effect stays,
+# unless the station's recipe table has a recipe 0
+KEEP_RECIPE = 0
 # input registers
 IR_INSPECTION_ID, IR_RESULT_CODE, IR_SCORE, IR_PROCESSING_MS, IR_ERROR_CODE, IR_ACTIVE_RECIPE, IR_PART_TAG, \
     IR_TRIGGER_SEQ, IR_VERIFICATION, IR_ALARM_CODE = 0, 2, 3, 4, 5, 6, 7, 9, 10, 11
@@ -150,6 +162,7 @@ class ModbusStation:
         self._ir = _Block(16)
         self._prev_coils = [0, 0, 0, 0]
         self._answer_is_refusal = False     # the result registers answer a trigger refused (Error 20)
+        self._said_keep: Optional[int] = None   # the recipe RecipeId 0 was last said to keep
         self._hr.values[HR_RECIPE] = self.hs.recipe
         self.hs.answered = self._write_result
         self.hs.show = self._update_bits
@@ -289,13 +302,38 @@ class ModbusStation:
                     "port": self.port, **self.hs.counts, **self.hs.backlog()}
 
     # -- PLC writes ----------------------------------------------------------------------
+    def _unknown_recipe(self) -> Optional[str]:
+        """Why RecipeId names no recipe of this station, or None (a recipe, or 0: keep)."""
+        rid = int(self._hr.values[HR_RECIPE])
+        if rid in self.hs.recipes or rid == KEEP_RECIPE:
+            return None
+        return (f"RecipeId {rid} is not a recipe of this station (known: {sorted(self.hs.recipes)}); write a known "
+                f"RecipeId (or {KEEP_RECIPE} to keep recipe {self.hs.recipe}), then ClearError")
+
+    def _take_recipe(self) -> None:
+        """RecipeId as the PLC holds it now: a known recipe selected (ActiveRecipe confirms
+        it), 0 keeps the one in effect, any other id latches Error 14 (UNKNOWN_RECIPE)."""
+        with self.hs.lock:
+            rid = int(self._hr.values[HR_RECIPE])
+            if rid not in self.hs.recipes and rid == KEEP_RECIPE:
+                if self._said_keep != self.hs.recipe:
+                    self._said_keep = self.hs.recipe
+                    log.info("line %s: RecipeId %d names no recipe: recipe %d (%s) stays in effect", self.line, rid,
+                             self.hs.recipe, self.hs.recipes[self.hs.recipe])
+                return
+            self._said_keep = None
+            if rid != self.hs.recipe and not self.hs.select_recipe(rid):
+                self.hs.fault(ResultCode.UNKNOWN_RECIPE, self._unknown_recipe() or f"RecipeId {rid} refused")
+
     def _plc_wrote_registers(self, addr: int, values: list) -> None:
         # Recipe switch: taken when written, so ActiveRecipe confirms it to the PLC
         if addr <= HR_RECIPE < addr + len(values):
             rid = int(self._hr.values[HR_RECIPE])
-            if not self.hs.select_recipe(rid):
-                self.hs.fault(ResultCode.UNKNOWN_RECIPE, f"RecipeId {rid} is not a recipe of this station "
-                              f"(known: {sorted(self.hs.recipes)}); write a known RecipeId, then ClearError")
+            if rid in self.hs.recipes or rid == KEEP_RECIPE:
+                self._take_recipe()
+            else:
+                # written again while in error too: the message names the id the PLC holds now
+                self.hs.fault(ResultCode.UNKNOWN_RECIPE, self._unknown_recipe() or f"RecipeId {rid} refused")
 
     def _plc_wrote_coils(self, addr: int, values: list) -> None:
         with self.hs.lock:
@@ -309,9 +347,18 @@ class ModbusStation:
                 self._hr.values[HR_ALARM_ACK_CAUSE] = self._hr.values[HR_ALARM_ACK_KINDS] = 0
                 self.hs.ack_alarms(cause, kinds)
             if rising[CLEAR_ERROR]:
-                self.hs.clear_error()
+                unknown = self._unknown_recipe()
+                if unknown is None:
+                    self.hs.clear_error()
+                else:
+                    # Error 14 stays: ready now, the next part was judged as the old product
+                    self.hs.fault(ResultCode.UNKNOWN_RECIPE, f"ClearError refused: {unknown}")
             if rising[RESULTS_ACK]:
                 self.hs.ack()
             if rising[TRIGGER]:
                 tag = (int(self._hr.values[HR_PART_TAG]) << 16) | int(self._hr.values[HR_PART_TAG + 1])
+                if self.hs.ready:
+                    # RecipeId taken at the trigger: one naming no recipe latches Error 14 here,
+                    # and the part is answered NG (14), never judged as the recipe before it
+                    self._take_recipe()
                 self.hs.trigger(tag)

@@ -519,14 +519,18 @@ class OpcUaStation:
         with self.hs.lock:
             state, _ = self.state()
             if state != "Operational":
-                self.hs.photo_not_taken()
+                photo = self.hs.refused_photo(tag)
                 return self._refuse("BadInvalidState", f"StartSingleJob for part {tag} refused: the vision system "
                                     f"is {state}" + (" (call Reset, then Start)" if state == "Error" else
-                                                     " (call Start)"))
+                                                     " (call Start)") + (f"; {photo}" if photo else ""))
             trig = self.hs.trigger(tag, fault_if_not_ready=False)
             if trig is None:
+                # what became of the photo the camera may have taken for it: set aside, or
+                # (a repeat of the part in inspection or just answered) that trigger's
+                photo = self.hs.refusal_photo
                 return self._refuse("BadInvalidState", f"StartSingleJob for part {tag} refused: "
-                                    f"{self.hs.not_ready_reason()}".replace("ResultsAck", "AcknowledgeResult"))
+                                    f"{self.hs.not_ready_reason()}".replace("ResultsAck", "AcknowledgeResult")
+                                    + (f"; {photo}" if photo else ""))
         return [ua.Variant(trig.seq, ua.VariantType.UInt32)]
 
     @_takes("SelectRecipe", (("RecipeId", "one of RecipeManagement/Recipes"),), "the recipe is unchanged")
