@@ -61,7 +61,13 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "LINEGUARD_ALARM_NG_RUN": "7", "LINEGUARD_ALARM_NG_RATE": "0.2", "LINEGUARD_ALARM_WINDOW": "50",
         "LINEGUARD_ALARM_PHOTO_RUN": "4", "LINEGUARD_ALARM_NO_VERDICT_RUN": "5",
         "LINEGUARD_ALARM_ESCALATE_MIN": "15", "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": "30",
+        "LINEGUARD_PRODUCT": "tile", "LINEGUARD_LINE": "L3", "LINEGUARD_PLC_LINE": "L4",
+        "LINEGUARD_MODBUS_PORT": "15020", "LINEGUARD_OPCUA_PORT": "14840",
+        "LINEGUARD_PLC_IMAGES": f"modbus={tmp_path / 'cam-modbus'}{os.pathsep}opcua={tmp_path / 'cam-opcua'}",
+        "LINEGUARD_PLC_IMAGE_WAIT_MS": "100", "LINEGUARD_INSPECTION_WINDOW_MS": "800",
     }
+    for cam in ("cam-modbus", "cam-opcua"):      # the PLC links' camera folders must be there
+        (tmp_path / cam).mkdir(exist_ok=True)
     want = {
         "data_dir": tmp_path / "env-station", "db_url": f"sqlite:///{tmp_path / 'env.db'}", "db_schema": "line_2",
         "max_upload_bytes": 1048576, "max_image_pixels": 4_000_000, "max_concurrent_decodes": 3,
@@ -73,6 +79,9 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "precision": "bf16", "shift_starts": ("06:00", "18:00"), "timezone": "Europe/Berlin", "open_reads": True,
         "session_hours": 0.5, "alarm_ng_run": 7, "alarm_ng_rate": 0.2, "alarm_window": 50, "alarm_photo_run": 4,
         "alarm_no_verdict_run": 5, "alarm_escalate_min": 15.0, "alarm_escalate_again_min": 30.0,
+        "product": "tile", "line": "L3", "plc_line": "L4", "modbus_port": 15020, "opcua_port": 14840,
+        "plc_images": (f"modbus={tmp_path / 'cam-modbus'}", f"opcua={tmp_path / 'cam-opcua'}"),
+        "plc_image_wait_ms": 100.0, "inspection_window_ms": 800.0,
     }
     return env, want
 

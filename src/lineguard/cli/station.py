@@ -380,7 +380,8 @@ def station_options(f):
 @click.option("--plc-images", "plc_images", multiple=True, metavar="[LINK=]DIR",
               help="With --modbus-port / --opcua-port: the folder the link's camera saves into; a PLC trigger "
                    "inspects its photo there. With both ports (two lines, two cameras) give each link its own: "
-                   "--plc-images modbus=DIR1 --plc-images opcua=DIR2.")
+                   "--plc-images modbus=DIR1 --plc-images opcua=DIR2 (in LINEGUARD_PLC_IMAGES separated as in "
+                   "PATH: modbus=DIR1:opcua=DIR2).")
 @click.option("--plc-camera", default=None, metavar="SOURCE",
               help="With a PLC port, instead of --plc-images: a camera (RTSP/HTTP URL, USB index), a video file "
                    "(played at its recorded rate) or an image folder; a PLC trigger inspects the next frame. "
@@ -446,15 +447,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
     if model is not None and not model.exists():
         fail(f"--model {model}: no such model file")
-    if model is not None and not product:
-        fail("--model needs --product: name the product the model inspects")
-    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
-                                plc_camera)
-    plc_folders = _plc_image_folders(modbus_port, opcua_port, plc_images, plc_camera)
-    if plc_folders and plc_image_wait_ms >= inspection_window_ms:
-        fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
-             f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
-    cfg = _station_config(data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
+    cfg = _station_config(line=line, product=product, plc_line=plc_line, modbus_port=modbus_port,
+                          opcua_port=opcua_port, plc_images=plc_images, plc_image_wait_ms=plc_image_wait_ms,
+                          inspection_window_ms=inspection_window_ms, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
                           max_megapixels=max_megapixels, ok_sample_rate=ok_sample_rate, webhook=webhook, mqtt=mqtt,
                           webhook_timeout=webhook_timeout, max_batch=max_batch, batch_window_ms=batch_window_ms,
                           runtime=runtime, precision=precision, open_reads=open_reads, power_safe=power_safe,
@@ -466,6 +461,25 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                           alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                           timezone=timezone)
+    # the model's and the PLC links' settings as given, else from their LINEGUARD_* variables
+    # (checked there: a line or product name every part would be refused for ends the start)
+    line, product, plc_line = cfg.line, cfg.product, cfg.plc_line
+    modbus_port, opcua_port, plc_images = cfg.modbus_port, cfg.opcua_port, cfg.plc_images
+    plc_image_wait_ms, inspection_window_ms = cfg.plc_image_wait_ms, cfg.inspection_window_ms
+    if model is not None and not product:
+        fail("--model needs --product: name the product the model inspects")
+    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
+                                plc_camera)
+    from ..line.config import check_part_name
+    for rid, recipe_product in plc_recipes.items():
+        try:       # a recipe's product names the parts it triggers, as --product does
+            check_part_name("product", recipe_product, f"--recipe {rid}={recipe_product[:40]}")
+        except ValueError as exc:
+            fail(str(exc))
+    plc_folders = _plc_image_folders(modbus_port, opcua_port, plc_images, plc_camera)
+    if plc_folders and plc_image_wait_ms >= inspection_window_ms:
+        fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
+             f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
     # a new station is made only where none is (said at start), never quietly beside one
     new_station = _new_station_here(cfg, new)
     # Everything that can be wrong with the settings (database URL, model file) is found
@@ -521,7 +535,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                     fail(str(exc))
                 click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
                            f"images from {plc_camera if grabber is not None else plc_folders[cls.protocol]}")
-            station.plc = plcs[0] if len(plcs) == 1 else plcs
+            # always the list, one link or two: its users (/health, the line view) read each
+            # link's snapshot (a list of two was read as one link: the line view's 500)
+            station.plc = plcs
             threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
                                                                   host, port),
                              name="plc-release", daemon=True).start()

@@ -155,9 +155,39 @@ class StationConfig:
     # escalated again every alarm_escalate_again_min (0: once)
     alarm_escalate_min: float = 10.0
     alarm_escalate_again_min: float = 0.0
+    # What `serve` starts beside the pages: the product and line of its --model, and the
+    # PLC links (--modbus-port / --opcua-port) with their camera folders and windows. Kept
+    # here, in the one table of LINEGUARD_* variables, so the environment sets them as
+    # every other serve setting (LINEGUARD_MODBUS_PORT was "not a lineguard setting" and
+    # the station started without its PLC link), and a line or product name the station
+    # would refuse on every part is refused at start, whichever way the station starts
+    # (a 150-character --line ran, then answered every part NG code 15).
+    line: str = ""
+    product: Optional[str] = None
+    plc_line: Optional[str] = None
+    modbus_port: Optional[int] = None
+    opcua_port: Optional[int] = None
+    plc_images: tuple[str, ...] = ()        # "[LINK=]DIR": the camera folder of each link
+    plc_image_wait_ms: float = 250.0
+    inspection_window_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        for name, option in (("line", "--line"), ("plc_line", "--plc-line"), ("product", "--product")):
+            value = getattr(self, name)
+            if value is not None and (value.strip() or name == "product"):
+                check_part_name(_PART_FIELD[name], value, f"{option} / {env_var_of(name)}")
+        for name, option in (("modbus_port", "--modbus-port"), ("opcua_port", "--opcua-port")):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 65536:
+                raise ValueError(f"{option} {value} is not a TCP port (1..65535)")
+        if self.modbus_port is not None and self.modbus_port == self.opcua_port:
+            raise ValueError("--modbus-port and --opcua-port must differ")
+        self.plc_images = tuple(self.plc_images)
+        if not 0 <= self.plc_image_wait_ms <= 5000:
+            raise ValueError(f"--plc-image-wait-ms must be between 0 and 5000, got {self.plc_image_wait_ms:g}")
+        if not self.inspection_window_ms > 0:
+            raise ValueError(f"--inspection-window-ms must be above 0, got {self.inspection_window_ms:g}")
         if not self.webhook_timeout_s > 0:
             raise ValueError(f"webhook_timeout_s must be above 0 seconds, got {self.webhook_timeout_s}")
         if self.max_batch < 1:
@@ -325,6 +355,30 @@ class EnvSettingError(ValueError):
     (a station must not start on a setting it silently replaced by its default)."""
 
 
+# the settings above as the part's field they name (Part.checked's limits)
+_PART_FIELD = {"line": "line", "plc_line": "line", "product": "product"}
+
+
+def check_part_name(field_name: str, value: str, given_as: str) -> None:
+    """ValueError, naming ``given_as`` (the option or variable), where ``value`` is a name a
+    part's ``field_name`` (line, station, product) cannot have: the station refuses every
+    part bearing it (line.station.Part.checked), so a station started with it answered
+    every PLC trigger NG (code 15, image refused) instead of not starting."""
+    from .station import _FIELD_MAX, _INVISIBLE
+    limit = _FIELD_MAX[field_name]
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{given_as}: the {field_name} name is empty; name the {field_name}")
+    if len(text) > limit:
+        raise ValueError(f"{given_as}: the {field_name} name is {len(text)} characters, longer than the "
+                         f"{limit} a part's {field_name} may have (every part would be refused): shorten it")
+    import unicodedata
+    bad = next((c for c in text if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
+    if bad is not None:
+        raise ValueError(f"{given_as}: the {field_name} name holds a control or invisible character "
+                         f"(U+{ord(bad):04X}; every part would be refused): write it as printable text")
+
+
 def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
     """A sink's URL as the change log keeps it: where results go, without a password or token
     (only scheme, host and port: a webhook's path and query often hold its token)."""
@@ -356,6 +410,19 @@ def _whole(value: str) -> int:
         return int(value)
     except ValueError:
         raise ValueError("not a whole number") from None
+
+
+def _port(value: str) -> int:
+    port = _whole(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"{port} is not a TCP port (1..65535)")
+    return port
+
+
+def _folders(value: str) -> tuple[str, ...]:
+    """The PLC links' camera folders as serve --plc-images takes them, one [LINK=]DIR each,
+    separated as a PATH is (':' here, ';' on Windows): modbus=/cam/a:opcua=/cam/b."""
+    return tuple(item.strip() for item in value.split(os.pathsep) if item.strip())
 
 
 def _flag(value: str) -> bool:
@@ -406,6 +473,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", _whole),
     "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", _number),
     "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": ("alarm_escalate_again_min", _number),
+    "LINEGUARD_PRODUCT": ("product", str),
+    "LINEGUARD_LINE": ("line", str),
+    "LINEGUARD_PLC_LINE": ("plc_line", str),
+    "LINEGUARD_MODBUS_PORT": ("modbus_port", _port),
+    "LINEGUARD_OPCUA_PORT": ("opcua_port", _port),
+    "LINEGUARD_PLC_IMAGES": ("plc_images", _folders),
+    "LINEGUARD_PLC_IMAGE_WAIT_MS": ("plc_image_wait_ms", _number),
+    "LINEGUARD_INSPECTION_WINDOW_MS": ("inspection_window_ms", _number),
 }
 
 # the LINEGUARD_* variables read elsewhere, not settings of the station: not typos

@@ -255,7 +255,8 @@ class OpcUaStation:
         """The state as the PLC sees it (tests, /health)."""
         with self.hs.lock:
             state, sub = self.state()
-            return {"state": state, "sub_state": sub, "trigger_ready": self._trigger_ready(),
+            # busy as the Modbus snapshot has it: a part in inspection is not "not ready"
+            return {"state": state, "sub_state": sub, "trigger_ready": self._trigger_ready(), "busy": self.hs.busy,
                     "results_valid": self.hs.result_valid, "error": bool(self.hs.error_code),
                     "error_code": self.hs.error_code, "error_message": self.hs.error, "recipe": self.hs.recipe,
                     "port": self.port, "last_refusal": self.last_refusal,

@@ -14,6 +14,7 @@ latency includes up to one poll interval.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class PlcLink(Protocol):
     def read_result(self) -> dict[str, Any]: ...
     def ack(self) -> None: ...
     def clear_error(self) -> None: ...
+    def not_ready_reason(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -62,7 +64,8 @@ class ModbusLink:
     def select_recipe(self, recipe_id: int) -> None:
         self._ok(self.c.write_register(0, recipe_id, slave=1), "RecipeId write")
         regs = self._ok(self.c.read_input_registers(6, count=1, slave=1), "ActiveRecipe read").registers
-        if regs[0] != recipe_id:
+        # RecipeId 0 keeps the recipe in effect where the table has no recipe 0 (plc_modbus)
+        if regs[0] != recipe_id and recipe_id != 0:
             raise ValueError(f"the station did not take recipe {recipe_id} (ActiveRecipe {regs[0]})")
 
     def trigger(self, part_id: int) -> None:
@@ -86,6 +89,17 @@ class ModbusLink:
         # ClearError's rising edge, then low again for the next one
         self._ok(self.c.write_coil(2, True, slave=1), "ClearError")
         self._ok(self.c.write_coil(2, False, slave=1), "ClearError reset")
+
+    def not_ready_reason(self) -> str:
+        bits = self._bits()
+        if bits[5]:
+            code = self._ok(self.c.read_input_registers(5, count=1, slave=1), "ErrorCode read").registers[0]
+            return _IN_ERROR.format(code=code)
+        if bits[2]:
+            return _RESULT_UP
+        if bits[1]:
+            return _BUSY
+        return _STARTING
 
     def close(self) -> None:
         self.c.close()
@@ -147,8 +161,29 @@ class OpcUaLink:
         self.sm.call_method(f"{self.ns}:Reset")
         self.sm.call_method(f"{self.ns}:Start")
 
+    def not_ready_reason(self) -> str:
+        ns = self.ns
+        state = self.sm.get_child([f"{ns}:CurrentState"]).read_value()
+        if state == "Error":
+            code = self.c.nodes.objects.get_child([f"{ns}:VisionSystem", f"{ns}:Diagnostics",
+                                                   f"{ns}:ErrorCode"]).read_value()
+            return _IN_ERROR.format(code=code)
+        if self.result_valid():
+            return _RESULT_UP
+        if state == "Operational":
+            return _BUSY
+        return f"it is {state} (not Operational): {_STARTING}"
+
     def close(self) -> None:
         self.c.disconnect()
+
+
+# why the station is not TriggerReady, as the simulated PLC reads it off the link
+_IN_ERROR = ("it is in Error (ErrorCode {code}, see /health): line-sim --clear-error clears it first, as the "
+             "PLC's reset does")
+_RESULT_UP = "a result is waiting for the PLC's acknowledgement (ResultsValid is high)"
+_BUSY = "it is busy inspecting a part and has not answered (see /health: the model, the camera folder)"
+_STARTING = "it is still starting or holds its links until the station is up (see /health)"
 
 
 def connect(protocol: str, host: str, port: int) -> PlcLink:
@@ -237,15 +272,24 @@ class SimReport:
 
 def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], window_ms: float,
         first_part_id: int = 1, poll_s: float = 0.001, patience_s: float = 10.0,
-        on_part: Optional[Callable[[int, dict[str, Any], float], None]] = None, protocol: str = "") -> SimReport:
-    """Trigger ``parts`` parts at ``rate`` per second; time each trigger to ResultsValid."""
+        on_part: Optional[Callable[[int, dict[str, Any], float], None]] = None, protocol: str = "",
+        say: Optional[Callable[[str], None]] = None) -> SimReport:
+    """Trigger ``parts`` parts at ``rate`` per second; time each trigger to ResultsValid.
+
+    A result left up by the last run (stopped between ResultsValid and its ack, as a PLC
+    restarting mid-handshake leaves one) is acknowledged first and ``say`` (default:
+    stderr) is told which part's it was: a real PLC does so after its restart, and the
+    station takes no trigger until it is. Before, the run waited 10 s for TriggerReady
+    and blamed an Error there was none of."""
     if parts < 1:
         raise ValueError("parts must be at least 1")
     if rate <= 0:
         raise ValueError("rate must be positive (parts per second)")
     rep = SimReport(protocol, parts, rate, window_ms)
+    say = say or (lambda text: print(f"line-sim: {text}", file=sys.stderr, flush=True))
     start = time.perf_counter()
     try:
+        _ack_leftover(link, say)
         _run_parts(link, rep, parts, rate, feeder, window_ms, first_part_id, poll_s, patience_s, on_part, start)
     except (TimeoutError, ConnectionError, OSError) as exc:
         # the parts so far are reported (a run of hours is not lost to one dropped connection)
@@ -254,6 +298,16 @@ def run(link: PlcLink, parts: int, rate: float, feeder: Optional[ImageFeeder], w
         rep.stopped = f"{type(exc).__name__}: {exc}"
     rep.wall_s = time.perf_counter() - start
     return rep
+
+
+def _ack_leftover(link: PlcLink, say: Callable[[str], None]) -> None:
+    """Acknowledge a result that was up before this run began (see :func:`run`)."""
+    if not link.result_valid():
+        return
+    left = link.read_result()
+    link.ack()
+    say(f"a result of part {left['part_id']} was waiting from before (ResultCode {left['code']}, "
+        f"inspection {left['inspection_id']}): acknowledged")
 
 
 def _run_parts(link: PlcLink, rep: SimReport, parts: int, rate: float, feeder: Optional[ImageFeeder],
@@ -273,9 +327,8 @@ def _run_parts(link: PlcLink, rep: SimReport, parts: int, rate: float, feeder: O
             feeder.feed()
         waited = _wait(link.ready, patience_s, poll_s)
         if waited is None:
-            raise TimeoutError(f"the station was not TriggerReady for {patience_s:.0f} s before part {i + 1}; "
-                               "is it in Error (see /health)? line-sim --clear-error clears it first, as the "
-                               "PLC's reset does")
+            raise TimeoutError(f"the station was not TriggerReady for {patience_s:g} s before part {i + 1}: "
+                               f"{link.not_ready_reason()}")
         if time.perf_counter() > due + period:
             rep.overruns += 1
         part_id = (first_part_id + i) & 0xFFFFFFFF

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from ...line.errors import StationError
-from ...line.orm import Inspection, utcnow
+from ...line.orm import Inspection, LineSignal, utcnow
 from ...line.spc_data import Filters, no_verdict_counts
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
@@ -144,7 +144,11 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     from .models import model_to_dict
     models = [model_to_dict(m) for m in station.models.list() if m.active]
     sinks = [{"name": name, **state} for name, state in station.sinks.status().items()]
-    plc = station.plc.snapshot() if getattr(station, "plc", None) is not None else None
+    links = plc_links(station)
+    plc = None
+    if links:
+        with station.db.session() as s:
+            plc = [_plc_link_view(link, s, now) for link in links]
     return {"since": _iso(start), "now": _iso(now),
             "verification": verification(station.db, shift, now),
             "alarms": station.alarms.active(),
@@ -154,6 +158,62 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}
+
+
+# the line view's PLC panel: rejects without a verdict over this span are "recent"
+PLC_RECENT = dt.timedelta(minutes=15)
+# a result unread this long is the PLC's trouble (a PLC reads its answer within ms)
+PLC_ACK_LATE_S = 2.0
+# codes of answers rejected without a verdict, as the line_signals rows keep them
+_TIMEOUT, _NOT_INSPECTED = 10, 20
+
+
+def plc_links(station: Any) -> list:
+    """The station's PLC links: serve keeps a list, one link per protocol (Modbus and OPC UA
+    side by side); a single link set alone (a test, an embedding) counts as one."""
+    plc = getattr(station, "plc", None)
+    if plc is None:
+        return []
+    return list(plc) if isinstance(plc, (list, tuple)) else [plc]
+
+
+def _plc_link_view(link: Any, s: Any, now: dt.datetime) -> dict[str, Any]:
+    """One PLC link as the line view shows it: its snapshot (what the PLC sees, the counts
+    since start, the answers not yet recorded) under its protocol, the part in inspection,
+    the part whose result waits for the PLC's acknowledgement and for how long, and its
+    rejects without a verdict in the last PLC_RECENT (a link timing out every part showed
+    a green dot: the counts were nowhere on the page)."""
+    snap = link.snapshot()
+    hs = link.hs
+    view: dict[str, Any] = {"protocol": link.protocol, **snap, "line": hs.line, "station": hs.station_name}
+    view.setdefault("busy", hs.busy)
+    pending = hs.pending
+    view["part_in_inspection"] = pending.tag if pending is not None else None
+    view["result_part"] = view["result_waiting_s"] = None
+    mine = (LineSignal.protocol == link.protocol, LineSignal.line == hs.line, LineSignal.station == hs.station_name)
+    if snap.get("results_valid"):
+        # the result up is the answer to the last trigger taken (a refused trigger takes no
+        # number); its row may not be recorded yet: then the page says "the last result"
+        row = s.execute(select(LineSignal.part_tag, LineSignal.answered_at).where(*mine, LineSignal.trigger_seq == hs.seq)
+                        .order_by(LineSignal.id.desc()).limit(1)).first()
+        if row is not None:
+            view["result_part"] = row.part_tag
+            view["result_waiting_s"] = round(max(0.0, (now - row.answered_at).total_seconds()), 1)
+    since = now - PLC_RECENT
+    recent = {"minutes": PLC_RECENT.total_seconds() / 60, "answers": 0, "timeouts": 0, "not_inspected": 0,
+              "other_no_verdict": 0}
+    for code, n in s.execute(select(LineSignal.result_code, func.count()).where(*mine, LineSignal.triggered_at >= since)
+                             .group_by(LineSignal.result_code)):
+        recent["answers"] += n
+        if code == _TIMEOUT:
+            recent["timeouts"] += n
+        elif code == _NOT_INSPECTED:
+            recent["not_inspected"] += n
+        elif code >= _TIMEOUT:
+            recent["other_no_verdict"] += n
+    view["recent"] = recent
+    view["ack_late"] = view["result_waiting_s"] is not None and view["result_waiting_s"] >= PLC_ACK_LATE_S
+    return view
 
 
 @router.get("/lines/summary", summary="Counters per line and station this shift (the line view)",

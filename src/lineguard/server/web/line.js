@@ -271,6 +271,43 @@ LG.start(async (main) => {
     e.noVerdict.classList.toggle("v-ng", (r.no_verdict || 0) > 0);
   }
 
+  const PLC_NAMES = {modbus: "Modbus", opcua: "OPC UA"};
+
+  // One PLC link in plain words: what it is doing, a result the PLC has not acknowledged,
+  // the parts rejected without a verdict lately, the answers not yet recorded. The dot is
+  // red for a latched error or most recent parts rejected without a verdict, amber for any
+  // of those troubles (a link timing out every part stayed green before).
+  function plcPanel(p) {
+    const recent = p.recent || {}, mins = num(recent.minutes || 15, 0);
+    const noVerdict = (recent.timeouts || 0) + (recent.not_inspected || 0) + (recent.other_no_verdict || 0);
+    const error = p.error || p.error_code;
+    const unrecorded = (p.unrecorded_answers || 0) + (p.spooled_answers || 0);
+    const troubles = [];
+    if (p.ack_late) {   // up for a moment is the handshake; for seconds, the PLC is not reading it
+      const part = p.result_part !== null && p.result_part !== undefined ? `part ${p.result_part}` : "the last part";
+      troubles.push(`waiting for the PLC to acknowledge ${part}` +
+        (p.result_waiting_s ? ` (for ${num(p.result_waiting_s, 0)} s)` : "") + ": no next trigger is taken until it does");
+    }
+    if (recent.timeouts) troubles.push(`${recent.timeouts} part(s) in the last ${mins} min got no verdict in time (timed out, answered NG)`);
+    if (recent.not_inspected) troubles.push(`${recent.not_inspected} part(s) in the last ${mins} min were triggered while the station was not ready and not inspected`);
+    if (recent.other_no_verdict) troubles.push(`${recent.other_no_verdict} part(s) in the last ${mins} min were answered NG without a verdict (no image or a fault)`);
+    if (p.spooled_answers) troubles.push(`${p.spooled_answers} answer(s) to the PLC are not recorded yet: the database refused them, they are kept on the disk until it takes them`);
+    else if (p.unrecorded_answers && p.unrecorded_oldest_s >= 2) troubles.push(`${p.unrecorded_answers} answer(s) to the PLC are not recorded yet (the oldest for ${num(p.unrecorded_oldest_s, 0)} s)`);
+    const mostRejected = recent.answers && noVerdict * 2 >= recent.answers;
+    const cls = error || mostRejected ? "bad" : troubles.length ? "warn" : "ok";
+    const doing = error ? `error ${p.error_code}: ${p.error_message || ""}`
+      : p.busy ? (p.part_in_inspection !== null && p.part_in_inspection !== undefined ? `inspecting part ${p.part_in_inspection}` : "inspecting a part")
+        : p.trigger_ready ? "ready for a trigger" : p.results_valid ? "result up for the PLC" : "not ready";
+    const name = PLC_NAMES[p.protocol] || p.protocol || "PLC";
+    const where = [p.line ? `line ${p.line}` : "", p.port ? `:${p.port}` : ""].filter(Boolean).join(" ");
+    return h("div", {class: "panel plc-link", id: "plc-" + (p.protocol || "link"), "data-state": cls},
+      h("span", {class: "dot " + cls}),
+      h("b", {}, `PLC (${name}${where ? " " + where : ""})`), " ", doing,
+      p.recipe !== undefined && p.recipe !== null ? ` · recipe ${p.recipe}` : "",
+      ` · since start ${p.triggers || 0} triggers, ${p.timeouts || 0} timed out, ${p.not_inspected || 0} not inspected`,
+      troubles.length ? h("ul", {class: "plc-troubles"}, troubles.map((t) => h("li", {class: cls === "bad" ? "error" : "v-review"}, t))) : null);
+  }
+
   function renderSummary(s) {
     summary = s;
     clear(shiftInfo).append("Shift ", s.shift ? s.shift.label : "", " · counting since ", LG.when(s.since));
@@ -308,14 +345,8 @@ LG.start(async (main) => {
         ` · backlog ${sk.backlog}`, sk.last_error ? h("div", {class: "error"}, sk.last_error) : null));
     }
     if (!s.sinks.length) items.push(h("p", {class: "muted"}, "No sinks set (no MQTT broker or webhook)."));
-    if (s.plc) {   // the Modbus handshake as the PLC sees it (line.plc_modbus snapshot)
-      const bad = s.plc.error || s.plc.error_code;
-      items.push(h("div", {class: "panel", id: "plc"}, h("span", {class: "dot " + (bad ? "bad" : "ok")}),
-        h("b", {}, "PLC", s.plc.port ? ` (Modbus :${s.plc.port})` : ""), " ",
-        bad ? `error ${s.plc.error_code}: ${s.plc.error_message || ""}`
-          : s.plc.busy ? "busy" : s.plc.trigger_ready ? "ready for a trigger" : "not ready",
-        s.plc.recipe !== undefined && s.plc.recipe !== null ? ` · recipe ${s.plc.recipe}` : ""));
-    }
+    // each PLC link as the PLC sees it (the line summary's plc: one entry per link, by protocol)
+    for (const link of (Array.isArray(s.plc) ? s.plc : s.plc ? [s.plc] : [])) items.push(plcPanel(link));
     if (s.disk) {   // the data disk (line.disk): old parts' images make room below the floor
       const d = s.disk, gone = d.images_deleted || {};
       const deleted = Object.values(gone).reduce((a, b) => a + b, 0);
@@ -414,6 +445,11 @@ LG.start(async (main) => {
   }
 
   await loadSummary();
+  // a PLC link's state comes with no event (a result the PLC never acknowledges, a link
+  // timing out part after part): read again every 10 s while the station has one
+  setInterval(() => {
+    if (summary && summary.plc && summary.plc.length && !document.hidden) loadSummary().catch(() => {});
+  }, 10000);
   const recent = await api("/api/v1/inspections" + LG.q({limit: MAX_THUMBS}));
   recent.items.slice().reverse().forEach(addThumb);
 
