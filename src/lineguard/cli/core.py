@@ -523,6 +523,10 @@ def info(model: Path, pod: Optional[Path]) -> None:
         summary = load_pod_summary(model, pod, described["model_id"])
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
+    cal = described.get("calibration")
+    if isinstance(cal, dict) and "held_out" in cal:   # a cross-fit model's record said true
+        from ..vision.calibration import held_out
+        described["calibration"] = {**cal, "held_out": held_out(cal)}
     if summary is not None:
         described["stress_test"] = summary
         if not summary["matches_model"]:

@@ -68,11 +68,11 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
     if keep_fp32_thresholds and recalibrate_dir is not None:
         fail("--keep-fp32-thresholds and --recalibrate contradict each other: --recalibrate sets the thresholds "
              "from the exported graph's scores; drop one")
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        fail(f"export needs torch and onnx ({exc.name} is missing): pip install 'lineguard[torch,edge]'")
+    import importlib.util
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:      # each one named: "onnx is missing" on a PC that lacked torch too
+        fail(f"export needs torch and onnx ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+             "missing): pip install 'lineguard[torch,edge]'")
     # Written beside the target under a passing name, and renamed into place only once the
     # parity check and recalibration succeeded: a refused recalibration left the int8 graph
     # with fp32 thresholds at the target (40 of 40 good parts NG), over a good file of the

@@ -66,6 +66,11 @@ def default_loader(path: Path) -> Any:
     return _for_the_station(Inspector.load(path))
 
 
+# A loader that reads lineguard's own model files (.lgm, exported .onnx): an upload whose
+# first bytes are neither is refused before the rest is read (ModelRegistry.check_head).
+default_loader.reads_model_files = True  # type: ignore[attr-defined]
+
+
 def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
     """Loads exported models on ``runtime``/``precision``; .lgm models as usual (torch)."""
     def load(path: Path) -> Any:
@@ -74,6 +79,7 @@ def edge_loader(runtime: Optional[str], precision: Optional[str]) -> Loader:
         if onnx_file.is_export(path):
             return _for_the_station(Inspector.load(path, runtime=runtime, precision=precision))
         return _for_the_station(Inspector.load(path))
+    load.reads_model_files = True  # type: ignore[attr-defined]
     return load
 
 
@@ -144,6 +150,9 @@ class ModelRegistry:
         # made by another process (a second station on the same database) goes unseen.
         self._active: dict[tuple[str, str], tuple[int, float, ModelVersion]] = {}
         self._active_gen = 0
+        # model id -> (precision, runtime) it judges at: an fp32 and an int8 export of one
+        # model read alike in the versions list (same features, same model_version)
+        self._precisions: dict[str, tuple[Optional[str], Optional[str]]] = {}
 
     ACTIVE_TTL_S = 2.0
 
@@ -164,6 +173,25 @@ class ModelRegistry:
             self._active.clear()
 
     # -- versions ---------------------------------------------------------------
+    def check_head(self, head: bytes, filename: Optional[str]) -> None:
+        """Refuse, from its first bytes (``onnx_file.HEAD_BYTES``), a file that cannot be a
+        model (:class:`InvalidModel`), before the rest of it is read: a 1.9 GB video sent
+        by mistake took 4.5 GB of the station's memory to be told so. A file sent under a
+        ``.onnx`` name must begin as an ONNX model; any other name as a .lgm or an ONNX
+        model (an export under another name). Only for loaders of lineguard's own files."""
+        if not getattr(self.loader, "reads_model_files", False):
+            return
+        from ..runtime import onnx_file
+        kind = onnx_file.head_kind(head)
+        name = Path(filename or "the file").name
+        if name.lower().endswith(onnx_file.SUFFIX):
+            if kind != "onnx":
+                raise InvalidModel(f"not a usable lineguard model: {onnx_file.not_export_message(name)}")
+        elif kind is None:
+            raise InvalidModel(f"not a usable lineguard model: {name}: not a lineguard model file (it begins as "
+                               f"neither a .lgm nor an exported .onnx: {head[:8].hex(' ')}); upload a .lgm file "
+                               "saved by Inspector.save or `lineguard train`, or an .onnx from `lineguard export`")
+
     def add(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
             by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
             trained_from: Optional[str] = None, filename: Optional[str] = None) -> ModelVersion:
@@ -203,6 +231,7 @@ class ModelRegistry:
         check_model_judges(insp)
         key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
+        self._precisions[model_id] = _precision_of(insp)
         with self._cache_lock:
             self._cache.setdefault(model_id, insp)
         if train_images is None:
@@ -497,10 +526,46 @@ class ModelRegistry:
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
                 self._load_failed.pop(mv.model_id, None)
+            self._precisions[mv.model_id] = _precision_of(insp)
             if mv.threshold is None or mv.features is None or \
                     (mv.train_images is None and _n_train(insp) is not None):   # registered before they were recorded
                 self._record_facts(mv, insp)
             return insp
+
+    def precision(self, mv: ModelVersion) -> tuple[Optional[str], Optional[str]]:
+        """(precision, runtime) a version judges at: fp32/int8/bf16, torch/onnxruntime/
+        openvino; (None, None) when not known. As loaded by this station where it was;
+        else read off its file once (a .lgm runs on torch in fp32; an export at its
+        manifest's precision on the runtime its thresholds were set on, as a load picks)."""
+        known = self._precisions.get(mv.model_id)
+        if known is not None:
+            return known
+        insp = self._cache.get(mv.model_id)
+        found = _precision_of(insp) if insp is not None else self._precision_from_file(mv)
+        self._precisions[mv.model_id] = found
+        return found
+
+    def _precision_from_file(self, mv: ModelVersion) -> tuple[Optional[str], Optional[str]]:
+        import json
+
+        from ..runtime import onnx_file
+        from ..runtime.loader import calibrated_runtime
+        try:
+            if not self.store.exists(mv.file_key):
+                return None, None
+            path = self.store.path(mv.file_key)
+            with open(path, "rb") as fh:
+                head = fh.read(onnx_file.HEAD_BYTES)
+            kind = onnx_file.head_kind(head)
+            if kind == "lgm":
+                return "fp32", "torch"
+            if kind == "onnx" or onnx_file.is_export(path):
+                manifest = json.loads(onnx_file.metadata(path.read_bytes())[onnx_file.MANIFEST_KEY])
+                runtime, precision = calibrated_runtime(manifest)
+                return str(precision or manifest.get("precision", "fp32")), runtime
+        except Exception as exc:  # noqa: BLE001 - a list entry left blank, never a failed list
+            log.warning("could not read the precision of model %s v%s: %s", mv.product, mv.version, exc)
+        return None, None
 
     def _record_facts(self, mv: ModelVersion, insp: Any) -> None:
         """Store thresholds and detector on a version registered before they were recorded
@@ -692,6 +757,13 @@ def model_facts(insp: Any) -> dict[str, Any]:
     name = getattr(det, "name", None) if det is not None else None
     return {"threshold": threshold, "review_threshold": review,
             "detector": str(name)[:50] if name else None, "features": _features(det, insp)}
+
+
+def _precision_of(insp: Any) -> tuple[Optional[str], Optional[str]]:
+    """(precision, runtime) of a loaded model, as its detector says (None where it does not)."""
+    det = getattr(insp, "detector", None)
+    precision, runtime = getattr(det, "precision", None), getattr(det, "runtime", None)
+    return (precision if isinstance(precision, str) else None, runtime if isinstance(runtime, str) else None)
 
 
 def _features(det: Any, insp: Any) -> Optional[str]:

@@ -908,7 +908,8 @@ class Station:
             if any(mv.active for mv in self.models.list(product, line)):
                 return mine[-1]         # another version was activated since: it stays
             return self.activate_model(product, line, mine[-1].version, by=by)
-        return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True)
+        return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True,
+                              filename=Path(path).name)   # a PNG renamed .onnx is told by its name
 
     def model_faults(self) -> dict[str, str]:
         """``model PRODUCT/LINE vN`` -> why, for each active version that cannot judge parts

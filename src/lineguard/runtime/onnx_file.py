@@ -40,7 +40,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError
@@ -108,6 +108,30 @@ def write(path: Union[str, os.PathLike], body: bytes) -> str:
     return d
 
 
+def not_export_message(name: str) -> str:
+    """What is said of a file read as an export that is not one (every reader says the same)."""
+    return (f"{name}: not an exported lineguard model (no lineguard hash at the end): it was not written by "
+            "`lineguard export`, was re-saved by another tool, or is truncated; re-export it with "
+            "`lineguard export MODEL.lgm --format onnx`")
+
+
+# Enough of a file's beginning to tell a .lgm from an ONNX model from anything else.
+HEAD_BYTES = 16
+
+
+def head_kind(head: bytes) -> Optional[str]:
+    """What a file's first bytes say it is: "lgm" (a safetensors header: its length as 8
+    little-endian bytes, then its JSON), "onnx" (an ONNX ModelProto, which begins with
+    its ir_version: field 1, a varint, tag byte 0x08), or None (neither: an image, an
+    archive, a text)."""
+    from ..vision.bundle import _MAX_HEADER
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= _MAX_HEADER:
+        return "lgm"
+    if len(head) >= 2 and head[0] == 0x08 and 0 < head[1] < 0x80:
+        return "onnx"
+    return None
+
+
 def verify(data: bytes, name: str = "<bytes>") -> str:
     """Check the trailer and hash of an exported model's bytes; return the hex digest."""
     if len(data) <= TRAILER_LEN:
@@ -116,9 +140,7 @@ def verify(data: bytes, name: str = "<bytes>") -> str:
     tail = data[-TRAILER_LEN:]
     prefix = _entry(HASH_KEY, "0" * 64)[:-64]
     if not tail.startswith(prefix):
-        raise BundleError(f"{name}: not an exported lineguard model (no lineguard hash at the end): it was not "
-                          "written by `lineguard export`, was re-saved by another tool, or is truncated; "
-                          "re-export it with `lineguard export MODEL.lgm --format onnx`")
+        raise BundleError(not_export_message(name))
     want = tail[len(prefix):].decode("ascii", "replace")
     got = digest_of(data[:-TRAILER_LEN])
     if got != want:
@@ -129,20 +151,26 @@ def verify(data: bytes, name: str = "<bytes>") -> str:
 
 def is_export(path: Union[str, os.PathLike, bytes]) -> bool:
     """Cheap test used by ``Inspector.load`` to pick the runtime: a ``.onnx`` name, or a
-    file or bytes that end with the export's hash entry (a ``.lgm`` never does)."""
+    file or bytes that end with the export's hash entry (a ``.lgm`` never does), or that
+    begin as an ONNX model does (an export cut short under another name: the station's
+    start-up model, its upload temp file; read as a .lgm it was told "header says
+    7308895157998454792 bytes" where inspect said to re-export it)."""
     prefix = _entry(HASH_KEY, "0" * 64)[:-64]
     if isinstance(path, (bytes, bytearray)):
-        return len(path) > TRAILER_LEN and path[-TRAILER_LEN:].startswith(prefix)
+        return (len(path) > TRAILER_LEN and path[-TRAILER_LEN:].startswith(prefix)) or \
+            head_kind(bytes(path[:HEAD_BYTES])) == "onnx"
     p = Path(path)
     if p.suffix.lower() == SUFFIX:
         return True
-    try:  # stored under another name (a station's content store): look at the last bytes
+    try:  # stored under another name (a station's content store): look at the last bytes, then the first
         with open(p, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            if fh.tell() <= TRAILER_LEN:
-                return False
-            fh.seek(-TRAILER_LEN, os.SEEK_END)
-            return fh.read(TRAILER_LEN).startswith(prefix)
+            if fh.tell() > TRAILER_LEN:
+                fh.seek(-TRAILER_LEN, os.SEEK_END)
+                if fh.read(TRAILER_LEN).startswith(prefix):
+                    return True
+            fh.seek(0)
+            return head_kind(fh.read(HEAD_BYTES)) == "onnx"
     except OSError:
         return False
 
@@ -251,7 +279,10 @@ def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], s
     if MANIFEST_KEY not in meta:
         raise BundleError(f"{name}: an ONNX model without a lineguard manifest; re-export it with "
                           "`lineguard export MODEL.lgm --format onnx`")
-    from ..vision.bundle import parse_manifest
+    from ..vision.bundle import check_settings, parse_manifest
     manifest = parse_manifest(meta[MANIFEST_KEY], name, FORMAT, FORMAT_VERSION, "an exported lineguard model",
                               "upgrade lineguard")
+    # a precision, preprocessing or runtime this lineguard does not know is refused here,
+    # for every runtime and caller (an "fp8" export was run, or sent to recalibrate)
+    check_settings(manifest, name, exported=True)
     return data, manifest, digest

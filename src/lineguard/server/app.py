@@ -44,10 +44,10 @@ _ENVELOPE = 64 * 1024      # the multipart envelope (part id, line, boundaries) 
 
 def _body_limit(scope: dict, station: Any) -> tuple[int, str]:
     """The most bytes this request's body may hold, and the message when it holds more."""
-    from .routers.models import MAX_MODEL_BYTES
+    from .routers.models import MAX_MODEL_BYTES, model_too_large
     what = _LIMITED_PATHS.get(scope["path"]) if scope["method"] == "POST" else None
     if what == "model file":
-        return MAX_MODEL_BYTES + _ENVELOPE, "the model file upload is over 2 GB; model files over 2 GB are refused"
+        return MAX_MODEL_BYTES + _ENVELOPE, f"the model file upload is too large; {model_too_large()}"
     if what == "part image":
         mib = station.config.max_upload_bytes / (1 << 20)
         return (station.config.max_upload_bytes + _ENVELOPE,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from safetensors.numpy import load as st_load
@@ -31,6 +32,134 @@ FORMAT_VERSION = 1
 SUFFIX = ".lgm"
 # A model file is a few MB; a header beyond this is not ours.
 _MAX_HEADER = 16 * 1024 * 1024
+
+# The values this lineguard knows for each setting a model file carries and it acts on.
+# A model from a newer lineguard may carry a value (search="int4") or a setting this one
+# has never heard of; run anyway, it would score another way than it was calibrated
+# (an int4 bank searched as int8: its thresholds then fit other scores) and say nothing.
+# So every loaded file is checked against these (check_settings), once, where it is
+# read: ``.lgm`` in :func:`loads`, ``.onnx`` in runtime.onnx_file.load. Torch-free (an
+# edge install reads .lgm manifests for ``info``); the detectors take their choices from
+# here, so what fit accepts and what a file may say cannot drift apart.
+DETECTOR_NAMES = ("patchcore", "padim")
+BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
+STAGE_NAMES = tuple(f"stage{i}" for i in range(7))     # both backbone families have stages 0..6
+SEARCHES = ("int8", "float32")
+IMAGE_SCORES = ("map_max", "max", "topk")
+POOL_PADDINGS = ("zeros", "edge")
+EXPORT_PRECISIONS = ("fp32", "int8")                   # what `lineguard export` writes
+RUNTIMES = ("torch", "onnxruntime", "openvino")         # what thresholds can have been set on
+PRECISIONS = ("fp32", "int8", "bf16")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _one_of(values: tuple) -> tuple[Any, str]:
+    return (lambda v: isinstance(v, str) and v in values), ", ".join(map(repr, values))
+
+
+_NUMBER = (_is_num, "a number")
+_INT = (_is_int, "a whole number")
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_LAYERS = (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, str) and x in STAGE_NAMES
+                                                                          for x in v),
+           "a list of " + ", ".join(STAGE_NAMES))
+_BACKBONE_PARAMS = {"backbone": _one_of(BACKBONE_NAMES), "layers": _LAYERS, "sigma": _NUMBER, "batch_size": _INT,
+                    "seed": _INT, "pool_padding": _one_of(POOL_PADDINGS)}
+# every keyword argument of each detector's __init__ (tests/test_model_settings_known.py
+# holds these to the classes' signatures)
+DETECTOR_PARAMS: dict[str, dict[str, tuple[Any, str]]] = {
+    "patchcore": {**_BACKBONE_PARAMS, "coreset_ratio": _NUMBER, "projection_dim": _INT,
+                  "image_score": _one_of(IMAGE_SCORES), "top_k": _INT, "position_norm": _BOOL, "norm_images": _INT,
+                  "max_features_in_memory": (lambda v: v is None or _is_int(v), "a whole number or null"),
+                  "search": _one_of(SEARCHES),
+                  "extra_scales": (lambda v: isinstance(v, (list, tuple)) and all(_is_num(x) for x in v),
+                                   "a list of numbers")},
+    "padim": {**_BACKBONE_PARAMS, "n_features": _INT, "regularization": _NUMBER},
+}
+
+
+def _preprocess_settings() -> dict[str, tuple[Any, str]]:
+    from .imageio import SENSOR_BITS
+    from .preprocess import ORIENT_POLICIES, RESIZE_POLICIES
+
+    def size(v: Any) -> bool:
+        return _is_int(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v))
+    return {"image_size": (size, "a whole number or [height, width]"), "resize": _one_of(RESIZE_POLICIES),
+            "orient": _one_of(ORIENT_POLICIES),
+            "roi": (lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 4
+                                            and all(_is_int(x) for x in v)), "null or [x, y, width, height]"),
+            "sensor_bits": (lambda v: v is None or (_is_int(v) and v in SENSOR_BITS),
+                            "null or one of " + ", ".join(map(str, SENSOR_BITS)))}
+
+
+def _version_tuple(v: Any) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", str(v or ""))[:3])
+
+
+def _unknown(name: str, manifest: dict[str, Any], setting: str, value: Any, known: Optional[str]) -> BundleError:
+    from .. import __version__
+    made = manifest.get("lineguard_version")
+    if made and _version_tuple(made) > _version_tuple(__version__):
+        what = "upgrade lineguard"
+    else:   # not newer: no lineguard wrote it so (hand-edited and resealed, or a damaged writer)
+        what = "re-train or re-export the model with this lineguard"
+    knows = f" (this one knows {known})" if known else " (this one has no such setting)"
+    return BundleError(f"{name}: made by lineguard {made or '(version not recorded)'}; its setting "
+                       f"{setting}={value!r} is unknown to this lineguard {__version__}: {what}{knows}")
+
+
+def _check_dict(name: str, manifest: dict[str, Any], where: str, given: Any,
+                known: dict[str, tuple[Any, str]]) -> None:
+    if given is None:
+        return
+    if not isinstance(given, dict):
+        raise BundleError(f"{name}: its {where} settings are not a mapping; the file is damaged: re-train or "
+                          "re-export the model")
+    for key, value in given.items():
+        if key not in known:
+            raise _unknown(name, manifest, key, value, None)
+        ok, said = known[key]
+        if not ok(value):
+            raise _unknown(name, manifest, key, value, said)
+
+
+def check_settings(manifest: dict[str, Any], name: str, exported: bool = False) -> None:
+    """Refuse a model file carrying a setting this lineguard would act on with a value (or
+    a setting) it does not know, as a newer format is refused: its scores would not be
+    the ones its thresholds were set on. Settings missing from a file are not checked:
+    a file from before a setting existed is read with that setting's old value.
+
+    ``exported``: a ``.onnx``, whose graph does the detector's scoring by itself; its
+    detector settings are not acted on here, its precision is. A ``.lgm`` is rebuilt from
+    its detector's name and settings, each checked."""
+    pre = manifest.get("preprocess")
+    _check_dict(name, manifest, "preprocess", pre, _preprocess_settings())
+    cal = manifest.get("calibration")
+    on = cal.get("calibrated_on") if isinstance(cal, dict) else None
+    if isinstance(on, dict):
+        _check_dict(name, manifest, "calibrated_on", {k: v for k, v in on.items() if k in ("runtime", "precision")},
+                    {"runtime": _one_of(RUNTIMES), "precision": _one_of(PRECISIONS)})
+    if exported:
+        if "precision" in manifest:
+            ok, said = _one_of(EXPORT_PRECISIONS)
+            if not ok(manifest["precision"]):
+                raise _unknown(name, manifest, "precision", manifest["precision"], said)
+        return
+    det = manifest.get("detector")
+    if not isinstance(det, dict):
+        return          # incomplete: the reader says so, naming what is missing
+    dname = det.get("name")
+    ok, said = _one_of(DETECTOR_NAMES)
+    if not ok(dname):
+        raise _unknown(name, manifest, "detector", dname, said)
+    _check_dict(name, manifest, "detector", det.get("params"), DETECTOR_PARAMS[dname])
 
 
 def content_hash(manifest_json: str, tensors: dict[str, np.ndarray]) -> str:
@@ -106,6 +235,7 @@ def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str,
     if digest != meta["content_sha256"]:
         raise BundleError(f"{name}: content hash does not match: the file was modified or corrupted after it "
                           "was saved; do not use it, re-export or re-train the model")
+    check_settings(manifest, name)   # whole and unchanged: now whether this lineguard can honour it
     return manifest, tensors, digest
 
 

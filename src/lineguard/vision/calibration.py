@@ -119,6 +119,21 @@ PARTS_CROSS_FIT = "scored by models without them"
 PARTS_NOT_LEARNT = "the model did not learn from"
 
 
+def held_out(calib: dict[str, Any]) -> Any:
+    """Whether a calibration record's good parts were held out of the model's training.
+
+    Training wrote ``held_out: true`` for a cross-fit model too, whose record says no part
+    was held out (each part was scored by models without it, then the model learnt them
+    all), and ``lineguard info`` showed it so: read from how the parts were scored,
+    where the record says; else the stored flag (recalibration: fresh parts, held out)."""
+    method = calib.get("calibration_method")
+    if method == "cross-fit" or "cross-fitting" in str(calib.get("calibration_parts", "")):
+        return False
+    if method == "held out":
+        return True
+    return calib.get("held_out")
+
+
 def too_few_parts_note(info: dict[str, Any], parts: str = PARTS_CROSS_FIT) -> str:
     """What a threshold from too few parts guarantees instead (``info``: from
     :func:`conformal_threshold`); ``parts`` says where the good parts' scores came from."""

@@ -11,6 +11,7 @@ from ...line.errors import UploadTooLarge
 from ...line.orm import Job, ModelVersion
 from ...line.registry import rollback_target
 from ...line.station import Station, _iso
+from ...runtime.onnx_file import HEAD_BYTES
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import (NO_NUL, ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn,
                        ShadowIn, TrainIn, errors)
@@ -55,6 +56,15 @@ class SampleRatesOut(BaseModel):
 
 
 class ModelVersionRatesOut(ModelVersionOut):
+    precision: Optional[str] = Field(default=None, description="what its scores are computed in: fp32, int8 (an "
+                                                               "int8 export) or bf16 (OpenVINO); null: not known")
+    runtime: Optional[str] = Field(default=None, description="what runs it: torch (a .lgm), onnxruntime or openvino "
+                                                             "(an exported .onnx); null: not known")
+    same_file_as: Optional[int] = Field(default=None, description="the earliest version of its product and line "
+                                                                  "with the very same model file (model_id): this "
+                                                                  "one is a copy of it; null: none")
+    warning: Optional[str] = Field(default=None, description="an upload's: what to know about it (the same file as "
+                                                             "a version there already)")
     rates: Optional[RatesOut] = Field(default=None, description="on every part people reviewed that it judged; null "
                                                                 "when none. People review the flagged parts far more "
                                                                 "than the passed ones, so its escape_rate reads low: "
@@ -88,7 +98,20 @@ class CompareSampleOut(CompareOut):
                                                         "compared before the log's first run, from the first of "
                                                         "them to that run")
 
-MAX_MODEL_BYTES = 2 * 1024 ** 3
+# The largest model file the station takes. Real ones are 1-30 MB: the quality profile
+# on 762 magnetic tiles (MobileNetV2 stages 2+4, 128 channels, 256x224: 896 patches a
+# part, 2% kept) banks ~13,700 rows x 128 x 4 bytes = 7 MB, its 0.7x size ~7,300 rows =
+# 3.7 MB, plus the backbone's few MB; long parts (576x224, 2016 patches) about twice
+# that, Lite0's 152 channels a fifth more. 256 MiB leaves ten times the largest of them
+# (a bank of 5,000 parts, a coreset ratio five times the default) and refuses what is
+# no model at all before it fills the station's memory (a 1.9 GB file took 4.5 GB).
+MAX_MODEL_BYTES = 256 * 1024 ** 2
+
+
+def model_too_large() -> str:
+    """What an upload over the limit is told (the body-size guard in app.py says the same)."""
+    return (f"model files over {MAX_MODEL_BYTES / (1 << 20):g} MiB are refused (a lineguard model file is 1-30 MB: "
+            "is this the model file?)")
 
 
 def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
@@ -114,12 +137,38 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
     shadows = {mv.id for mv in station.shadow.current().values()}
     with station.db.session() as s:
         rates = version_rates_both(s, versions)
+        copies = _same_files(s, versions)
         # never a version whose file is missing (a restore without it): the rollback walks past it too
         back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
                    for mv in versions if mv.active}
     return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
                              *rates.get(mv.id, (None, None))),
+             **dict(zip(("precision", "runtime"), station.models.precision(mv))),
+             "same_file_as": copies.get(mv.id),
              **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
+
+
+def _same_files(s: Any, versions: list[ModelVersion]) -> dict[int, int]:
+    """Version id -> the earliest version of its product and line with the same model file
+    (model_id), for each version that repeats an earlier one: an upload of a file already
+    there read as a new model (re-activating an old file by upload is legitimate; its list
+    entry says it is that file)."""
+    from sqlalchemy import select
+    ids = {mv.model_id for mv in versions}
+    if not ids:
+        return {}
+    first: dict[tuple[str, str, str], int] = {}
+    for product, line, model_id, version in s.execute(
+            select(ModelVersion.product, ModelVersion.line, ModelVersion.model_id, ModelVersion.version)
+            .where(ModelVersion.model_id.in_(ids))):
+        key = (product, line, model_id)
+        first[key] = min(first.get(key, version), version)
+    out = {}
+    for mv in versions:
+        v = first.get((mv.product, mv.line, mv.model_id))
+        if v is not None and v < mv.version:
+            out[mv.id] = v
+    return out
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -141,12 +190,27 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     def work():
-        data = file.file.read(MAX_MODEL_BYTES + 1)
-        if len(data) > MAX_MODEL_BYTES:
-            raise UploadTooLarge("model files over 2 GB are refused")
-        return station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True,
-                                 filename=file.filename)
-    return model_to_dict(await run_in_threadpool(work))
+        # The framework has spooled the upload to disk: its size and first bytes are known
+        # before it is read, and a file too large or no model at all is refused from them;
+        # only a file that may be a model is read, once.
+        fh = file.file
+        fh.seek(0, 2)
+        size = fh.tell()
+        if size > MAX_MODEL_BYTES:
+            raise UploadTooLarge(f"the file is {size / (1 << 20):.1f} MiB; {model_too_large()}")
+        fh.seek(0)
+        station.models.check_head(fh.read(HEAD_BYTES), file.filename)
+        fh.seek(0)
+        data = fh.read()
+        mv = station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True,
+                               filename=file.filename)
+        return models_to_dicts(station, [mv])[0]
+    out = await run_in_threadpool(work)
+    if out["same_file_as"] is not None:
+        v = out["same_file_as"]
+        out["warning"] = (f"same file as v{v}: v{out['version']} is the model file of v{v} again (model id "
+                          f"{out['model_id']}), not a new model; activating v{v} would have done the same")
+    return out
 
 
 @router.get("/models", summary="Model versions, per product and line", response_model=ModelVersionRatesList,

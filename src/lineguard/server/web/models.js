@@ -208,7 +208,14 @@ LG.start(async (main) => {
           h("td", {}, m.product), h("td", {}, m.line || "every line"), h("td", {}, "v" + m.version),
           h("td", {}, h("span", {class: "badge state-" + state}, state)),
           h("td", {}, num(m.threshold, 4)), h("td", {}, m.review_threshold === null || m.review_threshold === undefined ? "–" : num(m.review_threshold, 4)),
-          h("td", {}, m.detector || "–", m.features ? h("div", {class: "muted"}, m.features) : null),
+          h("td", {}, m.detector || "–", m.features ? h("div", {class: "muted"}, m.features) : null,
+            // an fp32 and an int8 export of one model have the same features and model_version
+            m.precision || m.runtime ? h("div", {class: "muted", dataset: {what: "precision"},
+              title: "what its scores are computed in, and what runs it (torch: a .lgm; onnxruntime or openvino: an "
+                + "exported .onnx); its thresholds fit those scores"}, [m.precision, m.runtime].filter(Boolean).join(" · ")) : null,
+            m.same_file_as ? h("div", {class: "badge state-few", dataset: {what: "same-file"},
+              title: `the very same model file as v${m.same_file_as} (model id ${m.model_id}): not a new model`},
+            `same file as v${m.same_file_as}`) : null),
           h("td", {}, m.train_images !== null && m.train_images !== undefined ? `${m.train_images} images` : "–",
             fewImages(m, items) ? h("span", {class: "badge state-few", title: "far fewer good parts than the version "
               + "active now learned from: its threshold rests on few parts; compare it in shadow before activating"},

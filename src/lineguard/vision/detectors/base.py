@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import NORMALIZATION, StagedBackbone, create_backbone
+from ..bundle import POOL_PADDINGS
 from ..errors import DatasetError, NotFittedError
 
 Progress = Optional[Callable[[int, int], None]]
@@ -176,7 +177,7 @@ class ImageNormalization(nn.Module):
 # The zeros shrink border patches' features towards the origin in the same way on every
 # part, so good borders match good borders in the bank; averaging only the inside cells
 # leaves border patches with an unusual mix of features that then look like defects.
-POOL_PADDINGS = ("zeros", "edge")
+# (the names live in vision.bundle, which checks a model file's settings against them)
 
 
 class PatchEmbedding(nn.Module):

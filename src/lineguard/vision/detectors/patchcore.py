@@ -42,11 +42,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..bundle import IMAGE_SCORES, SEARCHES
 from ._refill import GreedyRefill
 from .base import BackboneDetector, Progress, smooth_and_upsample
-
-IMAGE_SCORES = ("map_max", "max", "topk")
-SEARCHES = ("int8", "float32")
 
 
 class PatchCore(BackboneDetector):
@@ -97,10 +95,7 @@ class PatchCore(BackboneDetector):
         self._check_enough(len(images))
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
-        if self.image_score not in IMAGE_SCORES:
-            raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
-        if self.search not in SEARCHES:
-            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        self._check_choices()
         scales = tuple(float(f) for f in self.extra_scales)
         if any(not 0.25 <= f <= 4.0 or f == 1.0 for f in scales):
             raise ValueError(f"extra_scales are input-size factors other than 1 between 0.25 and 4 (e.g. 0.7: the "
@@ -133,6 +128,14 @@ class PatchCore(BackboneDetector):
             self._fit_position_stats(cross)
         self.fitted_ = True
         return self
+
+    def _check_choices(self) -> None:
+        """The settings chosen by name: fit and a loaded file alike (a file's "int4" search
+        was searched as int8: anything not "float32" was)."""
+        if self.image_score not in IMAGE_SCORES:
+            raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
 
     def scaled_input_size(self, factor: float) -> tuple[int, int]:
         """The input size an extra scale sees: the model input's sides times ``factor``,
@@ -290,6 +293,7 @@ class PatchCore(BackboneDetector):
         params = {"position_norm": False, "image_score": "max", "pool_padding": "edge", "search": "float32",
                   **params, "layers": tuple(params["layers"]), "extra_scales": tuple(params.get("extra_scales", ()))}
         det = cls(**params)
+        det._check_choices()
         det._load_backbone_tensors(tensors)
         det.memory_bank_ = torch.from_numpy(np.array(tensors["memory_bank"], dtype=np.float32))
         det.bank_sq_norms_ = (det.memory_bank_ * det.memory_bank_).sum(1)
@@ -443,7 +447,11 @@ class PatchCoreScoring(nn.Module):
 
 def bank_search_for(search: str, bank: torch.Tensor, feature_range: Optional[torch.Tensor]) -> Optional["Int8Search"]:
     """A bank's integer form for ``search="int8"`` (None for "float32": searched exactly)."""
-    return None if search == "float32" else Int8Search(bank, feature_range)
+    if search == "float32":
+        return None
+    if search != "int8":
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    return Int8Search(bank, feature_range)
 
 
 def on_grid(d: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
