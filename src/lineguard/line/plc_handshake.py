@@ -97,11 +97,13 @@ class CameraFolder:
     the trigger. So photos are counted, not timed (a share's clock may differ from the
     station's): a trigger that took no photo (refused, none came in time, or its window
     closed before the station got to it) is owed one, and the next photos to arrive (oldest
-    first, by the camera's own times) are theirs and set aside. The handshake owes none for a
-    repeat of the trigger of the part in inspection or just answered (its photo went to that
-    trigger), and withdraws the owed one when the PLC triggers a refused part again and that
-    trigger is taken (:meth:`refusal_retried`: the camera fired once, for that part). A
-    trigger takes the newest complete photo left once those owed are paid, waiting up to
+    first, by the camera's own times) are theirs and set aside, also for a refused repeat of
+    the part in inspection: a camera wired to fire at every call photographs it again, and
+    that photo, owed to no trigger, was taken as the next part's, and the one after it as
+    the part after's, for ever (every defect passed, every good part rejected, no fault);
+    counted, a camera that fires once per part costs the next part NO_IMAGE and an Error,
+    which a person sees. A trigger takes the newest complete photo left once those owed are
+    paid, waiting up to
     ``wait_s`` for one (a camera that saves after the trigger); photos there
     when the link started, or passed over by a take, are no part's. A photo is complete when
     its format says so (a PNG's end chunk, a JPEG's end marker), else (TIFF) once it stayed
@@ -190,14 +192,6 @@ class CameraFolder:
         """A trigger the link did not inspect: the photo it came with is no later part's."""
         with self._state:
             self._owed += 1
-
-    def refusal_retried(self) -> None:
-        """The PLC triggered the part of the last refused trigger again, and this trigger was
-        taken: the photo owed for the refusal is this one's (the camera fired once for the
-        part), so it is no longer set aside. Where it was already set aside by a take in
-        between, nothing is owed any more either."""
-        with self._state:
-            self._owed = max(0, self._owed - 1)
 
     def restart(self) -> None:
         """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
@@ -358,12 +352,6 @@ class Handshake:
         # stay down whatever error is latched (with another error latched before it, Error
         # 20 was never set and the earlier part's OK passed the refused part)
         self.refused_unanswered = False
-        # the trigger whose answer the PLC reads now (or read last): a refused trigger for
-        # the same part is a repeat of it, and owes no photo
-        self.last_answered: Optional[Trigger] = None
-        # the PartTag of the last refused trigger that left a photo owed (CameraFolder), until
-        # the next trigger is taken: taken for the same part, that photo is its
-        self._refused_tag: Optional[int] = None
         # what became of the last refused trigger's photo, for the adapter's refusal (LastRefusal)
         self.refusal_photo = ""
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
@@ -664,16 +652,6 @@ class Handshake:
                 # the station in error, nothing to read: this part is answered NG
                 self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
-            if self._refused_tag is not None:
-                if trig.tag == self._refused_tag:
-                    # the refused part triggered again: the camera fired once, for it
-                    retried = getattr(self.image_source, "refusal_retried", None)
-                    if retried is not None:
-                        retried()
-                        log.info("line %s station %s: part tag %s triggered again after its refused trigger: the "
-                                 "photo set aside for that one is this trigger's", self.line, self.station_name,
-                                 trig.tag)
-                self._refused_tag = None
             self.pending = trig
             self.show()
             self._pool.submit(self._inspect, trig)
@@ -713,38 +691,21 @@ class Handshake:
             refused()
 
     def refused_photo(self, tag: int) -> str:
-        """A trigger for part ``tag`` refused (under the lock): what becomes of the photo the
-        camera may have taken for it, said in the refusal ("" for a source that counts no
-        photos: a camera's frames are taken after each trigger).
+        """A trigger for part ``tag`` refused (under the lock): the photo the camera may have
+        taken for it is set aside (:meth:`photo_not_taken`), whatever the part; what the
+        refusal says of it ("" for a source that counts no photos: a camera's frames are
+        taken after each trigger).
 
-        A repeat of the trigger of the part in inspection, or of the part whose answer the
-        PLC has not acknowledged (a PLC retrying a call it thinks lost), owes no photo: the
-        camera fired once for that part, and its photo went to the first trigger. Counted
-        as owed, it was set aside from the next part, which was answered NO_IMAGE and held
-        the line in error. A repeat of the last refused trigger owes none more. Any other
-        refused trigger owes one: the camera photographed a part that is not inspected, and
-        that photo must not be judged as the next part's; if the PLC triggers the same part
-        again and is taken, the photo is that trigger's (:meth:`trigger`). PartTag 0 tells
-        no parts apart: every refused trigger with it owes a photo."""
+        Also for a repeat of the part in inspection or just answered (a PLC retrying a call
+        it thinks lost): whether the camera photographed it again is not known here, and
+        the two wrong guesses differ. Counted and not taken, the next part finds no photo
+        (NO_IMAGE, Error: the line stops, a person looks); not counted and taken, each later
+        part was judged on the photo before its own, for ever, with no fault."""
         if getattr(self.image_source, "trigger_refused", None) is None:
             return ""
-        if tag:
-            if self.pending is not None and self.pending.tag == tag:
-                return (f"a repeat of the trigger of part {tag}, which is in inspection: its photo is that trigger's "
-                        "(no photo set aside)")
-            if tag == self._refused_tag:
-                return (f"a repeat of the refused trigger of part {tag}: its photo stays set aside for it (no second "
-                        f"one); part {tag} triggered again once ready takes it")
-            if self.result_valid and self.last_answered is not None and self.last_answered.tag == tag:
-                return (f"a repeat of the trigger of part {tag}, whose answer is not acknowledged: its photo went to "
-                        "that trigger (no photo set aside)")
         self.photo_not_taken()
-        self._refused_tag = tag or None
-        if tag:
-            return (f"part {tag}'s photo, if the camera took one, is set aside (no later part's); part {tag} "
-                    "triggered again once ready takes it")
-        return ("its photo, if the camera took one, is set aside (no later part's; with PartTag 0 a repeat cannot "
-                "be told from a new part)")
+        return (f"part {tag}'s photo, if the camera took one, is set aside (no later part's)" if tag else
+                "its photo, if the camera took one, is set aside (no later part's)")
 
     def ack(self) -> None:
         with self.lock:
@@ -756,7 +717,6 @@ class Handshake:
             restart = getattr(self.image_source, "restart", None)
             if restart is not None and self.error_code:
                 restart()           # the camera folder counts afresh from here (CameraFolder)
-                self._refused_tag = None     # nothing is owed any more
             if self.error_code:
                 log.info("PLC cleared error %s", self.error_code)
             self.error_code = 0
@@ -871,7 +831,6 @@ class Handshake:
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
         self.pending = None
         self.result_valid = True
-        self.last_answered = trig
         self.counts["ok" if ans.ok else "ng"] += 1
         if rec is None:
             # A reject without a verdict (window missed, no image, model or storage fault)

@@ -307,8 +307,10 @@ class ModbusStation:
         rid = int(self._hr.values[HR_RECIPE])
         if rid in self.hs.recipes or rid == KEEP_RECIPE:
             return None
+        # 0 keeps the recipe only where the table has no recipe 0 (there it selects recipe 0)
+        keep = "" if KEEP_RECIPE in self.hs.recipes else f" (or {KEEP_RECIPE} to keep recipe {self.hs.recipe})"
         return (f"RecipeId {rid} is not a recipe of this station (known: {sorted(self.hs.recipes)}); write a known "
-                f"RecipeId (or {KEEP_RECIPE} to keep recipe {self.hs.recipe}), then ClearError")
+                f"RecipeId{keep}, then ClearError")
 
     def _take_recipe(self) -> None:
         """RecipeId as the PLC holds it now: a known recipe selected (ActiveRecipe confirms

@@ -526,8 +526,7 @@ class OpcUaStation:
                                                      " (call Start)") + (f"; {photo}" if photo else ""))
             trig = self.hs.trigger(tag, fault_if_not_ready=False)
             if trig is None:
-                # what became of the photo the camera may have taken for it: set aside, or
-                # (a repeat of the part in inspection or just answered) that trigger's
+                # what became of the photo the camera may have taken for it (set aside)
                 photo = self.hs.refusal_photo
                 return self._refuse("BadInvalidState", f"StartSingleJob for part {tag} refused: "
                                     f"{self.hs.not_ready_reason()}".replace("ResultsAck", "AcknowledgeResult")
