@@ -170,7 +170,8 @@ def test_a_run_stopped_by_the_station_going_away_reports_its_parts_so_far(plc_st
     assert sim.returncode == 1, stdout + stderr
     assert "Traceback" not in stderr and "line-sim: stopped after" in stderr, stderr
     summary = json.loads(out.read_text())
-    assert summary["stopped"] and 3 <= summary["answered"] < 40, summary
+    # the station had stored 3 parts; the last one's answer may not have been read when it went
+    assert summary["stopped"] and 2 <= summary["answered"] < 40, summary
     assert f"answered {summary['answered']}/40" in stdout
 
 
