@@ -254,3 +254,26 @@ def test_ray_auto_joins_only_a_ray_start_head_never_another_runs_cluster(ray_ini
     with pytest.raises(RayUnreachable, match=f"auto \\(127.0.0.1:{port}\\)"):
         connect("auto")
     assert ray_init_calls == []
+
+
+def test_joining_ray_keeps_the_callers_sigterm_handler(ray_init_calls, monkeypatch):
+    """ray.init puts its own SIGTERM handler (sys.exit) in place: `rescore --ray` stopped by
+    SIGTERM ended with Ray's dump and exit 15, its run recorded as "SystemExit: 15"."""
+    import signal
+
+    import ray
+    from lineguard.line.scale import connect
+
+    def ray_init(**kw):
+        ray_init_calls.append(kw)
+        signal.signal(signal.SIGTERM, lambda *_a: None)     # as Ray's own does
+    monkeypatch.setattr(ray, "init", ray_init)
+
+    def ours(*_a):
+        raise KeyboardInterrupt
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        connect("local")
+        assert ray_init_calls and signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -141,3 +141,29 @@ def test_a_run_nothing_renewed_for_half_an_hour_reads_silent():
     assert run_status(run, now) == "stopped"
     run.finished_at = now
     assert run_status(run, now) == "finished"
+
+
+def test_migration_0027_goes_back_on_a_station_with_rescore_results(tmp_path, fake_models):
+    """The way back from 0027 rebuilt rescore_runs, whose old table could not be dropped under
+    the rescore parts' and results' foreign keys (IntegrityError on any station that had
+    used `rescore --data`)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect as sql_inspect
+
+    from lineguard.line import db as db_mod
+    from lineguard.line.scale.rescore import rescore
+    from lineguard.line.scale.rescore_db import StationRecorder
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    rec = StationRecorder.open(url)
+    rescore(_model(tmp_path / "m.json"), _archive(tmp_path / "archive", 3), tmp_path / "r.parquet", recorder=rec)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
+    with rec.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0026")
+    columns = {c["name"] for c in sql_inspect(rec.db.engine).get_columns("rescore_runs")}
+    assert "stop_reason" not in columns and "finished_at" in columns
+    rec.db.upgrade()
+    rec.close()
+    assert _run(url)["status"] == "finished" and _run(url)["results"] == 3

@@ -204,7 +204,7 @@ def _database_shown(url: Optional[str], by: str) -> Optional[str]:
              "sqlite:////path/to/lineguard.db")
 
 
-def _station_config(**options):
+def _station_config(serve: bool = True, **options):
     """The settings of a station started here (``serve``; ``watch``/``camera --data``): the
     options given on the command line, over the LINEGUARD_* environment (line.config's one
     table, as uvicorn importing the app reads it), over the defaults. ``serve`` built its
@@ -225,23 +225,24 @@ def _station_config(**options):
         return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
     try:
         overrides = _fields({name: value for name, value in options.items() if given(name)})
-        cfg = StationConfig.from_env(warn=lambda line: note("warning", line), **overrides)
+        cfg = StationConfig.from_env(warn=lambda line: note("warning", line), serve=serve, **overrides)
     except EnvSettingError as exc:
         fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    _say_environment(cfg, {k for k, v in overrides.items() if v is not None})
+    _say_environment(cfg, {k for k, v in overrides.items() if v is not None}, serve)
     return cfg
 
 
-def _say_environment(cfg, given: set) -> None:
+def _say_environment(cfg, given: set, serve: bool = True) -> None:
     """Name the settings the environment gave (never their values: a database URL may hold
     a password), so a LINEGUARD_* variable left in a shell is seen; and warn when the
     database came from LINEGUARD_DB while the data folder holds a SQLite station of its own
     (a station started there went to an empty PostgreSQL database without a word)."""
-    from ..line.config import env_settings
+    from ..line.config import SERVE_ONLY, env_settings
     from ._term import note
-    used = sorted(var for var, (name, _value) in env_settings().items() if name not in given)
+    used = sorted(var for var, (name, _value) in env_settings().items()
+                  if name not in given and (serve or name not in SERVE_ONLY))
     if used:
         note("note", f"settings from the environment: {', '.join(used)}")
     if "LINEGUARD_DB" in used and cfg.db_url and (Path(cfg.data_dir) / "lineguard.db").is_file():
@@ -778,8 +779,8 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     from ._term import fail
     # the station's settings as serve takes them, LINEGUARD_* variables too; with its own
     # schema (without it a watcher of a station in one read public)
-    cfg = _station_config(data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb, webhook=webhook,
-                          mqtt=mqtt, **keeping)
+    cfg = _station_config(serve=False, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
+                          webhook=webhook, mqtt=mqtt, **keeping)
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         # a misspelt --data would start a new, empty station with no model, and every part
         # would be refused into failed/

@@ -302,7 +302,7 @@ class StationConfig:
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, warn: Optional[Callable[[str], None]] = None,
-                 **overrides) -> "StationConfig":
+                 serve: bool = True, **overrides) -> "StationConfig":
         """The settings from the LINEGUARD_* variables (the table ``_ENV``), under ``overrides``
         (a command line's options given there; None: not given) and over the defaults.
 
@@ -311,13 +311,17 @@ class StationConfig:
         LINEGUARD_BACKUP_TO, _SESSION_HOURS, _AUDIT_SAMPLE_RATE and others without a word (a
         station set up that way made no backups). A value the station cannot take raises
         :class:`EnvSettingError` naming its variable; ``warn`` (default: the log) is told
-        of each LINEGUARD_* variable no part of lineguard reads, a typo's usual sign."""
+        of each LINEGUARD_* variable no part of lineguard reads, a typo's usual sign.
+        ``serve`` False (``watch``/``camera --data``): the settings only ``serve`` acts on
+        (SERVE_ONLY: its model's product and line, the PLC links) are not read, so a bad one
+        in an environment file shared with serve does not stop a watcher."""
         import logging
         environ = os.environ if environ is None else environ
         for line in unknown_env_warnings(environ):
             (warn or logging.getLogger("lineguard.config").warning)(line)
         given = {k: v for k, v in overrides.items() if v is not None}
-        from_env = {var: item for var, item in env_settings(environ).items() if item[0] not in given}
+        from_env = {var: item for var, item in env_settings(environ).items() if item[0] not in given
+                    and (serve or item[0] not in SERVE_ONLY)}
         kw = {name: value for name, value in from_env.values()}
         kw.update(given)
         try:
@@ -354,6 +358,11 @@ class EnvSettingError(ValueError):
     """A LINEGUARD_* variable holds a value the station cannot take; the message names it
     (a station must not start on a setting it silently replaced by its default)."""
 
+
+# what only `serve` acts on (the model it adds, the PLC links it starts): not read where a
+# station is opened to judge parts from a hot folder or a camera (watch/camera --data)
+SERVE_ONLY = frozenset({"line", "product", "plc_line", "modbus_port", "opcua_port", "plc_images",
+                        "plc_image_wait_ms", "inspection_window_ms"})
 
 # the settings above as the part's field they name (Part.checked's limits)
 _PART_FIELD = {"line": "line", "plc_line": "line", "product": "product"}

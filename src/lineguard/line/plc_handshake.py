@@ -354,6 +354,10 @@ class Handshake:
         self.refused_unanswered = False
         # what became of the last refused trigger's photo, for the adapter's refusal (LastRefusal)
         self.refusal_photo = ""
+        # the part whose answer the PLC reads now (or read last) and when it was put up
+        # (time.monotonic()): the line view's "waiting for the PLC to acknowledge part X"
+        self.answered_part: Optional[int] = None
+        self.answered_at: Optional[float] = None
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
@@ -831,6 +835,7 @@ class Handshake:
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
         self.pending = None
         self.result_valid = True
+        self.answered_part, self.answered_at = trig.tag, time.monotonic()
         self.counts["ok" if ans.ok else "ng"] += 1
         if rec is None:
             # A reject without a verdict (window missed, no image, model or storage fault)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--model", default=None)
     ap.add_argument("--product", default=None)
-    ap.add_argument("--line", default="")
+    ap.add_argument("--line", default=None)
     ap.add_argument("--max-upload-mb", type=float, default=None, help="largest upload (default 32)")
     ap.add_argument("--max-megapixels", type=float, default=None, help="largest image accepted (default 26)")
     ap.add_argument("--ok-sample-rate", type=float, default=None)
@@ -64,13 +64,21 @@ def main(argv: list[str] | None = None) -> None:
             max_batch=a.max_batch, batch_window_ms=a.batch_window_ms, runtime=a.runtime,
             precision=a.precision, open_reads=a.open_reads, audit_sample_rate=a.audit_sample_rate,
             min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
-            backup_every_h=a.backup_every_h, timezone=a.timezone,
+            backup_every_h=a.backup_every_h, timezone=a.timezone, line=a.line, product=a.product,
             shift_starts=given(a.shift_starts, shift_starts_from_text))
     except ValueError as exc:      # a setting out of range, or a LINEGUARD_* variable named: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if cfg.modbus_port is not None or cfg.opcua_port is not None:
+        # the PLC links are `lineguard serve`'s: started here they were dropped without a word
+        print("error: LINEGUARD_MODBUS_PORT / LINEGUARD_OPCUA_PORT are set, but `python -m lineguard.server` starts "
+              "no PLC link: run `lineguard serve` (it reads the same variables) for a station with one",
+              file=sys.stderr)
+        raise SystemExit(2)
     try:
-        serve(cfg, host=a.host, port=a.port, model=a.model, product=a.product, line=a.line, log_level="warning")
+        # the option, else LINEGUARD_PRODUCT / LINEGUARD_LINE (read into cfg, and checked, with the rest)
+        serve(cfg, host=a.host, port=a.port, model=a.model, product=cfg.product, line=cfg.line or "",
+              log_level="warning")
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

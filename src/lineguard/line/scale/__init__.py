@@ -115,8 +115,24 @@ def connect(address: str, num_cpus: Optional[int] = None) -> Any:
     if ray.is_initialized():
         return ray
     import logging
+    import signal
+    import threading
     kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
                               "include_dashboard": False, "logging_level": logging.WARNING}
+    # ray.init puts its own SIGTERM handler (sys.exit) in place of the caller's: `rescore`
+    # stopped by SIGTERM then ended with Ray's dump and exit 15, its run recorded as
+    # "SystemExit: 15", not as interrupted; the caller's is put back after it
+    main = threading.current_thread() is threading.main_thread()
+    on_term = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        _init(ray, address, num_cpus, kwargs)
+    finally:
+        if main and on_term is not None and signal.getsignal(signal.SIGTERM) is not on_term:
+            signal.signal(signal.SIGTERM, on_term)
+    return ray
+
+
+def _init(ray: Any, address: str, num_cpus: Optional[int], kwargs: dict[str, Any]) -> None:
     if address == "local":
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
@@ -128,4 +144,3 @@ def connect(address: str, num_cpus: Optional[int] = None) -> Any:
         resolved = check_reachable(address)
         kwargs.pop("include_dashboard")
         ray.init(address=resolved, **kwargs)
-    return ray

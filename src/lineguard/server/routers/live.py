@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -191,14 +192,12 @@ def _plc_link_view(link: Any, s: Any, now: dt.datetime) -> dict[str, Any]:
     view["part_in_inspection"] = pending.tag if pending is not None else None
     view["result_part"] = view["result_waiting_s"] = None
     mine = (LineSignal.protocol == link.protocol, LineSignal.line == hs.line, LineSignal.station == hs.station_name)
-    if snap.get("results_valid"):
-        # the result up is the answer to the last trigger taken (a refused trigger takes no
-        # number); its row may not be recorded yet: then the page says "the last result"
-        row = s.execute(select(LineSignal.part_tag, LineSignal.answered_at).where(*mine, LineSignal.trigger_seq == hs.seq)
-                        .order_by(LineSignal.id.desc()).limit(1)).first()
-        if row is not None:
-            view["result_part"] = row.part_tag
-            view["result_waiting_s"] = round(max(0.0, (now - row.answered_at).total_seconds()), 1)
+    if snap.get("results_valid") and hs.answered_at is not None:
+        # the handshake's own record of the answer up, not its database row: looked up by
+        # trigger number (no index) that read every row of the station, and a row not yet
+        # recorded (the database locked: the very time the PLC is kept waiting) said nothing
+        view["result_part"] = hs.answered_part
+        view["result_waiting_s"] = round(max(0.0, time.monotonic() - hs.answered_at), 1)
     since = now - PLC_RECENT
     recent = {"minutes": PLC_RECENT.total_seconds() / 60, "answers": 0, "timeouts": 0, "not_inspected": 0,
               "other_no_verdict": 0}

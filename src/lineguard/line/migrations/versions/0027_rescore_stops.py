@@ -23,6 +23,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("rescore_runs") as batch:
-        batch.drop_column("stop_reason")
-        batch.drop_column("stopped_at")
+    # a plain DROP COLUMN (SQLite 3.35 on), not alembic's table rebuild: rebuilt, the old
+    # table could not be dropped under the rescore parts' and results' foreign keys
+    for column in ("stop_reason", "stopped_at"):
+        op.execute(f"ALTER TABLE rescore_runs DROP COLUMN {column}")
