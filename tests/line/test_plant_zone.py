@@ -97,3 +97,31 @@ def test_no_zone_found_is_the_offset_now_said_once_with_the_way_out(pc_clock, mo
     assert zone.utcoffset(None) == again.utcoffset(None) == dt.timedelta(hours=3)
     said = [r.getMessage() for r in caplog.records if "--timezone" in r.getMessage()]
     assert len(said) == 1 and "+03:00" in said[0], caplog.text
+
+
+def _berlin_clock(t: float) -> int:
+    """The C library's UTC offset on a PC whose clock runs on Berlin time."""
+    from zoneinfo import ZoneInfo
+    return int(dt.datetime.fromtimestamp(t, ZoneInfo("Europe/Berlin")).utcoffset().total_seconds())
+
+
+def test_a_zone_name_the_clock_does_not_follow_is_not_taken(tmp_path):
+    """Docker with the host's /etc/localtime mounted as a file (Berlin) and the image's
+    /etc/timezone left at Etc/UTC: the station counted by Etc/UTC, every shift an hour or
+    two off all year, with no word; now no name is found (the offset fallback, said)."""
+    import shutil
+    localtime, timezone_file = tmp_path / "localtime", tmp_path / "timezone"
+    shutil.copyfile("/usr/share/zoneinfo/Europe/Berlin", localtime)
+    timezone_file.write_text("Etc/UTC\n")
+    assert pc_zone_name({}, localtime=localtime, timezone_file=timezone_file, offset_at=_berlin_clock) is None
+    timezone_file.write_text("Europe/Berlin\n")
+    assert pc_zone_name({}, localtime=localtime, timezone_file=timezone_file,
+                        offset_at=_berlin_clock) == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("tz", ["posix/Europe/Berlin", ":/usr/share/zoneinfo/posix/Europe/Berlin",
+                                "right/Europe/Berlin"])
+def test_the_zone_files_posix_and_right_folders_give_the_zones_own_name(tz, tmp_path):
+    """A browser refuses "posix/Europe/Berlin" (the pages fell back to the browser's zone),
+    and "right/" counts leap seconds (clock changes 27 s late)."""
+    assert pc_zone_name({"TZ": tz}, **_no_files(tmp_path)) == "Europe/Berlin"

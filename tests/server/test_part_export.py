@@ -149,6 +149,15 @@ def test_the_xlsx_export_keeps_ids_as_text_and_times_as_times(spc_station):
     kind, days = first["created_at"]
     when = dt.datetime(1899, 12, 30) + dt.timedelta(days=float(days))          # the sheet's day count
     assert kind == "time" and abs(when - (T0 + dt.timedelta(hours=1, minutes=6))) < dt.timedelta(milliseconds=1)
+    # a time wider than its column shows as ####: the plant's clock is 30 characters with its
+    # UTC offset (2026-10-25 02:30:00.000 +02:00), UTC times 23, in digit widths
+    import re
+    import zipfile
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    widths = {int(i): float(w) for i, w in re.findall(r'<col min="(\d+)" max="\d+" width="([\d.]+)"', sheet)}
+    for column, shown in (("plant_time", 30), ("created_at", 23), ("reviewed_at", 23)):
+        assert widths[COLUMNS.index(column) + 1] >= shown + 1, (column, widths)
 
 
 def test_each_row_has_the_plant_clock_beside_utc(spc_station):

@@ -128,7 +128,9 @@ def csv_lines(records: Iterable[Inspection], zone: Optional[dt.tzinfo] = None, b
 
 
 # column widths of the .xlsx (characters): ids and times wide enough to read unclipped
-_WIDTHS = {"created_at": 20, "plant_time": 20, "reviewed_at": 20, "part_id": 18, "lot": 12, "serial": 14, "model_id": 18,
+# in the sheet's digit widths: a time that does not fit shows as ####, not spilled over;
+# UTC times show 23 characters (to the millisecond), plant times 30 (with their offset)
+_WIDTHS = {"created_at": 25, "plant_time": 32, "reviewed_at": 25, "part_id": 18, "lot": 12, "serial": 14, "model_id": 18,
            "review_note": 30, "largest_region_box": 16, "review_outcome": 16}
 
 

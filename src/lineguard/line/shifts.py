@@ -7,14 +7,16 @@ after it belongs to the day it started.
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
@@ -43,13 +45,24 @@ def parse_shift_starts(starts: Sequence[str] | str) -> tuple[dt.time, ...]:
 
 def _zone_or_none(name: Optional[str]) -> Optional[ZoneInfo]:
     # a name zoneinfo knows, or None ("localtime", "posixrules", a POSIX rule such as
-    # "CET-1CEST,M3.5.0,M10.5.0/3" are no IANA names)
-    if not name or name in ("localtime", "posixrules", "Factory"):
+    # "CET-1CEST,M3.5.0,M10.5.0/3" are no IANA names; "posix/..." and "right/..." are
+    # folders of the zone files, whose names a browser refuses: see _plain)
+    if not name or name in ("localtime", "posixrules", "Factory") or name.startswith(("posix/", "right/")):
         return None
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+def _plain(name: str) -> str:
+    """``posix/Europe/Berlin`` -> ``Europe/Berlin``: the zone files' ``posix/`` folder holds
+    the same zones, and ``right/`` the same with leap seconds counted (which would put a
+    clock change 27 s late); a browser knows neither name."""
+    for folder in ("posix/", "right/"):
+        if name.startswith(folder):
+            return name[len(folder):]
+    return name
 
 
 def _name_from_path(path: str) -> Optional[str]:
@@ -59,26 +72,54 @@ def _name_from_path(path: str) -> Optional[str]:
     at = path.rfind(marker)
     if at < 0:
         return None
-    return path[at + len(marker):].strip("/") or None
+    return _plain(path[at + len(marker):].strip("/")) or None
+
+
+def _clock_agrees(name: str, offset_at: Callable[[float], int]) -> bool:
+    """Whether zone ``name`` gives the PC clock's UTC offset (``offset_at(t)``: the C
+    library's, ``time.localtime(t).tm_gmtoff``) now and in mid-January and mid-July: a
+    Docker container given the host's /etc/localtime as a file kept its image's
+    /etc/timezone (Etc/UTC) while its clock ran on Berlin time; counted by the name, every
+    shift was an hour or two off all year, with no word."""
+    zone = ZoneInfo(name)
+    now = time.time()
+    year = time.gmtime(now).tm_year
+    for t in (now, calendar.timegm((year, 1, 15, 12, 0, 0)), calendar.timegm((year, 7, 15, 12, 0, 0))):
+        off = zone.utcoffset(dt.datetime.fromtimestamp(t, dt.timezone.utc).replace(tzinfo=None))
+        if off is None or int(off.total_seconds()) != offset_at(t):
+            return False
+    return True
 
 
 def pc_zone_name(environ: Optional[Mapping[str, str]] = None, localtime: Path = Path("/etc/localtime"),
-                 timezone_file: Path = Path("/etc/timezone")) -> Optional[str]:
+                 timezone_file: Path = Path("/etc/timezone"),
+                 offset_at: Optional[Callable[[float], int]] = None) -> Optional[str]:
     """This PC's time zone as an IANA name zoneinfo knows, or None where none is found.
 
     Looked up where the PC's clock takes it from: the ``TZ`` variable (``Europe/Berlin``,
     ``:Europe/Berlin``, or a zone file's path; it overrides the rest, so a ``TZ`` that
     is set but names no zone finds none, rather than a zone the clock does not follow),
-    then the zone file ``/etc/localtime`` links to, then ``/etc/timezone`` (Debian's)."""
+    then the zone file ``/etc/localtime`` links to, then ``/etc/timezone`` (Debian's). A
+    name is taken only where it gives the clock's own UTC offsets (:func:`_clock_agrees`;
+    ``offset_at``, by default the C library's when ``environ`` is this process's)."""
     env = os.environ if environ is None else environ
+    if offset_at is None and environ is None:
+        offset_at = _clock_offset
+
+    def agreed(name: Optional[str]) -> Optional[str]:
+        if _zone_or_none(name) is None:
+            return None
+        assert name is not None
+        return name if offset_at is None or _clock_agrees(name, offset_at) else None
     tz = env.get("TZ")
     if tz is not None:
         tz = tz.strip()
         if tz in ("", ":"):
             return "UTC"            # set and empty: the C library's clock is UTC
         tz = tz[1:] if tz.startswith(":") else tz
-        for name in ((_name_from_path(tz), _name_from_path(os.path.realpath(tz))) if tz.startswith("/") else (tz,)):
-            if _zone_or_none(name) is not None:
+        for name in ((_name_from_path(tz), _name_from_path(os.path.realpath(tz))) if tz.startswith("/")
+                     else (_plain(tz),)):
+            if agreed(name):
                 return name
         return None
     try:
@@ -89,13 +130,17 @@ def pc_zone_name(environ: Optional[Mapping[str, str]] = None, localtime: Path = 
         full = os.path.join(os.path.dirname(str(localtime)), target)
         # the link's own target first (Europe/Berlin, not the file it may link on to)
         for name in (_name_from_path(full), _name_from_path(os.path.realpath(full))):
-            if _zone_or_none(name) is not None:
+            if agreed(name):
                 return name
     try:
         name = timezone_file.read_text(encoding="utf-8").split("\n", 1)[0].strip()
     except (OSError, UnicodeDecodeError):
         name = ""
-    return name if _zone_or_none(name) is not None else None
+    return agreed(_plain(name)) if name else None
+
+
+def _clock_offset(t: float) -> int:
+    return time.localtime(t).tm_gmtoff
 
 
 _warned_fixed_offset = False
