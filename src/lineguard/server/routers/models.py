@@ -98,20 +98,22 @@ class CompareSampleOut(CompareOut):
                                                         "compared before the log's first run, from the first of "
                                                         "them to that run")
 
-# The largest model file the station takes. Real ones are 1-30 MB: the quality profile
+# The largest model file the station takes. Usual ones are 1-30 MB: the quality profile
 # on 762 magnetic tiles (MobileNetV2 stages 2+4, 128 channels, 256x224: 896 patches a
 # part, 2% kept) banks ~13,700 rows x 128 x 4 bytes = 7 MB, its 0.7x size ~7,300 rows =
-# 3.7 MB, plus the backbone's few MB; long parts (576x224, 2016 patches) about twice
-# that, Lite0's 152 channels a fifth more. 256 MiB leaves ten times the largest of them
-# (a bank of 5,000 parts, a coreset ratio five times the default) and refuses what is
-# no model at all before it fills the station's memory (a 1.9 GB file took 4.5 GB).
-MAX_MODEL_BYTES = 256 * 1024 ** 2
+# 3.7 MB, plus the backbone's few MB. But the station itself trains on up to 10,000 parts,
+# whose streaming coreset keeps up to 500,000 rows a bank: a quality model of 10,000 long
+# parts is ~300 MB with its second size, and a fast one at a coreset ratio of 0.1 as much
+# (a review found 256 MiB refused a model the station had trained, moved to another). 1 GiB
+# holds those; what is no model at all is refused from its first bytes before it is read
+# (a 1.9 GB video took the station to 4.5 GB), and a model is read once.
+MAX_MODEL_BYTES = 1024 ** 3
 
 
 def model_too_large() -> str:
     """What an upload over the limit is told (the body-size guard in app.py says the same)."""
-    return (f"model files over {MAX_MODEL_BYTES / (1 << 20):g} MiB are refused (a lineguard model file is 1-30 MB: "
-            "is this the model file?)")
+    return (f"model files over {MAX_MODEL_BYTES / (1 << 20):g} MiB are refused (a lineguard model file is 1-30 MB, "
+            "a few hundred MB for one learnt from thousands of parts: is this the model file?)")
 
 
 def model_to_dict(mv: ModelVersion, state: Optional[str] = None,
