@@ -194,7 +194,7 @@ def test_faults_are_signalled_to_the_plc_and_health_until_cleared(plc_cell):
     assert "camera lost" in st.faults["plc"]
     from fastapi.testclient import TestClient
     from lineguard.server.app import create_app
-    st.plc = srv
+    st.plc = [srv]          # serve keeps the list of its links
     with TestClient(create_app(station=st)) as http:
         health = http.get("/health")
     assert health.status_code == 503 and "camera lost" in health.json()["faults"]["plc"]

@@ -247,7 +247,7 @@ class Station:
         # What is wrong with this station right now (storage, database): /health shows
         # it, and it clears itself at the next write that works.
         self.faults: dict[str, str] = {}
-        self.plc: Optional[list] = None   # the PLC links (serve: a list, one per protocol; /health, the line view)
+        self.plc: list = []   # the PLC links serve starts, one per protocol (/health, the line view)
         self._trim_memory = False
         sweep = SweepSchedule(StoreSweep(self.db, self.images), config.store_sweep_h * 3600, faults=self.faults)
         self.disk = DiskKeeper(self.db, self.images, self.faults, int(config.min_free_gb * GB),

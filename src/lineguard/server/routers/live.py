@@ -145,7 +145,7 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     from .models import model_to_dict
     models = [model_to_dict(m) for m in station.models.list() if m.active]
     sinks = [{"name": name, **state} for name, state in station.sinks.status().items()]
-    links = plc_links(station)
+    links = getattr(station, "plc", None) or []    # serve's links, one per protocol
     plc = None
     if links:
         with station.db.session() as s:
@@ -167,15 +167,6 @@ PLC_RECENT = dt.timedelta(minutes=15)
 PLC_ACK_LATE_S = 2.0
 # codes of answers rejected without a verdict, as the line_signals rows keep them
 _TIMEOUT, _NOT_INSPECTED = 10, 20
-
-
-def plc_links(station: Any) -> list:
-    """The station's PLC links: serve keeps a list, one link per protocol (Modbus and OPC UA
-    side by side); a single link set alone (a test, an embedding) counts as one."""
-    plc = getattr(station, "plc", None)
-    if plc is None:
-        return []
-    return list(plc) if isinstance(plc, (list, tuple)) else [plc]
 
 
 def _plc_link_view(link: Any, s: Any, now: dt.datetime) -> dict[str, Any]:

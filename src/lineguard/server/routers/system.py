@@ -68,11 +68,10 @@ def health(station: Station = Depends(get_station)) -> Any:
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}
-    plc = getattr(station, "plc", None)
-    if plc is not None:
-        # one server or several (Modbus and OPC UA side by side), each under its protocol
-        servers = plc if isinstance(plc, (list, tuple)) else [plc]
-        body["plc"] = {srv.protocol: srv.snapshot() for srv in servers}
+    links = getattr(station, "plc", None) or []
+    if links:
+        # each link (Modbus and OPC UA side by side) under its protocol
+        body["plc"] = {link.protocol: link.snapshot() for link in links}
     # 503 when parts cannot be judged or stored, so a load balancer or plant monitor sees
     # it without reading the body; housekeeping faults alone: 200, "degraded"
     return JSONResponse(body, status_code=503 if stopping else 200)

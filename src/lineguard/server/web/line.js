@@ -346,7 +346,7 @@ LG.start(async (main) => {
     }
     if (!s.sinks.length) items.push(h("p", {class: "muted"}, "No sinks set (no MQTT broker or webhook)."));
     // each PLC link as the PLC sees it (the line summary's plc: one entry per link, by protocol)
-    for (const link of (Array.isArray(s.plc) ? s.plc : s.plc ? [s.plc] : [])) items.push(plcPanel(link));
+    for (const link of s.plc || []) items.push(plcPanel(link));
     if (s.disk) {   // the data disk (line.disk): old parts' images make room below the floor
       const d = s.disk, gone = d.images_deleted || {};
       const deleted = Object.values(gone).reduce((a, b) => a + b, 0);
