@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,14 @@ def sqlite_station(tmp_path):
     yield make
     for st in made:
         st.close()
+
+
+def until(pred, what: str, timeout: float = 30.0):
+    """Wait for ``pred()`` to be truthy and return it; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise AssertionError(f"{what} did not happen in {timeout} s")

@@ -2,7 +2,6 @@
 before an unknown RecipeId; 0 (a PLC's power-up value) names none and keeps the recipe."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -14,18 +13,8 @@ from fake_inspector import FakeInspector  # noqa: E402
 from lineguard.line.orm import LineSignal  # noqa: E402
 from lineguard.line.plc_modbus import ResultCode  # noqa: E402
 
-from .conftest import png_bytes  # noqa: E402
+from .conftest import png_bytes, until  # noqa: E402
 from .test_plc_modbus import plc_cell  # noqa: E402,F401 - the fixture
-
-
-def _until(pred, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"{what} did not happen in {timeout} s")
 
 
 def _recipe(plc, rid):
@@ -70,7 +59,7 @@ def test_recipe_id_0_keeps_the_recipe_in_effect(plc_cell):  # noqa: F811
                             verify_every_s=3600)
     st.add_model(FakeInspector(0.5, "band-v").to_bytes(), "band", activate=True)
     _recipe(plc, 2)
-    assert _until(lambda: plc.regs()["recipe"] == 2, "ActiveRecipe 2")
+    assert until(lambda: plc.regs()["recipe"] == 2, "ActiveRecipe 2", 10.0)
     assert not plc.c.write_registers(0, [0, 0, 901], slave=1).isError()    # RecipeId 0, PartTag 901
     assert not plc.bits()["error"] and plc.regs()["recipe"] == 2, (plc.bits(), srv.hs.error)
     plc.pulse(0)                                             # Trigger
@@ -86,7 +75,7 @@ def test_a_recipe_0_in_the_table_is_a_recipe(plc_cell):  # noqa: F811
                             verify_every_s=3600)
     st.add_model(FakeInspector(0.5, "band-v").to_bytes(), "band", activate=True)
     _recipe(plc, 0)
-    assert _until(lambda: plc.regs()["recipe"] == 0, "ActiveRecipe 0")
+    assert until(lambda: plc.regs()["recipe"] == 0, "ActiveRecipe 0", 10.0)
     plc.trigger(tag=5)
     plc.wait("valid")
     assert st.get(plc.regs()["inspection_id"]).product == "band"

@@ -14,17 +14,7 @@ import pytest
 
 from lineguard.line.plc_handshake import CameraFolder, Handshake, ResultCode
 
-from .conftest import png_bytes
-
-
-def _until(pred, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"{what} did not happen in {timeout} s")
+from .conftest import png_bytes, until
 
 
 def _sha(data):
@@ -53,7 +43,7 @@ def link(sqlite_station):
 
 
 def _answer(answers, n):
-    return _until(lambda: answers[n - 1] if len(answers) >= n else None, f"answer {n}")
+    return until(lambda: answers[n - 1] if len(answers) >= n else None, f"answer {n}")
 
 
 def _held(st, gate):

@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
 from sqlalchemy import select
 
 from lineguard.line.orm import LineSignal
 from lineguard.line.plc_handshake import CameraFolder, Handshake, ResultCode
 
-from .conftest import png_bytes
-
-
-def _until(pred, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{what} did not happen in {timeout} s")
+from .conftest import png_bytes, until
 
 
 def test_parts_queued_behind_a_stalled_database_take_no_later_parts_photo(sqlite_station, monkeypatch):
@@ -58,7 +48,7 @@ def test_parts_queued_behind_a_stalled_database_take_no_later_parts_photo(sqlite
             trig = hs.trigger(tag)
             assert trig is not None
             if tag <= 2:                     # both workers take their photo and wait for the database
-                _until(lambda: len(stalled) == tag, f"part {tag}'s inspection stalled")
+                until(lambda: len(stalled) == tag, f"part {tag}'s inspection stalled")
             trig.timer.cancel()
             hs._window_closed(trig.seq)      # its window closes: NG, timeout
             assert (answers[-1].trigger.tag, answers[-1].code) == (tag, ResultCode.TIMEOUT)
@@ -66,7 +56,7 @@ def test_parts_queued_behind_a_stalled_database_take_no_later_parts_photo(sqlite
         (cam_dir / "part06.png").write_bytes(photos[6])
         trig6 = hs.trigger(6)
         release.set()                        # the lock goes: the queued inspections run
-        _until(lambda: len(answers) == 6, "part 6's answer")
+        until(lambda: len(answers) == 6, "part 6's answer")
         ans6 = answers[-1]
         assert (ans6.trigger.tag, ans6.code, hs.error_code) == (6, ResultCode.NG, 0), \
             (ans6.code, ans6.reason, hs.error)
@@ -118,14 +108,14 @@ def test_a_part_whose_window_closed_before_its_photo_leaves_that_photo_to_no_lat
                 (cam_dir / f"part{tag:02d}.png").write_bytes(png_bytes(30, seed=tag))
             trig = hs.trigger(tag)
             if tag <= 2:
-                _until(lambda: len(stalled) == tag, f"part {tag}'s inspection stalled")
+                until(lambda: len(stalled) == tag, f"part {tag}'s inspection stalled")
             trig.timer.cancel()
             hs._window_closed(trig.seq)
             hs.ack()
         (cam_dir / "part03.png").write_bytes(png_bytes(30, seed=3))     # part 3's photo, late
         trig4 = hs.trigger(4)                # part 4: its camera did not save
         release.set()
-        _until(lambda: len(answers) == 4, "part 4's answer")
+        until(lambda: len(answers) == 4, "part 4's answer")
         assert (answers[-1].trigger.tag, answers[-1].code) == (4, ResultCode.NO_IMAGE), answers[-1].reason
         trig4.timer.cancel()
     finally:

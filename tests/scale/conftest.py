@@ -6,6 +6,8 @@ default (pyproject); ``make test`` runs them in a second pass with ``-m ray``.
 """
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -44,3 +46,30 @@ def make_archive(root: Path, synth_category: Path, copies: int = 1) -> Path:
         shutil.copytree(synth_category / "test", root / f"2026-01-{c + 1:02d}")
     (root / "2026-01-01" / "good" / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     return root
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    """Every model loaded in this process is a fake (tests/scale/fake_rescore.py), as the CLI's."""
+    from lineguard.vision.inspector import Inspector
+
+    from .fake_rescore import use_fake_models
+    monkeypatch.setattr(Inspector, "load", Inspector.load)   # restored after the test
+    use_fake_models()
+
+
+@pytest.fixture
+def disk_full_after_one_part(monkeypatch):
+    """The results folder's disk fills after the first Parquet part is written (ENOSPC);
+    yields the call that frees it again."""
+    pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow: pip install 'lineguard[scale]'")
+    from lineguard.line.scale.rescore import ResultsFolder
+    write, calls = ResultsFolder.write, []
+
+    def full_after_one(self, table):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path / ".part-x.tmp"))
+        return write(self, table)
+    monkeypatch.setattr(ResultsFolder, "write", full_after_one)
+    yield lambda: monkeypatch.setattr(ResultsFolder, "write", write)

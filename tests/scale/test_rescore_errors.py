@@ -5,7 +5,6 @@ where it can be, and leaves nothing half-done. Fake models (tests/scale/fake_res
 no Ray cluster is started (the connect tests stand in for ``ray.init``)."""
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import subprocess
@@ -19,7 +18,6 @@ pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow: pip install
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from fake_inspector import FakeInspector, png_bytes  # noqa: E402
 
-from .fake_rescore import use_fake_models  # noqa: E402
 
 FAKE_CLI = str(Path(__file__).with_name("fake_rescore.py"))
 
@@ -35,12 +33,6 @@ def _model(path: Path) -> Path:
     path.write_bytes(FakeInspector(0.2, "rescore-v2").to_bytes())
     return path
 
-
-@pytest.fixture
-def fake_models(monkeypatch):
-    from lineguard.vision.inspector import Inspector
-    monkeypatch.setattr(Inspector, "load", Inspector.load)   # restored after the test
-    use_fake_models()
 
 
 def _closed_port() -> int:
@@ -141,25 +133,16 @@ def test_an_out_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
     assert "cannot write the results folder" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-def test_a_part_that_cannot_be_written_mid_run_says_how_to_go_on(tmp_path, fake_models, monkeypatch):
+def test_a_part_that_cannot_be_written_mid_run_says_how_to_go_on(tmp_path, fake_models, disk_full_after_one_part):
     """A full disk mid-run: the parts before stand, the message says to free space and resume."""
-    from lineguard.line.scale.rescore import ResultsFolder, RescoreStopped, rescore
+    from lineguard.line.scale.rescore import RescoreStopped, rescore
     from lineguard.vision.errors import LineguardError
-    write = ResultsFolder.write
-    calls = []
-
-    def full_after_one(self, table):
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path / ".part-x.tmp"))
-        return write(self, table)
-    monkeypatch.setattr(ResultsFolder, "write", full_after_one)
     archive, out, model = _archive(tmp_path / "archive", 6), tmp_path / "r.parquet", _model(tmp_path / "m.json")
     with pytest.raises(LineguardError) as err:
         rescore(model, archive, out, chunk_rows=2, batch_size=2)
     assert isinstance(err.value, RescoreStopped)
     assert "No space left" in str(err.value) and "run the same command again" in str(err.value)
-    monkeypatch.setattr(ResultsFolder, "write", write)
+    disk_full_after_one_part()                  # room again
     again = rescore(model, archive, out, chunk_rows=2, batch_size=2)
     assert again.skipped == 2 and again.scored == 4
 

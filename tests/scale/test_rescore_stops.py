@@ -5,8 +5,6 @@ go on. It had only ``finished_at``, so a run stopped by a full disk, Ctrl-C or S
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import os
 import signal
 import subprocess
 import sys
@@ -20,16 +18,9 @@ pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow: pip install
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from fake_inspector import FakeInspector, png_bytes  # noqa: E402
 
-from .fake_rescore import use_fake_models  # noqa: E402
 
 FAKE_CLI = str(Path(__file__).with_name("fake_rescore.py"))
 
-
-@pytest.fixture
-def fake_models(monkeypatch):
-    from lineguard.vision.inspector import Inspector
-    monkeypatch.setattr(Inspector, "load", Inspector.load)   # restored after the test
-    use_fake_models()
 
 
 def _archive(root: Path, n: int) -> Path:
@@ -58,18 +49,11 @@ def _run(url: str) -> dict:
         db.dispose()
 
 
-def test_a_run_stopped_by_a_full_disk_says_so_and_its_resume_finishes_it(tmp_path, fake_models, monkeypatch):
-    from lineguard.line.scale.rescore import ResultsFolder, RescoreStopped, rescore
+def test_a_run_stopped_by_a_full_disk_says_so_and_its_resume_finishes_it(tmp_path, fake_models,
+                                                                         disk_full_after_one_part):
+    from lineguard.line.scale.rescore import RescoreStopped, rescore
     from lineguard.line.scale.rescore_db import StationRecorder
     url = f"sqlite:///{tmp_path / 'station.db'}"
-    write, calls = ResultsFolder.write, []
-
-    def full_after_one(self, table):
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path / ".part-x.tmp"))
-        return write(self, table)
-    monkeypatch.setattr(ResultsFolder, "write", full_after_one)
     archive, out, model = _archive(tmp_path / "archive", 6), tmp_path / "r.parquet", _model(tmp_path / "m.json")
     rec = StationRecorder.open(url)
     with pytest.raises(RescoreStopped):
@@ -80,7 +64,7 @@ def test_a_run_stopped_by_a_full_disk_says_so_and_its_resume_finishes_it(tmp_pat
     assert "No space left" in run["stop_reason"] and "run the same command again" in run["stop_reason"]
     assert run["results"] == 2
 
-    monkeypatch.setattr(ResultsFolder, "write", write)
+    disk_full_after_one_part()                  # room again
     again = StationRecorder.open(url)
     rescore(model, archive, out, chunk_rows=2, batch_size=2, recorder=again)
     again.close()
