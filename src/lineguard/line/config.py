@@ -373,7 +373,7 @@ def check_part_name(field_name: str, value: str, given_as: str) -> None:
     part's ``field_name`` (line, station, product) cannot have: the station refuses every
     part bearing it (line.station.Part.checked), so a station started with it answered
     every PLC trigger NG (code 15, image refused) instead of not starting."""
-    from .station import _FIELD_MAX, _INVISIBLE
+    from .station import _FIELD_MAX, unprintable
     limit = _FIELD_MAX[field_name]
     text = value.strip()
     if not text:
@@ -381,8 +381,7 @@ def check_part_name(field_name: str, value: str, given_as: str) -> None:
     if len(text) > limit:
         raise ValueError(f"{given_as}: the {field_name} name is {len(text)} characters, longer than the "
                          f"{limit} a part's {field_name} may have (every part would be refused): shorten it")
-    import unicodedata
-    bad = next((c for c in text if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
+    bad = unprintable(text)
     if bad is not None:
         raise ValueError(f"{given_as}: the {field_name} name holds a control or invisible character "
                          f"(U+{ord(bad):04X}; every part would be refused): write it as printable text")

@@ -73,6 +73,13 @@ _INVISIBLE = ("\u2028\u2029\u200b\u2060\ufeff\u00ad\u200e\u200f"
               + "".join(map(chr, range(0x202A, 0x202F))) + "".join(map(chr, range(0x2066, 0x206A))))
 
 
+def unprintable(value: str) -> Optional[str]:
+    """The first control (Unicode Cc) or invisible/bidirectional character of ``value``, or
+    None: what a part's fields refuse (and the API's other names, and a station's line and
+    product at its start)."""
+    return next((c for c in value if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
+
+
 Listener = Callable[[str, dict], None]
 
 
@@ -107,7 +114,7 @@ class Part:
             value = value.strip()
             if len(value) > limit:
                 raise StationError(f"{name} is longer than {limit} characters")
-            bad = next((c for c in value if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
+            bad = unprintable(value)
             if bad is not None:
                 raise InvalidRequest(f"{name} holds a control or invisible character (U+{ord(bad):04X}); send it "
                                      "as printable text (a scanner or PLC string may need its terminator removed)")

@@ -12,14 +12,14 @@
 """
 from __future__ import annotations
 
-import unicodedata
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ..line.station import _INVISIBLE   # the part fields' own list: one definition of "invisible"
+# the part fields' own rule: one definition of "invisible"
+from ..line.station import _INVISIBLE, unprintable
 
 # for patterns (documented in OpenAPI; a Query(pattern=NO_NUL) is checked by FastAPI itself)
 NO_NUL = r"^[^\x00]*$"
@@ -27,12 +27,6 @@ NO_NUL = r"^[^\x00]*$"
 PRINTABLE = "^[^\\x00-\\x1f\\x7f-\\x9f" + "".join(f"\\u{ord(c):04x}" for c in _INVISIBLE) + "]*$"
 
 _FIX = "(a scanner or PLC string may need its terminator removed)"
-
-
-def unprintable(value: str) -> Optional[str]:
-    """The first control (Unicode Cc) or invisible/bidirectional character of ``value``, or
-    None: what a part's fields refuse."""
-    return next((c for c in value if unicodedata.category(c) == "Cc" or c in _INVISIBLE), None)
 
 
 def _refuse_unprintable(value: str) -> str:
