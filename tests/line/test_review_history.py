@@ -140,3 +140,22 @@ def test_a_test_part_s_review_is_not_in_the_version_s_rates(station):
         mv = next(mv for mv in station.models.list("cell") if mv.active)
         rates = version_rates(s, [mv])[mv.id]
     assert (rates["n_good"], rates["n_defect"]) == (0, 1), rates
+
+
+def test_the_same_review_sent_twice_is_one_judgement(station):
+    """A double click (or a page re-sending after a network drop) added a second history row
+    and a second review event for the same person's same judgement."""
+    rec = station.inspect(png_bytes(230, seed=5), part("h-twice")).record
+    first = station.review(rec.id, "defect", "ann", "crack at the tab", defect_type="crack")
+    again = station.review(rec.id, "defect", "ann", "crack at the tab", defect_type="crack")
+    assert again.reviewed_at == first.reviewed_at
+    assert [(r.label, r.reviewer) for r in station.review_history(rec.id)] == [("defect", "ann")]
+    with station.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.event == "review")) == 1
+    # anything different is a new judgement, kept: another note, another person, a change back
+    station.review(rec.id, "defect", "ann", "crack and a dent", defect_type="crack")
+    station.review(rec.id, "defect", "bob", "crack and a dent", defect_type="crack")
+    station.review(rec.id, "good", "bob", "crack and a dent")
+    assert [(r.label, r.reviewer, r.note) for r in station.review_history(rec.id)] == [
+        ("defect", "ann", "crack at the tab"), ("defect", "ann", "crack and a dent"),
+        ("defect", "bob", "crack and a dent"), ("good", "bob", "crack and a dent")]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -818,6 +818,17 @@ class Station:
             if rec is None:
                 raise NotFound(f"no inspection with id {inspection_id}")
             reviews.check_review(s, rec.product, label, defect_type)
+            said = (label, defect_type, reviewer, note)
+            if rec.reviewed and (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == said:
+                # the same person saying the same again (a double click, a page sent twice
+                # after a network drop) is no new judgement: it added a history row and a
+                # second review event, which a plant's MES counted as two reviews. Looked at
+                # again under the write lock: SQLite's read above takes none, and a copy read
+                # before another reviewer's "good" would have dropped this "defect" after it
+                s.execute(update(Inspection).where(Inspection.id == rec.id).values(reviewed=Inspection.reviewed))
+                s.refresh(rec)
+                if (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == said:
+                    return rec
             now = utcnow()
             s.add(Review(inspection_id=rec.id, label=label, defect_type=defect_type, reviewer=reviewer, note=note,
                          verdict_at_review=rec.verdict, created_at=now))
