@@ -391,3 +391,29 @@ def test_too_few_parts_to_retrain_says_what_to_do_in_the_pages_words(station_fac
         st.jobs.submit_training("cell", "", min_images=10, source="confirmed")
     assert "learn from both" not in both.value.message and "learn from both" in confirmed.value.message
     assert "review queue" in both.value.message and "LINEGUARD_AUDIT_SAMPLE_RATE" in both.value.message
+
+
+def test_a_retrain_whose_activation_is_refused_is_done_with_its_version_registered(station_factory):
+    """The training worked and its version was registered; only the switch was refused (it
+    rejected the line's good parts). The job read "failed: uploaded as version 2, not
+    activated", and the Models page said "training failed"."""
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    for i in range(12):
+        assert st.inspect(png_bytes(40 + i, seed=60 + i), part(f"r-{i}")).record.verdict == "OK"
+
+    def rejects_everything(paths):
+        return FakeInspector(0.01, "v-too-strict")
+    st.jobs.trainer = rejects_everything
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, activate=True).id)
+    assert job.status == "done", job.message
+    assert job.result["activated"] is False and job.result["not_activated"]["code"] == "rejects_good_parts"
+    assert job.message.startswith(f"version {job.result['version']} registered, not activated: ")
+    versions = {mv.version: mv for mv in st.models.list("cell", "")}
+    assert job.result["version"] == 2 and not versions[2].active and versions[1].active
+    # asked to activate and allowed: activated, and said so
+    st.jobs.trainer = lambda paths: FakeInspector(0.5, "v-fine")
+    job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, activate=True).id)
+    assert job.status == "done" and job.result["activated"] is True and job.result["not_activated"] is None
+    assert "registered and activated" in job.message
+    assert next(mv for mv in st.models.list("cell", "") if mv.active).version == 3

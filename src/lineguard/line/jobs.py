@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import or_, select, update
 
 from . import audit
-from .errors import StationError
+from .errors import ActiveChanged, Conflict, PassesDefects, RejectsGoodParts, StationError
 from .orm import Inspection, Job, utcnow
 
 log = logging.getLogger("lineguard.jobs")
@@ -272,9 +272,21 @@ class JobRunner:
             insp.save(path)
             data = path.read_bytes()
         mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
-                                    by=p.get("by"), activate=p["activate"], train_images=len(paths),
-                                    trained_from=f"job {job_id}: {trained_from}", try_first=True)
-        message = f"version {mv.version} registered" + (" and activated" if p["activate"] else "")
+                                    by=p.get("by"), train_images=len(paths),
+                                    trained_from=f"job {job_id}: {trained_from}")
+        refused: Optional[Conflict] = None
+        if p["activate"]:
+            try:
+                mv = self.station.activate_model(p["product"], p["line"], mv.version, p.get("by"))
+            except (RejectsGoodParts, PassesDefects, ActiveChanged) as exc:
+                # the training worked and its version is there to shadow, compare or force;
+                # only the switch was refused. The job read "failed" with "uploaded as version
+                # N, not activated", and the Models page said "training failed"
+                refused = exc
+        message = f"version {mv.version} registered" + (
+            " and activated" if p["activate"] and refused is None else "")
+        if refused is not None:
+            message += f", not activated: {refused.message}"
         if by_sample:
             message += (f"; its threshold was set on the {n_sample} audit-sample parts among them (a random draw of "
                         f"the line), the other {len(parts) - n_sample} were learnt but not counted (parts reviewed "
@@ -308,7 +320,9 @@ class JobRunner:
                         "retrain")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
-                          "model_id": mv.model_id, "images": len(paths), "source": source, "look_at": look_at,
+                          "model_id": mv.model_id, "activated": bool(p["activate"]) and refused is None,
+                          "not_activated": None if refused is None else {"code": refused.code,
+                                                                         "message": refused.message}, "images": len(paths), "source": source, "look_at": look_at,
                           "threshold_is_highest_score": at_top,
                           "threshold_set_on": {"parts": n_sample if by_sample else len(paths),
                                                "audit_sample_only": by_sample, "audit_sample_parts": n_sample}})

@@ -388,7 +388,10 @@ LG.start(async (main) => {
       const j = await api(`/api/v1/jobs/${enc(jobId)}`);
       status.textContent = `${j.status} ${Math.round((j.progress || 0) * 100)} %${j.message ? " · " + j.message : ""}`;
       if (j.status !== "queued" && j.status !== "running") {
-        if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
+        const refused = (j.result || {}).not_activated;
+        // trained and registered, only the activation refused: the version is there to shadow or force
+        if (refused) LG.say(`trained version ${j.result.version}, not activated: ${refused.message}`, "error");
+        else if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
         else LG.say(`training ${j.status}: ${j.message || ""}`, "error");
         renderLookAt(lookAt, (j.result || {}).look_at);
         await Promise.all([load(), loadJobs()]);
