@@ -427,10 +427,34 @@ def _port(value: str) -> int:
     return port
 
 
+# the PLC links a LINEGUARD_PLC_IMAGES item may name (serve's --modbus-port, --opcua-port)
+_PLC_LINK_NAMES = ("modbus", "opcua")
+
+
 def _folders(value: str) -> tuple[str, ...]:
     """The PLC links' camera folders as serve --plc-images takes them, one [LINK=]DIR each,
-    separated as a PATH is (':' here, ';' on Windows): modbus=/cam/a:opcua=/cam/b."""
-    return tuple(item.strip() for item in value.split(os.pathsep) if item.strip())
+    separated as a PATH is (':' here, ';' on Windows): modbus=/cam/a:opcua=/cam/b.
+
+    Only a piece naming a link (``modbus=``, ``opcua=``) starts another folder; any other
+    piece is the folder before it, its ':' kept: a camera share mounted at /mnt/line:2 was
+    cut in two, and refused as "two folders for the modbus link". No value that started a
+    station before reads otherwise: a link takes one folder, so with two items each named
+    its link. An empty piece is a separator left over (``$CAMS:/cam/a``, ``/cam/a:``), as
+    before: the piece after it starts a folder. A folder whose own name holds '::', ends in
+    ':', or holds ':modbus=' or ':opcua=', still needs --plc-images."""
+    items: list[str] = []
+    glue = False            # whether the next piece may belong to the folder before it
+    for piece in value.split(os.pathsep):
+        if not piece.strip():
+            glue = False
+            continue
+        link, sep, _ = piece.partition("=")
+        if glue and not (sep and link.strip().lower() in _PLC_LINK_NAMES):
+            items[-1] += os.pathsep + piece
+        else:
+            items.append(piece)
+        glue = True
+    return tuple(item.strip() for item in items)
 
 
 def _flag(value: str) -> bool:

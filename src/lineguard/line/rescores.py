@@ -16,9 +16,19 @@ from .errors import NotFound
 from .orm import Inspection, RescoreResult, RescoreRun
 
 QUANTILES = (0.5, 0.9, 0.99)
-# a run whose record no chunk of results renewed for this long is "silent": killed (kill -9,
-# a power cut: nothing could say so) or hung. A chunk (1,000 images by default) takes
-# seconds to a few minutes even on one slow core, so a half hour of nothing is not a run
+# A running ``lineguard rescore`` renews its record's updated_at at least this often, with
+# or without a chunk of results (StationRecorder's heartbeat): one chunk can take longer
+# than SILENT_AFTER (a big --chunk-rows, a slow CPU, a Ray cluster busy with other work),
+# and a live run then read "silent", as if killed.
+HEARTBEAT_EVERY = dt.timedelta(minutes=1)
+# A run whose record nothing renewed for this long is "silent": its process is gone (kill -9,
+# a power cut, the machine lost: nothing could say so) or cannot reach the database. That is
+# 30 heartbeats missed in a row, so a beat refused now and then (the station's SQLite busy,
+# a PostgreSQL restart) never makes a live run read silent; a killed run reads silent this
+# long after its last beat. Kept at 30 minutes, not a few beats: a run of a lineguard from
+# before the heartbeat renews its record only with each chunk, and chunks of minutes are usual.
+# A run hung inside its process (the heartbeat beats on) reads "running", its results not
+# growing: updated_at says only that the process is alive.
 SILENT_AFTER = dt.timedelta(minutes=30)
 
 
@@ -27,8 +37,10 @@ def _iso(t: Optional[dt.datetime]) -> Optional[str]:
 
 
 def run_status(run: RescoreRun, now: Optional[dt.datetime] = None) -> str:
-    """finished; stopped (it ended unfinished and said why); silent (no chunk of results
-    for SILENT_AFTER: a kill -9 or a power cut, which leave nothing said); running."""
+    """finished; stopped (it ended unfinished and said why); silent (its record not renewed
+    for SILENT_AFTER, 30 of its HEARTBEAT_EVERY beats: a kill -9 or a power cut, which leave
+    nothing said); running (alive: its process renewed the record lately, whether or not a
+    chunk of results came)."""
     if run.finished_at is not None:
         return "finished"
     if run.stopped_at is not None:
@@ -45,7 +57,7 @@ def run_to_dict(run: RescoreRun, now: Optional[dt.datetime] = None) -> dict[str,
             "started_at": _iso(run.started_at), "updated_at": _iso(run.updated_at),
             "finished_at": _iso(run.finished_at), "finished": run.finished_at is not None,
             "status": run_status(run, now), "stopped_at": _iso(run.stopped_at), "stop_reason": run.stop_reason,
-            "silent_after_s": SILENT_AFTER.total_seconds()}
+            "silent_after_s": SILENT_AFTER.total_seconds(), "heartbeat_s": HEARTBEAT_EVERY.total_seconds()}
 
 
 def list_runs(s: Session, limit: int = 50, before_id: Optional[int] = None) -> list[dict[str, Any]]:

@@ -17,6 +17,15 @@ with a row in ``rescore_parts`` naming it. A run killed between the two leaves a
 the database lacks; the next start copies every part not yet named, before it scores
 anything. Rows are upserted on (run, path), so a part copied twice adds nothing, and
 an image re-scored after its file changed replaces its row.
+
+**Alive, whatever a chunk takes.** From :meth:`StationRecorder.begin` until the run
+finishes, stops or its recorder closes, a thread renews the run's ``updated_at`` every
+``HEARTBEAT_EVERY`` (one minute) that no chunk of results renewed it: ``GET
+/api/v1/rescores`` calls a run "silent" (presumed killed) after ``SILENT_AFTER`` with its
+record not renewed, and one chunk of a live run can take longer than that. A killed process
+beats no more, so it still reads silent. Each beat is one UPDATE of one row that waits at
+most ``HEARTBEAT_WAIT_MS`` for a lock: on a busy SQLite file it gives way to the chunks and
+the station's own writes (the next beat tries again) instead of queueing behind them.
 """
 from __future__ import annotations
 
@@ -24,19 +33,28 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from ..db import Database, not_current_message, schema_revisions
 from ..orm import RescorePart, RescoreResult, RescoreRun, utcnow
 from ..errors import StationError
+from ..rescores import HEARTBEAT_EVERY, SILENT_AFTER
 
 log = logging.getLogger(__name__)
 
 # bound parameters per IN (...) query: under SQLite's old limit of 999
 _IN_CHUNK = 500
+# the longest a heartbeat waits for another writer's lock (a chunk's copy, the live station's
+# writes on its SQLite file) before it gives up until the next beat: a beat must never hold
+# up a chunk, and missing one is harmless (SILENT_AFTER is 30 of them)
+HEARTBEAT_WAIT_MS = 500
+# beats failed in a row before it is said in the log (one refused beat is ordinary)
+_BEATS_MISSED_SAID = 5
 _RESULT_COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
                    "pixel_threshold", "n_regions", "largest_region_area", "error", "photo_issues")
 
@@ -61,6 +79,12 @@ class StationRecorder:
         self.run_id: Optional[int] = None
         self.model_id = ""
         self._parts_loaded = 0
+        # seconds between beats; a test may shorten it
+        self.heartbeat_every_s = HEARTBEAT_EVERY.total_seconds()
+        # time.monotonic() when this run's record was last renewed (begin, a chunk, a beat)
+        self._renewed = 0.0
+        self._heartbeat: Optional[threading.Thread] = None
+        self._heartbeat_stop = threading.Event()
 
     @classmethod
     def open(cls, url: str, schema: Optional[str] = None) -> "StationRecorder":
@@ -95,7 +119,60 @@ class StationRecorder:
         return cls(db)
 
     def close(self) -> None:
+        self.stop_heartbeat()
         self.db.dispose()
+
+    def _start_heartbeat(self) -> None:
+        self.stop_heartbeat()            # a recorder begun twice keeps one heartbeat
+        self._heartbeat_stop = threading.Event()
+        # a daemon: a run's end that never reached stop_heartbeat must not keep the process
+        self._heartbeat = threading.Thread(target=self._beat_until_stopped, args=(self._heartbeat_stop,),
+                                           name=f"lineguard-rescore-heartbeat-{self.run_id}", daemon=True)
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        """End the heartbeat (the run finished or stopped, or the recorder closes). Waits a
+        moment for a beat under way; a beat stuck on an unreachable server is left to end
+        alone (it writes nothing into a run that finished or stopped, see _beat)."""
+        self._heartbeat_stop.set()
+        beat, self._heartbeat = self._heartbeat, None
+        if beat is not None and beat is not threading.current_thread():
+            beat.join(timeout=2 * HEARTBEAT_WAIT_MS / 1000 + 1.0)
+
+    def _beat_until_stopped(self, stop: threading.Event) -> None:
+        every = self.heartbeat_every_s
+        tried = time.monotonic()
+        missed = 0
+        # due one interval after the last renewal: a run whose chunks come every few
+        # seconds never beats, and adds no write to its database
+        while not stop.wait(max(0.0, max(self._renewed, tried) + every - time.monotonic())):
+            if time.monotonic() - self._renewed < every:
+                continue                 # a chunk renewed the record meanwhile
+            tried = time.monotonic()
+            reason = self._beat()
+            if reason is None:
+                missed = 0
+                continue
+            missed += 1
+            if missed == _BEATS_MISSED_SAID:
+                log.warning("rescore run %s: its record could not be renewed %d times in a row (%s); if this "
+                            "goes on for %d minutes, GET /api/v1/rescores reads the run silent, though it runs",
+                            self.run_id, missed, reason, SILENT_AFTER.total_seconds() // 60)
+
+    def _beat(self) -> Optional[str]:
+        """Renew the running run's updated_at; None, or why it could not. Only a run still
+        running: a beat racing the run's finish or stop never dates either."""
+        try:
+            with self.db.quick_session(wait_ms=HEARTBEAT_WAIT_MS) as s:
+                s.execute(update(RescoreRun)
+                          .where(RescoreRun.id == self.run_id, RescoreRun.finished_at.is_(None),
+                                 RescoreRun.stopped_at.is_(None))
+                          .values(updated_at=utcnow()))
+        except Exception as exc:  # noqa: BLE001 - a beat never ends the run; the chunks say the database's faults
+            said = str(getattr(exc, "orig", None) or exc).strip()
+            return said.splitlines()[0] if said else type(exc).__name__
+        self._renewed = time.monotonic()
+        return None
 
     def begin(self, out: Path | str, images: str, model_id: str, model_version: str, mode: str,
               listed: int, images_as_given: Optional[str] = None) -> int:
@@ -125,6 +202,8 @@ class StationRecorder:
             s.flush()
             self.run_id = run.id
         self.model_id = model_id
+        self._renewed = time.monotonic()
+        self._start_heartbeat()
         return self.run_id
 
     def load_missing(self, parts: Iterable[Path]) -> int:
@@ -188,8 +267,10 @@ class StationRecorder:
             s.add(RescorePart(run_id=self.run_id, name=part.name, rows=len(rows), loaded_at=utcnow()))
             run.counts = {k: v for k, v in counts.items() if v}
             run.updated_at = utcnow()
+        self._renewed = time.monotonic()
 
     def finish(self) -> None:
+        self.stop_heartbeat()
         with self.db.session() as s:
             run = s.get(RescoreRun, self.run_id)
             run.finished_at = run.updated_at = utcnow()
@@ -198,6 +279,7 @@ class StationRecorder:
         """Say in the run's record that it ended unfinished, and why (an error, Ctrl-C,
         SIGTERM): without it the run read "running" for ever. Best effort: the database may
         be what failed, and the error the run stopped on is what the user must see."""
+        self.stop_heartbeat()
         if self.run_id is None:
             return
         from sqlalchemy.exc import SQLAlchemyError

@@ -40,11 +40,15 @@ class RescoreRunOut(_Out):
     finished: bool
     status: Literal["running", "finished", "stopped", "silent"] = Field(
         description="finished; stopped: it ended unfinished on an error or an interrupt (`stop_reason` says why); "
-                    "silent: no results came for `silent_after_s` (killed, or hung): run the same command again "
-                    "to resume; running")
+                    "silent: the run's record was not renewed for `silent_after_s` (its process renews it every "
+                    "`heartbeat_s`, results or not: killed, a power cut, or the database out of its reach): run "
+                    "the same command again to resume; running (a run hung inside its process stays running, "
+                    "its results not growing)")
     stopped_at: Optional[str] = Field(None, description="when it ended unfinished (status stopped)")
     stop_reason: Optional[str] = Field(None, description="why it ended unfinished, and how to go on")
-    silent_after_s: float = Field(description="no results for this long: status silent")
+    silent_after_s: float = Field(description="the record not renewed for this long: status silent")
+    heartbeat_s: float = Field(description="a running run's process renews its record this often, whatever a chunk "
+                                           "of results takes")
 
 
 class RescoreListOut(_Out):
