@@ -802,6 +802,24 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     return local_submitter(st, line, station, product, source), st
 
 
+def _part_names(line: str, station: str, product: str) -> tuple[str, str, str]:
+    """watch's and camera's --line, --station and --product as the station stores them
+    (surrounding spaces dropped, as a part's fields are), or the command ends (exit 2) when
+    one is a name the station refuses on every part (empty, longer than a part's field, a
+    control or invisible character): started with one, a hot folder moved every good part
+    to failed/ and a camera dropped every frame, where serve refuses such a name at start."""
+    from ..line.config import check_part_name
+    from ._term import fail
+    names = []
+    for field_name, value in (("line", line), ("station", station), ("product", product)):
+        try:
+            check_part_name(field_name, value, f"--{field_name} {value[:40]!r}")
+        except ValueError as exc:
+            fail(str(exc))
+        names.append(value.strip())
+    return names[0], names[1], names[2]
+
+
 def _check_product(st, product: str, line: str, where: str) -> None:
     """End the command (exit 2) when the station has no active model for ``product`` on
     ``line``: every part would be refused (a hot folder's good parts all moved to failed/,
@@ -892,6 +910,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     also sent to the station every 5 s (its /health then sees this watcher)."""
     from ..line.sources.folder import FolderWatcher, StationHeartbeat
     from ._term import fail
+    line, station, product = _part_names(line, station, product)
     if not folder.is_dir():
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
@@ -987,6 +1006,7 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
 
     from ..line.sources.camera import CameraLost, CameraSource, NoFrame
     from ._term import fail
+    line, station, product = _part_names(line, station, product)
     submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
                             db_schema=db_schema)
 

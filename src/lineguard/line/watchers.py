@@ -8,6 +8,10 @@ said "ok" and the line view's latency (the model's time) looked fine. A watcher 
 on purpose says so in its file (``running`` false) and is no fault; one killed or hung
 stops rewriting it and is, after SILENT_AFTER_S, saying when it was last seen; its backlog
 is then no longer reported to /metrics (a kill -9 left the last count there for ever).
+Its fault ends when a watcher of the same folder (``host`` and ``folder_path`` in the file)
+writes a newer status, or once it has been silent FORGET_AFTER_S and no image waits in its
+folder: it stood until someone deleted the file, also after the watcher was restarted under
+another station name.
 
 A watcher with ``--server`` (another PC, no shared data folder) sends the same status to
 the station it posts parts to, its heartbeat (``POST /api/v1/watchers/heartbeat``, with its
@@ -100,10 +104,83 @@ def _heartbeat(path: Path) -> bool:
     return path.name.startswith(HEARTBEAT_PREFIX)
 
 
+def _folder_key(path: Path, st: dict[str, Any]) -> Optional[str]:
+    """``host:absolute folder`` of a watcher's hot folder: what tells two watchers of one
+    folder apart from two of one line and station. A heartbeat's ``folder`` is that already
+    (store_heartbeat); a local status file's is its ``host`` and ``folder_path`` (None for a
+    watcher older than them: never taken for another's)."""
+    if _heartbeat(path):
+        folder = st.get("folder")
+        return folder if isinstance(folder, str) and folder else None
+    host, folder = st.get("host"), st.get("folder_path")
+    if isinstance(host, str) and host and isinstance(folder, str) and folder:
+        return f"{host}:{folder}"
+    return None
+
+
+def _superseded(found: Statuses, now: float) -> set[Path]:
+    """The silent watchers (stopped or hung) of a folder that a watcher started since has
+    written of (running, or stopped cleanly): that folder is watched, or was left on
+    purpose, so the dead one's fault is over (a watcher restarted under another station
+    name left the old one's fault on /health for ever)."""
+    newest: dict[str, tuple[float, Path]] = {}
+    for path, st in found:
+        key = _folder_key(path, st)
+        if key is None:
+            continue
+        updated = now - _age(st, now)
+        if key not in newest or updated > newest[key][0]:
+            newest[key] = (updated, path)
+    gone = set()
+    for path, st in found:
+        key = _folder_key(path, st)
+        if key is not None and newest[key][1] != path and _age(st, now) > silent_after(st):
+            gone.add(path)
+    return gone
+
+
+def _images_wait(st: dict[str, Any]) -> bool:
+    """Whether an image the watcher would take waits in a local watcher's hot folder, as far
+    as this PC can look: False where the folder is on another PC or gone (nothing to see),
+    True where it cannot be read (a dead watcher's outage is not hidden on a guess)."""
+    import socket
+
+    from .sources.folder import WATCH_SUFFIXES
+    host = st.get("host")
+    if host is not None and host != (socket.gethostname() or "?"):
+        return False
+    folder = st.get("folder_path") or st.get("folder")
+    if not isinstance(folder, str) or not os.path.isabs(folder):
+        return False
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if (not entry.name.startswith(".") and os.path.splitext(entry.name)[1].lower() in WATCH_SUFFIXES
+                        and entry.is_file(follow_symlinks=False)):
+                    return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False
+
+
+def _forgotten(path: Path, st: dict[str, Any], now: float) -> bool:
+    """Whether a watcher silent past FORGET_AFTER_S is no longer shown: a --server one always
+    (the station cannot see its PC); one of this station's data folder unless images wait
+    in its folder (the line's parts are not judged: a real outage, shown until it is put
+    right, however long ago the watcher died)."""
+    if _age(st, now) <= FORGET_AFTER_S:
+        return False
+    return _heartbeat(path) or not _images_wait(st)
+
+
 def _shown(found: Statuses, now: float) -> Statuses:
-    """The running watchers of ``found``, less --server ones forgotten (silent past FORGET_AFTER_S)."""
+    """The running watchers of ``found``, less those forgotten (:func:`_forgotten`) and those
+    superseded by a newer watcher of their folder (:func:`_superseded`)."""
+    gone = _superseded(found, now)
     return [(path, st) for path, st in found
-            if st.get("running") and not (_heartbeat(path) and _age(st, now) > FORGET_AFTER_S)]
+            if st.get("running") and path not in gone and not _forgotten(path, st, now)]
 
 
 def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, str]:
@@ -127,8 +204,9 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
             else:
                 faults[name] = (f"its status ({path}) is not rewritten, {seen}: the watcher of "
                                 f"{st.get('folder')} is stopped or hung (pid {st.get('pid')}) and its backlog is no "
-                                "longer known; start `lineguard watch` again, or delete the file if this watcher "
-                                "is gone for good")
+                                "longer known; start `lineguard watch` on that folder again (this fault clears "
+                                f"then, or after {_ago(FORGET_AFTER_S)} once no image waits in the folder), or "
+                                "delete the file if this watcher is gone for good")
         elif not st.get("station_taking_parts", True):
             faults[name] = (f"the station does not take its parts since {_clock(st.get('station_down_since'))} "
                             f"({st.get('station_error')}); {st.get('waiting', 0)} file(s) wait in {st.get('folder')}")

@@ -68,6 +68,7 @@ from typing import Any, Callable, Optional
 
 from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
+from ..watchers import FORGET_AFTER_S
 from . import Submit, SubmitFailed, SubmitRefused
 from .outage import LastingFaults
 
@@ -124,6 +125,13 @@ RETRY_MAX_S = 5.0
 # before trying again after a station answered 404 (an older one, without heartbeats)
 HEARTBEAT_PATH = "/api/v1/watchers/heartbeat"
 OLD_STATION_RETRY_S = 600.0
+# A clean stop's heartbeat ("running": false) that did not get through (the station
+# restarting, a switch blinking) is tried again for this long, a try every STOP_RETRY_EVERY_S:
+# sent once, a stop in such a moment left the station showing the watcher "stopped or hung"
+# for FORGET_AFTER_S (line.watchers). Under the 5 s a stop waits for the heartbeat's thread
+# (StationHeartbeat.close), itself under the 10 s a service manager (docker stop) gives.
+STOP_RETRY_S = 4.0
+STOP_RETRY_EVERY_S = 0.5
 
 
 class FolderWatcher:
@@ -415,6 +423,9 @@ class FolderWatcher:
         d, b = self._faults.get(STATION_DOWN), self._faults.get(BEHIND)
         return {**self._status_info,
                 "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
+                # the folder as the station tells two watchers of it apart from two of one
+                # line and station (line.watchers: a newer one ends an old dead one's fault)
+                "host": _host_name(), "folder_path": os.path.abspath(self.folder),
                 "updated": time.time(), "every_s": STATUS_EVERY_S,
                 "waiting": self.waiting, "oldest_wait_s": round(self.oldest_wait_s, 1),
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
@@ -817,6 +828,20 @@ class FolderWatcher:
             # watcher that hangs (the station's /health said "stopped or hung" a minute later)
             self._running = False
             self._write_status(time.monotonic(), force=True)
+            self._say_faults_at_stop()
+
+    def _say_faults_at_stop(self) -> None:
+        """A stop in the middle of a station outage or a backlog ends what was said when it
+        began: a run stopped (Ctrl-C, SIGTERM) while the station was down said its start and
+        then nothing, and the log read as if the outage lasted on, with no count of its tries
+        nor of the files left waiting."""
+        self._faults.ends(STATION_DOWN, logging.WARNING,
+                          "stopped while the station could not take parts (for %(lasted).0f s, %(tries)d tries "
+                          "failed; %(error)s): %(waiting)d files wait in %(folder)s for the next start",
+                          waiting=self.waiting)
+        self._faults.ends(BEHIND, logging.WARNING,
+                          "stopped while behind the line (for %(lasted).0f s): %(waiting)d files wait in "
+                          "%(folder)s for the next start", waiting=self.waiting, folder=self.folder)
 
     def stop(self) -> None:
         """End :meth:`run` (Ctrl-C, SIGTERM): the file in hand is finished, no other taken."""
@@ -853,6 +878,10 @@ class StationHeartbeat:
         self._said_old = False
         self._failing = LastingFaults(log)                 # sends failing: said once a minute
         self.sent = 0                                      # heartbeats the station took
+        self._stop: Optional[dict[str, Any]] = None        # the clean stop's status, once handed over
+        self.stop_told = False                             # whether the station took it
+        self._last_error: Optional[str] = None             # why the last send failed
+        self._worth_again = False                          # whether that failure may pass (not a refusal)
 
     def __call__(self, status: dict[str, Any]) -> None:
         with self._cond:
@@ -872,7 +901,33 @@ class StationHeartbeat:
                 status, self._pending = self._pending, None
                 if status is None:
                     return                                 # closed, nothing left to send
-            self.send(status)
+                # the clean stop's status is the one close() says of when it did not get through
+                stopping = status.get("running") is False
+                self._stop, self.stop_told = (status if stopping else None), False
+            if stopping:
+                self._send_stop(status)
+            else:
+                self.send(status)
+
+    def _send_stop(self, status: dict[str, Any]) -> None:
+        """Send a clean stop's status, tried again for STOP_RETRY_S while the station cannot be
+        reached or answers 5xx (not when it refuses the key: a retry does not cure that), and
+        not once a newer status was handed over (the watcher runs again). Only where the
+        station took a heartbeat of this run: one it never reached (down all along) has
+        nothing of it to forget, and the stop is not held for it."""
+        give_up_at = time.monotonic() + STOP_RETRY_S
+        while True:
+            if self.send(status):
+                self.stop_told = True
+                return
+            if not (self._worth_again and self.sent) or time.monotonic() + STOP_RETRY_EVERY_S > give_up_at:
+                return
+            with self._cond:
+                if self._pending is not None:
+                    return
+                self._cond.wait(STOP_RETRY_EVERY_S)
+                if self._pending is not None:
+                    return
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Send the last status handed over (a clean stop's), then stop."""
@@ -882,10 +937,21 @@ class StationHeartbeat:
             thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
+        stop = self._stop
+        if stop is not None and not self.stop_told and self.sent:
+            # the station saw this watcher running and was not told it stopped: said here,
+            # with what the station shows meanwhile and how that ends, not left to be found
+            log.warning("the station at %s was not told that this watcher stopped (%s): its /health shows "
+                        "'watcher %s/%s' as stopped or hung from a minute on, until a watcher of %s sends it "
+                        "heartbeats again, for %.0f h at most (or delete that watcher's heartbeat-*.json file in "
+                        "the station's watchers/ folder)", self.url, self._last_error or "no answer in time",
+                        stop.get("line", "?"), stop.get("station", "?"),
+                        os.path.abspath(str(stop.get("folder", "?"))), FORGET_AFTER_S / 3600)
 
     def send(self, status: dict[str, Any]) -> bool:
         """Send one status now; whether the station took it."""
         now = time.monotonic()
+        self._worth_again = False
         if self._old_station_at is not None and now - self._old_station_at < OLD_STATION_RETRY_S:
             return False     # an older station: asked again only every OLD_STATION_RETRY_S
         body = {**status, "host": self._host, "folder": os.path.abspath(str(status.get("folder", ""))),
@@ -893,6 +959,7 @@ class StationHeartbeat:
         try:
             r = self._client.post(HEARTBEAT_PATH, json=body)
         except Exception as exc:  # noqa: BLE001 - down, unreachable, timed out: the next status is tried
+            self._worth_again = True
             self._failed(f"{type(exc).__name__}: {exc}")
             return False
         if r.status_code == 404:
@@ -905,6 +972,7 @@ class StationHeartbeat:
                             "again every %.0f min", self.url, OLD_STATION_RETRY_S / 60)
             return False
         if r.status_code >= 300:
+            self._worth_again = r.status_code >= 500 or r.status_code in (408, 429)
             self._failed(f"HTTP {r.status_code}: {_error_message(r)}")
             return False
         failed = self._failing.ends(HEARTBEAT)          # said below, with the 404's end
@@ -915,6 +983,7 @@ class StationHeartbeat:
         return True
 
     def _failed(self, what: str) -> None:
+        self._last_error = what
         # when it starts, then once a minute, in the same words with what failed last
         said = ("the watcher's heartbeat to %(url)s failed (%(what)s): meanwhile the station's /health cannot see "
                 "this watcher (one it saw is a fault after a minute); tried again with each status")
