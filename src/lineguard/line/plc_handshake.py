@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,11 +111,19 @@ class CameraFolder:
     unchanged between two looks; one still being written is never taken. Told apart by name,
     time and size: a camera that rewrites one file makes a new photo each time.
 
+    What a take sets aside is what was owed when its trigger came (:meth:`trigger_taken`,
+    else when the take began), once: a trigger refused while the part is in inspection
+    (a repeat, or a PLC that went on to the next part) was photographed after it, so its
+    photo comes after this part's and is the one owed. The take re-read the count on each
+    look: a refusal counted while the camera was still saving set this part's own photo
+    aside and judged the part on the refused part's photo.
+
     Where only the photos owed have come when the wait ends, the trigger is answered NO_IMAGE
-    and what is owed starts again from nothing: either the camera missed a part (those
-    photos were this part's and later ones) or this part's photo is later than the wait; the
-    first kind ends here, the second keeps the line on NO_IMAGE, never on another part's
-    photo, as long as the camera stays that late (set ``wait_s`` above its delay).
+    and what was owed before it starts again from nothing: either the camera missed a part
+    (those photos were this part's and later ones) or this part's photo is later than the
+    wait; the first kind ends here, the second keeps the line on NO_IMAGE, never on another
+    part's photo, as long as the camera stays that late (set ``wait_s`` above its delay).
+    A ClearError keeps what may still come (:meth:`restart`).
 
     Before (newest_image_source): the newest file not taken, whatever its time. A photo
     saved 40 ms after its trigger was NO_IMAGE and then judged as the next part (a cracked
@@ -129,9 +138,14 @@ class CameraFolder:
         self.poll_s = poll_s
         self._lock = threading.Lock()            # one take at a time: a photo goes to one trigger
         self._state = threading.Lock()           # what is owed and accounted for (the PLC's thread too)
-        self._owed = 0                           # photos of triggers that took none
+        # the photos of triggers that took none, in the order counted: (its number, when it
+        # was counted, time.monotonic()); numbers only grow, so a take tells those owed
+        # before its trigger from those counted after it, and a ClearError how old each is
+        self._owed: deque[tuple[int, float]] = deque()
+        self._counted = 0                        # the next owed photo's number
+        self._mark: Optional[int] = None         # _counted at the trigger whose take is still to come
         self._said_crowded = False
-        # photos accounted for (taken, set aside, passed over, there at the start); the
+        # photos accounted for (taken, set aside, passed over, there at the start), of
         # those still in the folder (what left it is forgotten)
         self._seen: dict[tuple[str, int, int], None] = {}
         self._last: set[tuple[str, int, int]] = set()      # the previous look's photos
@@ -188,44 +202,119 @@ class CameraFolder:
         self._last = set(listing)
         return sorted(done, key=lambda sig: (sig[1], sig[0]))
 
+    def _owe(self) -> None:
+        """One more photo owed (under ``_state``)."""
+        self._owed.append((self._counted, time.monotonic()))
+        self._counted += 1
+
+    def _paid(self, mark: int, later: int) -> None:
+        """A take's photos set aside (under ``_state``): what was owed before its trigger
+        (numbered below ``mark``), and ``later`` of those counted since (their photos came
+        after the one taken)."""
+        self._owed = deque(e for e in self._owed if e[0] >= mark)
+        for _ in range(min(later, len(self._owed))):
+            self._owed.popleft()
+
     def trigger_refused(self) -> None:
         """A trigger the link did not inspect: the photo it came with is no later part's."""
         with self._state:
-            self._owed += 1
+            self._owe()
+
+    def trigger_taken(self) -> None:
+        """A trigger taken, told in the PLC's order (the handshake's lock): the photos owed
+        now come before its part's, any counted from now on after it, however late its take
+        begins (a worker still busy with an earlier part). Without it a take counts from
+        when it begins."""
+        with self._state:
+            self._mark = self._counted
+
+    def trigger_dropped(self) -> None:
+        """The trigger taken last will take no photo (its window closed before the station
+        got to it): its photo, whenever it comes, is no later part's, and no take is to come."""
+        with self._state:
+            self._owe()
+            self._mark = None
 
     def restart(self) -> None:
         """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
-        holds now. The photos of the refused or unanswered triggers before it came by now,
-        or never will (the camera did not fire): owed for ever, every later part was
-        NO_IMAGE once more."""
+        holds now, keeping what may still come.
+
+        The photos in the folder now are no part's: they pay what is owed, oldest first.
+        Of what is owed still, a photo being written now is kept, and so is the photo of a
+        trigger counted less than ``wait_s`` ago (a refusal, or a part whose wait ended
+        with none): a camera set up right (``wait_s`` above its delay) may still save it.
+        The rest is dropped: its camera did not fire, and owed for ever it made every
+        later part NO_IMAGE once more. Clearing all of it, a ClearError sent faster than
+        the camera's delay (a PLC that clears and triggers at once) lost the refused part's
+        photo: it was judged as the next part's, and every part after it on the photo
+        before its own. A kept photo that never comes costs the next part NO_IMAGE (its own
+        photo pays it, and the count starts again there), never another part's photo.
+
+        While a part is between its trigger and the end of its take, it is left to the
+        take: it settles what was owed before the trigger, and what was counted since is
+        newer than the wait. Counted here, that part's own photo, there already, paid a
+        refusal counted after it, and the refused part's photo was taken as its own."""
+        from .sources.folder import file_looks_complete
+        if not self._lock.acquire(blocking=False):
+            return
         try:
-            listing = self._listing()
-        except LookupError:
-            listing = {}
-        with self._state:
-            self._owed = 0
-            self._seen.update(dict.fromkeys(listing))
+            with self._state:
+                if self._mark is not None:
+                    return
+            try:
+                listing = self._listing()
+            except LookupError:
+                listing = {}
+            with self._state:
+                seen = set(self._seen)
+            new = [sig for sig in listing if sig not in seen]
+            # a file its format says is unfinished is a photo still being written: once whole it
+            # is a new photo (name, time, size), so it is not accounted now but stays owed
+            writing = [sig for sig in new if file_looks_complete(listing[sig], sig[2]) is False]
+            came = len(new) - len(writing)
+            now = time.monotonic()
+            with self._state:
+                for _ in range(min(came, len(self._owed))):
+                    self._owed.popleft()
+                kept = deque()
+                for i, (n, at) in enumerate(self._owed):
+                    if i < len(writing) or now - at < self.wait_s:
+                        kept.append((n, at))
+                self._owed = kept
+                for _ in range(len(writing) - len(kept)):
+                    self._owe()                  # one written that no trigger is owed: no part's either
+                self._seen.update((sig, None) for sig in new if sig not in writing)
+        finally:
+            self._lock.release()
 
     def __call__(self) -> tuple[bytes, str]:
         deadline = time.monotonic() + self.wait_s
+        with self._state:
+            mark = self._counted if self._mark is None else self._mark
+            self._mark = None
         with self._lock:
+            with self._state:
+                # owed when this part's trigger came: taken once, as a refusal counted while
+                # the camera is still saving is a later part's, its photo after this one's
+                before = sum(1 for n, _ in self._owed if n < mark)
             while True:
                 t0 = time.monotonic()
                 listing = self._listing()
                 ready = self._complete(listing)
-                with self._state:
-                    owed = self._owed
-                # (read and decided outside the lock: a refusal counted meanwhile stays owed)
-                if len(ready) > owed:
-                    # the owed photos set aside, the newest taken, any between passed over
-                    sig = ready[-1]
+                if len(ready) > before:
+                    with self._state:
+                        after = len(self._owed) - before        # refused since this part's trigger
+                    # the owed photos set aside, those of the triggers refused since (after this
+                    # part's) left to them, the newest of the rest taken, any between passed over
+                    i = max(before, len(ready) - 1 - after)
+                    sig = ready[i]
                     try:
                         data = Path(listing[sig]).read_bytes()
                     except OSError as exc:
                         self._account([sig])
                         raise LookupError(f"photo {sig[0]} could not be read ({exc.strerror or exc})") from exc
                     with self._state:
-                        self._owed -= owed
+                        self._paid(mark, later=len(ready) - 1 - i)
                     self._account(ready)
                     return data, sig[0]
                 if time.monotonic() >= deadline:
@@ -234,11 +323,11 @@ class CameraFolder:
                         if ready:
                             # only the photos owed came: the camera missed a part, or this
                             # part's photo is later than the wait (see the class): no part's
-                            self._owed -= owed
+                            self._paid(mark, later=0)
                         else:
-                            self._owed += 1     # this part's photo, whenever it comes, is no later part's
+                            self._owe()     # this part's photo, whenever it comes, is no later part's
                     if ready:
-                        raise LookupError(f"{len(ready)} photo(s) came for {owed} earlier trigger(s) without one, "
+                        raise LookupError(f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, "
                                           f"none more within {self.wait_s * 1000:.0f} ms of this trigger")
                     raise LookupError(f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the "
                                       "trigger")
@@ -657,6 +746,11 @@ class Handshake:
                 self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
             self.pending = trig
+            taken = getattr(self.image_source, "trigger_taken", None)
+            if taken is not None:
+                # where this part stands among the photos owed (CameraFolder), in the PLC's
+                # order: a refusal from now on is after it, however late its worker starts
+                taken()
             self.show()
             self._pool.submit(self._inspect, trig)
             trig.timer = threading.Timer(self.window_s, self._window_closed, args=(trig.seq,))
@@ -824,7 +918,11 @@ class Handshake:
             if not trig.taking:
                 # the station was still busy with earlier parts: this one will not be
                 # inspected (_inspect), and its part's photo is no later part's
-                self.photo_not_taken()
+                dropped = getattr(self.image_source, "trigger_dropped", None)
+                if dropped is not None:
+                    dropped()       # CameraFolder: owed, and no take is to come for it
+                else:
+                    self.photo_not_taken()
                 reason += ": the station was held up by earlier parts and never took its photo"
             self._answer(trig, ResultCode.TIMEOUT, None, reason=reason)
 
