@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import click
 
@@ -171,6 +171,30 @@ def _say_f1_threshold(insp: "Inspector", c: dict, false_reject_rate: float, revi
         note("note", f"for the frr threshold: {frr['note']}")
 
 
+def _keep_calibration_prints(insp: Any, good: list[Path]) -> None:
+    """Record in the calibration the prints of the good photos held out of training (the
+    ones that set the threshold): every readable good photo the model did not learn from.
+    ``lineguard stress`` on the training folder then leaves them out: the threshold sits
+    above nearly all of them by construction, and on them it showed 0% false rejects, a
+    rate no new part gives. Under cross-fitting every part is learnt and already known so."""
+    from ..vision.bundle import CALIBRATION_PHOTOS
+    from ..vision.errors import LineguardError
+    from ..vision.imageio import list_images
+    from ..vision.inspector import LEARNT_PHOTOS, photo_prints
+    learnt = set(insp.info.get(LEARNT_PHOTOS) or ())
+    prints: list[str] = []
+    for item in good:
+        for f in (list_images(item) if Path(item).is_dir() else [item]):
+            try:
+                x = insp.preprocess.load(f)[0]
+            except (LineguardError, OSError, ValueError):   # unreadable: training skipped it too
+                continue
+            p = photo_prints(x[None])[0]
+            if p not in learnt:
+                prints.append(p)
+    insp.calibration[CALIBRATION_PHOTOS] = sorted(set(prints))
+
+
 @click.command()
 @click.argument("good", nargs=-1, required=True, type=PathArg)
 @click.option("-o", "--output", required=True, type=PathArg, help="Model file to write (.lgm).")
@@ -240,6 +264,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  progress=cb, review_rate=review_rate, groups=group_by,
                                  exclude_suspects=exclude_suspects, sensor_bits=sensor_bits,
                                  photo_check=photo_check, **params)
+        if holdout > 0:
+            _keep_calibration_prints(insp, list(good))
         insp.save(output)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
@@ -269,6 +295,18 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         note("look at", f"{odd['image']}: the photo is unlike the other good photos ({'; '.join(odd['issues'])}), "
                         "so it was left out of the photo check's range: a lamp flicker or a camera setting changed "
                         "while it was taken?")
+    odd_names = [str(o["image"]) for o in insp.info.get("photo_odd", [])]
+    if odd_names:
+        # what to do, once: the odd photos are out of the photo check's range only; they are
+        # still learnt and still count for the threshold, and parts photographed like them
+        # go to REVIEW on the line
+        shown = ", ".join(odd_names[:5]) + (f" and {len(odd_names) - 5} more" if len(odd_names) > 5 else "")
+        it, they = ("it", "it") if len(odd_names) == 1 else ("them", "they")
+        note("next step", f"look at {shown}: if the lamp or camera was off when taken, take {it} out of the good "
+                          f"folder and train again (the model still learned from {it} and {they} still count"
+                          f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
+                          "that, add more such photos and train again, else the photo check sends those parts to "
+                          "REVIEW")
     for sus in insp.info.get("suspect_good", []):
         note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
                         f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")

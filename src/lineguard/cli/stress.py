@@ -51,6 +51,7 @@ def pod_summary(study: dict) -> dict[str, Any]:
             "mm_per_px": study.get("mm_per_px"), "false_reject_rate": study["false_reject_rate"],
             "review_rate_good": study.get("review_rate_good"), "left_out_photos": study.get("left_out_photos"),
             "learnt_left_out": study.get("learnt_left_out"),
+            "calibration_left_out": study.get("calibration_left_out"),
             "roi": painting.get("roi"), "warnings": study.get("warnings", []), "kinds": kinds}
 
 
@@ -121,21 +122,45 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     for b in bad:
         note("skipped", str(b))
     # photos the model learned from fit it far better than new parts: judged on its own 100
-    # training tiles a model showed 0% false rejects where new parts gave 1.0% (as recalibrate)
-    from ..vision.stress import learnt_photos_in
+    # training tiles a model showed 0% false rejects where new parts gave 1.0% (as recalibrate).
+    # The photos held out to set its threshold are no measure either: the threshold was put
+    # above all but its target share of them (the 12 held-out parts of a training folder:
+    # 0% false rejects), so they are left out the same way.
+    import numpy as np
+
+    from ..vision.stress import calibration_photos_in, learnt_photos_in, threshold_parts_unknown
     seen = learnt_photos_in(insp, ok)
-    learnt_left_out = None
+    set_on = calibration_photos_in(insp, ok)
+    learnt_left_out = calibration_left_out = None
+    n_read = len(ok)
+    drop = np.zeros(len(ok), bool)
+    if seen is not None:
+        drop |= seen
+    if set_on is not None:
+        set_on &= ~drop         # a photo both learnt and scored (cross-fit) is named once, as learnt
+        drop |= set_on
+    if drop.all() and len(ok):
+        which = ("photos this model learned from or that set its reject threshold" if set_on is not None
+                 and set_on.any() else "photos this model learned from")
+        fail(f"{good_dir}: all {n_read} readable photos are {which}: scored by it they fit far better than "
+             "new parts (the threshold was set on them), and the false-reject rate and the curves would flatter "
+             "it; give good parts it did not learn from and that did not set its threshold (a held-out folder "
+             "kept apart from training, photos from the line since training)")
     if seen is not None and seen.any():
         names = [str(p) for p, s_ in zip(ok, seen) if s_]
-        if seen.all():
-            fail(f"{good_dir}: all {len(ok)} readable photos are photos this model learned from: scored by it "
-                 "they fit far better than new parts, and the false-reject rate and the curves would flatter it; "
-                 "give good parts it did not learn from (a held-out folder, photos from the line since training)")
-        good = [g for g, s_ in zip(good, seen) if not s_]
-        ok = [p for p, s_ in zip(ok, seen) if not s_]
         learnt_left_out = {"count": len(names), "images": names[:20]}
         note("left out", f"{len(names)} photo(s) the model learned from (e.g. {', '.join(names[:3])}): they fit it "
-                         f"far better than new parts and would flatter the study; {len(ok)} left")
+                         f"far better than new parts and would flatter the study")
+    if set_on is not None and set_on.any():
+        names = [str(p) for p, s_ in zip(ok, set_on) if s_]
+        calibration_left_out = {"count": len(names), "images": names[:20]}
+        note("left out", f"{len(names)} photo(s) held out at training to set the reject threshold (e.g. "
+                         f"{', '.join(names[:3])}): the threshold sits above nearly all of them by construction, so "
+                         "their false-reject rate would be where it was put, not a measurement")
+    if drop.any():
+        good = [g for g, d_ in zip(good, drop) if not d_]
+        ok = [p for p, d_ in zip(ok, drop) if not d_]
+        note("left out", f"{n_read - len(ok)} of {n_read} photo(s) in all; the study runs on the other {len(ok)}")
     if len(good) < 2:
         fail(f"{good_dir}: {len(good)} readable good image(s); the stress test needs at least 2, and some 30 or "
              "more held-out good parts for a false-reject rate worth reading")
@@ -152,6 +177,15 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
             study.setdefault("warnings", []).append(
                 "this model keeps no prints of the photos it learned from (trained before they were kept): make "
                 "sure these are not its training photos, on which the curves and rates flatter it")
+        if calibration_left_out:
+            study["calibration_left_out"] = calibration_left_out
+        elif set_on is None and threshold_parts_unknown(insp):
+            n_cal = (insp.calibration or {}).get("n_calibration")
+            study.setdefault("warnings", []).append(
+                f"this model's reject threshold was set on {n_cal or 'some'} good part(s) it did not learn from, "
+                "and it keeps no prints of them: if these photos include them (the rest of its training folder, "
+                "the folder given to recalibrate), the false-reject rate on them is where the threshold was put, "
+                "not a measurement; use good parts from the line since calibration")
         index = write_stress_report(output, study, insp, good)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))

@@ -50,6 +50,13 @@ POOL_PADDINGS = ("zeros", "edge")
 EXPORT_PRECISIONS = ("fp32", "int8")                   # what `lineguard export` writes
 RUNTIMES = ("torch", "onnxruntime", "openvino")         # what thresholds can have been set on
 PRECISIONS = ("fp32", "int8", "bf16")
+# calibration key: the prints (inspector.photo_prints) of the good photos held out of training
+# to set the reject threshold. The threshold sits above all but its target share of them by
+# construction, so a false-reject rate measured on them (`lineguard stress` on the training
+# folder: 0% on the 12 held-out parts) is where the threshold was put, not a measurement.
+# Kept in the calibration record, so a recalibration (a new record, set on other parts)
+# drops them with the threshold they set.
+CALIBRATION_PHOTOS = "calibration_photos"
 
 
 def _is_num(v: Any) -> bool:
@@ -236,7 +243,33 @@ def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str,
         raise BundleError(f"{name}: content hash does not match: the file was modified or corrupted after it "
                           "was saved; do not use it, re-export or re-train the model")
     check_settings(manifest, name)   # whole and unchanged: now whether this lineguard can honour it
+    _refuse_first_int8_search(manifest, tensors, name)
     return manifest, tensors, digest
+
+
+def _refuse_first_int8_search(manifest: dict[str, Any], tensors: dict[str, np.ndarray], name: str) -> None:
+    """A PatchCore file from the first int8 bank search (lineguard 0.1.0 at commit a940fd8):
+    one value range for all features, kept as two numbers in the detector's settings
+    (``meta["feature_range"]``), no ``feature_range`` tensor. Its hash checks, so it is not
+    damaged, but the search it was calibrated with (uncentred, uint8 queries up to 255, bank
+    rows up to 127) is not the one this lineguard runs (centred, per-feature range): the same
+    bank scored here moved scores by up to 1% (0.3% median) on the synthetic line, and its
+    thresholds were set on the old ones. The detector called it damaged; say what it is."""
+    det = manifest.get("detector")
+    if not isinstance(det, dict) or det.get("name") != "patchcore" or "feature_range" in tensors:
+        return
+    params, meta = det.get("params"), det.get("meta")
+    if not (isinstance(params, dict) and params.get("search") == "int8" and isinstance(meta, dict)):
+        return
+    old = meta.get("feature_range")
+    if not (isinstance(old, list) and len(old) == 2 and all(_is_num(v) for v in old)):
+        return          # no range in either form: the detector's own "damaged" stands
+    made = manifest.get("lineguard_version") or "version not recorded"
+    raise BundleError(f"{name}: made by an earlier lineguard ({made}) with the first int8 bank search (one feature "
+                      "range for all features); the file is whole, but this lineguard searches the bank another "
+                      "way, so its scores would differ from those its thresholds were set on. Train the model "
+                      "again with this lineguard (lineguard train GOOD_DIR -o MODEL.lgm, same photos and "
+                      "settings); an .onnx already exported from it still runs")
 
 
 def read_model_file(path: Union[str, os.PathLike], how_to_get_one: str, suffix: str) -> bytes:
@@ -269,6 +302,8 @@ def describe(path: Union[str, os.PathLike]) -> dict[str, Any]:
         info.setdefault("lineguard_version", manifest.get("lineguard_version"))
         params = dict(manifest["detector"]["params"])
         params["layers"] = tuple(params.get("layers", ()))
+        if isinstance(cal, dict) and isinstance(cal.get(CALIBRATION_PHOTOS), list):     # a count, as learnt_photos
+            cal = {**cal, CALIBRATION_PHOTOS: len(cal[CALIBRATION_PHOTOS])}
         return {"model_id": digest[:16], "version": str(info.get("version", "")),
                 "detector": manifest["detector"]["name"], "params": params,
                 "preprocess": manifest["preprocess"],

@@ -821,5 +821,7 @@ class Inspector:
                 "params": self.detector.get_params(), "preprocess": self.preprocess.to_dict(),
                 "threshold": self.threshold, "review_threshold": self.review_threshold,
                 "pixel_threshold": self.pixel_threshold,
-                "calibration": self.calibration,
+                # the photos' prints as counts: hundreds of hashes say nothing in `info` or the model list
+                "calibration": {k: (len(v) if k == bundle.CALIBRATION_PHOTOS and isinstance(v, list) else v)
+                                for k, v in (self.calibration or {}).items()},
                 "info": {k: (len(v) if k == LEARNT_PHOTOS else v) for k, v in self.info.items()}}

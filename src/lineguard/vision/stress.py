@@ -43,7 +43,8 @@ from .sized_defects import (CONTRAST_RANGE, KIND_SIZE_MEANS, LINE_KINDS, LINE_WI
 
 __all__ = ["StressPart", "plan_stress", "paint_part", "run_stress", "kind_sentence", "CONTRAST_SHARE",
            "KIND_PLURAL", "KIND_ONE", "FEW_GOOD", "threshold_meaning", "line_width", "LINE_WIDTH_INPUT_PX",
-           "painting_for", "few_good_warning", "learnt_photos_in"]
+           "painting_for", "few_good_warning", "learnt_photos_in",
+           "calibration_photos_in", "threshold_parts_unknown"]
 
 # Share of each kind's parts in the contrast series; the rest measure size.
 CONTRAST_SHARE = 0.25
@@ -189,9 +190,39 @@ def learnt_photos_in(inspector: Any, items: Sequence[Any]) -> Optional[np.ndarra
     them); None for a model that keeps none. Judged on its own 100 training tiles a model
     showed 0% false rejects and 0% review where new parts gave 1.0% and 7.3%: its
     training photos fit it far better than new parts, and the curves would flatter it."""
-    from .inspector import LEARNT_PHOTOS, photo_prints
-    learnt = set((getattr(inspector, "info", None) or {}).get(LEARNT_PHOTOS) or ())
-    if not learnt:
+    from .inspector import LEARNT_PHOTOS
+    return _photos_in(inspector, items, (getattr(inspector, "info", None) or {}).get(LEARNT_PHOTOS))
+
+
+def calibration_photos_in(inspector: Any, items: Sequence[Any]) -> Optional[np.ndarray]:
+    """Which of ``items`` are the good photos held out of training to set the model's
+    reject threshold, by the prints its calibration record keeps (``CALIBRATION_PHOTOS``,
+    written by ``lineguard train --holdout``); None for a record that keeps none. The
+    threshold was put above all but its target share of their scores, so their false-reject
+    rate is where it was put, not a measurement: 12 such parts of the training folder showed
+    0% false rejects."""
+    from .bundle import CALIBRATION_PHOTOS
+    calib = getattr(inspector, "calibration", None)
+    return _photos_in(inspector, items, calib.get(CALIBRATION_PHOTOS) if isinstance(calib, dict) else None)
+
+
+def threshold_parts_unknown(inspector: Any) -> bool:
+    """True where the reject threshold was set on good parts the model did not learn from
+    (held out at training, or given to recalibrate) and the record keeps no prints of them:
+    a study cannot tell them from new parts."""
+    from .bundle import CALIBRATION_PHOTOS
+    from .inspector import PARTS_GIVEN, PARTS_HELD_OUT
+    calib = getattr(inspector, "calibration", None)
+    if not isinstance(calib, dict) or calib.get(CALIBRATION_PHOTOS):
+        return False
+    return calib.get("calibration_method") == "held out" or calib.get("calibration_parts") in (PARTS_HELD_OUT,
+                                                                                                 PARTS_GIVEN)
+
+
+def _photos_in(inspector: Any, items: Sequence[Any], prints: Any) -> Optional[np.ndarray]:
+    from .inspector import photo_prints
+    known = set(prints or ()) if isinstance(prints, (list, tuple)) else set()
+    if not known:
         return None
     seen = []
     for it in items:
@@ -200,7 +231,7 @@ def learnt_photos_in(inspector: Any, items: Sequence[Any]) -> Optional[np.ndarra
         except Exception:       # unreadable here: the caller's own loading says so
             seen.append(False)
             continue
-        seen.append(photo_prints(x[None])[0] in learnt)
+        seen.append(photo_prints(x[None])[0] in known)
     return np.array(seen, bool)
 
 
