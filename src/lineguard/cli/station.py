@@ -20,21 +20,22 @@ def keys_app() -> None:
 
 
 class UtcTime(click.ParamType):
-    """A day or a time in ISO 8601 as a naive UTC time: the ``Z`` or offset a plant copies from
-    an export or the API is understood (click's DateTime refused both, and a time without
-    seconds)."""
+    """A day or a time in ISO 8601 (:func:`lineguard.line.shifts.read_time`): a time is the
+    naive UTC time it names, the ``Z`` or offset a plant copies from an export or the API
+    understood (click's DateTime refused both, and a time without seconds); a day alone
+    stays a date, for the command to place in the plant's day once --timezone is known
+    (:func:`lineguard.line.shifts.plant_instant`)."""
 
     name = "time"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, dt.datetime):
+        if isinstance(value, dt.date):
             return value
+        from ..line.shifts import read_time
         try:
-            t = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            self.fail(f"{value!r} is not a day or a time: write 2026-12-01, 2026-12-01 06:00 or "
-                      "2026-12-01T06:00:00Z", param, ctx)
-        return t if t.tzinfo is None else t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return read_time(value, "")       # click names the option itself
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _retention(ok_sample_rate: float):
@@ -1318,21 +1319,23 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 @click.option("--parts", "kind", type=click.Choice(["all", "own", "test"]), default="all", show_default=True,
               help="own: the line's own parts only; test: the test parts' checks only (red rabbits).")
 @click.option("--since", type=UtcTime(), default=None,
-              help="Inclusive: a day (2026-12-01) or a time, UTC unless it carries its offset "
-                   "(2026-12-01 06:00, 2026-12-01T06:00:00Z, 2026-12-01T06:00+01:00).")
-@click.option("--until", type=UtcTime(), default=None, help="Exclusive, written as --since.")
+              help="Inclusive: a day, the plant's (2026-12-01: from 00:00 in --timezone), or a time, UTC unless "
+                   "it carries its offset (2026-12-01 06:00, 2026-12-01T06:00:00Z, 2026-12-01T06:00+01:00).")
+@click.option("--until", type=UtcTime(), default=None,
+              help="Exclusive, written as --since; a day holds all of that day (up to the next day's 00:00 in "
+                   "--timezone), so --since 2026-12-01 --until 2026-12-01 is that one day.")
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
               help="The plant's time zone for the plant_time column (e.g. Europe/Berlin; default: this PC's).")
 def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],
                  product: Optional[str], lot: Optional[str], verdict: Optional[str], kind: str,
-                 since: Optional[dt.datetime], until: Optional[dt.datetime], timezone: Optional[str]) -> None:
+                 since: Optional[dt.date], until: Optional[dt.date], timezone: Optional[str]) -> None:
     """Write a station's part records to a spreadsheet (CSV or .xlsx), newest first.
 
     The same rows as the gallery's export (GET /api/v1/inspections/export), read from the
     database directly: for a stopped station, or a nightly file from cron. The file
     appears whole (written beside it, then renamed)."""
     from ..line import part_names, part_records
-    from ..line.shifts import plant_zone
+    from ..line.shifts import plant_instant, plant_zone
     from ..line import xlsx
     from ..line.station import count_parts, each_part
     from ..line.xlsx import TooManyRows
@@ -1341,10 +1344,21 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         zone = plant_zone(timezone)
     except ValueError as exc:
         fail(str(exc))
+    # as typed, for the refusal below: a day alone, or a time (made UTC)
+    given = {k: (v.isoformat() if not isinstance(v, dt.datetime) else f"{v:%Y-%m-%d %H:%M} UTC")
+             for k, v in (("since", since), ("until", until)) if v is not None}
+    until_is_day = until is not None and not isinstance(until, dt.datetime)
+    try:     # a day alone is the plant's day, as the plant_time column and the shifts count it
+        since = plant_instant(since, zone, name="--since")
+        until = plant_instant(until, zone, end=True, name="--until")
+    except ValueError as exc:
+        fail(str(exc), code=2)
     # refused before the database is opened: each wrote a file that was not what was asked
     if since is not None and until is not None and since >= until:
-        fail(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}: no part can be in that "
-             "period; " + ("swap them" if since > until else "--until is exclusive: give the day after"), code=2)
+        # a day as --until holds all of it: a since at its end is after that day, not the same time
+        fail(f"--since {given['since']} is not before --until {given['until']}: no part can be in that period; "
+             + ("swap them" if since > until or until_is_day else "--until is exclusive: give a later time, or a "
+                "day alone for all of that day"), code=2)
     if out.is_dir():
         fail(f"{out} is a folder: give the file to write, e.g. {out / 'parts.xlsx'}", code=2)
     if out.suffix.lower() not in (".xlsx", ".csv"):

@@ -251,3 +251,64 @@ def shift_of(t_utc: dt.datetime, starts: Sequence[dt.time] = (), zone: Optional[
     (start, sday, idx), end = begun[at], begun[at + 1][0]
     return Shift(label=f"{sday.isoformat()} S{idx + 1} ({starts[idx].strftime('%H:%M')})",
                  start_utc=start, end_utc=end)
+
+
+# -- since/until as a person types them: a day is the plant's day ------------------------
+
+TIME_FORMS = "2026-12-01 (the plant's day), 2026-12-01T06:00:00Z or 2026-12-01T06:00+01:00 (a time without an offset is UTC)"
+
+
+def read_time(text: str, name: str = "time") -> dt.date | dt.datetime:
+    """A since/until as typed: a day alone (``2026-12-01``) is a :class:`datetime.date`, left
+    for :func:`plant_instant` to place in the plant's zone; a time is the naive-UTC instant
+    it names, its ``Z`` or offset applied, one without an offset read as UTC (as the API and
+    the exports write times). ValueError saying what to write (``name``, the field's, first)."""
+    s = text.strip()
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        pass
+    try:
+        # "t"/"z" as some tools write them; fromisoformat reads only capitals
+        t = dt.datetime.fromisoformat(s.upper()) if len(s) <= 64 else None
+    except ValueError:
+        t = None
+    if t is None:
+        # worded as the API's other 422s ("field: Input should be ..."), then what to write
+        raise ValueError(f"{name + ': ' if name else ''}Input should be a valid datetime or a day; {text[:64]!r} "
+                         f"is neither: write {TIME_FORMS}")
+    return _utc(t, name)
+
+
+def _utc(t: dt.datetime, name: str) -> dt.datetime:
+    if t.tzinfo is None:
+        return t
+    try:
+        return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError(f"{name + ' ' if name else ''}{t.isoformat()} is out of range once converted to UTC; use "
+                         "a time between years 1 and 9999") from None
+
+
+def plant_instant(value: str | dt.date | dt.datetime | None, zone: dt.tzinfo, *, end: bool = False,
+                  name: str = "time") -> Optional[dt.datetime]:
+    """A window's edge (since, until, baseline_since...) as the naive-UTC instant the records
+    are compared with; None stays None (no edge).
+
+    A day alone is the plant's day, as shifts and SPC days count it: a start (``end`` false)
+    is its 00:00 on the plant's clocks; an end, every window's until being exclusive, is the
+    00:00 after it, so ``until=2026-12-01`` holds all of that day (since and until the same
+    day: that one day). Midnight is placed as :func:`wall_to_utc` places any wall time (a
+    zone whose clocks skip it starts the day when they jump). A time keeps its meaning (see
+    :func:`read_time`). ValueError saying what to write."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = read_time(value, name)
+    if isinstance(value, dt.datetime):
+        return _utc(value, name)
+    try:
+        return wall_to_utc(value + dt.timedelta(days=1) if end else value, dt.time(0), zone)
+    except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC
+        raise ValueError(f"{name} {value.isoformat()} is out of range in the plant's time zone; use a day "
+                         "between years 1 and 9999") from None

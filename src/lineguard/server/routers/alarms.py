@@ -15,12 +15,15 @@ from ...line.alarms import KINDS, summary
 from ...line.errors import InvalidRequest
 from ...line.orm import LineAlarm
 from ...line.spc_data import refuse_backwards
-from ...line.station import Station, _naive_utc
+from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import AlarmAckIn, AlarmCauseIn, StationAlarmRulesIn, errors
-from .spc import _LINE, _STATION, _TEXT, _csv
+from .spc import _LINE, _STATION, _TEXT, SINCE_HELP, TIME_TEXT, UNTIL_HELP, _csv, plant_time
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+_RAISED_SINCE = Query(None, max_length=TIME_TEXT, description="raised at or after; " + SINCE_HELP)
+_RAISED_UNTIL = Query(None, max_length=TIME_TEXT, description="raised before; " + UNTIL_HELP)
 
 
 def _as_stored(station: Station, line: Optional[str],
@@ -42,8 +45,7 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
                                                description="what it turned out to be (a key of GET "
                                                            "/api/v1/alarm-causes); none: acknowledged without one"),
                   active: Optional[bool] = Query(None, description="only active (true) or acknowledged (false)"),
-                  since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
-                  until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
+                  since: Optional[str] = _RAISED_SINCE, until: Optional[str] = _RAISED_UNTIL,
                   station: Station = Depends(get_station)) -> dict[str, Any]:
     """The filters the list and the CSV share (a blank one is no filter); a line or station
     typed in another case is the one the alarms carry."""
@@ -51,9 +53,10 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
         raise InvalidRequest(f"no alarm cause {cause!r}; GET /api/v1/alarm-causes lists them (none: acknowledged "
                              "without one)")
     line, station_name = _as_stored(station, line, station_name)
-    refuse_backwards(_naive_utc(since), _naive_utc(until))
+    t0, t1 = plant_time(station, since, "since"), plant_time(station, until, "until", end=True)
+    refuse_backwards(t0, t1)
     return dict(line=line, station=station_name, kind=kind or None, cause=cause or None,
-                active=active, since=_naive_utc(since), until=_naive_utc(until))
+                active=active, since=t0, until=t1)
 
 
 @router.get("/alarms", summary="Line alarms, newest first: a run of rejected parts, a high NG rate, or "
@@ -106,13 +109,12 @@ def export_alarms(filters: dict[str, Any] = Depends(alarm_filters), station: Sta
                                      "escalated, still active, minutes to acknowledge",
             responses=errors(401, 403, 422))
 def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
-                  since: Optional[dt.datetime] = Query(None, description="raised at or after, ISO time"),
-                  until: Optional[dt.datetime] = Query(None, description="raised before, ISO time"),
+                  since: Optional[str] = _RAISED_SINCE, until: Optional[str] = _RAISED_UNTIL,
                   station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     line, station_name = _as_stored(station, line, station_name)
-    refuse_backwards(_naive_utc(since), _naive_utc(until))
-    return summary(station.db, line=line, station=station_name, since=_naive_utc(since),
-                   until=_naive_utc(until))
+    t0, t1 = plant_time(station, since, "since"), plant_time(station, until, "until", end=True)
+    refuse_backwards(t0, t1)
+    return summary(station.db, line=line, station=station_name, since=t0, until=t1)
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", summary="Acknowledge an alarm: someone is seeing to it",

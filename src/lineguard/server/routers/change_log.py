@@ -1,7 +1,6 @@
 """The change log (see lineguard.line.audit): read only, newest first, or as CSV."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any, Optional
 
@@ -11,32 +10,32 @@ from fastapi.responses import Response
 from ...line.audit import ACTIONS, entries, entry_to_dict
 from ...line.errors import InvalidRequest
 from ...line.spc_data import refuse_backwards
-from ...line.station import Station, _naive_utc
+from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import errors
-from .spc import _TEXT, _csv
+from .spc import _TEXT, SINCE_HELP, TIME_TEXT, UNTIL_HELP, _csv, plant_time
 
 router = APIRouter(prefix="/api/v1", tags=["change log"])
 
 CSV_MAX = 100_000     # entries in one CSV: years of a station's changes
 
 
-def _filters(since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
-             until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
+def _filters(since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP),
+             until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
              actor: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
                                           description="who made the change, or a part of it (case-blind)"),
              action: Optional[str] = Query(None, max_length=50, pattern=_TEXT,
                                            description="one action (model.activated) or a family (model)"),
              subject: Optional[str] = Query(None, max_length=300, pattern=_TEXT,
-                                            description="part of what was changed, e.g. a product's name")
-             ) -> dict[str, Any]:
+                                            description="part of what was changed, e.g. a product's name"),
+             station: Station = Depends(get_station)) -> dict[str, Any]:
     if action and action not in ACTIONS and not any(a.startswith(action + ".") for a in ACTIONS):
         families = sorted({a.split(".")[0] for a in ACTIONS})
         raise InvalidRequest(f"unknown action {action!r}; use one of {', '.join(ACTIONS)} or a family "
                              f"({', '.join(families)})")
-    since, until = since and _naive_utc(since), until and _naive_utc(until)
-    refuse_backwards(since, until)
-    return dict(since=since, until=until, actor=actor or None,
+    t0, t1 = plant_time(station, since, "since"), plant_time(station, until, "until", end=True)
+    refuse_backwards(t0, t1)
+    return dict(since=t0, until=t1, actor=actor or None,
                 action=action or None, subject=subject or None)
 
 

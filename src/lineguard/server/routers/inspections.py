@@ -19,11 +19,13 @@ from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.shifts import plant_zone
+from ...line.spc_data import refuse_backwards
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
-from ...line.station import Part, Station, _iso, _naive_utc, count_parts, inspection_to_dict, return_freed_memory
+from ...line.station import Part, Station, _iso, count_parts, inspection_to_dict, return_freed_memory
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
+from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
 
 log = logging.getLogger("lineguard.server")
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
@@ -131,8 +133,8 @@ def part_filters(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
     product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
     part_id: Optional[str] = None,
-    since: Optional[dt.datetime] = Query(None, description="ISO time, inclusive"),
-    until: Optional[dt.datetime] = Query(None, description="ISO time, exclusive"),
+    since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP),
+    until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
     reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
     test_parts: Optional[bool] = Query(None, description="true: only test parts' checks; false: only the line's "
@@ -148,8 +150,12 @@ def part_filters(
     is no filter, as a form left blank means."""
     # times made naive UTC here, so one out of range is refused before an export starts
     # streaming (a refusal after the first bytes can only cut the download short)
+    since_t, until_t = plant_time(station, since, "since"), plant_time(station, until, "until", end=True)
+    # a window back to front holds no part: answered "0 parts" (an empty export), it read as a
+    # quiet period, where SPC, alarms and the change log say "swap them"
+    refuse_backwards(since_t, until_t)
     filters = dict(line=line or None, station=station_name or None, product=product or None,
-                   verdict=verdict or None, part_id=part_id or None, since=_naive_utc(since), until=_naive_utc(until),
+                   verdict=verdict or None, part_id=part_id or None, since=since_t, until=until_t,
                    reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
                    photo_doubted=photo_doubted, audit_sample=audit_sample)
     # a line or product typed as "l1" or "cell " finds the parts of "L1", "cell"

@@ -19,6 +19,7 @@ from ...line.test_parts import verification
 from ..deps import Caller, credential_lapsed, get_station, reader
 from ..events import EventHub
 from ..schemas import errors
+from .spc import SINCE_HELP, TIME_TEXT, plant_time
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 log = logging.getLogger("lineguard.server")
@@ -209,11 +210,12 @@ def _plc_link_view(link: Any, s: Any, now: dt.datetime) -> dict[str, Any]:
 @router.get("/lines/summary", summary="Counters per line and station this shift (the line view)",
             responses=errors(401, 403, 422))
 def summary(request: Request,
-            since: Optional[dt.datetime] = Query(None, description="ISO time; default the start of the "
-                                                                   "current shift (the plant's shift starts)"),
+            since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + "; default the "
+                                         "start of the current shift (the plant's shift starts)"),
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    start = plant_time(station, since, "since")
     try:
-        body = line_summary(station, since)
+        body = line_summary(station, start)
     except ValueError as exc:   # shift settings: checked at start-up, but say so if not
         raise StationError(str(exc)) from exc
     hub = getattr(request.app.state, "events", None)

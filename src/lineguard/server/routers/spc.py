@@ -15,6 +15,7 @@ from ...line import spc, tuning
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
+from ...line.shifts import plant_instant, plant_zone
 from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups,
                               defect_type_counts, known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
@@ -26,8 +27,29 @@ router = APIRouter(prefix="/api/v1/spc", tags=["spc"])
 
 By = Literal["hour", "shift", "day", "lot"]
 Format = Literal["json", "csv"]
-_SINCE = Query(None, description="ISO time, inclusive (default: a window that fits `by`)")
-_UNTIL = Query(None, description="ISO time, exclusive (default: now)")
+# since/until are taken as text and read by plant_time: FastAPI reads a day alone as 00:00
+# UTC, hours off the day the plant counts (its shifts, SPC days, plant_time column)
+_DAY_IS_PLANTS = "the plant's time zone: GET /api/v1/session's timezone"
+SINCE_HELP = ("inclusive: a day, 2026-12-01, from its 00:00 plant time (" + _DAY_IS_PLANTS + "), or an ISO time, "
+              "2026-12-01T06:00:00Z or 2026-12-01T06:00+01:00 (without an offset: UTC)")
+UNTIL_HELP = ("exclusive: an ISO time as for since, or a day, 2026-12-01, which holds all of that day in plant "
+              "time (up to the next day's 00:00)")
+TIME_TEXT = 64           # characters: any ISO time fits
+_SINCE = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + " (default: a window that fits `by`)")
+_UNTIL = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP + " (default: now)")
+
+
+def plant_time(station: Station, text: Optional[str], name: str, end: bool = False) -> Optional[dt.datetime]:
+    """A since/until (``end``: an until) as typed, as the naive-UTC instant the records are
+    compared with (:func:`~lineguard.line.shifts.plant_instant`: a day alone is the plant's
+    day); None or blank: no edge. A value it cannot read is a 422 saying what to write."""
+    if text is None or not text.strip():
+        return None
+    zone = plant_zone(station.config.timezone)     # the station's own: checked at start-up
+    try:
+        return plant_instant(text, zone, end=end, name=name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 _TEXT = NO_NUL
 _LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
 _STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)
@@ -197,13 +219,14 @@ class Scope:
 
 def scope(_r: Any = Depends(reader),     # first: a caller is let in before the database is read
           line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
-          since: Optional[dt.datetime] = _SINCE, until: Optional[dt.datetime] = _UNTIL,
+          since: Optional[str] = _SINCE, until: Optional[str] = _UNTIL,
           station: Station = Depends(get_station)) -> Scope:
     # a line or product typed in another case finds its parts, as in the gallery; a misspelt
     # one is a 404 naming the close ones (it answered 0 parts, read as a line that made nothing)
     named_line, named_product = known_names(station.db, line or None, product or None)
     # the cutoff of the last deletion of old records, by whichever process on the database
-    return Scope(named_line, station_name or None, named_product, since, until, kept_since(station.db))
+    return Scope(named_line, station_name or None, named_product, plant_time(station, since, "since"),
+                 plant_time(station, until, "until", end=True), kept_since(station.db))
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
@@ -245,10 +268,13 @@ def _num(x: Optional[float]) -> Optional[float]:
 def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
            baseline_subgroups: int = Query(5, ge=1, le=500,
                                            description="the first this many subgroups are the baseline"),
-           baseline_since: Optional[dt.datetime] = Query(None, description="with baseline_until: a reference "
-                                                         "window (e.g. a good week) instead of the first subgroups"),
-           baseline_until: Optional[dt.datetime] = Query(None),
+           baseline_since: Optional[str] = Query(None, max_length=TIME_TEXT, description="with baseline_until: a "
+                                                  "reference window (e.g. a good week) instead of the first "
+                                                  "subgroups; " + SINCE_HELP),
+           baseline_until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    baseline_since = plant_time(station, baseline_since, "baseline_since")
+    baseline_until = plant_time(station, baseline_until, "baseline_until", end=True)
     f, t0, t1 = where.window(by)
     # a version with tuned thresholds scores as the model it was tuned from: one model here
     groups, models = score_subgroups(station.db, f, by, _periods(station, by),

@@ -84,6 +84,12 @@ LG.start(async (main) => {
       xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));
     }
     const first = !cursor;
+    if (first && f.since && f.until && Date.parse(f.since) >= Date.parse(f.until)) {
+      // the station refuses a window back to front (422); said here, where the fields are
+      more.hidden = true;
+      count.textContent = "No parts: “from” is not before “until”; swap them.";
+      return;
+    }
     const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor,
       count: first ? "true" : undefined})));
     if (first) total = page.total === null || page.total === undefined ? null
@@ -93,7 +99,6 @@ LG.start(async (main) => {
     cursor = page.next_cursor;
     more.hidden = !cursor;
     count.textContent = shown ? `${shown} of ${total ?? "?"} part(s)${cursor ? ", more below" : ""}`
-      : f.since && f.until && Date.parse(f.since) >= Date.parse(f.until) ? "No parts: “from” is not before “until”; swap them."
       : "No parts match these filters.";
   }
 
