@@ -58,3 +58,38 @@ def test_a_key_and_a_user_of_one_name_are_told_apart_in_a_part_s_reviews(tmp_pat
         assert st.get(rec.id).reviewer == "anna (user)"
     finally:
         st.close()
+
+
+def test_a_review_that_came_meanwhile_is_a_409_naming_it(tmp_path):
+    """Two operators on one part: both pages said "saved" and the second overwrote a
+    confirmed defect. A page sends the review it saw (seen_review); another by now is 409."""
+    from lineguard.server.app import create_app
+    st = _station(tmp_path)
+    try:
+        rec = st.inspect(png_bytes(230, seed=3), Part("s-1", "L1", "S1", "cell")).record
+        with st.db.session() as s:
+            anna = create_key(s, "operator", "anna", by="test")[1]
+            bert = create_key(s, "operator", "bert", by="test")[1]
+        url = f"/api/v1/inspections/{rec.id}/review"
+        with TestClient(create_app(station=st)) as c:
+            seen = c.get(f"/api/v1/inspections/{rec.id}", headers={"X-API-Key": anna}).json()["review"]
+            assert seen["reviewed_at"] is None
+            first = c.post(url, json={"label": "defect", "defect_type": "crack", "seen_review": "none"},
+                           headers={"X-API-Key": anna})
+            assert first.status_code == 200, first.text
+            r = c.post(url, json={"label": "good", "seen_review": "none"}, headers={"X-API-Key": bert})
+            assert r.status_code == 409, r.text
+            err = r.json()["error"]
+            assert err["code"] == "review_changed" and "confirmed defect (crack), by anna" in err["message"]
+            assert err["review"]["reviewed_at"] == first.json()["review"]["reviewed_at"]
+            # anna's page re-sending her own review (a timeout) is no conflict, and no second review
+            again = c.post(url, json={"label": "defect", "defect_type": "crack", "seen_review": "none"},
+                           headers={"X-API-Key": anna})
+            assert again.status_code == 200, again.text
+            # bert, having looked, replaces it
+            r = c.post(url, json={"label": "good", "seen_review": err["review"]["reviewed_at"]},
+                       headers={"X-API-Key": bert})
+            assert r.status_code == 200, r.text
+        assert [h.label for h in st.review_history(rec.id)] == ["defect", "good"]
+    finally:
+        st.close()

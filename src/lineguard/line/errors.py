@@ -87,6 +87,12 @@ class Conflict(StationError):
     code = "conflict"
 
 
+class ReviewChanged(Conflict):
+    """The part's latest review is no longer the one the reviewer saw (``seen_review``):
+    another person judged it meanwhile. Nothing stored; the answer names that review."""
+    code = "review_changed"
+
+
 class RejectsGoodParts(Conflict):
     """The version judges most of the product's latest good parts NG: a model of another
     product or camera. Activated anyway only when the request says ``force``."""

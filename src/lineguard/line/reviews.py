@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .errors import InvalidRequest
-from .orm import ProductSettings, Review, utcnow
+from .errors import InvalidRequest, ReviewChanged
+from .orm import Inspection, ProductSettings, Review, utcnow
 
 DEFAULT_DEFECT_TYPES = ("scratch", "crack", "dent", "stain", "contamination", "other")
 MAX_DEFECT_TYPES = 100
@@ -72,3 +72,21 @@ def check_review(s: Session, product: str, label: str, defect_type: Optional[str
 def history(s: Session, inspection_id: int) -> list[Review]:
     """Every review of a part, oldest first."""
     return list(s.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)))
+
+
+def check_seen(rec: Inspection, seen: str, latest_at: Optional[str]) -> None:
+    """ReviewChanged when the part's latest review (``latest_at``, its reviewed_at as the
+    API writes it; None: not reviewed) is not the one the reviewer saw (``seen``: that
+    time, or "none"), naming the review that came meanwhile."""
+    if (latest_at or "none") == seen.strip():
+        return
+    if latest_at is None:
+        raise ReviewChanged(f"part {rec.part_id} is not reviewed now, though the page showed a review: load it "
+                            "again and judge it", review=None)
+    what = "a confirmed defect" + (f" ({rec.defect_type})" if rec.defect_type else "") \
+        if rec.review_label == "defect" else "good"
+    raise ReviewChanged(f"part {rec.part_id} was reviewed meanwhile: {what}, by {rec.reviewer or 'someone'} at "
+                        f"{latest_at}; look at that review, then send yours again with its seen_review to "
+                        "replace it", review={"label": rec.review_label, "defect_type": rec.defect_type,
+                                              "reviewer": rec.reviewer, "note": rec.review_note,
+                                              "reviewed_at": latest_at})

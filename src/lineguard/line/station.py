@@ -805,30 +805,36 @@ class Station:
         return each_part(self.db, limit=limit, before_page=self.maps.flush, **filters)
 
     def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str],
-               defect_type: Optional[str] = None) -> Inspection:
+               defect_type: Optional[str] = None, seen_review: Optional[str] = None) -> Inspection:
         """Record a person's judgement of a part: appended to its history, kept as its latest
         review, and published (outbox event ``review``), all in one transaction.
 
         "good" on an NG/REVIEW part is a false alarm, "defect" on an NG part a confirmed
-        defect, "defect" on an OK part a missed defect (an escape)."""
+        defect, "defect" on an OK part a missed defect (an escape).
+
+        ``seen_review``: the part's latest review as the reviewer saw it (its ``reviewed_at``
+        as the API gives it, or "none": not reviewed); another one by now is refused
+        (:class:`ReviewChanged`), so a person decides, not whoever wrote last (two reviewers
+        on one part each read "saved", and a confirmed defect became "good"). None: no check.
+        The same person saying the same again (a double click, a request re-sent after a
+        timeout) is one judgement: no second history row or review event."""
         with self.db.session() as s:
-            # locked (PostgreSQL): a deletion of old records at this moment (line.record_keeper)
-            # either waits for this review or has deleted the part, which is then not found
+            # the write lock first, then the read: SQLite's reads take no lock, and two
+            # reviews that both read the part before either wrote each judged a copy that
+            # was stale by then (two rows for one re-sent review; another's review unseen).
+            # On PostgreSQL the row lock: a deletion of old records at this moment
+            # (line.record_keeper) either waits for this review or has deleted the part.
+            s.execute(update(Inspection).where(Inspection.id == inspection_id)
+                      .values(reviewed=Inspection.reviewed).execution_options(synchronize_session=False))
             rec = s.get(Inspection, inspection_id, with_for_update=True)
             if rec is None:
                 raise NotFound(f"no inspection with id {inspection_id}")
             reviews.check_review(s, rec.product, label, defect_type)
-            said = (label, defect_type, reviewer, note)
-            if rec.reviewed and (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == said:
-                # the same person saying the same again (a double click, a page sent twice
-                # after a network drop) is no new judgement: it added a history row and a
-                # second review event, which a plant's MES counted as two reviews. Looked at
-                # again under the write lock: SQLite's read above takes none, and a copy read
-                # before another reviewer's "good" would have dropped this "defect" after it
-                s.execute(update(Inspection).where(Inspection.id == rec.id).values(reviewed=Inspection.reviewed))
-                s.refresh(rec)
-                if (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == said:
-                    return rec
+            if rec.reviewed and (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == (
+                    label, defect_type, reviewer, note):
+                return rec
+            if seen_review is not None:
+                reviews.check_seen(rec, seen_review, _iso(rec.reviewed_at) if rec.reviewed else None)
             now = utcnow()
             s.add(Review(inspection_id=rec.id, label=label, defect_type=defect_type, reviewer=reviewer, note=note,
                          verdict_at_review=rec.verdict, created_at=now))

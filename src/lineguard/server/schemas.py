@@ -19,6 +19,11 @@ class ReviewIn(BaseModel):
     defect_type: Optional[no_nul(100)] = Field(default=None,
                                                description="with label defect: one of the product's defect types")
     note: Optional[no_nul(2000)] = None
+    seen_review: Optional[no_nul(64)] = Field(
+        default=None, description="the part's latest review as the reviewer saw it: its review.reviewed_at, or "
+                                  "\"none\" when the part showed no review. If another review came meanwhile the "
+                                  "answer is 409 review_changed naming it (two reviewers on one part: a person "
+                                  "decides, not whoever wrote last); left out: no check")
 
 
 class DefectTypesIn(BaseModel):

@@ -450,12 +450,15 @@ async def get_overlay(request: Request, inspection_id: int = _ID, max_side: Opti
 
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
              description="Appended to the part's review history; the part keeps the latest. Published to the "
-                         "sinks as a review event. A defect_type must be in the product's list (422 names it).",
-             responses=errors(401, 403, 404, 422))
+                         "sinks as a review event. A defect_type must be in the product's list (422 names it). "
+                         "With seen_review, a review that came meanwhile is a 409 naming it; the same person "
+                         "sending the same review again is one review.",
+             responses=errors(401, 403, 404, 409, 422))
 def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     # who, as the change log names people: a key and a user of one name are told apart
-    return with_links(station.review(inspection_id, body.label, caller.who, body.note, body.defect_type))
+    return with_links(station.review(inspection_id, body.label, caller.who, body.note, body.defect_type,
+                                     seen_review=body.seen_review))
 
 
 @router.get("/{inspection_id}/reviews", summary="Every review of a part, oldest first", response_model=ReviewList,
