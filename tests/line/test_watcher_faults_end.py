@@ -158,7 +158,36 @@ def test_a_dead_watcher_is_forgotten_after_a_day_only_when_no_image_waits_in_its
     assert "start `lineguard watch` on that folder again" in fault and "after 24 h once no image waits" in fault
     # a part waits: the line's parts are not judged, a real outage, still shown
     (inbox / "p1.png").write_bytes(png_bytes(40, seed=1, size=32))
+    watchers._looks.clear()         # the folder was looked into a moment ago (kept LOOK_EVERY_S)
     assert "watcher L1/S1" in watchers.watcher_faults(_dead(inbox, day + 60))
+
+
+def test_a_hot_folder_that_does_not_answer_never_holds_up_health(tmp_path, monkeypatch):
+    """A dead watcher's folder on a share that stopped answering: the look into it blocked
+    /health's thread for good (each poll one more, until the server had none for parts).
+    It runs on its own thread now, one per folder, and counts as "images wait"."""
+    import threading
+    inbox = tmp_path / "share"
+    inbox.mkdir()
+    hung, looks = threading.Event(), []
+
+    def hangs(folder):
+        looks.append(folder)
+        hung.wait(30)
+        return False
+    monkeypatch.setattr(watchers, "_folder_has_images", hangs)
+    monkeypatch.setattr(watchers, "LOOK_WAIT_S", 0.05)
+    watchers._looks.clear()
+    dead = _dead(inbox, watchers.FORGET_AFTER_S + 60)
+    for _ in range(3):              # three polls: each answers, the fault still shown
+        assert "watcher L1/S1" in watchers.watcher_faults(dead)
+    assert looks == [str(inbox)]    # one look under way, not one more per poll
+    hung.set()
+    for _ in range(200):
+        if not watchers._looking:
+            break
+        threading.Event().wait(0.05)
+    assert watchers.watcher_faults(dead) == {}     # it answered: no image waits, the fault is over
 
 
 # -- a stop during an outage ----------------------------------------------------------------

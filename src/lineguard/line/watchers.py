@@ -139,19 +139,59 @@ def _superseded(found: Statuses, now: float) -> set[Path]:
     return gone
 
 
+# A dead watcher's hot folder is looked into at most this often (/health and /metrics ask at
+# every poll), and for at most LOOK_WAIT_S: the look runs on a thread of its own, as a folder
+# on a share that stopped answering blocks the call for good, and /health's thread with it
+# (a monitor polling every 10 s took all 40 of the server's threads in minutes, part uploads
+# with them). A look not back in time counts as "images wait": the fault stays shown.
+LOOK_EVERY_S = 60.0
+LOOK_WAIT_S = 0.5
+_looks_lock = threading.Lock()
+_looks: dict[str, tuple[float, bool]] = {}                 # folder -> (when looked, images wait)
+_looking: dict[str, threading.Thread] = {}                  # a look under way (one per folder)
+
+
 def _images_wait(st: dict[str, Any]) -> bool:
     """Whether an image the watcher would take waits in a local watcher's hot folder, as far
     as this PC can look: False where the folder is on another PC or gone (nothing to see),
-    True where it cannot be read (a dead watcher's outage is not hidden on a guess)."""
+    True where it cannot be read or does not answer in time (a dead watcher's outage is not
+    hidden on a guess)."""
     import socket
-
-    from .sources.folder import WATCH_SUFFIXES
     host = st.get("host")
     if host is not None and host != (socket.gethostname() or "?"):
         return False
     folder = st.get("folder_path") or st.get("folder")
     if not isinstance(folder, str) or not os.path.isabs(folder):
         return False
+    now = time.monotonic()
+    with _looks_lock:
+        seen = _looks.get(folder)
+        if seen is not None and now - seen[0] < LOOK_EVERY_S:
+            return seen[1]
+        look = _looking.get(folder)
+        if look is None:
+            look = threading.Thread(target=_look, args=(folder,), name="lineguard-watcher-folder-look", daemon=True)
+            _looking[folder] = look
+            look.start()
+    look.join(LOOK_WAIT_S)
+    with _looks_lock:
+        seen = _looks.get(folder)
+        # still looking (a hung share): a second thread is never started for it meanwhile
+        return seen[1] if seen is not None and not look.is_alive() else True
+
+
+def _look(folder: str) -> None:
+    found = _folder_has_images(folder)
+    with _looks_lock:
+        _looks[folder] = (time.monotonic(), found)
+        _looking.pop(folder, None)
+        if len(_looks) > MAX_HEARTBEATS * 4:          # folders of watchers long gone
+            for old in sorted(_looks, key=lambda f: _looks[f][0])[:len(_looks) // 2]:
+                _looks.pop(old, None)
+
+
+def _folder_has_images(folder: str) -> bool:
+    from .sources.folder import WATCH_SUFFIXES
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
