@@ -45,6 +45,18 @@ def _url(tmp_path: Path, db_backend) -> tuple[str, str | None]:
     return url or f"sqlite:///{tmp_path / 'station.db'}", schema
 
 
+def _listed(url: str, schema: str | None) -> dict:
+    """The run as GET /api/v1/rescores lists it."""
+    from lineguard.line.db import Database
+    from lineguard.line.rescores import list_runs
+    db = Database(url, schema=schema)
+    try:
+        with db.session() as s:
+            return list_runs(s)[0]
+    finally:
+        db.dispose()
+
+
 def _read_run(url: str, schema: str | None):
     from sqlalchemy import select
 
@@ -126,6 +138,8 @@ def test_a_live_run_whose_chunk_outlasts_silent_after_reads_running(tmp_path, db
             time.sleep(BEAT_S)
         body = run_to_dict(_read_run(url, schema))
         assert (body["status"], body["results"]) == ("running", 0), body
+        # alive, and no results yet: the list says both (updated_at moves with the beats)
+        assert _listed(url, schema)["last_results_at"] is None
     finally:
         gated_model.gate.set()
         t.join(60)
@@ -133,6 +147,7 @@ def test_a_live_run_whose_chunk_outlasts_silent_after_reads_running(tmp_path, db
     assert not isinstance(ended[0], BaseException), ended
     body = run_to_dict(_read_run(url, schema))
     assert (body["status"], body["results"]) == ("finished", 4)
+    assert _listed(url, schema)["last_results_at"] is not None
     assert _heartbeats_alive() == []
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import NotFound
-from .orm import Inspection, RescoreResult, RescoreRun
+from .orm import Inspection, RescorePart, RescoreResult, RescoreRun
 
 QUANTILES = (0.5, 0.9, 0.99)
 # A running ``lineguard rescore`` renews its record's updated_at at least this often, with
@@ -49,7 +49,8 @@ def run_status(run: RescoreRun, now: Optional[dt.datetime] = None) -> str:
     return "silent" if run.updated_at is not None and now - run.updated_at > SILENT_AFTER else "running"
 
 
-def run_to_dict(run: RescoreRun, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+def run_to_dict(run: RescoreRun, now: Optional[dt.datetime] = None,
+                last_results_at: Optional[dt.datetime] = None) -> dict[str, Any]:
     counts = dict(run.counts or {})
     return {"id": run.id, "out": run.out, "images": run.images, "model_id": run.model_id,
             "model_version": run.model_version, "mode": run.mode, "listed": run.listed,
@@ -57,7 +58,19 @@ def run_to_dict(run: RescoreRun, now: Optional[dt.datetime] = None) -> dict[str,
             "started_at": _iso(run.started_at), "updated_at": _iso(run.updated_at),
             "finished_at": _iso(run.finished_at), "finished": run.finished_at is not None,
             "status": run_status(run, now), "stopped_at": _iso(run.stopped_at), "stop_reason": run.stop_reason,
-            "silent_after_s": SILENT_AFTER.total_seconds(), "heartbeat_s": HEARTBEAT_EVERY.total_seconds()}
+            "silent_after_s": SILENT_AFTER.total_seconds(), "heartbeat_s": HEARTBEAT_EVERY.total_seconds(),
+            # updated_at is renewed by the heartbeat too: when results last came tells a run
+            # hung inside its process (running, this not moving) from one at work
+            "last_results_at": _iso(last_results_at)}
+
+
+def _last_results(s: Session, run_ids: list[int]) -> dict[int, dt.datetime]:
+    """Each run's newest chunk of results copied (rescore_parts.loaded_at)."""
+    if not run_ids:
+        return {}
+    q = (select(RescorePart.run_id, func.max(RescorePart.loaded_at)).where(RescorePart.run_id.in_(run_ids))
+         .group_by(RescorePart.run_id))
+    return {run_id: at for run_id, at in s.execute(q)}
 
 
 def list_runs(s: Session, limit: int = 50, before_id: Optional[int] = None) -> list[dict[str, Any]]:
@@ -66,7 +79,9 @@ def list_runs(s: Session, limit: int = 50, before_id: Optional[int] = None) -> l
     if before_id is not None:
         q = q.where(RescoreRun.id < before_id)
     q = q.order_by(RescoreRun.id.desc()).limit(max(1, min(limit, 500)))
-    return [run_to_dict(r) for r in s.scalars(q)]
+    runs = list(s.scalars(q))
+    last = _last_results(s, [r.id for r in runs])
+    return [run_to_dict(r, last_results_at=last.get(r.id)) for r in runs]
 
 
 def _quantiles(s: Session, run_id: int) -> dict[str, Optional[float]]:
@@ -111,7 +126,7 @@ def run_summary(s: Session, run_id: int, verdict: str = "NG", limit: int = 100, 
     run = s.get(RescoreRun, run_id)
     if run is None:
         raise NotFound(f"no rescore run with id {run_id}; GET /api/v1/rescores lists them")
-    body = run_to_dict(run)
+    body = run_to_dict(run, last_results_at=_last_results(s, [run.id]).get(run.id))
     body["score_quantiles"] = _quantiles(s, run_id)
     if with_live:
         body["compare_live"] = compare_live(s, run_id)

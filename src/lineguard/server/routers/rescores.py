@@ -49,6 +49,9 @@ class RescoreRunOut(_Out):
     silent_after_s: float = Field(description="the record not renewed for this long: status silent")
     heartbeat_s: float = Field(description="a running run's process renews its record this often, whatever a chunk "
                                            "of results takes")
+    last_results_at: Optional[str] = Field(None, description="when its newest chunk of results was copied in (None: "
+                                                             "none yet); running while this stays put: a chunk at "
+                                                             "work, or a run hung inside its process")
 
 
 class RescoreListOut(_Out):
