@@ -107,6 +107,9 @@ def test_p_chart_by_lot_and_csv(spc_station):
         body = c.get("/api/v1/spc/p-chart", params=q).json()
         assert [(p["label"], p["n"], p["defects"]) for p in body["points"]] == \
             [("=1+2", 3, 0), ("LOT-0", 20, 2), ("LOT-1", 20, 2), ("LOT-2", 20, 2)]
+        # the part sent with no lot is not on the chart, and the answer says so (it was silent)
+        assert body["without_lot"] == 1
+        assert c.get("/api/v1/spc/p-chart", params={**q, "by": "hour"}).json()["without_lot"] is None
         r = c.get("/api/v1/spc/p-chart", params={**q, "format": "csv"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         assert 'filename="lineguard-p-chart-lot-20261129T0000Z-20261201T0000Z.csv"' in \

@@ -16,7 +16,7 @@ from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
 from ...line.shifts import plant_instant, plant_zone
-from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups,
+from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
                               defect_type_counts, known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
@@ -88,6 +88,8 @@ class PChartOut(_Out):
     centre: float
     points: list[ChartPointOut]
     alarms: list[AlarmOut]
+    without_lot: Optional[int] = Field(None, description="by lot: the parts in the window sent with no lot, "
+                                                         "left out of the chart (null for the other subgroups)")
 
 
 class ScorePointOut(_Out):
@@ -252,7 +254,8 @@ def p_chart(where: Scope = Depends(scope), by: By = "hour", format: Format = "js
             "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "defects": p.defects, "p": p.p,
                         "ucl": p.ucl, "lcl": p.lcl, "z": _num(p.z), "rules": p.rules} for p in chart.points],
             "alarms": [{"index": h.index, "label": chart.points[h.index].label, "rule": h.rule, "text": h.text}
-                       for h in chart.alarms]}
+                       for h in chart.alarms],
+            "without_lot": parts_without_lot(station.db, f) if by == "lot" else None}
 
 
 def _num(x: Optional[float]) -> Optional[float]:

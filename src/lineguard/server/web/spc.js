@@ -70,6 +70,11 @@ LG.start(async (main) => {
       pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits: 0.135% chance on a stable line, for each subgroup's size · `
         + `${pc.points.length} subgroups by ${pc.by}`));
     }
+    if (pc.without_lot) {
+      // a chart by lot leaves out the parts sent with none: said, not silently missing
+      pEl.appendChild(h("p", {class: "muted", id: "without-lot"}, `${pc.without_lot.toLocaleString()} part(s) in this `
+        + "period were sent with no lot and are not on this chart."));
+    }
     alarms.appendChild(pc.alarms.length
       ? h("table", {id: "alarm-list"}, h("tr", {}, h("th", {}, "subgroup"), h("th", {}, "rule"), h("th", {}, "what")),
         pc.alarms.map((a) => h("tr", {class: "alarm"}, h("td", {}, a.label), h("td", {}, a.rule), h("td", {}, a.text))))
