@@ -40,7 +40,14 @@ LG.chart = (() => {
     const step = every || Math.max(1, Math.ceil(labels.length / 10));
     labels.forEach((lab, i) => {
       if (i % step) return;
-      g.appendChild(svg("text", {x: f.x(i), y: f.height - f.pad.b + 14, "text-anchor": "middle"}, shorten(lab)));
+      // a label centred on a point at the chart's edge ran past it and was cut (the last
+      // subgroup's time at 1024 px): near an edge it is drawn from the edge inwards. Its
+      // width is guessed (the text is not measured before it is on screen), a digit at 11 px
+      // being about 6.2 units wide.
+      const text = shorten(lab), X = f.x(i), half = text.length * 3.4;
+      const anchor = X + half > f.width - 2 ? "end" : X - half < 2 ? "start" : "middle";
+      const at = anchor === "end" ? Math.min(X, f.width - 2) : anchor === "start" ? Math.max(X, 2) : X;
+      g.appendChild(svg("text", {x: at, y: f.height - f.pad.b + 14, "text-anchor": anchor}, text));
     });
     f.root.appendChild(g);
   }
@@ -70,7 +77,10 @@ LG.chart = (() => {
   function pchart(data, opts = {}) {
     const pts = data.points || [];
     const vals = pts.flatMap((p) => [p.p, p.ucl, p.lcl]).filter((v) => v !== null && v !== undefined);
-    const yMax = Math.max(data.centre || 0, ...vals, 0.001) * 1.1;
+    // a rate goes no higher than 100 %: the axis stops there (it read 110.0 %) unless a limit
+    // drawn on it is above (a UCL the station did not clip)
+    const top = Math.max(data.centre || 0, ...vals, 0.001);
+    const yMax = top > 1 ? top * 1.05 : Math.min(1, top * 1.1);
     const f = frame(opts.width || 900, opts.height || 300, 0, yMax, pts.length,
       {label: "p-chart", yFmt: (v) => (100 * v).toFixed(v < 0.01 ? 2 : 1) + "%"});
     xLabels(f, pts.map((p) => p.label));

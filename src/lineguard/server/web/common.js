@@ -60,9 +60,12 @@ const LG = (() => {
     constructor(status, message, body) { super(message); this.status = status; this.body = body; }
   }
 
-  function toSignIn() {
+  // why: "expired" when a page signed in is refused later (the session's time ran out, or it
+  // was signed out elsewhere): the sign-in page says so, not a wall display dropped to a form
+  // with no word of what happened
+  function toSignIn(why) {
     const here = location.pathname + location.search;
-    location.assign("/app/signin" + q({next: here}));
+    location.assign("/app/signin" + q({next: here, why}));
   }
 
   // fetch JSON with the session cookie; unsafe methods carry the CSRF token
@@ -94,7 +97,7 @@ const LG = (() => {
       if (el && el.dataset.offline === "1") { el.textContent = ""; el.className = ""; delete el.dataset.offline; }
     }
     if (r.status === 401 && !opts.noRedirect) {
-      toSignIn();
+      toSignIn(me ? "expired" : undefined);
       throw new ApiError(401, "signed out: sign in again");
     }
     const text = await r.text();
@@ -267,6 +270,9 @@ const LG = (() => {
     const c = plantClock();
     return new Date(t.getTime() + c.shift).toLocaleTimeString(undefined, {timeZone: c.zone});
   }
+  // a station message's UTC times ("… at 2026-12-05T21:17:49.336910Z") on the plant's clock
+  const ISO_UTC = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
+  const plantTimes = (text) => String(text).replace(ISO_UTC, (iso) => when(iso));
   const verdictClass = (v) => "v-" + String(v || "").toLowerCase();
   const partUrl = (id) => "/app/parts/" + encodeURIComponent(id);
   const inspUrl = (id, what) => "/api/v1/inspections/" + encodeURIComponent(id) + (what ? "/" + what : "");
@@ -415,8 +421,8 @@ const LG = (() => {
           + when(f.doubt.since))))))));
   }
 
-  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly,
+  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes,
-    settle, settling, once, get me() { return me; }};
+    settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

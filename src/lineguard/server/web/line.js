@@ -10,12 +10,34 @@ LG.start(async (main) => {
 
   const head = h("div", {class: "row"}, h("h1", {class: "grow"}, "Line view"),
     h("span", {class: "live muted", id: "live"}, "connecting…"));
+  // The station gone (stopped, the network down): a wall display kept showing the counters and
+  // the pace as if live, a small "reconnecting…" the only sign. Said across the page, with
+  // since when, and the numbers greyed until it answers again.
+  const awayEl = h("div", {class: "panel station-away", id: "station-away", role: "alert", hidden: true});
+  let lastAnswer = new Date(), away = false;
+  function answered() {
+    lastAnswer = new Date();
+    if (!away) return;
+    away = false;
+    awayEl.hidden = true;
+    main.classList.remove("stale");
+  }
+  function notAnswering(err) {
+    // 0: no answer at all; 502-504: a proxy or the station up without its database
+    if (!err || !(err.status === 0 || err.status >= 502)) return;
+    if (away) return;
+    away = true;
+    awayEl.textContent = `Station not answering since ${timeOnly(lastAnswer.toISOString())}: the numbers below `
+      + "are from then. They come back by themselves when it answers.";
+    awayEl.hidden = false;
+    main.classList.add("stale");
+  }
   const shiftInfo = h("p", {class: "muted", id: "shift"});
   const cardsEl = h("div", {class: "grid", id: "stations"});
   const thumbs = h("div", {class: "thumbs", id: "last-parts"});
   const models = h("div", {id: "models"});
   const health = h("div", {id: "health"});
-  main.append(head, shiftInfo, cardsEl,
+  main.append(head, awayEl, shiftInfo, cardsEl,
     h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
@@ -97,6 +119,8 @@ LG.start(async (main) => {
         LG.say(`Alarm ${a.id} acknowledged.`);
       } catch (err) {
         failed = true;
+        // "acknowledged already, by anna at <UTC>": said on the plant's clock, as the page's times are
+        if (err && err.message) err.message = LG.plantTimes(err.message);
         LG.fail(err);
       } finally {
         ack.disabled = false;
@@ -433,7 +457,11 @@ LG.start(async (main) => {
   }
   async function loadSummary() {
     const mine = ++asked;
-    const s = await api("/api/v1/lines/summary");
+    let s;
+    try {
+      s = await api("/api/v1/lines/summary");
+    } catch (err) { notAnswering(err); throw err; }
+    answered();
     if (mine < painted) return;          // a newer answer is on screen already
     painted = mine;
     renderSummary(s);
@@ -450,8 +478,28 @@ LG.start(async (main) => {
   setInterval(() => {
     if (summary && summary.plc && summary.plc.length && !document.hidden) loadSummary().catch(() => {});
   }, 10000);
-  const recent = await api("/api/v1/inspections" + LG.q({limit: MAX_THUMBS}));
-  recent.items.slice().reverse().forEach(addThumb);
+  // Parts another process recorded (a hot folder's watcher on the same data folder) come with
+  // no event here: the periodic refresh and the way back from a break read the latest parts
+  // too, and put the ones not shown in their place by id (the ones shown stay as they are: no
+  // picture loaded again, no flicker)
+  function mergeThumbs(list) {
+    for (const p of list.slice().sort((a, b) => a.id - b.id)) {
+      if (thumbs.querySelector(`[data-id="${Number(p.id)}"]`)) continue;
+      const after = [...thumbs.children].find((el) => Number(el.dataset.id) < p.id);
+      if (!after && thumbs.children.length >= MAX_THUMBS) continue;     // older than every part shown
+      thumbs.insertBefore(thumb(p), after || null);
+      while (thumbs.children.length > MAX_THUMBS) thumbs.lastChild.remove();
+    }
+  }
+  async function loadRecent() {
+    let recent;
+    try {
+      recent = await api("/api/v1/inspections" + LG.q({limit: MAX_THUMBS}));
+    } catch (err) { notAnswering(err); throw err; }
+    answered();
+    mergeThumbs(recent.items);
+  }
+  await loadRecent();
 
   // pace and latency come from the server: refreshed soon after parts arrive, at most every 5 s
   let refreshTimer = null;
@@ -500,12 +548,17 @@ LG.start(async (main) => {
     dropped: () => loadSummary().catch(LG.fail),
   }, (back) => {
     live.textContent = "● live"; live.className = "live v-ok";
-    if (back) loadSummary().catch(LG.fail);
+    answered();
+    if (back) { loadSummary().catch(LG.fail); loadRecent().catch(() => {}); }
   }, () => {
     live.textContent = "○ reconnecting…"; live.className = "live v-review";
-    // a signed-out or expired session shows as an error here: check, and go to sign-in if so
-    api("/api/v1/session").catch(() => {});
+    // a signed-out or expired session shows as an error here: check, and go to sign-in if so;
+    // no answer at all: the station is away (the banner)
+    api("/api/v1/session").then(answered, notAnswering);
   });
-  // throughput and latency are the recent pace: refresh them now and then
-  setInterval(() => loadSummary().catch(LG.fail), 30000);
+  // throughput and latency are the recent pace: refresh them now and then, with the last parts
+  setInterval(() => {
+    loadSummary().catch(LG.fail);
+    loadRecent().catch(() => {});
+  }, 30000);
 });

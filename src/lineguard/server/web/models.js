@@ -18,7 +18,10 @@ LG.start(async (main) => {
   // an activation first tries the version on the latest parts (seconds), and a page that
   // showed nothing meanwhile was taken for one that had not heard the tap
   const workingEl = h("p", {class: "working", id: "model-working", role: "status", hidden: true});
-  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, trainEl);
+  // a model file made elsewhere (a .lgm bundle, an exported .onnx), uploaded from the page:
+  // it took curl and an API key before (POST /api/v1/models, an engineer's)
+  const uploadEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "upload"});
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, uploadEl, trainEl);
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
@@ -71,11 +74,16 @@ LG.start(async (main) => {
   // parts reviewed as defects; when it rejects most good ones (a model of another product) or
   // passes most defects (a threshold set too high) it says so and changes nothing: the engineer
   // reads why and may still go ahead (the change log records it as forced).
-  async function activate(m) {
+  // refused: an upload's own refusal to activate the version it registered (the same 409s),
+  // whose answer says which version was active then
+  async function activate(m, refused = null) {
     const url = `/api/v1/models/${enc(m.product)}/activate`;
-    const body = {line: lineOf(m), version: m.version, expected_active: activeNow(m)};
+    const said = refused && refused.body && refused.body.error;
+    const body = {line: lineOf(m), version: m.version,
+      expected_active: said ? said.active_version || 0 : activeNow(m)};
     let out;
     try {
+      if (refused) throw refused;
       out = await api(url, {method: "POST", body});
     } catch (err) {
       const e = err && err.body && err.body.error;
@@ -300,6 +308,60 @@ LG.start(async (main) => {
       onclick: () => sure(question) && act("activated", () => activate(m), trying(m))},
     c.parts ? `Activate v${c.candidate.version}` : `Activate v${c.candidate.version} untried`);
   }
+
+  const REFUSALS = ["rejects_good_parts", "passes_reviewed_defects"];
+  async function upload(form, fields) {
+    const fd = new FormData(form);
+    for (const k of ["product", "line", "note"]) fd.set(k, fields[k].value.trim());
+    if (!fd.get("note")) fd.delete("note");
+    fd.set("activate", fields.activate.checked ? "true" : "false");
+    try {
+      const out = await api("/api/v1/models", {method: "POST", body: fd});
+      if (out.warning) LG.say(out.warning, "info");
+      return out;
+    } catch (err) {
+      const e = err && err.body && err.body.error;
+      if (!(err.status === 409 && e && REFUSALS.includes(e.code) && e.version)) throw err;
+      // registered, only its activation refused: the activation's question, as for any version
+      await load().catch(() => {});
+      const out = await activate({product: fd.get("product"), line: fd.get("line") || "", version: e.version}, err);
+      // not forced: the version is there all the same (inactive), and why it was refused stays said
+      return out === NOT_DONE ? {version: e.version, refused: e.message} : out;
+    }
+  }
+
+  function renderUpload() {
+    const file = h("input", {type: "file", name: "file", accept: ".lgm,.onnx", required: true});
+    const fields = {
+      product: h("input", {name: "product", value: filt.elements.product.value.trim(), size: 10, required: true,
+        maxlength: 100}),
+      line: h("input", {name: "line", value: filt.elements.line.value.trim(), size: 8, maxlength: 100,
+        placeholder: "every line"}),
+      note: h("input", {name: "note", size: 30, maxlength: 2000, placeholder: "where it comes from (optional)"}),
+      activate: h("input", {type: "checkbox", name: "activate", value: "true"}),
+    };
+    const form = h("form", {class: "filters", id: "upload-form"}, field("model file (.lgm or .onnx)", file),
+      field("product", fields.product), field("line", fields.line), field("note", fields.note),
+      h("label", {class: "field"}, h("span", {}, "activate"), h("span", {}, fields.activate,
+        " judge parts with it now (tried first on the latest parts)")),
+      h("button", {type: "submit"}, "Upload"));
+    const btn = form.querySelector("button[type=submit]");
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (btn.disabled) return;
+      btn.disabled = true;           // a double tap uploaded the file twice: two versions
+      try {
+        const out = await act("uploaded", () => upload(form, fields),
+          fields.activate.checked ? "Uploading, then trying it on the latest parts…" : "Uploading…");
+        if (out) { file.value = ""; fields.note.value = ""; }
+        if (out && out.refused) LG.say(out.refused, "error");
+      } finally { btn.disabled = false; }
+    });
+    clear(uploadEl).append(h("h2", {}, "Upload a model"),
+      h("p", {class: "muted"}, "A model file made elsewhere becomes the product's next version (inactive unless "
+        + "activated here: then the station tries it on the latest good parts and reviewed defects first)."), form);
+  }
+  renderUpload();
 
   function renderTrain(items) {
     if (trainEl.firstChild) return;   // once: a reload of the table keeps what was chosen here

@@ -7,6 +7,9 @@ LG.start(async (main) => {
   const {h, api, clear, num, verdictClass, inspUrl, picUrl, VIEW_PX, partUrl} = LG;
   const p = LG.params();
   let items = [], idx = 0, types = [], type = null, view = "overlay";
+  // the part the chosen defect type belongs to: a type is chosen for one part, never carried
+  // to the next (J past a part with a type chosen, D on the next saved it with that type unasked)
+  let typeFor = null;
 
   const which = LG.select("queue", [["todo", "REVIEW and NG, not reviewed"], ["REVIEW", "REVIEW only"],
     // short labels: a wider list pushed the part's photo below a 1024x600 panel's screen
@@ -215,14 +218,23 @@ LG.start(async (main) => {
 
   // refocus: where the keyboard's focus goes once the part is shown (the part before it, and
   // the button that judged it, are gone): its heading now, its Good button once that is usable
-  async function show(refocus = false) {
+  // guard: the part came up after a key (a verdict or J/K): G and D wait a moment after its
+  // photo is there, as a tap does (a second G 150 ms after the first judged a part seen for
+  // 100 ms); Good and Defect stay greyed meanwhile, so the wait is seen
+  async function show(refocus = false, guard = false) {
     // focus in the part being replaced goes to the next one, not to the page's top
     refocus = refocus || detail.contains(document.activeElement);
     clear(detail);
+    // the part before is gone: nothing judges this one until its photo is there
+    const token = ++showing;
+    shown = false;
+    keyGuard = guard;
+    clearTimeout(guardTimer);
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
     types = await LG.defectTypes(it.product);
-    if (!types.includes(type)) type = null;
+    if (token !== showing) return;       // another part was asked for meanwhile
+    if (!types.includes(type) || typeFor !== it.id) type = null;
     const img = it.stored && it.stored.image
       ? h("img", {src: picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX), alt: "part " + it.part_id,
           id: "part-image"})
@@ -230,16 +242,21 @@ LG.start(async (main) => {
     // the photo arriving moves the buttons under it: a tap in that moment was aimed elsewhere,
     // and before it the part would be judged unseen, so Good and Defect wait for it (or for
     // its failing to load, said in its place: the part can still be judged from its score)
-    shown = img.tagName !== "IMG";
-    if (!shown) {
-      const seen = () => {
-        if (items[idx] !== it) return;
-        shown = true;
-        for (const b of detail.querySelectorAll("#btn-good, #btn-defect")) b.disabled = false;
-        const good = document.getElementById("btn-good");
-        if (good && document.activeElement === document.getElementById("part-heading") && !good.closest("[hidden]")) good.focus();
-        LG.settle();
-      };
+    const usable = () => {
+      if (token !== showing) return;
+      keyGuard = false;
+      for (const b of detail.querySelectorAll("#btn-good, #btn-defect")) b.disabled = false;
+      const good = document.getElementById("btn-good");
+      if (good && document.activeElement === document.getElementById("part-heading") && !good.closest("[hidden]")) good.focus();
+    };
+    const seen = () => {
+      if (token !== showing) return;
+      shown = true;
+      LG.settle();
+      if (guard) guardTimer = setTimeout(usable, LG.SETTLE_MS);
+      else usable();
+    };
+    if (img.tagName === "IMG") {
       img.addEventListener("load", seen, {once: true});
       img.addEventListener("error", () => {
         img.replaceWith(h("div", {class: "noimg", id: "part-image"}, "the photo could not be loaded"));
@@ -289,10 +306,10 @@ LG.start(async (main) => {
           h("div", {class: "judge-bar", dataset: {role: "operator"}},
             h("div", {class: "row"},
               // a tap in the moment after the part came up was meant for the one before
-              h("button", {type: "button", class: "good", id: "btn-good", disabled: !shown,
+              h("button", {type: "button", class: "good", id: "btn-good", disabled: true,
                 onclick: () => LG.settling() || judge("good")},
                 goodLabel, h("span", {class: "key-hint"}, " (G)")),
-              h("button", {type: "button", class: "danger", id: "btn-defect", disabled: !shown,
+              h("button", {type: "button", class: "danger", id: "btn-defect", disabled: true,
                 onclick: () => LG.settling() || judge("defect")},
                 defectLabel, h("span", {class: "key-hint"}, " (D)"))),
             // a question about this part, beside its buttons: the status line may be off screen
@@ -304,6 +321,7 @@ LG.start(async (main) => {
       else document.getElementById("part-heading").focus();
     }
     LG.settle();          // from when the part's buttons are there (its defect types may take a moment)
+    if (img.tagName !== "IMG") seen();     // no photo to wait for: the part is all on screen now
   }
 
   // the picture and the button only: the note being typed and the type chosen stay, and
@@ -329,17 +347,19 @@ LG.start(async (main) => {
   // D or a G is. Only highlighting it there left the part unreviewed under the same question,
   // and a second press unchose it, so the D after saved the defect untyped.
   // tapped: a type button, not a key (a tap in the moment after the question was aimed elsewhere)
-  function pickType(i, tapped = false) {
+  function pickType(i, tapped = false, byKey = false) {
     if (i >= types.length) return;
     const it = items[idx];
     if (it && untypedAsked === it.id) {
       if (busy || (tapped && LG.settling())) return;
       type = types[i];
+      typeFor = it.id;
       markType();
-      judge("defect");
+      judge("defect", byKey);
       return;
     }
     type = types[i] === type ? null : types[i];
+    typeFor = it ? it.id : null;
     markType();
   }
 
@@ -347,6 +367,7 @@ LG.start(async (main) => {
   // type then saves it, pickType), a second D on the same part saves it untyped (an unknown
   // kind is still a defect).
   let busy = false, untypedAsked = null, overrideAsked = null, shown = false;
+  let showing = 0, keyGuard = false, guardTimer = null;
   function ask(text) {
     LG.say(text, "info");
     const el = document.getElementById("ask");
@@ -365,10 +386,15 @@ LG.start(async (main) => {
     }
   }
 
-  async function judge(label) {
+  // byKey: G, D or a type's number (the next part then comes up guarded, see show)
+  async function judge(label, byKey = false) {
     const it = items[idx];
     if (!it || busy) return;
     if (!shown) { ask("The photo is still loading: look at the part first."); return; }
+    if (keyGuard) {        // said on the status line only: the question beside the buttons stays
+      LG.say(`${it.part_id} just came up: look at it, then press ${label === "good" ? "G" : "D"} again.`, "info");
+      return;
+    }
     // judged on another screen meanwhile: one tap must not overturn it (a confirmed defect
     // made good is learnt as good by the next retraining)
     if (it.review && it.review.reviewed && !mine.has(it.id) && it.review.label !== label && overrideAsked !== it.id) {
@@ -408,7 +434,7 @@ LG.start(async (main) => {
       if (idx < items.length - 1) idx += 1;
       else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
       renderList();
-      await show(true);
+      await show(true, byKey);
     } catch (err) { LG.fail(err); } finally { busy = false; }
   }
 
@@ -426,10 +452,10 @@ LG.start(async (main) => {
     overrideAsked = null;
   }
 
-  async function move(d) {
+  async function move(d, byKey = false) {
     if (d > 0 && idx >= items.length - 1 && more) await loadOlder();
     const n = Math.max(0, Math.min(items.length - 1, idx + d));
-    if (n !== idx) { leaving(); idx = n; renderList(); await show(); }
+    if (n !== idx) { leaving(); idx = n; renderList(); await show(false, byKey); }
   }
 
   document.addEventListener("keydown", (e) => {
@@ -444,12 +470,13 @@ LG.start(async (main) => {
     if (k === "?") { helpDlg.open ? helpDlg.close() : helpDlg.showModal(); }
     else if (helpDlg.open) return;
     // a key held down repeats: it judges the part in front of the operator once, not the ones after
-    else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator") && !e.repeat) judge("good"); }
-    else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator") && !e.repeat) judge("defect"); }
+    // pressed twice, the second press lands on the part just come up: not taken (show's guard)
+    else if (k === "g" || k === "G") { if (LG.roleAtLeast("operator") && !e.repeat) judge("good", true); }
+    else if (k === "d" || k === "D") { if (LG.roleAtLeast("operator") && !e.repeat) judge("defect", true); }
     // held down: the next part's type is not chosen by the repeat
-    else if (/^[1-9]$/.test(k)) { if (!e.repeat) pickType(Number(k) - 1); }
-    else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1).catch(LG.fail);
-    else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1).catch(LG.fail);
+    else if (/^[1-9]$/.test(k)) { if (!e.repeat) pickType(Number(k) - 1, false, true); }
+    else if (k === "j" || k === "J" || k === "ArrowRight" || k === "ArrowDown") move(1, true).catch(LG.fail);
+    else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") move(-1, true).catch(LG.fail);
     else if (k === "o" || k === "O") toggleView();
     else return;
     e.preventDefault();
