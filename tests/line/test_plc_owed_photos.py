@@ -79,11 +79,13 @@ def test_a_refusal_while_the_camera_is_still_saving_leaves_the_part_its_own_phot
     assert cam() == (n, "N.png")                           # R's photo was set aside, no part's
 
 
-def test_a_refused_parts_photo_saved_after_the_take_goes_to_no_later_part(tmp_path):
+def test_a_refused_repeats_photo_saved_after_the_take_goes_to_no_later_part(tmp_path):
+    """A repeat of part P (its PartTag) refused while P is judged: its photo shows P, so the
+    take does not wait for it; saved after the take, it is set aside, not the next part's."""
     cam = CameraFolder(tmp_path, wait_s=3.0)
     p, r, n = png_bytes(30, seed=4), png_bytes(230, seed=5), png_bytes(40, seed=6)
     take = _Take(cam)
-    cam.trigger_refused()
+    cam.trigger_refused(same_part=True)
     _save(tmp_path, "P.png", p)
     assert take.result() == (p, "P.png"), f"part P got {take.got!r}"
     _save(tmp_path, "R.png", r)                            # the refused part's photo, later still
@@ -154,11 +156,12 @@ def test_a_photo_still_written_at_the_clear_is_no_later_parts(tmp_path):
 
 def test_a_clear_error_while_the_part_is_judged_leaves_the_refused_photo_owed(tmp_path):
     """A refusal and its ClearError while part P's take waits for the camera: the clear
-    forgot R's photo, and the next part was judged on it."""
+    forgot R's photo, and the next part was judged on it. (R a repeat of P: the take does
+    not wait for its photo, which comes after the take.)"""
     cam = CameraFolder(tmp_path, wait_s=3.0)
     p, r, n = png_bytes(30, seed=50), png_bytes(230, seed=51), png_bytes(40, seed=52)
     take = _Take(cam)
-    cam.trigger_refused()
+    cam.trigger_refused(same_part=True)
     cam.restart()
     _save(tmp_path, "P.png", p)
     assert take.result() == (p, "P.png"), f"part P got {take.got!r}"
@@ -272,3 +275,181 @@ def test_a_modbus_clear_faster_than_the_camera_never_gives_the_refused_photo_to_
     ans = _answer(answers, 2)
     assert ans.trigger.tag == 3 and ans.code != ResultCode.NO_IMAGE, ans.reason
     assert st.get(ans.inspection_id).image_sha256 == _sha(three), "part 3 judged on part 2's photo"
+
+
+# -- a part is never judged on another part's photo (second review of the owed photos) --
+
+def test_a_part_the_camera_missed_is_not_judged_on_the_next_parts_photo(tmp_path):
+    """The camera missed part A; the PLC triggered part B while A was in inspection (refused,
+    Error 20) and the camera photographed B. A took the one photo there, B's: A was judged
+    on another part's photo. One photo for two triggers cannot be told apart: NO_IMAGE."""
+    cam = CameraFolder(tmp_path, wait_s=0.5)
+    cam.trigger_taken()                                    # part A
+    take = _Take(cam)
+    cam.trigger_refused()                                  # part B, another part
+    _save(tmp_path, "B.png", png_bytes(230, seed=90))      # B's photo: the camera missed A
+    got = take.result()
+    assert isinstance(got, LookupError), f"part A judged on part B's photo {got[1]}"
+    assert "too few to tell" in str(got)
+
+
+def test_a_part_and_the_refused_parts_photos_both_come_the_part_takes_its_own(tmp_path):
+    cam = CameraFolder(tmp_path, wait_s=3.0)
+    a, b, n = png_bytes(30, seed=91), png_bytes(230, seed=92), png_bytes(40, seed=93)
+    cam.trigger_taken()
+    take = _Take(cam)
+    cam.trigger_refused()
+    _save(tmp_path, "A.png", a)
+    saving_b = _late(tmp_path, "B.png", b, after_s=0.1)    # B's photo after A's, while A waits
+    assert take.result() == (a, "A.png")
+    saving_b.join()
+    cam.trigger_taken()
+    _late(tmp_path, "N.png", n)
+    assert cam() == (n, "N.png"), "part N judged on the refused part's photo"
+
+
+def test_after_a_part_missed_with_a_refusal_the_refused_parts_late_photo_is_no_later_parts(tmp_path):
+    """A NO_IMAGE for too few photos keeps the refused part's photo owed (the one that came is
+    counted as the part's own): a refused photo that comes later is set aside."""
+    cam = CameraFolder(tmp_path, wait_s=0.3)
+    cam.trigger_taken()
+    take = _Take(cam)
+    cam.trigger_refused()
+    _save(tmp_path, "A.png", png_bytes(30, seed=94))       # the part's photo; B's is later than the wait
+    assert isinstance(take.result(), LookupError)
+    _save(tmp_path, "B.png", png_bytes(230, seed=95))
+    cam.wait_s = 3.0
+    n = png_bytes(40, seed=96)
+    cam.trigger_taken()
+    _late(tmp_path, "N.png", n)
+    assert cam() == (n, "N.png"), "part N judged on the refused part's photo"
+
+
+def test_a_take_that_outlived_its_window_owes_its_photo_before_the_next_part(tmp_path):
+    """Part 1's take began late and its window closed (TIMEOUT); the PLC triggered part 2
+    before part 1's wait ended with no photo. Its photo was owed after part 2's place: part 1's
+    late photo came, then part 2's, and part 2 was judged on part 1's photo."""
+    cam = CameraFolder(tmp_path, wait_s=0.3)
+    one, two = png_bytes(30, seed=97), png_bytes(230, seed=98)
+    cam.trigger_taken()                                    # part 1
+    take1 = _Take(cam)
+    cam.trigger_taken()                                    # part 2, after part 1's TIMEOUT
+    assert isinstance(take1.result(), LookupError)         # part 1's wait ends with none
+    cam.wait_s = 3.0
+    _save(tmp_path, "1.png", one)                          # part 1's late photo
+    _late(tmp_path, "2.png", two, after_s=0.1)
+    assert cam() == (two, "2.png"), "part 2 judged on part 1's photo"
+
+
+def test_a_zero_filled_photo_at_the_clear_is_still_being_written(tmp_path):
+    """A copy that set the refused part's file size first (zeros) when the PLC cleared: counted
+    as come, it paid the refused part's debt, and once filled (a new photo) the next part was
+    judged on it."""
+    cam = CameraFolder(tmp_path, wait_s=3.0)
+    r, n = png_bytes(230, seed=99), png_bytes(40, seed=100)
+    cam.trigger_refused()                                  # part R
+    _save(tmp_path, "R.png", b"\0" * len(r))               # its copy began: size first
+    cam.restart()                                          # ClearError
+    _save(tmp_path, "R.png", r, mtime_ns=time.time_ns() + 1_000_000)   # filled
+    cam.trigger_taken()
+    _late(tmp_path, "N.png", n, after_s=0.1)
+    assert cam() == (n, "N.png"), "part N judged on the refused part's photo"
+
+
+def test_a_tiff_unchanged_since_the_last_look_is_come_at_the_clear(tmp_path):
+    """The look-twice rule for a file that cannot say it is whole: one unchanged since the
+    last look is a photo come, not one being written, and pays what is owed."""
+    from PIL import Image
+    import io
+
+    def tiff(v):
+        buf = io.BytesIO()
+        Image.new("L", (32, 32), v).save(buf, format="TIFF")
+        return buf.getvalue()
+    cam = CameraFolder(tmp_path, wait_s=0.2)
+    cam.trigger_refused()
+    _save(tmp_path, "R.tif", tiff(200))
+    with pytest.raises(LookupError):
+        cam()                                              # a take looked at it (and set it aside)
+    cam.restart()
+    cam.trigger_taken()
+    n = tiff(40)
+    cam.wait_s = 3.0
+    _late(tmp_path, "N.tif", n)
+    assert cam() == (n, "N.tif")
+
+
+class _FirstTakeLate(_SlowWorker):
+    """The first take held between its worker's start and its first look at the folder (the
+    moment its part's window may close); a later take begins once the first one looked, as
+    in the handshake, where the next part's worker starts after that moment."""
+
+    def __init__(self, folder):
+        super().__init__(folder)
+        self.looked = threading.Event()
+        real = folder._listing
+
+        def listing():
+            self.looked.set()
+            return real()
+        folder._listing = listing
+
+    def __call__(self):
+        if self.waiting.is_set():
+            assert self.looked.wait(30)
+            return self.folder()
+        return super().__call__()
+
+
+def test_the_next_trigger_told_as_a_take_begins_does_not_move_the_takes_place(link):
+    """Part 1's worker began its take just as its window closed (TIMEOUT); the PLC acked and
+    triggered part 2 before the take read where part 1 stands. A part refused while part 1
+    was pending (Error 20, cleared) is owed before part 1's photo. Read from part 2's place,
+    part 1's own photo was set aside for the refused part's and part 1 was stored with the
+    refused part's photo."""
+    st, hs, cam_dir, answers = link()
+    hs.window_s = 0.3
+    hs.image_source = source = _FirstTakeLate(hs.image_source)
+    one, other = png_bytes(30, seed=101), png_bytes(230, seed=102)
+    assert hs.trigger(1) is not None
+    assert source.waiting.wait(30)                         # part 1's take began
+    assert hs.trigger(7) is None                           # another part, refused while 1 is pending
+    _answer(answers, 1)                                    # part 1's window closes: TIMEOUT
+    hs.ack()
+    hs.clear_error()
+    hs.window_s = 30.0
+    assert hs.trigger(2) is not None                       # part 2 taken before part 1's take looked
+    _save(cam_dir, "1.png", one)
+    _save(cam_dir, "7.png", other)
+    source.go.set()
+    late = until(lambda: [r for r in st.query() if r.serial == "1"] or None, "part 1's late record")
+    assert late[0].image_sha256 == _sha(one), "part 1 stored with another part's photo"
+
+
+def test_a_refused_repeat_of_the_part_in_inspection_does_not_hold_its_photo(link):
+    """The PLC repeats part 1's trigger while it is in inspection (refused, Error 20) and the
+    camera fires once per part: the one photo shows part 1 whichever trigger it came with, so
+    part 1 is judged on it, not NO_IMAGE (the handshake tells the folder it is the same part)."""
+    st, hs, cam_dir, answers = link(wait_s=3.0)
+    hs.image_source = source = _SlowWorker(hs.image_source)
+    one = png_bytes(30, seed=104)
+    assert hs.trigger(1) is not None
+    assert source.waiting.wait(30)
+    assert hs.trigger(1) is None                           # the repeat, refused
+    _save(cam_dir, "1.png", one)
+    source.go.set()
+    ans = _answer(answers, 1)
+    assert ans.inspection_id, ans.reason
+    assert st.get(ans.inspection_id).image_sha256 == _sha(one)
+
+
+def test_another_part_refused_while_the_camera_missed_the_part_in_inspection_is_no_image(link):
+    st, hs, cam_dir, answers = link(wait_s=0.5)
+    hs.image_source = source = _SlowWorker(hs.image_source)
+    assert hs.trigger(1) is not None
+    assert source.waiting.wait(30)
+    assert hs.trigger(2) is None                           # the next part, refused
+    _save(cam_dir, "2.png", png_bytes(230, seed=105))      # the camera missed part 1
+    source.go.set()
+    ans = _answer(answers, 1)
+    assert ans.code == ResultCode.NO_IMAGE and not ans.inspection_id, "part 1 judged on part 2's photo"

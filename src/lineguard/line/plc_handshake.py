@@ -29,7 +29,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,18 +110,30 @@ class CameraFolder:
     unchanged between two looks; one still being written is never taken. Told apart by name,
     time and size: a camera that rewrites one file makes a new photo each time.
 
-    What a take sets aside is what was owed when its trigger came (:meth:`trigger_taken`,
-    else when the take began), once: a trigger refused while the part is in inspection
-    (a repeat, or a PLC that went on to the next part) was photographed after it, so its
-    photo comes after this part's and is the one owed. The take re-read the count on each
-    look: a refusal counted while the camera was still saving set this part's own photo
-    aside and judged the part on the refused part's photo.
+    What a take sets aside is what was owed when its trigger came, once: every trigger has
+    its place in the PLC's order (:meth:`trigger_taken`, :meth:`trigger_refused`, told under
+    the handshake's lock), and a photo owed is kept at its trigger's place. A trigger refused
+    while the part is in inspection (a repeat, or a PLC that went on to the next part) was
+    photographed after it, so its photo comes after this part's. Where another part was
+    refused meanwhile, a take waits until the photos of this part and of the refused parts
+    have all come and takes this part's, before theirs: with one photo fewer, the camera
+    missed one of them, and the one that came cannot be told apart (the camera missed the
+    part in inspection and photographed the next part, which was taken as this part's);
+    the trigger is answered NO_IMAGE. A refused repeat of the part in inspection (same
+    PartTag) shows the same part, so its photo is not waited for. A take whose wait ends
+    with no photo owes its part's photo at its own place, before the parts triggered since
+    (a take that outlived its window: numbered after the next part, its late photo was
+    taken as the next part's).
 
     Where only the photos owed have come when the wait ends, the trigger is answered NO_IMAGE
     and what was owed before it starts again from nothing: either the camera missed a part
     (those photos were this part's and later ones) or this part's photo is later than the
-    wait; the first kind ends here, the second keeps the line on NO_IMAGE, never on another
-    part's photo, as long as the camera stays that late (set ``wait_s`` above its delay).
+    wait. The two cannot be told apart by the photos or their times (the missed part's
+    next photo comes in the next part's wait as a late photo does); starting again ends the
+    first kind at once (owing this part's photo as well kept a camera that missed one part
+    on NO_IMAGE for ever, each part's photo paying the one before). The second kind, a
+    camera always later than ``wait_s``, judges each later part on the photo before its
+    own: set ``wait_s`` above the camera's delay (the NO_IMAGE that starts it says so).
     A ClearError keeps what may still come (:meth:`restart`).
 
     Before (newest_image_source): the newest file not taken, whatever its time. A photo
@@ -138,12 +149,17 @@ class CameraFolder:
         self.poll_s = poll_s
         self._lock = threading.Lock()            # one take at a time: a photo goes to one trigger
         self._state = threading.Lock()           # what is owed and accounted for (the PLC's thread too)
-        # the photos of triggers that took none, in the order counted: (its number, when it
-        # was counted, time.monotonic()); numbers only grow, so a take tells those owed
-        # before its trigger from those counted after it, and a ClearError how old each is
-        self._owed: deque[tuple[int, float]] = deque()
-        self._counted = 0                        # the next owed photo's number
-        self._mark: Optional[int] = None         # _counted at the trigger whose take is still to come
+        # the photos of triggers that took none, in the PLC's order: (its trigger's place,
+        # when it was counted (time.monotonic()), a refused repeat of the part then in
+        # inspection); places only grow, so a take tells those owed before its trigger from
+        # those after it, and a ClearError how old each is
+        self._owed: list[tuple[int, float, bool]] = []
+        self._counted = 0                        # the next trigger's place (taken or refused)
+        # taken triggers whose take has not begun: their places, by the handshake's trigger
+        # number (or in the order told); one slot was overwritten by the next trigger when a
+        # take began just after its window closed, and that take counted from the next part
+        self._marks: dict[Any, int] = {}
+        self._taking = threading.local()         # the trigger a worker is about to take (take_begins)
         self._said_crowded = False
         # photos accounted for (taken, set aside, passed over, there at the start), of
         # those still in the folder (what left it is forgotten)
@@ -202,38 +218,58 @@ class CameraFolder:
         self._last = set(listing)
         return sorted(done, key=lambda sig: (sig[1], sig[0]))
 
-    def _owe(self) -> None:
-        """One more photo owed (under ``_state``)."""
-        self._owed.append((self._counted, time.monotonic()))
+    def _place(self) -> int:
+        """The next trigger's place in the PLC's order (under ``_state``)."""
         self._counted += 1
+        return self._counted - 1
+
+    def _owe(self, place: Optional[int] = None, same_part: bool = False) -> None:
+        """One more photo owed, at its trigger's place (a new one: last) (under ``_state``)."""
+        if place is None:
+            place = self._place()
+        i = len(self._owed)
+        while i and self._owed[i - 1][0] > place:
+            i -= 1
+        self._owed.insert(i, (place, time.monotonic(), same_part))
 
     def _paid(self, mark: int, later: int) -> None:
         """A take's photos set aside (under ``_state``): what was owed before its trigger
-        (numbered below ``mark``), and ``later`` of those counted since (their photos came
+        (placed below ``mark``), and ``later`` of those owed after it (their photos came
         after the one taken)."""
-        self._owed = deque(e for e in self._owed if e[0] >= mark)
-        for _ in range(min(later, len(self._owed))):
-            self._owed.popleft()
+        after = [e for e in self._owed if e[0] >= mark]
+        self._owed = after[min(later, len(after)):]
 
-    def trigger_refused(self) -> None:
-        """A trigger the link did not inspect: the photo it came with is no later part's."""
+    def trigger_refused(self, same_part: bool = False) -> None:
+        """A trigger the link did not inspect: the photo it came with is no later part's.
+        ``same_part``: a repeat of the part in inspection (its PartTag), whose photo shows
+        that part too."""
         with self._state:
-            self._owe()
+            self._owe(same_part=same_part)
 
-    def trigger_taken(self) -> None:
+    def trigger_taken(self, key: Any = None) -> None:
         """A trigger taken, told in the PLC's order (the handshake's lock): the photos owed
         now come before its part's, any counted from now on after it, however late its take
-        begins (a worker still busy with an earlier part). Without it a take counts from
-        when it begins."""
+        begins (a worker still busy with an earlier part). ``key`` (the trigger's number)
+        names it to :meth:`take_begins` and :meth:`trigger_dropped`; without one, takes
+        come in the order told. Without any, a take counts from when it begins."""
         with self._state:
-            self._mark = self._counted
+            place = self._place()
+            self._marks[("told", place) if key is None else key] = place
 
-    def trigger_dropped(self) -> None:
-        """The trigger taken last will take no photo (its window closed before the station
-        got to it): its photo, whenever it comes, is no later part's, and no take is to come."""
+    def take_begins(self, key: Any) -> None:
+        """The calling thread's next take is for the trigger ``key`` (told to
+        :meth:`trigger_taken`), whatever was triggered since."""
+        self._taking.key = key
+
+    def trigger_dropped(self, key: Any = None) -> None:
+        """A trigger taken (``key``, else the one taken last) will take no photo (its window
+        closed before the station got to it): its photo, whenever it comes, is no later
+        part's, and no take is to come."""
         with self._state:
-            self._owe()
-            self._mark = None
+            if key is None and self._marks:
+                key = next(reversed(self._marks))
+            place = self._marks.pop(key, None)
+            self._owe(place)
 
     def restart(self) -> None:
         """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
@@ -250,6 +286,11 @@ class CameraFolder:
         before its own. A kept photo that never comes costs the next part NO_IMAGE (its own
         photo pays it, and the count starts again there), never another part's photo.
 
+        A file whose format cannot say it is whole (a TIFF, or a file of zeros: a copy that
+        set its size first) is being written unless it is unchanged since the last look, as
+        a take has it: counted as come, a zero-filled photo of the refused part paid its
+        debt, and once filled (a new time) it was a new photo, taken as the next part's.
+
         While a part is between its trigger and the end of its take, it is left to the
         take: it settles what was owed before the trigger, and what was counted since is
         newer than the wait. Counted here, that part's own photo, there already, paid a
@@ -259,7 +300,7 @@ class CameraFolder:
             return
         try:
             with self._state:
-                if self._mark is not None:
+                if self._marks:
                     return
             try:
                 listing = self._listing()
@@ -270,18 +311,18 @@ class CameraFolder:
             new = [sig for sig in listing if sig not in seen]
             # a file its format says is unfinished is a photo still being written: once whole it
             # is a new photo (name, time, size), so it is not accounted now but stays owed
-            writing = [sig for sig in new if file_looks_complete(listing[sig], sig[2]) is False]
+            writing = []
+            for sig in new:
+                whole = file_looks_complete(listing[sig], sig[2])
+                if whole is False or (whole is None and sig not in self._last):
+                    writing.append(sig)
+            self._last = set(listing)
             came = len(new) - len(writing)
             now = time.monotonic()
             with self._state:
-                for _ in range(min(came, len(self._owed))):
-                    self._owed.popleft()
-                kept = deque()
-                for i, (n, at) in enumerate(self._owed):
-                    if i < len(writing) or now - at < self.wait_s:
-                        kept.append((n, at))
-                self._owed = kept
-                for _ in range(len(writing) - len(kept)):
+                owed = self._owed[came:]
+                self._owed = [e for i, e in enumerate(owed) if i < len(writing) or now - e[1] < self.wait_s]
+                for _ in range(len(writing) - len(self._owed)):
                     self._owe()                  # one written that no trigger is owed: no part's either
                 self._seen.update((sig, None) for sig in new if sig not in writing)
         finally:
@@ -289,24 +330,35 @@ class CameraFolder:
 
     def __call__(self) -> tuple[bytes, str]:
         deadline = time.monotonic() + self.wait_s
+        key, self._taking.key = getattr(self._taking, "key", None), None
+        mark: Optional[int] = None
         with self._state:
-            mark = self._counted if self._mark is None else self._mark
-            self._mark = None
+            if not self._marks:
+                mark = self._place()         # no trigger told: counted from when the take begins
         with self._lock:
             with self._state:
+                if mark is None:
+                    # its trigger's place (kept until the take holds the lock: a ClearError
+                    # meanwhile leaves the part to its take)
+                    if key not in self._marks:
+                        key = next(iter(self._marks), None)
+                    mark = self._marks.pop(key) if key is not None else self._place()
                 # owed when this part's trigger came: taken once, as a refusal counted while
-                # the camera is still saving is a later part's, its photo after this one's
-                before = sum(1 for n, _ in self._owed if n < mark)
+                # the camera is still saving is a later part's, its photo after this one's;
+                # an earlier part whose take has not begun (its worker behind this one) too
+                before = sum(1 for e in self._owed if e[0] < mark) + sum(1 for p in self._marks.values() if p < mark)
             while True:
                 t0 = time.monotonic()
                 listing = self._listing()
                 ready = self._complete(listing)
-                if len(ready) > before:
-                    with self._state:
-                        after = len(self._owed) - before        # refused since this part's trigger
+                with self._state:
+                    after = [e for e in self._owed if e[0] > mark]     # refused since this trigger
+                # another part refused since: its photo is waited for (see the class)
+                others = [at for _, at, same in after if not same]
+                if len(ready) > before and (not others or len(ready) >= before + 1 + len(after)):
                     # the owed photos set aside, those of the triggers refused since (after this
                     # part's) left to them, the newest of the rest taken, any between passed over
-                    i = max(before, len(ready) - 1 - after)
+                    i = max(before, len(ready) - 1 - len(after))
                     sig = ready[i]
                     try:
                         data = Path(listing[sig]).read_bytes()
@@ -317,22 +369,37 @@ class CameraFolder:
                         self._paid(mark, later=len(ready) - 1 - i)
                     self._account(ready)
                     return data, sig[0]
-                if time.monotonic() >= deadline:
+                # a refused part's photo comes within wait_s of its own trigger (a camera set up
+                # right), which may be after this part's wait
+                end = max([deadline] + [at + self.wait_s for at in others]) if len(ready) > before else deadline
+                if time.monotonic() >= end:
                     self._account(ready)
                     with self._state:
-                        if ready:
+                        if not ready:
+                            self._owe(mark)     # this part's photo, whenever it comes, is no later part's
+                        elif len(ready) <= before:
                             # only the photos owed came: the camera missed a part, or this
                             # part's photo is later than the wait (see the class): no part's
                             self._paid(mark, later=0)
                         else:
-                            self._owe()     # this part's photo, whenever it comes, is no later part's
+                            # fewer than this part's and the refused parts' photos: the first
+                            # past those owed counted as this part's, so every refused part's
+                            # photo that may still come is owed (one that never comes costs
+                            # the next part NO_IMAGE, never a photo of the wrong part)
+                            self._paid(mark, later=len(ready) - before - 1)
+                    if len(ready) > before:
+                        raise LookupError(
+                            f"{len(ready) - before} photo(s) came for this part and {len(others)} other part(s) "
+                            f"refused while it was in inspection, too few to tell its photo from theirs (the "
+                            f"camera missed one)")
                     if ready:
                         raise LookupError(f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, "
-                                          f"none more within {self.wait_s * 1000:.0f} ms of this trigger")
+                                          f"none more within {self.wait_s * 1000:.0f} ms of this trigger (a camera "
+                                          f"that saves later than that: raise the wait above its delay)")
                     raise LookupError(f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the "
                                       "trigger")
                 # a crowded folder is looked at no faster than it can be listed
-                time.sleep(max(self.poll_s, min(time.monotonic() - t0, deadline - time.monotonic())))
+                time.sleep(max(self.poll_s, min(time.monotonic() - t0, end - time.monotonic())))
 
 
 def _database_refusal(exc: BaseException) -> Optional[BaseException]:
@@ -750,7 +817,7 @@ class Handshake:
             if taken is not None:
                 # where this part stands among the photos owed (CameraFolder), in the PLC's
                 # order: a refusal from now on is after it, however late its worker starts
-                taken()
+                taken(trig.seq)
             self.show()
             self._pool.submit(self._inspect, trig)
             trig.timer = threading.Timer(self.window_s, self._window_closed, args=(trig.seq,))
@@ -781,12 +848,16 @@ class Handshake:
         self._record(ans, quick=True)
         self.show()
 
-    def photo_not_taken(self) -> None:
+    def photo_not_taken(self, same_part: bool = False) -> None:
         """A trigger that took no photo: the camera may have photographed its part, and that
-        photo, whenever it comes, is no later part's (CameraFolder counts it)."""
+        photo, whenever it comes, is no later part's (CameraFolder counts it). ``same_part``:
+        a repeat of the part in inspection, whose photo shows that part too."""
         refused = getattr(self.image_source, "trigger_refused", None)
         if refused is not None:
-            refused()
+            if same_part:
+                refused(same_part=True)
+            else:
+                refused()
 
     def refused_photo(self, tag: int) -> str:
         """A trigger for part ``tag`` refused (under the lock): the photo the camera may have
@@ -801,7 +872,9 @@ class Handshake:
         part was judged on the photo before its own, for ever, with no fault."""
         if getattr(self.image_source, "trigger_refused", None) is None:
             return ""
-        self.photo_not_taken()
+        # a repeat of the part in inspection: the take need not wait for its photo, which
+        # shows the same part (another part's is waited for: CameraFolder)
+        self.photo_not_taken(same_part=bool(tag) and self.pending is not None and self.pending.tag == tag)
         return (f"part {tag}'s photo, if the camera took one, is set aside (no later part's)" if tag else
                 "its photo, if the camera took one, is set aside (no later part's)")
 
@@ -848,6 +921,11 @@ class Handshake:
                             (time.perf_counter() - trig.t0 - self.window_s) * 1000)
                 return
             trig.taking = True
+            begins = getattr(self.image_source, "take_begins", None)
+            if begins is not None:
+                # this worker's take is this trigger's, whatever was triggered since (a
+                # window that closed as the take began lets the PLC trigger the next part)
+                begins(trig.seq)
         product = self.recipes[trig.recipe]
         try:
             data, name = self.image_source()
@@ -920,7 +998,7 @@ class Handshake:
                 # inspected (_inspect), and its part's photo is no later part's
                 dropped = getattr(self.image_source, "trigger_dropped", None)
                 if dropped is not None:
-                    dropped()       # CameraFolder: owed, and no take is to come for it
+                    dropped(trig.seq)   # CameraFolder: owed at its place, no take is to come for it
                 else:
                     self.photo_not_taken()
                 reason += ": the station was held up by earlier parts and never took its photo"
