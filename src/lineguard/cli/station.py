@@ -97,10 +97,23 @@ def _config(data: Path, db: Optional[str], **options):
     :func:`data_option` resolved (the variables already read there)."""
     from ..line.config import StationConfig
     try:
-        return StationConfig(**{k: v for k, v in _fields({"data": data, "db": db, **options}).items()
-                                if v is not None})
+        cfg = StationConfig(**{k: v for k, v in _fields({"data": data, "db": db, **options}).items()
+                               if v is not None})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    _not_a_backup(cfg)
+    return cfg
+
+
+def _not_a_backup(cfg) -> None:
+    """The command ends (exit 2) before anything opens the database when --data (or a
+    SQLite --db) is a backup folder: opened, even read, its database was changed."""
+    from ..line.data_folders import BackupFolderAsData, refuse_backup_folder
+    from ._term import fail
+    try:
+        refuse_backup_folder(cfg.data_dir, cfg.sqlite_path)
+    except BackupFolderAsData as exc:
+        fail(exc.message)
 
 
 # The commands that open a station's folder or database to look after it, not to run it
@@ -232,6 +245,7 @@ def _station_config(serve: bool = True, **options):
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     _say_environment(cfg, {k for k, v in overrides.items() if v is not None}, serve)
+    _not_a_backup(cfg)
     return cfg
 
 
@@ -1222,15 +1236,16 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     its whole data folder (images/, models/, .lineguard-folder)."""
     import sqlite3
 
-    from ..line.backup import BackupError, backup_station
+    from ..line.backup import BackupError, backup_station, damaged_at_station_message
     from ._term import fail, note
     db_path = _config(data, db).sqlite_path
     if db_path is None:
         # the records alone are not the station: its models/ (the active model's file), images/ and the
         # folder's id (.lineguard-folder, which the database names) must come with them
-        fail("only a SQLite station is backed up here. For a PostgreSQL station: pg_dump its database first, then "
-             f"copy the whole data folder {data} (images/, models/ and .lineguard-folder), e.g. `cp -a {data} "
-             "/backup/`; restore in the same order (pg_restore, then the folder back in place)")
+        fail("only a SQLite station is backed up here. For a PostgreSQL station: dump its database first with "
+             "`pg_dump -Fc` (pg_restore reads no plain dump; with --db-schema, that schema alone: `pg_dump -Fc -n "
+             f"SCHEMA`), then copy the whole data folder {data} (images/, models/ and .lineguard-folder), e.g. "
+             f"`cp -a {data} /backup/`; restore in the same order (pg_restore, then the folder back in place)")
     had = (dest / "lineguard.db").is_file()
     try:
         report = backup_station(data, dest, db_path, verify=verify)
@@ -1254,8 +1269,8 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     if verify:
         click.echo(f"read back {report.verified} files the backup held: {report.repaired} damaged, copied again")
     if report.damaged_at_station:
-        fail(f"{report.damaged_at_station} of the station's own files are damaged (its disk?): their backup copies "
-             "are no better; see the log for which", code=1)
+        # the backup itself is whole (its manifest written); the station is not: exit 1
+        fail(damaged_at_station_message(report, data.resolve(), dest.resolve()), code=1)
 
 
 @click.command()

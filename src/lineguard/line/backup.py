@@ -8,8 +8,12 @@ a station folder's contents; ``line.restore`` brings it back, every file checked
 
 Files are content-addressed, so a later backup into the same folder copies only the
 files it does not hold yet (one whose size differs from the station's, cut short by a
-power cut, is copied again). The new database copy replaces the old one only once all
-its files are on the disk: a backup stopped half-way leaves the previous one whole. A
+power cut, is copied again). Every file copied is checked against its name on the way: a
+station file that is not what its name says (cut short or rotted on the station's disk)
+is never copied over the backup's copy, which may be the only good one left; the backup
+names it, and whether the copy it keeps is whole, to be put back. Each copy keeps the
+station file's time. The new database copy replaces the old one only once all its files
+are on the disk: a backup stopped half-way leaves the previous one whole. A
 file the copy names but the station deleted meanwhile (the disk keeper makes room) is
 recorded as not kept in the copy, as the keeper records it, never as a link to nothing.
 
@@ -29,7 +33,7 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
@@ -65,7 +69,11 @@ class BackupReport:
     models: int = 0
     verified: int = 0             # files already there read back (verify=True)
     repaired: int = 0             # of them, damaged in the backup and copied again
-    damaged_at_station: int = 0   # copied again, still not whole: the station's own file is damaged
+    # the station's own file is not what its name says (cut short, rotted): never copied over
+    # the backup's copy; kept_good_copy of them the backup holds whole, the copy to put back
+    damaged_at_station: int = 0
+    kept_good_copy: int = 0
+    damaged_files: list = field(default_factory=list)    # the first DAMAGED_SHOWN: key, why, backup_whole
     # the backup folder is on the station's own disk: lost with it, and its growth eats the
     # room the disk keeper frees by deleting the station's images
     same_disk: bool = False
@@ -94,6 +102,9 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
         raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
                           "folder, best on another disk")
+    if dest.exists() and not dest.is_dir():
+        # refused, not failed: no disk to check, another path to give
+        raise BackupError(f"{dest} is a file: give a folder to back up into (a new one, or an earlier backup's)")
     copies = CopyFolders(data_dir)
     try:
         copies.check(dest, MARKER, "backups")     # a share's mount point without the share: not written
@@ -300,14 +311,15 @@ def _safe(key: str) -> bool:
 
 def _copy(store: Path, dest: Path, key: str, report: BackupReport, verify: bool = False) -> Optional[bool]:
     """Copy one file of a store unless the backup holds it whole; True if copied, False if
-    there, None if the station no longer has it."""
+    there (or kept: the station's own file is damaged), None if the station no longer has it."""
     if not _safe(key):
         return None        # not a key the station writes: nothing outside its folder is copied
     src, dst = store / key, dest / key
     try:
-        size = src.stat().st_size
+        held = src.stat()
     except FileNotFoundError:
         return None
+    size = held.st_size
     repair = False
     try:
         if dst.stat().st_size == size:
@@ -332,6 +344,15 @@ def _copy(store: Path, dest: Path, key: str, report: BackupReport, verify: bool 
         shutil.copyfile(src, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        # The copy is checked against its name before it takes it (the hash its key
+        # carries, a map's PNG checksums): a station file cut short on the station's disk
+        # differs in size from the backup's copy, and was copied over the only good one.
+        damage = filecheck.file_damage(tmp, key)
+        if damage is not None:
+            tmp.unlink(missing_ok=True)
+            _station_file_damaged(store, dest, key, damage, report)
+            return False
+        nbytes = tmp.stat().st_size
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dst)
     except FileNotFoundError:
@@ -340,27 +361,65 @@ def _copy(store: Path, dest: Path, key: str, report: BackupReport, verify: bool 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # the station's file time comes along (as cp -p), and on into a restored station: its disk
+    # keeper leaves a file stored in the last minute, one a part may be about to name (set once
+    # in place: a staged copy with an old time is what the staging sweep deletes)
+    try:
+        os.utime(dst, ns=(held.st_atime_ns, held.st_mtime_ns))
+    except OSError:
+        pass           # a share that keeps no times: the copy is whole all the same
     report.files_copied += 1
-    report.bytes_copied += size
+    report.bytes_copied += nbytes
     if repair:
         report.repaired += 1
-        if filecheck.file_damage(dst, key) is not None:
-            report.damaged_at_station += 1
-            log.error("backup: the station's own %s in %s is damaged: its backup copy is no better", key, store)
     return True
+
+
+# the station's damaged files a backup names (in its report and manifest): enough to act on
+DAMAGED_SHOWN = 20
+
+
+def _station_file_damaged(store: Path, dest: Path, key: str, why: str, report: BackupReport) -> None:
+    """The station's own file is not what its name says: never copied over the backup's
+    copy, which is said to be whole (the copy to put back) or not."""
+    try:
+        kept = filecheck.file_damage(dest / key, key) is None
+    except FileNotFoundError:
+        kept = False
+    report.damaged_at_station += 1
+    if kept:
+        report.kept_good_copy += 1
+    if len(report.damaged_files) < DAMAGED_SHOWN:
+        report.damaged_files.append({"key": f"{store.name}/{key}", "why": why, "backup_whole": kept})
+    if kept:
+        log.error("backup: the station's own %s in %s is damaged (%s): the backup keeps its whole copy; put it "
+                  "back with `cp %s %s`", key, store, why, dest / key, store / key)
+    else:
+        log.error("backup: the station's own %s in %s is damaged (%s), and the backup holds no whole copy of it",
+                  key, store, why)
 
 
 class BackupStopped(BackupError):
     """The station closed while a backup ran; the previous backup is whole."""
 
 
+# A failed backup is tried again this soon, not a whole --backup-every-h later (a backup
+# disk plugged back in was not used for a day); while it has failed, the folder's manifest
+# is looked at this often, so a backup made by hand into it ends the fault.
+RETRY_AFTER_S = 3600.0
+LOOK_EVERY_S = 60.0
+
+
 class BackupSchedule(PeriodicJob):
     """The station's own backups (``serve --backup-to``): every ``every_s`` into ``dest``
     on their own thread, the first once the last one (by the folder's manifest) is that
     old, at the earliest ``first_after_s`` after start. A failed backup is a station
-    fault (/health) until one works: a backup disk unplugged for weeks is seen. Once
-    ``verify_every_s`` (a week) has passed since the backup was last verified, the next
-    one reads back every file the folder holds and copies the damaged ones again."""
+    fault (/health) until one works, tried again after ``retry_after_s`` (an hour): a
+    backup disk unplugged for weeks is seen, and one plugged back in is used within the
+    hour; a backup made by hand into the folder meanwhile (``lineguard backup``) ends the
+    fault too. Once ``verify_every_s`` (a week) has passed since the backup was last
+    verified, the next one reads back every file the folder holds and copies the damaged
+    ones again. Station files found damaged are a fault until a backup finds none."""
 
     thread_name = "lg-backup"
     what = "the backup"
@@ -368,13 +427,16 @@ class BackupSchedule(PeriodicJob):
 
     def __init__(self, data_dir: Path, dest: Path, every_s: float, faults: dict[str, str],
                  db_path: Optional[Path] = None, first_after_s: float = 300.0,
-                 verify_every_s: float = VERIFY_EVERY_S):
+                 verify_every_s: float = VERIFY_EVERY_S, retry_after_s: float = RETRY_AFTER_S):
         super().__init__(every_s, first_after_s)
         self.data_dir, self.dest, self.db_path = Path(data_dir), Path(dest), db_path
         self.verify_every_s = verify_every_s
+        self.retry_after_s = retry_after_s
         self.faults = faults
         self.last: Optional[dict] = None         # the last backup that worked
         self.error: Optional[str] = None         # why the last try failed (None: it worked)
+        self.retry_at: Optional[float] = None    # time.time() of the next try after a failure
+        self._failed_over: Optional[dict] = None  # the folder's database (its manifest's) when the try failed
         self._said_same_disk = False             # the backup folder on the station's disk, logged once
 
     def _manifest(self) -> dict:
@@ -395,7 +457,40 @@ class BackupSchedule(PeriodicJob):
         age = _age_s(manifest.get("verified_at"))
         return age is None or age >= self.verify_every_s
 
+    def _tick(self) -> float:
+        if self.error is not None and self.retry_at is not None and time.time() < self.retry_at:
+            if not self.backed_up_since_failure():
+                return self._wait_failed()
+            age = _age_s(self.last.get("made_at")) if self.last else None
+            return max(LOOK_EVERY_S, self.every_s - (age or 0.0))   # the next one a day after that one
+        super()._tick()              # run_once says its own failures (a fault, the log)
+        return self._wait_failed() if self.error is not None else self.every_s
+
+    def _wait_failed(self) -> float:
+        left = (self.retry_at or time.time()) - time.time()
+        return max(1.0, min(LOOK_EVERY_S, left))
+
+    def backed_up_since_failure(self) -> bool:
+        """After a failed try: whether a backup of this station into the folder has worked
+        since (``lineguard backup --to`` by hand, the disk plugged back in), by the folder's
+        manifest naming a new database, the one in the folder; if so the fault ends."""
+        if self.error is None:
+            return False
+        manifest = self._manifest()
+        made = manifest.get("database")
+        if not made or made == self._failed_over or made != _fingerprint(self.dest / "lineguard.db") \
+                or manifest.get("from") != str(self.data_dir.resolve()):
+            return False
+        log.info("backup to %s: a backup made %s (by hand?) worked since the failed try: the fault ends",
+                 self.dest, manifest.get("made_at"))
+        self.error, self.retry_at = None, None
+        self.faults.pop("backup", None)
+        self.last = {"made_at": manifest.get("made_at"),
+                     **{k: manifest[k] for k in BackupReport.__dataclass_fields__ if k in manifest}}
+        return True
+
     def run_once(self) -> None:
+        failed_over = self._manifest().get("database")
         try:
             report = backup_station(self.data_dir, self.dest, self.db_path, stop=self.stopping,
                                     verify=self._verify_due())
@@ -405,27 +500,58 @@ class BackupSchedule(PeriodicJob):
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackupError) else str(exc)
             kept = "the last one that worked is kept" if (self.dest / "lineguard.db").is_file() else \
                 "no backup has worked yet"
-            self.faults["backup"] = (f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
-                                     f"({self.error}); {kept}: check the backup disk (mounted, room left)")
+            self._failed(failed_over, f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
+                                      f"({self.error}); {kept}: check the backup disk (mounted, room left)")
             log.error("backup to %s failed: %s", self.dest, self.error)
             return
         except Exception as exc:  # noqa: BLE001 - the station goes on; the fault says it
             self.error = f"{type(exc).__name__}: {exc}"
-            self.faults["backup"] = f"the backup to {self.dest} failed ({self.error}); see the station's log"
+            self._failed(failed_over, f"the backup to {self.dest} failed ({self.error}); see the station's log")
             log.exception("backup to %s failed", self.dest)
             return
-        self.error = None
+        self.error, self.retry_at = None, None
         self.faults.pop("backup", None)
         self.last = {"made_at": _utc_stamp(), **report.to_dict()}
         log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %d read back (%d damaged, "
                  "copied again), %.1f s", self.dest, report.parts, report.files_copied, report.bytes_copied / 1e6,
                  report.files_there, report.verified, report.repaired, report.seconds)
+        if report.damaged_at_station:
+            self.faults["backup"] = damaged_at_station_message(report, self.data_dir, self.dest)
         if report.same_disk and not self._said_same_disk:
             self._said_same_disk = True
             log.warning("backup folder %s is on the station's own disk: a disk that fails takes the backup with it, "
                         "and its growth takes the room the disk keeper frees by deleting part images; back up to "
                         "another disk or a share", self.dest)
 
+    def _failed(self, failed_over: Optional[dict], fault: str) -> None:
+        self._failed_over = failed_over
+        self.retry_at = time.time() + min(self.every_s, self.retry_after_s)
+        self.faults["backup"] = (f"{fault}; tried again at {time.strftime('%H:%M', time.localtime(self.retry_at))} "
+                                 f"(a `lineguard backup --to {self.dest}` that works ends this fault sooner)")
+
     def status(self) -> dict:
+        self.backed_up_since_failure()
         return {"to": str(self.dest), "every_h": round(self.every_s / 3600, 3), "last": self.last,
-                "verified_at": self._manifest().get("verified_at"), "error": self.error}
+                "verified_at": self._manifest().get("verified_at"), "error": self.error,
+                "retry_at": None if self.retry_at is None else
+                time.strftime(_STAMP, time.gmtime(self.retry_at))}
+
+
+def damaged_at_station_message(report: BackupReport, data_dir: Path, dest: Path) -> str:
+    """What a backup that found the station's own files damaged says (the CLI, the fault):
+    which, whether the backup keeps a whole copy, and how to put it back."""
+    shown = ", ".join(f"{d['key']} ({d['why']}{'; the backup keeps a whole copy' if d['backup_whole'] else ''})"
+                      for d in report.damaged_files[:5])
+    more = report.damaged_at_station - min(5, len(report.damaged_files))
+    kept = report.kept_good_copy
+    out = (f"{report.damaged_at_station} of the station's own files in {data_dir} are not what their names say "
+           f"(its disk?): {shown}{f' and {more} more' if more > 0 else ''}. They were not copied over the backup")
+    if kept:
+        first = next(d["key"] for d in report.damaged_files if d["backup_whole"]) if any(
+            d["backup_whole"] for d in report.damaged_files) else "images/KEY"
+        out += (f"; the backup in {dest} keeps a whole copy of {kept}: put each back by copying it from {dest} to "
+                f"the same path in {data_dir} (e.g. cp {dest}/{first} {data_dir}/{first}), or restore the "
+                f"backup into a new folder (`lineguard restore --from {dest} --data NEW`)")
+    if kept < report.damaged_at_station:
+        out += f"; {report.damaged_at_station - kept} have no whole copy in the backup either"
+    return out + " (the backup's manifest, backup.json, lists them)"

@@ -223,8 +223,11 @@ class StationConfig:
         if self.backup_to is not None:
             self.backup_to = Path(self.backup_to)
             if self.sqlite_path is None:
-                raise ValueError("backup_to backs up a SQLite station; back a PostgreSQL database up with pg_dump "
-                                 "(the part images are in the data folder's images/)")
+                raise ValueError("--backup-to (LINEGUARD_BACKUP_TO) backs up a SQLite station only. Back a "
+                                 "PostgreSQL station up with `pg_dump -Fc` of its database (with --db-schema, of "
+                                 "that schema alone: `pg_dump -Fc -n SCHEMA`), then a copy of its whole data folder "
+                                 "(images/, models/ and .lineguard-folder, e.g. `cp -a`); restore with pg_restore, "
+                                 "then the folder back in place (README: backups)")
         if self.shadow_queue < 1:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
         if self.max_image_pixels < 64:

@@ -46,6 +46,26 @@ class OtherDataFolder(StationError):
     code = "other_data_folder"
 
 
+class BackupFolderAsData(StationError):
+    http_status = 409
+    code = "backup_folder"
+
+
+def refuse_backup_folder(data_dir: Path, db_file: Optional[Path] = None) -> None:
+    """:class:`BackupFolderAsData` when ``data_dir`` (or the folder of the SQLite database
+    ``db_file``) is a backup ``lineguard backup`` made, not a station folder. Opened as a
+    station, even to list its keys, its database was switched to a write-ahead log: it
+    was changed, and the next backup into it refused ("changed since the backup made it")."""
+    from .backup import MARKER      # not at the top: line.backup has no need of this module
+    for folder in dict.fromkeys([Path(data_dir)] + ([Path(db_file).parent] if db_file is not None else [])):
+        if (folder / MARKER).exists():
+            raise BackupFolderAsData(
+                f"{folder} is a backup made by `lineguard backup` (it holds {MARKER}), not a station folder: "
+                "opening it as one would change its database, and the next backup into it would refuse. Check it "
+                f"with `lineguard restore --from {folder} --check`; restore it with `lineguard restore --from "
+                f"{folder} --data NEW_FOLDER` and use NEW_FOLDER", folder=str(folder))
+
+
 def folder_id(data_dir: Path) -> str:
     """The data folder's id, made at its first use. Made once whoever comes first: a
     station and its watcher started together on a new folder each made an id, the last

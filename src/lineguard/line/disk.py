@@ -18,7 +18,9 @@ image was never kept. The order keeps every link whole: a record stops naming it
 names (the store sweep, :mod:`.sweep`, deletes it later), never a record naming a
 missing file; a file another record still names (the
 same image sent for two parts, one map of it), or one stored again in the last minute
-for a part whose record is about to name it, stays. Parts younger than ``min_age_s``
+for a part whose record is about to name it, stays; a part whose image stays for that
+is named again (its link is never cleared for a file that is not deleted: after a restore
+every file is that young). Parts younger than ``min_age_s``
 are left alone: their map may still be on its way (see :mod:`.mapwriter`).
 """
 from __future__ import annotations
@@ -271,17 +273,49 @@ class DiskKeeper(PeriodicJob):
         rows = [r for r in rows if r[0] not in kept]
         if not rows:      # the whole batch was reviewed meanwhile: on to the next one
             return self._clear(kind, before, age_rule)
-        ids = [r[0] for r in rows]
+        recent: set[str] = set()
         delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
-                                     {k for r in rows for k in r[2:5] if k})
-        self.deleted[kind] += len(ids)
-        return len(ids), waiting
+                                     {k for r in rows for k in r[2:5] if k}, kept_recent=recent)
+        linked = self._link_again([r for r in rows if r[2] in recent], recent)
+        if linked:
+            # the next look starts at the first of them again: their files go once older
+            self._cursor[cursor] = min(linked) - 1
+        n = len(rows) - len(linked)
+        self.deleted[kind] += n
+        return n, waiting
+
+    def _link_again(self, rows: list, recent: set[str]) -> list[int]:
+        """Name again the files of parts whose image the store kept for its time, written in
+        the last minute by no part of this station (a station started at once on a folder
+        just copied or restored: every file that young): a cleared link whose file stays frees nothing, and loses the
+        image to the app, and the store sweep then finds most of the store named by no
+        record and refuses to sweep. Returns the ids of the parts linked again."""
+        linked = []
+        with self.db.session() as s:
+            for r in rows:
+                # the map and overlay only where their files are still there (a map kept for
+                # its age with its image deleted is not linked: it goes to the store sweep)
+                values = {"image_key": r[2]}
+                for col, key in (("heatmap_key", r[3]), ("overlay_key", r[4])):
+                    if key and (key in recent or self.images.exists(key)):
+                        values[col] = key
+                done = s.execute(update(Inspection).where(Inspection.id == r[0], Inspection.image_key.is_(None))
+                                 .values(**values))
+                if done.rowcount:
+                    linked.append(r[0])
+        if linked:
+            log.info("disk: the images of %d parts were stored in the last %.0f s (a folder copied or restored just "
+                     "now?): kept and still named, deleted at a later look", len(linked), self.images.recent_s)
+        return linked
 
 
-def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[str], keys: set[str]) -> int:
+def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[str], keys: set[str],
+                                 kept_recent: Optional[set[str]] = None) -> int:
     """Delete the files ``keys`` (of images with the SHA-256s ``shas``) that no record
     names any more: called after the records that named them stopped doing so
-    (committed). Returns how many were deleted."""
+    (committed). Returns how many were deleted; ``kept_recent`` gets the keys of those
+    no record names but kept for their modification time in the last minute, which no
+    part of this process stored (one it stored is named by that part's record)."""
     # A file's key holds its image's SHA-256 (the map's too), so the records that may
     # still name one are those with the same SHA-256, found by its index: their
     # files, and the map of a record that still has its image (it may be on its way).
@@ -299,6 +333,11 @@ def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[s
     deleted = 0
     for key in keys - still:
         # not a file another process on the data folder stored again just now
-        deleted += bool(images.delete_unnamed(key, unless_newer_than_s=images.recent_s))
+        if images.delete_unnamed(key, unless_newer_than_s=images.recent_s):
+            deleted += 1
+        elif kept_recent is not None and not images.stored_here_recently(key):
+            # kept for its time alone (a folder just restored or copied, another process's
+            # store): no part of this station is about to name it
+            kept_recent.add(key)
     return deleted
 

@@ -138,6 +138,13 @@ class ContentStore:
             self._stored_at = {k: t for k, t in self._stored_at.items() if now - t < self.recent_s}
             self._prune_at = max(4096, 2 * len(self._stored_at))
 
+    def stored_here_recently(self, key: str) -> bool:
+        """Whether a part of this process stored ``key`` in the last ``recent_s``: its
+        record names the file, or is about to."""
+        with self._names:
+            at = self._stored_at.get(key)
+            return at is not None and time.monotonic() - at < self.recent_s
+
     def delete_unnamed(self, key: str, unless_newer_than_s: Optional[float] = None) -> bool:
         """Delete the file of ``key``, which the caller found no record naming, unless a
         part stored it in the last ``recent_s`` (its record may be committing right

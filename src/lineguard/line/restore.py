@@ -294,6 +294,14 @@ def _check_file(store: Path, key: str, dest: Optional[Path], report: RestoreRepo
                 target = dest / key
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, target)      # the folder is put in place after os.sync, once whole
+                # The file keeps the time it had (as cp -p): written with the restore's time,
+                # every image was "stored in the last minute" to the disk keeper of a station
+                # started at once on a nearly full disk, which then deleted none of them.
+                try:
+                    held = os.stat(store / key, follow_symlinks=False)
+                    os.utime(target, ns=(held.st_atime_ns, held.st_mtime_ns))
+                except OSError:
+                    pass     # a disk that keeps no times: the file is whole all the same
             return True
     if tmp is not None:
         tmp.unlink(missing_ok=True)
