@@ -77,6 +77,9 @@ LG.start(async (main) => {
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     const askEl = h("p", {class: "ask", id: "ask", role: "alert"});
     let saving = false;
+    // the review this page showed (its time, or "none"): sent with each review, so one made
+    // on another screen since is refused and shown, not overwritten
+    let seenReview = it.review && it.review.reviewed ? it.review.reviewed_at : "none";
     const post = async (label) => {
       if (label === "defect" && !typeSel.value && typeSel.options.length > 1 && !untypedAsked) {
         untypedAsked = true;
@@ -93,11 +96,26 @@ LG.start(async (main) => {
       saving = true;
       try {
         const now = await api(inspUrl(id, "review"), {method: "POST",
-          body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null}});
+          body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null,
+                 seen_review: seenReview}});
+        seenReview = now.review.reviewed_at;
         typeFact.textContent = now.defect_type || "–";
         LG.say("review saved", "ok");
         await loadHistory();
-      } catch (err) { LG.fail(err); } finally { saving = false; }
+      } catch (err) {
+        const e = err && err.body && err.body.error;
+        if (!(err.status === 409 && e && e.code === "review_changed")) { LG.fail(err); return; }
+        // another person judged it since this page was loaded: their review is shown, and
+        // the same button pressed again replaces it knowingly (it overwrote it unasked)
+        seenReview = e.review ? e.review.reviewed_at : "none";
+        const q = e.review ? `Reviewed meanwhile as ${e.review.label}${e.review.defect_type ? " (" + e.review.defect_type
+          + ")" : ""} by ${e.review.reviewer} at ${LG.when(e.review.reviewed_at)}: press again to replace it`
+          : "Its review was taken back meanwhile: press again to save yours";
+        LG.say(q, "error");
+        askEl.textContent = q;
+        LG.settle();
+        await loadHistory();
+      } finally { saving = false; }
     };
     return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, note,
       h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},

@@ -418,8 +418,36 @@ LG.start(async (main) => {
     if (askEl) askEl.textContent = "";      // answered: a failed save says so itself, the question does not stay
     try {
       const note = (document.getElementById("note") || {}).value || null;
-      const body = {label, defect_type: label === "defect" ? type : null, note: note || null};
-      const rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
+      // the review this screen showed: one that came meanwhile is refused (409), not overwritten
+      const seen = it.review && it.review.reviewed ? it.review.reviewed_at : "none";
+      const body = {label, defect_type: label === "defect" ? type : null, note: note || null, seen_review: seen};
+      let rec;
+      try {
+        rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
+      } catch (err) {
+        const e = err && err.body && err.body.error;
+        if (!(err.status === 409 && e && e.code === "review_changed")) throw err;
+        // another screen judged it a moment before: both said "saved", and a confirmed
+        // defect became good. Shown as it now is; pressing again replaces it knowingly.
+        const now = e.review;
+        it.review = now ? Object.assign({}, now, {reviewed: true}) : {reviewed: false};
+        if (now) it.defect_type = now.defect_type;
+        mine.delete(it.id);
+        renderList();
+        const state = document.getElementById("review-state");
+        if (state && now) state.textContent = `reviewed on another screen: ${now.label}`
+          + `${now.defect_type ? " (" + now.defect_type + ")" : ""} by ${now.reviewer}`;
+        if (now && now.label === label && (now.defect_type || null) === (body.defect_type || null)) {
+          LG.say(`${it.part_id}: already ${label === "good" ? "marked good" : "confirmed as a defect"} by `
+            + `${now.reviewer}`, "info");
+          return;
+        }
+        overrideAsked = it.id;
+        ask(now ? `Reviewed meanwhile as ${now.label}${now.defect_type ? " (" + now.defect_type + ")" : ""} by `
+          + `${now.reviewer} at ${LG.when(now.reviewed_at)}. Press again to change it to ${label}.`
+          : "Its review was taken back meanwhile: look at it, then press again.");
+        return;
+      }
       mine.add(rec.id);
       judged.set(rec.id, rec);
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
