@@ -93,6 +93,10 @@ def test_info_shows_the_model(line):
     d = json.loads(r.stdout)
     assert d["detector"] == "patchcore" and d["version"] == "cli-1" and len(d["model_id"]) == 16
     assert d["threshold"] > 0 and d["preprocess"]["image_size"] == int(SIZE)
+    # a person's few lines on stderr (the JSON, some hundred lines, hid the threshold)
+    said = _flat(r.stderr)
+    assert f"model: {d['model_id']} (version cli-1" in said and f"input {SIZE}" in said
+    assert f"reject threshold {d['threshold']:.4g}, set for " in said and "false rejects" in said
 
 
 @pytest.mark.parametrize("n", ["-1", "0"])

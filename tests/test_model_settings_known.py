@@ -191,6 +191,6 @@ def test_info_says_a_cross_fit_models_parts_were_not_held_out(fitted_inspector, 
     assert fitted_inspector.calibration.get("calibration_method") == "cross-fit"
     r = _cli("info", fitted_model_path)
     assert r.exit_code == 0, r.output
-    cal = json.loads(r.output)["calibration"]
+    cal = json.loads(r.stdout)["calibration"]   # stdout: the JSON (a summary for people goes to stderr)
     assert "no part held out" in cal["calibration_parts"]
     assert cal["held_out"] is False

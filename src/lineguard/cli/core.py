@@ -571,7 +571,45 @@ def info(model: Path, pod: Optional[Path]) -> None:
             made_for = (summary.get("model") or {}).get("model_id")
             note("note", f"the stress-test summary was made for model {made_for}, not this one "
                          f"({described['model_id']}); re-run `lineguard stress` for this model")
+    for line in _summary(described):
+        note("model", line, colour="cyan")
     print(json.dumps(described, indent=2, default=str))
+
+
+def _pct(x: object) -> str:
+    return f"{100 * x:.3g}%" if isinstance(x, (int, float)) else "?"
+
+
+def _summary(d: dict) -> list[str]:
+    """``info``'s few lines for a person (on stderr; stdout stays the JSON scripts read):
+    what it is, what it learnt from, what its threshold promises, what to look at. The
+    whole record, some hundred lines, hid the threshold among the settings."""
+    info, cal, params = d.get("info") or {}, d.get("calibration") or {}, d.get("params") or {}
+    size = (d.get("preprocess") or {}).get("image_size")
+    made = info.get("lineguard_version")
+    out = [f"{d.get('model_id')} (version {d.get('version') or '?'}{', lineguard ' + made if made else ''}): "
+           f"{d.get('detector')} on {params.get('backbone', '?')}, input {size}"]
+    learnt = info.get("n_train")
+    thr, review = d.get("threshold"), d.get("review_threshold")
+    said = f"reject threshold {thr:.4g}" if isinstance(thr, (int, float)) else "reject threshold ?"
+    if cal.get("target_false_reject_rate") is not None:
+        said += f", set for {_pct(cal['target_false_reject_rate'])} false rejects"
+        if cal.get("false_reject_rate_upper_90") is not None:
+            said += f" (at most {_pct(cal['false_reject_rate_upper_90'])} with 90% confidence)"
+    if isinstance(review, (int, float)) and isinstance(thr, (int, float)) and review < thr:
+        said += f"; review band from {review:.4g} ({_pct(cal.get('review_rate'))} of good parts to REVIEW)"
+    else:
+        said += "; no review band"
+    out.append((f"learnt from {learnt} good photo(s); " if learnt is not None else "") + said)
+    odd, suspects = info.get("photo_odd") or [], info.get("suspect_good") or []
+    if odd or suspects:
+        out.append(f"look at: {len(odd)} photo(s) unlike the others and {len(suspects)} scoring far above them "
+                   "when it was trained (photo_odd, suspect_good below)")
+    pod = d.get("stress_test")
+    if pod:
+        out.append(f"stress test on {pod.get('n_good', '?')} good parts: {_pct(pod.get('false_reject_rate'))} false "
+                   f"rejects, {len(pod.get('kinds') or {})} defect kind(s) (stress_test below)")
+    return out
 
 
 def _refuse_missing(paths: Sequence[Path]) -> None:
