@@ -415,7 +415,9 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
             if as_json:
                 print(json.dumps(r.to_dict()))
             else:
-                where = f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']}" if r.regions else ""
+                # its size too: a plant's spec is written in sizes, and the text showed only the box
+                where = (f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']} "
+                         f"({r.regions[0].area_px} px)" if r.regions else "")
                 colour = "red" if r.is_ng else "yellow" if r.needs_review else "green"
                 verdict = coloured(f"{r.verdict.value:<6}", colour)
                 doubt = f"  photo: {'; '.join(r.photo_issues)}" if r.photo_issues else ""
