@@ -56,6 +56,25 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_CHUNKS = 4096
 _PNG_BYTES_PER_CHUNK = 2048
 
+# libjpeg decodes a progressive JPEG, or one whose colours come in separate scans, by
+# holding the coefficients of every 8x8 block of the whole photo (2 bytes each) until
+# its last scan, whatever reduction it is decoded at: 563 bytes declaring 12000x12000
+# took a station 950 MB and 4 s, counted as the 2.25 megapixels of its 1/8 decode. A
+# baseline JPEG (all colours in one scan) is decoded a row of blocks at a time. Its
+# header is walked for at most this many segments (a camera writes a dozen or two).
+MAX_JPEG_SEGMENTS = 4096
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # SOFn; C4/C8/CC are tables
+_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+# A TIFF lists where each strip (or tile) of a page lies and how long it is. A photo of
+# the largest size the station takes, one row a strip, needs some tens of thousands;
+# tables of a million entries on each of a dozen pages, all pointing at one 4 MB block,
+# hung the hot-folder watcher for minutes. Past this many entries over the pages walked
+# (at most MAX_TIFF_PAGES) a TIFF is refused before Pillow opens it.
+MAX_TIFF_ENTRIES = 2_000_000
+MAX_TIFF_PAGES = 64
+TIFF_TABLE_TAGS = (273, 279, 324, 325)   # StripOffsets, StripByteCounts, TileOffsets, TileByteCounts
+
 
 def check_sensor_bits(bits: SensorBits) -> SensorBits:
     """``bits`` if it is a sensor depth setting, else a ValueError that says what is."""
@@ -304,6 +323,92 @@ def check_png(data: bytes, name: str = "", verify_data: bool = True) -> None:
         _walk_png(io.BytesIO(data), name or _describe(data), refuse=True, verify_data=verify_data)
 
 
+def jpeg_whole_buffer(im: Image.Image) -> int:
+    """Bytes libjpeg holds for the whole photo while decoding the opened JPEG ``im``, at
+    any reduction: its coefficients when it is progressive or its first scan holds fewer
+    colours than the frame (more scans follow); 0 for a baseline JPEG and other formats.
+    Read from the header alone; a header past MAX_JPEG_SEGMENTS segments, or one that
+    stops making sense before its first scan, counts as whole (the safe side)."""
+    if im.format != "JPEG" or im.fp is None:
+        return 0
+    fp = im.fp
+    start = fp.tell()
+    try:
+        frame = None
+        pos = 2
+        for _ in range(MAX_JPEG_SEGMENTS):
+            fp.seek(pos)
+            hdr = fp.read(4)
+            if len(hdr) < 4 or hdr[0] != 0xFF:
+                break
+            marker = hdr[1]
+            if marker == 0xFF:                  # fill byte
+                pos += 1
+                continue
+            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+                pos += 2
+                continue
+            length = int.from_bytes(hdr[2:4], "big")
+            if marker in _JPEG_FRAMES:
+                body = fp.read(max(0, length - 2))
+                if len(body) < 6:
+                    break
+                height, width, count = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big"), body[5]
+                factors = [(max(1, b >> 4), max(1, b & 15)) for b in body[7:6 + 3 * count:3]]
+                frame = (marker in _JPEG_PROGRESSIVE, width, height, factors or [(1, 1)])
+            elif marker == 0xDA:
+                in_scan = fp.read(1)
+                if frame is None or not in_scan:
+                    break
+                progressive, width, height, factors = frame
+                if not progressive and in_scan[0] >= len(factors):
+                    return 0                    # one scan of all colours: decoded a row at a time
+                return _coefficient_bytes(width, height, factors)
+            pos += 2 + length
+        w, h = im.size
+        return _coefficient_bytes(w, h, frame[3] if frame else [(1, 1)] * max(1, len(im.getbands())))
+    finally:
+        fp.seek(start)
+
+
+def _coefficient_bytes(width: int, height: int, factors: list[tuple[int, int]]) -> int:
+    # each colour is stored at its sampling factors' share of the size, in 8x8 blocks of
+    # 64 two-byte coefficients
+    h_max, v_max = max(f[0] for f in factors), max(f[1] for f in factors)
+    return sum(-(-width * h // (8 * h_max)) * -(-height * v // (8 * v_max)) * 128 for h, v in factors)
+
+
+def _tiff_refused(name: str, problem: str) -> ImageError:
+    return ImageError(name, problem, "re-capture the part, or re-save the photo as the camera writes it")
+
+
+def check_tiff(data: bytes, name: str = "") -> None:
+    """Refuse TIFF bytes whose pages (at most MAX_TIFF_PAGES walked) list more than
+    MAX_TIFF_ENTRIES strip or tile offsets and sizes, with :class:`ImageError` saying so;
+    counted from the directory entries alone (no table read), in bounded time whatever
+    the file. Other formats pass. A TIFF Pillow cannot open then was refused as "not an
+    image lineguard can read", which told its owner nothing."""
+    head = bytes(data[:8])
+    if head[:4] not in (b"II*\x00", b"MM\x00*"):
+        return
+    order = "<" if head[:2] == b"II" else ">"
+    entry = np.dtype([("tag", order + "u2"), ("type", order + "u2"), ("count", order + "u4"), ("value", "V4")])
+    size, ifd, entries, pages, seen = len(data), int.from_bytes(head[4:8], "little" if order == "<" else "big"), 0, 0, set()
+    while ifd and ifd + 2 <= size and ifd not in seen and pages < MAX_TIFF_PAGES:
+        seen.add(ifd)
+        pages += 1
+        n = int.from_bytes(data[ifd:ifd + 2], "little" if order == "<" else "big")
+        table = np.frombuffer(data, entry, count=min(n, (size - ifd - 2) // 12), offset=ifd + 2)
+        entries += int(table["count"][np.isin(table["tag"], TIFF_TABLE_TAGS)].astype(np.int64).sum())
+        if entries > MAX_TIFF_ENTRIES:
+            raise _tiff_refused(name or _describe(data),
+                                f"lists {entries:,} strip or tile offsets and sizes in {pages} page(s), over the "
+                                f"{MAX_TIFF_ENTRIES:,} a photo of the largest size the station takes needs: "
+                                "damaged, or made to stall the station")
+        nxt = ifd + 2 + 12 * n
+        ifd = int.from_bytes(data[nxt:nxt + 4], "little" if order == "<" else "big") if nxt + 4 <= size else 0
+
+
 def exif_orientation(im: Image.Image) -> int:
     """An opened photo's EXIF orientation (1: as stored), read without decoding it.
 
@@ -426,6 +531,7 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
         raise ImageError(name, "file is empty", "the camera or copy step may have failed; re-capture the part")
     try:
         check_png(data, name)   # bounded, before Pillow walks the chunks
+        check_tiff(data, name)
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
             if w < 8 or h < 8:
@@ -434,6 +540,13 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
             # before, and the load() below then left a damaged photo half decoded.
             orientation = exif_orientation(im)
             scale, size_hw = jpeg_scale(im, max_pixels, reduce_to_fit, decode_scale, orientation)
+            if scale > 1 and w * h > max_pixels and jpeg_whole_buffer(im):
+                # reduced, it would fit; but the decoder holds it whole (jpeg_whole_buffer)
+                raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.3g} megapixels is over the limit of "
+                                    f"{max_pixels / 1e6:.3g}, and as a progressive JPEG it is decoded at its full "
+                                    "size, never reduced to fit",
+                                    "save it as a baseline (not progressive) JPEG, or downscale it, or raise the "
+                                    "pixel limit")
             if scale > 1:
                 im.draft("RGB", (w // scale, h // scale))
                 w, h = im.size

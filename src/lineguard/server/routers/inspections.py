@@ -356,9 +356,17 @@ def _photo(data: bytes, side: Any) -> Any:
     """The stored photo decoded for a picture whose long side is ``side(height, width)``
     pixels (None: whole): a JPEG at the reduction that still gives that many."""
     from ...line import render
+    from ...line.errors import ImageTooLarge
+    from ...vision.errors import ImageTooLarge as HeaderTooLarge
     from ...vision.imageio import load_photo
-    return load_photo(data, sensor_bits="auto",       # shown, not judged
-                      decode_scale=lambda h, w: render.jpeg_reduction(max(h, w), side(h, w)))
+    try:
+        return load_photo(data, sensor_bits="auto",       # shown, not judged
+                          decode_scale=lambda h, w: render.jpeg_reduction(max(h, w), side(h, w)))
+    except HeaderTooLarge as exc:
+        # a progressive JPEG stored before the station refused them is decoded at its full
+        # size for any picture (12000x12000: 950 MB each time): refused, not a 500
+        raise ImageTooLarge(f"the stored image {exc.problem}, too large to draw; fetch it without max_side "
+                            "to see it as it was sent") from exc
 
 
 def _overlay_side(h: int, w: int, max_side: Optional[int]) -> Optional[int]:
