@@ -10,7 +10,9 @@
 - a command given a backup folder as --data (`keys list`, ...) switched its database to a
   write-ahead log, and the next backup into the folder refused;
 - the PostgreSQL refusal of --backup-to named neither the option nor what to back up;
-- `backup --to` a file failed (exit 1, "check the backup disk") instead of being refused.
+- `backup --to` a file failed (exit 1, "check the backup disk") instead of being refused;
+- the damaged-files fault stayed a day after the file was put back and a backup by hand
+  worked; an old backup on a disk plugged back in ended the failed-backup fault.
 """
 from __future__ import annotations
 
@@ -224,3 +226,59 @@ def test_backup_to_a_file_is_refused_saying_to_give_a_folder(sqlite_station, tmp
     assert r.exit_code == 2, r.output
     assert "is a file: give a folder" in " ".join(r.output.split())
     assert (tmp_path / "bk.txt").read_text() == "a file"
+
+
+def test_a_backup_by_hand_after_damaged_files_are_put_back_ends_the_fault(sqlite_station, tmp_path):
+    """The damaged-files fault stayed until the next scheduled backup (a day), the file put
+    back and a backup by hand exit 0 meanwhile."""
+    st, ids, bk = _backed_up(sqlite_station, tmp_path)
+    key = st.get(ids[0]).image_key
+    good = st.images.path(key).read_bytes()
+    with open(st.images.path(key), "r+b") as fh:
+        fh.truncate(100)
+    faults: dict[str, str] = {}
+    schedule = BackupSchedule(st.config.data_dir, bk, 24 * 3600, faults)
+    wait = schedule._tick()                            # the scheduled backup
+    assert key in faults["backup"]
+    st.images.path(key).write_bytes(good)              # put back, as the fault says
+    r = _run(["backup", "--data", st.config.data_dir, "--to", bk])
+    assert r.exit_code == 0, r.output
+    status = schedule.status()                         # /health reads it
+    assert "backup" not in faults and status["error"] is None and status["last"]["damaged_at_station"] == 0
+    assert wait <= 60                                  # while the fault stood, the folder was looked at every minute
+    assert schedule._tick() > 23 * 3600                 # the next scheduled one, a day on
+
+
+def test_a_backup_by_hand_that_finds_the_files_still_damaged_keeps_the_fault(sqlite_station, tmp_path):
+    st, ids, bk = _backed_up(sqlite_station, tmp_path)
+    key = st.get(ids[0]).image_key
+    with open(st.images.path(key), "r+b") as fh:
+        fh.truncate(100)
+    faults: dict[str, str] = {}
+    schedule = BackupSchedule(st.config.data_dir, bk, 24 * 3600, faults)
+    schedule.run_once()
+    assert _run(["backup", "--data", st.config.data_dir, "--to", bk]).exit_code == 1
+    schedule.status()
+    assert key in faults["backup"] and "keeps a whole copy" in faults["backup"]
+
+
+def test_an_old_backup_coming_back_does_not_end_the_failed_backup_fault(sqlite_station, tmp_path):
+    """The backup disk away at the failure (no manifest to compare), plugged back in with
+    its backup of an hour ago: that backup ended the fault, none having worked since."""
+    st, _ids, bk = _backed_up(sqlite_station, tmp_path)
+    manifest = json.loads((bk / "backup.json").read_text())
+    manifest["made_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    (bk / "backup.json").write_text(json.dumps(manifest))
+    os.rename(bk, tmp_path / "away")
+    bk.write_text("the mount point, the disk away")
+    faults: dict[str, str] = {}
+    schedule = BackupSchedule(st.config.data_dir, bk, 24 * 3600, faults)
+    schedule.run_once()
+    assert "backup" in faults
+    bk.unlink()
+    os.rename(tmp_path / "away", bk)                  # plugged back in
+    status = schedule.status()
+    assert status["error"] and "backup" in faults
+    # a backup that works now ends it
+    assert _run(["backup", "--data", st.config.data_dir, "--to", bk]).exit_code == 0
+    assert schedule.status()["error"] is None and "backup" not in faults

@@ -437,6 +437,12 @@ class BackupSchedule(PeriodicJob):
         self.error: Optional[str] = None         # why the last try failed (None: it worked)
         self.retry_at: Optional[float] = None    # time.time() of the next try after a failure
         self._failed_over: Optional[dict] = None  # the folder's database (its manifest's) when the try failed
+        self._failed_at_ns = 0                   # time.time_ns() of the failure
+        # the backup that found the station's own files damaged: the folder's database it
+        # made, and when; a later one (by hand) that finds none ends the fault
+        self._damaged_over: Optional[dict] = None
+        self._damaged_at_ns = 0
+        self._next_at: Optional[float] = None    # time.time() of the next scheduled backup
         self._said_same_disk = False             # the backup folder on the station's disk, logged once
 
     def _manifest(self) -> dict:
@@ -462,32 +468,63 @@ class BackupSchedule(PeriodicJob):
             if not self.backed_up_since_failure():
                 return self._wait_failed()
             age = _age_s(self.last.get("made_at")) if self.last else None
-            return max(LOOK_EVERY_S, self.every_s - (age or 0.0))   # the next one a day after that one
+            self._next_at = time.time() + max(LOOK_EVERY_S, self.every_s - (age or 0.0))
+            return self._wait_next()       # the next one a day after that one
+        if self.error is None and self._next_at is not None and time.time() < self._next_at:
+            self.backed_up_since_failure()     # damaged files put back, a backup by hand: the fault ends
+            return self._wait_next()
         super()._tick()              # run_once says its own failures (a fault, the log)
-        return self._wait_failed() if self.error is not None else self.every_s
+        if self.error is not None:
+            return self._wait_failed()
+        self._next_at = time.time() + self.every_s
+        return min(LOOK_EVERY_S, self.every_s) if self._damaged_over is not None else self.every_s
+
+    def _wait_next(self) -> float:
+        # while a fault stands, the folder is looked at every minute, so that a backup by
+        # hand ends it (see backed_up_since_failure)
+        left = max(1.0, (self._next_at or time.time()) - time.time())
+        return min(LOOK_EVERY_S, left) if self._damaged_over is not None else left
 
     def _wait_failed(self) -> float:
         left = (self.retry_at or time.time()) - time.time()
         return max(1.0, min(LOOK_EVERY_S, left))
 
     def backed_up_since_failure(self) -> bool:
-        """After a failed try: whether a backup of this station into the folder has worked
-        since (``lineguard backup --to`` by hand, the disk plugged back in), by the folder's
-        manifest naming a new database, the one in the folder; if so the fault ends."""
-        if self.error is None:
+        """After a failed try, or one that found the station's own files damaged: whether a
+        backup of this station into the folder has worked since (``lineguard backup --to``
+        by hand, the disk plugged back in), by the folder's manifest naming a new database,
+        the one in the folder, made after that try; if so the fault ends (or, the station's
+        files still damaged, says what that backup found)."""
+        if self.error is not None:
+            over, since = self._failed_over, self._failed_at_ns
+        elif self._damaged_over is not None:
+            over, since = self._damaged_over, self._damaged_at_ns
+        else:
             return False
         manifest = self._manifest()
         made = manifest.get("database")
-        if not made or made == self._failed_over or made != _fingerprint(self.dest / "lineguard.db") \
-                or manifest.get("from") != str(self.data_dir.resolve()):
+        # made after the try, not only another database than it found: a backup disk away at
+        # the failure (no manifest to compare) comes back with its old backup
+        if not made or made == over or made != _fingerprint(self.dest / "lineguard.db") \
+                or manifest.get("from") != str(self.data_dir.resolve()) or not _made_after(manifest, since):
             return False
-        log.info("backup to %s: a backup made %s (by hand?) worked since the failed try: the fault ends",
-                 self.dest, manifest.get("made_at"))
+        report = BackupReport(**{k: manifest[k] for k in BackupReport.__dataclass_fields__ if k in manifest})
         self.error, self.retry_at = None, None
-        self.faults.pop("backup", None)
-        self.last = {"made_at": manifest.get("made_at"),
-                     **{k: manifest[k] for k in BackupReport.__dataclass_fields__ if k in manifest}}
+        self.last = {"made_at": manifest.get("made_at"), **report.to_dict()}
+        if report.damaged_at_station:
+            log.error("backup to %s: the backup made %s (by hand?) found %d of the station's own files damaged",
+                      self.dest, manifest.get("made_at"), report.damaged_at_station)
+            self._damaged(made, damaged_at_station_message(report, self.data_dir, self.dest))
+        else:
+            log.info("backup to %s: a backup made %s (by hand?) worked since, the station's files whole: the fault "
+                     "ends", self.dest, manifest.get("made_at"))
+            self._damaged_over = None
+            self.faults.pop("backup", None)
         return True
+
+    def _damaged(self, made: Optional[dict], fault: str) -> None:
+        self._damaged_over, self._damaged_at_ns = made, time.time_ns()
+        self.faults["backup"] = fault
 
     def run_once(self) -> None:
         failed_over = self._manifest().get("database")
@@ -510,13 +547,15 @@ class BackupSchedule(PeriodicJob):
             log.exception("backup to %s failed", self.dest)
             return
         self.error, self.retry_at = None, None
+        self._damaged_over = None
         self.faults.pop("backup", None)
         self.last = {"made_at": _utc_stamp(), **report.to_dict()}
         log.info("backup to %s: %d parts, %d files copied (%.1f MB), %d already there, %d read back (%d damaged, "
                  "copied again), %.1f s", self.dest, report.parts, report.files_copied, report.bytes_copied / 1e6,
                  report.files_there, report.verified, report.repaired, report.seconds)
         if report.damaged_at_station:
-            self.faults["backup"] = damaged_at_station_message(report, self.data_dir, self.dest)
+            self._damaged(self._manifest().get("database"),
+                          damaged_at_station_message(report, self.data_dir, self.dest))
         if report.same_disk and not self._said_same_disk:
             self._said_same_disk = True
             log.warning("backup folder %s is on the station's own disk: a disk that fails takes the backup with it, "
@@ -524,7 +563,7 @@ class BackupSchedule(PeriodicJob):
                         "another disk or a share", self.dest)
 
     def _failed(self, failed_over: Optional[dict], fault: str) -> None:
-        self._failed_over = failed_over
+        self._failed_over, self._failed_at_ns = failed_over, time.time_ns()
         self.retry_at = time.time() + min(self.every_s, self.retry_after_s)
         self.faults["backup"] = (f"{fault}; tried again at {time.strftime('%H:%M', time.localtime(self.retry_at))} "
                                  f"(a `lineguard backup --to {self.dest}` that works ends this fault sooner)")
@@ -535,6 +574,20 @@ class BackupSchedule(PeriodicJob):
                 "verified_at": self._manifest().get("verified_at"), "error": self.error,
                 "retry_at": None if self.retry_at is None else
                 time.strftime(_STAMP, time.gmtime(self.retry_at))}
+
+
+def _made_after(manifest: dict, at_ns: int) -> bool:
+    """Whether the backup a manifest describes was made after ``at_ns`` (time.time_ns()):
+    by its made_at, the station's own clock in whole seconds; within the second of
+    ``at_ns``, by its database copy's time (a backup by hand run at once after a failure)."""
+    try:
+        made = calendar.timegm(time.strptime(manifest.get("made_at"), _STAMP))
+    except (ValueError, TypeError):
+        return False
+    if made != at_ns // 10 ** 9:
+        return made > at_ns // 10 ** 9
+    written = (manifest.get("database") or {}).get("mtime_ns")
+    return isinstance(written, int) and written > at_ns
 
 
 def damaged_at_station_message(report: BackupReport, data_dir: Path, dest: Path) -> str:

@@ -18,10 +18,14 @@ image was never kept. The order keeps every link whole: a record stops naming it
 names (the store sweep, :mod:`.sweep`, deletes it later), never a record naming a
 missing file; a file another record still names (the
 same image sent for two parts, one map of it), or one stored again in the last minute
-for a part whose record is about to name it, stays; a part whose image stays for that
-is named again (its link is never cleared for a file that is not deleted: after a restore
-every file is that young). Parts younger than ``min_age_s``
-are left alone: their map may still be on its way (see :mod:`.mapwriter`).
+for a part whose record is about to name it, stays. A part whose image file another process
+stored in the last minute (a station started at once on a folder just restored or copied:
+every file that young) keeps its link and waits for a later look: its file would stay, so
+a cleared link would free nothing and lose the image to the app; and a link is never
+cleared and then named again, which another deleter on the folder (``watch --data``'s
+keeper, ``lineguard sweep``) could meet half-way, deleting the file in between. Parts
+younger than ``min_age_s`` are left alone: their map may still be on its way (see
+:mod:`.mapwriter`).
 """
 from __future__ import annotations
 
@@ -85,6 +89,8 @@ class DiskKeeper(PeriodicJob):
         # the highest id each kind of part was cleared up to: the next look starts there,
         # not at the first part ever recorded (whose rows have no files left)
         self._cursor = {"OK": 0, "NG/REVIEW": 0, "OK by age": 0}
+        # within one look, the parts passed over for their files' youth (see _check)
+        self._young: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._looked = 0.0     # monotonic time of the last after_write look
         # beside the stores, not in them (the store sweep would take it for a file no record names)
@@ -183,139 +189,147 @@ class DiskKeeper(PeriodicJob):
 
     def _check(self, now: Optional[dt.datetime] = None) -> dict[str, int]:
         with self._lock:
-            now = now or utcnow()
-            young = now - dt.timedelta(seconds=self.min_age_s)
-            cleared = {"OK": 0, "NG/REVIEW": 0}
-            if self.ok_image_days is not None:
-                older = min(young, now - dt.timedelta(days=self.ok_image_days))
-                while not self.stopping() and (n := self._clear("OK", older, age_rule=True)[0]):
-                    cleared["OK"] += n
-            free = self._free()
-            if self.min_free_bytes <= 0 or free is None:
-                return cleared
-            if free >= self.min_free_bytes:
-                self.faults.pop("disk", None)
-                self._keep_reserve(free)
-                return cleared
-            waiting = False
-            for kind in ("OK", "NG/REVIEW"):
-                if waiting:
-                    break     # an OK part's map is still being stored: its image goes first, next look
-                while free is not None and free < self.min_free_bytes * MARGIN and not self.stopping():
-                    n, waiting = self._clear(kind, young)
-                    if not n:
-                        break
-                    cleared[kind] += n
-                    free = self._free()
-            if waiting:
-                return cleared   # not a full disk: the next look (within a second of the next part) goes on
-            if free is None:
-                return cleared
-            if any(cleared.values()):
-                log.warning("disk: %.2f GB free (floor %.2f GB): deleted the images of the oldest %d OK and %d "
-                            "NG/REVIEW parts", free / GB, self.min_free_bytes / GB, cleared["OK"],
-                            cleared["NG/REVIEW"])
-            if free < self.min_free_bytes:
-                if self.sweep is not None:
-                    self.sweep.soon()
-                self.faults["disk"] = (
-                    f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
-                    f"{self.min_free_bytes / GB:.2f} GB, and no part image is left that may go (those left "
-                    "are parts a person reviewed, the audit sample retraining learns from, test parts, and the last "
-                    "minutes' parts; or the disk is filled by other data): free space on the disk, move the "
-                    "data folder to a larger one, or lower --min-free-gb")
-            else:
-                self.faults.pop("disk", None)
-                self._keep_reserve(free)
+            # the parts passed over in this look for their file's youth, by cursor: (the
+            # first's id, how many); the look goes on past them, the next starts at them
+            self._young = {}
+            try:
+                return self._look(now)
+            finally:
+                for cursor, (first, _n) in self._young.items():
+                    self._cursor[cursor] = min(self._cursor[cursor], first - 1)
+
+    def _look(self, now: Optional[dt.datetime]) -> dict[str, int]:
+        now = now or utcnow()
+        young = now - dt.timedelta(seconds=self.min_age_s)
+        cleared = {"OK": 0, "NG/REVIEW": 0}
+        if self.ok_image_days is not None:
+            older = min(young, now - dt.timedelta(days=self.ok_image_days))
+            while not self.stopping() and (n := self._clear("OK", older, age_rule=True)[0]):
+                cleared["OK"] += n
+        free = self._free()
+        if self.min_free_bytes <= 0 or free is None:
             return cleared
+        if free >= self.min_free_bytes:
+            self.faults.pop("disk", None)
+            self._keep_reserve(free)
+            return cleared
+        waiting = False
+        for kind in ("OK", "NG/REVIEW"):
+            if waiting:
+                break     # an OK part's map is still being stored: its image goes first, next look
+            while free is not None and free < self.min_free_bytes * MARGIN and not self.stopping():
+                n, waiting = self._clear(kind, young)
+                if not n:
+                    break
+                cleared[kind] += n
+                free = self._free()
+        if waiting:
+            return cleared   # not a full disk: the next look (within a second of the next part) goes on
+        if free is None:
+            return cleared
+        if any(cleared.values()):
+            log.warning("disk: %.2f GB free (floor %.2f GB): deleted the images of the oldest %d OK and %d "
+                        "NG/REVIEW parts", free / GB, self.min_free_bytes / GB, cleared["OK"],
+                        cleared["NG/REVIEW"])
+        if free < self.min_free_bytes:
+            if self.sweep is not None:
+                self.sweep.soon()
+            passed = sum(n for kind, (_first, n) in self._young.items() if kind != "OK by age")
+            self.faults["disk"] = (
+                f"the data disk has {free / GB:.2f} GB free, under the station's floor of "
+                f"{self.min_free_bytes / GB:.2f} GB, and no part image is left that may go (those left "
+                "are parts a person reviewed, the audit sample retraining learns from, test parts, and the last "
+                "minutes' parts; or the disk is filled by other data)"
+                + (f"; {passed} parts' image files were written in the last {self.images.recent_s:.0f} s by "
+                   "another process (a folder restored or copied just now?): they go at the next look"
+                   if passed else "")
+                + ": free space on the disk, move the data folder to a larger one, or lower --min-free-gb")
+        else:
+            self.faults.pop("disk", None)
+            self._keep_reserve(free)
+        return cleared
 
     def _clear(self, kind: str, before: dt.datetime, age_rule: bool = False) -> tuple[int, bool]:
         """Stop the oldest batch of ``kind`` parts recorded before ``before`` naming their
         files, then delete the files no record names any more; (the number of parts,
-        whether it stopped at a part whose map is on its way)."""
+        whether it stopped at a part whose map is on its way). A batch that clears none
+        (reviewed meanwhile, files just written) is followed by the next one."""
         verdict_is = Inspection.verdict == "OK" if kind == "OK" else Inspection.verdict != "OK"
         cursor = f"{kind} by age" if age_rule else kind
         # a part that still has its image, not reviewed by a person, not in the audit
         # sample, not a test part
         may_go = (Inspection.image_key.is_not(None), Inspection.reviewed.is_(False),
                   Inspection.audit_sample.is_(False), Inspection.test_part.is_(None))
-        # In id order, not filtered by age: a part recorded a few milliseconds out of id
-        # order (two threads committing) would be passed by the cursor and keep its image
-        # for good; the batch ends at the first part too young instead.
-        q = (select(Inspection.id, Inspection.image_sha256, Inspection.image_key, Inspection.heatmap_key,
-                    Inspection.overlay_key, Inspection.created_at)
-             .where(Inspection.id > self._cursor[cursor], verdict_is, *may_go)
-             .order_by(Inspection.id).limit(self.batch))
-        waiting = False
-        with self.db.session() as s:
-            rows = list(s.execute(q))
-            for n, r in enumerate(rows):
-                if r[5] >= before:
-                    rows = rows[:n]
-                    break
-                # a part whose map is still being stored waits for a later look (the cursor
-                # stops before it); its record is linked to the map only while it has an image
-                if self.busy(r[0]):
-                    rows = rows[:n]
-                    waiting = True
-                    break
-            if not rows:
-                return 0, waiting
-            ids = [r[0] for r in rows]
-            # The filters again, in the write: a part reviewed (or drawn into the audit
-            # sample) since the select keeps its image; only the rows changed here lose
-            # their files.
-            s.execute(update(Inspection).where(Inspection.id.in_(ids), *may_go)
-                      .values(image_key=None, heatmap_key=None, overlay_key=None))
-            kept = set(s.scalars(select(Inspection.id).where(Inspection.id.in_(ids),
-                                                              Inspection.image_key.is_not(None))))
-        self._cursor[cursor] = ids[-1]
-        rows = [r for r in rows if r[0] not in kept]
-        if not rows:      # the whole batch was reviewed meanwhile: on to the next one
-            return self._clear(kind, before, age_rule)
-        recent: set[str] = set()
-        delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
-                                     {k for r in rows for k in r[2:5] if k}, kept_recent=recent)
-        linked = self._link_again([r for r in rows if r[2] in recent], recent)
-        if linked:
-            # the next look starts at the first of them again: their files go once older
-            self._cursor[cursor] = min(linked) - 1
-        n = len(rows) - len(linked)
-        self.deleted[kind] += n
-        return n, waiting
+        while not self.stopping():
+            # In id order, not filtered by age: a part recorded a few milliseconds out of id
+            # order (two threads committing) would be passed by the cursor and keep its image
+            # for good; the batch ends at the first part too young instead.
+            q = (select(Inspection.id, Inspection.image_sha256, Inspection.image_key, Inspection.heatmap_key,
+                        Inspection.overlay_key, Inspection.created_at)
+                 .where(Inspection.id > self._cursor[cursor], verdict_is, *may_go)
+                 .order_by(Inspection.id).limit(self.batch))
+            waiting = False
+            with self.db.session() as s:
+                rows = list(s.execute(q))
+                for n, r in enumerate(rows):
+                    if r[5] >= before:
+                        rows = rows[:n]
+                        break
+                    # a part whose map is still being stored waits for a later look (the cursor
+                    # stops before it); its record is linked to the map only while it has an image
+                    if self.busy(r[0]):
+                        rows = rows[:n]
+                        waiting = True
+                        break
+                if not rows:
+                    return 0, waiting
+                ids = [r[0] for r in rows]
+                # Decided before any link is cleared, never undone after: a file that stays
+                # keeps its part's link (see the module's text).
+                fresh = {r[0] for r in rows if self._written_elsewhere_just_now(r[2])}
+                if fresh:
+                    first, passed = self._young.get(cursor, (min(fresh), 0))
+                    self._young[cursor] = (min(first, *fresh), passed + len(fresh))
+                    rows = [r for r in rows if r[0] not in fresh]
+                kept: set[int] = set()
+                if rows:
+                    # The filters again, in the write: a part reviewed (or drawn into the audit
+                    # sample) since the select keeps its image; only the rows changed here lose
+                    # their files.
+                    go = [r[0] for r in rows]
+                    s.execute(update(Inspection).where(Inspection.id.in_(go), *may_go)
+                              .values(image_key=None, heatmap_key=None, overlay_key=None))
+                    kept = set(s.scalars(select(Inspection.id).where(Inspection.id.in_(go),
+                                                                      Inspection.image_key.is_not(None))))
+            # past the parts passed over too: the look goes on to older files (the look's
+            # end sets it back to the first of them, see _check)
+            self._cursor[cursor] = ids[-1]
+            rows = [r for r in rows if r[0] not in kept]
+            if not rows:      # the whole batch reviewed meanwhile, or just written: on to the next one
+                continue
+            delete_files_no_record_names(self.db, self.images, {r[1] for r in rows},
+                                         {k for r in rows for k in r[2:5] if k})
+            self.deleted[kind] += len(rows)
+            return len(rows), waiting
+        return 0, False
 
-    def _link_again(self, rows: list, recent: set[str]) -> list[int]:
-        """Name again the files of parts whose image the store kept for its time, written in
-        the last minute by no part of this station (a station started at once on a folder
-        just copied or restored: every file that young): a cleared link whose file stays frees nothing, and loses the
-        image to the app, and the store sweep then finds most of the store named by no
-        record and refuses to sweep. Returns the ids of the parts linked again."""
-        linked = []
-        with self.db.session() as s:
-            for r in rows:
-                # the map and overlay only where their files are still there (a map kept for
-                # its age with its image deleted is not linked: it goes to the store sweep)
-                values = {"image_key": r[2]}
-                for col, key in (("heatmap_key", r[3]), ("overlay_key", r[4])):
-                    if key and (key in recent or self.images.exists(key)):
-                        values[col] = key
-                done = s.execute(update(Inspection).where(Inspection.id == r[0], Inspection.image_key.is_(None))
-                                 .values(**values))
-                if done.rowcount:
-                    linked.append(r[0])
-        if linked:
-            log.info("disk: the images of %d parts were stored in the last %.0f s (a folder copied or restored just "
-                     "now?): kept and still named, deleted at a later look", len(linked), self.images.recent_s)
-        return linked
+    def _written_elsewhere_just_now(self, key: Optional[str]) -> bool:
+        """Whether the part image ``key`` was written in the last ``recent_s`` (its file's
+        time) by no part of this station: the store would keep it (a folder restored or
+        copied a moment ago, another process's store). One a part of this station stored
+        again is named by that part's record, or is about to be: the old part's link goes."""
+        if not key or self.images.stored_here_recently(key):
+            return False
+        try:
+            return self.images.path(key).stat().st_mtime > time.time() - self.images.recent_s
+        except (OSError, ValueError):
+            return False      # missing (nothing to keep), or not a key of the store
 
 
-def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[str], keys: set[str],
-                                 kept_recent: Optional[set[str]] = None) -> int:
+def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[str], keys: set[str]) -> int:
     """Delete the files ``keys`` (of images with the SHA-256s ``shas``) that no record
     names any more: called after the records that named them stopped doing so
-    (committed). Returns how many were deleted; ``kept_recent`` gets the keys of those
-    no record names but kept for their modification time in the last minute, which no
-    part of this process stored (one it stored is named by that part's record)."""
+    (committed). Returns how many were deleted."""
     # A file's key holds its image's SHA-256 (the map's too), so the records that may
     # still name one are those with the same SHA-256, found by its index: their
     # files, and the map of a record that still has its image (it may be on its way).
@@ -333,11 +347,5 @@ def delete_files_no_record_names(db: Database, images: ContentStore, shas: set[s
     deleted = 0
     for key in keys - still:
         # not a file another process on the data folder stored again just now
-        if images.delete_unnamed(key, unless_newer_than_s=images.recent_s):
-            deleted += 1
-        elif kept_recent is not None and not images.stored_here_recently(key):
-            # kept for its time alone (a folder just restored or copied, another process's
-            # store): no part of this station is about to name it
-            kept_recent.add(key)
+        deleted += bool(images.delete_unnamed(key, unless_newer_than_s=images.recent_s))
     return deleted
-
