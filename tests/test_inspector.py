@@ -390,12 +390,20 @@ def test_cross_fit_scores_each_part_by_a_bank_without_its_own_patches(synth_cate
 
 def test_groups_keep_a_parts_photos_together(synth_category):
     files = _good_files(synth_category)[:12]
-    # two "photos" of each part: the same image twice; alone, each finds its twin in the bank
-    twice = [f for f in files for _ in range(2)]
+    # two "photos" of each part: near twins (a corner nudged, so not the same photo, which
+    # training keeps together by itself, see test_duplicate_photos); alone, each finds its
+    # twin in the bank
+    def nudged(img):
+        img = img.copy()
+        img[:4, :4] = np.clip(img[:4, :4].astype(int) + 8, 0, 255).astype(img.dtype)
+        return img
+    twice = [x for f in files for x in (load_image(f), nudged(load_image(f)))]
+    part = [f.name for f in files for _ in range(2)]
     # exact search: with the int8 search a twin's distance is its quantisation noise, not ~0
     alone = Inspector.fit(twice, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0, search="float32")
     grouped = Inspector.fit(twice, image_size=64, false_reject_rate=0.1, coreset_ratio=1.0,
-                            groups=[f.name for f in twice], search="float32")
+                            groups=part, search="float32")
+    assert alone.info["duplicate_photos"] == []           # near twins, not the same photo
     assert alone.threshold < 0.05 * grouped.threshold     # twins: distance ~0, too low a threshold
     assert grouped.calibration["n_groups"] == 12
     # twins score alike: 24 photos are worth 12 parts in the threshold's stated bound
@@ -405,9 +413,9 @@ def test_groups_keep_a_parts_photos_together(synth_category):
     # with a real coreset the left-out rows are refilled: never from the part's own group,
     # else each photo would find its twin again through the refill
     refilled = Inspector.fit(twice, image_size=64, false_reject_rate=0.1, coreset_ratio=0.1,
-                             groups=[f.name for f in twice], search="float32")
+                             groups=part, search="float32")
     assert refilled.threshold > 0.5 * grouped.threshold
-    held = Inspector.fit(twice, image_size=64, holdout=0.25, groups=[f.name for f in twice], coreset_ratio=1.0)
+    held = Inspector.fit(twice, image_size=64, holdout=0.25, groups=part, coreset_ratio=1.0)
     assert held.info["n_calibration"] % 2 == 0          # both photos of a part on the same side
     assert held.threshold > 0.5 * grouped.threshold
     by_name = Inspector.fit(files, image_size=64, groups=r"^(\w{3})")  # a pattern over file names

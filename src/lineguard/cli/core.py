@@ -195,6 +195,47 @@ def _keep_calibration_prints(insp: Any, good: list[Path]) -> None:
     insp.calibration[CALIBRATION_PHOTOS] = sorted(set(prints))
 
 
+def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
+    """What training found in the good folder for a person to look at: photos unlike the
+    others, parts scoring far above the others (and the threshold without them), the same
+    photo twice. train and eval (when it trains) say the same: eval once shipped every
+    KolektorSDD defect at a threshold one such photo set (43.8, 26.3 without it) with no
+    word. ``leave_them_out``: how to set the threshold without the far-out parts there."""
+    from ..vision.inspector import DUPLICATE_PHOTOS
+    c = insp.calibration
+    for odd in insp.info.get("photo_odd", []):
+        note("look at", f"{odd['image']}: the photo is unlike the other good photos ({'; '.join(odd['issues'])}), "
+                        "so it was left out of the photo check's range: a lamp flicker or a camera setting changed "
+                        "while it was taken?")
+    odd_names = [str(o["image"]) for o in insp.info.get("photo_odd", [])]
+    if odd_names:
+        # what to do, once: the odd photos are out of the photo check's range only; they are
+        # still learnt and still count for the threshold, and parts photographed like them
+        # go to REVIEW on the line
+        shown = ", ".join(odd_names[:5]) + (f" and {len(odd_names) - 5} more" if len(odd_names) > 5 else "")
+        it, they = ("it", "it") if len(odd_names) == 1 else ("them", "they")
+        note("next step", f"look at {shown}: if the lamp or camera was off when taken, take {it} out of the good "
+                          f"folder and train again (the model still learned from {it} and {they} still count"
+                          f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
+                          "that, add more such photos and train again, else the photo check sends those parts to "
+                          "REVIEW")
+    for sus in insp.info.get("suspect_good", []):
+        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
+                        f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
+    if c.get("threshold_without_suspects") is not None:
+        note("note", f"if those parts are bad, the threshold without them would be "
+                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: {leave_them_out}")
+    if c.get("suspects_note"):
+        note("note", c["suspects_note"])
+    twins = insp.info.get(DUPLICATE_PHOTOS) or []
+    for ix in twins[:20]:
+        note("look at", f"{' = '.join(str(n) for n in ix)}: the same photo (a camera saving twice, or a copy?); "
+                        "kept in one group for the threshold so neither scored the other, but a copy adds nothing: "
+                        "take it out of the good folder")
+    if len(twins) > 20:
+        note("look at", f"and {len(twins) - 20} more sets of the same photo (info['{DUPLICATE_PHOTOS}'])")
+
+
 @click.command()
 @click.argument("good", nargs=-1, required=True, type=PathArg)
 @click.option("-o", "--output", required=True, type=PathArg, help="Model file to write (.lgm).")
@@ -291,31 +332,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         say(f"photo check: brightness {pr['brightness'][0]:.3g}-{pr['brightness'][1]:.3g}, contrast "
             f"{pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least {pr['focus'][0]:.3g}; a photo "
             "outside it goes to REVIEW if its score passes")
-    for odd in insp.info.get("photo_odd", []):
-        note("look at", f"{odd['image']}: the photo is unlike the other good photos ({'; '.join(odd['issues'])}), "
-                        "so it was left out of the photo check's range: a lamp flicker or a camera setting changed "
-                        "while it was taken?")
-    odd_names = [str(o["image"]) for o in insp.info.get("photo_odd", [])]
-    if odd_names:
-        # what to do, once: the odd photos are out of the photo check's range only; they are
-        # still learnt and still count for the threshold, and parts photographed like them
-        # go to REVIEW on the line
-        shown = ", ".join(odd_names[:5]) + (f" and {len(odd_names) - 5} more" if len(odd_names) > 5 else "")
-        it, they = ("it", "it") if len(odd_names) == 1 else ("them", "they")
-        note("next step", f"look at {shown}: if the lamp or camera was off when taken, take {it} out of the good "
-                          f"folder and train again (the model still learned from {it} and {they} still count"
-                          f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
-                          "that, add more such photos and train again, else the photo check sends those parts to "
-                          "REVIEW")
-    for sus in insp.info.get("suspect_good", []):
-        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
-                        f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
-    if c.get("threshold_without_suspects") is not None:
-        note("note", f"if those parts are bad, the threshold without them would be "
-                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: retrain with "
-                     "--exclude-suspects")
-    if c.get("suspects_note"):
-        note("note", c["suspects_note"])
+    _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
         _say_f1_threshold(insp, c, false_reject_rate, review_rate)
     else:
@@ -493,6 +510,7 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
                                      review_rate=review_rate or 0.0, **params)
             if save_model:
                 insp.save(save_model)
+            _say_good_folder_notes(insp, "train it with `lineguard train --exclude-suspects`, then eval --model")
         with progress() as cb:
             # run_eval calls it as (stage, done, total), as the Inspector does (a two-argument
             # wrapper here ended `lineguard eval` in a TypeError on every terminal)

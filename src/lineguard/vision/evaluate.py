@@ -89,6 +89,10 @@ def _promise(inspector: Any, threshold: float, good_scores: np.ndarray) -> Optio
     return promise_check(cal, good_scores)
 
 
+def _pct(rate: Any) -> str:
+    return "n/a" if rate is None else f"{float(rate):.2%}"
+
+
 def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategory],
              out_dir: Union[str, os.PathLike, None] = None, batch_size: int = 16,
              progress: Progress = None, max_gallery: int = 12, fpr_limit: float = 0.3) -> dict:
@@ -242,6 +246,36 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     if resized_maps:
         notes.append(f"{resized_maps} anomaly maps did not match their image size and were resized")
 
+    # What training found in its good folder (named by train and eval alike): a far-out
+    # "good" photo can set the threshold (KolektorSDD: 43.8, 26.3 without it, and every
+    # defect passed) and the report must say so, with the rates without it.
+    info = getattr(inspector, "info", None)
+    info = info if isinstance(info, dict) else {}
+    cal = getattr(inspector, "calibration", None)
+    cal = cal if isinstance(cal, dict) else {}
+    good_folder: dict[str, Any] = {"suspect_good": list(info.get("suspect_good") or []),
+                                   "threshold_without_suspects": cal.get("threshold_without_suspects"),
+                                   "photo_odd": list(info.get("photo_odd") or []),
+                                   "duplicate_photos": list(info.get("duplicate_photos") or [])}
+    tws = good_folder["threshold_without_suspects"]
+    if good_folder["suspect_good"]:
+        shown = ", ".join(str(s["image"]) for s in good_folder["suspect_good"][:5])
+        line = (f"{len(good_folder['suspect_good'])} good training photo(s) scored far above the others "
+                f"({shown}): a bad or odd part in the good folder? Look at them")
+        if tws is not None and len(scores):
+            r = rates_at(scores, labels, float(tws))
+            good_folder["at_threshold_without_suspects"] = {
+                k: r[k] for k in ("false_reject_rate", "escape_rate", "false_rejects", "escapes")}
+            line += (f"; without them the threshold would be {float(tws):.4f} instead of {threshold:.4f}: "
+                     f"false reject rate {_pct(r['false_reject_rate'])}, escape rate {_pct(r['escape_rate'])} "
+                     "on these test parts")
+        elif cal.get("suspects_excluded"):
+            line += "; they were left out of the threshold (--exclude-suspects)"
+        notes.append(line)
+    if good_folder["duplicate_photos"]:
+        notes.append(f"{len(good_folder['duplicate_photos'])} set(s) of the same photo in the good training folder "
+                     "(a camera saving twice, or a copy?): see duplicate_photos")
+
     n_eval = len(records)
     elapsed = time.perf_counter() - t_start
     evaluation: dict[str, Any] = {
@@ -275,6 +309,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "n_pixel_images": pix.n_images if pix is not None else 0,
         "n_defect_regions": pix.n_regions if pix is not None else 0,
         "skipped": skipped,
+        **good_folder,
         "notes": notes,
         "seconds_total": round(elapsed, 3),
         "ms_per_image": round(1000.0 * t_inspect / n_eval, 3) if n_eval else None,

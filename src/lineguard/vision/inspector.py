@@ -126,6 +126,41 @@ def photo_prints(x: np.ndarray) -> list[str]:
     return [hashlib.sha256(np.ascontiguousarray(row).tobytes()).hexdigest()[:16] for row in x]
 
 
+# info key: sets of good photos with the same print (see duplicate_photos)
+DUPLICATE_PHOTOS = "duplicate_photos"
+
+
+def duplicate_photos(prints: Sequence[str]) -> list[list[int]]:
+    """Indices of the photos sharing a print (the same photo after preprocessing: a
+    byte-identical copy, or one saved twice), one list per print with more than one, in
+    the order given: KolektorSDD's train/good holds 13 such pairs."""
+    by_print: dict[str, list[int]] = {}
+    for i, p in enumerate(prints):
+        by_print.setdefault(p, []).append(i)
+    return [ix for ix in by_print.values() if len(ix) > 1]
+
+
+def _join_twins(labels: Optional[list[str]], twins: Sequence[Sequence[int]], n: int) -> Optional[list[str]]:
+    """Group labels with every set of twins in one group: the groups given are joined where
+    twins span them (a copy filed under another part), else each photo is its own group."""
+    if not twins:
+        return labels
+    base = list(labels) if labels is not None else [f"photo#{i}" for i in range(n)]
+    parent = {g: g for g in base}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for ix in twins:
+        first = root(base[ix[0]])
+        for j in ix[1:]:
+            parent[root(base[j])] = first
+    return [root(g) for g in base]
+
+
 PARTS_HELD_OUT = "good parts held out of training"
 PARTS_TRAINING = ("the training parts themselves (no hold-out): optimistic, the false-reject rate is not "
                   "guaranteed; recalibrate on good parts the model did not learn from")
@@ -391,6 +426,13 @@ class Inspector:
         counted = None if calibrate_on is None else _flags(calibrate_on, len(items), loaded, "calibrate_on")
         photo_range, odd = photo_check_module.learn_range(x) if photo_check else (None, [])
         labels = _group_labels(groups, len(items), loaded, names)
+        prints = photo_prints(x)
+        twins = duplicate_photos(prints)
+        # the same photo twice (a camera saving twice, a copy): each twin scored against
+        # its copy's patches scores too low (a threshold set too optimistically), and two
+        # copies of one bad part hide each other; so twins share a group, on one side
+        user_groups = labels is not None
+        labels = _join_twins(labels, twins, len(x))
         fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
         t0 = time.perf_counter()
         if holdout > 0:
@@ -479,8 +521,9 @@ class Inspector:
             calib["suspects_note"] = (f"{calib['suspects_excluded']} good image(s) scored far above the others and "
                                       "were left out of the threshold: the false-reject promise holds for parts like "
                                       "the rest. Look at them (info['suspect_good']); if they are good after all, "
-                                      "retrain without exclude_suspects (--exclude-suspects)")
-        if labels is not None:
+                                      "train again without the --exclude-suspects flag (exclude_suspects=False) "
+                                      "so they count")
+        if user_groups:
             calib["n_groups"] = int(len(set(labels)))
         now = datetime.now(timezone.utc)
         info = {
@@ -501,7 +544,10 @@ class Inspector:
             # what each photo the model learned from looks like after preprocessing (8 bytes of
             # its SHA-256): recalibrating on them gave a threshold below most good parts'
             # scores (78 of 100 new good tiles rejected), said only as a "check" line
-            LEARNT_PHOTOS: photo_prints(x[train_idx]),
+            LEARNT_PHOTOS: [prints[int(i)] for i in train_idx],
+            # good photos that are the same photo (same print), each set named: kept in one
+            # cross-fitting group so neither scores the other
+            DUPLICATE_PHOTOS: [[names[int(i)] for i in ix] for ix in twins],
         }
         return cls(det, pre, calib, info, min_region_area=min_region_area)
 

@@ -339,7 +339,9 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
     else:
         s = f"{Kind} {smaller} than {f(a50)} will usually pass{at}"
     if not fit["a90_reached"]:
-        return s + (f"; 9 in 10 are not caught at any size painted (up to {f(fit['size_max'])}): "
+        # said as "no size reaches 9 in 10": "9 in 10 are not caught at any size" read as
+        # 90% missed at every size, which is not what the fit says
+        return s + (f"; no size painted (up to {f(fit['size_max'])}) reaches 9 in 10 caught: "
                     f"do not rely on this model for {what}.")
     s += f"; from {f(a90)} 9 in 10 are caught"
     if fit["a90_95_reached"]:
