@@ -531,3 +531,37 @@ def test_the_server_offers_anonymous_only_and_names_this_station(ua_cell):
     assert application_uri("L1", "S2") != application_uri("L1", "S1") != application_uri("L2", "S1")
     assert application_uri("line 1", "S:1", host="cam-7") == "urn:cam-7:lineguard:line%201:S%3A1"
 
+
+
+def test_a_start_single_job_refused_for_its_part_id_sets_its_photo_aside(sqlite_station, tmp_path):
+    """The PLC's DINT part counter passed 2^31: StartSingleJob with a negative PartId is
+    refused (BadOutOfRange), and the camera, fired with the call, saved a photo. Uncounted,
+    that photo was taken as the next part's, and every later part was judged on the photo
+    before its own, with no fault."""
+    import hashlib
+    from asyncua import ua
+    from lineguard.line.plc_handshake import CameraFolder
+    from lineguard.line.plc_opcua import OpcUaStation
+    st = sqlite_station()
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    srv = OpcUaStation(st, CameraFolder(cam, wait_s=5.0), {1: "cell"}, line="L1", station_name="S1",
+                       port=_free_port(), window_ms=10_000).start()
+    plc = Plc(srv.endpoint)
+    try:
+        plc.wait(lambda: plc.state() == ("Operational", "Ready"), "Operational/Ready")
+        with pytest.raises(ua.UaStatusCodeError, match="BadOutOfRange"):
+            plc.call(plc.sm, "StartSingleJob", ua.Variant(-2147483648, ua.VariantType.Int32))
+        refusal = plc.read(plc.diag, "LastRefusal")
+        (cam / "refused.png").write_bytes(png_bytes(230, seed=130))      # the camera fired with the call
+        own = png_bytes(30, seed=131)
+        assert plc.start_job(11) == 1
+        (cam / "11.png").write_bytes(own)
+        res = plc.wait_valid()
+        assert (res["PartId"], res["Verdict"]) == (11, "OK"), res
+        assert st.get(res["InspectionId"]).image_sha256 == hashlib.sha256(own).hexdigest(), \
+            "part 11 judged on the refused call's photo"
+        assert "its photo, if the camera took one, is set aside" in refusal
+    finally:
+        plc.close()
+        srv.close()

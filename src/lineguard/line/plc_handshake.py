@@ -87,6 +87,10 @@ BACKLOG_FAULT_S = 10.0
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # photos in a camera folder past which its listing costs a part's window noticeable time
 CROWDED_FOLDER = 5000
+# a photo whose format says it is unfinished and that stayed unchanged this long since the
+# station first saw it is cut short (the camera stopped while saving it, a full disk), not
+# still being written: a network copy that stalls a moment is still waited for
+WRITING_SETTLE_S = 1.0
 
 
 class CameraFolder:
@@ -123,7 +127,10 @@ class CameraFolder:
     PartTag) shows the same part, so its photo is not waited for. A take whose wait ends
     with no photo owes its part's photo at its own place, before the parts triggered since
     (a take that outlived its window: numbered after the next part, its late photo was
-    taken as the next part's).
+    taken as the next part's). So is a part triggered since whose take has not begun (a
+    take that outlived its window): its photo comes after this part's and is left to its
+    take; with one photo fewer the part in inspection is NO_IMAGE (the one that came was
+    taken as its own, and it was the next part's where the camera missed this part).
 
     Where only the photos owed have come when the wait ends, the trigger is answered NO_IMAGE
     and what was owed before it starts again from nothing: either the camera missed a part
@@ -134,7 +141,12 @@ class CameraFolder:
     on NO_IMAGE for ever, each part's photo paying the one before). The second kind, a
     camera always later than ``wait_s``, judges each later part on the photo before its
     own: set ``wait_s`` above the camera's delay (the NO_IMAGE that starts it says so).
-    A ClearError keeps what may still come (:meth:`restart`).
+    A ClearError keeps what may still come (:meth:`restart`). A photo cut short (the camera
+    stopped while saving it, a full disk) is never complete: it is owed as being written
+    once at most, and counted as come once it stayed unchanged ``writing_settle_s`` (owed at
+    every ClearError, it kept the line on NO_IMAGE for ever, each part's photo paying it).
+    What is owed is kept in runs of consecutive triggers: a PLC retrying a refused call every
+    cycle for hours costs a few entries, not one each.
 
     Before (newest_image_source): the newest file not taken, whatever its time. A photo
     saved 40 ms after its trigger was NO_IMAGE and then judged as the next part (a cracked
@@ -149,22 +161,32 @@ class CameraFolder:
         self.poll_s = poll_s
         self._lock = threading.Lock()            # one take at a time: a photo goes to one trigger
         self._state = threading.Lock()           # what is owed and accounted for (the PLC's thread too)
-        # the photos of triggers that took none, in the PLC's order: (its trigger's place,
-        # when it was counted (time.monotonic()), a refused repeat of the part then in
-        # inspection); places only grow, so a take tells those owed before its trigger from
-        # those after it, and a ClearError how old each is
-        self._owed: list[tuple[int, float, bool]] = []
+        # the photos of triggers that took none, in the PLC's order, as runs of consecutive
+        # places: (the first trigger's place, how many, when the newest was counted
+        # (time.monotonic()), refused repeats of the part then in inspection); places only
+        # grow, so a take tells those owed before its trigger from those after it, and a
+        # ClearError how old each is. Only runs counted wait_s ago or longer are joined (their
+        # times no longer matter): 200,000 refusals without a take held 25 MB, and a
+        # ClearError sorting them under the handshake's lock took seconds
+        self._owed: list[tuple[int, int, float, bool]] = []
+        self._joined = (0, time.monotonic())     # how many runs the last join left, and when
         self._counted = 0                        # the next trigger's place (taken or refused)
         # taken triggers whose take has not begun: their places, by the handshake's trigger
         # number (or in the order told); one slot was overwritten by the next trigger when a
         # take began just after its window closed, and that take counted from the next part
-        self._marks: dict[Any, int] = {}
+        # (its place, when it was told (time.monotonic()))
+        self._marks: dict[Any, tuple[int, float]] = {}
         self._taking = threading.local()         # the trigger a worker is about to take (take_begins)
         self._said_crowded = False
         # photos accounted for (taken, set aside, passed over, there at the start), of
         # those still in the folder (what left it is forgotten)
         self._seen: dict[tuple[str, int, int], None] = {}
-        self._last: set[tuple[str, int, int]] = set()      # the previous look's photos
+        # the previous look's photos, each with when it was first seen so (time.monotonic())
+        self._last: dict[tuple[str, int, int], float] = {}
+        # unfinished photos a ClearError counted as still being written (owed once, never again)
+        self._held: dict[tuple[str, int, int], None] = {}
+        self._unfinished: list[str] = []                   # the last look's photos cut short, by name
+        self.writing_settle_s = WRITING_SETTLE_S
         try:
             listing = self._listing()
         except LookupError:
@@ -208,15 +230,23 @@ class CameraFolder:
             # what left the folder needs no remembering (memory stays the folder's size)
             self._seen = {sig: None for sig in self._seen if sig in listing}
             seen = set(self._seen)
-        done = []
+        done, unfinished = [], []
         for sig, path in listing.items():
             if sig in seen:
                 continue
             whole = file_looks_complete(path, sig[2])
             if whole or (whole is None and sig in self._last):     # a TIFF: unchanged since the last look
                 done.append(sig)
-        self._last = set(listing)
+            elif whole is False:
+                unfinished.append(sig[0])
+        self._looked(listing)
+        self._unfinished = sorted(unfinished)
         return sorted(done, key=lambda sig: (sig[1], sig[0]))
+
+    def _looked(self, listing: dict[tuple[str, int, int], str]) -> None:
+        """This look's photos become the last look's, each keeping when it was first seen."""
+        now, last = time.monotonic(), self._last
+        self._last = {sig: last.get(sig, now) for sig in listing}
 
     def _place(self) -> int:
         """The next trigger's place in the PLC's order (under ``_state``)."""
@@ -227,17 +257,55 @@ class CameraFolder:
         """One more photo owed, at its trigger's place (a new one: last) (under ``_state``)."""
         if place is None:
             place = self._place()
-        i = len(self._owed)
-        while i and self._owed[i - 1][0] > place:
+        now = time.monotonic()
+        owed = self._owed
+        i = len(owed)
+        while i and owed[i - 1][0] > place:
             i -= 1
-        self._owed.insert(i, (place, time.monotonic(), same_part))
+        owed.insert(i, (place, 1, now, same_part))
+        # joined once they doubled or wait_s after the last join: a PLC refused at every cycle
+        # costs one pass over them per wait_s, and they are as many as it sends in wait_s
+        if len(owed) > 64 and (len(owed) >= 2 * self._joined[0] or now - self._joined[1] >= self.wait_s):
+            self._join(now)
+
+    def _join(self, now: float) -> None:
+        """Consecutive runs counted wait_s ago or longer are one (their times no longer
+        matter: a ClearError keeps only those younger, a take waits for none of them)
+        (under ``_state``)."""
+        joined: list[tuple[int, int, float, bool]] = []
+        for run in self._owed:
+            if joined:
+                p1, n1, at1, s1 = joined[-1]
+                p2, n2, at2, s2 = run
+                if s1 == s2 and p1 + n1 == p2 and now - max(at1, at2) >= self.wait_s:
+                    joined[-1] = (p1, n1 + n2, max(at1, at2), s1)
+                    continue
+            joined.append(run)
+        self._owed = joined
+        self._joined = (len(joined), now)
+
+    @staticmethod
+    def _owed_count(runs: Iterable[tuple[int, int, float, bool]]) -> int:
+        return sum(run[1] for run in runs)
+
+    @staticmethod
+    def _without_first(runs: list[tuple[int, int, float, bool]], k: int) -> list[tuple[int, int, float, bool]]:
+        """``runs`` less their first ``k`` photos owed (paid, oldest first)."""
+        left = []
+        for place, n, at, same in runs:
+            if k >= n:
+                k -= n
+                continue
+            if k:
+                place, n, k = place + k, n - k, 0
+            left.append((place, n, at, same))
+        return left
 
     def _paid(self, mark: int, later: int) -> None:
         """A take's photos set aside (under ``_state``): what was owed before its trigger
         (placed below ``mark``), and ``later`` of those owed after it (their photos came
         after the one taken)."""
-        after = [e for e in self._owed if e[0] >= mark]
-        self._owed = after[min(later, len(after)):]
+        self._owed = self._without_first([e for e in self._owed if e[0] >= mark], later)
 
     def trigger_refused(self, same_part: bool = False) -> None:
         """A trigger the link did not inspect: the photo it came with is no later part's.
@@ -254,7 +322,7 @@ class CameraFolder:
         come in the order told. Without any, a take counts from when it begins."""
         with self._state:
             place = self._place()
-            self._marks[("told", place) if key is None else key] = place
+            self._marks[("told", place) if key is None else key] = (place, time.monotonic())
 
     def take_begins(self, key: Any) -> None:
         """The calling thread's next take is for the trigger ``key`` (told to
@@ -268,8 +336,8 @@ class CameraFolder:
         with self._state:
             if key is None and self._marks:
                 key = next(reversed(self._marks))
-            place = self._marks.pop(key, None)
-            self._owe(place)
+            told = self._marks.pop(key, None)
+            self._owe(told[0] if told is not None else None)
 
     def restart(self) -> None:
         """The PLC cleared an error (ClearError, Reset): counted afresh from what the folder
@@ -290,6 +358,12 @@ class CameraFolder:
         set its size first) is being written unless it is unchanged since the last look, as
         a take has it: counted as come, a zero-filled photo of the refused part paid its
         debt, and once filled (a new time) it was a new photo, taken as the next part's.
+        A file whose format says it is unfinished (a PNG without its end chunk) is being
+        written while the station has seen it unchanged for less than ``writing_settle_s``,
+        and is owed so once at most: cut short (the camera stopped while saving it, a full
+        disk) it never ends, and owed again at every ClearError it kept the line on
+        NO_IMAGE for ever. Unchanged longer, it came (cut short): it pays what is owed,
+        unless it was owed once already.
 
         While a part is between its trigger and the end of its take, it is left to the
         take: it settles what was owed before the trigger, and what was counted since is
@@ -309,21 +383,40 @@ class CameraFolder:
             with self._state:
                 seen = set(self._seen)
             new = [sig for sig in listing if sig not in seen]
+            now = time.monotonic()
             # a file its format says is unfinished is a photo still being written: once whole it
             # is a new photo (name, time, size), so it is not accounted now but stays owed
             writing = []
+            unfinished = []     # of those, the ones whose format says so (a PNG without its end)
+            owed_once = []      # cut short and owed once already: no part's, paying nothing
             for sig in new:
                 whole = file_looks_complete(listing[sig], sig[2])
-                if whole is False or (whole is None and sig not in self._last):
+                if whole is None and sig not in self._last:
                     writing.append(sig)
-            self._last = set(listing)
-            came = len(new) - len(writing)
-            now = time.monotonic()
+                elif whole is False:
+                    if sig not in self._last or now - self._last[sig] < self.writing_settle_s:
+                        writing.append(sig)
+                        unfinished.append(sig)
+                    elif sig in self._held:
+                        owed_once.append(sig)
+            self._looked(listing)
+            came = len(new) - len(writing) - len(owed_once)
             with self._state:
-                owed = self._owed[came:]
-                self._owed = [e for i, e in enumerate(owed) if i < len(writing) or now - e[1] < self.wait_s]
-                for _ in range(len(writing) - len(self._owed)):
-                    self._owe()                  # one written that no trigger is owed: no part's either
+                owed = self._without_first(self._owed, came)
+                kept, keep = [], len(writing)
+                for place, n, at, same in owed:
+                    if now - at < self.wait_s:
+                        kept.append((place, n, at, same))
+                    elif keep:
+                        kept.append((place, min(n, keep), at, same))
+                    keep = max(0, keep - n)
+                self._owed = kept
+                # one written that no trigger is owed: no part's either; owed once at most (a
+                # photo cut short is seen unfinished at every ClearError until it settles)
+                owed_before = sum(1 for sig in unfinished if sig in self._held)
+                for _ in range(min(len(writing) - self._owed_count(kept), len(writing) - owed_before)):
+                    self._owe()
+                self._held = dict.fromkeys(unfinished)
                 self._seen.update((sig, None) for sig in new if sig not in writing)
         finally:
             self._lock.release()
@@ -342,34 +435,43 @@ class CameraFolder:
                     # meanwhile leaves the part to its take)
                     if key not in self._marks:
                         key = next(iter(self._marks), None)
-                    mark = self._marks.pop(key) if key is not None else self._place()
+                    mark = self._marks.pop(key)[0] if key is not None else self._place()
                 # owed when this part's trigger came: taken once, as a refusal counted while
                 # the camera is still saving is a later part's, its photo after this one's;
                 # an earlier part whose take has not begun (its worker behind this one) too
-                before = sum(1 for e in self._owed if e[0] < mark) + sum(1 for p in self._marks.values() if p < mark)
+                before = self._owed_count(e for e in self._owed if e[0] < mark) + \
+                    sum(1 for p, _ in self._marks.values() if p < mark)
             while True:
                 t0 = time.monotonic()
                 listing = self._listing()
                 ready = self._complete(listing)
                 with self._state:
                     after = [e for e in self._owed if e[0] > mark]     # refused since this trigger
-                # another part refused since: its photo is waited for (see the class)
-                others = [at for _, at, same in after if not same]
-                if len(ready) > before and (not others or len(ready) >= before + 1 + len(after)):
-                    # the owed photos set aside, those of the triggers refused since (after this
-                    # part's) left to them, the newest of the rest taken, any between passed over
-                    i = max(before, len(ready) - 1 - len(after))
+                    # parts triggered since whose take has not begun (this take outlived its
+                    # window): their photos come after this part's, each left to its own take
+                    taken_since = sorted(m for m in self._marks.values() if m[0] > mark)
+                later = self._owed_count(after) + len(taken_since)
+                # another part refused or triggered since: its photo is waited for (see the class)
+                others = [at for _, _, at, same in after if not same] + [at for _, at in taken_since]
+                if len(ready) > before and (not others or len(ready) >= before + 1 + later):
+                    # the owed photos set aside, those of the triggers since (after this part's)
+                    # left to them, the newest of the rest taken, any between passed over
+                    i = max(before, len(ready) - 1 - later)
                     sig = ready[i]
+                    # with a part taken since, every later trigger's photo came (others): the
+                    # photos after this one are theirs in the PLC's order, a taken part's its own
+                    theirs = {ready[i + 1 + self._owed_count(e for e in after if e[0] < p)
+                                    + sum(1 for q, _ in taken_since if q < p)] for p, _ in taken_since}
                     try:
                         data = Path(listing[sig]).read_bytes()
                     except OSError as exc:
                         self._account([sig])
                         raise LookupError(f"photo {sig[0]} could not be read ({exc.strerror or exc})") from exc
                     with self._state:
-                        self._paid(mark, later=len(ready) - 1 - i)
-                    self._account(ready)
+                        self._paid(mark, later=len(ready) - 1 - i - len(theirs))
+                    self._account(s for s in ready if s not in theirs)
                     return data, sig[0]
-                # a refused part's photo comes within wait_s of its own trigger (a camera set up
+                # a later part's photo comes within wait_s of its own trigger (a camera set up
                 # right), which may be after this part's wait
                 end = max([deadline] + [at + self.wait_s for at in others]) if len(ready) > before else deadline
                 if time.monotonic() >= end:
@@ -382,25 +484,54 @@ class CameraFolder:
                             # part's photo is later than the wait (see the class): no part's
                             self._paid(mark, later=0)
                         else:
-                            # fewer than this part's and the refused parts' photos: the first
-                            # past those owed counted as this part's, so every refused part's
-                            # photo that may still come is owed (one that never comes costs
-                            # the next part NO_IMAGE, never a photo of the wrong part)
-                            self._paid(mark, later=len(ready) - before - 1)
+                            # fewer than this part's and the later parts' photos: the first
+                            # past those owed counted as this part's, the next ones as the later
+                            # triggers', in order; every refused part's photo that may still
+                            # come is owed (one that never comes costs the next part NO_IMAGE,
+                            # never a photo of the wrong part), and a part taken since waits
+                            # for a photo of its own
+                            self._paid(mark, later=self._owed_first(after, taken_since,
+                                                                     len(ready) - before - 1))
                     if len(ready) > before:
                         raise LookupError(
-                            f"{len(ready) - before} photo(s) came for this part and {len(others)} other part(s) "
-                            f"refused while it was in inspection, too few to tell its photo from theirs (the "
-                            f"camera missed one)")
+                            f"{len(ready) - before} photo(s) came for this part and {later} other part(s) "
+                            f"triggered or refused while it was in inspection, too few to tell its photo from "
+                            f"theirs (the camera missed one)")
+                    cut = [sig[0] for sig in self._held if sig in listing]
+                    if ready and cut:
+                        raise LookupError(
+                            f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, none more "
+                            f"within {self.wait_s * 1000:.0f} ms of this trigger: {', '.join(sorted(cut))}, still "
+                            f"being written at the last ClearError, never ended (cut short: the camera stopped "
+                            f"while saving it, or its disk is full), so this part's photo was counted as that "
+                            f"trigger's; check the camera and its disk")
                     if ready:
                         raise LookupError(f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, "
                                           f"none more within {self.wait_s * 1000:.0f} ms of this trigger (a camera "
                                           f"that saves later than that: raise the wait above its delay)")
+                    unfinished = (f"; {', '.join(self._unfinished[:3])} there ends short of what its format "
+                                  f"says (still being written, or the camera stopped while saving it, or its disk "
+                                  f"is full)" if self._unfinished else "")
                     raise LookupError(f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the "
-                                      "trigger")
+                                      f"trigger{unfinished}")
                 # a crowded folder is looked at no faster than it can be listed
                 time.sleep(max(self.poll_s, min(time.monotonic() - t0, end - time.monotonic())))
 
+    def _owed_first(self, after: list[tuple[int, int, float, bool]], taken_since: list[tuple[int, float]],
+                    k: int) -> int:
+        """Of the first ``k`` triggers after a take's own, in the PLC's order (``after``
+        owed, ``taken_since`` parts taken), how many are owed ones."""
+        order = sorted([(place, n) for place, n, _, _ in after] + [(place, 0) for place, _ in taken_since])
+        owed = 0
+        for _place, n in order:
+            if k <= 0:
+                break
+            if n == 0:          # a part taken since
+                k -= 1
+                continue
+            owed += min(n, k)
+            k -= min(n, k)
+        return owed
 
 def _database_refusal(exc: BaseException) -> Optional[BaseException]:
     """The database refusal (line.db.is_refusal: unreachable, locked, read-only) in this
@@ -513,6 +644,13 @@ class Handshake:
         # the part whose answer the PLC reads now (or read last) and when it was put up
         # (time.monotonic()): the line view's "waiting for the PLC to acknowledge part X"
         self.answered_part: Optional[int] = None
+        # the PartTag of the last part taken, and whether two parts taken one after the other
+        # had different ones: only a PLC seen numbering its parts tells a repeat of the part
+        # in inspection by its PartTag (one that writes a carrier's number, the same for
+        # every part, made the next part a "repeat": its photo not waited for, the camera
+        # missing the part in inspection judged it on the next part's photo)
+        self._last_tag: Optional[int] = None
+        self.numbers_parts = False
         self.answered_at: Optional[float] = None
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
@@ -813,6 +951,9 @@ class Handshake:
                 self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
             self.pending = trig
+            if self._last_tag is not None and trig.tag != self._last_tag:
+                self.numbers_parts = True
+            self._last_tag = trig.tag
             taken = getattr(self.image_source, "trigger_taken", None)
             if taken is not None:
                 # where this part stands among the photos owed (CameraFolder), in the PLC's
@@ -873,8 +1014,10 @@ class Handshake:
         if getattr(self.image_source, "trigger_refused", None) is None:
             return ""
         # a repeat of the part in inspection: the take need not wait for its photo, which
-        # shows the same part (another part's is waited for: CameraFolder)
-        self.photo_not_taken(same_part=bool(tag) and self.pending is not None and self.pending.tag == tag)
+        # shows the same part (another part's is waited for: CameraFolder); told by its
+        # PartTag only where the PLC was seen giving parts different ones
+        self.photo_not_taken(same_part=bool(tag) and self.numbers_parts and self.pending is not None
+                             and self.pending.tag == tag)
         return (f"part {tag}'s photo, if the camera took one, is set aside (no later part's)" if tag else
                 "its photo, if the camera took one, is set aside (no later part's)")
 

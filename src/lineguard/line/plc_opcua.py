@@ -184,9 +184,15 @@ def _fits(name: str, value: Any) -> bool:
 _CAUSE = "0 not said, 1-6 built in, 7 on the plant's own"
 
 
-def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str) -> Callable[[Any], Any]:
+def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
+           trigger: bool = False) -> Callable[[Any], Any]:
     """A method callback that gets its UInt32 arguments (``spec``: name and what it is) as
     ints, checked; a call with bad ones is refused, ``nothing`` done, LastRefusal set.
+    ``trigger``: the method triggers a part (StartSingleJob), so a call refused for its
+    arguments is a trigger refused: the photo the camera may have taken for it is set aside
+    (Handshake.refused_photo). Uncounted, a PLC whose DINT part counter passed 2^31 (a
+    negative PartId, refused) had every later part judged on the photo before its own,
+    with no fault.
 
     asyncua hands a method whatever Variants the client sent, unchecked against the
     declared arguments: a value its variable cannot encode (an Int32 -5 echoed in PartId)
@@ -200,7 +206,12 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str) -> Call
             try:
                 values = _uint32_args(method, args, spec, nothing)
             except _BadArguments as bad:
-                return self._refuse(bad.status, bad.why, bad.arg_results)
+                why = bad.why
+                if trigger:
+                    with self.hs.lock:
+                        photo = self.hs.refused_photo(0)    # no PartId to tell a repeat by
+                    why += f"; {photo}" if photo else ""
+                return self._refuse(bad.status, why, bad.arg_results)
             return await fn(self, parent, *values)
         return call
     return wrap
@@ -514,7 +525,7 @@ class OpcUaStation:
             self.hs.clear_error()
         return []
 
-    @_takes("StartSingleJob", (("PartId", "the PLC's part number"),), "no part triggered")
+    @_takes("StartSingleJob", (("PartId", "the PLC's part number"),), "no part triggered", trigger=True)
     async def _m_start_single_job(self, parent: Any, tag: int) -> Any:
         from asyncua import ua
         with self.hs.lock:
