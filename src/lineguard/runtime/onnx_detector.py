@@ -18,6 +18,11 @@ def make_session(model: bytes, threads: Optional[int] = None, spinning: bool = T
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise BundleError("running an exported .onnx model needs onnxruntime: pip install 'lineguard[edge]'") from exc
+    # ONNX Runtime reads a tensor's "external data" from any file the model names (relative
+    # to the working directory when given bytes: the station's database was read so);
+    # onnx_file.load refuses such a model, and this says it again for any other caller
+    from .onnx_file import refuse_external_data
+    refuse_external_data(model, "the ONNX model")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -217,11 +217,104 @@ def _spans(data: bytes):
             value, i = data[i:i + n], i + n
         elif wire == 5:
             value, i = int.from_bytes(data[i:i + 4], "little"), i + 4
+        elif wire == 3:
+            # a group (proto2, deprecated; ONNX has none): protobuf readers skip it as an
+            # unknown field, and so does this, to its end tag, so that no field after it is
+            # hidden from a reader that looks for what a runtime would act on
+            value, i = b"", _skip_group(data, i)
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         if i > len(data):
             raise ValueError("truncated field")
         yield field, wire, value, start, i
+
+
+# Where tensors sit in an ONNX model, by protobuf field number: (message, field) -> the
+# message that field holds. Only the fields that can lead to a tensor are walked.
+_TENSOR_PATHS = {
+    ("model", 7): "graph", ("model", 25): "function", ("model", 20): "training",
+    ("training", 1): "graph", ("training", 2): "graph",
+    ("graph", 1): "node", ("graph", 5): "tensor", ("graph", 15): "sparse",
+    ("function", 7): "node", ("function", 11): "attribute",
+    ("node", 5): "attribute",
+    ("attribute", 5): "tensor", ("attribute", 6): "graph", ("attribute", 10): "tensor", ("attribute", 11): "graph",
+    ("attribute", 22): "sparse", ("attribute", 23): "sparse",
+    ("sparse", 1): "tensor", ("sparse", 2): "tensor",
+}
+_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION, _EXTERNAL = 8, 13, 14, 1
+
+
+def external_tensor(data: bytes) -> Optional[str]:
+    """The name of the first tensor (an initializer, a node attribute's, a subgraph's or a
+    function's) whose data the model says lies in another file, or None when every tensor
+    is in the model itself. ``lineguard export`` never writes such a model: ONNX Runtime,
+    handed one, read the file it names (any path, relative to the station's working
+    directory: its database) into the graph. Walked without recursion (a hostile nesting
+    depth costs a loop, not Python's stack) and without copying the tensors' bytes.
+
+    Bytes that are not a protobuf message where a graph should be give None: no runtime
+    opens such a file (their protobuf parsers refuse it: they skip what this skips, groups
+    and unknown fields, and no more), and readers of the manifest alone (recalibrate,
+    tuning) do not care."""
+    try:
+        return _external_tensor(memoryview(data))
+    except ValueError:
+        return None
+
+
+def _external_tensor(data: memoryview) -> Optional[str]:
+    todo = [("model", data)]
+    while todo:
+        kind, msg = todo.pop()
+        external, name = False, None
+        for field, wire, value, _, _ in _spans(msg):
+            if kind == "tensor":
+                if field == _TENSOR_EXTERNAL_DATA and wire == 2 or \
+                        field == _TENSOR_DATA_LOCATION and wire == 0 and value == _EXTERNAL:
+                    external = True
+                elif field == _TENSOR_NAME and wire == 2:
+                    name = bytes(value).decode("utf-8", "replace")
+            elif wire == 2 and (kind, field) in _TENSOR_PATHS:
+                todo.append((_TENSOR_PATHS[kind, field], value))
+        if external:
+            return name or "(unnamed)"
+    return None
+
+
+def refuse_external_data(data: bytes, name: str) -> None:
+    """:class:`BundleError` when the model takes any tensor from another file."""
+    tensor = external_tensor(data)
+    if tensor is not None:
+        raise BundleError(f"{name}: its tensor {tensor[:100]!r} refers to data in another file (ONNX external "
+                          "data), which `lineguard export` never writes and the station does not read: a model "
+                          "must carry all its weights itself; export it again with `lineguard export MODEL.lgm "
+                          "--format onnx`")
+
+
+def _skip_group(data: bytes, i: int) -> int:
+    """The offset past the end tag of the group whose content starts at ``i``."""
+    depth = 1
+    while depth:
+        tag, i = _varint(data, i)
+        wire = tag & 7
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            n, i = _varint(data, i)
+            i += n
+        elif wire == 5:
+            i += 4
+        elif wire == 3:
+            depth += 1
+        elif wire == 4:
+            depth -= 1
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if i > len(data):
+            raise ValueError("truncated group")
+    return i
 
 
 def metadata(data: bytes) -> dict[str, str]:
@@ -276,6 +369,9 @@ def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], s
         meta = metadata(data)
     except ValueError as exc:
         raise BundleError(f"{name}: not a readable ONNX model ({exc}); export it again") from exc
+    # before any runtime opens it: the hash proves the file unchanged since it was sealed,
+    # not that lineguard sealed it (anyone can), so a hostile graph passes the hash
+    refuse_external_data(data, name)
     if MANIFEST_KEY not in meta:
         raise BundleError(f"{name}: an ONNX model without a lineguard manifest; re-export it with "
                           "`lineguard export MODEL.lgm --format onnx`")

@@ -174,6 +174,25 @@ def _strict_form_text() -> None:
 
     formparsers._user_safe_decode = strict
 
+    # A file sent without a filename (curl -F "image=<p.png" instead of -F image=@p.png)
+    # reaches the parser as a text field: its bytes were refused as "not valid UTF-8 text;
+    # send part id, line...", which named everything but the image. Said as what it is.
+    plain_end = formparsers.MultiPartParser.on_part_end
+
+    def on_part_end(self: Any) -> None:
+        part = self._current_part
+        if part.file is None and part.field_name in _FILE_PARTS:
+            raise HTTPException(422, f"the form part '{part.field_name}' has no filename, so it was read as text: "
+                                     f"send the {_FILE_PARTS[part.field_name]} as a file with its name "
+                                     f"(curl -F {part.field_name}=@{_FILE_PARTS_EXAMPLE[part.field_name]})")
+        plain_end(self)
+
+    formparsers.MultiPartParser.on_part_end = on_part_end
+
+
+# the file parts of the upload forms (POST /api/v1/inspections, POST /api/v1/models)
+_FILE_PARTS = {"image": "part image", "file": "model file"}
+_FILE_PARTS_EXAMPLE = {"image": "part.png", "file": "cell.lgm"}
 
 _strict_form_text()
 
@@ -325,6 +344,9 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_S,
+                            # h11 (no httptools) refused an unfinished head over 16 KiB with a 400;
+                            # the station's head limit is MAX_HEAD_BYTES (431), for both protocols
+                            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
                             http=guarded_protocol(AutoHTTPProtocol))
     _Server(config).run()
 
@@ -339,6 +361,16 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
 # and its bytes are seen), as little as it takes:
 HEADER_TIMEOUT_S = 10.0    # a request's head (line and headers) must be in within this
 BODY_STALL_S = 30.0        # a body the app waits for may pause this long between bytes
+# A body that never pauses that long can still come one byte every few seconds: 100 sign-ins
+# (no key needed) sent so were held 70 s and more, and past their head the connection cap
+# never closed them (300 of them took /health down on a station with 256 open files). So a
+# body must also be in within BODY_GRACE_S of the app's first read of it; one sent with a
+# credential (an API key, a bearer token, a session cookie: a camera PC's or an engineer's
+# upload) gets more time as it comes, 1 s for every MIN_BODY_RATE bytes: a 20 MB part image
+# over a plant network at 100 KB/s passes, a trickle is cut. The route still checks the
+# credential. One without a credential may also be closed at the connection cap.
+BODY_GRACE_S = 30.0
+MIN_BODY_RATE = 10 * 1024  # bytes per second, averaged over the body, past the grace
 MAX_HEAD_BYTES = 64 * 1024  # a request's head larger than this is refused (431)
 # An idle kept-open connection is closed after this. uvicorn's 5 s met a dashboard or a PLC
 # gateway polling every 5 s on one connection at the moment it closed it: 16 of ~410 polls
@@ -360,8 +392,32 @@ def _connection_cap() -> int:
 
 
 MAX_CONNECTIONS = _connection_cap()
-_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def _raw_error(status: bytes, code: str, message: str) -> bytes:
+    """An answer the protocol writes itself (no app involved) in the station's error shape,
+    ending the connection: every error the station gives is JSON, these too."""
+    import json
+    body = json.dumps({"error": {"code": code, "message": message}, "detail": message}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+
+
+_TIMED_OUT = _raw_error(b"408 Request Timeout", "request_timeout",
+                        "the request's head (its line and headers) did not arrive in time; send it again at once")
+_HEAD_TOO_LARGE = _raw_error(b"431 Request Header Fields Too Large", "header_too_large",
+                             f"the request's line and headers are over {MAX_HEAD_BYTES // 1024} KiB; send a shorter "
+                             "URL (filters as query parameters of a few values) and fewer or shorter headers")
+
+
+def _body_too_slow(keyed: bool) -> bytes:
+    if keyed:
+        why = (f"the request body came too slowly (under {MIN_BODY_RATE / 1024:g} KiB/s on average after the first "
+               f"{BODY_GRACE_S:g} s); send it again over a faster link, or send a smaller file")
+    else:
+        why = (f"the request body did not arrive within {BODY_GRACE_S:g} s; a request without an API key or "
+               "session sends its (small) body at once: send it again")
+    return _raw_error(b"408 Request Timeout", "body_timeout", why)
 
 
 def guarded_protocol(base: type) -> type:
@@ -371,12 +427,14 @@ def guarded_protocol(base: type) -> type:
       connection, for the first request; of the answer before it, for one sent while that
       request was answered), and be at most MAX_HEAD_BYTES; else 408 (431) and the
       connection is closed;
-    - a request's body the app is reading may pause at most BODY_STALL_S between bytes
-      (a slow upload that keeps coming is never cut), and so may the rest of a body
-      answered early (a 413) that the client still sends; else the connection is closed;
+    - a request's body the app is reading may pause at most BODY_STALL_S between bytes,
+      and so may the rest of a body answered early (a 413) that the client still sends;
+      else the connection is closed;
+    - that body must be in within BODY_GRACE_S of its head, plus, with a credential, 1 s
+      for every MIN_BODY_RATE bytes of it; else 408 (JSON) and the connection is closed;
     - at MAX_CONNECTIONS open, a new connection closes the one that has waited longest
-      for its head (a slow client's, never a request being answered or an event stream),
-      so the station's open files stay its own.
+      for its head, or for a body sent without a credential (a slow client's, never a
+      request being answered or an event stream), so the station's open files stay its own.
     """
 
     class Guarded(base):  # type: ignore[misc, valid-type]
@@ -385,6 +443,7 @@ def guarded_protocol(base: type) -> type:
             self._timer: Any = None         # the head's deadline, or a drained body's
             self._timer_for = ""            # "head" or "drain"
             self._head_bytes = 0            # of the head in progress, as far as it is known to be head
+            self._head_tail = b""           # its last bytes: a blank line ending it may span two reads
             self._in_head = self._in_message = False     # httptools' parser state (h11's is asked)
             self._seen_cycle: Any = None
             self._requests = 0              # requests whose head has come in on this connection
@@ -457,6 +516,7 @@ def guarded_protocol(base: type) -> type:
             self._seen_cycle = cycle
             self._requests += 1
             self._head_bytes = 0
+            self._head_tail = b""
             _guard_body(self, cycle)
 
         def data_received(self, data: bytes) -> None:
@@ -465,6 +525,13 @@ def guarded_protocol(base: type) -> type:
             # the rest of a body (answered early, a 413) or a request before it is not head
             # (a refused upload's last 100 KiB was taken for an oversize head: 413, then 431)
             all_head = in_head or not in_body
+            cycle = self.cycle
+            if all_head and (cycle is None or cycle.response_complete) and self._head_over_limit(data):
+                # a whole head in one read (up to 256 KiB) was let through: the limit was
+                # applied only to a head still incomplete after a read. Refused before the
+                # parser sees it, so no request starts.
+                self._end(_HEAD_TOO_LARGE)
+                return
             requests = self._requests
             super().data_received(data)
             if self.transport.is_closing():
@@ -480,6 +547,7 @@ def guarded_protocol(base: type) -> type:
             if in_head:
                 if all_head:
                     self._head_bytes += len(data)
+                    self._head_tail = (self._head_tail + data)[-2:]
                     if self._head_bytes > MAX_HEAD_BYTES:
                         self._end(_HEAD_TOO_LARGE)
                         return
@@ -500,6 +568,26 @@ def guarded_protocol(base: type) -> type:
                     self._await_head()      # between requests: the next one's head has its deadline
             else:
                 self._stop()                # a request being answered
+
+        def _head_over_limit(self, data: bytes) -> bool:
+            """Whether the head this read continues (or begins) is over MAX_HEAD_BYTES: up to
+            the blank line that ends it, or all of the read when it does not end here."""
+            seen = self._head_tail + data
+            # blank lines before a request line are skipped by both parsers: "\r\n\r\n" sent
+            # first must not pass for the end of the head that follows it
+            begins = len(seen) - len(seen.lstrip(b"\r\n")) if not self._head_bytes else 0
+            ends = [i + len(blank) for blank in (b"\n\r\n", b"\n\n") if (i := seen.find(blank, begins)) >= 0]
+            in_this_read = (min(ends) - len(self._head_tail)) if ends else len(data)
+            return self._head_bytes + in_this_read > MAX_HEAD_BYTES
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's own answer to a request it cannot parse is plain text: JSON as every other
+            self._stop()
+            if not self.transport.is_closing():
+                self.transport.write(_raw_error(b"400 Bad Request", "bad_request",
+                                                f"{msg.rstrip('.')}: the request's line or headers are not valid "
+                                                "HTTP/1.1"))
+                self.transport.close()
 
         def _await_head(self) -> None:
             if self._timer_for == "head" or self.transport.is_closing():
@@ -529,25 +617,69 @@ def guarded_protocol(base: type) -> type:
     return Guarded
 
 
+def _has_credential(scope: dict) -> bool:
+    """Whether a request carries an API key, a bearer token or a session cookie (not
+    whether it is valid: the route checks that)."""
+    from ..line.sessions import COOKIE
+    cookie = COOKIE.encode() + b"="
+    for k, v in scope.get("headers", ()):
+        if k in (b"x-api-key", b"authorization") or (k == b"cookie" and cookie in v):
+            return True
+    return False
+
+
 def _guard_body(protocol: Any, cycle: Any) -> None:
     """Close ``cycle``'s connection when the app waits for its body and none comes for
-    BODY_STALL_S. Only while the app reads the body: an answer being streamed (the live
-    events) also waits on receive() for the client to leave, and is never cut."""
+    BODY_STALL_S, or when the body is not in by its deadline (BODY_GRACE_S from the app's
+    first read of it, and with a credential 1 s more for every MIN_BODY_RATE bytes
+    received): a 408 then. Only
+    while the app reads the body: an answer being streamed (the live events) also waits on
+    receive() for the client to leave, and is never cut."""
     receive = cycle.receive
+    loop = protocol.loop
+    start = None        # when the app first reads the body (a pipelined request waits its turn first)
+    keyed = _has_credential(cycle.scope)
+    received = 0
 
     def stalled() -> None:
         log.warning("%s %s: its body stopped coming for %g s; the connection is closed",
                     cycle.scope.get("method"), cycle.scope.get("path"), BODY_STALL_S)
         protocol.transport.close()
 
+    def too_slow() -> None:
+        log.warning("%s %s: its body (%d bytes so far, %s) was not in by its deadline; answered 408 and closed",
+                    cycle.scope.get("method"), cycle.scope.get("path"), received,
+                    "with a credential" if keyed else "no credential")
+        if not protocol.transport.is_closing():
+            if not cycle.response_started:
+                protocol.transport.write(_body_too_slow(keyed))
+            protocol.transport.close()
+
     async def receive_or_cut() -> Any:
+        nonlocal received, start
+        if start is None:
+            start = loop.time()
         if not (cycle.more_body and not cycle.body and not cycle.disconnected and not cycle.response_complete):
-            return await receive()
-        timer = protocol.loop.call_later(BODY_STALL_S, stalled)
-        try:
-            return await receive()
-        finally:
-            timer.cancel()
+            msg = await receive()
+        else:
+            # nothing arrives while this waits, so the deadline is fixed until it returns
+            left = start + BODY_GRACE_S + (received / MIN_BODY_RATE if keyed else 0.0) - loop.time()
+            timer = loop.call_later(max(0.0, min(BODY_STALL_S, left)), too_slow if left <= BODY_STALL_S else stalled)
+            # a body without a credential waited for is as much a slow client as a head: at
+            # the connection cap it may be closed for a new connection (past its head, 300
+            # trickled sign-ins held the open files for as long as they lasted)
+            evictable = None if keyed else getattr(protocol, "_heads", None)
+            if evictable is not None:
+                evictable[protocol] = None
+            try:
+                msg = await receive()
+            finally:
+                timer.cancel()
+                if evictable is not None:
+                    evictable.pop(protocol, None)
+        if msg.get("type") == "http.request":
+            received += len(msg.get("body", b""))
+        return msg
 
     cycle.receive = receive_or_cut
 
