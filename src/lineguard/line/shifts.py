@@ -277,10 +277,12 @@ def read_time(text: str, name: str = "time") -> dt.date | dt.datetime:
         # worded as the API's other 422s ("field: Input should be ..."), then what to write
         raise ValueError(f"{name + ': ' if name else ''}Input should be a valid datetime or a day; {text[:64]!r} "
                          f"is neither: write {TIME_FORMS}")
-    return _utc(t, name)
+    return naive_utc(t, name)
 
 
-def _utc(t: dt.datetime, name: str) -> dt.datetime:
+def naive_utc(t: dt.datetime, name: str = "the time") -> dt.datetime:
+    """``t`` as the naive UTC time records are compared with (a naive one is UTC already);
+    ValueError naming ``name`` when it falls outside the calendar once converted."""
     if t.tzinfo is None:
         return t
     try:
@@ -306,7 +308,7 @@ def plant_instant(value: str | dt.date | dt.datetime | None, zone: dt.tzinfo, *,
     if isinstance(value, str):
         value = read_time(value, name)
     if isinstance(value, dt.datetime):
-        return _utc(value, name)
+        return naive_utc(value, name)
     try:
         return wall_to_utc(value + dt.timedelta(days=1) if end else value, dt.time(0), zone)
     except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC

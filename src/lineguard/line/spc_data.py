@@ -26,6 +26,7 @@ from .db import Database
 from .errors import InvalidRequest, NotFound
 from .part_names import as_stored, station_is, stored_names
 from .orm import Inspection, LineSignal, ModelVersion, utcnow
+from . import shifts
 from .shifts import parse_shift_starts, plant_zone, shift_of, wall_to_utc
 from .spc import Subgroup
 
@@ -49,13 +50,13 @@ class Filters:
 
 
 def naive_utc(t: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    if t is None or t.tzinfo is None:
+    """:func:`shifts.naive_utc`, refused as a request (422) when out of range."""
+    if t is None:
         return t
     try:
-        return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    except OverflowError:
-        raise InvalidRequest(f"the time {t.isoformat()} is out of range once converted to UTC; "
-                             "use a time between years 1 and 9999") from None
+        return shifts.naive_utc(t)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime]) -> None:
