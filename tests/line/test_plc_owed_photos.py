@@ -533,6 +533,25 @@ def test_a_plc_writing_one_part_tag_for_every_part_never_has_a_part_judged_on_th
     assert not [r for r in st.query() if r.image_sha256 == _sha(nxt)]
 
 
+@pytest.mark.parametrize("before", [[0, 7], [6, 7, 7]])
+def test_a_carrier_tag_that_changed_once_does_not_make_the_plc_a_numbering_one(link, before):
+    """PartTag 0 at power-up then the carrier's 7, or a carrier changed once: one change set
+    "the PLC numbers its parts" for good, and a refused trigger with the carrier's tag was
+    again taken for a repeat of the part in inspection (found by review)."""
+    st, hs, cam_dir, answers = link(wait_s=0.5)
+    _parts_judged(hs, cam_dir, answers, before)
+    hs.image_source = source = _SlowWorker(hs.image_source)
+    nxt = png_bytes(230, seed=125)
+    assert hs.trigger(7) is not None
+    assert source.waiting.wait(30)
+    assert hs.trigger(7) is None                           # the next part, refused: same tag
+    _save(cam_dir, "next.png", nxt)                        # the camera missed the part in inspection
+    source.go.set()
+    ans = _answer(answers, len(before) + 1)
+    assert ans.code == ResultCode.NO_IMAGE and not ans.inspection_id, "judged on the next part's photo"
+    assert not [r for r in st.query() if r.image_sha256 == _sha(nxt)]
+
+
 def test_a_take_begun_after_the_next_part_was_triggered_leaves_it_its_photo(tmp_path):
     """Part 1's take began after part 2 was triggered (its window closed meanwhile); both
     photos came. It took the newest, part 2's, and part 2 found none."""
@@ -587,3 +606,30 @@ def test_refusals_by_the_hundred_without_a_take_are_kept_in_a_few_entries_and_st
     _late(tmp_path, "N.png", n)
     cam.trigger_taken()
     assert cam() == (n, "N.png")
+
+
+@pytest.mark.parametrize("first_look", ["clear", "take"])
+def test_a_refused_parts_copy_that_stalls_past_the_settle_time_is_no_later_parts(tmp_path, first_look):
+    """A refused part's photo half copied and unchanged over a second at a ClearError (a
+    network copy that stalled, a camera saving scan by scan) was counted as come; finished,
+    it was a new photo and the next part was judged on it (found by review)."""
+    import threading
+    import time
+
+    from lineguard.line.plc_handshake import CameraFolder
+    cam = CameraFolder(tmp_path, wait_s=0.3, poll_s=0.01)
+    refused, own = png_bytes(64, seed=1), png_bytes(64, seed=2)
+    cam.trigger_refused()
+    (tmp_path / "r.png").write_bytes(refused[: len(refused) // 2])      # the copy starts and stalls
+    if first_look == "clear":
+        cam.restart()
+    else:
+        cam._complete(cam._listing())          # a take's look sees it first
+    time.sleep(1.2)                            # unchanged past the settle time
+    cam.restart()
+    (tmp_path / "r.png").write_bytes(refused)                           # the copy finishes
+    cam.trigger_taken(2)
+    cam.take_begins(2)
+    threading.Timer(0.15, lambda: (tmp_path / "p2.png").write_bytes(own)).start()
+    data, name = cam()
+    assert (name, data == own) == ("p2.png", True)

@@ -186,6 +186,9 @@ class CameraFolder:
         # unfinished photos a ClearError counted as still being written (owed once, never again)
         self._held: dict[tuple[str, int, int], None] = {}
         self._unfinished: list[str] = []                   # the last look's photos cut short, by name
+        # names of photos a ClearError counted as come while cut short: the same name found whole
+        # later is that photo finished (a copy that stalled over a second), no part's
+        self._cut_short: dict[str, None] = {}
         self.writing_settle_s = WRITING_SETTLE_S
         try:
             listing = self._listing()
@@ -230,15 +233,25 @@ class CameraFolder:
             # what left the folder needs no remembering (memory stays the folder's size)
             self._seen = {sig: None for sig in self._seen if sig in listing}
             seen = set(self._seen)
-        done, unfinished = [], []
+        done, unfinished, finished = [], [], []
         for sig, path in listing.items():
             if sig in seen:
                 continue
             whole = file_looks_complete(path, sig[2])
-            if whole or (whole is None and sig in self._last):     # a TIFF: unchanged since the last look
+            if whole and sig[0] in self._cut_short:
+                # counted as come when a ClearError found it cut short: it was only stalled,
+                # and finished it is the same photo, no later part's (found by review: the
+                # next part was judged on it)
+                finished.append(sig)
+            elif whole or (whole is None and sig in self._last):     # a TIFF: unchanged since the last look
                 done.append(sig)
             elif whole is False:
                 unfinished.append(sig[0])
+        if finished:
+            with self._state:
+                self._seen.update(dict.fromkeys(finished))
+                for sig in finished:
+                    self._cut_short.pop(sig[0], None)
         self._looked(listing)
         self._unfinished = sorted(unfinished)
         return sorted(done, key=lambda sig: (sig[1], sig[0]))
@@ -418,6 +431,14 @@ class CameraFolder:
                     self._owe()
                 self._held = dict.fromkeys(unfinished)
                 self._seen.update((sig, None) for sig in new if sig not in writing)
+                # cut short and counted as come (settled, or owed once already): remembered by
+                # name, so the photo finished later is not taken for a new one
+                for sig in new:
+                    if sig not in writing and file_looks_complete(listing[sig], sig[2]) is False:
+                        self._cut_short[sig[0]] = None
+                # names of files gone from the folder need no remembering
+                names = {sig[0] for sig in listing}
+                self._cut_short = {n: None for n in self._cut_short if n in names}
         finally:
             self._lock.release()
 
@@ -951,8 +972,10 @@ class Handshake:
                 self._answer(trig, ResultCode(self.error_code), None, reason=why)
                 return None
             self.pending = trig
-            if self._last_tag is not None and trig.tag != self._last_tag:
-                self.numbers_parts = True
+            # judged again at every part taken, and only between real tags (0 is "no tag"): a
+            # carrier number that changed once (0 at power-up, then 5) set it for good, and a
+            # refused trigger with the carrier's tag was again taken for a repeat (found by review)
+            self.numbers_parts = bool(trig.tag) and bool(self._last_tag) and trig.tag != self._last_tag
             self._last_tag = trig.tag
             taken = getattr(self.image_source, "trigger_taken", None)
             if taken is not None:
