@@ -174,25 +174,6 @@ def _strict_form_text() -> None:
 
     formparsers._user_safe_decode = strict
 
-    # A file sent without a filename (curl -F "image=<p.png" instead of -F image=@p.png)
-    # reaches the parser as a text field: its bytes were refused as "not valid UTF-8 text;
-    # send part id, line...", which named everything but the image. Said as what it is.
-    plain_end = formparsers.MultiPartParser.on_part_end
-
-    def on_part_end(self: Any) -> None:
-        part = self._current_part
-        if part.file is None and part.field_name in _FILE_PARTS:
-            raise HTTPException(422, f"the form part '{part.field_name}' has no filename, so it was read as text: "
-                                     f"send the {_FILE_PARTS[part.field_name]} as a file with its name "
-                                     f"(curl -F {part.field_name}=@{_FILE_PARTS_EXAMPLE[part.field_name]})")
-        plain_end(self)
-
-    formparsers.MultiPartParser.on_part_end = on_part_end
-
-
-# the file parts of the upload forms (POST /api/v1/inspections, POST /api/v1/models)
-_FILE_PARTS = {"image": "part image", "file": "model file"}
-_FILE_PARTS_EXAMPLE = {"image": "part.png", "file": "cell.lgm"}
 
 _strict_form_text()
 
@@ -370,7 +351,7 @@ BODY_STALL_S = 30.0        # a body the app waits for may pause this long betwee
 # over a plant network at 100 KB/s passes, a trickle is cut. The route still checks the
 # credential. One without a credential may also be closed at the connection cap.
 BODY_GRACE_S = 30.0
-MIN_BODY_RATE = 10 * 1024  # bytes per second, averaged over the body, past the grace
+MIN_BODY_RATE = 2 * 1024  # bytes per second, averaged over the body, past the grace (16 kbit/s: a slow VPN passes)
 MAX_HEAD_BYTES = 64 * 1024  # a request's head larger than this is refused (431)
 # An idle kept-open connection is closed after this. uvicorn's 5 s met a dashboard or a PLC
 # gateway polling every 5 s on one connection at the moment it closed it: 16 of ~410 polls
@@ -433,7 +414,7 @@ def guarded_protocol(base: type) -> type:
     - that body must be in within BODY_GRACE_S of its head, plus, with a credential, 1 s
       for every MIN_BODY_RATE bytes of it; else 408 (JSON) and the connection is closed;
     - at MAX_CONNECTIONS open, a new connection closes the one that has waited longest
-      for its head, or for a body sent without a credential (a slow client's, never a
+      for its head, or for a body sent without a credential or past its grace (a slow client's, never a
       request being answered or an event stream), so the station's open files stay its own.
     """
 
@@ -444,6 +425,7 @@ def guarded_protocol(base: type) -> type:
             self._timer_for = ""            # "head" or "drain"
             self._head_bytes = 0            # of the head in progress, as far as it is known to be head
             self._head_tail = b""           # its last bytes: a blank line ending it may span two reads
+            self._head_untracked = False    # a head begun in a read that ended another request
             self._in_head = self._in_message = False     # httptools' parser state (h11's is asked)
             self._seen_cycle: Any = None
             self._requests = 0              # requests whose head has come in on this connection
@@ -517,6 +499,7 @@ def guarded_protocol(base: type) -> type:
             self._requests += 1
             self._head_bytes = 0
             self._head_tail = b""
+            self._head_untracked = False
             _guard_body(self, cycle)
 
         def data_received(self, data: bytes) -> None:
@@ -526,7 +509,11 @@ def guarded_protocol(base: type) -> type:
             # (a refused upload's last 100 KiB was taken for an oversize head: 413, then 431)
             all_head = in_head or not in_body
             cycle = self.cycle
-            if all_head and (cycle is None or cycle.response_complete) and self._head_over_limit(data):
+            # (not for a head begun in a read that ended another request: its first bytes were
+            # never counted, and its end in this read taken for a blank line before a request
+            # made a pipelined POST's body its head: 431)
+            if all_head and not self._head_untracked and (self._head_bytes or _REQUEST_LINE.match(data)) \
+                    and (cycle is None or cycle.response_complete) and self._head_over_limit(data):
                 # a whole head in one read (up to 256 KiB) was let through: the limit was
                 # applied only to a head still incomplete after a read. Refused before the
                 # parser sees it, so no request starts.
@@ -551,6 +538,8 @@ def guarded_protocol(base: type) -> type:
                     if self._head_bytes > MAX_HEAD_BYTES:
                         self._end(_HEAD_TOO_LARGE)
                         return
+                else:
+                    self._head_untracked = True
                 if answering:
                     # a pipelined head while a request is being answered: its deadline starts
                     # when the answer is sent (on_response_complete); a 408 here replaced the
@@ -617,6 +606,12 @@ def guarded_protocol(base: type) -> type:
     return Guarded
 
 
+# a read that begins a request (blank lines before it are skipped by both parsers): one that
+# does not, with no head counted yet, carries the end of a head the parser holds from a
+# pipelined read before it, or a body
+_REQUEST_LINE = re.compile(rb"[\r\n]*[A-Z]{3,10} \S")
+
+
 def _has_credential(scope: dict) -> bool:
     """Whether a request carries an API key, a bearer token or a session cookie (not
     whether it is valid: the route checks that)."""
@@ -668,7 +663,9 @@ def _guard_body(protocol: Any, cycle: Any) -> None:
             # a body without a credential waited for is as much a slow client as a head: at
             # the connection cap it may be closed for a new connection (past its head, 300
             # trickled sign-ins held the open files for as long as they lasted)
-            evictable = None if keyed else getattr(protocol, "_heads", None)
+            # (one with a credential too once past its grace: any header passes for one here,
+            # and a made-up key kept 300 trickled sign-ins out of reach of the cap)
+            evictable = None if keyed and loop.time() - start < BODY_GRACE_S else getattr(protocol, "_heads", None)
             if evictable is not None:
                 evictable[protocol] = None
             try:
