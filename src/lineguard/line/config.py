@@ -434,6 +434,24 @@ def _port(value: str) -> int:
 _PLC_LINK_NAMES = ("modbus", "opcua")
 
 
+# the forms LINEGUARD_PLC_IMAGES takes, said whenever a value is refused
+_PLC_IMAGES_FORMS = (f"write one camera folder for one PLC link (/cam/line1), or each link's as LINK=DIR "
+                     f"separated by '{os.pathsep}' (modbus=/cam/line1{os.pathsep}opcua=/cam/line2)")
+
+
+def _two_folders(before: str, piece: str, joined: str) -> bool:
+    """Whether ``piece`` is a second folder rather than the rest of the one before it
+    (/mnt/line:2 goes on past its ':' as '2'): no folder has the joined name, and the piece
+    is an absolute path (or one from the home folder), or both it and the one before are
+    folders."""
+    def is_dir(path: str) -> bool:
+        return Path(path).expanduser().is_dir()
+    p = piece.strip()
+    if is_dir(_folder_of(joined)):
+        return False
+    return os.path.isabs(p) or p.startswith("~") or (is_dir(_folder_of(before)) and is_dir(p))
+
+
 def _folders(value: str) -> tuple[str, ...]:
     """The PLC links' camera folders as serve --plc-images takes them, one [LINK=]DIR each,
     separated as a PATH is (':' here, ';' on Windows): modbus=/cam/a:opcua=/cam/b.
@@ -444,7 +462,14 @@ def _folders(value: str) -> tuple[str, ...]:
     station before reads otherwise: a link takes one folder, so with two items each named
     its link. An empty piece is a separator left over (``$CAMS:/cam/a``, ``/cam/a:``), as
     before: the piece after it starts a folder. A folder whose own name holds '::', ends in
-    ':', or holds ':modbus=' or ':opcua=', still needs --plc-images."""
+    ':', or holds ':modbus=' or ':opcua=', still needs --plc-images.
+
+    A value that reads two ways is refused (ValueError, one line with the forms taken):
+    ``/cam/a:/cam/b`` read as one folder named ``a:/cam/b`` and refused at start as "not
+    a folder", naming neither the variable nor the two folders meant; an absolute piece
+    goes on the folder before it only where that whole path is a folder. Two folders of
+    which one names no link (``/cam/a:opcua=/cam/b``) never started a station either: the
+    unnamed one is either link's."""
     items: list[str] = []
     glue = False            # whether the next piece may belong to the folder before it
     for piece in value.split(os.pathsep):
@@ -453,11 +478,35 @@ def _folders(value: str) -> tuple[str, ...]:
             continue
         link, sep, _ = piece.partition("=")
         if glue and not (sep and link.strip().lower() in _PLC_LINK_NAMES):
-            items[-1] += os.pathsep + piece
+            joined = items[-1] + os.pathsep + piece
+            if _two_folders(items[-1], piece, joined):
+                before = items[-1].strip()
+                raise ValueError(f"{before!r} and {piece.strip()!r} read as two camera folders, "
+                                 + ("and the second names no PLC link: " if _named(before) else
+                                    "neither naming its PLC link, and a link takes one folder: ")
+                                 + _PLC_IMAGES_FORMS)
+            items[-1] = joined
         else:
             items.append(piece)
         glue = True
-    return tuple(item.strip() for item in items)
+    out = tuple(item.strip() for item in items)
+    unnamed = [k for k, item in enumerate(out) if not _named(item)]
+    if len(out) > 1 and unnamed:
+        k = unnamed[0]
+        raise ValueError(f"{out[k]!r} names no PLC link beside {out[1 if k == 0 else 0]!r}: with more than one "
+                         f"folder, each names its link; {_PLC_IMAGES_FORMS}")
+    return out
+
+
+def _named(item: str) -> bool:
+    """Whether an item of LINEGUARD_PLC_IMAGES names its link (``modbus=DIR``)."""
+    link, sep, _ = item.partition("=")
+    return bool(sep) and link.strip().lower() in _PLC_LINK_NAMES
+
+
+def _folder_of(item: str) -> str:
+    """The folder of an item, its ``LINK=`` left off."""
+    return item.partition("=")[2].strip() if _named(item) else item.strip()
 
 
 def _flag(value: str) -> bool:

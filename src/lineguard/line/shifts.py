@@ -314,3 +314,32 @@ def plant_instant(value: str | dt.date | dt.datetime | None, zone: dt.tzinfo, *,
     except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC
         raise ValueError(f"{name} {value.isoformat()} is out of range in the plant's time zone; use a day "
                          "between years 1 and 9999") from None
+
+
+def shift_instant(value: str | dt.date | dt.datetime | None, starts: Sequence[dt.time], zone: dt.tzinfo, *,
+                  name: str = "at") -> Optional[dt.datetime]:
+    """A time in a shift (the ``at`` of the shift report and the verification) as typed, as
+    the naive-UTC instant :func:`shift_of` looks up; None or blank stays None (the caller's
+    default shift). A time keeps its meaning (:func:`read_time`).
+
+    A day alone is the plant's day, as for since/until, and the shift it names is that
+    day's first: the one starting at the earliest shift start on the plant's clocks (06:00
+    by default). Not the day's 00:00: a shift that starts before midnight belongs to the
+    day it started (see :func:`shift_of`), so 00:00 lies in the night shift of the day
+    before, and ``at=2026-12-01`` showed "2026-11-30 S3". Not its noon either: which shift
+    holds noon depends on the plant's starts (with 13:00 and 23:00, the night shift of the
+    day before again). The first shift is the one labelled with that day whatever the
+    starts, and the report walks on from it a shift at a time. ValueError saying what to
+    write."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = read_time(value, name)
+    if isinstance(value, dt.datetime):
+        return naive_utc(value, name)
+    first = min(starts) if starts else parse_shift_starts(DEFAULT_SHIFT_STARTS)[0]
+    try:
+        return wall_to_utc(value, first, zone)
+    except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC
+        raise ValueError(f"{name} {value.isoformat()} is out of range in the plant's time zone; use a day "
+                         "between years 1 and 9999") from None

@@ -48,6 +48,31 @@ def check_thresholds(threshold: float, review_threshold: Optional[float]) -> Non
                                  f"({threshold:g}): parts between the two go to REVIEW; send null for no band")
 
 
+def check_against_calibrated(threshold: float, review_threshold: Optional[float], base: float) -> None:
+    """Refuse thresholds more than MAX_RAISE times, or less than 1/MAX_RAISE of, ``base``,
+    the threshold this model's good parts set (InvalidRequest, 422). Both bounds live
+    here, where every way of saving thresholds passes (the REST API, any verb calling
+    :func:`save_thresholds`): the lower one sat in the API's router alone, so a caller of
+    this module could save 5e-324 and, activated, that version rejected every good part.
+    Against the calibrated threshold, not the one tuned from, so tunings in steps cannot
+    climb past it or sink below it. A model with no threshold above 0 has no bound."""
+    if not base > 0:
+        return
+    if threshold > MAX_RAISE * base:
+        # far past every score a part of this model gets: the station would pass every part
+        raise InvalidRequest(f"threshold {threshold:g} is more than {MAX_RAISE} times {base:.6g}, the threshold "
+                             "this model's good parts set: every part would pass, defects too; set it within "
+                             "the scores the Tuning page shows")
+    floor = base / MAX_RAISE
+    for what, value, every in (("threshold", threshold, "every part would be NG, good parts too"),
+                               ("review_threshold", review_threshold, "every part would go to REVIEW")):
+        # at or below 0 (and not finite) are refused before this, in their own words
+        if value is not None and 0 < value < floor:
+            raise InvalidRequest(f"{what} {value:g} is less than 1/{MAX_RAISE} of {base:.6g}, the threshold "
+                                 f"this model's good parts set: {every}; set it within the scores the Tuning "
+                                 "page shows")
+
+
 def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float], recent_scores: Sequence[float],
                    threshold: float, review_threshold: Optional[float] = None) -> dict[str, Any]:
     """What ``threshold``/``review_threshold`` would have done to the parts given.
@@ -346,13 +371,7 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
     old_t = float(cal["threshold"])
     old_r = float(cal.get("review_threshold", old_t))
     new_r = threshold if review_threshold is None else review_threshold
-    base = calibrated_threshold(cal)
-    if threshold > MAX_RAISE * base > 0:
-        # far past every score a part of this model gets: the station would pass every part.
-        # Against the threshold the good parts set, so tunings in steps cannot climb past it.
-        raise InvalidRequest(f"threshold {threshold:g} is more than {MAX_RAISE} times {base:.6g}, the threshold "
-                             "this model's good parts set: every part would pass, defects too; set it within "
-                             "the scores the Tuning page shows")
+    check_against_calibrated(threshold, review_threshold, calibrated_threshold(cal))
     if old_t == threshold and old_r == new_r:
         raise InvalidRequest(f"version {version} already has threshold {threshold:g} and review threshold "
                              f"{new_r:g}; move them before saving")

@@ -1,7 +1,6 @@
 """Test parts and each line's verification this shift (see lineguard.line.test_parts)."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
@@ -10,11 +9,12 @@ from fastapi import Path as PathParam
 from ...line import part_names
 from ...line.errors import NotFound, StationError
 from ...line.orm import TestPart, iso_utc, utcnow
-from ...line.station import Station, _naive_utc
+from ...line.station import Station
 from ...line.test_parts import verification
 from ..deps import Caller, get_station, reader, require
 from ..schemas import TestPartIn, errors
-from .spc import _TEXT
+from .reports import AT_HELP, shift_time
+from .spc import _TEXT, TIME_TEXT
 
 router = APIRouter(prefix="/api/v1", tags=["test parts"])
 
@@ -73,11 +73,13 @@ def retire_test_part(product: str = _PRODUCT,
             responses=errors(401, 403, 422))
 def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
                                                  description="a line; empty or left out: every line"),
-                     at: Optional[dt.datetime] = Query(None, description="ISO time in the shift; default now"),
+                     at: Optional[str] = Query(None, max_length=TIME_TEXT, description=AT_HELP + " (default: now)"),
                      station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     now = utcnow()
+    # a day alone read as the shift report reads it: the verification of that day's first shift
+    t = shift_time(station, at)
     try:
-        shift = station.config.shift_at(_naive_utc(at) if at is not None else now)
+        shift = station.config.shift_at(t if t is not None else now)
     except ValueError as exc:    # shift settings: checked at start-up, but say so if not
         raise StationError(str(exc)) from exc
     return {"shift": {"label": shift.label, "start": iso_utc(shift.start_utc), "end": iso_utc(shift.end_utc)},
