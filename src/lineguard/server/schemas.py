@@ -225,6 +225,26 @@ class TestPartCheck(BaseModel):
     right: bool = Field(description="whether it got it")
 
 
+class PartInspectionRef(BaseModel):
+    id: int
+    station: str
+    created_at: Optional[str]
+    verdict: str
+    review_label: Optional[str] = Field(description="its latest review: good or defect; null: not reviewed")
+    link: str = Field(description="its record in the API")
+
+
+class PartHistory(BaseModel):
+    total: int = Field(description="the part's inspections on this line, this one included, counted up to 10,000 "
+                                   "(total_capped then says there are more): over 1, the part id came again with "
+                                   "another photo (a re-inspection after rework, or a PLC or scanner repeating an id)")
+    total_capped: bool
+    latest_id: int = Field(description="the part's newest inspection at this station: this one's id when it is the "
+                                       "latest, else the one whose verdict now stands for the part")
+    others: list[PartInspectionRef] = Field(description="its other inspections on the line (any station), newest "
+                                                        "first, at most 20")
+
+
 class InspectionOut(BaseModel):
     id: int
     part_id: str
@@ -259,6 +279,12 @@ class InspectionOut(BaseModel):
     links: dict[str, str]
     created: Optional[bool] = Field(default=None, description="on POST: false when this part and image "
                                                                "were already inspected (the existing record)")
+    earlier_inspections: Optional[int] = Field(
+        default=None, description="on POST: how many inspections of this part id, with other photos, this station "
+                                  "recorded before this one (counted up to 1000); over 0: a re-inspection after "
+                                  "rework, or a PLC or scanner repeating an id (GET the record for the list)")
+    part_history: Optional[PartHistory] = Field(default=None, description="on GET of one inspection: the part's "
+                                                "other inspections on the line")
 
 
 class InspectionPage(BaseModel):

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ...line import part_names, part_records
-from ...line.db import is_refusal, refusal_reason
+from ...line.db import DB_ERRORS, is_refusal, refusal_reason
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
@@ -22,7 +22,8 @@ from ...line.shifts import plant_zone
 from ...line.spc_data import refuse_backwards
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
-from ...line.station import Part, Station, _iso, count_parts, inspection_to_dict, return_freed_memory
+from ...line.station import (EARLIER_COUNT_CAP, Part, Station, _iso, count_parts, earlier_inspections,
+                              inspection_to_dict, part_history, return_freed_memory)
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
@@ -106,8 +107,23 @@ async def create_inspection(
     # The model and the commit block; run them off the event loop. The record is
     # committed inside station.inspect, before this response is built.
     outcome = await run_in_threadpool(work)
-    body = with_links(outcome.record)
+    rec = outcome.record
+    body = with_links(rec)
     body["created"] = outcome.created
+    # the same part id with another photo is a second record of the part, never refused nor
+    # merged: the sender and the log are told, the verdict and SPC count it as any part
+    try:
+        earlier: Optional[int] = await run_in_threadpool(earlier_inspections, station.db, rec)
+    except DB_ERRORS as exc:      # the part is recorded and signalled: its answer is not lost to a count
+        log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
+                    rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
+        earlier = None
+    body["earlier_inspections"] = earlier
+    if earlier and outcome.created:
+        log.info("part %r on line %s station %s inspected again with another photo: inspection %d, after %s%d "
+                 "earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, or a PLC or "
+                 "scanner repeating the id", rec.part_id, rec.line, rec.station, rec.id,
+                 "at least " if earlier >= EARLIER_COUNT_CAP else "", earlier, rec.id)
     # checked against the documented model like every other answer (JSONResponse
     # skips FastAPI's check, and is needed for the 200/201 choice)
     return JSONResponse(InspectionOut.model_validate(body).model_dump(mode="json"),
@@ -277,7 +293,14 @@ def _read_and_close(f: Any, chunk: int = 1 << 16) -> Iterator[bytes]:
             responses=errors(401, 403, 404, 422))
 def get_inspection(inspection_id: int = _ID, station: Station = Depends(get_station),
                    _r: Any = Depends(reader)) -> dict[str, Any]:
-    return with_links(station.get(inspection_id))
+    rec = station.get(inspection_id)
+    out = with_links(rec)
+    # the operator on an old record of a part sent again (rework, a repeated id) sees the others
+    history = part_history(station.db, rec)
+    for other in history["others"]:
+        other["link"] = f"/api/v1/inspections/{other['id']}"
+    out["part_history"] = history
+    return out
 
 
 # -- pictures drawn from a part's photo ----------------------------------------------------

@@ -46,8 +46,23 @@ LG.start(async (main) => {
       `${it.test_part.name}: must be ${it.test_part.expected}, got ${it.verdict}`
       + (it.test_part.right ? " (right)" : " (WRONG: the station failed its verification)"))] : null);
 
+  // The same part id sent again with another photo (a re-inspection after rework, or a PLC or
+  // scanner repeating an id) is a record of its own: the operator on one of them sees the
+  // others, and is told when a newer verdict stands for the part at this station.
+  const ph = it.part_history;
+  const partHistory = ph && ph.total > 1 ? h("div", {id: "part-history"},
+    ph.latest_id !== it.id ? h("p", {class: "warn", id: "not-latest"}, "Not this part's latest inspection at station ",
+      it.station, ": ", h("a", {href: LG.partUrl(ph.latest_id)}, "inspection " + ph.latest_id), " is newer and its "
+      + "verdict stands for the part. Review this one only if you mean this photo.") : null,
+    h("p", {id: "inspected-times"}, `Inspected ${ph.total}${ph.total_capped ? "+" : ""} times on line ${it.line}`
+      + (ph.others.length < ph.total - 1 ? ` (the ${ph.others.length} newest others listed)` : "") + ": ",
+      ph.others.map((o, i) => [i ? ", " : "", h("a", {href: LG.partUrl(o.id), class: verdictClass(o.verdict)},
+        `#${o.id} ${o.verdict} at ${o.station}, ${LG.when(o.created_at)}`
+        + (o.review_label ? ` (reviewed ${o.review_label})` : ""))]))) : null;
+
   main.append(
     h("h1", {}, "Part ", it.part_id, " ", h("span", {class: "badge " + verdictClass(it.verdict), id: "verdict"}, it.verdict)),
+    ...(partHistory ? [partHistory] : []),       // main.append(null) would write "null"
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, viewer,
         h("p", {}, heat ? LG.field("heatmap opacity", opacity) : h("span", {class: "muted"}, "no heatmap kept"), " ",
