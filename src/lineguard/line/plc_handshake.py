@@ -176,6 +176,12 @@ class CameraFolder:
         # take began just after its window closed, and that take counted from the next part
         # (its place, when it was told (time.monotonic()))
         self._marks: dict[Any, tuple[int, float]] = {}
+        # places of taken parts whose photo came while an earlier part's take waited and was set
+        # aside there, as too few photos came to tell the parts' apart: their own takes find no
+        # photo of theirs to come. Waited for again, such a part took the next part's photo (set
+        # aside as its own), that part owed its photo once more and the part after it, its own
+        # photo there, paid it: two parts too many NO_IMAGE, the last told to raise the wait
+        self._came: set[int] = set()
         self._taking = threading.local()         # the trigger a worker is about to take (take_begins)
         self._said_crowded = False
         # photos accounted for (taken, set aside, passed over, there at the start), of
@@ -189,6 +195,14 @@ class CameraFolder:
         # names of photos a ClearError counted as come while cut short: the same name found whole
         # later is that photo finished (a copy that stalled over a second), no part's
         self._cut_short: dict[str, None] = {}
+        # when the station first saw each photo not accounted for, by name (time.monotonic()):
+        # photos are in the camera's order by when their writing began, not by their file
+        # times. A copy that stalled for seconds and finished after the next part's photo has
+        # the later mtime: ordered by mtime it was taken as the next part's photo (and the
+        # next part's as its). Kept per name across the file's growth (each look a new size
+        # and time), dropped once the photo is accounted for (a camera rewriting one name
+        # makes a new photo, first seen when it is rewritten)
+        self._first_seen: dict[str, float] = {}
         self.writing_settle_s = WRITING_SETTLE_S
         try:
             listing = self._listing()
@@ -224,10 +238,19 @@ class CameraFolder:
 
     def _account(self, sigs: Iterable[tuple[str, int, int]]) -> None:
         with self._state:
-            self._seen.update(dict.fromkeys(sigs))
+            self._seen_now(sigs)
+
+    def _seen_now(self, sigs: Iterable[tuple[str, int, int]]) -> None:
+        """Photos accounted for (under ``_state``): their names' first sight is forgotten, so
+        a new photo under the same name is ordered by when it is seen."""
+        for sig in sigs:
+            self._seen[sig] = None
+            self._first_seen.pop(sig[0], None)
 
     def _complete(self, listing: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
-        """The photos not accounted for that are complete, oldest first (by the camera's times)."""
+        """The photos not accounted for that are complete, oldest first: in the order the station
+        first saw them (a stalled copy is as old as its first bytes), the camera's times only
+        between photos first seen in the same look (those there when a take began)."""
         from .sources.folder import file_looks_complete
         with self._state:
             # what left the folder needs no remembering (memory stays the folder's size)
@@ -249,17 +272,22 @@ class CameraFolder:
                 unfinished.append(sig[0])
         if finished:
             with self._state:
-                self._seen.update(dict.fromkeys(finished))
+                self._seen_now(finished)
                 for sig in finished:
                     self._cut_short.pop(sig[0], None)
         self._looked(listing)
         self._unfinished = sorted(unfinished)
-        return sorted(done, key=lambda sig: (sig[1], sig[0]))
+        first = self._first_seen
+        return sorted(done, key=lambda sig: (first.get(sig[0], 0.0), sig[1], sig[0]))
 
     def _looked(self, listing: dict[tuple[str, int, int], str]) -> None:
-        """This look's photos become the last look's, each keeping when it was first seen."""
+        """This look's photos become the last look's, each keeping when it was first seen; a
+        photo not accounted for keeps when its name was first seen (see ``_first_seen``)."""
         now, last = time.monotonic(), self._last
         self._last = {sig: last.get(sig, now) for sig in listing}
+        with self._state:
+            first = self._first_seen
+            self._first_seen = {sig[0]: first.get(sig[0], now) for sig in listing if sig not in self._seen}
 
     def _place(self) -> int:
         """The next trigger's place in the PLC's order (under ``_state``)."""
@@ -350,6 +378,9 @@ class CameraFolder:
             if key is None and self._marks:
                 key = next(reversed(self._marks))
             told = self._marks.pop(key, None)
+            if told is not None and told[0] in self._came:
+                self._came.discard(told[0])     # its photo came and was set aside: owed by none
+                return
             self._owe(told[0] if told is not None else None)
 
     def restart(self) -> None:
@@ -430,7 +461,7 @@ class CameraFolder:
                 for _ in range(min(len(writing) - self._owed_count(kept), len(writing) - owed_before)):
                     self._owe()
                 self._held = dict.fromkeys(unfinished)
-                self._seen.update((sig, None) for sig in new if sig not in writing)
+                self._seen_now(sig for sig in new if sig not in writing)
                 # cut short and counted as come (settled, or owed once already): remembered by
                 # name, so the photo finished later is not taken for a new one
                 for sig in new:
@@ -457,11 +488,19 @@ class CameraFolder:
                     if key not in self._marks:
                         key = next(iter(self._marks), None)
                     mark = self._marks.pop(key)[0] if key is not None else self._place()
+                    if mark in self._came:
+                        # its photo came in an earlier part's wait and was set aside there: any
+                        # photo now is a later part's (see _came)
+                        self._came.discard(mark)
+                        raise LookupError("this part's photo came while an earlier part's take waited, with too "
+                                          "few photos to tell the parts' apart (the camera missed one, or saved "
+                                          "later than the wait), and was set aside; the part was not judged on a "
+                                          "photo it may not show")
                 # owed when this part's trigger came: taken once, as a refusal counted while
                 # the camera is still saving is a later part's, its photo after this one's;
                 # an earlier part whose take has not begun (its worker behind this one) too
                 before = self._owed_count(e for e in self._owed if e[0] < mark) + \
-                    sum(1 for p, _ in self._marks.values() if p < mark)
+                    sum(1 for p, _ in self._marks.values() if p < mark and p not in self._came)
             while True:
                 t0 = time.monotonic()
                 listing = self._listing()
@@ -470,7 +509,7 @@ class CameraFolder:
                     after = [e for e in self._owed if e[0] > mark]     # refused since this trigger
                     # parts triggered since whose take has not begun (this take outlived its
                     # window): their photos come after this part's, each left to its own take
-                    taken_since = sorted(m for m in self._marks.values() if m[0] > mark)
+                    taken_since = sorted(m for m in self._marks.values() if m[0] > mark and m[0] not in self._came)
                 later = self._owed_count(after) + len(taken_since)
                 # another part refused or triggered since: its photo is waited for (see the class)
                 others = [at for _, _, at, same in after if not same] + [at for _, at in taken_since]
@@ -509,10 +548,11 @@ class CameraFolder:
                             # past those owed counted as this part's, the next ones as the later
                             # triggers', in order; every refused part's photo that may still
                             # come is owed (one that never comes costs the next part NO_IMAGE,
-                            # never a photo of the wrong part), and a part taken since waits
-                            # for a photo of its own
-                            self._paid(mark, later=self._owed_first(after, taken_since,
-                                                                     len(ready) - before - 1))
+                            # never a photo of the wrong part); a part taken since whose photo
+                            # was counted so takes none (_came), one whose was not waits for its own
+                            owed, came = self._owed_first(after, taken_since, len(ready) - before - 1)
+                            self._paid(mark, later=owed)
+                            self._came.update(p for p in came if any(m[0] == p for m in self._marks.values()))
                     if len(ready) > before:
                         raise LookupError(
                             f"{len(ready) - before} photo(s) came for this part and {later} other part(s) "
@@ -539,20 +579,22 @@ class CameraFolder:
                 time.sleep(max(self.poll_s, min(time.monotonic() - t0, end - time.monotonic())))
 
     def _owed_first(self, after: list[tuple[int, int, float, bool]], taken_since: list[tuple[int, float]],
-                    k: int) -> int:
+                    k: int) -> tuple[int, list[int]]:
         """Of the first ``k`` triggers after a take's own, in the PLC's order (``after``
-        owed, ``taken_since`` parts taken), how many are owed ones."""
+        owed, ``taken_since`` parts taken), how many are owed ones, and the places of the
+        parts taken."""
         order = sorted([(place, n) for place, n, _, _ in after] + [(place, 0) for place, _ in taken_since])
-        owed = 0
-        for _place, n in order:
+        owed, taken = 0, []
+        for place, n in order:
             if k <= 0:
                 break
             if n == 0:          # a part taken since
+                taken.append(place)
                 k -= 1
                 continue
             owed += min(n, k)
             k -= min(n, k)
-        return owed
+        return owed, taken
 
 def _database_refusal(exc: BaseException) -> Optional[BaseException]:
     """The database refusal (line.db.is_refusal: unreachable, locked, read-only) in this
@@ -723,7 +765,8 @@ class Handshake:
     # -- what the PLC sees -------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.pending is None and not self.result_valid and self.error_code == 0 and not self.starting
+        return (self.pending is None and not self.result_valid and self.error_code == 0 and not self.starting
+                and not self._closing.is_set())
 
     @property
     def busy(self) -> bool:
@@ -935,6 +978,9 @@ class Handshake:
             self.show()
 
     def not_ready_reason(self) -> Optional[str]:
+        if self._closing.is_set():
+            return ("the PLC link is closed (the station is stopping or stopped): no trigger is taken until it "
+                    "starts again")
         if self.starting:
             return "the station is still starting (wait for TriggerReady)"
         if self.pending is not None:
@@ -955,6 +1001,17 @@ class Handshake:
             why = self.not_ready_reason()
             if why is not None:
                 self.refusal_photo = self.refused_photo(int(tag))
+            if self._closing.is_set():
+                # After close() (a request the protocol's server let through as it stopped): its
+                # workers and recorder are shut down, so taken, the trigger's mark stayed held in
+                # the camera folder for ever (CameraFolder.trigger_taken, never taken nor dropped),
+                # the part stayed pending (busy) and the call raised RuntimeError. Refused here
+                # before a trigger number, mark, timer or record: nothing is left to release, and
+                # no fault or answer is written into a journal and spool that are closed. Its
+                # photo is set aside above, as any refused trigger's.
+                log.warning("line %s station %s: trigger for part tag %s refused: %s%s", self.line,
+                            self.station_name, tag, why, f"; {self.refusal_photo}" if self.refusal_photo else "")
+                return None
             if why is not None and not fault_if_not_ready:
                 return None
             if why is not None and (self.result_valid or self.pending is not None):
