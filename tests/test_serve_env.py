@@ -48,6 +48,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
     env = {
         "LINEGUARD_DATA": str(tmp_path / "env-station"), "LINEGUARD_DB": f"sqlite:///{tmp_path / 'env.db'}",
         "LINEGUARD_DB_SCHEMA": "line_2", "LINEGUARD_MAX_UPLOAD_BYTES": "1048576",
+        "LINEGUARD_MODEL_RUN_BYTES_PER_PIXEL": "2048",
         "LINEGUARD_MAX_IMAGE_PIXELS": "4000000", "LINEGUARD_MAX_CONCURRENT_DECODES": "3",
         "LINEGUARD_REPORT_SLOTS": "4", "LINEGUARD_OK_SAMPLE_RATE": "0.25", "LINEGUARD_AUDIT_SAMPLE_RATE": "1",
         "LINEGUARD_MIN_FREE_GB": "0", "LINEGUARD_OK_IMAGE_DAYS": "3", "LINEGUARD_KEEP_RECORDS_DAYS": "90",
@@ -70,7 +71,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         (tmp_path / cam).mkdir(exist_ok=True)
     want = {
         "data_dir": tmp_path / "env-station", "db_url": f"sqlite:///{tmp_path / 'env.db'}", "db_schema": "line_2",
-        "max_upload_bytes": 1048576, "max_image_pixels": 4_000_000, "max_concurrent_decodes": 3,
+        "max_upload_bytes": 1048576, "model_run_bytes_per_pixel": 2048, "max_image_pixels": 4_000_000, "max_concurrent_decodes": 3,
         "report_slots": 4, "ok_sample_rate": 0.25, "audit_sample_rate": 1.0, "min_free_gb": 0.0,
         "ok_image_days": 3.0, "keep_records_days": 90.0, "archive_records_to": tmp_path / "archive",
         "archive_images": "all", "store_sweep_h": 6.0, "backup_to": tmp_path / "backups", "backup_every_h": 6.0,

@@ -72,6 +72,13 @@ class StationConfig:
     db_url: Optional[str] = None             # None: SQLite file under data_dir
     db_schema: Optional[str] = None          # PostgreSQL schema (tests, several stations in one DB)
     max_upload_bytes: int = 32 * 1024 * 1024
+    # Memory one run of an exported (.onnx) model may take on a part, per pixel of its
+    # input (at least 64 MiB), tried in a child process before the model is accepted
+    # (runtime.loader.trial_run_memory): a sealed graph can ask for anything, and one that
+    # expanded its input to 1.5 GiB a run was accepted and kept the station at 1.8 GB.
+    # Real models take ~200 bytes per input pixel (3 MiB at 128 px, 205 MiB at 1024 px):
+    # the default is five times that.
+    model_run_bytes_per_pixel: int = 1024
     # Pixels a part image may decode to, checked from its header before decoding: a
     # 200 kB PNG can declare 64 MP and take GBs to decode. 26 MP covers 25 MP line
     # cameras (5120x5120); a JPEG over it is decoded at 1/2..1/8 scale when that fits.
@@ -230,6 +237,9 @@ class StationConfig:
                                  "then the folder back in place (README: backups)")
         if self.shadow_queue < 1:
             raise ValueError(f"shadow_queue must be at least 1, got {self.shadow_queue}")
+        if self.model_run_bytes_per_pixel < 256:
+            raise ValueError(f"model_run_bytes_per_pixel must be at least 256 (a real model's run takes ~200 bytes "
+                             f"per input pixel; the default is 1024), got {self.model_run_bytes_per_pixel}")
         if self.max_image_pixels < 64:
             raise ValueError(f"max_image_pixels must be at least 64, got {self.max_image_pixels}")
         if self.report_slots < 1:
@@ -526,6 +536,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_DB": ("db_url", str),
     "LINEGUARD_DB_SCHEMA": ("db_schema", str),
     "LINEGUARD_MAX_UPLOAD_BYTES": ("max_upload_bytes", _whole),
+    "LINEGUARD_MODEL_RUN_BYTES_PER_PIXEL": ("model_run_bytes_per_pixel", _whole),
     "LINEGUARD_MAX_IMAGE_PIXELS": ("max_image_pixels", _whole),
     "LINEGUARD_MAX_CONCURRENT_DECODES": ("max_concurrent_decodes", _whole),
     "LINEGUARD_REPORT_SLOTS": ("report_slots", _whole),

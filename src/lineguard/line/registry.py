@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..runtime.loader import ModelRunTooLarge, trial_run_memory
 from ..vision.errors import BundleError
 from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit
@@ -135,10 +136,16 @@ def check_model_judges(insp: Any) -> None:
 
 
 class ModelRegistry:
-    def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None):
+    def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None,
+                 run_bytes_per_pixel: Optional[int] = None):
+        from .config import StationConfig
         self.db = db
         self.store = store
         self.loader = loader or default_loader
+        # the memory one run of an exported model may take, per input pixel
+        # (StationConfig.model_run_bytes_per_pixel; runtime.loader.run_memory_limit)
+        self.run_bytes_per_pixel = StationConfig.model_run_bytes_per_pixel if run_bytes_per_pixel is None \
+            else int(run_bytes_per_pixel)
         self._cache: dict[str, Any] = {}
         # model id -> why its last load failed (until one works): /health says it, where it
         # said "ok" while every part of the product was refused
@@ -208,7 +215,12 @@ class ModelRegistry:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             try:
+                if getattr(self.loader, "reads_model_files", False) and onnx_file.is_export(Path(tmp)):
+                    # before this process runs it at all: one run in a child, its memory capped
+                    trial_run_memory(tmp, self.run_bytes_per_pixel)
                 insp = self.loader(Path(tmp))
+            except ModelRunTooLarge as exc:
+                raise InvalidModel(f"not a model this station can run: {_without_paths(str(exc), tmp)}") from exc
             except BundleError as exc:
                 raise InvalidModel(f"not a usable lineguard model: {_without_paths(str(exc), tmp)}") from exc
             except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable

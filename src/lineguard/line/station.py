@@ -232,7 +232,8 @@ class Station:
         self.key_cache = KeyCache()
         if loader is None and (config.runtime or config.precision):
             loader = edge_loader(config.runtime, config.precision)
-        self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader)
+        self.models = ModelRegistry(self.db, ContentStore(config.data_dir / "models"), loader=loader,
+                                    run_bytes_per_pixel=config.model_run_bytes_per_pixel)
         self.test_parts = TestPartBook(self.db)
         self.metrics = StationMetrics()
         self.alarms = AlarmWatch(self.db, config.alarm_rules, self.metrics)

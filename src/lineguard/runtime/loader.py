@@ -5,13 +5,17 @@ how ``Inspector.load("cell.onnx")`` reaches it (``import lineguard`` imports it)
 """
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..vision import openers
 from ..vision.errors import BundleError
 from . import onnx_file
+
+log = logging.getLogger("lineguard.runtime")
 
 RUNTIMES = ("onnxruntime", "openvino")
 
@@ -128,6 +132,179 @@ def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Opt
         warnings.warn(mismatch, CalibrationMismatchWarning, stacklevel=3)
     insp._model_id = digest[:16]
     return insp
+
+
+
+# -- what one run of a model takes ---------------------------------------------------
+# An exported graph is whatever its file says: a valid hash and manifest prove nothing
+# about it (anyone can seal a file). One whose run expands its input into a 1.5 GiB
+# tensor (an Expand node: the real model's scores, the same verdicts) was accepted by the
+# station, which then held 1.8 GB instead of 0.2 GB from its upload on, and would grow so
+# with every such model. So before a station accepts an exported model, one run of it at
+# its input size is tried in a child process whose address space is capped a little above
+# the limit: the station's own memory is never at stake, and a graph that wants tens of
+# GB fails there instead of taking the PC. The child imports numpy and ONNX Runtime only
+# (no torch): about half a second and 60 MB. Its run, not its load, is measured: a file's
+# weights are bounded by the upload limit, and a run is what a part pays again and again.
+#
+# The limit grows with the model's input: a real model's run takes ~200 bytes per input
+# pixel whatever its size and profile (measured, one part, ONNX Runtime: fast 128 px 3.0 MiB,
+# 224 px 9.8, 1024 px 205; quality 128 px 2.3, 224 px 10.5, 576x224 26.3), so a 2048 px
+# model (the station's largest input) needs ~800 MiB, and one fixed limit either refused it
+# or let a 128 px model take a hundred times its need. StationConfig.model_run_bytes_per_pixel
+# (1 KiB by default: five times what was measured), at least RUN_MEMORY_FLOOR.
+RUN_MEMORY_FLOOR = 64 * 1024 * 1024
+TRIAL_TIMEOUT_S = 120.0
+# address space the child may take past what it holds and the limit: ONNX Runtime's
+# arena and the kernels' scratch; the RSS check below is what holds the limit itself
+_TRIAL_SLACK = 256 * 1024 * 1024
+_TRIAL_MARK = "lineguard-trial-run:"
+_RAISE_IT = "LINEGUARD_MODEL_RUN_BYTES_PER_PIXEL"
+
+
+class ModelRunTooLarge(BundleError):
+    """One run of the model needs more memory than the station allows (or it could not be
+    measured there): the station refuses the model; the message names both amounts."""
+
+
+def run_memory_limit(hw: tuple[int, int], bytes_per_pixel: int) -> int:
+    """The memory one run of a model with input ``hw`` may take."""
+    return max(RUN_MEMORY_FLOOR, int(bytes_per_pixel) * int(hw[0]) * int(hw[1]))
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
+
+
+def trial_run_memory(path: Union[str, os.PathLike], bytes_per_pixel: int,
+                     timeout_s: float = TRIAL_TIMEOUT_S) -> Optional[int]:
+    """Run the exported model at ``path`` once, on a plain part at its input size, in a
+    child process, and return the memory that run took (bytes: the child's peak resident
+    memory during the run less what it held before it); :class:`ModelRunTooLarge` when it
+    takes more than :func:`run_memory_limit` allows its input size, or fails for want of
+    memory, or crashes or hangs there.
+
+    None when it cannot be tried here (no ONNX Runtime, no process limits or /proc on
+    this platform) or the file is not a readable export: the ordinary load then says what
+    is wrong with it. Blocking (a child process): call it from a worker thread, never
+    from an event loop."""
+    import json
+    import subprocess
+    import sys
+
+    import lineguard
+    code = "from lineguard.runtime.loader import _trial_child; _trial_child()"
+    env = dict(os.environ)
+    # the lineguard the station runs, whatever the working directory and PYTHONPATH
+    root = str(Path(lineguard.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"      # one part on one thread: the threads' own arenas would read as the model's
+    capped = f"its memory capped at the station's limit ({int(bytes_per_pixel)} bytes per input pixel)"
+    try:
+        done = subprocess.run([sys.executable, "-P", "-c", code, str(Path(path)), str(int(bytes_per_pixel))],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise ModelRunTooLarge(f"one run of the model on a plain part, {capped}, did not end within {timeout_s:g} s; "
+                               "a lineguard model judges a part in well under a second: export it again with "
+                               "`lineguard export MODEL.lgm --format onnx`") from None
+    said = next((line[len(_TRIAL_MARK):] for line in done.stdout.decode("utf-8", "replace").splitlines()
+                 if line.startswith(_TRIAL_MARK)), None)
+    if said is None and done.returncode >= 0:
+        # the trial itself broke (the child could not start): never a reason to refuse a model
+        log.warning("the trial run of a model could not be made (exit status %d): %s", done.returncode,
+                    done.stderr.decode("utf-8", "replace")[-500:])
+        return None
+    if said is None:
+        raise ModelRunTooLarge(f"one run of the model on a plain part, {capped}, crashed (signal "
+                               f"{-done.returncode}): the station does not take a model it cannot run within "
+                               "that; export it again with `lineguard export MODEL.lgm --format onnx`, or raise "
+                               f"the limit ({_RAISE_IT}) if this model is meant to need more")
+    out = json.loads(said)
+    if out.get("skip"):
+        return None
+    took, wanted, limit = int(out.get("took", 0)), out.get("wanted"), int(out["limit"])
+    if out.get("failed") is not None and not out.get("no_memory"):
+        return None     # fails for another reason: the ordinary load and check say why, in-process as before
+    if out.get("no_memory") or took > limit:
+        h, w = out["hw"]
+        allowed = f"the {_mib(limit)} the station allows one run of a {w}x{h} input"
+        if out.get("stage") == "load":
+            how = f"could not even be loaded within {allowed} past its weights"
+        elif wanted:
+            how = f"asked for {_mib(int(wanted))} at once (with {_mib(took)} taken already), over {allowed}"
+        elif out.get("no_memory"):
+            how = f"ran out of {allowed} (it had taken {_mib(took)} when it failed)"
+        else:
+            how = f"took {_mib(took)}, over {allowed}"
+        raise ModelRunTooLarge(f"one run of the model on a plain part {how}; the station would hold that much "
+                               "more memory for as long as the model is active. A lineguard model's run takes "
+                               f"about {_mib(200 * h * w)} at this input size: export it again with `lineguard "
+                               f"export MODEL.lgm --format onnx`, or raise the limit ({_RAISE_IT}, now "
+                               f"{int(bytes_per_pixel)}) if this model is meant to need more")
+    return took
+
+
+def _trial_child() -> None:
+    """The child of :func:`trial_run_memory`: argv path, bytes per input pixel; prints one
+    line ``lineguard-trial-run:{json}``."""
+    import json
+    import re
+    import sys
+
+    def say(**what: Any) -> None:
+        print(_TRIAL_MARK + json.dumps(what), flush=True)
+
+    def status(field: str) -> int:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        raise KeyError(field)
+    path, per_pixel = sys.argv[1], int(sys.argv[2])
+    try:
+        import resource
+
+        import numpy as np
+        status("VmRSS")
+        from .onnx_detector import make_session
+    except (ImportError, OSError, KeyError):     # no rlimits or no /proc on this machine
+        return say(skip=True)
+    try:
+        data, manifest, _ = onnx_file.load(path)
+        h, w = (int(v) for v in manifest["input"]["hw"])
+        name = str(manifest["input"]["name"])
+    except Exception:  # noqa: BLE001 - not a readable export: the station's own load says why
+        return say(skip=True)
+    limit = run_memory_limit((h, w), per_pixel)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+
+    def cap(extra: int) -> None:
+        want = status("VmSize") + extra + _TRIAL_SLACK
+        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    try:
+        cap(2 * len(data) + limit)   # the weights as read and as the session holds them, and the limit
+        session = make_session(data, 1, spinning=False)
+        part = np.zeros((1, h, w, 3), np.uint8)
+        cap(limit)
+    except Exception as exc:  # noqa: BLE001 - it does not load (or no ONNX Runtime here): the station's load says why
+        return say(failed=str(exc)[:300], stage="load", limit=limit, hw=[h, w],
+                   no_memory=isinstance(exc, MemoryError) or "allocate" in str(exc).lower())
+    try:        # the peak from here on is the run's alone, not the load's passing copies of the weights
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass    # an old kernel: the load's peak counts too, which only errs toward refusing
+    before = status("VmRSS")
+    try:
+        session.run(None, {name: part})
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime says "Failed to allocate memory" as a plain Fail
+        text = str(exc)
+        wanted = re.search(r"allocate memory for requested buffer of size (\d+)", text)
+        return say(took=max(0, status("VmHWM") - before), failed=text[:300], limit=limit, hw=[h, w],
+                   no_memory=isinstance(exc, MemoryError) or "allocate" in text.lower(),
+                   wanted=int(wanted.group(1)) if wanted else None)
+    say(took=max(0, status("VmHWM") - before), limit=limit, hw=[h, w])
 
 
 openers.register(onnx_file.is_export, load_inspector)
