@@ -95,3 +95,17 @@ def test_a_second_folder_is_told_from_a_folder_with_a_colon_in_its_name(tmp_path
         assert StationConfig.from_env({"LINEGUARD_PLC_IMAGES": value}).plc_images == (value,)
     cam = tmp_path / "line:2" / "cam"               # pieces '.../line' and '2/cam': no folder of its own
     assert StationConfig.from_env({"LINEGUARD_PLC_IMAGES": str(cam)}).plc_images == (str(cam),)
+
+
+def test_a_value_refused_here_stops_no_process_that_does_not_use_it(cams, tmp_path):
+    """The refusal is serve's alone: a watcher (which never opens a PLC link) sharing serve's
+    environment file started with it before and still does, and a serve given its folder on
+    the command line is not stopped by the variable the option overrides."""
+    env = {"LINEGUARD_PLC_IMAGES": f"{cams['line1']}:{cams['line2']}"}
+    with pytest.raises(EnvSettingError, match="LINEGUARD_PLC_IMAGES"):
+        StationConfig.from_env(env, data_dir=tmp_path / "d")
+    watcher = StationConfig.from_env(env, serve=False, data_dir=tmp_path / "w")
+    assert watcher.plc_images == ()
+    given = f"modbus={cams['line1']}"
+    served = StationConfig.from_env(env, data_dir=tmp_path / "s", plc_images=(given,))
+    assert served.plc_images == (given,)

@@ -102,21 +102,43 @@ def test_a_repeated_part_id_lists_its_twenty_newest_others_and_counts_them_all(f
 
 
 def test_the_part_queries_use_the_part_index_not_the_line_index(tmp_path):
-    # written plainly, SQLite (no statistics) took the line's index for "this part on this
-    # line" and read the line's every record for each part: 40-60 ms a part at 100,000
-    # records, growing with the line's age. The plan, not the time, is what is checked.
+    # along the unique (part, image) index, or the line's, a part id frequent elsewhere (NOREAD
+    # on another line) or a long line history was read whole for each part sent (26-105 ms a
+    # part at 40,000-160,000 records). The plan, not the time, is what is checked.
     from sqlalchemy import select
     from lineguard.line.db import Database
     from lineguard.line.orm import Inspection
     from lineguard.line.station import _part_on_line
     db = Database(f"sqlite:///{tmp_path / 'parts.db'}")
     db.upgrade()
+    rec = Inspection(id=7, part_id="P-1", line="L1", product="cell", station="S1")
     try:
-        q = _part_on_line(select(Inspection.id), "P-1", "L1").where(Inspection.station == "S1").order_by(
-            Inspection.id.desc())
-        with db.engine.connect() as conn:
-            plan = " / ".join(r[3] for r in conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + str(q.compile(compile_kwargs={"literal_binds": True}))))
+        plans = []
+        for q in (_part_on_line(select(Inspection.id), rec).where(Inspection.station == "S1",
+                                                                 Inspection.id < 7).limit(1000),
+                  _part_on_line(select(Inspection.id), rec).order_by(Inspection.id.desc()).limit(20)):
+            with db.engine.connect() as conn:
+                plans.append(" / ".join(r[3] for r in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + str(q.compile(compile_kwargs={"literal_binds": True})))))
     finally:
         db.dispose()
-    assert "part_id=?" in plan and "ix_inspections_line_created" not in plan, plan
+    for plan in plans:
+        assert "ix_inspections_part_line_id (part_id=? AND line=? AND product=?" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan       # newest first along the index, no sort
+
+
+def test_another_products_part_of_the_same_id_is_another_part(fake_server):
+    """Serials counted per product (or a camera counter reset at a changeover): part 0001 of
+    one product and part 0001 of another on one line are two parts, neither a re-inspection
+    (the housing's NG record said the cover's OK "stands for the part")."""
+    from .conftest import fake_model_bytes
+    with fake_server.client(fake_server.keys["engineer"]) as c:
+        r = c.post("/api/v1/models", files={"file": ("cover.lgm", fake_model_bytes())},
+                   data={"product": "cover-reinsp", "activate": "true"})
+        assert r.status_code == 201, r.text
+    housing = _post(fake_server, "0001-reinsp", NG_PHOTO, seed=7500)
+    cover = _post(fake_server, "0001-reinsp", OK_PHOTO, seed=7501, product="cover-reinsp")
+    assert cover["created"] is True and cover["earlier_inspections"] == 0
+    for rec in (housing, cover):
+        history = _get(fake_server, rec["id"])["part_history"]
+        assert history["total"] == 1 and history["latest_id"] == rec["id"] and history["others"] == [], history

@@ -5,7 +5,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Container, Mapping, Optional
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -333,8 +333,11 @@ class StationConfig:
         for line in unknown_env_warnings(environ):
             (warn or logging.getLogger("lineguard.config").warning)(line)
         given = {k: v for k, v in overrides.items() if v is not None}
-        from_env = {var: item for var, item in env_settings(environ).items() if item[0] not in given
-                    and (serve or item[0] not in SERVE_ONLY)}
+        # not even parsed: a value the command line overrides, or one this process never acts
+        # on (LINEGUARD_PLC_IMAGES=/cam/a:/cam/b, refused as two unnamed folders, stopped a
+        # watcher sharing serve's environment file, and serve given --plc-images)
+        unread = set(given) | (set() if serve else set(SERVE_ONLY))
+        from_env = env_settings(environ, skip=unread)
         kw = {name: value for name, value in from_env.values()}
         kw.update(given)
         try:
@@ -584,15 +587,17 @@ OTHER_ENV_VARS = ("LINEGUARD_API_KEY",               # watch/camera --server's o
                   "LINEGUARD_UPGRADE_WITHOUT_COPY")  # line.db
 
 
-def env_settings(environ: Optional[Mapping[str, str]] = None) -> dict[str, tuple[str, Any]]:
+def env_settings(environ: Optional[Mapping[str, str]] = None, skip: Container[str] = ()
+                 ) -> dict[str, tuple[str, Any]]:
     """The LINEGUARD_* variables set: variable -> (StationConfig field, value), or
     EnvSettingError naming the first that is not one. An empty one counts as unset (a
-    compose file's ``LINEGUARD_BACKUP_TO=`` must not back up into the working folder)."""
+    compose file's ``LINEGUARD_BACKUP_TO=`` must not back up into the working folder).
+    The variables of the fields in ``skip`` are not read at all."""
     environ = os.environ if environ is None else environ
     found: dict[str, tuple[str, Any]] = {}
     for var, (name, parse) in _ENV.items():
         raw = environ.get(var)
-        if raw is None or not raw.strip():
+        if raw is None or not raw.strip() or name in skip:
             continue
         try:
             found[var] = (name, parse(raw.strip()))

@@ -39,6 +39,8 @@ class Inspection(Base):
         Index("ix_inspections_test_part", "test_part", "created_at"),   # the test-part checks (line.test_parts)
         # the gallery's lot and defect-type filters, newest first (migration 0025)
         Index("ix_inspections_lot_id", "lot", "id"),
+        # a part's other inspections on its line, newest first (migration 0028; station.part_history)
+        Index("ix_inspections_part_line_id", "part_id", "line", "product", "id"),
         Index("ix_inspections_defect_type_id", "defect_type", "id", postgresql_where=text("defect_type IS NOT NULL"),
               sqlite_where=text("defect_type IS NOT NULL")),
         # the audit sample's parts, reviewed or not, for each version's rates on it (migration

@@ -1130,16 +1130,16 @@ PART_HISTORY_COUNT_CAP = 10_000
 EARLIER_COUNT_CAP = 1000        # a part id seen more often is an id repeated for every part
 
 
-def _part_on_line(q: Any, part_id: str, line: str) -> Any:
-    # Found by the unique (part, image) index, which leads with the part id: a few rows a
-    # part. The line is compared as ``line || ''`` so no database takes the line's index
-    # instead: SQLite (no statistics) did, and read half of 100,000 parts for each part
-    # (40-60 ms, growing with the line's records; 0.01 ms this way).
-    return q.where(Inspection.part_id == part_id, (Inspection.line + "") == line)
+def _part_on_line(q: Any, rec: Inspection) -> Any:
+    """``q`` narrowed to the records of ``rec``'s part: its part id on its line and product
+    (along ``ix_inspections_part_line_id``). Another product's part of the same id (serials
+    counted per product, a camera counter reset at a changeover) is another part."""
+    return q.where(Inspection.part_id == rec.part_id, Inspection.line == rec.line,
+                   Inspection.product == rec.product)
 
 
 def part_history(db: Any, rec: Inspection, limit: int = PART_HISTORY_MAX) -> dict[str, Any]:
-    """The other inspections of ``rec``'s part on its line (any station), newest first and at
+    """The other inspections of ``rec``'s part on its line and product (any station), newest first and at
     most ``limit``; how many the part has there, this one included (counted up to
     PART_HISTORY_COUNT_CAP); and the part's newest inspection at ``rec``'s station, so a
     reader of an older one is told a newer verdict stands."""
@@ -1147,11 +1147,11 @@ def part_history(db: Any, rec: Inspection, limit: int = PART_HISTORY_MAX) -> dic
         conn = s.connection()
         others = conn.execute(_part_on_line(
             select(Inspection.id, Inspection.station, Inspection.created_at, Inspection.verdict,
-                   Inspection.reviewed, Inspection.review_label), rec.part_id, rec.line).where(
+                   Inspection.reviewed, Inspection.review_label), rec).where(
             Inspection.id != rec.id).order_by(Inspection.id.desc()).limit(limit)).all()
-        ids = _part_on_line(select(Inspection.id), rec.part_id, rec.line).limit(PART_HISTORY_COUNT_CAP + 1).subquery()
+        ids = _part_on_line(select(Inspection.id), rec).limit(PART_HISTORY_COUNT_CAP + 1).subquery()
         total = int(conn.execute(select(func.count()).select_from(ids)).scalar())
-        latest = conn.execute(_part_on_line(select(func.max(Inspection.id)), rec.part_id, rec.line).where(
+        latest = conn.execute(_part_on_line(select(func.max(Inspection.id)), rec).where(
             Inspection.station == rec.station)).scalar()
     return {"total": min(total, PART_HISTORY_COUNT_CAP), "total_capped": total > PART_HISTORY_COUNT_CAP,
             "latest_id": max(latest or rec.id, rec.id),
@@ -1160,12 +1160,12 @@ def part_history(db: Any, rec: Inspection, limit: int = PART_HISTORY_MAX) -> dic
 
 
 def earlier_inspections(db: Any, rec: Inspection) -> int:
-    """How many inspections of ``rec``'s part its line and station recorded before it,
+    """How many inspections of ``rec``'s part (its product) its line and station recorded before it,
     counted up to EARLIER_COUNT_CAP (the count stops there: a repeated id costs a part no
     more). A second station on the line that looks at every part (its other side) is no
     re-inspection, and is not counted."""
     with db.engine.connect() as conn:
-        ids = _part_on_line(select(Inspection.id), rec.part_id, rec.line).where(
+        ids = _part_on_line(select(Inspection.id), rec).where(
             Inspection.station == rec.station, Inspection.id < rec.id).limit(EARLIER_COUNT_CAP).subquery()
         return int(conn.execute(select(func.count()).select_from(ids)).scalar())
 

@@ -119,7 +119,8 @@ async def create_inspection(
                     rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
         earlier = None
     body["earlier_inspections"] = earlier
-    if earlier and outcome.created:
+    # a test part is sent again by design (each shift's verification): no re-inspection
+    if earlier and outcome.created and rec.test_part is None:
         log.info("part %r on line %s station %s inspected again with another photo: inspection %d, after %s%d "
                  "earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, or a PLC or "
                  "scanner repeating the id", rec.part_id, rec.line, rec.station, rec.id,

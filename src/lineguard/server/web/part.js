@@ -51,7 +51,8 @@ LG.start(async (main) => {
   // others, and is told when a newer verdict stands for the part at this station.
   const ph = it.part_history;
   const partHistory = ph && ph.total > 1 ? h("div", {id: "part-history"},
-    ph.latest_id !== it.id ? h("p", {class: "warn", id: "not-latest"}, "Not this part's latest inspection at station ",
+    // a test part's records are each shift's verification, none standing for another
+    ph.latest_id !== it.id && !it.test_part ? h("p", {class: "warn", id: "not-latest"}, "Not this part's latest inspection at station ",
       it.station, ": ", h("a", {href: LG.partUrl(ph.latest_id)}, "inspection " + ph.latest_id), " is newer and its "
       + "verdict stands for the part. Review this one only if you mean this photo.") : null,
     h("p", {id: "inspected-times"}, `Inspected ${ph.total}${ph.total_capped ? "+" : ""} times on line ${it.line}`
