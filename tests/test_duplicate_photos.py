@@ -4,14 +4,12 @@ neither is scored against its copy (two copies of one bad part hid each other, a
 twins set the threshold too low), and train names them."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 
 pytest.importorskip("torch")
 
@@ -74,10 +72,8 @@ def test_holdout_keeps_twins_on_one_side(good_with_a_copied_bad_part):
 
 
 def test_train_names_the_twins(good_with_a_copied_bad_part, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000", PYTHONUNBUFFERED="1")
-    r = subprocess.run([sys.executable, "-m", "lineguard", "train", str(good_with_a_copied_bad_part), "-o",
-                        "m.lgm", "--image-size", str(SIZE), "--frr", "0.1"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=600)
+    r = run_in_process("train", good_with_a_copied_bad_part, "-o", "m.lgm", "--image-size", SIZE, "--frr", "0.1",
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     out = " ".join((r.stdout + r.stderr).split())
     good = good_with_a_copied_bad_part

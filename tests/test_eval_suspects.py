@@ -5,14 +5,13 @@ threshold to 43.8 (26.3 without it) and eval passed every defect without a word.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 
 pytest.importorskip("torch")
 
@@ -21,9 +20,7 @@ from lineguard.vision.synth import add_defect  # noqa: E402
 
 
 def _cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_in_process(*args, cwd=cwd)     # tests/cli_runner.py: the verb in this process
 
 
 @pytest.fixture(scope="module")

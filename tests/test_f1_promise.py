@@ -9,13 +9,12 @@ page quoted "training promised at most 2.1%". The record now keeps the frr promi
 """
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 
 from lineguard.vision.calibration import promise_check, summarize
 
@@ -64,9 +63,7 @@ def test_an_f1_review_band_sends_the_review_rate_on_top_of_what_the_f1_threshold
 # --------------------------------------------------------------------------- the CLI
 
 def _run(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_in_process(*args, cwd=cwd)     # tests/cli_runner.py: the verb in this process
 
 
 def _flat(text: str) -> str:

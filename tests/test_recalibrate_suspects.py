@@ -4,12 +4,10 @@ and real defects judged OK went 22 -> 47 of 52, with exit 0 and only a "look at:
 Now `recalibrate` (and `export --recalibrate`) refuses unless told what to do with it."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 
 pytest.importorskip("torch")
 
@@ -37,9 +35,7 @@ def model_and_folders(synth_category, tmp_path_factory):
 
 
 def _cli(*args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
-    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_in_process(*args, cwd=cwd)     # tests/cli_runner.py: the verb in this process
 
 
 def test_the_record_says_when_a_named_photo_sets_the_threshold_and_can_leave_it_out(model_and_folders):

@@ -3,14 +3,13 @@ synthetic line, the report, and `lineguard stress` / `lineguard info` end to end
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 
 from lineguard.vision.sized_defects import NOMINAL_CONTRAST, STRESS_KINDS, paint_sized_defect
 from lineguard.vision.result import InspectionResult, Verdict
@@ -182,9 +181,7 @@ def test_report_files(tmp_path):
 
 
 def _cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
-    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_in_process(*args, cwd=cwd)     # tests/cli_runner.py: the verb in this process
 
 
 def test_cli_stress_then_info(fitted_model_path, synth_category, tmp_path):

@@ -10,18 +10,15 @@ out the photos the model learned from (recalibrate refuses those likewise).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_in_process
 
 
 def _cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
-    return subprocess.run([sys.executable, "-m", "lineguard", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_in_process(*args, cwd=cwd)     # tests/cli_runner.py: the verb in this process
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,9 @@ the model still learned from it and it still counted for the threshold.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from cli_runner import run_in_process
 from PIL import Image
 
 
@@ -25,10 +22,8 @@ def test_train_names_the_odd_photo_and_the_next_step(synth_category, tmp_path):
     dark = good / "003.png"
     pixels = np.asarray(Image.open(dark)).astype(np.float32) * 0.3     # a lamp gone dim for one shot
     Image.fromarray(pixels.astype(np.uint8)).save(dark)
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
-    r = subprocess.run([sys.executable, "-m", "lineguard", "train", str(good), "-o", "cell.lgm", "--image-size",
-                        "128", "--frr", "0.1", "--threads", "1"], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = run_in_process("train", good, "-o", "cell.lgm", "--image-size", "128", "--frr", "0.1", "--threads", "1",
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     text = " ".join((r.stdout + r.stderr).split())
     assert f"look at: {dark}: the photo is unlike the other good photos (too dark" in text
@@ -40,9 +35,7 @@ def test_train_names_the_odd_photo_and_the_next_step(synth_category, tmp_path):
 
 def test_train_without_odd_photos_gives_no_next_step(synth_category, tmp_path):
     pytest.importorskip("torch")
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="1000")
-    r = subprocess.run([sys.executable, "-m", "lineguard", "train", str(synth_category / "train" / "good"), "-o",
-                        "cell.lgm", "--image-size", "128", "--frr", "0.1", "--threads", "1"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = run_in_process("train", synth_category / "train" / "good", "-o", "cell.lgm", "--image-size", "128", "--frr",
+                       "0.1", "--threads", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "photo check:" in r.stdout and "next step" not in r.stdout + r.stderr

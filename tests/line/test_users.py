@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
+from cli_runner import run_in_process
 
 from lineguard.line.config import StationConfig
 from lineguard.line.db import Database
 
 
 def _lineguard(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lineguard", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120)
+    return run_in_process(*args, input=stdin)
 
 
 @pytest.fixture

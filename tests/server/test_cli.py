@@ -6,11 +6,19 @@ import sys
 import time
 
 import pytest
+from cli_runner import run_in_process
 
 from .conftest import ServerProc, fake_model_bytes, png_bytes
 
 
+# verbs that run until stopped keep a process of their own (and its timeout): refused at
+# start they end at once, but one that started by mistake would hang the test run
+_LONG_RUNNING = ("serve", "watch")
+
+
 def _lineguard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    if args[0] not in _LONG_RUNNING:
+        return run_in_process(*args)
     return subprocess.run([sys.executable, "-m", "lineguard", *args], capture_output=True, text=True,
                           timeout=timeout)
 
