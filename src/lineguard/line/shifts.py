@@ -303,17 +303,7 @@ def plant_instant(value: str | dt.date | dt.datetime | None, zone: dt.tzinfo, *,
     day: that one day). Midnight is placed as :func:`wall_to_utc` places any wall time (a
     zone whose clocks skip it starts the day when they jump). A time keeps its meaning (see
     :func:`read_time`). ValueError saying what to write."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str):
-        value = read_time(value, name)
-    if isinstance(value, dt.datetime):
-        return naive_utc(value, name)
-    try:
-        return wall_to_utc(value + dt.timedelta(days=1) if end else value, dt.time(0), zone)
-    except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC
-        raise ValueError(f"{name} {value.isoformat()} is out of range in the plant's time zone; use a day "
-                         "between years 1 and 9999") from None
+    return _instant(value, zone, name, lambda day: (day + dt.timedelta(days=1) if end else day, dt.time(0)))
 
 
 def shift_instant(value: str | dt.date | dt.datetime | None, starts: Sequence[dt.time], zone: dt.tzinfo, *,
@@ -331,15 +321,23 @@ def shift_instant(value: str | dt.date | dt.datetime | None, starts: Sequence[dt
     day before again). The first shift is the one labelled with that day whatever the
     starts, and the report walks on from it a shift at a time. ValueError saying what to
     write."""
+    first = min(starts) if starts else parse_shift_starts(DEFAULT_SHIFT_STARTS)[0]
+    return _instant(value, zone, name, lambda day: (day, first))
+
+
+def _instant(value: str | dt.date | dt.datetime | None, zone: dt.tzinfo, name: str,
+             wall_of_day: Callable[[dt.date], tuple[dt.date, dt.time]]) -> Optional[dt.datetime]:
+    """``value`` as typed, as a naive-UTC instant: None or blank stays None, a time keeps
+    its meaning (:func:`read_time`), a day alone is the plant's wall time ``wall_of_day``
+    gives for it (a day and a time on its clocks)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
         value = read_time(value, name)
     if isinstance(value, dt.datetime):
         return naive_utc(value, name)
-    first = min(starts) if starts else parse_shift_starts(DEFAULT_SHIFT_STARTS)[0]
     try:
-        return wall_to_utc(value, first, zone)
+        return wall_to_utc(*wall_of_day(value), zone)
     except OverflowError:   # the first or the last day the calendar holds, in a zone far from UTC
         raise ValueError(f"{name} {value.isoformat()} is out of range in the plant's time zone; use a day "
                          "between years 1 and 9999") from None
