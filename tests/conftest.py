@@ -103,3 +103,18 @@ def db_backend(request):
     db = Database(PG_URL, schema=schema)
     db.drop_schema()
     db.dispose()
+
+
+@pytest.fixture
+def serve_opens(monkeypatch) -> list:
+    """The settings `lineguard serve` would open its station with (StationConfig, one per
+    start); the station itself is never opened: serve stops there with a StartupError."""
+    import lineguard.server.app as server_app
+    seen: list = []
+
+    def open_station(cfg, *args, **kw):
+        seen.append(cfg)
+        raise server_app.StartupError("stopped before the station opens")
+
+    monkeypatch.setattr(server_app, "open_station", open_station)
+    return seen

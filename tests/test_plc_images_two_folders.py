@@ -31,17 +31,8 @@ def cams(tmp_path):
 
 
 @pytest.fixture
-def opened(monkeypatch):
-    """The settings serve would open its station with; the station itself is never opened."""
-    import lineguard.server.app as server_app
-    seen: list[StationConfig] = []
-
-    def open_station(cfg, *args, **kw):
-        seen.append(cfg)
-        raise server_app.StartupError("stopped before the station opens")
-
-    monkeypatch.setattr(server_app, "open_station", open_station)
-    return seen
+def opened(serve_opens):
+    return serve_opens
 
 
 def _serve(tmp_path: Path, env: dict[str, str]):

@@ -25,17 +25,8 @@ def no_lineguard_env(monkeypatch):
 
 
 @pytest.fixture
-def opened(monkeypatch, no_lineguard_env):
-    """The settings serve opens its station with; the station itself is never opened."""
-    import lineguard.server.app as server_app
-    seen: list[StationConfig] = []
-
-    def open_station(cfg, *args, **kw):
-        seen.append(cfg)
-        raise server_app.StartupError("stopped before the station opens")
-
-    monkeypatch.setattr(server_app, "open_station", open_station)
-    return seen
+def opened(serve_opens, no_lineguard_env):
+    return serve_opens
 
 
 def _serve(tmp_path: Path, *args: str, env: dict | None = None):
