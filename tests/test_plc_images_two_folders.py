@@ -100,3 +100,15 @@ def test_a_value_refused_here_stops_no_process_that_does_not_use_it(cams, tmp_pa
     given = f"modbus={cams['line1']}"
     served = StationConfig.from_env(env, data_dir=tmp_path / "s", plc_images=(given,))
     assert served.plc_images == (given,)
+
+
+def test_a_watcher_sharing_serves_environment_is_told_its_settings_not_stopped(cams, tmp_path, monkeypatch, capsys):
+    """`watch --data` names the settings its environment gave before it starts: it parsed
+    every variable, so a LINEGUARD_PLC_IMAGES only serve refuses ended the watcher there."""
+    from lineguard.cli.station import _say_environment
+    monkeypatch.setenv("LINEGUARD_PLC_IMAGES", f"{cams['line1']}:{cams['line2']}")
+    monkeypatch.setenv("LINEGUARD_OK_SAMPLE_RATE", "0.5")
+    cfg = StationConfig.from_env(serve=False, data_dir=tmp_path / "w")
+    _say_environment(cfg, set(), serve=False)
+    said = capsys.readouterr().err
+    assert "settings from the environment: LINEGUARD_OK_SAMPLE_RATE" in said and "PLC_IMAGES" not in said, said

@@ -69,7 +69,8 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
                  + (f" (data folder {cfg.data_dir.resolve()})" if cfg.sqlite_path is None else ""))
         elif found != head:
             fail(not_current_message(found), code=1)
-        _folder_checked(database, cfg.data_dir, where)
+        # --new: the station set up here is the one the database's records point at, from now on
+        _folder_checked(database, cfg.data_dir, where, claim=not existing and not read_only)
     except SQLAlchemyError as exc:      # a server down, a wrong user: one line, not a traceback
         database.dispose()
         why = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [type(exc).__name__])[0]

@@ -256,8 +256,9 @@ def _say_environment(cfg, given: set, serve: bool = True) -> None:
     (a station started there went to an empty PostgreSQL database without a word)."""
     from ..line.config import SERVE_ONLY, env_settings
     from ._term import note
-    used = sorted(var for var, (name, _value) in env_settings().items()
-                  if name not in given and (serve or name not in SERVE_ONLY))
+    # the variables this process does not read are not parsed here either: a value only
+    # serve refuses (LINEGUARD_PLC_IMAGES=/cam/a:/cam/b) stopped a watcher here
+    used = sorted(env_settings(skip=set(given) | (set() if serve else set(SERVE_ONLY))))
     if used:
         note("note", f"settings from the environment: {', '.join(used)}")
     if "LINEGUARD_DB" in used and cfg.db_url and (Path(cfg.data_dir) / "lineguard.db").is_file():
@@ -1461,17 +1462,24 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     return database
 
 
-def _folder_checked(database, data_dir: Path, where: Optional[str]) -> None:
+def _folder_checked(database, data_dir: Path, where: Optional[str], claim: bool = False) -> None:
     """The command ends (exit 2) when the database's records point at another data folder
     than --data's, as serve refuses it (line.data_folders.check): a --db-schema forgotten
     sent `keys create`, `users add` and `parts` to the station in the public schema. Only
-    read: nothing is claimed."""
+    read, unless ``claim``: a new station (``--new``) claims the database for its folder as
+    serve's first start does (line.data_folders.claim). Unclaimed, `keys create --new --data
+    fa` left the database to whichever folder started first: `serve --data fb` took it and
+    `serve --data fa`, the station the engineer set up, was refused."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from ..line import data_folders
     from ..line.data_folders import OtherDataFolder, check
     from ._term import fail
     try:
         check(database, data_dir)
+        if claim and not database.is_sqlite:      # a SQLite database lives in its folder: nothing to claim
+            Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
+            data_folders.claim(database, data_dir)
     except OtherDataFolder as exc:
         fail(f"{where}: {exc.message}")
     except SQLAlchemyError as exc:

@@ -143,8 +143,9 @@ def check(db, data_dir: Path, now: Optional[dt.datetime] = None) -> None:
     With --db-schema forgotten they acted on the station in the database's public schema
     (a key made there, a user added, its parts exported) while serve refused the same
     folder and database. Never claims and never makes an id file: a folder that has none
-    (a station made before claims existed, a new one made with --new, an admin on another
-    PC giving --db alone) is not one this can tell apart, and is let through as before."""
+    (a station made before claims existed, an admin on another PC giving --db alone) is not
+    one this can tell apart, and is let through as before. (A station made with --new
+    claims its database at once: cli.station._folder_checked.)"""
     if db.is_sqlite or not (Path(data_dir) / ID_FILE).is_file():
         return
     mine = folder_id(data_dir)            # only read: the file is there

@@ -288,14 +288,20 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
             raise NotFound(f"no part was ever inspected on line {line!r}; leave the line empty for every line's "
                            f"parts (lines: {', '.join(lines[:20]) or 'none yet'})")
     if version is None:
-        mv = station.models.active_for(product, parts_line or "")
+        try:
+            mv = station.models.active_for(product, parts_line or "")
+        except NotFound:
+            if parts_line:
+                raise
+            mv = _on_its_line(station, product, None)
     else:
         try:
             mv = station.models.get(product, parts_line or "", version)
         except NotFound:
             if not parts_line:
-                raise
-            mv = station.models.get(product, "", version)     # a version every line shares
+                mv = _on_its_line(station, product, version)
+            else:
+                mv = station.models.get(product, "", version)     # a version every line shares
     cal = model_calibration(station, mv)
     ids = same_scores(station, mv)
     # the line's own parts: a test part checked every shift would count as many parts
@@ -327,6 +333,26 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
             "threshold": t, "review_threshold": r if r < t else None,
             "good_scores": good, "defect_scores": defect, "recent_scores": recent,
             "promise": promise}
+
+
+def _on_its_line(station: Any, product: str, version: Optional[int]) -> ModelVersion:
+    """The version (``version`` None: the active one) of a line's model when no line was
+    given and no model every line shares has it: after ``serve --line L1`` every model is a
+    line's, and the Tuning page without a line said "no active model on line ''" (and
+    "activate a version", one being active on L1). The only line with one is taken;
+    several are refused naming them, to choose from; none: NotFound, as before."""
+    found = [m for m in station.models.list(product) if m.line
+             and (m.active if version is None else m.version == version)]
+    what = "an active version" if version is None else f"a version {version}"
+    if len(found) == 1:
+        return found[0]
+    if found:
+        lines = ", ".join(f"{m.line} (v{m.version})" for m in found)
+        raise InvalidRequest(f"product {product!r} has {what} on several lines, and none every line shares: "
+                             f"{lines}; choose the line (line=...) to tune")
+    if version is None:
+        return station.models.active_for(product, "")     # its own message: unknown product, none active
+    return station.models.get(product, "", version)
 
 
 def save_thresholds(station: Any, product: str, line: str, version: int, threshold: float,

@@ -16,11 +16,28 @@ LG.start(async (main) => {
   const body = h("div", {id: "tuning"});
   main.append(h("h1", {}, "Threshold tuning"), form, body);
 
+  // A version is a line's (after `serve --line L1`, every one is) or every line's, and two lines
+  // each have their own v3: an option is the version and its line, and loading sends both (the
+  // version alone was looked up among every line's models: "no model version 3").
+  const key = (m) => m.line ? `${m.version}|${m.line}` : String(m.version);
   function fillVersions() {
-    const keep = verSel.value || p.version;       // the version chosen stays chosen when the list is read again
+    // the version chosen stays chosen when the list is read again; from the address, the
+    // version on the line given (or the only one with that number)
+    let keep = verSel.value;
+    if (!keep && p.version) {
+      const same = models.filter((m) => m.product === prodSel.value && String(m.version) === String(p.version));
+      const hit = same.find((m) => (m.line || "") === (p.line || "")) || (same.length === 1 ? same[0] : null);
+      keep = hit ? key(hit) : "";
+    }
     clear(verSel).appendChild(h("option", {value: ""}, "active"));
     models.filter((m) => m.product === prodSel.value).forEach((m) => verSel.appendChild(
-      h("option", {value: m.version, selected: String(m.version) === keep}, `v${m.version}${m.active ? " (active)" : ""}${m.line ? " · " + m.line : ""}`)));
+      h("option", {value: key(m), selected: key(m) === keep, dataset: {version: m.version, line: m.line || ""}},
+        `v${m.version}${m.active ? " (active)" : ""}${m.line ? " · " + m.line : ""}`)));
+  }
+  // the version chosen (null: the active one) and its line ("": a model every line shares)
+  function chosenVersion() {
+    const o = verSel.selectedOptions[0];
+    return o && o.value ? {version: o.dataset.version, line: o.dataset.line} : null;
   }
   prodSel.addEventListener("change", fillVersions);
   fillVersions();
@@ -31,11 +48,14 @@ LG.start(async (main) => {
 
   async function load() {
     if (!prodSel.value) { clear(body).appendChild(h("p", {class: "muted"}, "No model yet: upload or train one.")); return; }
-    history.replaceState(null, "", location.pathname + LG.q({product: prodSel.value, line: lineIn.value.trim(), version: verSel.value}));
+    const v = chosenVersion();
+    // a line's version is tuned on its line's parts: its line goes with it (and shows in the field)
+    if (v && v.line) lineIn.value = v.line;
+    const q = {line: lineIn.value.trim(), version: v ? v.version : ""};
+    history.replaceState(null, "", location.pathname + LG.q({product: prodSel.value, ...q}));
     let t;
     try {
-      t = await api("/api/v1/models/" + encodeURIComponent(prodSel.value) + "/tuning"
-        + LG.q({line: lineIn.value.trim(), version: verSel.value}));
+      t = await api("/api/v1/models/" + encodeURIComponent(prodSel.value) + "/tuning" + LG.q(q));
     } catch (err) {
       clear(body);      // refused (a line with no parts): not the last line's scores and Save as if for this one
       throw err;
