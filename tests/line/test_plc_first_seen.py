@@ -78,3 +78,119 @@ def test_a_stalled_write_begun_before_the_next_parts_photo_is_the_earlier_parts(
     assert got[1][1] == "1.png", f"part 1 judged on {got[1][1]}, part 2's photo"
     cam.take_begins(2)
     assert cam()[1] == "2.png", "part 2 judged on part 1's photo"
+
+
+def _delivered(folder, name, data, camera_ns):
+    """A copier that writes a hidden name and renames it, keeping the camera's file time
+    (rsync -a, WinSCP, syncthing): the photo appears whole, when its copy ends."""
+    hidden = folder / f".{name}.part7"
+    hidden.write_bytes(data)
+    os.utime(hidden, ns=(camera_ns, camera_ns))
+    os.rename(hidden, folder / name)
+
+
+def _taken_while(cam, part, deliver):
+    """Part ``part``'s take, its photos delivered by ``deliver(looked)`` once the take looks at
+    the folder (``looked(n)`` waits for its n-th look): the photo name it took, or the error."""
+    looks = []
+    real = cam._listing
+
+    def listing():
+        looks.append(time.monotonic())
+        return real()
+    cam._listing = listing
+    got = []
+
+    def take():
+        cam.take_begins(part)
+        try:
+            got.append(cam()[1])
+        except LookupError as exc:
+            got.append(exc)
+    worker = threading.Thread(target=take)
+    worker.start()
+
+    def looked(n):
+        until(lambda: len(looks) >= n, f"part {part}'s take looked at the folder {n} time(s)")
+        return len(looks)
+    deliver(looked)
+    worker.join(30)
+    cam._listing = real
+    assert not worker.is_alive(), f"part {part}'s take never ended"
+    return got[0]
+
+
+def test_a_copier_that_renames_and_keeps_the_cameras_time_is_ordered_by_that_time(tmp_path):
+    """Review of c760549: ordered by when the station first saw each photo, a copier that
+    delivers whole files, the later part's first (R's copy slower), gave part N the refused
+    part's photo; the camera's file time says which was shot first."""
+    cam = CameraFolder(tmp_path, wait_s=3.0)
+    r, n = png_bytes(230, seed=5), png_bytes(40, seed=6)
+    shot = time.time_ns() - 2_000_000_000
+    cam.trigger_refused()                                  # part R, photographed first
+    cam.restart()
+    cam.trigger_taken("N")
+
+    def copier(looked):
+        _delivered(tmp_path, "N.png", n, shot + 200_000_000)   # N's copy ends first
+        looked(looked(1) + 1)                                  # the take saw it alone
+        _delivered(tmp_path, "R.png", r, shot)
+    name = _taken_while(cam, "N", copier)
+    assert name == "N.png", f"part N judged on {name}, the refused part's photo"
+
+
+def test_a_late_take_with_a_renaming_copier_takes_its_own_photo(tmp_path):
+    """Part 1's take outlived its window and part 2 was triggered; the copier delivered part
+    2's photo first: each part was judged on the other's photo (review of c760549)."""
+    cam = CameraFolder(tmp_path, wait_s=5.0)
+    one, two = png_bytes(30, seed=7), png_bytes(230, seed=8)
+    shot = time.time_ns() - 2_000_000_000
+    cam.trigger_taken(1)
+    looks = []
+    real = cam._listing
+
+    def listing():
+        looks.append(time.monotonic())
+        return real()
+    cam._listing = listing
+    got = {}
+
+    def take_one():
+        cam.take_begins(1)
+        try:
+            got[1] = cam()
+        except LookupError as exc:
+            got[1] = exc
+    worker = threading.Thread(target=take_one)
+    worker.start()
+    until(lambda: len(looks) >= 1, "part 1's take looked at the folder")
+    cam.trigger_taken(2)
+    _delivered(tmp_path, "2.png", two, shot + 300_000_000)
+    n = len(looks)
+    until(lambda: len(looks) > n, "part 1's take looked again")     # it saw part 2's photo alone
+    _delivered(tmp_path, "1.png", one, shot)
+    worker.join(30)
+    assert not worker.is_alive(), "part 1's take never ended"
+    cam._listing = real
+    assert not isinstance(got[1], Exception), f"part 1 got no photo: {got[1]}"
+    assert got[1][1] == "1.png", f"part 1 judged on {got[1][1]}, part 2's photo"
+    cam.take_begins(2)
+    assert cam()[1] == "2.png", "part 2 judged on part 1's photo"
+
+
+def test_a_photo_being_written_when_the_station_starts_is_no_parts(tmp_path):
+    """Review of c760549 (old and new alike): a photo a third written at start, finished, was
+    taken as a new photo by the first part, and every part after it got the photo before its
+    own, with no fault."""
+    before = png_bytes(120, seed=9)
+    (tmp_path / "0999.png").write_bytes(before[: len(before) // 3])
+    cam = CameraFolder(tmp_path, wait_s=3.0)
+    (tmp_path / "0999.png").write_bytes(before)            # its copy ends after the start
+    for part in (1000, 1001, 1002):
+        cam.trigger_taken(part)
+
+        def camera(looked, part=part):
+            looked(1)
+            (tmp_path / f"{part}.png").write_bytes(png_bytes(30 + part % 7 * 20, seed=part))
+        name = _taken_while(cam, part, camera)
+        assert name == f"{part}.png", f"part {part} judged on {name}"

@@ -91,6 +91,8 @@ CROWDED_FOLDER = 5000
 # station first saw it is cut short (the camera stopped while saving it, a full disk), not
 # still being written: a network copy that stalls a moment is still waited for
 WRITING_SETTLE_S = 1.0
+# a photo at start whose file time is this recent may still be being written: read to tell
+STARTED_WRITING_S = 30.0
 
 
 class CameraFolder:
@@ -101,8 +103,8 @@ class CameraFolder:
     the trigger. So photos are counted, not timed (a share's clock may differ from the
     station's): a trigger that took no photo (refused, none came in time, or its window
     closed before the station got to it) is owed one, and the next photos to arrive (oldest
-    first, by the camera's own times) are theirs and set aside, also for a refused repeat of
-    the part in inspection: a camera wired to fire at every call photographs it again, and
+    first, by their file times when the station first saw them) are theirs and set aside,
+    also for a refused repeat of the part in inspection: a camera wired to fire at every call photographs it again, and
     that photo, owed to no trigger, was taken as the next part's, and the one after it as
     the part after's, for ever (every defect passed, every good part rejected, no fault);
     counted, a camera that fires once per part costs the next part NO_IMAGE and an Error,
@@ -195,20 +197,33 @@ class CameraFolder:
         # names of photos a ClearError counted as come while cut short: the same name found whole
         # later is that photo finished (a copy that stalled over a second), no part's
         self._cut_short: dict[str, None] = {}
-        # when the station first saw each photo not accounted for, by name (time.monotonic()):
-        # photos are in the camera's order by when their writing began, not by their file
-        # times. A copy that stalled for seconds and finished after the next part's photo has
-        # the later mtime: ordered by mtime it was taken as the next part's photo (and the
-        # next part's as its). Kept per name across the file's growth (each look a new size
-        # and time), dropped once the photo is accounted for (a camera rewriting one name
-        # makes a new photo, first seen when it is rewritten)
-        self._first_seen: dict[str, float] = {}
+        # each photo not accounted for, by name: its file time when the station first saw it
+        # (ns). Photos are in the camera's order by that time, not their last file time: a
+        # copy written in place that stalled for seconds and finished after the next part's
+        # photo has the later mtime, and ordered by it was taken as the next part's photo (and
+        # the next part's as its); first seen while it was written, its time then is when its
+        # writing began. A file time, not the time it was seen (review of c760549): a copier
+        # that writes a hidden name and renames it keeping the camera's time (rsync -a,
+        # WinSCP, syncthing) shows each photo whole, perhaps the later one first, and only
+        # its file time says which was shot first. Kept per name across the file's growth,
+        # dropped once the photo is accounted for (a camera rewriting one name makes a new
+        # photo, timed when it is rewritten)
+        self._first_seen: dict[str, int] = {}
         self.writing_settle_s = WRITING_SETTLE_S
         try:
             listing = self._listing()
         except LookupError:
             listing = {}              # a folder not there yet: its first photo is the first part's
         self._account(listing)
+        # A photo still being written at start is there before any part: finished, it is the
+        # same photo, no part's (review of c760549: counted as new, the first part took it and
+        # every part after the photo before its own, with no fault). Only files written in
+        # the last seconds are read to tell (a crowded folder is not read whole at start).
+        from .sources.folder import file_looks_complete
+        recent = time.time_ns() - int(STARTED_WRITING_S * 1e9)
+        for sig, path in listing.items():
+            if sig[1] >= recent and file_looks_complete(path, sig[2]) is False:
+                self._cut_short[sig[0]] = None
 
     def _listing(self) -> dict[tuple[str, int, int], str]:
         """Every photo in the folder by (name, mtime, size), one stat each (os.scandir: a
@@ -248,9 +263,9 @@ class CameraFolder:
             self._first_seen.pop(sig[0], None)
 
     def _complete(self, listing: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
-        """The photos not accounted for that are complete, oldest first: in the order the station
-        first saw them (a stalled copy is as old as its first bytes), the camera's times only
-        between photos first seen in the same look (those there when a take began)."""
+        """The photos not accounted for that are complete, oldest first: by their file times
+        when the station first saw them (a stalled copy seen while written is as old as its
+        first bytes; see ``_first_seen``)."""
         from .sources.folder import file_looks_complete
         with self._state:
             # what left the folder needs no remembering (memory stays the folder's size)
@@ -278,16 +293,17 @@ class CameraFolder:
         self._looked(listing)
         self._unfinished = sorted(unfinished)
         first = self._first_seen
-        return sorted(done, key=lambda sig: (first.get(sig[0], 0.0), sig[1], sig[0]))
+        return sorted(done, key=lambda sig: (first.get(sig[0], sig[1]), sig[1], sig[0]))
 
     def _looked(self, listing: dict[tuple[str, int, int], str]) -> None:
         """This look's photos become the last look's, each keeping when it was first seen; a
-        photo not accounted for keeps when its name was first seen (see ``_first_seen``)."""
+        photo not accounted for keeps its file time when its name was first seen (see
+        ``_first_seen``)."""
         now, last = time.monotonic(), self._last
         self._last = {sig: last.get(sig, now) for sig in listing}
         with self._state:
             first = self._first_seen
-            self._first_seen = {sig[0]: first.get(sig[0], now) for sig in listing if sig not in self._seen}
+            self._first_seen = {sig[0]: first.get(sig[0], sig[1]) for sig in listing if sig not in self._seen}
 
     def _place(self) -> int:
         """The next trigger's place in the PLC's order (under ``_state``)."""
