@@ -7,6 +7,7 @@ import threading
 import pytest
 from sqlalchemy import inspect as sa_inspect, text
 
+from lineguard.line.db import schema_revisions
 from lineguard.line.auth import create_key, revoke_key, role_allows, verify_key
 from lineguard.line.config import RetentionPolicy
 from lineguard.line.errors import Conflict, CorruptImage, NoActiveModel, NotAnImage, UploadTooLarge
@@ -29,7 +30,7 @@ def test_migrations_create_every_table_and_are_repeatable(station):
     assert "ix_inspections_image_sha256" in indexes     # the disk keeper finds a file's records by it
     station.db.upgrade()   # a restart runs upgrade head again: a no-op
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0027"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]
     if station.db.is_sqlite:
         with station.db.session() as s:
             assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -54,7 +55,7 @@ def test_migration_0025_adds_the_lot_and_defect_type_indexes_and_takes_them_back
     station.db.upgrade()
     assert new <= indexes()
     with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0027"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]
 
 
 def test_inspection_is_recorded_with_model_and_files(station):
@@ -315,7 +316,7 @@ def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_bac
         old.dispose()
         st = Station(cfg, loader=FakeInspector.load, trainer=FakeInspector.fit)    # upgrades at start-up
         with st.db.session() as s:
-            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0027"
+            assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]
         (before,) = st.query(part_id="old-1")
         assert before.verdict == "NG" and before.score == 0.9 and before.review_threshold is None
         st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)

@@ -50,9 +50,13 @@ Parts are counted in id order (threads commit out of order). What an alarm has d
 with is marked by part ids, not times (two processes' clocks may differ): the part that
 raised it, and on acknowledgement the station's newest part. The rules' counts live in
 memory and are read back from the station's latest records after a restart, so a run
-cut by a restart still raises its alarm. Before an alarm is written, the station's last
-alarm of that kind is read in the same transaction: an active one, or an
-acknowledgement made meanwhile (also by another process on the database, say a hot
+cut by a restart still raises its alarm. Each process counts every part of the station,
+not only those it recorded: when the ids since its last part went partly elsewhere (a
+hot folder's watcher beside the server, two servers on one database), the station's
+parts among them are read (one query by id) before its next part is counted, and the
+parts an alarm names are read again under the line's lock before it is written. In
+that transaction the station's last alarm of that kind is read too: an active one, or
+an acknowledgement made meanwhile (also by another process on the database, say a hot
 folder's watcher), stops it; a unique index allows one active alarm of a kind per
 station whichever process raises it.
 """
@@ -99,7 +103,7 @@ class _Counts:
     acknowledged). Ids, not times: parts of several threads commit out of order, and
     two processes' clocks may disagree."""
 
-    def __init__(self, rules: AlarmRules, loaded: frozenset = frozenset()):
+    def __init__(self, rules: AlarmRules, read_to: int = 0):
         self.rules = rules
         # (inspection id, verdict), ascending: the parts the reject rules count. With the
         # photo rule on, not those whose photo the model could not judge: that rule speaks
@@ -108,15 +112,21 @@ class _Counts:
         # (inspection id, verdict, photo doubted), ascending: the newest parts, for the photo rule
         self.photos: list[tuple[int, str, bool]] = []
         self.floor: dict[str, int] = {kind: 0 for kind in KINDS}
-        self.loaded = loaded      # ids read back at load: not counted a second time
+        # the station's parts up to this id are counted: read from the database or
+        # recorded here. Another process on the database (a hot folder's watcher beside
+        # the server, a second server) records parts of the same station; those above it
+        # are read before the next part is counted (AlarmWatch._catch_up)
+        self.read_to = read_to
 
     def add(self, part_id: int, verdict: str, doubted: bool = False) -> None:
+        """Count a part; one counted already (read back from the database, then handed
+        over by the thread that recorded it) is not counted again."""
         photo_run = self.rules.photo_run
         if photo_run:
-            bisect.insort(self.photos, (part_id, verdict, bool(doubted)))
+            _insort_once(self.photos, (part_id, verdict, bool(doubted)))
             del self.photos[:-photo_run]
         if not (photo_run and doubted):
-            bisect.insort(self.judged, (part_id, verdict))
+            _insort_once(self.judged, (part_id, verdict))
             del self.judged[:-self.rules.judged_keep]
 
     def run(self) -> list[int]:
@@ -158,6 +168,17 @@ class _Counts:
 
     def newest(self) -> int:
         return max(self.judged[-1][0] if self.judged else 0, self.photos[-1][0] if self.photos else 0)
+
+    def oldest(self) -> int:
+        """The id of the oldest part any rule still looks at (0: none)."""
+        return min((rows[0][0] for rows in (self.judged, self.photos) if rows), default=0)
+
+
+def _insort_once(rows: list, row: tuple) -> None:
+    """Put ``row`` into ``rows`` (ascending by id) unless a row of its id is there."""
+    i = bisect.bisect_left(rows, (row[0],))
+    if i == len(rows) or rows[i][0] != row[0]:
+        rows.insert(i, row)
 
 
 def alarm_to_dict(a: LineAlarm, s: Any = None) -> dict[str, Any]:
@@ -220,6 +241,13 @@ class AlarmWatch:
         # parts never wait for its database reads and writes
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._counts: dict[tuple[str, str], _Counts] = {}
+        # The highest part id counted here (any station), and the highest that did not
+        # follow the one before it: the ids between went to parts this process did not
+        # count (another process on the database, or a thread of this one still on its
+        # way). A station read up to below that id may lack parts of its own; one read up
+        # to above it lacks none, and its next part costs no query.
+        self._newest_part = 0
+        self._gap_at = 0
         # per station, the ids of its latest PLC answers without a verdict, in a row (None: not recorded)
         self._answers: dict[tuple[str, str, str], list[Optional[int]]] = {}
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
@@ -408,6 +436,10 @@ class AlarmWatch:
 
         Never raises: the part is recorded and answered whatever happens here (an
         alarm not written for a database away is raised at a later part)."""
+        with self._guard:
+            if rec.id != self._newest_part + 1:
+                self._gap_at = max(self._gap_at, rec.id)
+            self._newest_part = max(self._newest_part, rec.id)
         if rec.test_part is not None:
             return self._after_test_part(rec)
         key = (rec.line, rec.station)
@@ -425,8 +457,13 @@ class AlarmWatch:
                     # new rules (set here or in another process) count the station's
                     # latest records afresh; what earlier alarms have done with stays done
                     counts = self._counts[key] = self._load(rec.line, rec.station, rules)
-                if rec.id not in counts.loaded:
-                    counts.add(rec.id, rec.verdict, bool(rec.photo_issues))
+                elif self._gap_at > counts.read_to:
+                    # parts of this station another process recorded since: counted in
+                    # their place, or NG, OK, NG, OK sent through two processes made two
+                    # runs of NG parts, each raising the alarm over parts that passed
+                    counts = self._counts[key] = self._catch_up(rec.line, rec.station, counts, rec.id)
+                counts.add(rec.id, rec.verdict, bool(rec.photo_issues))
+                counts.read_to = max(counts.read_to, rec.id)
                 for kind in counts.due():
                     alarm = self._raise(kind, rec, counts)
                     if alarm is not None:
@@ -570,14 +607,30 @@ class AlarmWatch:
             if rules.photo_run:
                 rows += s.execute(q.limit(rules.photo_run)).all()
             last = {kind: _last_alarm(s, line, station, kind) for kind in rules.part_kinds}
-        rows = {r[0]: r for r in rows}.values()      # a part in both reads is counted once
-        counts = _Counts(rules, loaded=frozenset(r[0] for r in rows))
+        counts = _Counts(rules, read_to=max((r[0] for r in rows), default=0))
         for part_id, verdict, photo_doubted in sorted(rows, key=lambda r: r[0]):     # ascending: insort appends
-            counts.add(part_id, verdict, photo_doubted)
+            counts.add(part_id, verdict, photo_doubted)     # a part in both reads is counted once
         for kind, a in last.items():
             if a is not None:
                 counts.raise_floor(kind, _floor_of(a))
         return counts
+
+    def _catch_up(self, line: str, station: str, counts: _Counts, upto: int) -> _Counts:
+        """The counts with the station's parts after ``counts.read_to`` up to ``upto`` (the
+        part being counted) that were not counted here: recorded by another process on
+        the database. One query over the ids since, made only when ids were taken
+        elsewhere (see ``_gap_at``); more parts missed than the rules look back at (this
+        process idle while another ran the line) are counted afresh from the latest
+        records, as after a restart, what alarms here have done with staying done."""
+        with self.db.session() as s:
+            complete = _read_parts(s, counts, line, station, counts.read_to, upto, limit=_lookback(counts.rules))
+        if complete:
+            counts.read_to = max(counts.read_to, upto)
+            return counts
+        fresh = self._load(line, station, counts.rules)
+        for kind, floor in counts.floor.items():
+            fresh.raise_floor(kind, floor)
+        return fresh
 
     def _raise(self, kind: str, rec: Inspection, counts: _Counts) -> Optional[dict[str, Any]]:
         """Write the alarm a due rule raises; None when one is latched already, or when
@@ -587,14 +640,19 @@ class AlarmWatch:
             # first of all: alarms of this line written meanwhile are committed and seen
             # below, so the state sent with this one is the station's (line.outbox)
             lock_line(s, rec.line)
+            # The parts the rules look back at, read again under the line's lock: another
+            # process's part with a lower id may have committed after the part counted
+            # here (PostgreSQL numbers a record before its transaction takes that lock),
+            # and an OK part among them ends the run this alarm would name
+            _read_parts(s, counts, rec.line, rec.station, counts.oldest() - 1, rec.id)
             last = _last_alarm(s, rec.line, rec.station, kind)
             if last is not None:
                 counts.raise_floor(kind, _floor_of(last))
                 if last.acked_at is None:
                     counts.raise_floor(kind, counts.newest())   # latched: the line knows
                     return None
-                if kind not in counts.due():
-                    return None
+            if kind not in counts.due():
+                return None
             if kind == "ng_run":
                 ids = counts.run()
                 parts = rejected = len(ids)
@@ -820,6 +878,29 @@ def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlar
     return s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
                                              LineAlarm.kind == kind)
                      .order_by(LineAlarm.id.desc()).limit(1)).first()
+
+
+def _lookback(rules: AlarmRules) -> int:
+    """The most parts of a station the rules look back at."""
+    return rules.judged_keep + rules.photo_run
+
+
+def _read_parts(s: Any, counts: _Counts, line: str, station: str, after: int, upto: int,
+                limit: Optional[int] = None) -> bool:
+    """Count the station's parts with ids in (``after``, ``upto``] (test parts apart), the
+    newest ``limit`` of them at most; False when there were more (some left out). A
+    part counted already is not counted again. The primary key bounds the read to the
+    ids since, whatever the station's history."""
+    q = (select(Inspection.id, Inspection.verdict, Inspection.photo_issues.is_not(None))
+         .where(Inspection.id > after, Inspection.id <= upto, Inspection.line == line,
+                Inspection.station == station, Inspection.test_part.is_(None))
+         .order_by(Inspection.id.desc()))
+    rows = s.execute(q if limit is None else q.limit(limit + 1)).all()
+    if limit is not None and len(rows) > limit:
+        return False
+    for part_id, verdict, doubted in reversed(rows):
+        counts.add(part_id, verdict, doubted)
+    return True
 
 
 def _part_rules(rules: AlarmRules) -> tuple[Any, ...]:
