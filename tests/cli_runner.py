@@ -41,3 +41,18 @@ def run_in_process(*args, cwd: Path | None = None, env: dict | None = None, inpu
             traceback.format_exception(result.exception))
         code = 1
     return subprocess.CompletedProcess(["lineguard", *argv], code, result.stdout, stderr)
+
+
+def run_serve_refusal(*args, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`lineguard serve ARGS` in the test process, for settings serve must refuse before it
+    opens its station. Should it take them instead, it stops where the station would open
+    (exit 2, "serve took these settings"): never a server left running in the test process."""
+    import pytest
+
+    import lineguard.server.app as server_app
+
+    def open_station(*_a, **_k):
+        raise server_app.StartupError("serve took these settings and went on to open its station")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(server_app, "open_station", open_station)
+        return run_in_process("serve", *args, cwd=cwd, env=env)

@@ -193,11 +193,9 @@ def test_camera_and_plc_make_a_station_a_trigger_judges_the_next_frame(sqlite_st
 
 
 def test_serve_takes_plc_images_or_plc_camera_not_both(tmp_path):
-    import subprocess
-    import sys
-    r = subprocess.run([sys.executable, "-m", "lineguard", "serve", "--data", str(tmp_path / "d"), "--product", "cell",
-                        "--line", "L1", "--modbus-port", "15020", "--plc-images", str(tmp_path),
-                        "--plc-camera", "0"], capture_output=True, text=True, timeout=60)
+    from cli_runner import run_serve_refusal
+    r = run_serve_refusal("--data", tmp_path / "d", "--product", "cell", "--line", "L1", "--modbus-port", "15020",
+                          "--plc-images", tmp_path, "--plc-camera", "0")
     assert r.returncode == 2 and "not both" in r.stderr
 
 

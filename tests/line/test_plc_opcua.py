@@ -292,15 +292,13 @@ def test_bad_settings_and_a_taken_port_are_refused_with_what_to_do(sqlite_statio
 
 
 def test_serve_refuses_bad_opcua_settings_with_what_to_do(tmp_path):
-    import subprocess
-    import sys
+    from cli_runner import run_serve_refusal
     cam = tmp_path / "cam"
     cam.mkdir()
 
     def serve(*args):
-        return subprocess.run([sys.executable, "-m", "lineguard", "serve", "--data", str(tmp_path / "d"),
-                               "--product", "cell", "--line", "L1", "--plc-images", str(cam), *args],
-                              capture_output=True, text=True, timeout=60)
+        return run_serve_refusal("--data", tmp_path / "d", "--product", "cell", "--line", "L1", "--plc-images", cam,
+                                 *args)
     r = serve("--opcua-port", "70000")
     assert r.returncode == 2 and "70000 is not a TCP port" in r.stderr and "--opcua-port" in r.stderr
     r = serve("--opcua-port", "4999", "--modbus-port", "4999")

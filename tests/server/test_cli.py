@@ -6,19 +6,18 @@ import sys
 import time
 
 import pytest
-from cli_runner import run_in_process
+from cli_runner import run_in_process, run_serve_refusal
 
 from .conftest import ServerProc, fake_model_bytes, png_bytes
 
 
-# verbs that run until stopped keep a process of their own (and its timeout): refused at
-# start they end at once, but one that started by mistake would hang the test run
-_LONG_RUNNING = ("serve", "watch")
-
-
 def _lineguard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    if args[0] not in _LONG_RUNNING:
+    if args[0] == "serve":          # only refusals here: stopped before its station opens
+        return run_serve_refusal(*args[1:])
+    if args[0] != "watch":
         return run_in_process(*args)
+    # watch runs until stopped: refused at start it ends at once, but one that started by
+    # mistake would hang the test run, so it keeps a process of its own (and its timeout)
     return subprocess.run([sys.executable, "-m", "lineguard", *args], capture_output=True, text=True,
                           timeout=timeout)
 
