@@ -41,10 +41,7 @@ unjudged.
 A station that cannot take parts (--server down or unreachable, its disk full, no model) is
 said once when it starts and once when it ends (once a minute while it lasts), not for
 each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart,
-and the others wait in the folder. A try is with the first file waiting, so parts are recorded
-in the folder's order when the station takes parts again; when it is not taken one other file
-is tried at once, in turn, so one file the station cannot take (a 500 on that image) holds no
-others. A watcher that falls behind the line (a file ready to be
+and the others wait in the folder. A watcher that falls behind the line (a file ready to be
 taken has waited ``BACKLOG_AFTER_S``) says so, with the files waiting and the oldest's
 wait, when it starts and when it clears (once a minute while it lasts). Its state (files
 waiting, the oldest's wait, behind or not, the station taking parts or not) is rewritten
@@ -187,9 +184,6 @@ class FolderWatcher:
         self.heartbeat = heartbeat
         self._status_at = float("-inf")
         self._running = False
-        # a try's first file was not taken: the one other file, in turn, is tried at once
-        self._try_in_turn = False
-        self._answers = 0       # parts the station answered (took or refused), all along
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
         self._load_journal()
@@ -339,68 +333,42 @@ class FolderWatcher:
         handled = 0
         candidates = self._candidates()
         present = {p.name for p in candidates}
-        # Parts are taken in the folder's order (a line's alarms count parts in id order), also
-        # when the station takes parts again after an outage: a try is with the first file
-        # waiting. When the station does not take it, one other file is tried at once, in turn
-        # (the one after the file last tried so), so one file the station cannot take (a 500 on
-        # that image) holds no others; should that one be taken, the file not taken is tried
-        # once more and the rest follow in the folder's order (the pass went on in the turn's
-        # order: K-0019..K-0025 were recorded after K-0099). Once the station has taken a part
-        # in this pass, a file it then does not take is that file's fault first: the next file
-        # in order is tried at once, and only two in a row not taken mean the station is down.
-        queue = candidates
-        visited: set[str] = set()
-        not_taken: set[str] = set()     # files of this pass the station did not take (a fault of its)
-        retried: set[str] = set()       # tried once more in this pass once the station took a part
-        in_turn = False                 # the one other file of this try being looked for
-        answered = False                # the station took a part (or refused one) in this pass
+        down = self._faults.get(STATION_DOWN)
+        if down is not None and down.get("last") is not None:
+            # the station not taking parts: the next try is with the file after the one tried
+            # last, so one file the station cannot take (a 500 on that image) holds no others
+            last = down["last"]
+            candidates = [p for p in candidates if p.name > last] + [p for p in candidates if p.name <= last]
         self._look_behind([p.name for p in candidates], now)
-        i = 0
-        try:
-            while i < len(queue):
-                path = queue[i]
-                i += 1
-                if path.name in visited:
-                    continue
-                visited.add(path.name)
-                if self._stop.is_set():
-                    # Ctrl-C or SIGTERM with thousands of files waiting: the file in hand was
-                    # finished, the rest wait for the next start (40 s later it was still judging)
-                    break
-                if time.monotonic() - self._looked_at >= STATUS_EVERY_S:
-                    self._look_behind([p.name for p in candidates if p.name not in visited or p is path],
-                                      time.monotonic())
-                down = self._faults.get(STATION_DOWN)
-                tries = down.tries if down is not None else 0
-                answers = self._answers
-                handled += self._take_settled(path)
-                after = self._faults.get(STATION_DOWN)
-                if after is not None and after.tries > tries:
-                    not_taken.add(path.name)
-                    if in_turn:
-                        in_turn = self._try_in_turn = False    # the other file not taken either: wait
-                        continue
-                    # the file was not taken: one other right away, the next in order when the
-                    # station took a part in this pass, else the next in turn
-                    in_turn = self._try_in_turn = True
-                    rest = [p for p in candidates if p.name not in visited]
-                    turn = None if answered else after.get("turn")
-                    queue = [p for p in rest if turn is not None and p.name > turn] + \
-                            [p for p in rest if turn is None or p.name <= turn]
-                    i = 0
-                elif self._answers > answers:
-                    answered = True
-                    if down is not None or in_turn:
-                        # the station takes parts again: the files it did not take in this pass
-                        # are tried once more, then the rest, in the folder's order, not the turn's
-                        in_turn = self._try_in_turn = False
-                        again = not_taken - retried
-                        retried |= again
-                        visited -= again
-                        queue = [p for p in candidates if p.name not in visited]
-                        i = 0
-        finally:
-            self._try_in_turn = False
+        for i, path in enumerate(candidates):
+            if self._stop.is_set():
+                # Ctrl-C or SIGTERM with thousands of files waiting: the file in hand was
+                # finished, the rest wait for the next start (40 s later it was still judging)
+                break
+            if time.monotonic() - self._looked_at >= STATUS_EVERY_S:
+                self._look_behind([p.name for p in candidates[i:]], time.monotonic())
+            now = time.monotonic()
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            prev = self._seen.get(path.name)
+            if prev is None or prev[:2] != sig:
+                self._seen[path.name] = (*sig, now)
+                self._writing.discard(path.name)
+                continue
+            if now - prev[2] < self.settle_s:
+                continue
+            self._writing.discard(path.name)
+            try:
+                if self._take(path, sig, stable_s=now - prev[2], ino=self._ino(st)):
+                    handled += 1
+            except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
+                self._faults.happens(("file", path.name), logging.ERROR,
+                                     "%(name)s: not handled (%(error)s); will retry",
+                                     name=path.name, error=f"{type(exc).__name__}: {exc}")
+                self._seen.pop(path.name, None)
         self._writing &= present
         for name in list(self._seen):
             if name not in present:
@@ -412,32 +380,6 @@ class FolderWatcher:
             if key[0] in ("file", "submit") and key[1] not in present:
                 self._faults.ends(key)       # the file is gone: its fault with it, unsaid
         return handled
-
-    def _take_settled(self, path: Path) -> int:
-        """Take ``path`` once it has kept its size and time for the settle time; 1 when it was
-        handled (recorded or refused), else 0 (still being written, waited for, gone)."""
-        now = time.monotonic()
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            return 0
-        sig = (st.st_size, st.st_mtime_ns)
-        prev = self._seen.get(path.name)
-        if prev is None or prev[:2] != sig:
-            self._seen[path.name] = (*sig, now)
-            self._writing.discard(path.name)
-            return 0
-        if now - prev[2] < self.settle_s:
-            return 0
-        self._writing.discard(path.name)
-        try:
-            return 1 if self._take(path, sig, stable_s=now - prev[2], ino=self._ino(st)) else 0
-        except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
-            self._faults.happens(("file", path.name), logging.ERROR,
-                                 "%(name)s: not handled (%(error)s); will retry",
-                                 name=path.name, error=f"{type(exc).__name__}: {exc}")
-            self._seen.pop(path.name, None)
-            return 0
 
     # -- falling behind, and the status file -------------------------------------------
     def _look_behind(self, names: list[str], now: float) -> None:
@@ -526,8 +468,7 @@ class FolderWatcher:
     def _station_waits(self) -> bool:
         """Whether the station is not taking parts and the next try is not due yet."""
         down = self._faults.get(STATION_DOWN)
-        # the one other file tried in turn when the first was not taken is tried at once
-        return down is not None and not self._try_in_turn and time.monotonic() < down["retry_at"]
+        return down is not None and time.monotonic() < down["retry_at"]
 
     def _not_taking(self, name: str, exc: BaseException) -> None:
         """The station could not take ``name`` (down, unreachable, disk full, no model):
@@ -538,23 +479,16 @@ class FolderWatcher:
         down = self._faults.happens(
             STATION_DOWN, logging.ERROR,
             "the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one file "
-            "is tried again every %(delay)g to %(most)g s (the first waiting, and one other in turn when it is not "
-            "taken; said again when the station takes parts)",
+            "is tried again every %(delay)g to %(most)g s (said again when the station takes parts)",
             still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait in "
                   "%(folder)s (%(tries)d tries)",
             start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first)},
             error=error, folder=self.folder, waiting=self.waiting, last=name)
-        if self._try_in_turn:
-            # the other file of a try, in turn: the next try's is the one after it; the wait
-            # the first file's failure set stands (a try is two files, not two tries)
-            down["turn"] = name
-            return
         down["retry_at"] = now + down["delay"]
         down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
         self._write_status(now, force=down.tries == 1)
 
     def _taking_again(self) -> None:
-        self._answers += 1     # the station answered (took or refused a part): poll_once's order
         if self._faults.ends(STATION_DOWN, logging.WARNING,
                              "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
                              "%(error)s); %(waiting)d files waited", waiting=self.waiting) is not None:
