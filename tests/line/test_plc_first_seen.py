@@ -1,13 +1,23 @@
-"""A camera folder's photos in the order their writing began (first seen by the station), not
-by their file times: a copy that stalled for seconds finishes after the next part's photo and
-gets the later mtime, and ordered by mtime the next part was judged on the stalled photo."""
+"""Photos a camera folder gets out of the camera's order: never another part's photo.
+
+Photos are ordered by the camera's file times, but no order is right for every camera: a copy
+written in place that stalled for seconds finishes after the next part's photo (by file time
+the next part was judged on the stalled photo); a copier that renames and keeps the camera's
+time delivers the later part's photo first (by the order seen, each part got the other's). Where
+the file times and the order the station saw the photos in name different photos for a part,
+it takes none (NO_IMAGE, answered NG): a person looks, where before a defect could ship as
+another part's OK."""
 from __future__ import annotations
 
 import os
 import threading
 import time
 
+import pytest
+
 from lineguard.line.plc_handshake import CameraFolder
+
+OUT_OF_ORDER = "came out of the camera's order"
 
 from .conftest import png_bytes, until
 
@@ -24,7 +34,7 @@ def _finished_after(folder, name, data, other):
     _save(folder, name, data, mtime_ns=later)
 
 
-def test_a_refused_parts_stalled_copy_finished_after_the_next_photo_is_still_the_refused_parts(tmp_path):
+def test_a_refused_parts_stalled_copy_finished_after_the_next_photo_is_no_parts_photo(tmp_path):
     """Part R refused (Error 20); its photo's copy began and stalled; the PLC cleared the error
     and triggered part N, whose photo was saved whole; then R's copy finished. By mtime R's
     photo was the newer one, and part N was judged on it (R's photo set aside as N's)."""
@@ -37,11 +47,17 @@ def test_a_refused_parts_stalled_copy_finished_after_the_next_photo_is_still_the
     _save(tmp_path, "N.png", n)                            # part N's photo, whole
     _finished_after(tmp_path, "R.png", r, "N.png")         # R's copy ends after it
     cam.take_begins("N")
-    data, name = cam()
-    assert name == "N.png" and data == n, f"part N judged on {name}, the refused part's stalled photo"
+    with pytest.raises(LookupError, match=OUT_OF_ORDER):
+        name = cam()[1]
+        raise AssertionError(f"part N judged on {name}: R.png is the refused part's stalled photo")
+    # the photos are accounted for: the next part takes its own
+    cam.trigger_taken("M")
+    _save(tmp_path, "M.png", png_bytes(90, seed=3))
+    cam.take_begins("M")
+    assert cam()[1] == "M.png"
 
 
-def test_a_stalled_write_begun_before_the_next_parts_photo_is_the_earlier_parts(tmp_path):
+def test_a_stalled_write_begun_before_the_next_parts_photo_is_neither_parts(tmp_path):
     """Part 1's take outlived its window and the PLC triggered part 2. Part 1's photo began while
     the take looked, stalled, and finished after part 2's photo was saved. By mtime part 1 took
     part 2's photo, and part 2 part 1's: both judged on the other part's photo."""
@@ -74,10 +90,11 @@ def test_a_stalled_write_begun_before_the_next_parts_photo_is_the_earlier_parts(
     worker.join(30)
     assert not worker.is_alive(), "part 1's take never ended"
     cam._listing = real
-    assert not isinstance(got[1], Exception), f"part 1 got no photo: {got[1]}"
-    assert got[1][1] == "1.png", f"part 1 judged on {got[1][1]}, part 2's photo"
+    assert isinstance(got[1], LookupError) and OUT_OF_ORDER in str(got[1]), f"part 1 judged on {got[1][1] if isinstance(got[1], tuple) else got[1]}"
     cam.take_begins(2)
-    assert cam()[1] == "2.png", "part 2 judged on part 1's photo"
+    with pytest.raises(LookupError):
+        name = cam()[1]
+        raise AssertionError(f"part 2 judged on {name}, its photo as unsure as part 1's")
 
 
 def _delivered(folder, name, data, camera_ns):
@@ -120,10 +137,9 @@ def _taken_while(cam, part, deliver):
     return got[0]
 
 
-def test_a_copier_that_renames_and_keeps_the_cameras_time_is_ordered_by_that_time(tmp_path):
-    """Review of c760549: ordered by when the station first saw each photo, a copier that
-    delivers whole files, the later part's first (R's copy slower), gave part N the refused
-    part's photo; the camera's file time says which was shot first."""
+def test_a_copier_that_renames_and_keeps_the_cameras_time_gives_no_part_the_others_photo(tmp_path):
+    """A copier that delivers whole files, the later part's first (R's copy slower), with the
+    camera's times: by the order seen part N took the refused part's photo (c760549)."""
     cam = CameraFolder(tmp_path, wait_s=3.0)
     r, n = png_bytes(230, seed=5), png_bytes(40, seed=6)
     shot = time.time_ns() - 2_000_000_000
@@ -135,13 +151,13 @@ def test_a_copier_that_renames_and_keeps_the_cameras_time_is_ordered_by_that_tim
         _delivered(tmp_path, "N.png", n, shot + 200_000_000)   # N's copy ends first
         looked(looked(1) + 1)                                  # the take saw it alone
         _delivered(tmp_path, "R.png", r, shot)
-    name = _taken_while(cam, "N", copier)
-    assert name == "N.png", f"part N judged on {name}, the refused part's photo"
+    got = _taken_while(cam, "N", copier)
+    assert isinstance(got, LookupError) and OUT_OF_ORDER in str(got), f"part N judged on {got}"
 
 
-def test_a_late_take_with_a_renaming_copier_takes_its_own_photo(tmp_path):
+def test_a_late_take_with_a_renaming_copier_takes_no_other_parts_photo(tmp_path):
     """Part 1's take outlived its window and part 2 was triggered; the copier delivered part
-    2's photo first: each part was judged on the other's photo (review of c760549)."""
+    2's photo first: by the order seen each part was judged on the other's photo (c760549)."""
     cam = CameraFolder(tmp_path, wait_s=5.0)
     one, two = png_bytes(30, seed=7), png_bytes(230, seed=8)
     shot = time.time_ns() - 2_000_000_000
@@ -172,10 +188,11 @@ def test_a_late_take_with_a_renaming_copier_takes_its_own_photo(tmp_path):
     worker.join(30)
     assert not worker.is_alive(), "part 1's take never ended"
     cam._listing = real
-    assert not isinstance(got[1], Exception), f"part 1 got no photo: {got[1]}"
-    assert got[1][1] == "1.png", f"part 1 judged on {got[1][1]}, part 2's photo"
+    assert isinstance(got[1], LookupError) and OUT_OF_ORDER in str(got[1]), f"part 1 judged on {got[1][1] if isinstance(got[1], tuple) else got[1]}"
     cam.take_begins(2)
-    assert cam()[1] == "2.png", "part 2 judged on part 1's photo"
+    with pytest.raises(LookupError):
+        name = cam()[1]
+        raise AssertionError(f"part 2 judged on {name}, its photo as unsure as part 1's")
 
 
 def test_a_photo_being_written_when_the_station_starts_is_no_parts(tmp_path):

@@ -91,8 +91,8 @@ CROWDED_FOLDER = 5000
 # station first saw it is cut short (the camera stopped while saving it, a full disk), not
 # still being written: a network copy that stalls a moment is still waited for
 WRITING_SETTLE_S = 1.0
-# a photo at start whose file time is this recent may still be being written: read to tell
-STARTED_WRITING_S = 30.0
+# the newest photos at start (by file time) read to tell whether one is still being written
+STARTED_WRITING_N = 4
 
 
 class CameraFolder:
@@ -103,8 +103,8 @@ class CameraFolder:
     the trigger. So photos are counted, not timed (a share's clock may differ from the
     station's): a trigger that took no photo (refused, none came in time, or its window
     closed before the station got to it) is owed one, and the next photos to arrive (oldest
-    first, by their file times when the station first saw them) are theirs and set aside,
-    also for a refused repeat of the part in inspection: a camera wired to fire at every call photographs it again, and
+    first, by the camera's times; none taken where the order the station saw them in says
+    otherwise) are theirs and set aside, also for a refused repeat of the part in inspection: a camera wired to fire at every call photographs it again, and
     that photo, owed to no trigger, was taken as the next part's, and the one after it as
     the part after's, for ever (every defect passed, every good part rejected, no fault);
     counted, a camera that fires once per part costs the next part NO_IMAGE and an Error,
@@ -197,18 +197,19 @@ class CameraFolder:
         # names of photos a ClearError counted as come while cut short: the same name found whole
         # later is that photo finished (a copy that stalled over a second), no part's
         self._cut_short: dict[str, None] = {}
-        # each photo not accounted for, by name: its file time when the station first saw it
-        # (ns). Photos are in the camera's order by that time, not their last file time: a
-        # copy written in place that stalled for seconds and finished after the next part's
-        # photo has the later mtime, and ordered by it was taken as the next part's photo (and
-        # the next part's as its); first seen while it was written, its time then is when its
-        # writing began. A file time, not the time it was seen (review of c760549): a copier
-        # that writes a hidden name and renames it keeping the camera's time (rsync -a,
-        # WinSCP, syncthing) shows each photo whole, perhaps the later one first, and only
-        # its file time says which was shot first. Kept per name across the file's growth,
-        # dropped once the photo is accounted for (a camera rewriting one name makes a new
-        # photo, timed when it is rewritten)
-        self._first_seen: dict[str, int] = {}
+        # when the station first saw each photo not accounted for, by name (time.monotonic()),
+        # kept across the file's growth and dropped once the photo is accounted for (a camera
+        # rewriting one name makes a new photo). Photos are ordered by the camera's file times;
+        # where that order and the order the station saw them in pick different photos for a
+        # part, the part takes none (see _sight_order): neither order is right for every
+        # camera. By file time, a copy written in place that stalled for seconds and finished
+        # after the next part's photo was the later one (the next part was judged on it); by
+        # first sight, a copier that renames and keeps the camera's time (rsync -a, WinSCP,
+        # syncthing) delivering the later part's photo first gave each part the other's; by
+        # the file time when first seen, a copy written in place whose time is then set to the
+        # camera's (scp -p, robocopy) compared the share's clock with the camera's (reviews of
+        # c760549 and cc311f6, 10-15 wrong photos in 180 parts each way).
+        self._first_seen: dict[str, float] = {}
         self.writing_settle_s = WRITING_SETTLE_S
         try:
             listing = self._listing()
@@ -217,12 +218,12 @@ class CameraFolder:
         self._account(listing)
         # A photo still being written at start is there before any part: finished, it is the
         # same photo, no part's (review of c760549: counted as new, the first part took it and
-        # every part after the photo before its own, with no fault). Only files written in
-        # the last seconds are read to tell (a crowded folder is not read whole at start).
+        # every part after the photo before its own, with no fault). Only the newest few by
+        # file time are read to tell: a crowded folder is not read whole at start, and the
+        # share's clock need not agree with the station's.
         from .sources.folder import file_looks_complete
-        recent = time.time_ns() - int(STARTED_WRITING_S * 1e9)
-        for sig, path in listing.items():
-            if sig[1] >= recent and file_looks_complete(path, sig[2]) is False:
+        for sig, path in sorted(listing.items(), key=lambda item: item[0][1])[-STARTED_WRITING_N:]:
+            if file_looks_complete(path, sig[2]) is False:
                 self._cut_short[sig[0]] = None
 
     def _listing(self) -> dict[tuple[str, int, int], str]:
@@ -263,9 +264,8 @@ class CameraFolder:
             self._first_seen.pop(sig[0], None)
 
     def _complete(self, listing: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
-        """The photos not accounted for that are complete, oldest first: by their file times
-        when the station first saw them (a stalled copy seen while written is as old as its
-        first bytes; see ``_first_seen``)."""
+        """The photos not accounted for that are complete, oldest first by the camera's file
+        times (see ``_first_seen`` and :meth:`_sight_order` for when that order is not trusted)."""
         from .sources.folder import file_looks_complete
         with self._state:
             # what left the folder needs no remembering (memory stays the folder's size)
@@ -292,18 +292,16 @@ class CameraFolder:
                     self._cut_short.pop(sig[0], None)
         self._looked(listing)
         self._unfinished = sorted(unfinished)
-        first = self._first_seen
-        return sorted(done, key=lambda sig: (first.get(sig[0], sig[1]), sig[1], sig[0]))
+        return sorted(done, key=lambda sig: (sig[1], sig[0]))
 
     def _looked(self, listing: dict[tuple[str, int, int], str]) -> None:
         """This look's photos become the last look's, each keeping when it was first seen; a
-        photo not accounted for keeps its file time when its name was first seen (see
-        ``_first_seen``)."""
+        photo not accounted for keeps when its name was first seen (see ``_first_seen``)."""
         now, last = time.monotonic(), self._last
         self._last = {sig: last.get(sig, now) for sig in listing}
         with self._state:
             first = self._first_seen
-            self._first_seen = {sig[0]: first.get(sig[0], sig[1]) for sig in listing if sig not in self._seen}
+            self._first_seen = {sig[0]: first.get(sig[0], now) for sig in listing if sig not in self._seen}
 
     def _place(self) -> int:
         """The next trigger's place in the PLC's order (under ``_state``)."""
@@ -533,11 +531,24 @@ class CameraFolder:
                     # the owed photos set aside, those of the triggers since (after this part's)
                     # left to them, the newest of the rest taken, any between passed over
                     i = max(before, len(ready) - 1 - later)
-                    sig = ready[i]
-                    # with a part taken since, every later trigger's photo came (others): the
-                    # photos after this one are theirs in the PLC's order, a taken part's its own
-                    theirs = {ready[i + 1 + self._owed_count(e for e in after if e[0] < p)
-                                    + sum(1 for q, _ in taken_since if q < p)] for p, _ in taken_since}
+
+                    def pick(order: list) -> tuple:
+                        # with a part taken since, every later trigger's photo came (others): the
+                        # photos after this one are theirs in the PLC's order, a taken part's its own
+                        return order[i], {order[i + 1 + self._owed_count(e for e in after if e[0] < p)
+                                                + sum(1 for q, _ in taken_since if q < p)] for p, _ in taken_since}
+                    sig, theirs = pick(ready)
+                    if (sig, theirs) != pick(self._sight_order(ready)):
+                        with self._state:
+                            self._paid(mark, later=len(ready) - 1 - i - len(theirs))
+                            # the parts taken since: which of these photos is theirs is as unsure
+                            self._came.update(p for p, _ in taken_since)
+                        self._account(ready)
+                        raise LookupError(
+                            f"{len(ready)} photos came out of the camera's order ({', '.join(s[0] for s in ready)}: "
+                            "their file times and the order the station saw them in name different photos for "
+                            "this part: a copy that stalled, or a copier delivering them out of order), so "
+                            "none is taken as this part's; check the camera's link to this folder")
                     try:
                         data = Path(listing[sig]).read_bytes()
                     except OSError as exc:
@@ -593,6 +604,14 @@ class CameraFolder:
                                       f"trigger{unfinished}")
                 # a crowded folder is looked at no faster than it can be listed
                 time.sleep(max(self.poll_s, min(time.monotonic() - t0, end - time.monotonic())))
+
+    def _sight_order(self, ready: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        """``ready`` in the order the station first saw the photos (those first seen in one
+        look by their file times). A take whose photo this order and the file times' disagree
+        on takes none (:meth:`__call__`): a part is answered NO_IMAGE rather than judged on a
+        photo that may be another part's."""
+        first = self._first_seen
+        return sorted(ready, key=lambda sig: (first.get(sig[0], 0.0), sig[1], sig[0]))
 
     def _owed_first(self, after: list[tuple[int, int, float, bool]], taken_since: list[tuple[int, float]],
                     k: int) -> tuple[int, list[int]]:
