@@ -420,8 +420,6 @@ class OutboxSink(Base):
     """A sink this database has delivered to, and the first outbox row it owes.
 
     A sink configured today receives what happens from today on, not years of history.
-    Of the processes on the database configured with it, the one holding its claim sends
-    to it (line.outbox): each message goes out once, not once per process.
     """
 
     __tablename__ = "outbox_sinks"
@@ -429,11 +427,6 @@ class OutboxSink(Base):
     sink: Mapped[str] = mapped_column(String(200), primary_key=True)
     since_id: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    # the process sending to it (host:pid:tag), until when by the database's clock
-    # (seconds since 1970; the processes' own clocks may disagree); renewed while it
-    # sends, so one that died is taken over when it runs out (migration 0029)
-    claimed_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
-    claimed_until: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
 
 
 class LineSignal(Base):

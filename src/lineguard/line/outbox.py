@@ -32,30 +32,20 @@ then sends the rows:
 
 A sink seen for the first time owes the rows written from then on (``outbox_sinks``),
 not the station's history. Several station processes on one database each deliver the
-rows to their own sinks. Two processes with the same sink (two stations with one MQTT
-broker, a server and a hot folder's watcher) do not both send: before a look, a worker
-claims the sink (``outbox_sinks.claimed_by``) for ``claim_s`` by the database's clock,
-renews it while it sends, and the other process's worker sends nothing meanwhile. Each
-row then goes out once in normal running, in each line's order. A process that dies
-holds it until its claim runs out (one of this PC that is gone: not at all, so a station
-restarted after a crash sends at once); another takes it over and sends what was not
-marked delivered, so the rows it sent but had not marked go out a second time (the key
-tells them). A worker whose receiver keeps failing lets the claim go, for another
-process to try.
+rows to their own sinks; two processes with the same sink deliver (harmlessly, by the
+key) twice.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
 from collections import deque
 from typing import Any, Callable, Optional
 
-from sqlalchemy import delete, exists, extract, func, or_, select, text, update
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -118,39 +108,6 @@ def _owed(key: str, after_id: int) -> tuple[Any, Any]:
     return OutboxEvent.id > after_id, ~done
 
 
-def _db_clock(s: Any) -> Any:
-    """The database's time in seconds since 1970, as an SQL expression: what every process
-    on it measures a sink's claim by (two PCs' own clocks may differ by minutes)."""
-    if s.get_bind().dialect.name == "postgresql":
-        return extract("epoch", func.clock_timestamp())
-    return (func.julianday("now") - 2440587.5) * 86400.0
-
-
-# the claim names of this process's outboxes not closed yet
-_LIVE_HOLDERS: set[str] = set()
-
-
-def _gone_here(holder: str) -> bool:
-    """Whether a claim's holder (host:pid:tag) was a process of this PC that no longer runs:
-    its pid is not running, or is this process's own (a container restarted, the pid the
-    same, and no outbox of this process by that name open). Elsewhere (another PC)
-    nobody can tell: its claim runs out."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if os.name != "posix" or host != socket.gethostname()[:60] or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return holder not in _LIVE_HOLDERS
-    try:
-        os.kill(pid, 0)       # signal 0: only asks whether it exists
-    except ProcessLookupError:
-        return True
-    except OSError:           # it exists (another user's): alive
-        return False
-    return False
-
-
 def _first_owed(s: Any, key: str, after_id: int) -> Optional[int]:
     """The id of the first row sink ``key`` owes (None: none)."""
     return s.scalar(select(func.min(OutboxEvent.id)).where(*_owed(key, after_id)))
@@ -178,8 +135,6 @@ class _SinkState:
         self.floor_lowered = 0           # bumped when rows below the floor are owed again (resend_refused)
         self.connections_seen = 0        # the sink's connections whose retained states were written again
         self.restore_failing = False
-        self.claimed_at: Optional[float] = None     # time.monotonic() the claim was last taken or renewed here
-        self.claimed_by_other: Optional[str] = None  # the process that holds it, when another does
 
 
 class Outbox:
@@ -187,7 +142,7 @@ class Outbox:
 
     def __init__(self, db: Any, sinks: list[Any], metrics: Any = None, retention_s: float = 86400.0,
                  poll_s: float = 0.2, batch: int = 200, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 prune_every_s: float = 600.0, claim_s: float = 30.0):
+                 prune_every_s: float = 600.0):
         self.db = db
         self.sinks = sinks
         self.metrics = metrics
@@ -197,12 +152,6 @@ class Outbox:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.prune_every_s = prune_every_s
-        # how long a claim on a sink lasts unrenewed: a process that died holds its sinks
-        # this long; renewed after a third of it, so a worker slow on one row keeps it
-        self.claim_s = claim_s
-        # this process's name on its claims (what another process's log names)
-        self.holder = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        _LIVE_HOLDERS.add(self.holder)
         # called when a sink that counts its connections (MQTT) has made a new one: writes
         # what it keeps retained to the outbox again (a broker restarted without
         # persistence forgot it); set by the station (line.alarms.AlarmWatch.record_states)
@@ -224,17 +173,12 @@ class Outbox:
 
     # -- set-up ------------------------------------------------------------------------
     def _register(self, key: str) -> int:
-        try:
-            with self.db.session() as s:
-                known = s.get(OutboxSink, key)
-                if known is not None:
-                    return known.since_id
-                since = s.scalar(select(func.max(OutboxEvent.id))) or 0
-                s.add(OutboxSink(sink=key, since_id=since, created_at=utcnow()))
-        except IntegrityError:
-            # another process on the database registered it at the same moment: its row stands
-            with self.db.session() as s:
-                return s.scalar(select(OutboxSink.since_id).where(OutboxSink.sink == key)) or 0
+        with self.db.session() as s:
+            known = s.get(OutboxSink, key)
+            if known is not None:
+                return known.since_id
+            since = s.scalar(select(func.max(OutboxEvent.id))) or 0
+            s.add(OutboxSink(sink=key, since_id=since, created_at=utcnow()))
         log.info("sink %s: new, owes the outbox rows after id %s", key, since)
         return since
 
@@ -249,52 +193,6 @@ class Outbox:
         with self._wake:
             if self._woken == seen and not self._stop.is_set():
                 self._wake.wait(seconds)
-
-    # -- the claim on a sink ----------------------------------------------------------
-    def _hold(self, st: _SinkState) -> bool:
-        """Whether this process sends to the sink now: it holds the claim, renewed when a
-        third of it has gone, or takes it when nobody holds it or its holder's ran out."""
-        if st.claimed_at is not None and time.monotonic() - st.claimed_at < self.claim_s / 3:
-            return True
-        with self.db.session() as s:
-            clock = _db_clock(s)
-            taken = s.execute(update(OutboxSink)
-                              .where(OutboxSink.sink == st.key,
-                                     or_(OutboxSink.claimed_by.is_(None), OutboxSink.claimed_by == self.holder,
-                                         OutboxSink.claimed_until.is_(None), OutboxSink.claimed_until < clock))
-                              .values(claimed_by=self.holder, claimed_until=clock + self.claim_s)
-                              .execution_options(synchronize_session=False)).rowcount
-            other = None if taken else s.scalar(select(OutboxSink.claimed_by).where(OutboxSink.sink == st.key))
-            if other is not None and _gone_here(other):
-                # this PC's process that held it is gone (a station restarted after a crash):
-                # taken at once, not when its claim runs out
-                taken = s.execute(update(OutboxSink).where(OutboxSink.sink == st.key, OutboxSink.claimed_by == other)
-                                  .values(claimed_by=self.holder, claimed_until=clock + self.claim_s)
-                                  .execution_options(synchronize_session=False)).rowcount
-        if taken:
-            if st.claimed_at is None and st.claimed_by_other is not None:
-                log.info("%s: %s no longer sends to it; this process does", st.label, st.claimed_by_other)
-            st.claimed_at, st.claimed_by_other = time.monotonic(), None
-            return True
-        if other != st.claimed_by_other:
-            log.info("%s: %s sends to it (the same receiver, the same database); this process sends when "
-                     "that one stops", st.label, other)
-        st.claimed_at, st.claimed_by_other = None, other
-        return False
-
-    def _let_go(self, st: _SinkState) -> None:
-        """Give up the claim on the sink (stopping, or its receiver failing here): another
-        process may take it at once, not when it runs out."""
-        if st.claimed_at is None:
-            return
-        st.claimed_at = None
-        try:
-            with self.db.session() as s:
-                s.execute(update(OutboxSink).where(OutboxSink.sink == st.key, OutboxSink.claimed_by == self.holder)
-                          .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
-        except Exception as exc:  # noqa: BLE001 - the claim then runs out by itself
-            log.warning("%s: its claim could not be given up (%s); another process takes it in %.0f s",
-                        st.label, exc, self.claim_s)
 
     def _pending(self, st: _SinkState, limit: int) -> list[OutboxEvent]:
         """The next rows to send: the oldest of the lines flowing, and the first row of each
@@ -364,21 +262,12 @@ class Outbox:
         seen = self._woken
         self._after_connecting(st)
         try:
-            # the claim first, the rows after: what the last holder marked delivered is not owed
-            held = self._hold(st)
-            rows = self._pending(st, self.batch) if held else []
+            rows = self._pending(st, self.batch)
             self._raise_floor(st)
         except Exception as exc:  # noqa: BLE001 - the database is down: wait and look again
             log.error("outbox for %s cannot read the database: %s", st.label, exc)
-            st.claimed_at = None       # not renewed: another process may hold it by now
             self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** failures), seen)
             return min(failures + 1, 10)
-        if not held:
-            # another process sends to this receiver: look again (it may stop) at least
-            # every second, the backlog counted for /health
-            self._safe_count(st)
-            self._sleep(max(self.poll_s, min(1.0, self.claim_s / 3)), seen)
-            return 0
         if not rows:
             self._safe_count(st)
             self._sleep(self.poll_s, seen)
@@ -394,14 +283,6 @@ class Outbox:
                 break
             if row.line in blocked:
                 continue
-            try:
-                if not self._hold(st):      # stalled past the claim: another process sends now
-                    break
-            except Exception as exc:  # noqa: BLE001 - not renewed: sent at the next look, by whoever holds it
-                log.error("%s: its claim could not be renewed (%s)", st.label, exc)
-                st.claimed_at = None
-                failed = True
-                break
             message = {**row.payload, "outbox_id": row.id}
             began = time.monotonic()
             try:
@@ -458,9 +339,7 @@ class Outbox:
             st.held[line] = (now + wait, tries)
         if failed and not moved:
             # nothing went anywhere (the receiver is down, or a row sent could not be marked):
-            # let the claim go, so a process that reaches the receiver may send meanwhile,
-            # and wait for the first retry due
-            self._let_go(st)
+            # wait for the first retry due
             first = min((due for due, _ in st.held.values()), default=now + self.backoff_s)
             self._sleep(max(0.0, first - now), seen)
         if not st.held:
@@ -612,10 +491,6 @@ class Outbox:
         self.wake()
         for t in self._threads:
             t.join(timeout=timeout_s)
-        for st, worker in zip(self._states, self._threads):   # another process with these receivers sends from now on
-            if not worker.is_alive():
-                self._let_go(st)
-        _LIVE_HOLDERS.discard(self.holder)
         for sink in self.sinks:
             try:
                 sink.close()
