@@ -34,6 +34,37 @@ def _finished_after(folder, name, data, other):
     _save(folder, name, data, mtime_ns=later)
 
 
+def _taken_while(cam, part, deliver):
+    """Part ``part``'s take, its photos delivered by ``deliver(looked)`` once the take looks at
+    the folder (``looked(n)`` waits for its n-th look): the photo name it took, or the error."""
+    looks = []
+    real = cam._listing
+
+    def listing():
+        looks.append(time.monotonic())
+        return real()
+    cam._listing = listing
+    got = []
+
+    def take():
+        cam.take_begins(part)
+        try:
+            got.append(cam()[1])
+        except LookupError as exc:
+            got.append(exc)
+    worker = threading.Thread(target=take)
+    worker.start()
+
+    def looked(n):
+        until(lambda: len(looks) >= n, f"part {part}'s take looked at the folder {n} time(s)")
+        return len(looks)
+    deliver(looked)
+    worker.join(30)
+    cam._listing = real
+    assert not worker.is_alive(), f"part {part}'s take never ended"
+    return got[0]
+
+
 def test_a_refused_parts_stalled_copy_finished_after_the_next_photo_is_no_parts_photo(tmp_path):
     """Part R refused (Error 20); its photo's copy began and stalled; the PLC cleared the error
     and triggered part N, whose photo was saved whole; then R's copy finished. By mtime R's
@@ -66,31 +97,13 @@ def test_a_stalled_write_begun_before_the_next_parts_photo_is_neither_parts(tmp_
     cam.trigger_taken(1)
     cam.trigger_taken(2)
     _save(tmp_path, "1.png", one[: len(one) // 2])         # part 1's copy begins, and stalls
-    looks = []
-    real = cam._listing
 
-    def listing():
-        looks.append(time.monotonic())
-        return real()
-    cam._listing = listing
-    got = {}
-
-    def take_one():
-        cam.take_begins(1)
-        try:
-            got[1] = cam()
-        except LookupError as exc:
-            got[1] = exc
-    worker = threading.Thread(target=take_one)
-    worker.start()
-    # a second look began, so the first one (that saw part 1's copy under way) is over
-    until(lambda: len(looks) >= 2, "part 1's take looked at the folder")
-    _save(tmp_path, "2.png", two)                          # part 2's photo, whole
-    _finished_after(tmp_path, "1.png", one, "2.png")       # part 1's copy ends after it
-    worker.join(30)
-    assert not worker.is_alive(), "part 1's take never ended"
-    cam._listing = real
-    assert isinstance(got[1], LookupError) and OUT_OF_ORDER in str(got[1]), f"part 1 judged on {got[1][1] if isinstance(got[1], tuple) else got[1]}"
+    def camera(looked):
+        looked(2)       # a second look began: the first (that saw part 1's copy under way) is over
+        _save(tmp_path, "2.png", two)                      # part 2's photo, whole
+        _finished_after(tmp_path, "1.png", one, "2.png")   # part 1's copy ends after it
+    got = _taken_while(cam, 1, camera)
+    assert isinstance(got, LookupError) and OUT_OF_ORDER in str(got), f"part 1 judged on {got}"
     cam.take_begins(2)
     with pytest.raises(LookupError):
         name = cam()[1]
@@ -104,37 +117,6 @@ def _delivered(folder, name, data, camera_ns):
     hidden.write_bytes(data)
     os.utime(hidden, ns=(camera_ns, camera_ns))
     os.rename(hidden, folder / name)
-
-
-def _taken_while(cam, part, deliver):
-    """Part ``part``'s take, its photos delivered by ``deliver(looked)`` once the take looks at
-    the folder (``looked(n)`` waits for its n-th look): the photo name it took, or the error."""
-    looks = []
-    real = cam._listing
-
-    def listing():
-        looks.append(time.monotonic())
-        return real()
-    cam._listing = listing
-    got = []
-
-    def take():
-        cam.take_begins(part)
-        try:
-            got.append(cam()[1])
-        except LookupError as exc:
-            got.append(exc)
-    worker = threading.Thread(target=take)
-    worker.start()
-
-    def looked(n):
-        until(lambda: len(looks) >= n, f"part {part}'s take looked at the folder {n} time(s)")
-        return len(looks)
-    deliver(looked)
-    worker.join(30)
-    cam._listing = real
-    assert not worker.is_alive(), f"part {part}'s take never ended"
-    return got[0]
 
 
 def test_a_copier_that_renames_and_keeps_the_cameras_time_gives_no_part_the_others_photo(tmp_path):
@@ -162,33 +144,15 @@ def test_a_late_take_with_a_renaming_copier_takes_no_other_parts_photo(tmp_path)
     one, two = png_bytes(30, seed=7), png_bytes(230, seed=8)
     shot = time.time_ns() - 2_000_000_000
     cam.trigger_taken(1)
-    looks = []
-    real = cam._listing
 
-    def listing():
-        looks.append(time.monotonic())
-        return real()
-    cam._listing = listing
-    got = {}
-
-    def take_one():
-        cam.take_begins(1)
-        try:
-            got[1] = cam()
-        except LookupError as exc:
-            got[1] = exc
-    worker = threading.Thread(target=take_one)
-    worker.start()
-    until(lambda: len(looks) >= 1, "part 1's take looked at the folder")
-    cam.trigger_taken(2)
-    _delivered(tmp_path, "2.png", two, shot + 300_000_000)
-    n = len(looks)
-    until(lambda: len(looks) > n, "part 1's take looked again")     # it saw part 2's photo alone
-    _delivered(tmp_path, "1.png", one, shot)
-    worker.join(30)
-    assert not worker.is_alive(), "part 1's take never ended"
-    cam._listing = real
-    assert isinstance(got[1], LookupError) and OUT_OF_ORDER in str(got[1]), f"part 1 judged on {got[1][1] if isinstance(got[1], tuple) else got[1]}"
+    def copier(looked):
+        looked(1)
+        cam.trigger_taken(2)
+        _delivered(tmp_path, "2.png", two, shot + 300_000_000)
+        looked(looked(1) + 1)                              # it saw part 2's photo alone
+        _delivered(tmp_path, "1.png", one, shot)
+    got = _taken_while(cam, 1, copier)
+    assert isinstance(got, LookupError) and OUT_OF_ORDER in str(got), f"part 1 judged on {got}"
     cam.take_begins(2)
     with pytest.raises(LookupError):
         name = cam()[1]
