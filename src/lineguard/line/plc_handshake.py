@@ -104,9 +104,10 @@ class CameraFolder:
     station's): a trigger that took no photo (refused, none came in time, or its window
     closed before the station got to it) is owed one, and the next photos to arrive (oldest
     first, by the camera's times; none taken where the order the station saw them in says
-    otherwise) are theirs and set aside, also for a refused repeat of the part in inspection: a camera wired to fire at every call photographs it again, and
-    that photo, owed to no trigger, was taken as the next part's, and the one after it as
-    the part after's, for ever (every defect passed, every good part rejected, no fault);
+    otherwise) are theirs and set aside, also for a refused repeat of the part in
+    inspection: a camera wired to fire at every call photographs it again, and that photo,
+    owed to no trigger, was taken as the next part's, and the one after it as the part
+    after's, for ever (every defect passed, every good part rejected, no fault);
     counted, a camera that fires once per part costs the next part NO_IMAGE and an Error,
     which a person sees. A trigger takes the newest complete photo left once those owed are
     paid, waiting up to
@@ -506,10 +507,10 @@ class CameraFolder:
                         # its photo came in an earlier part's wait and was set aside there: any
                         # photo now is a later part's (see _came)
                         self._came.discard(mark)
-                        raise LookupError("this part's photo came while an earlier part's take waited, with too "
-                                          "few photos to tell the parts' apart (the camera missed one, or saved "
-                                          "later than the wait), and was set aside; the part was not judged on a "
-                                          "photo it may not show")
+                        raise LookupError("this part's photo came while an earlier part's take waited and was "
+                                          "set aside there: too few photos to tell the parts' apart (the camera "
+                                          "missed one, or saved later than the wait), or photos out of the camera's "
+                                          "order; the part was not judged on a photo it may not show")
                 # owed when this part's trigger came: taken once, as a refusal counted while
                 # the camera is still saving is a later part's, its photo after this one's;
                 # an earlier part whose take has not begun (its worker behind this one) too
