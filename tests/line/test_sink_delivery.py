@@ -57,6 +57,9 @@ def receiver():
     yield srv
     srv.release.set()
     srv.shutdown()
+    # its socket closed too: left listening, a station torn down after it waited out a
+    # webhook timeout (10 s) on a connection the kernel took and nobody answered
+    srv.server_close()
 
 
 def _posts(srv, event=None, path=None):

@@ -110,6 +110,7 @@ def hook():
     handler.url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
     yield handler
     srv.shutdown()
+    srv.server_close()      # left listening, a station torn down after it waits out a webhook timeout
 
 
 def test_a_line_or_station_named_with_a_wildcard_is_published(sqlite_station):

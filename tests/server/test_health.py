@@ -395,6 +395,7 @@ def _receiver(code: list):
         yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
     finally:
         srv.shutdown()
+        srv.server_close()      # left listening, a station torn down after it waits out a webhook timeout
 
 
 def test_messages_a_receiver_refuses_make_health_degraded(tmp_path):
