@@ -102,22 +102,15 @@ async def create_inspection(
 
     def work():
         data = _read_upload(image, station.config.max_upload_bytes)
-        return station.inspect(data, part, source="api")
+        outcome = station.inspect(data, part, source="api")
+        return outcome, _earlier(station, outcome.record)
 
     # The model and the commit block; run them off the event loop. The record is
     # committed inside station.inspect, before this response is built.
-    outcome = await run_in_threadpool(work)
+    outcome, earlier = await run_in_threadpool(work)
     rec = outcome.record
     body = with_links(rec)
     body["created"] = outcome.created
-    # the same part id with another photo is a second record of the part, never refused nor
-    # merged: the sender and the log are told, the verdict and SPC count it as any part
-    try:
-        earlier: Optional[int] = await run_in_threadpool(earlier_inspections, station.db, rec)
-    except DB_ERRORS as exc:      # the part is recorded and signalled: its answer is not lost to a count
-        log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
-                    rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
-        earlier = None
     body["earlier_inspections"] = earlier
     # a test part is sent again by design (each shift's verification): no re-inspection
     if earlier and outcome.created and rec.test_part is None:
@@ -129,6 +122,19 @@ async def create_inspection(
     # skips FastAPI's check, and is needed for the 200/201 choice)
     return JSONResponse(InspectionOut.model_validate(body).model_dump(mode="json"),
                         status_code=201 if outcome.created else 200)
+
+
+def _earlier(station: Station, rec: Inspection) -> Optional[int]:
+    """How many inspections of ``rec``'s part its station recorded before it (the same part
+    id with another photo is a second record of the part, never refused nor merged: the
+    sender and the log are told, the verdict and SPC count it as any part); None when the
+    database cannot say: the part is recorded and signalled, its answer is not lost to a count."""
+    try:
+        return earlier_inspections(station.db, rec)
+    except DB_ERRORS as exc:
+        log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
+                    rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
+        return None
 
 
 def _file(station: Station, key: str, inspection_id: int) -> bytes:
