@@ -147,6 +147,21 @@ def start_fake_station(data: Path, extra: Sequence[str] = (),
     return srv
 
 
+@pytest.fixture
+def onnx_sessions_opened(monkeypatch) -> list:
+    """The models ONNX Runtime opens in this process while the test runs (each one as
+    given to InferenceSession), each still opened: a model refused must never be among them."""
+    ort = pytest.importorskip("onnxruntime")
+    opened: list = []
+    real_session = ort.InferenceSession
+
+    def watched(model, *a, **k):
+        opened.append(model)
+        return real_session(model, *a, **k)
+    monkeypatch.setattr(ort, "InferenceSession", watched)
+    return opened
+
+
 @pytest.fixture(scope="module")
 def fake_server(tmp_path_factory):
     """A station with fake models (threshold 0.5 on brightness), product 'cell' active."""

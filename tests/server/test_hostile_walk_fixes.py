@@ -261,10 +261,10 @@ def test_an_onnx_model_with_external_data_is_refused_before_onnxruntime_opens_it
 
 
 def test_an_uploaded_export_with_external_data_is_refused_and_the_database_not_read(tmp_path, monkeypatch,
-                                                                                   fitted_inspector):
+                                                                                   fitted_inspector,
+                                                                                   onnx_sessions_opened):
     """A real export (its manifest and hash good) with one initializer more, whose data is
     "lineguard.db" next to the station: onnxruntime read that file into the graph before."""
-    ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     from fastapi.testclient import TestClient
     from onnx import TensorProto, helper
@@ -283,13 +283,7 @@ def test_an_uploaded_export_with_external_data_is_refused_and_the_database_not_r
     hostile = _sealed(m)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lineguard.db").write_bytes(b"secret-rows!" * 8)
-    opened = []
-    real_session = ort.InferenceSession
-
-    def watched(model, *a, **k):
-        opened.append(model)
-        return real_session(model, *a, **k)
-    monkeypatch.setattr(ort, "InferenceSession", watched)
+    opened = onnx_sessions_opened
     st = Station(StationConfig(data_dir=tmp_path / "data"))
     try:
         with st.db.session() as s:

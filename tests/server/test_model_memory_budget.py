@@ -61,20 +61,13 @@ def _station(tmp_path, **settings):
     return st, {"X-API-Key": key}
 
 
-def test_an_export_whose_run_takes_1_5_gib_is_refused_and_never_run_by_the_station(tmp_path, monkeypatch,
-                                                                                   export_path):
-    ort = pytest.importorskip("onnxruntime")
+def test_an_export_whose_run_takes_1_5_gib_is_refused_and_never_run_by_the_station(tmp_path, export_path,
+                                                                                   onnx_sessions_opened):
     from fastapi.testclient import TestClient
 
     from lineguard.server.app import create_app
     greedy = _greedy_export(export_path, 8192)          # 8192 x 192 KiB = 1.5 GiB a part
-    opened = []
-    real_session = ort.InferenceSession
-
-    def watched(model, *a, **k):
-        opened.append(model)
-        return real_session(model, *a, **k)
-    monkeypatch.setattr(ort, "InferenceSession", watched)
+    opened = onnx_sessions_opened
     st, eng = _station(tmp_path)
     try:
         with TestClient(create_app(station=st)) as c:
