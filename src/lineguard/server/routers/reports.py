@@ -1,44 +1,20 @@
 """Reports a plant hands around: the shift handover report."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
 
 from ...line import tuning
-from ...line.errors import InvalidRequest
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
-from ...line.shifts import parse_shift_starts, plant_zone, shift_instant
 from ...line.spc_data import known_names
 from ...line.station import Station
 from ..deps import get_station, reader
 from ..schemas import errors
-from .spc import _LINE, _PRODUCT, TIME_TEXT
+from .spc import _LINE, _PRODUCT, AT_HELP, TIME_TEXT, shift_time
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
-
-# taken as text, as since/until are: FastAPI read a day alone as its 00:00 UTC, in the
-# plant's night shift of the day before (Berlin) or its afternoon (Chicago)
-AT_HELP = ("a time within the shift: an ISO time, 2026-12-01T10:00:00Z or 2026-12-01T11:00+01:00 (without an "
-           "offset: UTC), or a day, 2026-12-01: the plant's day (in its time zone: GET /api/v1/session's "
-           "timezone), whose first shift is meant")
-
-
-def shift_time(station: Station, text: Optional[str], name: str = "at") -> Optional[dt.datetime]:
-    """An ``at`` as typed, as the naive-UTC instant whose shift is meant
-    (:func:`~lineguard.line.shifts.shift_instant`: a day alone is the plant's day's first
-    shift); None or blank: none given. A value it cannot read is a 422 saying what to write."""
-    if text is None or not text.strip():
-        return None
-    try:
-        # the station's own starts and zone: checked at start-up
-        return shift_instant(text, parse_shift_starts(station.config.shift_starts),
-                             plant_zone(station.config.timezone), name=name)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
-
 
 @router.get("/shift", summary="One shift's parts, verdicts, control, reviews, defect types and models "
                               "(the handover report)", responses=errors(401, 403, 404, 422))

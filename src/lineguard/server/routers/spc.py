@@ -15,7 +15,7 @@ from ...line import spc, tuning
 from ...line.errors import InvalidRequest
 from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
-from ...line.shifts import plant_instant, plant_zone
+from ...line.shifts import parse_shift_starts, plant_instant, plant_zone, shift_instant
 from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
                               defect_type_counts, known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
@@ -50,6 +50,29 @@ def plant_time(station: Station, text: Optional[str], name: str, end: bool = Fal
         return plant_instant(text, zone, end=end, name=name)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+# taken as text, as since/until are: FastAPI read a day alone as its 00:00 UTC, in the
+# plant's night shift of the day before (Berlin) or its afternoon (Chicago)
+AT_HELP = ("a time within the shift: an ISO time, 2026-12-01T10:00:00Z or 2026-12-01T11:00+01:00 (without an "
+           "offset: UTC), or a day, 2026-12-01: the plant's day (in its time zone: GET /api/v1/session's "
+           "timezone), whose first shift is meant")
+
+
+def shift_time(station: Station, text: Optional[str], name: str = "at") -> Optional[dt.datetime]:
+    """An ``at`` as typed, as the naive-UTC instant whose shift is meant
+    (:func:`~lineguard.line.shifts.shift_instant`: a day alone is the plant's day's first
+    shift); None or blank: none given. A value it cannot read is a 422 saying what to write."""
+    if text is None or not text.strip():
+        return None
+    try:
+        # the station's own starts and zone: checked at start-up
+        return shift_instant(text, parse_shift_starts(station.config.shift_starts),
+                             plant_zone(station.config.timezone), name=name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 _TEXT = NO_NUL
 _LINE = Query(None, max_length=100, pattern=_TEXT, description="a line; empty or left out: every line")
 _STATION = Query(None, alias="station", max_length=100, pattern=_TEXT)

@@ -13,8 +13,7 @@ from ...line.station import Station
 from ...line.test_parts import verification
 from ..deps import Caller, get_station, reader, require
 from ..schemas import TestPartIn, errors
-from .reports import AT_HELP, shift_time
-from .spc import _TEXT, TIME_TEXT
+from .spc import _TEXT, AT_HELP, TIME_TEXT, shift_time
 
 router = APIRouter(prefix="/api/v1", tags=["test parts"])
 
