@@ -33,7 +33,7 @@ def test_a_reworked_part_sent_again_is_counted_logged_and_listed_on_each_of_its_
     st = spc_station()
     keys = make_keys(st.config.data_dir, st.config.db_url, st.config.db_schema)
     st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
-    caplog.set_level(logging.INFO, logger="lineguard.server")
+    caplog.set_level(logging.INFO, logger="lineguard.station")   # the station logs a re-sent part for every source
     with TestClient(create_app(station=st), headers={"X-API-Key": keys["operator"]}) as c:
         def send(value: int, seed: int) -> dict:
             r = post_part(c, png_bytes(value, seed=seed), "rework-1")

@@ -126,6 +126,9 @@ class Part:
 class Outcome:
     record: Inspection
     created: bool          # False: the same part and image were already inspected
+    # the part's inspections at its station before this one (earlier_inspections); None when
+    # the database could not say
+    earlier: Optional[int] = None
 
 
 def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
@@ -297,7 +300,9 @@ class Station:
         t0 = time.perf_counter()
         self.metrics.queue_depth.inc()
         try:
-            return self._inspect(image, part, source, t0)
+            outcome = self._inspect(image, part, source, t0)
+            self._note_earlier(outcome)
+            return outcome
         except StationError as exc:
             self.metrics.rejected_uploads.labels(exc.code).inc()
             raise
@@ -306,6 +311,36 @@ class Station:
             if self._trim_memory:
                 self._trim_memory = False
                 return_freed_memory()
+
+    def _note_earlier(self, outcome: Outcome) -> None:
+        """Count the part's earlier inspections at its station (``outcome.earlier``), and log a
+        part id sent again with another photo (a second record of the part, never refused nor
+        merged: the verdict and SPC count it as any part), whatever sent it: the API answered
+        the count, but a hot folder fed a part id twice or a PLC re-triggering one said nothing.
+        A test part is sent again by design (each shift's verification), and the same photo
+        sent again is the first record (a retry): neither is a re-inspection. The count is one
+        read along the part's index (migration 0028); the part stands even if it fails."""
+        rec = outcome.record
+        try:
+            outcome.earlier = earlier = earlier_inspections(self.db, rec)
+        except DB_ERRORS as exc:
+            log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
+                        rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
+            return
+        if not earlier or not outcome.created or rec.test_part is not None:
+            return
+        if earlier < REINSPECTIONS_LOGGED:
+            log.info("part %r on line %s station %s inspected again with another photo (source %s): inspection %d, "
+                     "after %d earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, "
+                     "or a PLC or scanner repeating the id", rec.part_id, rec.line, rec.station, rec.source,
+                     rec.id, earlier, rec.id)
+        elif earlier == REINSPECTIONS_LOGGED:
+            # said once per id (the count passes this number once), not for each part after
+            log.warning("part id %r on line %s station %s was sent %d times (source %s, inspection %d): no rework "
+                        "but an id the source gives many parts (a scanner's NOREAD, a camera naming every file "
+                        "alike), whose parts then read as one part's re-inspections; give each part its own id. "
+                        "Its further repeats are not logged (GET /api/v1/inspections/%d lists them)",
+                        rec.part_id, rec.line, rec.station, earlier + 1, rec.source, rec.id, rec.id)
 
     def _line_as_stored(self, line: str) -> str:
         """A line sent as "l1" where the records say "L1" is line L1: every page and filter
@@ -1128,6 +1163,9 @@ def count_parts(db: Any, *, up_to: int, limit: Optional[int] = None, **filters: 
 PART_HISTORY_MAX = 20           # other inspections a part's page lists (newest first)
 PART_HISTORY_COUNT_CAP = 10_000
 EARLIER_COUNT_CAP = 1000        # a part id seen more often is an id repeated for every part
+# re-inspections of one part id logged one by one: a part reworked that often is rather an id
+# repeated for many parts (NOREAD, a camera's "image"), said once then, never a line per part
+REINSPECTIONS_LOGGED = 10
 
 
 def _part_on_line(q: Any, rec: Inspection) -> Any:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ...line import part_names, part_records
-from ...line.db import DB_ERRORS, is_refusal, refusal_reason
+from ...line.db import is_refusal, refusal_reason
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
@@ -22,8 +22,8 @@ from ...line.shifts import plant_zone
 from ...line.spc_data import refuse_backwards
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
-from ...line.station import (EARLIER_COUNT_CAP, Part, Station, _iso, count_parts, earlier_inspections,
-                              inspection_to_dict, part_history, return_freed_memory)
+from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
+                              return_freed_memory)
 from ..deps import DB_INT_MAX, Caller, get_station, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
@@ -102,39 +102,20 @@ async def create_inspection(
 
     def work():
         data = _read_upload(image, station.config.max_upload_bytes)
-        outcome = station.inspect(data, part, source="api")
-        return outcome, _earlier(station, outcome.record)
+        return station.inspect(data, part, source="api")
 
     # The model and the commit block; run them off the event loop. The record is
-    # committed inside station.inspect, before this response is built.
-    outcome, earlier = await run_in_threadpool(work)
+    # committed inside station.inspect, before this response is built; its part's earlier
+    # inspections are counted (and a re-sent part id logged) there, as for every source.
+    outcome = await run_in_threadpool(work)
     rec = outcome.record
     body = with_links(rec)
     body["created"] = outcome.created
-    body["earlier_inspections"] = earlier
-    # a test part is sent again by design (each shift's verification): no re-inspection
-    if earlier and outcome.created and rec.test_part is None:
-        log.info("part %r on line %s station %s inspected again with another photo: inspection %d, after %s%d "
-                 "earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, or a PLC or "
-                 "scanner repeating the id", rec.part_id, rec.line, rec.station, rec.id,
-                 "at least " if earlier >= EARLIER_COUNT_CAP else "", earlier, rec.id)
+    body["earlier_inspections"] = outcome.earlier     # None: the database could not say
     # checked against the documented model like every other answer (JSONResponse
     # skips FastAPI's check, and is needed for the 200/201 choice)
     return JSONResponse(InspectionOut.model_validate(body).model_dump(mode="json"),
                         status_code=201 if outcome.created else 200)
-
-
-def _earlier(station: Station, rec: Inspection) -> Optional[int]:
-    """How many inspections of ``rec``'s part its station recorded before it (the same part
-    id with another photo is a second record of the part, never refused nor merged: the
-    sender and the log are told, the verdict and SPC count it as any part); None when the
-    database cannot say: the part is recorded and signalled, its answer is not lost to a count."""
-    try:
-        return earlier_inspections(station.db, rec)
-    except DB_ERRORS as exc:
-        log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
-                    rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
-        return None
 
 
 def _file(station: Station, key: str, inspection_id: int) -> bytes:
