@@ -5,7 +5,9 @@
 3. evaluates it on held-back good and defective parts and writes a report,
 4. exports it to ONNX (what a line PC without torch runs),
 5. starts a station service with the exported model and feeds it the test parts as a
-   line, then prints verdicts, false rejects and escapes as the plant would see them.
+   line, then prints verdicts, false rejects and escapes as the plant would see them, and
+   the alarms its line view shows: the test parts are more than half defects, so the
+   reject alarms fire on purpose (said so).
 
     python -m lineguard.demo [--dir demo-line] [--serve] [--rebuild]
     lineguard demo [--dir demo-line]          (the same, with the station left running)
@@ -335,6 +337,12 @@ class Tally:
                 f"{self.false_rejects} false reject(s), {self.escapes} escape(s){median}")
 
 
+def line_parts(data: Path) -> list[Path]:
+    """The demo line's parts in the order it sends them: the test parts by number, each
+    number's defect kinds and good part together (so defects come up to six in a row)."""
+    return sorted((p for p in (data / "test").glob("*/*.png")), key=lambda p: p.name + p.parent.name)
+
+
 def feed_line(c, parts: list[Path], stamp: str) -> Tally:
     """Send ``parts`` once under this run's part ids; count what the station made of them."""
     t = Tally()
@@ -374,7 +382,7 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
     srv, base, log = _start_station(root, station, model, port)
     try:
         _name_defect_kinds(base, data, keys["engineer"])
-        parts = sorted((p for p in (data / "test").glob("*/*.png")), key=lambda p: p.name + p.parent.name)
+        parts = line_parts(data)
         with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
             tally = feed_line(c, parts, stamp)
         say(tally.summary())
@@ -382,6 +390,8 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
             say(f"{tally.replayed} part(s) the station had stored before under the same id and image: not counted")
         if len(tally.known) == 2:
             _verify_shift(base, key, keys["engineer"], tally.known, stamp)
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
+            say_alarms(c, parts, again=keep and feed_every > 0)
         say(f"every inspection is stored under {station} (this run's part ids start cell-{stamp}-); "
             f"report: {root / 'report' / 'index.html'}")
         lg = here_command("lineguard")
@@ -412,6 +422,43 @@ def run_station(root: Path, model: Path, data: Path, port: int, keep: bool, feed
     finally:
         _stop(srv)
         log.close()
+
+
+# the alarms the demo line raises on purpose: its test parts are more than half defects, up to
+# six in a row, where a plant's line makes a few in a thousand (line.alarms: 5 rejects in a
+# row, 10 NG in the last 100 parts)
+DEMO_ALARMS = ("ng_run", "ng_rate")
+
+
+def say_alarms(c, parts: list[Path], again: bool = False) -> None:
+    """Say which alarms the app's line view shows (red, latched until acknowledged) and why.
+    The demo's first screen once opened on two red "stop the line" alarms with no word why:
+    the demo line's share of defects raises the reject alarms, as a line gone wrong would;
+    any other alarm is not the demo line's doing and is named as such. ``again``: parts keep
+    coming (--serve), so an acknowledged one comes back."""
+    r = c.get("/api/v1/alarms", params={"active": "true", "line": "L1", "station": "S1"})
+    r.raise_for_status()
+    alarms = r.json()["items"]
+    if not alarms:
+        return
+    # each alarm's own words up to "at station ..." (the rest names the station and what to do)
+    said = "; ".join(f"{a['kind']}: {a['message'].split(' at station ')[0]}" for a in alarms)
+    say(f"the operator app's line view shows {len(alarms)} alarm(s) until someone acknowledges them: {said}")
+    if any(a["kind"] in DEMO_ALARMS for a in alarms):
+        bad = [p.parent.name != "good" for p in parts]
+        run = longest = 0
+        for b in bad:
+            run = run + 1 if b else 0
+            longest = max(longest, run)
+        say(f"  {', '.join(k for k in DEMO_ALARMS if k in {a['kind'] for a in alarms})}: on purpose. The demo "
+            f"line sends {sum(bad)} defective parts among its {len(parts)} (up to {longest} in a row), far more "
+            "than a plant's line makes, so the reject alarms fire as on a line gone wrong; on a real line they "
+            "mean stop and look. Acknowledge them in the app (with a cause) to see how"
+            + ("; the parts still coming raise them again" if again else ""))
+    others = [a for a in alarms if a["kind"] not in DEMO_ALARMS]
+    if others:
+        say(f"  {', '.join(a['kind'] for a in others)}: not the demo line's doing; see the alarm's message in "
+            "the app and the station's log")
 
 
 def _name_defect_kinds(base: str, data: Path, engineer: str) -> None:

@@ -195,6 +195,21 @@ def _keep_calibration_prints(insp: Any, good: list[Path]) -> None:
     insp.calibration[CALIBRATION_PHOTOS] = sorted(set(prints))
 
 
+def _say_far_above(c: dict, suspects: list, threshold: float, where: str, then: Optional[str]) -> None:
+    """Good photos scoring far above the others (``suspects``, cut at ``c['suspect_cut']``),
+    each named for a person to look at, then the threshold without them in place of
+    ``threshold``. train, eval (when it trains) and recalibrate say it in the same words
+    but two: ``where`` the photos are ("in the good folder", "among them") and ``then``,
+    how to set the threshold without them (None: no such line, the caller says what was
+    done with them as asked)."""
+    for sus in suspects:
+        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
+                        f"(> {c['suspect_cut']:.4g}): a bad or odd part {where}?")
+    if then is not None and c.get("threshold_without_suspects") is not None:
+        note("note", f"if those parts are bad, the threshold without them would be "
+                     f"{c['threshold_without_suspects']:.4f} instead of {threshold:.4f}: {then}")
+
+
 def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
     """What training found in the good folder for a person to look at: photos unlike the
     others, parts scoring far above the others (and the threshold without them), the same
@@ -219,12 +234,7 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
                           f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
                           "that, add more such photos and train again, else the photo check sends those parts to "
                           "REVIEW")
-    for sus in insp.info.get("suspect_good", []):
-        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
-                        f"(> {c['suspect_cut']:.4g}): a bad or odd part in the good folder?")
-    if c.get("threshold_without_suspects") is not None:
-        note("note", f"if those parts are bad, the threshold without them would be "
-                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: {leave_them_out}")
+    _say_far_above(c, insp.info.get("suspect_good", []), insp.threshold, "in the good folder", leave_them_out)
     if c.get("suspects_note"):
         note("note", c["suspects_note"])
     twins = insp.info.get(DUPLICATE_PHOTOS) or []
@@ -322,7 +332,10 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     if isinstance(params.get("image_size"), str):    # chosen from the photos: say what it became
         h, w = insp.preprocess.input_hw
         shape = "square, the parts are near square" if h == w else "the good photos' shape"
-        say(f"model input {h}x{w} (height x width; {params['image_size']}: {shape}); --image-size sets another")
+        # in words too: inspect --json gives a photo's size width first ([w, h], as the station's API),
+        # the model's settings and --image-size height first
+        say(f"model input {h}x{w} (height x width; {params['image_size']}: {shape}): {w} px wide, {h} px high; "
+            "--image-size sets another")
     if (insp.preprocess.sensor_bits or 8) > 8:
         say(f"16-bit photos read as {insp.preprocess.sensor_bits}-bit camera data (value "
             f"{2 ** insp.preprocess.sensor_bits - 1} is white, "
@@ -426,11 +439,21 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
         if not photos:
             continue
         results = insp.inspect_batch(photos, batch_size=batch_size, sources=[str(f) for f in chunk])
+        # the model judges a batch at once: each part's timings_ms are the batch's average per
+        # part, unless the model runs one part per lane (exported models: inspect_batch), where
+        # they are the part's own. The JSON says which, and names image_size's sides
+        own = len(photos) == 1 or getattr(insp.detector, "lanes", 1) > 1
+        timed = {"timings_ms_are": "this part's own" if own else
+                 f"the average per part over its batch of {len(photos)} parts judged together",
+                 "timings_batch_parts": 1 if own else len(photos)}
         for f, photo, r in zip(chunk, photos, results):
             n_ng += r.is_ng
             n_review += r.needs_review
             if as_json:
-                print(json.dumps(r.to_dict()))
+                d = r.to_dict()
+                # image_size is the photo's [width, height] (the model's input is height first)
+                d.update(timed, image_width=d["image_size"][0], image_height=d["image_size"][1])
+                print(json.dumps(d))
             else:
                 # its size too: a plant's spec is written in sizes, and the text showed only the box
                 where = (f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']} "
@@ -600,6 +623,14 @@ def _pct(x: object) -> str:
     return f"{100 * x:.3g}%" if isinstance(x, (int, float)) else "?"
 
 
+def _hw(size: object) -> str:
+    """A model's input (its settings' image_size: N, or [height, width]) as a person reads
+    it: inspect --json gives a photo's size width first, so the order is said."""
+    if isinstance(size, list) and len(size) == 2:
+        return f"{size[0]}x{size[1]} (height x width)"
+    return f"{size}x{size}" if isinstance(size, int) else str(size)
+
+
 def _summary(d: dict) -> list[str]:
     """``info``'s few lines for a person (on stderr; stdout stays the JSON scripts read):
     what it is, what it learnt from, what its threshold promises, what to look at. The
@@ -608,7 +639,7 @@ def _summary(d: dict) -> list[str]:
     size = (d.get("preprocess") or {}).get("image_size")
     made = info.get("lineguard_version")
     out = [f"{d.get('model_id')} (version {d.get('version') or '?'}{', lineguard ' + made if made else ''}): "
-           f"{d.get('detector')} on {params.get('backbone', '?')}, input {size}"]
+           f"{d.get('detector')} on {params.get('backbone', '?')}, input {_hw(size)}"]
     learnt = info.get("n_train")
     thr, review = d.get("threshold"), d.get("review_threshold")
     said = f"reject threshold {thr:.4g}" if isinstance(thr, (int, float)) else "reject threshold ?"
@@ -707,9 +738,10 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         left = c["learnt_left_out"]
         note("left out", f"{left['count']} photo(s) the model learned from (e.g. {', '.join(left['images'][:3])}): "
                          "scored by it they fit far better than new parts, and would set the threshold too low")
-    for sus in c.get("suspect_good", []):
-        note("look at", f"{sus['image']} scores {sus['score']:.4g}, far above the other good parts "
-                        f"(> {c['suspect_cut']:.4g}): a bad or odd part among them?")
+    # the threshold without them is said only where they were neither left out nor kept as asked
+    asked = c.get("suspects_excluded") or c.get("threshold_set_by_suspects")
+    _say_far_above(c, c.get("suspect_good", []), insp.threshold, "among them",
+                   None if asked else "recalibrate without them")
     if c.get("suspects_excluded"):
         note("left out", f"{c['suspects_excluded']} of them, as asked (--leave-out-odd-parts): threshold "
                          f"{insp.threshold:.4f} instead of {c['threshold_with_suspects']:.4f} with them; the "
@@ -718,9 +750,6 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         note("kept", f"as asked (--keep-odd-parts), their score sets the threshold: {insp.threshold:.4f}, where "
                      f"without them it would be {c['threshold_without_suspects']:.4f}; defects scoring below "
                      f"{insp.threshold:.4f} pass")
-    elif c.get("threshold_without_suspects") is not None:
-        note("note", f"if those parts are bad, the threshold without them would be "
-                     f"{c['threshold_without_suspects']:.4f} instead of {insp.threshold:.4f}: recalibrate without them")
     if c.get("note"):
         note("note", c["note"])
     cov = c.get("photo_coverage") or {}
