@@ -597,10 +597,12 @@ class AlarmWatch:
     def _load(self, line: str, station: str, rules: AlarmRules) -> _Counts:
         """The counts as the station's latest records and alarms leave them (after a restart)."""
         doubted = Inspection.photo_issues.is_not(None)
-        # the newest rows by the indexed time, then counted in id order
+        # the newest rows by id, along the station's index (migration 0029): by the time,
+        # SQLite went along the line's index through every part of the line's other
+        # stations recorded since (83 ms at 300,000)
         q = (select(Inspection.id, Inspection.verdict, doubted)
              .where(Inspection.line == line, Inspection.station == station, Inspection.test_part.is_(None))
-             .order_by(Inspection.created_at.desc(), Inspection.id.desc()))
+             .order_by(Inspection.id.desc()))
         with self.db.session() as s:
             # the parts the reject rules count (with the photo rule on, doubted photos apart)
             rows = s.execute((q.where(~doubted) if rules.photo_run else q).limit(rules.judged_keep)).all()
@@ -696,10 +698,9 @@ class AlarmWatch:
                 newest = s.scalar(select(func.max(LineSignal.id)).where(LineSignal.line == a.line,
                                                                        LineSignal.station == a.station)) or 0
             else:
-                newest = max(s.scalars(select(Inspection.id).where(Inspection.line == a.line,
-                                                                   Inspection.station == a.station)
-                                       .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(50)),
-                             default=0)
+                # along the station's index (migration 0029), not the line's
+                newest = s.scalar(select(func.max(Inspection.id)).where(Inspection.line == a.line,
+                                                                       Inspection.station == a.station)) or 0
             done = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None))
                              .values(acked_at=utcnow(), acked_by=by, ack_note=note, ack_cause=cause,
                                      acked_after_id=max(newest, _raised_by(a)))).rowcount

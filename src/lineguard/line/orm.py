@@ -41,6 +41,9 @@ class Inspection(Base):
         Index("ix_inspections_lot_id", "lot", "id"),
         # a part's other inspections on its line, newest first (migration 0028; station.part_history)
         Index("ix_inspections_part_line_id", "part_id", "line", "product", "id"),
+        # a station's parts by id, for the line alarms' reads after the last part counted
+        # (migration 0029; line.alarms)
+        Index("ix_inspections_line_station_id", "line", "station", "id"),
         Index("ix_inspections_defect_type_id", "defect_type", "id", postgresql_where=text("defect_type IS NOT NULL"),
               sqlite_where=text("defect_type IS NOT NULL")),
         # the audit sample's parts, reviewed or not, for each version's rates on it (migration
