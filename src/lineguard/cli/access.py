@@ -125,6 +125,24 @@ def keys_revoke(key_id: int, data: Path, db: Optional[str], db_schema: Optional[
     click.echo(f"key {key_id} revoked")
 
 
+def _new_password(prompt: str, from_stdin: bool) -> str:
+    """A password to set, read from stdin's first line or asked for twice; one the station
+    refuses (too short, a NUL read with a script's or PLC string's terminator) ends the
+    command (exit 2) before the database is opened, so a --new station is not made for it."""
+    from ..line.errors import InvalidRequest
+    from ..line.users import check_new_password
+    from ._term import fail
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    try:
+        check_new_password(password)
+    except InvalidRequest as exc:
+        fail(exc.message)
+    return password
+
+
 @click.group(name="users")
 def users_app() -> None:
     """People who sign in to the station's pages with a name and password."""
@@ -145,10 +163,7 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
     from ..line.errors import StationError
     from ..line.audit import cli_actor
     from ..line.users import create_user
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _new_password("password", password_stdin)
     with _database(data, db, db_schema, existing=not new, new_hint=True) as database:
         try:
             with database.session() as s:
@@ -234,9 +249,6 @@ def users_password(name: str, password_stdin: bool, data: Path, db: Optional[str
     """Reset user NAME's password (a forgotten one); their sign-in sessions end. A running
     station lifts a lock-out on the name within a few minutes (failed tries age out)."""
     from ..line.users import set_password
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    password = _new_password("new password", password_stdin)
     _change_user(data, db, db_schema, name, lambda s, uid, by: set_password(s, uid, password, by=by))
     click.echo(f"password of user {name} reset; their sessions ended")

@@ -38,6 +38,10 @@ def hash_password(password: str) -> str:
 
 
 def check_password(password: str, stored: str) -> bool:
+    if "\x00" in password:
+        # never in a password set (refused); and scrypt's HMAC pads the password with zero
+        # bytes, so "secret\x00" matched "secret" (and eight NULs matched one)
+        return False
     try:
         algo, n, r, p, salt, digest = stored.split("$")
         if algo != "scrypt":
@@ -170,6 +174,12 @@ def check_new_password(password: str, current: Optional[str] = None) -> None:
 
 
 def _check_password_rules(password: str) -> None:
+    if "\x00" in password:
+        # hashed, so no database refuses it; but one read from a script, file or PLC string
+        # with its terminator can never be typed on the sign-in page: its user was locked out
+        raise InvalidRequest("the password holds a NUL character (U+0000), which cannot be typed at sign-in; set "
+                             "it without (a password read from a script or PLC string may need its terminator "
+                             "removed)")
     if len(password) < MIN_PASSWORD:
         raise InvalidRequest(f"the password is too short: use at least {MIN_PASSWORD} characters")
     if not password.strip():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -267,6 +268,11 @@ _EXIF_TURNED = (5, 6, 7, 8)
 _EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
                    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+# the same turns of an (H, W, channels) array, for the 16-bit colour photos OpenCV decodes
+_EXIF_TURN_ARRAY: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
 
 
 def _png_refused(name: str, problem: str) -> ImageError:
@@ -371,6 +377,90 @@ def jpeg_whole_buffer(im: Image.Image) -> int:
         fp.seek(start)
 
 
+# Inside a JPEG's scan a 0xFF byte is followed by 0x00 (a stuffed byte) or a restart
+# marker; anything else (after any 0xFF fill bytes) is the marker that ends it
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+# Bytes at a scan's end that a decode may leave unread and still call the scan whole: the
+# decoder reads ahead of the last block's bits; more than this, and the blocks ended early
+JPEG_SCAN_SLACK = 8
+# A run of zero bytes this long in a scan: a block of the file never written or copied
+JPEG_ZEROED_RUN = 32
+
+
+def jpeg_scan(data: bytes) -> Optional[tuple[int, int]]:
+    """(start, end) of a baseline JPEG's one scan (all its colours, Huffman coded: what
+    cameras write), when its end-of-image marker follows it; None for any other JPEG
+    (progressive, several scans, arithmetic coded, cut short) and other formats. Its
+    header is walked for at most MAX_JPEG_SEGMENTS segments."""
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    pos, size, colours, baseline = 2, len(data), 0, False
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if pos + 4 > size or data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:                      # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in _JPEG_FRAMES:
+            baseline = marker in (0xC0, 0xC1)
+            colours = data[pos + 9] if pos + 9 < size else 0
+        elif marker == 0xDA:
+            if not baseline or not colours or pos + 4 >= size or data[pos + 4] != colours:
+                return None                     # not the one scan of a baseline JPEG
+            start = pos + 2 + length
+            hit = _JPEG_SCAN_END.search(data, start)
+            if hit is None:
+                return None
+            after = hit.start() + 1
+            while after < size and data[after] == 0xFF:
+                after += 1
+            return (start, hit.start()) if after < size and data[after] == 0xD9 else None
+        pos += 2 + length
+    return None
+
+
+def _torn_jpeg(name: str, problem: str) -> ImageError:
+    return ImageError(name, f"is corrupt or truncated ({problem}: a copy torn, or not yet written whole)",
+                      "re-capture or re-copy the file")
+
+
+class _WholeScanFeed(io.BytesIO):
+    """A baseline JPEG's bytes as Pillow decodes them, made to show what libjpeg only
+    warns of (and Pillow ignores its warnings): bytes zeroed in its middle (a copy torn on
+    the network, a file whose middle is not written yet) put the decoder out of step, and
+    the part was judged with a grey or garbage lower part.
+
+    Out of step, the decoder either decodes every block before the scan's end (the rest
+    garbage): the scan's last JPEG_SCAN_SLACK bytes come in a read of their own, and
+    ``whole_scan_read`` says whether it needed them. Or it reaches the end-of-image marker
+    with blocks to go, and fills them grey: a scan holding a run of zero bytes
+    (``zeroed``) comes without that marker, a few zero bytes in its place for the decoder
+    to read ahead into, so a decoder short of blocks asks for more and Pillow calls the
+    file truncated. (A scan cut short without zeros, e.g. a header that declares more than
+    it holds, is decoded as before.) A decoder that falls back in step by itself, about
+    one torn copy in five, still passes, its photo damaged in a band."""
+
+    def __init__(self, data: bytes, scan: tuple[int, int]):
+        start, end = scan
+        self.zeroed = data.find(bytes(JPEG_ZEROED_RUN), start, end) >= 0
+        super().__init__(bytes(data[:end]) + (bytes(16) if self.zeroed else b"\xff\xd9"))
+        self._last = end - JPEG_SCAN_SLACK
+        self.whole_scan_read = False
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        pos = self.tell()
+        if pos < self._last and (size is None or size < 0 or pos + size > self._last):
+            size = self._last - pos
+        got = super().read(size)
+        self.whole_scan_read = self.whole_scan_read or self.tell() > self._last
+        return got
+
+
 def _coefficient_bytes(width: int, height: int, factors: list[tuple[int, int]]) -> int:
     # each colour is stored at its sampling factors' share of the size, in 8x8 blocks of
     # 64 two-byte coefficients
@@ -440,10 +530,23 @@ def exif_orientation(im: Image.Image) -> int:
         return 1
 
 
+def _stored_wh(im: Image.Image) -> tuple[int, int]:
+    """An opened photo's (width, height) as stored, which its orientation turns. Pillow's
+    TIFF reader (which turns a TIFF as it loads) gives a TIFF on its side its size as shown
+    already, in the Pillow versions that do so: turned again, every TIFF shot on its side
+    was told (and its masks made) on its side. A TIFF's stored size is its own tags'."""
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        w, h = tags.get(256), tags.get(257)              # ImageWidth, ImageLength
+        if isinstance(w, int) and isinstance(h, int):
+            return w, h
+    return im.size
+
+
 def shown_hw(im: Image.Image) -> tuple[int, int]:
     """An opened photo's (height, width) as it is shown and judged, EXIF orientation
     applied (a camera turned a quarter stores the photo on its side), from the header."""
-    w, h = im.size
+    w, h = _stored_wh(im)
     return (w, h) if exif_orientation(im) in _EXIF_TURNED else (h, w)
 
 
@@ -455,7 +558,7 @@ def jpeg_scale(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_
     JPEG is reduced as far as ``decode_scale`` allows, and with ``reduce_to_fit`` at least
     as far as brings it within ``max_pixels``. ``orientation``: the photo's, when read
     already (``exif_orientation``)."""
-    w, h = im.size
+    w, h = _stored_wh(im)
     if orientation is None:
         orientation = exif_orientation(im)
     size_hw = (w, h) if orientation in _EXIF_TURNED else (h, w)
@@ -532,7 +635,9 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
     try:
         check_png(data, name)   # bounded, before Pillow walks the chunks
         check_tiff(data, name)
-        with Image.open(io.BytesIO(data)) as im:
+        scan = jpeg_scan(data)
+        feed = io.BytesIO(data) if scan is None else _WholeScanFeed(data, scan)
+        with Image.open(feed) as im:
             w, h = im.size
             if w < 8 or h < 8:
                 raise ImageError(name, f"{w}x{h} is too small to inspect", "use images of at least 8x8 pixels")
@@ -554,8 +659,24 @@ def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_f
                 raise ImageTooLarge(name, f"{w}x{h} = {w * h / 1e6:.3g} megapixels is over the limit of "
                                     f"{max_pixels / 1e6:.3g}", "crop or downscale it, or raise the pixel limit")
             if _is_deep_colour(im, data):
-                return Photo.whole(_array_to_rgb8(_decode_deep_colour(data, name), name, sensor_bits, keep_depth))
-            im.load()
+                deep = _decode_deep_colour(data, name)
+                # turned as an 8-bit photo is: OpenCV (IMREAD_UNCHANGED) gives a PNG as stored,
+                # whatever its eXIf says, and a 16-bit colour PNG shot on its side was judged
+                # on its side (size_hw said upright); its TIFF reader turns a TIFF by its
+                # Orientation tag itself (as Pillow's does), whatever the flags
+                if orientation in _EXIF_TURN_ARRAY and im.format != "TIFF":
+                    deep = np.ascontiguousarray(_EXIF_TURN_ARRAY[orientation](deep))
+                return Photo.whole(_array_to_rgb8(deep, name, sensor_bits, keep_depth))
+            try:
+                im.load()
+            except OSError as exc:
+                if not (isinstance(feed, _WholeScanFeed) and feed.zeroed and "truncated" in str(exc)):
+                    raise
+                raise _torn_jpeg(name, "bytes in its middle are zeros, and its image data ran out before its "
+                                       "last block") from exc
+            if isinstance(feed, _WholeScanFeed) and not feed.whole_scan_read:
+                raise _torn_jpeg(name, "its blocks were all decoded before the end of its image data: bytes in its "
+                                       "middle are damaged")
             # turned as the header said (and as size_hw is told), unless the decoder turned
             # it already: Pillow's TIFF reader does so as it loads (and drops the tag), and
             # turned twice every TIFF shot on its side came back upside down

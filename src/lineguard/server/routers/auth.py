@@ -51,22 +51,28 @@ class SessionOut(BaseModel):
                                                 "zone, earliest first")
 
 
+# A password set (not one tried: that is checked against a hash, and a wrong one is a 401
+# like any other) holds no NUL: the station's rule for text (text_rules.no_nul), and one
+# with it could never be typed at sign-in (line.users)
+_NEW_PASSWORD = no_nul(1000, min_length=1)
+
+
 class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=1000)
+    password: _NEW_PASSWORD
     role: Literal["operator", "engineer", "admin"]
 
 
 class UserChange(BaseModel):
     role: Optional[Literal["operator", "engineer", "admin"]] = None
     disabled: Optional[bool] = Field(default=None, description="true disables (and signs out), false lets in again")
-    password: Optional[str] = Field(default=None, min_length=1, max_length=1000,
-                                    description="a new password (a reset: the user's sessions end)")
+    password: Optional[_NEW_PASSWORD] = Field(default=None, description="a new password (a reset: the user's "
+                                                                         "sessions end)")
 
 
 class PasswordChange(BaseModel):
     current_password: str = Field(min_length=1, max_length=1000)
-    new_password: str = Field(min_length=1, max_length=1000)
+    new_password: _NEW_PASSWORD
 
 
 class UserOut(BaseModel):
