@@ -129,7 +129,11 @@ def test_registry_versions_activate_rollback(station):
     assert station.models.active_for("cell", "L5").model_version == "v-c"     # line-specific wins
     assert station.rollback_model("cell", "").version == 1
     assert station.models.active_for("cell", "L1").model_version == "v-a"
-    with pytest.raises(Conflict):
+    # L5's first own model rolls back to the model of every line, which judged it before
+    back = station.rollback_model("cell", "L5")
+    assert (back.line, back.version) == ("", 1)
+    assert station.models.active_for("cell", "L5").model_version == "v-a"
+    with pytest.raises(Conflict):       # and nothing before that
         station.rollback_model("cell", "L5")
 
 

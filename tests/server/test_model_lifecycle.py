@@ -148,6 +148,44 @@ def test_a_registered_file_is_activated_when_no_version_of_its_line_is_active(ma
     assert (mv.version, mv.active) == (1, True)
 
 
+def test_a_restart_keeps_a_line_given_back_to_the_model_of_every_line(make_station, tmp_path):
+    # serve --model own.lgm --line L1 deployed L1's own model; a rollback gave L1 back to the
+    # product's model of every line; the next start with the same command line activated
+    # own.lgm again (no version of L1 was active), undoing the rollback with no word
+    from lineguard.server.app import open_station
+    own = tmp_path / "own.lgm"
+    own.write_bytes(FakeInspector(0.5, "own").to_bytes())
+    st = make_station()
+    cfg = st.config
+    st.add_model(FakeInspector(0.4, "every").to_bytes(), "cell", activate=True, by="eng")
+    assert st.ensure_model(own, "cell", "L1").active
+    st.models.rollback("cell", "L1", by="eng")
+    st.close()
+    said: list[str] = []
+    st = open_station(cfg, str(own), "cell", "L1", say=said.append, loader=FakeInspector.load)
+    try:
+        assert [(mv.version, mv.active) for mv in st.models.list("cell", "L1")] == [(1, False)]
+        assert st.models.active_for("cell", "L1").line == ""
+        assert len(said) == 1 and "gave line L1 back to the model of every line, cell v1" in said[0], said
+    finally:
+        st.close()
+
+
+def test_metrics_drop_a_lines_model_when_it_is_given_back_to_the_model_of_every_line(make_station):
+    st = make_station()
+    st.add_model(FakeInspector(0.4, "every").to_bytes(), "cell", activate=True, by="eng")
+    st.add_model(FakeInspector(0.5, "own").to_bytes(), "cell", "L1", activate=True, by="eng")
+
+    def series() -> list[tuple[str, str]]:
+        return sorted((s.labels["line"], s.value) for m in st.metrics.registry.collect()
+                      if m.name == "lineguard_active_model_version" for s in m.samples)
+
+    assert series() == [("", 1.0), ("L1", 1.0)]
+    st.rollback_model("cell", "L1", by="eng")
+    # L1 has no model of its own now (it stood on, naming L1's model, until a restart)
+    assert series() == [("", 1.0)]
+
+
 # -- 4. a retrain keeps the settings of the version it replaces -------------------------------
 def _model_json(threshold: float = 0.5, **extra) -> bytes:
     return json.dumps({"fake_lineguard_model": True, "threshold": threshold, "version": "q", **extra}).encode()

@@ -145,19 +145,27 @@ class StationMetrics:
                 self.hot_folder_waiting.labels(line, station).set(waiting)
                 self.hot_folder_oldest.labels(line, station).set(oldest)
 
-    def set_active(self, product: str, line: str, model_id: str, version: int) -> None:
-        # Only one series per product+line: drop the old model's series first.
+    def set_actives(self, active: list[tuple[str, str, str, int]]) -> None:
+        """The active versions, (product, line, model_id, version) each, as the whole set:
+        one series per product and line, and none for a line with no version of its own
+        (a rollback gave it back to the model of every line: its old series stood on when
+        series were only ever replaced). New series are set before old ones go, so a scrape
+        in between never sees a product with none."""
+        keep = set()
+        for product, line, model_id, version in active:
+            self.active_model.labels(product, line, model_id[:16]).set(version)
+            keep.add((product, line, model_id[:16]))
         for metric in list(self.registry.collect()):
             if metric.name != "lineguard_active_model_version":
                 continue
             for sample in metric.samples:
                 lb = sample.labels
-                if lb.get("product") == product and lb.get("line") == line:
+                labels = (lb.get("product"), lb.get("line"), lb.get("model_id"))
+                if labels not in keep:
                     try:
-                        self.active_model.remove(lb["product"], lb["line"], lb["model_id"])
+                        self.active_model.remove(*labels)
                     except KeyError:
                         pass
-        self.active_model.labels(product, line, model_id[:16]).set(version)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,7 +3,9 @@
 Bundles are stored content-addressed under ``<data>/models``. The database says which
 version is active for a product (optionally for one line); the station looks it up for
 every part, so activating or rolling back takes effect on the next part, in every
-process that shares the database.
+process that shares the database. A line with no version of its own active is judged by
+the product's model of every line (line ""); rolling back a line's first own model gives
+its parts back to that one.
 
 Activations and rollbacks of one product take turns across processes (a lock held to
 the commit): the second of two at the same moment sees the first's result and is
@@ -279,6 +281,18 @@ class ModelRegistry:
                 q = q.where(ModelVersion.line == line)
             return list(s.scalars(q.order_by(ModelVersion.product, ModelVersion.line, ModelVersion.version)))
 
+    def given_back(self, product: str, line: str) -> bool:
+        """Whether a rollback gave ``line``'s parts back to the product's model of every
+        line: the line has activations and none of them stands. (A line whose versions were
+        only registered, never activated, has none.)"""
+        if not line:
+            return False
+        with self.db.session() as s:
+            ever, standing = s.execute(select(func.count(), func.count(ModelActivation.id).filter(
+                ModelActivation.rolled_back_at.is_(None))).where(
+                ModelActivation.product == product, ModelActivation.line == line)).one()
+        return bool(ever) and not standing
+
     @staticmethod
     def _find(s: Any, product: str, line: str, version: int, what_to_do: str) -> ModelVersion:
         mv = s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == line,
@@ -373,6 +387,11 @@ class ModelRegistry:
         again from there. Two rollbacks at the same moment undo one activation, not two:
         the second is refused (:class:`ActiveChanged`) unless its ``expected_active``
         names the version the first went back to.
+
+        A line whose walk ends (its first own model undone) goes back to the product's
+        model of every line, which judged its parts before: its own versions stay
+        registered, none active, and the version returned is that model of every line
+        (``line`` ""). With no model of every line active it stays, refused.
         """
         for _turn in range(3):
             try:
@@ -414,14 +433,29 @@ class ModelRegistry:
             at = utcnow()
             for a in undone:
                 a.rolled_back_at, a.rolled_back_by = at, by
-            # not a new activation: the one rolled back to stands again as it was
-            self._switch(s, mv)
             # the versions undone, as people name them (v3), not the database's row ids
             undone_versions = sorted(set(s.scalars(select(ModelVersion.version).where(
                 ModelVersion.id.in_({a.model_version_id for a in undone})))))
-            audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions)
-            # "activated" as before (a consumer tracking the active version needs no change)
-            _model_event(s, mv, "activated", by, rollback=True)
+            if mv.line == line:
+                # not a new activation: the one rolled back to stands again as it was
+                self._switch(s, mv)
+                audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions)
+                # "activated" as before (a consumer tracking the active version needs no change)
+                _model_event(s, mv, "activated", by, rollback=True)
+            else:
+                # the line's first own model undone: none of its versions stays active, so
+                # its parts go to the model of every line (active_for), as before that
+                # activation; that model itself is untouched (it judges the other lines)
+                for own in s.scalars(select(ModelVersion).where(ModelVersion.product == product,
+                                                                ModelVersion.line == line,
+                                                                ModelVersion.active.is_(True))):
+                    own.active = False
+                s.flush()
+                audit.record(s, "model.rolled_back", f"{product}/{line}", by, undone=undone_versions,
+                             back_to=model_subject(mv))
+                # the event of any rollback, naming the version that judges the line now, sent
+                # in the line's order: its parts after it are judged by that version
+                _model_event(s, mv, "activated", by, rollback=True, for_line=line, undone=undone_versions)
         self._activation_changed()
         return mv
 
@@ -671,24 +705,56 @@ def _standing(s: Any, product: str, line: str) -> tuple[Optional[ModelVersion], 
     return active, (active.id if active is not None else None, top)
 
 
+def _every_line(s: Any, product: str, line: str) -> Optional[ModelVersion]:
+    """The product's model of every line (line "") active now, which judges a line with
+    no version of its own active (ModelRegistry.active_for); None for line "" itself."""
+    if not line:
+        return None
+    return s.scalar(select(ModelVersion).where(ModelVersion.product == product, ModelVersion.line == "",
+                                               ModelVersion.active.is_(True)))
+
+
 def _rollback_to(s: Any, product: str, line: str,
                  usable: Optional[Callable[[ModelVersion], bool]] = None) -> ModelVersion:
-    """The version a rollback of product/line goes back to, or the Conflict saying why none."""
+    """The version a rollback of product/line goes back to, or the Conflict saying why none:
+    the version active before the standing activation, or, for a line whose walk ends (its
+    first own model), the product's model of every line, which judged its parts before."""
     standing, _undone, before = _rollback_walk(s, product, line, usable)
     where = _where(product, line)
+    every = _every_line(s, product, line)
     if not standing:
-        raise Conflict(f"nothing to roll back for {where}: no version was ever activated")
-    if before is None:
-        _s, _u, plain = _rollback_walk(s, product, line)
-        missing = s.get(ModelVersion, plain.model_version_id) if plain is not None else None
-        if missing is not None:
-            raise ModelFileMissing(f"nothing to roll back to for {where} that can run: "
-                                   + file_missing_message(missing))
+        ever = s.scalar(select(func.count()).select_from(ModelActivation).where(
+            ModelActivation.product == product, ModelActivation.line == line))
+        if every is not None and ever:
+            raise Conflict(f"nothing to roll back for {where}: none of its own versions is active (a rollback gave "
+                           f"its parts back to the model of every line, {model_subject(every)}, which judges them "
+                           "now); activate one of its versions by number instead")
+        raise Conflict(f"nothing to roll back for {where}: no version was ever activated"
+                       + (f" for it (the model of every line, {model_subject(every)}, judges its parts)"
+                          if every is not None else ""))
+    if before is not None:
+        mv = s.get(ModelVersion, before.model_version_id)
+        assert mv is not None
+        return mv
+    if every is not None and (usable is None or usable(every)):
+        return every
+    _s, _u, plain = _rollback_walk(s, product, line)
+    missing = s.get(ModelVersion, plain.model_version_id) if plain is not None else every
+    if missing is not None:
+        raise ModelFileMissing(f"nothing to roll back to for {where} that can run: "
+                               + file_missing_message(missing))
+    first = s.get(ModelVersion, standing[-1].model_version_id)
+    earlier = s.scalar(select(func.count()).select_from(ModelActivation).where(
+        ModelActivation.product == product, ModelActivation.line == line, ModelActivation.id < standing[-1].id))
+    if earlier or first is None:
         raise Conflict(f"nothing to roll back to for {where}: no earlier activation stands "
                        "(each earlier one was already rolled back); activate a version by number instead")
-    mv = s.get(ModelVersion, before.model_version_id)
-    assert mv is not None
-    return mv
+    # the usual case: the first model of the product (or of a line of a product with no
+    # model of every line) replaced nothing, and undone it would leave the parts unjudged
+    raise Conflict(f"nothing to roll back to for {where}: no earlier activation; v{first.version}, active now, "
+                   "was the first version activated for it and replaced no earlier model"
+                   + (" (and no model of every line, line \"\", is active to judge its parts instead)" if line else "")
+                   + "; activate a version by number instead")
 
 
 def _check_expected(active: Optional[ModelVersion], expected: Optional[int], product: str, line: str) -> None:
@@ -743,15 +809,17 @@ def _n_train(insp: Any) -> Optional[int]:
 
 
 def rollback_target(s: Any, product: str, line: str,
-                    usable: Optional[Callable[[ModelVersion], bool]] = None) -> Optional[int]:
-    """The version a rollback of product/line would make active now, or None (the page
-    offers no Roll back then, and its question names the version). ``usable``: as the
-    rollback walks (ModelRegistry.has_file: a version whose file is missing is passed)."""
-    _standing, _undone, before = _rollback_walk(s, product, line, usable)
-    if before is None:
+                    usable: Optional[Callable[[ModelVersion], bool]] = None) -> Optional[tuple[int, str]]:
+    """The version a rollback of product/line would make active now, as (version, its
+    line), or None (the page offers no Roll back then, and its question names the
+    version). Its line is "" where the rollback gives a line's parts back to the model of
+    every line. ``usable``: as the rollback walks (ModelRegistry.has_file: a version whose
+    file is missing is passed)."""
+    try:
+        mv = _rollback_to(s, product, line, usable)
+    except Conflict:      # ModelFileMissing too
         return None
-    mv = s.get(ModelVersion, before.model_version_id)
-    return mv.version if mv is not None else None
+    return mv.version, mv.line
 
 
 def model_facts(insp: Any) -> dict[str, Any]:
@@ -807,9 +875,10 @@ def model_subject(mv: ModelVersion) -> str:
 
 
 def _model_event(s: Session, mv: ModelVersion, action: str, by: Optional[str], **extra: Any) -> None:
-    """The model change goes out through the outbox, committed with the change itself."""
+    """The model change goes out through the outbox, committed with the change itself
+    (``for_line``: the production line it is about, where ``mv`` is the model of every line)."""
     from .outbox import record_event
-    record_event(s, "model", mv.line, {
+    record_event(s, "model", extra.get("for_line") or mv.line, {
         "action": action, "product": mv.product, "line": mv.line, "version": mv.version,
         "model_id": mv.model_id, "model_version": mv.model_version, "by": by,
         "at": utcnow().isoformat() + "Z", **extra})

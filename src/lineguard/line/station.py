@@ -910,9 +910,8 @@ class Station:
 
     # -- models ----------------------------------------------------------------------
     def _refresh_active_metrics(self) -> None:
-        for mv in self.models.list():
-            if mv.active:
-                self.metrics.set_active(mv.product, mv.line, mv.model_id, mv.version)
+        self.metrics.set_actives([(mv.product, mv.line, mv.model_id, mv.version)
+                                  for mv in self.models.list() if mv.active])
 
     def add_model(self, data: bytes, product: str, line: str = "", note: Optional[str] = None,
                   by: Optional[str] = None, activate: bool = False, train_images: Optional[int] = None,
@@ -967,6 +966,10 @@ class Station:
                 return active
             if any(mv.active for mv in self.models.list(product, line)):
                 return mine[-1]         # another version was activated since: it stays
+            if self.models.given_back(product, line):
+                # a rollback gave the line back to the model of every line since: it stays
+                # (activated again at a restart, the rollback was undone with no word)
+                return mine[-1]
             return self.activate_model(product, line, mine[-1].version, by=by)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True,
                               filename=Path(path).name)   # a PNG renamed .onnx is told by its name

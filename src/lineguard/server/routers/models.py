@@ -65,6 +65,11 @@ class ModelVersionRatesOut(ModelVersionOut):
                                                                   "one is a copy of it; null: none")
     warning: Optional[str] = Field(default=None, description="an upload's: what to know about it (the same file as "
                                                              "a version there already)")
+    rollback_to_line: Optional[str] = Field(default=None, description="an active version: the line of the version "
+                                                                      "rollback_to names: its own, or \"\" where a "
+                                                                      "rollback gives the line's parts back to the "
+                                                                      "product's model of every line (which judged "
+                                                                      "them before its first own model)")
     rates: Optional[RatesOut] = Field(default=None, description="on every part people reviewed that it judged; null "
                                                                 "when none. People review the flagged parts far more "
                                                                 "than the passed ones, so its escape_rate reads low: "
@@ -143,11 +148,15 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
         # never a version whose file is missing (a restore without it): the rollback walks past it too
         back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
                    for mv in versions if mv.active}
+
+    def rollback_to(mv: ModelVersion) -> dict[str, Any]:
+        to = back_to.get((mv.product, mv.line))
+        return {"rollback_to": to[0] if to else None, "rollback_to_line": to[1] if to else None}
     return [{**model_to_dict(mv, "active" if mv.active else "shadow" if mv.id in shadows else "inactive",
                              *rates.get(mv.id, (None, None))),
              **dict(zip(("precision", "runtime"), station.models.precision(mv))),
              "same_file_as": copies.get(mv.id),
-             **({"rollback_to": back_to.get((mv.product, mv.line))} if mv.active else {})} for mv in versions]
+             **(rollback_to(mv) if mv.active else {})} for mv in versions]
 
 
 def _same_files(s: Any, versions: list[ModelVersion]) -> dict[int, int]:
@@ -261,7 +270,10 @@ def activate_model(product: str, body: ActivateIn, station: Station = Depends(ge
 
 @router.post("/models/{product}/rollback", summary="Go back to the version active before the current one",
              description="Two rollbacks at the same moment undo one activation: the second answers 409 "
-                         "active_changed, unless its \"expected_active\" names the version the first went back to.",
+                         "active_changed, unless its \"expected_active\" names the version the first went back to. "
+                         "The rollback of a line's first own model gives the line's parts back to the product's "
+                         "model of every line, which judged them before (its own versions stay, none active): the "
+                         "answer is that version (line \"\"). With nothing before, 409.",
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:

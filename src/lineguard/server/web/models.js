@@ -200,14 +200,23 @@ LG.start(async (main) => {
             onclick: () => act("shadow stopped", () => api(`/api/v1/models/${enc(m.product)}/shadow` + LG.q({line: lineOf(m)}),
               {method: "DELETE"}), `Stopping v${m.version}'s shadow…`)}, "Stop shadow"), " ");
         }
+        // a line's first own model rolls back to the product's model of every line, which judged
+        // the line's parts before it: "Roll back to v1" read as the line's own v1
+        const toEvery = state === "active" && !!m.line && m.rollback_to_line === "";
+        const backTo = toEvery ? `the model of every line (v${m.rollback_to})` : `v${m.rollback_to}`;
         if (state === "active" && m.rollback_to) {
           acts.append(h("button", {type: "button", class: "danger", dataset: {act: "rollback"},
-            onclick: () => sure(`Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
-              + `to v${m.rollback_to}, the version active before it? v${m.rollback_to} judges every part from now on.`)
-              && act("rolled back", () => rollback(m), `Rolling back to v${m.rollback_to}…`)}, `Roll back to v${m.rollback_to}`), " ");
+            onclick: () => sure(toEvery
+              ? `Roll ${m.product} on line ${m.line} back from v${m.version} to ${backTo}, which judged its parts `
+                + `before? Line ${m.line}'s own versions stay, none active; ${m.product} v${m.rollback_to} of every line `
+                + "judges its parts from now on."
+              : `Roll ${m.product} ${m.line ? "on line " + m.line : "(every line)"} back from v${m.version} `
+                + `to v${m.rollback_to}, the version active before it? v${m.rollback_to} judges every part from now on.`)
+              && act(toEvery ? `rolled back: line ${m.line} is judged by the model of every line again` : "rolled back",
+                () => rollback(m), `Rolling back to ${backTo}…`)}, `Roll back to ${backTo}`), " ");
         } else if (state === "active") {
-          acts.append(h("span", {class: "muted", title: "no earlier activation stands: activate another version by "
-            + "its number instead"}, "nothing to roll back to"));
+          acts.append(h("span", {class: "muted", title: "it replaced no earlier model, or each earlier one was rolled "
+            + "back: activate another version by its number instead"}, "nothing to roll back to"));
         } else {
           acts.append(h("button", {type: "button", class: "link", dataset: {act: "compare"},
             onclick: () => compare(m).catch(LG.fail)}, "Compare"));
