@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -81,3 +82,14 @@ def test_an_alarm_the_demo_line_does_not_raise_on_purpose_is_not_explained_away(
     out = capsys.readouterr().out
     assert "line view shows 1 alarm(s)" in out and "test_part: test part RR-01 judged OK" in out
     assert "test_part: not the demo line's doing" in out and "on purpose" not in out
+
+
+@pytest.mark.parametrize("answer", [lambda req: httpx.Response(503, json={"detail": "storage"}),
+                                    lambda req: httpx.Response(200, json={"no": "items"}),
+                                    lambda req: (_ for _ in ()).throw(httpx.ConnectError("gone", request=req))])
+def test_alarms_that_cannot_be_read_never_end_the_demo(answer, capsys):
+    # the explanation is one more line after the tally: a 503, an odd body or a station gone
+    # ended the demo with a traceback (and stopped the station --serve was to leave running)
+    with httpx.Client(base_url="http://demo", transport=httpx.MockTransport(answer)) as c:
+        demo.say_alarms(c, [])
+    assert "the line's alarms could not be read" in capsys.readouterr().out
