@@ -41,7 +41,15 @@ unjudged.
 A station that cannot take parts (--server down or unreachable, its disk full, no model) is
 said once when it starts and once when it ends (once a minute while it lasts), not for
 each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart,
-and the others wait in the folder. A watcher that falls behind the line (a file ready to be
+and the others wait in the folder. A try is with the first file waiting, so the parts that
+waited are recorded in the folder's order once the station takes parts again (a try with the
+file after the one tried last recorded K-0019..K-0025 after K-0099). A file the station
+answers with a failure of its own (HTTP 500) is set aside and the next file is tried at once;
+one that fails again once the station took other parts is the file's own and is tried on its
+own, up to ``ASIDE_MAX_S`` apart, never holding the files behind it (two such files first in
+the folder let one part through per try when they were tried again in each pass); two files
+in a row failing so, none taken, mean the station fails on every part: an outage, as above.
+A watcher that falls behind the line (a file ready to be
 taken has waited ``BACKLOG_AFTER_S``) says so, with the files waiting and the oldest's
 wait, when it starts and when it clears (once a minute while it lasts). Its state (files
 waiting, the oldest's wait, behind or not, the station taking parts or not) is rewritten
@@ -121,6 +129,18 @@ STATUS_FILE = ".lineguard-watch-status.json"
 # then twice as long each time, up to this: not every file of the folder at every poll
 RETRY_MAX_S = 5.0
 
+# A file the station fails on (HTTP 500) while it takes other parts (a model failing on that
+# image) is tried again on its own, first after the poll time, then twice as long each time,
+# up to this: out of the way of the files behind it
+ASIDE_MAX_S = 60.0
+
+# A station not taking parts that fails on its try's file (HTTP 500) is tried at once with as
+# many other files as it failed on so far (none taken since), up to this many: a batch of
+# photos it fails on, first in the folder, is passed in a few tries (one other a try took 18
+# tries growing to 5 s apart for 20 such photos), and a station failing on every part is asked
+# no more than this often each try
+OTHERS_MAX = 8
+
 # Where a --server watcher sends its status (server.routers.watchers), and how long it waits
 # before trying again after a station answered 404 (an older one, without heartbeats)
 HEARTBEAT_PATH = "/api/v1/watchers/heartbeat"
@@ -184,6 +204,15 @@ class FolderWatcher:
         self.heartbeat = heartbeat
         self._status_at = float("-inf")
         self._running = False
+        # files the station answered with a failure of its own (HTTP 500), by name: whether it is
+        # the file's ("own": the station took other parts since and failed on it again), the
+        # parts taken when it last failed, its own next try and wait. Tried when their try is
+        # due, never holding the files behind them.
+        self._aside: dict[str, dict[str, Any]] = {}
+        self._taken = 0         # parts the station answered (took or refused), all along
+        self._row = 0           # files answered HTTP 500 in a row in this pass (none set aside as their own)
+        self._others = 0        # other files still tried at once in this try, its file answered HTTP 500
+        self._try_due = False   # the station not taking parts: its next try was due when this pass began
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
         self._load_journal()
@@ -333,12 +362,14 @@ class FolderWatcher:
         handled = 0
         candidates = self._candidates()
         present = {p.name for p in candidates}
+        # always in the folder's order, also the station's try after an outage: the parts that
+        # waited are recorded in the order they came (a line's alarms count parts in id order).
+        # A file the station fails on is set aside (_failed_on), not passed by a turn. The try is
+        # due for the pass, not from the file it had come to: a try falling due in the middle of
+        # the pass was with whatever file the pass was at (K-0015 recorded first).
         down = self._faults.get(STATION_DOWN)
-        if down is not None and down.get("last") is not None:
-            # the station not taking parts: the next try is with the file after the one tried
-            # last, so one file the station cannot take (a 500 on that image) holds no others
-            last = down["last"]
-            candidates = [p for p in candidates if p.name > last] + [p for p in candidates if p.name <= last]
+        self._try_due = down is not None and now >= down["retry_at"]
+        self._row = self._others = 0
         self._look_behind([p.name for p in candidates], now)
         for i, path in enumerate(candidates):
             if self._stop.is_set():
@@ -376,8 +407,10 @@ class FolderWatcher:
         for name in list(self._corrupt):
             if name not in present:
                 del self._corrupt[name]
+        for name in [n for n in self._aside if n not in present]:
+            del self._aside[name]
         for key in self._faults.keys():
-            if key[0] in ("file", "submit") and key[1] not in present:
+            if key[0] in ("file", "submit", "aside") and key[1] not in present:
                 self._faults.ends(key)       # the file is gone: its fault with it, unsaid
         return handled
 
@@ -465,10 +498,24 @@ class FolderWatcher:
                               path=self.status_path)
 
     # -- the station not taking parts -----------------------------------------------------
-    def _station_waits(self) -> bool:
-        """Whether the station is not taking parts and the next try is not due yet."""
+    def _held(self, name: str) -> bool:
+        """Whether ``name`` waits: the station is not taking parts and its next try is not due,
+        or the file is set aside (the station failed on it) and its own try is not due."""
+        now = time.monotonic()
         down = self._faults.get(STATION_DOWN)
-        return down is not None and time.monotonic() < down["retry_at"]
+        aside = self._aside.get(name)
+        if aside is not None and aside["own"]:
+            # the station fails on this file alone: tried on its own, and not while it takes no parts
+            return down is not None or now < aside["retry_at"]
+        if down is None:
+            return aside is not None and now < aside["retry_at"]
+        if self._others:
+            # the try's file was answered HTTP 500: other files, not set aside, are tried at once
+            return aside is not None
+        # the station's try, when due at the pass's start: the first file waiting in the folder's
+        # order (one set aside in this outage too: a station failing on every part takes it
+        # first once it takes parts again)
+        return not self._try_due
 
     def _not_taking(self, name: str, exc: BaseException) -> None:
         """The station could not take ``name`` (down, unreachable, disk full, no model):
@@ -483,12 +530,65 @@ class FolderWatcher:
             still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait in "
                   "%(folder)s (%(tries)d tries)",
             start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first)},
-            error=error, folder=self.folder, waiting=self.waiting, last=name)
+            error=error, folder=self.folder, waiting=self.waiting)
+        self._row = self._others = 0
+        self._try_due = False
         down["retry_at"] = now + down["delay"]
         down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
         self._write_status(now, force=down.tries == 1)
 
+    def _failed_on(self, name: str, exc: SubmitFailed) -> None:
+        """The station answered ``name`` with a failure of its own (HTTP 500): the file's (a model
+        that fails on that image) or the station's (failing on every part) is told by the files
+        around it. Set aside on its own try, the next file is tried at once: when the station
+        takes parts, a file that fails again is its own and waits out of the way of the others;
+        when the next file fails too, the station fails on every part: an outage, one try at a
+        time, with other files at once when the try's file fails so (``OTHERS_MAX``)."""
+        now = time.monotonic()
+        down = self._faults.get(STATION_DOWN)
+        aside = self._aside.get(name)
+        if aside is None:
+            first = max(self.poll_s, 0.01)
+            aside = self._aside[name] = {"own": False, "taken": self._taken, "delay": first,
+                                         "most": max(ASIDE_MAX_S, first)}
+        aside["retry_at"] = now + aside["delay"]
+        aside["delay"] = min(aside["most"], aside["delay"] * 2)
+        # the station took other parts since this file's last failure, and fails on it again: its own
+        aside["own"] = aside["own"] or self._taken > aside["taken"]
+        aside["taken"] = self._taken
+        if not aside["own"]:
+            self._row += 1
+            if down is None and self._row >= 2:
+                # two files in a row, none taken: the station fails on every part, an outage said as one
+                self._not_taking(name, exc)
+                return
+            if down is not None:
+                if self._others:
+                    self._others -= 1    # one of the try's others failed too: the try's wait stands
+                else:
+                    # a station not taking parts that fails on its try's file: its next try waits,
+                    # and as many others as it failed on, not set aside, are tried at once
+                    self._not_taking(name, exc)
+                    self._others = min(OTHERS_MAX, sum(not a["own"] for a in self._aside.values()))
+                return
+        self._faults.happens(
+            ("aside", name), logging.ERROR,
+            "%(name)s: the station fails on this file (%(error)s): set aside and tried again every %(delay)g to "
+            "%(most)g s, the files behind it go on (see the station's log for this part; move the file out of "
+            "the folder to stop the tries)",
+            still="%(name)s: the station still fails on this file (%(error)s) after %(lasted).0f s, %(tries)d "
+                  "tries; the files behind it go on",
+            start={"delay": max(self.poll_s, 0.01), "most": aside["most"]}, name=shown_name(name), error=str(exc))
+
     def _taking_again(self) -> None:
+        # the station answered (took or refused a part): the files set aside by failures not yet
+        # told as theirs are tried again at once, in the folder's order; failing again now, with
+        # a part taken since, they are their own
+        self._taken += 1
+        self._row = self._others = 0
+        for aside in self._aside.values():
+            if not aside["own"]:
+                aside["retry_at"] = float("-inf")
         if self._faults.ends(STATION_DOWN, logging.WARNING,
                              "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
                              "%(error)s); %(waiting)d files waited", waiting=self.waiting) is not None:
@@ -633,8 +733,8 @@ class FolderWatcher:
         if waiting:
             if self._corrupt.get(path.name) == sig:
                 return False   # refused as corrupt unchanged: looked at again once it changes or at the end
-        if self._station_waits():
-            return False   # the station cannot take parts: one file is tried at the next try, not each
+        if self._held(path.name):
+            return False   # the station cannot take parts (one file at the next try, not each), or set aside
         if waiting:
             whole = self._peek(path, sig[0], zero_tail=zero_tail)
             if whole is None:
@@ -774,6 +874,9 @@ class FolderWatcher:
             log.warning("%s refused: %s", path.name, exc)
             return True
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
+            if failed_on_request(exc):
+                self._failed_on(path.name, exc)    # the file's or the station's: told by the files around it
+                return False
             if self._station_fault(exc):
                 self._not_taking(path.name, exc)   # said once for the outage, not for each file
                 return False
@@ -784,6 +887,9 @@ class FolderWatcher:
             return False
         self._taking_again()
         self._faults.ends(("submit", path.name))     # inspected: its fault is over, unsaid as before
+        if self._aside.pop(path.name, None) is not None:
+            self._faults.ends(("aside", path.name), logging.INFO,
+                              "%(name)s: the station takes this file again (%(tries)d failures over %(lasted).0f s)")
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
@@ -1014,6 +1120,13 @@ def station_fault(exc: BaseException) -> bool:
     except ImportError:   # pragma: no cover - httpx is a dependency
         return False
     return isinstance(exc, httpx.TransportError)
+
+
+def failed_on_request(exc: BaseException) -> bool:
+    """Whether the station answered with a failure of its own on this request (HTTP 500,
+    internal_error): maybe the file's alone (a model failing on that image), maybe every part's;
+    not an outage by itself (no answer, 502/503/504, disk full, no model are)."""
+    return isinstance(exc, SubmitFailed) and (exc.code == "internal_error" or str(exc).startswith("HTTP 500"))
 
 
 def _done_entry(status: Optional[str], reason: Optional[str], sha256: Optional[str],
