@@ -51,6 +51,13 @@ def default_trainer(images: list[Path], progress: Any = None, **params: Any) -> 
     return Inspector.fit([str(p) for p in images], progress=progress, **params)
 
 
+def _n_train(insp: Any) -> Optional[int]:
+    """How many parts a trained model says it learnt (``info['n_train']``; None: it does not say)."""
+    info = getattr(insp, "info", None)
+    n = info.get("n_train") if isinstance(info, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
 def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> str:
     what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts judged OK or reviewed good",
             "both": "parts reviewed as good and audit-sample parts judged OK"}[source]
@@ -265,14 +272,23 @@ class JobRunner:
             # it). Left out, and named under look_at for a person; one reviewed good stays.
             fit.setdefault("exclude_suspects", [why == "sample" for _k, why in parts])
         insp = self.trainer(paths, **fit)
-        look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"])
+        cal = getattr(insp, "calibration", None) or {}
+        # Every count below is the model's own: a part the fit left out (an unreviewed
+        # audit-sample part far above the others) was counted as learnt ("28 images" of a
+        # model that learnt 27), and named under look_at as learnt from.
+        left_out = self._left_out(insp, paths, parts, cal)
+        learnt = [(k, why) for k, why in parts if k not in left_out]
+        n_learnt = _n_train(insp) or len(learnt)
+        n_sample = sum(1 for k, _why in learnt if k in in_sample)
+        trained_from = describe_sources(source, n_learnt, *self._counts(learnt))
+        look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"], left_out)
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:
             path = Path(tmp) / "model.lgm"
             insp.save(path)
             data = path.read_bytes()
         mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
-                                    by=p.get("by"), train_images=len(paths),
+                                    by=p.get("by"), train_images=n_learnt,
                                     trained_from=f"job {job_id}: {trained_from}")
         refused: Optional[Conflict] = None
         if p["activate"]:
@@ -289,22 +305,24 @@ class JobRunner:
             message += f", not activated: {refused.message}"
         if by_sample:
             message += (f"; its threshold was set on the {n_sample} audit-sample parts among them (a random draw of "
-                        f"the line), the other {len(parts) - n_sample} were learnt but not counted (parts reviewed "
+                        f"the line), the other {n_learnt - n_sample} were learnt but not counted (parts reviewed "
                         "good after the old version flagged them are the oddest good parts)")
-        elif MIN_SAMPLE_FOR_THRESHOLD <= n_sample < len(parts):
+        elif MIN_SAMPLE_FOR_THRESHOLD <= n_sample < n_learnt:
             # a plant's own trainer that does not name calibrate_on
             message += (f"; the trainer takes no calibrate_on, so every part set its threshold, not only the "
                         f"{n_sample} audit-sample parts: the old version's false alarms reviewed good among them "
                         "may lift it above the line's defects")
-        elif n_sample < len(parts) and n_sample < MIN_SAMPLE_FOR_THRESHOLD:
+        elif n_sample < n_learnt and n_sample < MIN_SAMPLE_FOR_THRESHOLD:
             message += (f"; only {n_sample} of its parts are in the audit sample (at least "
                         f"{MIN_SAMPLE_FOR_THRESHOLD} set the threshold alone), so every part set it, the old "
                         "version's false alarms reviewed good among them: it may pass defects. Keep more parts in "
                         "the audit sample (--audit-sample-rate) or retrain later")
-        cal = getattr(insp, "calibration", None) or {}
         if cal.get("suspects_excluded"):
             message += (f"; {cal['suspects_excluded']} audit-sample part(s) nobody reviewed scored far above the "
                         "others and were left out (most likely defects the old version passed)")
+        band = self._review_band(insp, fit, cal, n_sample if by_sample else n_learnt)
+        if band is not None and band["empty"]:
+            message += "; " + band["note"]
         at_top = bool(cal.get("rank")) and cal.get("rank") == cal.get("n_calibration")
         if at_top:
             # the CLI says it ("threshold set at the largest of their scores"); the station's
@@ -316,15 +334,17 @@ class JobRunner:
                         "scoring below it pass; run it in shadow and compare before activating")
         if look_at:
             message += (f"; look at {len(look_at)} part(s) it was given that scored far above the others or "
-                        "whose photos were unlike the others', and review any bad one as a defect before the next "
-                        "retrain")
+                        "whose photos were unlike the others'" + (f" ({len(left_out)} left out of it)" if left_out
+                                                                  else "")
+                        + ", and review any bad one as a defect before the next retrain")
         self._set(job_id, status="done", progress=1.0, finished_at=utcnow(), message=message,
                   result={"product": mv.product, "line": mv.line, "version": mv.version,
                           "model_id": mv.model_id, "activated": bool(p["activate"]) and refused is None,
                           "not_activated": None if refused is None else {"code": refused.code,
-                                                                         "message": refused.message}, "images": len(paths), "source": source, "look_at": look_at,
-                          "threshold_is_highest_score": at_top,
-                          "threshold_set_on": {"parts": n_sample if by_sample else len(paths),
+                                                                         "message": refused.message},
+                          "images": n_learnt, "source": source, "look_at": look_at,
+                          "threshold_is_highest_score": at_top, "review_band": band,
+                          "threshold_set_on": {"parts": n_sample if by_sample else n_learnt,
                                                "audit_sample_only": by_sample, "audit_sample_parts": n_sample}})
 
     def _in_audit_sample(self, product: str, keys: list[str]) -> set[str]:
@@ -339,12 +359,58 @@ class JobRunner:
                 found.update(s.scalars(q))
         return found
 
-    def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str) -> list[dict[str, Any]]:
-        """The parts the new model learned from but scored far above the others
-        (``Inspector.fit``'s suspects, highest first), then those whose photos were far
-        unlike the others' (its ``photo_odd``, left out of the photo check's range), as
-        stored parts a person can open. A plant's good parts always hold a few bad ones:
-        reviewed as a defect, a part is left out of every later retrain (``good_part_keys``)."""
+    @staticmethod
+    def _left_out(insp: Any, paths: list[Path], parts: list[tuple[str, str]], cal: dict[str, Any]) -> set[str]:
+        """The parts the fit left out (``exclude_suspects``: audit-sample parts nobody
+        reviewed that scored far above the others), by image key: its ``suspect_good``
+        among the parts flagged, once its record says it left any out."""
+        if not cal.get("suspects_excluded"):
+            return set()
+        flagged = {str(path): key for path, (key, why) in zip(paths, parts) if why == "sample"}
+        info = getattr(insp, "info", None) or {}
+        return {flagged[str(s.get("image"))] for s in info.get("suspect_good") or []
+                if str(s.get("image")) in flagged}
+
+    @staticmethod
+    def _review_band(insp: Any, fit: dict[str, Any], cal: dict[str, Any], counted: int) -> Optional[dict[str, Any]]:
+        """Whether the review band asked for (``review_rate`` > 0, the replaced version's
+        by default) opened, and when not, why, as the CLI's ``train`` says it: on 21-32
+        parts a 5% band's REVIEW limit falls on the NG threshold, and the new version
+        judged every part OK or NG, its review threshold null, with nothing said. None:
+        no band asked for (or a trainer whose model has no thresholds to tell)."""
+        rate = float(fit.get("review_rate") or 0.0)
+        threshold, review = getattr(insp, "threshold", None), getattr(insp, "review_threshold", None)
+        if rate <= 0 or not isinstance(threshold, (int, float)) or not isinstance(review, (int, float)):
+            return None
+        if review < threshold:
+            return {"review_rate": rate, "empty": False}
+        from ..vision.calibration import parts_for_review_band
+        frr = float(fit.get("false_reject_rate") or 0.01)
+        n = cal.get("n_calibration")
+        n = n if isinstance(n, int) and not isinstance(n, bool) else counted
+        try:
+            needed = parts_for_review_band(frr, rate)
+        except ValueError:
+            needed = None
+        if needed is not None and n >= needed:     # enough parts, but the two ranks hold one score
+            why = ("the highest scores of the parts that set the thresholds are tied: learn from more, or more "
+                   "varied, good parts")
+        else:
+            why = f"{n} parts set the thresholds, too few for a {rate:.2%} band above a {frr:.2%} false-reject rate" + (
+                f" (it needs {needed}): learn from more parts (review more as good, keep more in the audit sample) "
+                "or give a larger review_rate" if needed else "")
+        return {"review_rate": rate, "empty": True, "parts": n, "parts_needed": needed,
+                "note": f"the review band is empty (its REVIEW limit is at the NG threshold: the new version judges "
+                        f"every part OK or NG, none REVIEW): {why}"}
+
+    def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str,
+                 left_out: Optional[set[str]] = None) -> list[dict[str, Any]]:
+        """The parts the new model was given that scored far above the others
+        (``Inspector.fit``'s suspects, highest first; ``left_out``: those it did not learn,
+        said so), then those whose photos were far unlike the others' (its ``photo_odd``,
+        left out of the photo check's range), as stored parts a person can open. A plant's
+        good parts always hold a few bad ones: reviewed as a defect, a part is left out of
+        every later retrain (``good_part_keys``)."""
         by_path = {str(path): key for path, key in zip(paths, keys)}
         info = getattr(insp, "info", None) or {}
         suspects = [(by_path.get(str(s.get("image"))), s.get("score"), None) for s in info.get("suspect_good") or []]
@@ -361,7 +427,9 @@ class JobRunner:
             for iid, key in s.execute(q):
                 ids[key] = iid            # the latest inspection of that image
         return [{"inspection_id": ids.get(k), "image_key": k, "score": score, "why": "photo" if issues else "score",
-                 **({"photo_issues": issues} if issues else {})} for k, score, issues in suspects]
+                 **({"photo_issues": issues} if issues else {}),
+                 **({"left_out": True} if k in (left_out or ()) and not issues else {})}
+                for k, score, issues in suspects]
 
     def close(self) -> None:
         self._q.put(None)

@@ -123,7 +123,8 @@ class TrainIn(BaseModel):
     image_size: Optional[Union[int, str]] = Field(
         default=None, description="model input: a square side (a multiple of 32, 64-1024), 'auto' / 'autoN' "
                                   "(the parts' aspect ratio, short side 224 / N) or 'areaN' (at most NxN pixels, "
-                                  "the parts' shape when they are long); default: the profile's")
+                                  "the parts' shape when they are long); default: the replaced version's input "
+                                  "while the profile stays, else the profile's")
 
     @field_validator("image_size")
     @classmethod

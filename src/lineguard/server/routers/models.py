@@ -332,8 +332,9 @@ def profile_of(insp: Any) -> str:
 def inherited_training(insp: Any) -> dict[str, Any]:
     """What a retrain keeps of the model it replaces when the request does not say:
     its review band's rate, its false-reject target and its profile (a retrain from the
-    Models page sends only line, source and profile: without this, the review band
-    vanished from the line and the target went back to 1%)."""
+    Models page sends only line and source, and a profile only when one is chosen:
+    without this, the review band vanished from the line and the target went back to 1%).
+    Its input size is kept too (:func:`input_size_of`) while the profile stays."""
     from ...vision.profiles import DEFAULT_PROFILE
     if insp is None:          # the product's first model: the defaults
         return {"review_rate": 0.0, "false_reject_rate": 0.01, "profile": DEFAULT_PROFILE}
@@ -351,24 +352,68 @@ def inherited_training(insp: Any) -> dict[str, Any]:
             "profile": profile_of(insp)}
 
 
+def input_size_of(insp: Any) -> Any:
+    """The input a loaded model judges parts at, as ``image_size`` takes it (a square's
+    side, or [height, width]); None when it does not say. A retrain keeps it while the
+    profile stays: a model trained at 128 went back to the profile's 224 x 224 on its
+    first retrain, a threshold on another scale of scores."""
+    size = getattr(getattr(insp, "preprocess", None), "image_size", None) or \
+        getattr(getattr(insp, "detector", None), "input_size_", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    if isinstance(size, (tuple, list)) and len(size) == 2 and \
+            all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        return int(size[0]) if size[0] == size[1] else [int(size[0]), int(size[1])]
+    return None
+
+
+# The fewest stored parts each detector trains on: what it learns from (its
+# min_good_images) and one more to set the threshold (Inspector.fit refuses fewer). Here,
+# torch-free, so that "min_images": 2 is a 422 and not a job failing minutes later.
+MIN_TRAIN_IMAGES = {"patchcore": 3, "padim": 11}
+
+
+def _checked_min_images(body: TrainIn) -> int:
+    """The fewest parts the job may train on. A detector the station does not know, or a
+    ``min_images`` below what it trains on, is a 422 before the job (both failed inside it,
+    after the 202); the default 10 rises to the detector's own least (padim's 11)."""
+    from ...line.errors import InvalidRequest
+    from ...vision.bundle import DETECTOR_NAMES
+    if body.detector not in DETECTOR_NAMES:
+        raise InvalidRequest(f"unknown detector {body.detector!r}; choose one of {', '.join(DETECTOR_NAMES)} "
+                             "(default patchcore)")
+    need = MIN_TRAIN_IMAGES.get(body.detector, 3)
+    if body.min_images < need and "min_images" in body.model_fields_set:
+        raise InvalidRequest(f"min_images {body.min_images} is too few: {body.detector} needs at least {need} parts "
+                             f"(some to learn from, one to set the threshold); give \"min_images\": {need} or more")
+    return max(body.min_images, need)
+
+
 @router.post("/models/{product}/train", status_code=202,
              summary="Train a new version from stored good parts (background job)", response_model=JobOut,
              responses=errors(400, 401, 403, 404, 409, 422))
 def train_model(product: str, body: TrainIn, station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from ...vision.profiles import profile_settings
+    min_images = _checked_min_images(body)
     given = {"review_rate": body.review_rate, "false_reject_rate": body.false_reject_rate, "profile": body.profile}
     missing = [k for k, v in given.items() if v is None]
-    if missing:   # as the version it replaces was trained: an explicit value wins
-        kept = inherited_training(_active_model(station, product, body.line, " and ".join(f'"{k}"' for k in missing)))
+    image_size = body.image_size
+    if missing or image_size is None:   # as the version it replaces was trained: an explicit value wins
+        asked = missing + (["image_size"] if image_size is None else [])
+        insp = _active_model(station, product, body.line, " and ".join(f'"{k}"' for k in asked))
+        kept = inherited_training(insp)
         given.update({k: kept[k] for k in missing})
-    settings = profile_settings(given["profile"], body.image_size)
+        if image_size is None and insp is not None and given["profile"] == kept["profile"]:
+            # its input too, while the profile stays (another profile brings its own)
+            image_size = input_size_of(insp)
+    settings = profile_settings(given["profile"], image_size)
     if body.detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
     settings["photo_check"] = body.photo_check if body.photo_check is not None else \
         _active_has_photo_check(station, product, body.line)
-    job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=body.min_images,
+    job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=min_images,
                                        activate=body.activate, by=caller.who, detector=body.detector,
                                        false_reject_rate=given["false_reject_rate"], seed=body.seed,
                                        review_rate=given["review_rate"], source=body.source, **settings)

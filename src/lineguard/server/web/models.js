@@ -26,6 +26,7 @@ LG.start(async (main) => {
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
   let shown = [];          // the versions on screen: what an activation or rollback is sent against
+  let showActive = async () => {};    // Retrain's line on what "as the active version" keeps
   const NOT_DONE = {};     // an action the engineer called off at its second question
 
   // One change at a time: while the station works on one, every version's buttons wait
@@ -244,6 +245,7 @@ LG.start(async (main) => {
       })));
     LG.applyRoles(table);
     renderTrain(items);
+    showActive().catch(() => {});      // an activation or a new version changes what a retrain keeps
   }
 
   async function compare(m) {
@@ -379,12 +381,37 @@ LG.start(async (main) => {
     const line = h("input", {name: "line", value: filt.elements.line.value.trim(), size: 8});
     const source = LG.select("source", [["both", "confirmed good + audit sample"], ["confirmed", "confirmed good only"],
       ["sample", "random audit sample only"]], "both");
-    const profile = LG.select("profile", [["fast", "fast (224 px, ~7 ms a part)"],
-      ["quality", "quality (the parts' aspect ratio; slower)"]], "fast");
+    // "as the active version" sends no profile: the station then trains as the version it
+    // replaces was (its profile and input size, review band, false-reject target). A fixed
+    // "fast" here retrained a quality product's model as a fast one, its thresholds on
+    // another scale of scores, and said nothing.
+    const profile = LG.select("profile", [["", "as the active version"], ["fast", "fast (224 px, ~7 ms a part)"],
+      ["quality", "quality (the parts' aspect ratio; slower)"]], "");
     const status = h("span", {id: "train-status", class: "muted"});
+    const activeEl = h("p", {id: "train-active", class: "muted"});
     const lookAt = h("div", {id: "look-at"});
     const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
       field("learn from", source), field("profile", profile), h("button", {type: "submit"}, "Retrain"), status);
+    // what the version a retrain replaces has, for the product and line typed here (the
+    // line's own version first, else the product's for every line: as the station picks it)
+    let asked = 0;
+    showActive = async () => {
+      const want = prod.value.trim(), ln = line.value.trim(), n = ++asked;
+      const items = want ? (await api("/api/v1/models" + LG.q({product: want}))).items : [];
+      if (n !== asked) return;           // another product typed meanwhile
+      const live = items.filter((x) => x.active);
+      const m = live.find((x) => lineOf(x) === ln) || live.find((x) => lineOf(x) === "");
+      profile.options[0].textContent = m ? `as the active version (v${m.version})`
+        : "as the active version (none: fast)";
+      activeEl.textContent = !m ? "No version is active for this product and line: a first model trains with the "
+        + "fast profile and no review band."
+        : `Left as the active version, a retrain keeps what v${m.version} has: ${m.features || "its features"}`
+          + (m.review_threshold === null || m.review_threshold === undefined ? ", no review band"
+            : `, a review band (REVIEW above ${num(m.review_threshold, 4)})`)
+          + ", its false-reject target. A profile chosen here trains at that profile's own input size instead.";
+    };
+    prod.addEventListener("change", () => showActive().catch(LG.fail));
+    line.addEventListener("change", () => showActive().catch(LG.fail));
     const trainBtn = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -393,8 +420,9 @@ LG.start(async (main) => {
       const starting = "starting the training…";     // the station checks the parts first: a moment
       status.textContent = starting;
       try {
-        const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST",
-          body: {line: line.value.trim(), source: source.value, profile: profile.value}});
+        const body = {line: line.value.trim(), source: source.value};
+        if (profile.value) body.profile = profile.value;     // else the active version's
+        const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST", body});
         status.textContent = "training…";
         clear(lookAt);
         await poll(job.id, status, lookAt);
@@ -406,7 +434,7 @@ LG.start(async (main) => {
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
         + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
-        + "compare, then activate."), form, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
+        + "compare, then activate."), form, activeEl, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
     resumeTraining(trainBtn, status, lookAt).catch(LG.fail);
   }
 
@@ -440,18 +468,32 @@ LG.start(async (main) => {
       : h("p", {class: "muted"}, "No training yet."));
   }
 
-  // Parts the new version learned from but scored far above the others: usually a bad part
-  // among the good ones. Reviewed as a defect, a part is left out of every later retrain.
-  function renderLookAt(el, items) {
+  // What a finished training asks of the engineer: a review band it could not open (the
+  // line's REVIEW parts stop coming, with no word of it), and the parts it was given that
+  // scored far above the others: usually a bad part among the good ones. Reviewed as a
+  // defect, a part is left out of every later retrain.
+  function renderLookAt(el, result) {
     clear(el);
+    const band = (result || {}).review_band;
+    if (band && band.empty) {
+      el.append(h("p", {class: "warn", id: "review-band-empty"}, `v${result.version}: `
+        + band.note.charAt(0).toUpperCase() + band.note.slice(1)));
+    }
+    const items = (result || {}).look_at;
     if (!items || !items.length) return;
-    el.append(h("h3", {}, `Look at ${items.length} part(s) it learned from`),
-      h("p", {class: "muted"}, "They scored far above the other parts it learned from, or their photos were unlike "
+    // an unreviewed audit-sample part far above the others is left out (most likely a
+    // defect): it was titled "learned from" beside the ones the model did learn
+    const out = items.filter((a) => a.left_out).length;
+    el.append(h("h3", {}, out ? `Look at ${items.length} part(s) it was given (${out} left out of it)`
+      : `Look at ${items.length} part(s) it learned from`),
+      h("p", {class: "muted"}, "They scored far above the other parts it was given, or their photos were unlike "
         + "the others' (a lamp flicker, a shot out of focus: left out of the photo check). If one is bad, review it "
         + "as a defect (it is then left out of the next retrain) and retrain."),
-      h("ul", {}, items.map((a) => h("li", {}, a.inspection_id
+      h("ul", {}, items.map((a) => h("li", {dataset: {leftOut: a.left_out ? "true" : "false"}}, a.inspection_id
         ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`) : a.image_key,
-        a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`))));
+        a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`,
+        a.left_out ? " · left out, not learnt: nobody reviewed it (most likely a defect the old version passed)"
+          : ""))));
   }
 
   async function poll(jobId, status, lookAt, everyMs = 700) {
@@ -464,7 +506,7 @@ LG.start(async (main) => {
         if (refused) LG.say(`trained version ${j.result.version}, not activated: ${refused.message}`, "error");
         else if (j.status === "done" || j.status === "succeeded") LG.say("trained a new version", "ok");
         else LG.say(`training ${j.status}: ${j.message || ""}`, "error");
-        renderLookAt(lookAt, (j.result || {}).look_at);
+        renderLookAt(lookAt, j.result);
         await Promise.all([load(), loadJobs()]);
         return;
       }
