@@ -229,3 +229,23 @@ def test_the_hot_folder_waits_for_a_jpeg_whose_middle_is_not_written_yet(station
         time.sleep(0.07)
     assert [r.part_id for r in station.query()] == ["cell-8"]
     assert (inbox / "done" / "cell-8.jpg").exists()
+
+
+@pytest.mark.parametrize("side", [8, 16])
+def test_a_tiny_or_flat_jpeg_whose_image_data_is_shorter_than_the_slack_decodes(side):
+    # a flat 16x16 photo's image data is a few bytes: the feed's last read fell inside its
+    # header, and the photo was refused as truncated (review of 94677a8: 7,528 of 86,472)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((side, side, 3), 128, np.uint8)).save(buf, "JPEG", quality=75)
+    assert load_photo(buf.getvalue()).pixels.shape[:2] == (side, side)
+
+
+@pytest.mark.parametrize("pad", [16, 64, 4096])
+def test_zero_padding_before_the_end_marker_is_no_torn_copy(pad):
+    # an encoder may pad the image data before the end marker (libjpeg only warns): the blocks
+    # all end before the padding, which is no torn middle
+    rng = np.random.default_rng(3)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    assert load_photo(data[:-2] + bytes(pad) + data[-2:]).pixels.shape[:2] == (96, 128)

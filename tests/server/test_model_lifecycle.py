@@ -186,6 +186,26 @@ def test_metrics_drop_a_lines_model_when_it_is_given_back_to_the_model_of_every_
     assert series() == [("", 1.0)]
 
 
+def test_metrics_show_the_versions_another_process_activated_or_gave_back(make_station):
+    from lineguard.line.station import Station
+    from lineguard.server.app import create_app
+    st = make_station()
+    st.add_model(FakeInspector(0.4, "every").to_bytes(), "cell", activate=True, by="eng")
+    other = Station(st.config, loader=FakeInspector.load)      # a second process on the same database
+    try:
+        other.add_model(FakeInspector(0.5, "own").to_bytes(), "cell", "L1", activate=True, by="eng")
+        with TestClient(create_app(station=st)) as c:
+            def series() -> list[str]:
+                return sorted(line.split("line=")[1].split(",")[0] for line in c.get("/metrics").text.splitlines()
+                              if line.startswith("lineguard_active_model_version{"))
+            # the gauge was set by each process's own changes only: this one never showed L1's model
+            assert series() == ['""', '"L1"']
+            other.rollback_model("cell", "L1", by="eng")
+            assert series() == ['""']
+    finally:
+        other.close()
+
+
 # -- 4. a retrain keeps the settings of the version it replaces -------------------------------
 def _model_json(threshold: float = 0.5, **extra) -> bytes:
     return json.dumps({"fake_lineguard_model": True, "threshold": threshold, "version": "q", **extra}).encode()

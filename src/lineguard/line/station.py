@@ -278,7 +278,7 @@ class Station:
         # replaced, never changed in place, so the inspection path reads it without a lock.
         self._listeners: tuple[Listener, ...] = ()
         self.alarms.listeners.append(lambda alarm: self._notify("alarm", alarm))
-        self._refresh_active_metrics()
+        self.refresh_active_metrics()
         self.shadow = ShadowRunner(self, config.shadow_queue)
         from .jobs import JobRunner
         self.jobs = JobRunner(self, trainer)
@@ -909,7 +909,8 @@ class Station:
             return reviews.set_defect_types(s, product, types, by)
 
     # -- models ----------------------------------------------------------------------
-    def _refresh_active_metrics(self) -> None:
+    def refresh_active_metrics(self) -> None:
+        """The active-version gauge as the database has it now (every process's activations)."""
         self.metrics.set_actives([(mv.product, mv.line, mv.model_id, mv.version)
                                   for mv in self.models.list() if mv.active])
 
@@ -922,7 +923,7 @@ class Station:
         another product got onto the line); refused, the version stays, not active."""
         mv = self.models.add(data, product, line, note=note, by=by, activate=activate and not try_first,
                              train_images=train_images, trained_from=trained_from, filename=filename)
-        self._refresh_active_metrics()
+        self.refresh_active_metrics()
         self._release_replaced()
         if activate and try_first:
             try:
@@ -1023,7 +1024,7 @@ class Station:
             self._release_replaced()    # a version loaded to be tried and refused is let go (hundreds of MB)
             raise
         self.shadow.stop_if(mv, by)   # promoted: it judges the parts itself now
-        self._refresh_active_metrics()
+        self.refresh_active_metrics()
         self._release_replaced()
         return mv
 
@@ -1031,7 +1032,7 @@ class Station:
                        expected_active: Optional[int] = None):
         mv = self.models.rollback(product, line, by, expected_active=expected_active)
         self.shadow.stop_if(mv, by)
-        self._refresh_active_metrics()
+        self.refresh_active_metrics()
         self._release_replaced()
         return mv
 

@@ -449,7 +449,13 @@ class _WholeScanFeed(io.BytesIO):
         start, end = scan
         self.zeroed = data.find(bytes(JPEG_ZEROED_RUN), start, end) >= 0
         super().__init__(bytes(data[:end]) + (bytes(16) if self.zeroed else b"\xff\xd9"))
-        self._last = end - JPEG_SCAN_SLACK
+        # the last bytes of image data the decoder must need: zero bytes just before the end
+        # marker are padding an encoder may leave (libjpeg only warns), not blocks to decode;
+        # and a scan of fewer bytes than the slack (a flat 16x16 photo) is read from its start
+        data_end = end
+        while data_end > start and data[data_end - 1] == 0:
+            data_end -= 1
+        self._last = max(data_end - JPEG_SCAN_SLACK, start)
         self.whole_scan_read = False
 
     def read(self, size: Optional[int] = -1) -> bytes:

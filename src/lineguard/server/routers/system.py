@@ -96,6 +96,9 @@ def metrics(station: Station = Depends(get_station)) -> Response:
     faults = station.check_storage()         # as /health would say them now
     if "database" not in faults:
         faults.update(station.model_faults())
+        # another process on the database may have activated or rolled back a version (this
+        # one's series stood on with the old version, and a line given back kept its model)
+        station.refresh_active_metrics()
     watchers = statuses(station.config.data_dir)      # each status file read once
     faults.update(watcher_faults(watchers))
     station.metrics.set_faults(faults)
