@@ -426,6 +426,8 @@ def guarded_protocol(base: type) -> type:
             self._head_bytes = 0            # of the head in progress, as far as it is known to be head
             self._head_tail = b""           # its last bytes: a blank line ending it may span two reads
             self._head_untracked = False    # a head begun in a read that ended another request
+            self._parsed_head = 0           # httptools: the head in progress as its parser gave it (at least)
+            self._refused = False           # a 431 owed once the requests before that head are answered
             self._in_head = self._in_message = False     # httptools' parser state (h11's is asked)
             self._seen_cycle: Any = None
             self._requests = 0              # requests whose head has come in on this connection
@@ -434,6 +436,8 @@ def guarded_protocol(base: type) -> type:
             if not hasattr(state, "lineguard_heads"):
                 state.lineguard_heads = {}
             self._heads: dict = state.lineguard_heads
+            if getattr(self, "conn", None) is not None:        # h11
+                self._guard_h11_heads(self.conn)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -451,10 +455,53 @@ def guarded_protocol(base: type) -> type:
         # httptools' parser calls these (h11 has none)
         def on_message_begin(self) -> None:
             self._in_head = self._in_message = True
+            # the request line's method, spaces and version and the blank line: 16 bytes at least
+            self._parsed_head = 16
             super().on_message_begin()
+
+        # a head begun in a read after another request (pipelined, or sent with the end of a
+        # body) was never held to MAX_HEAD_BYTES: the bytes counted before the parser are only
+        # a head that begins a read. Its URL and headers as the parser gives them are counted
+        # too (every head, whichever read it began in): a 100 KiB header sent after a GET or a
+        # POST's body in one send was a 200, and the app was given it
+        def on_url(self, url: bytes) -> None:
+            self._count_parsed(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count_parsed(len(name) + len(value) + 3)     # "name:value\r\n"
+            super().on_header(name, value)
+
+        def _count_parsed(self, size: int) -> None:
+            self._parsed_head += size
+            if self._parsed_head > MAX_HEAD_BYTES:
+                self._refused = True
+                # stops the parser before this head is a request; uvicorn takes it for a
+                # request it cannot parse and calls send_400_response, which answers 431
+                raise ValueError("the request's head is over MAX_HEAD_BYTES")
+
+        def _guard_h11_heads(self, conn: Any) -> None:
+            """h11 parses a request's head only once the request before it is answered (it
+            holds what was pipelined), from the start of what it holds: each head is held to
+            the limit there, as it came, before it is parsed (a complete 100 KiB head behind
+            another request was a 200; one unended past 64 KiB, h11's own plain 400)."""
+            import h11
+            parse = conn.next_event
+
+            def next_event() -> Any:
+                if conn.their_state is h11.IDLE and _head_size(conn.trailing_data[0]) > MAX_HEAD_BYTES:
+                    self._refused = True
+                    # uvicorn answers it with send_400_response, which answers 431
+                    raise h11.RemoteProtocolError("the request's head is over MAX_HEAD_BYTES")
+                return parse()
+
+            # (not in handle_events: past a body answered early, uvicorn starts the next
+            # request's cycle and parses its head within one call)
+            conn.next_event = next_event
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            self._parsed_head = 0       # a chunked body's trailers (given as headers) count from nothing
             super().on_headers_complete()
             self._new_request()     # a pipelined one is queued here, not seen by data_received
 
@@ -466,6 +513,14 @@ def guarded_protocol(base: type) -> type:
         def on_response_complete(self) -> None:
             super().on_response_complete()      # starts a pipelined request, or (h11) parses what waited
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return
+            if self._refused:
+                # an oversize head came after this request: its 431 once every request before
+                # it is answered (self.cycle is the last of them), as on a kept-alive connection
+                if self.cycle is None or self.cycle.response_complete:
+                    self._end(_HEAD_TOO_LARGE)
+                else:
+                    self.flow.pause_reading()
                 return
             self._new_request()
             cycle = self.cycle
@@ -503,6 +558,8 @@ def guarded_protocol(base: type) -> type:
             _guard_body(self, cycle)
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:       # past a refused head: the connection ends after the answers before it
+                return
             in_head, in_body = self._parser_state()
             # this chunk is all head only if a head was awaited before it and none ended in it:
             # the rest of a body (answered early, a 413) or a request before it is not head
@@ -521,7 +578,7 @@ def guarded_protocol(base: type) -> type:
                 return
             requests = self._requests
             super().data_received(data)
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self._refused:
                 return
             if self.transport.get_protocol() is not self:      # upgraded to a websocket
                 self._stop()
@@ -536,7 +593,7 @@ def guarded_protocol(base: type) -> type:
                     self._head_bytes += len(data)
                     self._head_tail = (self._head_tail + data)[-2:]
                     if self._head_bytes > MAX_HEAD_BYTES:
-                        self._end(_HEAD_TOO_LARGE)
+                        self._refuse_head()
                         return
                 else:
                     self._head_untracked = True
@@ -569,7 +626,22 @@ def guarded_protocol(base: type) -> type:
             in_this_read = (min(ends) - len(self._head_tail)) if ends else len(data)
             return self._head_bytes + in_this_read > MAX_HEAD_BYTES
 
+        def _refuse_head(self) -> None:
+            """431 for the head in progress, in its turn: at once, or (pipelined) once the
+            requests before it are answered, their answers kept; nothing more is read."""
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:
+                self._end(_HEAD_TOO_LARGE)
+            else:
+                self._refused = True
+                self._stop()
+                self.flow.pause_reading()
+
         def send_400_response(self, msg: str) -> None:
+            if self._refused:       # not a parse error: the parser was stopped at an oversize head
+                self._refused = False
+                self._refuse_head()
+                return
             # uvicorn's own answer to a request it cannot parse is plain text: JSON as every other
             self._stop()
             if not self.transport.is_closing():
@@ -604,6 +676,14 @@ def guarded_protocol(base: type) -> type:
 
     Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
     return Guarded
+
+
+def _head_size(buf: bytes) -> int:
+    """The size of the request head at the start of ``buf`` (after the blank lines before it,
+    which both parsers skip): up to the blank line that ends it, or all of ``buf`` if unended."""
+    begins = len(buf) - len(buf.lstrip(b"\r\n"))
+    ends = [i + len(blank) for blank in (b"\n\r\n", b"\n\n") if (i := buf.find(blank, begins)) >= 0]
+    return (min(ends) if ends else len(buf)) - begins
 
 
 # a read that begins a request (blank lines before it are skipped by both parsers): one that
