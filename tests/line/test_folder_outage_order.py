@@ -189,3 +189,155 @@ def test_an_outage_then_a_file_the_station_fails_on_among_those_waiting(tmp_path
     assert len([m for m in said if m.startswith("K-0004.png: the station fails on this file")]) == 1, said
     assert [m for m in said if m.startswith("K-0004.png: the station takes this file again")], said
     assert not [m for m in said if "cannot take parts (HTTP 500" in m], said      # no outage said for the one file
+
+
+# -- review of d34a7e9 -------------------------------------------------------------------------
+def test_a_file_whose_request_always_times_out_holds_no_others(tmp_path, clock):
+    """A read timeout on one file (a model hanging on that image) is told like a 500: set aside,
+    the next file tried at once. d34a7e9 took it for an outage and tried it first for ever: 0 of
+    29 parts behind it in 451 s (d34a7e9~1: 29 of 29)."""
+    inbox = _inbox(tmp_path, 30)
+    recorded, asked = [], {"K-0000": 0}
+
+    def submit(data, part_id, name):
+        if part_id == "K-0000":
+            asked["K-0000"] += 1
+            clock.now += 60.0                    # the submit's read timeout
+            raise httpx.ReadTimeout("timed out")
+        recorded.append(part_id)
+        return {"id": len(recorded), "verdict": "OK"}
+
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    for _ in range(10):
+        w.poll_once()
+        clock.now += 0.25
+    assert recorded == [f"K-{i:04d}" for i in range(1, 30)], f"{len(recorded)} of 29 parts recorded"
+    assert w.status()["station_taking_parts"] is True and (inbox / "K-0000.png").exists()
+    # told as its own, it waits a whole ASIDE_MAX_S between tries: each holds the line for a minute
+    assert asked["K-0000"] == 2
+
+
+def test_two_files_timing_out_in_a_row_none_taken_are_an_outage(tmp_path, clock):
+    inbox = _inbox(tmp_path, 5)
+    asked = []
+
+    def submit(data, part_id, name):
+        asked.append(part_id)
+        raise httpx.ReadTimeout("timed out")     # a station hung on every part
+
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w.poll_once()                                # the files seen
+    w.poll_once()
+    assert asked == ["K-0000", "K-0001"] and w.status()["station_taking_parts"] is False
+    # one try at a time, with at most one other after a timeout: not nine requests of a minute each
+    for _ in range(20):
+        clock.now += 5.0
+        n = len(asked)
+        w.poll_once()
+        assert len(asked) - n <= 2, asked[n:]
+
+
+def _poisoned(inbox, names):
+    """A submit failing (500) on the bytes of ``names`` as they are now: a new photo written
+    under one of those names is taken."""
+    bad = {(inbox / f"{n}.png").read_bytes() for n in names}
+    recorded, asked = [], []
+
+    def submit(data, part_id, name):
+        if data in bad:
+            asked.append(part_id)
+            raise _failed_on(part_id)
+        recorded.append(part_id)
+        return {"id": len(recorded), "verdict": "OK"}
+    return submit, recorded, asked
+
+
+def test_a_new_photo_under_a_set_aside_files_name_does_not_wait_its_turn(tmp_path, clock):
+    """d34a7e9 kept the set-aside entry by name: a new photo written under it waited the old
+    file's wait (recorded after 59.75 s; 3.75 s before d34a7e9)."""
+    inbox = _inbox(tmp_path, 10)
+    submit, recorded, asked = _poisoned(inbox, ["K-0004"])
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    _until(w, clock, lambda: len(asked) >= 6)           # its own, its wait grown to 16 s
+    assert len(recorded) == 9 and "K-0004" not in recorded
+    (inbox / "K-0004.png").write_bytes(png_bytes(40, seed=9999, size=16))
+    for _ in range(4):
+        clock.now += 0.25
+        w.poll_once()
+    assert recorded[-1] == "K-0004" and len(asked) == 6
+    assert ("aside", "K-0004.png") not in w._faults
+
+
+def test_set_aside_files_are_not_the_lines_backlog(tmp_path, clock):
+    """A file the station fails on alone, the other parts on time: d34a7e9 counted it as waiting
+    and the oldest, said "behind" for ever, and /health "the PC does not keep up"."""
+    from lineguard.line.watchers import watcher_faults
+
+    inbox = _inbox(tmp_path, 3)
+    submit, recorded, _ = _poisoned(inbox, ["K-0001"])
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    for i in range(3, 3 + 240):                          # a part every 0.5 s for 2 minutes
+        _drop(inbox, [f"K-{i:04d}"])
+        w.poll_once()
+        clock.now += 0.5
+    st = w.status()
+    assert len(recorded) == 241
+    assert st["behind"] is False and st["waiting"] <= 2 and st["oldest_wait_s"] < 1, st
+    assert st["set_aside"] == 1 and st["set_aside_files"] == ["K-0001.png"], st
+    st.update(line="L1", station="S1", updated=time.time(), running=True)     # as run() writes it
+    said = watcher_faults([(tmp_path / "status.json", st)])["watcher L1/S1"]
+    assert "1 file(s) set aside" in said and "K-0001.png" in said and "keep up" not in said, said
+    # a status file from before set_aside still reads as it did
+    old = {k: v for k, v in st.items() if not k.startswith("set_aside")}
+    assert watcher_faults([(tmp_path / "status.json", old)]) == {}
+    old.update(behind=True, waiting=40, oldest_wait_s=45.0)
+    assert "keep up" in watcher_faults([(tmp_path / "status.json", old)])["watcher L1/S1"]
+
+
+def test_after_a_500_spell_the_files_set_aside_in_it_go_first_in_the_folders_order(tmp_path, clock):
+    """The station fails on every part (500) for a while and on K-0000 alone for good. d34a7e9
+    recorded K-0016..K-0039 before K-0001..K-0015 (the files set aside in the outage were passed
+    until the next pass); now only the part that told the station takes parts again goes first."""
+    inbox = _inbox(tmp_path, 40)
+    station = {"up": False, "tries": 0}
+    recorded = []
+
+    def submit(data, part_id, name):
+        if part_id == "K-0000":
+            raise _failed_on(part_id)
+        if not station["up"]:
+            station["tries"] += 1
+            raise _failed_on(part_id)
+        recorded.append(part_id)
+        return {"id": len(recorded), "verdict": "OK"}
+
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    _until(w, clock, lambda: station["tries"] >= 12)
+    station["up"] = True
+    _until(w, clock, lambda: len(recorded) == 39)
+    assert sorted(recorded) == [f"K-{i:04d}" for i in range(1, 40)]
+    assert recorded[1:] == sorted(recorded[1:]), f"out of order: {recorded}"
+
+
+def test_files_set_aside_are_said_together_once_a_minute(tmp_path, clock, caplog):
+    """100 files set aside said 100 lines a minute (each its own "still"); now each is said
+    once when set aside, then one line a minute names how many and the first few."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    poison = [f"P-{i:04d}" for i in range(30)]
+    for n in poison:
+        (inbox / f"{n}.png").write_bytes(png_bytes(40, seed=5000 + int(n[2:]), size=16))
+    submit, recorded, _ = _poisoned(inbox, poison)
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        for i in range(6 * 120):                          # a good part every 0.5 s for 6 minutes
+            _drop(inbox, [f"K-{i:04d}"])
+            w.poll_once()
+            clock.now += 0.5
+            if i == 2 * 120:
+                caplog.clear()                            # minutes 3 to 6
+    assert len(recorded) == 719 and w.status()["set_aside"] == 30      # the newest waits to settle
+    said = [r.getMessage() for r in caplog.records]
+    assert 3 <= len(said) <= 5, said
+    assert all(m.startswith("30 file(s) still set aside") and "P-0000.png" in m and "25 more" in m for m in said), said

@@ -254,7 +254,27 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
             faults[name] = (f"behind the line: {st.get('waiting', 0)} file(s) wait in {st.get('folder')}, the oldest "
                             f"for {float(st.get('oldest_wait_s') or 0):.0f} s; the PC does not keep up with the "
                             "parts (a faster model profile, an exported model, or fewer parts per second)")
+        elif _set_aside(st):
+            # files the station fails on alone, the other parts on time: not "behind" (a watcher before
+            # set_aside counted them as waiting, and /health blamed the PC for as long as they stayed)
+            n, names = _set_aside(st)
+            shown = ", ".join(names) + (f" and {n - len(names)} more" if n > len(names) else "")
+            faults[name] = (f"{n} file(s) set aside in {st.get('folder')}: the station fails on them ({shown}), "
+                            "they are tried again on their own and the other parts go on; see the station's log "
+                            "for these parts, then fix the model or move the files out of the folder")
     return faults
+
+
+def _set_aside(st: dict[str, Any]) -> Optional[tuple[int, list[str]]]:
+    """(how many, the first names) of the files a watcher's status says are set aside (the
+    station fails on them alone); None when none is, or for a status from before set_aside."""
+    try:
+        n = int(st.get("set_aside") or 0)
+    except (TypeError, ValueError):
+        return None
+    names = st.get("set_aside_files")
+    names = [str(x) for x in names][:10] if isinstance(names, list) else []
+    return (n, names) if n > 0 else None
 
 
 def backlogs(found: Statuses, now: Optional[float] = None) -> list[dict[str, Any]]:

@@ -49,6 +49,12 @@ one that fails again once the station took other parts is the file's own and is 
 own, up to ``ASIDE_MAX_S`` apart, never holding the files behind it (two such files first in
 the folder let one part through per try when they were tried again in each pass); two files
 in a row failing so, none taken, mean the station fails on every part: an outage, as above.
+A request that gets no answer in the submit's time (a read timeout) is told the same way: one
+file always timing out held the whole line (0 of 29 parts behind it in 451 s). A new file
+under a set-aside one's name is a new part, taken in its turn. Set-aside files are not the
+line's backlog (they kept the watcher "behind" for ever): the status gives them apart
+(``set_aside``), and the log names them together once a minute. The files set aside during an
+outage go first, in the folder's order, once the station takes parts again.
 A watcher that falls behind the line (a file ready to be
 taken has waited ``BACKLOG_AFTER_S``) says so, with the files waiting and the oldest's
 wait, when it starts and when it clears (once a minute while it lasts). Its state (files
@@ -131,8 +137,13 @@ RETRY_MAX_S = 5.0
 
 # A file the station fails on (HTTP 500) while it takes other parts (a model failing on that
 # image) is tried again on its own, first after the poll time, then twice as long each time,
-# up to this: out of the way of the files behind it
+# up to this: out of the way of the files behind it. A file whose request timed out (no answer
+# in the submit's 60 s) waits this long at once: each of its tries holds the line that long
 ASIDE_MAX_S = 60.0
+
+# Set-aside files named in the status file and in the line said for them once a minute: the
+# first few (100 set aside said 100 lines a minute, one for each)
+ASIDE_NAMED = 10
 
 # A station not taking parts that fails on its try's file (HTTP 500) is tried at once with as
 # many other files as it failed on so far (none taken since), up to this many: a batch of
@@ -213,6 +224,9 @@ class FolderWatcher:
         self._row = 0           # files answered HTTP 500 in a row in this pass (none set aside as their own)
         self._others = 0        # other files still tried at once in this try, its file answered HTTP 500
         self._try_due = False   # the station not taking parts: its next try was due when this pass began
+        self._again = False     # a part taken made files set aside earlier in this pass due: tried next
+        self._aside_said = float("-inf")   # when the files set aside as their own were last said together
+        self.set_aside: list[str] = []     # the files set aside as their own (not waiting: see status)
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
         self._load_journal()
@@ -370,20 +384,38 @@ class FolderWatcher:
         down = self._faults.get(STATION_DOWN)
         self._try_due = down is not None and now >= down["retry_at"]
         self._row = self._others = 0
+        self._again = False
         self._look_behind([p.name for p in candidates], now)
-        for i, path in enumerate(candidates):
+        i = 0
+        while i < len(candidates):
             if self._stop.is_set():
                 # Ctrl-C or SIGTERM with thousands of files waiting: the file in hand was
                 # finished, the rest wait for the next start (40 s later it was still judging)
                 break
+            if self._again:
+                # a part taken made the files set aside earlier in this pass (failures not yet
+                # told as theirs: an outage's) due: tried next, in the folder's order, before
+                # the files behind (after a 500 spell K-0016..K-0039 were recorded before K-0001)
+                self._again = False
+                ahead = {p.name for p in candidates[i:]}
+                back = {p.name: p for p in candidates[:i] if p.name not in ahead and p.name in self._aside
+                        and not self._aside[p.name]["own"]}
+                candidates[i:i] = [back[n] for n in sorted(back)]
+            path = candidates[i]
+            i += 1
             if time.monotonic() - self._looked_at >= STATUS_EVERY_S:
-                self._look_behind([p.name for p in candidates[i:]], time.monotonic())
+                self._look_behind([p.name for p in candidates[i - 1:]], time.monotonic())
             now = time.monotonic()
             try:
                 st = path.lstat()
             except FileNotFoundError:
                 continue
             sig = (st.st_size, st.st_mtime_ns)
+            aside = self._aside.get(path.name)
+            if aside is not None and aside["sig"] != (*sig, self._ino(st)):
+                # a new photo under a set-aside file's name (or the file written again): a new
+                # part, not the one the station failed on; it waited that one's turn (59.75 s)
+                self._put_back(path.name)
             prev = self._seen.get(path.name)
             if prev is None or prev[:2] != sig:
                 self._seen[path.name] = (*sig, now)
@@ -412,6 +444,7 @@ class FolderWatcher:
         for key in self._faults.keys():
             if key[0] in ("file", "submit", "aside") and key[1] not in present:
                 self._faults.ends(key)       # the file is gone: its fault with it, unsaid
+        self._say_aside(time.monotonic())
         return handled
 
     # -- falling behind, and the status file -------------------------------------------
@@ -421,7 +454,12 @@ class FolderWatcher:
         file's time, which a copy may keep from elsewhere); say when the watcher falls
         behind and when it catches up; rewrite the status file."""
         self._looked_at = now
-        ready = [n for n in names if n not in self._writing and n not in self._corrupt]
+        # a file set aside as its own (the station fails on it alone) is not the line's backlog:
+        # counted as waiting and oldest, the watcher said "behind" for as long as it stayed, and
+        # /health "the PC does not keep up" with every other part on time. Said apart (set_aside)
+        self.set_aside = sorted(n for n, a in self._aside.items() if a["own"])
+        ready = [n for n in names if n not in self._writing and n not in self._corrupt and
+                 not (n in self._aside and self._aside[n]["own"])]
         self.waiting = len(ready)
         self.oldest_wait_s = max((now - self._seen[n][2] for n in ready if n in self._seen), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
@@ -461,6 +499,9 @@ class FolderWatcher:
                 "host": _host_name(), "folder_path": os.path.abspath(self.folder),
                 "updated": time.time(), "every_s": STATUS_EVERY_S,
                 "waiting": self.waiting, "oldest_wait_s": round(self.oldest_wait_s, 1),
+                # files the station fails on alone, tried on their own: not in waiting
+                "set_aside": len(self.set_aside),
+                "set_aside_files": [shown_name(n) for n in self.set_aside[:ASIDE_NAMED]],
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
                 "behind_since": b.wall if b else None,
                 "station_taking_parts": d is None, "station_down_since": d.wall if d else None,
@@ -537,25 +578,32 @@ class FolderWatcher:
         down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
         self._write_status(now, force=down.tries == 1)
 
-    def _failed_on(self, name: str, exc: SubmitFailed) -> None:
-        """The station answered ``name`` with a failure of its own (HTTP 500): the file's (a model
-        that fails on that image) or the station's (failing on every part) is told by the files
-        around it. Set aside on its own try, the next file is tried at once: when the station
-        takes parts, a file that fails again is its own and waits out of the way of the others;
-        when the next file fails too, the station fails on every part: an outage, one try at a
-        time, with other files at once when the try's file fails so (``OTHERS_MAX``)."""
+    def _failed_on(self, name: str, exc: BaseException, sig: tuple[int, int, Optional[int]]) -> None:
+        """The station answered ``name`` with a failure of its own (HTTP 500), or gave no answer
+        in the submit's time (a read timeout): the file's (a model that fails or hangs on that
+        image) or the station's (failing on every part, hung) is told by the files around it. Set
+        aside on its own try, the next file is tried at once: when the station takes parts, a
+        file that fails again is its own and waits out of the way of the others; when the next
+        file fails too, the station fails on every part: an outage, one try at a time, with other
+        files at once when the try's file fails so (``OTHERS_MAX``; one after a timeout: a hung
+        station is not asked nine parts of a minute each). ``sig``: the file's size, time and
+        inode, a new file under the name is not this one."""
         now = time.monotonic()
         down = self._faults.get(STATION_DOWN)
+        timed_out = timed_out_on_request(exc)
         aside = self._aside.get(name)
         if aside is None:
             first = max(self.poll_s, 0.01)
             aside = self._aside[name] = {"own": False, "taken": self._taken, "delay": first,
                                          "most": max(ASIDE_MAX_S, first)}
-        aside["retry_at"] = now + aside["delay"]
-        aside["delay"] = min(aside["most"], aside["delay"] * 2)
+        aside["sig"] = sig
         # the station took other parts since this file's last failure, and fails on it again: its own
         aside["own"] = aside["own"] or self._taken > aside["taken"]
         aside["taken"] = self._taken
+        if aside["own"] and timed_out:
+            aside["delay"] = aside["most"]     # each try holds the line for the submit's whole timeout
+        aside["retry_at"] = now + aside["delay"]
+        aside["delay"] = min(aside["most"], aside["delay"] * 2)
         if not aside["own"]:
             self._row += 1
             if down is None and self._row >= 2:
@@ -569,16 +617,45 @@ class FolderWatcher:
                     # a station not taking parts that fails on its try's file: its next try waits,
                     # and as many others as it failed on, not set aside, are tried at once
                     self._not_taking(name, exc)
-                    self._others = min(OTHERS_MAX, sum(not a["own"] for a in self._aside.values()))
+                    self._others = min(1 if timed_out else OTHERS_MAX,
+                                       sum(not a["own"] for a in self._aside.values()))
                 return
+        error = f"{type(exc).__name__}: {exc}" if timed_out else str(exc)
+        fault = self._faults.get(("aside", name))
+        if fault is not None:
+            # said again with the others set aside, once a minute (_say_aside), not each on its own
+            fault.tries += 1
+            fault["error"] = error
+            return
         self._faults.happens(
             ("aside", name), logging.ERROR,
             "%(name)s: the station fails on this file (%(error)s): set aside and tried again every %(delay)g to "
             "%(most)g s, the files behind it go on (see the station's log for this part; move the file out of "
             "the folder to stop the tries)",
-            still="%(name)s: the station still fails on this file (%(error)s) after %(lasted).0f s, %(tries)d "
-                  "tries; the files behind it go on",
-            start={"delay": max(self.poll_s, 0.01), "most": aside["most"]}, name=shown_name(name), error=str(exc))
+            start={"delay": max(self.poll_s, 0.01), "most": aside["most"]}, name=shown_name(name), error=error)
+        self._aside_said = now
+
+    def _say_aside(self, now: float) -> None:
+        """The files set aside as their own, said together once a minute while any is (each is
+        said once when set aside, and when taken or gone): 100 of them said 100 lines a minute."""
+        own = sorted(n for n, a in self._aside.items() if a["own"])
+        if not own or now - self._aside_said < self._faults.repeat_s:
+            return
+        self._aside_said = now
+        named = ", ".join(shown_name(n) for n in own[:5]) + (f" and {len(own) - 5} more" if len(own) > 5 else "")
+        first = self._faults.get(("aside", own[0]))
+        log.error("%d file(s) still set aside in %s, the station fails on them (%s: %s): %s; each is tried again "
+                  "on its own up to %g s apart, the files behind them go on (see the station's log for these "
+                  "parts; move the files out of the folder to stop the tries)", len(own), self.folder,
+                  shown_name(own[0]), first["error"] if first is not None else "?", named, ASIDE_MAX_S)
+
+    def _put_back(self, name: str) -> None:
+        """A new file under the name of one set aside (or that file written again): the new
+        part is no longer held by the old one's wait, nor said as it."""
+        self._aside.pop(name, None)
+        self._faults.ends(("aside", name), logging.INFO,
+                          "%(name)s: written again; the file the station failed on (%(tries)d failures over "
+                          "%(lasted).0f s) is gone, the new one is taken as any part")
 
     def _taking_again(self) -> None:
         # the station answered (took or refused a part): the files set aside by failures not yet
@@ -592,6 +669,10 @@ class FolderWatcher:
         if self._faults.ends(STATION_DOWN, logging.WARNING,
                              "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
                              "%(error)s); %(waiting)d files waited", waiting=self.waiting) is not None:
+            # those set aside in the outage and passed in this pass are tried next (poll_once), in
+            # the folder's order; others wait for the next pass, behind the parts the line goes on
+            # with (a file timing out holds the line a minute at each try)
+            self._again = any(not a["own"] for a in self._aside.values())
             self._write_status(time.monotonic(), force=True)
 
     @staticmethod
@@ -874,8 +955,9 @@ class FolderWatcher:
             log.warning("%s refused: %s", path.name, exc)
             return True
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
-            if failed_on_request(exc):
-                self._failed_on(path.name, exc)    # the file's or the station's: told by the files around it
+            if failed_on_request(exc) or timed_out_on_request(exc):
+                # the file's or the station's: told by the files around it
+                self._failed_on(path.name, exc, (*sig, ino))
                 return False
             if self._station_fault(exc):
                 self._not_taking(path.name, exc)   # said once for the outage, not for each file
@@ -1127,6 +1209,18 @@ def failed_on_request(exc: BaseException) -> bool:
     internal_error): maybe the file's alone (a model failing on that image), maybe every part's;
     not an outage by itself (no answer, 502/503/504, disk full, no model are)."""
     return isinstance(exc, SubmitFailed) and (exc.code == "internal_error" or str(exc).startswith("HTTP 500"))
+
+
+def timed_out_on_request(exc: BaseException) -> bool:
+    """Whether the station gave no answer on this request in the submit's time, once it had it
+    (a read timeout: a model hanging on that image, or a station hung): told like HTTP 500 by
+    the files around it. A file that always timed out held the whole line (0 of 29 parts
+    behind it in 451 s); a connection refused or a connect timeout stays the station's."""
+    try:
+        import httpx
+    except ImportError:   # pragma: no cover - httpx is a dependency
+        return False
+    return isinstance(exc, httpx.ReadTimeout)
 
 
 def _done_entry(status: Optional[str], reason: Optional[str], sha256: Optional[str],

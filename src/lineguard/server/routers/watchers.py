@@ -7,7 +7,7 @@ its own (operator) key; the station keeps it beside the local ones (line.watcher
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
@@ -46,6 +46,10 @@ class HeartbeatIn(BaseModel):
     waiting: int = Field(0, ge=0, le=_BIG)
     oldest_wait_s: float = Field(0.0, ge=0, le=_BIG)
     behind: bool = False
+    # files the station fails on alone, not in waiting (an older watcher sends neither)
+    set_aside: int = Field(0, ge=0, le=_BIG)
+    set_aside_files: list[Annotated[str, Field(max_length=4096, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=100, description="the first few files set aside")
     behind_after_s: Optional[float] = Field(None, ge=0, le=_BIG)
     behind_since: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
     station_taking_parts: bool = True
