@@ -59,7 +59,7 @@ import numpy as np
 
 from . import Submit, SubmitFailed, SubmitRefused
 from ..camera_frame import CameraFrame
-from .folder import station_fault
+from .folder import failed_on_request, station_fault
 from .frames import IMAGE_SUFFIXES, FrameGrabber
 from .outage import LastingFaults
 
@@ -75,14 +75,6 @@ STATION_OUTAGE = ("station",)
 # "cannot take parts now" answers (503: disk full, no model) and no answer at all are waited
 # out without a bound: those are outages.
 FRAME_TRIES = 5
-
-
-def failed_on_request(exc: BaseException) -> bool:
-    """Whether the station answered with a failure of its own on this request (HTTP 500),
-    which may be the frame's (a model that fails on that image), not an outage."""
-    if not isinstance(exc, SubmitFailed):
-        return False
-    return exc.code == "internal_error" or (exc.code is None and str(exc).startswith("HTTP 500"))
 
 
 class NoFrame(LookupError):

@@ -1206,9 +1206,12 @@ def station_fault(exc: BaseException) -> bool:
 
 def failed_on_request(exc: BaseException) -> bool:
     """Whether the station answered with a failure of its own on this request (HTTP 500,
-    internal_error): maybe the file's alone (a model failing on that image), maybe every part's;
-    not an outage by itself (no answer, 502/503/504, disk full, no model are)."""
-    return isinstance(exc, SubmitFailed) and (exc.code == "internal_error" or str(exc).startswith("HTTP 500"))
+    internal_error): maybe the file's (the frame's) alone, a model failing on that image, maybe
+    every part's; not an outage by itself (no answer, 502/503/504, disk full, no model are).
+    The hot folder and the camera both tell it so."""
+    if not isinstance(exc, SubmitFailed):
+        return False
+    return exc.code == "internal_error" or (exc.code is None and str(exc).startswith("HTTP 500"))
 
 
 def timed_out_on_request(exc: BaseException) -> bool:
