@@ -28,6 +28,11 @@ three rules:
   the PLC link (line.plc_handshake) over its answers, in the order given, any answer
   with a verdict breaks the run; read back from ``line_signals`` after a restart; the
   alarm names the answer (``signal_id``) that raised it and has no part (inspection 0).
+  A storage fault is such an answer, so the database may refuse the very alarm: the run
+  is counted in memory meanwhile, and its alarm written (as of when it came due, with the
+  run's count) as soon as the database takes writes, at the next answer or the next look
+  for escalations, though a verdict ended the run meanwhile; the refusal is logged once
+  when it begins and once when it ends.
 - ``test_part``: a test part (line.test_parts) judged otherwise than it must be, at once
   and always (a wrong test part is never chance); the alarm names the check's record.
 
@@ -250,6 +255,13 @@ class AlarmWatch:
         self._gap_at = 0
         # per station, the ids of its latest PLC answers without a verdict, in a row (None: not recorded)
         self._answers: dict[tuple[str, str, str], list[Optional[int]]] = {}
+        self._began: dict[tuple[str, str, str], dt.datetime] = {}     # when each run's first answer was counted here
+        # per station, a run whose no_verdict alarm the database did not take (away, locked,
+        # full): its run (the list above while it goes on), product, last reason, and when it
+        # began and came due; written as soon as the database takes writes, with the run's
+        # count and due time, though a verdict ended the run meanwhile: the parts were scrapped
+        self._owed: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._refused: dict[tuple[str, str, str], dt.datetime] = {}   # since when, per station: said once
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
@@ -277,6 +289,9 @@ class AlarmWatch:
     def _escalate_loop(self, every_s: float) -> None:
         failing = False
         while not self._stop.wait(every_s):
+            # a no_verdict alarm the database refused is written once it takes writes, though
+            # no answer comes (a line stopped after scrapping every part)
+            self.raise_owed()
             try:
                 self.escalate_due()
                 failing = False
@@ -523,34 +538,101 @@ class AlarmWatch:
         one, ``signal_id`` its line_signals row, None when it could not be recorded); the
         alarm it raised, if any. Called in the order the answers were given; never raises.
 
-        An answer with a verdict touches no database: it ends the run, whatever came before."""
+        An answer with a verdict touches no database: it ends the run, whatever came before
+        (only an alarm the database refused before is written then: see ``_owed``)."""
         key = ("answers", line, station)      # a lock of its own: never waits on a part's alarm writes
         if verdict:
             with self._lock(key):
                 self._answers[key] = []
-            return []
+                self._began.pop(key, None)
+                owed = key in self._owed
+                if not owed and key in self._refused:
+                    # this part's record was just written: the database is back (nothing owed)
+                    self._written(key, line, station)
+            return self.raise_owed(key) if owed else []
         rules = self.rules_for(line, station)
         if not rules.no_verdict_run:
             return []
         raised: list[dict[str, Any]] = []
-        try:
-            with self._lock(key):
-                run = self._answers.get(key)
-                if run is None:
-                    run = self._answers[key] = self._load_answers(line, station, rules)
-                if signal_id is None or signal_id not in run:
-                    run.append(signal_id)
-                if len(run) >= rules.no_verdict_run:
-                    alarm = self._raise_no_verdict(line, station, product, reason, run, rules)
-                    if alarm is not None:
-                        raised.append(alarm)
-        except SQLAlchemyError:
-            # the run in memory stays (read back now, it could join answers across a
-            # verdict the recorder has not stored yet); raised at the next such answer
-            log.warning("line %s station %s: a no-verdict alarm could not be read or written; tried again at the "
-                        "next such answer", line, station, exc_info=True)
+        with self._lock(key):
+            run = self._answers.get(key)
+            if run is None:
+                try:
+                    run = self._load_answers(line, station, rules)
+                    self._written(key, line, station)
+                except SQLAlchemyError as exc:
+                    # not read back: counted from this answer, in memory, till the database is back
+                    self._refusal(key, line, station, exc)
+                    run = []
+                self._answers[key] = run
+            if not run:
+                self._began[key] = utcnow()
+            if signal_id is None or signal_id not in run:
+                run.append(signal_id)
+            owed = self._owed.get(key)
+            if owed is not None and owed["run"] is run:      # the refused run goes on
+                owed["reason"] = reason
+            if owed is not None and owed["run"] is not run:  # one a verdict ended: its alarm first
+                raised += self._write_owed(key, line, station, rules)
+            if len(run) >= rules.no_verdict_run:
+                owed = self._owed.setdefault(key, {"run": run, "product": product, "reason": reason,
+                                                   "began": self._began.get(key), "due": utcnow()})
+                if owed["run"] is run:
+                    raised += self._write_owed(key, line, station, rules)
         self._announce(raised)
         return raised
+
+    def raise_owed(self, key: Optional[tuple[str, str, str]] = None) -> list[dict[str, Any]]:
+        """Write the no_verdict alarms the database refused (one station's, ``key``, or all)
+        now that it may take them; those raised. Never raises."""
+        raised: list[dict[str, Any]] = []
+        for k in ([key] if key is not None else list(self._owed)):
+            _, line, station = k
+            try:
+                rules = self.rules_for(line, station)
+                with self._lock(k):
+                    if k in self._owed:
+                        raised += self._write_owed(k, line, station, rules)
+            except Exception:  # noqa: BLE001 - the answers and the escalations go on
+                log.exception("line %s station %s: a no-verdict alarm could not be written", line, station)
+        self._announce(raised)
+        return raised
+
+    def _write_owed(self, key: tuple[str, str, str], line: str, station: str,
+                    rules: AlarmRules) -> list[dict[str, Any]]:
+        """Write the station's owed no_verdict alarm (under the station's answers lock); a
+        database away keeps it owed, and says so once a spell, not once an answer."""
+        owed = self._owed[key]
+        if not rules.no_verdict_run:
+            del self._owed[key]                  # the rule switched off meanwhile
+            return []
+        try:
+            alarm = self._raise_no_verdict(line, station, owed["product"], owed["reason"], owed["run"], rules,
+                                           owed=owed)
+        except SQLAlchemyError as exc:
+            owed["refused"] = True               # raised as of its due time once written
+            self._refusal(key, line, station, exc)
+            return []
+        del self._owed[key]       # written, latched already, or done with by an acknowledgement
+        self._written(key, line, station)
+        return [alarm] if alarm is not None else []
+
+    def _refusal(self, key: tuple[str, str, str], line: str, station: str, exc: SQLAlchemyError) -> None:
+        """Said once when the database starts refusing the no-verdict count, with why: a
+        traceback per answer made 301 of them in a 30 s outage (2.6 MB of log)."""
+        if key in self._refused:
+            return
+        self._refused[key] = utcnow()
+        why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("line %s station %s: the database takes no no-verdict alarm (%s); the answers without a verdict "
+                    "are counted here and the alarm written as soon as it takes writes", line, station, why,
+                    exc_info=True)
+
+    def _written(self, key: tuple[str, str, str], line: str, station: str) -> None:
+        since = self._refused.pop(key, None)
+        if since is not None:
+            log.warning("line %s station %s: the database takes writes again (it refused the no-verdict count "
+                        "since %s)", line, station, iso_utc(since))
 
     def _load_answers(self, line: str, station: str, rules: AlarmRules) -> list[Optional[int]]:
         """The station's newest answers without a verdict, in a row, after what the last
@@ -569,8 +651,10 @@ class AlarmWatch:
         return run[::-1]
 
     def _raise_no_verdict(self, line: str, station: str, product: str, reason: Optional[str],
-                          run: list[Optional[int]], rules: AlarmRules) -> Optional[dict[str, Any]]:
-        """Write the alarm a run of answers without a verdict raises (see _raise)."""
+                          run: list[Optional[int]], rules: AlarmRules,
+                          owed: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
+        """Write the alarm a run of answers without a verdict raises (see _raise); one the
+        database refused when it came due (``owed``) is raised as of that time."""
         with self.db.session() as s:
             lock_line(s, line)
             last = _last_alarm(s, line, station, "no_verdict")
@@ -587,7 +671,12 @@ class AlarmWatch:
                        f"{line}, {product}) (the last: {reason or 'no verdict'}): good parts are being scrapped; see "
                        "whether the station keeps up with the line (the inspection window), whether the camera "
                        "delivers images, and the station's faults (/health)")
-            out = _store_alarm(s, rules, line=line, station=station, product=product, kind="no_verdict",
+            late = owed is not None and owed.get("refused", False)
+            if late:
+                message += (f"; raised late: the database took no writes when it came due at {iso_utc(owed['due'])}"
+                            + (f" (the run began at {iso_utc(owed['began'])})" if owed.get("began") else ""))
+            out = _store_alarm(s, rules, raised_at=owed["due"] if late else None, line=line, station=station,
+                               product=product, kind="no_verdict",
                                message=message, inspection_id=0, first_inspection_id=0,
                                signal_id=max((i for i in run if i is not None), default=None), parts=parts,
                                rejected=parts)
@@ -839,14 +928,17 @@ class AlarmWatch:
         return len(stations)
 
 
-def _store_alarm(s: Any, rules: AlarmRules, **fields: Any) -> Optional[dict[str, Any]]:
+def _store_alarm(s: Any, rules: AlarmRules, raised_at: Optional[dt.datetime] = None,
+                 **fields: Any) -> Optional[dict[str, Any]]:
     """Add a raised alarm (``fields``: its LineAlarm columns) in the caller's transaction,
     due for escalation by its station's ``rules``, and its outbox message, which leaves
     exactly when the alarm is stored (see line.outbox); the message, or None when another
     process on the database latched one of its kind at that station just now (the unique
-    index: the transaction is rolled back)."""
+    index: the transaction is rolled back). ``raised_at``: when it came due, for one the
+    database refused then; its escalation and the station state sent with it still count
+    from now (the line hears of it now; a board keeps the newest state by its time)."""
     raised = utcnow()
-    a = LineAlarm(raised_at=raised, escalate_again_min=rules.escalate_again_min or None,
+    a = LineAlarm(raised_at=raised_at or raised, escalate_again_min=rules.escalate_again_min or None,
                   escalate_at=raised + dt.timedelta(minutes=rules.escalate_min) if rules.escalate_min else None,
                   **fields)
     s.add(a)
@@ -855,7 +947,7 @@ def _store_alarm(s: Any, rules: AlarmRules, **fields: Any) -> Optional[dict[str,
     except IntegrityError:
         s.rollback()
         return None
-    out = {**alarm_to_dict(a, s), "change": "raised", **_station_state(s, a.line, a.station, a.raised_at)}
+    out = {**alarm_to_dict(a, s), "change": "raised", **_station_state(s, a.line, a.station, raised)}
     record_event(s, "alarm", a.line, out)
     return out
 
