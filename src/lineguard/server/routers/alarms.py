@@ -120,11 +120,16 @@ def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _ST
 @router.post("/alarms/{alarm_id}/acknowledge", summary="Acknowledge an alarm: someone is seeing to it",
              description="The alarm stops showing as active (the PLC's Alarm bit drops once none is left at its "
                          "station) and its rule counts afresh from the next part. 409 when someone acknowledged "
-                         "it already.",
+                         "it already; 422 for the cause `other` with no note (write what it was).",
              responses=errors(401, 403, 404, 409, 422))
 def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
                       station: Station = Depends(get_station),
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
+    # "other" is counted as other for good: without a note nobody can tell later what stopped
+    # the line (the PLC, which has no note to give, acknowledges through the station, not here)
+    if body is not None and body.cause == "other" and not (body.note or "").strip():
+        raise InvalidRequest("the cause 'other' needs a note: write what it was (e.g. 'air hose off the "
+                             "gripper'), or choose the cause it was")
     return station.alarms.acknowledge(alarm_id, caller.who, body.note if body is not None else None,
                                       body.cause if body is not None else None)
 

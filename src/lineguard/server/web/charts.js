@@ -37,18 +37,35 @@ LG.chart = (() => {
 
   function xLabels(f, labels, every) {
     const g = svg("g", {class: "xlabels"});
-    const step = every || Math.max(1, Math.ceil(labels.length / 10));
-    labels.forEach((lab, i) => {
-      if (i % step) return;
-      // a label centred on a point at the chart's edge ran past it and was cut (the last
-      // subgroup's time at 1024 px): near an edge it is drawn from the edge inwards. Its
-      // width is guessed (the text is not measured before it is on screen), a digit at 11 px
-      // being about 6.2 units wide.
-      const text = shorten(lab), X = f.x(i), half = text.length * 3.4;
+    // a label centred on a point at the chart's edge ran past it and was cut (the last
+    // subgroup's time at 1024 px): near an edge it is drawn from the edge inwards. Its
+    // width is guessed (the text is not measured before it is on screen), a digit at 11 px
+    // being about 6.2 units wide.
+    const place = (i) => {
+      const text = shorten(labels[i]), X = f.x(i), half = text.length * 3.4;
       const anchor = X + half > f.width - 2 ? "end" : X - half < 2 ? "start" : "middle";
       const at = anchor === "end" ? Math.min(X, f.width - 2) : anchor === "start" ? Math.max(X, 2) : X;
-      g.appendChild(svg("text", {x: at, y: f.height - f.pad.b + 14, "text-anchor": anchor}, text));
-    });
+      const lo = anchor === "end" ? at - 2 * half : anchor === "start" ? at : at - half;
+      return {text, anchor, at, lo, hi: lo + 2 * half};
+    };
+    // every step-th label, the step the least that leaves a gap between any two drawn (the
+    // last two of 7 hourly subgroups at 1024 px read "2026-12-05 22:002026-12-05 23:00")
+    const GAP = 8;
+    const fits = (step) => {
+      let end = -Infinity;
+      for (let i = 0; i < labels.length; i += step) {
+        const p = place(i);
+        if (p.lo < end + GAP) return false;
+        end = p.hi;
+      }
+      return true;
+    };
+    let step = every || Math.max(1, Math.ceil(labels.length / 10));
+    while (!every && step < labels.length && !fits(step)) step++;
+    for (let i = 0; i < labels.length; i += step) {
+      const p = place(i);
+      g.appendChild(svg("text", {x: p.at, y: f.height - f.pad.b + 14, "text-anchor": p.anchor}, p.text));
+    }
     f.root.appendChild(g);
   }
 
@@ -64,8 +81,10 @@ LG.chart = (() => {
       const X = f.x(i), Y = f.y(v);
       if (step) {
         // a limit that changes with each subgroup: flat across the subgroup's width
+        // (the first and last subgroups' halves kept to the plot: they ran under the y-axis labels)
         const half = (f.x(1) - f.x(0)) / 2 || 10;
-        d += `${d ? "L" : "M"}${X - half},${Y}L${X + half},${Y}`;
+        const x0 = Math.max(f.pad.l, X - half), x1 = Math.min(f.width - f.pad.r, X + half);
+        d += `${d ? "L" : "M"}${x0},${Y}L${x1},${Y}`;
       } else {
         d += `${d ? "L" : "M"}${X},${Y}`;
       }

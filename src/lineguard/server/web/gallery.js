@@ -1,5 +1,5 @@
 // Defect gallery: parts by line, station, product, lot, time, verdict, defect type, reviewed,
-// photo doubted; the same parts as a spreadsheet.
+// photo doubted; the same parts as a spreadsheet; one part found by its id or serial.
 "use strict";
 
 LG.start(async (main) => {
@@ -25,6 +25,12 @@ LG.start(async (main) => {
     field("photo", select("photo_doubted", [["", "any"], ["true", "unlike the good photos"],
       ["false", "like the good photos"]], p.photo_doubted || "")),
     h("button", {type: "submit"}, "Show"));
+  // One part looked for by its id or serial (a customer's complaint, a return): every inspection
+  // of it, whatever the filters say (an escape was judged OK, and the gallery opens on NG)
+  const partBox = h("input", {name: "part", type: "search", value: p.part || "", size: 18, maxlength: 200,
+    autocomplete: "off", spellcheck: "false", enterkeyhint: "search", id: "part-search"});
+  const findForm = h("form", {class: "filters panel", id: "find-part", role: "search"},
+    field("part id or serial", partBox), h("button", {type: "submit"}, "Find"));
   const dl = h("datalist", {id: "types"});
   (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
   // the lines and products the records hold, suggested as one types (any case finds them)
@@ -33,12 +39,12 @@ LG.start(async (main) => {
   const products = h("datalist", {id: "products"}, names.products.map((n) => h("option", {value: n})));
   const grid = h("div", {class: "gallery", id: "gallery"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older parts");
-  const count = h("p", {class: "muted", role: "status", "aria-live": "polite"});     // a new search's count is said
+  const count = h("p", {class: "muted", id: "gallery-count", role: "status", "aria-live": "polite"});     // a new search's count is said
   // every part the filters match, one row each, for a spreadsheet (traceability, lot reports)
   const csv = h("a", {class: "button secondary", id: "csv-parts"}, "CSV");
   // typed cells: part ids like 000123 stay text in Excel, times are times
   const xlsx = h("a", {class: "button secondary", id: "xlsx-parts"}, "Excel (.xlsx)");
-  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), form, dl, lines, products, count,
+  main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Defect gallery"), csv, xlsx), findForm, form, dl, lines, products, count,
     grid, h("p", {}, more));
 
   // a time from a link (a test part's window of doubt) has seconds the minute-wide field
@@ -58,6 +64,7 @@ LG.start(async (main) => {
   const forApi = (f) => Object.assign({}, f, {test_parts: f.test_parts === "both" ? "" : f.test_parts});
 
   let cursor = null, shown = 0, total = null;    // total: how many match, counted with the first page
+  let asked = 0;     // the latest search: an earlier one answering after it adds nothing to its grid
   function card(it) {
     const src = it.stored && it.stored.image ? picUrl(it.id, it.verdict === "OK" ? "image" : "overlay", THUMB_PX) : null;
     const review = it.review && it.review.reviewed
@@ -74,12 +81,19 @@ LG.start(async (main) => {
       h("div", {class: "cap muted"}, `${it.line}/${it.station}${it.lot ? " · lot " + it.lot : ""} · ${LG.when(it.created_at)}`));
   }
 
+  // the filters (and the part looked for) in the page's address: a reload or a link shows the same
+  function address(f, part) {
+    history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f, {verdict: f.verdict || "any", part})));
+  }
+
   async function load(reset) {
     const f = filters();
+    const mine = reset ? ++asked : asked;
     if (reset) {
       cursor = null; shown = 0; clear(grid);
       count.textContent = "";        // a refused search must not leave the last one's count
-      history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f, {verdict: f.verdict || "any"})));
+      address(f);
+      csv.hidden = xlsx.hidden = false;
       csv.href = "/api/v1/inspections/export" + LG.q(forApi(f));
       xlsx.href = "/api/v1/inspections/export" + LG.q(Object.assign({}, forApi(f), {format: "xlsx"}));
     }
@@ -92,6 +106,7 @@ LG.start(async (main) => {
     }
     const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor,
       count: first ? "true" : undefined})));
+    if (mine !== asked) return;
     if (first) total = page.total === null || page.total === undefined ? null
       : page.total.toLocaleString() + (page.total_capped ? "+" : "");
     page.items.forEach((it) => grid.appendChild(card(it)));
@@ -102,7 +117,42 @@ LG.start(async (main) => {
       : "No parts match these filters.";
   }
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); load(true).catch(LG.fail); });
+  // A part id matches exactly (a re-inspected part has several inspections), and so does a
+  // serial, the plant's own: asked both ways, shown together, newest first.
+  async function findPart(wanted) {
+    const mine = ++asked;
+    cursor = null; shown = 0; clear(grid);
+    more.hidden = true;
+    count.textContent = "";
+    address(filters(), wanted);
+    csv.hidden = xlsx.hidden = true;      // they are the filters' parts, not this one's
+    const one = (params) => api("/api/v1/inspections" + LG.q(Object.assign({limit: 100}, params)));
+    // A station from before the serial filter refuses it (422) or leaves it out (every part back):
+    // only parts that carry the serial count, and a refusal leaves the part id's answer standing
+    const [byId, bySerial] = await Promise.all([one({part_id: wanted}),
+      one({serial: wanted}).then((r) => ({items: r.items.filter((it) => it.serial === wanted), next_cursor: null}),
+        (err) => { if (err.status === 422) return null; throw err; })]);
+    if (mine !== asked) return;
+    const found = new Map();
+    for (const it of byId.items.concat(bySerial ? bySerial.items : [])) found.set(it.id, it);
+    const items = [...found.values()].sort((a, b) => b.id - a.id);
+    items.forEach((it) => grid.appendChild(card(it)));
+    shown = items.length;
+    const what = bySerial ? "part id or serial" : "part id";
+    const no = bySerial ? "" : " (this station cannot look up serials)";
+    count.textContent = !items.length ? `No part has the ${what} “${wanted}”${no}.`
+      : `${items.length} inspection(s) of the part with ${what} “${wanted}”, newest first${byId.next_cursor
+        ? " (the newest 100)" : ""}${no}; the filters do not apply to it.`;
+  }
+
+  function search() {
+    const wanted = partBox.value.trim();
+    return wanted ? findPart(wanted) : load(true);
+  }
+
+  // the filters shown again: the part looked for is left
+  form.addEventListener("submit", (e) => { e.preventDefault(); partBox.value = ""; load(true).catch(LG.fail); });
+  findForm.addEventListener("submit", (e) => { e.preventDefault(); search().catch(LG.fail); });
   more.addEventListener("click", () => load(false).catch(LG.fail));
-  await load(true);
+  await search();
 });

@@ -109,6 +109,12 @@ LG.start(async (main) => {
       e.preventDefault();
       if (ack.disabled || ack.hidden) return;
       if (LG.settling()) return;    // the alarm above went a moment ago: this one slid under the finger
+      // "other" says nothing by itself: the station refuses it without a note (422), said here first
+      if (cause.value === "other" && !note.value.trim()) {
+        LG.say(`Alarm ${a.id}: “other” needs a note: write what it was, then acknowledge.`, "error");
+        note.focus();
+        return;
+      }
       // a disabled button loses the focus to <body>: noted, so it goes on to the next alarm
       if (actions.contains(document.activeElement)) item.dataset.hadFocus = "1";
       ack.disabled = true;
@@ -118,14 +124,17 @@ LG.start(async (main) => {
           {method: "POST", body: {note: note.value || null, cause: cause.value || null}});
         LG.say(`Alarm ${a.id} acknowledged.`);
       } catch (err) {
-        failed = true;
+        // acknowledged by someone else meanwhile (409): as good as done, the refresh takes it away
+        failed = !(err && err.status === 409);
         // "acknowledged already, by anna at <UTC>": said on the plant's clock, as the page's times are
         if (err && err.message) err.message = LG.plantTimes(err.message);
         LG.fail(err);
       } finally {
-        ack.disabled = false;
+        // acknowledged: the button stays off until the refresh takes the alarm away (enabled at
+        // the answer, a double tap's second tap was sent and answered "acknowledged already");
         // not acknowledged: the focus back on its button; acknowledged, the flag stays till it goes
         if (failed) {
+          ack.disabled = false;
           if (item.dataset.hadFocus && document.activeElement === document.body) ack.focus();
           delete item.dataset.hadFocus;
         }
