@@ -1221,10 +1221,10 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
               until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
               defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
               photo_doubted: Optional[bool] = None, audit_sample: Optional[bool] = None,
-              before_id: Optional[int] = None) -> Any:
+              before_id: Optional[int] = None, serial: Optional[str] = None) -> Any:
     for col, val in ((Inspection.line, line), (Inspection.product, product),
                      (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
-                     (Inspection.defect_type, defect_type)):
+                     (Inspection.defect_type, defect_type), (Inspection.serial, serial)):
         if val is not None:
             q = q.where(col == val)
     if station is not None:

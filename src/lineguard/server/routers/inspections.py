@@ -140,6 +140,8 @@ def part_filters(
     since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP),
     until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
     reviewed: Optional[bool] = None, lot: Optional[str] = Query(None, max_length=200),
+    serial: Optional[str] = Query(None, max_length=200, description="the part's serial as it was sent (a PLC's "
+                                  "PartTag): every inspection of it, whatever part id each trigger gave it"),
     defect_type: Optional[str] = Query(None, max_length=100, description="the latest review's defect type"),
     test_parts: Optional[bool] = Query(None, description="true: only test parts' checks; false: only the line's "
                                                          "own parts; unset: both"),
@@ -161,9 +163,32 @@ def part_filters(
     filters = dict(line=line or None, station=station_name or None, product=product or None,
                    verdict=verdict or None, part_id=part_id or None, since=since_t, until=until_t,
                    reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
+                   # stored without surrounding spaces (Part.checked): a scanner's trailing CR still finds it
+                   serial=(serial or "").strip() or None,
                    photo_doubted=photo_doubted, audit_sample=audit_sample)
     # a line or product typed as "l1" or "cell " finds the parts of "L1", "cell"
     return part_names.resolve_filters(station.db, filters)
+
+
+def _query_names(dependant: Any) -> Iterator[str]:
+    for sub in dependant.dependencies:      # the filters first, then the page's own (limit, cursor)
+        yield from _query_names(sub)
+    for field in dependant.query_params:
+        yield field.alias
+
+
+def known_query_only(request: Request) -> None:
+    """Refuses a query parameter the endpoint does not declare (its own and its dependencies'),
+    naming it and the known ones: a filter misspelt (?seriall=, ?part=) was ignored, and the
+    answer listed every part as if they all matched."""
+    route = request.scope.get("route")
+    if route is None:
+        return
+    known = tuple(dict.fromkeys(_query_names(route.dependant)))     # a few dozen fields: read each time
+    unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)}; this endpoint takes {', '.join(known)}")
 
 
 @router.get("/names", summary="The lines and products the records hold (for a filter's suggestions)",
@@ -174,10 +199,14 @@ def list_names(station: Station = Depends(get_station), _r: Any = Depends(reader
 
 
 @router.get("", summary="List inspections, newest first", response_model=InspectionPage,
+            description="An unknown query parameter (a filter misspelt) is refused with a 422 naming it and "
+                        "the known ones, not ignored.",
             responses=errors(401, 403, 422))
 def list_inspections(
     _r: Any = Depends(reader),      # first: the filters read the database, a caller must be let in before
     filters: dict[str, Any] = Depends(part_filters),
+    # after the filters: a time they cannot use is said first, as on the other endpoints
+    _known: None = Depends(known_query_only),
     limit: int = Query(50, ge=1, le=1000),
     cursor: Optional[str] = Query(None, description="next_cursor of the previous page"),
     count: bool = Query(False, description="also count how many parts match (total), up to 100,000"),
