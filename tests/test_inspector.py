@@ -78,10 +78,14 @@ def test_fit_on_parts_of_different_sizes():
     assert r.anomaly_map.shape == (80, 200)
 
 
-def test_auto_input_size_keeps_the_parts_aspect_ratio():
+def test_auto_input_size_keeps_the_parts_aspect_ratio(tmp_path):
     tall = [make_part(s, size=(250, 100))[0] for s in range(6)]     # (height, width): 2.5 : 1
     insp = Inspector.fit(tall, image_size="auto64", false_reject_rate=0.2)
     assert insp.preprocess.input_hw == (160, 64)
+    # the rule is kept beside the size it gave (a retrain applies it to its own parts), saved too
+    assert insp.info["image_size_rule"] == "auto64"
+    assert Inspector.load(insp.save(tmp_path / "tall.lgm")).info["image_size_rule"] == "auto64"
+    assert Inspector.fit(tall, image_size=64, false_reject_rate=0.2).info["image_size_rule"] is None
     wide = [np.ascontiguousarray(np.rot90(p)) for p in tall]
     assert Inspector.fit(wide, image_size="auto64").preprocess.input_hw == (64, 160)
     very_tall = [make_part(s, size=(1000, 100))[0] for s in range(3)]

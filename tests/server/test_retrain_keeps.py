@@ -31,6 +31,8 @@ def load_with_settings(path) -> FakeInspector:
     size = d.get("image_size")
     if size:
         insp.preprocess = SimpleNamespace(image_size=size if isinstance(size, int) else tuple(size))
+    if d.get("image_size_rule"):     # the rule it was trained with, as Inspector.fit records it
+        insp.info = {**(getattr(insp, "info", None) or {}), "image_size_rule": d["image_size_rule"]}
     return insp
 
 
@@ -112,8 +114,8 @@ def test_a_retrain_keeps_the_replaced_versions_input_size_while_the_profile_stay
         fit = fit_of({"line": "", "source": "both"})
         assert fit["backbone"] == "mobilenet_v2" and list(fit["extra_scales"]) == [0.7]
         assert fit["image_size"] == 128
-        # the same profile named: its input stays too
-        assert fit_of({"profile": "quality"})["image_size"] == 128
+        # a profile chosen, even the same one, trains at that profile's own input (the page says so)
+        assert fit_of({"profile": "quality"})["image_size"] == "auto"
         # another profile brings its own input; a size given wins
         fit = fit_of({"profile": "fast"})
         assert fit["backbone"] == "efficientnet_lite0" and fit["image_size"] == "area224"
@@ -127,6 +129,17 @@ def test_a_retrain_keeps_the_replaced_versions_input_size_while_the_profile_stay
         assert r.status_code == 202, r.text
         assert r.json()["params"]["fit"]["image_size"] == [128, 320]
         _wait_job(st2, r.json()["id"])
+    # a model whose input came from a rule read from its parts' shape keeps the rule, not the
+    # size it gave: applied to the retrain's own parts (a camera turned, a new ROI)
+    st3 = make_station(audit_sample_rate=1.0)
+    st3.add_model(_model(backbone="efficientnet_lite0", image_size=[128, 320], image_size_rule="area224"), "cell",
+                  activate=True)
+    _parts(st3, 12)
+    with _client(st3) as c:
+        r = c.post("/api/v1/models/cell/train", json={"line": ""})
+        assert r.status_code == 202, r.text
+        assert r.json()["params"]["fit"]["image_size"] == "area224"
+        _wait_job(st3, r.json()["id"])
 
 
 # -- 2. a review band that could not open is said -------------------------------------------

@@ -478,6 +478,9 @@ class Inspector:
         check_review_rate(false_reject_rate, review_rate)   # before the slow part, not after it
         sensor_bits = check_sensor_bits(sensor_bits)
         items = _resolve(good)
+        # a size rule read from the parts' shape ("auto", "area224") is kept beside the size it
+        # gave: a retrain applies the rule to its own parts (a camera turned, a new ROI)
+        input_rule = image_size if isinstance(image_size, str) else None
         if isinstance(image_size, str):
             image_size = auto_input_size(image_size, items, roi)
         if sensor_bits == "auto":
@@ -604,6 +607,7 @@ class Inspector:
             "version": version or now.strftime("%Y%m%d-%H%M%S"),
             "created_at": now.isoformat(timespec="seconds"),
             "n_train": int(len(train_idx)), "n_calibration": int(n_cal),
+            "image_size_rule": input_rule,
             "suspect_good": suspect,
             "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
             "train_s": round(train_s, 3),

@@ -357,6 +357,11 @@ def input_size_of(insp: Any) -> Any:
     side, or [height, width]); None when it does not say. A retrain keeps it while the
     profile stays: a model trained at 128 went back to the profile's 224 x 224 on its
     first retrain, a threshold on another scale of scores."""
+    rule = (getattr(insp, "info", None) or {}).get("image_size_rule")
+    if isinstance(rule, str) and rule:
+        # the rule it was trained with ("area224", "auto"), not the size it gave: applied to the
+        # retrain's own parts (a camera turned, a new ROI gave long parts the square's input)
+        return rule
     size = getattr(getattr(insp, "preprocess", None), "image_size", None) or \
         getattr(getattr(insp, "detector", None), "input_size_", None)
     if isinstance(size, int) and not isinstance(size, bool) and size > 0:
@@ -404,8 +409,9 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
         insp = _active_model(station, product, body.line, " and ".join(f'"{k}"' for k in asked))
         kept = inherited_training(insp)
         given.update({k: kept[k] for k in missing})
-        if image_size is None and insp is not None and given["profile"] == kept["profile"]:
-            # its input too, while the profile stays (another profile brings its own)
+        if image_size is None and insp is not None and body.profile is None:
+            # its input too, where no profile is chosen (the page's "as the active version"); a
+            # profile chosen, even the same one, trains at that profile's own input, as the page says
             image_size = input_size_of(insp)
     settings = profile_settings(given["profile"], image_size)
     if body.detector != "patchcore":
