@@ -46,6 +46,9 @@ class Inspection(Base):
         Index("ix_inspections_line_station_id", "line", "station", "id"),
         Index("ix_inspections_defect_type_id", "defect_type", "id", postgresql_where=text("defect_type IS NOT NULL"),
               sqlite_where=text("defect_type IS NOT NULL")),
+        # a part's inspections by its serial (a PLC's PartTag; migration 0030; the list's serial filter)
+        Index("ix_inspections_serial_id", "serial", "id", postgresql_where=text("serial IS NOT NULL"),
+              sqlite_where=text("serial IS NOT NULL")),
         # the audit sample's parts, reviewed or not, for each version's rates on it (migration
         # 0026): partial, a few parts in a hundred; the condition as queries write it
         # (SQLite uses a partial index only where the query's condition reads the same)
