@@ -15,7 +15,8 @@ The rules that keep a line safe live here, once:
   in error until the PLC clears it; the fault is in ``station.faults`` (``/health``);
 * every answer is recorded in ``line_signals`` with its reason and goes out through the
   outbox (event ``line_signal``), and is on the disk before the PLC can read it (the
-  journal, or the spool for a reject without a verdict): a kill loses none;
+  journal, or the spool for a reject without a verdict): a kill loses none, and one the
+  PLC had not acknowledged is recorded as not known to be delivered (``delivery_unknown``);
 * a trigger number is never handed out twice, a restart included (reserved on the disk);
 * the station's test-part verification this shift (:mod:`.test_parts`) is shown beside
   the answers (:class:`VerificationState`), so the PLC can interlock the line on it; the
@@ -34,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from .camera_frame import CameraFrame
-from .db import is_refusal, is_unreachable
+from .db import is_busy, is_refusal, is_unreachable
 from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
@@ -83,6 +84,9 @@ SEQ_LIMIT = 2 ** 31
 SEQ_BLOCK = 1000
 # answers waiting this long to be recorded are a /health fault (housekeeping: the line runs on)
 BACKLOG_FAULT_S = 10.0
+# the start's read of the last recorded trigger waits this long for a lock (or a slow read), then
+# the link starts from the numbers reserved on the disk
+START_READ_S = 3.0
 
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # photos in a camera folder past which its listing costs a part's window noticeable time
@@ -644,6 +648,20 @@ def _database_refusal(exc: BaseException) -> Optional[BaseException]:
     return None
 
 
+# the reason of an answer replayed from the journal that the PLC never acknowledged
+DELIVERY_UNKNOWN = ("delivery_unknown: the station stopped before the PLC acknowledged this answer, which may never "
+                    "have reached it (the PLC then handled the part as unanswered)")
+
+
+def _delivery_unknown(row: dict[str, Any], event: dict[str, Any]) -> None:
+    """An answer replayed from the journal without the PLC's acknowledgement: its row's
+    reason and its outbox event say its delivery is not known (signal and result stay
+    what the station put up; answered_at, a column that cannot be empty, when it did)."""
+    reason = DELIVERY_UNKNOWN + (f"; {row['reason']}" if row.get("reason") else "")
+    row["reason"] = event["reason"] = reason
+    event["delivery"] = "unknown"
+
+
 def newest_image_source(folder: Path | str, wait_s: float = 0.25) -> ImageSource:
     """The photo source of a camera saving into ``folder`` (see :class:`CameraFolder`)."""
     return CameraFolder(folder, wait_s=wait_s)
@@ -751,6 +769,7 @@ class Handshake:
         self._last_tag: Optional[int] = None
         self.numbers_parts = False
         self.answered_at: Optional[float] = None
+        self._shown: Optional[Trigger] = None     # the trigger whose answer ResultsValid shows
         self.recipe = initial_recipe if initial_recipe is not None else min(self.recipes)
         if self.recipe not in self.recipes:
             raise ValueError(f"initial recipe {self.recipe} is not one of {sorted(self.recipes)}")
@@ -820,9 +839,21 @@ class Handshake:
         left = self._journal.open()
         if left:
             # answered before the last stop, perhaps recorded, perhaps not: into the spool,
-            # whose writer skips those already recorded (no row or event twice)
-            new = [a for a in left if not self._spool.holds(a[0])]
+            # whose writer skips those already recorded (no row or event twice). One the PLC
+            # had not acknowledged may never have reached it (a kill between the part's record
+            # and ResultsValid): recorded so, not as told (an MES counted such a part as passed
+            # while the PLC handled it as unanswered); the part's inspection record stays
+            unsure = [key for key, _row, _event, delivered in left if not delivered]
+            for key, row, event, delivered in left:
+                if not delivered:
+                    _delivery_unknown(row, event)
+            new = [(key, row, event) for key, row, event, _d in left if not self._spool.holds(key)]
             self._spool.add_answers(new)
+            if unsure:
+                log.warning("line %s station %s: %d answers to the PLC (%s) were not acknowledged before the last "
+                            "stop and may never have reached it (triggers %s): recorded with reason "
+                            "'delivery_unknown', not as answers the PLC had", self.line, self.station_name,
+                            len(unsure), self.protocol, ", ".join(k.split("@")[0] for k in unsure[:20]))
             log.warning("line %s station %s: %d answers to the PLC (%s) journaled before the last stop are checked "
                         "against the record and written where missing", self.line, self.station_name, len(left),
                         self.protocol)
@@ -911,17 +942,30 @@ class Handshake:
         # (a refused trigger's row has TriggerSeq 0: it took no number)
         triggers = [(row["triggered_at"], row["trigger_seq"]) for _key, row, _event in self._spool.taken()
                     if row.get("triggered_at") is not None and row.get("trigger_seq")]
+        mark = self._read_seq_mark()
+        db = self.station.db
         try:
-            with self.station.db.session() as s:
+            # Waited for START_READ_S at most: the numbers reserved on the disk (mark) already
+            # start the count past every one handed out, so this read only refines it. Without
+            # a limit, a table locked at start (a long CREATE INDEX, a LOCK TABLE) kept the link
+            # from listening for as long as the lock lasted, and nothing said why.
+            ms = int(START_READ_S * 1000)
+            with (db.quick_session(ms) if hasattr(db, "quick_session") else db.session()) as s:
+                if not getattr(db, "is_sqlite", True):
+                    s.execute(text(f"SET LOCAL statement_timeout = '{ms}ms'"))     # a slow read, too
                 triggers += [(at, seq) for at, seq in s.execute(
                     select(LineSignal.triggered_at, LineSignal.trigger_seq).where(
                         LineSignal.protocol == self.protocol, LineSignal.line == self.line,
                         LineSignal.station == self.station_name).order_by(LineSignal.id.desc()).limit(50))
                     if at is not None and seq]
-        except Exception as exc:  # noqa: BLE001 - the database away: the spool's, or from 1; the line runs
-            log.warning("line %s station %s: the last trigger count could not be read (%s)",
-                        self.line, self.station_name, exc)
-        mark = self._read_seq_mark()
+        except Exception as exc:  # noqa: BLE001 - the database away or locked: the mark's, the spool's; the line runs
+            why = (f"line_signals stayed locked past {START_READ_S:.0f} s (a long CREATE INDEX, a LOCK TABLE, "
+                   "a backup)" if is_busy(exc) else "the database refused the read")
+            start = (f"goes on past the numbers reserved in {self._seq_mark} ({mark})" if mark else
+                     "has no numbers reserved on the disk to go on from (numbers may be handed out again)")
+            log.warning("line %s station %s: the last recorded trigger could not be read: %s (%s: %s); the trigger "
+                        "count %s and the PLC is served", self.line, self.station_name, why, type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "", start)
         with self.lock:
             if triggers:
                 self.seq = int(max(triggers)[1]) % SEQ_LIMIT
@@ -1139,6 +1183,9 @@ class Handshake:
 
     def ack(self) -> None:
         with self.lock:
+            if self.result_valid and self._shown is not None and self._shown.journaled is not None:
+                # the PLC has this answer: a replay of the journal records it as told
+                self._journal.delivered(self._shown.journaled)
             self.result_valid = False
             self.show()
 
@@ -1270,6 +1317,7 @@ class Handshake:
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
         self.pending = None
         self.result_valid = True
+        self._shown = trig
         self.answered_part, self.answered_at = trig.tag, time.monotonic()
         self.counts["ok" if ans.ok else "ng"] += 1
         if rec is None:

@@ -186,30 +186,46 @@ class AnswerJournal:
     spool; the file is emptied whenever nothing waits. At the next start what is left goes
     to the spool, whose writer skips an answer already recorded (same link, trigger number
     and trigger time): replayed once, never twice.
+
+    The PLC's acknowledgement of an answer still waiting is appended beside it, its key a
+    line (``<link>.journal.acks``, emptied and compacted with the journal): an answer left
+    without one may never have reached the PLC (a kill between the part's record and
+    ResultsValid), and its replay says so (line.plc_handshake). Not synced: a mark lost to a
+    power cut only leaves an answer the PLC had as not known to be delivered, never the
+    other way round.
     """
 
     def __init__(self, folder: Optional[Path], name: str, sync: bool = False):
         self.path = Path(folder) / f"{name}.journal.jsonl" if folder is not None else None
+        self.acks_path = Path(folder) / f"{name}.journal.acks" if folder is not None else None
         self.sync = sync
         self._lock = threading.Lock()
         self._fd: Optional[int] = None
+        self._acks_fd: Optional[int] = None
+        self._acks_size = 0
+        self._acked: set[str] = set()    # of the answers waiting, those the PLC acknowledged
         self._size = 0
         self._waiting_bytes = 0      # of _size, the lines of answers still waiting
         # key -> (when journaled, time.monotonic; its line): insertion order is answer order
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._said_failed = False
 
-    def open(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    def open(self) -> list[tuple[str, dict[str, Any], dict[str, Any], bool]]:
         """Open the journal (once, with the spool held); the answers a previous run left in
-        it, recorded or not (:meth:`clear` them once they are in the spool)."""
+        it, recorded or not, each (key, row, event, whether the PLC acknowledged it)
+        (:meth:`clear` them once they are in the spool)."""
         if self.path is None or self._fd is not None:
             return []
-        left: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        left: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = []
         try:
             if self.path.exists():
-                left = _answers(_read(self.path))
+                acks = self.acks_path.read_text(errors="replace") if self.acks_path.exists() else ""
+                delivered = set(acks.split())
+                left = [(key, row, event, key in delivered) for key, row, event in _answers(_read(self.path))]
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._size = os.fstat(self._fd).st_size
+            self._acks_fd = os.open(self.acks_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._acks_size = os.fstat(self._acks_fd).st_size
         except OSError as exc:
             log.error("answers to the PLC cannot be journaled before they are sent: %s cannot be written (%s); a "
                       "kill of the station while the recorder lags loses them", self.path, exc)
@@ -225,6 +241,9 @@ class AnswerJournal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._acks_fd is not None:
+                os.close(self._acks_fd)
+                self._acks_fd = None
 
     def add(self, key: str, row: dict[str, Any], event: dict[str, Any]) -> None:
         line = _line({"answer": key, "row": _stored(row), "event": event})
@@ -248,10 +267,27 @@ class AnswerJournal:
                     log.error("answers to the PLC not journaled: %s cannot be written (%s); a kill of the station "
                               "while the recorder lags loses them", self.path, exc)
 
+    def delivered(self, key: str) -> None:
+        """The PLC acknowledged this answer (ResultsAck, AcknowledgeResult): marked while it
+        still waits to be recorded (one write, kept through a compaction)."""
+        with self._lock:
+            if key not in self._pending:      # recorded already: nothing left to replay
+                return
+            self._acked.add(key)
+            if self._acks_fd is None:
+                return
+            try:
+                # a line cut short (a full disk) names no key: that answer replays as not known
+                # to be delivered, the safe side
+                self._acks_size += os.write(self._acks_fd, f"\n{key}\n".encode())
+            except OSError:
+                pass
+
     def done(self, key: str) -> None:
         """This answer is recorded (or in the spool): no longer the journal's."""
         with self._lock:
             gone = self._pending.pop(key, None)
+            self._acked.discard(key)
             if gone is None:
                 return
             self._waiting_bytes -= len(gone[1])
@@ -270,6 +306,12 @@ class AnswerJournal:
                     os.close(self._fd)
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
                     self._size = len(data)
+                    if self._acks_fd is not None and self._acks_size:     # those still waiting's
+                        acks = "".join(f"{k}\n" for k in self._acked).encode()
+                        atomic_write_bytes(self.acks_path, acks)
+                        os.close(self._acks_fd)
+                        self._acks_fd = os.open(self.acks_path, os.O_WRONLY | os.O_APPEND)
+                        self._acks_size = len(acks)
                 except OSError as exc:
                     log.error("the PLC's answer journal %s could not be compacted (%s)", self.path, exc)
 
@@ -285,6 +327,9 @@ class AnswerJournal:
         if self._fd is None or not self._size:
             return
         try:
+            if self._acks_fd is not None and self._acks_size:
+                os.ftruncate(self._acks_fd, 0)
+                self._acks_size = 0
             os.ftruncate(self._fd, 0)
             self._size = 0
         except OSError as exc:
