@@ -349,7 +349,7 @@ def test_every_server_process_on_one_database_counts_the_same_tries(sign_in_db):
     there = SignInThrottle(sign_in_db, per_name=5, per_address=100, window_s=300)
     for t in (here, there, here, there, here):
         assert t.attempt("tom", "10.0.0.9") == 0.0
-    assert 299 < there.attempt("tom", "10.0.0.10") <= 300
+    assert 280 < there.attempt("tom", "10.0.0.10") <= 300     # the window, less the test's own time (1 s was short on a busy machine)
     assert [(lk["kind"], lk["value"], lk["failures"]) for lk in here.locks()] == [("name", "tom", 5)]
     there.lift()
     assert here.locks() == [] and here.attempt("tom", "10.0.0.9") == 0.0

@@ -1211,7 +1211,8 @@ def failed_on_request(exc: BaseException) -> bool:
     The hot folder and the camera both tell it so."""
     if not isinstance(exc, SubmitFailed):
         return False
-    return exc.code == "internal_error" or (exc.code is None and str(exc).startswith("HTTP 500"))
+    # any HTTP 500, whatever code its body gives (a station's own error, a proxy's page)
+    return exc.code == "internal_error" or str(exc).startswith("HTTP 500")
 
 
 def timed_out_on_request(exc: BaseException) -> bool:
