@@ -67,3 +67,29 @@ def until(pred, what: str, timeout: float = 30.0):
             return v
         time.sleep(0.01)
     raise AssertionError(f"{what} did not happen in {timeout} s")
+
+
+def index_comes_and_goes(station, index: str, down_to: str) -> None:
+    """``index`` is on the inspections table at the head revision, gone after a downgrade to
+    ``down_to`` (the revision before the one that adds it), and back after the upgrade, which
+    ends at the head revision (an index migration's round trip on the test's database)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect as sa_inspect, text
+    from lineguard.line import db as db_mod
+    from lineguard.line.db import schema_revisions
+
+    def indexes():
+        return {ix["name"] for ix in sa_inspect(station.db.engine).get_indexes("inspections",
+                                                                                schema=station.db.schema)}
+    assert index in indexes()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
+    with station.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, down_to)
+    assert index not in indexes()
+    station.db.upgrade()
+    assert index in indexes()
+    with station.db.session() as s:
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]

@@ -14,12 +14,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import event, inspect as sa_inspect, text
+from sqlalchemy import event
 
-from lineguard.line.db import schema_revisions
 from lineguard.line.station import Part
 
-from .conftest import FakeInspector, png_bytes
+from .conftest import FakeInspector, index_comes_and_goes, png_bytes
 
 OK, NG = 60, 200          # the fake model's score is brightness: 0.24 and 0.78 against 0.5
 INDEX = "ix_inspections_line_station_id"
@@ -34,24 +33,7 @@ def _send(processes, *values, station="S3"):
 
 
 def test_migration_0029_adds_the_station_index_and_takes_it_back(station):
-    from alembic import command
-    from alembic.config import Config
-    from lineguard.line import db as db_mod
-
-    def indexes():
-        return {ix["name"] for ix in sa_inspect(station.db.engine).get_indexes("inspections",
-                                                                                schema=station.db.schema)}
-    assert INDEX in indexes()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with station.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0028")
-    assert INDEX not in indexes()
-    station.db.upgrade()
-    assert INDEX in indexes()
-    with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]
+    index_comes_and_goes(station, INDEX, "0028")
 
 
 def test_the_alarms_read_a_stations_parts_along_its_index_not_the_lines(station_factory):

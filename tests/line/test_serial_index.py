@@ -8,33 +8,17 @@ parts on SQLite). The plan, not the time, is what is checked here.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect as sa_inspect, select, text
+from sqlalchemy import select, text
 
-from lineguard.line.db import schema_revisions
 from lineguard.line.orm import Inspection
+
+from .conftest import index_comes_and_goes
 
 INDEX = "ix_inspections_serial_id"
 
 
 def test_migration_0030_adds_the_serial_index_and_takes_it_back(station):
-    from alembic import command
-    from alembic.config import Config
-    from lineguard.line import db as db_mod
-
-    def indexes():
-        return {ix["name"] for ix in sa_inspect(station.db.engine).get_indexes("inspections",
-                                                                                schema=station.db.schema)}
-    assert INDEX in indexes()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with station.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0029")
-    assert INDEX not in indexes()
-    station.db.upgrade()
-    assert INDEX in indexes()
-    with station.db.session() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == schema_revisions()[0]
+    index_comes_and_goes(station, INDEX, "0029")
 
 
 def test_the_list_by_serial_reads_along_the_serial_index(station):

@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -329,6 +329,28 @@ def check_png(data: bytes, name: str = "", verify_data: bool = True) -> None:
         _walk_png(io.BytesIO(data), name or _describe(data), refuse=True, verify_data=verify_data)
 
 
+def _jpeg_segments(read: Callable[[int, int], bytes]) -> Iterator[tuple[int, int, int]]:
+    """(marker, position, length) of each segment of a JPEG's header that has a length, in
+    order, read with ``read(position, size)`` past the start marker; markers without one
+    (fill bytes, restart markers) are stepped over. It stops after MAX_JPEG_SEGMENTS, or
+    where the header stops making sense (each caller says what that means for it)."""
+    pos = 2
+    for _ in range(MAX_JPEG_SEGMENTS):
+        hdr = read(pos, 4)
+        if len(hdr) < 4 or hdr[0] != 0xFF:
+            return
+        marker = hdr[1]
+        if marker == 0xFF:                      # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(hdr[2:4], "big")
+        yield marker, pos, length
+        pos += 2 + length
+
+
 def jpeg_whole_buffer(im: Image.Image) -> int:
     """Bytes libjpeg holds for the whole photo while decoding the opened JPEG ``im``, at
     any reduction: its coefficients when it is progressive or its first scan holds fewer
@@ -339,38 +361,28 @@ def jpeg_whole_buffer(im: Image.Image) -> int:
         return 0
     fp = im.fp
     start = fp.tell()
+
+    def read(pos: int, size: int) -> bytes:
+        fp.seek(pos)
+        return fp.read(size)
     try:
         frame = None
-        pos = 2
-        for _ in range(MAX_JPEG_SEGMENTS):
-            fp.seek(pos)
-            hdr = fp.read(4)
-            if len(hdr) < 4 or hdr[0] != 0xFF:
-                break
-            marker = hdr[1]
-            if marker == 0xFF:                  # fill byte
-                pos += 1
-                continue
-            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            length = int.from_bytes(hdr[2:4], "big")
+        for marker, pos, length in _jpeg_segments(read):
             if marker in _JPEG_FRAMES:
-                body = fp.read(max(0, length - 2))
+                body = read(pos + 4, max(0, length - 2))
                 if len(body) < 6:
                     break
                 height, width, count = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big"), body[5]
                 factors = [(max(1, b >> 4), max(1, b & 15)) for b in body[7:6 + 3 * count:3]]
                 frame = (marker in _JPEG_PROGRESSIVE, width, height, factors or [(1, 1)])
             elif marker == 0xDA:
-                in_scan = fp.read(1)
+                in_scan = read(pos + 4, 1)
                 if frame is None or not in_scan:
                     break
                 progressive, width, height, factors = frame
                 if not progressive and in_scan[0] >= len(factors):
                     return 0                    # one scan of all colours: decoded a row at a time
                 return _coefficient_bytes(width, height, factors)
-            pos += 2 + length
         w, h = im.size
         return _coefficient_bytes(w, h, frame[3] if frame else [(1, 1)] * max(1, len(im.getbands())))
     finally:
@@ -394,18 +406,8 @@ def jpeg_scan(data: bytes) -> Optional[tuple[int, int]]:
     header is walked for at most MAX_JPEG_SEGMENTS segments."""
     if bytes(data[:2]) != b"\xff\xd8":
         return None
-    pos, size, colours, baseline = 2, len(data), 0, False
-    for _ in range(MAX_JPEG_SEGMENTS):
-        if pos + 4 > size or data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:                      # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+    size, colours, baseline = len(data), 0, False
+    for marker, pos, length in _jpeg_segments(lambda at, n: bytes(data[at:at + n])):
         if marker in _JPEG_FRAMES:
             baseline = marker in (0xC0, 0xC1)
             colours = data[pos + 9] if pos + 9 < size else 0
@@ -420,7 +422,6 @@ def jpeg_scan(data: bytes) -> Optional[tuple[int, int]]:
             while after < size and data[after] == 0xFF:
                 after += 1
             return (start, hit.start()) if after < size and data[after] == 0xD9 else None
-        pos += 2 + length
     return None
 
 
