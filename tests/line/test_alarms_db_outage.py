@@ -123,3 +123,25 @@ def test_an_alarm_raised_by_another_process_meanwhile_latches_the_owed_one(stati
     assert watch.after_answer("L1", "S1", "cell", None, verdict=True) == []
     assert [a["kind"] for a in st.alarms.active()] == ["no_verdict"]
     assert told == []
+
+
+def test_a_parts_alarm_reads_refused_are_said_once_a_spell_not_once_a_part(station_factory, caplog):
+    # the alarms' own reads refused while the parts are recorded (the alarms table locked, a
+    # database gone right after the part's commit): a traceback a part before
+    from lineguard.line.station import Part
+    from .conftest import FakeInspector, png_bytes
+    st = station_factory()
+    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    recs = [st.inspect(png_bytes(60, seed=7700 + i), Part(f"SP-{i}", "L1", "S1", "cell")).record for i in range(8)]
+    db, watch, _told = _watch(st)
+    caplog.set_level(logging.WARNING, logger="lineguard")
+    db.down = True
+    for rec in recs[:5]:
+        assert watch.after_part(rec) == []
+    said = [r for r in caplog.records if "could not be read or written" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info, [r.getMessage() for r in caplog.records]
+    db.down = False
+    for rec in recs[5:]:
+        watch.after_part(rec)
+    back = [r for r in caplog.records if "read and written again" in r.getMessage()]
+    assert len(back) == 1

@@ -262,6 +262,7 @@ class AlarmWatch:
         # count and due time, though a verdict ended the run meanwhile: the parts were scrapped
         self._owed: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._refused: dict[tuple[str, str, str], dt.datetime] = {}   # since when, per station: said once
+        self._parts_refused: dict[tuple[str, str], dt.datetime] = {}  # the part rules' reads refused, since when
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
@@ -483,9 +484,17 @@ class AlarmWatch:
                     alarm = self._raise(kind, rec, counts)
                     if alarm is not None:
                         raised.append(alarm)
+            since = self._parts_refused.pop(key, None)
+            if since is not None:
+                log.warning("line %s station %s: the alarms are read and written again (refused since %s)",
+                            rec.line, rec.station, iso_utc(since))
         except SQLAlchemyError:
-            log.warning("line %s station %s: an alarm could not be read or written; tried again at the next part",
-                        rec.line, rec.station, exc_info=True)
+            # said once a spell, with its traceback, not once a part (the alarms table locked
+            # while the parts are recorded made a traceback a part)
+            if key not in self._parts_refused:
+                self._parts_refused[key] = utcnow()
+                log.warning("line %s station %s: an alarm could not be read or written; tried again at each part "
+                            "(said again when it works)", rec.line, rec.station, exc_info=True)
             self._counts.pop(key, None)     # read back from the records next time
         self._announce(raised)
         return raised
