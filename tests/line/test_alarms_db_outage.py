@@ -145,3 +145,22 @@ def test_a_parts_alarm_reads_refused_are_said_once_a_spell_not_once_a_part(stati
         watch.after_part(rec)
     back = [r for r in caplog.records if "read and written again" in r.getMessage()]
     assert len(back) == 1
+
+
+def test_an_owed_alarm_over_answers_an_acknowledgement_covers_is_not_raised_after_it(station_factory):
+    # the station's no_verdict alarm active, the database away for five more answers without a
+    # verdict (owed: the active alarm would have latched them), then acknowledged before the
+    # next look: the owed run came back as a second alarm, raised "before" the acknowledgement
+    st = station_factory()
+    db, watch, _told = _watch(st)
+    for _ in range(3):
+        raised = watch.after_answer("L1", "S1", "cell", _signal(st, False), verdict=False, reason=STORAGE_FAULT)
+    (alarm,) = raised
+    db.down = True
+    for _ in range(5):
+        assert watch.after_answer("L1", "S1", "cell", None, verdict=False, reason=STORAGE_FAULT) == []
+    db.down = False
+    watch.acknowledge(alarm["id"], "op")
+    assert watch.raise_owed() == []
+    assert watch.after_answer("L1", "S1", "cell", _signal(st, True), verdict=True) == []
+    assert [a["kind"] for a in st.alarms.active()] == []

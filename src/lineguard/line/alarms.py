@@ -814,9 +814,17 @@ class AlarmWatch:
             with self._lock(key):
                 # the answers up to the acknowledgement never raise it again; one given
                 # since (a higher id) still counts, one not recorded cannot be placed: dropped
+                after = out["acked_after_id"] or 0
                 if key in self._answers:
-                    after = out["acked_after_id"] or 0
-                    self._answers[key] = [i for i in self._answers[key] if i is not None and i > after]
+                    # in place: an owed alarm's run (below) may be this very list
+                    self._answers[key][:] = [i for i in self._answers[key] if i is not None and i > after]
+                owed = self._owed.get(key)
+                if owed is not None:
+                    # an alarm the database refused, over answers the acknowledgement covers, is
+                    # not raised after it (it came back at the next look, beside the one acknowledged)
+                    owed["run"][:] = [i for i in owed["run"] if i is not None and i > after]
+                    if len(owed["run"]) < max(1, self.rules_for(out["line"], out["station"]).no_verdict_run):
+                        del self._owed[key]
         else:
             key = (out["line"], out["station"])
             with self._lock(key):
