@@ -49,8 +49,10 @@ def test_a_part_id_the_hot_folder_is_fed_again_is_logged_with_its_count(sqlite_s
         assert f"inspection {rec_id}, after {earlier} earlier here" in msg, msg
 
 
-def test_a_part_id_the_plc_triggers_again_is_counted_and_logged_but_not_a_retry_nor_a_test_part(station, caplog):
-    # as the PLC handshake calls the station (its part id, the PartTag as serial)
+def test_a_parttag_the_plc_triggers_again_is_counted_and_logged_but_not_a_retry_nor_a_test_part(station, caplog):
+    # as the PLC handshake calls the station: a part id of its own for each trigger (the trigger
+    # number in it), the PartTag as serial: the part is its PartTag (each re-trigger was a new id,
+    # never counted nor said)
     caplog.set_level(logging.INFO, logger="lineguard.station")
     station.test_parts.add("cell", "900001", "NG")
 
@@ -60,18 +62,21 @@ def test_a_part_id_the_plc_triggers_again_is_counted_and_logged_but_not_a_retry_
 
     first = plc("S1-tag4711-5", OK_PHOTO, 8200)
     assert first.created and first.earlier == 0
-    again = plc("S1-tag4711-5", NG_PHOTO, 8201)         # re-triggered with the same part id
+    again = plc("S1-tag4711-6", NG_PHOTO, 8201)         # re-triggered: the next trigger number
     assert again.created and again.earlier == 1 and again.record.id != first.record.id
-    retry = plc("S1-tag4711-5", OK_PHOTO, 8200)         # the first photo again: the first record
+    retry = plc("S1-tag4711-5", OK_PHOTO, 8200)         # the first trigger's photo again: its record
     assert not retry.created and retry.record.id == first.record.id and retry.earlier == 0
+    other = plc("S1-tag4712-7", NG_PHOTO, 8204, tag="4712")     # another part: none before it
+    assert other.created and other.earlier == 0
     # a test part is sent again by design (each shift's verification): counted, not logged
-    for seed in (8202, 8203):
-        test = plc("S1-tag900001-9", NG_PHOTO, seed, tag="900001")
+    for n, seed in ((9, 8202), (10, 8203)):
+        test = plc(f"S1-tag900001-{n}", NG_PHOTO, seed, tag="900001")
     assert test.created and test.record.test_part == "900001" and test.earlier == 1
-    said = _said(caplog, "inspected again")
+    said = _said(caplog, "triggered again")
     assert len(said) == 1, [r.getMessage() for r in said]
-    assert "part 'S1-tag4711-5'" in said[0].getMessage() and "(source plc)" in said[0].getMessage()
-    assert f"inspection {again.record.id}, after 1 earlier here" in said[0].getMessage()
+    assert "PartTag 4711" in said[0].getMessage() and "part 'S1-tag4711-6'" in said[0].getMessage()
+    assert f"inspection {again.record.id}), after 1 earlier here" in said[0].getMessage()
+    assert "serial=4711" in said[0].getMessage()
 
 
 def test_an_id_repeated_for_every_part_is_said_once_not_a_line_per_part(sqlite_station, caplog):

@@ -329,7 +329,11 @@ class Station:
             return
         if not earlier or not outcome.created or rec.test_part is not None:
             return
-        if earlier < REINSPECTIONS_LOGGED:
+        if earlier < REINSPECTIONS_LOGGED and by_part_tag(rec):
+            log.info("PartTag %s on line %s station %s triggered again (part %r, inspection %d), after %d earlier "
+                     "here (GET /api/v1/inspections?serial=%s lists them); a re-inspection after rework, or a PLC "
+                     "repeating the tag", rec.serial, rec.line, rec.station, rec.part_id, rec.id, earlier, rec.serial)
+        elif earlier < REINSPECTIONS_LOGGED:
             log.info("part %r on line %s station %s inspected again with another photo (source %s): inspection %d, "
                      "after %d earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, "
                      "or a PLC or scanner repeating the id", rec.part_id, rec.line, rec.station, rec.source,
@@ -1211,9 +1215,21 @@ def earlier_inspections(db: Any, rec: Inspection) -> int:
         # analysed (a bulk load, autovacuum off) the planner took the (line, station, id) index
         # for it and walked every part of the station (109 ms a part at 300,000, while the PLC
         # waits); the part's own index finds its few rows
-        ids = _part_on_line(select(Inspection.id), rec).where(
-            Inspection.station + "" == rec.station, Inspection.id < rec.id).limit(EARLIER_COUNT_CAP).subquery()
+        if by_part_tag(rec):
+            # a PLC names each trigger's part anew (its trigger number in the id): the part
+            # is its PartTag, the serial (along the serial index, migration 0030)
+            q = select(Inspection.id).where(Inspection.serial == rec.serial, Inspection.line == rec.line,
+                                            Inspection.product == rec.product, Inspection.source == "plc")
+        else:
+            q = _part_on_line(select(Inspection.id), rec)
+        ids = q.where(Inspection.station + "" == rec.station, Inspection.id < rec.id).limit(EARLIER_COUNT_CAP).subquery()
         return int(conn.execute(select(func.count()).select_from(ids)).scalar())
+
+
+def by_part_tag(rec: Inspection) -> bool:
+    """Whether ``rec``'s part is told by its PLC PartTag (its serial) rather than its part id,
+    which the PLC link makes anew for each trigger (PartTag 0: no tag, no serial)."""
+    return rec.source == "plc" and bool(rec.serial)
 
 
 def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
