@@ -115,3 +115,15 @@ def test_a_failed_count_never_fails_the_part(sqlite_station, monkeypatch, caplog
     failed = _said(caplog, "could not be counted")
     assert len(failed) == 1 and failed[0].levelno == logging.WARNING
     assert f"part 'p-9' (inspection {out.record.id})" in failed[0].getMessage()
+
+
+def test_a_parttag_the_plc_gives_every_part_is_said_once_not_a_line_per_part(sqlite_station, caplog):
+    # a PLC that writes one PartTag for every part (a constant): a few lines, then one warning
+    caplog.set_level(logging.INFO, logger="lineguard.station")
+    st = sqlite_station()
+    for n in range(13):
+        st.inspect(png_bytes(OK_PHOTO, seed=8300 + n), Part(f"S1-tag1-{n}", "L1", "S1", "cell", serial="1"),
+                   source="plc")
+    assert len(_said(caplog, "triggered again")) == 9
+    (warned,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "PartTag 1 " in warned.getMessage() and "triggered 11 times" in warned.getMessage()

@@ -338,6 +338,12 @@ class Station:
                      "after %d earlier here (GET /api/v1/inspections/%d lists them); a re-inspection after rework, "
                      "or a PLC or scanner repeating the id", rec.part_id, rec.line, rec.station, rec.source,
                      rec.id, earlier, rec.id)
+        elif earlier == REINSPECTIONS_LOGGED and by_part_tag(rec):
+            log.warning("PartTag %s on line %s station %s was triggered %d times (inspection %d): no rework but a "
+                        "tag the PLC gives many parts (a constant, a counter not kept), whose parts then read as one "
+                        "part's re-inspections; give each part its own PartTag, or 0 for none. Its further "
+                        "repeats are not logged (GET /api/v1/inspections?serial=%s lists them)",
+                        rec.serial, rec.line, rec.station, earlier + 1, rec.id, rec.serial)
         elif earlier == REINSPECTIONS_LOGGED:
             # said once per id (the count passes this number once), not for each part after
             log.warning("part id %r on line %s station %s was sent %d times (source %s, inspection %d): no rework "
