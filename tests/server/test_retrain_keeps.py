@@ -1,7 +1,7 @@
 """What a retrain keeps of the version it replaces and what its job says (API level,
 in-process stations with the fake models): the input size while the profile stays, a
 review band it could not open, counts that are the model's own when it left a part out,
-and a detector or min_images it cannot train with refused before the job."""
+a detector or min_images it cannot train with refused before the job, and its detector."""
 from __future__ import annotations
 
 import json
@@ -21,12 +21,12 @@ from .fake_inspector import FakeInspector, png_bytes
 
 
 def load_with_settings(path) -> FakeInspector:
-    """The fake model with what a trained model's file says it looks at: the detector's
-    backbone and extra sizes, and the input size (``Preprocess.image_size``)."""
+    """The fake model with what a trained model's file says it looks at: the detector (its
+    name, backbone and extra sizes), and the input size (``Preprocess.image_size``)."""
     insp = FakeInspector.load(path)
     d = json.loads(Path(path).read_bytes())
-    if d.get("backbone"):
-        insp.detector = SimpleNamespace(name="patchcore", backbone=d["backbone"],
+    if d.get("backbone") or d.get("detector"):
+        insp.detector = SimpleNamespace(name=d.get("detector") or "patchcore", backbone=d.get("backbone"),
                                         extra_scales=tuple(d.get("extra_scales") or ()))
     size = d.get("image_size")
     if size:
@@ -241,3 +241,68 @@ def test_the_routers_least_parts_are_the_detectors_own():
     from lineguard.vision.detectors import DETECTORS
     # Inspector.fit: min_good_images to learn from, and one more to set the threshold
     assert MIN_TRAIN_IMAGES == {name: DETECTORS[name].min_good_images + 1 for name in DETECTOR_NAMES}
+
+
+# -- 5. the detector of the version a retrain replaces ----------------------------------------
+def test_a_retrain_keeps_the_replaced_versions_detector_and_its_least_parts(make_station):
+    st = make_station(audit_sample_rate=1.0)
+    st.add_model(_model(detector="padim", backbone="efficientnet_lite0", image_size=224), "cell", activate=True)
+    _parts(st, 10)
+    with _client(st) as c:
+        # padim's least (11) follows the detector kept, not only one given: 5 is refused, naming padim
+        r = c.post("/api/v1/models/cell/train", json={"min_images": 5})
+        assert r.status_code == 422, r.text
+        assert "padim needs at least 11" in r.json()["error"]["message"]
+        # the default 10 rises to padim's 11: on 10 parts no job starts that could only fail
+        r = c.post("/api/v1/models/cell/train", json={"line": "", "source": "both"})
+        assert r.status_code != 202 and "at least 11" in r.json()["error"]["message"], r.text
+        assert not c.get("/api/v1/jobs").json()["items"]
+        _parts(st, 2, seed0=500)
+        # what the Models page sends: padim stays padim, on its own features (no patchcore backbone)
+        r = c.post("/api/v1/models/cell/train", json={"line": "", "source": "both"})
+        assert r.status_code == 202, r.text
+        fit = r.json()["params"]["fit"]
+        assert fit["detector"] == "padim" and "backbone" not in fit and "extra_scales" not in fit
+        _wait_job(st, r.json()["id"])
+        # a detector given wins
+        r = c.post("/api/v1/models/cell/train", json={"detector": "patchcore", "min_images": 3})
+        assert r.status_code == 202, r.text
+        fit = r.json()["params"]["fit"]
+        assert fit["detector"] == "patchcore" and fit["backbone"] == "efficientnet_lite0"
+        _wait_job(st, r.json()["id"])
+
+
+def test_a_first_model_or_one_that_names_no_detector_trains_patchcore(make_station):
+    from lineguard.server.routers.models import detector_of
+    assert detector_of(None) == "patchcore"                  # the product's first model
+    assert detector_of(SimpleNamespace(detector=SimpleNamespace(name="padim"))) == "padim"
+    st = make_station(audit_sample_rate=1.0)
+    st.add_model(_model(0.5), "cell", activate=True)       # a model file that names no detector
+    _parts(st, 4)
+    with _client(st) as c:
+        r = c.post("/api/v1/models/cell/train", json={"min_images": 3})
+        assert r.status_code == 202, r.text
+        assert r.json()["params"]["fit"]["detector"] == "patchcore"
+        _wait_job(st, r.json()["id"])
+
+
+def test_a_replaced_versions_detector_the_station_cannot_train_is_a_422_naming_what_to_say(make_station):
+    st = make_station(audit_sample_rate=1.0)
+    st.add_model(_model(detector="fastflow"), "cell", activate=True)   # a model made elsewhere
+    _parts(st, 12)
+    with _client(st) as c:
+        r = c.post("/api/v1/models/cell/train", json={})
+        assert r.status_code == 422, r.text
+        said = r.json()["error"]["message"]
+        assert "'fastflow'" in said and '"detector"' in said and "patchcore" in said and "padim" in said
+        assert not c.get("/api/v1/jobs").json()["items"]
+        r = c.post("/api/v1/models/cell/train", json={"detector": "padim"})    # said: trains
+        assert r.status_code == 202 and r.json()["params"]["fit"]["detector"] == "padim", r.text
+        _wait_job(st, r.json()["id"])
+
+
+def test_the_openapi_document_says_the_detector_defaults_to_the_replaced_versions(make_station):
+    st = make_station()
+    with _client(st) as c:
+        prop = c.get("/openapi.json").json()["components"]["schemas"]["TrainIn"]["properties"]["detector"]
+    assert prop.get("default") is None and "replaced version's" in prop["description"]

@@ -110,7 +110,11 @@ class TrainIn(BaseModel):
     limit: int = Field(default=200, ge=1, le=10000)
     min_images: int = Field(default=10, ge=1, le=10000)
     activate: bool = False
-    detector: no_nul(50) = "patchcore"
+    # None: the replaced version's, as the profile and review band (a padim product retrained
+    # from the Models page, which sends no detector, became patchcore)
+    detector: Optional[no_nul(50)] = Field(
+        default=None, description="patchcore or padim; default: the replaced version's (patchcore for a "
+                                  "product's first model)")
     profile: Optional[Literal["fast", "quality"]] = Field(
         default=None, description="fast: EfficientNet-Lite0 on at most 224x224 pixels (long parts keep their "
                                   "shape); quality: the parts' own aspect ratio, "

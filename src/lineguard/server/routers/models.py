@@ -352,6 +352,15 @@ def inherited_training(insp: Any) -> dict[str, Any]:
             "profile": profile_of(insp)}
 
 
+def detector_of(insp: Any) -> str:
+    """The detector a loaded model was trained with (``detector.name``, an exported model's
+    too), as ``detector`` takes it; patchcore for a product's first model or a model that
+    does not say. A retrain keeps it: a padim product retrained from the Models page (it
+    sends no detector) became patchcore, its threshold on another scale of scores."""
+    name = getattr(getattr(insp, "detector", None), "name", None)
+    return name if isinstance(name, str) and name else "patchcore"
+
+
 def input_size_of(insp: Any) -> Any:
     """The input a loaded model judges parts at, as ``image_size`` takes it (a square's
     side, or [height, width]); None when it does not say. A retrain keeps it while the
@@ -378,18 +387,22 @@ def input_size_of(insp: Any) -> Any:
 MIN_TRAIN_IMAGES = {"patchcore": 3, "padim": 11}
 
 
-def _checked_min_images(body: TrainIn) -> int:
-    """The fewest parts the job may train on. A detector the station does not know, or a
-    ``min_images`` below what it trains on, is a 422 before the job (both failed inside it,
-    after the 202); the default 10 rises to the detector's own least (padim's 11)."""
+def _checked_min_images(body: TrainIn, detector: str) -> int:
+    """The fewest parts the job may train on with ``detector`` (the one given, else the
+    replaced version's). A detector the station does not know, or a ``min_images`` below
+    what it trains on, is a 422 before the job (both failed inside it, after the 202); the
+    default 10 rises to the detector's own least (padim's 11)."""
     from ...line.errors import InvalidRequest
     from ...vision.bundle import DETECTOR_NAMES
-    if body.detector not in DETECTOR_NAMES:
-        raise InvalidRequest(f"unknown detector {body.detector!r}; choose one of {', '.join(DETECTOR_NAMES)} "
-                             "(default patchcore)")
-    need = MIN_TRAIN_IMAGES.get(body.detector, 3)
+    if detector not in DETECTOR_NAMES:
+        if body.detector is None:   # not guessed: a model made elsewhere, with a detector this station lacks
+            raise InvalidRequest(f"the active model was trained with detector {detector!r}, which the station "
+                                 f"cannot train; say \"detector\": one of {', '.join(DETECTOR_NAMES)}")
+        raise InvalidRequest(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_NAMES)} "
+                             "(default: the active model's)")
+    need = MIN_TRAIN_IMAGES.get(detector, 3)
     if body.min_images < need and "min_images" in body.model_fields_set:
-        raise InvalidRequest(f"min_images {body.min_images} is too few: {body.detector} needs at least {need} parts "
+        raise InvalidRequest(f"min_images {body.min_images} is too few: {detector} needs at least {need} parts "
                              f"(some to learn from, one to set the threshold); give \"min_images\": {need} or more")
     return max(body.min_images, need)
 
@@ -400,27 +413,32 @@ def _checked_min_images(body: TrainIn) -> int:
 def train_model(product: str, body: TrainIn, station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     from ...vision.profiles import profile_settings
-    min_images = _checked_min_images(body)
+    if body.detector is not None:
+        _checked_min_images(body, body.detector)    # a name or count it cannot train with: before the model loads
     given = {"review_rate": body.review_rate, "false_reject_rate": body.false_reject_rate, "profile": body.profile}
     missing = [k for k, v in given.items() if v is None]
-    image_size = body.image_size
-    if missing or image_size is None:   # as the version it replaces was trained: an explicit value wins
-        asked = missing + (["image_size"] if image_size is None else [])
+    image_size, detector = body.image_size, body.detector
+    # as the version it replaces was trained (its detector too): an explicit value wins
+    if missing or image_size is None or detector is None:
+        asked = missing + (["image_size"] if image_size is None else []) + (["detector"] if detector is None else [])
         insp = _active_model(station, product, body.line, " and ".join(f'"{k}"' for k in asked))
         kept = inherited_training(insp)
         given.update({k: kept[k] for k in missing})
+        if detector is None:
+            detector = detector_of(insp)
         if image_size is None and insp is not None and body.profile is None:
             # its input too, where no profile is chosen (the page's "as the active version"); a
             # profile chosen, even the same one, trains at that profile's own input, as the page says
             image_size = input_size_of(insp)
+    min_images = _checked_min_images(body, detector)     # padim's floor for a padim product's retrain too
     settings = profile_settings(given["profile"], image_size)
-    if body.detector != "patchcore":
+    if detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
     settings["photo_check"] = body.photo_check if body.photo_check is not None else \
         _active_has_photo_check(station, product, body.line)
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=min_images,
-                                       activate=body.activate, by=caller.who, detector=body.detector,
+                                       activate=body.activate, by=caller.who, detector=detector,
                                        false_reject_rate=given["false_reject_rate"], seed=body.seed,
                                        review_rate=given["review_rate"], source=body.source, **settings)
     return job_to_dict(job)

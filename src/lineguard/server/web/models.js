@@ -405,7 +405,10 @@ LG.start(async (main) => {
         : "as the active version (none: fast)";
       activeEl.textContent = !m ? "No version is active for this product and line: a first model trains with the "
         + "fast profile and no review band."
-        : `Left as the active version, a retrain keeps what v${m.version} has: ${m.features || "its features"}`
+        : `Left as the active version, a retrain keeps what v${m.version} has: `
+          // its detector too (the station keeps it when none is sent): named where it is not the default
+          + (m.detector && m.detector !== "patchcore" ? `the ${m.detector} detector, ` : "")
+          + `${m.features || "its features"}`
           + (m.review_threshold === null || m.review_threshold === undefined ? ", no review band"
             : `, a review band (REVIEW above ${num(m.review_threshold, 4)})`)
           + ", its false-reject target. A profile chosen here trains at that profile's own input size instead.";
