@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ..line.auth import role_allows, verify_key
+from ..line.errors import InvalidRequest
 from ..line.sessions import COOKIE, CSRF_HEADER, check_csrf, session_caller
 from ..line.station import Station
 
@@ -22,6 +23,29 @@ async def get_station(request: Request) -> Station:
 # SQLite): a larger number can name nothing, and is refused at the edge (422) rather
 # than passed to the database driver, which fails on it (a 500).
 DB_INT_MAX = 2 ** 31 - 1
+
+
+def _query_names(dependant: Any) -> Iterator[str]:
+    for sub in dependant.dependencies:      # the filters first, then the page's own (limit, cursor)
+        yield from _query_names(sub)
+    for field in dependant.query_params:
+        yield field.alias
+
+
+def known_query_only(request: Request) -> None:
+    """Dependency: refuses a query parameter the endpoint does not declare (its own and its
+    dependencies'), naming it and the known ones: a filter misspelt (?seriall=, ?part=,
+    ?lnie=) was ignored, and the answer covered every part, alarm or line as if they all
+    matched. Declared after the sign-in check (401 first) and the filters (a time they
+    cannot use is said first)."""
+    route = request.scope.get("route")
+    if route is None:
+        return
+    known = tuple(dict.fromkeys(_query_names(route.dependant)))     # a few dozen fields: read each time
+    unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)}; this endpoint takes {', '.join(known)}")
 
 
 @dataclass

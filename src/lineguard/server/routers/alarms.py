@@ -16,7 +16,7 @@ from ...line.errors import InvalidRequest
 from ...line.orm import LineAlarm
 from ...line.spc_data import refuse_backwards
 from ...line.station import Station
-from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import AlarmAckIn, AlarmCauseIn, StationAlarmRulesIn, errors
 from .spc import _LINE, _STATION, _TEXT, SINCE_HELP, TIME_TEXT, UNTIL_HELP, _csv, plant_time
 
@@ -65,6 +65,8 @@ def alarm_filters(_r: Any = Depends(reader), line: Optional[str] = _LINE, statio
                         "show); `active=false`: those acknowledged. Page with `before_id`.",
             responses=errors(401, 403, 422))
 def list_alarms(filters: dict[str, Any] = Depends(alarm_filters),
+                # after the filters (they sign the caller in first): ?activ=true listed every alarm
+                _known: None = Depends(known_query_only),
                 before_id: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="next_before_id of the page "
                                                  "before"),
                 limit: int = Query(50, ge=1, le=1000),
@@ -85,8 +87,8 @@ CSV_COLUMNS = ["id", "raised_at", "line", "station", "product", "kind", "message
 
 @router.get("/alarms/export", summary="The alarms the filters match as CSV, newest first (for a spreadsheet)",
             response_class=Response, responses={200: {"content": {"text/csv": {}}}, **errors(401, 403, 422)})
-def export_alarms(filters: dict[str, Any] = Depends(alarm_filters), station: Station = Depends(get_station),
-                  _r: Any = Depends(reader)) -> Response:
+def export_alarms(filters: dict[str, Any] = Depends(alarm_filters), _known: None = Depends(known_query_only),
+                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
     rows, before = [], None
     while True:
         page = station.alarms.history(before_id=before, limit=1000, **filters)
@@ -110,11 +112,16 @@ def export_alarms(filters: dict[str, Any] = Depends(alarm_filters), station: Sta
             responses=errors(401, 403, 422))
 def alarm_summary(line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
                   since: Optional[str] = _RAISED_SINCE, until: Optional[str] = _RAISED_UNTIL,
-                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                  station: Station = Depends(get_station), _r: Any = Depends(reader),
+                  _known: None = Depends(known_query_only)) -> dict[str, Any]:
     line, station_name = _as_stored(station, line, station_name)
     t0, t1 = plant_time(station, since, "since"), plant_time(station, until, "until", end=True)
     refuse_backwards(t0, t1)
     return summary(station.db, line=line, station=station_name, since=t0, until=t1)
+
+
+OTHER_NEEDS_NOTE = ("the cause 'other' needs a note: write what it was (e.g. 'air hose off the gripper'), or "
+                    "choose the cause it was")
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", summary="Acknowledge an alarm: someone is seeing to it",
@@ -128,8 +135,7 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
     # "other" is counted as other for good: without a note nobody can tell later what stopped
     # the line (the PLC, which has no note to give, acknowledges through the station, not here)
     if body is not None and body.cause == "other" and not (body.note or "").strip():
-        raise InvalidRequest("the cause 'other' needs a note: write what it was (e.g. 'air hose off the "
-                             "gripper'), or choose the cause it was")
+        raise InvalidRequest(OTHER_NEEDS_NOTE)
     return station.alarms.acknowledge(alarm_id, caller.who, body.note if body is not None else None,
                                       body.cause if body is not None else None)
 
@@ -138,12 +144,25 @@ def acknowledge_alarm(body: Optional[AlarmAckIn] = None, alarm_id: int = PathPar
               description="Sets the cause (one of those GET /api/v1/alarms lists) and/or adds to the note of an "
                           "acknowledged alarm. Each addition goes to the end of the note with when and by whom (a "
                           "changed cause with what it was), so the note keeps the history. 409 while the alarm is "
-                          "still active: acknowledge it instead.",
+                          "still active: acknowledge it instead; 422 for the cause `other` "
+                          "when neither the PATCH nor the alarm has a note (write what it was).",
               responses=errors(401, 403, 404, 409, 422))
 def set_alarm_cause(body: AlarmAckIn, alarm_id: int = PathParam(ge=1, le=DB_INT_MAX),
                     station: Station = Depends(get_station),
                     caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
+    # as at acknowledging: "other" is counted as other for good, and without a note nobody can
+    # tell what stopped the line (the alarm's own note counts: a PATCH only adds to it)
+    if body.cause == "other" and not (body.note or "").strip() and not _has_note(station, alarm_id):
+        raise InvalidRequest(OTHER_NEEDS_NOTE)
     return station.alarms.set_cause(alarm_id, caller.who, body.cause, body.note)
+
+
+def _has_note(station: Station, alarm_id: int) -> bool:
+    """Whether the alarm has a note already; True for one that is missing or still active,
+    so set_cause says that (404, 409) rather than asking for a note."""
+    with station.db.session() as s:
+        a = s.get(LineAlarm, alarm_id)
+        return a is None or a.acked_at is None or bool((a.ack_note or "").strip())
 
 
 @router.get("/alarms/rules", summary="When parts raise a line alarm: the defaults and each station's own rules",

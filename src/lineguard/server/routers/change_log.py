@@ -11,7 +11,7 @@ from ...line.audit import ACTIONS, entries, entry_to_dict
 from ...line.errors import InvalidRequest
 from ...line.spc_data import refuse_backwards
 from ...line.station import Station
-from ..deps import DB_INT_MAX, Caller, get_station, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, require
 from ..schemas import errors
 from .spc import _TEXT, SINCE_HELP, TIME_TEXT, UNTIL_HELP, _csv, plant_time
 
@@ -46,7 +46,7 @@ def _filters(since: Optional[str] = Query(None, max_length=TIME_TEXT, descriptio
 def change_log(filters: dict[str, Any] = Depends(_filters), limit: int = Query(100, ge=1, le=1000),
                cursor: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="next_cursor of the page before"),
                station: Station = Depends(get_station),
-               _c: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+               _c: Caller = Depends(require("engineer")), _known: None = Depends(known_query_only)) -> dict[str, Any]:
     rows = entries(station.db, before_id=cursor, limit=limit, **filters)
     return {"items": [entry_to_dict(e) for e in rows], "actions": ACTIONS,
             "next_cursor": rows[-1].id if len(rows) == limit else None}
@@ -55,7 +55,7 @@ def change_log(filters: dict[str, Any] = Depends(_filters), limit: int = Query(1
 @router.get("/change-log/export", summary="The change log as CSV (for an audit)", response_class=Response,
             responses={200: {"content": {"text/csv": {}}}, **errors(401, 403, 422)})
 def change_log_csv(filters: dict[str, Any] = Depends(_filters), station: Station = Depends(get_station),
-                   _c: Caller = Depends(require("engineer"))) -> Response:
+                   _c: Caller = Depends(require("engineer")), _known: None = Depends(known_query_only)) -> Response:
     rows = []
     for e in _all(station, filters):
         d = entry_to_dict(e)

@@ -24,7 +24,7 @@ from ...line import xlsx
 from ...line.xlsx import TooManyRows
 from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
                               return_freed_memory)
-from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
 from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
 
@@ -170,27 +170,6 @@ def part_filters(
     return part_names.resolve_filters(station.db, filters)
 
 
-def _query_names(dependant: Any) -> Iterator[str]:
-    for sub in dependant.dependencies:      # the filters first, then the page's own (limit, cursor)
-        yield from _query_names(sub)
-    for field in dependant.query_params:
-        yield field.alias
-
-
-def known_query_only(request: Request) -> None:
-    """Refuses a query parameter the endpoint does not declare (its own and its dependencies'),
-    naming it and the known ones: a filter misspelt (?seriall=, ?part=) was ignored, and the
-    answer listed every part as if they all matched."""
-    route = request.scope.get("route")
-    if route is None:
-        return
-    known = tuple(dict.fromkeys(_query_names(route.dependant)))     # a few dozen fields: read each time
-    unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
-    if unknown:
-        raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                             f"{', '.join(unknown)}; this endpoint takes {', '.join(known)}")
-
-
 @router.get("/names", summary="The lines and products the records hold (for a filter's suggestions)",
             response_model=PartNames, responses=errors(401, 403))
 def list_names(station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
@@ -240,6 +219,7 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def export_inspections(
     _r: Any = Depends(reader),
     filters: dict[str, Any] = Depends(part_filters),
+    _known: None = Depends(known_query_only),      # ?fromat=xlsx sent a CSV of every part
     limit: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="at most this many parts (default: all)"),
     format: Literal["csv", "xlsx"] = Query("csv", description="csv (streamed), or xlsx: every cell typed, so part "
                                            "ids like 000123 stay text and times are times"),

@@ -16,7 +16,7 @@ from ...line.orm import Inspection, LineSignal, utcnow
 from ...line.spc_data import Filters, no_verdict_counts
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
-from ..deps import Caller, credential_lapsed, get_station, reader
+from ..deps import Caller, credential_lapsed, get_station, known_query_only, reader
 from ..events import EventHub
 from ..schemas import errors
 from .spc import SINCE_HELP, TIME_TEXT, plant_time
@@ -228,7 +228,8 @@ def _plc_link_view(link: Any, s: Any, now: dt.datetime) -> dict[str, Any]:
 def summary(request: Request,
             since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + "; default the "
                                          "start of the current shift (the plant's shift starts)"),
-            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+            station: Station = Depends(get_station), _r: Any = Depends(reader),
+            _known: None = Depends(known_query_only)) -> dict[str, Any]:
     start = plant_time(station, since, "since")
     try:
         body = line_summary(station, start)

@@ -12,7 +12,7 @@ from ...line.orm import Job, ModelVersion
 from ...line.registry import rollback_target
 from ...line.station import Station, _iso
 from ...runtime.onnx_file import HEAD_BYTES
-from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import (NO_NUL, ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn,
                        ShadowIn, TrainIn, errors)
 
@@ -227,7 +227,8 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
 @router.get("/models", summary="Model versions, per product and line", response_model=ModelVersionRatesList,
             responses=errors(401, 403, 422))
 def list_models(product: Optional[str] = None, line: Optional[str] = None,
-                station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                station: Station = Depends(get_station), _r: Any = Depends(reader),
+                _known: None = Depends(known_query_only)) -> dict[str, Any]:
     return {"items": models_to_dicts(station, station.models.list(product, line))}
 
 
@@ -500,7 +501,7 @@ def list_jobs(status: Optional[str] = Query(None, pattern=r"^(queued|running|don
                                             description="only these states, comma-separated: queued,running"),
               kind: Optional[str] = Query(None, pattern=r"^train$", description="only jobs of this kind"),
               limit: int = Query(20, ge=1, le=200), station: Station = Depends(get_station),
-              _r: Any = Depends(reader)) -> dict[str, Any]:
+              _r: Any = Depends(reader), _known: None = Depends(known_query_only)) -> dict[str, Any]:
     wanted = status.split(",") if status else None
     return {"items": [job_to_dict(j) for j in station.jobs.recent(limit, wanted, kind)]}
 

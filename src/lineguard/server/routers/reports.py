@@ -10,7 +10,7 @@ from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import known_names
 from ...line.station import Station
-from ..deps import get_station, reader
+from ..deps import get_station, known_query_only, reader
 from ..schemas import errors
 from .spc import _LINE, _PRODUCT, AT_HELP, TIME_TEXT, shift_time
 
@@ -21,7 +21,8 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
           at: Optional[str] = Query(None, max_length=TIME_TEXT, description=AT_HELP + " (default: the last shift "
                                                                              "that has ended)"),
-          station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+          station: Station = Depends(get_station), _r: Any = Depends(reader),
+          _known: None = Depends(known_query_only)) -> dict[str, Any]:
     cfg = station.config
     # "l1" for line L1: the names as the parts carry them (the report compares exactly); a
     # misspelt one is a 404 naming the close ones, not the report of a shift with no parts

@@ -20,7 +20,7 @@ from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores
                               defect_type_counts, known_names, region_centres, resolve_window, review_counts,
                               score_subgroups)
 from ...line.station import Station, _iso
-from ..deps import get_station, reader
+from ..deps import get_station, known_query_only, reader
 from ..schemas import NO_NUL, errors
 
 router = APIRouter(prefix="/api/v1/spc", tags=["spc"])
@@ -261,7 +261,9 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 @router.get("/p-chart", summary="Defect rate (share of parts judged NG) per subgroup, with control limits "
                                 "and Nelson rule alarms", response_model=PChartOut,
             responses=_documented(PChartOut, 401, 403, 404, 422))
-def p_chart(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
+def p_chart(where: Scope = Depends(scope),
+            # after the scope, which signs the caller in first: ?lnie=L1 charted every line
+            _known: None = Depends(known_query_only), by: By = "hour", format: Format = "json",
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(by)
     groups = defect_subgroups(station.db, f, by, _periods(station, by))
@@ -291,7 +293,8 @@ def _num(x: Optional[float]) -> Optional[float]:
 @router.get("/scores", summary="Distribution of part scores per subgroup, and a drift alarm when it moves "
                                "away from the baseline (camera moved, light changed)", response_model=ScoresOut,
             responses=_documented(ScoresOut, 401, 403, 404, 422))
-def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "json",
+def scores(where: Scope = Depends(scope), _known: None = Depends(known_query_only), by: By = "hour",
+           format: Format = "json",
            baseline_subgroups: int = Query(5, ge=1, le=500,
                                            description="the first this many subgroups are the baseline"),
            baseline_since: Optional[str] = Query(None, max_length=TIME_TEXT, description="with baseline_until: a "
@@ -337,7 +340,7 @@ def scores(where: Scope = Depends(scope), by: By = "hour", format: Format = "jso
 @router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
                                      "95% intervals", response_model=ReviewRatesOut,
             responses=_documented(ReviewRatesOut, 401, 403, 404, 422))
-def review_rates(where: Scope = Depends(scope), format: Format = "json",
+def review_rates(where: Scope = Depends(scope), _known: None = Depends(known_query_only), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(all_parts=False)   # a window of any length, no subgroups; reviewed parts stay
     out = spc.review_rates(review_counts(station.db, f), audit=audit_ok_counts(station.db, f))
@@ -355,7 +358,7 @@ def review_rates(where: Scope = Depends(scope), format: Format = "json",
 @router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "
                                "each type", response_model=ParetoOut,
             responses=_documented(ParetoOut, 401, 403, 404, 422))
-def pareto(where: Scope = Depends(scope), format: Format = "json",
+def pareto(where: Scope = Depends(scope), _known: None = Depends(known_query_only), format: Format = "json",
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     # 30 days unless told: one set of bars, no subgroups; reviewed parts stay (those
     # waiting for review before the records kept are gone, so not counted)
@@ -374,7 +377,7 @@ def pareto(where: Scope = Depends(scope), format: Format = "json",
 @router.get("/defect-map", summary="Where on the part the defect regions are: counts per cell of a grid "
                                    "over the photo", response_model=DefectMapOut,
             responses=_documented(DefectMapOut, 401, 403, 404, 422))
-def defect_map(where: Scope = Depends(scope),
+def defect_map(where: Scope = Depends(scope), _known: None = Depends(known_query_only),
                which: Literal["ng", "defects"] = Query("ng", description="ng: parts judged NG; defects: parts "
                                                        "reviewed as defects (escapes included)"),
                columns: int = Query(24, ge=2, le=200, description="cells across the part"),
