@@ -216,14 +216,16 @@ def test_the_station_answers_a_damaged_png_with_corrupt_image_and_keeps_nothing(
     assert station.query() == []
 
 
-def test_the_hot_folder_waits_for_a_png_whose_middle_is_not_written_yet(station, tmp_path):
+def hot_folder_waits_for_the_whole_file(station, tmp_path, name: str, whole: bytes, unwritten: bytes) -> None:
+    """A photo in the hot folder with its size and both ends written, its middle not yet
+    (``unwritten``): nothing recorded, the file left where it is; written whole, it is
+    recorded under its name and moved to done/."""
     from lineguard.line.sources import local_submitter
     from lineguard.line.sources.folder import FolderWatcher
     inbox = tmp_path / "in"
     inbox.mkdir()
-    whole = _png(_part(seed=9))
-    path = inbox / "cell-7.png"
-    path.write_bytes(_zeroed(whole))   # its size and both ends written, the middle not yet
+    path = inbox / name
+    path.write_bytes(unwritten)
     w = FolderWatcher(inbox, local_submitter(station, "L1", "S1", "cell", "folder"), settle_s=0.05,
                       incomplete_after_s=60)
     for _ in range(4):
@@ -234,8 +236,13 @@ def test_the_hot_folder_waits_for_a_png_whose_middle_is_not_written_yet(station,
     for _ in range(4):
         w.poll_once()
         time.sleep(0.07)
-    assert [r.part_id for r in station.query()] == ["cell-7"]
-    assert (inbox / "done" / "cell-7.png").exists()
+    assert [r.part_id for r in station.query()] == [Path(name).stem]
+    assert (inbox / "done" / name).exists()
+
+
+def test_the_hot_folder_waits_for_a_png_whose_middle_is_not_written_yet(station, tmp_path):
+    whole = _png(_part(seed=9))
+    hot_folder_waits_for_the_whole_file(station, tmp_path, "cell-7.png", whole, _zeroed(whole))
 
 
 def test_the_camera_depth_read_refuses_a_png_of_absurdly_many_chunks():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -210,25 +209,9 @@ def test_the_station_answers_a_torn_jpeg_with_corrupt_image_and_keeps_nothing(st
 
 
 def test_the_hot_folder_waits_for_a_jpeg_whose_middle_is_not_written_yet(station, tmp_path):
-    from lineguard.line.sources import local_submitter
-    from lineguard.line.sources.folder import FolderWatcher
-    inbox = tmp_path / "in"
-    inbox.mkdir()
+    from test_damaged_photos import hot_folder_waits_for_the_whole_file
     whole = _jpeg(_PART, quality=90)
-    path = inbox / "cell-8.jpg"
-    path.write_bytes(_zeroed(whole, 0.5, 1024))   # its size and both ends written, the middle not yet
-    w = FolderWatcher(inbox, local_submitter(station, "L1", "S1", "cell", "folder"), settle_s=0.05,
-                      incomplete_after_s=60)
-    for _ in range(4):
-        w.poll_once()
-        time.sleep(0.07)
-    assert station.query() == [] and path.exists() and not (inbox / "done").exists()
-    path.write_bytes(whole)            # the writer fills it
-    for _ in range(4):
-        w.poll_once()
-        time.sleep(0.07)
-    assert [r.part_id for r in station.query()] == ["cell-8"]
-    assert (inbox / "done" / "cell-8.jpg").exists()
+    hot_folder_waits_for_the_whole_file(station, tmp_path, "cell-8.jpg", whole, _zeroed(whole, 0.5, 1024))
 
 
 @pytest.mark.parametrize("side", [8, 16])
