@@ -127,22 +127,17 @@ LG.start(async (main) => {
     address(filters(), wanted);
     csv.hidden = xlsx.hidden = true;      // they are the filters' parts, not this one's
     const one = (params) => api("/api/v1/inspections" + LG.q(Object.assign({limit: 100}, params)));
-    // A station from before the serial filter refuses it (422) or leaves it out (every part back):
-    // only parts that carry the serial count, and a refusal leaves the part id's answer standing
-    const [byId, bySerial] = await Promise.all([one({part_id: wanted}),
-      one({serial: wanted}).then((r) => ({items: r.items.filter((it) => it.serial === wanted), next_cursor: null}),
-        (err) => { if (err.status === 422) return null; throw err; })]);
+    // (the page comes from the station whose list it asks: its serial filter is there)
+    const [byId, bySerial] = await Promise.all([one({part_id: wanted}), one({serial: wanted})]);
     if (mine !== asked) return;
     const found = new Map();
-    for (const it of byId.items.concat(bySerial ? bySerial.items : [])) found.set(it.id, it);
+    for (const it of byId.items.concat(bySerial.items)) found.set(it.id, it);
     const items = [...found.values()].sort((a, b) => b.id - a.id);
     items.forEach((it) => grid.appendChild(card(it)));
     shown = items.length;
-    const what = bySerial ? "part id or serial" : "part id";
-    const no = bySerial ? "" : " (this station cannot look up serials)";
-    count.textContent = !items.length ? `No part has the ${what} “${wanted}”${no}.`
-      : `${items.length} inspection(s) of the part with ${what} “${wanted}”, newest first${byId.next_cursor
-        ? " (the newest 100)" : ""}${no}; the filters do not apply to it.`;
+    count.textContent = !items.length ? `No part has the part id or serial “${wanted}”.`
+      : `${items.length} inspection(s) of the part with part id or serial “${wanted}”, newest first${
+        byId.next_cursor || bySerial.next_cursor ? " (the newest 100)" : ""}; the filters do not apply to it.`;
   }
 
   function search() {
