@@ -1,7 +1,8 @@
 """The Models page's Retrain, with its form as loaded, retrains as the active version was
 trained: a quality model at 128 px stays quality at 128 px (the page sent "fast" and the
 new version scored on another scale). The page says what the active version has, a
-review band the retrain could not open, and a part the retrain left out as left out."""
+review band the retrain could not open, and a part the retrain left out as left out; a padim
+model stays padim (it became patchcore), and the line under Retrain names its detector."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,11 @@ fake_inspector.serve_main(sys.argv[1:])
 QUALITY_128 = {"fake_lineguard_model": True, "threshold": 0.5, "version": "q128", "review_threshold": 0.4,
                "calibration": {"review_rate": 0.05, "target_false_reject_rate": 0.01},
                "backbone": "mobilenet_v2", "extra_scales": [0.7], "image_size": 128}
+
+
+# a padim model (the Retrain form sends no detector: it keeps the active version's)
+PADIM = {"fake_lineguard_model": True, "threshold": 0.5, "version": "pd", "detector": "padim",
+         "backbone": "efficientnet_lite0", "image_size": 224}
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +94,24 @@ def test_retrain_as_loaded_keeps_the_active_versions_profile_input_and_band_and_
     expect(page.locator("#train-status")).to_contain_text("version 3 registered", timeout=30_000)
     fit = _last_fit(station)
     assert fit["backbone"] == "efficientnet_lite0" and fit["image_size"] == "area224"
+
+
+def test_retrain_as_loaded_keeps_a_padim_versions_detector_and_says_so(pages, station):
+    with api(station, "engineer") as c:
+        r = c.post("/api/v1/models", files={"file": ("p.lgm", json.dumps(PADIM).encode())},
+                   data={"product": "pcell", "activate": "true"})
+        assert r.status_code == 201, r.text
+        for k in range(12):           # padim learns from 10 and sets its threshold on one more
+            assert post_part(c, png_bytes(20, seed=5000 + k), f"pd-{k}", product="pcell").json()["verdict"] == "OK"
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=pcell", "#versions table")
+    active = page.locator("#train-active")
+    expect(active).to_contain_text("v1 has: the padim detector, efficientnet_lite0 224x224")
+    page.click("#train-form button[type=submit]")
+    expect(page.locator("#train-status")).to_contain_text("done", timeout=30_000)
+    fit = _last_fit(station)
+    assert fit["detector"] == "padim" and "backbone" not in fit
+    # a patchcore product's line names no detector (the default, as before)
+    page = p.open("/app/models?product=cell", "#versions table")
+    expect(page.locator("#train-active")).to_contain_text("v1 has:")
+    expect(page.locator("#train-active")).not_to_contain_text("detector")
