@@ -39,7 +39,7 @@ def known_query_only(request: Request) -> None:
     matched. Declared after the sign-in check (401 first) and the filters (a time they
     cannot use is said first)."""
     route = request.scope.get("route")
-    if route is None:
+    if route is None or not request.query_params:     # nothing to check: the fields are not walked
         return
     known = tuple(dict.fromkeys(_query_names(route.dependant)))     # a few dozen fields: read each time
     unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
