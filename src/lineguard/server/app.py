@@ -794,13 +794,12 @@ def kept_model_note(station: Station, model: str, mv: Any) -> str:
     every = None if active is not None or not mv.line else next(
         (v for v in station.models.list(mv.product, "") if v.active), None)
     if every is not None:     # a rollback gave the line back to the model of every line
-        return (f"--model {Path(model).name} is {where} v{mv.version}, already registered; a rollback since gave "
-                f"line {mv.line} back to the model of every line, {mv.product} v{every.version}, which stays active. "
-                f"To judge parts with v{mv.version} again, activate it on the Models page or with POST "
-                f"/api/v1/models/{mv.product}/activate {{\"line\": \"{mv.line}\", \"version\": {mv.version}}}")
-    now = f"v{active.version}" if active is not None else "the version active"
-    return (f"--model {Path(model).name} is {where} v{mv.version}, already registered; {now}, activated since, "
-            f"stays active. To judge parts with v{mv.version} again, activate it on the Models page or with POST "
+        since = (f"a rollback since gave line {mv.line} back to the model of every line, {mv.product} "
+                 f"v{every.version}, which stays active")
+    else:
+        since = f"{f'v{active.version}' if active is not None else 'the version active'}, activated since, stays active"
+    return (f"--model {Path(model).name} is {where} v{mv.version}, already registered; {since}. To judge parts with "
+            f"v{mv.version} again, activate it on the Models page or with POST "
             f"/api/v1/models/{mv.product}/activate {{\"line\": \"{mv.line}\", \"version\": {mv.version}}}")
 
 
