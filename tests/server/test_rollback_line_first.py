@@ -76,7 +76,7 @@ def test_a_lines_first_own_model_rolls_back_to_the_model_of_every_line(spc_stati
             events = [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "model")
                                                    .order_by(OutboxEvent.id))]
         last = events[-1]
-        assert last["action"] == "activated" and last["rollback"] is True
+        assert last["action"] == "given_back" and last["rollback"] is True
         assert (last["product"], last["line"], last["version"], last["for_line"]) == ("cell", "", 1, "L1")
 
         # nothing of L1's own stands now: a second rollback says so, and who judges the line

@@ -391,7 +391,11 @@ class ModelRegistry:
         A line whose walk ends (its first own model undone) goes back to the product's
         model of every line, which judged its parts before: its own versions stay
         registered, none active, and the version returned is that model of every line
-        (``line`` ""). With no model of every line active it stays, refused.
+        (``line`` ""). Its ``model`` event says ``given_back`` (not ``activated``: nothing
+        was activated), with ``for_line`` and the line's own version dropped; a shadow of
+        the line's own version is compared with the version given back to from then on, or
+        ends when it is that very model (:func:`shadow.on_give_back`). With no model of
+        every line active it stays, refused.
         """
         for _turn in range(3):
             try:
@@ -451,11 +455,21 @@ class ModelRegistry:
                                                                 ModelVersion.active.is_(True))):
                     own.active = False
                 s.flush()
+                # a shadow of the line's own version was set against the version dropped: it
+                # is compared with the one given back to from now on, or ends (shadow.py)
+                from .shadow import on_give_back
+                shadow_said = on_give_back(s, product, line, mv, now, by)
                 audit.record(s, "model.rolled_back", f"{product}/{line}", by, undone=undone_versions,
-                             back_to=model_subject(mv))
-                # the event of any rollback, naming the version that judges the line now, sent
-                # in the line's order: its parts after it are judged by that version
-                _model_event(s, mv, "activated", by, rollback=True, for_line=line, undone=undone_versions)
+                             back_to=model_subject(mv), **({"shadow": shadow_said} if shadow_said else {}))
+                # not "activated": nothing was activated, and a subscriber (an MES) told the
+                # model of every line "activated" for the line could not tell this from an
+                # activation. The event names the version that judges the line now (sent in
+                # the line's order: its parts after it are judged by that version) and the
+                # line's own version dropped.
+                _model_event(s, mv, "given_back", by, rollback=True, for_line=line, undone=undone_versions,
+                             dropped_version=now.version if now is not None else None,
+                             dropped_model_id=now.model_id if now is not None else None,
+                             dropped_model_version=now.model_version if now is not None else None)
         self._activation_changed()
         return mv
 

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, NotFound
@@ -34,6 +35,33 @@ class _Part:
     line: str
     active_model_id: str
     image: Any
+
+
+def on_give_back(s: Session, product: str, line: str, back_to: ModelVersion, dropped: Optional[ModelVersion],
+                 by: Optional[str]) -> Optional[str]:
+    """The shadow of ``line``'s own version when a rollback gives the line back to the
+    product's model of every line (``back_to``; ``dropped``: the line's own version that
+    judged it until now), in the rollback's transaction; the sentence that says what
+    became of it, for the change log (None: no such shadow).
+
+    It was run against the line's own version, which judges nothing now. A candidate of
+    another model runs on, set against the version that judges the line now: Compare
+    counts only the parts the active version judged, so from the give-back on. One with
+    the very model of ``back_to`` (its file uploaded again for the line) ends: the
+    live model judges those parts itself, the shadow skipped every one, and Compare
+    blamed it for all of them as parts it fell behind on."""
+    row = s.get(ModelShadow, (product, line))
+    cand = s.get(ModelVersion, row.model_version_id) if row is not None else None
+    if row is None or cand is None:
+        return None
+    if cand.model_id == back_to.model_id:
+        s.delete(row)
+        why = (f"line {line} was given back to {model_subject(back_to)}, the same model as v{cand.version} "
+               "(one model id): it judges the line's parts itself now")
+        audit.record(s, "model.shadow_stopped", f"{product}/{line}", by, why=why)
+        return f"the shadow of {model_subject(cand)} ended: {why}"
+    return (f"{model_subject(cand)} runs on in shadow, compared from now on with {model_subject(back_to)}, "
+            "which judges the line now" + (f", not with {model_subject(dropped)}" if dropped is not None else ""))
 
 
 class ShadowRunner:

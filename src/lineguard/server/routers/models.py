@@ -274,7 +274,10 @@ def activate_model(product: str, body: ActivateIn, station: Station = Depends(ge
                          "active_changed, unless its \"expected_active\" names the version the first went back to. "
                          "The rollback of a line's first own model gives the line's parts back to the product's "
                          "model of every line, which judged them before (its own versions stay, none active): the "
-                         "answer is that version (line \"\"). With nothing before, 409.",
+                         "answer is that version (line \"\"), and the model event says \"given_back\" with "
+                         "for_line and the line's own version dropped. A shadow of the line's own version is "
+                         "compared with that version from then on, or ends where it is that very model (the change "
+                         "log's model.rolled_back says which). With nothing before, 409.",
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
