@@ -421,7 +421,8 @@ def _photo_for_screen(station: Station, rec: Inspection, max_side: int) -> Respo
             response_class=Response, responses={200: {"content": {m: {} for m in _IMAGE_TYPES}},
                                                 **errors(401, 403, 404, 422, 503)})
 async def get_image(request: Request, inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
-                    station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+                    station: Station = Depends(get_station), _r: Any = Depends(reader),
+                    _known: None = Depends(known_query_only)) -> Response:
     if max_side is None:        # the file as stored: nothing decoded, no turn to wait
         return await run_in_threadpool(_stored_image, station, inspection_id)
     rec = await run_in_threadpool(_kept_image, station, inspection_id)
@@ -466,7 +467,8 @@ def _draw_overlay(station: Station, rec: Inspection, max_side: Optional[int]) ->
                         f"{OVERLAY_MAX_PIXELS / 1e6:g} megapixels is drawn at that many pixels at most.",
             responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404, 422, 503)})
 async def get_overlay(request: Request, inspection_id: int = _ID, max_side: Optional[int] = _MAX_SIDE,
-                      station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Response:
+                      station: Station = Depends(get_station), _r: Any = Depends(reader),
+                      _known: None = Depends(known_query_only)) -> Response:
     rec = await run_in_threadpool(station.get, inspection_id)
     if rec.overlay_key and (max_side is None or not rec.image_key):
         return await run_in_threadpool(lambda: Response(_file(station, rec.overlay_key, inspection_id),

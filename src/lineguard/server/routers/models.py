@@ -241,7 +241,8 @@ def list_models(product: Optional[str] = None, line: Optional[str] = None,
                                                 200: {"content": {"application/octet-stream": {}}}})
 def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
                         line: str = Query("", max_length=100), station: Station = Depends(get_station),
-                        caller: Caller = Depends(require("engineer"))) -> Response:
+                        caller: Caller = Depends(require("engineer")),
+                        _known: None = Depends(known_query_only)) -> Response:
     import re
 
     from fastapi.responses import FileResponse
@@ -472,7 +473,8 @@ def stop_shadow(product: str, line: str = Query("", max_length=100), station: St
 def compare_models(product: str, line: str = Query("", max_length=100),
                    candidate: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
                                                     description="version; default: the shadow of product/line"),
-                   station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                   station: Station = Depends(get_station), _r: Any = Depends(reader),
+                   _known: None = Depends(known_query_only)) -> dict[str, Any]:
     from ...line.compare import compare
     from ...line.errors import NotFound
     active = station.models.active_for(product, line)

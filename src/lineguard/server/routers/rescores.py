@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import rescores
 from ...line.station import Station
-from ..deps import DB_INT_MAX, get_station, reader
+from ..deps import DB_INT_MAX, get_station, known_query_only, reader
 from ..schemas import errors
 
 router = APIRouter(prefix="/api/v1/rescores", tags=["rescores"])
@@ -112,7 +112,8 @@ class RescoreSummaryOut(RescoreRunOut):
 def list_rescores(limit: int = Query(50, ge=1, le=500),
                   before_id: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
                                                    description="cursor: the last id of the previous page"),
-                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                  station: Station = Depends(get_station), _r: Any = Depends(reader),
+                  _known: None = Depends(known_query_only)) -> dict[str, Any]:
     with station.db.session() as s:
         runs = rescores.list_runs(s, limit=limit, before_id=before_id)
     return {"runs": runs, "next_before_id": runs[-1]["id"] if len(runs) == limit else None}
@@ -129,6 +130,7 @@ def get_rescore(run_id: int = PathParam(ge=1, le=DB_INT_MAX),
                 verdict: Literal["NG", "REVIEW", "OK", "error"] = Query("NG"),
                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=DB_INT_MAX),
                 compare: bool = Query(True, description="pair with live inspections (one join over the run)"),
-                station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                station: Station = Depends(get_station), _r: Any = Depends(reader),
+                _known: None = Depends(known_query_only)) -> dict[str, Any]:
     with station.db.session() as s:
         return rescores.run_summary(s, run_id, verdict=verdict, limit=limit, offset=offset, with_live=compare)

@@ -11,7 +11,7 @@ from ...line.errors import NotFound, StationError
 from ...line.orm import TestPart, iso_utc, utcnow
 from ...line.station import Station
 from ...line.test_parts import verification
-from ..deps import Caller, get_station, reader, require
+from ..deps import Caller, get_station, known_query_only, reader, require
 from ..schemas import TestPartIn, errors
 from .spc import _TEXT, AT_HELP, TIME_TEXT, shift_time
 
@@ -40,7 +40,8 @@ def _row(tp: TestPart) -> dict[str, Any]:
             responses=errors(401, 403, 404, 422))
 def list_test_parts(product: str = _PRODUCT,
                     retired: bool = Query(False, description="also those no longer in use"),
-                    station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                    station: Station = Depends(get_station), _r: Any = Depends(reader),
+                    _known: None = Depends(known_query_only)) -> dict[str, Any]:
     return {"product": product, "items": [_row(tp) for tp in station.test_parts.list(product, retired)]}
 
 
@@ -73,7 +74,8 @@ def retire_test_part(product: str = _PRODUCT,
 def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
                                                  description="a line; empty or left out: every line"),
                      at: Optional[str] = Query(None, max_length=TIME_TEXT, description=AT_HELP + " (default: now)"),
-                     station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+                     station: Station = Depends(get_station), _r: Any = Depends(reader),
+                     _known: None = Depends(known_query_only)) -> dict[str, Any]:
     now = utcnow()
     # a day alone read as the shift report reads it: the verification of that day's first shift
     t = shift_time(station, at)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import tuning
 from ...line.station import Station
-from ..deps import DB_INT_MAX, Caller, get_station, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import NO_NUL, ModelVersionOut, errors
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -74,7 +74,8 @@ class TunedVersionOut(ModelVersionOut):
 def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pattern=_TEXT),
                version: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
                                               description="default: the version active on the line"),
-               station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+               station: Station = Depends(get_station), _r: Any = Depends(reader),
+               _known: None = Depends(known_query_only)) -> dict[str, Any]:
     out = tuning.tuning_data(station, product, line, version)
     out["expected"] = tuning.expected_rates(out["good_scores"], out["defect_scores"], out["recent_scores"],
                                             out["threshold"], out["review_threshold"])
