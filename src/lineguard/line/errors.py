@@ -70,6 +70,27 @@ class ModelLoadFailed(StationError):
     code = "model_unavailable"
 
 
+class StationBusy(StationError):
+    """More requests at once than the station serves (every database connection in use for
+    the whole wait): overload, not a failure of the request nor of the station. Nothing was
+    done; the same request sent again after ``retry_after_s`` is answered as usual, and a
+    source (hot folder, camera) waits it out like any outage, never taking it for the
+    part's own fault as it would an HTTP 500."""
+    http_status = 503
+    code = "busy"
+    # soon: the request already waited the database pool's whole wait (30 s) in vain, and
+    # a source tries again 0.5 to 5 s apart anyway
+    RETRY_AFTER_S = 5
+
+    @classmethod
+    def no_connection(cls) -> "StationBusy":
+        """No database connection came in the pool's whole wait (SQLAlchemy's TimeoutError):
+        every one was in use by other requests."""
+        return cls("the station is busy: more requests at once than it can serve (every database connection was "
+                   f"in use for the whole wait); send the request again in {cls.RETRY_AFTER_S} s",
+                   retry_after_s=cls.RETRY_AFTER_S)
+
+
 class InvalidRequest(StationError):
     """A well-formed request whose values the station cannot use (a date out of range...)."""
     http_status = 422

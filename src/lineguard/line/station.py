@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, TimeoutError as PoolTimeout
 from sqlalchemy.orm.attributes import flag_modified
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
@@ -43,7 +43,7 @@ from .record_keeper import RecordKeeper
 from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
-                     NotAnImage, NotFound, PassesDefects, PhotoTooDeep, RejectsGoodParts, StationError,
+                     NotAnImage, NotFound, PassesDefects, PhotoTooDeep, RejectsGoodParts, StationBusy, StationError,
                      StorageUnavailable, UploadTooLarge)
 from .alarms import AlarmWatch
 from .auth import KeyCache
@@ -306,6 +306,11 @@ class Station:
         except StationError as exc:
             self.metrics.rejected_uploads.labels(exc.code).inc()
             raise
+        except PoolTimeout as exc:
+            # every database connection in use for the pool's whole wait: overload, answered
+            # 503 busy and waited out by every source, not a failure on this part (a 500)
+            self.metrics.rejected_uploads.labels(StationBusy.code).inc()
+            raise StationBusy.no_connection() from exc
         finally:
             self.metrics.queue_depth.dec()
             if self._trim_memory:

@@ -9,12 +9,14 @@ from typing import Any, Callable, Optional
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
 from ..line.db import DB_ERRORS, is_refusal, is_unreachable, refusal_reason
-from ..line.errors import StationError
+from ..line.errors import StationBusy, StationError
+from ..line.sources.outage import LastingFaults
 from ..line.station import Station
 from .docs import SecurityHeaders, add_offline_docs
 from .events import EventHub
@@ -27,6 +29,50 @@ log = logging.getLogger("lineguard.server")
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}, "detail": message},
                         status_code=status)
+
+
+def _station_error(exc: StationError) -> JSONResponse:
+    resp = _error(exc.http_status, exc.code, exc.message, **exc.details)
+    wait = exc.details.get("retry_after_s")
+    if wait is not None:
+        # what an HTTP client reads (the JSON field says the same to a person)
+        resp.headers["Retry-After"] = str(max(1, int(wait)))
+    return resp
+
+
+# The overload's key among the app's lasting faults: said when it begins and at most once a
+# minute while it lasts, with how many requests it turned away; not a line (nor a traceback)
+# for each, as every one was when it answered 500.
+OVERLOAD = ("overload",)
+
+
+def _say_overload(app_state: Any, method: str, path: str, exc: BaseException) -> None:
+    """Log that a request found no database connection in the pool's whole wait (SQLAlchemy's
+    TimeoutError: every connection in use by other requests), as one lasting fault."""
+    faults = getattr(app_state, "overload", None)
+    if faults is None:
+        faults = app_state.overload = LastingFaults(log)
+    now = faults.clock()
+    going = faults.get(OVERLOAD)
+    if going is not None and now - going["last"] > faults.repeat_s:
+        faults.ends(OVERLOAD)       # quiet since: a new overload, said as one, not "still"
+    faults.happens(OVERLOAD, logging.WARNING,
+                   "the station is overloaded: a request waited for a database connection until the pool gave up "
+                   "(%(error)s), all in use by other requests; answered 503 busy with Retry-After, its sender "
+                   "sends it again (%(request)s). If it lasts: fewer clients at once (report pollers, "
+                   "exports), or a faster database",
+                   still="the station is still overloaded after %(lasted).0f s: %(times)d requests answered 503 "
+                         "busy in the last %(quiet_s).0f s (latest: %(request)s)",
+                   error=str(exc).split(" (Background")[0], request=f"{method} {path}", last=now)
+
+
+def _overloaded(app_state: Any, method: str, path: str, exc: BaseException) -> JSONResponse:
+    """The 503 busy for a request that found no database connection. Overload, not a failure
+    of the request nor a bug: its sender sends it again (an inspection sent again is answered
+    once, see Station.inspect). Answered 500, a hot folder set the file aside as failing on it
+    and a camera gave the frame up after five tries."""
+    _say_overload(app_state, method, path, exc)
+    return _station_error(StationBusy.no_connection())
 
 
 _LIMITED_PATHS = {"/api/v1/inspections": "part image", "/api/v1/models": "model file"}
@@ -138,6 +184,12 @@ async def _upload_caller_refusal(scope: dict, station: Any, role: str) -> Option
     except DB_ERRORS:
         # the key could not be looked up: the route asks again and answers the usual 503
         return None
+    except PoolTimeout as exc:
+        # no connection came in the pool's whole wait: the route would wait as long again
+        # before the same answer, and the body is not worth reading meanwhile
+        resp = _overloaded(scope["app"].state, scope["method"], scope["path"], exc)
+        resp.headers["Connection"] = "close"
+        return resp
     return None
 
 
@@ -220,11 +272,21 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StationError)
-    async def station_error(_req: Request, exc: StationError):
-        return _error(exc.http_status, exc.code, exc.message, **exc.details)
+    async def station_error(req: Request, exc: StationError):
+        if isinstance(exc, StationBusy) and isinstance(exc.__cause__, PoolTimeout):
+            # the station's own word for it (a part's inspect): said in the log as the others
+            _say_overload(req.app.state, req.method, req.url.path, exc.__cause__)
+        return _station_error(exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def overloaded(req: Request, exc: Exception):
+        return _overloaded(req.app.state, req.method, req.url.path, exc)
 
     @app.exception_handler(Exception)
     async def unexpected_error(req: Request, exc: Exception):
+        if isinstance(exc, PoolTimeout):
+            # raised outside the routes (a middleware): the same busy answer, not a 500
+            return await overloaded(req, exc)
         # Still JSON, and without internals (paths, SQL): the log has the traceback.
         log.error("unexpected error on %s %s", req.method, req.url.path, exc_info=exc)
         return _error(500, "internal_error", "the station failed on this request (see its log); "
