@@ -46,3 +46,16 @@ def test_a_lines_versions_are_tuned_from_the_page_without_typing_the_line(pages,
     expect(page.locator("#tuning-scope")).to_contain_text("bolt v3 on LB")
     expect(page.locator("select[name=version]")).to_have_value("3|LB")
     p.shot("tuning-line-version")
+
+
+def test_the_score_histogram_is_readable_on_a_phone(pages, line_models):
+    """Scaled down from its 900 units the histogram's text was 4 px high at 390 px; it is drawn
+    at its box's width now, as the SPC charts are, and again for each threshold moved."""
+    from .test_app_small_screens import CHART_TEXT, PHONE, _readable
+    p = pages(role="engineer", viewport=PHONE, has_touch=True)
+    page = p.open("/app/tuning?product=bolt", "#histogram svg.chart")
+    _readable(page.evaluate(CHART_TEXT, "#histogram svg.chart"), 1)
+    page.locator("input[type=range]").first.fill("0.7")
+    expect(page.locator("#threshold-value")).not_to_have_text("0.5500")      # drawn again
+    _readable(page.evaluate(CHART_TEXT, "#histogram svg.chart"), 1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

@@ -147,19 +147,56 @@ LG.start(async (main) => {
       onclick: () => editCause(a, causeCell, noteCell)}, a.ack_cause ? "change" : "say what it was"));
   }
 
+  // Whether an alarm's note has words a person wrote: the station adds a line of its own
+  // for each cause changed here ("[2026-03-02 10:15 UTC, anna] cause material -> tooling"),
+  // which says nothing about what an "other" was. A line with more after it ("; hose off")
+  // counts, as does a note given at acknowledging.
+  const STATION_LINE = /^\[[^\]]* UTC, [^\]]*\] cause .* -> [^;]*$/;
+  function hasOwnNote(a) {
+    return (a.ack_note || "").split("\n").some((line) => line.trim() && !STATION_LINE.test(line.trim()));
+  }
+
   function editCause(a, causeCell, noteCell) {
     const pick = select("ack_cause", [["", "choose…"], ...Object.entries(causes)], a.ack_cause || "");
     pick.setAttribute("aria-label", `what alarm ${a.id} turned out to be`);
     const note = h("input", {name: "note", size: 24, maxlength: 2000, placeholder: "what was found (optional)",
       "aria-label": `note for alarm ${a.id}`});
+    // what is missing, said under the field it is missing from before anything is sent (as
+    // the line view's Acknowledge does); the station's refusal came only after Save, in the
+    // status line at the top of the page. Read out as the field's description when it takes
+    // the focus (the status line is announced already).
+    const why = h("span", {class: "field-why error", id: `cause-why-${Number(a.id)}`});
     const form = h("form", {class: "inline"}, pick, " ", note, " ", h("button", {type: "submit"}, "Save"), " ",
-      h("button", {type: "button", class: "link", onclick: () => showCause(a, causeCell, noteCell)}, "Cancel"));
+      h("button", {type: "button", class: "link", onclick: () => showCause(a, causeCell, noteCell)}, "Cancel"), why);
+    const needsNote = () => pick.value === "other" && pick.value !== (a.ack_cause || "") && !hasOwnNote(a);
+    const ask = (field, text) => {
+      for (const el of [pick, note]) { el.removeAttribute("aria-invalid"); el.removeAttribute("aria-describedby"); }
+      why.textContent = text || "";
+      if (!text) return;
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", why.id);
+      LG.say(`Alarm ${a.id}: ${text}`, "error");
+      field.focus();
+    };
+    // "other" needs a note: said as it is chosen, in the placeholder where the note goes
+    pick.addEventListener("change", () => {
+      note.placeholder = needsNote() ? "what it was (needed for “other”)" : "what was found (optional)";
+      if (why.textContent) ask(null, "");
+    });
+    note.addEventListener("input", () => { if (why.textContent && note.value.trim()) ask(null, ""); });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      if ((!pick.value || pick.value === (a.ack_cause || "")) && !note.value.trim()) {
-        LG.say("choose what it turned out to be, or write a note", "error");
+      const written = note.value.trim();      // spaces only are no note: nothing of them is sent
+      if ((!pick.value || pick.value === (a.ack_cause || "")) && !written) {
+        ask(pick, "choose what it turned out to be, or write a note");
         return;
       }
+      // "other" says nothing by itself: the station refuses it without a note (422), said here first
+      if (needsNote() && !written) {
+        ask(note, "“other” needs a note: write what it was, then save.");
+        return;
+      }
+      ask(null, "");
       const btn = form.querySelector("button[type=submit]");
       btn.disabled = true;
       try {
@@ -167,7 +204,7 @@ LG.start(async (main) => {
         // else changed the cause must not put the old one back
         const out = await api(`/api/v1/alarms/${Number(a.id)}`, {method: "PATCH",
           body: {cause: pick.value && pick.value !== (a.ack_cause || "") ? pick.value : null,
-            note: note.value.trim() || null}});
+            note: written || null}});
         Object.assign(a, {ack_cause: out.ack_cause, ack_note: out.ack_note});
         showCause(a, causeCell, noteCell);
         LG.say(`alarm ${a.id}: saved`, "ok");

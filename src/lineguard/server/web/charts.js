@@ -5,6 +5,11 @@
 LG.chart = (() => {
   const {svg} = LG;
   const PAD = {l: 48, r: 12, t: 12, b: 34};
+  // the width a chart is drawn at unless told (its viewBox): scaled to its box from there
+  const WIDTH = 900;
+  // a character of the charts' 11 px text, guessed (the text is not measured before it is
+  // on screen): a digit is about 6.2 units wide, a letter up to 7
+  const CH = 6.8;
   // app.css's --review: dark enough to read on white (the amber #d98a00 read 2.8:1)
   const REVIEW_INK = "#8f5600";
 
@@ -27,6 +32,15 @@ LG.chart = (() => {
     return {root, x, y, pad, w, h: hgt, width, height};
   }
 
+  // a chart drawn narrower than its own width (a phone): lower too, but not below 3/4 of its
+  // height, or the plot between its labels would be a strip
+  function tall(height, width) {
+    return Math.round(height * Math.max(0.75, Math.min(1, width / WIDTH)));
+  }
+
+  // whether a label's box ({l, r, t, b}, its width guessed) would cover one of those drawn
+  const covers = (drawn, b) => drawn.some((o) => o.l < b.r && b.l < o.r && o.t < b.b && b.t < o.b);
+
   function fmt(v) {
     const a = Math.abs(v);
     if (a === 0) return "0";
@@ -42,7 +56,7 @@ LG.chart = (() => {
     // width is guessed (the text is not measured before it is on screen), a digit at 11 px
     // being about 6.2 units wide.
     const place = (i) => {
-      const text = shorten(labels[i]), X = f.x(i), half = text.length * 3.4;
+      const text = shorten(labels[i]), X = f.x(i), half = text.length * CH / 2;
       const anchor = X + half > f.width - 2 ? "end" : X - half < 2 ? "start" : "middle";
       const at = anchor === "end" ? Math.min(X, f.width - 2) : anchor === "start" ? Math.max(X, 2) : X;
       const lo = anchor === "end" ? at - 2 * half : anchor === "start" ? at : at - half;
@@ -100,7 +114,8 @@ LG.chart = (() => {
     // drawn on it is above (a UCL the station did not clip)
     const top = Math.max(data.centre || 0, ...vals, 0.001);
     const yMax = top > 1 ? top * 1.05 : Math.min(1, top * 1.1);
-    const f = frame(opts.width || 900, opts.height || 300, 0, yMax, pts.length,
+    const width = opts.width || WIDTH;
+    const f = frame(width, opts.height || tall(300, width), 0, yMax, pts.length,
       {label: "p-chart", yFmt: (v) => (100 * v).toFixed(v < 0.01 ? 2 : 1) + "%"});
     xLabels(f, pts.map((p) => p.label));
     if (data.centre !== null && data.centre !== undefined) {
@@ -110,6 +125,7 @@ LG.chart = (() => {
     f.root.appendChild(path(f, pts.map((p) => p.ucl), {class: "ucl", stroke: "#c62828", "stroke-dasharray": "5 3"}, true));
     f.root.appendChild(path(f, pts.map((p) => p.lcl), {class: "lcl", stroke: "#c62828", "stroke-dasharray": "5 3"}, true));
     f.root.appendChild(path(f, pts.map((p) => p.p), {class: "p", stroke: "#333"}));
+    const ruled = [];      // the boxes of the rule numbers drawn
     pts.forEach((p, i) => {
       if (p.p === null || p.p === undefined) return;
       const alarm = (p.rules || []).length > 0;
@@ -118,9 +134,14 @@ LG.chart = (() => {
       c.appendChild(svg("title", {}, `${p.label}: ${p.defects}/${p.n} = ${(100 * p.p).toFixed(2)}%` +
         (alarm ? ` (rule ${p.rules.join(", ")})` : "")));
       f.root.appendChild(c);
-      if (alarm) {
-        f.root.appendChild(svg("text", {class: "rule", x: f.x(i), y: f.y(p.p) - 8, "text-anchor": "middle",
-          fill: "#c62828"}, p.rules.join(",")));
+      // its rules' numbers over it, unless they would cover a neighbour's (a phone's chart
+      // of many subgroups): then in the point's title and the list under the chart only
+      const said = alarm ? p.rules.join(",") : "", half = (said.length * CH) / 2, ry = f.y(p.p) - 8;
+      const box = {l: f.x(i) - half, r: f.x(i) + half, t: ry - 10, b: ry + 2};
+      if (alarm && !covers(ruled, box)) {
+        ruled.push(box);
+        f.root.appendChild(svg("text", {class: "rule", x: f.x(i), y: ry, "text-anchor": "middle",
+          fill: "#c62828"}, said));
       }
     });
     return f.root;
@@ -131,7 +152,8 @@ LG.chart = (() => {
     const vals = series.flatMap((s) => s.values).concat(opts.hlines ? opts.hlines.map((l) => l.y) : [])
       .filter((v) => v !== null && v !== undefined && !isNaN(v));
     const lo = Math.min(...vals, 0), hi = Math.max(...vals, 1e-9);
-    const f = frame(opts.width || 900, opts.height || 260, lo, hi + (hi - lo) * 0.08, labels.length,
+    const width = opts.width || WIDTH;
+    const f = frame(width, opts.height || tall(260, width), lo, hi + (hi - lo) * 0.08, labels.length,
       {label: opts.label || "chart"});
     xLabels(f, labels);
     for (const l of opts.hlines || []) {
@@ -158,13 +180,21 @@ LG.chart = (() => {
     return f.root;
   }
 
+  // the series' names in a row under the chart; one that would run past the chart's right
+  // edge starts a row of its own under it, the chart taller by that row (on a phone the
+  // Pareto's three ran out of the picture)
   function legend(f, series) {
-    let x = f.pad.l;
+    // 2 units lower than the chart's foot: 12 under the labels of its x axis, the rows
+    // touched (11 px text is 13 high)
+    let x = f.pad.l, y = f.height + 2;
     for (const s of series) {
-      f.root.appendChild(svg("rect", {x, y: f.height - 12, width: 10, height: 4, fill: s.color}));
-      f.root.appendChild(svg("text", {x: x + 14, y: f.height - 8}, s.name));
-      x += 24 + 7 * String(s.name).length;
+      const wide = 14 + 7 * String(s.name).length;
+      if (x > f.pad.l && x + wide > f.width - 2) { x = f.pad.l; y += 14; }
+      f.root.appendChild(svg("rect", {x, y: y - 12, width: 10, height: 4, fill: s.color}));
+      f.root.appendChild(svg("text", {x: x + 14, y: y - 8}, s.name));
+      x += 10 + wide;
     }
+    f.root.setAttribute("viewBox", `0 0 ${f.width} ${y}`);
   }
 
   // overlaid histograms on shared bins, with vertical threshold lines
@@ -283,9 +313,11 @@ LG.chart = (() => {
   // judged them (caught NG / caught at review / escaped), the running share as a line
   // on the right-hand scale with the 80 % mark
   function pareto(allBars, opts = {}) {
-    const width = opts.width || 900, height = opts.height || 280;
-    // the tail of many small types drawn as one bar (the CSV keeps every type)
-    const most = opts.most || 15;
+    const width = opts.width || WIDTH;
+    const pad = {r: 44};
+    // the tail of many small types drawn as one bar (the CSV keeps every type); on a narrow
+    // chart fewer, each bar's slot wide enough for its name turned upright (14 units)
+    const most = opts.most || Math.max(3, Math.min(15, Math.floor((width - PAD.l - pad.r) / 14) - 1));
     let bars = allBars;
     if (allBars.length > most + 1) {
       const rest = allBars.slice(most);
@@ -294,14 +326,22 @@ LG.chart = (() => {
         caught: sum("caught"), at_review: sum("at_review"), escaped: sum("escaped"), cumulative: 1}]);
     }
     const n = bars.length, top = Math.max(1, ...bars.map((b) => b.parts));
-    const pad = {r: 44};
     const slot = (width - PAD.l - pad.r) / Math.max(1, n);
     const xMid = (i) => PAD.l + slot * (i + 0.5);
     const barW = Math.min(slot * 0.7, 90);
+    // the types' names side by side under their bars where they fit; where they would run
+    // into each other (a phone's chart, many types) each is turned upright under its bar,
+    // the chart taller by the longest name (the plot keeps its height)
+    const names = bars.map((b) => shorten(b.defect_type));
+    const longest = Math.max(0, ...names.map((t) => t.length)) * CH;
+    const upright = longest + 8 > slot;
+    if (upright) pad.b = 26 + longest;        // the legend's row under them
+    const height = (opts.height || tall(280, width)) + (upright ? pad.b - PAD.b : 0);
     // a whole number of parts at each of the axis' 4 steps: "0, 1, 1, 2, 2" read as a rounding error
     const yTop = Math.ceil((top * 1.05) / 4) * 4;
     const f = frame(width, height, 0, yTop, n, {x: xMid, pad, label: "defect types, Pareto",
       yFmt: (v) => v.toFixed(0)});
+    const counted = [];     // the boxes of the counts drawn over the bars
     const kinds = [["caught", "#c62828", "judged NG"], ["at_review", REVIEW_INK, "judged REVIEW"],
       ["escaped", "#6b2fa3", "judged OK (escaped)"]];
     bars.forEach((b, i) => {
@@ -313,10 +353,29 @@ LG.chart = (() => {
           height: f.y(base) - f.y(base + b[key]), fill: color, "fill-opacity": 0.8}));
         base += b[key];
       }
-      g.appendChild(svg("text", {x: xMid(i), y: f.y(b.parts) - 3, "text-anchor": "middle"}, String(b.parts)));
+      // the count over its bar, kept over the plot (at a narrow chart's ends it ran into the
+      // axes' numbers), unless it would cover a neighbour's (wide counts of a narrow chart's
+      // equal bars): then in the bar's title, and the CSV, only
+      const count = String(b.parts), cy = f.y(b.parts) - 3, half = (count.length * CH) / 2;
+      const cx = Math.min(f.width - f.pad.r - half - 1, Math.max(f.pad.l + half + 1, xMid(i)));
+      const box = {l: cx - half, r: cx + half, t: cy - 10, b: cy + 2};
+      g.appendChild(svg("title", {}, `${b.defect_type}: ${b.parts}`));
+      if (!covers(counted, box)) {
+        counted.push(box);
+        g.appendChild(svg("text", {x: cx, y: cy, "text-anchor": "middle"}, count));
+      }
       f.root.appendChild(g);
     });
-    xLabels(f, bars.map((b) => b.defect_type), 1);
+    if (!upright) xLabels(f, names, 1);
+    else {
+      // read from the bottom up, ending just under the bar
+      const xl = svg("g", {class: "xlabels"});
+      names.forEach((t, i) => {
+        const X = xMid(i) + 4, Y = f.height - f.pad.b + 6;
+        xl.appendChild(svg("text", {x: X, y: Y, "text-anchor": "end", transform: `rotate(-90 ${X} ${Y})`}, t));
+      });
+      f.root.appendChild(xl);
+    }
     const yc = (c) => f.y(c * top * 1.05);        // the running share on 0..100 % of the same height
     const right = width - pad.r;
     for (const c of [0, 0.5, 0.8, 1]) {
@@ -361,5 +420,32 @@ LG.chart = (() => {
     return root;
   }
 
-  return {pchart, lines, histogram, scoreBar, interval, pareto, defectMap};
+  // A chart drawn for the box it is shown in (appended to it here): at its own width where
+  // the box is wider, scaled up as before; where the box is narrower (a phone's 343 px), at
+  // the box's width, so its text stays 11 px and its labels are spaced for that width
+  // (scaled down from 900 units, the axes' text was 4 px high). Drawn again when the box's
+  // width changes (a phone turned, a window resized). draw(width) returns the chart.
+  function fit(parent, draw) {
+    const box = parent.appendChild(document.createElement("div"));
+    box.className = "chart-box";
+    let drawn = null;
+    const place = () => {
+      const w = Math.floor(box.clientWidth);
+      const width = w > 0 ? Math.min(WIDTH, w) : WIDTH;
+      if (width === drawn) return;
+      drawn = width;
+      box.replaceChildren(draw(width));
+    };
+    place();
+    if (window.ResizeObserver) {
+      const watch = new ResizeObserver(() => {
+        if (!box.isConnected) { watch.disconnect(); return; }     // the page drew it again
+        place();
+      });
+      watch.observe(box);
+    }
+    return box;
+  }
+
+  return {pchart, lines, histogram, scoreBar, interval, pareto, defectMap, fit};
 })();

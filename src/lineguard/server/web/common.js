@@ -205,17 +205,19 @@ const LG = (() => {
       if (!roleAtLeast(role)) continue;
       nav.appendChild(h("a", {href, class: href === current ? "current" : null}, label));
     }
-    // a phone's menu is one row scrolled sideways: the page the person is on is in sight
-    const on = nav.querySelector(".current");
-    if (on && nav.scrollWidth > nav.clientWidth) {
-      nav.scrollLeft = on.getBoundingClientRect().left - nav.getBoundingClientRect().left
-        - (nav.clientWidth - on.offsetWidth) / 2;
-    }
     const who = clear(document.getElementById("who"));
     // a user's name leads to their password; a key has none to change
     const name = me.kind === "user" ? h("a", {href: "/app/account", title: "change your password"}, me.name) : me.name;
     who.appendChild(h("span", {class: "me", title: "signed in"}, name, " ", h("span", {class: "role"}, me.role)));
     who.appendChild(h("button", {class: "link", type: "button", onclick: signOut}, "Sign out"));
+    // the menu is one row scrolled sideways where it does not fit (a phone; an engineer's at
+    // 1024 px): the page the person is on in sight. Measured with the name beside it, which
+    // takes the menu's room at 1024 px (measured before, Admin was out of sight)
+    const on = nav.querySelector(".current");
+    if (on && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = on.getBoundingClientRect().left - nav.getBoundingClientRect().left
+        - (nav.clientWidth - on.offsetWidth) / 2;
+    }
   }
 
   async function signOut() {

@@ -66,7 +66,8 @@ LG.start(async (main) => {
       pEl.appendChild(h("p", {class: "muted"}, f.by === "lot" ? "No part in this period was sent with a lot: "
         + "choose another subgroup, or send parts with their lot." : "No parts in this period."));
     } else {
-      pEl.appendChild(LG.chart.pchart(pc));
+      // each chart drawn for its box: on a phone at the phone's width, its text readable
+      LG.chart.fit(pEl, (width) => LG.chart.pchart(pc, {width}));
       pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits: 0.135% chance on a stable line, for each subgroup's size · `
         + `${pc.points.length} subgroups by ${pc.by}`));
     }
@@ -89,11 +90,12 @@ LG.start(async (main) => {
       const labels = sc.points.map((x) => x.label);
       const hl = [];
       if (sc.baseline && sc.baseline.mean !== undefined && sc.baseline.mean !== null) hl.push({y: sc.baseline.mean, color: "#1d4f91"});
-      sEl.appendChild(LG.chart.lines(labels, [
+      LG.chart.fit(sEl, (width) => LG.chart.lines(labels, [
         {name: "mean", values: sc.points.map((x) => x.mean), color: "#1d4f91"},
         {name: "median", values: sc.points.map((x) => x.median), color: "#17703c"},
         {name: "p95", values: sc.points.map((x) => x.p95), color: "#8f5600"}],
-      {label: "score drift", hlines: hl, marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
+      {width, label: "score drift", hlines: hl,
+        marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
     }
     // no subgroup compared with the baseline yet: nothing is known, so not said in green
     const compared = sc.points.some((x) => x.z !== null && x.z !== undefined);
@@ -129,7 +131,7 @@ LG.start(async (main) => {
 
     clear(paretoEl);
     if (!pa.bars.length) paretoEl.appendChild(h("p", {class: "muted"}, "No reviewed defects in this window."));
-    else paretoEl.appendChild(LG.chart.pareto(pa.bars));
+    else LG.chart.fit(paretoEl, (width) => LG.chart.pareto(pa.bars, {width}));
     paretoEl.appendChild(h("p", {class: "muted", id: "pareto-note"}, `${pa.defects} reviewed defect(s)`
       + (pa.not_reviewed ? ` · ${pa.not_reviewed} NG/REVIEW part(s) not reviewed yet, their types unknown` : "")
       + ` · ${LG.when(pa.since)} to ${LG.when(pa.until)}`));

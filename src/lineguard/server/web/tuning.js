@@ -118,10 +118,11 @@ LG.start(async (main) => {
       rv.textContent = R === null ? "0 %" : pct(t.recent_scores.length
         ? t.recent_scores.filter((v) => v > R && v <= T).length / t.recent_scores.length : null, 2);
       ng.textContent = pct(above(t.recent_scores, T), 2);
-      clear(chart).appendChild(LG.chart.histogram([
+      // drawn at its box's width: scaled down from 900 units, its text was 4 px high on a phone
+      LG.chart.fit(clear(chart), (width) => LG.chart.histogram([
         {name: `reviewed good (${t.good_scores.length})`, values: t.good_scores, color: "#17703c", cls: "good"},
         {name: `reviewed defect (${t.defect_scores.length})`, values: t.defect_scores, color: "#c62828", cls: "defect"}],
-      {min: lo, max: hi, vlines: [{x: T, color: "#c62828", label: "NG", cls: "thr"},
+      {width, min: lo, max: hi, vlines: [{x: T, color: "#c62828", label: "NG", cls: "thr"},
         R === null ? null : {x: R, color: "#8f5600", label: "review", cls: "rev"}].filter(Boolean)}));
     }
     for (const el of [thr, rev, useBand]) el.addEventListener("input", update);
