@@ -54,3 +54,24 @@ def test_the_alarms_own_note_counts_and_the_other_causes_need_none(spc_station):
         assert bad.status_code == 422 and bad.json()["error"]["message"].startswith(SAID), bad.text
         r = c.patch(url, json={"cause": "handling"}, headers=key)
         assert r.status_code == 200 and r.json()["ack_cause"] == "handling", r.text
+
+
+def test_the_stations_own_lines_of_causes_changed_are_not_a_note(spc_station):
+    """Each cause changed without a note adds a history line to the alarm's note ("[... UTC,
+    who] cause A -> B"): those counted as a note, so an alarm changed once without a word
+    was then set to "other" with none. A line with a note after it still counts."""
+    st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
+    key = {"X-API-Key": st.operator_key}
+    with client(st) as c:
+        _parts(st, NG, NG)
+        (alarm,) = st.alarms.active()
+        url = f"/api/v1/alarms/{alarm['id']}"
+        assert c.post(url + "/acknowledge", json={"cause": "camera"}, headers=key).status_code == 200
+        moved = c.patch(url, json={"cause": "handling"}, headers=key)
+        assert moved.status_code == 200 and " cause " in moved.json()["ack_note"], moved.text
+        bad = c.patch(url, json={"cause": "other"}, headers=key)
+        assert bad.status_code == 422 and bad.json()["error"]["message"].startswith(SAID), bad.text
+        said = c.patch(url, json={"cause": "camera", "note": "lens fogged"}, headers=key)
+        assert said.status_code == 200 and said.json()["ack_note"].endswith("; lens fogged"), said.text
+        r = c.patch(url, json={"cause": "other"}, headers=key)
+        assert r.status_code == 200 and r.json()["ack_cause"] == "other", r.text

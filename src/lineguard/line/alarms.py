@@ -71,6 +71,7 @@ import bisect
 import collections
 import datetime as dt
 import logging
+import re
 import statistics
 import threading
 import time
@@ -97,6 +98,18 @@ def _one_line(note: Optional[str]) -> Optional[str]:
     """A note as one line: the history kept in it is one line per addition, which a note
     with line breaks could fake."""
     return " ".join((note or "").split()) or None
+# A line set_cause adds when only the cause changed: "[2026-12-06 06:40 UTC, who] cause A -> B"
+# (a note given with it follows after "; "). The station's history, not anything a person wrote.
+_CAUSE_ONLY = re.compile(r"^\[[^\]]* UTC, [^\]]*\] cause .* -> [^;]*$")
+
+
+def has_own_note(note: Optional[str]) -> bool:
+    """Whether an alarm's note holds something a person wrote, not only the history lines of
+    causes changed without a note: a cause changed to "other" needs one, and an alarm whose
+    cause was changed twice without a word passed for one that had it."""
+    return any(line.strip() and not _CAUSE_ONLY.match(line.strip()) for line in (note or "").split("\n"))
+
+
 # What an alarm turned out to be: the built-in causes and their PLC numbers (the plant's
 # own are in the database: line.alarm_causes)
 CAUSES, CAUSE_CODES = alarm_causes.BUILT_IN, alarm_causes.BUILT_IN_CODES

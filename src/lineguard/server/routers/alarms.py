@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ...line import alarm_causes, part_names
 from ...line.alarm_rules import listing
-from ...line.alarms import KINDS, summary
+from ...line.alarms import KINDS, has_own_note, summary
 from ...line.errors import InvalidRequest
 from ...line.orm import LineAlarm
 from ...line.spc_data import refuse_backwards
@@ -162,7 +162,7 @@ def _has_note(station: Station, alarm_id: int) -> bool:
     so set_cause says that (404, 409) rather than asking for a note."""
     with station.db.session() as s:
         a = s.get(LineAlarm, alarm_id)
-        return a is None or a.acked_at is None or bool((a.ack_note or "").strip())
+        return a is None or a.acked_at is None or has_own_note(a.ack_note)
 
 
 @router.get("/alarms/rules", summary="When parts raise a line alarm: the defaults and each station's own rules",
