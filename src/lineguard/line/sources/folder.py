@@ -48,10 +48,17 @@ answers with a failure of its own (HTTP 500) is set aside and the next file is t
 one that fails again once the station took other parts is the file's own and is tried on its
 own, up to ``ASIDE_MAX_S`` apart, never holding the files behind it (two such files first in
 the folder let one part through per try when they were tried again in each pass); two files
-in a row failing so, none taken, mean the station fails on every part: an outage, as above.
-A request that gets no answer in the submit's time (a read timeout) is told the same way: one
-file always timing out held the whole line (0 of 29 parts behind it in 451 s). A new file
-under a set-aside one's name is a new part, taken in its turn. Set-aside files are not the
+in a row failing so, none taken, mean the station fails on every part: an outage, as above,
+said once its try fails too (new parts first in the folder between such photos said an outage
+and its end for every two of them). A request that gets no answer in the submit's time (a read
+timeout) is told the same way: one file always timing out held the whole line (0 of 29 parts
+behind it in 451 s). Such a file goes to ``failed/`` with its reason after ``timeouts_max``
+tries timed out with parts taken around them (each held the line a minute, one every two for
+ever), said once and in the status (``given_up``); it is not journalled, so the file put back
+in the folder is a new try. A new file under a set-aside one's name is a new part, taken in its
+turn. The set-aside files are kept in ``ASIDE_FILE`` beside the journal: after a restart they
+stay out of the way, their next tries and timeouts counted on (each was tried first again, and
+one timing out held the line once more at every start). Set-aside files are not the
 line's backlog (they kept the watcher "behind" for ever): the status gives them apart
 (``set_aside``), and the log names them together once a minute. The files set aside during an
 outage go first, in the folder's order, once the station takes parts again.
@@ -141,6 +148,19 @@ RETRY_MAX_S = 5.0
 # in the submit's 60 s) waits this long at once: each of its tries holds the line that long
 ASIDE_MAX_S = 60.0
 
+# A file whose request timed out this many times, the station taking other parts around those
+# tries (the first try, and each after parts were taken since the one before), leaves the folder
+# for failed/ with its reason: each try held the line for the submit's whole timeout (a minute),
+# one every two minutes for as long as the file stayed (a station hung on every part takes none
+# in between: its files are never given up)
+TIMEOUTS_MAX = 3
+
+# The set-aside files (their size, time and inode, whether the station fails on them alone, their
+# timeouts and next try), kept in the folder beside the journal: a restart tried each of them
+# again first, in the folder's order, and one timing out held the line a minute at each start.
+# Hidden (a dot name): never taken for a part
+ASIDE_FILE = ".lineguard-watch-aside.json"
+
 # Set-aside files named in the status file and in the line said for them once a minute: the
 # first few (100 set aside said 100 lines a minute, one for each)
 ASIDE_NAMED = 10
@@ -173,7 +193,8 @@ class FolderWatcher:
                  part_id_from: Callable[[Path], str] = lambda p: p.stem,
                  incomplete_after_s: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES,
                  status_path: Optional[os.PathLike | str] = None, status_info: Optional[dict[str, Any]] = None,
-                 heartbeat: Optional[Callable[[dict[str, Any]], None]] = None):
+                 heartbeat: Optional[Callable[[dict[str, Any]], None]] = None,
+                 timeouts_max: int = TIMEOUTS_MAX):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: the hot folder does not exist; create it or fix the path")
@@ -188,6 +209,9 @@ class FolderWatcher:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive (the station's upload limit)")
         self.max_bytes = max_bytes
+        if timeouts_max < 1:
+            raise ValueError("timeouts_max must be 1 or more (the timed-out tries before a file goes to failed/)")
+        self.timeouts_max = timeouts_max
         self._journal_path = self.folder / JOURNAL
         # the files handled (journalled), by name|size|mtime: their status, reason and SHA-256
         # (None: refused from their name, size or link alone, never read), and, once this
@@ -227,9 +251,13 @@ class FolderWatcher:
         self._again = False     # a part taken made files set aside earlier in this pass due: tried next
         self._aside_said = float("-inf")   # when the files set aside as their own were last said together
         self.set_aside: list[str] = []     # the files set aside as their own (not waiting: see status)
+        self.given_up: list[str] = []      # the latest files moved to failed/ after timing out on every try
+        self._given_up_n = 0               # how many, since the start
+        self._aside_path = self.folder / ASIDE_FILE
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
         self._load_journal()
+        self._load_aside()
 
     # -- journal -------------------------------------------------------------------
     def _entry_key(self, name: str, size: int, mtime_ns: int) -> str:
@@ -303,6 +331,74 @@ class FolderWatcher:
                 self._load_journal()   # compacts it (and the handled set in memory with it)
             except OSError as exc:
                 log.error("journal %s could not be compacted (%s); it keeps growing", self._journal_path, exc)
+
+    # -- the set-aside files, across a restart ------------------------------------------
+    def _load_aside(self) -> None:
+        """Take back the files set aside before this start (ASIDE_FILE): one the station fails
+        on alone stays out of the way of the others, its next try when it was due (its wait not
+        begun again), its timeouts counted on. A file changed or gone since is dropped at the
+        first look (poll_once), as it is while the watcher runs."""
+        try:
+            raw = json.loads(self._aside_path.read_text(encoding="utf-8"))
+            files = raw["files"]
+            if not isinstance(files, dict):
+                raise TypeError("'files' is not an object")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s cannot be read (%s: %s): the files set aside before this start are tried again in "
+                        "the folder's order (one the station fails on is set aside again; one timing out holds the "
+                        "line once more); it is written anew at the next file set aside", self._aside_path,
+                        type(exc).__name__, exc)
+            return
+        now, wall = time.monotonic(), time.time()
+        first = max(self.poll_s, 0.01)
+        most = max(ASIDE_MAX_S, first)
+        for name, e in files.items():
+            try:
+                ino = e.get("ino")
+                sig = (int(e["size"]), int(e["mtime_ns"]), int(ino) if ino is not None else None)
+                own, timeouts = bool(e["own"]), int(e.get("timeouts", 0))
+                delay = min(max(float(e["delay"]), first), most)
+                # the wait left at the stop, by the wall clock (the monotonic one starts anew)
+                wait = min(max(float(e.get("retry_wall") or 0.0) - wall, 0.0), most)
+                since = float(e.get("since_wall") or wall)
+                error = str(e.get("error") or "?")
+            except (AttributeError, KeyError, TypeError, ValueError):
+                continue   # an entry not written by this watcher: tried in the folder's order
+            # "taken" counts from this start: a failure after a part taken since is the file's own
+            self._aside[name] = {"own": own, "taken": 0, "delay": delay, "most": most, "sig": sig,
+                                 "retry_at": now + wait, "timeouts": timeouts, "since_wall": since,
+                                 "error": error, "given_up": bool(e.get("given_up"))}
+
+    def _save_aside(self) -> None:
+        """Rewrite ASIDE_FILE (a new file renamed over it: never half of one) with the files set
+        aside now; removed when none is."""
+        now, wall = time.monotonic(), time.time()
+        files = {name: {"size": a["sig"][0], "mtime_ns": a["sig"][1], "ino": a["sig"][2], "own": a["own"],
+                        "timeouts": a.get("timeouts", 0), "delay": a["delay"],
+                        "retry_wall": wall + max(0.0, a["retry_at"] - now) if "retry_at" in a else wall,
+                        "since_wall": a.get("since_wall", wall), "error": a.get("error"),
+                        "given_up": bool(a.get("given_up"))}
+                 for name, a in self._aside.items() if "sig" in a}
+        try:
+            if not files:
+                self._aside_path.unlink(missing_ok=True)
+            else:
+                tmp = self._aside_path.with_name(f"{self._aside_path.name}.{os.getpid()}.tmp")
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    # ensure_ascii: a name with undecodable bytes (lone surrogates) is written as \udcNN
+                    fh.write(json.dumps({"files": files}) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self._aside_path)
+        except OSError as exc:
+            self._faults.happens(("aside-file",), logging.WARNING,
+                                 "the set-aside files cannot be kept in %(path)s (%(error)s): after a restart they "
+                                 "are tried again in the folder's order", path=self._aside_path, error=exc)
+        else:
+            self._faults.ends(("aside-file",), logging.INFO, "the set-aside files are kept in %(path)s again",
+                              path=self._aside_path)
 
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
@@ -439,8 +535,11 @@ class FolderWatcher:
         for name in list(self._corrupt):
             if name not in present:
                 del self._corrupt[name]
-        for name in [n for n in self._aside if n not in present]:
+        gone = [n for n in self._aside if n not in present]
+        for name in gone:
             del self._aside[name]
+        if gone:
+            self._save_aside()
         for key in self._faults.keys():
             if key[0] in ("file", "submit", "aside") and key[1] not in present:
                 self._faults.ends(key)       # the file is gone: its fault with it, unsaid
@@ -491,7 +590,7 @@ class FolderWatcher:
     def status(self) -> dict[str, Any]:
         """The watcher's state as the status file holds it."""
         now = time.monotonic()
-        d, b = self._faults.get(STATION_DOWN), self._faults.get(BEHIND)
+        d, b = self._station_down(), self._faults.get(BEHIND)
         return {**self._status_info,
                 "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
                 # the folder as the station tells two watchers of it apart from two of one
@@ -502,6 +601,9 @@ class FolderWatcher:
                 # files the station fails on alone, tried on their own: not in waiting
                 "set_aside": len(self.set_aside),
                 "set_aside_files": [shown_name(n) for n in self.set_aside[:ASIDE_NAMED]],
+                # files moved to failed/ after timing out on every try (this run; reasons in failed/)
+                "given_up": self._given_up_n,
+                "given_up_files": [shown_name(n) for n in self.given_up[-ASIDE_NAMED:]],
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
                 "behind_since": b.wall if b else None,
                 "station_taking_parts": d is None, "station_down_since": d.wall if d else None,
@@ -558,27 +660,47 @@ class FolderWatcher:
         # first once it takes parts again)
         return not self._try_due
 
-    def _not_taking(self, name: str, exc: BaseException) -> None:
+    def _station_down(self) -> Optional[Any]:
+        """The station's outage as said: None also while one is only suspected (see _not_taking)."""
+        down = self._faults.get(STATION_DOWN)
+        return down if down is not None and down["told"] else None
+
+    def _not_taking(self, name: str, exc: BaseException, suspected: bool = False) -> None:
         """The station could not take ``name`` (down, unreachable, disk full, no model):
-        said once for the outage, not once per file; the next try waits, one file at a time."""
+        said once for the outage, not once per file; the next try waits, one file at a time.
+
+        ``suspected``: two files in a row answered HTTP 500, none taken, which may as well be two
+        photos the station fails on alone. The line waits as for an outage, but it is said only
+        when its try fails too; a try taken ends it unsaid. New parts coming first in the folder
+        between photos it failed on said an outage and its end for every two such photos (50 of
+        each in the first minute with 100 of them in the folder)."""
         now = time.monotonic()
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SubmitFailed) else str(exc)
         first = max(self.poll_s, 0.01)
+        begins = ("the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one "
+                  "file is tried again every %(delay)g to %(most)g s (said again when the station takes parts)")
+        before = self._faults.get(STATION_DOWN)
         down = self._faults.happens(
-            STATION_DOWN, logging.ERROR,
-            "the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one file "
-            "is tried again every %(delay)g to %(most)g s (said again when the station takes parts)",
+            STATION_DOWN, logging.DEBUG if before is None and suspected else logging.ERROR, begins,
             still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait in "
                   "%(folder)s (%(tries)d tries)",
-            start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first)},
+            start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first),
+                   "told": not suspected},
             error=error, folder=self.folder, waiting=self.waiting)
+        told = not down["told"] and not suspected
+        if told:
+            # a suspected outage whose try failed too: said now, as it would have been at its start
+            down["told"] = True
+            down["file"] = shown_name(name)
+            self._faults.log.log(logging.ERROR, begins, {**down.fields(now), "delay": first})
+            down.said, down.unsaid = now, 0
         self._row = self._others = 0
         self._try_due = False
         down["retry_at"] = now + down["delay"]
         down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
-        self._write_status(now, force=down.tries == 1)
+        self._write_status(now, force=told or (down.tries == 1 and down["told"]))
 
-    def _failed_on(self, name: str, exc: BaseException, sig: tuple[int, int, Optional[int]]) -> None:
+    def _failed_on(self, name: str, exc: BaseException, sig: tuple[int, int, Optional[int]]) -> bool:
         """The station answered ``name`` with a failure of its own (HTTP 500), or gave no answer
         in the submit's time (a read timeout): the file's (a model that fails or hangs on that
         image) or the station's (failing on every part, hung) is told by the files around it. Set
@@ -587,19 +709,28 @@ class FolderWatcher:
         file fails too, the station fails on every part: an outage, one try at a time, with other
         files at once when the try's file fails so (``OTHERS_MAX``; one after a timeout: a hung
         station is not asked nine parts of a minute each). ``sig``: the file's size, time and
-        inode, a new file under the name is not this one."""
+        inode, a new file under the name is not this one. True when the file timed out on
+        ``timeouts_max`` tries with other parts taken around them: given up (``_give_up``)."""
         now = time.monotonic()
         down = self._faults.get(STATION_DOWN)
         timed_out = timed_out_on_request(exc)
+        error = f"{type(exc).__name__}: {exc}" if timed_out else str(exc)
         aside = self._aside.get(name)
+        new = aside is None
         if aside is None:
             first = max(self.poll_s, 0.01)
             aside = self._aside[name] = {"own": False, "taken": self._taken, "delay": first,
-                                         "most": max(ASIDE_MAX_S, first)}
+                                         "most": max(ASIDE_MAX_S, first), "timeouts": 0, "since_wall": time.time()}
         aside["sig"] = sig
+        aside["error"] = error
         # the station took other parts since this file's last failure, and fails on it again: its own
-        aside["own"] = aside["own"] or self._taken > aside["taken"]
+        took_others = self._taken > aside["taken"]
+        aside["own"] = aside["own"] or took_others
         aside["taken"] = self._taken
+        if timed_out and (new or took_others):
+            # timeouts told as the file's: its first, and each with parts taken since the one before
+            # (a station hung on every part takes none: its files are not counted out)
+            aside["timeouts"] = aside.get("timeouts", 0) + 1
         if aside["own"] and timed_out:
             aside["delay"] = aside["most"]     # each try holds the line for the submit's whole timeout
         aside["retry_at"] = now + aside["delay"]
@@ -608,8 +739,9 @@ class FolderWatcher:
             self._row += 1
             if down is None and self._row >= 2:
                 # two files in a row, none taken: the station fails on every part, an outage said as one
-                self._not_taking(name, exc)
-                return
+                # (two 500s said once the try fails too: maybe two photos it fails on alone)
+                self._not_taking(name, exc, suspected=not timed_out)
+                return False
             if down is not None:
                 if self._others:
                     self._others -= 1    # one of the try's others failed too: the try's wait stands
@@ -619,14 +751,16 @@ class FolderWatcher:
                     self._not_taking(name, exc)
                     self._others = min(1 if timed_out else OTHERS_MAX,
                                        sum(not a["own"] for a in self._aside.values()))
-                return
-        error = f"{type(exc).__name__}: {exc}" if timed_out else str(exc)
+                return False
+        if timed_out and aside["timeouts"] >= self.timeouts_max:
+            aside["given_up"] = True           # moved to failed/ by the caller (_give_up), said there
+            return True
         fault = self._faults.get(("aside", name))
         if fault is not None:
             # said again with the others set aside, once a minute (_say_aside), not each on its own
             fault.tries += 1
             fault["error"] = error
-            return
+            return False
         self._faults.happens(
             ("aside", name), logging.ERROR,
             "%(name)s: the station fails on this file (%(error)s): set aside and tried again every %(delay)g to "
@@ -634,6 +768,7 @@ class FolderWatcher:
             "the folder to stop the tries)",
             start={"delay": max(self.poll_s, 0.01), "most": aside["most"]}, name=shown_name(name), error=error)
         self._aside_said = now
+        return False
 
     def _say_aside(self, now: float) -> None:
         """The files set aside as their own, said together once a minute while any is (each is
@@ -644,10 +779,11 @@ class FolderWatcher:
         self._aside_said = now
         named = ", ".join(shown_name(n) for n in own[:5]) + (f" and {len(own) - 5} more" if len(own) > 5 else "")
         first = self._faults.get(("aside", own[0]))
+        error = first["error"] if first is not None else self._aside[own[0]].get("error", "?")
         log.error("%d file(s) still set aside in %s, the station fails on them (%s: %s): %s; each is tried again "
                   "on its own up to %g s apart, the files behind them go on (see the station's log for these "
                   "parts; move the files out of the folder to stop the tries)", len(own), self.folder,
-                  shown_name(own[0]), first["error"] if first is not None else "?", named, ASIDE_MAX_S)
+                  shown_name(own[0]), error, named, ASIDE_MAX_S)
 
     def _put_back(self, name: str) -> None:
         """A new file under the name of one set aside (or that file written again): the new
@@ -656,6 +792,7 @@ class FolderWatcher:
         self._faults.ends(("aside", name), logging.INFO,
                           "%(name)s: written again; the file the station failed on (%(tries)d failures over "
                           "%(lasted).0f s) is gone, the new one is taken as any part")
+        self._save_aside()
 
     def _taking_again(self) -> None:
         # the station answered (took or refused a part): the files set aside by failures not yet
@@ -666,9 +803,14 @@ class FolderWatcher:
         for aside in self._aside.values():
             if not aside["own"]:
                 aside["retry_at"] = float("-inf")
-        if self._faults.ends(STATION_DOWN, logging.WARNING,
-                             "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
-                             "%(error)s); %(waiting)d files waited", waiting=self.waiting) is not None:
+        down = self._faults.get(STATION_DOWN)
+        if down is not None and not down["told"]:
+            ended = self._faults.ends(STATION_DOWN)      # suspected, never said: ends unsaid
+        else:
+            ended = self._faults.ends(STATION_DOWN, logging.WARNING,
+                                      "the station takes parts again after %(lasted).0f s (%(tries)d tries failed; "
+                                      "%(error)s); %(waiting)d files waited", waiting=self.waiting)
+        if ended is not None:
             # those set aside in the outage and passed in this pass are tried next (poll_once), in
             # the folder's order; others wait for the next pass, behind the parts the line goes on
             # with (a file timing out holds the line a minute at each try)
@@ -814,6 +956,11 @@ class FolderWatcher:
         if waiting:
             if self._corrupt.get(path.name) == sig:
                 return False   # refused as corrupt unchanged: looked at again once it changes or at the end
+        aside = self._aside.get(path.name)
+        if aside is not None and aside.get("given_up"):
+            # given up, its move not done (failed/ not writable, a restart in between): not sent again
+            self._give_up(path, sig, ino)
+            return True
         if self._held(path.name):
             return False   # the station cannot take parts (one file at the next try, not each), or set aside
         if waiting:
@@ -840,6 +987,37 @@ class FolderWatcher:
             self._writing.add(path.name)
             return False   # rewritten between the look and the read: look again next poll
         return self._handle(path, sig, data, waiting=waiting, ino=self._ino(st))
+
+    def _give_up(self, path: Path, sig: tuple[int, int], ino: Optional[int]) -> None:
+        """Move a file whose request timed out on ``timeouts_max`` tries (the station taking other
+        parts around them) to failed/ with its reason: each try held the line for the submit's
+        whole timeout, a minute every two for as long as it stayed. Said once, and in the status
+        (``given_up``). Not journalled: the station never answered, so the file copied into the
+        folder again is a new try (the station's idempotency covers a part it did record)."""
+        aside = self._aside.get(path.name) or {}
+        if not self._still(path, sig, ino):
+            # a new photo under its name since (or gone): that one is a new part, taken in its turn
+            self._put_back(path.name)
+            return
+        tries = aside.get("timeouts", self.timeouts_max)
+        since = aside.get("since_wall")
+        lasted = max(0.0, time.time() - since) if since is not None else None
+        over = "" if lasted is None else f" over {lasted:.0f} s" if lasted < 120 else f" over {lasted / 60:.0f} min"
+        reason = (f"the station gave no answer on this file in the submit's time on {tries} tries{over}, while it "
+                  f"took other parts ({aside.get('error', 'ReadTimeout')}): moved here so that it no longer holds "
+                  "the line (each try held it for the whole timeout). See the station's log for this part (a model "
+                  "hanging on this image), then put the file back into the folder to have it inspected")
+        target = self._move(path, self.failed_dir)
+        self._write_reason(target, reason)
+        self._aside.pop(path.name, None)
+        self._save_aside()
+        self._faults.ends(("aside", path.name))     # said below, with where it went
+        self.counts["failed"] += 1
+        self._given_up_n += 1
+        self.given_up.append(path.name)
+        del self.given_up[:-ASIDE_NAMED]
+        log.error("%s given up and moved to %s/: %s", shown_name(path.name), self.failed_dir.name, reason)
+        self._write_status(time.monotonic(), force=True)
 
     def _spaced_part_id(self, path: Path) -> Optional[str]:
         """Why the part id of ``path`` cannot be used as it is, when it begins or ends with a
@@ -957,7 +1135,11 @@ class FolderWatcher:
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
             if failed_on_request(exc) or timed_out_on_request(exc):
                 # the file's or the station's: told by the files around it
-                self._failed_on(path.name, exc, (*sig, ino))
+                given_up = self._failed_on(path.name, exc, (*sig, ino))
+                self._save_aside()
+                if given_up:
+                    self._give_up(path, sig, ino)
+                    return True
                 return False
             if self._station_fault(exc):
                 self._not_taking(path.name, exc)   # said once for the outage, not for each file
@@ -972,6 +1154,7 @@ class FolderWatcher:
         if self._aside.pop(path.name, None) is not None:
             self._faults.ends(("aside", path.name), logging.INFO,
                               "%(name)s: the station takes this file again (%(tries)d failures over %(lasted).0f s)")
+            self._save_aside()
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
         self._journal(entry)
@@ -1023,6 +1206,9 @@ class FolderWatcher:
         began: a run stopped (Ctrl-C, SIGTERM) while the station was down said its start and
         then nothing, and the log read as if the outage lasted on, with no count of its tries
         nor of the files left waiting."""
+        down = self._faults.get(STATION_DOWN)
+        if down is not None and not down["told"]:
+            self._faults.ends(STATION_DOWN)              # suspected, never said
         self._faults.ends(STATION_DOWN, logging.WARNING,
                           "stopped while the station could not take parts (for %(lasted).0f s, %(tries)d tries "
                           "failed; %(error)s): %(waiting)d files wait in %(folder)s for the next start",
