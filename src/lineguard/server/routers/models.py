@@ -299,21 +299,41 @@ def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
     except StationError as exc:   # not guessed: a check the user turned off must not come back unseen
         raise InvalidRequest(f"the active model of {product!r} could not be read to see whether it checks photos "
                              f"({exc}); say \"photo_check\": true or false") from exc
+    return photo_check_of(insp)
+
+
+def photo_check_of(insp: Any) -> bool:
+    """Whether a loaded model checks photos (on for a model from before the check)."""
     info = getattr(insp, "info", None) or {}
     return "photo_range" not in info or info["photo_range"] is not None
 
 
-def _active_model(station: Station, product: str, line: str, wanted: str) -> Any:
-    """The loaded model of the version a retrain replaces (None: the product's first
-    model), or InvalidRequest naming what to say explicitly when it cannot be read."""
+def _replaced_version(station: Station, product: str, line: str, left: list[str]) -> tuple[Any, Any]:
+    """The registry row and the loaded model of the version a retrain replaces, for the
+    settings the request ``left`` to it: (None, None) for the product's first model; the
+    model None where the row alone answers (its detector, read off the file at upload).
+    A file that cannot be read (deleted, corrupt) is a 422 before the job that names every
+    setting to give, at once and as ``settings_needed``: the Models page then shows those
+    fields, so the plant can retrain away from the broken version. Asked one at a time (the
+    photo check after the rest), giving what the first answer named got a second 422."""
     from ...line.errors import InvalidRequest, NoActiveModel, StationError
     try:
-        return station.models.inspector(station.models.active_for(product, line))
+        mv = station.models.active_for(product, line)
     except NoActiveModel:
-        return None
+        return None, None
+    if not [k for k in left if not (k == "detector" and mv.detector)]:
+        return mv, None
+    try:
+        return mv, station.models.inspector(mv)
     except StationError as exc:   # not guessed: settings the user chose must not change unseen
-        raise InvalidRequest(f"the active model of {product!r} could not be read to take its training settings "
-                             f"({exc}); say {wanted} explicitly") from exc
+        needed = [k for k in left if not (k == "detector" and mv.detector)]
+        kept = f" (its detector, {mv.detector}, is kept: the version's record has it)" if \
+            "detector" in left and mv.detector else ""
+        named = [f'"{k}"' for k in needed]
+        raise InvalidRequest(f"the active model of {product!r} (version {mv.version}) could not be read to take "
+                             f"its training settings ({exc}); give "
+                             + " and ".join(filter(None, [", ".join(named[:-1]), named[-1]])) + kept,
+                             settings_needed=needed, version=mv.version, detector=mv.detector) from exc
 
 
 def profile_of(insp: Any) -> str:
@@ -422,26 +442,28 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
         _checked_min_images(body, body.detector)    # a name or count it cannot train with: before the model loads
     given = {"review_rate": body.review_rate, "false_reject_rate": body.false_reject_rate, "profile": body.profile}
     missing = [k for k, v in given.items() if v is None]
-    image_size, detector = body.image_size, body.detector
-    # as the version it replaces was trained (its detector too): an explicit value wins
-    if missing or image_size is None or detector is None:
-        asked = missing + (["image_size"] if image_size is None else []) + (["detector"] if detector is None else [])
-        insp = _active_model(station, product, body.line, " and ".join(f'"{k}"' for k in asked))
+    image_size, detector, photo_check = body.image_size, body.detector, body.photo_check
+    # as the version it replaces was trained (its detector too): an explicit value wins. Its
+    # input size is asked of it only with its profile: a profile given trains at its own
+    left = missing + (["detector"] if detector is None else []) + (["photo_check"] if photo_check is None else [])
+    if left:
+        mv, insp = _replaced_version(station, product, body.line, left)
         kept = inherited_training(insp)
         given.update({k: kept[k] for k in missing})
         if detector is None:
-            detector = detector_of(insp)
+            detector = mv.detector if mv is not None and mv.detector else detector_of(insp)
         if image_size is None and insp is not None and body.profile is None:
             # its input too, where no profile is chosen (the page's "as the active version"); a
             # profile chosen, even the same one, trains at that profile's own input, as the page says
             image_size = input_size_of(insp)
+        if photo_check is None:
+            photo_check = photo_check_of(insp) if insp is not None else True
     min_images = _checked_min_images(body, detector)     # padim's floor for a padim product's retrain too
     settings = profile_settings(given["profile"], image_size)
     if detector != "patchcore":
         settings.pop("backbone")     # other detectors keep their own default features
         settings.pop("extra_scales", None)   # and have no bank per input size
-    settings["photo_check"] = body.photo_check if body.photo_check is not None else \
-        _active_has_photo_check(station, product, body.line)
+    settings["photo_check"] = photo_check
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=min_images,
                                        activate=body.activate, by=caller.who, detector=detector,
                                        false_reject_rate=given["false_reject_rate"], seed=body.seed,

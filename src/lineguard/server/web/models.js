@@ -390,8 +390,67 @@ LG.start(async (main) => {
     const status = h("span", {id: "train-status", class: "muted"});
     const activeEl = h("p", {id: "train-active", class: "muted"});
     const lookAt = h("div", {id: "look-at"});
+    // The settings a retrain takes from the version it replaces, asked here when the station
+    // cannot read that version's file (deleted, corrupt): it names them (settings_needed)
+    // rather than guess a review band or a photo check. Without these fields the page could
+    // not retrain away from a broken model, when the line needs it most.
+    const needed = h("span", {id: "train-needed"});
+    needed.style.display = "contents";      // its fields sit in the form's row, as the others do
+    const neededWhy = h("p", {id: "train-needed-why", class: "warn", hidden: true});
+    let asks = {};          // setting -> how its value is read off its field
+    let activeRow = null;   // the version a retrain replaces, as listed (its record)
     const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
-      field("learn from", source), field("profile", profile), h("button", {type: "submit"}, "Retrain"), status);
+      field("learn from", source), field("profile", profile), needed, h("button", {type: "submit"}, "Retrain"),
+      status);
+    function forget() {
+      clear(needed);
+      asks = {};
+      neededWhy.hidden = true;
+      profile.required = false;
+      profile.options[0].disabled = false;
+    }
+    function ask(err) {
+      forget();
+      const m = activeRow;
+      const noBand = m && m.threshold !== null && m.threshold !== undefined
+        && (m.review_threshold === null || m.review_threshold === undefined);
+      const rate = (name, value, hint) => {
+        const el = h("input", {name, type: "number", step: "any", min: name === "review_rate" ? "0" : "0.0001",
+          max: "0.49", value, placeholder: hint, required: true});
+        el.style.width = "7em";
+        return el;
+      };
+      for (const k of err.settings_needed) {
+        if (k === "profile") {
+          // "as the active version" cannot be: a choice is needed, the one its features name first
+          profile.options[0].disabled = true;
+          profile.required = true;
+          const looks = (m && m.features) || "";
+          if (!profile.value) profile.value = /^mobilenet_v2/.test(looks) ? "quality" : /lite0/.test(looks) ? "fast" : "";
+        } else if (k === "review_rate") {
+          // its record says whether it had a band, not how wide: none is 0, a band is asked
+          const el = rate(k, noBand ? "0" : "", "e.g. 0.05");
+          needed.append(field("review band (share of good parts; 0: none)", el));
+          asks[k] = () => Number(el.value);
+        } else if (k === "false_reject_rate") {
+          const el = rate(k, "0.01", "0.01");
+          needed.append(field("false-reject target", el));
+          asks[k] = () => Number(el.value);
+        } else if (k === "detector") {
+          const el = LG.select(k, [["patchcore", "patchcore"], ["padim", "padim"]], err.detector || "patchcore");
+          needed.append(field("detector", el));
+          asks[k] = () => el.value;
+        } else if (k === "photo_check") {
+          const el = h("input", {name: k, type: "checkbox", checked: true});
+          needed.append(field("photo check", el));
+          asks[k] = () => el.checked;
+        }
+      }
+      neededWhy.textContent = `Version ${err.version} cannot be read, so a retrain cannot keep its settings: `
+        + "give them here and press Retrain again (filled in: what its record says, else the station's defaults)"
+        + (err.detector ? `; its detector, ${err.detector}, is kept from its record.` : ".");
+      neededWhy.hidden = false;
+    }
     // what the version a retrain replaces has, for the product and line typed here (the
     // line's own version first, else the product's for every line: as the station picks it)
     let asked = 0;
@@ -401,6 +460,7 @@ LG.start(async (main) => {
       if (n !== asked) return;           // another product typed meanwhile
       const live = items.filter((x) => x.active);
       const m = live.find((x) => lineOf(x) === ln) || live.find((x) => lineOf(x) === "");
+      activeRow = m || null;
       profile.options[0].textContent = m ? `as the active version (v${m.version})`
         : "as the active version (none: fast)";
       activeEl.textContent = !m ? "No version is active for this product and line: a first model trains with the "
@@ -413,8 +473,9 @@ LG.start(async (main) => {
             : `, a review band (REVIEW above ${num(m.review_threshold, 4)})`)
           + ", its false-reject target. A profile chosen here trains at that profile's own input size instead.";
     };
-    prod.addEventListener("change", () => showActive().catch(LG.fail));
-    line.addEventListener("change", () => showActive().catch(LG.fail));
+    // the settings asked were another version's
+    prod.addEventListener("change", () => { forget(); showActive().catch(LG.fail); });
+    line.addEventListener("change", () => { forget(); showActive().catch(LG.fail); });
     const trainBtn = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -425,19 +486,23 @@ LG.start(async (main) => {
       try {
         const body = {line: line.value.trim(), source: source.value};
         if (profile.value) body.profile = profile.value;     // else the active version's
+        for (const [k, read] of Object.entries(asks)) body[k] = read();
         const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST", body});
+        forget();         // asked again should the next retrain still replace an unreadable version
         status.textContent = "training…";
         clear(lookAt);
         await poll(job.id, status, lookAt);
       } catch (err) {
         if (status.textContent === starting) status.textContent = "";    // not started: the error says why
+        const e = err && err.status === 422 && err.body && err.body.error;
+        if (e && Array.isArray(e.settings_needed)) ask(e);
         LG.fail(err);
       } finally { trainBtn.disabled = false; }
     });
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
         + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
-        + "compare, then activate."), form, activeEl, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
+        + "compare, then activate."), form, neededWhy, activeEl, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
     resumeTraining(trainBtn, status, lookAt).catch(LG.fail);
   }
 
