@@ -143,6 +143,8 @@ def test_a_session_ended_elsewhere_sends_the_line_view_to_sign_in_saying_why(pag
     assert "why=" not in fresh.page.url
     expect(fresh.page.locator("#key-form")).to_be_visible()
     expect(fresh.page.locator("#signin-why")).to_have_count(0)
+    # and no stray "null" where the reason would be (the first screen every operator sees)
+    assert "null" not in fresh.page.locator("main").inner_text()
 
 
 def test_an_alarm_acknowledged_meanwhile_says_when_on_the_plant_s_clock(pages, station):

@@ -45,7 +45,8 @@ document.addEventListener("DOMContentLoaded", () => {
   // sent here by a page whose session the station no longer takes (common.js toSignIn)
   const why = LG.params().why === "expired" ? h("p", {class: "signin-why", id: "signin-why", role: "alert"},
     "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on.") : null;
-  main.append(h("h1", {}, "Sign in to this station"), why,
+  // append() writes a null as the text "null" under the heading: left out when nothing ended
+  main.append(h("h1", {}, "Sign in to this station"), ...(why ? [why] : []),
     h("div", {class: "row"}, h("div", {class: "grow"}, keyForm), h("div", {class: "grow"}, userForm)),
     h("p", {class: "muted"}, "Keys are made by an admin (", h("code", {}, "lineguard keys create"),
       " on the station PC, or the Admin page)."));
