@@ -382,6 +382,15 @@ def test_inspect_folder_with_one_corrupt_file(line, tmp_path):
     assert r.returncode == 1 and "3 part(s) inspected" in _flat(r.stdout) and "1 unreadable" in r.stdout
 
 
+def test_inspect_a_path_that_is_not_there_is_refused_like_trains(line, tmp_path):
+    """A typo'd folder exited 1, the code for "done, some photos unreadable", where train's
+    exits 2 (refused): a script took the mistake for a run with bad photos."""
+    root, cat, model = line
+    r = run_cli("inspect", model, cat / "test" / "good", tmp_path / "news", cwd=root)
+    assert r.returncode == 2 and "no such file or folder" in r.stderr and "news" in r.stderr, r.stderr
+    assert r.stdout.strip() == ""
+
+
 def test_inspect_an_empty_folder(line, tmp_path):
     root, _, model = line
     (tmp_path / "none").mkdir()

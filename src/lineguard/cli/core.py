@@ -386,6 +386,11 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
     from ..vision.errors import DatasetError, ImageError
     from ..vision.inspector import Inspector
     _threads(threads)
+    # a path that is not there is a mistake in the command (exit 2, as train's), not a part
+    # whose photo could not be read (exit 1): a typo'd folder read as "some files unreadable"
+    missing = [str(p) for p in images if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}; give the parts' photos or the folders that hold them")
     try:
         insp = Inspector.load(model, runtime=runtime, precision=precision)
     except LineguardError as exc:
