@@ -44,6 +44,13 @@ class Inspection(Base):
         # a station's parts by id, for the line alarms' reads after the last part counted
         # (migration 0029; line.alarms)
         Index("ix_inspections_line_station_id", "line", "station", "id"),
+        # a station's production parts of each verdict by time, and its test parts by time:
+        # the line view's shift counters count each along these, no sort of the shift's parts
+        # (migration 0031; server.routers.live); partial, so each part is in one of the two
+        Index("ix_inspections_production_verdict", "line", "station", "verdict", "created_at",
+              postgresql_where=text("test_part IS NULL"), sqlite_where=text("test_part IS NULL")),
+        Index("ix_inspections_test_station", "line", "station", "created_at",
+              postgresql_where=text("test_part IS NOT NULL"), sqlite_where=text("test_part IS NOT NULL")),
         Index("ix_inspections_defect_type_id", "defect_type", "id", postgresql_where=text("defect_type IS NOT NULL"),
               sqlite_where=text("defect_type IS NOT NULL")),
         # a part's inspections by its serial (a PLC's PartTag; migration 0030; the list's serial filter)
