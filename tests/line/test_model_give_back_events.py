@@ -143,3 +143,17 @@ def test_a_shadow_that_is_the_model_given_back_to_ends_and_says_why(station_fact
     # its run ended at the give-back: the parts since are not blamed on it as fallen behind
     assert out["shadow_runs"][-1]["stopped_at"] is not None
     assert out["not_compared"] == 0
+
+
+def test_the_give_back_is_published_on_the_lines_own_mqtt_topic(station_factory):
+    """The give-back's payload names the model of every line (line ""), so its topic was
+    lineguard/_all/_/model: a subscriber to lineguard/L1/# never heard that L1 changed model."""
+    from lineguard.line.sinks import MqttSink
+    st, _every = _station(station_factory)
+    st.add_model(FakeInspector(0.5, "own-1").to_bytes(), "cell", "L1", activate=True)
+    st.rollback_model("cell", "L1", by="eve")
+    sink = MqttSink.__new__(MqttSink)
+    sink.topic_prefix = "lineguard"
+    topics = [(p["action"], sink.topic({**p, "event": "model"})) for _line, p in _model_events(st)]
+    assert topics == [("activated", "lineguard/_all/_/model"), ("activated", "lineguard/L1/_/model"),
+                      ("given_back", "lineguard/L1/_/model")], topics

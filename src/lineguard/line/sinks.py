@@ -193,7 +193,7 @@ class MqttSink(Sink):
     ``.../review`` (an operator's review), ``.../signal`` (an answer to the PLC, event
     ``line_signal``), ``.../alarm`` (a line alarm raised or
     acknowledged) or ``lineguard/<line>/_/model`` (a model change; line ``_all`` for a
-    model of every line). With each alarm message the station's active alarms go,
+    model of every line, but the line itself for one given back to it). With each alarm message the station's active alarms go,
     retained, to ``.../alarm_state``: an andon board that (re)connects is told at once
     what is active, and an empty list once all are acknowledged. After each connection
     to the broker (a broker restarted without persistence has forgotten them) the
@@ -231,7 +231,10 @@ class MqttSink(Sink):
     def topic(self, payload: dict[str, Any]) -> str:
         event = payload.get("event", "inspection")
         if event == "model":
-            return f"{self.topic_prefix}/{_topic_level(payload.get('line') or '_all')}/_/model"
+            # a line given back to the model of every line (``for_line``) is news for that
+            # line: on _all, a subscriber to lineguard/L1/# never heard that L1 changed model
+            line = payload.get("for_line") or payload.get("line") or "_all"
+            return f"{self.topic_prefix}/{_topic_level(line)}/_/model"
         line = _topic_level(payload.get("line") or "unknown")
         station = _topic_level(payload.get("station") or "unknown")
         # a PLC answer (event line_signal) has its own leaf: /result is the parts' verdicts only
