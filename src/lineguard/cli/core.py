@@ -342,9 +342,16 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
             f"{'read off the good photos' if sensor_bits == 'auto' else 'as set'}); --sensor-bits sets another")
     pr = insp.info.get("photo_range")
     if pr:      # the photo check (vision.photo_check): what a photo must look like to be judged on its score
-        say(f"photo check: brightness {pr['brightness'][0]:.3g}-{pr['brightness'][1]:.3g}, contrast "
-            f"{pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least {pr['focus'][0]:.3g}; a photo "
-            "outside it goes to REVIEW if its score passes")
+        from ..vision.photo_check import range_said
+        # the range the check uses, in the words a doubted part's message names it with; and
+        # that odd good photos were left out of it (a person wonders why a good photo's
+        # brightness is outside the range printed): the "look at" lines name them
+        left_out = int(pr.get("left_out") or 0)
+        learnt = f"the range of {pr['n']} good photos with a margin" if pr.get("n") else "with a margin"
+        if left_out:
+            learnt += (f"; {left_out} good photo{'s' if left_out > 1 else ''} unlike the others left out of it, "
+                       "named under 'look at'")
+        say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW if its score passes")
     _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
         _say_f1_threshold(insp, c, false_reject_rate, review_rate)

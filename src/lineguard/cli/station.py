@@ -933,7 +933,12 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                             max_upload_mb=max_upload_mb, db_schema=db_schema)
 
     def show(path, r):
-        click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
+        # a verdict from the photo check (a dim lamp, a blurred lens) says why on its line: a
+        # REVIEW with a score that passes read like a fault of the model (photo_issues: the
+        # station's answer, from --server or here)
+        doubts = r.get("photo_issues") or []
+        why = f"\tphoto: {'; '.join(str(d) for d in doubts)}" if doubts else ""
+        click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}{why}")
 
     # a station on another PC has no data folder shared with this one: it hears of this
     # watcher (behind, its parts not taken, stopped) from its heartbeat, sent with the same key

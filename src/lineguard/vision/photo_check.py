@@ -15,8 +15,9 @@ so whatever the camera's size and depth):
   which smoothed away most of what a slightly defocused lens loses).
 
 A photo outside the range (with a margin: half the good photos' spread, at least a fifth
-of their median; for focus, below 0.6 of the least sharp good photos') is named with what is off, e.g. "too dark: brightness 0.21, good photos
-0.38-0.52", and a part that would have passed goes to REVIEW instead: a person looks
+of their median; for focus, below 0.6 of the least sharp good photos') is named with what is off
+and the range it is outside, as training printed it (:func:`range_said`), e.g. "too dark: brightness
+0.21, allowed 0.28-0.62", and a part that would have passed goes to REVIEW instead: a person looks
 before a photo the model cannot judge ships a part. Its score and map are kept as
 they are. Blur only counts one way (a sharper photo than ever is no reason to doubt).
 
@@ -163,6 +164,40 @@ def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at
     return out, sorted(odd.items())
 
 
+def _said(v: float, digits: int = 3) -> str:
+    return f"{v:.{digits}g}"
+
+
+def _apart(v: float, bound: float) -> tuple[str, str]:
+    """A photo's measure and the bound it crossed, each to 3 significant digits, or more
+    where 3 would show the two the same ("contrast 0.145, allowed 0.00942-0.145" reads as
+    a photo inside the range)."""
+    for digits in (3, 4, 5, 6):
+        a, b = _said(v, digits), _said(bound, digits)
+        if a != b:
+            break
+    return a, b
+
+
+def _allowed(r: list, lo: Optional[str] = None, hi: Optional[str] = None) -> str:
+    """A measure's range as the check uses it (``r``: a range's [lowest allowed, highest
+    allowed or None, ...]), its bounds as given (``lo``, ``hi``) or to 3 digits."""
+    lo = lo if lo is not None else _said(r[0])
+    if r[1] is None:
+        return f"at least {lo}"
+    return f"{lo}-{hi if hi is not None else _said(r[1])}"
+
+
+def range_said(photo_range: dict[str, Any]) -> str:
+    """The range a photo must be in to be judged on its score, as the check uses it (the
+    good photos' spread with its margins, not the good photos' own extremes): e.g.
+    "brightness 0.142-0.349, contrast 0.00942-0.145, focus at least 0.512". Training
+    prints this and a doubted part's message names the same numbers; they once said two
+    ranges (training the allowed one, a part the good photos' 1st-99th percentiles), and a
+    part at 0.148 was "outside 0.0434-0.111" of a range printed as reaching 0.145."""
+    return ", ".join(f"{m} {_allowed(photo_range[m])}" for m in MEASURES if photo_range.get(m))
+
+
 def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[str, float], list[str]]:
     """The measures of one model input, and what is off about it (empty: like the good
     photos, or a model without a range)."""
@@ -174,12 +209,16 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
         r = photo_range.get(m)
         if not r:
             continue
-        lo, hi, good_lo, good_hi = r
+        lo, hi = r[0], r[1]
         v = got[m]
+        # the range the check used, as training printed it (range_said): the photo's value
+        # and the bound it crossed with digits enough to tell them apart
         if v < lo:
-            found.append(f"{_WORDS[m][0]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
+            said, bound = _apart(v, lo)
+            found.append(f"{_WORDS[m][0]}: {m} {said}, allowed {_allowed(r, lo=bound)}")
         elif hi is not None and v > hi:
-            found.append(f"{_WORDS[m][1]}: {m} {v:.3g}, good photos {good_lo:.3g}-{good_hi:.3g}")
+            said, bound = _apart(v, hi)
+            found.append(f"{_WORDS[m][1]}: {m} {said}, allowed {_allowed(r, hi=bound)}")
     return got, found
 
 
