@@ -138,3 +138,29 @@ def test_the_hot_folder_line_of_a_part_says_what_is_off_about_its_photo(tmp_path
     assert re.match(rf"photo: too dark: brightness [0-9.]+, allowed {lo:.3g}-{hi:.3g}(; |$)", fields[4]), fields
     # a part judged on its score keeps the line it had
     assert len(lines["P-0008.png"].split("\t")) == 4 and "photo" not in lines["P-0008.png"], lines
+
+
+def test_the_cameras_line_of_a_part_says_what_is_off_about_its_photo(tmp_path, monkeypatch):
+    """The camera printed name, verdict, score and id only, as watch did: a REVIEW from a dim
+    lamp read like the model's doubt."""
+    cv2 = pytest.importorskip("cv2")
+    from click.testing import CliRunner
+
+    import lineguard.cli.station as station_cli
+    from lineguard.cli import app
+    video = tmp_path / "line.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (96, 80))
+    for _ in range(2):
+        vw.write(np.full((80, 96, 3), 30, np.uint8))
+    vw.release()
+    issues = iter([[], ["too dark: brightness 0.107, allowed 0.21-0.347"]])
+
+    def submit(image, part_id, name):
+        return {"part_id": part_id, "verdict": "REVIEW", "score": 0.1, "id": 1, "photo_issues": next(issues)}
+    monkeypatch.setattr(station_cli, "_submitter", lambda *a, **k: (submit, None))
+    r = CliRunner().invoke(app, ["camera", "--source", str(video), "--line", "L1", "--product", "cell",
+                                 "--data", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    first, second = [x.split("\t") for x in r.stdout.splitlines() if "\tREVIEW\t" in x]
+    assert len(first) == 4, first
+    assert second[4] == "photo: too dark: brightness 0.107, allowed 0.21-0.347", second

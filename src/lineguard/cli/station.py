@@ -886,6 +886,15 @@ def _watch_status_path(st, folder: Path, line: str, station: str) -> Optional[Pa
     return Path(st.config.data_dir) / "watchers" / f"{safe}-{digest}.json"
 
 
+def part_line(name: object, r: dict) -> str:
+    """A part's line as watch and camera print it: name, verdict, score, record id, and
+    what is off about its photo where the photo check doubted it (a dim lamp, a blurred
+    lens: a REVIEW with a score that passes read like a fault of the model)."""
+    doubts = r.get("photo_issues") or []
+    why = f"\tphoto: {'; '.join(str(d) for d in doubts)}" if doubts else ""
+    return f"{name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}{why}"
+
+
 @_env_in_help("data")
 @click.command()
 @click.argument("folder", type=PathArg)
@@ -933,12 +942,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                             max_upload_mb=max_upload_mb, db_schema=db_schema)
 
     def show(path, r):
-        # a verdict from the photo check (a dim lamp, a blurred lens) says why on its line: a
-        # REVIEW with a score that passes read like a fault of the model (photo_issues: the
-        # station's answer, from --server or here)
-        doubts = r.get("photo_issues") or []
-        why = f"\tphoto: {'; '.join(str(d) for d in doubts)}" if doubts else ""
-        click.echo(f"{path.name}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}{why}")
+        click.echo(part_line(path.name, r))
 
     # a station on another PC has no data folder shared with this one: it hears of this
     # watcher (behind, its parts not taken, stopped) from its heartbeat, sent with the same key
@@ -1032,7 +1036,7 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
                             db_schema=db_schema)
 
     def show(r):
-        click.echo(f"{r.get('part_id')}\t{r.get('verdict')}\tscore={r.get('score'):.4g}\tid={r.get('id')}")
+        click.echo(part_line(r.get("part_id"), r))
 
     try:
         cam = CameraSource(source, submit, station_name=station, mode=mode, max_fps=max_fps, on_result=show,
