@@ -41,6 +41,25 @@ def test_the_database_unreachable_is_a_storage_fault_not_a_model_fault(plc_cell,
     assert "database" in srv.hs.error and "ClearError" in srv.hs.error
 
 
+def test_an_overloaded_station_is_a_storage_fault_not_a_bad_image(plc_cell, monkeypatch):  # noqa: F811
+    """No database connection in the pool's whole wait (other clients, exports) is the
+    station's 503 busy: the handshake answered it as any refused image, BAD_IMAGE with no
+    fault bit, and the line's maintenance looked at the camera."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    st, srv, plc = plc_cell([png_bytes(30, seed=35), png_bytes(30, seed=36)])
+
+    def busy(*_a, **_k):
+        raise PoolTimeout("QueuePool limit of size 8 overflow 16 reached, connection timed out, timeout 30.00")
+
+    monkeypatch.setattr(st.models, "active_for", busy)
+    plc.trigger(tag=42)
+    bits = plc.wait("valid", timeout=10)
+    regs = plc.regs()
+    assert bits["ng"] and not bits["ok"] and bits["error"], bits
+    assert regs["code"] == ResultCode.STORAGE_FAULT and regs["error_code"] == ResultCode.STORAGE_FAULT, regs
+    assert "busy" in srv.hs.error, srv.hs.error
+
+
 def test_a_trigger_while_the_result_is_unread_drops_ok_and_is_recorded_as_refused(plc_cell):  # noqa: F811
     """Part 6000's OK not acknowledged, then part 6001 triggered: OK and ResultsValid stayed
     high with 6000's tag, 6001 got no answer and no record, and a trigger number went by

@@ -105,3 +105,63 @@ def test_a_part_and_a_read_that_find_every_connection_taken_are_answered_503_onc
     said, failures = _said(caplog)
     assert len(said) == 1, said
     assert not failures, [(x.getMessage(), x.exc_info is not None) for x in failures]
+
+
+def test_a_part_is_answered_busy_after_one_wait_for_a_connection_not_three(sqlite_like_station, monkeypatch):
+    """The active model's and the shadow's look-up before the decode, and the test parts'
+    reload, each waited the pool's whole time, caught it and went on, and the part's own
+    reads waited as long again: 60-90 s with the 30 s wait, past the hot folder's 60 s, whose
+    good file was then taken for one that hangs the station."""
+    c, st = _client(sqlite_like_station)
+    with c:
+        assert post_part(c, png_bytes(OK_PHOTO, seed=9300), "warm-2").status_code == 201
+        st.models.ACTIVE_TTL_S = 0.0            # the active model read again for this part
+        st.test_parts.reload_s = 0.0            # and the test parts
+        with pool_taken(st):
+            pool, waits = st.db.engine.pool, []
+            wait_once = pool._do_get
+
+            def counted():
+                try:
+                    return wait_once()
+                except PoolTimeout:
+                    waits.append(1)
+                    raise
+            monkeypatch.setattr(pool, "_do_get", counted)
+            _busy(post_part(c, png_bytes(OK_PHOTO, seed=9301), "busy-4"))
+        assert len(waits) == 1, waits
+
+
+def test_a_part_stored_before_the_connections_ran_out_is_never_answered_busy(sqlite_like_station, monkeypatch):
+    """After the part's commit, the count of its earlier inspections and the shadow's look-up
+    found no connection: the answer was 503 "send the request again" for a part already
+    stored, its verdict already sent to the outbox and the PLC."""
+    from lineguard.line import station as station_mod
+    c, st = _client(sqlite_like_station)
+    count_earlier, shadow_submit = station_mod.earlier_inspections, st.shadow.submit
+    held: list = []
+
+    def take_them(*a):
+        held.append(pool_taken(st))
+        held[-1].__enter__()
+
+    def then_count(db, rec):
+        take_them()
+        return count_earlier(db, rec)
+
+    def then_shadow(*a):
+        take_them()
+        st.shadow._config_until = 0.0           # which shadow runs, read again
+        return shadow_submit(*a)
+    with c:
+        for pid, where, wrapped in (("stored-1", station_mod, ("earlier_inspections", then_count)),
+                                    ("stored-2", st.shadow, ("submit", then_shadow))):
+            monkeypatch.setattr(where, *wrapped)
+            try:
+                r = post_part(c, png_bytes(OK_PHOTO, seed=9400 + len(pid) + int(pid[-1])), pid)
+            finally:
+                monkeypatch.undo()
+                while held:
+                    held.pop().__exit__(None, None, None)
+            assert r.status_code == 201 and r.json()["part_id"] == pid, (pid, r.status_code, r.text)
+    assert sorted(r.part_id for r in st.query(line="L1")) == ["stored-1", "stored-2"]

@@ -39,7 +39,7 @@ from sqlalchemy import select, text
 
 from .camera_frame import CameraFrame
 from .db import is_busy, is_refusal, is_unreachable
-from .errors import ModelLoadFailed, NotFound, StationError, StorageUnavailable
+from .errors import ModelLoadFailed, NotFound, StationBusy, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
 from ..vision.atomic import atomic_write_bytes
@@ -1249,7 +1249,9 @@ class Handshake:
         except (ModelLoadFailed, NotFound) as exc:
             self._done(trig, ResultCode.MODEL_FAULT, None, f"{exc.message}", fault=True)
             return
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, StationBusy) as exc:
+            # busy: every database connection in use (other clients, exports): the station's
+            # fault the line must see, not a bad image (no fault bit, the camera blamed)
             self._done(trig, ResultCode.STORAGE_FAULT, None, exc.message, fault=True)
             return
         except StationError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -163,8 +163,17 @@ class ShadowRunner:
 
     # -- the worker -----------------------------------------------------------------
     def submit(self, inspection_id: int, product: str, line: str, active_model_id: str, image: Any) -> bool:
-        """Hand a committed part to the shadow; False when none runs or the queue is full."""
-        if self.for_part(product, line) is None:
+        """Hand a committed part to the shadow; False when none runs, the queue is full or
+        which shadow runs could not be read (no database connection in the pool's wait: the
+        part is stored, and its answer must not be "busy, send again")."""
+        try:
+            if self.for_part(product, line) is None:
+                return False
+        except PoolTimeout:
+            log.warning("part %d not shadowed: no database connection to read which shadow runs (the station is "
+                        "overloaded)", inspection_id)
+            self.dropped += 1
+            self._count("dropped")
             return False
         with self._guard:
             try:

@@ -328,7 +328,7 @@ class Station:
         rec = outcome.record
         try:
             outcome.earlier = earlier = earlier_inspections(self.db, rec)
-        except DB_ERRORS as exc:
+        except (*DB_ERRORS, PoolTimeout) as exc:    # the part is stored: never answered "busy, send again"
             log.warning("part %r (inspection %d): its earlier inspections could not be counted (%s)", rec.part_id,
                         rec.id, refusal_reason(exc) if is_refusal(exc) else type(exc).__name__)
             return
@@ -602,6 +602,11 @@ class Station:
             shadow = self.shadow.for_part(part.product, part.line)
             if shadow is not None:
                 rules.append(decode_scale_of(self.models.inspector(shadow)))
+        except PoolTimeout:
+            # no connection in the pool's whole wait: busy now (503), not after the part's
+            # own reads wait as long again (90 s in all, past a hot folder's 60 s: its good
+            # file was taken for one that hangs the station)
+            raise
         except Exception:  # noqa: BLE001 - no model or a broken one: refused after the decode, with the reason
             return None
         known = [r for r in rules if r is not None]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError, TimeoutError as PoolTimeout
 
 from . import audit, part_names
 from .errors import Conflict, InvalidRequest, NotFound
@@ -95,6 +95,10 @@ class TestPartBook:
                     for product, name, expect in s.execute(select(TestPart.product, TestPart.name, TestPart.expect)
                                                            .where(TestPart.retired_at.is_(None))):
                         fresh.setdefault(product, {})[name] = expect
+            except PoolTimeout:
+                # no connection in the pool's whole wait: the part is answered busy (503) now,
+                # not after its own reads wait as long again
+                raise
             except SQLAlchemyError:
                 # the database is away: the part's own record cannot be written either, and
                 # says so (503); the book read last stands until a reload works
