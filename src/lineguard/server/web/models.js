@@ -21,7 +21,12 @@ LG.start(async (main) => {
   // a model file made elsewhere (a .lgm bundle, an exported .onnx), uploaded from the page:
   // it took curl and an API key before (POST /api/v1/models, an engineer's)
   const uploadEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "upload"});
-  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, uploadEl, trainEl);
+  // a product's defect types, an engineer's to set: built for engineers only (defectTypesPanel)
+  const typesEl = LG.roleAtLeast("engineer") ? h("div", {class: "panel", dataset: {role: "engineer"}, id: "defect-types"})
+    : null;
+  const typesAsked = location.hash === "#defect-types";    // read before load() writes the address again
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, typesEl, uploadEl,
+    trainEl);
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
@@ -582,6 +587,220 @@ LG.start(async (main) => {
     }
   }
 
+  // -- Defect types ---------------------------------------------------------------------
+  // What reviewers of a product choose from in the review queue (the first nine on keys 1-9,
+  // in this order); a review with a type not listed is refused. Every product starts with
+  // the default six: a magnetic tile fails as break, blowhole, fray, uneven, and its list
+  // could be set only with an API key and PUT. The station takes the whole list at once
+  // (PUT .../defect-types), so the page edits a copy and saves it on Save, saying until
+  // then what is not saved.
+  async function defectTypesPanel() {
+    const DEFAULTS = ["scratch", "crack", "dent", "stain", "contamination", "other"];
+    const MAX_TYPES = 100, MAX_LEN = 100;
+    const typesUrl = (name) => `/api/v1/products/${enc(name)}/defect-types`;
+    let product = "", saved = [], draft = [], known = [], saving = false;
+    const prodIn = h("input", {name: "product", size: 12, maxlength: 100, list: "type-products", required: true,
+      placeholder: "e.g. tile"});
+    const names = h("datalist", {id: "type-products"});
+    const whose = h("p", {class: "muted", id: "types-whose"});
+    const listEl = h("ol", {class: "types-list", id: "types-list", "aria-label": "defect types, in the review queue's order"});
+    const newIn = h("input", {name: "new_type", size: 16, maxlength: MAX_LEN, placeholder: "e.g. break"});
+    const why = h("p", {class: "error", id: "types-error", role: "alert"});
+    const pending = h("p", {id: "types-pending", role: "status"});
+    const saveBtn = h("button", {type: "button", id: "types-save", onclick: () => save().catch(LG.fail)},
+      "Save defect types");
+    const undoBtn = h("button", {type: "button", class: "secondary", id: "types-undo",
+      onclick: () => { draft = saved.slice(); why.textContent = ""; render(); }}, "Undo changes");
+    const addForm = h("form", {class: "filters", id: "types-add"}, field("add a type", newIn),
+      h("button", {type: "submit", class: "secondary"}, "Add"));
+    const editor = h("div", {id: "types-editor", hidden: true}, whose, listEl, addForm, why, pending,
+      h("div", {class: "row"}, saveBtn, undoBtn));
+    const pickForm = h("form", {class: "filters", id: "types-product"}, field("product", prodIn), names,
+      h("button", {type: "submit", class: "secondary"}, "Show its types"));
+    typesEl.append(h("h2", {}, "Defect types"),
+      h("p", {class: "muted"}, "What reviewers of a product choose from in the review queue, in this order (the "
+        + "first nine on keys 1-9); a review with a type not listed is refused. Removing or renaming a type changes "
+        + "only what is offered from now on: parts already reviewed keep the type they were given (the gallery, "
+        + "SPC's Pareto and the shift report still show it), and a renamed type is a new one beside them."),
+      pickForm, editor);
+
+    const same = (a, b) => a.length === b.length && a.every((t, i) => t === b[i]);
+    const typed = () => draft.map((t) => t.trim());
+    const dirty = () => !!product && !same(typed(), saved);
+
+    // what Save would change, said until it is saved (a list edited and left unsaved
+    // looked done, and the review queue went on refusing the new type)
+    function said() {
+      const now = typed();
+      const added = now.filter((t) => t && !saved.includes(t));
+      const gone = saved.filter((t) => !now.includes(t));
+      const parts = [added.length ? "adds " + added.join(", ") : "",
+        gone.length ? `removes ${gone.join(", ")} (parts already reviewed as ${gone.length > 1 ? "these keep them"
+          : "it keep it"})` : "",
+        !added.length && !gone.length && dirty() ? "changes the order" : ""].filter(Boolean);
+      pending.textContent = dirty() ? `Not saved yet: ${parts.join("; ")}. Save to offer it in the review queue.` : "";
+      pending.className = dirty() ? "warn" : "";
+      saveBtn.disabled = undoBtn.disabled = !dirty() || saving;
+    }
+
+    // focusOn: [row, what] to give the keyboard's focus back to once the rows are built again
+    function render(focusOn = null) {
+      clear(listEl);
+      draft.forEach((t, i) => {
+        const n = i + 1;
+        listEl.appendChild(h("li", {dataset: {type: t.trim()}},
+          h("span", {class: "types-key", title: i < 9 ? `key ${n} in the review queue` : "no key: tapped only"},
+            i < 9 ? String(n) : "·"),
+          h("input", {value: t, size: 16, maxlength: MAX_LEN, "aria-label": `defect type ${n} (rename it here)`,
+            dataset: {what: "name"}, oninput: (e) => { draft[i] = e.target.value; said(); }}),
+          h("button", {type: "button", class: "secondary", dataset: {what: "up"}, "aria-label": `move type ${n} up`,
+            disabled: i === 0, onclick: () => move(i, -1)}, "↑"),
+          h("button", {type: "button", class: "secondary", dataset: {what: "down"}, "aria-label": `move type ${n} down`,
+            disabled: i === draft.length - 1, onclick: () => move(i, 1)}, "↓"),
+          h("button", {type: "button", class: "secondary", dataset: {what: "remove"}, "aria-label": `remove type ${n}`,
+            onclick: () => remove(i)}, "Remove")));
+      });
+      said();
+      if (focusOn) {
+        const [row, what] = focusOn;
+        const el = listEl.children[row] && listEl.children[row].querySelector(`[data-what="${what}"]`);
+        (el && !el.disabled ? el : newIn).focus();
+      }
+    }
+
+    function move(i, d) {
+      [draft[i], draft[i + d]] = [draft[i + d], draft[i]];
+      render([i + d, d < 0 ? "up" : "down"]);
+    }
+
+    function remove(i) {
+      draft.splice(i, 1);
+      why.textContent = "";
+      render([Math.min(i, draft.length - 1), "remove"]);
+    }
+
+    // The station's own checks, said before anything is sent. Two spellings of one defect
+    // ("Break", "break") split its count in the Pareto: refused here, though the API takes them.
+    function problem(now) {
+      if (!now.length) return "Keep at least one type (\"other\" takes what fits none of them).";
+      const blank = now.findIndex((t) => !t);
+      if (blank >= 0) return `Type ${blank + 1} has no name: type one, or remove it.`;
+      if (now.length > MAX_TYPES) return `At most ${MAX_TYPES} types: merge rare ones into "other".`;
+      const first = new Map();
+      for (const t of now) {
+        const had = first.get(t.toLowerCase());
+        if (had !== undefined) return `${t} is listed twice${had !== t ? ` (also as ${had})` : ""}: keep one.`;
+        first.set(t.toLowerCase(), t);
+      }
+      return null;
+    }
+
+    addForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const t = newIn.value.trim();
+      const twin = draft.find((x) => x.trim().toLowerCase() === t.toLowerCase());
+      why.textContent = !t ? "Type the defect's name first, e.g. break."
+        : twin !== undefined ? `${t} is in the list already${twin.trim() !== t ? " as " + twin.trim() : ""}.`
+          : draft.length >= MAX_TYPES ? `At most ${MAX_TYPES} types: merge rare ones into "other".` : "";
+      if (!why.textContent) {
+        draft.push(t);
+        newIn.value = "";
+        render();
+      }
+      newIn.focus();        // the next type typed straight after
+    });
+
+    // Removed types: how many parts were reviewed as each, which keep it (the gallery finds them by it)
+    async function removing(gone) {
+      const counts = await Promise.all(gone.map((t) => api("/api/v1/inspections"
+        + LG.q({product, defect_type: t, count: "true", limit: 1})).then((r) => r.total).catch(() => null)));
+      return `Remove ${gone.join(", ")} from ${product}'s defect types? Reviewers can no longer choose `
+        + `${gone.length > 1 ? "them" : "it"}.\n\nParts already reviewed keep their type: `
+        + gone.map((t, i) => `${counts[i] === null || counts[i] === undefined ? "the" : counts[i]} part(s) reviewed as ${t}`)
+          .join(", ") + " stay so (the gallery finds them by it).";
+    }
+
+    async function save() {
+      const now = typed();
+      why.textContent = problem(now) || "";
+      if (why.textContent || saving) return;
+      saving = true;
+      said();
+      try {
+        // The station replaces the whole list: another engineer's save since this list was
+        // read would be undone without a word. Read again first (a moment's window remains).
+        const current = (await api(typesUrl(product))).defect_types;
+        if (!same(current, saved)) {
+          saved = current;
+          why.textContent = `${product}'s types were changed meanwhile on another screen: now ${current.join(", ")}. `
+            + "Your list is below as you left it: Save again to replace that one with it, or Undo changes to take it.";
+          return;
+        }
+        const gone = saved.filter((t) => !now.includes(t));
+        if (gone.length && !sure(await removing(gone))) { LG.say("nothing changed", "info"); return; }
+        const out = await api(typesUrl(product), {method: "PUT", body: {defect_types: now}});
+        saved = out.defect_types;
+        draft = saved.slice();
+        whose.textContent = `${product}: its own list, ${saved.length} type(s).`;
+        LG.say(`${product}'s defect types saved: ${saved.join(", ")}`, "ok");
+      } catch (err) {
+        why.textContent = `Not saved: ${err.message}`;
+        throw err;
+      } finally {
+        saving = false;
+        render();
+      }
+    }
+
+    // The list is the product's name exactly as its parts are sent: a name typed in another
+    // case is shown for the stored one, and a name nothing has used yet is said to be new.
+    async function showFor(name) {
+      name = name.trim();
+      if (!name) { editor.hidden = true; why.textContent = ""; whose.textContent = ""; return; }
+      if (name === product && !editor.hidden) return;
+      if (dirty() && !sure(`Your changes to ${product}'s defect types are not saved. Leave them?`)) {
+        prodIn.value = product;
+        return;
+      }
+      const match = known.find((k) => k === name) || known.find((k) => k.toLowerCase() === name.toLowerCase());
+      const as = match || name;
+      const got = (await api(typesUrl(as))).defect_types;
+      product = as;
+      prodIn.value = as;
+      saved = got;
+      draft = got.slice();
+      whose.textContent = `${as}: ` + (same(got, DEFAULTS) ? "the default list (none of its own saved yet)."
+        : `its own list, ${got.length} type(s).`)
+        + (match && match !== name ? ` Shown for ${match}, as its parts are named (typed: ${name}).` : "")
+        + (!match ? ` No model or part of ${as} yet: the list is kept for this name exactly as typed, and its parts `
+          + "must be sent with it." : "");
+      why.textContent = "";
+      editor.hidden = false;
+      render();
+    }
+
+    pickForm.addEventListener("submit", (e) => { e.preventDefault(); showFor(prodIn.value).catch(LG.fail); });
+    // the product chosen at the top is the one shown here too
+    filt.addEventListener("submit", () => {
+      const want = filt.elements.product.value.trim();
+      if (want) showFor(want).catch(LG.fail);
+    });
+    window.addEventListener("beforeunload", (e) => { if (dirty()) { e.preventDefault(); e.returnValue = ""; } });
+
+    const fromParts = await api("/api/v1/inspections/names").then((n) => n.products).catch(() => []);
+    known = [...new Set(shown.map((m) => m.product).concat(fromParts))];
+    names.append(...known.map((k) => h("option", {value: k})));
+    const first = filt.elements.product.value.trim() || (known.length === 1 ? known[0] : "");
+    if (first) await showFor(first);
+    else whose.textContent = "";
+    // sent here from the review queue (a type it refused): the new type's field, ready
+    if (typesAsked) {
+      typesEl.scrollIntoView();
+      (editor.hidden ? prodIn : newIn).focus({preventScroll: true});
+    }
+  }
+
   filt.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
   await load();
+  if (typesEl) await defectTypesPanel();
 });

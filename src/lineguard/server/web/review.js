@@ -232,7 +232,7 @@ LG.start(async (main) => {
     clearTimeout(guardTimer);
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
-    types = await LG.defectTypes(it.product);
+    types = await typesOf(it.product);
     if (token !== showing) return;       // another part was asked for meanwhile
     if (!types.includes(type) || typeFor !== it.id) type = null;
     const img = it.stored && it.stored.image
@@ -263,9 +263,7 @@ LG.start(async (main) => {
         seen();
       }, {once: true});
     }
-    const typeBtns = types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
-      "aria-pressed": String(t === type),
-      dataset: {type: t}, onclick: () => pickType(i, true)}, i < 9 ? `${i + 1} ${t}` : t));
+    const typeBtns = typeButtons();
     const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note"});
     // The photo check doubted the photo (a lamp, the exposure, the focus): a part whose score
     // passed came here for its photo, not its score. Said first, in the part page's words,
@@ -333,6 +331,54 @@ LG.start(async (main) => {
     const it = items[idx], img = document.getElementById("part-image"), btn = document.getElementById("btn-view");
     if (it && img) img.src = picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX);
     if (btn) btn.textContent = viewLabel();
+  }
+
+  function typeButtons() {
+    return types.map((t, i) => h("button", {type: "button", class: t === type ? "on" : null,
+      "aria-pressed": String(t === type),
+      dataset: {type: t}, onclick: () => pickType(i, true)}, i < 9 ? `${i + 1} ${t}` : t));
+  }
+
+  // A product's defect types, read again when a minute old: a type an engineer adds on the
+  // Models page reaches a review screen left open all shift (read once, the screen offered
+  // the old list until reloaded, and a type removed meanwhile was refused, below).
+  const typeLists = new Map();
+  async function typesOf(product) {
+    const had = typeLists.get(product);
+    if (!product || (had && Date.now() - had.at < 60000)) return had ? had.list : LG.defectTypes(product);
+    try {
+      const list = (await api("/api/v1/products/" + encodeURIComponent(product) + "/defect-types")).defect_types;
+      typeLists.set(product, {at: Date.now(), list});
+      return list;
+    } catch (_e) { return had ? had.list : LG.defectTypes(product); }
+  }
+
+  // The station refused the type (422 naming the product's list): an engineer changed the list
+  // since this screen read it. The list is shown as it now is and the part asks for its type
+  // again; where a missing type is added is said to the person who can add it (the API's own
+  // words named a PUT request). Returns whether it was that refusal.
+  function typeRefused(err, it, asked) {
+    const e = err && err.status === 422 && err.body && err.body.error;
+    if (!e || !Array.isArray(e.defect_types) || !asked) return false;
+    typeLists.set(it.product, {at: Date.now(), list: e.defect_types});
+    types = e.defect_types;
+    type = null;
+    const el = document.getElementById("types");
+    if (el && items[idx] === it) clear(el).append(...typeButtons());
+    untypedAsked = it.id;        // a type now pressed saves it, as after "Which defect?"
+    const keys = types.length === 1 ? "1" : `1-${Math.min(9, types.length)}`;
+    const text = `${it.part_id} not saved: “${asked}” is no longer one of ${it.product}'s defect types (now `
+      + `${types.join(", ")}). Press one of them (${keys}), or D again to save it with no type. A type missing `
+      + "from the list is added by an engineer on the Models page, under Defect types.";
+    LG.say(text, "error");
+    const askEl = document.getElementById("ask");
+    if (askEl && items[idx] === it) {
+      clear(askEl).append(text.replace(/Models page, under Defect types\.$/, ""),
+        h("a", {href: "/app/models" + LG.q({product: it.product}) + "#defect-types", id: "types-where"},
+          "Models page, under Defect types"), ".");
+      showTypes();
+    }
+    return true;
   }
 
   function markType() {
@@ -425,6 +471,7 @@ LG.start(async (main) => {
       try {
         rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
       } catch (err) {
+        if (typeRefused(err, it, body.defect_type)) return;
         const e = err && err.body && err.body.error;
         if (!(err.status === 409 && e && e.code === "review_changed")) throw err;
         // another screen judged it a moment before: both said "saved", and a confirmed
