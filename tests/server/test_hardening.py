@@ -381,7 +381,7 @@ def test_start_up_errors_are_one_line_and_exit_code_2(tmp_path, case):
     bad = tmp_path / "cell.lgm"
     bad.write_bytes(b"garbage, not a model")
     args = {"bad_db_url": ["--db", "notadialect://x"],
-            "db_unreachable": ["--db", "postgresql://lg:secret@127.0.0.1:1/none"],
+            "db_unreachable": ["--db", "postgresql://lg:secret@127.0.0.1:1/none", "--db-wait", "0"],   # 0: not waited for
             "corrupt_model": ["--model", str(bad), "--product", "cell"],
             "model_without_product": ["--model", str(bad)]}[case]
     r = subprocess.run([sys.executable, "-m", "lineguard", "serve", "--data", str(tmp_path / "st"), "--port", "1",

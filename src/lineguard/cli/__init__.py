@@ -40,6 +40,8 @@ if _station is not None:
     _station.register(app)
     from . import demo as _demo  # noqa: E402
     _demo.register(app)
+    from . import service as _service  # noqa: E402  (the unit that runs serve at boot)
+    _service.register(app)
 
 from . import plc as _plc  # noqa: E402  (its clients are imported when it runs)
 _plc.register(app)

@@ -365,6 +365,12 @@ def station_options(f):
 @click.option("--db-schema", default=None,
               help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
                    "--db-schema the keys, users and parts commands take.")
+@click.option("--db-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="With a database server (--db postgresql://...): how long serve waits at start-up for it to "
+                   "take connections (a station PC switched on before the database's), trying again every 1 s to "
+                   "15 s and saying so every minute; then exit 75. Default: for as long as it takes; 0: exit 2 at "
+                   "once, as before. A refused password or user, a missing database or a newer schema is never "
+                   "waited for (exit 2).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the plant network).")
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -441,7 +447,7 @@ def station_options(f):
                    "(another case, a trailing space) holds one; without it such a --data is refused as a typo. "
                    "A --data with no such neighbour needs no --new: serve says it made a new station.")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
-          db_schema: Optional[str], host: str,
+          db_schema: Optional[str], db_wait: Optional[float], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           webhook_timeout: float, max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
@@ -458,7 +464,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           new: bool = False) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
-    from ..server.app import StartupError, create_app, open_station, run_server
+    from ..server.app import create_app, open_station, run_server
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
@@ -501,11 +507,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     new_station = _new_station_here(cfg, new)
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
-    try:
-        # a --model file already registered does not undo a later activation: one line says which stays
-        station = open_station(cfg, str(model) if model else None, product, line, say=click.echo)
-    except StartupError as exc:
-        fail(str(exc))
+    # a --model file already registered does not undo a later activation: one line says which stays
+    station = _open_when_the_database_answers(
+        cfg, db_wait, lambda: open_station(cfg, str(model) if model else None, product, line, say=click.echo))
     if new_station:
         click.echo(new_station)
     # the active models loaded beside the start: one whose file was lost or damaged is a
@@ -569,6 +573,105 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         if grabber is not None:
             grabber.close()
         station.close()
+
+
+# A database server that does not take connections at start-up (a station PC switched on
+# with the line, the database's PC minutes later) is waited for: tried again after 1 s,
+# doubling to 15 s, the wait said again every minute. Serve gave up at once before (exit 2),
+# and the station stayed down until someone typed the command again. Exit 75 (EX_TEMPFAIL)
+# where --db-wait runs out: not the 2 of settings that no waiting mends.
+_DB_RETRY_FIRST_S, _DB_RETRY_MOST_S, _DB_WAIT_SAID_EVERY_S = 1.0, 15.0, 60.0
+DB_WAIT_RAN_OUT = 75
+
+
+class _StopWaiting(BaseException):
+    """SIGTERM or Ctrl-C while serve waits for its database (raised in the main thread, as
+    KeyboardInterrupt is: the wait ends cleanly, not with a traceback or "Aborted!")."""
+
+
+def _span(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it):
+    """The station ``open_it()`` opens; where its database server does not take connections
+    (yet), once it does. A refusal no waiting mends (a wrong password or user, no such
+    database, a schema a newer lineguard wrote) ends serve at once (exit 2), as every start-up
+    error did; so does --db-wait 0. Nothing is served while it waits: no /health (a monitor
+    sees the station down, which it is) and no PLC link (the PLC's connection is refused)."""
+    import signal
+    import time
+
+    from ..line.db import knock, not_up_yet, server_address
+    from ..server.app import StartupError
+    from ._term import fail, note
+    try:
+        return open_it()
+    except StartupError as exc:
+        why = None if cfg.sqlite_path is not None or db_wait == 0 else not_up_yet(exc.__cause__)
+        if why is None:
+            fail(str(exc))
+    where = server_address(cfg.database_url)
+    # a stop while it waits ends the wait; one while the station opens (a migration may be
+    # running) is kept until it has opened, then closes it: a station half made left threads
+    stop_asked: list[int] = []
+    waiting = True
+
+    def on_stop(signum, _frame):
+        stop_asked.append(signum)
+        if waiting:
+            raise _StopWaiting()
+    main = threading.current_thread() is threading.main_thread()
+    before = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    station = None
+    began = time.monotonic()
+    try:
+        # said once the stop is in hand: a SIGTERM sent on reading it ends the wait cleanly
+        how_long = "for as long as it takes" if db_wait is None else f"for up to {_span(db_wait)}"
+        note("waiting", f"the database server {where} does not take connections yet ({why}): the station starts "
+                        f"once it does ({how_long}; Ctrl-C or SIGTERM stops). Nothing is served meanwhile: no "
+                        "/health, no PLC link")
+        said, pause = began, _DB_RETRY_FIRST_S
+        while station is None:
+            waited = time.monotonic() - began
+            if db_wait is not None and waited >= db_wait:
+                fail(f"the database server {where} did not take connections in {_span(db_wait)} ({why}): check that "
+                     "it runs and that this PC reaches it (host, port, firewall); --db-wait left out waits for as "
+                     "long as it takes", code=DB_WAIT_RAN_OUT)
+            time.sleep(pause if db_wait is None else min(pause, db_wait - waited))
+            pause = min(pause * 2, _DB_RETRY_MOST_S)
+            err = knock(cfg.database_url)
+            now = None if err is None else not_up_yet(err)
+            if now is None:       # it answered, or refused for good: opening says which, as at once
+                waiting = False
+                try:
+                    station = open_it()
+                except StartupError as exc:
+                    now = not_up_yet(exc.__cause__)
+                    if now is None:
+                        fail(str(exc))
+                waiting = not stop_asked
+                if stop_asked:
+                    raise _StopWaiting()
+                if station is not None:
+                    break
+            why = now
+            if time.monotonic() - said >= _DB_WAIT_SAID_EVERY_S:
+                said = time.monotonic()
+                note("waiting", f"still no connection to the database server {where} after "
+                                f"{_span(said - began)} ({why})")
+    except _StopWaiting:
+        if station is not None:
+            station.close()
+        note("stopped", f"serve stopped while waiting for the database server {where}: the station did not start")
+        raise SystemExit(0)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    note("note", f"the database server {where} took the connection after {_span(time.monotonic() - began)}: "
+                 "starting the station")
+    return station
 
 
 def _station_lookalike(data: Path) -> Optional[Path]:

@@ -101,6 +101,73 @@ def is_busy(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _PG_BUSY
 
 
+# -- a database server not up yet (a station PC switched on before the database's) ------
+# libpq hands back a connection the server refused as text, without its SQLSTATE (psycopg's
+# error has none): the server's own answer is "SEVERITY:  message" after "failed: ", libpq's
+# (refused, closed, timed out, no route) has no such part. Of the server's answers, these
+# pass by themselves: starting up, recovering, shutting down for a restart, every
+# connection slot taken. Its English text only: a server set to another language is not
+# recognised, and its answer ends serve at once, as any other refusal (a wrong password, a
+# database or role that does not exist, pg_hba), which no waiting mends.
+_SERVER_SAID = re.compile(r"failed: [^\s:]+:  ")
+_NOT_UP_YET = ("the database system is starting up", "the database system is not yet accepting connections",
+               "the database system is in recovery mode", "the database system is shutting down",
+               "too many clients already", "remaining connection slots are reserved")
+# libpq's own words for what no waiting mends either: a password it was not given, TLS the
+# server or the certificate will not do
+_CLIENT_REFUSALS = ("password", "certificate", "does not support SSL", "SSL was required")
+
+
+def not_up_yet(exc: Optional[BaseException]) -> Optional[str]:
+    """Why a database server did not take a new connection, in a few words (its host and
+    port, never the password), where that may pass by itself: nothing listening yet, the
+    connection closed or timed out, the host not found yet, the server starting up. None
+    for anything else: a refusal no waiting mends, or not a failed connection at all."""
+    if not isinstance(exc, OperationalError):
+        return None
+    orig = exc.orig
+    if not type(orig).__module__.startswith("psycopg") or getattr(orig, "sqlstate", None) is not None:
+        return None
+    if getattr(getattr(orig, "pgconn", None), "needs_password", False):
+        return None
+    said = str(orig).strip()
+    server = _SERVER_SAID.search(said)
+    if server is not None:
+        answer = said[server.end():].split("\n")[0].strip()
+        return answer if any(phrase in answer for phrase in _NOT_UP_YET) else None
+    if any(word in said for word in _CLIENT_REFUSALS):
+        return None
+    # the last address tried, its reason: "connection to server at "10.0.0.5", port 5432
+    # failed: Connection refused", the hint libpq adds on the next lines left out
+    reason = said.rsplit("failed: ", 1)[-1].split("\n")[0].strip() if "failed: " in said else said.split("\n")[0]
+    return reason or type(orig).__name__
+
+
+def knock(url: str, timeout_s: float = 10.0) -> Optional[BaseException]:
+    """Try one connection to the database at ``url``: None when the server took it, else
+    the error (see :func:`not_up_yet`). At most ``timeout_s`` (libpq counts whole seconds,
+    2 at least): a server that takes the connection and never answers held a connection
+    130 s before (psycopg's default), and a station waiting at start-up must try again."""
+    from sqlalchemy.pool import NullPool
+    engine = create_engine(_normalise_url(url), poolclass=NullPool,
+                           connect_args={"connect_timeout": max(2, int(timeout_s))})
+    try:
+        with engine.connect():
+            return None
+    except DB_ERRORS as exc:
+        return exc
+    finally:
+        engine.dispose()
+
+
+def server_address(url: str) -> str:
+    """Where a database server is, for a line in the log: host:port and the database's
+    name, no user or password."""
+    from sqlalchemy.engine import make_url
+    u = make_url(_normalise_url(url))
+    return f"{u.host or 'localhost'}:{u.port or 5432}" + (f" (database {u.database})" if u.database else "")
+
+
 # PostgreSQL advisory lock keys, one per kind of change held across processes (the outbox
 # holds each line's under a two-part key, line.outbox.lock_line: a key space of its own)
 LOCK_MIGRATIONS, LOCK_SIGN_INS, LOCK_ALARM_CAUSES = 74110, 74111, 74112

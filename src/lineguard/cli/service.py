@@ -1,0 +1,226 @@
+"""`lineguard service-unit -- serve ...`: the systemd unit that starts a station at boot.
+
+A station PC is switched on with the line and must run without anyone typing a command:
+the unit starts `serve` once the network is up, starts it again if it ends with an error,
+and gives it the time it takes to stop cleanly. It runs exactly the serve command line given
+(checked as serve would read it, so a mistyped option is found now, not at the next boot),
+quoted as systemd reads a command line. It carries no secret: a database URL with a password
+on that line is refused (a unit file is readable by every account, `systemctl cat` shows it),
+and the password goes into an EnvironmentFile= only the station's account can read.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+import click
+
+from .core import PathArg
+
+# How long `systemctl stop` waits for serve before it kills it (TimeoutStopSec=): the web
+# server's grace for open responses (10 s, server.app.run_server), then the station's close:
+# the shadow runner (5 s), the outbox's last deliveries and its threads (5 s + 5 s), the map
+# writer storing what is queued (up to 60 s), the PLC links, the database's write-ahead log.
+# 85 s at most by those bounds, 2 s on an idle station (measured); the rest is slack. Killed
+# sooner, the maps in flight were lost and SQLite's log was not folded in.
+STOP_S = 120
+# Started again this long after it ended with an error (a refused database is said again
+# every RESTART_S in the journal, not in a tight loop)
+RESTART_S = 10
+# the options of serve whose value is a URL that may carry a password, and the variable it
+# goes into instead (read by serve from the EnvironmentFile)
+_URL_OPTIONS = {"db": ("--db", "LINEGUARD_DB"), "mqtt": ("--mqtt", "LINEGUARD_MQTT"),
+                "webhook": ("--webhook", "LINEGUARD_WEBHOOK")}
+# characters an argument may have and still go into the unit unquoted
+_PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# systemd refuses a program to run whose path holds these ("Executable name contains special
+# characters")
+_EXEC_REFUSED = ("'", '"', "\\")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _fail(msg: str) -> None:
+    from ._term import fail
+    fail(msg)
+
+
+def _utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _fail(f"{what} is not UTF-8 text, which a unit file must be: rename it")
+
+
+def exec_word(arg: str, program: bool = False) -> str:
+    """One word of ExecStart= as systemd reads it back to ``arg``: in double quotes unless
+    plain, with C escapes for backslash, quote and control characters, % written %% (a
+    specifier otherwise) and, in an argument, $ written $$ (a variable otherwise; systemd
+    does not expand variables in the program's own path, so there it stays $)."""
+    _utf8(arg, "an argument")
+    out = []
+    for ch in arg:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ch == "%":
+            out.append("%%")
+        elif ch == "$" and not program:
+            out.append("$$")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text if _PLAIN.fullmatch(arg) else f'"{text}"'
+
+
+def setting_value(text: str, what: str) -> str:
+    """A value of a one-value setting (Description=, WorkingDirectory=, EnvironmentFile=):
+    taken as written to the end of its line, so only % is written otherwise (%%). A line
+    break cannot be written in one, a trailing backslash continues the line, and spaces at
+    either end are dropped: refused, naming ``what``."""
+    _utf8(text, what)
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text) or text.endswith("\\") or text != text.strip():
+        _fail(f"{what} {text!r} cannot be written in a systemd unit (a control character, a trailing backslash, or "
+              "spaces at either end): rename it")
+    return text.replace("%", "%%")
+
+
+def _password_in(url: Optional[str]) -> bool:
+    if not url:
+        return False
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return False
+
+
+def _serve_params(args: tuple[str, ...]) -> dict:
+    """The serve command line read as serve reads it: a mistyped option or a bad value ends
+    here (exit 2) rather than at the next boot."""
+    from .station import serve
+    if any(a in ("-h", "--help") for a in args):
+        _fail("the serve command line asks for its help: give the command line the station runs")
+    try:
+        with serve.make_context("serve", list(args)) as ctx:
+            return dict(ctx.params)
+    except click.ClickException as exc:
+        _fail(f"the serve command line: {exc.format_message()}")
+    raise AssertionError("unreachable")
+
+
+def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Path, env_file: Optional[Path],
+              description: str, program: tuple[str, ...]) -> str:
+    """The unit for ``program`` + ``command`` (the serve command line, as given)."""
+    low = sorted({p for p in (params.get("port"), params.get("modbus_port"), params.get("opcua_port"))
+                  if p is not None and p < 1024})
+    lines = [
+        "# Written by `lineguard service-unit`. Install it as /etc/systemd/system/NAME.service, then",
+        "# `systemctl daemon-reload` and `systemctl enable --now NAME`; its output: `journalctl -u NAME`.",
+        "[Unit]",
+        f"Description={setting_value(description, 'the description')}",
+        # the database's PC and the plant network may come later still: serve waits for its
+        # database (--db-wait), and this only keeps it from starting before any address is up
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "# the database on this PC: add After=postgresql.service",
+        # restarted however often it ends with an error (systemd gives up after 5 starts in 10 s)
+        "StartLimitIntervalSec=0",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={user}",
+        f"WorkingDirectory={setting_value(str(working_dir), 'the working folder')}",
+    ]
+    if env_file is not None:
+        lines.append(f"EnvironmentFile={setting_value(str(env_file), 'the environment file')}")
+    else:
+        lines.append("# settings and secrets (LINEGUARD_DB=postgresql://user:password@host/db), in a file only "
+                     f"{user} reads: EnvironmentFile=/etc/lineguard/NAME.env")
+    if low:
+        lines += [f"# port{'s' if len(low) > 1 else ''} {', '.join(map(str, low))} below 1024, without running as root",
+                  "AmbientCapabilities=CAP_NET_BIND_SERVICE"]
+    lines += [
+        "ExecStart=" + " ".join([exec_word(program[0], program=True), *(exec_word(a) for a in program[1:]),
+                                 *(exec_word(a) for a in command)]),
+        "Restart=on-failure",
+        f"RestartSec={RESTART_S}",
+        # serve closes the station on SIGTERM (the parts in flight stored, the database's
+        # log folded in) and ends 0; past TimeoutStopSec it is killed
+        "KillSignal=SIGTERM",
+        f"TimeoutStopSec={STOP_S}",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("service-unit", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--user", default=None,
+              help="The account the station runs as, owning its --data folder (default: the one running this).")
+@click.option("--working-dir", type=PathArg, default=None,
+              help="The folder serve runs in: the relative paths of its command line are read from it "
+                   "(default: this folder).")
+@click.option("--env-file", type=PathArg, default=None,
+              help="A file of LINEGUARD_* settings the station reads at start (EnvironmentFile=): where a database "
+                   "password goes (LINEGUARD_DB=postgresql://user:password@host/db), readable by --user alone.")
+@click.option("--description", default=None, help="The unit's description (default: the station's folder and port).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Optional[Path],
+                 env_file: Optional[Path], description: Optional[str]) -> None:
+    """Print a systemd unit that runs the station at boot: the serve command line after --.
+
+    \b
+    lineguard service-unit --user lineguard -- serve --data /srv/line1 --host 0.0.0.0
+        | sudo tee /etc/systemd/system/lineguard-L1.service
+    """
+    from ._term import note
+    if command[0] != "serve":
+        _fail(f"{command[0]!r}: give the serve command line after --, e.g. `lineguard service-unit -- serve "
+              "--data /srv/line1 --host 0.0.0.0`")
+    args = tuple(command[1:])
+    params = _serve_params(args)
+    for name, (flag, var) in _URL_OPTIONS.items():
+        if _password_in(params.get(name)):
+            _fail(f"{flag} holds a password, which the unit would show to every account of this PC (systemctl cat): "
+                  f"leave {flag} out and put {var}=... in a file only the station's account reads (chmod 600), "
+                  "given as --env-file")
+    user = user or getpass.getuser()
+    if not _USER.fullmatch(user):
+        _fail(f"--user {user!r} is not an account name")
+    if user == "root":
+        note("warning", "the station would run as root: give --user, an account of its own that owns its --data "
+                        "folder")
+    working_dir = Path(os.path.abspath(working_dir or Path.cwd()))
+    if env_file is not None:
+        env_file = Path(os.path.abspath(env_file))
+        try:
+            if env_file.stat().st_mode & 0o004:
+                note("warning", f"{env_file} can be read by every account of this PC: chmod 600 it (it holds the "
+                                "database password)")
+        except OSError:
+            pass       # not there yet, or not ours to look at: systemd reads it at start
+    # the unit starts from a clean environment: what this shell set is not carried
+    carried = sorted(v for v in os.environ if v.startswith("LINEGUARD_") or v == "PYTHONPATH")
+    if carried:
+        note("warning", f"set in this shell and not in the unit: {', '.join(carried)}; the station started by "
+                        "systemd will not have them: put the LINEGUARD_* ones in --env-file"
+                        + (" (and PYTHONPATH as Environment=)" if "PYTHONPATH" in carried else ""))
+    python = os.path.abspath(sys.executable)       # the virtual environment's own, not resolved past it
+    if any(ch in python for ch in _EXEC_REFUSED):
+        _fail(f"systemd does not run a program whose path holds a quote or a backslash ({python}): install "
+              "lineguard in a folder without them")
+    data = params.get("data") or Path("station")
+    description = description or f"lineguard station {working_dir / data}, port {params.get('port')}"
+    click.echo(unit_text(args, params, user, working_dir, env_file, description, (python, "-m", "lineguard", "serve")),
+               nl=False)
+
+
+def register(app: click.Group) -> None:
+    app.add_command(service_unit)
