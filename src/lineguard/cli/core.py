@@ -553,12 +553,22 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
     keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate", "escape_rate", "threshold")
-    if report["review_threshold"] < report["threshold"]:
-        keys += ("review_threshold", "review_load", "review_load_good", "review_load_defect")
+    band = report["review_threshold"] < report["threshold"]
+    if band:
+        keys += ("review_threshold",)
+    # the review load whatever sent the parts to a person: the band or the photo check (a
+    # model without a band printed nothing here while 87 magnetic tiles went to REVIEW)
+    if band or report.get("reviews"):
+        keys += ("review_load", "review_load_good", "review_load_defect")
     for k in keys:
         v = report.get(k)
         say(f"{k:>18}: {v:.4f}" if isinstance(v, (int, float)) else f"{k:>18}: {v}")
-    for key, what in (("ng", "judged NG"), ("not_ok", "judged REVIEW or NG")):
+    if report.get("reviews_photo"):
+        say(f"photo check: {report['reviews_photo_good']} good and {report['reviews_photo_defect']} defective "
+            "parts judged REVIEW because their photo was unlike the good ones (their score passed); counted in "
+            "the review load, not as escapes" + (" (items.csv: outcome 'review (photo check)')" if output else ""))
+    for key, what in (("ng", "judged NG"), ("not_ok", "judged REVIEW or NG on their scores"
+                                             if report.get("reviews_photo_good") else "judged REVIEW or NG")):
         c = (report.get("promise") or {}).get(key)
         if c:
             say(f"good test parts {what}: {c['rate']:.2%} of {c['n']} ({c['lo']:.2%}-{c['hi']:.2%} with "

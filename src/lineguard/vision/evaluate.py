@@ -23,7 +23,7 @@ from .dataset import GOOD, MVTecCategory, TestItem
 from .errors import DatasetError, LineguardError
 from .imageio import Photo, load_photo_for
 from .preprocess import resize_map
-from .metrics import PixelMetrics, f1_max, image_auroc, rates_at
+from .metrics import PixelMetrics, f1_max, image_auroc
 
 __all__ = ["evaluate"]
 
@@ -93,6 +93,19 @@ def _pct(rate: Any) -> str:
     return "n/a" if rate is None else f"{float(rate):.2%}"
 
 
+_VERDICTS = ("OK", "NG", "REVIEW")
+
+
+def _judged(records: list[dict], scores: np.ndarray, threshold: float, review_threshold: float) -> np.ndarray:
+    """Each part's verdict as the station gave it (what items.csv lists): the score rule
+    (NG above ``threshold``, REVIEW above ``review_threshold``, else OK) and whatever else
+    judged the part, the photo check sending a photo unlike the good ones to REVIEW. A
+    verdict that is none of the three (a stand-in inspector) falls back to the score rule."""
+    by_score = np.where(scores > threshold, "NG", np.where(scores > review_threshold, "REVIEW", "OK"))
+    return np.array([r["verdict"] if r["verdict"] in _VERDICTS else s for r, s in zip(records, by_score)],
+                    dtype=object)
+
+
 def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategory],
              out_dir: Union[str, os.PathLike, None] = None, batch_size: int = 16,
              progress: Progress = None, max_gallery: int = 12, fpr_limit: float = 0.3) -> dict:
@@ -108,14 +121,18 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     inspector's) with ``false_reject_rate``/``escape_rate`` and their counts at it,
     the review band's ``review_threshold`` and its review load: ``review_load`` (share
     of all parts judged REVIEW), ``review_load_good``, ``review_load_defect`` and the
-    counts ``reviews``, ``reviews_good``, ``reviews_defect``; ``promise``: the good test
-    parts judged NG (and not OK) against what the calibration promised, with exact
-    intervals (:func:`lineguard.vision.calibration.promise_check`). A false reject is a good
-    part judged NG (score above ``threshold``); an escape is a defect judged OK (score
-    at or below ``review_threshold``); a part in between is neither: a person looks.
+    counts ``reviews``, ``reviews_good``, ``reviews_defect``, and of those the REVIEWs the
+    photo check made (a photo unlike the good ones whose score passed): ``reviews_photo``,
+    ``reviews_photo_good``, ``reviews_photo_defect``; ``promise``: the good test parts
+    judged NG (and not OK) on their scores against what the calibration promised, with
+    exact intervals (:func:`lineguard.vision.calibration.promise_check`). Every count
+    follows the verdict each part was given, as items.csv lists it and the station judges:
+    a false reject is a good part judged NG (score above ``threshold``); an escape is a
+    defect judged OK (score at or below ``review_threshold`` and a photo the check did not
+    doubt); a part judged REVIEW is neither, band or photo check: a person looks.
     ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that type vs all
     good parts), pixel_auroc (that type's defect pixels vs all good pixels),
-    escape_rate, escapes, review_load, n, mean_score}), ``skipped`` (unreadable images with the
+    escape_rate, escapes, review_load, reviews_photo, n, mean_score}), ``skipped`` (unreadable images with the
     reason), ``notes``, timings, and ``items`` (one small dict per image: path,
     defect_type, score, verdict). A metric that is undefined (e.g. no good test
     images) is None. With ``out_dir`` the report is written there
@@ -193,9 +210,17 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     scores = np.array([r["score"] for r in records], dtype=np.float64)
     labels = np.array([r["defect_type"] != GOOD for r in records], dtype=bool)
     types = np.array([r["defect_type"] for r in records], dtype=object)
-    rates = rates_at(scores, labels, threshold)              # false rejects: good parts above the reject threshold
-    ok_rates = rates_at(scores, labels, review_threshold)    # escapes: defects at or below the review threshold
-    in_review = (scores > review_threshold) & (scores <= threshold)
+    # One rule for every count, the station's: a part counts by the verdict it was given
+    # (items.csv's). A good part judged NG is a false reject; a defect judged OK is an
+    # escape; a part judged REVIEW is neither, a person looks at it, whatever sent it there:
+    # the review band or the photo check (a defect there is caught at review, not shipped).
+    # Counting the photo check's REVIEWs by their score instead called 42 magnetic-tile
+    # defects escapes and gave a review load of 0 with 87 parts sent to a person.
+    judged = _judged(records, scores, threshold, review_threshold)
+    ng, in_review, passed = judged == "NG", judged == "REVIEW", judged == "OK"
+    # the REVIEWs the photo check alone made: their score would have passed them
+    doubted_photo = np.array([bool(r.get("photo_issues")) for r in records], dtype=bool)
+    by_photo = in_review & doubted_photo & (scores <= review_threshold)
     f1 = _or_none(f1_max, scores, labels)
 
     pixel_auroc = aupro = None
@@ -214,26 +239,30 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         if not sel.any():
             continue
         both = sel | good
-        r = rates_at(scores[sel], labels[sel], review_threshold)
+        escapes_t = int((passed & sel).sum())
         per_type[t] = {
             "n": int(sel.sum()),
             "image_auroc": _or_none(image_auroc, scores[both], labels[both]),
             "pixel_auroc": per_type_pixel.get(t),
-            "escape_rate": r["escape_rate"],
-            "escapes": r["escapes"],
+            "escape_rate": escapes_t / int(sel.sum()),
+            "escapes": escapes_t,
             "review_load": float(in_review[sel].mean()),
+            "reviews_photo": int(by_photo[sel].sum()),
             "mean_score": float(scores[sel].mean()),
         }
 
-    by_score = np.where(scores > threshold, "NG", np.where(in_review, "REVIEW", "OK"))
-    doubted = sum(1 for r in records if r.get("photo_issues"))
+    by_score = np.where(scores > threshold, "NG", np.where(scores > review_threshold, "REVIEW", "OK"))
+    doubted = int(doubted_photo.sum())
     if doubted:
-        notes.append(f"{doubted} photos were unlike the model's good photos (photo check: judged REVIEW when "
-                     "their score passed; see photo_issues in the records); rates here use the score rule")
+        notes.append(f"{doubted} photos were unlike the model's good photos (photo check; see photo_issues in "
+                     f"the records): {int(by_photo[good].sum())} good and {int(by_photo[labels].sum())} defective "
+                     "parts judged REVIEW for it though their score passed; they count in the review load "
+                     "(reviews_photo_good, reviews_photo_defect) and a defect among them as caught at review, "
+                     "not as an escape")
     disagree = int(sum(r["verdict"] != v for r, v in zip(records, by_score) if not r.get("photo_issues")))
     if disagree:
         notes.append(f"{disagree} verdicts differ from the score rule (NG above threshold, REVIEW above "
-                     "review_threshold, else OK); rates here use the score rule")
+                     "review_threshold, else OK); rates here count the verdicts as given (items.csv)")
     if skipped:
         notes.append(f"{len(skipped)} test images could not be inspected and are left out (see skipped)")
     if pix is None:
@@ -263,7 +292,13 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         line = (f"{len(good_folder['suspect_good'])} good training photo(s) scored far above the others "
                 f"({shown}): a bad or odd part in the good folder? Look at them")
         if tws is not None and len(scores):
-            r = rates_at(scores, labels, float(tws))
+            # judged as above with only the reject threshold moved: the band (up to it) and
+            # the photo check's REVIEWs stay, so a lower threshold never adds escapes
+            ng_w = scores > float(tws)
+            ok_w = ~ng_w & (scores <= min(review_threshold, float(tws))) & ~doubted_photo
+            r = {"false_rejects": int((ng_w & good).sum()), "escapes": int((ok_w & labels).sum())}
+            r["false_reject_rate"] = r["false_rejects"] / int(good.sum()) if good.any() else None
+            r["escape_rate"] = r["escapes"] / int(labels.sum()) if labels.any() else None
             good_folder["at_threshold_without_suspects"] = {
                 k: r[k] for k in ("false_reject_rate", "escape_rate", "false_rejects", "escapes")}
             line += (f"; without them the threshold would be {float(tws):.4f} instead of {threshold:.4f}: "
@@ -287,10 +322,10 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "f1_threshold": f1[1] if f1 else None,
         "threshold": threshold,
         "pixel_threshold": pixel_threshold,
-        "false_reject_rate": rates["false_reject_rate"],
-        "escape_rate": ok_rates["escape_rate"],
-        "false_rejects": rates["false_rejects"],
-        "escapes": ok_rates["escapes"],
+        "false_reject_rate": float(ng[good].mean()) if good.any() else None,
+        "escape_rate": float(passed[labels].mean()) if labels.any() else None,
+        "false_rejects": int(ng[good].sum()),
+        "escapes": int(passed[labels].sum()),
         "review_threshold": review_threshold,
         "review_load": float(in_review.mean()) if n_eval else None,
         "review_load_good": float(in_review[good].mean()) if good.any() else None,
@@ -298,9 +333,13 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "reviews": int(in_review.sum()),
         "reviews_good": int(in_review[good].sum()),
         "reviews_defect": int(in_review[labels].sum()),
+        # of those, the REVIEWs the photo check made (the score alone would have passed them)
+        "reviews_photo": int(by_photo.sum()),
+        "reviews_photo_good": int(by_photo[good].sum()),
+        "reviews_photo_defect": int(by_photo[labels].sum()),
         "promise": _promise(inspector, threshold, scores[good]),
-        "n_good": rates["n_good"],
-        "n_defect": rates["n_defect"],
+        "n_good": int(good.sum()),
+        "n_defect": int(labels.sum()),
         "per_defect_type": per_type,
         "category": cat.root.name,
         "category_root": str(cat.root),

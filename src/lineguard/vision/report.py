@@ -68,6 +68,29 @@ def _verdict(item: dict) -> str:
     return str(getattr(v, "value", v))
 
 
+_VERDICTS = ("OK", "NG", "REVIEW")
+
+
+def _judged(item: dict, threshold: Optional[float], ok_threshold: Optional[float]) -> Optional[str]:
+    """The verdict the part was given, as the summary counts it (evaluate's rule): the
+    review band and the photo check both send parts to REVIEW. A verdict that is none of
+    the three falls back to the score rule; None without a threshold to apply."""
+    v = _verdict(item)
+    if v in _VERDICTS:
+        return v
+    if threshold is None:
+        return None
+    s = float(item["score"])
+    ok_thr = float(ok_threshold) if ok_threshold is not None else float(threshold)
+    return "NG" if s > float(threshold) else "REVIEW" if s > ok_thr else "OK"
+
+
+def _by_photo(item: dict, judged: Optional[str], ok_threshold: Optional[float]) -> bool:
+    """Sent to REVIEW by the photo check: a doubted photo whose score alone would pass."""
+    return (judged == "REVIEW" and bool(item.get("photo_issues"))
+            and (ok_threshold is None or float(item["score"]) <= float(ok_threshold)))
+
+
 def _band(evaluation: dict) -> Optional[float]:
     """The review threshold where the evaluation has a review band, else None."""
     thr, rev = evaluation.get("threshold"), evaluation.get("review_threshold")
@@ -82,9 +105,11 @@ def select_gallery(items: list[dict], threshold: Optional[float], max_gallery: i
     escapes first, as they score lowest), half to the highest-scoring good parts
     (the worst false alarms); a side with too few candidates leaves its places to the
     other. kind is "escape" / "defect in review" / "low-scoring defect" / "false
-    reject" / "good part in review" / "high-scoring good part" (the review kinds only
-    with a ``review_threshold`` below ``threshold``: a review band). Ties in score are broken by position, so a caller can keep only the
-    ``max_gallery`` lowest defects and highest good parts and know the choice.
+    reject" / "good part in review" / "high-scoring good part", by the verdict each part
+    was given (REVIEW from a review band, ``review_threshold`` below ``threshold``, or
+    from the photo check; an item without a verdict by the score rule). Ties in score
+    are broken by position, so a caller can keep only the ``max_gallery`` lowest
+    defects and highest good parts and know the choice.
     """
     if max_gallery <= 0:
         return []
@@ -99,20 +124,12 @@ def select_gallery(items: list[dict], threshold: Optional[float], max_gallery: i
     ok_thr = float(review_threshold) if review_threshold is not None and thr is not None else thr
     out = []
     for i in defects[:n_miss]:
-        s = float(items[i]["score"])
-        kind = "low-scoring defect"
-        if ok_thr is not None and s <= ok_thr:
-            kind = "escape"
-        elif thr is not None and s <= thr:
-            kind = "defect in review"
+        judged = _judged(items[i], thr, ok_thr)
+        kind = {"OK": "escape", "REVIEW": "defect in review"}.get(judged or "", "low-scoring defect")
         out.append((kind, i))
     for i in goods[:n_alarm]:
-        s = float(items[i]["score"])
-        kind = "high-scoring good part"
-        if thr is not None and s > thr:
-            kind = "false reject"
-        elif ok_thr is not None and s > ok_thr:
-            kind = "good part in review"
+        judged = _judged(items[i], thr, ok_thr)
+        kind = {"NG": "false reject", "REVIEW": "good part in review"}.get(judged or "", "high-scoring good part")
         out.append((kind, i))
     return out
 
@@ -246,13 +263,16 @@ def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: 
     w.writerow(["path", "defect_type", "score", "verdict", "outcome"])
     ok_thr = review_threshold if review_threshold is not None else threshold
     for it in items:
+        # the outcome of the verdict given, as the summary counts it: a REVIEW the photo
+        # check made (the score passed) is a review too, and says so
+        judged = _judged(it, threshold, ok_thr)
         outcome = ""
-        if threshold is not None:
-            s = float(it["score"])
-            judged = "NG" if s > float(threshold) else "REVIEW" if s > float(ok_thr) else "OK"
+        if judged is not None:
             outcome = {(True, "NG"): "caught", (True, "OK"): "escape", (True, "REVIEW"): "review",
                        (False, "NG"): "false reject", (False, "OK"): "passed",
                        (False, "REVIEW"): "review"}[(_is_defect(it), judged)]
+            if _by_photo(it, judged, ok_thr):
+                outcome = "review (photo check)"
         w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it), outcome])
     return buf.getvalue()
 
@@ -277,17 +297,24 @@ def _table(rows: Iterable[tuple[str, str]]) -> str:
 
 def _review_rows(e: dict) -> list[tuple[str, str]]:
     rev = _band(e)
-    if rev is None:
+    if rev is None and not e.get("reviews"):
         return [("review band", "none (every part is OK or NG)")]
 
     def load(key: str, count: str, n: str) -> str:
         return _fmt(e.get(key)) + (f" ({e.get(count)} of {e.get(n)})" if e.get(count) is not None else "")
     n_all = (e.get("n_good") or 0) + (e.get("n_defect") or 0)
-    return [("review threshold: OK at or below, REVIEW up to the threshold", _fmt(rev)),
+    # without a band every REVIEW is the photo check's: the load is still a person's work
+    head = ("review threshold: OK at or below, REVIEW up to the threshold", _fmt(rev)) if rev is not None else \
+        ("review band", "none: every REVIEW below is the photo check's")
+    rows = [head,
             ("review load: all parts judged REVIEW", _fmt(e.get("review_load"))
              + (f" ({e.get('reviews')} of {n_all})" if e.get("reviews") is not None else "")),
             ("review load: good parts judged REVIEW", load("review_load_good", "reviews_good", "n_good")),
             ("review load: defective parts judged REVIEW", load("review_load_defect", "reviews_defect", "n_defect"))]
+    if e.get("reviews_photo"):
+        rows.append(("of those, sent to REVIEW by the photo check (photo unlike the good ones, score passed)",
+                     f"{e.get('reviews_photo_good')} good, {e.get('reviews_photo_defect')} defective"))
+    return rows
 
 
 def _promise_rows(e: dict) -> list[tuple[str, str]]:
@@ -357,7 +384,9 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
             f"<h2>Worst misses and false alarms</h2>{gallery_html}{skipped_html}"
             "<p class='note'>A part is NG when its score is above the threshold"
             + (", REVIEW when above the review threshold but not the threshold, else OK"
-               if _band(e) is not None else "") + ". Full numbers: "
+               if _band(e) is not None else "")
+            + ("; a photo the photo check doubts is REVIEW where its score would pass it" if e.get("reviews_photo")
+               else "") + ". Every count follows the verdicts given. Full numbers: "
             "<a href='metrics.json'>metrics.json</a>, per image: <a href='items.csv'>items.csv</a>.</p>"
             "</body></html>")
 
