@@ -230,3 +230,135 @@ def test_timeouts_max_below_one_is_refused(tmp_path):
     (tmp_path / "in").mkdir()
     with pytest.raises(ValueError, match="timeouts_max must be 1 or more"):
         FolderWatcher(tmp_path / "in", lambda *a: {}, timeouts_max=0)
+
+
+# -- review of 38f54b3: a suspected outage's try -------------------------------------------------
+# Two 500s in a row are an outage only suspected, said once its try fails too. 38f54b3 tried the
+# first file waiting in the folder's order: with one counter's names that is the first of the two
+# photos that raised the suspicion, and its failing again (no news) said the outage after all.
+
+def _outage_said(caplog) -> tuple[int, int]:
+    said = [r.getMessage() for r in caplog.records]
+    return (len([m for m in said if m.startswith("the station cannot take parts")]),
+            len([m for m in said if m.startswith("the station takes parts again")]))
+
+
+def test_two_photos_the_station_fails_on_sorting_first_say_no_outage(tmp_path, clock, caplog):
+    """The two photos sort before the new parts (older names of one camera): 38f54b3 said an
+    outage and its end (1 and 1 in a minute); its own test had them sorting after the new parts."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    _drop(inbox, ["A-0000", "A-0001"], seed=5000)
+    station, submit = _station(clock, fails_on={"A-0000", "A-0001"})
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        nxt = _run(w, clock, inbox, 60, first=0)
+    assert _outage_said(caplog) == (0, 0), [r.getMessage() for r in caplog.records]
+    # every new part, in the folder's order (the newest waits to settle); the two set aside as theirs
+    assert station["recorded"] == [f"K-{i:04d}" for i in range(nxt - 1)]
+    assert w.status()["set_aside_files"] == ["A-0000.png", "A-0001.png"]
+
+
+def test_one_counter_every_tenth_and_eleventh_photo_failing_says_no_outage(tmp_path, clock, caplog):
+    """One camera, one counter, a photo every 0.5 s; the station fails (500) on every 10th and 11th
+    alone. 38f54b3 said 12 outages and 12 ends in the minute, one for each two such photos."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    station, submit = _station(clock)
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        for n in range(120):
+            if n % 10 in (5, 6):
+                station["fails_on"].add(f"K-{n:04d}")
+            _drop(inbox, [f"K-{n:04d}"])
+            w.poll_once()
+            clock.now += 0.5
+    assert _outage_said(caplog) == (0, 0), [r.getMessage() for r in caplog.records
+                                            if "take parts" in r.getMessage()]
+    good = [f"K-{n:04d}" for n in range(119) if n % 10 not in (5, 6)]     # K-0119 waits to settle
+    assert station["recorded"] == good
+    assert w.status()["set_aside"] == 24 and w.status()["station_taking_parts"] is True
+
+
+def test_a_suspected_outage_whose_try_times_out_is_said_when_it_begins(tmp_path, clock, caplog):
+    """Two 500s, then the station hangs: the try (a file not set aside) gets no answer in the
+    submit's minute. 38f54b3 tried K-0000 again and said "still cannot take parts ... after 61 s"
+    before the outage's first line."""
+    inbox = _inbox(tmp_path, 3)
+    station, submit = _station(clock, fails_on={"K-0000", "K-0001"})
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        w.poll_once()                      # the files seen
+        w.poll_once()                      # K-0000, K-0001: 500, 500: an outage suspected, unsaid
+        assert w.status()["station_taking_parts"] is True
+        station["hung"] = True
+        clock.now += 1.0
+        w.poll_once()                      # its try: no answer in 60 s
+    assert station["asked"] == ["K-0000", "K-0001", "K-0002"]
+    said = [r.getMessage() for r in caplog.records if "take parts" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("the station cannot take parts (ReadTimeout"), said
+    assert "K-0002.png and the other files wait" in said[0], said
+    assert w.status()["station_taking_parts"] is False
+    # a minute on, it lasts: said "still", after its beginning
+    for _ in range(3):
+        clock.now += 30.0
+        w.poll_once()
+    said = [r.getMessage() for r in caplog.records if "take parts" in r.getMessage()]
+    assert said[0].startswith("the station cannot take parts") and \
+        said[1].startswith("the station still cannot take parts"), said
+
+
+def test_a_suspected_outage_with_only_its_own_files_waiting(tmp_path, clock, caplog):
+    """No file but the two that raised the suspicion: they are tried (a station failing for a
+    moment takes them as soon as it takes parts again), and their failing again says nothing.
+    38f54b3 said the outage at their first try. A new part failing too is an outage, said once."""
+    inbox = _inbox(tmp_path, 2)
+    station, submit = _station(clock, fails_on={"K-0000", "K-0001"})
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        for _ in range(140):               # 70 s, no new part
+            w.poll_once()
+            clock.now += 0.5
+        assert _outage_said(caplog) == (0, 0), [r.getMessage() for r in caplog.records]
+        tries = len(station["asked"])
+        assert 12 <= tries <= 24, station["asked"]         # tried, the tries growing to 5 s apart
+        assert w.status()["station_taking_parts"] is True and w.status()["set_aside"] == 0
+        # the station fails on every part: the next part fails too, and that is said, once
+        station["fails_on"] = _EveryPart()
+        nxt = _run(w, clock, inbox, 20, first=2)
+        assert _outage_said(caplog) == (1, 0) and w.status()["station_taking_parts"] is False
+        # said as it begins, never "still ... after 70 s" first (suspected since, unsaid)
+        said = [r.getMessage() for r in caplog.records if "cannot take parts" in r.getMessage()]
+        assert said[0].startswith("the station cannot take parts (HTTP 500"), said
+        assert "K-0002.png and the other files wait" in said[0], said
+        # it takes parts again: every part in the folder's order, said once
+        station["fails_on"] = set()
+        _run(w, clock, inbox, 10, first=nxt)
+    assert _outage_said(caplog) == (1, 1), [r.getMessage() for r in caplog.records]
+    assert station["recorded"][:nxt] == [f"K-{i:04d}" for i in range(nxt)]
+    assert not list(inbox.glob("K-000[01].png")) and w.status()["set_aside"] == 0
+
+
+def test_two_photos_failing_for_a_moment_are_taken_without_a_new_part(tmp_path, clock, caplog):
+    """A station failing for a moment (500 on two parts, then fine) with no new part coming: its
+    try, with no file but those set aside waiting, takes them; no outage said."""
+    inbox = _inbox(tmp_path, 2)
+    station, submit = _station(clock, fails_on={"K-0000", "K-0001"})
+    w = FolderWatcher(inbox, submit, settle_s=0.0, poll_s=0.5)
+    w._faults.clock = clock.monotonic
+    with caplog.at_level("INFO", logger="lineguard.watch"):
+        w.poll_once()
+        w.poll_once()                      # 500, 500: suspected
+        clock.now += 0.5
+        w.poll_once()                      # the try (K-0000 again: no other file) fails: nothing said
+        assert station["asked"] == ["K-0000", "K-0001", "K-0000"]
+        station["fails_on"] = set()
+        for _ in range(20):
+            clock.now += 0.5
+            w.poll_once()
+    assert station["recorded"] == ["K-0000", "K-0001"]
+    assert _outage_said(caplog) == (0, 0), [r.getMessage() for r in caplog.records]

@@ -50,7 +50,11 @@ own, up to ``ASIDE_MAX_S`` apart, never holding the files behind it (two such fi
 the folder let one part through per try when they were tried again in each pass); two files
 in a row failing so, none taken, mean the station fails on every part: an outage, as above,
 said once its try fails too (new parts first in the folder between such photos said an outage
-and its end for every two of them). A request that gets no answer in the submit's time (a read
+and its end for every two of them). That try is with the first file waiting that is not set
+aside: the first of the two failing again is no news (a camera's every 10th and 11th photo
+failing said 12 outages and 12 ends a minute); with no other file waiting the set-aside ones are
+tried, taken when the station takes parts again, their failing again unsaid. A request that
+gets no answer in the submit's time (a read
 timeout) is told the same way: one file always timing out held the whole line (0 of 29 parts
 behind it in 451 s). Such a file goes to ``failed/`` with its reason after ``timeouts_max``
 tries timed out with parts taken around them (each held the line a minute, one every two for
@@ -248,6 +252,11 @@ class FolderWatcher:
         self._row = 0           # files answered HTTP 500 in a row in this pass (none set aside as their own)
         self._others = 0        # other files still tried at once in this try, its file answered HTTP 500
         self._try_due = False   # the station not taking parts: its next try was due when this pass began
+        # an outage only suspected (two 500s in a row): the first file set aside that its try passed
+        # over in this pass (tried at the pass's end when no file not set aside was), and the one
+        # being tried so
+        self._passed_over: Optional[str] = None
+        self._aside_try: Optional[str] = None
         self._again = False     # a part taken made files set aside earlier in this pass due: tried next
         self._aside_said = float("-inf")   # when the files set aside as their own were last said together
         self.set_aside: list[str] = []     # the files set aside as their own (not waiting: see status)
@@ -476,14 +485,18 @@ class FolderWatcher:
         # waited are recorded in the order they came (a line's alarms count parts in id order).
         # A file the station fails on is set aside (_failed_on), not passed by a turn. The try is
         # due for the pass, not from the file it had come to: a try falling due in the middle of
-        # the pass was with whatever file the pass was at (K-0015 recorded first).
+        # the pass was with whatever file the pass was at (K-0015 recorded first). An outage
+        # only suspected is tried with the first file not set aside (_held), the files that
+        # raised the suspicion only when no other waits (_aside_fallback).
         down = self._faults.get(STATION_DOWN)
         self._try_due = down is not None and now >= down["retry_at"]
         self._row = self._others = 0
         self._again = False
+        self._passed_over = self._aside_try = None
         self._look_behind([p.name for p in candidates], now)
+        by_name = {p.name: p for p in candidates}
         i = 0
-        while i < len(candidates):
+        while True:
             if self._stop.is_set():
                 # Ctrl-C or SIGTERM with thousands of files waiting: the file in hand was
                 # finished, the rest wait for the next start (40 s later it was still judging)
@@ -497,6 +510,15 @@ class FolderWatcher:
                 back = {p.name: p for p in candidates[:i] if p.name not in ahead and p.name in self._aside
                         and not self._aside[p.name]["own"]}
                 candidates[i:i] = [back[n] for n in sorted(back)]
+            if i >= len(candidates):
+                fallback = self._aside_fallback()
+                if fallback is None or fallback not in by_name:
+                    break
+                # a suspected outage's try found no file waiting but those set aside: the first of
+                # them is tried, so that a station failing for a moment takes them when it takes
+                # parts again (failing again, no new sign of an outage: _not_taking says nothing)
+                self._aside_try = fallback
+                candidates.append(by_name[fallback])
             path = candidates[i]
             i += 1
             if time.monotonic() - self._looked_at >= STATUS_EVERY_S:
@@ -655,10 +677,30 @@ class FolderWatcher:
         if self._others:
             # the try's file was answered HTTP 500: other files, not set aside, are tried at once
             return aside is not None
+        if not self._try_due:
+            return True
+        if aside is not None and not down["told"] and name != self._aside_try:
+            # an outage only suspected (two 500s in a row, maybe two photos the station fails on
+            # alone): its try is with a file not set aside, whose failure is news. The first of
+            # those that raised the suspicion failed again, no news, and the outage was said
+            # after all (12 starts and ends a minute, a camera's every 10th and 11th photo failing)
+            if self._passed_over is None:
+                self._passed_over = name
+            return True
         # the station's try, when due at the pass's start: the first file waiting in the folder's
-        # order (one set aside in this outage too: a station failing on every part takes it
-        # first once it takes parts again)
-        return not self._try_due
+        # order (once the outage is said, one set aside in it too: a station failing on every part
+        # takes it first once it takes parts again)
+        return False
+
+    def _aside_fallback(self) -> Optional[str]:
+        """The file set aside to try at the end of a pass, when an outage is only suspected, its
+        try was due and no file but those set aside waited (none came since): the first of those
+        its try passed over, in the folder's order. None when there is none, or a try was made."""
+        name, self._passed_over = self._passed_over, None
+        down = self._faults.get(STATION_DOWN)
+        if name is None or self._aside_try is not None or not self._try_due or down is None or down["told"]:
+            return None
+        return name
 
     def _station_down(self) -> Optional[Any]:
         """The station's outage as said: None also while one is only suspected (see _not_taking)."""
@@ -670,30 +712,43 @@ class FolderWatcher:
         said once for the outage, not once per file; the next try waits, one file at a time.
 
         ``suspected``: two files in a row answered HTTP 500, none taken, which may as well be two
-        photos the station fails on alone. The line waits as for an outage, but it is said only
-        when its try fails too; a try taken ends it unsaid. New parts coming first in the folder
-        between photos it failed on said an outage and its end for every two such photos (50 of
-        each in the first minute with 100 of them in the folder)."""
+        photos the station fails on alone; or, once suspected, a file set aside failing again (no
+        news). The line waits as for an outage, but it is said only when a file not set aside
+        fails too (its try: _held); a file taken ends it unsaid. New parts coming first in the
+        folder between photos it failed on said an outage and its end for every two such photos
+        (50 of each in the first minute with 100 of them in the folder), and so did one counter's
+        photos when the try was the first of the two that raised the suspicion."""
         now = time.monotonic()
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SubmitFailed) else str(exc)
         first = max(self.poll_s, 0.01)
         begins = ("the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one "
                   "file is tried again every %(delay)g to %(most)g s (said again when the station takes parts)")
         before = self._faults.get(STATION_DOWN)
-        down = self._faults.happens(
-            STATION_DOWN, logging.DEBUG if before is None and suspected else logging.ERROR, begins,
-            still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait in "
-                  "%(folder)s (%(tries)d tries)",
-            start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first),
-                   "told": not suspected},
-            error=error, folder=self.folder, waiting=self.waiting)
-        told = not down["told"] and not suspected
-        if told:
-            # a suspected outage whose try failed too: said now, as it would have been at its start
-            down["told"] = True
-            down["file"] = shown_name(name)
-            self._faults.log.log(logging.ERROR, begins, {**down.fields(now), "delay": first})
-            down.said, down.unsaid = now, 0
+        told = False
+        if before is not None and not before["told"]:
+            # only suspected so far: counted here, not by LastingFaults.happens, which said "still
+            # cannot take parts ... after 61 s" before the outage's first line when the try that
+            # told it timed out (or the files set aside kept failing) a minute past the suspicion
+            down = before
+            down.tries += 1
+            down.details.update(error=error, waiting=self.waiting)
+            if suspected:
+                down.unsaid += 1
+            else:
+                # a file not set aside failed too: the outage said now, as at its start
+                told = True
+                down["told"] = True
+                down["file"] = shown_name(name)
+                self._faults.log.log(logging.ERROR, begins, {**down.fields(now), "delay": first})
+                down.said, down.unsaid = now, 0
+        else:
+            down = self._faults.happens(
+                STATION_DOWN, logging.DEBUG if before is None and suspected else logging.ERROR, begins,
+                still="the station still cannot take parts (%(error)s) after %(lasted).0f s; %(waiting)d files wait "
+                      "in %(folder)s (%(tries)d tries)",
+                start={"file": shown_name(name), "delay": first, "most": max(RETRY_MAX_S, first),
+                       "told": not suspected},
+                error=error, folder=self.folder, waiting=self.waiting)
         self._row = self._others = 0
         self._try_due = False
         down["retry_at"] = now + down["delay"]
@@ -708,7 +763,8 @@ class FolderWatcher:
         file that fails again is its own and waits out of the way of the others; when the next
         file fails too, the station fails on every part: an outage, one try at a time, with other
         files at once when the try's file fails so (``OTHERS_MAX``; one after a timeout: a hung
-        station is not asked nine parts of a minute each). ``sig``: the file's size, time and
+        station is not asked nine parts of a minute each). Two 500s make it only suspected, said
+        once a file not set aside fails too (_not_taking). ``sig``: the file's size, time and
         inode, a new file under the name is not this one. True when the file timed out on
         ``timeouts_max`` tries with other parts taken around them: given up (``_give_up``)."""
         now = time.monotonic()
@@ -745,6 +801,10 @@ class FolderWatcher:
             if down is not None:
                 if self._others:
                     self._others -= 1    # one of the try's others failed too: the try's wait stands
+                elif not down["told"] and not new:
+                    # an outage only suspected, tried with a file set aside (no other waited): its
+                    # failing again is no news, nothing said; taken, the station takes parts
+                    self._not_taking(name, exc, suspected=True)
                 else:
                     # a station not taking parts that fails on its try's file: its next try waits,
                     # and as many others as it failed on, not set aside, are tried at once
