@@ -29,6 +29,14 @@ SYNTH_N_DEFECT = 18
 SYNTH_SIZE = 128
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow (tens of seconds each: the demo end to end, the edge install, a
+    station killed mid-stream) run first: collected in file order they came last, and one
+    of them running alone on one worker while the other had nothing left was the suite's
+    tail. The order among the others is kept (a stable sort; every worker sorts alike)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def synth_category(tmp_path_factory) -> Path:
     """A synthetic MVTec-layout category: train/good, test/<type>, ground_truth/<type>."""

@@ -431,6 +431,7 @@ def test_recalibrated_export_keeps_its_graph_byte_for_byte(exported, synth_categ
         onnx_file.replace_manifest(bytes(damaged), manifest)
 
 
+@pytest.mark.slow
 def test_int8_export_with_recalibrate_takes_thresholds_from_int8_scores(fitted_model_path, fitted_inspector,
                                                                          synth_category, tmp_path):
     from lineguard.vision.calibration import conformal_threshold, pixel_threshold_from_good

@@ -238,6 +238,7 @@ def test_models_upload_activate_rollback_train(fake_server):
         assert active[0]["version"] == 2
 
 
+@pytest.mark.slow
 def test_model_that_fails_to_load_answers_503(tmp_path):
     data = tmp_path / "data"
     keys = make_keys(data)

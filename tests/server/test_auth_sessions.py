@@ -274,6 +274,7 @@ def test_a_user_changes_their_own_password_and_their_other_sessions_end(station)
         assert op.put("/api/v1/session/password", json=change).status_code == 409
 
 
+@pytest.mark.slow
 def test_a_locked_out_address_still_signs_in_with_a_key_and_an_admin_lifts_the_lock(tmp_path):
     srv = start_fake_station(tmp_path / "data")
     try:

@@ -69,6 +69,7 @@ def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow
 def test_watch_with_data_publishes_like_the_server(tmp_path, fitted_model_path, synth_category):
     from line.test_outbox import Receiver
     from lineguard.line.config import StationConfig

@@ -392,6 +392,7 @@ def test_a_valid_key_or_session_still_uploads(station):
     assert status == 413 and body["error"]["code"] == "upload_too_large", body
 
 
+@pytest.mark.slow
 def test_writes_need_a_key_even_with_open_reads(tmp_path):
     srv = start_fake_station(tmp_path / "data", extra=["--open-reads"])
     try:

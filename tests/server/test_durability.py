@@ -11,6 +11,7 @@ import pytest
 from .conftest import PG_URL, ServerProc, fake_model_bytes, make_keys, pg_reachable, png_bytes, post_part
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill9_mid_stream_keeps_every_acknowledged_inspection(tmp_path, backend):
     extra, db, schema = [], None, None

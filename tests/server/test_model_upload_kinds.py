@@ -3,6 +3,7 @@ interrupted on its way to the line PC) was read as a .lgm, and the engineer was 
 .lgm model needs torch (pip install 'lineguard[torch]')" on an edge PC."""
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from lineguard.line.auth import create_key
@@ -10,6 +11,7 @@ from lineguard.line.config import StationConfig
 from lineguard.line.station import Station
 
 
+@pytest.mark.slow
 def test_a_truncated_onnx_upload_is_said_to_be_a_damaged_export(tmp_path, fitted_inspector):
     import pytest
     pytest.importorskip("onnxruntime")

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from line.test_outbox import Receiver
 from lineguard.line.sinks import WebhookSink
 
 from .conftest import ServerProc, fake_model_bytes, free_port, make_keys, png_bytes, post_part
 
 
+@pytest.mark.slow
 def test_parts_acknowledged_before_kill9_are_published_after_restart(tmp_path):
     hook_port = free_port()
     hook_url = f"http://127.0.0.1:{hook_port}/hook"       # nothing listens there yet
