@@ -45,7 +45,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4;
 
 test: venv services
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
-	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session per module
+	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session for them all
 	$(BIN)/python -m pytest -q -m ray
 
 bench: venv

@@ -1,7 +1,7 @@
 """Fixtures for the scale-out tests: an exported model and a small archive of parts.
 
-The Ray tests start one local Ray session per module (``ray_session``): start-up takes
-seconds, so every test in a module shares it. They are marked ``ray`` and deselected by
+The Ray tests share one local Ray session (``ray_session``): start-up takes seconds, so
+it is started once, at the first test that asks for it. They are marked ``ray`` and deselected by
 default (pyproject); ``make test`` runs them in a second pass with ``-m ray``.
 """
 from __future__ import annotations
@@ -18,9 +18,11 @@ def ray_or_skip():
     return pytest.importorskip("ray", reason="Ray is not installed: pip install 'lineguard[scale]'")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray cluster with 2 CPUs for this module; yields its GCS address."""
+    """A local Ray cluster with 2 CPUs for the Ray tests that come after it; yields its GCS
+    address. One for the session: started and shut down per module it cost seconds each
+    time (test_ray_connect, collected first, starts its own `ray start` head before it)."""
     ray = ray_or_skip()
     import logging
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
