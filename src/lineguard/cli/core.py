@@ -210,6 +210,16 @@ def _say_far_above(c: dict, suspects: list, threshold: float, where: str, then: 
                      f"{c['threshold_without_suspects']:.4f} instead of {threshold:.4f}: {then}")
 
 
+def _say_unusual(photo_range: Optional[dict]) -> None:
+    """Good photos far from most that the photo check's range holds all the same
+    (``photo_range['unusual']``): not odd, a part like them is judged on its score. Said
+    gently, apart from the odd ones: train once named such a photo "too bright" beside a
+    range that allowed it, and said parts like it went to REVIEW."""
+    for what in (photo_range or {}).get("unusual") or []:
+        note("note", f"a good photo far from most ({'; '.join(what)}) was left out of learning the photo check's "
+                     "range, which holds it all the same: a part photographed like it is judged on its score")
+
+
 def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
     """What training found in the good folder for a person to look at: photos unlike the
     others, parts scoring far above the others (and the threshold without them), the same
@@ -219,9 +229,10 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
     from ..vision.inspector import DUPLICATE_PHOTOS
     c = insp.calibration
     for odd in insp.info.get("photo_odd", []):
+        # odd: the photo check, learnt without it, doubts it (its issues are the check's words)
         note("look at", f"{odd['image']}: the photo is unlike the other good photos ({'; '.join(odd['issues'])}), "
-                        "so it was left out of the photo check's range: a lamp flicker or a camera setting changed "
-                        "while it was taken?")
+                        "so it was left out of the photo check's range and lies outside it: a lamp flicker or a "
+                        "camera setting changed while it was taken?")
     odd_names = [str(o["image"]) for o in insp.info.get("photo_odd", [])]
     if odd_names:
         # what to do, once: the odd photos are out of the photo check's range only; they are
@@ -234,6 +245,7 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
                           f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
                           "that, add more such photos and train again, else the photo check sends those parts to "
                           "REVIEW")
+    _say_unusual(insp.info.get("photo_range"))
     _say_far_above(c, insp.info.get("suspect_good", []), insp.threshold, "in the good folder", leave_them_out)
     if c.get("suspects_note"):
         note("note", c["suspects_note"])
@@ -346,11 +358,17 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         # the range the check uses, in the words a doubted part's message names it with; and
         # that odd good photos were left out of it (a person wonders why a good photo's
         # brightness is outside the range printed): the "look at" lines name them
-        left_out = int(pr.get("left_out") or 0)
+        # (the fence's photos the range holds all the same are left out of learning it too, but
+        # are not odd: "unusual", a note says so; ranges from before kept odd ones only)
+        unusual = len(pr.get("unusual") or [])
+        left_out = int(pr.get("left_out") or 0) - unusual
         learnt = f"the range of {pr['n']} good photos with a margin" if pr.get("n") else "with a margin"
         if left_out:
             learnt += (f"; {left_out} good photo{'s' if left_out > 1 else ''} unlike the others left out of it, "
                        "named under 'look at'")
+        if unusual:
+            learnt += (f"; {unusual} {'more ' if left_out else ''}good photo{'s' if unusual > 1 else ''} far from "
+                       f"most left out of learning it, though inside it (under 'note')")
         say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW if its score passes")
     _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
@@ -789,7 +807,8 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
             f"{pr['focus'][0]:.3g}")
         for odd in c.get("photo_odd", []):
             note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
-                            "left out of the photo check's range")
+                            "left out of the photo check's range and lies outside it")
+        _say_unusual(pr)
         if pr["n"] < 0.5 * c.get("photo_range_before_n", 0):
             note("note", f"the range was learnt from {pr['n']} photos, the one it replaces from "
                          f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "

@@ -25,8 +25,14 @@ A plant's good folder holds a few odd photos too (a lamp flickering while they w
 taken, one shot out of focus). Taken into the range they would widen it until the fault
 they show passes, so photos far outside the others (Tukey's fences: past the quartiles
 by ``ODD_FENCE`` times the interquartile range, and by at least the margins' floors) are
-left out of it and named, so a person can look at them; only a few (ODD_MAX_SHARE): more
-are a variant of the part, which the range must hold.
+left out of it; only a few (ODD_MAX_SHARE): more are a variant of the part, which the
+range must hold. Of those, a photo is called odd (named for a person to look at, and
+"parts like it go to REVIEW") only where the range learnt without it doubts it, in the
+words a part's message would use: "odd" means "the check would doubt it". One the range
+holds all the same (the others' spread and margin reach it: heavy-tailed brightness, a
+wide part family) is merely unusual: a gentler note says so, since a part like it is
+judged on its score (a photo at brightness 0.745 had been named "too bright" beside a
+range printed as 0.202-0.763, and train's next step said such parts went to REVIEW).
 """
 from __future__ import annotations
 
@@ -52,6 +58,9 @@ FOCUS_AT = "input"       # focus at the model input's full resolution (benchmark
 # what a photo below / above each measure's range is called
 _WORDS = {"brightness": ("too dark", "too bright"), "contrast": ("too flat (low contrast)", "too much contrast"),
           "focus": ("blurred (out of focus?)", "")}
+# and a good photo far from most that the range holds all the same (learn_range's unusual)
+_GENTLE = {"brightness": ("darker than most", "brighter than most"),
+           "contrast": ("flatter than most", "more contrast than most"), "focus": ("less sharp than most", "")}
 
 
 def _lap_focus(g: np.ndarray, contrast: float) -> float:
@@ -109,51 +118,66 @@ def measure(x: np.ndarray, focus_at: str = "blocks") -> dict[str, float]:
     return {"brightness": float(g.mean()), "contrast": contrast, "focus": focus}
 
 
-def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE) -> dict[int, list[str]]:
-    """The good photos far outside the others (index -> what is off): past the quartiles
-    by ``fence`` interquartile ranges, and at least by the range's own margin floors (so
-    near-identical photos do not make a speck of difference odd); for focus only the
-    blurred side, and only below FOCUS_LOW of the first quartile too. None when more than
-    ODD_MAX_SHARE of the photos (at least 2) lie past the fence: a few odd photos are a
-    lamp's flicker, many are a variant of the part. ``fence`` None: no fence."""
+def _past_fence(values: dict[str, np.ndarray], fence: Optional[float]
+                ) -> dict[int, list[tuple[str, int, str]]]:
+    """:func:`odd_photos`'s photos as (measure, side: 0 below / 1 above, "most good photos
+    q1-q3")."""
     n = len(values["brightness"])
-    odd: dict[int, list[str]] = {}
+    past: dict[int, list[tuple[str, int, str]]] = {}
     if fence is None or n < ODD_MIN_PHOTOS:
-        return odd
+        return past
     for m in MEASURES:
         v = values[m]
         q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
+        most = f"most good photos {q1:.3g}-{q3:.3g}"
         if m == "focus":
             lo, hi = min(q1 - fence * (q3 - q1), FOCUS_LOW * q1), None
         else:
             reach = max(fence * (q3 - q1), RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
             lo, hi = q1 - reach, q3 + reach
         for i in np.flatnonzero(v < lo):
-            odd.setdefault(int(i), []).append(f"{_WORDS[m][0]}: {m} {v[i]:.3g}, most good photos {q1:.3g}-{q3:.3g}")
+            past.setdefault(int(i), []).append((m, 0, most))
         if hi is not None:
             for i in np.flatnonzero(v > hi):
-                odd.setdefault(int(i), []).append(f"{_WORDS[m][1]}: {m} {v[i]:.3g}, most good photos "
-                                                  f"{q1:.3g}-{q3:.3g}")
-    if len(odd) > max(2, ODD_MAX_SHARE * n):     # not a few odd photos: a variant of the product
+                past.setdefault(int(i), []).append((m, 1, most))
+    if len(past) > max(2, ODD_MAX_SHARE * n):     # not a few odd photos: a variant of the product
         return {}
-    return odd
+    return past
+
+
+def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE) -> dict[int, list[str]]:
+    """The good photos far outside the others (index -> what is off): past the quartiles
+    by ``fence`` interquartile ranges, and at least by the range's own margin floors (so
+    near-identical photos do not make a speck of difference odd); for focus only the
+    blurred side, and only below FOCUS_LOW of the first quartile too. None when more than
+    ODD_MAX_SHARE of the photos (at least 2) lie past the fence: a few odd photos are a
+    lamp's flicker, many are a variant of the part. ``fence`` None: no fence. These are
+    left out of the range; :func:`learn_range` calls odd only those its range doubts."""
+    return {i: [f"{_WORDS[m][side]}: {m} {values[m][i]:.3g}, {most}" for m, side, most in what]
+            for i, what in _past_fence(values, fence).items()}
 
 
 def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at: str = FOCUS_AT
                 ) -> tuple[dict[str, Any], list[tuple[int, list[str]]]]:
     """The range of the good photos' measures, with margins (``inputs``: N, H, W, 3), and
-    the photos left out of it as odd (:func:`odd_photos`: [(index, what is off)]).
+    the odd photos: [(index, what is off)], those past the fence (:func:`odd_photos`,
+    left out of the range) that the range then doubts, each said as a part's message
+    would say it (:func:`issues`) with where most good photos lie.
 
     Per measure: [lowest allowed, highest allowed (None: no limit), the good photos' 1st
     percentile, their 99th] (with few photos the percentiles are about the extremes);
     ``focus_at``, where focus was measured (see :func:`measure`), which the check of
-    each photo then follows."""
+    each photo then follows; ``n``, the photos it was learnt from; ``left_out``, the
+    photos past the fence (odd or not); ``unusual`` (only where there are some), what
+    is off about each photo past the fence that the range holds all the same: not odd,
+    a part like it is judged on its score."""
     got = [measure(x, focus_at) for x in inputs]
     values = {m: np.array([g[m] for g in got]) for m in MEASURES}
-    odd = odd_photos(values, fence)
+    past = _past_fence(values, fence)
     keep = np.ones(len(got), bool)
-    keep[list(odd)] = False
-    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(odd), "focus_at": focus_at}
+    keep[list(past)] = False
+    # the fence's photos stay out of the range whatever follows: taken in, they widen it
+    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": len(past), "focus_at": focus_at}
     for m in ("brightness", "contrast"):
         v = values[m][keep]
         lo, hi = (float(q) for q in np.quantile(v, [0.01, 0.99]))
@@ -161,7 +185,25 @@ def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at
         out[m] = [round(max(0.0, lo - margin), 5), round(min(1.0, hi + margin), 5), round(lo, 5), round(hi, 5)]
     lo_f, hi_f = (float(q) for q in np.quantile(values["focus"][keep], [0.01, 0.99]))
     out["focus"] = [round(FOCUS_LOW * lo_f, 5), None, round(lo_f, 5), round(hi_f, 5)]
-    return out, sorted(odd.items())
+    # odd: the check would doubt it, said in the check's own words (the same rule as a
+    # part's, _doubts); else unusual, said gently, with the range that holds it
+    odd: list[tuple[int, list[str]]] = []
+    unusual: list[list[str]] = []
+    for i, what in sorted(past.items()):
+        doubts = _doubts(got[i], out)
+        if doubts:
+            odd.append((i, [f"{d}, {_most(values[m])}" for m, d in doubts]))
+        else:
+            unusual.append([f"{_GENTLE[m][side]}: {m} {values[m][i]:.3g}, {said}, allowed {_allowed(out[m])}"
+                            for m, side, said in what])
+    if unusual:
+        out["unusual"] = unusual
+    return out, odd
+
+
+def _most(v: np.ndarray) -> str:
+    q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
+    return f"most good photos {q1:.3g}-{q3:.3g}"
 
 
 def _said(v: float, digits: int = 3) -> str:
@@ -198,12 +240,10 @@ def range_said(photo_range: dict[str, Any]) -> str:
     return ", ".join(f"{m} {_allowed(photo_range[m])}" for m in MEASURES if photo_range.get(m))
 
 
-def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[str, float], list[str]]:
-    """The measures of one model input, and what is off about it (empty: like the good
-    photos, or a model without a range)."""
-    if not photo_range:        # a model from before the check: nothing measured
-        return {}, []
-    got = measure(x, photo_range.get("focus_at", "blocks"))    # as it was learnt (older models: blocks)
+def _doubts(got: dict[str, float], photo_range: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the check doubts about measures ``got`` against ``photo_range``: [(measure,
+    what is off)], the one rule for a part (:func:`issues`) and for calling a good photo
+    odd (:func:`learn_range`)."""
     found = []
     for m in MEASURES:
         r = photo_range.get(m)
@@ -215,11 +255,20 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
         # and the bound it crossed with digits enough to tell them apart
         if v < lo:
             said, bound = _apart(v, lo)
-            found.append(f"{_WORDS[m][0]}: {m} {said}, allowed {_allowed(r, lo=bound)}")
+            found.append((m, f"{_WORDS[m][0]}: {m} {said}, allowed {_allowed(r, lo=bound)}"))
         elif hi is not None and v > hi:
             said, bound = _apart(v, hi)
-            found.append(f"{_WORDS[m][1]}: {m} {said}, allowed {_allowed(r, hi=bound)}")
-    return got, found
+            found.append((m, f"{_WORDS[m][1]}: {m} {said}, allowed {_allowed(r, hi=bound)}"))
+    return found
+
+
+def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[str, float], list[str]]:
+    """The measures of one model input, and what is off about it (empty: like the good
+    photos, or a model without a range)."""
+    if not photo_range:        # a model from before the check: nothing measured
+        return {}, []
+    got = measure(x, photo_range.get("focus_at", "blocks"))    # as it was learnt (older models: blocks)
+    return got, [what for _, what in _doubts(got, photo_range)]
 
 
 # -- colour or grey: a camera switched to mono ---------------------------------------------
