@@ -114,7 +114,20 @@ def db_backend(request):
 
 
 @pytest.fixture
-def serve_opens(monkeypatch) -> list:
+def serve_ports_anywhere(monkeypatch):
+    """`serve` in tests that never run its web server: its ports are not checked, and its
+    bind takes a free port. Otherwise each bound the default 8000, and a station left
+    running there (`lineguard demo`) failed them with "port taken" (tests/test_serve_port_taken.py
+    tests the check itself)."""
+    import lineguard.cli.station as station_cli
+    import lineguard.server.app as server_app
+    bind = server_app.bind_port
+    monkeypatch.setattr(station_cli, "_check_ports", lambda *a, **kw: None)
+    monkeypatch.setattr(server_app, "bind_port", lambda host, port, *a, **kw: bind(host, 0, *a, **kw))
+
+
+@pytest.fixture
+def serve_opens(monkeypatch, serve_ports_anywhere) -> list:
     """The settings `lineguard serve` would open its station with (StationConfig, one per
     start); the station itself is never opened: serve stops there with a StartupError."""
     import lineguard.server.app as server_app

@@ -14,7 +14,7 @@ from lineguard.cli import app
 
 
 @pytest.fixture
-def links(monkeypatch, tmp_path):
+def links(monkeypatch, tmp_path, serve_ports_anywhere):
     """The PLC links serve starts, as (protocol, camera folder, wait_s, recipes, line, port, window_ms);
     the station is a stand-in and nothing listens."""
     for var in [v for v in os.environ if v.upper().startswith("LINEGUARD_")]:

@@ -18,7 +18,7 @@ pytest.importorskip("fastapi")
 
 
 @pytest.fixture
-def serve(monkeypatch):
+def serve(monkeypatch, serve_ports_anywhere):
     from click.testing import CliRunner
 
     import lineguard.server.app as server_app

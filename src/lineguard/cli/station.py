@@ -464,7 +464,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           new: bool = False) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
     import logging
-    from ..server.app import create_app, open_station, run_server
+    from ..server.app import PortRefused, bind_port, create_app, open_station, run_server
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
@@ -503,6 +503,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     if plc_folders and plc_image_wait_ms >= inspection_window_ms:
         fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
              f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
+    # before anything is made or opened: a taken --port made a new station's folder (and
+    # migrated, registered --model) and only then ended in uvicorn's raw "[Errno 98]"
+    _check_ports(host, port, plc_host or host, modbus_port, opcua_port)
     # a new station is made only where none is (said at start), never quietly beside one
     new_station = _new_station_here(cfg, new)
     # Everything that can be wrong with the settings (database URL, model file) is found
@@ -512,12 +515,21 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         cfg, db_wait, lambda: open_station(cfg, str(model) if model else None, product, line, say=click.echo))
     if new_station:
         click.echo(new_station)
-    # the active models loaded beside the start: one whose file was lost or damaged is a
-    # /health fault from the first second, not found by the line's first part
-    threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
     plcs: list = []
     grabber = None
+    web: list = []
     try:
+        # the port is bound now, before the station's threads start: one taken since the
+        # check (another station starting meanwhile, a --db-wait) ends here as it would have
+        # there, with the station closed. Bound, not listening: refused, not left unanswered,
+        # until the server listens (after the PLC links and models are ready).
+        try:
+            web = bind_port(host, port)
+        except PortRefused as exc:
+            fail(str(exc), code=PORT_REFUSED)
+        # the active models loaded beside the start: one whose file was lost or damaged is a
+        # /health fault from the first second, not found by the line's first part
+        threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
         if modbus_port is not None or opcua_port is not None:
             from ..line.plc_handshake import newest_image_source
             if plc_camera is not None:
@@ -553,6 +565,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                     # not ready until the whole station is started (see _release_plcs_when_up)
                     plcs[-1].start(hold=True)
                 except (RuntimeError, ValueError) as exc:
+                    # its port taken since the check: the check's line and exit code
+                    _check_port(plc_host or host, plc_port, f"--{cls.protocol}-port")
                     fail(str(exc))
                 click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
                            f"images from {plc_camera if grabber is not None else plc_folders[cls.protocol]}")
@@ -566,13 +580,55 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                    f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
         if cfg.open_reads:
             click.echo("reads are open: anyone who reaches this port can see inspections and part images")
-        run_server(create_app(cfg, station=station), host=host, port=port, log_level="info")
+        try:
+            run_server(create_app(cfg, station=station), host=host, port=port, log_level="info", sockets=web)
+        except PortRefused as exc:          # taken between the bind and the listen
+            fail(str(exc), code=PORT_REFUSED)
     finally:
         for plc in plcs:
             plc.close()
         if grabber is not None:
             grabber.close()
         station.close()
+        for sock in web:
+            sock.close()
+
+
+# The README's exit code 3, "stopped by the machine, not the command": a port taken (or an
+# address not this PC's, a port below 1024 without the right) is no mistake in the command
+# line (the same command starts once the port is free), unlike the settings refused with 2.
+PORT_REFUSED = 3
+
+
+def _check_port(host: str, port: int, option: str) -> None:
+    """End serve with the one line of :class:`PortRefused` (exit 3) unless ``host``:``port``
+    can be listened on now; a check only, nothing stays bound."""
+    from ..server.app import PortRefused, bind_port
+    from ._term import fail
+    try:
+        bound = bind_port(host, port, option)
+    except PortRefused as exc:
+        fail(str(exc), code=PORT_REFUSED)
+    for sock in bound:
+        sock.close()
+
+
+def _check_ports(host: str, port: int, plc_host: str, modbus_port: Optional[int], opcua_port: Optional[int]) -> None:
+    """Every port serve will listen on, checked before it makes or opens a station: a port
+    out of range or given twice is refused as a mistake (exit 2), one this PC will not let
+    it listen on as the machine's (exit 3, :func:`_check_port`)."""
+    if not 0 < port < 65536:
+        raise click.BadParameter(f"{port} is not a TCP port (1..65535)", param_hint="--port")
+    anywhere = ("0.0.0.0", "::", "")
+    for plc_port, option in ((modbus_port, "--modbus-port"), (opcua_port, "--opcua-port")):
+        # two listeners on one port bind side by side until the second listens: said here
+        if plc_port == port and (plc_host == host or plc_host in anywhere or host in anywhere):
+            raise click.BadParameter(f"{plc_port} is the web server's --port too: give each its own",
+                                     param_hint=option)
+    _check_port(host, port, "--port")
+    for plc_port, option in ((modbus_port, "--modbus-port"), (opcua_port, "--opcua-port")):
+        if plc_port is not None:
+            _check_port(plc_host, plc_port, option)
 
 
 # A database server that does not take connections at start-up (a station PC switched on

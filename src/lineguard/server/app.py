@@ -353,11 +353,87 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     return app
 
 
-def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+class PortRefused(Exception):
+    """This PC will not let the station listen where it was told (a port taken, an address
+    not this PC's, a port below 1024 without the right): one line saying which and what to
+    do. Not a mistake in the command (the same command starts once the port is free), so
+    serve ends with exit code 3, "stopped by the machine"."""
+
+
+def _port_refusal(exc: OSError, host: str, port: int, option: str) -> str:
+    """The one line for ``exc``, raised binding or listening on ``host``:``port`` (given as
+    ``option``, the serve option that named the port: --port, --modbus-port, ...)."""
+    import errno
+    import socket
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    host_option = "--plc-host" if option in ("--modbus-port", "--opcua-port") else "--host"
+    if isinstance(exc, socket.gaierror):
+        return (f"{host_option} {host} is no address this PC knows ({exc.strerror}): give one of this PC's "
+                "addresses (`ip -brief address` lists them), 0.0.0.0 for every network, or 127.0.0.1")
+    if exc.errno == errno.EADDRINUSE:
+        if option == "--port":
+            # 0.0.0.0 is no address to ask: a station on every network answers on this PC's own
+            ask = {"0.0.0.0": f"127.0.0.1:{port}", "": f"127.0.0.1:{port}", "::": f"[::1]:{port}"}.get(host, where)
+            who = (f"another program listens there, perhaps a station already running (`curl http://{ask}/health` "
+                   "tells which)")
+        else:
+            who = (f"another program listens there, perhaps another station's PLC link "
+                   f"(`ss -ltnp 'sport = :{port}'` names it)")
+        return (f"{option} {port}: {where} is taken (address already in use): {who}; stop it, or start this station "
+                f"with another {option}")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{host_option} {host} is not an address of this PC (cannot assign requested address): give one "
+                "it has (`ip -brief address` lists them), 0.0.0.0 for every network, or 127.0.0.1 for this PC alone")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if 0 < port < 1024:
+            return (f"{option} {port}: a port below 1024 needs root or the right to listen there (permission "
+                    f"denied): give {option} 1024 or above, or give serve that right (CAP_NET_BIND_SERVICE: "
+                    "setcap, or AmbientCapabilities= in its systemd unit)")
+        return (f"{option} {port}: this PC does not let serve listen on {where} (permission denied): "
+                f"give another {option}")
+    return (f"{option} {port}: serve cannot listen on {where} ({exc.strerror or exc}): "
+            f"give another {option} or {host_option}")
+
+
+def bind_port(host: str, port: int, option: str = "--port") -> list:
+    """Sockets bound to every address ``host`` names (one for an IP address), not yet
+    listening: a connection is refused, not queued unanswered, until the server listens.
+    Bound as uvicorn binds (SO_REUSEADDR: a restart is not refused for the previous run's
+    closed connections; IPv6 sockets IPv6 only). :class:`PortRefused` where this PC will
+    not let it; nothing is left bound then."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise PortRefused(_port_refusal(exc, host, port, option)) from exc
+    bound: list = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        raise PortRefused(_port_refusal(exc, host, port, option)) from exc
+    return bound
+
+
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+               sockets: Optional[list] = None) -> None:
     """Serve ``app`` with uvicorn until interrupted, ending live event streams at shutdown.
 
     uvicorn waits for open responses before it stops, and a live page's event stream
     never ends by itself: without this, Ctrl-C would hang while any browser is open.
+
+    ``sockets``: bound by :func:`bind_port` beforehand (serve binds before it starts its
+    station's threads); without them the port is bound here. A port another program takes
+    meanwhile raises :class:`PortRefused` (one line; uvicorn logged a raw "[Errno 98]"
+    and exited itself), with nothing served.
     """
     import faulthandler
     import uvicorn
@@ -391,7 +467,19 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_leve
                             # the station's head limit is MAX_HEAD_BYTES (431), for both protocols
                             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
                             http=guarded_protocol(AutoHTTPProtocol))
-    _Server(config).run()
+    listening = sockets if sockets is not None else bind_port(host, port)
+    try:
+        for sock in listening:
+            try:
+                # here, not in uvicorn: a port taken since the bind fails on listen (a second
+                # process can bind beside a socket that does not listen yet)
+                sock.listen(config.backlog)
+            except OSError as exc:
+                raise PortRefused(_port_refusal(exc, host, port, "--port")) from exc
+        _Server(config).run(sockets=listening)
+    finally:
+        for sock in listening:
+            sock.close()
 
 
 # -- slow and stalled clients ----------------------------------------------------------
