@@ -5,9 +5,10 @@ sorted it by line, station and verdict on each poll: the statement took 68 ms at
 parts and 352-779 ms at 200,000, the summary 243-354 ms and 0.9-1.4 s; the test parts'
 count read the whole table (40-150 ms at 100,000-300,000 rows, whatever the shift). Along
 these each (line, station, verdict) is counted where its parts lie together: 2-3 ms at
-1,000-10,000 parts, 6 ms at 50,000, 34-36 ms at 200,000; the summary 15-43 ms. PostgreSQL:
-the statement 4-32 ms (the grouped one 1-50 ms). python -m benchmarks.line_summary_bench;
-server.routers.live.
+1,000-10,000 parts, 6 ms at 50,000, 34-36 ms at 200,000; the summary 15-43 ms. PostgreSQL
+goes on grouping (deleted parts' index entries stay until VACUUM, and the walk along these
+stepped over them: server.routers.live.shift_counts); the test parts' index serves it too.
+python -m benchmarks.line_summary_bench.
 
 Revision ID: 0031
 Revises: 0030
