@@ -165,3 +165,22 @@ def test_a_part_stored_before_the_connections_ran_out_is_never_answered_busy(sql
                     held.pop().__exit__(None, None, None)
             assert r.status_code == 201 and r.json()["part_id"] == pid, (pid, r.status_code, r.text)
     assert sorted(r.part_id for r in st.query(line="L1")) == ["stored-1", "stored-2"]
+
+
+def test_a_stored_part_whose_shadow_look_up_meets_the_database_away_is_answered_201(sqlite_like_station,
+                                                                                 monkeypatch):
+    """The shadow's look-up after the commit (read again every 2 s) meeting the database
+    away answered 500 for a part already stored (review R2)."""
+    from sqlalchemy.exc import OperationalError
+    c, st = _client(sqlite_like_station)
+
+    def away():
+        raise OperationalError("SELECT model_shadows", {}, Exception("server closed the connection unexpectedly"))
+    with c:
+        assert post_part(c, png_bytes(OK_PHOTO, seed=9500), "warm-3").status_code == 201
+        st.shadow._config_until = 0.0
+        monkeypatch.setattr(st.shadow, "current", away)
+        r = post_part(c, png_bytes(OK_PHOTO, seed=9501), "stored-3")
+        monkeypatch.undo()
+    assert r.status_code == 201, (r.status_code, r.text)
+    assert "stored-3" in [x.part_id for x in st.query(line="L1")]

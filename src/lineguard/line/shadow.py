@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from . import audit
+from .db import DB_ERRORS
 from .errors import Conflict, NotFound
 from .orm import ModelShadow, ModelVersion, ShadowResult, utcnow
 from .registry import model_subject
@@ -164,14 +165,15 @@ class ShadowRunner:
     # -- the worker -----------------------------------------------------------------
     def submit(self, inspection_id: int, product: str, line: str, active_model_id: str, image: Any) -> bool:
         """Hand a committed part to the shadow; False when none runs, the queue is full or
-        which shadow runs could not be read (no database connection in the pool's wait: the
-        part is stored, and its answer must not be "busy, send again")."""
+        which shadow runs could not be read (no database connection in the pool's wait, the
+        database away: the part is stored, and its answer must not be an error that asks for
+        it again)."""
         try:
             if self.for_part(product, line) is None:
                 return False
-        except PoolTimeout:
-            log.warning("part %d not shadowed: no database connection to read which shadow runs (the station is "
-                        "overloaded)", inspection_id)
+        except (PoolTimeout, *DB_ERRORS) as exc:
+            log.warning("part %d not shadowed: which shadow runs could not be read from the database (%s)",
+                        inspection_id, type(exc).__name__)
             self.dropped += 1
             self._count("dropped")
             return False
