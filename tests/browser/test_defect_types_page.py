@@ -158,3 +158,52 @@ def test_the_review_queue_refused_a_type_removed_meanwhile_says_where_an_enginee
     page = e.open("/app/models?product=tile4#defect-types", "#versions table")
     expect(page.locator("#types-list li")).to_have_count(3)
     expect(page.locator("input[name=new_type]")).to_be_focused()
+
+
+def test_a_list_saved_elsewhere_between_the_check_and_the_save_is_not_overwritten(pages, station):
+    """The page reads the list again before it saves; another engineer's save in the moment
+    after that read (or while the removal question is open) was undone by the whole-list PUT.
+    The PUT carries the list read (expected): refused, and the page shows the stored one."""
+    _product(station, "tile5", "LTile5", 0, 98500)
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=tile5", "#versions table")
+    expect(page.locator("#types-list li")).to_have_count(len(DEFAULTS))
+
+    def another_engineer_first(route):
+        if route.request.method == "PUT":
+            with api(station, "engineer") as c:
+                assert c.put("/api/v1/products/tile5/defect-types",
+                             json={"defect_types": ["blowhole", "fray"]}).status_code == 200
+        route.continue_()
+    page.route("**/api/v1/products/tile5/defect-types", another_engineer_first)
+    page.fill("input[name=new_type]", "uneven")
+    page.press("input[name=new_type]", "Enter")
+    page.click("#types-save")
+    expect(page.locator("#types-error")).to_contain_text("changed meanwhile on another screen: now blowhole, fray")
+    assert _types(station, "tile5") == ["blowhole", "fray"]
+    page.unroute("**/api/v1/products/tile5/defect-types")
+    asked: list[str] = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.click("#types-save")                   # saved again, knowingly: this list replaces theirs
+    expect(page.locator("#status")).to_contain_text("tile5's defect types saved")
+    assert _types(station, "tile5") == DEFAULTS + ["uneven"]
+    assert len(asked) == 1 and "Remove blowhole, fray from tile5's defect types?" in asked[0]
+
+
+def test_a_list_that_could_not_be_read_is_said_not_replaced_by_the_defaults(pages, station):
+    """The review queue's list failed to load: it offered the six defaults in its place, types
+    the product does not take (each refused with 422 on saving)."""
+    _product(station, "tile6", "LTile6", 1, 98600)
+    with api(station, "engineer") as c:
+        assert c.put("/api/v1/products/tile6/defect-types", json={"defect_types": ["break", "fray"]}).status_code == 200
+    o = pages(role="operator")
+    o.page.route("**/api/v1/products/tile6/defect-types", lambda route: route.fulfill(status=503, json={"detail": "down"}))
+    page = o.open("/app/review?queue=todo&line=LTile6&poll=600", "#current h2")
+    expect(page.locator("#types-unread")).to_contain_text("tile6's defect types could not be read")
+    expect(page.locator("#types button")).to_have_count(0)
+    # the part page alike: said beside its buttons, no types offered in its list
+    with api(station, "operator") as c:
+        part = c.get("/api/v1/inspections", params={"line": "LTile6"}).json()["items"][0]["id"]
+    page = o.open(f"/app/parts/{part}", "#part-defect")
+    expect(page.locator("#types-unread")).to_contain_text("tile6's defect types could not be read")
+    expect(page.locator("select[name=defect_type] option")).to_have_count(1)     # "defect type…" alone

@@ -137,3 +137,9 @@ class ModelFileMissing(Conflict):
     """The version's file is gone from the station's models folder: no retry brings it
     back (not a 503), an upload of the same file does (the store is content-addressed)."""
     code = "model_file_missing"
+
+
+class DefectTypesChanged(Conflict):
+    """A product's defect types are not the list the sender read (``expected``): another
+    engineer saved theirs meanwhile. Nothing stored; the answer carries the stored list."""
+    code = "defect_types_changed"

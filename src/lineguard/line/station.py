@@ -42,9 +42,9 @@ from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
 from .shifts import plant_zone
 from .sweep import StoreSweep, SweepSchedule
-from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, ModelLoadFailed,
-                     NotAnImage, NotFound, PassesDefects, PhotoTooDeep, RejectsGoodParts, StationBusy, StationError,
-                     StorageUnavailable, UploadTooLarge)
+from .errors import (Conflict, CorruptImage, DefectTypesChanged, EmptyUpload, ImageTooLarge, InvalidRequest,
+                     ModelLoadFailed, NotAnImage, NotFound, PassesDefects, PhotoTooDeep, RejectsGoodParts, StationBusy,
+                     StationError, StorageUnavailable, UploadTooLarge)
 from .alarms import AlarmWatch
 from .auth import KeyCache
 from .imagestore import ContentStore, sha256_hex, sniff_image
@@ -52,7 +52,7 @@ from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
 from . import part_names
 from .part_names import station_is
-from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
+from .orm import Inspection, ProductSettings, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .periodic import PeriodicJob
 from .registry import Loader, ModelRegistry, edge_loader, model_subject
@@ -924,9 +924,38 @@ class Station:
         with self.db.session() as s:
             return reviews.defect_types(s, product)
 
-    def set_defect_types(self, product: str, types: list[str], by: Optional[str] = None) -> list[str]:
-        with self.db.session() as s:
-            return reviews.set_defect_types(s, product, types, by)
+    def set_defect_types(self, product: str, types: list[str], by: Optional[str] = None,
+                         expected: Optional[list[str]] = None) -> list[str]:
+        """Replace a product's defect types; with ``expected`` (the list as the sender last
+        read it) only while the stored list is still that one, compared and written in one
+        transaction under the product row's lock: two engineers' saves take turns and the
+        second is refused (DefectTypesChanged) rather than undoing the first."""
+        if expected is None:
+            with self.db.session() as s:
+                return reviews.set_defect_types(s, product, types, by)
+        want = [t.strip() for t in expected]
+        for last_try in (False, True):
+            try:
+                with self.db.session() as s:
+                    # the write lock before the read (SQLite's reads take none: two saves that both
+                    # read before either wrote would each find their expected list); on PostgreSQL
+                    # the row's lock, when the product has a row
+                    s.execute(update(ProductSettings).where(ProductSettings.product == product)
+                              .values(product=ProductSettings.product).execution_options(synchronize_session=False))
+                    s.get(ProductSettings, product, with_for_update=True)
+                    stored = reviews.defect_types(s, product)
+                    if stored != want:
+                        raise DefectTypesChanged(
+                            f"{product}'s defect types were changed meanwhile: now {', '.join(stored)}; nothing was "
+                            "saved. Merge your change into this list and send it again with it as expected",
+                            defect_types=stored)
+                    return reviews.set_defect_types(s, product, types, by)
+            except IntegrityError:
+                # PostgreSQL: a product with no row yet has none to lock, and another save wrote
+                # its first row meanwhile; compared again, now under that row's lock
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- models ----------------------------------------------------------------------
     def refresh_active_metrics(self) -> None:

@@ -29,6 +29,13 @@ class ReviewIn(BaseModel):
 class DefectTypesIn(BaseModel):
     defect_types: list[printable(100)] = Field(min_length=1, max_length=100,
                                     description="the names reviewers choose from, e.g. scratch, dent")
+    # no_nul, not printable: a list stored under older rules must still be sendable back
+    expected: Optional[list[no_nul(100)]] = Field(
+        default=None, max_length=100,
+        description="the product's list as the sender last read it (GET's defect_types, the defaults included). "
+                    "If the stored list differs by now, nothing is written and the answer is 409 "
+                    "defect_types_changed with the stored list in defect_types (two engineers saving at once: "
+                    "neither's change lost unseen); left out: no check, the list is replaced")
 
 
 class TestPartIn(BaseModel):

@@ -5,7 +5,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
-
 from ...line.station import Station
 from ..deps import Caller, get_station, reader, require
 from ..schemas import NO_NUL, DefectTypesIn, DefectTypesOut, errors
@@ -23,8 +22,13 @@ def get_defect_types(product: str = _PRODUCT, station: Station = Depends(get_sta
 
 
 @router.put("/{product}/defect-types", summary="Set a product's defect types",
-            description="Reviews already recorded keep their type, even one no longer listed.",
-            response_model=DefectTypesOut, responses=errors(401, 403, 404, 422))
+            description="The whole list is replaced. Reviews already recorded keep their type, even one no longer "
+                        "listed. With `expected` (the list as last read) a list changed meanwhile is not replaced: "
+                        "409 `defect_types_changed`, the stored list in `defect_types`, nothing written; read it, "
+                        "merge, and send again with it as `expected`.",
+            response_model=DefectTypesOut, responses=errors(401, 403, 404, 409, 422))
 def put_defect_types(body: DefectTypesIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                      caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return {"product": product, "defect_types": station.set_defect_types(product, body.defect_types, by=caller.who)}
+    return {"product": product, "defect_types": station.set_defect_types(product, body.defect_types, by=caller.who,
+                                                                         expected=body.expected)}
+

@@ -374,15 +374,38 @@ const LG = (() => {
 
   function params() { return Object.fromEntries(new URLSearchParams(location.search)); }
 
+  // A product's defect types as the station has them, read again when a minute old: an
+  // engineer changes them on the Models page while review screens stay open all shift, and a
+  // list kept as first read offered types the station then refused (422). A request that
+  // fails gives the list last read, or else an empty list whose `unread` says it could not be
+  // read (the caller shows that): the six defaults put in its place offered types the product
+  // may not take. Empty, not an error: a caller that only lists them (the gallery's hints)
+  // goes on. No product (the gallery across products): the defaults, what a product without
+  // its own list offers.
   const DEFAULT_DEFECT_TYPES = ["scratch", "crack", "dent", "stain", "contamination", "other"];
-  const defectTypeCache = new Map();
-  async function defectTypes(product) {
-    if (!product) return DEFAULT_DEFECT_TYPES;
-    if (!defectTypeCache.has(product)) {
-      defectTypeCache.set(product, api("/api/v1/products/" + encodeURIComponent(product) + "/defect-types")
-        .then((d) => d.defect_types).catch(() => DEFAULT_DEFECT_TYPES));
-    }
-    return defectTypeCache.get(product);
+  const DEFECT_TYPES_FRESH_MS = 60000;
+  const defectTypeLists = new Map();     // product -> {at, list} as read, or {pending} while read
+  function defectTypes(product) {
+    if (!product) return Promise.resolve(DEFAULT_DEFECT_TYPES.slice());
+    const had = defectTypeLists.get(product);
+    if (had && had.pending) return had.pending;
+    if (had && Date.now() - had.at < DEFECT_TYPES_FRESH_MS) return Promise.resolve(had.list);
+    const pending = api("/api/v1/products/" + encodeURIComponent(product) + "/defect-types").then((d) => {
+      defectTypeLists.set(product, {at: Date.now(), list: d.defect_types});
+      return d.defect_types;
+    }, (err) => {
+      if (had) { defectTypeLists.set(product, had); return had.list; }   // read again on the next ask
+      defectTypeLists.delete(product);
+      return Object.assign([], {unread: `${product}'s defect types could not be read (${err.message}); `
+        + "reload the page to try again"});
+    });
+    defectTypeLists.set(product, {pending});
+    return pending;
+  }
+  // a list the station gave in another answer (a review refused with the product's list, a
+  // list just saved): the one offered from now on, without a read of its own
+  function defectTypesGiven(product, list) {
+    if (product && Array.isArray(list)) defectTypeLists.set(product, {at: Date.now(), list});
   }
 
   // -- test parts: each line's verification in a shift (GET /api/v1/verification) ----
@@ -425,6 +448,6 @@ const LG = (() => {
 
   return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, zoneLabel, zoneNote, shiftStarts,
-    field, select, params, defectTypes,
+    field, select, params, defectTypes, defectTypesGiven,
     settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

@@ -726,20 +726,33 @@ LG.start(async (main) => {
       if (why.textContent || saving) return;
       saving = true;
       said();
+      // another engineer's list saved since this one was read: shown, and this one kept as left
+      const changed = (current) => {
+        saved = current;
+        why.textContent = `${product}'s types were changed meanwhile on another screen: now ${current.join(", ")}. `
+          + "Your list is below as you left it: Save again to replace that one with it, or Undo changes to take it.";
+      };
       try {
         // The station replaces the whole list: another engineer's save since this list was
-        // read would be undone without a word. Read again first (a moment's window remains).
+        // read would be undone without a word. Read again first, so the removals asked about
+        // below are those from the list as it is now ...
         const current = (await api(typesUrl(product))).defect_types;
-        if (!same(current, saved)) {
-          saved = current;
-          why.textContent = `${product}'s types were changed meanwhile on another screen: now ${current.join(", ")}. `
-            + "Your list is below as you left it: Save again to replace that one with it, or Undo changes to take it.";
-          return;
-        }
+        if (!same(current, saved)) { changed(current); return; }
         const gone = saved.filter((t) => !now.includes(t));
         if (gone.length && !sure(await removing(gone))) { LG.say("nothing changed", "info"); return; }
-        const out = await api(typesUrl(product), {method: "PUT", body: {defect_types: now}});
+        // ... and send the list read with it: one saved in the moment since (or while the
+        // question above was open) is refused, 409 with it, and nothing is written
+        let out;
+        try {
+          out = await api(typesUrl(product), {method: "PUT", body: {defect_types: now, expected: saved}});
+        } catch (err) {
+          const e = err && err.status === 409 && err.body && err.body.error;
+          if (!e || !Array.isArray(e.defect_types)) throw err;
+          changed(e.defect_types);
+          return;
+        }
         saved = out.defect_types;
+        LG.defectTypesGiven(product, saved);
         draft = saved.slice();
         whose.textContent = `${product}: its own list, ${saved.length} type(s).`;
         LG.say(`${product}'s defect types saved: ${saved.join(", ")}`, "ok");

@@ -88,7 +88,15 @@ LG.start(async (main) => {
 
   function reviewForm() {
     const typeSel = h("select", {name: "defect_type", "aria-label": "defect type"}, h("option", {value: ""}, "defect type…"));
-    LG.defectTypes(it.product).then((ts) => ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t))));
+    // the list unread: said beside the buttons, no made-up types the station may refuse
+    const typesUnread = h("p", {class: "error", id: "types-unread", hidden: true});
+    LG.defectTypes(it.product).then((ts) => {
+      ts.forEach((t) => typeSel.appendChild(h("option", {value: t}, t)));
+      if (ts.unread) {
+        typesUnread.textContent = ts.unread + ". A defect is saved without a type meanwhile.";
+        typesUnread.hidden = false;
+      }
+    });
     const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000, "aria-label": "review note"});
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     const askEl = h("p", {class: "ask", id: "ask", role: "alert"});
@@ -137,7 +145,7 @@ LG.start(async (main) => {
       h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},
         it.verdict === "OK" ? "Good" : "False alarm: good"),
       h("button", {type: "button", class: "danger", id: "part-defect", onclick: () => LG.settling() || post("defect")},
-        it.verdict === "OK" ? "Missed defect" : "Confirm defect"), askEl);
+        it.verdict === "OK" ? "Missed defect" : "Confirm defect"), askEl, typesUnread);
   }
 
   async function loadHistory() {

@@ -232,7 +232,10 @@ LG.start(async (main) => {
     clearTimeout(guardTimer);
     const it = items[idx];
     if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
-    types = await typesOf(it.product);
+    // the product's list, read again when a minute old (LG.defectTypes): a type an engineer adds
+    // on the Models page reaches a review screen left open all shift
+    types = await LG.defectTypes(it.product);
+    const typesUnread = types.unread;
     if (token !== showing) return;       // another part was asked for meanwhile
     if (!types.includes(type) || typeFor !== it.id) type = null;
     const img = it.stored && it.stored.image
@@ -299,6 +302,9 @@ LG.start(async (main) => {
             ? `reviewed: ${it.review.label}${it.defect_type ? " (" + it.defect_type + ")" : ""} by ${it.review.reviewer}`
             : "not reviewed"),
           h("div", {class: "types", id: "types"}, typeBtns),
+          // no list to offer: said, not six made-up types the station may refuse
+          typesUnread ? h("p", {class: "error", id: "types-unread"}, typesUnread
+            + ". D saves a defect without a type meanwhile.") : null,
           h("p", {}, note),
           // on a phone this bar stays at the foot of the screen: the photo fills the width above it
           h("div", {class: "judge-bar", dataset: {role: "operator"}},
@@ -339,20 +345,6 @@ LG.start(async (main) => {
       dataset: {type: t}, onclick: () => pickType(i, true)}, i < 9 ? `${i + 1} ${t}` : t));
   }
 
-  // A product's defect types, read again when a minute old: a type an engineer adds on the
-  // Models page reaches a review screen left open all shift (read once, the screen offered
-  // the old list until reloaded, and a type removed meanwhile was refused, below).
-  const typeLists = new Map();
-  async function typesOf(product) {
-    const had = typeLists.get(product);
-    if (!product || (had && Date.now() - had.at < 60000)) return had ? had.list : LG.defectTypes(product);
-    try {
-      const list = (await api("/api/v1/products/" + encodeURIComponent(product) + "/defect-types")).defect_types;
-      typeLists.set(product, {at: Date.now(), list});
-      return list;
-    } catch (_e) { return had ? had.list : LG.defectTypes(product); }
-  }
-
   // The station refused the type (422 naming the product's list): an engineer changed the list
   // since this screen read it. The list is shown as it now is and the part asks for its type
   // again; where a missing type is added is said to the person who can add it (the API's own
@@ -360,7 +352,7 @@ LG.start(async (main) => {
   function typeRefused(err, it, asked) {
     const e = err && err.status === 422 && err.body && err.body.error;
     if (!e || !Array.isArray(e.defect_types) || !asked) return false;
-    typeLists.set(it.product, {at: Date.now(), list: e.defect_types});
+    LG.defectTypesGiven(it.product, e.defect_types);
     types = e.defect_types;
     type = null;
     const el = document.getElementById("types");

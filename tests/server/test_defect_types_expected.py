@@ -1,0 +1,120 @@
+"""A product's defect types saved with the list the engineer last read (`expected`), on
+SQLite and PostgreSQL: the PUT replaces the whole list, and two engineers saving at once lost
+the first one's change without a word. A list changed meanwhile is now refused (409, the
+stored list in the answer, nothing written); a PUT without `expected` replaces it as before."""
+from __future__ import annotations
+
+import threading
+
+from lineguard.line import reviews
+from lineguard.line.auth import create_key
+from lineguard.line.orm import ChangeLogEntry
+
+from .test_spc_api import client
+
+DEFAULTS = ["scratch", "crack", "dent", "stain", "contamination", "other"]
+URL = "/api/v1/products/tile/defect-types"
+
+
+def _engineer(st):
+    with st.db.session() as s:
+        return {"X-API-Key": create_key(s, "engineer", name="eng-key")[1]}
+
+
+def _logged(st) -> int:
+    """How many changes of a product's defect types the change log holds."""
+    with st.db.session() as s:
+        return s.query(ChangeLogEntry).filter(ChangeLogEntry.action == "product.defect_types").count()
+
+
+def test_a_list_changed_meanwhile_is_refused_with_the_stored_list_and_nothing_written(spc_station):
+    st = spc_station()
+    eng = _engineer(st)
+    with client(st) as c:
+        # the first save of a product on the default list: expected is the defaults as read
+        r = c.put(URL, json={"defect_types": ["break", "blowhole"], "expected": DEFAULTS}, headers=eng)
+        assert r.status_code == 200, r.text
+        assert r.json()["defect_types"] == ["break", "blowhole"]
+        # a second engineer's screen still shows the defaults: refused, told the list as stored
+        r = c.put(URL, json={"defect_types": DEFAULTS + ["fray"], "expected": DEFAULTS}, headers=eng)
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert err["code"] == "defect_types_changed"
+        assert err["defect_types"] == ["break", "blowhole"]
+        assert "changed meanwhile: now break, blowhole" in err["message"]
+        assert c.get(URL).json()["defect_types"] == ["break", "blowhole"]
+        assert _logged(st) == 1                     # nothing written: no change logged either
+        # sent again with the list it now read: saved
+        r = c.put(URL, json={"defect_types": ["break", "blowhole", "fray"], "expected": [" break", "blowhole"]},
+                  headers=eng)
+        assert r.status_code == 200, r.text
+        assert c.get(URL).json()["defect_types"] == ["break", "blowhole", "fray"]
+        # the order is part of the list: a reorder meanwhile is a change too
+        r = c.put(URL, json={"defect_types": ["break"], "expected": ["fray", "break", "blowhole"]}, headers=eng)
+        assert r.status_code == 409 and r.json()["error"]["defect_types"] == ["break", "blowhole", "fray"]
+        assert _logged(st) == 2
+        # another product's list is its own: expected compared with it, not with tile's
+        r = c.put("/api/v1/products/cell/defect-types", json={"defect_types": ["crack"], "expected": DEFAULTS},
+                  headers=eng)
+        assert r.status_code == 200, r.text
+
+
+def test_without_expected_the_list_is_replaced_as_before(spc_station):
+    st = spc_station()
+    eng = _engineer(st)
+    with client(st) as c:
+        assert c.put(URL, json={"defect_types": ["break"]}, headers=eng).status_code == 200
+        r = c.put(URL, json={"defect_types": ["fray", "uneven"]}, headers=eng)
+        assert r.status_code == 200 and r.json()["defect_types"] == ["fray", "uneven"]
+        assert c.get(URL).json()["defect_types"] == ["fray", "uneven"]
+        # expected is checked like the list: a refusal says which field
+        r = c.put(URL, json={"defect_types": ["fray"], "expected": "fray"}, headers=eng)
+        assert r.status_code == 422 and "expected" in r.text
+
+
+def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station, monkeypatch):
+    """Both read the same list and save at the same moment: the compare and the write are one
+    transaction, so the second compares with the first's list (409), not the one it read."""
+    st = spc_station()
+    eng = _engineer(st)
+    real = reviews.defect_types
+
+    def read_then_wait_for_the_other(s, product):
+        # each save, once it has read, waits for the other to read too (a while, then goes
+        # on): without the lock both read the same list before either writes; with it the
+        # second cannot read until the first is written
+        got = real(s, product)
+        try:
+            both_read.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return got
+
+    for first_row in (False, True):         # the product with no row yet (the defaults), then with its row
+        if first_row:
+            with client(st) as c:
+                assert c.put(URL, json={"defect_types": ["break"]}, headers=eng).status_code == 200
+        expected = ["break"] if first_row else DEFAULTS
+        both_read = threading.Barrier(2)
+        monkeypatch.setattr(reviews, "defect_types", read_then_wait_for_the_other)
+        answers: list = []
+        with client(st) as c:
+            def save(types):
+                r = c.put(URL, json={"defect_types": types, "expected": expected}, headers=eng)
+                answers.append((r.status_code, types, r.json()))
+            saves = [threading.Thread(target=save, args=([f"fray{n}"],)) for n in (1, 2)]
+            for t in saves:
+                t.start()
+            for t in saves:
+                t.join()
+        monkeypatch.setattr(reviews, "defect_types", real)
+        assert sorted(a[0] for a in answers) == [200, 409], answers
+        saved = next(a[1] for a in answers if a[0] == 200)
+        refused = next(a[2] for a in answers if a[0] == 409)
+        assert refused["error"]["defect_types"] == saved
+        assert _stored(st) == saved
+
+
+def _stored(st) -> list[str]:
+    with st.db.session() as s:
+        return reviews.defect_types(s, "tile")
