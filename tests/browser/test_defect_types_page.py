@@ -49,6 +49,18 @@ def test_an_engineer_adds_break_and_an_operator_then_reviews_a_part_as_break(pag
     panel.locator("input[name=new_type]").fill("Break")
     panel.locator("input[name=new_type]").press("Enter")
     expect(panel.locator("#types-error")).to_contain_text("Break is in the list already as break")
+    # alike but for the kind of space, or with a character that cannot be seen: refused here
+    # (the station took the first as a second type that looks the same, and refused the other
+    # naming it by a 0-based index)
+    panel.locator("input[name=new_type]").fill("oil spot")
+    panel.locator("input[name=new_type]").press("Enter")
+    panel.locator("input[name=new_type]").fill("oil\u00a0spot")
+    panel.locator("input[name=new_type]").press("Enter")
+    expect(panel.locator("#types-error")).to_contain_text("is in the list already as oil spot")
+    panel.locator('#types-list li[data-type="oil spot"] [data-what=remove]').click()
+    panel.locator("input[name=new_type]").fill("fr\u200bay")
+    panel.locator("input[name=new_type]").press("Enter")
+    expect(panel.locator("#types-error")).to_contain_text("a character that cannot be seen (U+200B")
     expect(panel.locator("#types-list li")).to_have_count(7)
     panel.locator("#types-save").click()
     expect(page.locator("#status")).to_contain_text("tile's defect types saved")

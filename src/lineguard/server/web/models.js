@@ -681,6 +681,17 @@ LG.start(async (main) => {
 
     // The station's own checks, said before anything is sent. Two spellings of one defect
     // ("Break", "break") split its count in the Pareto: refused here, though the API takes them.
+    // what the station refuses in a name a reviewer reads (a control, invisible or bidirectional
+    // character: its 422 named the type by a 0-based index and the character could not be seen)
+    const UNSEEN = /[\u0000-\u001f\u007f-\u009f\u00ad\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/;
+    // two names alike but for case or the kind of space ("nb sp" and "nb\u00a0sp" look the same)
+    const key = (t) => t.trim().toLowerCase().replace(/\s+/g, " ");
+    function unseen(t) {
+      const c = t.match(UNSEEN);
+      return c ? `"${t.replace(UNSEEN, "?")}" holds a character that cannot be seen (U+${c[0].charCodeAt(0)
+        .toString(16).toUpperCase().padStart(4, "0")}, marked ?): type the name again.` : null;
+    }
+
     function problem(now) {
       if (!now.length) return "Keep at least one type (\"other\" takes what fits none of them).";
       const blank = now.findIndex((t) => !t);
@@ -688,9 +699,11 @@ LG.start(async (main) => {
       if (now.length > MAX_TYPES) return `At most ${MAX_TYPES} types: merge rare ones into "other".`;
       const first = new Map();
       for (const t of now) {
-        const had = first.get(t.toLowerCase());
+        const hidden = unseen(t);
+        if (hidden) return hidden;
+        const had = first.get(key(t));
         if (had !== undefined) return `${t} is listed twice${had !== t ? ` (also as ${had})` : ""}: keep one.`;
-        first.set(t.toLowerCase(), t);
+        first.set(key(t), t);
       }
       return null;
     }
@@ -698,10 +711,11 @@ LG.start(async (main) => {
     addForm.addEventListener("submit", (e) => {
       e.preventDefault();
       const t = newIn.value.trim();
-      const twin = draft.find((x) => x.trim().toLowerCase() === t.toLowerCase());
+      const twin = draft.find((x) => key(x) === key(t));
       why.textContent = !t ? "Type the defect's name first, e.g. break."
-        : twin !== undefined ? `${t} is in the list already${twin.trim() !== t ? " as " + twin.trim() : ""}.`
-          : draft.length >= MAX_TYPES ? `At most ${MAX_TYPES} types: merge rare ones into "other".` : "";
+        : unseen(t) ? unseen(t)
+          : twin !== undefined ? `${t} is in the list already${twin.trim() !== t ? " as " + twin.trim() : ""}.`
+            : draft.length >= MAX_TYPES ? `At most ${MAX_TYPES} types: merge rare ones into "other".` : "";
       if (!why.textContent) {
         draft.push(t);
         newIn.value = "";
