@@ -106,6 +106,15 @@ def rule(title: str) -> None:
 QUIET_EVERY_S = 30.0
 
 
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """The ", about N s left" of a progress line, from the pace so far ("" until a tenth is done: the first steps
+    do not tell the pace)."""
+    if not 0 < done < total or done * 10 < total:
+        return ""
+    left = elapsed * (total - done) / done
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+
+
 def _quiet_progress(stream) -> Progress:
     started: dict[str, float] = {}
     said: dict[str, float] = {}
@@ -119,7 +128,7 @@ def _quiet_progress(stream) -> Progress:
             return                                       # its end said already
         said[stage] = -1.0 if done >= total else now
         share = f" ({100 * done / total:.0f}%)" if total else ""
-        stream.write(f"{stage}: {done}/{total}{share}, {now - t0:.0f} s\n")
+        stream.write(f"{stage}: {done}/{total}{share}, {now - t0:.0f} s{time_left(now - t0, done, total)}\n")
         stream.flush()
 
     return cb
@@ -151,7 +160,8 @@ def progress(enabled: bool = True, width: int = 28) -> Iterator[Progress]:
             return
         last[0] = now
         filled = int(width * done / total) if total else width
-        stream.write(f"\r{stage:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {now - t0:5.1f}s")
+        stream.write(f"\r{stage:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {now - t0:5.1f}s"
+                     f"{time_left(now - t0, done, total):<22}")
         if finished:
             ended.add(stage)
             stream.write("\n")

@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # the detectors need torch; the edge install runs exported mo
     from .detectors import Detector
 
 GoodImages = Union[str, os.PathLike, Sequence[ImageLike]]
-# progress(stage, done, total): stages are "load", "features", "calibrate"
+# progress(stage, done, total): stages are "load", "features", then the detector's own
+# (PatchCore: "coreset", "cross-scoring"; " at 0.7x" after them for an extra input size),
+# and "calibrate"
 Progress = Optional[Callable[[str, int, int], None]]
 
 
@@ -510,7 +512,9 @@ class Inspector:
         # copies of one bad part hide each other; so twins share a group, on one side
         user_groups = labels is not None
         labels = _join_twins(labels, twins, len(x))
-        fit_progress = (lambda d, t: progress("features", d, t)) if progress else None
+        # the detector calls it (done, total) for the features, and with stage= for its
+        # later stages (detectors.patchcore.stage_progress): the same line on the terminal
+        fit_progress = (lambda d, t, stage="features": progress(stage, d, t)) if progress else None
         t0 = time.perf_counter()
         if holdout > 0:
             rng = np.random.default_rng(seed)

@@ -20,7 +20,7 @@ makes the fit faster than one greedy pass over everything.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -41,10 +41,11 @@ class StreamingCoreset:
         self._chunk_owners: list[torch.Tensor] = []
         self._round = 0
 
-    def _select(self, feats: torch.Tensor, owners: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _select(self, feats: torch.Tensor, owners: torch.Tensor, k: int,
+                progress: Optional[Callable[[int, int], None]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         from .patchcore import greedy_coreset
         self._round += 1
-        idx = greedy_coreset(feats, k, self.projection_dim, self.seed + self._round)
+        idx = greedy_coreset(feats, k, self.projection_dim, self.seed + self._round, progress=progress)
         return feats[idx].clone(), owners[idx].clone()
 
     def add(self, rows: torch.Tensor, owners: Optional[torch.Tensor] = None) -> None:
@@ -77,12 +78,13 @@ class StreamingCoreset:
         if len(self._pool) > self.max_rows // 2:
             self._pool, self._owners = self._select(self._pool, self._owners, self.max_rows // 4)
 
-    def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def finish(self, progress: Optional[Callable[[int, int], None]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The memory bank, about ``ratio`` of all rows seen, as (k, C) float32, and the
-        image index each bank row came from (-1 where none was given)."""
+        image index each bank row came from (-1 where none was given). ``progress(picked,
+        k)`` hears the last selection (the chunks' were made as features came in)."""
         self._flush()
         if self._pool is None:
             raise ValueError("no features were added")
         k = max(1, min(len(self._pool), int(round(self.seen * self.ratio))))
-        bank, owners = self._select(self._pool, self._owners, k)
+        bank, owners = self._select(self._pool, self._owners, k, progress)
         return bank.contiguous(), owners
