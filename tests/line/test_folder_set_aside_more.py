@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 
 import httpx
 import pytest
@@ -21,30 +20,12 @@ from lineguard.line.sources import folder as folder_mod
 from lineguard.line.sources.folder import FolderWatcher
 
 from .conftest import png_bytes
+from .test_folder_outage_order import clock  # noqa: F401 - the fixture: the watcher's clock, moved by hand
 
 # where the watcher keeps its set-aside files, beside its journal (folder.ASIDE_FILE; written out
 # here so that this file runs against a watcher without it, and fails there on what it checks)
 ASIDE_FILE = ".lineguard-watch-aside.json"
 TIMEOUT_S = 60.0          # what the fake station's "no answer" costs the watcher's clock
-
-
-class _Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    @staticmethod
-    def time() -> float:
-        return time.time()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = _Clock()
-    monkeypatch.setattr(folder_mod, "time", c)
-    return c
 
 
 def _drop(inbox, names, seed: int = 300) -> None:
