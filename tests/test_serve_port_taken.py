@@ -196,3 +196,21 @@ def test_the_server_taken_between_bind_and_listen_raises_the_line_not_uvicorns(t
             run_server(FastAPI(), host="127.0.0.1", port=port)
     finally:
         other.close()
+
+
+def test_host_every_ipv6_address_still_takes_ipv4_clients():
+    """`--host ::` was bound IPv6-only: IPv4 clients (a PLC, a hot folder PC) were refused
+    where uvicorn's own bind had taken both."""
+    from lineguard.server.app import PortRefused, bind_port
+    try:
+        socks = bind_port("::", 0)
+    except PortRefused as exc:
+        pytest.skip(f"no IPv6 on this machine: {exc}")
+    try:
+        (sock,) = socks
+        sock.listen()
+        with socket.create_connection(("127.0.0.1", sock.getsockname()[1]), timeout=5):
+            pass
+    finally:
+        for s in socks:
+            s.close()

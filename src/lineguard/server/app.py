@@ -408,12 +408,15 @@ def bind_port(host: str, port: int, option: str = "--port") -> list:
     except OSError as exc:
         raise PortRefused(_port_refusal(exc, host, port, option)) from exc
     bound: list = []
+    # IPv6 only where the name also gave an IPv4 address bound beside it; `--host ::` alone
+    # keeps the system's dual stack (IPv4 clients too), as uvicorn bound it
+    both = {info[0] for info in infos} >= {socket.AF_INET, socket.AF_INET6}
     try:
         for family, kind, proto, _name, address in dict.fromkeys(infos):
             sock = socket.socket(family, kind, proto)
             bound.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+            if both and family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
     except OSError as exc:
