@@ -277,7 +277,8 @@ def test_a_training_job_reports_how_far_the_fit_is_and_is_listed_while_it_runs(s
     st.jobs.progress_every_s = 600.0    # so the second report surely falls within it
     job = _wait_job(st, st.jobs.submit_training("cell", "", min_images=5, source="sample").id)
     assert job.status == "done", job.message
-    assert seen[0] == (0.55, "training on 8 audit-sample parts judged OK or reviewed good (0 reviewed good, 8 audit "
+    # features: 0.30 to 0.50 of the bar (the coreset and the cross-scoring after them have theirs)
+    assert seen[0] == (0.4, "training on 8 audit-sample parts judged OK or reviewed good (0 reviewed good, 8 audit "
                              "sample): learning the good parts' features (4 of 8)")
     assert seen[1] == seen[0]
     assert [j.id for j in st.jobs.recent(5)] == [job.id] and st.jobs.recent(5, ["running", "queued"]) == []
