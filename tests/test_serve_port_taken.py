@@ -214,3 +214,18 @@ def test_host_every_ipv6_address_still_takes_ipv4_clients():
     finally:
         for s in socks:
             s.close()
+
+
+def test_python_m_lineguard_server_on_a_port_taken_says_so_in_one_line(tmp_path):
+    """`python -m lineguard.server` (containers, the tests' own stations) ended with a
+    traceback of PortRefused once the port check moved out of uvicorn."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "lineguard.server", "--data", str(tmp_path / "st"),
+                            "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert "Traceback" not in r.stderr and lines[-1].startswith("error: --port"), r.stderr[-2000:]
+    assert "is taken" in lines[-1], lines[-1]

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text
-from .app import StartupError, serve
+from .app import PortRefused, StartupError, serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except PortRefused as exc:
+        # the port taken, or not this PC's to listen on: one line and exit 3, as serve's
+        # (uvicorn's own exit before run_server bound the port itself; then a traceback)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
 
 
 if __name__ == "__main__":
