@@ -148,13 +148,13 @@ def test_a_retrain_keeps_the_photo_check_as_the_model_it_replaces():
     from types import SimpleNamespace
 
     from lineguard.line.errors import InvalidRequest, ModelLoadFailed, NoActiveModel
-    from lineguard.server.routers.models import _active_has_photo_check
+    from lineguard.server.routers.models import _replaced_version, photo_check_of
 
     def station(info=None, active=True, loads=True):
         def active_for(product, line):
             if not active:
                 raise NoActiveModel(f"no active model for {product}")
-            return "v1"
+            return SimpleNamespace(version=1, detector="patchcore")
 
         def inspector(mv):
             if not loads:
@@ -162,12 +162,17 @@ def test_a_retrain_keeps_the_photo_check_as_the_model_it_replaces():
             return SimpleNamespace(info=info)
         return SimpleNamespace(models=SimpleNamespace(active_for=active_for, inspector=inspector))
 
-    assert _active_has_photo_check(station({"photo_range": None}), "p", "") is False     # --no-photo-check
-    assert _active_has_photo_check(station({"photo_range": {"n": 30}}), "p", "") is True
-    assert _active_has_photo_check(station({}), "p", "") is True            # a model from before the check
-    assert _active_has_photo_check(station(active=False), "p", "") is True  # the product's first model
+    def kept(st):
+        # what the retrain endpoint does when the request does not say photo_check
+        _mv, insp = _replaced_version(st, "p", "", ["photo_check"])
+        return photo_check_of(insp)
+
+    assert kept(station({"photo_range": None})) is False     # --no-photo-check
+    assert kept(station({"photo_range": {"n": 30}})) is True
+    assert kept(station({})) is True            # a model from before the check
+    assert kept(station(active=False)) is True  # the product's first model
     with pytest.raises(InvalidRequest, match="photo_check"):              # not guessed
-        _active_has_photo_check(station(loads=False), "p", "")
+        kept(station(loads=False))
 
 
 def test_the_active_version_says_what_a_rollback_would_go_back_to(tmp_path):

@@ -287,23 +287,13 @@ def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Sta
                                                             expected_active=body.expected_active)])[0]
 
 
-def _active_has_photo_check(station: Station, product: str, line: str) -> bool:
-    """Whether a retrain keeps the photo check: off only when the model it replaces was
-    trained with it off (--no-photo-check: photos that vary more than a camera fault);
-    on for a first model and for models from before the check (they gain it)."""
-    from ...line.errors import InvalidRequest, NoActiveModel, StationError
-    try:
-        insp = station.models.inspector(station.models.active_for(product, line))
-    except NoActiveModel:     # the product's first model: the default, on
-        return True
-    except StationError as exc:   # not guessed: a check the user turned off must not come back unseen
-        raise InvalidRequest(f"the active model of {product!r} could not be read to see whether it checks photos "
-                             f"({exc}); say \"photo_check\": true or false") from exc
-    return photo_check_of(insp)
-
-
 def photo_check_of(insp: Any) -> bool:
-    """Whether a loaded model checks photos (on for a model from before the check)."""
+    """Whether a retrain keeps the photo check: off only when the model it replaces (loaded;
+    None: the product's first model, on by default) was trained with it off
+    (--no-photo-check: photos that vary more than a camera fault); on for models from before
+    the check (they gain it)."""
+    if insp is None:
+        return True
     info = getattr(insp, "info", None) or {}
     return "photo_range" not in info or info["photo_range"] is not None
 
@@ -457,7 +447,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
             # profile chosen, even the same one, trains at that profile's own input, as the page says
             image_size = input_size_of(insp)
         if photo_check is None:
-            photo_check = photo_check_of(insp) if insp is not None else True
+            photo_check = photo_check_of(insp)
     min_images = _checked_min_images(body, detector)     # padim's floor for a padim product's retrain too
     settings = profile_settings(given["profile"], image_size)
     if detector != "patchcore":
