@@ -52,23 +52,29 @@ def _cases():
     ]
 
 
+def each_taken_and_its_typo_refused(c, cases, headers) -> None:
+    """For each (path, what its callers send, a misspelt parameter, a name it takes): what is
+    sent answers 200; the same with the misspelt one 422, naming it and the ones it takes."""
+    for path, sent, typo, known in cases:
+        for params in sent:
+            r = c.get(path, params=params, headers=headers)
+            assert r.status_code == 200, (path, params, r.text[:300])
+        r = c.get(path, params={**sent[0], **typo}, headers=headers)
+        assert r.status_code == 422, (path, typo, r.text[:300])
+        message = r.json()["error"]["message"]
+        (name,) = typo
+        said, takes = message.split("; this endpoint takes ", 1)
+        assert said == f"unknown query parameter {name}", message
+        assert known in takes.split(", ") and name not in takes.split(", "), message
+
+
 def test_a_parameter_an_endpoint_does_not_take_is_refused_naming_it_and_the_known_ones(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, OK, NG, OK)
     with st.db.session() as s:
         eng = {"X-API-Key": create_key(s, "engineer", name="qe")[1]}
     with client(st) as c:
-        for path, sent, typo, known in _cases():
-            for params in sent:
-                r = c.get(path, params=params, headers=eng)
-                assert r.status_code == 200, (path, params, r.text[:300])
-            r = c.get(path, params={**sent[0], **typo}, headers=eng)
-            assert r.status_code == 422, (path, typo, r.text[:300])
-            message = r.json()["error"]["message"]
-            (name,) = typo
-            said, takes = message.split("; this endpoint takes ", 1)
-            assert said == f"unknown query parameter {name}", message
-            assert known in takes.split(", ") and name not in takes.split(", "), message
+        each_taken_and_its_typo_refused(c, _cases(), eng)
         # two at once: both named
         r = c.get("/api/v1/alarms", params={"lnie": "L1", "activ": "true"}, headers=eng)
         assert r.json()["error"]["message"].startswith("unknown query parameters lnie, activ;"), r.text

@@ -17,6 +17,7 @@ from lineguard.line.orm import Inspection, RescoreRun
 from .fake_inspector import FakeInspector
 from .test_alarms import NG, OK, _parts, _station
 from .test_spc_api import client
+from .test_unknown_query_params import each_taken_and_its_typo_refused
 
 
 def _now() -> str:
@@ -61,17 +62,7 @@ def test_a_parameter_these_endpoints_do_not_take_is_refused_naming_it_and_the_kn
     with client(st) as c:
         r = c.post("/api/v1/products/cell/test-parts", json={"name": "golden-1", "expect": "OK"}, headers=eng)
         assert r.status_code == 200, r.text
-        for path, sent, typo, known in _cases(ids):
-            for params in sent:
-                r = c.get(path, params=params, headers=eng)
-                assert r.status_code == 200, (path, params, r.text[:300])
-            r = c.get(path, params={**sent[0], **typo}, headers=eng)
-            assert r.status_code == 422, (path, typo, r.text[:300])
-            message = r.json()["error"]["message"]
-            (name,) = typo
-            said, takes = message.split("; this endpoint takes ", 1)
-            assert said == f"unknown query parameter {name}", message
-            assert known in takes.split(", ") and name not in takes.split(", "), message
+        each_taken_and_its_typo_refused(c, _cases(ids), eng)
         # two at once: both named, in the order sent
         r = c.get("/api/v1/verification", params={"lnie": "L1", "att": _now()}, headers=eng)
         assert r.status_code == 422 and r.json()["error"]["message"].startswith(
