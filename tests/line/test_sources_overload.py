@@ -68,7 +68,8 @@ class PoolHeld:
                 self._held.append(st.db.engine.connect())
         except PoolTimeout:
             pass
-        assert len(self._held) >= 24
+        self.taken = len(self._held)
+        assert self.taken >= 24
 
     def free(self) -> None:
         with self._lock:

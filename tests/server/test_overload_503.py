@@ -17,6 +17,8 @@ from typing import Iterator
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from line.test_sources_overload import PoolHeld
+
 from .conftest import png_bytes, post_part
 
 OK_PHOTO = 30
@@ -24,21 +26,14 @@ OK_PHOTO = 30
 
 @contextmanager
 def pool_taken(st, wait_s: float = 0.3) -> Iterator[int]:
-    """Every connection of the station's database pool held by the test; a request asking
-    for one waits ``wait_s`` (the pool's 30 s, shortened) and gets the pool's TimeoutError."""
-    pool = st.db.engine.pool
-    pool._timeout = wait_s
-    held = []
+    """Every connection of the station's database pool held by the test (how many); a
+    request asking for one waits ``wait_s`` (the pool's 30 s, shortened) and gets the pool's
+    TimeoutError."""
+    held = PoolHeld(st, wait_s)
     try:
-        while True:
-            held.append(st.db.engine.connect())
-    except PoolTimeout:
-        pass
-    try:
-        yield len(held)
+        yield held.taken
     finally:
-        for conn in held:
-            conn.close()
+        held.free()
 
 
 def _client(sqlite_like_station) -> tuple[TestClient, object]:
@@ -142,8 +137,7 @@ def test_a_part_stored_before_the_connections_ran_out_is_never_answered_busy(sql
     held: list = []
 
     def take_them(*a):
-        held.append(pool_taken(st))
-        held[-1].__enter__()
+        held.append(PoolHeld(st, 0.3))
 
     def then_count(db, rec):
         take_them()
@@ -162,7 +156,7 @@ def test_a_part_stored_before_the_connections_ran_out_is_never_answered_busy(sql
             finally:
                 monkeypatch.undo()
                 while held:
-                    held.pop().__exit__(None, None, None)
+                    held.pop().free()
             assert r.status_code == 201 and r.json()["part_id"] == pid, (pid, r.status_code, r.text)
     assert sorted(r.part_id for r in st.query(line="L1")) == ["stored-1", "stored-2"]
 
