@@ -138,7 +138,9 @@ def test_the_check_can_be_left_off_for_products_whose_photos_vary_that_much(synt
 
 
 def test_inspect_names_what_is_off_about_a_photo(fitted_model_path, synth_category, tmp_path):
-    from test_cli import run_cli
+    # cli_runner, not test_cli: tests/server holds a test_cli.py too, and with both folders in one
+    # run the name meant whichever was imported first
+    from cli_runner import run_in_process as run_cli
     dim = tmp_path / "dim.png"
     Image.fromarray(_dim(_test_photos(synth_category)[0])).save(dim)
     r = run_cli("inspect", str(fitted_model_path), str(dim), "--overlays", str(tmp_path / "ov"), cwd=tmp_path)
