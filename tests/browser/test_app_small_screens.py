@@ -179,3 +179,28 @@ def test_the_menu_is_one_row_at_1024_px(pages, station, role, where, touch):
         assert not m["scrolls"], m
     if touch:
         assert m["link"] >= 44, m
+
+
+def test_the_score_bar_is_drawn_at_a_phones_width_on_the_part_and_review_pages(pages, station):
+    """Scaled down from its 420 units to a phone's box, the bar was 9 px high and its labels 8 px."""
+    with api(station, "operator") as c:
+        r = post_part(c, png_bytes(220, seed=97400), "phone-bar", line="LBar", station="A1")
+        assert r.status_code == 201
+        part = r.json()["id"]
+    bar = """() => { const s = document.querySelector('svg.scorebar'), r = s.getBoundingClientRect();
+      const zone = s.querySelector('rect').getBoundingClientRect();
+      return {width: r.width, bar: zone.height}; }"""
+    p = pages(role="operator", viewport=PHONE, has_touch=True)
+    for path, ready in ((f"/app/parts/{part}", "svg.scorebar"),
+                        ("/app/review?queue=NG&line=LBar&poll=600", "svg.scorebar")):
+        page = p.open(path, ready)
+        _readable(page.evaluate(CHART_TEXT, "svg.scorebar"), 1)
+        drawn = page.evaluate(bar)
+        assert drawn["bar"] >= 13, drawn                 # 14 units drawn 1:1, not 9 px
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    p.shot("scorebar-phone")
+    # at the station's screen it is drawn as before: 420 units, at most 480 px wide
+    wide = pages(role="operator", viewport={"width": 1920, "height": 1080})
+    page = wide.open(f"/app/parts/{part}", "svg.scorebar")
+    assert page.evaluate("document.querySelector('svg.scorebar').viewBox.baseVal.width") == 420
+    _readable(page.evaluate(CHART_TEXT, "svg.scorebar"), 1)

@@ -250,8 +250,9 @@ LG.chart = (() => {
   }
 
   // one score against the thresholds: OK | REVIEW | NG zones and a marker
+  const SCOREBAR_WIDTH = 420;
   function scoreBar(score, threshold, review, opts = {}) {
-    const width = opts.width || 420, height = 46;
+    const width = opts.width || SCOREBAR_WIDTH, height = 46;
     const hi = Math.max(score, threshold) * 1.35 || 1;
     const X = (v) => 8 + (Math.max(0, Math.min(hi, v)) / hi) * (width - 16);
     const root = svg("svg", {class: "chart scorebar", viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -447,5 +448,14 @@ LG.chart = (() => {
     return box;
   }
 
-  return {pchart, lines, histogram, scoreBar, interval, pareto, defectMap, fit};
+  // The score bar in a box of its own, drawn at that box's width up to its 420 units (its
+  // CSS caps it at 480 px): scaled down from 420 units on a phone, its bar was 9 px high and
+  // its labels 8 px
+  function fittedScoreBar(score, threshold, review) {
+    const holder = document.createElement("div");
+    fit(holder, (width) => scoreBar(score, threshold, review, {width: Math.min(SCOREBAR_WIDTH, width)}));
+    return holder;
+  }
+
+  return {pchart, lines, histogram, scoreBar, fittedScoreBar, interval, pareto, defectMap, fit};
 })();

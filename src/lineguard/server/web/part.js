@@ -71,7 +71,7 @@ LG.start(async (main) => {
           it.stored.image ? h("a", {href: inspUrl(id, "overlay"), target: "_blank"}, "overlay as PNG") : null)),
       h("div", {class: "panel grow"},
         h("h2", {}, "Score ", num(it.score, 4)),
-        LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
+        LG.chart.fittedScoreBar(it.score, it.threshold, it.review_threshold),
         h("p", {class: "muted"}, `NG above ${num(it.threshold, 4)}`,
           it.review_threshold !== null && it.review_threshold !== undefined
             ? `, REVIEW above ${num(it.review_threshold, 4)}` : "",

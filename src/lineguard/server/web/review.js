@@ -295,7 +295,7 @@ LG.start(async (main) => {
               "Next (J) ▶"))),
         h("div", {class: "rq-facts"},
           photoDoubt,
-          LG.chart.scoreBar(it.score, it.threshold, it.review_threshold),
+          LG.chart.fittedScoreBar(it.score, it.threshold, it.review_threshold),
           h("p", {}, `score ${num(it.score)} · ${it.line}/${it.station} · ${it.product}`,
             it.lot ? ` · lot ${it.lot}` : "", ` · ${LG.when(it.created_at)}`),
           h("p", {class: "muted", id: "review-state"}, it.review.reviewed
