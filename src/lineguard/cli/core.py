@@ -210,14 +210,31 @@ def _say_far_above(c: dict, suspects: list, threshold: float, where: str, then: 
                      f"{c['threshold_without_suspects']:.4f} instead of {threshold:.4f}: {then}")
 
 
-def _say_unusual(photo_range: Optional[dict]) -> None:
+# unusual good photos named one to a line; past this many, the rest by name on one line
+UNUSUAL_SHOWN = 5
+
+
+def _say_unusual(photo_range: Optional[dict], named: Optional[list] = None) -> None:
     """Good photos far from most that the photo check's range holds all the same
     (``photo_range['unusual']``): not odd, a part like them is judged on its score. Said
     gently, apart from the odd ones: train once named such a photo "too bright" beside a
-    range that allowed it, and said parts like it went to REVIEW."""
-    for what in (photo_range or {}).get("unusual") or []:
-        note("note", f"a good photo far from most ({'; '.join(what)}) was left out of learning the photo check's "
-                     "range, which holds it all the same: a part photographed like it is judged on its score")
+    range that allowed it, and said parts like it went to REVIEW. ``named``: the same
+    photos with their names (info['photo_unusual'], recalibrate's record's): each of the
+    first few named with what is off, then "and N more" by name, as the odd ones are; the
+    note without a name left a person to find the photo among the folder's hundreds.
+    Without it (a model from before the names were kept), what is off only."""
+    gentle = ("was left out of learning the photo check's range, which holds it all the same: a part "
+              "photographed like it is judged on its score")
+    if not named:
+        for what in (photo_range or {}).get("unusual") or []:
+            note("note", f"a good photo far from most ({'; '.join(what)}) {gentle}")
+        return
+    for u in named[:UNUSUAL_SHOWN]:
+        note("note", f"{u['image']}: a good photo far from most ({'; '.join(u['what'])}) {gentle}")
+    rest = [str(u["image"]) for u in named[UNUSUAL_SHOWN:]]
+    if rest:
+        note("note", f"and {len(rest)} more good photos far from most, held by the range all the same: "
+                     f"{', '.join(rest)}")
 
 
 def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
@@ -226,7 +243,7 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
     photo twice. train and eval (when it trains) say the same: eval once shipped every
     KolektorSDD defect at a threshold one such photo set (43.8, 26.3 without it) with no
     word. ``leave_them_out``: how to set the threshold without the far-out parts there."""
-    from ..vision.inspector import DUPLICATE_PHOTOS
+    from ..vision.inspector import DUPLICATE_PHOTOS, PHOTO_UNUSUAL
     c = insp.calibration
     for odd in insp.info.get("photo_odd", []):
         # odd: the photo check, learnt without it, doubts it (its issues are the check's words)
@@ -245,7 +262,7 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
                           f"{'s' if they == 'it' else ''} for the threshold); if good parts on the line look like "
                           "that, add more such photos and train again, else the photo check sends those parts to "
                           "REVIEW")
-    _say_unusual(insp.info.get("photo_range"))
+    _say_unusual(insp.info.get("photo_range"), insp.info.get(PHOTO_UNUSUAL))
     _say_far_above(c, insp.info.get("suspect_good", []), insp.threshold, "in the good folder", leave_them_out)
     if c.get("suspects_note"):
         note("note", c["suspects_note"])
@@ -256,6 +273,113 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
                         "take it out of the good folder")
     if len(twins) > 20:
         note("look at", f"and {len(twins) - 20} more sets of the same photo (info['{DUPLICATE_PHOTOS}'])")
+
+
+# Entries of the good folders that train does not read, and unreadable photos: named on
+# the terminal up to this many; past it a few of each kind, and every one in a list file
+# beside the model (skipped_list_path), a line each
+SKIPPED_SHOWN = 10
+_SKIPPED_HEADER = "# lineguard train: files in the good folders it did not learn from, and why"
+
+
+def skipped_list_path(output: Path) -> Path:
+    """Where train lists every file it skipped when there are too many to name: beside
+    the model, named after it (cell.lgm: cell.skipped.txt)."""
+    return output.with_name(f"{output.stem}.skipped.txt")
+
+
+def _write_skipped_list(output: Path, rows: list[str]) -> Optional[Path]:
+    """Every skipped file, a line each, beside the model when there are more than
+    SKIPPED_SHOWN (temp file, fsync, rename: never a half list); else a list an earlier
+    train left there is taken away, so it is never read as this run's. The path written,
+    or None (none, or the folder is not writable: the terminal's lines stand alone)."""
+    from ..vision.atomic import atomic_write_bytes
+    path = skipped_list_path(output)
+    if len(rows) <= SKIPPED_SHOWN:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                ours = fh.readline().rstrip("\n") == _SKIPPED_HEADER
+            if ours:        # only a list train wrote: never a file of the user's by that name
+                path.unlink()
+        except (OSError, UnicodeDecodeError):
+            pass
+        return None
+    try:
+        atomic_write_bytes(path, ("\n".join([_SKIPPED_HEADER, *rows]) + "\n").encode("utf-8"))
+    except OSError as exc:
+        note("note", f"{path}: cannot write the list of skipped files ({exc.strerror or exc})")
+        return None
+    return path
+
+
+def _few(names: list[str], few: int = 5) -> str:
+    return ", ".join(names[:few]) + (f" and {len(names) - few} more" if len(names) > few else "")
+
+
+def _not_read_said(entries: list, root: Optional[Path] = None) -> list[str]:
+    """Entries not read (dataset.NotRead), one phrase per kind: a few names (their paths
+    below ``root`` where given: eval's come from several folders), then why."""
+    from ..vision.dataset import NOT_READ_WHY
+
+    def shown(e: Any) -> str:
+        return e.shown if root is None else f"{e.path.parent.relative_to(root) / e.shown}"
+    by_kind: dict[str, list] = {}
+    for e in entries:
+        by_kind.setdefault(e.kind, []).append(e)
+    return [f"{_few([shown(e) for e in group])}: {NOT_READ_WHY[kind][0 if len(group) == 1 else 1]}"
+            for kind, group in by_kind.items()]
+
+
+def _good_folders_read(good: Sequence[Path], output: Path) -> list[str]:
+    """Say what in the good folders train does not read, and why (a PDF, a phone's HEIC
+    photos, a sub-folder: all passed over without a word before), and refuse (exit 2) a
+    folder with no photo it reads, saying what it holds. Returns the list file's rows for
+    what is not read (see _write_skipped_list)."""
+    from ..vision.dataset import not_read_in
+    from ..vision.imageio import IMAGE_SUFFIXES, list_images
+    from ..vision.errors import DatasetError
+    rows: list[str] = []
+    said: list[tuple[Path, int, list]] = []
+    for folder in good:
+        if not folder.is_dir():
+            continue
+        entries = not_read_in(folder)
+        try:
+            n_photos = len(list_images(folder))
+        except DatasetError:
+            n_photos = 0
+        rows.extend(f"{e.path}: {e.why}" for e in entries)     # as a skipped photo's line reads
+        said.append((folder, n_photos, entries))
+    listed = _write_skipped_list(output, rows)
+    for folder, n_photos, entries in said:
+        if n_photos == 0:
+            holds = "; ".join(_not_read_said(entries)) if entries else "nothing (it is empty)"
+            fail(f"{folder}: no images found; it holds {holds}"
+                 + (f" (every one listed in {listed})" if listed else "")
+                 + f". Put the good parts' photos ({', '.join(IMAGE_SUFFIXES)}, upper or lower case) in it, or "
+                   "name the folder that holds them")
+    for folder, n_photos, entries in said:
+        if entries:
+            note("not read", f"{folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} not learnt "
+                             f"from, beside its {n_photos} photo file{'' if n_photos == 1 else 's'}"
+                             + (f" (every one listed in {listed})" if listed else "") + ":")
+            for line in _not_read_said(entries):
+                note("not read", f"  {line}")
+    return rows
+
+
+def _say_skipped(skipped: list[str], output: Path, not_read: list[str]) -> None:
+    """Photos training could not read, each with why: all of them up to SKIPPED_SHOWN,
+    else the first few and every one in the list file beside the model (500 broken
+    photos were 500 lines)."""
+    if not skipped:
+        return
+    listed = _write_skipped_list(output, not_read + skipped) if len(skipped) > SKIPPED_SHOWN else None
+    for line in skipped[:SKIPPED_SHOWN if len(skipped) <= SKIPPED_SHOWN else 5]:
+        note("skipped", line)
+    if len(skipped) > SKIPPED_SHOWN:
+        note("skipped", f"and {len(skipped) - 5} more photos that could not be read"
+                        + (f": every one listed in {listed}" if listed else ""))
 
 
 @click.command()
@@ -318,6 +442,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         params["coreset_ratio"] = coreset_ratio
     if output.suffix != ".lgm":
         fail(f"{output}: model files end in .lgm")
+    not_read = _good_folders_read(good, output)
     try:
         with progress() as cb:
             insp = Inspector.fit(list(good), detector=detector, false_reject_rate=false_reject_rate,
@@ -335,8 +460,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     except OSError as exc:
         fail(f"{output}: cannot write the model file ({exc.strerror or exc}); choose a writable folder")
     c = insp.calibration
-    for skipped in insp.info.get("skipped", []):
-        note("skipped", skipped)
+    _say_skipped(list(insp.info.get("skipped", [])), output, not_read)
     how = ("held out" if c.get("calibration_method") == "held out"
            else "scored by models without them (cross-fit)")
     say(f"wrote {output} (model {insp.model_id}, version {insp.model_version}, "
@@ -544,6 +668,11 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     _threads(threads)
     try:
         cat = MVTecCategory(category)
+        if cat.not_read:
+            note("not read", f"{category}: {len(cat.not_read)} entr{'y' if len(cat.not_read) == 1 else 'ies'} of "
+                             "train/good and the test folders, not learnt from nor tested:")
+            for line in _not_read_said(cat.not_read, cat.root):
+                note("not read", f"  {line}")
         if model is not None:
             if review_rate is not None:
                 fail("--review-rate sets the band when eval trains a model; a model file carries the band it "
@@ -808,7 +937,7 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         for odd in c.get("photo_odd", []):
             note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
                             "left out of the photo check's range and lies outside it")
-        _say_unusual(pr)
+        _say_unusual(pr, c.get("photo_unusual"))
         if pr["n"] < 0.5 * c.get("photo_range_before_n", 0):
             note("note", f"the range was learnt from {pr['n']} photos, the one it replaces from "
                          f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "

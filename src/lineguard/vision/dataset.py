@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from .errors import DatasetError, ImageError
 from .imageio import IMAGE_SUFFIXES, shown_hw
 
-__all__ = ["MVTecCategory", "TestItem", "GOOD"]
+__all__ = ["MVTecCategory", "TestItem", "GOOD", "NotRead", "not_read_in"]
 
 GOOD = "good"
 
@@ -51,6 +51,89 @@ def _images_in(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+# Why an entry of a photo folder is not read, one reason per kind of entry, worded for
+# the person who filled the folder (singular, plural). `lineguard train` passed over a
+# phone's HEIC photos, a sub-folder of last week's lot and the PDFs beside them without a
+# word, and the model learnt from fewer parts than its owner thought it had.
+NOT_READ_WHY = {
+    "sub-folder": ("its photos are not read: name it as a folder of its own to use them too",
+                   "their photos are not read: name each as a folder of its own to use them too"),
+    "heic": ("a phone's photo format (HEIC/HEIF) lineguard does not read: export it as JPEG or PNG",
+             "a phone's photo format (HEIC/HEIF) lineguard does not read: export them as JPEG or PNG"),
+    "gif": ("GIF: the station judges GIFs, training does not learn from them: save it as PNG",
+            "GIF: the station judges GIFs, training does not learn from them: save them as PNG"),
+    "raw": ("a camera's raw format lineguard does not read: export it as PNG or TIFF",
+            "a camera's raw format lineguard does not read: export them as PNG or TIFF"),
+    "other": (f"not a photo format lineguard reads ({', '.join(IMAGE_SUFFIXES)}, upper or lower case)",
+              f"not a photo format lineguard reads ({', '.join(IMAGE_SUFFIXES)}, upper or lower case)"),
+    "link to nothing": ("a link whose file is gone", "links whose files are gone"),
+    "not a file": ("not a regular file (a named pipe, socket or device)",
+                   "not regular files (named pipes, sockets or devices)"),
+}
+_HEIC = (".heic", ".heif", ".hif")
+_RAW = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".raw")
+
+
+@dataclass(frozen=True)
+class NotRead:
+    """An entry of a photo folder that is not read as a photo: ``kind`` is a key of
+    :data:`NOT_READ_WHY`; ``photos``, for a sub-folder, how many photos it holds."""
+
+    path: Path
+    kind: str
+    photos: int = 0
+
+    @property
+    def shown(self) -> str:
+        """Its name as a person looks for it in the folder (a sub-folder with its photos)."""
+        if self.kind == "sub-folder":
+            return f"{self.path.name}/ ({self.photos} photo{'' if self.photos == 1 else 's'})"
+        return self.path.name
+
+    @property
+    def why(self) -> str:
+        return NOT_READ_WHY[self.kind][0]
+
+
+def not_read_in(folder: Union[str, os.PathLike]) -> list[NotRead]:
+    """What a folder of photos holds besides the photos training reads from it
+    (``imageio.list_images``: files ending in one of IMAGE_SUFFIXES, in any case), by
+    name. Hidden names (``.DS_Store``, a copy tool's ``.part.png.tmp``) are left out
+    here as there: nobody put them there as photos. Empty for a folder that cannot be
+    listed (list_images then says why)."""
+    root = Path(folder)
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    out: list[NotRead] = []
+    for p in entries:
+        if p.name.startswith("."):
+            continue
+        suffix = p.suffix.lower()
+        if p.is_dir():
+            try:
+                photos = len(_images_in(p))
+            except OSError:          # unreadable sub-folder: still named, its photos uncounted
+                photos = 0
+            out.append(NotRead(p, "sub-folder", photos))
+        elif p.is_symlink() and not p.exists():
+            out.append(NotRead(p, "link to nothing"))
+        elif not p.is_file():
+            out.append(NotRead(p, "not a file"))
+        elif suffix in IMAGE_SUFFIXES:
+            continue
+        elif suffix in _HEIC:
+            out.append(NotRead(p, "heic"))
+        elif suffix == ".gif":
+            out.append(NotRead(p, "gif"))
+        elif suffix in _RAW:
+            out.append(NotRead(p, "raw"))
+        else:
+            out.append(NotRead(p, "other"))
+    return out
+
+
 def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -76,6 +159,8 @@ class MVTecCategory:
         defect_types: the defect folder names under ``test`` (without ``good``).
         has_ground_truth: whether a ``ground_truth`` folder exists.
         missing_masks: defect images without a mask file although ground truth exists.
+        not_read: what train/good and the test/<type> folders hold that is not read as a
+            photo (:func:`not_read_in`), for eval to say.
     """
 
     def __init__(self, root: Union[str, os.PathLike]):
@@ -90,6 +175,9 @@ class MVTecCategory:
 
         train_dir = self.root / "train" / GOOD
         self.train_good: list[Path] = _images_in(train_dir) if train_dir.is_dir() else []
+        # what train/good and the test folders hold besides photos (eval says so: a folder
+        # of HEIC photos was a category with fewer parts than its owner counted)
+        self.not_read: list[NotRead] = not_read_in(train_dir) if train_dir.is_dir() else []
 
         loose = _images_in(test_dir)
         if loose:
@@ -105,6 +193,7 @@ class MVTecCategory:
         # Good parts first: a stable, readable order for reports and progress bars.
         folders.sort(key=lambda p: (p.name != GOOD, p.name))
         for folder in folders:
+            self.not_read.extend(not_read_in(folder))
             images = _images_in(folder)
             if not images:
                 continue

@@ -94,6 +94,13 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
     return imgs, bad
 
 
+def _some_unreadable(bad: Sequence[ImageError], few: int = 3) -> str:
+    """The first few unreadable photos, each with why, then how many more: a refusal that
+    said "got 0 (40 unreadable)" left the person to find out which and why alone."""
+    said = "; ".join(str(e) for e in bad[:few])
+    return said + (f"; and {len(bad) - few} more" if len(bad) > few else "")
+
+
 def _names(items: Sequence[Any], loaded: Sequence[int]) -> list[str]:
     """How records and messages name the loaded photos: a file's path, else ``#index``."""
     return [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"#{i}" for i in loaded]
@@ -118,6 +125,10 @@ TOO_SMALL_SIDE = 4
 # for good parts the model did not learn from (training parts score too low).
 # info key: the prints of the photos a model learned from (see photo_prints)
 LEARNT_PHOTOS = "learnt_photos"
+# info key (and recalibrate's record's): the good photos far from most that the photo
+# check's range holds all the same, [{"image": name, "what": [what is off, ...]}]
+# (vision.photo_check.learn_range_and_unusual); absent in models from before
+PHOTO_UNUSUAL = "photo_unusual"
 
 
 def photo_prints(x: np.ndarray) -> list[str]:
@@ -498,12 +509,14 @@ class Inspector:
         if len(inputs) < need:
             raise DatasetError(f"{detector} needs at least {need} readable good images ({det.min_good_images} to "
                                f"learn from, and others to set the threshold); got {len(inputs)}"
-                               + (f" ({len(bad)} unreadable)" if bad else "") + "; add more photos of good parts")
+                               + (f" ({len(bad)} unreadable: {_some_unreadable(bad)})" if bad else "")
+                               + "; add more photos of good parts")
         x = np.stack(inputs)
         del inputs
         names = _names(items, loaded)
         counted = None if calibrate_on is None else _flags(calibrate_on, len(items), loaded, "calibrate_on")
-        photo_range, odd = photo_check_module.learn_range(x) if photo_check else (None, [])
+        photo_range, odd, unusual = (photo_check_module.learn_range_and_unusual(x) if photo_check
+                                     else (None, [], []))
         labels = _group_labels(groups, len(items), loaded, names)
         prints = photo_prints(x)
         twins = duplicate_photos(prints)
@@ -623,6 +636,9 @@ class Inspector:
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
             # out of the photo check's range, named for a person to look at
             "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],
+            # and those far from most that the range holds all the same, named (the range's
+            # own "unusual" says what is off only): a gentler note names them
+            PHOTO_UNUSUAL: [{"image": names[i], "what": what} for i, what in unusual],
             # what each photo the model learned from looks like after preprocessing (8 bytes of
             # its SHA-256): recalibrating on them gave a threshold below most good parts'
             # scores (78 of 100 new good tiles rejected), said only as a "check" line
@@ -807,7 +823,8 @@ class Inspector:
             loaded = [i for i, s_ in zip(loaded, seen) if not s_]
             learnt_names = [n for n, s_ in zip(names, seen) if s_]
             names = [n for n, s_ in zip(names, seen) if not s_]
-        new_range, odd = photo_check_module.learn_range(x) if photo_range else (None, [])
+        new_range, odd, unusual = (photo_check_module.learn_range_and_unusual(x) if photo_range
+                                   else (None, [], []))
         # what of the training photos' lighting these photos cover, against the range learnt
         # at training (before --photo-range replaces it): a batch from one lot, shift or lamp
         # setting sets a threshold that fits those parts only
@@ -855,6 +872,7 @@ class Inspector:
             self.info["photo_colour"] = photo_check_module.learn_colour(x)   # a new camera: colour or mono
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
+            calib[PHOTO_UNUSUAL] = [{"image": names[i], "what": what} for i, what in unusual]
         self.calibration = calib
         self._model_id = None
         return calib

@@ -159,6 +159,14 @@ def odd_photos(values: dict[str, np.ndarray], fence: Optional[float] = ODD_FENCE
 
 def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at: str = FOCUS_AT
                 ) -> tuple[dict[str, Any], list[tuple[int, list[str]]]]:
+    """:func:`learn_range_and_unusual` without which photos are the unusual ones (the
+    range still says what is off about each, under ``unusual``)."""
+    photo_range, odd, _ = learn_range_and_unusual(inputs, fence, focus_at)
+    return photo_range, odd
+
+
+def learn_range_and_unusual(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at: str = FOCUS_AT
+                            ) -> tuple[dict[str, Any], list[tuple[int, list[str]]], list[tuple[int, list[str]]]]:
     """The range of the good photos' measures, with margins (``inputs``: N, H, W, 3), and
     the odd photos: [(index, what is off)], those past the fence (:func:`odd_photos`,
     left out of the range) that the range then doubts, each said as a part's message
@@ -170,7 +178,11 @@ def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at
     each photo then follows; ``n``, the photos it was learnt from; ``left_out``, the
     photos past the fence (odd or not); ``unusual`` (only where there are some), what
     is off about each photo past the fence that the range holds all the same: not odd,
-    a part like it is judged on its score."""
+    a part like it is judged on its score. Third, those unusual photos as [(index, what is
+    off)], as the odd ones are: the range keeps what is off only (it goes into the model
+    file, where a photo's index means nothing), so a caller that knows the photos' names
+    names them from these (train's note said "a good photo far from most" and no name,
+    leaving a person to find it among hundreds)."""
     got = [measure(x, focus_at) for x in inputs]
     values = {m: np.array([g[m] for g in got]) for m in MEASURES}
     past = _past_fence(values, fence)
@@ -188,17 +200,17 @@ def learn_range(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, focus_at
     # odd: the check would doubt it, said in the check's own words (the same rule as a
     # part's, _doubts); else unusual, said gently, with the range that holds it
     odd: list[tuple[int, list[str]]] = []
-    unusual: list[list[str]] = []
+    unusual: list[tuple[int, list[str]]] = []
     for i, what in sorted(past.items()):
         doubts = _doubts(got[i], out)
         if doubts:
             odd.append((i, [f"{d}, {_most(values[m])}" for m, d in doubts]))
         else:
-            unusual.append([f"{_GENTLE[m][side]}: {m} {values[m][i]:.3g}, {said}, allowed {_allowed(out[m])}"
-                            for m, side, said in what])
+            unusual.append((i, [f"{_GENTLE[m][side]}: {m} {values[m][i]:.3g}, {said}, allowed {_allowed(out[m])}"
+                                for m, side, said in what]))
     if unusual:
-        out["unusual"] = unusual
-    return out, odd
+        out["unusual"] = [what for _, what in unusual]
+    return out, odd, unusual
 
 
 def _most(v: np.ndarray) -> str:
