@@ -53,6 +53,10 @@ MAX_HEARTBEATS = 256
 LATE_WITHIN_S = 30.0
 STOPPED_KEPT_S = 600.0
 MAX_STOPPED = 4096           # stops remembered at most (the oldest go first)
+# A file a watcher gave up (moved to failed/ after timing out on every try: a part not judged)
+# is a /health fault this long after the latest, as a sink's refusals are (outbox.REFUSED_SHOWN_S):
+# only the watcher's own status file said it, and a monitor polling /health never learned of it
+GIVEN_UP_SHOWN_S = 600.0
 # One station process keeps the heartbeats (serve runs one); in it, the count against
 # MAX_HEARTBEATS and the write, and the order check and the write, are one step: 400
 # heartbeats at once under new names left 257 files.
@@ -250,6 +254,15 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
         elif not st.get("station_taking_parts", True):
             faults[name] = (f"the station does not take its parts since {_clock(st.get('station_down_since'))} "
                             f"({st.get('station_error')}); {st.get('waiting', 0)} file(s) wait in {st.get('folder')}")
+        elif st.get("only_set_aside"):
+            # every file left is set aside and failing again, no part answered: said before "behind",
+            # which blamed the PC for files the station fails on (an outage only suspected)
+            n = int(st.get("waiting") or 0) + int(st.get("set_aside") or 0)
+            faults[name] = (f"every file left in {st.get('folder')} ({n}) is set aside and the station failed on "
+                            f"each at its last try ({st.get('set_aside_error')}), since "
+                            f"{_clock(st.get('only_set_aside_since'))}: either no part comes or the station fails "
+                            "on every part; see the station's log for these parts (a new part failing too is said "
+                            "as the station not taking parts)")
         elif st.get("behind"):
             faults[name] = (f"behind the line: {st.get('waiting', 0)} file(s) wait in {st.get('folder')}, the oldest "
                             f"for {float(st.get('oldest_wait_s') or 0):.0f} s; the PC does not keep up with the "
@@ -262,7 +275,62 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
             faults[name] = (f"{n} file(s) set aside in {st.get('folder')}: the station fails on them ({shown}), "
                             "they are tried again on their own and the other parts go on; see the station's log "
                             "for these parts, then fix the model or move the files out of the folder")
+        given_up = _given_up(st, now)
+        if given_up is not None:
+            n, names, last = given_up
+            faults[f"{name} given up"] = (
+                f"{n} file(s) of {st.get('folder')} given up since the watcher started, the latest at "
+                f"{_clock(last)} ({', '.join(names)}): the station gave no answer on them in time, try after try, "
+                "while it took other parts, so they were moved to failed/ uninspected (each with its "
+                ".reason.txt); see the station's log for these parts, then put them back into the folder to have "
+                f"them inspected (this fault clears {_ago(GIVEN_UP_SHOWN_S)} after the latest)")
     return faults
+
+
+def _given_up(st: dict[str, Any], now: float) -> Optional[tuple[int, list[str], float]]:
+    """(how many since the watcher started, the newest names, when the latest was) of the files
+    a watcher's status says it gave up, when the latest was within GIVEN_UP_SHOWN_S; None
+    otherwise, and for a status without ``given_up_last`` (a watcher before it: its count is
+    still in /health's ``watchers``)."""
+    try:
+        n, last = int(st.get("given_up") or 0), float(st.get("given_up_last") or 0)
+    except (TypeError, ValueError):
+        return None
+    if n <= 0 or not last or now - last > GIVEN_UP_SHOWN_S:
+        return None
+    names = st.get("given_up_files")
+    return n, ([str(x) for x in names][-10:] if isinstance(names, list) else []), last
+
+
+def summaries(found: Statuses, now: Optional[float] = None) -> list[dict[str, Any]]:
+    """What /health shows of each running watcher (of ``found``, :func:`statuses`): its backlog,
+    its set-aside files and the files it gave up (a monitor reading /health learns a file was
+    moved to failed/ uninspected; only the watcher's own status file said it). A watcher's
+    status from before a field reads as none of it."""
+    now = time.time() if now is None else now
+    out = []
+    for path, st in _shown(found, now):
+        def num(key: str, kind: type = int) -> Any:
+            try:
+                return kind(st.get(key) or 0)
+            except (TypeError, ValueError):
+                return kind(0)
+
+        def names(key: str) -> list[str]:
+            got = st.get(key)
+            return [str(x) for x in got][:10] if isinstance(got, list) else []
+
+        last = st.get("given_up_last")
+        out.append({"watcher": f"{st.get('line', '?')}/{st.get('station', '?')}", "folder": st.get("folder"),
+                    "via": "heartbeat" if _heartbeat(path) else "status file",
+                    "updated": st.get("updated"), "silent": _age(st, now) > silent_after(st),
+                    "waiting": num("waiting"), "oldest_wait_s": num("oldest_wait_s", float),
+                    "behind": bool(st.get("behind")), "station_taking_parts": bool(st.get("station_taking_parts", True)),
+                    "set_aside": num("set_aside"), "set_aside_files": names("set_aside_files"),
+                    "only_set_aside": bool(st.get("only_set_aside")),
+                    "given_up": num("given_up"), "given_up_files": names("given_up_files")[-10:],
+                    "given_up_last": float(last) if isinstance(last, (int, float)) else None})
+    return out
 
 
 def _set_aside(st: dict[str, Any]) -> Optional[tuple[int, list[str]]]:
@@ -334,7 +402,7 @@ def store_heartbeat(data_dir: Path, status: dict[str, Any], now: Optional[float]
         held = dict(status)
         held.pop("sent", None)
         skew = now - sent if sent is not None else 0.0
-        for key in ("behind_since", "station_down_since"):
+        for key in ("behind_since", "station_down_since", "given_up_last", "only_set_aside_since"):
             if held.get(key) is not None:
                 held[key] = float(held[key]) + skew
         held["folder"] = f"{status['host']}:{status['folder']}"

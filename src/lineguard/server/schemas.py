@@ -420,6 +420,12 @@ class HealthOut(BaseModel):
                           "that worked: made_at, parts, files_copied, bytes_copied, verified, repaired, seconds), "
                           "verified_at (when every file of the backup was last read back; weekly), error (why the "
                           "last try failed; also a 'backup' fault)")
+    watchers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="each running hot-folder watcher (status file or --server heartbeat): watcher (LINE/STATION), "
+                    "folder, via, updated, silent, waiting, oldest_wait_s, behind, station_taking_parts, set_aside, "
+                    "set_aside_files, only_set_aside, given_up (since it started), given_up_files (newest), "
+                    "given_up_last; a file given up is also a 'watcher L/S given up' fault for 10 minutes")
 
 
 class KeyCreated(BaseModel):

@@ -88,6 +88,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -127,12 +128,24 @@ BEHIND = ("behind",)
 SCAN = ("scan",)
 STATUS = ("status",)
 HEARTBEAT = ("heartbeat",)
+# every file left in the folder is set aside and the station failed on them again, none taken
+# for ONLY_ASIDE_AFTER_S: a station failing on every part looked like an idle watcher (nothing
+# said, /health "ok" or "behind: the PC does not keep up") until a new part came and failed too
+ONLY_ASIDE = ("only-aside",)
 
 # The watcher is behind the line when a file ready to be taken has waited this long: said
 # when it starts and when it clears (the oldest waits under half of it), once a minute
 # while it lasts. A line feeding faster than the station judges had the newest photo wait
 # 213 s by minute 4 (8,700 files by the end) without a word in the log or on /health.
 BACKLOG_AFTER_S = 30.0
+
+# The rates the "falling behind" line gives its cause from (parts arriving and answered per
+# minute, the station's time a part) are over this much of the latest time
+RATE_WINDOW_S = 60.0
+
+# Only set-aside files in the folder, failing again, with no part taken for this long: said
+# (ONLY_ASIDE). A line between two parts leaves only them in the folder for a moment, said never
+ONLY_ASIDE_AFTER_S = BACKLOG_AFTER_S
 
 # While a folder is worked through (thousands of files after a stop or an outage) the
 # backlog is looked at, and the status file rewritten, this often, not only between polls
@@ -189,6 +202,84 @@ STOP_RETRY_S = 4.0
 STOP_RETRY_EVERY_S = 0.5
 
 
+class AsideFile:
+    """One file set aside: the station answered it with a failure of its own (HTTP 500) or no
+    answer in the submit's time. What tells it (``sig``: size, time and inode: a new photo under
+    its name is another part), whether the failure is its own (``own``: the station took other
+    parts since and failed on it again), ``taken``: the parts taken when it last failed, its
+    next try (``retry_at``, monotonic) and the wait after it (``delay``, up to ``most``), its
+    failures (``tries``) and timeouts, the last error, whether it is given up (moved to
+    failed/), and when it first and last failed (wall clock: what a restart and the status
+    read back). Kept in ASIDE_FILE as :meth:`to_json` writes it (the format of the watcher's
+    dicts before this class: an aside file written by an older watcher loads as it did)."""
+
+    __slots__ = ("sig", "own", "taken", "delay", "most", "retry_at", "tries", "timeouts", "error", "given_up",
+                 "since_wall", "last_wall")
+
+    def __init__(self, sig: tuple[int, int, Optional[int]], delay: float, most: float, taken: int = 0,
+                 own: bool = False, retry_at: float = float("-inf"), tries: int = 0, timeouts: int = 0,
+                 error: str = "?", given_up: bool = False, since_wall: Optional[float] = None,
+                 last_wall: Optional[float] = None):
+        self.sig = sig
+        self.own = own
+        self.taken = taken
+        self.delay = delay
+        self.most = most
+        self.retry_at = retry_at
+        self.tries = tries
+        self.timeouts = timeouts
+        self.error = error
+        self.given_up = given_up
+        self.since_wall = since_wall if since_wall is not None else time.time()
+        self.last_wall = last_wall if last_wall is not None else self.since_wall
+
+    def failed(self, sig: tuple[int, int, Optional[int]], error: str, taken: int, timed_out: bool, now: float,
+               first_time: bool) -> None:
+        """The station failed on the file again (``first_time``: the failure that set it aside)
+        with ``taken`` parts taken all along: its own once parts were taken since the last
+        one; a timeout counts when it is the first or parts were taken around it (a station
+        hung on every part takes none: its files are not counted out); the next try waits
+        twice as long (a timed-out own file the longest wait at once: each try holds the
+        line for the submit's whole timeout)."""
+        self.sig = sig
+        self.error = error
+        self.tries += 1
+        self.last_wall = time.time()
+        took_others = taken > self.taken
+        self.own = self.own or took_others
+        self.taken = taken
+        if timed_out and (first_time or took_others):
+            self.timeouts += 1
+        if self.own and timed_out:
+            self.delay = self.most
+        self.retry_at = now + self.delay
+        self.delay = min(self.most, self.delay * 2)
+
+    def to_json(self, now: float, wall: float) -> dict[str, Any]:
+        """As ASIDE_FILE keeps it: the next try by the wall clock (the monotonic one starts anew
+        after a restart). ``tries`` and ``last_wall`` are new keys; an older watcher ignores them."""
+        return {"size": self.sig[0], "mtime_ns": self.sig[1], "ino": self.sig[2], "own": self.own,
+                "timeouts": self.timeouts, "delay": self.delay, "retry_wall": wall + max(0.0, self.retry_at - now),
+                "since_wall": self.since_wall, "error": self.error, "given_up": self.given_up,
+                "tries": self.tries, "last_wall": self.last_wall}
+
+    @classmethod
+    def from_json(cls, e: dict[str, Any], now: float, wall: float, first: float, most: float) -> "AsideFile":
+        """An entry of ASIDE_FILE (this watcher's, or an older one's without ``tries`` and
+        ``last_wall``); its next try when it was due (its wait not begun again), ``taken``
+        counted from this start (a failure after a part taken since is the file's own).
+        AttributeError, KeyError, TypeError or ValueError for an entry not written by a watcher."""
+        ino = e.get("ino")
+        sig = (int(e["size"]), int(e["mtime_ns"]), int(ino) if ino is not None else None)
+        # the wait left at the stop, by the wall clock
+        wait = min(max(float(e.get("retry_wall") or 0.0) - wall, 0.0), most)
+        since = float(e.get("since_wall") or wall)
+        return cls(sig, delay=min(max(float(e["delay"]), first), most), most=most, own=bool(e["own"]),
+                   retry_at=now + wait, tries=max(1, int(e.get("tries") or 1)), timeouts=int(e.get("timeouts", 0)),
+                   error=str(e.get("error") or "?"), given_up=bool(e.get("given_up")), since_wall=since,
+                   last_wall=float(e.get("last_wall") or since))
+
+
 class FolderWatcher:
     def __init__(self, folder: os.PathLike | str, submit: Submit, settle_s: float = 0.5,
                  poll_s: float = 0.5, done_dir: Optional[os.PathLike | str] = None,
@@ -243,12 +334,19 @@ class FolderWatcher:
         self.heartbeat = heartbeat
         self._status_at = float("-inf")
         self._running = False
-        # files the station answered with a failure of its own (HTTP 500), by name: whether it is
-        # the file's ("own": the station took other parts since and failed on it again), the
-        # parts taken when it last failed, its own next try and wait. Tried when their try is
-        # due, never holding the files behind them.
-        self._aside: dict[str, dict[str, Any]] = {}
+        # files the station answered with a failure of its own (HTTP 500) or no answer in time,
+        # by name (AsideFile). Tried when their try is due, never holding the files behind them.
+        self._aside: dict[str, AsideFile] = {}
         self._taken = 0         # parts the station answered (took or refused), all along
+        self._taken_at = time.monotonic()    # when it last answered one (or the start)
+        self._aside_failed = 0  # set-aside files' failures since it last answered a part
+        # for the "falling behind" line's cause: (when, new files first seen) of each listing of the
+        # folder, and (when, the seconds the station took) of each part it answered, over the last
+        # RATE_WINDOW_S (a listing's new files came any time since the one before: a pass through
+        # a long backlog lists the folder once, minutes apart)
+        self._started = time.monotonic()
+        self._arrived: deque[list[float]] = deque()
+        self._answered: deque[tuple[float, float]] = deque()
         self._row = 0           # files answered HTTP 500 in a row in this pass (none set aside as their own)
         self._others = 0        # other files still tried at once in this try, its file answered HTTP 500
         self._try_due = False   # the station not taking parts: its next try was due when this pass began
@@ -262,6 +360,7 @@ class FolderWatcher:
         self.set_aside: list[str] = []     # the files set aside as their own (not waiting: see status)
         self.given_up: list[str] = []      # the latest files moved to failed/ after timing out on every try
         self._given_up_n = 0               # how many, since the start
+        self._given_up_wall: Optional[float] = None   # when the latest was (the station's /health shows it)
         self._aside_path = self.folder / ASIDE_FILE
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
@@ -365,31 +464,15 @@ class FolderWatcher:
         most = max(ASIDE_MAX_S, first)
         for name, e in files.items():
             try:
-                ino = e.get("ino")
-                sig = (int(e["size"]), int(e["mtime_ns"]), int(ino) if ino is not None else None)
-                own, timeouts = bool(e["own"]), int(e.get("timeouts", 0))
-                delay = min(max(float(e["delay"]), first), most)
-                # the wait left at the stop, by the wall clock (the monotonic one starts anew)
-                wait = min(max(float(e.get("retry_wall") or 0.0) - wall, 0.0), most)
-                since = float(e.get("since_wall") or wall)
-                error = str(e.get("error") or "?")
+                self._aside[name] = AsideFile.from_json(e, now, wall, first, most)
             except (AttributeError, KeyError, TypeError, ValueError):
                 continue   # an entry not written by this watcher: tried in the folder's order
-            # "taken" counts from this start: a failure after a part taken since is the file's own
-            self._aside[name] = {"own": own, "taken": 0, "delay": delay, "most": most, "sig": sig,
-                                 "retry_at": now + wait, "timeouts": timeouts, "since_wall": since,
-                                 "error": error, "given_up": bool(e.get("given_up"))}
 
     def _save_aside(self) -> None:
         """Rewrite ASIDE_FILE (a new file renamed over it: never half of one) with the files set
         aside now; removed when none is."""
         now, wall = time.monotonic(), time.time()
-        files = {name: {"size": a["sig"][0], "mtime_ns": a["sig"][1], "ino": a["sig"][2], "own": a["own"],
-                        "timeouts": a.get("timeouts", 0), "delay": a["delay"],
-                        "retry_wall": wall + max(0.0, a["retry_at"] - now) if "retry_at" in a else wall,
-                        "since_wall": a.get("since_wall", wall), "error": a.get("error"),
-                        "given_up": bool(a.get("given_up"))}
-                 for name, a in self._aside.items() if "sig" in a}
+        files = {name: a.to_json(now, wall) for name, a in self._aside.items()}
         try:
             if not files:
                 self._aside_path.unlink(missing_ok=True)
@@ -481,6 +564,8 @@ class FolderWatcher:
         handled = 0
         candidates = self._candidates()
         present = {p.name for p in candidates}
+        self._arrived.append([now, 0])
+        self._forget_old_rates(now)
         # always in the folder's order, also the station's try after an outage: the parts that
         # waited are recorded in the order they came (a line's alarms count parts in id order).
         # A file the station fails on is set aside (_failed_on), not passed by a turn. The try is
@@ -508,7 +593,7 @@ class FolderWatcher:
                 self._again = False
                 ahead = {p.name for p in candidates[i:]}
                 back = {p.name: p for p in candidates[:i] if p.name not in ahead and p.name in self._aside
-                        and not self._aside[p.name]["own"]}
+                        and not self._aside[p.name].own}
                 candidates[i:i] = [back[n] for n in sorted(back)]
             if i >= len(candidates):
                 fallback = self._aside_fallback()
@@ -530,12 +615,14 @@ class FolderWatcher:
                 continue
             sig = (st.st_size, st.st_mtime_ns)
             aside = self._aside.get(path.name)
-            if aside is not None and aside["sig"] != (*sig, self._ino(st)):
+            if aside is not None and aside.sig != (*sig, self._ino(st)):
                 # a new photo under a set-aside file's name (or the file written again): a new
                 # part, not the one the station failed on; it waited that one's turn (59.75 s)
                 self._put_back(path.name)
             prev = self._seen.get(path.name)
             if prev is None or prev[:2] != sig:
+                if prev is None and self._arrived:
+                    self._arrived[-1][1] += 1
                 self._seen[path.name] = (*sig, now)
                 self._writing.discard(path.name)
                 continue
@@ -565,6 +652,7 @@ class FolderWatcher:
         for key in self._faults.keys():
             if key[0] in ("file", "submit", "aside") and key[1] not in present:
                 self._faults.ends(key)       # the file is gone: its fault with it, unsaid
+        self._look_only_aside(present, time.monotonic())
         self._say_aside(time.monotonic())
         return handled
 
@@ -578,9 +666,9 @@ class FolderWatcher:
         # a file set aside as its own (the station fails on it alone) is not the line's backlog:
         # counted as waiting and oldest, the watcher said "behind" for as long as it stayed, and
         # /health "the PC does not keep up" with every other part on time. Said apart (set_aside)
-        self.set_aside = sorted(n for n, a in self._aside.items() if a["own"])
+        self.set_aside = sorted(n for n, a in self._aside.items() if a.own)
         ready = [n for n in names if n not in self._writing and n not in self._corrupt and
-                 not (n in self._aside and self._aside[n]["own"])]
+                 not (n in self._aside and self._aside[n].own)]
         self.waiting = len(ready)
         self.oldest_wait_s = max((now - self._seen[n][2] for n in ready if n in self._seen), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
@@ -592,14 +680,15 @@ class FolderWatcher:
             meanwhile = handled - behind["handled"] if behind is not None else 0
             self._faults.happens(
                 BEHIND, logging.WARNING,
+                # the cause as the watcher sees it (the station down or failing, the station's time a
+                # part against the parts coming, this PC), with its numbers and what to do; it named
+                # none ("see the watcher's other lines") and gave every cause the same way out
                 "falling behind: %(waiting)d files wait in %(folder)s, the oldest for %(oldest).0f s; parts are "
-                "judged late (the station or this PC is slower than the line, or the station is not taking "
-                "parts): see the watcher's other lines, give the station a faster PC or GPU, or split the line "
-                "over two watchers and stations",
+                "judged late: %(cause)s",
                 still="still behind: %(waiting)d files wait in %(folder)s, the oldest for %(oldest).0f s (behind "
                       "for %(lasted).0f s, %(meanwhile)d files handled meanwhile)",
                 start={"handled": handled}, waiting=self.waiting, folder=self.folder, oldest=self.oldest_wait_s,
-                meanwhile=meanwhile)
+                meanwhile=meanwhile, cause=self._behind_cause(now) if behind is None else behind.get("cause"))
         elif behind is not None:
             changed = True
             self._faults.ends(BEHIND, logging.WARNING,
@@ -609,10 +698,108 @@ class FolderWatcher:
                               meanwhile=handled - behind["handled"])
         self._write_status(now, force=changed)
 
+    def _forget_old_rates(self, now: float) -> None:
+        """Drop what is older than RATE_WINDOW_S from the rates' records: done at every listing,
+        not only when behind (a watcher never behind kept a record of every part and listing:
+        170,000 listings a day at poll_s 0.5)."""
+        while self._answered and self._answered[0][0] < now - RATE_WINDOW_S:
+            self._answered.popleft()
+        # the arrivals from the last listing before the window on: each listing's new files came
+        # since the one before it
+        while len(self._arrived) > 1 and self._arrived[1][0] <= now - RATE_WINDOW_S:
+            self._arrived.popleft()
+
+    def _rates(self, now: float) -> tuple[float, float, Optional[float], float]:
+        """(parts arriving a minute, parts the station answered a minute, its mean time a part in
+        ms or None when it answered none, the span they are over in s): the last RATE_WINDOW_S,
+        or the time since the start when shorter."""
+        self._forget_old_rates(now)
+        since = self._arrived[0][0] if self._arrived and self._arrived[0][0] <= now - RATE_WINDOW_S else self._started
+        arrived = sum(n for t, n in self._arrived if t > since)
+        span = max(1.0, now - since)
+        took = [s for _t, s in self._answered]
+        ms = 1000.0 * sum(took) / len(took) if took else None
+        took_span = max(1.0, min(RATE_WINDOW_S, now - self._started))
+        return 60.0 * arrived / span, 60.0 * len(took) / took_span, ms, max(span, took_span)
+
+    def _behind_cause(self, now: float) -> str:
+        """Why the files wait, as far as the watcher can see, with its numbers, and the way out:
+        said with "falling behind"."""
+        down = self._station_down()
+        if down is not None:
+            # (worded without "take parts": the outage's own lines are told by those words)
+            return (f"the station is down since {_clock(down.wall)} ({down['error']}) and the files wait for it "
+                    f"(the outage's line at {_clock(down.wall)}); bring the station back (its log, /health): the "
+                    "files are sent in the folder's order once it is back")
+        if self._aside_failed >= 2 and now - self._taken_at >= BACKLOG_AFTER_S / 2:
+            failing = self._faults.get(STATION_DOWN)
+            error = failing["error"] if failing is not None else next(
+                (a.error for a in sorted(self._aside.values(), key=lambda a: -a.last_wall)), "?")
+            return (f"the station failed on the last {self._aside_failed} tries ({error}) and has answered no part "
+                    f"for {now - self._taken_at:.0f} s: it may fail on every part, not be slow; see the station's "
+                    "log and /health (a new part failing too is said as an outage)")
+        arriving, answered, ms, span = self._rates(now)
+        rates = f"{arriving:.0f} parts/min arrived, {answered:.0f}/min were inspected (the last {span:.0f} s)"
+        if ms is None:
+            return (f"the station answered no part in the last {span:.0f} s ({arriving:.0f} parts/min arrived): "
+                    "it is not answering; see the station's log and /health")
+        # how much of the time the station was at work: the bottleneck when nearly all of it (the
+        # arrivals are counted at each listing of the folder, late in a long pass: not the test)
+        busy = sum(s for _t, s in self._answered) / max(1.0, min(RATE_WINDOW_S, now - self._started))
+        most = 60000.0 / ms if ms > 0 else float("inf")
+        if busy >= 0.8:
+            return (f"the station is slower than the line: it takes {ms:.0f} ms a part ({most:.0f} parts/min at "
+                    f"most, one at a time) and was busy {min(busy, 1.0):.0%} of the time; {rates}. Give the station "
+                    "a faster model profile, an exported model or a GPU, or split the line over two watchers and "
+                    "stations (a burst, files left from a stop, clears on its own)")
+        return (f"the station answers in {ms:.0f} ms a part ({most:.0f}/min at most) but was busy only "
+                f"{busy:.0%} of the time; {rates}: this PC or the folder's disk or share is slow at handing the files "
+                "over; look at this PC's load and the folder's disk, or give the folder to a faster PC")
+
+    def _look_only_aside(self, present: set[str], now: float) -> None:
+        """Say when every file left in the folder is set aside, the station failed on them again
+        and answered no part for ONLY_ASIDE_AFTER_S (ONLY_ASIDE; in the status as
+        ``only_set_aside``): either no part comes or the station fails on every part, and no
+        other part is there to tell. Nothing said it until a new part failed too, and /health
+        said "ok" (own files) or "behind: the PC does not keep up" (an outage only suspected).
+        Ends when the station answers a part (_taking_again), unsaid when no file set aside is
+        left or an outage is said (its own lines take over)."""
+        fault = self._faults.get(ONLY_ASIDE)
+        aside = sorted(n for n in present if n in self._aside)
+        if fault is not None:
+            if not aside or self._station_down() is not None:
+                self._faults.ends(ONLY_ASIDE)
+                self._write_status(now, force=True)
+            elif self._aside_failed > fault["failed"]:
+                self._faults.happens(ONLY_ASIDE, logging.WARNING, "", still=(
+                    "still only set-aside files in %(folder)s (%(files)d: %(named)s), the station failing on them "
+                    "(%(error)s), no part answered for %(quiet).0f s"), **self._only_aside_details(aside, now))
+            return
+        if (aside and len(aside) == len(present) and self._aside_failed and self._station_down() is None
+                and now - self._taken_at >= ONLY_ASIDE_AFTER_S):
+            self._faults.happens(
+                ONLY_ASIDE, logging.WARNING,
+                "every file left in %(folder)s is set aside (%(files)d: %(named)s) and the station failed on each at "
+                "its last try (%(error)s), no part answered for %(quiet).0f s: either no part comes (the line "
+                "stopped) or the station fails on every part, and no other part is here to tell. The watcher is "
+                "not idle: it tries them again up to %(most)g s apart. See the station's log and /health; a new "
+                "part failing too is said as an outage; move the files out of the folder to stop the tries",
+                **self._only_aside_details(aside, now))
+            self._write_status(now, force=True)
+
+    def _only_aside_details(self, aside: list[str], now: float) -> dict[str, Any]:
+        latest = max((self._aside[n] for n in aside), key=lambda a: a.last_wall)
+        return {"folder": self.folder, "files": len(aside), "failed": self._aside_failed,
+                "named": ", ".join(shown_name(n) for n in aside[:5]) + (f" and {len(aside) - 5} more"
+                                                                       if len(aside) > 5 else ""),
+                "error": latest.error, "quiet": now - self._taken_at,
+                # own files wait up to ASIDE_MAX_S; an outage's (suspected) are its tries, up to RETRY_MAX_S
+                "most": ASIDE_MAX_S if any(self._aside[n].own for n in aside) else max(RETRY_MAX_S, self.poll_s)}
+
     def status(self) -> dict[str, Any]:
         """The watcher's state as the status file holds it."""
         now = time.monotonic()
-        d, b = self._station_down(), self._faults.get(BEHIND)
+        d, b, only = self._station_down(), self._faults.get(BEHIND), self._faults.get(ONLY_ASIDE)
         return {**self._status_info,
                 "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
                 # the folder as the station tells two watchers of it apart from two of one
@@ -626,6 +813,11 @@ class FolderWatcher:
                 # files moved to failed/ after timing out on every try (this run; reasons in failed/)
                 "given_up": self._given_up_n,
                 "given_up_files": [shown_name(n) for n in self.given_up[-ASIDE_NAMED:]],
+                "given_up_last": self._given_up_wall,
+                # every file left is set aside and failing again, no part answered for a while: the
+                # station may fail on every part (ONLY_ASIDE)
+                "only_set_aside": only is not None, "only_set_aside_since": only.wall if only else None,
+                "set_aside_error": only["error"] if only else None,
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
                 "behind_since": b.wall if b else None,
                 "station_taking_parts": d is None, "station_down_since": d.wall if d else None,
@@ -669,11 +861,11 @@ class FolderWatcher:
         now = time.monotonic()
         down = self._faults.get(STATION_DOWN)
         aside = self._aside.get(name)
-        if aside is not None and aside["own"]:
+        if aside is not None and aside.own:
             # the station fails on this file alone: tried on its own, and not while it takes no parts
-            return down is not None or now < aside["retry_at"]
+            return down is not None or now < aside.retry_at
         if down is None:
-            return aside is not None and now < aside["retry_at"]
+            return aside is not None and now < aside.retry_at
         if self._others:
             # the try's file was answered HTTP 500: other files, not set aside, are tried at once
             return aside is not None
@@ -775,23 +967,11 @@ class FolderWatcher:
         new = aside is None
         if aside is None:
             first = max(self.poll_s, 0.01)
-            aside = self._aside[name] = {"own": False, "taken": self._taken, "delay": first,
-                                         "most": max(ASIDE_MAX_S, first), "timeouts": 0, "since_wall": time.time()}
-        aside["sig"] = sig
-        aside["error"] = error
-        # the station took other parts since this file's last failure, and fails on it again: its own
-        took_others = self._taken > aside["taken"]
-        aside["own"] = aside["own"] or took_others
-        aside["taken"] = self._taken
-        if timed_out and (new or took_others):
-            # timeouts told as the file's: its first, and each with parts taken since the one before
-            # (a station hung on every part takes none: its files are not counted out)
-            aside["timeouts"] = aside.get("timeouts", 0) + 1
-        if aside["own"] and timed_out:
-            aside["delay"] = aside["most"]     # each try holds the line for the submit's whole timeout
-        aside["retry_at"] = now + aside["delay"]
-        aside["delay"] = min(aside["most"], aside["delay"] * 2)
-        if not aside["own"]:
+            aside = self._aside[name] = AsideFile(sig, delay=first, most=max(ASIDE_MAX_S, first), taken=self._taken)
+        # its own once the station took other parts since its last failure and fails on it again
+        aside.failed(sig, error, self._taken, timed_out, now, first_time=new)
+        self._aside_failed += 1
+        if not aside.own:
             self._row += 1
             if down is None and self._row >= 2:
                 # two files in a row, none taken: the station fails on every part, an outage said as one
@@ -810,10 +990,10 @@ class FolderWatcher:
                     # and as many others as it failed on, not set aside, are tried at once
                     self._not_taking(name, exc)
                     self._others = min(1 if timed_out else OTHERS_MAX,
-                                       sum(not a["own"] for a in self._aside.values()))
+                                       sum(not a.own for a in self._aside.values()))
                 return False
-        if timed_out and aside["timeouts"] >= self.timeouts_max:
-            aside["given_up"] = True           # moved to failed/ by the caller (_give_up), said there
+        if timed_out and aside.timeouts >= self.timeouts_max:
+            aside.given_up = True           # moved to failed/ by the caller (_give_up), said there
             return True
         fault = self._faults.get(("aside", name))
         if fault is not None:
@@ -826,20 +1006,20 @@ class FolderWatcher:
             "%(name)s: the station fails on this file (%(error)s): set aside and tried again every %(delay)g to "
             "%(most)g s, the files behind it go on (see the station's log for this part; move the file out of "
             "the folder to stop the tries)",
-            start={"delay": max(self.poll_s, 0.01), "most": aside["most"]}, name=shown_name(name), error=error)
+            start={"delay": max(self.poll_s, 0.01), "most": aside.most}, name=shown_name(name), error=error)
         self._aside_said = now
         return False
 
     def _say_aside(self, now: float) -> None:
         """The files set aside as their own, said together once a minute while any is (each is
         said once when set aside, and when taken or gone): 100 of them said 100 lines a minute."""
-        own = sorted(n for n, a in self._aside.items() if a["own"])
+        own = sorted(n for n, a in self._aside.items() if a.own)
         if not own or now - self._aside_said < self._faults.repeat_s:
             return
         self._aside_said = now
         named = ", ".join(shown_name(n) for n in own[:5]) + (f" and {len(own) - 5} more" if len(own) > 5 else "")
         first = self._faults.get(("aside", own[0]))
-        error = first["error"] if first is not None else self._aside[own[0]].get("error", "?")
+        error = first["error"] if first is not None else self._aside[own[0]].error
         log.error("%d file(s) still set aside in %s, the station fails on them (%s: %s): %s; each is tried again "
                   "on its own up to %g s apart, the files behind them go on (see the station's log for these "
                   "parts; move the files out of the folder to stop the tries)", len(own), self.folder,
@@ -859,10 +1039,16 @@ class FolderWatcher:
         # told as theirs are tried again at once, in the folder's order; failing again now, with
         # a part taken since, they are their own
         self._taken += 1
+        self._taken_at = time.monotonic()
+        self._aside_failed = 0
         self._row = self._others = 0
+        if self._faults.ends(ONLY_ASIDE, logging.WARNING,
+                             "the station answered a part again after %(lasted).0f s with only set-aside files in "
+                             "%(folder)s") is not None:
+            self._write_status(time.monotonic(), force=True)
         for aside in self._aside.values():
-            if not aside["own"]:
-                aside["retry_at"] = float("-inf")
+            if not aside.own:
+                aside.retry_at = float("-inf")
         down = self._faults.get(STATION_DOWN)
         if down is not None and not down["told"]:
             ended = self._faults.ends(STATION_DOWN)      # suspected, never said: ends unsaid
@@ -874,7 +1060,7 @@ class FolderWatcher:
             # those set aside in the outage and passed in this pass are tried next (poll_once), in
             # the folder's order; others wait for the next pass, behind the parts the line goes on
             # with (a file timing out holds the line a minute at each try)
-            self._again = any(not a["own"] for a in self._aside.values())
+            self._again = any(not a.own for a in self._aside.values())
             self._write_status(time.monotonic(), force=True)
 
     @staticmethod
@@ -1017,7 +1203,7 @@ class FolderWatcher:
             if self._corrupt.get(path.name) == sig:
                 return False   # refused as corrupt unchanged: looked at again once it changes or at the end
         aside = self._aside.get(path.name)
-        if aside is not None and aside.get("given_up"):
+        if aside is not None and aside.given_up:
             # given up, its move not done (failed/ not writable, a restart in between): not sent again
             self._give_up(path, sig, ino)
             return True
@@ -1054,17 +1240,17 @@ class FolderWatcher:
         whole timeout, a minute every two for as long as it stayed. Said once, and in the status
         (``given_up``). Not journalled: the station never answered, so the file copied into the
         folder again is a new try (the station's idempotency covers a part it did record)."""
-        aside = self._aside.get(path.name) or {}
+        aside = self._aside.get(path.name)
         if not self._still(path, sig, ino):
             # a new photo under its name since (or gone): that one is a new part, taken in its turn
             self._put_back(path.name)
             return
-        tries = aside.get("timeouts", self.timeouts_max)
-        since = aside.get("since_wall")
+        tries = aside.timeouts if aside is not None else self.timeouts_max
+        since = aside.since_wall if aside is not None else None
         lasted = max(0.0, time.time() - since) if since is not None else None
         over = "" if lasted is None else f" over {lasted:.0f} s" if lasted < 120 else f" over {lasted / 60:.0f} min"
         reason = (f"the station gave no answer on this file in the submit's time on {tries} tries{over}, while it "
-                  f"took other parts ({aside.get('error', 'ReadTimeout')}): moved here so that it no longer holds "
+                  f"took other parts ({aside.error if aside is not None else 'ReadTimeout'}): moved here so that it no longer holds "
                   "the line (each try held it for the whole timeout). See the station's log for this part (a model "
                   "hanging on this image), then put the file back into the folder to have it inspected")
         target = self._move(path, self.failed_dir)
@@ -1074,6 +1260,7 @@ class FolderWatcher:
         self._faults.ends(("aside", path.name))     # said below, with where it went
         self.counts["failed"] += 1
         self._given_up_n += 1
+        self._given_up_wall = time.time()
         self.given_up.append(path.name)
         del self.given_up[:-ASIDE_NAMED]
         log.error("%s given up and moved to %s/: %s", shown_name(path.name), self.failed_dir.name, reason)
@@ -1165,9 +1352,11 @@ class FolderWatcher:
         part_id = self.part_id_from(path)
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": part_id,
                  "sha256": hashlib.sha256(data).hexdigest(), "at": time.time()}
+        asked = time.monotonic()
         try:
             result = self.submit(data, part_id, path.name)
         except SubmitRefused as exc:
+            self._answered.append((time.monotonic(), time.monotonic() - asked))
             self._taking_again()   # the station answered: it takes parts
             if waiting and exc.code in _MAYBE_UNFINISHED:
                 # a file that looked whole but does not decode may be one a copy has not
@@ -1209,6 +1398,7 @@ class FolderWatcher:
                                  name=path.name, error=f"{type(exc).__name__}: {exc}")
             self._seen.pop(path.name, None)
             return False
+        self._answered.append((time.monotonic(), time.monotonic() - asked))
         self._taking_again()
         self._faults.ends(("submit", path.name))     # inspected: its fault is over, unsaid as before
         if self._aside.pop(path.name, None) is not None:
@@ -1422,6 +1612,15 @@ class StationHeartbeat:
         said = ("the watcher's heartbeat to %(url)s failed (%(what)s): meanwhile the station's /health cannot see "
                 "this watcher (one it saw is a fault after a minute); tried again with each status")
         self._failing.happens(HEARTBEAT, logging.WARNING, said, still=said, url=self.url, what=what)
+
+
+def _clock(wall: Optional[float]) -> str:
+    """A wall time as a log line gives it (the day's time: the line says its own date)."""
+    from time import localtime, strftime     # not through the module's time (tests set a clock there)
+    try:
+        return strftime("%H:%M:%S", localtime(float(wall)))   # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
 def _host_name() -> str:

@@ -15,7 +15,7 @@ from ...line.orm import ApiKey
 from ...line.outbox import REFUSED_SHOWN_S
 from ...line.registry import model_subject
 from ...line.station import Station, _iso, stops_parts
-from ...line.watchers import backlogs, statuses, watcher_faults
+from ...line.watchers import backlogs, statuses, summaries, watcher_faults
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, ResentOut, errors
 
@@ -36,7 +36,8 @@ def health(station: Station = Depends(get_station)) -> Any:
         active = [model_subject(m) for m in station.models.list() if m.active]
         faults.update(station.model_faults())
     # local watchers' status files and --server ones' heartbeats (routers.watchers) alike
-    faults.update(watcher_faults(statuses(station.config.data_dir)))
+    watchers = statuses(station.config.data_dir)
+    faults.update(watcher_faults(watchers))
     sinks = station.sinks.status() if "database" not in faults else {}
     for name, sink in sinks.items():
         # results held for the MES or the andon: parts are still judged and kept (not a
@@ -67,7 +68,10 @@ def health(station: Station = Depends(get_station)) -> Any:
             "faults": faults, "sinks": sinks,
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
-            "backup": station.backups.status() if station.backups is not None else None}
+            "backup": station.backups.status() if station.backups is not None else None,
+            # each running watcher's backlog, set-aside and given-up files (a given-up file is a
+            # fault only for a while; its count stays here for as long as the watcher runs)
+            "watchers": summaries(watchers)}
     links = getattr(station, "plc", None) or []
     if links:
         # each link (Modbus and OPC UA side by side) under its protocol

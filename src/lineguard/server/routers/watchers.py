@@ -50,6 +50,15 @@ class HeartbeatIn(BaseModel):
     set_aside: int = Field(0, ge=0, le=_BIG)
     set_aside_files: list[Annotated[str, Field(max_length=4096, pattern=NO_NUL)]] = Field(
         default_factory=list, max_length=100, description="the first few files set aside")
+    # files moved to failed/ after timing out on every try (since the watcher started), the newest
+    # names and when the latest was; every file left set aside and failing (an older watcher sends none)
+    given_up: int = Field(0, ge=0, le=_BIG)
+    given_up_files: list[Annotated[str, Field(max_length=4096, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=100, description="the newest files given up")
+    given_up_last: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
+    only_set_aside: bool = False
+    only_set_aside_since: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
+    set_aside_error: Optional[str] = Field(None, max_length=2000)
     behind_after_s: Optional[float] = Field(None, ge=0, le=_BIG)
     behind_since: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
     station_taking_parts: bool = True
