@@ -131,13 +131,13 @@ class Gate:
 
 
 class Served:
-    """`lineguard serve` in a process of its own (the wait is its start-up, signals and all),
-    its stderr read line by line as it comes."""
+    """`lineguard serve` (or ``verb``: watch, camera) in a process of its own (the wait is its
+    start-up, signals and all), its stderr read line by line as it comes."""
 
-    def __init__(self, *args: str, cwd: Path):
+    def __init__(self, *args: str, cwd: Path, verb: str = "serve"):
         self.lines: list[str] = []
         self.said = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-m", "lineguard", "serve", *args], cwd=cwd,
+        self.proc = subprocess.Popen([sys.executable, "-m", "lineguard", verb, *args], cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "COLUMNS": "1000"})
         threading.Thread(target=self._read, daemon=True).start()

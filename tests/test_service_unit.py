@@ -139,7 +139,8 @@ def test_a_password_on_the_serve_command_line_is_refused_and_sent_to_an_environm
     (["serve", "--data", "/srv/line1", "--prot", "8000"], "No such option"),
     (["serve", "--port", "eighty"], "'eighty' is not a valid integer"),
     (["serve", "--help"], "asks for its help"),
-    (["watch", "/srv/in"], "give the serve command line after --"),
+    (["train", "/srv/in"], "give the serve, watch or camera command line after --"),
+    (["watch", "/srv/in", "--product", "cell"], "Missing option '--line'"),
 ])
 def test_a_serve_command_line_serve_would_refuse_is_refused_now_not_at_boot(tmp_path, args, said):
     r = run_in_process("service-unit", "--user", "line1", "--", *args, cwd=tmp_path)

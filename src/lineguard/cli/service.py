@@ -1,12 +1,14 @@
-"""`lineguard service-unit -- serve ...`: the systemd unit that starts a station at boot.
+"""`lineguard service-unit -- serve|watch|camera ...`: the systemd unit that starts a station,
+its hot folder or its camera at boot.
 
 A station PC is switched on with the line and must run without anyone typing a command:
-the unit starts `serve` once the network is up, starts it again if it ends with an error,
-and gives it the time it takes to stop cleanly. It runs exactly the serve command line given
-(checked as serve would read it, so a mistyped option is found now, not at the next boot),
-quoted as systemd reads a command line. It carries no secret: a database URL with a password
-on that line is refused (a unit file is readable by every account, `systemctl cat` shows it),
-and the password goes into an EnvironmentFile= only the station's account can read.
+the unit starts the command once the network is up, starts it again if it ends with an
+error, and gives it the time it takes to stop cleanly. It runs exactly the command line
+given (checked as the command would read it, so a mistyped option is found now, not at the
+next boot), quoted as systemd reads a command line. It carries no secret: a database URL
+with a password, or an API key, on that line is refused (a unit file is readable by every
+account, `systemctl cat` shows it), and the secret goes into an EnvironmentFile= only the
+station's account can read.
 """
 from __future__ import annotations
 
@@ -32,10 +34,12 @@ STOP_S = 120
 # Started again this long after it ended with an error (a refused database is said again
 # every RESTART_S in the journal, not in a tight loop)
 RESTART_S = 10
-# the options of serve whose value is a URL that may carry a password, and the variable it
-# goes into instead (read by serve from the EnvironmentFile)
+# the options of serve, watch and camera whose value is a URL that may carry a password,
+# and the variable it goes into instead (read by the command from the EnvironmentFile)
 _URL_OPTIONS = {"db": ("--db", "LINEGUARD_DB"), "mqtt": ("--mqtt", "LINEGUARD_MQTT"),
                 "webhook": ("--webhook", "LINEGUARD_WEBHOOK")}
+# the commands a unit may run: those that run for as long as the line does
+_COMMANDS = ("serve", "watch", "camera")
 # characters an argument may have and still go into the unit unquoted
 _PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -100,23 +104,29 @@ def _password_in(url: Optional[str]) -> bool:
         return False
 
 
-def _serve_params(args: tuple[str, ...]) -> dict:
-    """The serve command line read as serve reads it: a mistyped option or a bad value ends
-    here (exit 2) rather than at the next boot."""
-    from .station import serve
+def _command_params(verb: str, args: tuple[str, ...]) -> tuple[dict, set]:
+    """The ``verb`` command line read as that command reads it: a mistyped option or a bad
+    value ends here (exit 2) rather than at the next boot. Also the names of the options
+    typed on it (not filled in from this shell's variables, such as LINEGUARD_API_KEY)."""
+    from click.core import ParameterSource
+
+    from . import station
+    command = getattr(station, verb)
     if any(a in ("-h", "--help") for a in args):
-        _fail("the serve command line asks for its help: give the command line the station runs")
+        _fail(f"the {verb} command line asks for its help: give the command line the station runs")
     try:
-        with serve.make_context("serve", list(args)) as ctx:
-            return dict(ctx.params)
+        with command.make_context(verb, list(args)) as ctx:
+            typed = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+            return dict(ctx.params), typed
     except click.ClickException as exc:
-        _fail(f"the serve command line: {exc.format_message()}")
+        _fail(f"the {verb} command line: {exc.format_message()}")
     raise AssertionError("unreachable")
 
 
 def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Path, env_file: Optional[Path],
               description: str, program: tuple[str, ...]) -> str:
-    """The unit for ``program`` + ``command`` (the serve command line, as given)."""
+    """The unit for ``program`` + ``command`` (the serve, watch or camera command line after
+    the verb, as given; the verb is ``program``'s last word)."""
     low = sorted({p for p in (params.get("port"), params.get("modbus_port"), params.get("opcua_port"))
                   if p is not None and p < 1024})
     lines = [
@@ -124,11 +134,13 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
         "# `systemctl daemon-reload` and `systemctl enable --now NAME`; its output: `journalctl -u NAME`.",
         "[Unit]",
         f"Description={setting_value(description, 'the description')}",
-        # the database's PC and the plant network may come later still: serve waits for its
-        # database (--db-wait), and this only keeps it from starting before any address is up
+        # the database's PC and the plant network may come later still: serve (and watch or
+        # camera with --data) waits for its database (--db-wait), watch and camera with
+        # --server for the station; this only keeps it from starting before any address is up
         "Wants=network-online.target",
         "After=network-online.target",
-        "# the database on this PC: add After=postgresql.service",
+        "# the database on this PC: add After=postgresql.service" + (
+            "; the station (serve) on this PC: add After= its unit" if params.get("server") else ""),
         # restarted however often it ends with an error (systemd gives up after 5 starts in 10 s)
         "StartLimitIntervalSec=0",
         "",
@@ -142,6 +154,9 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
     else:
         lines.append("# settings and secrets (LINEGUARD_DB=postgresql://user:password@host/db), in a file only "
                      f"{user} reads: EnvironmentFile=/etc/lineguard/NAME.env")
+    if params.get("source") is not None and str(params["source"]).isdigit():
+        # /dev/videoN belongs to the video group: an account outside it gets no frame
+        lines.append(f"# a USB camera: {user} in the video group, or SupplementaryGroups=video")
     if low:
         lines += [f"# port{'s' if len(low) > 1 else ''} {', '.join(map(str, low))} below 1024, without running as root",
                   "AmbientCapabilities=CAP_NET_BIND_SERVICE"]
@@ -150,8 +165,9 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
                                  *(exec_word(a) for a in command)]),
         "Restart=on-failure",
         f"RestartSec={RESTART_S}",
-        # serve closes the station on SIGTERM (the parts in flight stored, the database's
-        # log folded in) and ends 0; past TimeoutStopSec it is killed
+        # serve, watch and camera close the station on SIGTERM (the parts in flight stored,
+        # the database's log folded in) and end (camera with 1 where frames went
+        # uninspected, said in the journal); past TimeoutStopSec they are killed
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={STOP_S}",
         "",
@@ -165,32 +181,65 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
 @click.option("--user", default=None,
               help="The account the station runs as, owning its --data folder (default: the one running this).")
 @click.option("--working-dir", type=PathArg, default=None,
-              help="The folder serve runs in: the relative paths of its command line are read from it "
+              help="The folder the command runs in: the relative paths of its command line are read from it "
                    "(default: this folder).")
 @click.option("--env-file", type=PathArg, default=None,
-              help="A file of LINEGUARD_* settings the station reads at start (EnvironmentFile=): where a database "
-                   "password goes (LINEGUARD_DB=postgresql://user:password@host/db), readable by --user alone.")
-@click.option("--description", default=None, help="The unit's description (default: the station's folder and port).")
+              help="A file of LINEGUARD_* settings the command reads at start (EnvironmentFile=): where a database "
+                   "password goes (LINEGUARD_DB=postgresql://user:password@host/db) and watch's or camera's "
+                   "operator key for --server (LINEGUARD_API_KEY=...), readable by --user alone.")
+@click.option("--description", default=None,
+              help="The unit's description (default: the station's folder and port; the hot folder or camera and "
+                   "its line).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Optional[Path],
                  env_file: Optional[Path], description: Optional[str]) -> None:
-    """Print a systemd unit that runs the station at boot: the serve command line after --.
+    """Print a systemd unit that runs the station at boot: the serve command line after --,
+    or a watch (hot folder) or camera command line.
 
     \b
     lineguard service-unit --user lineguard -- serve --data /srv/line1 --host 0.0.0.0
         | sudo tee /etc/systemd/system/lineguard-L1.service
+    lineguard service-unit --user lineguard --env-file /etc/lineguard/L1-watch.env --
+        watch /srv/hot1 --line L1 --product cell --server http://127.0.0.1:8000
     """
     from ._term import note
-    if command[0] != "serve":
-        _fail(f"{command[0]!r}: give the serve command line after --, e.g. `lineguard service-unit -- serve "
-              "--data /srv/line1 --host 0.0.0.0`")
+    verb = command[0]
+    if verb not in _COMMANDS:
+        _fail(f"{verb!r}: give the serve, watch or camera command line after --, e.g. `lineguard service-unit -- "
+              "serve --data /srv/line1 --host 0.0.0.0`")
     args = tuple(command[1:])
-    params = _serve_params(args)
+    params, typed = _command_params(verb, args)
     for name, (flag, var) in _URL_OPTIONS.items():
         if _password_in(params.get(name)):
             _fail(f"{flag} holds a password, which the unit would show to every account of this PC (systemctl cat): "
                   f"leave {flag} out and put {var}=... in a file only the station's account reads (chmod 600), "
                   "given as --env-file")
+    if "api_key" in typed:
+        # an operator key inspects parts and reviews them in the plant's name: a secret
+        _fail("--api-key is a secret, which the unit would show to every account of this PC (systemctl cat): "
+              "leave it out and put LINEGUARD_API_KEY=... in a file only the station's account reads (chmod 600), "
+              "given as --env-file")
+    if _password_in(params.get("server")):
+        # the unit's description names --server too; the station takes an operator key, never
+        # a password in its URL
+        _fail("--server holds a password, which the unit would show to every account of this PC (systemctl cat): "
+              "a station takes an operator key (LINEGUARD_API_KEY=... in --env-file), not a password in its URL")
+    if verb != "serve" and not (params.get("server") or params.get("data") or params.get("db")):
+        # refused by the command at every start, for ever, as the key below
+        _fail(f"the {verb} command line gives neither --server URL (the station inspects) nor --data DIR "
+              "(inspected in its own process): give one")
+    if params.get("server") and env_file is None:
+        # without it the command ends at every start ("a station server needs an operator
+        # key") and systemd starts it again every RESTART_S, for ever
+        _fail(f"{verb} --server needs its operator key at boot: put LINEGUARD_API_KEY=... in a file only the "
+              "station's account reads (chmod 600) and give it as --env-file")
+    for name in ("source", "plc_camera"):
+        if _password_in(params.get(name)):
+            # camera's --source and serve's --plc-camera are read from the command line
+            # alone: no variable to move the password to, so said, not refused
+            note("warning", f"--{name.replace('_', '-')} holds the camera's password: every account of this PC "
+                            "sees it in the unit (systemctl cat) and in the process list; give the camera an "
+                            "account that may only view its stream")
     user = user or getpass.getuser()
     if not _USER.fullmatch(user):
         _fail(f"--user {user!r} is not an account name")
@@ -216,9 +265,17 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
     if any(ch in python for ch in _EXEC_REFUSED):
         _fail(f"systemd does not run a program whose path holds a quote or a backslash ({python}): install "
               "lineguard in a folder without them")
-    data = params.get("data") or Path("station")
-    description = description or f"lineguard station {working_dir / data}, port {params.get('port')}"
-    click.echo(unit_text(args, params, user, working_dir, env_file, description, (python, "-m", "lineguard", "serve")),
+    if description is None:
+        to = (f"to the station at {params['server']}" if params.get("server") else
+              f"inspected here, station {working_dir / params['data']}" if params.get("data") else "inspected here")
+        if verb == "serve":
+            data = params.get("data") or Path("station")
+            description = f"lineguard station {working_dir / data}, port {params.get('port')}"
+        elif verb == "watch":
+            description = f"lineguard hot folder {working_dir / params['folder']}, line {params['line']}, {to}"
+        else:       # the source not named: a camera's URL may hold its password
+            description = f"lineguard camera {params['station']}, line {params['line']}, {to}"
+    click.echo(unit_text(args, params, user, working_dir, env_file, description, (python, "-m", "lineguard", verb)),
                nl=False)
 
 

@@ -351,6 +351,19 @@ def station_options(f):
     return f
 
 
+def db_wait_option(command: str, given: str):
+    """--db-wait of a command that opens a station here (serve; watch and camera with
+    --data): one option, one meaning, one helper (:func:`_open_when_the_database_answers`),
+    so a hot folder or camera PC switched on with the line waits for its database as the
+    station server does."""
+    return click.option(
+        "--db-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+        help=f"{given}: how long {command} waits at start-up for it to take connections (a PC switched on "
+             "before the database's), trying again every 1 s to 15 s and saying so every minute; then exit 75. "
+             "Default: for as long as it takes; 0: exit 2 at once. A refused password or user, a missing "
+             "database or a newer schema is never waited for (exit 2).")
+
+
 @_env_in_help()
 @click.command()
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True,
@@ -365,12 +378,7 @@ def station_options(f):
 @click.option("--db-schema", default=None,
               help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
                    "--db-schema the keys, users and parts commands take.")
-@click.option("--db-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="With a database server (--db postgresql://...): how long serve waits at start-up for it to "
-                   "take connections (a station PC switched on before the database's), trying again every 1 s to "
-                   "15 s and saying so every minute; then exit 75. Default: for as long as it takes; 0: exit 2 at "
-                   "once, as before. A refused password or user, a missing database or a newer schema is never "
-                   "waited for (exit 2).")
+@db_wait_option("serve", "With a database server (--db postgresql://...)")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the plant network).")
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -641,8 +649,9 @@ DB_WAIT_RAN_OUT = 75
 
 
 class _StopWaiting(BaseException):
-    """SIGTERM or Ctrl-C while serve waits for its database (raised in the main thread, as
-    KeyboardInterrupt is: the wait ends cleanly, not with a traceback or "Aborted!")."""
+    """SIGTERM or Ctrl-C while serve, watch or camera waits for its station's database (raised
+    in the main thread, as KeyboardInterrupt is: the wait ends cleanly, not with a traceback
+    or "Aborted!")."""
 
 
 def _span(seconds: float) -> str:
@@ -650,12 +659,19 @@ def _span(seconds: float) -> str:
     return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60} s"
 
 
-def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it):
-    """The station ``open_it()`` opens; where its database server does not take connections
-    (yet), once it does. A refusal no waiting mends (a wrong password or user, no such
-    database, a schema a newer lineguard wrote) ends serve at once (exit 2), as every start-up
-    error did; so does --db-wait 0. Nothing is served while it waits: no /health (a monitor
-    sees the station down, which it is) and no PLC link (the PLC's connection is refused)."""
+# what is not done while each command waits (serve's: a monitor sees the station down,
+# which it is, and the PLC's connection is refused, not left unanswered)
+_NOT_MEANWHILE = {"serve": "Nothing is served meanwhile: no /health, no PLC link",
+                  "watch": "Nothing is inspected meanwhile: the files dropped in the hot folder wait there",
+                  "camera": "Nothing is inspected meanwhile: the camera is opened once the station has started"}
+
+
+def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it, command: str = "serve"):
+    """The station ``open_it()`` opens (raising StartupError where it cannot); where its
+    database server does not take connections (yet), once it does. A refusal no waiting
+    mends (a wrong password or user, no such database, a schema a newer lineguard wrote)
+    ends ``command`` (serve, watch, camera) at once (exit 2), as every start-up error did;
+    so does --db-wait 0. Nothing runs while it waits (see _NOT_MEANWHILE)."""
     import signal
     import time
 
@@ -686,8 +702,7 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it):
         # said once the stop is in hand: a SIGTERM sent on reading it ends the wait cleanly
         how_long = "for as long as it takes" if db_wait is None else f"for up to {_span(db_wait)}"
         note("waiting", f"the database server {where} does not take connections yet ({why}): the station starts "
-                        f"once it does ({how_long}; Ctrl-C or SIGTERM stops). Nothing is served meanwhile: no "
-                        "/health, no PLC link")
+                        f"once it does ({how_long}; Ctrl-C or SIGTERM stops). {_NOT_MEANWHILE[command]}")
         said, pause = began, _DB_RETRY_FIRST_S
         while station is None:
             waited = time.monotonic() - began
@@ -720,7 +735,7 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it):
     except _StopWaiting:
         if station is not None:
             station.close()
-        note("stopped", f"serve stopped while waiting for the database server {where}: the station did not start")
+        note("stopped", f"{command} stopped while waiting for the database server {where}: the station did not start")
         raise SystemExit(0)
     finally:
         for sig, handler in before.items():
@@ -924,11 +939,12 @@ _watcher_db_schema = click.option("--db-schema", default=None,
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
                mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: Optional[float] = None,
-               db_schema: Optional[str] = None):
+               db_schema: Optional[str] = None, db_wait: Optional[float] = None):
     """Where parts go: a station server (``--server``) or a station in this process
     (``--data``), set by ``keeping`` (the :func:`station_options`) and ``max_upload_mb``.
     The station in this process must have an active model for ``product``, else the
-    command ends here (exit 2): every part would be refused."""
+    command ends here (exit 2): every part would be refused. Its database server not
+    taking connections yet is waited for as serve waits (``db_wait``: --db-wait)."""
     from ..line.sources import local_submitter, remote_submitter
     keeping = keeping or {}
     if server:
@@ -946,11 +962,20 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
                                      "own settings; give "
                                      f"{', '.join(changed)} to `lineguard serve`, or use --data to inspect here",
                                      param_hint=changed[0])
+        if db_wait is not None:
+            # a station on another PC waits for its own database (serve --db-wait); this
+            # command waits for the station by itself (files kept, frames said as lost)
+            raise click.BadParameter("with --server the station waits for its database itself (give --db-wait to "
+                                     "`lineguard serve`); it applies with --data and a --db server",
+                                     param_hint="--db-wait")
         return remote_submitter(server, api_key, line, station, product), None
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ..line.errors import StationError
     from ..line.station import Station
+    from ..server.app import StartupError, _db_problem
     from ._term import fail
     # the station's settings as serve takes them, LINEGUARD_* variables too; with its own
     # schema (without it a watcher of a station in one read public)
@@ -963,10 +988,18 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
              "(`lineguard serve --data DIR --model ...` once), or --db", code=1)
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
-    try:
-        st = Station(cfg)
-    except StationError as exc:         # another data folder keeps this database's files
-        fail(exc.message)
+    def open_here():
+        # its refusals as serve's open_station words them (StartupError, the cause kept:
+        # the wait tells a server not up yet from a refusal by it); a database that could
+        # not be reached was a traceback and exit 1, and a hot folder PC booted with the
+        # line lost its watcher until someone started it again
+        try:
+            return Station(cfg)
+        except StationError as exc:         # another data folder keeps this database's files
+            raise StartupError(exc.message) from exc
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StartupError(_db_problem(cfg, exc)) from exc
+    st = _open_when_the_database_answers(cfg, db_wait, open_here, "watch" if source == "folder" else source)
     try:
         # a --db URL may hold a password: not printed
         _check_product(st, product, line, str(data) if data is not None else "--db")
@@ -1065,6 +1098,7 @@ def part_line(name: object, r: dict) -> str:
 @click.option("--data", type=PathArg, default=None, help="Inspect in this process with the station folder DIR.")
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @_watcher_db_schema
+@db_wait_option("watch", "With --data and a database server (--db postgresql://...)")
 @click.option("--settle", type=float, default=1.0, show_default=True,
               help="Seconds a file must stay unchanged before it is taken.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between folder scans.")
@@ -1079,7 +1113,8 @@ def part_line(name: object, r: dict) -> str:
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @station_options
 def watch(folder: Path, line: str, station: str, product: str, server: Optional[str], api_key: Optional[str],
-          data: Optional[Path], db: Optional[str], db_schema: Optional[str], settle: float, poll: float,
+          data: Optional[Path], db: Optional[str], db_schema: Optional[str], db_wait: Optional[float],
+          settle: float, poll: float,
           incomplete_after: float, max_upload_mb: float, webhook: Optional[str], mqtt: Optional[str],
           **keeping) -> None:
     """Inspect every new image dropped into a folder; done files go to done/, refused ones to failed/.
@@ -1098,7 +1133,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     if not folder.is_dir():
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
-                            max_upload_mb=max_upload_mb, db_schema=db_schema)
+                            max_upload_mb=max_upload_mb, db_schema=db_schema, db_wait=db_wait)
 
     def show(path, r):
         click.echo(part_line(path.name, r))
@@ -1169,6 +1204,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--data", type=PathArg, default=None)
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @_watcher_db_schema
+@db_wait_option("camera", "With --data and a database server (--db postgresql://...)")
 @click.option("--webhook", default=None, help="With --data: POST every result to this URL (through the outbox).")
 @click.option("--mqtt", default=None, help="With --data: publish results to this broker, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--give-up-after", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -1177,7 +1213,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @station_options
 def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
            server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
-           db_schema: Optional[str], webhook: Optional[str], mqtt: Optional[str],
+           db_schema: Optional[str], webhook: Optional[str], mqtt: Optional[str], db_wait: Optional[float] = None,
            give_up_after: Optional[float] = None, **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
 
@@ -1192,7 +1228,7 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
     from ._term import fail
     line, station, product = _part_names(line, station, product)
     submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
-                            db_schema=db_schema)
+                            db_schema=db_schema, db_wait=db_wait)
 
     def show(r):
         click.echo(part_line(r.get("part_id"), r))
