@@ -14,6 +14,13 @@ client that follows the ``heatmap`` link of a fresh answer gets the picture.
 A link the database refuses (an outage, a failover) is tried again, with backoff, for
 as long as the station runs and once more at its close: the map is on disk already, and
 an NG part's map is what its reviewer opens (it was logged and dropped).
+
+A link that found no database connection in the pool's whole wait (an overloaded station:
+every connection in use by requests) is no fault of the database nor of the station, and
+the station's log already says the overload once a minute: it is said here as a warning
+when it begins, once a minute while it lasts (with how many maps wait for their link) and
+when the maps are linked, never a line each time. Any other failure of the link (a
+database refusing, a bug) is an ERROR, said the same way, a bug with its traceback.
 """
 from __future__ import annotations
 
@@ -26,12 +33,20 @@ from typing import Optional
 
 import numpy as np
 from sqlalchemy import update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from .db import Database
+from .db import Database, is_refusal, refusal_reason
 from .imagestore import ContentStore
 from .orm import Inspection
+from .sources.outage import LastingFaults
 
 log = logging.getLogger("lineguard.station")
+
+# the link's lasting faults (see LastingFaults): the pool's wait run out (overload), any
+# other failure of the link, and maps given up
+OVERLOAD = ("maps", "overload")
+REFUSED = ("maps", "refused")
+GIVEN_UP = ("maps", "given up")
 
 
 @dataclass
@@ -68,6 +83,8 @@ class MapWriter:
         self._unlinked: dict[int, str] = {}        # inspection id -> its stored map's key
         self._retry_s = self.RETRY_FIRST_S
         self._retry_at = 0.0
+        # said from the writer's thread alone (LastingFaults is not thread-safe)
+        self._faults = LastingFaults(log)
         self._thread = threading.Thread(target=self._run, name="lg-maps", daemon=True)
         self._thread.start()
 
@@ -115,17 +132,51 @@ class MapWriter:
                               .values(heatmap_key=key))
             return True
         except Exception as exc:  # noqa: BLE001 - kept and tried again
-            if not self._unlinked:
-                log.error("could not link %d anomaly maps to their inspections (%s: %s); trying again",
-                          len(links), type(exc).__name__, exc)
+            self._say_refused(exc, len(self._unlinked.keys() | links.keys()))
             return False
+
+    def _say_refused(self, exc: Exception, waiting: int) -> None:
+        """Say a link that failed, as a lasting fault: when it begins, then at most once a
+        minute with how many maps wait (``waiting``), never a line for each try."""
+        if isinstance(exc, PoolTimeout):
+            # overload: every connection in use for the pool's whole wait; the requests
+            # that met it are answered 503 busy and the app says it too (a warning)
+            self._faults.happens(
+                OVERLOAD, logging.WARNING,
+                "anomaly maps wait for their link: no database connection came in the pool's whole wait (the "
+                "station is overloaded, every connection in use by requests); %(waiting)d maps are stored and "
+                "linked once a connection is free (their parts say \"not kept\" meanwhile)",
+                still="anomaly maps still wait for a database connection after %(lasted).0f s (the station is "
+                      "overloaded): %(waiting)d maps stored and not linked yet, %(times)d tries in the last "
+                      "%(quiet_s).0f s",
+                waiting=waiting)
+            return
+        refusal = is_refusal(exc)
+        fault = self._faults.get(REFUSED)
+        self._faults.happens(
+            REFUSED, logging.ERROR,
+            "could not link %(waiting)d anomaly maps to their inspections (%(error)s); trying again",
+            still="still cannot link anomaly maps to their inspections after %(lasted).0f s (%(error)s): "
+                  "%(waiting)d maps stored and not linked yet, %(times)d tries in the last %(quiet_s).0f s",
+            waiting=waiting, error=refusal_reason(exc) if refusal else f"{type(exc).__name__}: {exc}")
+        if fault is None and not refusal:
+            # not the database refusing but the station's own mistake (a missing column):
+            # its traceback once, for whoever fixes it
+            log.error("the anomaly maps' link failed", exc_info=exc)
+
+    def _linked(self, n: int) -> None:
+        """The maps the database had refused are linked: the faults said are over."""
+        for key in (OVERLOAD, REFUSED):
+            self._faults.ends(key, logging.WARNING, "linked %(n)d anomaly maps the database had refused (for "
+                                                    "%(lasted).0f s)", n=n)
+        self._faults.ends(GIVEN_UP)
 
     def _link_again(self) -> None:
         if not self._unlinked or time.monotonic() < self._retry_at:
             return
         links = dict(self._unlinked)
         if self._link(links):
-            log.info("linked %d anomaly maps the database had refused", len(links))
+            self._linked(len(links))
             for inspection_id in links:
                 self._unlinked.pop(inspection_id, None)
             self._retry_s = self.RETRY_FIRST_S
@@ -138,7 +189,17 @@ class MapWriter:
         while len(self._unlinked) > self.UNLINKED_MAX:
             given_up = next(iter(self._unlinked))
             del self._unlinked[given_up]
-            log.error("gave up linking the anomaly map of inspection %s", given_up)
+            # lost: said (when it begins, then once a minute with the count), not a line
+            # for each part, which a long overload gives one a part
+            going = self._faults.get(GIVEN_UP)
+            self._faults.happens(
+                GIVEN_UP, logging.ERROR,
+                "gave up linking the anomaly map of inspection %(first)s: more than %(most)d maps wait for the "
+                "database; the oldest are given up (their parts say the map was not kept)",
+                still="gave up linking %(lost)d anomaly maps so far (from inspection %(first)s to %(last)s): the "
+                      "database still refuses them",
+                start={"first": given_up}, most=self.UNLINKED_MAX, last=given_up,
+                lost=(going["lost"] if going is not None else 0) + 1)
         if not self._retry_at or time.monotonic() >= self._retry_at:
             self._retry_at = time.monotonic() + self._retry_s
 
