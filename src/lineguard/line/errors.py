@@ -139,6 +139,13 @@ class ModelFileMissing(Conflict):
     code = "model_file_missing"
 
 
+class ModelFileDamaged(Conflict):
+    """The version's file is in the models folder but cannot be a model (truncated, emptied,
+    overwritten, or its last load refused it): no retry mends it (not a 503), the same
+    file uploaded again writes it back (ModelRegistry.put_file)."""
+    code = "model_file_damaged"
+
+
 class DefectTypesChanged(Conflict):
     """A product's defect types are not the list the sender read (``expected``): another
     engineer saved theirs meanwhile. Nothing stored; the answer carries the stored list."""

@@ -29,13 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..runtime.loader import ModelRunTooLarge, trial_run_memory
+from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError
 from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit
 from .db import LOCK_MODEL_CHANGES, Database
-from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileMissing, ModelLoadFailed, NoActiveModel, NotFound,
-                     PassesDefects, RejectsGoodParts)
-from .imagestore import ContentStore
+from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileDamaged, ModelFileMissing, ModelLoadFailed,
+                     NoActiveModel, NotFound, PassesDefects, RejectsGoodParts)
+from .imagestore import ContentStore, sha256_hex
 from .orm import ModelActivation, ModelVersion, utcnow
 
 Loader = Callable[[Path], Any]
@@ -53,6 +54,62 @@ def _without_paths(message: str, path: str) -> str:
     if path:
         message = message.replace(str(path), "the model file")
     return re.sub(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*", "<station file>", message)
+
+
+def model_file_fault(path: Path, size: int, reads_model_files: bool) -> Optional[str]:
+    """Why the file at ``path`` (``size`` bytes) cannot be a model, read off its first bytes,
+    its header and its length alone (never loaded, never hashed: GET /models asks it of
+    every version); None where nothing is seen. A .lgm's header names the length of every
+    tensor, so a file cut short or grown is told; an export must end with its hash entry.
+    ``reads_model_files``: the loader reads lineguard's own formats (a test loader's files
+    are neither, and only their emptiness is told)."""
+    from ..runtime import onnx_file
+    from ..vision.bundle import _MAX_HEADER
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(onnx_file.HEAD_BYTES)
+            kind = onnx_file.head_kind(head)
+            if kind is None and len(head) >= 8 and head[8:9] == b"{":
+                kind = "lgm"     # a safetensors header whose length is out of bounds: told below
+            if kind == "lgm":
+                hlen = int.from_bytes(head[:8], "little")
+                if hlen > _MAX_HEADER or 8 + hlen > size:
+                    return (f"truncated or not a model: its header says {hlen} bytes, the whole file has "
+                            f"{size}")
+                fh.seek(8)
+                import json
+                try:
+                    header = json.loads(fh.read(hlen).decode("utf-8"))
+                    meta = header.get("__metadata__") or {}
+                    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                              default=0)
+                except (UnicodeDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    return "its header is damaged (not readable as JSON with tensor offsets)"
+                if "lineguard" not in meta:
+                    return "a safetensors file but not a lineguard model (no lineguard manifest in its header)"
+                if 8 + hlen + end != size:
+                    return (f"truncated: its header names {8 + hlen + end} bytes, the file has {size}"
+                            if size < 8 + hlen + end else
+                            f"{size - (8 + hlen + end)} bytes more than its header names (written over or "
+                            "appended to)")
+                return None
+            if kind == "onnx" or path.suffix.lower() == onnx_file.SUFFIX:
+                if kind != "onnx":
+                    return f"does not begin as an exported model (it begins {head[:8].hex(' ')})"
+                prefix = onnx_file._entry(onnx_file.HASH_KEY, "0" * 64)[:-64]
+                if size <= onnx_file.TRAILER_LEN:
+                    return f"truncated: {size} bytes, shorter than an export's hash entry"
+                fh.seek(size - onnx_file.TRAILER_LEN)
+                if not fh.read(onnx_file.TRAILER_LEN).startswith(prefix):
+                    return "truncated or re-saved: it does not end with the export's lineguard hash entry"
+                return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if reads_model_files:
+        return f"not a model file: it begins as neither a .lgm nor an exported .onnx ({head[:8].hex(' ')})"
+    return None
 
 
 def _for_the_station(insp: Any) -> Any:
@@ -162,6 +219,11 @@ class ModelRegistry:
         # model id -> (precision, runtime) it judges at: an fp32 and an int8 export of one
         # model read alike in the versions list (same features, same model_version)
         self._precisions: dict[str, tuple[Optional[str], Optional[str]]] = {}
+        # model file path -> ((inode, mtime, size), why it cannot be a model or None): the
+        # list asks every version's file on every GET; read again only once the file changed.
+        # A load the file itself failed (its hash, a tensor) is kept here too, so the list says
+        # it of that very file and forgets it once the file is written back.
+        self._file_checks: dict[str, tuple[tuple[int, int, int], Optional[str]]] = {}
 
     ACTIVE_TTL_S = 2.0
 
@@ -243,7 +305,7 @@ class ModelRegistry:
             except FileNotFoundError:
                 pass
         check_model_judges(insp)
-        key = self.store.put(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
+        key = self.put_file(data, ".onnx" if onnx_file.is_export(data) else ".lgm")
         model_id = str(getattr(insp, "model_id", "") or key)
         self._precisions[model_id] = _precision_of(insp)
         with self._cache_lock:
@@ -271,6 +333,24 @@ class ModelRegistry:
         if activate:
             self._activation_changed()
         return mv
+
+    def put_file(self, data: bytes, suffix: str) -> str:
+        """Store a model file under its content's name. A file of that name already there is
+        only touched by the store; one damaged since (truncated by a full disk, a restore
+        gone wrong) stayed damaged, and every version of that file with it: the same file
+        uploaded again (what file_missing_message and the 409 of a damaged one tell) is
+        written over it, temp file + fsync + rename, when its bytes are not these."""
+        digest = sha256_hex(data)
+        key = self.store.key_for(digest, suffix)
+        path = self.store.path(key)
+        try:
+            whole = path.stat().st_size == len(data) and _file_sha256(path) == digest
+        except FileNotFoundError:
+            whole = True        # not there at all: the store writes it
+        if not whole:
+            log.warning("model file %s did not hold the bytes its name says (damaged): written back", key)
+            atomic_write_bytes(path, data)
+        return self.store.put(data, digest=digest, suffix=suffix)
 
     def list(self, product: Optional[str] = None, line: Optional[str] = None) -> list[ModelVersion]:
         with self.db.session() as s:
@@ -373,8 +453,14 @@ class ModelRegistry:
             if trial is not None and trial.learnt_left_out:
                 # the parts it learned from were not tried (it fits them): the log says how many
                 forced.update(good_parts_tried=trial.scored, learnt_left_out=trial.learnt_left_out)
-            self._activate(s, mv, by, **forced)
+            # a shadow of this product/line was compared with the version judging it until now:
+            # from now on with this one, and the answer and the change log say so (shadow.py)
+            from .shadow import on_live_change
+            shadow_said = None if now is not None and now.id == mv.id else \
+                on_live_change(s, product, line, now or _every_line(s, product, line), mv, by)
+            self._activate(s, mv, by, **forced, **({"shadow": shadow_said} if shadow_said else {}))
         self._activation_changed()   # after the commit, so no one re-caches the old version
+        mv.shadow_note = shadow_said     # the answer's warning (not a column: this call's alone)
         return mv
 
     def rollback(self, product: str, line: str, by: Optional[str] = None, *,
@@ -412,7 +498,7 @@ class ModelRegistry:
                 raise NotFound(f"unknown product {product!r}: no model was ever uploaded for it; list the "
                                "versions with GET /api/v1/models")
             active, seen = _standing(s, product, line)
-            target = _rollback_to(s, product, line, self.has_file)
+            target = _rollback_to(s, product, line, self.file_usable, self.file_fault)
         _check_expected(active, expected_active, product, line)
         self.loadable(target)    # before the lock: nobody waits on the model
         with self._change("activation") as s:
@@ -427,8 +513,8 @@ class ModelRegistry:
                                     + (f"; to go back from v{now.version} too, roll back again (the API: with "
                                        f"\"expected_active\": {now.version})" if now is not None else ""),
                                     active_version=now.version if now is not None else None)
-            mv = _rollback_to(s, product, line, self.has_file)
-            undone = _rollback_walk(s, product, line, self.has_file)[1]
+            mv = _rollback_to(s, product, line, self.file_usable, self.file_fault)
+            undone = _rollback_walk(s, product, line, self.file_usable)[1]
             if mv.id != target.id:
                 # the walk moved while this one waited (sent with expected_active): its model is
                 # loaded outside the lock (loading may write the version's facts, which on
@@ -440,10 +526,17 @@ class ModelRegistry:
             # the versions undone, as people name them (v3), not the database's row ids
             undone_versions = sorted(set(s.scalars(select(ModelVersion.version).where(
                 ModelVersion.id.in_({a.model_version_id for a in undone})))))
+            # versions the walk passed (their file missing or damaged): the answer says so
+            passed = sorted(set(s.scalars(select(ModelVersion.version).where(
+                ModelVersion.id.in_({a.model_version_id for a in undone}), ModelVersion.line == line,
+                ModelVersion.id != (now.id if now is not None else -1)))))
             if mv.line == line:
                 # not a new activation: the one rolled back to stands again as it was
+                from .shadow import on_live_change
+                shadow_said = on_live_change(s, product, line, now, mv, by)
                 self._switch(s, mv)
-                audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions)
+                audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions,
+                             **({"shadow": shadow_said} if shadow_said else {}))
                 # "activated" as before (a consumer tracking the active version needs no change)
                 _model_event(s, mv, "activated", by, rollback=True)
             else:
@@ -471,6 +564,10 @@ class ModelRegistry:
                              dropped_model_id=now.model_id if now is not None else None,
                              dropped_model_version=now.model_version if now is not None else None)
         self._activation_changed()
+        notes = ([f"passed over v{', v'.join(map(str, passed))} of {_where(product, line)}: "
+                  + ("its file" if len(passed) == 1 else "their files") + " cannot be loaded (see file_problem "
+                  "in GET /api/v1/models)"] if passed else []) + ([shadow_said] if shadow_said else [])
+        mv.shadow_note = "; ".join(notes) or None     # the answer's warning (this call's alone)
         return mv
 
     def _activate(self, s: Session, mv: ModelVersion, by: Optional[str], **logged: Any) -> None:
@@ -536,15 +633,70 @@ class ModelRegistry:
     # -- loaded models ------------------------------------------------------------
     def loadable(self, mv: ModelVersion) -> Any:
         """The loaded model of a version about to judge the line (activated, rolled back
-        to, shadowing). One whose file is gone from the store is refused even when this
-        process still holds it: every other process, and this one after a restart,
-        could not load it."""
-        self.file_path(mv)
-        return self.inspector(mv)
+        to, shadowing). One whose file is gone from the store, or damaged there, is refused
+        (409) even when this process still holds it: every other process, and this one
+        after a restart, could not load it. A load the file itself fails is a 409 too, not
+        the 503 of a part (which says: try again), since no retry mends a file."""
+        fault = self.file_fault(mv)
+        if fault is not None:
+            raise fault
+        try:
+            return self.inspector(mv)
+        except ModelLoadFailed as exc:
+            if not isinstance(exc.__cause__, BundleError):
+                raise           # out of memory, a runtime missing: not the file's fault
+            fault = self.file_fault(mv)
+            raise (fault or exc) from exc
 
     def has_file(self, mv: ModelVersion) -> bool:
         """Whether the version's file is in the station's models folder."""
         return self.store.exists(mv.file_key)
+
+    def file_usable(self, mv: ModelVersion) -> bool:
+        """Whether the version's file is there and nothing says it cannot load: what a
+        rollback may go back to, and what the list offers as ``rollback_to``."""
+        return self.file_problem(mv) is None
+
+    def file_problem(self, mv: ModelVersion) -> Optional[str]:
+        """Why the version's file cannot be loaded, in a few words (missing, empty,
+        truncated, not a model, or its last load refused it), or None. Cheap: its size and
+        header, read again only when the file changed (by inode, mtime, size)."""
+        path = self.store.path(mv.file_key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return "missing from the station's models folder"
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._cache_lock:
+            hit = self._file_checks.get(str(path))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        why = model_file_fault(path, st.st_size, bool(getattr(self.loader, "reads_model_files", False)))
+        with self._cache_lock:
+            self._file_checks[str(path)] = (stamp, why)
+        return why
+
+    def file_fault(self, mv: ModelVersion) -> Optional[Conflict]:
+        """The refusal for a version whose file is missing (:class:`ModelFileMissing`) or
+        damaged (:class:`ModelFileDamaged`), naming the file and what brings it back; None
+        where its file looks whole."""
+        if not self.store.exists(mv.file_key):
+            return ModelFileMissing(file_missing_message(mv))
+        why = self.file_problem(mv)
+        if why is None:
+            return None
+        return ModelFileDamaged(file_damaged_message(mv, why), version=mv.version, file=f"models/{mv.file_key}")
+
+    def _file_failed(self, path: Path, why: str) -> None:
+        """A load refused the file itself (BundleError): the list says so of that very file."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        with self._cache_lock:
+            self._file_checks[str(path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), why)
 
     def file_path(self, mv: ModelVersion) -> Path:
         """Where the version's file lies (to load it, to download a copy), or
@@ -579,9 +731,12 @@ class ModelRegistry:
                 insp = self.loader(path)
             except Exception as exc:  # noqa: BLE001
                 log.error("model %s v%s (%s) failed to load: %s", mv.product, mv.version, path, exc)
+                said = _without_paths(str(exc), str(path))
                 why = (f"model {mv.product} v{mv.version} failed to load: "
-                       f"{_without_paths(str(exc), str(path))}. Activate another version or re-upload the model")
+                       f"{said}. Activate another version or re-upload the model")
                 self._load_failed[mv.model_id] = why
+                if isinstance(exc, BundleError):
+                    self._file_failed(path, f"its last load refused it: {said.removeprefix('the model file: ')}")
                 raise ModelLoadFailed(why) from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
@@ -683,6 +838,33 @@ def file_missing_message(mv: ModelVersion) -> str:
                    f"the file back for v{mv.version} too")
 
 
+def file_damaged_message(mv: ModelVersion, why: str) -> str:
+    """What to do about a version whose file is in the models folder but cannot be a model.
+    The file is named as it lies in the station's data folder (an administrator restores it
+    from a backup by that name), never by the station's absolute path."""
+    where = f"{mv.product}" + (f"/{mv.line}" if mv.line else "") + f" v{mv.version}"
+    said = (f"the file of {where} (models/{mv.file_key} in the station's data folder) cannot be loaded: {why}; "
+            "nothing changed. ")
+    made = station_made(mv)
+    if made:
+        return said + (f"v{mv.version} was {made}, so only a copy downloaded from the station before, or that file "
+                       "from a backup, puts it back: upload that copy (POST /api/v1/models), which writes the file "
+                       "back for it. Without one, activate another version, or make it again (retrain, or tune "
+                       "the thresholds again)")
+    return said + (f"Upload the same model file again (POST /api/v1/models, the Models page's Upload, or serve "
+                   f"started with --model FILE): that writes the file back for v{mv.version} too; or activate "
+                   "another version")
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _rollback_walk(s: Any, product: str, line: str,
                    usable: Optional[Callable[[ModelVersion], bool]] = None) -> tuple[list[Any], list[Any], Any]:
     """The standing activations (newest first), those a rollback undoes (the standing one
@@ -729,7 +911,8 @@ def _every_line(s: Any, product: str, line: str) -> Optional[ModelVersion]:
 
 
 def _rollback_to(s: Any, product: str, line: str,
-                 usable: Optional[Callable[[ModelVersion], bool]] = None) -> ModelVersion:
+                 usable: Optional[Callable[[ModelVersion], bool]] = None,
+                 fault: Optional[Callable[[ModelVersion], Optional[Conflict]]] = None) -> ModelVersion:
     """The version a rollback of product/line goes back to, or the Conflict saying why none:
     the version active before the standing activation, or, for a line whose walk ends (its
     first own model), the product's model of every line, which judged its parts before."""
@@ -755,6 +938,11 @@ def _rollback_to(s: Any, product: str, line: str,
     _s, _u, plain = _rollback_walk(s, product, line)
     missing = s.get(ModelVersion, plain.model_version_id) if plain is not None else every
     if missing is not None:
+        # why it cannot run, as activating it would say (its file damaged rather than gone)
+        said = fault(missing) if fault is not None else None
+        if isinstance(said, ModelFileDamaged):
+            raise ModelFileDamaged(f"nothing to roll back to for {where} that can run: {said.message}",
+                                   **said.details)
         raise ModelFileMissing(f"nothing to roll back to for {where} that can run: "
                                + file_missing_message(missing))
     first = s.get(ModelVersion, standing[-1].model_version_id)

@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from . import audit
 from .db import DB_ERRORS
 from .errors import Conflict, NotFound
-from .orm import ModelShadow, ModelVersion, ShadowResult, utcnow
+from .orm import Inspection, ModelShadow, ModelVersion, ShadowResult, utcnow
 from .registry import model_subject
 
 log = logging.getLogger("lineguard.shadow")
@@ -63,6 +63,80 @@ def on_give_back(s: Session, product: str, line: str, back_to: ModelVersion, dro
         return f"the shadow of {model_subject(cand)} ended: {why}"
     return (f"{model_subject(cand)} runs on in shadow, compared from now on with {model_subject(back_to)}, "
             "which judges the line now" + (f", not with {model_subject(dropped)}" if dropped is not None else ""))
+
+
+def compared_with(s: Session, cand: ModelVersion, judge: ModelVersion, line: str = "") -> int:
+    """The parts ``cand`` judged in shadow beside ``judge`` (the version live then), as
+    Compare counts them (compare.compare: the parts judged by ``judge``, test parts left out)."""
+    q = (select(func.count()).select_from(ShadowResult)
+         .join(Inspection, Inspection.id == ShadowResult.inspection_id)
+         .where(ShadowResult.model_version_id == cand.id, Inspection.product == judge.product,
+                Inspection.model_id == judge.model_id, Inspection.registry_version == judge.version,
+                Inspection.test_part.is_(None)))
+    if line:
+        q = q.where(Inspection.line == line)
+    return int(s.scalar(q) or 0)
+
+
+def on_live_change(s: Session, product: str, line: str, before: Optional[ModelVersion], after: ModelVersion,
+                   by: Optional[str]) -> Optional[str]:
+    """The shadows whose live model changes when ``after`` is made to judge product/line in
+    place of ``before`` (an activation, or a rollback within the line's own versions), in
+    that change's transaction; the sentence that says what became of them, for its answer
+    (``warning``) and its change-log entry (``shadow``); None: no shadow concerned.
+
+    Compare sets a shadow against the version live now, on the parts that version judged
+    (compare.compare): the moment the live model changes, its counts start again from what
+    the new one judged, and those of the one before leave it (they come back should that
+    version be live again: the same two models on the same kind of parts). That happened
+    with no word: the engineer read "0 parts" (or, after a rollback, the old version's
+    parts back) on a comparison that had not changed in any way they had done. So it is
+    said, with the counts. A shadow of the very model made live (its version activated,
+    or the same file under another version) ends: the live model judges those parts itself,
+    the shadow skipped every one, and Compare blamed it for all of them as parts it fell
+    behind on (the same as on_give_back)."""
+    said: list[str] = []
+    own = s.get(ModelShadow, (product, line))
+    # (the shadow, the line its Compare is asked for) whose live model is ``after`` from now on
+    concerned: list[tuple[ModelShadow, str]] = [(own, line)] if own is not None else []
+    if not line:
+        # the model of every line judges each line with no version of its own active
+        for row in s.scalars(select(ModelShadow).where(ModelShadow.product == product, ModelShadow.line != "")):
+            if s.scalar(select(ModelVersion.id).where(ModelVersion.product == product, ModelVersion.line == row.line,
+                                                      ModelVersion.active.is_(True))) is None:
+                concerned.append((row, row.line))
+    for row, on in concerned:
+        cand = s.get(ModelVersion, row.model_version_id)
+        if cand is None or cand.id == after.id:
+            if cand is not None:    # promoted: ShadowRunner.stop_if ends it, after the commit
+                said.append(f"the shadow of {model_subject(cand)} ends: it judges the parts itself now")
+            continue
+        where = f" of line {on}" if on else ""
+        if cand.model_id == after.model_id:
+            s.delete(row)
+            why = (f"{model_subject(after)} was made to judge the parts{where}, the same model as v{cand.version} "
+                   "(one model id): it judges them itself now")
+            audit.record(s, "model.shadow_stopped", f"{product}/{row.line or '*'}", by, why=why)
+            said.append(f"the shadow of {model_subject(cand)} ended: {why}")
+            continue
+        again = compared_with(s, cand, after, on)
+        left = compared_with(s, cand, before, on) if before is not None else 0
+        said.append(f"{model_subject(cand)} runs on in shadow, compared from now on with {model_subject(after)}, "
+                    f"which judges the parts{where} now: Compare counts only the parts {model_subject(after)} "
+                    "judged, " + (f"{again} from an earlier time it was live" if again else "none yet")
+                    + (f"; the {left} parts compared with {model_subject(before)} are left out of it"
+                       if left and before is not None else ""))
+    if line and own is None:
+        # the line had the shadow of every line beside the model of every line: its parts leave
+        # that comparison, judged by a version of the line's own from now on
+        wide = s.get(ModelShadow, (product, ""))
+        cand = s.get(ModelVersion, wide.model_version_id) if wide is not None else None
+        if cand is not None and before is not None and before.line == "" and after.line == line:
+            said.append(f"{model_subject(cand)} runs on in shadow; line {line}'s parts, judged by "
+                        f"{model_subject(after)} from now on, leave its Compare with {model_subject(before)} "
+                        f"(GET /api/v1/models/{product}/compare?line={line}&candidate={cand.version} compares them "
+                        f"with {model_subject(after)})")
+    return "; ".join(said) or None
 
 
 class ShadowRunner:

@@ -1009,8 +1009,9 @@ class Station:
         mine = [mv for mv in self.models.list(product, line) if mv.file_key.split("/")[-1].startswith(digest)]
         if mine:
             for mv in mine:
-                # its file lost (a restore from a damaged backup names the version): put back
-                self.models.store.put(data, key=mv.file_key)
+                # its file lost or damaged (a restore from a damaged backup names the version,
+                # a full disk cut it short): written back
+                self.models.put_file(data, Path(mv.file_key).suffix)
             active = next((mv for mv in mine if mv.active), None)
             if active is not None:
                 return active

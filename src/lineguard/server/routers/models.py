@@ -63,8 +63,19 @@ class ModelVersionRatesOut(ModelVersionOut):
     same_file_as: Optional[int] = Field(default=None, description="the earliest version of its product and line "
                                                                   "with the very same model file (model_id): this "
                                                                   "one is a copy of it; null: none")
-    warning: Optional[str] = Field(default=None, description="an upload's: what to know about it (the same file as "
-                                                             "a version there already)")
+    warning: Optional[str] = Field(default=None, description="an upload's, an activation's or a rollback's: what to "
+                                                             "know about it (the same file as a version there "
+                                                             "already; a shadow now compared with this version, or "
+                                                             "ended; versions a rollback passed, their file unusable)")
+    file_problem: Optional[str] = Field(default=None, description="why its model file cannot be loaded, in a few "
+                                                                  "words (missing from the models folder, empty, "
+                                                                  "truncated, not a model, or its last load refused "
+                                                                  "it), read off the file's size and header; null: "
+                                                                  "it looks whole. Activating it, rolling back or "
+                                                                  "shadowing to it is refused (409 "
+                                                                  "model_file_missing / model_file_damaged); on the "
+                                                                  "active version: it runs from memory, a restart "
+                                                                  "cannot load it")
     rollback_to_line: Optional[str] = Field(default=None, description="an active version: the line of the version "
                                                                       "rollback_to names: its own, or \"\" where a "
                                                                       "rollback gives the line's parts back to the "
@@ -88,6 +99,12 @@ class ShadowRunOut(BaseModel):
     stopped_at: Optional[str] = Field(description="null: it runs still")
 
 
+class OtherBaselineOut(BaseModel):
+    version: int
+    line: str
+    parts: int = Field(description="parts the candidate judged in shadow beside this version, left out here")
+
+
 class CompareSampleOut(CompareOut):
     active: ModelVersionRatesOut
     candidate: ModelVersionRatesOut
@@ -102,6 +119,12 @@ class CompareSampleOut(CompareOut):
                                                         "(started, stopped or replaced or made active); for parts "
                                                         "compared before the log's first run, from the first of "
                                                         "them to that run")
+    other_baselines: list[OtherBaselineOut] = Field(
+        default_factory=list, description="the other versions the candidate was compared with while it ran in "
+                                          "shadow (the live model changed: an activation or a rollback), with the "
+                                          "parts it judged beside each: everything here is on the parts the version "
+                                          "active now judged, those are left out (they count again while that "
+                                          "version is live)")
 
 # The largest model file the station takes. Usual ones are 1-30 MB: the quality profile
 # on 762 magnetic tiles (MobileNetV2 stages 2+4, 128 channels, 256x224: 896 patches a
@@ -146,7 +169,7 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
         rates = version_rates_both(s, versions)
         copies = _same_files(s, versions)
         # never a version whose file is missing (a restore without it): the rollback walks past it too
-        back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.has_file)
+        back_to = {(mv.product, mv.line): rollback_target(s, mv.product, mv.line, station.models.file_usable)
                    for mv in versions if mv.active}
 
     def rollback_to(mv: ModelVersion) -> dict[str, Any]:
@@ -156,6 +179,9 @@ def models_to_dicts(station: Station, versions: list[ModelVersion]) -> list[dict
                              *rates.get(mv.id, (None, None))),
              **dict(zip(("precision", "runtime"), station.models.precision(mv))),
              "same_file_as": copies.get(mv.id),
+             # its file's size and header, read again only once the file changed: no model is loaded
+             "file_problem": station.models.file_problem(mv),
+             "warning": getattr(mv, "shadow_note", None),     # an activation's or rollback's, this call's
              **(rollback_to(mv) if mv.active else {})} for mv in versions]
 
 
@@ -219,8 +245,9 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
     out = await run_in_threadpool(work)
     if out["same_file_as"] is not None:
         v = out["same_file_as"]
-        out["warning"] = (f"same file as v{v}: v{out['version']} is the model file of v{v} again (model id "
-                          f"{out['model_id']}), not a new model; activating v{v} would have done the same")
+        same = (f"same file as v{v}: v{out['version']} is the model file of v{v} again (model id "
+                f"{out['model_id']}), not a new model; activating v{v} would have done the same")
+        out["warning"] = same + (f"; {out['warning']}" if out.get("warning") else "")
     return out
 
 
@@ -505,10 +532,36 @@ def compare_models(product: str, line: str = Query("", max_length=100),
             cand = station.models.get(product, "", candidate)   # a product-wide version shadowing this line
     with station.db.session() as s:
         out = compare(s, active, cand, line)
+        out["other_baselines"] = _other_baselines(s, active, cand, line)
     out["shadow_runs"] = [{"started_at": _iso(r["started_at"]), "stopped_at": _iso(r["stopped_at"])}
                           for r in out["shadow_runs"]]
     a, c = models_to_dicts(station, [active, cand])
     return {"active": a, "candidate": c, **out}
+
+
+def _other_baselines(s: Any, active: ModelVersion, cand: ModelVersion, line: str) -> list[dict[str, Any]]:
+    """The versions other than ``active`` that judged the parts ``cand`` judged in shadow,
+    with how many: Compare counts only the active one's, and says the others are left out."""
+    from sqlalchemy import and_, func, select
+
+    from ...line.orm import Inspection, ShadowResult
+    q = (select(Inspection.registry_version, Inspection.model_id, func.count())
+         .join(ShadowResult, ShadowResult.inspection_id == Inspection.id)
+         .where(ShadowResult.model_version_id == cand.id, Inspection.product == active.product,
+                Inspection.test_part.is_(None),
+                ~and_(Inspection.model_id == active.model_id, Inspection.registry_version == active.version))
+         .group_by(Inspection.registry_version, Inspection.model_id))
+    if line:
+        q = q.where(Inspection.line == line)
+    out = []
+    for version, model_id, n in s.execute(q):
+        # a part's record names the version number and its model; the line is the version's
+        mv = s.scalar(select(ModelVersion).where(ModelVersion.product == active.product,
+                                                 ModelVersion.version == version, ModelVersion.model_id == model_id)
+                      .order_by(ModelVersion.line.desc()).limit(1))
+        out.append({"version": int(version) if version is not None else 0,
+                    "line": mv.line if mv is not None else "", "parts": int(n)})
+    return sorted(out, key=lambda o: (-o["parts"], o["version"]))
 
 
 @router.get("/jobs", summary="Background jobs, newest first (a reloaded page finds the training it started)",

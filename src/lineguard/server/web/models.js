@@ -18,6 +18,10 @@ LG.start(async (main) => {
   // an activation first tries the version on the latest parts (seconds), and a page that
   // showed nothing meanwhile was taken for one that had not heard the tap
   const workingEl = h("p", {class: "working", id: "model-working", role: "status", hidden: true});
+  // what the last activation or rollback changed beyond the version itself (a shadow now
+  // compared with another version, or ended; versions a rollback passed, their file broken):
+  // kept on screen until the next change, where the status line's 6 s were too short to read it
+  const noteEl = h("p", {class: "warn", id: "change-note", hidden: true});
   // a model file made elsewhere (a .lgm bundle, an exported .onnx), uploaded from the page:
   // it took curl and an API key before (POST /api/v1/models, an engineer's)
   const uploadEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "upload"});
@@ -25,7 +29,7 @@ LG.start(async (main) => {
   const typesEl = LG.roleAtLeast("engineer") ? h("div", {class: "panel", dataset: {role: "engineer"}, id: "defect-types"})
     : null;
   const typesAsked = location.hash === "#defect-types";    // read before load() writes the address again
-  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, table), compareEl, typesEl, uploadEl,
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, noteEl, table), compareEl, typesEl, uploadEl,
     trainEl);
 
   const lineOf = (m) => m.line || "";
@@ -48,11 +52,13 @@ LG.start(async (main) => {
     if (working) return null;
     working = true;
     busy(doing || "Working…");
+    noteEl.hidden = true;
     try {
       const out = await fn();
       if (out === NOT_DONE) { LG.say("nothing changed", "info"); return null; }
       busy(null);
       LG.say(label + (out && out.version ? `: version ${out.version}` : ""), "ok");
+      if (out && out.warning) { noteEl.textContent = out.warning; noteEl.hidden = false; }
       await load();
       return out;
     } catch (err) {
@@ -187,11 +193,17 @@ LG.start(async (main) => {
       items.map((m) => {
         const state = m.state || (m.active ? "active" : "inactive");
         const acts = h("td", {dataset: {role: "engineer"}});
-        if (state !== "active") {
+        // a version whose file cannot be loaded is not offered to activate or shadow: the
+        // station refuses it (409), and the engineer learned it only then
+        if (m.file_problem && state !== "active") {
+          acts.append(h("span", {class: "muted", dataset: {what: "cannot-activate"}, title: "upload the same model "
+            + "file again (it writes the file back for this version), or restore it from a backup"},
+          "cannot be activated: its file is unusable"), " ");
+        } else if (state !== "active") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
             onclick: () => sure(activating(m)) && act("activated", () => activate(m), trying(m))}, "Activate"), " ");
         }
-        if (state === "inactive") {
+        if (state === "inactive" && !m.file_problem) {
           // one shadow per product and line: starting one ends the one running, asked first
           const running = items.find((x) => x.product === m.product && lineOf(x) === lineOf(m) && x.state === "shadow");
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "shadow"},
@@ -229,7 +241,12 @@ LG.start(async (main) => {
         }
         return h("tr", {dataset: {product: m.product, version: m.version, state}},
           h("td", {}, m.product), h("td", {}, m.line || "every line"), h("td", {}, "v" + m.version),
-          h("td", {}, h("span", {class: "badge state-" + state}, state)),
+          h("td", {}, h("span", {class: "badge state-" + state}, state),
+            m.file_problem ? h("div", {class: "badge state-few", dataset: {what: "file-problem"},
+              title: m.active ? "it judges parts from the copy loaded in memory; a restart of the station cannot load "
+                + "it: upload the same model file again, or activate another version"
+                : "upload the same model file again (it writes the file back for this version), or restore it from "
+                + "a backup"}, `file unusable: ${m.file_problem}`) : null),
           h("td", {}, num(m.threshold, 4)), h("td", {}, m.review_threshold === null || m.review_threshold === undefined ? "–" : num(m.review_threshold, 4)),
           h("td", {}, m.detector || "–", m.features ? h("div", {class: "muted"}, m.features) : null,
             // an fp32 and an int8 export of one model have the same features and model_version
@@ -266,6 +283,14 @@ LG.start(async (main) => {
     // line's parts must say so. Only while it ran (the change log's starts and stops): the
     // time it was stopped on purpose is no fault of it
     const runs = (c.shadow_runs || []).length;
+    // the live model changed while it ran (an activation, a rollback): the numbers here are
+    // beside the version live now only, and the parts judged beside another are said, not mixed in
+    const others = (c.other_baselines || []).filter((o) => o.parts);
+    const otherNote = others.length ? h("p", {class: "muted", id: "compare-other-baselines"},
+      `Only the parts v${c.active ? c.active.version : "?"}, active now, judged are counted here. v${c.candidate.version} `
+      + "was also compared in shadow with " + others.map((o) => `v${o.version}${o.line ? " of line " + o.line : ""} `
+      + `(${o.parts} part${o.parts === 1 ? "" : "s"})`).join(", ") + ", active while it ran: those are left out, "
+      + "and count again while that version is active.") : null;
     const dropped = c.not_compared ? h("p", {class: "warn", id: "not-compared-parts"},
       `v${c.candidate.version} judged ${c.parts} of the ${c.parts + c.not_compared} parts made while it ran in `
       + `shadow${runs > 1 ? ` (${runs} runs; the time between them left out)` : ""} (${pct(c.compared_share, 0)}): `
@@ -285,7 +310,7 @@ LG.start(async (main) => {
         h("div", {class: "rate"}, h("b", {id: "compared-parts"}, c.parts), h("span", {}, "parts judged by both")),
         h("div", {class: "rate"}, h("b", {id: "uncompared-parts"}, c.not_compared || 0),
           h("span", {}, "parts left uncompared while it ran (the shadow fell behind)"))),
-      dropped,
+      dropped, otherNote,
       ss.active || ss.candidate ? [h("h3", {}, "On the random audit sample (parts drawn before any verdict)"),
         h("table", {id: "compare-sample"}, h("tr", {}, ["", "escapes (of OK parts reviewed)", "defects passed",
           "measured on"].map((t) => h("th", {}, t))),
