@@ -24,15 +24,17 @@ they are. Blur only counts one way (a sharper photo than ever is no reason to do
 A plant's good folder holds a few odd photos too (a lamp flickering while they were
 taken, one shot out of focus). Taken into the range they would widen it until the fault
 they show passes, so photos far outside the others (Tukey's fences: past the quartiles
-by ``ODD_FENCE`` times the interquartile range, and by at least the margins' floors) are
-left out of it; only a few (ODD_MAX_SHARE): more are a variant of the part, which the
-range must hold. Of those, a photo is called odd (named for a person to look at, and
-"parts like it go to REVIEW") only where the range learnt without it doubts it, in the
-words a part's message would use: "odd" means "the check would doubt it". One the range
-holds all the same (the others' spread and margin reach it: heavy-tailed brightness, a
-wide part family) is merely unusual: a gentler note says so, since a part like it is
-judged on its score (a photo at brightness 0.745 had been named "too bright" beside a
-range printed as 0.202-0.763, and train's next step said such parts went to REVIEW).
+by ``ODD_FENCE`` times the interquartile range, on a scale bounded as the measure is: logit
+for brightness and contrast, log for focus, so a lamp-off photo among widely spread good ones
+is far out; and by at least the margins' floors) are left out of it; only a few
+(ODD_MAX_SHARE): more are a variant of the part, which the range must hold. Of those, a
+photo is called odd (named for a person to look at, and "parts like it go to REVIEW")
+only where the range learnt without it doubts it, in the words a part's message would use:
+"odd" means "the check would doubt it". One the range holds all the same (the others'
+spread and margin reach it: heavy-tailed brightness, a wide part family) is merely
+unusual: a gentler note says so, since a part like it is judged on its score (a photo at
+brightness 0.745 had been named "too bright" beside a range printed as 0.202-0.763, and
+train's next step said such parts went to REVIEW).
 """
 from __future__ import annotations
 
@@ -118,6 +120,33 @@ def measure(x: np.ndarray, focus_at: str = "blocks") -> dict[str, float]:
     return {"brightness": float(g.mean()), "contrast": contrast, "focus": focus}
 
 
+# The fence is drawn on a scale where "far" means far for a measure bounded by 0 (and 1):
+# brightness and contrast on the logit scale (contrast as a share of its most, 0.5: a photo
+# half black, half white), focus on the log scale. On the measures' own scale the fence was
+# additive: tiles spread over brightness 0.2-0.5 (interquartile range about 0.07-0.2) put the
+# lower fence below 0, so a lamp-off photo (brightness 0.004) in the good folder was learnt
+# into the range, which then reached 0 and passed every black photo on its score. On these
+# scales distance is by ratio near the bounds: a photo a tenth as bright as most is far out
+# however widely they spread (and one as near white), while a tight product (commutators,
+# brightness 0.72-0.76) gets much the same fence as before.
+_SCALE_SPAN = {"brightness": 1.0, "contrast": 0.5}
+_SCALE_EPS = 1e-3        # a black (or white) photo's 0 (1) is taken as this near it: a finite scale
+
+
+def _to_scale(m: str, v: np.ndarray) -> np.ndarray:
+    """A measure on its fence's scale: logit of the share of its span, or log for focus."""
+    if m == "focus":
+        return np.log(np.maximum(v, _SCALE_EPS))
+    p = np.clip(np.asarray(v, float) / _SCALE_SPAN[m], _SCALE_EPS, 1 - _SCALE_EPS)
+    return np.log(p / (1 - p))
+
+
+def _from_scale(m: str, t: float) -> float:
+    if m == "focus":
+        return float(np.exp(t))
+    return float(_SCALE_SPAN[m] / (1 + np.exp(-t)))
+
+
 def _past_fence(values: dict[str, np.ndarray], fence: Optional[float]
                 ) -> dict[int, list[tuple[str, int, str]]]:
     """:func:`odd_photos`'s photos as (measure, side: 0 below / 1 above, "most good photos
@@ -130,11 +159,16 @@ def _past_fence(values: dict[str, np.ndarray], fence: Optional[float]
         v = values[m]
         q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
         most = f"most good photos {q1:.3g}-{q3:.3g}"
+        t1, t3 = (float(q) for q in np.quantile(_to_scale(m, v), [0.25, 0.75]))
+        reach = fence * (t3 - t1)
+        lo, hi = _from_scale(m, t1 - reach), _from_scale(m, t3 + reach)
+        # and past the floors too (the fence never nearer the quartiles than the floors),
+        # so near-identical photos do not make a speck of difference odd
         if m == "focus":
-            lo, hi = min(q1 - fence * (q3 - q1), FOCUS_LOW * q1), None
+            lo, hi = min(lo, FOCUS_LOW * q1), None
         else:
-            reach = max(fence * (q3 - q1), RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
-            lo, hi = q1 - reach, q3 + reach
+            floor = max(RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
+            lo, hi = min(lo, q1 - floor), max(hi, q3 + floor)
         for i in np.flatnonzero(v < lo):
             past.setdefault(int(i), []).append((m, 0, most))
         if hi is not None:
