@@ -331,3 +331,14 @@ def test_the_account_link_in_the_header_is_24px(pages, station):
     page = p.open("/app/gallery", "main input")
     b = page.locator("#who a").bounding_box()
     assert b["height"] >= 24 and b["width"] >= 24, b
+
+
+def test_the_models_page_shows_an_operator_no_stray_null(pages, station):
+    """The defect types panel, built for engineers only, was appended as null for an operator:
+    the page printed the word "null" under the versions table."""
+    p = pages(role="operator")
+    page = p.open("/app/models", "#main h1")
+    page.wait_for_timeout(300)
+    texts = page.evaluate("""() => [...document.querySelector('#main').childNodes]
+      .filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent.trim()).filter(Boolean)""")
+    assert texts == [], texts

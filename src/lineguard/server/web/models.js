@@ -29,8 +29,9 @@ LG.start(async (main) => {
   const typesEl = LG.roleAtLeast("engineer") ? h("div", {class: "panel", dataset: {role: "engineer"}, id: "defect-types"})
     : null;
   const typesAsked = location.hash === "#defect-types";    // read before load() writes the address again
-  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, noteEl, table), compareEl, typesEl, uploadEl,
-    trainEl);
+  // main.append(null) writes "null": an operator's page has no types panel
+  main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, noteEl, table), compareEl,
+    ...(typesEl ? [typesEl] : []), uploadEl, trainEl);
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
