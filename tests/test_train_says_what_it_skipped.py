@@ -245,3 +245,17 @@ def test_the_range_and_its_unusual_photos_come_from_one_pass():
     assert [i for i, _ in unusual] == [38] and [i for i, _ in odd] == [39]
     assert pr["unusual"] == [what for _, what in unusual]
     assert photo_check.learn_range(folder) == (pr, odd)       # the two-part answer, unchanged
+
+
+def test_a_train_that_fails_leaves_no_list_beside_the_model_it_did_not_write(synth_category, tmp_path):
+    """The list was written before fitting: a train that then failed (too few readable photos)
+    left cell.skipped.txt beside the previous cell.lgm as if it were that model's."""
+    good = tmp_path / "good"
+    _good_photos(good, synth_category, 2)
+    for i in range(12):
+        (good / f"sidecar{i:02d}.xml").write_text("<part/>")
+    out = tmp_path / "models"
+    r = run_in_process("train", good, "-o", out / "cell.lgm", "--image-size", "64", "--threads", "1", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "needs at least" in r.stderr and "not read:" in r.stderr
+    assert not (out / "cell.skipped.txt").exists()

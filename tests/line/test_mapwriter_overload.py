@@ -132,7 +132,8 @@ def test_maps_given_up_are_said_with_their_count_not_one_line_each(station, cloc
     assert [r.levelno for r in given_up] == [logging.ERROR, logging.ERROR], [r.getMessage() for r in given_up]
     assert f"inspection {ids[0]}" in given_up[0].getMessage() and "more than 2 maps" in given_up[0].getMessage()
     assert given_up[1].getMessage() == (f"gave up linking 4 anomaly maps so far (from inspection {ids[0]} to "
-                                        f"{ids[3]}): the database still refuses them"), given_up[1].getMessage()
+                                        f"{ids[3]}): their links still fail (see the lines before: the database "
+                                        "refusing, or every connection in use)"), given_up[1].getMessage()
     # the two kept are linked once the pool is free (and the one sent then); those given up
     # keep what they had (here the map the part's own inspection linked)
     station.maps.UNLINKED_MAX = 10       # room for the next map beside the two waiting

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lineguard.vision.errors import BundleError
+from lineguard.vision.errors import ModelFileCorrupt
 from lineguard.vision.imageio import load_image
 from lineguard.vision.result import DefectRegion, InspectionResult, Verdict
 
@@ -65,9 +65,9 @@ class FakeInspector:
             d = json.loads(data)
             assert d["fake_lineguard_model"] is True
         except Exception as exc:  # noqa: BLE001
-            raise BundleError(f"{path}: not a model file") from exc
+            raise ModelFileCorrupt(f"{path}: not a model file") from exc
         if d.get("broken"):
-            raise BundleError(f"{path}: weights are corrupt")
+            raise ModelFileCorrupt(f"{path}: weights are corrupt")
         insp = cls(float(d["threshold"]), d["version"], float(d.get("delay_s", 0.0)), d.get("review_threshold"),
                    d.get("photo_floor"), d.get("sensor_bits"))
         insp.calibration = d.get("calibration") or {}

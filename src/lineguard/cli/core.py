@@ -455,10 +455,13 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         if holdout > 0:
             _keep_calibration_prints(insp, list(good))
         insp.save(output)
-    except (LineguardError, ValueError) as exc:
+    except (LineguardError, ValueError, OSError) as exc:
+        # no model written: a list of skipped files written above would sit beside the
+        # previous model of that name as if it were that model's
+        _write_skipped_list(output, [])
+        if isinstance(exc, OSError):
+            fail(f"{output}: cannot write the model file ({exc.strerror or exc}); choose a writable folder")
         fail(str(exc))
-    except OSError as exc:
-        fail(f"{output}: cannot write the model file ({exc.strerror or exc}); choose a writable folder")
     c = insp.calibration
     _say_skipped(list(insp.info.get("skipped", [])), output, not_read)
     how = ("held out" if c.get("calibration_method") == "held out"

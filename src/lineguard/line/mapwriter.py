@@ -196,8 +196,8 @@ class MapWriter:
                 GIVEN_UP, logging.ERROR,
                 "gave up linking the anomaly map of inspection %(first)s: more than %(most)d maps wait for the "
                 "database; the oldest are given up (their parts say the map was not kept)",
-                still="gave up linking %(lost)d anomaly maps so far (from inspection %(first)s to %(last)s): the "
-                      "database still refuses them",
+                still="gave up linking %(lost)d anomaly maps so far (from inspection %(first)s to %(last)s): their "
+                      "links still fail (see the lines before: the database refusing, or every connection in use)",
                 start={"first": given_up}, most=self.UNLINKED_MAX, last=given_up,
                 lost=(going["lost"] if going is not None else 0) + 1)
         if not self._retry_at or time.monotonic() >= self._retry_at:

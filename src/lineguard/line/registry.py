@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ..runtime.loader import ModelRunTooLarge, trial_run_memory
 from ..vision.atomic import atomic_write_bytes
-from ..vision.errors import BundleError
+from ..vision.errors import BundleError, ModelFileCorrupt
 from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit
 from .db import LOCK_MODEL_CHANGES, Database
@@ -456,11 +456,12 @@ class ModelRegistry:
             # a shadow of this product/line was compared with the version judging it until now:
             # from now on with this one, and the answer and the change log say so (shadow.py)
             from .shadow import on_live_change
-            shadow_said = None if now is not None and now.id == mv.id else \
+            change = None if now is not None and now.id == mv.id else \
                 on_live_change(s, product, line, now or _every_line(s, product, line), mv, by)
-            self._activate(s, mv, by, **forced, **({"shadow": shadow_said} if shadow_said else {}))
+            self._activate(s, mv, by, **forced, **({"shadow": change.logged} if change else {}))
         self._activation_changed()   # after the commit, so no one re-caches the old version
-        mv.shadow_note = shadow_said     # the answer's warning (not a column: this call's alone)
+        # the answer's warning (not a column: this call's alone), its counts read after the commit
+        mv.shadow_note = change.said(self.db) if change else None
         return mv
 
     def rollback(self, product: str, line: str, by: Optional[str] = None, *,
@@ -501,6 +502,7 @@ class ModelRegistry:
             target = _rollback_to(s, product, line, self.file_usable, self.file_fault)
         _check_expected(active, expected_active, product, line)
         self.loadable(target)    # before the lock: nobody waits on the model
+        change, shadow_said = None, None     # what became of a shadow (on_live_change / on_give_back)
         with self._change("activation") as s:
             self._hold(s, product)
             now, state = _standing(s, product, line)
@@ -533,10 +535,10 @@ class ModelRegistry:
             if mv.line == line:
                 # not a new activation: the one rolled back to stands again as it was
                 from .shadow import on_live_change
-                shadow_said = on_live_change(s, product, line, now, mv, by)
+                change = on_live_change(s, product, line, now, mv, by)
                 self._switch(s, mv)
                 audit.record(s, "model.rolled_back", model_subject(mv), by, undone=undone_versions,
-                             **({"shadow": shadow_said} if shadow_said else {}))
+                             **({"shadow": change.logged} if change else {}))
                 # "activated" as before (a consumer tracking the active version needs no change)
                 _model_event(s, mv, "activated", by, rollback=True)
             else:
@@ -566,7 +568,10 @@ class ModelRegistry:
         self._activation_changed()
         notes = ([f"passed over v{', v'.join(map(str, passed))} of {_where(product, line)}: "
                   + ("its file" if len(passed) == 1 else "their files") + " cannot be loaded (see file_problem "
-                  "in GET /api/v1/models)"] if passed else []) + ([shadow_said] if shadow_said else [])
+                  "in GET /api/v1/models)"] if passed else [])
+        if change is not None:
+            shadow_said = change.said(self.db)      # its counts read after the commit, outside the lock
+        notes += [shadow_said] if shadow_said else []
         mv.shadow_note = "; ".join(notes) or None     # the answer's warning (this call's alone)
         return mv
 
@@ -643,8 +648,10 @@ class ModelRegistry:
         try:
             return self.inspector(mv)
         except ModelLoadFailed as exc:
-            if not isinstance(exc.__cause__, BundleError):
-                raise           # out of memory, a runtime missing: not the file's fault
+            if not isinstance(exc.__cause__, ModelFileCorrupt):
+                # out of memory, a runtime not installed, a format newer than this lineguard:
+                # not the file's fault, and no copy of it mends that (a 503 as before)
+                raise
             fault = self.file_fault(mv)
             raise (fault or exc) from exc
 
@@ -689,14 +696,14 @@ class ModelRegistry:
             return None
         return ModelFileDamaged(file_damaged_message(mv, why), version=mv.version, file=f"models/{mv.file_key}")
 
-    def _file_failed(self, path: Path, why: str) -> None:
-        """A load refused the file itself (BundleError): the list says so of that very file."""
-        try:
-            st = path.stat()
-        except OSError:
+    def _file_failed(self, path: Path, stamp: tuple[int, int, int], why: str) -> None:
+        """A load refused the file itself (ModelFileCorrupt): the list says so of that very
+        file, ``stamp`` as it was when the load began; a copy written back since (put_file)
+        has another and is read afresh."""
+        if _stamp(path) != stamp:
             return
         with self._cache_lock:
-            self._file_checks[str(path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), why)
+            self._file_checks[str(path)] = (stamp, why)
 
     def file_path(self, mv: ModelVersion) -> Path:
         """Where the version's file lies (to load it, to download a copy), or
@@ -727,6 +734,7 @@ class ModelRegistry:
             if insp is not None:
                 return insp
             path = self.store.path(mv.file_key)
+            stamp = _stamp(path)     # the file the load reads: a copy written back meanwhile is not blamed
             try:
                 insp = self.loader(path)
             except Exception as exc:  # noqa: BLE001
@@ -735,8 +743,10 @@ class ModelRegistry:
                 why = (f"model {mv.product} v{mv.version} failed to load: "
                        f"{said}. Activate another version or re-upload the model")
                 self._load_failed[mv.model_id] = why
-                if isinstance(exc, BundleError):
-                    self._file_failed(path, f"its last load refused it: {said.removeprefix('the model file: ')}")
+                if isinstance(exc, ModelFileCorrupt) and stamp is not None:
+                    # the file's own bytes (not this PC's runtime, CPU or lineguard version)
+                    self._file_failed(path, stamp, f"its last load refused it: "
+                                                   f"{said.removeprefix('the model file: ')}")
                 raise ModelLoadFailed(why) from exc
             with self._cache_lock:
                 self._cache[mv.model_id] = insp
@@ -854,6 +864,15 @@ def file_damaged_message(mv: ModelVersion, why: str) -> str:
     return said + (f"Upload the same model file again (POST /api/v1/models, the Models page's Upload, or serve "
                    f"started with --model FILE): that writes the file back for v{mv.version} too; or activate "
                    "another version")
+
+
+def _stamp(path: Path) -> Optional[tuple[int, int, int]]:
+    """(inode, mtime, size) of a file, what tells one written anew; None where it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _file_sha256(path: Path) -> str:

@@ -65,25 +65,77 @@ def on_give_back(s: Session, product: str, line: str, back_to: ModelVersion, dro
             "which judges the line now" + (f", not with {model_subject(dropped)}" if dropped is not None else ""))
 
 
-def compared_with(s: Session, cand: ModelVersion, judge: ModelVersion, line: str = "") -> int:
-    """The parts ``cand`` judged in shadow beside ``judge`` (the version live then), as
-    Compare counts them (compare.compare: the parts judged by ``judge``, test parts left out)."""
+def compared_with(s: Session, cand_id: int, product: str, model_id: str, version: int, line: str = "") -> int:
+    """The parts version ``cand_id`` judged in shadow beside the version ``version`` of
+    ``product`` with ``model_id`` (the one live then), as Compare counts them
+    (compare.compare: the parts that version judged, test parts left out)."""
     q = (select(func.count()).select_from(ShadowResult)
          .join(Inspection, Inspection.id == ShadowResult.inspection_id)
-         .where(ShadowResult.model_version_id == cand.id, Inspection.product == judge.product,
-                Inspection.model_id == judge.model_id, Inspection.registry_version == judge.version,
+         .where(ShadowResult.model_version_id == cand_id, Inspection.product == product,
+                Inspection.model_id == model_id, Inspection.registry_version == version,
                 Inspection.test_part.is_(None)))
     if line:
         q = q.where(Inspection.line == line)
     return int(s.scalar(q) or 0)
 
 
+@dataclass
+class _RunsOn:
+    """A shadow that runs on, compared from now on with the version made live: its
+    sentence, the parts counted after the change's commit (LiveChange.said)."""
+    cand: str                 # model_subject of the shadow's version
+    cand_id: int
+    after: str                # model_subject of the version made live, and what finds its parts
+    after_of: tuple[str, str, int]
+    before: Optional[str]
+    before_of: Optional[tuple[str, str, int]]
+    where: str                # " of line L" or ""
+    on: str                   # the line Compare is asked for
+
+    def sentence(self, again: Optional[int] = None, left: Optional[int] = None) -> str:
+        said = (f"{self.cand} runs on in shadow, compared from now on with {self.after}, which judges the "
+                f"parts{self.where} now: Compare counts only the parts {self.after} judged")
+        if again is None:
+            return said
+        return (said + ", " + (f"{again} from an earlier time it was live" if again else "none yet")
+                + (f"; the {left} parts compared with {self.before} are left out of it" if left else ""))
+
+
+@dataclass
+class LiveChange:
+    """What became of the shadows when the live model changed (on_live_change): ``logged``,
+    the change log's words (no counts: they are counted after the commit); said(db), the
+    answer's, with the counts."""
+    fixed: list[str]
+    runs_on: list[_RunsOn]
+
+    @property
+    def logged(self) -> str:
+        return "; ".join([r.sentence() for r in self.runs_on] + self.fixed)
+
+    def said(self, db: Any) -> str:
+        """With Compare's counts, read after the change's commit and outside its lock: two
+        counts over every shadow result of the candidate inside the activation's transaction
+        held SQLite's write lock 3.5 s at a million results, parts waiting behind it."""
+        out = []
+        try:
+            with db.session() as s:
+                for r in self.runs_on:
+                    again = compared_with(s, r.cand_id, *r.after_of, r.on)
+                    left = compared_with(s, r.cand_id, *r.before_of, r.on) if r.before_of is not None else 0
+                    out.append(r.sentence(again, left))
+        except DB_ERRORS:            # the change stands: its answer says it without the counts
+            out = [r.sentence() for r in self.runs_on]
+        return "; ".join(out + self.fixed)
+
+
 def on_live_change(s: Session, product: str, line: str, before: Optional[ModelVersion], after: ModelVersion,
-                   by: Optional[str]) -> Optional[str]:
+                   by: Optional[str]) -> Optional[LiveChange]:
     """The shadows whose live model changes when ``after`` is made to judge product/line in
     place of ``before`` (an activation, or a rollback within the line's own versions), in
-    that change's transaction; the sentence that says what became of them, for its answer
-    (``warning``) and its change-log entry (``shadow``); None: no shadow concerned.
+    that change's transaction: what became of them, for its change-log entry (``shadow``:
+    LiveChange.logged) and its answer (``warning``: LiveChange.said, with the counts, after
+    the commit); None: no shadow concerned.
 
     Compare sets a shadow against the version live now, on the parts that version judged
     (compare.compare): the moment the live model changes, its counts start again from what
@@ -95,7 +147,8 @@ def on_live_change(s: Session, product: str, line: str, before: Optional[ModelVe
     or the same file under another version) ends: the live model judges those parts itself,
     the shadow skipped every one, and Compare blamed it for all of them as parts it fell
     behind on (the same as on_give_back)."""
-    said: list[str] = []
+    fixed: list[str] = []
+    runs_on: list[_RunsOn] = []
     own = s.get(ModelShadow, (product, line))
     # (the shadow, the line its Compare is asked for) whose live model is ``after`` from now on
     concerned: list[tuple[ModelShadow, str]] = [(own, line)] if own is not None else []
@@ -109,7 +162,7 @@ def on_live_change(s: Session, product: str, line: str, before: Optional[ModelVe
         cand = s.get(ModelVersion, row.model_version_id)
         if cand is None or cand.id == after.id:
             if cand is not None:    # promoted: ShadowRunner.stop_if ends it, after the commit
-                said.append(f"the shadow of {model_subject(cand)} ends: it judges the parts itself now")
+                fixed.append(f"the shadow of {model_subject(cand)} ends: it judges the parts itself now")
             continue
         where = f" of line {on}" if on else ""
         if cand.model_id == after.model_id:
@@ -117,26 +170,25 @@ def on_live_change(s: Session, product: str, line: str, before: Optional[ModelVe
             why = (f"{model_subject(after)} was made to judge the parts{where}, the same model as v{cand.version} "
                    "(one model id): it judges them itself now")
             audit.record(s, "model.shadow_stopped", f"{product}/{row.line or '*'}", by, why=why)
-            said.append(f"the shadow of {model_subject(cand)} ended: {why}")
+            fixed.append(f"the shadow of {model_subject(cand)} ended: {why}")
             continue
-        again = compared_with(s, cand, after, on)
-        left = compared_with(s, cand, before, on) if before is not None else 0
-        said.append(f"{model_subject(cand)} runs on in shadow, compared from now on with {model_subject(after)}, "
-                    f"which judges the parts{where} now: Compare counts only the parts {model_subject(after)} "
-                    "judged, " + (f"{again} from an earlier time it was live" if again else "none yet")
-                    + (f"; the {left} parts compared with {model_subject(before)} are left out of it"
-                       if left and before is not None else ""))
+        runs_on.append(_RunsOn(
+            cand=model_subject(cand), cand_id=cand.id, after=model_subject(after),
+            after_of=(after.product, after.model_id, after.version),
+            before=model_subject(before) if before is not None else None,
+            before_of=(before.product, before.model_id, before.version) if before is not None else None,
+            where=where, on=on))
     if line and own is None:
         # the line had the shadow of every line beside the model of every line: its parts leave
         # that comparison, judged by a version of the line's own from now on
         wide = s.get(ModelShadow, (product, ""))
         cand = s.get(ModelVersion, wide.model_version_id) if wide is not None else None
         if cand is not None and before is not None and before.line == "" and after.line == line:
-            said.append(f"{model_subject(cand)} runs on in shadow; line {line}'s parts, judged by "
-                        f"{model_subject(after)} from now on, leave its Compare with {model_subject(before)} "
-                        f"(GET /api/v1/models/{product}/compare?line={line}&candidate={cand.version} compares them "
-                        f"with {model_subject(after)})")
-    return "; ".join(said) or None
+            fixed.append(f"{model_subject(cand)} runs on in shadow; line {line}'s parts, judged by "
+                         f"{model_subject(after)} from now on, leave its Compare with {model_subject(before)} "
+                         f"(GET /api/v1/models/{product}/compare?line={line}&candidate={cand.version} compares them "
+                         f"with {model_subject(after)})")
+    return LiveChange(fixed, runs_on) if fixed or runs_on else None
 
 
 class ShadowRunner:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..vision.atomic import atomic_write_bytes
-from ..vision.errors import BundleError
+from ..vision.errors import BundleError, ModelFileCorrupt
 
 FORMAT = "lineguard-onnx"
 FORMAT_VERSION = 1
@@ -135,7 +135,7 @@ def head_kind(head: bytes) -> Optional[str]:
 def verify(data: bytes, name: str = "<bytes>") -> str:
     """Check the trailer and hash of an exported model's bytes; return the hex digest."""
     if len(data) <= TRAILER_LEN:
-        raise BundleError(f"{name}: too short to be an exported lineguard model ({len(data)} bytes); "
+        raise ModelFileCorrupt(f"{name}: too short to be an exported lineguard model ({len(data)} bytes); "
                           "it is truncated; copy it again")
     tail = data[-TRAILER_LEN:]
     prefix = _entry(HASH_KEY, "0" * 64)[:-64]
@@ -144,7 +144,7 @@ def verify(data: bytes, name: str = "<bytes>") -> str:
     want = tail[len(prefix):].decode("ascii", "replace")
     got = digest_of(data[:-TRAILER_LEN])
     if got != want:
-        raise BundleError(f"{name}: content hash does not match: the file was modified or corrupted after "
+        raise ModelFileCorrupt(f"{name}: content hash does not match: the file was modified or corrupted after "
                           "export; do not use it, export it again")
     return got
 
@@ -349,7 +349,7 @@ def replace_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
                 continue
             out += body[start:end]
     except ValueError as exc:
-        raise BundleError(f"not a readable ONNX model ({exc}); export it again") from exc
+        raise ModelFileCorrupt(f"not a readable ONNX model ({exc}); export it again") from exc
     if not replaced:
         raise BundleError("an ONNX model without a lineguard manifest; re-export it with "
                           "`lineguard export MODEL.lgm --format onnx`")
@@ -368,7 +368,7 @@ def load(path: Union[str, os.PathLike, bytes]) -> tuple[bytes, dict[str, Any], s
     try:
         meta = metadata(data)
     except ValueError as exc:
-        raise BundleError(f"{name}: not a readable ONNX model ({exc}); export it again") from exc
+        raise ModelFileCorrupt(f"{name}: not a readable ONNX model ({exc}); export it again") from exc
     # before any runtime opens it: the hash proves the file unchanged since it was sealed,
     # not that lineguard sealed it (anyone can), so a hostile graph passes the hash
     refuse_external_data(data, name)

@@ -25,7 +25,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from .atomic import atomic_write_bytes
-from .errors import BundleError
+from .errors import BundleError, ModelFileCorrupt
 
 FORMAT = "lineguard-model"
 FORMAT_VERSION = 1
@@ -127,7 +127,7 @@ def _check_dict(name: str, manifest: dict[str, Any], where: str, given: Any,
     if given is None:
         return
     if not isinstance(given, dict):
-        raise BundleError(f"{name}: its {where} settings are not a mapping; the file is damaged: re-train or "
+        raise ModelFileCorrupt(f"{name}: its {where} settings are not a mapping; the file is damaged: re-train or "
                           "re-export the model")
     for key, value in given.items():
         if key not in known:
@@ -201,7 +201,7 @@ def parse_manifest(text: str, name: str, fmt: str, max_version: int, kind: str, 
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{name}: manifest is damaged ({exc}); copy or export the model again") from exc
+        raise ModelFileCorrupt(f"{name}: manifest is damaged ({exc}); copy or export the model again") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != fmt:
         got = manifest.get("format") if isinstance(manifest, dict) else None
         raise BundleError(f"{name}: not {kind} (format {got!r})")
@@ -215,32 +215,32 @@ def parse_manifest(text: str, name: str, fmt: str, max_version: int, kind: str, 
 def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
     """Parse and verify a model file's bytes -> (manifest, tensors, content hash)."""
     if len(data) < 8:
-        raise BundleError(f"{name}: too short to be a lineguard model file ({len(data)} bytes); "
+        raise ModelFileCorrupt(f"{name}: too short to be a lineguard model file ({len(data)} bytes); "
                           "it is truncated or not a model; copy it again")
     (hlen,) = struct.unpack("<Q", data[:8])
     if hlen > _MAX_HEADER or 8 + hlen > len(data):
-        raise BundleError(f"{name}: not a lineguard model file, or truncated (header says {hlen} bytes, "
+        raise ModelFileCorrupt(f"{name}: not a lineguard model file, or truncated (header says {hlen} bytes, "
                           f"file has {len(data)}); copy it again from the source")
     try:
         header = json.loads(data[8:8 + hlen].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{name}: header is damaged ({exc}); the file is corrupt or not a model") from exc
+        raise ModelFileCorrupt(f"{name}: header is damaged ({exc}); the file is corrupt or not a model") from exc
     meta = header.get("__metadata__") or {}
     if "lineguard" not in meta or "content_sha256" not in meta:
         raise BundleError(f"{name}: a safetensors file but not a lineguard model (no lineguard manifest)")
     end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + hlen + end != len(data):
-        raise BundleError(f"{name}: file is truncated or has extra bytes ({len(data)} bytes, expected "
+        raise ModelFileCorrupt(f"{name}: file is truncated or has extra bytes ({len(data)} bytes, expected "
                           f"{8 + hlen + end}); copy it again from the source")
     manifest = parse_manifest(meta["lineguard"], name, FORMAT, FORMAT_VERSION, "a lineguard model file",
                               "upgrade lineguard or re-export the model")
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
-        raise BundleError(f"{name}: tensor data is damaged ({exc}); copy the file again") from exc
+        raise ModelFileCorrupt(f"{name}: tensor data is damaged ({exc}); copy the file again") from exc
     digest = content_hash(meta["lineguard"], tensors)
     if digest != meta["content_sha256"]:
-        raise BundleError(f"{name}: content hash does not match: the file was modified or corrupted after it "
+        raise ModelFileCorrupt(f"{name}: content hash does not match: the file was modified or corrupted after it "
                           "was saved; do not use it, re-export or re-train the model")
     check_settings(manifest, name)   # whole and unchanged: now whether this lineguard can honour it
     _refuse_first_int8_search(manifest, tensors, name)

@@ -40,6 +40,14 @@ class BundleError(LineguardError):
     """A model file is tampered, truncated, from an incompatible version, or not a model."""
 
 
+class ModelFileCorrupt(BundleError):
+    """The model file's own bytes are wrong: cut short, grown, its header, manifest or
+    tensors unreadable, its content hash not its content. Told apart from the other
+    BundleErrors (a runtime not installed, a CPU without bfloat16, a format newer than
+    this lineguard, a run too large for this PC), which no copy of the file mends: the
+    station marks a version's file damaged on these alone."""
+
+
 class NotFittedError(LineguardError):
     """A detector or inspector was used before fit()."""
 
