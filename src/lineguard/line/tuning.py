@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from ..vision.calibration import promise_check
+from ..vision.calibration import beta_quantile, conformal_threshold, promise_check, rate_with_ci
 from ..vision.errors import BundleError
 from . import part_names
 from .errors import ActiveChanged, InvalidModel, InvalidRequest, NotFound, StationError
@@ -29,6 +29,12 @@ _STALE = ("rank", "review_rank", "guaranteed_false_reject_rate", "guaranteed_not
 
 MAX_SCORES = 5000      # per list in the tuning answer: plenty for a histogram and the rates
 MAX_RAISE = 100        # a threshold this many times the one the good parts set passes every part
+# audit-sample parts a false-reject target is measured on, newest first: enough for a target
+# of 0.002% (49,999 good parts), a few hundred kB of scores
+MAX_TARGET_PARTS = 50_000
+TARGET_CONFIDENCE = 0.95
+# what a target's rate is measured on, in the words the page and the API answer use
+TARGET_PARTS = "good parts of the random audit sample (reviewed good, or judged OK and not reviewed)"
 
 
 def _share(k: int, n: int) -> dict[str, Any]:
@@ -278,6 +284,37 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
     that line's parts, also under a model every line shares (its thresholds stay that
     model's: saved, they judge every line it does); NotFound for a line no part was
     ever inspected on (a misspelt name showed every line's parts)."""
+    mv, cal, base, parts_line = _scored_parts(station, product, line, version)
+    newest = Inspection.id.desc()
+    with station.db.session() as s:
+        good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
+        defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(limit)))
+        recent_rows = s.execute(base.add_columns(Inspection.review_label).order_by(newest).limit(limit)).all()
+    recent = [row[0] for row in recent_rows]
+    # The promise is about good parts: a part a person confirmed defective is not a false
+    # reject, so it does not count against it (unreviewed defects still do: at a plant's
+    # defect rate of well under 1% they move the share by less than its interval's width).
+    confirmed = sum(1 for row in recent_rows if row[1] == "defect")
+    promise = promise_check(cal, [row[0] for row in recent_rows if row[1] != "defect"])
+    if promise is not None:
+        promise["reviewed_defects_left_out"] = confirmed
+    t = float(cal["threshold"])
+    r = float(cal.get("review_threshold", t))
+    active = active_version(station, product, mv.line)
+    return {"product": product, "line": mv.line, "parts_line": mv.line or parts_line, "version": mv.version,
+            "model_id": mv.model_id,
+            # sent back on saving (expected_active): a version activated meanwhile is not overridden
+            "active_version": active.version if active is not None else None,
+            "not_active": not_active_warning(station, mv, active),
+            "threshold": t, "review_threshold": r if r < t else None,
+            "good_scores": good, "defect_scores": defect, "recent_scores": recent,
+            "promise": promise}
+
+
+def _scored_parts(station: Any, product: str, line: str, version: Optional[int]) -> tuple[Any, ...]:
+    """(version, its calibration, the query of the scores of the parts its model judged,
+    the line whose parts they are or None): what :func:`tuning_data` and
+    :func:`threshold_for_target` read their parts through, so both see the same parts."""
     parts_line = None
     if line:
         # the lines parts were inspected on, and those with a model of their own (none yet, maybe)
@@ -309,30 +346,103 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
                                           Inspection.test_part.is_(None))
     if mv.line or parts_line:
         base = base.where(Inspection.line == (mv.line or parts_line))
+    return mv, cal, base, parts_line
+
+
+def check_target(false_reject_rate: float) -> None:
+    """Refuse a false-reject target no threshold can be set for (InvalidRequest, 422)."""
+    if not math.isfinite(false_reject_rate) or not 0 < false_reject_rate < 1:
+        raise InvalidRequest(f"false_reject_rate is the share of good parts judged NG, above 0 and below 1 (0.005 "
+                             f"for 0.5%), got {false_reject_rate:g}")
+    if false_reject_rate >= 0.5:
+        # a share, not a percentage: 0.5 sent for "0.5 %" set the threshold at the median good part
+        raise InvalidRequest(f"false_reject_rate {false_reject_rate:g} would reject {false_reject_rate:.0%} of the "
+                             "good parts: it is a share, not a percentage (0.005 for 0.5%)")
+
+
+def _share_text(rate: float) -> str:
+    return f"{rate * 100:.4g}%"
+
+
+def threshold_for_target(station: Any, product: str, line: str, version: Optional[int],
+                         false_reject_rate: float, limit: int = MAX_TARGET_PARTS) -> dict[str, Any]:
+    """The NG threshold that holds ``false_reject_rate`` on the good parts of the random
+    audit sample the version's model judged (newest ``limit``), with the evidence for it.
+
+    Which good parts: the audit sample's (drawn by the photo's hash before the verdict),
+    reviewed good or judged OK and not reviewed. Parts reviewed good alone are mostly the
+    model's false alarms (people review what it flagged), so a target measured on them
+    overstates the rate and sets the threshold high, over defects; every OK part of the
+    line lies under the old threshold by construction. The audit sample is neither.
+    Its parts judged NG or REVIEW that nobody reviewed are counted apart: good, they are
+    false rejects this does not see (``false_reject_rate_upper_95_if_unreviewed_good``).
+
+    The threshold is the conformal one training sets (:func:`conformal_threshold`): at
+    most ``false_reject_rate`` of good parts like these on average, and this threshold's
+    own rate under ``false_reject_rate_upper_95`` with 95% confidence. A target needs
+    at least ceil(1/target) - 1 such parts (199 for 0.5%), as ``train --frr`` does;
+    fewer are refused (InvalidRequest) saying how many there are and the lowest target
+    they support. ``escapes``: the reviewed defects the threshold (and the version's
+    review band where it lies below it) would pass as OK: only the defects someone found.
+    """
+    check_target(false_reject_rate)
+    mv, cal, base, parts_line = _scored_parts(station, product, line, version)
     newest = Inspection.id.desc()
     with station.db.session() as s:
-        good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
-        defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(limit)))
-        recent_rows = s.execute(base.add_columns(Inspection.review_label).order_by(newest).limit(limit)).all()
-    recent = [row[0] for row in recent_rows]
-    # The promise is about good parts: a part a person confirmed defective is not a false
-    # reject, so it does not count against it (unreviewed defects still do: at a plant's
-    # defect rate of well under 1% they move the share by less than its interval's width).
-    confirmed = sum(1 for row in recent_rows if row[1] == "defect")
-    promise = promise_check(cal, [row[0] for row in recent_rows if row[1] != "defect"])
-    if promise is not None:
-        promise["reviewed_defects_left_out"] = confirmed
+        rows = s.execute(base.add_columns(Inspection.verdict, Inspection.review_label)
+                         .where(Inspection.audit_sample.is_(True)).order_by(newest).limit(limit)).all()
+        defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(MAX_SCORES)))
+    good = np.asarray([r[0] for r in rows if r[2] == "good" or (r[2] is None and r[1] == "OK")], dtype=np.float64)
+    # judged NG or REVIEW, nobody said what they are: most are defects, some false rejects
+    unsure = np.asarray([r[0] for r in rows if r[2] is None and r[1] != "OK"], dtype=np.float64)
+    n, u = len(good), len(unsure)
+    enough = n > 0 and math.ceil((n + 1) * (1 - false_reject_rate)) <= n
+    if not enough:
+        raise InvalidRequest(_too_few_for_target(station, mv, false_reject_rate, n, u))
+    thr, info = conformal_threshold(good, false_reject_rate, confidence=TARGET_CONFIDENCE)
+    ranked_above = n - int(info["rank"])     # parts ranked above the threshold (ties: at most so many above it)
+    upper = float(info[f"false_reject_rate_upper_{int(TARGET_CONFIDENCE * 100)}"])
+    unsure_above = int(np.sum(unsure > thr))
+    if_good = None
+    if u:
+        # the unreviewed NG and REVIEW parts counted as good: those above the threshold are
+        # false rejects too (the same one-sided bound, out of more parts)
+        m, total = ranked_above + unsure_above, n + u
+        if_good = beta_quantile(TARGET_CONFIDENCE, m + 1, total - m) if m < total else 1.0
     t = float(cal["threshold"])
     r = float(cal.get("review_threshold", t))
-    active = active_version(station, product, mv.line)
+    # the version's band stays where it lies below the new threshold; at or above it, no band
+    review = r if r < t and r < thr else None
+    passed = int(np.sum(np.asarray(defect, dtype=np.float64) <= (thr if review is None else review)))
     return {"product": product, "line": mv.line, "parts_line": mv.line or parts_line, "version": mv.version,
-            "model_id": mv.model_id,
-            # sent back on saving (expected_active): a version activated meanwhile is not overridden
-            "active_version": active.version if active is not None else None,
-            "not_active": not_active_warning(station, mv, active),
-            "threshold": t, "review_threshold": r if r < t else None,
-            "good_scores": good, "defect_scores": defect, "recent_scores": recent,
-            "promise": promise}
+            "false_reject_rate": float(false_reject_rate), "threshold": float(thr), "review_threshold": review,
+            "version_threshold": t, "version_review_threshold": r if r < t else None,
+            "measured_on": TARGET_PARTS, "good_parts": n, "above": int(np.sum(good > thr)), "rank": int(info["rank"]),
+            "guaranteed_false_reject_rate": float(info["guaranteed_false_reject_rate"]),
+            "confidence": TARGET_CONFIDENCE, "false_reject_rate_upper_95": upper,
+            "unreviewed_not_ok": u, "unreviewed_not_ok_above": unsure_above,
+            "false_reject_rate_upper_95_if_unreviewed_good": if_good,
+            "escapes": rate_with_ci(passed, len(defect), TARGET_CONFIDENCE)}
+
+
+def _too_few_for_target(station: Any, mv: ModelVersion, false_reject_rate: float, n: int, unsure: int) -> str:
+    """Why ``n`` good parts cannot hold the target, and what to do (the rule of ``train --frr``)."""
+    needed = max(math.ceil(1 / false_reject_rate) - 1, n + 1)
+    text = (f"a {_share_text(false_reject_rate)} false-reject target needs at least {needed} good parts; you have "
+            f"{n} ({TARGET_PARTS}, judged by v{mv.version}'s model")
+    if unsure:
+        text += f"; {unsure} more of the audit sample judged NG or REVIEW wait for a review"
+    text += ")."
+    if n:
+        # the lowest target n parts hold: 1/(n+1), rounded up to the hundredth of a percent shown
+        lowest = math.ceil(round(1e4 / (n + 1), 6)) / 1e4
+        text += f" {n} parts hold a target of {_share_text(lowest)} or more."
+    rate = float(getattr(station.config, "audit_sample_rate", 0.0) or 0.0)
+    sample = (f"the audit sample is {_share_text(rate)} of the parts, --audit-sample-rate" if rate > 0
+              else "this station keeps no audit sample: start it with --audit-sample-rate 0.02 or more")
+    return (text + f" For a lower target, wait for more parts ({sample}), review the audit sample's NG and REVIEW "
+            "parts, or recalibrate on a folder of good parts the model did not learn from (`lineguard recalibrate "
+            "MODEL GOOD_DIR --frr RATE -o OUT`).")
 
 
 def _on_its_line(station: Any, product: str, version: Optional[int]) -> ModelVersion:

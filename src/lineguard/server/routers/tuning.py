@@ -56,6 +56,32 @@ class TuningOut(BaseModel):
                                   "left out (reviewed_defects_left_out counts them); null: thresholds set by hand")
 
 
+class TargetOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    product: str
+    line: str
+    version: int
+    false_reject_rate: float = Field(description="the target asked for: a share of good parts judged NG")
+    threshold: float = Field(description="the NG threshold that holds the target on the parts measured")
+    review_threshold: Optional[float] = Field(description="the version's review threshold where it lies below the "
+                                                          "new threshold; null: no band")
+    measured_on: str = Field(description="which good parts: the random audit sample's, reviewed good or judged OK "
+                                         "and not reviewed (parts reviewed good alone are mostly the model's false "
+                                         "alarms)")
+    good_parts: int = Field(description="how many good parts the target is measured on")
+    above: int = Field(description="of them, how many score above the threshold")
+    guaranteed_false_reject_rate: float = Field(description="on average, at most this share of good parts like "
+                                                            "these is judged NG")
+    false_reject_rate_upper_95: float = Field(description="this threshold's own false-reject rate is below it with "
+                                                          "95% confidence")
+    unreviewed_not_ok: int = Field(description="audit-sample parts judged NG or REVIEW that nobody reviewed: left "
+                                               "out; good, they are false rejects not counted here")
+    false_reject_rate_upper_95_if_unreviewed_good: Optional[float] = Field(
+        description="the 95% bound if every one of those is good; null: there are none")
+    escapes: dict[str, Any] = Field(description="reviewed defects the threshold would pass as OK, with an exact 95% "
+                                                "interval (k, n, rate, lo, hi): only the defects someone found")
+
+
 class TunedVersionOut(ModelVersionOut):
     model_config = ConfigDict(extra="allow")
     threshold: float
@@ -80,6 +106,21 @@ def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pa
     out["expected"] = tuning.expected_rates(out["good_scores"], out["defect_scores"], out["recent_scores"],
                                             out["threshold"], out["review_threshold"])
     return out
+
+
+@router.get("/{product}/tuning/target", summary="The NG threshold that holds a target false-reject rate on the "
+                                               "good parts of the audit sample", response_model=TargetOut,
+            responses=errors(401, 403, 404, 422))
+def get_threshold_for_target(product: str = _PRODUCT,
+                             false_reject_rate: float = Query(description="the target: a share of good parts "
+                                                                          "judged NG (0.005 for 0.5%)"),
+                             line: str = Query("", max_length=100, pattern=_TEXT),
+                             version: Optional[int] = Query(None, ge=1, le=DB_INT_MAX,
+                                                            description="default: the version active on the line"),
+                             station: Station = Depends(get_station), _r: Any = Depends(reader),
+                             _known: None = Depends(known_query_only)) -> dict[str, Any]:
+    # nothing is saved: the page moves its slider there, the engineer saves as for any threshold
+    return tuning.threshold_for_target(station, product, line, version, false_reject_rate)
 
 
 @router.post("/{product}/threshold", status_code=201,

@@ -1,6 +1,8 @@
 // Threshold tuning: scores of reviewed good and defect parts, and what a threshold would
 // do to them (false rejects, escapes, review load), worked out here as the slider moves;
-// saving makes a new model version with the chosen thresholds (engineers).
+// saving makes a new model version with the chosen thresholds (engineers). A false-reject
+// target typed in asks the station for the threshold that holds it on the audit sample's good
+// parts (the parts reviewed good are mostly the model's false alarms) and moves the slider there.
 "use strict";
 
 LG.start(async (main) => {
@@ -66,7 +68,8 @@ LG.start(async (main) => {
   function render(t) {
     clear(body);
     const all = t.good_scores.concat(t.defect_scores, t.recent_scores, [t.threshold]);
-    const lo = Math.min(...all), hi = Math.max(...all);
+    // widened when a target's threshold lies beyond these parts' scores (audit parts are not all listed)
+    let lo = Math.min(...all), hi = Math.max(...all);
     const step = (hi - lo) / 1000 || 0.001;
     // named outright: inside a label with an <output>, the sliders' names came out empty
     const thr = h("input", {type: "range", id: "threshold", min: lo, max: hi + step, step, value: t.threshold,
@@ -84,6 +87,11 @@ LG.start(async (main) => {
     const [esDiv, es] = stat("escapes", "escapes: reviewed defects judged OK");
     const [rvDiv, rv] = stat("review-load", "review load: recent parts sent to REVIEW");
     const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts");
+    const target = h("input", {id: "frr-target", name: "frr-target", inputmode: "decimal", size: 6, placeholder: "0.5",
+      autocomplete: "off"});
+    const targetForm = h("form", {class: "filters", id: "target-form"},
+      field("false-reject target, % of good parts", target), h("button", {type: "submit"}, "Set NG threshold"));
+    const targetOut = h("div", {id: "target-result"});
     const note = h("input", {name: "note", placeholder: "why (saved with the version)", size: 40});
     const save = h("button", {type: "button", id: "save", dataset: {role: "engineer"}}, "Save as a new version");
 
@@ -91,11 +99,20 @@ LG.start(async (main) => {
     // threshold is the version's own, exactly (saving untouched must change nothing).
     const bandBefore = t.review_threshold ?? null;
     let thrMoved = false, revMoved = false;
-    thr.addEventListener("input", () => { thrMoved = true; });
-    rev.addEventListener("input", () => { revMoved = true; });
+    // the threshold a target set, exactly (the slider would snap it to its steps); null once moved by hand
+    let targetT = null;
+    function targetLeft() {
+      if (targetT === null) return;
+      targetT = null;
+      clear(targetOut).appendChild(h("p", {class: "muted", id: "target-moved"}, "Moved by hand since: the "
+        + "thresholds are the slider's, not the target's. Set the target again to go back to it."));
+    }
+    thr.addEventListener("input", () => { thrMoved = true; targetLeft(); });
+    rev.addEventListener("input", () => { revMoved = true; targetLeft(); });
+    useBand.addEventListener("input", targetLeft);
     let savedAs = null;      // [T, R] last saved from this page: saved twice, two versions
     function chosen() {
-      const T = thrMoved ? Number(thr.value) : t.threshold;
+      const T = targetT !== null ? targetT : thrMoved ? Number(thr.value) : t.threshold;
       const R0 = revMoved ? Number(rev.value) : (bandBefore ?? t.threshold);
       const R = useBand.checked ? Math.min(R0, T) : null;
       return [T, R !== null && R < T ? R : null];     // a band of no width is no band
@@ -127,6 +144,37 @@ LG.start(async (main) => {
     }
     for (const el of [thr, rev, useBand]) el.addEventListener("input", update);
     useBand.addEventListener("change", update);
+
+    targetForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      // "0.5", "0.5 %" or "0,5": a percentage, as the label says
+      const typed = target.value.trim().replace(/%$/, "").trim().replace(",", ".");
+      const value = Number(typed);
+      if (!typed || !Number.isFinite(value) || value <= 0 || value >= 50) {
+        clear(targetOut).appendChild(h("p", {class: "error"}, "Type the target as a percentage of good parts "
+          + "judged NG, above 0 and below 50: 0.5 for 0.5 %."));
+        return;
+      }
+      let r;
+      try {
+        r = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/tuning/target"
+          + LG.q({line: t.parts_line || "", version: t.version, false_reject_rate: value / 100}));
+      } catch (err) {
+        // too few parts for it (or the station away): said here, the thresholds stay as they were
+        clear(targetOut).appendChild(h("p", {class: "error", id: "target-refused"}, err.message));
+        return;
+      }
+      targetT = r.threshold;
+      // the band goes back to the version's own, as the station counted the escapes with it
+      revMoved = false;
+      useBand.checked = bandBefore !== null;
+      rev.value = bandBefore ?? t.threshold;
+      lo = Math.min(lo, targetT); hi = Math.max(hi, targetT);
+      for (const el of [thr, rev]) { el.min = lo; el.max = hi + step; }
+      thr.value = targetT;
+      update();
+      clear(targetOut).append(...targetLines(r, value));
+    });
 
     save.addEventListener("click", async () => {
       const [T, R] = chosen();
@@ -173,7 +221,7 @@ LG.start(async (main) => {
       h("div", {class: "panel"}, chart,
         field(h("span", {}, "NG threshold ", thrOut), thr),
         h("label", {}, useBand, " review band (parts between the two thresholds go to a person)"),
-        field(h("span", {}, "review threshold ", revOut), rev)),
+        field(h("span", {}, "review threshold ", revOut), rev), targetForm, targetOut),
       h("div", {class: "rates", id: "rates"}, frDiv, esDiv, rvDiv, ngDiv),
       h("div", {class: "panel row", dataset: {role: "engineer"}}, note, save));
     // a version other than the active one: saved thresholds go with its model, not the one judging now
@@ -185,6 +233,31 @@ LG.start(async (main) => {
     }
     update();
     LG.applyRoles(body);
+  }
+
+  // What a target's threshold rests on: how many good parts, its bound, the unreviewed parts
+  // left out and the reviewed defects it would pass.
+  function targetLines(r, typed) {
+    const esc = r.escapes;
+    const out = [h("p", {id: "target-set"}, `NG above ${num(r.threshold, 4)} for at most ${typed} % false rejects, `
+      + `measured on ${r.good_parts} ${r.measured_on}: ${r.above} of them above it. On average at most `
+      + `${pct(r.guaranteed_false_reject_rate, 2)} of such good parts are judged NG; this threshold's own rate is at `
+      + `most ${pct(r.false_reject_rate_upper_95, 2)} with ${Math.round(r.confidence * 100)} % confidence.`)];
+    if (r.unreviewed_not_ok) {
+      out.push(h("p", {class: "error", id: "target-unreviewed"}, `${r.unreviewed_not_ok} part(s) of the audit sample `
+        + `judged NG or REVIEW are not reviewed, so not counted (${r.unreviewed_not_ok_above} above this threshold): `
+        + `if they are good, at most ${pct(r.false_reject_rate_upper_95_if_unreviewed_good, 2)}. Review them.`));
+    }
+    out.push(h("p", {id: "target-escapes"}, esc.n
+      ? `Expected escapes: ${esc.k} of ${esc.n} reviewed defects would be judged OK (${pct(esc.rate, 1)}, `
+        + `95 %: ${pct(esc.lo, 1)}-${pct(esc.hi, 1)})`
+        + (r.review_threshold !== null ? `, with the review band at ${num(r.review_threshold, 4)}` : "")
+        + "; defects nobody found are not counted."
+      : "Expected escapes: unknown, no part is reviewed as a defect yet."));
+    out.push(h("p", {class: "muted"}, "The false rejects below count the parts reviewed good: mostly the "
+      + "model's false alarms, so they read higher than the line's."
+      + (LG.roleAtLeast("engineer") ? " Save as a new version to judge with it." : "")));
+    return out;
   }
 
   // Does the line keep the calibration's promise? Recent parts at the version's own thresholds.
