@@ -204,3 +204,88 @@ def test_the_score_bar_is_drawn_at_a_phones_width_on_the_part_and_review_pages(p
     page = wide.open(f"/app/parts/{part}", "svg.scorebar")
     assert page.evaluate("document.querySelector('svg.scorebar').viewBox.baseVal.width") == 420
     _readable(page.evaluate(CHART_TEXT, "svg.scorebar"), 1)
+
+
+def test_a_phones_menu_shows_an_arrow_where_more_of_it_is_and_the_arrow_brings_it(pages, station):
+    """The menu scrolled sideways with no sign of it: Models, Test parts and Alarms off the screen."""
+    p = pages(role="operator", viewport=PHONE, has_touch=True)
+    page = p.open("/app/", "#nav a.current")
+    right, left = page.locator("#nav-right"), page.locator("#nav-left")
+    alarms = page.locator("#nav a", has_text="Alarms")
+    inside = """(a) => { const n = document.getElementById('nav').getBoundingClientRect(), r = a.getBoundingClientRect();
+      return r.left >= n.left - 1 && r.right <= n.right + 1; }"""
+    assert not alarms.evaluate(inside)                     # off to the right at first
+    expect(right).to_be_visible()
+    expect(left).to_be_hidden()
+    box = right.bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"] and box["height"] >= 30, box
+    for _ in range(4):                                     # tapped until the end of the menu is in sight
+        if right.is_hidden():
+            break
+        right.tap()
+        page.wait_for_timeout(600)                         # the smooth scroll's end, then look
+    expect(right).to_be_hidden()
+    expect(left).to_be_visible()
+    assert alarms.evaluate(inside)
+    left.tap()
+    page.wait_for_function("() => document.getElementById('nav').scrollLeft < 300")
+    # a wide screen: the whole menu fits, no arrow
+    wide = pages(role="operator").open("/app/", "#nav a.current")
+    expect(wide.locator("#nav-right")).to_be_hidden()
+    expect(wide.locator("#nav-left")).to_be_hidden()
+
+
+# the mean grey (0 black - 255 white) of a strip of a box's edge, from a screenshot
+def _edge_grey(page, selector: str, side: str) -> float:
+    from io import BytesIO
+    from PIL import Image
+    b = page.locator(selector).bounding_box()
+    x = b["x"] + (b["width"] - 8 if side == "right" else 0)
+    img = Image.open(BytesIO(page.screenshot(clip={"x": x, "y": b["y"], "width": 8, "height": b["height"]})))
+    px = list(img.convert("L").getdata())
+    return sum(px) / len(px)
+
+
+def test_a_table_wider_than_a_phone_is_shaded_at_the_edge_with_more_beyond_it(pages, station):
+    """The shift report's tables scrolled in their box with nothing to say so ("NG rate" read "47.")."""
+    p = pages(role="operator", viewport=PHONE, has_touch=True)
+    page = p.open("/app/report", "#report")
+    # an empty wide table (no text to darken the edge) in a panel, as the pages build them
+    page.evaluate("""() => {
+      const table = LG.h("table", {}, LG.h("tr", {}, LG.h("td", {})));
+      // sized through the CSSOM: the pages' CSP refuses style attributes
+      Object.assign(table.style, {width: "900px", minWidth: "900px", height: "60px"});
+      Object.assign(table.querySelector("td").style, {border: "none"});
+      const wrap = LG.h("div", {class: "table-wrap", id: "wide-wrap"}, table);
+      document.getElementById("main").prepend(LG.h("div", {class: "panel"}, wrap));
+    }""")
+    assert page.evaluate("(() => { const w = document.getElementById('wide-wrap'); "
+                         "return w.scrollWidth > w.clientWidth; })()")
+    assert _edge_grey(page, "#wide-wrap", "right") < 245            # a shade: more to the right
+    assert _edge_grey(page, "#wide-wrap", "left") > 252             # nothing to the left
+    page.evaluate("document.getElementById('wide-wrap').scrollLeft = 10000")
+    page.wait_for_timeout(100)                                       # drawn again
+    assert _edge_grey(page, "#wide-wrap", "right") > 252
+    assert _edge_grey(page, "#wide-wrap", "left") < 245
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_the_line_views_alarm_note_has_a_phones_width_for_its_hint(pages, station):
+    """Cause and note side by side: the note's "what was found and done" read "what was found an"."""
+    # (left active: the line view shows it with its cause and note)
+    with api(station, "operator") as c:
+        for i in range(5):
+            assert post_part(c, png_bytes(220, seed=97600 + i), f"LNote-{i}", line="LNote",
+                             station="A1").status_code == 201
+        (alarm,) = c.get("/api/v1/alarms", params={"line": "LNote"}).json()["items"]
+    p = pages(role="operator", viewport=PHONE, has_touch=True)
+    page = p.open("/app/", f"input[aria-label='note for alarm {alarm['id']}']")
+    fits = page.evaluate("""(sel) => {
+      const el = document.querySelector(sel), cs = getComputedStyle(el);
+      const ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = `${cs.fontSize} ${cs.fontFamily}`;
+      const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+      return {room, text: ctx.measureText(el.placeholder).width, right: el.getBoundingClientRect().right};
+    }""", f"input[aria-label='note for alarm {alarm['id']}']")
+    assert fits["text"] <= fits["room"], fits
+    assert fits["right"] <= PHONE["width"], fits

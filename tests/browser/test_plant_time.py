@@ -61,10 +61,10 @@ def tokyo(browser, station):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def en_us(iso: str, zone: str = PLANT) -> str:
-    """A time as en-US toLocaleString writes it, in a zone: 12/3/2026, 6:00:00 PM."""
+def plant(iso: str, zone: str = PLANT) -> str:
+    """A time as every page writes it, on a zone's clock: 2026-12-03 18:00:00."""
     t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
-    return f"{t.month}/{t.day}/{t.year}, {(t.hour % 12) or 12}:{t.minute:02d}:{t.second:02d} {'AM' if t.hour < 12 else 'PM'}"
+    return t.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_a_shifts_times_are_the_plants_on_a_browser_in_another_zone(tokyo, station):
@@ -73,9 +73,9 @@ def test_a_shifts_times_are_the_plants_on_a_browser_in_another_zone(tokyo, stati
     expect(tokyo.locator("#shift-label")).to_contain_text("2026-12-03 S2 (18:00)")
     with api(station) as c:
         shift = c.get("/api/v1/reports/shift", params={"at": "2026-12-04T03:00:00Z"}).json()["shift"]
-    assert en_us(shift["start"]) == "12/3/2026, 6:00:00 PM" and en_us(shift["end"]) == "12/4/2026, 6:00:00 AM"
-    # not Tokyo's 12/4/2026, 9:00:00 AM to 9:00:00 PM; and the zone said beside them
-    expect(tokyo.locator("#report")).to_contain_text("12/3/2026, 6:00:00 PM to 12/4/2026, 6:00:00 AM")
+    assert plant(shift["start"]) == "2026-12-03 18:00:00" and plant(shift["end"]) == "2026-12-04 06:00:00"
+    # not Tokyo's 2026-12-04 09:00:00 to 21:00:00; and the zone said beside them
+    expect(tokyo.locator("#report")).to_contain_text("2026-12-03 18:00:00 to 2026-12-04 06:00:00")
     expect(tokyo.locator("#report")).to_contain_text(f"({PLANT}; shifts start 06:00, 18:00)")
 
 
@@ -87,7 +87,7 @@ def test_gallery_times_typed_and_shown_are_the_plants(tokyo, station):
     tokyo.goto("/app/gallery?line=LTZ")
     card = tokyo.locator("#gallery a.thumb")
     expect(card).to_have_count(1)
-    expect(card).to_contain_text(en_us(made))                     # the part's time on the plant's clock
+    expect(card).to_contain_text(plant(made))                     # the part's time on the plant's clock
     expect(tokyo.locator("#filters")).to_contain_text(f"times in {PLANT}")
     # typed as Chicago's wall clock: 08:00 in July is daylight time (UTC-5), in January standard (UTC-6)
     tokyo.fill("#filters input[name=since]", "2026-07-01T08:00")

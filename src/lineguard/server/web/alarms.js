@@ -18,8 +18,8 @@ LG.start(async (main) => {
   const causeChoices = () => [["", "any"], ...Object.entries(labels), ["none", "not given"]];
   let causeFilter = select("cause", causeChoices(), p.cause);
   const form = h("form", {class: "filters panel", id: "filters"},
-    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
-    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})), LG.zoneNote(),
+    LG.timeField("from", "since", p.since),
+    LG.timeField("until", "until", p.until), LG.zoneNote(),
     field("line", h("input", {name: "line", value: p.line || "", size: 8})),
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
     field("alarm", select("kind", [["", "any"], ...Object.entries(KIND)], p.kind)),

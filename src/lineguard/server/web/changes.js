@@ -8,8 +8,7 @@ LG.start(async (main) => {
   const first = await api("/api/v1/change-log" + LG.q({limit: 1}));
   const families = [...new Set(Object.keys(first.actions).map((a) => a.split(".")[0]))];
   const form = h("form", {class: "filters panel", id: "filters"},
-    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
-    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})), LG.zoneNote(),
+    LG.timeField("from", "since", p.since), LG.timeField("until", "until", p.until), LG.zoneNote(),
     field("who", h("input", {name: "actor", value: p.actor || "", size: 12})),
     field("what", select("action", [["", "any"], ...families.map((f) => [f, f + " (all)"]),
       ...Object.entries(first.actions).map(([a, text]) => [a, text])], p.action)),

@@ -218,6 +218,31 @@ const LG = (() => {
       nav.scrollLeft = on.getBoundingClientRect().left - nav.getBoundingClientRect().left
         - (nav.clientWidth - on.offsetWidth) / 2;
     }
+    navArrows();
+  }
+
+  // A menu scrolled sideways showed no sign of it (a phone hides the scrollbar): Models, Test
+  // parts and Alarms were off the screen with nothing to say they were there. An arrow at each
+  // edge with more beyond it says so, and a tap on it brings the rest into sight.
+  let arrowsWired = false;
+  function navArrows() {
+    const nav = document.getElementById("nav");
+    const left = document.getElementById("nav-left"), right = document.getElementById("nav-right");
+    if (!nav || !left || !right) return;
+    const update = () => {
+      const more = nav.scrollWidth - nav.clientWidth;
+      left.hidden = nav.hidden || !(nav.scrollLeft > 2);
+      right.hidden = nav.hidden || !(nav.scrollLeft < more - 2);
+    };
+    if (!arrowsWired) {
+      arrowsWired = true;
+      const by = (dir) => () => nav.scrollBy({left: dir * Math.max(80, nav.clientWidth * 0.7), behavior: "smooth"});
+      left.addEventListener("click", by(-1));
+      right.addEventListener("click", by(1));
+      nav.addEventListener("scroll", update, {passive: true});
+      window.addEventListener("resize", update);
+    }
+    update();
   }
 
   async function signOut() {
@@ -257,20 +282,24 @@ const LG = (() => {
   const num = (x, d = 3) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d);
   // A time as the plant's clock shows it: every page shows and reads times in the plant's
   // zone (the session answer's), never the browser's, so an office PC, a remote laptop or a
-  // tablet left on UTC see the shifts the plant works. The browser's locale still sets the format.
+  // tablet left on UTC see the shifts the plant works. One form on every page, whatever the
+  // browser's language: year-month-day and a 24 h clock ("2026-12-06 22:15:03"). The
+  // browser's own form wrote 12/6/2026, 10:15:03 PM, which a Berlin plant reads as 12 June,
+  // beside the shift's "2026-12-06 S3".
+  const p2 = (n, w = 2) => String(n).padStart(w, "0");
   function when(iso) {
     if (!iso) return "–";
     const t = new Date(iso);
     if (isNaN(t)) return String(iso);
-    const c = plantClock();
-    return new Date(t.getTime() + c.shift).toLocaleString(undefined, {timeZone: c.zone});
+    const [y, mo, d, hh, mi, ss] = wall(t.getTime());
+    return `${p2(y, 4)}-${p2(mo)}-${p2(d)} ${p2(hh)}:${p2(mi)}:${p2(ss)}`;
   }
   function timeOnly(iso) {
     if (!iso) return "–";
     const t = new Date(iso);
     if (isNaN(t)) return String(iso);
-    const c = plantClock();
-    return new Date(t.getTime() + c.shift).toLocaleTimeString(undefined, {timeZone: c.zone});
+    const [, , , hh, mi, ss] = wall(t.getTime());
+    return `${p2(hh)}:${p2(mi)}:${p2(ss)}`;
   }
   // a station message's UTC times ("… at 2026-12-05T21:17:49.336910Z") on the plant's clock
   const ISO_UTC = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
@@ -359,6 +388,23 @@ const LG = (() => {
       "times in " + zoneLabel());
   }
 
+  // A time typed on the plant's clock (<input type=datetime-local>, whose picker a touch panel
+  // needs): the browser draws the field in its own language's form (an English browser on a
+  // Berlin line: "12/06/2026, 10:00 PM", read there as 12 June), so what it holds is said
+  // under it as every page writes times
+  function timeField(label, name, iso) {
+    const echo = h("span", {class: "time-echo", id: "time-echo-" + name});
+    const input = h("input", {name, type: "datetime-local", value: isoToLocal(iso), "aria-describedby": echo.id});
+    const show = () => {
+      const m = LOCAL.exec(input.value);
+      echo.textContent = m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}` : "";
+    };
+    input.addEventListener("input", show);
+    input.addEventListener("change", show);
+    show();
+    return h("label", {class: "field"}, h("span", {}, label), input, echo);
+  }
+
   function field(label, input) {
     return h("label", {class: "field"}, h("span", {}, label), input);
   }
@@ -421,8 +467,11 @@ const LG = (() => {
 
   function verificationTable(lines, id = "verification") {
     if (!lines.length) {
+      // registering test parts is an engineer's: an operator is told whom to ask, not sent to a
+      // page whose form they do not get
       return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
-        + "(register them on the Test parts page).");
+        + (roleAtLeast("engineer") ? "(register them on the Test parts page)."
+          : "(an engineer registers them on the Test parts page: ask one if this line should have them)."));
     }
     // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the
     // page; on a phone the table scrolls in its own box
@@ -447,7 +496,7 @@ const LG = (() => {
   }
 
   return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly, plantTimes,
-    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, zoneLabel, zoneNote, shiftStarts,
-    field, select, params, defectTypes, defectTypesGiven,
+    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
+    field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

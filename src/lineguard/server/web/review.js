@@ -135,7 +135,11 @@ LG.start(async (main) => {
       if (wasEmpty) await show();
     } finally { polling = false; }
   }
-  setInterval(() => { if (!document.hidden) newer().catch(() => {}); }, 1000 * (Number(p.poll) || 20));
+  setInterval(() => {
+    if (document.hidden) return;
+    newer().catch(() => {});
+    if (unsure.size) recheckUnsure().catch(() => {});
+  }, 1000 * (Number(p.poll) || 20));
 
   // Live, as the line view: a part judged NG or REVIEW comes in within a second (the poll
   // above stays for parts another process recorded, a hot folder's watcher), and a part
@@ -156,7 +160,29 @@ LG.start(async (main) => {
     if (!back) return;
     const it = items[idx];
     if (it) api(inspUrl(it.id)).then((rec) => { if (rec.review && rec.review.reviewed) heard(rec); }).catch(() => {});
+    recheckUnsure().catch(() => {});
   });
+  // Parts whose review got no answer (the station or the network down): it may or may not have
+  // been saved. Marked in the list, by part, until the station answers whether it was; the
+  // status line's message goes by itself at the next answer and named no part.
+  const unsure = new Map();          // inspection id -> {part, label, told}
+  async function recheckUnsure() {
+    for (const [id, u] of [...unsure]) {
+      const rec = await api(inspUrl(id));
+      if (unsure.get(id) !== u) continue;     // judged again meanwhile
+      if (rec.review && rec.review.reviewed) {
+        unsure.delete(id);
+        heard(rec);
+        renderList();
+        LG.say(`${rec.part_id}: its review reached the station after all (${rec.review.label} by `
+          + `${rec.review.reviewer}).`, "ok");
+      } else if (!u.told) {
+        u.told = true;
+        LG.say(`${rec.part_id} was not saved: judge it again (it is marked “not saved?” in the list).`, "error");
+      }
+    }
+  }
+
   function heard(rec) {
     const at = items.findIndex((x) => x.id === rec.id);
     const had = judged.get(rec.id);
@@ -195,7 +221,9 @@ LG.start(async (main) => {
       // a run of these in the list is the camera's, not the parts'
       (it.photo_issues || []).length ? h("span", {class: "photo-flag", title: "the photo is unlike the good photos: "
         + it.photo_issues.join("; ")}, " photo") : null,
-      it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null));
+      it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null,
+      unsure.has(it.id) && !it.review.reviewed ? h("span", {class: "unsure", title: "its review got no answer from "
+        + "the station: look once it answers"}, " not saved?") : null));
     });
     if (!listEl.querySelector("[tabindex='0']") && listEl.firstChild) listEl.firstChild.tabIndex = 0;
     clear(moreEl);
@@ -304,7 +332,7 @@ LG.start(async (main) => {
           h("div", {class: "types", id: "types"}, typeBtns),
           // no list to offer: said, not six made-up types the station may refuse
           typesUnread ? h("p", {class: "error", id: "types-unread"}, typesUnread
-            + ". D saves a defect without a type meanwhile.") : null,
+            + ". D saves a defect without a type meanwhile.") : genericTypes(it.product),
           h("p", {}, note),
           // on a phone this bar stays at the foot of the screen: the photo fills the width above it
           h("div", {class: "judge-bar", dataset: {role: "operator"}},
@@ -337,6 +365,19 @@ LG.start(async (main) => {
     const it = items[idx], img = document.getElementById("part-image"), btn = document.getElementById("btn-view");
     if (it && img) img.src = picUrl(it.id, view === "overlay" ? "overlay" : "image", VIEW_PX);
     if (btn) btn.textContent = viewLabel();
+  }
+
+  // The station's six general types are what a product offers until an engineer sets its own
+  // list: said, so a missing type is asked for where it is set, and by whom (an operator sees
+  // the Models page but cannot change the list there)
+  function genericTypes(product) {
+    const general = LG.defaultDefectTypes;
+    if (types.length !== general.length || types.some((t, i) => t !== general[i])) return null;
+    const where = h("a", {href: "/app/models" + LG.q({product}) + "#defect-types"}, "Models page, under Defect types");
+    return h("p", {class: "muted", id: "types-generic"}, `These are the station's general defect types: ${product} `
+      + "has no list of its own yet. ", LG.roleAtLeast("engineer")
+      ? ["Set its own on the ", where, "."]
+      : ["A type missing? Ask an engineer to set the product's list (", where, ")."]);
   }
 
   function typeButtons() {
@@ -488,6 +529,7 @@ LG.start(async (main) => {
         return;
       }
       mine.add(rec.id);
+      unsure.delete(rec.id);
       judged.set(rec.id, rec);
       LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
       // by id: the operator may have moved on while this was saved
@@ -502,7 +544,16 @@ LG.start(async (main) => {
       else if (more) { await loadOlder(); idx = Math.min(items.findIndex((x) => x.id === rec.id) + 1, items.length - 1); }
       renderList();
       await show(true, byKey);
-    } catch (err) { LG.fail(err); } finally { busy = false; }
+    } catch (err) {
+      if (!(err && err.status === 0)) { LG.fail(err); return; }
+      // no answer: the part named (the operator may be on the next one by the time it is read),
+      // and marked in the list until the station says whether it was saved
+      unsure.set(it.id, {part: it.part_id, label, told: false});
+      renderList();
+      LG.fail(new LG.ApiError(0, `${it.part_id}: “${label === "good" ? "good" : "defect"}” may not have been `
+        + "saved: the station did not answer (network or station down). It is marked “not saved?” in the list "
+        + "until the station answers whether it was."));
+    } finally { busy = false; }
   }
 
   // Going to another part with a question about this one open: the part was not saved, and

@@ -30,15 +30,20 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn({api_key: keyForm.elements.api_key.value.trim()}, keyForm);
   }},
   h("h2", {}, "With an API key"),
-  LG.field("API key", h("input", {name: "api_key", type: "password", autocomplete: "off", required: true, size: 40})),
-  h("p", {}, h("button", {type: "submit"}, "Sign in")));
+  h("p", {class: "muted"}, "For a station PC or a wall display given a key by an admin."),
+  // a key is no password of a person's: the browser neither fills one in nor offers to keep it
+  LG.field("API key", h("input", {name: "api_key", type: "password", autocomplete: "off", required: true, size: 40,
+    spellcheck: "false", autocapitalize: "none"})),
+  h("p", {}, h("button", {type: "submit", class: "secondary"}, "Sign in with the key")));
 
   const userForm = h("form", {class: "panel", id: "user-form", onsubmit: (e) => {
     e.preventDefault();
     signIn({username: userForm.elements.username.value.trim(), password: userForm.elements.password.value}, userForm);
   }},
   h("h2", {}, "With a user name"),
-  LG.field("User name", h("input", {name: "username", autocomplete: "username", required: true})),
+  // a tablet's keyboard neither capitalises nor corrects a user name
+  LG.field("User name", h("input", {name: "username", autocomplete: "username", required: true,
+    autocapitalize: "none", spellcheck: "false"})),
   LG.field("Password", h("input", {name: "password", type: "password", autocomplete: "current-password", required: true})),
   h("p", {}, h("button", {type: "submit"}, "Sign in")));
 
@@ -47,7 +52,9 @@ document.addEventListener("DOMContentLoaded", () => {
     "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on.") : null;
   // append() writes a null as the text "null" under the heading: left out when nothing ended
   main.append(h("h1", {}, "Sign in to this station"), ...(why ? [why] : []),
-    h("div", {class: "row"}, h("div", {class: "grow"}, keyForm), h("div", {class: "grow"}, userForm)),
+    // operators sign in with their user name: its form first (it has the focus), the key's after
+    h("div", {class: "row"}, h("div", {class: "grow"}, userForm), h("div", {class: "grow"}, keyForm)),
     h("p", {class: "muted"}, "Keys are made by an admin (", h("code", {}, "lineguard keys create"),
       " on the station PC, or the Admin page)."));
+  userForm.elements.username.focus();
 });

@@ -11,8 +11,8 @@ LG.start(async (main) => {
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
     field("product", h("input", {name: "product", value: p.product || "", size: 10})),
     field("subgroup", select("by", [["hour", "hour"], ["shift", "shift"], ["day", "day"], ["lot", "lot"]], p.by || "hour")),
-    field("from", h("input", {name: "since", type: "datetime-local", value: LG.isoToLocal(p.since)})),
-    field("until", h("input", {name: "until", type: "datetime-local", value: LG.isoToLocal(p.until)})), LG.zoneNote(),
+    LG.timeField("from", "since", p.since),
+    LG.timeField("until", "until", p.until), LG.zoneNote(),
     h("button", {type: "submit"}, "Show"));
   const pEl = h("div", {id: "p-chart"}), alarms = h("div", {id: "alarms"});
   const sEl = h("div", {id: "scores"}), rEl = h("div", {id: "review-rates"});

@@ -31,7 +31,11 @@ LG.start(async (main) => {
       h("form", {class: "filters", onsubmit: (e) => { e.preventDefault(); loadList().catch(LG.fail); }},
         field("product", productIn), h("button", {type: "submit", class: "secondary"}, "Show")),
       h("datalist", {id: "products"}, products.map((x) => h("option", {value: x}))),
-      listEl, addForm));
+      listEl, addForm,
+      // the form above is an engineer's: an operator is told who registers them, not left
+      // looking for a form that is not there
+      LG.roleAtLeast("engineer") ? null : h("p", {class: "muted", id: "who-registers"},
+        "Test parts are registered by an engineer: ask one to add a part or change what it must be.")));
 
   const base = () => "/api/v1/products/" + encodeURIComponent(productIn.value.trim()) + "/test-parts";
 

@@ -269,7 +269,10 @@ LG.start(async (main) => {
       `Recent parts judged ${what}: ${pct(c.rate, 1)} of ${c.n}${lessDefects} (${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
       + `training promised at most ${pct(c.promised, 1)} of good parts${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
-        + " Review recent parts to tell which; if they are good, retrain with them." : ""));
+        + " Review recent parts to tell which; if they are good, "
+        // retraining is an engineer's (Models page): an operator is told whom to tell
+        + (LG.roleAtLeast("engineer") ? "retrain with them." : "tell an engineer, who retrains the model with them.")
+        : ""));
     return h("div", {class: "panel", id: "promise"}, line(pr.ng, "NG", ""),
       pr.not_ok ? line(pr.not_ok, "REVIEW or NG", " (the review band's share included)") : null);
   }
