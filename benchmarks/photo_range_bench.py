@@ -17,7 +17,8 @@ Each fence setting (``--fences``; ``none`` is the check as it was, the 1st-99th 
 of every photo) learns a range; then, on test/ split in core_bench's fixed halves
 (validation: even positions by name within each type; report: odd), the share of good
 test photos doubted, and the share of all test photos doubted under a fault painted on
-each (the lamp at 60%, over-exposure x1.5, defocus 1% of the width); and which training
+each (the lamp at 60%, over-exposure x1.5, defocus 1% of the width; the lamp off, x0.03; a
+white-out, x8; a flat photo, contrast x0.05 about its mean); and which training
 photos the fence named odd (of the painted ones, how many).
 
     python -m benchmarks.photo_range_bench [--fences none,3,2,1.5]
@@ -45,7 +46,17 @@ def _blur(share):
     return lambda a: np.asarray(Image.fromarray(a).filter(ImageFilter.GaussianBlur(radius=share * a.shape[1])))
 
 
-TEST_FAULTS = {"lamp at 60%": _scale(0.6), "over-exposed x1.5": _scale(1.5), "defocus 1% of width": _blur(0.01)}
+def _flat(k):
+    def f(a):
+        m = a.astype(np.float32).mean()
+        return np.clip(m + (a.astype(np.float32) - m) * k, 0, 255).astype(np.uint8)
+    return f
+
+
+# the lamp off, a white-out and a flat (washed-out) photo too: a range whose margin reached past
+# black and white (tiles spread over brightness 0.2-0.7 learnt 0-1) passed all three
+TEST_FAULTS = {"lamp at 60%": _scale(0.6), "over-exposed x1.5": _scale(1.5), "defocus 1% of width": _blur(0.01),
+               "lamp off x0.03": _scale(0.03), "white-out x8": _scale(8), "flat x0.05": _flat(0.05)}
 ODD = [("lamp at 50%", _scale(0.5)), ("defocus 1% of width", _blur(0.01)), ("over-exposed x1.4", _scale(1.4))]
 
 

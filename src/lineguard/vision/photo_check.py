@@ -14,8 +14,10 @@ so whatever the camera's size and depth):
   at the model input's full resolution (models learnt before: on 128 px block averages,
   which smoothed away most of what a slightly defocused lens loses).
 
-A photo outside the range (with a margin: half the good photos' spread, at least a fifth
-of their median; for focus, below 0.6 of the least sharp good photos') is named with what is off
+A photo outside the range (with a margin: 0.65 of the good photos' spread, measured on the
+scale the odd-photo fence uses below, logit for brightness and contrast, so it stops short of
+black, white and flat however widely they spread; and never less than a fifth of their
+median; for focus, below 0.6 of the least sharp good photos') is named with what is off
 and the range it is outside, as training printed it (:func:`range_said`), e.g. "too dark: brightness
 0.21, allowed 0.28-0.62", and a part that would have passed goes to REVIEW instead: a person looks
 before a photo the model cannot judge ships a part. Its score and map are kept as
@@ -43,10 +45,15 @@ from typing import Any, Optional
 import numpy as np
 
 MEASURES = ("brightness", "contrast", "focus")
-# The range's margin on each side: half the good photos' spread (1st to 99th percentile),
-# at least RELATIVE_FLOOR of their median (a dark part's dimmed lamp moves brightness by
-# little in absolute terms) and ABSOLUTE_FLOOR (sensor noise).
-SPREAD_MARGIN = 0.5
+# The range's margin on each side: SPREAD_MARGIN of the good photos' spread (1st to 99th
+# percentile) on the fence's bounded scale (_widened), at least RELATIVE_FLOOR of their median
+# (a dark part's dimmed lamp moves brightness by little in absolute terms) and ABSOLUTE_FLOOR
+# (sensor noise). 0.65, not the 0.5 it was on the measures' own scale: at 0.5 and 0.6 on this
+# scale the brightest good tiles (4 of 952 at brightness 0.83-0.87) fell outside ranges learnt
+# from 100 random tiles more often than before (200 draws: 16 -> 29 held-out photos doubted at
+# 0.6, 13 at 0.65); 0.7 let a lamp at 60% pass on a third of the commutators learnt from their
+# first 100 (64% doubted, 88% before, 85% at 0.65). benchmarks/photo_range_bench.py, README.
+SPREAD_MARGIN = 0.65
 RELATIVE_FLOOR = 0.2
 ABSOLUTE_FLOOR = 0.02
 FOCUS_LOW = 0.6          # focus below this share of the good photos' 1st percentile: blurred
@@ -147,6 +154,27 @@ def _from_scale(m: str, t: float) -> float:
     return float(_SCALE_SPAN[m] / (1 + np.exp(-t)))
 
 
+def _floor(v: np.ndarray) -> float:
+    """The least a margin (or fence) reaches past the good photos, brightness and contrast:
+    a fifth of their median (a dark part's dimmed lamp moves brightness by little in absolute
+    terms) and 0.02 (sensor noise), so near-identical photos get no speck-wide range."""
+    return max(RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
+
+
+def _widened(m: str, lo: float, hi: float, k: float, floor: float) -> tuple[float, float]:
+    """``lo``-``hi`` of brightness or contrast widened on each side by ``k`` times its width
+    on the measure's bounded scale (:func:`_to_scale`), and at least by ``floor`` on its own
+    scale. The one rule for the fence (quartiles, ``ODD_FENCE``) and the range's margin
+    (1st-99th percentile, ``SPREAD_MARGIN``): the margin added on the measure's own scale
+    took tiles spread over brightness 0.2-0.7 to a range of 0-1 (contrast 0-0.3), which
+    passed every tile photographed with the lamp off, while the fence on the bounded scale
+    called such a photo far out; near a bound the same spread now reaches by ratio, so the
+    range stops short of black, white and flat."""
+    t_lo, t_hi = float(_to_scale(m, lo)), float(_to_scale(m, hi))
+    reach = k * (t_hi - t_lo)
+    return min(_from_scale(m, t_lo - reach), lo - floor), max(_from_scale(m, t_hi + reach), hi + floor)
+
+
 def _past_fence(values: dict[str, np.ndarray], fence: Optional[float]
                 ) -> dict[int, list[tuple[str, int, str]]]:
     """:func:`odd_photos`'s photos as (measure, side: 0 below / 1 above, "most good photos
@@ -159,16 +187,13 @@ def _past_fence(values: dict[str, np.ndarray], fence: Optional[float]
         v = values[m]
         q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
         most = f"most good photos {q1:.3g}-{q3:.3g}"
-        t1, t3 = (float(q) for q in np.quantile(_to_scale(m, v), [0.25, 0.75]))
-        reach = fence * (t3 - t1)
-        lo, hi = _from_scale(m, t1 - reach), _from_scale(m, t3 + reach)
         # and past the floors too (the fence never nearer the quartiles than the floors),
         # so near-identical photos do not make a speck of difference odd
         if m == "focus":
-            lo, hi = min(lo, FOCUS_LOW * q1), None
+            t1, t3 = (float(q) for q in np.quantile(_to_scale(m, v), [0.25, 0.75]))
+            lo, hi = min(_from_scale(m, t1 - fence * (t3 - t1)), FOCUS_LOW * q1), None
         else:
-            floor = max(RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
-            lo, hi = min(lo, q1 - floor), max(hi, q3 + floor)
+            lo, hi = _widened(m, q1, q3, fence, _floor(v))
         for i in np.flatnonzero(v < lo):
             past.setdefault(int(i), []).append((m, 0, most))
         if hi is not None:
@@ -227,8 +252,10 @@ def learn_range_and_unusual(inputs: np.ndarray, fence: Optional[float] = ODD_FEN
     for m in ("brightness", "contrast"):
         v = values[m][keep]
         lo, hi = (float(q) for q in np.quantile(v, [0.01, 0.99]))
-        margin = max(SPREAD_MARGIN * (hi - lo), RELATIVE_FLOOR * float(np.median(v)), ABSOLUTE_FLOOR)
-        out[m] = [round(max(0.0, lo - margin), 5), round(min(1.0, hi + margin), 5), round(lo, 5), round(hi, 5)]
+        # the margin on the fence's scale (_widened): added on the measure's own scale, half of
+        # a wide spread reached past 0 and 1, and the range passed black and white photos
+        low, high = _widened(m, lo, hi, SPREAD_MARGIN, _floor(v))
+        out[m] = [round(max(0.0, low), 5), round(min(_SCALE_SPAN[m], high), 5), round(lo, 5), round(hi, 5)]
     lo_f, hi_f = (float(q) for q in np.quantile(values["focus"][keep], [0.01, 0.99]))
     out["focus"] = [round(FOCUS_LOW * lo_f, 5), None, round(lo_f, 5), round(hi_f, 5)]
     # odd: the check would doubt it, said in the check's own words (the same rule as a
