@@ -45,6 +45,8 @@ def pod_summary(study: dict) -> dict[str, Any]:
         _null_unreached(kinds[kind])
         if e.get("line_width_px") is not None:
             kinds[kind]["line_width_px"] = e["line_width_px"]
+        if e.get("line_width_input_px") is not None:     # the width the model sees after shrinking
+            kinds[kind]["line_width_input_px"] = e["line_width_input_px"]
     painting = study.get("painting") or {}
     return {"kind": "lineguard.pod_summary", "model": study.get("model"), "good_dir": study.get("good_dir"),
             "n_good": study["n_good"], "per_kind": study["per_kind"], "seed": study["seed"],

@@ -251,9 +251,11 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
             notes += "".join(f"<p class='note'>hit = NG or REVIEW: {html.escape(n)}</p>"
                              for n in (e.get("size_ng_or_review") or {}).get("notes", []) if "left out" in n)
         if e.get("line_width_px") is not None:
-            notes += (f"<p class='note'>Lines painted {e['line_width_px']:.3g} px wide (photo pixels; at least "
-                      f"{(study.get('painting') or {}).get('line_width_input_px', 1)} model-input pixel(s), so the "
-                      "model's shrinking of the photo does not average them away).</p>")
+            seen = (f"{e['line_width_input_px']:.3g} model-input pixels" if e.get("line_width_input_px") else
+                    f"at least {(study.get('painting') or {}).get('line_width_input_px', 1)} model-input pixel(s)")
+            notes += (f"<p class='note'>Lines painted {e['line_width_px']:.3g} px wide (photo pixels; {seen}, so "
+                      "the model's shrinking of the photo does not average them away). Real lines wider or "
+                      "stronger than painted are caught more often: compare with real defects.</p>")
         sections.append(f"<h2>{html.escape(kind)}: {html.escape(KIND_PLURAL[kind])}</h2>"
                         f"<p>{html.escape(e['sentence'])}</p>{notes}{img}{ctext}"
                         f"<div class='gallery'>{cards or '<p class=note>No examples.</p>'}</div>")
