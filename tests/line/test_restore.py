@@ -322,3 +322,28 @@ def test_a_backup_from_a_newer_lineguard_is_refused_before_anything_is_written(s
     r = CliRunner().invoke(app, ["restore", "--from", str(backup), "--data", str(tmp_path / "restored")])
     assert r.exit_code == 2 and "0025_future" in r.output and "Nothing was written" in r.output, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "data"]     # no folder made, not even staging
+
+
+def test_reference_photos_are_backed_up_and_restored_and_a_lost_one_is_not_kept(sqlite_station, tmp_path):
+    """The good photos a retrain learns beside the stored parts (line.reference) were in no
+    backup: a station restored after its disk died retrained from its stored parts alone."""
+    from lineguard.line.reference import of_station
+    st = sqlite_station(min_free_gb=0)
+    _inspect(st, 2)
+    ref = of_station(st)
+    _, new = ref.add("cell", png_bytes(90, seed=501), "good-1.png", by="jonas")
+    ref.add("cell", png_bytes(95, seed=502), "good-2.png", by="jonas")
+    assert new and len(ref.for_training("cell", "")) == 2
+    backup = tmp_path / "backup"
+    backup_station(st.config.data_dir, backup)
+    stored = [p for p in (backup / "reference").rglob("*") if p.is_file() and ".staging" not in p.parts]
+    assert len(stored) == 2
+    next(p for p in stored if p.read_bytes() == png_bytes(95, seed=502)).unlink()
+    report = restore_station(backup, tmp_path / "restored")
+    assert report.missing == 1 and any("missing" in e for e in report.examples), report
+    copy = _open(tmp_path / "restored")
+    try:
+        ((_, key),) = of_station(copy).for_training("cell", "")     # the lost one is not kept
+        assert (tmp_path / "restored" / "reference" / key).read_bytes() == png_bytes(90, seed=501)
+    finally:
+        copy.close()

@@ -42,6 +42,8 @@ if _station is not None:
     _demo.register(app)
     from . import service as _service  # noqa: E402  (the unit that runs serve at boot)
     _service.register(app)
+    from . import reference as _reference  # noqa: E402  (reference photos a retrain learns)
+    _reference.register(app)
 
 from . import plc as _plc  # noqa: E402  (its clients are imported when it runs)
 _plc.register(app)

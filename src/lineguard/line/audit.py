@@ -33,6 +33,8 @@ ACTIONS = {
     "model.shadow_started": "a version started judging every part beside the active one",
     "model.shadow_stopped": "a shadow run was stopped",
     "model.training_started": "a retraining job was started",
+    "reference.added": "reference photos of good parts were given to the station for a product's retrains",
+    "reference.removed": "a reference photo of a good part was removed: retrains no longer learn it",
     "product.defect_types": "a product's defect types were set",
     "test_part.registered": "a test part was registered or changed",
     "test_part.retired": "a test part was retired",

@@ -113,7 +113,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     previous = _check_folder(dest)
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)   # a station's database and photos: its owner's alone
     copies.mark(dest, MARKER)
-    for store in ("images", "models"):
+    for store in ("images", "models", "reference"):
         # opening the backup's stores clears the temp copies of a backup killed mid-copy
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)
         ContentStore(dest / store)
@@ -154,6 +154,10 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             for (key,) in db.execute("SELECT file_key FROM model_versions"):
                 if _copy(data_dir / "models", dest / "models", key, report, verify):
                     report.models += 1
+            # the reference photos of good parts a retrain learns (line.reference): exist nowhere
+            # else on the station once the PC that trained the first model is gone
+            for (key,) in db.execute("SELECT DISTINCT image_key FROM reference_photos"):
+                _copy(data_dir / "reference", dest / "reference", key, report, verify)
             report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
         finally:
             db.close()

@@ -58,9 +58,13 @@ def _n_train(insp: Any) -> Optional[int]:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
-def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int) -> str:
+def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int, n_reference: int = 0) -> str:
     what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts judged OK or reviewed good",
             "both": "parts reviewed as good and audit-sample parts judged OK"}[source]
+    if n_reference:
+        # how many came from each source: the engineer sees the reference photos were learnt
+        return (f"{n} {what} and reference photos of good parts ({n_confirmed} reviewed good, {n_sample} audit "
+                f"sample, {n_reference} reference photos)")
     return f"{n} {what} ({n_confirmed} reviewed good, {n_sample} audit sample)"
 
 
@@ -127,17 +131,21 @@ class JobRunner:
 
     def submit_training(self, product: str, line: str = "", limit: int = 200, min_images: int = 10,
                         activate: bool = False, by: Optional[str] = None, source: str = "both",
-                        **fit_params: Any) -> Job:
+                        reference: bool = True, **fit_params: Any) -> Job:
         if source not in SOURCES:
             from .errors import InvalidRequest
             raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         good = self.good_part_keys(product, line, limit, source)
-        if len(good) < min_images:
+        refs = self.reference_keys(product, line, good) if reference else []
+        if len(good) + len(refs) < min_images:
             doubted = self.doubted_photos(product, line, limit, source, good)
-            raise StationError(f"only {len(good)} stored parts of product {product!r}"
-                               + (f" on line {line!r}" if line else "") + f" to learn from (source {source!r}: "
-                               f"{describe_sources(source, len(good), *self._counts(good))}); at least {min_images} "
-                               "are needed"
+            n_ref_kept = len(self._references().for_training(product, line))
+            raise StationError(f"only {len(good) + len(refs)} stored parts and reference photos of product "
+                               f"{product!r}" + (f" on line {line!r}" if line else "") + " to learn from (source "
+                               f"{source!r}: {describe_sources(source, len(good), *self._counts(good))}; "
+                               + (f"{len(refs)} reference photos of good parts" if reference else
+                                  f"reference photos not asked for, {n_ref_kept} kept") + f"); at least "
+                               f"{min_images} are needed"
                                + (f"; {doubted} other photo(s) of parts it would learn were left out for their photo "
                                   "issues (unlike the photos the model learnt: a lamp, the focus, the exposure), "
                                   "which a retrain never learns, as they would widen the photo check until such a "
@@ -148,15 +156,21 @@ class JobRunner:
                                + ("" if source == "both" else ", learn from both the parts reviewed good and the "
                                   "audit sample")
                                + ", keep more parts in the audit sample (the station's setting "
-                               "--audit-sample-rate, LINEGUARD_AUDIT_SAMPLE_RATE), or upload a model trained offline")
+                               "--audit-sample-rate, LINEGUARD_AUDIT_SAMPLE_RATE), "
+                               + ("learn from the reference photos too (\"reference\": true), " if not reference
+                                  and n_ref_kept else "")
+                               + "give the station the photos of good parts its first model was trained on "
+                               "(lineguard reference add, or the Models page's reference photos), or upload a model "
+                               "trained offline")
         params = {"product": product, "line": line, "limit": limit, "activate": activate, "by": by,
-                  "source": source, "fit": fit_params}
+                  "source": source, "reference": bool(reference), "fit": fit_params}
         with self.station.db.session() as s:
             job = Job(kind="train", status="queued", progress=0.0, params=params)
             s.add(job)
             s.flush()
             audit.record(s, "model.training_started", f"{product}/{line or '*'} job {job.id}", by,
-                         images=len(good), source=source, activate=activate)
+                         images=len(good) + len(refs), source=source, activate=activate,
+                         reference_photos=len(refs) if reference else None)
         self._q.put(job.id)
         return job
 
@@ -201,6 +215,29 @@ class JobRunner:
                 keys.setdefault(key, "confirmed" if label == "good" else "sample")
         return list(keys.items())
 
+    def _references(self) -> Any:
+        from .reference import of_station
+        return of_station(self.station)
+
+    def reference_keys(self, product: str, line: str, parts: list[tuple[str, str]]) -> list[tuple[str, int]]:
+        """(image key, photo id) of the reference photos of good parts a retrain of ``product``
+        (``line``) learns beside ``parts`` (the stored parts': a photo among them is learnt
+        once). Never a photo a part was reviewed as a defect with: a person said it shows a
+        defect, whoever gave it as good (the same rule as the stored parts')."""
+        have = {k for k, _why in parts}
+        photos = [(key, pid) for pid, key in self._references().for_training(product, line) if key not in have]
+        if not photos:
+            return []
+        shas = {key: Path(key).name.split(".")[0] for key, _pid in photos}
+        defects: set[str] = set()
+        with self.station.db.session() as s:
+            values = list(shas.values())
+            for i in range(0, len(values), 500):     # a few hundred bound values per query
+                defects.update(s.scalars(select(Inspection.image_sha256).where(
+                    Inspection.reviewed.is_(True), Inspection.review_label == "defect",
+                    Inspection.image_sha256.in_(values[i:i + 500]))))
+        return [(key, pid) for key, pid in photos if shas[key] not in defects]
+
     def doubted_photos(self, product: str, line: str, limit: int, source: str,
                        learnt: list[tuple[str, str]]) -> int:
         """How many photos a retrain would learn but for their photo issues (not counting
@@ -210,8 +247,9 @@ class JobRunner:
 
     @staticmethod
     def _counts(parts: list[tuple[str, str]]) -> tuple[int, int]:
+        """(reviewed good, audit sample) among stored parts; reference photos are neither."""
         n_confirmed = sum(1 for _k, why in parts if why == "confirmed")
-        return n_confirmed, len(parts) - n_confirmed
+        return n_confirmed, sum(1 for _k, why in parts if why == "sample")
 
     def recent(self, limit: int = 20, status: Optional[list[str]] = None, kind: Optional[str] = None) -> list[Job]:
         """The newest jobs first (``status``, ``kind``: only those), so a page reloaded
@@ -259,16 +297,33 @@ class JobRunner:
         parts = [(k, why) for k, why in self.good_part_keys(p["product"], p["line"], p["limit"], source)
                  if self.station.images.exists(k)]
         paths = [self.station.images.path(k) for k, _why in parts]
-        trained_from = describe_sources(source, len(paths), *self._counts(parts))
+        # the reference photos of good parts after the stored parts (a job from before them:
+        # learnt too, as a retrain now is by default); a file gone from the folder is skipped
+        ref_ids: dict[str, int] = {}
+        ref_missing = 0
+        if p.get("reference", True):
+            store = self._references()
+            for key, pid in self.reference_keys(p["product"], p["line"], parts):
+                if store.store.exists(key):
+                    ref_ids[key] = pid
+                    parts.append((key, "reference"))
+                    paths.append(store.path(key))
+                else:
+                    ref_missing += 1
+        trained_from = describe_sources(source, len(paths), *self._counts(parts), len(ref_ids))
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         fit = dict(p.get("fit") or {})
         if _takes(self.trainer, "progress"):
             fit["progress"] = _FitProgress(lambda **v: self._set(job_id, **v), trained_from, self.progress_every_s)
-        in_sample = self._in_audit_sample(p["product"], [k for k, _why in parts])
-        n_sample = sum(1 for k, _why in parts if k in in_sample)
+        in_sample = self._in_audit_sample(p["product"], [k for k, why in parts if why != "reference"])
+        # The threshold is set on a random draw of good parts: the audit sample's, and the
+        # reference photos (the photos of good parts a first model learnt, not picked for being
+        # odd); the parts reviewed good after a false alarm are learnt but not counted.
+        counted = [k in in_sample or why == "reference" for k, why in parts]
+        n_sample = sum(counted)
         by_sample = MIN_SAMPLE_FOR_THRESHOLD <= n_sample < len(parts) and _takes(self.trainer, "calibrate_on")
         if by_sample:
-            fit["calibrate_on"] = [k in in_sample for k, _why in parts]
+            fit["calibrate_on"] = counted
         if _takes(self.trainer, "exclude_suspects"):
             # an audit-sample part nobody reviewed that scores far above the others is most
             # likely a defect the old version passed: learnt and counted it lifts the
@@ -283,9 +338,11 @@ class JobRunner:
         left_out = self._left_out(insp, paths, parts, cal)
         learnt = [(k, why) for k, why in parts if k not in left_out]
         n_learnt = _n_train(insp) or len(learnt)
-        n_sample = sum(1 for k, _why in learnt if k in in_sample)
-        trained_from = describe_sources(source, n_learnt, *self._counts(learnt))
-        look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"], left_out)
+        n_sample = sum(1 for k, why in learnt if k in in_sample or why == "reference")
+        n_reference = sum(1 for _k, why in learnt if why == "reference")
+        n_confirmed, n_audit = self._counts(learnt)
+        trained_from = describe_sources(source, n_learnt, n_confirmed, n_audit, n_reference)
+        look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"], left_out, ref_ids)
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:
             path = Path(tmp) / "model.lgm"
@@ -307,20 +364,29 @@ class JobRunner:
             " and activated" if p["activate"] and refused is None else "")
         if refused is not None:
             message += f", not activated: {refused.message}"
+        # how many came from each source (the stored parts reviewed good, the audit sample, the
+        # reference photos): the engineer sees what it learnt without opening the version
+        message += f"; learnt from {trained_from}"
+        counted_what = ("audit-sample parts and reference photos" if n_reference else "audit-sample parts")
+        if ref_missing:
+            message += (f"; {ref_missing} reference photo(s) were missing from the data folder's reference store "
+                        "and not learnt: remove them and add them again")
         if by_sample:
-            message += (f"; its threshold was set on the {n_sample} audit-sample parts among them (a random draw of "
+            message += (f"; its threshold was set on the {n_sample} {counted_what} among them (a random draw of "
                         f"the line), the other {n_learnt - n_sample} were learnt but not counted (parts reviewed "
                         "good after the old version flagged them are the oddest good parts)")
         elif MIN_SAMPLE_FOR_THRESHOLD <= n_sample < n_learnt:
             # a plant's own trainer that does not name calibrate_on
             message += (f"; the trainer takes no calibrate_on, so every part set its threshold, not only the "
-                        f"{n_sample} audit-sample parts: the old version's false alarms reviewed good among them "
+                        f"{n_sample} {counted_what}: the old version's false alarms reviewed good among them "
                         "may lift it above the line's defects")
         elif n_sample < n_learnt and n_sample < MIN_SAMPLE_FOR_THRESHOLD:
-            message += (f"; only {n_sample} of its parts are in the audit sample (at least "
+            message += (f"; only {n_sample} of its parts are in the audit sample"
+                        + (" or reference photos" if n_reference else "") + f" (at least "
                         f"{MIN_SAMPLE_FOR_THRESHOLD} set the threshold alone), so every part set it, the old "
                         "version's false alarms reviewed good among them: it may pass defects. Keep more parts in "
-                        "the audit sample (--audit-sample-rate) or retrain later")
+                        "the audit sample (--audit-sample-rate), give the station the photos of good parts its "
+                        "first model learnt (lineguard reference add), or retrain later")
         if cal.get("suspects_excluded"):
             message += (f"; {cal['suspects_excluded']} audit-sample part(s) nobody reviewed scored far above the "
                         "others and were left out (most likely defects the old version passed)")
@@ -347,6 +413,9 @@ class JobRunner:
                           "not_activated": None if refused is None else {"code": refused.code,
                                                                          "message": refused.message},
                           "images": n_learnt, "source": source, "look_at": look_at,
+                          # how many came from each source (the Models page says it)
+                          "sources": {"reviewed_good": n_confirmed, "audit_sample": n_audit,
+                                      "reference_photos": n_reference},
                           "threshold_is_highest_score": at_top, "review_band": band,
                           "threshold_set_on": {"parts": n_sample if by_sample else n_learnt,
                                                "audit_sample_only": by_sample, "audit_sample_parts": n_sample}})
@@ -408,7 +477,8 @@ class JobRunner:
                         f"every part OK or NG, none REVIEW): {why}"}
 
     def _look_at(self, insp: Any, paths: list[Path], keys: list[str], product: str,
-                 left_out: Optional[set[str]] = None) -> list[dict[str, Any]]:
+                 left_out: Optional[set[str]] = None,
+                 reference: Optional[dict[str, int]] = None) -> list[dict[str, Any]]:
         """The parts the new model was given that scored far above the others
         (``Inspector.fit``'s suspects, highest first; ``left_out``: those it did not learn,
         said so), then those whose photos were far unlike the others' (its ``photo_odd``,
@@ -423,14 +493,18 @@ class JobRunner:
         suspects = [(k, score, issues) for k, score, issues in suspects if k]
         if not suspects:
             return []
+        reference = reference or {}
         ids: dict[str, int] = {}
         with self.station.db.session() as s:
             q = (select(Inspection.id, Inspection.image_key)
-                 .where(Inspection.product == product, Inspection.image_key.in_([k for k, _, _ in suspects]))
+                 .where(Inspection.product == product,
+                        Inspection.image_key.in_([k for k, _, _ in suspects if k not in reference]))
                  .order_by(Inspection.id))
             for iid, key in s.execute(q):
                 ids[key] = iid            # the latest inspection of that image
+        # a reference photo is no part: named by its id, to look at and remove if it is bad
         return [{"inspection_id": ids.get(k), "image_key": k, "score": score, "why": "photo" if issues else "score",
+                 **({"reference_photo_id": reference[k]} if k in reference else {}),
                  **({"photo_issues": issues} if issues else {}),
                  **({"left_out": True} if k in (left_out or ()) and not issues else {})}
                 for k, score, issues in suspects]

@@ -577,3 +577,24 @@ class RescorePart(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReferencePhoto(Base):
+    """A photo of a good part an engineer gave the station for a product (the photos its
+    first model was trained on, on the PC): kept in the data folder's ``reference`` store
+    and learnt by every retrain beside the stored parts reviewed good, so parts pile up
+    rather than replace (line.reference)."""
+
+    __tablename__ = "reference_photos"
+    __table_args__ = (UniqueConstraint("product", "line", "image_sha256", name="uq_reference_photos_image"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product: Mapped[str] = mapped_column(String(100))
+    line: Mapped[str] = mapped_column(String(100), default="")   # "" = every line's retrain learns it
+    image_key: Mapped[str] = mapped_column(String(200))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    added_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)

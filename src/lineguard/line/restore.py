@@ -131,7 +131,7 @@ def restore_station(backup: Path, data_dir: Path) -> RestoreReport:
             if hasattr(os, "sync"):      # on the disk before the station takes its name
                 os.sync()
             if staging.parent == data_dir:
-                for name in ("models", "images", "lineguard.db"):
+                for name in ("models", "images", "reference", "lineguard.db"):
                     if (staging / name).exists():
                         os.replace(staging / name, data_dir / name)
                 shutil.rmtree(staging)
@@ -164,7 +164,7 @@ def _clear_leftovers(data_dir: Path) -> None:
     names = {p.name for p in data_dir.iterdir()} - _DISK_OWN
     if not names:
         return
-    if _STAGING in names and "lineguard.db" not in names and names <= {_STAGING, "images", "models"}:
+    if _STAGING in names and "lineguard.db" not in names and names <= {_STAGING, "images", "models", "reference"}:
         for name in names:           # a restore stopped while moving into place: start again
             shutil.rmtree(data_dir / name)
         return
@@ -255,10 +255,22 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
         report.models += 1
         if not whole("models", key):
             report.models_damaged.append(f"{product}{'/' + line if line else ''} v{version}")
+    # the reference photos of good parts a retrain learns (line.reference); a backup from before
+    # them has no such table
+    try:
+        refs = db.execute("SELECT id, image_key FROM reference_photos").fetchall()
+    except sqlite3.OperationalError:
+        refs = []
+    refs_lost = [ref_id for ref_id, key in refs if not whole("reference", key)]
     report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
     report.parts_without_image = sum(1 for cols_lost in lost.values() if "image_key" in cols_lost)
     if dest is None:
         return
+    if refs_lost:
+        # not kept: a retrain would fail on a photo that is not there (counted above as missing
+        # or damaged, and named in the examples)
+        db.execute(f"DELETE FROM reference_photos WHERE id IN ({', '.join('?' * len(refs_lost))})",  # noqa: S608
+                   refs_lost)
     for inspection_id, cols_lost in lost.items():
         # as the disk keeper clears: a map or overlay without its image is not kept either
         clear = _PART_FILES if "image_key" in cols_lost else sorted(cols_lost)

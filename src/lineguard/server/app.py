@@ -99,12 +99,15 @@ def _overloaded(app_state: Any, method: str, path: str, exc: BaseException) -> J
     return _station_error(StationBusy.no_connection())
 
 
-_LIMITED_PATHS = {"/api/v1/inspections": "part image", "/api/v1/models": "model file"}
+_LIMITED_PATHS = {"/api/v1/inspections": "part image", "/api/v1/models": "model file",
+                  # a reference photo of a good part is a part's photo (routers.reference)
+                  "/api/v1/reference-photos": "part image"}
 # The role each large upload's route asks (its require(...)), checked again here before a
 # byte of the body is read: the framework reads (spools to disk) the whole form before
 # the route's own check, so an upload with no key or a wrong one filled the disk first
 # and was refused after. The route still checks; this only refuses earlier.
-_UPLOAD_ROLES = {"/api/v1/inspections": "operator", "/api/v1/models": "engineer"}
+_UPLOAD_ROLES = {"/api/v1/inspections": "operator", "/api/v1/models": "engineer",
+                 "/api/v1/reference-photos": "engineer"}
 # Every other request's body (JSON or a form: a sign-in, a review, a rule) is small; read
 # whole by the framework before it is checked, four 200 MB sign-ins (which need no key)
 # took a station from 0.3 to 1.6 GB of memory.

@@ -166,6 +166,11 @@ class TrainIn(BaseModel):
     photo_check: Optional[bool] = Field(
         default=None, description="keep the good photos' brightness/contrast/focus range, so a photo unlike them "
                                   "is not passed on its score; default: as the active model has it (on when none)")
+    reference: bool = Field(
+        default=True, description="learn the product's reference photos of good parts too (those given with "
+                                  "POST /api/v1/reference-photos or `lineguard reference add`: the photos its first "
+                                  "model was trained on), besides the stored parts; their count adds to min_images. "
+                                  "false: the stored parts alone")
 
 
 class KeyIn(BaseModel):

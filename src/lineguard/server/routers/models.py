@@ -484,7 +484,8 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
     job = station.jobs.submit_training(product, body.line, limit=body.limit, min_images=min_images,
                                        activate=body.activate, by=caller.who, detector=detector,
                                        false_reject_rate=given["false_reject_rate"], seed=body.seed,
-                                       review_rate=given["review_rate"], source=body.source, **settings)
+                                       review_rate=given["review_rate"], source=body.source,
+                                       reference=body.reference, **settings)
     return job_to_dict(job)
 
 
@@ -580,3 +581,9 @@ def list_jobs(status: Optional[str] = Query(None, pattern=r"^(queued|running|don
             responses=errors(401, 403, 404, 422))
 def get_job(job_id: int = Path(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
     return job_to_dict(station.jobs.get(job_id))
+
+
+# the reference photos of good parts a retrain learns (routers.reference), under this
+# router: the station's app includes it with the models' routes
+from .reference import router as _reference_router  # noqa: E402
+router.include_router(_reference_router)

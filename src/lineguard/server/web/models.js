@@ -420,6 +420,13 @@ LG.start(async (main) => {
       ["quality", "quality (the parts' aspect ratio; slower)"]], "");
     const status = h("span", {id: "train-status", class: "muted"});
     const activeEl = h("p", {id: "train-active", class: "muted"});
+    // The photos of good parts the product's first model was trained on (on a PC): kept by the
+    // station, every retrain learns them beside the stored parts reviewed good. Without them a
+    // retrain learnt from a few dozen station parts, its threshold set by a false alarm.
+    const reference = h("input", {type: "checkbox", name: "reference", checked: true});
+    const refCount = h("p", {id: "train-reference", class: "muted"});
+    const refFiles = h("input", {type: "file", name: "photo", multiple: true, accept: "image/*", id: "reference-files"});
+    const refBtn = h("button", {type: "button", class: "secondary", id: "reference-add"}, "Add reference photos");
     const lookAt = h("div", {id: "look-at"});
     // The settings a retrain takes from the version it replaces, asked here when the station
     // cannot read that version's file (deleted, corrupt): it names them (settings_needed)
@@ -431,8 +438,11 @@ LG.start(async (main) => {
     let asks = {};          // setting -> how its value is read off its field
     let activeRow = null;   // the version a retrain replaces, as listed (its record)
     const form = h("form", {class: "filters", id: "train-form"}, field("product", prod), field("line", line),
-      field("learn from", source), field("profile", profile), needed, h("button", {type: "submit"}, "Retrain"),
-      status);
+      field("learn from", source), field("profile", profile),
+      h("label", {class: "field"}, h("span", {}, "reference photos"), h("span", {}, reference, " learn them too")),
+      needed, h("button", {type: "submit"}, "Retrain"), status);
+    const refForm = h("div", {class: "filters", id: "reference-form"},
+      field("photos of good parts (as the first model learnt)", refFiles), refBtn);
     function forget() {
       clear(needed);
       asks = {};
@@ -485,8 +495,48 @@ LG.start(async (main) => {
     // what the version a retrain replaces has, for the product and line typed here (the
     // line's own version first, else the product's for every line: as the station picks it)
     let asked = 0;
+    // how many reference photos a retrain of the product and line typed here learns
+    async function showReference(n) {
+      const want = prod.value.trim(), ln = line.value.trim();
+      if (!want) { refCount.textContent = ""; return; }
+      const got = await api("/api/v1/reference-photos" + LG.q({product: want, line: ln, limit: 1}));
+      if (n !== undefined && n !== asked) return;
+      const k = got.for_training || 0;
+      refCount.textContent = k ? `${k} reference photo(s) of good parts of ${want}${ln ? " (every line's and " + ln
+        + "'s)" : ""}: a retrain learns them beside the stored parts, and they set its threshold with the audit sample.`
+        : `No reference photos of ${want}: a retrain learns the stored parts alone. Add the photos of good parts `
+          + "its first model was trained on (here, or lineguard reference add).";
+    }
+    refBtn.addEventListener("click", async () => {
+      const files = [...refFiles.files], want = prod.value.trim();
+      if (!files.length || !want || refBtn.disabled) return;
+      refBtn.disabled = true;
+      let added = 0, there = 0;
+      try {
+        // one photo a request, as a part's: each checked as a part's upload is
+        for (const [i, f] of files.entries()) {
+          status.textContent = `adding reference photo ${i + 1} of ${files.length}…`;
+          const fd = new FormData();
+          fd.append("photo", f, f.name);
+          fd.append("product", want);
+          fd.append("line", line.value.trim());
+          const out = await api("/api/v1/reference-photos", {method: "POST", body: fd});
+          if (out.created) added++; else there++;
+        }
+        LG.say(`added ${added} reference photo(s)` + (there ? `, ${there} there already` : ""), "ok");
+        refFiles.value = "";
+      } catch (err) {
+        LG.fail(err);
+        LG.say(`added ${added} of ${files.length} before the refusal`, "error");
+      } finally {
+        status.textContent = "";
+        refBtn.disabled = false;
+        showReference().catch(LG.fail);
+      }
+    });
     showActive = async () => {
       const want = prod.value.trim(), ln = line.value.trim(), n = ++asked;
+      showReference(n).catch(() => {});
       const items = want ? (await api("/api/v1/models" + LG.q({product: want}))).items : [];
       if (n !== asked) return;           // another product typed meanwhile
       const live = items.filter((x) => x.active);
@@ -515,7 +565,7 @@ LG.start(async (main) => {
       const starting = "starting the training…";     // the station checks the parts first: a moment
       status.textContent = starting;
       try {
-        const body = {line: line.value.trim(), source: source.value};
+        const body = {line: line.value.trim(), source: source.value, reference: reference.checked};
         if (profile.value) body.profile = profile.value;     // else the active version's
         for (const [k, read] of Object.entries(asks)) body[k] = read();
         const job = await api(`/api/v1/models/${enc(prod.value.trim())}/train`, {method: "POST", body});
@@ -533,7 +583,7 @@ LG.start(async (main) => {
     clear(trainEl).append(h("h2", {}, "Retrain"),
       h("p", {class: "muted"}, "Learns only from parts a person confirmed good and/or the random audit sample kept "
         + "regardless of verdict, never from unreviewed OK parts. The new version starts inactive: run it in shadow, "
-        + "compare, then activate."), form, neededWhy, activeEl, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
+        + "compare, then activate."), form, neededWhy, activeEl, refCount, refForm, lookAt, h("h3", {}, "Recent trainings"), jobsEl);
     resumeTraining(trainBtn, status, lookAt).catch(LG.fail);
   }
 
@@ -589,7 +639,9 @@ LG.start(async (main) => {
         + "the others' (a lamp flicker, a shot out of focus: left out of the photo check). If one is bad, review it "
         + "as a defect (it is then left out of the next retrain) and retrain."),
       h("ul", {}, items.map((a) => h("li", {dataset: {leftOut: a.left_out ? "true" : "false"}}, a.inspection_id
-        ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`) : a.image_key,
+        ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`)
+        : a.reference_photo_id ? h("a", {href: `/api/v1/reference-photos/${a.reference_photo_id}/image`},
+          `reference photo #${a.reference_photo_id}`) : a.image_key,
         a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`,
         a.left_out ? " · left out, not learnt: nobody reviewed it (most likely a defect the old version passed)"
           : ""))));

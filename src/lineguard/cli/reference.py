@@ -1,0 +1,138 @@
+"""`lineguard reference add|list|remove`: the reference photos of good parts a station's
+retrains learn beside its stored parts (line.reference).
+
+A plant trains its first model on a PC from photos of good parts; given to the station here
+(or on the Models page, or POST /api/v1/reference-photos), every retrain learns them too.
+Run on the station PC with the station's folder, as `keys` and `users` are (--data, --db,
+--db-schema, or LINEGUARD_DATA, LINEGUARD_DB, LINEGUARD_DB_SCHEMA); a running station sees
+them at its next retrain.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .core import PathArg
+from .station import data_option, db_options
+
+_data = data_option()
+_db = db_options()
+_PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+@click.group(name="reference")
+def reference_app() -> None:
+    """Reference photos of good parts that a station's retrains learn (the photos its first model was trained on)."""
+
+
+def _photos(paths: tuple[Path, ...]) -> list[Path]:
+    """The files given, a folder's photos (by their suffix, sorted) in its place."""
+    from ._term import fail
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _PHOTO_SUFFIXES)
+            if not found:
+                fail(f"{p} holds no photos (PNG, JPEG, BMP, TIFF, WebP, GIF): give the folder of good parts' photos")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            fail(f"{p}: no such file or folder")
+    return out
+
+
+def _store(database, data: Path, max_upload_mb: float, max_megapixels: float):
+    from ..line.reference import ReferencePhotos
+    return ReferencePhotos(database, data, max_bytes=int(max_upload_mb * 1024 * 1024),
+                           max_pixels=int(max_megapixels * 1e6))
+
+
+@reference_app.command("add")
+@click.argument("photos", nargs=-1, required=True, type=PathArg)
+@click.option("--product", required=True, help="The product the photos are of, as its parts are sent.")
+@click.option("--line", default="", help="Only this line's retrains learn them (default: every line's).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=32.0, show_default=True,
+              help="Largest photo taken, as the station's --max-upload-mb.")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=26.0, show_default=True,
+              help="Most pixels a photo may have, as the station's --max-megapixels.")
+@_data
+@_db
+def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_mb: float, max_megapixels: float,
+                  data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Keep photos of good parts (files or folders) for PRODUCT's retrains.
+
+    Each is checked as a part's photo is (size, pixels, format, decodable); nothing is kept
+    when one is refused, so a folder is given whole or not at all. The same photo again is
+    kept once."""
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    from ._term import fail
+    from .access import _database
+    files = _photos(photos)
+    from ..line.reference import check_photo
+    # every photo checked before any is kept: a folder half given would train half
+    for f in files:
+        try:
+            check_photo(f.read_bytes(), str(f), int(max_upload_mb * 1024 * 1024), int(max_megapixels * 1e6))
+        except StationError as exc:
+            fail(f"{exc.message}; nothing was added (remove or replace that file and run it again)", code=1)
+        except OSError as exc:
+            fail(f"cannot read {f}: {exc.strerror or exc}; nothing was added", code=1)
+    with _database(data, db, db_schema, existing=True) as database:
+        store = _store(database, data, max_upload_mb, max_megapixels)
+        new = 0
+        for f in files:
+            try:
+                _entry, created = store.add(product, f.read_bytes(), filename=f.name, line=line, by=cli_actor())
+            except StationError as exc:
+                fail(f"{exc.message} ({new} added before it)", code=1)
+            new += created
+        total = store.count(product.strip(), line.strip())
+    click.echo(f"added {new} reference photo(s) of {product.strip()}" + (f" line {line.strip()}" if line else "")
+               + (f" ({len(files) - new} there already)" if len(files) > new else "")
+               + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
+
+
+@reference_app.command("list")
+@click.option("--product", default=None, help="Only this product's.")
+@_data
+@_db
+def reference_list(product: Optional[str], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """List the reference photos (id, product, line, size, file name, added)."""
+    from .access import _database
+    with _database(data, db, db_schema, existing=True, read_only=True) as database:
+        rows = _store(database, data, 32.0, 26.0).list(product)
+    if not rows:
+        click.echo("no reference photos" + (f" of {product}" if product else ""))
+        return
+    for r in rows:
+        click.echo(f"{r['id']}\t{r['product']}\t{r['line'] or '*'}\t{r['width']}x{r['height']}\t"
+                   f"{r['filename'] or '-'}\t{r['added_at']}")
+    click.echo(f"{len(rows)} reference photo(s)")
+
+
+@reference_app.command("remove")
+@click.argument("ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@_data
+@_db
+def reference_remove(ids: tuple[int, ...], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Remove reference photos by id (`reference list`): retrains no longer learn them."""
+    from ..line.audit import cli_actor
+    from ..line.errors import StationError
+    from ._term import fail
+    from .access import _database
+    with _database(data, db, db_schema, existing=True) as database:
+        store = _store(database, data, 32.0, 26.0)
+        for i in ids:
+            try:
+                store.remove(i, by=cli_actor())
+            except StationError as exc:
+                fail(exc.message, code=1)
+    click.echo(f"removed {len(ids)} reference photo(s)")
+
+
+def register(app: click.Group) -> None:
+    app.add_command(reference_app)

@@ -1,0 +1,246 @@
+"""Reference photos of good parts, per product (and line): what a retrain learns beside the
+station's stored parts reviewed good.
+
+A plant trains its first model on a PC from its photos of good parts (``lineguard train
+photos/good``) and starts the station with it. A retrain on the station learnt only from
+the station's own parts reviewed good or in the audit sample (at most ``limit``): the
+photos the first model learnt were gone from it, so a month later it learnt from a few
+dozen parts, mostly the old version's false alarms, and its threshold was set by one of
+them (on KolektorSDD: 68 parts, 49 of 52 defects passed, where the first model passed 17).
+Given here (``lineguard reference add``, POST /api/v1/reference-photos, the Models page),
+those photos are kept in the data folder and every retrain of the product learns them too:
+the good parts pile up rather than replace.
+
+They are kept in a content-addressed store of their own (``DATA/reference``), not among the
+part photos: the disk keeper and the store sweep delete a part photo no record names, and
+these are named by no part. Each photo passes the checks a part's upload passes (empty,
+the station's size and pixel limits, a format the station keeps, decodable), so a photo
+the station would refuse as a part is never learnt as a good one.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit
+from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, NotAnImage, NotFound,
+                     UploadTooLarge)
+from .imagestore import ContentStore, sha256_hex, sniff_image
+from .orm import ReferencePhoto, iso_utc
+
+# The most reference photos of one product and line. A retrain reads every one of them (with
+# up to 10,000 stored parts): a first model is trained on tens to a few thousand photos; more
+# than this is more likely a folder of everything than the photos of good parts.
+MAX_PHOTOS = 10_000
+
+FOLDER = "reference"
+
+
+class TooManyPhotos(Conflict):
+    code = "too_many_reference_photos"
+
+
+def check_photo(data: bytes, name: str, max_bytes: int, max_pixels: int) -> tuple[str, int, int]:
+    """(suffix, width, height) of a photo of a good part, checked as the station checks a
+    part's upload (``Station._inspect`` and ``_decode``): not empty, within the station's
+    byte and pixel limits, a format the station keeps and serves, and decodable. Raises the
+    error a part's upload would get, its message naming the photo and what to do."""
+    from ..vision.errors import ImageError, ImageTooLarge as HeaderTooLarge
+    from ..vision.imageio import load_photo
+    if not data:
+        raise EmptyUpload(f"{name} is empty (0 bytes): copy the photo again")
+    if len(data) > max_bytes:
+        raise UploadTooLarge(f"{name} is {len(data) / (1 << 20):.1f} MiB, over the station limit of "
+                             f"{max_bytes / (1 << 20):g} MiB for a part's photo; give a smaller photo or raise the "
+                             "station's --max-upload-mb")
+    suffix, _media = sniff_image(data)
+    if not suffix:
+        raise NotAnImage(f"{name} is not an image the station keeps; give PNG, JPEG, BMP, TIFF, WebP or GIF "
+                         "photos, as the line's camera takes them")
+    try:
+        # as a part's decode: a JPEG over the pixel limit decoded reduced, anything else over it
+        # refused from its header before it is decoded
+        photo = load_photo(data, max_pixels=max_pixels, reduce_to_fit=True, keep_depth=True)
+    except HeaderTooLarge as exc:
+        raise ImageTooLarge(f"{name}: the image {exc.problem}; give a smaller photo (downscale or crop it) or raise "
+                            "the station's --max-megapixels") from exc
+    except ImageError as exc:
+        raise CorruptImage(f"{name}: the {suffix[1:].upper()} image {exc.problem}; "
+                           + (exc.hint or "copy the photo again from the camera or the training folder")) from exc
+    height, width = photo.size_hw
+    return suffix, int(width), int(height)
+
+
+def photo_to_dict(row: ReferencePhoto) -> dict[str, Any]:
+    return {"id": row.id, "product": row.product, "line": row.line, "image_key": row.image_key,
+            "sha256": row.image_sha256, "filename": row.filename, "width": row.width, "height": row.height,
+            "added_at": iso_utc(row.added_at), "added_by": row.added_by,
+            "links": {"image": f"/api/v1/reference-photos/{row.id}/image"}}
+
+
+class ReferencePhotos:
+    """The reference photos of a station's data folder: their files and their rows."""
+
+    def __init__(self, db: Any, data_dir: Path, max_bytes: int, max_pixels: int, power_safe: bool = False):
+        self.db = db
+        self.store = ContentStore(Path(data_dir) / FOLDER, power_safe=power_safe)
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+
+    def add(self, product: str, data: bytes, filename: Optional[str] = None, line: str = "",
+            by: Optional[str] = None) -> tuple[dict[str, Any], bool]:
+        """Keep one photo for ``product``'s retrains (``line``: only that line's, "" every
+        line's): (its entry, whether it is new). The same photo again is the entry already
+        there, not a second one (a folder given twice learns each photo once)."""
+        product, line = _name(product, "product"), (line or "").strip()
+        name = (filename or "the photo").strip() or "the photo"
+        suffix, width, height = check_photo(data, name, self.max_bytes, self.max_pixels)
+        digest = sha256_hex(data)
+        with self.db.session() as s:
+            found = s.scalar(select(ReferencePhoto).where(ReferencePhoto.product == product,
+                                                          ReferencePhoto.line == line,
+                                                          ReferencePhoto.image_sha256 == digest))
+            if found is not None:
+                return photo_to_dict(found), False
+            n = s.scalar(select(func.count()).select_from(ReferencePhoto)
+                         .where(ReferencePhoto.product == product, ReferencePhoto.line == line))
+            if n >= MAX_PHOTOS:
+                raise TooManyPhotos(f"product {product!r}" + (f" line {line!r}" if line else "")
+                                    + f" has {n} reference photos, the most the station keeps ({MAX_PHOTOS}); "
+                                    "remove some before adding others")
+        # the file first (written whole to a temp file, fsynced, renamed): a row never names a
+        # file that is not there; a file left by a failed insert is one the sweep below clears
+        key = self.store.put(data, suffix, digest=digest)
+        row = ReferencePhoto(product=product, line=line, image_key=key, image_sha256=digest,
+                             filename=(filename or None) and filename[-255:], width=width, height=height,
+                             added_by=by[:100] if by else by)
+        try:
+            with self.db.session() as s:
+                s.add(row)
+                s.flush()
+                audit.record(s, "reference.added", f"{product}/{line or '*'}", by, photo=row.id,
+                             filename=row.filename, sha256=digest)
+                out = photo_to_dict(row)
+        except IntegrityError:
+            # the same photo added at the same moment by another request: that one stands
+            with self.db.session() as s:
+                found = s.scalar(select(ReferencePhoto).where(ReferencePhoto.product == product,
+                                                              ReferencePhoto.line == line,
+                                                              ReferencePhoto.image_sha256 == digest))
+                if found is None:
+                    raise
+                return photo_to_dict(found), False
+        return out, True
+
+    def list(self, product: Optional[str] = None, line: Optional[str] = None, limit: int = 10_000,
+             offset: int = 0) -> list[dict[str, Any]]:
+        q = select(ReferencePhoto).order_by(ReferencePhoto.id)
+        if product is not None:
+            q = q.where(ReferencePhoto.product == product)
+        if line is not None:
+            q = q.where(ReferencePhoto.line == line)
+        with self.db.session() as s:
+            return [photo_to_dict(r) for r in s.scalars(q.offset(offset).limit(limit))]
+
+    def count(self, product: Optional[str] = None, line: Optional[str] = None) -> int:
+        q = select(func.count()).select_from(ReferencePhoto)
+        if product is not None:
+            q = q.where(ReferencePhoto.product == product)
+        if line is not None:
+            q = q.where(ReferencePhoto.line == line)
+        with self.db.session() as s:
+            return int(s.scalar(q) or 0)
+
+    def for_training(self, product: str, line: str = "") -> list[tuple[int, str]]:
+        """(id, image key) of the photos a retrain of ``product`` (``line``) learns: those of
+        every line, and a line's retrain its own too; each photo once."""
+        lines = [""] + ([line] if line else [])
+        q = (select(ReferencePhoto.id, ReferencePhoto.image_key)
+             .where(ReferencePhoto.product == product, ReferencePhoto.line.in_(lines)).order_by(ReferencePhoto.id))
+        out: dict[str, int] = {}
+        with self.db.session() as s:
+            for pid, key in s.execute(q):
+                out.setdefault(key, pid)
+        return [(pid, key) for key, pid in out.items()]
+
+    def get(self, photo_id: int) -> dict[str, Any]:
+        with self.db.session() as s:
+            row = s.get(ReferencePhoto, photo_id)
+            if row is None:
+                raise NotFound(f"no reference photo with id {photo_id} (GET /api/v1/reference-photos lists them)")
+            return photo_to_dict(row)
+
+    def path(self, key: str) -> Path:
+        return self.store.path(key)
+
+    def remove(self, photo_id: int, by: Optional[str] = None) -> dict[str, Any]:
+        """Remove one photo: retrains no longer learn it. Its file goes once no other entry
+        (another product's, another line's) names it."""
+        with self.db.session() as s:
+            row = s.get(ReferencePhoto, photo_id)
+            if row is None:
+                raise NotFound(f"no reference photo with id {photo_id} (GET /api/v1/reference-photos lists them)")
+            out = photo_to_dict(row)
+            s.execute(delete(ReferencePhoto).where(ReferencePhoto.id == photo_id))
+            audit.record(s, "reference.removed", f"{row.product}/{row.line or '*'}", by, photo=photo_id,
+                         filename=row.filename, sha256=row.image_sha256)
+        self._forget_file(out["image_key"])
+        return out
+
+    def _forget_file(self, key: str) -> None:
+        with self.db.session() as s:
+            named = s.scalar(select(func.count()).select_from(ReferencePhoto).where(ReferencePhoto.image_key == key))
+        if not named:
+            # not one stored in the last minute (another request or process adding the same
+            # photo now, its row about to name it): that one stays, for the sweep to judge
+            self.store.delete_unnamed(key, unless_newer_than_s=60.0)
+
+    def sweep(self, older_than_s: float = 3600.0) -> int:
+        """Delete the files no entry names (an add whose row failed, a removal that left a
+        file just stored), older than ``older_than_s``; how many went."""
+        with self.db.session() as s:
+            named = set(s.scalars(select(ReferencePhoto.image_key)))
+        gone = 0
+        root = self.store.root
+        for p in root.glob("??/??/*"):
+            key = p.relative_to(root).as_posix()
+            if key not in named and self.store.delete_unnamed(key, unless_newer_than_s=older_than_s):
+                gone += 1
+        return gone
+
+
+def _name(value: str, what: str) -> str:
+    v = (value or "").strip()
+    if not v:
+        raise InvalidRequest(f"give the {what} the photos are of (as its parts are sent)")
+    if len(v) > 100:
+        raise InvalidRequest(f"the {what} is at most 100 characters")
+    return v
+
+
+_made: "weakref.WeakKeyDictionary[Any, ReferencePhotos]" = weakref.WeakKeyDictionary()
+_made_lock = threading.Lock()
+
+
+def of_station(station: Any) -> ReferencePhotos:
+    """The reference photos of a running station (one per station object), with its
+    limits for a part's photo; its unnamed files older than an hour are cleared when first
+    asked for."""
+    with _made_lock:
+        ref = _made.get(station)
+        if ref is None:
+            cfg = station.config
+            ref = ReferencePhotos(station.db, cfg.data_dir, cfg.max_upload_bytes, cfg.max_image_pixels,
+                                  power_safe=cfg.sqlite_synchronous in ("FULL", "EXTRA"))
+            try:
+                ref.sweep()
+            except Exception:  # noqa: BLE001 - a sweep is housekeeping: a retrain must not fail on it
+                import logging
+                logging.getLogger("lineguard.reference").warning("could not sweep the reference photos",
+                                                                 exc_info=True)
+            _made[station] = ref
+        return ref

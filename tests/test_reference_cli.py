@@ -1,0 +1,58 @@
+"""`lineguard reference add|list|remove` on a station's folder (line.reference)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
+from fake_inspector import png_bytes  # noqa: E402
+
+
+def _station(tmp_path: Path) -> Path:
+    from lineguard.line.db import Database
+    data = tmp_path / "station"
+    data.mkdir()
+    db = Database(f"sqlite:///{data / 'lineguard.db'}")
+    db.upgrade()
+    from lineguard.line.orm import Inspection  # noqa: F401  (the station's tables are there)
+    db.dispose()
+    return data
+
+
+def test_reference_add_keeps_a_folder_of_good_photos_once_and_refuses_a_bad_one_whole(tmp_path):
+    # the group itself: registered under `lineguard reference` by lineguard.cli
+    from lineguard.cli.reference import reference_app as app
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.reference import ReferencePhotos
+    data = _station(tmp_path)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(4):
+        (good / f"g{i}.png").write_bytes(png_bytes(45, seed=i))
+    (good / "notes.txt").write_text("not a photo: skipped by its suffix")
+    run = CliRunner().invoke
+    r = run(app, ["add", "--data", str(data), "--product", "cell", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "added 4 reference photo(s) of cell" in r.output
+    r = run(app, ["add", "--data", str(data), "--product", "cell", str(good / "g0.png")])
+    assert r.exit_code == 0 and "added 0" in r.output and "1 there already" in r.output
+
+    (good / "g9.png").write_bytes(png_bytes(45, seed=9)[:50])     # cut short by a copy
+    r = run(app, ["add", "--data", str(data), "--product", "other", str(good)])
+    assert r.exit_code == 1 and "g9.png" in r.output and "nothing was added" in r.output
+
+    r = run(app, ["list", "--data", str(data)])
+    assert r.exit_code == 0 and "4 reference photo(s)" in r.output and "other" not in r.output
+    db = Database(StationConfig(data_dir=data).database_url)
+    try:
+        ref = ReferencePhotos(db, data, 1 << 25, 26_000_000)
+        assert ref.count("cell") == 4 and len(ref.for_training("cell")) == 4
+        first = ref.list("cell")[0]
+        r = run(app, ["remove", "--data", str(data), str(first["id"])])
+        assert r.exit_code == 0, r.output
+        assert ref.count("cell") == 3
+    finally:
+        db.dispose()
