@@ -80,7 +80,7 @@ from typing import Any, Callable, Iterable, Optional
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from . import alarm_causes, alarm_rules
+from . import alarm_causes, alarm_rules, handover
 from .alarm_rules import AlarmRules
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, LineSignal, iso_utc, utcnow
@@ -221,6 +221,26 @@ def alarm_to_dict(a: LineAlarm, s: Any = None) -> dict[str, Any]:
             "escalations": a.escalations or 0, "escalate_again_min": a.escalate_again_min, "signal_id": a.signal_id}
 
 
+def no_verdict_plain(parts: int, reason: Optional[str]) -> str:
+    """One sentence an operator acts on for ``parts`` the PLC rejected without a verdict,
+    from the last one's reason (line.plc_handshake words them): what went wrong and whom
+    to call. The engineer's words (the inspection window, /health) follow it."""
+    why = (reason or "").lower()
+    n = f"{parts} part" + ("" if parts == 1 else "s")
+    if "inspection window" in why or "held up" in why:
+        return f"The station did not judge {n} in time: the PLC rejected them; call maintenance if it goes on."
+    if "recipe" in why:
+        return (f"The PLC asked for a product the station does not know for {n}: the PLC rejected them; "
+                "call the engineer (recipe table).")
+    if "model" in why:
+        return f"The station had no working model for {n}: the PLC rejected them; call the engineer."
+    if "image" in why or "photo" in why or "camera" in why or "frame" in why:
+        return f"The camera sent no usable photo for {n}: the PLC rejected them; call maintenance."
+    if "stor" in why or "database" in why or "disk" in why:
+        return f"The station could not store {n}: the PLC rejected them; call maintenance."
+    return f"The station could not judge {n}: the PLC rejected them; call maintenance."
+
+
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:
     where = f"station {rec.station} (line {rec.line}, {rec.product})"
     if kind == "photo":
@@ -279,6 +299,7 @@ class AlarmWatch:
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
+        self.run_id: Optional[int] = None      # this process's station_runs row (line.handover)
         self.count_active()
 
     # -- escalation ------------------------------------------------------------------------
@@ -288,10 +309,26 @@ class AlarmWatch:
         the station's rules when it was raised (``escalate_at``, ``escalate_again_min``),
         so all processes on a database escalate it alike, each due time once."""
         if self._escalator is None:
+            # this process's run, for the shift report's stops and starts (line.handover):
+            # a station that cannot write it still inspects, the report just lacks the start
+            try:
+                self.run_id = handover.begin_run(self.db)
+            except Exception:  # noqa: BLE001 - never keeps a station from starting
+                log.warning("the station's start could not be recorded for the shift report", exc_info=True)
             self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
                                                daemon=True)
             self._escalator.start()
         return self
+
+    def name_run(self, process: str) -> None:
+        """Name this process's run (line.handover) as the change log names its start, so
+        two station processes on one PC each follow their own runs. Never raises."""
+        if self.run_id is None:
+            return
+        try:
+            handover.name_run(self.db, self.run_id, process)
+        except Exception:  # noqa: BLE001 - the run keeps the PC's name
+            log.warning("the station's run could not be named %r for the shift report", process, exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -299,6 +336,13 @@ class AlarmWatch:
             self._escalator.join(timeout=10)
             if self._escalator.is_alive():
                 log.warning("the alarm escalation thread did not stop within 10 s (a database call hangs)")
+        if self.run_id is not None:
+            # a clean stop: the report says stopped, not went silent
+            try:
+                handover.end_run(self.db, self.run_id)
+            except Exception:  # noqa: BLE001 - the stop goes on; the run ends at its last sign of life
+                log.warning("the station's stop could not be recorded for the shift report", exc_info=True)
+            self.run_id = None
 
     def _escalate_loop(self, every_s: float) -> None:
         failing = False
@@ -306,6 +350,11 @@ class AlarmWatch:
             # a no_verdict alarm the database refused is written once it takes writes, though
             # no answer comes (a line stopped after scrapping every part)
             self.raise_owed()
+            if self.run_id is not None:
+                try:
+                    handover.beat(self.db, self.run_id)     # the run's last sign of life
+                except Exception:  # noqa: BLE001 - a database away: the escalation says so below
+                    pass
             try:
                 self.escalate_due()
                 failing = False
@@ -689,7 +738,9 @@ class AlarmWatch:
                 if len(run) < rules.no_verdict_run:
                     return None
             parts = len(run)
-            message = (f"{parts} parts in a row answered NG to the PLC without a verdict at station {station} (line "
+            # the operator's sentence first (what happened, what to do), the engineer's detail after
+            message = (no_verdict_plain(parts, reason) + " Details: "
+                       + f"{parts} parts in a row answered NG to the PLC without a verdict at station {station} (line "
                        f"{line}, {product}) (the last: {reason or 'no verdict'}): good parts are being scrapped; see "
                        "whether the station keeps up with the line (the inspection window), whether the camera "
                        "delivers images, and the station's faults (/health)")

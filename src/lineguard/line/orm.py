@@ -579,6 +579,36 @@ class RescorePart(Base):
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ShiftNote(Base):
+    """The handover note of one shift and line, written by the shift for the next (see
+    line.handover): only ever added; the newest is the note, the earlier ones its history."""
+
+    __tablename__ = "shift_notes"
+    __table_args__ = (Index("ix_shift_notes_shift_line", "shift_start", "line", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shift_start: Mapped[dt.datetime] = mapped_column(DateTime)          # the shift's start, UTC: names the shift
+    line: Mapped[str] = mapped_column(String(100), default="")         # "": the report of every line
+    note: Mapped[str] = mapped_column(Text)                             # "": the note taken back
+    written_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StationRun(Base):
+    """One run of a station process, from its start to its stop (see line.handover): the
+    gap between a run's last sign of life and the next start is the time no part was judged."""
+
+    __tablename__ = "station_runs"
+    __table_args__ = (Index("ix_station_runs_process_started", "process", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process: Mapped[str] = mapped_column(String(320))                   # the station PC (and process)
+    pid: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)   # its last sign of life
+    stopped_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)   # None: never stopped cleanly
+
+
 class ReferencePhoto(Base):
     """A photo of a good part an engineer gave the station for a product (the photos its
     first model was trained on, on the PC): kept in the data folder's ``reference`` store

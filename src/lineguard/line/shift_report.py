@@ -15,10 +15,11 @@ from typing import Any, Optional
 
 from sqlalchemy import func, select
 
-from . import alarm_causes, spc
+from . import alarm_causes, handover, spc
 from .alarms import history as alarm_history
+from .alarms import no_verdict_plain
 from .db import Database
-from .orm import Inspection, utcnow
+from .orm import Inspection, LineSignal, iso_utc, utcnow
 from .shifts import parse_shift_starts, plant_zone, shift_of
 from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups, defect_type_counts,
                        no_verdict_counts, review_counts, score_subgroups)
@@ -27,6 +28,8 @@ from .test_parts import verification
 
 # the p-chart and the drift compare the shift with the shifts of this window before it
 CONTEXT = dt.timedelta(days=7)
+# the parts rejected without a verdict listed one by one (the count is always whole)
+NO_VERDICT_LISTED = 500
 
 
 def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] = None,
@@ -55,6 +58,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                          .group_by(Inspection.line, Inspection.station, Inspection.verdict, doubted)).all()
         # parts the PLC link rejected without a verdict in time: scrapped whatever the model says
         no_verdict = no_verdict_counts(s, f)
+        no_verdict_parts = _no_verdict_parts(s, f)
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
                                   func.count()).where(*_where(f))
                            .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
@@ -108,6 +112,8 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         if acked and shift.start_utc <= acked < shift.end_utc:
             key = a["ack_cause"] or "not given"
             causes[key] = causes.get(key, 0) + 1
+    for a in alarms:
+        _as_at_end(a, shift.end_utc)
     return {
         "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc),
                   "ended": shift.end_utc <= now,
@@ -137,6 +143,15 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # the test parts put through each line in the shift (line.test_parts)
         "verification": [v for v in verification(db, shift, now, line) if product is None or v["product"] == product],
         "alarms": alarms,
+        # each part the PLC rejected without a verdict (no part record: its trigger), oldest
+        # first, and one sentence for the operator on what went wrong and whom to call
+        "no_verdict_parts": no_verdict_parts,
+        "no_verdict_text": (no_verdict_plain(total["no_verdict"], no_verdict_parts[-1]["reason"])
+                            if total["no_verdict"] and no_verdict_parts else None),
+        # the station's stops, starts and outages in the shift: no part was judged meanwhile
+        "stops_and_starts": handover.stops_and_starts(db, shift.start_utc, shift.end_utc, now),
+        # what the shift wrote for the next one (the newest; its earlier versions as history)
+        "handover_note": handover.notes(db, shift.start_utc, line),
         # what the acknowledged ones turned out to be, most first: what stopped the line
         "alarm_causes": [{"cause": k, "label": named.get(k, k), "alarms": n}
                          for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
@@ -144,3 +159,36 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                   "scores of this shift did not move away from the week's first shifts",
                   "models_differ": len(score_models) > 1},
     }
+
+
+def _no_verdict_parts(s: Any, f: Filters) -> list[dict[str, Any]]:
+    """The triggers the PLC link answered NG without a verdict in the shift, oldest first:
+    the PLC's part number, the station, when and why (at most NO_VERDICT_LISTED, the newest)."""
+    q = select(LineSignal).where(LineSignal.inspection_id.is_(None), LineSignal.signal == "NG",
+                                 LineSignal.triggered_at >= f.since, LineSignal.triggered_at < f.until)
+    for col, v in ((LineSignal.line, f.line), (LineSignal.product, f.product)):
+        if v:
+            q = q.where(col == v)
+    rows = list(s.scalars(q.order_by(LineSignal.id.desc()).limit(NO_VERDICT_LISTED)))[::-1]
+    return [{"signal_id": r.id, "line": r.line, "station": r.station, "product": r.product, "part_tag": r.part_tag,
+             "trigger_seq": r.trigger_seq, "triggered_at": iso_utc(r.triggered_at), "result_code": r.result_code,
+             "reason": r.reason, "judged_later_id": r.late_inspection_id} for r in rows]
+
+
+def _parse(t: Optional[str]) -> Optional[dt.datetime]:
+    return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None) if t else None
+
+
+def _as_at_end(a: dict[str, Any], end: dt.datetime) -> None:
+    """An alarm as it stood when the shift ended (``at_end``), what came after apart (``later``):
+    an acknowledgement or escalation after the end is the next shift's, not this one's."""
+    acked, escalated = _parse(a.get("acked_at")), _parse(a.get("escalated_at"))
+    later = []
+    if acked is not None and acked >= end:
+        later.append(f"acknowledged at {a['acked_at']}" + (f" by {a['acked_by']}" if a.get("acked_by") else ""))
+    if escalated is not None and escalated >= end:
+        later.append(f"escalated at {a['escalated_at']}")
+    a["at_end"] = {"acknowledged": acked is not None and acked < end,
+                   # the last escalation is all that is kept: one after the end hides any before it
+                   "escalated": escalated is not None and escalated < end}
+    a["later"] = "; ".join(later) or None

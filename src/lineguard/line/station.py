@@ -291,6 +291,8 @@ class Station:
         with other settings than at its last start, e.g. records kept 90 days instead of
         for good. True when one was written."""
         subject = f"{process} on {socket.gethostname()}:{self.config.data_dir.resolve()}"
+        # the shift report follows this process's own runs (serve and a local watcher on one PC apart)
+        self.alarms.name_run(subject)
         return audit.record_start(self.db, subject, self.config.audited_settings(), audit.cli_actor())
 
     # -- the inspection path -------------------------------------------------------

@@ -27,6 +27,30 @@ LG.start(async (main) => {
     return h("div", {class: "table-wrap"}, h("table", {id}, h("tr", {}, head.map((x) => h("th", {}, x))), rows));
   }
 
+  // the handover note: written by the shift for the next (operators and up); each save is
+  // kept, the earlier versions listed with who and when; printed with the report
+  function noteBox(r) {
+    const n = r.handover_note || {history: []};
+    const text = h("textarea", {id: "handover-note", rows: 4, cols: 60, maxlength: 4000}, n.note || "");
+    const said = h("span", {class: "muted", id: "handover-note-said"},
+      n.note ? `written by ${n.written_by || "–"} at ${when(n.written_at)}` : "no note yet");
+    const save = h("button", {type: "button", id: "save-note", class: "no-print", onclick: async () => {
+      try {
+        await api("/api/v1/reports/shift/note", {method: "PUT",
+          body: {at: r.shift.start, line: r.line || "", note: text.value}});
+        await load();
+      } catch (e) { LG.fail(e); }
+    }}, "Save the note");
+    const older = n.history.slice(n.note ? 1 : 0);
+    return h("div", {class: "panel", id: "handover"}, h("h2", {}, "Handover note"),
+      h("p", {class: "pre", id: "handover-note-text"}, n.note || "–"), h("p", {}, said),
+      h("details", {class: "no-print", id: "handover-edit", open: !n.note},
+        h("summary", {}, n.note ? "Change the note" : "Write the note"), text, h("div", {}, save)),
+      older.length ? h("details", {id: "handover-history"}, h("summary", {}, `Earlier versions (${older.length})`),
+        h("ul", {}, older.map((x) => h("li", {}, `${when(x.written_at)} ${x.written_by || "–"}: `,
+          h("span", {class: "pre"}, x.note || "(taken back)"))))) : null);
+  }
+
   async function load() {
     const f = form.elements;
     const handover = !at;     // asked for no time: the last shift that ended
@@ -59,12 +83,27 @@ LG.start(async (main) => {
           // rejected by the PLC without a verdict in time: most have no record, so said apart
           t.no_verdict ? h("b", {class: "v-ng", id: "no-verdict"}, ` · ${t.no_verdict} rejected by the PLC without a `
             + "verdict in time" + (t.no_verdict_late ? ` (${t.no_verdict_late} judged later: among the parts above by `
-            + "that verdict)" : " (not among the parts above)")) : ""),
+            + "that verdict)" : " (listed below)")) : ""),
+        // what an operator does about them first, then each part (the PLC's part number)
+        r.no_verdict_text ? h("p", {class: "error", id: "no-verdict-text"}, r.no_verdict_text) : null,
+        (r.no_verdict_parts || []).length ? h("details", {id: "no-verdict-parts", open: true},
+          h("summary", {}, `Parts rejected by the PLC without a verdict (${r.no_verdict_parts.length})`),
+          table("no-verdict-table", ["time", "line", "station", "PLC part number", "trigger", "why"],
+            r.no_verdict_parts.map((x) => h("tr", {}, h("td", {}, when(x.triggered_at)), h("td", {}, x.line),
+              h("td", {}, x.station), cell(x.part_tag), cell(x.trigger_seq),
+              h("td", {}, (x.reason || "–") + (x.judged_later_id ? " (judged later)" : "")))))) : null,
         r.stations.length ? table("stations", ["line", "station", "parts", "OK", "NG", "REVIEW", "NG rate",
           "photos doubted", "PLC rejects without a verdict"],
           r.stations.map((s) => h("tr", {}, h("td", {}, s.line), h("td", {}, s.station), cell(s.parts), cell(s.OK),
             cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0), cell(s.no_verdict || 0))))
           : h("p", {class: "muted"}, "No parts in this shift.")),
+      noteBox(r),
+      h("div", {class: "panel", id: "stops-and-starts"}, h("h2", {}, "Station stops, starts and outages"),
+        (r.stops_and_starts || []).length ? table("stops-table", ["stopped", "started again", "no part judged for",
+          "what"], r.stops_and_starts.map((e) => h("tr", {dataset: {kind: e.kind}},
+            h("td", {}, e.stopped_at ? when(e.stopped_at) : "–"), h("td", {}, e.started_at ? when(e.started_at) : "–"),
+            cell(e.down_s === null ? null : `${Math.round(e.down_s)} s`), h("td", {}, e.text))))
+          : h("p", {class: "muted"}, "The station ran through the shift (no stop or start recorded).")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
         r.control && r.control.shifts_compared < 2 && !r.control.alarms.length
           ? h("p", {class: "muted", id: "control-text"}, `${pct(r.control.p, 2)} NG; too few shifts with parts `
@@ -95,9 +134,13 @@ LG.start(async (main) => {
           r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}},
             h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
             h("td", {}, a.station), h("td", {}, a.message),
-            h("td", {}, a.acked_at ? when(a.acked_at) : "not yet", a.escalated_at ? ` (escalated ${when(a.escalated_at)}`
-              + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : ""),
-            h("td", {}, a.acked_by || "–"), h("td", {class: "cause"}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
+            // as it stood when the shift ended; what came after is said apart
+            h("td", {}, a.at_end && !a.at_end.acknowledged ? "not by the shift's end"
+              : a.acked_at ? when(a.acked_at) : "not yet",
+              a.at_end && a.at_end.escalated ? ` (escalated ${when(a.escalated_at)}`
+                + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : "",
+              a.later ? h("span", {class: "muted later"}, ` · later: ${a.later}`) : ""),
+            h("td", {}, a.at_end && !a.at_end.acknowledged ? "–" : a.acked_by || "–"), h("td", {class: "cause"}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
             h("td", {class: "pre"}, a.ack_note || "–"))))
           : h("p", {class: "muted"}, "None raised."),
         // what the acknowledged alarms turned out to be, most first

@@ -1,0 +1,151 @@
+"""The shift handover on SQLite and PostgreSQL: the station's stops, starts and outages in
+the shift, the handover note with its history, the parts the PLC rejected without a
+verdict listed with one sentence for the operator, and alarms as they stood at the end."""
+from __future__ import annotations
+
+import datetime as dt
+
+from lineguard.line.auth import create_key
+from lineguard.line.orm import LineAlarm, LineSignal
+
+from .test_shift_report import DAY, _plant
+from .test_spc_api import client
+
+AT = {"at": "2026-11-30T10:00:00Z"}
+STARTS = ("06:00", "14:00", "22:00")
+
+
+def _t(h, m=0, s=0):
+    return DAY + dt.timedelta(hours=h, minutes=m, seconds=s)
+
+
+def test_a_restart_and_an_outage_are_listed_with_the_time_no_part_was_judged(spc_station):
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add_all([StationRun(process="station on pc1", pid=1, started_at=_t(5), seen_at=_t(7), stopped_at=_t(7)),
+                   # killed: its last sign of life at 08:00, started again 40 s later
+                   StationRun(process="station on pc1", pid=2, started_at=_t(7, 0, 35), seen_at=_t(8)),
+                   StationRun(process="station on pc1", pid=3, started_at=_t(8, 0, 40), seen_at=_t(13, 59, 50),
+                              stopped_at=_t(13, 59, 50))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    events = rep["stops_and_starts"]
+    assert [(e["kind"], e["stopped_at"], e["started_at"], e["down_s"]) for e in events] == [
+        ("restart", "2026-11-30T07:00:00Z", "2026-11-30T07:00:35Z", 35.0),
+        ("outage", "2026-11-30T08:00:00Z", "2026-11-30T08:00:40Z", 40.0),
+        # stopped 10 s before the shift's end and not started again within it
+        ("down", "2026-11-30T13:59:50Z", None, 10.0)]
+    assert "no part judged for 35 s" in events[0]["text"] and "no clean stop" in events[1]["text"]
+
+
+def test_the_station_records_its_start_and_its_clean_stop(spc_station):
+    from sqlalchemy import select
+
+    from lineguard.line.orm import StationRun
+    st = spc_station()
+    with st.db.session() as s:
+        runs = list(s.scalars(select(StationRun)))
+    assert len(runs) == 1 and runs[0].stopped_at is None and runs[0].process.startswith("station on ")
+    st.alarms.close()
+    with st.db.session() as s:
+        assert s.scalar(select(StationRun.stopped_at)) is not None
+
+
+def test_the_handover_note_is_kept_with_who_and_when_and_its_history(spc_station):
+    st = spc_station(shift_starts=STARTS)
+    _plant(st)
+    with st.db.session() as s:
+        op = {"X-API-Key": create_key(s, "operator", name="marta")[1]}
+    with client(st) as c:
+        assert c.put("/api/v1/reports/shift/note", json={**AT, "note": "x"}).status_code == 401
+        r = c.put("/api/v1/reports/shift/note", headers=op, json={"at": "2026-11-30T07:00:00Z", "line": "l1",
+                                                                  "note": "camera 2 lens cleaned at 09:10"})
+        assert r.status_code == 200, r.text
+        r = c.put("/api/v1/reports/shift/note", headers=op, json={**AT, "line": "L1",
+                                                                  "note": "camera 2 lens cleaned at 09:15"})
+        assert r.status_code == 200, r.text
+        too_long = c.put("/api/v1/reports/shift/note", headers=op, json={**AT, "line": "L1", "note": "a" * 4100})
+        assert too_long.status_code == 422 and "shorten it" in too_long.text
+        rep = c.get("/api/v1/reports/shift", params={**AT, "line": "L1"}).json()
+        other_line = c.get("/api/v1/reports/shift", params={**AT, "line": "L2"}).json()
+        next_shift = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T15:00:00Z", "line": "L1"}).json()
+    note = rep["handover_note"]
+    assert note["note"] == "camera 2 lens cleaned at 09:15" and note["written_by"].startswith("marta")
+    assert [h["note"] for h in note["history"]] == ["camera 2 lens cleaned at 09:15", "camera 2 lens cleaned at 09:10"]
+    assert other_line["handover_note"]["note"] is None and next_shift["handover_note"]["note"] is None
+
+
+def test_parts_rejected_without_a_verdict_are_listed_with_a_sentence_for_the_operator(spc_station):
+    st = spc_station(shift_starts=STARTS)
+    _plant(st)
+    with st.db.session() as s:
+        s.add_all([LineSignal(protocol="modbus", line="L1", station="plc", trigger_seq=40 + i, part_tag=1000 + i,
+                              recipe_id=1, product="cell", inspection_id=None, signal="NG", result_code=15,
+                              reason="image p.png refused: the upload is not an image lineguard can read",
+                              triggered_at=_t(7, i), answered_at=_t(7, i)) for i in range(3)])
+        s.add(LineSignal(protocol="modbus", line="L1", station="plc", trigger_seq=50, part_tag=2000, recipe_id=1,
+                         product="cell", inspection_id=None, signal="NG", result_code=10, reason="x",
+                         triggered_at=_t(15), answered_at=_t(15)))             # the next shift's
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert [(p["part_tag"], p["station"], p["triggered_at"]) for p in rep["no_verdict_parts"]] == [
+        (1000, "plc", "2026-11-30T07:00:00Z"), (1001, "plc", "2026-11-30T07:01:00Z"),
+        (1002, "plc", "2026-11-30T07:02:00Z")]
+    assert rep["no_verdict_text"].startswith("The camera sent no usable photo for 3 parts: the PLC rejected them; "
+                                             "call maintenance")
+
+
+def test_the_no_verdict_alarm_says_first_what_an_operator_does():
+    from lineguard.line.alarms import no_verdict_plain
+    assert no_verdict_plain(3, "image x.png refused: not an image").startswith("The camera sent no usable photo")
+    assert no_verdict_plain(2, "no verdict within the inspection window of 800 ms").startswith(
+        "The station did not judge 2 parts in time")
+
+
+def test_an_alarm_is_shown_as_it_stood_at_the_shifts_end(spc_station):
+    st = spc_station(shift_starts=STARTS)
+    _plant(st)
+    with st.db.session() as s:
+        s.add(LineAlarm(line="L1", station="S1", product="cell", kind="ng_run", message="5 parts in a row",
+                        raised_at=_t(13, 50), inspection_id=1, first_inspection_id=1, parts=5, rejected=5,
+                        escalated_at=_t(14, 0, 46), escalations=1, acked_at=_t(14, 5), acked_by="ben (user)"))
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    a = [x for x in rep["alarms"] if x["message"] == "5 parts in a row"][0]
+    assert a["at_end"] == {"acknowledged": False, "escalated": False}
+    assert a["later"] == "acknowledged at 2026-11-30T14:05:00Z by ben (user); escalated at 2026-11-30T14:00:46Z"
+
+
+def test_migration_0033_adds_the_notes_and_runs_tables_and_takes_them_back(spc_station):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect as sa_inspect
+
+    from lineguard.line import db as db_mod
+    st = spc_station()
+
+    def tables():
+        return set(sa_inspect(st.db.engine).get_table_names(schema=st.db.schema))
+    assert {"shift_notes", "station_runs"} <= tables()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
+    with st.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0032")
+    assert not {"shift_notes", "station_runs"} & tables()
+    st.db.upgrade()
+    assert {"shift_notes", "station_runs"} <= tables()
+
+
+def test_a_second_process_on_the_same_pc_is_no_outage(spc_station):
+    """serve and a local watcher on one PC under the PC's name: the watcher's start while
+    serve runs is not a restart of serve with '0 s' without parts."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add_all([StationRun(process="station on pc1", pid=1, started_at=_t(5), seen_at=_t(13, 59, 55)),
+                   StationRun(process="station on pc1", pid=2, started_at=_t(7), seen_at=_t(13, 59, 55))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert rep["stops_and_starts"] == []
