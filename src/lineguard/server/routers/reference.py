@@ -17,7 +17,7 @@ from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, re
 from ..schemas import NO_NUL, errors
 
 # no prefix of its own: routers.models includes it under its /api/v1
-router = APIRouter(tags=["models"])
+router = APIRouter()      # its routes take the models router's tag (included there)
 
 
 class ReferencePhotoOut(BaseModel):
