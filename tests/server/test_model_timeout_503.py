@@ -17,10 +17,13 @@ from .conftest import FakeInspector, png_bytes, post_part
 
 @pytest.fixture
 def stuck_model(monkeypatch):
-    """The station's models hang until the returned gate is set; their wait is 0.3 s."""
+    """The station's models hang, once ``gate.armed`` is set, until the returned gate is set;
+    their wait is 0.3 s. Armed after the station opens: a part judged while it starts (its
+    model's first run) waited the hang's whole 10 s."""
     from lineguard.line import station as station_mod
     from lineguard.line.batcher import ModelBatcher
     gate = threading.Event()
+    gate.armed = threading.Event()
 
     class ShortWait(ModelBatcher):
         def __init__(self, *args, **kw):
@@ -30,7 +33,8 @@ def stuck_model(monkeypatch):
     inspect = FakeInspector.inspect
 
     def hangs(self, image, *a, **kw):
-        gate.wait(10)
+        if gate.armed.is_set():
+            gate.wait(10)
         return inspect(self, image, *a, **kw)
 
     monkeypatch.setattr(station_mod, "ModelBatcher", ShortWait)
@@ -52,6 +56,7 @@ def test_a_part_its_model_does_not_judge_in_time_is_answered_503_with_retry_afte
     from lineguard.server.app import MODEL_TIMEOUT_RETRY_S
     st = sqlite_like_station()
     c = _client(st)
+    stuck_model.armed.set()
     r = post_part(c, png_bytes(30), "late-1")
     assert r.status_code == 503, (r.status_code, r.text)
     err = r.json()["error"]
