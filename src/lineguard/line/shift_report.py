@@ -155,10 +155,37 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # what the acknowledged ones turned out to be, most first: what stopped the line
         "alarm_causes": [{"cause": k, "label": named.get(k, k), "alarms": n}
                          for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "drift": {"alarm": drifted, "text": drift.text if drifted or not drift.alarm else
-                  "scores of this shift did not move away from the week's first shifts",
+        "drift": {"alarm": drifted, "text": _drift_words(drift, shift.label, drifted),
                   "models_differ": len(score_models) > 1},
     }
+
+
+def _drift_words(drift: spc.DriftResult, label: str, drifted: bool) -> str:
+    """The score drift as the shift report says it: about this shift, and what it means for
+    the shift. The SPC page's own words ("widen the time window or give a baseline window")
+    told an operator to set windows this page has not got."""
+    if drifted:
+        return drift.text
+    if drift.alarm:     # the week drifted in another shift: that one's report says so
+        return "scores of this shift did not move away from the week's first shifts"
+    point = next((q for q in drift.points if q.label == label), None)
+    if point is None or not point.n:
+        return "no part of this shift was scored, so there is nothing to compare"
+    if point.z is not None and point.drift:     # moved, but one shift is not yet a drift
+        return (f"this shift's parts scored {'higher' if (point.shift or 0) > 0 else 'lower'} than in the week's "
+                "first shifts; one shift alone is not a drift: see whether the next shift's do too")
+    if point.z is not None:
+        return "steady: this shift's parts score like those of the week's first shifts"
+    # the shifts the others are compared with (the first with parts: score_drift's baseline)
+    first = [q.label for q in drift.points if q.n][:drift.baseline.get("subgroups") or 0]
+    if label in first:
+        return ("not compared: this shift is one of the week's first shifts with parts, which the shifts after "
+                "them are compared with")
+    if (drift.baseline.get("n") or 0) < spc.DRIFT_MIN_PARTS:
+        return (f"not compared yet: the week's first shifts had {drift.baseline.get('n') or 0} parts scored, "
+                f"{spc.DRIFT_MIN_PARTS} are needed to compare a shift with them")
+    return (f"not compared: only {point.n} part{'' if point.n == 1 else 's'} of this shift scored, "
+            f"{spc.DRIFT_MIN_PARTS} are needed to tell whether the scores moved")
 
 
 def _no_verdict_parts(s: Any, f: Filters) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, null, select, text
 from sqlalchemy.orm import aliased
 
+from ...line import handover
 from ...line.errors import StationError
 from ...line.orm import Inspection, LineSignal, utcnow
 from ...line.spc_data import Filters, no_verdict_counts
@@ -245,7 +246,12 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
     if links:
         with station.db.session() as s:
             plc = [_plc_link_view(link, s, now) for link in links]
+    # the station's restarts and outages since the shift began: the line view showed one only
+    # while it lasted ("reconnecting…"), and the time no part was judged was then lost to the
+    # shift (the shift report lists them after the shift; the operator needs them in it)
+    runs = handover.stops_and_starts(station.db, start, now, now)
     return {"since": _iso(start), "now": _iso(now),
+            "stops_and_starts": runs,
             "verification": verification(station.db, shift, now),
             "alarms": station.alarms.active(),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},

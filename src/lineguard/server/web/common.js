@@ -280,6 +280,24 @@ const LG = (() => {
   // -- formatting ------------------------------------------------------------------
   const pct = (x, d = 1) => (x === null || x === undefined || isNaN(x)) ? "–" : (100 * x).toFixed(d) + " %";
   const num = (x, d = 3) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d);
+  // A part's score beside the limit it was judged by: a bare "score 71.760" (or the photo's
+  // "NG 71.8 / 36.3") said nothing to an operator. "score 71.760 (NG above 36.354: 1.97×)".
+  function scoreText(it, d = 3) {
+    const t = it.threshold;
+    if (t === null || t === undefined || isNaN(t)) return `score ${num(it.score, d)}`;
+    const times = t > 0 && it.score !== null && it.score !== undefined ? `: ${num(it.score / t, 2)}×` : "";
+    return `score ${num(it.score, d)} (NG above ${num(t, d)}${times})`;
+  }
+  // what a score is, once per page, and the photo's label with it: ``it`` a part shown beside
+  // it (its own label quoted, as the overlay writes it: 3 significant digits), or none
+  const g3 = (x) => String(Number(Number(x).toPrecision(3)));
+  function scoreMeans(it) {
+    const label = it && it.score !== null && it.score !== undefined && it.threshold !== null
+      && it.threshold !== undefined ? `${it.verdict} ${g3(it.score)} / ${g3(it.threshold)}` : "NG 71.8 / 36.3";
+    return "A part's score says how unlike the good parts the model learnt from it looks (higher: less like "
+      + "them); above the NG threshold the part is rejected. The label on a part's photo, e.g. "
+      + `“${label}”, is its verdict, its score and the NG threshold.`;
+  }
   // A time as the plant's clock shows it: every page shows and reads times in the plant's
   // zone (the session answer's), never the browser's, so an office PC, a remote laptop or a
   // tablet left on UTC see the shifts the plant works. One form on every page, whatever the
@@ -495,7 +513,7 @@ const LG = (() => {
           + when(f.doubt.since))))))));
   }
 
-  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, when, timeOnly, plantTimes,
+  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     settle, settling, SETTLE_MS, once, get me() { return me; }};

@@ -33,12 +33,18 @@ LG.start(async (main) => {
     main.classList.add("stale");
   }
   const shiftInfo = h("p", {class: "muted", id: "shift"});
+  // the station's restarts and outages this shift (the summary's stops_and_starts): a restart
+  // showed only while it lasted ("reconnecting…"), then nothing; the parts it did not judge
+  // are the shift's to explain, so each stays said until the shift ends
+  const runsEl = h("div", {class: "panel station-runs", id: "station-runs", hidden: true});
   const cardsEl = h("div", {class: "grid", id: "stations"});
   const thumbs = h("div", {class: "thumbs", id: "last-parts"});
   const models = h("div", {id: "models"});
   const health = h("div", {id: "health"});
-  main.append(head, awayEl, shiftInfo, cardsEl,
-    h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs),
+  main.append(head, awayEl, shiftInfo, runsEl, cardsEl,
+    // the photos' "NG 71.8 / 36.3" labels are scores: said once, under them
+    h("div", {class: "panel"}, h("h2", {}, "Last parts"), thumbs,
+      h("p", {class: "muted small", id: "score-means"}, LG.scoreMeans())),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Active models"), models),
       h("div", {class: "panel grow"}, h("h2", {}, "Station health: sinks, PLC, disk, backup, records"), health)));
@@ -341,9 +347,43 @@ LG.start(async (main) => {
       troubles.length ? h("ul", {class: "plc-troubles"}, troubles.map((t) => h("li", {class: cls === "bad" ? "error" : "v-review"}, t))) : null);
   }
 
+  // one stop, restart or outage in a sentence, on the plant's clock ("station on pc1 restarted
+  // at 10:33:30: 35 s without judging parts"); a process's first start is no interruption
+  const RUNS_SHOWN = 5;
+  function runText(e) {
+    const secs = `${num(e.down_s, 0)} s`;
+    if (e.kind === "restart") {
+      return `${e.process} restarted at ${timeOnly(e.started_at)} (stopped at ${timeOnly(e.stopped_at)}): `
+        + `${secs} without judging parts`;
+    }
+    if (e.kind === "outage") {
+      return `${e.process} went silent at ${timeOnly(e.stopped_at)} (no clean stop: killed, crashed or the power went) `
+        + `and started again at ${timeOnly(e.started_at)}: about ${secs} without judging parts`;
+    }
+    if (e.kind === "down") {
+      return `${e.process} ${e.clean ? "stopped" : "went silent"} at ${timeOnly(e.stopped_at)} and has not started `
+        + `again: no part judged by it since (${secs})`;
+    }
+    return null;
+  }
+  function renderRuns(list) {
+    // oldest first across processes (the list comes process by process)
+    const said = (list || []).slice().sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+      .map((e) => [e, runText(e)]).filter(([, t]) => t);
+    runsEl.hidden = !said.length;
+    if (!said.length) { clear(runsEl); return; }
+    const shown = said.slice(-RUNS_SHOWN);     // the newest; the shift report lists every one
+    clear(runsEl).append(h("b", {}, said.length === 1 ? "Station interrupted this shift: "
+      : `Station interrupted ${said.length} times this shift${said.length > shown.length ? " (the last "
+        + shown.length + ")" : ""}: `),
+    h("ul", {}, shown.map(([e, t]) => h("li", {dataset: {kind: e.kind}}, t))),
+    h("span", {class: "muted"}, "The shift report lists them for the handover."));
+  }
+
   function renderSummary(s) {
     summary = s;
     clear(shiftInfo).append("Shift ", s.shift ? s.shift.label : "", " · counting since ", LG.when(s.since));
+    renderRuns(s.stops_and_starts);
     const seen = new Set();
     for (const r of s.lines) {
       const entry = card(r.line, r.station);
@@ -429,7 +469,7 @@ LG.start(async (main) => {
           loading: "lazy"})
       : h("div", {class: "noimg"}, "image not kept");
     return h("a", {class: "thumb " + verdictClass(p.verdict), href: partUrl(p.id), dataset: {id: p.id},
-      title: `${p.part_id} · ${p.verdict} · score ${num(p.score)}`},
+      title: `${p.part_id} · ${p.verdict} · ${LG.scoreText(p)}`},
     img, h("div", {class: "cap"}, h("b", {class: verdictClass(p.verdict)}, p.verdict), " ", p.part_id,
       p.test_part ? h("span", {class: "muted"}, " · test part") : null));
   }

@@ -70,7 +70,7 @@ LG.start(async (main) => {
           h("label", {}, showBoxes, " region boxes"), " ",
           it.stored.image ? h("a", {href: inspUrl(id, "overlay"), target: "_blank"}, "overlay as PNG") : null)),
       h("div", {class: "panel grow"},
-        h("h2", {}, "Score ", num(it.score, 4)),
+        h("h2", {title: LG.scoreText(it, 4)}, "Score ", num(it.score, 4)),
         LG.chart.fittedScoreBar(it.score, it.threshold, it.review_threshold),
         h("p", {class: "muted"}, `NG above ${num(it.threshold, 4)}`,
           it.review_threshold !== null && it.review_threshold !== undefined
@@ -80,7 +80,11 @@ LG.start(async (main) => {
         h("p", {class: "muted", id: "score-means"}, "The score says how unlike the good parts the model learnt from "
           + "this part looks (higher: less like them); above the NG threshold the part is rejected"
           + (it.review_threshold !== null && it.review_threshold !== undefined
-            ? ", between the review threshold and it a person decides (REVIEW)" : "") + "."),
+            ? ", between the review threshold and it a person decides (REVIEW)" : "") + "."
+          // the photo's own label ("NG 71.8 / 36.3") is the first score an operator sees here
+          + (it.threshold !== null && it.threshold !== undefined && it.score !== null && it.score !== undefined
+            ? ` The label on the photo, “${it.verdict} ${LG.g3(it.score)} / ${LG.g3(it.threshold)}”, is the verdict, `
+              + "the score and the NG threshold." : "")),
         facts)),
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, h("h2", {}, "Regions"), h("div", {class: "table-wrap"}, regions)),

@@ -217,7 +217,8 @@ LG.start(async (main) => {
         dataset: {id: it.id}, onclick: () => pick(i),
         onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(i); } }},
       h("b", {class: verdictClass(it.verdict)}, it.verdict), " ", it.part_id, " ",
-      h("span", {class: "muted"}, num(it.score)),
+      // the number against its limit on pointing at it (the list stays one line a part)
+      h("span", {class: "muted", title: LG.scoreText(it)}, num(it.score)),
       // a run of these in the list is the camera's, not the parts'
       (it.photo_issues || []).length ? h("span", {class: "photo-flag", title: "the photo is unlike the good photos: "
         + it.photo_issues.join("; ")}, " photo") : null,
@@ -324,8 +325,10 @@ LG.start(async (main) => {
         h("div", {class: "rq-facts"},
           photoDoubt,
           LG.chart.fittedScoreBar(it.score, it.threshold, it.review_threshold),
-          h("p", {}, `score ${num(it.score)} · ${it.line}/${it.station} · ${it.product}`,
-            it.lot ? ` · lot ${it.lot}` : "", ` · ${LG.when(it.created_at)}`),
+          h("p", {}, h("span", {id: "score-text", title: LG.scoreMeans(it)}, LG.scoreText(it)),
+            ` · ${it.line}/${it.station} · ${it.product}`, it.lot ? ` · lot ${it.lot}` : "", ` · ${LG.when(it.created_at)}`),
+          // what the score is, beside the one part shown (the queue's numbers are the same kind)
+          h("p", {class: "muted small", id: "score-means"}, LG.scoreMeans(it)),
           h("p", {class: "muted", id: "review-state"}, it.review.reviewed
             ? `reviewed: ${it.review.label}${it.defect_type ? " (" + it.defect_type + ")" : ""} by ${it.review.reviewer}`
             : "not reviewed"),

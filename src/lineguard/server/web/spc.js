@@ -68,7 +68,11 @@ LG.start(async (main) => {
     } else {
       // each chart drawn for its box: on a phone at the phone's width, its text readable
       LG.chart.fit(pEl, (width) => LG.chart.pchart(pc, {width}));
-      pEl.appendChild(h("p", {class: "muted"}, `centre ${pct(pc.centre, 2)} · limits: 0.135% chance on a stable line, for each subgroup's size · `
+      // the limits in the plant's words first ("0.135% chance on a stable line" read as a
+      // statistician's note), the engineer's number after them
+      pEl.appendChild(h("p", {class: "muted", id: "limits-mean"}, `centre ${pct(pc.centre, 2)} · limits: on a stable `
+        + "line a point lands above the upper limit by chance less than once in 740 points (0.135 %; the same below "
+        + "the lower one; set for each subgroup's size), so a point outside them has a cause to look for · "
         + `${pc.points.length} subgroups by ${pc.by}`));
     }
     if (pc.without_lot) {
