@@ -74,10 +74,10 @@ class TargetOut(BaseModel):
                                                             "these is judged NG")
     false_reject_rate_upper_95: float = Field(description="this threshold's own false-reject rate is below it with "
                                                           "95% confidence")
-    unreviewed_not_ok: int = Field(description="audit-sample parts judged NG or REVIEW that nobody reviewed: left "
-                                               "out; good, they are false rejects not counted here")
-    false_reject_rate_upper_95_if_unreviewed_good: Optional[float] = Field(
-        description="the 95% bound if every one of those is good; null: there are none")
+    unreviewed_not_ok: int = Field(description="of good_parts, the audit-sample parts judged NG or REVIEW that nobody "
+                                               "reviewed, counted as good so the target holds even if they are (a "
+                                               "defect among them only raises the threshold)")
+    unreviewed_not_ok_above: int = Field(description="of those, how many score above the threshold")
     escapes: dict[str, Any] = Field(description="reviewed defects the threshold would pass as OK, with an exact 95% "
                                                 "interval (k, n, rate, lo, hi): only the defects someone found")
 
