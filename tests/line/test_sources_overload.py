@@ -27,6 +27,14 @@ from .conftest import png_bytes, until
 OK_PHOTO = 30
 
 
+@pytest.fixture(autouse=True)
+def short_retry_after(monkeypatch):
+    """The station's Retry-After (busy: 5 s) is honoured (tests/line/test_sources_retry_after.py);
+    here it is bounded to 0.05 s so seven busy answers do not take 35 s."""
+    import lineguard.line.sources as sources
+    monkeypatch.setattr(sources, "RETRY_AFTER_MAX_S", 0.05)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1178,8 +1178,12 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
             heartbeat.close()      # the last status (stopped): the station forgets this watcher
         if st is not None:
             st.close()
+    # a stop loses no file (those not taken stay in the folder for the next start), so it
+    # ends with exit 0 whatever the station's state; the last line says how many wait, as
+    # the log does when the station could not take them
     click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}"
-               + (f", ignored (not an image the station takes): {w.counts['ignored']}" if w.counts["ignored"] else ""),
+               + (f", ignored (not an image the station takes): {w.counts['ignored']}" if w.counts["ignored"] else "")
+               + (f", waiting in the folder for the next start: {w.waiting}" if w.waiting else ""),
                err=True)
 
 
@@ -1220,8 +1224,10 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
     While the station cannot take frames (--server down or unreachable, its disk full) a
     live camera's frames are dropped and counted, a recorded source (video file, image
     sequence or folder) waits for the station; the outage is said when it starts and when
-    it ends. The command ends with exit 1 when frames were not inspected for it. The image
-    size and keeping options apply with --data (a station in this process)."""
+    it ends. A run that ends by itself (the file played, --max-parts, Ctrl-D in trigger mode)
+    with frames not inspected for it ends with exit 1; a stop asked for (SIGTERM, Ctrl-C) ends
+    with exit 0, the frames lost said in its last line. The image size and keeping options
+    apply with --data (a station in this process)."""
     import signal
 
     from ..line.sources.camera import CameraLost, CameraSource, NoFrame
@@ -1245,15 +1251,26 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
         # frames of a live camera (lost meanwhile) or a trigger's part
         st.warm_up(product, line)
 
-    def on_term(signum, frame):
-        # SIGTERM (a service stopped) ends the run as Ctrl-C does: summary said, station closed
+    # how the run was asked to stop (SIGTERM, Ctrl-C); empty while it was not
+    stop_asked: list[str] = []
+
+    def on_stop(signum, frame):
+        # SIGTERM (a service stopped) and Ctrl-C end the run the same way: the frame in hand
+        # finished or counted as lost (Ctrl-C's KeyboardInterrupt out of a recorded source's
+        # wait left it uncounted), summary said, station closed
+        again = bool(stop_asked)
+        stop_asked.append("SIGTERM" if signum == signal.SIGTERM else "Ctrl-C")
         cam.stop()
-        if mode == "trigger":
-            raise KeyboardInterrupt   # the trigger loop waits on stdin
+        if mode == "trigger" or again:
+            raise KeyboardInterrupt   # the trigger loop waits on stdin; a second one: out now
+    old_handlers = {}
     try:
-        old_term = signal.signal(signal.SIGTERM, on_term)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # a Ctrl-C ignored where it was started (a background job, nohup) stays ignored
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                old_handlers[sig] = signal.signal(sig, on_stop)
     except ValueError:      # not the main thread (embedded): no handler of ours
-        old_term = None
+        pass
     gave_up = None
     try:
         if mode == "free":
@@ -1276,12 +1293,13 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
                 if max_parts is not None and n >= max_parts:
                     break
     except KeyboardInterrupt:
-        pass
+        if not stop_asked:
+            stop_asked.append("Ctrl-C")
     except CameraLost as exc:
         gave_up = str(exc)
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         cam.close()
         if st is not None:
             st.close()
@@ -1290,10 +1308,18 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
     if gave_up:
         fail(gave_up, code=1)
     if cam.lost:
-        # parts never judged because the station could not take them: a service manager or
-        # a script sees it in the exit status, not only in the log
-        fail(f"{cam.lost} frame{'s were' if cam.lost != 1 else ' was'} not inspected: the station could not "
-             f"take {'them' if cam.lost != 1 else 'it'} (see above)", code=1)
+        lost = (f"{cam.lost} frame{'s were' if cam.lost != 1 else ' was'} not inspected: the station could not "
+                f"take {'them' if cam.lost != 1 else 'it'} (see above)")
+        if stop_asked:
+            # a stop asked for (systemctl stop, docker stop, Ctrl-C) is the end the plant wanted:
+            # exit 1 made systemd show the unit as failed after a normal stop (a recorded source
+            # stopped while it waited for the station loses the frame in hand). The frames lost
+            # are said here, as the last line, and in the log above
+            click.echo(f"stopped ({stop_asked[0]}): {lost}", err=True)
+            return
+        # a run that ended by itself with parts never judged because the station could not
+        # take them: a script sees it in the exit status, not only in the log
+        fail(lost, code=1)
 
 
 @click.command("old-records")

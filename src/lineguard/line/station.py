@@ -197,6 +197,28 @@ IMAGE_PROBE_EVERY_S = 10.0
 HOUSEKEEPING_FAULTS = frozenset({"backup", "records", "records_image", "store_sweep", "disk"})
 
 
+# How long a part whose model gave no answer in its whole wait (ModelTimeout, 300 s) is sent
+# again after: not the busy answer's 5 s, which is for a pool whose connections free in
+# milliseconds. The parts ahead of it took the model the whole wait: a part sent again 5 s
+# later joins the same queue and waits as long again, and a stuck model is not cured by more
+# parts. The same as server.app.MODEL_TIMEOUT_RETRY_S (its Retry-After).
+MODEL_TIMEOUT_RETRY_S = 30
+
+
+def model_timed_out(exc: BaseException) -> ModelLoadFailed:
+    """The refusal of a part its model did not judge in time (``exc``: the ModelTimeout):
+    what is wrong, that nothing was stored and what to do, with the wait
+    (``retry_after_s``) -- the words the station's HTTP 503 answers with, so a hot folder or
+    a camera in the station's process says the same as one sending over HTTP."""
+    waited = str(exc) or "the model did not answer in time"
+    return ModelLoadFailed(
+        f"{waited}: the parts ahead of this one are still being judged (the station gets more parts than its "
+        f"model judges), or the model is stuck. Nothing was stored for this part: send it again in "
+        f"{MODEL_TIMEOUT_RETRY_S} s. If every part times out, check the station's load (GET /metrics: "
+        "lineguard_queue_depth) and its log, and restart it if the model is stuck",
+        retry_after_s=MODEL_TIMEOUT_RETRY_S)
+
+
 def stops_parts(fault: str) -> bool:
     """Whether a fault stops parts being judged or stored (/health's 503), or only the
     station's housekeeping; a PLC link's answers waiting to be recorded (``plc_signals``,
@@ -481,8 +503,9 @@ class Station:
         except ModelTimeout as exc:
             if staged is not None:
                 staged.discard()
-            raise ModelLoadFailed(f"{exc}; the station is overloaded or the model is stuck: send the part "
-                                  "again, and check the station's load") from exc
+            # the words and the wait the HTTP answer gives (server.app): a hot folder or camera
+            # in this process waits it out as an outage, 30 s, not its 0.5 s backoff
+            raise model_timed_out(exc) from exc
         except BaseException:
             if staged is not None:
                 staged.discard()

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..line.config import StationConfig
 from ..line.db import DB_ERRORS, is_refusal, is_unreachable, refusal_reason
+from ..line import station as _station_mod
 from ..line.batcher import ModelTimeout
 from ..line.errors import ModelLoadFailed, StationBusy, StationError
 from ..line.sources.outage import LastingFaults
@@ -41,27 +42,16 @@ def _station_error(exc: StationError) -> JSONResponse:
     return resp
 
 
-# How long a part whose model gave no answer in its whole wait (ModelTimeout, 300 s) is sent
-# again after: not the busy answer's 5 s, which is for a pool whose connections free in
-# milliseconds. The parts ahead of it took the model the whole wait: a part sent again 5 s
-# later joins the same queue and waits as long again, holding a request thread and its
-# photo's memory, and a stuck model is not cured by more parts. 30 s lets a backlog drain
-# a tenth of that wait, and a part that times out again is sent after as long again.
-MODEL_TIMEOUT_RETRY_S = 30
+# The words and wait of a part its model did not judge in time live beside the station's
+# inspect (line.station.model_timed_out), which raises them: a hot folder or camera in the
+# station's process hears what an HTTP client does
+MODEL_TIMEOUT_RETRY_S = _station_mod.MODEL_TIMEOUT_RETRY_S
 
 
 def _model_timed_out(exc: ModelLoadFailed) -> ModelLoadFailed:
-    """The 503 for a part its model did not judge in time: what is wrong (the model gave
-    no answer in its wait: a queue of parts too long, or a stuck model), that nothing was
-    stored, and what to do (send it again after Retry-After; every part timing out: look
-    at the station), with the wait in the body and the header alike."""
-    waited = str(exc.__cause__) or "the model did not answer in time"
-    return ModelLoadFailed(
-        f"{waited}: the parts ahead of this one are still being judged (the station gets more parts than its "
-        f"model judges), or the model is stuck. Nothing was stored for this part: send it again in "
-        f"{MODEL_TIMEOUT_RETRY_S} s. If every part times out, check the station's load (GET /metrics: "
-        "lineguard_queue_depth) and its log, and restart it if the model is stuck",
-        retry_after_s=MODEL_TIMEOUT_RETRY_S)
+    """The 503 for a part its model did not judge in time (``exc`` raised from the
+    ModelTimeout): the station's own refusal, its wait in the body and the header alike."""
+    return _station_mod.model_timed_out(exc.__cause__)
 
 
 # The overload's key among the app's lasting faults: said when it begins and at most once a

@@ -26,13 +26,67 @@ class SubmitRefused(Exception):
         self.code = code
 
 
+# The longest wait a source takes from the station's Retry-After before its next try: the
+# station asks 5 s (busy) or 30 s (its model did not answer in time); a proxy or another
+# server asking an hour would hold a hot folder's parts, and a recorded camera's playback,
+# for that hour without a word
+RETRY_AFTER_MAX_S = 60.0
+
+
 class SubmitFailed(RuntimeError):
     """The station could not take this input now (storage full or read-only, database
-    locked, no active model yet, the model not loadable): transient, retry it later."""
+    locked, no active model yet, the model not loadable, the model not answering in time):
+    transient, retry it later.
 
-    def __init__(self, message: str, code: Optional[str] = None):
+    ``retry_after_s``: how long the station asked the sender to wait before sending again
+    (its Retry-After: 5 s busy, 30 s a model timeout), at most ``RETRY_AFTER_MAX_S``; None
+    when it asked nothing, and the source's own backoff (0.5 to 5 s) applies."""
+
+    def __init__(self, message: str, code: Optional[str] = None, retry_after_s: Optional[float] = None):
         super().__init__(message)
         self.code = code
+        self.retry_after_s = _bounded_wait(retry_after_s)
+
+
+def _bounded_wait(value: Any) -> Optional[float]:
+    """A wait the station asked for, in seconds, within 0..RETRY_AFTER_MAX_S; None when it is
+    not a number of seconds (nothing asked, or a value no station sends)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        wait = float(value)
+    except (TypeError, ValueError):
+        return None
+    if wait != wait:        # NaN
+        return None
+    return min(max(wait, 0.0), RETRY_AFTER_MAX_S)
+
+
+def retry_after(exc: BaseException) -> float:
+    """Seconds the station asked to be left alone before the next try after ``exc`` (0: it
+    asked nothing). A source waits at least this long, its own backoff otherwise."""
+    wait = getattr(exc, "retry_after_s", None) if isinstance(exc, SubmitFailed) else None
+    return wait or 0.0
+
+
+def parse_retry_after(header: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """An HTTP Retry-After header's wait in seconds: delay-seconds (what the station sends)
+    or an HTTP date (a proxy may); bounded by ``RETRY_AFTER_MAX_S``, None when absent or
+    unreadable (the source's own backoff then)."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return _bounded_wait(int(header))
+    from email.utils import parsedate_to_datetime
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    import time
+    return _bounded_wait(when.timestamp() - (time.time() if now is None else now))
 
 
 # What the station answers that a retry may cure: the same classes remote_submitter
@@ -58,7 +112,10 @@ def local_submitter(station: Any, line: str, station_name: str, product: str, so
                 # transient, as the API's 5xx/404 are for remote_submitter: disk full
                 # (StorageUnavailable), database locked or read-only, no active model yet,
                 # the model not loadable. The file stays and is retried.
-                raise SubmitFailed(f"{exc.code}: {exc.message}", exc.code) from exc
+                # the wait the station asks of an HTTP client (busy: 5 s, a model timeout:
+                # 30 s) is asked of a source in its process too
+                raise SubmitFailed(f"{exc.code}: {exc.message}", exc.code,
+                                   retry_after_s=exc.details.get("retry_after_s")) from exc
             raise SubmitRefused(f"{exc.code}: {exc.message}", exc.code) from exc
         d = inspection_to_dict(out.record)
         d["created"] = out.created
@@ -86,16 +143,21 @@ def remote_submitter(url: str, api_key: str, line: str, station_name: str, produ
         r = client.post("/api/v1/inspections", files={"image": (name, data)}, data=form)
         if r.status_code in (200, 201):
             return r.json()
-        msg, code = r.text, None
+        msg, code, asked = r.text, None, None
         if r.headers.get("content-type", "").startswith("application/json"):
             try:
                 err = r.json().get("error") or {}
-                msg, code = err.get("message", r.text), err.get("code")
+                msg, code, asked = err.get("message", r.text), err.get("code"), err.get("retry_after_s")
             except (ValueError, AttributeError):
                 pass
         if 400 <= r.status_code < 500 and not retried(r.status_code):
             raise SubmitRefused(f"HTTP {r.status_code}: {msg}", code)
-        # auth, unknown model, overload, server errors: fix-able or transient; retry later
-        raise SubmitFailed(f"HTTP {r.status_code}: {msg}", code)
+        # auth, unknown model, overload, server errors: fix-able or transient; retry later,
+        # not before the station's Retry-After (the header, what any HTTP server or proxy
+        # sends; else the station's body): sent again 0.5 s after a model timeout, a part
+        # joined the queue that had just timed out
+        wait = parse_retry_after(r.headers.get("retry-after"))
+        raise SubmitFailed(f"HTTP {r.status_code}: {msg}", code,
+                           retry_after_s=wait if wait is not None else asked)
 
     return submit

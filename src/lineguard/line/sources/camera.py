@@ -36,6 +36,10 @@ when it ends, never a line per frame:
   meanwhile and resumes at its pace; only a stop (Ctrl-C, SIGTERM) during the wait loses
   that frame.
 
+A station that says how long to wait (Retry-After: 5 s busy, 30 s a part its model did not
+judge in time; at most ``RETRY_AFTER_MAX_S``, 60 s) is not asked sooner: a recorded source
+retries its frame after that wait, a live camera sends none meanwhile (each lost, counted).
+
 What is an outage is what the hot folder takes for one (:func:`.folder.station_fault`): the
 station's answer that it cannot take parts now (disk full, no model, 503) or no answer at
 all (refused, reset, timed out). Anything else a frame raises (a model in this process that
@@ -57,7 +61,7 @@ from typing import Any, Callable, Optional, Union
 import cv2
 import numpy as np
 
-from . import Submit, SubmitFailed, SubmitRefused
+from . import Submit, SubmitFailed, SubmitRefused, retry_after
 from ..camera_frame import CameraFrame
 from .folder import failed_on_request, station_fault
 from .frames import IMAGE_SUFFIXES, FrameGrabber
@@ -190,6 +194,9 @@ class CameraSource:
         # the outage going on (details: reason, lost: frames lost in it), said once, not per frame
         self._outage = LastingFaults(log)
         self._paused_s = 0.0    # a recorded source: seconds its playback waited for the station
+        # a live camera: no frame is sent before this (monotonic): the station's Retry-After
+        # (busy 5 s, a model timeout 30 s); its frames meanwhile are lost, as in any outage
+        self._held_until = 0.0
         self.skipped = 0        # free run: read but dropped to keep to max_fps
         self.missed = 0         # free run, live camera: frames that came while one was being judged
         self.no_frame = 0       # trigger mode: triggers refused, no frame newer than the trigger came
@@ -235,7 +242,16 @@ class CameraSource:
         starts and when it ends: the frame is lost (``wait`` False: a live camera cannot wait)
         or retried until the station takes it (``wait``: a recorded source), or until
         :meth:`stop`; a frame the station answers with a failure of its own (HTTP 500)
-        ``FRAME_TRIES`` times is given up."""
+        ``FRAME_TRIES`` times is given up. A station that asks for a wait (Retry-After: busy
+        5 s, a model that did not answer in time 30 s) is tried again no sooner: a recorded
+        source waits that long, a live camera sends no frame meanwhile (each one lost)."""
+        if not wait and STATION_OUTAGE in self._outage and time.monotonic() < self._held_until:
+            # the station asked to be left alone this long: a frame sent now joins the queue
+            # that just timed out (or the pool that is full), and a live camera cannot wait
+            self.errors += 1
+            self.lost += 1
+            self._outage[STATION_OUTAGE]["lost"] += 1
+            return None
         pid = self._part_id()    # the time it was taken, even when sent after an outage
         frame = CameraFrame(frame_bgr)
         delay = self.retry_s[0]
@@ -259,6 +275,9 @@ class CameraSource:
                     log.error("frame %s not inspected (%s: %s); the run goes on", pid, type(exc).__name__, exc)
                     return None
                 self._outage_begins(pid, exc, wait)
+                asked = retry_after(exc)
+                if not wait:
+                    self._held_until = time.monotonic() + asked
                 if wait and failed_on_request(exc):
                     failed_on += 1
                     if failed_on >= FRAME_TRIES:
@@ -274,7 +293,8 @@ class CameraSource:
                                   "run goes on (see the station's log for this part)", pid, failed_on, exc)
                         return None
                 if wait:
-                    stopped = self._stop.wait(delay)
+                    # the station's Retry-After, when it asked more than the backoff
+                    stopped = self._stop.wait(max(delay, asked))
                     # the playback pauses while it waits (the failed tries too): it resumes at
                     # its pace after the outage, not racing through the frames it was late for
                     self._paused_s += time.monotonic() - tried
@@ -300,11 +320,13 @@ class CameraSource:
     def _outage_begins(self, pid: str, exc: BaseException, wait: bool) -> None:
         # SubmitFailed says the station's answer (HTTP 503: ...); a connection error its kind
         reason = str(exc) if isinstance(exc, SubmitFailed) and str(exc) else f"{type(exc).__name__}: {exc}"
+        asked = retry_after(exc)
         then = ("the recorded source waits for it (the frame retried every "
-                f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s; one the station fails on {FRAME_TRIES} times, "
-                "HTTP 500, is given up)" if wait else
+                f"{self.retry_s[0]:g} to {self.retry_s[1]:g} s"
+                + (f", or after the {asked:g} s the station asks" if asked else "")
+                + f"; one the station fails on {FRAME_TRIES} times, HTTP 500, is given up)" if wait else
                 "a live camera cannot wait: its frames are dropped and counted until the station takes "
-                "them again")
+                "them again" + (f" (none sent for the {asked:g} s the station asks)" if asked else ""))
         outage = self._outage.happens(
             STATION_OUTAGE, logging.ERROR,
             "the station cannot take frames (%(reason)s), from frame %(pid)s on; %(then)s",
@@ -499,6 +521,12 @@ class CameraSource:
 
     def close(self) -> None:
         self.stop()
+        # a stop in the middle of an outage ends what was said when it began (the log read
+        # as if it lasted on), with the frames it lost: the frame in hand of a recorded
+        # source stopped while it waited, a live camera's dropped ones
+        self._outage.ends(STATION_OUTAGE, logging.WARNING,
+                          "stopped while the station could not take frames (for %(lasted).0f s; %(reason)s): "
+                          "%(lost)d frame(s) lost in it, not inspected")
         if self._grabber is not None:
             self._grabber.close()
         self.cap.release()

@@ -40,7 +40,8 @@ copy tool may keep them exactly): name, size and time alone sent a new photo to 
 unjudged.
 A station that cannot take parts (--server down or unreachable, its disk full, no model) is
 said once when it starts and once when it ends (once a minute while it lasts), not for
-each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart,
+each file; meanwhile one file is tried again at a time, the tries 0.5 s growing to 5 s apart
+(no sooner than the station's Retry-After: 5 s busy, 30 s a model timeout; at most 60 s),
 and the others wait in the folder. A try is with the first file waiting, so the parts that
 waited are recorded in the folder's order once the station takes parts again (a try with the
 file after the one tried last recorded K-0019..K-0025 after K-0099). A file the station
@@ -95,7 +96,7 @@ from typing import Any, Callable, Optional
 from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
 from ..watchers import FORGET_AFTER_S
-from . import Submit, SubmitFailed, SubmitRefused
+from . import Submit, SubmitFailed, SubmitRefused, retry_after
 from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.watch")
@@ -913,8 +914,12 @@ class FolderWatcher:
         now = time.monotonic()
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SubmitFailed) else str(exc)
         first = max(self.poll_s, 0.01)
+        # the station's Retry-After (busy 5 s, a model timeout 30 s): its next try no sooner
+        asked = retry_after(exc)
         begins = ("the station cannot take parts (%(error)s): %(file)s and the other files wait in %(folder)s; one "
-                  "file is tried again every %(delay)g to %(most)g s (said again when the station takes parts)")
+                  "file is tried again every %(delay)g to %(most)g s"
+                  + (f", or after the {asked:g} s the station asks" if asked else "")
+                  + " (said again when the station takes parts)")
         before = self._faults.get(STATION_DOWN)
         told = False
         if before is not None and not before["told"]:
@@ -943,7 +948,7 @@ class FolderWatcher:
                 error=error, folder=self.folder, waiting=self.waiting)
         self._row = self._others = 0
         self._try_due = False
-        down["retry_at"] = now + down["delay"]
+        down["retry_at"] = now + max(down["delay"], asked)
         down["delay"] = min(max(RETRY_MAX_S, self.poll_s), down["delay"] * 2)
         self._write_status(now, force=told or (down.tries == 1 and down["told"]))
 
