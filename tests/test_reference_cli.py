@@ -56,3 +56,40 @@ def test_reference_add_keeps_a_folder_of_good_photos_once_and_refuses_a_bad_one_
         assert ref.count("cell") == 3
     finally:
         db.dispose()
+
+
+def test_reference_add_refuses_a_line_no_part_can_carry(tmp_path):
+    from lineguard.cli.reference import reference_app as app
+    data = _station(tmp_path)
+    photo = tmp_path / "g.png"
+    photo.write_bytes(png_bytes(45, seed=1))
+    r = CliRunner().invoke(app, ["add", "--data", str(data), "--product", "cell", "--line", "L" * 101, str(photo)])
+    assert r.exit_code == 1, r.output
+    assert "the line is at most 100 characters" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["list", "--data", str(data)])
+    assert "no reference photos" in r.output
+
+
+def test_backup_names_reference_photos_missing_and_restore_says_they_were_lost(tmp_path):
+    from lineguard.cli.reference import reference_app as app
+    from lineguard.cli.station import backup, restore
+    data = _station(tmp_path)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(3):
+        (good / f"g{i}.png").write_bytes(png_bytes(45, seed=i))
+    run = CliRunner().invoke
+    assert run(app, ["add", "--data", str(data), "--product", "cell", str(good)]).exit_code == 0
+    files = sorted((data / "reference").glob("??/??/*"))
+    assert len(files) == 3
+    files[0].unlink()              # gone from the data folder (a disk cleaned by hand)
+    key = files[0].relative_to(data / "reference").as_posix()
+    dest = tmp_path / "backup"
+    r = run(backup, ["--data", str(data), "--to", str(dest)])
+    assert r.exit_code == 0, r.output
+    assert "reference photos: 2 copied" in r.output
+    assert "1 reference photo(s) of good parts are missing" in r.output and key in r.output
+    assert "lineguard reference remove" in r.output
+    r = run(restore, ["--from", str(dest), "--data", str(tmp_path / "new")])
+    assert r.exit_code == 1, r.output
+    assert "reference photo(s) lost: 1 (their rows dropped: add them again" in r.output

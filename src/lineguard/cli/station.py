@@ -1496,7 +1496,16 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
                f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
                f"already there, in {report.seconds:.1f} s"
                + (f"; {report.gone} parts' images deleted by the station meanwhile are not kept in the backup"
-                  if report.gone else ""))
+                  if report.gone else "")
+               + (f"; reference photos: {report.reference_copied} copied" if report.reference_copied else ""))
+    if report.reference_missing:
+        # exist nowhere else once the PC that trained the first model is gone: said now, not
+        # first at a restore that drops their rows
+        click.echo(f"warning: {report.reference_missing} reference photo(s) of good parts are missing from the "
+                   f"station's data folder ({data.resolve() / 'reference'}) and are not in the backup: "
+                   + ", ".join(report.reference_missing_keys)
+                   + ". Add them again (lineguard reference add) or remove their entries (lineguard reference "
+                   "list, lineguard reference remove ID)", err=True)
     if verify:
         click.echo(f"read back {report.verified} files the backup held: {report.repaired} damaged, copied again")
     if report.damaged_at_station:
@@ -1544,6 +1553,10 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
         click.echo(f"in the backup {report.missing} named files are missing and {report.damaged} damaged: {n} "
                    f"part{'' if n == 1 else 's'} {'would come' if check else 'came'} back with the image recorded "
                    "as not kept (their records and verdicts are whole)", err=True)
+    if report.reference_lost:
+        click.echo(f"reference photo(s) lost: {report.reference_lost} ("
+                   + ("their rows would be dropped" if check else "their rows dropped")
+                   + ": add them again, lineguard reference add)", err=True)
     if report.models_damaged:
         click.echo(f"model versions whose file is missing or damaged (add them again to use them): "
                    f"{', '.join(report.models_damaged)}", err=True)

@@ -67,6 +67,11 @@ class BackupReport:
     bytes_copied: int = 0
     gone: int = 0                 # named by the copy but deleted meanwhile: recorded as not kept
     models: int = 0
+    # the reference photos of good parts (line.reference): copied now, or named by a row but
+    # gone from the station's data folder (a restore drops such rows: add them again)
+    reference_copied: int = 0
+    reference_missing: int = 0
+    reference_missing_keys: list = field(default_factory=list)    # the first DAMAGED_SHOWN
     verified: int = 0             # files already there read back (verify=True)
     repaired: int = 0             # of them, damaged in the backup and copied again
     # the station's own file is not what its name says (cut short, rotted): never copied over
@@ -157,7 +162,13 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
             # the reference photos of good parts a retrain learns (line.reference): exist nowhere
             # else on the station once the PC that trained the first model is gone
             for (key,) in db.execute("SELECT DISTINCT image_key FROM reference_photos"):
-                _copy(data_dir / "reference", dest / "reference", key, report, verify)
+                copied = _copy(data_dir / "reference", dest / "reference", key, report, verify)
+                if copied:
+                    report.reference_copied += 1
+                elif copied is None:
+                    report.reference_missing += 1
+                    if len(report.reference_missing_keys) < DAMAGED_SHOWN:
+                        report.reference_missing_keys.append(key)
             report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
         finally:
             db.close()

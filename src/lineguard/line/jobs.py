@@ -58,6 +58,30 @@ def _n_train(insp: Any) -> Optional[int]:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
+def _missing_photos(ids: list[int]) -> str:
+    """The reference photos whose file is gone from the data folder, by id, and what to do."""
+    shown = ", ".join(str(i) for i in ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+    return (f"{len(ids)} reference photo(s) are missing from the data folder's reference store (ids {shown}): "
+            "remove each with lineguard reference remove ID, or add the photos again (lineguard reference add)")
+
+
+def _unread(insp: Any, paths: list[Path], parts: list[tuple[str, str]]) -> dict[str, str]:
+    """image key -> why, of the photos the trained model says it skipped as unreadable
+    (``info['skipped']``: "<path>: <problem> (<hint>)", as Inspector.fit records them)."""
+    info = getattr(insp, "info", None)
+    skipped = info.get("skipped") if isinstance(info, dict) else None
+    if not skipped:
+        return {}
+    out: dict[str, str] = {}
+    for path, (key, _why) in zip(paths, parts):
+        name = str(path) + ": "
+        for said in skipped:
+            if isinstance(said, str) and said.startswith(name):
+                out[key] = said[len(name):]
+                break
+    return out
+
+
 def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int, n_reference: int = 0) -> str:
     what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts judged OK or reviewed good",
             "both": "parts reviewed as good and audit-sample parts judged OK"}[source]
@@ -137,6 +161,11 @@ class JobRunner:
             raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         good = self.good_part_keys(product, line, limit, source)
         refs = self.reference_keys(product, line, good) if reference else []
+        # a row whose file is gone from the data folder is no photo to learn: counted, a retrain
+        # asked for at least 10 learnt from 4
+        store = self._references().store if refs else None
+        refs_gone = [pid for key, pid in refs if not store.exists(key)]
+        refs = [(key, pid) for key, pid in refs if store.exists(key)]
         if len(good) + len(refs) < min_images:
             doubted = self.doubted_photos(product, line, limit, source, good)
             n_ref_kept = len(self._references().for_training(product, line))
@@ -152,6 +181,7 @@ class JobRunner:
                                   "photo of a defect passes. If the line's photos have changed for good, train a "
                                   "model offline on photos as the line takes them now (lineguard train) and upload "
                                   "it; if not, see to the camera" if doubted else "")
+                               + (f"; {_missing_photos(refs_gone)}" if refs_gone else "")
                                + ". Review more of its parts as good (review queue, gallery)"
                                + ("" if source == "both" else ", learn from both the parts reviewed good and the "
                                   "audit sample")
@@ -162,8 +192,10 @@ class JobRunner:
                                + "give the station the photos of good parts its first model was trained on "
                                "(lineguard reference add, or the Models page's reference photos), or upload a model "
                                "trained offline")
+        # min_images is kept with the job: a reference photo's file gone from the data folder
+        # before the job runs leaves it fewer photos than were counted here (checked again then)
         params = {"product": product, "line": line, "limit": limit, "activate": activate, "by": by,
-                  "source": source, "reference": bool(reference), "fit": fit_params}
+                  "source": source, "reference": bool(reference), "min_images": min_images, "fit": fit_params}
         with self.station.db.session() as s:
             job = Job(kind="train", status="queued", progress=0.0, params=params)
             s.add(job)
@@ -300,7 +332,7 @@ class JobRunner:
         # the reference photos of good parts after the stored parts (a job from before them:
         # learnt too, as a retrain now is by default); a file gone from the folder is skipped
         ref_ids: dict[str, int] = {}
-        ref_missing = 0
+        ref_missing: list[int] = []      # the ids of the reference photos whose file is gone
         if p.get("reference", True):
             store = self._references()
             for key, pid in self.reference_keys(p["product"], p["line"], parts):
@@ -309,7 +341,20 @@ class JobRunner:
                     parts.append((key, "reference"))
                     paths.append(store.path(key))
                 else:
-                    ref_missing += 1
+                    ref_missing.append(pid)
+        min_images = int(p.get("min_images") or 0)
+        if len(paths) < min_images:
+            # counted when the job was asked for, by their rows; a file gone since (a restore
+            # without it, a disk cleaned by hand) would leave a model learnt from too few
+            # parts, its threshold set by a handful of scores
+            self._set(job_id, status="failed", finished_at=utcnow(),
+                      message=f"only {len(paths)} stored parts and reference photos of product {p['product']!r}"
+                              + (f" on line {p['line']!r}" if p["line"] else "") + f" could be read, at least "
+                              f"{min_images} are needed"
+                              + (f": {_missing_photos(ref_missing)}" if ref_missing else
+                                 " (stored parts' images were deleted since the job was asked for)")
+                              + "; nothing was trained")
+            return
         trained_from = describe_sources(source, len(paths), *self._counts(parts), len(ref_ids))
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         fit = dict(p.get("fit") or {})
@@ -336,7 +381,10 @@ class JobRunner:
         # audit-sample part far above the others) was counted as learnt ("28 images" of a
         # model that learnt 27), and named under look_at as learnt from.
         left_out = self._left_out(insp, paths, parts, cal)
-        learnt = [(k, why) for k, why in parts if k not in left_out]
+        # the photos the fit could not read (a reference photo cut short on the disk): not
+        # learnt, so not counted under any source, and named for a person to replace
+        unread = _unread(insp, paths, parts)
+        learnt = [(k, why) for k, why in parts if k not in left_out and k not in unread]
         n_learnt = _n_train(insp) or len(learnt)
         n_sample = sum(1 for k, why in learnt if k in in_sample or why == "reference")
         n_reference = sum(1 for _k, why in learnt if why == "reference")
@@ -369,8 +417,14 @@ class JobRunner:
         message += f"; learnt from {trained_from}"
         counted_what = ("audit-sample parts and reference photos" if n_reference else "audit-sample parts")
         if ref_missing:
-            message += (f"; {ref_missing} reference photo(s) were missing from the data folder's reference store "
-                        "and not learnt: remove them and add them again")
+            message += f"; not learnt: {_missing_photos(ref_missing)}"
+        if unread:
+            message += (f"; {len(unread)} photo(s) given could not be read and were not learnt: "
+                        + "; ".join((f"reference photo {ref_ids[k]}" if k in ref_ids else f"part image {k}")
+                                    + f" ({why})" for k, why in list(unread.items())[:5])
+                        + (f"; and {len(unread) - 5} more" if len(unread) > 5 else "")
+                        + (" (remove a damaged reference photo with lineguard reference remove ID and add it again "
+                           "from the training folder)" if any(k in ref_ids for k in unread) else ""))
         if by_sample:
             message += (f"; its threshold was set on the {n_sample} {counted_what} among them (a random draw of "
                         f"the line), the other {n_learnt - n_sample} were learnt but not counted (parts reviewed "

@@ -96,7 +96,7 @@ class ReferencePhotos:
         """Keep one photo for ``product``'s retrains (``line``: only that line's, "" every
         line's): (its entry, whether it is new). The same photo again is the entry already
         there, not a second one (a folder given twice learns each photo once)."""
-        product, line = _name(product, "product"), (line or "").strip()
+        product, line = _name(product, "product"), _line(line)
         name = (filename or "the photo").strip() or "the photo"
         suffix, width, height = check_photo(data, name, self.max_bytes, self.max_pixels)
         digest = sha256_hex(data)
@@ -219,6 +219,22 @@ def _name(value: str, what: str) -> str:
         raise InvalidRequest(f"give the {what} the photos are of (as its parts are sent)")
     if len(v) > 100:
         raise InvalidRequest(f"the {what} is at most 100 characters")
+    if "\x00" in v:
+        raise InvalidRequest(f"the {what} holds a NUL character: give its name as its parts are sent")
+    return v
+
+
+def _line(value: Optional[str]) -> str:
+    """The line a photo is for ("" every line's), as the station takes a part's line: at
+    most 100 characters (a longer one was a raw database error on PostgreSQL, and on SQLite
+    a name no part's line can match), no NUL or control characters."""
+    v = (value or "").strip()
+    if len(v) > 100:
+        raise InvalidRequest(f"the line is at most 100 characters (got {len(v)}): give the line's name as its "
+                             "parts are sent, or none for every line's retrains")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        raise InvalidRequest("the line holds a control character (NUL, a tab, a line break): give the line's name "
+                             "as its parts are sent")
     return v
 
 

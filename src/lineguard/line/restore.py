@@ -49,6 +49,9 @@ class RestoreReport:
     damaged: int = 0                        # in the backup, but its bytes are not its key's
     parts_without_image: int = 0            # parts restored with their image recorded as not kept
     models: int = 0
+    # reference photos (line.reference) whose file is missing or damaged in the backup: their
+    # rows are dropped, the photos to add again
+    reference_lost: int = 0
     models_damaged: list[str] = field(default_factory=list)   # "product[/line] vN" that cannot load
     examples: list[str] = field(default_factory=list)         # a few missing or damaged keys
     notes: list[str] = field(default_factory=list)
@@ -262,6 +265,7 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
     except sqlite3.OperationalError:
         refs = []
     refs_lost = [ref_id for ref_id, key in refs if not whole("reference", key)]
+    report.reference_lost = len(refs_lost)
     report.parts = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
     report.parts_without_image = sum(1 for cols_lost in lost.values() if "image_key" in cols_lost)
     if dest is None:
