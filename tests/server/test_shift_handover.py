@@ -149,3 +149,118 @@ def test_a_second_process_on_the_same_pc_is_no_outage(spc_station):
     with client(st) as c:
         rep = c.get("/api/v1/reports/shift", params=AT).json()
     assert rep["stops_and_starts"] == []
+
+
+def test_a_station_down_since_the_shift_before_is_down_all_of_this_one(spc_station):
+    """Gone silent in the shift before and no start since: the report said "The station ran
+    through the shift" (only runs seen in the shift were looked at)."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add(StationRun(process="serve on pc1:/data", pid=1, started_at=_t(-6), seen_at=_t(4)))   # 04:00
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    events = rep["stops_and_starts"]
+    assert [(e["kind"], e["stopped_at"], e["started_at"], e["before_window"], e["down_in_window_s"], e["down_s"])
+            for e in events] == [("down", "2026-11-30T04:00:00Z", None, True, 8 * 3600.0, 10 * 3600.0)]
+    assert "before this shift began" in events[0]["text"] and "down all of this shift" in events[0]["text"]
+    assert "8 h 0 min" in events[0]["text"]
+
+
+def test_a_station_down_since_the_shift_before_and_started_in_this_one(spc_station):
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add_all([StationRun(process="serve on pc1:/data", pid=1, started_at=_t(-6), seen_at=_t(4)),
+                   StationRun(process="serve on pc1:/data", pid=2, started_at=_t(8), seen_at=_t(13, 59, 55))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    [e] = rep["stops_and_starts"]
+    assert (e["kind"], e["stopped_at"], e["started_at"], e["before_window"], e["down_in_window_s"]) == (
+        "outage", "2026-11-30T04:00:00Z", "2026-11-30T08:00:00Z", True, 2 * 3600.0)
+    assert "before this shift began and started again in it" in e["text"] and "2 h 0 min of them" in e["text"]
+
+
+def test_a_station_gone_silent_just_before_the_shift_is_down(spc_station):
+    """Its last sign of life 20 s before the shift began (within the beats the window looks
+    back for a run still running): not listed at all before."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add(StationRun(process="serve on pc1:/data", pid=1, started_at=_t(-6), seen_at=_t(5, 59, 40)))
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert [(e["kind"], e["before_window"]) for e in rep["stops_and_starts"]] == [("down", True)]
+
+
+def test_a_process_not_heard_of_for_over_a_week_is_not_down_in_every_shift(spc_station):
+    """A station moved to another PC leaves its old name behind: retired, not down."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add_all([StationRun(process="serve on old-pc:/data", pid=1, started_at=_t(-24 * 9),
+                              seen_at=_t(-24 * 8)),
+                   StationRun(process="serve on pc1:/data", pid=2, started_at=_t(5), seen_at=_t(13, 59, 55))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert rep["stops_and_starts"] == []
+
+
+def test_the_line_view_says_a_process_down_since_the_shift_before(spc_station):
+    from lineguard.line.orm import StationRun, utcnow
+    st = spc_station(shift_starts=STARTS)
+    now = utcnow()
+    with st.db.session() as s:
+        s.add(StationRun(process="serve on pc9:/data", pid=1, started_at=now - dt.timedelta(days=2),
+                         seen_at=now - dt.timedelta(hours=9)))
+    with client(st) as c:
+        r = c.get("/api/v1/lines/summary")
+        assert r.status_code == 200, r.text
+    [e] = [x for x in r.json()["stops_and_starts"] if x["process"] == "serve on pc9:/data"]
+    assert e["kind"] == "down" and e["before_window"] and e["stopped_at"] < r.json()["since"]
+
+
+def test_the_sentences_carry_no_utc_times_and_long_outages_in_hours(spc_station):
+    """The sentences gave raw UTC ("went silent after 2026-12-06T10:45:15.814701Z") beside
+    columns in plant time, and two hours as "7200 s"."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add_all([StationRun(process="station on pc1", pid=1, started_at=_t(5), seen_at=_t(7), stopped_at=_t(7)),
+                   StationRun(process="station on pc1", pid=2, started_at=_t(7, 12, 5), seen_at=_t(8)),
+                   StationRun(process="station on pc1", pid=3, started_at=_t(10), seen_at=_t(12))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    texts = [e["text"] for e in rep["stops_and_starts"]]
+    assert len(texts) == 3 and not [t for t in texts if "2026-" in t or "Z " in t], texts
+    assert "no part judged for 12 min 5 s" in texts[0]
+    assert "no part judged for about 2 h 0 min" in texts[1]
+    assert "no part judged for 2 h 0 min or more" in texts[2]
+
+
+def test_the_no_verdict_sentence_speaks_for_most_of_the_parts_not_the_last(spc_station):
+    """411 window timeouts and one unknown recipe last: the report told the shift "a product
+    the station does not know for 412 parts"."""
+    st = spc_station(shift_starts=STARTS)
+    _plant(st)
+    reasons = ["no verdict within the inspection window of 800 ms"] * 4 + ["recipe 7 is not in the recipe table"]
+    with st.db.session() as s:
+        s.add_all([LineSignal(protocol="modbus", line="L1", station="plc", trigger_seq=60 + i, part_tag=3000 + i,
+                              recipe_id=1, product="cell", inspection_id=None, signal="NG", result_code=15,
+                              reason=why, triggered_at=_t(8, i), answered_at=_t(8, i))
+                   for i, why in enumerate(reasons)])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert rep["no_verdict_text"] == (
+        "The PLC rejected 5 parts without a verdict (4 of them: not judged in time; 1 of them: a product the "
+        "station does not know); call maintenance if it goes on.")
+
+
+def test_the_no_verdict_sentence_for_one_part_is_singular():
+    from lineguard.line.alarms import no_verdict_plain
+    assert no_verdict_plain(1, "no verdict within the inspection window of 800 ms") == (
+        "The station did not judge 1 part in time: the PLC rejected it; call maintenance if it goes on.")
+    # more parts in the shift than listed: the mix is said of those listed
+    assert no_verdict_plain(600, ["image x.png refused"] * 3 + [None]) == (
+        "The PLC rejected 600 parts without a verdict (3 of them: no usable photo; 1 of them: other faults, among "
+        "the last 4 listed); call maintenance.")

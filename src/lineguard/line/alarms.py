@@ -221,24 +221,53 @@ def alarm_to_dict(a: LineAlarm, s: Any = None) -> dict[str, Any]:
             "escalations": a.escalations or 0, "escalate_again_min": a.escalate_again_min, "signal_id": a.signal_id}
 
 
-def no_verdict_plain(parts: int, reason: Optional[str]) -> str:
+def no_verdict_plain(parts: int, reason: Optional[str] | Iterable[Optional[str]]) -> str:
     """One sentence an operator acts on for ``parts`` the PLC rejected without a verdict,
-    from the last one's reason (line.plc_handshake words them): what went wrong and whom
-    to call. The engineer's words (the inspection window, /health) follow it."""
-    why = (reason or "").lower()
+    from their reasons (line.plc_handshake words them): what went wrong and whom to call.
+    ``reason`` is one reason for them all (an alarm's run: the last one's) or each listed
+    part's; then the most common cause speaks for them, and a mix says how many had which
+    (one odd part last in a shift of timeouts told the shift it was the recipe table).
+    The engineer's words (the inspection window, /health) follow it."""
+    # each cause: the sentence ({n} parts, {them}), and the cause in a few words for a mix
+    said = {
+        "late": ("The station did not judge {n} in time: the PLC rejected {them}; call maintenance if it goes on.",
+                 "not judged in time"),
+        "recipe": ("The PLC asked for a product the station does not know for {n}: the PLC rejected {them}; "
+                   "call the engineer (recipe table).", "a product the station does not know"),
+        "model": ("The station had no working model for {n}: the PLC rejected {them}; call the engineer.",
+                  "no working model"),
+        "photo": ("The camera sent no usable photo for {n}: the PLC rejected {them}; call maintenance.",
+                  "no usable photo"),
+        "store": ("The station could not store {n}: the PLC rejected {them}; call maintenance.",
+                  "could not store them"),
+        "other": ("The station could not judge {n}: the PLC rejected {them}; call maintenance.", "other faults"),
+    }
+
+    def cause(r: Optional[str]) -> str:
+        why = (r or "").lower()
+        if "inspection window" in why or "held up" in why:
+            return "late"
+        if "recipe" in why:
+            return "recipe"
+        if "model" in why:
+            return "model"
+        if "image" in why or "photo" in why or "camera" in why or "frame" in why:
+            return "photo"
+        if "stor" in why or "database" in why or "disk" in why:
+            return "store"
+        return "other"
+    reasons = [reason] if reason is None or isinstance(reason, str) else list(reason) or [None]
+    kinds = [cause(r) for r in reasons]
+    counts = collections.Counter(kinds)
+    # the most common; a tie goes to the cause met last (the newest)
+    kind = max(counts, key=lambda k: (counts[k], len(kinds) - kinds[::-1].index(k)))
     n = f"{parts} part" + ("" if parts == 1 else "s")
-    if "inspection window" in why or "held up" in why:
-        return f"The station did not judge {n} in time: the PLC rejected them; call maintenance if it goes on."
-    if "recipe" in why:
-        return (f"The PLC asked for a product the station does not know for {n}: the PLC rejected them; "
-                "call the engineer (recipe table).")
-    if "model" in why:
-        return f"The station had no working model for {n}: the PLC rejected them; call the engineer."
-    if "image" in why or "photo" in why or "camera" in why or "frame" in why:
-        return f"The camera sent no usable photo for {n}: the PLC rejected them; call maintenance."
-    if "stor" in why or "database" in why or "disk" in why:
-        return f"The station could not store {n}: the PLC rejected them; call maintenance."
-    return f"The station could not judge {n}: the PLC rejected them; call maintenance."
+    sentence = said[kind][0]
+    if len(counts) == 1:
+        return sentence.format(n=n, them="it" if parts == 1 else "them")
+    mix = "; ".join(f"{c} of them: {said[k][1]}" for k, c in counts.most_common())
+    of = "" if len(kinds) >= parts else f", among the last {len(kinds)} listed"
+    return f"The PLC rejected {n} without a verdict ({mix}{of}); " + sentence.split("; ", 1)[1]
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int) -> str:

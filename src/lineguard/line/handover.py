@@ -96,13 +96,35 @@ def _secs(d: dt.timedelta) -> float:
     return round(d.total_seconds(), 1)
 
 
+def span(secs: float) -> str:
+    """A time no part was judged as the shift reads it: "35 s", "12 min 5 s", "2 h 0 min"
+    (an outage of hours said in seconds had to be worked out before it could be told on)."""
+    secs = int(round(secs))
+    if secs < 60:
+        return f"{secs} s"
+    if secs < 3600:
+        return f"{secs // 60} min" + (f" {secs % 60} s" if secs % 60 else "")
+    return f"{secs // 3600} h {secs % 3600 // 60} min"
+
+
+# how far before a shift a run's end is still looked for: a station down since then is
+# down in this shift too; a process name not heard of for longer is taken as retired (a
+# station moved to another PC), not as down in every shift after
+DOWN_LOOKBACK = dt.timedelta(days=7)
+
+
 def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                      now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
     """The station's stops, starts and outages from ``since`` to ``until`` (naive UTC), oldest
     first: each start after a run before it (of the same process) says whether that one
     stopped cleanly or went silent, and how long no part was judged between (``down_s``; a
     silent run ends at its last sign of life, at most one beat early). A run stopped or gone
-    silent in the window that had not started again by its end is listed as still down."""
+    silent in the window that had not started again by its end is listed as still down; so
+    is one that stopped or went silent before the window (up to DOWN_LOOKBACK) and was not
+    running at its start (``before_window``: down all of it, or until its start in it, with
+    ``down_in_window_s`` the part of the time no part was judged that lies in the window).
+    The sentences (``text``) carry no times: the stopped/started fields do, for the page to
+    say in plant time."""
     now = now or utcnow()
     with db.session() as s:
         runs = list(s.scalars(select(StationRun).where(StationRun.started_at < until,
@@ -118,11 +140,23 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                          .order_by(StationRun.started_at.desc(), StationRun.id.desc()).limit(1))
             if b is not None:
                 before[p] = b
+        # a process with no run in the window at all: down since before it (its last run
+        # went silent or stopped then), so the whole window passed without a part judged
+        earlier = list(s.scalars(select(StationRun).where(StationRun.started_at < since,
+                                                          StationRun.seen_at >= since - DOWN_LOOKBACK)
+                                 .order_by(StationRun.process, StationRun.started_at, StationRun.id)))
+    quiet: dict[str, StationRun] = {}
+    for r in earlier:
+        if r.process not in firsts:
+            quiet[r.process] = r          # the last one of the process
     out: list[dict[str, Any]] = []
     by_process: dict[str, list[StationRun]] = {}
     for r in runs:
         by_process.setdefault(r.process, []).append(r)
-    for p, rs in by_process.items():
+    for p, r in quiet.items():
+        by_process[p] = [r]
+    span_end = min(now, until)
+    for p, rs in sorted(by_process.items()):
         chain = ([before[p]] if p in before else []) + rs
         for prev, cur in zip([None] + chain[:-1], chain):
             if cur.started_at < since:
@@ -130,6 +164,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
             if prev is None:
                 out.append({"process": p, "kind": "started", "at": iso_utc(cur.started_at), "started_at":
                             iso_utc(cur.started_at), "stopped_at": None, "clean": None, "down_s": None,
+                            "before_window": False, "down_in_window_s": None,
                             "text": f"{p} started (no run of it before)"})
                 continue
             end = prev.stopped_at or prev.seen_at
@@ -139,22 +174,37 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                 continue
             clean = prev.stopped_at is not None
             down = _secs(max(cur.started_at - end, dt.timedelta(0)))
+            early = end < since
+            in_window = _secs(max(cur.started_at - max(end, since), dt.timedelta(0)))
+            if early:
+                text = (f"{p} {'stopped' if clean else 'went silent (no clean stop: killed, crashed or the power went)'}"
+                        f" before this shift began and started again in it: down all of the shift until then, no "
+                        f"part judged for {'' if clean else 'about '}{span(down)} ({span(in_window)} of them in "
+                        "this shift)")
+            elif clean:
+                text = f"{p} stopped and started again: no part judged for {span(down)}"
+            else:
+                text = (f"{p} went silent (no clean stop: killed, crashed or the power went) and started again: "
+                        f"no part judged for about {span(down)}")
             out.append({"process": p, "kind": "restart" if clean else "outage", "at": iso_utc(end),
                         "stopped_at": iso_utc(end), "started_at": iso_utc(cur.started_at), "clean": clean,
-                        "down_s": down,
-                        "text": (f"{p} stopped at {iso_utc(end)} and started again at {iso_utc(cur.started_at)}: "
-                                 f"no part judged for {down:.0f} s" if clean else
-                                 f"{p} went silent after {iso_utc(end)} (no clean stop: killed, crashed or the power "
-                                 f"went) and started again at {iso_utc(cur.started_at)}: no part judged for about "
-                                 f"{down:.0f} s")})
+                        "down_s": down, "before_window": early, "down_in_window_s": in_window, "text": text})
         last = chain[-1]
         end = last.stopped_at or last.seen_at
-        silent = last.stopped_at is None and min(now, until) - last.seen_at > BEAT * 3
-        if (last.stopped_at is not None or silent) and since <= end < until:
-            down = _secs(min(now, until) - end)
+        clean = last.stopped_at is not None
+        silent = not clean and span_end - last.seen_at > BEAT * 3
+        if (clean or silent) and end < until and last.started_at < until:
+            # stopped or gone silent in the window, or before it and not started since:
+            # either way not running at the window's end
+            early = end < since
+            down = _secs(span_end - end)
+            in_window = _secs(span_end - max(end, since))
+            how = "stopped" if clean else "went silent"
+            text = (f"{p} {how} before this shift began and had not started again by its end: down all of this "
+                    f"shift, no part judged in its {span(in_window)} ({span(down)} since it {how})" if early else
+                    f"{p} {how} and had not started again by the shift's end: no part judged for {span(down)} "
+                    "or more")
             out.append({"process": p, "kind": "down", "at": iso_utc(end), "stopped_at": iso_utc(end),
-                        "started_at": None, "clean": last.stopped_at is not None, "down_s": down,
-                        "text": f"{p} {'stopped' if last.stopped_at is not None else 'went silent'} at {iso_utc(end)} "
-                                f"and had not started again by the shift's end: no part judged for {down:.0f} s "
-                                "or more"})
+                        "started_at": None, "clean": clean, "down_s": down, "before_window": early,
+                        "down_in_window_s": in_window, "text": text})
     return sorted(out, key=lambda e: e["at"])

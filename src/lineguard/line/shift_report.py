@@ -146,7 +146,9 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # each part the PLC rejected without a verdict (no part record: its trigger), oldest
         # first, and one sentence for the operator on what went wrong and whom to call
         "no_verdict_parts": no_verdict_parts,
-        "no_verdict_text": (no_verdict_plain(total["no_verdict"], no_verdict_parts[-1]["reason"])
+        # said from the most common reason among those listed (the last one's alone named the
+        # recipe table for a shift of timeouts)
+        "no_verdict_text": (no_verdict_plain(total["no_verdict"], [p["reason"] for p in no_verdict_parts])
                             if total["no_verdict"] and no_verdict_parts else None),
         # the station's stops, starts and outages in the shift: no part was judged meanwhile
         "stops_and_starts": handover.stops_and_starts(db, shift.start_utc, shift.end_utc, now),

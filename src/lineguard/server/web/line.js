@@ -350,8 +350,26 @@ LG.start(async (main) => {
   // one stop, restart or outage in a sentence, on the plant's clock ("station on pc1 restarted
   // at 10:33:30: 35 s without judging parts"); a process's first start is no interruption
   const RUNS_SHOWN = 5;
+  // a time no part was judged as the shift reads it: "35 s", "12 min 5 s", "2 h 0 min"
+  // (line.handover.span says the same)
+  function span(secs) {
+    const s = Math.round(secs);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min` + (s % 60 ? ` ${s % 60} s` : "");
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
   function runText(e) {
-    const secs = `${num(e.down_s, 0)} s`;
+    const secs = span(e.down_s);
+    // down since before this shift: its stop's clock time would read as today's
+    if (e.before_window && e.kind === "down") {
+      return `${e.process} ${e.clean ? "stopped" : "went silent"} before this shift began (${LG.when(e.stopped_at)}) `
+        + `and has not started again: no part judged by it all this shift (${span(e.down_in_window_s)})`;
+    }
+    if (e.before_window) {
+      return `${e.process} ${e.clean ? "stopped" : "went silent"} before this shift began (${LG.when(e.stopped_at)}) `
+        + `and started again at ${timeOnly(e.started_at)}: no part judged by it this shift until then `
+        + `(${span(e.down_in_window_s)})`;
+    }
     if (e.kind === "restart") {
       return `${e.process} restarted at ${timeOnly(e.started_at)} (stopped at ${timeOnly(e.stopped_at)}): `
         + `${secs} without judging parts`;

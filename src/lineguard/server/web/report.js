@@ -21,6 +21,14 @@ LG.start(async (main) => {
   // every cause an alarm may carry, the plant's own and retired ones too
   const causes = await api("/api/v1/alarms?limit=1").then((r) => r.cause_labels || r.causes || {}).catch(() => ({}));
 
+  // a time no part was judged as the shift reads it: "35 s", "12 min 5 s", "2 h 0 min"
+  // (line.handover.span says the same in the sentences)
+  function span(secs) {
+    const s = Math.round(secs);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min` + (s % 60 ? ` ${s % 60} s` : "");
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
   const cell = (v) => h("td", {class: "num"}, v === null || v === undefined ? "–" : String(v));
   function table(id, head, rows) {
     // in its own scrolling box: on a phone the columns on the right stay reachable
@@ -102,7 +110,7 @@ LG.start(async (main) => {
         (r.stops_and_starts || []).length ? table("stops-table", ["stopped", "started again", "no part judged for",
           "what"], r.stops_and_starts.map((e) => h("tr", {dataset: {kind: e.kind}},
             h("td", {}, e.stopped_at ? when(e.stopped_at) : "–"), h("td", {}, e.started_at ? when(e.started_at) : "–"),
-            cell(e.down_s === null ? null : `${Math.round(e.down_s)} s`), h("td", {}, e.text))))
+            cell(e.down_s === null ? null : span(e.down_s)), h("td", {}, e.text))))
           : h("p", {class: "muted"}, "The station ran through the shift (no stop or start recorded).")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
         r.control && r.control.shifts_compared < 2 && !r.control.alarms.length
