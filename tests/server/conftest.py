@@ -139,10 +139,16 @@ def start_fake_station(data: Path, extra: Sequence[str] = (),
     it as ``python *python_args`` (a start script that sets the server's module constants)."""
     keys = make_keys(data)
     srv = ServerProc(data, fake=True, extra=list(extra), python_args=python_args).start()
-    with srv.client(keys["engineer"]) as c:
-        r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
-                   data={"product": "cell", "activate": "true"})
-        assert r.status_code == 201, r.text
+    try:
+        with srv.client(keys["engineer"]) as c:
+            r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
+                       data={"product": "cell", "activate": "true"})
+            assert r.status_code == 201, r.text
+    except BaseException:
+        # the fixture's teardown never runs for a set-up that failed: a station left running
+        # held its port and a core's share for hours after the test run
+        srv.stop()
+        raise
     srv.keys = keys
     return srv
 

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lineguard.line.station import Part
 from lineguard.vision.errors import BundleError, ModelFileCorrupt
