@@ -101,10 +101,12 @@ def test_remote_submitter_hands_on_the_stations_retry_after_bounded(answering):
 # -- a model that does not answer in time, in the station's process -----------------------
 @pytest.fixture
 def stuck_model(monkeypatch):
-    """The station's models hang until the returned gate is set; their wait is 0.3 s."""
+    """The station's models hang, once ``gate.armed`` is set, until the returned gate is set;
+    their wait is 0.3 s. Armed after the station opens: its start-up part waited the hang's 10 s."""
     from lineguard.line import station as station_mod
     from lineguard.line.batcher import ModelBatcher
     gate = threading.Event()
+    gate.armed = threading.Event()
 
     class ShortWait(ModelBatcher):
         def __init__(self, *args, **kw):
@@ -114,7 +116,8 @@ def stuck_model(monkeypatch):
     inspect = FakeInspector.inspect
 
     def hangs(self, image, *a, **kw):
-        gate.wait(10)
+        if gate.armed.is_set():
+            gate.wait(10)
         return inspect(self, image, *a, **kw)
 
     monkeypatch.setattr(station_mod, "ModelBatcher", ShortWait)
@@ -129,6 +132,7 @@ def test_an_in_process_submit_hears_the_model_timeout_in_the_http_answers_words_
     from lineguard.server.app import MODEL_TIMEOUT_RETRY_S, _model_timed_out
     st = sqlite_station()
     submit = local_submitter(st, "L1", "S1", "cell", "folder")
+    stuck_model.armed.set()
     with pytest.raises(SubmitFailed) as info:
         submit(png_bytes(30), "late-1", "late-1.png")
     exc = info.value
@@ -157,6 +161,7 @@ def test_a_hot_folder_in_the_stations_process_waits_a_model_timeout_out_as_an_ou
         return submit(data, part_id, name)
 
     w = FolderWatcher(inbox, counted, settle_s=0.0, poll_s=0.01)
+    stuck_model.armed.set()
     for _ in range(30):
         w.poll_once()
         time.sleep(0.01)
