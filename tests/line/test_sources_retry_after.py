@@ -31,7 +31,9 @@ import pytest
 from lineguard.line.sources import SubmitFailed, local_submitter, remote_submitter
 from lineguard.line.sources.folder import STATION_DOWN, FolderWatcher
 
-from .conftest import FakeInspector, png_bytes
+from model_stalls import stuck_model  # noqa: F401 - the fixture: a model that does not answer in time
+
+from .conftest import png_bytes
 
 cv2 = pytest.importorskip("cv2")
 
@@ -99,33 +101,6 @@ def test_remote_submitter_hands_on_the_stations_retry_after_bounded(answering):
 
 
 # -- a model that does not answer in time, in the station's process -----------------------
-@pytest.fixture
-def stuck_model(monkeypatch):
-    """The station's models hang, once ``gate.armed`` is set, until the returned gate is set;
-    their wait is 0.3 s. Armed after the station opens: its start-up part waited the hang's 10 s."""
-    from lineguard.line import station as station_mod
-    from lineguard.line.batcher import ModelBatcher
-    gate = threading.Event()
-    gate.armed = threading.Event()
-
-    class ShortWait(ModelBatcher):
-        def __init__(self, *args, **kw):
-            kw["timeout_s"] = 0.3
-            super().__init__(*args, **kw)
-
-    inspect = FakeInspector.inspect
-
-    def hangs(self, image, *a, **kw):
-        if gate.armed.is_set():
-            gate.wait(10)
-        return inspect(self, image, *a, **kw)
-
-    monkeypatch.setattr(station_mod, "ModelBatcher", ShortWait)
-    monkeypatch.setattr(FakeInspector, "inspect", hangs)
-    yield gate
-    gate.set()
-
-
 def test_an_in_process_submit_hears_the_model_timeout_in_the_http_answers_words_and_wait(sqlite_station,
                                                                                        stuck_model):
     pytest.importorskip("fastapi")

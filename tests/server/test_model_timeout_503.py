@@ -7,40 +7,11 @@ load. Here the model hangs on a gate the test holds, and the wait is shortened.
 """
 from __future__ import annotations
 
-import threading
-
-import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import FakeInspector, png_bytes, post_part
+from model_stalls import stuck_model  # noqa: F401 - the fixture: a model that does not answer in time
 
-
-@pytest.fixture
-def stuck_model(monkeypatch):
-    """The station's models hang, once ``gate.armed`` is set, until the returned gate is set;
-    their wait is 0.3 s. Armed after the station opens: a part judged while it starts (its
-    model's first run) waited the hang's whole 10 s."""
-    from lineguard.line import station as station_mod
-    from lineguard.line.batcher import ModelBatcher
-    gate = threading.Event()
-    gate.armed = threading.Event()
-
-    class ShortWait(ModelBatcher):
-        def __init__(self, *args, **kw):
-            kw["timeout_s"] = 0.3
-            super().__init__(*args, **kw)
-
-    inspect = FakeInspector.inspect
-
-    def hangs(self, image, *a, **kw):
-        if gate.armed.is_set():
-            gate.wait(10)
-        return inspect(self, image, *a, **kw)
-
-    monkeypatch.setattr(station_mod, "ModelBatcher", ShortWait)
-    monkeypatch.setattr(FakeInspector, "inspect", hangs)
-    yield gate
-    gate.set()
+from .conftest import png_bytes, post_part
 
 
 def _client(st) -> TestClient:
