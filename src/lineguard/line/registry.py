@@ -32,7 +32,7 @@ from ..runtime.loader import ModelRunTooLarge, trial_run_memory
 from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError, ModelFileCorrupt
 from ..vision.imageio import DEFAULT_MAX_PIXELS
-from . import audit
+from . import audit, filecheck
 from .db import LOCK_MODEL_CHANGES, Database
 from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileDamaged, ModelFileMissing, ModelLoadFailed,
                      NoActiveModel, NotFound, PassesDefects, RejectsGoodParts)
@@ -344,7 +344,8 @@ class ModelRegistry:
         key = self.store.key_for(digest, suffix)
         path = self.store.path(key)
         try:
-            whole = path.stat().st_size == len(data) and _file_sha256(path) == digest
+            # read through as a backup's check reads a stored file: whole when its bytes hash to its name
+            whole = path.stat().st_size == len(data) and filecheck.read_stored(path, key)[0] is None
         except FileNotFoundError:
             whole = True        # not there at all: the store writes it
         if not whole:
@@ -873,15 +874,6 @@ def _stamp(path: Path) -> Optional[tuple[int, int, int]]:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _file_sha256(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _rollback_walk(s: Any, product: str, line: str,
