@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 
 from lineguard.line import reviews
 from lineguard.line.auth import create_key
@@ -74,28 +73,24 @@ def test_without_expected_the_list_is_replaced_as_before(spc_station):
         assert r.status_code == 422 and "expected" in r.text
 
 
-def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station, monkeypatch, request):
+def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station, monkeypatch):
     """Both read the same list and save at the same moment: the compare and the write are one
-    transaction, so the second compares with the first's list (409), not the one it read."""
-    if "postgresql" in request.node.name:
-        # Known, not yet understood: one fresh-clone CI run of five (2026-12-06, twelfth
-        # session) saw both saves answered 200 on PostgreSQL; the lock before the compare
-        # (Station.set_defect_types) did not hold there. Suspect: this fixture's open_reads
-        # sessions. Reported in the session's note for the next one to fix; not strict, so
-        # the test still runs and says when it passes.
-        request.applymarker(pytest.mark.xfail(reason="two PostgreSQL saves with the same expected list were "
-                                                     "both accepted once (race under investigation)", strict=False))
+    transaction under the product's lock, so the second compares with the first's list (409),
+    not the one it read. On PostgreSQL a product with no row yet had no row to lock: both read
+    the defaults and the second's write replaced the first's list (both answered 200)."""
     st = spc_station()
     eng = _engineer(st)
     real = reviews.defect_types
 
     def read_then_wait_for_the_other(s, product):
         # each save, once it has read, waits for the other to read too (a while, then goes
-        # on): without the lock both read the same list before either writes; with it the
-        # second cannot read until the first is written
+        # on): without the lock both read the same list before either writes, and one of them
+        # then waits for the other's answer before it writes, the order that lost a list;
+        # with the lock the second cannot read until the first is written
         got = real(s, product)
         try:
-            both_read.wait(timeout=2)
+            if both_read.wait(timeout=2) == 0:
+                first_answered.wait(timeout=10)
         except threading.BrokenBarrierError:
             pass
         return got
@@ -105,13 +100,14 @@ def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station
             with client(st) as c:
                 assert c.put(URL, json={"defect_types": ["break"]}, headers=eng).status_code == 200
         expected = ["break"] if first_row else DEFAULTS
-        both_read = threading.Barrier(2)
+        both_read, first_answered = threading.Barrier(2), threading.Event()
         monkeypatch.setattr(reviews, "defect_types", read_then_wait_for_the_other)
         answers: list = []
         with client(st) as c:
             def save(types):
                 r = c.put(URL, json={"defect_types": types, "expected": expected}, headers=eng)
                 answers.append((r.status_code, types, r.json()))
+                first_answered.set()
             saves = [threading.Thread(target=save, args=([f"fray{n}"],)) for n in (1, 2)]
             for t in saves:
                 t.start()

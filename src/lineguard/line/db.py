@@ -176,6 +176,9 @@ LOCK_MIGRATIONS, LOCK_SIGN_INS, LOCK_ALARM_CAUSES = 74110, 74111, 74112
 LOCK_MODEL_CHANGES = 74113
 # two stations claiming one database for their data folders at the same moment (line.data_folders)
 LOCK_DATA_FOLDERS = 74114
+# saves of one product's defect types with the list the sender read (line.station), shifted
+# and keyed by product as LOCK_MODEL_CHANGES is
+LOCK_DEFECT_TYPES = 74115
 
 
 def refusal_reason(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import unicodedata
+import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import DB_ERRORS, Database, is_busy, is_refusal, is_unreachable, refusal_reason
+from .db import DB_ERRORS, LOCK_DEFECT_TYPES, Database, is_busy, is_refusal, is_unreachable, refusal_reason
 from .data_folders import FolderSeen, claim
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
@@ -52,7 +53,7 @@ from .mapwriter import MapWriter, map_key
 from .metrics import StationMetrics
 from . import part_names
 from .part_names import station_is
-from .orm import Inspection, ProductSettings, Review, WriteCheck, iso_utc, utcnow
+from .orm import Inspection, Review, WriteCheck, iso_utc, utcnow
 from .outbox import Outbox, record_event
 from .periodic import PeriodicJob
 from .registry import Loader, ModelRegistry, edge_loader, model_subject
@@ -953,34 +954,26 @@ class Station:
                          expected: Optional[list[str]] = None) -> list[str]:
         """Replace a product's defect types; with ``expected`` (the list as the sender last
         read it) only while the stored list is still that one, compared and written in one
-        transaction under the product row's lock: two engineers' saves take turns and the
+        transaction under the product's lock: two engineers' saves take turns and the
         second is refused (DefectTypesChanged) rather than undoing the first."""
         if expected is None:
             with self.db.session() as s:
                 return reviews.set_defect_types(s, product, types, by)
         want = [t.strip() for t in expected]
-        for last_try in (False, True):
-            try:
-                with self.db.session() as s:
-                    # the write lock before the read (SQLite's reads take none: two saves that both
-                    # read before either wrote would each find their expected list); on PostgreSQL
-                    # the row's lock, when the product has a row
-                    s.execute(update(ProductSettings).where(ProductSettings.product == product)
-                              .values(product=ProductSettings.product).execution_options(synchronize_session=False))
-                    s.get(ProductSettings, product, with_for_update=True)
-                    stored = reviews.defect_types(s, product)
-                    if stored != want:
-                        raise DefectTypesChanged(
-                            f"{product}'s defect types were changed meanwhile: now {', '.join(stored)}; nothing was "
-                            "saved. Merge your change into this list and send it again with it as expected",
-                            defect_types=stored)
-                    return reviews.set_defect_types(s, product, types, by)
-            except IntegrityError:
-                # PostgreSQL: a product with no row yet has none to lock, and another save wrote
-                # its first row meanwhile; compared again, now under that row's lock
-                if last_try:
-                    raise
-        raise AssertionError("unreachable")
+        with self.db.session() as s:
+            # taken before the read, and held to the commit: a row lock was not enough on
+            # PostgreSQL, where a product with no row yet has none to lock: two saves both read
+            # the defaults, the first wrote its row, and the second's write, reading again,
+            # found that row and replaced it (91 of 200 paired saves, 2026-12-07). On SQLite
+            # this is the write lock (its reads take none).
+            self.db.hold(s, (LOCK_DEFECT_TYPES << 32) | zlib.crc32(product.encode()), "products")
+            stored = reviews.defect_types(s, product)
+            if stored != want:
+                raise DefectTypesChanged(
+                    f"{product}'s defect types were changed meanwhile: now {', '.join(stored)}; nothing was "
+                    "saved. Merge your change into this list and send it again with it as expected",
+                    defect_types=stored)
+            return reviews.set_defect_types(s, product, types, by)
 
     # -- models ----------------------------------------------------------------------
     def refresh_active_metrics(self) -> None:
