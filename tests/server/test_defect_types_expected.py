@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-
 from lineguard.line import reviews
 from lineguard.line.auth import create_key
 from lineguard.line.orm import ChangeLogEntry
