@@ -72,6 +72,41 @@ def test_without_expected_the_list_is_replaced_as_before(spc_station):
         assert r.status_code == 422 and "expected" in r.text
 
 
+def test_two_saves_without_expected_of_a_new_product_take_turns(spc_station, monkeypatch):
+    """A product with no list of its own yet, two saves without `expected` at once: on
+    PostgreSQL both inserted its row and the second failed (500). Now they take turns: both are
+    saved, one after the other, and both changes are in the change log."""
+    st = spc_station()
+    eng = _engineer(st)
+    real = reviews.audit.record
+    both_read = threading.Barrier(2)
+
+    def record_then_wait_for_the_other(*a, **kw):
+        # each save records its change once it has read the product's (missing) row, then
+        # waits for the other to get that far too: without the lock both then insert the row
+        real(*a, **kw)
+        try:
+            both_read.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+
+    monkeypatch.setattr(reviews.audit, "record", record_then_wait_for_the_other)
+    answers: list = []
+    with client(st) as c:
+        def save(types):
+            r = c.put(URL, json={"defect_types": types}, headers=eng)
+            answers.append((r.status_code, types))
+        saves = [threading.Thread(target=save, args=([f"fray{n}"],)) for n in (1, 2)]
+        for t in saves:
+            t.start()
+        for t in saves:
+            t.join()
+    monkeypatch.setattr(reviews.audit, "record", real)
+    assert [a[0] for a in answers] == [200, 200], answers
+    assert _stored(st) in (["fray1"], ["fray2"])
+    assert _logged(st) == 2
+
+
 def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station, monkeypatch):
     """Both read the same list and save at the same moment: the compare and the write are one
     transaction under the product's lock, so the second compares with the first's list (409),

@@ -955,24 +955,23 @@ class Station:
         """Replace a product's defect types; with ``expected`` (the list as the sender last
         read it) only while the stored list is still that one, compared and written in one
         transaction under the product's lock: two engineers' saves take turns and the
-        second is refused (DefectTypesChanged) rather than undoing the first."""
-        if expected is None:
-            with self.db.session() as s:
-                return reviews.set_defect_types(s, product, types, by)
-        want = [t.strip() for t in expected]
+        second is refused (DefectTypesChanged) rather than undoing the first. Without
+        ``expected`` the list is replaced, the saves still taking turns."""
         with self.db.session() as s:
             # taken before the read, and held to the commit: a row lock was not enough on
             # PostgreSQL, where a product with no row yet has none to lock: two saves both read
             # the defaults, the first wrote its row, and the second's write, reading again,
-            # found that row and replaced it (91 of 200 paired saves, 2026-12-07). On SQLite
+            # found that row and replaced it (91 of 200 paired saves, 2026-12-06); two saves
+            # without expected both inserted the row, and the second failed (500). On SQLite
             # this is the write lock (its reads take none).
             self.db.hold(s, (LOCK_DEFECT_TYPES << 32) | zlib.crc32(product.encode()), "products")
-            stored = reviews.defect_types(s, product)
-            if stored != want:
-                raise DefectTypesChanged(
-                    f"{product}'s defect types were changed meanwhile: now {', '.join(stored)}; nothing was "
-                    "saved. Merge your change into this list and send it again with it as expected",
-                    defect_types=stored)
+            if expected is not None:
+                stored = reviews.defect_types(s, product)
+                if stored != [t.strip() for t in expected]:
+                    raise DefectTypesChanged(
+                        f"{product}'s defect types were changed meanwhile: now {', '.join(stored)}; nothing "
+                        "was saved. Merge your change into this list and send it again with it as expected",
+                        defect_types=stored)
             return reviews.set_defect_types(s, product, types, by)
 
     # -- models ----------------------------------------------------------------------
