@@ -20,6 +20,19 @@ from cli_runner import run_in_process
 
 pytest.importorskip("fastapi")
 
+
+@pytest.fixture(autouse=True)
+def _line1_is_an_account_here(monkeypatch):
+    """The units here are written for an account line1 this PC need not have (service-unit
+    refuses an account it does not have): looked up as the account running the tests. The
+    account checks themselves: tests/test_service_unit_user.py."""
+    import getpass
+
+    from lineguard.cli import service
+    real = service._account
+    monkeypatch.setattr(service, "_account", lambda name: real(getpass.getuser() if name == "line1" else name))
+
+
 _C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "s": " ", "a": "\a", "b": "\b",
               "f": "\f", "v": "\v"}
 

@@ -20,7 +20,7 @@ import sys
 import pytest
 
 from cli_runner import run_in_process
-from test_service_unit import _settings, systemd_argv
+from test_service_unit import _line1_is_an_account_here, _settings, systemd_argv  # noqa: F401 - a fixture
 
 pytest.importorskip("fastapi")
 

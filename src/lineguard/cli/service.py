@@ -95,6 +95,120 @@ def setting_value(text: str, what: str) -> str:
     return text.replace("%", "%%")
 
 
+class _Account:
+    """An account of this PC as the kernel checks its file access: uid, groups."""
+
+    def __init__(self, name: str, uid: int, gid: int, groups: frozenset):
+        self.name, self.uid, self.gid, self.groups = name, uid, gid, groups
+
+
+def _account(name: str) -> Optional[_Account]:
+    """The account ``name`` of this PC; None if there is none. Raises ImportError where
+    accounts cannot be looked up (no pwd module: not a systemd PC)."""
+    import pwd
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    try:
+        groups = frozenset(os.getgrouplist(name, entry.pw_gid))
+    except OSError:
+        groups = frozenset({entry.pw_gid})
+    return _Account(name, entry.pw_uid, entry.pw_gid, groups)
+
+
+def _allowed(account: _Account, st: os.stat_result, want: int) -> bool:
+    """Whether ``account`` gets access ``want`` (os.R_OK, W_OK, X_OK bits) to a file with
+    ``st``, by its mode bits and owner as the kernel checks them (root passes, but for
+    X_OK on a file; ACLs and mount options are not seen: a check, not a proof)."""
+    if account.uid == 0:
+        return True
+    if st.st_uid == account.uid:
+        bits = (st.st_mode >> 6) & 7
+    elif st.st_gid in account.groups:
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & want == want
+
+
+def _blocked_on_the_way(account: _Account, folder: Path) -> tuple[Optional[Path], Optional[Path]]:
+    """(the first folder on the way to ``folder``, itself included, that ``account`` cannot
+    enter, or None; the deepest one that exists). A folder this process cannot look at
+    ends the walk, as if it could be entered: nothing is said on a guess."""
+    at = folder
+    for part in (*reversed(folder.parents), folder):     # from / down
+        at = part
+        try:
+            st = os.stat(part)
+        except FileNotFoundError:
+            return None, part.parent
+        except OSError:
+            return None, None
+        if not _allowed(account, st, os.X_OK):
+            return part, part
+    return None, at
+
+
+def _mode(path: Path) -> str:
+    import grp
+    import pwd
+    import stat as st_mod
+    st = os.stat(path)
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return f"{st_mod.filemode(st.st_mode)} {owner}:{group}"
+
+
+def _check_account(user: str, working_dir: Path, data: Optional[Path]) -> None:
+    """Refuse an account this PC does not have, and warn when it cannot enter the working
+    folder or write the data folder: either way the unit failed at every start (systemd's
+    217/USER, 200/CHDIR; the station's own refusal), started again every RESTART_S, for ever."""
+    from ._term import note
+    try:
+        account = _account(user)
+    except ImportError:
+        return           # no accounts to look up here (not a systemd PC): systemd's own to say
+    if account is None:
+        _fail(f"--user {user}: this PC has no such account, so systemd would fail to start the unit (217/USER) every "
+              f"{RESTART_S} s, for ever. Create it first (e.g. `sudo useradd --system --create-home {user}`, and "
+              f"give it the data folder: `sudo chown -R {user}: DATA`), or give the account the station runs as")
+    blocked, _ = _blocked_on_the_way(account, working_dir)
+    if blocked is not None:
+        note("warning", f"{user} cannot enter {blocked} ({_mode(blocked)}), so the unit would fail at every start "
+                        f"(200/CHDIR) with WorkingDirectory={working_dir}: give --working-dir a folder {user} can "
+                        f"enter (its data folder's parent, e.g. /srv), or run service-unit from there")
+    elif not working_dir.is_dir():
+        note("warning", f"the working folder {working_dir} does not exist, so the unit would fail at every start "
+                        f"(200/CHDIR): make it (owned by {user}), or give --working-dir an existing folder")
+    if data is None:
+        return
+    data = Path(os.path.abspath(working_dir / data))     # a relative --data is read from the working folder
+    blocked, deepest = _blocked_on_the_way(account, data)
+    if blocked is not None:
+        note("warning", f"{user} cannot enter {blocked} ({_mode(blocked)}), on the way to its data folder {data}: "
+                        f"the station would fail at every start. Put the data folder where {user} can reach it "
+                        f"(e.g. /srv/NAME, `sudo chown -R {user}: /srv/NAME`), or give {user} access")
+        return
+    if deepest is None:
+        return            # not ours to look at: nothing said on a guess
+    try:
+        writable = _allowed(account, os.stat(deepest), os.W_OK | os.X_OK)
+    except OSError:
+        return
+    if not writable:
+        what = f"its data folder {data} ({_mode(deepest)})" if deepest == data else \
+            f"{deepest} ({_mode(deepest)}), where its data folder {data} would be made"
+        note("warning", f"{user} cannot write {what}: the station would fail at every start. "
+                        f"Give it the folder: `sudo mkdir -p {data} && sudo chown -R {user}: {data}`")
+
+
 def _password_in(url: Optional[str]) -> bool:
     if not url:
         return False
@@ -247,6 +361,8 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
         note("warning", "the station would run as root: give --user, an account of its own that owns its --data "
                         "folder")
     working_dir = Path(os.path.abspath(working_dir or Path.cwd()))
+    # serve without --data runs in ./station; watch and camera without it write no folder
+    _check_account(user, working_dir, params.get("data") or (Path("station") if verb == "serve" else None))
     if env_file is not None:
         env_file = Path(os.path.abspath(env_file))
         try:

@@ -476,8 +476,6 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
-    if model is not None and not model.exists():
-        fail(f"--model {model}: no such model file")
     cfg = _station_config(line=line, product=product, plc_line=plc_line, modbus_port=modbus_port,
                           opcua_port=opcua_port, plc_images=plc_images, plc_image_wait_ms=plc_image_wait_ms,
                           inspection_window_ms=inspection_window_ms, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
@@ -497,6 +495,13 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     line, product, plc_line = cfg.line, cfg.product, cfg.plc_line
     modbus_port, opcua_port, plc_images = cfg.modbus_port, cfg.opcua_port, cfg.plc_images
     plc_image_wait_ms, inspection_window_ms = cfg.plc_image_wait_ms, cfg.inspection_window_ms
+    if model is not None and not model.exists():
+        stored = _stored_model_for_missing_file(cfg, model, product, line)
+        if stored is None:
+            fail(f"--model {model}: no such model file")
+        from ._term import note
+        note("warning", stored)
+        model = None
     if model is not None and not product:
         fail("--model needs --product: name the product the model inspects")
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
@@ -758,6 +763,38 @@ def _station_lookalike(data: Path) -> Optional[Path]:
         if other.name != data.name and plain(other.name) == plain(data.name) and (other / "lineguard.db").is_file():
             return other
     return None
+
+
+def _stored_model_for_missing_file(cfg, model: Path, product: Optional[str], line: str) -> Optional[str]:
+    """What serve says going on without a missing --model file, or None to refuse it.
+
+    After a restore on a new PC, a unit's --model outside the data folder is not there,
+    while the restored station holds that model: refused, the station was started again
+    every 10 s, for ever. It goes on with the version active for the product when a version
+    was registered from a file of that name (this command line ran on this station before);
+    a name never registered (a new model's path mistyped, its share not mounted) is still
+    refused, as is a station on PostgreSQL (not looked at before it opens)."""
+    import sqlite3
+    path = cfg.sqlite_path
+    if not product or path is None or not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT version, note, active FROM model_versions WHERE product = ? AND line = ?",
+                              (product, line or "")).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    active = next((version for version, _note, on in rows if on), None)
+    if active is None or not any(n == f"from {model.name}" for _v, n, _on in rows):
+        return None
+    where = product + (f"/{line}" if line else "")
+    return (f"--model {model}: no such file; this station holds {where} v{active} active in its data folder (and a "
+            f"version registered from {model.name}), and goes on with it. Put the file back, or leave --model out "
+            "of the command line (the unit): the station keeps its models in its data folder. A model withdrawn on "
+            "purpose is withdrawn by activating another version, not by removing its file")
 
 
 def _new_station_here(cfg, new: bool) -> Optional[str]:
@@ -1467,7 +1504,7 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     its whole data folder (images/, models/, .lineguard-folder)."""
     import sqlite3
 
-    from ..line.backup import BackupError, backup_station, damaged_at_station_message
+    from ..line.backup import BackupError, backup_station, damaged_at_station_message, failure_message
     from ._term import fail, note
     db_path = _config(data, db).sqlite_path
     if db_path is None:
@@ -1486,8 +1523,8 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
         # said only where there is one: a first backup that failed leaves none
         kept = "the backup folder still holds the previous backup whole" if had else \
             "there is no backup in the folder yet"
-        fail(f"the backup stopped ({type(exc).__name__}: {exc}); {kept}: check the backup disk (mounted, room "
-             "left) and run it again", code=1)
+        # the disk is named only when it is the disk's error (failure_message)
+        fail(failure_message(exc, kept), code=1)
     if report.same_disk:
         note("note", f"{dest} is on the station's own disk: a disk that fails takes the backup with it, and the "
                      "backup's growth takes the room the disk keeper frees by deleting part images; back up to "

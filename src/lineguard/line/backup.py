@@ -110,6 +110,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     if dest.exists() and not dest.is_dir():
         # refused, not failed: no disk to check, another path to give
         raise BackupError(f"{dest} is a file: give a folder to back up into (a new one, or an earlier backup's)")
+    _check_station_db(db_path)     # before anything is written in dest
     copies = CopyFolders(data_dir)
     try:
         copies.check(dest, MARKER, "backups")     # a share's mount point without the share: not written
@@ -161,7 +162,11 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
                     report.models += 1
             # the reference photos of good parts a retrain learns (line.reference): exist nowhere
             # else on the station once the PC that trained the first model is gone
-            for (key,) in db.execute("SELECT DISTINCT image_key FROM reference_photos"):
+            # a station an older lineguard made (schema before 0032), backed up right before its
+            # upgrade, has no such table: nothing to copy (its restore upgrades it at `serve`)
+            refs = db.execute("SELECT DISTINCT image_key FROM reference_photos").fetchall() \
+                if _has_table(db, "reference_photos") else []
+            for (key,) in refs:
                 copied = _copy(data_dir / "reference", dest / "reference", key, report, verify)
                 if copied:
                     report.reference_copied += 1
@@ -189,6 +194,55 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         for left in (copy_db, *(copy_db.with_name(copy_db.name + end) for end in ("-wal", "-shm", "-journal"))):
             left.unlink(missing_ok=True)
     return report
+
+
+# the tables a backup reads that every lineguard schema has had (0001 on); reference_photos
+# (0032 on) is read only where the station's schema has it
+_CORE_TABLES = ("inspections", "model_versions")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _check_station_db(db_path: Path) -> None:
+    """Refuse, before the backup folder is touched, a database that is no station's (no
+    inspections table: a new or foreign file) or cannot be read at all (damaged): copying
+    it would only leave a half-filled folder and a message about the backup disk."""
+    try:
+        db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+        try:
+            missing = [t for t in _CORE_TABLES if not _has_table(db, t)]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the station's database {db_path} cannot be read ({exc}): nothing was written. If it is "
+                          "damaged, restore the last backup that worked (`lineguard restore`); if another program "
+                          "holds it locked, run the backup again later") from None
+    if missing:
+        raise BackupError(f"{db_path} holds no station's records (no {', '.join(missing)} table): nothing was "
+                          "written. Give the folder a station ran from (--data), or start `lineguard serve` on it "
+                          "first")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether a failed backup is the disk's (full, missing, unwritable: check the backup
+    disk) rather than an error of the station's database (said as such, never blamed on
+    the disk: a station an older lineguard made failed here as "check the backup disk")."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc).lower()
+    return "malformed" not in text and any(
+        w in text for w in ("disk", "full", "unable to open", "readonly", "read-only", "i/o"))
+
+
+def failure_message(exc: BaseException, kept: str) -> str:
+    """What `lineguard backup` stopped by an error says, ``kept`` naming what the folder still holds."""
+    what = f"{type(exc).__name__}: {exc}"
+    if is_disk_error(exc):
+        return f"the backup stopped ({what}); {kept}: check the backup disk (mounted, room left) and run it again"
+    return (f"the backup stopped on an error of the station's database, not of the backup disk ({what}); {kept}: "
+            "run it again once the station is idle, and if it says the same, report it with the station's log")
 
 
 # a database copy of a backup killed mid-run (kill -9, a power cut) is removed this old: not
@@ -552,8 +606,11 @@ class BackupSchedule(PeriodicJob):
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackupError) else str(exc)
             kept = "the last one that worked is kept" if (self.dest / "lineguard.db").is_file() else \
                 "no backup has worked yet"
+            # an error of the station's own database is not blamed on the backup disk
+            check = "check the backup disk (mounted, room left)" if isinstance(exc, BackupError) or \
+                is_disk_error(exc) else "an error of the station's database, not of the backup disk: see the log"
             self._failed(failed_over, f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
-                                      f"({self.error}); {kept}: check the backup disk (mounted, room left)")
+                                      f"({self.error}); {kept}: {check}")
             log.error("backup to %s failed: %s", self.dest, self.error)
             return
         except Exception as exc:  # noqa: BLE001 - the station goes on; the fault says it

@@ -354,8 +354,11 @@ class Database:
         copies = sorted(path.parent.glob(path.name + BEFORE + "*")) if path is not None else []
         if not copies:
             return _ROLL_BACK
-        return (f"run that version, or restore the copy taken before the upgrade ({copies[-1]}: stop every station "
-                f"on it and put it in place of {path.name}) or your backup folder")
+        # the upgraded database's write-ahead log left by a crash (-wal, -shm) is replayed onto
+        # a copy put in its place: the older version then found it "upgraded" again
+        return (f"run that version, or go back to the copy taken before the upgrade ({copies[-1]}): stop every "
+                f"station on it, remove {path.name}-wal and {path.name}-shm beside it, then copy it in place of "
+                f"{path.name} (parts recorded since the upgrade are lost), or restore your backup folder")
 
     def upgrade(self, revision: str = "head") -> None:
         """Create or migrate the tables to the newest schema (Alembic ``upgrade head``);
