@@ -195,6 +195,9 @@ def test_the_server_stops_promptly_with_event_streams_open(tmp_path):
     took = time.monotonic() - t0
     for t in threads:
         t.join(5)
-    assert took < 5, f"the station took {took:.1f} s to stop with live pages open"
+    # a stream that holds the stop up costs the web server's whole 10 s grace (then its
+    # connections are cut); closed by the station, it stops in a second or two, 5 s on a
+    # loaded 2-core CI machine: the bound is the grace, not a speed target
+    assert took < 9, f"the station took {took:.1f} s to stop with live pages open: the streams held it"
     assert srv.proc.returncode != -9
     assert ended == ["clean"] * 3
