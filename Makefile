@@ -45,10 +45,14 @@ services:
 # one core busy on average (858 s CPU in 948 s) and took 860 s; with 4 workers 625 s.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); n=$$((2 * n)); [ $$n -gt 4 ] && n=4; echo $$n)
 
+# Compiled files are kept (__pycache__, ignored by git) even where the shell sets
+# PYTHONDONTWRITEBYTECODE: without them every worker rewrote every test module's asserts
+# again (collection 24 s, 8 s with them) and every `python -m lineguard` a test starts
+# compiled lineguard again.
 test: venv services
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session for them all
-	$(BIN)/python -m pytest -q -m ray
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -m ray
 
 bench: venv
 	$(BIN)/python -m benchmarks.core_bench
