@@ -145,13 +145,27 @@ def data_option(help_text: str = "Station folder.", default: Optional[Path] = Pa
     return add
 
 
+def _schema_given(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """--db-schema checked as it is read, by every command that takes it (serve, watch,
+    camera, keys, users, parts...): a name PostgreSQL cannot keep as written ends the command
+    (exit 2) in the one sentence of line.db, before anything is opened. `serve --db-schema
+    hI-walk` ended in a traceback, and `hI_walk` ran the station in another's schema (hi_walk)."""
+    from ..line.db import schema_name_problem
+    from ._term import fail
+    if value is not None:
+        why = schema_name_problem(value, "--db-schema")
+        if why is not None:
+            fail(why)
+    return value
+
+
 def db_options(schema: bool = True,
                db_help: str = "The station's database URL (default: the SQLite database in --data)."):
     """--db (LINEGUARD_DB) and, with ``schema``, --db-schema (LINEGUARD_DB_SCHEMA): read by
     :func:`data_option`, which every command taking them has too."""
     def add(f):
         if schema:
-            f = click.option("--db-schema", default=None,
+            f = click.option("--db-schema", default=None, callback=_schema_given,
                              help="The station's PostgreSQL schema, where it has its own. "
                                   "[env: LINEGUARD_DB_SCHEMA]")(f)
         return click.option("--db", default=None, help=f"{db_help} [env: LINEGUARD_DB]")(f)
@@ -185,12 +199,11 @@ def _station_location(given: dict, default: Optional[Path]) -> dict:
         else:
             out[name] = default if name == "data" else None
     db_shown = _database_shown(out.get("db"), "LINEGUARD_DB" if "LINEGUARD_DB" in used else "--db")
-    if out.get("db_schema") is not None:
-        from ..line.db import _SCHEMA_RE      # the names Database takes
-        if not _SCHEMA_RE.match(out["db_schema"]):
-            by = ("LINEGUARD_DB_SCHEMA" if "LINEGUARD_DB_SCHEMA" in used else "--db-schema")
-            fail(f"{by} {out['db_schema']!r} is not a schema name: letters, digits and _, not starting with a "
-                 "digit, at most 63")
+    if "LINEGUARD_DB_SCHEMA" in used:       # --db-schema itself was checked as it was read
+        from ..line.db import schema_name_problem
+        why = schema_name_problem(out["db_schema"], "LINEGUARD_DB_SCHEMA")
+        if why is not None:
+            fail(why)
     if used:
         shown = {"LINEGUARD_DATA": lambda: str(Path(out["data"]).resolve()), "LINEGUARD_DB": lambda: db_shown,
                  "LINEGUARD_DB_SCHEMA": lambda: out["db_schema"]}
@@ -246,7 +259,25 @@ def _station_config(serve: bool = True, **options):
         raise click.BadParameter(str(exc)) from exc
     _say_environment(cfg, {k for k, v in overrides.items() if v is not None}, serve)
     _not_a_backup(cfg)
+    _check_disk_floor(cfg, overrides.get("min_free_gb") is not None)
     return cfg
+
+
+def _check_disk_floor(cfg, option_given: bool) -> None:
+    """--min-free-gb (LINEGUARD_MIN_FREE_GB) against the data disk, before the station
+    opens: one at or above the disk's size ends the start (exit 2), one above the free
+    space now is said, since its images start going at once (line.config.disk_floor_check)."""
+    from ..line.config import disk_floor_check, env_var_of
+    from ._term import fail, note
+    var = env_var_of("min_free_gb")
+    given_as = ("--min-free-gb" if option_given else var if (os.environ.get(var) or "").strip()
+                else "the default --min-free-gb")
+    try:
+        said = disk_floor_check(cfg.min_free_gb, cfg.data_dir, given_as)
+    except ValueError as exc:
+        fail(str(exc))
+    if said:
+        note("warning", said)
 
 
 def _say_environment(cfg, given: set, serve: bool = True) -> None:
@@ -375,7 +406,7 @@ def db_wait_option(command: str, given: str):
 @click.option("--product", default=None, help="Product the --model inspects.")
 @click.option("--line", default="", help="Limit --model to one line (default: every line of the product).")
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
-@click.option("--db-schema", default=None,
+@click.option("--db-schema", default=None, callback=_schema_given,
               help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
                    "--db-schema the keys, users and parts commands take.")
 @db_wait_option("serve", "With a database server (--db postgresql://...)")
@@ -968,7 +999,7 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
 
 
 # watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
-_watcher_db_schema = click.option("--db-schema", default=None,
+_watcher_db_schema = click.option("--db-schema", default=None, callback=_schema_given,
                                   help="With --data and a PostgreSQL --db: the station's own schema (as serve "
                                        "--db-schema).")
 

@@ -180,6 +180,10 @@ class StationConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        from .db import check_schema_name
+        # a name PostgreSQL would read two ways (hI_walk) ran the station in another's schema
+        # (the option's callback names --db-schema; from_env's error, LINEGUARD_DB_SCHEMA)
+        check_schema_name(self.db_schema, None)
         for name, option in (("line", "--line"), ("plc_line", "--plc-line"), ("product", "--product")):
             value = getattr(self, name)
             if value is not None and (value.strip() or name == "product"):
@@ -563,6 +567,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_SHIFT_STARTS": ("shift_starts", shift_starts_from_text),
     "LINEGUARD_TIMEZONE": ("timezone", str),
     "LINEGUARD_OPEN_READS": ("open_reads", _flag),
+    # serve --power-safe: a unit's env file set it and was told "not a lineguard setting"
+    "LINEGUARD_POWER_SAFE": ("sqlite_synchronous", lambda v: "FULL" if _flag(v) else "NORMAL"),
     "LINEGUARD_SESSION_HOURS": ("session_hours", _number),
     "LINEGUARD_ALARM_NG_RUN": ("alarm_ng_run", _whole),
     "LINEGUARD_ALARM_NG_RATE": ("alarm_ng_rate", _number),
@@ -645,3 +651,41 @@ def env_flag(var: str, value: str) -> bool:
         return _flag(value)
     except ValueError as exc:
         raise ValueError(f"{var}={value!r}: {exc}") from None
+
+
+def disk_floor_check(min_free_gb: float, data_dir: Path, given_as: str = "--min-free-gb",
+                     usage: Optional[Callable[[Path], Any]] = None) -> Optional[str]:
+    """A floor of free space (``min_free_gb``) the data disk under ``data_dir`` can never
+    reach raises ValueError naming ``given_as``: `serve --min-free-gb 500` on a 252 GB disk
+    started and deleted the oldest parts' images at once, NG parts' too, and would go on
+    deleting every image it may. One above the free space now is taken, but said (the line
+    returned): the keeper deletes images at start. None where the floor is under the free space.
+    The disk is the one line.disk's keeper measures (the images folder, else the nearest
+    folder above it that exists: a new station's folder is made later)."""
+    import shutil
+
+    from .disk import GB, MARGIN
+    if not min_free_gb > 0:
+        return None
+    where = Path(data_dir) / "images"
+    while not where.exists() and where.parent != where:
+        where = where.parent
+    try:
+        disk = (usage or shutil.disk_usage)(where)
+    except OSError:
+        return None          # the station's own start says what is wrong with its folder
+    total, free = disk.total / GB, disk.free / GB
+    sensible = max(1, min(round(total * 0.05), int(free / 2)))
+    if min_free_gb >= total:
+        raise ValueError(
+            f"{given_as} {min_free_gb:g} GB is not under the size of the data disk ({where}: {total:.1f} GB in all, "
+            f"{free:.1f} GB free): the station would delete every part image it may, the oldest OK parts' first, "
+            f"then NG and REVIEW parts', and still never have that much free. It is the free space to keep, "
+            f"not the space to use: a few GB under the free space now, e.g. {sensible} GB (the default is 2)")
+    if min_free_gb > free:
+        return (f"{given_as} {min_free_gb:g} GB is more than the {free:.1f} GB free on the data disk now ({where}, "
+                f"{total:.1f} GB in all): the station deletes at start the images of the oldest OK parts, then of the "
+                f"oldest NG and REVIEW parts, until {min_free_gb * MARGIN:.1f} GB is free (their records stay; "
+                f"reviewed parts', the audit sample's and test parts' images never go). Stop it and give a lower "
+                f"floor (e.g. {sensible} GB) if that is not meant")
+    return None

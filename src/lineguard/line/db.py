@@ -29,7 +29,40 @@ from .errors import StationError
 log = logging.getLogger("lineguard.station")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# A station's PostgreSQL schema as --db-schema / LINEGUARD_DB_SCHEMA names it: only names
+# PostgreSQL reads the same quoted (CREATE SCHEMA, DROP SCHEMA) and unquoted (the
+# search_path every connection sets): upper case is folded to lower case where unquoted,
+# so `--db-schema hI_walk` made an empty "hI_walk" and ran the station in hi_walk, another
+# station's schema. Refused, not quoted everywhere: the name is also typed by hand in
+# `pg_dump -n`, psql and the backups' notes, where a quoted mixed-case name goes wrong again.
+_SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SCHEMA_NAME_RULE = ("a schema name is lower-case letters (a-z), digits and _, starting with a letter, "
+                    "at most 63 characters, not starting with pg_ (PostgreSQL's own)")
+
+
+def schema_name_problem(name: str, given_as: Optional[str] = "--db-schema") -> Optional[str]:
+    """Why ``name`` cannot be a station's schema, in one sentence naming ``given_as`` (the
+    option or variable it came from; None: the caller names it); None where it can. The one
+    check of a schema name: the commands' options, LINEGUARD_DB_SCHEMA, StationConfig and
+    Database all ask it."""
+    if _SCHEMA_RE.match(name) and not name.startswith("pg_"):
+        return None
+    why = f"{given_as + ' ' if given_as else ''}{name!r} is not a schema name: {SCHEMA_NAME_RULE}"
+    if name.lower() != name and schema_name_problem(name.lower()) is None:
+        why += (f". PostgreSQL reads {name!r} as {name.lower()!r} where it is not quoted (a station on it ran "
+                f"in {name.lower()!r} and made an empty {name!r}): write it in lower case, a name no other "
+                "station uses")
+    return why
+
+
+def check_schema_name(name: Optional[str], given_as: Optional[str] = "--db-schema") -> Optional[str]:
+    """``name`` where it can be a station's schema (None: no schema); else ValueError saying why."""
+    if name is not None:
+        why = schema_name_problem(name, given_as)
+        if why is not None:
+            raise ValueError(why)
+    return name
+
 
 # The errors a database's refusal comes as (and, with them, some of lineguard's own
 # mistakes: a missing column is an OperationalError too; see is_refusal).
@@ -284,8 +317,7 @@ class Database:
     def __init__(self, url: str, schema: Optional[str] = None, sqlite_synchronous: str = "NORMAL"):
         self.url = _normalise_url(url)
         self.schema = schema
-        if schema is not None and not _SCHEMA_RE.match(schema):
-            raise ValueError(f"invalid schema name {schema!r}")
+        check_schema_name(schema, None)     # the settings refuse it first, naming the option or variable
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict = {"future": True}
         # The pool (8 + 16 = 24) is left smaller than anyio's 40 threads that run the API's
