@@ -322,3 +322,68 @@ def test_a_count_far_in_a_tail_has_a_finite_z():
     far = _binomial_limits(10 ** 7, 10 ** 7, 0.5)[2]
     assert math.isfinite(far) and far > 3000
     assert math.isfinite(_binomial_limits(100_000, 0, 0.5)[2]) and _binomial_limits(100_000, 0, 0.5)[2] < -300
+
+
+# -- the share of good parts scrapped, and what an audit claim takes -------------------
+
+# a month-end walk's line L1: 730 parts; 22 judged NG, every one reviewed (2 good, 20
+# defects); 28 REVIEW reviewed good; 680 OK, 10 of them audited good
+_L1_COUNTS = {("NG", "good"): 2, ("NG", "defect"): 20, ("REVIEW", "good"): 28, ("OK", "good"): 10}
+_L1_PARTS = {"NG": {"parts": 22, "good": 2, "defect": 20}, "REVIEW": {"parts": 28, "good": 28, "defect": 0},
+             "OK": {"parts": 680, "good": 10, "defect": 0}}
+
+
+def test_good_parts_scrapped_is_the_share_of_good_parts_rejected_not_of_rejected_parts_good():
+    r = review_rates(_L1_COUNTS, parts=_L1_PARTS)
+    gs = r["good_scrapped"]
+    # 2 of the 710 good parts (730 made, 20 confirmed defects) were judged NG: 0.28 %,
+    # where the rejected parts reviewed good are 2 of 22, 9.1 %
+    assert (gs["k"], gs["n"]) == (2, 710) and gs["rate"] == pytest.approx(2 / 710)
+    assert (gs["lo"], gs["hi"]) == pytest.approx(clopper_pearson(2, 710))
+    assert gs["estimate"] is False and "every NG part was reviewed" in gs["text"]
+    assert r["false_reject"]["k"] == 2 and r["false_reject"]["n"] == 22      # the old key, unchanged
+    # a line that rejected nothing: none of its good parts scrapped, with its upper bound
+    none = review_rates({}, parts={"OK": {"parts": 500, "good": 0, "defect": 1}})["good_scrapped"]
+    assert (none["k"], none["n"], none["rate"], none["estimate"]) == (0, 499, 0.0, False)
+    assert none["hi"] == pytest.approx(clopper_pearson(0, 499)[1])
+
+
+def test_good_parts_scrapped_is_an_estimate_when_ng_parts_were_left_unreviewed():
+    # 40 NG parts, 10 reviewed (1 good): the good share 1/10 stands for all 40, 4 good
+    # parts rejected; 36 NG parts taken as defects, and 2 passed parts confirmed defects,
+    # leave 4 + 958 good parts made
+    parts = {"NG": {"parts": 40, "good": 1, "defect": 9}, "OK": {"parts": 960, "good": 5, "defect": 2}}
+    gs = review_rates({("NG", "good"): 1, ("NG", "defect"): 9}, parts=parts)["good_scrapped"]
+    assert gs["estimate"] is True and gs["k"] == pytest.approx(4.0) and gs["n"] == pytest.approx(962.0)
+    assert gs["rate"] == pytest.approx(4 / 962) and gs["lo"] is None and gs["hi"] is None
+    assert gs["ng_not_reviewed"] == 30 and "an estimate" in gs["text"] and "30 of 40" in gs["text"]
+    # none of the NG parts reviewed: nothing to say how many were good
+    blind = review_rates({}, parts={"NG": {"parts": 4}, "OK": {"parts": 9}})["good_scrapped"]
+    assert blind["rate"] is None and blind["k"] is None and blind["estimate"] is True
+    assert "none of the 4 NG parts reviewed" in blind["text"]
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def test_the_audit_says_how_many_audited_parts_a_claim_of_1000_ppm_needs_and_where_to_raise_the_rate():
+    a = review_rates({}, audit={"parts": 14, "good": 10, "defect": 0}, parts={"OK": {"parts": 1000}},
+                     audit_rate=0.02)["escape_audit"]
+    # 0 of 10: "at most 25.9 % defective" (one-sided 95 %), not the two-sided interval's 30.8 %
+    assert a["upper_bound"] == pytest.approx(1 - 0.05 ** (1 / 10)) and a["hi"] == pytest.approx(1 - 0.025 ** 0.1)
+    # n >= ln(0.05) / ln(0.999) = 2994.2: 2995 audited OK parts with no defect state < 0.1 %
+    assert a["target"] == 0.001 and a["needed"] == 2995
+    assert 1 - 0.05 ** (1 / 2995) <= 0.001 < 1 - 0.05 ** (1 / 2994)
+    assert (a["more_needed"], a["waiting"]) == (2985, 4)
+    # the 4 waiting are reviewed first; the other 2981 at 2 % of the parts made
+    assert a["audit_sample_rate"] == 0.02 and a["parts_to_make"] == math.ceil(2981 / 0.02)
+    assert "audit_sample_rate" in a["setting"] and "--audit-sample-rate" in a["setting"]
+    # one defect found: the bound holds with no more found (binomial P(X <= 1) <= 5 %)
+    one = review_rates({}, audit={"parts": 400, "good": 399, "defect": 1})["escape_audit"]
+    n = one["needed"]
+    assert _binom_cdf(1, n, 0.001) <= 0.05 < _binom_cdf(1, n - 1, 0.001)
+    assert one["more_needed"] == n - 400 and one["parts_to_make"] is None      # no audit rate given
+    # enough audited: nothing more needed
+    done = review_rates({}, audit={"parts": 3000, "good": 3000, "defect": 0}, audit_rate=0.02)["escape_audit"]
+    assert done["more_needed"] == 0 and done["upper_bound"] <= 0.001 and done["parts_to_make"] == 0

@@ -56,9 +56,10 @@ def test_the_report_of_one_shift(spc_station):
                                                                                           ("dent", 2, 1)]
     assert [(m["model_id"], m["registry_version"], m["parts"]) for m in rep["models"]] == [("m1", 3, 100),
                                                                                           ("m2", 1, 50)]
-    # 13 % NG against a week of 2 %: beyond its upper limit, said
+    # 13 % NG against the week of 2 % before it (its six shifts, not this one): beyond its
+    # upper limit, said
     ctl = rep["control"]
-    assert ctl["shifts_compared"] == 7 and ctl["p"] > ctl["ucl"] and ctl["alarms"]
+    assert ctl["shifts_compared"] == 6 and ctl["centre"] == 0.02 and ctl["p"] > ctl["ucl"] and ctl["alarms"]
     with client(st) as c:
         only_l2 = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z", "line": "L2"}).json()
     assert only_l2["totals"]["parts"] == 50 and only_l2["reviews"]["waiting"] == 0

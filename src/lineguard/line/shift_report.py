@@ -20,7 +20,7 @@ from .alarms import history as alarm_history
 from .alarms import no_verdict_plain
 from .db import Database
 from .orm import Inspection, LineSignal, iso_utc, utcnow
-from .shifts import parse_shift_starts, plant_zone, shift_of
+from .shifts import Shift, parse_shift_starts, plant_zone, shift_of
 from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups, defect_type_counts,
                        no_verdict_counts, review_counts, score_subgroups)
 from .station import _iso
@@ -84,13 +84,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
     # the shift's defect rate on the p-chart of the week of shifts before it
     periods = Periods("shift", shift_starts or (), timezone)
     week = Filters(line=line, product=product, since=shift.start_utc - CONTEXT, until=shift.end_utc)
-    chart = spc.p_chart(defect_subgroups(db, week, "shift", periods))
-    point = next(((i, p) for i, p in enumerate(chart.points) if p.label == shift.label), None)
-    control = None
-    if point is not None:
-        i, p = point
-        control = {"p": p.p, "centre": chart.centre, "ucl": p.ucl, "lcl": p.lcl, "shifts_compared": len(chart.points),
-                   "alarms": [h.text for h in chart.alarms if h.index == i]}
+    control = _control(defect_subgroups(db, week, "shift", periods), shift, week.since)
     groups, score_models = score_subgroups(db, week, "shift", periods, score_sources)
     drift = spc.score_drift(groups)
     drifted = bool(drift.alarm and drift.points and any(
@@ -160,6 +154,38 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         "drift": {"alarm": drifted, "text": _drift_words(drift, shift.label, drifted),
                   "models_differ": len(score_models) > 1},
     }
+
+
+def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) -> Optional[dict[str, Any]]:
+    """The shift's defect rate judged against the shifts before it in the week: the centre
+    line is their NG share alone and the limits are set from it. With the shift itself in
+    the centre, a shift of 10 NG in 17 parts pulled a week's 3.3 % up to 8.1 % and its own
+    upper limit up to 38 %: the worse the shift, the wider the limits it was judged by.
+    None when the shift judged no part; without a shift with parts before it (a new line),
+    the shift's rate and no limits, said so."""
+    before = [g for g in subgroups if g.label != shift.label and g.n > 0]
+    this = next((g for g in subgroups if g.label == shift.label and g.n > 0), None)
+    if this is None:
+        return None
+    parts, ng = sum(g.n for g in before), sum(g.defects for g in before)
+    limits_from = {"shifts": len(before), "parts": parts, "ng": ng, "since": _iso(since),
+                   "until": _iso(shift.start_utc)}
+    if not before:
+        return {"p": this.defects / this.n, "centre": None, "ucl": None, "lcl": None, "shifts_compared": 0,
+                "alarms": [], "limits_from": limits_from,
+                "text": "no limits: no shift before this one in the week judged a part (a new line or product, "
+                        "or the records start here), so there is nothing to judge this shift against"}
+    # Phase II: the centre fixed from the shifts before, this shift charted after them so a
+    # run rule (nine above the centre, two of three beyond 2 sigma) sees the shifts leading to it
+    chart = spc.p_chart([*before, this], centre=ng / parts)
+    i = len(chart.points) - 1
+    p = chart.points[i]
+    text = (f"limits from the {len(before)} shift{'' if len(before) == 1 else 's'} before this one in the week "
+            f"({ng} NG of {parts} parts, {100 * ng / parts:.2f} %); this shift is not in them")
+    if ng == 0:
+        text += ": none of them had an NG part, so any NG part in this shift is beyond the upper limit"
+    return {"p": p.p, "centre": chart.centre, "ucl": p.ucl, "lcl": p.lcl, "shifts_compared": len(before),
+            "alarms": [h.text for h in chart.alarms if h.index == i], "limits_from": limits_from, "text": text}
 
 
 def _drift_words(drift: spc.DriftResult, label: str, drifted: bool) -> str:

@@ -50,7 +50,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..vision.calibration import rate_with_ci
+from ..vision.calibration import beta_quantile, rate_with_ci
 
 RULES = {
     1: "one point beyond 3σ",
@@ -365,21 +365,108 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
 
 # -- rates from reviewed parts ----------------------------------------------------------
 
+AUDIT_TARGET = 0.001     # 1000 ppm: the defective share of passed parts a customer claim states
+AUDIT_RATE_SETTING = "audit_sample_rate (serve --audit-sample-rate, or LINEGUARD_AUDIT_SAMPLE_RATE)"
+
+
+def _upper_bound(k: int, n: int, confidence: float) -> float:
+    """One-sided exact upper bound on a rate of ``k`` in ``n``: the claim "at most x at 95 %"
+    (the two-sided interval's upper end is a 97.5 % bound: k = 0, n = 10 gives 25.9 % here,
+    30.8 % there)."""
+    return 1.0 if n == 0 or k >= n else beta_quantile(confidence, k + 1, n - k)
+
+
+def audited_parts_needed(k: int, target: float, confidence: float) -> int:
+    """The fewest audited parts whose one-sided exact upper bound is at most ``target``
+    when ``k`` defects are found among them (and no more). For k = 0 that is the rule of
+    three's exact form, n >= ln(1 - confidence) / ln(1 - target): 2995 parts for 0.1 % at
+    95 % (3 / 0.001 = 3000)."""
+    if k == 0:
+        n = math.ceil(math.log(1 - confidence) / math.log1p(-target))
+        # the float division can land a hair either side of a whole number
+        while n > 1 and _upper_bound(0, n - 1, confidence) <= target:
+            n -= 1
+        while _upper_bound(0, n, confidence) > target:
+            n += 1
+        return n
+    lo, hi = k + 1, max(2 * (k + 1), math.ceil((k + 3) / target))
+    while _upper_bound(k, hi, confidence) > target:
+        lo, hi = hi, 2 * hi
+    while lo < hi:       # the bound falls as n grows
+        mid = (lo + hi) // 2
+        if _upper_bound(k, mid, confidence) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _good_scrapped(parts: dict[str, dict[str, int]], confidence: float) -> dict[str, Any]:
+    """See :func:`review_rates`."""
+    def get(v: str, key: str) -> int:
+        return int((parts.get(v) or {}).get(key, 0))
+    ng, g, d = get("NG", "parts"), get("NG", "good"), get("NG", "defect")
+    unreviewed = ng - g - d
+    # good parts not rejected: every part of another verdict but the confirmed defects
+    # (unreviewed OK and REVIEW parts count as good: their defects are unknown)
+    passed_good = sum(get(v, "parts") - get(v, "defect") for v in parts if v != "NG")
+    out: dict[str, Any] = {"ng_parts": ng, "ng_reviewed": g + d, "ng_reviewed_good": g,
+                           "ng_not_reviewed": unreviewed, "good_parts_passed": passed_good}
+    if not unreviewed:
+        r = rate_with_ci(g, g + passed_good, confidence)
+        text = ("every NG part was reviewed: exact count" if ng else "no part was judged NG") if r["n"] else \
+            "no good part in this window"
+        return {**r, "estimate": False, **out, "text": text}
+    if not g + d:
+        return {"rate": None, "lo": None, "hi": None, "k": None, "n": None, "estimate": True, **out,
+                "text": f"none of the {ng} NG parts reviewed yet: review them (the Review queue lists them) "
+                        "to know how many were good"}
+    # the good share of the NG parts reviewed stands for all NG parts of the window (as
+    # good as the reviewed ones are like the rest); the NG parts it calls defects are no
+    # good parts, so they leave the denominator as the confirmed defects do
+    k = g / (g + d) * ng
+    n = k + passed_good
+    return {"rate": k / n if n else None, "lo": None, "hi": None, "k": k, "n": n, "estimate": True, **out,
+            "text": f"an estimate: {unreviewed} of {ng} NG parts not reviewed; {g} of the {g + d} reviewed "
+                    f"were good, taken as the share of all {ng} (review every NG part for an exact count "
+                    "and interval)"}
+
+
 def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
-                 audit: Optional[dict[str, int]] = None) -> dict[str, Any]:
-    """False-reject and escape rates from reviewed parts, with exact intervals.
+                 audit: Optional[dict[str, int]] = None, parts: Optional[dict[str, dict[str, int]]] = None,
+                 audit_rate: Optional[float] = None, target: float = AUDIT_TARGET) -> dict[str, Any]:
+    """The share of good parts scrapped, and rates of reviewed parts, with exact intervals.
 
     ``counts`` maps (verdict the station gave, latest review label) to a number of
     parts, e.g. ``{("NG", "good"): 3, ("NG", "defect"): 40, ("OK", "defect"): 1,
     ("OK", "good"): 200}``. Only reviewed parts count.
 
-    Definitions (both conditional on the verdict, because that is how parts get
-    reviewed: NG parts are looked at, OK parts by audit):
+    ``parts`` (``spc_data.verdict_counts``: every part of the window by verdict, with how
+    many were reviewed good or defect) gives ``good_scrapped``, the **share of good
+    parts scrapped** (good parts judged NG / good parts made: the false-reject rate of
+    the plant manager, of training's ``--frr`` and of the Tuning page):
 
-    - **false-reject rate** = NG parts reviewers called good / NG parts reviewed: the
-      share of rejected parts that were good (scrap that was not needed).
-    - **escape rate** = OK parts reviewers called defect / OK parts reviewed: the share
-      of passed parts that were defective (what would reach the customer).
+    - good parts made = every part of the window less the confirmed defects (reviewed
+      defect); the unreviewed OK and REVIEW parts count as good, their few defects
+      unknown (at most the audit's escape share of the OK parts).
+    - every NG part reviewed: k = NG parts reviewed good, n = good parts made, with an
+      exact (Clopper–Pearson) interval: ``estimate`` false.
+    - some NG parts not reviewed: the good share of those reviewed stands for all of
+      them: k = (NG reviewed good / NG reviewed) x all NG parts, n = k + the good parts
+      not judged NG (the unreviewed NG parts taken as defects leave n as the confirmed
+      defects do); ``estimate`` true, no interval (lo, hi null), k and n not whole, and
+      ``text`` says so: as good as the reviewed NG parts are like the rest. None reviewed:
+      rate, k and n null.
+
+    Rates of reviewed parts (each conditional on the verdict, because that is how parts
+    get reviewed: NG parts are looked at, OK parts by audit):
+
+    - ``false_reject`` (the key kept for the clients that read it) = NG parts reviewers
+      called good / NG parts reviewed: the share of **rejected** parts that were good.
+      Not the share of good parts scrapped: 2 of 22 rejected parts good is 9 %, while 2
+      of 700 good parts scrapped is 0.3 %.
+    - ``escape`` = OK parts reviewers called defect / OK parts reviewed: the share of
+      passed parts that were defective (what would reach the customer).
 
     REVIEW parts are in neither: a person judges them by design; their counts are
     returned apart (``review_band``).
@@ -388,14 +475,22 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
     like the unreviewed ones (every NG part reviewed, or a random sample of them; OK
     parts from a random audit). If operators review the OK parts that looked suspicious,
     the escape rate is overstated; if they review only NG parts near the threshold, the
-    false-reject rate is overstated. Neither is the share of *good* parts rejected (the
-    rate the threshold is set for); that needs the NG and OK totals beside these rates.
-    The interval covers sampling noise only, never this selection bias.
+    rejected-parts rate (and the estimated ``good_scrapped``) is overstated. The interval
+    covers sampling noise only, never this selection bias.
 
     ``audit`` (``spc_data.audit_ok_counts``: the random audit sample's OK parts, how many
-    and how many reviewed good or defect) gives ``escape_audit``, the escape rate on those
-    alone: drawn before the verdict, so free of that bias as long as the ones reviewed are
-    not chosen among them; ``audit_sample`` says how many of its OK parts were reviewed.
+    and how many reviewed good or defect) gives ``escape_audit``, the defective share of
+    passed parts on those alone: drawn before the verdict, so free of that bias as long
+    as the ones reviewed are not chosen among them; ``audit_sample`` says how many of its
+    OK parts were reviewed. ``escape_audit`` also says what a claim to a customer takes:
+    ``upper_bound``, the one-sided exact bound at ``confidence`` ("at most x defective",
+    which the two-sided interval's ``hi`` overstates); ``needed``, the audited OK parts
+    that state a bound of ``target`` (1000 ppm) with the defects found so far and no more
+    (none found: n >= ln(1 - confidence) / ln(1 - target), 2995 at 95 %); ``more_needed``
+    beyond those reviewed; ``waiting``, the sample's OK parts not reviewed yet (reviewing
+    them counts first); and, from ``audit_rate`` (the station's audit_sample_rate), ``parts_to_make``: about how
+    many more parts the line must make for the rest (null when it keeps no sample), its
+    OK share taken from ``parts`` when given.
     """
     def c(v: str, label: str) -> int:
         return int(counts.get((v, label), 0))
@@ -403,9 +498,22 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
     fr_k, fr_n = c("NG", "good"), c("NG", "good") + c("NG", "defect")
     es_k, es_n = c("OK", "defect"), c("OK", "defect") + c("OK", "good")
     a = {"parts": 0, "good": 0, "defect": 0, **(audit or {})}
-    return {"false_reject": rate_with_ci(fr_k, fr_n, confidence),
+    a_k, a_n = a["defect"], a["defect"] + a["good"]
+    needed = audited_parts_needed(a_k, target, confidence)
+    more = max(0, needed - a_n)
+    waiting = max(0, a["parts"] - a_n)
+    all_parts = sum(int(v.get("parts", 0)) for v in (parts or {}).values())
+    ok_share = int((parts or {}).get("OK", {}).get("parts", 0)) / all_parts if all_parts else 1.0
+    rate = float(audit_rate) if audit_rate else 0.0
+    to_make = math.ceil((more - min(more, waiting)) / (rate * ok_share)) if rate > 0 and ok_share > 0 else None
+    return {"good_scrapped": _good_scrapped(parts, confidence) if parts is not None else None,
+            "false_reject": rate_with_ci(fr_k, fr_n, confidence),
             "escape": rate_with_ci(es_k, es_n, confidence),
-            "escape_audit": rate_with_ci(a["defect"], a["defect"] + a["good"], confidence),
+            "escape_audit": {**rate_with_ci(a_k, a_n, confidence),
+                             "upper_bound": _upper_bound(a_k, a_n, confidence), "target": target,
+                             "needed": needed, "more_needed": more, "waiting": waiting,
+                             "audit_sample_rate": audit_rate, "parts_to_make": to_make,
+                             "setting": AUDIT_RATE_SETTING},
             "audit_sample": {"ok_parts": a["parts"], "reviewed": a["defect"] + a["good"]},
             "review_band": {"good": c("REVIEW", "good"), "defect": c("REVIEW", "defect")},
             "confidence": confidence}

@@ -370,6 +370,25 @@ def audit_ok_counts(db: Database, f: Filters) -> dict[str, int]:
     return out
 
 
+def verdict_counts(db: Database, f: Filters) -> dict[str, dict[str, int]]:
+    """{verdict: {"parts": n, "good": reviewed good, "defect": reviewed defect}} over every
+    part of the window, reviewed or not: the totals the share of good parts scrapped needs
+    beside the reviews (``spc.review_rates``' ``parts``). Give it a window whose records
+    are all kept (the record keeper deletes unreviewed parts, not reviewed ones: an older
+    window's totals are short and the share overstated)."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.verdict, Inspection.reviewed, Inspection.review_label, func.count())
+                         .where(*_where(f))
+                         .group_by(Inspection.verdict, Inspection.reviewed, Inspection.review_label)).all()
+    out: dict[str, dict[str, int]] = {}
+    for verdict, reviewed, label, n in rows:
+        acc = out.setdefault(verdict, {"parts": 0, "good": 0, "defect": 0})
+        acc["parts"] += int(n)
+        if reviewed and label in ("good", "defect"):
+            acc[label] += int(n)
+    return out
+
+
 def defect_type_counts(db: Database, f: Filters) -> tuple[dict[tuple[Optional[str], str], int], int]:
     """({(defect type, verdict): parts} over parts whose latest review says defect, and
     the NG and REVIEW parts not reviewed yet (the Pareto cannot show their types)."""

@@ -18,7 +18,7 @@ from ...line.record_keeper import kept_since
 from ...line.shifts import parse_shift_starts, plant_instant, plant_zone, shift_instant
 from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
                               defect_type_counts, known_names, region_centres, resolve_window, review_counts,
-                              score_subgroups)
+                              score_subgroups, verdict_counts)
 from ...line.station import Station, _iso
 from ..deps import get_station, known_query_only, reader
 from ..schemas import NO_NUL, errors
@@ -89,7 +89,9 @@ class ChartPointOut(_Out):
     label: str = Field(description="the hour, shift or day in plant time, or the lot")
     start: Optional[str] = Field(description="start of the period (lot: its first part), ISO UTC")
     n: int = Field(description="parts judged")
-    defects: int = Field(description="parts judged NG")
+    ng: int = Field(description="parts judged NG (NG verdicts: a false reject counts, a defect passed OK does not)")
+    defects: int = Field(description="the same as ng, kept for clients that read it: NG verdicts, not reviewed "
+                                     "defects (the Pareto's)")
     p: float
     ucl: float
     lcl: float
@@ -108,7 +110,15 @@ class PChartOut(_Out):
     by: str
     since: Optional[str]
     until: Optional[str]
-    centre: float
+    centre: float = Field(description="the NG share the limits are set from: the baseline's (see baseline)")
+    parts: int = Field(description="parts judged in the window drawn")
+    ng: int = Field(description="of them, judged NG (NG verdicts: a false reject counts, a defect passed OK does "
+                                "not)")
+    defects: int = Field(description="the same as ng, kept for clients that read it: NG verdicts, not reviewed "
+                                     "defects (the Pareto's are those)")
+    baseline: dict[str, Any] = Field(description="where the centre comes from: `from` is \"window\" (the window "
+                                                 "drawn, its own points included) or \"baseline_since/until\" "
+                                                 "(a reference window given), with its since, until, parts and ng")
     points: list[ChartPointOut]
     alarms: list[AlarmOut]
     without_lot: Optional[int] = Field(None, description="by lot: the parts in the window sent with no lot, "
@@ -187,11 +197,49 @@ class AuditSampleOut(_Out):
     reviewed: int = Field(description="of them, reviewed good or defect")
 
 
+class GoodScrappedOut(_Out):
+    rate: Optional[float] = Field(description="k / n: the share of good parts judged NG; null when no NG part "
+                                              "was reviewed yet (or no part was made)")
+    lo: Optional[float] = Field(description="exact interval, only when every NG part was reviewed; else null")
+    hi: Optional[float]
+    k: Optional[int | float] = Field(description="good parts judged NG: NG parts reviewed good, or when some NG parts "
+                                           "are not reviewed (estimate) that good share x all NG parts")
+    n: Optional[int | float] = Field(description="good parts made: every part less the confirmed defects (estimate: "
+                                           "less the NG parts taken as defects too)")
+    estimate: bool = Field(description="true when NG parts were left unreviewed: k and n are estimates")
+    ng_parts: int
+    ng_reviewed: int
+    ng_reviewed_good: int
+    ng_not_reviewed: int
+    good_parts_passed: int = Field(description="parts judged OK or REVIEW less those reviewed as defects")
+    text: str = Field(description="exact or an estimate, and why, in words")
+    counted_since: Optional[str] = Field(None, description="the start it counts from: the window's, or the "
+                                                           "oldest records kept when the window starts before")
+
+
+class EscapeAuditOut(RateOut):
+    upper_bound: float = Field(description="one-sided exact upper bound at the confidence: \"at most this share "
+                                           "of passed parts defective\"")
+    target: float = Field(description="the bound a customer claim states: 0.001 (1000 ppm)")
+    needed: int = Field(description="audited OK parts reviewed that state the target with the defects found so "
+                                    "far and no more (none: ln(1 - confidence) / ln(1 - target), 2995 at 95 %)")
+    more_needed: int
+    waiting: int = Field(description="OK parts of the audit sample in the window not reviewed yet")
+    audit_sample_rate: Optional[float] = Field(description="the station's share of parts drawn for the audit")
+    parts_to_make: Optional[int] = Field(description="about how many more parts the line must make to draw the "
+                                                     "rest at that rate; null when it draws none")
+    setting: str = Field(description="where the audit rate is set")
+
+
 class ReviewRatesOut(_Out):
-    false_reject: RateOut
+    good_scrapped: GoodScrappedOut = Field(description="the share of good parts judged NG (the false-reject "
+                                                       "rate of training's --frr and the Tuning page)")
+    false_reject: RateOut = Field(description="rejected parts reviewed good: NG parts reviewed good / NG parts "
+                                              "reviewed (not the share of good parts scrapped)")
     escape: RateOut = Field(description="over every OK part reviewed, those picked by hand included")
-    escape_audit: RateOut = Field(description="over the random audit sample's OK parts reviewed: the unbiased "
-                                              "estimate of the share of passed parts that were defective")
+    escape_audit: EscapeAuditOut = Field(description="defective share of passed parts (audit sample): over the "
+                                                     "random audit sample's OK parts reviewed, the unbiased "
+                                                     "estimate, and the audited parts a claim of 1000 ppm needs")
     audit_sample: AuditSampleOut
     confidence: float
 
@@ -264,20 +312,51 @@ def _periods(station: Station, by: str) -> Optional[Periods]:
 def p_chart(where: Scope = Depends(scope),
             # after the scope, which signs the caller in first: ?lnie=L1 charted every line
             _known: None = Depends(known_query_only), by: By = "hour", format: Format = "json",
+            baseline_since: Optional[str] = Query(None, max_length=TIME_TEXT, description="with baseline_until: a "
+                                                  "reference window (e.g. a good month) whose NG share is the "
+                                                  "centre line, instead of the window drawn, which holds any "
+                                                  "excursion it shows; " + SINCE_HELP),
+            baseline_until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
+    baseline_since = plant_time(station, baseline_since, "baseline_since")
+    baseline_until = plant_time(station, baseline_until, "baseline_until", end=True)
     f, t0, t1 = where.window(by)
-    groups = defect_subgroups(station.db, f, by, _periods(station, by))
-    chart = spc.p_chart(groups)
+    periods = _periods(station, by)
+    groups = defect_subgroups(station.db, f, by, periods)
+    centre = None
+    if baseline_since is not None or baseline_until is not None:
+        if baseline_since is None or baseline_until is None:
+            raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the centre line is "
+                                 "the NG share of the window drawn)")
+        b0, b1 = resolve_window("lot", baseline_since, baseline_until)
+        bf = where.over(b0, b1)
+        # counted in the chart's own subgroups: by lot, of the parts sent with a lot, as drawn
+        reference = defect_subgroups(station.db, bf, by, periods)
+        b_parts, b_ng = sum(g.n for g in reference), sum(g.defects for g in reference)
+        if not b_parts:
+            raise InvalidRequest(f"the baseline window ({_iso(bf.since)} to {_iso(b1)}) holds no part judged"
+                                 + (" with a lot" if by == "lot" else "") + ": no centre line can be set from it; "
+                                 "choose a window when the line ran")
+        centre = b_ng / b_parts
+        baseline = {"from": "baseline_since/until", "since": _iso(bf.since), "until": _iso(b1), "parts": b_parts,
+                    "ng": b_ng}
+    chart = spc.p_chart(groups, centre=centre)
+    if centre is None:
+        baseline = {"from": "window", "since": _iso(t0), "until": _iso(t1), "parts": sum(p.n for p in chart.points),
+                    "ng": sum(p.defects for p in chart.points)}
     if format == "csv":
         return _csv(f"lineguard-p-chart-{by}-{_stamp(t0)}-{_stamp(t1)}",
                     ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"],
                     [[p.label, _iso(p.start), p.n, p.defects, p.p, p.ucl, p.lcl, chart.centre,
                       _num(p.z), " ".join(map(str, p.rules))] for p in chart.points])
-    return {"by": by, "since": _iso(t0), "until": _iso(t1), "centre": chart.centre,
-            "parts": sum(p.n for p in chart.points), "defects": sum(p.defects for p in chart.points),
+    ng = sum(p.defects for p in chart.points)
+    # "ng": NG verdicts (a false reject counts); "defects", the same, is kept for the clients
+    # that read it, though the Pareto's "defects" are reviewed defects
+    return {"by": by, "since": _iso(t0), "until": _iso(t1), "centre": chart.centre, "baseline": baseline,
+            "parts": sum(p.n for p in chart.points), "ng": ng, "defects": ng,
             "rules": {str(k): v for k, v in spc.RULES.items()},
-            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "defects": p.defects, "p": p.p,
-                        "ucl": p.ucl, "lcl": p.lcl, "z": _num(p.z), "rules": p.rules} for p in chart.points],
+            "points": [{"label": p.label, "start": _iso(p.start), "n": p.n, "ng": p.defects, "defects": p.defects,
+                        "p": p.p, "ucl": p.ucl, "lcl": p.lcl, "z": _num(p.z), "rules": p.rules} for p in chart.points],
             "alarms": [{"index": h.index, "label": chart.points[h.index].label, "rule": h.rule, "text": h.text}
                        for h in chart.alarms],
             "without_lot": parts_without_lot(station.db, f) if by == "lot" else None}
@@ -337,22 +416,39 @@ def scores(where: Scope = Depends(scope), _known: None = Depends(known_query_onl
                       "min_shift": spc.DRIFT_MIN_SHIFT, "z_limit": spc.DRIFT_Z}}
 
 
-@router.get("/review-rates", summary="False-reject and escape rates measured on reviewed parts, with exact "
-                                     "95% intervals", response_model=ReviewRatesOut,
+@router.get("/review-rates", summary="Share of good parts scrapped, rejected parts reviewed good, and "
+                                     "defective share of passed parts, with exact 95% intervals",
+            response_model=ReviewRatesOut,
             responses=_documented(ReviewRatesOut, 401, 403, 404, 422))
 def review_rates(where: Scope = Depends(scope), _known: None = Depends(known_query_only), format: Format = "json",
                  station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     f, t0, t1 = where.window(all_parts=False)   # a window of any length, no subgroups; reviewed parts stay
-    out = spc.review_rates(review_counts(station.db, f), audit=audit_ok_counts(station.db, f))
+    # the share of good parts scrapped counts every part: only where all records are kept
+    # (older, the unreviewed parts are gone and the share would be overstated)
+    kept = where.over(t0, t1)
+    out = spc.review_rates(review_counts(station.db, f), audit=audit_ok_counts(station.db, f),
+                           parts=verdict_counts(station.db, kept),
+                           audit_rate=float(station.config.audit_sample_rate or 0.0))
+    out["good_scrapped"]["counted_since"] = _iso(kept.since)
     if format == "csv":
+        ea = out["escape_audit"]
         return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
                     [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
-                     for m in ("false_reject", "escape", "escape_audit")])
+                     for m in ("good_scrapped", "false_reject", "escape")]
+                    # k: defects the audit found; n: audited OK parts a bound of rate (1000 ppm) needs; hi:
+                    # the one-sided bound now (escape_audit's hi is the two-sided interval's)
+                    + [["escape_audit_needed_for_target", ea["k"], ea["needed"], ea["target"], None,
+                        ea["upper_bound"]]]
+                    + [["escape_audit", ea["k"], ea["n"], ea["rate"], ea["lo"], ea["hi"]]])
     return {"since": _iso(t0), "until": _iso(t1), **out,
-            "definitions": {"false_reject": "NG parts reviewers called good / NG parts reviewed",
+            "definitions": {"good_scrapped": "good parts judged NG / good parts made (every part less the confirmed "
+                                             "defects); with NG parts left unreviewed, an estimate: NG parts "
+                                             "reviewed good / NG parts reviewed x all NG parts",
+                            "false_reject": "rejected parts reviewed good: NG parts reviewers called good / NG parts "
+                                            "reviewed (not the share of good parts scrapped)",
                             "escape": "OK parts reviewers called defect / OK parts reviewed",
-                            "escape_audit": "OK parts of the random audit sample reviewers called defect / "
-                                            "those reviewed"}}
+                            "escape_audit": "defective share of passed parts (audit sample): OK parts of the random "
+                                            "audit sample reviewers called defect / those reviewed"}}
 
 
 @router.get("/pareto", summary="Reviewed defects by type, biggest first (Pareto), and how the model judged "

@@ -131,7 +131,7 @@ LG.chart = (() => {
       const alarm = (p.rules || []).length > 0;
       const c = svg("circle", {class: alarm ? "point alarm" : "point", cx: f.x(i), cy: f.y(p.p), r: alarm ? 5 : 3.5,
         fill: alarm ? "#c62828" : "#333"});
-      c.appendChild(svg("title", {}, `${p.label}: ${p.defects}/${p.n} = ${(100 * p.p).toFixed(2)}%` +
+      c.appendChild(svg("title", {}, `${p.label}: ${p.ng ?? p.defects} NG parts of ${p.n} = ${(100 * p.p).toFixed(2)}%` +
         (alarm ? ` (rule ${p.rules.join(", ")})` : "")));
       f.root.appendChild(c);
       // its rules' numbers over it, unless they would cover a neighbour's (a phone's chart

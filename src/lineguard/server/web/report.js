@@ -113,13 +113,12 @@ LG.start(async (main) => {
             cell(e.down_s === null ? null : span(e.down_s)), h("td", {}, e.text))))
           : h("p", {class: "muted"}, "The station ran through the shift (no stop or start recorded).")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
-        r.control && r.control.shifts_compared < 2 && !r.control.alarms.length
-          ? h("p", {class: "muted", id: "control-text"}, `${pct(r.control.p, 2)} NG; too few shifts with parts `
-            + `(${r.control.shifts_compared}) to judge it against the week before.`)
+        r.control && r.control.centre === null
+          ? h("p", {class: "muted", id: "control-text"}, `${pct(r.control.p, 2)} NG; ${r.control.text}.`)
           : r.control
           ? h("p", {class: r.control.alarms.length ? "error" : "v-ok", id: "control-text"},
-            `${pct(r.control.p, 2)} NG against a centre of ${pct(r.control.centre, 2)} over ${r.control.shifts_compared}`
-            + ` shifts (limits ${pct(r.control.lcl, 2)} – ${pct(r.control.ucl, 2)}): `
+            `${pct(r.control.p, 2)} NG against a centre of ${pct(r.control.centre, 2)} (limits `
+            + `${pct(r.control.lcl, 2)} – ${pct(r.control.ucl, 2)}; ${r.control.text}): `
             + (r.control.alarms.length ? r.control.alarms.join("; ") : "in control."))
           : h("p", {class: "muted"}, "No parts to chart."),
         h("p", {class: r.drift.alarm ? "error" : "muted", id: "drift"},

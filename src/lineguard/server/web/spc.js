@@ -31,6 +31,12 @@ LG.start(async (main) => {
       csvPareto), paretoEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl));
 
+  // the window a panel covers, from its answer: the p-chart and drift default to the window
+  // of their subgroup (48 hours by hour) beside panels of 30 days, and "In control" under a
+  // chart of two days read as the month's
+  const covers = (id, a) => h("p", {class: "muted window", id}, a && a.since
+    ? `window: ${LG.when(a.since)} to ${LG.when(a.until)}` : "");
+
   function filters() {
     const f = form.elements;
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
@@ -62,6 +68,7 @@ LG.start(async (main) => {
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
 
     clear(pEl); clear(alarms);
+    pEl.appendChild(covers("p-chart-window", pc));
     if (!pc.points.length) {
       pEl.appendChild(h("p", {class: "muted"}, f.by === "lot" ? "No part in this period was sent with a lot: "
         + "choose another subgroup, or send parts with their lot." : "No parts in this period."));
@@ -70,6 +77,15 @@ LG.start(async (main) => {
       LG.chart.fit(pEl, (width) => LG.chart.pchart(pc, {width}));
       // the limits in the plant's words first ("0.135% chance on a stable line" read as a
       // statistician's note), the engineer's number after them
+      // "ng": NG verdicts, a false reject included: not the Pareto's reviewed defects
+      const ng = pc.ng !== undefined ? pc.ng : pc.defects, base = pc.baseline || {};
+      pEl.appendChild(h("p", {id: "p-chart-ng"}, `NG parts: ${ng.toLocaleString()} of ${pc.parts.toLocaleString()} `
+        + "parts judged (NG verdicts, false rejects included; the reviewed defects are in the Pareto below)"));
+      pEl.appendChild(h("p", {class: "muted", id: "p-chart-baseline"}, base.from === "baseline_since/until"
+        ? `centre from the baseline ${LG.when(base.since)} to ${LG.when(base.until)}: `
+          + `${base.ng} NG parts of ${base.parts}`
+        : "centre from this window itself: an excursion in it raises its own centre and limits "
+          + "(the API's baseline_since/baseline_until set a reference window)"));
       pEl.appendChild(h("p", {class: "muted", id: "limits-mean"}, `centre ${pct(pc.centre, 2)} · limits: on a stable `
         + "line a point lands above the upper limit by chance less than once in 740 points (0.135 %; the same below "
         + "the lower one; set for each subgroup's size), so a point outside them has a cause to look for · "
@@ -86,9 +102,11 @@ LG.start(async (main) => {
       // nothing to judge is not "in control": too few subgroups say nothing either way
       : pc.points.length < 2 ? h("p", {class: "muted", id: "alarm-list"}, pc.points.length
         ? "One subgroup only: too few to judge whether the line is in control." : "Nothing to judge.")
-        : h("p", {class: "v-ok", id: "alarm-list"}, "In control: no rule alarms."));
+        : h("p", {class: "v-ok", id: "alarm-list"}, `In control from ${LG.when(pc.since)} to ${LG.when(pc.until)}: `
+          + "no rule alarms."));
 
     clear(sEl);
+    sEl.appendChild(covers("scores-window", sc));
     if (!sc.points.length) sEl.appendChild(h("p", {class: "muted"}, "No scores in this period."));
     else {
       const labels = sc.points.map((x) => x.label);
@@ -106,16 +124,41 @@ LG.start(async (main) => {
     sEl.appendChild(h("p", {id: "drift", class: sc.drift && sc.drift.alarm ? "error" : compared ? "v-ok" : "muted"},
       sc.drift && sc.drift.alarm ? `Drift: ${sc.drift.text}` : (sc.drift && sc.drift.text) || "No drift seen."));
 
-    // each rate is of the parts reviewed with one verdict (line/spc.py review_rates): of the
-    // NG parts reviewed, how many were good; of the OK parts reviewed, how many were defects.
-    // Neither is the share of good parts scrapped (that needs the NG and OK totals).
+    // first the share of good parts scrapped: good parts judged NG / good parts made (what
+    // the plant manager, training's --frr and the Tuning page call the false-reject rate;
+    // line/spc.py review_rates' good_scrapped). Then rates of the parts reviewed with one
+    // verdict: of the NG parts reviewed, how many were good (9 % of rejected parts can be
+    // 0.3 % of good parts); of the OK parts reviewed, how many were defects.
     clear(rEl);
+    const n0 = (x) => Math.round(x).toLocaleString();
+    const gs = rr.good_scrapped || {};
+    let gsText;
+    if (gs.rate === null || gs.rate === undefined) {
+      gsText = gs.ng_not_reviewed ? `none of the ${gs.ng_parts} NG parts reviewed yet: review them (the Review queue `
+        + "lists them) to know how many were good" : "no parts made in this window";
+    } else if (gs.estimate) {
+      // NG parts left unreviewed: the good share of those reviewed stands for all of them
+      gsText = `about ${n0(gs.k)} of ${n0(gs.n)} good parts were rejected as NG: about ${pct(gs.rate, 2)}. An estimate: `
+        + `${gs.ng_not_reviewed} of ${gs.ng_parts} NG parts are not reviewed; ${gs.ng_reviewed_good} of the `
+        + `${gs.ng_reviewed} reviewed were good, taken as the share of all of them. Review every NG part for the exact count.`;
+    } else {
+      gsText = `${gs.k} of ${gs.n.toLocaleString()} good parts were rejected as NG: ${pct(gs.rate, 2)} (${pct(gs.lo, 2)} – `
+        + `${pct(gs.hi, 2)}) · good parts: every part made less those reviewed as defects`
+        + (gs.ng_parts ? " · every NG part reviewed" : "");
+    }
+    if (gs.counted_since && rr.since && gs.counted_since !== rr.since) {
+      // older records are not all kept: counting them would overstate the share
+      gsText += ` · counted from ${LG.when(gs.counted_since)}, the oldest records kept`;
+    }
+    rEl.appendChild(h("div", {class: "row", dataset: {rate: "good_scrapped"}}, h("div", {class: "grow"},
+      h("b", {}, "Good parts scrapped"), h("div", {}, gsText)),
+    h("div", {class: "grow"}, gs.rate !== null && gs.rate !== undefined ? LG.chart.interval(gs) : null)));
     for (const [key, title, counted, none] of [
-      ["false_reject", "Rejected parts reviewed good", (r) => `${r.k} of ${r.n} NG parts reviewed were called good`,
-        "no NG part reviewed yet"],
+      ["false_reject", "Rejected parts reviewed good (share of NG parts, not of good parts)",
+        (r) => `${r.k} of ${r.n} NG parts reviewed were called good`, "no NG part reviewed yet"],
       // the audit sample was drawn before the verdict: its reviewed OK parts estimate the
       // escape rate; OK parts a person picked because they looked odd overstate it
-      ["escape_audit", "Escapes in the random audit sample",
+      ["escape_audit", "Defective share of passed parts (audit sample)",
         (r) => `${r.k} of ${r.n} OK parts of the audit sample reviewed were called defects`,
         `no OK part of the audit sample reviewed yet (${(rr.audit_sample || {}).ok_parts || 0} in this window: `
         + "the Review queue lists them)"],
@@ -127,11 +170,14 @@ LG.start(async (main) => {
       rEl.appendChild(h("div", {class: "row", dataset: {rate: key}}, h("div", {class: "grow"}, h("b", {}, title),
         h("div", {}, r.n ? `${counted(r)}: ${pct(r.rate, 2)} (${pct(r.lo, 2)} – ${pct(r.hi, 2)})` : none)),
       h("div", {class: "grow"}, r.n ? LG.chart.interval(r) : null)));
+      if (key === "escape_audit" && r.needed) rEl.appendChild(auditNeeded(r, rr.confidence));
     }
     const band = rr.review_band || {};
     rEl.appendChild(h("p", {class: "muted", id: "review-band"}, "REVIEW-band parts are in neither rate: "
-      + `${band.good || 0} reviewed good, ${band.defect || 0} reviewed as defects. Each rate is of the parts reviewed `
-      + "with that verdict, not of all parts made: neither is the share of good parts scrapped."));
+      + `${band.good || 0} reviewed good, ${band.defect || 0} reviewed as defects. Each of these rates is of the parts `
+      + "reviewed with that verdict, not of all parts made; the share of good parts scrapped is the first line."));
+
+    rEl.appendChild(covers("review-rates-window", rr));
 
     clear(paretoEl);
     if (!pa.bars.length) paretoEl.appendChild(h("p", {class: "muted"}, "No reviewed defects in this window."));
@@ -141,9 +187,45 @@ LG.start(async (main) => {
       + ` · ${LG.when(pa.since)} to ${LG.when(pa.until)}`));
   }
 
+  // what a claim to a customer takes ("under 1000 ppm shipped defective, at 95 %"): the
+  // audited OK parts that state it (line/spc.py review_rates' escape_audit), how many more,
+  // and at the station's audit rate about how many parts made that is
+  function auditNeeded(r, confidence) {
+    const target = `${pct(r.target, 1)} (${Math.round(r.target * 1e6).toLocaleString()} ppm)`;
+    const conf = pct(confidence || 0.95, 0);
+    if (!r.more_needed) {
+      return h("p", {class: "v-ok", id: "audit-needed"}, `Enough audited parts: at most ${pct(r.upper_bound, 3)} of `
+        + `passed parts defective (${conf} confidence), under ${target}.`);
+    }
+    let text = !r.n ? "No audited OK part reviewed yet. "
+      : r.k ? `${r.k} defect(s) found in ${r.n.toLocaleString()} audited OK parts: at most ${pct(r.upper_bound, 2)} of `
+        + `passed parts defective (${conf} confidence). `
+        : `Now: at most ${pct(r.upper_bound, 2)} of passed parts defective (${conf} confidence; ${r.n.toLocaleString()} `
+          + "audited OK parts, none defective). ";
+    text += `To state under ${target} at ${conf} confidence, ${r.needed.toLocaleString()} audited OK parts must be `
+      + `reviewed with ${r.k ? "no more" : "no"} defect found: ${r.more_needed.toLocaleString()} more.`;
+    if (r.waiting) text += ` ${r.waiting.toLocaleString()} OK part(s) of the audit sample in this window wait for review `
+      + "(the Review queue's audit list).";
+    if (!r.audit_sample_rate) {
+      text += " This station draws no audit sample: set audit_sample_rate (serve --audit-sample-rate 0.02) to start one.";
+    } else if (r.parts_to_make === 0) {
+      text += " Reviewing those is enough.";
+    } else if (r.parts_to_make == null) {
+      // no OK part in this window to tell how many parts pass: the share is not guessed
+      text += ` The audit sample takes ${pct(r.audit_sample_rate, 1)} of the OK parts made; this window has no OK `
+        + "part to tell how many parts that is.";
+    } else {
+      text += ` At the audit rate of ${pct(r.audit_sample_rate, 1)} that is about ${r.parts_to_make.toLocaleString()} `
+        + "more parts made; a higher rate gets there sooner (station setting audit_sample_rate: serve "
+        + "--audit-sample-rate).";
+    }
+    return h("p", {class: "muted", id: "audit-needed"}, text);
+  }
+
   async function loadMap(whole) {
     const dm = await api("/api/v1/spc/defect-map" + LG.q(Object.assign({}, whole, {which: mapWhich.value})));
     clear(mapEl);
+    mapEl.appendChild(covers("defect-map-window", dm));
     if (!dm.regions) {
       mapEl.appendChild(h("p", {class: "muted"}, "No defect regions in this window."));
       return;
