@@ -387,3 +387,15 @@ def test_the_audit_says_how_many_audited_parts_a_claim_of_1000_ppm_needs_and_whe
     # enough audited: nothing more needed
     done = review_rates({}, audit={"parts": 3000, "good": 3000, "defect": 0}, audit_rate=0.02)["escape_audit"]
     assert done["more_needed"] == 0 and done["upper_bound"] <= 0.001 and done["parts_to_make"] == 0
+
+
+def test_a_reference_period_without_ng_sets_half_a_part_not_zero():
+    """A centre of 0 put every later NG part infinitely far beyond the limit."""
+    assert spc.reference_centre(6, 182) == 6 / 182
+    assert spc.reference_centre(0, 2000) == 0.5 / 2000
+    one, two = (spc.p_chart([spc.Subgroup("s", None, 100, d)], centre=spc.reference_centre(0, 2000))
+                for d in (1, 2))
+    assert not one.alarms and math.isfinite(one.points[0].z)
+    assert [h.rule for h in two.alarms] == [1]
+    with pytest.raises(ValueError):
+        spc.reference_centre(0, 0)

@@ -81,3 +81,21 @@ def test_a_new_line_has_no_shift_before_it_so_no_limits_said(spc_station):
     add_parts(st, [(AT - dt.timedelta(hours=3), "OK", 0.2, "L9")] * 5)
     assert _report(st, line="L1")["control"]["shifts_compared"] == 0
     assert _report(st)["control"]["shifts_compared"] == 1
+
+
+def test_a_week_before_without_an_ng_part_does_not_alarm_on_the_shifts_first(spc_station):
+    """A line at a few hundred ppm: 14 shifts of 100 parts, none NG. The centre was 0, so
+    the shift's first NG part was infinitely far beyond the limit (an alarm on one part);
+    now the centre is half an NG part in those 1,400 (0.036 %): one NG part of 100 is within
+    the limits, two are beyond."""
+    st = spc_station(shift_starts=STARTS)
+    quiet = [(AT - dt.timedelta(hours=8 * k) + dt.timedelta(minutes=j * 0.2), "OK", 0.2)
+             for k in range(1, 15) for j in range(100)]
+    add_parts(st, quiet + _the_shift(ng=1, parts=100))
+    ctl = _report(st)["control"]
+    assert ctl["centre"] == pytest.approx(0.5 / 1400)
+    assert ctl["alarms"] == [] and ctl["p"] < ctl["ucl"]
+    assert "none of them had an NG part" in ctl["text"] and "half an NG part" in ctl["text"]
+    add_parts(st, [(AT + dt.timedelta(minutes=200), "NG", 0.9)])       # a second NG part in the shift
+    ctl = _report(st)["control"]
+    assert ctl["alarms"] and ctl["p"] > ctl["ucl"]

@@ -177,13 +177,14 @@ def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) ->
                         "or the records start here), so there is nothing to judge this shift against"}
     # Phase II: the centre fixed from the shifts before, this shift charted after them so a
     # run rule (nine above the centre, two of three beyond 2 sigma) sees the shifts leading to it
-    chart = spc.p_chart([*before, this], centre=ng / parts)
+    chart = spc.p_chart([*before, this], centre=spc.reference_centre(ng, parts))
     i = len(chart.points) - 1
     p = chart.points[i]
     text = (f"limits from the {len(before)} shift{'' if len(before) == 1 else 's'} before this one in the week "
             f"({ng} NG of {parts} parts, {100 * ng / parts:.2f} %); this shift is not in them")
     if ng == 0:
-        text += ": none of them had an NG part, so any NG part in this shift is beyond the upper limit"
+        text += (f": none of them had an NG part, so the centre is taken as half an NG part in them "
+                 f"({100 * 0.5 / parts:.3g} %), not 0")
     return {"p": p.p, "centre": chart.centre, "ucl": p.ucl, "lcl": p.lcl, "shifts_compared": len(before),
             "alarms": [h.text for h in chart.alarms if h.index == i], "limits_from": limits_from, "text": text}
 

@@ -128,6 +128,17 @@ def p_chart(subgroups: Sequence[Subgroup], centre: Optional[float] = None) -> PC
     return PChart(pbar, points, hits)
 
 
+def reference_centre(ng: int, parts: int) -> float:
+    """The centre line (p̄) a reference period of ``parts`` parts with ``ng`` NG sets for
+    Phase II: its NG share, or, when it had none, half an NG part in it (0.5 / parts). A
+    centre of 0 puts every later NG part infinitely far beyond the limit: a line at 0.3 %
+    whose week before had no NG in 2,000 parts alarmed on the shift's first NG part; at
+    0.5 / 2,000 one NG in a shift of 100 is within the limits, two are beyond."""
+    if parts <= 0:
+        raise ValueError("a reference period needs parts")
+    return ng / parts if ng else 0.5 / parts
+
+
 # the chance a normal curve leaves beyond 3 sigma on one side: each side's limit
 BEYOND = 0.0013498980316301
 

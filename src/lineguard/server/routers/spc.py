@@ -337,7 +337,7 @@ def p_chart(where: Scope = Depends(scope),
             raise InvalidRequest(f"the baseline window ({_iso(bf.since)} to {_iso(b1)}) holds no part judged"
                                  + (" with a lot" if by == "lot" else "") + ": no centre line can be set from it; "
                                  "choose a window when the line ran")
-        centre = b_ng / b_parts
+        centre = spc.reference_centre(b_ng, b_parts)
         baseline = {"from": "baseline_since/until", "since": _iso(bf.since), "until": _iso(b1), "parts": b_parts,
                     "ng": b_ng}
     chart = spc.p_chart(groups, centre=centre)
