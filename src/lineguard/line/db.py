@@ -496,8 +496,9 @@ class Database:
                 except OSError as exc:
                     log.warning("an older copy %s could not be removed: %s", older, exc)
         log.warning("database %s is at schema %s, from an older lineguard: copied to %s before upgrading it to %s. "
-                    "To go back to the older version, stop the station and put that copy in place of %s",
-                    path, found, final, schema_revisions()[0], path.name)
+                    "To go back to the older version, stop every station on it, remove %s-wal and %s-shm, then put "
+                    "that copy in place of %s (parts recorded after the upgrade are lost)",
+                    path, found, final, schema_revisions()[0], path.name, path.name, path.name)
 
     def drop_schema(self) -> None:
         """Remove everything (tests): the PostgreSQL schema, or all tables on SQLite."""
