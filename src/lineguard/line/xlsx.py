@@ -47,24 +47,54 @@ def check_fits(rows: int) -> None:
 
 _EPOCH = dt.datetime(1899, 12, 30)     # day 0 of a sheet's dates (1900 date system)
 
-_CONTENT_TYPES = _HEAD + (
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-    '<Default Extension="xml" ContentType="application/xml"/>'
-    '<Override PartName="/xl/workbook.xml" '
-    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-    '<Override PartName="/xl/worksheets/sheet1.xml" '
-    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-    '<Override PartName="/xl/styles.xml" '
-    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
-    '</Types>')
+_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 _ROOT_RELS = _HEAD + (
     f'<Relationships xmlns="{_PKG_REL}"><Relationship Id="rId1" Type="{_REL}/officeDocument" '
     'Target="xl/workbook.xml"/></Relationships>')
-_WORKBOOK_RELS = _HEAD + (
-    f'<Relationships xmlns="{_PKG_REL}">'
-    f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
-    f'<Relationship Id="rId2" Type="{_REL}/styles" Target="styles.xml"/></Relationships>')
+
+
+def _package(z: zipfile.ZipFile, sheets: Sequence[str]) -> None:
+    """The parts every workbook holds besides its sheets and styles, for ``sheets`` (their
+    names, in order: sheet1.xml, sheet2.xml, ...)."""
+    n = len(sheets)
+    z.writestr("[Content_Types].xml", _HEAD + (
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        + "".join(f'<Override PartName="/xl/worksheets/sheet{i + 1}.xml" ContentType="{_SHEET_TYPE}"/>'
+                  for i in range(n))
+        + '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>'))
+    z.writestr("_rels/.rels", _ROOT_RELS)
+    z.writestr("xl/_rels/workbook.xml.rels", _HEAD + (
+        f'<Relationships xmlns="{_PKG_REL}">'
+        + "".join(f'<Relationship Id="rId{i + 1}" Type="{_REL}/worksheet" Target="worksheets/sheet{i + 1}.xml"/>'
+                  for i in range(n))
+        + f'<Relationship Id="rId{n + 1}" Type="{_REL}/styles" Target="styles.xml"/></Relationships>'))
+    # a sheet's name: at most 31 characters, none XML cannot hold
+    z.writestr("xl/workbook.xml", _HEAD + (
+        f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>'
+        + "".join(f'<sheet name="{escape(_NOT_XML.sub("", name)[:31])}" sheetId="{i + 1}" r:id="rId{i + 1}"/>'
+                  for i, name in enumerate(sheets))
+        + "</sheets></workbook>"))
+
+
+def _sheet_start(header: Sequence[str], widths: Sequence[float] = ()) -> str:
+    """A sheet up to its first data row: the header row bold and frozen, column widths."""
+    cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{w:g}" customWidth="1"/>' for i, w in enumerate(widths))
+    return (_HEAD + f'<worksheet xmlns="{_MAIN}"><sheetViews><sheetView workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '</sheetView></sheetViews>' + (f"<cols>{cols}</cols>" if cols else "") + '<sheetData>'
+            '<row r="1">' + "".join(_text(h, style=2) for h in header) + "</row>")
+
+
+def _sheet_end(header: Sequence[str], rows: int) -> str:
+    """After the last data row: a filter over the header and ``rows`` rows."""
+    return f'</sheetData><autoFilter ref="A1:{column_name(max(len(header), 1) - 1)}{rows + 1}"/></worksheet>'
+
+
 # style 0: plain; 1: date and time (yyyy-mm-dd hh:mm:ss.000); 2: bold (the header); 3 on: a
 # time on a plant's clock, its UTC offset shown beside it (one style per offset met)
 _TIME_FORMAT = "yyyy\\-mm\\-dd\\ hh:mm:ss.000"
@@ -156,23 +186,14 @@ def cell(value: Any, styles: Optional[_Styles] = None) -> str:
 
 def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str = "parts",
                widths: Sequence[float] = ()) -> int:
-    """Write a one-sheet workbook to ``out`` (a binary file); returns the rows written."""
+    """Write a one-sheet workbook to ``out`` (a binary file), its rows streamed (a parts
+    export of up to MAX_ROWS rows); returns the rows written."""
     n = 0
     styles = _Styles()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-        z.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        z.writestr("_rels/.rels", _ROOT_RELS)
-        z.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
-        z.writestr("xl/workbook.xml", _HEAD + (
-            f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>'
-            f'<sheet name="{escape(_NOT_XML.sub("", sheet))[:31]}" sheetId="1" r:id="rId1"/></sheets></workbook>'))
+        _package(z, [sheet])
         with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as f:
-            cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{w:g}" customWidth="1"/>'
-                           for i, w in enumerate(widths))
-            f.write((_HEAD + f'<worksheet xmlns="{_MAIN}"><sheetViews><sheetView workbookViewId="0">'
-                     '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-                     '</sheetView></sheetViews>' + (f"<cols>{cols}</cols>" if cols else "") + '<sheetData>'
-                     '<row r="1">' + "".join(_text(h, style=2) for h in header) + "</row>").encode())
+            f.write(_sheet_start(header, widths).encode())
             buf: list[str] = []
             for row in rows:
                 if n + 1 >= MAX_ROWS:
@@ -183,8 +204,23 @@ def write_xlsx(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[An
                     f.write("".join(buf).encode())
                     buf.clear()
             f.write("".join(buf).encode())
-            last = column_name(max(len(header), 1) - 1)
-            f.write(f'</sheetData><autoFilter ref="A1:{last}{n + 1}"/></worksheet>'.encode())
+            f.write(_sheet_end(header, n).encode())
         # last: only the rows tell which UTC offsets the plant's times need a style for
         z.writestr("xl/styles.xml", styles.xml())
     return n
+
+
+def write_workbook(out: IO[bytes], sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
+    """A workbook of several sheets (name, header, rows), each a table as write_xlsx writes
+    one, their cells sharing one style sheet: for reports of a few thousand rows at most
+    (each sheet is built whole in memory)."""
+    styles = _Styles()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        _package(z, [name for name, _h, _r in sheets])
+        for i, (_name, header, rows) in enumerate(sheets):
+            if len(rows) + 1 >= MAX_ROWS:
+                raise TooManyRows()
+            body = "".join(f'<row r="{j + 2}">' + "".join(cell(v, styles) for v in row) + "</row>"
+                           for j, row in enumerate(rows))
+            z.writestr(f"xl/worksheets/sheet{i + 1}.xml", _sheet_start(header) + body + _sheet_end(header, len(rows)))
+        z.writestr("xl/styles.xml", styles.xml())     # last: the rows told which UTC offsets need a style

@@ -1,12 +1,16 @@
-"""Reports a plant hands around: the shift handover report."""
+"""Reports a plant hands around: the shift handover report, the period's (month's) report."""
 from __future__ import annotations
 
-from typing import Any, Optional
+import datetime as dt
+import socket
+from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ...line import handover, tuning
+from ... import __version__
+from ...line import handover, period_report, tuning
 from ...line.errors import InvalidRequest
 from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.record_keeper import kept_since
@@ -16,7 +20,7 @@ from ...line.station import Station
 from ..deps import Caller, get_station, known_query_only, reader, require
 from ..text_rules import NO_NUL
 from ..schemas import errors
-from .spc import _LINE, _PRODUCT, AT_HELP, TIME_TEXT, shift_time
+from .spc import _LINE, _PRODUCT, _STATION, AT_HELP, SINCE_HELP, TIME_TEXT, UNTIL_HELP, Scope, plant_time, shift_time
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -62,3 +66,52 @@ def shift_note(body: HandoverNoteIn, station: Station = Depends(get_station),
         return handover.write_note(station.db, start, named_line, body.note, caller.who)
     except handover.NoteRefused as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _period_scope(caller: Optional[Caller] = Depends(reader),     # first: signed in before the database is read
+                  line: Optional[str] = _LINE, station_name: Optional[str] = _STATION,
+                  product: Optional[str] = _PRODUCT,
+                  since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + " (default: "
+                                               "the first of the last whole month, or of until's month)"),
+                  until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP + " (default: "
+                                               "the end of the last whole month, or today's 00:00 when since is "
+                                               "given)"),
+                  station: Station = Depends(get_station)) -> Scope:
+    # the SPC endpoints' scope (spc.scope), read the same way; only the defaults of
+    # since/until differ (whole plant days, a month: line.period_report.window)
+    named_line, named_product = known_names(station.db, line or None, product or None)
+    return Scope(named_line, station_name or None, named_product, plant_time(station, since, "since"),
+                 plant_time(station, until, "until", end=True), kept_since(station.db))
+
+
+@router.get("/period", summary="A period's report (a month's, for the customer): parts and verdicts per line, the "
+                               "share of good parts scrapped, the audit's defective share of passed parts, the "
+                               "p-chart by day, the defect types and the models (JSON or .xlsx)",
+            responses={200: {"content": {"application/json": {}, _XLSX: {}},
+                             "description": "the report; format=xlsx: a workbook of sheets Window, Summary, By day, "
+                                            "Defect types, Models (numbers and times typed)"},
+                       **errors(401, 403, 404, 422)})
+def period(where: Scope = Depends(_period_scope), _known: None = Depends(known_query_only),
+           format: Literal["json", "xlsx"] = Query("json", description="json, or xlsx: a workbook, a sheet a "
+                                                   "section, shares as fractions (0-1)"),
+           station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
+    cfg = station.config
+    report = period_report.period_report(
+        station.db, where.since, where.until, timezone=cfg.timezone, shift_starts=cfg.shift_starts,
+        line=where.line, station=where.station, product=where.product, kept_since=where.kept_since,
+        audit_rate=float(cfg.audit_sample_rate or 0.0), made_by=caller.who if caller is not None else None,
+        station_host=socket.gethostname(), version=__version__)
+    if format == "xlsx":
+        w = report["window"]
+        name = "lineguard-period-" + "-".join(v for v in (w["line"], w["product"]) if v) + ("-" if w["line"] or
+                                                                                              w["product"] else "")
+        # the plant's days it covers, the last one included: -20261101-20261130 for November
+        last = dt.datetime.fromisoformat(w["until_plant"]) - dt.timedelta(microseconds=1)
+        name += w["since_plant"][:10].replace("-", "") + "-" + last.strftime("%Y%m%d")
+        safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+        return Response(period_report.workbook(report, cfg.timezone), media_type=_XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
+    return report

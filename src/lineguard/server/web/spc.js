@@ -20,11 +20,14 @@ LG.start(async (main) => {
   const csvS = h("a", {class: "button secondary", id: "csv-scores"}, "scores CSV");
   const paretoEl = h("div", {id: "pareto"});
   const csvPareto = h("a", {class: "button secondary", id: "csv-pareto"}, "Pareto CSV");
+  // the period's report for the customer (GET /api/v1/reports/period): the filters' window, or
+  // without from/until the last whole month
+  const monthXlsx = h("a", {class: "button secondary", id: "xlsx-month"}, "Period report (Excel)");
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
   mapWhich.setAttribute("aria-label", "which parts to map");     // beside its heading, not in a label
   main.append(h("h1", {}, "Statistical process control"), form,
-    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP), pEl, alarms),
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect rate (p-chart, NG share)"), csvP, monthXlsx), pEl, alarms),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Score drift"), csvS), sEl),
     h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect types (Pareto of reviewed defects)"),
@@ -59,13 +62,14 @@ LG.start(async (main) => {
       // refused (from after until, say): no charts of the filters before stay beside the
       // error as if they were these, and no CSV link points at the refused request
       for (const el of [pEl, alarms, sEl, rEl, paretoEl, mapEl]) clear(el);
-      for (const a of [csvP, csvS, csvPareto]) a.removeAttribute("href");
+      for (const a of [csvP, csvS, csvPareto, monthXlsx]) a.removeAttribute("href");
       throw err;
     }
     history.replaceState(null, "", location.pathname + LG.q(f));
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
+    monthXlsx.href = "/api/v1/reports/period" + LG.q(Object.assign({}, whole, {format: "xlsx"}));
 
     clear(pEl); clear(alarms);
     pEl.appendChild(covers("p-chart-window", pc));
