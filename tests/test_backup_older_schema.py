@@ -132,6 +132,19 @@ def test_a_database_no_backup_can_read_is_refused_before_the_backup_folder_is_ma
     assert not backup.exists()          # no half-filled folder, not even its marker
 
 
+def test_the_scheduled_backup_of_an_unreadable_database_does_not_blame_the_backup_disk(tmp_path):
+    """serve --backup-to's own backups: the refusal said the database cannot be read, then
+    "check the backup disk" after it."""
+    from lineguard.line.backup import BackupSchedule
+    data = tmp_path / "station"
+    data.mkdir()
+    (data / "lineguard.db").write_bytes(b"this is no SQLite file, but long enough to be read as one" * 40)
+    faults: dict[str, str] = {}
+    BackupSchedule(data, tmp_path / "backup", 24 * 3600, faults).run_once()
+    assert "cannot be read" in faults["backup"] and "not of the backup disk" in faults["backup"], faults
+    assert "check the backup disk" not in faults["backup"]
+
+
 def test_an_error_of_the_station_s_database_mid_backup_is_not_blamed_on_the_backup_disk(tmp_path, monkeypatch):
     from lineguard.line import backup as backup_mod
     data, backup = tmp_path / "station", tmp_path / "backup"
@@ -195,14 +208,17 @@ def test_the_way_back_after_an_upgrade_says_to_remove_the_write_ahead_log_and_it
     with pytest.raises(SchemaTooNew) as refused:
         Database(f"sqlite:///{newer / 'lineguard.db'}").check_schema()
     hint = refused.value.message
-    assert "lineguard.db-wal" in hint and "lineguard.db-shm" in hint and "lost" in hint, hint
+    assert "lineguard.db-wal" in hint and "lineguard.db-shm" in hint and "into another folder together" in hint, hint
     # the copy put in place alone (the README before): the log left by the crash is replayed onto it
     naive = tmp_path / "naive"
     shutil.copytree(crashed, naive)
     shutil.copyfile(naive / before.name, naive / "lineguard.db")
     assert _revision(naive / "lineguard.db") != OLD
-    # following it: the log removed, then the copy put in place
-    for end in ("-wal", "-shm"):
-        (crashed / f"lineguard.db{end}").unlink()
+    # following it: the upgraded database moved aside whole (its parts kept there), then the copy put in place
+    aside = tmp_path / "upgraded"
+    aside.mkdir()
+    for end in ("", "-wal", "-shm"):
+        shutil.move(crashed / f"lineguard.db{end}", aside / f"lineguard.db{end}")
     shutil.copyfile(before, crashed / "lineguard.db")
     assert _revision(crashed / "lineguard.db") == OLD
+    assert _revision(aside / "lineguard.db") != OLD          # the upgraded one, whole, with its last writes

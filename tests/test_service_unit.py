@@ -26,11 +26,12 @@ def _line1_is_an_account_here(monkeypatch):
     """The units here are written for an account line1 this PC need not have (service-unit
     refuses an account it does not have): looked up as the account running the tests. The
     account checks themselves: tests/test_service_unit_user.py."""
-    import getpass
-
     from lineguard.cli import service
     real = service._account
-    monkeypatch.setattr(service, "_account", lambda name: real(getpass.getuser() if name == "line1" else name))
+    # the account running the tests as the kernel knows it (a container's user may have no
+    # passwd entry to look up by name)
+    here = service._Account("line1", os.getuid(), os.getgid(), frozenset(os.getgroups()))
+    monkeypatch.setattr(service, "_account", lambda name: here if name == "line1" else real(name))
 
 
 _C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "s": " ", "a": "\a", "b": "\b",

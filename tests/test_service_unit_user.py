@@ -8,7 +8,6 @@ or cannot write the data folder, is warned about, saying what to do.
 """
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 import tempfile
@@ -35,8 +34,13 @@ def _nobody() -> str:
 @pytest.fixture
 def open_folder():
     """A folder every account can reach (pytest's own tmp folders are their owner's alone)."""
-    where = Path(tempfile.mkdtemp(prefix="lg-unit-"))
+    from lineguard.cli import service
+    where = Path(tempfile.mkdtemp(prefix="lg-unit-", dir="/tmp"))     # not a TMPDIR under a closed folder
     where.chmod(0o755)
+    blocked, _ = service._blocked_on_the_way(service._account(_nobody()), where)
+    if blocked is not None:
+        shutil.rmtree(where, ignore_errors=True)
+        pytest.skip(f"nobody cannot reach {where} on this PC ({blocked} is closed to it)")
     yield where
     shutil.rmtree(where, ignore_errors=True)
 
@@ -84,10 +88,29 @@ def test_a_data_folder_the_account_cannot_write_is_warned_about(open_folder, whe
     assert "200/CHDIR" not in r.stderr
 
 
+def _me() -> str:
+    """The account running the tests by its passwd entry (a container's user may have none)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pytest.skip("the account running the tests has no passwd entry")
+
+
 def test_the_account_that_owns_its_folders_gets_no_warning(tmp_path):
     (tmp_path / "station").mkdir()
-    r = run_in_process("service-unit", "--user", getpass.getuser(), "--working-dir", tmp_path, "--",
+    me = _me()
+    r = run_in_process("service-unit", "--user", me, "--working-dir", tmp_path, "--",
                        "serve", "--data", "station", env={"PYTHONPATH": None})
     assert r.returncode == 0, r.stderr
     assert "cannot" not in r.stderr and "no such account" not in r.stderr, r.stderr
-    assert f"User={getpass.getuser()}" in r.stdout
+    assert f"User={me}" in r.stdout
+
+
+def test_an_account_given_by_its_number_is_looked_up_by_it(tmp_path):
+    """systemd's User= takes a numeric id; it was refused as "no such account"."""
+    (tmp_path / "station").mkdir()
+    uid = str(pwd.getpwnam(_me()).pw_uid)
+    r = run_in_process("service-unit", "--user", uid, "--working-dir", tmp_path, "--",
+                       "serve", "--data", "station", env={"PYTHONPATH": None})
+    assert r.returncode == 0, r.stderr
+    assert "no such account" not in r.stderr and f"User={uid}" in r.stdout, r.stderr

@@ -47,7 +47,7 @@ def test_the_commands_with_a_schema_are_found():
 
 # ---- the schema name --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["hI_walk", "hI-walk", "Line2", "1line", "_line", "line 3", "a" * 64, "pg_line",
+@pytest.mark.parametrize("name", ["hI_walk", "hI-walk", "Line2", "1line", "_Line", "line 3", "a" * 64, "pg_line",
                                   "line-2", ""])
 def test_a_schema_name_postgresql_reads_two_ways_or_not_at_all_is_refused(name):
     from lineguard.line.db import Database
@@ -57,7 +57,7 @@ def test_a_schema_name_postgresql_reads_two_ways_or_not_at_all_is_refused(name):
         Database("postgresql://postgres@127.0.0.1:18449/none", schema=name)     # nothing connects
 
 
-@pytest.mark.parametrize("name", ["line_2", "hi_walk", "a", "a" * 63, "lg_test_0a1b2c", "public"])
+@pytest.mark.parametrize("name", ["line_2", "hi_walk", "a", "a" * 63, "lg_test_0a1b2c", "public", "_l1"])
 def test_a_lower_case_schema_name_is_taken(name):
     assert StationConfig(db_schema=name).db_schema == name
 
@@ -72,7 +72,7 @@ def test_every_command_refuses_the_schema_as_it_reads_the_option(tmp_path, monke
     r = _run([*words, "--db-schema", name])
     assert r.exit_code == 2, (words, r.output)
     assert f"--db-schema {name!r} is not a schema name" in r.stderr, r.output
-    assert "lower-case letters (a-z), digits and _, starting with a letter, at most 63 characters" in r.stderr
+    assert "lower-case letters (a-z), digits and _, starting with a letter or _, at most 63 characters" in r.stderr
     assert "Traceback" not in r.output and not isinstance(r.exception, ValueError)
     assert list(tmp_path.iterdir()) == [] and not serve_opens     # no station folder made, none opened
     if name == "hI_walk":                                          # what PostgreSQL would have made of it

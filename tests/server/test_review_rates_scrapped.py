@@ -43,11 +43,11 @@ def test_good_parts_scrapped_and_rejected_parts_reviewed_good_are_two_numbers(sp
         assert ea["parts_to_make"] == math.ceil(2981 / (0.02 * 680 / 730))
         rows = list(csv.reader(io.StringIO(_sheet(c.get("/api/v1/spc/review-rates",
                                                         params={**Q, "format": "csv"})))))
-        assert rows[0] == ["measure", "k", "n", "rate", "lo", "hi"]
-        by_measure = {r[0]: r for r in rows[1:]}
-        assert rows[1][:3] == ["good_scrapped", "2", "710"]
-        assert by_measure["escape_audit_needed_for_target"][1:4] == ["0", "2995", "0.001"]
-        assert rows[-1][:3] == ["escape_audit", "0", "10"]
+        assert rows[0] == ["measure", "k", "n", "rate", "lo", "hi", "upper_bound", "target", "needed", "more_needed"]
+        assert rows[1][:3] == ["good_scrapped", "2", "710"] and rows[1][6:] == ["", "", "", ""]
+        assert rows[-1][:3] == ["escape_audit", "0", "10"] and rows[-1][7:] == ["0.001", "2995", "2985"]
+        assert float(rows[-1][6]) == pytest.approx(ea["upper_bound"])
+        assert len(rows) == 5           # the audit's claim in its own columns, not a row of its own
 
 
 def test_good_parts_scrapped_is_an_estimate_while_ng_parts_wait_for_review(spc_station):

@@ -162,7 +162,7 @@ def test_review_rates_through_the_api(spc_station):
         assert body["escape"] == {"rate": 0.0, "lo": 0.0, "hi": pytest.approx(0.0711, abs=1e-4), "k": 0, "n": 50}
         assert body["confidence"] == 0.95 and body["review_band"] == {"good": 2, "defect": 0}
         r = c.get("/api/v1/spc/review-rates", params={"since": "2026-11-29T00:00:00Z", "format": "csv"})
-        assert _sheet(r).splitlines()[0] == "measure,k,n,rate,lo,hi"
+        assert _sheet(r).splitlines()[0] == "measure,k,n,rate,lo,hi,upper_bound,target,needed,more_needed"
 
 
 def test_the_escape_rate_of_the_random_audit_sample_is_apart_from_ok_parts_picked_by_hand(spc_station):

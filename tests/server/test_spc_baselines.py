@@ -88,6 +88,20 @@ def test_a_baseline_that_cannot_be_used_is_422_saying_why(spc_station, params, s
     assert says in r.json()["error"]["message"]
 
 
+def test_a_baseline_whose_records_are_no_longer_kept_says_so_not_that_the_line_made_nothing(spc_station):
+    from lineguard.line.orm import RecordsKept
+    st = spc_station()
+    add_parts(st, _month())
+    with st.db.session() as s:
+        s.add(RecordsKept(id=1, kept_since=dt.datetime(2026, 11, 23), keep_days=30.0))
+    with client(st) as c:
+        r = c.get("/api/v1/spc/p-chart", params={**MONTH, **STEADY})
+    assert r.status_code == 422, r.text
+    said = r.json()["error"]["message"]
+    assert "before the oldest records kept (2026-11-23T00:00:00Z" in said and "after 2026-11-23" in said, said
+    assert "holds no part judged" in said and "when the line ran" not in said
+
+
 def test_ng_is_named_beside_defects_which_count_ng_verdicts(spc_station):
     st = spc_station()
     # 2 NG parts reviewed good (false rejects) and 1 NG unreviewed: 3 NG verdicts, 0 reviewed defects

@@ -107,11 +107,12 @@ def _account(name: str) -> Optional[_Account]:
     accounts cannot be looked up (no pwd module: not a systemd PC)."""
     import pwd
     try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
+        # systemd's User= takes a numeric id too (65534 for nobody)
+        entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except (KeyError, OverflowError):
         return None
     try:
-        groups = frozenset(os.getgrouplist(name, entry.pw_gid))
+        groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
     except OSError:
         groups = frozenset({entry.pw_gid})
     return _Account(name, entry.pw_uid, entry.pw_gid, groups)

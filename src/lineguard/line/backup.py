@@ -59,6 +59,10 @@ class BackupError(Exception):
     """Why a backup cannot be made, and what to do."""
 
 
+class StationDatabaseError(BackupError):
+    """The station's own database is why (unreadable, no station's): never the backup disk's."""
+
+
 @dataclass
 class BackupReport:
     parts: int = 0
@@ -216,13 +220,13 @@ def _check_station_db(db_path: Path) -> None:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"the station's database {db_path} cannot be read ({exc}): nothing was written. If it is "
-                          "damaged, restore the last backup that worked (`lineguard restore`); if another program "
-                          "holds it locked, run the backup again later") from None
+        raise StationDatabaseError(f"the station's database {db_path} cannot be read ({exc}): nothing was written. "
+                                   "If it is damaged, restore the last backup that worked (`lineguard restore`); if "
+                                   "another program holds it locked, run the backup again later") from None
     if missing:
-        raise BackupError(f"{db_path} holds no station's records (no {', '.join(missing)} table): nothing was "
-                          "written. Give the folder a station ran from (--data), or start `lineguard serve` on it "
-                          "first")
+        raise StationDatabaseError(f"{db_path} holds no station's records (no {', '.join(missing)} table): nothing "
+                                   "was written. Give the folder a station ran from (--data), or start `lineguard "
+                                   "serve` on it first")
 
 
 def is_disk_error(exc: BaseException) -> bool:
@@ -607,8 +611,10 @@ class BackupSchedule(PeriodicJob):
             kept = "the last one that worked is kept" if (self.dest / "lineguard.db").is_file() else \
                 "no backup has worked yet"
             # an error of the station's own database is not blamed on the backup disk
-            check = "check the backup disk (mounted, room left)" if isinstance(exc, BackupError) or \
-                is_disk_error(exc) else "an error of the station's database, not of the backup disk: see the log"
+            station_db = isinstance(exc, StationDatabaseError) or not (isinstance(exc, BackupError)
+                                                                      or is_disk_error(exc))
+            check = "an error of the station's database, not of the backup disk: see the log" if station_db else \
+                "check the backup disk (mounted, room left)"
             self._failed(failed_over, f"the backup to {self.dest} failed at {time.strftime('%Y-%m-%d %H:%M')} "
                                       f"({self.error}); {kept}: {check}")
             log.error("backup to %s failed: %s", self.dest, self.error)

@@ -35,8 +35,9 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 # so `--db-schema hI_walk` made an empty "hI_walk" and ran the station in hi_walk, another
 # station's schema. Refused, not quoted everywhere: the name is also typed by hand in
 # `pg_dump -n`, psql and the backups' notes, where a quoted mixed-case name goes wrong again.
-_SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-SCHEMA_NAME_RULE = ("a schema name is lower-case letters (a-z), digits and _, starting with a letter, "
+# (A leading _ reads the same both ways and was taken before: a station on _l1 keeps it.)
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SCHEMA_NAME_RULE = ("a schema name is lower-case letters (a-z), digits and _, starting with a letter or _, "
                     "at most 63 characters, not starting with pg_ (PostgreSQL's own)")
 
 
@@ -50,8 +51,8 @@ def schema_name_problem(name: str, given_as: Optional[str] = "--db-schema") -> O
     why = f"{given_as + ' ' if given_as else ''}{name!r} is not a schema name: {SCHEMA_NAME_RULE}"
     if name.lower() != name and schema_name_problem(name.lower()) is None:
         why += (f". PostgreSQL reads {name!r} as {name.lower()!r} where it is not quoted (a station on it ran "
-                f"in {name.lower()!r} and made an empty {name!r}): write it in lower case, a name no other "
-                "station uses")
+                f"in {name.lower()!r} and made an empty {name!r}): write it in lower case; a station that ran "
+                f"with it has its records in {name.lower()!r}, unless that is another station's")
     return why
 
 
@@ -389,8 +390,9 @@ class Database:
         # the upgraded database's write-ahead log left by a crash (-wal, -shm) is replayed onto
         # a copy put in its place: the older version then found it "upgraded" again
         return (f"run that version, or go back to the copy taken before the upgrade ({copies[-1]}): stop every "
-                f"station on it, remove {path.name}-wal and {path.name}-shm beside it, then copy it in place of "
-                f"{path.name} (parts recorded since the upgrade are lost), or restore your backup folder")
+                f"station on it, move {path.name} with its {path.name}-wal and {path.name}-shm into another folder "
+                f"together (the upgraded database, with the parts recorded since the upgrade), then copy the copy "
+                f"in place of {path.name}; or restore your backup folder")
 
     def upgrade(self, revision: str = "head") -> None:
         """Create or migrate the tables to the newest schema (Alembic ``upgrade head``);
@@ -496,9 +498,10 @@ class Database:
                 except OSError as exc:
                     log.warning("an older copy %s could not be removed: %s", older, exc)
         log.warning("database %s is at schema %s, from an older lineguard: copied to %s before upgrading it to %s. "
-                    "To go back to the older version, stop every station on it, remove %s-wal and %s-shm, then put "
-                    "that copy in place of %s (parts recorded after the upgrade are lost)",
-                    path, found, final, schema_revisions()[0], path.name, path.name, path.name)
+                    "To go back to the older version, stop every station on it, move %s with its -wal and -shm "
+                    "files into another folder together (they keep the parts recorded after the upgrade), then put "
+                    "that copy in place of it",
+                    path, found, final, schema_revisions()[0], path.name)
 
     def drop_schema(self) -> None:
         """Remove everything (tests): the PostgreSQL schema, or all tables on SQLite."""

@@ -333,6 +333,11 @@ def p_chart(where: Scope = Depends(scope),
         # counted in the chart's own subgroups: by lot, of the parts sent with a lot, as drawn
         reference = defect_subgroups(station.db, bf, by, periods)
         b_parts, b_ng = sum(g.n for g in reference), sum(g.defects for g in reference)
+        if not b_parts and where.kept_since is not None and b0 < where.kept_since:
+            raise InvalidRequest(f"the baseline window ({_iso(b0)} to {_iso(b1)}) starts before the oldest records "
+                                 f"kept ({_iso(where.kept_since)}: the record keeper deleted the parts before it that "
+                                 "no one reviewed), and what is kept of it holds no part judged: choose a baseline "
+                                 f"after {_iso(where.kept_since)}")
         if not b_parts:
             raise InvalidRequest(f"the baseline window ({_iso(bf.since)} to {_iso(b1)}) holds no part judged"
                                  + (" with a lot" if by == "lot" else "") + ": no centre line can be set from it; "
@@ -432,14 +437,15 @@ def review_rates(where: Scope = Depends(scope), _known: None = Depends(known_que
     out["good_scrapped"]["counted_since"] = _iso(kept.since)
     if format == "csv":
         ea = out["escape_audit"]
-        return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}", ["measure", "k", "n", "rate", "lo", "hi"],
-                    [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"]]
+        # the audit's claim in columns of its own, named (a row that put "parts needed" under
+        # n and the target under rate was misread in a spreadsheet): the one-sided bound now,
+        # the audited OK parts a bound of the target (1000 ppm) needs, how many more
+        return _csv(f"lineguard-review-rates-{_stamp(t0)}-{_stamp(t1)}",
+                    ["measure", "k", "n", "rate", "lo", "hi", "upper_bound", "target", "needed", "more_needed"],
+                    [[m, out[m]["k"], out[m]["n"], out[m]["rate"], out[m]["lo"], out[m]["hi"], None, None, None, None]
                      for m in ("good_scrapped", "false_reject", "escape")]
-                    # k: defects the audit found; n: audited OK parts a bound of rate (1000 ppm) needs; hi:
-                    # the one-sided bound now (escape_audit's hi is the two-sided interval's)
-                    + [["escape_audit_needed_for_target", ea["k"], ea["needed"], ea["target"], None,
-                        ea["upper_bound"]]]
-                    + [["escape_audit", ea["k"], ea["n"], ea["rate"], ea["lo"], ea["hi"]]])
+                    + [["escape_audit", ea["k"], ea["n"], ea["rate"], ea["lo"], ea["hi"], ea["upper_bound"],
+                        ea["target"], ea["needed"], ea["more_needed"]]])
     return {"since": _iso(t0), "until": _iso(t1), **out,
             "definitions": {"good_scrapped": "good parts judged NG / good parts made (every part less the confirmed "
                                              "defects); with NG parts left unreviewed, an estimate: NG parts "
