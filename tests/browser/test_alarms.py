@@ -73,7 +73,7 @@ def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(p
             assert r.status_code == 201 and r.json()["verdict"] == "REVIEW", r.text
     item = panel.locator(".alarm-item", has_text="line L6")
     expect(item).to_contain_text("Check the camera · line L6 · C1")
-    expect(item).to_contain_text("3 photos in a row unlike the model's good photos")
+    expect(item).to_contain_text("3 of the last 5 photos unlike the model's good photos")
     expect(item).to_contain_text("too dark")
     op.shot("line-view-camera-alarm")
     gallery = op.open("/app/gallery?line=L6&verdict=&photo_doubted=true", "#gallery a.thumb")

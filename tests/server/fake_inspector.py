@@ -117,11 +117,11 @@ class FakeInspector:
         verdict = (Verdict.NG if score > self.threshold else Verdict.REVIEW if score > self.review_threshold
                    else Verdict.OK)
         photo_issues = []
-        if self.photo_floor is not None and score < self.photo_floor:     # as Inspector: never OK
+        had = verdict                      # on the score alone: regions where it did not pass
+        if self.photo_floor is not None and score < self.photo_floor:     # as Inspector: REVIEW whatever the score
             photo_issues = [f"too dark: brightness {score:.3f}, good photos {self.photo_floor:.3f} and above"]
-            if verdict is Verdict.OK:
-                verdict = Verdict.REVIEW
-        if verdict is not Verdict.OK and len(xs):
+            verdict = Verdict.REVIEW
+        if had is not Verdict.OK and len(xs):
             regions.append(DefectRegion(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                                         int(ys.max() - ys.min() + 1), int(len(xs)), float(amap.max()),
                                         float(amap[ys, xs].mean())))

@@ -154,7 +154,7 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
         StationConfig(data_dir=tmp_path, alarm_ng_rate=10)
     with pytest.raises(ValueError, match="window must be 10 to 100000"):
         StationConfig(data_dir=tmp_path, alarm_window=5)
-    with pytest.raises(ValueError, match="2 to 10000 doubted photos in a row"):
+    with pytest.raises(ValueError, match="2 to 10000 doubted photos"):
         StationConfig(data_dir=tmp_path, alarm_photo_run=1)
     with pytest.raises(ValueError, match="escalated after 0.5 to 1440 minutes"):
         StationConfig(data_dir=tmp_path, alarm_escalate_min=0.1)
@@ -412,8 +412,8 @@ def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_ala
     camera = [a for a in st.alarms.active() if a["kind"] == "photo"]
     assert len(camera) == 1 and (camera[0]["parts"], camera[0]["rejected"]) == (3, 3)
     assert (camera[0]["first_inspection_id"], camera[0]["inspection_id"]) == (dark[0].id, third.id)
-    assert "3 photos in a row unlike the model's good photos" in camera[0]["message"]
-    assert "too dark: brightness 0.0" in camera[0]["message"] and "check the lamp" in camera[0]["message"]
+    assert "3 of the last 5 photos unlike the model's good photos" in camera[0]["message"]
+    assert "too dark: brightness 0.0" in camera[0]["message"] and "check that the lamp is on" in camera[0]["message"]
     assert alarm_code(st.alarms.active()) == 0b110
     # the three doubted photos neither broke the run of NG parts (three) nor lengthened it
     _parts(st, DARK, DARK, DARK, NG)
@@ -421,7 +421,7 @@ def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_ala
     last = _parts(st, NG)[0]
     (reject_run,) = [a for a in st.alarms.active() if a["kind"] == "ng_run"]
     assert reject_run["parts"] == 5 and reject_run["first_inspection_id"] == run[-3].id
-    assert reject_run["inspection_id"] == last.id and "photo" not in reject_run["message"]
+    assert reject_run["inspection_id"] == last.id and "the last part's photo" not in reject_run["message"]
     assert st.metrics.photos_doubted.labels("L1", "S1")._value.get() == 6
 
     with client(st) as c:

@@ -21,7 +21,7 @@ _OPTIONS = (
     ("--ng-run", "ng_run", int, "Parts in a row not passed (NG or REVIEW) that raise the alarm (0: off)."),
     ("--ng-rate", "ng_rate", float, "Share of NG parts among the last --window parts (0.1 = 10%; 0: off)."),
     ("--window", "window", int, "Parts the NG-rate rule looks back over."),
-    ("--photo-run", "photo_run", int, "Photos in a row the photo check doubts (0: off)."),
+    ("--photo-run", "photo_run", int, "Photos the photo check doubts among the last 2N-1 parts (0: off)."),
     ("--no-verdict-run", "no_verdict_run", int, "PLC answers in a row rejected without a verdict (0: off)."),
     ("--escalate-min", "escalate_min", float, "Minutes unacknowledged before the alarm is escalated (0: never)."),
     ("--escalate-again-min", "escalate_again_min", float,

@@ -715,7 +715,7 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
         say(f"{k:>18}: {v:.4f}" if isinstance(v, (int, float)) else f"{k:>18}: {v}")
     if report.get("reviews_photo"):
         say(f"photo check: {report['reviews_photo_good']} good and {report['reviews_photo_defect']} defective "
-            "parts judged REVIEW because their photo was unlike the good ones (their score passed); counted in "
+            "parts judged REVIEW because their photo was unlike the good ones (whatever their score); counted in "
             "the review load, not as escapes" + (" (items.csv: outcome 'review (photo check)')" if output else ""))
     for key, what in (("ng", "judged NG"), ("not_ok", "judged REVIEW or NG on their scores"
                                              if report.get("reviews_photo_good") else "judged REVIEW or NG")):

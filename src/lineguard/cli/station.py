@@ -358,7 +358,7 @@ def station_options(f):
                      help="Parts the NG-rate alarm looks back over."),
         click.option("--alarm-photo-run", type=click.IntRange(min=0),
                      default=_STATION_DEFAULTS["alarm_photo_run"], show_default=True,
-                     help="Raise a line alarm (check the camera) when this many photos in a row (2 to 10000) at a station are "
+                     help="Raise a line alarm (check the camera) when this many photos (2 to 10000) of the last 2N-1 at a station are "
                           "unlike the model's good photos (too dark, too bright, flat, blurred); such parts then "
                           "count toward no other alarm. 0: off (they count as REVIEW parts)."),
         click.option("--alarm-no-verdict-run", type=click.IntRange(min=0),

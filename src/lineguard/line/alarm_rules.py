@@ -3,7 +3,7 @@
 Stations differ. A station whose process rejects 3% of its parts on a normal day hears
 the default NG-rate alarm (10 of the last 100) at every bad hour, so the line learns to
 ignore it; one that rejects 0.1% should hear of 3% at once; a camera on a dusty line may
-need the photo rule at 5 photos in a row, a line with nobody at the screen a shorter
+need the photo rule at 5 doubted photos (of the last 9), a line with nobody at the screen a shorter
 escalation. The process's settings (``serve --alarm-*``) are every station's default;
 an engineer gives a station its own (the Alarms page, ``PUT /api/v1/alarms/rules``),
 each setting left empty following the default. A station's own settings are kept in the
@@ -39,7 +39,7 @@ class AlarmRules:
     ng_run: int = 5            # parts in a row not passed (NG or REVIEW)
     ng_rate: float = 0.10      # share of NG parts among the last `window` parts
     window: int = 100
-    photo_run: int = 3         # photos in a row the photo check doubts
+    photo_run: int = 3         # photos the photo check doubts among the last photo_window parts (3 of 5)
     no_verdict_run: int = 3    # PLC answers in a row rejected without a verdict (window missed, no image, fault)
     escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
     escalate_again_min: float = 0.0   # then escalated again every so many minutes until acknowledged (0: once)
@@ -61,7 +61,8 @@ class AlarmRules:
         if not 10 <= self.window <= 100_000:
             raise ValueError(f"the NG-rate alarm's window must be 10 to 100000 parts, got {self.window}")
         if not (self.photo_run == 0 or 2 <= self.photo_run <= 10_000):
-            raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos in a row (0: off), got {self.photo_run}")
+            raise ValueError(f"the photo alarm needs 2 to 10000 doubted photos (of the last 2N-1 parts; 0: off), "
+                             f"got {self.photo_run}")
         if not (self.no_verdict_run == 0 or 2 <= self.no_verdict_run <= 10_000):
             raise ValueError(f"the no-verdict alarm needs 2 to 10000 PLC answers in a row without a verdict (0: off), "
                              f"got {self.no_verdict_run}")
@@ -87,6 +88,17 @@ class AlarmRules:
         """The rules counted over the parts' records (no_verdict counts the PLC's answers)."""
         return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
                                      ("photo", self.photo_run > 0)) if on)
+
+    @property
+    def photo_window(self) -> int:
+        """The parts the photo rule looks back over: ``photo_run`` doubted photos among the
+        last 2 x photo_run - 1 (3 of 5), a majority of them. In a row, a dimming lamp's first
+        doubted photos came between passing ones and the alarm came 20 parts after the first;
+        a majority still needs the photos to come close together (chance doubts at 1-2% a
+        photo make 3 of 5 once in about 20,000 to 170,000 parts, against 3 in a row's 125,000
+        to a million), and a station that wants fewer sets a larger photo_run as before.
+        Derived, not a setting of its own: no column, the stored photo_run keeps working."""
+        return 2 * self.photo_run - 1 if self.photo_run else 0
 
     @property
     def judged_keep(self) -> int:

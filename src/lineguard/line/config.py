@@ -151,8 +151,8 @@ class StationConfig:
     shift_starts: tuple[str, ...] = ("06:00", "14:00", "22:00")
     timezone: Optional[str] = None
     # Line alarms (see line.alarms): parts in a row not passed, and the share of NG parts
-    # among the last alarm_window, that raise an alarm at a station, and photos in a row
-    # the photo check doubts (a lamp, a lens: the camera's alarm) (0: that rule off)
+    # among the last alarm_window, that raise an alarm at a station, and photos the photo
+    # check doubts among the last 2N-1 (a lamp, a lens: the camera's alarm) (0: that rule off)
     alarm_ng_run: int = 5
     alarm_ng_rate: float = 0.10
     alarm_window: int = 100

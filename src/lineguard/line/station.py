@@ -227,7 +227,9 @@ def stops_parts(fault: str) -> bool:
     (``sink NAME``): its results wait in the outbox."""
     return (fault not in HOUSEKEEPING_FAULTS and not fault.endswith("_signals") and not fault.startswith("sink ")
             # a hot folder's watcher behind or silent: the station itself judges parts
-            and not fault.startswith("watcher "))
+            and not fault.startswith("watcher ")
+            # a line alarm left unanswered: the station judges parts; people are not answering
+            and not fault.startswith("alarm "))
 
 
 class Station:

@@ -77,7 +77,7 @@ class StationAlarmRulesIn(BaseModel):
                                      description="share of NG parts in the window (0-1; 0: off)")
     window: Optional[int] = Field(default=None, strict=True, description="parts the NG rate is taken over (10-100000)")
     photo_run: Optional[int] = Field(default=None, strict=True,
-                                     description="doubted photos in a row (2-10000; 0: off)")
+                                     description="doubted photos among the last 2N-1 parts (2-10000; 0: off)")
     no_verdict_run: Optional[int] = Field(default=None, strict=True,
                                           description="PLC answers in a row NG without a verdict (2-10000; 0: off)")
     escalate_min: Optional[float] = Field(default=None, strict=True, description="minutes unacknowledged before "
@@ -289,7 +289,7 @@ class InspectionOut(BaseModel):
     audit_sample: bool = Field(default=False, description="in the random audit sample: image kept whatever the "
                                                           "verdict, retraining may learn from it")
     photo_issues: list[str] = Field(default_factory=list, description="what was off about the photo against the "
-                                    "model's good photos (the photo check): a part whose score passed went to REVIEW")
+                                    "model's good photos (the photo check): the part went to REVIEW whatever its score")
     test_part: Optional[TestPartCheck] = Field(default=None, description="a test part's check (known verdict, "
                                                "see /api/v1/verification); null for the line's own parts")
     review: ReviewState
@@ -393,7 +393,8 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "fault"] = Field(
         description="ok; degraded: a housekeeping fault (backup, old records, store sweep, disk under its floor "
                     "with nothing left to delete, PLC answers waiting to be recorded), a sink owing a message a "
-                    "minute old or more or one whose receiver refused messages in the last 10 minutes, every part "
+                    "minute old or more or one whose receiver refused messages in the last 10 minutes, an alarm "
+                    "unacknowledged past its escalation time, every part "
                     "still judged and stored (200); fault: parts cannot be judged or stored (data folder, "
                     "database, PLC, camera, an active model that does not load; 503)")
     version: str
@@ -401,7 +402,7 @@ class HealthOut(BaseModel):
     active_models: list[str]
     faults: dict[str, str] = Field(description="what is wrong, by what (images: the data folder, database, disk, "
                                                "plc, camera, backup, records, records_image, store_sweep, 'sink NAME', "
-                                               "'sink NAME refused', 'model PRODUCT/LINE vN'), "
+                                               "'sink NAME refused', 'alarm LINE/STATION', 'model PRODUCT/LINE vN'), "
                                                "empty when ok")
     sinks: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -409,6 +410,11 @@ class HealthOut(BaseModel):
                     "retrying), oldest_pending_s, failing_for_s, last_error, delivered, refused, refused_recent, "
                     "last_refused. A message owed a minute or more is a 'sink NAME' fault (status degraded, 200): "
                     "results wait in the outbox and none is lost")
+    alarms: Optional[dict[str, Any]] = Field(
+        None, description="line alarms not yet acknowledged (null: the database did not answer): active, by_kind, "
+                          "stations (LINE/STATION), past_escalation (unacknowledged past their escalation time: "
+                          "an 'alarm LINE/STATION' fault, degraded, 200), oldest (line, station, kind, raised_at, "
+                          "escalated, waiting_min); no part data")
     plc: Optional[dict[str, Any]] = Field(None, description="the PLC handshake by protocol (modbus, opcua): state, error code, counts; "
                                                             "an error also appears in faults")
     disk: Optional[dict[str, Any]] = Field(

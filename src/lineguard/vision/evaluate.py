@@ -122,7 +122,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     the review band's ``review_threshold`` and its review load: ``review_load`` (share
     of all parts judged REVIEW), ``review_load_good``, ``review_load_defect`` and the
     counts ``reviews``, ``reviews_good``, ``reviews_defect``, and of those the REVIEWs the
-    photo check made (a photo unlike the good ones whose score passed): ``reviews_photo``,
+    photo check made (a photo unlike the good ones whose score passed or rejected it): ``reviews_photo``,
     ``reviews_photo_good``, ``reviews_photo_defect``; ``promise``: the good test parts
     judged NG (and not OK) on their scores against what the calibration promised, with
     exact intervals (:func:`lineguard.vision.calibration.promise_check`). Every count
@@ -218,9 +218,10 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     # defects escapes and gave a review load of 0 with 87 parts sent to a person.
     judged = _judged(records, scores, threshold, review_threshold)
     ng, in_review, passed = judged == "NG", judged == "REVIEW", judged == "OK"
-    # the REVIEWs the photo check alone made: their score would have passed them
+    # the REVIEWs the photo check made: a doubted photo is REVIEW whatever its score, and those
+    # whose score would have passed or been rejected are the check's (one in the band is the band's)
     doubted_photo = np.array([bool(r.get("photo_issues")) for r in records], dtype=bool)
-    by_photo = in_review & doubted_photo & (scores <= review_threshold)
+    by_photo = in_review & doubted_photo & ((scores <= review_threshold) | (scores > threshold))
     f1 = _or_none(f1_max, scores, labels)
 
     pixel_auroc = aupro = None
@@ -256,8 +257,8 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     if doubted:
         notes.append(f"{doubted} photos were unlike the model's good photos (photo check; see photo_issues in "
                      f"the records): {int(by_photo[good].sum())} good and {int(by_photo[labels].sum())} defective "
-                     "parts judged REVIEW for it though their score passed; they count in the review load "
-                     "(reviews_photo_good, reviews_photo_defect) and a defect among them as caught at review, "
+                     "parts judged REVIEW for it whatever their score (the band's own apart); they count in the "
+                     "review load (reviews_photo_good, reviews_photo_defect) and a defect among them as caught at review, "
                      "not as an escape")
     disagree = int(sum(r["verdict"] != v for r, v in zip(records, by_score) if not r.get("photo_issues")))
     if disagree:
@@ -294,7 +295,7 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         if tws is not None and len(scores):
             # judged as above with only the reject threshold moved: the band (up to it) and
             # the photo check's REVIEWs stay, so a lower threshold never adds escapes
-            ng_w = scores > float(tws)
+            ng_w = (scores > float(tws)) & ~doubted_photo        # a doubted photo is REVIEW whatever its score
             ok_w = ~ng_w & (scores <= min(review_threshold, float(tws))) & ~doubted_photo
             r = {"false_rejects": int((ng_w & good).sum()), "escapes": int((ok_w & labels).sum())}
             r["false_reject_rate"] = r["false_rejects"] / int(good.sum()) if good.any() else None

@@ -58,22 +58,25 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
 
 
 def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, stage: str = "load",
-              loaded: Optional[list[int]] = None) -> tuple[list[np.ndarray], list[ImageError]]:
+              loaded: Optional[list[int]] = None, sizes: Optional[list[tuple[int, int]]] = None
+              ) -> tuple[list[np.ndarray], list[ImageError]]:
     """Load images as ``pre``'s model inputs, keeping going past unreadable ones; each is
     shrunk to its input as it loads (a large JPEG decoded at reduced scale) so a large
     training folder is never held at full resolution. ``loaded``, when given, receives
-    the index of every item that loaded.
+    the index of every item that loaded; ``sizes``, what the model was shown of each
+    (photo_check.seen_size: the photo check's shape).
 
     A photo far smaller than the others (a quarter of their median side or less, e.g. an
     8x8 file among 1024x1024 photos) is no photo of the part: it is refused like an
     unreadable one. Blown up to the model's input it scored far above every good part and,
     with fewer than 99 parts, set the threshold alone (every test defect shipped)."""
-    imgs, bad, sides, kept = [], [], [], []
+    imgs, bad, sides, kept, shown = [], [], [], [], []
     for i, it in enumerate(items):
         try:
             x, geometry = pre.load(it)
             imgs.append(x)
             sides.append(min(geometry.photo_hw))
+            shown.append(photo_check_module.seen_size(geometry))
             kept.append(i)
         except ImageError as exc:
             bad.append(exc)
@@ -89,8 +92,11 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
                                         f"{typical:.0f}", "not a photo of the part at the line's camera: left out"))
         imgs = [x for j, x in enumerate(imgs) if j not in small]
         kept = [i for j, i in enumerate(kept) if j not in small]
+        shown = [wh for j, wh in enumerate(shown) if j not in small]
     if loaded is not None:
         loaded.extend(kept)
+    if sizes is not None:
+        sizes.extend(shown)
     return imgs, bad
 
 
@@ -501,7 +507,8 @@ class Inspector:
         pre = Preprocess(image_size=tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size,
                          resize=resize, roi=tuple(roi) if roi else None, orient=orient, sensor_bits=sensor_bits)
         loaded: list[int] = []
-        inputs, bad = _load_all(items, progress, pre, loaded=loaded)
+        shapes: list[tuple[int, int]] = []
+        inputs, bad = _load_all(items, progress, pre, loaded=loaded, sizes=shapes)
         if bad and not skip_bad:
             raise bad[0]
         det = create_detector(detector, seed=seed, **detector_params)
@@ -633,6 +640,9 @@ class Inspector:
             # whether the good photos were colour: a grey photo (a camera switched to mono) is
             # then named as a photo issue (vision.photo_check.colour_issues)
             "photo_colour": photo_check_module.learn_colour(x),
+            # the good photos' shape (width/height): a photo of another (a 4:3 camera where
+            # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
+            "photo_aspect": photo_check_module.learn_aspect(shapes),
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
             # out of the photo check's range, named for a person to look at
             "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],
@@ -726,15 +736,22 @@ class Inspector:
             verdict = Verdict.REVIEW
         else:
             verdict = Verdict.OK
-        # a photo unlike the good photos (a dim lamp, a blurred lens) is not judged OK on its
-        # score: a person looks (vision.photo_check)
+        # A photo unlike the good photos (a dim lamp, a blurred lens) is judged by a person,
+        # whatever its score (vision.photo_check): the score says little either way. Turning
+        # only OK into REVIEW scrapped all 144 good parts of a defocused lens as NG (their
+        # score rose with the blur) while each answer named the blur. REVIEW still sets the
+        # PLC's NG bit (line.plc_handshake), so no such part ships; photo_issues say why.
         doubts = photo_check_module.issues(x, self.info.get("photo_range"))[1]
         doubts += photo_check_module.colour_issues(x, self.info.get("photo_colour"))
+        doubts += photo_check_module.aspect_issues(geo, self.info.get("photo_aspect"))
+        on_score = verdict
+        if doubts:
+            verdict = Verdict.REVIEW
         regions = []
         shape = geo.photo_hw
-        if verdict is Verdict.OK and doubts:
-            verdict = Verdict.REVIEW       # no region: what is off is the photo, not a spot on the part
-        elif verdict is not Verdict.OK:
+        # Passed on its score: no region (what is off is the photo, not a spot on the part).
+        # Not passed on its score, doubted or not: regions, so a person sees where to look.
+        if on_score is not Verdict.OK:
             # found on the map (smaller than a large photo: geo.map_scale), told in photo pixels
             f = geo.map_scale
             found = find_regions(amap, self.pixel_threshold, min_area=max(1, int(self.min_region_area * f * f)))
@@ -803,8 +820,8 @@ class Inspector:
             raise ValueError("this model has no photo check (trained with --no-photo-check, or before the check "
                              "existed); --photo-range only learns an existing check's range again: retrain to "
                              "add one")
-        items, loaded = _resolve(good), []
-        inputs, bad = _load_all(items, None, self.preprocess, loaded=loaded)
+        items, loaded, shapes = _resolve(good), [], []
+        inputs, bad = _load_all(items, None, self.preprocess, loaded=loaded, sizes=shapes)
         if not inputs:
             raise DatasetError(f"no readable good images to recalibrate with ({len(bad)} unreadable); "
                                "give a folder or list of good part photos the model did not learn from")
@@ -870,6 +887,7 @@ class Inspector:
             calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
             self.info["photo_range"] = new_range
             self.info["photo_colour"] = photo_check_module.learn_colour(x)   # a new camera: colour or mono
+            self.info["photo_aspect"] = photo_check_module.learn_aspect(shapes)   # and its shape
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
             calib[PHOTO_UNUSUAL] = [{"image": names[i], "what": what} for i, what in unusual]
@@ -906,7 +924,7 @@ class Inspector:
         if self.is_exported:
             updates: dict[str, Any] = {"calibration": self.calibration, "min_region_area": self.min_region_area}
             info = dict(self.detector.manifest.get("info") or {})
-            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour")
+            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour", "photo_aspect")
                         if info.get(k) != self.info.get(k)}                 # relearnt by recalibrate
             if relearnt:
                 updates["info"] = {**info, **relearnt}

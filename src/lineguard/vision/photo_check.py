@@ -344,6 +344,76 @@ def issues(x: np.ndarray, photo_range: Optional[dict[str, Any]]) -> tuple[dict[s
     return got, [what for _, what in _doubts(got, photo_range)]
 
 
+# -- the photo's shape: another camera or its settings ---------------------------------------
+# The model keeps only its input size (224 x 224), so a photo of another shape is stretched
+# (or padded) to it without a word: a 4:3 camera's photos (341 x 256 where the good photos
+# were 256 x 256) scored all 144 good parts NG with no photo issue. The model keeps the
+# width/height range of what it was shown of its good photos (``info["photo_aspect"]``: the
+# inspected window, turned as the model sees it; absent in models from before: not checked),
+# and a photo outside it by more than ASPECT_MARGIN is named like a dim lamp. Metadata of the
+# model only: no detector's scoring and no exported graph sees it.
+ASPECT_MARGIN = 0.03     # a photo's width/height this share past the good photos' range is another shape
+_SHAPES = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (5, 4), (4, 5), (16, 9), (9, 16), (16, 10), (10, 16), (2, 1),
+           (1, 2))
+
+
+def seen_size(geo: Any) -> tuple[int, int]:
+    """(width, height) of what the model is shown of a photo (a preprocess Geometry): its
+    inspected window, turned where the model input turns it."""
+    _, _, w, h = geo.window
+    return (int(h), int(w)) if geo.turned else (int(w), int(h))
+
+
+def shape_said(w: int, h: int) -> str:
+    """A width/height as a camera's shape is named: "4:3" within 1% of it, else "1.41:1"."""
+    r = w / max(h, 1)
+    for a, b in _SHAPES:
+        if abs(r / (a / b) - 1) <= 0.01:
+            return f"{a}:{b}"
+    return f"{r:.2f}:1"
+
+
+def learn_aspect(sizes: list[tuple[int, int]]) -> Optional[dict[str, Any]]:
+    """The good photos' shapes (``sizes``: (width, height) each, :func:`seen_size`):
+    ``range`` [lowest, highest] width/height, ``size`` the most common [width, height]
+    (what a part's message names). None without photos."""
+    if not sizes:
+        return None
+    ratios = [w / max(h, 1) for w, h in sizes]
+    counts: dict[tuple[int, int], int] = {}
+    for wh in sizes:
+        counts[tuple(wh)] = counts.get(tuple(wh), 0) + 1
+    common = max(counts, key=lambda k: counts[k])
+    return {"range": [round(min(ratios), 5), round(max(ratios), 5)], "size": [int(common[0]), int(common[1])]}
+
+
+def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]:
+    """What is off about a photo's shape (a preprocess Geometry) against the good photos'
+    (empty: within their range and ASPECT_MARGIN, or a model from before it was kept), e.g.
+    "photo 341 x 256 (4:3); the model learnt from 256 x 256 (1:1): another camera or its
+    settings changed"."""
+    if not photo_aspect or not photo_aspect.get("range"):
+        return []
+    w, h = seen_size(geo)
+    lo, hi = photo_aspect["range"]
+    r = w / max(h, 1)
+    if lo / (1 + ASPECT_MARGIN) <= r <= hi * (1 + ASPECT_MARGIN):
+        return []
+    ph, pw = geo.photo_hw
+    if (w, h) == (pw, ph):
+        photo = f"photo {w} x {h}"
+    elif geo.turned and (h, w) == (pw, ph):
+        photo = f"photo {pw} x {ph}, turned {w} x {h}"
+    else:                # a region of interest cut from it
+        photo = f"photo {pw} x {ph}, its window {w} x {h}"
+    tw, th = photo_aspect.get("size") or (0, 0)
+    learnt = shape_said(tw, th) if tw and th else f"{lo:.2f}:1"
+    if tw and th and abs(hi / lo - 1) > 0.01:        # the good photos were of several shapes
+        learnt += f", width/height {lo:.2f}-{hi:.2f}"
+    return [f"{photo} ({shape_said(w, h)}); the model learnt from "
+            + (f"{tw} x {th} " if tw and th else "") + f"({learnt}): another camera or its settings changed"]
+
+
 # -- colour or grey: a camera switched to mono ---------------------------------------------
 # A model learnt from colour photos and shown a greyscale one (a camera switched to mono, a
 # grey PNG, a 2-D array) sees a photo unlike every good one: its score says little (on the
@@ -399,3 +469,55 @@ def colour_issues(x: np.ndarray, photo_colour: Optional[str]) -> list[str]:
             return ["colour photo: the model learnt from greyscale photos (a colour camera in place of a mono "
                     f"one, or a tinted lamp?); colour spread {spread:.2g}, good photos at most {GREY_SPREAD:g}"]
     return []
+
+
+# -- what to do about it: advice per kind of issue, for the photo alarm -----------------------
+# One sentence for every issue ("check the lamp, the lens and the camera's settings") sent the
+# technician of a defocused lens to the lamp first. Each kind of issue has its likely causes,
+# in the order a technician checks them; the photo alarm gives the advice for the kinds the
+# last doubted photos had, most frequent first.
+_RECALIBRATE = ("if a lamp or camera was replaced and good parts now look different for good, learn the photo range "
+                "again from good parts taken since (lineguard recalibrate MODEL GOOD_DIR --photo-range -o OUT), "
+                "not to quiet a fault")
+ADVICE = {
+    "too dark": "too dark: check that the lamp is on, not dimmed or failing (flicker, an ageing LED) and not moved, "
+                "then the camera's exposure time, gain and aperture; " + _RECALIBRATE,
+    "too bright": "too bright: check the camera's exposure time, gain and aperture, a new or stronger lamp, and "
+                  "daylight or another light reaching the part; " + _RECALIBRATE,
+    "blurred": "blurred: the lens is out of focus: check the focus ring (turn it back and lock it) and that the "
+               "lens and camera are tight and not knocked; clean the lens and the camera's window; check that the "
+               "part sits at its usual distance (fixture, conveyor height)",
+    "too flat": "low contrast: clean the lens and the camera's window (dust, oil mist, condensation), check the lamp "
+                "(weaker, diffuser moved) and glare from other light",
+    "too much contrast": "too much contrast: check the lamp's diffuser and position (harsher light), direct "
+                         "sunlight, and the camera's gain",
+    "greyscale photo": "greyscale photos: the camera was switched to mono (its pixel format) or the image format "
+                       "changed: set it back to colour",
+    "photo shape": "another photo shape: the camera, its resolution or its region of interest (ROI, binning) "
+                   "changed: set them back as the model's photos were taken; a new camera needs a model learnt from "
+                   "its photos",
+    "colour photo": "colour photos: a colour camera in place of the mono one, or its pixel format changed, or a "
+                    "tinted lamp; or another product variant under this product's recipe: check the recipe",
+}
+
+
+def issue_kind(issue: str) -> Optional[str]:
+    """The kind of a photo issue (a key of :data:`ADVICE`), from its words: "too dark",
+    "blurred", ... (None: not a kind known here, e.g. from a newer lineguard)."""
+    if issue.startswith("photo "):       # aspect_issues: "photo 341 x 256 (4:3); the model learnt from ..."
+        return "photo shape"
+    head = issue.split(":", 1)[0].strip()
+    for kind in ADVICE:
+        if head.startswith(kind):
+            return kind
+    return None
+
+
+def advice(issues: list[str]) -> list[str]:
+    """What to check for ``issues`` (the last doubted photos' photo_issues, each as the
+    check words it), one sentence per kind, the kind met most often first (a tie: the one
+    first in :data:`ADVICE`: a lamp's dark and flat photos start at the lamp, a lens's blurred
+    and flat ones at the focus); nothing for issues of no known kind."""
+    kinds = [k for k in (issue_kind(i) for i in issues) if k is not None]
+    order = sorted(set(kinds), key=lambda k: (-kinds.count(k), list(ADVICE).index(k)))
+    return [ADVICE[k] for k in order]

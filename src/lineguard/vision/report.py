@@ -85,10 +85,13 @@ def _judged(item: dict, threshold: Optional[float], ok_threshold: Optional[float
     return "NG" if s > float(threshold) else "REVIEW" if s > ok_thr else "OK"
 
 
-def _by_photo(item: dict, judged: Optional[str], ok_threshold: Optional[float]) -> bool:
-    """Sent to REVIEW by the photo check: a doubted photo whose score alone would pass."""
+def _by_photo(item: dict, judged: Optional[str], ok_threshold: Optional[float],
+              threshold: Optional[float] = None) -> bool:
+    """Sent to REVIEW by the photo check: a doubted photo whose score alone would have passed
+    or been rejected (one in the review band is the band's)."""
     return (judged == "REVIEW" and bool(item.get("photo_issues"))
-            and (ok_threshold is None or float(item["score"]) <= float(ok_threshold)))
+            and (ok_threshold is None or float(item["score"]) <= float(ok_threshold)
+                 or (threshold is not None and float(item["score"]) > float(threshold))))
 
 
 def _band(evaluation: dict) -> Optional[float]:
@@ -271,7 +274,7 @@ def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: 
             outcome = {(True, "NG"): "caught", (True, "OK"): "escape", (True, "REVIEW"): "review",
                        (False, "NG"): "false reject", (False, "OK"): "passed",
                        (False, "REVIEW"): "review"}[(_is_defect(it), judged)]
-            if _by_photo(it, judged, ok_thr):
+            if _by_photo(it, judged, ok_thr, threshold):
                 outcome = "review (photo check)"
         w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it), outcome])
     return buf.getvalue()
@@ -385,7 +388,7 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
             "<p class='note'>A part is NG when its score is above the threshold"
             + (", REVIEW when above the review threshold but not the threshold, else OK"
                if _band(e) is not None else "")
-            + ("; a photo the photo check doubts is REVIEW where its score would pass it" if e.get("reviews_photo")
+            + ("; a photo the photo check doubts is REVIEW whatever its score" if e.get("reviews_photo")
                else "") + ". Every count follows the verdicts given. Full numbers: "
             "<a href='metrics.json'>metrics.json</a>, per image: <a href='items.csv'>items.csv</a>.</p>"
             "</body></html>")

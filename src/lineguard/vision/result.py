@@ -80,7 +80,7 @@ class InspectionResult:
     # (results from before review bands) means no band: the same as ``threshold``.
     review_threshold: Optional[float] = None
     # what is off about the photo against the model's good photos (vision.photo_check):
-    # when not empty, a part that would have passed is REVIEW
+    # when not empty, the part is REVIEW whatever its score
     photo_issues: list[str] = field(default_factory=list)
 
     @property

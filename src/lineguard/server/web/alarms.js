@@ -47,7 +47,7 @@ LG.start(async (main) => {
     field("parts in a row not passed", ruleIn("ng_run", {min: 0, max: 10000, step: 1})),
     field("NG rate (share, 0.1 = 10%)", ruleIn("ng_rate", {min: 0, max: 1, step: "any"})),
     field("of the last … parts", ruleIn("window", {min: 10, max: 100000, step: 1})),
-    field("doubted photos in a row", ruleIn("photo_run", {min: 0, max: 10000, step: 1})),
+    field("doubted photos (of the last 2N-1)", ruleIn("photo_run", {min: 0, max: 10000, step: 1})),
     field("PLC rejects without a verdict in a row", ruleIn("no_verdict_run", {min: 0, max: 10000, step: 1})),
     field("escalate after (min)", ruleIn("escalate_min", {min: 0, max: 1440, step: "any"})),
     field("then again every (min)", ruleIn("escalate_again_min", {min: 0, max: 1440, step: "any"})),
@@ -242,7 +242,7 @@ LG.start(async (main) => {
           "Defaults"))));
     }
     clear(rulesEl).appendChild(h("table", {}, h("tr", {}, ["line", "station", "in a row", "NG rate", "of the last",
-      "photos in a row", "no verdict", "escalate", "again", "set", ""].map((t) => h("th", {}, t))), rows));
+      "photos doubted", "no verdict", "escalate", "again", "set", ""].map((t) => h("th", {}, t))), rows));
     LG.applyRoles(rulesEl);
   }
 
