@@ -150,7 +150,7 @@ def _schema_given(ctx: click.Context, param: click.Parameter, value: Optional[st
     camera, keys, users, parts...): a name PostgreSQL cannot keep as written ends the command
     (exit 2) in the one sentence of line.db, before anything is opened. `serve --db-schema
     hI-walk` ended in a traceback, and `hI_walk` ran the station in another's schema (hi_walk)."""
-    from ..line.db import schema_name_problem
+    from ..line.schema_names import schema_name_problem
     from ._term import fail
     if value is not None:
         why = schema_name_problem(value, "--db-schema")
@@ -200,7 +200,7 @@ def _station_location(given: dict, default: Optional[Path]) -> dict:
             out[name] = default if name == "data" else None
     db_shown = _database_shown(out.get("db"), "LINEGUARD_DB" if "LINEGUARD_DB" in used else "--db")
     if "LINEGUARD_DB_SCHEMA" in used:       # --db-schema itself was checked as it was read
-        from ..line.db import schema_name_problem
+        from ..line.schema_names import schema_name_problem
         why = schema_name_problem(out["db_schema"], "LINEGUARD_DB_SCHEMA")
         if why is not None:
             fail(why)

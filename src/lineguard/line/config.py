@@ -180,7 +180,7 @@ class StationConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        from .db import check_schema_name
+        from .schema_names import check_schema_name
         # a name PostgreSQL would read two ways (hI_walk) ran the station in another's schema
         # (the option's callback names --db-schema; from_env's error, LINEGUARD_DB_SCHEMA)
         check_schema_name(self.db_schema, None)

@@ -29,7 +29,8 @@ from sqlalchemy import delete, inspect as sql_inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..vision.atomic import atomic_write_text
-from .db import _SCHEMA_RE as _SCHEMA_NAME, LOCK_DATA_FOLDERS
+from .db import LOCK_DATA_FOLDERS
+from .schema_names import _SCHEMA_RE as _SCHEMA_NAME
 from .errors import StationError
 from .orm import DataFolder, utcnow
 from .periodic import PeriodicJob
