@@ -51,8 +51,9 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); n=$$((2 * n)); [ $$n 
 # compiled lineguard again.
 test: venv services
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
-	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session for them all
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -m ray
+	# Ray tests (the [scale] extra): deselected above (pyproject addopts), one local Ray session for them
+	# all; they live in tests/scale (tests/conftest.py refuses one elsewhere), so only it is collected
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -m ray tests/scale
 
 bench: venv
 	$(BIN)/python -m benchmarks.core_bench

@@ -33,7 +33,16 @@ def pytest_collection_modifyitems(config, items):
     """The tests marked slow (tens of seconds each: the demo end to end, the edge install, a
     station killed mid-stream) run first: collected in file order they came last, and one
     of them running alone on one worker while the other had nothing left was the suite's
-    tail. The order among the others is kept (a stable sort; every worker sorts alike)."""
+    tail. The order among the others is kept (a stable sort; every worker sorts alike).
+
+    The Ray pass of `make test` collects tests/scale alone (collecting the whole suite
+    again cost it 8-24 s): a Ray test anywhere else would never run, so it is refused."""
+    scale = Path(__file__).resolve().parent / "scale"
+    astray = [item.nodeid for item in items if item.get_closest_marker("ray") is not None
+              and scale not in Path(str(item.path)).resolve().parents]
+    if astray:
+        raise pytest.UsageError(f"Ray tests belong under tests/scale (make test's Ray pass runs only those): "
+                                f"{', '.join(astray[:5])}")
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
