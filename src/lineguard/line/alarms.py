@@ -286,11 +286,13 @@ def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected
         last = "; ".join(seen[-1]) if seen else "unlike the good photos"
         todo = advice([i for issues in seen for i in issues]) or ["check the lamp, the lens and the camera's settings"]
         return (f"{parts} of the last {rules.photo_window} photos unlike the model's good photos at {where} (the "
-                f"last: {last}): most likely the camera or its light, not the parts. What to check: " + " / ".join(todo) + ". Parts with such "
-                "photos go to REVIEW whatever their score (the PLC rejects them; a person looks), never OK")
+                f"last: {last}): most likely the camera or its light, not the parts. What to check: "
+                + " / ".join(todo) + ". Parts with such photos go to REVIEW whatever their score (the PLC rejects "
+                "them; a person looks), never OK")
     if kind == "ng_run":
-        return (f"{parts} parts in a row not passed (NG or REVIEW) at {where}: a defect the process now makes on every part, or "
-                "the camera, lighting or model gone wrong; stop the line and look before more parts are made"
+        return (f"{parts} parts in a row not passed (NG or REVIEW) at {where}: a defect the process now makes on "
+                "every part, or the camera, lighting or model gone wrong; stop the line and look before more parts "
+                "are made"
                 + (f"; {cause}" if cause else ""))
     return (f"{rejected} of the last {parts} parts NG at {where}, over the alarm limit of "
             f"{rules.rate_limit} in {rules.window}: find what changed upstream or at the camera")
