@@ -290,6 +290,22 @@ class Scope:
         return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
 
 
+def _baseline_window(station: Station, where: Scope, since: Optional[str], until: Optional[str],
+                     otherwise: str) -> Optional[tuple[dt.datetime, dt.datetime, Filters]]:
+    """A reference window's (start, end, filters over the records kept) from
+    baseline_since/baseline_until as the p-chart and the scores take them (plant time: a
+    day alone is the plant's day), None when neither is given; both or neither, else a
+    refusal ending in what ``otherwise`` happens."""
+    b_since = plant_time(station, since, "baseline_since")
+    b_until = plant_time(station, until, "baseline_until", end=True)
+    if b_since is None and b_until is None:
+        return None
+    if b_since is None or b_until is None:
+        raise InvalidRequest(f"give both baseline_since and baseline_until, or neither ({otherwise})")
+    b0, b1 = resolve_window("lot", b_since, b_until)
+    return b0, b1, where.over(b0, b1)
+
+
 def scope(_r: Any = Depends(reader),     # first: a caller is let in before the database is read
           line: Optional[str] = _LINE, station_name: Optional[str] = _STATION, product: Optional[str] = _PRODUCT,
           since: Optional[str] = _SINCE, until: Optional[str] = _UNTIL,
@@ -318,18 +334,14 @@ def p_chart(where: Scope = Depends(scope),
                                                   "excursion it shows; " + SINCE_HELP),
             baseline_until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    baseline_since = plant_time(station, baseline_since, "baseline_since")
-    baseline_until = plant_time(station, baseline_until, "baseline_until", end=True)
+    window = _baseline_window(station, where, baseline_since, baseline_until,
+                              "then the centre line is the NG share of the window drawn")
     f, t0, t1 = where.window(by)
     periods = _periods(station, by)
     groups = defect_subgroups(station.db, f, by, periods)
     centre = None
-    if baseline_since is not None or baseline_until is not None:
-        if baseline_since is None or baseline_until is None:
-            raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the centre line is "
-                                 "the NG share of the window drawn)")
-        b0, b1 = resolve_window("lot", baseline_since, baseline_until)
-        bf = where.over(b0, b1)
+    if window is not None:
+        b0, b1, bf = window
         # counted in the chart's own subgroups: by lot, of the parts sent with a lot, as drawn
         reference = defect_subgroups(station.db, bf, by, periods)
         b_parts, b_ng = sum(g.n for g in reference), sum(g.defects for g in reference)
@@ -386,19 +398,15 @@ def scores(where: Scope = Depends(scope), _known: None = Depends(known_query_onl
                                                   "subgroups; " + SINCE_HELP),
            baseline_until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
-    baseline_since = plant_time(station, baseline_since, "baseline_since")
-    baseline_until = plant_time(station, baseline_until, "baseline_until", end=True)
+    window = _baseline_window(station, where, baseline_since, baseline_until,
+                              "then the first baseline_subgroups subgroups are the baseline")
     f, t0, t1 = where.window(by)
     # a version with tuned thresholds scores as the model it was tuned from: one model here
     groups, models = score_subgroups(station.db, f, by, _periods(station, by),
                                      lambda ids: tuning.score_sources(station, ids))
     baseline = None
-    if baseline_since is not None or baseline_until is not None:
-        if baseline_since is None or baseline_until is None:
-            raise InvalidRequest("give both baseline_since and baseline_until, or neither (then the first "
-                                 "baseline_subgroups subgroups are the baseline)")
-        b0, b1 = resolve_window("lot", baseline_since, baseline_until)
-        bf = where.over(b0, b1)
+    if window is not None:
+        _, b1, bf = window
         b0 = bf.since
         baseline = baseline_scores(station.db, bf)
     drift = spc.score_drift(groups, baseline_groups=baseline_subgroups, baseline=baseline)
