@@ -1,4 +1,4 @@
-"""Station verbs: serve, keys, watch, camera, sweep, backup, restore, parts."""
+"""Station verbs: serve, keys, watch, camera, sweep, backup, restore, undo-upgrade, parts."""
 from __future__ import annotations
 
 import datetime as dt
@@ -1634,6 +1634,62 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
         raise SystemExit(1)
 
 
+@click.command("undo-upgrade")
+@data_option()
+@db_options(schema=False, db_help="The station's SQLite database URL, if not the one in --data.")
+def undo_upgrade(data: Path, db: Optional[str]) -> None:
+    """Go back to the copy of a SQLite station's database taken before its upgrade.
+
+    A newer lineguard copies lineguard.db to lineguard.db.before-<revision> before it
+    migrates it; the older version cannot run on the migrated one. This checks that copy
+    (it opens, is whole, is at the revision its name says), then, only while no process has
+    the database open (SQLite's exclusive lock, waited for 2 s, and no station run with a
+    sign of life in the last 30 s), moves lineguard.db with its -wal and -shm into a new
+    folder beside it (upgraded-<revision>-<time>: the parts recorded since the upgrade stay
+    there, never deleted) and puts the copy in place. The copy stays. A station on another
+    PC over a network share may not show its lock: stop it first. Exit 0: done (or the
+    database is at the copy's schema already); 2: refused, nothing moved (no copy, a
+    damaged copy, the database in use, a PostgreSQL station); 3: stopped by the disk
+    (room, permissions: the database left in place) or by a database that appeared meanwhile
+    (said where each is)."""
+    from ..line.undo_upgrade import UndoRefused, UndoStopped, next_step
+    from ..line.undo_upgrade import undo_upgrade as put_back
+    from ._term import fail
+    db_path = _config(data, db).sqlite_path
+    if db_path is None:
+        # no copy is made of a PostgreSQL database at its upgrade (line.db): its dump is the way back
+        fail("a PostgreSQL station has no copy from before its upgrade here (none is made): go back with the "
+             "`pg_dump -Fc` taken before the upgrade, restored by pg_restore into an empty database (or schema) while "
+             "every station on it is stopped, then start the older lineguard with --db pointing at it")
+    try:
+        report = put_back(db_path)
+    except UndoRefused as exc:
+        fail(str(exc))
+    except UndoStopped as exc:
+        fail(str(exc), code=3)
+    except OSError as exc:
+        fail(f"stopped ({exc.strerror or exc}): the database was left in place; check the disk (room left, "
+             "permissions) and run it again", code=3)
+    where = f"--data {data.resolve()}" if db is None else f"--db {db}"
+    if report.nothing_to_do:
+        click.echo(f"{db_path} is at schema {report.copy_revision} already, as the copy {report.copy.name}: nothing "
+                   "was moved")
+        return
+    click.echo(f"moved the upgraded database (schema {report.upgraded_revision or 'unknown'}) to "
+               f"{report.moved_to}: {', '.join(report.moved)}")
+    click.echo(f"put {report.copy.name} (schema {report.copy_revision}) in place of {db_path}; the copy stays")
+    n = report.parts_since
+    click.echo(f"{n} part{'' if n == 1 else 's'} recorded since the upgrade {'is' if n == 1 else 'are'} in the "
+               f"moved database only")
+    if n:
+        # their image files stay in the station's folder, named by no record of the copy: the
+        # older station's store sweep deletes such files (it holds off only past 50 newer ones)
+        click.echo("their photos and maps stay in the station's image folder, named by the moved database only: "
+                   "the older station's daily sweep deletes files no record names, so copy that folder aside "
+                   "first to keep them")
+    click.echo(f"next: {next_step(report, where)}")
+
+
 @click.command("parts")
 @data_option()
 @db_options()
@@ -1809,5 +1865,5 @@ def register(app: click.Group) -> None:
     from .access import users_app   # also adds `keys list` and `keys revoke`
     from .alarm_rules import alarm_causes_app, alarm_rules_app
     for cmd in (serve, keys_app, users_app, alarm_rules_app, alarm_causes_app, watch, camera, sweep, old_records,
-                backup, restore, export_parts):
+                backup, restore, undo_upgrade, export_parts):
         app.add_command(cmd)

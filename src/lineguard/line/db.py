@@ -354,8 +354,10 @@ class Database:
             return _ROLL_BACK
         # the upgraded database's write-ahead log left by a crash (-wal, -shm) is replayed onto
         # a copy put in its place: the older version then found it "upgraded" again
+        where = f"--data {path.parent}" if path.name == "lineguard.db" else f"--db sqlite:///{path}"
         return (f"run that version, or go back to the copy taken before the upgrade ({copies[-1]}): stop every "
-                f"station on it, move {path.name} with its {path.name}-wal and {path.name}-shm into another folder "
+                f"station on it and run `lineguard undo-upgrade {where}`, or by hand "
+                f"move {path.name} with its {path.name}-wal and {path.name}-shm into another folder "
                 f"together (the upgraded database, with the parts recorded since the upgrade), then copy the copy "
                 f"in place of {path.name}; or restore your backup folder")
 
@@ -463,9 +465,9 @@ class Database:
                 except OSError as exc:
                     log.warning("an older copy %s could not be removed: %s", older, exc)
         log.warning("database %s is at schema %s, from an older lineguard: copied to %s before upgrading it to %s. "
-                    "To go back to the older version, stop every station on it, move %s with its -wal and -shm "
-                    "files into another folder together (they keep the parts recorded after the upgrade), then put "
-                    "that copy in place of it",
+                    "To go back to the older version, stop every station on it and run `lineguard undo-upgrade` "
+                    "(or by hand: move %s with its -wal and -shm files into another folder together, as they keep "
+                    "the parts recorded after the upgrade, then put that copy in place of it)",
                     path, found, final, schema_revisions()[0], path.name)
 
     def drop_schema(self) -> None:
