@@ -58,6 +58,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "LINEGUARD_MODBUS_PORT": "15020", "LINEGUARD_OPCUA_PORT": "14840",
         "LINEGUARD_PLC_IMAGES": f"modbus={tmp_path / 'cam-modbus'}{os.pathsep}opcua={tmp_path / 'cam-opcua'}",
         "LINEGUARD_PLC_IMAGE_WAIT_MS": "100", "LINEGUARD_INSPECTION_WINDOW_MS": "800",
+        "LINEGUARD_PLC_HOST": "10.0.0.5", "LINEGUARD_RECIPE": "1=tile,2=plate",
     }
     for cam in ("cam-modbus", "cam-opcua"):      # the PLC links' camera folders must be there
         (tmp_path / cam).mkdir(exist_ok=True)
@@ -76,6 +77,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "product": "tile", "line": "L3", "plc_line": "L4", "modbus_port": 15020, "opcua_port": 14840,
         "plc_images": (f"modbus={tmp_path / 'cam-modbus'}", f"opcua={tmp_path / 'cam-opcua'}"),
         "plc_image_wait_ms": 100.0, "inspection_window_ms": 800.0,
+        "plc_host": "10.0.0.5", "recipes": ("1=tile", "2=plate"),
     }
     return env, want
 
@@ -89,7 +91,8 @@ def test_serve_takes_every_variable_of_the_table(tmp_path, opened):
     gave 12 h sign-ins, no audit sample and no backups; every other variable alike."""
     env, want = _every_variable(tmp_path)
     # a variable added to the table is added here too, with a value of its own
-    assert set(env) == set(_ENV), set(_ENV) ^ set(env)
+    # but the PLC camera's, which stand instead of LINEGUARD_PLC_IMAGES (tests/test_it_small_fixes.py)
+    assert set(env) | {"LINEGUARD_PLC_CAMERA", "LINEGUARD_PLC_CAMERA_FPS"} == set(_ENV), set(_ENV) ^ set(env)
     r = CliRunner().invoke(app, ["serve"], env=env)
     assert r.exit_code == 2 and "stopped before the station opens" in r.output, r.output
     (cfg,) = opened

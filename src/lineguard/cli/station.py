@@ -11,6 +11,7 @@ from typing import Optional
 
 import click
 
+from ..line.schema_names import SCHEMA_NAME_RULE
 from .core import PathArg, precision_option, runtime_option
 
 
@@ -166,7 +167,7 @@ def db_options(schema: bool = True,
     def add(f):
         if schema:
             f = click.option("--db-schema", default=None, callback=_schema_given,
-                             help="The station's PostgreSQL schema, where it has its own. "
+                             help=f"The station's PostgreSQL schema, where it has its own; {SCHEMA_NAME_RULE}. "
                                   "[env: LINEGUARD_DB_SCHEMA]")(f)
         return click.option("--db", default=None, help=f"{db_help} [env: LINEGUARD_DB]")(f)
     return add
@@ -267,13 +268,10 @@ def _check_disk_floor(cfg, option_given: bool) -> None:
     """--min-free-gb (LINEGUARD_MIN_FREE_GB) against the data disk, before the station
     opens: one at or above the disk's size ends the start (exit 2), one above the free
     space now is said, since its images start going at once (line.config.disk_floor_check)."""
-    from ..line.config import disk_floor_check, env_var_of
+    from ..line.config import start_disk_floor
     from ._term import fail, note
-    var = env_var_of("min_free_gb")
-    given_as = ("--min-free-gb" if option_given else var if (os.environ.get(var) or "").strip()
-                else "the default --min-free-gb")
     try:
-        said = disk_floor_check(cfg.min_free_gb, cfg.data_dir, given_as)
+        said = start_disk_floor(cfg, option_given)      # python -m lineguard.server runs it too
     except ValueError as exc:
         fail(str(exc))
     if said:
@@ -408,7 +406,7 @@ def db_wait_option(command: str, given: str):
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
 @click.option("--db-schema", default=None, callback=_schema_given,
               help="With a PostgreSQL --db: the station's own schema (several stations in one database); the same "
-                   "--db-schema the keys, users and parts commands take.")
+                   f"--db-schema the keys, users and parts commands take; {SCHEMA_NAME_RULE}.")
 @db_wait_option("serve", "With a database server (--db postgresql://...)")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the plant network).")
@@ -460,7 +458,7 @@ def db_wait_option(command: str, given: str):
                    "previous trigger (a camera that saves a little after the trigger); then NG, no image.")
 @click.option("--recipe", "recipes", multiple=True, metavar="ID=PRODUCT",
               help="With a PLC port: a RecipeId the PLC may write and the product it selects (repeat it); "
-                   "default 1=--product.")
+                   "default 1=--product. In LINEGUARD_RECIPE separated by ',': 1=cell,2=frame.")
 @click.option("--plc-line", default=None, help="With a PLC port: the line PLC-triggered parts are recorded on "
               "(default --line).")
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
@@ -520,11 +518,13 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                           alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
                           alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
-                          timezone=timezone)
+                          timezone=timezone, plc_camera=plc_camera, plc_camera_fps=plc_camera_fps,
+                          plc_host=plc_host, recipes=recipes)
     # the model's and the PLC links' settings as given, else from their LINEGUARD_* variables
     # (checked there: a line or product name every part would be refused for ends the start)
     line, product, plc_line = cfg.line, cfg.product, cfg.plc_line
     modbus_port, opcua_port, plc_images = cfg.modbus_port, cfg.opcua_port, cfg.plc_images
+    plc_camera, plc_camera_fps, plc_host, recipes = cfg.plc_camera, cfg.plc_camera_fps, cfg.plc_host, cfg.recipes
     plc_image_wait_ms, inspection_window_ms = cfg.plc_image_wait_ms, cfg.inspection_window_ms
     if model is not None and not model.exists():
         stored = _stored_model_for_missing_file(cfg, model, product, line)
@@ -1001,7 +1001,7 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
 # watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
 _watcher_db_schema = click.option("--db-schema", default=None, callback=_schema_given,
                                   help="With --data and a PostgreSQL --db: the station's own schema (as serve "
-                                       "--db-schema).")
+                                       f"--db-schema); {SCHEMA_NAME_RULE}.")
 
 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
@@ -1532,7 +1532,12 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     Safe while the station runs (SQLite's online backup). Restore (and check) it with
     `lineguard restore`; a station run from the backup folder itself makes later
     backups into it refuse. A PostgreSQL station is backed up with pg_dump, then a copy of
-    its whole data folder (images/, models/, .lineguard-folder)."""
+    its whole data folder (images/, models/, .lineguard-folder). Exit 0: backed up; 1: the
+    backup stopped (a full or missing backup disk, the station's database failing half-way:
+    the folder keeps what it held before), or it was made but some of the station's own files
+    are damaged (listed; not copied over the backup's copies); 2: refused, nothing written
+    (not a SQLite station, a folder holding no backup of this station, a backup folder as
+    --data, a station database that cannot be read)."""
     import sqlite3
 
     from ..line.backup import BackupError, backup_station, damaged_at_station_message, failure_message

@@ -13,7 +13,8 @@ station file that is not what its name says (cut short or rotted on the station'
 is never copied over the backup's copy, which may be the only good one left; the backup
 names it, and whether the copy it keeps is whole, to be put back. Each copy keeps the
 station file's time. The new database copy replaces the old one only once all its files
-are on the disk: a backup stopped half-way leaves the previous one whole. A
+are on the disk: a backup stopped half-way leaves the previous one whole (a first one, the
+folder as it found it). A
 file the copy names but the station deleted meanwhile (the disk keeper makes room) is
 recorded as not kept in the copy, as the keeper records it, never as a link to nothing.
 
@@ -47,7 +48,7 @@ from .periodic import PeriodicJob
 # the columns of a part's record that name files of the image store; clearing the
 # image clears them all (a map or overlay without its image is not kept, see line.disk)
 _PART_FILES = ("image_key", "heatmap_key", "overlay_key")
-MARKER = ".lineguard-backup"     # made first in a folder backups write: the folder is theirs
+MARKER = ".lineguard-backup"     # left by a backup before its database: the folder is the backups'
 MANIFEST = "backup.json"
 _STAMP = "%Y-%m-%dT%H:%M:%SZ"    # the manifest's times, UTC
 VERIFY_EVERY_S = 7 * 86400.0     # a station's own backups read back what they hold weekly
@@ -121,9 +122,63 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
     except FolderAway as exc:
         raise BackupError(str(exc)) from exc
     previous = _check_folder(dest)
+    # A first backup that fails (the backup disk full, the station's database unreadable
+    # half-way) leaves the folder as it found it: its marker, manifest and half-filled
+    # folders made a folder that holds no backup look like one, and kept a mount point from
+    # being empty. A later one leaves the previous backup whole (its database replaced last).
+    undo = None if (dest / "lineguard.db").exists() else _FirstBackupUndo(dest)
+    try:
+        return _write_backup(data_dir, dest, db_path, copies, previous, stop, verify, t0)
+    except BaseException:
+        if undo is not None:
+            undo.run()
+        raise
+
+
+# what a backup makes in its folder: undone where a first backup fails
+_STORES = ("images", "models", "reference")
+
+
+class _FirstBackupUndo:
+    """What a first backup into ``dest`` found there, so a failed one can take away what it
+    made: the folders above and at ``dest`` it made, and in ``dest`` its marker, manifest
+    and the stores it made. Nothing it found is touched (a store a killed backup left keeps
+    its files: each is whole under its name, and the next backup uses it)."""
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        self.made: list[Path] = []            # the folders mkdir will make, deepest first
+        where = dest
+        while not where.exists() and where.parent != where:
+            self.made.append(where)
+            where = where.parent
+        self.found = {name for name in (MARKER, MANIFEST, *_STORES)
+                      if (dest / name).exists() or (dest / name).is_symlink()}
+
+    def run(self) -> None:
+        if (self.dest / "lineguard.db").exists():
+            return            # the backup is there: its marker and manifest are what keep it one
+        try:
+            for name in (MARKER, MANIFEST, *_STORES):
+                path = self.dest / name
+                if name in self.found or not (path.exists() or path.is_symlink()):      # not its to take
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            for folder in self.made:
+                folder.rmdir()                # only if empty: never what another wrote there meanwhile
+        except OSError as exc:
+            log.warning("the failed first backup's folder %s could not be cleared (%s): remove what it left "
+                        "there by hand", self.dest, exc)
+
+
+def _write_backup(data_dir: Path, dest: Path, db_path: Path, copies: CopyFolders, previous: dict,
+                  stop: Callable[[], bool], verify: bool, t0: float) -> BackupReport:
+    """:func:`backup_station` once the folder is found fit: the copy itself."""
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)   # a station's database and photos: its owner's alone
-    copies.mark(dest, MARKER)
-    for store in ("images", "models", "reference"):
+    for store in _STORES:
         # opening the backup's stores clears the temp copies of a backup killed mid-copy
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)
         ContentStore(dest / store)
@@ -184,6 +239,11 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         if hasattr(os, "sync"):     # the files reach the disk before the database naming them
             os.sync()
         report.seconds = time.monotonic() - t0
+        # The folder is marked the backups' only now, before the database that makes it a
+        # backup (marked first, a failed first backup left a marked folder holding none);
+        # the station remembers it (to find it unmounted later) once the backup is there
+        if not (dest / MARKER).exists():
+            (dest / MARKER).write_bytes(b"")
         # The manifest names the new database and the one it replaces: killed between
         # the two writes, the folder still matches it.
         made_at = _utc_stamp()
@@ -194,6 +254,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
                     **report.to_dict()}
         atomic_write_bytes(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         os.replace(copy_db, dest / "lineguard.db")
+        copies.mark(dest, MARKER)
     finally:
         for left in (copy_db, *(copy_db.with_name(copy_db.name + end) for end in ("-wal", "-shm", "-journal"))):
             left.unlink(missing_ok=True)

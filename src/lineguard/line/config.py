@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Container, Mapping, Optional
@@ -177,6 +178,13 @@ class StationConfig:
     plc_images: tuple[str, ...] = ()        # "[LINK=]DIR": the camera folder of each link
     plc_image_wait_ms: float = 250.0
     inspection_window_ms: float = 1000.0
+    # the link's camera instead of a folder, the address its unsecured Modbus/OPC UA server
+    # listens on, and the PLC's recipe table: from the environment too, or a unit's env file
+    # held every PLC setting but these, and they had to go on its ExecStart= line
+    plc_camera: Optional[str] = None        # --plc-camera SOURCE
+    plc_camera_fps: Optional[float] = None
+    plc_host: Optional[str] = None          # None: serve's --host
+    recipes: tuple[str, ...] = ()           # "ID=PRODUCT" each (none: 1=product)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -195,6 +203,7 @@ class StationConfig:
         if self.modbus_port is not None and self.modbus_port == self.opcua_port:
             raise ValueError("--modbus-port and --opcua-port must differ")
         self.plc_images = tuple(self.plc_images)
+        self.recipes = tuple(self.recipes)
         if not 0 <= self.plc_image_wait_ms <= 5000:
             raise ValueError(f"--plc-image-wait-ms must be between 0 and 5000, got {self.plc_image_wait_ms:g}")
         if not self.inspection_window_ms > 0:
@@ -382,7 +391,8 @@ class EnvSettingError(ValueError):
 # what only `serve` acts on (the model it adds, the PLC links it starts): not read where a
 # station is opened to judge parts from a hot folder or a camera (watch/camera --data)
 SERVE_ONLY = frozenset({"line", "product", "plc_line", "modbus_port", "opcua_port", "plc_images",
-                        "plc_image_wait_ms", "inspection_window_ms"})
+                        "plc_image_wait_ms", "inspection_window_ms", "plc_camera", "plc_camera_fps", "plc_host",
+                        "recipes"})
 
 # the settings above as the part's field they name (Part.checked's limits)
 _PART_FIELD = {"line": "line", "plc_line": "line", "product": "product"}
@@ -526,6 +536,23 @@ def _folder_of(item: str) -> str:
     return item.partition("=")[2].strip() if _named(item) else item.strip()
 
 
+# a ',' that starts the next recipe: one followed by its ID= (any other stays in the product's name)
+_NEXT_RECIPE = re.compile(r",(?=\s*\d+\s*=)")
+
+
+def _recipes(value: str) -> tuple[str, ...]:
+    """The PLC's recipes as serve --recipe takes them, ID=PRODUCT each, separated by ','
+    (1=cell,2=frame); a value that is not one is refused saying the form, not first at the
+    start of the PLC link."""
+    items = tuple(piece.strip() for piece in _NEXT_RECIPE.split(value) if piece.strip())
+    for item in items:
+        rid, sep, product = item.partition("=")
+        if not sep or not rid.strip().isdigit() or not product.strip() or int(rid) > 65535:
+            raise ValueError(f"{item!r} is not a recipe: write each as ID=PRODUCT with ID 0..65535, separated by "
+                             "',' (1=cell,2=frame)")
+    return items
+
+
 def _flag(value: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
@@ -585,6 +612,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_PLC_IMAGES": ("plc_images", _folders),
     "LINEGUARD_PLC_IMAGE_WAIT_MS": ("plc_image_wait_ms", _number),
     "LINEGUARD_INSPECTION_WINDOW_MS": ("inspection_window_ms", _number),
+    "LINEGUARD_PLC_CAMERA": ("plc_camera", str),
+    "LINEGUARD_PLC_CAMERA_FPS": ("plc_camera_fps", _number),
+    "LINEGUARD_PLC_HOST": ("plc_host", str),
+    "LINEGUARD_RECIPE": ("recipes", _recipes),
 }
 
 # the LINEGUARD_* variables read elsewhere, not settings of the station: not typos
@@ -614,8 +645,9 @@ def env_settings(environ: Optional[Mapping[str, str]] = None, skip: Container[st
 
 def _shown(var: str, raw: str) -> str:
     """A variable as an error names it: with its value, but a URL's alone (a database's or
-    a webhook's may hold a password or a token)."""
-    return var if var in ("LINEGUARD_DB", "LINEGUARD_WEBHOOK", "LINEGUARD_MQTT") else f"{var}={raw!r}"
+    a webhook's may hold a password or a token; a camera's, rtsp://user:pw@cam/...)."""
+    return var if var in ("LINEGUARD_DB", "LINEGUARD_WEBHOOK", "LINEGUARD_MQTT", "LINEGUARD_PLC_CAMERA") \
+        else f"{var}={raw!r}"
 
 
 def env_var_of(field_name: str) -> Optional[str]:
@@ -689,3 +721,18 @@ def disk_floor_check(min_free_gb: float, data_dir: Path, given_as: str = "--min-
                 f"reviewed parts', the audit sample's and test parts' images never go). Stop it and give a lower "
                 f"floor (e.g. {sensible} GB) if that is not meant")
     return None
+
+
+def start_disk_floor(cfg: "StationConfig", option_given: bool,
+                     environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """:func:`disk_floor_check` of a station about to start, naming where its floor came
+    from (``option_given``: --min-free-gb; else LINEGUARD_MIN_FREE_GB where set; else the
+    default): the one check every start runs (`lineguard serve`, `watch`/`camera --data`,
+    `python -m lineguard.server`); the container entry point skipped it, and a floor over
+    the disk's size started there deleting every part image it may. ValueError: a floor
+    the disk can never reach; the line returned: one above the free space now, to say."""
+    environ = os.environ if environ is None else environ
+    var = env_var_of("min_free_gb")
+    given_as = ("--min-free-gb" if option_given else var if (environ.get(var) or "").strip()
+                else "the default --min-free-gb")
+    return disk_floor_check(cfg.min_free_gb, cfg.data_dir, given_as)

@@ -16,9 +16,13 @@ from typing import Optional
 # station's schema. Refused, not quoted everywhere: the name is also typed by hand in
 # `pg_dump -n`, psql and the backups' notes, where a quoted mixed-case name goes wrong again.
 # (A leading _ reads the same both ways and was taken before: a station on _l1 keeps it.)
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The rule's numbers are the check's: the options' --help states SCHEMA_NAME_RULE, so what
+# it says is what is refused (the help said nothing of it, and a name was first refused at start).
+MAX_LENGTH = 63                # PostgreSQL keeps no more of a name (NAMEDATALEN - 1)
+RESERVED_PREFIX = "pg_"        # PostgreSQL's own schemas: CREATE SCHEMA refuses the name
+_SCHEMA_RE = re.compile(rf"^[a-z_][a-z0-9_]{{0,{MAX_LENGTH - 1}}}$")
 SCHEMA_NAME_RULE = ("a schema name is lower-case letters (a-z), digits and _, starting with a letter or _, "
-                    "at most 63 characters, not starting with pg_ (PostgreSQL's own)")
+                    f"at most {MAX_LENGTH} characters, not starting with {RESERVED_PREFIX} (PostgreSQL's own)")
 
 
 def schema_name_problem(name: str, given_as: Optional[str] = "--db-schema") -> Optional[str]:
@@ -26,7 +30,7 @@ def schema_name_problem(name: str, given_as: Optional[str] = "--db-schema") -> O
     option or variable it came from; None: the caller names it); None where it can. The one
     check of a schema name: the commands' options, LINEGUARD_DB_SCHEMA, StationConfig and
     Database all ask it."""
-    if _SCHEMA_RE.match(name) and not name.startswith("pg_"):
+    if _SCHEMA_RE.match(name) and not name.startswith(RESERVED_PREFIX):
         return None
     why = f"{given_as + ' ' if given_as else ''}{name!r} is not a schema name: {SCHEMA_NAME_RULE}"
     if name.lower() != name and schema_name_problem(name.lower()) is None:

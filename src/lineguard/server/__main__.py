@@ -6,7 +6,8 @@ import sys
 import logging
 from pathlib import Path
 
-from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text
+from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text, start_disk_floor
+from ..line.schema_names import SCHEMA_NAME_RULE
 from .app import PortRefused, StartupError, serve
 
 
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m lineguard.server")
     ap.add_argument("--data", default=None, help="data folder (env LINEGUARD_DATA; default ./station)")
     ap.add_argument("--db", default=None)
-    ap.add_argument("--db-schema", default=None)
+    ap.add_argument("--db-schema", default=None,
+                    help=f"the station's PostgreSQL schema (env LINEGUARD_DB_SCHEMA); {SCHEMA_NAME_RULE}")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--model", default=None)
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
             min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
             backup_every_h=a.backup_every_h, timezone=a.timezone, line=a.line, product=a.product,
             shift_starts=given(a.shift_starts, shift_starts_from_text))
+        # the floor of free space held to the data disk as `lineguard serve` holds it: one
+        # the disk can never reach started here and deleted every part image it might
+        floor_said = start_disk_floor(cfg, a.min_free_gb is not None)
     except ValueError as exc:      # a setting out of range, or a LINEGUARD_* variable named: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
               "no PLC link: run `lineguard serve` (it reads the same variables) for a station with one",
               file=sys.stderr)
         raise SystemExit(2)
+    if floor_said:
+        print(f"warning: {floor_said}", file=sys.stderr)
     try:
         # the option, else LINEGUARD_PRODUCT / LINEGUARD_LINE (read into cfg, and checked, with the rest)
         serve(cfg, host=a.host, port=a.port, model=a.model, product=cfg.product, line=cfg.line or "",
