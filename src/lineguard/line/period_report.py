@@ -23,7 +23,8 @@ from .orm import Inspection, iso_utc, utcnow
 from .part_names import stored_names
 from .shifts import plant_zone, wall_to_utc
 from .spc_data import (Filters, Periods, _where, audit_ok_counts, defect_subgroups, defect_type_counts,
-                       naive_utc, refuse_backwards, review_counts, verdict_counts)
+                       kept_filters, naive_utc, refuse_backwards, rejected_never_judged, review_counts,
+                       verdict_counts)
 from .errors import InvalidRequest
 
 # a report's window at most: a year and a month (a report "since the plant opened" is the
@@ -83,7 +84,7 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     the whole window (reviewed parts are kept however old), as the review-rates route."""
     parts = verdict_counts(db, kept)
     rr = spc.review_rates(review_counts(db, reviewed), audit=audit_ok_counts(db, reviewed), parts=parts,
-                          audit_rate=audit_rate)
+                          audit_rate=audit_rate, never_judged=rejected_never_judged(db, kept))
 
     def get(v: str, key: str = "parts") -> int:
         return int((parts.get(v) or {}).get(key, 0))
@@ -125,9 +126,8 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     t0, t1 = window(since, until, timezone, now)
 
     def over(ln: Optional[str], all_parts: bool) -> Filters:
-        # as the SPC routes' Scope.over: counts of every part start at the records kept
-        a = min(max(t0, kept_since), t1) if all_parts and kept_since is not None else t0
-        return Filters(line=ln, station=station, product=product, since=a, until=t1)
+        # the SPC routes' own clipping: counts of every part start at the records kept
+        return kept_filters(t0, t1, kept_since, all_parts, line=ln, station=station, product=product)
 
     total = _line_numbers(db, over(line, True), over(line, False), audit_rate)
     lines = []

@@ -412,40 +412,62 @@ def audited_parts_needed(k: int, target: float, confidence: float) -> int:
     return lo
 
 
-def _good_scrapped(parts: dict[str, dict[str, int]], confidence: float) -> dict[str, Any]:
+def _good_scrapped(parts: dict[str, dict[str, int]], confidence: float, never_judged: int = 0) -> dict[str, Any]:
     """See :func:`review_rates`."""
     def get(v: str, key: str) -> int:
         return int((parts.get(v) or {}).get(key, 0))
     ng, g, d = get("NG", "parts"), get("NG", "good"), get("NG", "defect")
     unreviewed = ng - g - d
+    # parts judged OK or REVIEW after their window: the PLC had rejected them already
+    # (told NG without a verdict), so those not confirmed defects are good parts scrapped
+    late_good = sum(get(v, "rejected_late") - get(v, "rejected_late_defect") for v in parts if v != "NG")
     # good parts not rejected: every part of another verdict but the confirmed defects
-    # (unreviewed OK and REVIEW parts count as good: their defects are unknown)
-    passed_good = sum(get(v, "parts") - get(v, "defect") for v in parts if v != "NG")
+    # (unreviewed OK and REVIEW parts count as good: their defects are unknown) and those
+    # the PLC rejected before their verdict came
+    passed_good = sum(get(v, "parts") - get(v, "defect") for v in parts if v != "NG") - late_good
     out: dict[str, Any] = {"ng_parts": ng, "ng_reviewed": g + d, "ng_reviewed_good": g,
-                           "ng_not_reviewed": unreviewed, "good_parts_passed": passed_good}
+                           "ng_not_reviewed": unreviewed, "good_parts_passed": passed_good,
+                           "rejected_late_good": late_good, "rejected_never_judged": never_judged,
+                           "rate_if_never_judged_good": None}
+
+    def said(r: dict[str, Any], text: str) -> dict[str, Any]:
+        # the PLC's rejects without a verdict in time: those judged late are in k, those
+        # never judged in no count (no record: good or not is unknown), said with the share
+        # they would make were every one of them good
+        if late_good:
+            text += (f"; k counts {late_good} part(s) judged OK or REVIEW after their inspection window, which the "
+                     "PLC had already rejected without a verdict")
+        if never_judged:
+            text += (f"; {never_judged} part(s) the PLC rejected without a verdict were never judged (no record): "
+                     "left out of k and n, whether they were good is unknown")
+            if r["k"] is not None and r["n"] is not None:
+                out["rate_if_never_judged_good"] = (r["k"] + never_judged) / (r["n"] + never_judged)
+                text += f" (were all of them good: {out['rate_if_never_judged_good']:.2%})"
+        return {**r, **out, "text": text}
     if not unreviewed:
-        r = rate_with_ci(g, g + passed_good, confidence)
+        r = rate_with_ci(g + late_good, g + late_good + passed_good, confidence)
         text = ("every NG part was reviewed: exact count" if ng else "no part was judged NG") if r["n"] else \
             "no good part in this window"
-        return {**r, "estimate": False, **out, "text": text}
+        return said({**r, "estimate": False}, text)
     if not g + d:
-        return {"rate": None, "lo": None, "hi": None, "k": None, "n": None, "estimate": True, **out,
-                "text": f"none of the {ng} NG parts reviewed yet: review them (the Review queue lists them) "
-                        "to know how many were good"}
+        return said({"rate": None, "lo": None, "hi": None, "k": None, "n": None, "estimate": True},
+                    f"none of the {ng} NG parts reviewed yet: review them (the Review queue lists them) "
+                    "to know how many were good")
     # the good share of the NG parts reviewed stands for all NG parts of the window (as
     # good as the reviewed ones are like the rest); the NG parts it calls defects are no
     # good parts, so they leave the denominator as the confirmed defects do
-    k = g / (g + d) * ng
+    k = g / (g + d) * ng + late_good
     n = k + passed_good
-    return {"rate": k / n if n else None, "lo": None, "hi": None, "k": k, "n": n, "estimate": True, **out,
-            "text": f"an estimate: {unreviewed} of {ng} NG parts not reviewed; {g} of the {g + d} reviewed "
-                    f"were good, taken as the share of all {ng} (review every NG part for an exact count "
-                    "and interval)"}
+    return said({"rate": k / n if n else None, "lo": None, "hi": None, "k": k, "n": n, "estimate": True},
+                f"an estimate: {unreviewed} of {ng} NG parts not reviewed; {g} of the {g + d} reviewed "
+                f"were good, taken as the share of all {ng} (review every NG part for an exact count "
+                "and interval)")
 
 
 def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
                  audit: Optional[dict[str, int]] = None, parts: Optional[dict[str, dict[str, int]]] = None,
-                 audit_rate: Optional[float] = None, target: float = AUDIT_TARGET) -> dict[str, Any]:
+                 audit_rate: Optional[float] = None, target: float = AUDIT_TARGET,
+                 never_judged: int = 0) -> dict[str, Any]:
     """The share of good parts scrapped, and rates of reviewed parts, with exact intervals.
 
     ``counts`` maps (verdict the station gave, latest review label) to a number of
@@ -468,6 +490,12 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
       defects do); ``estimate`` true, no interval (lo, hi null), k and n not whole, and
       ``text`` says so: as good as the reviewed NG parts are like the rest. None reviewed:
       rate, k and n null.
+    - parts the PLC rejected without a verdict in time: those judged after their window
+      (``parts``' ``rejected_late``) whose verdict was OK or REVIEW and that were not
+      reviewed defect are good parts scrapped, in k (``rejected_late_good``), not among
+      the good parts passed. ``never_judged`` (``spc_data.rejected_never_judged``: no
+      record, goodness unknown) are left out of k and n; ``rejected_never_judged`` and
+      ``text`` say how many, and ``rate_if_never_judged_good`` the share were they all good.
 
     Rates of reviewed parts (each conditional on the verdict, because that is how parts
     get reviewed: NG parts are looked at, OK parts by audit):
@@ -517,7 +545,7 @@ def review_rates(counts: dict[tuple[str, str], int], confidence: float = 0.95,
     ok_share = int((parts or {}).get("OK", {}).get("parts", 0)) / all_parts if all_parts else 1.0
     rate = float(audit_rate) if audit_rate else 0.0
     to_make = math.ceil((more - min(more, waiting)) / (rate * ok_share)) if rate > 0 and ok_share > 0 else None
-    return {"good_scrapped": _good_scrapped(parts, confidence) if parts is not None else None,
+    return {"good_scrapped": _good_scrapped(parts, confidence, never_judged) if parts is not None else None,
             "false_reject": rate_with_ci(fr_k, fr_n, confidence),
             "escape": rate_with_ci(es_k, es_n, confidence),
             "escape_audit": {**rate_with_ci(a_k, a_n, confidence),

@@ -68,20 +68,50 @@ def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime])
 
 
 def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.datetime],
-                   now: Optional[dt.datetime] = None) -> tuple[dt.datetime, dt.datetime]:
-    """``since``/``until`` in naive UTC, defaults filled, checked (InvalidRequest says what to fix)."""
+                   now: Optional[dt.datetime] = None, zone: Optional[dt.tzinfo] = None
+                   ) -> tuple[dt.datetime, dt.datetime]:
+    """``since``/``until`` in naive UTC, defaults filled, checked (InvalidRequest says what to fix).
+
+    With the plant's ``zone``, the 30-day default (by day or lot, and the rates' and the
+    Pareto's one window) is 30 whole plant days ending with until's day (today, through
+    now): 30 x 24 hours back from now began mid-day, so the first day on a chart by day
+    was a part of one and a month's rates started at this hour 30 days ago."""
     if by not in GROUPINGS:
         raise InvalidRequest(f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
     until = naive_utc(until) or (now or utcnow())
     try:
-        since = naive_utc(since) or (until - DEFAULT_WINDOW[by])
-    except OverflowError:   # an until in the first days of year 1
+        since = naive_utc(since) or (
+            whole_plant_days(until, DEFAULT_WINDOW[by].days, zone) if zone is not None and by in ("day", "lot")
+            else until - DEFAULT_WINDOW[by])
+    except (OverflowError, ValueError):   # an until in the first days of year 1
         raise InvalidRequest("until is too early to look back from; give since as well") from None
     refuse_backwards(since, until)
     if by in _PERIOD and (until - since) / _PERIOD[by] > MAX_SUBGROUPS:
         raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
                              "subgroups; narrow since/until or group by a longer period (shift, day)")
     return since, until
+
+
+def whole_plant_days(until: dt.datetime, days: int, zone: dt.tzinfo) -> dt.datetime:
+    """The start (naive UTC) of ``days`` whole plant days ending with the plant day that
+    holds ``until``'s last instant (an until at a day's 00:00, as a day typed as until is,
+    ends the day before). A plant day starts at 00:00 on its clocks, as plant_time's days
+    and the p-chart's days do."""
+    last = (until - dt.timedelta(microseconds=1)).replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
+    return wall_to_utc(last - dt.timedelta(days=days - 1), dt.time(0), zone)
+
+
+def kept_filters(t0: dt.datetime, t1: dt.datetime, kept_since: Optional[dt.datetime], all_parts: bool = True, *,
+                 line: Optional[str] = None, station: Optional[str] = None,
+                 product: Optional[str] = None) -> Filters:
+    """The filters over [t0, t1), started at ``kept_since`` (line.record_keeper's cutoff)
+    when the count is of ``all_parts``: before it only the reviewed parts, the audit sample
+    and test-part checks are kept, no sample of the line. Counts of reviewed parts
+    (``all_parts`` false) read the whole window: every reviewed part is kept. The SPC routes
+    and the period report clip their windows here, so both count from the same start."""
+    if all_parts and kept_since is not None and t0 < kept_since:
+        t0 = min(kept_since, t1)
+    return Filters(line=line, station=station, product=product, since=t0, until=t1)
 
 
 def known_names(db: Database, line: Optional[str], product: Optional[str]) -> tuple[Optional[str], Optional[str]]:
@@ -370,23 +400,71 @@ def audit_ok_counts(db: Database, f: Filters) -> dict[str, int]:
     return out
 
 
+def _plc_rejected_without_verdict() -> list[ColumnElement]:
+    # a PLC answer NG sent without a verdict of the model (window missed, no image, a fault)
+    return [LineSignal.inspection_id.is_(None), LineSignal.signal == "NG"]
+
+
+# how long after its trigger a part's verdict may come and still be linked to it: its
+# window is milliseconds, so a day bounds the triggers read (the line's index) loosely
+_LATE_SLACK = dt.timedelta(days=1)
+
+
 def verdict_counts(db: Database, f: Filters) -> dict[str, dict[str, int]]:
-    """{verdict: {"parts": n, "good": reviewed good, "defect": reviewed defect}} over every
-    part of the window, reviewed or not: the totals the share of good parts scrapped needs
-    beside the reviews (``spc.review_rates``' ``parts``). Give it a window whose records
-    are all kept (the record keeper deletes unreviewed parts, not reviewed ones: an older
-    window's totals are short and the share overstated)."""
+    """{verdict: {"parts": n, "good": reviewed good, "defect": reviewed defect,
+    "rejected_late": of the parts, those the PLC had already rejected, "rejected_late_defect":
+    of those, reviewed defect}} over every part of the window, reviewed or not: the totals
+    the share of good parts scrapped needs beside the reviews (``spc.review_rates``'
+    ``parts``). ``rejected_late``: a verdict that came after the part's inspection window
+    is stored, never sent; the PLC was told NG without it, so a part judged OK late was
+    scrapped though its verdict says good. Give it a window whose records are all kept
+    (the record keeper deletes unreviewed parts, not reviewed ones: an older window's
+    totals are short and the share overstated)."""
+    group = (Inspection.verdict, Inspection.reviewed, Inspection.review_label)
+    late = (select(*group, func.count(func.distinct(Inspection.id)))
+            .select_from(LineSignal).join(Inspection, Inspection.id == LineSignal.late_inspection_id)
+            .where(*_plc_rejected_without_verdict(), *_where(f)))
+    if f.since is not None:
+        late = late.where(LineSignal.triggered_at >= f.since - _LATE_SLACK)
+    if f.until is not None:
+        late = late.where(LineSignal.triggered_at < f.until + _LATE_SLACK)
     with db.session() as s:
-        rows = s.execute(select(Inspection.verdict, Inspection.reviewed, Inspection.review_label, func.count())
-                         .where(*_where(f))
-                         .group_by(Inspection.verdict, Inspection.reviewed, Inspection.review_label)).all()
+        rows = s.execute(select(*group, func.count()).where(*_where(f)).group_by(*group)).all()
+        late_rows = s.execute(late.group_by(*group)).all()
     out: dict[str, dict[str, int]] = {}
+
+    def acc(verdict: str) -> dict[str, int]:
+        return out.setdefault(verdict, {"parts": 0, "good": 0, "defect": 0, "rejected_late": 0,
+                                        "rejected_late_defect": 0})
     for verdict, reviewed, label, n in rows:
-        acc = out.setdefault(verdict, {"parts": 0, "good": 0, "defect": 0})
-        acc["parts"] += int(n)
+        acc(verdict)["parts"] += int(n)
         if reviewed and label in ("good", "defect"):
-            acc[label] += int(n)
+            acc(verdict)[label] += int(n)
+    for verdict, reviewed, label, n in late_rows:
+        acc(verdict)["rejected_late"] += int(n)
+        if reviewed and label == "defect":
+            acc(verdict)["rejected_late_defect"] += int(n)
     return out
+
+
+def rejected_never_judged(db: Database, f: Filters) -> int:
+    """Parts the PLC rejected without a verdict that were never judged (the station held
+    up, no image, a fault): no record, so in no count of :func:`verdict_counts` and of
+    unknown goodness. By the trigger's time; ``product``: the recipe's."""
+    q = select(func.count()).select_from(LineSignal).where(*_plc_rejected_without_verdict(),
+                                                           LineSignal.late_inspection_id.is_(None))
+    if f.line:
+        q = q.where(LineSignal.line == f.line)
+    if f.station:      # in any case, as the parts' filter
+        q = q.where(station_is(LineSignal.station, f.station))
+    if f.product:
+        q = q.where(LineSignal.product == f.product)
+    if f.since is not None:
+        q = q.where(LineSignal.triggered_at >= f.since)
+    if f.until is not None:
+        q = q.where(LineSignal.triggered_at < f.until)
+    with db.session() as s:
+        return int(s.scalar(q) or 0)
 
 
 def defect_type_counts(db: Database, f: Filters) -> tuple[dict[tuple[Optional[str], str], int], int]:

@@ -17,8 +17,8 @@ from ...line.part_records import BOM, spreadsheet_safe
 from ...line.record_keeper import kept_since
 from ...line.shifts import parse_shift_starts, plant_instant, plant_zone, shift_instant
 from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
-                              defect_type_counts, known_names, region_centres, resolve_window, review_counts,
-                              score_subgroups, verdict_counts)
+                              defect_type_counts, kept_filters, known_names, region_centres, rejected_never_judged,
+                              resolve_window, review_counts, score_subgroups, verdict_counts)
 from ...line.station import Station, _iso
 from ..deps import get_station, known_query_only, reader
 from ..schemas import NO_NUL, errors
@@ -35,7 +35,8 @@ SINCE_HELP = ("inclusive: a day, 2026-12-01, from its 00:00 plant time (" + _DAY
 UNTIL_HELP = ("exclusive: an ISO time as for since, or a day, 2026-12-01, which holds all of that day in plant "
               "time (up to the next day's 00:00)")
 TIME_TEXT = 64           # characters: any ISO time fits
-_SINCE = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + " (default: a window that fits `by`)")
+_SINCE = Query(None, max_length=TIME_TEXT, description=SINCE_HELP + " (default: a window that fits `by`: 48 hours "
+               "by hour, 7 days by shift, 30 whole plant days ending with until's day by day or lot and for one window)")
 _UNTIL = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP + " (default: now)")
 
 
@@ -211,7 +212,15 @@ class GoodScrappedOut(_Out):
     ng_reviewed: int
     ng_reviewed_good: int
     ng_not_reviewed: int
-    good_parts_passed: int = Field(description="parts judged OK or REVIEW less those reviewed as defects")
+    good_parts_passed: int = Field(description="parts judged OK or REVIEW less those reviewed as defects and "
+                                               "those the PLC had rejected before their verdict came")
+    rejected_late_good: int = Field(0, description="in k: parts judged OK or REVIEW after their inspection window, "
+                                                   "which the PLC had already rejected without a verdict (less "
+                                                   "those reviewed as defects): good parts scrapped")
+    rejected_never_judged: int = Field(0, description="parts the PLC rejected without a verdict that were never "
+                                                      "judged (no record): left out of k and n, goodness unknown")
+    rate_if_never_judged_good: Optional[float] = Field(None, description="the share were every never-judged "
+                                                                         "reject good; null when there are none")
     text: str = Field(description="exact or an estimate, and why, in words")
     counted_since: Optional[str] = Field(None, description="the start it counts from: the window's, or the "
                                                            "oldest records kept when the window starts before")
@@ -276,18 +285,20 @@ class Scope:
     # mostly reviewed ones, are no sample of the line, so no chart of the line's parts
     # reads before it (those of reviewed parts do: every reviewed part is kept)
     kept_since: Optional[dt.datetime] = None
+    # the plant's: a default window of days is of whole plant days (spc_data.resolve_window)
+    zone: Optional[dt.tzinfo] = None
 
     def window(self, by: str = "lot", all_parts: bool = True) -> tuple[Filters, dt.datetime, dt.datetime]:
         """The filters over the window (its default fits ``by``; "lot": a window of any
-        length), starting at the records kept when the chart counts ``all_parts``."""
-        t0, t1 = resolve_window(by, self.since, self.until)
+        length, 30 whole plant days), starting at the records kept when the chart counts
+        ``all_parts``."""
+        t0, t1 = resolve_window(by, self.since, self.until, zone=self.zone)
         f = self.over(t0, t1, all_parts)
         return f, f.since, t1
 
     def over(self, t0: dt.datetime, t1: dt.datetime, all_parts: bool = True) -> Filters:
-        if all_parts and self.kept_since is not None and t0 < self.kept_since:
-            t0 = min(self.kept_since, t1)
-        return Filters(line=self.line, station=self.station, product=self.product, since=t0, until=t1)
+        return kept_filters(t0, t1, self.kept_since, all_parts, line=self.line, station=self.station,
+                            product=self.product)
 
 
 def _baseline_window(station: Station, where: Scope, since: Optional[str], until: Optional[str],
@@ -315,7 +326,8 @@ def scope(_r: Any = Depends(reader),     # first: a caller is let in before the 
     named_line, named_product = known_names(station.db, line or None, product or None)
     # the cutoff of the last deletion of old records, by whichever process on the database
     return Scope(named_line, station_name or None, named_product, plant_time(station, since, "since"),
-                 plant_time(station, until, "until", end=True), kept_since(station.db))
+                 plant_time(station, until, "until", end=True), kept_since(station.db),
+                 plant_zone(station.config.timezone))
 
 
 def _periods(station: Station, by: str) -> Optional[Periods]:
@@ -441,7 +453,8 @@ def review_rates(where: Scope = Depends(scope), _known: None = Depends(known_que
     kept = where.over(t0, t1)
     out = spc.review_rates(review_counts(station.db, f), audit=audit_ok_counts(station.db, f),
                            parts=verdict_counts(station.db, kept),
-                           audit_rate=float(station.config.audit_sample_rate or 0.0))
+                           audit_rate=float(station.config.audit_sample_rate or 0.0),
+                           never_judged=rejected_never_judged(station.db, kept))
     out["good_scrapped"]["counted_since"] = _iso(kept.since)
     if format == "csv":
         ea = out["escape_audit"]
@@ -457,7 +470,10 @@ def review_rates(where: Scope = Depends(scope), _known: None = Depends(known_que
     return {"since": _iso(t0), "until": _iso(t1), **out,
             "definitions": {"good_scrapped": "good parts judged NG / good parts made (every part less the confirmed "
                                              "defects); with NG parts left unreviewed, an estimate: NG parts "
-                                             "reviewed good / NG parts reviewed x all NG parts",
+                                             "reviewed good / NG parts reviewed x all NG parts. k also counts the "
+                                             "parts judged OK or REVIEW after their window, which the PLC had "
+                                             "rejected without a verdict; parts it rejected that were never judged "
+                                             "are in neither k nor n (rejected_never_judged)",
                             "false_reject": "rejected parts reviewed good: NG parts reviewers called good / NG parts "
                                             "reviewed (not the share of good parts scrapped)",
                             "escape": "OK parts reviewers called defect / OK parts reviewed",

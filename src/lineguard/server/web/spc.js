@@ -12,8 +12,18 @@ LG.start(async (main) => {
     field("product", h("input", {name: "product", value: p.product || "", size: 10})),
     field("subgroup", select("by", [["hour", "hour"], ["shift", "shift"], ["day", "day"], ["lot", "lot"]], p.by || "hour")),
     LG.timeField("from", "since", p.since),
-    LG.timeField("until", "until", p.until), LG.zoneNote(),
+    LG.timeField("until", "until", p.until),
+    // the p-chart's centre (and the drift's baseline) from a reference window, a good month
+    // say, instead of the window drawn, which holds any excursion it shows
+    LG.timeField("baseline from", "baseline_since", p.baseline_since),
+    LG.timeField("baseline until", "baseline_until", p.baseline_until), LG.zoneNote(),
     h("button", {type: "submit"}, "Show"));
+  // an until is where the window stops, that minute not in it (14:00: a shift's end); but
+  // a time at :59 (23:59, the picker's end of a day) is the last minute wanted: it is
+  // taken in whole, or the day's last minute of parts was left out
+  for (const name of ["until", "baseline_until"]) {
+    form.elements[name].title = "up to this time, not including it; a time at :59 (23:59) takes in that whole minute";
+  }
   const pEl = h("div", {id: "p-chart"}), alarms = h("div", {id: "alarms"});
   const sEl = h("div", {id: "scores"}), rEl = h("div", {id: "review-rates"});
   const csvP = h("a", {class: "button secondary", id: "csv-p"}, "p-chart CSV");
@@ -40,15 +50,30 @@ LG.start(async (main) => {
   const covers = (id, a) => h("p", {class: "muted window", id}, a && a.since
     ? `window: ${LG.when(a.since)} to ${LG.when(a.until)}` : "");
 
-  function filters() {
+  // as typed: the page's own address, which fills the fields again
+  function typed() {
     const f = form.elements;
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
-      by: f.by.value, since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value)};
+      by: f.by.value, since: LG.localToIso(f.since.value), until: LG.localToIso(f.until.value),
+      baseline_since: LG.localToIso(f.baseline_since.value), baseline_until: LG.localToIso(f.baseline_until.value)};
+  }
+  // an until picked at :59 on the minute, as the API reads it: the next minute's start
+  function endOfMinute(local, iso) {
+    if (!iso || !/^\d{4,}-\d{2}-\d{2}T\d{2}:59$/.test(local)) return iso;
+    return new Date(Date.parse(iso) + 60000).toISOString();
+  }
+  // what the API is asked: without since, the charts by day and the one-window panels cover
+  // the API's default, 30 whole plant days through now
+  function filters() {
+    const f = form.elements, t = typed();
+    return Object.assign(t, {until: endOfMinute(f.until.value, t.until),
+      baseline_until: endOfMinute(f.baseline_until.value, t.baseline_until)});
   }
 
   async function load() {
     const f = filters();
-    // the rates and the Pareto have no subgroups: one window (30 days unless from/until say)
+    // the rates and the Pareto have no subgroups: one window (30 whole plant days unless
+    // from/until say), and no baseline
     const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
     let pc, sc, rr, pa;
     try {
@@ -65,7 +90,7 @@ LG.start(async (main) => {
       for (const a of [csvP, csvS, csvPareto, monthXlsx]) a.removeAttribute("href");
       throw err;
     }
-    history.replaceState(null, "", location.pathname + LG.q(f));
+    history.replaceState(null, "", location.pathname + LG.q(typed()));
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
@@ -89,7 +114,7 @@ LG.start(async (main) => {
         ? `centre from the baseline ${LG.when(base.since)} to ${LG.when(base.until)}: `
           + `${base.ng} NG parts of ${base.parts}`
         : "centre from this window itself: an excursion in it raises its own centre and limits "
-          + "(the API's baseline_since/baseline_until set a reference window)"));
+          + "(baseline from/until above set a reference window)"));
       pEl.appendChild(h("p", {class: "muted", id: "limits-mean"}, `centre ${pct(pc.centre, 2)} · limits: on a stable `
         + "line a point lands above the upper limit by chance less than once in 740 points (0.135 %; the same below "
         + "the lower one; set for each subgroup's size), so a point outside them has a cause to look for · "
@@ -149,6 +174,17 @@ LG.start(async (main) => {
       gsText = `${gs.k} of ${gs.n.toLocaleString()} good parts were rejected as NG: ${pct(gs.rate, 2)} (${pct(gs.lo, 2)} – `
         + `${pct(gs.hi, 2)}) · good parts: every part made less those reviewed as defects`
         + (gs.ng_parts ? " · every NG part reviewed" : "");
+    }
+    // the PLC's rejects without a verdict in time: those judged late are counted, those
+    // never judged cannot be (no record) and are said apart
+    if (gs.rejected_late_good) {
+      gsText += ` · ${gs.rejected_late_good} of them judged OK or REVIEW after their inspection window, when the PLC `
+        + "had already rejected them";
+    }
+    if (gs.rejected_never_judged) {
+      gsText += ` · not counted: ${gs.rejected_never_judged} part(s) the PLC rejected without a verdict and never `
+        + "judged, whether good unknown" + (gs.rate_if_never_judged_good != null
+        ? ` (were all of them good: ${pct(gs.rate_if_never_judged_good, 2)})` : "");
     }
     if (gs.counted_since && rr.since && gs.counted_since !== rr.since) {
       // older records are not all kept: counting them would overstate the share
