@@ -497,6 +497,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
             learnt += (f"; {unusual} {'more ' if left_out else ''}good photo{'s' if unusual > 1 else ''} far from "
                        f"most left out of learning it, though inside it (under 'note')")
         say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW if its score passes")
+        _say_cast(insp.info.get("photo_cast"))
     _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
         _say_f1_threshold(insp, c, false_reject_rate, review_rate)
@@ -937,6 +938,7 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
         say(f"photo check learnt again from these photos: brightness {pr['brightness'][0]:.3g}-"
             f"{pr['brightness'][1]:.3g}, contrast {pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least "
             f"{pr['focus'][0]:.3g}")
+        _say_cast(insp.info.get("photo_cast"))
         for odd in c.get("photo_odd", []):
             note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
                             "left out of the photo check's range and lies outside it")
@@ -946,6 +948,15 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
                          f"{c['photo_range_before_n']}: a narrower set doubts more of the line's photos; give as "
                          "many as at training, taken over days")
     note("check", "the guarantee holds only if these were good parts the model did not learn from")
+
+
+def _say_cast(photo_cast: Optional[dict]) -> None:
+    """A colour model's colour balance (vision.photo_check.learn_cast), as a doubted part's
+    message names it: a lamp of another colour or a tinted variant goes to REVIEW, said."""
+    if photo_cast:
+        from ..vision.photo_check import cast_said
+        say(f"colour check: {cast_said(photo_cast)} (the colour balance of {photo_cast['n']} good photos with a "
+            "margin); a photo of another colour (lamp, white balance, variant) goes to REVIEW if its score passes")
 
 
 def _narrow_batch(c: dict) -> str:

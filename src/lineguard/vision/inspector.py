@@ -640,6 +640,9 @@ class Inspector:
             # whether the good photos were colour: a grey photo (a camera switched to mono) is
             # then named as a photo issue (vision.photo_check.colour_issues)
             "photo_colour": photo_check_module.learn_colour(x),
+            # and a colour model's colour balance: a photo of another (a warm LED for a white
+            # one, a tinted variant) is named as a photo issue (vision.photo_check.cast_issues)
+            "photo_cast": photo_check_module.learn_cast(x) if photo_check else None,
             # the good photos' shape (width/height): a photo of another (a 4:3 camera where
             # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
             "photo_aspect": photo_check_module.learn_aspect(shapes),
@@ -742,7 +745,7 @@ class Inspector:
         # score rose with the blur) while each answer named the blur. REVIEW still sets the
         # PLC's NG bit (line.plc_handshake), so no such part ships; photo_issues say why.
         doubts = photo_check_module.issues(x, self.info.get("photo_range"))[1]
-        doubts += photo_check_module.colour_issues(x, self.info.get("photo_colour"))
+        doubts += photo_check_module.colour_issues(x, self.info.get("photo_colour"), self.info.get("photo_cast"))
         doubts += photo_check_module.aspect_issues(geo, self.info.get("photo_aspect"))
         on_score = verdict
         if doubts:
@@ -888,6 +891,7 @@ class Inspector:
             self.info["photo_range"] = new_range
             self.info["photo_colour"] = photo_check_module.learn_colour(x)   # a new camera: colour or mono
             self.info["photo_aspect"] = photo_check_module.learn_aspect(shapes)   # and its shape
+            self.info["photo_cast"] = photo_check_module.learn_cast(x)   # and its lamp's colour
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
             calib[PHOTO_UNUSUAL] = [{"image": names[i], "what": what} for i, what in unusual]
@@ -924,7 +928,7 @@ class Inspector:
         if self.is_exported:
             updates: dict[str, Any] = {"calibration": self.calibration, "min_region_area": self.min_region_area}
             info = dict(self.detector.manifest.get("info") or {})
-            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour", "photo_aspect")
+            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour", "photo_aspect", "photo_cast")
                         if info.get(k) != self.info.get(k)}                 # relearnt by recalibrate
             if relearnt:
                 updates["info"] = {**info, **relearnt}

@@ -40,6 +40,7 @@ train's next step said such parts went to REVIEW).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -449,9 +450,12 @@ def learn_colour(inputs: np.ndarray) -> str:
     return "mixed"
 
 
-def colour_issues(x: np.ndarray, photo_colour: Optional[str]) -> list[str]:
+def colour_issues(x: np.ndarray, photo_colour: Optional[str],
+                  photo_cast: Optional[dict[str, Any]] = None) -> list[str]:
     """What is off about a photo's colour against the good photos' (empty: nothing, or a
-    model that does not know whether its photos were colour, "mixed" or "unknown").
+    model that does not know whether its photos were colour, "mixed" or "unknown"); for a
+    colour model with a colour balance (``photo_cast``, :func:`learn_cast`), a colour photo
+    outside it too (:func:`cast_issues`; a grey photo is named grey, not as a cast as well).
 
     Both ways: a grey photo shown to a colour model, and a clearly coloured photo (channels
     differing by more than ``COLOUR_SPREAD``, as colour photos do) shown to a model learnt
@@ -463,12 +467,116 @@ def colour_issues(x: np.ndarray, photo_colour: Optional[str]) -> list[str]:
         if spread <= GREY_SPREAD:
             return ["greyscale photo: the model learnt from colour photos (camera switched to mono, or a grey "
                     f"image format?); colour spread {spread:.2g}, good photos above {COLOUR_SPREAD:g}"]
+        return cast_issues(x, photo_cast)
     elif photo_colour == "grey":
         spread = colour_spread(x)
         if spread > COLOUR_SPREAD:
             return ["colour photo: the model learnt from greyscale photos (a colour camera in place of a mono "
                     f"one, or a tinted lamp?); colour spread {spread:.2g}, good photos at most {GREY_SPREAD:g}"]
     return []
+
+
+# -- colour cast: a lamp of another colour, a tinted variant ---------------------------------
+# A colour model's photos can be colour all the same and unlike the good ones: a warm LED put
+# in place of a white one, a camera's white balance changed, a tinted variant of the product
+# under this recipe. Brightness, contrast and focus stay in range and colour_issues sees
+# colour where colour was learnt, so every part went NG with nothing said. The model keeps
+# the good photos' colour balance (``info["photo_cast"]``; only for colour models, only with
+# a photo check; absent in models from before: not checked) on two axes of the photo's mean
+# colour (every 4th pixel): ``red_blue``, its red over its blue (a warmer lamp raises it, a
+# cooler one lowers it), and ``green``, its green over the geometric mean of red and blue
+# (green against magenta). Ratios of the mean, since a lamp's colour or a white balance
+# multiplies each channel by a gain: the ratio moves by those gains however much of the
+# photo is bright foil or dark coating, while a defect moves it only by the share of the
+# mean it changes. Measured in log units (a ratio's change is the same up or down).
+CAST_AXES = ("red_blue", "green")
+CAST_MARGIN = SPREAD_MARGIN   # past the good photos' 1st-99th percentile by this share of their spread
+# and at least this on each side, in log units (a channel's gain 8% off its partner's). On the
+# synthetic line (224 px) the good photos' red/blue spread (1st-99th percentile) was 0.017 and
+# no defect photo (stains, missing coating) lay more than 0.015 from the good photos' mean,
+# while the tint of another variant (red x1.15, blue x0.87) moves red/blue by 0.28, a milder
+# one (x1.07, x0.94) by 0.13, a warm-white LED for a cool-white one by more still: 0.08 flags
+# all of those and no good or defect part (learnt from 20 to 200 good photos), and leaves room
+# for what a lamp of the same colour bin or a camera's noise moves (a few %; at 0.06 a shift
+# of red x1.03, blue x0.97 was doubted on up to a quarter of the parts). Measured on
+# `lineguard synth` at 224 px: 200 good photos to learn from, 200 good and 180 defect to test.
+CAST_FLOOR = 0.08
+_CAST_WORDS = {"red_blue": ("bluer (cooler)", "warmer (redder, yellower)"),
+               "green": ("more magenta (pinker)", "greener")}
+_CAST_SAID = {"red_blue": "red/blue", "green": "green/(red, blue)"}
+
+
+def colour_balance(x: np.ndarray) -> dict[str, float]:
+    """The colour balance of a model input (H, W, 3) uint8 on :data:`CAST_AXES`, as log
+    ratios of its mean channels (every 4th row and column; 0-255 levels plus 1, so a
+    channel at black stays finite). The channel sums as one float32 dot product (exact for
+    inputs up to ~1000 px a side): numpy's strided integer sum took about three times as long."""
+    s = x[::_SPREAD_STEP, ::_SPREAD_STEP, :3].reshape(-1, 3).astype(np.float32)
+    n = max(1, len(s))
+    r, g, b = (np.ones(n, np.float32) @ s).tolist()
+    lr, lg, lb = (math.log(c / n + 1.0) for c in (r, g, b))
+    return {"red_blue": lr - lb, "green": lg - 0.5 * (lr + lb)}
+
+
+def learn_cast(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE) -> Optional[dict[str, Any]]:
+    """The good photos' colour balance (``inputs``: N, H, W, 3) per axis of
+    :data:`CAST_AXES` as ratios: [lowest allowed, highest allowed, their 1st percentile,
+    their 99th]; ``n`` the photos it was learnt from, ``left_out`` those left out of it.
+    None unless the good photos are colour (:func:`learn_colour`): a grey model already
+    names any colour photo. As the range's (:func:`learn_range`): photos past the fence
+    (``ODD_FENCE`` IQRs past the quartiles, and past the floor) are left out, only a few
+    (more are a variant the band must hold), and the margin has a floor, so near-identical
+    photos get no speck-wide band."""
+    if not len(inputs) or learn_colour(inputs) != "colour":
+        return None
+    got = [colour_balance(x) for x in inputs]
+    values = {a: np.array([g[a] for g in got]) for a in CAST_AXES}
+    keep = np.ones(len(got), bool)
+    if fence is not None and len(got) >= ODD_MIN_PHOTOS:
+        past = np.zeros(len(got), bool)
+        for a in CAST_AXES:
+            q1, q3 = np.quantile(values[a], [0.25, 0.75])
+            reach = max(fence * (q3 - q1), CAST_FLOOR)
+            past |= (values[a] < q1 - reach) | (values[a] > q3 + reach)
+        if past.sum() <= max(2, ODD_MAX_SHARE * len(got)):     # more: a variant of the product
+            keep = ~past
+    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": int((~keep).sum())}
+    for a in CAST_AXES:
+        lo, hi = (float(q) for q in np.quantile(values[a][keep], [0.01, 0.99]))
+        reach = max(CAST_MARGIN * (hi - lo), CAST_FLOOR)
+        out[a] = [round(float(np.exp(v)), 5) for v in (lo - reach, hi + reach, lo, hi)]
+    return out
+
+
+def cast_said(photo_cast: dict[str, Any]) -> str:
+    """The colour balance a photo must have, as a doubted part's message names it: e.g.
+    "red/blue 0.71-0.83, green/(red, blue) 0.96-1.09"."""
+    return ", ".join(f"{_CAST_SAID[a]} {_allowed(photo_cast[a])}" for a in CAST_AXES if photo_cast.get(a))
+
+
+def cast_issues(x: np.ndarray, photo_cast: Optional[dict[str, Any]]) -> list[str]:
+    """What is off about a photo's colour balance against the good photos' (empty: inside
+    their band, or a model without one), e.g. "colour cast: photo warmer (redder, yellower)
+    than the good photos: red/blue 0.99, allowed 0.71-0.83; the lamp's colour changed (a warm
+    LED?), the camera's white balance, or another product variant"."""
+    if not photo_cast:
+        return []
+    got = colour_balance(x)
+    found = []
+    for a in CAST_AXES:
+        r = photo_cast.get(a)
+        if not r:
+            continue
+        v = float(np.exp(got[a]))
+        side = 0 if v < r[0] else 1 if v > r[1] else None
+        if side is None:
+            continue
+        said, bound = _apart(v, r[side])
+        allowed = _allowed(r, lo=bound) if side == 0 else _allowed(r, hi=bound)
+        found.append(f"colour cast: photo {_CAST_WORDS[a][side]} than the good photos: {_CAST_SAID[a]} {said}, "
+                     f"allowed {allowed}; the lamp's colour changed (a warm or cool LED?), the camera's white "
+                     "balance, or another product variant")
+    return found
 
 
 # -- what to do about it: advice per kind of issue, for the photo alarm -----------------------
@@ -498,6 +606,10 @@ ADVICE = {
                    "its photos",
     "colour photo": "colour photos: a colour camera in place of the mono one, or its pixel format changed, or a "
                     "tinted lamp; or another product variant under this product's recipe: check the recipe",
+    "colour cast": "colour cast: check the lamp's colour (a replaced or ageing LED, warm white for cool white, a "
+                   "coloured filter or daylight reaching the part), then the camera's white balance (set to auto, or "
+                   "changed) and its pixel format (red and blue swapped: BGR for RGB); or another product variant "
+                   "(a tinted batch) under this product's recipe: check the recipe; " + _RECALIBRATE,
 }
 
 
