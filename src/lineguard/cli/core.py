@@ -275,6 +275,63 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
         note("look at", f"and {len(twins) - 20} more sets of the same photo (info['{DUPLICATE_PHOTOS}'])")
 
 
+# README step 1 asks for 30 to 200 photos of good parts. Below it train still writes the
+# model (a trial on a few photos is legitimate: exit 0), but 5 photos ended with a "note"
+# that read as a passing remark: it now warns, saying what so few can and cannot promise
+GOOD_PHOTOS_ADVISED = 30
+
+
+def _say_photo_set(insp: "Inspector", false_reject_rate: float) -> None:
+    """What the good photos as a whole call for (stderr): photos of several shapes learnt
+    as one model (vision.photo_check.learn_aspect), and fewer different photos than README
+    step 1 asks for (copies of one photo count once)."""
+    import math
+
+    from ..vision.inspector import LEARNT_PHOTOS
+    from ..vision.photo_check import shape_said, shapes_said
+    shapes = (insp.info.get("photo_aspect") or {}).get("shapes") or []
+    if shapes:
+        # half 128 x 128 and half 256 x 192 were learnt in silence: half stretched, and a
+        # camera switched between the two shapes no longer named by the photo check
+        h, w = insp.preprocess.input_hw
+        fitted = "padded" if insp.preprocess.resize == "pad" else "stretched"
+        main = max(shapes, key=lambda s: s["n"])
+        odd = "; ".join(f"{shape_said(*s['size'])}: {', '.join(s['photos'])}" + (" ..." if s["n"] > len(s["photos"])
+                                                                               else "")
+                        for s in shapes if s is not main and s.get("photos"))
+        note("warning", f"the good photos have {len(shapes)} shapes, {shapes_said(insp.info['photo_aspect'])}: two "
+                        f"cameras, or a camera setting changed while they were taken? All were learnt as one model, "
+                        f"{fitted} to one input of {h}x{w}, so a part looks different in each shape, and a camera "
+                        "switched from one of these shapes to another is not named by the photo check. One camera "
+                        "setting per model: keep the photos of the shape the line's camera takes, move the others "
+                        f"out of the good folder{f' ({odd})' if odd else ''} or train them as a model of their own, "
+                        "and train again")
+    c = insp.calibration
+    held_out = c.get("calibration_method") == "held out"
+    learnt = insp.info.get(LEARNT_PHOTOS) or []
+    photos = len(learnt) + (insp.info["n_calibration"] if held_out else 0)
+    distinct = len(set(learnt)) + (insp.info["n_calibration"] if held_out else 0)
+    if not learnt or distinct >= GOOD_PHOTOS_ADVISED:
+        return
+    # the fewest parts a threshold is set from: no conformal threshold from k parts promises
+    # under 1 / (k + 1), whatever --frr asks (copies of one part score as one)
+    k = min(distinct, int(insp.info["n_calibration"]))
+    needed = c.get("calibration_parts_needed") or math.ceil(1 / false_reject_rate - 1)
+    counted = (f"only {distinct} good photos" if photos == distinct else
+               f"{photos} good photos, but only {distinct} different ones ({photos - distinct} copies, named under "
+               "'look at')")
+    floor = 1 / (k + 1)
+    note("warning", f"{counted}, where step 1 of the README asks for {GOOD_PHOTOS_ADVISED} to 200: a trial, not a "
+                    f"model for the line. From {k} good parts no threshold can promise under {floor:.2%} of good "
+                    f"parts judged NG (1 in {k + 1})"
+                    + (f", not the {false_reject_rate:.2%} asked (that needs {needed})"
+                       if floor > false_reject_rate else "")
+                    + f"; and a model that has seen {distinct} good parts knows little of how good parts vary: good "
+                    "parts unlike those few are judged NG, and which defects it catches is not known (lineguard "
+                    f"stress or eval on parts it did not learn say). Add photos of at least "
+                    f"{GOOD_PHOTOS_ADVISED - distinct} more different good parts and train again")
+
+
 # Entries of the good folders that train does not read, and unreadable photos: named on
 # the terminal up to this many; past it a few of each kind, and every one in a list file
 # beside the model (skipped_list_path), a line each
@@ -518,6 +575,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
             r = c.get("at_review_threshold", c["at_frr_threshold"])    # escapes: defects judged OK
             say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold; "
                 f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
+    _say_photo_set(insp, false_reject_rate)
     if insp.info.get("skipped"):
         raise SystemExit(1)
 

@@ -159,6 +159,18 @@ def duplicate_photos(prints: Sequence[str]) -> list[list[int]]:
     return [ix for ix in by_print.values() if len(ix) > 1]
 
 
+def _copies_said(names: Sequence[str], twins: Sequence[Sequence[int]], need: int, detector: str) -> str:
+    """Why good photos that are mostly copies of each other are refused (fewer than ``need``
+    different ones), naming the copies: one part photographed once teaches one part."""
+    distinct = len(names) - sum(len(ix) - 1 for ix in twins)
+    example = " = ".join(str(names[i]) for i in twins[0][:3]) + (" = ..." if len(twins[0]) > 3 else "")
+    what = (f"all {len(names)} good photos are copies of one photo (the same content: {example})" if distinct == 1
+            else f"the {len(names)} good photos are copies of only {distinct} different photos (the same content, "
+                 f"e.g. {example})")
+    return (f"{what}: a model needs photos of different good parts ({detector} at least {need}; 30 to 200 for a "
+            "line): photograph other good parts, put them in the folder instead of the copies, and train again")
+
+
 def _join_twins(labels: Optional[list[str]], twins: Sequence[Sequence[int]], n: int) -> Optional[list[str]]:
     """Group labels with every set of twins in one group: the groups given are joined where
     twins span them (a copy filed under another part), else each photo is its own group."""
@@ -527,6 +539,10 @@ class Inspector:
         labels = _group_labels(groups, len(items), loaded, names)
         prints = photo_prints(x)
         twins = duplicate_photos(prints)
+        if len(set(prints)) < need:
+            # 40 copies of one photo were refused as "calibration needs good parts from at least
+            # 2 groups (parts, lots)" with no --group-by given: copies join one group (below)
+            raise DatasetError(_copies_said(names, twins, need, detector))
         # the same photo twice (a camera saving twice, a copy): each twin scored against
         # its copy's patches scores too low (a threshold set too optimistically), and two
         # copies of one bad part hide each other; so twins share a group, on one side
@@ -645,7 +661,7 @@ class Inspector:
             "photo_cast": photo_check_module.learn_cast(x) if photo_check else None,
             # the good photos' shape (width/height): a photo of another (a 4:3 camera where
             # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
-            "photo_aspect": photo_check_module.learn_aspect(shapes),
+            "photo_aspect": photo_check_module.learn_aspect(shapes, names),
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
             # out of the photo check's range, named for a person to look at
             "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],

@@ -374,18 +374,52 @@ def shape_said(w: int, h: int) -> str:
     return f"{r:.2f}:1"
 
 
-def learn_aspect(sizes: list[tuple[int, int]]) -> Optional[dict[str, Any]]:
-    """The good photos' shapes (``sizes``: (width, height) each, :func:`seen_size`):
-    ``range`` [lowest, highest] width/height, ``size`` the most common [width, height]
-    (what a part's message names). None without photos."""
-    if not sizes:
-        return None
-    ratios = [w / max(h, 1) for w, h in sizes]
+# Good photos of two shapes (half 128 x 128, half 256 x 192: two cameras, or one switched
+# midway) were learnt as one range, 1.0-1.33, without a word: half the photos were
+# stretched, and a camera switched from one shape to the other (or to 7:6 between them) was
+# no longer named. Width/heights more than SHAPE_GAP apart (sorted, each from the one
+# before) are now shapes of their own, kept apart (``shapes``), and train says so. Under it
+# one range: crops of a region a few % apart, and 4:3 beside 5:4 (6.7%) as before.
+SHAPE_GAP = 0.10
+
+
+def _most_common(sizes: list[tuple[int, int]]) -> list[int]:
     counts: dict[tuple[int, int], int] = {}
     for wh in sizes:
         counts[tuple(wh)] = counts.get(tuple(wh), 0) + 1
     common = max(counts, key=lambda k: counts[k])
-    return {"range": [round(min(ratios), 5), round(max(ratios), 5)], "size": [int(common[0]), int(common[1])]}
+    return [int(common[0]), int(common[1])]
+
+
+def learn_aspect(sizes: list[tuple[int, int]], names: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
+    """The good photos' shapes (``sizes``: (width, height) each, :func:`seen_size`):
+    ``range`` [lowest, highest] width/height, ``size`` the most common [width, height]
+    (what a part's message names); with photos of several shapes (SHAPE_GAP) also
+    ``shapes``, one {range, size, n, photos (a few of ``names``)} each, narrowest first: a
+    photo is then of the good photos' shape when it is of one of them. None without photos."""
+    if not sizes:
+        return None
+    ratios = [w / max(h, 1) for w, h in sizes]
+    learnt: dict[str, Any] = {"range": [round(min(ratios), 5), round(max(ratios), 5)], "size": _most_common(sizes)}
+    order = sorted(range(len(sizes)), key=lambda i: ratios[i])
+    sets = [[order[0]]]
+    for i in order[1:]:
+        if ratios[i] > ratios[sets[-1][-1]] * (1 + SHAPE_GAP):
+            sets.append([i])
+        else:
+            sets[-1].append(i)
+    if len(sets) > 1:       # one shape: the range alone, as models from before keep it
+        learnt["shapes"] = [{"range": [round(ratios[s[0]], 5), round(ratios[s[-1]], 5)],
+                             "size": _most_common([sizes[i] for i in s]), "n": len(s),
+                             "photos": [str(names[i]) for i in sorted(s)[:5]] if names else []} for s in sets]
+    return learnt
+
+
+def shapes_said(photo_aspect: Optional[dict[str, Any]]) -> str:
+    """The good photos' shapes as train names them, e.g. "1:1 x20 (128 x 128), 4:3 x20 (256 x
+    192)"; "" for one shape (or a model from before)."""
+    return ", ".join(f"{shape_said(*s['size'])} x{s['n']} ({s['size'][0]} x {s['size'][1]})"
+                     for s in (photo_aspect or {}).get("shapes") or [])
 
 
 def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]:
@@ -398,7 +432,9 @@ def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]
     w, h = seen_size(geo)
     lo, hi = photo_aspect["range"]
     r = w / max(h, 1)
-    if lo / (1 + ASPECT_MARGIN) <= r <= hi * (1 + ASPECT_MARGIN):
+    shapes = photo_aspect.get("shapes") or []        # several: of one of them, not between them
+    if any(a / (1 + ASPECT_MARGIN) <= r <= b * (1 + ASPECT_MARGIN)
+           for a, b in ([s["range"] for s in shapes] or [(lo, hi)])):
         return []
     ph, pw = geo.photo_hw
     if (w, h) == (pw, ph):
@@ -407,6 +443,10 @@ def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]
         photo = f"photo {pw} x {ph}, turned {w} x {h}"
     else:                # a region of interest cut from it
         photo = f"photo {pw} x {ph}, its window {w} x {h}"
+    if shapes:
+        return [f"{photo} ({shape_said(w, h)}); the model learnt from "
+                + " and ".join(f"{s['size'][0]} x {s['size'][1]} ({shape_said(*s['size'])})" for s in shapes)
+                + ": another camera or its settings changed"]
     tw, th = photo_aspect.get("size") or (0, 0)
     learnt = shape_said(tw, th) if tw and th else f"{lo:.2f}:1"
     if tw and th and abs(hi / lo - 1) > 0.01:        # the good photos were of several shapes

@@ -239,8 +239,12 @@ class PatchCore(BackboneDetector):
         refit, so ``folds`` is not used."""
         if len(np.unique(_group_ids(groups, len(images)))) < 2:
             from ..errors import DatasetError
-            raise DatasetError("calibration needs good parts from at least 2 groups (parts, lots): with one "
-                               "group no part can be scored by a bank that lacks its own patches")
+            # the groups are train's --group-by, with copies of one photo joined (Inspector.fit):
+            # name both, for a person who gave no --group-by reads "groups" as their own doing
+            raise DatasetError("calibration needs good parts from at least 2 groups (the parts or lots --group-by "
+                               "names; copies of one photo count as one): with one group no part can be scored by a "
+                               "bank that lacks its own patches; give a --group-by pattern that tells the parts "
+                               "apart, or photos of more parts")
         self.fit(images, progress=progress, groups=groups)
         return self.score_distances(self.cross_distances_)
 
