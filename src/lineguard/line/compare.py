@@ -420,9 +420,23 @@ def compare(s: Session, active: ModelVersion, candidate: ModelVersion, line: str
 
 @dataclass
 class GoodPartsTrial:
-    """A version tried on the product's latest good parts before it is activated."""
+    """A version tried on the product's latest good parts before it is activated.
+
+    A good part it would not pass is ``rejected``: judged NG (or not judged at all: it
+    failed on the part), sent to REVIEW because it doubts the photo (photo issues: REVIEW
+    whatever the score, and REVIEW sets the PLC's NG bit, so the line stops as for NG; a
+    grey tile model on a colour product doubted 11 of 11 good parts and was activated, as
+    only NG was counted), or sent to REVIEW on its score where the line passed the part OK.
+    A part the line itself sent to review (a person then said good) and the version sends
+    to review again on its score is no worse than the line: not counted. So a version with
+    a review band sends its usual few percent to review and is not refused for it; more
+    than half of the line's good parts is not a review band, it is a line stop."""
     scored: int = 0
-    rejected: int = 0                  # judged NG (or not judged at all: it failed on the part)
+    rejected: int = 0                  # not passed: the sum of the three below
+    judged_ng: int = 0                 # judged NG, or failed on the part
+    photo_doubted: int = 0             # sent to REVIEW, its photo doubted (photo issues)
+    sent_to_review: int = 0            # sent to REVIEW on its score, a part the line passed OK
+    photo_issues: Counter = field(default_factory=Counter)    # kind of issue ("colour photo") -> parts
     line_verdicts: Counter = field(default_factory=Counter)   # what the line answered on the same parts
     by_active: int = 0                 # of those answers, how many the version active now gave
     learnt_left_out: int = 0           # parts passed over: photos the version learned from (it fits them)
@@ -430,6 +444,41 @@ class GoodPartsTrial:
     @property
     def rejects_good_parts(self) -> bool:
         return self.scored >= GOOD_PARTS_NEEDED and 2 * self.rejected > self.scored
+
+    def count(self, verdict: str, issues: Iterable[str], line_verdict: str) -> None:
+        """One good part the version judged ``verdict`` (FAILED: it failed on it)."""
+        issues = list(issues)
+        if verdict in ("NG", FAILED):          # a model that fails on the product's parts rejects them
+            self.judged_ng += 1
+        elif verdict == "OK":
+            return
+        elif issues:
+            self.photo_doubted += 1
+            # the kind, as the issue begins ("colour photo: the model learnt from ..."): once per part
+            self.photo_issues.update({i.split(":", 1)[0].strip() for i in issues})
+        elif line_verdict == "OK":
+            self.sent_to_review += 1
+        else:
+            return
+        self.rejected += 1
+
+    def did(self, past: bool = False, parts: str = "good parts") -> str:
+        """What the version does to the good parts, e.g. "judges 8 of the 8 latest good parts
+        NG", "doubts the photo of 11 of the 11 latest good parts (colour photo 11)"; ``past``:
+        as the change log says it of a forced activation ("judged ...")."""
+        judges, doubts, sends, fails = (("judged", "doubted", "sent", "did not pass") if past else
+                                        ("judges", "doubts", "sends", "would not pass"))
+        kinds = ", ".join(f"{k} {n}" for k, n in self.photo_issues.most_common())
+        said: list[tuple[int, Callable[[str], str]]] = [
+            (self.judged_ng, lambda n: f"{judges} {n} NG"),
+            (self.photo_doubted, lambda n: f"{doubts} the photo of {n} ({kinds})"),
+            (self.sent_to_review, lambda n: f"{sends} {n} to REVIEW on its score, parts the line passed OK")]
+        said = [(n, words) for n, words in said if n]
+        of = f" of the {self.scored} latest {parts}"
+        if len(said) == 1:
+            n, words = said[0]
+            return words(f"{n}{of}")
+        return f"{fails} {self.rejected}{of}: it " + ", ".join(words(str(n)) for n, words in said)
 
 
 @dataclass
@@ -500,6 +549,18 @@ def learnt_photos(insp: Any) -> Optional[Callable[[Any], bool]]:
     return seen
 
 
+def ran_in_shadow_beside(s: Session, candidate: ModelVersion, live: ModelVersion) -> bool:
+    """Whether ``candidate``'s model (this version, or the same file under another version of
+    its product) ever judged a part in shadow that ``live``'s model judged on the line: a
+    comparison of the two on this station's parts exists (Compare). One row looked for,
+    along the shadow results' (version, part) key: not a count of a million."""
+    same_file = select(ModelVersion.id).where(ModelVersion.product == candidate.product,
+                                              ModelVersion.model_id == candidate.model_id)
+    return s.scalar(select(ShadowResult.id).join(Inspection, Inspection.id == ShadowResult.inspection_id)
+                    .where(ShadowResult.model_version_id.in_(same_file), Inspection.product == live.product,
+                           Inspection.model_id == live.model_id).limit(1)) is not None
+
+
 def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str = "",
                       active_model_id: Optional[str] = None, limit: int = GOOD_PARTS_TRIED) -> GoodPartsTrial:
     """Judge the product's latest good parts (:func:`recent_good_parts`) with the loaded
@@ -516,14 +577,14 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
         if trial.scored >= limit:
             break
         judged = _judge_stored(insp, images, key, seen)
-        if judged == LEARNT:
+        if judged is not None and judged[0] == LEARNT:
             trial.learnt_left_out += 1
-        if judged in (None, LEARNT):
+        if judged is None or judged[0] == LEARNT:
             continue
         trial.scored += 1
         trial.line_verdicts[verdict] += 1
         trial.by_active += bool(active_model_id) and model_id == active_model_id
-        trial.rejected += judged in ("NG", FAILED)      # a model that fails on the product's parts rejects them
+        trial.count(judged[0], judged[1], verdict)
     return trial
 
 
@@ -541,12 +602,12 @@ def try_on_reviewed_defects(db: Any, images: Any, insp: Any, product: str, line:
         if trial.scored >= limit:
             break
         judged = _judge_stored(insp, images, key, seen)
-        if judged == LEARNT:        # a defect photo it learnt from as good: said, as for good parts
+        if judged is not None and judged[0] == LEARNT:   # a defect photo it learnt from as good: said
             trial.learnt_left_out += 1
-        if judged in (None, LEARNT):
+        if judged is None or judged[0] == LEARNT:
             continue
         trial.scored += 1
-        trial.passed += judged == "OK"
+        trial.passed += judged[0] == "OK"
         trial.line_passed += verdict == "OK"
     return trial
 
@@ -559,22 +620,25 @@ def _wanted(insp: Any, seen: Any, limit: int) -> int:
     return 2 * limit + min(n_learnt, MAX_LEARNT_PASSED)
 
 
-def _judge_stored(insp: Any, images: Any, key: str, seen: Optional[Callable[[Any], bool]]) -> Optional[str]:
-    """The verdict ("OK", "REVIEW", "NG") ``insp`` gives a stored part's photo; LEARNT for a
-    photo it learned from, FAILED when the model failed on it, None when the photo is gone
-    or unreadable now (it says nothing of the model)."""
+def _judge_stored(insp: Any, images: Any, key: str,
+                  seen: Optional[Callable[[Any], bool]]) -> Optional[tuple[str, tuple[str, ...]]]:
+    """The verdict ("OK", "REVIEW", "NG") ``insp`` gives a stored part's photo and the photo
+    issues it names (why it doubts the photo); LEARNT for a photo it learned from, FAILED
+    when the model failed on it (no issues either way), None when the photo is gone or
+    unreadable now (it says nothing of the model)."""
     from ..vision.imageio import DEFAULT_MAX_PIXELS, load_photo_for
     try:
         path = images.path(key)
         if seen is not None and seen(path):
-            return LEARNT
+            return LEARNT, ()
         # as a part is loaded for a model everywhere: its camera depth and decode scale too
         photo = load_photo_for(insp, path, DEFAULT_MAX_PIXELS)
     except Exception:  # noqa: BLE001
         return None
     try:
-        judged = insp.inspect(photo).verdict
+        result = insp.inspect(photo)
     except Exception as exc:  # noqa: BLE001
         log.info("the version tried failed on a stored part: %s", exc)
-        return FAILED
-    return str(getattr(judged, "value", judged))
+        return FAILED, ()
+    judged = result.verdict
+    return str(getattr(judged, "value", judged)), tuple(str(i) for i in (getattr(result, "photo_issues", None) or ()))

@@ -411,6 +411,7 @@ class ModelRegistry:
         with self.db.session() as s:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             active, seen = _standing(s, product, line)
+            unshadowed = _unshadowed(s, mv, active or _every_line(s, product, line))
         if not (active is not None and active.id == mv.id):
             _check_expected(active, expected_active, product, line)
         # Load it before switching (a version that cannot run must never become active),
@@ -424,7 +425,9 @@ class ModelRegistry:
             if trial.rejects_good_parts and not force:
                 raise RejectsGoodParts(_rejects_message(mv, active, trial), version=mv.version,
                                        active_version=active.version if active is not None else None,
-                                       parts_tried=trial.scored, judged_ng=trial.rejected,
+                                       parts_tried=trial.scored, judged_ng=trial.judged_ng,
+                                       photo_doubted=trial.photo_doubted, sent_to_review=trial.sent_to_review,
+                                       not_passed=trial.rejected, photo_issues=dict(trial.photo_issues),
                                        line_verdicts=dict(trial.line_verdicts),
                                        learnt_left_out=trial.learnt_left_out)
             defects = try_on_reviewed_defects(self.db, images, insp, product, line)
@@ -446,8 +449,7 @@ class ModelRegistry:
                                     active_version=now.version if now is not None else None)
             mv = s.get(ModelVersion, mv.id)
             assert mv is not None
-            forced = {} if trial is None or not trial.rejects_good_parts else {
-                "forced": f"judged {trial.rejected} of the {trial.scored} latest good parts NG"}
+            forced = {} if trial is None or not trial.rejects_good_parts else {"forced": trial.did(past=True)}
             if defects is not None and defects.passes_defects:
                 said = f"passed {defects.passed} of the {defects.scored} latest parts reviewed as defects"
                 forced["forced"] = f"{forced['forced']}; {said}" if forced else said
@@ -462,7 +464,8 @@ class ModelRegistry:
             self._activate(s, mv, by, **forced, **({"shadow": change.logged} if change else {}))
         self._activation_changed()   # after the commit, so no one re-caches the old version
         # the answer's warning (not a column: this call's alone), its counts read after the commit
-        mv.shadow_note = change.said(self.db) if change else None
+        notes = [change.said(self.db) if change else None, unshadowed if now is None or now.id != mv.id else None]
+        mv.shadow_note = "; ".join(n for n in notes if n) or None
         return mv
 
     def rollback(self, product: str, line: str, by: Optional[str] = None, *,
@@ -989,6 +992,29 @@ def _changed_meanwhile(now: Optional[ModelVersion], product: str, line: str) -> 
             + (f"v{now.version} is active now" if now is not None else "no version is active now"))
 
 
+def _unshadowed(s: Any, mv: ModelVersion, live: Optional[ModelVersion]) -> Optional[str]:
+    """The activation's warning when ``mv`` is made live with no comparison beside the
+    model live now (``live``: the one judging the parts; None: the product's first model,
+    nothing to compare with): it never judged one of its parts in shadow. The good-parts
+    and defects trials try it on a few stored parts; only a shadow shows what it does to
+    the line's parts as they come (its review share, its false rejects). A version that
+    judged the line before (made live again by number, as a rollback would) has its record
+    of parts: not told."""
+    if live is None or live.id == mv.id or live.model_id == mv.model_id:
+        return None
+    if s.scalar(select(ModelActivation.id).where(ModelActivation.model_version_id == mv.id).limit(1)) is not None:
+        return None
+    from .compare import ran_in_shadow_beside
+    if ran_in_shadow_beside(s, mv, live):
+        return None
+    slot = f"/api/v1/models/{mv.product}/shadow"
+    return (f"activated without a shadow comparison: {model_subject(mv)} never judged the line's parts in shadow "
+            f"beside {model_subject(live)}, which judged them until now. Run a new version in shadow first next "
+            f"time (Shadow on the Models page, or POST {slot} with {{\"version\": N"
+            + (f", \"line\": \"{mv.line}\"" if mv.line else "") + "}), then Compare, then activate. "
+            f"To go back to {model_subject(live)}: Roll back on the Models page")
+
+
 def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: Any) -> str:
     said = ", ".join(f"{n} {v}" for v, n in sorted(trial.line_verdicts.items(), key=lambda x: -x[1]))
     if active is None:
@@ -997,10 +1023,13 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
         before = f"v{active.version}, active now, judged them {said}"
     else:
         before = f"the line judged them {said} ({trial.by_active} of them by v{active.version}, active now)"
-    return (f"v{mv.version} judges {trial.rejected} of the {trial.scored} latest good parts of {mv.product!r} NG "
-            f"(parts judged OK or reviewed good, their images kept"
-            + (f"; {trial.learnt_left_out} it learned from left out" if trial.learnt_left_out else "")
-            + f"); {before}. A model made for another product or "
+    # a REVIEW sets the PLC's NG bit as NG does: a doubted photo stops the line the same way
+    review = " A part sent to REVIEW stops the line as an NG one does (the PLC's NG bit)." \
+        if trial.photo_doubted or trial.sent_to_review else ""
+    return (f"v{mv.version} {trial.did(parts=f'good parts of {mv.product!r}')}; {before}. Good parts here: "
+            "judged OK or reviewed good, their images kept"
+            + (f" ({trial.learnt_left_out} it learned from left out)" if trial.learnt_left_out else "")
+            + f".{review} A model made for another product or "
             "camera does this. Try it on the line first: run it in shadow, then compare (Shadow and Compare on the "
             "Models page); or activate it anyway with \"force\": true")
 
