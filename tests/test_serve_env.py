@@ -59,6 +59,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "LINEGUARD_PLC_IMAGES": f"modbus={tmp_path / 'cam-modbus'}{os.pathsep}opcua={tmp_path / 'cam-opcua'}",
         "LINEGUARD_PLC_IMAGE_WAIT_MS": "100", "LINEGUARD_INSPECTION_WINDOW_MS": "800",
         "LINEGUARD_PLC_HOST": "10.0.0.5", "LINEGUARD_RECIPE": "1=tile,2=plate",
+        "LINEGUARD_PEERS": "line2=http://10.0.0.12:8000,line3=http://10.0.0.13:8000",
     }
     for cam in ("cam-modbus", "cam-opcua"):      # the PLC links' camera folders must be there
         (tmp_path / cam).mkdir(exist_ok=True)
@@ -78,6 +79,7 @@ def _every_variable(tmp_path: Path) -> tuple[dict[str, str], dict[str, object]]:
         "plc_images": (f"modbus={tmp_path / 'cam-modbus'}", f"opcua={tmp_path / 'cam-opcua'}"),
         "plc_image_wait_ms": 100.0, "inspection_window_ms": 800.0,
         "plc_host": "10.0.0.5", "recipes": ("1=tile", "2=plate"),
+        "peers": ("line2=http://10.0.0.12:8000", "line3=http://10.0.0.13:8000"),
     }
     return env, want
 

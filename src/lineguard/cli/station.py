@@ -464,6 +464,10 @@ def db_wait_option(command: str, given: str):
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
               help="With a PLC port: a part without a verdict this long after its trigger is answered NG "
                    "(ResultCode 10).")
+@click.option("--peer", "peers", multiple=True, metavar="NAME=URL",
+              help="Another station of the plant (repeat it for each): the Plant page and GET /api/v1/plant show "
+                   "its status, faults and alarms beside this station's, read from its /health (no key needed), "
+                   "e.g. --peer line2=http://10.0.0.12:8000. In LINEGUARD_PEERS separated by ','.")
 @click.option("--open-reads", is_flag=True,
               help="Let anyone who reaches the station read inspections and part images without a key or "
                    "sign-in (dashboards on a closed network). Off by default: part images are the plant's IP.")
@@ -491,7 +495,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
           plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_host: Optional[str],
           plc_image_wait_ms: float,
           recipes: tuple[str, ...],
-          plc_line: Optional[str],
+          plc_line: Optional[str], peers: tuple[str, ...],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, report_slots: int,
           audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
@@ -519,7 +523,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                           alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                           timezone=timezone, plc_camera=plc_camera, plc_camera_fps=plc_camera_fps,
-                          plc_host=plc_host, recipes=recipes)
+                          plc_host=plc_host, recipes=recipes, peers=peers)
     # the model's and the PLC links' settings as given, else from their LINEGUARD_* variables
     # (checked there: a line or product name every part would be refused for ends the start)
     line, product, plc_line = cfg.line, cfg.product, cfg.plc_line

@@ -185,6 +185,10 @@ class StationConfig:
     plc_camera_fps: Optional[float] = None
     plc_host: Optional[str] = None          # None: serve's --host
     recipes: tuple[str, ...] = ()           # "ID=PRODUCT" each (none: 1=product)
+    # the plant's other stations, "NAME=URL" each (serve --peer): the plant view
+    # (GET /api/v1/plant, the Plant page) shows their /health beside this station's, so a
+    # line's alarms or a station killed are seen from any station's screen, not only its own
+    peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -204,6 +208,8 @@ class StationConfig:
             raise ValueError("--modbus-port and --opcua-port must differ")
         self.plc_images = tuple(self.plc_images)
         self.recipes = tuple(self.recipes)
+        self.peers = tuple(self.peers)
+        peer_list(self.peers)           # a peer that can never be asked stops the start, not the page
         if not 0 <= self.plc_image_wait_ms <= 5000:
             raise ValueError(f"--plc-image-wait-ms must be between 0 and 5000, got {self.plc_image_wait_ms:g}")
         if not self.inspection_window_ms > 0:
@@ -392,7 +398,7 @@ class EnvSettingError(ValueError):
 # station is opened to judge parts from a hot folder or a camera (watch/camera --data)
 SERVE_ONLY = frozenset({"line", "product", "plc_line", "modbus_port", "opcua_port", "plc_images",
                         "plc_image_wait_ms", "inspection_window_ms", "plc_camera", "plc_camera_fps", "plc_host",
-                        "recipes"})
+                        "recipes", "peers"})
 
 # the settings above as the part's field they name (Part.checked's limits)
 _PART_FIELD = {"line": "line", "plc_line": "line", "product": "product"}
@@ -553,6 +559,59 @@ def _recipes(value: str) -> tuple[str, ...]:
     return items
 
 
+# the most peers one station asks (each every time the Plant page refreshes)
+MAX_PEERS = 32
+_PEER_FORM = "give each peer as NAME=URL, e.g. --peer line2=http://10.0.0.12:8000 (in LINEGUARD_PEERS separated by ',')"
+
+
+def peer_list(items: "tuple[str, ...] | list[str]") -> list[tuple[str, str]]:
+    """The peer stations as (name, base URL) pairs, from serve --peer's NAME=URL items; a
+    ValueError saying what to write for one that cannot be asked. The URL is where the
+    station answers (http(s)://HOST:PORT, a proxy's path kept); its /health is asked. No
+    user:password in it: /health needs no key, and the URL is shown on the Plant page."""
+    from urllib.parse import urlsplit
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in items:
+        name, sep, url = str(item).partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not name or not url:
+            raise ValueError(f"--peer {str(item)[:80]!r}: {_PEER_FORM}")
+        if len(name) > 40 or any(not c.isprintable() or c in ",=" for c in name):
+            raise ValueError(f"--peer {name[:80]!r}: a peer's name is at most 40 printable characters, without ',' "
+                             "or '='")
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.query or parts.fragment or any(not c.isprintable() or c.isspace() for c in url):
+            raise ValueError(f"--peer {name}: {url[:120]!r} is not a station's address: write it as "
+                             "http://HOST:PORT (the address its pages are on)")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"--peer {name}: leave the user and password out of its URL (its /health needs no "
+                             "key, and the URL is shown on the Plant page)")
+        if name.casefold() in seen:
+            raise ValueError(f"--peer {name}: two peers have this name; give each its own")
+        seen.add(name.casefold())
+        out.append((name, url.rstrip("/")))
+    if len(out) > MAX_PEERS:
+        raise ValueError(f"--peer: {len(out)} peers, more than the {MAX_PEERS} one station asks")
+    return out
+
+
+# a ',' that starts the next peer: one followed by its NAME= (a URL's own ',' stays in it)
+_NEXT_PEER = re.compile(r",(?=\s*[^,=/:\s][^,=/:]*=)")
+
+
+def _peers(value: str) -> tuple[str, ...]:
+    """LINEGUARD_PEERS: NAME=URL items separated by ',' (line1=http://10.0.0.11:8000,line2=...)."""
+    items = tuple(piece.strip() for piece in _NEXT_PEER.split(value) if piece.strip())
+    peer_list(items)
+    return items
+
+
 def _flag(value: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
@@ -616,6 +675,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_PLC_CAMERA_FPS": ("plc_camera_fps", _number),
     "LINEGUARD_PLC_HOST": ("plc_host", str),
     "LINEGUARD_RECIPE": ("recipes", _recipes),
+    "LINEGUARD_PEERS": ("peers", _peers),
 }
 
 # the LINEGUARD_* variables read elsewhere, not settings of the station: not typos

@@ -367,8 +367,9 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(reports.router)
     app.include_router(rescores.router)
     app.include_router(watchers.router)
-    from .routers import live, pages
+    from .routers import live, pages, plant
     app.include_router(live.router)
+    app.include_router(plant.router)
     app.include_router(pages.router)
     return app
 

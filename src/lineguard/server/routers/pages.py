@@ -25,7 +25,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 PAGES = {"line": "Line view", "signin": "Sign in", "gallery": "Defect gallery", "part": "Part",
          "review": "Review queue", "spc": "SPC", "report": "Shift report", "tuning": "Threshold tuning",
          "models": "Models", "testparts": "Test parts", "alarms": "Line alarms", "changes": "Change log",
-         "admin": "Keys and users", "account": "Your password"}
+         "admin": "Keys and users", "account": "Your password", "plant": "Plant"}
 
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml"}

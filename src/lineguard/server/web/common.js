@@ -194,7 +194,9 @@ const LG = (() => {
     ["/app/review", "Review", "operator"], ["/app/spc", "SPC", "operator"], ["/app/report", "Shift report", "operator"],
     ["/app/tuning", "Tuning", "operator"], ["/app/models", "Models", "operator"],
     ["/app/testparts", "Test parts", "operator"], ["/app/alarms", "Alarms", "operator"],
-    ["/app/changes", "Change log", "engineer"],
+    // the plant's other stations (serve --peer): an engineer's, who looks after several lines;
+    // the page and its API are an operator's too (a line's tablet keeps its menu on one row)
+    ["/app/plant", "Plant", "engineer"], ["/app/changes", "Change log", "engineer"],
     ["/app/admin", "Admin", "admin"]];
 
   function renderNav() {

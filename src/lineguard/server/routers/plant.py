@@ -1,0 +1,246 @@
+"""The plant view: this station beside the plant's other stations (serve --peer NAME=URL).
+
+A station's pages, /health and alarms hold its own line only: with three stations an
+engineer kept three tabs and three keys, a line's NG-run alarms went unseen from the
+next line's screen, and a station killed (-9) went unseen until it was started again.
+Here each peer's /health (open, no key) is asked by this station, all at once, each for
+at most PEER_WAIT_S, its answer read up to MAX_PEER_BYTES and taken field by field: a
+peer that is down, slow, wrong or hostile gives its own row's words, never the page's
+failure. When each peer last answered is kept in memory (since this station started).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ...line.config import peer_list
+from ...line.station import Station
+from ..deps import get_station, known_query_only, reader
+from ..schemas import errors
+
+# a peer's whole answer (connect, headers, body): the page refreshes every 10 s, and one
+# station switched off must not hold the others' rows
+PEER_WAIT_S = 2.0
+# a station's /health is a few KiB; more is not one (a wrong URL: a file server, a camera)
+MAX_PEER_BYTES = 256 * 1024
+# what is kept of a peer's text: a fault's words, its name, the alarm kinds
+TEXT_MAX, NAME_MAX, FAULTS_MAX, KINDS_MAX = 400, 80, 20, 20
+STATUSES = ("ok", "degraded", "fault")
+
+router = APIRouter(prefix="/api/v1", tags=["system"])
+
+
+class PlantAlarms(BaseModel):
+    active: int
+    by_kind: dict[str, int]
+    past_escalation: int
+    oldest_waiting_min: Optional[float] = None
+
+
+class PlantStation(BaseModel):
+    name: str
+    url: Optional[str] = None
+    page: str
+    this_station: bool
+    reachable: bool
+    status: str
+    level: str
+    reasons: list[str]
+    problem: Optional[str] = None
+    faults: dict[str, str]
+    alarms: Optional[PlantAlarms] = None
+    version: Optional[str] = None
+    last_answer_at: Optional[str] = None
+    unreachable_since: Optional[str] = None
+
+
+class PlantOut(BaseModel):
+    checked_at: str
+    peers_configured: int
+    how_to_add: str
+    stations: list[PlantStation]
+
+
+HOW_TO_ADD = ("Start this station with serve --peer NAME=URL for each other station (e.g. --peer "
+              "line2=http://10.0.0.12:8000), or set LINEGUARD_PEERS=line2=http://10.0.0.12:8000,"
+              "line3=http://10.0.0.13:8000; then restart it.")
+
+
+class NotAStation(ValueError):
+    """A peer answered, but not as a station's /health (a wrong URL: a file server, a camera)."""
+
+
+def _iso(t: Optional[dt.datetime]) -> Optional[str]:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def _cut(value: Any, limit: int = TEXT_MAX) -> str:
+    text = "".join(c if c.isprintable() else " " for c in str(value))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _count(value: Any) -> int:
+    """A count from a peer's answer: a whole number 0 or more, else 0 (bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0
+    return max(0, min(int(value), 10 ** 9))
+
+
+def _taken(body: Any) -> dict[str, Any]:
+    """The fields of a /health answer this view shows, each checked for its type; a
+    NotAStation saying why where ``body`` is no station's /health."""
+    if not isinstance(body, dict):
+        raise NotAStation("answered, but not with a station's /health (not a JSON object): is the URL a "
+                         "lineguard station's address?")
+    status = body.get("status")
+    if status not in STATUSES:
+        raise NotAStation(f"answered, but its /health has no station status ({_cut(status, 40)!r}): is the URL "
+                         "a lineguard station's address?")
+    raw_faults = body.get("faults") if isinstance(body.get("faults"), dict) else {}
+    faults = {_cut(k, NAME_MAX): _cut(v) for k, v in list(raw_faults.items())[:FAULTS_MAX]}
+    if len(raw_faults) > FAULTS_MAX:
+        faults["more"] = f"{len(raw_faults) - FAULTS_MAX} more fault(s): see the station's own /health"
+    alarms = None
+    raw = body.get("alarms")
+    if isinstance(raw, dict):
+        kinds = raw.get("by_kind") if isinstance(raw.get("by_kind"), dict) else {}
+        oldest = raw.get("oldest") if isinstance(raw.get("oldest"), dict) else {}
+        wait = oldest.get("waiting_min")
+        alarms = {"active": _count(raw.get("active")),
+                  "by_kind": {_cut(k, NAME_MAX): _count(n) for k, n in list(kinds.items())[:KINDS_MAX]},
+                  "past_escalation": _count(raw.get("past_escalation")),
+                  "oldest_waiting_min": round(float(wait), 1) if isinstance(wait, (int, float))
+                  and not isinstance(wait, bool) and math.isfinite(wait) else None}
+    version = body.get("version")
+    return {"status": status, "faults": faults, "alarms": alarms,
+            "version": _cut(version, 40) if isinstance(version, str) else None}
+
+
+def _reasons(row: dict[str, Any]) -> tuple[str, list[str]]:
+    """The row's level (ok, warn, down) and its reasons in words, worst first: a station not
+    answering or unable to judge parts is down; one degraded or with alarms waiting wants a look."""
+    if row["problem"]:
+        return "down", [row["problem"]]
+    said = []
+    if row["status"] == "fault":
+        said.append("fault: parts cannot be judged or stored")
+    elif row["status"] == "degraded":
+        said.append("degraded: parts are judged, something needs attention")
+    said += [f"{name}: {text}" for name, text in row["faults"].items()]
+    alarms = row["alarms"]
+    if alarms and alarms["active"]:
+        kinds = ", ".join(f"{k} {n}" for k, n in alarms["by_kind"].items())
+        wait = alarms["oldest_waiting_min"]
+        said.append(f"{alarms['active']} alarm(s) waiting for acknowledgement"
+                    + (f" ({kinds})" if kinds else "")
+                    + (f", the oldest for {wait:g} min" if wait is not None else ""))
+    level = "down" if row["status"] == "fault" else "warn" if said else "ok"
+    return level, said
+
+
+async def _ask(client: Any, url: str) -> dict[str, Any]:
+    """A peer's /health, its fields taken (see _taken); ValueError with the words of why not
+    (NotAStation where it answered, but not as a station)."""
+    import httpx
+    try:
+        # identity: the bytes counted are the bytes parsed (a gzip of zeros is a few KiB on the wire)
+        async with client.stream("GET", url + "/health", headers={"Accept": "application/json",
+                                                                   "Accept-Encoding": "identity"}) as r:
+            declared = r.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_PEER_BYTES:
+                raise NotAStation(f"answered with {int(declared)} bytes, more than a station's /health "
+                                 f"({MAX_PEER_BYTES // 1024} KiB at most): is the URL a lineguard station's address?")
+            got = bytearray()
+            async for chunk in r.aiter_raw():
+                got += chunk
+                if len(got) > MAX_PEER_BYTES:
+                    raise NotAStation(f"answered with more than {MAX_PEER_BYTES // 1024} KiB, more than a station's "
+                                     "/health: is the URL a lineguard station's address?")
+            status = r.status_code
+    except httpx.TimeoutException:
+        raise ValueError(f"no answer within {PEER_WAIT_S:g} s (station stopped, or its PC or network down)") from None
+    except httpx.ConnectError as exc:
+        raise ValueError(f"cannot connect ({_cut(exc, 160) or 'refused'}): station stopped, or its PC or network "
+                         "down") from None
+    except httpx.HTTPError as exc:
+        raise ValueError(f"no usable answer ({type(exc).__name__}: {_cut(exc, 160)})") from None
+    if status not in (200, 503):         # /health answers 503 for a fault, with its body
+        raise NotAStation(f"answered HTTP {status} for /health: is the URL a lineguard station's address "
+                         "(http://HOST:PORT)?")
+    try:
+        body = json.loads(bytes(got))
+    except (ValueError, RecursionError):
+        raise NotAStation("answered, but not with JSON: is the URL a lineguard station's address?") from None
+    return _taken(body)
+
+
+async def _peer_row(client: Any, seen: dict, name: str, url: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "url": url, "page": url + "/app/", "this_station": False,
+                           "reachable": False, "status": "unreachable", "problem": None, "faults": {},
+                           "alarms": None, "version": None}
+    try:
+        row.update(await asyncio.wait_for(_ask(client, url), PEER_WAIT_S + 0.5))
+        row["reachable"] = True
+    except asyncio.TimeoutError:
+        row["problem"] = f"no answer within {PEER_WAIT_S:g} s (station stopped, or its PC or network down)"
+    except NotAStation as exc:
+        row["problem"], row["reachable"], row["status"] = str(exc), True, "not_a_station"
+    except ValueError as exc:
+        row["problem"] = str(exc)
+    # when it last answered as a station, and since when it has not: kept per name and URL
+    now = dt.datetime.now(dt.timezone.utc)
+    mark = seen.setdefault((name, url), {"last_answer": None, "down_since": None})
+    if row["problem"] is None:
+        mark["last_answer"], mark["down_since"] = now, None
+    elif mark["down_since"] is None:
+        mark["down_since"] = now
+    row["last_answer_at"], row["unreachable_since"] = _iso(mark["last_answer"]), _iso(mark["down_since"])
+    if row["problem"] is not None:
+        row["problem"] += (f"; last answered {row['last_answer_at']}" if mark["last_answer"] is not None
+                           else "; not answered since this station started looking")
+    return row
+
+
+async def _own_row(request: Request, station: Station) -> dict[str, Any]:
+    from .system import health
+    row: dict[str, Any] = {"name": "this station", "url": None, "page": "/app/", "this_station": True,
+                           "reachable": True, "status": "unknown", "problem": None, "faults": {},
+                           "alarms": None, "version": None, "unreachable_since": None}
+    try:
+        answer = await run_in_threadpool(health, station)
+        row.update(_taken(json.loads(answer.body)))
+    except Exception as exc:  # noqa: BLE001 - its own /health failing is said in its row, the peers still shown
+        row["problem"] = f"its own /health failed ({type(exc).__name__}): see the station's log"
+    row["last_answer_at"] = _iso(dt.datetime.now(dt.timezone.utc))
+    return row
+
+
+@router.get("/plant", response_model=PlantOut, responses=errors(401, 403, 422),
+            summary="This station and the plant's other stations (serve --peer): status, faults, alarms waiting",
+            description="This station first, then each peer given with serve --peer NAME=URL (LINEGUARD_PEERS) "
+                        f"as its /health says (asked now, at most {PEER_WAIT_S:g} s each): `level` ok, warn "
+                        "(degraded, or alarms waiting) or down (not answering, not a station, or a fault), "
+                        "`reasons` in words, and when it last answered and since when it has not (since this "
+                        "station started). A peer's answer is read up to 256 KiB.")
+async def plant(request: Request, station: Station = Depends(get_station), _r: Any = Depends(reader),
+                _known: None = Depends(known_query_only)) -> dict[str, Any]:
+    import httpx
+    peers = peer_list(station.config.peers)
+    seen = getattr(request.app.state, "plant_seen", None)
+    if seen is None:
+        seen = request.app.state.plant_seen = {}
+    # no redirects followed: a peer's URL is where its /health is, not a way to reach others
+    async with httpx.AsyncClient(timeout=PEER_WAIT_S, follow_redirects=False) as client:
+        rows = await asyncio.gather(_own_row(request, station),
+                                    *(_peer_row(client, seen, name, url) for name, url in peers))
+    for row in rows:
+        row["level"], row["reasons"] = _reasons(row)
+    return {"checked_at": _iso(dt.datetime.now(dt.timezone.utc)), "peers_configured": len(peers),
+            "how_to_add": HOW_TO_ADD, "stations": rows}
