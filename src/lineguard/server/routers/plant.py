@@ -104,9 +104,10 @@ def _taken(body: Any) -> dict[str, Any]:
         raise NotAStation(f"answered, but its /health has no station status ({_cut(status, 40)!r}): is the URL "
                          "a lineguard station's address?")
     raw_faults = body.get("faults") if isinstance(body.get("faults"), dict) else {}
-    faults = {_cut(k, NAME_MAX): _cut(v) for k, v in list(raw_faults.items())[:FAULTS_MAX]}
+    # a peer's faults as it names them, shown (not this station's own: named apart from them)
+    shown = {_cut(k, NAME_MAX): _cut(v) for k, v in list(raw_faults.items())[:FAULTS_MAX]}
     if len(raw_faults) > FAULTS_MAX:
-        faults["more"] = f"{len(raw_faults) - FAULTS_MAX} more fault(s): see the station's own /health"
+        shown["more"] = f"{len(raw_faults) - FAULTS_MAX} more fault(s): see the station's own /health"
     alarms = None
     raw = body.get("alarms")
     if isinstance(raw, dict):
@@ -119,7 +120,7 @@ def _taken(body: Any) -> dict[str, Any]:
                   "oldest_waiting_min": round(float(wait), 1) if isinstance(wait, (int, float))
                   and not isinstance(wait, bool) and math.isfinite(wait) else None}
     version = body.get("version")
-    return {"status": status, "faults": faults, "alarms": alarms,
+    return {"status": status, "faults": shown, "alarms": alarms,
             "version": _cut(version, 40) if isinstance(version, str) else None}
 
 
