@@ -56,7 +56,7 @@ def _last_fit(station) -> dict:
 def test_retrain_as_loaded_keeps_the_active_versions_profile_input_and_band_and_says_what_it_did(pages, station):
     with api(station, "engineer") as c:
         r = c.post("/api/v1/models", files={"file": ("q.lgm", json.dumps(QUALITY_128).encode())},
-                   data={"product": "qcell", "activate": "true"})
+                   data={"product": "qcell", "activate": "true", "new_product": "true"})
         assert r.status_code == 201, r.text
         for k in range(12):           # the audit sample's parts, judged OK: what a retrain learns
             assert post_part(c, png_bytes(20, seed=4000 + k), f"q-{k}", product="qcell").json()["verdict"] == "OK"
@@ -99,7 +99,7 @@ def test_retrain_as_loaded_keeps_the_active_versions_profile_input_and_band_and_
 def test_retrain_as_loaded_keeps_a_padim_versions_detector_and_says_so(pages, station):
     with api(station, "engineer") as c:
         r = c.post("/api/v1/models", files={"file": ("p.lgm", json.dumps(PADIM).encode())},
-                   data={"product": "pcell", "activate": "true"})
+                   data={"product": "pcell", "activate": "true", "new_product": "true"})
         assert r.status_code == 201, r.text
         for k in range(12):           # padim learns from 10 and sets its threshold on one more
             assert post_part(c, png_bytes(20, seed=5000 + k), f"pd-{k}", product="pcell").json()["verdict"] == "OK"

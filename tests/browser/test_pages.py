@@ -202,7 +202,7 @@ def test_the_review_and_ng_lists_merge_in_order_with_no_part_twice(pages, statio
     from .conftest import fake_model_bytes
     with api(station, "engineer") as c:
         r = c.post("/api/v1/models", files={"file": ("cellr.lgm", fake_model_bytes(0.5, review_threshold=0.4))},
-                   data={"product": "cellr", "activate": "true"})
+                   data={"product": "cellr", "activate": "true", "new_product": "true"})
         assert r.status_code == 201, r.text
     with api(station, "operator") as c:
         ids = [post_part(c, png_bytes(115 if i % 3 else 200, seed=840 + i), f"m-{i}", line="LM",

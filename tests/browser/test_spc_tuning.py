@@ -171,7 +171,7 @@ def test_threshold_slider_shows_rates_live_and_saves_a_version(pages, station):
     op = pages(role="operator")
     with api(station, "engineer") as c:
         r = c.post("/api/v1/models", files={"file": ("q.lgm", fake_model_bytes(0.5))},
-                   data={"product": "cellq", "activate": "true"})
+                   data={"product": "cellq", "activate": "true", "new_product": "true"})
         assert r.status_code == 201, r.text
     op.open("/app/tuning?product=cellq", "#histogram svg")   # no reviewed part yet: an empty scale
     ticks = op.page.locator("#histogram g.axis text").all_text_contents()

@@ -183,8 +183,8 @@ def test_cli_killed_with_sigkill_resumes_the_same_run_without_duplicates(backend
     archive = _archive(tmp_path / "archive", 30)
     model = _model(tmp_path / "m.json", 0.2, delay_s=0.05)      # 1.5 s of scoring: time to kill it
     out = tmp_path / "r.parquet"
+    _station(url, schema, tmp_path).close()          # rescore writes into an existing station, it makes none
     if schema is None:
-        _station(url, None, tmp_path).close()                     # --data needs an existing station
         where = ["--data", str(tmp_path / "station")]
     else:
         where = ["--station-db", url]

@@ -94,6 +94,10 @@ def test_sigterm_stops_the_cli_run_and_its_record_says_interrupted(tmp_path):
     archive = _archive(tmp_path / "archive", 40)
     model = _model(tmp_path / "m.json", delay_s=0.05)      # 2 s of scoring: time to stop it
     out, url = tmp_path / "r.parquet", f"sqlite:///{tmp_path / 'station.db'}"
+    from lineguard.line.db import Database
+    db = Database(url)
+    db.upgrade()                         # rescore writes into an existing station, it makes none
+    db.dispose()
     cmd = [sys.executable, FAKE_CLI, "rescore", "--model", str(model), "--images", str(archive), "--out", str(out),
            "--chunk-rows", "4", "--batch-size", "2", "--station-db", url]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

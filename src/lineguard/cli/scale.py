@@ -1,7 +1,7 @@
 """Scale-out verbs (the ``lineguard[scale]`` extra: Ray, pyarrow).
 
     lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
-                      [--station-db URL | --data DIR]
+                      [--station-db URL | --data DIR] [--csv results.csv]
 
 Ray is imported only when a verb runs, so the CLI works on an install without it.
 """
@@ -15,17 +15,31 @@ from typing import Optional
 
 import click
 
+from ..line.schema_names import SCHEMA_NAME_RULE
 from ._term import fail, note, say
+from .station import _schema_given, _station_location
 
 
 def _progress_line(out: Path, ray_address: Optional[str] = None):
     """Progress on stderr: redrawn on a terminal, a plain line every ~5 s in a log; a resume
     says what it skips when it starts (a night's resume said nothing until its end)."""
     tty = sys.stderr.isatty()
-    t0 = time.monotonic()
+    t0 = [time.monotonic()]
     last = [0.0]
+    first: list[tuple[float, int]] = []      # (when, done) at the first results: the ETA's start
 
     def cb(stage: str, done: int, total: int) -> None:
+        if stage == "start":
+            # the rate's clock starts where the summary's does: when the first image is sent
+            t0[0] = time.monotonic()
+            return
+        if stage in ("ray-small", "ray-actors"):
+            from ..line.scale.rescore import ray_actors, ray_small_archive
+            said = ray_small_archive(done) if stage == "ray-small" else \
+                ray_actors(total, done, ray_address == "local")[1]
+            if said:
+                note("ray", said, colour="yellow")
+            return
         if stage == "ray-lost":
             # Ray ends the process itself soon after, from native code: said here first
             from ..line.scale.rescore import ray_lost_message
@@ -39,8 +53,15 @@ def _progress_line(out: Path, ray_address: Optional[str] = None):
         if done < total and now - last[0] < (0.2 if tty else 5.0):
             return
         last[0] = now
-        rate = done / (now - t0) if now > t0 else 0.0
+        rate = done / (now - t0[0]) if now > t0[0] else 0.0
+        if not first:
+            first.append((now, done))
         line = f"rescored {done}/{total}  {rate:6.1f} images/s"
+        if done < total:
+            # from the rate since the first results: start-up (Ray's actors, the model) is behind
+            t1, d1 = first[0]
+            steady = (done - d1) / (now - t1) if done > d1 and now > t1 else rate
+            line += f"  {_eta(total - done, steady)}"
         if tty:
             sys.stderr.write("\r" + line + ("\n" if done >= total else ""))
         else:
@@ -49,13 +70,27 @@ def _progress_line(out: Path, ray_address: Optional[str] = None):
     return cb
 
 
+def _eta(left: int, rate: float) -> str:
+    if rate <= 0:
+        return "time left: not known yet"
+    s = left / rate
+    if s < 60:
+        return f"about {max(1, round(s))} s left"
+    if s < 3600:
+        return f"about {round(s / 60)} min left"
+    return f"about {int(s // 3600)} h {round(s % 3600 / 60):02d} min left"
+
+
 @click.command()
 @click.option("--model", "model", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file: a trained .lgm (needs torch on the workers) or an exported .onnx.")
 @click.option("--images", required=True,
               help="A folder (searched recursively), a glob ('archive/**/*.png') or an fsspec URL (s3://bucket/prefix/).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Results folder of Parquet parts (e.g. results.parquet); an existing one is resumed.")
+              help="Results folder of Parquet parts (e.g. results.parquet), not a file; an existing one is "
+                   "resumed. For a spreadsheet, add --csv.")
+@click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write all the results folder's rows (earlier runs' too) to this CSV file at the end.")
 @click.option("--ray", "ray_address", default=None,
               help="Run on Ray: 'local' (a private cluster on this machine, even beside a `ray start` head), "
                    "'auto' (RAY_ADDRESS, else this machine's `ray start` head), or an address (HOST:6379, "
@@ -72,9 +107,13 @@ def _progress_line(out: Path, ray_address: Optional[str] = None):
                    "A run is the --out folder and the model; running again resumes it.")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Like --station-db, with the SQLite database of this station folder.")
+# the station verbs' option and check (cli.station): the variable alone was read, unchecked
+@click.option("--db-schema", default=None, callback=_schema_given,
+              help="With a PostgreSQL --station-db: the station's own schema, as its `lineguard serve --db-schema` "
+                   f"has it; {SCHEMA_NAME_RULE}. [env: LINEGUARD_DB_SCHEMA]")
 def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], concurrency: int, batch_size: int,
             chunk_rows: int, num_cpus: Optional[int], threads: Optional[int], station_db: Optional[str],
-            data: Optional[Path]) -> None:
+            data: Optional[Path], db_schema: Optional[str] = None, csv_out: Optional[Path] = None) -> None:
     """Re-score an archive of part images with a model; resumable, results as Parquet
     (and, with --station-db or --data, in the station's database)."""
     from ..line.scale import INSTALL_HINT, RayMissing, RayUnreachable, require_pyarrow, require_ray
@@ -91,20 +130,29 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
     if station_db is not None and data is not None:
         fail("give --station-db URL or --data DIR (a station folder's SQLite database), not both")
+    if csv_out is not None and csv_out.suffix.lower() != ".csv":
+        fail(f"--csv {csv_out}: it writes CSV: name it .csv (a spreadsheet opens it)")
+    if csv_out is not None and csv_out.resolve().parent == out.resolve():
+        fail(f"--csv {csv_out}: put it beside {out}, not in it (the results folder holds its Parquet parts only)")
     if data is not None and not (data / "lineguard.db").is_file():
         fail(f"--data {data}: no station database there (lineguard.db); give the folder `lineguard serve --data` "
              "uses, or --station-db URL")
+    if db_schema is not None and station_db is None and data is None:
+        fail("--db-schema is the schema of the station database: give --station-db postgresql://... with it")
     recorder = None
     db_failed: tuple[type[BaseException], ...] = ()   # nothing to catch without a database
     if station_db is not None or data is not None:
         try:
-            from ..line.scale.rescore_db import StationDbError, StationRecorder, schema_from_env, station_db_url
+            from ..line.scale.rescore_db import StationDbError, StationRecorder, station_db_url
         except ImportError as exc:
             fail(f"--station-db/--data need the station's database libraries ({exc}): pip install 'lineguard[server]'")
         db_failed = (StationDbError,)
+        # as every station verb finds it: the option, else LINEGUARD_DB_SCHEMA (checked, and said)
+        schema = _station_location({"db_schema": db_schema}, None)["db_schema"]
         try:
-            # before any image is scored: a wrong URL costs a second, not a night of scoring
-            recorder = StationRecorder.open(station_db_url(data, station_db), schema=schema_from_env())
+            # before any image is scored: a wrong URL costs a second, not a night of scoring;
+            # a database or schema with no station in it is refused, never made one
+            recorder = StationRecorder.open(station_db_url(data, station_db), schema=schema, existing=True)
         except StationDbError as exc:
             fail(str(exc))
     from ..line.scale.rescore import rescore as run
@@ -144,11 +192,37 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     if summary.left_out:
         note("left out", f"{len(summary.left_out)} files not scored: " + "; ".join(summary.left_out[:3])
              + (" ..." if len(summary.left_out) > 3 else ""))
+    if summary.not_read:
+        from ..line.scale.rescore import not_read_said
+        n = len(summary.not_read)
+        note("not read", f"{n} file{'' if n == 1 else 's'} in {images} not scored "
+                         f"(not {'an image' if n == 1 else 'images'} rescore reads):")
+        for line in not_read_said(summary.not_read, images):
+            note("not read", f"  {line}")
     if summary.errors:
         note("unreadable", f"{summary.errors} images could not be read; their rows in {out} say why (column error)")
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(d["verdicts"].items())) or "none"
-    say(f"scored {summary.scored} images in {summary.seconds:.1f}s ({summary.images_per_s:.1f} images/s, "
-        f"{summary.mode}): {verdicts}; results in {out}")
+    archive = ", ".join(f"{'unreadable' if k == 'error' else k} {v}"
+                        for k, v in sorted(summary.archive_counts().items())) or "none"
+    if summary.scored == 0 and summary.skipped == summary.listed:
+        # a done archive said "scored 0 images ... none": its totals are what was asked
+        say(f"scored 0 images: all {summary.listed} listed were scored before, in {out}: {archive}")
+    else:
+        # two clocks, each named: the rate is from the first image sent, as the progress line's
+        startup = f" after {summary.startup_s:.0f}s of start-up," if summary.startup_s >= 1 else ""
+        say(f"scored {summary.scored} images in {summary.seconds:.1f}s,{startup} {summary.images_per_s:.1f} images/s "
+            f"from the first image sent ({summary.mode}): {verdicts}; results in {out}")
+        if summary.skipped:
+            say(f"the archive: {summary.listed} images, {summary.skipped} scored before and {summary.scored} now: "
+                f"{archive}")
+    if csv_out is not None:
+        from ..line.scale.rescore import write_csv
+        try:
+            rows = write_csv(out, csv_out)
+        except OSError as exc:
+            fail(f"{csv_out}: cannot write the CSV ({exc.strerror or exc}); the results in {out} are complete: run "
+                 "the same command again with another --csv", code=1)
+        say(f"wrote all {rows} rows of {out} to {csv_out}")
     if recorder is not None:
         say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
 

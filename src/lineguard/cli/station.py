@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -486,7 +486,9 @@ def db_wait_option(command: str, given: str):
 @click.option("--new", is_flag=True,
               help="Make a new, empty station at --data even where a folder of nearly the same name beside it "
                    "(another case, a trailing space) holds one; without it such a --data is refused as a typo. "
-                   "A --data with no such neighbour needs no --new: serve says it made a new station.")
+                   "Likewise on PostgreSQL: a --db-schema holding no station where a schema of nearly the same "
+                   "name holds one, or where --data is the folder of a station in another schema. "
+                   "Otherwise no --new is needed: serve says it made a new station.")
 def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
           db_schema: Optional[str], db_wait: Optional[float], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
@@ -559,14 +561,20 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     # Everything that can be wrong with the settings (database URL, model file) is found
     # before the banner, and said in one line with exit code 2, not a traceback.
     # a --model file already registered does not undo a later activation: one line says which stays
-    station = _open_when_the_database_answers(
-        cfg, db_wait, lambda: open_station(cfg, str(model) if model else None, product, line, say=click.echo))
+    in_schema: list[Optional[str]] = [None]     # on a database server: said once it answers
+
+    def open_it():
+        in_schema[0] = _new_station_in_schema(cfg, new)
+        return open_station(cfg, str(model) if model else None, product, line, say=click.echo)
+    station = _open_when_the_database_answers(cfg, db_wait, open_it)
+    new_station = new_station or in_schema[0]
     if new_station:
         click.echo(new_station)
     plcs: list = []
     grabber = None
     web: list = []
     try:
+        _check_recipe_products(station, plc_recipes)
         # the port is bound now, before the station's threads start: one taken since the
         # check (another station starting meanwhile, a --db-wait) ends here as it would have
         # there, with the station closed. Bound, not listening: refused, not left unanswered,
@@ -857,6 +865,63 @@ def _new_station_here(cfg, new: bool) -> Optional[str]:
     return text
 
 
+def _new_station_in_schema(cfg, new: bool) -> Optional[str]:
+    """:func:`_new_station_here` for a database server: what ``serve`` says when the
+    PostgreSQL schema holds no station yet, or None. A mistyped --db-schema (hd_aa for
+    hd_a) started a new, empty station, without a word, on station A's data folder: the
+    line's key then got 401 and its parts went into the new schema. Refused, unless
+    ``--new``, where the name is a slip of a station's schema (line.db.typo_of) or the
+    data folder is a station's in another schema; else made and said, naming the schemas
+    that hold stations. Run before each try at opening the station: a database that cannot
+    be read is left to the opening, which says why in its own words (and, for a server not
+    up yet, waits for it, this check then run again)."""
+    if cfg.sqlite_path is not None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..line.data_folders import claimed_in_other_schemas
+    from ..line.db import Database, schemas_shown, station_schemas, typo_of
+    from ..line.errors import StationError
+    from ..server.app import StartupError
+    try:
+        db = Database(cfg.database_url, schema=cfg.db_schema)
+    except (SQLAlchemyError, ImportError, ValueError):
+        return None
+    try:
+        if db.revision() is not None:
+            return None               # a station is there (one a newer lineguard wrote: opening says so)
+        stations = station_schemas(db.engine)
+        claimed = claimed_in_other_schemas(db, cfg.data_dir)
+    except (SQLAlchemyError, ImportError):
+        return None
+    except StationError as exc:       # the folder's id file damaged
+        raise StartupError(exc.message) from exc
+    finally:
+        db.dispose()
+    here = cfg.db_schema or "public"
+    where = f"schema {here}" if cfg.db_schema else "the public schema (no --db-schema)"
+    slip = typo_of(here, stations)
+    if (slip or claimed) and not new:
+        meant = claimed[0] if claimed else slip
+        why = ([f"schema {slip} holds one"] if slip else []) + (
+            [f"the data folder {cfg.data_dir.resolve()} is the station's in schema {claimed[0]}"] if claimed else [])
+        fix = f"--db-schema {meant}" if meant != "public" else "no --db-schema (the public schema's station)"
+        raise StartupError(
+            f"{where} of this database holds no station, but {' and '.join(why)} (a mistyped --db-schema?): start "
+            f"with {fix}; or, for a new, empty station in {where} after all, add --new"
+            + (" (and give it a --data of its own: that folder keeps the other station's models and photos)"
+               if claimed else ""))
+    shown = _database_shown(cfg.database_url, "--db")
+    schema_opt = f" --db-schema {cfg.db_schema}" if cfg.db_schema else ""
+    others = [s for s in stations if s != here]
+    return (f"new station in {where} of {shown}; "
+            + (f"this database holds stations in: {schemas_shown(others)}. " if others
+               else "no other station in this database. ")
+            + f"No keys or users yet: create them with `lineguard keys create --role admin --db {shown}{schema_opt} "
+              f"--data {cfg.data_dir.resolve()}` / `lineguard users add NAME --role admin --db {shown}{schema_opt} "
+              f"--data {cfg.data_dir.resolve()}`")
+
+
 def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], line: str, host: str, port: int,
                           wait_s: float = 120.0) -> None:
     """Raise TriggerReady (OPC UA: Operational/Ready) on every PLC link once the station is
@@ -887,6 +952,33 @@ def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], 
             warm(product, line)        # once more, with everything else started
     for plc in plcs:
         plc.hs.release()
+
+
+def _check_recipe_products(station: Any, recipes: dict[int, str]) -> None:
+    """Say at start each recipe whose product the station has no model of: only an INFO
+    line ("not warmed up: unknown product") said it, and every part of it was refused. One
+    that is a slip of a known product ("tiel" beside "tile": close_names.typos_of) is a typo:
+    the start is refused (exit 2). Any other (a sibling's name, cell-b beside cell-a) is
+    warned about only, with the close names: a new product's recipe may be set up
+    before its model is uploaded. A fresh station (no model yet) is never refused."""
+    from ..line.close_names import close_names, did_you_mean, listed, typos_of
+    from ._term import fail, note
+    models = getattr(station, "models", None)
+    known = models.products() if models is not None and recipes else []
+    if not known:
+        return
+    for rid, product in sorted(recipes.items()):
+        if product in known:
+            continue
+        typos = typos_of(product, known)
+        close = typos or close_names(product, known)
+        said = (f"--recipe {rid}={product}: the station has no model for product {product!r}"
+                + (f"; {did_you_mean(close)}" if close else ".") + f" It knows: {listed(known)}.")
+        if typos:
+            fail(f"{said} Product names are compared exactly, case too. If {product!r} IS a new product, upload "
+                 "its first model (POST /api/v1/models with new_product=true) before a recipe names it")
+        note("warning", f"{said} Its parts cannot be judged until a model of {product!r} is uploaded "
+                        "(POST /api/v1/models)")
 
 
 def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
@@ -1104,8 +1196,7 @@ def _check_product(st, product: str, line: str, where: str) -> None:
     """End the command (exit 2) when the station has no active model for ``product`` on
     ``line``: every part would be refused (a hot folder's good parts all moved to failed/,
     a camera's frames dropped one by one), naming the products it has and the one meant."""
-    import difflib
-
+    from ..line.close_names import close_names
     from ..line.errors import NoActiveModel
     from ._term import fail
     try:
@@ -1121,9 +1212,8 @@ def _check_product(st, product: str, line: str, where: str) -> None:
                f"activate a version (its models page, or POST /api/v1/models/{product}/activate).")
     else:
         msg = f"the station at {where} has no model for product {product!r}."
-        # product names are compared exactly: 'CELL' is not 'cell'
-        close = [p for p in active if p.casefold() == product.casefold()] or \
-            difflib.get_close_matches(product, active, n=1, cutoff=0.6)
+        # product names are compared exactly: 'CELL' is not 'cell' (the helper a part's refusal uses)
+        close = close_names(product, active)
         if close:
             msg += f" Did you mean --product {close[0]}?"
     if active:

@@ -181,6 +181,17 @@ def check(db, data_dir: Path, now: Optional[dt.datetime] = None) -> None:
         "Nothing was changed", folder=o.folder_id, host=o.host, path=o.path)
 
 
+def claimed_in_other_schemas(db, data_dir: Path) -> list[str]:
+    """The other schemas of this PostgreSQL database whose stations claim ``data_dir``
+    (read only: no id file is made). :func:`claim` looks in its own schema alone, so a
+    mistyped --db-schema started a new, empty station on another station's folder, its
+    disk keeper then clearing files that station's records name (serve refuses it first)."""
+    if db.is_sqlite or not (Path(data_dir) / ID_FILE).is_file():
+        return []
+    own = db.schema or "public"
+    return [name for name in _schemas_claiming(db, folder_id(data_dir)) if name != own]
+
+
 def _schemas_claiming(db, folder: str) -> list[str]:
     """The schemas of this PostgreSQL database whose stations claim ``folder`` (read only;
     a schema this user may not read is passed over)."""

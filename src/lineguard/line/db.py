@@ -159,6 +159,34 @@ def knock(url: str, timeout_s: float = 10.0) -> Optional[BaseException]:
         engine.dispose()
 
 
+def station_schemas(engine: Engine) -> list[str]:
+    """The schemas of a PostgreSQL database that hold a station (its inspections and the
+    revision Alembic keeps), in name order; read only, whatever the engine's search_path.
+    A mistyped --db-schema is a new, empty schema: serve and rescore name these to say
+    which one was meant."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name IN ('inspections', "
+            "'alembic_version') GROUP BY table_schema HAVING count(DISTINCT table_name) = 2 ORDER BY table_schema"))]
+
+
+def schemas_shown(names: list[str], most: int = 8) -> str:
+    """Schema names for one line: the first ``most``, then how many more."""
+    from .close_names import listed
+    return listed(names, most)
+
+
+def typo_of(name: str, others: list[str]) -> Optional[str]:
+    """The one of ``others`` that ``name`` is a keying slip of: a letter doubled, dropped
+    or added, or two letters swapped (hd_aa, hd_ or h_da for hd_a); None if none is. A
+    letter put in another's place is not counted: that is how sibling stations are named
+    (hd_a, hd_b; line1, line2), and each new one would be refused as the last's typo."""
+    from .close_names import keying_slip      # the product names' rule, on names as typed
+    return next((o for o in others if o != name and keying_slip(name, o)), None)
+
+
 def server_address(url: str) -> str:
     """Where a database server is, for a line in the log: host:port and the database's
     name, no user or password."""

@@ -33,6 +33,7 @@ from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError, ModelFileCorrupt
 from ..vision.imageio import DEFAULT_MAX_PIXELS
 from . import audit, filecheck
+from .close_names import close_names, did_you_mean, listed, typos_of
 from .db import LOCK_MODEL_CHANGES, Database
 from .errors import (ActiveChanged, Conflict, InvalidModel, ModelFileDamaged, ModelFileMissing, ModelLoadFailed,
                      NoActiveModel, NotFound, PassesDefects, RejectsGoodParts)
@@ -353,6 +354,32 @@ class ModelRegistry:
             atomic_write_bytes(path, data)
         return self.store.put(data, digest=digest, suffix=suffix)
 
+    def products(self) -> list[str]:
+        """Every product a model was ever uploaded for, sorted."""
+        with self.db.session() as s:
+            return sorted(p for (p,) in s.execute(select(ModelVersion.product).distinct()))
+
+    def new_product_check(self, product: str, new_product: bool = False,
+                          how: str = "send new_product=true with the upload") -> Optional[str]:
+        """None for a product the station has models of; for a new one, the warning its
+        first model's answer carries ("new product 'X'; this station also knows: ...").
+        A new product whose name is a slip of a known one ("tiles", "Tile", "tiel" beside
+        "tile": close_names.typos_of) is refused (409) unless ``new_product``: a misspelt
+        upload quietly made a product of its own, in the models list and SPC, and its parts
+        never reached the one meant. A sibling's name (cell-b beside cell-a) is only said.
+        ``how``: how the caller says it IS new."""
+        known = self.products()
+        if product in known or not known:
+            return None      # the station's first product: nothing to confuse it with
+        typos = typos_of(product, known)
+        if typos and not new_product:
+            raise Conflict(f"product {product!r} is new to this station: {did_you_mean(typos)} Product names are "
+                           f"compared exactly, case too; this station knows: {listed(known)}. If {product!r} IS a "
+                           f"new product, {how}", product=product, did_you_mean=typos, known=known[:50])
+        close = close_names(product, known)
+        beside = f" (beside {' and '.join(repr(n) for n in close)})" if close else ""
+        return f"new product {product!r}{beside}; this station also knows: {listed(known)}"
+
     def list(self, product: Optional[str] = None, line: Optional[str] = None) -> list[ModelVersion]:
         with self.db.session() as s:
             q = select(ModelVersion)
@@ -626,14 +653,16 @@ class ModelRegistry:
                         return mv
             known = s.scalar(select(func.count()).select_from(ModelVersion)
                              .where(ModelVersion.product == product)) or 0
-            # products are names compared exactly: one sent in another case is told the one meant
-            alike = [] if known else sorted({p for (p,) in s.execute(select(ModelVersion.product).distinct())
-                                             if p.casefold() == product.strip().casefold()})
+            # products are names compared exactly: one sent in another case or misspelt is told the one meant
+            products = [] if known else sorted(p for (p,) in s.execute(select(ModelVersion.product).distinct()))
         if not known:
+            alike = close_names(product, products)
+            # the products this station knows, while few enough to read in one line
+            also = f" The products this station knows: {listed(products)}." if 0 < len(products) <= 10 else ""
             if alike:
-                raise NoActiveModel(f"unknown product {product!r}: did you mean {alike[0]!r}? Product names are "
-                                    "compared exactly, case too")
-            raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it. Upload one "
+                raise NoActiveModel(f"unknown product {product!r}: {did_you_mean(alike)} Product names are "
+                                    f"compared exactly, case too.{also}", did_you_mean=alike)
+            raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it.{also} Upload one "
                                 "with POST /api/v1/models (engineer key) or start the station with "
                                 "`lineguard serve --model FILE.lgm --product NAME`")
         raise NoActiveModel(f"no active model for product {product!r} on line {line!r}; activate a version "

@@ -12,7 +12,6 @@ streamed, never whole records.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -22,6 +21,7 @@ from sqlalchemy import BigInteger, Integer, and_, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..vision.result import DefectRegion
+from .close_names import close_names
 from .db import Database
 from .errors import InvalidRequest, NotFound
 from .part_names import as_stored, station_is, stored_names
@@ -148,18 +148,9 @@ def known_names(db: Database, line: Optional[str], product: Optional[str]) -> tu
     return out[0], out[1]
 
 
-def _close_names(typed: str, names: Sequence[str]) -> list[str]:
-    """The stored names ``typed`` is probably meant to be: those equal to it apart from case
-    (several: as_stored could not pick one), else the nearest in spelling ("L1" for "LI")."""
-    want = typed.strip().casefold()
-    same = [n for n in names if n.strip().casefold() == want]
-    if same:
-        return same
-    by_folded: dict[str, list[str]] = {}
-    for n in names:
-        by_folded.setdefault(n.strip().casefold(), []).append(n)
-    close = difflib.get_close_matches(want, list(by_folded), n=3, cutoff=0.6)
-    return [n for c in close for n in by_folded[c]]
+# the stored names ``typed`` is probably meant to be (several in another case: as_stored
+# could not pick one); one helper with the model upload's and a part's "did you mean"
+_close_names = close_names
 
 
 def _unknown_name(column: str, typed: str, names: Sequence[str]) -> str:

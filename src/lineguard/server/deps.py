@@ -189,6 +189,11 @@ def _unknown_key_message(station: Station) -> str:
     from ..line.orm import ApiKey
     with station.db.session() as s:
         any_key = s.scalar(select(func.count()).select_from(ApiKey)) or 0
+    schema = getattr(station.db, "schema", None)
+    if not any_key and schema:
+        # its keys are in its schema: a mistyped --db-schema is a new, empty station as a --data is
+        return (f"this station (schema {schema} of its database) has no API keys yet (a new --db-schema?): check "
+                f"the station's --db-schema, or create one with `lineguard keys create --db URL --db-schema {schema}`")
     if not any_key:
         return ("this station has no API keys yet (a new data folder?): check the station's --data, or create "
                 "one with `lineguard keys create --data DIR`")

@@ -24,6 +24,10 @@ image whose size or modification time changed since it was scored has its old ro
 out of its part (the part rewritten whole, under a temporary name) before it is scored
 again, so a kill in between leaves it unscored, never scored twice. One run writes a
 folder at a time (``.lock`` in it, which readers skip like any dot-file); a second is refused.
+An archive moved (or mounted elsewhere) resumed into its old folder is refused
+(:func:`refuse_moved_archive`), as are an ``out`` named like a spreadsheet and an existing
+folder holding files of its own (:class:`ResultsFolder`): each left a folder that was not
+one table of one archive's results.
 """
 from __future__ import annotations
 
@@ -50,7 +54,9 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Rows per Parquet part: what a killed run can lose at most, and the unit of resume.
 DEFAULT_CHUNK_ROWS = 1000
-# Progress(stage, done, total), as the CLI's progress line takes it
+# Progress(stage, done, total), as the CLI's progress line takes it: "resume" (skipped,
+# listed), "start" (0, to score: the clock starts), "rescore" (scored, to score), and the
+# Ray notes "ray-small" (to score, RAY_WORTH_FROM), "ray-actors" (CPUs, --concurrency), "ray-lost"
 Progress = Optional[Callable[[str, int, int], None]]
 
 COLUMNS = ("path", "size", "mtime_ns", "sha256", "score", "verdict", "threshold", "review_threshold",
@@ -67,6 +73,50 @@ class ArchiveImage:
     @property
     def key(self) -> tuple[str, int, int]:
         return (self.path, self.size, self.mtime_ns)
+
+
+# Why a file of the archive is not scored, a phrase for one and for several: train's
+# wording (vision.dataset.NOT_READ_WHY) where it fits rescore too
+_NOT_SCORED_WHY = {
+    "gif": ("GIF, which rescore does not score: save it as PNG", "GIF, which rescore does not score: save them as PNG"),
+    "hidden": ("a hidden name (it starts with '.'): rename it without the dot to score it",
+               "hidden names (they start with '.'): rename them without the dot to score them"),
+}
+
+
+def not_read_kind(name: str) -> Optional[str]:
+    """None for a file name rescore scores; else why not, a key of vision.dataset's
+    NOT_READ_WHY ("heic", "raw", "other") or of _NOT_SCORED_WHY, or "ignored" for names
+    nobody put in an archive as photos (.DS_Store, a Mac's ._x.png beside x.png, a copy
+    tool's temp file), passed over without a word as train passes them."""
+    from ...vision.dataset import _HEIC, _RAW
+    suffix = os.path.splitext(name)[1].lower()
+    if name.startswith("."):
+        return "hidden" if suffix in IMAGE_SUFFIXES and not name.startswith("._") else "ignored"
+    if suffix in IMAGE_SUFFIXES:
+        return None
+    if suffix in _HEIC:
+        return "heic"
+    if suffix in _RAW:
+        return "raw"
+    return "gif" if suffix == ".gif" else "other"
+
+
+def not_read_said(entries: list[tuple[str, str]], root: Union[str, os.PathLike, None] = None,
+                  few: int = 3) -> list[str]:
+    """(path, kind) entries (list_archive's ``not_read``), one phrase per kind, as train says
+    them: the first ``few`` names (below ``root`` where they are), then why."""
+    from ...vision.dataset import NOT_READ_WHY
+    by_kind: dict[str, list[str]] = {}
+    base = str(root).rstrip("/") + "/" if root is not None and Path(str(root)).is_dir() else None
+    for path, kind in entries:
+        by_kind.setdefault(kind, []).append(path[len(base):] if base and path.startswith(base) else path)
+    said = []
+    for kind, names in by_kind.items():
+        why = {**NOT_READ_WHY, **_NOT_SCORED_WHY}[kind][0 if len(names) == 1 else 1]
+        shown = ", ".join(names[:few]) + (f" and {len(names) - few} more" if len(names) > few else "")
+        said.append(f"{shown}: {why}")
+    return said
 
 
 def _is_url(spec: str) -> bool:
@@ -88,16 +138,20 @@ def _mtime_ns(info: dict[str, Any]) -> int:
     return 0
 
 
-def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = None) -> list[ArchiveImage]:
+def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = None,
+                 not_read: Optional[list[tuple[str, str]]] = None) -> list[ArchiveImage]:
     """Every image a folder (recursively), a glob pattern or an fsspec URL names, sorted by
     path, each once. ``left_out`` receives why a local file was not listed: gone while the
     archive was listed (a live archive: it crashed the run), or a name not in UTF-8 (no row
-    can hold it: it stopped the run at its batch, every time)."""
+    can hold it: it stopped the run at its batch, every time). ``not_read`` receives
+    (path, kind) for each other file found that is not scored (see :func:`not_read_kind`):
+    a notes.txt, a phone's HEIC photos, a hidden .png were passed over without a word."""
     from ...vision.errors import DatasetError
     spec = str(spec)
     if spec.startswith("file://"):
         spec = spec[len("file://"):]
     out: list[ArchiveImage] = []
+    others = not_read if not_read is not None else []
     if _is_url(spec):
         try:
             import fsspec
@@ -109,8 +163,12 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
         else:
             infos = fs.find(root, detail=True)
         for p, info in infos.items():
-            if info.get("type", "file") == "file" and p.lower().endswith(IMAGE_SUFFIXES):
+            if info.get("type", "file") != "file":
+                continue
+            if p.lower().endswith(IMAGE_SUFFIXES):      # hidden names too, as an object store listed them
                 out.append(ArchiveImage(fs.unstrip_protocol(p), int(info.get("size") or 0), _mtime_ns(info)))
+            elif (kind := not_read_kind(p.rsplit("/", 1)[-1])) != "ignored":
+                others.append((fs.unstrip_protocol(p), str(kind)))
     else:
         root = Path(spec)
         said = left_out if left_out is not None else []
@@ -135,25 +193,30 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
         # it points to, listed once (it was scored twice, and a station's counts kept both)
         seen: dict[str, Optional[ArchiveImage]] = {}      # None: left out, said once
         for p in files:
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-                try:
-                    path, st = str(p.resolve()), p.stat()
-                except OSError:
-                    said.append(f"{p}: gone while the archive was listed")
-                    continue
-                if path in seen:
-                    continue
-                try:
-                    path.encode("utf-8")
-                except UnicodeEncodeError:
-                    said.append(f"{os.fsencode(path)!r}: its name is not UTF-8 (a file copied from a Windows "
-                                "share?); rename it to score it")
-                    seen[path] = None
-                    continue
-                seen[path] = ArchiveImage(path, int(st.st_size), int(st.st_mtime_ns))
+            kind = not_read_kind(p.name)
+            if kind is not None:
+                if kind != "ignored":
+                    others.append((str(p), kind))
+                continue
+            try:
+                path, st = str(p.resolve()), p.stat()
+            except OSError:
+                said.append(f"{p}: gone while the archive was listed")
+                continue
+            if path in seen:
+                continue
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                said.append(f"{os.fsencode(path)!r}: its name is not UTF-8 (a file copied from a Windows "
+                            "share?); rename it to score it")
+                seen[path] = None
+                continue
+            seen[path] = ArchiveImage(path, int(st.st_size), int(st.st_mtime_ns))
         out.extend(a for a in seen.values() if a is not None)
     if not out:
-        raise DatasetError(f"{spec}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
+        holds = f"; it holds {'; '.join(not_read_said(others, spec))}" if others else ""
+        raise DatasetError(f"{spec}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)}){holds}")
     out.sort(key=lambda a: a.path)
     return out
 
@@ -284,16 +347,70 @@ def refuse_other_model(parts: Iterable[Path], model_id: str) -> None:
                                f"({model_id}): give a new --out for a re-score with another model")
 
 
+def refuse_moved_archive(out: Path, listed: list[ArchiveImage], elsewhere: dict[tuple[str, int, int], str]) -> None:
+    """:class:`DatasetError` when ``out`` holds none of the listed images by path but does
+    hold most of them at another path, each by its name, size and modification time: the
+    archive was moved or mounted elsewhere. Resumed, every image was scored again under its
+    new path and the folder held two rows each, without a word.
+
+    Refused rather than resumed by the path below the archive's folder: the rows' paths are
+    what a reader (and a station database's copy) joins on, and a folder naming one archive
+    under two roots, half of them gone, is not one table of it; an archive copied (not moved)
+    looks the same from here. ``elsewhere``: (file name, size, mtime_ns) -> path, of the
+    folder's rows whose path is not listed."""
+    from ...vision.errors import DatasetError
+    found = [(a.path, elsewhere[k]) for a in listed
+             if (k := (a.path.rsplit("/", 1)[-1], a.size, a.mtime_ns)) in elsewhere]
+    if not found or 2 * len(found) < len(listed):
+        return                   # another archive's rows (a day's folder before this one): resumed
+    new, old = found[0]
+    # the folders the two paths differ in: the same names below them
+    a, b = new.split("/"), old.split("/")
+    while len(a) > 1 and len(b) > 1 and a[-1] == b[-1]:
+        a, b = a[:-1], b[:-1]
+    new_root, old_root = "/".join(a) or "/", "/".join(b) or "/"
+    raise DatasetError(f"{out} holds these images' results under another folder: {old_root} ({len(found)} of the "
+                       f"{len(listed)} listed images by name, size and modification time), not {new_root}. Was the "
+                       f"archive moved, or mounted elsewhere? Resumed here, every image would be scored again and "
+                       f"the folder would hold two rows of each. Give a new --out to score the archive at "
+                       f"{new_root}, or make it reachable at {old_root} again and give --images {old_root} to resume")
+
+
+# --out names that ask for a spreadsheet, not a folder of Parquet parts
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xls", ".txt", ".ods")
+
+
+def _ours(name: str) -> bool:
+    """A name a results folder may hold: its parts, and dot-names (the lock, temporary
+    parts; a Mac's .DS_Store) and _-names (Spark's _SUCCESS), which readers skip."""
+    return name.startswith((".", "_")) or (name.startswith("part-") and name.endswith(".parquet"))
+
+
 class ResultsFolder:
     """``results.parquet/``: complete part files only, each written under a temporary
     name and renamed into place; what resume reads to know which images are done."""
 
     def __init__(self, path: Union[str, os.PathLike]):
+        from ...vision.errors import DatasetError
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
-            from ...vision.errors import DatasetError
             raise DatasetError(f"{self.path} is a file; results are a folder of Parquet parts "
                                "(give a new path, e.g. results.parquet)")
+        if self.path.suffix.lower() in SPREADSHEET_SUFFIXES and not self.parts():
+            # --out scores.csv made a folder of Parquet named scores.csv, and exited 0
+            raise DatasetError(f"--out {self.path}: --out is the results folder, of Parquet parts (pandas, DuckDB, "
+                               f"Spark read it as one table), not a spreadsheet: give --out "
+                               f"{self.path.with_suffix('.parquet')}, and --csv {self.path.with_suffix('.csv')} "
+                               "for a CSV of its rows as well")
+        if self.path.is_dir():
+            foreign = sorted(e.name + ("/" if e.is_dir() else "") for e in self.path.iterdir() if not _ours(e.name))
+            if foreign:
+                # parts written beside a report.docx: the folder no longer reads as one table
+                raise DatasetError(f"--out {self.path} holds files rescore did not write "
+                                   f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}): a results "
+                                   "folder holds its Parquet parts only, so that it reads as one table; give "
+                                   "a new --out (a folder that does not exist yet, e.g. "
+                                   f"{self.path / 'rescore.parquet'})")
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -368,8 +485,9 @@ class ResultsFolder:
         """:class:`DatasetError` if a part holds another model's rows (see :func:`refuse_other_model`)."""
         refuse_other_model(self.parts(), model_id)
 
-    def resume(self, listed: Iterable[ArchiveImage]) -> tuple[set[tuple[str, int, int]], int]:
-        """Leave each image one row, and return (the keys already scored, rows taken out).
+    def resume(self, listed: Iterable[ArchiveImage]) -> tuple[set[tuple[str, int, int]], int, dict[str, int]]:
+        """Leave each image one row, and return (the keys already scored, rows taken out,
+        the listed images already scored by verdict: "error" for unreadable ones).
 
         A row of a listed image whose size or modification time differs from the listing's
         is stale: the file was rewritten after it was scored. It is taken out now, so the
@@ -377,30 +495,44 @@ class ResultsFolder:
         it unscored, and the next run scores it). Two rows of one path (a folder written
         before this was kept, or two runs at once) keep the newest scored. Images not in
         this listing keep their rows: an archive's files may be deleted or moved after
-        scoring, and their results still stand."""
+        scoring, and their results still stand. But an archive moved (or mounted elsewhere)
+        as a whole is refused (:func:`refuse_moved_archive`): every image was scored again
+        under its new path, two rows each."""
         import pyarrow as pa
         import pyarrow.parquet as pq
+        listed = list(listed)
         current = {a.path: a.key for a in listed}
         parts = self.parts()
-        index: list[tuple[list[tuple[str, int, int]], list[float]]] = []
+        index: list[tuple[list[tuple[str, int, int]], list[float], list[Optional[str]]]] = []
         newest: dict[str, tuple[float, int, int]] = {}   # path -> (scored_at, part, row) of the row it keeps
+        elsewhere: dict[tuple[str, int, int], str] = {}  # (name, size, mtime) -> path, of rows not listed
         for pi, part in enumerate(parts):
-            t = pq.read_table(part, columns=["path", "size", "mtime_ns", "scored_at"])
+            t = pq.read_table(part, columns=["path", "size", "mtime_ns", "scored_at", "verdict", "error"])
             keys = list(zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
                             t.column("mtime_ns").to_pylist()))
             at = [s or 0.0 for s in t.column("scored_at").to_pylist()]
+            said = [("error" if e is not None else str(v))
+                    for v, e in zip(t.column("verdict").to_pylist(), t.column("error").to_pylist())]
             for ri, key in enumerate(keys):
+                if key[0] not in current:
+                    elsewhere[(key[0].rsplit("/", 1)[-1], key[1], key[2])] = key[0]
                 if current.get(key[0], key) != key:
                     continue                                   # the file changed since: scored again
                 rank = (at[ri], pi, ri)
                 if rank > newest.get(key[0], (-1.0, -1, -1)):
                     newest[key[0]] = rank
-            index.append((keys, at))
+            index.append((keys, at, said))
+        if elsewhere and not any(k[0] in current for keys, _, _ in index for k in keys):
+            refuse_moved_archive(self.path, listed, elsewhere)
         done: set[tuple[str, int, int]] = set()
+        before: dict[str, int] = {}
         dropped = 0
-        for pi, (part, (keys, at)) in enumerate(zip(parts, index)):
+        for pi, (part, (keys, at, said)) in enumerate(zip(parts, index)):
             keep = [newest.get(key[0]) == (at[ri], pi, ri) for ri, key in enumerate(keys)]
             done.update(key for key, k in zip(keys, keep) if k)
+            for key, k, v in zip(keys, keep, said):
+                if k and key[0] in current:
+                    before[v] = before.get(v, 0) + 1
             if all(keep):
                 continue
             dropped += keep.count(False)
@@ -410,7 +542,7 @@ class ResultsFolder:
             else:                                           # already holds the rows it keeps
                 part.unlink()
                 fsync_dir(self.path)
-        return done, dropped
+        return done, dropped, before
 
     def write(self, table: Any) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -427,6 +559,27 @@ class ResultsFolder:
         os.replace(tmp, self.path / name)
         fsync_dir(self.path)      # the rename itself survives a power cut only once the folder is synced
         return self.path / name
+
+
+def write_csv(results: Union[str, os.PathLike], csv_path: Union[str, os.PathLike]) -> int:
+    """Every row of the results folder ``results`` (this run's and earlier runs') as one CSV
+    file, for a spreadsheet: photo_issues joined with "; ". Written beside and renamed, so
+    the file is whole or the old one stays. Returns the rows written."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+    from ...vision.atomic import atomic_write_bytes
+    pa = require_pyarrow()
+    parts = ResultsFolder(results).parts()
+    table = pa.concat_tables([pq.read_table(p) for p in parts]) if parts else _schema().empty_table()
+    # a list column has no CSV form: one cell, the issues joined
+    at = table.schema.get_field_index("photo_issues")
+    if at >= 0:
+        table = table.set_column(at, "photo_issues", pc.binary_join(table.column("photo_issues"), "; "))
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(table.sort_by("path"), sink)
+    atomic_write_bytes(Path(csv_path), sink.getvalue().to_pybytes())
+    return table.num_rows
 
 
 @dataclass
@@ -448,6 +601,22 @@ class RescoreSummary:
     replaced: int = 0
     # files of the archive not listed, and why (list_archive)
     left_out: list[str] = field(default_factory=list)
+    # files of the archive that are not images rescore scores: (path, kind) (list_archive)
+    not_read: list[tuple[str, str]] = field(default_factory=list)
+    # the listed images scored by an earlier run (``skipped``), by verdict ("error": unreadable):
+    # with this run's, the whole archive's (a done archive's resume said "scored 0 ... none")
+    before: dict[str, int] = field(default_factory=dict)
+    # from the call to the first image sent to be scored: loading the model, listing the
+    # archive, reading the folder, starting Ray; ``seconds`` (and the progress line's rate) start after
+    startup_s: float = 0.0
+
+    def archive_counts(self) -> dict[str, int]:
+        """The listed images' verdicts, earlier runs' and this one's ("error": unreadable)."""
+        counts = dict(self.before)
+        for k, v in [*self.verdicts.items(), ("error", self.errors)]:
+            if v:
+                counts[k] = counts.get(k, 0) + v
+        return counts
 
     @property
     def images_per_s(self) -> float:
@@ -458,7 +627,9 @@ class RescoreSummary:
                 "verdicts": dict(self.verdicts), "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
                 "replaced": self.replaced, "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
-                "steady_images_per_s": round(self.steady_images_per_s, 2), "left_out": list(self.left_out)}
+                "steady_images_per_s": round(self.steady_images_per_s, 2), "left_out": list(self.left_out),
+                "not_read": [f"{p}: {k}" for p, k in self.not_read], "before": dict(self.before),
+                "archive": self.archive_counts(), "startup_s": round(self.startup_s, 3)}
 
     @property
     def steady_images_per_s(self) -> float:
@@ -544,6 +715,44 @@ def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concur
         unwatch()
 
 
+# Below about this many images one process is faster than Ray: its start-up (a local Ray,
+# then the actors loading the model: 10-15 s) outweighs what it saves (docs/scale.md)
+RAY_WORTH_FROM = 10_000
+
+
+def ray_actors(asked: int, cpus: Optional[float], local: bool) -> tuple[int, Optional[str]]:
+    """(actors to start, what to say, or None) for ``--concurrency asked`` on a Ray with
+    ``cpus`` CPUs (None: not known). Each actor takes one CPU: ``--ray local --num-cpus 2
+    --concurrency 8`` ran two at a time and its summary said "x8". A local Ray has the CPUs
+    it was started with, so no more are started; a cluster may grow (an autoscaler), so
+    all are asked for there and the line says how many run now."""
+    if not cpus or asked <= int(cpus):
+        return asked, None
+    n = max(1, int(cpus))
+    if local:
+        return n, (f"--concurrency {asked}: only {n} actor{'s' if n > 1 else ''} fit{'' if n > 1 else 's'} on "
+                   f"this --ray local's {n} CPU{'s' if n > 1 else ''} (one CPU each; --num-cpus sets them, all of "
+                   f"this machine's by default): running {n}")
+    return asked, (f"--concurrency {asked}: the Ray cluster has {n} CPU{'s' if n > 1 else ''} now, so at most {n} "
+                   "actors run at once (one CPU each); the others wait for CPUs (or for an autoscaler to add nodes)")
+
+
+def ray_small_archive(n: int) -> Optional[str]:
+    """What to say when ``n`` images are to be scored on Ray, or None: below RAY_WORTH_FROM
+    one process is faster."""
+    if n >= RAY_WORTH_FROM:
+        return None
+    return (f"{n} images to score: below about {RAY_WORTH_FROM:,} images one process is faster than Ray "
+            "(Ray's start-up, 10-15 s, outweighs what it saves; docs/scale.md): leave out --ray next time")
+
+
+def _cluster_cpus(ray: Any) -> Optional[float]:
+    try:
+        return float(ray.cluster_resources().get("CPU", 0)) or None
+    except Exception:  # noqa: BLE001 - not known: nothing said, all actors asked for
+        return None
+
+
 class RescoreStopped(LineguardError):
     """The run stopped part way (the Ray cluster lost, a part that cannot be written); the
     parts written stand, and the message says how to go on. The CLI says it in one line."""
@@ -562,6 +771,18 @@ def _stopping_clearly(stream: Iterable[Any], ray_address: Optional[str], out: Pa
         raise RescoreStopped(f"the run on the Ray cluster at {ray_address} stopped part way ({type(exc).__name__}: "
                              f"{first}): was the cluster stopped or lost? {summary.parts_written} parts already "
                              f"in {out} stand; run the same command again to resume") from exc
+
+
+def _tell(progress: Progress, stage: str, done: int, total: int, said: Optional[str]) -> None:
+    """Say ``said`` (if any) when it happens: through the progress callback (the CLI
+    words it from ``stage``, ``done`` and ``total``), else as a logged warning."""
+    if said is None:
+        return
+    if progress:
+        progress(stage, done, total)
+    else:
+        import logging
+        logging.getLogger(__name__).warning(said)
 
 
 def _is_ray_error(exc: BaseException) -> bool:
@@ -615,6 +836,7 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
              ray_address: Optional[str], concurrency: int, batch_size: int, chunk_rows: int,
              threads: Optional[int], num_cpus: Optional[int], progress: Progress,
              archive: Optional[list[ArchiveImage]], recorder: Optional["StationRecorder"]) -> RescoreSummary:
+    started = time.perf_counter()
     require_pyarrow()
     if batch_size < 1 or concurrency < 1 or chunk_rows < 1:
         raise ValueError("batch size, concurrency and chunk rows must each be at least 1")
@@ -632,10 +854,11 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
         # with the folder locked and a station database run left unfinished
         check_reachable(ray_address)
     left_out: list[str] = []
+    not_read: list[tuple[str, str]] = []
     listed = archive
     if listed is None and not results.path.exists():
         # nothing there to resume: list first, so a typo in --images leaves no empty folder
-        listed = list_archive(images, left_out)
+        listed = list_archive(images, left_out, not_read)
     with results.writing():     # the folder is this run's alone from here
         results.drop_unfinished()
         # the folder is one model's results, so the model is loaded even with nothing left to
@@ -643,20 +866,28 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
         results.refuse_other_model(scorer.inspector.model_id)
         results.upgrade_parts()
         if listed is None:
-            listed = list_archive(images, left_out)
-        done, replaced = results.resume(listed)
+            listed = list_archive(images, left_out, not_read)
+        done, replaced, before = results.resume(listed)
         todo = [a for a in listed if a.key not in done]
         summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
                                  mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
-                                 left_out=left_out)
+                                 left_out=left_out, not_read=not_read, before=before)
         if summary.skipped and progress:
             progress("resume", summary.skipped, summary.listed)   # said now, not only at the end
         if not todo and recorder is None:
+            summary.startup_s = time.perf_counter() - started
             return summary
         if todo and ray_address is not None:
             # joined before the station database run row is touched: a cluster that cannot be
             # joined leaves no run marked as running
-            connect(ray_address, num_cpus=num_cpus)
+            ray = connect(ray_address, num_cpus=num_cpus)
+            _tell(progress, "ray-small", len(todo), RAY_WORTH_FROM, ray_small_archive(len(todo)))
+            cpus = _cluster_cpus(ray)
+            actors, said = ray_actors(concurrency, cpus, ray_address == "local")
+            _tell(progress, "ray-actors", int(cpus or 0), concurrency, said)
+            if actors != concurrency:
+                summary.mode = f"ray {ray_address} x{actors} ({concurrency} asked)"
+                concurrency = actors
         if recorder is not None:
             # a run is known by its folder and model (the folder was checked to be this model's above)
             out_key = str(out) if "://" in str(out) else str(Path(out).resolve())
@@ -668,8 +899,14 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
             recorder.load_missing(results.parts())
             if not todo:
                 recorder.finish()
+                summary.startup_s = time.perf_counter() - started
                 return summary
         t0 = time.perf_counter()
+        summary.startup_s = t0 - started
+        if progress:
+            # the progress line's clock starts here, as ``seconds`` does: its rate and the
+            # summary's were two clocks (24.6 against 47.4 images/s on one Ray run)
+            progress("start", 0, len(todo))
         if ray_address is None:
             stream: Iterable[Any] = _batches_single(todo, scorer, batch_size)
         else:

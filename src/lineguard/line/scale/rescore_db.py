@@ -67,6 +67,49 @@ def _shown(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
+def _no_sqlite_file(url: str) -> None:
+    """:class:`StationDbError` for a SQLite --station-db whose file is not there: opened, it
+    would be made (a mistyped path became a new, empty database holding the results)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return                                 # not a URL: Database says so, naming --station-db
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
+            and not Path(u.database).is_file():
+        raise StationDbError(f"no station database at {u.database}: rescore writes into a station's database, it "
+                             "makes none; give the station's --data DIR, or --station-db sqlite:////path/lineguard.db "
+                             "of a station that has started once")
+
+
+def _no_station_here(db: Database, url: str) -> str:
+    """Why a database (or PostgreSQL schema) that holds no station is refused, naming the
+    schemas that do. `LINEGUARD_DB_SCHEMA=hd_zz rescore --station-db ...` (a typo for hd_a)
+    made a 31-table schema hd_zz and wrote the results there, exit 0; without a schema it
+    would have built station tables in the public one."""
+    from ..db import schemas_shown, station_schemas
+    where = _shown(url)
+    if db.is_sqlite:
+        return (f"{where} holds no station's tables: rescore writes into a station's database, it makes none; give "
+                "the station's --data DIR, or the --station-db of a station that has started once")
+    here = f"schema {db.schema}" if db.schema else "its public schema (no --db-schema)"
+    try:
+        stations = [s for s in station_schemas(db.engine) if s != (db.schema or "public")]
+    except Exception:  # noqa: BLE001 - the list is a hint; the refusal stands without it
+        stations = []
+    if not stations:
+        return (f"{where} holds no station in {here}, nor in any other schema: rescore writes into a station's "
+                "database, it makes none; check --station-db (the database `lineguard serve --db` uses)")
+    if stations == ["public"]:
+        fix = "no --db-schema (and unset LINEGUARD_DB_SCHEMA): the station is in the public schema"
+    else:
+        fix = (f"--db-schema {stations[0]}" if len(stations) == 1 else "--db-schema NAME of the station to write "
+               "into") + " (or LINEGUARD_DB_SCHEMA), as the station's `lineguard serve` has it"
+    return (f"{where} holds no station in {here}; this database holds stations in: {schemas_shown(stations)}. "
+            f"rescore writes into a station, it makes none: give {fix}")
+
+
 def _bucket(verdict: Optional[str], error: Optional[str]) -> str:
     return "error" if error is not None else str(verdict)
 
@@ -87,11 +130,14 @@ class StationRecorder:
         self._heartbeat_stop = threading.Event()
 
     @classmethod
-    def open(cls, url: str, schema: Optional[str] = None) -> "StationRecorder":
+    def open(cls, url: str, schema: Optional[str] = None, existing: bool = False) -> "StationRecorder":
         """Connect (a new database: its tables made; one at another schema: refused, never
         migrated here), or :class:`StationDbError` naming the URL (called before any image
-        is scored, so a typo costs nothing)."""
+        is scored, so a typo costs nothing). ``existing`` (``lineguard rescore``): a database,
+        or schema, that holds no station is refused, not made one (:func:`_no_station_here`)."""
         from sqlalchemy.exc import SQLAlchemyError
+        if existing:
+            _no_sqlite_file(url)
         try:
             db = Database(url, schema=schema)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -103,6 +149,10 @@ class StationRecorder:
             # at a plant's database from another machine (a Ray cluster), an upgrade here
             # stopped the older stations running on it from starting again
             found = db.check_schema()
+            if found is None and existing:
+                why = _no_station_here(db, url)
+                db.dispose()
+                raise StationDbError(why)
             if found is None:
                 db.upgrade()
             elif found != schema_revisions()[0]:

@@ -226,8 +226,12 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
                        line: str = Form("", max_length=100, pattern=NO_NUL, examples=[""],
                                         description="a line of its own; empty: the model for every line"),
                        note: Optional[str] = Form(None, pattern=NO_NUL, examples=[""]), activate: bool = Form(False),
+                       new_product: bool = Form(False, description="the product is new, though its name is a slip "
+                                                "of one the station knows (without it: 409, did you mean)"),
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    said: list[str] = []
+
     def work():
         # The framework has spooled the upload to disk: its size and first bytes are known
         # before it is read, and a file too large or no model at all is refused from them;
@@ -239,6 +243,8 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
             raise UploadTooLarge(f"the file is {size / (1 << 20):.1f} MiB; {model_too_large()}")
         fh.seek(0)
         station.models.check_head(fh.read(HEAD_BYTES), file.filename)
+        # a misspelt product ("tiles" beside "tile") is refused before the file is read
+        said.extend(w for w in [station.models.new_product_check(product, new_product)] if w)
         fh.seek(0)
         data = fh.read()
         mv = station.add_model(data, product, line, note=note, by=caller.who, activate=activate, try_first=True,
@@ -250,6 +256,8 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
         same = (f"same file as v{v}: v{out['version']} is the model file of v{v} again (model id "
                 f"{out['model_id']}), not a new model; activating v{v} would have done the same")
         out["warning"] = same + (f"; {out['warning']}" if out.get("warning") else "")
+    if said:      # a new product: the ones it is not
+        out["warning"] = "; ".join(said + ([out["warning"]] if out.get("warning") else []))
     return out
 
 

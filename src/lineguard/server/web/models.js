@@ -358,7 +358,18 @@ LG.start(async (main) => {
     if (!fd.get("note")) fd.delete("note");
     fd.set("activate", fields.activate.checked ? "true" : "false");
     try {
-      const out = await api("/api/v1/models", {method: "POST", body: fd});
+      let out;
+      try {
+        out = await api("/api/v1/models", {method: "POST", body: fd});
+      } catch (err) {
+        const e = err && err.body && err.body.error;
+        // a product whose name is a slip of one the station knows ("tiles" beside "tile"):
+        // refused as a likely typo; a new product of such a name is the engineer's to say
+        if (!(err.status === 409 && e && e.did_you_mean && e.product && !REFUSALS.includes(e.code))) throw err;
+        if (!sure(`${e.message}\n\nUpload it as the new product '${e.product}'?`)) return NOT_DONE;
+        fd.set("new_product", "true");
+        out = await api("/api/v1/models", {method: "POST", body: fd});
+      }
       if (out.warning) LG.say(out.warning, "info");
       return out;
     } catch (err) {
