@@ -2,6 +2,7 @@
 
     lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
                       [--station-db URL | --data DIR] [--csv results.csv]
+    lineguard rescore-compare rescore-v1.parquet rescore-v2.parquet [--list N] [--csv changed.csv]
 
 Ray is imported only when a verb runs, so the CLI works on an install without it.
 """
@@ -231,5 +232,75 @@ def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@click.command("rescore-compare")
+@click.argument("old_out", type=click.Path(path_type=Path))
+@click.argument("new_out", type=click.Path(path_type=Path))
+@click.option("--list", "list_n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Show up to N changed parts, most changed first (0: none).")
+@click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every changed part (both verdicts, scores, thresholds, errors) to this CSV file.")
+def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional[Path]) -> None:
+    """Compare two rescore --out folders of one archive (two model versions): images in both,
+    how verdicts move (OK->NG ...), the parts that changed, unreadable images.
+
+    Rows are joined by image path, then by SHA-256 where paths differ (an archive moved)."""
+    from ..line.scale import RayMissing, require_pyarrow
+    from ..line.scale.compare_runs import compare_runs, write_changed_csv
+    from ..vision.errors import LineguardError
+    try:
+        require_pyarrow()
+    except RayMissing as exc:
+        fail(str(exc))
+    if csv_out is not None and csv_out.suffix.lower() != ".csv":
+        fail(f"--csv {csv_out}: it writes CSV: name it .csv (a spreadsheet opens it)")
+    if csv_out is not None and csv_out.resolve().parent in (old_out.resolve(), new_out.resolve()):
+        fail(f"--csv {csv_out}: put it beside the results folders, not in one (they hold their Parquet parts only)")
+    try:
+        cmp = compare_runs(old_out, new_out)
+    except LineguardError as exc:
+        fail(str(exc))
+    say(f"old  {cmp.old.said()}")
+    say(f"new  {cmp.new.said()}")
+    say(f"in both: {cmp.both} images, joined by {cmp.joined_by}; only in old: {len(cmp.only_old)}, "
+        f"only in new: {len(cmp.only_new)}")
+    for label, only in (("only in old", cmp.only_old), ("only in new", cmp.only_new)):
+        if only:
+            note(label, ", ".join(only[:3]) + (f" and {len(only) - 3} more" if len(only) > 3 else ""))
+    states = cmp.states()
+    width = max(8, *(len(s) + 2 for s in states))
+    say("verdicts, old (rows) -> new (columns):")
+    say("  " + " " * width + "".join(f"{s:>{width}}" for s in states))
+    for s in states:
+        say(f"  {s:<{width}}" + "".join(f"{cmp.transitions.get((s, t), 0):>{width}}" for t in states))
+    n = len(cmp.changed)
+    moves = ", ".join(f"{a}->{b} {v}" for (a, b), v in cmp.moves())
+    say(f"changed: {n} of {cmp.both} ({100.0 * n / cmp.both:.1f}%)" + (f": {moves}" if moves else ""))
+    if n and list_n:
+        shown = cmp.changed[:list_n]
+        say(f"most changed{f' ({len(shown)} of {n}; --list N for more)' if len(shown) < n else ''}:")
+        for c in shown:
+            scores = " -> ".join("error" if v is None else f"{v:.4f}" for v in (c.old_score, c.new_score))
+            # each model's NG threshold beside: two models' scores are on their own scales
+            limits = " -> ".join("?" if v is None else f"{v:.4f}" for v in (c.old_threshold, c.new_threshold))
+            was = f"  (was {c.old_path})" if c.old_path != c.new_path else ""
+            say(f"  {c.old}->{c.new}  score {scores} (NG above {limits})  {c.new_path}{was}")
+    if cmp.errors:
+        old_n = sum(1 for _, e, _ in cmp.errors if e is not None)
+        new_n = sum(1 for _, _, e in cmp.errors if e is not None)
+        note("unreadable", f"{len(cmp.errors)} of the images in both unreadable in either run ({old_n} in old, "
+                           f"{new_n} in new; column error in their rows):")
+        for path, e_old, e_new in cmp.errors[:max(list_n, 3)]:
+            why = f"both: {e_old}" if e_old == e_new else \
+                "; ".join(f"{w}: {e}" for w, e in (("old", e_old), ("new", e_new)) if e)
+            note("unreadable", f"  {path}: {why}")
+    if csv_out is not None:
+        try:
+            rows = write_changed_csv(cmp, csv_out)
+        except OSError as exc:
+            fail(f"{csv_out}: cannot write the CSV ({exc.strerror or exc})", code=1)
+        say(f"wrote the {rows} changed parts to {csv_out}")
+
+
 def register(app: click.Group) -> None:
     app.add_command(rescore)
+    app.add_command(rescore_compare)
