@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError, TimeoutError as PoolTimeout
 from sqlalchemy.orm.attributes import flag_modified
 
 from ..vision.errors import ImageError, ImageTooLarge as _HeaderTooLarge
@@ -64,6 +64,10 @@ from .spc_data import naive_utc as _naive_utc   # the name the routers import
 from .test_parts import TestPartBook
 
 log = logging.getLogger("lineguard.station")
+
+# another process's parts (a hot-folder watcher on the same database) show in /health's
+# last_part_at this late at most: the plant view reads it every 10 s, an idle line is minutes
+NEWEST_PART_READ_S = 15.0
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
 # line and paragraph separators, the invisible spaces (zero width, word joiner, BOM) and the soft
@@ -277,6 +281,9 @@ class Station:
         self._locks_guard = threading.Lock()
         self._write_probe = threading.Lock()     # one /health write check at a time
         self._last_write = time.monotonic()      # a part's record or a write check last committed
+        # the newest part recorded (naive UTC), for /health: see newest_part
+        self.last_part_at: Optional[dt.datetime] = None
+        self._newest_read = -math.inf
         self._images_probed = -math.inf          # when check_storage last wrote its probe file
         self._decodes = threading.BoundedSemaphore(config.max_concurrent_decodes)
         self._pixels = PixelBudget(config.max_pixels_in_flight or config.max_image_pixels)
@@ -319,6 +326,29 @@ class Station:
         # the shift report follows this process's own runs (serve and a local watcher on one PC apart)
         self.alarms.name_run(subject)
         return audit.record_start(self.db, subject, self.config.audited_settings(), audit.cli_actor())
+
+    def newest_part(self) -> Optional[dt.datetime]:
+        """When the newest part was recorded (naive UTC; None: none yet), for /health: a line
+        that stopped feeding parts (idle, its camera or PLC silent) said "ok" with nothing to
+        tell it apart. This process's parts are kept as each is recorded; another process's
+        on the same database (a hot-folder watcher of its own) are read at most every
+        NEWEST_PART_READ_S (an indexed max), so a polled /health seldom asks the database."""
+        now = time.monotonic()
+        if now - self._newest_read >= NEWEST_PART_READ_S and "database" not in self.faults:
+            try:
+                with self.db.session() as s:
+                    newest = s.scalar(select(func.max(Inspection.created_at)))
+            except SQLAlchemyError:
+                newest = None     # the database's fault is /health's to say; this process's parts still shown
+            else:
+                self._newest_read = now
+            self._part_seen(newest)
+        return self.last_part_at
+
+    def _part_seen(self, at: Optional[dt.datetime]) -> None:
+        # two threads at once may keep the older of two parts a few ms apart: the next part mends it
+        if at is not None and (self.last_part_at is None or at > self.last_part_at):
+            self.last_part_at = at
 
     # -- the inspection path -------------------------------------------------------
     def inspect(self, image: Union[bytes, CameraFrame], part: Part, source: str = "api") -> Outcome:
@@ -590,6 +620,7 @@ class Station:
         self.faults.pop("images", None)
         self.faults.pop("database", None)
         self._last_write = time.monotonic()
+        self._part_seen(rec.created_at)
         if image_key is not None:
             self.disk.after_write()
         self._remember(part.part_id, digest, rec.id)

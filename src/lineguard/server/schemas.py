@@ -437,6 +437,10 @@ class HealthOut(BaseModel):
                     "folder, via, updated, silent, waiting, oldest_wait_s, behind, station_taking_parts, set_aside, "
                     "set_aside_files, only_set_aside, given_up (since it started), given_up_files (newest), "
                     "given_up_last; a file given up is also a 'watcher L/S given up' fault for 10 minutes")
+    last_part_at: Optional[str] = Field(
+        None, description="when the newest part was recorded (UTC; null: none yet), by this process or another on "
+                          "its database (a hot-folder watcher's, seen within 15 s); not a fault: a stop may be planned")
+    last_part_age_s: Optional[float] = Field(None, description="seconds since last_part_at, by this station's clock")
 
 
 class KeyCreated(BaseModel):

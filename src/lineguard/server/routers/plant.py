@@ -59,6 +59,9 @@ class PlantStation(BaseModel):
     version: Optional[str] = None
     last_answer_at: Optional[str] = None
     unreachable_since: Optional[str] = None
+    # when its newest part was recorded, and how long ago by its own clock (null: none, or not said)
+    last_part_at: Optional[str] = None
+    last_part_age_s: Optional[float] = None
 
 
 class PlantOut(BaseModel):
@@ -93,6 +96,25 @@ def _count(value: Any) -> int:
     return max(0, min(int(value), 10 ** 9))
 
 
+def _when(value: Any) -> Optional[str]:
+    """A time from a peer's answer: ISO 8601 (taken as UTC without an offset), given back in
+    UTC with its Z; else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return _iso((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc))
+    except (ValueError, OverflowError):     # not a time; a year-1 time with an offset leaves the calendar
+        return None
+
+
+def _age(value: Any) -> Optional[float]:
+    """Seconds from a peer's answer: a number 0 or more, else None (bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return round(min(float(value), 1e10), 1)
+
+
 def _taken(body: Any) -> dict[str, Any]:
     """The fields of a /health answer this view shows, each checked for its type; a
     NotAStation saying why where ``body`` is no station's /health."""
@@ -120,8 +142,10 @@ def _taken(body: Any) -> dict[str, Any]:
                   "oldest_waiting_min": round(float(wait), 1) if isinstance(wait, (int, float))
                   and not isinstance(wait, bool) and math.isfinite(wait) else None}
     version = body.get("version")
+    # its last part's age as it counted it: a peer PC's clock set wrong does not move it
     return {"status": status, "faults": shown, "alarms": alarms,
-            "version": _cut(version, 40) if isinstance(version, str) else None}
+            "version": _cut(version, 40) if isinstance(version, str) else None,
+            "last_part_at": _when(body.get("last_part_at")), "last_part_age_s": _age(body.get("last_part_age_s"))}
 
 
 def _reasons(row: dict[str, Any]) -> tuple[str, list[str]]:
@@ -185,7 +209,7 @@ async def _ask(client: Any, url: str) -> dict[str, Any]:
 async def _peer_row(client: Any, seen: dict, name: str, url: str) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "url": url, "page": url + "/app/", "this_station": False,
                            "reachable": False, "status": "unreachable", "problem": None, "faults": {},
-                           "alarms": None, "version": None}
+                           "alarms": None, "version": None, "last_part_at": None, "last_part_age_s": None}
     try:
         row.update(await asyncio.wait_for(_ask(client, url), PEER_WAIT_S + 0.5))
         row["reachable"] = True
@@ -213,7 +237,8 @@ async def _own_row(request: Request, station: Station) -> dict[str, Any]:
     from .system import health
     row: dict[str, Any] = {"name": "this station", "url": None, "page": "/app/", "this_station": True,
                            "reachable": True, "status": "unknown", "problem": None, "faults": {},
-                           "alarms": None, "version": None, "unreachable_since": None}
+                           "alarms": None, "version": None, "unreachable_since": None, "last_part_at": None,
+                           "last_part_age_s": None}
     try:
         answer = await run_in_threadpool(health, station)
         row.update(_taken(json.loads(answer.body)))
@@ -228,8 +253,10 @@ async def _own_row(request: Request, station: Station) -> dict[str, Any]:
             description="This station first, then each peer given with serve --peer NAME=URL (LINEGUARD_PEERS) "
                         f"as its /health says (asked now, at most {PEER_WAIT_S:g} s each): `level` ok, warn "
                         "(degraded, or alarms waiting) or down (not answering, not a station, or a fault), "
-                        "`reasons` in words, and when it last answered and since when it has not (since this "
-                        "station started). A peer's answer is read up to 256 KiB.")
+                        "`reasons` in words, when it last answered and since when it has not (since this "
+                        "station started), and when its newest part was recorded (`last_part_at`; "
+                        "`last_part_age_s` by its own clock; no level of its own: a stop may be planned). "
+                        "A peer's answer is read up to 256 KiB.")
 async def plant(request: Request, station: Station = Depends(get_station), _r: Any = Depends(reader),
                 _known: None = Depends(known_query_only)) -> dict[str, Any]:
     import httpx

@@ -119,6 +119,12 @@ def health(station: Station = Depends(get_station)) -> Any:
             # each running watcher's backlog, set-aside and given-up files (a given-up file is a
             # fault only for a while; its count stays here for as long as the watcher runs)
             "watchers": summaries(watchers)}
+    # when the newest part was recorded: a line that stopped feeding parts (idle, its camera or
+    # PLC silent) was "ok" here like one at work. Not a fault: a planned stop looks the same.
+    # Kept in memory (Station.newest_part), so a polled /health seldom asks the database
+    last = station.newest_part()
+    body["last_part_at"] = iso_utc(last)
+    body["last_part_age_s"] = None if last is None else round(max(0.0, (utcnow() - last).total_seconds()), 1)
     links = getattr(station, "plc", None) or []
     if links:
         # each link (Modbus and OPC UA side by side) under its protocol

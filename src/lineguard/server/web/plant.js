@@ -16,6 +16,21 @@ LG.start(async (main) => {
       + "or alarms waiting). Each name opens that station's own pages."),
     howTo, table);
 
+  // how long ago the station recorded its newest part, by its own clock (a peer PC's clock set
+  // wrong does not move it): no colour of its own, as a line stopped may be a planned stop
+  function lastPart(s) {
+    const age = s.last_part_age_s;
+    if (age == null) {
+      // a peer of an older version does not say it: its "none" is not known to be none
+      return s.this_station ? h("span", {class: "muted"}, "no part yet")
+        : h("span", {class: "muted", title: s.problem ? null : "no part yet, or its /health does not say"}, "–");
+    }
+    const min = Math.floor(age / 60);
+    const ago = min < 1 ? "under a minute ago" : min < 120 ? min + " min ago"
+      : min < 2880 ? Math.floor(min / 60) + " h ago" : Math.floor(min / 1440) + " days ago";
+    return h("span", {class: "last-part", title: s.last_part_at ? when(s.last_part_at) : null}, "last part " + ago);
+  }
+
   function row(s) {
     const [cls, word] = LEVEL[s.level] || LEVEL.down;
     // a peer's page is on its own address: the link leaves this station (its own sign-in there)
@@ -30,6 +45,7 @@ LG.start(async (main) => {
         ? s.reasons.map((r) => h("div", {class: s.level === "ok" ? null : cls}, plantTimes(r)))
         : h("span", {class: "muted"}, "nothing to say")),
       h("td", {}, s.alarms ? String(s.alarms.active) : "–"),
+      h("td", {}, lastPart(s)),
       h("td", {}, since));
   }
 
@@ -39,7 +55,7 @@ LG.start(async (main) => {
     clear(howTo).append(h("h2", {}, "No other stations given"),
       h("p", {}, "This list shows this station alone. " + d.how_to_add));
     clear(table).appendChild(h("table", {class: "wrap-names"},
-      h("thead", {}, h("tr", {}, ["station", "state", "why", "alarms waiting", "last answer"]
+      h("thead", {}, h("tr", {}, ["station", "state", "why", "alarms waiting", "last part", "last answer"]
         .map((t) => h("th", {}, t)))),
       h("tbody", {}, d.stations.map(row))));
   }
