@@ -122,3 +122,15 @@ def test_close_names_folds_case_separators_and_a_plural():
     from lineguard.line.close_names import typos_of
     assert typos_of("tiel", names) == typos_of("tilee", names) == typos_of("Tiles", names) == ["tile"]
     assert typos_of("cell-b", names) == typos_of("tilf", names) == typos_of("tile", names) == []
+
+
+def test_siblings_by_a_digit_or_a_letter_added_are_no_typos():
+    """A typo is a key pressed twice or two neighbours swapped; a letter added beside others
+    or a digit names a sibling ("tile2", "bcell", "line12"/"line21"). The first rule (any
+    letter added or dropped) refused the suite's own "tile2" beside "tile" and "bcell"
+    beside "cell" as typos."""
+    from lineguard.line.close_names import keying_slip, typos_of
+    assert typos_of("tile2", ["tile"]) == typos_of("bcell", ["cell"]) == typos_of("cellr", ["cell"]) == []
+    assert typos_of("cel", ["cell"]) == ["cell"] and typos_of("ttile", ["tile"]) == ["tile"]
+    assert not keying_slip("line12", "line21") and not keying_slip("line1", "line")
+    assert keying_slip("hd_aa", "hd_a") and keying_slip("h_da", "hd_a") and not keying_slip("hd_", "hd_a")

@@ -39,24 +39,34 @@ def close_names(typed: str, names: Sequence[str], n: int = 3, cutoff: float = 0.
 
 def typos_of(typed: str, names: Sequence[str]) -> list[str]:
     """Of ``names``, those ``typed`` is a slip of: the same once folded (case, separators,
-    a plural "s": "Tile", "tiles" for "tile"), or one keying slip apart once folded: a
-    letter doubled, dropped or added, or two neighbours swapped ("tiel"). A letter put in
-    another's place is not one: that is how sibling products are named (cell-a, cell-b;
-    p2, p3), and each new one would be refused as the last one's typo. Narrower than
+    a plural "s": "Tile", "tiles" for "tile"), or one keying slip apart once folded
+    (:func:`keying_slip`: a letter typed twice, two neighbours swapped: "tilee", "tiel").
+    Siblings' names are not (cell-a, cell-b; tile2; bcell). Narrower than
     :func:`close_names` (which only suggests): what it finds is refused until said new."""
     want = folded(typed)
     return [nm for nm in names if nm != typed and (want == folded(nm) or keying_slip(want, folded(nm)))]
 
 
 def keying_slip(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` are one keying slip apart: a letter doubled, dropped or
-    added, or two neighbours swapped (a letter put in another's place is not one). The
-    one rule for product names (:func:`typos_of`) and schema names (line.db.typo_of)."""
+    """Whether ``a`` and ``b`` are one keying slip apart: a letter typed twice ("tilee",
+    "hd_aa"; or once where it is twice: "cel" for "cell") or two neighbours swapped ("tiel").
+    Not a letter put in another's place, nor a character added or dropped beside others,
+    nor any slip of a digit: that is how siblings are named (cell-a, cell-b; tile, tile2;
+    cell, bcell; line12, line21), and each new one would be refused as the last one's typo
+    (the suite's own "tile2" and "bcell" beside "tile" and "cell" were). The one rule for
+    product names (:func:`typos_of`) and schema names (line.db.typo_of)."""
     if len(a) == len(b):
         diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                and a[diff[1]] == b[diff[0]] and not (a[diff[0]].isdigit() or a[diff[1]].isdigit()))
     short, long_ = sorted((a, b), key=len)
-    return len(long_) - len(short) == 1 and any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    if len(long_) - len(short) != 1:
+        return False
+    for i, c in enumerate(long_):
+        if long_[:i] + long_[i + 1:] == short and not c.isdigit():
+            # the extra letter sits beside its twin: a key held or pressed twice
+            return (i > 0 and long_[i - 1] == c) or (i + 1 < len(long_) and long_[i + 1] == c)
+    return False
 
 
 def listed(names: Sequence[str], most: int = 20) -> str:

@@ -179,10 +179,9 @@ def schemas_shown(names: list[str], most: int = 8) -> str:
 
 
 def typo_of(name: str, others: list[str]) -> Optional[str]:
-    """The one of ``others`` that ``name`` is a keying slip of: a letter doubled, dropped
-    or added, or two letters swapped (hd_aa, hd_ or h_da for hd_a); None if none is. A
-    letter put in another's place is not counted: that is how sibling stations are named
-    (hd_a, hd_b; line1, line2), and each new one would be refused as the last's typo."""
+    """The one of ``others`` that ``name`` is a keying slip of (close_names.keying_slip: a
+    letter typed twice or two neighbours swapped: hd_aa or h_da for hd_a); None if none is.
+    A sibling's name is not one (hd_b, line2, line12 beside hd_a, line1, line21)."""
     from .close_names import keying_slip      # the product names' rule, on names as typed
     return next((o for o in others if o != name and keying_slip(name, o)), None)
 
