@@ -24,20 +24,25 @@ def station(tmp_path_factory):
     script = folder / "start.py"
     script.write_text(START.format(tests=str(TESTS), server=str(TESTS / "server")))
     srv = start_fake_station(folder / "data", extra=["--audit-sample-rate", "1.0"], python_args=[str(script)])
-    data = json.dumps(PADIM_QUALITY).encode()
-    with api(srv, "engineer") as c:
-        r = c.post("/api/v1/models", files={"file": ("pq.lgm", data)}, data={"product": "bcell", "activate": "true"})
-        assert r.status_code == 201, r.text
-        for k in range(12):           # the audit sample's parts, judged OK: what a retrain learns
-            assert post_part(c, png_bytes(20, seed=5000 + k), f"b-{k}", product="bcell").json()["verdict"] == "OK"
-    # the version's file corrupt on disk, found when the station starts again
-    stored = list((folder / "data").rglob(hashlib.sha256(data).hexdigest() + "*"))
-    assert len(stored) == 1, stored
-    srv.stop()
-    stored[0].write_bytes(b"\x00\x01 half a model")
-    srv.start()
-    yield srv
-    srv.stop()
+    # stopped however the set-up ends: a set-up refused half-way (an upload's 409) left its
+    # station running after the test run, as no teardown runs for a fixture that failed
+    try:
+        data = json.dumps(PADIM_QUALITY).encode()
+        with api(srv, "engineer") as c:
+            r = c.post("/api/v1/models", files={"file": ("pq.lgm", data)},
+                       data={"product": "bcell", "activate": "true"})
+            assert r.status_code == 201, r.text
+            for k in range(12):           # the audit sample's parts, judged OK: what a retrain learns
+                assert post_part(c, png_bytes(20, seed=5000 + k), f"b-{k}", product="bcell").json()["verdict"] == "OK"
+        # the version's file corrupt on disk, found when the station starts again
+        stored = list((folder / "data").rglob(hashlib.sha256(data).hexdigest() + "*"))
+        assert len(stored) == 1, stored
+        srv.stop()
+        stored[0].write_bytes(b"\x00\x01 half a model")
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
 
 
 def test_retrain_from_the_page_away_from_an_unreadable_active_version(pages, station):
