@@ -36,6 +36,18 @@ def _at(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _age_agrees(row: dict, asked_from: dt.datetime, asked_until: dt.datetime) -> None:
+    """``row``'s last_part_age_s is the time from its last_part_at to the moment it was
+    answered, between ``asked_from`` and ``asked_until`` (0.1 s: its rounding)."""
+    at = _at(row["last_part_at"])
+    lo, hi = (asked_from - at).total_seconds() - 0.1, (asked_until - at).total_seconds() + 0.1
+    assert lo <= row["last_part_age_s"] <= hi, (row, lo, hi)
+
+
 def test_health_gives_no_last_part_before_the_first_then_the_newest_and_its_age(tmp_path, monkeypatch):
     st, key = _station(tmp_path)
     try:
@@ -62,9 +74,10 @@ def test_health_gives_no_last_part_before_the_first_then_the_newest_and_its_age(
             monkeypatch.setattr(station_mod, "NEWEST_PART_READ_S", 1e9)
             assert c.get("/health").json()["last_part_at"] == made           # kept in memory, not re-read
             monkeypatch.setattr(station_mod, "NEWEST_PART_READ_S", 0.0)
+            t0 = _now()
             h = c.get("/health").json()
             assert h["last_part_at"] == iso_utc(theirs.created_at) != made, (h["last_part_at"], made)
-            assert h["last_part_age_s"] >= 0
+            _age_agrees(h, t0, _now())
     finally:
         st.close()
 
@@ -127,11 +140,14 @@ def test_the_plant_view_carries_each_stations_last_part(tmp_path, tmp_path_facto
         st, key = _station(tmp_path, peers)
         try:
             with TestClient(create_app(station=st)) as c:
+                t0 = _now()
                 rows = {r["name"]: r for r in c.get("/api/v1/plant", headers={"X-API-Key": key}).json()["stations"]}
+                t1 = _now()
                 me = rows["this station"]
                 assert (me["last_part_at"], me["last_part_age_s"]) == (None, None), me
                 la = rows["lineA"]
-                assert la["last_part_at"] == said["last_part_at"] and la["last_part_age_s"] >= 0, la
+                assert la["last_part_at"] == said["last_part_at"], la
+                _age_agrees(la, t0, t1)          # the peer's own age, from its /health asked meanwhile
                 assert (la["level"], la["reasons"]) == ("ok", []), la        # a part's age is no reason
                 for name in ("older", "wrong", "nonsense"):
                     row = rows[name]
@@ -142,9 +158,10 @@ def test_the_plant_view_carries_each_stations_last_part(tmp_path, tmp_path_facto
                 c.headers["X-API-Key"] = key
                 made = post_part(c, png_bytes(40, seed=4), "LP-own")
                 assert made.status_code == 201, made.text
+                t0 = _now()
                 rows = {r["name"]: r for r in c.get("/api/v1/plant", headers={"X-API-Key": key}).json()["stations"]}
                 assert rows["this station"]["last_part_at"] == made.json()["created_at"]
-                assert rows["this station"]["last_part_age_s"] >= 0
+                _age_agrees(rows["this station"], t0, _now())
                 schema = c.get("/openapi.json").json()["components"]["schemas"]["PlantStation"]["properties"]
                 assert {"last_part_at", "last_part_age_s"} <= set(schema)
         finally:
