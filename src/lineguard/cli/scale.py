@@ -82,6 +82,19 @@ def _eta(left: int, rate: float) -> str:
     return f"about {int(s // 3600)} h {round(s % 3600 / 60):02d} min left"
 
 
+def _check_csv(csv_out: Optional[Path], *folders: Path) -> None:
+    """--csv refused (exit 2) before any work: a name that is not .csv, or a file inside a
+    results folder (each holds its Parquet parts only, so that it reads as one table)."""
+    if csv_out is None:
+        return
+    if csv_out.suffix.lower() != ".csv":
+        fail(f"--csv {csv_out}: it writes CSV: name it .csv (a spreadsheet opens it)")
+    if csv_out.resolve().parent in {f.resolve() for f in folders}:
+        fail(f"--csv {csv_out}: put it beside {folders[0]}, not in it (the results folder holds its Parquet parts "
+             "only)" if len(folders) == 1 else
+             f"--csv {csv_out}: put it beside the results folders, not in one (they hold their Parquet parts only)")
+
+
 @click.command()
 @click.option("--model", "model", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file: a trained .lgm (needs torch on the workers) or an exported .onnx.")
@@ -131,10 +144,7 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
     if station_db is not None and data is not None:
         fail("give --station-db URL or --data DIR (a station folder's SQLite database), not both")
-    if csv_out is not None and csv_out.suffix.lower() != ".csv":
-        fail(f"--csv {csv_out}: it writes CSV: name it .csv (a spreadsheet opens it)")
-    if csv_out is not None and csv_out.resolve().parent == out.resolve():
-        fail(f"--csv {csv_out}: put it beside {out}, not in it (the results folder holds its Parquet parts only)")
+    _check_csv(csv_out, out)
     if data is not None and not (data / "lineguard.db").is_file():
         fail(f"--data {data}: no station database there (lineguard.db); give the folder `lineguard serve --data` "
              "uses, or --station-db URL")
@@ -251,10 +261,7 @@ def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional
         require_pyarrow()
     except RayMissing as exc:
         fail(str(exc))
-    if csv_out is not None and csv_out.suffix.lower() != ".csv":
-        fail(f"--csv {csv_out}: it writes CSV: name it .csv (a spreadsheet opens it)")
-    if csv_out is not None and csv_out.resolve().parent in (old_out.resolve(), new_out.resolve()):
-        fail(f"--csv {csv_out}: put it beside the results folders, not in one (they hold their Parquet parts only)")
+    _check_csv(csv_out, old_out, new_out)
     try:
         cmp = compare_runs(old_out, new_out)
     except LineguardError as exc:

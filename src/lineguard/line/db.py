@@ -159,6 +159,16 @@ def knock(url: str, timeout_s: float = 10.0) -> Optional[BaseException]:
         engine.dispose()
 
 
+def discard_database_file(path: Path) -> None:
+    """A SQLite file that is not to be kept (a half-made copy) removed with its journal
+    files, as far as the disk lets it: what cannot be removed is left, never raised."""
+    for left in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        try:
+            left.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def station_schemas(engine: Engine) -> list[str]:
     """The schemas of a PostgreSQL database that hold a station (its inspections and the
     revision Alembic keeps), in name order; read only, whatever the engine's search_path.
@@ -475,11 +485,7 @@ class Database:
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
         except (OSError, sqlite3.Error) as exc:
-            for left in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-wal", "-shm", "-journal"))):
-                try:
-                    left.unlink(missing_ok=True)
-                except OSError:
-                    pass
+            discard_database_file(tmp)
             raise StationError(
                 f"the database {path} is at schema {found} and this lineguard would upgrade it to "
                 f"{schema_revisions()[0]}, but it could not be copied to {final.name} first ({exc}); nothing was "

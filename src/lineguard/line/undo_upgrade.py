@@ -26,15 +26,16 @@ from pathlib import Path
 from typing import Optional
 
 from ..vision.atomic import fsync_dir, hold_lock
-from .db import BEFORE, schema_revisions, sqlite_revision
+from .db import BEFORE, discard_database_file, schema_revisions, sqlite_revision
+from .handover import BEAT
 
 # how long the lock on the station's database is waited for: a station running holds its
 # database open (its pool's connections) and so holds SQLite's lock off for good, while a
 # command reading it for a moment (`lineguard parts`) lets go within this
 LOCK_WAIT_S = 2.0
 _PARTS = ("", "-wal", "-shm")           # the database and its write-ahead log, moved together
-# a station's run is alive while its last sign of life is this recent (line.handover.BEAT, twice)
-_ALIVE = dt.timedelta(seconds=30)
+# a station's run is alive while its last sign of life is this recent: two of its beats
+_ALIVE = 2 * BEAT
 
 
 class UndoRefused(Exception):
@@ -64,14 +65,6 @@ def find_copy(db_file: Path) -> Optional[Path]:
     return sorted(copies)[-1] if copies else None
 
 
-def _discard(path: Path) -> None:
-    for left in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
-        try:
-            left.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def _checked_copy(copy: Path, revision: str, tmp: Path) -> int:
     """Copy ``copy`` to ``tmp`` and check what was written there (the bytes that go in
     place): a whole SQLite database at ``revision``. The largest part id it holds (0: none),
@@ -82,7 +75,7 @@ def _checked_copy(copy: Path, revision: str, tmp: Path) -> int:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
     except OSError:
-        _discard(tmp)       # a full disk: no half copy left behind
+        discard_database_file(tmp)       # a full disk: no half copy left behind
         raise
     try:
         db = sqlite3.connect(tmp)
@@ -96,12 +89,12 @@ def _checked_copy(copy: Path, revision: str, tmp: Path) -> int:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        _discard(tmp)
+        discard_database_file(tmp)
         raise UndoRefused(f"the copy {copy} cannot be read as a database ({exc}): it is damaged; nothing was "
                           "moved. Go back with a `lineguard backup` taken before the upgrade (lineguard restore), "
                           "or run the newer lineguard on the upgraded database") from exc
     if verdict != "ok" or found != revision or largest is None:
-        _discard(tmp)
+        discard_database_file(tmp)
         why = (f"its integrity check says: {verdict}" if verdict != "ok"
                else f"it holds schema {found or '(none)'}, not {revision} as its name says" if found != revision
                else "it holds no station's records (no inspections table)")
@@ -226,13 +219,13 @@ def undo_upgrade(db_file: Path) -> UndoReport:
         try:
             found = sqlite_revision(con)
             if found == revision:
-                _discard(tmp)
+                discard_database_file(tmp)
                 return UndoReport(copy, revision, db_file.parent, upgraded_revision=found, nothing_to_do=True)
             process = _alive_run(con)
             if process is not None:
                 raise UndoRefused(f"{process} gave a sign of life in the last {_ALIVE.seconds} s on {db_file}: "
-                                  "stop it (a station stopped by a crash: wait 30 s), then run this again; "
-                                  "nothing was moved")
+                                  f"stop it (a station stopped by a crash: wait {_ALIVE.seconds} s), then run this "
+                                  "again; nothing was moved")
             try:
                 since = con.execute("SELECT count(*) FROM inspections WHERE id > ?", (largest,)).fetchone()[0]
             except sqlite3.OperationalError:
@@ -271,7 +264,7 @@ def undo_upgrade(db_file: Path) -> UndoReport:
         fsync_dir(db_file.parent)
         return UndoReport(copy, revision, aside, moved, found, int(since))
     except BaseException:
-        _discard(tmp)       # the checked copy not put in place: nothing of it left behind
+        discard_database_file(tmp)       # the checked copy not put in place: nothing of it left behind
         raise
     finally:
         os.close(upgrade_lock)

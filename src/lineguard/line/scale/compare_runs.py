@@ -27,6 +27,7 @@ from typing import Any, Optional, Union
 
 from ...vision.errors import DatasetError
 from . import require_pyarrow
+from .rescore import result_parts
 
 # the columns a results folder must have to be compared; the others are read where present
 NEEDED = ("path", "sha256", "score", "verdict", "model_id", "error")
@@ -128,7 +129,7 @@ def read_side(side: Side, name: Optional[str] = None) -> tuple[Any, str]:
         if not folder.is_dir():
             raise DatasetError(f"{folder} is a file, not a rescore results folder of Parquet parts ({what}; "
                                f"a --csv export cannot be compared)")
-        parts = sorted(folder.glob("part-*.parquet"))
+        parts = result_parts(folder)
         if not parts:
             raise DatasetError(f"{folder} is not a rescore results folder: it holds no part-*.parquet ({what})")
         tables = []

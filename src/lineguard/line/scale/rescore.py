@@ -386,6 +386,12 @@ def _ours(name: str) -> bool:
     return name.startswith((".", "_")) or (name.startswith("part-") and name.endswith(".parquet"))
 
 
+def result_parts(folder: Path) -> list[Path]:
+    """The complete Parquet parts of a results folder, in the order written (none: not a
+    folder); what every reader of a ``--out`` folder reads (resume, --csv, rescore-compare)."""
+    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+
 class ResultsFolder:
     """``results.parquet/``: complete part files only, each written under a temporary
     name and renamed into place; what resume reads to know which images are done."""
@@ -458,7 +464,7 @@ class ResultsFolder:
                 tmp.unlink(missing_ok=True)
 
     def parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
+        return result_parts(self.path)
 
     def upgrade_parts(self) -> int:
         """Give parts written before a column was added (photo_issues) that column, null,

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ...line.config import peer_list
+from ...line.orm import iso_utc
 from ...line.station import Station
 from ..deps import get_station, known_query_only, reader
 from ..schemas import errors
@@ -80,10 +81,6 @@ class NotAStation(ValueError):
     """A peer answered, but not as a station's /health (a wrong URL: a file server, a camera)."""
 
 
-def _iso(t: Optional[dt.datetime]) -> Optional[str]:
-    return None if t is None else t.isoformat().replace("+00:00", "Z")
-
-
 def _cut(value: Any, limit: int = TEXT_MAX) -> str:
     text = "".join(c if c.isprintable() else " " for c in str(value))
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -103,7 +100,7 @@ def _when(value: Any) -> Optional[str]:
         return None
     try:
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return _iso((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc))
+        return iso_utc((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc))
     except (ValueError, OverflowError):     # not a time; a year-1 time with an offset leaves the calendar
         return None
 
@@ -226,7 +223,7 @@ async def _peer_row(client: Any, seen: dict, name: str, url: str) -> dict[str, A
         mark["last_answer"], mark["down_since"] = now, None
     elif mark["down_since"] is None:
         mark["down_since"] = now
-    row["last_answer_at"], row["unreachable_since"] = _iso(mark["last_answer"]), _iso(mark["down_since"])
+    row["last_answer_at"], row["unreachable_since"] = iso_utc(mark["last_answer"]), iso_utc(mark["down_since"])
     if row["problem"] is not None:
         row["problem"] += (f"; last answered {row['last_answer_at']}" if mark["last_answer"] is not None
                            else "; not answered since this station started looking")
@@ -244,7 +241,7 @@ async def _own_row(request: Request, station: Station) -> dict[str, Any]:
         row.update(_taken(json.loads(answer.body)))
     except Exception as exc:  # noqa: BLE001 - its own /health failing is said in its row, the peers still shown
         row["problem"] = f"its own /health failed ({type(exc).__name__}): see the station's log"
-    row["last_answer_at"] = _iso(dt.datetime.now(dt.timezone.utc))
+    row["last_answer_at"] = iso_utc(dt.datetime.now(dt.timezone.utc))
     return row
 
 
@@ -270,5 +267,5 @@ async def plant(request: Request, station: Station = Depends(get_station), _r: A
                                     *(_peer_row(client, seen, name, url) for name, url in peers))
     for row in rows:
         row["level"], row["reasons"] = _reasons(row)
-    return {"checked_at": _iso(dt.datetime.now(dt.timezone.utc)), "peers_configured": len(peers),
+    return {"checked_at": iso_utc(dt.datetime.now(dt.timezone.utc)), "peers_configured": len(peers),
             "how_to_add": HOW_TO_ADD, "stations": rows}
