@@ -2,7 +2,7 @@
 
     lineguard rescore --model cell.onnx --images archive/2026/ --out results.parquet [--ray local|ADDRESS]
                       [--station-db URL | --data DIR] [--csv results.csv]
-    lineguard rescore-compare rescore-v1.parquet rescore-v2.parquet [--list N] [--csv changed.csv]
+    lineguard rescore-compare rescore-v1.parquet rescore-v2.parquet [--list N] [--csv changed.csv] [--fail-if-changed]
 
 Ray is imported only when a verb runs, so the CLI works on an install without it.
 """
@@ -109,7 +109,8 @@ def _check_csv(csv_out: Optional[Path], *folders: Path) -> None:
               help="Run on Ray: 'local' (a private cluster on this machine, even beside a `ray start` head), "
                    "'auto' (RAY_ADDRESS, else this machine's `ray start` head), or an address (HOST:6379, "
                    "ray://head:10001). Omitted: one process, no Ray.")
-@click.option("--concurrency", type=int, default=2, show_default=True, help="Ray actors (one model each, 1 CPU each).")
+@click.option("--concurrency", type=int, default=2, show_default=True,
+              help="Ray actors (one model each, 1 CPU each); with --ray only.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model call.")
 @click.option("--chunk-rows", type=int, default=1000, show_default=True,
               help="Rows per Parquet part: the most a killed run loses and redoes.")
@@ -142,6 +143,11 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"{model}: model file not found")
     if min(concurrency, batch_size, chunk_rows) < 1:
         fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
+    if ray_address is None and _given("concurrency"):
+        # one process scores with one model: --concurrency 8 ran one at a time, said nothing,
+        # and the summary's rate read as eight actors' (--threads is that path's knob)
+        fail(f"--concurrency {concurrency} sets the Ray actors: add --ray local (or a cluster's address), or drop "
+             "--concurrency to score in one process (--threads sets its runtime threads)")
     if station_db is not None and data is not None:
         fail("give --station-db URL or --data DIR (a station folder's SQLite database), not both")
     _check_csv(csv_out, out)
@@ -203,6 +209,9 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     if summary.left_out:
         note("left out", f"{len(summary.left_out)} files not scored: " + "; ".join(summary.left_out[:3])
              + (" ..." if len(summary.left_out) > 3 else ""))
+    if summary.hidden:
+        from ..line.scale.rescore import hidden_said
+        note("hidden", hidden_said(summary.hidden, images))
     if summary.not_read:
         from ..line.scale.rescore import not_read_said
         n = len(summary.not_read)
@@ -238,6 +247,12 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
 
 
+def _given(param: str) -> bool:
+    """Whether the command line (or an environment variable) set ``param``, not its default."""
+    from click.core import ParameterSource
+    return click.get_current_context().get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -249,11 +264,17 @@ def _interrupted(signum: int, frame: object) -> None:
               help="Show up to N changed parts, most changed first (0: none).")
 @click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every changed part (both verdicts, scores, thresholds, errors) to this CSV file.")
-def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional[Path]) -> None:
+@click.option("--fail-if-changed", is_flag=True,
+              help="Exit 1 when any part's verdict changed (or it became readable or unreadable), after the "
+                   "report and the --csv: a script or CI job gating a model version. Exit 0: none changed; "
+                   "2: the folders could not be compared.")
+def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional[Path],
+                    fail_if_changed: bool = False) -> None:
     """Compare two rescore --out folders of one archive (two model versions): images in both,
     how verdicts move (OK->NG ...), the parts that changed, unreadable images.
 
-    Rows are joined by image path, then by SHA-256 where paths differ (an archive moved)."""
+    Rows are joined by image path, then by SHA-256 where paths differ (an archive moved).
+    With --fail-if-changed it exits 1 when any part's verdict changed (0 when none did)."""
     from ..line.scale import RayMissing, require_pyarrow
     from ..line.scale.compare_runs import compare_runs, write_changed_csv
     from ..vision.errors import LineguardError
@@ -306,6 +327,11 @@ def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional
         except OSError as exc:
             fail(f"{csv_out}: cannot write the CSV ({exc.strerror or exc})", code=1)
         say(f"wrote the {rows} changed parts to {csv_out}")
+    if fail_if_changed and n:
+        # a finding, not an error: exit 1 as diff(1) does, 2 stays "could not compare"
+        note("changed", f"{n} of {cmp.both} parts' verdicts differ between {old_out} and {new_out}: "
+                        "exit 1 (--fail-if-changed)")
+        raise SystemExit(1)
 
 
 def register(app: click.Group) -> None:

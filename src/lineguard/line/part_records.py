@@ -19,6 +19,8 @@ from typing import Any, BinaryIO, Iterable, Iterator, Optional
 from ..vision.result import DefectRegion
 from . import xlsx
 from .orm import Inspection
+from .spreadsheet_cells import FORMULA_START as _FORMULA_START
+from .spreadsheet_cells import spreadsheet_safe  # noqa: F401  (the station's exports import it from here)
 
 COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
            "score", "ng_threshold", "review_threshold", "regions", "largest_region_px", "largest_region_box",
@@ -39,23 +41,12 @@ RECORD_COLUMNS = tuple(getattr(Inspection, f) for f in RECORD_FIELDS)
 _OUTCOMES = {("NG", "good"): "false reject", ("NG", "defect"): "confirmed defect",
              ("OK", "defect"): "escape", ("OK", "good"): "confirmed good",
              ("REVIEW", "good"): "good at review", ("REVIEW", "defect"): "defect at review"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Excel reads a file without it as the local code page: a reviewer named Müller would be garbled
 BOM = "\ufeff"
 
 
 def review_outcome(verdict: str, label: Optional[str]) -> Optional[str]:
     return _OUTCOMES.get((verdict, label)) if label else None
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A cell as written: text a spreadsheet would run as a formula gets a leading
-    apostrophe; numbers stay numbers, None an empty cell."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _csv_cell(value: Any) -> Any:

@@ -241,12 +241,15 @@ def write_changed_csv(cmp: Comparison, csv_path: Union[str, os.PathLike]) -> int
     import csv
     import io
     from ...vision.atomic import atomic_write_bytes
+    from ..spreadsheet_cells import spreadsheet_safe
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
     for c in cmp.changed:
-        w.writerow([c.new_path, c.old_path, c.sha256 or "", c.joined_by, c.old, c.new,
-                    *("" if v is None else v for v in (c.old_score, c.new_score, c.old_threshold, c.new_threshold,
-                                                       c.old_error, c.new_error))])
+        # each cell as the station's exports write it: text a spreadsheet would run as a formula
+        # (a photo named "=HYPERLINK(...).png") starts with an apostrophe; numbers stay numbers
+        w.writerow([spreadsheet_safe(v) for v in (c.new_path, c.old_path, c.sha256, c.joined_by, c.old, c.new,
+                                                  c.old_score, c.new_score, c.old_threshold, c.new_threshold,
+                                                  c.old_error, c.new_error)])
     atomic_write_bytes(Path(csv_path), buf.getvalue().encode("utf-8"))
     return len(cmp.changed)

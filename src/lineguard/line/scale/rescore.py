@@ -51,7 +51,10 @@ from . import check_reachable, connect, require_pyarrow
 if TYPE_CHECKING:
     from .rescore_db import StationRecorder
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# What the station judges (line.station takes PNG, JPEG, BMP, TIFF, WebP and GIF; the folder
+# source watches the same): a GIF archived from the line was never rescored, so its verdict
+# under a new model was not known. Training's list (vision.imageio) leaves GIF out on purpose.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 # Rows per Parquet part: what a killed run can lose at most, and the unit of resume.
 DEFAULT_CHUNK_ROWS = 1000
 # Progress(stage, done, total), as the CLI's progress line takes it: "resume" (skipped,
@@ -78,7 +81,6 @@ class ArchiveImage:
 # Why a file of the archive is not scored, a phrase for one and for several: train's
 # wording (vision.dataset.NOT_READ_WHY) where it fits rescore too
 _NOT_SCORED_WHY = {
-    "gif": ("GIF, which rescore does not score: save it as PNG", "GIF, which rescore does not score: save them as PNG"),
     "hidden": ("a hidden name (it starts with '.'): rename it without the dot to score it",
                "hidden names (they start with '.'): rename them without the dot to score them"),
 }
@@ -99,7 +101,34 @@ def not_read_kind(name: str) -> Optional[str]:
         return "heic"
     if suffix in _RAW:
         return "raw"
-    return "gif" if suffix == ".gif" else "other"
+    return "other"
+
+
+def hidden_folder(rel_parts: Iterable[str]) -> Optional[str]:
+    """The first hidden folder (a name starting with '.') among ``rel_parts``, the folders
+    between the archive's root and a file, or None. A file browser's .thumbnails, a desktop's
+    .Trash-1000, a NAS's .@__thumb hold copies and previews, not parts: they were scored as
+    parts, each a second (shrunken) row of a part or a deleted photo back in the counts."""
+    return next((part for part in rel_parts if part.startswith(".") and part not in (".", "..")), None)
+
+
+def hidden_said(hidden: list[str], root: Union[str, os.PathLike, None] = None, few: int = 3) -> str:
+    """One line for the files of ``hidden`` (list_archive's): how many, in which hidden
+    folders (below ``root`` where they are), and what to do to score them."""
+    # as list_archive names a local file: "./arch/" lists arch/.thumbnails/...
+    base = "" if root is None else (str(root) if _is_url(str(root)) else str(Path(str(root)))).rstrip("/") + "/"
+    folders: dict[str, int] = {}
+    for path in hidden:
+        rel = path[len(base):] if base and path.startswith(base) else path
+        parts = rel.split("/")
+        at = next((i for i, part in enumerate(parts[:-1]) if part.startswith(".")), len(parts) - 2)
+        folder = "/".join(parts[:at + 1])
+        folders[folder] = folders.get(folder, 0) + 1
+    n = len(hidden)
+    shown = ", ".join(f"{f} ({k})" for f, k in list(folders.items())[:few]) + \
+        (f" and {len(folders) - few} more" if len(folders) > few else "")
+    return (f"{n} file{'' if n == 1 else 's'} in hidden folders not scored: {shown} (a folder whose name "
+            "starts with '.' holds previews or deleted files, not parts; rename it without the dot to score it)")
 
 
 def not_read_said(entries: list[tuple[str, str]], root: Union[str, os.PathLike, None] = None,
@@ -139,19 +168,23 @@ def _mtime_ns(info: dict[str, Any]) -> int:
 
 
 def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = None,
-                 not_read: Optional[list[tuple[str, str]]] = None) -> list[ArchiveImage]:
+                 not_read: Optional[list[tuple[str, str]]] = None,
+                 hidden: Optional[list[str]] = None) -> list[ArchiveImage]:
     """Every image a folder (recursively), a glob pattern or an fsspec URL names, sorted by
     path, each once. ``left_out`` receives why a local file was not listed: gone while the
     archive was listed (a live archive: it crashed the run), or a name not in UTF-8 (no row
     can hold it: it stopped the run at its batch, every time). ``not_read`` receives
     (path, kind) for each other file found that is not scored (see :func:`not_read_kind`):
-    a notes.txt, a phone's HEIC photos, a hidden .png were passed over without a word."""
+    a notes.txt, a phone's HEIC photos, a hidden .png were passed over without a word.
+    ``hidden`` receives the path of each file in a hidden folder below the archive's root
+    (:func:`hidden_folder`), not scored; a glob leaves those out itself unless it names them."""
     from ...vision.errors import DatasetError
     spec = str(spec)
     if spec.startswith("file://"):
         spec = spec[len("file://"):]
     out: list[ArchiveImage] = []
     others = not_read if not_read is not None else []
+    in_hidden = hidden if hidden is not None else []
     if _is_url(spec):
         try:
             import fsspec
@@ -160,10 +193,16 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
         fs, root = fsspec.core.url_to_fs(spec)
         if any(c in root for c in "*?["):
             infos = {p: fs.info(p) for p in fs.glob(root)}
+            # below the pattern's literal folders: what a wildcard matched, as a local glob skips them
+            base = root[:min(root.find(c) for c in "*?[" if c in root)].rsplit("/", 1)[0]
         else:
             infos = fs.find(root, detail=True)
+            base = root.rstrip("/")
         for p, info in infos.items():
             if info.get("type", "file") != "file":
+                continue
+            if p.startswith(base + "/") and hidden_folder(p[len(base) + 1:].split("/")[:-1]):
+                in_hidden.append(fs.unstrip_protocol(p))
                 continue
             if p.lower().endswith(IMAGE_SUFFIXES):      # hidden names too, as an object store listed them
                 out.append(ArchiveImage(fs.unstrip_protocol(p), int(info.get("size") or 0), _mtime_ns(info)))
@@ -183,6 +222,11 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
                                "(give a folder, a pattern like 'archive/**/*.png', or s3://bucket/prefix/)")
         files = []
         for p in found:
+            # a folder's walk (rglob) enters hidden folders; a glob does not unless its pattern names them
+            if root.is_dir() and hidden_folder(p.relative_to(root).parts[:-1]):
+                if p.is_file():
+                    in_hidden.append(str(p))
+                continue
             if p.is_file():
                 files.append(p)
             elif p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_symlink():
@@ -216,6 +260,8 @@ def list_archive(spec: Union[str, os.PathLike], left_out: Optional[list[str]] = 
         out.extend(a for a in seen.values() if a is not None)
     if not out:
         holds = f"; it holds {'; '.join(not_read_said(others, spec))}" if others else ""
+        if in_hidden:
+            holds += f"; {hidden_said(in_hidden, spec)}"
         raise DatasetError(f"{spec}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)}){holds}")
     out.sort(key=lambda a: a.path)
     return out
@@ -583,9 +629,24 @@ def write_csv(results: Union[str, os.PathLike], csv_path: Union[str, os.PathLike
     if at >= 0:
         table = table.set_column(at, "photo_issues", pc.binary_join(table.column("photo_issues"), "; "))
     sink = pa.BufferOutputStream()
-    pcsv.write_csv(table.sort_by("path"), sink)
+    # sorted by the paths themselves, then made safe: an apostrophe does not move a row
+    pcsv.write_csv(_spreadsheet_safe_text(table.sort_by("path")), sink)
     atomic_write_bytes(Path(csv_path), sink.getvalue().to_pybytes())
     return table.num_rows
+
+
+def _spreadsheet_safe_text(table: Any) -> Any:
+    """``table`` with each text cell as the station's exports write it
+    (:func:`~lineguard.line.spreadsheet_cells.spreadsheet_safe`): a cell a spreadsheet would run
+    as a formula (a model version "=HYPERLINK(...)", a path "+cmd.png" from a folder another
+    tool wrote) starts with an apostrophe. Numbers stay numbers, an empty cell stays empty."""
+    from ..spreadsheet_cells import spreadsheet_safe
+    pa = require_pyarrow()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            cells = [None if v is None else spreadsheet_safe(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, f.name, pa.array(cells, type=f.type))
+    return table
 
 
 @dataclass
@@ -609,6 +670,8 @@ class RescoreSummary:
     left_out: list[str] = field(default_factory=list)
     # files of the archive that are not images rescore scores: (path, kind) (list_archive)
     not_read: list[tuple[str, str]] = field(default_factory=list)
+    # files in hidden folders of the archive (.thumbnails, .Trash-1000), not scored (list_archive)
+    hidden: list[str] = field(default_factory=list)
     # the listed images scored by an earlier run (``skipped``), by verdict ("error": unreadable):
     # with this run's, the whole archive's (a done archive's resume said "scored 0 ... none")
     before: dict[str, int] = field(default_factory=dict)
@@ -634,7 +697,8 @@ class RescoreSummary:
                 "images_per_s": round(self.images_per_s, 2), "parts_written": self.parts_written,
                 "replaced": self.replaced, "mode": self.mode, "first_batch_s": round(self.first_batch_s, 3),
                 "steady_images_per_s": round(self.steady_images_per_s, 2), "left_out": list(self.left_out),
-                "not_read": [f"{p}: {k}" for p, k in self.not_read], "before": dict(self.before),
+                "not_read": [f"{p}: {k}" for p, k in self.not_read], "hidden": len(self.hidden),
+                "before": dict(self.before),
                 "archive": self.archive_counts(), "startup_s": round(self.startup_s, 3)}
 
     @property
@@ -861,10 +925,11 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
         check_reachable(ray_address)
     left_out: list[str] = []
     not_read: list[tuple[str, str]] = []
+    hidden: list[str] = []
     listed = archive
     if listed is None and not results.path.exists():
         # nothing there to resume: list first, so a typo in --images leaves no empty folder
-        listed = list_archive(images, left_out, not_read)
+        listed = list_archive(images, left_out, not_read, hidden)
     with results.writing():     # the folder is this run's alone from here
         results.drop_unfinished()
         # the folder is one model's results, so the model is loaded even with nothing left to
@@ -872,12 +937,13 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
         results.refuse_other_model(scorer.inspector.model_id)
         results.upgrade_parts()
         if listed is None:
-            listed = list_archive(images, left_out, not_read)
+            listed = list_archive(images, left_out, not_read, hidden)
         done, replaced, before = results.resume(listed)
         todo = [a for a in listed if a.key not in done]
         summary = RescoreSummary(listed=len(listed), skipped=len(listed) - len(todo), replaced=replaced,
                                  mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
-                                 left_out=left_out, not_read=not_read, before=before)
+                                 left_out=left_out, not_read=not_read, before=before,
+                                 hidden=hidden)
         if summary.skipped and progress:
             progress("resume", summary.skipped, summary.listed)   # said now, not only at the end
         if not todo and recorder is None:
