@@ -430,11 +430,17 @@ class GoodPartsTrial:
     A part the line itself sent to review (a person then said good) and the version sends
     to review again on its score is no worse than the line: not counted. So a version with
     a review band sends its usual few percent to review and is not refused for it; more
-    than half of the line's good parts is not a review band, it is a line stop."""
+    than half of the line's good parts is not a review band, it is a line stop.
+
+    A photo the line doubted too (its record names photo issues: the part went to REVIEW
+    on the line as well) is not counted either, only in ``photo_doubted_by_line``: then it
+    is the photo (a lamp out, a dirty lens), not the version: the version is refused for
+    the line stops it would add, not for the ones the line has already."""
     scored: int = 0
     rejected: int = 0                  # not passed: the sum of the three below
     judged_ng: int = 0                 # judged NG, or failed on the part
-    photo_doubted: int = 0             # sent to REVIEW, its photo doubted (photo issues)
+    photo_doubted: int = 0             # sent to REVIEW, its photo doubted (photo issues), the line's not
+    photo_doubted_by_line: int = 0     # its photo doubted, and the line's record doubts it too: not counted
     sent_to_review: int = 0            # sent to REVIEW on its score, a part the line passed OK
     photo_issues: Counter = field(default_factory=Counter)    # kind of issue ("colour photo") -> parts
     line_verdicts: Counter = field(default_factory=Counter)   # what the line answered on the same parts
@@ -445,12 +451,16 @@ class GoodPartsTrial:
     def rejects_good_parts(self) -> bool:
         return self.scored >= GOOD_PARTS_NEEDED and 2 * self.rejected > self.scored
 
-    def count(self, verdict: str, issues: Iterable[str], line_verdict: str) -> None:
-        """One good part the version judged ``verdict`` (FAILED: it failed on it)."""
+    def count(self, verdict: str, issues: Iterable[str], line_verdict: str, line_doubted: bool = False) -> None:
+        """One good part the version judged ``verdict`` (FAILED: it failed on it);
+        ``line_doubted``: the line's record of the part names photo issues."""
         issues = list(issues)
         if verdict in ("NG", FAILED):          # a model that fails on the product's parts rejects them
             self.judged_ng += 1
         elif verdict == "OK":
+            return
+        elif issues and line_doubted:
+            self.photo_doubted_by_line += 1    # the photo, not the version: said, not counted
             return
         elif issues:
             self.photo_doubted += 1
@@ -475,10 +485,13 @@ class GoodPartsTrial:
             (self.sent_to_review, lambda n: f"{sends} {n} to REVIEW on its score, parts the line passed OK")]
         said = [(n, words) for n, words in said if n]
         of = f" of the {self.scored} latest {parts}"
+        # the photos the line doubted too: named, so the count above is not read as all it doubts
+        also = (f", and {doubts} the photo of {self.photo_doubted_by_line} more of them that the line doubted too "
+                "(not counted: the photo, not the version)") if self.photo_doubted_by_line else ""
         if len(said) == 1:
             n, words = said[0]
-            return words(f"{n}{of}")
-        return f"{fails} {self.rejected}{of}: it " + ", ".join(words(str(n)) for n, words in said)
+            return words(f"{n}{of}") + also
+        return f"{fails} {self.rejected}{of}: it " + ", ".join(words(str(n)) for n, words in said) + also
 
 
 @dataclass
@@ -508,20 +521,22 @@ def recent_reviewed_defects(s: Session, product: str, line: str, limit: int) -> 
     return [(k, v) for k, v in s.execute(q)]
 
 
-def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[tuple[str, str, str]]:
-    """(image key, verdict, model id) of the product's latest parts known good whose image
-    was kept: reviewed good, or judged OK and not reviewed since. Never a test part (a
-    red rabbit passed by a failing station is a defect). ``line`` "": every line."""
+def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[tuple[str, str, str, bool]]:
+    """(image key, verdict, model id, whether the line doubted its photo) of the product's
+    latest parts known good whose image was kept: reviewed good, or judged OK and not
+    reviewed since. Never a test part (a red rabbit passed by a failing station is a
+    defect). ``line`` "": every line."""
     good = or_(Inspection.review_label == "good",
                and_(Inspection.verdict == "OK", Inspection.review_label.is_(None)))
-    q = (select(Inspection.image_key, Inspection.verdict, Inspection.model_id)
+    # photo issues are SQL NULL when nothing was off (migration 0013): a test, not the JSON read
+    q = (select(Inspection.image_key, Inspection.verdict, Inspection.model_id, Inspection.photo_issues.is_not(None))
          .where(Inspection.product == product, Inspection.image_key.is_not(None), Inspection.test_part.is_(None))
          .where(good)
          # newest first along the (product, created_at) index, not a walk of every record
          .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(limit))
     if line:
         q = q.where(Inspection.line == line)
-    return [(k, v, m) for k, v, m in s.execute(q)]
+    return [(k, v, m, bool(doubted)) for k, v, m, doubted in s.execute(q)]
 
 
 def learnt_photos(insp: Any) -> Optional[Callable[[Any], bool]]:
@@ -573,7 +588,7 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
     seen = learnt_photos(insp)
     with db.session() as s:
         parts = recent_good_parts(s, product, line, _wanted(insp, seen, limit))
-    for key, verdict, model_id in parts:
+    for key, verdict, model_id, line_doubted in parts:
         if trial.scored >= limit:
             break
         judged = _judge_stored(insp, images, key, seen)
@@ -584,7 +599,7 @@ def try_on_good_parts(db: Any, images: Any, insp: Any, product: str, line: str =
         trial.scored += 1
         trial.line_verdicts[verdict] += 1
         trial.by_active += bool(active_model_id) and model_id == active_model_id
-        trial.count(judged[0], judged[1], verdict)
+        trial.count(judged[0], judged[1], verdict, line_doubted)
     return trial
 
 

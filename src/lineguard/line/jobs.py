@@ -412,6 +412,11 @@ class JobRunner:
             " and activated" if p["activate"] and refused is None else "")
         if refused is not None:
             message += f", not activated: {refused.message}"
+        # the activation's warning (activated without a shadow comparison, a shadow now set
+        # against it): the API's answer says it, and a retrain with activate=true dropped it
+        warning = getattr(mv, "shadow_note", None) if p["activate"] and refused is None else None
+        if warning:
+            message += f"; {warning}"
         # how many came from each source (the stored parts reviewed good, the audit sample, the
         # reference photos): the engineer sees what it learnt without opening the version
         message += f"; learnt from {trained_from}"
@@ -466,6 +471,7 @@ class JobRunner:
                           "model_id": mv.model_id, "activated": bool(p["activate"]) and refused is None,
                           "not_activated": None if refused is None else {"code": refused.code,
                                                                          "message": refused.message},
+                          "warning": warning,
                           "images": n_learnt, "source": source, "look_at": look_at,
                           # how many came from each source (the Models page says it)
                           "sources": {"reviewed_good": n_confirmed, "audit_sample": n_audit,

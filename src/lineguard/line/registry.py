@@ -453,7 +453,9 @@ class ModelRegistry:
                 raise RejectsGoodParts(_rejects_message(mv, active, trial), version=mv.version,
                                        active_version=active.version if active is not None else None,
                                        parts_tried=trial.scored, judged_ng=trial.judged_ng,
-                                       photo_doubted=trial.photo_doubted, sent_to_review=trial.sent_to_review,
+                                       photo_doubted=trial.photo_doubted,
+                                       photo_doubted_by_line=trial.photo_doubted_by_line,
+                                       sent_to_review=trial.sent_to_review,
                                        not_passed=trial.rejected, photo_issues=dict(trial.photo_issues),
                                        line_verdicts=dict(trial.line_verdicts),
                                        learnt_left_out=trial.learnt_left_out)
@@ -488,10 +490,15 @@ class ModelRegistry:
             from .shadow import on_live_change
             change = None if now is not None and now.id == mv.id else \
                 on_live_change(s, product, line, now or _every_line(s, product, line), mv, by)
-            self._activate(s, mv, by, **forced, **({"shadow": change.logged} if change else {}))
+            if now is not None and now.id == mv.id:
+                unshadowed = None      # made active again while active: nothing went live
+            # the change log keeps it too: the answer's warning is gone once read (a retrain's
+            # activate=true, a script), and who activated without a comparison is asked later
+            self._activate(s, mv, by, **forced, **({"shadow": change.logged} if change else {}),
+                           **({"unshadowed": unshadowed} if unshadowed else {}))
         self._activation_changed()   # after the commit, so no one re-caches the old version
         # the answer's warning (not a column: this call's alone), its counts read after the commit
-        notes = [change.said(self.db) if change else None, unshadowed if now is None or now.id != mv.id else None]
+        notes = [change.said(self.db) if change else None, unshadowed]
         mv.shadow_note = "; ".join(n for n in notes if n) or None
         return mv
 
@@ -1026,15 +1033,21 @@ def _unshadowed(s: Any, mv: ModelVersion, live: Optional[ModelVersion]) -> Optio
     model live now (``live``: the one judging the parts; None: the product's first model,
     nothing to compare with): it never judged one of its parts in shadow. The good-parts
     and defects trials try it on a few stored parts; only a shadow shows what it does to
-    the line's parts as they come (its review share, its false rejects). A version that
-    judged the line before (made live again by number, as a rollback would) has its record
-    of parts: not told."""
+    the line's parts as they come (its review share, its false rejects).
+
+    A version that judged the line before is told the same: its record is of parts judged
+    beside older models (v1 made live again by number over v5 was never compared with v5).
+    A comparison either way counts (``live`` run in shadow while ``mv`` judged the line:
+    Compare showed the two). Not told: the version Roll back would go back to now, made
+    live by number, as the rollback itself is not (the undo of the activation just made)."""
     if live is None or live.id == mv.id or live.model_id == mv.model_id:
         return None
-    if s.scalar(select(ModelActivation.id).where(ModelActivation.model_version_id == mv.id).limit(1)) is not None:
-        return None
+    if mv.line == live.line:
+        before = _rollback_walk(s, mv.product, mv.line)[2]
+        if before is not None and before.model_version_id == mv.id:
+            return None
     from .compare import ran_in_shadow_beside
-    if ran_in_shadow_beside(s, mv, live):
+    if ran_in_shadow_beside(s, mv, live) or ran_in_shadow_beside(s, live, mv):
         return None
     slot = f"/api/v1/models/{mv.product}/shadow"
     return (f"activated without a shadow comparison: {model_subject(mv)} never judged the line's parts in shadow "

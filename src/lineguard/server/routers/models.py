@@ -293,15 +293,17 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
 @router.post("/models/{product}/activate", summary="Make a version the one that judges parts",
              description="The version is first tried on up to 20 of the product's latest good parts (judged OK or "
                          "reviewed good, images kept): when it would not pass more than half of them (at least 5 "
-                         "tried: judged NG, REVIEW for a photo it doubts, or REVIEW on its score of a part the line "
-                         "passed OK; REVIEW sets the PLC's NG bit too), the answer is 409 rejects_good_parts, saying "
-                         "which, nothing changes, unless \"force\": true; then on up "
+                         "tried: judged NG, REVIEW for a photo it doubts that the line did not doubt, or REVIEW on "
+                         "its score of a part the line passed OK; REVIEW sets the PLC's NG bit too), the answer is "
+                         "409 rejects_good_parts, saying which (photo_doubted; photo_doubted_by_line: the photos "
+                         "the line doubted too, not counted), nothing changes, unless \"force\": true; then on up "
                          "to 20 of the latest parts reviewed as defects (images kept): when it judges more than half "
                          "of them OK, and more than the line passed, 409 passes_reviewed_defects, the same way. With "
                          "\"expected_active\", a version other than that one active by now is a 409 active_changed; "
                          "without, so is a change another request made at the same moment. A version that never "
                          "judged the line's parts in shadow beside the live one is activated with a warning saying "
-                         "so (not the product's first model, nor one that was live before).",
+                         "so, in the change log too (not the product's first model, nor the version Roll back "
+                         "would go back to; a version live before and never compared with the live one is told).",
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
