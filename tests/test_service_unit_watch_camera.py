@@ -100,12 +100,14 @@ def test_what_would_end_watch_at_every_boot_is_refused_now(tmp_path):
     assert r.returncode == 2 and "No such option" in r.stderr and "--settle" in r.stderr, r.stderr
 
 
-def test_a_camera_password_in_its_source_is_warned_about(tmp_path):
+def test_a_camera_password_in_its_source_is_refused(tmp_path):
+    """Warned about while --source was the one way to give it; camera reads
+    LINEGUARD_CAMERA_SOURCE now (tests/test_camera_secrets.py)."""
     r = run_in_process("service-unit", "--user", "line1", "--", "camera", "--source", "rtsp://admin:c4m-pw@10.0.0.9/s1",
                        "--line", "L1", "--product", "cell", "--data", "/srv/line1", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "--source holds the camera's password" in r.stderr and "c4m-pw" not in r.stderr, r.stderr
-    assert "c4m-pw" not in _settings(r.stdout)["Description"][0]
+    assert r.returncode == 2, r.stderr
+    assert "--source holds a password" in r.stderr and "LINEGUARD_CAMERA_SOURCE=" in r.stderr, r.stderr
+    assert "c4m-pw" not in r.stdout + r.stderr and "[Service]" not in r.stdout
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

@@ -5,10 +5,10 @@ A station PC is switched on with the line and must run without anyone typing a c
 the unit starts the command once the network is up, starts it again if it ends with an
 error, and gives it the time it takes to stop cleanly. It runs exactly the command line
 given (checked as the command would read it, so a mistyped option is found now, not at the
-next boot), quoted as systemd reads a command line. It carries no secret: a database URL
-with a password, or an API key, on that line is refused (a unit file is readable by every
-account, `systemctl cat` shows it), and the secret goes into an EnvironmentFile= only the
-station's account can read.
+next boot), quoted as systemd reads a command line. It carries no secret: a database's or a
+camera's URL with a password, or an API key, on that line is refused (a unit file is
+readable by every account, `systemctl cat` shows it), and the secret goes into an
+EnvironmentFile= only the station's account can read.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import re
 import sys
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlsplit
 
 import click
 
@@ -35,9 +34,13 @@ STOP_S = 120
 # every RESTART_S in the journal, not in a tight loop)
 RESTART_S = 10
 # the options of serve, watch and camera whose value is a URL that may carry a password,
-# and the variable it goes into instead (read by the command from the EnvironmentFile)
+# and the variable it goes into instead (read by the command from the EnvironmentFile): a
+# camera's too, since serve reads LINEGUARD_PLC_CAMERA and camera LINEGUARD_CAMERA_SOURCE
+# (warned about only, when the command line was the one way to give them)
 _URL_OPTIONS = {"db": ("--db", "LINEGUARD_DB"), "mqtt": ("--mqtt", "LINEGUARD_MQTT"),
-                "webhook": ("--webhook", "LINEGUARD_WEBHOOK")}
+                "webhook": ("--webhook", "LINEGUARD_WEBHOOK"),
+                "plc_camera": ("--plc-camera", "LINEGUARD_PLC_CAMERA"),
+                "source": ("--source", "LINEGUARD_CAMERA_SOURCE")}
 # the commands a unit may run: those that run for as long as the line does
 _COMMANDS = ("serve", "watch", "camera")
 # characters an argument may have and still go into the unit unquoted
@@ -211,12 +214,9 @@ def _check_account(user: str, working_dir: Path, data: Optional[Path]) -> None:
 
 
 def _password_in(url: Optional[str]) -> bool:
-    if not url:
-        return False
-    try:
-        return bool(urlsplit(url).password)
-    except ValueError:
-        return False
+    """Whether ``url`` holds what the commands print as *** (a password, a query's token)."""
+    from ..line.config import without_password
+    return bool(url) and without_password(url) != url
 
 
 def _command_params(verb: str, args: tuple[str, ...]) -> tuple[dict, set]:
@@ -300,8 +300,9 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
                    "(default: this folder).")
 @click.option("--env-file", type=PathArg, default=None,
               help="A file of LINEGUARD_* settings the command reads at start (EnvironmentFile=): where a database "
-                   "password goes (LINEGUARD_DB=postgresql://user:password@host/db) and watch's or camera's "
-                   "operator key for --server (LINEGUARD_API_KEY=...), readable by --user alone.")
+                   "password goes (LINEGUARD_DB=postgresql://user:password@host/db), a camera's URL with its "
+                   "password (LINEGUARD_CAMERA_SOURCE=..., serve's LINEGUARD_PLC_CAMERA=...) and watch's or "
+                   "camera's operator key for --server (LINEGUARD_API_KEY=...), readable by --user alone.")
 @click.option("--description", default=None,
               help="The unit's description (default: the station's folder and port; the hot folder or camera and "
                    "its line).")
@@ -325,7 +326,8 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
     args = tuple(command[1:])
     params, typed = _command_params(verb, args)
     for name, (flag, var) in _URL_OPTIONS.items():
-        if _password_in(params.get(name)):
+        # typed: camera's --source filled in from this shell's LINEGUARD_CAMERA_SOURCE is not on the unit's line
+        if name in typed and _password_in(params.get(name)):
             _fail(f"{flag} holds a password, which the unit would show to every account of this PC (systemctl cat): "
                   f"leave {flag} out and put {var}=... in a file only the station's account reads (chmod 600), "
                   "given as --env-file")
@@ -348,13 +350,10 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
         # key") and systemd starts it again every RESTART_S, for ever
         _fail(f"{verb} --server needs its operator key at boot: put LINEGUARD_API_KEY=... in a file only the "
               "station's account reads (chmod 600) and give it as --env-file")
-    for name in ("source", "plc_camera"):
-        if _password_in(params.get(name)):
-            # camera's --source and serve's --plc-camera are read from the command line
-            # alone: no variable to move the password to, so said, not refused
-            note("warning", f"--{name.replace('_', '-')} holds the camera's password: every account of this PC "
-                            "sees it in the unit (systemctl cat) and in the process list; give the camera an "
-                            "account that may only view its stream")
+    if verb == "camera" and "source" not in typed and env_file is None:
+        # camera ends at every start without its source ("Missing option '--source'")
+        _fail("the camera command line gives no --source: give it, or put LINEGUARD_CAMERA_SOURCE=... in a file "
+              "only the station's account reads (chmod 600) and give it as --env-file")
     user = user or getpass.getuser()
     if not _USER.fullmatch(user):
         _fail(f"--user {user!r} is not an account name")

@@ -224,9 +224,12 @@ def _database_shown(url: Optional[str], by: str) -> Optional[str]:
         return None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
+
+    from ..line.config import without_password
     from ._term import fail
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)       # read as the database will be: one that is not a URL ends here
+        return without_password(url)
     except ArgumentError:
         fail(f"{by} is not a database URL: write it like postgresql://user@host/db, or "
              "sqlite:////path/to/lineguard.db")
@@ -587,6 +590,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
         # /health fault from the first second, not found by the line's first part
         threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
         if modbus_port is not None or opcua_port is not None:
+            from ..line.config import without_password
             from ..line.plc_handshake import newest_image_source
             if plc_camera is not None:
                 from ..line.sources.frames import FrameGrabber
@@ -624,8 +628,10 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
                     # its port taken since the check: the check's line and exit code
                     _check_port(plc_host or host, plc_port, f"--{cls.protocol}-port")
                     fail(str(exc))
+                # the camera's URL without its password: this line goes to the journal
+                images_from = without_password(plc_camera) if grabber is not None else plc_folders[cls.protocol]
                 click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
-                           f"images from {plc_camera if grabber is not None else plc_folders[cls.protocol]}")
+                           f"images from {images_from}")
             # always the list, one link or two: its users (/health, the line view) read each
             # link's snapshot (a list of two was read as one link: the line view's 500)
             station.plc = plcs
@@ -1351,10 +1357,11 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 
 @_env_in_help("data")
 @click.command()
-@click.option("--source", required=True,
+@click.option("--source", envvar="LINEGUARD_CAMERA_SOURCE", default=None,
               help="RTSP/HTTP URL, USB camera index (0, 1, ...), a video file, an image sequence (DIR/%04d.png, "
                    "at 25 fps) or a folder of images (those in it at the start, in name order, played once at "
-                   "--max-fps: each one inspected; for a folder that receives images use `lineguard watch`).")
+                   "--max-fps: each one inspected; for a folder that receives images use `lineguard watch`). "
+                   "[env: LINEGUARD_CAMERA_SOURCE, where a camera URL with its password goes]")
 @click.option("--line", required=True)
 @click.option("--station", default="cam", show_default=True)
 @click.option("--product", required=True)
@@ -1377,8 +1384,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
               help="A live camera that stops delivering frames is reopened (0.5 to 5 s backoff) for ever; with this, "
                    "the command ends (exit 1) after this many seconds without frames.")
 @station_options
-def camera(source: str, line: str, station: str, product: str, mode: str, max_fps: float, max_parts: Optional[int],
-           server: Optional[str], api_key: Optional[str], data: Optional[Path], db: Optional[str],
+def camera(source: Optional[str], line: str, station: str, product: str, mode: str, max_fps: float,
+           max_parts: Optional[int], server: Optional[str], api_key: Optional[str], data: Optional[Path],
+           db: Optional[str],
            db_schema: Optional[str], webhook: Optional[str], mqtt: Optional[str], db_wait: Optional[float] = None,
            give_up_after: Optional[float] = None, **keeping) -> None:
     """Inspect frames from a camera, free-running (rate-limited) or on trigger.
@@ -1394,6 +1402,11 @@ def camera(source: str, line: str, station: str, product: str, mode: str, max_fp
 
     from ..line.sources.camera import CameraLost, CameraSource, NoFrame
     from ._term import fail
+    if not source:
+        # not required of the option: a unit's camera URL comes from its env file
+        raise click.UsageError("Missing option '--source': give the camera (--source rtsp://cam/..., a USB index, a "
+                               "file or folder), or LINEGUARD_CAMERA_SOURCE=... in the environment (where a camera "
+                               "URL with its password goes)")
     line, station, product = _part_names(line, station, product)
     submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
                             db_schema=db_schema, db_wait=db_wait)

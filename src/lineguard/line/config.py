@@ -434,6 +434,27 @@ def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
     return f"{u.scheme}://{where}"
 
 
+# "scheme://" then a user and a password before "@": the password up to the last "@" before a
+# query or fragment, so one with an "@" or "/" its owner did not percent-encode is hidden whole
+# (a start line showed rtsp://admin:c4m-pw@10.0.0.9/s1 to everyone reading the journal)
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):[^?#]*@")
+# a query's secrets: IP cameras take their account in the URL's query (video.cgi?user=admin&pwd=...)
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pass|pwd|pw|token|access_token|api_key|apikey|key|"
+                           r"secret|auth|signature|sig)=)[^&#;]*")
+
+
+def without_password(source: "str | os.PathLike | int | None") -> str:
+    """A camera source or a database URL as a command, the log or an answer shows it: a
+    password in it written ``***`` (``rtsp://admin:***@10.0.0.9/s1``,
+    ``postgresql://lg:***@db/line``), as the query's password or token; a folder, file or
+    device index as it is. The one way they are printed, so none shows the password."""
+    text = "" if source is None else os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    if "://" not in text:
+        return text
+    text = _URL_PASSWORD.sub(r"\1:***@", text, count=1)
+    return _QUERY_SECRET.sub(r"\1***", text)
+
+
 def shift_starts_from_text(text: str) -> tuple[str, ...]:
     """``"06:00, 18:00"`` (an option or LINEGUARD_SHIFT_STARTS) as StationConfig keeps it."""
     return tuple(t.strip() for t in text.split(","))
@@ -680,6 +701,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 # the LINEGUARD_* variables read elsewhere, not settings of the station: not typos
 OTHER_ENV_VARS = ("LINEGUARD_API_KEY",               # watch/camera --server's operator key
+                  # camera's --source: a camera URL's password goes in a unit's env file,
+                  # not on its command line (systemctl cat, the process list)
+                  "LINEGUARD_CAMERA_SOURCE",
                   "LINEGUARD_LET_GO_OF_FOLDER",      # line.data_folders
                   "LINEGUARD_UPGRADE_WITHOUT_COPY")  # line.db
 

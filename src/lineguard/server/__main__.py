@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..line.config import RetentionPolicy, StationConfig, shift_starts_from_text, start_disk_floor
+from ..line.data_folders import BackupFolderAsData, refuse_backup_folder
 from ..line.schema_names import SCHEMA_NAME_RULE
 from .app import PortRefused, StartupError, serve
 
@@ -68,9 +69,16 @@ def main(argv: list[str] | None = None) -> None:
             min_free_gb=a.min_free_gb, ok_image_days=a.ok_image_days, backup_to=a.backup_to,
             backup_every_h=a.backup_every_h, timezone=a.timezone, line=a.line, product=a.product,
             shift_starts=given(a.shift_starts, shift_starts_from_text))
+        # the check `lineguard serve` makes, first as there (line.data_folders): a backup
+        # folder opened as the station's had its database changed, and the next backup into
+        # it refused
+        refuse_backup_folder(cfg.data_dir, cfg.sqlite_path)
         # the floor of free space held to the data disk as `lineguard serve` holds it: one
         # the disk can never reach started here and deleted every part image it might
         floor_said = start_disk_floor(cfg, a.min_free_gb is not None)
+    except BackupFolderAsData as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValueError as exc:      # a setting out of range, or a LINEGUARD_* variable named: no traceback
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -949,11 +949,8 @@ class StartupError(Exception):
 
 
 def _db_problem(config: StationConfig, exc: BaseException) -> str:
-    from sqlalchemy.engine import make_url
-    try:
-        shown = make_url(config.database_url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL is shown as given, minus any password
-        shown = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", config.database_url)
+    from ..line.config import without_password
+    shown = without_password(config.database_url)      # a URL it cannot read too, minus its password
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (f"cannot use the database {shown}: {reason}. Check --db (e.g. postgresql://user@host:5432/db, "
             "or leave it out for SQLite under --data)")

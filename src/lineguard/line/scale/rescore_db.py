@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -64,7 +63,8 @@ class StationDbError(Exception):
 
 
 def _shown(url: str) -> str:
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+    from ..config import without_password
+    return without_password(url)
 
 
 def _no_sqlite_file(url: str) -> None:

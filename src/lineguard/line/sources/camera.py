@@ -63,6 +63,7 @@ import numpy as np
 
 from . import Submit, SubmitFailed, SubmitRefused, retry_after
 from ..camera_frame import CameraFrame
+from ..config import without_password
 from .folder import failed_on_request, station_fault
 from .frames import IMAGE_SUFFIXES, FrameGrabber
 from .outage import LastingFaults
@@ -146,8 +147,9 @@ def open_capture(source: Union[str, int], folder_fps: float = 2.0) -> Any:
     src: Union[str, int] = int(source) if isinstance(source, str) and source.isdigit() else source
     cap = cv2.VideoCapture(src)
     if not cap.isOpened():
-        raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file path "
-                           "and that the camera is reachable")
+        # without its password: the command's error goes to the journal
+        raise RuntimeError(f"cannot open camera source {without_password(source)!r}: check the URL / device "
+                           "index / file path and that the camera is reachable")
     return cap
 
 
@@ -177,8 +179,8 @@ class CameraSource:
         if opener is not None:
             self.cap = opener()
             if self.cap is None:
-                raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file "
-                                   "path and that the camera is reachable")
+                raise RuntimeError(f"cannot open camera source {without_password(source)!r}: check the URL / "
+                                   "device index / file path and that the camera is reachable")
         else:
             # a folder has no recorded rate: it plays at max_fps, so each image is inspected
             self.cap = open_capture(source, folder_fps=max_fps)
@@ -478,7 +480,8 @@ class CameraSource:
                 now = time.monotonic()
                 lost_since = lost_since or now
                 if self.give_up_after_s is not None and now - lost_since >= self.give_up_after_s:
-                    raise CameraLost(f"camera {self.source} delivered no frames for {now - lost_since:.0f} s "
+                    raise CameraLost(f"camera {without_password(self.source)} delivered no frames for "
+                                     f"{now - lost_since:.0f} s "
                                      f"({g.reconnects} reconnects); gave up: {exc}") from exc
                 continue       # the grabber says it is lost and reconnects with a backoff
             lost_since = None

@@ -1496,7 +1496,8 @@ class StationHeartbeat:
             import httpx
             client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key or ""},
                                   timeout=timeout_s)
-        self.url = url
+        from ..config import without_password
+        self.url = without_password(url)     # as the log names the station: never its password
         self._client = client
         self._host = _host_name()
         self._cond = threading.Condition()

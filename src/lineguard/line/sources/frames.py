@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..camera_frame import CameraFrame
+from ..config import without_password
 
 log = logging.getLogger("lineguard.camera")
 
@@ -47,6 +48,8 @@ class FrameGrabber:
                  on_fault: Optional[Callable[[Optional[str]], None]] = None,
                  reconnect_s: tuple[float, float] = (0.5, 5.0), opener: Optional[Callable[[], Any]] = None):
         self.source = source
+        # as said in the log, /health and errors: a camera URL's password is not (line.config)
+        self.shown = without_password(source)
         # how a capture is (re)opened: cv2.VideoCapture; tests give a stand-in camera
         self._opener = opener
         self.kind = _kind(source)
@@ -65,13 +68,13 @@ class FrameGrabber:
         if self.kind == "folder":
             self._files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
-                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {source}")
+                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {self.shown}")
             self.fps = float(fps or 1.0)
         else:
             self._cap = self._open()
             if self._cap is None:
-                raise RuntimeError(f"cannot open camera source {source!r}: check the URL / device index / file path "
-                                   "and that the camera is reachable")
+                raise RuntimeError(f"cannot open camera source {self.shown!r}: check the URL / device index / file "
+                                   "path and that the camera is reachable")
             import cv2
             recorded = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
             # a file plays at its recorded rate; a live source delivers at its own pace
@@ -138,9 +141,9 @@ class FrameGrabber:
             if frame is None:
                 if paced:
                     self.ended = True
-                    self._set_lost(f"the {self.kind} {self.source} played to its end")
+                    self._set_lost(f"the {self.kind} {self.shown} played to its end")
                     return
-                self._set_lost(f"camera {self.source} delivers no frames (lost stream); reconnecting")
+                self._set_lost(f"camera {self.shown} delivers no frames (lost stream); reconnecting")
                 if self._stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.reconnect_s[1])
@@ -158,7 +161,7 @@ class FrameGrabber:
                 self.frames += 1
                 self._cond.notify_all()
             if self.lost is not None:
-                log.info("camera %s delivers frames again", self.source)
+                log.info("camera %s delivers frames again", self.shown)
                 self._set_lost(None)
 
     def _set_lost(self, why: Optional[str]) -> None:
@@ -180,7 +183,7 @@ class FrameGrabber:
             while self.frames == seen:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stop.is_set() or self.ended:
-                    why = self.lost or f"no frame from camera {self.source} in {timeout_s:g} s"
+                    why = self.lost or f"no frame from camera {self.shown} in {timeout_s:g} s"
                     raise LookupError(why)
                 self._cond.wait(left)
             return self._frame.copy()
@@ -194,7 +197,7 @@ class FrameGrabber:
         return take
 
     def status(self) -> dict[str, Any]:
-        return {"source": str(self.source), "kind": self.kind, "fps": self.fps, "frames": self.frames,
+        return {"source": self.shown, "kind": self.kind, "fps": self.fps, "frames": self.frames,
                 "reconnects": self.reconnects, "lost": self.lost, "ended": self.ended}
 
 
