@@ -30,13 +30,16 @@ def test_the_plant_page_lists_the_stations_and_without_peers_says_how_to_add_the
     # in an engineer's menu; an operator opens it by its address (the API asks an operator's key)
     eng = pages(role="engineer").open("/app/changes", "#nav a.current")
     eng.locator("#nav a", has_text="Plant").click()
-    eng.wait_for_selector("#plant tr[data-name='this station']")
+    eng.wait_for_selector("#plant tr[data-this-station='1']")
     expect(eng.locator("#nav a.current")).to_have_text("Plant")
     p = pages(role="operator")
-    page = p.open("/app/plant", "#plant tr[data-name='this station']")
+    page = p.open("/app/plant", "#plant tr[data-this-station='1']")
     expect(page.locator("#plant-no-peers")).to_be_visible()
     expect(page.locator("#plant-no-peers")).to_contain_text("--peer NAME=URL")
-    expect(page.locator("#plant tr[data-name='this station'] .v-ok")).to_have_text("OK")
+    expect(page.locator("#plant tr[data-this-station='1'] .v-ok")).to_have_text("OK")
+    # named as the others are (by its line, else its PC's name), "(this station)" beneath
+    expect(page.locator("#plant tr[data-this-station='1']")).not_to_have_attribute("data-name", "this station")
+    expect(page.locator("#plant tr[data-this-station='1'] td").first).to_contain_text("(this station)")
     p.shot("plant-no-peers")
 
     # peers given (their answers as the API gives them): amber and red, the reason in words, links

@@ -127,10 +127,11 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             assert r.status_code == 200, r.text
             body = r.json()
             names = [s["name"] for s in body["stations"]]
-            assert names == ["this station", "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent"]
+            assert names == [socket.gethostname(),             # no line nor part yet: its PC's name
+                             "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent"]
             assert body["peers_configured"] == 8
             rows = _rows(body)
-            me = rows["this station"]
+            me = rows[socket.gethostname()]
             assert (me["this_station"], me["reachable"], me["status"], me["level"], me["page"]) == \
                 (True, True, "ok", "ok", "/app/")
 
@@ -178,7 +179,7 @@ def test_without_peers_the_plant_view_says_how_to_add_them_and_the_page_is_serve
     try:
         with TestClient(create_app(station=st)) as c:
             body = c.get("/api/v1/plant", headers={"X-API-Key": key}).json()
-            assert body["peers_configured"] == 0 and [s["name"] for s in body["stations"]] == ["this station"]
+            assert body["peers_configured"] == 0 and [s["name"] for s in body["stations"]] == [socket.gethostname()]
             assert "--peer NAME=URL" in body["how_to_add"] and "LINEGUARD_PEERS" in body["how_to_add"]
             page = c.get("/app/plant")
             assert page.status_code == 200 and "/app/static/plant.js" in page.text

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
 import click
 
-from .station import _config, _database_shown, _folder_checked, _new, data_option, db_options, keys_app
+from .station import (_config, _database_shown, _folder_checked, _new, _new_schema, _schema_without_station,
+                      data_option, db_options, keys_app)
 
 # the station's place, as every command that opens one takes it (alarm_rules' too)
 _data = data_option()
@@ -23,7 +25,7 @@ _db = db_options()
 
 @contextmanager
 def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, existing: bool = False,
-              new_hint: bool = False, read_only: bool = False) -> Iterator:
+              new_hint: bool = False, read_only: bool = False, new_schema: bool = False) -> Iterator:
     """The station's database, as it is; with ``existing``, a station that is not there
     (no SQLite file, no parts' table in the PostgreSQL schema) ends the command: a
     misspelt --data or --db-schema must not become a new, empty station.
@@ -33,7 +35,9 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     database at another schema than this lineguard's ends the command, saying which; the
     upgrade is `serve`'s, which copies a SQLite database first (line.db). Only a new one
     (no tables yet: ``--new``) is made here, with the data folder; ``read_only`` never
-    makes either."""
+    makes either; in a PostgreSQL schema whose name is a slip of a station's schema (or on
+    the data folder of a station in another schema), only with ``new_schema``, as serve
+    refuses it without --new."""
     from sqlalchemy import inspect as sql_inspect
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,7 +65,14 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
         if found is None and not read_only \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
             # a new station's database (its first key or user before its first start), said
-            # with where: LINEGUARD_DATA or LINEGUARD_DB may have chosen it, not the command line
+            # with where: LINEGUARD_DATA or LINEGUARD_DB may have chosen it, not the command line.
+            # Not for a mistyped --db-schema (hd_aa for hd_a): serve's check, in its words; a key
+            # made there was refused (401) by the station meant, and the typo then served
+            from ..server.app import StartupError
+            try:
+                _schema_without_station(replace(cfg, db_schema=db_schema), new_schema, "--new-schema")
+            except StartupError as exc:
+                fail(str(exc))
             cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)     # as the station makes it
             database.upgrade()
             from ._term import note
@@ -157,14 +168,15 @@ def users_app() -> None:
 @_data
 @_db
 @_new
+@_new_schema
 def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Optional[str],
-              db_schema: Optional[str], new: bool) -> None:
+              db_schema: Optional[str], new: bool, new_schema: bool = False) -> None:
     """Add user NAME with a password (stored as a salted scrypt hash, never in clear)."""
     from ..line.errors import StationError
     from ..line.audit import cli_actor
     from ..line.users import create_user
     password = _new_password("password", password_stdin)
-    with _database(data, db, db_schema, existing=not new, new_hint=True) as database:
+    with _database(data, db, db_schema, existing=not new, new_hint=True, new_schema=new_schema) as database:
         try:
             with database.session() as s:
                 user = create_user(s, name, password, role, by=cli_actor())

@@ -405,6 +405,9 @@ def db_wait_option(command: str, given: str):
                    "is registered and activated; one already registered is activated only when no version of "
                    "the product/line is active (a restart keeps a later retrain, tuned version or rollback).")
 @click.option("--product", default=None, help="Product the --model inspects.")
+@click.option("--new-product", is_flag=True,
+              help="--product (and each --recipe's product) is a new product even where its name is one keying "
+                   "slip from a known one (cell-ba beside cell-ab); without it such a name is refused as a typo.")
 @click.option("--line", default="", help="Limit --model to one line (default: every line of the product).")
 @click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db (default SQLite).")
 @click.option("--db-schema", default=None, callback=_schema_given,
@@ -492,7 +495,7 @@ def db_wait_option(command: str, given: str):
                    "Likewise on PostgreSQL: a --db-schema holding no station where a schema of nearly the same "
                    "name holds one, or where --data is the folder of a station in another schema. "
                    "Otherwise no --new is needed: serve says it made a new station.")
-def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, db: Optional[str],
+def serve(data: Path, model: Optional[Path], product: Optional[str], new_product: bool, line: str, db: Optional[str],
           db_schema: Optional[str], db_wait: Optional[float], host: str,
           port: int, max_upload_mb: float, max_megapixels: float, ok_sample_rate: float, webhook: Optional[str], mqtt: Optional[str],
           webhook_timeout: float, max_batch: int, batch_window_ms: float, runtime: Optional[str], precision: Optional[str],
@@ -514,7 +517,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     from ._term import fail
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
-    cfg = _station_config(line=line, product=product, plc_line=plc_line, modbus_port=modbus_port,
+    cfg = _station_config(line=line, product=product, new_product=new_product, plc_line=plc_line,
+                          modbus_port=modbus_port,
                           opcua_port=opcua_port, plc_images=plc_images, plc_image_wait_ms=plc_image_wait_ms,
                           inspection_window_ms=inspection_window_ms, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
                           max_megapixels=max_megapixels, ok_sample_rate=ok_sample_rate, webhook=webhook, mqtt=mqtt,
@@ -577,7 +581,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], line: str, 
     grabber = None
     web: list = []
     try:
-        _check_recipe_products(station, plc_recipes)
+        _check_recipe_products(station, plc_recipes, cfg.new_product)
         # the port is bound now, before the station's threads start: one taken since the
         # check (another station starting meanwhile, a --db-wait) ends here as it would have
         # there, with the station closed. Bound, not listening: refused, not left unanswered,
@@ -876,17 +880,41 @@ def _new_station_in_schema(cfg, new: bool) -> Optional[str]:
     PostgreSQL schema holds no station yet, or None. A mistyped --db-schema (hd_aa for
     hd_a) started a new, empty station, without a word, on station A's data folder: the
     line's key then got 401 and its parts went into the new schema. Refused, unless
-    ``--new``, where the name is a slip of a station's schema (line.db.typo_of) or the
-    data folder is a station's in another schema; else made and said, naming the schemas
-    that hold stations. Run before each try at opening the station: a database that cannot
-    be read is left to the opening, which says why in its own words (and, for a server not
-    up yet, waits for it, this check then run again)."""
+    ``--new`` (see :func:`_schema_without_station`); else made and said, naming the
+    schemas that hold stations."""
+    from ..line.db import schemas_shown
+    others = _schema_without_station(cfg, new)
+    if others is None:
+        return None
+    here = cfg.db_schema or "public"
+    where = f"schema {here}" if cfg.db_schema else "the public schema (no --db-schema)"
+    shown = _database_shown(cfg.database_url, "--db")
+    schema_opt = f" --db-schema {cfg.db_schema}" if cfg.db_schema else ""
+    return (f"new station in {where} of {shown}; "
+            + (f"this database holds stations in: {schemas_shown(others)}. " if others
+               else "no other station in this database. ")
+            + f"No keys or users yet: create them with `lineguard keys create --role admin --db {shown}{schema_opt} "
+              f"--data {cfg.data_dir.resolve()}` / `lineguard users add NAME --role admin --db {shown}{schema_opt} "
+              f"--data {cfg.data_dir.resolve()}`")
+
+
+def _schema_without_station(cfg, new: bool, flag: Optional[str] = "--new") -> Optional[list[str]]:
+    """None where the station's PostgreSQL schema holds a station (or the station is a
+    SQLite one, or the database cannot be read: the opening says why in its own words);
+    else the other schemas that hold stations. A schema holding none whose name is a slip
+    of a station's schema (line.db.typo_of: hd_aa for hd_a), or whose data folder is a
+    station's in another schema, is refused (StartupError, naming the one meant) unless
+    ``new``; ``flag``: the option that says it is new after all (serve's --new, keys
+    create's --new-schema), None where there is none (watch and camera never make a
+    station). One check for every command that opens a station's schema, so each refuses
+    the same typo in the same words. Run before each try at opening the station: a server
+    not up yet is waited for by the opening, and this check run again."""
     if cfg.sqlite_path is not None:
         return None
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..line.data_folders import claimed_in_other_schemas
-    from ..line.db import Database, schemas_shown, station_schemas, typo_of
+    from ..line.db import Database, station_schemas, typo_of
     from ..line.errors import StationError
     from ..server.app import StartupError
     try:
@@ -914,18 +942,29 @@ def _new_station_in_schema(cfg, new: bool) -> Optional[str]:
         fix = f"--db-schema {meant}" if meant != "public" else "no --db-schema (the public schema's station)"
         raise StartupError(
             f"{where} of this database holds no station, but {' and '.join(why)} (a mistyped --db-schema?): start "
-            f"with {fix}; or, for a new, empty station in {where} after all, add --new"
+            f"with {fix}" + (f"; or, for a new, empty station in {where} after all, add {flag}" if flag else "")
             + (" (and give it a --data of its own: that folder keeps the other station's models and photos)"
-               if claimed else ""))
-    shown = _database_shown(cfg.database_url, "--db")
-    schema_opt = f" --db-schema {cfg.db_schema}" if cfg.db_schema else ""
-    others = [s for s in stations if s != here]
-    return (f"new station in {where} of {shown}; "
-            + (f"this database holds stations in: {schemas_shown(others)}. " if others
-               else "no other station in this database. ")
-            + f"No keys or users yet: create them with `lineguard keys create --role admin --db {shown}{schema_opt} "
-              f"--data {cfg.data_dir.resolve()}` / `lineguard users add NAME --role admin --db {shown}{schema_opt} "
-              f"--data {cfg.data_dir.resolve()}`")
+               if claimed and flag else ""))
+    return [s for s in stations if s != here]
+
+
+def _no_station_in_schema(cfg) -> None:
+    """StartupError where watch or camera --data would open a PostgreSQL schema that holds no
+    station: a mistyped --db-schema (hd_aa for hd_a) made a new, empty station there, in
+    serve's words (:func:`_schema_without_station`); any other such schema too, as a SQLite
+    --data with no station is refused: a new station has no model, and every part would be
+    refused."""
+    others = _schema_without_station(cfg, False, None)
+    if others is None:
+        return
+    from ..line.db import schemas_shown
+    from ..server.app import StartupError
+    where = f"schema {cfg.db_schema}" if cfg.db_schema else "the public schema (no --db-schema)"
+    raise StartupError(
+        f"{where} of {_database_shown(cfg.database_url, '--db')} holds no station: give the --db-schema of a "
+        "station that has its model" + (f" (this database holds stations in: {schemas_shown(others)})" if others
+                                        else "") + ", or start one there first (`lineguard serve --db URL "
+        "--db-schema NAME --model ...` once)")
 
 
 def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], line: str, host: str, port: int,
@@ -960,13 +999,14 @@ def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], 
         plc.hs.release()
 
 
-def _check_recipe_products(station: Any, recipes: dict[int, str]) -> None:
+def _check_recipe_products(station: Any, recipes: dict[int, str], new_product: bool = False) -> None:
     """Say at start each recipe whose product the station has no model of: only an INFO
     line ("not warmed up: unknown product") said it, and every part of it was refused. One
     that is a slip of a known product ("tiel" beside "tile": close_names.typos_of) is a typo:
-    the start is refused (exit 2). Any other (a sibling's name, cell-b beside cell-a) is
-    warned about only, with the close names: a new product's recipe may be set up
-    before its model is uploaded. A fresh station (no model yet) is never refused."""
+    the start is refused (exit 2), unless ``new_product`` (--new-product). Any other (a
+    sibling's name, cell-b beside cell-a) is warned about only, with the close names: a new
+    product's recipe may be set up before its model is uploaded. A fresh station (no model
+    yet) is never refused."""
     from ..line.close_names import close_names, did_you_mean, listed, typos_of
     from ._term import fail, note
     models = getattr(station, "models", None)
@@ -980,11 +1020,11 @@ def _check_recipe_products(station: Any, recipes: dict[int, str]) -> None:
         close = typos or close_names(product, known)
         said = (f"--recipe {rid}={product}: the station has no model for product {product!r}"
                 + (f"; {did_you_mean(close)}" if close else ".") + f" It knows: {listed(known)}.")
-        if typos:
-            fail(f"{said} Product names are compared exactly, case too. If {product!r} IS a new product, upload "
-                 "its first model (POST /api/v1/models with new_product=true) before a recipe names it")
+        if typos and not new_product:
+            fail(f"{said} Product names are compared exactly, case too. If {product!r} IS a new product, start "
+                 "serve again with --new-product")
         note("warning", f"{said} Its parts cannot be judged until a model of {product!r} is uploaded "
-                        "(POST /api/v1/models)")
+                        "(POST /api/v1/models" + (" with new_product=true" if typos else "") + ")")
 
 
 def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
@@ -1079,6 +1119,12 @@ def _plc_image_folders(modbus_port: Optional[int], opcua_port: Optional[int], pl
 _new = click.option("--new", is_flag=True, help="Make the station's database here if there is none yet (a new station, "
                     "before its first start); without it a misspelt --data or --db is refused, not made a new, empty "
                     "station.")
+# with --new on PostgreSQL: the new station's --db-schema is meant though it is one keying
+# slip from a station's schema (serve's --new says the same); without it, refused as a typo
+_new_schema = click.option("--new-schema", is_flag=True,
+                           help="With --new: make the new station in --db-schema even where its name is one keying "
+                                "slip from a station's schema (hd_aa beside hd_a) or --data is the folder of a "
+                                "station in another schema; without it such a --db-schema is refused as a typo.")
 
 
 @keys_app.command("create")
@@ -1087,15 +1133,17 @@ _new = click.option("--new", is_flag=True, help="Make the station's database her
 @db_options()
 @click.option("--name", default=None, help="Who or what uses the key (shown in reviews and logs).")
 @_new
+@_new_schema
 def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], new: bool,
-                db_schema: Optional[str]) -> None:
+                db_schema: Optional[str], new_schema: bool = False) -> None:
     """Create an API key and print it (it is stored hashed and cannot be shown again)."""
     from ..line.audit import cli_actor
     from ..line.auth import ROLES, create_key
     from .access import _database
     if role not in ROLES:
         raise click.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
-    with _database(data, db, db_schema, existing=not new, new_hint=True) as database, database.session() as s:
+    with _database(data, db, db_schema, existing=not new, new_hint=True, new_schema=new_schema) as database, \
+            database.session() as s:
         _row, key = create_key(s, role, name, by=cli_actor())
     click.echo(key)
 
@@ -1163,6 +1211,7 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
         # the wait tells a server not up yet from a refusal by it); a database that could
         # not be reached was a traceback and exit 1, and a hot folder PC booted with the
         # line lost its watcher until someone started it again
+        _no_station_in_schema(cfg)
         try:
             return Station(cfg)
         except StationError as exc:         # another data folder keeps this database's files

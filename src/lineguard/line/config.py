@@ -172,6 +172,11 @@ class StationConfig:
     # (a 150-character --line ran, then answered every part NG code 15).
     line: str = ""
     product: Optional[str] = None
+    # serve --new-product: --product (or a --recipe's) IS a new product though its name is
+    # one keying slip from a known one (cell-ba beside cell-ab); without it refused as a typo.
+    # No LINEGUARD_* variable, as --new and --model have none: it is one start's word, and a
+    # variable left set would let every later typo of LINEGUARD_PRODUCT through
+    new_product: bool = False
     plc_line: Optional[str] = None
     modbus_port: Optional[int] = None
     opcua_port: Optional[int] = None

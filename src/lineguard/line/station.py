@@ -1072,10 +1072,10 @@ class Station:
                 # (activated again at a restart, the rollback was undone with no word)
                 return mine[-1]
             return self.activate_model(product, line, mine[-1].version, by=by)
-        # --product misspelt ("tiles" beside "tile") is refused as an upload's is; a new one is said
-        new = self.models.new_product_check(product, how=(
-            "upload its first model with POST /api/v1/models and new_product=true, then start "
-            "serve with it again: a --model already registered is not checked"))
+        # --product misspelt ("tiles" beside "tile") is refused as an upload's is; a new one is said.
+        # serve --new-product says it IS new (cell-ba beside cell-ab: two products of the plant)
+        new = self.models.new_product_check(product, self.config.new_product, how=(
+            "start serve again with --new-product"))
         if new:
             log.warning("--product: %s", new)
         return self.add_model(data, product, line, note=f"from {Path(path).name}", by=by, activate=True,

@@ -230,9 +230,31 @@ async def _peer_row(client: Any, seen: dict, name: str, url: str) -> dict[str, A
     return row
 
 
+def own_name(station: Station) -> str:
+    """This station's name in the plant view: the line it is started for (serve --plc-line,
+    --line), else the lines its parts are recorded on (a few index hops), else its PC's
+    name. Its row said "this station" on every station's screen: read from line 2's, its
+    own row and a peer's could not be told apart by the name, nor matched to the --peer
+    names the other stations give it. ``this_station`` marks the row."""
+    import socket
+
+    from ...line.close_names import listed
+    from ...line.part_names import stored_names
+    cfg = station.config
+    lines = [n.strip() for n in (cfg.plc_line, cfg.line) if n and n.strip()]
+    if not lines:
+        try:
+            lines = [n for n in stored_names(station.db, "line") if n.strip()]
+        except Exception:  # noqa: BLE001 - the database's fault is its /health's to say; the PC's name stands in
+            lines = []
+    names = list(dict.fromkeys(lines))
+    return _cut(listed(names, 3) if names else socket.gethostname() or "this station", NAME_MAX)
+
+
 async def _own_row(request: Request, station: Station) -> dict[str, Any]:
     from .system import health
-    row: dict[str, Any] = {"name": "this station", "url": None, "page": "/app/", "this_station": True,
+    row: dict[str, Any] = {"name": await run_in_threadpool(own_name, station), "url": None, "page": "/app/",
+                           "this_station": True,
                            "reachable": True, "status": "unknown", "problem": None, "faults": {},
                            "alarms": None, "version": None, "unreachable_since": None, "last_part_at": None,
                            "last_part_age_s": None}
@@ -247,7 +269,9 @@ async def _own_row(request: Request, station: Station) -> dict[str, Any]:
 
 @router.get("/plant", response_model=PlantOut, responses=errors(401, 403, 422),
             summary="This station and the plant's other stations (serve --peer): status, faults, alarms waiting",
-            description="This station first, then each peer given with serve --peer NAME=URL (LINEGUARD_PEERS) "
+            description="This station first (`this_station`, named by its line: serve --plc-line or --line, "
+                        "else the lines of its parts, else its PC's name), then each peer given with serve "
+                        "--peer NAME=URL (LINEGUARD_PEERS) "
                         f"as its /health says (asked now, at most {PEER_WAIT_S:g} s each): `level` ok, warn "
                         "(degraded, or alarms waiting) or down (not answering, not a station, or a fault), "
                         "`reasons` in words, when it last answered and since when it has not (since this "

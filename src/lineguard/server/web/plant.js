@@ -38,7 +38,9 @@ LG.start(async (main) => {
     const since = s.this_station ? "–"
       : s.unreachable_since ? h("span", {class: "error"}, "not answering since " + when(s.unreachable_since))
         : when(s.last_answer_at);
-    return h("tr", {dataset: {name: s.name, level: s.level, status: s.status}},
+    // its own row is named by its line as the others by theirs, and marked (data-this-station)
+    return h("tr", {dataset: {name: s.name, level: s.level, status: s.status,
+                              ...(s.this_station ? {thisStation: "1"} : {})}},
       h("td", {}, h("b", {}, name), h("div", {class: "muted small"}, s.url || "(this station)")),
       h("td", {}, h("b", {class: cls}, word), h("div", {class: "muted small"}, s.status.replace(/_/g, " "))),
       h("td", {class: "plant-reasons"}, s.reasons.length
