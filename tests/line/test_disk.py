@@ -70,6 +70,7 @@ def test_the_oldest_ok_images_make_room_first_and_every_record_stays(sqlite_stat
     assert "disk" not in st.faults
 
 
+@pytest.mark.one_database
 def test_ng_images_go_once_no_ok_image_is_left_and_a_full_disk_is_a_fault(station):
     st = station       # on SQLite and PostgreSQL
     made = _line(st)

@@ -93,6 +93,7 @@ def test_maps_that_find_every_connection_taken_are_said_once_a_minute_and_linked
     assert [r.getMessage() for r in over] == ["linked 4 anomaly maps the database had refused (for 61 s)"]
 
 
+@pytest.mark.one_database
 def test_a_link_that_fails_on_a_bug_is_an_error_with_its_traceback_once(station, clock, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="lineguard")
     ids = _parts(station, 3)
@@ -116,6 +117,7 @@ def test_a_link_that_fails_on_a_bug_is_an_error_with_its_traceback_once(station,
     assert "no such column" in errors[0].getMessage(), errors[0].getMessage()
 
 
+@pytest.mark.one_database
 def test_maps_given_up_are_said_with_their_count_not_one_line_each(station, clock, caplog):
     caplog.set_level(logging.INFO, logger="lineguard")
     ids = _parts(station, 7)

@@ -31,6 +31,7 @@ def _log(st, action: str) -> list:
 
 
 # -- a version for another product ---------------------------------------------------------
+@pytest.mark.one_database
 def test_a_version_that_rejects_most_good_parts_is_refused_unless_forced(station_factory):
     st = station_factory()
     st.add_model(FakeInspector(0.5, "cell-1").to_bytes(), "cell", activate=True)
@@ -198,6 +199,7 @@ def test_a_change_sent_against_another_active_version_is_refused(station_factory
 
 
 # -- the change log and the station's own first model --------------------------------------
+@pytest.mark.one_database
 def test_the_change_log_names_the_versions_a_rollback_undid(station_factory):
     st = station_factory()
     for name in ("w1", "w2", "w3"):        # another product first: its rows take the low ids
@@ -210,6 +212,7 @@ def test_the_change_log_names_the_versions_a_rollback_undid(station_factory):
     assert entry.subject == "cell/* v1" and entry.details["undone"] == [2]
 
 
+@pytest.mark.one_database
 def test_a_model_file_says_how_many_parts_it_learned_from(station_factory):
     st = station_factory()
 
@@ -241,6 +244,7 @@ def test_an_exported_model_says_its_backbone():
 
 
 # -- refusals that say what to do ----------------------------------------------------------------
+@pytest.mark.one_database
 def test_a_version_whose_file_is_gone_is_refused_with_what_to_do(station_factory):
     st = station_factory()
     st.add_model(FakeInspector(0.5, "a").to_bytes(), "cell", activate=True)
@@ -259,6 +263,7 @@ def test_a_version_whose_file_is_gone_is_refused_with_what_to_do(station_factory
     assert st.activate_model("cell", "", 2).version == 2
 
 
+@pytest.mark.one_database
 def test_rolling_back_an_unknown_product_is_not_found(station_factory):
     st = station_factory()
     st.add_model(FakeInspector(0.5, "a").to_bytes(), "cell", activate=True)
@@ -268,6 +273,7 @@ def test_rolling_back_an_unknown_product_is_not_found(station_factory):
         st.rollback_model("cell", "")
 
 
+@pytest.mark.one_database
 def test_a_real_model_and_its_export_say_what_they_learned_from_and_look_at(station_factory, fitted_inspector,
                                                                              fitted_model_path, tmp_path):
     """As `lineguard serve --model` adds them: the .lgm and its ONNX export."""

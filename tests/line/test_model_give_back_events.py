@@ -9,6 +9,7 @@ one it was started beside; a shadow that is that very model judged no part from 
 and Compare blamed it for every one as a part it fell behind on."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from lineguard.line.compare import compare
@@ -117,6 +118,7 @@ def test_a_shadow_of_the_lines_own_version_runs_on_against_the_model_given_back_
     assert (out["parts"], out["not_compared"]) == (2, 0)
 
 
+@pytest.mark.one_database
 def test_a_shadow_that_is_the_model_given_back_to_ends_and_says_why(station_factory):
     st, every = _station(station_factory)
     line = _Line(st)
@@ -145,6 +147,7 @@ def test_a_shadow_that_is_the_model_given_back_to_ends_and_says_why(station_fact
     assert out["not_compared"] == 0
 
 
+@pytest.mark.one_database
 def test_the_give_back_is_published_on_the_lines_own_mqtt_topic(station_factory):
     """The give-back's payload names the model of every line (line ""), so its topic was
     lineguard/_all/_/model: a subscriber to lineguard/L1/# never heard that L1 changed model."""

@@ -107,6 +107,7 @@ def test_training_sources_and_what_the_new_version_records(station_factory):
     assert mv.threshold < odd.score
 
 
+@pytest.mark.one_database
 def test_a_version_records_its_thresholds_at_upload(station):
     mv = station.add_model(FakeInspector(0.6, "v-band", review_threshold=0.4).to_bytes(), "cell")
     assert (mv.threshold, mv.review_threshold) == (pytest.approx(0.6), pytest.approx(0.4))
@@ -114,6 +115,7 @@ def test_a_version_records_its_thresholds_at_upload(station):
     assert plain.threshold == pytest.approx(0.5) and plain.review_threshold is None   # no band
 
 
+@pytest.mark.one_database
 def test_a_version_from_before_thresholds_were_recorded_gets_them_when_loaded(station):
     from sqlalchemy import update
     from lineguard.line.orm import ModelVersion
@@ -162,6 +164,7 @@ def _shadow_station(station_factory, **kw):
     return st
 
 
+@pytest.mark.one_database
 def test_a_shadow_judges_every_part_and_is_never_signalled(station_factory):
     st = _shadow_station(station_factory)
     with pytest.raises(Conflict, match="already active"):
@@ -191,6 +194,7 @@ def test_a_shadow_judges_every_part_and_is_never_signalled(station_factory):
         st.shadow.stop("cell", "")
 
 
+@pytest.mark.one_database
 def test_activating_the_shadow_ends_it(station_factory):
     st = _shadow_station(station_factory)
     st.shadow.start("cell", "", 2)
@@ -206,6 +210,7 @@ def test_activating_the_shadow_ends_it(station_factory):
     assert st.shadow.for_part("cell", "L1") is None
 
 
+@pytest.mark.one_database
 def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
     st = station_factory(audit_sample_rate=0.0, shadow_queue=1)
     st.add_model(FakeInspector(0.5, "v-fast").to_bytes(), "cell", activate=True)
@@ -256,6 +261,7 @@ def test_compare_agreement_disagreements_and_rates_on_reviewed_parts(station_fac
         assert version_rates(s, [st.models.get("cell", "", 2)])[cand.id] is not None
 
 
+@pytest.mark.one_database
 def test_a_training_job_reports_how_far_the_fit_is_and_is_listed_while_it_runs(station_factory):
     st = station_factory(audit_sample_rate=1.0)
     st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
@@ -284,6 +290,7 @@ def test_a_training_job_reports_how_far_the_fit_is_and_is_listed_while_it_runs(s
     assert [j.id for j in st.jobs.recent(5)] == [job.id] and st.jobs.recent(5, ["running", "queued"]) == []
 
 
+@pytest.mark.one_database
 def test_a_trainer_without_progress_still_trains(station_factory):
     st = station_factory(audit_sample_rate=1.0)
     st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
@@ -353,6 +360,7 @@ def test_a_version_says_what_it_looks_at():
     assert model_facts(SimpleNamespace(threshold=0.5))["features"] is None
 
 
+@pytest.mark.one_database
 def test_a_version_registered_before_its_features_were_recorded_gets_them_at_its_next_load(station_factory,
                                                                                            monkeypatch):
     import lineguard.line.registry as registry
@@ -369,6 +377,7 @@ def test_a_version_registered_before_its_features_were_recorded_gets_them_at_its
         assert s.query(ModelVersion).one().features == "efficientnet_lite0 224x224"
 
 
+@pytest.mark.one_database
 def test_a_second_shadow_ends_the_first_in_the_change_log_and_the_same_one_twice_is_one_run(station_factory):
     from lineguard.line.audit import entries
     st = _shadow_station(station_factory)
@@ -386,6 +395,7 @@ def test_a_second_shadow_ends_the_first_in_the_change_log_and_the_same_one_twice
     assert started.version == 2
 
 
+@pytest.mark.one_database
 def test_too_few_parts_to_retrain_says_what_to_do_in_the_pages_words(station_factory):
     st = station_factory(audit_sample_rate=0.0)
     st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
@@ -397,6 +407,7 @@ def test_too_few_parts_to_retrain_says_what_to_do_in_the_pages_words(station_fac
     assert "review queue" in both.value.message and "LINEGUARD_AUDIT_SAMPLE_RATE" in both.value.message
 
 
+@pytest.mark.one_database
 def test_a_retrain_whose_activation_is_refused_is_done_with_its_version_registered(station_factory):
     """The training worked and its version was registered; only the switch was refused (it
     rejected the line's good parts). The job read "failed: uploaded as version 2, not

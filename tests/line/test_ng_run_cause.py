@@ -149,17 +149,20 @@ def test_the_alarm_of_a_dirty_lens_names_the_spot(station):
     assert msg.startswith("5 parts in a row not passed") and f"{OLD_END}; {SPOT} (x 25-44%, y 38-56%" in msg, msg
 
 
+@pytest.mark.one_database
 def test_the_alarm_of_photos_unlike_the_good_ones_all_over_says_so(station):
     msg = _run(station, [None] * 5, "WHOLE")
     assert f"{OLD_END}; {WHOLE}" in msg, msg
 
 
+@pytest.mark.one_database
 def test_the_alarm_of_real_defects_keeps_its_sentence_alone(station):
     # small marks at different places: a defect of the process, no cause to name
     msg = _run(station, [(2, 2, 8, 8), (40, 6, 10, 6), (10, 44, 6, 12), (44, 40, 9, 9), (26, 20, 7, 7)], "REAL")
     assert msg.endswith(OLD_END), msg
 
 
+@pytest.mark.one_database
 def test_the_regions_are_read_once_when_the_alarm_is_raised_not_for_each_part(station, monkeypatch):
     calls = []
     read = alarms._read_run_cause

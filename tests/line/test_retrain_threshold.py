@@ -3,6 +3,8 @@ people reviewed good after the old version flagged them (those are its oddest go
 counted, they set the threshold above the line's defects)."""
 from __future__ import annotations
 
+import pytest
+
 from lineguard.line.jobs import MIN_SAMPLE_FOR_THRESHOLD
 from lineguard.line.station import Part
 from lineguard.vision.imageio import load_image
@@ -67,6 +69,7 @@ def test_a_retrain_sets_its_threshold_on_the_audit_sample_not_on_the_false_alarm
     assert new.threshold < min(r.score for r in false_alarms)
 
 
+@pytest.mark.one_database
 def test_with_too_few_audit_sample_parts_every_part_counts_and_the_job_says_so(station_factory):
     st = station_factory(audit_sample_rate=0.0)
     st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
@@ -83,6 +86,7 @@ def test_with_too_few_audit_sample_parts_every_part_counts_and_the_job_says_so(s
     assert "only 0 of its parts are in the audit sample" in job.message and "--audit-sample-rate" in job.message
 
 
+@pytest.mark.one_database
 def test_a_refused_retrain_says_how_many_reviewed_good_photos_were_left_out_for_their_photo_issues(station_factory):
     """A line whose photos are unlike the training photos: the photo check doubts them, people
     review the parts good, and a retrain then counts almost none of them (the walk: 116
@@ -103,6 +107,7 @@ def test_a_refused_retrain_says_how_many_reviewed_good_photos_were_left_out_for_
     assert "lineguard train" in msg
 
 
+@pytest.mark.one_database
 def test_a_trainer_without_calibrate_on_counts_every_part_and_the_job_says_so(station_factory):
     st = station_factory(audit_sample_rate=0.5)
     st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)

@@ -44,6 +44,7 @@ def test_migration_keeps_the_last_activated_of_two_active_versions(station_facto
         assert list(s.scalars(select(ModelVersion.version).where(ModelVersion.active.is_(True)))) == [2]
 
 
+@pytest.mark.one_database
 def test_replaced_models_and_their_queues_are_freed(station):
     p = Part(f"p-{uuid.uuid4().hex[:6]}", "L1", "S1", "cell")
     station.inspect(png_bytes(40, seed=1), p)

@@ -28,6 +28,7 @@ def cell_station(station_factory):
     (0.004, None, "every part would be NG, good parts too"),
     (0.6, 1e-9, "review_threshold 1e-09 is less than 1/100 of 0.5"),       # every part to REVIEW
 ])
+@pytest.mark.one_database
 def test_saving_a_threshold_far_below_the_good_parts_is_refused_below_the_api(cell_station, threshold,
                                                                             review_threshold, says):
     st = cell_station
@@ -37,6 +38,7 @@ def test_saving_a_threshold_far_below_the_good_parts_is_refused_below_the_api(ce
     assert [m.version for m in st.models.list("cell")] == [1]       # no version half-made
 
 
+@pytest.mark.one_database
 def test_both_bounds_hold_against_the_calibrated_threshold_along_a_chain_of_tunings(cell_station):
     """v1 calibrated at 0.5 -> 0.01 -> 0.001: each step above 1/100 of the one before, the
     last under 1/100 of what the good parts set, so it is refused as the first step would

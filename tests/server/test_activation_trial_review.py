@@ -12,6 +12,8 @@ and an activation with no shadow comparison says so, on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
+import pytest
+
 from lineguard.line.compare import GoodPartsTrial
 from lineguard.line.station import Part
 
@@ -36,6 +38,7 @@ def _parts(st, n: int, value: int = 40, seed: int = 0) -> list:
             for i in range(n)]
 
 
+@pytest.mark.one_database
 def test_a_model_that_doubts_every_photo_is_refused_as_one_of_another_product(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -106,6 +109,7 @@ def test_what_the_trial_says_of_a_version_that_does_several_things():
                            "(too dark 5, colour photo 1), sends 1 to REVIEW on its score, parts the line passed OK")
 
 
+@pytest.mark.one_database
 def test_an_activation_without_a_shadow_comparison_says_so(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -120,7 +124,7 @@ def test_an_activation_without_a_shadow_comparison_says_so(spc_station):
         assert said and said.startswith("activated without a shadow comparison: cell/* v2 never judged the line's "
                                         "parts in shadow beside cell/* v1"), said
         assert "/api/v1/models/cell/shadow" in said
-        # going back to a version that judged the line before: its record stands, not told
+        # v1 is the version Roll back would go back to: made live by number it is the undo, not told
         r = c.post("/api/v1/models/cell/activate", json={"version": 1}, headers=eng)
         assert r.status_code == 200 and r.json()["warning"] is None, r.text
         # one run in shadow first: activated with no such warning

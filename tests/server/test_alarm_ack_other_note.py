@@ -3,10 +3,13 @@
 explain. Refused with a 422 saying to write what it was; the alarm stays active."""
 from __future__ import annotations
 
+import pytest
+
 from .test_alarms import NG, _parts, _station
 from .test_spc_api import client
 
 
+@pytest.mark.one_database
 def test_other_without_a_note_is_refused_and_the_alarm_stays_active(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, NG, NG, NG, NG, NG)
@@ -24,6 +27,7 @@ def test_other_without_a_note_is_refused_and_the_alarm_stays_active(spc_station)
     assert st.alarms.active() == []
 
 
+@pytest.mark.one_database
 def test_the_other_causes_and_none_still_need_no_note(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
     key = {"X-API-Key": st.operator_key}

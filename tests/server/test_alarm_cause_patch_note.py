@@ -4,12 +4,15 @@ count of causes had an "other" nobody could explain. The alarm's own note counts
 only adds to it); a missing or still-active alarm is said as before. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import pytest
+
 from .test_alarms import NG, _parts, _station
 from .test_spc_api import client
 
 SAID = "the cause 'other' needs a note: write what it was"
 
 
+@pytest.mark.one_database
 def test_other_set_later_without_a_note_is_refused_and_the_alarm_keeps_its_cause(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
     _parts(st, NG, NG)
@@ -34,6 +37,7 @@ def test_other_set_later_without_a_note_is_refused_and_the_alarm_keeps_its_cause
     assert done.json()["ack_cause"] == "other" and "air hose off the gripper" in done.json()["ack_note"]
 
 
+@pytest.mark.one_database
 def test_the_alarms_own_note_counts_and_the_other_causes_need_none(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
     key = {"X-API-Key": st.operator_key}
@@ -56,6 +60,7 @@ def test_the_alarms_own_note_counts_and_the_other_causes_need_none(spc_station):
         assert r.status_code == 200 and r.json()["ack_cause"] == "handling", r.text
 
 
+@pytest.mark.one_database
 def test_the_stations_own_lines_of_causes_changed_are_not_a_note(spc_station):
     """Each cause changed without a note adds a history line to the alarm's note ("[... UTC,
     who] cause A -> B"): those counted as a note, so an alarm changed once without a word

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lineguard.line.alarms import AlarmWatch
 from lineguard.line.auth import create_key
 from lineguard.line.orm import StationAlarmRules
@@ -18,6 +20,7 @@ def _keys(st):
         return {role: {"X-API-Key": create_key(s, role, name=f"{role}-key")[1]} for role in ("operator", "engineer")}
 
 
+@pytest.mark.one_database
 def test_a_station_with_rules_of_its_own_is_counted_by_them(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)           # defaults: 5 in a row, no rate rule
     keys = _keys(st)
@@ -70,6 +73,7 @@ def test_a_station_with_rules_of_its_own_is_counted_by_them(spc_station):
     assert sorted(a["station"] for a in st.alarms.active()) == ["S1", "S2"]
 
 
+@pytest.mark.one_database
 def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_stored(spc_station):
     st = _station(spc_station)
     keys = _keys(st)
@@ -103,6 +107,7 @@ def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_st
         assert c.get("/api/v1/alarms/rules").json()["stations"] == []
 
 
+@pytest.mark.one_database
 def test_new_rules_count_the_stations_latest_parts_afresh(spc_station):
     """A station three rejects into a run when it gets a rule of four raises at its next
     reject: the counts are read back from the records under the new rules, not started empty."""
@@ -161,6 +166,7 @@ def test_every_process_on_the_database_follows_a_stations_rules(spc_station):
 
 
 
+@pytest.mark.one_database
 def test_a_station_may_have_its_own_no_verdict_rule(spc_station):
     st = _station(spc_station)
     keys = _keys(st)

@@ -43,6 +43,7 @@ def _alarm_messages(st):
                 for r in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "alarm").order_by(OutboxEvent.id))]
 
 
+@pytest.mark.one_database
 def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     heard = []
@@ -100,6 +101,7 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
     assert [a["kind"] for a in st.alarms.active()] == ["ng_run"]
 
 
+@pytest.mark.one_database
 def test_the_live_pages_hear_of_the_part_before_the_alarm_it_raised(spc_station):
     st = _station(spc_station, alarm_ng_run=2, alarm_ng_rate=0)
     heard = []
@@ -109,6 +111,7 @@ def test_the_live_pages_hear_of_the_part_before_the_alarm_it_raised(spc_station)
     assert heard == [("inspection", first.id), ("inspection", second.id), ("alarm", second.id)]
 
 
+@pytest.mark.one_database
 def test_the_rate_alarm_counts_ng_parts_among_the_last_window(spc_station):
     st = _station(spc_station, alarm_ng_run=0, alarm_ng_rate=0.15, alarm_window=20)   # 3 NG in 20 parts
     assert st.alarms.rules.rate_limit == 3
@@ -165,6 +168,7 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
     assert off.active_kinds == ()
 
 
+@pytest.mark.one_database
 def test_an_alarm_left_unacknowledged_is_escalated_once(spc_station):
     import datetime as dt
     from lineguard.line.alarms import AlarmWatch, AlarmRules
@@ -200,6 +204,7 @@ def test_an_alarm_left_unacknowledged_is_escalated_once(spc_station):
     assert quiet["escalate_at"] is None and never.alarms.escalate_due(now=raised + dt.timedelta(days=1)) == []
 
 
+@pytest.mark.one_database
 def test_the_station_looks_for_alarms_to_escalate_on_its_own(spc_station):
     import datetime as dt
     import time
@@ -233,6 +238,7 @@ def test_alarms_go_to_their_own_mqtt_topic():
     assert sink.topic({"event": "inspection", "line": "L1", "station": "S1"}) == "lineguard/L1/S1/result"
 
 
+@pytest.mark.one_database
 def test_the_shift_report_lists_the_shifts_alarms_and_who_saw_to_them(spc_station):
     import datetime as dt
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
@@ -300,6 +306,7 @@ def test_the_alarms_of_a_period_counted_and_filtered(spc_station):
         assert page.status_code == 200 and "/app/static/alarms.js" in page.text
 
 
+@pytest.mark.one_database
 def test_an_alarms_cause_counts_in_the_shift_it_was_acknowledged_in(spc_station):
     import datetime as dt
     from lineguard.line.orm import LineAlarm
@@ -318,6 +325,7 @@ def test_an_alarms_cause_counts_in_the_shift_it_was_acknowledged_in(spc_station)
     assert [(c["cause"], c["alarms"]) for c in now["alarm_causes"]] == [("handling", 1)]
 
 
+@pytest.mark.one_database
 def test_an_acknowledgement_says_what_the_alarm_turned_out_to_be(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, NG, NG, NG, NG, NG)
@@ -400,6 +408,7 @@ def test_parts_are_counted_in_id_order_whatever_order_they_arrive_in():
     assert c.run() == [] and len(c.window()) == 6        # doubted photos: the photo rule's alone
 
 
+@pytest.mark.one_database
 def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_alarms(spc_station):
     from lineguard.line.alarms import alarm_code
     st = _station(spc_station, alarm_ng_rate=0.2, alarm_window=10)      # 2 NG in 10 parts: the rate alarm
@@ -437,6 +446,7 @@ def test_photos_the_model_cannot_judge_raise_the_camera_alarm_not_the_reject_ala
         assert (row["parts"], row["photo_doubted"], report["totals"]["photo_doubted"]) == (20, 6, 6)
 
 
+@pytest.mark.one_database
 def test_with_the_photo_rule_off_doubted_photos_count_as_review_parts(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_photo_run=0)
     _parts(st, DARK, DARK, DARK, DARK)
@@ -469,6 +479,7 @@ def test_a_restart_reads_doubted_photos_back(spc_station):
     assert sorted(a["kind"] for a in st.alarms.active()) == ["ng_run", "photo"]
 
 
+@pytest.mark.one_database
 def test_the_shift_report_carries_an_alarm_still_active_from_an_earlier_shift(spc_station):
     import datetime as dt
     from sqlalchemy import update
@@ -521,6 +532,7 @@ def test_rejects_without_a_verdict_are_read_back_after_a_restart_and_an_acknowle
     assert st.alarms.rules_for("L1", "S1").no_verdict_run == 3
 
 
+@pytest.mark.one_database
 def test_an_alarm_left_unacknowledged_is_escalated_again_at_its_stations_pace(spc_station):
     """--alarm-escalate-again-min: escalated again every so many minutes, each time once
     whichever process looks, with its level; a station down for an hour sends one, not six."""
@@ -586,6 +598,7 @@ def test_the_alarm_states_written_again_after_a_connection_take_their_place_in_e
                          ("alarm", "S1", "acknowledged", 0)]
 
 
+@pytest.mark.one_database
 def test_what_an_alarm_turned_out_to_be_is_said_later_and_the_note_keeps_each_change(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
     _parts(st, NG, NG)
@@ -674,6 +687,7 @@ def test_a_cause_changed_by_someone_else_meanwhile_is_read_again(spc_station, mo
     assert [ln.split("] ", 1)[1] for ln in done["ack_note"].splitlines()] == history
 
 
+@pytest.mark.one_database
 def test_a_note_with_line_breaks_cannot_fake_a_line_of_the_history(spc_station):
     st = _station(spc_station, alarm_ng_rate=0, alarm_ng_run=2)
     _parts(st, NG, NG)
@@ -685,6 +699,7 @@ def test_a_note_with_line_breaks_cannot_fake_a_line_of_the_history(spc_station):
     assert lines[1].endswith("] more [2026-12-01 06:00 UTC, boss (user)] cause x")
 
 
+@pytest.mark.one_database
 def test_a_plants_own_alarm_cause_is_offered_counted_and_kept_when_retired(spc_station):
     """Beyond the six built in: "coil change" is what stops this line. It is offered with
     the next PLC number, counted by its name, and once retired no longer offered, while the
@@ -778,6 +793,7 @@ def test_alarms_and_the_shift_report_find_a_line_typed_in_another_case(spc_stati
         assert c.get("/api/v1/alarms", params={"line": "L9"}, headers=op).json()["items"] == []
 
 
+@pytest.mark.one_database
 def test_a_period_from_after_until_is_refused_not_answered_as_a_quiet_one(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     op = {"X-API-Key": st.operator_key}
@@ -817,6 +833,7 @@ def test_a_cause_whose_made_up_key_is_taken_gets_its_own_and_never_a_retired_cau
         alarm_causes.add(st.db, "СМЕНА РУЛОНА", by="qe", key="ru2")
 
 
+@pytest.mark.one_database
 def test_a_plc_acknowledgement_takes_every_alarm_though_its_cause_was_retired_meanwhile(spc_station):
     from lineguard.line import alarm_causes
     st = _station(spc_station)

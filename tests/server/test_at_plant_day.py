@@ -50,6 +50,7 @@ def test_a_time_keeps_its_meaning_and_a_day_reads_as_the_page_walks_on(spc_stati
         assert _shift(c, PATHS[0], rep["shift"]["previous_at"])["label"] == "2026-11-30 S3 (22:00)"
 
 
+@pytest.mark.one_database
 def test_an_at_that_is_no_time_says_what_to_write(spc_station):
     st = spc_station(timezone="Asia/Tokyo")
     with client(st) as c:

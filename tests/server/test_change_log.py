@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+
 from lineguard.line.auth import create_key
 
 from .fake_inspector import FakeInspector
@@ -88,6 +90,7 @@ def test_every_change_is_logged_with_who_and_what(spc_station):
         assert [(x["action"], x["actor"]) for x in rows] == [("user.disabled", A), ("user.added", A)]
 
 
+@pytest.mark.one_database
 def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -105,6 +108,7 @@ def test_a_refused_change_leaves_no_entry_and_operators_cannot_read(spc_station)
         assert bad.status_code == 422 and "model.activated" in bad.json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_a_shadow_ended_by_an_activation_and_an_infinite_threshold_are_logged(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -124,6 +128,7 @@ def test_a_shadow_ended_by_an_activation_and_an_infinite_threshold_are_logged(sp
     assert uploaded["details"]["threshold"] == "inf"
 
 
+@pytest.mark.one_database
 def test_a_station_started_with_other_settings_is_in_the_change_log(spc_station, tmp_path, monkeypatch):
     """Who started the station deleting records after 90 days instead of keeping them,
     and when: each process's start with settings other than its last start's."""

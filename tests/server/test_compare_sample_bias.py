@@ -99,6 +99,7 @@ def test_compare_weighs_the_candidate_s_sample_rates_by_the_active_version_s_ver
     _check(body["sample"]["active"], body["sample"]["candidate"])
 
 
+@pytest.mark.one_database
 def test_the_models_page_weighs_a_shadow_s_sample_rates_the_same_way(spc_station):
     st, v1, v2 = _station(spc_station)
     with _client(st) as c:

@@ -26,6 +26,7 @@ from .test_spc_api import client
     ("backup", "degraded", 200), ("records", "degraded", 200), ("records_image", "degraded", 200),
     ("store_sweep", "degraded", 200), ("disk", "degraded", 200),
     ("plc", "fault", 503), ("camera", "fault", 503)])
+@pytest.mark.one_database
 def test_health_says_whether_the_line_still_runs(spc_station, fault, status, code):
     st = spc_station()
     st.faults[fault] = "what is wrong"
@@ -333,6 +334,7 @@ def test_a_station_stopped_by_sigterm_closes_itself_and_exits_0(tmp_path):
     assert not wal.exists() or wal.stat().st_size == 0
 
 
+@pytest.mark.one_database
 def test_an_active_model_that_cannot_judge_parts_is_a_fault_from_the_start(spc_station):
     # a restore that lost or damaged the active version's file: every part is refused, and
     # /health said "ok" until then

@@ -47,6 +47,7 @@ def _due(st, minutes_ago: float) -> None:
                           raised_at=now - dt.timedelta(minutes=minutes_ago + 10)))
 
 
+@pytest.mark.one_database
 def test_an_alarm_left_unanswered_past_its_escalation_makes_health_degraded(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -110,6 +111,7 @@ def test_alarms_are_counted_by_kind_and_station_and_a_stopping_fault_still_wins(
         assert {"camera", "alarm L1/S1", "alarm L1/S2"} <= set(r.json()["faults"])
 
 
+@pytest.mark.one_database
 def test_a_station_that_escalates_nothing_is_not_degraded_by_its_alarms(spc_station):
     # escalate_min 0: the plant chose no escalation; an active alarm is counted, not a fault
     st = _station(spc_station, alarm_escalate_min=0)

@@ -179,6 +179,7 @@ def test_a_request_the_protocol_cannot_parse_gets_a_json_400(body_station):
 # -- an image part without a filename ------------------------------------------------------
 
 
+@pytest.mark.one_database
 def test_a_threshold_far_below_the_good_parts_is_refused_and_nothing_saved(tuned_station):  # noqa: F811
     st, c, keys, _ = tuned_station
     eng = {"X-API-Key": keys["engineer"]}
@@ -195,6 +196,7 @@ def test_a_threshold_far_below_the_good_parts_is_refused_and_nothing_saved(tuned
     assert ok.status_code == 201, ok.text
 
 
+@pytest.mark.one_database
 def test_a_version_that_is_not_a_number_is_refused(tuned_station):  # noqa: F811
     st, c, keys, _ = tuned_station
     eng = {"X-API-Key": keys["engineer"]}

@@ -10,6 +10,8 @@ import datetime as dt
 import io
 import uuid
 
+import pytest
+
 from .test_part_export import _sheet_rows
 from .test_spc_api import client
 
@@ -62,6 +64,7 @@ def test_a_serial_finds_every_trigger_of_its_part_in_the_list_count_and_export(s
         assert len(sheet) == 1 + 3 and all(("inlineStr", "777") in row for row in sheet[1:]), sheet
 
 
+@pytest.mark.one_database
 def test_the_api_description_lists_serial_among_the_filters(spc_station):
     st = spc_station()
     with client(st) as c:
@@ -72,6 +75,7 @@ def test_the_api_description_lists_serial_among_the_filters(spc_station):
     assert "unknown query parameter" in spec["paths"]["/api/v1/inspections"]["get"]["description"].lower()
 
 
+@pytest.mark.one_database
 def test_a_query_parameter_the_list_does_not_take_is_refused_naming_it(spc_station):
     st = spc_station()
     _parts(st, "777", "778")

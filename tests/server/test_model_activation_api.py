@@ -2,6 +2,8 @@
 and force, the expected_active precondition, and refusals that say what to do."""
 from __future__ import annotations
 
+import pytest
+
 from lineguard.line.station import Part
 
 from .fake_inspector import FakeInspector, png_bytes
@@ -28,6 +30,7 @@ def _line_with_good_parts(st, c, eng, n: int, seed: int = 0) -> None:
         st.inspect(png_bytes(40, seed=seed + i), Part(f"good-{i}", "L1", "S1", "cell"))
 
 
+@pytest.mark.one_database
 def test_a_model_of_another_product_is_refused_until_forced(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -49,6 +52,7 @@ def test_a_model_of_another_product_is_refused_until_forced(spc_station):
         assert entry["details"]["forced"] == "judged 12 of the 12 latest good parts NG"
 
 
+@pytest.mark.one_database
 def test_an_upload_asking_to_activate_is_tried_on_the_good_parts_too(spc_station):
     # POST /models with activate=true skipped the check: the same road onto the line
     st = spc_station()
@@ -95,6 +99,7 @@ def test_activate_and_rollback_against_the_version_seen_active(spc_station):
                       headers=eng).status_code == 422
 
 
+@pytest.mark.one_database
 def test_refusals_of_activate_and_rollback_say_what_to_do(spc_station):
     st = spc_station()
     keys = _keys(st)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lineguard.line.station import Part
 from lineguard.vision.errors import BundleError, ModelFileCorrupt
@@ -57,6 +58,7 @@ def _versions(eng) -> dict[int, dict]:
     return {m["version"]: m for m in r.json()["items"]}
 
 
+@pytest.mark.one_database
 def test_a_version_whose_file_is_unusable_is_listed_so_refused_with_409_and_mended_by_an_upload(make_station):
     st = make_station(loader=lgm_loader)
     v1 = st.add_model(lgm_bytes(0.5, "one"), "cell", activate=True)
@@ -103,6 +105,7 @@ def test_a_version_whose_file_is_unusable_is_listed_so_refused_with_409_and_mend
         assert r.status_code == 200 and r.json()["version"] == 1, r.text
 
 
+@pytest.mark.one_database
 def test_a_file_its_load_refused_is_listed_so_and_refused_with_409(make_station):
     st = make_station()
     st.add_model(FakeInspector(0.5, "one").to_bytes(), "cell", activate=True)
@@ -142,6 +145,7 @@ def _log(eng, action: str) -> list[dict]:
     return r.json()["items"]
 
 
+@pytest.mark.one_database
 def test_an_activation_and_a_rollback_say_the_shadow_is_compared_with_the_new_live_version(make_station):
     st = make_station()
     line = _Line(st)
@@ -181,6 +185,7 @@ def test_an_activation_and_a_rollback_say_the_shadow_is_compared_with_the_new_li
         assert _versions(eng)[3]["state"] == "shadow"
 
 
+@pytest.mark.one_database
 def test_making_the_shadows_very_model_live_under_another_version_ends_the_shadow(make_station):
     st = make_station()
     line = _Line(st)
@@ -201,6 +206,7 @@ def test_making_the_shadows_very_model_live_under_another_version_ends_the_shado
         assert "the same model as v2" in stopped["details"]["why"]
 
 
+@pytest.mark.one_database
 def test_a_rollback_that_passes_a_version_with_an_unusable_file_says_so(make_station):
     st = make_station(loader=lgm_loader)
     st.add_model(lgm_bytes(0.5, "one"), "cell", activate=True)
@@ -216,6 +222,7 @@ def test_a_rollback_that_passes_a_version_with_an_unusable_file_says_so(make_sta
         assert r.json()["warning"].startswith("passed over v2 of product 'cell': its file cannot be loaded")
 
 
+@pytest.mark.one_database
 def test_serve_with_the_same_model_file_writes_a_damaged_copy_back(make_station, tmp_path):
     """`serve --model FILE` (Station.ensure_model) only touched a damaged copy of FILE, so the
     version stayed unusable however often the station was started with it."""
@@ -231,6 +238,7 @@ def test_serve_with_the_same_model_file_writes_a_damaged_copy_back(make_station,
     assert stored.read_bytes() == data and st.models.file_problem(v1) is None
 
 
+@pytest.mark.one_database
 def test_a_load_this_pc_cannot_do_is_no_damaged_file(make_station):
     """A runtime not installed (or a CPU without bfloat16, a format newer than this lineguard)
     is a BundleError too: it marked the version's file damaged, answered 409 "upload the same

@@ -94,6 +94,7 @@ def test_a_photo_reviewed_as_a_defect_is_not_learnt_when_it_comes_again_as_anoth
 
 
 # -- 3. a restart with the usual --model keeps what is active --------------------------------
+@pytest.mark.one_database
 def test_the_start_up_model_file_already_registered_does_not_undo_a_later_activation(make_station, tmp_path):
     from lineguard.line.orm import ModelActivation
     model = tmp_path / "cell.lgm"
@@ -109,6 +110,7 @@ def test_the_start_up_model_file_already_registered_does_not_undo_a_later_activa
                         .where(ModelActivation.activated_by == "serve --model")) == 1
 
 
+@pytest.mark.one_database
 def test_serve_says_which_version_stays_active(make_station, tmp_path):
     from lineguard.server.app import open_station
     model = tmp_path / "cell.lgm"
@@ -139,6 +141,7 @@ def test_serve_says_which_version_stays_active(make_station, tmp_path):
         st.close()
 
 
+@pytest.mark.one_database
 def test_a_registered_file_is_activated_when_no_version_of_its_line_is_active(make_station, tmp_path):
     st = make_station()
     model = tmp_path / "l1.lgm"
@@ -171,6 +174,7 @@ def test_a_restart_keeps_a_line_given_back_to_the_model_of_every_line(make_stati
         st.close()
 
 
+@pytest.mark.one_database
 def test_metrics_drop_a_lines_model_when_it_is_given_back_to_the_model_of_every_line(make_station):
     st = make_station()
     st.add_model(FakeInspector(0.4, "every").to_bytes(), "cell", activate=True, by="eng")
@@ -221,6 +225,7 @@ def _load_with_backbone(path):
     return insp
 
 
+@pytest.mark.one_database
 def test_a_retrain_inherits_review_band_false_reject_target_and_profile(make_station):
     st = make_station(audit_sample_rate=1.0, loader=_load_with_backbone)
     cal = {"threshold": 0.5, "review_threshold": 0.4, "review_rate": 0.05, "target_false_reject_rate": 0.02}
@@ -281,6 +286,7 @@ def test_a_line_version_of_the_same_file_lists_only_the_parts_it_judged(make_sta
 
 
 # -- 6. no rollback offered to a version whose file is gone; a copy can be downloaded ---------
+@pytest.mark.one_database
 def test_rollback_passes_versions_whose_file_is_missing(make_station):
     st = make_station()
     v1 = st.add_model(FakeInspector(0.5, "up").to_bytes(), "cell", activate=True)
@@ -305,6 +311,7 @@ def test_rollback_passes_versions_whose_file_is_missing(make_station):
         assert "upload the same model file again" in r.json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_a_versions_file_can_be_downloaded_by_an_engineer(make_station):
     st = make_station()
     st.add_model(FakeInspector(0.5, "up").to_bytes(), "cell", activate=True)

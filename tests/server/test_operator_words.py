@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lineguard.line.orm import StationRun
 from lineguard.line.shift_report import shift_report
 
@@ -18,6 +20,7 @@ def _drift_text(st, at):
     return shift_report(st.db, STARTS, "UTC", at=at, now=DAY + dt.timedelta(days=30))["drift"]["text"]
 
 
+@pytest.mark.one_database
 def test_the_shift_reports_score_line_speaks_of_the_shift_not_of_time_windows(spc_station):
     st = spc_station(shift_starts=STARTS)
     _plant(st)     # six shifts of 100 parts before the 30th's morning shift, one part at 14:05
@@ -39,6 +42,7 @@ def test_the_shift_reports_score_line_speaks_of_the_shift_not_of_time_windows(sp
     assert "than in the week's first shifts" in texts["compared"] or "steady" in texts["compared"]
 
 
+@pytest.mark.one_database
 def test_too_few_parts_in_the_weeks_first_shifts_is_said_in_shift_words(spc_station):
     st = spc_station(shift_starts=STARTS)
     with st.db.session() as s:      # five shifts of one part each, then a shift of 20
@@ -48,6 +52,7 @@ def test_too_few_parts_in_the_weeks_first_shifts_is_said_in_shift_words(spc_stat
     assert text.startswith("not compared yet: the week's first shifts had 5 parts scored, 10 are needed"), text
 
 
+@pytest.mark.one_database
 def test_the_line_summary_lists_this_shifts_restarts_and_outages(spc_station):
     from lineguard.server.routers.live import line_summary
     st = spc_station(shift_starts=STARTS)

@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import uuid
 
+import pytest
+
 from lineguard.line.orm import Inspection
 from lineguard.line.part_records import COLUMNS
 from lineguard.vision.result import DefectRegion
@@ -65,6 +67,7 @@ def test_the_export_holds_every_matching_part_once_past_many_pages(spc_station):
         assert c.get("/api/v1/inspections/export", params={"limit": 0}).status_code == 422
 
 
+@pytest.mark.one_database
 def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc_station):
     st = spc_station()
     _add(st, 28)
@@ -88,6 +91,7 @@ def test_each_row_says_the_verdict_the_review_and_its_outcome_in_plant_words(spc
     assert hostile["lot"] == "'-2+3" and hostile["review_note"] == "'@SUM(A1)"
 
 
+@pytest.mark.one_database
 def test_a_part_the_station_judged_has_its_region_in_the_export_and_on_the_defect_map(spc_station):
     # the regions as the station itself stores them, not as a test writes them
     from lineguard.line.station import Part
@@ -126,6 +130,7 @@ def _sheet_rows(data: bytes) -> list[list[tuple[str, str]]]:
     return out
 
 
+@pytest.mark.one_database
 def test_the_xlsx_export_keeps_ids_as_text_and_times_as_times(spc_station):
     st = spc_station()
     with st.db.session() as s:
@@ -160,6 +165,7 @@ def test_the_xlsx_export_keeps_ids_as_text_and_times_as_times(spc_station):
         assert widths[COLUMNS.index(column) + 1] >= shown + 1, (column, widths)
 
 
+@pytest.mark.one_database
 def test_each_row_has_the_plant_clock_beside_utc(spc_station):
     st = spc_station(timezone="Europe/Berlin")
     with st.db.session() as s:       # 2026-11-30 23:30 UTC: already the 1st of December in Berlin
@@ -176,6 +182,7 @@ def test_each_row_has_the_plant_clock_beside_utc(spc_station):
                                   - dt.datetime(2026, 12, 1, 0, 30)) < dt.timedelta(milliseconds=1)
 
 
+@pytest.mark.one_database
 def test_a_time_out_of_range_is_refused_before_the_export_streams(spc_station):
     # valid ISO, but before year 1 once in UTC: refused whole (422), not a download cut short
     st = spc_station()
@@ -185,6 +192,7 @@ def test_a_time_out_of_range_is_refused_before_the_export_streams(spc_station):
             assert r.status_code == 422 and "out of range" in r.json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_a_workbook_past_a_sheets_rows_is_refused_not_cut_short(spc_station, tmp_path, monkeypatch):
     """A spreadsheet holds 1,048,576 rows: more parts than that give a 422 (API) or exit 1
     (CLI) saying to narrow them or take CSV, never a workbook Excel refuses or cuts."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from .conftest import png_bytes, post_part
 
 OK_PHOTO, NG_PHOTO = 30, 220     # the fake model's score is the photo's brightness (NG above 0.5)
@@ -21,6 +23,7 @@ def _client(spc_station):
     return TestClient(create_app(station=st), headers={"X-API-Key": keys["operator"]})
 
 
+@pytest.mark.one_database
 def test_a_part_sent_again_to_the_api_is_logged_once_by_the_station(spc_station, caplog):
     caplog.set_level(logging.INFO, logger="lineguard")      # the station's and the server's
     with _client(spc_station) as c:

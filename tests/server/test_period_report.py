@@ -126,6 +126,7 @@ def _book(data: bytes) -> dict[str, list[list[tuple[str, str]]]]:
     return out
 
 
+@pytest.mark.one_database
 def test_the_month_report_as_a_workbook_has_typed_sheets(spc_station):
     st = spc_station(timezone="Europe/Berlin")
     made_month(st)
@@ -163,6 +164,7 @@ def test_the_month_report_as_a_workbook_has_typed_sheets(spc_station):
     ({**NOV, "format": "csv"}, "format"),
     ({**NOV, "lnie": "L1"}, "unknown query parameter lnie"),
 ])
+@pytest.mark.one_database
 def test_a_window_it_cannot_report_is_a_422_saying_what_to_send(spc_station, params, says):
     st = spc_station(timezone="Europe/Berlin")
     with client(st) as c:
@@ -198,6 +200,7 @@ def test_the_window_left_out_is_the_plants_whole_days():
     assert window(dt.datetime(2026, 12, 6, 8), None, "Europe/Berlin", now)[1] == now
 
 
+@pytest.mark.one_database
 def test_the_report_needs_a_reader(spc_station):
     st = spc_station()
     st.config.open_reads = False

@@ -128,6 +128,7 @@ def test_a_day_alone_is_the_plants_day_on_the_line_counters(spc_station):
     ({"until": "yesterday"}, "2026-12-01 (the plant's day)"),
     ({"until": "9999-12-31"}, "out of range"),                      # its end is past the calendar's
 ])
+@pytest.mark.one_database
 def test_a_day_or_time_it_cannot_use_is_422_saying_what_to_write(spc_station, params, said):
     st = _station(spc_station)
     with client(st) as c:
@@ -137,6 +138,7 @@ def test_a_day_or_time_it_cannot_use_is_422_saying_what_to_write(spc_station, pa
             assert said in r.json()["error"]["message"], (path, r.text)
 
 
+@pytest.mark.one_database
 def test_a_window_back_to_front_by_days_is_refused_where_times_are(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -146,6 +148,7 @@ def test_a_window_back_to_front_by_days_is_refused_where_times_are(spc_station):
 
 
 @pytest.mark.slow
+@pytest.mark.one_database
 def test_the_first_day_of_the_calendar_in_a_zone_ahead_of_utc_is_422_not_500(spc_station):
     st = spc_station(timezone="Asia/Tokyo")       # ahead of UTC: its 0001-01-01 00:00 is before year 1 in UTC
     with client(st) as c:
@@ -153,6 +156,7 @@ def test_the_first_day_of_the_calendar_in_a_zone_ahead_of_utc_is_422_not_500(spc
         assert r.status_code == 422 and "out of range" in r.json()["error"]["message"], r.text
 
 
+@pytest.mark.one_database
 def test_the_api_description_says_a_day_is_the_plants(spc_station):
     st = spc_station(timezone=ZONE)
     with client(st) as c:
@@ -165,6 +169,7 @@ def test_the_api_description_says_a_day_is_the_plants(spc_station):
             assert "all of that day" in params["until"]["description"], path
 
 
+@pytest.mark.one_database
 def test_a_parts_window_back_to_front_is_refused_as_elsewhere(spc_station):
     """The gallery's list and export answered a window whose since is after its until with
     0 parts and a header-only file (read as a quiet period); SPC, alarms and the change log

@@ -100,6 +100,7 @@ def test_late_rejects_join_the_estimate_while_ng_parts_wait_for_review(spc_stati
     # a day typed as until holds all of it; the 30 days cross the change to summer time
     ("2026-04-15", "2026-03-16T23:00:00Z"),
 ])
+@pytest.mark.one_database
 def test_the_default_window_is_30_whole_plant_days(spc_station, until, since):
     st = spc_station(timezone="Europe/Berlin")
     with client(st) as c:
@@ -112,6 +113,7 @@ def test_the_default_window_is_30_whole_plant_days(spc_station, until, since):
         assert hours["since"] == "2026-11-29T12:00:00Z"
 
 
+@pytest.mark.one_database
 def test_the_default_window_ends_with_today_through_now(spc_station):
     from lineguard.line.orm import utcnow
     st = spc_station(timezone="America/Chicago")

@@ -109,6 +109,7 @@ def test_old_records_go_with_their_files_and_what_the_station_learns_from_stays(
         assert now_shift["records_incomplete"] is None
 
 
+@pytest.mark.one_database
 def test_without_the_setting_every_record_stays(spc_station):
     st = spc_station()
     assert st.records is None
@@ -142,6 +143,7 @@ def test_the_newest_records_stay_after_a_station_stood_idle(spc_station):
         st.review(ids[0], "good", "maria (user)", None)           # deleted: not found, nothing written
 
 
+@pytest.mark.one_database
 def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_cannot_be_written(spc_station,
                                                                                                    tmp_path):
     import csv
@@ -209,6 +211,7 @@ def test_records_are_archived_before_they_are_deleted_and_kept_when_the_archive_
 
 
 @pytest.mark.parametrize("which", ["ng", "all", "none"])
+@pytest.mark.one_database
 def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_fault(spc_station, tmp_path, which):
     import csv
     archive = tmp_path / "archive"
@@ -241,6 +244,7 @@ def test_archived_images_follow_the_setting_and_an_image_already_gone_is_no_faul
     assert (archive / "images").exists() is (which != "none")
 
 
+@pytest.mark.one_database
 def test_records_are_not_archived_to_a_share_s_mount_point_without_the_share(spc_station, tmp_path):
     # the archive folder is the share's mount point: when the share is not mounted the
     # folder is still there, empty, on the station's own disk; records written there would
@@ -278,6 +282,7 @@ def test_records_are_not_archived_to_a_share_s_mount_point_without_the_share(spc
     assert len(list(share.glob("records-*.csv"))) == 2
 
 
+@pytest.mark.one_database
 def test_an_image_the_station_cannot_read_keeps_its_record_and_the_rest_go(spc_station, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()

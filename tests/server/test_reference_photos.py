@@ -90,6 +90,7 @@ def test_a_retrain_learns_the_reference_photos_beside_the_stored_good_parts(make
     assert job.result["images"] == 37
 
 
+@pytest.mark.one_database
 def test_a_retrain_asked_not_to_learns_the_stored_parts_alone(make_station):
     st = make_station(audit_sample_rate=1.0)
     _parts(st, 12)
@@ -103,6 +104,7 @@ def test_a_retrain_asked_not_to_learns_the_stored_parts_alone(make_station):
     assert job.result["sources"]["reference_photos"] == 0
 
 
+@pytest.mark.one_database
 def test_reference_photos_count_toward_the_parts_a_retrain_needs(make_station):
     st = make_station(audit_sample_rate=1.0)
     _parts(st, 4)
@@ -119,6 +121,7 @@ def test_reference_photos_count_toward_the_parts_a_retrain_needs(make_station):
         assert r.status_code == 400 and "reference photos not asked for, 6 kept" in r.json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_a_reference_photo_reviewed_as_a_defect_is_never_learnt(make_station):
     st = make_station(audit_sample_rate=1.0)
     _parts(st, 12)
@@ -133,6 +136,7 @@ def test_a_reference_photo_reviewed_as_a_defect_is_never_learnt(make_station):
     assert job.result["sources"]["reference_photos"] == 1
 
 
+@pytest.mark.one_database
 def test_reference_photos_pass_a_parts_checks_and_need_an_engineer(make_station):
     st = make_station(max_upload_bytes=200_000)
     good = png_bytes(45, seed=1)
@@ -182,6 +186,7 @@ def test_a_lines_retrain_learns_the_products_photos_and_its_own_not_another_line
     assert job.result["sources"]["reference_photos"] == 2
 
 
+@pytest.mark.one_database
 def test_the_reference_photos_set_the_threshold_the_parts_reviewed_good_after_false_alarms_do_not(make_station):
     st = make_station(audit_sample_rate=0.0)
     recs = _parts(st, 5, value=90)       # the old version's false alarms, reviewed good

@@ -7,6 +7,7 @@ import io
 import json
 
 from PIL import Image
+import pytest
 
 from lineguard.line.orm import Job
 
@@ -38,6 +39,7 @@ def _ref_ids(c) -> list[tuple[int, str]]:
     return [(e["id"], e["image_key"]) for e in c.get("/api/v1/reference-photos").json()["items"]]
 
 
+@pytest.mark.one_database
 def test_a_retrain_asked_for_with_reference_files_gone_counts_only_those_there(make_station):
     st = make_station(audit_sample_rate=1.0)
     _parts(st, 4)
@@ -55,6 +57,7 @@ def test_a_retrain_asked_for_with_reference_files_gone_counts_only_those_there(m
     assert all(str(pid) in msg for pid, _key in refs[:3])
 
 
+@pytest.mark.one_database
 def test_a_retrain_whose_reference_files_went_after_it_was_asked_for_fails_below_min_images(make_station):
     st = make_station(audit_sample_rate=1.0)
     _parts(st, 4)
@@ -81,6 +84,7 @@ def test_a_retrain_whose_reference_files_went_after_it_was_asked_for_fails_below
     assert st.jobs.trainer.images == []       # nothing was trained
 
 
+@pytest.mark.one_database
 def test_a_damaged_reference_photo_is_named_and_the_counts_add_up(make_station):
     st = make_station(audit_sample_rate=1.0, trainer=SkipsUnreadable())
     _parts(st, 4)
@@ -99,6 +103,7 @@ def test_a_damaged_reference_photo_is_named_and_the_counts_add_up(make_station):
     assert "lineguard reference remove" in job.message
 
 
+@pytest.mark.one_database
 def test_a_line_longer_than_a_parts_line_is_refused(make_station):
     import pytest
 

@@ -82,6 +82,7 @@ def test_good_parts_scrapped_counts_only_where_every_record_is_kept(spc_station)
         assert (gs["k"], gs["n"]) == (0, 99) and gs["counted_since"] == "2026-11-29T23:00:00Z"
 
 
+@pytest.mark.one_database
 def test_exact_counts_are_whole_numbers_in_the_json(spc_station):
     st = spc_station()
     add_parts(st, _walk_month())

@@ -8,6 +8,7 @@ again for L1). It gives the line back now; where nothing judged the parts before
 refusal says so."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from lineguard.line.orm import OutboxEvent
@@ -96,6 +97,7 @@ def test_a_lines_first_own_model_rolls_back_to_the_model_of_every_line(spc_stati
         assert parts.judged_by() == "every-line"
 
 
+@pytest.mark.one_database
 def test_a_lines_walk_ends_at_the_model_of_every_line(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -116,6 +118,7 @@ def test_a_lines_walk_ends_at_the_model_of_every_line(spc_station):
         assert [e["details"]["undone"] for e in _log(c, keys["engineer"], action="model.rolled_back")] == [[1], [2]]
 
 
+@pytest.mark.one_database
 def test_with_nothing_before_the_first_model_the_refusal_says_so(spc_station):
     st = spc_station()
     keys = _keys(st)

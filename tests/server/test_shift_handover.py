@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lineguard.line.auth import create_key
 from lineguard.line.orm import LineAlarm, LineSignal
 
@@ -19,6 +21,7 @@ def _t(h, m=0, s=0):
     return DAY + dt.timedelta(hours=h, minutes=m, seconds=s)
 
 
+@pytest.mark.one_database
 def test_a_restart_and_an_outage_are_listed_with_the_time_no_part_was_judged(spc_station):
     from lineguard.line.orm import StationRun
     st = spc_station(shift_starts=STARTS)
@@ -76,6 +79,7 @@ def test_the_handover_note_is_kept_with_who_and_when_and_its_history(spc_station
     assert other_line["handover_note"]["note"] is None and next_shift["handover_note"]["note"] is None
 
 
+@pytest.mark.one_database
 def test_parts_rejected_without_a_verdict_are_listed_with_a_sentence_for_the_operator(spc_station):
     st = spc_station(shift_starts=STARTS)
     _plant(st)
@@ -103,6 +107,7 @@ def test_the_no_verdict_alarm_says_first_what_an_operator_does():
         "The station did not judge 2 parts in time")
 
 
+@pytest.mark.one_database
 def test_an_alarm_is_shown_as_it_stood_at_the_shifts_end(spc_station):
     st = spc_station(shift_starts=STARTS)
     _plant(st)
@@ -151,6 +156,7 @@ def test_a_second_process_on_the_same_pc_is_no_outage(spc_station):
     assert rep["stops_and_starts"] == []
 
 
+@pytest.mark.one_database
 def test_a_station_down_since_the_shift_before_is_down_all_of_this_one(spc_station):
     """Gone silent in the shift before and no start since: the report said "The station ran
     through the shift" (only runs seen in the shift were looked at)."""
@@ -167,6 +173,7 @@ def test_a_station_down_since_the_shift_before_is_down_all_of_this_one(spc_stati
     assert "8 h 0 min" in events[0]["text"]
 
 
+@pytest.mark.one_database
 def test_a_station_down_since_the_shift_before_and_started_in_this_one(spc_station):
     from lineguard.line.orm import StationRun
     st = spc_station(shift_starts=STARTS)
@@ -193,6 +200,7 @@ def test_a_station_gone_silent_just_before_the_shift_is_down(spc_station):
     assert [(e["kind"], e["before_window"]) for e in rep["stops_and_starts"]] == [("down", True)]
 
 
+@pytest.mark.one_database
 def test_a_process_not_heard_of_for_over_a_week_is_not_down_in_every_shift(spc_station):
     """A station moved to another PC leaves its old name behind: retired, not down."""
     from lineguard.line.orm import StationRun
@@ -206,6 +214,7 @@ def test_a_process_not_heard_of_for_over_a_week_is_not_down_in_every_shift(spc_s
     assert rep["stops_and_starts"] == []
 
 
+@pytest.mark.one_database
 def test_the_line_view_says_a_process_down_since_the_shift_before(spc_station):
     from lineguard.line.orm import StationRun, utcnow
     st = spc_station(shift_starts=STARTS)
@@ -220,6 +229,7 @@ def test_the_line_view_says_a_process_down_since_the_shift_before(spc_station):
     assert e["kind"] == "down" and e["before_window"] and e["stopped_at"] < r.json()["since"]
 
 
+@pytest.mark.one_database
 def test_the_sentences_carry_no_utc_times_and_long_outages_in_hours(spc_station):
     """The sentences gave raw UTC ("went silent after 2026-12-06T10:45:15.814701Z") beside
     columns in plant time, and two hours as "7200 s"."""
@@ -238,6 +248,7 @@ def test_the_sentences_carry_no_utc_times_and_long_outages_in_hours(spc_station)
     assert "no part judged for 2 h 0 min or more" in texts[2]
 
 
+@pytest.mark.one_database
 def test_the_no_verdict_sentence_speaks_for_most_of_the_parts_not_the_last(spc_station):
     """411 window timeouts and one unknown recipe last: the report told the shift "a product
     the station does not know for 412 parts"."""

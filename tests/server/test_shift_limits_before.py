@@ -57,6 +57,7 @@ def test_the_centre_and_limits_come_from_the_shifts_before_only(spc_station):
     assert "not in them" in ctl["text"]
 
 
+@pytest.mark.one_database
 def test_a_bad_shift_does_not_widen_its_own_limits(spc_station):
     # the same week before, a shift twice as bad: its limits are those of the same centre
     st = spc_station(shift_starts=STARTS)
@@ -68,6 +69,7 @@ def test_a_bad_shift_does_not_widen_its_own_limits(spc_station):
     assert worse["ucl"] <= mild["ucl"]
 
 
+@pytest.mark.one_database
 def test_a_new_line_has_no_shift_before_it_so_no_limits_said(spc_station):
     st = spc_station(shift_starts=STARTS)
     add_parts(st, _the_shift() + [(AT - dt.timedelta(days=9), "NG", 0.9)])     # 9 days ago: outside the week
@@ -83,6 +85,7 @@ def test_a_new_line_has_no_shift_before_it_so_no_limits_said(spc_station):
     assert _report(st)["control"]["shifts_compared"] == 1
 
 
+@pytest.mark.one_database
 def test_a_week_before_without_an_ng_part_does_not_alarm_on_the_shifts_first(spc_station):
     """A line at a few hundred ppm: 14 shifts of 100 parts, none NG. The centre was 0, so
     the shift's first NG part was infinitely far beyond the limit (an alarm on one part);

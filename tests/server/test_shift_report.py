@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+
 from lineguard.line.orm import Inspection
 
 from .test_spc_api import client
@@ -65,6 +67,7 @@ def test_the_report_of_one_shift(spc_station):
     assert only_l2["totals"]["parts"] == 50 and only_l2["reviews"]["waiting"] == 0
 
 
+@pytest.mark.one_database
 def test_without_a_time_it_is_the_last_shift_that_ended(spc_station):
     from lineguard.line.shift_report import shift_report
     st = spc_station()
@@ -143,6 +146,7 @@ def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, mon
     assert seen[3:] == [(("06:00", "18:00"), "America/Chicago"), (("22:00", "10:00"), "Europe/Berlin")]
 
 
+@pytest.mark.one_database
 def test_a_version_with_tuned_thresholds_does_not_make_the_models_differ(spc_station):
     """v2 is v1's model with another threshold: the same scores, yet the report said the
     models differed (their scores not comparable)."""
@@ -170,6 +174,7 @@ def test_a_version_with_tuned_thresholds_does_not_make_the_models_differ(spc_sta
         assert c.get("/api/v1/reports/shift", params=at).json()["drift"]["models_differ"] is True
 
 
+@pytest.mark.one_database
 def test_a_misspelt_line_or_product_is_a_404_not_an_empty_shift(spc_station):
     from lineguard.line.orm import Inspection
     st = spc_station(shift_starts=("06:00", "14:00", "22:00"))

@@ -79,6 +79,7 @@ def test_a_baseline_day_alone_is_the_plants_day(spc_station):
     # a window when the line made nothing sets no centre: said, not a chart centred on 0
     ({"baseline_since": "2026-10-01T00:00:00Z", "baseline_until": "2026-10-02T00:00:00Z"}, "no part judged"),
 ])
+@pytest.mark.one_database
 def test_a_baseline_that_cannot_be_used_is_422_saying_why(spc_station, params, says):
     st = spc_station()
     add_parts(st, _month())

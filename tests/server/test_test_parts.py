@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import zlib
 
+import pytest
 from sqlalchemy import update
 
 from lineguard.line.auth import create_key
@@ -105,6 +106,7 @@ def test_a_shift_passes_once_every_test_part_got_its_verdict(spc_station):
         assert _verification(c, line="L2")[("L2", "S1", "cell")]["state"] == "due"
 
 
+@pytest.mark.one_database
 def test_a_wrong_verdict_fails_the_shift_and_bounds_the_parts_in_doubt(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -136,6 +138,7 @@ def test_a_wrong_verdict_fails_the_shift_and_bounds_the_parts_in_doubt(spc_stati
         assert row["parts"] == 7 and row["ng"] == 1
 
 
+@pytest.mark.one_database
 def test_test_parts_images_are_kept_and_never_learnt_from(spc_station):
     from lineguard.line.config import RetentionPolicy
     st = _station(spc_station, retention=RetentionPolicy(ok_sample_rate=0.0), audit_sample_rate=0.0)
@@ -157,6 +160,7 @@ def test_test_parts_images_are_kept_and_never_learnt_from(spc_station):
     assert st.jobs.good_part_keys("cell", "", 100, "confirmed") == [(kept.image_key, "confirmed")]
 
 
+@pytest.mark.one_database
 def test_registering_is_checked_and_retiring_keeps_the_history(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -189,6 +193,7 @@ def test_registering_is_checked_and_retiring_keeps_the_history(spc_station):
         assert _s1(c)["state"] == "incomplete"
 
 
+@pytest.mark.one_database
 def test_a_failure_stands_into_the_next_shift_until_put_right(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -216,6 +221,7 @@ def test_a_failure_stands_into_the_next_shift_until_put_right(spc_station):
         assert f["cleared_at"] == "2026-11-30T15:00:00Z" and f["doubt"]["parts"] == 3
 
 
+@pytest.mark.one_database
 def test_each_station_is_verified_on_its_own(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -231,6 +237,7 @@ def test_each_station_is_verified_on_its_own(spc_station):
         assert s2["failures"][0]["doubt"]["since"] == "2026-11-29T00:00:00Z"   # never right: since registered
 
 
+@pytest.mark.one_database
 def test_checks_just_before_the_shift_count_for_it(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -242,6 +249,7 @@ def test_checks_just_before_the_shift_count_for_it(spc_station):
         assert v["parts_before_verification"] == 0
 
 
+@pytest.mark.one_database
 def test_a_good_part_rejected_puts_the_rejects_in_doubt(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -266,6 +274,7 @@ def test_test_parts_stay_out_of_the_parts_metric_and_are_counted_apart(spc_stati
     assert 'lineguard_test_part_checks_total{line="L1",result="wrong",station="S1"} 1.0' in text
 
 
+@pytest.mark.one_database
 def test_odd_input_is_refused_with_what_to_do(spc_station):
     st = _station(spc_station)
     h = {"X-API-Key": st.engineer_key}
@@ -309,6 +318,7 @@ def test_a_change_made_while_the_book_reloads_is_not_lost(spc_station):
     assert book.match("cell", "RR-01", "p") is not None     # read again at once, not an hour later
 
 
+@pytest.mark.one_database
 def test_a_test_part_named_like_another_but_for_case_is_refused(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -323,6 +333,7 @@ def test_a_test_part_named_like_another_but_for_case_is_refused(spc_station):
         _register(c, st, "rr-01", "OK")                      # the other retired: the name is free
 
 
+@pytest.mark.one_database
 def test_a_test_part_retired_in_the_shift_before_it_was_put_through_is_no_longer_asked_for(spc_station):
     """Retired mid-shift (lost, a typo) before anyone put it through: a part sent with its
     name is a production part now, so it could never complete the set, and the line's
@@ -343,6 +354,7 @@ def test_a_test_part_retired_in_the_shift_before_it_was_put_through_is_no_longer
         assert [f["name"] for f in v["failures"]] == ["GOOD-01"]
 
 
+@pytest.mark.one_database
 def test_the_shift_passes_without_a_test_part_retired_in_it_unseen(spc_station):
     st = _station(spc_station)
     with client(st) as c:
@@ -356,6 +368,7 @@ def test_the_shift_passes_without_a_test_part_retired_in_it_unseen(spc_station):
         assert _s1(c)["state"] == "passed"
 
 
+@pytest.mark.one_database
 def test_a_product_whose_every_test_part_was_retired_unseen_has_none_to_verify(spc_station):
     """Its only red rabbit lost and retired mid-shift before anyone put it through: nothing
     can complete the set, so "due" held the Verified bit off (and the line view amber) for
@@ -392,6 +405,7 @@ def test_a_test_part_scanned_in_another_case_is_the_test_part(spc_station):
         assert r.status_code == 200 and r.json()["name"] == "RR-01", r.text
 
 
+@pytest.mark.one_database
 def test_a_retirement_later_in_the_shift_does_not_move_its_pass_back(spc_station):
     """OK-01 checked at 06:05, RR-01 never put through and retired at 12:00: the shift passed
     at 12:00 (the Verified bit was off until then), not at 06:05 with no part made before."""
@@ -411,6 +425,7 @@ def test_a_retirement_later_in_the_shift_does_not_move_its_pass_back(spc_station
         assert v["parts_before_verification"] == 4
 
 
+@pytest.mark.one_database
 def test_a_failure_carried_by_a_test_part_retired_now_does_not_hold_the_shift(spc_station):
     """RR-01 wrong in the shift before, then retired: it can never be checked right again,
     so the shift it was retired in is judged without it (as the next one is)."""
@@ -431,6 +446,7 @@ def test_a_failure_carried_by_a_test_part_retired_now_does_not_hold_the_shift(sp
         assert _s1(c, at="2026-11-30T05:30:00Z")["state"] == "failed"      # the shift it failed in stays so
 
 
+@pytest.mark.one_database
 def test_a_red_rabbit_passed_raises_a_line_alarm_sent_like_the_others(spc_station):
     """A red rabbit judged OK showed on the line view and turned Verified off, but raised no
     alarm: no pager, no andon, no escalation, no PLC Alarm bit for the one event that says

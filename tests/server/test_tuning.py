@@ -159,6 +159,7 @@ def test_tuning_data_says_when_recent_parts_break_the_promise(db_backend, tmp_pa
     ({"version": 1, "threshold": 0.5, "review_threshold": 0}, 422, "every part would go to REVIEW"),
     ({"version": 1, "threshold": 1e308}, 422, "every part would pass"),
 ])
+@pytest.mark.one_database
 def test_bad_threshold_requests_are_refused(tuned_station, body, status, says):
     st, c, keys, _ = tuned_station
     r = c.post("/api/v1/models/cell/threshold", headers={"X-API-Key": keys["engineer"]}, json=body)
@@ -167,6 +168,7 @@ def test_bad_threshold_requests_are_refused(tuned_station, body, status, says):
     assert [m.version for m in st.models.list("cell")] == [1]     # nothing half-made
 
 
+@pytest.mark.one_database
 def test_saving_thresholds_needs_an_engineer(tuned_station):
     _, c, keys, _ = tuned_station
     body = {"version": 1, "threshold": 0.6}
@@ -234,6 +236,7 @@ def test_exported_onnx_gets_new_thresholds_with_its_graph_untouched():
         rewrite_thresholds(b'{"some": "json"}', {"threshold": 1.0})
 
 
+@pytest.mark.one_database
 def test_tuning_shows_the_parts_of_the_line_asked_for_and_refuses_an_unknown_line(tuned_station):
     """One model for every line: the line field narrowed nothing (every line's parts), and
     a misspelt line showed them all as if they were its own."""
@@ -255,6 +258,7 @@ def test_tuning_shows_the_parts_of_the_line_asked_for_and_refuses_an_unknown_lin
     assert unknown.status_code == 404 and "L1, L2" in unknown.json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_a_saved_versions_note_names_the_review_band_only_when_there_is_one(db_backend, tmp_path):
     from lineguard.line.config import StationConfig
     from lineguard.line.station import Station
@@ -273,6 +277,7 @@ def test_a_saved_versions_note_names_the_review_band_only_when_there_is_one(db_b
         st.close()
 
 
+@pytest.mark.one_database
 def test_a_lines_own_model_opens_before_its_first_part_and_an_old_version_with_a_bad_threshold_opens(tuned_station):
     st, c, keys, ids = tuned_station
     st.add_model(FakeInspector(0.5, "v-l9").to_bytes(), "cell", line="L9", activate=True)
@@ -284,6 +289,7 @@ def test_a_lines_own_model_opens_before_its_first_part_and_an_old_version_with_a
     assert r.status_code == 200 and r.json()["threshold"] == -5.0, r.text
 
 
+@pytest.mark.one_database
 def test_the_raise_limit_holds_along_a_chain_of_tunings(tuned_station):
     """v1 at 0.5 -> 40 -> 3,900 -> 380,000: each step under 100 times the one before, the
     last passing every part."""
@@ -295,6 +301,7 @@ def test_the_raise_limit_holds_along_a_chain_of_tunings(tuned_station):
     assert r.status_code == 422 and "every part would pass" in r.json()["error"]["message"], r.text
 
 
+@pytest.mark.one_database
 def test_saving_from_a_page_opened_before_a_retrain_was_activated_is_refused(tuned_station):
     """The Tuning page opened on active v1; a retrain activated v2 meanwhile. Saved from
     that page, v3 was "thresholds of v1 tuned", and activating it put v1's model back:

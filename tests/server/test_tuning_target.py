@@ -90,6 +90,7 @@ def test_a_target_sets_the_threshold_on_the_audit_samples_good_parts(target_stat
     assert sum(s > t["threshold"] for s in tuning["good_scores"]) == 51
 
 
+@pytest.mark.one_database
 def test_a_target_the_parts_cannot_hold_is_refused_as_train_frr_counts(target_station):
     st, c = target_station
     _add(st, "cell", [(round(0.001 * (j + 1), 3), True, None) for j in range(198)])
@@ -109,6 +110,7 @@ def test_a_target_the_parts_cannot_hold_is_refused_as_train_frr_counts(target_st
         url, params={"false_reject_rate": 0.001}).json()["error"]["message"]
 
 
+@pytest.mark.one_database
 def test_no_audit_parts_and_targets_that_are_no_share_are_refused_saying_what_to_do(target_station):
     st, c = target_station
     # reviewed good parts a plenty, none in the audit sample: they are the model's false alarms
@@ -127,6 +129,7 @@ def test_no_audit_parts_and_targets_that_are_no_share_are_refused_saying_what_to
     assert c.get("/api/v1/models/nope/tuning/target", params={"false_reject_rate": 0.01}).status_code == 404
 
 
+@pytest.mark.one_database
 def test_the_parts_needed_are_those_train_frr_names(target_station):
     """ceil(1/target) - 1 good parts hold a target (calibration_parts_needed), one fewer do not."""
     from lineguard.vision.calibration import conformal_threshold

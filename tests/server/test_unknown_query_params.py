@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lineguard.line.auth import create_key
 
 from .test_alarms import NG, OK, _parts, _station
@@ -68,6 +70,7 @@ def each_taken_and_its_typo_refused(c, cases, headers) -> None:
         assert known in takes.split(", ") and name not in takes.split(", "), message
 
 
+@pytest.mark.one_database
 def test_a_parameter_an_endpoint_does_not_take_is_refused_naming_it_and_the_known_ones(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, OK, NG, OK)
@@ -80,6 +83,7 @@ def test_a_parameter_an_endpoint_does_not_take_is_refused_naming_it_and_the_know
         assert r.json()["error"]["message"].startswith("unknown query parameters lnie, activ;"), r.text
 
 
+@pytest.mark.one_database
 def test_a_caller_not_signed_in_hears_401_before_the_misspelt_parameter(spc_station):
     st = _station(spc_station, alarm_ng_rate=0)
     _parts(st, OK)

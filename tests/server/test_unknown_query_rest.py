@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lineguard.line.auth import create_key
 from lineguard.line.orm import Inspection, RescoreRun
 
@@ -57,6 +59,7 @@ def _cases(ids: tuple[int, int]):
     ]
 
 
+@pytest.mark.one_database
 def test_a_parameter_these_endpoints_do_not_take_is_refused_naming_it_and_the_known_ones(spc_station):
     st, eng, ids = _plant(spc_station)
     with client(st) as c:
@@ -69,6 +72,7 @@ def test_a_parameter_these_endpoints_do_not_take_is_refused_naming_it_and_the_kn
             "unknown query parameters lnie, att; this endpoint takes line, at"), r.text
 
 
+@pytest.mark.one_database
 def test_a_caller_without_a_key_hears_401_before_the_misspelt_parameter(spc_station):
     st, eng, ids = _plant(spc_station)
     st.config.open_reads = False

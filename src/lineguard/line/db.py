@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -292,6 +292,15 @@ def sqlite_revision(db: sqlite3.Connection) -> Optional[str]:
     return None if row is None else row[0]
 
 
+def hold_migration_lock(conn: Any, schema: Optional[str]) -> None:
+    """Hold ``schema``'s migration lock (PostgreSQL) to the end of ``conn``'s transaction.
+    The key is the schema's own (two-part, as the outbox's lines): stations on other schemas
+    of the database migrate side by side. Under one key for the whole database, every station
+    of a plant restarting after an upgrade waited for every other's migration in turn."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:schema))"),
+                 {"k": LOCK_MIGRATIONS, "schema": schema or "public"})
+
+
 def _normalise_url(url: str) -> str:
     # "postgresql://" means psycopg 3 here (the only PostgreSQL driver we install).
     if url.startswith("postgres://"):
@@ -434,7 +443,7 @@ class Database:
                 # Two processes starting at once must not both create the tables, nor the
                 # schema: CREATE SCHEMA IF NOT EXISTS is not safe run side by side (one of
                 # two stations started together failed on pg_namespace's unique index).
-                conn.execute(text(f"SELECT pg_advisory_xact_lock({LOCK_MIGRATIONS})"))
+                hold_migration_lock(conn, self.schema)
                 if self.schema:
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             cfg.attributes["connection"] = conn
