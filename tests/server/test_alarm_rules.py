@@ -124,7 +124,7 @@ def test_new_rules_count_the_stations_latest_parts_afresh(spc_station):
     # the rate rule switched on: its own floor, so the four NG parts the run alarm dealt with count
     # toward it (as after a restart); set again, the run rule goes back to the default (off)
     st.alarms.set_station_rules("L1", "S1", {"ng_rate": 0.2, "window": 10}, by="maria (user)")
-    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_rate",)
+    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_rate", "drift")
     ok = _parts(st, OK)[0]
     (rate,) = st.alarms.active()
     assert (rate["kind"], rate["inspection_id"]) == ("ng_rate", ok.id)
@@ -178,7 +178,7 @@ def test_a_station_may_have_its_own_no_verdict_rule(spc_station):
         assert r.json()["rules"]["no_verdict_run"] == 0
         assert c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "S1", "no_verdict_run": 1},
                      headers=keys["engineer"]).status_code == 422
-    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_run", "ng_rate", "photo")
+    assert st.alarms.rules_for("L1", "S1").active_kinds == ("ng_run", "ng_rate", "photo", "drift")
     assert [st.alarms.after_answer("L1", "S1", "cell", None, verdict=False) for _ in range(5)] == [[]] * 5
 
 

@@ -88,7 +88,7 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         assert [a["id"] for a in listed["items"]] == [alarm["id"]]
         assert listed["rules"] == {"ng_run": 5, "ng_rate": 0.0, "window": 100, "rate_limit": None,
                                       "photo_run": 3, "no_verdict_run": 3, "escalate_min": 10.0,
-                                      "escalate_again_min": 0.0}
+                                      "escalate_again_min": 0.0, "drift_parts": 100, "drift_baseline_parts": 500}
         assert c.get("/api/v1/alarms", params={"active": "true"}).json()["items"] == []
     assert [a["change"] for a in heard] == ["raised", "acknowledged"]
     assert _alarm_messages(st)[-1] == ("acknowledged", "ng_run", alarm["id"])
@@ -163,8 +163,10 @@ def test_alarm_settings_are_checked_at_start(tmp_path):
         StationConfig(data_dir=tmp_path, alarm_escalate_min=0.1)
     with pytest.raises(ValueError, match="2 to 10000 PLC answers in a row without a verdict"):
         StationConfig(data_dir=tmp_path, alarm_no_verdict_run=1)
+    with pytest.raises(ValueError, match="20 to 10000 parts"):
+        StationConfig(data_dir=tmp_path, alarm_drift_parts=10)
     off = StationConfig(data_dir=tmp_path, alarm_ng_run=0, alarm_ng_rate=0, alarm_photo_run=0,
-                        alarm_no_verdict_run=0).alarm_rules
+                        alarm_no_verdict_run=0, alarm_drift_parts=0).alarm_rules
     assert off.active_kinds == ()
 
 

@@ -26,6 +26,8 @@ _OPTIONS = (
     ("--escalate-min", "escalate_min", float, "Minutes unacknowledged before the alarm is escalated (0: never)."),
     ("--escalate-again-min", "escalate_again_min", float,
      "Then escalated again every so many minutes (0: once)."),
+    ("--drift-parts", "drift_parts", int,
+     "Parts per group whose scores are compared with the model's first 5 groups at the station (0: off)."),
 )
 
 
@@ -78,7 +80,7 @@ def _setting_names(_ctx: Any, _param: Any, names: tuple[str, ...]) -> tuple[str,
               "others go back to the defaults, as a save on the Alarms page does); without it they are kept.")
 @click.option("--unset", "unset", multiple=True, callback=_setting_names, metavar="SETTING",
               help="A setting back to the default (repeat for more): ng-run, ng-rate, window, photo-run, "
-                   "no-verdict-run, escalate-min or escalate-again-min.")
+                   "no-verdict-run, escalate-min, escalate-again-min or drift-parts.")
 @_data
 @_db
 def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], data: Path, db: Optional[str],

@@ -304,7 +304,8 @@ _STATION_DEFAULTS = {"max_megapixels": 26.0, "ok_sample_rate": 1.0, "audit_sampl
                      "ok_image_days": None, "keep_records_days": None, "archive_records_to": None,
                      "archive_images": "ng",
                      "alarm_ng_run": 5, "alarm_ng_rate": 0.10, "alarm_window": 100,
-                     "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_escalate_min": 10.0,
+                     "alarm_photo_run": 3, "alarm_no_verdict_run": 3, "alarm_drift_parts": 100,
+                     "alarm_escalate_min": 10.0,
                      "alarm_escalate_again_min": 0.0}
 
 
@@ -367,6 +368,12 @@ def station_options(f):
                      help="Raise a line alarm when the PLC link answers this many parts in a row (2 to 10000) NG without a "
                           "verdict (no verdict within --inspection-window-ms, no image, a model or storage fault): "
                           "good parts are being scrapped. 0: off."),
+        click.option("--alarm-drift-parts", type=click.IntRange(min=0),
+                     default=_STATION_DEFAULTS["alarm_drift_parts"], show_default=True,
+                     help="Raise a line alarm when a station's part scores drift away from those its model gave "
+                          "first (a lens getting dirty, a lamp ageing, a camera out of focus), before parts are "
+                          "rejected or defects passed: groups of this many parts (20 to 10000), each compared with "
+                          "the model's first 5 groups there, two in a row moved. 0: off."),
         click.option("--alarm-escalate-min", type=click.FloatRange(min=0),
                      default=_STATION_DEFAULTS["alarm_escalate_min"], show_default=True,
                      help="Escalate a line alarm left unacknowledged this many minutes (0.5 to 1440), once (MQTT/webhook "
@@ -508,7 +515,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
           audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
           archive_records_to: Optional[Path], archive_images: str, backup_to: Optional[Path], backup_every_h: float, alarm_ng_run: int, alarm_ng_rate: float, alarm_window: int,
-          alarm_photo_run: int, alarm_no_verdict_run: int, alarm_escalate_min: float,
+          alarm_photo_run: int, alarm_no_verdict_run: int, alarm_drift_parts: int, alarm_escalate_min: float,
           alarm_escalate_again_min: float, shift_starts: Optional[str], timezone: Optional[str],
           new: bool = False) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
@@ -529,7 +536,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                           keep_records_days=keep_records_days, archive_records_to=archive_records_to,
                           archive_images=archive_images, alarm_ng_run=alarm_ng_run, alarm_ng_rate=alarm_ng_rate,
                           alarm_window=alarm_window, alarm_photo_run=alarm_photo_run,
-                          alarm_no_verdict_run=alarm_no_verdict_run, alarm_escalate_min=alarm_escalate_min,
+                          alarm_no_verdict_run=alarm_no_verdict_run, alarm_drift_parts=alarm_drift_parts,
+                          alarm_escalate_min=alarm_escalate_min,
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                           timezone=timezone, plc_camera=plc_camera, plc_camera_fps=plc_camera_fps,
                           plc_host=plc_host, recipes=recipes, peers=peers)

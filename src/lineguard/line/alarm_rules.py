@@ -28,8 +28,11 @@ from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
 
 # the settings a station may have of its own; its table calls "window" rate_window (SQL reserves the word)
-SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min")
+SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min",
+            "drift_parts")
 _COLUMN = {"window": "rate_window"}
+# the groups of a model's first parts at a station that make the drift alarm's baseline
+DRIFT_BASELINE_GROUPS = 5
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,12 @@ class AlarmRules:
     no_verdict_run: int = 3    # PLC answers in a row rejected without a verdict (window missed, no image, fault)
     escalate_min: float = 10.0  # minutes an alarm may stay unacknowledged before it is escalated
     escalate_again_min: float = 0.0   # then escalated again every so many minutes until acknowledged (0: once)
+    # parts per group whose scores are compared with the model's first parts at the station
+    # (score drift: a lens getting dirty, a lamp ageing, a camera out of focus; line.alarms)
+    drift_parts: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("ng_run", "window", "photo_run", "no_verdict_run"):
+        for name in ("ng_run", "window", "photo_run", "no_verdict_run", "drift_parts"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):     # 2.5 from a database edited by hand
                 raise ValueError(f"{name} must be a whole number, got {v!r}")
@@ -66,6 +72,9 @@ class AlarmRules:
         if not (self.no_verdict_run == 0 or 2 <= self.no_verdict_run <= 10_000):
             raise ValueError(f"the no-verdict alarm needs 2 to 10000 PLC answers in a row without a verdict (0: off), "
                              f"got {self.no_verdict_run}")
+        if not (self.drift_parts == 0 or 20 <= self.drift_parts <= 10_000):
+            raise ValueError(f"the score-drift alarm compares groups of 20 to 10000 parts (0: off), got "
+                             f"{self.drift_parts}; fewer than 20 parts cannot tell a drift from chance")
         if not (self.escalate_min == 0 or 0.5 <= self.escalate_min <= 24 * 60):
             raise ValueError(f"alarms are escalated after 0.5 to 1440 minutes unacknowledged (0: never), "
                              f"got {self.escalate_min}")
@@ -87,7 +96,7 @@ class AlarmRules:
     def part_kinds(self) -> tuple[str, ...]:
         """The rules counted over the parts' records (no_verdict counts the PLC's answers)."""
         return tuple(k for k, on in (("ng_run", self.ng_run > 0), ("ng_rate", self.ng_rate > 0),
-                                     ("photo", self.photo_run > 0)) if on)
+                                     ("photo", self.photo_run > 0), ("drift", self.drift_parts > 0)) if on)
 
     @property
     def photo_window(self) -> int:
@@ -101,6 +110,12 @@ class AlarmRules:
         return 2 * self.photo_run - 1 if self.photo_run else 0
 
     @property
+    def drift_baseline_parts(self) -> int:
+        """The parts of a model at a station its later groups are compared with: its first
+        DRIFT_BASELINE_GROUPS groups there (5, as the SPC page's default baseline)."""
+        return DRIFT_BASELINE_GROUPS * self.drift_parts
+
+    @property
     def judged_keep(self) -> int:
         """Parts the reject rules look back over."""
         return max(self.ng_run, self.window)
@@ -109,7 +124,8 @@ class AlarmRules:
         return {"ng_run": self.ng_run, "ng_rate": self.ng_rate, "window": self.window,
                 "rate_limit": self.rate_limit if self.ng_rate else None, "photo_run": self.photo_run,
                 "no_verdict_run": self.no_verdict_run, "escalate_min": self.escalate_min,
-                "escalate_again_min": self.escalate_again_min}
+                "escalate_again_min": self.escalate_again_min, "drift_parts": self.drift_parts,
+                "drift_baseline_parts": self.drift_baseline_parts if self.drift_parts else None}
 
 
 def with_own(defaults: AlarmRules, own: dict[str, Any]) -> AlarmRules:

@@ -159,6 +159,8 @@ class StationConfig:
     alarm_window: int = 100
     alarm_photo_run: int = 3
     alarm_no_verdict_run: int = 3
+    # parts per group the score-drift alarm compares with the model's first parts (0: off)
+    alarm_drift_parts: int = 100
     # minutes an alarm may stay unacknowledged before it is escalated (0: never), then
     # escalated again every alarm_escalate_again_min (0: once)
     alarm_escalate_min: float = 10.0
@@ -315,7 +317,8 @@ class StationConfig:
             "shift_starts": [t.strftime("%H:%M") for t in parse_shift_starts(self.shift_starts)],
             # this PC's zone by its names, not today's abbreviation (CET/CEST would differ by season)
             "timezone": self.timezone or f"this PC's ({'/'.join(dict.fromkeys(time.tzname))})",
-            **{f"alarm_{k}": v for k, v in self.alarm_rules.to_dict().items() if k != "rate_limit"},
+            **{f"alarm_{k}": v for k, v in self.alarm_rules.to_dict().items()
+               if k not in ("rate_limit", "drift_baseline_parts")},     # derived, not settings
         }
 
     @property
@@ -323,7 +326,8 @@ class StationConfig:
         from .alarm_rules import AlarmRules
         return AlarmRules(ng_run=self.alarm_ng_run, ng_rate=self.alarm_ng_rate, window=self.alarm_window,
                           photo_run=self.alarm_photo_run, no_verdict_run=self.alarm_no_verdict_run,
-                          escalate_min=self.alarm_escalate_min, escalate_again_min=self.alarm_escalate_again_min)
+                          escalate_min=self.alarm_escalate_min, escalate_again_min=self.alarm_escalate_again_min,
+                          drift_parts=self.alarm_drift_parts)
 
     @property
     def database_url(self) -> str:
@@ -687,6 +691,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_ALARM_WINDOW": ("alarm_window", _whole),
     "LINEGUARD_ALARM_PHOTO_RUN": ("alarm_photo_run", _whole),
     "LINEGUARD_ALARM_NO_VERDICT_RUN": ("alarm_no_verdict_run", _whole),
+    "LINEGUARD_ALARM_DRIFT_PARTS": ("alarm_drift_parts", _whole),
     "LINEGUARD_ALARM_ESCALATE_MIN": ("alarm_escalate_min", _number),
     "LINEGUARD_ALARM_ESCALATE_AGAIN_MIN": ("alarm_escalate_again_min", _number),
     "LINEGUARD_PRODUCT": ("product", str),

@@ -155,7 +155,7 @@ class LineAlarm(Base):
     line: Mapped[str] = mapped_column(String(100))
     station: Mapped[str] = mapped_column(String(100))
     product: Mapped[str] = mapped_column(String(100))        # of the part that raised it
-    kind: Mapped[str] = mapped_column(String(20))            # ng_run | ng_rate | photo
+    kind: Mapped[str] = mapped_column(String(20))            # line.alarms.KINDS
     message: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     inspection_id: Mapped[int] = mapped_column(Integer)       # the part that raised it (0: no_verdict, no record)
@@ -224,6 +224,7 @@ class StationAlarmRules(Base):
     no_verdict_run: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     escalate_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     escalate_again_min: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    drift_parts: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)     # migration 0034
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
 

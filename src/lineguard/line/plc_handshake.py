@@ -791,7 +791,8 @@ class Handshake:
         self._verifier: Optional[threading.Thread] = None
         # the station's line alarms (line.alarms) at this station, as AlarmCode: bit 0 a run
         # of rejected parts, bit 1 a high NG rate, bit 2 doubted photos, bit 3 rejects
-        # without a verdict. Set by an alarm raised here before the
+        # without a verdict, bit 4 a test part judged wrong, bit 5 part scores drifting
+        # (line.alarms.KINDS). Set by an alarm raised here before the
         # answer of the part that raised it; read again with the verification (an alarm
         # another process raised or acknowledged); the generation keeps a read that began
         # before an alarm event from undoing it

@@ -46,8 +46,9 @@ Holding registers (PLC writes, function 03/06/16)
                     plant's own (line.alarm_causes)
  4    AlarmAckKinds which alarms AlarmAck acknowledges, AlarmCode's bits (1 the NG
                     run, 2 the NG rate, 4 the photos, 8 the rejects without a
-                    verdict, 16 a test part judged wrong; 0: every one), taken
-                    and cleared like AlarmAckCause
+                    verdict, 16 a test part judged wrong, 32 part scores
+                    drifting; 0: every one), taken and cleared like
+                    AlarmAckCause
 ====  ============  ===========================================================
 
 Input registers (station writes, function 04)
@@ -73,7 +74,9 @@ Input registers (station writes, function 04)
                        parts, bit 1 a high NG rate, bit 2 photos the model cannot
                        judge (check the camera), bit 3 parts answered NG without
                        a verdict (timeouts, faults), bit 4 a test part judged
-                       wrong (0: none); set with the answer
+                       wrong, bit 5 part scores drifting (check the lens, the
+                       lamp, the focus before parts are rejected or passed
+                       wrongly) (0: none); set with the answer
                        of the part that raised it, cleared once acknowledged (the
                        app, the API or AlarmAck)
 =====  ==============  =======================================================

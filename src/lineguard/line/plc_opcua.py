@@ -53,7 +53,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
                                           a run of rejected parts, bit 1 a high NG rate,
                                           bit 2 photos the model cannot judge,
                                           bit 3 rejects without a verdict,
-                                          bit 4 a test part judged wrong
+                                          bit 4 a test part judged wrong,
+                                          bit 5 part scores drifting
           Alarm             Boolean       AlarmCode is not 0 (the line may stop on it)
           AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
           AcknowledgeAlarmsWithCause(Cause UInt32)   the same, with what they turned out to be
@@ -470,7 +471,8 @@ class OpcUaStation:
                                    "(GET /api/v1/alarm-causes)")], [])
         await diag.add_method(idx, "AcknowledgeAlarmsOfKinds", self._m_ack_alarms_of_kinds,
                               [arg("Kinds", uint32, "which alarms, AlarmCode's bits: 1 the NG run, 2 the NG rate, 4 "
-                                   "the photos, 8 the rejects without a verdict, 16 a test part judged wrong; 0 every one"),
+                                   "the photos, 8 the rejects without a verdict, 16 a test part judged wrong, "
+                                   "32 part scores drifting; 0 every one"),
                                arg("Cause", uint32, "what they turned out to be (as AcknowledgeAlarmsWithCause)")], [])
         names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
                  "ProcessingTimeMs", "RecipeId")

@@ -283,13 +283,15 @@ class DriftResult:
 # the same baseline, so a baseline that happened to sit low makes single 3-sigma hits
 # several times likelier than 0.3 %; a moved camera stays moved, a chance hit does not
 # repeat (on 40 simulated stable lines of 200 subgroups: 25 single hits, no pair).
+# The line alarm ``drift`` (line.alarms) tests each group of a station's parts as it fills
+# by the same rule (rank_shift and is_drift), against its model's first parts there.
 DRIFT_Z = 3.0
 DRIFT_MIN_SHIFT = 0.10
 DRIFT_MIN_PARTS = 10
 DRIFT_PERSIST = 2
 
 
-def _rank_shift(base_sorted: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+def rank_shift(base_sorted: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     """(A - 0.5, z) of the Mann-Whitney comparison of ``x`` with the sorted baseline."""
     m, n = len(base_sorted), len(x)
     below = np.searchsorted(base_sorted, x, side="left")
@@ -298,6 +300,11 @@ def _rank_shift(base_sorted: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     a = u / (m * n)
     se = math.sqrt((m + n + 1) / (12.0 * m * n))   # sd of A under no change (ties make it a bit smaller)
     return a - 0.5, (a - 0.5) / se
+
+
+def is_drift(shift: float, z: float, min_shift: float = DRIFT_MIN_SHIFT, z_limit: float = DRIFT_Z) -> bool:
+    """Whether a subgroup's rank shift is a drift: beyond chance and big enough to matter."""
+    return abs(z) > z_limit and abs(shift) >= min_shift
 
 
 def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]], baseline_groups: int = 5,
@@ -352,8 +359,8 @@ def score_drift(groups: Sequence[tuple[str, Optional[dt.datetime], np.ndarray]],
             continue
         tested += 1
         s = scores[i][np.isfinite(scores[i])]
-        p.shift, p.z = _rank_shift(base, s)
-        p.drift = abs(p.z) > z_limit and abs(p.shift) >= min_shift
+        p.shift, p.z = rank_shift(base, s)
+        p.drift = is_drift(p.shift, p.z, min_shift, z_limit)
         # a run is drift the same way (a jump up then down is two events, not one)
         run = run + [i] if p.drift and (not run or (points[run[-1]].shift > 0) == (p.shift > 0)) else \
             ([i] if p.drift else [])

@@ -84,6 +84,8 @@ class StationAlarmRulesIn(BaseModel):
                                           "an alarm is escalated (0.5-1440; 0: never)")
     escalate_again_min: Optional[float] = Field(default=None, strict=True, description="then again every so many "
                                                 "minutes while unacknowledged (1-1440; 0: once)")
+    drift_parts: Optional[int] = Field(default=None, strict=True, description="parts per group whose scores are "
+                                       "compared with the model's first 5 groups at the station (20-10000; 0: off)")
 
 
 class ShadowIn(BaseModel):

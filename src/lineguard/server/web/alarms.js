@@ -7,7 +7,7 @@ LG.start(async (main) => {
   const {h, api, clear, field, select, num, when, partUrl} = LG;
   const p = LG.params();
   const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera",
-    no_verdict: "rejected without a verdict", test_part: "test part judged wrong"};
+    no_verdict: "rejected without a verdict", test_part: "test part judged wrong", drift: "part scores drifting"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
   // causes: those to choose from now; labels: every one an alarm may carry (retired ones too)
   let causes = first.causes || {}, labels = first.cause_labels || causes;
@@ -51,6 +51,8 @@ LG.start(async (main) => {
     field("PLC rejects without a verdict in a row", ruleIn("no_verdict_run", {min: 0, max: 10000, step: 1})),
     field("escalate after (min)", ruleIn("escalate_min", {min: 0, max: 1440, step: "any"})),
     field("then again every (min)", ruleIn("escalate_again_min", {min: 0, max: 1440, step: "any"})),
+    // score drift: groups of this many parts against the model's first 5 groups at the station
+    field("score drift: groups of … parts", ruleIn("drift_parts", {min: 0, max: 10000, step: 1})),
     h("button", {type: "submit"}, "Save"));
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Line alarms"), csv),
     h("p", {class: "muted"}, "Alarms raised in the period: what they were, what they turned out to be, and how long "
@@ -215,7 +217,8 @@ LG.start(async (main) => {
     pick.focus();
   }
 
-  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min"];
+  const SETTINGS = ["ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min",
+    "drift_parts"];
   function ruleCells(r, own) {
     const cell = (k, text) => h("td", {dataset: {setting: k}}, own && k in own ? h("b", {}, text) : text);
     return [cell("ng_run", r.ng_run ? String(r.ng_run) : "off"),
@@ -224,7 +227,10 @@ LG.start(async (main) => {
       cell("no_verdict_run", r.no_verdict_run ? String(r.no_verdict_run) : "off"),
       cell("escalate_min", r.escalate_min ? `${num(r.escalate_min, 1)} min` : "never"),
       cell("escalate_again_min", r.escalate_min && r.escalate_again_min ? `every ${num(r.escalate_again_min, 1)} min`
-        : "–")];
+        : "–"),
+      // an older station's answer has no drift_parts: shown as "–", not "off"
+      cell("drift_parts", r.drift_parts ? `${r.drift_parts} parts (after ${r.drift_baseline_parts})`
+        : r.drift_parts === 0 ? "off" : "–")];
   }
 
   async function loadRules() {
@@ -242,7 +248,7 @@ LG.start(async (main) => {
           "Defaults"))));
     }
     clear(rulesEl).appendChild(h("table", {}, h("tr", {}, ["line", "station", "in a row", "NG rate", "of the last",
-      "photos doubted", "no verdict", "escalate", "again", "set", ""].map((t) => h("th", {}, t))), rows));
+      "photos doubted", "no verdict", "escalate", "again", "score drift", "set", ""].map((t) => h("th", {}, t))), rows));
     LG.applyRoles(rulesEl);
   }
 

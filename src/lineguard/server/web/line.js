@@ -84,7 +84,8 @@ LG.start(async (main) => {
   }
   let alarmsSeen = null;      // the alarms already there when the page opened are not news
   const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
-    no_verdict: "Parts rejected without a verdict", test_part: "Test part judged wrong"};
+    no_verdict: "Parts rejected without a verdict", test_part: "Test part judged wrong",
+    drift: "Part scores drifting"};
   // what an alarm may turn out to be (the station's list, the plant's own causes in it),
   // chosen on acknowledgement; read again every minute: a panel stays open for days, and
   // an engineer adds or retires causes meanwhile
