@@ -433,8 +433,10 @@ def _drift_message(rec: Inspection, drift: _Drift, run: list[dict[str, Any]]) ->
     def when(t: Optional[dt.datetime]) -> Optional[str]:
         return (iso_utc(t) or "")[:16].replace("T", " ") + " UTC" if t else None
     where = f"station {rec.station} (line {rec.line}, {drift.product})"
-    said = (f"Part scores at {where} have moved {'up' if up else 'down'} since about "
-            f"{when(first['first_at']) or 'part record ' + str(first['first_id'])}: in the last {last['parts']} parts "
+    # what moved and since when first: the demo and a PLC panel's line show the words before " at station "
+    said = (f"Part scores have moved {'up' if up else 'down'} since about "
+            f"{when(first['first_at']) or 'part record ' + str(first['first_id'])} at {where}: in the last "
+            f"{last['parts']} parts "
             f"{last['shift'] + 0.5:.0%} score above a typical one of the first {drift.baseline_parts} parts {model} "
             f"judged here (from {when(drift.base_from) or 'its start'}; median score now {last['median']:.4g}, then "
             f"{drift.base_median:.4g}"
