@@ -9,6 +9,7 @@ them at its next retrain.
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -74,15 +75,19 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_
     files = _photos(photos)
     from ..line.reference import check_photo
     # every photo checked before any is kept: a folder half given would train half
+    given: dict[tuple[int, int], int] = {}
     for f in files:
         try:
-            check_photo(f.read_bytes(), str(f), int(max_upload_mb * 1024 * 1024), int(max_megapixels * 1e6))
+            _suffix, w, h = check_photo(f.read_bytes(), str(f), int(max_upload_mb * 1024 * 1024),
+                                        int(max_megapixels * 1e6))
+            given[(w, h)] = given.get((w, h), 0) + 1
         except StationError as exc:
             fail(f"{exc.message}; nothing was added (remove or replace that file and run it again)", code=1)
         except OSError as exc:
             fail(f"cannot read {f}: {exc.strerror or exc}; nothing was added", code=1)
     with _database(data, db, db_schema, existing=True) as database:
         store = _store(database, data, max_upload_mb, max_megapixels)
+        kept = store.sizes(product.strip(), line.strip())
         new = 0
         for f in files:
             try:
@@ -94,6 +99,36 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_
     click.echo(f"added {new} reference photo(s) of {product.strip()}" + (f" line {line.strip()}" if line else "")
                + (f" ({len(files) - new} there already)" if len(files) > new else "")
                + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
+    other = {wh: n for wh, n in kept.items() if wh not in given}
+    if other and given and not any(wh in kept for wh in given):
+        # A replaced camera of another resolution: the old camera's photos kept beside the new
+        # one's, every retrain learns both, and its photo check then passes either camera's
+        # photos (the old lamp or exposure coming back among them unnoticed).
+        click.echo(f"warning: these photos are {_sizes_said(given)}; the {sum(other.values())} kept before are "
+                   f"{_sizes_said(other)}: another camera? Every retrain learns both. If the old camera is gone, "
+                   "remove its photos: lineguard reference remove"
+                   + (f" --data {shlex.quote(str(data))}" if not db else "") + f" --product {shlex.quote(product.strip())}"
+                   + (f" --line {shlex.quote(line.strip())}" if line.strip() else "")
+                   + " --size " + " --size ".join(f"{w}x{h}" for w, h in sorted(other))
+                   + " (docs/camera-change.md)")
+
+
+def _sizes_said(sizes: dict[tuple[int, int], int]) -> str:
+    """e.g. "384 x 384" or "256 x 256 (118), 256 x 192 (2)", the most first."""
+    order = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(order) == 1:
+        return f"{order[0][0][0]} x {order[0][0][1]}"
+    return ", ".join(f"{w} x {h} ({n})" for (w, h), n in order)
+
+
+def _size(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[int, int]]:
+    out = []
+    for v in values:
+        w, sep, h = v.lower().replace(" ", "").partition("x")
+        if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            raise click.BadParameter(f"{v!r}: give WIDTHxHEIGHT in pixels as `reference list` shows it, e.g. 256x256")
+        out.append((int(w), int(h)))
+    return out
 
 
 @reference_app.command("list")
@@ -115,17 +150,38 @@ def reference_list(product: Optional[str], data: Path, db: Optional[str], db_sch
 
 
 @reference_app.command("remove")
-@click.argument("ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--product", default=None,
+              help="Remove this product's photos (all of them, or those of --line / --size) instead of by id.")
+@click.option("--line", default=None, help="With --product: only the photos kept for this line ('' every line's).")
+@click.option("--size", "sizes", multiple=True, callback=_size, metavar="WxH",
+              help="With --product: only photos of this width x height (e.g. the old camera's 256x256); repeatable.")
 @_data
 @_db
-def reference_remove(ids: tuple[int, ...], data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Remove reference photos by id (`reference list`): retrains no longer learn them."""
+def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optional[str], sizes: list[tuple[int, int]],
+                     data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+    """Remove reference photos by id (`reference list`), or a product's (after a camera change, the
+    old camera's: --product P --size WxH): retrains no longer learn them."""
     from ..line.audit import cli_actor
     from ..line.errors import StationError
     from ._term import fail
     from .access import _database
+    if product is None and (line is not None or sizes):
+        fail("--line and --size narrow --product: give --product too")
+    if bool(ids) == (product is not None):
+        fail("give the ids to remove (`lineguard reference list` shows them) or --product (with --line or --size "
+             "to narrow it)" + (", not both" if ids else ""))
     with _database(data, db, db_schema, existing=True) as database:
         store = _store(database, data, 32.0, 26.0)
+        if product is not None:
+            picked = [i for wh in (sizes or [None]) for i in store.ids_of(product.strip(),
+                                                                          None if line is None else line.strip(), wh)]
+            if not picked:
+                fail(f"no reference photos of {product.strip()}"
+                     + (f" line {line.strip()!r}" if line is not None else "")
+                     + (" of " + ", ".join(f"{w}x{h}" for w, h in sizes) if sizes else "")
+                     + ": `lineguard reference list --product " + product.strip() + "` shows those kept", code=1)
+            ids = tuple(picked)
         for i in ids:
             try:
                 store.remove(i, by=cli_actor())

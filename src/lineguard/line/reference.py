@@ -155,6 +155,30 @@ class ReferencePhotos:
         with self.db.session() as s:
             return int(s.scalar(q) or 0)
 
+    def sizes(self, product: str, line: Optional[str] = None) -> dict[tuple[int, int], int]:
+        """How many of ``product``'s photos (``line``'s only, "" every line's; None all) are of
+        each (width, height): a camera replaced by one of another resolution shows as a size
+        the photos kept are not of (``lineguard reference add`` says so)."""
+        q = (select(ReferencePhoto.width, ReferencePhoto.height, func.count())
+             .where(ReferencePhoto.product == product).group_by(ReferencePhoto.width, ReferencePhoto.height))
+        if line is not None:
+            q = q.where(ReferencePhoto.line == line)
+        with self.db.session() as s:
+            return {(int(w), int(h)): int(n) for w, h, n in s.execute(q)}
+
+    def ids_of(self, product: str, line: Optional[str] = None,
+               size: Optional[tuple[int, int]] = None) -> list[int]:
+        """The ids of ``product``'s photos (``line``'s only; None every line's), of one
+        (width, height) where ``size`` is given: the old camera's, to remove them at once
+        after a camera change (one id at a time for a training folder of 200 was no way)."""
+        q = select(ReferencePhoto.id).where(ReferencePhoto.product == product).order_by(ReferencePhoto.id)
+        if line is not None:
+            q = q.where(ReferencePhoto.line == line)
+        if size is not None:
+            q = q.where(ReferencePhoto.width == size[0], ReferencePhoto.height == size[1])
+        with self.db.session() as s:
+            return [int(i) for i in s.scalars(q)]
+
     def for_training(self, product: str, line: str = "") -> list[tuple[int, str]]:
         """(id, image key) of the photos a retrain of ``product`` (``line``) learns: those of
         every line, and a line's retrain its own too; each photo once."""

@@ -624,9 +624,13 @@ def cast_issues(x: np.ndarray, photo_cast: Optional[dict[str, Any]]) -> list[str
 # technician of a defocused lens to the lamp first. Each kind of issue has its likely causes,
 # in the order a technician checks them; the photo alarm gives the advice for the kinds the
 # last doubted photos had, most frequent first.
+# A camera replaced at night: "learn the photo range again" alone left the technician with a
+# model file on a PC, not on the station, and the shift's red rabbit, put through with the old
+# camera, still standing as the proof; the steps end at the station and the test parts.
 _RECALIBRATE = ("if a lamp or camera was replaced and good parts now look different for good, learn the photo range "
                 "again from good parts taken since (lineguard recalibrate MODEL GOOD_DIR --photo-range -o OUT), "
-                "not to quiet a fault")
+                "not to quiet a fault; upload OUT as the product's next version (Models page) and put the test parts "
+                "through before production (docs/camera-change.md)")
 ADVICE = {
     "too dark": "too dark: check that the lamp is on, not dimmed or failing (flicker, an ageing LED) and not moved, "
                 "then the camera's exposure time, gain and aperture; " + _RECALIBRATE,
@@ -642,8 +646,10 @@ ADVICE = {
     "greyscale photo": "greyscale photos: the camera was switched to mono (its pixel format) or the image format "
                        "changed: set it back to colour",
     "photo shape": "another photo shape: the camera, its resolution or its region of interest (ROI, binning) "
-                   "changed: set them back as the model's photos were taken; a new camera needs a model learnt from "
-                   "its photos",
+                   "changed: set them back as the model's photos were taken; a new camera of another shape needs a model "
+                   "learnt from its photos: photograph 30 or more good parts with it, train on them (lineguard train "
+                   "GOOD_DIR -o OUT), upload OUT on the Models page and put the test parts through before production "
+                   "(docs/camera-change.md)",
     "colour photo": "colour photos: a colour camera in place of the mono one, or its pixel format changed, or a "
                     "tinted lamp; or another product variant under this product's recipe: check the recipe",
     "colour cast": "colour cast: check the lamp's colour (a replaced or ageing LED, warm white for cool white, a "
