@@ -23,6 +23,17 @@ doubt since that test part was last right), else ``due`` (none seen yet) or
 ``incomplete`` (some seen), with how many of the station's parts were made before. A
 product whose every test part was retired in the shift before it was put through has
 none to verify from then on: no entry (the PLC reads ``none``).
+
+A check proves the station as it judged then, so a right check counts only while the
+station still judges that way: the model judging its parts must be the one that judged
+the check (a version activated, rolled back to, or a retrain activated after it undoes
+it), and its photos of the size the check's was (another size is another camera, or one
+set up anew). Such a check stays listed but counts no more (``before_change``), and the
+entry's ``reason`` says what changed and when. Both are read from what the verification
+reads anyway: the records of the station's parts in the shift (the model and image size
+each was judged with) and, for the shift running now, the model active in the registry
+(an activation shows before the next part is made). A wrong check is not undone by a
+change: it stands until its test part is checked right again.
 """
 from __future__ import annotations
 
@@ -33,12 +44,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError, TimeoutError as PoolTimeout
 
 from . import audit, part_names
 from .errors import Conflict, InvalidRequest, NotFound
-from .orm import Inspection, TestPart, iso_utc as _iso, utcnow
+from .orm import Inspection, ModelActivation, ModelVersion, TestPart, iso_utc as _iso, utcnow
 from .shifts import Shift
 
 log = logging.getLogger("lineguard.station")
@@ -237,10 +248,27 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
             mine.append(Inspection.line == line)
         if station:
             mine.append(Inspection.station == station)
-        ran = {(r.line, r.station, r.product): r.n for r in s.execute(
-            select(Inspection.line, Inspection.station, Inspection.product, func.count().label("n"))
-            .where(*mine, Inspection.created_at >= start, Inspection.created_at < end, Inspection.test_part.is_(None))
-            .group_by(Inspection.line, Inspection.station, Inspection.product))}
+        # the station's parts since the shift opened, by the model and image size each was
+        # judged with: the shift's count of its own parts and, in the same read, what a check
+        # was followed by (another model, another camera: see the module's docstring)
+        ran: dict[tuple[str, str, str], int] = {}
+        judged: dict[tuple[str, str, str], list[Any]] = {}
+        own = and_(Inspection.test_part.is_(None), Inspection.created_at >= start)
+        for r in s.execute(
+                select(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
+                       Inspection.registry_version, Inspection.image_width, Inspection.image_height,
+                       func.sum(case((own, 1), else_=0)).label("n"), func.min(Inspection.created_at).label("first"),
+                       func.max(Inspection.created_at).label("last"))
+                .where(*mine, Inspection.created_at >= opened, Inspection.created_at < end)
+                .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
+                          Inspection.registry_version, Inspection.image_width, Inspection.image_height)):
+            key = (r.line, r.station, r.product)
+            judged.setdefault(key, []).append(r)
+            if r.n:
+                ran[key] = ran.get(key, 0) + int(r.n)
+        # the shift running now is judged by the model active now, parts made with it or
+        # not yet; a past shift by what its parts were judged with
+        active = _active_models(s, list(registered)) if now < shift.end_utc else {}
         checks: dict[tuple[str, str, str], list[Any]] = {}
         # by the test parts' names: the index on (test_part, created_at) reads the few
         # checks among a year of parts (a product's index would read all its parts)
@@ -268,7 +296,8 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
                          if any(r.verdict != r.test_expected and r.test_part in names[k[2]] for r in rows)}
         for key in sorted(set(ran) | set(checks) | failed_before):
             state = _station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
-                                   ran.get(key, 0), start, end, now, failures)
+                                   ran.get(key, 0), start, end, now, failures,
+                                   _Judging(judged.get(key, []), _active_for(active, key[2], key[0])))
             # every test part retired in the shift before it was put through: the product has
             # none to verify from then on (as in the next shift), not a set "due" that nothing
             # can complete; nothing was verified either, so not "passed"
@@ -279,24 +308,115 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
 
 LEAD = dt.timedelta(minutes=30)   # test parts put through just before a shift starts count for it
 _CHECK = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
-                Inspection.test_expected, Inspection.verdict, Inspection.created_at)
+                Inspection.test_expected, Inspection.verdict, Inspection.created_at, Inspection.model_id,
+                Inspection.registry_version, Inspection.image_width, Inspection.image_height)
 # how hard a verdict is on a part: a check judged milder than it must be (a red rabbit
 # passed) puts the OK parts in doubt, one judged harsher the rejected ones
 SEVERITY = {"OK": 0, "REVIEW": 1, "NG": 2}
 
 
+@dataclass(frozen=True)
+class _Active:
+    """The model version judging a product's parts on a line now, and since when."""
+    version: int
+    model_id: str
+    since: Optional[dt.datetime]
+
+
+def _active_models(s: Any, products: list[str]) -> dict[tuple[str, str], _Active]:
+    """The active versions of ``products`` by (product, line), line "" the model of every
+    line; that one judges a line only from when the line's own versions were given back
+    (key (product, line), its own none active)."""
+    out: dict[tuple[str, str], _Active] = {}
+    for mv in s.scalars(select(ModelVersion).where(ModelVersion.product.in_(products),
+                                                   ModelVersion.active.is_(True))):
+        out[(mv.product, mv.line)] = _Active(mv.version, mv.model_id, mv.activated_at)
+    every = {p for (p, ln) in out if ln == ""}
+    if every:
+        for product, line, at in s.execute(
+                select(ModelActivation.product, ModelActivation.line, func.max(ModelActivation.rolled_back_at))
+                .where(ModelActivation.product.in_(sorted(every)), ModelActivation.line != "",
+                       ModelActivation.rolled_back_at.is_not(None))
+                .group_by(ModelActivation.product, ModelActivation.line)):
+            if (product, line) not in out and at is not None:
+                m = out[(product, "")]
+                out[(product, line)] = _Active(m.version, m.model_id, at if m.since is None else max(m.since, at))
+    return out
+
+
+def _active_for(active: dict[tuple[str, str], _Active], product: str, line: str) -> Optional[_Active]:
+    # as the registry picks it (ModelRegistry.active_for): the line's own version first
+    return active.get((product, line)) or active.get((product, ""))
+
+
+def _model_name(version: Optional[int], model_id: str) -> str:
+    return f"model version {version}" if version is not None else f"model {model_id[:12]}"
+
+
+@dataclass(frozen=True)
+class _Judging:
+    """How a station judged a product since the shift opened (its records grouped by the
+    model and image size of each) and the model that judges it now (None: a past shift,
+    or none active)."""
+    groups: list[Any]
+    active: Optional[_Active]
+
+    def changes(self, c: Any) -> list[tuple[dt.datetime, str]]:
+        """What changed in the station's judging after check ``c`` (when, and in words);
+        empty while it judges as it did then."""
+        out: list[tuple[dt.datetime, str]] = []
+        after = [g for g in self.groups if g.last > c.created_at]
+        act = self.active
+        if act is not None and act.model_id != c.model_id:
+            at = f" at {_iso(act.since)}" if act.since is not None else ""
+            out.append((act.since or c.created_at,
+                        f"{_model_name(act.version, act.model_id)} made active{at} after the test parts' checks"))
+        else:
+            # judged by another model since (a version activated, then rolled back: the
+            # station is the one its checks proved, but judged otherwise in between)
+            other = [g for g in after if g.model_id != c.model_id]
+            if other:
+                # its parts before the check are no change; the latest one is surely after it
+                g = max(other, key=lambda g: g.last)
+                out.append((g.last, f"{_model_name(g.registry_version, g.model_id)} judged the station's parts "
+                                    f"after the test parts' checks (the latest at {_iso(g.last)})"))
+        # another camera: after the check, photos of one other size only, and none of the
+        # check's size once they began. A station whose photos vary in size (a camera that
+        # crops each part's region, photos of two sizes by turns) is no camera change: its
+        # verification went back to due at every part of another size than the check's
+        spans: dict[tuple[Any, Any], tuple[dt.datetime, dt.datetime]] = {}
+        for g in self.groups:
+            k = (g.image_width, g.image_height)
+            f, l = spans.get(k, (g.first, g.last))
+            spans[k] = (min(f, g.first), max(l, g.last))
+        mine = (c.image_width, c.image_height)
+        new = [k for k, (_, last) in spans.items() if k != mine and last > c.created_at]
+        if len(new) == 1 and spans[new[0]][0] > c.created_at and spans.get(mine, (None, c.created_at))[1] \
+                < spans[new[0]][0]:
+            since = spans[new[0]][0]
+            out.append((since, f"photos of {new[0][0]}x{new[0][1]} since {_iso(since)}, "
+                               f"{c.image_width}x{c.image_height} before"))
+        return out
+
+
 def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
                    made: int, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                   with_failures: bool = True) -> dict[str, Any]:
+                   with_failures: bool = True, judging: Optional[_Judging] = None) -> dict[str, Any]:
     line, station, product = key
     latest = {c.test_part: c for c in carried}
     seen_now = {c.test_part: c for c in checks}      # in time order: the last one stands
     latest.update(seen_now)
     rows, complete_at, asked = [], None, []
+    changed: dict[str, dt.datetime] = {}          # what undid a right check, in words: since when
     for tp in parts:
         c = latest.get(tp.name)
         this_shift = tp.name in seen_now
         right = None if c is None else c.verdict == c.test_expected
+        # a right check of this shift made before the station's judging changed proves
+        # nothing of it now: listed, not counted (a wrong one stands whatever changed)
+        undone = judging.changes(c) if judging is not None and this_shift and right else []
+        for at, said in undone:
+            changed[said] = min(at, changed.get(said, at))
         if tp.retired_at is not None and tp.retired_at <= end and not this_shift:
             # retired in this shift before it was put through: no longer asked for (it could
             # never be: a part sent with its name is a production part now), and a failure
@@ -310,10 +430,12 @@ def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], che
                      "verdict": c.verdict if c else None, "expected": c.test_expected if c else None,
                      "right": right if this_shift or right is False else None,
                      "checked_at": _iso(c.created_at) if c else None, "inspection_id": c.id if c else None,
-                     "this_shift": this_shift})
-        if this_shift:
+                     "this_shift": this_shift, "before_change": bool(undone)})
+        if undone:
+            rows[-1]["right"] = None      # not known of the station as it judges now
+        elif this_shift:
             complete_at = c.created_at if complete_at is None else max(complete_at, c.created_at)
-    seen = [r for r in rows if r["this_shift"]]
+    seen = [r for r in rows if r["this_shift"] and not r["before_change"]]
     if any(r["right"] is False for r in rows):
         state = "failed"
     elif rows and len(seen) == len(rows):
@@ -329,8 +451,10 @@ def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], che
     # this shift's wrong checks, and one left from before (listed while it still casts
     # doubt into this shift, with when it was put right if it was)
     wrong = [c for c in carried + checks if c.verdict != c.test_expected and c.test_part in names]
+    reason = "; ".join(sorted(changed, key=lambda said: changed[said])) + ": put the test parts through again" \
+        if changed else None
     return {"line": line, "station": station, "product": product, "state": state, "passed_at": _iso(passed_at),
-            "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
+            "reason": reason, "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
             "failures": [_failure(s, key, c, names.get(c.test_part), now) for c in wrong] if with_failures else []}
 
 

@@ -69,7 +69,10 @@ def retire_test_part(product: str = _PRODUCT,
 @router.get("/verification", summary="Each line's test-part verification in a shift",
             description="Per line and product with test parts: `passed` (every test part's latest check got its "
                         "verdict), `failed` (one did not: `failures` say which, and the window of the line's "
-                        "parts in doubt), `incomplete` or `due`; with the line's parts made before it passed.",
+                        "parts in doubt), `incomplete` or `due`; with the line's parts made before it passed. "
+                        "A check counts only while the station judges as it did then: a model version made "
+                        "active since, or photos of another size (another camera), leave it listed with "
+                        "`before_change` and `reason` says what changed and when.",
             responses=errors(401, 403, 422))
 def get_verification(line: Optional[str] = Query(None, max_length=100, pattern=_TEXT,
                                                  description="a line; empty or left out: every line"),

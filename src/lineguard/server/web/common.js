@@ -503,10 +503,13 @@ const LG = (() => {
       h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
         t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {class: "tp-name"}, t.name), ` must be ${t.expected || t.expect}`,
         t.verdict ? ` · got ${t.verdict} at ${when(t.checked_at)}` : " · not seen yet",
-        t.verdict && !t.this_shift ? " (before this shift)" : ""))),
+        t.verdict && !t.this_shift ? " (before this shift)" : "",
+        // right then, but the station judges otherwise since (a model made active, another camera)
+        t.before_change ? " (before the change: put it through again)" : ""))),
       h("td", {},
         v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
           `${v.parts_before_verification} part(s) made this shift without a passed verification`,
+        v.reason ? h("div", {class: "v-review verification-reason"}, plantTimes(v.reason)) : "",
         v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
           h("b", {class: "tp-name"}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
