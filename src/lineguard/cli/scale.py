@@ -334,6 +334,64 @@ def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional
         raise SystemExit(1)
 
 
+@click.command("serve-ray")
+@click.option("--ray", "ray_address", default="local", show_default=True,
+              help="local (a private Ray on this machine), auto, HOST:6379 or ray://HOST:10001.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for --ray local (default: all).")
+@click.option("--replicas", type=int, default=1, show_default=True,
+              help="Copies of the station app, one CPU each; with several, give a PostgreSQL --db.")
+@click.option("--models-per-replica", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Products a replica is the scoring route's target for (the serve_multiplexed_model_id "
+                   "header routes a product's parts to a replica that has its model).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address Serve's HTTP proxy listens on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Station folder (model files, images): on a cluster, at the same path on every node. "
+                   "[env: LINEGUARD_DATA; default ./station]")
+@click.option("--db", default=None, help="The station's database URL (default: the SQLite database in --data). "
+                                         "[env: LINEGUARD_DB]")
+@click.option("--db-schema", default=None, callback=_schema_given,
+              help=f"The station's PostgreSQL schema; {SCHEMA_NAME_RULE}. [env: LINEGUARD_DB_SCHEMA]")
+def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_per_replica: int, host: str,
+              port: int, data: Optional[Path], db: Optional[str], db_schema: Optional[str]) -> None:
+    """Run the station app on Ray Serve (docs/scale.md, Serving many lines) until Ctrl-C or
+    SIGTERM, which stop every replica cleanly."""
+    import threading
+    from dataclasses import replace
+
+    from ..line.scale import RayMissing, RayUnreachable, require_ray
+    try:
+        require_ray()
+        from ray import serve  # noqa: F401  (the [serve] part of the extra)
+    except (RayMissing, ImportError) as exc:
+        fail(f"{exc}" if isinstance(exc, RayMissing) else f"Ray Serve is not installed ({exc}): pip install "
+             "'lineguard[scale]'")
+    where = _station_location({"data": data, "db": db, "db_schema": db_schema}, Path("./station"))
+    from ..line.config import StationConfig
+    config = replace(StationConfig.from_env(), data_dir=Path(where["data"]).resolve(), db_url=where["db"],
+                     db_schema=where["db_schema"])
+    if replicas > 1 and not (config.db_url or "").startswith("postgresql"):
+        # one machine's SQLite holds several writers; replicas on other nodes would each make their own
+        note("warning", f"--replicas {replicas} with the SQLite database in {config.data_dir}: replicas on other "
+                        "nodes of a cluster would each write a database of their own; give a PostgreSQL --db there")
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM (systemd, `kill`) end the wait; the replicas then close their stations
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from ..server.ray_serve import run_station
+    try:
+        run_station(config, ray_address=ray_address, num_cpus=num_cpus, host=host, port=port,
+                    num_replicas=replicas, max_models_per_replica=models_per_replica, stop=stop, say=say)
+    except (ValueError, RayUnreachable) as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        # a replica that cannot open its station (database down, folder not writable): Serve's
+        # deploy failure, traceback and all; the first lines name the cause
+        fail(f"the station did not start on Ray Serve: {str(exc).strip().splitlines()[-1][:500]}", code=1)
+    say("stopped")
+
+
 def register(app: click.Group) -> None:
     app.add_command(rescore)
     app.add_command(rescore_compare)
+    app.add_command(serve_ray)

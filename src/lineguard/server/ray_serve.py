@@ -26,6 +26,25 @@ from ..line.scale import require_ray
 SCORE_ROUTE = "/api/v1/scale/score"
 
 
+class ProductModel:
+    """What a replica keeps per product for ``serve.multiplexed``: the product, resolved to
+    the model its parts are judged by at every batch, as the station judges a part (the
+    active version, the station's cache of loaded models). The loaded model itself was kept
+    before: after a new version was activated, or a rollback, the scoring route went on
+    answering with the old one for as long as the replica lived, while /api/v1/inspections
+    on the same replica used the new one."""
+
+    def __init__(self, station: Any, product: str) -> None:
+        self.station = station
+        self.product = product
+
+    def current(self) -> Any:
+        """The loaded model of the product's active version (NoActiveModel: none; the
+        active version is read again at most every registry.ACTIVE_TTL_S)."""
+        models = self.station.models
+        return models.inspector(models.active_for(self.product, ""))
+
+
 def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
                        trainer: Optional[Callable[..., Any]] = None, num_replicas: int = 1,
                        max_models_per_replica: int = 4, max_batch_size: int = 8,
@@ -54,10 +73,12 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
     @serve.ingress(app)
     class StationDeployment:
         @serve.multiplexed(max_num_models_per_replica=max_models_per_replica)
-        async def model_for(self, product: str) -> Any:
-            station = app.state.station
-            mv = await run_in_threadpool(station.models.active_for, product, "")
-            return await run_in_threadpool(station.models.inspector, mv)
+        async def model_for(self, product: str) -> "ProductModel":
+            # the product, not its model, is what Serve keeps: it kept the model loaded first
+            # and scored with it after another version was activated or rolled back to
+            pm = ProductModel(app.state.station, product)
+            await run_in_threadpool(pm.current)   # an unknown product raises here, and is not kept
+            return pm
 
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
         async def _score(self, jobs: list[tuple[str, bytes]]) -> list[Any]:
@@ -73,7 +94,7 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
                 by_product.setdefault(product, []).append(i)
             for product, idx in by_product.items():
                 try:
-                    insp = await self.model_for(product)
+                    insp = await run_in_threadpool((await self.model_for(product)).current)
                 except Exception as exc:  # noqa: BLE001 - no active model: each request's own 404
                     answers.update((i, exc) for i in idx)
                     continue
@@ -117,3 +138,97 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
             return answer
 
     return StationDeployment.bind()
+
+
+def replicas_problem(num_replicas: int, cpus: float) -> Optional[str]:
+    """Why ``num_replicas`` cannot all start on a Ray with ``cpus`` CPUs (each replica
+    takes one), or None. Serve waited for the CPUs for ever: the docs' 4 replicas on a
+    2-core PC left ``serve.run`` hanging with only Ray's "cannot be scheduled" warnings."""
+    if num_replicas < 1:
+        return f"--replicas {num_replicas}: give at least 1"
+    if num_replicas > cpus:
+        return (f"--replicas {num_replicas}: each replica takes one CPU and this Ray has {cpus:g}; give --replicas "
+                f"{int(cpus) or 1} or fewer (or --num-cpus, or join a cluster with more CPUs: --ray ADDRESS)")
+    return None
+
+
+def port_problem(host: str, port: int) -> Optional[str]:
+    """Why Serve's HTTP proxy cannot listen on ``host:port`` (taken by another process), or None.
+    Checked first: Serve's proxy retried the taken port behind the scenes, and the command
+    waited without a word."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        return (f"cannot listen on {host}:{port} ({exc.strerror or exc}): another program (a `lineguard serve`, "
+                "an earlier run still stopping) has that port; stop it or give --port")
+    return None
+
+
+def database_problem(config: Any) -> Optional[str]:
+    """Why the station's PostgreSQL database cannot be reached, or None. Knocked on first:
+    replicas that could not open it failed in Serve's retries, ending 20 s later in
+    "Failed to update the deployments" with the cause only in the replicas' tracebacks."""
+    url = config.database_url
+    if not url.startswith("postgresql"):
+        return None        # SQLite: the station makes its file in the data folder
+    from ..line.db import knock, server_address
+    exc = knock(url, timeout_s=5)
+    if exc is None:
+        return None
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (f"cannot reach the station database at {server_address(url)}: {said}. Check that PostgreSQL runs "
+            "there and the URL (--db / LINEGUARD_DB)")
+
+
+def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[int] = None,
+                host: str = "127.0.0.1", port: int = 8000, num_replicas: int = 1, max_models_per_replica: int = 4,
+                stop: Any = None, say: Callable[[str], None] = print, name: str = "lineguard-station",
+                loader: Optional[Callable[..., Any]] = None, trainer: Optional[Callable[..., Any]] = None) -> None:
+    """Run the station app on Ray Serve until ``stop`` (a ``threading.Event``) is set, then
+    stop it cleanly: every replica closes its station (its run recorded as stopped, not
+    as an outage), then the private Ray of ``ray_address="local"`` is shut down.
+
+    ``serve.run`` alone, as the docs had it, returns at once: a script that ends there takes
+    its private Ray, and the station with it, down on exit; and SIGTERM killed the replicas
+    without closing their stations. ``ValueError``: a setting that cannot run (replicas
+    past the CPUs, a port taken), said before anything starts."""
+    import threading
+
+    from ..line.scale import connect
+    why = port_problem(host, port) or database_problem(config)
+    if why:
+        raise ValueError(why)
+    ray = require_ray()
+    ours = not ray.is_initialized()
+    stop = stop if stop is not None else threading.Event()
+    connect(ray_address, num_cpus)
+    serve = None
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        why = replicas_problem(num_replicas, cpus)
+        if why and ray_address == "local":
+            raise ValueError(why)
+        if why:      # a cluster may add nodes (an autoscaler): said, not refused
+            say(f"warning: {why}; replicas without a CPU wait until one is free")
+        from ray import serve
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(station_deployment(config, loader=loader, trainer=trainer, num_replicas=num_replicas,
+                                     max_models_per_replica=max_models_per_replica, name=name),
+                  name=name, route_prefix="/")
+        say(f"station on Ray Serve at http://{host}:{port}/ ({num_replicas} replica{'s' * (num_replicas != 1)}, "
+            f"Ray {ray_address}); Ctrl-C or SIGTERM stops it")
+        while not stop.wait(0.5):
+            pass
+        say("stopping: each replica closes its station")
+    finally:
+        if serve is not None:
+            try:
+                # replicas are stopped gracefully: each app's shutdown closes its station
+                serve.shutdown()
+            except Exception as exc:  # noqa: BLE001 - a Ray already gone: nothing left to stop
+                say(f"warning: Serve did not stop cleanly ({exc})")
+        if ours:
+            ray.shutdown()
