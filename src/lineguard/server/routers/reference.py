@@ -15,6 +15,7 @@ from ...line.reference import of_station
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import NO_NUL, errors
+from .inspections import _MAX_SIDE, _PICTURE, _drawn, _photo
 
 # no prefix of its own: routers.models includes it under its /api/v1
 router = APIRouter()      # its routes take the models router's tag (included there)
@@ -40,6 +41,12 @@ class ReferencePhotoAdded(ReferencePhotoOut):
     count: int = Field(description="the reference photos of this product and line now")
 
 
+class ReferencePhotoSize(BaseModel):
+    width: int
+    height: int
+    count: int = Field(description="how many of the photos asked are of this size")
+
+
 class ReferencePhotoList(BaseModel):
     items: list[ReferencePhotoOut]
     count: int = Field(description="the reference photos of the product and line asked (all of them, whatever "
@@ -47,6 +54,10 @@ class ReferencePhotoList(BaseModel):
     for_training: Optional[int] = Field(default=None, description="with a product: how many a retrain of it (of "
                                                                   "that line) learns: the photos of every line and "
                                                                   "the line's own")
+    sizes: Optional[list[ReferencePhotoSize]] = Field(
+        default=None, description="with a product: how many of the photos asked (all of them, whatever the limit) "
+                                  "are of each size, the most first: the old camera's photos after a camera of "
+                                  "another resolution replaced it (lineguard reference remove --size WxH)")
 
 
 @router.post("/reference-photos", status_code=201, response_model=ReferencePhotoAdded,
@@ -97,22 +108,51 @@ def list_reference_photos(product: Optional[str] = Query(None, max_length=100),
     out: dict[str, Any] = {"items": ref.list(product, line, limit, offset), "count": ref.count(product, line)}
     if product is not None:
         out["for_training"] = len(ref.for_training(product, line or ""))
+        # the page's list shows a page of photos; which cameras' photos are kept is said of all
+        out["sizes"] = [{"width": w, "height": h, "count": n}
+                        for (w, h), n in sorted(ref.sizes(product, line).items(), key=lambda x: (-x[1], x[0]))]
     return out
 
 
-@router.get("/reference-photos/{photo_id}/image", summary="A reference photo as it was given",
-            response_class=Response, responses={**errors(401, 403, 404, 422), 200: {"content": {"image/png": {}}}})
-def reference_photo_image(photo_id: int = Path(ge=1, le=DB_INT_MAX), station: Station = Depends(get_station),
-                          _r: Any = Depends(reader)) -> Response:
+def _photo_file(station: Station, photo_id: int) -> tuple[str, bytes]:
     from ...line.errors import NotFound
     ref = of_station(station)
     entry = ref.get(photo_id)
     try:
-        data = ref.store.get(entry["image_key"])
+        return entry["image_key"], ref.store.get(entry["image_key"])
     except FileNotFoundError:
         raise NotFound(f"reference photo {photo_id}'s file is missing from the data folder (reference/): remove it "
                        "and add the photo again") from None
-    return Response(data, media_type=media_type_for(entry["image_key"]))
+
+
+def _stored_photo(station: Station, photo_id: int) -> Response:
+    key, data = _photo_file(station, photo_id)
+    return Response(data, media_type=media_type_for(key), headers=_PICTURE)
+
+
+def _photo_for_screen(station: Station, photo_id: int, max_side: int) -> Response:
+    from ...line import render
+    _key, data = _photo_file(station, photo_id)
+    photo = _photo(data, lambda h, w: max_side)
+    return Response(render.photo_jpeg(photo.pixels, max_side), media_type="image/jpeg", headers=_PICTURE)
+
+
+# Served as a part's picture is (routers.inspections): the file as given, or with max_side a
+# JPEG for a screen, drawn in the station's picture slots. The Models page lists a product's
+# photos as thumbnails: ?max_side was ignored and each photo sent whole (a 12 megapixel
+# camera's: megabytes a thumbnail, a page of them decoded at once by a line PC's browser).
+@router.get("/reference-photos/{photo_id}/image", summary="A reference photo (as given; with max_side, a JPEG for "
+            "a screen)", response_class=Response,
+            responses={**errors(401, 403, 404, 422, 503),
+                       200: {"content": {m: {} for m in ("image/png", "image/jpeg", "image/bmp", "image/tiff",
+                                                         "image/webp", "image/gif")}}})
+async def reference_photo_image(request: Request, photo_id: int = Path(ge=1, le=DB_INT_MAX),
+                                max_side: Optional[int] = _MAX_SIDE, station: Station = Depends(get_station),
+                                _r: Any = Depends(reader), _known: None = Depends(known_query_only)) -> Response:
+    if max_side is None:        # the file as given: nothing decoded, no turn to wait
+        return await run_in_threadpool(_stored_photo, station, photo_id)
+    await run_in_threadpool(lambda: of_station(station).get(photo_id))      # 404 before a picture slot is taken
+    return await _drawn(request, _photo_for_screen, station, photo_id, max_side)
 
 
 @router.delete("/reference-photos/{photo_id}", status_code=204, response_class=Response,

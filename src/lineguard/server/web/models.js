@@ -25,18 +25,22 @@ LG.start(async (main) => {
   // a model file made elsewhere (a .lgm bundle, an exported .onnx), uploaded from the page:
   // it took curl and an API key before (POST /api/v1/models, an engineer's)
   const uploadEl = h("div", {class: "panel", dataset: {role: "engineer"}, id: "upload"});
+  // a product's reference photos, each seen: the page said how many a retrain learns, not
+  // which, so after a camera change nobody could tell whether the old camera's were still there
+  const refsEl = h("div", {class: "panel", id: "reference-photos"});
   // a product's defect types, an engineer's to set: built for engineers only (defectTypesPanel)
   const typesEl = LG.roleAtLeast("engineer") ? h("div", {class: "panel", dataset: {role: "engineer"}, id: "defect-types"})
     : null;
   const typesAsked = location.hash === "#defect-types";    // read before load() writes the address again
   // main.append(null) writes "null": an operator's page has no types panel
   main.append(h("h1", {}, "Models"), filt, h("div", {class: "panel"}, workingEl, noteEl, table), compareEl,
-    ...(typesEl ? [typesEl] : []), uploadEl, trainEl);
+    ...(typesEl ? [typesEl] : []), uploadEl, trainEl, refsEl);
 
   const lineOf = (m) => m.line || "";
   const enc = encodeURIComponent;
   let shown = [];          // the versions on screen: what an activation or rollback is sent against
   let showActive = async () => {};    // Retrain's line on what "as the active version" keeps
+  let showRefs = async () => {};      // the reference photos panel, again (one added or removed)
   const NOT_DONE = {};     // an action the engineer called off at its second question
 
   // One change at a time: while the station works on one, every version's buttons wait
@@ -203,6 +207,14 @@ LG.start(async (main) => {
         } else if (state !== "active") {
           acts.append(h("button", {type: "button", class: "secondary", dataset: {act: "activate"},
             onclick: () => sure(activating(m)) && act("activated", () => activate(m), trying(m))}, "Activate"), " ");
+        }
+        // a copy of the version's file (a version trained or tuned here exists nowhere else): it
+        // took curl and an engineer's key. The station names it (cell-v3.lgm, cell-L1-v3.onnx);
+        // not offered where the file is unusable (the browser would save the refusal as the model)
+        if (!m.file_problem) {
+          acts.append(h("a", {href: `/api/v1/models/${enc(m.product)}/versions/${m.version}/file` + LG.q({line: m.line || ""}),
+            download: true, dataset: {act: "download"}, title: "save a copy of this version's model file (to upload "
+              + "again after a restore from a backup without it, or onto another station)"}, "Download file"), " ");
         }
         if (state === "inactive" && !m.file_problem) {
           // one shadow per product and line: starting one ends the one running, asked first
@@ -543,6 +555,7 @@ LG.start(async (main) => {
         status.textContent = "";
         refBtn.disabled = false;
         showReference().catch(LG.fail);
+        showRefs(want).catch(LG.fail);
       }
     });
     showActive = async () => {
@@ -674,6 +687,114 @@ LG.start(async (main) => {
       }
       await new Promise((r) => setTimeout(r, everyMs));
     }
+  }
+
+  // -- Reference photos ----------------------------------------------------------------
+  // The photos of good parts a product's retrains learn beside its stored parts, each one seen
+  // (a thumbnail, its size, its line, who added it when), oldest first, a page at a time; an
+  // engineer removes one here. After a camera change the old camera's photos must go (else
+  // every retrain learns both cameras and its photo check passes either): the sizes line
+  // says how many of each size there are, `lineguard reference remove --size WxH` takes a
+  // whole size at once.
+  async function referencePhotosPanel() {
+    const PAGE = 24;
+    let offset = 0, asked = 0;
+    const prodIn = h("input", {name: "product", size: 10, maxlength: 100, required: true, placeholder: "e.g. cell"});
+    const lineIn = h("input", {name: "line", size: 8, maxlength: 100, placeholder: "every line"});
+    const form = h("form", {class: "filters", id: "reference-photos-form"}, field("product", prodIn),
+      field("line", lineIn), h("button", {type: "submit", class: "secondary"}, "Show its photos"));
+    const summary = h("p", {id: "reference-sizes"});
+    const grid = h("div", {class: "gallery", id: "reference-photo-list"});
+    const prev = h("button", {type: "button", class: "secondary", id: "reference-prev"}, "◀ Earlier photos");
+    const next = h("button", {type: "button", class: "secondary", id: "reference-next"}, "Later photos ▶");
+    const pageNote = h("span", {class: "muted", id: "reference-page"});
+    const pager = h("div", {class: "row", hidden: true}, prev, " ", pageNote, " ", next);
+    refsEl.append(h("h2", {}, "Reference photos"),
+      h("p", {class: "muted"}, "The photos of good parts every retrain of the product learns beside its stored parts "
+        + "(those of every line, and a line's own for that line's retrains), oldest first. After a camera change "
+        + "remove the old camera's: a retrain that learns both passes the photos of either."), form, summary, grid,
+      pager);
+
+    const size = (x) => `${x.width} × ${x.height}`;
+    function card(p) {
+      const img = `/api/v1/reference-photos/${p.id}/image`;
+      const what = `reference photo #${p.id}` + (p.filename ? ` (${p.filename})` : "");
+      return h("div", {class: "thumb", dataset: {photo: p.id, size: `${p.width}x${p.height}`}},
+        h("a", {href: img, target: "_blank", rel: "noopener", title: what + ": open it whole"},
+          h("img", {src: img + LG.q({max_side: LG.THUMB_PX}), alt: what, loading: "lazy"})),
+        h("div", {class: "cap", dataset: {what: "size"}}, h("b", {}, size(p)), " · ", p.line ? "line " + p.line : "every line"),
+        h("div", {class: "cap muted", title: p.filename || ""}, p.filename || `#${p.id}`),
+        h("div", {class: "cap muted", title: p.added_by || ""}, `added ${LG.when(p.added_at)}`
+          + (p.added_by ? ` by ${p.added_by}` : "")),
+        h("div", {class: "cap", dataset: {role: "engineer"}}, h("button", {type: "button", class: "link",
+          dataset: {act: "remove-reference"}, "aria-label": `remove ${what}`,
+          onclick: (e) => remove(p, what, e.currentTarget).catch(LG.fail)}, "Remove")));
+    }
+
+    async function remove(p, what, btn) {
+      if (!sure(`Remove ${what}? ${size(p)}, ${p.line ? "line " + p.line + "'s" : "every line's"}. Retrains of `
+        + `${p.product} no longer learn it.`)) return;
+      btn.disabled = true;         // a double tap sent a second DELETE: its 404 read as a failure
+      try {
+        await api(`/api/v1/reference-photos/${p.id}`, {method: "DELETE"});
+      } catch (err) {
+        btn.disabled = false;
+        if (err.status !== 404) throw err;       // removed meanwhile on another screen: gone all the same
+      }
+      LG.say(`removed ${what}`, "ok");
+      await show();
+      showActive().catch(() => {});       // Retrain's count of the photos it learns
+    }
+
+    async function show() {
+      const product = prodIn.value.trim(), line = lineIn.value.trim(), n = ++asked;
+      if (!product) {
+        clear(grid); pager.hidden = true;
+        summary.textContent = "Type a product to see the reference photos its retrains learn.";
+        summary.className = "muted";
+        return;
+      }
+      let got = await api("/api/v1/reference-photos" + LG.q({product, line: line || null, limit: PAGE, offset}));
+      if (n !== asked) return;            // another product asked meanwhile
+      if (!got.items.length && offset && got.count) {
+        // the last page's last photo removed: the page before it
+        offset = Math.max(0, Math.floor((got.count - 1) / PAGE) * PAGE);
+        got = await api("/api/v1/reference-photos" + LG.q({product, line: line || null, limit: PAGE, offset}));
+        if (n !== asked) return;
+      }
+      const sizes = got.sizes || [];
+      summary.className = sizes.length > 1 ? "warn" : "muted";
+      summary.textContent = !got.count ? `No reference photos of ${product}${line ? " for line " + line : ""}: a retrain `
+        + "learns its stored parts alone."
+        : `${got.count} reference photo(s) of ${product}${line ? " for line " + line : ""}: `
+          + sizes.map((x) => `${x.count} of ${size(x)}`).join(", ")
+          // oldest first: the old camera's are on the first pages
+          + (sizes.length > 1 ? ". Photos of more than one size: an old camera's may still be there (remove them "
+            + `here, or all of one size at once: lineguard reference remove --product ${product} --size WxH).` : ".");
+      clear(grid).append(...got.items.map(card));
+      LG.applyRoles(grid);
+      pager.hidden = got.count <= PAGE;
+      prev.disabled = offset === 0;
+      next.disabled = offset + PAGE >= got.count;
+      pageNote.textContent = got.items.length ? `photos ${offset + 1}–${offset + got.items.length} of ${got.count}` : "";
+    }
+
+    prev.addEventListener("click", () => { offset = Math.max(0, offset - PAGE); show().catch(LG.fail); });
+    next.addEventListener("click", () => { offset += PAGE; show().catch(LG.fail); });
+    form.addEventListener("submit", (e) => { e.preventDefault(); offset = 0; show().catch(LG.fail); });
+    // the product chosen at the top is the one shown here too
+    filt.addEventListener("submit", () => {
+      const want = filt.elements.product.value.trim();
+      if (want && want !== prodIn.value.trim()) { prodIn.value = want; lineIn.value = ""; offset = 0; show().catch(LG.fail); }
+    });
+    // photos added in Retrain's panel: shown here, for that product
+    showRefs = async (product) => {
+      if (product && product !== prodIn.value.trim()) { prodIn.value = product; lineIn.value = ""; offset = 0; }
+      await show();
+    };
+    const products = [...new Set(shown.map((m) => m.product))];
+    prodIn.value = filt.elements.product.value.trim() || (products.length === 1 ? products[0] : "");
+    await show();
   }
 
   // -- Defect types ---------------------------------------------------------------------
@@ -918,5 +1039,6 @@ LG.start(async (main) => {
 
   filt.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
   await load();
+  await referencePhotosPanel().catch(LG.fail);      // the defect types below load all the same
   if (typesEl) await defectTypesPanel();
 });
