@@ -172,3 +172,18 @@ def test_a_drift_group_size_out_of_range_is_refused_with_its_range(bad):
     with pytest.raises(ValueError, match="20 to 10000 parts"):
         AlarmRules(drift_parts=bad)
     assert AlarmRules(drift_parts=0).part_kinds == ("ng_run", "ng_rate", "photo")
+
+
+def test_a_late_part_of_the_model_before_is_not_counted_and_breaks_nothing():
+    """Parts commit out of order across threads: one judged by the model before an
+    activation can be counted after the new model's first part. It is left out; the
+    product's counts stay (a None in their place failed every later part of the station)."""
+    from lineguard.line.alarm_rules import AlarmRules
+    from lineguard.line.alarms import _Counts, _Drift
+    counts = _Counts(AlarmRules(ng_run=0, ng_rate=0))
+    counts.drift["cell"] = _Drift("cell", "new", counts.rules)
+    counts.add(10, "OK", score=0.1, product="cell", model_id="new")
+    counts.add(9, "OK", score=0.1, product="cell", model_id="old")      # the model before, late
+    assert counts.drift["cell"].model_id == "new" and counts.due() == []
+    counts.raise_floor("drift", 10)
+    assert counts.drift["cell"].model_id == "new"

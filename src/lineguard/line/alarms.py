@@ -161,6 +161,9 @@ class _Counts:
         # the server, a second server) records parts of the same station; those above it
         # are read before the next part is counted (AlarmWatch._catch_up)
         self.read_to = read_to
+        # a product's drift counts completed a group, or were begun afresh: its /metrics
+        # series are set again after the part (AlarmWatch._show_drift), not at every part
+        self.drift_changed = True
 
     def add(self, part_id: int, verdict: str, doubted: bool = False, score: Optional[float] = None,
             product: Optional[str] = None, model_id: Optional[str] = None, at: Optional[dt.datetime] = None) -> None:
@@ -173,10 +176,15 @@ class _Counts:
             if drift is not None and drift.model_id != model_id:
                 # another model judges the product now: its scores are not comparable with the
                 # baseline, begun afresh. An older part of the model before is not counted.
-                drift = self.drift[product] = _Drift(product, model_id, self.rules) \
-                    if part_id > drift.newest else None
+                if part_id > drift.newest:
+                    drift = self.drift[product] = _Drift(product, model_id, self.rules)
+                else:
+                    drift = None    # a late part of the model before (threads commit out of order): not counted
+                self.drift_changed = True
             if drift is not None:
+                steps = drift.steps
                 drift.add(part_id, float(score), verdict, at)
+                self.drift_changed |= drift.steps != steps
         if photo_run:
             _insort_once(self.photos, (part_id, verdict, bool(doubted)))
             del self.photos[:-self.rules.photo_window]
@@ -237,6 +245,7 @@ class _Counts:
                 # same back after a restart.
                 self.drift = {p: _Drift(p, d.model_id, self.rules, after=int(part_id))
                               for p, d in self.drift.items()}
+                self.drift_changed = True
             self.floor[kind] = max(self.floor[kind], int(part_id))
 
     def newest(self) -> int:
@@ -272,6 +281,11 @@ class _Drift:
         self.group: list[tuple[int, float, str, Optional[dt.datetime]]] = []
         self.run: list[dict[str, Any]] = []             # the latest groups that moved, in a row
         self.newest = after
+        # for /metrics (lineguard_score_drift_*): the latest group's rank shift (None until a
+        # group after the baseline completed) and a count of the groups completed, baseline's
+        # included, by which AlarmWatch sees a change without looking at every part
+        self.shift: Optional[float] = None
+        self.steps = 0
         # the ids counted lately: a part read back from the database and then handed over
         # by the thread that recorded it is counted once
         self._seen: collections.deque = collections.deque()
@@ -292,6 +306,8 @@ class _Drift:
             if self.base_from is None:
                 self.base_from = at
             self._filling.append(score)
+            if len(self._filling) % self.parts == 0:
+                self.steps += 1         # a group's worth of the baseline: its count on /metrics
             if len(self._filling) >= self.baseline_parts:
                 self.base = np.sort(np.asarray(self._filling, dtype=np.float64))
                 self.base_median = float(np.median(self.base))
@@ -306,6 +322,7 @@ class _Drift:
         scores = np.asarray([g[1] for g in group], dtype=np.float64)
         assert self.base is not None
         shift, z = spc.rank_shift(self.base, scores)
+        self.shift, self.steps = shift, self.steps + 1
         if not spc.is_drift(shift, z):
             self.run = []
             return
@@ -315,6 +332,11 @@ class _Drift:
                          "shift": shift, "z": z, "median": float(np.median(scores)), "parts": len(group),
                          "not_passed": sum(1 for g in group if g[2] != "OK")})
         del self.run[:-spc.DRIFT_PERSIST]
+
+    @property
+    def baseline_count(self) -> int:
+        """The parts in the baseline so far."""
+        return len(self.base) if self.base is not None else len(self._filling)
 
     def due(self, floor: int) -> list[dict[str, Any]]:
         """The groups that raise the alarm (all after ``floor``), or an empty list."""
@@ -587,6 +609,8 @@ class AlarmWatch:
         self._refused: dict[tuple[str, str, str], dt.datetime] = {}   # since when, per station: said once
         self._parts_refused: dict[tuple[str, str], dt.datetime] = {}  # the part rules' reads refused, since when
         self._gauged: set[tuple[str, str]] = set()     # stations the gauge has a value for
+        self._gauged_kinds: set[tuple[str, str, str]] = set()     # (line, station, kind) the age gauge has
+        self._drift_shown: dict[tuple[str, str], set[str]] = {}   # per station, products with drift series
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
         self.run_id: Optional[int] = None      # this process's station_runs row (line.handover)
@@ -722,22 +746,84 @@ class AlarmWatch:
         return out
 
     def count_active(self) -> None:
-        """The active-alarms gauge of every station, from the database (at start, after each
+        """The active-alarms gauges of every station, from the database (at start, after each
         alarm raised or acknowledged here, and before each /metrics scrape: another process
-        may raise or acknowledge them)."""
+        may raise or acknowledge them): how many, the oldest's age per kind, and how many
+        are past their escalation time. One query at the scrape, none per part."""
         if self.metrics is None:
             return
+        now = utcnow()
         try:
-            per_station = collections.Counter((a["line"], a["station"]) for a in self.active())
+            with self.db.session() as s:
+                rows = s.execute(select(LineAlarm.line, LineAlarm.station, LineAlarm.kind, LineAlarm.raised_at,
+                                        LineAlarm.escalate_at, LineAlarm.escalated_at)
+                                 .where(LineAlarm.acked_at.is_(None))).all()
         except SQLAlchemyError:
             log.warning("could not count the active alarms", exc_info=True)
             return
+        per_station: collections.Counter = collections.Counter((r.line, r.station) for r in rows)
+        # past escalation: escalated, or due and not yet (the escalation thread looks every
+        # 15 s, or no process runs it); one without an escalation time never is
+        past: collections.Counter = collections.Counter(
+            (r.line, r.station) for r in rows
+            if r.escalated_at is not None or (r.escalate_at is not None and r.escalate_at <= now))
+        oldest: dict[tuple[str, str, str], dt.datetime] = {}
+        for r in rows:
+            key = (r.line, r.station, r.kind)
+            if key not in oldest or r.raised_at < oldest[key]:
+                oldest[key] = r.raised_at
         gauge = self.metrics.alarms_active
         for line, station in self._gauged - set(per_station):    # all acknowledged since: back to 0
             gauge.labels(line, station).set(0)
         for (line, station), n in per_station.items():
             gauge.labels(line, station).set(n)
         self._gauged |= set(per_station)
+        for line, station in self._gauged:       # 0 kept, as the count's: an alert on it resolves
+            self.metrics.alarms_past_escalation.labels(line, station).set(past.get((line, station), 0))
+        ages = self.metrics.alarms_unacknowledged
+        for line, station, kind in self._gauged_kinds - set(oldest):
+            ages.labels(line, station, kind).set(0)
+        for (line, station, kind), raised_at in oldest.items():
+            # another process's clock may be a little ahead: an age is never negative
+            ages.labels(line, station, kind).set(max(0.0, (now - raised_at).total_seconds()))
+        self._gauged_kinds |= set(oldest)
+
+    def _show_drift(self, key: tuple[str, str], counts: Optional[_Counts]) -> None:
+        """A station's drift series as its counts leave them (``counts`` None: none), after a
+        part that completed a group or began a baseline afresh: each product's latest
+        group's rank shift (none while its baseline fills) and its baseline's parts so far."""
+        shown: set[str] = set()
+        if counts is not None:
+            counts.drift_changed = False
+        if self.metrics is None:
+            return
+        line, station = key
+        shifts, bases = self.metrics.drift_shift, self.metrics.drift_baseline_parts
+        for product, drift in (counts.drift.items() if counts is not None else ()):
+            if drift is None:
+                continue
+            if drift.shift is None:
+                try:
+                    shifts.remove(line, station, product)
+                except KeyError:
+                    pass
+            else:
+                shifts.labels(line, station, product).set(drift.shift)
+            bases.labels(line, station, product).set(drift.baseline_count)
+            shown.add(product)
+        before = self._drift_shown.get(key, set())
+        if counts is not None and counts.rules.drift_parts:
+            # counts read afresh (new rules, a restart's catch-up) hold a product from its next
+            # part: until then its series tell the last known, not none
+            self._drift_shown[key] = before | shown
+            return
+        for product in before:           # the drift rule is off at the station: its series go
+            for gauge in (shifts, bases):
+                try:
+                    gauge.remove(line, station, product)
+                except KeyError:
+                    pass
+        self._drift_shown.pop(key, None)
 
     # -- each station's rules ------------------------------------------------------------
     def rules_for(self, line: str, station: str) -> AlarmRules:
@@ -817,6 +903,8 @@ class AlarmWatch:
             with self._lock(key):
                 if not rules.part_kinds:
                     self._counts.pop(key, None)      # read back afresh should a rule be switched on
+                    if key in self._drift_shown:
+                        self._show_drift(key, None)  # the rule is off: its series go
                     return []
                 counts = self._counts.get(key)
                 if counts is not None and counts.rules != rules and _part_rules(counts.rules) == _part_rules(rules):
@@ -834,6 +922,7 @@ class AlarmWatch:
                     # the product's first part counted here: its scores since its model began, once
                     counts.drift[rec.product] = self._load_drift(rec.line, rec.station, rec.product, rec.model_id,
                                                                  rules, rec.id, counts.floor["drift"])
+                    counts.drift_changed = True
                 counts.add(rec.id, rec.verdict, bool(rec.photo_issues), rec.score, rec.product, rec.model_id,
                            rec.created_at)
                 counts.read_to = max(counts.read_to, rec.id)
@@ -841,6 +930,8 @@ class AlarmWatch:
                     alarm = self._raise(kind, rec, counts)
                     if alarm is not None:
                         raised.append(alarm)
+                if counts.drift_changed:        # a group completed, or a baseline begun afresh
+                    self._show_drift(key, counts)
             since = self._parts_refused.pop(key, None)
             if since is not None:
                 log.warning("line %s station %s: the alarms are read and written again (refused since %s)",

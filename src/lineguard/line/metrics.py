@@ -70,6 +70,24 @@ class StationMetrics:
                                         "line, station and kind", ["line", "station", "kind"], registry=self.registry)
         self.alarms_active = Gauge("lineguard_alarms_active", "Line alarms not yet acknowledged, by line and station",
                                    ["line", "station"], registry=self.registry)
+        # how long the line has left them: an alert on lineguard_alarms_active fires alike for
+        # one raised a minute ago and one nobody has looked at for 40 (set by
+        # AlarmWatch.count_active, at each scrape; a kind's series stays at 0 once acknowledged)
+        self.alarms_unacknowledged = Gauge("lineguard_alarms_unacknowledged_seconds", "Age of the oldest line "
+                                           "alarm not yet acknowledged, by line, station and kind (0: none)",
+                                           ["line", "station", "kind"], registry=self.registry)
+        self.alarms_past_escalation = Gauge("lineguard_alarms_past_escalation", "Line alarms not yet acknowledged "
+                                            "past their escalation time, by line and station",
+                                            ["line", "station"], registry=self.registry)
+        # the drift alarm's state (line.alarms, kind drift), set as each group of parts
+        # completes: the rank shift it tests (-0.5..0.5; none while the baseline fills) and
+        # the parts of the baseline so far, so a dashboard sees a slow creep before the alarm
+        self.drift_shift = Gauge("lineguard_score_drift_shift", "Rank shift of the latest group of part scores "
+                                 "against the baseline (-0.5..0.5), by line, station and product",
+                                 ["line", "station", "product"], registry=self.registry)
+        self.drift_baseline_parts = Gauge("lineguard_score_drift_baseline_parts", "Parts in the score-drift "
+                                          "baseline so far, by line, station and product",
+                                          ["line", "station", "product"], registry=self.registry)
         # the photo check (vision.photo_check): photos unlike the model's good photos (a lamp,
         # a lens), judged REVIEW at best; a rise is the camera's, not the parts'
         self.photos_doubted = Counter("lineguard_photos_doubted", "Parts whose photo was unlike the model's good "
