@@ -110,6 +110,9 @@ class StationMetrics:
                                         "taken, by line and station", ["line", "station"], registry=self.registry)
         self.hot_folder_oldest = Gauge("lineguard_hot_folder_oldest_wait_seconds", "How long the oldest file "
                                        "ready in a hot folder has waited", ["line", "station"], registry=self.registry)
+        # labels every series carries on /metrics (create_app's metric_labels: a Ray Serve
+        # replica's number, so Prometheus can sum the replicas instead of reading resets)
+        self.const_labels: dict[str, str] = {}
 
     def set_faults(self, faults: dict[str, str], now: Optional[float] = None) -> None:
         """The faults standing now (/health's): 1 each; 0 for those that cleared, the
@@ -186,4 +189,22 @@ class StationMetrics:
                         pass
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.const_labels:
+            return generate_latest(self.registry)
+        return generate_latest(_Labelled(self.registry, self.const_labels))
+
+
+class _Labelled:
+    """A registry as /metrics renders it with labels every series carries (a Ray Serve
+    replica's): each scrape through Serve's proxy lands on one replica, and without its
+    own label replica 1's lineguard_parts_total (3) then replica 2's (5) read as one
+    counter that jumped and reset."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry, self.labels = registry, labels
+
+    def collect(self):
+        for family in self.registry.collect():
+            # the series' own label wins: a replica label never hides a metric's own
+            family.samples = [s._replace(labels={**self.labels, **s.labels}) for s in family.samples]
+            yield family

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import asynccontextmanager
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -248,8 +248,15 @@ _strict_form_text()
 
 
 def create_app(config: Optional[StationConfig] = None, station: Optional[Station] = None,
-               **station_kwargs: Any) -> FastAPI:
-    """The station as an ASGI app; with no station given, one is built from ``config`` at start-up."""
+               process: Union[str, Callable[[], str]] = "serve",
+               metric_labels: Optional[Callable[[], dict[str, str]]] = None, **station_kwargs: Any) -> FastAPI:
+    """The station as an ASGI app; with no station given, one is built from ``config`` at start-up.
+
+    ``process``: the name its start and run are recorded under (``PROCESS on HOST:DATA``), or
+    a function giving it, called at start-up in the process that serves (a Ray Serve
+    replica knows its number only there: every replica recorded "serve", so each start
+    read as a short outage of the one before). ``metric_labels``: a function giving labels
+    every /metrics series carries (a replica's, so Prometheus tells replicas apart)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -257,11 +264,13 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         if own:
             station = Station(config or StationConfig.from_env(), **station_kwargs)
             try:
-                station.record_start("serve")
+                station.record_start(process() if callable(process) else process)
             except BaseException:
                 station.close()
                 raise
             app.state.station = station
+        if metric_labels is not None:
+            app.state.station.metrics.const_labels = dict(metric_labels())
         app.state.station.add_listener(app.state.events.publish)
         try:
             yield

@@ -19,11 +19,67 @@ hop to a cluster.
 """
 # No ``from __future__ import annotations``: FastAPI reads the route's parameter types
 # (UploadFile, imported inside station_deployment) at definition time.
+import re
 from typing import Any, Callable, Optional
 
 from ..line.scale import require_ray
 
 SCORE_ROUTE = "/api/v1/scale/score"
+DEFAULT_NAME = "lineguard-station"
+
+# the registry's answer for a product no model was ever uploaded for ends "or start the
+# station with `lineguard serve --model FILE.lgm --product NAME`": behind Serve there is
+# no such start, every replica judges with the versions uploaded to the station
+_START_WITH_MODEL = re.compile(r"or start the station with `lineguard serve --model [^`]*`")
+SERVE_UPLOAD_HINT = ("or on the Models page (an engineer's sign-in); every replica judges with the product's "
+                     "active version (`lineguard serve-ray` takes no --model)")
+
+
+def replica_number() -> str:
+    """This Serve replica's number in its deployment (0, 1, ...: Serve's rank, which a
+    replica started in place of a dead one takes over), or its unique tag where Serve
+    gives no rank. Only inside a replica."""
+    from ray import serve
+    ctx = serve.get_replica_context()
+    rank = getattr(ctx, "rank", None)
+    rank = getattr(rank, "rank", rank)          # Ray 2.60: a ReplicaRank; a plain int before
+    return str(rank) if isinstance(rank, int) else str(ctx.replica_tag)
+
+
+def replica_process(number: str, name: str = DEFAULT_NAME) -> str:
+    """The name a replica's start and run are recorded under (``... on HOST:DATA`` added):
+    one per replica, so the line view and the shift report see N processes, and the
+    second replica's start is not read as a 0.6 s outage of the first."""
+    return f"serve-ray replica {number}" if name == DEFAULT_NAME else f"serve-ray {name} replica {number}"
+
+
+def serve_hint(message: str) -> str:
+    """``message`` (a NoActiveModel's) with what to do behind Serve instead of a start with --model."""
+    return _START_WITH_MODEL.sub(SERVE_UPLOAD_HINT, message)
+
+
+def serve_app(config: Any, loader: Optional[Callable[..., Any]] = None, trainer: Optional[Callable[..., Any]] = None,
+              replica: Callable[[], str] = replica_number, name: str = DEFAULT_NAME) -> Any:
+    """The station app as each replica runs it: its run recorded as ``serve-ray replica N``,
+    every /metrics series labelled ``replica="N"`` (each scrape through Serve's proxy lands
+    on one replica: Prometheus sums them, ``sum without(replica) (rate(...))``), and the
+    unknown-product answer saying to upload a model, not to start one with --model.
+    ``replica``: the replica's number, asked at start-up in the replica."""
+    from fastapi import Request
+
+    from ..line.errors import NoActiveModel, StationError
+    from .app import create_app
+
+    app = create_app(config, loader=loader, trainer=trainer, process=lambda: replica_process(replica(), name),
+                     metric_labels=lambda: {"replica": replica()})
+    station_error = app.exception_handlers[StationError]
+
+    async def no_active_model(request: Request, exc: Exception) -> Any:
+        said = NoActiveModel(serve_hint(exc.message), **exc.details)  # type: ignore[attr-defined]
+        return await station_error(request, said)
+
+    app.add_exception_handler(NoActiveModel, no_active_model)
+    return app
 
 
 class ProductModel:
@@ -48,7 +104,7 @@ class ProductModel:
 def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
                        trainer: Optional[Callable[..., Any]] = None, num_replicas: int = 1,
                        max_models_per_replica: int = 4, max_batch_size: int = 8,
-                       batch_wait_timeout_s: float = 0.01, name: str = "lineguard-station") -> Any:
+                       batch_wait_timeout_s: float = 0.01, name: str = DEFAULT_NAME) -> Any:
     """A bound Serve application (pass it to ``serve.run``) of the station app.
 
     ``config``: the :class:`~lineguard.line.config.StationConfig` every replica opens its
@@ -59,10 +115,9 @@ def station_deployment(config: Any, loader: Optional[Callable[..., Any]] = None,
     from fastapi.concurrency import run_in_threadpool
     from ray import serve
 
-    from .app import create_app
     from .deps import require
 
-    app = create_app(config, loader=loader, trainer=trainer)
+    app = serve_app(config, loader=loader, trainer=trainer, name=name)
 
     async def an_operator(request: Request) -> Any:
         # require("operator") itself as the dependency loses its string annotations when
@@ -185,7 +240,7 @@ def database_problem(config: Any) -> Optional[str]:
 
 def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[int] = None,
                 host: str = "127.0.0.1", port: int = 8000, num_replicas: int = 1, max_models_per_replica: int = 4,
-                stop: Any = None, say: Callable[[str], None] = print, name: str = "lineguard-station",
+                stop: Any = None, say: Callable[[str], None] = print, name: str = DEFAULT_NAME,
                 loader: Optional[Callable[..., Any]] = None, trainer: Optional[Callable[..., Any]] = None) -> None:
     """Run the station app on Ray Serve until ``stop`` (a ``threading.Event``) is set, then
     stop it cleanly: every replica closes its station (its run recorded as stopped, not
