@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-
 from lineguard.server.ray_serve import ProductModel, port_problem, replicas_problem
 
 
