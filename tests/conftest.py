@@ -132,6 +132,18 @@ def _new_station_databases_from_one_migration(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _small_plc_answer_reserve(monkeypatch):
+    """Each PLC link keeps 4 MiB of disk for its answers on a full disk (line.signal_spool);
+    the suite starts some 130 links in-process, 0.5 GB a run kept with pytest's last three
+    runs: 256 KiB here (the reserve's tests work at any size)."""
+    try:
+        from lineguard.line import signal_spool
+    except ImportError:
+        return
+    monkeypatch.setattr(signal_spool, "RESERVE_BYTES", 256 * 1024)
+
+
+@pytest.fixture(autouse=True)
 def _no_host_fstab(monkeypatch):
     """Backups and the record archive read /etc/fstab (line.mounted): tests read none, so a
     machine whose fstab lists an unmounted folder above the temp folder runs them the same;

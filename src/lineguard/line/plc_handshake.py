@@ -873,7 +873,29 @@ class Handshake:
         # ends in "_signals": a housekeeping fault (line.station.stops_parts), the line runs on
         return f"{self.fault_key}_backlog_signals"
 
+    @property
+    def disk_fault_key(self) -> str:
+        # a housekeeping fault too: the PLC's answers are kept (in the spool's reserve)
+        return f"{self.fault_key}_disk_signals"
+
+    def _show_reserve(self, refill: bool = False) -> None:
+        """/health while the spool's reserve gives room on a full disk (``refill``: made whole
+        again first where the disk has room; not on the answer's path)."""
+        spool = self._spool
+        if not spool.reserve_used or (refill and spool.keep_reserve()):
+            self.station.faults.pop(self.disk_fault_key, None)
+            return
+        left = spool.reserve_answers_left()
+        if left and spool.on_disk:
+            kept = f"PLC answers are kept in the reserve, {left} left ({spool.reserve_path})"
+        else:
+            kept = ("the reserve for PLC answers is used up: those the database refuses are kept in memory only, "
+                    "and a restart now loses them")
+        self.station.faults[self.disk_fault_key] = (
+            f"the data disk is full: {kept}; free space on the disk (old photos, logs, files not the station's)")
+
     def _check_backlog(self) -> None:
+        self._show_reserve(refill=True)
         waiting, oldest_s = self._journal.backlog()
         if waiting and oldest_s >= self.backlog_fault_s:
             self.station.faults[self.backlog_fault_key] = (
@@ -1633,6 +1655,7 @@ class Handshake:
         self.station.sinks.wake()
 
     def _show_unrecorded(self) -> None:
+        self._show_reserve()
         waiting = self._spool.answers()
         if not waiting:
             self.station.faults.pop(self.signals_fault_key, None)

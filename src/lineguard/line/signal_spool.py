@@ -11,15 +11,24 @@ verdict that comes late for such an answer is appended too, and linked when it i
 
 A line is JSON: ``{"answer": key, "row": {...}, "event": {...}}`` or ``{"late": key,
 "inspection_id": n}``. A line cut short by a crash mid-append is the last one, and is
-skipped. Where the data folder cannot be written either (the same full disk), the
-answers are kept in memory only, and the log says so.
+skipped.
+
+A full disk refuses the database and this file at once, and an answer kept in memory
+only is lost to a kill or a power cut. So the spool keeps room of its own beside it
+(``<link>.reserve``, :data:`RESERVE_BYTES` allocated when the link starts): an append the
+disk refuses (ENOSPC, EDQUOT) gives a step of it back and is made again, and /health
+says so (:meth:`SignalSpool.reserve_answers_left`). It is made whole again once the disk
+has room for it and as much again. Only where the reserve is used up too (or could not
+be made) are the answers kept in memory only, and the log and /health say so.
 """
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -32,6 +41,21 @@ log = logging.getLogger("lineguard.plc")
 FOLDER = "plc-unrecorded"
 _TIMES = ("triggered_at", "answered_at")
 
+
+# The spool's own room on a full disk. An answer's line takes 560 to 910 bytes (measured:
+# a judged part's 560 to 630, a camera or timeout reject's 580 to 860, and a storage
+# fault's, what a full disk answers, 850 to 910 with its error text), a late verdict's 67:
+# 4 MiB keeps about 4,600 answers at the longest, over 75 minutes of a line answering a
+# part a second with the database refusing every one: time for /health's fault to be seen
+# and the disk cleared. Allocated (posix_fallocate), not sparse: held on the disk, not
+# promised.
+RESERVE_BYTES = 4 * 1024 ** 2
+# given back a step at a time, not all at once: what is freed goes to the first writer on
+# the disk, and a photo or a database page taking a step leaves the rest for the answers
+RESERVE_STEP = 64 * 1024
+ANSWER_LINE_BYTES = 900     # the answers left counted at the longest, not promised
+_BLOCK = 4096
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 _ROW_KEYS = ("protocol", "line", "station", "trigger_seq", "part_tag", "recipe_id", "product", "inspection_id",
              "signal", "result_code", "reason", "triggered_at", "answered_at")
@@ -52,6 +76,11 @@ class SignalSpool:
         self._on_disk = True
         self._held: Optional[int] = None
         self._opened = False
+        # room kept for answers on a full disk; "used" from the first step given back until whole again
+        self.reserve_path = Path(folder) / f"{name}.reserve" if folder is not None else None
+        self._reserve_size = 0
+        self._reserve_used = False
+        self._line_bytes = ANSWER_LINE_BYTES
 
     def open(self) -> None:
         """Take the spool file (:class:`SpoolBusy` when another link has it) and read what
@@ -76,11 +105,42 @@ class SignalSpool:
             if self._entries:
                 log.warning("%d answers to the PLC from before the last stop were not recorded yet (%s): written "
                             "once the database takes them", self.answers(), self.path)
+        with self._lock:
+            try:
+                self._reserve_size = os.stat(self.reserve_path).st_size
+                # left short (or used up) by a full disk before the stop: still in use, made
+                # whole with room to spare as while running; a new one while the disk has room
+                self._reserve_used = self._reserve_size < RESERVE_BYTES
+            except OSError:
+                self._reserve_size = 0
+            if not self._refill(RESERVE_BYTES if self._reserve_used else 0, whole_only=not self._reserve_used) \
+                    and not self._reserve_used:
+                log.error("no room is kept for the PLC's answers in %s (the disk has not %d MiB free): on a full "
+                          "disk they are kept in memory only, and a restart loses them", self.reserve_path,
+                          RESERVE_BYTES // 1024 ** 2)
 
     @property
     def on_disk(self) -> bool:
         """Whether every answer waiting is in the file (a restart loses none)."""
         return self.path is not None and self._on_disk
+
+    @property
+    def reserve_used(self) -> bool:
+        """Whether the disk was full and the reserve gave room (until it is whole again)."""
+        return self._reserve_used
+
+    def reserve_answers_left(self) -> int:
+        """About how many more answers the reserve holds (by the lines written so far)."""
+        return self._reserve_size // max(1, self._line_bytes)
+
+    def keep_reserve(self) -> bool:
+        """Make the reserve whole again once the disk has room for it and as much again
+        for the rest of the station (called every second or so while it is short); whether
+        it is whole."""
+        if not self._reserve_used:
+            return True
+        with self._lock:
+            return self._refill(headroom=RESERVE_BYTES)
 
     def close(self) -> None:
         if self._held is not None:
@@ -127,15 +187,19 @@ class SignalSpool:
                 return
             try:
                 if set_aside and gone:
-                    with open(self.path.with_suffix(".refused.jsonl"), "ab") as f:
-                        f.write(b"".join(_line(e) for e in gone))
-                        f.flush()
-                        os.fsync(f.fileno())
+                    aside = b"".join(_line(e) for e in gone)
+                    self._with_reserve(lambda: _append_synced(self.path.with_suffix(".refused.jsonl"), aside),
+                                       len(aside))
                 if self._entries:
-                    atomic_write_bytes(self.path, b"".join(_line(e) for e in self._entries))
+                    # a whole copy before the rename: on a full disk lent by the reserve, which
+                    # gets it back (and what the lines written took) once the old file is gone
+                    data = b"".join(_line(e) for e in self._entries)
+                    self._with_reserve(lambda: atomic_write_bytes(self.path, data), len(data))
                 elif self.path.exists():
                     self.path.unlink()
                     fsync_dir(self.path.parent)
+                if self._reserve_used:      # what the answers written took (and any lent) taken back
+                    self._refill(headroom=0)
             except OSError as exc:     # written again at the next start: the link skips rows already there
                 log.error("the PLC's recorded answers could not be cleared from %s (%s)", self.path, exc)
 
@@ -145,28 +209,105 @@ class SignalSpool:
             self._entries.extend(more or [])
             if self.path is None:
                 return
+            lines = [_line(e) for e in [entry, *(more or [])]]
+            if "answer" in entry:    # the reserve's answers left, by what answers take here
+                self._line_bytes = max(ANSWER_LINE_BYTES, max(len(b) for b in lines))
             try:
                 if not self._on_disk:    # some are in memory only: the file made whole again, or not at all
-                    atomic_write_bytes(self.path, b"".join(_line(e) for e in self._entries))
+                    data = b"".join(_line(e) for e in self._entries)
+                    self._with_reserve(lambda: atomic_write_bytes(self.path, data), len(data))
                     self._on_disk = True
+                    log.warning("answers to the PLC not recorded are in %s again", self.path)
                     return
-                with open(self.path, "ab") as f:
-                    size = os.fstat(f.fileno()).st_size
-                    try:
-                        # a line cut short by a full disk before stays apart from this one
-                        f.write((b"\n" if size and _last_byte(self.path, size) != b"\n" else b"") + _line(entry)
-                                + b"".join(_line(e) for e in more or []))
-                        f.flush()
-                        os.fsync(f.fileno())
-                    except OSError:
-                        f.truncate(size)     # no half line left for the next one to join
-                        raise
+                data = b"".join(lines)
+                self._with_reserve(lambda: _append_synced(self.path, data), len(data))
                 self._on_disk = True
             except OSError as exc:
                 if self._on_disk:
-                    log.error("answers to the PLC not recorded are kept in memory only: %s cannot be written (%s)",
-                              self.path, exc)
+                    log.error("answers to the PLC not recorded are kept in memory only, a restart loses them: %s "
+                              "cannot be written (%s)%s", self.path, exc,
+                              "; the room kept for them on a full disk is used up" if self._reserve_used else "")
                 self._on_disk = False
+
+    def _with_reserve(self, write: Any, size: int) -> None:
+        """``write()``, and where the disk is full, again with a step of the reserve given
+        back, until it is written or the reserve is used up (the disk's error raised)."""
+        while True:
+            try:
+                write()
+                return
+            except OSError as exc:
+                if exc.errno not in _FULL or not self._give_back(size):
+                    raise
+
+    def _give_back(self, size: int) -> bool:
+        """Free a step of the reserve (room for ``size`` bytes at least); whether any was left."""
+        if self.reserve_path is None or self._reserve_size <= 0:
+            return False
+        step = max(RESERVE_STEP, -(-(size + _BLOCK) // _BLOCK) * _BLOCK)
+        left = max(0, self._reserve_size - step)
+        try:
+            os.truncate(self.reserve_path, left)     # its blocks free at once, for the next write
+        except OSError as exc:
+            log.error("the room kept for the PLC's answers (%s) cannot be given back: %s", self.reserve_path, exc)
+            return False
+        if not self._reserve_used:
+            log.error("the data disk is full: the PLC's answers not recorded are kept in the room reserved for "
+                      "them (%s, about %d answers); free space on the disk", self.reserve_path,
+                      self._reserve_size // self._line_bytes)
+        self._reserve_size = left
+        self._reserve_used = True
+        return True
+
+    def _refill(self, headroom: int, whole_only: bool = False) -> bool:
+        """Grow the reserve back towards :data:`RESERVE_BYTES`, leaving ``headroom`` free on
+        the disk for the station's photos and database (``whole_only``: all of it or none,
+        as at the start, where a nearly full disk's last bytes are the database's); whether
+        it is whole."""
+        if self.reserve_path is None:
+            return False
+        missing = RESERVE_BYTES - self._reserve_size
+        if missing <= 0:
+            return True
+        try:
+            grow = min(missing, shutil.disk_usage(self.reserve_path.parent).free - headroom) // _BLOCK * _BLOCK
+            if grow <= 0 or (whole_only and grow < missing):
+                return False
+            new = not self.reserve_path.exists()
+            fd = os.open(self.reserve_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    if not hasattr(os, "posix_fallocate"):      # macOS, Windows
+                        raise OSError(errno.EOPNOTSUPP, "no posix_fallocate")
+                    os.posix_fallocate(fd, self._reserve_size, grow)
+                except OSError as exc:
+                    if exc.errno in _FULL:
+                        os.ftruncate(fd, self._reserve_size)     # none of it half kept
+                        return False
+                    # a file system without fallocate: written, with bytes no compression shrinks
+                    os.lseek(fd, self._reserve_size, os.SEEK_SET)
+                    chunk = os.urandom(RESERVE_STEP)
+                    done = 0
+                    try:
+                        while done < grow:
+                            done += os.write(fd, chunk[:grow - done])
+                    except OSError:
+                        os.ftruncate(fd, self._reserve_size)
+                        raise
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if new:
+                fsync_dir(self.reserve_path.parent)
+        except OSError as exc:
+            log.warning("the room kept for the PLC's answers (%s) could not be made: %s", self.reserve_path, exc)
+            return False
+        self._reserve_size += grow
+        if self._reserve_size >= RESERVE_BYTES and self._reserve_used:
+            self._reserve_used = False
+            log.warning("the data disk has room again: the room kept for the PLC's answers (%s) is whole",
+                        self.reserve_path)
+        return self._reserve_size >= RESERVE_BYTES
 
 
 # a journal holding answers still being recorded is rewritten with those alone past this
@@ -358,6 +499,29 @@ def _last_byte(path: Path, size: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(size - 1)
         return f.read(1)
+
+
+def _append_synced(path: Path, data: bytes) -> None:
+    """Append these lines and sync them; on a failure the file is as it was. Unbuffered:
+    a buffered file kept the bytes a full disk refused and wrote them at its close, and its
+    truncate flushed first, so the half line it was to cut stayed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        # a line cut short by a crash before stays apart from this one
+        view = memoryview((b"\n" if size and _last_byte(path, size) != b"\n" else b"") + data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)     # no half line left for the next one to join
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
 
 
 def _line(entry: dict[str, Any]) -> bytes:
