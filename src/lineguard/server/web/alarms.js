@@ -127,7 +127,7 @@ LG.start(async (main) => {
       showCause(a, causeCell, noteCell);
       body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
         h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
-        h("td", {title: a.message}, KIND[a.kind] || a.kind,
+        h("td", {title: LG.plantTimes(a.message)}, KIND[a.kind] || a.kind,
           a.escalated_at ? " · escalated" + (a.escalations > 1 ? ` ×${a.escalations}` : "") : ""),
         h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)
           : `PLC answer ${a.signal_id === null ? "–" : "#" + a.signal_id}`),
@@ -142,7 +142,7 @@ LG.start(async (main) => {
   // An acknowledged alarm's cause, found later (maintenance, the supplier's answer): set
   // or changed here, with a note; the station keeps each change in the note.
   function showCause(a, causeCell, noteCell) {
-    clear(noteCell).appendChild(a.ack_note ? h("span", {class: "pre"}, a.ack_note) : document.createTextNode("–"));
+    clear(noteCell).appendChild(a.ack_note ? h("span", {class: "pre"}, LG.plantTimes(a.ack_note)) : document.createTextNode("–"));
     clear(causeCell).append(a.ack_cause ? labels[a.ack_cause] || a.ack_cause : (a.acked_at ? "not given" : "–"));
     if (!a.acked_at) return;        // active: acknowledged (with its cause) on the line view
     causeCell.append(" ", h("button", {type: "button", class: "link", "aria-label": `cause of alarm ${a.id}`,

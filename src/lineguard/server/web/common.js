@@ -323,7 +323,15 @@ const LG = (() => {
   }
   // a station message's UTC times ("… at 2026-12-05T21:17:49.336910Z") on the plant's clock
   const ISO_UTC = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
-  const plantTimes = (text) => String(text).replace(ISO_UTC, (iso) => when(iso));
+  // and the minute-long form an alarm's own words use ("since about 2026-12-06 19:03 UTC", a
+  // note's "[2026-12-06 06:40 UTC, who]"): on a Chicago line view it read 19:03 beside the
+  // alarm's "since 13:03:58"
+  const MINUTE_UTC = /\b(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) UTC\b/g;
+  const plantTimes = (text) => String(text).replace(ISO_UTC, (iso) => when(iso))
+    .replace(MINUTE_UTC, (all, d, hm) => {
+      const t = when(`${d}T${hm}:00Z`);
+      return /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:00$/.test(t) ? t.slice(0, 16) : all;    // to the minute, as said
+    });
   const verdictClass = (v) => "v-" + String(v || "").toLowerCase();
   const partUrl = (id) => "/app/parts/" + encodeURIComponent(id);
   const inspUrl = (id, what) => "/api/v1/inspections/" + encodeURIComponent(id) + (what ? "/" + what : "");
@@ -495,7 +503,7 @@ const LG = (() => {
     }
     // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the
     // page; on a phone the table scrolls in its own box
-    return h("div", {class: "table-wrap"}, h("table", {id, class: "wrap-names"}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
+    const table = h("div", {class: "table-wrap"}, h("table", {id, class: "wrap-names"}, h("tr", {}, ["line", "station", "product", "state", "test parts", ""]
       .map((t) => h("th", {}, t))),
     lines.map((v) => h("tr", {dataset: {line: v.line, station: v.station, product: v.product, state: v.state}},
       h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),
@@ -509,13 +517,19 @@ const LG = (() => {
       h("td", {},
         v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
           `${v.parts_before_verification} part(s) made this shift without a passed verification`,
-        v.reason ? h("div", {class: "v-review verification-reason"}, plantTimes(v.reason)) : "",
         v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
           h("b", {class: "tp-name"}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",
           h("a", {href: doubtUrl(v, f)}, `${f.doubt.parts} ${f.doubt.verdict} part(s) in doubt`),
           ` (${f.doubt.what}) since ${f.last_right_at ? "it was last right, " : "it was registered, "}`
           + when(f.doubt.since))))))));
+    // why a line is due again (a model made active, another camera) and what to do, under the
+    // table at the panel's width: in the row's last cell a phone squeezed it to a word a line,
+    // past the screen's edge
+    const reasons = lines.filter((v) => v.reason).map((v) => h("p", {class: "v-review verification-reason",
+      dataset: {line: v.line, station: v.station, product: v.product}},
+    h("b", {}, `${v.line} · ${v.station} (${v.product}): `), plantTimes(v.reason)));
+    return reasons.length ? h("div", {}, table, ...reasons) : table;
   }
 
   return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,

@@ -157,7 +157,8 @@ LG.start(async (main) => {
         h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
           // a reject without a verdict has no part record to link to (the message says why it came)
           a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
-        h("p", {class: "alarm-message"}, a.message)),
+        // the message's own times (the drift alarm's "since about … UTC") on the plant's clock
+        h("p", {class: "alarm-message"}, LG.plantTimes(a.message))),
       actions);
     LG.applyRoles(item);
     return item;
@@ -178,7 +179,7 @@ LG.start(async (main) => {
     const fresh = alarmsSeen ? list.filter((a) => !alarmsSeen.has(a.id)) : [];
     alarmsSeen = ids;
     if (fresh.length) {
-      alarmSaid.textContent = fresh.map((a) => `Alarm: ${KIND[a.kind] || a.kind}, line ${a.line} ${a.station}. ${a.message}`)
+      alarmSaid.textContent = fresh.map((a) => `Alarm: ${KIND[a.kind] || a.kind}, line ${a.line} ${a.station}. ${LG.plantTimes(a.message)}`)
         .join(" ");
     }
     for (const a of list) {

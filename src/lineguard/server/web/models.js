@@ -698,6 +698,7 @@ LG.start(async (main) => {
   // whole size at once.
   async function referencePhotosPanel() {
     const PAGE = 24;
+    const engineer = LG.roleAtLeast("engineer");
     let offset = 0, asked = 0;
     const prodIn = h("input", {name: "product", size: 10, maxlength: 100, required: true, placeholder: "e.g. cell"});
     const lineIn = h("input", {name: "line", size: 8, maxlength: 100, placeholder: "every line"});
@@ -712,7 +713,9 @@ LG.start(async (main) => {
     refsEl.append(h("h2", {}, "Reference photos"),
       h("p", {class: "muted"}, "The photos of good parts every retrain of the product learns beside its stored parts "
         + "(those of every line, and a line's own for that line's retrains), oldest first. After a camera change "
-        + "remove the old camera's: a retrain that learns both passes the photos of either."), form, summary, grid,
+        // an operator removes nothing here (no Remove, no command line): told who does
+        + (engineer ? "remove the old camera's" : "an engineer removes the old camera's")
+        + ": a retrain that learns both passes the photos of either."), form, summary, grid,
       pager);
 
     const size = (x) => `${x.width} × ${x.height}`;
@@ -724,8 +727,9 @@ LG.start(async (main) => {
           h("img", {src: img + LG.q({max_side: LG.THUMB_PX}), alt: what, loading: "lazy"})),
         h("div", {class: "cap", dataset: {what: "size"}}, h("b", {}, size(p)), " · ", p.line ? "line " + p.line : "every line"),
         h("div", {class: "cap muted", title: p.filename || ""}, p.filename || `#${p.id}`),
-        h("div", {class: "cap muted", title: p.added_by || ""}, `added ${LG.when(p.added_at)}`
-          + (p.added_by ? ` by ${p.added_by}` : "")),
+        // who on a line of its own: after the time, two lines cut it to "by test-…" (a phone shows no title)
+        h("div", {class: "cap muted"}, `added ${LG.when(p.added_at)}`),
+        p.added_by ? h("div", {class: "cap muted", title: p.added_by, dataset: {what: "added-by"}}, `by ${p.added_by}`) : "",
         h("div", {class: "cap", dataset: {role: "engineer"}}, h("button", {type: "button", class: "link",
           dataset: {act: "remove-reference"}, "aria-label": `remove ${what}`,
           onclick: (e) => remove(p, what, e.currentTarget).catch(LG.fail)}, "Remove")));
@@ -769,8 +773,9 @@ LG.start(async (main) => {
         : `${got.count} reference photo(s) of ${product}${line ? " for line " + line : ""}: `
           + sizes.map((x) => `${x.count} of ${size(x)}`).join(", ")
           // oldest first: the old camera's are on the first pages
-          + (sizes.length > 1 ? ". Photos of more than one size: an old camera's may still be there (remove them "
-            + `here, or all of one size at once: lineguard reference remove --product ${product} --size WxH).` : ".");
+          + (sizes.length > 1 ? ". Photos of more than one size: an old camera's may still be there " + (engineer
+            ? `(remove them here, or all of one size at once: lineguard reference remove --product ${product} --size WxH).`
+            : "(ask an engineer to remove them).") : ".");
       clear(grid).append(...got.items.map(card));
       LG.applyRoles(grid);
       pager.hidden = got.count <= PAGE;

@@ -140,7 +140,7 @@ LG.start(async (main) => {
         r.alarms.length ? table("alarms", ["raised", "line", "station", "alarm", "acknowledged", "by", "cause", "note"],
           r.alarms.map((a) => h("tr", {dataset: {kind: a.kind}},
             h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
-            h("td", {}, a.station), h("td", {}, a.message),
+            h("td", {}, a.station), h("td", {}, LG.plantTimes(a.message)),
             // as it stood when the shift ended; what came after is said apart
             h("td", {}, a.at_end && !a.at_end.acknowledged ? "not by the shift's end"
               : a.acked_at ? when(a.acked_at) : "not yet",
@@ -148,7 +148,7 @@ LG.start(async (main) => {
                 + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : "",
               a.later ? h("span", {class: "muted later"}, ` · later: ${a.later}`) : ""),
             h("td", {}, a.at_end && !a.at_end.acknowledged ? "–" : a.acked_by || "–"), h("td", {class: "cause"}, a.ack_cause ? causes[a.ack_cause] || a.ack_cause : "–"),
-            h("td", {class: "pre"}, a.ack_note || "–"))))
+            h("td", {class: "pre"}, a.ack_note ? LG.plantTimes(a.ack_note) : "–"))))
           : h("p", {class: "muted"}, "None raised."),
         // what the acknowledged alarms turned out to be, most first
         (r.alarm_causes || []).length ? [h("h3", {}, "What the acknowledged alarms turned out to be"),
