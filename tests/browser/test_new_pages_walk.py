@@ -8,48 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import api, expect, fake_model_bytes, png_bytes, post_part
-from server.conftest import ServerProc, make_keys
+from .conftest import api, expect, fake_model_bytes, png_bytes, post_part, start_fake_station
+from .test_plant_time import PLANT, SERVE
 
-PLANT = "America/Chicago"
 PHONE = {"width": 390, "height": 844}
-HERE = Path(__file__).resolve().parents[1]
-
-# the fake-model station given the plant's zone (its own script takes no such option)
-SERVE = f"""
-import dataclasses, sys
-sys.path.insert(0, {str(HERE / 'server')!r})
-try:
-    import lineguard
-except ImportError:
-    sys.path.insert(0, {str(HERE.parent / 'src')!r})
-import lineguard.server.app as app
-serve = app.serve
-app.serve = lambda cfg, **kw: serve(dataclasses.replace(cfg, timezone={PLANT!r}), **kw)
-import fake_inspector
-fake_inspector.serve_main(sys.argv[1:])
-"""
 
 
 @pytest.fixture(scope="module")
 def station(tmp_path_factory):
-    data = tmp_path_factory.mktemp("new-pages-walk") / "data"
-    keys = make_keys(data)
-    srv = ServerProc(data, python_args=["-c", SERVE]).start()
-    srv.keys = keys
-    try:
-        with srv.client(keys["engineer"]) as c:
-            r = c.post("/api/v1/models", files={"file": ("cell.lgm", fake_model_bytes())},
-                       data={"product": "cell", "activate": "true"})
-            assert r.status_code == 201, r.text
-    except BaseException:
-        srv.stop()
-        raise
+    # the fake-model station on the plant's clock (and its two shifts), as test_plant_time's
+    srv = start_fake_station(tmp_path_factory.mktemp("new-pages-walk") / "data", python_args=["-c", SERVE])
     yield srv
     srv.stop()
 
