@@ -14,16 +14,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
 from fake_inspector import png_bytes  # noqa: E402
-
-
-def _station(tmp_path: Path) -> Path:
-    from lineguard.line.db import Database
-    data = tmp_path / "station"
-    data.mkdir()
-    db = Database(f"sqlite:///{data / 'lineguard.db'}")
-    db.upgrade()
-    db.dispose()
-    return data
+from test_reference_cli import _station  # noqa: E402
 
 
 def _folder(path: Path, size: int, n: int, seed0: int) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from cli_runner import run_in_process
 from conftest import PG_URL, pg_reachable
 from fake_inspector import FakeInspector, png_bytes
+from .test_schema_typos import _schemas_named
 
 
 # ------------------------------------------------------------------ serve --new-product
@@ -99,13 +100,6 @@ def test_a_recipe_one_slip_from_a_known_product_is_refused_naming_new_product_an
 
 
 # ------------------------------------------- keys create / users add, watch / camera: schemas
-
-def _schemas_named(prefix: str) -> set[str]:
-    import psycopg
-    with psycopg.connect(PG_URL) as conn:
-        return {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                                           (prefix.replace("_", r"\_") + "%",))}
-
 
 @pytest.fixture
 def plant(tmp_path, monkeypatch):
