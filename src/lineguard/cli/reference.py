@@ -174,8 +174,11 @@ def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optiona
     with _database(data, db, db_schema, existing=True) as database:
         store = _store(database, data, 32.0, 26.0)
         if product is not None:
-            picked = [i for wh in (sizes or [None]) for i in store.ids_of(product.strip(),
-                                                                          None if line is None else line.strip(), wh)]
+            # each photo once: a --size given twice (64x64 and 64X64) picked them twice, and the
+            # second removal of each failed the command after all were gone
+            picked = list(dict.fromkeys(i for wh in (sizes or [None])
+                                        for i in store.ids_of(product.strip(), None if line is None else line.strip(),
+                                                              wh)))
             if not picked:
                 fail(f"no reference photos of {product.strip()}"
                      + (f" line {line.strip()!r}" if line is not None else "")

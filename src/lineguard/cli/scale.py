@@ -368,8 +368,23 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
              "'lineguard[scale]'")
     where = _station_location({"data": data, "db": db, "db_schema": db_schema}, Path("./station"))
     from ..line.config import StationConfig
-    config = replace(StationConfig.from_env(), data_dir=Path(where["data"]).resolve(), db_url=where["db"],
-                     db_schema=where["db_schema"])
+    from ..server.app import StartupError
+    from .station import _check_disk_floor, _not_a_backup, _schema_without_station
+    try:
+        config = replace(StationConfig.from_env(warn=lambda line: note("warning", line)),
+                         data_dir=Path(where["data"]).resolve(), db_url=where["db"], db_schema=where["db_schema"])
+    except ValueError as exc:       # a LINEGUARD_* variable it cannot take: named in one line, as serve does
+        fail(str(exc))
+    # serve's checks before its station opens, as `python -m lineguard.server` makes them: a
+    # backup folder opened by the replicas had its database changed (the next backup into it
+    # refused); a floor above the disk deleted every image; a mistyped --db-schema (hd_aa
+    # for hd_a) became a new, empty station with the line's parts in it
+    _not_a_backup(config)
+    _check_disk_floor(config, False)
+    try:
+        _schema_without_station(config, False, None)
+    except StartupError as exc:
+        fail(str(exc))
     if replicas > 1 and not (config.db_url or "").startswith("postgresql"):
         # one machine's SQLite holds several writers; replicas on other nodes would each make their own
         note("warning", f"--replicas {replicas} with the SQLite database in {config.data_dir}: replicas on other "

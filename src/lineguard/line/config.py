@@ -447,6 +447,10 @@ def without_secrets(url: Optional[str], scheme: str) -> Optional[str]:
 # query or fragment, so one with an "@" or "/" its owner did not percent-encode is hidden whole
 # (a start line showed rtsp://admin:c4m-pw@10.0.0.9/s1 to everyone reading the journal)
 _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):[^?#]*@")
+# a password with a "?" or "#" its owner did not percent-encode: SQLAlchemy reads it whole
+# ("lg:pa?ss@db" connects as lg with pa?ss), so it is hidden to the last "@", unless what
+# follows the ":" is a port ("cam:8443/notify?to=ops@plant": no password, none hidden)
+_URL_PASSWORD_ODD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):(?!\d*(?:[/?#]|$)).*@")
 # a query's secrets: IP cameras take their account in the URL's query (video.cgi?user=admin&pwd=...)
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pass|pwd|pw|token|access_token|api_key|apikey|key|"
                            r"secret|auth|signature|sig)=)[^&#;]*")
@@ -460,7 +464,9 @@ def without_password(source: "str | os.PathLike | int | None") -> str:
     text = "" if source is None else os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if "://" not in text:
         return text
-    text = _URL_PASSWORD.sub(r"\1:***@", text, count=1)
+    text, hidden = _URL_PASSWORD.subn(r"\1:***@", text, count=1)
+    if not hidden:
+        text = _URL_PASSWORD_ODD.sub(r"\1:***@", text, count=1)
     return _QUERY_SECRET.sub(r"\1***", text)
 
 
