@@ -177,7 +177,10 @@ class _Counts:
                 # another model judges the product now: its scores are not comparable with the
                 # baseline, begun afresh. An older part of the model before is not counted.
                 if part_id > drift.newest:
-                    drift = self.drift[product] = _Drift(product, model_id, self.rules)
+                    # after the model before's newest part, as _load_drift reads it back: this
+                    # model's parts from before it (a rollback) are no part of the new baseline
+                    # when an alarm's re-read (AlarmWatch._raise) hands them over again
+                    drift = self.drift[product] = _Drift(product, model_id, self.rules, after=drift.newest)
                 else:
                     drift = None    # a late part of the model before (threads commit out of order): not counted
                 self.drift_changed = True
@@ -1180,6 +1183,7 @@ class AlarmWatch:
                          Inspection.test_part.is_(None), Inspection.id <= upto)
         judged = (Inspection.model_id == model_id,) + ((Inspection.photo_issues.is_(None),) if rules.photo_run else ())
         keep = spc.DRIFT_PERSIST * rules.drift_parts
+        later: list[Any] = []
         with self.db.session() as s:
             before = s.scalar(select(Inspection.id).where(*station_parts, Inspection.model_id != model_id)
                               .order_by(Inspection.id.desc()).limit(1)) or 0
@@ -1193,6 +1197,10 @@ class AlarmWatch:
                 rows += later[-keep:] if len(later) > keep else later
         for part_id, score, verdict, at in rows:
             drift.add(part_id, score, verdict, at)
+        if len(later) > keep:
+            # the parts between the baseline and the newest groups were left out: never
+            # counted later (an alarm's re-read of the station's latest parts hands them over)
+            drift._forgotten = max(drift._forgotten, later[0][0])
         return drift
 
     def _catch_up(self, line: str, station: str, counts: _Counts, upto: int) -> _Counts:
