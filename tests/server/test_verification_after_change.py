@@ -138,18 +138,22 @@ def test_photos_of_another_size_send_the_verification_back_to_due(spc_station):
             _part(st, DARK, f"q{i}", size=256, minutes=20 + i, station="S2")
         assert _verification(c, at=at)[("L1", "S1", "cell")]["state"] == "passed"
         _part(st, DARK, "new-cam-1", size=384, minutes=80)       # 07:20, the new camera's first part
+        _part(st, DARK, "new-cam-2", size=384, minutes=81)
+        # one part of another size, or two, may be a cropping camera's: not yet a camera change
+        assert _verification(c, at=at)[("L1", "S1", "cell")]["state"] == "passed"
+        _part(st, DARK, "new-cam-3", size=384, minutes=82)
         both = _verification(c, at=at)
         v = both[("L1", "S1", "cell")]
         assert v["state"] == "due" and v["reason"] == \
             "photos of 384x384 since 2026-11-30T07:20:00Z, 256x256 before" + AGAIN
-        assert v["test_parts"][0]["before_change"] is True and v["parts_before_verification"] == 4
+        assert v["test_parts"][0]["before_change"] is True and v["parts_before_verification"] == 6
         assert both[("L1", "S2", "cell")]["state"] == "passed"
         assert station_state(st.db, shift, "L1", "S1", "cell", MORNING + dt.timedelta(hours=4)) == "due"
         _part(st, BRIGHT, "b", serial="RR-01", size=384, minutes=90)    # put through on the new camera
-        _part(st, DARK, "new-cam-2", size=384, minutes=95)
+        _part(st, DARK, "new-cam-4", size=384, minutes=95)
         v = _verification(c, at=at)[("L1", "S1", "cell")]
         assert (v["state"], v["reason"], v["passed_at"]) == ("passed", None, "2026-11-30T07:30:00Z")
-        assert v["parts_before_verification"] == 4 and v["parts_made"] == 5
+        assert v["parts_before_verification"] == 6 and v["parts_made"] == 7
         assert station_state(st.db, shift, "L1", "S1", "cell", MORNING + dt.timedelta(hours=4)) == "passed"
 
 
@@ -162,6 +166,8 @@ def test_a_station_whose_photos_vary_in_size_stays_verified(spc_station):
     with client(st) as c:
         _register(c, st, "RR-01", "NG")
         _part(st, BRIGHT, "a", serial="RR-01", size=256, minutes=10)      # the shift's first record
+        _part(st, DARK, "one", size=200, minutes=15)             # a cropping camera's next part: no change
+        assert _verification(c, at=at)[("L1", "S1", "cell")]["state"] == "passed"
         for i, size in enumerate((200, 232, 256, 200, 232)):
             _part(st, DARK, f"p{i}", size=size, minutes=20 + i)
         assert _verification(c, at=at)[("L1", "S1", "cell")]["state"] == "passed"

@@ -307,6 +307,7 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
 
 
 LEAD = dt.timedelta(minutes=30)   # test parts put through just before a shift starts count for it
+CAMERA_CHANGE_PARTS = 3           # production parts of one new photo size after a check: another camera
 _CHECK = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
                 Inspection.test_expected, Inspection.verdict, Inspection.created_at, Inspection.model_id,
                 Inspection.registry_version, Inspection.image_width, Inspection.image_height)
@@ -383,16 +384,21 @@ class _Judging:
         # another camera: after the check, photos of one other size only, and none of the
         # check's size once they began. A station whose photos vary in size (a camera that
         # crops each part's region, photos of two sizes by turns) is no camera change: its
-        # verification went back to due at every part of another size than the check's
+        # verification went back to due at every part of another size than the check's (sizes
+        # by turns, the check the shift's first record), nor is a single part of another size:
+        # CAMERA_CHANGE_PARTS of them first (a cropping camera's next part of another size
+        # flipped a PLC's VerificationState to due and back)
         spans: dict[tuple[Any, Any], tuple[dt.datetime, dt.datetime]] = {}
+        parts: dict[tuple[Any, Any], int] = {}
         for g in self.groups:
             k = (g.image_width, g.image_height)
             f, l = spans.get(k, (g.first, g.last))
             spans[k] = (min(f, g.first), max(l, g.last))
+            parts[k] = parts.get(k, 0) + int(g.n or 0)
         mine = (c.image_width, c.image_height)
         new = [k for k, (_, last) in spans.items() if k != mine and last > c.created_at]
-        if len(new) == 1 and spans[new[0]][0] > c.created_at and spans.get(mine, (None, c.created_at))[1] \
-                < spans[new[0]][0]:
+        if len(new) == 1 and parts[new[0]] >= CAMERA_CHANGE_PARTS and spans[new[0]][0] > c.created_at \
+                and spans.get(mine, (None, c.created_at))[1] < spans[new[0]][0]:
             since = spans[new[0]][0]
             out.append((since, f"photos of {new[0][0]}x{new[0][1]} since {_iso(since)}, "
                                f"{c.image_width}x{c.image_height} before"))
