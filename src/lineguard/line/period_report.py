@@ -17,10 +17,10 @@ from typing import Any, Optional
 
 from sqlalchemy import func, select
 
-from . import spc, xlsx
+from . import alarm_causes, spc, xlsx
 from .db import Database
-from .orm import Inspection, iso_utc, utcnow
-from .part_names import stored_names
+from .orm import Inspection, LineAlarm, iso_utc, utcnow
+from .part_names import station_is, stored_names
 from .shifts import plant_zone, wall_to_utc
 from .spc_data import (Filters, Periods, _where, audit_ok_counts, defect_subgroups, defect_type_counts,
                        kept_filters, naive_utc, refuse_backwards, rejected_never_judged, review_counts,
@@ -30,6 +30,9 @@ from .errors import InvalidRequest
 # a report's window at most: a year and a month (a report "since the plant opened" is the
 # parts export's job; 400 days of days is still a chart one can read)
 MAX_DAYS = 400
+# alarms listed one by one in a report (counted all the same): a line that alarmed more
+# often than this in a month has a problem the counts already say
+MAX_ALARMS = 2000
 
 
 def window(since: Optional[dt.datetime], until: Optional[dt.datetime], timezone: Optional[str],
@@ -91,7 +94,12 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     judged = sum(get(v) for v in parts)
     gs = {**rr["good_scrapped"], "counted_since": iso_utc(kept.since)}
     gs["share"] = _share(gs["k"], gs["n"])
-    fr, ea, band = rr["false_reject"], rr["escape_audit"], rr["review_band"]
+    fr, ea, band, es = rr["false_reject"], rr["escape_audit"], rr["review_band"], rr["escape"]
+    # every passed part found defective, however found: the audit sample's (a rate a customer
+    # can be given) and the others (downstream, the customer's complaints: no rate, the
+    # parts looked at were not drawn at random). Only the audit's were reported, so a month
+    # with a customer's escape read "0 escapes" to the customer who found it.
+    found_otherwise = max(0, int(es["k"]) - int(ea["k"]))
     # REVIEW and NG parts no person has reviewed good or defect yet (the Review queue's)
     waiting_ng = get("NG") - get("NG", "good") - get("NG", "defect")
     waiting_review = get("REVIEW") - get("REVIEW", "good") - get("REVIEW", "defect")
@@ -102,11 +110,79 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
         "good_scrapped": gs,
         "rejected_reviewed_good": {**fr, "text": f"{fr['k']} of {fr['n']} NG parts reviewed were good"},
         "passed_defective_audit": {**ea, "text": f"{ea['k']} of {ea['n']} audited OK parts reviewed were defects"},
+        "escapes": {"parts": int(es["k"]), "audit": int(ea["k"]), "found_otherwise": found_otherwise,
+                    "text": f"{int(es['k'])} passed parts reviewed as defects: {int(ea['k'])} found by the audit "
+                            f"sample, {found_otherwise} found otherwise (downstream, by the customer)"},
         "review_workload": {"parts": get("REVIEW"), "reviewed_good": band["good"],
                             "reviewed": band["good"] + band["defect"],
                             "good_share": _share(band["good"], band["good"] + band["defect"])},
         "waiting_for_review": {"parts": waiting_ng + waiting_review, "NG": waiting_ng, "REVIEW": waiting_review},
     }
+
+
+def _by_week(db: Database, f: Filters, periods: Periods, name: str) -> dict[str, Any]:
+    """One line's (or every line's) p-chart by the plant's calendar week (ISO 8601, Monday
+    first: the week a plant and its customer number, "KW 41"): the day subgroups, summed per
+    week. A week the window cuts (a month starts and ends mid-week) is ``partial`` and names
+    the days it holds, so a short first week is not read as a quiet one."""
+    weeks: dict[tuple[int, int], list[Any]] = {}
+    for g in defect_subgroups(db, f, "day", periods):
+        day = dt.date.fromisoformat(g.label)
+        acc = weeks.setdefault(day.isocalendar()[:2], [g.start, day, day, 0, 0])
+        acc[2] = day
+        acc[3] += g.n
+        acc[4] += g.defects
+    chart = spc.p_chart([spc.Subgroup(f"{y}-W{w:02d}", a[0], a[3], a[4]) for (y, w), a in sorted(weeks.items())])
+    spans = [a for _, a in sorted(weeks.items()) if a[3]]
+    # a week is whole when the window holds its Monday and Sunday, whether or not the line ran each day
+    first, last = (f.since, f.until - dt.timedelta(microseconds=1)) if f.since and f.until else (None, None)
+    zone = periods.zone
+
+    def whole(a: list[Any]) -> bool:
+        if first is None or last is None:
+            return True
+        mon = a[1] - dt.timedelta(days=a[1].weekday())
+        lo = first.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
+        hi = last.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
+        return lo <= mon and mon + dt.timedelta(days=6) <= hi
+    return {"line": name, "centre": chart.centre, "parts": sum(p.n for p in chart.points),
+            "ng": sum(p.defects for p in chart.points),
+            "points": [{"week": p.label, "start": iso_utc(p.start), "first_day": a[1].isoformat(),
+                        "last_day": a[2].isoformat(), "partial": not whole(a), "n": p.n, "ng": p.defects, "p": p.p,
+                        "ucl": p.ucl, "lcl": p.lcl, "z": _finite(p.z), "rules": p.rules}
+                       for p, a in zip(chart.points, spans)],
+            "alarms": [{"index": h.index, "week": chart.points[h.index].label, "rule": h.rule, "text": h.text}
+                       for h in chart.alarms]}
+
+
+def _alarms(db: Database, t0: dt.datetime, t1: dt.datetime, line: Optional[str],
+            station: Optional[str]) -> dict[str, Any]:
+    """The line alarms raised in the window: alarms.summary's counts and each alarm with what
+    it turned out to be (the cause given at acknowledging, its note): a customer's auditor
+    asks what stopped the line and what was done, and the report had not a word of it."""
+    from .alarms import summary     # the alarms module is heavy (numpy): only when a report is made
+    out = summary(db, line=line, since=t0, until=t1)
+    named = alarm_causes.labels(db)
+    q = select(LineAlarm).where(LineAlarm.raised_at >= t0, LineAlarm.raised_at < t1)
+    if line:
+        q = q.where(LineAlarm.line == line)
+    if station:
+        q = q.where(station_is(LineAlarm.station, station))
+    with db.session() as s:
+        rows = list(s.scalars(q.order_by(LineAlarm.raised_at, LineAlarm.id).limit(MAX_ALARMS + 1)))
+        items = [{"id": a.id, "raised_at": iso_utc(a.raised_at), "line": a.line, "station": a.station,
+                  "product": a.product, "kind": a.kind, "message": a.message, "acked_at": iso_utc(a.acked_at),
+                  "acked_by": a.acked_by,
+                  "cause": a.ack_cause or ("not given" if a.acked_at is not None else None),
+                  "cause_label": (named.get(a.ack_cause, a.ack_cause) if a.ack_cause else
+                                  "not given" if a.acked_at is not None else "still active"),
+                  "note": a.ack_note} for a in rows[:MAX_ALARMS]]
+    if station:     # summary() compares the station exactly: count what is listed
+        out = summary(db, line=line, station=rows[0].station, since=t0, until=t1) if rows else {
+            **out, "alarms": 0, "active": 0, "escalated": 0, "by_kind": [], "by_station": [], "by_cause": []}
+    out["items"] = items
+    out["more"] = len(rows) > MAX_ALARMS
+    return out
 
 
 def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt.datetime], *,
@@ -139,6 +215,11 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     # the p-chart by day, as GET /api/v1/spc/p-chart?by=day draws it (centre from the window)
     chart = spc.p_chart(defect_subgroups(db, over(line, True), "day", Periods("day", shift_starts, timezone)))
     type_counts, not_reviewed = defect_type_counts(db, over(line, False))
+    # the defect rate per line and week, and of every line together (the customer's chart)
+    days = Periods("day", shift_starts, timezone)
+    by_week = [_by_week(db, over(ln["line"], True), days, ln["line"]) for ln in lines]
+    if not line:
+        by_week.append(_by_week(db, over(None, True), days, "all lines"))
     bars = spc.pareto(type_counts)
     # the models that judged the window's parts, named as the shift report names them
     with db.session() as s:
@@ -176,6 +257,8 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
                               for h in chart.alarms]},
         "defect_types": {"defects": sum(b.parts for b in bars), "not_reviewed": not_reviewed,
                          "bars": [vars(b) for b in bars]},
+        "by_week": by_week,
+        "alarms": _alarms(db, t0, t1, line, station),
         "models": [{"product": p, "model_id": m, "registry_version": v, "parts": int(n), "first": iso_utc(a),
                     "last": iso_utc(b)} for p, m, v, n, a, b in sorted(models, key=lambda r: (-r[3], r[1]))],
     }
@@ -200,7 +283,7 @@ def _parse(t: Optional[str], zone: dt.tzinfo) -> Optional[dt.datetime]:
 
 def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, list[str], list[list[Any]]]]:
     """The report as (sheet name, header, rows): Window, Summary, By day, Defect types,
-    Models. Numbers are numbers, times are times on the plant's clocks, shares fractions."""
+    Models, By week, Alarms. Numbers are numbers, times are times on the plant's clocks, shares fractions."""
     zone = plant_zone(timezone)
     w = report["window"]
     window_rows = [["since", _parse(w["since"], zone)], ["until (exclusive)", _parse(w["until"], zone)],
@@ -216,7 +299,9 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                     "passed parts defective, audit " + _SHARE, "audited defects (k)", "audited OK reviewed (n)",
                     "one-sided upper bound " + _SHARE, "audited parts needed for the target",
                     "REVIEW parts", "REVIEW reviewed good (k)", "REVIEW reviewed (n)", "REVIEW good " + _SHARE,
-                    "waiting for review", "NG waiting", "REVIEW waiting"]
+                    "waiting for review", "NG waiting", "REVIEW waiting",
+                    "passed parts found defective", "found by the audit sample", "found otherwise (downstream, "
+                    "customer)"]
 
     def summary(name: str, r: dict[str, Any]) -> list[Any]:
         gs, fr, ea, rw, wt = (r["good_scrapped"], r["rejected_reviewed_good"], r["passed_defective_audit"],
@@ -224,7 +309,8 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
         return [name, r["parts"], r["OK"], r["NG"], r["REVIEW"], r["ng_share"]["rate"], gs["rate"], gs["k"], gs["n"],
                 gs["estimate"], fr["rate"], fr["k"], fr["n"], ea["rate"], ea["k"], ea["n"], ea["upper_bound"],
                 ea["needed"], rw["parts"], rw["reviewed_good"], rw["reviewed"], rw["good_share"]["rate"],
-                wt["parts"], wt["NG"], wt["REVIEW"]]
+                wt["parts"], wt["NG"], wt["REVIEW"], r["escapes"]["parts"], r["escapes"]["audit"],
+                r["escapes"]["found_otherwise"]]
     summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + [
         summary(report["window"]["line"] or "all lines", report["total"])]
     by_day = report["by_day"]
@@ -232,6 +318,12 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                  p["z"], " ".join(map(str, p["rules"]))] for p in by_day["points"]]
     type_rows = [[b["defect_type"], b["parts"], b["caught"], b["at_review"], b["escaped"], b["share"],
                   b["cumulative"]] for b in report["defect_types"]["bars"]]
+    week_rows = [[w["line"], p["week"], p["first_day"], p["last_day"], p["partial"], p["n"], p["ng"], p["p"],
+                  w["centre"], p["ucl"], p["lcl"], p["z"], " ".join(map(str, p["rules"]))]
+                 for w in report["by_week"] for p in w["points"]]
+    alarm_rows = [[a["line"], a["station"], a["product"], a["kind"], _parse(a["raised_at"], zone), a["message"],
+                   _parse(a["acked_at"], zone), a["acked_by"], a["cause_label"], a["note"]]
+                  for a in report["alarms"]["items"]]
     model_rows = [[m["product"], m["model_id"], m["registry_version"], m["parts"], _parse(m["first"], zone),
                    _parse(m["last"], zone)] for m in report["models"]]
     return [("Window", ["item", "value"], window_rows),
@@ -240,7 +332,13 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                         "upper limit " + _SHARE, "lower limit " + _SHARE, "z", "rules"], day_rows),
             ("Defect types", ["defect type", "parts", "judged NG", "judged REVIEW", "judged OK (escaped)",
                               _SHARE, "cumulative " + _SHARE], type_rows),
-            ("Models", ["product", "model id", "registry version", "parts", "first part", "last part"], model_rows)]
+            ("Models", ["product", "model id", "registry version", "parts", "first part", "last part"], model_rows),
+            # new sheets go last: a sheet's macros find the older ones where they were
+            ("By week", ["line", "week", "first day", "last day", "partial week", "parts judged", "NG",
+                         "NG " + _SHARE, "centre " + _SHARE, "upper limit " + _SHARE, "lower limit " + _SHARE, "z",
+                         "rules"], week_rows),
+            ("Alarms", ["line", "station", "product", "kind", "raised", "message", "acknowledged", "by",
+                        "turned out to be", "note"], alarm_rows)]
 
 
 def workbook(report: dict[str, Any], timezone: Optional[str]) -> bytes:
