@@ -58,6 +58,7 @@ def _station(station_factory, **kw):
     return station_factory(**{"alarm_ng_run": 0, "alarm_ng_rate": 0, **kw})
 
 
+@pytest.mark.one_database     # the rule is counted in memory; the restart tests read back on both
 def test_a_stable_line_raises_no_drift_alarm_and_a_camera_knocked_out_of_focus_raises_one(station_factory):
     st = _station(station_factory)
     assert st.alarms.rules_for("L1", "S1").drift_parts == 100        # on by default
@@ -79,6 +80,7 @@ def test_a_stable_line_raises_no_drift_alarm_and_a_camera_knocked_out_of_focus_r
     assert alarm_code([alarm]) == 32 and alarm["active"]
 
 
+@pytest.mark.one_database     # the rule is counted in memory; the restart tests read back on both
 def test_a_slow_upward_creep_raises_the_drift_alarm_before_the_ng_rate_alarm_and_once(station_factory):
     st = station_factory()                                   # every rule at its default: NG run, NG rate, drift
     rng = np.random.default_rng(2)
