@@ -119,8 +119,8 @@ def test_an_operators_phone_shows_reference_photos_and_the_plant_without_an_engi
     p.shot("walk-reference-photos-operator-phone")
 
     plant = p.open("/app/plant", "#plant tr[data-this-station='1']")
-    expect(plant.locator("#plant-no-peers")).to_contain_text("LINEGUARD_PEERS=")
-    # the how-to's LINEGUARD_PEERS=line2=http://…,line3=… has no space to break at: the page
-    # went to 610 px on a 390 px phone
+    expect(plant.locator("#plant-no-peers")).to_contain_text("Ask an engineer to add the plant's other stations")
+    # the page within the phone's width (the engineer's how-to, LINEGUARD_PEERS=line2=http://…,
+    # line3=…, has no space to break at: it went to 610 px on a 390 px phone)
     assert plant.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     p.shot("walk-plant-phone")

@@ -138,7 +138,7 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             la = rows["lineA"]                        # up, its alarms said in words: amber
             assert (la["reachable"], la["status"], la["level"], la["problem"]) == (True, "ok", "warn", None)
             assert la["alarms"]["active"] >= 1 and "ng_run" in la["alarms"]["by_kind"], la
-            assert any("alarm(s) waiting" in w and "ng_run" in w for w in la["reasons"]), la["reasons"]
+            assert any("alarm(s) waiting" in w and "rejected parts in a row" in w for w in la["reasons"]), la["reasons"]
             assert la["page"] == a.url + "/app/" and la["last_answer_at"] and la["unreachable_since"] is None
 
             lb = rows["lineB"]

@@ -77,6 +77,20 @@ HOW_TO_ADD = ("Start this station with serve --peer NAME=URL for each other stat
               "line3=http://10.0.0.13:8000; then restart it.")
 
 
+# the alarm kinds in the plant's words, as the line view says them (web/line.js KIND): the
+# reasons showed "(ng_run 1, drift 1)" to operators; the codes stay in alarms.by_kind
+ALARM_WORDS = {"ng_run": "rejected parts in a row", "ng_rate": "high NG rate", "photo": "check the camera",
+               "no_verdict": "parts rejected without a verdict", "test_part": "test part judged wrong",
+               "drift": "part scores drifting"}
+
+
+def alarm_words(by_kind: dict[str, int]) -> str:
+    """A station's waiting alarms by kind in words, e.g. "rejected parts in a row, part scores
+    drifting ×2"; a kind this station does not know (a newer peer's) said by its own name."""
+    return ", ".join(ALARM_WORDS.get(k, k.replace("_", " ")) + (f" ×{n}" if n > 1 else "")
+                     for k, n in by_kind.items() if n > 0)
+
+
 class NotAStation(ValueError):
     """A peer answered, but not as a station's /health (a wrong URL: a file server, a camera)."""
 
@@ -158,7 +172,7 @@ def _reasons(row: dict[str, Any]) -> tuple[str, list[str]]:
     said += [f"{name}: {text}" for name, text in row["faults"].items()]
     alarms = row["alarms"]
     if alarms and alarms["active"]:
-        kinds = ", ".join(f"{k} {n}" for k, n in alarms["by_kind"].items())
+        kinds = alarm_words(alarms["by_kind"])
         wait = alarms["oldest_waiting_min"]
         said.append(f"{alarms['active']} alarm(s) waiting for acknowledgement"
                     + (f" ({kinds})" if kinds else "")
@@ -274,10 +288,10 @@ async def _own_row(request: Request, station: Station) -> dict[str, Any]:
                         "--peer NAME=URL (LINEGUARD_PEERS) "
                         f"as its /health says (asked now, at most {PEER_WAIT_S:g} s each): `level` ok, warn "
                         "(degraded, or alarms waiting) or down (not answering, not a station, or a fault), "
-                        "`reasons` in words, when it last answered and since when it has not (since this "
-                        "station started), and when its newest part was recorded (`last_part_at`; "
-                        "`last_part_age_s` by its own clock; no level of its own: a stop may be planned). "
-                        "A peer's answer is read up to 256 KiB.")
+                        "`reasons` in the plant's words (the alarm kinds' codes in `alarms.by_kind`), when it "
+                        "last answered and since when it has not (since this station started), and when its "
+                        "newest part was recorded (`last_part_at`; `last_part_age_s` by its own clock; no "
+                        "level of its own: a stop may be planned). A peer's answer is read up to 256 KiB.")
 async def plant(request: Request, station: Station = Depends(get_station), _r: Any = Depends(reader),
                 _known: None = Depends(known_query_only)) -> dict[str, Any]:
     import httpx

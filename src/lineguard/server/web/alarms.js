@@ -61,7 +61,8 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("h2", {}, "Alarm rules"),
       h("p", {class: "muted"}, "Every station follows the defaults unless it has rules of its own (in bold; the "
         + "rest follow the defaults). 0 turns a rule off. A station is counted by new rules from its next part, "
-        + "its latest parts counted afresh."), rulesEl, rulesForm),
+        + "its latest parts counted afresh. Score drift compares each group of parts with the first parts the "
+        + "model judged at the station."), rulesEl, rulesForm),
     h("div", {class: "panel"}, h("h2", {}, "Causes"),
       h("p", {class: "muted"}, "What an alarm may turn out to be, chosen when it is acknowledged, with the number a PLC "
         + "acknowledges it by. Add the plant's own; a retired one is no longer offered, and alarms that had it keep it."),
@@ -127,8 +128,13 @@ LG.start(async (main) => {
       showCause(a, causeCell, noteCell);
       body.appendChild(h("tr", {dataset: {id: a.id, kind: a.kind}},
         h("td", {}, when(a.raised_at)), h("td", {}, a.line), h("td", {}, a.station),
-        h("td", {title: LG.plantTimes(a.message)}, KIND[a.kind] || a.kind,
-          a.escalated_at ? " · escalated" + (a.escalations > 1 ? ` ×${a.escalations}` : "") : ""),
+        // what the station said, behind the alarm's name: a hover tooltip only, a phone or a
+        // tablet could not read it; a disclosure opens by a tap and by the keyboard (the
+        // tooltip kept: a mouse reads it without a click)
+        h("td", {class: "alarm", title: LG.plantTimes(a.message)}, h("details", {class: "alarm-said"},
+          h("summary", {}, KIND[a.kind] || a.kind,
+            a.escalated_at ? " · escalated" + (a.escalations > 1 ? ` ×${a.escalations}` : "") : ""),
+          h("p", {class: "alarm-message"}, LG.plantTimes(a.message)))),
         h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)
           : `PLC answer ${a.signal_id === null ? "–" : "#" + a.signal_id}`),
         h("td", {}, a.acked_at ? when(a.acked_at) : h("b", {class: "v-ng"}, "active")),
@@ -229,7 +235,9 @@ LG.start(async (main) => {
       cell("escalate_again_min", r.escalate_min && r.escalate_again_min ? `every ${num(r.escalate_again_min, 1)} min`
         : "–"),
       // an older station's answer has no drift_parts: shown as "–", not "off"
-      cell("drift_parts", r.drift_parts ? `${r.drift_parts} parts (after ${r.drift_baseline_parts})`
+      // the numbers said: "20 parts (after 100)" did not say what either was
+      cell("drift_parts", r.drift_parts
+        ? `groups of ${r.drift_parts} parts, against the first ${r.drift_baseline_parts}`
         : r.drift_parts === 0 ? "off" : "–")];
   }
 

@@ -4,7 +4,7 @@
 "use strict";
 
 LG.start(async (main) => {
-  const {h, api, clear, when, plantTimes} = LG;
+  const {h, api, clear, when, plantTimes, roleAtLeast} = LG;
   const EVERY_MS = 10000;
   const LEVEL = {ok: ["v-ok", "OK"], warn: ["v-review", "needs a look"], down: ["v-ng", "DOWN"]};
   const checked = h("span", {class: "muted", id: "plant-checked"});
@@ -55,7 +55,10 @@ LG.start(async (main) => {
     checked.textContent = "read at " + when(d.checked_at) + " · every 10 s";
     howTo.hidden = d.peers_configured > 0;
     clear(howTo).append(h("h2", {}, "No other stations given"),
-      h("p", {}, "This list shows this station alone. " + d.how_to_add));
+      // the command is an engineer's (the station's start-up, then a restart): an operator was
+      // told to run it and could not, so is told whom to ask
+      h("p", {id: "plant-how-to-add"}, "This list shows this station alone. " + (roleAtLeast("engineer")
+        ? d.how_to_add : "Ask an engineer to add the plant's other stations (serve --peer NAME=URL).")));
     clear(table).appendChild(h("table", {class: "wrap-names"},
       h("thead", {}, h("tr", {}, ["station", "state", "why", "alarms waiting", "last part", "last answer"]
         .map((t) => h("th", {}, t)))),
