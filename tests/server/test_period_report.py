@@ -136,7 +136,8 @@ def test_the_month_report_as_a_workbook_has_typed_sheets(spc_station):
     assert r.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
     assert 'filename="lineguard-period-20261101-20261130.xlsx"' in r.headers["content-disposition"]
     book = _book(r.content)
-    assert list(book) == ["Window", "Summary", "By day", "Defect types", "Models", "By week", "Alarms"]
+    assert list(book) == ["Window", "Summary", "By day", "Defect types", "Models", "By week", "Alarms",
+                          "Verification", "Verification not passed", "Model changes"]
     window = {row[0][1]: row[1] for row in book["Window"][1:]}
     assert window["since"][0] == "t" and window["time zone"] == ("s", "Europe/Berlin")
     head = [t for _, t in book["Summary"][0]]

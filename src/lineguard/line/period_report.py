@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from . import alarm_causes, spc, xlsx
 from .db import Database
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
-from .part_names import station_is, stored_names
+from .part_names import folded, station_is, stored_names
 from .shifts import plant_zone, wall_to_utc
 from .spc_data import (Filters, Periods, _where, audit_ok_counts, defect_subgroups, defect_type_counts,
-                       kept_filters, naive_utc, refuse_backwards, rejected_never_judged, review_counts,
-                       verdict_counts)
+                       kept_filters, naive_utc, no_verdict_counts, refuse_backwards, rejected_never_judged,
+                       review_counts, verdict_counts)
 from .errors import InvalidRequest
 
 # a report's window at most: a year and a month (a report "since the plant opened" is the
@@ -81,10 +82,13 @@ def _num_text(x: Any) -> str:
     return "?" if x is None else f"{x:.1f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
 
 
-def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: float) -> dict[str, Any]:
+def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: float,
+                  no_verdict: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """One line's (or every line's) counts and rates over the window: ``kept``, the window
     from the records all kept (every part: verdicts, good share scrapped); ``reviewed``,
-    the whole window (reviewed parts are kept however old), as the review-rates route."""
+    the whole window (reviewed parts are kept however old), as the review-rates route;
+    ``no_verdict``: the parts the PLC rejected without a verdict and how many of them were
+    judged later (:func:`_no_verdict_by_line`)."""
     parts = verdict_counts(db, kept)
     rr = spc.review_rates(review_counts(db, reviewed), audit=audit_ok_counts(db, reviewed), parts=parts,
                           audit_rate=audit_rate, never_judged=rejected_never_judged(db, kept))
@@ -117,7 +121,31 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
                             "reviewed": band["good"] + band["defect"],
                             "good_share": _share(band["good"], band["good"] + band["defect"])},
         "waiting_for_review": {"parts": waiting_ng + waiting_review, "NG": waiting_ng, "REVIEW": waiting_review},
+        # scrapped whatever the model would have said, and not among the parts above unless
+        # judged later: the shift reports' no_verdict, summed
+        "no_verdict": {"parts": no_verdict[0], "judged_later": no_verdict[1],
+                       "never_judged": no_verdict[0] - no_verdict[1],
+                       "text": f"{no_verdict[0]} parts rejected by the PLC without a verdict in time ({no_verdict[1]} "
+                               f"judged later, among the parts above; {no_verdict[0] - no_verdict[1]} never judged)"},
     }
+
+
+def _no_verdict_by_line(db: Database, t0: dt.datetime, t1: dt.datetime, line: Optional[str],
+                        station: Optional[str], product: Optional[str]) -> dict[str, tuple[int, int]]:
+    """Per line, the parts the PLC rejected without a verdict in the window (line_signals,
+    by the trigger's time) and how many were judged after their window: counted as the
+    shift report counts them (spc_data.no_verdict_counts), so a month's is the sum of its
+    shifts'. Not clipped at the records kept: the shift report is not either. ``station``
+    as the report's other counts take it, in any case."""
+    with db.session() as s:
+        counts = no_verdict_counts(s, Filters(line=line, product=product, since=t0, until=t1))
+    out: dict[str, tuple[int, int]] = {}
+    for (ln, st), (n, late) in counts.items():
+        if station and not (st == station or folded(st) == folded(station.strip())):
+            continue
+        had = out.get(ln, (0, 0))
+        out[ln] = (had[0] + n, had[1] + late)
+    return out
 
 
 def _by_week(db: Database, f: Filters, periods: Periods, name: str) -> dict[str, Any]:
@@ -156,7 +184,7 @@ def _by_week(db: Database, f: Filters, periods: Periods, name: str) -> dict[str,
 
 
 def _alarms(db: Database, t0: dt.datetime, t1: dt.datetime, line: Optional[str],
-            station: Optional[str]) -> dict[str, Any]:
+            station: Optional[str], now: Optional[dt.datetime] = None) -> dict[str, Any]:
     """The line alarms raised in the window: alarms.summary's counts and each alarm with what
     it turned out to be (the cause given at acknowledging, its note): a customer's auditor
     asks what stopped the line and what was done, and the report had not a word of it."""
@@ -180,8 +208,313 @@ def _alarms(db: Database, t0: dt.datetime, t1: dt.datetime, line: Optional[str],
     if station:     # summary() compares the station exactly: count what is listed
         out = summary(db, line=line, station=rows[0].station, since=t0, until=t1) if rows else {
             **out, "alarms": 0, "active": 0, "escalated": 0, "by_kind": [], "by_station": [], "by_cause": []}
+    # an alarm still active waited, in this report, until the window's end: counted to now,
+    # a past month's report said its alarm waited more every time it was made
+    end = min(t1, now or utcnow())
+    for a, item in zip(rows, items):
+        item["waiting_min"] = round(max(0.0, (end - a.raised_at).total_seconds()) / 60, 1) \
+            if a.acked_at is None else None
+    if out.get("oldest_active_waiting_min") is not None:
+        q = select(func.min(LineAlarm.raised_at)).where(LineAlarm.raised_at >= t0, LineAlarm.raised_at < t1,
+                                                        LineAlarm.acked_at.is_(None))
+        if line:
+            q = q.where(LineAlarm.line == line)
+        if station:
+            q = q.where(station_is(LineAlarm.station, station))
+        with db.session() as s:
+            oldest = s.scalar(q)
+        if oldest is not None:
+            wait = round(max(0.0, (end - oldest).total_seconds()) / 60, 1)
+            out["oldest_active_waiting_min"] = wait
+            out["oldest_active_waiting_until"] = iso_utc(end)
+            out["oldest_active_text"] = (
+                f"the oldest alarm not acknowledged had waited {wait} min by "
+                + ("the window's end" if end == t1 else "now") + " (raised " + (iso_utc(oldest) or "")
+                + "), and is still active now")
     out["items"] = items
     out["more"] = len(rows) > MAX_ALARMS
+    return out
+
+
+# -- the month's test-part verification ---------------------------------------------------
+
+# the station-shifts not passed listed one by one (counted all the same)
+MAX_NOT_PASSED = 2000
+# a shift's entries on a line read as the worst of them: the line's shift passed only when
+# each of its stations (and products) did
+_WORST = {"failed": 3, "due": 2, "incomplete": 1, "passed": 0}
+
+
+def _verification(db: Database, t0: dt.datetime, t1: dt.datetime, now: dt.datetime, shift_starts: Any,
+                  zone: dt.tzinfo, line: Optional[str], station: Optional[str],
+                  product: Optional[str]) -> dict[str, Any]:
+    """Each shift that started in the window (a shift belongs to the day it started), as
+    GET /api/v1/verification answers it one shift at a time (test_parts.verification: a
+    month was ~93 calls): the shifts with test parts registered per line, station and
+    product, how many ended passed / incomplete / due / failed, and those not passed with
+    their start on the plant's clock. Read in one pass: the month's test parts, its checks
+    (and each test part's last check before it), and the station's parts counted by 15-minute
+    slot and model and photo size; each shift's state is then test_parts' own
+    (_station_state) over those rows, with no query a shift."""
+    from .orm import TestPart
+    from .shifts import parse_shift_starts, shift_of
+    from .spc_data import _slot_expr, _slot_seconds
+    # the verification's own pieces, so a month says what each shift's call says
+    from .test_parts import LEAD, _CHECK, _active_for, _active_models, _Judging, _station_state
+    starts = parse_shift_starts(shift_starts) if shift_starts else ()
+    stop = min(t1, now)
+    shifts = []
+    sh = shift_of(t0, starts, zone)
+    if sh.start_utc < t0:
+        sh = shift_of(sh.end_utc, starts, zone)
+    while sh.start_utc < stop:
+        shifts.append(sh)
+        sh = shift_of(sh.end_utc, starts, zone)
+    out: dict[str, Any] = {"shifts": len(shifts), "lines": [], "not_passed": [], "more": False}
+    if not shifts:
+        return out
+    first_opened, last_end = shifts[0].start_utc - LEAD, min(shifts[-1].end_utc, now)
+    with db.session() as s:
+        q = select(TestPart).where(TestPart.created_at < last_end,
+                                   (TestPart.retired_at.is_(None)) | (TestPart.retired_at > shifts[0].start_utc))
+        if product:
+            q = q.where(TestPart.product == product)
+        tps = list(s.scalars(q.order_by(TestPart.product, TestPart.name)))
+        for tp in tps:
+            s.expunge(tp)
+        if not tps:
+            out["text"] = "no test parts were registered in the window"
+            return out
+        mine = [Inspection.product.in_(sorted({tp.product for tp in tps}))]
+        if line:
+            mine.append(Inspection.line == line)
+        if station:
+            mine.append(station_is(Inspection.station, station))
+        is_check = Inspection.test_part.in_(sorted({tp.name for tp in tps}))
+        # each test part's last check before the first shift opened (a wrong one stands until
+        # put right), then every check of the window in time order
+        last = (select(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
+                       func.max(Inspection.created_at).label("at"))
+                .where(*mine, is_check, Inspection.created_at < first_opened)
+                .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part).subquery())
+        checks = list(s.execute(_CHECK.join(last, and_(Inspection.line == last.c.line,
+                                                       Inspection.station == last.c.station,
+                                                       Inspection.product == last.c.product,
+                                                       Inspection.test_part == last.c.test_part,
+                                                       Inspection.created_at == last.c.at))
+                                .order_by(Inspection.created_at, Inspection.id)))
+        checks += list(s.execute(_CHECK.where(*mine, is_check, Inspection.created_at >= first_opened,
+                                              Inspection.created_at < last_end)
+                                 .order_by(Inspection.created_at, Inspection.id)))
+        # the station's parts by slot (shift starts and the half hour's lead fall on slot
+        # edges, as the SPC charts' periods do), by the model and photo size each was judged with
+        slot_s = _slot_seconds(starts or parse_shift_starts(("06:00",)))
+        slot = _slot_expr(db, slot_s).label("slot")
+        slots = s.execute(
+            select(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
+                   Inspection.registry_version, Inspection.image_width, Inspection.image_height, slot,
+                   func.sum(case((Inspection.test_part.is_(None), 1), else_=0)).label("n"),
+                   func.min(Inspection.created_at).label("first"), func.max(Inspection.created_at).label("last"))
+            .where(*mine, Inspection.created_at >= first_opened, Inspection.created_at < last_end)
+            .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
+                      Inspection.registry_version, Inspection.image_width, Inspection.image_height, slot)).all()
+        # the shift running now is judged by the model active now (as the verification's)
+        active = _active_models(s, sorted({tp.product for tp in tps})) if now < shifts[-1].end_utc else {}
+    epoch = dt.datetime(1970, 1, 1)
+    by_slot = sorted(((epoch + dt.timedelta(seconds=int(r.slot) * slot_s), r) for r in slots), key=lambda x: x[0])
+    entries: list[tuple[Any, dict[str, Any]]] = []
+    before: dict[tuple[str, str, str, str], Any] = {}     # (line, station, product, test part): its last check
+    ci = si = 0
+    for sh in shifts:
+        start, end = sh.start_utc, min(sh.end_utc, now)
+        opened = start - LEAD
+        registered: dict[str, list[Any]] = {}
+        for tp in tps:
+            if tp.created_at < end and (tp.retired_at is None or tp.retired_at > start):
+                registered.setdefault(tp.product, []).append(tp)
+        while ci < len(checks) and checks[ci].created_at < opened:
+            c = checks[ci]
+            before[(c.line, c.station, c.product, c.test_part)] = c
+            ci += 1
+        while si < len(by_slot) and by_slot[si][0] < opened:
+            si += 1
+        if not registered:
+            continue
+        names = {p: {tp.name for tp in ps} for p, ps in registered.items()}
+        every_name = set().union(*names.values())
+        now_checks: dict[tuple[str, str, str], list[Any]] = {}
+        j = ci
+        while j < len(checks) and checks[j].created_at < end:
+            c = checks[j]
+            if c.product in registered and c.test_part in every_name:
+                now_checks.setdefault((c.line, c.station, c.product), []).append(c)
+            j += 1
+        carried: dict[tuple[str, str, str], list[Any]] = {}
+        for (ln, st, pr, name), c in before.items():
+            if pr in registered and name in every_name:
+                carried.setdefault((ln, st, pr), []).append(c)
+        for rows in carried.values():
+            rows.sort(key=lambda c: (c.created_at, c.id))
+        ran: dict[tuple[str, str, str], int] = {}
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        j = si
+        while j < len(by_slot) and by_slot[j][0] < end:
+            at, r = by_slot[j]
+            j += 1
+            if r.product not in registered:
+                continue
+            key = (r.line, r.station, r.product)
+            g = groups.setdefault(key + (r.model_id, r.registry_version, r.image_width, r.image_height),
+                                  [0, r.first, r.last])
+            g[1], g[2] = min(g[1], r.first), max(g[2], r.last)
+            if at >= start and r.n:
+                g[0] += int(r.n)
+                ran[key] = ran.get(key, 0) + int(r.n)
+        judged: dict[tuple[str, str, str], list[Any]] = {}
+        for k, (n, f, la) in groups.items():
+            judged.setdefault(k[:3], []).append(_Group(k[3], k[4], k[5], k[6], n, f, la))
+        failed_before = {k for k, rows in carried.items()
+                         if any(c.verdict != c.test_expected and c.test_part in names[k[2]] for c in rows)}
+        for key in sorted(set(ran) | set(now_checks) | failed_before):
+            # no session and 0 parts made: the state alone, read from the rows above (the parts
+            # made before a set passed, and failures' parts in doubt, are the shift's own call's)
+            state = _station_state(None, key, registered[key[2]], now_checks.get(key, []), carried.get(key, []),
+                                   0, start, end, now, False,
+                                   _Judging(judged.get(key, []), _active_for(active, key[2], key[0])))
+            if state["test_parts"]:
+                entries.append((sh, state))
+
+    def local(t: dt.datetime) -> str:
+        return t.replace(tzinfo=dt.timezone.utc).astimezone(zone).isoformat()
+
+    def counts() -> dict[str, Any]:
+        return {"shifts": 0, "passed": 0, "incomplete": 0, "due": 0, "failed": 0}
+    per_line: dict[str, dict[str, Any]] = {}
+    per_station: dict[tuple[str, str, str], dict[str, Any]] = {}
+    line_shift: dict[tuple[str, dt.datetime], str] = {}
+    for sh, v in entries:
+        acc = per_station.setdefault((v["line"], v["station"], v["product"]), counts())
+        acc["shifts"] += 1
+        acc[v["state"]] += 1
+        k = (v["line"], sh.start_utc)
+        if k not in line_shift or _WORST[v["state"]] > _WORST[line_shift[k]]:
+            line_shift[k] = v["state"]
+        if v["state"] != "passed":
+            if len(out["not_passed"]) >= MAX_NOT_PASSED:
+                out["more"] = True
+                continue
+            missed = [t["name"] for t in v["test_parts"] if not t["this_shift"] or t["before_change"]]
+            wrong = [f"{t['name']} judged {t['verdict']}, must be {t['expected']}" for t in v["test_parts"]
+                     if t["right"] is False]
+            said = "; ".join(wrong + ([f"not put through: {', '.join(missed)}"] if missed and not wrong else []))
+            out["not_passed"].append({"line": v["line"], "station": v["station"], "product": v["product"],
+                                      "shift": sh.label, "start": iso_utc(sh.start_utc),
+                                      "start_plant": local(sh.start_utc), "state": v["state"],
+                                      "test_parts": said, "reason": v["reason"]})
+    for (ln, _), state in line_shift.items():
+        acc = per_line.setdefault(ln, counts())
+        acc["shifts"] += 1
+        acc[state] += 1
+    out["lines"] = [{"line": ln, **acc,
+                     "stations": [{"station": st, "product": pr, **a} for (l2, st, pr), a in sorted(per_station.items())
+                                  if l2 == ln]}
+                    for ln, acc in sorted(per_line.items())]
+    out["text"] = "; ".join(f"{ln['line']}: {ln['passed']} of {ln['shifts']} shifts with test parts verified"
+                            + "".join(f", {ln[k]} {k}" for k in ("failed", "due", "incomplete") if ln[k])
+                            for ln in out["lines"]) or "no shift had test parts to put through"
+    return out
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A station's parts in a shift judged by one model and photo size, as test_parts'
+    verification reads them (``n``: its own parts from the shift's start)."""
+    model_id: str
+    registry_version: Optional[int]
+    image_width: Any
+    image_height: Any
+    n: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+# -- the month's model changes ------------------------------------------------------------
+
+# a change-log entry is written in the activation's (the rollback's) own transaction, just after it
+_LOGGED_WITHIN = dt.timedelta(minutes=1)
+
+
+def _model_changes(db: Database, t0: dt.datetime, t1: dt.datetime, line: Optional[str],
+                   product: Optional[str], zone: dt.tzinfo) -> list[dict[str, Any]]:
+    """The window's activations and rollbacks (model_activations), oldest first: when, which
+    version, by whom, forced or not and the change log's words (the trials' warnings, the
+    forced text), so a reader sees what changed in the judging and why, not only which
+    models judged parts. A line's list holds the product's model of every line too."""
+    from .orm import ChangeLogEntry, ModelActivation, ModelVersion
+    with db.session() as s:
+        q = select(ModelActivation, ModelVersion).join(ModelVersion,
+                                                       ModelVersion.id == ModelActivation.model_version_id)
+        if product:
+            q = q.where(ModelActivation.product == product)
+        if line:
+            q = q.where(ModelActivation.line.in_([line, ""]))
+        acts = s.execute(q.where(or_(and_(ModelActivation.activated_at >= t0, ModelActivation.activated_at < t1),
+                                     and_(ModelActivation.rolled_back_at >= t0, ModelActivation.rolled_back_at < t1)))
+                         .order_by(ModelActivation.activated_at, ModelActivation.id)).all()
+        logged = list(s.scalars(select(ChangeLogEntry).where(
+            ChangeLogEntry.action.in_(["model.activated", "model.rolled_back"]), ChangeLogEntry.at >= t0,
+            ChangeLogEntry.at < t1 + _LOGGED_WITHIN).order_by(ChangeLogEntry.at, ChangeLogEntry.id)))
+        for e in logged:
+            s.expunge(e)
+        rows = [(a.id, a.product, a.line, a.activated_at, a.activated_by, a.rolled_back_at, a.rolled_back_by,
+                 mv.version, mv.model_id, mv.note) for a, mv in acts]
+
+    def entry(action: str, at: dt.datetime, subject: Any) -> Optional[Any]:
+        for e in logged:
+            if e.action == action and at <= e.at <= at + _LOGGED_WITHIN and subject(e.subject):
+                logged.remove(e)     # each entry words one change
+                return e
+        return None
+
+    def local(t: dt.datetime) -> str:
+        return t.replace(tzinfo=dt.timezone.utc).astimezone(zone).isoformat()
+
+    def where(p: str, ln: str) -> str:
+        return f"{p} on {ln}" if ln else f"{p} on every line"
+    out = []
+    for _id, p, ln, at, by, back_at, back_by, version, model_id, note in rows:
+        if not t0 <= at < t1:
+            continue
+        subject = f"{p}/{ln or '*'} v{version}"
+        e = entry("model.activated", at, lambda x, subject=subject: x == subject)
+        d = (e.details or {}) if e is not None else {}
+        forced = d.get("forced")
+        words = "; ".join(str(w) for w in (f"forced: {forced}" if forced else None, d.get("unshadowed"),
+                                           d.get("shadow")) if w)
+        out.append({"at": iso_utc(at), "at_plant": local(at), "change": "activated", "product": p, "line": ln,
+                    "version": version, "model_id": model_id, "by": by, "forced": bool(forced),
+                    "forced_text": forced, "words": words or None, "note": note, "undone": None,
+                    "text": f"{where(p, ln)}: version {version} made active by {by or 'unknown'}"
+                            + (f" (forced: {forced})" if forced else "")})
+    # one rollback marks every activation it walks past with one time: told once
+    undone: dict[tuple[str, str, dt.datetime], list[Any]] = {}
+    for r in rows:
+        if r[5] is not None and t0 <= r[5] < t1:
+            undone.setdefault((r[1], r[2], r[5]), []).append(r)
+    for (p, ln, at), rs in undone.items():
+        head = f"{p}/{ln or '*'}"
+        e = entry("model.rolled_back", at, lambda x, head=head: x == head or x.startswith(head + " v"))
+        d = (e.details or {}) if e is not None else {}
+        versions = sorted({r[7] for r in rs})
+        back = d.get("back_to") or (e.subject if e is not None and e.subject != head else None)
+        words = "; ".join(str(w) for w in (d.get("shadow"),) if w)
+        by = rs[0][6]
+        out.append({"at": iso_utc(at), "at_plant": local(at), "change": "rolled back", "product": p, "line": ln,
+                    "version": None, "model_id": None, "by": by, "forced": False, "forced_text": None,
+                    "words": words or None, "note": None, "undone": versions, "back_to": back,
+                    "text": f"{where(p, ln)}: version {', '.join(map(str, versions))} rolled back by "
+                            f"{by or 'unknown'}" + (f", back to {back}" if back else "")})
+    out.sort(key=lambda c: c["at"])
     return out
 
 
@@ -205,11 +538,16 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
         # the SPC routes' own clipping: counts of every part start at the records kept
         return kept_filters(t0, t1, kept_since, all_parts, line=ln, station=station, product=product)
 
-    total = _line_numbers(db, over(line, True), over(line, False), audit_rate)
+    no_verdict = _no_verdict_by_line(db, t0, t1, line, station, product)
+    total = _line_numbers(db, over(line, True), over(line, False), audit_rate,
+                          (sum(n for n, _ in no_verdict.values()), sum(k for _, k in no_verdict.values())))
     lines = []
-    for ln in ([line] if line else stored_names(db, "line")):
-        numbers = _line_numbers(db, over(ln, True), over(ln, False), audit_rate)
-        if numbers["parts"] or numbers["rejected_reviewed_good"]["n"] or numbers["passed_defective_audit"]["n"]:
+    # a line whose only parts in the window were rejected without a verdict is listed too
+    names = [line] if line else stored_names(db, "line")
+    for ln in names + [ln for ln in sorted(no_verdict) if ln not in names]:
+        numbers = _line_numbers(db, over(ln, True), over(ln, False), audit_rate, no_verdict.get(ln, (0, 0)))
+        if numbers["parts"] or numbers["rejected_reviewed_good"]["n"] or numbers["passed_defective_audit"]["n"] \
+                or numbers["no_verdict"]["parts"]:
             lines.append({"line": ln, **numbers})
 
     # the p-chart by day, as GET /api/v1/spc/p-chart?by=day draws it (centre from the window)
@@ -258,9 +596,13 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
         "defect_types": {"defects": sum(b.parts for b in bars), "not_reviewed": not_reviewed,
                          "bars": [vars(b) for b in bars]},
         "by_week": by_week,
-        "alarms": _alarms(db, t0, t1, line, station),
+        "alarms": _alarms(db, t0, t1, line, station, now),
         "models": [{"product": p, "model_id": m, "registry_version": v, "parts": int(n), "first": iso_utc(a),
                     "last": iso_utc(b)} for p, m, v, n, a, b in sorted(models, key=lambda r: (-r[3], r[1]))],
+        # what changed in the judging and why: activations and rollbacks, not only the models seen
+        "model_changes": _model_changes(db, t0, t1, line, product, zone),
+        # each shift's test-part verification, as GET /api/v1/verification answers it a shift at a time
+        "verification": _verification(db, t0, t1, now, shift_starts, zone, line, station, product),
     }
 
 
@@ -283,7 +625,8 @@ def _parse(t: Optional[str], zone: dt.tzinfo) -> Optional[dt.datetime]:
 
 def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, list[str], list[list[Any]]]]:
     """The report as (sheet name, header, rows): Window, Summary, By day, Defect types,
-    Models, By week, Alarms. Numbers are numbers, times are times on the plant's clocks, shares fractions."""
+    Models, By week, Alarms, Verification, Verification not passed, Model changes. Numbers are
+    numbers, times are times on the plant's clocks, shares fractions."""
     zone = plant_zone(timezone)
     w = report["window"]
     window_rows = [["since", _parse(w["since"], zone)], ["until (exclusive)", _parse(w["until"], zone)],
@@ -301,7 +644,9 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                     "REVIEW parts", "REVIEW reviewed good (k)", "REVIEW reviewed (n)", "REVIEW good " + _SHARE,
                     "waiting for review", "NG waiting", "REVIEW waiting",
                     "passed parts found defective", "found by the audit sample", "found otherwise (downstream, "
-                    "customer)"]
+                    "customer)",
+                    # new columns at the end: a sheet's macros read the columns by position
+                    "rejected by the PLC without a verdict", "of them judged later", "never judged"]
 
     def summary(name: str, r: dict[str, Any]) -> list[Any]:
         gs, fr, ea, rw, wt = (r["good_scrapped"], r["rejected_reviewed_good"], r["passed_defective_audit"],
@@ -310,7 +655,8 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                 gs["estimate"], fr["rate"], fr["k"], fr["n"], ea["rate"], ea["k"], ea["n"], ea["upper_bound"],
                 ea["needed"], rw["parts"], rw["reviewed_good"], rw["reviewed"], rw["good_share"]["rate"],
                 wt["parts"], wt["NG"], wt["REVIEW"], r["escapes"]["parts"], r["escapes"]["audit"],
-                r["escapes"]["found_otherwise"]]
+                r["escapes"]["found_otherwise"], r["no_verdict"]["parts"], r["no_verdict"]["judged_later"],
+                r["no_verdict"]["never_judged"]]
     summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + [
         summary(report["window"]["line"] or "all lines", report["total"])]
     by_day = report["by_day"]
@@ -322,10 +668,21 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                   w["centre"], p["ucl"], p["lcl"], p["z"], " ".join(map(str, p["rules"]))]
                  for w in report["by_week"] for p in w["points"]]
     alarm_rows = [[a["line"], a["station"], a["product"], a["kind"], _parse(a["raised_at"], zone), a["message"],
-                   _parse(a["acked_at"], zone), a["acked_by"], a["cause_label"], a["note"]]
+                   _parse(a["acked_at"], zone), a["acked_by"], a["cause_label"], a["note"], a["waiting_min"]]
                   for a in report["alarms"]["items"]]
     model_rows = [[m["product"], m["model_id"], m["registry_version"], m["parts"], _parse(m["first"], zone),
                    _parse(m["last"], zone)] for m in report["models"]]
+    ver = report["verification"]
+    verification_rows = [[ln["line"], st["station"], st["product"], st["shifts"], st["passed"], st["incomplete"],
+                          st["due"], st["failed"]] for ln in ver["lines"] for st in ln["stations"]] + [
+        [ln["line"], "every station", "every product", ln["shifts"], ln["passed"], ln["incomplete"], ln["due"],
+         ln["failed"]] for ln in ver["lines"]]
+    missed_rows = [[v["line"], v["station"], v["product"], v["shift"], _parse(v["start"], zone), v["state"],
+                    v["test_parts"], v["reason"]] for v in ver["not_passed"]]
+    change_rows = [[c["product"], c["line"] or "every line", _parse(c["at"], zone), c["change"],
+                    c["version"] if c["version"] is not None else ", ".join(map(str, c["undone"] or [])),
+                    c.get("back_to"), c["model_id"], c["by"], c["forced"], c["forced_text"], c["words"], c["note"]]
+                   for c in report["model_changes"]]
     return [("Window", ["item", "value"], window_rows),
             ("Summary", summary_head, summary_rows),
             ("By day", ["day starts", "day", "parts judged", "NG", "NG " + _SHARE, "centre " + _SHARE,
@@ -338,7 +695,14 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                          "NG " + _SHARE, "centre " + _SHARE, "upper limit " + _SHARE, "lower limit " + _SHARE, "z",
                          "rules"], week_rows),
             ("Alarms", ["line", "station", "product", "kind", "raised", "message", "acknowledged", "by",
-                        "turned out to be", "note"], alarm_rows)]
+                        "turned out to be", "note", "waiting at the window's end (min; still active)"], alarm_rows),
+            ("Verification", ["line", "station", "product", "shifts with test parts", "passed", "incomplete", "due",
+                              "failed"], verification_rows),
+            ("Verification not passed", ["line", "station", "product", "shift", "shift start", "state",
+                                         "test parts", "why not counted"], missed_rows),
+            ("Model changes", ["product", "line", "when", "change", "version (rolled back: those undone)",
+                               "back to", "model id", "by", "forced", "forced: what the trial found",
+                               "change log's words", "version's note"], change_rows)]
 
 
 def workbook(report: dict[str, Any], timezone: Optional[str]) -> bytes:

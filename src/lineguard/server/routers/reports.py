@@ -90,10 +90,13 @@ def _period_scope(caller: Optional[Caller] = Depends(reader),     # first: signe
 @router.get("/period", summary="A period's report (a month's, for the customer): parts and verdicts per line, the "
                                "share of good parts scrapped, the audit's defective share of passed parts, the "
                                "p-chart by day and by line and week, the defect types, the alarms and what "
-                               "they turned out to be, and the models (JSON or .xlsx)",
+                               "they turned out to be, the parts the PLC rejected without a verdict, each shift's "
+                               "test-part verification, the models and their activations and rollbacks "
+                               "(JSON or .xlsx)",
             responses={200: {"content": {"application/json": {}, _XLSX: {}},
                              "description": "the report; format=xlsx: a workbook of sheets Window, Summary, By day, "
-                                            "Defect types, Models, By week, Alarms (numbers and times typed)"},
+                                            "Defect types, Models, By week, Alarms, Verification, Verification "
+                                            "not passed, Model changes (numbers and times typed)"},
                        **errors(401, 403, 404, 422)})
 def period(where: Scope = Depends(_period_scope), _known: None = Depends(known_query_only),
            format: Literal["json", "xlsx"] = Query("json", description="json, or xlsx: a workbook, a sheet a "

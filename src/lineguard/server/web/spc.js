@@ -32,7 +32,7 @@ LG.start(async (main) => {
   const csvPareto = h("a", {class: "button secondary", id: "csv-pareto"}, "Pareto CSV");
   // the period's report for the customer (GET /api/v1/reports/period): the filters' window, or
   // without from/until the last whole month
-  const monthXlsx = h("a", {class: "button secondary", id: "xlsx-month"}, "Period report (Excel)");
+  const monthXlsx = h("a", {class: "button secondary", id: "xlsx-month"}, "Period report (Excel: days, weeks, alarms, test parts, models)");
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
   mapWhich.setAttribute("aria-label", "which parts to map");     // beside its heading, not in a label
