@@ -232,12 +232,12 @@ def test_the_database_groups_parts_into_whole_slots(spc_station):
     # a slot number must be a whole number (15-minute slots since 1970, in UTC)
     from sqlalchemy import select
 
-    from lineguard.line.spc_data import _slot_expr
+    from lineguard.line.spc_data import slot_expr
     st = spc_station()
     add_parts(st, [(dt.datetime(2026, 11, 30, 0, 7, 30), "OK", 0.1), (dt.datetime(2026, 11, 30, 0, 14, 59), "OK", 0.1)])
     expected = int((dt.datetime(2026, 11, 30) - dt.datetime(1970, 1, 1)).total_seconds()) // 900
     with st.db.session() as s:
-        got = s.execute(select(_slot_expr(st.db, 900)).distinct()).scalars().all()
+        got = s.execute(select(slot_expr(st.db, 900)).distinct()).scalars().all()
     assert got == [expected] and isinstance(got[0], int)
 
 

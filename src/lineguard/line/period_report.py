@@ -255,12 +255,12 @@ def _verification(db: Database, t0: dt.datetime, t1: dt.datetime, now: dt.dateti
     their start on the plant's clock. Read in one pass: the month's test parts, its checks
     (and each test part's last check before it), and the station's parts counted by 15-minute
     slot and model and photo size; each shift's state is then test_parts' own
-    (_station_state) over those rows, with no query a shift."""
+    (station_entry) over those rows, with no query a shift."""
     from .orm import TestPart
     from .shifts import parse_shift_starts, shift_of
-    from .spc_data import _slot_expr, _slot_seconds
+    from .spc_data import slot_expr, slot_seconds
     # the verification's own pieces, so a month says what each shift's call says
-    from .test_parts import LEAD, _CHECK, _active_for, _active_models, _Judging, _station_state
+    from .test_parts import LEAD, CHECK_COLUMNS, active_for, active_models, Judging, station_entry
     starts = parse_shift_starts(shift_starts) if shift_starts else ()
     stop = min(t1, now)
     shifts = []
@@ -297,19 +297,19 @@ def _verification(db: Database, t0: dt.datetime, t1: dt.datetime, now: dt.dateti
                        func.max(Inspection.created_at).label("at"))
                 .where(*mine, is_check, Inspection.created_at < first_opened)
                 .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part).subquery())
-        checks = list(s.execute(_CHECK.join(last, and_(Inspection.line == last.c.line,
+        checks = list(s.execute(CHECK_COLUMNS.join(last, and_(Inspection.line == last.c.line,
                                                        Inspection.station == last.c.station,
                                                        Inspection.product == last.c.product,
                                                        Inspection.test_part == last.c.test_part,
                                                        Inspection.created_at == last.c.at))
                                 .order_by(Inspection.created_at, Inspection.id)))
-        checks += list(s.execute(_CHECK.where(*mine, is_check, Inspection.created_at >= first_opened,
+        checks += list(s.execute(CHECK_COLUMNS.where(*mine, is_check, Inspection.created_at >= first_opened,
                                               Inspection.created_at < last_end)
                                  .order_by(Inspection.created_at, Inspection.id)))
         # the station's parts by slot (shift starts and the half hour's lead fall on slot
         # edges, as the SPC charts' periods do), by the model and photo size each was judged with
-        slot_s = _slot_seconds(starts or parse_shift_starts(("06:00",)))
-        slot = _slot_expr(db, slot_s).label("slot")
+        slot_s = slot_seconds(starts or parse_shift_starts(("06:00",)))
+        slot = slot_expr(db, slot_s).label("slot")
         slots = s.execute(
             select(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
                    Inspection.registry_version, Inspection.image_width, Inspection.image_height, slot,
@@ -319,7 +319,7 @@ def _verification(db: Database, t0: dt.datetime, t1: dt.datetime, now: dt.dateti
             .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.model_id,
                       Inspection.registry_version, Inspection.image_width, Inspection.image_height, slot)).all()
         # the shift running now is judged by the model active now (as the verification's)
-        active = _active_models(s, sorted({tp.product for tp in tps})) if now < shifts[-1].end_utc else {}
+        active = active_models(s, sorted({tp.product for tp in tps})) if now < shifts[-1].end_utc else {}
     epoch = dt.datetime(1970, 1, 1)
     by_slot = sorted(((epoch + dt.timedelta(seconds=int(r.slot) * slot_s), r) for r in slots), key=lambda x: x[0])
     entries: list[tuple[Any, dict[str, Any]]] = []
@@ -378,9 +378,9 @@ def _verification(db: Database, t0: dt.datetime, t1: dt.datetime, now: dt.dateti
         for key in sorted(set(ran) | set(now_checks) | failed_before):
             # no session and 0 parts made: the state alone, read from the rows above (the parts
             # made before a set passed, and failures' parts in doubt, are the shift's own call's)
-            state = _station_state(None, key, registered[key[2]], now_checks.get(key, []), carried.get(key, []),
+            state = station_entry(None, key, registered[key[2]], now_checks.get(key, []), carried.get(key, []),
                                    0, start, end, now, False,
-                                   _Judging(judged.get(key, []), _active_for(active, key[2], key[0])))
+                                   Judging(judged.get(key, []), active_for(active, key[2], key[0])))
             if state["test_parts"]:
                 entries.append((sh, state))
 

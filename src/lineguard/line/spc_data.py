@@ -202,13 +202,13 @@ def no_verdict_counts(s: Any, f: Filters) -> dict[tuple[str, str], tuple[int, in
             for ln, st, n, n_late in s.execute(q.group_by(LineSignal.line, LineSignal.station))}
 
 
-def _slot_seconds(starts: Sequence[dt.time]) -> int:
+def slot_seconds(starts: Sequence[dt.time]) -> int:
     # Every real time zone's offset is a multiple of 15 minutes (none since 1972 is not),
     # so are the hour and day boundaries; shift starts may be any minute.
     return 900 if all(s.minute % 15 == 0 and s.second == 0 for s in starts) else 60
 
 
-def _slot_expr(db: Database, seconds: int) -> ColumnElement:
+def slot_expr(db: Database, seconds: int) -> ColumnElement:
     if db.is_sqlite:
         # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's DateTime on SQLite); %s reads
         # it as UTC. Only its first 19 characters, the whole seconds: SQLite rounds the
@@ -231,7 +231,7 @@ class Periods:
         self.starts = parse_shift_starts(shift_starts) if shift_starts else parse_shift_starts(
             ("06:00", "14:00", "22:00"))
         self.zone = plant_zone(timezone)
-        self.slot_s = _slot_seconds(self.starts)
+        self.slot_s = slot_seconds(self.starts)
 
     def of(self, t: dt.datetime) -> tuple[dt.datetime, str]:
         """(start in naive UTC, label in plant time) of the period holding ``t``."""
@@ -280,7 +280,7 @@ def defect_subgroups(db: Database, f: Filters, by: str, periods: Optional[Period
                                      "narrow since/until")
             return [Subgroup(str(lot), first, int(n), int(d or 0)) for lot, first, n, d in rows]
         assert periods is not None
-        slot = _slot_expr(db, periods.slot_s).label("slot")
+        slot = slot_expr(db, periods.slot_s).label("slot")
         rows = s.execute(select(slot, func.count(), ng).where(*conds).group_by(slot)).all()
     merged = _merge(rows, periods.of_slot)
     return [Subgroup(label, start, n, d) for start, (label, n, d) in sorted(merged.items())]
@@ -325,7 +325,7 @@ def score_subgroups(db: Database, f: Filters, by: str, periods: Optional[Periods
                 lots[lot].append(score)
             return [(str(lot), first, np.asarray(lots[lot], dtype=np.float64)) for lot, first in firsts], models
         assert periods is not None
-        slot = _slot_expr(db, periods.slot_s).label("slot")
+        slot = slot_expr(db, periods.slot_s).label("slot")
         slots, scores = _slots_and_scores(db, s, slot, conds)
     if not len(scores):
         return [], models

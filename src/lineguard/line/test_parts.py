@@ -268,12 +268,12 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
                 ran[key] = ran.get(key, 0) + int(r.n)
         # the shift running now is judged by the model active now, parts made with it or
         # not yet; a past shift by what its parts were judged with
-        active = _active_models(s, list(registered)) if now < shift.end_utc else {}
+        active = active_models(s, list(registered)) if now < shift.end_utc else {}
         checks: dict[tuple[str, str, str], list[Any]] = {}
         # by the test parts' names: the index on (test_part, created_at) reads the few
         # checks among a year of parts (a product's index would read all its parts)
         is_check = Inspection.test_part.in_(sorted({tp.name for tps in registered.values() for tp in tps}))
-        for row in s.execute(_CHECK.where(*mine, is_check, Inspection.created_at >= opened,
+        for row in s.execute(CHECK_COLUMNS.where(*mine, is_check, Inspection.created_at >= opened,
                                           Inspection.created_at < end)
                              .order_by(Inspection.created_at, Inspection.id)):
             checks.setdefault((row.line, row.station, row.product), []).append(row)
@@ -284,7 +284,7 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
                        func.max(Inspection.created_at).label("at"))
                 .where(*mine, is_check, Inspection.created_at < opened)
                 .group_by(Inspection.line, Inspection.station, Inspection.product, Inspection.test_part).subquery())
-        for row in s.execute(_CHECK.join(last, and_(Inspection.line == last.c.line,
+        for row in s.execute(CHECK_COLUMNS.join(last, and_(Inspection.line == last.c.line,
                                                     Inspection.station == last.c.station,
                                                     Inspection.product == last.c.product,
                                                     Inspection.test_part == last.c.test_part,
@@ -295,9 +295,9 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
         failed_before = {k for k, rows in carried.items()
                          if any(r.verdict != r.test_expected and r.test_part in names[k[2]] for r in rows)}
         for key in sorted(set(ran) | set(checks) | failed_before):
-            state = _station_state(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
+            state = station_entry(s, key, registered[key[2]], checks.get(key, []), carried.get(key, []),
                                    ran.get(key, 0), start, end, now, failures,
-                                   _Judging(judged.get(key, []), _active_for(active, key[2], key[0])))
+                                   Judging(judged.get(key, []), active_for(active, key[2], key[0])))
             # every test part retired in the shift before it was put through: the product has
             # none to verify from then on (as in the next shift), not a set "due" that nothing
             # can complete; nothing was verified either, so not "passed"
@@ -308,7 +308,7 @@ def verification(db: Any, shift: Shift, now: Optional[dt.datetime] = None, line:
 
 LEAD = dt.timedelta(minutes=30)   # test parts put through just before a shift starts count for it
 CAMERA_CHANGE_PARTS = 3           # production parts of one new photo size after a check: another camera
-_CHECK = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
+CHECK_COLUMNS = select(Inspection.id, Inspection.line, Inspection.station, Inspection.product, Inspection.test_part,
                 Inspection.test_expected, Inspection.verdict, Inspection.created_at, Inspection.model_id,
                 Inspection.registry_version, Inspection.image_width, Inspection.image_height)
 # how hard a verdict is on a part: a check judged milder than it must be (a red rabbit
@@ -324,7 +324,7 @@ class _Active:
     since: Optional[dt.datetime]
 
 
-def _active_models(s: Any, products: list[str]) -> dict[tuple[str, str], _Active]:
+def active_models(s: Any, products: list[str]) -> dict[tuple[str, str], _Active]:
     """The active versions of ``products`` by (product, line), line "" the model of every
     line; that one judges a line only from when the line's own versions were given back
     (key (product, line), its own none active)."""
@@ -345,7 +345,7 @@ def _active_models(s: Any, products: list[str]) -> dict[tuple[str, str], _Active
     return out
 
 
-def _active_for(active: dict[tuple[str, str], _Active], product: str, line: str) -> Optional[_Active]:
+def active_for(active: dict[tuple[str, str], _Active], product: str, line: str) -> Optional[_Active]:
     # as the registry picks it (ModelRegistry.active_for): the line's own version first
     return active.get((product, line)) or active.get((product, ""))
 
@@ -355,7 +355,7 @@ def _model_name(version: Optional[int], model_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Judging:
+class Judging:
     """How a station judged a product since the shift opened (its records grouped by the
     model and image size of each) and the model that judges it now (None: a past shift,
     or none active)."""
@@ -405,9 +405,9 @@ class _Judging:
         return out
 
 
-def _station_state(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
+def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], checks: list[Any], carried: list[Any],
                    made: int, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                   with_failures: bool = True, judging: Optional[_Judging] = None) -> dict[str, Any]:
+                   with_failures: bool = True, judging: Optional[Judging] = None) -> dict[str, Any]:
     line, station, product = key
     latest = {c.test_part: c for c in carried}
     seen_now = {c.test_part: c for c in checks}      # in time order: the last one stands
