@@ -101,16 +101,40 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_
                + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
     other = {wh: n for wh, n in kept.items() if wh not in given}
     if other and given and not any(wh in kept for wh in given):
+        where, hidden = _station_said(data, db, db_schema)
         # A replaced camera of another resolution: the old camera's photos kept beside the new
         # one's, every retrain learns both, and its photo check then passes either camera's
         # photos (the old lamp or exposure coming back among them unnoticed).
         click.echo(f"warning: these photos are {_sizes_said(given)}; the {sum(other.values())} kept before are "
                    f"{_sizes_said(other)}: another camera? Every retrain learns both. If the old camera is gone, "
-                   "remove its photos: lineguard reference remove"
-                   + (f" --data {shlex.quote(str(data))}" if not db else "") + f" --product {shlex.quote(product.strip())}"
+                   "remove its photos: lineguard reference remove" + where
+                   + f" --product {shlex.quote(product.strip())}"
                    + (f" --line {shlex.quote(line.strip())}" if line.strip() else "")
                    + " --size " + " --size ".join(f"{w}x{h}" for w, h in sorted(other))
-                   + " (docs/camera-change.md)")
+                   + (" (with the database password where *** stands; docs/camera-change.md)" if hidden
+                      else " (docs/camera-change.md)"))
+
+
+def _station_said(data: Path, db: Optional[str], db_schema: Optional[str]) -> tuple[str, bool]:
+    """The station's place as a command given next takes it: the folder (the photos' files are
+    there, a PostgreSQL station's too), and the database and schema this command opened. The
+    warning's remove command once left out --db and --db-schema: a PostgreSQL station's was
+    refused ("no station"). The database never with its password: ``***`` in its place (the
+    admin gives it again: the second value says one was hidden), or ``"$LINEGUARD_DB"`` where
+    the URL came from that variable."""
+    from click.core import ParameterSource
+
+    from ..line.config import without_password
+    said, hidden = f" --data {shlex.quote(str(data))}", False
+    if db:
+        if click.get_current_context().get_parameter_source("db") == ParameterSource.COMMANDLINE:
+            shown = without_password(db)
+            said, hidden = said + f" --db {shlex.quote(shown)}", shown != db
+        else:       # from LINEGUARD_DB: the shell gives it again, password and all
+            said += ' --db "$LINEGUARD_DB"'
+    if db_schema:
+        said += f" --db-schema {shlex.quote(db_schema)}"
+    return said, hidden
 
 
 def _sizes_said(sizes: dict[tuple[int, int], int]) -> str:
@@ -185,6 +209,19 @@ def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optiona
                      + (" of " + ", ".join(f"{w}x{h}" for w, h in sizes) if sizes else "")
                      + ": `lineguard reference list --product " + product.strip() + "` shows those kept", code=1)
             ids = tuple(picked)
+        else:
+            # every id looked up before any goes: a mistyped id after good ones removed those and
+            # then failed, half done, naming the API; an id given twice failed at its second removal
+            ids = tuple(dict.fromkeys(ids))
+            missing = []
+            for i in ids:
+                try:
+                    store.get(i)
+                except StationError:
+                    missing.append(i)
+            if missing:
+                fail(f"no reference photo with id {', '.join(map(str, missing))}: nothing was removed "
+                     "(`lineguard reference list` shows the ids kept)", code=1)
         for i in ids:
             try:
                 store.remove(i, by=cli_actor())

@@ -338,7 +338,7 @@ def rescore_compare(old_out: Path, new_out: Path, list_n: int, csv_out: Optional
 @click.option("--ray", "ray_address", default="local", show_default=True,
               help="local (a private Ray on this machine), auto, HOST:6379 or ray://HOST:10001.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs for --ray local (default: all).")
-@click.option("--replicas", type=int, default=1, show_default=True,
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
               help="Copies of the station app, one CPU each; with several, give a PostgreSQL --db.")
 @click.option("--models-per-replica", type=click.IntRange(min=1), default=4, show_default=True,
               help="Products a replica is the scoring route's target for (the serve_multiplexed_model_id "
@@ -390,9 +390,12 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
         note("warning", f"--replicas {replicas} with the SQLite database in {config.data_dir}: replicas on other "
                         "nodes of a cluster would each write a database of their own; give a PostgreSQL --db there")
     stop = threading.Event()
-    # Ctrl-C and SIGTERM (systemd, `kill`) end the wait; the replicas then close their stations
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM (systemd, `kill`) end the wait; the replicas then close their stations.
+    # The handlers before are put back once it returns: a caller in the same process (a test,
+    # a script running the command) had its Ctrl-C only set an Event no one waited on any more.
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        signal.signal(sig, lambda *_: stop.set())
     from ..server.ray_serve import run_station
     try:
         run_station(config, ray_address=ray_address, num_cpus=num_cpus, host=host, port=port,
@@ -403,6 +406,10 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
         # a replica that cannot open its station (database down, folder not writable): Serve's
         # deploy failure, traceback and all; the first lines name the cause
         fail(f"the station did not start on Ray Serve: {str(exc).strip().splitlines()[-1][:500]}", code=1)
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:     # None: one set outside Python, which cannot be put back from here
+                signal.signal(sig, handler)
     say("stopped")
 
 

@@ -358,8 +358,11 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
     if not _USER.fullmatch(user):
         _fail(f"--user {user!r} is not an account name")
     if user == "root":
-        note("warning", "the station would run as root: give --user, an account of its own that owns its --data "
-                        "folder")
+        # named by what the unit runs: a watcher sending to --server has no station and no --data
+        # folder of its own, and the warning told it to own one
+        what = {"serve": "the station", "watch": "the hot folder's watcher", "camera": "the camera's inspection"}
+        owns = " that owns its --data folder" if verb == "serve" or params.get("data") else ""
+        note("warning", f"{what.get(verb, 'the ' + verb)} would run as root: give --user an account of its own{owns}")
     working_dir = Path(os.path.abspath(working_dir or Path.cwd()))
     # serve without --data runs in ./station; watch and camera without it write no folder
     _check_account(user, working_dir, params.get("data") or (Path("station") if verb == "serve" else None))

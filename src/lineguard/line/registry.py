@@ -227,6 +227,10 @@ class ModelRegistry:
         self._file_checks: dict[str, tuple[tuple[int, int, int], Optional[str]]] = {}
 
     ACTIVE_TTL_S = 2.0
+    # How a product that never had a model gets one, said after "unknown product ...": a
+    # station started another way (Ray Serve's replicas take no --model) sets its own words.
+    no_model_hint = ("Upload one with POST /api/v1/models (engineer key) or start the station with "
+                     "`lineguard serve --model FILE.lgm --product NAME`")
 
     @contextmanager
     def _change(self, what: str) -> Iterator[Session]:
@@ -669,9 +673,8 @@ class ModelRegistry:
             if alike:
                 raise NoActiveModel(f"unknown product {product!r}: {did_you_mean(alike)} Product names are "
                                     f"compared exactly, case too.{also}", did_you_mean=alike)
-            raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it.{also} Upload one "
-                                "with POST /api/v1/models (engineer key) or start the station with "
-                                "`lineguard serve --model FILE.lgm --product NAME`")
+            raise NoActiveModel(f"unknown product {product!r}: no model was ever uploaded for it.{also} "
+                                f"{self.no_model_hint}")
         raise NoActiveModel(f"no active model for product {product!r} on line {line!r}; activate a version "
                             f"with POST /api/v1/models/{product}/activate")
 

@@ -19,7 +19,6 @@ hop to a cluster.
 """
 # No ``from __future__ import annotations``: FastAPI reads the route's parameter types
 # (UploadFile, imported inside station_deployment) at definition time.
-import re
 from typing import Any, Callable, Optional
 
 from ..line.scale import require_ray
@@ -27,12 +26,13 @@ from ..line.scale import require_ray
 SCORE_ROUTE = "/api/v1/scale/score"
 DEFAULT_NAME = "lineguard-station"
 
-# the registry's answer for a product no model was ever uploaded for ends "or start the
-# station with `lineguard serve --model FILE.lgm --product NAME`": behind Serve there is
-# no such start, every replica judges with the versions uploaded to the station
-_START_WITH_MODEL = re.compile(r"or start the station with `lineguard serve --model [^`]*`")
-SERVE_UPLOAD_HINT = ("or on the Models page (an engineer's sign-in); every replica judges with the product's "
-                     "active version (`lineguard serve-ray` takes no --model)")
+# the registry's answer for a product no model was ever uploaded for says how to get one
+# (ModelRegistry.no_model_hint): a station's ends "or start the station with `lineguard serve
+# --model ...`", and behind Serve there is no such start, every replica judges with the
+# versions uploaded to the station. Each replica's registry says these words instead.
+SERVE_NO_MODEL_HINT = ("Upload one with POST /api/v1/models (engineer key) or on the Models page (an engineer's "
+                       "sign-in); every replica judges with the product's active version (`lineguard serve-ray` "
+                       "takes no --model)")
 
 
 def replica_number() -> str:
@@ -54,8 +54,11 @@ def replica_process(number: str, name: str = DEFAULT_NAME) -> str:
 
 
 def serve_hint(message: str) -> str:
-    """``message`` (a NoActiveModel's) with what to do behind Serve instead of a start with --model."""
-    return _START_WITH_MODEL.sub(SERVE_UPLOAD_HINT, message)
+    """``message`` (a NoActiveModel's a station's registry gave) with what to do behind Serve
+    instead of a start with --model; any other message as it is. The replicas' own registries
+    say it first hand (:func:`serve_app`): this is for an answer a station gave."""
+    from ..line.registry import ModelRegistry
+    return message.replace(ModelRegistry.no_model_hint, SERVE_NO_MODEL_HINT)
 
 
 def serve_app(config: Any, loader: Optional[Callable[..., Any]] = None, trainer: Optional[Callable[..., Any]] = None,
@@ -65,20 +68,23 @@ def serve_app(config: Any, loader: Optional[Callable[..., Any]] = None, trainer:
     on one replica: Prometheus sums them, ``sum without(replica) (rate(...))``), and the
     unknown-product answer saying to upload a model, not to start one with --model.
     ``replica``: the replica's number, asked at start-up in the replica."""
-    from fastapi import Request
+    from contextlib import asynccontextmanager
 
-    from ..line.errors import NoActiveModel, StationError
     from .app import create_app
 
     app = create_app(config, loader=loader, trainer=trainer, process=lambda: replica_process(replica(), name),
                      metric_labels=lambda: {"replica": replica()})
-    station_error = app.exception_handlers[StationError]
+    station_start = app.router.lifespan_context
 
-    async def no_active_model(request: Request, exc: Exception) -> Any:
-        said = NoActiveModel(serve_hint(exc.message), **exc.details)  # type: ignore[attr-defined]
-        return await station_error(request, said)
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> Any:
+        # the station opens in the replica, at start-up: its registry says Serve's way to a
+        # model from then on, to the scoring route and every other answer alike
+        async with station_start(asgi_app) as state:
+            asgi_app.state.station.models.no_model_hint = SERVE_NO_MODEL_HINT
+            yield state
 
-    app.add_exception_handler(NoActiveModel, no_active_model)
+    app.router.lifespan_context = lifespan
     return app
 
 
@@ -253,7 +259,10 @@ def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[i
     import threading
 
     from ..line.scale import connect
-    why = port_problem(host, port) or database_problem(config)
+    # no replica is never a setting, on a cluster too (its autoscaler adds CPUs, not replicas):
+    # a cluster's 0 was only warned about, and went on to deploy no replica at all
+    why = (replicas_problem(num_replicas, 0) if num_replicas < 1 else None) \
+        or port_problem(host, port) or database_problem(config)
     if why:
         raise ValueError(why)
     ray = require_ray()
