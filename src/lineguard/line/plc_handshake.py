@@ -42,7 +42,6 @@ from .db import is_busy, is_refusal, is_unreachable
 from .errors import ModelLoadFailed, NotFound, StationBusy, StationError, StorageUnavailable
 from .orm import LineSignal, utcnow
 from .outbox import record_event
-from ..vision.atomic import atomic_write_bytes
 from .signal_spool import FOLDER as spool_folder
 from .signal_spool import AnswerJournal, SignalSpool
 
@@ -807,7 +806,7 @@ class Handshake:
         # (a kill -9 while the recorder lagged lost them); synced too on a power-safe station
         power_safe = getattr(getattr(station, "config", None), "sqlite_synchronous", None) == "FULL"
         self._journal = AnswerJournal(Path(data_dir) / spool_folder if data_dir is not None else None,
-                                      f"{protocol}-{link}", sync=power_safe)
+                                      f"{protocol}-{link}", sync=power_safe, reserve=self._spool)
         # the trigger numbers reserved on the disk: handed out up to this one
         self._seq_mark = Path(data_dir) / spool_folder / f"{protocol}-{link}.seq" if data_dir is not None else None
         self._seq_reserved = 0
@@ -889,8 +888,8 @@ class Handshake:
         if left and spool.on_disk:
             kept = f"PLC answers are kept in the reserve, {left} left ({spool.reserve_path})"
         else:
-            kept = ("the reserve for PLC answers is used up: those the database refuses are kept in memory only, "
-                    "and a restart now loses them")
+            kept = ("the reserve for PLC answers is used up: judged parts are answered with a storage fault "
+                    "(Error 13), and those the database refuses are kept in memory only, and a restart now loses them")
         self.station.faults[self.disk_fault_key] = (
             f"the data disk is full: {kept}; free space on the disk (old photos, logs, files not the station's)")
 
@@ -924,7 +923,9 @@ class Handshake:
             self._seq_reserved = n + SEQ_BLOCK - 1
             if self._seq_mark is not None:
                 try:
-                    atomic_write_bytes(self._seq_mark, f"{self._seq_reserved}\n".encode())
+                    # on a full disk with the spool's reserve (one per link): refused, a restart
+                    # handed out again the numbers of parts the PLC had
+                    self._spool.write_mark(self._seq_mark, f"{self._seq_reserved}\n".encode())
                 except OSError as exc:
                     if not self._said_seq_mark:
                         self._said_seq_mark = True
@@ -1042,7 +1043,7 @@ class Handshake:
                 # a clean stop: the next start goes on from the last number handed out (only
                 # a kill leaves the rest of the block unused)
                 try:
-                    atomic_write_bytes(self._seq_mark, f"{self.seq}\n".encode())
+                    self._spool.write_mark(self._seq_mark, f"{self.seq}\n".encode())
                     self._seq_reserved = self.seq
                 except OSError as exc:
                     log.warning("the PLC's last trigger number not kept in %s (%s): the next start skips the rest "
@@ -1340,6 +1341,16 @@ class Handshake:
                      score=float(rec.score) if rec is not None else None,
                      model_version=str(rec.model_version or "") if rec is not None else "",
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
+        if rec is not None:
+            # on the disk before the PLC may read it: a kill before the recorder wrote it
+            # loses nothing (replayed at the next start)
+            row, event = self._row_event(ans)
+            try:
+                self._journal.add(trig.key, row, event)
+            except OSError as exc:      # the disk full, the spool's reserve used up too
+                self._answer_unkept(trig, ans, exc)
+                return
+            trig.journaled = trig.key
         self.pending = None
         self.result_valid = True
         self._shown = trig
@@ -1370,18 +1381,31 @@ class Handshake:
             self._recorder.submit(self._count_answer, ans, rec is not None, True)
         else:
             self._count_answer(ans, rec is not None)
-        if rec is not None:
-            # on the disk before the PLC may read it: a kill before the recorder wrote it
-            # loses nothing (replayed at the next start)
-            row, event = self._row_event(ans)
-            trig.journaled = trig.key
-            self._journal.add(trig.journaled, row, event)
         self.answered(ans)
         self.show()
         if rec is not None:
             # the verdict's record is already committed; what the PLC was told is stored off
             # the handshake path (and off the protocol's thread): in trigger order, one writer
             self._recorder.submit(self._record, ans)
+
+    def _answer_unkept(self, trig: Trigger, ans: Answer, exc: OSError) -> None:
+        """A judged part whose answer the disk refused to journal (full, the link's reserve
+        used up too): answered as a storage fault is, NG with Error 13 held until ClearError,
+        its row committed (or spooled) before the PLC may read it, and its verdict stored and
+        linked as a late one, never sent. Not its verdict kept in memory only: the PLC would
+        have an answer a kill loses, and the line would run on with every part so; a full
+        disk's other parts are storage faults already (their photos refused)."""
+        code = ResultCode.STORAGE_FAULT
+        why = (f"the part's answer ({ans.code.name}) could not be kept on the disk before the PLC read it "
+               f"({self._journal.path}: {exc.strerror or exc}): its verdict is stored (inspection "
+               f"{ans.inspection_id}), not sent; free space on the data disk, then ClearError")
+        self.error_code = int(code)
+        self.error = why
+        self.counts["faults"] += 1
+        self.station.faults[self.fault_key] = f"PLC error {int(code)} ({code.name}): {why}"
+        log.error("PLC fault %s: %s", code.name, why)
+        self._answer(trig, code, None, reason=why)
+        self._recorder.submit(self._record_late, trig, ans.inspection_id)
 
     def _count_answer(self, ans: Answer, verdict: bool, queued: bool = False) -> None:
         alarms = getattr(self.station, "alarms", None)

@@ -19,7 +19,9 @@ only is lost to a kill or a power cut. So the spool keeps room of its own beside
 disk refuses (ENOSPC, EDQUOT) gives a step of it back and is made again, and /health
 says so (:meth:`SignalSpool.reserve_answers_left`). It is made whole again once the disk
 has room for it and as much again. Only where the reserve is used up too (or could not
-be made) are the answers kept in memory only, and the log and /health say so.
+be made) are the answers kept in memory only, and the log and /health say so. The link's
+other files here, its answer journal and its trigger mark, are written with the same
+reserve (:meth:`SignalSpool.lend`): one reserve per link.
 """
 from __future__ import annotations
 
@@ -141,6 +143,32 @@ class SignalSpool:
             return True
         with self._lock:
             return self._refill(headroom=RESERVE_BYTES)
+
+    def lend(self, write: Any, size: int) -> None:
+        """``write()`` of another of the link's files in this folder (the answer journal, the
+        trigger mark), with this reserve's room where the disk is full: the disk's error
+        raised where the reserve is used up too. Called only once a write was refused: the
+        answer's path pays nothing while the disk has room."""
+        with self._lock:
+            self._with_reserve(write, size)
+
+    def write_mark(self, path: Path, data: bytes) -> None:
+        """A small file of the link's beside the spool (its trigger mark) written whole
+        (temp file, rename); where the disk is full, with the reserve's room: a mark the
+        disk refused let a restart hand out trigger numbers again."""
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            self.lend(lambda: atomic_write_bytes(path, data), len(data))
+
+    def take_back(self) -> None:
+        """Room freed beside the spool (the journal emptied or rewritten shorter): what it
+        was lent taken back into the reserve, as the spool's own rewrite does."""
+        if self._reserve_used:
+            with self._lock:
+                self._refill(headroom=0)
 
     def close(self) -> None:
         if self._held is not None:
@@ -334,9 +362,14 @@ class AnswerJournal:
     ResultsValid), and its replay says so (line.plc_handshake). Not synced: a mark lost to a
     power cut only leaves an answer the PLC had as not known to be delivered, never the
     other way round.
+
+    On a full disk its appends and rewrites take room from the link's spool reserve
+    (``reserve``, :meth:`SignalSpool.lend`); once that is used up too :meth:`add` raises the
+    disk's error and keeps nothing: the link does not put up an answer it cannot keep.
     """
 
-    def __init__(self, folder: Optional[Path], name: str, sync: bool = False):
+    def __init__(self, folder: Optional[Path], name: str, sync: bool = False,
+                 reserve: Optional[SignalSpool] = None):
         self.path = Path(folder) / f"{name}.journal.jsonl" if folder is not None else None
         self.acks_path = Path(folder) / f"{name}.journal.acks" if folder is not None else None
         self.sync = sync
@@ -350,6 +383,7 @@ class AnswerJournal:
         # key -> (when journaled, time.monotonic; its line): insertion order is answer order
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._said_failed = False
+        self._reserve = reserve
 
     def open(self) -> list[tuple[str, dict[str, Any], dict[str, Any], bool]]:
         """Open the journal (once, with the spool held); the answers a previous run left in
@@ -387,26 +421,60 @@ class AnswerJournal:
                 self._acks_fd = None
 
     def add(self, key: str, row: dict[str, Any], event: dict[str, Any]) -> None:
+        """Journal this answer before the PLC may read it. OSError where the disk refuses
+        it, the reserve used up too: not kept, the caller answers otherwise."""
         line = _line({"answer": key, "row": _stored(row), "event": event})
         with self._lock:
+            if self._fd is not None:
+                try:
+                    try:
+                        # one write: whole or not at all for a killed process (inline: every
+                        # part's path; a write in part or a sync checked in _written)
+                        written = os.write(self._fd, line)
+                        if written != len(line) or self.sync:
+                            self._written(written, len(line))
+                    except OSError as exc:
+                        if exc.errno not in _FULL or self._reserve is None:
+                            self._cut()
+                            raise
+                        self._reserve.lend(lambda: self._write_line(line), len(line))
+                except OSError as exc:
+                    if not self._said_failed:
+                        self._said_failed = True
+                        used_up = self._reserve is not None and exc.errno in _FULL
+                        log.error("answers to the PLC cannot be journaled: %s cannot be written (%s)%s", self.path,
+                                  exc, "; the room kept for them on a full disk is used up" if used_up else "")
+                    raise
+                self._size += len(line)
             self._pending[key] = (time.monotonic(), line)
             self._waiting_bytes += len(line)
-            if self._fd is None:
-                return
-            try:
-                os.write(self._fd, line)       # one write: whole or not at all for a killed process
-                if self.sync:
-                    os.fsync(self._fd)
-                self._size += len(line)
-            except OSError as exc:
-                try:
-                    os.ftruncate(self._fd, self._size)      # no half line for the next one to join
-                except OSError:
-                    pass
-                if not self._said_failed:
-                    self._said_failed = True
-                    log.error("answers to the PLC not journaled: %s cannot be written (%s); a kill of the station "
-                              "while the recorder lags loses them", self.path, exc)
+
+    def _write_line(self, line: bytes) -> None:
+        """The line written again, once refused (no part of it left)."""
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            self._cut()
+            raise
+        self._written(written, len(line))
+
+    def _written(self, written: int, size: int) -> None:
+        """A write taken whole (and synced where asked), or cut off and refused."""
+        try:
+            if written != size:
+                # the disk took part of it (the kernel writes what fits): refused as a whole
+                raise OSError(errno.ENOSPC, f"No space left on device (of {size} bytes, {written} written)")
+            if self.sync:
+                os.fsync(self._fd)
+        except OSError:
+            self._cut()
+            raise
+
+    def _cut(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)      # no half line for the next one to join
+        except OSError:
+            pass
 
     def delivered(self, key: str) -> None:
         """The PLC acknowledged this answer (ResultsAck, AcknowledgeResult): marked while it
@@ -417,12 +485,27 @@ class AnswerJournal:
             self._acked.add(key)
             if self._acks_fd is None:
                 return
+            mark = f"\n{key}\n".encode()
             try:
-                # a line cut short (a full disk) names no key: that answer replays as not known
-                # to be delivered, the safe side
-                self._acks_size += os.write(self._acks_fd, f"\n{key}\n".encode())
+                try:
+                    self._write_ack(mark)
+                except OSError as exc:
+                    if exc.errno not in _FULL or self._reserve is None:
+                        raise
+                    self._reserve.lend(lambda: self._write_ack(mark), len(mark))
             except OSError:
+                # not marked: that answer replays as not known to be delivered, the safe side
                 pass
+
+    def _write_ack(self, mark: bytes) -> None:
+        written = os.write(self._acks_fd, mark)
+        if written != len(mark):    # a full disk took part of it: cut off, given the reserve's room
+            try:
+                os.ftruncate(self._acks_fd, self._acks_size)
+            except OSError:
+                self._acks_size += written      # stays: its next mark begins on a line of its own
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._acks_size += written
 
     def done(self, key: str) -> None:
         """This answer is recorded (or in the spool): no longer the journal's."""
@@ -443,18 +526,30 @@ class AnswerJournal:
                 # the recorder lags for long (a locked table): rewritten with those still waiting
                 try:
                     data = b"".join(line for _t, line in self._pending.values())
-                    atomic_write_bytes(self.path, data)
+                    # a whole copy before the rename: on a full disk lent by the reserve,
+                    # which gets it back (and more) once the old file is gone
+                    self._rewrite(self.path, data)
                     os.close(self._fd)
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
                     self._size = len(data)
                     if self._acks_fd is not None and self._acks_size:     # those still waiting's
                         acks = "".join(f"{k}\n" for k in self._acked).encode()
-                        atomic_write_bytes(self.acks_path, acks)
+                        self._rewrite(self.acks_path, acks)
                         os.close(self._acks_fd)
                         self._acks_fd = os.open(self.acks_path, os.O_WRONLY | os.O_APPEND)
                         self._acks_size = len(acks)
                 except OSError as exc:
                     log.error("the PLC's answer journal %s could not be compacted (%s)", self.path, exc)
+                if self._reserve is not None:
+                    self._reserve.take_back()
+
+    def _rewrite(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            if exc.errno not in _FULL or self._reserve is None:
+                raise
+            self._reserve.lend(lambda: atomic_write_bytes(path, data), len(data))
 
     def backlog(self) -> tuple[int, float]:
         """Answers journaled and not yet recorded, and the oldest one's age in seconds."""
@@ -475,6 +570,8 @@ class AnswerJournal:
             self._size = 0
         except OSError as exc:
             log.error("the PLC's answer journal %s could not be emptied (%s)", self.path, exc)
+        if self._reserve is not None:      # what its lines took on a full disk, taken back
+            self._reserve.take_back()
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
