@@ -74,8 +74,10 @@ def test_escapes_a_customer_found_are_in_the_month_report(october):
         lines = {ln["line"]: ln for ln in body["lines"]}
         assert lines["L1"]["escapes"] == {
             "parts": 3, "audit": 1, "found_otherwise": 2,
+            # reviews stored without saying where (as before migration 0035)
+            "found_otherwise_by": {"station review": 0, "next process": 0, "customer": 0, "other": 0, "not said": 2},
             "text": "3 passed parts reviewed as defects: 1 found by the audit sample, 2 found otherwise "
-                    "(downstream, by the customer)"}
+                    "(2 where not said)"}
         assert (lines["L2"]["escapes"]["parts"], body["total"]["escapes"]["found_otherwise"]) == (0, 2)
         # the same parts as the review-rates' escapes over the same window
         rr = c.get("/api/v1/spc/review-rates", params={**OCT, "line": "L1"}).json()

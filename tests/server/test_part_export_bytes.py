@@ -33,7 +33,8 @@ def _add_every_kind(st) -> None:
              reviewer="Müller", review_note="Kratzer, nur Staub; \"ok\"\nzweite Zeile",
              reviewed_at=T0 + dt.timedelta(hours=1, microseconds=999)),
         dict(part_id="escape", verdict="OK", score=0.2, reviewed=True, review_label="defect",
-             defect_type="scratch", reviewer="李", reviewed_at=T0 + dt.timedelta(days=2), audit_sample=True),
+             defect_type="scratch", reviewer="李", reviewed_at=T0 + dt.timedelta(days=2), audit_sample=True,
+             found_by="customer"),
         dict(part_id="review-defect", verdict="REVIEW", score=0.55, review_threshold=None, reviewed=True,
              review_label="defect", defect_type="crack", reviewer="=cmd|' /C calc'!A0",
              reviewed_at=T0 + dt.timedelta(minutes=5)),
@@ -95,4 +96,6 @@ def test_the_export_bytes_are_those_of_the_whole_record_export_for_every_kind_of
 
 # the bytes before image_width, image_height were added: 42c8bd0487fd5a1d8ee5e2dbcd7ebe5847af0ccd2fea7f4a03b5cb04e8cb3427
 # (those plus ",64,48" at the end of each row and the two names at the end of the header)
-GOLDEN_SHA256 = "dd86320b91fcda99d064bee7f84c1b8d35e8b5a5e5f2758c5aad270ebd60ef87"
+# the bytes before found_by was added: dd86320b91fcda99d064bee7f84c1b8d35e8b5a5e5f2758c5aad270ebd60ef87
+# (those plus "," at the end of each row, ",customer" on the escape's, and the name at the end of the header)
+GOLDEN_SHA256 = "bf29a9bd857f016d9fe1293062e2f602e9dc5be75f9e34e79792f2fbcea38d8a"

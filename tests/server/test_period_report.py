@@ -137,7 +137,7 @@ def test_the_month_report_as_a_workbook_has_typed_sheets(spc_station):
     assert 'filename="lineguard-period-20261101-20261130.xlsx"' in r.headers["content-disposition"]
     book = _book(r.content)
     assert list(book) == ["Window", "Summary", "By day", "Defect types", "Models", "By week", "Alarms",
-                          "Verification", "Verification not passed", "Model changes"]
+                          "Verification", "Verification not passed", "Model changes", "Defect types by line"]
     window = {row[0][1]: row[1] for row in book["Window"][1:]}
     assert window["since"][0] == "t" and window["time zone"] == ("s", "Europe/Berlin")
     head = [t for _, t in book["Summary"][0]]

@@ -96,6 +96,9 @@ class Inspection(Base):
     review_note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     reviewed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     defect_type: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)   # latest review's
+    # where the latest review's escape was found (reviews.FOUND_BY; migration 0035): an OK
+    # part reviewed as a defect, found by the audit sample, the customer...; None: not said
+    found_by: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)
     # kept at random whatever the verdict (StationConfig.audit_sample_rate): the unbiased
     # sample of the line that retraining may learn from
     audit_sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
@@ -278,6 +281,7 @@ class Review(Base):
     reviewer: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     verdict_at_review: Mapped[str] = mapped_column(String(16))          # what the model had said
+    found_by: Mapped[Optional[str]] = mapped_column(String(20), nullable=True)   # an escape's: reviews.FOUND_BY
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

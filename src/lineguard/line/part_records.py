@@ -4,7 +4,8 @@
 One row a part, in the plant's words: its verdict, score and thresholds, its defect
 regions (how many, the largest), the model that judged it, the latest review with
 its outcome (false reject, escape, confirmed defect...), and last the photo's size
-(``image_width``, ``image_height``: where the camera was changed for one of another resolution).
+(``image_width``, ``image_height``: where the camera was changed for one of another resolution),
+then where an escape was found (``found_by``: the audit sample, the customer...).
 
 Part ids, lots and notes come from outside (a PLC, a scanner, an operator); a cell that a
 spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) is written with
@@ -30,14 +31,16 @@ COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot"
            "test_part", "test_expected", "photo_issues",
            # the photo's size as the camera took it: a camera replaced by one of another
            # resolution shows as the row where it changes (the night's parts after the change)
-           "image_width", "image_height"]     # new columns go last: a sheet's macros read by position
+           "image_width", "image_height",
+           # an escape's: where it was found (reviews.FOUND_BY: audit, customer...), the 8D's question
+           "found_by"]     # new columns go last: a sheet's macros read by position
 
 # the record's fields record_row reads: the export selects only these (not whole records
 # with their timings and every other column: a year of parts read twice as fast)
 RECORD_FIELDS = ("id", "created_at", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
                  "score", "threshold", "review_threshold", "regions", "model_id", "model_version", "registry_version",
                  "image_key", "audit_sample", "reviewed", "review_label", "defect_type", "reviewer", "reviewed_at",
-                 "review_note", "test_part", "test_expected", "photo_issues", "image_width", "image_height")
+                 "review_note", "test_part", "test_expected", "photo_issues", "image_width", "image_height", "found_by")
 RECORD_COLUMNS = tuple(getattr(Inspection, f) for f in RECORD_FIELDS)
 
 # what a person's review says of the verdict (a REVIEW part was neither shipped nor
@@ -102,7 +105,7 @@ def record_row(rec: Any, zone: Optional[dt.tzinfo] = None) -> list[Any]:
             "yes" if rec.reviewed else "no", rec.review_label, review_outcome(rec.verdict, rec.review_label),
             rec.defect_type, rec.reviewer, rec.reviewed_at, rec.review_note, rec.test_part, rec.test_expected,
             "; ".join(rec.photo_issues) if isinstance(rec.photo_issues, list) and rec.photo_issues else None,
-            rec.image_width, rec.image_height]
+            rec.image_width, rec.image_height, rec.found_by]
 
 
 def csv_lines(records: Iterable[Inspection], zone: Optional[dt.tzinfo] = None, bom: bool = True,

@@ -22,6 +22,7 @@ from . import alarm_causes, spc, xlsx
 from .db import Database
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
 from .part_names import folded, station_is, stored_names
+from .reviews import FOUND_BY
 from .shifts import plant_zone, wall_to_utc
 from .spc_data import (Filters, Periods, _where, audit_ok_counts, defect_subgroups, defect_type_counts,
                        kept_filters, naive_utc, no_verdict_counts, refuse_backwards, rejected_never_judged,
@@ -82,6 +83,30 @@ def _num_text(x: Any) -> str:
     return "?" if x is None else f"{x:.1f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
 
 
+# escapes outside the audit sample by where they were found (reviews.FOUND_BY but the audit,
+# then the reviews that did not say), each as the report's text says it
+_FOUND_OTHERWISE = {"station review": "at the station's review", "next process": "at the next process",
+                    "customer": "by the customer", "other": "elsewhere", "not said": "where not said"}
+assert set(_FOUND_OTHERWISE) == set(FOUND_BY) - {"audit"} | {"not said"}
+
+
+def _found_otherwise_by(db: Database, f: Filters) -> dict[str, int]:
+    """The passed parts (OK) reviewed as defects outside the audit sample, by where they
+    were found (the part's latest review's ``found_by``): "how many of these did we find
+    before the customer did?" A value the review route refuses ("audit" on a part not
+    drawn for the sample, a name stored by hand) is counted as "other", never dropped."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.found_by, func.count())
+                         .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label == "defect",
+                                Inspection.verdict == "OK", Inspection.audit_sample.is_(False))
+                         .group_by(Inspection.found_by)).all()
+    out = dict.fromkeys(_FOUND_OTHERWISE, 0)
+    for found_by, n in rows:
+        key = "not said" if found_by is None else found_by if found_by in out else "other"
+        out[key] += int(n)
+    return out
+
+
 def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: float,
                   no_verdict: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """One line's (or every line's) counts and rates over the window: ``kept``, the window
@@ -104,6 +129,9 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     # parts looked at were not drawn at random). Only the audit's were reported, so a month
     # with a customer's escape read "0 escapes" to the customer who found it.
     found_otherwise = max(0, int(es["k"]) - int(ea["k"]))
+    # ...and those by where they were found (an 8D report's and the customer's question)
+    found_by = _found_otherwise_by(db, reviewed)
+    where_found = ", ".join(f"{n} {_FOUND_OTHERWISE[k]}" for k, n in found_by.items() if n)
     # REVIEW and NG parts no person has reviewed good or defect yet (the Review queue's)
     waiting_ng = get("NG") - get("NG", "good") - get("NG", "defect")
     waiting_review = get("REVIEW") - get("REVIEW", "good") - get("REVIEW", "defect")
@@ -115,8 +143,10 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
         "rejected_reviewed_good": {**fr, "text": f"{fr['k']} of {fr['n']} NG parts reviewed were good"},
         "passed_defective_audit": {**ea, "text": f"{ea['k']} of {ea['n']} audited OK parts reviewed were defects"},
         "escapes": {"parts": int(es["k"]), "audit": int(ea["k"]), "found_otherwise": found_otherwise,
+                    "found_otherwise_by": found_by,
                     "text": f"{int(es['k'])} passed parts reviewed as defects: {int(ea['k'])} found by the audit "
-                            f"sample, {found_otherwise} found otherwise (downstream, by the customer)"},
+                            f"sample, {found_otherwise} found otherwise"
+                            + (f" ({where_found})" if where_found else "")},
         "review_workload": {"parts": get("REVIEW"), "reviewed_good": band["good"],
                             "reviewed": band["good"] + band["defect"],
                             "good_share": _share(band["good"], band["good"] + band["defect"])},
@@ -559,6 +589,14 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     if not line:
         by_week.append(_by_week(db, over(None, True), days, "all lines"))
     bars = spc.pareto(type_counts)
+    # the same Pareto for each line alone: the lines' defects differ (one line's press makes
+    # the cracks), and all lines summed hid it unless each was asked for in its own report
+    by_line_types = []
+    for ln in lines:
+        counts, waiting = defect_type_counts(db, over(ln["line"], False))
+        line_bars = spc.pareto(counts)
+        by_line_types.append({"line": ln["line"], "defects": sum(b.parts for b in line_bars),
+                              "not_reviewed": waiting, "bars": [vars(b) for b in line_bars]})
     # the models that judged the window's parts, named as the shift report names them
     with db.session() as s:
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
@@ -595,6 +633,7 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
                               for h in chart.alarms]},
         "defect_types": {"defects": sum(b.parts for b in bars), "not_reviewed": not_reviewed,
                          "bars": [vars(b) for b in bars]},
+        "defect_types_by_line": by_line_types,
         "by_week": by_week,
         "alarms": _alarms(db, t0, t1, line, station, now),
         "models": [{"product": p, "model_id": m, "registry_version": v, "parts": int(n), "first": iso_utc(a),
@@ -625,7 +664,8 @@ def _parse(t: Optional[str], zone: dt.tzinfo) -> Optional[dt.datetime]:
 
 def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, list[str], list[list[Any]]]]:
     """The report as (sheet name, header, rows): Window, Summary, By day, Defect types,
-    Models, By week, Alarms, Verification, Verification not passed, Model changes. Numbers are
+    Models, By week, Alarms, Verification, Verification not passed, Model changes, Defect
+    types by line. Numbers are
     numbers, times are times on the plant's clocks, shares fractions."""
     zone = plant_zone(timezone)
     w = report["window"]
@@ -646,7 +686,8 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                     "passed parts found defective", "found by the audit sample", "found otherwise (downstream, "
                     "customer)",
                     # new columns at the end: a sheet's macros read the columns by position
-                    "rejected by the PLC without a verdict", "of them judged later", "never judged"]
+                    "rejected by the PLC without a verdict", "of them judged later", "never judged"] + [
+                    f"found otherwise: {words}" for words in _FOUND_OTHERWISE.values()]
 
     def summary(name: str, r: dict[str, Any]) -> list[Any]:
         gs, fr, ea, rw, wt = (r["good_scrapped"], r["rejected_reviewed_good"], r["passed_defective_audit"],
@@ -656,7 +697,7 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                 ea["needed"], rw["parts"], rw["reviewed_good"], rw["reviewed"], rw["good_share"]["rate"],
                 wt["parts"], wt["NG"], wt["REVIEW"], r["escapes"]["parts"], r["escapes"]["audit"],
                 r["escapes"]["found_otherwise"], r["no_verdict"]["parts"], r["no_verdict"]["judged_later"],
-                r["no_verdict"]["never_judged"]]
+                r["no_verdict"]["never_judged"]] + [r["escapes"]["found_otherwise_by"][k] for k in _FOUND_OTHERWISE]
     summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + [
         summary(report["window"]["line"] or "all lines", report["total"])]
     by_day = report["by_day"]
@@ -664,6 +705,8 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                  p["z"], " ".join(map(str, p["rules"]))] for p in by_day["points"]]
     type_rows = [[b["defect_type"], b["parts"], b["caught"], b["at_review"], b["escaped"], b["share"],
                   b["cumulative"]] for b in report["defect_types"]["bars"]]
+    line_type_rows = [[ln["line"], b["defect_type"], b["parts"], b["caught"], b["at_review"], b["escaped"], b["share"],
+                       b["cumulative"]] for ln in report["defect_types_by_line"] for b in ln["bars"]]
     week_rows = [[w["line"], p["week"], p["first_day"], p["last_day"], p["partial"], p["n"], p["ng"], p["p"],
                   w["centre"], p["ucl"], p["lcl"], p["z"], " ".join(map(str, p["rules"]))]
                  for w in report["by_week"] for p in w["points"]]
@@ -702,7 +745,9 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                                          "test parts", "why not counted"], missed_rows),
             ("Model changes", ["product", "line", "when", "change", "version (rolled back: those undone)",
                                "back to", "model id", "by", "forced", "forced: what the trial found",
-                               "change log's words", "version's note"], change_rows)]
+                               "change log's words", "version's note"], change_rows),
+            ("Defect types by line", ["line", "defect type", "parts", "judged NG", "judged REVIEW",
+                                      "judged OK (escaped)", _SHARE, "cumulative " + _SHARE], line_type_rows)]
 
 
 def workbook(report: dict[str, Any], timezone: Optional[str]) -> bytes:

@@ -18,6 +18,10 @@ from .orm import Inspection, ProductSettings, Review, utcnow
 DEFAULT_DEFECT_TYPES = ("scratch", "crack", "dent", "stain", "contamination", "other")
 MAX_DEFECT_TYPES = 100
 DEFECT_TYPE_MAX_LEN = 100
+# where an escape (a part the station passed, OK, reviewed as a defect) was found, the
+# 8D report's "how many did we find before the customer did?": "audit" is the random audit
+# sample's (a part drawn for it only); a plant's other audits (a dock audit) are "other"
+FOUND_BY = ("audit", "station review", "next process", "customer", "other")
 
 
 def defect_types(s: Session, product: str) -> list[str]:
@@ -69,6 +73,25 @@ def check_review(s: Session, product: str, label: str, defect_type: Optional[str
                              f"(PUT /api/v1/products/{product}/defect-types)", defect_types=allowed)
 
 
+def check_found_by(found_by: str, label: str, verdict: Optional[str], audit_sample: bool) -> None:
+    """Refuse a ``found_by`` (where an escape was found) that is not one of :data:`FOUND_BY`,
+    is sent on a review that is no escape (label "defect" on a part whose ``verdict`` was
+    OK), or says "audit" of a part not drawn for the audit sample."""
+    # refused, not ignored: a "found by the customer" dropped unsaid would read as never found
+    if found_by not in FOUND_BY:
+        raise InvalidRequest(f"found_by {found_by[:40]!r} is not one of: {', '.join(FOUND_BY)}; say where the "
+                             "escape was found with one of them (another place: \"other\", and name it in the "
+                             "note)", found_by=list(FOUND_BY))
+    if label != "defect" or verdict != "OK":
+        raise InvalidRequest("found_by says where an escape was found: it goes with label 'defect' on a part the "
+                             f"station passed (OK) only; this part's verdict is {verdict} and the label {label!r}: "
+                             "send the review without found_by", found_by=list(FOUND_BY))
+    if found_by == "audit" and not audit_sample:
+        raise InvalidRequest("found_by 'audit' is the random audit sample's, and this part was not drawn for it: "
+                             "choose 'station review' (picked in the review queue), 'next process', 'customer' "
+                             "or 'other' (another audit: name it in the note)", found_by=list(FOUND_BY))
+
+
 def history(s: Session, inspection_id: int) -> list[Review]:
     """Every review of a part, oldest first."""
     return list(s.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)))
@@ -89,4 +112,4 @@ def check_seen(rec: Inspection, seen: str, latest_at: Optional[str]) -> None:
                         f"{latest_at}; look at that review, then send yours again with its seen_review to "
                         "replace it", review={"label": rec.review_label, "defect_type": rec.defect_type,
                                               "reviewer": rec.reviewer, "note": rec.review_note,
-                                              "reviewed_at": latest_at})
+                                              "reviewed_at": latest_at, "found_by": rec.found_by})

@@ -170,7 +170,9 @@ def inspection_to_dict(rec: Inspection) -> dict[str, Any]:
         "test_part": None if rec.test_part is None else {
             "name": rec.test_part, "expected": rec.test_expected, "right": rec.verdict == rec.test_expected},
         "review": {"reviewed": bool(rec.reviewed), "label": rec.review_label, "reviewer": rec.reviewer,
-                   "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at), "defect_type": rec.defect_type},
+                   "note": rec.review_note, "reviewed_at": _iso(rec.reviewed_at), "defect_type": rec.defect_type,
+                   # where an escape was found (line.reviews.FOUND_BY); None: not said, or not an escape
+                   "found_by": rec.found_by},
     }
 
 
@@ -186,7 +188,7 @@ _iso = iso_utc   # the name the routers import
 # the database fault /health's own probe sets (and clears once the database answers again)
 _UNREACHABLE = "the database is not reachable"
 # a part's latest review, as its record keeps it (Station.review writes every one of them)
-_REVIEW_COLUMNS = ("reviewed", "review_label", "defect_type", "reviewer", "review_note", "reviewed_at")
+_REVIEW_COLUMNS = ("reviewed", "review_label", "defect_type", "reviewer", "review_note", "reviewed_at", "found_by")
 # /health proves the database takes writes when no part has been written for this long
 WRITE_CHECK_IDLE_S = 60.0
 # /health's image-folder write probe, at most this often while the folder has no fault
@@ -920,7 +922,8 @@ class Station:
         return each_part(self.db, limit=limit, before_page=self.maps.flush, **filters)
 
     def review(self, inspection_id: int, label: str, reviewer: Optional[str], note: Optional[str],
-               defect_type: Optional[str] = None, seen_review: Optional[str] = None) -> Inspection:
+               defect_type: Optional[str] = None, seen_review: Optional[str] = None,
+               found_by: Optional[str] = None) -> Inspection:
         """Record a person's judgement of a part: appended to its history, kept as its latest
         review, and published (outbox event ``review``), all in one transaction.
 
@@ -931,6 +934,8 @@ class Station:
         as the API gives it, or "none": not reviewed); another one by now is refused
         (:class:`ReviewChanged`), so a person decides, not whoever wrote last (two reviewers
         on one part each read "saved", and a confirmed defect became "good"). None: no check.
+        ``found_by``: where an escape was found (:data:`.reviews.FOUND_BY`), with "defect" on
+        an OK part only (others refused, InvalidRequest).
         The same person saying the same again (a double click, a request re-sent after a
         timeout) is one judgement: no second history row or review event."""
         with self.db.session() as s:
@@ -945,20 +950,23 @@ class Station:
             if rec is None:
                 raise NotFound(f"no inspection with id {inspection_id}")
             reviews.check_review(s, rec.product, label, defect_type)
-            if rec.reviewed and (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note) == (
-                    label, defect_type, reviewer, note):
+            if found_by is not None:
+                reviews.check_found_by(found_by, label, rec.verdict, bool(rec.audit_sample))
+            if rec.reviewed and (rec.review_label, rec.defect_type, rec.reviewer, rec.review_note, rec.found_by) == (
+                    label, defect_type, reviewer, note, found_by):
                 return rec
             if seen_review is not None:
                 reviews.check_seen(rec, seen_review, _iso(rec.reviewed_at) if rec.reviewed else None)
             now = utcnow()
             s.add(Review(inspection_id=rec.id, label=label, defect_type=defect_type, reviewer=reviewer, note=note,
-                         verdict_at_review=rec.verdict, created_at=now))
+                         verdict_at_review=rec.verdict, created_at=now, found_by=found_by))
             rec.reviewed = True
             rec.review_label = label
             rec.defect_type = defect_type
             rec.reviewer = reviewer
             rec.review_note = note
             rec.reviewed_at = now
+            rec.found_by = found_by
             # every column written, not only those that differ from the copy read above: on
             # SQLite that read takes no lock, and a review that read the part before another
             # reviewer's committed left the other's label or defect type standing (a part

@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..line.alarms import CAUSES
+from ..line.reviews import FOUND_BY
 from ..vision.preprocess import side_ok, size_rule
 # no_nul: free text (PostgreSQL refuses NUL: a 500 instead of a 422); printable: a part
 # field's rule (no control or invisible character), for names people read and choose from
@@ -19,6 +20,12 @@ class ReviewIn(BaseModel):
     defect_type: Optional[no_nul(100)] = Field(default=None,
                                                description="with label defect: one of the product's defect types")
     note: Optional[no_nul(2000)] = None
+    # a plain string, checked by line.reviews (one list, one message, the allowed list in the 422)
+    found_by: Optional[no_nul(40)] = Field(
+        default=None, description="with label defect on a part the station passed (OK), an escape: where it was "
+                                  "found, one of " + ", ".join(f'"{f}"' for f in FOUND_BY) + " (\"audit\": the "
+                                  "random audit sample, for a part drawn for it). Sent on any other review: 422; "
+                                  "left out: not said")
     seen_review: Optional[no_nul(64)] = Field(
         default=None, description="the part's latest review as the reviewer saw it: its review.reviewed_at, or "
                                   "\"none\" when the part showed no review. If another review came meanwhile the "
@@ -216,6 +223,7 @@ class ReviewState(BaseModel):
     note: Optional[str]
     reviewed_at: Optional[str]
     defect_type: Optional[str] = None
+    found_by: Optional[str] = Field(default=None, description="an escape's: where it was found")
 
 
 class ReviewOut(BaseModel):
@@ -226,6 +234,7 @@ class ReviewOut(BaseModel):
     note: Optional[str]
     created_at: Optional[str]
     verdict_at_review: str = Field(description="what the model had said when the person looked")
+    found_by: Optional[str] = Field(default=None, description="an escape's: where it was found")
 
 
 class ReviewList(BaseModel):

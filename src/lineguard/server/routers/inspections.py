@@ -18,6 +18,7 @@ from ...line.db import is_refusal, refusal_reason
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
+from ...line.reviews import FOUND_BY
 from ...line.shifts import plant_zone
 from ...line.spc_data import refuse_backwards
 from ...line import xlsx
@@ -481,6 +482,8 @@ async def get_overlay(request: Request, inspection_id: int = _ID, max_side: Opti
 @router.post("/{inspection_id}/review", summary="An operator's judgement of a part", response_model=InspectionOut,
              description="Appended to the part's review history; the part keeps the latest. Published to the "
                          "sinks as a review event. A defect_type must be in the product's list (422 names it). "
+                         "found_by (an escape's: where it was found) only with label defect on an OK part, one of "
+                         + ", ".join(FOUND_BY) + " (422 lists them). "
                          "With seen_review, a review that came meanwhile is a 409 naming it; the same person "
                          "sending the same review again is one review.",
              responses=errors(401, 403, 404, 409, 422))
@@ -488,7 +491,7 @@ def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station
                       caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     # who, as the change log names people: a key and a user of one name are told apart
     return with_links(station.review(inspection_id, body.label, caller.who, body.note, body.defect_type,
-                                     seen_review=body.seen_review))
+                                     seen_review=body.seen_review, found_by=body.found_by))
 
 
 @router.get("/{inspection_id}/reviews", summary="Every review of a part, oldest first", response_model=ReviewList,
@@ -496,5 +499,6 @@ def review_inspection(body: ReviewIn, inspection_id: int = _ID, station: Station
 def review_history(inspection_id: int = _ID, station: Station = Depends(get_station),
                    _r: Any = Depends(reader)) -> dict[str, Any]:
     return {"items": [{"id": r.id, "label": r.label, "defect_type": r.defect_type, "reviewer": r.reviewer,
-                       "note": r.note, "created_at": _iso(r.created_at), "verdict_at_review": r.verdict_at_review}
+                       "note": r.note, "created_at": _iso(r.created_at), "verdict_at_review": r.verdict_at_review,
+                       "found_by": r.found_by}
                       for r in station.review_history(inspection_id)]}

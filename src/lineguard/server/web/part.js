@@ -102,6 +102,14 @@ LG.start(async (main) => {
       }
     });
     const note = h("input", {name: "note", placeholder: "note (optional)", maxlength: 2000, "aria-label": "review note"});
+    // an OK part found defective is an escape: where it was found (the 8D report's "how many
+    // did we find before the customer?"). The station's list, line/reviews.py FOUND_BY; "audit"
+    // only for a part drawn for the audit sample (the station refuses it on others)
+    const foundBy = it.verdict === "OK" ? h("select", {name: "found_by", id: "found-by", "aria-label": "where the escape was found"},
+      h("option", {value: ""}, "found where…"),
+      [["audit", "audit sample"], ["station review", "station review"], ["next process", "next process"],
+        ["customer", "customer"], ["other", "other (say in the note)"]]
+        .filter(([v]) => v !== "audit" || it.audit_sample).map(([v, t]) => h("option", {value: v}, t))) : null;
     let untypedAsked = false;     // a defect without its type: asked once (the Pareto counts types)
     const askEl = h("p", {class: "ask", id: "ask", role: "alert"});
     let saving = false;
@@ -125,6 +133,7 @@ LG.start(async (main) => {
       try {
         const now = await api(inspUrl(id, "review"), {method: "POST",
           body: {label, defect_type: label === "defect" && typeSel.value ? typeSel.value : null, note: note.value || null,
+                 found_by: label === "defect" && foundBy && foundBy.value ? foundBy.value : null,
                  seen_review: seenReview}});
         seenReview = now.review.reviewed_at;
         typeFact.textContent = now.defect_type || "–";
@@ -145,7 +154,7 @@ LG.start(async (main) => {
         await loadHistory();
       } finally { saving = false; }
     };
-    return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, note,
+    return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, foundBy, note,
       h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},
         it.verdict === "OK" ? "Good" : "False alarm: good"),
       h("button", {type: "button", class: "danger", id: "part-defect", onclick: () => LG.settling() || post("defect")},
@@ -157,9 +166,10 @@ LG.start(async (main) => {
     try {
       const r = await api(inspUrl(id, "reviews"));
       if (!r.items.length) { history.appendChild(h("p", {class: "muted"}, "Not reviewed yet.")); return; }
-      history.appendChild(h("table", {}, h("tr", {}, ["when", "who", "judged", "type", "verdict then", "note"].map((t) => h("th", {}, t))),
+      history.appendChild(h("table", {}, h("tr", {}, ["when", "who", "judged", "type", "found by", "verdict then", "note"].map((t) => h("th", {}, t))),
         r.items.map((x) => h("tr", {}, h("td", {}, LG.when(x.created_at)), h("td", {}, x.reviewer || "–"),
           h("td", {}, x.label === "good" ? "good" : "defect"), h("td", {}, x.defect_type || "–"),
+          h("td", {class: "found-by"}, x.found_by || "–"),
           h("td", {}, x.verdict_at_review || "–"), h("td", {}, x.note || "")))));
     } catch (err) {
       if (err.status !== 404) throw err;

@@ -503,6 +503,9 @@ LG.start(async (main) => {
       // the review this screen showed: one that came meanwhile is refused (409), not overwritten
       const seen = it.review && it.review.reviewed ? it.review.reviewed_at : "none";
       const body = {label, defect_type: label === "defect" ? type : null, note: note || null, seen_review: seen};
+      // an escape found here was found by the audit sample (its part drawn for it) or at the
+      // station's own review: said, so the month report tells them from the customer's
+      if (label === "defect" && it.verdict === "OK") body.found_by = it.audit_sample ? "audit" : "station review";
       let rec;
       try {
         rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
