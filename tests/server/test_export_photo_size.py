@@ -1,5 +1,5 @@
-"""The parts export carries each photo's size (image_width, image_height) as its last two
-columns: after a camera was replaced at night, the quality engineer finds in the sheet the
+"""The parts export carries each photo's size (image_width, image_height) in two columns
+after those it had before (new columns go last: found_by came after them): after a camera was replaced at night, the quality engineer finds in the sheet the
 first part of the new camera's resolution. A sheet's macros read the columns by position,
 so the columns before them stay where they were."""
 from __future__ import annotations
@@ -23,7 +23,8 @@ COLUMNS_BEFORE = ["id", "created_at", "plant_time", "line", "station", "product"
                   "largest_region_box", "model_id", "model_version", "registry_version", "image_kept",
                   "audit_sample", "reviewed", "review_label", "review_outcome", "defect_type", "reviewer",
                   "reviewed_at", "review_note", "test_part", "test_expected", "photo_issues"]
-HEADER = COLUMNS_BEFORE + ["image_width", "image_height"]
+HEADER = COLUMNS_BEFORE + ["image_width", "image_height", "found_by"]
+W, H = HEADER.index("image_width"), HEADER.index("image_height")
 
 
 def _night_of_the_camera_change(st) -> None:
@@ -41,7 +42,7 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 
 def _sizes(rows: list[list[str]]) -> dict[str, tuple[str, str]]:
-    return {row[HEADER.index("part_id")]: (row[-2], row[-1]) for row in rows[1:]}
+    return {row[HEADER.index("part_id")]: (row[W], row[H]) for row in rows[1:]}
 
 
 NIGHT = {"p0": ("256", "256"), "p1": ("256", "256"), "p2": ("256", "256"), "p3": ("384", "288"),
@@ -49,7 +50,7 @@ NIGHT = {"p0": ("256", "256"), "p1": ("256", "256"), "p2": ("256", "256"), "p3":
 
 
 @pytest.mark.one_database
-def test_the_csv_and_xlsx_exports_end_with_the_photos_width_and_height(spc_station):
+def test_the_csv_and_xlsx_exports_carry_the_photos_width_and_height(spc_station):
     st = spc_station()
     _night_of_the_camera_change(st)
     with client(st) as c:
@@ -71,14 +72,18 @@ def test_the_csv_and_xlsx_exports_end_with_the_photos_width_and_height(spc_stati
             cells.append((cell.get("t"), "" if text is None else text.text or ""))
         book.append(cells)
     assert [text for _kind, text in book[0]] == HEADER
-    by_part = {row[HEADER.index("part_id")][1]: row for row in book[1:]}
+    # each row's cells by their column
+    by_part = {}
+    for row in book[1:]:
+        cells = dict(enumerate(row))
+        by_part[cells[HEADER.index("part_id")][1]] = cells
     # numbers a sheet can filter by (>= 384), not text
-    assert {p: (row[-2][1], row[-1][1]) for p, row in by_part.items()} == NIGHT
-    assert all(row[-1][0] != "inlineStr" and row[-2][0] != "inlineStr" for row in by_part.values())
+    assert {p: (row[W][1], row[H][1]) for p, row in by_part.items()} == NIGHT
+    assert all(row[W][0] != "inlineStr" and row[H][0] != "inlineStr" for row in by_part.values())
 
 
 @pytest.mark.one_database
-def test_lineguard_parts_writes_the_photos_size_last(spc_station, tmp_path):
+def test_lineguard_parts_writes_the_photos_size_after_the_columns_before(spc_station, tmp_path):
     st = spc_station()
     _night_of_the_camera_change(st)
     out = tmp_path / "night.csv"
