@@ -21,6 +21,7 @@ import itertools
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from sqlalchemy import insert
 
 from lineguard.line.alarms import AlarmWatch
@@ -59,6 +60,7 @@ def _station(station_factory):
     return station_factory(alarm_ng_rate=0, alarm_photo_run=0, alarm_drift_parts=20)
 
 
+@pytest.mark.one_database
 def test_after_a_rollback_the_models_parts_from_before_are_not_its_new_baseline(station_factory):
     st = _station(station_factory)
     rng = np.random.default_rng(11)

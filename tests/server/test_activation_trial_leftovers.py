@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from lineguard.line.station import Part
 
 from .fake_inspector import FakeInspector, png_bytes
@@ -60,6 +62,7 @@ def _doubted_and_reviewed_good(st, n: int, seed: int) -> None:
         st.review(rec.id, "good", "ann", None)
 
 
+@pytest.mark.one_database
 def test_photos_the_line_doubted_too_do_not_count_against_the_version(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -73,6 +76,7 @@ def test_photos_the_line_doubted_too_do_not_count_against_the_version(spc_statio
         assert r.status_code == 201 and r.json()["active"], r.text
 
 
+@pytest.mark.one_database
 def test_the_refusal_counts_only_photos_the_line_passed_and_names_the_others(spc_station):
     st = spc_station()
     keys = _keys(st)
@@ -138,6 +142,7 @@ def test_an_older_version_made_live_again_without_a_comparison_is_told(spc_stati
         assert NO_SHADOW not in _activate(c, eng, 1)
 
 
+@pytest.mark.one_database
 def test_a_retrain_activated_by_its_job_says_it_ran_in_no_shadow(spc_station):
     st = spc_station(audit_sample_rate=1.0)
     keys = _keys(st)

@@ -140,6 +140,7 @@ def add_model_changes(st):
                              subject="cell/L1 v1", details={"undone": [2]}))
 
 
+@pytest.mark.one_database
 def test_the_month_model_activations_and_rollbacks_and_why(october):
     """The report listed the models that judged parts: that v2 was forced live past a trial
     that rejected good parts, and rolled back the next morning, was on the change log alone."""
@@ -181,6 +182,7 @@ def add_no_verdict(st):
                              result_code=2, reason="inspection window missed", triggered_at=t, answered_at=t))
 
 
+@pytest.mark.one_database
 def test_parts_the_plc_rejected_without_a_verdict_per_line(october):
     """The shift report counts the parts the PLC rejected without a verdict; the month report
     had no such count, so the month's scrap was short of its shifts' by those parts."""
@@ -206,6 +208,7 @@ def test_parts_the_plc_rejected_without_a_verdict_per_line(october):
     assert rows["all lines"]["never judged"] == ("n", "3")
 
 
+@pytest.mark.one_database
 def test_a_past_month_says_an_active_alarm_waited_to_the_month_end(october):
     """The alarm raised at 23:30 on the 31st and still active read 'waited' some 50000
     minutes in October's report made in December, and more each time it was made."""

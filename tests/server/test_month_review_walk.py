@@ -126,6 +126,7 @@ def test_the_defect_rate_per_line_and_calendar_week(october):
     assert len(rows) == 15
 
 
+@pytest.mark.one_database
 def test_the_month_alarms_and_what_they_turned_out_to_be(october):
     """Not a word of the month's alarms was in the report: the line stops, their causes and
     notes had to be taken from the alarms page, whose window is not the report's."""
