@@ -22,7 +22,7 @@ from ..vision.result import DefectRegion
 from . import xlsx
 from .orm import Inspection
 from .spreadsheet_cells import FORMULA_START as _FORMULA_START
-from .spreadsheet_cells import spreadsheet_safe  # noqa: F401  (the station's exports import it from here)
+from .spreadsheet_cells import spreadsheet_safe
 
 COLUMNS = ["id", "created_at", "plant_time", "line", "station", "product", "lot", "serial", "part_id", "source", "verdict",
            "score", "ng_threshold", "review_threshold", "regions", "largest_region_px", "largest_region_box",

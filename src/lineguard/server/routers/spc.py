@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...line import spc, tuning
 from ...line.errors import InvalidRequest
-from ...line.part_records import BOM, spreadsheet_safe
+from ...line.part_records import BOM
 from ...line.record_keeper import kept_since
 from ...line.shifts import parse_shift_starts, plant_instant, plant_zone, shift_instant
 from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
                               defect_type_counts, kept_filters, known_names, region_centres, rejected_never_judged,
                               resolve_window, review_counts, score_subgroups, verdict_counts)
+from ...line.spreadsheet_cells import spreadsheet_safe
 from ...line.station import Station, _iso
 from ..deps import get_station, known_query_only, reader
 from ..schemas import NO_NUL, errors
