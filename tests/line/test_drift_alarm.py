@@ -30,12 +30,13 @@ def _good(rng, n):
     return rng.gamma(SHAPE, SCALE, n)
 
 
-def _record(st, scores, model="m-a", version=1, product="cell", station="S1", start=None):
-    """Parts with these scores recorded at line L1 (verdict NG above THRESHOLD), a second
-    apart from ``start``; the records as the station hands them to its alarms."""
+def _record(st, scores, model="m-a", version=1, product="cell", station="S1", start=None, verdict=None):
+    """Parts with these scores recorded at line L1 (verdict NG above THRESHOLD, or ``verdict``
+    for every one), a second apart from ``start``; the records as the station hands them to
+    its alarms."""
     start = start or utcnow()
     rows = [dict(part_id=f"D{next(_seq)}", line="L1", station=station, product=product, source="camera",
-                 verdict="NG" if x > THRESHOLD else "OK", score=float(x), threshold=THRESHOLD, pixel_threshold=0.5,
+                 verdict=verdict or ("NG" if x > THRESHOLD else "OK"), score=float(x), threshold=THRESHOLD, pixel_threshold=0.5,
                  model_id=model, model_version=model, registry_version=version, regions=[], timings_ms={},
                  image_sha256=f"{next(_seq):064x}", image_width=64, image_height=64,
                  created_at=start + dt.timedelta(seconds=i))

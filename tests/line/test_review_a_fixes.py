@@ -16,38 +16,18 @@ over a line that had not moved.
 """
 from __future__ import annotations
 
-import datetime as dt
-import itertools
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from sqlalchemy import insert
 
 from lineguard.line.alarms import AlarmWatch
-from lineguard.line.orm import Inspection, utcnow
 
-_seq = itertools.count()
-
-
-def _good(rng, n):
-    return rng.gamma(4.0, 0.05, n)
+from .test_drift_alarm import _good, _record as drift_record
 
 
 def _record(st, scores, model="m-a", verdict="OK"):
-    """Parts with these scores (and verdict) recorded at station S1 of line L1 in one
-    insert; the records as the station hands them to its alarms."""
-    start = utcnow()
-    rows = [dict(part_id=f"R{next(_seq)}", line="L1", station="S1", product="cell", source="camera",
-                 verdict=verdict, score=float(x), threshold=5.0, pixel_threshold=0.5, model_id=model,
-                 model_version=model, registry_version=1 if model == "m-a" else 2, regions=[], timings_ms={},
-                 image_sha256=f"{next(_seq):064x}", image_width=64, image_height=64,
-                 created_at=start + dt.timedelta(seconds=i))
-            for i, x in enumerate(scores)]
-    with st.db.session() as s:
-        ids = s.scalars(insert(Inspection).returning(Inspection.id, sort_by_parameter_order=True), rows).all()
-    return [SimpleNamespace(id=i, test_part=None, test_expected=None, photo_issues=None, review_threshold=None, **r)
-            for i, r in zip(ids, rows)]
+    """The drift tests' parts, judged ``verdict`` whatever their score (moved scores, no NG
+    run of their own): version 1 for model m-a, 2 for any other."""
+    return drift_record(st, scores, model=model, version=1 if model == "m-a" else 2, verdict=verdict)
 
 
 def _kinds(watch, recs):
