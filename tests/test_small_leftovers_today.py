@@ -21,16 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
-from fake_inspector import FakeInspector, png_bytes  # noqa: E402
+from fake_inspector import FakeInspector  # noqa: E402
 
 from cli_runner import run_in_process  # noqa: E402
-
-
-def _folder(path: Path, size: int, n: int, seed0: int) -> Path:
-    path.mkdir()
-    for i in range(n):
-        (path / f"p{i}.png").write_bytes(png_bytes(60, size=size, seed=seed0 + i))
-    return path
+from test_camera_change_walk import _folder  # noqa: E402
 
 
 @pytest.fixture
