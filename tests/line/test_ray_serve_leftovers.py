@@ -21,7 +21,7 @@ from lineguard.line import handover
 from lineguard.line.config import StationConfig
 from lineguard.line.db import Database
 from lineguard.line.orm import utcnow
-from lineguard.server.ray_serve import serve_app, serve_hint
+from lineguard.server.ray_serve import serve_app
 
 
 def _config(tmp_path, db_backend) -> StationConfig:
@@ -141,13 +141,3 @@ def test_unknown_product_behind_serve_says_upload_not_start_with_model(tmp_path,
     said = r.json()["error"]["message"]
     assert "unknown product 'cell'" in said and "POST /api/v1/models" in said and "Models page" in said
     assert "--model" not in said.replace("takes no --model", ""), said
-
-
-def test_serve_hint_keeps_every_other_answer():
-    said = ("unknown product 'cel': no model was ever uploaded for it. Upload one with POST /api/v1/models "
-            "(engineer key) or start the station with `lineguard serve --model FILE.lgm --product NAME`")
-    assert serve_hint(said).endswith("(engineer key) or on the Models page (an engineer's sign-in); every replica "
-                                     "judges with the product's active version (`lineguard serve-ray` takes no "
-                                     "--model)")
-    other = "no active model for product 'cell' on line 'L1'; activate a version with POST /api/v1/models/cell/activate"
-    assert serve_hint(other) == other

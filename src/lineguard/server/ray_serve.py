@@ -53,14 +53,6 @@ def replica_process(number: str, name: str = DEFAULT_NAME) -> str:
     return f"serve-ray replica {number}" if name == DEFAULT_NAME else f"serve-ray {name} replica {number}"
 
 
-def serve_hint(message: str) -> str:
-    """``message`` (a NoActiveModel's a station's registry gave) with what to do behind Serve
-    instead of a start with --model; any other message as it is. The replicas' own registries
-    say it first hand (:func:`serve_app`): this is for an answer a station gave."""
-    from ..line.registry import ModelRegistry
-    return message.replace(ModelRegistry.no_model_hint, SERVE_NO_MODEL_HINT)
-
-
 def serve_app(config: Any, loader: Optional[Callable[..., Any]] = None, trainer: Optional[Callable[..., Any]] = None,
               replica: Callable[[], str] = replica_number, name: str = DEFAULT_NAME) -> Any:
     """The station app as each replica runs it: its run recorded as ``serve-ray replica N``,
