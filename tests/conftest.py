@@ -29,6 +29,12 @@ SYNTH_N_DEFECT = 18
 SYNTH_SIZE = 128
 
 
+# LINEGUARD_TEST_MIGRATE_ALL=1: every station database migrated afresh (see the fixtures
+# below). Read here, at import: the autouse fixture below takes every LINEGUARD_* variable
+# out of each test's environment before a fixture made at the first test could read it.
+MIGRATE_ALL = bool(os.environ.get("LINEGUARD_TEST_MIGRATE_ALL"))
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests marked slow (tens of seconds each: the demo end to end, the edge install, a
     station killed mid-stream) run first: collected in file order they came last, and one
@@ -95,7 +101,7 @@ def _new_station_databases_from_one_migration(tmp_path_factory):
     revision, a PostgreSQL schema and a test that replaces ``Database._migrate`` itself
     (a migration that fails halfway) still run the migrations. LINEGUARD_TEST_MIGRATE_ALL=1
     runs them for every database."""
-    if os.environ.get("LINEGUARD_TEST_MIGRATE_ALL"):
+    if MIGRATE_ALL:
         yield
         return
     try:
@@ -178,23 +184,28 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("db_backend", DATABASES[:1] if one else DATABASES, indirect=True)
 
 
+@pytest.fixture(scope="session")
+def _pg_schema_pool():
+    from pg_schemas import SchemaPool
+    pool = SchemaPool(PG_URL, reuse=not MIGRATE_ALL)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def db_backend(request):
+def db_backend(request, _pg_schema_pool):
     """(database URL, schema): (None, None) for the station's own SQLite file, or the test
-    PostgreSQL with a private schema, dropped afterwards, so tests never see each other's rows.
+    PostgreSQL with a private schema, so tests never see each other's rows: a new name, or
+    one an earlier test of this worker used, emptied, at the head revision (tests/pg_schemas.py).
     Parametrized by pytest_generate_tests above."""
     if request.param == "sqlite":
         yield None, None
         return
     if not pg_reachable():
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-    import uuid
-    schema = f"lg_test_{uuid.uuid4().hex[:10]}"
+    schema = _pg_schema_pool.take(new=request.node.get_closest_marker("new_schema") is not None)
     yield PG_URL, schema
-    from lineguard.line.db import Database
-    db = Database(PG_URL, schema=schema)
-    db.drop_schema()
-    db.dispose()
+    _pg_schema_pool.give_back(schema)
 
 
 @pytest.fixture

@@ -91,14 +91,15 @@ def test_processes_starting_together_on_a_new_folder_share_one_id(tmp_path, sche
     write won, one was refused, and the other then refused its own restarts for a week."""
     import multiprocessing as mp
     monkeypatch.delenv("LINEGUARD_LET_GO_OF_FOLDER", raising=False)
-    ctx = mp.get_context("fork")
+    from ._folder_claim import claim_at_once
+    ctx = mp.get_context("spawn")          # not fork: see _folder_claim
     from lineguard.line.db import Database
     for trial in range(4):                 # a new folder on a new database (schema) each time
         folder, where = tmp_path / f"new-{trial}", f"{schema}_{trial}"
         folder.mkdir()
         start = ctx.Barrier(4)
         results = ctx.Queue()
-        procs = [ctx.Process(target=_claim_at_once, args=(folder, where, start, results)) for _ in range(4)]
+        procs = [ctx.Process(target=claim_at_once, args=(PG_URL, folder, where, start, results)) for _ in range(4)]
         for p in procs:
             p.start()
         try:
@@ -111,20 +112,6 @@ def test_processes_starting_together_on_a_new_folder_share_one_id(tmp_path, sche
             db.dispose()
         on_disk = (folder / ".lineguard-folder").read_text().strip()
         assert got == [on_disk] * 4, (got, on_disk)
-
-
-def _claim_at_once(folder, schema, start, results):
-    from lineguard.line.data_folders import claim
-    from lineguard.line.db import Database
-    db = Database(PG_URL, schema=schema)
-    db.upgrade()
-    start.wait()
-    try:
-        results.put(claim(db, folder))
-    except Exception as exc:  # noqa: BLE001 - reported to the test
-        results.put(f"{type(exc).__name__}: {exc}")
-    finally:
-        db.dispose()
 
 
 def test_a_folder_whose_id_file_was_lost_is_still_itself(tmp_path, schema, monkeypatch):

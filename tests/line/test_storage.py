@@ -295,6 +295,7 @@ def test_review_verdict_is_stored_queried_counted_and_kept_out_of_retraining(sta
     assert st.jobs.good_part_keys("cell", "", 100) == []
 
 
+@pytest.mark.new_schema
 def test_a_0001_database_migrates_keeps_its_records_and_then_holds_review(db_backend, tmp_path):
     from sqlalchemy.exc import DBAPIError
 
@@ -350,6 +351,7 @@ def test_a_photo_with_nothing_off_stores_sql_null_and_issues_round_trip(station)
     assert inspection_to_dict(station.get(doubted.id))["photo_issues"][0].startswith("too dark")
 
 
+@pytest.mark.new_schema
 def test_alarms_escalated_before_repeated_escalation_are_not_escalated_again(db_backend, tmp_path):
     """Migration 0018: escalate_at became the next due time; an alarm escalated under 0017
     (escalated_at set, escalate_at still its first due time) has none after the upgrade."""

@@ -25,6 +25,9 @@ def ray_session():
     time (test_ray_connect, collected first, starts its own `ray start` head before it)."""
     ray = ray_or_skip()
     import logging
+
+    from lineguard.server.ray_serve import give_serve_time_to_start
+    give_serve_time_to_start()      # as serve-ray does: beside the other tests Serve's proxy took over 5 s
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         yield ray.get_runtime_context().gcs_address

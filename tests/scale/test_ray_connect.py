@@ -41,7 +41,7 @@ def ray_start_head():
                              "--include-dashboard", "false", "--temp-dir", temp, "--block"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180      # beside the suite on 2 cores Serve's start took 130 s
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -50,7 +50,7 @@ def ray_start_head():
                 assert head.poll() is None, "ray start --head ended"
                 time.sleep(0.2)
         else:
-            pytest.fail("ray start --head did not open its port in 60 s")
+            pytest.fail("ray start --head did not open its port in 180 s")
         yield f"127.0.0.1:{port}"
     finally:
         procs = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []

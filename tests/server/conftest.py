@@ -15,6 +15,11 @@ import httpx
 import pytest
 
 HERE = Path(__file__).resolve().parent
+
+# One TLS context for every client the tests make. httpx builds one per client (18 ms of CPU:
+# certifi's bundle read again), and the suite makes thousands: the health polls while each
+# station process starts were a tenth of the test workers' CPU (py-spy, 2026-12-06).
+TLS = httpx.create_ssl_context()
 sys.path.insert(0, str(HERE))
 from fake_inspector import FakeInspector, png_bytes  # noqa: E402,F401
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,15 +85,16 @@ class ServerProc:
         self._fh = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client(timeout=1.0, verify=TLS) as poll:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                try:
+                    if poll.get(self.url + "/health").status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not come up in {timeout}s:\n{self.log.read_text()[-3000:]}")
 
@@ -110,7 +116,7 @@ class ServerProc:
 
     def client(self, key: Optional[str] = None) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, verify=TLS)
 
 
 def post_part(client: httpx.Client, data: bytes, part_id: str, product: str = "cell", line: str = "L1",

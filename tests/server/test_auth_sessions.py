@@ -19,7 +19,7 @@ def station(tmp_path_factory):
 
 def _browser(srv) -> httpx.Client:
     """A client that, like a browser, keeps and sends back the cookies it was given."""
-    return httpx.Client(base_url=srv.url, timeout=30.0)
+    return srv.client()
 
 
 def _sign_in(c: httpx.Client, **body) -> httpx.Response:

@@ -80,6 +80,7 @@ def test_the_library_refuses_a_password_with_a_nul(spc_station, db_backend):
         assert authenticate(s, "kai", GOOD) is not None and authenticate(s, "kai", GOOD + NUL) is None
 
 
+@pytest.mark.new_schema
 def test_the_cli_refuses_a_password_with_a_nul_and_touches_nothing(tmp_path, db_backend):
     db_url, schema = db_backend
     where = ["--data", str(tmp_path / "st")] + (["--db", db_url, "--db-schema", schema] if db_url else [])

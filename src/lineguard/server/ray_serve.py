@@ -19,6 +19,7 @@ hop to a cluster.
 """
 # No ``from __future__ import annotations``: FastAPI reads the route's parameter types
 # (UploadFile, imported inside station_deployment) at definition time.
+import os
 from typing import Any, Callable, Optional
 
 from ..line.scale import require_ray
@@ -236,6 +237,18 @@ def database_problem(config: Any) -> Optional[str]:
             "there and the URL (--db / LINEGUARD_DB)")
 
 
+# Serve kills an HTTP proxy not ready in 5 s and checks it every 10 s: on a 2-core PC busy with
+# the station's own work its proxy was killed at start ("ActorDiedError ... killed by ray.kill"),
+# and every request refused. Read by the cluster Ray starts here (its processes take this
+# process's environment); a cluster already running keeps its own. A setting given stays.
+SERVE_PROXY_PATIENCE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+
+
+def give_serve_time_to_start() -> None:
+    for name, value in SERVE_PROXY_PATIENCE.items():
+        os.environ.setdefault(name, value)
+
+
 def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[int] = None,
                 host: str = "127.0.0.1", port: int = 8000, num_replicas: int = 1, max_models_per_replica: int = 4,
                 stop: Any = None, say: Callable[[str], None] = print, name: str = DEFAULT_NAME,
@@ -260,6 +273,7 @@ def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[i
     ray = require_ray()
     ours = not ray.is_initialized()
     stop = stop if stop is not None else threading.Event()
+    give_serve_time_to_start()
     connect(ray_address, num_cpus)
     serve = None
     try:
