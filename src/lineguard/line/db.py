@@ -14,12 +14,14 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -199,7 +201,6 @@ def typo_of(name: str, others: list[str]) -> Optional[str]:
 def server_address(url: str) -> str:
     """Where a database server is, for a line in the log: host:port and the database's
     name, no user or password."""
-    from sqlalchemy.engine import make_url
     u = make_url(_normalise_url(url))
     return f"{u.host or 'localhost'}:{u.port or 5432}" + (f" (database {u.database})" if u.database else "")
 
@@ -323,6 +324,71 @@ def _committing(s: Session) -> Iterator[Session]:
         s.close()
 
 
+# A PostgreSQL server that takes a connection and then says nothing (its PC hung, a cable
+# pulled, a firewall dropping packets) held a new connection 130 s (psycopg's default
+# connect_timeout), and a query on an open one for TCP's retransmissions (15 min), while
+# the parts behind it waited. Bounded, unless the database URL sets its own
+# (?connect_timeout=30, say):
+PG_LINK = {"connect_timeout": 10,               # s for the server's answer to a new connection
+           # an idle pooled connection to a server gone is found in 60 s, not at its next use
+           "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+           # ms that data sent may go unacknowledged (a long query's wait for rows is not that)
+           "tcp_user_timeout": 30_000}
+
+
+# After a new connection to a server that takes it and says nothing timed out, the next ones
+# are refused at once for SILENT_REST_S; then one is tried (the others still refused while it
+# waits), and the first that connects lets every one through again. Without it each part
+# waited connect_timeout for its own try: at 4 parts a second that is 40 waiting at once, every
+# one of the API's 40 threads, and /health and the pages stop answering with them.
+SILENT_REST_S = 10.0
+
+
+class SilentServerGuard:
+    """A PostgreSQL station's new connections while its server is silent (:data:`SILENT_REST_S`)."""
+
+    def __init__(self, rest_s: float = SILENT_REST_S, clock: Callable[[], float] = time.monotonic):
+        self.rest_s = rest_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._refuse_until: Optional[float] = None     # None: the server answered its last try
+        self._trying = False
+        self._said = ""
+
+    @property
+    def silent(self) -> bool:
+        """Whether the last new connection timed out (none has connected since)."""
+        return self._refuse_until is not None
+
+    def connect(self, connect: Callable[[], Any]) -> Any:
+        """``connect()``'s connection, unless the server was found silent: then at most one
+        try each SILENT_REST_S, and psycopg's ConnectionTimeout at once for the rest."""
+        trial = False
+        with self._lock:
+            if self._refuse_until is not None:
+                if self._trying or self.clock() < self._refuse_until:
+                    import psycopg
+                    raise psycopg.errors.ConnectionTimeout(
+                        f"{self._said} (not tried again: the server took no connection within the timeout; "
+                        f"one new try each {self.rest_s:g} s)")
+                self._trying = trial = True
+        try:
+            conn = connect()
+        except Exception as exc:
+            if type(exc).__name__ == "ConnectionTimeout" and type(exc).__module__.startswith("psycopg"):
+                with self._lock:
+                    self._refuse_until = self.clock() + self.rest_s
+                    self._said = str(exc).split("\n")[0]
+            raise
+        finally:
+            if trial:
+                with self._lock:
+                    self._trying = False
+        with self._lock:
+            self._refuse_until = None
+        return conn
+
+
 class Database:
     """Engine + session factory for one station database."""
 
@@ -352,9 +418,18 @@ class Database:
             kwargs["pool_size"] = 8
             kwargs["max_overflow"] = 16
             kwargs["pool_pre_ping"] = True
+            given = make_url(self.url).query
+            kwargs["connect_args"] = {k: v for k, v in PG_LINK.items() if k not in given}
             if schema:
-                kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+                kwargs["connect_args"]["options"] = f"-csearch_path={schema}"
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self.silent_server: Optional[SilentServerGuard] = None
+        if not self.is_sqlite:
+            guard = self.silent_server = SilentServerGuard()
+
+            @event.listens_for(self.engine, "do_connect")
+            def _guarded(dialect, _record, cargs, cparams):  # noqa: ANN001
+                return guard.connect(lambda: dialect.connect(*cargs, **cparams))
         if self.is_sqlite:
             sync = sqlite_synchronous.upper()
             if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
