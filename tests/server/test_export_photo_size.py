@@ -72,11 +72,7 @@ def test_the_csv_and_xlsx_exports_carry_the_photos_width_and_height(spc_station)
             cells.append((cell.get("t"), "" if text is None else text.text or ""))
         book.append(cells)
     assert [text for _kind, text in book[0]] == HEADER
-    # each row's cells by their column
-    by_part = {}
-    for row in book[1:]:
-        cells = dict(enumerate(row))
-        by_part[cells[HEADER.index("part_id")][1]] = cells
+    by_part = {row[HEADER.index("part_id")][1]: row for row in book[1:]}
     # numbers a sheet can filter by (>= 384), not text
     assert {p: (row[W][1], row[H][1]) for p, row in by_part.items()} == NIGHT
     assert all(row[W][0] != "inlineStr" and row[H][0] != "inlineStr" for row in by_part.values())

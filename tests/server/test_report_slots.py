@@ -148,16 +148,17 @@ def test_two_long_exports_leave_a_slot_for_the_shift_report_and_the_charts(tmp_p
             while not started and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.3)
-            t0 = time.monotonic()
+            # both answered while the first export still holds its slot: a report that found
+            # no slot free would wait WAIT_S (3 s here) into a 503
             shift = c.get("/api/v1/reports/shift", params={"line": "L1"})
             chart = c.get("/api/v1/spc/p-chart", params={"line": "L1"})
-            took = time.monotonic() - t0
+            exporting = len(started)
             release.set()
             for t in threads:
                 t.join(30)
-        assert started, "no export started"
+        assert exporting == 1, "the second export should wait for the first, not take the last slot"
         assert shift.status_code == 200, shift.text
-        assert chart.status_code == 200 and took < 2.5, (chart.status_code, took)
+        assert chart.status_code == 200, chart.text
         assert sorted(exports) == [200, 200], exports      # the second export waited its turn
     finally:
         release.set()

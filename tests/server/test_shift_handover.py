@@ -275,3 +275,36 @@ def test_the_no_verdict_sentence_for_one_part_is_singular():
     assert no_verdict_plain(600, ["image x.png refused"] * 3 + [None]) == (
         "The PLC rejected 600 parts without a verdict (3 of them: no usable photo; 1 of them: other faults, among "
         "the last 4 listed); call maintenance.")
+
+
+@pytest.mark.one_database
+def test_serve_ray_started_again_with_fewer_replicas_leaves_no_replica_down(spc_station):
+    """serve-ray's two replicas killed at 08:00, started again at 08:01 with one: replica 1
+    was listed as down in every shift for a week, though the station ran. It is said once,
+    as retired, in the shift it stopped in; replica 0's outage is the time no part was judged."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    r0, r1 = "serve-ray replica 0 on pc1:/data", "serve-ray replica 1 on pc1:/data"
+    with st.db.session() as s:
+        s.add_all([StationRun(process=r0, pid=1, started_at=_t(5), seen_at=_t(8)),
+                   StationRun(process=r1, pid=2, started_at=_t(5), seen_at=_t(8)),
+                   StationRun(process=r0, pid=3, started_at=_t(8, 1), seen_at=_t(18), stopped_at=_t(18)),
+                   # restarted again in the next shift: replica 1 was still retired at 08:01
+                   StationRun(process=r0, pid=6, started_at=_t(18, 1), seen_at=_t(21, 59, 55)),
+                   # another serve-ray deployment on the PC, and a replica of this one on
+                   # another PC: neither is a sibling of replica 1 on pc1
+                   StationRun(process="serve-ray other replica 1 on pc1:/data", pid=4, started_at=_t(5),
+                              seen_at=_t(7)),
+                   StationRun(process="serve-ray replica 1 on pc2:/data", pid=5, started_at=_t(5), seen_at=_t(7))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+        later = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T18:00:00Z"}).json()
+    events = {(e["process"], e["kind"]) for e in rep["stops_and_starts"]}
+    assert events == {(r0, "outage"), (r1, "retired"), ("serve-ray other replica 1 on pc1:/data", "down"),
+                      ("serve-ray replica 1 on pc2:/data", "down")}, rep["stops_and_starts"]
+    [retired] = [e for e in rep["stops_and_starts"] if e["kind"] == "retired"]
+    assert retired["stopped_at"] == "2026-11-30T08:00:00Z" and "fewer replicas" in retired["text"]
+    assert r0 in retired["text"] and retired["down_s"] is None
+    # the next shift: replica 1 is no news (the other two are still down, since before it)
+    assert {(e["process"], e["kind"]) for e in later["stops_and_starts"]} == {
+        (r0, "restart"), ("serve-ray other replica 1 on pc1:/data", "down"), ("serve-ray replica 1 on pc2:/data", "down")}

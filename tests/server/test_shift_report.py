@@ -53,7 +53,10 @@ def test_the_report_of_one_shift(spc_station):
     assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
                                                                                         ("L2", "S2", 50, 0)]
     assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,
-                              "review_defect": 1, "ok_audited": 5, "waiting": 14}
+                              "review_defect": 1, "ok_audited": 5, "waiting": 14, "escapes_audit": 0,
+                              "escapes_found_otherwise_by": {"station review": 0, "next process": 0, "customer": 0,
+                                                             "other": 0, "not said": 1},
+                              "escapes_text": "1 where not said"}
     assert [(b["defect_type"], b["parts"], b["escaped"]) for b in rep["defect_types"]] == [("crack", 4, 0),
                                                                                           ("dent", 2, 1)]
     assert [(m["model_id"], m["registry_version"], m["parts"]) for m in rep["models"]] == [("m1", 3, 100),
@@ -198,3 +201,26 @@ def test_a_misspelt_line_or_product_is_a_404_not_an_empty_shift(spc_station):
         assert l3.status_code == 200 and l3.json()["totals"]["parts"] == 0
     with st.db.session() as s:
         assert s.query(Inspection).count() == 1 + 6 * 100 + 150 + 1
+
+
+def test_the_shift_says_where_its_escapes_were_found(spc_station):
+    """A customer's complaint about a part of the shift reads as such at the handover, as on
+    the month report: the audit sample's escapes, then the others by where they were found."""
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    t = DAY + dt.timedelta(hours=6, minutes=1)
+    escapes = [(True, "audit"), (False, "customer"), (False, "customer"), (False, None)]
+    parts = [_part(t, "OK") for _ in range(20)] + [_part(t, "OK", label="defect") for _ in escapes]
+    for p, (audit, found_by) in zip(parts[20:], escapes):
+        p.audit_sample, p.found_by = audit, found_by
+    before = _part(t - dt.timedelta(hours=8), "OK", label="defect")      # the night shift's, not this one's
+    before.found_by = "customer"
+    with st.db.session() as s:
+        s.add_all(parts + [before])
+    with client(st) as c:
+        r = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T10:00:00Z"})
+        assert r.status_code == 200, r.text
+        rev = r.json()["reviews"]
+    assert rev["escapes"] == 4 and rev["escapes_audit"] == 1
+    assert rev["escapes_found_otherwise_by"] == {"station review": 0, "next process": 0, "customer": 2, "other": 0,
+                                                 "not said": 1}
+    assert rev["escapes_text"] == "1 by the audit sample, 2 by the customer, 1 where not said"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 from typing import Any, Optional
 
@@ -113,6 +114,34 @@ def span(secs: float) -> str:
 DOWN_LOOKBACK = dt.timedelta(days=7)
 
 
+# a Ray Serve replica's run (server.ray_serve.replica_process, "on HOST:DATA" added): its
+# deployment's other replicas are its siblings
+_REPLICA = re.compile(r"^(serve-ray .*?replica) \S+ (on .+)$")
+
+
+def _retired_replicas(runs: list[StationRun]) -> dict[str, tuple[dt.datetime, str]]:
+    """The serve-ray replicas that may have been retired: a sibling (the same deployment on the
+    same PC and data) started after replica K's last run ended (or was last seen) while K
+    never started again; stops_and_starts asks only for a K that stopped or went silent.
+    Serve gives a replica started in a dead one's place the same number, so this is serve-ray
+    started again with fewer replicas; K is not down in every shift after (for a week).
+    {process: (when it was retired, the sibling that started)}."""
+    last: dict[str, StationRun] = {}
+    for r in sorted(runs, key=lambda r: (r.started_at, r.id or 0)):
+        last[r.process] = r
+    deployment = {p: m.groups() for p in last if (m := _REPLICA.match(p)) is not None}
+    out: dict[str, tuple[dt.datetime, str]] = {}
+    for p, group in deployment.items():
+        end = last[p].stopped_at or last[p].seen_at
+        # the first start of a sibling after it (not the sibling's last: one started again
+        # since would move the retirement past the shift it happened in)
+        after = [(x.started_at, x.process) for x in runs
+                 if x.process != p and x.started_at > end and deployment.get(x.process) == group]
+        if after:
+            out[p] = min(after)
+    return out
+
+
 def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                      now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
     """The station's stops, starts and outages from ``since`` to ``until`` (naive UTC), oldest
@@ -123,6 +152,8 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
     is one that stopped or went silent before the window (up to DOWN_LOOKBACK) and was not
     running at its start (``before_window``: down all of it, or until its start in it, with
     ``down_in_window_s`` the part of the time no part was judged that lies in the window).
+    A serve-ray replica retired by a start with fewer replicas (:func:`_retired_replicas`)
+    is not down: ``kind`` "retired", in the window it stopped in only.
     The sentences (``text``) carry no times: the stopped/started fields do, for the page to
     say in plant time."""
     now = now or utcnow()
@@ -156,6 +187,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
     for p, r in quiet.items():
         by_process[p] = [r]
     span_end = min(now, until)
+    retired = _retired_replicas(runs + list(before.values()) + earlier)
     for p, rs in sorted(by_process.items()):
         chain = ([before[p]] if p in before else []) + rs
         for prev, cur in zip([None] + chain[:-1], chain):
@@ -193,8 +225,19 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
         end = last.stopped_at or last.seen_at
         clean = last.stopped_at is not None
         silent = not clean and span_end - last.seen_at > BEAT * 3
-        if (clean or silent) and end < until and last.started_at < until:
-            # stopped or gone silent in the window, or before it and not started since:
+        # stopped or gone silent in the window, or before it and not started since
+        gone = (clean or silent) and end < until and last.started_at < until
+        if gone and p in retired and retired[p][0] < until:
+            # serve-ray started again with fewer replicas: said once, in the window it stopped
+            # in; the time no part was judged is its sibling's restart's or outage's
+            if end >= since:
+                sibling = retired[p][1]
+                out.append({"process": p, "kind": "retired", "at": iso_utc(end), "stopped_at": iso_utc(end),
+                            "started_at": None, "clean": clean, "down_s": None, "before_window": False,
+                            "down_in_window_s": None,
+                            "text": f"{p} {'stopped' if clean else 'went silent'} and {sibling} started after it "
+                                    "without it: serve-ray runs with fewer replicas since, this one is not down"})
+        elif gone:
             # either way not running at the window's end
             early = end < since
             down = _secs(span_end - end)

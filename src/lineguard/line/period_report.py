@@ -22,9 +22,9 @@ from . import alarm_causes, spc, xlsx
 from .db import Database
 from .orm import Inspection, LineAlarm, iso_utc, utcnow
 from .part_names import folded, station_is, stored_names
-from .reviews import FOUND_BY
 from .shifts import plant_zone, wall_to_utc
-from .spc_data import (Filters, Periods, _where, audit_ok_counts, defect_subgroups, defect_type_counts,
+from .spc_data import (FOUND_OTHERWISE, Filters, Periods, _where, audit_ok_counts, defect_subgroups,
+                       defect_type_counts, escape_places_text, escapes_found_otherwise_by,
                        kept_filters, naive_utc, no_verdict_counts, refuse_backwards, rejected_never_judged,
                        review_counts, verdict_counts)
 from .errors import InvalidRequest
@@ -83,30 +83,6 @@ def _num_text(x: Any) -> str:
     return "?" if x is None else f"{x:.1f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
 
 
-# escapes outside the audit sample by where they were found (reviews.FOUND_BY but the audit,
-# then the reviews that did not say), each as the report's text says it
-_FOUND_OTHERWISE = {"station review": "at the station's review", "next process": "at the next process",
-                    "customer": "by the customer", "other": "elsewhere", "not said": "where not said"}
-assert set(_FOUND_OTHERWISE) == set(FOUND_BY) - {"audit"} | {"not said"}
-
-
-def _found_otherwise_by(db: Database, f: Filters) -> dict[str, int]:
-    """The passed parts (OK) reviewed as defects outside the audit sample, by where they
-    were found (the part's latest review's ``found_by``): "how many of these did we find
-    before the customer did?" A value the review route refuses ("audit" on a part not
-    drawn for the sample, a name stored by hand) is counted as "other", never dropped."""
-    with db.session() as s:
-        rows = s.execute(select(Inspection.found_by, func.count())
-                         .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label == "defect",
-                                Inspection.verdict == "OK", Inspection.audit_sample.is_(False))
-                         .group_by(Inspection.found_by)).all()
-    out = dict.fromkeys(_FOUND_OTHERWISE, 0)
-    for found_by, n in rows:
-        key = "not said" if found_by is None else found_by if found_by in out else "other"
-        out[key] += int(n)
-    return out
-
-
 def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: float,
                   no_verdict: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """One line's (or every line's) counts and rates over the window: ``kept``, the window
@@ -130,8 +106,8 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     # with a customer's escape read "0 escapes" to the customer who found it.
     found_otherwise = max(0, int(es["k"]) - int(ea["k"]))
     # ...and those by where they were found (an 8D report's and the customer's question)
-    found_by = _found_otherwise_by(db, reviewed)
-    where_found = ", ".join(f"{n} {_FOUND_OTHERWISE[k]}" for k, n in found_by.items() if n)
+    found_by = escapes_found_otherwise_by(db, reviewed)
+    where_found = escape_places_text(found_by)
     # REVIEW and NG parts no person has reviewed good or defect yet (the Review queue's)
     waiting_ng = get("NG") - get("NG", "good") - get("NG", "defect")
     waiting_review = get("REVIEW") - get("REVIEW", "good") - get("REVIEW", "defect")
@@ -687,7 +663,7 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                     "customer)",
                     # new columns at the end: a sheet's macros read the columns by position
                     "rejected by the PLC without a verdict", "of them judged later", "never judged"] + [
-                    f"found otherwise: {words}" for words in _FOUND_OTHERWISE.values()]
+                    f"found otherwise: {words}" for words in FOUND_OTHERWISE.values()]
 
     def summary(name: str, r: dict[str, Any]) -> list[Any]:
         gs, fr, ea, rw, wt = (r["good_scrapped"], r["rejected_reviewed_good"], r["passed_defective_audit"],
@@ -697,7 +673,7 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                 ea["needed"], rw["parts"], rw["reviewed_good"], rw["reviewed"], rw["good_share"]["rate"],
                 wt["parts"], wt["NG"], wt["REVIEW"], r["escapes"]["parts"], r["escapes"]["audit"],
                 r["escapes"]["found_otherwise"], r["no_verdict"]["parts"], r["no_verdict"]["judged_later"],
-                r["no_verdict"]["never_judged"]] + [r["escapes"]["found_otherwise_by"][k] for k in _FOUND_OTHERWISE]
+                r["no_verdict"]["never_judged"]] + [r["escapes"]["found_otherwise_by"][k] for k in FOUND_OTHERWISE]
     summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + [
         summary(report["window"]["line"] or "all lines", report["total"])]
     by_day = report["by_day"]

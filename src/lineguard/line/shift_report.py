@@ -21,8 +21,9 @@ from .alarms import no_verdict_plain
 from .db import Database
 from .orm import Inspection, LineSignal, iso_utc, utcnow
 from .shifts import Shift, parse_shift_starts, plant_zone, shift_of
-from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups, defect_type_counts,
-                       no_verdict_counts, review_counts, score_subgroups)
+from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups,
+                       defect_type_counts, escape_places_text, escapes_found_otherwise_by, no_verdict_counts,
+                       review_counts, score_subgroups)
 from .station import _iso
 from .test_parts import verification
 
@@ -91,6 +92,11 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         q.drift for q in drift.points if q.label == shift.label))
 
     reviewed = review_counts(db, f)
+    # where the shift's escapes were found: the audit sample's, then the others by place (the
+    # month report's split, so a customer's complaint reads as such at the next handover); the
+    # audit sample's are the escapes the others leave
+    found_otherwise = escapes_found_otherwise_by(db, f)
+    escapes_audit = reviewed.get(("OK", "defect"), 0) - sum(found_otherwise.values())
     type_counts, waiting = defect_type_counts(db, f)
     # the line alarms (line.alarms) still active when the shift began, then those raised
     # in it, oldest first, with who saw to them and what each turned out to be
@@ -125,6 +131,10 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         "reviews": {"false_rejects": reviewed.get(("NG", "good"), 0),
                     "confirmed_defects": reviewed.get(("NG", "defect"), 0),
                     "escapes": reviewed.get(("OK", "defect"), 0),
+                    "escapes_audit": escapes_audit, "escapes_found_otherwise_by": found_otherwise,
+                    "escapes_text": ", ".join(([f"{escapes_audit} by the audit sample"] if escapes_audit else [])
+                                              + ([escape_places_text(found_otherwise)]
+                                                 if any(found_otherwise.values()) else [])),
                     "review_good": reviewed.get(("REVIEW", "good"), 0),
                     "review_defect": reviewed.get(("REVIEW", "defect"), 0),
                     "ok_audited": reviewed.get(("OK", "good"), 0) + reviewed.get(("OK", "defect"), 0),

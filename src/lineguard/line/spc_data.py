@@ -25,6 +25,7 @@ from .close_names import close_names
 from .db import Database
 from .errors import InvalidRequest, NotFound
 from .part_names import as_stored, station_is, stored_names
+from .reviews import FOUND_BY
 from .orm import Inspection, LineSignal, ModelVersion, utcnow
 from . import shifts
 from .shifts import parse_shift_starts, plant_zone, shift_of, wall_to_utc
@@ -372,6 +373,36 @@ def review_counts(db: Database, f: Filters) -> dict[tuple[str, str], int]:
                          .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label.is_not(None))
                          .group_by(Inspection.verdict, Inspection.review_label)).all()
     return {(v, lab): int(n) for v, lab, n in rows}
+
+
+# escapes outside the audit sample by where they were found (reviews.FOUND_BY but the audit,
+# then the reviews that did not say), each as the reports say it
+FOUND_OTHERWISE = {"station review": "at the station's review", "next process": "at the next process",
+                   "customer": "by the customer", "other": "elsewhere", "not said": "where not said"}
+assert set(FOUND_OTHERWISE) == set(FOUND_BY) - {"audit"} | {"not said"}
+
+
+def escapes_found_otherwise_by(db: Database, f: Filters) -> dict[str, int]:
+    """The passed parts (OK) reviewed as defects outside the audit sample, by where they
+    were found (the part's latest review's ``found_by``): "how many of these did we find
+    before the customer did?" A value the review route refuses ("audit" on a part not
+    drawn for the sample, a name stored by hand) is counted as "other", never dropped."""
+    with db.session() as s:
+        rows = s.execute(select(Inspection.found_by, func.count())
+                         .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label == "defect",
+                                Inspection.verdict == "OK", Inspection.audit_sample.is_(False))
+                         .group_by(Inspection.found_by)).all()
+    out = dict.fromkeys(FOUND_OTHERWISE, 0)
+    for found_by, n in rows:
+        key = "not said" if found_by is None else found_by if found_by in out else "other"
+        out[key] += int(n)
+    return out
+
+
+def escape_places_text(found_by: dict[str, int]) -> str:
+    """"1 by the customer, 2 at the next process": the places that found any, in
+    :data:`FOUND_OTHERWISE`'s order ("" when none did)."""
+    return ", ".join(f"{n} {FOUND_OTHERWISE[k]}" for k, n in found_by.items() if n)
 
 
 def audit_ok_counts(db: Database, f: Filters) -> dict[str, int]:
