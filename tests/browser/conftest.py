@@ -29,6 +29,10 @@ def _missing(reason: str) -> None:
 try:
     from playwright import sync_api
     expect = sync_api.expect
+    # 10 s for a page to show what it should, as its actions get (Pages): Playwright's 5 s
+    # is short for a poll's answer on a loaded 2-core CI machine; a check that holds returns
+    # at once, so only a failing one waits longer
+    expect.set_options(timeout=10_000)
 except ImportError:   # the browser fixture says so, test by test
     sync_api = expect = None
 
@@ -81,9 +85,10 @@ class Pages:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
-    def open(self, path: str, ready: str = "#main > :not(p.muted:only-child)"):
+    def open(self, path: str, ready: str = "#main > :not(p.muted:only-child)", timeout: Optional[float] = None):
+        """``path`` opened, once ``ready`` shows (within ``timeout`` ms, the context's 10 s by default)."""
         self.page.goto(path)
-        self.page.wait_for_selector(ready)
+        self.page.wait_for_selector(ready, timeout=timeout)
         return self.page
 
     def shot(self, name: str) -> None:
@@ -113,6 +118,28 @@ def pages(browser, station):
 def seen(page) -> None:
     """The review queue's part photo is on screen: Good and Defect (and G, D) judge it now."""
     expect(page.locator("#btn-good")).to_be_enabled()
+
+
+def page_answered(page) -> None:
+    """A request the page makes now, answered: any it sent before (a review or an
+    acknowledgement at a tap it should have refused) has gone out, so a count of its
+    requests taken now is complete."""
+    assert page.evaluate("() => fetch('/api/v1/session').then((r) => r.ok)")
+
+
+def clock_still(page) -> None:
+    """The page's clock (Date.now) stands still from here, a second past the page's own time,
+    its timers still running: a second tap lands in the moment after whatever moved under the
+    finger however slowly a loaded machine taps (with real time a slow tap landed after the
+    600 ms guard), and a settle from the page's loading is long over."""
+    clock_on(page, 1.0)
+
+
+def clock_on(page, seconds: float) -> None:
+    """The page's still clock (clock_still) moved on ``seconds`` and still again: a person's
+    moment to look, however fast or slow the machine. (Playwright takes a number in seconds:
+    Date.now()'s milliseconds given as they are set the clock some 57,000 years on.)"""
+    page.clock.set_fixed_time(page.evaluate("Date.now()") / 1000 + seconds)
 
 
 def api(srv, role: str = "admin") -> httpx.Client:

@@ -2,13 +2,11 @@
 resets a forgotten password and lifts sign-in lock-outs; a user changes their own password."""
 from __future__ import annotations
 
-import httpx
-
 from .conftest import api, expect
 
 
 def _sign_in(srv, username: str, password: str) -> int:
-    with httpx.Client(base_url=srv.url, timeout=30.0) as c:
+    with srv.client() as c:
         return c.post("/api/v1/session", json={"username": username, "password": password}).status_code
 
 

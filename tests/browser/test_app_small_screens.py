@@ -79,6 +79,8 @@ def test_other_chosen_later_without_a_note_is_said_beside_the_note_and_nothing_i
     row.get_by_label(f"note for alarm {plain}").fill("  air hose off the gripper ")
     expect(row.locator(".field-why")).to_be_hidden()
     row.get_by_role("button", name="Save").click()
+    # the form gone: the station answered (its select offers the same words before that)
+    expect(row.locator("td.cause form")).to_have_count(0)
     expect(row.locator("td.cause")).to_contain_text("other (say what in the note)")
     assert len(sent) == 1 and json.loads(sent[0][1]) == {"cause": "other", "note": "air hose off the gripper"}
     done = _alarm(station, "L-later")
@@ -86,6 +88,7 @@ def test_other_chosen_later_without_a_note_is_said_beside_the_note_and_nothing_i
 
     # a note someone wrote at acknowledging says what it was: "other" alone is sent, as the station takes it
     row = _choose_other(page, noted, "")
+    expect(row.locator("td.cause form")).to_have_count(0)
     expect(row.locator("td.cause")).to_contain_text("other (say what in the note)")
     assert len(sent) == 2 and json.loads(sent[1][1]) == {"cause": "other", "note": None}
     assert _alarm(station, "L-noted")["ack_cause"] == "other"

@@ -69,6 +69,8 @@ def test_the_engineer_downloads_a_models_file_and_removes_the_old_cameras_photos
     expect(_cards(page)).to_have_count(1)
     expect(newest).to_contain_text("new-000.png")
     page.locator("#reference-prev").click()
+    # the first page there before a tap: a tap on the page still shown removed the new camera's photo
+    expect(page.locator("#reference-page")).to_have_text("photos 1–24 of 25")
     remove()
     expect(sizes).to_contain_text(f"24 reference photo(s) of cell: 23 of {OLD} × {OLD}, 1 of {NEW} × {NEW}")
     expect(page.locator("#reference-next")).to_be_hidden()         # one page now

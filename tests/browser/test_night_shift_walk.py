@@ -162,8 +162,9 @@ def test_a_review_the_station_did_not_answer_names_the_part_and_stays_marked(pag
     seen(page)
     first = page.locator("#part-heading a").inner_text()
     first_id = ids[[f"lost-answer-{i}" for i in range(2)].index(first)]
-    # the station down: the review never arrives
-    page.route("**/review", lambda route: route.abort())
+    # the station down: the review never arrives, nor any other request (a page's poll that got
+    # through took the message away, or was told it was not saved, before the test read it)
+    page.route("**/api/v1/**", lambda route: route.abort())
     page.wait_for_timeout(700)          # past the moment a tap is taken for the part before (LG.settling)
     page.click("#btn-good")
     status = page.locator("#status")
@@ -171,7 +172,7 @@ def test_a_review_the_station_did_not_answer_names_the_part_and_stays_marked(pag
     row = page.locator(f".queue li[data-id='{first_id}']")
     expect(row.locator(".unsure")).to_have_text(" not saved?")
     # back: the station says it was not saved; the mark stays until the part is judged again
-    page.unroute("**/review")
+    page.unroute("**/api/v1/**")
     expect(status).to_contain_text(f"{first} was not saved: judge it again")
     expect(row.locator(".unsure")).to_have_count(1)
     row.click()
@@ -189,7 +190,8 @@ def test_a_review_the_station_did_not_answer_names_the_part_and_stays_marked(pag
     def lost_answer(route):
         route.fetch()
         route.abort()
-    page.route("**/review", lost_answer)
+    page.route("**/api/v1/**", lambda route: route.abort())       # as above, but for ...
+    page.route("**/review", lost_answer)                            # ... the review, which arrives
     page.wait_for_timeout(700)          # past the moment a tap is taken for the part before (LG.settling)
     page.click("#btn-defect")
     expect(page.locator("#ask")).to_contain_text("Which defect?")
@@ -199,6 +201,7 @@ def test_a_review_the_station_did_not_answer_names_the_part_and_stays_marked(pag
     part = page.locator(f".queue li[data-id='{second}']")
     # (its mark may already be gone: the station's live event of the review can come first)
     page.unroute("**/review")
+    page.unroute("**/api/v1/**")
     expect(status).to_contain_text("its review reached the station after all (defect by")
     expect(part.locator(".unsure")).to_have_count(0)
     expect(part).to_have_class(re.compile(r"\bdone\b"))

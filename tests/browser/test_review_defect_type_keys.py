@@ -5,7 +5,7 @@ unreviewed under the same question, a second press unchose it and the D after sa
 with no type, and moving on left the part unreviewed without a word."""
 from __future__ import annotations
 
-from .conftest import expect, api, png_bytes, post_part, seen
+from .conftest import clock_on, clock_still, expect, api, png_bytes, post_part, seen
 
 
 def _parts(station, line: str, n: int, seed: int) -> list[int]:
@@ -62,7 +62,8 @@ def test_a_type_tapped_after_defect_asked_saves_it_and_a_tap_in_the_moment_after
     p = pages(role="operator", viewport={"width": 1280, "height": 800}, has_touch=True)
     page = p.open("/app/review?queue=todo&line=LTapType&poll=600", "#current h2")
     seen(page)
-    page.wait_for_timeout(700)
+    # the page's clock still: a tap right after the question came later than 600 ms on a loaded machine
+    clock_still(page)
     page.click("#btn-defect")
     expect(page.locator("#ask")).to_contain_text("Which defect?")
     # the question brought the types under the finger: a tap straight after was aimed elsewhere
@@ -70,7 +71,7 @@ def test_a_type_tapped_after_defect_asked_saves_it_and_a_tap_in_the_moment_after
     expect(page.locator("#status")).to_contain_text("just changed")
     expect(page.locator("#current h2")).to_contain_text("ltaptype-1")
     assert _review(station, ids[1])[0] is False
-    page.wait_for_timeout(700)                 # looked: the type tapped on purpose
+    clock_on(page, 0.7)                        # looked: the type tapped on purpose
     page.locator("#types button").nth(1).click()
     expect(page.locator("#current h2")).to_contain_text("ltaptype-0")
     assert _review(station, ids[1]) == (True, "defect", types[1])

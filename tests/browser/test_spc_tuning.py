@@ -211,6 +211,20 @@ def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, stat
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     plant_hours(station.data_dir, "LR", [(50, 5), (50, 1)], now - dt.timedelta(hours=30),
                 defect_types=("crack",))
+    from sqlalchemy import select
+
+    from lineguard.line.db import Database
+    from lineguard.line.orm import Inspection
+    db = Database(f"sqlite:///{(station.data_dir / 'lineguard.db').resolve()}")
+    with db.session() as s:
+        # a passed part the customer sent back as a crack: the first after `at`, so in the shift
+        # shown whatever the hour (a part of the hour before was in the shift before at 22:00)
+        sent_back = s.scalars(select(Inspection).where(
+            Inspection.line == "LR", Inspection.verdict == "OK", Inspection.created_at >= now - dt.timedelta(hours=31))
+            .order_by(Inspection.created_at).limit(1)).one()
+        sent_back.reviewed, sent_back.review_label, sent_back.defect_type = True, "defect", "crack"
+        sent_back.found_by = "customer"
+    db.dispose()
     at = (now - dt.timedelta(hours=31)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with api(station, "operator") as c:
         rep = c.get("/api/v1/reports/shift", params={"line": "LR", "at": at}).json()
@@ -221,6 +235,8 @@ def test_shift_report_page_shows_a_shift_and_walks_to_the_one_before(pages, stat
     expect(page.locator("#totals")).to_contain_text(f"{rep['totals']['parts']} parts")
     expect(page.locator("#types")).to_contain_text("crack")
     expect(page.locator("#review-table")).to_contain_text(str(rep["reviews"]["confirmed_defects"]))
+    assert rep["reviews"]["escapes_text"] == "1 by the customer", rep["reviews"]
+    expect(page.locator("#review-table")).to_contain_text("1 (1 by the customer)")
     p.shot("shift-report")
     page.click("#prev-shift")
     expect(page.locator("#shift-label")).not_to_contain_text(rep["shift"]["label"])

@@ -6,8 +6,6 @@
 LG.start(async (main) => {
   const {h, api, clear, field, select, num, when, partUrl} = LG;
   const p = LG.params();
-  const KIND = {ng_run: "rejected parts in a row", ng_rate: "high NG rate", photo: "check the camera",
-    no_verdict: "rejected without a verdict", test_part: "test part judged wrong", drift: "part scores drifting"};
   const first = await api("/api/v1/alarms" + LG.q({limit: 1}));
   // causes: those to choose from now; labels: every one an alarm may carry (retired ones too)
   let causes = first.causes || {}, labels = first.cause_labels || causes;
@@ -22,7 +20,7 @@ LG.start(async (main) => {
     LG.timeField("until", "until", p.until), LG.zoneNote(),
     field("line", h("input", {name: "line", value: p.line || "", size: 8})),
     field("station", h("input", {name: "station", value: p.station || "", size: 8})),
-    field("alarm", select("kind", [["", "any"], ...Object.entries(KIND)], p.kind)),
+    field("alarm", select("kind", [["", "any"], ...Object.entries(LG.ALARM_KIND)], p.kind)),
     field("cause", causeFilter),
     field("state", select("active", [["", "any"], ["true", "active"], ["false", "acknowledged"]], p.active)),
     h("button", {type: "submit"}, "Show"));
@@ -97,7 +95,7 @@ LG.start(async (main) => {
           h("tr", {dataset: {cause: c.cause}}, h("td", {}, c.label), h("td", {}, c.alarms))))
           : h("p", {class: "muted"}, "None acknowledged yet.")),
       h("div", {class: "grow"}, h("h3", {}, "Alarm"), counts("by-kind", ["alarm", "alarms"], s.by_kind.map((k) =>
-        h("tr", {dataset: {kind: k.kind}}, h("td", {}, KIND[k.kind] || k.kind), h("td", {}, k.alarms))))),
+        h("tr", {dataset: {kind: k.kind}}, h("td", {}, LG.alarmKind(k.kind)), h("td", {}, k.alarms))))),
       h("div", {class: "grow"}, h("h3", {}, "Station"), counts("by-station", ["line", "station", "alarms"],
         s.by_station.map((x) => h("tr", {}, h("td", {}, x.line), h("td", {}, x.station), h("td", {}, x.alarms)))))));
   }
@@ -132,7 +130,7 @@ LG.start(async (main) => {
         // tablet could not read it; a disclosure opens by a tap and by the keyboard (the
         // tooltip kept: a mouse reads it without a click)
         h("td", {class: "alarm", title: LG.plantTimes(a.message)}, h("details", {class: "alarm-said"},
-          h("summary", {}, KIND[a.kind] || a.kind,
+          h("summary", {}, LG.alarmKind(a.kind),
             a.escalated_at ? " · escalated" + (a.escalations > 1 ? ` ×${a.escalations}` : "") : ""),
           h("p", {class: "alarm-message"}, LG.plantTimes(a.message)))),
         h("td", {}, a.inspection_id ? h("a", {href: partUrl(a.inspection_id)}, "#" + a.inspection_id)

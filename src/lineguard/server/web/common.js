@@ -5,6 +5,16 @@
 
 const LG = (() => {
   const ROLES = ["operator", "engineer", "admin"];
+  // the alarm kinds in the plant's words, one list for every page; the plant view's
+  // (routers/plant.py ALARM_WORDS) says them the same, and a test holds the two together
+  const ALARM_KIND = Object.freeze({ng_run: "rejected parts in a row", ng_rate: "high NG rate",
+    photo: "check the camera", no_verdict: "parts rejected without a verdict", test_part: "test part judged wrong",
+    drift: "part scores drifting"});
+  // a kind this page does not know (a newer station's) said by its code
+  const alarmKind = (kind, capital) => {
+    const w = ALARM_KIND[kind] || kind;
+    return capital ? w.charAt(0).toUpperCase() + w.slice(1) : w;
+  };
   const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
   let me = null;
 
@@ -63,7 +73,12 @@ const LG = (() => {
   // why: "expired" when a page signed in is refused later (the session's time ran out, or it
   // was signed out elsewhere): the sign-in page says so, not a wall display dropped to a form
   // with no word of what happened
+  // Once: a line view's summary and parts reads refused together each sent it, and the second
+  // navigation aborted the first (a wall display's sign-in page loaded twice)
+  let leaving = false;
   function toSignIn(why) {
+    if (leaving) return;
+    leaving = true;
     const here = location.pathname + location.search;
     location.assign("/app/signin" + q({next: here, why}));
   }
@@ -174,14 +189,18 @@ const LG = (() => {
   }
 
   // A form's action taken once, however often it is tapped: its submit button is
-  // disabled until the answer (a double click made two keys, one of them never shown).
+  // disabled until the answer (a double click made two keys, one of them never shown), and
+  // for a moment after it (a quick station answered between a double click's two clicks:
+  // the second made another key, unnamed, the form having been emptied).
   function once(form, fn) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const btn = form.querySelector("button[type=submit]");
       if (btn && btn.disabled) return;
       if (btn) btn.disabled = true;
-      try { await fn(e); } catch (err) { fail(err); } finally { if (btn) btn.disabled = false; }
+      try { await fn(e); } catch (err) { fail(err); } finally {
+        if (btn) setTimeout(() => { btn.disabled = false; }, SETTLE_MS);
+      }
     });
   }
 
@@ -282,6 +301,9 @@ const LG = (() => {
   // -- formatting ------------------------------------------------------------------
   const pct = (x, d = 1) => (x === null || x === undefined || isNaN(x)) ? "–" : (100 * x).toFixed(d) + " %";
   const num = (x, d = 3) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d);
+  // a count with thousands separators, written as the pages' English writes its decimals
+  // (toFixed's point): the browser's own locale gave "1.234 parts" beside "3.5 %" on a German PC
+  const count = (x) => Number(x).toLocaleString("en-US");
   // A part's score beside the limit it was judged by: a bare "score 71.760" (or the photo's
   // "NG 71.8 / 36.3") said nothing to an operator. "score 71.760 (NG above 36.354: 1.97×)".
   function scoreText(it, d = 3) {
@@ -532,7 +554,7 @@ const LG = (() => {
     return reasons.length ? h("div", {}, table, ...reasons) : table;
   }
 
-  return {h, svg, clear, q, api, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
+  return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     settle, settling, SETTLE_MS, once, get me() { return me; }};

@@ -108,7 +108,7 @@ LG.start(async (main) => {
       count: first ? "true" : undefined})));
     if (mine !== asked) return;
     if (first) total = page.total === null || page.total === undefined ? null
-      : page.total.toLocaleString() + (page.total_capped ? "+" : "");
+      : LG.count(page.total) + (page.total_capped ? "+" : "");
     page.items.forEach((it) => grid.appendChild(card(it)));
     shown += page.items.length;
     cursor = page.next_cursor;

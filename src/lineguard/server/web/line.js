@@ -83,9 +83,6 @@ LG.start(async (main) => {
     if (!sayTimer) sayTimer = setTimeout(sayParts, Math.max(0, SAY_MS - (Date.now() - saidAt)));
   }
   let alarmsSeen = null;      // the alarms already there when the page opened are not news
-  const KIND = {ng_run: "Rejected parts in a row", ng_rate: "High NG rate", photo: "Check the camera",
-    no_verdict: "Parts rejected without a verdict", test_part: "Test part judged wrong",
-    drift: "Part scores drifting"};
   // what an alarm may turn out to be (the station's list, the plant's own causes in it),
   // chosen on acknowledgement; read again every minute: a panel stays open for days, and
   // an engineer adds or retires causes meanwhile
@@ -154,7 +151,7 @@ LG.start(async (main) => {
     // counters on a 10-inch panel's screen (stacked, each took a third of it)
     const item = h("div", {class: "alarm-item", dataset: {id: a.id}, tabindex: -1},
       h("div", {class: "alarm-text"},
-        h("p", {}, h("b", {}, KIND[a.kind] || a.kind, " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
+        h("p", {}, h("b", {}, LG.alarmKind(a.kind, true), " · line ", a.line, " · ", a.station), " since ", when(a.raised_at),
           // a reject without a verdict has no part record to link to (the message says why it came)
           a.inspection_id ? [" · ", h("a", {href: partUrl(a.inspection_id)}, "the part that raised it")] : null),
         // the message's own times (the drift alarm's "since about … UTC") on the plant's clock
@@ -179,7 +176,7 @@ LG.start(async (main) => {
     const fresh = alarmsSeen ? list.filter((a) => !alarmsSeen.has(a.id)) : [];
     alarmsSeen = ids;
     if (fresh.length) {
-      alarmSaid.textContent = fresh.map((a) => `Alarm: ${KIND[a.kind] || a.kind}, line ${a.line} ${a.station}. ${LG.plantTimes(a.message)}`)
+      alarmSaid.textContent = fresh.map((a) => `Alarm: ${LG.alarmKind(a.kind, true)}, line ${a.line} ${a.station}. ${LG.plantTimes(a.message)}`)
         .join(" ");
     }
     for (const a of list) {

@@ -699,7 +699,7 @@ LG.start(async (main) => {
   async function referencePhotosPanel() {
     const PAGE = 24;
     const engineer = LG.roleAtLeast("engineer");
-    let offset = 0, asked = 0;
+    let offset = 0, asked = 0, total = 0;
     const prodIn = h("input", {name: "product", size: 10, maxlength: 100, required: true, placeholder: "e.g. cell"});
     const lineIn = h("input", {name: "line", size: 8, maxlength: 100, placeholder: "every line"});
     const form = h("form", {class: "filters", id: "reference-photos-form"}, field("product", prodIn),
@@ -758,6 +758,22 @@ LG.start(async (main) => {
         summary.className = "muted";
         return;
       }
+      // the page on screen stays until the next one comes, but is not to be acted on: a Remove
+      // tapped meanwhile was of a page left, and a second tap on "Later photos" skipped a page
+      grid.setAttribute("aria-busy", "true");
+      for (const b of [...grid.querySelectorAll("button"), prev, next]) b.disabled = true;
+      try {
+        await showPage(product, line, n);
+      } finally {
+        if (n === asked) {
+          grid.removeAttribute("aria-busy");
+          prev.disabled = offset === 0;
+          next.disabled = offset + PAGE >= total;
+        }
+      }
+    }
+
+    async function showPage(product, line, n) {
       let got = await api("/api/v1/reference-photos" + LG.q({product, line: line || null, limit: PAGE, offset}));
       if (n !== asked) return;            // another product asked meanwhile
       if (!got.items.length && offset && got.count) {
@@ -778,9 +794,8 @@ LG.start(async (main) => {
             : "(ask an engineer to remove them).") : ".");
       clear(grid).append(...got.items.map(card));
       LG.applyRoles(grid);
+      total = got.count;
       pager.hidden = got.count <= PAGE;
-      prev.disabled = offset === 0;
-      next.disabled = offset + PAGE >= got.count;
       pageNote.textContent = got.items.length ? `photos ${offset + 1}–${offset + got.items.length} of ${got.count}` : "";
     }
 

@@ -146,8 +146,10 @@ LG.start(async (main) => {
   // reviewed on another screen shows as done here, not reviewed twice.
   const sameLine = (line) => !query.line || String(line).trim().toLowerCase() === query.line.toLowerCase();
   let soon = null;
-  // A review made while the stream was down (a Wi-Fi drop, a 503) reaches this screen no
-  // other way: the part on screen is read again when it is back, so a tap cannot overturn it unasked.
+  // A review made while the stream was down (a Wi-Fi drop, a 503), or before it first answered
+  // (the page's own loading read the part before), reaches this screen no other way: the part
+  // on screen is read again each time the stream opens, so a tap cannot overturn it unasked;
+  // parts judged meanwhile are read too (they waited for the poll, 20 s).
   LG.liveEvents({
     inspection: (ev) => {
       const it = JSON.parse(ev.data);
@@ -156,11 +158,11 @@ LG.start(async (main) => {
       if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
     },
     review: (ev) => heard(JSON.parse(ev.data)),
-  }, (back) => {
-    if (!back) return;
+  }, () => {
     const it = items[idx];
     if (it) api(inspUrl(it.id)).then((rec) => { if (rec.review && rec.review.reviewed) heard(rec); }).catch(() => {});
     recheckUnsure().catch(() => {});
+    newer().catch(() => {});
   });
   // Parts whose review got no answer (the station or the network down): it may or may not have
   // been saved. Marked in the list, by part, until the station answers whether it was; the

@@ -108,7 +108,7 @@ LG.start(async (main) => {
       // statistician's note), the engineer's number after them
       // "ng": NG verdicts, a false reject included: not the Pareto's reviewed defects
       const ng = pc.ng !== undefined ? pc.ng : pc.defects, base = pc.baseline || {};
-      pEl.appendChild(h("p", {id: "p-chart-ng"}, `NG parts: ${ng.toLocaleString()} of ${pc.parts.toLocaleString()} `
+      pEl.appendChild(h("p", {id: "p-chart-ng"}, `NG parts: ${LG.count(ng)} of ${LG.count(pc.parts)} `
         + "parts judged (NG verdicts, false rejects included; the reviewed defects are in the Pareto below)"));
       pEl.appendChild(h("p", {class: "muted", id: "p-chart-baseline"}, base.from === "baseline_since/until"
         ? `centre from the baseline ${LG.when(base.since)} to ${LG.when(base.until)}: `
@@ -122,7 +122,7 @@ LG.start(async (main) => {
     }
     if (pc.without_lot) {
       // a chart by lot leaves out the parts sent with none: said, not silently missing
-      pEl.appendChild(h("p", {class: "muted", id: "without-lot"}, `${pc.without_lot.toLocaleString()} part(s) in this `
+      pEl.appendChild(h("p", {class: "muted", id: "without-lot"}, `${LG.count(pc.without_lot)} part(s) in this `
         + "period were sent with no lot and are not on this chart."));
     }
     alarms.appendChild(pc.alarms.length
@@ -159,7 +159,7 @@ LG.start(async (main) => {
     // verdict: of the NG parts reviewed, how many were good (9 % of rejected parts can be
     // 0.3 % of good parts); of the OK parts reviewed, how many were defects.
     clear(rEl);
-    const n0 = (x) => Math.round(x).toLocaleString();
+    const n0 = (x) => LG.count(Math.round(x));
     const gs = rr.good_scrapped || {};
     let gsText;
     if (gs.rate === null || gs.rate === undefined) {
@@ -171,7 +171,7 @@ LG.start(async (main) => {
         + `${gs.ng_not_reviewed} of ${gs.ng_parts} NG parts are not reviewed; ${gs.ng_reviewed_good} of the `
         + `${gs.ng_reviewed} reviewed were good, taken as the share of all of them. Review every NG part for the exact count.`;
     } else {
-      gsText = `${gs.k} of ${gs.n.toLocaleString()} good parts were rejected as NG: ${pct(gs.rate, 2)} (${pct(gs.lo, 2)} – `
+      gsText = `${gs.k} of ${LG.count(gs.n)} good parts were rejected as NG: ${pct(gs.rate, 2)} (${pct(gs.lo, 2)} – `
         + `${pct(gs.hi, 2)}) · good parts: every part made less those reviewed as defects`
         + (gs.ng_parts ? " · every NG part reviewed" : "");
     }
@@ -231,20 +231,20 @@ LG.start(async (main) => {
   // audited OK parts that state it (line/spc.py review_rates' escape_audit), how many more,
   // and at the station's audit rate about how many parts made that is
   function auditNeeded(r, confidence) {
-    const target = `${pct(r.target, 1)} (${Math.round(r.target * 1e6).toLocaleString()} ppm)`;
+    const target = `${pct(r.target, 1)} (${LG.count(Math.round(r.target * 1e6))} ppm)`;
     const conf = pct(confidence || 0.95, 0);
     if (!r.more_needed) {
       return h("p", {class: "v-ok", id: "audit-needed"}, `Enough audited parts: at most ${pct(r.upper_bound, 3)} of `
         + `passed parts defective (${conf} confidence), under ${target}.`);
     }
     let text = !r.n ? "No audited OK part reviewed yet. "
-      : r.k ? `${r.k} defect(s) found in ${r.n.toLocaleString()} audited OK parts: at most ${pct(r.upper_bound, 2)} of `
+      : r.k ? `${r.k} defect(s) found in ${LG.count(r.n)} audited OK parts: at most ${pct(r.upper_bound, 2)} of `
         + `passed parts defective (${conf} confidence). `
-        : `Now: at most ${pct(r.upper_bound, 2)} of passed parts defective (${conf} confidence; ${r.n.toLocaleString()} `
+        : `Now: at most ${pct(r.upper_bound, 2)} of passed parts defective (${conf} confidence; ${LG.count(r.n)} `
           + "audited OK parts, none defective). ";
-    text += `To state under ${target} at ${conf} confidence, ${r.needed.toLocaleString()} audited OK parts must be `
-      + `reviewed with ${r.k ? "no more" : "no"} defect found: ${r.more_needed.toLocaleString()} more.`;
-    if (r.waiting) text += ` ${r.waiting.toLocaleString()} OK part(s) of the audit sample in this window wait for review `
+    text += `To state under ${target} at ${conf} confidence, ${LG.count(r.needed)} audited OK parts must be `
+      + `reviewed with ${r.k ? "no more" : "no"} defect found: ${LG.count(r.more_needed)} more.`;
+    if (r.waiting) text += ` ${LG.count(r.waiting)} OK part(s) of the audit sample in this window wait for review `
       + "(the Review queue's audit list).";
     if (!r.audit_sample_rate) {
       text += " This station draws no audit sample: set audit_sample_rate (serve --audit-sample-rate 0.02) to start one.";
@@ -255,7 +255,7 @@ LG.start(async (main) => {
       text += ` The audit sample takes ${pct(r.audit_sample_rate, 1)} of the OK parts made; this window has no OK `
         + "part to tell how many parts that is.";
     } else {
-      text += ` At the audit rate of ${pct(r.audit_sample_rate, 1)} that is about ${r.parts_to_make.toLocaleString()} `
+      text += ` At the audit rate of ${pct(r.audit_sample_rate, 1)} that is about ${LG.count(r.parts_to_make)} `
         + "more parts made; a higher rate gets there sooner (station setting audit_sample_rate: serve "
         + "--audit-sample-rate).";
     }
