@@ -214,17 +214,16 @@ def test_activating_the_shadow_ends_it(station_factory):
 def test_a_slow_shadow_is_dropped_not_waited_for(station_factory):
     st = station_factory(audit_sample_rate=0.0, shadow_queue=1)
     st.add_model(FakeInspector(0.5, "v-fast").to_bytes(), "cell", activate=True)
-    st.add_model(FakeInspector(0.3, "v-slow", delay_s=0.5).to_bytes(), "cell")
+    # 1.5 s a part: the six parts come faster than that however loaded the machine (at 0.5 s
+    # a slow machine's 0.3 s parts left the shadow time for four)
+    st.add_model(FakeInspector(0.3, "v-slow", delay_s=1.5).to_bytes(), "cell")
     st.shadow.start("cell", "", 2)
-    t0 = time.perf_counter()
     for i in range(6):
         st.inspect(png_bytes(100, seed=70 + i), part(f"slow-{i}"))
-    elapsed = time.perf_counter() - t0
-    # parts dropped from the shadow's queue are the proof the line did not wait; waiting
-    # for each slow shadow would take 3 s (the bound is loose for a loaded machine)
+    # parts dropped from the shadow's queue are the proof the line did not wait (a line that
+    # waited would leave the queue empty for each next part); no clock bound beside it
     assert st.shadow.dropped >= 3
-    assert elapsed < 3.0, f"the line waited for the shadow ({elapsed:.2f}s for 6 parts)"
-    assert st.shadow.wait_idle(10)
+    assert st.shadow.wait_idle(30)
     with st.db.session() as s:
         judged = len(list(s.scalars(select(ShadowResult))))
     assert 1 <= judged <= 3 and judged + st.shadow.dropped == 6

@@ -101,7 +101,8 @@ def ua_cell(sqlite_station):
     from lineguard.line.plc_opcua import OpcUaStation
     made = []
 
-    def make(images, recipes=None, window_ms=3000.0, delay_s=0.0, **kw):
+    # 8 s unless the test is of the window (150 ms, 1.5 s): as test_plc_modbus's plc_cell (3 s before)
+    def make(images, recipes=None, window_ms=8000.0, delay_s=0.0, **kw):
         st = sqlite_station()
         if delay_s:
             st.add_model(FakeInspector(0.5, "v-slow", delay_s=delay_s).to_bytes(), "slow", activate=True)

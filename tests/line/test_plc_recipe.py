@@ -66,8 +66,12 @@ def test_recipe_id_0_keeps_the_recipe_in_effect(plc_cell):  # noqa: F811
     assert plc.wait("valid")["ok"]
     rec = st.get(plc.regs()["inspection_id"])
     assert (rec.product, rec.serial) == ("band", "901")
-    with st.db.session() as s:
-        assert s.scalars(select(LineSignal.recipe_id)).all() == [2]
+
+    def recipes_signalled():
+        with st.db.session() as s:
+            return s.scalars(select(LineSignal.recipe_id)).all()
+    # the recorder thread stores the signal after the PLC has its answer: on a loaded machine later
+    assert until(recipes_signalled, "the part's line signal stored") == [2]
 
 
 def test_a_recipe_0_in_the_table_is_a_recipe(plc_cell):  # noqa: F811

@@ -429,7 +429,7 @@ def test_a_dark_photo_ending_in_zeros_is_taken_once_it_stays_unchanged(sqlite_st
     path = inbox / f"dark.{fmt.lower()}"
     path.write_bytes(data)
     w = _watcher(local_submitter(st, "L1", "S1", "cell", "folder"), inbox, incomplete_after_s=30.0)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20            # a wait for a state: loaded machines are slow
     while path.exists() and time.monotonic() < deadline:
         w.poll_once()
         time.sleep(0.05)
