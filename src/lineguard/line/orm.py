@@ -599,6 +599,26 @@ class ShiftNote(Base):
     written_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class IssuedReport(Base):
+    """A period's report as it was issued (sent to the customer), see line.issued_reports:
+    only ever added; its JSON is what was sent, whatever later reviews change."""
+
+    __tablename__ = "issued_reports"
+    __table_args__ = (Index("ix_issued_reports_window", "kind", "since", "until", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))                      # "period"
+    since: Mapped[dt.datetime] = mapped_column(DateTime)                # the report's window, UTC
+    until: Mapped[dt.datetime] = mapped_column(DateTime)
+    line: Mapped[str] = mapped_column(String(100), default="")         # "": every line
+    station: Mapped[str] = mapped_column(String(100), default="")
+    product: Mapped[str] = mapped_column(String(100), default="")
+    issued_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    report: Mapped[str] = mapped_column(Text)                           # the report's JSON as issued
+
+
 class StationRun(Base):
     """One run of a station process, from its start to its stop (see line.handover): the
     gap between a run's last sign of life and the next start is the time no part was judged."""

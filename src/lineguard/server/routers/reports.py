@@ -5,19 +5,19 @@ import datetime as dt
 import socket
 from typing import Any, Literal, Optional
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ... import __version__
-from ...line import handover, period_report, tuning
+from ...line import handover, issued_reports, period_report, tuning
 from ...line.errors import InvalidRequest
 from ...line.shifts import parse_shift_starts, plant_zone, shift_of
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import known_names
 from ...line.station import Station
-from ..deps import Caller, get_station, known_query_only, reader, require
+from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..text_rules import NO_NUL
 from ..schemas import errors
 from .spc import _LINE, _PRODUCT, _STATION, AT_HELP, SINCE_HELP, TIME_TEXT, UNTIL_HELP, Scope, plant_time, shift_time
@@ -102,20 +102,71 @@ def period(where: Scope = Depends(_period_scope), _known: None = Depends(known_q
            format: Literal["json", "xlsx"] = Query("json", description="json, or xlsx: a workbook, a sheet a "
                                                    "section, shares as fractions (0-1)"),
            station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
+    report = _made_now(where, station, caller)
+    if format == "xlsx":
+        return _workbook(report, station)
+    # the reports issued for this very window and scope: the one sent may differ from this
+    return {**report, "issued": issued_reports.issued_for(station.db, report)}
+
+
+def _made_now(where: Scope, station: Station, caller: Optional[Caller]) -> dict[str, Any]:
     cfg = station.config
-    report = period_report.period_report(
+    return period_report.period_report(
         station.db, where.since, where.until, timezone=cfg.timezone, shift_starts=cfg.shift_starts,
         line=where.line, station=where.station, product=where.product, kept_since=where.kept_since,
         audit_rate=float(cfg.audit_sample_rate or 0.0), made_by=caller.who if caller is not None else None,
         station_host=socket.gethostname(), version=__version__)
+
+
+def _workbook(report: dict[str, Any], station: Station, issued_id: Optional[int] = None) -> Response:
+    w = report["window"]
+    name = "lineguard-period-" + "-".join(v for v in (w["line"], w["product"]) if v) + ("-" if w["line"] or
+                                                                                          w["product"] else "")
+    # the plant's days it covers, the last one included: -20261101-20261130 for November
+    last = dt.datetime.fromisoformat(w["until_plant"]) - dt.timedelta(microseconds=1)
+    name += w["since_plant"][:10].replace("-", "") + "-" + last.strftime("%Y%m%d")
+    if issued_id is not None:
+        name += f"-issued-{issued_id}"
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return Response(period_report.workbook(report, station.config.timezone), media_type=_XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
+
+
+class IssueIn(BaseModel):
+    note: str = Field("", max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
+                      description="where the report went and why (\"sent to ACME, with 8D 114\"); may be empty")
+
+
+@router.post("/period/issue", status_code=201,
+             summary="Issue the period's report (the window and scope as GET /period takes them): keep it as it "
+                     "is now, with who issued it, when and the note, never changed by later reviews",
+             responses=errors(401, 403, 404, 422))
+def issue_period(body: IssueIn, where: Scope = Depends(_period_scope), _known: None = Depends(known_query_only),
+                 station: Station = Depends(get_station),
+                 caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    report = _made_now(where, station, caller)
+    return {"issued": issued_reports.issue(station.db, report, caller.who, body.note), "report": report}
+
+
+@router.get("/issued", summary="The reports issued, newest first (who, when, the window, the note)",
+            responses=errors(401, 403, 422))
+def issued(limit: int = Query(100, ge=1, le=issued_reports.LIST_MAX), station: Station = Depends(get_station),
+           _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"issued": issued_reports.issued_list(station.db, limit)}
+
+
+@router.get("/issued/{report_id}",
+            summary="One issued report as it was issued (JSON or .xlsx), and the counts that differ in the "
+                    "report made from the records now",
+            responses={200: {"content": {"application/json": {}, _XLSX: {}}}, **errors(401, 403, 404, 422)})
+def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issued report's id"), format: Literal["json", "xlsx"] = Query("json"),
+               station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
+    header, report = issued_reports.issued_one(station.db, report_id)
     if format == "xlsx":
-        w = report["window"]
-        name = "lineguard-period-" + "-".join(v for v in (w["line"], w["product"]) if v) + ("-" if w["line"] or
-                                                                                              w["product"] else "")
-        # the plant's days it covers, the last one included: -20261101-20261130 for November
-        last = dt.datetime.fromisoformat(w["until_plant"]) - dt.timedelta(microseconds=1)
-        name += w["since_plant"][:10].replace("-", "") + "-" + last.strftime("%Y%m%d")
-        safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-        return Response(period_report.workbook(report, cfg.timezone), media_type=_XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
-    return report
+        return _workbook(report, station, issued_id=report_id)
+    w = report["window"]
+    now = _made_now(Scope(w.get("line"), w.get("station"), w.get("product"), issued_reports.window_time(w["since"]),
+                          issued_reports.window_time(w["until"]), kept_since(station.db)), station, caller)
+    changed = issued_reports.changes(report, now)
+    return {"issued": header, "report": report, "changed_since_issued": changed,
+            "changed_text": issued_reports.changes_text(changed)}

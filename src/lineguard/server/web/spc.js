@@ -33,6 +33,12 @@ LG.start(async (main) => {
   // the period's report for the customer (GET /api/v1/reports/period): the filters' window, or
   // without from/until the last whole month
   const monthXlsx = h("a", {class: "button secondary", id: "xlsx-month"}, "Period report (Excel: days, weeks, alarms, test parts, models)");
+  // a period's report as sent to the customer (POST /api/v1/reports/period/issue): kept as
+  // it is now, whatever later reviews change; engineers issue, everyone reads the list
+  const issueNote = h("input", {id: "issue-note", maxlength: 2000, size: 30,
+    placeholder: "where it went (sent to ACME, 8D 114)", "aria-label": "note for the issued report"});
+  const issueBtn = h("button", {type: "button", class: "secondary", id: "issue-month"}, "Issue this period report");
+  const issuedEl = h("div", {id: "issued-reports"});
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
   mapWhich.setAttribute("aria-label", "which parts to map");     // beside its heading, not in a label
@@ -42,7 +48,13 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("h2", {}, "From reviewed parts (95 % confidence)"), rEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Defect types (Pareto of reviewed defects)"),
       csvPareto), paretoEl),
-    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl));
+    h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl),
+    h("div", {class: "panel"}, h("h2", {}, "Issued period reports"),
+      h("div", {class: "row", "data-role": "engineer"}, issueNote, issueBtn),
+      h("p", {class: "muted", "data-role": "engineer"}, "Issuing keeps the period report of the filters' window "
+        + "(line, station, product; without from/until the last whole month) as it is now, with your name and "
+        + "the note: the report sent stays readable after later reviews change the counts."), issuedEl));
+  LG.applyRoles(main);
 
   // the window a panel covers, from its answer: the p-chart and drift default to the window
   // of their subgroup (48 hours by hour) beside panels of 30 days, and "In control" under a
@@ -276,10 +288,44 @@ LG.start(async (main) => {
       + " · one product at a time reads best (parts framed alike)"));
   }
 
+  async function loadIssued() {
+    const list = (await api("/api/v1/reports/issued" + LG.q({limit: 20}))).issued;
+    clear(issuedEl);
+    if (!list.length) {
+      issuedEl.appendChild(h("p", {class: "muted"}, "No period report issued yet."));
+      return;
+    }
+    const rows = list.map((r) => h("tr", {},
+      h("td", {}, `${LG.when(r.since)} to ${LG.when(r.until)}`), h("td", {}, r.line || "every line"),
+      h("td", {}, r.product || "every product"), h("td", {}, r.issued_by || "–"), h("td", {}, LG.when(r.issued_at)),
+      h("td", {}, r.note), h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"))));
+    issuedEl.appendChild(h("div", {class: "table-wrap"}, h("table", {id: "issued-table"},
+      h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "as issued"]
+        .map((t) => h("th", {}, t)))), h("tbody", {}, ...rows))));
+  }
+
+  issueBtn.addEventListener("click", async () => {
+    if (issueBtn.disabled) return;
+    issueBtn.disabled = true;           // one report a tap: a double tap issued it twice
+    try {
+      const f = filters();
+      const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
+      const got = await api("/api/v1/reports/period/issue" + LG.q(whole), {method: "POST", body: {note: issueNote.value}});
+      issueNote.value = "";
+      LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
+        + (got.issued.line ? `, line ${got.issued.line}` : "") + ".");
+      await loadIssued();
+    } catch (err) {
+      LG.fail(err);
+    } finally {
+      issueBtn.disabled = false;
+    }
+  });
+
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
   mapWhich.addEventListener("change", () => {
     const f = filters();
     loadMap({line: f.line, station: f.station, product: f.product, since: f.since, until: f.until}).catch(LG.fail);
   });
-  await load();
+  await Promise.all([load(), loadIssued()]);
 });

@@ -1,0 +1,127 @@
+"""Issued reports: a period's report kept as it was sent to the customer.
+
+A month's report made again later is not the one sent: reviews go on after the month ends
+(an NG part reviewed good lowers the share of good parts scrapped; a customer's complaint
+adds an escape), so a quality manager asked "what did we tell them?" could only answer
+with the numbers as they stand now. Issuing a report keeps its JSON, who issued it, when
+and their note, never changed; read back, it is the report as issued, its workbook made
+from it, and the counts that differ in the report made from the records now are listed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import defer
+
+from .db import Database
+from .errors import InvalidRequest, NotFound
+from .orm import IssuedReport, iso_utc, utcnow
+
+NOTE_MAX = 2000          # a covering note ("sent to ACME with 8D 114"), not a letter
+LIST_MAX = 1000
+# changed counts named in the text; the list holds every one
+SAID_MAX = 5
+
+
+def window_time(text: str) -> dt.datetime:
+    """A report window's ISO UTC time as stored (naive UTC)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _header(row: IssuedReport) -> dict[str, Any]:
+    return {"id": row.id, "kind": row.kind, "since": iso_utc(row.since), "until": iso_utc(row.until),
+            "line": row.line or None, "station": row.station or None, "product": row.product or None,
+            "issued_by": row.issued_by, "issued_at": iso_utc(row.issued_at), "note": row.note}
+
+
+def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: str = "") -> dict[str, Any]:
+    """Keep ``report`` (line.period_report's, as made now) as issued; its header back."""
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise InvalidRequest(f"the note is {len(note)} characters; at most {NOTE_MAX}: say where the report went, "
+                             "and keep the letter elsewhere")
+    if report.get("empty"):
+        raise InvalidRequest("no part was judged in this window: there is nothing to issue (choose the window "
+                             "when the line ran)")
+    w = report["window"]
+    row = IssuedReport(kind="period", since=window_time(w["since"]), until=window_time(w["until"]), line=w.get("line") or "",
+                       station=w.get("station") or "", product=w.get("product") or "", issued_by=issued_by,
+                       issued_at=utcnow(), note=note, report=json.dumps(report, separators=(",", ":")))
+    with db.session() as s:
+        s.add(row)
+        s.flush()
+        return _header(row)
+
+
+def _headers(db: Database, *where: Any, limit: int = LIST_MAX) -> list[dict[str, Any]]:
+    with db.session() as s:
+        rows = s.scalars(select(IssuedReport).options(defer(IssuedReport.report)).where(*where)
+                         .order_by(IssuedReport.id.desc()).limit(limit))
+        return [_header(r) for r in rows]
+
+
+def issued_list(db: Database, limit: int = 100) -> list[dict[str, Any]]:
+    """The reports issued, newest first (their headers, not the reports)."""
+    return _headers(db, limit=max(1, min(int(limit), LIST_MAX)))
+
+
+def issued_for(db: Database, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reports issued for exactly ``report``'s window and scope, newest first."""
+    w = report["window"]
+    return _headers(db, IssuedReport.kind == "period", IssuedReport.since == window_time(w["since"]),
+                    IssuedReport.until == window_time(w["until"]), IssuedReport.line == (w.get("line") or ""),
+                    IssuedReport.station == (w.get("station") or ""),
+                    IssuedReport.product == (w.get("product") or ""))
+
+
+def issued_one(db: Database, report_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, the report as issued)."""
+    with db.session() as s:
+        row = s.get(IssuedReport, report_id)
+        if row is None:
+            raise NotFound(f"no issued report {report_id}: GET /api/v1/reports/issued lists them")
+        return _header(row), json.loads(row.report)
+
+
+def _flat(v: Any, prefix: str = "") -> dict[str, int]:
+    """The counts in ``v`` by their path ("escapes.parts"). Counts only: the shares and rates
+    are made of them, and would say each change twice."""
+    if isinstance(v, bool):
+        return {}
+    if isinstance(v, int):
+        return {prefix: v}
+    if isinstance(v, dict):
+        out: dict[str, int] = {}
+        for k, x in v.items():
+            if k not in ("share", "rate", "text"):
+                out.update(_flat(x, f"{prefix}.{k}" if prefix else k))
+        return out
+    return {}
+
+
+def _counts(report: dict[str, Any]) -> dict[str, int]:
+    """Every count of the report's totals and of each line, by where it is ("L1: escapes.parts")."""
+    out = {f"all lines: {k}": v for k, v in _flat(report.get("total") or {}).items()}
+    for ln in report.get("lines") or []:
+        out.update({f"{ln.get('line')}: {k}": v for k, v in _flat({k: v for k, v in ln.items() if k != "line"}).items()})
+    return out
+
+
+def changes(issued: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
+    """The counts that differ between the report as issued and as made now (None: not in one)."""
+    a, b = _counts(issued), _counts(now)
+    return [{"what": k, "issued": a.get(k), "now": b.get(k)} for k in list(a) + [k for k in b if k not in a]
+            if a.get(k) != b.get(k)]
+
+
+def changes_text(changed: list[dict[str, Any]]) -> str:
+    if not changed:
+        return "the report made from the records now has the same counts"
+    said = ", ".join(f"{c['what']} {c['issued'] if c['issued'] is not None else '-'} -> "
+                     f"{c['now'] if c['now'] is not None else '-'}" for c in changed[:SAID_MAX])
+    more = f" and {len(changed) - SAID_MAX} more" if len(changed) > SAID_MAX else ""
+    return (f"{len(changed)} count(s) differ in the report made from the records now (reviews and parts recorded "
+            f"since it was issued): {said}{more}")

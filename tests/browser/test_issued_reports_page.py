@@ -1,0 +1,42 @@
+"""The SPC page's issued period reports: an engineer issues the filters' window with a note,
+the list shows it with its Excel as issued; an operator sees the list, not the button."""
+from __future__ import annotations
+
+import datetime as dt
+
+from .conftest import api, expect, page_answered
+from .test_spc_tuning import plant_hours
+
+
+def test_an_engineer_issues_the_period_report_and_an_operator_reads_the_list(pages, station):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    plant_hours(station.data_dir, "LI", [(20, 1), (20, 2)], now)
+    since = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with api(station, "operator") as c:
+        before = {r["id"] for r in c.get("/api/v1/reports/issued").json()["issued"]}
+
+    page = pages(role="engineer").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
+    issue_posts: list[str] = []
+    page.on("request", lambda r: issue_posts.append(r.url) if r.method == "POST" and "/issue" in r.url else None)
+    page.fill("#issue-note", "sent to ACME with 8D 114")
+    page.dblclick("#issue-month")                          # a double tap issues it once
+    expect(page.locator("#status")).to_contain_text("Period report issued")
+    row = page.locator("#issued-table tbody tr").filter(has_text="sent to ACME with 8D 114")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("LI")
+    page_answered(page)
+    assert len(issue_posts) == 1, issue_posts
+
+    with api(station, "operator") as c:
+        (new,) = [r for r in c.get("/api/v1/reports/issued").json()["issued"] if r["id"] not in before]
+        assert (new["line"], new["since"], new["until"], new["note"]) == ("LI", since, until,
+                                                                          "sent to ACME with 8D 114")
+        sent = c.get(f"/api/v1/reports/issued/{new['id']}").json()["report"]
+        assert sent["total"]["parts"] == 40 and sent["total"]["NG"] == 3
+    href = row.locator("a", has_text="Excel").get_attribute("href")
+    assert href == f"/api/v1/reports/issued/{new['id']}?format=xlsx"
+
+    op = pages(role="operator").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
+    expect(op.locator("#issued-table tbody tr").filter(has_text="sent to ACME with 8D 114")).to_have_count(1)
+    expect(op.locator("#issue-month")).to_be_hidden()

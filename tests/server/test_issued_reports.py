@@ -1,0 +1,129 @@
+"""Issued reports (POST /api/v1/reports/period/issue, GET /api/v1/reports/issued...): the
+month's report as it was sent to the customer, read back unchanged after later reviews,
+with the counts the report made now has otherwise; who may issue, and what is refused."""
+from __future__ import annotations
+
+from sqlalchemy import inspect as sa_inspect
+
+from lineguard.line.auth import create_key
+from lineguard.line.orm import Inspection
+
+from .test_period_report import NOV, made_month
+from .test_spc_api import client
+
+
+def _key(st, role: str) -> dict[str, str]:
+    with st.db.session() as s:
+        return {"X-API-Key": create_key(s, role, name=f"issue-{role}")[1]}
+
+
+def test_an_issued_report_reads_back_as_issued_after_later_reviews(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    engineer = _key(st, "engineer")
+    with client(st) as c:
+        r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L2"}, headers=engineer,
+                   json={"note": "sent to ACME with 8D 114"})
+        assert r.status_code == 201, r.text
+        issued, sent = r.json()["issued"], r.json()["report"]
+        assert (issued["since"], issued["until"], issued["line"]) == ("2026-10-31T23:00:00Z", "2026-11-30T23:00:00Z",
+                                                                      "L2")
+        assert issued["issued_by"] and issued["note"] == "sent to ACME with 8D 114" and issued["issued_at"]
+        l2 = {ln["line"]: ln for ln in sent["lines"]}["L2"]
+        assert l2["waiting_for_review"]["NG"] == 2
+
+        # after the report went out, the two waiting NG parts are reviewed: one good, one a defect
+        with st.db.session() as s:
+            waiting = s.query(Inspection).filter_by(line="L2", verdict="NG", review_label=None).order_by(
+                Inspection.id).all()
+            waiting = [p for p in waiting if p.created_at.month == 11 and p.created_at.day == 4]
+            assert len(waiting) == 2
+            for p, label in zip(waiting, ("good", "defect")):
+                p.reviewed, p.review_label = True, label
+
+        now = c.get("/api/v1/reports/period", params={**NOV, "line": "L2"}).json()
+        assert {ln["line"]: ln for ln in now["lines"]}["L2"]["waiting_for_review"]["NG"] == 0
+        assert [i["id"] for i in now["issued"]] == [issued["id"]]        # this window was issued
+        other = c.get("/api/v1/reports/period", params=NOV).json()        # every line: not that one
+        assert other["issued"] == []
+
+        back = c.get(f"/api/v1/reports/issued/{issued['id']}")
+        assert back.status_code == 200, back.text
+        body = back.json()
+        assert body["report"] == sent and body["issued"] == issued       # as sent, not as now
+        changed = {ch["what"]: (ch["issued"], ch["now"]) for ch in body["changed_since_issued"]}
+        assert changed["L2: waiting_for_review.NG"] == (2, 0)
+        assert changed["all lines: waiting_for_review.parts"] == (2, 0)
+        assert changed["L2: rejected_reviewed_good.k"] == (2, 3)
+        assert all(w.startswith(("L2: ", "all lines: ")) for w in changed)
+        assert body["changed_text"].startswith(f"{len(changed)} count(s) differ in the report made from the records "
+                                               "now"), body["changed_text"]
+
+        book = c.get(f"/api/v1/reports/issued/{issued['id']}", params={"format": "xlsx"})
+        assert book.status_code == 200
+        assert book.headers["content-disposition"].endswith(f'-20261101-20261130-issued-{issued["id"]}.xlsx"')
+
+        listed = c.get("/api/v1/reports/issued").json()["issued"]
+        assert [i["id"] for i in listed] == [issued["id"]] and "report" not in listed[0]
+
+
+def test_the_issued_workbook_is_the_issued_report(spc_station):
+    """The workbook of an issued report is made from what was issued, not from the records now."""
+    from lineguard.line import period_report
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    with client(st) as c:
+        r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L2"}, headers=_key(st, "engineer"),
+                   json={})
+        assert r.status_code == 201, r.text
+        sent = r.json()["report"]
+        with st.db.session() as s:
+            for p in s.query(Inspection).filter_by(line="L2", verdict="NG", review_label=None).all():
+                p.reviewed, p.review_label = True, "good"
+        book = c.get(f"/api/v1/reports/issued/{r.json()['issued']['id']}", params={"format": "xlsx"}).content
+        now = c.get("/api/v1/reports/period", params={**NOV, "line": "L2", "format": "xlsx"}).content
+    assert book == period_report.workbook(sent, "Europe/Berlin")
+    assert book != now
+
+
+def test_issuing_takes_an_engineer_a_month_with_parts_and_a_short_note(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    with client(st) as c:
+        r = c.post("/api/v1/reports/period/issue", params=NOV, headers=_key(st, "operator"), json={})
+        assert r.status_code == 403, r.text
+        engineer = _key(st, "engineer")
+        r = c.post("/api/v1/reports/period/issue", params={"since": "2025-01-01", "until": "2025-01-31"},
+                   headers=engineer, json={})
+        assert r.status_code == 422 and "nothing to issue" in r.text, r.text
+        r = c.post("/api/v1/reports/period/issue", params=NOV, headers=engineer, json={"note": "x" * 2001})
+        assert r.status_code == 422, r.text
+        r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L9"}, headers=engineer, json={})
+        assert r.status_code == 404, r.text                              # a line no part was made on
+        assert c.get("/api/v1/reports/issued").json()["issued"] == []    # nothing kept by a refusal
+        assert c.get("/api/v1/reports/issued/7").status_code == 404
+        assert c.get("/api/v1/reports/issued/99999999999999999999").status_code == 422   # not a 500
+        first = c.post("/api/v1/reports/period/issue", params=NOV, headers=engineer, json={}).json()["issued"]
+        again = c.post("/api/v1/reports/period/issue", params=NOV, headers=engineer,
+                       json={"note": "corrected"}).json()["issued"]
+        assert [i["id"] for i in c.get("/api/v1/reports/issued").json()["issued"]] == [again["id"], first["id"]]
+        assert [i["note"] for i in c.get("/api/v1/reports/period", params=NOV).json()["issued"]] == ["corrected", ""]
+
+
+def test_migration_0036_adds_issued_reports_and_takes_them_back(spc_station):
+    from alembic import command
+    from alembic.config import Config
+    from lineguard.line import db as db_mod
+    st = spc_station()
+
+    def tables() -> set[str]:
+        return set(sa_inspect(st.db.engine).get_table_names(schema=st.db.schema))
+    assert "issued_reports" in tables()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
+    with st.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0035")
+    assert "issued_reports" not in tables()
+    st.db.upgrade()
+    assert "issued_reports" in tables()
