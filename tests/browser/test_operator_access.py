@@ -282,6 +282,10 @@ def test_part_page_controls_have_names(pages, station):
 
 
 def test_spc_and_tuning_controls_have_names(pages, station):
+    # its own part on LName: the part page's test above made one, but pytest-xdist may run
+    # that test on another worker (another station), and the page then said "unknown line"
+    with api(station, "operator") as c:
+        post_part(c, png_bytes(220, seed=3601), "named-spc", line="LName")
     p = pages(role="operator")
     if has_endpoint(station, "GET", "/api/v1/spc/p-chart"):
         page = p.open("/app/spc?line=LName", "#defect-map")
