@@ -47,9 +47,10 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         raise InvalidRequest("no part was judged in this window: there is nothing to issue (choose the window "
                              "when the line ran)")
     w = report["window"]
-    row = IssuedReport(kind="period", since=window_time(w["since"]), until=window_time(w["until"]), line=w.get("line") or "",
-                       station=w.get("station") or "", product=w.get("product") or "", issued_by=issued_by,
-                       issued_at=utcnow(), note=note, report=json.dumps(report, separators=(",", ":")))
+    row = IssuedReport(kind="period", since=window_time(w["since"]), until=window_time(w["until"]),
+                       line=w.get("line") or "", station=w.get("station") or "", product=w.get("product") or "",
+                       issued_by=issued_by, issued_at=utcnow(), note=note,
+                       report=json.dumps(report, separators=(",", ":")))
     with db.session() as s:
         s.add(row)
         s.flush()
@@ -106,7 +107,8 @@ def _counts(report: dict[str, Any]) -> dict[str, int]:
     """Every count of the report's totals and of each line, by where it is ("L1: escapes.parts")."""
     out = {f"all lines: {k}": v for k, v in _flat(report.get("total") or {}).items()}
     for ln in report.get("lines") or []:
-        out.update({f"{ln.get('line')}: {k}": v for k, v in _flat({k: v for k, v in ln.items() if k != "line"}).items()})
+        counts = _flat({k: v for k, v in ln.items() if k != "line"})
+        out.update({f"{ln.get('line')}: {k}": v for k, v in counts.items()})
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import zoneinfo
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -128,7 +129,16 @@ def _workbook(report: dict[str, Any], station: Station, issued_id: Optional[int]
     if issued_id is not None:
         name += f"-issued-{issued_id}"
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-    return Response(period_report.workbook(report, station.config.timezone), media_type=_XLSX,
+    # the zone an issued report was made in, should the plant's setting change since (a name
+    # this PC's zone database knows; else, as for the report made now, the station's setting)
+    zone = station.config.timezone
+    if issued_id is not None and w.get("timezone"):
+        try:
+            zoneinfo.ZoneInfo(w["timezone"])
+            zone = w["timezone"]
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            pass
+    return Response(period_report.workbook(report, zone), media_type=_XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
 
 
@@ -159,7 +169,8 @@ def issued(limit: int = Query(100, ge=1, le=issued_reports.LIST_MAX), station: S
             summary="One issued report as it was issued (JSON or .xlsx), and the counts that differ in the "
                     "report made from the records now",
             responses={200: {"content": {"application/json": {}, _XLSX: {}}}, **errors(401, 403, 404, 422)})
-def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issued report's id"), format: Literal["json", "xlsx"] = Query("json"),
+def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issued report's id"),
+               format: Literal["json", "xlsx"] = Query("json"),
                station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
     header, report = issued_reports.issued_one(station.db, report_id)
     if format == "xlsx":
