@@ -75,6 +75,13 @@ def test_an_issued_report_reads_back_as_issued_after_later_reviews(spc_station):
         listed = c.get("/api/v1/reports/issued").json()["issued"]
         assert [i["id"] for i in listed] == [issued["id"]] and "report" not in listed[0]
 
+        # in the change log: who sent what, when
+        log = c.get("/api/v1/change-log", params={"action": "report.issued"}, headers=engineer).json()
+        (entry,) = log["items"]
+        assert entry["subject"] == "period report 2026-11-01 to 2026-11-30 (line L2)", entry
+        assert entry["actor"] == issued["issued_by"] and entry["details"]["issued_report"] == issued["id"]
+        assert entry["details"]["note"] == "sent to ACME with 8D 114"
+
 
 def test_the_issued_workbook_is_the_issued_report(spc_station):
     """The workbook of an issued report is made from what was issued, not from the records now."""

@@ -50,6 +50,7 @@ ACTIONS = {
     "alarm_rules.cleared": "a station's line-alarm rules went back to the defaults",
     "alarm_cause.added": "a cause of the plant's own was added to what alarms may turn out to be",
     "alarm_cause.retired": "a cause of the plant's own is no longer offered for alarms",
+    "report.issued": "a period report was issued: kept as it was sent to the customer",
     "records.deleted": "old parts' records were deleted by hand (lineguard old-records --delete)",
     "station.settings": "a station process started with other settings than at its last start (records and "
                         "images kept, backups, alarm defaults, ...)",

@@ -16,6 +16,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
+from . import audit
 from .db import Database
 from .errors import InvalidRequest, NotFound
 from .orm import IssuedReport, iso_utc, utcnow
@@ -29,6 +30,13 @@ SAID_MAX = 5
 def window_time(text: str) -> dt.datetime:
     """A report window's ISO UTC time as stored (naive UTC)."""
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _days(w: dict[str, Any]) -> str:
+    """The plant's days a report's window covers, its last one included ("2026-11-01 to 2026-11-30")."""
+    first = dt.datetime.fromisoformat(w.get("since_plant") or w["since"].replace("Z", "+00:00"))
+    end = dt.datetime.fromisoformat(w.get("until_plant") or w["until"].replace("Z", "+00:00"))
+    return f"{first.date().isoformat()} to {(end - dt.timedelta(microseconds=1)).date().isoformat()}"
 
 
 def _header(row: IssuedReport) -> dict[str, Any]:
@@ -51,9 +59,14 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
                        line=w.get("line") or "", station=w.get("station") or "", product=w.get("product") or "",
                        issued_by=issued_by, issued_at=utcnow(), note=note,
                        report=json.dumps(report, separators=(",", ":")))
+    scope = ", ".join(f"{k} {w[k]}" for k in ("line", "station", "product") if w.get(k)) or "every line"
     with db.session() as s:
         s.add(row)
         s.flush()
+        # in the change log with the report, in its transaction: a quality system asks who
+        # sent what to the customer, and when
+        audit.record(s, "report.issued", f"period report {_days(w)} ({scope})", issued_by, issued_report=row.id,
+                     since=w["since"], until=w["until"], note=note or None)
         return _header(row)
 
 
