@@ -219,3 +219,17 @@ def spc_station(db_backend, tmp_path):
     yield make
     for st in made:
         st.close()
+
+
+def downgrade(db, revision: str) -> None:
+    """``db``'s schema taken back to ``revision`` by the migrations' own downgrades (a
+    migration's test: the revision before it, then ``db.upgrade()`` again)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from lineguard.line import db as db_mod
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

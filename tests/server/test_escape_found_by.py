@@ -14,6 +14,7 @@ from sqlalchemy import inspect as sa_inspect
 from lineguard.line.auth import create_key
 from lineguard.line.orm import Inspection
 
+from .conftest import downgrade
 from .test_period_report import _book
 from .test_spc_api import add_parts, client
 
@@ -144,19 +145,12 @@ def test_the_month_report_splits_escapes_by_where_found_and_gives_each_line_its_
 
 
 def test_migration_0035_adds_found_by_and_takes_it_back(spc_station):
-    from alembic import command
-    from alembic.config import Config
-    from lineguard.line import db as db_mod
     st = spc_station()
 
     def columns(table: str) -> set[str]:
         return {c["name"] for c in sa_inspect(st.db.engine).get_columns(table, schema=st.db.schema)}
     assert "found_by" in columns("inspections") and "found_by" in columns("reviews")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with st.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0034")
+    downgrade(st.db, "0034")
     assert "found_by" not in columns("inspections") | columns("reviews")
     st.db.upgrade()
     assert "found_by" in columns("inspections") and "found_by" in columns("reviews")

@@ -11,6 +11,7 @@ from sqlalchemy import inspect as sa_inspect
 from lineguard.line.auth import create_key
 from lineguard.line.orm import Inspection
 
+from .conftest import downgrade
 from .test_period_report import NOV, made_month
 from .test_spc_api import client
 
@@ -131,19 +132,12 @@ def test_issuing_takes_an_engineer_a_month_with_parts_and_a_short_note(spc_stati
 
 
 def test_migration_0036_adds_issued_reports_and_takes_them_back(spc_station):
-    from alembic import command
-    from alembic.config import Config
-    from lineguard.line import db as db_mod
     st = spc_station()
 
     def tables() -> set[str]:
         return set(sa_inspect(st.db.engine).get_table_names(schema=st.db.schema))
     assert "issued_reports" in tables()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with st.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0035")
+    downgrade(st.db, "0035")
     assert "issued_reports" not in tables()
     st.db.upgrade()
     assert "issued_reports" in tables()

@@ -15,6 +15,7 @@ from lineguard.line.station import Part
 
 from line.test_model_lifecycle import _wait_job
 
+from .conftest import downgrade
 from .fake_inspector import FakeInspector, png_bytes
 
 
@@ -202,21 +203,14 @@ def test_the_reference_photos_set_the_threshold_the_parts_reviewed_good_after_fa
 
 
 def test_migration_0032_adds_the_reference_photos_table_and_takes_it_back(make_station):
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import inspect as sa_inspect, text
-    from lineguard.line import db as db_mod
     from lineguard.line.db import schema_revisions
     st = make_station()
 
     def tables():
         return set(sa_inspect(st.db.engine).get_table_names(schema=st.db.schema))
     assert "reference_photos" in tables()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with st.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0031")
+    downgrade(st.db, "0031")
     assert "reference_photos" not in tables()
     st.db.upgrade()
     assert "reference_photos" in tables()

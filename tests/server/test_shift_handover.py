@@ -10,6 +10,7 @@ import pytest
 from lineguard.line.auth import create_key
 from lineguard.line.orm import LineAlarm, LineSignal
 
+from .conftest import downgrade
 from .test_shift_report import DAY, _plant
 from .test_spc_api import client
 
@@ -123,21 +124,14 @@ def test_an_alarm_is_shown_as_it_stood_at_the_shifts_end(spc_station):
 
 
 def test_migration_0033_adds_the_notes_and_runs_tables_and_takes_them_back(spc_station):
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import inspect as sa_inspect
 
-    from lineguard.line import db as db_mod
     st = spc_station()
 
     def tables():
         return set(sa_inspect(st.db.engine).get_table_names(schema=st.db.schema))
     assert {"shift_notes", "station_runs"} <= tables()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(db_mod._MIGRATIONS))
-    with st.db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0032")
+    downgrade(st.db, "0032")
     assert not {"shift_notes", "station_runs"} & tables()
     st.db.upgrade()
     assert {"shift_notes", "station_runs"} <= tables()
