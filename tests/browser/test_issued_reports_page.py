@@ -1,5 +1,5 @@
-"""The SPC page's issued period reports: an engineer issues the filters' window with a note,
-the list shows it with its Excel as issued; an operator sees the list, not the button."""
+"""The SPC page's issued period reports: an engineer issues the window shown with a note
+(not filters typed since), the list shows it with its Excel as issued; an operator sees the list, not the button."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,6 +19,7 @@ def test_an_engineer_issues_the_period_report_and_an_operator_reads_the_list(pag
     page = pages(role="engineer").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
     issue_posts: list[str] = []
     page.on("request", lambda r: issue_posts.append(r.url) if r.method == "POST" and "/issue" in r.url else None)
+    page.fill("#filters input[name=line]", "LX")         # typed, Show not pressed: the charts are LI's
     page.fill("#issue-note", "sent to ACME with 8D 114")
     page.dblclick("#issue-month")                          # a double tap issues it once
     expect(page.locator("#status")).to_contain_text("Period report issued")

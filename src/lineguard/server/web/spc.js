@@ -51,8 +51,8 @@ LG.start(async (main) => {
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl),
     h("div", {class: "panel"}, h("h2", {}, "Issued period reports"),
       h("div", {class: "row", "data-role": "engineer"}, issueNote, issueBtn),
-      h("p", {class: "muted", "data-role": "engineer"}, "Issuing keeps the period report of the filters' window "
-        + "(line, station, product; without from/until the last whole month) as it is now, with your name and "
+      h("p", {class: "muted", "data-role": "engineer"}, "Issuing keeps the period report of the window shown "
+        + "(its line, station, product; without from/until the last whole month) as it is now, with your name and "
         + "the note: the report sent stays readable after later reviews change the counts."), issuedEl));
   LG.applyRoles(main);
 
@@ -82,6 +82,9 @@ LG.start(async (main) => {
       baseline_until: endOfMinute(f.baseline_until.value, t.baseline_until)});
   }
 
+  // the window and scope of the charts on screen: what "Issue" issues, not fields typed since
+  let shown = null;
+
   async function load() {
     const f = filters();
     // the rates and the Pareto have no subgroups: one window (30 whole plant days unless
@@ -100,9 +103,11 @@ LG.start(async (main) => {
       // error as if they were these, and no CSV link points at the refused request
       for (const el of [pEl, alarms, sEl, rEl, paretoEl, mapEl]) clear(el);
       for (const a of [csvP, csvS, csvPareto, monthXlsx]) a.removeAttribute("href");
+      shown = null;
       throw err;
     }
     history.replaceState(null, "", location.pathname + LG.q(typed()));
+    shown = whole;
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
@@ -308,9 +313,8 @@ LG.start(async (main) => {
     if (issueBtn.disabled) return;
     issueBtn.disabled = true;           // one report a tap: a double tap issued it twice
     try {
-      const f = filters();
-      const whole = {line: f.line, station: f.station, product: f.product, since: f.since, until: f.until};
-      const got = await api("/api/v1/reports/period/issue" + LG.q(whole), {method: "POST", body: {note: issueNote.value}});
+      if (!shown) throw new Error("No charts shown: press Show first; the report issued is of the window shown.");
+      const got = await api("/api/v1/reports/period/issue" + LG.q(shown), {method: "POST", body: {note: issueNote.value}});
       issueNote.value = "";
       LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
         + (got.issued.line ? `, line ${got.issued.line}` : "") + ".");
