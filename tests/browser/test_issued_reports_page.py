@@ -38,6 +38,18 @@ def test_an_engineer_issues_the_period_report_and_an_operator_reads_the_list(pag
     href = row.locator("a", has_text="Excel").get_attribute("href")
     assert href == f"/api/v1/reports/issued/{new['id']}?format=xlsx"
 
+    # what differs since: nothing yet; then an NG part reviewed good, and the counts that moved are said
+    row.get_by_role("button", name="changed since?").click()
+    expect(page.locator("#status")).to_contain_text(f"Issued report {new['id']}: the report made from the records "
+                                                    "now has the same counts")
+    with api(station, "operator") as c:
+        (ng,) = c.get("/api/v1/inspections", params={"line": "LI", "verdict": "NG", "limit": 1}).json()["items"]
+        assert c.post(f"/api/v1/inspections/{ng['id']}/review", json={"label": "good"}).status_code == 200
+    row.get_by_role("button", name="changed since?").click()
+    said = page.locator("#status")
+    expect(said).to_contain_text("count(s) differ in the report made from the records now")
+    assert "LI: rejected_reviewed_good.k 0 -> 1" in said.text_content(), said.text_content()
+
     op = pages(role="operator").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
     expect(op.locator("#issued-table tbody tr").filter(has_text="sent to ACME with 8D 114")).to_have_count(1)
     expect(op.locator("#issue-month")).to_be_hidden()

@@ -110,15 +110,15 @@ def _flat(v: Any, prefix: str = "") -> dict[str, int]:
     if isinstance(v, dict):
         out: dict[str, int] = {}
         for k, x in v.items():
-            if k not in ("share", "rate", "text"):
+            if k not in ("rate", "text") and not k.endswith("share"):    # ng_share, good_share: counts again
                 out.update(_flat(x, f"{prefix}.{k}" if prefix else k))
         return out
     return {}
 
 
-def _counts(report: dict[str, Any]) -> dict[str, int]:
+def _counts(report: dict[str, Any], totals: bool = True) -> dict[str, int]:
     """Every count of the report's totals and of each line, by where it is ("L1: escapes.parts")."""
-    out = {f"all lines: {k}": v for k, v in _flat(report.get("total") or {}).items()}
+    out = {f"all lines: {k}": v for k, v in _flat(report.get("total") or {}).items()} if totals else {}
     for ln in report.get("lines") or []:
         counts = _flat({k: v for k, v in ln.items() if k != "line"})
         out.update({f"{ln.get('line')}: {k}": v for k, v in counts.items()})
@@ -127,7 +127,9 @@ def _counts(report: dict[str, Any]) -> dict[str, int]:
 
 def changes(issued: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
     """The counts that differ between the report as issued and as made now (None: not in one)."""
-    a, b = _counts(issued), _counts(now)
+    # a report of one line: its totals are that line's counts, each change said once
+    totals = not (len(issued.get("lines") or []) == 1 and len(now.get("lines") or []) == 1)
+    a, b = _counts(issued, totals), _counts(now, totals)
     return [{"what": k, "issued": a.get(k), "now": b.get(k)} for k in list(a) + [k for k in b if k not in a]
             if a.get(k) != b.get(k)]
 

@@ -303,10 +303,28 @@ LG.start(async (main) => {
     const rows = list.map((r) => h("tr", {},
       h("td", {}, `${LG.when(r.since)} to ${LG.when(r.until)}`), h("td", {}, r.line || "every line"),
       h("td", {}, r.product || "every product"), h("td", {}, r.issued_by || "–"), h("td", {}, LG.when(r.issued_at)),
-      h("td", {}, r.note), h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"))));
+      h("td", {}, r.note), h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ",
+        changedButton(r.id))));
     issuedEl.appendChild(h("div", {class: "table-wrap"}, h("table", {id: "issued-table"},
       h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "as issued"]
         .map((t) => h("th", {}, t)))), h("tbody", {}, ...rows))));
+  }
+
+  // what differs now from the report as issued (reviews and parts recorded since), said in the status line
+  function changedButton(id) {
+    const b = h("button", {type: "button", class: "secondary", "data-issued": id}, "changed since?");
+    b.addEventListener("click", async () => {
+      if (b.disabled) return;
+      b.disabled = true;
+      try {
+        LG.say(`Issued report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
+      } catch (err) {
+        LG.fail(err);
+      } finally {
+        b.disabled = false;
+      }
+    });
+    return b;
   }
 
   issueBtn.addEventListener("click", async () => {
