@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import zoneinfo
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -134,9 +133,9 @@ def _workbook(report: dict[str, Any], station: Station, issued_id: Optional[int]
     zone = station.config.timezone
     if issued_id is not None and w.get("timezone"):
         try:
-            zoneinfo.ZoneInfo(w["timezone"])
+            plant_zone(w["timezone"])
             zone = w["timezone"]
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        except ValueError:
             pass
     return Response(period_report.workbook(report, zone), media_type=_XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})

@@ -37,7 +37,8 @@ LG.start(async (main) => {
   // it is now, whatever later reviews change; engineers issue, everyone reads the list
   const issueNote = h("input", {id: "issue-note", maxlength: 2000, size: 30,
     placeholder: "where it went (sent to ACME, 8D 114)", "aria-label": "note for the issued report"});
-  const issueBtn = h("button", {type: "button", class: "secondary", id: "issue-month"}, "Issue this period report");
+  const issueForm = h("form", {class: "row", id: "issue-form", "data-role": "engineer"}, issueNote,
+    h("button", {type: "submit", class: "secondary", id: "issue-month"}, "Issue this period report"));
   const issuedEl = h("div", {id: "issued-reports"});
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
@@ -50,7 +51,7 @@ LG.start(async (main) => {
       csvPareto), paretoEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl),
     h("div", {class: "panel"}, h("h2", {}, "Issued period reports"),
-      h("div", {class: "row", "data-role": "engineer"}, issueNote, issueBtn),
+      issueForm,
       h("p", {class: "muted", "data-role": "engineer"}, "Issuing keeps the period report of the window shown "
         + "(its line, station, product; without from/until the last whole month) as it is now, with your name and "
         + "the note: the report sent stays readable after later reviews change the counts."), issuedEl));
@@ -312,36 +313,22 @@ LG.start(async (main) => {
 
   // what differs now from the report as issued (reviews and parts recorded since), said in the status line
   function changedButton(id) {
-    const b = h("button", {type: "button", class: "secondary", "data-issued": id}, "changed since?");
-    b.addEventListener("click", async () => {
-      if (b.disabled) return;
-      b.disabled = true;
-      try {
-        LG.say(`Issued report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
-      } catch (err) {
-        LG.fail(err);
-      } finally {
-        b.disabled = false;
-      }
+    const f = h("form", {class: "inline"}, h("button", {type: "submit", class: "secondary", "data-issued": id},
+      "changed since?"));
+    LG.once(f, async () => {
+      LG.say(`Issued report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
     });
-    return b;
+    return f;
   }
 
-  issueBtn.addEventListener("click", async () => {
-    if (issueBtn.disabled) return;
-    issueBtn.disabled = true;           // one report a tap: a double tap issued it twice
-    try {
-      if (!shown) throw new Error("No charts shown: press Show first; the report issued is of the window shown.");
-      const got = await api("/api/v1/reports/period/issue" + LG.q(shown), {method: "POST", body: {note: issueNote.value}});
-      issueNote.value = "";
-      LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
-        + (got.issued.line ? `, line ${got.issued.line}` : "") + ".");
-      await loadIssued();
-    } catch (err) {
-      LG.fail(err);
-    } finally {
-      issueBtn.disabled = false;
-    }
+  // one report a tap (LG.once: a double tap issued it twice)
+  LG.once(issueForm, async () => {
+    if (!shown) throw new Error("No charts shown: press Show first; the report issued is of the window shown.");
+    const got = await api("/api/v1/reports/period/issue" + LG.q(shown), {method: "POST", body: {note: issueNote.value}});
+    issueNote.value = "";
+    LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
+      + (got.issued.line ? `, line ${got.issued.line}` : "") + ".");
+    await loadIssued();
   });
 
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(LG.fail); });
