@@ -53,3 +53,46 @@ def test_an_engineer_issues_the_period_report_and_an_operator_reads_the_list(pag
     op = pages(role="operator").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
     expect(op.locator("#issued-table tbody tr").filter(has_text="sent to ACME with 8D 114")).to_have_count(1)
     expect(op.locator("#issue-month")).to_be_hidden()
+
+
+def test_a_corrected_report_is_the_next_revision_and_one_sent_in_error_is_withdrawn(pages, station):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    plant_hours(station.data_dir, "LW", [(10, 1), (10, 0)], now)
+    since = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    page = pages(role="engineer").open(f"/app/spc?line=LW&by=hour&since={since}&until={until}", "#p-chart svg")
+    page.fill("#issue-note", "LW first, to ACME")
+    page.click("#issue-month")
+    first = page.locator("#issued-table tbody tr").filter(has_text="LW first, to ACME")
+    expect(first).to_have_count(1)
+    page.fill("#issue-note", "LW corrected, to ACME")
+    page.click("#issue-month")
+    expect(page.locator("#status")).to_contain_text("; revision 2, replaces #")
+    second = page.locator("#issued-table tbody tr").filter(has_text="LW corrected, to ACME")
+    with api(station, "operator") as c:
+        ids = {r["note"]: r["id"] for r in c.get("/api/v1/reports/issued").json()["issued"]
+               if r["note"].startswith("LW ")}
+    expect(second.locator(".issued-state")).to_have_text(f"#{ids['LW corrected, to ACME']}, revision 2 · replaces "
+                                                         f"#{ids['LW first, to ACME']}")
+    expect(first.locator(".issued-state")).to_have_text(f"#{ids['LW first, to ACME']}, revision 1 · replaced by "
+                                                        f"#{ids['LW corrected, to ACME']}")
+
+    # withdrawn with a reason: it stays listed, marked, and no longer offers Withdraw
+    first.locator("input[name=reason]").fill("sent to the wrong customer")
+    first.get_by_role("button", name="Withdraw").click()
+    expect(page.locator("#status")).to_contain_text(f"Issued report {ids['LW first, to ACME']} withdrawn")
+    expect(first.locator(".issued-state")).to_contain_text("WITHDRAWN")
+    expect(first.locator(".issued-state")).to_contain_text("sent to the wrong customer")
+    expect(first.get_by_role("button", name="Withdraw")).to_have_count(0)
+    expect(second.get_by_role("button", name="Withdraw")).to_have_count(1)
+    page_answered(page)
+    with api(station, "operator") as c:
+        got = c.get(f"/api/v1/reports/issued/{ids['LW first, to ACME']}").json()["issued"]["withdrawn"]
+        assert got["reason"] == "sent to the wrong customer"
+
+    op = pages(role="operator").open(f"/app/spc?line=LW&by=hour&since={since}&until={until}", "#p-chart svg")
+    row = op.locator("#issued-table tbody tr").filter(has_text="LW corrected, to ACME")
+    expect(row.locator(".issued-state")).to_contain_text("revision 2")
+    expect(row.locator("form.withdraw")).to_have_count(1)         # there, and hidden from an operator
+    expect(row.locator("form.withdraw")).to_be_hidden()

@@ -12,7 +12,7 @@ from lineguard.line.auth import create_key
 from lineguard.line.orm import Inspection
 
 from .conftest import downgrade
-from .test_period_report import NOV, made_month
+from .test_period_report import NOV, _book, made_month
 from .test_spc_api import client
 
 
@@ -99,7 +99,8 @@ def test_the_issued_workbook_is_the_issued_report(spc_station):
                 p.reviewed, p.review_label = True, "good"
         book = c.get(f"/api/v1/reports/issued/{r.json()['issued']['id']}", params={"format": "xlsx"}).content
         now = c.get("/api/v1/reports/period", params={**NOV, "line": "L2", "format": "xlsx"}).content
-    assert _sheets(book) == _sheets(period_report.workbook(sent, "Europe/Berlin"))
+    header = c.get(f"/api/v1/reports/issued/{r.json()['issued']['id']}").json()["issued"]
+    assert _sheets(book) == _sheets(period_report.workbook(sent, "Europe/Berlin", header))
     assert _sheets(book) != _sheets(now)
     # the station's zone set to UTC since: the issued workbook keeps the plant times it was sent with
     with client(spc_station(timezone="UTC")) as c:
@@ -129,6 +130,106 @@ def test_issuing_takes_an_engineer_a_month_with_parts_and_a_short_note(spc_stati
                        json={"note": "corrected"}).json()["issued"]
         assert [i["id"] for i in c.get("/api/v1/reports/issued").json()["issued"]] == [again["id"], first["id"]]
         assert [i["note"] for i in c.get("/api/v1/reports/period", params=NOV).json()["issued"]] == ["corrected", ""]
+
+
+def test_a_window_issued_again_is_its_next_revision_and_says_what_it_replaces(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    engineer = _key(st, "engineer")
+    with client(st) as c:
+        def issue(params: dict, note: str) -> dict:
+            r = c.post("/api/v1/reports/period/issue", params=params, headers=engineer, json={"note": note})
+            assert r.status_code == 201, r.text
+            return r.json()["issued"]
+        first = issue({**NOV, "line": "L2"}, "sent")
+        every = issue(NOV, "every line")                           # another scope: its own first revision
+        second = issue({**NOV, "line": "L2"}, "corrected: 8D 114 closed")
+        assert (first["revision"], first["replaces"], first["replaced_by"]) == (1, None, None)   # as issued then
+        assert (every["revision"], every["replaces"]) == (1, None)
+        assert (second["revision"], second["replaces"], second["replaced_by"]) == (2, first["id"], None)
+
+        listed = {i["id"]: i for i in c.get("/api/v1/reports/issued").json()["issued"]}
+        assert (listed[first["id"]]["revision"], listed[first["id"]]["replaced_by"]) == (1, second["id"])
+        assert listed[every["id"]]["replaced_by"] is None
+        one = c.get(f"/api/v1/reports/issued/{first['id']}").json()["issued"]
+        assert one == listed[first["id"]]
+        assert [(i["id"], i["revision"]) for i in c.get("/api/v1/reports/period", params={**NOV, "line": "L2"})
+                .json()["issued"]] == [(second["id"], 2), (first["id"], 1)]
+
+        # the older revision's workbook says which replaced it; the newer one's which it replaces
+        old = _book(c.get(f"/api/v1/reports/issued/{first['id']}", params={"format": "xlsx"}).content)
+        window = {row[0][1]: row[1][1] for row in old["Window"][1:]}
+        assert window["issued report"] == f"#{first['id']}, revision 1"
+        assert window["replaced by issued report"].startswith(f"#{second['id']} ")
+        new = _book(c.get(f"/api/v1/reports/issued/{second['id']}", params={"format": "xlsx"}).content)
+        window = {row[0][1]: row[1][1] for row in new["Window"][1:]}
+        assert window["replaces issued report"] == f"#{first['id']}" and "replaced by issued report" not in window
+        assert window["issued note"] == "corrected: 8D 114 closed"
+
+        log = c.get("/api/v1/change-log", params={"action": "report.issued"}, headers=engineer).json()["items"]
+        assert log[0]["details"]["issued_report"] == second["id"]
+        assert (log[0]["details"]["revision"], log[0]["details"]["replaces"]) == (2, first["id"])
+        assert "revision" not in log[-1]["details"] and "replaces" not in log[-1]["details"]
+
+
+def test_a_report_sent_in_error_is_withdrawn_once_with_a_reason_and_stays_readable(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    engineer = _key(st, "engineer")
+    with client(st) as c:
+        issued = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
+                        json={"note": "sent to ACME"}).json()["issued"]
+        assert issued["withdrawn"] is None
+        url = f"/api/v1/reports/issued/{issued['id']}/withdraw"
+        assert c.post(url, headers=_key(st, "operator"), json={"reason": "x"}).status_code == 403
+        r = c.post(url, headers=engineer, json={"reason": "   "})
+        assert r.status_code == 422 and "say why" in r.text, r.text
+        assert c.post(url, headers=engineer, json={}).status_code == 422
+        assert c.post(url, headers=engineer, json={"reason": "x" * 2001}).status_code == 422
+        assert c.post("/api/v1/reports/issued/999999/withdraw", headers=engineer,
+                      json={"reason": "x"}).status_code == 404
+        assert c.get(f"/api/v1/reports/issued/{issued['id']}").json()["issued"]["withdrawn"] is None   # none kept
+
+        r = c.post(url, headers=engineer, json={"reason": "sent for the wrong line: L2 was meant"})
+        assert r.status_code == 200, r.text
+        wd = r.json()["issued"]["withdrawn"]
+        assert wd["reason"] == "sent for the wrong line: L2 was meant" and wd["by"] == issued["issued_by"] and wd["at"]
+        again = c.post(url, headers=engineer, json={"reason": "twice"})
+        assert again.status_code == 409 and "withdrawn already" in again.text and "wrong line" in again.text
+
+        body = c.get(f"/api/v1/reports/issued/{issued['id']}").json()
+        assert body["issued"]["withdrawn"] == wd and body["issued"]["note"] == "sent to ACME"
+        assert body["report"]["window"]["line"] == "L1"                  # the report itself as it was
+        assert [i["withdrawn"] for i in c.get("/api/v1/reports/issued").json()["issued"]] == [wd]
+        assert c.get("/api/v1/reports/period", params={**NOV, "line": "L1"}).json()["issued"][0]["withdrawn"] == wd
+
+        r = c.get(f"/api/v1/reports/issued/{issued['id']}", params={"format": "xlsx"})
+        assert r.headers["content-disposition"].endswith(f'-issued-{issued["id"]}-WITHDRAWN.xlsx"')
+        window = {row[0][1]: row[1][1] for row in _book(r.content)["Window"][1:]}
+        assert window["WITHDRAWN"] == "sent for the wrong line: L2 was meant"
+
+        (entry,) = c.get("/api/v1/change-log", params={"action": "report.withdrawn"}, headers=engineer).json()["items"]
+        assert entry["subject"] == "period report 2026-11-01 to 2026-11-30 (line L1)", entry
+        assert entry["details"] == {"issued_report": issued["id"], "reason": "sent for the wrong line: L2 was meant"}
+
+
+def test_migration_0037_adds_withdrawal_and_takes_it_back_keeping_the_reports(spc_station):
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    with client(st) as c:
+        assert c.post("/api/v1/reports/period/issue", params=NOV, headers=_key(st, "engineer"),
+                      json={"note": "kept"}).status_code == 201
+
+    def columns() -> set[str]:
+        return {col["name"] for col in sa_inspect(st.db.engine).get_columns("issued_reports", schema=st.db.schema)}
+    assert {"withdrawn_at", "withdrawn_by", "withdrawn_reason"} <= columns()
+    downgrade(st.db, "0036")
+    assert not {"withdrawn_at", "withdrawn_by", "withdrawn_reason"} & columns()
+    st.db.upgrade()
+    assert {"withdrawn_at", "withdrawn_by", "withdrawn_reason"} <= columns()
+    with client(st) as c:
+        assert [(i["note"], i["withdrawn"]) for i in c.get("/api/v1/reports/issued").json()["issued"]] == [
+            ("kept", None)]
 
 
 def test_migration_0036_adds_issued_reports_and_takes_them_back(spc_station):

@@ -6,6 +6,11 @@ adds an escape), so a quality manager asked "what did we tell them?" could only 
 with the numbers as they stand now. Issuing a report keeps its JSON, who issued it, when
 and their note, never changed; read back, it is the report as issued, its workbook made
 from it, and the counts that differ in the report made from the records now are listed.
+
+A window issued again (a corrected report) is that window's next revision: each issued
+report says which it replaces and which replaced it, worked out from the rows (issued
+reports are only ever added). One sent in error (the wrong window, the wrong line) is
+withdrawn with a reason: kept and readable, marked withdrawn, its workbook says so.
 """
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ import datetime as dt
 import json
 from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import defer
 
 from . import audit
 from .db import Database
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .orm import IssuedReport, iso_utc, utcnow
 
 NOTE_MAX = 2000          # a covering note ("sent to ACME with 8D 114"), not a letter
@@ -39,10 +44,42 @@ def _days(w: dict[str, Any]) -> str:
     return f"{first.date().isoformat()} to {(end - dt.timedelta(microseconds=1)).date().isoformat()}"
 
 
-def _header(row: IssuedReport) -> dict[str, Any]:
+def _scope(row: Any) -> tuple:
+    """What makes two issued reports revisions of one report: the kind, window and scope."""
+    return (row.kind, row.since, row.until, row.line, row.station, row.product)
+
+
+def _revisions(s: Any, rows: list[IssuedReport]) -> dict[int, tuple[int, Optional[int], Optional[int]]]:
+    """(revision, the id it replaces, the id that replaced it) for each of ``rows``: its
+    place among every report issued for its window and scope, in the order issued."""
+    if not rows:
+        return {}
+    # the reports of the same windows (a few a month: people issue them), their scopes compared here
+    others = s.execute(select(IssuedReport.id, IssuedReport.kind, IssuedReport.since, IssuedReport.until,
+                              IssuedReport.line, IssuedReport.station, IssuedReport.product)
+                       .where(IssuedReport.since.in_(sorted({r.since for r in rows}))).order_by(IssuedReport.id)).all()
+    chains: dict[tuple, list[int]] = {}
+    for o in others:
+        chains.setdefault(_scope(o), []).append(o.id)
+    out = {}
+    for r in rows:
+        ids = chains[_scope(r)]
+        i = ids.index(r.id)
+        out[r.id] = (i + 1, ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None)
+    return out
+
+
+def _header(row: IssuedReport, revision: tuple[int, Optional[int], Optional[int]]) -> dict[str, Any]:
+    withdrawn = None if row.withdrawn_at is None else {
+        "by": row.withdrawn_by, "at": iso_utc(row.withdrawn_at), "reason": row.withdrawn_reason}
     return {"id": row.id, "kind": row.kind, "since": iso_utc(row.since), "until": iso_utc(row.until),
             "line": row.line or None, "station": row.station or None, "product": row.product or None,
-            "issued_by": row.issued_by, "issued_at": iso_utc(row.issued_at), "note": row.note}
+            "issued_by": row.issued_by, "issued_at": iso_utc(row.issued_at), "note": row.note,
+            "revision": revision[0], "replaces": revision[1], "replaced_by": revision[2], "withdrawn": withdrawn}
+
+
+def _scope_words(w: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {w[k]}" for k in ("line", "station", "product") if w.get(k)) or "every line"
 
 
 def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: str = "") -> dict[str, Any]:
@@ -59,22 +96,52 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
                        line=w.get("line") or "", station=w.get("station") or "", product=w.get("product") or "",
                        issued_by=issued_by, issued_at=utcnow(), note=note,
                        report=json.dumps(report, separators=(",", ":")))
-    scope = ", ".join(f"{k} {w[k]}" for k in ("line", "station", "product") if w.get(k)) or "every line"
     with db.session() as s:
         s.add(row)
         s.flush()
+        revision = _revisions(s, [row])[row.id]
         # in the change log with the report, in its transaction: a quality system asks who
         # sent what to the customer, and when
-        audit.record(s, "report.issued", f"period report {_days(w)} ({scope})", issued_by, issued_report=row.id,
-                     since=w["since"], until=w["until"], note=note or None)
-        return _header(row)
+        audit.record(s, "report.issued", f"period report {_days(w)} ({_scope_words(w)})", issued_by,
+                     issued_report=row.id, since=w["since"], until=w["until"], note=note or None,
+                     revision=revision[0] if revision[0] > 1 else None, replaces=revision[1])
+        return _header(row, revision)
+
+
+def withdraw(db: Database, report_id: int, by: Optional[str], reason: str) -> dict[str, Any]:
+    """Mark issued report ``report_id`` withdrawn (sent in error), once; its header back."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("say why the report is withdrawn (\"sent for the wrong line; replaced by the next "
+                             "one\"): the customer and the next auditor will ask")
+    if len(reason) > NOTE_MAX:
+        raise InvalidRequest(f"the reason is {len(reason)} characters; at most {NOTE_MAX}")
+    with db.session() as s:
+        row = s.get(IssuedReport, report_id)
+        if row is None:
+            raise NotFound(f"no issued report {report_id}: GET /api/v1/reports/issued lists them")
+        at = utcnow()
+        # set only where not yet withdrawn, in the one statement: of two withdrawals at once
+        # one sets it, the other is told who did
+        done = s.execute(update(IssuedReport).where(IssuedReport.id == report_id, IssuedReport.withdrawn_at.is_(None))
+                         .values(withdrawn_at=at, withdrawn_by=by, withdrawn_reason=reason)
+                         .execution_options(synchronize_session=False)).rowcount
+        s.refresh(row)
+        if not done:
+            raise Conflict(f"issued report {report_id} was withdrawn already, by {row.withdrawn_by or 'an open read'} "
+                           f"at {iso_utc(row.withdrawn_at)}: {row.withdrawn_reason}")
+        w = json.loads(row.report)["window"]
+        audit.record(s, "report.withdrawn", f"period report {_days(w)} ({_scope_words(w)})", by,
+                     issued_report=report_id, reason=reason)
+        return _header(row, _revisions(s, [row])[row.id])
 
 
 def _headers(db: Database, *where: Any, limit: int = LIST_MAX) -> list[dict[str, Any]]:
     with db.session() as s:
-        rows = s.scalars(select(IssuedReport).options(defer(IssuedReport.report)).where(*where)
-                         .order_by(IssuedReport.id.desc()).limit(limit))
-        return [_header(r) for r in rows]
+        rows = list(s.scalars(select(IssuedReport).options(defer(IssuedReport.report)).where(*where)
+                              .order_by(IssuedReport.id.desc()).limit(limit)))
+        revisions = _revisions(s, rows)
+        return [_header(r, revisions[r.id]) for r in rows]
 
 
 def issued_list(db: Database, limit: int = 100) -> list[dict[str, Any]]:
@@ -97,7 +164,7 @@ def issued_one(db: Database, report_id: int) -> tuple[dict[str, Any], dict[str, 
         row = s.get(IssuedReport, report_id)
         if row is None:
             raise NotFound(f"no issued report {report_id}: GET /api/v1/reports/issued lists them")
-        return _header(row), json.loads(row.report)
+        return _header(row, _revisions(s, [row])[row.id]), json.loads(row.report)
 
 
 def _flat(v: Any, prefix: str = "") -> dict[str, int]:

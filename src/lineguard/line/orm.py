@@ -601,7 +601,8 @@ class ShiftNote(Base):
 
 class IssuedReport(Base):
     """A period's report as it was issued (sent to the customer), see line.issued_reports:
-    only ever added; its JSON is what was sent, whatever later reviews change."""
+    its JSON is what was sent, whatever later reviews change; a row is only ever added, and
+    marked withdrawn at most once."""
 
     __tablename__ = "issued_reports"
     __table_args__ = (Index("ix_issued_reports_window", "kind", "since", "until", "id"),)
@@ -617,6 +618,10 @@ class IssuedReport(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
     report: Mapped[str] = mapped_column(Text)                           # the report's JSON as issued
+    # withdrawn (sent in error): set once, the report itself unchanged (migration 0037)
+    withdrawn_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    withdrawn_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    withdrawn_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
 
 
 class StationRun(Base):

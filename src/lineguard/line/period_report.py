@@ -638,11 +638,13 @@ def _parse(t: Optional[str], zone: dt.tzinfo) -> Optional[dt.datetime]:
     return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(zone)
 
 
-def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, list[str], list[list[Any]]]]:
+def sheets(report: dict[str, Any], timezone: Optional[str],
+           issued: Optional[dict[str, Any]] = None) -> list[tuple[str, list[str], list[list[Any]]]]:
     """The report as (sheet name, header, rows): Window, Summary, By day, Defect types,
     Models, By week, Alarms, Verification, Verification not passed, Model changes, Defect
     types by line. Numbers are
-    numbers, times are times on the plant's clocks, shares fractions."""
+    numbers, times are times on the plant's clocks, shares fractions. ``issued``: the
+    header of the issued report this is (line.issued_reports), said on the Window sheet."""
     zone = plant_zone(timezone)
     w = report["window"]
     window_rows = [["since", _parse(w["since"], zone)], ["until (exclusive)", _parse(w["until"], zone)],
@@ -651,7 +653,7 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                    ["station PC", w["station_host"]], ["lineguard version", w["lineguard_version"]],
                    ["made at", _parse(w["made_at"], zone)], ["made by", w["made_by"] or "(open reads)"],
                    ["note", report["text"]]] + ([["records", w["records_incomplete"]]] if w["records_incomplete"]
-                                                else [])
+                                                else []) + _issued_rows(issued, zone)
     summary_head = ["line", "parts judged", "OK", "NG", "REVIEW", "NG " + _SHARE,
                     "good parts scrapped " + _SHARE, "good parts scrapped (k)", "good parts made (n)", "estimate",
                     "rejected parts reviewed good " + _SHARE, "NG reviewed good (k)", "NG reviewed (n)",
@@ -726,8 +728,26 @@ def sheets(report: dict[str, Any], timezone: Optional[str]) -> list[tuple[str, l
                                       "judged OK (escaped)", _SHARE, "cumulative " + _SHARE], line_type_rows)]
 
 
-def workbook(report: dict[str, Any], timezone: Optional[str]) -> bytes:
-    """The report as .xlsx bytes (a month's report is a few hundred rows)."""
+def _issued_rows(issued: Optional[dict[str, Any]], zone: dt.tzinfo) -> list[list[Any]]:
+    """An issued report's own rows on the Window sheet: which copy this is, and whether a
+    later one replaced it or it was withdrawn (a printout left on a desk says so)."""
+    if issued is None:
+        return []
+    rows = [["issued report", f"#{issued['id']}, revision {issued['revision']}"],
+            ["issued at", _parse(issued["issued_at"], zone)], ["issued by", issued["issued_by"] or ""],
+            ["issued note", issued["note"]]]
+    if issued["replaces"]:
+        rows.append(["replaces issued report", f"#{issued['replaces']}"])
+    if issued["replaced_by"]:
+        rows.append(["replaced by issued report", f"#{issued['replaced_by']} (a later revision: send that one)"])
+    if issued["withdrawn"]:
+        wd = issued["withdrawn"]
+        rows += [["WITHDRAWN", wd["reason"]], ["withdrawn at", _parse(wd["at"], zone)], ["withdrawn by", wd["by"] or ""]]
+    return rows
+
+
+def workbook(report: dict[str, Any], timezone: Optional[str], issued: Optional[dict[str, Any]] = None) -> bytes:
+    """The report as .xlsx bytes (a month's report is a few hundred rows); ``issued``: see sheets."""
     buf = io.BytesIO()
-    xlsx.write_workbook(buf, sheets(report, timezone))
+    xlsx.write_workbook(buf, sheets(report, timezone, issued))
     return buf.getvalue()

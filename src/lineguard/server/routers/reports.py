@@ -118,26 +118,26 @@ def _made_now(where: Scope, station: Station, caller: Optional[Caller]) -> dict[
         station_host=socket.gethostname(), version=__version__)
 
 
-def _workbook(report: dict[str, Any], station: Station, issued_id: Optional[int] = None) -> Response:
+def _workbook(report: dict[str, Any], station: Station, issued: Optional[dict[str, Any]] = None) -> Response:
     w = report["window"]
     name = "lineguard-period-" + "-".join(v for v in (w["line"], w["product"]) if v) + ("-" if w["line"] or
                                                                                           w["product"] else "")
     # the plant's days it covers, the last one included: -20261101-20261130 for November
     last = dt.datetime.fromisoformat(w["until_plant"]) - dt.timedelta(microseconds=1)
     name += w["since_plant"][:10].replace("-", "") + "-" + last.strftime("%Y%m%d")
-    if issued_id is not None:
-        name += f"-issued-{issued_id}"
+    if issued is not None:
+        name += f"-issued-{issued['id']}" + ("-WITHDRAWN" if issued["withdrawn"] else "")
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
     # the zone an issued report was made in, should the plant's setting change since (a name
     # this PC's zone database knows; else, as for the report made now, the station's setting)
     zone = station.config.timezone
-    if issued_id is not None and w.get("timezone"):
+    if issued is not None and w.get("timezone"):
         try:
             plant_zone(w["timezone"])
             zone = w["timezone"]
         except ValueError:
             pass
-    return Response(period_report.workbook(report, zone), media_type=_XLSX,
+    return Response(period_report.workbook(report, zone, issued), media_type=_XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
 
 
@@ -173,10 +173,24 @@ def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issue
                station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
     header, report = issued_reports.issued_one(station.db, report_id)
     if format == "xlsx":
-        return _workbook(report, station, issued_id=report_id)
+        return _workbook(report, station, issued=header)
     w = report["window"]
     now = _made_now(Scope(w.get("line"), w.get("station"), w.get("product"), issued_reports.window_time(w["since"]),
                           issued_reports.window_time(w["until"]), kept_since(station.db)), station, caller)
     changed = issued_reports.changes(report, now)
     return {"issued": header, "report": report, "changed_since_issued": changed,
             "changed_text": issued_reports.changes_text(changed)}
+
+
+class WithdrawIn(BaseModel):
+    reason: str = Field(..., min_length=1, max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
+                        description="why it is withdrawn (\"sent for the wrong line; replaced by the next one\")")
+
+
+@router.post("/issued/{report_id}/withdraw",
+             summary="Withdraw an issued report sent in error: kept and readable, marked withdrawn with who, when "
+                     "and why (once; a second withdrawal is 409)",
+             responses=errors(401, 403, 404, 409, 422))
+def withdraw(body: WithdrawIn, report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issued report's id"),
+             station: Station = Depends(get_station), caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    return {"issued": issued_reports.withdraw(station.db, report_id, caller.who, body.reason)}

@@ -301,14 +301,30 @@ LG.start(async (main) => {
       issuedEl.appendChild(h("p", {class: "muted"}, "No period report issued yet."));
       return;
     }
-    const rows = list.map((r) => h("tr", {},
+    const rows = list.map((r) => h("tr", {class: r.withdrawn ? "withdrawn" : ""},
       h("td", {}, `${LG.when(r.since)} to ${LG.when(r.until)}`), h("td", {}, r.line || "every line"),
       h("td", {}, r.product || "every product"), h("td", {}, r.issued_by || "–"), h("td", {}, LG.when(r.issued_at)),
-      h("td", {}, r.note), h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ",
-        changedButton(r.id))));
+      h("td", {}, r.note), h("td", {class: "issued-state"}, issuedState(r)),
+      h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ", changedButton(r.id),
+        r.withdrawn ? "" : withdrawForm(r))));
     issuedEl.appendChild(h("div", {class: "table-wrap"}, h("table", {id: "issued-table"},
-      h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "as issued"]
-        .map((t) => h("th", {}, t)))), h("tbody", {}, ...rows))));
+      h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "revision",
+        "as issued"].map((t) => h("th", {}, t)))), h("tbody", {}, ...rows))));
+    LG.applyRoles(issuedEl);
+  }
+
+  // which copy this is: a corrected report issued for the same window is its next revision;
+  // a withdrawn one says who withdrew it and why
+  function issuedState(r) {
+    const parts = [`#${r.id}, revision ${r.revision}`];
+    if (r.replaces) parts.push(`replaces #${r.replaces}`);
+    if (r.replaced_by) parts.push(`replaced by #${r.replaced_by}`);
+    const out = [h("span", {}, parts.join(" · "))];
+    if (r.withdrawn) {
+      out.push(h("br"), h("strong", {class: "error"}, "WITHDRAWN"),
+        ` ${LG.when(r.withdrawn.at)} by ${r.withdrawn.by || "–"}: ${r.withdrawn.reason}`);
+    }
+    return out;
   }
 
   // what differs now from the report as issued (reviews and parts recorded since), said in the status line
@@ -321,13 +337,28 @@ LG.start(async (main) => {
     return f;
   }
 
+  // a report sent in error is withdrawn with a reason (engineers; kept and readable, marked)
+  function withdrawForm(r) {
+    const reason = h("input", {name: "reason", maxlength: 2000, size: 18, required: true,
+      placeholder: "why (sent for the wrong line)", "aria-label": `why issued report ${r.id} is withdrawn`});
+    const f = h("form", {class: "inline withdraw", "data-role": "engineer"}, " ", reason,
+      h("button", {type: "submit", class: "secondary", "data-withdraw": r.id}, "Withdraw"));
+    LG.once(f, async () => {
+      await api(`/api/v1/reports/issued/${r.id}/withdraw`, {method: "POST", body: {reason: reason.value}});
+      LG.say(`Issued report ${r.id} withdrawn: it stays in the list and its workbook says so.`);
+      await loadIssued();
+    });
+    return f;
+  }
+
   // one report a tap (LG.once: a double tap issued it twice)
   LG.once(issueForm, async () => {
     if (!shown) throw new Error("No charts shown: press Show first; the report issued is of the window shown.");
     const got = await api("/api/v1/reports/period/issue" + LG.q(shown), {method: "POST", body: {note: issueNote.value}});
     issueNote.value = "";
     LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
-      + (got.issued.line ? `, line ${got.issued.line}` : "") + ".");
+      + (got.issued.line ? `, line ${got.issued.line}` : "")
+      + (got.issued.replaces ? `; revision ${got.issued.revision}, replaces #${got.issued.replaces}` : "") + ".");
     await loadIssued();
   });
 
