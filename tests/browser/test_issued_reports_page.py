@@ -48,7 +48,7 @@ def test_an_engineer_issues_the_period_report_and_an_operator_reads_the_list(pag
     row.get_by_role("button", name="changed since?").click()
     said = page.locator("#status")
     expect(said).to_contain_text("count(s) differ in the report made from the records now")
-    assert "LI: rejected_reviewed_good.k 0 -> 1" in said.text_content(), said.text_content()
+    assert "LI: NG reviewed good 0 -> 1" in said.text_content(), said.text_content()
 
     op = pages(role="operator").open(f"/app/spc?line=LI&by=hour&since={since}&until={until}", "#p-chart svg")
     expect(op.locator("#issued-table tbody tr").filter(has_text="sent to ACME with 8D 114")).to_have_count(1)

@@ -66,8 +66,12 @@ def test_an_issued_report_reads_back_as_issued_after_later_reviews(spc_station):
         assert not any(w.startswith("all lines") for w in changed)    # one line: its totals are the line's
         assert changed["L2: rejected_reviewed_good.k"] == (2, 3)
         assert all(w.startswith("L2: ") for w in changed)
-        assert body["changed_text"].startswith(f"{len(changed)} count(s) differ in the report made from the records "
-                                               "now"), body["changed_text"]
+        # said in the workbook's words, each change once (one review moves three counts of the same thing)
+        said = [ch["said"] for ch in body["changed_since_issued"] if ch["said"]]
+        assert "L2: NG reviewed good" in said and "L2: NG waiting" in said and len(said) < len(changed)
+        text = body["changed_text"]
+        assert text.startswith(f"{len(said)} count(s) differ in the report made from the records now"), text
+        assert "L2: NG reviewed good 2 -> 3" in text and "L2: NG waiting 2 -> 0" in text and "_" not in text, text
 
         book = c.get(f"/api/v1/reports/issued/{issued['id']}", params={"format": "xlsx"})
         assert book.status_code == 200
@@ -253,5 +257,5 @@ def test_the_changes_of_a_report_of_two_lines_name_the_totals_and_the_line():
         return {"total": {"parts": 15, "NG": l1_ng + 1}, "lines": lines}
     assert changes(report(2), report(2)) == []
     assert changes_text([]) == "the report made from the records now has the same counts"
-    assert changes(report(2), report(3)) == [{"what": "all lines: NG", "issued": 3, "now": 4},
-                                             {"what": "L1: NG", "issued": 2, "now": 3}]   # shares left out
+    assert changes(report(2), report(3)) == [{"what": "all lines: NG", "said": "all lines: NG", "issued": 3, "now": 4},
+                                             {"what": "L1: NG", "said": "L1: NG", "issued": 2, "now": 3}]   # no shares

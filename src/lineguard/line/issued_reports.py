@@ -25,6 +25,7 @@ from . import audit
 from .db import Database
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import IssuedReport, iso_utc, utcnow
+from .spc_data import FOUND_OTHERWISE
 
 NOTE_MAX = 2000          # a covering note ("sent to ACME with 8D 114"), not a letter
 LIST_MAX = 1000
@@ -192,20 +193,57 @@ def _counts(report: dict[str, Any], totals: bool = True) -> dict[str, int]:
     return out
 
 
+# A count's path in the report in the plant's words (the workbook's Summary columns), for
+# the text; None: another count says it already (one NG part reviewed good moves
+# good_scrapped's NG reviewed and rejected_reviewed_good's k and n alike: said once). A
+# path not here is said as it is.
+WORDS: dict[str, Optional[str]] = {
+    "parts": "parts judged", "OK": "OK", "NG": "NG", "REVIEW": "REVIEW",
+    "good_scrapped.ng_parts": None, "good_scrapped.ng_reviewed": None, "good_scrapped.ng_reviewed_good": None,
+    "good_scrapped.ng_not_reviewed": None, "good_scrapped.rejected_never_judged": None,
+    "good_scrapped.k": "good parts scrapped", "good_scrapped.n": "good parts made",
+    "good_scrapped.good_parts_passed": "good parts passed",
+    "good_scrapped.rejected_late_good": "parts the PLC rejected, judged later, reviewed good",
+    "rejected_reviewed_good.k": "NG reviewed good", "rejected_reviewed_good.n": "NG reviewed",
+    "passed_defective_audit.k": "audited defects", "passed_defective_audit.n": "audited OK parts reviewed",
+    "passed_defective_audit.needed": "audited parts needed for the target",
+    "passed_defective_audit.more_needed": "more audited parts needed",
+    "passed_defective_audit.waiting": "audit parts waiting for review",
+    "passed_defective_audit.parts_to_make": "parts to make for the audit's target",
+    "escapes.parts": "passed parts found defective", "escapes.audit": "found by the audit sample",
+    "escapes.found_otherwise": "found otherwise (downstream, customer)",
+    **{f"escapes.found_otherwise_by.{k}": f"found otherwise: {v}" for k, v in FOUND_OTHERWISE.items()},
+    "review_workload.parts": "REVIEW parts", "review_workload.reviewed_good": "REVIEW reviewed good",
+    "review_workload.reviewed": "REVIEW reviewed", "waiting_for_review.parts": "waiting for review",
+    "waiting_for_review.NG": "NG waiting", "waiting_for_review.REVIEW": "REVIEW waiting",
+    "no_verdict.parts": "rejected by the PLC without a verdict", "no_verdict.judged_later": "of them judged later",
+    "no_verdict.never_judged": "never judged",
+}
+
+
+def _said(what: str) -> Optional[str]:
+    """"L2: waiting_for_review.NG" as "L2: NG waiting"; None where another count says it."""
+    where, _, path = what.partition(": ")
+    words = WORDS.get(path, path)
+    return None if words is None else f"{where}: {words}"
+
+
 def changes(issued: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
-    """The counts that differ between the report as issued and as made now (None: not in one)."""
+    """The counts that differ between the report as issued and as made now (None: not in one);
+    ``what`` the count's path ("L2: waiting_for_review.NG"), ``said`` it in words or None."""
     # a report of one line: its totals are that line's counts, each change said once
     totals = not (len(issued.get("lines") or []) == 1 and len(now.get("lines") or []) == 1)
     a, b = _counts(issued, totals), _counts(now, totals)
-    return [{"what": k, "issued": a.get(k), "now": b.get(k)} for k in list(a) + [k for k in b if k not in a]
-            if a.get(k) != b.get(k)]
+    return [{"what": k, "said": _said(k), "issued": a.get(k), "now": b.get(k)}
+            for k in list(a) + [k for k in b if k not in a] if a.get(k) != b.get(k)]
 
 
 def changes_text(changed: list[dict[str, Any]]) -> str:
-    if not changed:
+    said = [c for c in changed if c["said"] is not None] or changed
+    if not said:
         return "the report made from the records now has the same counts"
-    said = ", ".join(f"{c['what']} {c['issued'] if c['issued'] is not None else '-'} -> "
-                     f"{c['now'] if c['now'] is not None else '-'}" for c in changed[:SAID_MAX])
-    more = f" and {len(changed) - SAID_MAX} more" if len(changed) > SAID_MAX else ""
-    return (f"{len(changed)} count(s) differ in the report made from the records now (reviews and parts recorded "
-            f"since it was issued): {said}{more}")
+    text = ", ".join(f"{c['said'] or c['what']} {c['issued'] if c['issued'] is not None else '-'} -> "
+                     f"{c['now'] if c['now'] is not None else '-'}" for c in said[:SAID_MAX])
+    more = f" and {len(said) - SAID_MAX} more" if len(said) > SAID_MAX else ""
+    return (f"{len(said)} count(s) differ in the report made from the records now (reviews and parts recorded "
+            f"since it was issued): {text}{more}")
