@@ -78,7 +78,7 @@ def test_an_option_wins_over_its_variable_and_an_empty_variable_is_unset(line3, 
     r = _run(["keys", "list"], env=env)
     assert "first" in r.stdout and "line4-first" not in r.stdout                   # the variable over ./station
     empty = _run(["keys", "list"], env={"LINEGUARD_DATA": " "})                    # unset: ./station, not there
-    assert empty.exit_code == 1 and "station/lineguard.db" in empty.stderr
+    assert empty.exit_code == 2 and "station/lineguard.db" in empty.stderr
     assert "LINEGUARD_DATA" not in empty.stderr
 
 

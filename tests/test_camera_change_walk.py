@@ -60,7 +60,7 @@ def test_new_cameras_reference_photos_warn_of_the_old_ones_which_go_in_one_comma
     r = run(app, ["remove", "--data", str(data), "--product", "cell", "1"])
     assert r.exit_code == 2 and "not both" in r.output
     r = run(app, ["remove", "--data", str(data), "--product", "cell", "--size", "64x64"])
-    assert r.exit_code == 1 and "no reference photos of cell of 64x64" in r.output
+    assert r.exit_code == 2 and "no reference photos of cell of 64x64" in r.output
     r = run(app, ["remove", "--data", str(data), "--size", "96x96"])
     assert r.exit_code == 2 and "give --product too" in r.output
 

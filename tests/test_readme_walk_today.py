@@ -42,7 +42,7 @@ def test_reference_remove_with_a_mistyped_id_removes_none_and_names_the_command_
     assert len(ids) == 3
     wrong = max(ids) + 90
     r = run_in_process("reference", "remove", "--data", data, ids[0], ids[1], wrong)
-    assert r.returncode == 1
+    assert r.returncode == 2                                          # refused, nothing done
     assert f"no reference photo with id {wrong}" in r.stderr
     assert "nothing was removed" in r.stderr and "lineguard reference list" in r.stderr
     assert "/api/v1" not in r.stderr

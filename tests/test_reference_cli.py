@@ -42,7 +42,7 @@ def test_reference_add_keeps_a_folder_of_good_photos_once_and_refuses_a_bad_one_
 
     (good / "g9.png").write_bytes(png_bytes(45, seed=9)[:50])     # cut short by a copy
     r = run(app, ["add", "--data", str(data), "--product", "other", str(good)])
-    assert r.exit_code == 1 and "g9.png" in r.output and "nothing was added" in r.output
+    assert r.exit_code == 2 and "g9.png" in r.output and "nothing was added" in r.output
 
     r = run(app, ["list", "--data", str(data)])
     assert r.exit_code == 0 and "4 reference photo(s)" in r.output and "other" not in r.output

@@ -72,7 +72,7 @@ def test_access_commands_leave_an_older_database_as_it_is(tmp_path, args, stdin)
     data = tmp_path / "station"
     path = _old_station(data)
     r = CliRunner().invoke(app, [*args, "--data", str(data)], input=stdin)
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 2, r.output                             # refused, nothing done
     assert f"database at schema {OLD}, this lineguard at {HEAD}" in r.output
     assert "lineguard serve" in r.output
     assert _revision(path) == OLD                                 # not migrated
@@ -117,7 +117,7 @@ def test_keys_list_from_another_pc_neither_migrates_a_postgresql_database_nor_ma
         monkeypatch.chdir(tmp_path)            # `--data` left at its default, ./station
         for args in (["keys", "list"], ["users", "list"], ["keys", "create", "--role", "admin"]):
             r = CliRunner().invoke(app, [*args, "--db", PG_URL, "--db-schema", schema])
-            assert r.exit_code == 1 and f"database at schema {OLD}" in r.output, r.output
+            assert r.exit_code == 2 and f"database at schema {OLD}" in r.output, r.output
             assert _pg_revision(db) == OLD
         assert not (tmp_path / "station").exists()
     finally:
@@ -197,7 +197,7 @@ def test_a_database_from_a_newer_lineguard_is_refused_in_one_line(tmp_path):
         Station(StationConfig(data_dir=data))
     for args in (["keys", "list"], ["users", "add", "x", "--role", "admin", "--password-stdin"]):
         r = CliRunner().invoke(app, [*args, "--data", str(data)], input="a long password 123\n")
-        assert r.exit_code == 1 and f"schema {FUTURE}" in r.output, r.output
+        assert r.exit_code == 2 and f"schema {FUTURE}" in r.output, r.output
     served = subprocess.run([sys.executable, "-m", "lineguard", "serve", "--data", str(data), "--port", "1"],
                             capture_output=True, text=True, timeout=120)
     assert served.returncode != 0

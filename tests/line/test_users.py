@@ -136,10 +136,15 @@ def test_users_enable_role_and_password_from_the_cli_and_the_last_admin_keeps_th
     data = str(tmp_path / "st")
     typo = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data + "x",
                       stdin="ines-admin-pw\n")
-    assert typo.returncode == 1 and "no station database" in typo.stderr      # a misspelt --data makes nothing
+    assert typo.returncode == 2 and "no station database" in typo.stderr      # a misspelt --data makes nothing
     added = _lineguard("users", "add", "ines", "--role", "admin", "--password-stdin", "--data", data, "--new",
                        stdin="ines-admin-pw\n")
     assert added.returncode == 0, added.stderr
+    # a folder named as the station's in another case: the station beside it is named, as serve names it
+    twin = _lineguard("keys", "create", "--role", "operator", "--data", str(tmp_path / "ST"))
+    assert twin.returncode == 2 and f"{tmp_path / 'st'} beside it holds a station (a mistyped --data?)" in twin.stderr, \
+        twin.stderr
+    assert not (tmp_path / "ST").exists()
     last = _lineguard("users", "role", "ines", "--role", "operator", "--data", data)
     assert last.returncode != 0 and "last active admin" in last.stderr
     assert _lineguard("users", "add", "jo", "--role", "operator", "--password-stdin", "--data", data,

@@ -217,7 +217,7 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         assert cli("set", "--line", "L1", "--station", "S1", "--ng-run", "3", "--unset", "ng-run").exit_code == 2
         assert cli("set", "--line", "L1", "--station", "S1", "--unset", "ng-runs").exit_code == 2
         elsewhere = CliRunner().invoke(app, ["alarm-rules", "list", "--data", str(tmp_path / "typo")])
-        assert elsewhere.exit_code == 1 and "no station database" in elsewhere.output
+        assert elsewhere.exit_code == 2 and "no station database" in elsewhere.output
         assert not (tmp_path / "typo").exists()           # a misspelt folder does not become a station
 
         st.alarms._own_read_at -= AlarmWatch.RULES_READ_S     # the station's next look at the rules
@@ -272,7 +272,7 @@ def test_alarm_rules_from_the_command_line_reach_a_station_in_its_own_schema(spc
     if st.config.db_url:                  # a misspelt schema is refused, not made a new empty station
         typo = CliRunner().invoke(app, ["alarm-rules", "list", "--db", st.config.db_url, "--db-schema",
                                         st.config.db_schema + "x"])
-        assert typo.exit_code == 1 and "no station in" in typo.output and "check --db and --db-schema" in typo.output
+        assert typo.exit_code == 2 and "no station in" in typo.output and "check --db and --db-schema" in typo.output
         from sqlalchemy import create_engine, inspect
         engine = create_engine(st.config.db_url)
         try:

@@ -25,7 +25,7 @@ def _lineguard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
     data = tmp_path / "data"
     typo = _lineguard("keys", "create", "--data", str(data), "--role", "engineer")
-    assert typo.returncode == 1 and "add --new" in typo.stderr and not data.exists()     # no new, empty station
+    assert typo.returncode == 2 and "add --new" in typo.stderr and not data.exists()     # no new, empty station
     r = _lineguard("keys", "create", "--data", str(data), "--role", "engineer", "--name", "cli", "--new")
     assert r.returncode == 0, r.stderr
     eng = r.stdout.strip().splitlines()[-1]
@@ -318,10 +318,10 @@ def test_watch_refuses_a_missing_hot_folder_and_a_misspelt_station_folder(tmp_pa
     inbox.mkdir()
     (inbox / "p1.png").write_bytes(png_bytes(60, seed=3))
     typo = _lineguard("watch", str(inbox), "--line", "L1", "--product", "cell", "--data", str(tmp_path / "statoin"))
-    assert typo.returncode == 1 and "no station database" in typo.stderr, typo.stderr
+    assert typo.returncode == 2 and "no station database" in typo.stderr, typo.stderr
     assert not (tmp_path / "statoin").exists() and (inbox / "p1.png").exists()
     gone = _lineguard("watch", str(tmp_path / "nosuch"), "--line", "L1", "--product", "cell", "--data", str(tmp_path))
-    assert gone.returncode == 1 and "hot folder does not exist" in gone.stderr and "Traceback" not in gone.stderr
+    assert gone.returncode == 2 and "hot folder does not exist" in gone.stderr and "Traceback" not in gone.stderr
 
 
 def test_watch_and_camera_refuse_a_product_the_station_has_no_model_for(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 import click
 
 from .station import (_config, _database_shown, _folder_checked, _new, _new_schema, _schema_without_station,
-                      data_option, db_options, keys_app)
+                      data_option, db_options, keys_app, no_station_database)
 
 # the station's place, as every command that opens one takes it (alarm_rules' too)
 _data = data_option()
@@ -45,22 +45,22 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     from ._term import fail
     cfg = _config(data, db)
     if (existing or read_only) and cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no station database at {cfg.sqlite_path}: give the station's folder (--data) or --db"
-             + ("; for a new station, add --new" if new_hint else ""), code=1)
+        fail(no_station_database(cfg, "give the station's folder (--data) or --db"
+                                 + ("; for a new station, add --new" if new_hint else "")))
     try:
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:            # a schema name that is not one
-        fail(str(exc), code=1)
+        fail(str(exc))
     where = _database_shown(cfg.database_url, "--db")
     try:
         if (existing or read_only) and cfg.sqlite_path is None \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
             fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
-                 + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""), code=1)
+                 + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""))
         try:
             found = database.check_schema()
         except SchemaTooNew as exc:
-            fail(exc.message, code=1)
+            fail(exc.message)
         head = schema_revisions()[0]
         if found is None and not read_only \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
@@ -79,7 +79,7 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
             note("new station", f"made its database {where}" + (f" schema {db_schema!r}" if db_schema else "")
                  + (f" (data folder {cfg.data_dir.resolve()})" if cfg.sqlite_path is None else ""))
         elif found != head:
-            fail(not_current_message(found), code=1)
+            fail(not_current_message(found))
         # --new: the station set up here is the one the database's records point at, from now on
         _folder_checked(database, cfg.data_dir, where, claim=not existing and not read_only)
     except SQLAlchemyError as exc:      # a server down, a wrong user: one line, not a traceback

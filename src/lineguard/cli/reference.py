@@ -82,9 +82,9 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_
                                         int(max_megapixels * 1e6))
             given[(w, h)] = given.get((w, h), 0) + 1
         except StationError as exc:
-            fail(f"{exc.message}; nothing was added (remove or replace that file and run it again)", code=1)
+            fail(f"{exc.message}; nothing was added (remove or replace that file and run it again)")
         except OSError as exc:
-            fail(f"cannot read {f}: {exc.strerror or exc}; nothing was added", code=1)
+            fail(f"cannot read {f}: {exc.strerror or exc}; nothing was added")
     with _database(data, db, db_schema, existing=True) as database:
         store = _store(database, data, max_upload_mb, max_megapixels)
         kept = store.sizes(product.strip(), line.strip())
@@ -207,7 +207,7 @@ def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optiona
                 fail(f"no reference photos of {product.strip()}"
                      + (f" line {line.strip()!r}" if line is not None else "")
                      + (" of " + ", ".join(f"{w}x{h}" for w, h in sizes) if sizes else "")
-                     + ": `lineguard reference list --product " + product.strip() + "` shows those kept", code=1)
+                     + ": `lineguard reference list --product " + product.strip() + "` shows those kept")
             ids = tuple(picked)
         else:
             # every id looked up before any goes: a mistyped id after good ones removed those and
@@ -221,7 +221,7 @@ def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optiona
                     missing.append(i)
             if missing:
                 fail(f"no reference photo with id {', '.join(map(str, missing))}: nothing was removed "
-                     "(`lineguard reference list` shows the ids kept)", code=1)
+                     "(`lineguard reference list` shows the ids kept)")
         for i in ids:
             try:
                 store.remove(i, by=cli_actor())

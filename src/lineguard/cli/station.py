@@ -826,6 +826,17 @@ def _station_lookalike(data: Path) -> Optional[Path]:
     return None
 
 
+def no_station_database(cfg, then: str) -> str:
+    """A command's refusal where its data folder holds no station: a near-namesake beside
+    it holding one is named (./Station for ./station), as serve names it; ``then`` says
+    what to give instead."""
+    twin = _station_lookalike(cfg.data_dir.resolve())
+    text = f"no station database at {cfg.sqlite_path}"
+    if twin is not None:
+        text += f", but {twin} beside it holds a station (a mistyped --data?): give --data {twin}; otherwise"
+    return f"{text}: {then}"
+
+
 def _stored_model_for_missing_file(cfg, model: Path, product: Optional[str], line: str) -> Optional[str]:
     """What serve says going on without a missing --model file, or None to refuse it.
 
@@ -1210,8 +1221,8 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
         # a misspelt --data would start a new, empty station with no model, and every part
         # would be refused into failed/
-        fail(f"no station database at {cfg.sqlite_path}: give the folder of a station that has its model "
-             "(`lineguard serve --data DIR --model ...` once), or --db", code=1)
+        fail(no_station_database(cfg, "give the folder of a station that has its model (`lineguard serve --data "
+                                      "DIR --model ...` once), or --db"))
     # Inspecting here publishes like the server does: through the station's outbox, so
     # results a stopped watcher did not deliver go out at its next start.
     def open_here():
@@ -1356,7 +1367,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     from ._term import fail
     line, station, product = _part_names(line, station, product)
     if not folder.is_dir():
-        fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path", code=1)
+        fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path")
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
                             max_upload_mb=max_upload_mb, db_schema=db_schema, db_wait=db_wait)
 
