@@ -93,3 +93,24 @@ def test_backup_names_reference_photos_missing_and_restore_says_they_were_lost(t
     r = run(restore, ["--from", str(dest), "--data", str(tmp_path / "new")])
     assert r.exit_code == 1, r.output
     assert "reference photo(s) lost: 1 (their rows dropped: add them again" in r.output
+
+
+def test_reference_add_refuses_a_slip_of_a_known_product_unless_said_new(tmp_path):
+    """`--product Cell` or `cel` beside cell kept photos no retrain of cell would learn, exit 0."""
+    from lineguard.cli.reference import reference_app as app
+    data = _station(tmp_path)
+    photo = tmp_path / "g.png"
+    photo.write_bytes(png_bytes(45, seed=1))
+    run = CliRunner().invoke
+    assert run(app, ["add", "--data", str(data), "--product", "cell", str(photo)]).exit_code == 0
+    for slip in ("Cell", "cel", "celll", "cells"):
+        r = run(app, ["add", "--data", str(data), "--product", slip, str(photo)])
+        assert r.exit_code == 2, (slip, r.output)
+        assert "did you mean 'cell'?" in r.output and "--new-product" in r.output and "nothing was added" in r.output
+    r = run(app, ["list", "--data", str(data)])
+    assert "1 reference photo(s)" in r.output, r.output
+    # a sibling's name is a new product, said; a slip said new is taken
+    r = run(app, ["add", "--data", str(data), "--product", "cell-b", str(photo)])
+    assert r.exit_code == 0 and "new product 'cell-b'" in r.output and "also knows: cell" in r.output, r.output
+    r = run(app, ["add", "--data", str(data), "--product", "Cell", "--new-product", str(photo)])
+    assert r.exit_code == 0 and "added 1 reference photo(s) of Cell" in r.output, r.output

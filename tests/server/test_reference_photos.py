@@ -173,6 +173,23 @@ def test_reference_photos_pass_a_parts_checks_and_need_an_engineer(make_station)
     assert "reference.added" in actions and "reference.removed" in actions
 
 
+def test_a_reference_photo_for_a_slip_of_a_known_product_is_refused_unless_said_new(make_station):
+    st = make_station()                           # a model of cell
+    good = png_bytes(45, seed=1)
+    with _client(st) as c:
+        r = _upload(c, good, product="Cell")
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert "did you mean 'cell'?" in err["message"] and "new_product=true" in err["message"], err
+        assert c.get("/api/v1/reference-photos").json()["count"] == 0          # nothing kept
+        r = c.post("/api/v1/reference-photos", files={"photo": ("good.png", good, "image/png")},
+                   data={"product": "Cell", "new_product": "true"})
+        assert r.status_code == 201 and r.json()["product"] == "Cell", r.text
+        assert "new product 'Cell'" in r.json()["warning"]
+        r = _upload(c, good, product="cell")
+        assert r.status_code == 201 and r.json()["warning"] is None
+
+
 def test_a_lines_retrain_learns_the_products_photos_and_its_own_not_another_lines(make_station):
     st = make_station(audit_sample_rate=1.0)
     for s in range(100, 112):

@@ -55,14 +55,17 @@ def _store(database, data: Path, max_upload_mb: float, max_megapixels: float):
 @click.argument("photos", nargs=-1, required=True, type=PathArg)
 @click.option("--product", required=True, help="The product the photos are of, as its parts are sent.")
 @click.option("--line", default="", help="Only this line's retrains learn them (default: every line's).")
+@click.option("--new-product", is_flag=True,
+              help="PRODUCT is new, though its name is a slip of a known one (cell-ab beside cell-ba); without "
+                   "it such a name is refused as a typo.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=32.0, show_default=True,
               help="Largest photo taken, as the station's --max-upload-mb.")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=26.0, show_default=True,
               help="Most pixels a photo may have, as the station's --max-megapixels.")
 @_data
 @_db
-def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_mb: float, max_megapixels: float,
-                  data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
+def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product: bool, max_upload_mb: float,
+                  max_megapixels: float, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Keep photos of good parts (files or folders) for PRODUCT's retrains.
 
     Each is checked as a part's photo is (size, pixels, format, decodable); nothing is kept
@@ -87,6 +90,14 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, max_upload_
             fail(f"cannot read {f}: {exc.strerror or exc}; nothing was added")
     with _database(data, db, db_schema, existing=True) as database:
         store = _store(database, data, max_upload_mb, max_megapixels)
+        # a misspelt product ("Cell", "cel" beside "cell") kept photos no retrain would learn
+        try:
+            warning = store.product_check(product, new_product, how="add --new-product")
+        except StationError as exc:
+            fail(f"{exc.message}; nothing was added")
+        if warning:
+            from ._term import note
+            note("warning", warning)
         kept = store.sizes(product.strip(), line.strip())
         new = 0
         for f in files:

@@ -31,7 +31,7 @@ from . import audit
 from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, InvalidRequest, NotAnImage, NotFound,
                      UploadTooLarge)
 from .imagestore import ContentStore, sha256_hex, sniff_image
-from .orm import ReferencePhoto, iso_utc
+from .orm import ModelVersion, ReferencePhoto, iso_utc
 
 # The most reference photos of one product and line. A retrain reads every one of them (with
 # up to 10,000 stored parts): a first model is trained on tens to a few thousand photos; more
@@ -145,6 +145,17 @@ class ReferencePhotos:
             q = q.where(ReferencePhoto.line == line)
         with self.db.session() as s:
             return [photo_to_dict(r) for r in s.scalars(q.offset(offset).limit(limit))]
+
+    def product_check(self, product: str, new_product: bool = False, how: str = "add new_product=true") -> Optional[str]:
+        """The upload's rule for a product's name (registry.product_slip_check) on the
+        products this station has models or reference photos of: a slip of one ("Cell",
+        "cel" beside "cell") is refused (409) unless ``new_product``, as reference photos
+        kept under it would be learnt by no retrain; another new name, a warning back."""
+        from .registry import product_slip_check
+        with self.db.session() as s:
+            known = {p for (p,) in s.execute(select(ModelVersion.product).distinct())}
+            known |= {p for (p,) in s.execute(select(ReferencePhoto.product).distinct())}
+        return product_slip_check(_name(product, "product"), sorted(known), new_product, how)
 
     def count(self, product: Optional[str] = None, line: Optional[str] = None) -> int:
         q = select(func.count()).select_from(ReferencePhoto)

@@ -195,6 +195,23 @@ def check_model_judges(insp: Any) -> None:
                            "the file is inconsistent: export or train it again")
 
 
+
+def product_slip_check(product: str, known: list[str], new_product: bool = False,
+                       how: str = "send new_product=true with the upload") -> Optional[str]:
+    """ModelRegistry.new_product_check's rule on the products ``known``: None for one of
+    them (or a station with none yet); a slip of one ("tiel" beside "tile") refused (409)
+    unless ``new_product``; any other new name, the warning to say."""
+    if product in known or not known:
+        return None      # the station's first product: nothing to confuse it with
+    typos = typos_of(product, known)
+    if typos and not new_product:
+        raise Conflict(f"product {product!r} is new to this station: {did_you_mean(typos)} Product names are "
+                       f"compared exactly, case too; this station knows: {listed(known)}. If {product!r} IS a "
+                       f"new product, {how}", product=product, did_you_mean=typos, known=known[:50])
+    close = close_names(product, known)
+    beside = f" (beside {' and '.join(repr(n) for n in close)})" if close else ""
+    return f"new product {product!r}{beside}; this station also knows: {listed(known)}"
+
 class ModelRegistry:
     def __init__(self, db: Database, store: ContentStore, loader: Optional[Loader] = None,
                  run_bytes_per_pixel: Optional[int] = None):
@@ -372,17 +389,7 @@ class ModelRegistry:
         upload quietly made a product of its own, in the models list and SPC, and its parts
         never reached the one meant. A sibling's name (cell-b beside cell-a) is only said.
         ``how``: how the caller says it IS new."""
-        known = self.products()
-        if product in known or not known:
-            return None      # the station's first product: nothing to confuse it with
-        typos = typos_of(product, known)
-        if typos and not new_product:
-            raise Conflict(f"product {product!r} is new to this station: {did_you_mean(typos)} Product names are "
-                           f"compared exactly, case too; this station knows: {listed(known)}. If {product!r} IS a "
-                           f"new product, {how}", product=product, did_you_mean=typos, known=known[:50])
-        close = close_names(product, known)
-        beside = f" (beside {' and '.join(repr(n) for n in close)})" if close else ""
-        return f"new product {product!r}{beside}; this station also knows: {listed(known)}"
+        return product_slip_check(product, self.products(), new_product, how)
 
     def list(self, product: Optional[str] = None, line: Optional[str] = None) -> list[ModelVersion]:
         with self.db.session() as s:

@@ -39,6 +39,8 @@ class ReferencePhotoAdded(ReferencePhotoOut):
     created: bool = Field(description="false: the very same photo was there already for this product and line "
                                       "(it is learnt once)")
     count: int = Field(description="the reference photos of this product and line now")
+    warning: Optional[str] = Field(None, description="a product the station has no model or reference photo of: "
+                                                     "the products it knows")
 
 
 class ReferencePhotoSize(BaseModel):
@@ -77,6 +79,8 @@ async def add_reference_photo(
                         examples=["cell"], description="the product, as its parts are sent"),
     line: str = Form("", max_length=100, pattern=NO_NUL, examples=[""],
                      description="only this line's retrains learn it; empty: every line's"),
+    new_product: bool = Form(False, description="the product is new, though its name is a slip of a known one "
+                                                "(without it such a name is refused, 409, as a typo)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("engineer")),
 ) -> JSONResponse:
     photos = (await request.form()).getlist("photo")
@@ -88,8 +92,9 @@ async def add_reference_photo(
         from .inspections import _read_upload
         data = _read_upload(photo, station.config.max_upload_bytes)
         ref = of_station(station)
+        warning = ref.product_check(product, new_product)
         entry, created = ref.add(product, data, filename=photo.filename, line=line, by=caller.who)
-        return {**entry, "created": created, "count": ref.count(entry["product"], entry["line"])}
+        return {**entry, "created": created, "count": ref.count(entry["product"], entry["line"]), "warning": warning}
 
     out = await run_in_threadpool(work)
     return JSONResponse(ReferencePhotoAdded.model_validate(out).model_dump(mode="json"),
