@@ -382,6 +382,33 @@ def test_inspect_folder_with_one_corrupt_file(line, tmp_path):
     assert r.returncode == 1 and "3 part(s) inspected" in _flat(r.stdout) and "1 unreadable" in r.stdout
 
 
+def test_inspect_judges_a_folders_gifs_and_says_what_else_it_did_not_inspect(line, tmp_path):
+    """In a folder, inspect passed over GIFs (judged when named alone; the station judges
+    them) and a sub-folder or a note beside the photos without a word, where train names them."""
+    from PIL import Image
+    root, cat, model = line
+    parts = tmp_path / "parts"
+    (parts / "sub").mkdir(parents=True)
+    good = sorted((cat / "test" / "good").glob("*.png"))[:3]
+    for f in good[:2]:
+        (parts / f.name).write_bytes(f.read_bytes())
+    Image.open(good[2]).convert("RGB").save(parts / "last.gif")
+    (parts / "sub" / "x.png").write_bytes(good[0].read_bytes())
+    (parts / "readme.txt").write_text("lot 7")
+    r = run_cli("inspect", model, parts, "--json", "--threads", 1, cwd=root)
+    assert r.returncode == 0, r.stderr
+    judged = sorted(Path(x["source"]).name for x in _json_lines(r.stdout) if "verdict" in x)
+    assert judged == sorted([good[0].name, good[1].name, "last.gif"])
+    said = _flat(r.stderr)
+    assert "not read:" in said and "2 entries not inspected" in said, said
+    assert "sub/ (1 photo)" in said and "readme.txt" in said, said
+    only_gifs = tmp_path / "gifs"
+    only_gifs.mkdir()
+    Image.open(good[0]).convert("RGB").save(only_gifs / "a.gif")
+    r = run_cli("inspect", model, only_gifs, "--threads", 1, cwd=root)
+    assert r.returncode == 0 and "1 part(s) inspected" in _flat(r.stdout), r.stderr
+
+
 def test_inspect_a_path_that_is_not_there_is_refused_like_trains(line, tmp_path):
     """A typo'd folder exited 1, the code for "done, some photos unreadable", where train's
     exits 2 (refused): a script took the mistake for a run with bad photos."""

@@ -580,6 +580,30 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         raise SystemExit(1)
 
 
+def _parts_in(folder: Path) -> list[Path]:
+    """The parts' photos in ``folder`` that inspect judges: those train reads and GIFs (the
+    station judges them; inspect judged one named alone, and passed over one in a folder).
+    What else the folder holds is said, as train says it ("not read"): a sub-folder, a
+    phone's HEIC photos and the like were passed over without a word."""
+    from ..vision.dataset import not_read_in
+    from ..vision.errors import DatasetError
+    from ..vision.imageio import list_images
+    entries = not_read_in(folder)
+    gifs = [e.path for e in entries if e.kind == "gif"]
+    try:
+        photos = list_images(folder)
+    except DatasetError:
+        if not gifs:
+            raise
+        photos = []
+    others = [e for e in entries if e.kind != "gif"]
+    if others:
+        note("not read", f"{folder}: {len(others)} entr{'y' if len(others) == 1 else 'ies'} not inspected:")
+        for line in _not_read_said(others):
+            note("not read", f"  {line}")
+    return sorted(photos + gifs)
+
+
 @click.command()
 @click.argument("model", type=PathArg)
 @click.argument("images", nargs=-1, required=True, type=PathArg)
@@ -593,7 +617,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
 def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Optional[Path], batch_size: int,
             fail_on_ng: bool, threads: Optional[int], runtime: Optional[str], precision: Optional[str]) -> None:
     """Judge parts: verdict, score and defect regions for each image."""
-    from ..vision.imageio import list_images, load_photo_for
+    from ..vision.imageio import load_photo_for
     from ..vision.errors import DatasetError, ImageError
     from ..vision.inspector import Inspector
     _threads(threads)
@@ -610,7 +634,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
     for p in images:
         if p.is_dir():
             try:
-                files.extend(list_images(p))
+                files.extend(_parts_in(p))
             except DatasetError as exc:
                 fail(str(exc))
         else:

@@ -601,7 +601,7 @@ def not_an_image_hint(name: str) -> str:
     (cell-7.png) is damaged or misnamed ("use one of .png, ..." misled its owner)."""
     if Path(name).suffix.lower() in IMAGE_SUFFIXES:
         return "its content is no image format lineguard reads: the file is damaged or misnamed; re-capture or re-copy it"
-    return f"use one of {', '.join(IMAGE_SUFFIXES)}"
+    return f"use one of {', '.join(IMAGE_SUFFIXES)} (or .gif: the station judges GIFs, training does not learn from them)"
 
 
 def load_photo(src: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to_fit: bool = False,
