@@ -397,8 +397,10 @@ def test_inspect_judges_a_folders_gifs_and_says_what_else_it_did_not_inspect(lin
     (parts / "readme.txt").write_text("lot 7")
     r = run_cli("inspect", model, parts, "--json", "--threads", 1, cwd=root)
     assert r.returncode == 0, r.stderr
-    judged = sorted(Path(x["source"]).name for x in _json_lines(r.stdout) if "verdict" in x)
-    assert judged == sorted([good[0].name, good[1].name, "last.gif"])
+    rows = [x for x in _json_lines(r.stdout) if "verdict" in x]
+    assert sorted(Path(x["source"]).name for x in rows) == sorted([good[0].name, good[1].name, "last.gif"])
+    # a model with no review band says so as the station's API does: null, not the threshold again
+    assert all(x["review_threshold"] is None and x["threshold"] > 0 for x in rows), rows
     said = _flat(r.stderr)
     assert "not read:" in said and "2 entries not inspected" in said, said
     assert "sub/ (1 photo)" in said and "readme.txt" in said, said

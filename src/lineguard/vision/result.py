@@ -106,7 +106,9 @@ class InspectionResult:
             "verdict": self.verdict.value,
             "score": round(float(self.score), 6),
             "threshold": round(float(self.threshold), 6),
-            "review_threshold": round(self.ok_threshold, 6),
+            # null where the model has no review band, as the station's record and API say it
+            # (a copy of the threshold here read as a band of width 0 beside the API's null)
+            "review_threshold": round(self.ok_threshold, 6) if self.ok_threshold < self.threshold else None,
             "pixel_threshold": round(float(self.pixel_threshold), 6),
             "margin": round(self.margin, 6) if np.isfinite(self.margin) else None,
             "regions": [r.to_dict() for r in self.regions],
