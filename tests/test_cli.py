@@ -86,7 +86,7 @@ def test_inspect_fail_on_ng_and_overlays(line, tmp_path):
     assert "NG" in r.stdout and "1 part(s) inspected: 0 OK, 1 NG" in _flat(r.stdout)
     assert (tmp_path / "ov" / f"{part.stem}_overlay.png").is_file()
     # the worst region's size, not its box alone (a plant's spec is in sizes)
-    assert re.search(r"worst at \[\d+, \d+, \d+, \d+\] \(\d+ px\)", _flat(r.stdout)), r.stdout
+    assert re.search(r"worst at x \d+, y \d+, \d+ x \d+ px \(\d+ px in it\)", _flat(r.stdout)), r.stdout
 
 
 def test_info_shows_the_model(line):

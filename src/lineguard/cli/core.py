@@ -696,8 +696,11 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
                 print(json.dumps(d))
             else:
                 # its size too: a plant's spec is written in sizes, and the text showed only the box
-                where = (f"  {len(r.regions)} region(s), worst at {r.regions[0].to_dict()['box']} "
-                         f"({r.regions[0].area_px} px)" if r.regions else "")
+                # the box said as what it is (a bare [24, 89, 148, 141] left a plant engineer
+                # guessing corners or sizes): its top-left corner and its width x height
+                w = r.regions[0] if r.regions else None
+                where = (f"  {len(r.regions)} region(s), worst at x {w.x}, y {w.y}, {w.width} x {w.height} px "
+                         f"({w.area_px} px in it)" if w else "")
                 colour = "red" if r.is_ng else "yellow" if r.needs_review else "green"
                 verdict = coloured(f"{r.verdict.value:<6}", colour)
                 doubt = f"  photo: {'; '.join(r.photo_issues)}" if r.photo_issues else ""
