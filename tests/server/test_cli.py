@@ -29,6 +29,9 @@ def test_keys_create_prints_a_working_key_and_watch_feeds_the_server(tmp_path):
     r = _lineguard("keys", "create", "--data", str(data), "--role", "engineer", "--name", "cli", "--new")
     assert r.returncode == 0, r.stderr
     eng = r.stdout.strip().splitlines()[-1]
+    assert r.stdout.strip() == eng                     # stdout the key alone (KEY=$(lineguard keys create ...))
+    said = " ".join(r.stderr.split())
+    assert "engineer key 1 (cli): shown this once" in said and "lineguard keys revoke 1" in said, said
     op = _lineguard("keys", "create", "--data", str(data), "--role", "operator").stdout.strip().splitlines()[-1]
     assert eng.startswith("lg_") and op.startswith("lg_") and eng != op
     bad = _lineguard("keys", "create", "--data", str(data), "--role", "boss")

@@ -1163,8 +1163,14 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
         raise click.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
     with _database(data, db, db_schema, existing=not new, new_hint=True, new_schema=new_schema) as database, \
             database.session() as s:
-        _row, key = create_key(s, role, name, by=cli_actor())
+        row, key = create_key(s, role, name, by=cli_actor())
+        key_id = row.id
     click.echo(key)
+    # on stderr: stdout stays the key alone, for KEY=$(lineguard keys create ...)
+    from ._term import note
+    note("note", f"{role} key {key_id}{f' ({name})' if name else ''}: shown this once, the station keeps only its "
+                 "hash; keep it now (the camera PC's or script's settings). `lineguard keys list` shows its id and "
+                 f"name, `lineguard keys revoke {key_id}` ends it")
 
 
 # watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
