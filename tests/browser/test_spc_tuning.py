@@ -200,9 +200,15 @@ def test_tuning_page_says_when_recent_parts_break_the_promise(pages, station):
     page = p.open("/app/tuning?product=promised", "#promise")
     p.shot("tuning-promise")
     ng, not_ok = page.locator("#promise p").nth(0), page.locator("#promise p").nth(1)
-    expect(ng).to_contain_text("judged NG: 50.0 % of 6")
+    expect(ng).to_contain_text("judged NG at the version's own thresholds: 50.0 % of 6")
     expect(ng).to_contain_text("at most 1.0 % of good parts")
-    expect(not_ok).to_contain_text("REVIEW or NG: 83.3 % of 6")
+    expect(not_ok).to_contain_text("REVIEW or NG at the version's own thresholds: 83.3 % of 6")
+    # the tile above counts every recent part at the threshold shown: said, so two rates do not read as one
+    expect(page.locator("#rates")).to_contain_text("NG rate on recent parts at the threshold shown, defects included")
+    # a share's scale ends at 100 %: a series all in one bin drew "105%" at the top
+    ticks = page.evaluate("() => [...LG.chart.histogram([{values: [0.2, 0.2, 0.2], color: '#333'}])"
+                          ".querySelectorAll('g.axis text')].map((t) => t.textContent)")
+    assert ticks[-1] == "100%" and "105%" not in ticks, ticks
     expect(not_ok).to_contain_text("Above the promise")
     assert "error" in not_ok.get_attribute("class")
 

@@ -211,7 +211,8 @@ LG.chart = (() => {
       // as a share of the series, so 20 defects show beside 2000 good parts
       return c.map((k) => (s.values.length ? k / s.values.length : 0));
     });
-    const yMax = Math.max(...counts.flat(), 0.01);
+    // a share: the scale ends at 100 % (every part of a series in one bin read "105%" at the top)
+    const yMax = Math.min(1 / 1.05, Math.max(...counts.flat(), 0.01));
     const width = opts.width || 900, height = opts.height || 260;
     const scaleX = (v) => PAD.l + ((v - lo) / (hi - lo)) * (width - PAD.l - PAD.r);
     // as many decimals as the scale needs: 0-1 % in whole percent read "1%, 1%, 1%, 0%"

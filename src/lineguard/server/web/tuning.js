@@ -86,7 +86,8 @@ LG.start(async (main) => {
     frDiv.appendChild(goodToReview);
     const [esDiv, es] = stat("escapes", "escapes: reviewed defects judged OK");
     const [rvDiv, rv] = stat("review-load", "review load: recent parts sent to REVIEW");
-    const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts");
+    // every recent part at the threshold shown; the promise below leaves out reviewed defects
+    const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts at the threshold shown, defects included");
     const target = h("input", {id: "frr-target", name: "frr-target", inputmode: "decimal", size: 6, placeholder: "0.5",
       autocomplete: "off"});
     const targetForm = h("form", {class: "filters", id: "target-form"},
@@ -266,9 +267,12 @@ LG.start(async (main) => {
   function promiseLines(pr) {
     if (!pr) return null;
     const ci = Math.round(pr.confidence * 100);
-    const lessDefects = pr.reviewed_defects_left_out ? `, less ${pr.reviewed_defects_left_out} reviewed as defects` : "";
+    // not the NG rate tile's: the version's own thresholds, and the parts reviewed as defects left out
+    // (a promise about good parts); said so, or the two read as two answers to one question
+    const lessDefects = pr.reviewed_defects_left_out ? `, ${pr.reviewed_defects_left_out} reviewed as defects left out` : "";
     const line = (c, what, promised) => h("p", {class: c.above_promise ? "error" : "muted"},
-      `Recent parts judged ${what}: ${pct(c.rate, 1)} of ${c.n}${lessDefects} (${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
+      `Recent parts judged ${what} at the version's own thresholds: ${pct(c.rate, 1)} of ${c.n}${lessDefects} `
+      + `(${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
       + `training promised at most ${pct(c.promised, 1)} of good parts${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
         + " Review recent parts to tell which; if they are good, "
