@@ -3,6 +3,7 @@ month's report as it was sent to the customer, read back unchanged after later r
 with the counts the report made now has otherwise; who may issue, and what is refused."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 
@@ -259,3 +260,49 @@ def test_the_changes_of_a_report_of_two_lines_name_the_totals_and_the_line():
     assert changes_text([]) == "the report made from the records now has the same counts"
     assert changes(report(2), report(3)) == [{"what": "all lines: NG", "said": "all lines: NG", "issued": 3, "now": 4},
                                              {"what": "L1: NG", "said": "L1: NG", "issued": 2, "now": 3}]   # no shares
+
+
+def test_a_shift_report_signed_at_the_handover_reads_back_as_handed_over(spc_station):
+    """The shift lead signs the handover report; reviews after it change the report made now,
+    not the one signed, and the counts that moved are said in words."""
+    from .test_shift_report import _plant
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    _plant(st)
+    operator = _key(st, "operator")
+    at = {"at": "2026-11-30T10:00:00Z", "line": "L1"}
+    with client(st) as c:
+        r = c.post("/api/v1/reports/shift/sign", headers=operator, json={**at, "note": "to B shift: 13 NG wait"})
+        assert r.status_code == 201, r.text
+        signed, sent = r.json()["issued"], r.json()["report"]
+        assert (signed["kind"], signed["since"], signed["until"], signed["line"]) == (
+            "shift", "2026-11-30T06:00:00Z", "2026-11-30T14:00:00Z", "L1")
+        assert sent["reviews"]["waiting"] == 14 and signed["revision"] == 1
+        shown = c.get("/api/v1/reports/shift", params=at).json()
+        assert [x["id"] for x in shown["signed"]] == [signed["id"]]
+        assert c.get("/api/v1/reports/shift", params={"at": at["at"]}).json()["signed"] == []   # every line: not it
+
+        # the next shift reviews two of the waiting NG parts as good
+        with st.db.session() as s:
+            waiting = s.query(Inspection).filter_by(line="L1", verdict="NG", review_label=None).filter(
+                Inspection.created_at >= dt.datetime(2026, 11, 30, 6), Inspection.created_at < dt.datetime(
+                    2026, 11, 30, 14)).limit(2).all()
+            for p in waiting:
+                p.reviewed, p.review_label = True, "good"
+        body = c.get(f"/api/v1/reports/issued/{signed['id']}").json()
+        assert body["report"] == sent and body["issued"]["note"] == "to B shift: 13 NG wait"
+        changed = {ch["what"]: (ch["issued"], ch["now"]) for ch in body["changed_since_issued"]}
+        assert changed["reviews: false_rejects"] == (3, 5) and changed["reviews: waiting"] == (14, 12), changed
+        assert "shift: parts" not in changed                                  # the parts made did not change
+        assert "reviews: NG reviewed good (false rejects) 3 -> 5" in body["changed_text"], body["changed_text"]
+        assert c.get(f"/api/v1/reports/issued/{signed['id']}", params={"format": "xlsx"}).status_code == 422
+
+        assert [i["id"] for i in c.get("/api/v1/reports/issued", params={"kind": "shift"}).json()["issued"]] == [
+            signed["id"]]
+        assert c.get("/api/v1/reports/issued", params={"kind": "period"}).json()["issued"] == []
+        (entry,) = c.get("/api/v1/change-log", params={"action": "report.signed"},
+                         headers=_key(st, "engineer")).json()["items"]
+        assert entry["subject"] == "shift report 2026-11-30 S1 (06:00) (line L1)", entry
+        # a shift with no part: nothing to sign; a reader key may not sign
+        r = c.post("/api/v1/reports/shift/sign", headers=operator, json={"at": "2026-10-01T10:00:00Z"})
+        assert r.status_code == 422 and "nothing to sign" in r.text, r.text
+        assert c.post("/api/v1/reports/shift/sign", json=at).status_code in (401, 403)

@@ -51,7 +51,9 @@ ACTIONS = {
     "alarm_cause.added": "a cause of the plant's own was added to what alarms may turn out to be",
     "alarm_cause.retired": "a cause of the plant's own is no longer offered for alarms",
     "report.issued": "a period report was issued: kept as it was sent to the customer",
-    "report.withdrawn": "an issued period report was withdrawn (sent in error); it stays readable, marked so",
+    "report.signed": "a shift report was signed at the handover: kept as it was handed over",
+    "report.withdrawn": "an issued period report or signed shift report was withdrawn (made in error); it stays readable, "
+                        "marked so",
     "records.deleted": "old parts' records were deleted by hand (lineguard old-records --delete)",
     "station.settings": "a station process started with other settings than at its last start (records and "
                         "images kept, backups, alarm defaults, ...)",

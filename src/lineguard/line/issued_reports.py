@@ -83,8 +83,27 @@ def _scope_words(w: dict[str, Any]) -> str:
     return ", ".join(f"{k} {w[k]}" for k in ("line", "station", "product") if w.get(k)) or "every line"
 
 
-def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: str = "") -> dict[str, Any]:
-    """Keep ``report`` (line.period_report's, as made now) as issued; its header back."""
+def window_of(kind: str, report: dict[str, Any]) -> dict[str, Any]:
+    """A report's window and scope as issued reports keep them: a period report's
+    ``window``; a shift report's shift (its start and end) and line and product."""
+    if kind == "shift":
+        sh = report["shift"]
+        return {"since": sh["start"], "until": sh["end"], "line": report.get("line"), "station": None,
+                "product": report.get("product"), "label": sh["label"]}
+    return report["window"]
+
+
+def _subject(kind: str, w: dict[str, Any]) -> str:
+    """The change log's words for a report ("period report 2026-11-01 to 2026-11-30 (line L2)")."""
+    what = f"shift report {w['label']}" if kind == "shift" else f"period report {_days(w)}"
+    return f"{what} ({_scope_words(w)})"
+
+
+def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: str = "",
+          kind: str = "period") -> dict[str, Any]:
+    """Keep ``report`` (line.period_report's, or for ``kind`` "shift" line.shift_report's,
+    as made now) as issued; its header back. A shift report is kept so at the handover,
+    signed by who hands over: what the next shift and the shift lead were told."""
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise InvalidRequest(f"the note is {len(note)} characters; at most {NOTE_MAX}: say where the report went, "
@@ -92,8 +111,8 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
     if report.get("empty"):
         raise InvalidRequest("no part was judged in this window: there is nothing to issue (choose the window "
                              "when the line ran)")
-    w = report["window"]
-    row = IssuedReport(kind="period", since=window_time(w["since"]), until=window_time(w["until"]),
+    w = window_of(kind, report)
+    row = IssuedReport(kind=kind, since=window_time(w["since"]), until=window_time(w["until"]),
                        line=w.get("line") or "", station=w.get("station") or "", product=w.get("product") or "",
                        issued_by=issued_by, issued_at=utcnow(), note=note,
                        report=json.dumps(report, separators=(",", ":")))
@@ -102,8 +121,8 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         s.flush()
         revision = _revisions(s, [row])[row.id]
         # in the change log with the report, in its transaction: a quality system asks who
-        # sent what to the customer, and when
-        audit.record(s, "report.issued", f"period report {_days(w)} ({_scope_words(w)})", issued_by,
+        # sent what to the customer (or handed what over to the next shift), and when
+        audit.record(s, "report.signed" if kind == "shift" else "report.issued", _subject(kind, w), issued_by,
                      issued_report=row.id, since=w["since"], until=w["until"], note=note or None,
                      revision=revision[0] if revision[0] > 1 else None, replaces=revision[1])
         return _header(row, revision)
@@ -131,9 +150,8 @@ def withdraw(db: Database, report_id: int, by: Optional[str], reason: str) -> di
         if not done:
             raise Conflict(f"issued report {report_id} was withdrawn already, by {row.withdrawn_by or 'an open read'} "
                            f"at {iso_utc(row.withdrawn_at)}: {row.withdrawn_reason}")
-        w = json.loads(row.report)["window"]
-        audit.record(s, "report.withdrawn", f"period report {_days(w)} ({_scope_words(w)})", by,
-                     issued_report=report_id, reason=reason)
+        w = window_of(row.kind, json.loads(row.report))
+        audit.record(s, "report.withdrawn", _subject(row.kind, w), by, issued_report=report_id, reason=reason)
         return _header(row, _revisions(s, [row])[row.id])
 
 
@@ -145,15 +163,16 @@ def _headers(db: Database, *where: Any, limit: int = LIST_MAX) -> list[dict[str,
         return [_header(r, revisions[r.id]) for r in rows]
 
 
-def issued_list(db: Database, limit: int = 100) -> list[dict[str, Any]]:
-    """The reports issued, newest first (their headers, not the reports)."""
-    return _headers(db, limit=max(1, min(int(limit), LIST_MAX)))
+def issued_list(db: Database, limit: int = 100, kind: Optional[str] = None) -> list[dict[str, Any]]:
+    """The reports issued (``kind``: only period or only shift reports), newest first (their
+    headers, not the reports)."""
+    return _headers(db, *([IssuedReport.kind == kind] if kind else []), limit=max(1, min(int(limit), LIST_MAX)))
 
 
-def issued_for(db: Database, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The reports issued for exactly ``report``'s window and scope, newest first."""
-    w = report["window"]
-    return _headers(db, IssuedReport.kind == "period", IssuedReport.since == window_time(w["since"]),
+def issued_for(db: Database, report: dict[str, Any], kind: str = "period") -> list[dict[str, Any]]:
+    """The reports issued (shift reports: signed) for exactly ``report``'s window and scope, newest first."""
+    w = window_of(kind, report)
+    return _headers(db, IssuedReport.kind == kind, IssuedReport.since == window_time(w["since"]),
                     IssuedReport.until == window_time(w["until"]), IssuedReport.line == (w.get("line") or ""),
                     IssuedReport.station == (w.get("station") or ""),
                     IssuedReport.product == (w.get("product") or ""))
@@ -182,6 +201,16 @@ def _flat(v: Any, prefix: str = "") -> dict[str, int]:
                 out.update(_flat(x, f"{prefix}.{k}" if prefix else k))
         return out
     return {}
+
+
+def _shift_counts(report: dict[str, Any]) -> dict[str, int]:
+    """A shift report's counts: its totals, what reviews found, each station's verdicts."""
+    out = {f"shift: {k}": v for k, v in _flat(report.get("totals") or {}).items()}
+    out.update({f"reviews: {k}": v for k, v in _flat(report.get("reviews") or {}).items()})
+    for st in report.get("stations") or []:
+        counts = _flat({k: v for k, v in st.items() if k not in ("line", "station")})
+        out.update({f"{st.get('line')}/{st.get('station')}: {k}": v for k, v in counts.items()})
+    return out
 
 
 def _counts(report: dict[str, Any], totals: bool = True) -> dict[str, int]:
@@ -218,6 +247,15 @@ WORDS: dict[str, Optional[str]] = {
     "waiting_for_review.NG": "NG waiting", "waiting_for_review.REVIEW": "REVIEW waiting",
     "no_verdict.parts": "rejected by the PLC without a verdict", "no_verdict.judged_later": "of them judged later",
     "no_verdict.never_judged": "never judged",
+    # a shift report's (its totals, reviews and stations)
+    "photo_doubted": "photos the photo check doubted", "no_verdict": "rejected by the PLC without a verdict",
+    "no_verdict_late": "of them judged later", "false_rejects": "NG reviewed good (false rejects)",
+    "confirmed_defects": "NG reviewed as defects", "escapes": "passed parts found defective",
+    "escapes_audit": "found by the audit sample",
+    **{f"escapes_found_otherwise_by.{k}": f"found otherwise: {v}" for k, v in FOUND_OTHERWISE.items()},
+    "review_good": "REVIEW reviewed good", "review_defect": "REVIEW reviewed as defects",
+    "ok_audited": "OK parts audited", "waiting": "waiting for review", "waiting.parts": "waiting for review",
+    "waiting.NG": "NG waiting", "waiting.REVIEW": "REVIEW waiting",
 }
 
 
@@ -228,9 +266,13 @@ def _said(what: str) -> Optional[str]:
     return None if words is None else f"{where}: {words}"
 
 
-def changes(issued: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
+def changes(issued: dict[str, Any], now: dict[str, Any], kind: str = "period") -> list[dict[str, Any]]:
     """The counts that differ between the report as issued and as made now (None: not in one);
     ``what`` the count's path ("L2: waiting_for_review.NG"), ``said`` it in words or None."""
+    if kind == "shift":
+        a, b = _shift_counts(issued), _shift_counts(now)
+        return [{"what": k, "said": _said(k), "issued": a.get(k), "now": b.get(k)}
+                for k in list(a) + [k for k in b if k not in a] if a.get(k) != b.get(k)]
     # a report of one line: its totals are that line's counts, each change said once
     totals = not (len(issued.get("lines") or []) == 1 and len(now.get("lines") or []) == 1)
     a, b = _counts(issued, totals), _counts(now, totals)

@@ -31,15 +31,44 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
                                                                              "that has ended)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader),
           _known: None = Depends(known_query_only)) -> dict[str, Any]:
+    report = _shift_made_now(station, line, product, shift_time(station, at))
+    # the signatures of this very shift and scope: what was handed over may differ from this
+    return {**report, "signed": issued_reports.issued_for(station.db, report, "shift")}
+
+
+def _shift_made_now(station: Station, line: Optional[str], product: Optional[str],
+                    at: Optional[dt.datetime]) -> dict[str, Any]:
     cfg = station.config
     # "l1" for line L1: the names as the parts carry them (the report compares exactly); a
     # misspelt one is a 404 naming the close ones, not the report of a shift with no parts
     named_line, named_product = known_names(station.db, line or None, product or None)
     return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=named_line, product=named_product,
-                        kept_since=kept_since(station.db),
-                        at=shift_time(station, at),
+                        kept_since=kept_since(station.db), at=at,
                         # a version with tuned thresholds scores as its source: not another model
                         score_sources=lambda ids: tuning.score_sources(station, ids))
+
+
+class ShiftSignIn(BaseModel):
+    at: str = Field(..., max_length=TIME_TEXT, description="a time within the shift (as the report's `at`)")
+    line: Optional[str] = Field(None, max_length=100, pattern=NO_NUL,
+                                description="the line; empty or left out: the report of every line")
+    product: Optional[str] = Field(None, max_length=100, pattern=NO_NUL, description="the product, as the report's")
+    note: str = Field("", max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
+                      description="what the signature says (\"handed over to B shift, line stopped 20 min\")")
+
+
+@router.post("/shift/sign", status_code=201,
+             summary="Sign the shift's report at the handover: keep it as it is now, with who signed, when and the "
+                     "note, never changed by later reviews (read back as an issued report of kind shift)",
+             responses=errors(401, 403, 404, 422))
+def sign_shift(body: ShiftSignIn, station: Station = Depends(get_station),
+               caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
+    at = shift_time(station, body.at)
+    report = _shift_made_now(station, body.line, body.product, at)
+    if not report["totals"]["parts"] and not report["totals"]["no_verdict"]:
+        raise InvalidRequest("no part was judged in this shift: there is nothing to sign (choose the shift the line "
+                             "ran in)")
+    return {"issued": issued_reports.issue(station.db, report, caller.who, body.note, kind="shift"), "report": report}
 
 
 
@@ -157,11 +186,14 @@ def issue_period(body: IssueIn, where: Scope = Depends(_period_scope), _known: N
     return {"issued": issued_reports.issue(station.db, report, caller.who, body.note), "report": report}
 
 
-@router.get("/issued", summary="The reports issued, newest first (who, when, the window, the note)",
+@router.get("/issued", summary="The reports issued (period reports) and signed (shift reports), newest first (who, "
+                               "when, the window, the note)",
             responses=errors(401, 403, 422))
-def issued(limit: int = Query(100, ge=1, le=issued_reports.LIST_MAX), station: Station = Depends(get_station),
-           _r: Any = Depends(reader)) -> dict[str, Any]:
-    return {"issued": issued_reports.issued_list(station.db, limit)}
+def issued(limit: int = Query(100, ge=1, le=issued_reports.LIST_MAX),
+           kind: Optional[Literal["period", "shift"]] = Query(None, description="only period reports or only signed "
+                                                                               "shift reports (default: both)"),
+           station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
+    return {"issued": issued_reports.issued_list(station.db, limit, kind)}
 
 
 @router.get("/issued/{report_id}",
@@ -172,12 +204,19 @@ def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issue
                format: Literal["json", "xlsx"] = Query("json"),
                station: Station = Depends(get_station), caller: Optional[Caller] = Depends(reader)) -> Any:
     header, report = issued_reports.issued_one(station.db, report_id)
-    if format == "xlsx":
-        return _workbook(report, station, issued=header)
-    w = report["window"]
-    now = _made_now(Scope(w.get("line"), w.get("station"), w.get("product"), issued_reports.window_time(w["since"]),
-                          issued_reports.window_time(w["until"]), kept_since(station.db)), station, caller)
-    changed = issued_reports.changes(report, now)
+    if header["kind"] == "shift":
+        if format == "xlsx":
+            raise InvalidRequest("a shift report has no workbook: its JSON is here, and /app/report prints it")
+        now = _shift_made_now(station, report.get("line"), report.get("product"),
+                              issued_reports.window_time(report["shift"]["start"]))
+    else:
+        if format == "xlsx":
+            return _workbook(report, station, issued=header)
+        w = report["window"]
+        now = _made_now(Scope(w.get("line"), w.get("station"), w.get("product"),
+                              issued_reports.window_time(w["since"]), issued_reports.window_time(w["until"]),
+                              kept_since(station.db)), station, caller)
+    changed = issued_reports.changes(report, now, header["kind"])
     return {"issued": header, "report": report, "changed_since_issued": changed,
             "changed_text": issued_reports.changes_text(changed)}
 

@@ -59,6 +59,44 @@ LG.start(async (main) => {
           h("span", {class: "pre"}, x.note || "(taken back)"))))) : null);
   }
 
+  // the report signed at the handover (POST /api/v1/reports/shift/sign): kept as it is now,
+  // whatever the next shift's reviews change; a signature is printed with the report
+  function signBox(r) {
+    const signed = r.signed || [];
+    const noteIn = h("input", {id: "sign-note", maxlength: 2000, size: 40,
+      placeholder: "handed over to (B shift, Ana)", "aria-label": "note with the signature"});
+    const form = h("form", {class: "row no-print", id: "sign-form", "data-role": "operator"}, noteIn,
+      h("button", {type: "submit", id: "sign-shift"}, "Sign this shift's report"));
+    LG.once(form, async () => {
+      const got = await api("/api/v1/reports/shift/sign", {method: "POST",
+        body: {at: r.shift.start, line: r.line || "", product: r.product || "", note: noteIn.value}});
+      LG.say(`Signed: the report as it is now is kept as issued report ${got.issued.id}`
+        + (got.issued.replaces ? `, revision ${got.issued.revision} (replaces #${got.issued.replaces})` : "") + ".");
+      await load();
+    });
+    const rows = signed.map((x) => h("li", {dataset: {issued: x.id}},
+      `${x.withdrawn ? "WITHDRAWN · " : ""}signed by ${x.issued_by || "–"} at ${when(x.issued_at)}`
+      + (x.note ? `: ${x.note}` : "") + ` (#${x.id}, revision ${x.revision}) `,
+      changedSince(x.id)));
+    return h("div", {class: "panel", id: "signed"}, h("h2", {}, "Signed at the handover"),
+      signed.length ? h("ul", {id: "signed-list"}, rows)
+        : h("p", {class: "muted"}, "Not signed yet. Signing keeps this report as it is now, with your name: "
+          + "the next shift's reviews change the report, not the one signed."),
+      r.shift.ended ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report signed now "
+        + "leaves out the parts still to come."),
+      form);
+  }
+
+  // what differs now from the report as signed, said in the status line
+  function changedSince(id) {
+    const f = h("form", {class: "inline no-print"}, h("button", {type: "submit", class: "secondary link"},
+      "changed since?"));
+    LG.once(f, async () => {
+      LG.say(`Signed report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
+    });
+    return f;
+  }
+
   async function load() {
     const f = form.elements;
     const handover = !at;     // asked for no time: the last shift that ended
@@ -106,6 +144,7 @@ LG.start(async (main) => {
             cell(s.NG), cell(s.REVIEW), cell(pct(s.ng_rate, 2)), cell(s.photo_doubted || 0), cell(s.no_verdict || 0))))
           : h("p", {class: "muted"}, "No parts in this shift.")),
       noteBox(r),
+      signBox(r),
       h("div", {class: "panel", id: "stops-and-starts"}, h("h2", {}, "Station stops, starts and outages"),
         (r.stops_and_starts || []).length ? table("stops-table", ["stopped", "started again", "no part judged for",
           "what"], r.stops_and_starts.map((e) => h("tr", {dataset: {kind: e.kind}},
@@ -161,6 +200,7 @@ LG.start(async (main) => {
           r.models.map((m) => h("tr", {}, h("td", {}, m.product), h("td", {}, m.model_id),
             cell(m.registry_version === null ? "–" : "v" + m.registry_version), cell(num(m.parts, 0)))))
           : h("p", {class: "muted"}, "–")));
+    LG.applyRoles(body);
   }
 
   // the shift shown stays: Show picks another line or product for it, not the handover again

@@ -295,7 +295,7 @@ LG.start(async (main) => {
   }
 
   async function loadIssued() {
-    const list = (await api("/api/v1/reports/issued" + LG.q({limit: 20}))).issued;
+    const list = (await api("/api/v1/reports/issued" + LG.q({limit: 20, kind: "period"}))).issued;
     clear(issuedEl);
     if (!list.length) {
       issuedEl.appendChild(h("p", {class: "muted"}, "No period report issued yet."));
