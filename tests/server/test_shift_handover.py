@@ -150,6 +150,30 @@ def test_a_second_process_on_the_same_pc_is_no_outage(spc_station):
     assert rep["stops_and_starts"] == []
 
 
+def test_starts_refused_while_the_station_runs_are_no_restart_and_no_outage(spc_station):
+    """Second starts on the same data folder, refused within seconds while the station ran on
+    (a wrong --recipe, a port taken), were read one after the other: the second as a restart
+    of the first ("no part judged for 24 s") and the last as the station down to the shift's
+    end, while it judged parts all along (a README walk's shift report)."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    name = "serve on pc1:/srv/station"
+    with st.db.session() as s:
+        s.add_all([StationRun(process=name, pid=1, started_at=_t(6, 30), seen_at=_t(13, 59, 55))] + [
+            StationRun(process=name, pid=10 + k, started_at=_t(9, k), seen_at=_t(9, k, 8), stopped_at=_t(9, k, 8))
+            for k in range(3)] + [StationRun(process=name, pid=20, started_at=_t(9, 5), seen_at=_t(9, 5, 3))])
+    with client(st) as c:
+        rep = c.get("/api/v1/reports/shift", params=AT).json()
+    assert [e["kind"] for e in rep["stops_and_starts"]] == ["started"], rep["stops_and_starts"]
+    # and once the station itself stops, it is down from then, not from a refused start's end
+    with st.db.session() as s:
+        run = s.query(StationRun).filter_by(pid=1).one()
+        run.seen_at = run.stopped_at = _t(12)
+    with client(st) as c:
+        events = c.get("/api/v1/reports/shift", params=AT).json()["stops_and_starts"]
+    assert [(e["kind"], e["stopped_at"]) for e in events] == [("started", None), ("down", "2026-11-30T12:00:00Z")]
+
+
 @pytest.mark.one_database
 def test_a_station_down_since_the_shift_before_is_down_all_of_this_one(spc_station):
     """Gone silent in the shift before and no start since: the report said "The station ran

@@ -142,6 +142,11 @@ def _retired_replicas(runs: list[StationRun]) -> dict[str, tuple[dt.datetime, st
     return out
 
 
+def _end(run: StationRun) -> dt.datetime:
+    """When a run ended: its clean stop, else its last sign of life."""
+    return run.stopped_at or run.seen_at
+
+
 def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                      now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
     """The station's stops, starts and outages from ``since`` to ``until`` (naive UTC), oldest
@@ -190,21 +195,28 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
     retired = _retired_replicas(runs + list(before.values()) + earlier)
     for p, rs in sorted(by_process.items()):
         chain = ([before[p]] if p in before else []) + rs
-        for prev, cur in zip([None] + chain[:-1], chain):
+        # the run of those started so far that ran the longest: a start is a restart only
+        # after it ended. The run started just before is not enough: second starts refused
+        # within seconds while the station ran on (a wrong --recipe, a port taken) were read
+        # as a restart of one another, and the last of them as the station down
+        prev: Optional[StationRun] = None
+        for cur in chain:
+            before_cur, prev = prev, cur if prev is None or _end(cur) > _end(prev) else prev
             if cur.started_at < since:
                 continue
-            if prev is None:
+            if before_cur is None:
                 out.append({"process": p, "kind": "started", "at": iso_utc(cur.started_at), "started_at":
                             iso_utc(cur.started_at), "stopped_at": None, "clean": None, "down_s": None,
                             "before_window": False, "down_in_window_s": None,
                             "text": f"{p} started (no run of it before)"})
                 continue
-            end = prev.stopped_at or prev.seen_at
+            end = _end(before_cur)
             if cur.started_at < end - BEAT:
-                # the one before still ran when this one started: another process of the same
-                # PC (a local watcher beside serve), not a restart
+                # one before still ran when this one started: another process of the same
+                # PC (a local watcher beside serve), or a second start refused, not a restart
                 continue
-            clean = prev.stopped_at is not None
+            prev_run = before_cur
+            clean = prev_run.stopped_at is not None
             down = _secs(max(cur.started_at - end, dt.timedelta(0)))
             early = end < since
             in_window = _secs(max(cur.started_at - max(end, since), dt.timedelta(0)))
@@ -221,7 +233,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
             out.append({"process": p, "kind": "restart" if clean else "outage", "at": iso_utc(end),
                         "stopped_at": iso_utc(end), "started_at": iso_utc(cur.started_at), "clean": clean,
                         "down_s": down, "before_window": early, "down_in_window_s": in_window, "text": text})
-        last = chain[-1]
+        last = prev or chain[-1]        # the one that ran the longest
         end = last.stopped_at or last.seen_at
         clean = last.stopped_at is not None
         silent = not clean and span_end - last.seen_at > BEAT * 3
