@@ -73,6 +73,11 @@ def test_a_run_of_rejected_parts_raises_one_alarm_until_acknowledged(spc_station
         url = f"/api/v1/alarms/{alarm['id']}/acknowledge"
         assert c.post(url, json={"note": "x"}).status_code == 401             # reads are open here, writes not
         key = {"X-API-Key": st.operator_key}
+        # a misspelt field is refused, naming it, and the alarm stays active: taken without its
+        # cause, the cause could not be sent again (409, acknowledged already)
+        typo = c.post(url, json={"couse": "process", "note": "x"}, headers=key)
+        assert typo.status_code == 422 and "couse: not a field of this request" in typo.text, typo.text
+        assert [a["id"] for a in c.get("/api/v1/lines/summary").json()["alarms"]] == [alarm["id"]]
         r = c.post(url, json={"note": " feeder jammed, cleared "}, headers=key)
         assert r.status_code == 200, r.text
         done = r.json()

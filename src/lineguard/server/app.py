@@ -348,6 +348,11 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         problems = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form"))
+            if e.get("type") == "extra_forbidden":
+                # a misspelt field is refused, not dropped: said as such, and where the fields are listed
+                problems.append(f"{where}: not a field of this request (a misspelt one is refused, not dropped; "
+                                "/docs lists the fields it takes)")
+                continue
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         sent = req.headers.get("content-type", "")
         if req.method == "POST" and req.url.path in _LIMITED_PATHS and not sent.startswith("multipart/form-data"):

@@ -14,7 +14,14 @@ from .text_rules import NO_NUL, no_nul, printable  # noqa: F401 - NO_NUL: the ro
 MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a square side before size rules)
 
 
-class ReviewIn(BaseModel):
+class RequestIn(BaseModel):
+    """A request's body: a field it does not take is refused (422 naming it), not dropped. An
+    acknowledgement sent with "couse" for "cause" was taken without its cause, 200, and the
+    cause could not be given again by the same call (409: acknowledged already)."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReviewIn(RequestIn):
     label: Literal["good", "defect"] = Field(description="good: no defect (on an NG/REVIEW part, a false alarm); "
                                              "defect: a confirmed defect (on an OK part, a missed one: an escape)")
     defect_type: Optional[no_nul(100)] = Field(default=None,
@@ -33,7 +40,7 @@ class ReviewIn(BaseModel):
                                   "decides, not whoever wrote last); left out: no check")
 
 
-class DefectTypesIn(BaseModel):
+class DefectTypesIn(RequestIn):
     defect_types: list[printable(100)] = Field(min_length=1, max_length=100,
                                     description="the names reviewers choose from, e.g. scratch, dent")
     # no_nul, not printable: a list stored under older rules must still be sendable back
@@ -45,7 +52,7 @@ class DefectTypesIn(BaseModel):
                     "neither's change lost unseen); left out: no check, the list is replaced")
 
 
-class TestPartIn(BaseModel):
+class TestPartIn(RequestIn):
     __test__ = False   # not a pytest class, whatever its name
     name: printable(200, min_length=1) = Field(
         description="the serial (or else part id) the test part is sent with, e.g. RR-01")
@@ -56,7 +63,7 @@ class TestPartIn(BaseModel):
                                                 description="what it is, e.g. 'crack 0.3 mm, left edge'")
 
 
-class AlarmAckIn(BaseModel):
+class AlarmAckIn(RequestIn):
     note: Optional[no_nul(2000)] = Field(default=None,
                                          description="what was found and done, e.g. 'lamp 2 out, replaced'")
     cause: Optional[str] = Field(
@@ -65,14 +72,14 @@ class AlarmAckIn(BaseModel):
                     + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()) + "; or one of the plant's own")
 
 
-class AlarmCauseIn(BaseModel):
+class AlarmCauseIn(RequestIn):
     label: printable(100, min_length=1) = Field(
         description="what the cause is, as the line says it, e.g. 'coil change'")
     key: Optional[str] = Field(default=None, max_length=20, pattern="^[a-z0-9][a-z0-9_]*$",
                                description="its key in exports and the API (default: made from the label)")
 
 
-class StationAlarmRulesIn(BaseModel):
+class StationAlarmRulesIn(RequestIn):
     """A station's own alarm settings; one left out or null follows the process's default (0 turns a rule off).
     A misspelt setting is refused, not dropped (dropped, the PUT would clear the station's rules), and so is
     a number given as text or true/false."""
@@ -95,7 +102,7 @@ class StationAlarmRulesIn(BaseModel):
                                        "compared with the model's first 5 groups at the station (20-10000; 0: off)")
 
 
-class ShadowIn(BaseModel):
+class ShadowIn(RequestIn):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: no_nul(100) = ""
 
@@ -106,7 +113,7 @@ def _expected_active() -> Any:
         "meanwhile) the station answers 409 active_changed and changes nothing"))
 
 
-class ActivateIn(BaseModel):
+class ActivateIn(RequestIn):
     version: int = Field(ge=1, le=2 ** 31 - 1)
     line: no_nul(100) = ""
     expected_active: Optional[int] = _expected_active()
@@ -116,12 +123,12 @@ class ActivateIn(BaseModel):
         "change log says it was forced"))
 
 
-class RollbackIn(BaseModel):
+class RollbackIn(RequestIn):
     line: no_nul(100) = ""
     expected_active: Optional[int] = _expected_active()
 
 
-class TrainIn(BaseModel):
+class TrainIn(RequestIn):
     line: no_nul(100) = ""
     limit: int = Field(default=200, ge=1, le=10000)
     min_images: int = Field(default=10, ge=1, le=10000)
@@ -182,7 +189,7 @@ class TrainIn(BaseModel):
                                   "false: the stored parts alone")
 
 
-class KeyIn(BaseModel):
+class KeyIn(RequestIn):
     role: Literal["operator", "engineer", "admin"]
     name: Optional[printable(100)] = Field(default=None, description="who or what the key is for, as lists "
                                  "and the change log show it, e.g. 'line 1 camera PC'")

@@ -22,13 +22,13 @@ from ...line.station import Station
 from ...line.users import (authenticate, change_own_password, check_new_password, create_user, disable_user,
                            enable_user, find_user, set_password, set_role, user_to_dict)
 from ..deps import DB_INT_MAX, Caller, forget_session, get_station, require, session_of
-from ..schemas import ErrorOut, errors
+from ..schemas import ErrorOut, RequestIn, errors
 from ..text_rules import no_nul
 
 router = APIRouter()   # tags per route: a router's own would list a route under two headings in /docs
 
 
-class SignInIn(BaseModel):
+class SignInIn(RequestIn):
     # no NUL: the name tried is looked up (and a failure counted under it) in the database
     api_key: Optional[no_nul(200)] = Field(default=None, description="an API key, or:")
     username: Optional[no_nul(100)] = None
@@ -57,20 +57,20 @@ class SessionOut(BaseModel):
 _NEW_PASSWORD = no_nul(1000, min_length=1)
 
 
-class UserIn(BaseModel):
+class UserIn(RequestIn):
     username: str = Field(min_length=1, max_length=100)
     password: _NEW_PASSWORD
     role: Literal["operator", "engineer", "admin"]
 
 
-class UserChange(BaseModel):
+class UserChange(RequestIn):
     role: Optional[Literal["operator", "engineer", "admin"]] = None
     disabled: Optional[bool] = Field(default=None, description="true disables (and signs out), false lets in again")
     password: Optional[_NEW_PASSWORD] = Field(default=None, description="a new password (a reset: the user's "
                                                                          "sessions end)")
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestIn):
     current_password: str = Field(min_length=1, max_length=1000)
     new_password: _NEW_PASSWORD
 

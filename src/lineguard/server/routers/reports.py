@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ... import __version__
 from ...line import handover, issued_reports, period_report, tuning
@@ -19,7 +19,7 @@ from ...line.spc_data import known_names
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..text_rules import NO_NUL
-from ..schemas import errors
+from ..schemas import RequestIn, errors
 from .spc import _LINE, _PRODUCT, _STATION, AT_HELP, SINCE_HELP, TIME_TEXT, UNTIL_HELP, Scope, plant_time, shift_time
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -48,7 +48,7 @@ def _shift_made_now(station: Station, line: Optional[str], product: Optional[str
                         score_sources=lambda ids: tuning.score_sources(station, ids))
 
 
-class ShiftSignIn(BaseModel):
+class ShiftSignIn(RequestIn):
     at: str = Field(..., max_length=TIME_TEXT, description="a time within the shift (as the report's `at`)")
     line: Optional[str] = Field(None, max_length=100, pattern=NO_NUL,
                                 description="the line; empty or left out: the report of every line")
@@ -72,7 +72,7 @@ def sign_shift(body: ShiftSignIn, station: Station = Depends(get_station),
 
 
 
-class HandoverNoteIn(BaseModel):
+class HandoverNoteIn(RequestIn):
     at: str = Field(..., max_length=TIME_TEXT, description="a time within the shift (as the report's `at`)")
     line: Optional[str] = Field(None, max_length=100, pattern=NO_NUL,
                                 description="the line; empty or left out: the report of every line")
@@ -170,7 +170,7 @@ def _workbook(report: dict[str, Any], station: Station, issued: Optional[dict[st
                     headers={"Content-Disposition": f'attachment; filename="{safe}.xlsx"'})
 
 
-class IssueIn(BaseModel):
+class IssueIn(RequestIn):
     note: str = Field("", max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
                       description="where the report went and why (\"sent to ACME, with 8D 114\"); may be empty")
 
@@ -221,7 +221,7 @@ def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issue
             "changed_text": issued_reports.changes_text(changed)}
 
 
-class WithdrawIn(BaseModel):
+class WithdrawIn(RequestIn):
     reason: str = Field(..., min_length=1, max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
                         description="why it is withdrawn (\"sent for the wrong line; replaced by the next one\")")
 

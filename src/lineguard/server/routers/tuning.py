@@ -17,7 +17,8 @@ _PRODUCT = Path(max_length=100, pattern=_TEXT)
 
 
 class ThresholdIn(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    # a misspelt field refused (schemas.RequestIn), not dropped
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     line: str = Field(default="", max_length=100, pattern=_TEXT)
     # strict: JSON's true was taken as version 1 (and "2" as 2): a version is a number
     version: int = Field(ge=1, le=DB_INT_MAX, strict=True,
