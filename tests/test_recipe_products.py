@@ -98,3 +98,13 @@ def test_a_recipe_of_a_product_like_no_other_is_a_warning_only(serve_with):
     assert r.exit_code == 0 and linked, r.output
     assert "warning: --recipe 2=cell-b" in said and "did you mean 'cell-a'?" in said, said
 
+
+
+def test_a_recipe_id_given_twice_for_two_products_ends_the_start(serve_with):
+    """--recipe 1=cell --recipe 1=frame started with recipes {1: 'frame'} without a word: the
+    product that had a model was left with no recipe."""
+    r, linked = serve_with(["cell"], "--recipe", "1=cell", "--recipe", "1=frame")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "recipe 1 given twice (1=cell and 1=frame)" in said and not linked, said
+    r, linked = serve_with(["cell"], "--recipe", "1=cell", "--recipe", "1=cell")     # the same again: harmless
+    assert r.exit_code == 0 and linked, r.output

@@ -1074,6 +1074,10 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
         if not sep or not rid.strip().isdigit() or not prod.strip() or int(rid) > 65535:
             raise click.BadParameter(f"{item!r}: write ID=PRODUCT with ID 0..65535, e.g. 1=cell",
                                      param_hint="--recipe")
+        if int(rid) in table and table[int(rid)] != prod.strip():
+            # the last one won without a word: recipe 1=cell went, and cell's parts had no recipe
+            raise click.BadParameter(f"recipe {int(rid)} given twice ({int(rid)}={table[int(rid)]} and {item.strip()}): "
+                                     "give each recipe ID once", param_hint="--recipe")
         table[int(rid)] = prod.strip()
     if not table:
         if not product:
