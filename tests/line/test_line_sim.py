@@ -152,6 +152,25 @@ def test_line_sim_clears_a_latched_error_first_when_asked(plc_station, tmp_path,
     assert r.returncode == 0 and "answered 2/2" in r.stdout, r.stdout + r.stderr
 
 
+def test_after_a_wrong_recipe_the_recipe_is_written_before_the_clear_error(plc_station, tmp_path):
+    """After `--recipe 7` (no such recipe: ErrorCode 14 latched), `--recipe 1 --clear-error`
+    sent ClearError first, which the station refuses while RecipeId is 7: the run said
+    "line-sim --clear-error clears it first" again, and only a second run recovered (a walk)."""
+    st, srv, cam = plc_station("modbus")
+    images = _parts(tmp_path / "parts", [30])
+    run = ("--protocol", "modbus", "--port", str(srv.port), "--parts", "1", "--rate", "4",
+           "--plc-images", str(cam), "--images", str(images))
+    wrong = _line_sim(*run, "--recipe", "7")
+    assert wrong.returncode == 2 and "recipe 7 was not taken" in wrong.stderr, wrong.stdout + wrong.stderr
+    alone = _line_sim(*run, "--clear-error")          # RecipeId still 7: said what clears it
+    assert alone.returncode == 1 and "ErrorCode 14: RecipeId names no recipe" in alone.stderr, alone.stderr
+    assert "line-sim --recipe ID --clear-error" in alone.stderr, alone.stderr
+    r = _line_sim(*run, "--recipe", "1", "--clear-error")
+    assert r.returncode == 0 and "answered 1/1" in r.stdout, r.stdout + r.stderr
+    # one part to a ready station is no overrun (the simulator's own first steps counted one)
+    assert "overruns 0 (parts the station was not ready for when they came" in r.stdout, r.stdout
+
+
 def test_a_run_stopped_by_the_station_going_away_reports_its_parts_so_far(plc_station, tmp_path):
     """The station stopped mid-run: line-sim ended in a traceback (pymodbus's own error) and
     wrote no summary or JSON for the parts already answered."""

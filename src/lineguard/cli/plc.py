@@ -79,6 +79,10 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
 
     try:
         if clear_error:
+            if recipe is not None:
+                # the recipe first: the station refuses ClearError while RecipeId names no recipe
+                # of its table (ErrorCode 14), so after a wrong --recipe, cleared first, it stayed
+                link.put_recipe(recipe)
             link.clear_error()
         if recipe is not None:
             try:
@@ -102,7 +106,8 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         click.echo(f"trigger to ResultsValid: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
                    f"max {lat['max']} ms")
     click.echo(f"missed windows ({window_ms:g} ms): {summary['missed_windows']} (timeouts {rep.timeouts}, "
-               f"late {rep.late}, no answer {rep.no_answer}); overruns {rep.overruns}; "
+               f"late {rep.late}, no answer {rep.no_answer}); overruns {rep.overruns} (parts the station was not "
+               f"ready for when they came, sent a period late); "
                f"answers for another part {rep.mismatched}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ class PlcLink(Protocol):
     """The few things the simulated PLC does on the wire, one protocol each."""
 
     def ready(self) -> bool: ...
+    def put_recipe(self, recipe_id: int) -> None: ...
     def select_recipe(self, recipe_id: int) -> None: ...
     def trigger(self, part_id: int) -> None: ...
     def result_valid(self) -> bool: ...
@@ -61,8 +62,13 @@ class ModbusLink:
     def ready(self) -> bool:
         return bool(self._bits()[0])
 
-    def select_recipe(self, recipe_id: int) -> None:
+    def put_recipe(self, recipe_id: int) -> None:
+        """RecipeId written, not checked: before a ClearError, which the station refuses while
+        RecipeId names no recipe of its table (ErrorCode 14)."""
         self._ok(self.c.write_register(0, recipe_id, slave=1), "RecipeId write")
+
+    def select_recipe(self, recipe_id: int) -> None:
+        self.put_recipe(recipe_id)
         regs = self._ok(self.c.read_input_registers(6, count=1, slave=1), "ActiveRecipe read").registers
         # RecipeId 0 keeps the recipe in effect where the table has no recipe 0 (plc_modbus)
         if regs[0] != recipe_id and recipe_id != 0:
@@ -94,6 +100,10 @@ class ModbusLink:
         bits = self._bits()
         if bits[5]:
             code = self._ok(self.c.read_input_registers(5, count=1, slave=1), "ErrorCode read").registers[0]
+            from .plc_handshake import ResultCode     # here: the simulator loads without the station's stack
+            if code == ResultCode.UNKNOWN_RECIPE:
+                # cleared only with a RecipeId the station knows: --clear-error alone was refused
+                return _IN_ERROR_RECIPE.format(code=code)
             return _IN_ERROR.format(code=code)
         if bits[2]:
             return _RESULT_UP
@@ -136,6 +146,9 @@ class OpcUaLink:
 
     def ready(self) -> bool:
         return bool(self._ready.read_value())
+
+    def put_recipe(self, recipe_id: int) -> None:
+        """Nothing to write ahead: OPC UA selects a recipe by a method call, checked there."""
 
     def select_recipe(self, recipe_id: int) -> None:
         from asyncua import ua
@@ -181,6 +194,8 @@ class OpcUaLink:
 # why the station is not TriggerReady, as the simulated PLC reads it off the link
 _IN_ERROR = ("it is in Error (ErrorCode {code}, see /health): line-sim --clear-error clears it first, as the "
              "PLC's reset does")
+_IN_ERROR_RECIPE = ("it is in Error (ErrorCode {code}: RecipeId names no recipe of the station, see /health for "
+                    "those it has): line-sim --recipe ID --clear-error with one of them clears it")
 _RESULT_UP = "a result is waiting for the PLC's acknowledgement (ResultsValid is high)"
 _BUSY = "it is busy inspecting a part and has not answered (see /health: the model, the camera folder)"
 _STARTING = "it is still starting or holds its links until the station is up (see /health)"
@@ -244,7 +259,7 @@ class SimReport:
     late: int = 0              # the PLC saw ResultsValid after the window
     no_answer: int = 0         # no ResultsValid at all within the PLC's patience
     mismatched: int = 0        # the answer carried another part's id
-    overruns: int = 0          # the station was not ready at the part's scheduled trigger
+    overruns: int = 0          # the station was not ready when a part came, which went out a period late
     wall_s: float = 0.0
     stopped: Optional[str] = None   # why the run ended before its last part (the link lost, never ready)
 
@@ -325,11 +340,15 @@ def _run_parts(link: PlcLink, rep: SimReport, parts: int, rate: float, feeder: O
             time.sleep(due - now)
         if feeder is not None:
             feeder.feed()
-        waited = _wait(link.ready, patience_s, poll_s)
+        ready_at_once = link.ready()
+        waited = time.perf_counter() if ready_at_once else _wait(link.ready, patience_s, poll_s)
         if waited is None:
             raise TimeoutError(f"the station was not TriggerReady for {patience_s:g} s before part {i + 1}: "
                                f"{link.not_ready_reason()}")
-        if time.perf_counter() > due + period:
+        # the station's overrun: not ready when the part came, so it went out a period late;
+        # the simulator's own delays (its first connection, copying the image) are none: a
+        # single part at 5/s to an idle station counted one
+        if not ready_at_once and waited > due + period:
             rep.overruns += 1
         part_id = (first_part_id + i) & 0xFFFFFFFF
         t0 = time.perf_counter()
