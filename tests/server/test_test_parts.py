@@ -285,6 +285,8 @@ def test_odd_input_is_refused_with_what_to_do(spc_station):
         assert c.delete("/api/v1/products/cell/test-parts", params={"name": "R\x00"}, headers=h).status_code == 422
         r = c.post("/api/v1/products/cel/test-parts", json={"name": "RR-01", "expect": "NG"}, headers=h)
         assert r.status_code == 404 and "no model for product 'cel'" in r.json()["error"]["message"]
+        # the one meant named, as an inspection of a misspelt product is answered
+        assert "did you mean 'cell'?" in r.json()["error"]["message"] and r.json()["error"]["did_you_mean"] == ["cell"]
         for at in ("0001-01-01T00:00:00Z", "9999-12-31T23:00:00Z"):
             for path in ("/api/v1/verification", "/api/v1/reports/shift"):
                 r = c.get(path, params={"at": at})

@@ -24,9 +24,16 @@ _PRODUCT = PathParam(min_length=1, max_length=100, pattern=_TEXT,
 
 def _known_product(station: Station, product: str) -> str:
     """Test parts of a product this station inspects: a misspelt product would never match a part."""
-    if not any(mv.product == product for mv in station.models.list()):
-        raise NotFound(f"this station has no model for product {product!r}; register test parts for a product "
-                       "it inspects (upload its model first)")
+    known = station.models.products()
+    if product not in known:
+        # the close ones named, as an inspection of a misspelt product is answered
+        from ...line.close_names import close_names, did_you_mean, listed
+        close = close_names(product, known)
+        raise NotFound(f"this station has no model for product {product!r}"
+                       + (f"; {did_you_mean(close)}" if close else "")
+                       + (f" It knows: {listed(known)}." if known else "")
+                       + " Register test parts for a product it inspects (upload its model first)",
+                       did_you_mean=close, known=known[:50])
     return product
 
 
