@@ -105,12 +105,12 @@ def test_test_parts_say_to_an_operator_that_an_engineer_registers_them(pages, st
     expect(op.locator("#who-registers")).to_contain_text("registered by an engineer")
     expect(op.locator("#add-test-part")).to_be_hidden()
     verification = op.locator("#verification")
-    expect(verification).to_contain_text("an engineer registers them on the Test parts page")
+    expect(verification).to_contain_text("an engineer registers them on this page")
     expect(verification).not_to_contain_text("(register them")
     eng = pages(role="engineer").open("/app/testparts", "#test-parts")
     expect(eng.locator("#add-test-part")).to_be_visible()
     expect(eng.locator("#who-registers")).to_have_count(0)
-    expect(eng.locator("#verification")).to_contain_text("(register them on the Test parts page)")
+    expect(eng.locator("#verification")).to_contain_text("(register them below)")
 
 
 def _above_promise(route):

@@ -95,8 +95,8 @@ def test_moving_on_with_the_type_asked_says_the_part_was_not_saved_and_d_twice_s
     page.keyboard.press("d")
     expect(page.locator("#ask")).to_contain_text("Which defect?")
     # the question says what the next key does: a type saves, D saves with no type
-    expect(page.locator("#ask")).to_contain_text("Press its type (1-")
-    expect(page.locator("#ask")).to_contain_text("or tap it to save it as that type; D again saves it with no type")
+    expect(page.locator("#ask")).to_contain_text("Tap its type or press its key (1-")
+    expect(page.locator("#ask")).to_contain_text("to save it as that type; Defect (D) again saves it with no type")
     assert _review(station, ids[1])[0] is False
     page.keyboard.press("d")                   # D again: saved with no type, as the question says
     expect(page.locator("#current h2")).to_contain_text("lleft-0")

@@ -13,6 +13,8 @@ def test_an_operator_writes_the_handover_note_and_sees_the_stations_start(pages)
     page.locator("#save-note").click()
     page.wait_for_selector("#handover-note-text:has-text('press 2 guard loose')")
     assert "written by" in page.locator("#handover-note-said").inner_text()
+    # said in the status line: an error left there before read as this save's
+    assert page.locator("#status").inner_text() == "Handover note saved."
     assert "started" in page.locator("#stops-and-starts").inner_text()
 
 
@@ -24,6 +26,10 @@ def test_an_operator_signs_the_shift_report_and_reads_what_changed_since(pages, 
     plant_hours(station.data_dir, "LSIG", [(12, 2)], now)
     at = (now - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     p = pages("operator")
+    # a shift with no part offers nothing to sign (the API refuses it: the button could only fail)
+    page = p.open("/app/report?at=2020-01-06T10:00:00Z", ready="#signed")
+    expect(page.locator("#sign-nothing")).to_have_text("No part in this shift: nothing to sign.")
+    assert page.locator("#sign-shift").count() == 0
     page = p.open(f"/app/report?line=LSIG&at={at}", ready="#signed")
     expect(page.locator("#signed")).to_contain_text("Not signed yet")
     page.fill("#sign-note", "handed over to B shift")

@@ -11,6 +11,8 @@ from .conftest import api, expect, post_part, png_bytes
 def test_a_red_rabbit_that_passes_raises_the_alarm_and_links_the_parts_in_doubt(pages, station):
     eng = pages(role="engineer")
     page = eng.open("/app/testparts?product=cell", "#add-test-part")
+    # none registered yet: the form is below on this very page, not on "the Test parts page"
+    expect(page.locator("#verification")).to_contain_text("(register them below)")
     form = page.locator("#add-test-part")
     form.locator('input[name="name"]').fill("RR-9")
     form.locator('select[name="expect"]').select_option("NG")

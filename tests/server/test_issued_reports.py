@@ -123,6 +123,7 @@ def test_issuing_takes_an_engineer_a_month_with_parts_and_a_short_note(spc_stati
         r = c.post("/api/v1/reports/period/issue", params={"since": "2025-01-01", "until": "2025-01-31"},
                    headers=engineer, json={})
         assert r.status_code == 422 and "nothing to issue" in r.text, r.text
+        assert "no part was judged in 2025-01-01 to 2025-01-31 (every line)" in r.text, r.text     # the days said
         r = c.post("/api/v1/reports/period/issue", params=NOV, headers=engineer, json={"note": "x" * 2001})
         assert r.status_code == 422, r.text
         r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L9"}, headers=engineer, json={})

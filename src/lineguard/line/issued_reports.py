@@ -108,10 +108,12 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
     if len(note) > NOTE_MAX:
         raise InvalidRequest(f"the note is {len(note)} characters; at most {NOTE_MAX}: say where the report went, "
                              "and keep the letter elsewhere")
-    if report.get("empty"):
-        raise InvalidRequest("no part was judged in this window: there is nothing to issue (choose the window "
-                             "when the line ran)")
     w = window_of(kind, report)
+    if report.get("empty"):
+        # the days said: without from/until the window is the last whole month, which on a
+        # station started this month is empty (an engineer read "nothing" beside a chart of parts)
+        raise InvalidRequest(f"no part was judged in {_days(w)} ({_scope_words(w)}): there is nothing to issue; "
+                             "choose the window when the line ran (from/until; without them the last whole month)")
     row = IssuedReport(kind=kind, since=window_time(w["since"]), until=window_time(w["until"]),
                        line=w.get("line") or "", station=w.get("station") or "", product=w.get("product") or "",
                        issued_by=issued_by, issued_at=utcnow(), note=note,

@@ -515,13 +515,17 @@ const LG = (() => {
       test_parts: "false", since: f.doubt.since || "", until: f.doubt.until || ""});
   }
 
+  const onTestParts = () => location.pathname === "/app/testparts";
+
   function verificationTable(lines, id = "verification") {
     if (!lines.length) {
       // registering test parts is an engineer's: an operator is told whom to ask, not sent to a
       // page whose form they do not get
       return h("p", {class: "muted", id}, "No line ran a product with test parts in this shift "
-        + (roleAtLeast("engineer") ? "(register them on the Test parts page)."
-          : "(an engineer registers them on the Test parts page: ask one if this line should have them)."));
+        // on the Test parts page itself the form is below, not on "the Test parts page"
+        + (roleAtLeast("engineer") ? (onTestParts() ? "(register them below)." : "(register them on the Test parts page).")
+          : `(an engineer registers them on ${onTestParts() ? "this page" : "the Test parts page"}: ask one if this `
+            + "line should have them)."));
     }
     // names are the plant's serials, up to 200 characters with no space: wrapped, never widening the
     // page; on a phone the table scrolls in its own box

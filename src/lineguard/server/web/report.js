@@ -47,6 +47,8 @@ LG.start(async (main) => {
         await api("/api/v1/reports/shift/note", {method: "PUT",
           body: {at: r.shift.start, line: r.line || "", note: text.value}});
         await load();
+        // said, and an error left from before (a refused signature) no longer reads as this save's
+        LG.say(text.value.trim() ? "Handover note saved." : "Handover note taken back.");
       } catch (e) { LG.fail(e); }
     }}, "Save the note");
     const older = n.history.slice(n.note ? 1 : 0);
@@ -74,17 +76,20 @@ LG.start(async (main) => {
         + (got.issued.replaces ? `, revision ${got.issued.revision} (replaces #${got.issued.replaces})` : "") + ".");
       await load();
     });
+    // a shift with no part has nothing to sign (the API refuses it): no button that can only fail
+    const nothing = !r.totals.parts && !r.totals.no_verdict;
     const rows = signed.map((x) => h("li", {dataset: {issued: x.id}},
       `${x.withdrawn ? "WITHDRAWN · " : ""}signed by ${x.issued_by || "–"} at ${when(x.issued_at)}`
       + (x.note ? `: ${x.note}` : "") + ` (#${x.id}, revision ${x.revision}) `,
       changedSince(x.id)));
     return h("div", {class: "panel", id: "signed"}, h("h2", {}, "Signed at the handover"),
       signed.length ? h("ul", {id: "signed-list"}, rows)
-        : h("p", {class: "muted"}, "Not signed yet. Signing keeps this report as it is now, with your name: "
-          + "the next shift's reviews change the report, not the one signed."),
-      r.shift.ended ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report signed now "
-        + "leaves out the parts still to come."),
-      form);
+        : nothing ? null : h("p", {class: "muted"}, "Not signed yet. Signing keeps this report as it is now, with "
+          + "your name: the next shift's reviews change the report, not the one signed."),
+      r.shift.ended || nothing ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report "
+        + "signed now leaves out the parts still to come."),
+      nothing ? h("p", {class: "muted no-print", id: "sign-nothing"}, "No part in this shift: nothing to sign.")
+        : form);
   }
 
   // what differs now from the report as signed, said in the status line
@@ -182,7 +187,8 @@ LG.start(async (main) => {
             h("td", {}, when(a.raised_at), a.from_before ? " (still active when the shift began)" : ""), h("td", {}, a.line),
             h("td", {}, a.station), h("td", {}, LG.plantTimes(a.message)),
             // as it stood when the shift ended; what came after is said apart
-            h("td", {}, a.at_end && !a.at_end.acknowledged ? "not by the shift's end"
+            // a running shift has no end yet: "not yet", not "not by the shift's end"
+            h("td", {}, a.at_end && !a.at_end.acknowledged ? (r.shift.ended ? "not by the shift's end" : "not yet")
               : a.acked_at ? when(a.acked_at) : "not yet",
               a.at_end && a.at_end.escalated ? ` (escalated ${when(a.escalated_at)}`
                 + (a.escalations > 1 ? `, ${a.escalations} times)` : ")") : "",

@@ -491,7 +491,9 @@ LG.start(async (main) => {
       untypedAsked = it.id;
       // what the next key does, exactly: the keys only reach the first nine types
       const keys = types.length === 1 ? "1" : `1-${Math.min(9, types.length)}`;
-      ask(`Which defect? Press its type (${keys}) or tap it to save it as that type; D again saves it with no type`);
+      // a touch panel has no keys: the tap first, the key beside it
+      ask(`Which defect? Tap its type or press its key (${keys}) to save it as that type; Defect (D) again saves `
+        + "it with no type");
       showTypes();
       return;
     }

@@ -35,7 +35,7 @@ LG.start(async (main) => {
   const monthXlsx = h("a", {class: "button secondary", id: "xlsx-month"}, "Period report (Excel: days, weeks, alarms, test parts, models)");
   // a period's report as sent to the customer (POST /api/v1/reports/period/issue): kept as
   // it is now, whatever later reviews change; engineers issue, everyone reads the list
-  const issueNote = h("input", {id: "issue-note", maxlength: 2000, size: 30,
+  const issueNote = h("input", {id: "issue-note", maxlength: 2000, size: 40,
     placeholder: "where it went (sent to ACME, 8D 114)", "aria-label": "note for the issued report"});
   const issueForm = h("form", {class: "row", id: "issue-form", "data-role": "engineer"}, issueNote,
     h("button", {type: "submit", class: "secondary", id: "issue-month"}, "Issue this period report"));
