@@ -56,6 +56,8 @@ def test_train_prints_the_range_the_check_uses_and_a_doubted_part_names_the_same
     assert line.startswith(f"photo check: brightness {said['brightness']}, contrast {said['contrast']}, "
                            f"focus {said['focus']} (the range of 39 good photos with a margin; 1 good photo unlike "
                            "the others left out of it, named under 'look at')"), line
+    # as the station judges it: REVIEW whatever its score (it said "if its score passes")
+    assert line.endswith("a photo outside it goes to REVIEW whatever its score (a person looks)"), line
     assert f"look at: {odd}: the photo is unlike the other good photos" in _flat(r.stderr)
 
     # a part whose photo is outside it: its message names the numbers training printed

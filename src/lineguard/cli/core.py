@@ -553,7 +553,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
         if unusual:
             learnt += (f"; {unusual} {'more ' if left_out else ''}good photo{'s' if unusual > 1 else ''} far from "
                        f"most left out of learning it, though inside it (under 'note')")
-        say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW if its score passes")
+        say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW whatever its score (a person looks)")
         _say_cast(insp.info.get("photo_cast"))
     _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
@@ -1041,7 +1041,7 @@ def _say_cast(photo_cast: Optional[dict]) -> None:
     if photo_cast:
         from ..vision.photo_check import cast_said
         say(f"colour check: {cast_said(photo_cast)} (the colour balance of {photo_cast['n']} good photos with a "
-            "margin); a photo of another colour (lamp, white balance, variant) goes to REVIEW if its score passes")
+            "margin); a photo of another colour (lamp, white balance, variant) goes to REVIEW whatever its score")
 
 
 def _narrow_batch(c: dict) -> str:
