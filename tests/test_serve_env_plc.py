@@ -36,10 +36,12 @@ def links(monkeypatch, tmp_path, serve_ports_anywhere):
 
     class Link:
         protocol = "fake"
+        station_names: list = []          # the station each link records its parts at
 
         def __init__(self, station, images, recipes, line, station_name, host, port, window_ms):
             made.append((self.protocol, getattr(images, "folder", None), getattr(images, "wait_s", None),
                          recipes, line, port, window_ms))
+            Link.station_names.append(station_name)
             self.hs = type("HS", (), {})()
 
         def start(self, hold=False):
@@ -85,6 +87,32 @@ def test_a_plc_line_of_its_own_and_one_folder_for_one_link(tmp_path, links):
                               "LINEGUARD_PRODUCT": "tile", "LINEGUARD_PLC_LINE": "L9"})
     assert r.exit_code == 0, r.output
     assert links == [("opcua", cam, pytest.approx(0.25), {1: "tile"}, "L9", 48152, 1000.0)]
+
+
+def test_the_plc_links_record_their_parts_at_the_station_named(tmp_path, links):
+    """PLC-triggered parts were station "plc" whatever the line called it, and no option
+    named another: alarm rules for the README's S1 were refused, and a second link on the
+    same line could not be given its own station."""
+    from lineguard.line import plc_modbus
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    cam1.mkdir()
+    cam2.mkdir()
+    names = plc_modbus.ModbusStation.station_names
+    r = _serve(tmp_path, "--modbus-port", "48155", "--plc-images", str(cam1), "--product", "tile", "--line", "L1")
+    assert r.exit_code == 0 and names == ["plc"], r.output                       # as before
+    names.clear()
+    r = _serve(tmp_path, "--modbus-port", "48156", "--plc-images", str(cam1), "--product", "tile", "--line", "L1",
+               "--plc-station", "S1")
+    assert r.exit_code == 0 and names == ["S1"], r.output
+    names.clear()
+    r = _serve(tmp_path, "--product", "tile", "--line", "L1", env={
+        "LINEGUARD_MODBUS_PORT": "48157", "LINEGUARD_OPCUA_PORT": "48158", "LINEGUARD_PLC_STATION": "cam",
+        "LINEGUARD_PLC_IMAGES": f"modbus={cam1}{os.pathsep}opcua={cam2}"})
+    assert r.exit_code == 0 and names == ["cam-modbus", "cam-opcua"], r.output
+    names.clear()
+    r = _serve(tmp_path, "--modbus-port", "48159", "--plc-images", str(cam1), "--product", "tile", "--line", "L1",
+               "--plc-station", "S" * 101)
+    assert r.exit_code == 2 and "--plc-station" in r.output and not names, r.output
 
 
 def test_the_command_line_wins_over_the_plc_variables(tmp_path, links):

@@ -90,6 +90,8 @@ def test_rules_out_of_range_or_for_an_unknown_station_are_refused_and_nothing_st
         r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": "S9", "ng_run": 3},
                   headers=keys["engineer"])
         assert r.status_code == 404 and "in any case" in r.json()["detail"]
+        # the line's stations named (a PLC link's parts are station "plc": no one guesses it)
+        assert "line 'L1' has parts of station S1:" in r.json()["detail"] and r.json()["error"]["stations"] == ["S1"]
         r = c.put("/api/v1/alarms/rules", json={"line": "L1", "station": " S1", "ng_run": 3},
                   headers=keys["engineer"])
         assert r.status_code == 422

@@ -474,6 +474,9 @@ def db_wait_option(command: str, given: str):
                    "default 1=--product. In LINEGUARD_RECIPE separated by ',': 1=cell,2=frame.")
 @click.option("--plc-line", default=None, help="With a PLC port: the line PLC-triggered parts are recorded on "
               "(default --line).")
+@click.option("--plc-station", default=None,
+              help="With a PLC port: the station PLC-triggered parts are recorded at (default plc; with both links "
+                   "NAME-modbus and NAME-opcua), as alarm rules, the gallery and the reports name it.")
 @click.option("--inspection-window-ms", type=float, default=1000.0, show_default=True,
               help="With a PLC port: a part without a verdict this long after its trigger is answered NG "
                    "(ResultCode 10).")
@@ -510,7 +513,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
           plc_camera: Optional[str], plc_camera_fps: Optional[float], plc_host: Optional[str],
           plc_image_wait_ms: float,
           recipes: tuple[str, ...],
-          plc_line: Optional[str], peers: tuple[str, ...],
+          plc_line: Optional[str], plc_station: Optional[str], peers: tuple[str, ...],
           inspection_window_ms: float, open_reads: bool, power_safe: bool, report_slots: int,
           audit_sample_rate: float,
           min_free_gb: float, ok_image_days: Optional[float], keep_records_days: Optional[float],
@@ -525,6 +528,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
     cfg = _station_config(line=line, product=product, new_product=new_product, plc_line=plc_line,
+                          plc_station=plc_station,
                           modbus_port=modbus_port,
                           opcua_port=opcua_port, plc_images=plc_images, plc_image_wait_ms=plc_image_wait_ms,
                           inspection_window_ms=inspection_window_ms, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
@@ -544,6 +548,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     # the model's and the PLC links' settings as given, else from their LINEGUARD_* variables
     # (checked there: a line or product name every part would be refused for ends the start)
     line, product, plc_line = cfg.line, cfg.product, cfg.plc_line
+    plc_station = (cfg.plc_station or "").strip() or "plc"
     modbus_port, opcua_port, plc_images = cfg.modbus_port, cfg.opcua_port, cfg.plc_images
     plc_camera, plc_camera_fps, plc_host, recipes = cfg.plc_camera, cfg.plc_camera_fps, cfg.plc_host, cfg.recipes
     plc_image_wait_ms, inspection_window_ms = cfg.plc_image_wait_ms, cfg.inspection_window_ms
@@ -630,7 +635,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                     images = (grabber.image_source() if grabber is not None else
                               newest_image_source(plc_folders[cls.protocol], wait_s=plc_image_wait_ms / 1000))
                     plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
-                                    station_name="plc" if len(wanted) == 1 else f"plc-{cls.protocol}",
+                                    station_name=plc_station if len(wanted) == 1 else
+                                    f"{plc_station}-{cls.protocol}",
                                     host=plc_host or host, port=plc_port, window_ms=inspection_window_ms))
                     if len(wanted) > 1:
                         plcs[-1].hs.fault_key = f"plc-{cls.protocol}"

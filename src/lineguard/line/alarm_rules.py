@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit, part_names
+from .close_names import listed
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
 
@@ -218,8 +219,13 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
     with db.session() as s:
         seen = s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1))
         if seen is None:
-            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}, in any case: "
-                           "check both names, or set its rules after its first part")
+            # the line's stations named: a PLC link's parts are station "plc", which the
+            # README's example (S1) and the walk that followed it could not guess
+            known = sorted(st for (st,) in s.execute(select(Inspection.station).where(Inspection.line == line)
+                                                     .distinct().limit(20)))
+            said = f"; line {line!r} has parts of station{'s' if len(known) > 1 else ''} {listed(known)}" if known else ""
+            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}, in any case{said}: "
+                           "check both names, or set its rules after its first part", stations=known[:20])
         # locked (PostgreSQL): a change made at the same time waits, and its "before" is this one's "after"
         row = s.get(StationAlarmRules, (line, station), with_for_update=True)
         before = _own(row) if row is not None else {}

@@ -180,6 +180,9 @@ class StationConfig:
     # variable left set would let every later typo of LINEGUARD_PRODUCT through
     new_product: bool = False
     plc_line: Optional[str] = None
+    # the station PLC-triggered parts are recorded at ("plc"; with two links plc-modbus and
+    # plc-opcua, or NAME-modbus and NAME-opcua): alarm rules, the gallery and reports name it
+    plc_station: Optional[str] = None
     modbus_port: Optional[int] = None
     opcua_port: Optional[int] = None
     plc_images: tuple[str, ...] = ()        # "[LINK=]DIR": the camera folder of each link
@@ -203,7 +206,8 @@ class StationConfig:
         # a name PostgreSQL would read two ways (hI_walk) ran the station in another's schema
         # (the option's callback names --db-schema; from_env's error, LINEGUARD_DB_SCHEMA)
         check_schema_name(self.db_schema, None)
-        for name, option in (("line", "--line"), ("plc_line", "--plc-line"), ("product", "--product")):
+        for name, option in (("line", "--line"), ("plc_line", "--plc-line"), ("plc_station", "--plc-station"),
+                             ("product", "--product")):
             value = getattr(self, name)
             if value is not None and (value.strip() or name == "product"):
                 check_part_name(_PART_FIELD[name], value, f"{option} / {env_var_of(name)}")
@@ -405,12 +409,12 @@ class EnvSettingError(ValueError):
 
 # what only `serve` acts on (the model it adds, the PLC links it starts): not read where a
 # station is opened to judge parts from a hot folder or a camera (watch/camera --data)
-SERVE_ONLY = frozenset({"line", "product", "plc_line", "modbus_port", "opcua_port", "plc_images",
+SERVE_ONLY = frozenset({"line", "product", "plc_line", "plc_station", "modbus_port", "opcua_port", "plc_images",
                         "plc_image_wait_ms", "inspection_window_ms", "plc_camera", "plc_camera_fps", "plc_host",
                         "recipes", "peers"})
 
 # the settings above as the part's field they name (Part.checked's limits)
-_PART_FIELD = {"line": "line", "plc_line": "line", "product": "product"}
+_PART_FIELD = {"line": "line", "plc_line": "line", "plc_station": "station", "product": "product"}
 
 
 def check_part_name(field_name: str, value: str, given_as: str) -> None:
@@ -703,6 +707,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LINEGUARD_PRODUCT": ("product", str),
     "LINEGUARD_LINE": ("line", str),
     "LINEGUARD_PLC_LINE": ("plc_line", str),
+    "LINEGUARD_PLC_STATION": ("plc_station", str),
     "LINEGUARD_MODBUS_PORT": ("modbus_port", _port),
     "LINEGUARD_OPCUA_PORT": ("opcua_port", _port),
     "LINEGUARD_PLC_IMAGES": ("plc_images", _folders),
