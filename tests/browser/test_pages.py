@@ -384,6 +384,9 @@ def test_a_double_tap_in_the_review_queue_judges_only_the_part_shown(pages, stat
         reviewed = [c.get(f"/api/v1/inspections/{i}").json()["review"]["reviewed"] for i in ids]
     assert reviewed == [False, False, True]
     expect(page.locator("#position")).to_contain_text("2 of 3")
+    # how far the list is worked through, and what the reviewed one was found to be
+    expect(page.locator("#position")).to_contain_text("· 1 reviewed, 2 to review")
+    expect(page.locator(f'#queue li[data-id="{ids[2]}"] .reviewed-as')).to_have_text(" ✓ good")
 
 
 def test_a_double_click_on_create_key_makes_one_key_and_a_new_try_clears_an_old_error(pages, station):

@@ -203,7 +203,13 @@ LG.start(async (main) => {
     }
   }
 
-  const position = () => `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""}`;
+  // where the operator is, and how far the list is worked through (reviewed here or on
+  // another screen): "11 of 34" alone never said how many were left
+  const position = () => {
+    const done = items.filter((it) => it.review.reviewed).length;
+    return `${idx + 1} of ${items.length}${more ? "+ (older ones load at the end)" : ""} · ${done} reviewed, `
+      + `${items.length - done}${more ? "+" : ""} to review`;
+  };
 
   function pick(i) { if (i !== idx) { leaving(); idx = i; renderList(); show().catch(LG.fail); } }
 
@@ -224,7 +230,10 @@ LG.start(async (main) => {
       // a run of these in the list is the camera's, not the parts'
       (it.photo_issues || []).length ? h("span", {class: "photo-flag", title: "the photo is unlike the good photos: "
         + it.photo_issues.join("; ")}, " photo") : null,
-      it.review.reviewed ? h("span", {class: "sr-only"}, " (reviewed)") : null,
+      // what it was reviewed as, not only struck through: good and defect told apart in the list
+      it.review.reviewed ? h("span", {class: "reviewed-as " + (it.review.label === "good" ? "v-ok" : "v-ng")},
+        ` ${it.review.label === "good" ? "✓ good" : "✗ defect"}${it.defect_type ? " (" + it.defect_type + ")" : ""}`)
+        : null,
       unsure.has(it.id) && !it.review.reviewed ? h("span", {class: "unsure", title: "its review got no answer from "
         + "the station: look once it answers"}, " not saved?") : null));
     });
