@@ -326,6 +326,11 @@ def test_admin_creates_and_revokes_keys(pages, station):
     new_key = secret.text_content()
     with station.client(new_key) as c:
         assert c.get("/api/v1/inspections?limit=1").status_code == 200
+    # Copy puts it on the clipboard (before, "I have copied it" with nothing to copy it with)
+    p.ctx.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#copy-key")
+    expect(page.locator("#status")).to_contain_text("The key is copied")
+    assert page.evaluate("navigator.clipboard.readText()") == new_key
     row = page.locator("#keys tr", has_text="tablet-3")
     page.once("dialog", lambda d: d.accept())
     row.locator("button").click()

@@ -107,13 +107,35 @@ LG.start(async (main, me) => {
     catch (err) { LG.fail(err); }
   }
 
+  // the key onto the clipboard: the browser's clipboard where the page may use it (https or
+  // this PC), else the key selected and copied as Ctrl+C does (a station on the plant's
+  // network over plain http has no clipboard API); said either way
+  async function copyKey(key, el) {
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard here");
+      await navigator.clipboard.writeText(key);
+      LG.say("The key is copied: paste it where it is used (the camera PC's or script's settings).", "ok");
+      return;
+    } catch (_e) { /* the selection below instead */ }
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    const copied = document.execCommand && document.execCommand("copy");
+    LG.say(copied ? "The key is copied: paste it where it is used (the camera PC's or script's settings)."
+      : "The key is selected: copy it with Ctrl+C (or the browser's menu).", copied ? "ok" : "info");
+  }
+
   // each once per tap: a double click made two keys, one of them never shown
   LG.once(keyForm, async () => {
     const k = await api("/api/v1/keys", {method: "POST", body: {role: keyForm.elements.role.value,
       name: keyForm.elements.name.value.trim() || null}});
-    clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."),
-      h("div", {class: "secret", id: "secret"}, k.key),
-      h("p", {}, h("button", {type: "button", id: "hide-key", onclick: () => clear(secret)}, "I have copied it: hide")));
+    const shown = h("div", {class: "secret", id: "secret"}, k.key);
+    clear(secret).append(h("p", {}, "The new key, shown this once (it is stored hashed): copy it now."), shown,
+      h("p", {}, h("button", {type: "button", id: "copy-key", onclick: () => copyKey(k.key, shown)}, "Copy"), " ",
+        h("button", {type: "button", class: "secondary", id: "hide-key", onclick: () => clear(secret)},
+          "I have copied it: hide")));
     LG.say(`key ${k.prefix} created`, "ok");     // and an earlier error cleared
     keyForm.reset();
     await load();
