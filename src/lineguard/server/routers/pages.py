@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ...line.errors import NotFound
 from ..deps import DB_INT_MAX
@@ -38,10 +38,12 @@ _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin", "Cache-Control": "no-cache"}
 
 
+_SHELL = (WEB / "shell.html").read_text(encoding="utf-8")     # as the assets below: read at start
+
+
 @lru_cache(maxsize=None)
 def _shell(page: str) -> str:
-    html = (WEB / "shell.html").read_text(encoding="utf-8")
-    return html.replace("{{title}}", PAGES[page]).replace("{{page}}", page)
+    return _SHELL.replace("{{title}}", PAGES[page]).replace("{{page}}", page)
 
 
 def _page(page: str) -> HTMLResponse:
@@ -68,15 +70,20 @@ def part_page(inspection_id: int = PathParam(ge=1, le=DB_INT_MAX)) -> HTMLRespon
     return _page("part")
 
 
+# The assets as this process read them when it started: a station serves the pages of the
+# version it runs. Read from disk at every request, an upgrade installed under a running
+# station served the new pages over the old API (a walk's new Sign button answered 404).
+_ASSETS = {p.name: p.read_bytes() for p in WEB.iterdir() if p.suffix in _ASSET_TYPES and p.is_file()}
+
+
 @router.get("/app/static/{name}")
-def asset(name: str) -> FileResponse:
-    # a flat folder: a name with a slash or dot-dot never reaches the file system
-    path = WEB / name
-    if "/" in name or "\\" in name or name.startswith(".") or path.suffix not in _ASSET_TYPES \
-            or not path.is_file():
+def asset(name: str) -> Response:
+    # looked up by name in what was read at start: no request reaches the file system
+    data = _ASSETS.get(name)
+    if data is None:
         raise NotFound(f"no asset {name!r}")
-    return FileResponse(path, media_type=_ASSET_TYPES[path.suffix],
-                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+    return Response(data, media_type=_ASSET_TYPES[Path(name).suffix],
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 @router.get("/app/{page}")
