@@ -29,6 +29,10 @@ def test_spc_until_at_2359_takes_the_whole_minute_and_the_baseline_is_set_on_the
     assert asked["baseline_since"] == iso(f"{day(-1)}T00:00") and asked["baseline_until"] == iso(f"{day(2)}T00:00")
     expect(page.locator("#p-chart-baseline")).to_contain_text("centre from the baseline")
     expect(page.locator("#p-chart-baseline")).to_contain_text("NG parts of 1")
+    # the drift chart's lines say they are scores, and its dashed line is named
+    legend = page.locator("#scores svg text")
+    for name in ("mean score", "median score", "95th percentile score", "baseline mean (dashed)"):
+        expect(legend.filter(has_text=name)).to_have_count(1)
     # the page's address keeps the time as typed: opened again, the fields say 23:59, not 00:00
     page.reload()
     expect(page.locator("#filters input[name=until]")).to_have_value(f"{day(1)}T23:59")

@@ -176,7 +176,8 @@ LG.chart = (() => {
           stroke: "#c62828", "stroke-width": 2}));
       }
     });
-    legend(f, series);
+    // a dashed line with a name (the baseline's mean) is in the legend too: unnamed, it was a line no one could read
+    legend(f, series.concat((opts.hlines || []).filter((l) => l.name).map((l) => ({name: l.name, color: l.color || "#888"}))));
     return f.root;
   }
 

@@ -158,11 +158,14 @@ LG.start(async (main) => {
     else {
       const labels = sc.points.map((x) => x.label);
       const hl = [];
-      if (sc.baseline && sc.baseline.mean !== undefined && sc.baseline.mean !== null) hl.push({y: sc.baseline.mean, color: "#1d4f91"});
+      if (sc.baseline && sc.baseline.mean !== undefined && sc.baseline.mean !== null) {
+        hl.push({y: sc.baseline.mean, color: "#1d4f91", name: "baseline mean (dashed)"});
+      }
+      // the axis is the model's score (no unit): said in the series' names
       LG.chart.fit(sEl, (width) => LG.chart.lines(labels, [
-        {name: "mean", values: sc.points.map((x) => x.mean), color: "#1d4f91"},
-        {name: "median", values: sc.points.map((x) => x.median), color: "#17703c"},
-        {name: "p95", values: sc.points.map((x) => x.p95), color: "#8f5600"}],
+        {name: "mean score", values: sc.points.map((x) => x.mean), color: "#1d4f91"},
+        {name: "median score", values: sc.points.map((x) => x.median), color: "#17703c"},
+        {name: "95th percentile score", values: sc.points.map((x) => x.p95), color: "#8f5600"}],
       {width, label: "score drift", hlines: hl,
         marks: sc.drift && sc.drift.alarm && sc.drift.index !== null ? [sc.drift.index] : []}));
     }
