@@ -152,6 +152,20 @@ def test_line_sim_clears_a_latched_error_first_when_asked(plc_station, tmp_path,
     assert r.returncode == 0 and "answered 2/2" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("protocol", ["modbus", "opcua"])
+def test_line_sim_says_the_line_alarm_a_run_left(plc_station, tmp_path, protocol):
+    """Eight NG parts raised the NG-run alarm; line-sim said results {'NG': 8} and nothing of
+    it (a walk read the Alarm bit and AlarmCode with a Modbus client of its own)."""
+    st, srv, cam = plc_station(protocol)
+    images = _parts(tmp_path / "parts", [230])
+    out = tmp_path / "sim.json"
+    r = _line_sim("--protocol", protocol, "--port", str(srv.port), "--parts", "6", "--rate", "10",
+                  "--plc-images", str(cam), "--images", str(images), "--json", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "line alarm at the station: AlarmCode 1 (ng_run): acknowledge it" in r.stdout, r.stdout
+    assert json.loads(out.read_text())["alarm_code"] == 1
+
+
 def test_after_a_wrong_recipe_the_recipe_is_written_before_the_clear_error(plc_station, tmp_path):
     """After `--recipe 7` (no such recipe: ErrorCode 14 latched), `--recipe 1 --clear-error`
     sent ClearError first, which the station refuses while RecipeId is 7: the run said
@@ -167,6 +181,7 @@ def test_after_a_wrong_recipe_the_recipe_is_written_before_the_clear_error(plc_s
     assert "line-sim --recipe ID --clear-error" in alone.stderr, alone.stderr
     r = _line_sim(*run, "--recipe", "1", "--clear-error")
     assert r.returncode == 0 and "answered 1/1" in r.stdout, r.stdout + r.stderr
+    assert "line alarm at the station: none (AlarmCode 0)" in r.stdout, r.stdout
     # one part to a ready station is no overrun (the simulator's own first steps counted one)
     assert "overruns 0 (parts the station was not ready for when they came" in r.stdout, r.stdout
 

@@ -36,6 +36,7 @@ class PlcLink(Protocol):
     def ack(self) -> None: ...
     def clear_error(self) -> None: ...
     def not_ready_reason(self) -> str: ...
+    def alarm_code(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -96,6 +97,10 @@ class ModbusLink:
         self._ok(self.c.write_coil(2, True, slave=1), "ClearError")
         self._ok(self.c.write_coil(2, False, slave=1), "ClearError reset")
 
+    def alarm_code(self) -> int:
+        """The station's AlarmCode (input register 11): its active line alarms' bits, 0 none."""
+        return int(self._ok(self.c.read_input_registers(11, count=1, slave=1), "AlarmCode read").registers[0])
+
     def not_ready_reason(self) -> str:
         bits = self._bits()
         if bits[5]:
@@ -138,6 +143,7 @@ class OpcUaLink:
         self.results = vs.get_child([f"{ns}:ResultManagement"])
         diag = vs.get_child([f"{ns}:Diagnostics"])
         self._ready = diag.get_child([f"{ns}:TriggerReady"])
+        self._alarm = diag.get_child([f"{ns}:AlarmCode"])
         self._valid = self.results.get_child([f"{ns}:ResultsValid"])
         self._result_nodes = [self.results.get_child([f"{ns}:{n}"]) for n in self.RESULT]
         state = self.sm.get_child([f"{ns}:CurrentState"]).read_value()
@@ -146,6 +152,9 @@ class OpcUaLink:
 
     def ready(self) -> bool:
         return bool(self._ready.read_value())
+
+    def alarm_code(self) -> int:
+        return int(self._alarm.read_value())
 
     def put_recipe(self, recipe_id: int) -> None:
         """Nothing to write ahead: OPC UA selects a recipe by a method call, checked there."""
