@@ -132,13 +132,16 @@ def test_a_session_ended_elsewhere_sends_the_line_view_to_sign_in_saying_why(pag
     page = p.page
     page.clock.install()
     p.open("/app/", "#live")
-    csrf = p.ctx.request.get("/api/v1/session").json()["csrf_token"]
-    assert p.ctx.request.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).ok      # signed out elsewhere
     # the sign-in page asked for once: the refresh's two reads were both refused, and each sent
-    # the page there, the second aborting the first (ERR_ABORTED in a CI run's wait_for_url)
+    # the page there, the second aborting the first (ERR_ABORTED in a CI run's wait_for_url).
+    # Counted from before the sign-out: the live events' own check (every 2 s, on the server's
+    # clock) may send the page there first, before a listener added after the sign-out (a
+    # fresh-clone CI run counted none)
     to_signin = []
     page.on("request", lambda r: to_signin.append(r.url) if r.is_navigation_request() and "/app/signin" in r.url
             else None)
+    csrf = p.ctx.request.get("/api/v1/session").json()["csrf_token"]
+    assert p.ctx.request.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).ok      # signed out elsewhere
     page.clock.fast_forward("00:31")            # the wall display's next refresh
     page.wait_for_url(re.compile(r"/app/signin\?"))
     assert "why=expired" in page.url and "next=%2Fapp%2F" in page.url
