@@ -195,28 +195,27 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
     retired = _retired_replicas(runs + list(before.values()) + earlier)
     for p, rs in sorted(by_process.items()):
         chain = ([before[p]] if p in before else []) + rs
-        # the run of those started so far that ran the longest: a start is a restart only
-        # after it ended. The run started just before is not enough: second starts refused
-        # within seconds while the station ran on (a wrong --recipe, a port taken) were read
-        # as a restart of one another, and the last of them as the station down
-        prev: Optional[StationRun] = None
+        # of the runs started so far, the one that ended last: a start is a restart only after
+        # it ended. The run started just before is not enough: second starts refused within
+        # seconds while the station ran on (a wrong --recipe, a port taken) were read as a
+        # restart of one another, and the last of them as the station down
+        latest: Optional[StationRun] = None
         for cur in chain:
-            before_cur, prev = prev, cur if prev is None or _end(cur) > _end(prev) else prev
+            prev, latest = latest, cur if latest is None or _end(cur) > _end(latest) else latest
             if cur.started_at < since:
                 continue
-            if before_cur is None:
+            if prev is None:
                 out.append({"process": p, "kind": "started", "at": iso_utc(cur.started_at), "started_at":
                             iso_utc(cur.started_at), "stopped_at": None, "clean": None, "down_s": None,
                             "before_window": False, "down_in_window_s": None,
                             "text": f"{p} started (no run of it before)"})
                 continue
-            end = _end(before_cur)
+            end = _end(prev)
             if cur.started_at < end - BEAT:
                 # one before still ran when this one started: another process of the same
                 # PC (a local watcher beside serve), or a second start refused, not a restart
                 continue
-            prev_run = before_cur
-            clean = prev_run.stopped_at is not None
+            clean = prev.stopped_at is not None
             down = _secs(max(cur.started_at - end, dt.timedelta(0)))
             early = end < since
             in_window = _secs(max(cur.started_at - max(end, since), dt.timedelta(0)))
@@ -233,7 +232,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
             out.append({"process": p, "kind": "restart" if clean else "outage", "at": iso_utc(end),
                         "stopped_at": iso_utc(end), "started_at": iso_utc(cur.started_at), "clean": clean,
                         "down_s": down, "before_window": early, "down_in_window_s": in_window, "text": text})
-        last = prev or chain[-1]        # the one that ran the longest
+        last = latest or chain[-1]      # the one that ended last
         end = last.stopped_at or last.seen_at
         clean = last.stopped_at is not None
         silent = not clean and span_end - last.seen_at > BEAT * 3
