@@ -67,9 +67,9 @@ LG.start(async (main) => {
     const signed = r.signed || [];
     const noteIn = h("input", {id: "sign-note", maxlength: 2000, size: 40,
       placeholder: "handed over to (B shift, Ana)", "aria-label": "note with the signature"});
-    const form = h("form", {class: "row no-print", id: "sign-form", "data-role": "operator"}, noteIn,
+    const signForm = h("form", {class: "row no-print", id: "sign-form", "data-role": "operator"}, noteIn,
       h("button", {type: "submit", id: "sign-shift"}, "Sign this shift's report"));
-    LG.once(form, async () => {
+    LG.once(signForm, async () => {
       const got = await api("/api/v1/reports/shift/sign", {method: "POST",
         body: {at: r.shift.start, line: r.line || "", product: r.product || "", note: noteIn.value}});
       LG.say(`Signed: the report as it is now is kept as issued report ${got.issued.id}`
@@ -89,7 +89,7 @@ LG.start(async (main) => {
       r.shift.ended || nothing ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report "
         + "signed now leaves out the parts still to come."),
       nothing ? h("p", {class: "muted no-print", id: "sign-nothing"}, "No part in this shift: nothing to sign.")
-        : form);
+        : signForm);
   }
 
   // what differs now from the report as signed, said in the status line
