@@ -62,6 +62,7 @@ def test_a_corrected_report_is_the_next_revision_and_one_sent_in_error_is_withdr
     until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     page = pages(role="engineer").open(f"/app/spc?line=LW&by=hour&since={since}&until={until}", "#p-chart svg")
+    expect(page.locator("#issue-window")).to_contain_text("(the filters' window)")
     page.fill("#issue-note", "LW first, to ACME")
     page.click("#issue-month")
     first = page.locator("#issued-table tbody tr").filter(has_text="LW first, to ACME")
@@ -90,6 +91,17 @@ def test_a_corrected_report_is_the_next_revision_and_one_sent_in_error_is_withdr
     with api(station, "operator") as c:
         got = c.get(f"/api/v1/reports/issued/{ids['LW first, to ACME']}").json()["issued"]["withdrawn"]
         assert got["reason"] == "sent to the wrong customer"
+
+    # the window Issue keeps is said before it is pressed: without from/until the last whole month
+    page = pages(role="engineer").open("/app/spc?line=LW", "#p-chart-window")
+    today = dt.date.fromisoformat(page.evaluate("LG.isoToLocal(new Date().toISOString())")[:10])
+    last = today.replace(day=1) - dt.timedelta(days=1)
+    expect(page.locator("#issue-window")).to_have_text(
+        f"Issue keeps the last whole month, {last.replace(day=1).isoformat()} to {last.isoformat()} (plant days); set "
+        "from/until and Show for another window.")
+    # January's is the December before; a leap year's February has 29 days
+    assert page.evaluate("LG.lastWholeMonth(Date.UTC(2027, 0, 15, 12))") == ["2026-12-01", "2026-12-31"]
+    assert page.evaluate("LG.lastWholeMonth(Date.UTC(2028, 2, 10, 12))") == ["2028-02-01", "2028-02-29"]
 
     op = pages(role="operator").open(f"/app/spc?line=LW&by=hour&since={since}&until={until}", "#p-chart svg")
     row = op.locator("#issued-table tbody tr").filter(has_text="LW corrected, to ACME")

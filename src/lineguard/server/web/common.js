@@ -402,6 +402,14 @@ const LG = (() => {
     for (const part of c.fmt.formatToParts(new Date(ms + c.shift))) o[part.type] = part.value;
     return [Number(o.year), Number(o.month), Number(o.day), Number(o.hour) % 24, Number(o.minute), Number(o.second)];
   }
+  // the plant's last whole month in plant days, ["2026-11-01", "2026-11-30"]: the period
+  // report's window without from/until (line.period_report.window), said before it is issued
+  function lastWholeMonth(ms = Date.now()) {
+    const [y, mo] = wall(ms);
+    const py = mo === 1 ? y - 1 : y, pm = mo === 1 ? 12 : mo - 1;
+    const pad = (n) => String(n).padStart(2, "0");
+    return [`${py}-${pad(pm)}-01`, `${py}-${pad(pm)}-${pad(new Date(Date.UTC(py, pm, 0)).getUTCDate())}`];
+  }
   // the plant's UTC offset (ms) at an instant
   const offsetAt = (ms) => utcMs(...wall(ms)) - Math.floor(ms / 1000) * 1000;
 
@@ -561,5 +569,5 @@ const LG = (() => {
   return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
-    settle, settling, SETTLE_MS, once, get me() { return me; }};
+    lastWholeMonth, settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

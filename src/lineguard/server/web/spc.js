@@ -40,6 +40,10 @@ LG.start(async (main) => {
   const issueForm = h("form", {class: "row", id: "issue-form", "data-role": "engineer"}, issueNote,
     h("button", {type: "submit", class: "secondary", id: "issue-month"}, "Issue this period report"));
   const issuedEl = h("div", {id: "issued-reports"});
+  // the window Issue would keep, said before it is pressed: without from/until the last whole
+  // month, which on a station started this month holds nothing (an engineer read "nothing to
+  // issue" beside a chart of parts)
+  const issueWindow = h("p", {class: "muted", id: "issue-window", "data-role": "engineer"});
   const mapEl = h("div", {id: "defect-map"});
   const mapWhich = select("which", [["ng", "parts judged NG"], ["defects", "parts reviewed as defects"]], p.which || "ng");
   mapWhich.setAttribute("aria-label", "which parts to map");     // beside its heading, not in a label
@@ -51,7 +55,7 @@ LG.start(async (main) => {
       csvPareto), paretoEl),
     h("div", {class: "panel"}, h("div", {class: "row"}, h("h2", {class: "grow"}, "Where on the part"), mapWhich), mapEl),
     h("div", {class: "panel"}, h("h2", {}, "Issued period reports"),
-      issueForm,
+      issueForm, issueWindow,
       h("p", {class: "muted", "data-role": "engineer"}, "Issuing keeps the period report of the window shown "
         + "(its line, station, product; without from/until the last whole month) as it is now, with your name and "
         + "the note: the report sent stays readable after later reviews change the counts."), issuedEl));
@@ -109,6 +113,12 @@ LG.start(async (main) => {
     }
     history.replaceState(null, "", location.pathname + LG.q(typed()));
     shown = whole;
+    const [first, last] = LG.lastWholeMonth();
+    issueWindow.textContent = !whole.since && !whole.until
+      ? `Issue keeps the last whole month, ${first} to ${last} (plant days); set from/until and Show for another window.`
+      : whole.since && whole.until ? `Issue keeps ${LG.when(whole.since)} to ${LG.when(whole.until)} (the filters' window).`
+      : "Issue keeps the filters' window (without since: from the first of until's month; without until: to today's "
+        + "00:00).";
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
