@@ -338,3 +338,21 @@ def test_evaluate_without_a_band_has_no_review_load(tmp_path: Path):
     assert ev["review_threshold"] == ev["threshold"] and ev["reviews"] == 0 and ev["review_load"] == 0.0
     assert ev["escapes"] == 1                                 # the dim scratch, as without bands
     assert "review band</td><td>none" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_thumbnail_overlay_has_no_burned_in_caption_and_a_full_one_keeps_it():
+    """The gallery's thumbnails carried "NG 42.2 / 20.6" some 7 px high on the card, which says
+    the verdict and score in text beside it; the part page's overlay keeps the caption."""
+    import io
+
+    from lineguard.line import render
+    grey = np.full((1000, 1000, 3), 128, np.uint8)
+
+    def drawn(max_side):
+        res = InspectionResult(verdict=Verdict.NG, score=42.2, threshold=20.6, pixel_threshold=20.6, anomaly_map=None,
+                               regions=[DefectRegion(600, 600, 100, 100, 10000, 40.0, 30.0)], image_size=(1000, 1000))
+        return np.asarray(Image.open(io.BytesIO(render.overlay_png(grey, None, res, max_side))).convert("RGB"))
+    thumb, full = drawn(320), drawn(1600)
+    assert thumb.shape[:2] == (320, 320) and (thumb[:8, :8] == 128).all()        # the photo, no caption box
+    assert tuple(full[2, 2]) == (220, 30, 30)                                      # the NG caption box
+    assert (thumb[192:230, 192:230] != 128).any()                                  # the region still boxed

@@ -95,6 +95,10 @@ def jpeg_reduction(side: int, wanted: Optional[int]) -> int:
     return next((s for s in (8, 4, 2) if side // s >= wanted), 1)
 
 
+# the largest side drawn as a thumbnail (the pages ask 320 px: LG.THUMB_PX)
+THUMB_MAX_SIDE = 400
+
+
 def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any, max_side: Optional[int] = None,
                 shown_hw: Optional[tuple[int, int]] = None) -> bytes:
     """The part with its anomaly areas tinted and defect regions boxed; with ``max_side``,
@@ -114,7 +118,10 @@ def overlay_png(image: np.ndarray, amap: Optional[np.ndarray], result: Any, max_
         if amap is not None and amap.shape[:2] != image.shape[:2]:
             amap = cv2.resize(amap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         result.anomaly_map = amap
-        return _png(np.ascontiguousarray(render_overlay(image, result), dtype=np.uint8))
+        # a thumbnail's burned-in caption ("NG 42.2 / 20.6") was some 7 px high on a gallery
+        # card, which says the verdict and score in text beside it: left off there
+        caption = "" if max_side is not None and max_side <= THUMB_MAX_SIDE else None
+        return _png(np.ascontiguousarray(render_overlay(image, result, caption=caption), dtype=np.uint8))
     except ImportError:
         pass
     out = image.copy()
