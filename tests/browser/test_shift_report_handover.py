@@ -50,3 +50,14 @@ def test_an_operator_signs_the_shift_report_and_reads_what_changed_since(pages, 
     expect(page.locator("#status")).to_contain_text(f"Signed report {signed['id']}: ")
     expect(page.locator("#status")).to_contain_text("reviews: NG reviewed good (false rejects) 0 -> 1")
     p.shot("shift-report-signed")
+    expect(item.locator("form.withdraw")).to_be_hidden()              # an operator does not withdraw
+
+    # a signature made in error is withdrawn by an engineer with a reason, and stays listed, marked
+    eng = pages("engineer").open(f"/app/report?line=LSIG&at={at}", ready="#signed-list")
+    row = eng.locator("#signed-list li")
+    row.locator("input[name=reason]").fill("signed for the wrong line")
+    row.get_by_role("button", name="Withdraw").click()
+    expect(eng.locator("#status")).to_contain_text(f"Signed report {signed['id']} withdrawn")
+    expect(row).to_contain_text("WITHDRAWN")
+    expect(row).to_contain_text("signed for the wrong line")
+    expect(row.get_by_role("button", name="Withdraw")).to_have_count(0)

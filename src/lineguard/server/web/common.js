@@ -523,6 +523,20 @@ const LG = (() => {
       test_parts: "false", since: f.doubt.since || "", until: f.doubt.until || ""});
   }
 
+  // an issued report (a period report sent, a shift report signed) withdrawn with a reason,
+  // engineers only (the API checks again); ``done`` after, with the words to say
+  function withdrawForm(id, what, done) {
+    const reason = h("input", {name: "reason", maxlength: 2000, size: 18, required: true,
+      placeholder: "why (sent for the wrong line)", "aria-label": `why ${what} ${id} is withdrawn`});
+    const f = h("form", {class: "inline withdraw no-print", "data-role": "engineer"}, " ", reason,
+      h("button", {type: "submit", class: "secondary", "data-withdraw": id}, "Withdraw"));
+    once(f, async () => {
+      await api(`/api/v1/reports/issued/${id}/withdraw`, {method: "POST", body: {reason: reason.value}});
+      await done();
+    });
+    return f;
+  }
+
   const onTestParts = () => location.pathname === "/app/testparts";
 
   function verificationTable(lines, id = "verification") {
@@ -569,5 +583,5 @@ const LG = (() => {
   return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
-    lastWholeMonth, settle, settling, SETTLE_MS, once, get me() { return me; }};
+    lastWholeMonth, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

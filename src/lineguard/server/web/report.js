@@ -80,8 +80,14 @@ LG.start(async (main) => {
     const nothing = !r.totals.parts && !r.totals.no_verdict;
     const rows = signed.map((x) => h("li", {dataset: {issued: x.id}},
       `${x.withdrawn ? "WITHDRAWN · " : ""}signed by ${x.issued_by || "–"} at ${when(x.issued_at)}`
-      + (x.note ? `: ${x.note}` : "") + ` (#${x.id}, revision ${x.revision}) `,
-      changedSince(x.id)));
+      + (x.note ? `: ${x.note}` : "") + ` (#${x.id}, revision ${x.revision})`
+      + (x.withdrawn ? ` · withdrawn by ${x.withdrawn.by || "–"}: ${x.withdrawn.reason}` : "") + " ",
+      changedSince(x.id),
+      // a signature made in error (the wrong shift or line) withdrawn by an engineer, kept marked
+      x.withdrawn ? null : LG.withdrawForm(x.id, "signed report", async () => {
+        LG.say(`Signed report ${x.id} withdrawn: it stays listed, marked so.`);
+        await load();
+      })));
     return h("div", {class: "panel", id: "signed"}, h("h2", {}, "Signed at the handover"),
       signed.length ? h("ul", {id: "signed-list"}, rows)
         : nothing ? null : h("p", {class: "muted"}, "Not signed yet. Signing keeps this report as it is now, with "

@@ -351,18 +351,10 @@ LG.start(async (main) => {
   }
 
   // a report sent in error is withdrawn with a reason (engineers; kept and readable, marked)
-  function withdrawForm(r) {
-    const reason = h("input", {name: "reason", maxlength: 2000, size: 18, required: true,
-      placeholder: "why (sent for the wrong line)", "aria-label": `why issued report ${r.id} is withdrawn`});
-    const f = h("form", {class: "inline withdraw", "data-role": "engineer"}, " ", reason,
-      h("button", {type: "submit", class: "secondary", "data-withdraw": r.id}, "Withdraw"));
-    LG.once(f, async () => {
-      await api(`/api/v1/reports/issued/${r.id}/withdraw`, {method: "POST", body: {reason: reason.value}});
-      LG.say(`Issued report ${r.id} withdrawn: it stays in the list and its workbook says so.`);
-      await loadIssued();
-    });
-    return f;
-  }
+  const withdrawForm = (r) => LG.withdrawForm(r.id, "issued report", async () => {
+    LG.say(`Issued report ${r.id} withdrawn: it stays in the list and its workbook says so.`);
+    await loadIssued();
+  });
 
   // one report a tap (LG.once: a double tap issued it twice)
   LG.once(issueForm, async () => {
