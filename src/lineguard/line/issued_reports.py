@@ -273,11 +273,10 @@ def changes(issued: dict[str, Any], now: dict[str, Any], kind: str = "period") -
     ``what`` the count's path ("L2: waiting_for_review.NG"), ``said`` it in words or None."""
     if kind == "shift":
         a, b = _shift_counts(issued), _shift_counts(now)
-        return [{"what": k, "said": _said(k), "issued": a.get(k), "now": b.get(k)}
-                for k in list(a) + [k for k in b if k not in a] if a.get(k) != b.get(k)]
-    # a report of one line: its totals are that line's counts, each change said once
-    totals = not (len(issued.get("lines") or []) == 1 and len(now.get("lines") or []) == 1)
-    a, b = _counts(issued, totals), _counts(now, totals)
+    else:
+        # a report of one line: its totals are that line's counts, each change said once
+        totals = not (len(issued.get("lines") or []) == 1 and len(now.get("lines") or []) == 1)
+        a, b = _counts(issued, totals), _counts(now, totals)
     return [{"what": k, "said": _said(k), "issued": a.get(k), "now": b.get(k)}
             for k in list(a) + [k for k in b if k not in a] if a.get(k) != b.get(k)]
 
