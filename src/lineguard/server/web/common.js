@@ -537,6 +537,17 @@ const LG = (() => {
     return f;
   }
 
+  // what differs now from an issued report (reviews and parts recorded since), said in the
+  // status line: "Issued report 7: ...", "Signed report 9: ..."
+  function changedSinceForm(id, what, buttonClass = "secondary") {
+    const f = h("form", {class: "inline no-print"}, h("button", {type: "submit", class: buttonClass, "data-issued": id},
+      "changed since?"));
+    once(f, async () => {
+      say(`${what} ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
+    });
+    return f;
+  }
+
   const onTestParts = () => location.pathname === "/app/testparts";
 
   function verificationTable(lines, id = "verification") {
@@ -583,5 +594,5 @@ const LG = (() => {
   return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
-    lastWholeMonth, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};
+    lastWholeMonth, changedSinceForm, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

@@ -82,7 +82,7 @@ LG.start(async (main) => {
       `${x.withdrawn ? "WITHDRAWN · " : ""}signed by ${x.issued_by || "–"} at ${when(x.issued_at)}`
       + (x.note ? `: ${x.note}` : "") + ` (#${x.id}, revision ${x.revision})`
       + (x.withdrawn ? ` · withdrawn by ${x.withdrawn.by || "–"}: ${x.withdrawn.reason}` : "") + " ",
-      changedSince(x.id),
+      LG.changedSinceForm(x.id, "Signed report", "secondary link"),
       // a signature made in error (the wrong shift or line) withdrawn by an engineer, kept marked
       x.withdrawn ? null : LG.withdrawForm(x.id, "signed report", async () => {
         LG.say(`Signed report ${x.id} withdrawn: it stays listed, marked so.`);
@@ -96,16 +96,6 @@ LG.start(async (main) => {
         + "signed now leaves out the parts still to come."),
       nothing ? h("p", {class: "muted no-print", id: "sign-nothing"}, "No part in this shift: nothing to sign.")
         : signForm);
-  }
-
-  // what differs now from the report as signed, said in the status line
-  function changedSince(id) {
-    const f = h("form", {class: "inline no-print"}, h("button", {type: "submit", class: "secondary link"},
-      "changed since?"));
-    LG.once(f, async () => {
-      LG.say(`Signed report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
-    });
-    return f;
   }
 
   async function load() {

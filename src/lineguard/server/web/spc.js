@@ -318,7 +318,8 @@ LG.start(async (main) => {
       h("td", {}, `${LG.when(r.since)} to ${LG.when(r.until)}`), h("td", {}, r.line || "every line"),
       h("td", {}, r.product || "every product"), h("td", {}, r.issued_by || "–"), h("td", {}, LG.when(r.issued_at)),
       h("td", {}, r.note), h("td", {class: "issued-state"}, issuedState(r)),
-      h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ", changedButton(r.id),
+      h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ",
+        LG.changedSinceForm(r.id, "Issued report"),
         r.withdrawn ? "" : withdrawForm(r))));
     issuedEl.appendChild(h("div", {class: "table-wrap"}, h("table", {id: "issued-table"},
       h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "revision",
@@ -338,16 +339,6 @@ LG.start(async (main) => {
         ` ${LG.when(r.withdrawn.at)} by ${r.withdrawn.by || "–"}: ${r.withdrawn.reason}`);
     }
     return out;
-  }
-
-  // what differs now from the report as issued (reviews and parts recorded since), said in the status line
-  function changedButton(id) {
-    const f = h("form", {class: "inline"}, h("button", {type: "submit", class: "secondary", "data-issued": id},
-      "changed since?"));
-    LG.once(f, async () => {
-      LG.say(`Issued report ${id}: ` + (await api(`/api/v1/reports/issued/${id}`)).changed_text + ".");
-    });
-    return f;
   }
 
   // a report sent in error is withdrawn with a reason (engineers; kept and readable, marked)
