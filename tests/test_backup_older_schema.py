@@ -85,7 +85,7 @@ def test_an_older_station_is_backed_up_whole_and_its_restore_is_upgraded_by_serv
     r = run_in_process("backup", "--data", data, "--to", backup)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "check the backup disk" not in r.stdout + r.stderr
-    assert f"backed up {len(made)} parts and 1 new model files" in r.stdout, r.stdout
+    assert f"backed up {len(made)} parts and 1 new model file to" in r.stdout, r.stdout
     manifest = json.loads((backup / "backup.json").read_text())
     assert manifest["schema"] == OLD and manifest["parts"] == len(made)
     assert _revision(data / "lineguard.db") == OLD          # a backup never upgrades the station

@@ -22,6 +22,11 @@ def say(msg: str = "") -> None:
     click.echo(msg)
 
 
+def counted(n: int, thing: str) -> str:
+    """``n`` things in words: "1 part", "3 parts" (``thing`` singular, made plural with s)."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def coloured(word: str, colour: str, bold: bool = False) -> str:
     return click.style(word, fg=colour, bold=bold)
 

@@ -1732,7 +1732,7 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
     import sqlite3
 
     from ..line.backup import BackupError, backup_station, damaged_at_station_message, failure_message
-    from ._term import fail, note
+    from ._term import counted, fail, note
     db_path = _config(data, db).sqlite_path
     if db_path is None:
         # the records alone are not the station: its models/ (the active model's file), images/ and the
@@ -1756,11 +1756,11 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
         note("note", f"{dest} is on the station's own disk: a disk that fails takes the backup with it, and the "
                      "backup's growth takes the room the disk keeper frees by deleting part images; back up to "
                      "another disk or a share")
-    click.echo(f"backed up {report.parts} parts and {report.models} new model files to {dest}: "
-               f"{report.files_copied} files copied ({report.bytes_copied / 1e6:.1f} MB), {report.files_there} "
-               f"already there, in {report.seconds:.1f} s"
-               + (f"; {report.gone} parts' images deleted by the station meanwhile are not kept in the backup"
-                  if report.gone else "")
+    click.echo(f"backed up {counted(report.parts, 'part')} and {counted(report.models, 'new model file')} to "
+               f"{dest}: {counted(report.files_copied, 'file')} copied ({report.bytes_copied / 1e6:.1f} MB), "
+               f"{report.files_there} already there, in {report.seconds:.1f} s"
+               + (f"; {counted(report.gone, 'part')} whose image the station deleted meanwhile "
+                  f"{'is' if report.gone == 1 else 'are'} kept in the backup without it" if report.gone else "")
                + (f"; reference photos: {report.reference_copied} copied" if report.reference_copied else ""))
     if report.reference_missing:
         # exist nowhere else once the PC that trained the first model is gone: said now, not
@@ -1771,7 +1771,8 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
                    + ". Add them again (lineguard reference add) or remove their entries (lineguard reference "
                    "list, lineguard reference remove ID)", err=True)
     if verify:
-        click.echo(f"read back {report.verified} files the backup held: {report.repaired} damaged, copied again")
+        click.echo(f"read back {counted(report.verified, 'file')} the backup held: {report.repaired} damaged, "
+                   "copied again")
     if report.damaged_at_station:
         # the backup itself is whole (its manifest written); the station is not: exit 1
         fail(damaged_at_station_message(report, data.resolve(), dest.resolve()), code=1)
@@ -1795,8 +1796,10 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
     import sqlite3
 
     from ..line.restore import RestoreError, check_backup, restore_station
-    from ._term import fail
-    if check == (data is not None):
+    from ._term import counted, fail
+    if check and data is not None:
+        fail("give either --data NEW_FOLDER to restore into or --check to only check the backup, not both")
+    if not check and data is None:
         fail("give --data NEW_FOLDER to restore into, or --check to only check the backup")
     try:
         report = check_backup(src) if check else restore_station(src, data)
@@ -1806,8 +1809,9 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
         fail(f"the {'check' if check else 'restore'} stopped ({type(exc).__name__}: {exc}); nothing was put in "
              "place: check the disks (room left, the backup disk mounted) and run it again", code=3)
     click.echo(f"{'checked' if check else 'restored'} the backup made {report.made_at or 'at an unknown time'}: "
-               f"{report.parts} parts, {report.files} files read ({report.bytes / 1e6:.1f} MB), "
-               f"{report.models} model versions, in {report.seconds:.1f} s")
+               f"{counted(report.parts, 'part')}, {counted(report.files, 'file')} read "
+               f"({report.bytes / 1e6:.1f} MB), "
+               f"{counted(report.models, 'model version')}, in {report.seconds:.1f} s")
     for line in report.notes:
         click.echo(f"note: {line}", err=True)
     for line in report.examples:
@@ -1824,6 +1828,11 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
     if report.models_damaged:
         click.echo(f"model versions whose file is missing or damaged (add them again to use them): "
                    f"{', '.join(report.models_damaged)}", err=True)
+    for name in report.models_damaged_active:
+        # the one the station judges with: said, or the first sign was every part refused
+        click.echo(f"{name} is the active model: the station refuses every part it judges until its file is "
+                   "back. Add the same model file again (`lineguard serve --model FILE`, the Models page or POST "
+                   "/api/v1/models), or activate another version", err=True)
     if not check:
         click.echo(f"start the station on it: lineguard serve --data {data.resolve()}")
     if not report.whole:

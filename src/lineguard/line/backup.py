@@ -19,7 +19,8 @@ file the copy names but the station deleted meanwhile (the disk keeper makes roo
 recorded as not kept in the copy, as the keeper records it, never as a link to nothing.
 
 A backup folder is only ever written by backups of one station: a folder holding another
-station's database, a copy of this station that went its own way (restored from the same
+station's database (its first part or its first change-log entry differ; with its
+manifest lost, read from the backup's database), a copy of this station that went its own way (restored from the same
 backup and run beside it: the folder's newest part is not this station's), or a backup
 opened as a station since (its database changed, or its write-ahead log beside it), is
 refused, not overwritten.
@@ -34,7 +35,7 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
@@ -88,9 +89,12 @@ class BackupReport:
     # room the disk keeper frees by deleting the station's images
     same_disk: bool = False
     seconds: float = 0.0
+    # each file once a run: parts sharing a photo (the same bytes sent twice) counted it again,
+    # "9 already there" in a first backup into an empty folder (what _copy said for each)
+    seen: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seen"}
         out["seconds"] = round(self.seconds, 2)
         return out
 
@@ -202,6 +206,7 @@ def _write_backup(data_dir: Path, dest: Path, db_path: Path, copies: CopyFolders
             # written in place instead, so the one file renamed below holds all of it
             db.execute("PRAGMA journal_mode=DELETE")
             station = _station_id(db)
+            first_change = _first_change(db)
             # the schema revision the copy holds: a restore by an older lineguard refuses it (line.restore)
             schema = sqlite_revision(db)
             held = _newest_held(db, previous.get("newest_part"))
@@ -212,11 +217,17 @@ def _write_backup(data_dir: Path, dest: Path, db_path: Path, copies: CopyFolders
                     held not in ("held", "rotated"):
                 raise BackupError(f"{dest} holds the backup of another station (its first part differs): give each "
                                   "station its own backup folder")
+            # The change log is only ever added to, so its first entry names a station for good,
+            # also one with no part yet (its first key made, its first model added): the backup of
+            # a new station was overwritten by any other's, its keys and model gone from it.
+            if previous.get("first_change") and first_change and previous["first_change"] != first_change:
+                raise BackupError(f"{dest} holds the backup of another station (its change log begins with another "
+                                  "change): give each station its own backup folder")
             if held == "missing":
                 _refuse_diverged(previous["newest_part"], dest)
             newest = _newest_part(db)
             _copy_part_files(db, data_dir / "images", dest / "images", report, stop, verify)
-            for (key,) in db.execute("SELECT file_key FROM model_versions"):
+            for (key,) in db.execute("SELECT DISTINCT file_key FROM model_versions"):
                 if _copy(data_dir / "models", dest / "models", key, report, verify):
                     report.models += 1
             # the reference photos of good parts a retrain learns (line.reference): exist nowhere
@@ -248,7 +259,7 @@ def _write_backup(data_dir: Path, dest: Path, db_path: Path, copies: CopyFolders
         # the two writes, the folder still matches it.
         made_at = _utc_stamp()
         manifest = {"made_at": made_at, "from": str(data_dir), "station": station, "newest_part": newest,
-                    "schema": schema,
+                    "first_change": first_change, "schema": schema,
                     "verified_at": made_at if verify else previous.get("verified_at"),
                     "database": _fingerprint(copy_db), "previous_database": _fingerprint(dest / "lineguard.db"),
                     **report.to_dict()}
@@ -346,6 +357,12 @@ def _check_folder(dest: Path) -> dict:
     if not db.exists():
         return {}
     if not (dest / MARKER).exists():
+        if (dest / MANIFEST).is_file():
+            # a backup copied without its dot-files: still refused (its marker is what keeps a
+            # station's folder from being written over), saying how to put the marker back
+            raise BackupError(f"{dest} holds a backup ({MANIFEST}) without its {MARKER} file (copied without "
+                              f"dot-files?): if it is this station's backup, put the marker back with `touch "
+                              f"{dest / MARKER}` and back up again; otherwise back up to an empty folder")
         # a station restored there (or running there) would have its database replaced
         raise BackupError(f"{dest} holds a station's database that no backup made: back up to an empty folder "
                           "or to an earlier backup's folder")
@@ -355,12 +372,40 @@ def _check_folder(dest: Path) -> dict:
                           "back up into a folder no station runs from")
     try:
         manifest = json.loads((dest / MANIFEST).read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError("not a manifest")
     except (OSError, ValueError):
-        return {}      # a first backup killed before its manifest: its database is the backup's own
+        # Not a first backup killed half-way: the manifest is written before the database
+        # takes its name. Lost or damaged since (a copy that skipped it, a bad sector), it
+        # said nothing, and any station's backup replaced the one there: whose backup it is
+        # is read from the backup's own database instead.
+        return _held_by(dest)
     if _fingerprint(db) not in (manifest.get("database"), manifest.get("previous_database")):
         raise BackupError(f"the database in {dest} changed since the backup made it (a station ran on it?): move it "
                           "aside to keep it, or back up into another folder")
+    if "first_change" not in manifest:
+        # made by a lineguard before the change log named the station: read from the database
+        # (one that cannot be read is replaced by this backup, as before)
+        try:
+            manifest["first_change"] = _held_by(dest).get("first_change")
+        except BackupError:
+            pass
     return manifest
+
+
+def _held_by(dest: Path) -> dict:
+    """Whose backup ``dest`` holds, read from its database (read-only: it stays as it is)."""
+    try:
+        db = sqlite3.connect(f"{(dest / 'lineguard.db').as_uri()}?mode=ro", uri=True)
+        try:
+            return {"station": _station_id(db), "newest_part": _newest_part(db), "first_change": _first_change(db)}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the backup in {dest} has no readable {MANIFEST} and its database cannot be read ({exc}): "
+                          "whose backup it is cannot be told, so it is not overwritten. Check it with `lineguard "
+                          f"restore --from {dest} --check`; move it aside to keep it, or back up into another "
+                          "folder") from None
 
 
 def _fingerprint(db: Path) -> Optional[dict]:
@@ -374,10 +419,19 @@ def _fingerprint(db: Path) -> Optional[dict]:
 def _station_id(db: sqlite3.Connection) -> Optional[str]:
     """A station's lasting name: its first part's record (None before its first part)."""
     row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id LIMIT 1").fetchone()
-    return None if row is None else _part_print(row)
+    return None if row is None else _row_print(row)
 
 
-def _part_print(row: tuple) -> str:
+def _first_change(db: sqlite3.Connection) -> Optional[str]:
+    """The station's first change-log entry's print (None before its first change, or on a
+    schema from before the change log): the change log is only ever added to."""
+    if not _has_table(db, "change_log"):
+        return None
+    row = db.execute("SELECT id, at, action, subject FROM change_log ORDER BY id LIMIT 1").fetchone()
+    return None if row is None else _row_print(row)
+
+
+def _row_print(row: tuple) -> str:
     return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
 
 
@@ -385,7 +439,7 @@ def _newest_part(db: sqlite3.Connection) -> Optional[dict]:
     """The newest part's record id and print: what a later backup into the folder checks
     the station still holds as it was."""
     row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else {"id": row[0], "part_id": row[1], "print": _part_print(row)}
+    return None if row is None else {"id": row[0], "part_id": row[1], "print": _row_print(row)}
 
 
 def _newest_held(db: sqlite3.Connection, newest: Optional[dict]) -> Optional[str]:
@@ -396,7 +450,7 @@ def _newest_held(db: sqlite3.Connection, newest: Optional[dict]) -> Optional[str
         return None
     row = db.execute("SELECT id, part_id, image_sha256, created_at FROM inspections WHERE id = ?",
                      (newest["id"],)).fetchone()
-    if row is not None and _part_print(row) == newest["print"]:
+    if row is not None and _row_print(row) == newest["print"]:
         return "held"
     if row is None:
         oldest = db.execute("SELECT min(id) FROM inspections").fetchone()[0]
@@ -428,6 +482,8 @@ def _copy_part_files(db: sqlite3.Connection, images: Path, dest: Path, report: B
         for col, key in zip(_PART_FILES, row[1:]):
             if key and _copy(images, dest, key, report, verify) is None:
                 gone.setdefault(row[0], set()).add(col)
+                if col == "image_key":
+                    break      # its maps are not kept without it (cleared below): not copied either
     for inspection_id, cols_gone in gone.items():
         clear = _PART_FILES if "image_key" in cols_gone else sorted(cols_gone)
         db.execute(f"UPDATE inspections SET {', '.join(f'{c} = NULL' for c in clear)} WHERE id = ?",  # noqa: S608
@@ -445,7 +501,14 @@ def _safe(key: str) -> bool:
 
 def _copy(store: Path, dest: Path, key: str, report: BackupReport, verify: bool = False) -> Optional[bool]:
     """Copy one file of a store unless the backup holds it whole; True if copied, False if
-    there (or kept: the station's own file is damaged), None if the station no longer has it."""
+    there (or kept: the station's own file is damaged), None if the station no longer has it.
+    A file named again in the same run is answered as the first time, counted once."""
+    if (store, key) not in report.seen:
+        report.seen[store, key] = _copy_once(store, dest, key, report, verify)
+    return report.seen[store, key]
+
+
+def _copy_once(store: Path, dest: Path, key: str, report: BackupReport, verify: bool) -> Optional[bool]:
     if not _safe(key):
         return None        # not a key the station writes: nothing outside its folder is copied
     src, dst = store / key, dest / key

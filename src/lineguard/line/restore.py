@@ -53,6 +53,9 @@ class RestoreReport:
     # rows are dropped, the photos to add again
     reference_lost: int = 0
     models_damaged: list[str] = field(default_factory=list)   # "product[/line] vN" that cannot load
+    # of them, the active ones: every part of that product (and line) is refused until a
+    # model file is added again or another version activated
+    models_damaged_active: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)         # a few missing or damaged keys
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -182,16 +185,30 @@ def _check_source(backup: Path, report: RestoreReport) -> dict:
         raise RestoreError(f"no backup in {backup} (no lineguard.db): give the folder `lineguard backup --to` "
                            "wrote")
     if not (backup / MARKER).exists():
-        raise RestoreError(f"{backup} is a station's folder, not a backup: stop that station and copy the folder, "
-                           "or back it up with `lineguard backup` and restore that")
+        if (backup / MANIFEST).is_file():
+            # only a backup writes one: a copy of the backup that left out dot-files (`cp -r dir/*`)
+            report.notes.append(f"the backup's {MARKER} file is missing (a copy that left out dot-files?): read "
+                                f"as a backup all the same, as its {MANIFEST} says it is one. A later `lineguard "
+                                f"backup` into it refuses until it is back: `touch {backup / MARKER}`")
+        else:
+            raise RestoreError(f"{backup} is a station's folder, not a backup: stop that station and copy the "
+                               "folder, or back it up with `lineguard backup` and restore that")
     if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm", "-journal")):
         raise RestoreError(f"the backup in {backup} is open as a station (or one was killed with it open: its "
                            "write-ahead log lies beside it): stop that station, then restore")
     try:
         manifest = json.loads((backup / MANIFEST).read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError("not a manifest")
     except (OSError, ValueError):
-        raise RestoreError(f"the backup in {backup} has no readable {MANIFEST}: its first backup did not finish; "
-                           "run `lineguard backup` into it again") from None
+        # Not a first backup that did not finish: the manifest is written before the database
+        # takes its name. Lost or damaged since, it only said when the backup was made; the
+        # database and every file it names are checked all the same. (This said "run `lineguard
+        # backup` into it again": with the station gone, the command that replaces the backup.)
+        report.notes.append(f"the backup's {MANIFEST} is missing or unreadable (lost or damaged since the backup "
+                            "was made): when it was made is not known; its records and every file they name were "
+                            "checked all the same")
+        return {}
     if _fingerprint(db) not in (manifest.get("database"), manifest.get("previous_database")):
         # copied with a tool that does not keep file times (cp -r, tar, a USB stick), or
         # opened since: not refused, every record's files are checked all the same
@@ -253,11 +270,18 @@ def _walk(db: sqlite3.Connection, backup: Path, dest: Optional[Path], report: Re
         for col, key in zip(_PART_FILES, row[1:]):
             if key and not whole("images", key):
                 lost.setdefault(row[0], set()).add(col)
-    for product, line, version, key in db.execute(
-            "SELECT product, line, version, file_key FROM model_versions ORDER BY id").fetchall():
+                if col == "image_key":
+                    # its maps are not kept without it (cleared below): neither read nor copied,
+                    # a restored folder held map files no record named
+                    break
+    for product, line, version, key, active in db.execute(
+            "SELECT product, line, version, file_key, active FROM model_versions ORDER BY id").fetchall():
         report.models += 1
         if not whole("models", key):
-            report.models_damaged.append(f"{product}{'/' + line if line else ''} v{version}")
+            name = f"{product}{'/' + line if line else ''} v{version}"
+            report.models_damaged.append(name)
+            if active:
+                report.models_damaged_active.append(name)
     # the reference photos of good parts a retrain learns (line.reference); a backup from before
     # them has no such table
     try:
