@@ -431,3 +431,35 @@ def test_a_retrain_whose_activation_is_refused_is_done_with_its_version_register
     assert job.status == "done" and job.result["activated"] is True and job.result["not_activated"] is None
     assert "registered and activated" in job.message
     assert next(mv for mv in st.models.list("cell", "") if mv.active).version == 3
+
+
+@pytest.mark.one_database
+def test_a_station_closed_during_a_retrain_stops_the_fit_and_says_so(station_factory):
+    """A `systemctl stop` during a retrain: the fit was left running while the interpreter
+    shut down (abort, exit 134), and the job said "running" until the next start."""
+    import threading
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    for i in range(6):
+        st.inspect(png_bytes(40 + i, seed=970 + i), part(f"stop-{i}"))
+    fitting, reports = threading.Event(), []
+
+    def trainer(images, progress):           # a long fit, reporting as Inspector.fit does
+        fitting.set()
+        for i in range(6000):
+            reports.append(i)
+            progress("features", i, 6000)
+            time.sleep(0.01)
+        return FakeInspector.fit(images)
+    st.jobs.trainer = trainer
+    first = st.jobs.submit_training("cell", "", min_images=5, source="sample")
+    queued = st.jobs.submit_training("cell", "", min_images=5, source="sample")
+    assert fitting.wait(20)
+    t0 = time.monotonic()
+    st.jobs.close()
+    assert time.monotonic() - t0 < 10 and not st.jobs._thread.is_alive()
+    assert len(reports) < 6000
+    for job_id in (first.id, queued.id):
+        job = st.jobs.get(job_id)
+        assert job.status == "interrupted" and job.finished_at is not None, (job.status, job.message)
+        assert job.message == "the station stopped while this job ran; start it again"

@@ -2,7 +2,8 @@
 
 Jobs run one at a time on a worker thread; their state is a database row so any
 process (and the operator after a restart) can see it. A job that was running when the
-process died is marked ``interrupted`` at the next start.
+process died is marked ``interrupted`` at the next start; one running when the station
+closes (a `systemctl stop`) stops at its fit's next progress report and is marked so then.
 """
 from __future__ import annotations
 
@@ -105,6 +106,16 @@ def _takes(trainer: Trainer, name: str) -> bool:
         return False
 
 
+class JobStopped(Exception):
+    """The station is closing: the fit stops at its next progress report."""
+
+
+# A fit reports its progress every photo and coreset step: stopped within a second or two.
+# A plant's own trainer without progress cannot be stopped: the close waits this long for it.
+CLOSE_WAIT_S = 30.0
+INTERRUPTED = "the station stopped while this job ran; start it again"
+
+
 class _FitProgress:
     """Inspector.fit's progress(stage, done, total) as the job's row: its share of the
     job (reading the photos 15-30 %, learning their features 30-80 %, the threshold
@@ -118,13 +129,17 @@ class _FitProgress:
              "cross-scoring": (0.70, 0.80, "scoring each good part without it"),
              "calibrate": (0.80, 0.85, "setting the threshold")}
 
-    def __init__(self, write: Callable[..., None], trained_from: str, every_s: float = 1.0):
+    def __init__(self, write: Callable[..., None], trained_from: str, every_s: float = 1.0,
+                 stopping: Callable[[], bool] = lambda: False):
         self.write, self.trained_from, self.every_s = write, trained_from, every_s
+        self.stopping = stopping
         self._stage: Optional[str] = None
         self._last = 0.0
         self._shown = 0.15
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.stopping():
+            raise JobStopped()
         lo, hi, what = self.SPANS.get(stage.split(" at ")[0], (0.15, 0.85, stage))
         now = time.monotonic()
         if stage == self._stage and now - self._last < self.every_s and done < total:
@@ -147,9 +162,10 @@ class JobRunner:
         self.station = station
         self.trainer = trainer or default_trainer
         self._q: queue.Queue = queue.Queue()
+        self._closing = threading.Event()
         with station.db.session() as s:
             s.execute(update(Job).where(Job.status.in_(["queued", "running"]))
-                      .values(status="interrupted", message="the station stopped while this job ran; start it again"))
+                      .values(status="interrupted", message=INTERRUPTED, finished_at=utcnow()))
         self._thread = threading.Thread(target=self._run, name="jobs", daemon=True)
         self._thread.start()
 
@@ -313,7 +329,24 @@ class JobRunner:
             if job_id is None:
                 return
             try:
+                if self._closing.is_set():
+                    raise JobStopped()       # queued behind the one stopped: not started now
                 self._train(job_id)
+            except JobStopped:
+                # the station is closing: said now for it and those queued behind it, not first
+                # at the next start (a station never started again left them "running" for ever)
+                stopped = [job_id]
+                while not self._q.empty():
+                    stopped.append(self._q.get_nowait())
+                stopped = [j for j in stopped if j is not None]
+                try:
+                    with self.station.db.session() as s:
+                        s.execute(update(Job).where(Job.id.in_(stopped), Job.status.in_(["queued", "running"]))
+                                  .values(status="interrupted", message=INTERRUPTED, finished_at=utcnow()))
+                except Exception:  # noqa: BLE001 - the next start marks them all the same
+                    log.warning("jobs %s: could not record that they were stopped", stopped, exc_info=True)
+                log.info("training job(s) %s stopped: the station is closing", stopped)
+                return
             except Exception as exc:  # noqa: BLE001 - a job failure is reported, never fatal
                 log.exception("job %s failed", job_id)
                 try:
@@ -359,7 +392,8 @@ class JobRunner:
         self._set(job_id, progress=0.15, message=f"training on {trained_from}")
         fit = dict(p.get("fit") or {})
         if _takes(self.trainer, "progress"):
-            fit["progress"] = _FitProgress(lambda **v: self._set(job_id, **v), trained_from, self.progress_every_s)
+            fit["progress"] = _FitProgress(lambda **v: self._set(job_id, **v), trained_from, self.progress_every_s,
+                                           stopping=self._closing.is_set)
         in_sample = self._in_audit_sample(p["product"], [k for k, why in parts if why != "reference"])
         # The threshold is set on a random draw of good parts: the audit sample's, and the
         # reference photos (the photos of good parts a first model learnt, not picked for being
@@ -570,4 +604,15 @@ class JobRunner:
                 for k, score, issues in suspects]
 
     def close(self) -> None:
+        """Stop the job running now (at its fit's next progress report) and wait for it. Left
+        running, the fit's native code was still at work while the interpreter shut down: a
+        station stopped during a retrain aborted (SIGABRT, exit 134: a `systemctl stop` left a
+        core dump and a failed unit)."""
+        self._closing.set()
         self._q.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(CLOSE_WAIT_S)
+            if self._thread.is_alive():
+                log.warning("a training job did not stop within %.0f s of the station closing (a trainer that "
+                            "reports no progress cannot be stopped): it is marked interrupted at the next start",
+                            CLOSE_WAIT_S)
