@@ -5,7 +5,7 @@ import hashlib
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lineguard.line.compare import compare, version_rates
 from lineguard.line.config import RetentionPolicy
@@ -463,3 +463,46 @@ def test_a_station_closed_during_a_retrain_stops_the_fit_and_says_so(station_fac
         job = st.jobs.get(job_id)
         assert job.status == "interrupted" and job.finished_at is not None, (job.status, job.message)
         assert job.message == "the station stopped while this job ran; start it again"
+
+
+def test_a_retrain_for_a_slip_of_the_product_or_line_is_told_the_one_meant(station_factory):
+    """"cel" was told "only 0 stored parts ... review more of its parts"; line "l1" (the line
+    is "L1") learnt the product's reference photos alone and registered cell/l1 v1."""
+    st = station_factory(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5, "v-a").to_bytes(), "cell", activate=True)
+    for i in range(6):
+        st.inspect(png_bytes(40 + i, seed=990 + i), part(f"slip-{i}", line="L1"))
+    with pytest.raises(NotFound) as product:
+        st.jobs.submit_training("cel", "", min_images=5)
+    assert "did you mean 'cell'?" in product.value.message and product.value.details["did_you_mean"] == ["cell"]
+    with pytest.raises(NotFound) as line:
+        st.jobs.submit_training("cell", "l1", min_images=5)
+    assert "line 'l1'" in line.value.message and "did you mean 'L1'?" in line.value.message, line.value.message
+    assert st.jobs.recent(5) == []                       # nothing queued, no version to be made
+    # a line with nothing at all of the product: refused too, the lines named
+    with pytest.raises(NotFound, match="The lines the station knows: L1"):
+        st.jobs.submit_training("cell", "L7", min_images=5)
+    # the line itself, and a new product with nothing yet (its own "too few" advice), as before
+    assert st.jobs.submit_training("cell", "L1", min_images=5).status == "queued"
+    with pytest.raises(StationError, match="only 0 stored parts") as new:
+        st.jobs.submit_training("battery-lid", "", min_images=5)
+    assert not isinstance(new.value, NotFound)
+
+
+def test_activating_the_version_already_active_changes_nothing(station):
+    """Each repeat was logged and published as an activation, and moved its activated_at."""
+    from lineguard.line.orm import ChangeLogEntry, ModelActivation
+    station.add_model(FakeInspector(0.6, "v-b").to_bytes(), "cell", activate=True)
+    before = station.models.active_for("cell", "L1")
+
+    def counts():
+        with station.db.session() as s:
+            return (s.scalar(select(func.count()).select_from(ChangeLogEntry)),
+                    s.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.event == "model")),
+                    s.scalar(select(func.count()).select_from(ModelActivation)))
+    seen = counts()
+    again = station.activate_model("cell", "", 2, by="eve", force=True)
+    assert again.version == 2 and "already the active version" in again.shadow_note
+    assert counts() == seen
+    assert station.models.get("cell", "", 2).activated_at == before.activated_at
+    assert station.rollback_model("cell", "").version == 1      # the walk is as it was

@@ -414,3 +414,24 @@ def test_the_trial_before_activation_leaves_out_the_parts_a_retrain_learned_from
     assert err.value.details["parts_tried"] == 8 and err.value.details["judged_ng"] == 8
     assert "12 it learned from left out" in err.value.message
     assert st.models.active_for("cell", "").version == 1
+
+
+def test_compare_and_retrain_for_a_line_or_product_nothing_is_stored_of_are_404s(make_station):
+    """Compare for line L9 answered 200 with "parts": 0 (as if the shadow judged none); a
+    retrain for "cel" was a 400 asking for more reviews of it."""
+    st = make_station(audit_sample_rate=1.0)
+    st.add_model(FakeInspector(0.5, "a").to_bytes(), "cell", activate=True)
+    st.add_model(FakeInspector(0.4, "b").to_bytes(), "cell")
+    for i in range(3):
+        st.inspect(png_bytes(40 + i, seed=700 + i), _part(f"c-{i}"))
+    c = _client(st)
+    assert c.get("/api/v1/models/cell/compare", params={"line": "L1", "candidate": 2}).status_code == 200
+    r = c.get("/api/v1/models/cell/compare", params={"line": "l1", "candidate": 2})
+    assert r.status_code == 404 and r.json()["error"]["did_you_mean"] == ["L1"], r.json()
+    r = c.get("/api/v1/models/cell/compare", params={"line": "L9", "candidate": 2})
+    assert r.status_code == 404 and "The lines the station knows: L1" in r.json()["error"]["message"], r.json()
+    r = c.post("/api/v1/models/cel/train", json={})
+    assert r.status_code == 404 and r.json()["error"]["did_you_mean"] == ["cell"], r.json()
+    r = c.post("/api/v1/models/cell/train", json={"line": "l1"})
+    assert r.status_code == 404 and r.json()["error"]["did_you_mean"] == ["L1"], r.json()
+    assert c.get("/api/v1/jobs").json()["items"] == []

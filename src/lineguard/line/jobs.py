@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from . import audit
 from .errors import ActiveChanged, Conflict, PassesDefects, RejectsGoodParts, StationError
 from .orm import Inspection, Job, utcnow
+from .part_names import check_product_and_line
 
 log = logging.getLogger("lineguard.jobs")
 
@@ -175,6 +176,7 @@ class JobRunner:
         if source not in SOURCES:
             from .errors import InvalidRequest
             raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        check_product_and_line(self.station.db, product, line)
         good = self.good_part_keys(product, line, limit, source)
         refs = self.reference_keys(product, line, good) if reference else []
         # a row whose file is gone from the data folder is no photo to learn: counted, a retrain

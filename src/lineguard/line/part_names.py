@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import func, or_, select, text
+
+from .close_names import close_names, did_you_mean, listed
+from .errors import NotFound
+from .orm import Inspection, ModelVersion, ReferencePhoto
 
 # Each is the first column of an index of the parts' table (ix_inspections_line_created,
 # ix_inspections_product_created): the names are read by hopping from one to the next
@@ -64,3 +68,50 @@ def folded(name: str) -> str:
     """``name`` in lower case as SQLite's lower() makes it (ASCII letters only), so the same
     comparison holds on both databases for ASCII names."""
     return "".join(c.lower() if c.isascii() else c for c in name)
+
+
+# what a retrain for a line nothing is stored of can do instead
+TRAIN_LINE_ADVICE = ("A line's own model learns that line's parts; leave the line empty for the model of every "
+                     "line, or give the station photos of good parts from that line first (lineguard reference add "
+                     "--line)")
+
+
+def check_product_and_line(db: Any, product: str, line: str, advice: str = TRAIN_LINE_ADVICE) -> None:
+    """Refuse (404) a product or line the station holds nothing of (no part, model version
+    or reference photo), saying the one meant: a retrain for "cel" was told "only 0 stored
+    parts ... review more of its parts"; one for line "l1" (the line is "L1") learnt the
+    product's reference photos alone and registered a model for a line no part was ever
+    inspected on; Compare for an unknown line answered "0 parts" as if the shadow had judged
+    none. A product that is new (nothing stored, no name close to it) passes: what it needs
+    is said by whoever asked."""
+
+    def held(s: Any, on_line: Optional[str] = None) -> bool:
+        for table in (Inspection, ModelVersion, ReferencePhoto):
+            q = select(table.id).where(table.product == product)
+            if on_line is not None:
+                q = q.where(table.line == on_line)
+            if s.scalar(q.limit(1)) is not None:
+                return True
+        return False
+
+    with db.session() as s:
+        if not held(s):
+            known = set(stored_names(db, "product"))
+            known |= set(s.scalars(select(ModelVersion.product).distinct()))
+            known |= set(s.scalars(select(ReferencePhoto.product).distinct()))
+            close = close_names(product, sorted(known))
+            if close:
+                raise NotFound(f"unknown product {product!r}: {did_you_mean(close)} Product names are compared "
+                               "exactly, case too", did_you_mean=close)
+            return
+        if not line or held(s, line):
+            return
+        lines = set(stored_names(db, "line"))
+        lines |= set(s.scalars(select(ModelVersion.line).where(ModelVersion.product == product).distinct()))
+        lines |= set(s.scalars(select(ReferencePhoto.line).where(ReferencePhoto.product == product).distinct()))
+        lines.discard("")
+    close = close_names(line, sorted(lines))
+    raise NotFound(f"no part of product {product!r} was inspected on line {line!r}, and no model or reference photo "
+                   "is kept for that line: " + (f"{did_you_mean(close)} " if close else "")
+                   + (f"The lines the station knows: {listed(sorted(lines))}. " if lines else "") + advice,
+                   did_you_mean=close)

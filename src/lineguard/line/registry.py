@@ -450,13 +450,17 @@ class ModelRegistry:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             active, seen = _standing(s, product, line)
             unshadowed = _unshadowed(s, mv, active or _every_line(s, product, line))
-        if not (active is not None and active.id == mv.id):
-            _check_expected(active, expected_active, product, line)
         # Load it before switching (a version that cannot run must never become active),
         # and try it, before the lock: nobody waits on the model.
         insp = self.loadable(mv)
+        if active is not None and active.id == mv.id:
+            # Nothing to change: no activation recorded, no change-log entry, no model event
+            # (each repeat was logged and published as an activation, its time moved on)
+            mv.shadow_note = f"v{mv.version} is already the active version of {_where(product, line)}: nothing changed"
+            return mv
+        _check_expected(active, expected_active, product, line)
         trial = defects = None
-        if images is not None and not (active is not None and active.id == mv.id):
+        if images is not None:
             from .compare import try_on_good_parts, try_on_reviewed_defects
             trial = try_on_good_parts(self.db, images, insp, product, line,
                                       active.model_id if active is not None else None)
@@ -479,7 +483,7 @@ class ModelRegistry:
         with self._change("activation") as s:
             self._hold(s, product)
             now, state = _standing(s, product, line)
-            if now is not None and now.id == mv.id and (state != seen or expected_active is not None):
+            if now is not None and now.id == mv.id:
                 return now       # made active by another request meanwhile: what was asked stands
             if expected_active is not None:
                 _check_expected(now, expected_active, product, line)
@@ -499,10 +503,7 @@ class ModelRegistry:
             # a shadow of this product/line was compared with the version judging it until now:
             # from now on with this one, and the answer and the change log say so (shadow.py)
             from .shadow import on_live_change
-            change = None if now is not None and now.id == mv.id else \
-                on_live_change(s, product, line, now or _every_line(s, product, line), mv, by)
-            if now is not None and now.id == mv.id:
-                unshadowed = None      # made active again while active: nothing went live
+            change = on_live_change(s, product, line, now or _every_line(s, product, line), mv, by)
             # the change log keeps it too: the answer's warning is gone once read (a retrain's
             # activate=true, a script), and who activated without a comparison is asked later
             self._activate(s, mv, by, **forced, **({"shadow": change.logged} if change else {}),

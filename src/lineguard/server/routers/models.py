@@ -533,7 +533,10 @@ def compare_models(product: str, line: str = Query("", max_length=100),
                    _known: None = Depends(known_query_only)) -> dict[str, Any]:
     from ...line.compare import compare
     from ...line.errors import NotFound
+    from ...line.part_names import check_product_and_line
     active = station.models.active_for(product, line)
+    # a line nothing is stored of answered "0 parts", as if the shadow had judged none
+    check_product_and_line(station.db, product, line, "Leave the line empty to compare on every line's parts")
     if candidate is None:
         cand = station.shadow.for_part(product, line)
         if cand is None:
