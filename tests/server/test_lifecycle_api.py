@@ -120,10 +120,14 @@ def test_shadow_compare_train_and_rollback(station):
         assert job["message"].startswith("version 3 registered")
         # its threshold is its oddest part's score: said, as the CLI says it
         assert "threshold is the highest of the" in job["message"] and job["result"]["threshold_is_highest_score"]
+        # activated, it is not told to be compared before activating (it was)
+        assert job["result"]["activated"] and "activated all the same" in job["message"], job["message"]
+        assert "compare before activating" not in job["message"]
         # a reloaded page finds it: the jobs, newest first, by state
         assert [j["id"] for j in op.get("/api/v1/jobs", params={"status": "done"}).json()["items"]][:1] == [job["id"]]
         assert op.get("/api/v1/jobs", params={"status": "queued,running"}).json()["items"] == []
-        assert op.get("/api/v1/jobs", params={"status": "stuck"}).status_code == 422
+        r = op.get("/api/v1/jobs", params={"status": "stuck"})
+        assert r.status_code == 422 and "queued, running, done, failed, interrupted" in r.text and "^(" not in r.text
         # the parts the new model found far above the others are named, as stored parts to open:
         # the bad one first (the brightest), and the photo unlike the others, last
         look_at = job["result"]["look_at"]

@@ -468,8 +468,9 @@ class JobRunner:
                            "from the training folder)" if any(k in ref_ids for k in unread) else ""))
         if by_sample:
             message += (f"; its threshold was set on the {n_sample} {counted_what} among them (a random draw of "
-                        f"the line), the other {n_learnt - n_sample} were learnt but not counted (parts reviewed "
-                        "good after the old version flagged them are the oddest good parts)")
+                        f"the line), the other {n_learnt - n_sample}, reviewed good, were learnt but not counted "
+                        "(parts people chose to review are no random draw: the old version's false alarms among "
+                        "them are the oddest good parts)")
         elif MIN_SAMPLE_FOR_THRESHOLD <= n_sample < n_learnt:
             # a plant's own trainer that does not name calibrate_on
             message += (f"; the trainer takes no calibrate_on, so every part set its threshold, not only the "
@@ -496,7 +497,10 @@ class JobRunner:
             # the defects held out
             message += (f"; its threshold is the highest of the {cal['n_calibration']} parts' own scores (each "
                         "scored by models without it): the oddest part it learned from sets it, and defects "
-                        "scoring below it pass; run it in shadow and compare before activating")
+                        "scoring below it pass; " + ("it was activated all the same: watch what it passes (the "
+                                                     "audit sample's reviews) and roll back if defects ship"
+                                                     if p["activate"] and refused is None else
+                                                     "run it in shadow and compare before activating"))
         if look_at:
             message += (f"; look at {len(look_at)} part(s) it was given that scored far above the others or "
                         "whose photos were unlike the others'" + (f" ({len(left_out)} left out of it)" if left_out

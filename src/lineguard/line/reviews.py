@@ -44,8 +44,13 @@ def set_defect_types(s: Session, product: str, types: Sequence[str], by: Optiona
 
 def check_defect_types(types: Sequence[str]) -> list[str]:
     clean = [t.strip() for t in types if isinstance(t, str)]
-    if len(clean) != len(types) or not clean or any(not t for t in clean):
+    if len(clean) != len(types) or not clean:
         raise InvalidRequest("defect_types must be a non-empty list of names (e.g. [\"scratch\", \"dent\"])")
+    blank = [i for i, t in enumerate(clean, 1) if not t]
+    if blank:
+        # the list was not empty: the name that is (a trailing comma in a form, a stray "")
+        raise InvalidRequest(f"defect type number {blank[0]} of the list is empty" + (f" (and {len(blank) - 1} more)"
+                             if len(blank) > 1 else "") + ": leave it out, or give it a name")
     if len(clean) > MAX_DEFECT_TYPES:
         raise InvalidRequest(f"at most {MAX_DEFECT_TYPES} defect types per product; merge rare ones into \"other\"")
     long = [t for t in clean if len(t) > DEFECT_TYPE_MAX_LEN]

@@ -346,15 +346,23 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     @app.exception_handler(RequestValidationError)
     async def validation_error(req: Request, exc: RequestValidationError):
         problems = []
+        sent = req.headers.get("content-type", "")
         for e in exc.errors():
+            body_said = _body_problem(e, sent)
+            if body_said:
+                problems.append(body_said)
+                continue
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form"))
+            if e.get("type") in _BOUNDS and where.endswith("rate"):
+                # "Input should be less than 0.5" for 5 (meaning 5%): a rate is a fraction here
+                problems.append(f"{where}: {e.get('msg')} (a rate is a fraction: 0.01 for 1%)")
+                continue
             if e.get("type") == "extra_forbidden":
                 # a misspelt field is refused, not dropped: said as such, and where the fields are listed
                 problems.append(f"{where}: not a field of this request (a misspelt one is refused, not dropped; "
                                 "/docs lists the fields it takes)")
                 continue
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
-        sent = req.headers.get("content-type", "")
         if req.method == "POST" and req.url.path in _LIMITED_PATHS and not sent.startswith("multipart/form-data"):
             # an image sent as the raw body reads as every field missing: say what was meant
             problems.insert(0, f"send the {_LIMITED_PATHS[req.url.path]} as a multipart/form-data form (this "
@@ -386,6 +394,36 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
     app.include_router(plant.router)
     app.include_router(pages.router)
     return app
+
+
+_BOUNDS = ("less_than", "less_than_equal", "greater_than", "greater_than_equal")
+
+
+def _body_problem(e: dict, sent: str) -> Optional[str]:
+    """A JSON body the request could not use, said so a person with curl knows what to send:
+    pydantic's own words were "11: JSON decode error", "Field required" (no body at all) and
+    "Input should be a valid dictionary or object to extract fields from" (curl -d without
+    -H 'Content-Type: application/json' sends a form, which the JSON endpoints read as text)."""
+    loc, kind = tuple(e.get("loc", ())), e.get("type")
+    if not loc or loc[0] != "body" or len(loc) > 2:
+        return None
+    if kind == "json_invalid":
+        why = (e.get("ctx") or {}).get("error") or "not JSON"
+        # counted from 1, as a person counts along the line (pydantic's position is from 0)
+        at = f" at character {loc[1] + 1}" if len(loc) == 2 and isinstance(loc[1], int) else ""
+        return f"the body is not valid JSON ({why}{at}): send a JSON object, e.g. {{\"line\": \"L1\"}}"
+    if len(loc) != 1:
+        return None
+    if kind == "missing":
+        return ("this request needs a JSON body: an object of its fields ({} for none), sent with the header "
+                "Content-Type: application/json")
+    if kind in ("model_attributes_type", "dict_type"):
+        if sent and not sent.split(";")[0].strip().lower().endswith("json"):
+            return (f"the body must be a JSON object sent with the header Content-Type: application/json (this "
+                    f"request's was {sent.split(';')[0]}: curl -d sends a form unless told -H 'Content-Type: "
+                    "application/json')")
+        return "the body must be a JSON object of the request's fields, e.g. {\"line\": \"L1\"}"
+    return None
 
 
 class PortRefused(Exception):

@@ -584,15 +584,24 @@ def _other_baselines(s: Any, active: ModelVersion, cand: ModelVersion, line: str
     return sorted(out, key=lambda o: (-o["parts"], o["version"]))
 
 
+JOB_STATES = ("queued", "running", "done", "failed", "interrupted")
+
+
 @router.get("/jobs", summary="Background jobs, newest first (a reloaded page finds the training it started)",
             response_model=JobList, responses=errors(401, 403, 422))
-def list_jobs(status: Optional[str] = Query(None, pattern=r"^(queued|running|done|failed|interrupted)"
-                                                          r"(,(queued|running|done|failed|interrupted))*$",
-                                            description="only these states, comma-separated: queued,running"),
+def list_jobs(status: Optional[str] = Query(None, max_length=200,
+                                            description="only these states, comma-separated: queued,running "
+                                                        f"(of {', '.join(JOB_STATES)})"),
               kind: Optional[str] = Query(None, pattern=r"^train$", description="only jobs of this kind"),
               limit: int = Query(20, ge=1, le=200), station: Station = Depends(get_station),
               _r: Any = Depends(reader), _known: None = Depends(known_query_only)) -> dict[str, Any]:
-    wanted = status.split(",") if status else None
+    wanted = [w.strip() for w in status.split(",")] if status else None
+    unknown = [w for w in wanted or () if w not in JOB_STATES]
+    if unknown:
+        # the pattern's refusal showed its regular expression, not the states
+        from ...line.errors import InvalidRequest
+        raise InvalidRequest(f"status: unknown job state {unknown[0]!r}; give one or more of {', '.join(JOB_STATES)}, "
+                             "comma-separated (e.g. queued,running)")
     return {"items": [job_to_dict(j) for j in station.jobs.recent(limit, wanted, kind)]}
 
 
