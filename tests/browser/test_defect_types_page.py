@@ -219,3 +219,27 @@ def test_a_list_that_could_not_be_read_is_said_not_replaced_by_the_defaults(page
     page = o.open(f"/app/parts/{part}", "#part-defect")
     expect(page.locator("#types-unread")).to_contain_text("tile6's defect types could not be read")
     expect(page.locator("select[name=defect_type] option")).to_have_count(1)     # "defect type…" alone
+
+
+def test_a_list_for_a_slip_of_a_known_product_is_saved_only_when_said_new(pages, station):
+    """A list saved for "brakke7" beside "brake7" was kept for a name no part is sent with,
+    and brake7's reviewers went on choosing from its old list."""
+    _product(station, "brake7", "LB7", 0, 98700)
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=brake7", "#versions table")
+    page.fill("#types-product input[name=product]", "brakke7")
+    page.click("#types-product button")
+    expect(page.locator("#types-whose")).to_contain_text("No model or part of brakke7 yet")
+    page.fill("input[name=new_type]", "burr")
+    page.press("input[name=new_type]", "Enter")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#types-save")
+    expect(page.locator("#status")).to_contain_text("nothing changed")
+    assert "did you mean 'brake7'?" in asked[0] and "new product 'brakke7'" in asked[0], asked
+    with api(station, "operator") as c:
+        assert c.get("/api/v1/products/brakke7/defect-types").json()["defect_types"] == DEFAULTS
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.click("#types-save")
+    expect(page.locator("#status")).to_contain_text("brakke7's defect types saved")
+    assert _types(station, "brakke7") == DEFAULTS + ["burr"] and _types(station, "brake7") == DEFAULTS

@@ -158,3 +158,26 @@ def test_two_engineers_saving_at_once_one_is_saved_the_other_refused(spc_station
 def _stored(st) -> list[str]:
     with st.db.session() as s:
         return reviews.defect_types(s, "tile")
+
+
+def test_a_slip_of_a_known_product_is_refused_until_said_new(spc_station):
+    """PUT .../Tile/defect-types beside 'tile' kept a list no part of tile ever used, and its
+    reviewers went on choosing from the old one (a walk)."""
+    from .fake_inspector import FakeInspector
+    st = spc_station()
+    st.add_model(FakeInspector(0.5).to_bytes(), "tile", activate=True)
+    eng = _engineer(st)
+    with client(st) as c:
+        for slip in ("Tile", "tiles", "tiel"):
+            r = c.put(f"/api/v1/products/{slip}/defect-types", json={"defect_types": ["break"]}, headers=eng)
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["did_you_mean"] == ["tile"] and '"new_product": true' in r.json()["error"]["message"]
+        assert _logged(st) == 0
+        # said new: kept; a sibling's name, and the product itself, as before
+        r = c.put("/api/v1/products/tiel/defect-types", json={"defect_types": ["break"], "new_product": True},
+                  headers=eng)
+        assert r.status_code == 200, r.text
+        assert c.put("/api/v1/products/tiel/defect-types", json={"defect_types": ["fray"]},
+                     headers=eng).status_code == 200       # its own list now: no question again
+        assert c.put("/api/v1/products/tile2/defect-types", json={"defect_types": ["x"]}, headers=eng).status_code == 200
+        assert c.put(URL, json={"defect_types": ["break"]}, headers=eng).status_code == 200

@@ -991,6 +991,12 @@ class Station:
         with self.db.session() as s:
             return reviews.defect_types(s, product)
 
+    def has_product_settings(self, product: str) -> bool:
+        """Whether the product's own settings (its defect types) were ever saved."""
+        from .orm import ProductSettings
+        with self.db.session() as s:
+            return s.get(ProductSettings, product) is not None
+
     def set_defect_types(self, product: str, types: list[str], by: Optional[str] = None,
                          expected: Optional[list[str]] = None) -> list[str]:
         """Replace a product's defect types; with ``expected`` (the list as the sender last

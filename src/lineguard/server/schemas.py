@@ -50,6 +50,8 @@ class DefectTypesIn(RequestIn):
                     "If the stored list differs by now, nothing is written and the answer is 409 "
                     "defect_types_changed with the stored list in defect_types (two engineers saving at once: "
                     "neither's change lost unseen); left out: no check, the list is replaced")
+    new_product: bool = Field(default=False, description="the product is new, though its name is a slip of one the "
+                                                         "station knows (without it: 409, did you mean)")
 
 
 class TestPartIn(RequestIn):

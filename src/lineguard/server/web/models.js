@@ -987,13 +987,24 @@ LG.start(async (main) => {
         // ... and send the list read with it: one saved in the moment since (or while the
         // question above was open) is refused, 409 with it, and nothing is written
         let out;
+        const body = {defect_types: now, expected: saved};
         try {
-          out = await api(typesUrl(product), {method: "PUT", body: {defect_types: now, expected: saved}});
+          out = await api(typesUrl(product), {method: "PUT", body});
         } catch (err) {
           const e = err && err.status === 409 && err.body && err.body.error;
-          if (!e || !Array.isArray(e.defect_types)) throw err;
-          changed(e.defect_types);
-          return;
+          if (e && e.did_you_mean && e.product) {
+            // a name that is a slip of a product the station knows ("tiel" beside "tile"): its
+            // list would be one no part of it uses; a new product of such a name is the engineer's to say
+            if (!sure(`${e.message}\n\nSave these defect types for the new product '${e.product}'?`)) {
+              LG.say("nothing changed", "info");
+              return;
+            }
+            out = await api(typesUrl(product), {method: "PUT", body: {...body, new_product: true}});
+          } else {
+            if (!e || !Array.isArray(e.defect_types)) throw err;
+            changed(e.defect_types);
+            return;
+          }
         }
         saved = out.defect_types;
         LG.defectTypesGiven(product, saved);
