@@ -441,6 +441,10 @@ def test_int8_export_with_recalibrate_takes_thresholds_from_int8_scores(fitted_m
                         "--recalibrate", str(synth_category / "test" / "good"), "--frr", "0.2",
                         "-o", str(target), "--threads", "1"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    # ONNX Runtime's quantiser's own lines ("Collecting tensor data ...", its advice on the root
+    # logger) are not mixed into the export's
+    assert "Collecting tensor data" not in r.stdout and "pre-processing" not in r.stderr, r.stdout + r.stderr
+    assert r.stdout.startswith("exported the int8 graph"), r.stdout
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")        # thresholds set on int8 scores: nothing to warn about

@@ -24,12 +24,13 @@ fp32 did not help. Use fp32 unless a target CPU shows otherwise
 from __future__ import annotations
 
 import io
+import logging
 import os
 import platform
 import tempfile
 import warnings
 from pathlib import Path
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
@@ -236,6 +237,27 @@ class _Reader:
         self.i = 0
 
 
+class _NotFromQuantiser(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/onnxruntime/quantization/" not in record.pathname.replace("\\", "/")
+
+
+@contextmanager
+def _quantiser_quiet() -> Iterator[None]:
+    """ONNX Runtime's quantiser prints its calibration's steps on stdout and advises its own
+    pre-processing on the root logger ("Please consider to run pre-processing"): mixed into
+    `export --int8`'s own lines, a plant's engineer read them as lineguard's. The export's
+    parity check and its words on the moved scores say what matters."""
+    quiet = _NotFromQuantiser()
+    root = logging.getLogger()      # it logs with logging.warning(): the root logger's own filters apply
+    root.addFilter(quiet)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) -> bytes:
     """Static int8 (QDQ) on the convolutions, activations calibrated on ``calibration_images``
     (uint8 (N, H, W, 3) model inputs of good parts). Without images, dynamic quantisation of
@@ -244,7 +266,7 @@ def quantize_int8(model_bytes: bytes, calibration_images: Optional[np.ndarray]) 
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quantiser_quiet():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
         # Only the backbone's convolutions: a detector's later steps may be convolutions
