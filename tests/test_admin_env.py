@@ -65,7 +65,7 @@ def test_users_add_goes_to_the_station_of_LINEGUARD_DATA_not_a_new_one_in_statio
                    ["users", "enable", "maria"]):
         assert _run(change, env=env).exit_code == 0, change
     assert "maria\toperator" in _run(["users", "list"], env=env).stdout
-    assert _run(["keys", "revoke", "1"], env=env).exit_code == 1     # the last admin key, refused there
+    assert _run(["keys", "revoke", "1"], env=env).exit_code == 2     # the last admin key, refused there
     assert not Path("station").exists()
 
 

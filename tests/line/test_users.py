@@ -62,13 +62,13 @@ def test_users_add_list_disable_and_keys_list_revoke_from_the_cli(tmp_path):
     assert "first-admin" in keys and "line-3" in keys and op.stdout.strip() not in keys   # never the key itself
     assert _lineguard("users", "disable", "maria", "--data", data).returncode == 0
     assert "disabled" in _lineguard("users", "list", "--data", data).stdout
-    assert _lineguard("users", "disable", "nobody", "--data", data).returncode != 0
+    assert _lineguard("users", "disable", "nobody", "--data", data).returncode == 2
     op_id = next(line.split("\t")[0] for line in keys.splitlines() if "line-3" in line)
     assert _lineguard("keys", "revoke", op_id, "--data", data).returncode == 0
     assert "revoked" in next(ln for ln in _lineguard("keys", "list", "--data", data).stdout.splitlines()
                              if "line-3" in ln)
     missing = _lineguard("keys", "revoke", "999", "--data", data)
-    assert missing.returncode != 0 and "no key with id 999" in missing.stderr
+    assert missing.returncode == 2 and "no key with id 999" in missing.stderr
     # each change is in the change log, made "with the command line" by this PC's user
     from lineguard.line.audit import entries
     database = Database(StationConfig(data_dir=tmp_path / "st").database_url)
@@ -84,12 +84,12 @@ def test_the_last_admin_cannot_be_revoked_or_disabled_from_the_cli(tmp_path):
     data = str(tmp_path / "st")
     assert _lineguard("keys", "create", "--data", data, "--role", "admin", "--new").returncode == 0
     refused = _lineguard("keys", "revoke", "1", "--data", data)
-    assert refused.returncode != 0 and "create another admin first" in refused.stderr
+    assert refused.returncode == 2 and "create another admin first" in refused.stderr
     assert _lineguard("users", "add", "boss", "--role", "admin", "--password-stdin", "--data", data,
                       stdin="boss-of-the-line\n").returncode == 0
     assert _lineguard("keys", "revoke", "1", "--data", data).returncode == 0     # the user is still an admin
     refused = _lineguard("users", "disable", "boss", "--data", data)
-    assert refused.returncode != 0 and "last active admin" in refused.stderr
+    assert refused.returncode == 2 and "last active admin" in refused.stderr
     assert "active" in _lineguard("users", "list", "--data", data).stdout
 
 

@@ -212,9 +212,9 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         assert listed[1].startswith("L1\tS1\tng_run=3 photo_run=4 escalate_min=2.0\tcli"), listed
         # refused, nothing changed: a station never seen, a setting out of range, no setting at all
         unseen = cli("set", "--line", "L1", "--station", "S9", "--ng-run", "3")
-        assert unseen.exit_code == 1 and "no part was ever inspected at station 'S9'" in unseen.output
+        assert unseen.exit_code == 2 and "no part was ever inspected at station 'S9'" in unseen.output
         out_of_range = cli("set", "--line", "L1", "--station", "S1", "--ng-run", "1")
-        assert out_of_range.exit_code == 1 and "2 to 10000 parts in a row" in out_of_range.output
+        assert out_of_range.exit_code == 2 and "2 to 10000 parts in a row" in out_of_range.output
         assert cli("set", "--line", "L1", "--station", "S1").exit_code == 2
         assert cli("set", "--line", "L1", "--station", "S1", "--ng-run", "3", "--unset", "ng-run").exit_code == 2
         assert cli("set", "--line", "L1", "--station", "S1", "--unset", "ng-runs").exit_code == 2
@@ -234,7 +234,7 @@ def test_alarm_rules_set_list_and_clear_from_the_command_line(tmp_path):
         assert replaced.exit_code == 0 and replaced.output.startswith("L1/S1: ng_run=4 (")
         assert cli("clear", "--line", "L1", "--station", "S1").exit_code == 0
         again = cli("clear", "--line", "L1", "--station", "S1")
-        assert again.exit_code == 1 and "follows the defaults already" in again.output
+        assert again.exit_code == 2 and "follows the defaults already" in again.output
         assert cli("list").output.splitlines()[1:] == []
         with st.db.session() as s:
             from sqlalchemy import select

@@ -773,11 +773,11 @@ def test_alarm_causes_from_the_command_line(tmp_path):
         return CliRunner().invoke(app, ["alarm-causes", *args, "--data", str(data)])
     added = run("add", "die wear on press 4", "--key", "die_wear")
     assert added.exit_code == 0 and "die_wear: die wear on press 4 (PLC number 7)" in added.output, added.output
-    assert run("add", "Die wear on press 4").exit_code == 1           # offered already
+    assert run("add", "Die wear on press 4").exit_code == 2           # offered already: refused
     listed = run("list")
     assert "7\tdie_wear\tdie wear on press 4\tcli (" in listed.output and "1\tprocess" in listed.output
     assert run("retire", "die_wear").exit_code == 0
-    assert run("retire", "process").exit_code == 1                     # built in
+    assert run("retire", "process").exit_code == 2                     # built in: refused
     assert "-\tdie_wear" in run("list").output
 
 

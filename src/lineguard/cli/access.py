@@ -96,8 +96,10 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
 
 
 def _refused(exc: Exception) -> None:
+    """A change the station refuses (the last admin, a key or user not there): nothing was
+    written, so exit 2 as every refusal (it was 1, the code of a command that failed part-way)."""
     from ._term import fail
-    fail(getattr(exc, "message", str(exc)), code=1)
+    fail(getattr(exc, "message", str(exc)))
 
 
 @keys_app.command("list")

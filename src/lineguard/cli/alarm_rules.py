@@ -87,7 +87,7 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
               db_schema: Optional[str], **given: Any) -> None:
     """Give a station settings of its own, for example `--ng-run 3 --escalate-min 5`.
 
-    Its other own settings stay unless --replace. Refused (exit 1) for a station no part
+    Its other own settings stay unless --replace. Refused (exit 2) for a station no part
     was inspected at (a misspelt name would never raise an alarm) and for a setting out
     of range."""
     from ..line.alarm_rules import set_own
@@ -121,7 +121,7 @@ def rules_set(line: str, station: str, replace: bool, unset: tuple[str, ...], da
 @_data
 @_db
 def rules_clear(line: str, station: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Put a station back on the defaults (exit 1 when it had no rules of its own)."""
+    """Put a station back on the defaults (refused, exit 2, when it had no rules of its own)."""
     from ..line.alarm_rules import clear_own
     from ..line.audit import cli_actor
     from ..line.errors import StationError
