@@ -64,8 +64,12 @@ def test_reference_add_refuses_a_line_no_part_can_carry(tmp_path):
     photo = tmp_path / "g.png"
     photo.write_bytes(png_bytes(45, seed=1))
     r = CliRunner().invoke(app, ["add", "--data", str(data), "--product", "cell", "--line", "L" * 101, str(photo)])
-    assert r.exit_code == 1, r.output
-    assert "the line is at most 100 characters" in r.output and "Traceback" not in r.output
+    # refused before any photo is read (it was exit 1, "0 added before it", at the first add)
+    assert r.exit_code == 2, r.output
+    assert "the line is at most 100 characters" in r.output and "nothing was added" in r.output, r.output
+    assert "added before it" not in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["add", "--data", str(data), "--product", "c" * 101, str(photo)])
+    assert r.exit_code == 2 and "the product is at most 100 characters" in r.output, r.output
     r = CliRunner().invoke(app, ["list", "--data", str(data)])
     assert "no reference photos" in r.output
 

@@ -75,8 +75,14 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
     from ..line.errors import StationError
     from ._term import fail
     from .access import _database
+    from ..line.reference import check_names, check_photo
+    try:
+        # a name too long (or holding a control character) was refused at the first photo's
+        # add, exit 1 "0 added before it", after every photo was read and checked
+        check_names(product, line)
+    except StationError as exc:
+        fail(f"{exc.message}; nothing was added")
     files = _photos(photos)
-    from ..line.reference import check_photo
     # every photo checked before any is kept: a folder half given would train half
     given: dict[tuple[int, int], int] = {}
     for f in files:

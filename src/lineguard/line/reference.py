@@ -96,7 +96,7 @@ class ReferencePhotos:
         """Keep one photo for ``product``'s retrains (``line``: only that line's, "" every
         line's): (its entry, whether it is new). The same photo again is the entry already
         there, not a second one (a folder given twice learns each photo once)."""
-        product, line = _name(product, "product"), _line(line)
+        product, line = check_names(product, line)
         name = (filename or "the photo").strip() or "the photo"
         suffix, width, height = check_photo(data, name, self.max_bytes, self.max_pixels)
         digest = sha256_hex(data)
@@ -246,6 +246,12 @@ class ReferencePhotos:
             if key not in named and self.store.delete_unnamed(key, unless_newer_than_s=older_than_s):
                 gone += 1
         return gone
+
+
+def check_names(product: str, line: Optional[str]) -> tuple[str, str]:
+    """The product and line photos are kept under, as :meth:`ReferencePhotos.add` takes them,
+    or InvalidRequest saying what is wrong: checked before any photo is read."""
+    return _name(product, "product"), _line(line)
 
 
 def _name(value: str, what: str) -> str:
