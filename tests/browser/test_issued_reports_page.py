@@ -108,3 +108,32 @@ def test_a_corrected_report_is_the_next_revision_and_one_sent_in_error_is_withdr
     expect(row.locator(".issued-state")).to_contain_text("revision 2")
     expect(row.locator("form.withdraw")).to_have_count(1)         # there, and hidden from an operator
     expect(row.locator("form.withdraw")).to_be_hidden()
+
+
+def test_older_issued_reports_are_a_tap_away(pages, station):
+    """The list stopped at the last 20: a report issued two years ago, asked for in an audit,
+    could not be found on the page."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    plant_hours(station.data_dir, "LO", [(2, 0)], now)
+    since = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with api(station, "engineer") as c:
+        for i in range(41):
+            r = c.post("/api/v1/reports/period/issue", params={"line": "LO", "since": since, "until": until},
+                       json={"note": f"copy {i}"})
+            assert r.status_code == 201, r.text
+        everything = c.get("/api/v1/reports/issued", params={"kind": "period", "limit": 1000}).json()["issued"]
+        first = c.get("/api/v1/reports/issued", params={"kind": "period", "limit": 20}).json()
+        second = c.get("/api/v1/reports/issued", params={"kind": "period", "limit": 20,
+                                                         "before": first["next_before"]}).json()
+    assert [r["id"] for r in first["issued"] + second["issued"]] == [r["id"] for r in everything[:40]]
+    page = pages(role="operator").open(f"/app/spc?line=LO&since={since}&until={until}", "#issued-table")
+    rows = page.locator("#issued-table tbody tr")
+    expect(rows).to_have_count(20)
+    page.click("#issued-older")
+    expect(rows).to_have_count(40)
+    expect(rows.nth(39)).to_have_attribute("data-issued", str(everything[39]["id"]))
+    page.click("#issued-older")
+    expect(rows).to_have_count(min(60, len(everything)))
+    if len(everything) <= 60:
+        expect(page.locator("#issued-older")).to_be_hidden()

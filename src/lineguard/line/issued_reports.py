@@ -165,10 +165,12 @@ def _headers(db: Database, *where: Any, limit: int = LIST_MAX) -> list[dict[str,
         return [_header(r, revisions[r.id]) for r in rows]
 
 
-def issued_list(db: Database, limit: int = 100, kind: Optional[str] = None) -> list[dict[str, Any]]:
+def issued_list(db: Database, limit: int = 100, kind: Optional[str] = None,
+                before: Optional[int] = None) -> list[dict[str, Any]]:
     """The reports issued (``kind``: only period or only shift reports), newest first (their
-    headers, not the reports)."""
-    return _headers(db, *([IssuedReport.kind == kind] if kind else []), limit=max(1, min(int(limit), LIST_MAX)))
+    headers, not the reports); ``before``: only those older than that id (the next page)."""
+    where = ([IssuedReport.kind == kind] if kind else []) + ([IssuedReport.id < before] if before else [])
+    return _headers(db, *where, limit=max(1, min(int(limit), LIST_MAX)))
 
 
 def issued_for(db: Database, report: dict[str, Any], kind: str = "period") -> list[dict[str, Any]]:

@@ -192,8 +192,12 @@ def issue_period(body: IssueIn, where: Scope = Depends(_period_scope), _known: N
 def issued(limit: int = Query(100, ge=1, le=issued_reports.LIST_MAX),
            kind: Optional[Literal["period", "shift"]] = Query(None, description="only period reports or only signed "
                                                                                "shift reports (default: both)"),
+           before: Optional[int] = Query(None, ge=1, le=DB_INT_MAX, description="next_before of the previous page: "
+                                                                               "the older ones"),
            station: Station = Depends(get_station), _r: Any = Depends(reader)) -> dict[str, Any]:
-    return {"issued": issued_reports.issued_list(station.db, limit, kind)}
+    # paged: the SPC page listed the last 20 and a report issued two years ago could not be found
+    items = issued_reports.issued_list(station.db, limit, kind, before)
+    return {"issued": items, "next_before": items[-1]["id"] if len(items) == limit else None}
 
 
 @router.get("/issued/{report_id}",

@@ -307,23 +307,41 @@ LG.start(async (main) => {
       + " · one product at a time reads best (parts framed alike)"));
   }
 
+  // 20 at a time, newest first; older ones a tap away (the list stopped at the last 20, and a
+  // report issued two years ago, asked for in an audit, could not be found on the page)
+  const ISSUED_PAGE = 20;
   async function loadIssued() {
-    const list = (await api("/api/v1/reports/issued" + LG.q({limit: 20, kind: "period"}))).issued;
+    const page = (before) => api("/api/v1/reports/issued" + LG.q({limit: ISSUED_PAGE, kind: "period", before}));
+    const first = await page();
     clear(issuedEl);
-    if (!list.length) {
+    if (!first.issued.length) {
       issuedEl.appendChild(h("p", {class: "muted"}, "No period report issued yet."));
       return;
     }
-    const rows = list.map((r) => h("tr", {class: r.withdrawn ? "withdrawn" : ""},
+    const row = (r) => h("tr", {class: r.withdrawn ? "withdrawn" : "", dataset: {issued: r.id}},
       h("td", {}, `${LG.when(r.since)} to ${LG.when(r.until)}`), h("td", {}, r.line || "every line"),
       h("td", {}, r.product || "every product"), h("td", {}, r.issued_by || "–"), h("td", {}, LG.when(r.issued_at)),
       h("td", {}, r.note), h("td", {class: "issued-state"}, issuedState(r)),
       h("td", {}, h("a", {href: `/api/v1/reports/issued/${r.id}?format=xlsx`}, "Excel"), " ",
         LG.changedSinceForm(r.id, "Issued report"),
-        r.withdrawn ? "" : withdrawForm(r))));
+        r.withdrawn ? "" : withdrawForm(r)));
+    const body = h("tbody", {}, ...first.issued.map(row));
+    let next = first.next_before;
+    const older = h("button", {type: "button", class: "secondary no-print", id: "issued-older", hidden: !next,
+      onclick: async () => {
+        older.disabled = true;
+        try {
+          const more = await page(next);
+          for (const r of more.issued) body.appendChild(row(r));
+          LG.applyRoles(body);
+          next = more.next_before;
+          older.hidden = !next;
+        } catch (e) { LG.fail(e); } finally { older.disabled = false; }
+      }}, `Show ${ISSUED_PAGE} older`);
     issuedEl.appendChild(h("div", {class: "table-wrap"}, h("table", {id: "issued-table"},
       h("thead", {}, h("tr", {}, ...["window", "line", "product", "issued by", "issued at", "note", "revision",
-        "as issued"].map((t) => h("th", {}, t)))), h("tbody", {}, ...rows))));
+        "as issued"].map((t) => h("th", {}, t)))), body)));
+    issuedEl.appendChild(older);
     LG.applyRoles(issuedEl);
   }
 
