@@ -171,7 +171,8 @@ def test_a_slip_of_a_known_product_is_refused_until_said_new(spc_station):
         for slip in ("Tile", "tiles", "tiel"):
             r = c.put(f"/api/v1/products/{slip}/defect-types", json={"defect_types": ["break"]}, headers=eng)
             assert r.status_code == 409, r.text
-            assert r.json()["error"]["did_you_mean"] == ["tile"] and '"new_product": true' in r.json()["error"]["message"]
+            err = r.json()["error"]
+            assert err["did_you_mean"] == ["tile"] and '"new_product": true' in err["message"], err
         assert _logged(st) == 0
         # said new: kept; a sibling's name, and the product itself, as before
         r = c.put("/api/v1/products/tiel/defect-types", json={"defect_types": ["break"], "new_product": True},
@@ -179,5 +180,6 @@ def test_a_slip_of_a_known_product_is_refused_until_said_new(spc_station):
         assert r.status_code == 200, r.text
         assert c.put("/api/v1/products/tiel/defect-types", json={"defect_types": ["fray"]},
                      headers=eng).status_code == 200       # its own list now: no question again
-        assert c.put("/api/v1/products/tile2/defect-types", json={"defect_types": ["x"]}, headers=eng).status_code == 200
+        r = c.put("/api/v1/products/tile2/defect-types", json={"defect_types": ["x"]}, headers=eng)
+        assert r.status_code == 200, r.text
         assert c.put(URL, json={"defect_types": ["break"]}, headers=eng).status_code == 200

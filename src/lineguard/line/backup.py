@@ -20,10 +20,10 @@ recorded as not kept in the copy, as the keeper records it, never as a link to n
 
 A backup folder is only ever written by backups of one station: a folder holding another
 station's database (its first part or its first change-log entry differ; with its
-manifest lost, read from the backup's database), a copy of this station that went its own way (restored from the same
-backup and run beside it: the folder's newest part is not this station's), or a backup
-opened as a station since (its database changed, or its write-ahead log beside it), is
-refused, not overwritten.
+manifest lost, read from the backup's database), a copy of this station that went its
+own way (restored from the same backup and run beside it: the folder's newest part is not
+this station's), or a backup opened as a station since (its database changed, or its
+write-ahead log beside it), is refused, not overwritten.
 """
 from __future__ import annotations
 
