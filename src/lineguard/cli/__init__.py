@@ -14,6 +14,14 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            # Ctrl-C: click said "Aborted!" with exit code 1, which the README gives to a run
+            # done but needing a look; a script took an interrupted train or eval as finished.
+            # 130 is a shell's own code for it (128 + SIGINT), as `rescore` ends
+            from ._term import fail
+            verb = ctx.invoked_subcommand
+            fail(f"interrupted (Ctrl-C): `lineguard {verb or ''}` stopped before it finished; run it again",
+                 code=130)
         except ModuleNotFoundError as exc:
             from ._term import fail, missing_optional
             verb = ctx.invoked_subcommand

@@ -754,6 +754,22 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     from ..vision.dataset import MVTecCategory
     from ..vision.evaluate import evaluate as run_eval
     from ..vision.inspector import Inspector
+    if output is not None and output.exists() and not output.is_dir():
+        # said before the scoring, not as a traceback once it was all done
+        fail(f"{output} is a file; -o takes a folder for the report")
+    if model is not None:
+        # the settings of a model eval trains: with --model each was dropped without a word (--frr 0.2
+        # reported the model's own 1% threshold, and --frr 5 was taken)
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" if name != "false_reject_rate" else "--frr"
+                 for name in ("false_reject_rate", "detector", "profile", "image_size", "backbone", "resize",
+                              "orient", "coreset_ratio", "max_train", "save_model", "seed", "exact_search",
+                              "extra_scales")
+                 if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            fail(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how eval trains a model; --model is "
+                 "judged as it was made (its threshold set at training, or by `lineguard recalibrate MODEL "
+                 "GOOD_DIR --frr RATE`): drop " + ("it" if len(given) == 1 else "them") + " or --model")
     _threads(threads)
     try:
         cat = MVTecCategory(category)
@@ -788,6 +804,12 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
             report = run_eval(insp, category, out_dir=output, progress=cb)
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
+    # what was left out and why: said in metrics.json and the page alone, while the console
+    # counted "of 20" without the corrupt photo and printed "pixel_auroc: None" unexplained
+    for left in report.get("skipped") or []:
+        note("skipped", f"{left['path']}: {left.get('error', 'not inspected')}", colour="red")
+    for line in report.get("notes") or []:
+        note("note", line)
     keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "false_reject_rate", "escape_rate", "threshold")
     band = report["review_threshold"] < report["threshold"]
     if band:
@@ -803,8 +825,10 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
         say(f"photo check: {report['reviews_photo_good']} good and {report['reviews_photo_defect']} defective "
             "parts judged REVIEW because their photo was unlike the good ones (whatever their score); counted in "
             "the review load, not as escapes" + (" (items.csv: outcome 'review (photo check)')" if output else ""))
-    for key, what in (("ng", "judged NG"), ("not_ok", "judged REVIEW or NG on their scores"
-                                             if report.get("reviews_photo_good") else "judged REVIEW or NG")):
+    # the promise is on scores; where the photo check sent good parts to REVIEW whatever their
+    # score, "judged NG: 100%" read against false_reject_rate 0.0000 above it (every one REVIEW)
+    on_scores = " on their scores" if report.get("reviews_photo_good") else ""
+    for key, what in (("ng", "judged NG" + on_scores), ("not_ok", "judged REVIEW or NG" + on_scores)):
         c = (report.get("promise") or {}).get(key)
         if c:
             say(f"good test parts {what}: {c['rate']:.2%} of {c['n']} ({c['lo']:.2%}-{c['hi']:.2%} with "
