@@ -355,8 +355,8 @@ def _narrow_bar(n: int) -> float:
     return NARROW_SLACK * lo
 
 
-def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centred: bool = False
-                    ) -> Optional[dict[str, Any]]:
+def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centred: bool = False,
+                    also_doubted: Optional[Sequence[bool]] = None) -> Optional[dict[str, Any]]:
     """How much of what the model learnt from (``photo_range``: the training photos'
     1st-99th percentiles of brightness and contrast) the recalibration photos ``x`` cover
     (``expected``: what as many photos of their kind cover on average, (n-1)/(n+1)), and
@@ -366,7 +366,10 @@ def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centre
     its odd photos (:func:`photo_check.learn_range`), so one flickered photo does not
     widen a batch from one lamp; a batch most of whose photos the photo check doubts
     (``unlike_training``) is not judged narrow. ``centred``: the lamp or camera changed on purpose
-    (``--photo-range``), so where the batch lies says nothing, only how wide it is."""
+    (``--photo-range``), so where the batch lies says nothing, only how wide it is.
+    ``also_doubted``: the photos the check doubts on what ``photo_range`` does not hold (their
+    colour, their shape), as ``inspect`` doubts them: a batch of colour-swapped photos, every
+    one REVIEW at the line, set a threshold with not a word said."""
     if not photo_range or len(x) == 0:
         return None
     import math
@@ -378,7 +381,9 @@ def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centre
     # most photos outside the range itself: not a slice of the training lighting but another
     # lamp or camera, which the photo check already doubts part by part (--photo-range is
     # the way to take it); judged narrow, a planned change would be named a lot's photos
-    doubted = 0 if centred else sum(1 for a in x if photo_check_module.issues(a, photo_range)[1])
+    extra = list(also_doubted) if also_doubted is not None else [False] * len(x)
+    doubted = 0 if centred else sum(1 for a, more in zip(x, extra)
+                                    if more or photo_check_module.issues(a, photo_range)[1])
     out["doubted"] = doubted
     if doubted > n / 2:
         out["unlike_training"] = True
@@ -856,6 +861,7 @@ class Inspector:
                                "(photos from the line since training, reviewed false alarms)")
         if seen.any():
             x = x[~seen]
+            shapes = [wh for wh, s_ in zip(shapes, seen) if not s_]
             loaded = [i for i, s_ in zip(loaded, seen) if not s_]
             learnt_names = [n for n, s_ in zip(names, seen) if s_]
             names = [n for n, s_ in zip(names, seen) if not s_]
@@ -864,7 +870,10 @@ class Inspector:
         # what of the training photos' lighting these photos cover, against the range learnt
         # at training (before --photo-range replaces it): a batch from one lot, shift or lamp
         # setting sets a threshold that fits those parts only
-        coverage = _photo_coverage(x, self.info.get("photo_range"), centred=photo_range)
+        colour, cast, aspect = (self.info.get(k) for k in ("photo_colour", "photo_cast", "photo_aspect"))
+        coverage = _photo_coverage(x, self.info.get("photo_range"), centred=photo_range, also_doubted=[
+            bool(photo_check_module.colour_issues(a, colour, cast)) or photo_check_module.shape_doubted(*wh, aspect)
+            for a, wh in zip(x, shapes)])
         scores, maps = self.detector.score(x)
         dscores = None
         if defect_images is not None:

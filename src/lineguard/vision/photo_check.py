@@ -422,20 +422,28 @@ def shapes_said(photo_aspect: Optional[dict[str, Any]]) -> str:
                      for s in (photo_aspect or {}).get("shapes") or [])
 
 
+def shape_doubted(w: int, h: int, photo_aspect: Optional[dict[str, Any]]) -> bool:
+    """Whether what the model is shown of a photo, ``w`` x ``h`` (:func:`seen_size`), is of
+    another shape than the good photos' (False for a model from before their shape was kept)."""
+    if not photo_aspect or not photo_aspect.get("range"):
+        return False
+    lo, hi = photo_aspect["range"]
+    r = w / max(h, 1)
+    shapes = photo_aspect.get("shapes") or []        # several: of one of them, not between them
+    return not any(a / (1 + ASPECT_MARGIN) <= r <= b * (1 + ASPECT_MARGIN)
+                   for a, b in ([s["range"] for s in shapes] or [(lo, hi)]))
+
+
 def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]:
     """What is off about a photo's shape (a preprocess Geometry) against the good photos'
     (empty: within their range and ASPECT_MARGIN, or a model from before it was kept), e.g.
     "photo 341 x 256 (4:3); the model learnt from 256 x 256 (1:1): another camera or its
     settings changed"."""
-    if not photo_aspect or not photo_aspect.get("range"):
-        return []
     w, h = seen_size(geo)
-    lo, hi = photo_aspect["range"]
-    r = w / max(h, 1)
-    shapes = photo_aspect.get("shapes") or []        # several: of one of them, not between them
-    if any(a / (1 + ASPECT_MARGIN) <= r <= b * (1 + ASPECT_MARGIN)
-           for a, b in ([s["range"] for s in shapes] or [(lo, hi)])):
+    if not shape_doubted(w, h, photo_aspect):
         return []
+    lo, hi = photo_aspect["range"]
+    shapes = photo_aspect.get("shapes") or []
     ph, pw = geo.photo_hw
     if (w, h) == (pw, ph):
         photo = f"photo {w} x {h}"
