@@ -355,3 +355,35 @@ def test_cli_stress_leaves_out_the_photos_the_model_learned_from(fitted_model_pa
     pod = json.loads((tmp_path / "report" / "pod.json").read_text())
     assert pod["n_good"] == 10 and pod["learnt_left_out"]["count"] == 3
     assert all(n.startswith(str(mixed / "train_")) for n in pod["learnt_left_out"]["images"])
+
+
+class _Doubting(_Fake):
+    """Sees every painted defect (NG), but its photo check doubts the photos in ``odd``: REVIEW
+    whatever their score, as Inspector._result makes them."""
+
+    def __init__(self, clean, odd):
+        super().__init__(lambda im: "OK" if im.tobytes() in clean else "NG")
+        self.odd = odd
+
+    def inspect_batch(self, images, **_):
+        out = super().inspect_batch(images)
+        for im, r in zip(images, out):
+            if any(np.array_equal(im[:8, :8], o[:8, :8]) for o in self.odd):   # painted or not: the same photo
+                r.verdict, r.photo_issues = Verdict.REVIEW, ["colour: unlike the good photos"]
+        return out
+
+
+def test_photos_the_photo_check_doubts_are_left_out_not_counted_as_misses():
+    """A folder of photos the photo check doubts: each painted part was REVIEW whatever its
+    score, counted as missed, and every kind read "never caught" (a walk: 72 of 72 painted
+    parts scored above the threshold)."""
+    from lineguard.vision.stress import run_stress
+    good = _good(8)
+    clean = {g.tobytes() for g in good}
+    study = run_stress(_Doubting(clean, good[:3]), good, per_kind=12, kinds=["spot"], seed=0)
+    assert study["left_out_photos"] == {"ng": 3, "ng_or_review": 3, "photo_doubted": 3}
+    fit = study["kinds"]["spot"]["size"]
+    assert fit["left_out_photos"] == 3 and "REVIEW for the photo itself" in " ".join(fit["notes"])
+    assert all(r[4] == "NG" for r in study["kinds"]["spot"]["parts"]), "no part painted on a doubted photo"
+    with pytest.raises(ValueError, match="8 of the 8 good photos are unlike the model's good photos"):
+        run_stress(_Doubting(clean, good), good, per_kind=12, kinds=["spot"], seed=0)

@@ -213,8 +213,14 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     if meaning:
         say(f"reject threshold {study['threshold']:.4g}: {meaning}")
     left = study.get("left_out_photos") or {}
-    if left.get("ng"):
-        say(f"  {left['ng']} photo(s) already NG unpainted: no defect painted on them, left out of every curve")
+    doubted = left.get("photo_doubted") or 0
+    if left.get("ng", 0) > doubted:
+        say(f"  {left['ng'] - doubted} photo(s) already NG unpainted: no defect painted on them, left out of every "
+            "curve")
+    if doubted:
+        # REVIEW for the photo itself whatever is painted: counted as misses, every kind read "never caught"
+        say(f"  {doubted} photo(s) unlike the model's good photos (the photo check judges them REVIEW whatever is "
+            "painted, never NG): no defect painted on them, left out of every curve")
     if study.get("review_threshold") is not None and left.get("ng_or_review", 0) > left.get("ng", 0):
         say(f"  {left['ng_or_review']} photo(s) already REVIEW or NG unpainted: left out of the "
             "hit = NG-or-REVIEW curves")

@@ -436,18 +436,32 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
     # The unpainted parts: false rejects, and which photos are NG (or REVIEW) before any paint.
     base_verdicts: list[str] = []
     base_scores: list[float] = []
+    base_doubted: list[bool] = []       # REVIEW for the photo itself (the photo check), whatever its score
     for start in range(0, len(good), _CHUNK):
         res = inspector.inspect_batch(good[start:start + _CHUNK])
         base_verdicts += [_verdict(r) for r in res]
         base_scores += [float(r.score) for r in res]
+        base_doubted += [bool(getattr(r, "photo_issues", None)) for r in res]
         if progress:
             progress("judge", len(base_verdicts), len(good))
     t_good = time.perf_counter() - t0
     # A photo already NG unpainted is "caught" whatever is painted on it: it says nothing of
     # the defect, so none is painted there. One already REVIEW is painted (for hit = NG) but
-    # left out of the hit = NG-or-REVIEW fit, for the same reason.
-    usable = [i for i, v in enumerate(base_verdicts) if v != "NG"]
+    # left out of the hit = NG-or-REVIEW fit, for the same reason. One the photo check doubts
+    # is REVIEW whatever is painted, never NG: counted as a miss, it made every kind "never
+    # caught" on a folder of such photos (a walk: 72 of 72 painted parts scored above the
+    # threshold), so none is painted there either.
+    usable = [i for i, v in enumerate(base_verdicts) if v != "NG" and not base_doubted[i]]
     if not usable:
+        doubted = sum(base_doubted)
+        if doubted:
+            raise ValueError(f"{doubted} of the {len(good)} good photos are unlike the model's good photos (the "
+                             "photo check judges them REVIEW whatever their score: another lamp, camera or "
+                             "product?)" + (f" and the other {len(good) - doubted} are judged NG unpainted"
+                                            if doubted < len(good) else "")
+                             + ", so a defect painted on them can never be judged NG; give good photos as the line "
+                             "takes them now for the model, or, after a planned change of lamp or camera, "
+                             "recalibrate it with --photo-range first")
         raise ValueError(f"all {len(good)} good photos are judged NG unpainted: the model rejects these good "
                          "parts, so nothing painted on them can be judged; check the model and the folder")
     sub = plan_stress([(windows[i][3], windows[i][2]) for i in usable], kinds, per_kind, seed)
@@ -473,15 +487,21 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
 
     n_good = len(good)
     already = {"ng": ("NG",), "ng_or_review": ("NG", "REVIEW")}
-    left_out = {name: sum(v in vs for v in base_verdicts) for name, vs in already.items()}
+    left_out = {name: sum(v in vs or d for v, d in zip(base_verdicts, base_doubted)) for name, vs in already.items()}
+    n_doubted = sum(1 for v, d in zip(base_verdicts, base_doubted) if d and v != "NG")
 
     def left_out_note(name: str, n_parts: int) -> Optional[str]:
         if not left_out[name]:
             return None
         what = "NG" if name == "ng" else "REVIEW or NG"
-        return (f"{left_out[name]} of {n_good} good photos were judged {what} unpainted and are left out "
-                f"of this fit ({n_parts} painted part(s)): a photo already {what} is counted found whatever "
-                "is painted on it")
+        judged = left_out[name] - (n_doubted if name == "ng" else 0)
+        said = f"{judged} of {n_good} good photos were judged {what} unpainted" if judged else ""
+        if n_doubted:
+            # REVIEW for the photo itself: never NG whatever is painted, so nothing was painted there
+            said += (" and " if said else "") + (f"{n_doubted} of {n_good} were REVIEW for the photo itself (the "
+                                                 "photo check: never NG, whatever is painted)")
+        return (f"{said}: left out of this fit ({n_parts} painted part(s)), as a photo already {what} is counted "
+                "found whatever is painted on it")
 
     # Phase 1, sizes; then phase 2, contrasts at the size that phase 1 found matters.
     judge([p for p in plan if p.series == "size"])
@@ -524,7 +544,8 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         "review_rate_good": sum(v == "REVIEW" for v in base_verdicts) / n_good,
         "reviews_good": sum(v == "REVIEW" for v in base_verdicts),
         # photos already a hit unpainted, left out of each fit (hit = NG: never painted)
-        "left_out_photos": {"ng": left_out["ng"], "ng_or_review": left_out["ng_or_review"]},
+        "left_out_photos": {"ng": left_out["ng"], "ng_or_review": left_out["ng_or_review"],
+                            "photo_doubted": n_doubted},
         "painting": painting,
         "warnings": [w for w in [few_good_warning(n_good)] if w],
         "contrast_share": CONTRAST_SHARE,

@@ -272,9 +272,14 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
                    + (f" (the model's review band is for {c['review_rate']:.1%})" if c.get("review_rate") else ""))
     left = study.get("left_out_photos") or {}
     left_text = ""
-    if left.get("ng"):
-        left_text += (f" The {left['ng']} photo(s) judged NG unpainted had no defect painted on them (any defect "
-                      "there would count as caught); they are left out of every curve.")
+    doubted = left.get("photo_doubted") or 0
+    if left.get("ng", 0) > doubted:
+        left_text += (f" The {left['ng'] - doubted} photo(s) judged NG unpainted had no defect painted on them (any "
+                      "defect there would count as caught); they are left out of every curve.")
+    if doubted:
+        left_text += (f" The {doubted} photo(s) the photo check judged REVIEW unpainted (unlike the model's good "
+                      "photos) had no defect painted on them: REVIEW whatever is painted, never NG; they are "
+                      "left out of every curve.")
     if study.get("review_threshold") is not None and left.get("ng_or_review", 0) > left.get("ng", 0):
         left_text += (f" For hit = NG or REVIEW, the {left['ng_or_review']} photo(s) judged REVIEW or NG "
                       "unpainted are left out as well.")
