@@ -17,7 +17,7 @@ import pytest
 from cli_runner import run_in_process
 
 
-@pytest.mark.parametrize("extra", [["--frr", "0.2"], ["--frr", "5"], ["--seed", "3"], ["--max-train", "10"],
+@pytest.mark.parametrize("extra", [["--frr", "0.2"], ["--frr", "0.01"], ["--seed", "3"], ["--max-train", "10"],
                                    ["--profile", "quality"]])
 def test_eval_with_a_model_refuses_the_settings_of_training(fitted_model_path, synth_category, tmp_path, extra):
     r = run_in_process("eval", synth_category, "--model", fitted_model_path, *extra, "-o", tmp_path / "rep")
@@ -53,3 +53,15 @@ def test_ctrl_c_is_said_as_interrupted_with_exit_130(monkeypatch, tmp_path):
     assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
     assert "interrupted (Ctrl-C): `lineguard synth` stopped before it finished" in r.stderr
     assert "Aborted!" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("verb", ["train", "eval", "recalibrate"])
+def test_a_false_reject_rate_given_in_percent_says_it_is_a_fraction(verb, fitted_model_path, synth_category, tmp_path):
+    """--frr 5 (meant as 5%) was refused as "false_reject_rate must be between 0 and 1, got 5.0"."""
+    args = {"train": [synth_category / "train" / "good", "-o", tmp_path / "m.lgm"],
+            "eval": [synth_category],
+            "recalibrate": [fitted_model_path, synth_category / "test" / "good", "-o", tmp_path / "r.lgm"]}[verb]
+    r = run_in_process(verb, *args, "--frr", "5")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "0.01 for 1% (for 5%, give 0.05)" in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())

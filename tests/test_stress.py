@@ -175,6 +175,11 @@ def test_report_files(tmp_path):
     assert (tmp_path / "r" / "pod_spot.png").stat().st_size > 1000
     assert len(list((tmp_path / "r" / "examples").glob("spot_*.png"))) == 3
     assert not list((tmp_path / "r").rglob("*.tmp"))
+    # a later study of spots alone into the same folder: crack's plot from before does not stay
+    # beside it as if it were this study's
+    again = run_stress(fake, good, kinds=["spot"], per_kind=8)
+    write_stress_report(tmp_path / "r", again, fake, good)
+    assert sorted(p.name for p in (tmp_path / "r").glob("pod_*.png")) == ["pod_spot.png"]
 
 
 # --------------------------------------------------------------------------- CLI

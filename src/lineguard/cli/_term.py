@@ -22,6 +22,25 @@ def say(msg: str = "") -> None:
     click.echo(msg)
 
 
+class _Rate(click.ParamType):
+    """A share of good parts, as a fraction: --frr 5 (meant as 5%) was refused as
+    "false_reject_rate must be between 0 and 1, got 5.0", the Python name, no hint."""
+    name = "rate"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number: give a fraction of good parts, 0.01 for 1%", param, ctx)
+        if not 0 < v < 1:
+            hint = f" (for {v:g}%, give {v / 100:g})" if 1 <= v < 100 else ""
+            self.fail(f"{v:g} is a fraction of good parts and lies between 0 and 1: 0.01 for 1%{hint}", param, ctx)
+        return v
+
+
+RATE = _Rate()
+
+
 def counted(n: int, thing: str) -> str:
     """``n`` things in words: "1 part", "3 parts" (``thing`` singular, made plural with s)."""
     return f"{n} {thing}{'' if n == 1 else 's'}"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from ..vision.errors import LineguardError
-from ._term import coloured, fail, note, progress, say
+from ._term import RATE, coloured, fail, note, progress, say
 
 if TYPE_CHECKING:
     from ..vision.inspector import Inspector
@@ -443,8 +443,8 @@ def _say_skipped(skipped: list[str], output: Path, not_read: list[str]) -> None:
 @click.argument("good", nargs=-1, required=True, type=PathArg)
 @click.option("-o", "--output", required=True, type=PathArg, help="Model file to write (.lgm).")
 @click.option("--detector", default="patchcore", show_default=True, help="patchcore or padim.")
-@click.option("--frr", "false_reject_rate", type=float, default=0.01, show_default=True,
-              help="Target false-reject rate for the threshold.")
+@click.option("--frr", "false_reject_rate", type=RATE, default=0.01, show_default=True,
+              help="Target false-reject rate for the threshold, a fraction (0.01 for 1%).")
 @click.option("--review-rate", type=float, default=0.0, show_default=True,
               help="Share of good parts to send to REVIEW (a person looks) instead of OK, e.g. 0.05; "
                    "0: no review band, every part OK or NG.")
@@ -730,7 +730,8 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @_profile_options
 @click.option("--resize", default="stretch", show_default=True)
 @click.option("--orient", default="none", show_default=True, help="none or landscape.")
-@click.option("--frr", "false_reject_rate", type=float, default=0.01, show_default=True)
+@click.option("--frr", "false_reject_rate", type=RATE, default=0.01, show_default=True,
+              help="Target false-reject rate when eval trains, a fraction (0.01 for 1%).")
 @click.option("--review-rate", type=float, default=None,
               help="Review band when eval trains (share of good parts sent to REVIEW; default 0, no band). "
                    "With --model the model's own band is used.")
@@ -1141,8 +1142,8 @@ def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review:
 @click.argument("good", nargs=-1, required=True, type=PathArg)
 @click.option("-o", "--output", required=True, type=PathArg,
               help="Model file to write: .lgm for a .lgm model, .onnx for an exported one.")
-@click.option("--frr", "false_reject_rate", type=float, default=None,
-              help="Target false-reject rate (default: the model's own).")
+@click.option("--frr", "false_reject_rate", type=RATE, default=None,
+              help="Target false-reject rate, a fraction (0.01 for 1%; default: the model's own).")
 @click.option("--photo-range", is_flag=True,
               help="Also learn the photo check's brightness/contrast/focus range again from these photos: after a "
                    "planned change of lamp or camera (default: keep the range learnt at training).")

@@ -19,7 +19,7 @@ from typing import Optional
 
 import click
 
-from ._term import coloured, fail, note, say
+from ._term import RATE, coloured, fail, note, say
 from .core import PathArg, _threads, odd_parts_choice, odd_parts_options, recalibrate_and_report
 
 
@@ -38,8 +38,8 @@ from .core import PathArg, _threads, odd_parts_choice, odd_parts_options, recali
 @click.option("--recalibrate", "recalibrate_dir", type=PathArg, default=None,
               help="Folder of good parts the model did not learn from: set the thresholds (image and pixel) "
                    "from the exported graph's own scores on them (advised with --int8, whose scores move).")
-@click.option("--frr", "false_reject_rate", type=float, default=None,
-              help="Target false-reject rate for --recalibrate (default: the model's own).")
+@click.option("--frr", "false_reject_rate", type=RATE, default=None,
+              help="Target false-reject rate for --recalibrate, a fraction (0.01 for 1%; default: the model's own).")
 @click.option("--keep-fp32-thresholds", is_flag=True,
               help="With --int8 and no --recalibrate: keep the fp32 model's thresholds, which int8's moved scores "
                    "may not fit (every good part can come out NG); recalibrate before using it on a line.")

@@ -323,6 +323,11 @@ def write_stress_report(out_dir: Union[str, os.PathLike], study: dict, inspector
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "pod.json", json.dumps(to_jsonable(study), indent=1))
     figures = {k: _plot(out, k, e, study.get("mm_per_px")) for k, e in study["kinds"].items()}
+    # a kind's plot from an earlier study into the folder (all kinds, then --kinds spot) stayed
+    # beside this study's pod.json as if it were this model's
+    for old in out.glob("pod_*.png"):
+        if old.name not in figures.values():
+            old.unlink(missing_ok=True)
     examples = _examples(out, study, inspector, good, n_examples)
     name = title or "Stress test: what this model will miss"
     return atomic_write_text(out / "index.html", _html(study, figures, examples, name))
