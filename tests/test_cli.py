@@ -457,6 +457,11 @@ def test_train_groups_photos_by_a_file_name_pattern(line, tmp_path):
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--group-by", "^part", cwd=root)
     assert r.returncode == 2 and "does not match" in _flat(r.stderr)
     assert not (tmp_path / "x.lgm").exists()
+    # a pattern every name matches alike ("0" of 000.png ... 029.png): said as such, not as
+    # "calibration needs good parts from at least 2 groups"
+    r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--group-by", "^0", cwd=root)
+    assert r.returncode == 2 and "puts every good photo in one group ('0')" in _flat(r.stderr), r.stderr
+    assert not (tmp_path / "x.lgm").exists()
 
 
 def test_train_sees_parts_at_extra_sizes_when_asked(line, tmp_path):

@@ -286,6 +286,11 @@ def _group_labels(groups: Union[None, str, Sequence[Any]], n_items: int, loaded:
                 raise DatasetError(f"groups pattern {groups!r} does not match the file name {Path(name).name!r}; "
                                    "use a pattern every good image's name matches, e.g. r'^(part\\d+)_'")
             labels.append(m.group(1) if m.groups() else m.group(0))
+        if len(labels) > 1 and len(set(labels)) == 1:
+            # said as what the pattern did, not as "calibration needs good parts from at least 2 groups"
+            raise DatasetError(f"groups pattern {groups!r} puts every good photo in one group ({labels[0]!r}): a "
+                               "photo's group is the pattern's first (parenthesised) group, or else its whole "
+                               "match, and must name its part, e.g. r'^(part\\d+)_'")
         return labels
     labels = [str(g) for g in groups]
     if len(labels) != n_items:
