@@ -259,3 +259,24 @@ def test_too_few_parts_note_says_where_the_scores_came_from():
     assert too_few_parts_note(info) == info["note"]           # training's wording, as before
     assert too_few_parts_note(info, PARTS_NOT_LEARNT).startswith(
         "30 good parts the model did not learn from cannot guarantee a 1.00% false-reject rate (needs 99)")
+
+
+def test_copies_of_a_photo_count_once_in_the_promise():
+    """5 photos saved twice promised 9.09% on average (10 parts); 5 parts give 16.67%. A walk:
+    `recalibrate` on 30 photos given three times promised 1.10% where 30 parts give 3.23%."""
+    from lineguard.vision.calibration import conformal_threshold, promise_text, too_few_parts_note
+    scores = np.arange(1.0, 6.0)
+    twice = np.concatenate([scores, scores])
+    thr, plain = conformal_threshold(twice, 0.01)
+    assert plain["guaranteed_false_reject_rate"] == pytest.approx(1 / 11)        # as if 10 parts
+    thr_c, info = conformal_threshold(twice, 0.01, copies=[False] * 5 + [True] * 5)
+    assert thr_c == thr == 5.0                                                   # the threshold itself stays
+    assert info["guaranteed_false_reject_rate"] == pytest.approx(1 / 6)
+    assert (info["copies_counted_once"], info["distinct_calibration_parts"]) == (5, 5)
+    assert "10 good photos, 5 different ones," in too_few_parts_note(info)
+    assert "its 10 photos are 5 different ones: copies count once" in promise_text(info)
+    # enough distinct parts: the same promise as without the copies
+    many = np.linspace(0, 1, 199)
+    _, alone = conformal_threshold(many, 0.01)
+    _, with_copies = conformal_threshold(np.concatenate([many, many[:50]]), 0.01, copies=[False] * 199 + [True] * 50)
+    assert with_copies["guaranteed_false_reject_rate"] >= alone["guaranteed_false_reject_rate"] - 1e-9

@@ -63,7 +63,8 @@ def design_effect(scores: np.ndarray, groups: Optional[Sequence[Any]]) -> float:
 
 def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
                         confidence: float = 0.9,
-                        groups: Optional[Sequence[Any]] = None) -> tuple[float, dict[str, Any]]:
+                        groups: Optional[Sequence[Any]] = None,
+                        copies: Optional[Sequence[bool]] = None) -> tuple[float, dict[str, Any]]:
     """The reject threshold for ``false_reject_rate`` and its evidence (module docstring).
 
     ``groups`` (one label per score: the part a photo shows) changes only the stated
@@ -73,6 +74,10 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     strongly alike photos the average itself runs a little above the target, e.g. 5.6%
     for 5% with 40 parts of 5 photos in simulation; the part-level conformal rule, valid
     whatever the photos, gave 3.6%: README, "Photos that belong together".)
+
+    ``copies`` (one flag per score: the same photo as an earlier one, byte for byte) changes
+    the stated average too: a copy is no other part, so the promise is that of the distinct
+    photos (5 photos saved twice promised 9.09% as 10 parts, where 5 parts give 16.67%).
     """
     raw = np.asarray(good_scores, dtype=np.float64)
     s = np.sort(raw)
@@ -86,6 +91,12 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     k = min(k, n)
     threshold = float(s[k - 1])
     guaranteed = (n + 1 - k) / (n + 1)          # E[rejection rate] bound for this k
+    dup = np.zeros(n, bool) if copies is None else np.asarray(copies, bool)
+    if dup.any():
+        distinct = raw[~dup]
+        n_d, k_d = len(distinct), int(np.sum(distinct <= threshold))
+        guaranteed = max(guaranteed, (n_d + 1 - k_d) / (n_d + 1))
+        enough = enough and math.ceil((n_d + 1) * (1 - false_reject_rate)) <= n_d
     deff = design_effect(raw, groups) if n else 1.0
     if deff > 1.0:
         # the same share of the calibration above the threshold, out of fewer parts;
@@ -108,6 +119,9 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     if deff > 1.0:
         info["design_effect"] = round(deff, 4)
         info["effective_calibration_parts"] = round(n / deff, 1)
+    if dup.any():
+        info["copies_counted_once"] = int(dup.sum())
+        info["distinct_calibration_parts"] = int(n - dup.sum())
     if not enough:
         info["note"] = too_few_parts_note(info)
     return threshold, info
@@ -137,7 +151,13 @@ def held_out(calib: dict[str, Any]) -> Any:
 def too_few_parts_note(info: dict[str, Any], parts: str = PARTS_CROSS_FIT) -> str:
     """What a threshold from too few parts guarantees instead (``info``: from
     :func:`conformal_threshold`); ``parts`` says where the good parts' scores came from."""
-    return (f"{info['n_calibration']} good parts {parts} cannot guarantee a "
+    n = info["n_calibration"]
+    if info.get("copies_counted_once"):
+        # 90 photos, 30 of them three times: 30 parts, not 90
+        n = f"{n} good photos, {info['distinct_calibration_parts']} different ones,"
+    else:
+        n = f"{n} good parts"
+    return (f"{n} {parts} cannot guarantee a "
             f"{info['target_false_reject_rate']:.2%} false-reject rate (needs {info['calibration_parts_needed']}); "
             f"threshold set at the largest of their scores, which guarantees "
             f"{info['guaranteed_false_reject_rate']:.2%}")
@@ -150,7 +170,10 @@ def promise_text(c: dict[str, Any]) -> str:
     text = f"on average <= {c['guaranteed_false_reject_rate']:.2%}"
     if c.get("false_reject_rate_upper_90") is not None:
         text += f"; this threshold's own rate <= {c['false_reject_rate_upper_90']:.2%} with 90% confidence"
-    if c.get("effective_calibration_parts") is not None:
+    if c.get("copies_counted_once"):
+        text += (f" (its {c['n_calibration']} photos are {c['distinct_calibration_parts']} different ones: "
+                 "copies count once)")
+    elif c.get("effective_calibration_parts") is not None:
         text += (f" (its {c['n_calibration']} photos count as about {c['effective_calibration_parts']:g} parts: "
                  "photos of one part score alike)")
     return text
@@ -322,13 +345,15 @@ F1_NO_PROMISE = ("no false-reject guarantee: the threshold is the one that score
 
 def summarize(good_scores: np.ndarray, false_reject_rate: float,
               defect_scores: Optional[np.ndarray] = None, strategy: str = "frr",
-              review_rate: float = 0.0, groups: Optional[Sequence[Any]] = None) -> dict[str, Any]:
+              review_rate: float = 0.0, groups: Optional[Sequence[Any]] = None,
+              copies: Optional[Sequence[bool]] = None) -> dict[str, Any]:
     """Full calibration record: the chosen thresholds and both rates where known.
 
     ``threshold`` is the reject threshold (above it: NG); ``review_threshold`` the
     review threshold (at or below it: OK; in between: REVIEW), from ``review_rate``
     as the module docstring defines. ``review_rate`` 0: no band, the two are equal.
-    ``groups``: which photos show the same part (:func:`conformal_threshold`).
+    ``groups``: which photos show the same part, ``copies`` which are copies of another
+    (:func:`conformal_threshold`).
 
     Strategy "f1": the reject threshold is the F1-optimal one on the given parts. It
     carries no conformal promise: the record holds its measured rates
@@ -340,7 +365,7 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
     measured, not promised (``at_review_threshold``).
     """
     check_review_rate(false_reject_rate, review_rate)
-    thr, info = conformal_threshold(good_scores, false_reject_rate, groups=groups)
+    thr, info = conformal_threshold(good_scores, false_reject_rate, groups=groups, copies=copies)
     out: dict[str, Any] = {"strategy": strategy, "frr_threshold": thr, **info}
     if defect_scores is not None and len(defect_scores):
         f1_t, f1 = f1_optimal_threshold(good_scores, defect_scores)

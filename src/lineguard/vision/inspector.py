@@ -171,6 +171,17 @@ def _copies_said(names: Sequence[str], twins: Sequence[Sequence[int]], need: int
             "line): photograph other good parts, put them in the folder instead of the copies, and train again")
 
 
+def _copies_of_earlier(prints: Sequence[str]) -> list[bool]:
+    """For each photo, whether an earlier one in ``prints`` is the same photo: a copy is no
+    other part, so the threshold's promise counts it once (calibration.conformal_threshold)."""
+    seen: set[str] = set()
+    out = []
+    for p in prints:
+        out.append(p in seen)
+        seen.add(p)
+    return out
+
+
 def _join_twins(labels: Optional[list[str]], twins: Sequence[Sequence[int]], n: int) -> Optional[list[str]]:
     """Group labels with every set of twins in one group: the groups given are joined where
     twins span them (a copy filed under another part), else each photo is its own group."""
@@ -313,7 +324,8 @@ def _flags(flags: Union[bool, Sequence[bool]], n_items: int, loaded: Sequence[in
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
                         defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
                         review_rate: float = 0.0, detector: Any = None, parts: str = "",
-                        groups: Optional[Sequence[Any]] = None) -> dict[str, Any]:
+                        groups: Optional[Sequence[Any]] = None, copies: Optional[Sequence[bool]] = None
+                        ) -> dict[str, Any]:
     """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts
     (``groups``: the part each photo shows, where a part has several).
 
@@ -321,7 +333,7 @@ def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_re
     the scores of the model they were set on, and an int8 or bf16 model scores differently.
     """
     calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate,
-                      groups=groups)
+                      groups=groups, copies=copies)
     calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
     calib["held_out"] = held_out
     calib["calibrated_on"] = {"runtime": str(getattr(detector, "runtime", "torch")),
@@ -629,7 +641,8 @@ class Inspector:
         calib = _calibration_record(cal_scores[use], cal_maps[use], false_reject_rate, defect_scores,
                                     threshold_strategy, held_out=True, review_rate=review_rate, detector=det,
                                     parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT,
-                                    groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]])
+                                    groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]],
+                                    copies=_copies_of_earlier([prints[int(i)] for i in cal_idx[use]]))
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
         calib["suspects_excluded"] = int(leave.sum()) if leave.any() and (~leave).sum() >= 1 else 0
@@ -890,8 +903,14 @@ class Inspector:
         cut, far, suspects = _far_out(scores, names)
         leave_out = odd_parts == "leave out" and far.any() and (~far).sum() >= 1
         use = ~far if leave_out else np.ones(len(scores), bool)
+        # copies of one photo (a folder given twice, a camera saving twice) are one part: the
+        # promise counts them once, and they are one group in its confidence bound (90 photos,
+        # 30 of them three times, promised <= 1.10% where 30 parts give 3.23%)
+        kept_prints = [p for p, u in zip(photo_prints(x), use) if u]
+        copies = _copies_of_earlier(kept_prints)
         calib = _calibration_record(scores[use], maps[use], false_reject_rate, dscores, strategy, held_out=True,
-                                    review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN)
+                                    review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN,
+                                    groups=kept_prints if any(copies) else None, copies=copies)
         if calib.get("enough_calibration_parts") is False:
             # one model and fresh parts, not training's cross-fit: the record says so
             calib["note"] = too_few_parts_note(calib, PARTS_NOT_LEARNT)
