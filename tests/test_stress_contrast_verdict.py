@@ -87,3 +87,20 @@ def test_the_sentence_without_mm_names_the_width_in_pixels():
     assert s.startswith("Cracks 4.9 px wide (1.25 model-input px) at 50 grey levels of contrast were never caught "
                         "(0 of 150), up to 286 px."), s
     assert "Painted at 286 px from 8 to 150 grey levels, 30 of 50 were caught; 9 in 10 from 110 grey levels up" in s
+
+
+def test_a_line_on_a_photo_smaller_than_the_input_is_said_in_input_pixels_as_enlarged():
+    """A 1.2 px scratch on a 128 px photo read at 224 px is 2.1 input pixels; the scale was
+    held at 1, and pod.json said 1.2 model-input px, under the 1.25 the README gives as least."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lineguard.vision.stress import LINE_WIDTH_PX, line_width, painting_for
+    pre = SimpleNamespace(input_hw=(224, 224), roi=None, orient="none", resize="stretch")
+    painting = painting_for(SimpleNamespace(preprocess=pre), [np.zeros((128, 128, 3), np.uint8)])
+    scale = painting["photo_px_per_input_px"][0]
+    assert scale == round(128 / 224, 4)
+    width = line_width("scratch", painting, 0)
+    assert width == LINE_WIDTH_PX["scratch"]                 # painted at the painter's own width
+    assert round(width / scale, 1) == round(LINE_WIDTH_PX["scratch"] * 224 / 128, 1)
