@@ -260,3 +260,55 @@ def test_joining_ray_keeps_the_callers_sigterm_handler(ray_init_calls, monkeypat
         assert ray_init_calls and signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_an_address_where_another_program_listens_is_refused_not_waited_on():
+    """A Redis on 6379 or a web server: ray.init took the TCP connection for a head's and
+    retried for ever with Ray's warnings alone (a walk: killed after 10 min), the results
+    folder made and locked."""
+    import threading
+    import time
+
+    from lineguard.line.scale import RayUnreachable, check_reachable
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+
+    def accept():             # takes connections and says nothing, as a server of another protocol
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+    threading.Thread(target=accept, daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(RayUnreachable, match="answers, but not as a Ray cluster's head"):
+            check_reachable(address, timeout=1.0)
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - t0 < 10
+
+
+def test_the_cli_gives_sigterm_back_once_the_run_is_over(tmp_path, fake_models):
+    """A SIGTERM after the run had ended (while Ray shut down at exit) still raised the
+    run's KeyboardInterrupt, in Ray's exit handler: a traceback after "scored ..."."""
+    import signal
+
+    from cli_runner import run_in_process
+
+    def mine(*_a):
+        pass
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        r = run_in_process("rescore", "--model", _model(tmp_path / "m.json"), "--images",
+                           _archive(tmp_path / "archive", 3), "--out", tmp_path / "r.parquet")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -175,7 +175,7 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
     from ..line.scale.rescore import rescore as run
     # SIGTERM (systemd, a scheduler, `kill`) stops it as Ctrl-C does: the run's record then
     # says it was interrupted (it read "running" for ever) and the results folder's lock goes
-    signal.signal(signal.SIGTERM, _interrupted)
+    before = signal.signal(signal.SIGTERM, _interrupted)
     try:
         summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
                       chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus,
@@ -200,6 +200,9 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"{where}: {exc.strerror or exc}. Check that --out is on a disk with room this user may write; "
              "the parts already written are complete, and running the same command again resumes")
     finally:
+        # the run is over: a SIGTERM from now on (while Ray shuts down at exit) is no
+        # interruption of it; left in place, it raised in Ray's exit handler, a traceback
+        signal.signal(signal.SIGTERM, before)
         if recorder is not None:
             recorder.close()
     d = summary.to_dict()

@@ -104,7 +104,38 @@ def check_reachable(address: str, timeout: float = PROBE_TIMEOUT_S) -> str:
             "there), the host and port (HOST:PORT is the GCS port of `ray start --head --port`, 6379 by "
             "default; ray://HOST:10001 the Ray Client server), and that no firewall is in between; "
             "or use --ray local for a private cluster on this machine") from exc
+    if not _speaks_grpc(hp, timeout):
+        # Something else listens there (a Redis on 6379, Ray's dashboard on 8265, a web
+        # server): ray.init took the TCP connection for a head's and retried for ever with
+        # only Ray's warnings, the results folder made and locked
+        raise RayUnreachable(
+            f"{named} answers, but not as a Ray cluster's head: no gRPC within {timeout:.0f} s (another program "
+            "listens there: a Redis, Ray's dashboard at 8265, a web server?). Give the head's GCS port (`ray "
+            "start --head --port`, 6379 by default, as `ray status` on the head shows it) or ray://HOST:10001 "
+            "for the Ray Client server; or use --ray local for a private cluster on this machine")
     return resolved
+
+
+def _speaks_grpc(host_port: tuple[str, int], timeout: float) -> bool:
+    """Whether the server at ``host_port`` completes a gRPC (HTTP/2) handshake within
+    ``timeout``: a Ray head's GCS and the Ray Client server do; a Redis or a web server does
+    not. True where it cannot be told here (no grpc module; a cluster on TLS, RAY_USE_TLS)."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("", "0", "false"):
+        return True
+    try:
+        import grpc
+    except ImportError:
+        return True
+    host, port = host_port
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
 
 
 def connect(address: str, num_cpus: Optional[int] = None) -> Any:
