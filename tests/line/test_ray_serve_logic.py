@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from lineguard.server.ray_serve import ProductModel, port_problem, replicas_problem
 
 
@@ -66,3 +68,21 @@ def test_a_station_database_that_does_not_answer_is_said_before_ray_starts():
         port = s.getsockname()[1]        # nothing listens on it
     why = database_problem(StationConfig(db_url=f"postgresql://postgres@127.0.0.1:{port}/plant"))
     assert why is not None and f"127.0.0.1:{port}" in why and "--db" in why
+
+
+def test_more_replicas_than_a_private_ray_has_cpus_is_refused_before_ray_starts(tmp_path, monkeypatch):
+    """serve-ray --replicas 3 on a 2-core PC was refused only once its private Ray had
+    started (12 s, and Ray's warnings); the README says before."""
+    import lineguard.line.scale as scale
+    from lineguard.line.config import StationConfig
+    from lineguard.server.ray_serve import run_station
+
+    def started(*_a, **_k):
+        raise AssertionError("a private Ray was started for a setting known to be refused")
+    monkeypatch.setattr(scale, "connect", started)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ValueError, match="--replicas 3: each replica takes one CPU and this Ray has 2"):
+        run_station(StationConfig(data_dir=tmp_path / "st"), ray_address="local", num_cpus=2, port=port,
+                    num_replicas=3)

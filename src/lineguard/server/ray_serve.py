@@ -268,6 +268,12 @@ def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[i
     # a cluster's 0 was only warned about, and went on to deploy no replica at all
     why = (replicas_problem(num_replicas, 0) if num_replicas < 1 else None) \
         or port_problem(host, port) or database_problem(config)
+    if not why and ray_address == "local":
+        # a private Ray has this machine's CPUs (or --num-cpus): more replicas than that were
+        # refused only once it had started (seconds, and Ray's warnings, for a known answer);
+        # checked again against what Ray counts once it runs
+        import os
+        why = replicas_problem(num_replicas, float(num_cpus or os.cpu_count() or 1))
     if why:
         raise ValueError(why)
     ray = require_ray()
