@@ -450,15 +450,17 @@ class ModelRegistry:
             mv = self._find(s, product, line, version, "upload one with POST /api/v1/models")
             active, seen = _standing(s, product, line)
             unshadowed = _unshadowed(s, mv, active or _every_line(s, product, line))
+        already = active is not None and active.id == mv.id
+        if not already:
+            _check_expected(active, expected_active, product, line)
         # Load it before switching (a version that cannot run must never become active),
         # and try it, before the lock: nobody waits on the model.
         insp = self.loadable(mv)
-        if active is not None and active.id == mv.id:
+        if already:
             # Nothing to change: no activation recorded, no change-log entry, no model event
             # (each repeat was logged and published as an activation, its time moved on)
             mv.shadow_note = f"v{mv.version} is already the active version of {_where(product, line)}: nothing changed"
             return mv
-        _check_expected(active, expected_active, product, line)
         trial = defects = None
         if images is not None:
             from .compare import try_on_good_parts, try_on_reviewed_defects
