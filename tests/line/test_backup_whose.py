@@ -31,11 +31,16 @@ def _parts(folder) -> int:
         return db.execute("SELECT count(*) FROM inspections").fetchone()[0]
 
 
-def test_a_backup_whose_manifest_is_lost_is_still_refused_to_another_station(sqlite_station, tmp_path):
+def _backed_up(sqlite_station, tmp_path, n: int):
+    """A station with ``n`` parts and its backup in tmp_path/bk."""
     st = sqlite_station(min_free_gb=0)
-    _inspect(st, 3)
-    dest = tmp_path / "bk"
-    backup_station(st.config.data_dir, dest)
+    _inspect(st, n)
+    backup_station(st.config.data_dir, tmp_path / "bk")
+    return st, tmp_path / "bk"
+
+
+def test_a_backup_whose_manifest_is_lost_is_still_refused_to_another_station(sqlite_station, tmp_path):
+    st, dest = _backed_up(sqlite_station, tmp_path, 3)
     (dest / "backup.json").unlink()
     with pytest.raises(BackupError, match="another station"):
         backup_station(_other_station(tmp_path, parts=2), dest)
@@ -52,10 +57,7 @@ def test_a_backup_whose_manifest_is_lost_is_still_refused_to_another_station(sql
 
 
 def test_a_copy_gone_its_own_way_is_refused_without_the_manifest_too(sqlite_station, tmp_path):
-    st = sqlite_station(min_free_gb=0)
-    _inspect(st, 3)
-    dest = tmp_path / "bk"
-    backup_station(st.config.data_dir, dest)
+    st, dest = _backed_up(sqlite_station, tmp_path, 3)
     restore_station(dest, tmp_path / "copy")
     copy = _open(tmp_path / "copy")
     _inspect(copy, 2, start=20)
@@ -69,10 +71,7 @@ def test_a_copy_gone_its_own_way_is_refused_without_the_manifest_too(sqlite_stat
 
 
 def test_a_backup_with_no_manifest_and_an_unreadable_database_is_not_overwritten(sqlite_station, tmp_path):
-    st = sqlite_station(min_free_gb=0)
-    _inspect(st, 2)
-    dest = tmp_path / "bk"
-    backup_station(st.config.data_dir, dest)
+    st, dest = _backed_up(sqlite_station, tmp_path, 2)
     (dest / "backup.json").unlink()
     (dest / "lineguard.db").write_bytes(b"not a database, of any size " * 200)
     r = _run(["backup", "--data", st.config.data_dir, "--to", dest])
@@ -113,10 +112,7 @@ def test_a_backup_made_before_manifests_named_the_change_log_still_knows_its_sta
 
 
 def test_a_restore_without_the_manifest_restores_and_says_so(sqlite_station, tmp_path):
-    st = sqlite_station(min_free_gb=0)
-    _inspect(st, 3)
-    dest = tmp_path / "bk"
-    backup_station(st.config.data_dir, dest)
+    _st, dest = _backed_up(sqlite_station, tmp_path, 3)
     (dest / "backup.json").unlink()
     report = check_backup(dest)
     assert report.whole and report.parts == 3 and report.made_at is None
