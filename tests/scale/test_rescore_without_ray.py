@@ -100,3 +100,11 @@ def test_the_archive_lists_each_image_once_and_says_what_it_left_out(tmp_path, m
     left = []
     assert [os.path.basename(a.path) for a in list_archive(day, left)] == ["p0.png", "p2.png"]
     assert any("gone while the archive was listed" in why for why in left)
+
+
+def test_a_file_rescore_does_not_read_is_told_the_formats_rescore_reads_gif_among_them():
+    """The advice was train's list of formats, without GIF, which rescore scores (a walk)."""
+    from lineguard.line.scale.rescore import not_read_said
+    (said,) = not_read_said([("/arch/notes.txt", "other")], "/arch")
+    assert said.startswith("/arch/notes.txt: not a photo format rescore reads (.png"), said
+    assert ".webp, .gif, upper or lower case" in said, said

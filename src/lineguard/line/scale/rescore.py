@@ -83,6 +83,9 @@ class ArchiveImage:
 _NOT_SCORED_WHY = {
     "hidden": ("a hidden name (it starts with '.'): rename it without the dot to score it",
                "hidden names (they start with '.'): rename them without the dot to score them"),
+    # train's list of formats leaves out GIF, which rescore (as the station) does score
+    "other": (f"not a photo format rescore reads ({', '.join(IMAGE_SUFFIXES)}, upper or lower case)",
+              f"not a photo format rescore reads ({', '.join(IMAGE_SUFFIXES)}, upper or lower case)"),
 }
 
 
