@@ -274,3 +274,17 @@ def test_saved_model_has_the_usual_file_permissions(fitted_inspector, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_an_image_given_as_a_model_is_said_to_be_one():
+    """A PNG given as --model was "not a lineguard model file, or truncated (header says
+    727905341920923785 bytes, file has 28377)": a figure no person can use (a Ray walk)."""
+    from lineguard.vision.bundle import loads
+    from lineguard.vision.errors import ModelFileCorrupt
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+    said = "not a lineguard model file \\(it is a PNG image\\): give the .lgm"
+    with pytest.raises(ModelFileCorrupt, match=said) as e:
+        loads(png, "photo.png")
+    assert "header says" not in str(e.value)
+    with pytest.raises(ModelFileCorrupt, match="truncated \\(header says 500 bytes, file has 20\\)"):
+        loads((500).to_bytes(8, "little") + b"{" + b" " * 11, "cut.lgm")

@@ -212,13 +212,31 @@ def parse_manifest(text: str, name: str, fmt: str, max_version: int, kind: str, 
     return manifest
 
 
+_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+               (b"PK\x03\x04", "a zip archive"), (b"%PDF", "a PDF"))
+
+
+def _looks_like(head: bytes) -> Optional[str]:
+    """What a file's first bytes say it is, for a refusal: "a PNG image", ...; None if unknown."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    return next((what for sig, what in _SIGNATURES if head.startswith(sig)), None)
+
+
 def loads(data: bytes, name: str = "<bytes>") -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
     """Parse and verify a model file's bytes -> (manifest, tensors, content hash)."""
     if len(data) < 8:
         raise ModelFileCorrupt(f"{name}: too short to be a lineguard model file ({len(data)} bytes); "
                           "it is truncated or not a model; copy it again")
     (hlen,) = struct.unpack("<Q", data[:8])
-    if hlen > _MAX_HEADER or 8 + hlen > len(data):
+    if hlen > _MAX_HEADER:
+        # no model's header begins so: "header says 727905341920923785 bytes" was said of a PNG
+        # given as the model, a figure no person can use
+        looks = _looks_like(data[:16])
+        raise ModelFileCorrupt(f"{name}: not a lineguard model file" + (f" (it is {looks})" if looks else "")
+                               + ": give the .lgm `lineguard train -o` wrote, or an export (.onnx)")
+    if 8 + hlen > len(data):
         raise ModelFileCorrupt(f"{name}: not a lineguard model file, or truncated (header says {hlen} bytes, "
                           f"file has {len(data)}); copy it again from the source")
     try:
