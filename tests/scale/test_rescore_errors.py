@@ -162,12 +162,17 @@ def test_a_resume_of_another_archive_is_refused_and_the_run_keeps_its_record(tmp
         rescore(model, "archive", "r.parquet", recorder=rec)
         [(run_id, images, listed, finished)] = _runs(url)
         assert images == str(tmp_path / "archive") and listed == 5 and finished is not None
+        said: list[tuple] = []
         with pytest.raises(DatasetError, match="give --images .*archive to resume it"):
-            rescore(model, "archive/2026-11-01", "r.parquet", recorder=rec)
+            rescore(model, "archive/2026-11-01", "r.parquet", recorder=rec, progress=lambda *a: said.append(a))
         assert _runs(url) == [(run_id, images, 5, finished)], "the run's record is as its first run left it"
+        # no "resume: 3 of 3 ... skipped" before the refusal: it read as a resume that was not
+        assert not [a for a in said if a[0] == "resume"], said
         monkeypatch.chdir(tmp_path / "archive")      # the same archive, named from elsewhere: resumed
-        summary = rescore(model, str(tmp_path / "archive"), tmp_path / "r.parquet", recorder=rec)
+        summary = rescore(model, str(tmp_path / "archive"), tmp_path / "r.parquet", recorder=rec,
+                          progress=lambda *a: said.append(a))
         assert summary.skipped == 5 and _runs(url)[0][1] == images
+        assert ("resume", 5, 5) in said, said
     finally:
         rec.close()
 

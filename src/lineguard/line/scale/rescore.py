@@ -947,7 +947,7 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
                                  mode="single process" if ray_address is None else f"ray {ray_address} x{concurrency}",
                                  left_out=left_out, not_read=not_read, before=before,
                                  hidden=hidden)
-        if summary.skipped and progress:
+        if summary.skipped and progress and recorder is None:
             progress("resume", summary.skipped, summary.listed)   # said now, not only at the end
         if not todo and recorder is None:
             summary.startup_s = time.perf_counter() - started
@@ -971,6 +971,10 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
             recorder.model_id = scorer.inspector.model_id
             recorder.begin(out_key, images_key, scorer.inspector.model_id, scorer.inspector.model_version,
                            summary.mode, len(listed), images_as_given=str(images))
+            if summary.skipped and progress:
+                # once the database took the run: said before it refused the folder as another
+                # archive's, "resume: 60 of 60 ... skipped" read as a resume that was not
+                progress("resume", summary.skipped, summary.listed)
             recorder.load_missing(results.parts())
             if not todo:
                 recorder.finish()
