@@ -315,7 +315,7 @@ def _review_rows(e: dict) -> list[tuple[str, str]]:
             ("review load: good parts judged REVIEW", load("review_load_good", "reviews_good", "n_good")),
             ("review load: defective parts judged REVIEW", load("review_load_defect", "reviews_defect", "n_defect"))]
     if e.get("reviews_photo"):
-        rows.append(("of those, sent to REVIEW by the photo check (photo unlike the good ones, score passed)",
+        rows.append(("of those, sent to REVIEW by the photo check (photo unlike the good ones, whatever its score)",
                      f"{e.get('reviews_photo_good')} good, {e.get('reviews_photo_defect')} defective"))
     return rows
 
