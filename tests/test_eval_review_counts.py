@@ -133,6 +133,10 @@ def test_band_and_photo_check_reviews_are_counted_alike_and_apart(tmp_path):
     assert (per["scratch"]["escapes"], per["scratch"]["review_load"], per["scratch"]["reviews_photo"]) == \
         (1, pytest.approx(2 / 5), 1)
     assert any("photo check" in n and "3 good and 3 defective" in n for n in ev["notes"])
+    # the page's row says what they are: photos that would pass or be rejected on their score
+    from lineguard.vision.report import _review_rows
+    row = [label for label, _ in _review_rows(ev) if "photo check" in label]
+    assert row == ["of those, sent to REVIEW by the photo check (photo unlike the good ones, whatever its score)"]
     # the threshold without the named photo, judged by the same rule (band and photo check
     # kept): a lower reject threshold rejects more good parts and ships no more defects
     without = ev["at_threshold_without_suspects"]
