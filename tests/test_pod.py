@@ -115,3 +115,14 @@ def test_detection_falling_with_size_gives_no_a90():
 def test_bad_trials_are_refused(sizes, hits):
     with pytest.raises(ValueError):
         fit_pod(sizes, hits)
+
+
+def test_a_contrast_series_notes_are_in_grey_levels():
+    """The contrast series' notes said "a90 (277 px) lies beyond the largest size painted
+    (57.8 px)" of grey levels (a stress walk)."""
+    from lineguard.vision.pod import fit_pod
+    contrasts = [10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0]
+    found = [False, False, True, False, True, False, True, True]
+    notes = " ".join(fit_pod(contrasts, found, unit=" grey levels", what="contrast").notes)
+    assert "grey levels" in notes and " px" not in notes, notes
+    assert " px" in " ".join(fit_pod(contrasts, found).notes)

@@ -196,8 +196,11 @@ def _band_crossing(b0: float, b1: float, cov: np.ndarray, level_logit: float, z:
     return max(good) if good else None
 
 
-def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95) -> PodFit:
-    """Fit POD against ln(size) by maximum likelihood; see the module's doc for the cases."""
+def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95, unit: str = " px",
+            what: str = "size") -> PodFit:
+    """Fit POD against ln(size) by maximum likelihood; see the module's doc for the cases.
+    ``unit`` and ``what`` word the notes: a contrast series is in grey levels, not pixels
+    (its notes said "a90 (277 px) lies beyond the largest size painted (57.8 px)")."""
     a = np.asarray(sizes, dtype=np.float64)
     y = np.asarray(hits, dtype=bool).astype(np.float64)
     if a.ndim != 1 or a.shape != y.shape:
@@ -212,14 +215,14 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95) -> Pod
     fit.all_found_from, fit.n_all_found_from = step, n_step
     if k == 0:
         fit.status = "blind"
-        fit.notes.append(f"none of the {n} painted defects was found, up to {fit.size_max:.3g} px")
+        fit.notes.append(f"none of the {n} painted defects was found, up to {fit.size_max:.3g}{unit}")
         return fit
     if k == n or (a[y == 0].max() < a[y == 1].min()):
         fit.status = "all_found" if k == n else "separated"
         fit.a90_95 = binomial_a90_95(a, y)
         fit.notes.append(
-            (f"all {n} painted defects were found, down to {fit.size_min:.3g} px" if k == n else
-             f"every defect from {step:.3g} px up was found and every smaller one missed: a step, "
+            (f"all {n} painted defects were found, down to {fit.size_min:.3g}{unit}" if k == n else
+             f"every defect from {step:.3g}{unit} up was found and every one below missed: a step, "
              "too sharp to fit a curve to")
             + ("" if fit.a90_95 is not None else
                f"; fewer than {N_29_OF_29} found in a row, too few for a 90/95 bound"))
@@ -243,11 +246,11 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95) -> Pod
     cross = _band_crossing(fit.b0, fit.b1, cov, LOGIT90, z)
     fit.a90_95 = _size(fit, cross)
     if fit.a90 is None:
-        fit.notes.append(f"detection grows so slowly with size that 90% is not reached below "
-                         f"{_FAR:g} x the largest size painted")
+        fit.notes.append(f"detection grows so slowly with {what} that 90% is not reached below "
+                         f"{_FAR:g} x the largest {what} painted")
     elif fit.a90 > fit.size_max:
-        fit.notes.append(f"a90 ({fit.a90:.3g} px) lies beyond the largest size painted ({fit.size_max:.3g} px): "
-                         "an extrapolation")
+        fit.notes.append(f"a90 ({fit.a90:.3g}{unit}) lies beyond the largest {what} painted "
+                         f"({fit.size_max:.3g}{unit}): an extrapolation")
     if fit.a90_95 is None:
         fit.notes.append("the 95% band never reaches 90%: a90/95 not reached")
     return fit

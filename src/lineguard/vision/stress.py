@@ -562,7 +562,8 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         con_rows = [r for r in rows if r[0].series == "contrast"]
         contrast_fit = None
         if con_rows:
-            cf = fit_pod([p.contrast for p, _, _ in con_rows], [v == "NG" for _, v, _ in con_rows]).to_dict()
+            cf = fit_pod([p.contrast for p, _, _ in con_rows], [v == "NG" for _, v, _ in con_rows],
+                         unit=" grey levels", what="contrast").to_dict()
             contrast_fit = {**cf, "size_px": float(np.median([p.size_px for p, _, _ in con_rows]))}
         lo, hi = SIZE_RANGE[kind]
         entry = {
