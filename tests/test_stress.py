@@ -392,3 +392,16 @@ def test_photos_the_photo_check_doubts_are_left_out_not_counted_as_misses():
     assert all(r[4] == "NG" for r in study["kinds"]["spot"]["parts"]), "no part painted on a doubted photo"
     with pytest.raises(ValueError, match="8 of the 8 good photos are unlike the model's good photos"):
         run_stress(_Doubting(clean, good), good, per_kind=12, kinds=["spot"], seed=0)
+
+
+def test_an_a90_95_far_beyond_the_sizes_painted_is_not_said_as_a_size():
+    """"9 in 10 with 95% confidence only from 1.58e+04 px" was said of 128 px photos."""
+    from lineguard.vision.stress import kind_sentence
+    fit = {"status": "fit", "n": 30, "hits": 18, "size_min": 3.0, "size_max": 40.0, "a50": 8.0, "a90": 30.0,
+           "a90_95": 15800.0, "a50_reached": True, "a90_reached": True, "a90_95_reached": False,
+           "all_found_from": None}
+    s = kind_sentence("spot", fit, None, 40)
+    assert "1.58e+04" not in s, s
+    assert "only far beyond the sizes painted (over 10 times the largest, 40 px): paint more" in s, s
+    fit["a90_95"] = 55.0          # beyond, but near: still said as the size it is
+    assert "only from 55 px, beyond the sizes painted" in kind_sentence("spot", fit, None, 40)

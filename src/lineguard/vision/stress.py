@@ -338,6 +338,10 @@ def contrast_clause(kind: str, cfit: Optional[dict], mm_per_px: Optional[float])
     return s + "."
 
 
+# an a90/95 this many times the largest size painted is said as "far beyond", not as a size
+FAR_BEYOND = 10.0
+
+
 def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: float,
                   width_px: Optional[float] = None, contrast_fit: Optional[dict] = None,
                   width_input_px: Optional[float] = None) -> str:
@@ -354,6 +358,12 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
     painted = _what_painted(kind, contrast, mm_per_px, width_px, width_input_px)
     Painted = painted[0].upper() + painted[1:]
     f = lambda v: _fmt_size(v, mm_per_px)  # noqa: E731
+
+    def beyond(a95: float) -> str:
+        # "only from 1.58e+04 px" was said of 128 px photos: a size no part has, not a bound
+        if a95 > FAR_BEYOND * fit["size_max"]:
+            return f"far beyond the sizes painted (over {FAR_BEYOND:g} times the largest, {f(fit['size_max'])})"
+        return f"from {f(a95)}, beyond the sizes painted"
     status = fit["status"]
     # Where few were caught, the contrast series says whether stronger ones are: the sentence
     # then points to real defects, not away from the model.
@@ -389,8 +399,7 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
         if fit["a90_95_reached"]:
             return s + f"; 9 in 10 with 95% confidence from {f(a95)}."
         if a95 is not None:
-            return s + (f"; 9 in 10 with 95% confidence only from {f(a95)}, beyond the sizes painted: "
-                        "paint more parts to narrow it.")
+            return s + f"; 9 in 10 with 95% confidence only {beyond(a95)}: paint more parts to narrow it."
         return s + "; too few parts to say 9 in 10 with 95% confidence: paint more."
     if a50 < lo:
         s = f"The size below which {what} usually pass{at} lies {unmeasured}"
@@ -405,8 +414,7 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
     if fit["a90_95_reached"]:
         return s + f" (from {f(a95)} with 95% confidence)."
     if a95 is not None:
-        return s + (f", but with 95% confidence only from {f(a95)}, beyond the sizes painted: "
-                    "paint more parts to narrow it.")
+        return s + f", but with 95% confidence only {beyond(a95)}: paint more parts to narrow it."
     return s + ", but too few parts to say so with 95% confidence: paint more."
 
 
