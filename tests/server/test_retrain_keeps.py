@@ -202,7 +202,7 @@ def test_a_part_left_out_as_a_suspect_is_in_no_count_and_is_named_as_left_out(ma
     assert job.result["images"] == 30 and mv["train_images"] == 30
     assert job.result["threshold_set_on"] == {"parts": 27, "audit_sample_only": True, "audit_sample_parts": 27}
     assert "(3 reviewed good, 27 audit sample)" in mv["trained_from"] and mv["trained_from"].count("30 parts") == 1
-    assert "set on the 27 audit-sample parts" in job.message and "the other 3 were learnt" in job.message
+    assert "set on the 27 audit-sample parts" in job.message and "the other 3, reviewed good, were learnt" in job.message
     # named for a person, as left out, not as learnt from; the false alarms reviewed good were learnt
     by_id = {a["inspection_id"]: a for a in job.result["look_at"]}
     assert by_id[odd.id].get("left_out") is True
