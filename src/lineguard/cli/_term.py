@@ -22,6 +22,12 @@ def say(msg: str = "") -> None:
     click.echo(msg)
 
 
+def given(param: str) -> bool:
+    """Whether the command line (or an environment variable) set ``param``, not its default."""
+    from click.core import ParameterSource
+    return click.get_current_context().get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
+
+
 class _Rate(click.ParamType):
     """A share of good parts, as a fraction: --frr 5 (meant as 5%) was refused as
     "false_reject_rate must be between 0 and 1, got 5.0", the Python name, no hint."""

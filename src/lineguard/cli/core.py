@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from ..vision.errors import LineguardError
-from ._term import RATE, coloured, fail, note, progress, say
+from ._term import RATE, coloured, fail, given, note, progress, say
 
 if TYPE_CHECKING:
     from ..vision.inspector import Inspector
@@ -761,16 +761,14 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     if model is not None:
         # the settings of a model eval trains: with --model each was dropped without a word (--frr 0.2
         # reported the model's own 1% threshold, and --frr 5 was taken)
-        ctx = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" if name != "false_reject_rate" else "--frr"
-                 for name in ("false_reject_rate", "detector", "profile", "image_size", "backbone", "resize",
-                              "orient", "coreset_ratio", "max_train", "save_model", "seed", "exact_search",
-                              "extra_scales")
-                 if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
-        if given:
-            fail(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how eval trains a model; --model is "
+        flags = {p.name: p.opts[0] for p in click.get_current_context().command.params}
+        training = [flags[name] for name in ("false_reject_rate", "detector", "profile", "image_size", "backbone",
+                                             "resize", "orient", "coreset_ratio", "max_train", "save_model", "seed",
+                                             "exact_search", "extra_scales") if given(name)]
+        if training:
+            fail(f"{', '.join(training)} set{'s' if len(training) == 1 else ''} how eval trains a model; --model is "
                  "judged as it was made (its threshold set at training, or by `lineguard recalibrate MODEL "
-                 "GOOD_DIR --frr RATE`): drop " + ("it" if len(given) == 1 else "them") + " or --model")
+                 "GOOD_DIR --frr RATE`): drop " + ("it" if len(training) == 1 else "them") + " or --model")
     _threads(threads)
     try:
         cat = MVTecCategory(category)

@@ -17,7 +17,7 @@ from typing import Optional
 import click
 
 from ..line.schema_names import SCHEMA_NAME_RULE
-from ._term import fail, note, say
+from ._term import fail, given, note, say
 from .station import _schema_given, _station_location
 
 
@@ -144,7 +144,7 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"{model}: model file not found")
     if min(concurrency, batch_size, chunk_rows) < 1:
         fail("--concurrency, --batch-size and --chunk-rows must each be at least 1")
-    if ray_address is None and _given("concurrency"):
+    if ray_address is None and given("concurrency"):
         # one process scores with one model: --concurrency 8 ran one at a time, said nothing,
         # and the summary's rate read as eight actors' (--threads is that path's knob)
         fail(f"--concurrency {concurrency} sets the Ray actors: add --ray local (or a cluster's address), or drop "
@@ -249,12 +249,6 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         say(f"wrote all {rows} rows of {out} to {csv_out}")
     if recorder is not None:
         say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
-
-
-def _given(param: str) -> bool:
-    """Whether the command line (or an environment variable) set ``param``, not its default."""
-    from click.core import ParameterSource
-    return click.get_current_context().get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
 
 
 def _interrupted(signum: int, frame: object) -> None:

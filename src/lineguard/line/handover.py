@@ -233,7 +233,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                         "stopped_at": iso_utc(end), "started_at": iso_utc(cur.started_at), "clean": clean,
                         "down_s": down, "before_window": early, "down_in_window_s": in_window, "text": text})
         last = latest or chain[-1]      # the one that ended last
-        end = last.stopped_at or last.seen_at
+        end = _end(last)
         clean = last.stopped_at is not None
         silent = not clean and span_end - last.seen_at > BEAT * 3
         # stopped or gone silent in the window, or before it and not started since

@@ -48,10 +48,14 @@ def _shift_made_now(station: Station, line: Optional[str], product: Optional[str
                         score_sources=lambda ids: tuning.score_sources(station, ids))
 
 
-class ShiftSignIn(RequestIn):
+class _ShiftIn(RequestIn):
+    """Which shift's report a body is about: a time within it, and its line."""
     at: str = Field(..., max_length=TIME_TEXT, description="a time within the shift (as the report's `at`)")
     line: Optional[str] = Field(None, max_length=100, pattern=NO_NUL,
                                 description="the line; empty or left out: the report of every line")
+
+
+class ShiftSignIn(_ShiftIn):
     product: Optional[str] = Field(None, max_length=100, pattern=NO_NUL, description="the product, as the report's")
     note: str = Field("", max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
                       description="what the signature says (\"handed over to B shift, line stopped 20 min\")")
@@ -71,11 +75,7 @@ def sign_shift(body: ShiftSignIn, station: Station = Depends(get_station),
     return {"issued": issued_reports.issue(station.db, report, caller.who, body.note, kind="shift"), "report": report}
 
 
-
-class HandoverNoteIn(RequestIn):
-    at: str = Field(..., max_length=TIME_TEXT, description="a time within the shift (as the report's `at`)")
-    line: Optional[str] = Field(None, max_length=100, pattern=NO_NUL,
-                                description="the line; empty or left out: the report of every line")
+class HandoverNoteIn(_ShiftIn):
     note: str = Field(..., max_length=handover.NOTE_MAX + 200, pattern=NO_NUL,
                       description="what the next shift must know; empty: take the note back")
 

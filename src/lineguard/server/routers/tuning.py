@@ -9,16 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...line import tuning
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
-from ..schemas import NO_NUL, ModelVersionOut, errors
+from ..schemas import NO_NUL, ModelVersionOut, RequestIn, errors
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 _TEXT = NO_NUL
 _PRODUCT = Path(max_length=100, pattern=_TEXT)
 
 
-class ThresholdIn(BaseModel):
-    # a misspelt field refused (schemas.RequestIn), not dropped
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+class ThresholdIn(RequestIn):      # a misspelt field refused, not dropped
+    model_config = ConfigDict(allow_inf_nan=False)     # RequestIn's extra="forbid" kept: pydantic merges them
     line: str = Field(default="", max_length=100, pattern=_TEXT)
     # strict: JSON's true was taken as version 1 (and "2" as 2): a version is a number
     version: int = Field(ge=1, le=DB_INT_MAX, strict=True,

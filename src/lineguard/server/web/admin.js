@@ -110,11 +110,12 @@ LG.start(async (main, me) => {
   // the key onto the clipboard: the browser's clipboard where the page may use it (https or
   // this PC), else the key selected and copied as Ctrl+C does (a station on the plant's
   // network over plain http has no clipboard API); said either way
+  const COPIED = "The key is copied: paste it where it is used (the camera PC's or script's settings).";
   async function copyKey(key, el) {
     try {
       if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard here");
       await navigator.clipboard.writeText(key);
-      LG.say("The key is copied: paste it where it is used (the camera PC's or script's settings).", "ok");
+      LG.say(COPIED, "ok");
       return;
     } catch (_e) { /* the selection below instead */ }
     const range = document.createRange();
@@ -123,8 +124,7 @@ LG.start(async (main, me) => {
     sel.removeAllRanges();
     sel.addRange(range);
     const copied = document.execCommand && document.execCommand("copy");
-    LG.say(copied ? "The key is copied: paste it where it is used (the camera PC's or script's settings)."
-      : "The key is selected: copy it with Ctrl+C (or the browser's menu).", copied ? "ok" : "info");
+    LG.say(copied ? COPIED : "The key is selected: copy it with Ctrl+C (or the browser's menu).", copied ? "ok" : "info");
   }
 
   // each once per tap: a double click made two keys, one of them never shown
