@@ -39,3 +39,19 @@ def test_spc_until_at_2359_takes_the_whole_minute_and_the_baseline_is_set_on_the
     expect(page.locator("#filters input[name=baseline_until]")).to_have_value(f"{day(1)}T23:59")
     expect(page.locator("#p-chart-baseline")).to_contain_text("centre from the baseline")
     p.shot("spc-window-baseline")
+
+
+def test_a_day_alone_in_the_address_is_the_plant_s_day_and_an_unended_window_is_said(pages, station):
+    """Walk: /app/spc?since=2026-11-01&until=2026-11-30 filled the fields with UTC midnight
+    (01:00 in Berlin, each end), so the charts left out the 30th that the API's reading of
+    the same address keeps; and Issue on a month not yet ended said nothing of the parts to
+    come."""
+    page = pages("engineer").open("/app/spc?line=LWIN&since=2026-11-01&until=2026-11-30", "#p-chart-window")
+    expect(page.locator("#filters input[name=since]")).to_have_value("2026-11-01T00:00")
+    expect(page.locator("#filters input[name=until]")).to_have_value("2026-12-01T00:00")   # exclusive: the 30th in
+    expect(page.locator("#issue-window")).not_to_contain_text("has not ended")
+    today = dt.date.fromisoformat(page.evaluate("LG.isoToLocal(new Date().toISOString())")[:10])
+    ahead = (today + dt.timedelta(days=3)).isoformat()
+    page = pages("engineer").open(f"/app/spc?line=LWIN&since={today.isoformat()}&until={ahead}", "#p-chart-window")
+    expect(page.locator("#issue-window")).to_contain_text(
+        "The window has not ended: a report issued now leaves out the parts still to come.")

@@ -144,6 +144,31 @@ def test_the_month_report_splits_escapes_by_where_found_and_gives_each_line_its_
         ("L1", "crack", "8"), ("L2", "dent", "2")]
 
 
+def test_an_audit_sample_part_the_customer_found_counts_as_the_customer_s(spc_station):
+    """Walk: a part drawn for the audit sample and reviewed "found_by: customer" was
+    reported "1 by the audit sample" in the shift and month reports. The sample's rate
+    still counts it (it is a defect among the sampled parts); where it was found is the
+    review's word. A sampled part whose review names no place stays the audit's."""
+    st = spc_station(timezone="UTC")
+    add_parts(st, [(T, "OK", 0.1, "L1", None, None, True)] * 3 + [(T, "OK", 0.1)] * 5)
+    sampled = _ids(st)[("L1", "OK", True)]
+    key = _operator(st)
+    with client(st) as c:
+        for part, found in zip(sampled, ("customer", "audit", None)):
+            body = {"label": "defect", "defect_type": "crack", **({"found_by": found} if found else {})}
+            assert c.post(f"/api/v1/inspections/{part}/review", json=body, headers=key).status_code == 200
+        month = c.get("/api/v1/reports/period", params=OCT).json()
+        shift = c.get("/api/v1/reports/shift", params={"line": "L1", "at": T.isoformat() + "Z"}).json()
+    escapes = month["total"]["escapes"]
+    assert (escapes["parts"], escapes["audit"], escapes["found_otherwise"]) == (3, 2, 1)
+    assert escapes["found_otherwise_by"]["customer"] == 1
+    assert month["total"]["passed_defective_audit"]["k"] == 3       # the sample's rate: every sampled defect
+    reviews = shift["reviews"]
+    assert (reviews["escapes"], reviews["escapes_audit"], reviews["escapes_found_otherwise_by"]["customer"]) \
+        == (3, 2, 1)
+    assert reviews["escapes_text"] == "2 by the audit sample, 1 by the customer"
+
+
 def test_migration_0035_adds_found_by_and_takes_it_back(spc_station):
     st = spc_station()
 

@@ -14,7 +14,7 @@ from lineguard.line.orm import Inspection
 
 from .conftest import downgrade
 from .test_period_report import NOV, _book, made_month
-from .test_spc_api import client
+from .test_spc_api import add_parts, client
 
 
 def _key(st, role: str) -> dict[str, str]:
@@ -307,3 +307,22 @@ def test_a_shift_report_signed_at_the_handover_reads_back_as_handed_over(spc_sta
         r = c.post("/api/v1/reports/shift/sign", headers=operator, json={"at": "2026-10-01T10:00:00Z"})
         assert r.status_code == 422 and "nothing to sign" in r.text, r.text
         assert c.post("/api/v1/reports/shift/sign", json=at).status_code in (401, 403)
+
+
+def test_a_signed_shift_is_compared_over_its_own_window_after_the_shift_starts_change(spc_station):
+    """Walk: signed with shifts at 06:00/14:00/22:00, then the station restarted with
+    02:30/10:30/18:30: the signed 06:00-14:00 shift was compared with the 02:30 shift holding
+    its start, and "changed" by parts no one had recorded since (parts judged 4 -> 3)."""
+    st = spc_station(shift_starts=("06:00", "14:00", "22:00"))
+    add_parts(st, [(dt.datetime(2026, 11, 30, h, 30), "OK", 0.1) for h in (6, 7, 8, 11)])
+    with client(st) as c:
+        r = c.post("/api/v1/reports/shift/sign", headers=_key(st, "operator"),
+                   json={"at": "2026-11-30T07:00:00Z", "line": "L1"})
+        assert r.status_code == 201, r.text
+        signed = r.json()["issued"]["id"]
+    st.close()
+    moved = spc_station(shift_starts=("02:30", "10:30", "18:30"))
+    with client(moved) as c:
+        body = c.get(f"/api/v1/reports/issued/{signed}").json()
+    assert body["changed_since_issued"] == [], body["changed_text"]
+    assert body["changed_text"] == "the report made from the records now has the same counts"

@@ -154,3 +154,42 @@ def test_the_month_alarms_and_what_they_turned_out_to_be(october):
     assert rows[0]["turned out to be"] == ("s", "camera, lens or lighting")
     assert rows[0]["note"] == ("s", "lamp 2 flickered, replaced")
     assert rows[3]["turned out to be"] == ("s", "still active")
+
+
+def test_a_week_names_the_days_the_window_holds_not_the_days_with_parts(spc_station):
+    """Walk: December's W49 (Monday 30 Nov to Sunday 6 Dec: Dec 1-6 in the month) with parts
+    on Dec 2-4 only read "2026-12-02 to 2026-12-04", and a whole week with parts on its
+    Monday alone read as that one day: a quiet week looked like a short one."""
+    st = spc_station(timezone="UTC")
+    add_parts(st, [(dt.datetime(2026, 12, d, 9), "OK", 0.1) for d in (2, 3, 4, 7)])
+    with client(st) as c:
+        body = c.get("/api/v1/reports/period", params={"since": "2026-12-01", "until": "2026-12-31"}).json()
+    points = {w["line"]: w for w in body["by_week"]}["L1"]["points"]
+    assert [(p["week"], p["first_day"], p["last_day"], p["partial"], p["n"]) for p in points] == [
+        ("2026-W49", "2026-12-01", "2026-12-06", True, 3), ("2026-W50", "2026-12-07", "2026-12-13", False, 1)]
+
+
+def test_a_window_not_ended_is_said_and_a_one_line_workbook_has_one_row(spc_station):
+    """Walk: December issued on the 7th read as the whole month (the workbook said nothing
+    of the 24 days to come); a report of line L2 alone had two identical Summary rows
+    "L2" (a column's sum doubled); a since in the future without an until was told to
+    "swap them" with an until no one gave."""
+    st = spc_station(timezone="UTC")
+    now = dt.datetime.utcnow()
+    add_parts(st, [(now - dt.timedelta(hours=1), "OK", 0.1, "L2"), (now - dt.timedelta(hours=1), "NG", 0.9, "L2")])
+    ahead = (now + dt.timedelta(days=3)).date().isoformat()
+    after = (now + dt.timedelta(days=4)).date().isoformat()     # until's day is in: the window ends after it
+    with client(st) as c:
+        body = c.get("/api/v1/reports/period", params={"since": now.date().isoformat(), "until": ahead,
+                                                       "line": "L2"}).json()
+        book = _book(c.get("/api/v1/reports/period", params={"since": now.date().isoformat(), "until": ahead,
+                                                             "line": "L2", "format": "xlsx"}).content)
+        future = c.get("/api/v1/reports/period", params={"since": ahead})
+        ended = c.get("/api/v1/reports/period", params={"since": "2026-01-01", "until": "2026-01-31"}).json()
+    assert body["window"]["still_running"].endswith("this report leaves out the parts still to come"), body["window"]
+    assert body["window"]["still_running"].startswith(f"the window runs until {after} 00:00: made at ")
+    window = {row[0][1]: row[1][1] for row in book["Window"]}
+    assert window["window"].startswith("the window runs until") and "still to come" in window["window"]
+    assert [row[0][1] for row in book["Summary"][1:]] == ["L2"]
+    assert future.status_code == 422 and "swap" not in future.text and "give a since in the past" in future.text
+    assert ended["window"]["still_running"] is None

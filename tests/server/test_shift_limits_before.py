@@ -102,3 +102,14 @@ def test_a_week_before_without_an_ng_part_does_not_alarm_on_the_shifts_first(spc
     add_parts(st, [(AT + dt.timedelta(minutes=200), "NG", 0.9)])       # a second NG part in the shift
     ctl = _report(st)["control"]
     assert ctl["alarms"] and ctl["p"] > ctl["ucl"]
+
+
+def test_the_week_before_starts_with_the_same_shift_across_a_clock_change(spc_station):
+    """Walk: Berlin's clocks went back on 25 Oct; the 10:30 shift's week was taken as 168 h,
+    so it began at 09:30 UTC on the 18th, an hour into that day's 10:30 shift (08:30 UTC
+    then): its NG part at 08:45 UTC was left out, and the limits said "0 NG of 1 part"."""
+    st = spc_station(timezone="Europe/Berlin", shift_starts=("02:30", "10:30", "18:30"))
+    add_parts(st, [(dt.datetime(2026, 10, 18, 8, 45), "NG", 0.9), (dt.datetime(2026, 10, 18, 10), "OK", 0.1),
+                   (dt.datetime(2026, 10, 25, 10), "OK", 0.1)])
+    limits = _report(st, at="2026-10-25T10:00:00Z")["control"]["limits_from"]
+    assert (limits["shifts"], limits["parts"], limits["ng"], limits["since"]) == (1, 2, 1, "2026-10-18T08:30:00Z")

@@ -47,6 +47,7 @@ def window(since: Optional[dt.datetime], until: Optional[dt.datetime], timezone:
     or is longer than MAX_DAYS, saying what to send."""
     zone = plant_zone(timezone)
     now = now or utcnow()
+    until_given = until is not None
     until = naive_utc(until)
     since = naive_utc(since)
 
@@ -66,7 +67,7 @@ def window(since: Optional[dt.datetime], until: Optional[dt.datetime], timezone:
     except (OverflowError, ValueError):     # an edge at the calendar's very start or end
         raise InvalidRequest("since/until lie at the calendar's edge: send both, as days (since=2026-11-01"
                              "&until=2026-11-30)") from None
-    refuse_backwards(since, until)
+    refuse_backwards(since, until, until_given)
     if until - since > dt.timedelta(days=MAX_DAYS):
         raise InvalidRequest(f"since ({iso_utc(since)}) to until ({iso_utc(until)}) is longer than {MAX_DAYS} days: "
                              "send a shorter window (a month: since=2026-11-01&until=2026-11-30), or take the "
@@ -104,9 +105,11 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     # can be given) and the others (downstream, the customer's complaints: no rate, the
     # parts looked at were not drawn at random). Only the audit's were reported, so a month
     # with a customer's escape read "0 escapes" to the customer who found it.
-    found_otherwise = max(0, int(es["k"]) - int(ea["k"]))
-    # ...and those by where they were found (an 8D report's and the customer's question)
+    # ...and those by where they were found (an 8D report's and the customer's question);
+    # an audit-sample part whose review names another place (the customer's) counts there
     found_by = escapes_found_otherwise_by(db, reviewed)
+    found_otherwise = sum(found_by.values())
+    found_by_audit = max(0, int(es["k"]) - found_otherwise)
     where_found = escape_places_text(found_by)
     # REVIEW and NG parts no person has reviewed good or defect yet (the Review queue's)
     waiting_ng = get("NG") - get("NG", "good") - get("NG", "defect")
@@ -118,9 +121,9 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
         "good_scrapped": gs,
         "rejected_reviewed_good": {**fr, "text": f"{fr['k']} of {fr['n']} NG parts reviewed were good"},
         "passed_defective_audit": {**ea, "text": f"{ea['k']} of {ea['n']} audited OK parts reviewed were defects"},
-        "escapes": {"parts": int(es["k"]), "audit": int(ea["k"]), "found_otherwise": found_otherwise,
+        "escapes": {"parts": int(es["k"]), "audit": found_by_audit, "found_otherwise": found_otherwise,
                     "found_otherwise_by": found_by,
-                    "text": f"{int(es['k'])} passed parts reviewed as defects: {int(ea['k'])} found by the audit "
+                    "text": f"{int(es['k'])} passed parts reviewed as defects: {found_by_audit} found by the audit "
                             f"sample, {found_otherwise} found otherwise"
                             + (f" ({where_found})" if where_found else "")},
         "review_workload": {"parts": get("REVIEW"), "reviewed_good": band["good"],
@@ -162,27 +165,32 @@ def _by_week(db: Database, f: Filters, periods: Periods, name: str) -> dict[str,
     weeks: dict[tuple[int, int], list[Any]] = {}
     for g in defect_subgroups(db, f, "day", periods):
         day = dt.date.fromisoformat(g.label)
-        acc = weeks.setdefault(day.isocalendar()[:2], [g.start, day, day, 0, 0])
-        acc[2] = day
-        acc[3] += g.n
-        acc[4] += g.defects
-    chart = spc.p_chart([spc.Subgroup(f"{y}-W{w:02d}", a[0], a[3], a[4]) for (y, w), a in sorted(weeks.items())])
-    spans = [a for _, a in sorted(weeks.items()) if a[3]]
+        acc = weeks.setdefault(day.isocalendar()[:2], [g.start, day, 0, 0])
+        acc[2] += g.n
+        acc[3] += g.defects
+    chart = spc.p_chart([spc.Subgroup(f"{y}-W{w:02d}", a[0], a[2], a[3]) for (y, w), a in sorted(weeks.items())])
+    spans = [a for _, a in sorted(weeks.items()) if a[2]]
     # a week is whole when the window holds its Monday and Sunday, whether or not the line ran each day
     first, last = (f.since, f.until - dt.timedelta(microseconds=1)) if f.since and f.until else (None, None)
     zone = periods.zone
+    lo, hi = ((first.replace(tzinfo=dt.timezone.utc).astimezone(zone).date(),
+               last.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()) if first and last else (None, None))
+
+    def days(a: list[Any]) -> tuple[dt.date, dt.date]:
+        # the days of the week the window holds, whether or not the line ran each: they were
+        # the first and last days with parts (December's W49, Dec 1-6, read Dec 2-4)
+        mon = a[1] - dt.timedelta(days=a[1].weekday())
+        sun = mon + dt.timedelta(days=6)
+        return (max(mon, lo), min(sun, hi)) if lo and hi else (mon, sun)
 
     def whole(a: list[Any]) -> bool:
-        if first is None or last is None:
-            return True
-        mon = a[1] - dt.timedelta(days=a[1].weekday())
-        lo = first.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
-        hi = last.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
-        return lo <= mon and mon + dt.timedelta(days=6) <= hi
+        return days(a) == (a[1] - dt.timedelta(days=a[1].weekday()),
+                           a[1] + dt.timedelta(days=6 - a[1].weekday()))
     return {"line": name, "centre": chart.centre, "parts": sum(p.n for p in chart.points),
             "ng": sum(p.defects for p in chart.points),
-            "points": [{"week": p.label, "start": iso_utc(p.start), "first_day": a[1].isoformat(),
-                        "last_day": a[2].isoformat(), "partial": not whole(a), "n": p.n, "ng": p.defects, "p": p.p,
+            "points": [{"week": p.label, "start": iso_utc(p.start), "first_day": days(a)[0].isoformat(),
+                        "last_day": days(a)[1].isoformat(), "partial": not whole(a), "n": p.n, "ng": p.defects,
+                        "p": p.p,
                         "ucl": p.ucl, "lcl": p.lcl, "z": _finite(p.z), "rules": p.rules}
                        for p, a in zip(chart.points, spans)],
             "alarms": [{"index": h.index, "week": chart.points[h.index].label, "rule": h.rule, "text": h.text}
@@ -585,6 +593,9 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
             return t.replace(tzinfo=dt.timezone.utc).astimezone(zone).isoformat()
         except OverflowError:     # at the calendar's end the plant's clock has no such day: UTC
             return iso_utc(t) or ""
+
+    def clock(t: dt.datetime) -> str:
+        return f"{dt.datetime.fromisoformat(local(t)):%Y-%m-%d %H:%M}"
     empty = total["parts"] == 0
     return {
         # what the report covers and who made it when: the lines a customer reads first
@@ -592,6 +603,10 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
                    "timezone": getattr(zone, "key", str(zone)), "line": line, "station": station, "product": product,
                    "station_host": station_host, "lineguard_version": version, "made_at": iso_utc(now),
                    "made_by": made_by,
+                   # a month issued before it ended read as the whole month to the customer
+                   "still_running": None if t1 <= now else
+                   f"the window runs until {clock(t1)}: made at {clock(now)} ({getattr(zone, 'key', str(zone))}), "
+                   "this report leaves out the parts still to come",
                    "records_incomplete": None if kept_since is None or t0 >= kept_since else
                    f"parts recorded before {iso_utc(kept_since)} are no longer kept (only reviewed parts, the audit "
                    "sample and test-part checks are): counts of every part start there"},
@@ -652,8 +667,11 @@ def sheets(report: dict[str, Any], timezone: Optional[str],
                    ["station", w["station"] or "every station"], ["product", w["product"] or "every product"],
                    ["station PC", w["station_host"]], ["lineguard version", w["lineguard_version"]],
                    ["made at", _parse(w["made_at"], zone)], ["made by", w["made_by"] or "(open reads)"],
-                   ["note", report["text"]]] + ([["records", w["records_incomplete"]]] if w["records_incomplete"]
-                                                else []) + _issued_rows(issued, zone)
+                   ["note", report["text"]]]
+    # .get: a report issued before the window said whether it was still running
+    window_rows += [["window", w["still_running"]]] if w.get("still_running") else []
+    window_rows += [["records", w["records_incomplete"]]] if w["records_incomplete"] else []
+    window_rows += _issued_rows(issued, zone)
     summary_head = ["line", "parts judged", "OK", "NG", "REVIEW", "NG " + _SHARE,
                     "good parts scrapped " + _SHARE, "good parts scrapped (k)", "good parts made (n)", "estimate",
                     "rejected parts reviewed good " + _SHARE, "NG reviewed good (k)", "NG reviewed (n)",
@@ -676,8 +694,11 @@ def sheets(report: dict[str, Any], timezone: Optional[str],
                 wt["parts"], wt["NG"], wt["REVIEW"], r["escapes"]["parts"], r["escapes"]["audit"],
                 r["escapes"]["found_otherwise"], r["no_verdict"]["parts"], r["no_verdict"]["judged_later"],
                 r["no_verdict"]["never_judged"]] + [r["escapes"]["found_otherwise_by"][k] for k in FOUND_OTHERWISE]
-    summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + [
-        summary(report["window"]["line"] or "all lines", report["total"])]
+    # a report of one line: its totals are that line's row, not a second row of the same
+    # numbers under the same name (a column's sum doubled)
+    one_line = report["window"]["line"] and len(report["lines"]) == 1
+    summary_rows = [summary(ln["line"], ln) for ln in report["lines"]] + (
+        [] if one_line else [summary(report["window"]["line"] or "all lines", report["total"])])
     by_day = report["by_day"]
     day_rows = [[_parse(p["start"], zone), p["label"], p["n"], p["ng"], p["p"], by_day["centre"], p["ucl"], p["lcl"],
                  p["z"], " ".join(map(str, p["rules"]))] for p in by_day["points"]]

@@ -20,15 +20,16 @@ from .alarms import history as alarm_history
 from .alarms import no_verdict_plain
 from .db import Database
 from .orm import Inspection, LineSignal, iso_utc, utcnow
-from .shifts import Shift, parse_shift_starts, plant_zone, shift_of
+from .shifts import Shift, days_before, parse_shift_starts, plant_zone, shift_of
 from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups,
                        defect_type_counts, escape_places_text, escapes_found_otherwise_by, no_verdict_counts,
                        review_counts, score_subgroups)
 from .station import _iso
 from .test_parts import verification
 
-# the p-chart and the drift compare the shift with the shifts of this window before it
-CONTEXT = dt.timedelta(days=7)
+# the p-chart and the drift compare the shift with the shifts of the week before it, in days
+# on the plant's clock (the same shift a week before, whatever the clocks did since)
+CONTEXT_DAYS = 7
 # the parts rejected without a verdict listed one by one (the count is always whole)
 NO_VERDICT_LISTED = 500
 
@@ -37,18 +38,21 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                  line: Optional[str] = None, product: Optional[str] = None,
                  at: Optional[dt.datetime] = None, now: Optional[dt.datetime] = None,
                  kept_since: Optional[dt.datetime] = None,
-                 score_sources: Optional[ScoreSources] = None) -> dict[str, Any]:
+                 score_sources: Optional[ScoreSources] = None, shift: Optional[Shift] = None) -> dict[str, Any]:
     """The report of the shift holding ``at`` (naive UTC); without it the last shift that
-    has ended. ``line``/``product`` narrow it (None: every line, every product).
+    has ended; ``shift``: that very window (a signed report's, read again after the
+    station's shift starts changed). ``line``/``product`` narrow it (None: every line,
+    every product).
     ``kept_since``: parts recorded before it are not all kept (line.record_keeper).
     ``score_sources``: model ids -> the model whose scores each gives (line.tuning), so a
     version with tuned thresholds does not count as another model in the drift."""
     starts = parse_shift_starts(shift_starts) if shift_starts else ()
     zone = plant_zone(timezone)
     now = now or utcnow()
-    if at is None:
-        at = shift_of(now, starts, zone).start_utc - dt.timedelta(microseconds=1)   # the last one that ended
-    shift = shift_of(at, starts, zone)
+    if shift is None:
+        if at is None:
+            at = shift_of(now, starts, zone).start_utc - dt.timedelta(microseconds=1)   # the last one that ended
+        shift = shift_of(at, starts, zone)
     f = Filters(line=line, product=product, since=shift.start_utc, until=shift.end_utc)
 
     with db.session() as s:
@@ -84,7 +88,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
 
     # the shift's defect rate on the p-chart of the week of shifts before it
     periods = Periods("shift", shift_starts or (), timezone)
-    week = Filters(line=line, product=product, since=shift.start_utc - CONTEXT, until=shift.end_utc)
+    week = Filters(line=line, product=product, since=days_before(shift, CONTEXT_DAYS, zone), until=shift.end_utc)
     control = _control(defect_subgroups(db, week, "shift", periods), shift, week.since)
     groups, score_models = score_subgroups(db, week, "shift", periods, score_sources)
     drift = spc.score_drift(groups)
@@ -122,7 +126,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         "line": line, "product": product,
         # a shift (or the week it is compared with) reaching before the records kept: its
         # counts are of the parts kept, mostly reviewed ones, not the shift's
-        "records_incomplete": None if kept_since is None or shift.start_utc - CONTEXT >= kept_since else
+        "records_incomplete": None if kept_since is None or week.since >= kept_since else
         f"parts recorded before {_iso(kept_since)} are no longer kept (only reviewed parts, the audit sample and "
         "test-part checks are): the counts here, and the week compared with, are not all of the line's parts",
         "totals": total,

@@ -198,6 +198,23 @@ class Shift:
     label: str              # e.g. "2026-12-01 S2 (14:00)"
     start_utc: dt.datetime  # naive UTC, like the records
     end_utc: dt.datetime
+    day: dt.date            # the plant's day it starts on
+    wall: dt.time           # the start on the plant's clock (its configured start)
+
+
+def shift_as_signed(label: str, start_utc: dt.datetime, end_utc: dt.datetime, zone: dt.tzinfo) -> Shift:
+    """A shift as a signed report stored it (its label and window), for reading the records
+    again over that very window after the station's shift starts or time zone changed."""
+    local = start_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+    return Shift(label=label, start_utc=start_utc, end_utc=end_utc, day=local.date(),
+                 wall=local.time().replace(tzinfo=None))
+
+
+def days_before(shift: Shift, days: int, zone: dt.tzinfo) -> dt.datetime:
+    """The naive-UTC instant the same shift started ``days`` days earlier on the plant's
+    clock: across a clock change that is an hour more or less than ``days`` x 24 h (a week
+    of 168 h cut the week-old shift in half)."""
+    return wall_to_utc(shift.day - dt.timedelta(days=days), shift.wall, zone)
 
 
 # a month of 15-minute SPC slots asks for the same few hundred starts thousands of times
@@ -250,7 +267,7 @@ def shift_of(t_utc: dt.datetime, starts: Sequence[dt.time] = (), zone: Optional[
     at = max(k for k, b in enumerate(begun) if b[0] <= t_utc)
     (start, sday, idx), end = begun[at], begun[at + 1][0]
     return Shift(label=f"{sday.isoformat()} S{idx + 1} ({starts[idx].strftime('%H:%M')})",
-                 start_utc=start, end_utc=end)
+                 start_utc=start, end_utc=end, day=sday, wall=starts[idx])
 
 
 # -- since/until as a person types them: a day is the plant's day ------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import BigInteger, Integer, and_, case, cast, func, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..vision.result import DefectRegion
@@ -60,10 +60,16 @@ def naive_utc(t: Optional[dt.datetime]) -> Optional[dt.datetime]:
         raise InvalidRequest(str(exc)) from None
 
 
-def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime]) -> None:
+def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime], until_given: bool = True) -> None:
     """InvalidRequest when both are given and ``since`` is not before ``until``: such a
-    window holds nothing, and a list answering "none" would look like a quiet period."""
+    window holds nothing, and a list answering "none" would look like a quiet period.
+    ``until_given`` false: until is the default (now, today's start), and "swap them" made
+    no sense of a since in the future."""
     if since is not None and until is not None and since >= until:
+        if not until_given:
+            raise InvalidRequest(f"since ({since.isoformat()}Z) is not before {until.isoformat()}Z, where the window "
+                                 "ends when no until is given (now, or today's start): no part can be in it; give "
+                                 "a since in the past, or an until after it")
         raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
                              "swap them or widen the window")
 
@@ -79,6 +85,7 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
     was a part of one and a month's rates started at this hour 30 days ago."""
     if by not in GROUPINGS:
         raise InvalidRequest(f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
+    until_given = until is not None
     until = naive_utc(until) or (now or utcnow())
     try:
         since = naive_utc(since) or (
@@ -86,7 +93,7 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
             else until - DEFAULT_WINDOW[by])
     except (OverflowError, ValueError):   # an until in the first days of year 1
         raise InvalidRequest("until is too early to look back from; give since as well") from None
-    refuse_backwards(since, until)
+    refuse_backwards(since, until, until_given)
     if by in _PERIOD and (until - since) / _PERIOD[by] > MAX_SUBGROUPS:
         raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
                              "subgroups; narrow since/until or group by a longer period (shift, day)")
@@ -383,14 +390,19 @@ assert set(FOUND_OTHERWISE) == set(FOUND_BY) - {"audit"} | {"not said"}
 
 
 def escapes_found_otherwise_by(db: Database, f: Filters) -> dict[str, int]:
-    """The passed parts (OK) reviewed as defects outside the audit sample, by where they
-    were found (the part's latest review's ``found_by``): "how many of these did we find
-    before the customer did?" A value the review route refuses ("audit" on a part not
-    drawn for the sample, a name stored by hand) is counted as "other", never dropped."""
+    """The passed parts (OK) reviewed as defects that the audit sample did not find, by
+    where they were found (the part's latest review's ``found_by``): "how many of these did
+    we find before the customer did?" An audit-sample part counts here too when its review
+    names another place (the customer's complaint about a part that was also drawn for the
+    sample was reported "by the audit sample"); one whose review names none is the audit's.
+    A value the review route refuses ("audit" on a part not drawn for the sample, a name
+    stored by hand) is counted as "other", never dropped."""
+    found_by_audit = and_(Inspection.audit_sample.is_(True),
+                          or_(Inspection.found_by.is_(None), Inspection.found_by == "audit"))
     with db.session() as s:
         rows = s.execute(select(Inspection.found_by, func.count())
                          .where(*_where(f), Inspection.reviewed.is_(True), Inspection.review_label == "defect",
-                                Inspection.verdict == "OK", Inspection.audit_sample.is_(False))
+                                Inspection.verdict == "OK", not_(found_by_audit))
                          .group_by(Inspection.found_by)).all()
     out = dict.fromkeys(FOUND_OTHERWISE, 0)
     for found_by, n in rows:

@@ -12,7 +12,7 @@ from pydantic import Field
 from ... import __version__
 from ...line import handover, issued_reports, period_report, tuning
 from ...line.errors import InvalidRequest
-from ...line.shifts import parse_shift_starts, plant_zone, shift_of
+from ...line.shifts import Shift, parse_shift_starts, plant_zone, shift_as_signed, shift_of
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import known_names
@@ -37,13 +37,13 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
 
 
 def _shift_made_now(station: Station, line: Optional[str], product: Optional[str],
-                    at: Optional[dt.datetime]) -> dict[str, Any]:
+                    at: Optional[dt.datetime], shift: Optional[Shift] = None) -> dict[str, Any]:
     cfg = station.config
     # "l1" for line L1: the names as the parts carry them (the report compares exactly); a
     # misspelt one is a 404 naming the close ones, not the report of a shift with no parts
     named_line, named_product = known_names(station.db, line or None, product or None)
     return shift_report(station.db, cfg.shift_starts, cfg.timezone, line=named_line, product=named_product,
-                        kept_since=kept_since(station.db), at=at,
+                        kept_since=kept_since(station.db), at=at, shift=shift,
                         # a version with tuned thresholds scores as its source: not another model
                         score_sources=lambda ids: tuning.score_sources(station, ids))
 
@@ -211,8 +211,14 @@ def issued_one(report_id: int = Path(ge=1, le=DB_INT_MAX, description="the issue
     if header["kind"] == "shift":
         if format == "xlsx":
             raise InvalidRequest("a shift report has no workbook: its JSON is here, and /app/report prints it")
-        now = _shift_made_now(station, report.get("line"), report.get("product"),
-                              issued_reports.window_time(report["shift"]["start"]))
+        # over the window signed, not the shift holding its start now: after the station's
+        # shift starts changed, a 21:00-05:00 shift was compared with a 18:30-02:30 one and
+        # "changed" by parts no one recorded since
+        signed = report["shift"]
+        now = _shift_made_now(station, report.get("line"), report.get("product"), None,
+                              shift_as_signed(signed["label"], issued_reports.window_time(signed["start"]),
+                                              issued_reports.window_time(signed["end"]),
+                                              plant_zone(station.config.timezone)))
     else:
         if format == "xlsx":
             return _workbook(report, station, issued=header)

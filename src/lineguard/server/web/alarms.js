@@ -66,7 +66,7 @@ LG.start(async (main) => {
         + "acknowledges it by. Add the plant's own; a retired one is no longer offered, and alarms that had it keep it."),
       causesEl, causeForm));
 
-  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
+  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name], LG.isEnd(name)) ? p[name] || ""
     : LG.localToIso(form.elements[name].value));
 
   function filters() {

@@ -430,8 +430,17 @@ const LG = (() => {
     const t = fits.length ? Math.min(...fits) : w - before;
     return new Date(t + frac).toISOString();
   }
-  function isoToLocal(iso) {
+  // A day alone (an address's since=2026-11-01) is the plant's day, as the API reads it: a
+  // start at its 00:00 on the plant's clock, an end (``end``: an until, exclusive) at the
+  // 00:00 after it. new Date() read it as UTC midnight: 01:00 in Berlin, and the SPC page's
+  // until=2026-11-30 lost the 30th.
+  function isoToLocal(iso, end = false) {
     if (!iso) return "";
+    const day = /^(\d{4,})-(\d{2})-(\d{2})$/.exec(iso);
+    if (day) {
+      const d = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3]) + (end ? 1 : 0)));
+      if (!isNaN(d)) return d.toISOString().slice(0, 10) + "T00:00";
+    }
     const t = new Date(iso);
     if (isNaN(t)) return "";
     const [y, mo, d, hh, mi] = wall(t.getTime());
@@ -450,9 +459,12 @@ const LG = (() => {
   // needs): the browser draws the field in its own language's form (an English browser on a
   // Berlin line: "12/06/2026, 10:00 PM", read there as 12 June), so what it holds is said
   // under it as every page writes times
+  // a field named until (baseline_until) is a window's exclusive end
+  const isEnd = (name) => /until$/.test(name);
   function timeField(label, name, iso) {
     const echo = h("span", {class: "time-echo", id: "time-echo-" + name});
-    const input = h("input", {name, type: "datetime-local", value: isoToLocal(iso), "aria-describedby": echo.id});
+    const input = h("input", {name, type: "datetime-local", value: isoToLocal(iso, isEnd(name)),
+      "aria-describedby": echo.id});
     const show = () => {
       const m = LOCAL.exec(input.value);
       echo.textContent = m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}` : "";
@@ -592,7 +604,7 @@ const LG = (() => {
   }
 
   return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
-    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, timeField, zoneLabel, zoneNote, shiftStarts,
+    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, isEnd, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     lastWholeMonth, changedSinceForm, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

@@ -49,7 +49,7 @@ LG.start(async (main) => {
 
   // a time from a link (a test part's window of doubt) has seconds the minute-wide field
   // cannot show: kept as given while the field still shows it
-  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name]) ? p[name] || ""
+  const asGiven = (name) => (form.elements[name].value === LG.isoToLocal(p[name], LG.isEnd(name)) ? p[name] || ""
     : LG.localToIso(form.elements[name].value));
 
   function filters() {

@@ -119,6 +119,10 @@ LG.start(async (main) => {
       : whole.since && whole.until ? `Issue keeps ${LG.when(whole.since)} to ${LG.when(whole.until)} (the filters' window).`
       : "Issue keeps the filters' window (without since: from the first of until's month; without until: to today's "
         + "00:00).";
+    // a month issued before it ended read as the whole month (the report says it too)
+    if (whole.until && Date.parse(whole.until) > Date.now()) {
+      issueWindow.textContent += " The window has not ended: a report issued now leaves out the parts still to come.";
+    }
     csvP.href = "/api/v1/spc/p-chart" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvS.href = "/api/v1/spc/scores" + LG.q(Object.assign({}, f, {format: "csv"}));
     csvPareto.href = "/api/v1/spc/pareto" + LG.q(Object.assign({}, whole, {format: "csv"}));
