@@ -32,6 +32,7 @@ from .errors import (Conflict, CorruptImage, EmptyUpload, ImageTooLarge, Invalid
                      UploadTooLarge)
 from .imagestore import ContentStore, sha256_hex, sniff_image
 from .orm import ModelVersion, ReferencePhoto, iso_utc
+from .station import unprintable
 
 # The most reference photos of one product and line. A retrain reads every one of them (with
 # up to 10,000 stored parts): a first model is trained on tens to a few thousand photos; more
@@ -116,7 +117,7 @@ class ReferencePhotos:
         # file that is not there; a file left by a failed insert is one the sweep below clears
         key = self.store.put(data, suffix, digest=digest)
         row = ReferencePhoto(product=product, line=line, image_key=key, image_sha256=digest,
-                             filename=(filename or None) and filename[-255:], width=width, height=height,
+                             filename=shown_filename(filename), width=width, height=height,
                              added_by=by[:100] if by else by)
         try:
             with self.db.session() as s:
@@ -260,8 +261,12 @@ def _name(value: str, what: str) -> str:
         raise InvalidRequest(f"give the {what} the photos are of (as its parts are sent)")
     if len(v) > 100:
         raise InvalidRequest(f"the {what} is at most 100 characters")
-    if "\x00" in v:
-        raise InvalidRequest(f"the {what} holds a NUL character: give its name as its parts are sent")
+    bad = unprintable(v)
+    if bad is not None:
+        # a part's rule: no part can carry such a name (a right-to-left override showed a
+        # spoofed name on the pages), so no retrain of a real product would ever learn it
+        raise InvalidRequest(f"the {what} holds a control character or an invisible one (U+{ord(bad):04X}): give "
+                             "its name as its parts are sent")
     return v
 
 
@@ -273,10 +278,20 @@ def _line(value: Optional[str]) -> str:
     if len(v) > 100:
         raise InvalidRequest(f"the line is at most 100 characters (got {len(v)}): give the line's name as its "
                              "parts are sent, or none for every line's retrains")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
-        raise InvalidRequest("the line holds a control character (NUL, a tab, a line break): give the line's name "
-                             "as its parts are sent")
+    bad = unprintable(v)
+    if bad is not None:
+        raise InvalidRequest(f"the line holds a control character or an invisible one (U+{ord(bad):04X}): give the "
+                             "line's name as its parts are sent")
     return v
+
+
+def shown_filename(filename: Optional[str]) -> Optional[str]:
+    """A photo's file name as kept and shown: its control, invisible and bidirectional
+    characters replaced by U+FFFD. Only a label (the photo is kept by its content), so it
+    is not refused; but "x\u202egnp.exe" read "xexe.png" on the page."""
+    if not filename:
+        return None
+    return "".join("\ufffd" if unprintable(c) else c for c in filename)[-255:]
 
 
 _made: "weakref.WeakKeyDictionary[Any, ReferencePhotos]" = weakref.WeakKeyDictionary()

@@ -10,11 +10,11 @@ from ..line.reviews import FOUND_BY
 from ..vision.preprocess import side_ok, size_rule
 # no_nul: free text (PostgreSQL refuses NUL: a 500 instead of a 422); printable: a part
 # field's rule (no control or invisible character), for names people read and choose from
-from .text_rules import NO_NUL, no_nul, printable  # noqa: F401 - NO_NUL: the routers' query patterns
+from .text_rules import NO_NUL, NulFree, no_nul, printable  # noqa: F401 - NO_NUL: the routers' query patterns
 MAX_SIDE = 1024   # the largest input side a retrain may ask for (the bound on a square side before size rules)
 
 
-class RequestIn(BaseModel):
+class RequestIn(NulFree):
     """A request's body: a field it does not take is refused (422 naming it), not dropped. An
     acknowledgement sent with "couse" for "cause" was taken without its cause, 200, and the
     cause could not be given again by the same call (409: acknowledged already)."""

@@ -12,11 +12,11 @@
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Optional
 from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 # the part fields' own rule: one definition of "invisible"
 from ..line.station import _INVISIBLE, unprintable
@@ -62,6 +62,49 @@ def no_nul(max_length: int, min_length: int = 0) -> Any:
     but NUL."""
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
                      AfterValidator(_refuse_nul), Field(json_schema_extra={"pattern": NO_NUL})]
+
+
+def _nul_at(value: Any, where: str) -> Optional[str]:
+    """Where in a JSON body's value a NUL lies ("note", "items[2].name"), or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            at = f"{where}.{k}" if where else str(k)
+            if "\x00" in str(k):
+                return at.replace("\x00", "\\u0000")
+            found = _nul_at(v, at)
+            if found:
+                return found
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _nul_at(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class NulFree(BaseModel):
+    """A request body with no NUL in any of its text, whatever the field's own type says:
+    a field written without no_nul() (a threshold's note, a watcher's last error) took one,
+    a 500 on PostgreSQL (after the model file was written) and stored as sent on SQLite."""
+
+    # top-level fields a NUL may reach (never stored: a sign-in's password, checked against
+    # a hash, is a wrong one, 401, like any other)
+    nul_allowed_in: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_anywhere(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.nul_allowed_in:
+            data_checked: Any = {k: v for k, v in data.items() if k not in cls.nul_allowed_in}
+        else:
+            data_checked = data
+        at = _nul_at(data_checked, "")
+        if at is not None:
+            raise ValueError(f"{at or 'the body'}: holds a NUL character (U+0000), which the station cannot store; "
+                             f"send the text without it {_FIX}")
+        return data
 
 
 def nul_in(scope: dict[str, Any]) -> list[tuple[str, str]]:

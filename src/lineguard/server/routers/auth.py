@@ -33,6 +33,7 @@ class SignInIn(RequestIn):
     api_key: Optional[no_nul(200)] = Field(default=None, description="an API key, or:")
     username: Optional[no_nul(100)] = None
     password: Optional[str] = Field(default=None, max_length=1000)
+    nul_allowed_in = frozenset({"password"})
 
 
 class SessionOut(BaseModel):

@@ -18,6 +18,7 @@ from ...line.errors import Conflict, StorageUnavailable
 from ...line.station import Station
 from ..deps import Caller, get_station, require
 from ..schemas import NO_NUL, errors
+from ..text_rules import NulFree, printable
 
 router = APIRouter(prefix="/api/v1", tags=["hot folders"])
 
@@ -31,14 +32,16 @@ class WatcherCounts(BaseModel):
     ignored: int = Field(0, ge=0, le=_BIG)
 
 
-class HeartbeatIn(BaseModel):
+class HeartbeatIn(NulFree):
     """What a watcher's status file holds (line.sources.folder.FolderWatcher.status), and
     where the watcher runs."""
     model_config = ConfigDict(extra="ignore")   # a newer watcher's fields: not kept, not refused
-    line: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
-    station: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
-    product: Optional[str] = Field(None, max_length=100, pattern=NO_NUL)
-    host: str = Field(min_length=1, max_length=255, pattern=NO_NUL, description="the watcher's PC")
+    # the part fields' rule: the watcher's name is shown in /health's faults and on the pages
+    # ("L9\u202e1L" turned round, a line break in a fault's key)
+    line: printable(100, min_length=1)
+    station: printable(100, min_length=1)
+    product: Optional[printable(100)] = None
+    host: printable(255, min_length=1) = Field(description="the watcher's PC")
     folder: str = Field(min_length=1, max_length=4096, pattern=NO_NUL, description="the hot folder on that PC")
     pid: Optional[int] = Field(None, ge=0, le=2 ** 31)
     running: bool = Field(description="false: a clean stop, the station forgets this watcher")
