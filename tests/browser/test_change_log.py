@@ -32,6 +32,10 @@ def test_the_change_log_lists_filters_and_exports(pages, station):
     op = pages(role="operator")
     line = op.open("/app/", "#live.v-ok")
     expect(line.locator('#nav a[href="/app/changes"]')).to_have_count(0)
+    # opened by its address (walk: a blank page, the API's refusal alone in the status line)
+    blocked = op.open("/app/changes", "#changes-role")
+    expect(blocked.locator("#changes-role")).to_contain_text("sign in as an engineer or admin")
+    expect(blocked.locator("#filters")).to_have_count(0)
 
 
 def test_the_change_log_fits_a_phone(pages, station):

@@ -245,3 +245,22 @@ def test_an_engineer_uploads_a_model_from_the_models_page_and_reads_the_station_
     with api(station, "engineer") as c:
         versions = c.get("/api/v1/models", params={"product": "plate"}).json()["items"]
     assert sorted(v["version"] for v in versions) == [1, 2]
+
+
+def test_a_review_pressed_after_the_session_ended_is_named_on_the_sign_in_page(pages, station):
+    """Walk: the session ran out on the review queue; G went nowhere, the page went to sign
+    in saying only that the session ended, and the part was back in the queue with no word
+    that its review was not saved."""
+    with api(station, "operator") as c:
+        part = post_part(c, png_bytes(220, seed=98700), "lost-1", line="LLost").json()["id"]
+    p = pages(role="operator")
+    page = p.open("/app/review?queue=todo&line=LLost&poll=600", "#current h2")
+    seen(page)
+    csrf = p.ctx.request.get("/api/v1/session").json()["csrf_token"]
+    assert p.ctx.request.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).ok      # ended meanwhile
+    page.keyboard.press("g")
+    page.wait_for_url(re.compile(r"/app/signin\?"))
+    expect(page.locator("#signin-why")).to_contain_text("Not saved: the review of lost-1 (good). Do it again once "
+                                                        "signed in.")
+    with api(station, "operator") as c:
+        assert c.get(f"/api/v1/inspections/{part}").json()["review"]["reviewed"] is False

@@ -56,6 +56,10 @@ def test_sign_in_with_a_user_and_a_wrong_password_or_name_says_the_same(station)
                                                  "role": "operator"}).status_code == 409
         assert admin.post("/api/v1/users", json={"username": "sam", "password": "short",
                                                  "role": "operator"}).status_code == 422
+        # a name too long is told the rules for a name, not pydantic's "String should have at most"
+        long = admin.post("/api/v1/users", json={"username": "u" * 300, "password": "line-3-reviews",
+                                                 "role": "operator"})
+        assert long.status_code == 422 and "not a usable user name" in long.json()["error"]["message"], long.text
         assert any(u["username"] == "erin" for u in admin.get("/api/v1/users").json()["items"])
     with station.client(station.keys["operator"]) as op:
         assert op.get("/api/v1/users").status_code == 403

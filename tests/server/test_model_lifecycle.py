@@ -100,14 +100,16 @@ def test_the_start_up_model_file_already_registered_does_not_undo_a_later_activa
     model = tmp_path / "cell.lgm"
     model.write_bytes(FakeInspector(0.5, "v-one").to_bytes())
     st = make_station()
+    from lineguard.line.audit import cli_actor
     assert st.ensure_model(model, "cell").active                     # deployed through serve
+    assert cli_actor().startswith("cli (")          # walk: "serve --model" named no account
     st.add_model(FakeInspector(0.4, "v-two").to_bytes(), "cell", activate=True, by="eng")  # a retrain, a rollback...
     mv = st.ensure_model(model, "cell")                                # the next start, the same command line
     assert (mv.version, mv.active) == (1, False)
     assert [(v.version, v.active) for v in st.models.list("cell")] == [(1, False), (2, True)]
     with st.db.session() as s:
         assert s.scalar(select(func.count()).select_from(ModelActivation)
-                        .where(ModelActivation.activated_by == "serve --model")) == 1
+                        .where(ModelActivation.activated_by == f"{cli_actor()} serve --model")) == 1
 
 
 @pytest.mark.one_database

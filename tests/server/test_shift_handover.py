@@ -326,3 +326,17 @@ def test_serve_ray_started_again_with_fewer_replicas_leaves_no_replica_down(spc_
     # the next shift: replica 1 is no news (the other two are still down, since before it)
     assert {(e["process"], e["kind"]) for e in later["stops_and_starts"]} == {
         (r0, "restart"), ("serve-ray other replica 1 on pc1:/data", "down"), ("serve-ray replica 1 on pc2:/data", "down")}
+
+
+def test_a_shift_before_the_first_run_on_record_does_not_read_as_run_through(spc_station):
+    """Walk: the report of the shift before a new station's first start said "The station
+    ran through the shift (no stop or start recorded)"."""
+    from lineguard.line.orm import StationRun
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        s.add(StationRun(process="station on pc1", pid=1, started_at=_t(15), seen_at=_t(16)))
+    with client(st) as c:
+        before = c.get("/api/v1/reports/shift", params=AT).json()
+        after = c.get("/api/v1/reports/shift", params={"at": "2026-11-30T23:00:00Z"}).json()
+    assert before["stops_and_starts"] == [] and before["runs_recorded_from"] == "2026-11-30T15:00:00Z"
+    assert after["runs_recorded_from"] is None

@@ -25,10 +25,12 @@ REGISTERED = DAY - dt.timedelta(days=1)
 DARK, BRIGHT = 60, 200                    # the fake model: OK, NG
 
 
-def _station(spc_station, **kw):
+def _station(spc_station, review_band=False, **kw):
     st = spc_station(shift_starts=("06:00", "14:00", "22:00"), **kw)
     from .fake_inspector import FakeInspector
-    st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+    # a band of 0.3-0.5 (a limit sample's REVIEW) leaves DARK OK and BRIGHT NG
+    st.add_model(FakeInspector(0.5, review_threshold=0.3 if review_band else None).to_bytes(), "cell",
+                 activate=True)
     with st.db.session() as s:
         st.engineer_key = create_key(s, "engineer", name="eng")[1]
     return st
@@ -162,7 +164,7 @@ def test_test_parts_images_are_kept_and_never_learnt_from(spc_station):
 
 @pytest.mark.one_database
 def test_registering_is_checked_and_retiring_keeps_the_history(spc_station):
-    st = _station(spc_station)
+    st = _station(spc_station, review_band=True)
     with client(st) as c:
         h = {"X-API-Key": st.engineer_key}
         bad = c.post("/api/v1/products/cell/test-parts", json={"name": "RR-01", "expect": "FAIL"}, headers=h)
@@ -322,7 +324,7 @@ def test_a_change_made_while_the_book_reloads_is_not_lost(spc_station):
 
 @pytest.mark.one_database
 def test_a_test_part_named_like_another_but_for_case_is_refused(spc_station):
-    st = _station(spc_station)
+    st = _station(spc_station, review_band=True)
     with client(st) as c:
         h = {"X-API-Key": st.engineer_key}
         _register(c, st, "RR-01", "NG")
@@ -482,3 +484,46 @@ def test_a_red_rabbit_passed_raises_a_line_alarm_sent_like_the_others(spc_statio
         _inspect(st, BRIGHT, 13, "g2", serial="GOOD-1", seed=6)
         (harsh,) = st.alarms.active()
         assert "rejects good parts it must pass" in harsh["message"]
+
+
+@pytest.mark.one_database
+def test_a_limit_sample_needs_a_review_band_in_the_product_s_model(spc_station):
+    """Walk: LIM-01 registered as REVIEW for a product whose model has no review band (every
+    part OK or NG) failed every shift, raised a test-part alarm and put every NG part since
+    in doubt; retiring it did not clear the failure."""
+    st = _station(spc_station)
+    with client(st) as c:
+        h = {"X-API-Key": st.engineer_key}
+        r = c.post("/api/v1/products/cell/test-parts", json={"name": "LIM-01", "expect": "REVIEW"}, headers=h)
+        assert r.status_code == 409 and "has a review band" in r.json()["error"]["message"], r.text
+        assert c.get("/api/v1/products/cell/test-parts").json()["items"] == []
+        _register(c, st, "LIM-01", "NG")          # as the verdict it gets now: taken
+    from .fake_inspector import FakeInspector
+    st.add_model(FakeInspector(0.5, review_threshold=0.3).to_bytes(), "cell", activate=True)
+    with client(st) as c:
+        _register(c, st, "LIM-01", "REVIEW")
+
+
+@pytest.mark.one_database
+def test_a_shift_that_failed_after_it_passed_counts_only_the_parts_made_before_the_pass(spc_station):
+    """Walk: passed at 14:19, a wrong check at 14:23: the line view said "113 part(s) made
+    this shift without a passed verification", 47 of them made while the pass stood (the
+    failure's doubt counts those, from the last right check)."""
+    st = _station(spc_station)
+    with client(st) as c:
+        _register(c, st, "RR-01", "NG")
+        for i in range(5):
+            _inspect(st, DARK, i, f"p{i}")
+        _inspect(st, BRIGHT, 10, "scan-1", serial="RR-01")            # passed at 06:10
+        for i in range(5, 8):
+            _inspect(st, DARK, 20 + i, f"p{i}")
+        _inspect(st, DARK, 40, "scan-2", serial="RR-01")              # wrong at 06:40
+        v = _s1(c)
+        assert v["state"] == "failed" and v["passed_before_failure_at"] == "2026-11-30T06:10:00Z", v
+        assert v["parts_made"] == 8 and v["parts_before_verification"] == 5
+        assert v["failures"][0]["doubt"]["parts"] == 3        # the parts made under the pass: in doubt
+        # never passed before it failed (line L2): every part of the shift, as before
+        _inspect(st, DARK, 1, "q1", line="L2")
+        _inspect(st, DARK, 2, "scan-3", serial="RR-01", line="L2")
+        v = _verification(c, line="L2")[("L2", "S1", "cell")]
+        assert v["state"] == "failed" and v["passed_before_failure_at"] is None and v["parts_before_verification"] == 1

@@ -16,7 +16,7 @@ import re
 import socket
 from typing import Any, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .orm import ShiftNote, StationRun, iso_utc, utcnow
 
@@ -145,6 +145,14 @@ def _retired_replicas(runs: list[StationRun]) -> dict[str, tuple[dt.datetime, st
 def _end(run: StationRun) -> dt.datetime:
     """When a run ended: its clean stop, else its last sign of life."""
     return run.stopped_at or run.seen_at
+
+
+def runs_recorded_from(db: Any) -> Optional[dt.datetime]:
+    """When the first station run on record started (naive UTC; None: none yet): before it
+    nothing is known of stops and starts (the station did not exist yet, or ran a lineguard
+    that did not record its runs)."""
+    with db.session() as s:
+        return s.scalar(select(func.min(StationRun.started_at)))
 
 
 def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,

@@ -96,6 +96,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         q.drift for q in drift.points if q.label == shift.label))
 
     reviewed = review_counts(db, f)
+    first_run = handover.runs_recorded_from(db)
     # where the shift's escapes were found: the audit sample's, then the others by place (the
     # month report's split, so a customer's complaint reads as such at the next handover); the
     # audit sample's are the escapes the others leave
@@ -160,6 +161,9 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                             if total["no_verdict"] and no_verdict_parts else None),
         # the station's stops, starts and outages in the shift: no part was judged meanwhile
         "stops_and_starts": handover.stops_and_starts(db, shift.start_utc, shift.end_utc, now),
+        # runs on record only from then: a shift before the station's first start read "the
+        # station ran through the shift"
+        "runs_recorded_from": _iso(first_run) if first_run is not None and first_run > shift.start_utc else None,
         # what the shift wrote for the next one (the newest; its earlier versions as history)
         "handover_note": handover.notes(db, shift.start_utc, line),
         # what the acknowledged ones turned out to be, most first: what stopped the line

@@ -1060,7 +1060,7 @@ class Station:
         # a shadow's model stays loaded (it judges every part), without a queue of its own
         self.models.keep_only(active | self.shadow.model_ids())
 
-    def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = "serve --model"):
+    def ensure_model(self, path, product: str, line: str = "", by: Optional[str] = None):
         """The start-up model (``serve --model``): a file not yet registered for
         product/line is added and activated (deploying a new model through serve); a file
         already registered is activated only while no version of product/line is active.
@@ -1068,6 +1068,9 @@ class Station:
         retrain, a tuned version, a rollback): the version active stays, and the file's
         version is returned not active (the caller says so). Its file is put back when a
         restore lost it."""
+        # who, as every change a process's start makes is logged: the account it ran as
+        # ("serve --model" alone named no one)
+        by = by or f"{audit.cli_actor()} serve --model"
         data = Path(path).read_bytes()
         digest = sha256_hex(data)
         mine = [mv for mv in self.models.list(product, line) if mv.file_key.split("/")[-1].startswith(digest)]

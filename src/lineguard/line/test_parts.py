@@ -449,10 +449,15 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
     else:
         state = "incomplete" if seen else "due"
     passed_at = max(complete_at, start) if state == "passed" and complete_at is not None else None
+    # failed after the set had passed in the shift: the parts made under that pass were
+    # counted "without a passed verification" (the wrong check puts them in doubt: its
+    # failure counts them, from the last right check on)
+    passed_before = _passed_before_failure(asked, checks, start) if state == "failed" and not changed else None
     # the station's own parts made before the set passed (all of the shift's until it does)
     own = (Inspection.line == line, Inspection.station == station, Inspection.product == product,
            Inspection.test_part.is_(None), Inspection.created_at >= start)
-    unverified = s.scalar(select(func.count()).where(*own, Inspection.created_at < (passed_at or end))) if made else 0
+    unverified = s.scalar(select(func.count()).where(
+        *own, Inspection.created_at < (passed_at or passed_before or end))) if made else 0
     names = {tp.name: tp for tp in asked}
     # this shift's wrong checks, and one left from before (listed while it still casts
     # doubt into this shift, with when it was put right if it was)
@@ -460,8 +465,26 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
     reason = "; ".join(sorted(changed, key=lambda said: changed[said])) + ": put the test parts through again" \
         if changed else None
     return {"line": line, "station": station, "product": product, "state": state, "passed_at": _iso(passed_at),
-            "reason": reason, "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
+            "passed_before_failure_at": _iso(passed_before), "reason": reason, "parts_made": made, "parts_before_verification": unverified, "test_parts": rows,
             "failures": [_failure(s, key, c, names.get(c.test_part), now) for c in wrong] if with_failures else []}
+
+
+def _passed_before_failure(asked: list[TestPart], checks: list[Any], start: dt.datetime) -> Optional[dt.datetime]:
+    """When every test part asked for had got its verdict in the shift before its first
+    wrong check there (the set passed, then one failed), or None (it never passed first,
+    or the failure came from an earlier shift). ``checks``: the shift's, in time order."""
+    wrong_at = min((c.created_at for c in checks if c.verdict != c.test_expected), default=None)
+    if wrong_at is None or not asked:
+        return None
+    first_right: dict[str, dt.datetime] = {}
+    for c in checks:
+        if c.created_at >= wrong_at:
+            break
+        if c.verdict == c.test_expected:
+            first_right.setdefault(c.test_part, c.created_at)
+    if any(tp.name not in first_right for tp in asked):
+        return None
+    return max(start, *(first_right[tp.name] for tp in asked))
 
 
 def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], now: dt.datetime) -> dict[str, Any]:

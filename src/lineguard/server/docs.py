@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 DOCS_STATIC = "/static/docs"
 SESSION_SCRIPT = "docs-session.js"     # web/: the session's CSRF token on "Try it out" requests
@@ -30,6 +30,18 @@ _ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/cs
 # draws its icons that way; a page may show a part image it fetched).
 BASE_CSP = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'self'; "
             "form-action 'self'; frame-ancestors 'none'")
+
+
+# ReDoc's sidebar footer draws Redocly's logo from their CDN, whatever its options say: an
+# offline plant's browser tried it on every /redoc (and the page's policy logged a refusal).
+# Served with that address made an empty data: URL, the image fails at once and ReDoc,
+# which hides the logo when it fails to load, shows the footer's words alone.
+_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@lru_cache(maxsize=1)
+def _redoc_offline() -> bytes:
+    return (_asset_dir() / "redoc.standalone.js").read_bytes().replace(_CDN_LOGO, b"data:,")
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +85,9 @@ def add_offline_docs(app: FastAPI) -> None:
         if name not in _ASSETS:
             raise HTTPException(404, f"no docs asset {name!r}")
         # assets change only with the pinned package: a day's caching spares the station
+        if name == "redoc.standalone.js":
+            return Response(_redoc_offline(), media_type=_ASSETS[name],
+                            headers={"cache-control": "public, max-age=86400"})
         return FileResponse(_asset_dir() / name, media_type=_ASSETS[name],
                             headers={"cache-control": "public, max-age=86400"})
 
@@ -81,7 +96,10 @@ def add_offline_docs(app: FastAPI) -> None:
         page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json", title=title,
             swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png", oauth2_redirect_url=None)
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png", oauth2_redirect_url=None,
+            # no online validator badge: opened at a plant address (not localhost), Swagger UI
+            # asks validator.swagger.io about the station's API document
+            swagger_ui_parameters={"validatorUrl": None})
         # before Swagger UI's own script: "Try it out" then works with the page's sign-in
         bundle = f'<script src="{DOCS_STATIC}/swagger-ui-bundle.js">'
         html = page.body.decode("utf-8").replace(bundle, f'<script src="{DOCS_STATIC}/{SESSION_SCRIPT}"></script>\n'

@@ -59,7 +59,10 @@ _NEW_PASSWORD = no_nul(1000, min_length=1)
 
 
 class UserIn(RequestIn):
-    username: str = Field(min_length=1, max_length=100)
+    # line.users says what a user name may be (at most 100 characters among its rules): a
+    # bound of 100 here answered a longer one "String should have at most 100 characters"
+    username: str = Field(min_length=1, max_length=1000,
+                          description="the letters a-z and A-Z, digits and . _ @ -, at most 100 characters")
     password: _NEW_PASSWORD
     role: Literal["operator", "engineer", "admin"]
 

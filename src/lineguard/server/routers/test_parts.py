@@ -54,12 +54,29 @@ def list_test_parts(product: str = _PRODUCT,
 
 @router.post("/products/{product}/test-parts", summary="Register a test part, or change one",
              description="A part sent with this name as its serial (or else its part id) is checked against "
-                         "`expect`; its verdict still goes to the PLC. A retired name comes back in use.",
-             responses=errors(401, 403, 404, 422))
+                         "`expect`; its verdict still goes to the PLC. A retired name comes back in use. "
+                         "REVIEW (a limit sample) needs a review band in an active model of the product (409).",
+             responses=errors(401, 403, 404, 409, 422))
 def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = Depends(get_station),
                   caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    return _row(station.test_parts.add(_known_product(station, product), body.name, body.expect, body.description,
-                                       by=caller.who))
+    product = _known_product(station, product)
+    if body.expect == "REVIEW":
+        _refuse_review_without_band(station, product)
+    return _row(station.test_parts.add(product, body.name, body.expect, body.description, by=caller.who))
+
+
+def _refuse_review_without_band(station: Station, product: str) -> None:
+    """A limit sample (expect REVIEW) needs a review band in a model the product is judged
+    by: without one every part is OK or NG, so the test part failed every shift, raised a
+    test-part alarm and put every NG part since in doubt."""
+    from ...line.errors import Conflict
+    active = [mv for mv in station.models.list(product) if mv.active]
+    if any(mv.review_threshold is not None for mv in active):
+        return
+    raise Conflict(f"no active model of {product!r} has a review band (every part is judged OK or NG), so a test "
+                   "part that must be REVIEW would fail every shift: give the model a review band first (the Tuning "
+                   "page's review threshold, or train with --review-rate), or register the limit sample as the "
+                   "verdict it must get now (OK or NG)")
 
 
 @router.delete("/products/{product}/test-parts", summary="Retire a test part (lost, worn, replaced)",

@@ -17,7 +17,7 @@ LG.start(async (main, me) => {
     field("role", select("role", ["operator", "engineer", "admin"], "operator")),
     field("name (who uses it)", h("input", {name: "name", size: 16})), h("button", {type: "submit"}, "Create key"));
   const userForm = h("form", {class: "filters", id: "user-form"},
-    field("user name", h("input", {name: "username", required: true, autocomplete: "off", size: 14})),
+    field("user name", h("input", {name: "username", required: true, autocomplete: "off", size: 14, maxlength: 100})),
     field("password", h("input", {name: "password", type: "password", required: true, autocomplete: "new-password", size: 14})),
     field("role", select("role", ["operator", "engineer", "admin"], "operator")), h("button", {type: "submit"}, "Add user"));
   main.append(h("h1", {}, "Keys and users"),

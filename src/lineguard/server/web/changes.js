@@ -5,6 +5,12 @@
 LG.start(async (main) => {
   const {h, api, clear, field, select, when} = LG;
   const p = LG.params();
+  if (!LG.roleAtLeast("engineer")) {
+    // opened by its address: the page said nothing but the API's refusal in the status line
+    main.append(h("h1", {}, "Change log"), h("p", {class: "error", id: "changes-role"}, "The change log is an "
+      + "engineer's page: sign in as an engineer or admin to read who changed what."));
+    return;
+  }
   const first = await api("/api/v1/change-log" + LG.q({limit: 1}));
   const families = [...new Set(Object.keys(first.actions).map((a) => a.split(".")[0]))];
   const form = h("form", {class: "filters panel", id: "filters"},

@@ -76,11 +76,14 @@ const LG = (() => {
   // Once: a line view's summary and parts reads refused together each sent it, and the second
   // navigation aborted the first (a wall display's sign-in page loaded twice)
   let leaving = false;
-  function toSignIn(why) {
+  // lost: what a change refused for it was ("B-17: defect (scratch)"), said on the sign-in
+  // page: a review pressed after the session ran out went nowhere, and after signing in the
+  // part was back in the queue with no word that the review was not saved
+  function toSignIn(why, lost) {
     if (leaving) return;
     leaving = true;
     const here = location.pathname + location.search;
-    location.assign("/app/signin" + q({next: here, why}));
+    location.assign("/app/signin" + q({next: here, why, lost: lost ? String(lost).slice(0, 200) : undefined}));
   }
 
   // fetch JSON with the session cookie; unsafe methods carry the CSRF token
@@ -112,7 +115,8 @@ const LG = (() => {
       if (el && el.dataset.offline === "1") { el.textContent = ""; el.className = ""; delete el.dataset.offline; }
     }
     if (r.status === 401 && !opts.noRedirect) {
-      toSignIn(me ? "expired" : undefined);
+      toSignIn(me ? "expired" : undefined,
+        UNSAFE.has(method) ? opts.lost || "your last change (it reached the station after its sign-in ended)" : null);
       throw new ApiError(401, "signed out: sign in again");
     }
     const text = await r.text();
@@ -587,7 +591,9 @@ const LG = (() => {
         t.before_change ? " (before the change: put it through again)" : ""))),
       h("td", {},
         v.state === "passed" ? `at ${timeOnly(v.passed_at)} · ${v.parts_before_verification} part(s) made before` :
-          `${v.parts_before_verification} part(s) made this shift without a passed verification`,
+          v.passed_before_failure_at ? `passed at ${timeOnly(v.passed_before_failure_at)}, then a wrong check · `
+            + `${v.parts_before_verification} part(s) made before it passed`
+          : `${v.parts_before_verification} part(s) made this shift without a passed verification`,
         v.failures.map((f) => h("div", {class: f.cleared_at ? "muted" : "error"},
           h("b", {class: "tp-name"}, f.name), ` got ${f.verdict}, must be ${f.expected} (${when(f.at)})`,
           f.cleared_at ? ` · right again ${when(f.cleared_at)}` : "", " · ",

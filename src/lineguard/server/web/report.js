@@ -151,6 +151,9 @@ LG.start(async (main) => {
           "what"], r.stops_and_starts.map((e) => h("tr", {dataset: {kind: e.kind}},
             h("td", {}, e.stopped_at ? when(e.stopped_at) : "–"), h("td", {}, e.started_at ? when(e.started_at) : "–"),
             cell(e.down_s === null ? null : span(e.down_s)), h("td", {}, e.text))))
+          : r.runs_recorded_from ? h("p", {class: "muted", id: "runs-from"}, "No stop or start is known before "
+            + `${when(r.runs_recorded_from)}, when the station's first run on record started (a new station, or one `
+            + "upgraded then).")
           : h("p", {class: "muted"}, "The station ran through the shift (no stop or start recorded).")),
       h("div", {class: "panel", id: "control"}, h("h2", {}, "Defect rate against the week before"),
         r.control && r.control.centre === null

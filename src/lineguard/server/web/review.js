@@ -521,7 +521,8 @@ LG.start(async (main) => {
       if (label === "defect" && it.verdict === "OK") body.found_by = it.audit_sample ? "audit" : "station review";
       let rec;
       try {
-        rec = await api(inspUrl(it.id, "review"), {method: "POST", body});
+        rec = await api(inspUrl(it.id, "review"), {method: "POST", body,
+          lost: `the review of ${it.part_id} (${label}${body.defect_type ? ", " + body.defect_type : ""})`});
       } catch (err) {
         if (typeRefused(err, it, body.defect_type)) return;
         const e = err && err.body && err.body.error;

@@ -48,8 +48,10 @@ document.addEventListener("DOMContentLoaded", () => {
   h("p", {}, h("button", {type: "submit"}, "Sign in")));
 
   // sent here by a page whose session the station no longer takes (common.js toSignIn)
+  const lost = LG.params().lost;
   const why = LG.params().why === "expired" ? h("p", {class: "signin-why", id: "signin-why", role: "alert"},
-    "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on.") : null;
+    "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on."
+    + (lost ? ` Not saved: ${lost}. Do it again once signed in.` : "")) : null;
   // append() writes a null as the text "null" under the heading: left out when nothing ended
   main.append(h("h1", {}, "Sign in to this station"), ...(why ? [why] : []),
     // operators sign in with their user name: its form first (it has the focus), the key's after
