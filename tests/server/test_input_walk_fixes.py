@@ -57,3 +57,25 @@ def test_a_reference_photo_line_is_a_part_s_line_and_its_file_name_is_shown_safe
         r = _upload(c, png_bytes(60, seed=2), name="x\u202egnp.exe")
         assert r.status_code == 201, r.text
         assert r.json()["filename"] == "x\ufffdgnp.exe"
+
+
+def test_a_misspelt_or_repeated_form_field_is_refused_not_dropped(make_station):  # noqa: F811
+    """Walk: -F seriall=SN-1 -F lto=LOT-7 stored the part with no serial and no lot (201),
+    and a second line silently won over the first."""
+    st = make_station()
+    part = {"part_id": "form-1", "line": "L1", "station": "S1", "product": "cell"}
+    image = {"image": ("p.png", png_bytes(60, seed=5), "image/png")}
+    with _client(st) as c:
+        r = c.post("/api/v1/inspections", files=image, data={**part, "seriall": "SN-1"})
+        assert r.status_code == 422, r.text
+        assert "seriall: not a field of this form" in r.text and "did you mean 'serial'?" in r.text, r.text
+        r = c.post("/api/v1/inspections", files=image, data={**part, "line": ["L1", "L2"]})
+        assert r.status_code == 422 and "2 values of line" in r.text, r.text
+        r = c.post("/api/v1/reference-photos", files={"photo": ("g.png", png_bytes(60, seed=6), "image/png")},
+                   data={"product": "cell", "lines": "L1"})
+        assert r.status_code == 422 and "lines: not a field" in r.text, r.text
+        r = c.post("/api/v1/models", files={"file": ("m.lgm", b"{}")}, data={"product": "cell", "activte": "true"})
+        assert r.status_code == 422 and "activte: not a field" in r.text, r.text
+        assert c.get("/api/v1/inspections").json()["items"] == []
+        r = c.post("/api/v1/inspections", files=image, data={**part, "serial": "SN-1", "lot": "LOT-7"})
+        assert r.status_code == 201 and (r.json()["serial"], r.json()["lot"]) == ("SN-1", "LOT-7"), r.text

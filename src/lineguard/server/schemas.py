@@ -507,3 +507,22 @@ _WHY = {400: "the request cannot be used as sent (e.g. an empty image)",
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of an endpoint (all with the :class:`ErrorOut` body)."""
     return {c: {"model": ErrorOut, "description": _WHY[c]} for c in codes}
+
+
+def refuse_odd_form_fields(form: Any, fields: tuple[str, ...]) -> None:
+    """A multipart form's field the route does not take, or a text field given twice, is
+    refused (InvalidRequest, 422) as a JSON body's misspelt field is: "seriall" and "lto"
+    were dropped and the part stored with no serial and no lot (a test part never known by
+    its serial), and a second "line" silently won over the first. ``form``: the parsed
+    form; ``fields``: the names the route takes, its files among them."""
+    from ..line.close_names import close_names, did_you_mean
+    from ..line.errors import InvalidRequest
+    names = [k for k, _ in form.multi_items()]
+    for name in dict.fromkeys(names):
+        if name not in fields:
+            close = close_names(name, list(fields))
+            raise InvalidRequest(f"{name[:60]}: not a field of this form (a misspelt one is refused, not dropped"
+                                 + (f"; {did_you_mean(close)}" if close else "")
+                                 + f"); it takes {', '.join(fields)}")
+        if names.count(name) > 1 and not hasattr(form.getlist(name)[0], "filename"):
+            raise InvalidRequest(f"the form holds {names.count(name)} values of {name}: send one")

@@ -26,7 +26,7 @@ from ...line.xlsx import TooManyRows
 from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
                               return_freed_memory)
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
-from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors
+from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors, refuse_odd_form_fields
 from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
 
 log = logging.getLogger("lineguard.server")
@@ -94,7 +94,9 @@ async def create_inspection(
 ) -> JSONResponse:
     # the form is parsed already (FastAPI took the last image of several): which one the
     # sender meant is unknown, so none is judged
-    images = (await request.form()).getlist("image")
+    form = await request.form()
+    refuse_odd_form_fields(form, ("image", "part_id", "line", "station", "product", "lot", "serial"))
+    images = form.getlist("image")
     if len(images) > 1:
         raise InvalidRequest(f"the form holds {len(images)} files named image; send one image per part, "
                              "each in a request of its own")

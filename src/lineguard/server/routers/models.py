@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -14,7 +14,7 @@ from ...line.station import Station, _iso
 from ...runtime.onnx_file import HEAD_BYTES
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import (NO_NUL, ActivateIn, CompareOut, JobList, JobOut, ModelVersionOut, RatesOut, RollbackIn,
-                       ShadowIn, TrainIn, errors)
+                       ShadowIn, TrainIn, errors, refuse_odd_form_fields)
 
 from .spc import RateOut
 
@@ -219,7 +219,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 @router.post("/models", status_code=201, summary="Upload a model (.lgm bundle or exported .onnx) as the next version",
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 409, 413, 422, 503))
-async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, or an exported .onnx (its name "
+async def upload_model(request: Request,
+                       file: UploadFile = File(..., description="a .lgm bundle, or an exported .onnx (its name "
                                                                   "ending .onnx)"),
                        product: str = Form(..., min_length=1, max_length=100, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
                                            examples=["cell"], description="the product the parts are sent with"),
@@ -230,6 +231,7 @@ async def upload_model(file: UploadFile = File(..., description="a .lgm bundle, 
                                                 "of one the station knows (without it: 409, did you mean)"),
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    refuse_odd_form_fields(await request.form(), ("file", "product", "line", "note", "activate", "new_product"))
     said: list[str] = []
 
     def work():

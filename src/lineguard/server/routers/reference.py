@@ -14,7 +14,7 @@ from ...line.imagestore import media_type_for
 from ...line.reference import of_station
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
-from ..schemas import NO_NUL, errors
+from ..schemas import NO_NUL, errors, refuse_odd_form_fields
 from .inspections import _MAX_SIDE, _PICTURE, _drawn, _photo
 
 # no prefix of its own: routers.models includes it under its /api/v1
@@ -83,7 +83,9 @@ async def add_reference_photo(
                                                 "(without it such a name is refused, 409, as a typo)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("engineer")),
 ) -> JSONResponse:
-    photos = (await request.form()).getlist("photo")
+    form = await request.form()
+    refuse_odd_form_fields(form, ("photo", "product", "line", "new_product"))
+    photos = form.getlist("photo")
     if len(photos) > 1:
         raise InvalidRequest(f"the form holds {len(photos)} files named photo; send one photo a request "
                              "(lineguard reference add takes a whole folder)")
