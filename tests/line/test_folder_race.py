@@ -235,7 +235,6 @@ def test_a_part_whose_move_fails_is_not_inspected_again_and_a_new_photo_there_is
     a, b = _bmp(81), _bmp(82)
     path = inbox / "image.bmp"
     path.write_bytes(a)
-    (inbox / "done").write_text("a file where the folder done/ should be")   # the move fails
     sent = []
     submit = local_submitter(st, "L1", "S1", "cell", "folder")
 
@@ -243,12 +242,21 @@ def test_a_part_whose_move_fails_is_not_inspected_again_and_a_new_photo_there_is
         sent.append(_sha(data))
         return submit(data, part_id, name)
     w = FolderWatcher(inbox, counting, settle_s=0.05, poll_s=0.01)
+    # the move fails (done/ not writable). A file where done/ should be no longer does: no file
+    # is taken while done/ cannot be used (test_folder_walk_fixes)
+    real_move, unwritable = w._move, [True]
+
+    def move(path, folder):
+        if unwritable:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real_move(path, folder)
+    w._move = move
     _settle(w, rounds=4)
     assert sent == [_sha(a)] and path.exists()
     _renamed_over(path, b)
     _settle(w, rounds=4)
     assert sent == [_sha(a), _sha(b)]
-    (inbox / "done").unlink()
+    unwritable.clear()
     _settle(w)
     # before: sent == [A] only, B moved to done/ as if it were A
     assert sent == [_sha(a), _sha(b)] and not path.exists()

@@ -250,3 +250,19 @@ def test_every_fault_name_the_station_sets_is_one_of_its_own_and_a_watchers_is_n
         assert all(fixed_fault(key + end) for end in ("", "_signals", "_backlog_signals"))
     # the watchers' (named by a key holder's heartbeat) are dropped once cleared, not kept for ever
     assert not fixed_fault(f"{watchers.FAULT_PREFIX}L1/S1")
+
+
+def test_a_watcher_whose_done_folder_is_refused_says_so_on_health_not_behind(tmp_path):
+    """Its done/ a symbolic link: no file is taken; /health said the watcher was behind
+    because the PC does not keep up, the wrong cause (the folder walk)."""
+    data, inbox = tmp_path / "data", tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (inbox / "done").symlink_to(tmp_path / "elsewhere")
+    w = _local_watcher(data, inbox, "S1")
+    w.run(stop_after=0)
+    st = json.loads(w.status_path.read_text())
+    st["running"], st["behind"], st["waiting"] = True, True, 3
+    w.status_path.write_text(json.dumps(st))
+    fault = watchers.watcher_faults(watchers.statuses(data))["watcher L1/S1"]
+    assert fault.startswith("no file taken since ") and "symbolic link" in fault and "3 file(s) wait" in fault

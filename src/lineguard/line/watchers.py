@@ -263,6 +263,10 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
                             f"{_clock(st.get('only_set_aside_since'))}: either no part comes or the station fails "
                             "on every part; see the station's log for these parts (a new part failing too is said "
                             "as the station not taking parts)")
+        elif st.get("moves_refused"):
+            # its done/ or failed/ is a link or a file: no file is taken, and "behind" blamed the PC
+            faults[name] = (f"no file taken since {_clock(st.get('moves_refused_since'))}: {st['moves_refused']}; "
+                            f"{st.get('waiting', 0)} file(s) wait in {st.get('folder')}")
         elif st.get("behind"):
             faults[name] = (f"behind the line: {st.get('waiting', 0)} file(s) wait in {st.get('folder')}, the oldest "
                             f"for {float(st.get('oldest_wait_s') or 0):.0f} s; the PC does not keep up with the "

@@ -17,7 +17,10 @@ to 5 s backoff, in either mode, and the run goes on (``give_up_after_s`` ends it
 
 A folder of images is a recorded run: the images in it at the start, in name order, played
 at ``max_fps`` (each one inspected; a folder that receives new files is what
-``lineguard watch`` is for).
+``lineguard watch`` is for). What it leaves out is said once, with why (``frames.folder_frames``:
+other formats, GIF where OpenCV cannot read it, subfolders, symbolic links, refused unread as
+``lineguard watch`` refuses them), and a file name in the log is shown escaped
+(``folder.shown_name``: a name holding a newline printed a forged verdict line).
 
 Frames go through the same submit path as HTTP: to a station in this process as their
 pixels (``line.camera_frame``), to a remote one as PNG (lossless; fast settings, ``line.png``).
@@ -64,8 +67,8 @@ import numpy as np
 from . import Submit, SubmitFailed, SubmitRefused, retry_after
 from ..camera_frame import CameraFrame
 from ..config import without_password
-from .folder import failed_on_request, station_fault
-from .frames import IMAGE_SUFFIXES, FrameGrabber
+from .folder import failed_on_request, shown_name, station_fault
+from .frames import IMAGE_SUFFIXES, FrameGrabber, folder_frames, read_frame
 from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.camera")
@@ -99,12 +102,12 @@ class FolderCapture:
     def __init__(self, folder: Union[str, os.PathLike], fps: float):
         from pathlib import Path
         self.folder = Path(folder)
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                             and not p.name.startswith(".") and p.is_file()), key=lambda p: p.name)
+        self.files = folder_frames(self.folder)
         if not self.files:
-            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {folder}: a camera "
-                               "source folder is played once, as a recorded run; for a folder that receives "
-                               "images as parts come, use `lineguard watch FOLDER`")
+            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder "
+                               f"{shown_name(str(folder))} (what it holds instead is said above): a camera source "
+                               "folder is played once, as a recorded run; for a folder that receives images as "
+                               "parts come, use `lineguard watch FOLDER`")
         self.fps = fps
         self.pos = 0
         self.unreadable = 0
@@ -129,11 +132,12 @@ class FolderCapture:
         while self.pos < len(self.files):
             path = self.files[self.pos]
             self.pos += 1
-            frame = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+            frame = read_frame(path)
             if frame is not None:
                 return True, frame
             self.unreadable += 1
-            log.warning("%s is not an image OpenCV can read (or gone); passed over", path)
+            log.warning("%s in %s is not an image OpenCV can read (or it is gone, or became a link); passed over",
+                        shown_name(path.name), shown_name(str(self.folder)))
         return False, None
 
     def release(self) -> None:

@@ -15,10 +15,14 @@ looks incomplete only its ends (and a JPEG's or TIFF's headers) are read, not th
 file. Subfolders are not watched: each is said once, and so is anything else that is not a
 regular file (a named pipe, a socket, a device).
 After inspection a file moves to ``done/``; a file the station refuses moves to
-``failed/`` with a ``<name>.reason.txt`` beside it (a shortened name when the file's own
-name leaves no room). A file over the station's upload limit is refused from its size,
-never read. Symbolic links are refused, never followed: a link could point anywhere on
-the station PC. A file whose name is not valid UTF-8 (a camera or share writing names in
+``failed/`` with a ``<name>.reason.txt`` beside it (where the file's own name leaves no room,
+the name cut short, ``~`` and a short hash: :func:`reason_name`; its log line says where). A
+file over the station's upload limit is refused from its size, never read. Symbolic links are
+refused, never followed: a link could point anywhere on the station PC. So are a ``done/`` or
+``failed/`` that is a link or a file: no file is taken while it is (each waits, and counts
+toward "behind"), said once and in the status (``moves_refused``); moves and reason files go
+through the opened folder, so a link swapped in after the look is not followed either. Every
+file name the watcher says is shown escaped (:func:`shown_name`: a newline, a tab, an RLO). A file whose name is not valid UTF-8 (a camera or share writing names in
 another code page) is refused with the name's bytes: the part id is its name. Files of a
 format the station does not take (by suffix) stay where they are and are logged once each.
 An unexpected error on one file is logged and the file retried later; it never stops the
@@ -87,6 +91,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -202,6 +207,26 @@ OLD_STATION_RETRY_S = 600.0
 STOP_RETRY_S = 4.0
 STOP_RETRY_EVERY_S = 0.5
 
+# done/ or failed/ is a symbolic link or not a folder: no file is taken (each would be judged
+# and then moved through the link, out of the hot folder, or not moved at all), said when it
+# starts, once a minute while it lasts, and when it ends; in the status (``moves_refused``)
+OUT_FOLDERS = ("out-folders",)
+
+# The longest file name (bytes) the file systems a hot folder lives on take: a reason file
+# or a renamed file is kept within it
+NAME_MAX = 255
+REASON_SUFFIX = ".reason.txt"
+
+# Moves and reason files go into done/ and failed/ through their open folder (where the OS
+# allows: not Windows), so a link swapped in for either after its check is not followed
+_DIR_FDS = os.rename in os.supports_dir_fd and os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class OutFolderRefused(OSError):
+    """done/ or failed/ cannot take a file safely (a symbolic link, or not a folder): the file
+    stays where it is; the message says what to do."""
+
 
 class AsideFile:
     """One file set aside: the station answered it with a failure of its own (HTTP 500) or no
@@ -315,6 +340,11 @@ class FolderWatcher:
         # without inode numbers)
         self._handled: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, tuple[int, int, float]] = {}   # name -> (size, mtime_ns, first seen same)
+        # name -> ((size, mtime_ns), first seen so): what a file's wait counts from. Kept when a
+        # file is seen afresh for a retry (its move or its submit failed: _seen dropped, to settle
+        # again), dropped when the file changes or leaves: a file stuck behind a done/ that
+        # could not be used waited 0.5 s at every look, and the watcher never said it was behind
+        self._since: dict[str, tuple[tuple[int, int], float]] = {}
         self._ignored: set[str] = set()   # files of other formats present, already logged once
         self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
         self._not_regular: set[str] = set()   # pipes, sockets, devices present, already said once
@@ -504,9 +534,10 @@ class FolderWatcher:
                 # hidden and ~ names are copy tools' and editors' temporary files: silently left
                 if e.name.startswith(".") or e.name.startswith("~"):
                     continue
+                if Path(e.path) in (self.done_dir, self.failed_dir):
+                    continue      # the watcher's own (a link or a file there: _out_folders_usable)
                 if e.is_dir(follow_symlinks=False):
-                    if Path(e.path) not in (self.done_dir, self.failed_dir):
-                        subfolders.add(e.name)
+                    subfolders.add(e.name)
                     continue
                 # follow_symlinks=False: a link is listed as a link (and refused), never
                 # read through to whatever it points at
@@ -552,7 +583,7 @@ class FolderWatcher:
         """
         for name in sorted(names - self._ignored):
             suffix = Path(name).suffix
-            what = f"its suffix {suffix!r} is not" if suffix else "it has no suffix, so it is not known as"
+            what = f"its suffix '{shown_name(suffix)}' is not" if suffix else "it has no suffix, so it is not known as"
             log.warning("%s ignored: %s an image the station takes (%s); rename it with its format's suffix "
                         "to have it inspected, or move it out of the folder", shown_name(name), what,
                         ", ".join(sorted(WATCH_SUFFIXES)))
@@ -565,6 +596,9 @@ class FolderWatcher:
         handled = 0
         candidates = self._candidates()
         present = {p.name for p in candidates}
+        # done/ or failed/ a link or a file: the files are looked at (their waits count) but
+        # none is taken; each would be judged and then moved out of the hot folder, or not at all
+        moves_refused = not self._out_folders_usable()
         self._arrived.append([now, 0])
         self._forget_old_rates(now)
         # always in the folder's order, also the station's try after an outage: the parts that
@@ -622,12 +656,15 @@ class FolderWatcher:
                 self._put_back(path.name)
             prev = self._seen.get(path.name)
             if prev is None or prev[:2] != sig:
-                if prev is None and self._arrived:
-                    self._arrived[-1][1] += 1
+                since = self._since.get(path.name)
+                if since is None or since[0] != sig:
+                    if since is None and self._arrived:
+                        self._arrived[-1][1] += 1    # a new file (not one seen afresh for a retry)
+                    self._since[path.name] = (sig, now)
                 self._seen[path.name] = (*sig, now)
                 self._writing.discard(path.name)
                 continue
-            if now - prev[2] < self.settle_s:
+            if now - prev[2] < self.settle_s or moves_refused:
                 continue
             self._writing.discard(path.name)
             try:
@@ -636,12 +673,15 @@ class FolderWatcher:
             except Exception as exc:  # noqa: BLE001 - one odd file must never stop the line's watcher
                 self._faults.happens(("file", path.name), logging.ERROR,
                                      "%(name)s: not handled (%(error)s); will retry",
-                                     name=path.name, error=f"{type(exc).__name__}: {exc}")
+                                     name=shown_name(path.name), error=f"{type(exc).__name__}: {exc}")
                 self._seen.pop(path.name, None)
         self._writing &= present
         for name in list(self._seen):
             if name not in present:
                 del self._seen[name]
+        for name in list(self._since):
+            if name not in present:
+                del self._since[name]
         for name in list(self._corrupt):
             if name not in present:
                 del self._corrupt[name]
@@ -671,7 +711,7 @@ class FolderWatcher:
         ready = [n for n in names if n not in self._writing and n not in self._corrupt and
                  not (n in self._aside and self._aside[n].own)]
         self.waiting = len(ready)
-        self.oldest_wait_s = max((now - self._seen[n][2] for n in ready if n in self._seen), default=0.0)
+        self.oldest_wait_s = max((now - t for t in map(self._waits_since, ready) if t is not None), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
         behind = self._faults.get(BEHIND)
         # behind once the oldest waited BACKLOG_AFTER_S; caught up once it waits under half
@@ -698,6 +738,14 @@ class FolderWatcher:
                               waiting=self.waiting, folder=self.folder, oldest=self.oldest_wait_s,
                               meanwhile=handled - behind["handled"])
         self._write_status(now, force=changed)
+
+    def _waits_since(self, name: str) -> Optional[float]:
+        """When the file ``name`` was first seen as it is now (size and time), also when it was
+        seen afresh since for a retry (``_since``); None when it is not seen."""
+        seen, since = self._seen.get(name), self._since.get(name)
+        if since is not None and (seen is None or since[0] == seen[:2]):
+            return since[1] if seen is None else min(seen[2], since[1])
+        return seen[2] if seen is not None else None
 
     def _forget_old_rates(self, now: float) -> None:
         """Drop what is older than RATE_WINDOW_S from the rates' records: done at every listing,
@@ -726,6 +774,10 @@ class FolderWatcher:
     def _behind_cause(self, now: float) -> str:
         """Why the files wait, as far as the watcher can see, with its numbers, and the way out:
         said with "falling behind"."""
+        out = self._faults.get(OUT_FOLDERS)
+        if out is not None:
+            return (f"no file is taken since {_clock(out.wall)}: {out['problem']} (the line at {_clock(out.wall)}); "
+                    "the files are taken once it is fixed")
         down = self._station_down()
         if down is not None:
             # (worded without "take parts": the outage's own lines are told by those words)
@@ -801,6 +853,7 @@ class FolderWatcher:
         """The watcher's state as the status file holds it."""
         now = time.monotonic()
         d, b, only = self._station_down(), self._faults.get(BEHIND), self._faults.get(ONLY_ASIDE)
+        out = self._faults.get(OUT_FOLDERS)
         return {**self._status_info,
                 "folder": str(self.folder), "pid": os.getpid(), "running": self._running,
                 # the folder as the station tells two watchers of it apart from two of one
@@ -819,6 +872,8 @@ class FolderWatcher:
                 # station may fail on every part (ONLY_ASIDE)
                 "only_set_aside": only is not None, "only_set_aside_since": only.wall if only else None,
                 "set_aside_error": only["error"] if only else None,
+                # done/ or failed/ a link or a file: no file taken, all wait (what is wrong, since when)
+                "moves_refused": out["problem"] if out else None, "moves_refused_since": out.wall if out else None,
                 "behind": b is not None, "behind_after_s": BACKLOG_AFTER_S,
                 "behind_since": b.wall if b else None,
                 "station_taking_parts": d is None, "station_down_since": d.wall if d else None,
@@ -1132,8 +1187,9 @@ class FolderWatcher:
         """Finish the move of a file handled before (to failed/ with its reason when it was
         refused, to done/ otherwise)."""
         if done["status"] == "failed":
-            target = self._move(path, self.failed_dir)
-            self._write_reason(target, done["reason"] or "refused (see the watcher's log)")
+            where = self._to_failed(path, done["reason"] or "refused (see the watcher's log)")
+            if where:
+                log.warning("%s moved to %s/ (refused before)%s", shown_name(path.name), self.failed_dir.name, where)
         else:
             self._move(path, self.done_dir)
 
@@ -1258,8 +1314,7 @@ class FolderWatcher:
                   f"took other parts ({aside.error if aside is not None else 'ReadTimeout'}): moved here so that it no longer holds "
                   "the line (each try held it for the whole timeout). See the station's log for this part (a model "
                   "hanging on this image), then put the file back into the folder to have it inspected")
-        target = self._move(path, self.failed_dir)
-        self._write_reason(target, reason)
+        where = self._to_failed(path, reason)
         self._aside.pop(path.name, None)
         self._save_aside()
         self._faults.ends(("aside", path.name))     # said below, with where it went
@@ -1268,7 +1323,7 @@ class FolderWatcher:
         self._given_up_wall = time.time()
         self.given_up.append(path.name)
         del self.given_up[:-ASIDE_NAMED]
-        log.error("%s given up and moved to %s/: %s", shown_name(path.name), self.failed_dir.name, reason)
+        log.error("%s given up and moved to %s/: %s%s", shown_name(path.name), self.failed_dir.name, reason, where)
         self._write_status(time.monotonic(), force=True)
 
     def _spaced_part_id(self, path: Path) -> Optional[str]:
@@ -1338,19 +1393,8 @@ class FolderWatcher:
             # the reason of the file before it
             self._left_in_place(path, f"refused ({reason})")
             return
-        target = self._move(path, self.failed_dir)
-        self._write_reason(target, reason)
-        log.warning("%s refused: %s", shown_name(path.name), reason)
-
-    @staticmethod
-    def _write_reason(target: Path, reason: str) -> None:
-        # <name>.reason.txt, unless the name leaves no room for the suffix (file names
-        # are limited to 255 bytes): then a short name, and the file's name inside
-        name = target.name + ".reason.txt"
-        if len(os.fsencode(name)) > 255:
-            digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
-            name = f"{digest}.reason.txt"
-        (target.parent / name).write_text(f"{shown_name(target.name)}: {reason}\n", encoding="utf-8")
+        where = self._to_failed(path, reason)
+        log.warning("%s refused: %s%s", shown_name(path.name), reason, where)
 
     def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False,
                 ino: Optional[int] = None) -> bool:
@@ -1369,7 +1413,7 @@ class FolderWatcher:
                 # again when it changes and refused only after --incomplete-after
                 self._corrupt[path.name] = sig
                 self._writing.add(path.name)
-                log.info("%s does not decode yet (%s); waiting for its writer up to %g s", path.name, exc,
+                log.info("%s does not decode yet (%s); waiting for its writer up to %g s", shown_name(path.name), exc,
                          self.incomplete_after_s)
                 return False
             entry.update(status="failed", reason=str(exc))
@@ -1382,9 +1426,8 @@ class FolderWatcher:
             if not self._still(path, sig, ino, entry["sha256"]):
                 self._left_in_place(path, f"refused ({exc})")
                 return True
-            target = self._move(path, self.failed_dir)
-            self._write_reason(target, str(exc))
-            log.warning("%s refused: %s", path.name, exc)
+            where = self._to_failed(path, str(exc))
+            log.warning("%s refused: %s%s", shown_name(path.name), exc, where)
             return True
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
             if failed_on_request(exc) or timed_out_on_request(exc):
@@ -1400,7 +1443,7 @@ class FolderWatcher:
                 return False
             self._faults.happens(("submit", path.name), logging.ERROR,
                                  "%(name)s not inspected yet (%(error)s); will retry",
-                                 name=path.name, error=f"{type(exc).__name__}: {exc}")
+                                 name=shown_name(path.name), error=f"{type(exc).__name__}: {exc}")
             self._seen.pop(path.name, None)
             return False
         self._answered.append((time.monotonic(), time.monotonic() - asked))
@@ -1425,13 +1468,145 @@ class FolderWatcher:
             self.on_result(path, result)
         return True
 
+    # -- done/ and failed/ ------------------------------------------------------------------
+    def _out_folder_problem(self, folder: Path) -> Optional[str]:
+        """What keeps ``folder`` (done/ or failed/) from taking files, and what to do; None when
+        it is a folder, or not there (made at the first move)."""
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{shown_name(str(folder))} cannot be looked at ({exc}); check its permissions"
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                to = f" (to {shown_name(os.readlink(folder))})"
+            except OSError:
+                to = ""
+            return (f"{shown_name(str(folder))} is a symbolic link{to}: the watcher moves no file through a link "
+                    "(it could lead anywhere on the station PC); remove the link and make it a real folder "
+                    f"(mkdir {shown_name(str(folder))}), or move the folder it points to there")
+        return (f"{shown_name(str(folder))} is a file, not a folder: the watcher cannot move files into it; move "
+                "that file out of the way (the watcher then makes the folder)")
+
+    def _out_folders_usable(self) -> bool:
+        """Whether done/ and failed/ can take files (each a folder, or not there yet): said when
+        they cannot (OUT_FOLDERS: once, then once a minute, and in the status) and when they can
+        again. Checked at each look at the folder, and again at each move (_out_folder_fd)."""
+        problems = [p for p in (self._out_folder_problem(f) for f in (self.done_dir, self.failed_dir)) if p]
+        if problems:
+            fault = self._faults.happens(
+                OUT_FOLDERS, logging.ERROR,
+                "%(problem)s. No file is taken meanwhile: the files wait in %(folder)s, and are taken once it is "
+                "fixed (nothing else to do)",
+                still="still no file taken: %(problem)s; %(waiting)d files wait in %(folder)s (for %(lasted).0f s)",
+                problem="; ".join(problems), folder=self.folder, waiting=self.waiting)
+            if fault.tries == 1:
+                self._write_status(time.monotonic(), force=True)
+            return False
+        if self._faults.ends(OUT_FOLDERS, logging.WARNING,
+                             "done/ and failed/ take files again after %(lasted).0f s: the %(waiting)d files waiting "
+                             "in %(folder)s are taken", waiting=self.waiting) is not None:
+            self._write_status(time.monotonic(), force=True)
+        return True
+
+    def _out_folder_fd(self, folder: Path) -> Optional[int]:
+        """``folder`` (done/ or failed/), made when missing, opened for a move or a reason file to
+        go into it, never through a symbolic link: a link put there after the look at the
+        folder is refused by the kernel, not followed (a done/ swapped for a link sent every
+        part out of the hot folder). OutFolderRefused when it is a link or not a folder. None
+        where the OS opens no folders (Windows): the folder is checked just before."""
+        for _ in range(3):
+            problem = self._out_folder_problem(folder)
+            if problem is not None:
+                raise OutFolderRefused(errno.ENOTDIR, problem)
+            if not _DIR_FDS:
+                folder.mkdir(parents=True, exist_ok=True)
+                return None
+            try:
+                return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+            except FileNotFoundError:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.mkdir(folder)
+                except FileExistsError:
+                    pass          # made meanwhile (or a link put there): looked at again above
+            except NotADirectoryError:
+                pass              # a link or a file put there since the look: said above
+        raise OutFolderRefused(errno.ENOTDIR, self._out_folder_problem(folder) or
+                               f"{shown_name(str(folder))} keeps changing; the watcher tries again")
+
     def _move(self, path: Path, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        if target.exists():   # same name again later (camera counters reset): keep both
-            target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
-        shutil.move(str(path), str(target))
-        return target
+        """Move the file at ``path`` into ``folder`` (done/ or failed/) under its own name, or
+        with the time added when that is taken (a camera counter that reset: both kept); where
+        it went. The file itself, a link as a link: a rename, never a read."""
+        fd = self._out_folder_fd(folder)
+        if fd is None:
+            target = folder / _free_name(path.name, lambda n: os.path.lexists(folder / n))
+            shutil.move(str(path), str(target))
+            return target
+        try:
+            name = _free_name(path.name, lambda n: _lexists(n, fd))
+            src = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                try:
+                    os.rename(path.name, name, src_dir_fd=src, dst_dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    _copy_across(path.name, src, name, fd)    # done/ given on another disk
+            finally:
+                os.close(src)
+        finally:
+            os.close(fd)
+        return folder / name
+
+    def _write_reason(self, target: Path, reason: str) -> Path:
+        """Write why ``target`` (a file in failed/) was refused beside it: ``<name>.reason.txt``, or
+        the name cut short where that passes NAME_MAX (:func:`reason_name`). Written as a new
+        file renamed into place, through the open folder: a link planted under the reason's
+        name is replaced, never written through. Where it is."""
+        name = reason_name(target.name)
+        text = f"{shown_name(target.name)}: {reason}\n".encode("utf-8")
+        fd = self._out_folder_fd(target.parent)
+        if fd is None:
+            (target.parent / name).write_bytes(text)
+            return target.parent / name
+        tmp = f".reason-{os.getpid()}-{threading.get_ident()}.tmp"
+        try:
+            try:
+                os.unlink(tmp, dir_fd=fd)     # left by a crash
+            except FileNotFoundError:
+                pass
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644, dir_fd=fd)
+            with os.fdopen(out, "wb") as fh:
+                fh.write(text)
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        finally:
+            os.close(fd)
+        return target.parent / name
+
+    def _to_failed(self, path: Path, reason: str) -> str:
+        """Move a refused file to failed/ with its reason beside it; what the log line adds to
+        the reason: where the file and its reason are when not under the file's own name (a
+        long name: its reason was in a file named by a hash, and the log said nothing of it),
+        or that the reason could not be written (then the log line is all there is of it)."""
+        target = self._move(path, self.failed_dir)
+        where = f"{self.failed_dir.name}/"
+        notes = []
+        if target.name != path.name:
+            notes.append(f"moved as {where}{shown_name(target.name)}")
+        try:
+            written = self._write_reason(target, reason)
+        except OSError as exc:
+            notes.append(f"its reason could not be written beside it ({exc}): it is only in this log line")
+        else:
+            if written.name != target.name + REASON_SUFFIX:
+                notes.append(f"the reason is in {where}{shown_name(written.name)} (the name leaves no room for "
+                             f"{REASON_SUFFIX})")
+        return "".join(f"; {n}" for n in notes)
 
     def run(self, stop_after: Optional[float] = None) -> None:
         """Poll until :meth:`stop` (or ``stop_after`` seconds)."""
@@ -1695,13 +1870,35 @@ def bad_name_bytes(name: str) -> Optional[str]:
 
 
 def shown_name(name: str) -> str:
-    """A file name as logs and reason files can hold it: undecodable bytes as \\xNN."""
-    if bad_name_bytes(name) is None:
+    """A file name as a log line, a message, the status file or a reason file can hold it:
+    on one line, and read as the folder holds it. Undecodable bytes are shown as ``\\xNN``;
+    control, invisible and bidirectional characters (whatever ``str.isprintable`` refuses: a
+    newline, a tab, ESC, a zero-width space, U+202E RLO) as ``\\n``, ``\\t``, ``\\x1b``,
+    ``\\u200b``, ``\\u202e``. A name holding a newline and tabs printed a forged verdict line
+    (``B-999.png<TAB>OK<TAB>score=1.0``) into the watcher's log, and an RLO turned the rest of
+    its line around; every source that names a file says it through this one function."""
+    if name.isprintable():
         return name
-    try:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:   # a lone surrogate of a Windows name: not a byte
-        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    out = []
+    for c in name:
+        if c.isprintable():
+            out.append(c)
+            continue
+        code = ord(c)
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")     # a byte that is not UTF-8 (surrogateescape)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:
@@ -1709,7 +1906,11 @@ def file_looks_complete(path: os.PathLike | str, size: int) -> Optional[bool]:
     and last bytes (and, for a JPEG or TIFF, its structure: a few small reads, never the
     whole file). None when it cannot say: a format that does not tell (a TIFF that looks
     whole; a caller takes it once it stopped changing), or the file gone or no longer
-    ``size`` bytes long."""
+    ``size`` bytes long. An empty file is never whole (False): a camera that creates its file
+    and writes the photo into it 60 ms later left one with no format to tell, and it was
+    taken as a settled TIFF would be and refused ("the image is empty")."""
+    if size == 0:
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD)
@@ -1896,3 +2097,65 @@ def _tiff_whole(fh: Any, head: bytes, size: int) -> bool:
                     return False
         ifd = num(raw_dir[12 * n:12 * n + 4])
     return True
+
+
+def reason_name(name: str) -> str:
+    """The name of the reason file beside ``name`` in failed/: ``<name>.reason.txt``, or, where
+    that passes NAME_MAX bytes, the name cut short, ``~`` and 10 hex digits of the whole
+    name's SHA-256 (``LLL…L~1a2b3c4d5e.reason.txt``): listed beside its file and found by it.
+    A hash alone (``8c65703e6abc6cb2.reason.txt``) was not taken for that file's reason."""
+    full = name + REASON_SUFFIX
+    if len(os.fsencode(full)) <= NAME_MAX:
+        return full
+    tail = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:10]}{REASON_SUFFIX}"
+    return _cut(name, NAME_MAX - len(tail)) + tail
+
+
+def _cut(text: str, room: int) -> str:
+    """``text`` cut to at most ``room`` bytes as a file name, on a character's edge."""
+    text = text[:room]
+    while len(os.fsencode(text)) > room:
+        text = text[:-1]
+    return text
+
+
+def _free_name(name: str, taken: Callable[[str], bool]) -> str:
+    """``name``, or, when ``taken``, the name with the time in ms before its suffix (cut short
+    to stay within NAME_MAX: a long name made the move fail at every poll)."""
+    if not taken(name):
+        return name
+    stem, suffix = os.path.splitext(name)
+    for i in range(100):
+        stamp = f".{int(time.time() * 1000)}" + (f"-{i}" if i else "")
+        new = _cut(stem, NAME_MAX - len(os.fsencode(stamp + suffix))) + stamp + suffix
+        if not taken(new):
+            return new
+    raise FileExistsError(errno.EEXIST, "no free name for the file", name)
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _copy_across(name: str, src_fd: int, new: str, dst_fd: int) -> None:
+    """Move ``name`` (in the folder ``src_fd``) to ``new`` (in ``dst_fd``) on another disk: copied
+    (a link as a link, a file with its times), then removed; never through a link at ``new``."""
+    st = os.lstat(name, dir_fd=src_fd)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src_fd), new, dir_fd=dst_fd)
+    else:
+        fin = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=src_fd)
+        try:
+            fout = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644, dir_fd=dst_fd)
+            with os.fdopen(fout, "wb") as out, os.fdopen(os.dup(fin), "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+                os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fin)
+    os.unlink(name, dir_fd=src_fd)

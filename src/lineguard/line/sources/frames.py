@@ -7,7 +7,11 @@ at the trigger is the one judged.
 
 * a **video file** is played at its recorded frame rate (decoding as fast as possible would
   show the line a minute of parts in seconds); ``loop`` starts it again at its end;
-* an **image folder** is played as frames in name order at ``fps`` (default 1 per second);
+* an **image folder** is played as frames in name order at ``fps`` (default 1 per second):
+  the images in it at the start (:func:`folder_frames`), each read as the file holds it
+  (:func:`read_frame`). What it leaves out is said once, with why: other formats, GIF where
+  OpenCV cannot read it, subfolders, and symbolic links, refused unread as the hot folder
+  refuses them (a link could point anywhere on the station PC; ``/etc/passwd`` was read);
 * a **stream** (RTSP/HTTP URL, USB index) that stops delivering frames is reopened with a
   backoff from 0.5 s to 5 s; while it is down the grabber says so (``lost``), a trigger
   gets ``LookupError`` (the PLC handshake answers NO_IMAGE, raises Error), and when it is
@@ -16,6 +20,8 @@ at the trigger is the one judged.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -29,6 +35,99 @@ from ..config import without_password
 log = logging.getLogger("lineguard.camera")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+# GIF, which the station judges too, is played where this OpenCV reads it (builds differ):
+# skipped without a word before, while ``lineguard watch`` took it
+GIF = ".gif"
+
+# the names said of each kind of file a folder played as a camera leaves out
+SKIPPED_NAMED = 5
+
+# a 1x1 GIF: whether this OpenCV reads GIF
+_TINY_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
+             b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+_gif_read: Optional[bool] = None
+
+
+def reads_gif() -> bool:
+    """Whether this OpenCV reads GIF (asked once)."""
+    global _gif_read
+    if _gif_read is None:
+        import cv2
+        try:
+            _gif_read = cv2.imdecode(np.frombuffer(_TINY_GIF, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+        except cv2.error:
+            _gif_read = False
+    return _gif_read
+
+
+def folder_frames(folder: Union[str, os.PathLike], shown: Optional[str] = None) -> list[Path]:
+    """The images a folder played as a camera gives, in name order: its regular files of a
+    format OpenCV reads (IMAGE_SUFFIXES, and GIF where it reads it). Hidden and ``~`` names
+    (copy tools' and editors' temporary files) are left unsaid, as the hot folder leaves
+    them; what else is left out is said once, in one line, with why and what to do: a
+    camera folder source skipped GIFs without a word, and read symbolic links through (one to
+    /etc/passwd was read) where ``lineguard watch`` refuses them."""
+    from .folder import shown_name
+    folder = Path(folder)
+    suffixes = IMAGE_SUFFIXES | ({GIF} if reads_gif() else set())
+    files: list[Path] = []
+    skipped: dict[str, list[str]] = {}
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.name.startswith((".", "~")):
+                continue
+            suffix = os.path.splitext(e.name)[1].lower()
+            try:
+                mode = e.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue                      # gone meanwhile
+            if stat.S_ISLNK(mode):
+                why = ("symbolic links, not followed (a link could point anywhere on the station PC): copy the "
+                       "image itself into the folder")
+            elif stat.S_ISDIR(mode):
+                why = "subfolders, not played (only the folder's own images are)"
+            elif not stat.S_ISREG(mode):
+                why = "not regular files (a named pipe, socket or device)"
+            elif suffix == GIF and GIF not in suffixes:
+                why = "GIF, which this OpenCV does not read: convert them to PNG, or send them with `lineguard watch`"
+            elif suffix not in suffixes:
+                why = (f"not of a format played ({', '.join(sorted(suffixes))}): give an image its format's "
+                       "suffix to have it played")
+            else:
+                files.append(Path(e.path))
+                continue
+            skipped.setdefault(why, []).append(e.name)
+    if skipped:
+        said = []
+        for why, names in skipped.items():
+            names.sort()
+            named = ", ".join(shown_name(n) for n in names[:SKIPPED_NAMED])
+            more = f" and {len(names) - SKIPPED_NAMED} more" if len(names) > SKIPPED_NAMED else ""
+            said.append(f"{named}{more}: {why}")
+        log.warning("camera folder %s: %d file(s) not played; %s", shown or shown_name(str(folder)),
+                    sum(len(n) for n in skipped.values()), "; ".join(said))
+    return sorted(files, key=lambda p: p.name)
+
+
+def read_frame(path: Union[str, os.PathLike]) -> Optional[np.ndarray]:
+    """An image of a folder played as a camera, as the file holds it (EXIF turn applied; a
+    12-bit camera's 16-bit photo stays 16-bit for the model to scale by its camera's depth;
+    IMREAD_COLOR kept only the top 8 bits of each value, grey levels 0-15). None when it is
+    not an image OpenCV reads, is gone, or became a symbolic link since the folder was listed
+    (opened without following it: never read through)."""
+    import cv2
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        data = fh.read()
+    if not data:
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
 
 
 def _kind(source: Union[str, int]) -> str:
@@ -66,9 +165,10 @@ class FrameGrabber:
         self._cap: Any = None
         self._files: list[Path] = []
         if self.kind == "folder":
-            self._files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._files = folder_frames(source, self.shown)
             if not self._files:
-                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {self.shown}")
+                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {self.shown} "
+                                   "(what it holds instead is said above)")
             self.fps = float(fps or 1.0)
         else:
             self._cap = self._open()
@@ -114,11 +214,7 @@ class FrameGrabber:
                 if not self.loop:
                     return None
                 i %= len(self._files)
-            import cv2
-            # as the file holds it (EXIF turn applied): a 12-bit camera's 16-bit photo stays
-            # 16-bit for the model to scale by its camera's depth; IMREAD_COLOR kept only the
-            # top 8 bits of each value (grey levels 0-15)
-            return cv2.imread(str(self._files[i]), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+            return read_frame(self._files[i])
         ok, frame = self._cap.read()
         if not ok and self.kind == "file" and self.loop:
             import cv2

@@ -67,6 +67,9 @@ class HeartbeatIn(NulFree):
     station_taking_parts: bool = True
     station_down_since: Optional[float] = Field(None, ge=0, le=_BIG)
     station_error: Optional[str] = Field(None, max_length=2000)
+    # its done/ or failed/ refused (a link, a file): no file taken since, said as the fault
+    moves_refused: Optional[str] = Field(None, max_length=2000)
+    moves_refused_since: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
     counts: Optional[WatcherCounts] = None
     sent: Optional[float] = Field(None, ge=0, le=_BIG,
                                   description="the watcher's clock when sent (Unix time): its other times are "
