@@ -92,20 +92,21 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         click.echo(f"line-sim: {parts} parts at {rate:g}/s over {protocol} to {host}:{port}")
         rep = plc_sim.run(link, parts, rate, feeder, window_ms, first_part_id=first_part_id,
                           on_part=show if verbose else None, protocol=protocol)
-        alarm = None
-        if not rep.stopped:
-            # what the PLC's Alarm bit says after the run: a run of NG parts raised one, and
-            # the summary said results {'NG': 8} only (its registers were read by hand)
-            try:
-                alarm = link.alarm_code()
-            except Exception:  # noqa: BLE001 - the run's report stands without it
-                alarm = None
+        # what the PLC's Alarm bit says after the run: a run of NG parts raised one, and the
+        # summary said results {'NG': 8} only (its registers were read by hand). Read after a
+        # run that stopped too: a station in Error, or not ready, may hold the line alarm that
+        # stopped it; only a link that is gone cannot say
+        alarm_unread = ""
+        try:
+            alarm = link.alarm_code()
+        except Exception as exc:  # noqa: BLE001 - the run's report stands without it
+            alarm, alarm_unread = None, str(exc) or type(exc).__name__
     finally:
         if feeder is not None:
             feeder.cleanup()
         link.close()
     summary = rep.summary()
-    summary["alarm_code"] = alarm      # None: not read (the run stopped)
+    summary["alarm_code"] = alarm      # None: not read (the link gone)
     lat = summary["latency_ms"]
     if rep.stopped:
         click.echo(f"line-sim: stopped after {rep.triggered} of {parts} parts: {rep.stopped}", err=True)
@@ -124,6 +125,8 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
                    "acknowledge it on the line view, or with the PLC's AlarmAck")
     elif alarm == 0:
         click.echo("line alarm at the station: none (AlarmCode 0)")
+    else:
+        click.echo(f"line alarm at the station: not read ({alarm_unread[:200]}): see the line view or /health")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=json_out.parent, prefix=".line-sim-", suffix=".json")

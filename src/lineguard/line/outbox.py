@@ -160,7 +160,7 @@ class Outbox:
         if len(set(keys)) != len(keys):
             raise ValueError(f"two sinks with the same target ({', '.join(sink_label(s) for s in sinks)}); "
                              "configure each receiver once")
-        self._states = [_SinkState(s, k, self._register(k)) for s, k in zip(sinks, keys)]
+        self._states = [_SinkState(s, k, self._register(k, sink_label(s))) for s, k in zip(sinks, keys)]
         self._resend_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Condition()
@@ -172,14 +172,17 @@ class Outbox:
             t.start()
 
     # -- set-up ------------------------------------------------------------------------
-    def _register(self, key: str) -> int:
+    def _register(self, key: str, label: str) -> int:
+        """The row id after which sink ``key`` is owed the outbox's rows (a new sink: from now).
+        The log names it by ``label``: a webhook's key holds its URL's path, where Slack,
+        Teams and plant systems keep the token, and the log is read by more than its owner."""
         with self.db.session() as s:
             known = s.get(OutboxSink, key)
             if known is not None:
                 return known.since_id
             since = s.scalar(select(func.max(OutboxEvent.id))) or 0
             s.add(OutboxSink(sink=key, since_id=since, created_at=utcnow()))
-        log.info("sink %s: new, owes the outbox rows after id %s", key, since)
+        log.info("sink %s: new, owes the outbox rows after id %s", label, since)
         return since
 
     # -- the workers -------------------------------------------------------------------

@@ -197,7 +197,7 @@ class CameraFolder:
         self._last: dict[tuple[str, int, int], float] = {}
         # unfinished photos a ClearError counted as still being written (owed once, never again)
         self._held: dict[tuple[str, int, int], None] = {}
-        self._unfinished: list[str] = []                   # the last look's photos cut short, by name
+        self._unfinished: list[str] = []                   # the last look's photos cut short or empty, said
         # names of photos a ClearError counted as come while cut short: the same name found whole
         # later is that photo finished (a copy that stalled over a second), no part's
         self._cut_short: dict[str, None] = {}
@@ -270,7 +270,7 @@ class CameraFolder:
     def _complete(self, listing: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
         """The photos not accounted for that are complete, oldest first by the camera's file
         times (see ``_first_seen`` and :meth:`_sight_order` for when that order is not trusted)."""
-        from .sources.folder import file_looks_complete
+        from .sources.folder import file_looks_complete, shown_name
         with self._state:
             # what left the folder needs no remembering (memory stays the folder's size)
             self._seen = {sig: None for sig in self._seen if sig in listing}
@@ -288,7 +288,9 @@ class CameraFolder:
             elif whole or (whole is None and sig in self._last):     # a TIFF: unchanged since the last look
                 done.append(sig)
             elif whole is False:
-                unfinished.append(sig[0])
+                # an empty file too: a camera that creates it first and writes the photo later
+                unfinished.append(f"{shown_name(sig[0])} there is empty (0 bytes)" if not sig[2] else
+                                  f"{shown_name(sig[0])} there ends short of what its format says")
         if finished:
             with self._state:
                 self._seen_now(finished)
@@ -492,6 +494,7 @@ class CameraFolder:
             self._lock.release()
 
     def __call__(self) -> tuple[bytes, str]:
+        from .sources.folder import shown_name      # a photo's name as a message can hold it
         deadline = time.monotonic() + self.wait_s
         key, self._taking.key = getattr(self._taking, "key", None), None
         mark: Optional[int] = None
@@ -549,7 +552,8 @@ class CameraFolder:
                             self._came.update(p for p, _ in taken_since)
                         self._account(ready)
                         raise LookupError(
-                            f"{len(ready)} photos came out of the camera's order ({', '.join(s[0] for s in ready)}: "
+                            f"{len(ready)} photos came out of the camera's order "
+                            f"({', '.join(shown_name(s[0]) for s in ready)}: "
                             "their file times and the order the station saw them in name different photos for "
                             "this part: a copy that stalled, or a copier delivering them out of order), so "
                             "none is taken as this part's; check the camera's link to this folder")
@@ -557,7 +561,8 @@ class CameraFolder:
                         data = Path(listing[sig]).read_bytes()
                     except OSError as exc:
                         self._account([sig])
-                        raise LookupError(f"photo {sig[0]} could not be read ({exc.strerror or exc})") from exc
+                        raise LookupError(f"photo {shown_name(sig[0])} could not be read "
+                                          f"({exc.strerror or exc})") from exc
                     with self._state:
                         self._paid(mark, later=len(ready) - 1 - i - len(theirs))
                     self._account(s for s in ready if s not in theirs)
@@ -593,7 +598,8 @@ class CameraFolder:
                     if ready and cut:
                         raise LookupError(
                             f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, none more "
-                            f"within {self.wait_s * 1000:.0f} ms of this trigger: {', '.join(sorted(cut))}, still "
+                            f"within {self.wait_s * 1000:.0f} ms of this trigger: "
+                            f"{', '.join(shown_name(n) for n in sorted(cut))}, still "
                             f"being written at the last ClearError, never ended (cut short: the camera stopped "
                             f"while saving it, or its disk is full), so this part's photo was counted as that "
                             f"trigger's; check the camera and its disk")
@@ -601,9 +607,8 @@ class CameraFolder:
                         raise LookupError(f"{len(ready)} photo(s) came for {before} earlier trigger(s) without one, "
                                           f"none more within {self.wait_s * 1000:.0f} ms of this trigger (a camera "
                                           f"that saves later than that: raise the wait above its delay)")
-                    unfinished = (f"; {', '.join(self._unfinished[:3])} there ends short of what its format "
-                                  f"says (still being written, or the camera stopped while saving it, or its disk "
-                                  f"is full)" if self._unfinished else "")
+                    unfinished = (f"; {', '.join(self._unfinished[:3])} (still being written, or the camera "
+                                  f"stopped while saving it, or its disk is full)" if self._unfinished else "")
                     raise LookupError(f"no new photo in {self.folder} within {self.wait_s * 1000:.0f} ms of the "
                                       f"trigger{unfinished}")
                 # a crowded folder is looked at no faster than it can be listed
@@ -778,6 +783,10 @@ class Handshake:
         self.fault_key = "plc"
         self.show: Callable[[], None] = lambda: None
         self.answered: Callable[[Answer], None] = lambda a: None
+        # what clears the error held now, as the protocol says it (under the lock; None: a
+        # plain ClearError). Error 14 over Modbus is cleared only after a known RecipeId: a
+        # trigger meanwhile was told "raise ClearError first", which the station then refused
+        self.clear_advice: Callable[[], Optional[str]] = lambda: None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"plc-{protocol}-inspect")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plc-{protocol}-record")
         # read every verify_every_s and at each shift start, at once after a test part's
@@ -1092,16 +1101,22 @@ class Handshake:
         if self.result_valid:
             return "the last result was not acknowledged (raise ResultsAck first)"
         if self.error_code:
-            return "the station is in error (raise ClearError first)"
+            return f"the station is in error {self.error_code} ({self.clear_advice() or 'raise ClearError first'})"
         return None
 
-    def trigger(self, tag: int, fault_if_not_ready: bool = True) -> Optional[Trigger]:
+    def trigger(self, tag: int, fault_if_not_ready: bool = True, recipe: Optional[int] = None) -> Optional[Trigger]:
         """Take a trigger for part ``tag``; None when it was not taken (see :meth:`not_ready_reason`).
 
         Modbus cannot refuse a bit, so a trigger while not ready is a NOT_READY fault there
         (``fault_if_not_ready``); a method call (OPC UA) refuses it with a status instead.
+        ``recipe``: the RecipeId the PLC named for this part (None: the recipe in effect),
+        recorded for a part answered without inspection; one judged is judged, and
+        recorded, with the recipe in effect (the PLC's, selected before the trigger). A
+        RecipeId naming no recipe was recorded as the recipe in effect, which the PLC had
+        not asked for.
         """
         with self.lock:
+            named = self.recipe if recipe is None else int(recipe)
             why = self.not_ready_reason()
             if why is not None:
                 self.refusal_photo = self.refused_photo(int(tag))
@@ -1119,9 +1134,10 @@ class Handshake:
             if why is not None and not fault_if_not_ready:
                 return None
             if why is not None and (self.result_valid or self.pending is not None):
-                self._refused_unanswered(int(tag), why)
+                self._refused_unanswered(int(tag), why, named)
                 return None
-            trig = Trigger(self._next_seq(), int(tag), self.recipe, time.perf_counter(), utcnow())
+            trig = Trigger(self._next_seq(), int(tag), self.recipe if why is None else named, time.perf_counter(),
+                           utcnow())
             self.counts["triggers"] += 1
             if why is not None:
                 if self.error_code == 0:
@@ -1150,7 +1166,7 @@ class Handshake:
             trig.timer.start()
             return trig
 
-    def _refused_unanswered(self, tag: int, why: str) -> None:
+    def _refused_unanswered(self, tag: int, why: str, recipe: int) -> None:
         """A Modbus trigger while the last result is unread or a part is in inspection: the
         registers hold (or will hold) the earlier part's answer, so this part gets none.
         Error 20 is its answer: the adapter drops OK and NG while it is latched (a PLC that
@@ -1158,7 +1174,7 @@ class Handshake:
         trigger number (TriggerSeq 0 in its record): the numbers stay those of answers. Its
         line_signals row (code 20, NG) counts it in the shift report, written as a reject
         without a verdict is, before the PLC may read the error."""
-        trig = Trigger(0, tag, self.recipe, time.perf_counter(), utcnow())
+        trig = Trigger(0, tag, recipe, time.perf_counter(), utcnow())
         self.counts["triggers"] += 1
         self.counts["not_inspected"] += 1
         self.refused_unanswered = True
@@ -1279,7 +1295,8 @@ class Handshake:
             self._done(trig, ResultCode.STORAGE_FAULT, None, exc.message, fault=True)
             return
         except StationError as exc:
-            self._done(trig, ResultCode.BAD_IMAGE, None, f"image {name} refused: {exc.message}")
+            from .sources.folder import shown_name      # the camera's file name, as a log line can hold it
+            self._done(trig, ResultCode.BAD_IMAGE, None, f"image {shown_name(name)} refused: {exc.message}")
             return
         except Exception as exc:  # noqa: BLE001 - anything else is a station fault, the part is rejected
             refused = _database_refusal(exc)
@@ -1412,7 +1429,9 @@ class Handshake:
         trig = ans.trigger
         try:
             if alarms is not None:
-                alarms.after_answer(self.line, self.station_name, self.recipes.get(trig.recipe, ""),
+                # a RecipeId naming no recipe (Error 14): the alarm names the product in effect
+                product = self.recipes.get(trig.recipe) or self.recipes.get(self.recipe, "")
+                alarms.after_answer(self.line, self.station_name, product,
                                     None if verdict else trig.signal_id, verdict=verdict, reason=ans.reason)
         except Exception:  # noqa: BLE001 - the PLC has its answer whatever the alarm's count does
             log.exception("line %s station %s: the no-verdict alarm's count failed", self.line, self.station_name)

@@ -169,6 +169,7 @@ class ModbusStation:
         self._hr.values[HR_RECIPE] = self.hs.recipe
         self.hs.answered = self._write_result
         self.hs.show = self._update_bits
+        self.hs.clear_advice = self._clear_advice
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Any = None
         self._thread: Optional[threading.Thread] = None
@@ -310,10 +311,25 @@ class ModbusStation:
         rid = int(self._hr.values[HR_RECIPE])
         if rid in self.hs.recipes or rid == KEEP_RECIPE:
             return None
+        known = sorted(self.hs.recipes)
+        return f"RecipeId {rid} is not a recipe of this station (known: {known}); {self._recipe_fix()}"
+
+    def _recipe_fix(self) -> str:
         # 0 keeps the recipe only where the table has no recipe 0 (there it selects recipe 0)
         keep = "" if KEEP_RECIPE in self.hs.recipes else f" (or {KEEP_RECIPE} to keep recipe {self.hs.recipe})"
-        return (f"RecipeId {rid} is not a recipe of this station (known: {sorted(self.hs.recipes)}); write a known "
-                f"RecipeId{keep}, then ClearError")
+        return f"write a known RecipeId{keep}, then ClearError"
+
+    def _clear_advice(self) -> Optional[str]:
+        """What clears the Error held now (Handshake.clear_advice): while RecipeId names no
+        recipe, ClearError alone is refused, so a trigger meanwhile says the RecipeId first."""
+        if self._unknown_recipe() is None:
+            return None
+        return f"RecipeId {int(self._hr.values[HR_RECIPE])} names no recipe: {self._recipe_fix()}"
+
+    def _named_recipe(self) -> Optional[int]:
+        """The recipe RecipeId names for the part triggered now (None: 0, the recipe in effect)."""
+        rid = int(self._hr.values[HR_RECIPE])
+        return None if rid == KEEP_RECIPE and rid not in self.hs.recipes else rid
 
     def _take_recipe(self) -> None:
         """RecipeId as the PLC holds it now: a known recipe selected (ActiveRecipe confirms
@@ -366,4 +382,5 @@ class ModbusStation:
                     # RecipeId taken at the trigger: one naming no recipe latches Error 14 here,
                     # and the part is answered NG (14), never judged as the recipe before it
                     self._take_recipe()
-                self.hs.trigger(tag)
+                # recorded with the RecipeId the PLC wrote, also one naming no recipe (Error 14)
+                self.hs.trigger(tag, recipe=self._named_recipe())

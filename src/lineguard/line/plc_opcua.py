@@ -15,7 +15,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           CurrentState      String        Preoperational | Halted | Error | Operational
           CurrentSubState   String        in Operational: Ready | SingleExecution; else ""
           Start()                         Preoperational / Halted -> Operational
-          Halt()                          -> Halted (a part in inspection is still answered)
+          Halt()                          -> Halted (a part in inspection is still answered); from
+                                          Error too, the fault cleared as by Reset
           Reset()                         Error -> Preoperational (clears ErrorCode); then Start
           StartSingleJob(PartId UInt32) -> TriggerSeq UInt32
                                           the trigger: only in Operational/Ready, else the call
@@ -64,7 +65,8 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
-    RecipeId; emitted by VisionSystem after the ResultManagement variables are written.
+    RecipeId, Reason (the ResultManagement variables'); emitted by VisionSystem after
+    those variables are written.
 
 Arguments: any integer Variant (SByte ... UInt64: a PLC sends DINT / UDINT) whose value
 fits the argument's UInt32 is taken; anything else refuses the call, nothing done, with
@@ -189,11 +191,15 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
            trigger: bool = False) -> Callable[[Any], Any]:
     """A method callback that gets its UInt32 arguments (``spec``: name and what it is) as
     ints, checked; a call with bad ones is refused, ``nothing`` done, LastRefusal set.
-    ``trigger``: the method triggers a part (StartSingleJob), so a call refused for its
-    arguments is a trigger refused: the photo the camera may have taken for it is set aside
-    (Handshake.refused_photo). Uncounted, a PLC whose DINT part counter passed 2^31 (a
-    negative PartId, refused) had every later part judged on the photo before its own,
-    with no fault.
+    ``trigger``: the method triggers a part (StartSingleJob). A call of its shape (one
+    integer) refused for the integer's range is a trigger refused: the photo the camera may
+    have taken for it is set aside (Handshake.refused_photo). Uncounted, a PLC whose DINT
+    part counter passed 2^31 (a negative PartId, refused) had every later part judged on
+    the photo before its own, with no fault. A call of another shape (no argument, two, a
+    Double, a String, a Null) is no PLC program's trigger of a part but a client that does
+    not know the method: nothing is done, no photo owed either (counted, 13 such calls
+    from a test client made the next real part NO_IMAGE and Error 11, "1 photo(s) came for
+    13 earlier trigger(s) without one").
 
     asyncua hands a method whatever Variants the client sent, unchecked against the
     declared arguments: a value its variable cannot encode (an Int32 -5 echoed in PartId)
@@ -208,10 +214,12 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
                 values = _uint32_args(method, args, spec, nothing)
             except _BadArguments as bad:
                 why = bad.why
-                if trigger:
+                if trigger and bad.status == "BadOutOfRange" and len(args) == len(spec):
                     with self.hs.lock:
                         photo = self.hs.refused_photo(0)    # no PartId to tell a repeat by
                     why += f"; {photo}" if photo else ""
+                elif trigger:
+                    why += "; no photo is set aside for it (a call of another shape is no part's trigger)"
                 return self._refuse(bad.status, why, bad.arg_results)
             return await fn(self, parent, *values)
         return call
@@ -237,6 +245,7 @@ class OpcUaStation:
         self.last_refusal = ""
         self.hs.answered = self._queue_result
         self.hs.show = self._queue_state
+        self.hs.clear_advice = lambda: "call Reset, then Start"
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._queue: Optional[asyncio.Queue] = None
         self._server: Any = None
@@ -319,8 +328,7 @@ class OpcUaStation:
                     await self._write("ResultsValid", True)
                     ev = self._event.event
                     for name, v in values.items():
-                        if name != "Reason":
-                            setattr(ev, name, v)
+                        setattr(ev, name, v)
                     await self._event.trigger(message=f"result {values['ResultId']}: {values['Verdict']} "
                                                       f"(part {values['PartId']})")
                 else:
@@ -474,8 +482,10 @@ class OpcUaStation:
                                    "the photos, 8 the rejects without a verdict, 16 a test part judged wrong, "
                                    "32 part scores drifting; 0 every one"),
                                arg("Cause", uint32, "what they turned out to be (as AcknowledgeAlarmsWithCause)")], [])
+        # every result variable, Reason too (why a part was answered NG without a verdict):
+        # "with the same fields" as ResultManagement, which a subscriber to the event relies on
         names = ("ResultId", "TriggerSeq", "PartId", "InspectionId", "Verdict", "ResultCode", "Score", "ModelVersion",
-                 "ProcessingTimeMs", "RecipeId")
+                 "ProcessingTimeMs", "RecipeId", "Reason")
         fields = [(n, getattr(ua.VariantType, _VTYPES[n])) for n in names]
         etype = await server.create_custom_event_type(idx, "ResultReadyEventType", ua.ObjectIds.BaseEventType, fields)
         self._event = await server.get_event_generator(etype, vs)
@@ -516,6 +526,13 @@ class OpcUaStation:
     @_takes("Halt", (), "the state is unchanged")
     async def _m_halt(self, parent: Any) -> Any:
         with self.hs.lock:
+            # Halted from every state: in Error the fault is cleared as Reset clears it, since
+            # state() shows Error while one is held. It answered Good and changed nothing
+            # there (Error stayed; a Reset after it went to Preoperational, never Halted)
+            if self.hs.error_code:
+                log.info("OPC UA Halt in Error %s: the fault is cleared, the vision system Halted",
+                         self.hs.error_code)
+                self.hs.clear_error()
             self.mode = "Halted"
             self.hs.show()
         return []

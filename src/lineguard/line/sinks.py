@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import ssl
+import sys
 import time
 from typing import Any, Optional
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 from .outbox import Refused
 
@@ -82,6 +84,12 @@ class WebhookSink(Sink):
         self.retries = retries
         self.backoff_s = backoff_s
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        # httpx logs every request with its whole URL at INFO ("HTTP Request: POST
+        # http://user:password@host/hook?token=..."): into the station's log, which names a
+        # webhook by its label only. Left to whoever configured httpx's logger on purpose.
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:
+            httpx_log.setLevel(logging.WARNING)
 
     @property
     def label(self) -> str:
@@ -120,7 +128,6 @@ class WebhookSink(Sink):
         """One delivery (following 307/308); raises Refused, _MaybeTaken or RuntimeError."""
         import httpx
 
-        from .config import without_secrets
         headers = {"Idempotency-Key": str(payload.get("message_id", ""))}
         url = self.url
         for _ in range(self._MAX_HOPS + 1):
@@ -138,7 +145,7 @@ class WebhookSink(Sink):
                 url = str(r.request.url.join(location))
                 continue
             if r.status_code in self._NOT_FOLLOWED:
-                where = without_secrets(str(r.request.url.join(location)), "http") if location else "nowhere"
+                where = self._redirect_target(str(r.request.url.join(location))) if location else "nowhere"
                 raise RuntimeError(f"HTTP {r.status_code} redirect to {where}, not followed for a POST "
                                    "(it would become a GET): give the webhook URL it points to")
             if r.status_code in self._REFUSED:
@@ -149,6 +156,20 @@ class WebhookSink(Sink):
                 raise Refused(f"HTTP {r.status_code}: {r.text[:200]}")
             raise RuntimeError(f"HTTP {r.status_code}")
         raise RuntimeError(f"more than {self._MAX_HOPS} redirects")
+
+    def _redirect_target(self, target: str) -> str:
+        """Where a 301/302/303 points, as its error says it (/health, open to anyone who
+        reaches the station): scheme, host, port and path, so the URL can be given, without
+        a user or password, with each query value masked (a token goes there). A path that
+        is this webhook's own (an http URL moved to https) is said so, not spelled out: it
+        may hold the webhook's token, which /health never shows."""
+        t, own = urlsplit(target), urlsplit(self.url)
+        where = t.netloc.rpartition("@")[2]
+        path = t.path or "/"
+        if own.path.strip("/") and path.rstrip("/") == own.path.rstrip("/"):
+            path = "/<this webhook's path>" + ("/" if path.endswith("/") and not own.path.endswith("/") else "")
+        query = "&".join(f"{k}=***" for k, _ in parse_qsl(t.query, keep_blank_values=True))
+        return f"{t.scheme}://{where}{path}" + (f"?{query}" if query else "")
 
     def _said(self, exc: Exception, url: str) -> str:
         from .config import without_secrets
@@ -206,6 +227,7 @@ class MqttSink(Sink):
         import paho.mqtt.client as mqtt
         u = urlparse(url if "://" in url else f"mqtt://{url}")
         self.host, self.port, tls = mqtt_address(url)
+        self.tls = tls
         self.topic_prefix = topic_prefix
         self.key = f"mqtt:{self.host}:{self.port}"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -216,14 +238,27 @@ class MqttSink(Sink):
         self._client.reconnect_delay_set(1, 30)
         # connections made so far (paho's network thread counts; the outbox's worker reads)
         self.connections = 0
+        # why the last try to connect failed, where it says more than "not connected" (a TLS
+        # handshake with a plain broker); None once connected
+        self._connect_failure: Optional[str] = None
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         # Async connect + network thread: a broker that is down at start-up is retried.
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
         if not getattr(reason_code, "is_failure", False):
+            self._connect_failure = None
             self.connections += 1
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # paho calls this inside its handler of the connection's OSError (and passes it no
+        # error): the error in hand is the one. A plain broker's port answered a TLS
+        # handshake with a protocol error and a closed connection, and /health said only
+        # "not connected", as of a broker that is down.
+        exc = sys.exc_info()[1]
+        self._connect_failure = _tls_failure(exc) if self.tls and exc is not None else None
 
     def _state_topic(self, payload: dict[str, Any]) -> str:
         return self.topic({**payload, "event": "alarm"}).rsplit("/", 1)[0] + "/alarm_state"
@@ -245,7 +280,8 @@ class MqttSink(Sink):
         # Not handed to paho while disconnected: it would queue the message in memory,
         # where a crash loses it; the outbox row is the queue and is retried instead.
         if not self._client.is_connected():
-            raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected")
+            why = self._connect_failure
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected" + (f": {why}" if why else ""))
         if payload.get("event") == "alarm_state":     # a station's state written again after a connection
             self._publish(self._state_topic(payload), _state_message(payload, payload.get("change")), timeout_s,
                           retain=True)
@@ -272,6 +308,24 @@ class MqttSink(Sink):
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
+
+
+def _tls_failure(exc: BaseException) -> Optional[str]:
+    """What a failed connection to an mqtts:// broker says, where its TLS handshake failed
+    (None: it failed before, the broker down or unreachable)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"TLS handshake failed, the broker's certificate was not accepted ({exc.verify_message or exc}): "
+                "check the broker's certificate and the host name in --mqtt")
+    tb = exc.__traceback__
+    in_handshake = isinstance(exc, ssl.SSLError)
+    while tb is not None and not in_handshake:
+        # a plain broker may reset the connection instead: told by where it failed
+        in_handshake = tb.tb_frame.f_code.co_name in ("_ssl_wrap_socket", "do_handshake")
+        tb = tb.tb_next
+    if not in_handshake:
+        return None
+    return (f"TLS handshake failed ({type(exc).__name__}: {exc}): is the broker's port a TLS one? "
+            "mqtt:// for a plain port")
 
 
 def _state_message(state: dict[str, Any], change: Optional[str], after_alarm: Optional[int] = None) -> dict[str, Any]:
