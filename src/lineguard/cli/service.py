@@ -325,12 +325,19 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
               "serve --data /srv/line1 --host 0.0.0.0`")
     args = tuple(command[1:])
     params, typed = _command_params(verb, args)
+    from ..line.db import database_url_problem
+    # libpq's key=value words (host=db password=...) are no URL: serve refuses them at every boot
+    db_problem = database_url_problem(params["db"], "--db") if "db" in typed and params.get("db") else None
     for name, (flag, var) in _URL_OPTIONS.items():
         # typed: camera's --source filled in from this shell's LINEGUARD_CAMERA_SOURCE is not on the unit's line
         if name in typed and _password_in(params.get(name)):
+            setting = (f"{var}=postgresql://user:password@host:5432/db (a URL: libpq's key=value words are not "
+                       "taken)" if name == "db" and db_problem is not None else f"{var}=...")
             _fail(f"{flag} holds a password, which the unit would show to every account of this PC (systemctl cat): "
-                  f"leave {flag} out and put {var}=... in a file only the station's account reads (chmod 600), "
+                  f"leave {flag} out and put {setting} in a file only the station's account reads (chmod 600), "
                   "given as --env-file")
+    if db_problem is not None:
+        _fail(f"the {verb} command line: {db_problem}")
     if "api_key" in typed:
         # an operator key inspects parts and reviews them in the plant's name: a secret
         _fail("--api-key is a secret, which the unit would show to every account of this PC (systemctl cat): "

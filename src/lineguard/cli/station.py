@@ -217,22 +217,20 @@ def _station_location(given: dict, default: Optional[Path]) -> dict:
 
 
 def _database_shown(url: Optional[str], by: str) -> Optional[str]:
-    """A database URL as the commands print it: without its password; one that is not a URL
-    ends the command (exit 2) naming ``by``, not in a traceback, and without the text (it
-    may hold the password)."""
+    """A database URL as the commands print it: without its password; one that cannot be a
+    station's database ends the command (exit 2) in line.db's one sentence naming ``by``,
+    not in a traceback, its password never shown."""
     if url is None:
         return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     from ..line.config import without_password
+    from ..line.db import database_url_problem
     from ._term import fail
-    try:
-        make_url(url)       # read as the database will be: one that is not a URL ends here
-        return without_password(url)
-    except ArgumentError:
-        fail(f"{by} is not a database URL: write it like postgresql://user@host/db, or "
-             "sqlite:////path/to/lineguard.db")
+    # read as the database will be: one that cannot be one (a port that is not a number,
+    # libpq's key=value words, another kind of database) ends here, before anything is made
+    problem = database_url_problem(url, by)
+    if problem is not None:
+        fail(problem)
+    return without_password(url)
 
 
 def _station_config(serve: bool = True, **options):
@@ -262,6 +260,8 @@ def _station_config(serve: bool = True, **options):
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     _say_environment(cfg, {k for k, v in overrides.items() if v is not None}, serve)
+    if cfg.db_url:
+        _database_shown(cfg.db_url, "--db" if overrides.get("db_url") is not None else "LINEGUARD_DB")
     _not_a_backup(cfg)
     _check_disk_floor(cfg, overrides.get("min_free_gb") is not None)
     return cfg
@@ -561,6 +561,8 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
         model = None
     if model is not None and not product:
         fail("--model needs --product: name the product the model inspects")
+    if model is not None:
+        _check_model_file(model)
     plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
                                 plc_camera)
     from ..line.config import check_part_name
@@ -586,92 +588,153 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     def open_it():
         in_schema[0] = _new_station_in_schema(cfg, new)
         return open_station(cfg, str(model) if model else None, product, line, say=click.echo)
-    station = _open_when_the_database_answers(cfg, db_wait, open_it)
-    new_station = new_station or in_schema[0]
-    if new_station:
-        click.echo(new_station)
-    plcs: list = []
-    grabber = None
-    web: list = []
+    # a start refused once the station's folder was made (its --model unusable past its first
+    # bytes, a recipe's product, the port taken meanwhile) left a new station behind: the next
+    # `keys create` took it without --new. What this start made goes again; never a folder
+    # that was there before it
+    made = _not_there_yet(cfg.data_dir)
+    served = False
     try:
-        _check_recipe_products(station, plc_recipes, cfg.new_product)
-        # the port is bound now, before the station's threads start: one taken since the
-        # check (another station starting meanwhile, a --db-wait) ends here as it would have
-        # there, with the station closed. Bound, not listening: refused, not left unanswered,
-        # until the server listens (after the PLC links and models are ready).
+        station = _open_when_the_database_answers(cfg, db_wait, open_it)
+        new_station = new_station or in_schema[0]
+        if new_station:
+            click.echo(new_station)
+        plcs: list = []
+        grabber = None
+        web: list = []
         try:
-            web = bind_port(host, port)
-        except PortRefused as exc:
-            fail(str(exc), code=PORT_REFUSED)
-        # the active models loaded beside the start: one whose file was lost or damaged is a
-        # /health fault from the first second, not found by the line's first part
-        threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
-        if modbus_port is not None or opcua_port is not None:
-            from ..line.config import without_password
-            from ..line.plc_handshake import newest_image_source
-            if plc_camera is not None:
-                from ..line.sources.frames import FrameGrabber
+            _check_recipe_products(station, plc_recipes, cfg.new_product)
+            # the port is bound now, before the station's threads start: one taken since the
+            # check (another station starting meanwhile, a --db-wait) ends here as it would have
+            # there, with the station closed. Bound, not listening: refused, not left unanswered,
+            # until the server listens (after the PLC links and models are ready).
+            try:
+                web = bind_port(host, port)
+            except PortRefused as exc:
+                fail(str(exc), code=PORT_REFUSED)
+            # the active models loaded beside the start: one whose file was lost or damaged is a
+            # /health fault from the first second, not found by the line's first part
+            threading.Thread(target=station.load_active_models, name="model-load", daemon=True).start()
+            if modbus_port is not None or opcua_port is not None:
+                from ..line.config import without_password
+                from ..line.plc_handshake import newest_image_source
+                if plc_camera is not None:
+                    from ..line.sources.frames import FrameGrabber
 
-                def camera_fault(why: Optional[str]) -> None:
-                    if why is None:
-                        station.faults.pop("camera", None)
-                    else:
-                        station.faults["camera"] = why
-                try:
-                    grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault).start()
-                except (RuntimeError, ValueError) as exc:
-                    fail(str(exc))
-            wanted = []
-            if modbus_port is not None:
-                from ..line.plc_modbus import ModbusStation
-                wanted.append((ModbusStation, modbus_port, "Modbus TCP"))
-            if opcua_port is not None:
-                from ..line.plc_opcua import OpcUaStation
-                wanted.append((OpcUaStation, opcua_port, "OPC UA"))
-            # each link its own camera folder (two links are two lines, two cameras: on one
-            # folder each link's parts were judged on the other line's photos)
-            for cls, plc_port, name in wanted:
-                try:
-                    images = (grabber.image_source() if grabber is not None else
-                              newest_image_source(plc_folders[cls.protocol], wait_s=plc_image_wait_ms / 1000))
-                    plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
-                                    station_name=plc_station if len(wanted) == 1 else
-                                    f"{plc_station}-{cls.protocol}",
-                                    host=plc_host or host, port=plc_port, window_ms=inspection_window_ms))
-                    if len(wanted) > 1:
-                        plcs[-1].hs.fault_key = f"plc-{cls.protocol}"
-                    # not ready until the whole station is started (see _release_plcs_when_up)
-                    plcs[-1].start(hold=True)
-                except (RuntimeError, ValueError) as exc:
-                    # its port taken since the check: the check's line and exit code
-                    _check_port(plc_host or host, plc_port, f"--{cls.protocol}-port")
-                    fail(str(exc))
-                # the camera's URL without its password: this line goes to the journal
-                images_from = without_password(plc_camera) if grabber is not None else plc_folders[cls.protocol]
-                click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
-                           f"images from {images_from}")
-            # always the list, one link or two: its users (/health, the line view) read each
-            # link's snapshot (a list of two was read as one link: the line view's 500)
-            station.plc = plcs
-            threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
-                                                                  host, port),
-                             name="plc-release", daemon=True).start()
-        click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
-                   f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
-        if cfg.open_reads:
-            click.echo("reads are open: anyone who reaches this port can see inspections and part images")
-        try:
-            run_server(create_app(cfg, station=station), host=host, port=port, log_level="info", sockets=web)
-        except PortRefused as exc:          # taken between the bind and the listen
-            fail(str(exc), code=PORT_REFUSED)
+                    def camera_fault(why: Optional[str]) -> None:
+                        if why is None:
+                            station.faults.pop("camera", None)
+                        else:
+                            station.faults["camera"] = why
+                    try:
+                        grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault).start()
+                    except (RuntimeError, ValueError) as exc:
+                        fail(str(exc))
+                wanted = []
+                if modbus_port is not None:
+                    from ..line.plc_modbus import ModbusStation
+                    wanted.append((ModbusStation, modbus_port, "Modbus TCP"))
+                if opcua_port is not None:
+                    from ..line.plc_opcua import OpcUaStation
+                    wanted.append((OpcUaStation, opcua_port, "OPC UA"))
+                # each link its own camera folder (two links are two lines, two cameras: on one
+                # folder each link's parts were judged on the other line's photos)
+                for cls, plc_port, name in wanted:
+                    try:
+                        images = (grabber.image_source() if grabber is not None else
+                                  newest_image_source(plc_folders[cls.protocol], wait_s=plc_image_wait_ms / 1000))
+                        plcs.append(cls(station, images, plc_recipes, line=plc_line or line,
+                                        station_name=plc_station if len(wanted) == 1 else
+                                        f"{plc_station}-{cls.protocol}",
+                                        host=plc_host or host, port=plc_port, window_ms=inspection_window_ms))
+                        if len(wanted) > 1:
+                            plcs[-1].hs.fault_key = f"plc-{cls.protocol}"
+                        # not ready until the whole station is started (see _release_plcs_when_up)
+                        plcs[-1].start(hold=True)
+                    except (RuntimeError, ValueError) as exc:
+                        # its port taken since the check: the check's line and exit code
+                        _check_port(plc_host or host, plc_port, f"--{cls.protocol}-port")
+                        fail(str(exc))
+                    # the camera's URL without its password: this line goes to the journal
+                    images_from = without_password(plc_camera) if grabber is not None else plc_folders[cls.protocol]
+                    click.echo(f"PLC handshake: {name} on {plc_host or host}:{plc_port}, recipes {plc_recipes}, "
+                               f"images from {images_from}")
+                # always the list, one link or two: its users (/health, the line view) read each
+                # link's snapshot (a list of two was read as one link: the line view's 500)
+                station.plc = plcs
+                threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
+                                                                      host, port),
+                                 name="plc-release", daemon=True).start()
+            click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
+                       f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
+            if cfg.open_reads:
+                click.echo("reads are open: anyone who reaches this port can see inspections and part images")
+            served = True       # from here the station's folder is its own, whatever ends it
+            try:
+                run_server(create_app(cfg, station=station), host=host, port=port, log_level="info", sockets=web)
+            except PortRefused as exc:          # taken between the bind and the listen
+                served = False
+                fail(str(exc), code=PORT_REFUSED)
+        finally:
+            for plc in plcs:
+                plc.close()
+            if grabber is not None:
+                grabber.close()
+            station.close()
+            for sock in web:
+                sock.close()
     finally:
-        for plc in plcs:
-            plc.close()
-        if grabber is not None:
-            grabber.close()
-        station.close()
-        for sock in web:
-            sock.close()
+        if made is not None and not served:
+            _remove_what_this_start_made(made, cfg)
+
+
+def _check_model_file(model: Path) -> None:
+    """--model refused (exit 2) for what its file alone shows (line.registry.model_file_fault:
+    its first bytes, header and length), before the station's folder and database are made:
+    `serve --model odd/notimg.png` made a new station, migrated, and only then refused it."""
+    from ..line import registry
+    from ._term import fail
+    if model.is_dir():
+        fail(f"--model {model} is a folder: give the model file (.lgm, or an exported .onnx)")
+    try:
+        size = model.stat().st_size
+    except OSError as exc:
+        fail(f"--model {model}: cannot be read ({exc.strerror or exc})")
+    # as the station's loader reads files: lineguard's own formats, or (a test's) another
+    fault = registry.model_file_fault(model, size, getattr(registry.default_loader, "reads_model_files", False))
+    if fault is not None:
+        fail(f"--model {model}: not a usable lineguard model: {fault}; give a .lgm file saved by `lineguard train` "
+             "(or Inspector.save), or an .onnx from `lineguard export`")
+
+
+def _not_there_yet(data_dir: Path) -> Optional[Path]:
+    """The outermost folder of ``data_dir`` (itself or one above it) that is not there yet,
+    so that a start making it made it; None where ``data_dir`` is there."""
+    path = Path(data_dir).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _remove_what_this_start_made(made: Path, cfg) -> None:
+    """Remove ``made`` (:func:`_not_there_yet`), the folder a refused start made. A SQLite
+    station's whole: its database is in it. A PostgreSQL station's only while empty: once
+    its schema claimed the folder (line.data_folders), a folder made again under that name
+    would be refused as another station's, so one holding the claim is left for the next
+    start to use."""
+    import shutil
+    if not made.exists():
+        return
+    if cfg.sqlite_path is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    for folder in sorted((p for p in made.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [made]:
+        try:
+            folder.rmdir()
+        except OSError:
+            return          # something is in it: kept
 
 
 # The README's exit code 3, "stopped by the machine, not the command": a port taken (or an
@@ -717,6 +780,9 @@ def _check_ports(host: str, port: int, plc_host: str, modbus_port: Optional[int]
 # and the station stayed down until someone typed the command again. Exit 75 (EX_TEMPFAIL)
 # where --db-wait runs out: not the 2 of settings that no waiting mends.
 _DB_RETRY_FIRST_S, _DB_RETRY_MOST_S, _DB_WAIT_SAID_EVERY_S = 1.0, 15.0, 60.0
+# a try at a server that takes the connection and never answers is given up on after this
+# (line.db.PG_LINK's connect_timeout, which the opening itself waits)
+_DB_TRY_S = 10.0
 DB_WAIT_RAN_OUT = 75
 
 
@@ -750,6 +816,9 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it, comm
     from ..line.db import knock, not_up_yet, server_address
     from ..server.app import StartupError
     from ._term import fail, note
+    # the wait counts from the first try: a silent server's first try took 10 s (20 s with
+    # the schema check) before --db-wait began to count, and --db-wait 12 ended at 43 s
+    began = time.monotonic()
     try:
         return open_it()
     except StartupError as exc:
@@ -769,7 +838,6 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it, comm
     main = threading.current_thread() is threading.main_thread()
     before = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     station = None
-    began = time.monotonic()
     try:
         # said once the stop is in hand: a SIGTERM sent on reading it ends the wait cleanly
         how_long = "for as long as it takes" if db_wait is None else f"for up to {_span(db_wait)}"
@@ -784,7 +852,9 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it, comm
                      "long as it takes", code=DB_WAIT_RAN_OUT)
             time.sleep(pause if db_wait is None else min(pause, db_wait - waited))
             pause = min(pause * 2, _DB_RETRY_MOST_S)
-            err = knock(cfg.database_url)
+            # the last try given only what is left of --db-wait (libpq's 2 s at least)
+            left = _DB_TRY_S if db_wait is None else min(_DB_TRY_S, db_wait - (time.monotonic() - began))
+            err = knock(cfg.database_url, timeout_s=left)
             now = None if err is None else not_up_yet(err)
             if now is None:       # it answered, or refused for good: opening says which, as at once
                 waiting = False
@@ -939,9 +1009,9 @@ def _schema_without_station(cfg, new: bool, flag: Optional[str] = "--new") -> Op
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..line.data_folders import claimed_in_other_schemas
-    from ..line.db import Database, station_schemas, typo_of
+    from ..line.db import Database, not_up_yet, station_schemas, typo_of
     from ..line.errors import StationError
-    from ..server.app import StartupError
+    from ..server.app import StartupError, _db_problem
     try:
         db = Database(cfg.database_url, schema=cfg.db_schema)
     except (SQLAlchemyError, ImportError, ValueError):
@@ -951,7 +1021,11 @@ def _schema_without_station(cfg, new: bool, flag: Optional[str] = "--new") -> Op
             return None               # a station is there (one a newer lineguard wrote: opening says so)
         stations = station_schemas(db.engine)
         claimed = claimed_in_other_schemas(db, cfg.data_dir)
-    except (SQLAlchemyError, ImportError):
+    except (SQLAlchemyError, ImportError) as exc:
+        if type(getattr(exc, "orig", None)).__name__ == "ConnectionTimeout" and not_up_yet(exc) is not None:
+            # said now, as the opening would say it: a server that takes the connection and
+            # never answers cost this check's 10 s and then the opening's, 20 s a try
+            raise StartupError(_db_problem(cfg, exc)) from exc
         return None
     except StationError as exc:       # the folder's id file damaged
         raise StartupError(exc.message) from exc

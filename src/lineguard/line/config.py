@@ -458,16 +458,20 @@ _URL_PASSWORD_ODD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):(?!\d*(?
 # a query's secrets: IP cameras take their account in the URL's query (video.cgi?user=admin&pwd=...)
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pass|pwd|pw|token|access_token|api_key|apikey|key|"
                            r"secret|auth|signature|sig)=)[^&#;]*")
+# libpq's key=value words (host=db user=line password=s3cret dbname=plant): not a URL, and
+# --db refuses them, but the refusal and a unit's check read them first, and printed the
+# password as typed. Quoted ('se cret', with \' inside) or up to the next space.
+_WORD_PASSWORD = re.compile(r"(?i)(^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
 
 
 def without_password(source: "str | os.PathLike | int | None") -> str:
     """A camera source or a database URL as a command, the log or an answer shows it: a
     password in it written ``***`` (``rtsp://admin:***@10.0.0.9/s1``,
-    ``postgresql://lg:***@db/line``), as the query's password or token; a folder, file or
-    device index as it is. The one way they are printed, so none shows the password."""
+    ``postgresql://lg:***@db/line``), as the query's password or token, and libpq's
+    ``password=`` word (``host=db password=***``); a folder, file or device index as it is. The one way they are printed, so none shows the password."""
     text = "" if source is None else os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if "://" not in text:
-        return text
+        return _WORD_PASSWORD.sub(r"\1\2***", text)
     text, hidden = _URL_PASSWORD.subn(r"\1:***@", text, count=1)
     if not hidden:
         text = _URL_PASSWORD_ODD.sub(r"\1:***@", text, count=1)

@@ -311,6 +311,75 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+# What a station's database URL can be: SQLite (the file in --data, or sqlite:////path) or
+# PostgreSQL (psycopg, installed with the server). Read here, before a station is made: a
+# port that is not a number ended serve in a traceback, libpq's key=value words ended it
+# naming SQLAlchemy's parser with the password in clear, and a mysql:// URL was refused
+# only after the station's folder was made.
+_BACKENDS = ("postgresql", "sqlite")
+# libpq's key=value connection words, one pair (a value quoted, or up to the next space)
+_LIBPQ_WORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)\s*")
+
+
+def _libpq_words(text: str) -> Optional[dict[str, str]]:
+    """``text`` read as libpq's ``host=db user=line dbname=plant`` words; None where it is not
+    only such words."""
+    words: dict[str, str] = {}
+    at = 0
+    while at < len(text):
+        pair = _LIBPQ_WORD.match(text, at)
+        if pair is None or pair.end() == at:
+            return None
+        value = pair.group(2)
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        words[pair.group(1).lower()] = value
+        at = pair.end()
+    return words or None
+
+
+def database_url_problem(url: str, given_as: str = "--db") -> Optional[str]:
+    """Why ``url`` (given as ``given_as``: --db, LINEGUARD_DB) cannot be a station's
+    database, in one sentence that says what to give and shows it without its password;
+    None where its form is one (whether the server answers is the opening's to say)."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from .config import without_password
+    example = "postgresql://user@host:5432/db"
+    words = None if "://" in url else _libpq_words(url)
+    if words is not None:
+        shown = " ".join(f"{k}={'***' if k == 'password' else v}" for k, v in words.items())
+        user = words.get("user", "user") + (":***" if "password" in words else "")
+        host = words.get("host", "localhost")
+        host = f"[{host}]" if ":" in host else host
+        as_url = f"postgresql://{user}@{host}:{words.get('port', '5432')}/{words.get('dbname', 'db')}"
+        return (f"{given_as} takes a URL ({example}), not libpq's key=value words: for `{shown}` give "
+                f"{as_url}" + (" (the password as the README says for a URL: in LINEGUARD_DB in a file only the "
+                               "station's account reads, or in PGPASSFILE)" if "password" in words else ""))
+    try:
+        parsed = make_url(_normalise_url(url))
+    except ArgumentError:      # the text itself not shown: it may hold a password in a form not recognised
+        return (f"{given_as} is not a database URL: write it like {example}, or sqlite:////path/to/lineguard.db")
+    except ValueError:         # the port: "db:notaport", or an IPv6 address without its "]"
+        shown = without_password(url)       # read off the shown text: never a piece of the password
+        where = re.sub(r"^[^@/]*@", "", shown.split("://", 1)[-1]).split("/", 1)[0]
+        return (f"{given_as} {shown}: its host and port ({where}) cannot be read: write "
+                f"{example}, the port a number (an IPv6 address in brackets: [::1]:5432)")
+    shown = without_password(url)
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"{given_as} {shown}: port {parsed.port} is not a TCP port (1..65535): PostgreSQL's is 5432"
+    if parsed.get_backend_name() not in _BACKENDS:
+        return (f"{given_as} {shown}: a station keeps its records in PostgreSQL ({example}) or SQLite (leave "
+                f"{given_as} out: lineguard.db in --data), not {parsed.get_backend_name()}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        return (f"{given_as} {shown}: its driver {parsed.get_driver_name()} is not installed here: write "
+                f"{parsed.get_backend_name()}://... with no driver named (PostgreSQL's is psycopg, installed with "
+                "lineguard's server)")
+    return None
+
+
 @contextmanager
 def _committing(s: Session) -> Iterator[Session]:
     """``s``, committed on success, rolled back on any error, closed."""
