@@ -89,3 +89,24 @@ def test_the_help_says_a_day_is_the_plants(tmp_path):
     assert r.exit_code == 0
     text = " ".join(r.output.split())
     assert "a day, the plant's" in text and "a day holds all of that day" in text
+
+
+def test_without_timezone_the_days_are_the_station_s_not_this_pc_s(station_folder, tmp_path):
+    """Walk: the station served with --timezone Europe/Berlin on a PC left on UTC; a nightly
+    `lineguard parts` without --timezone cut the month at UTC midnight, where the station's
+    month report counted other parts. The zone of the station's last start is used, said."""
+    from lineguard.cli import app
+    from lineguard.line import audit
+    from lineguard.line.db import Database
+    db = Database(f"sqlite:///{station_folder / 'lineguard.db'}")
+    audit.record_start(db, "serve on pc1", {"timezone": ZONE}, "cli (test)")
+    audit.record_start(db, "watch L1/S1", {"timezone": "this PC's (UTC)"}, "cli (test)")   # says nothing
+    db.dispose()
+    out = tmp_path / "parts-auto.csv"
+    r = CliRunner(env={"LINEGUARD_TIMEZONE": None}).invoke(
+        app, ["parts", "--data", str(station_folder), "--out", str(out), "--since", "2026-12-01", "--until",
+              "2026-12-01"])
+    assert r.exit_code == 0, r.output
+    assert f"note: days and plant_time in {ZONE}, the station's time zone at its last start" in r.output
+    rows = csv.DictReader(io.StringIO(out.read_text("utf-8-sig")))
+    assert sorted(row["part_id"] for row in rows) == ["dec1-early", "dec1-night"]

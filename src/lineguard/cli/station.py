@@ -1462,7 +1462,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
                             max_upload_mb=max_upload_mb, db_schema=db_schema, db_wait=db_wait)
 
     def show(path, r):
-        click.echo(part_line(path.name, r))
+        from ..line.sources.folder import shown_name      # a name cannot print a forged line
+        click.echo(part_line(shown_name(path.name), r))
 
     # a station on another PC has no data folder shared with this one: it hears of this
     # watcher (behind, its parts not taken, stopped) from its heartbeat, sent with the same key
@@ -1987,7 +1988,8 @@ def undo_upgrade(data: Path, db: Optional[str]) -> None:
               help="Exclusive, written as --since; a day holds all of that day (up to the next day's 00:00 in "
                    "--timezone), so --since 2026-12-01 --until 2026-12-01 is that one day.")
 @click.option("--timezone", envvar="LINEGUARD_TIMEZONE", default=None,
-              help="The plant's time zone for the plant_time column (e.g. Europe/Berlin; default: this PC's).")
+              help="The plant's time zone for the days and the plant_time column (e.g. Europe/Berlin; default: "
+                   "the station's at its last start, else this PC's).")
 def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: Path, line: Optional[str],
                  product: Optional[str], lot: Optional[str], verdict: Optional[str], kind: str,
                  since: Optional[dt.date], until: Optional[dt.date], timezone: Optional[str]) -> None:
@@ -2002,6 +2004,17 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     from ..line.station import count_parts, each_part
     from ..line.xlsx import TooManyRows
     from ._term import fail
+    database = None
+    if timezone is None:
+        # the plant's zone the station counts its days and shifts in (its last start's
+        # --timezone), not this PC's: a nightly export on a PC left on UTC cut November at
+        # UTC midnight, where the station's month report for Berlin counted other parts
+        from ..line.audit import last_start_timezone
+        database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
+        timezone = last_start_timezone(database)
+        if timezone is not None:
+            click.echo(f"note: days and plant_time in {timezone}, the station's time zone at its last start "
+                       "(--timezone for another)", err=True)
     try:
         zone = plant_zone(timezone)
     except ValueError as exc:
@@ -2026,7 +2039,8 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     if out.suffix.lower() not in (".xlsx", ".csv"):
         fail(f"{out}: write parts.xlsx (a workbook) or parts.csv; {out.suffix or 'a name with no suffix'} would "
              "hold CSV under another name", code=2)
-    database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
+    if database is None:
+        database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
     try:
         written = 0
 
