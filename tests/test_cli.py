@@ -195,7 +195,7 @@ def test_review_band_through_train_inspect_and_eval(line, tmp_path):
     r = run_cli("eval", cat, "--model", tmp_path / "band.lgm", "--review-rate", 0.1, cwd=root)
     assert r.returncode == 2 and "carries the band it was trained with" in _flat(r.stderr)
     r = run_cli("train", cat / "train" / "good", "-o", tmp_path / "x.lgm", "--review-rate", -0.1, cwd=root)
-    assert r.returncode == 2 and "review_rate must be 0" in _flat(r.stderr)
+    assert r.returncode == 2 and "-0.1 is a fraction of good parts and lies from 0 (none) to below 1" in _flat(r.stderr)
     assert not (tmp_path / "x.lgm").exists()
 
 

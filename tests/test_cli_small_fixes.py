@@ -89,3 +89,29 @@ def test_the_far_above_notes_are_one_function_in_each_callers_words(capsys):
     core._say_good_folder_notes(insp, "train again with --exclude-suspects")
     assert capsys.readouterr().err.splitlines() == [look.format("in the good folder"),
                                                     without.format("train again with --exclude-suspects")]
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--frr", 0.5, "0.5 is 50% of good parts, more than a line can scrap: for 0.5%, give 0.005"),
+    ("--review-rate", 1, "1 is a fraction of good parts and lies from 0 (none) to below 1: 0.01 for 1% "
+                         "(for 1%, give 0.01)"),
+])
+def test_a_rate_typed_as_a_percentage_is_refused_saying_the_fraction(tmp_path, option, value, said):
+    """Walk: `train --frr 0.5` trained a model rejecting half the good parts without a word
+    (the station's retrain refuses it), and `--review-rate 1` had no "0.01 for 1%" hint."""
+    r = run_in_process("train", tmp_path, "-o", tmp_path / "m.lgm", option, value)
+    assert r.returncode == 2 and said in " ".join((r.stdout + r.stderr).split()), r.stdout + r.stderr
+    assert not (tmp_path / "m.lgm").exists()
+
+
+def test_an_empty_review_band_says_how_many_good_parts_it_needs(synth_category, tmp_path):
+    """Walk: train's note said "with few held-out parts, try a larger --review-rate": no
+    number, and no part is held out under cross-fitting (recalibrate said how many)."""
+    r = run_in_process("train", synth_category / "train" / "good", "-o", tmp_path / "m.lgm", "--frr", 0.2,
+                       "--review-rate", 0.01, "--threads", 1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = " ".join((r.stdout + r.stderr).split())
+    assert "the review band is empty (the review threshold is at the reject threshold): " in out, out
+    assert ("a 1.00% band over 40 good parts is less than one part's rank above the threshold: give a larger "
+            "--review-rate (at least 2.44%)") in out, out
+    assert "held-out" not in out

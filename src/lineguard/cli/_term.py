@@ -30,21 +30,32 @@ def given(param: str) -> bool:
 
 class _Rate(click.ParamType):
     """A share of good parts, as a fraction: --frr 5 (meant as 5%) was refused as
-    "false_reject_rate must be between 0 and 1, got 5.0", the Python name, no hint."""
+    "false_reject_rate must be between 0 and 1, got 5.0", the Python name, no hint.
+    ``zero``: 0 is taken (no review band); ``below``: the largest share is less than it."""
     name = "rate"
+
+    def __init__(self, zero: bool = False, below: float = 1.0):
+        self.zero, self.below = zero, below
 
     def convert(self, value, param, ctx):
         try:
             v = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number: give a fraction of good parts, 0.01 for 1%", param, ctx)
-        if not 0 < v < 1:
+        if not (0 <= v if self.zero else 0 < v) or v >= 1:
             hint = f" (for {v:g}%, give {v / 100:g})" if 1 <= v < 100 else ""
-            self.fail(f"{v:g} is a fraction of good parts and lies between 0 and 1: 0.01 for 1%{hint}", param, ctx)
+            lies = "from 0 (none) to below 1" if self.zero else "between 0 and 1"
+            self.fail(f"{v:g} is a fraction of good parts and lies {lies}: 0.01 for 1%{hint}", param, ctx)
+        if v >= self.below:
+            # --frr 0.5 trained a model rejecting half the good parts, without a word: a
+            # percentage typed as a fraction (the station's retrain refuses it too)
+            self.fail(f"{v:g} is {v:.0%} of good parts, more than a line can scrap: for {v:g}%, give {v / 100:g} "
+                      f"(a fraction below {self.below:g})", param, ctx)
         return v
 
 
-RATE = _Rate()
+RATE = _Rate(below=0.5)              # a false-reject target
+REVIEW_RATE = _Rate(zero=True)       # a review band's share; 0: none
 
 
 def counted(n: int, thing: str) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import click
 
 from ..vision.errors import LineguardError
-from ._term import RATE, coloured, fail, given, note, progress, say
+from ._term import RATE, REVIEW_RATE, coloured, fail, given, note, progress, say
 
 if TYPE_CHECKING:
     from ..vision.inspector import Inspector
@@ -135,6 +136,37 @@ def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 def _promise(c: dict) -> str:
     from ..vision.calibration import promise_text
     return promise_text(c)
+
+
+def _band_opens(false_reject_rate: float, review_rate: float, n: int) -> bool:
+    """Whether on ``n`` good parts the review band's rank lies below the threshold's (the
+    ranks of calibration.conformal_threshold): not monotone in n, so "needs 23" does not
+    make 40 enough for a 1% band above 20%."""
+    k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
+    return n > 0 and math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k
+
+
+def _empty_band_why(c: dict, false_reject_rate: float, review_rate: float,
+                    more: str = "give more good images, or a larger --review-rate") -> str:
+    """Why a review band asked for came out empty, with the parts it needs (train, as
+    recalibrate and the retrain job say it): train's "with few held-out parts, try a
+    larger --review-rate" named no number, and under cross-fitting every good part sets
+    the thresholds."""
+    from ..vision.calibration import parts_for_review_band
+    n = int(c.get("n_calibration") or 0)
+    try:
+        needed = parts_for_review_band(false_reject_rate, review_rate)
+    except ValueError:
+        needed = None
+    if _band_opens(false_reject_rate, review_rate, n):     # ranks apart, but they hold one score
+        return "the good parts' highest scores are tied: give more, or more varied, good parts"
+    if needed is not None and n < needed:
+        return (f"{n} good parts are too few to set a {review_rate:.2%} band above a {false_reject_rate:.2%} "
+                f"false-reject rate (needs {needed}): {more}")
+    # enough parts once, but on these the band's rank falls on the threshold's (a 1% band
+    # over 40 parts is less than one part): 40 parts were called "tied"
+    return (f"a {review_rate:.2%} band over {n} good parts is less than one part's rank above the threshold: give "
+            f"a larger --review-rate (at least {1 / (n + 1):.2%}) or more good parts")
 
 
 def _say_f1_threshold(insp: "Inspector", c: dict, false_reject_rate: float, review_rate: float) -> None:
@@ -285,8 +317,6 @@ def _say_photo_set(insp: "Inspector", false_reject_rate: float) -> None:
     """What the good photos as a whole call for (stderr): photos of several shapes learnt
     as one model (vision.photo_check.learn_aspect), and fewer different photos than README
     step 1 asks for (copies of one photo count once)."""
-    import math
-
     from ..vision.inspector import LEARNT_PHOTOS
     from ..vision.photo_check import shape_said, shapes_said
     shapes = (insp.info.get("photo_aspect") or {}).get("shapes") or []
@@ -445,7 +475,7 @@ def _say_skipped(skipped: list[str], output: Path, not_read: list[str]) -> None:
 @click.option("--detector", default="patchcore", show_default=True, help="patchcore or padim.")
 @click.option("--frr", "false_reject_rate", type=RATE, default=0.01, show_default=True,
               help="Target false-reject rate for the threshold, a fraction (0.01 for 1%).")
-@click.option("--review-rate", type=float, default=0.0, show_default=True,
+@click.option("--review-rate", type=REVIEW_RATE, default=0.0, show_default=True,
               help="Share of good parts to send to REVIEW (a person looks) instead of OK, e.g. 0.05; "
                    "0: no review band, every part OK or NG.")
 @_profile_options
@@ -567,8 +597,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                 f"{review_rate:.2%} of good parts to review; good parts judged REVIEW or NG: on average <= "
                 f"{c['guaranteed_not_ok_rate']:.2%}")
         elif review_rate > 0:
-            note("note", "the review band is empty (the review threshold is at the reject threshold); "
-                         "with few held-out parts, try a larger --review-rate or more good images")
+            note("note", "the review band is empty (the review threshold is at the reject threshold): "
+                 + _empty_band_why(c, false_reject_rate, review_rate))
         if c.get("note"):
             note("note", c["note"])
         if "at_frr_threshold" in c:
@@ -732,7 +762,7 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @click.option("--orient", default="none", show_default=True, help="none or landscape.")
 @click.option("--frr", "false_reject_rate", type=RATE, default=0.01, show_default=True,
               help="Target false-reject rate when eval trains, a fraction (0.01 for 1%).")
-@click.option("--review-rate", type=float, default=None,
+@click.option("--review-rate", type=REVIEW_RATE, default=None,
               help="Review band when eval trains (share of good parts sent to REVIEW; default 0, no band). "
                    "With --model the model's own band is used.")
 @click.option("--coreset-ratio", type=float, default=None)
@@ -1113,7 +1143,6 @@ def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review:
     """The review band after recalibration: set again at the rate the model was trained
     with, or, when it came out empty, why. A line that sends parts to review must not
     find the band gone without a word (30 good parts hold no 5% band above 1%)."""
-    from ..vision.calibration import parts_for_review_band
     rate = float(c.get("review_rate", 0.0))
     had_band = old_review < old
     if insp.review_threshold < insp.threshold:
@@ -1122,14 +1151,8 @@ def _report_band(insp: "Inspector", c: dict, frr: float, old: float, old_review:
             f"{rate:.2%} of good parts to review (the model's own rate); good parts judged REVIEW or NG: on "
             f"average <= {c['guaranteed_not_ok_rate']:.2%}")
     elif rate > 0:
-        n, needed = int(c["n_calibration"]), parts_for_review_band(frr, rate)
-        if needed is not None and n >= needed:     # enough parts, but the two ranks hold one score
-            why = "the good parts' highest scores are tied: give more, or more varied, good parts"
-        else:
-            why = f"{n} good parts are too few to set a {rate:.2%} band above a {frr:.2%} false-reject rate"
-            why += f" (needs {needed}): give more good parts" if needed else ""
-        note("note", f"the review band is empty (the review threshold is at the reject threshold): {why}; "
-                     "until then every part is OK or NG")
+        note("note", "the review band is empty (the review threshold is at the reject threshold): "
+                     f"{_empty_band_why(c, frr, rate, 'give more good parts')}; until then every part is OK or NG")
     elif had_band:
         note("note", f"the review band is gone (it was OK at or below {old_review:.4f}): it was set by hand, with no "
                      "review rate to set it again from good parts; set it again by hand")
