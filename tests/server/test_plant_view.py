@@ -38,6 +38,8 @@ class _Wrong(BaseHTTPRequestHandler):
         kind = self.path.split("/")[1]
         if kind == "huge":
             body = b'{"status": "ok", "x": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+        elif kind == "grafana":      # another service's health check: a status, nothing of a station's
+            body = b'{"status": "ok", "service": "grafana"}'
         elif kind == "html":
             body = b"<html><body>camera web page</body></html>"
         elif kind == "moved":
@@ -123,7 +125,8 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
     closed = free_port()                             # nobody listens there
     peers = [f"lineA={a.url}", f"lineB={b.url}", f"closed=http://127.0.0.1:{closed}",
              f"huge={wrong_server}/huge", f"html={wrong_server}/html", f"shape={wrong_server}/shape",
-             f"moved={wrong_server}/moved", f"silent=http://127.0.0.1:{silent_port}"]
+             f"moved={wrong_server}/moved", f"silent=http://127.0.0.1:{silent_port}",
+             f"grafana={wrong_server}/grafana"]
     st, key = _plant_station(tmp_path, peers)
     try:
         with TestClient(create_app(station=st)) as c:
@@ -133,8 +136,8 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             body = r.json()
             names = [s["name"] for s in body["stations"]]
             assert names == [socket.gethostname(),             # no line nor part yet: its PC's name
-                             "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent"]
-            assert body["peers_configured"] == 8
+                             "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent", "grafana"]
+            assert body["peers_configured"] == 9
             rows = _rows(body)
             me = rows[socket.gethostname()]
             assert (me["this_station"], me["reachable"], me["status"], me["level"], me["page"]) == \
@@ -153,7 +156,8 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             assert (down["reachable"], down["status"], down["level"]) == (False, "unreachable", "down")
             assert "cannot connect" in down["problem"] and down["unreachable_since"] and down["last_answer_at"] is None
 
-            for name, said in (("huge", "KiB"), ("html", "not with JSON"), ("moved", "HTTP 302")):
+            for name, said in (("huge", "KiB"), ("html", "not with JSON"), ("moved", "HTTP 302"),
+                               ("grafana", "no version and faults")):      # walk: it was shown green
                 row = rows[name]
                 assert (row["reachable"], row["status"], row["level"]) == (True, "not_a_station", "down"), row
                 assert said in row["problem"] and "lineguard station's address" in row["problem"], row
@@ -210,6 +214,7 @@ def test_peers_come_from_serve_peer_and_lineguard_peers_and_a_wrong_one_stops_th
     assert "stopped before the station opens" in r.output, r.output
     assert peer_list(serve_opens[-1].peers) == [("line2", "http://10.0.0.12:8000"), ("line3", "http://10.0.0.13:8000")]
     for bad, said in (("line2", "NAME=URL"), ("line2=ftp://x", "not a station's address"),
+                      ("line2=http://x:8000/app/", "is one of the station's pages"),     # walk: taken, then 404
                       ("line2=http://u:pw@x:8000", "user and password"),
                       ("a=http://x:1,A=http://y:2", "two peers have this name")):
         r = CliRunner().invoke(app, data, env={"LINEGUARD_PEERS": bad})

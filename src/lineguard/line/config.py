@@ -608,6 +608,10 @@ MAX_PEERS = 32
 _PEER_FORM = "give each peer as NAME=URL, e.g. --peer line2=http://10.0.0.12:8000 (in LINEGUARD_PEERS separated by ',')"
 
 
+# a path that is a station's own page or API (a proxy's prefix before them is kept)
+_STATION_PAGE = re.compile(r"/(app|api|docs|redoc|health|metrics|static)(/|$)")
+
+
 def peer_list(items: "tuple[str, ...] | list[str]") -> list[tuple[str, str]]:
     """The peer stations as (name, base URL) pairs, from serve --peer's NAME=URL items; a
     ValueError saying what to write for one that cannot be asked. The URL is where the
@@ -636,6 +640,11 @@ def peer_list(items: "tuple[str, ...] | list[str]") -> list[tuple[str, str]]:
         if parts.username is not None or parts.password is not None:
             raise ValueError(f"--peer {name}: leave the user and password out of its URL (its /health needs no "
                              "key, and the URL is shown on the Plant page)")
+        if _STATION_PAGE.search(parts.path):
+            # a page's address copied from the browser (http://pc:8000/app/): /app/health was
+            # asked, every answer a 404, and the row's link went to /app/app/
+            raise ValueError(f"--peer {name}: {url[:120]!r} is one of the station's pages; give the station's own "
+                             f"address, without {parts.path!r} (http://HOST:PORT)")
         if name.casefold() in seen:
             raise ValueError(f"--peer {name}: two peers have this name; give each its own")
         seen.add(name.casefold())

@@ -147,6 +147,12 @@ def _taken(body: Any) -> dict[str, Any]:
     if status not in STATUSES:
         raise NotAStation(f"answered, but its /health has no station status ({_cut(status, 40)!r}): is the URL "
                          "a lineguard station's address?")
+    # every station's /health, the first lineguard's too, names its version and its faults
+    # (their types are taken defensively below): a service answering {"status": "ok"} (a
+    # Grafana, another tool's health check) was shown green as a station
+    if "version" not in body or "faults" not in body:
+        raise NotAStation("answered with a status, but not a station's /health (no version and faults): is the URL "
+                          "a lineguard station's address?")
     raw_faults = body.get("faults") if isinstance(body.get("faults"), dict) else {}
     # a peer's faults as it names them, shown (not this station's own: named apart from them)
     shown = {_cut(k, NAME_MAX): _cut(v) for k, v in list(raw_faults.items())[:FAULTS_MAX]}
@@ -214,6 +220,10 @@ async def _ask(client: Any, url: str) -> dict[str, Any]:
     except httpx.TimeoutException:
         raise ValueError(f"no answer within {PEER_WAIT_S:g} s (station stopped, or its PC or network down)") from None
     except httpx.ConnectError as exc:
+        if "SSL" in str(exc) or "TLS" in str(exc):
+            # an https:// URL for a station serving plain HTTP (its default) read as one stopped
+            raise ValueError(f"the TLS handshake failed ({_cut(exc, 160)}): a station serves http:// unless a proxy "
+                             "in front of it gives https: write its --peer URL with http://") from None
         raise ValueError(f"cannot connect ({_cut(exc, 160) or 'refused'}): station stopped, or its PC or network "
                          "down") from None
     except httpx.HTTPError as exc:
