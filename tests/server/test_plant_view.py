@@ -126,7 +126,7 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
     peers = [f"lineA={a.url}", f"lineB={b.url}", f"closed=http://127.0.0.1:{closed}",
              f"huge={wrong_server}/huge", f"html={wrong_server}/html", f"shape={wrong_server}/shape",
              f"moved={wrong_server}/moved", f"silent=http://127.0.0.1:{silent_port}",
-             f"grafana={wrong_server}/grafana"]
+             f"grafana={wrong_server}/grafana", "tls=" + a.url.replace("http://", "https://")]
     st, key = _plant_station(tmp_path, peers)
     try:
         with TestClient(create_app(station=st)) as c:
@@ -136,8 +136,8 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             body = r.json()
             names = [s["name"] for s in body["stations"]]
             assert names == [socket.gethostname(),             # no line nor part yet: its PC's name
-                             "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent", "grafana"]
-            assert body["peers_configured"] == 9
+                             "lineA", "lineB", "closed", "huge", "html", "shape", "moved", "silent", "grafana", "tls"]
+            assert body["peers_configured"] == 10
             rows = _rows(body)
             me = rows[socket.gethostname()]
             assert (me["this_station"], me["reachable"], me["status"], me["level"], me["page"]) == \
@@ -167,6 +167,9 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             assert shape["alarms"] == {"active": 0, "by_kind": {}, "past_escalation": 0, "oldest_waiting_min": None}
             assert len(shape["faults"]) == 21 and shape["faults"]["more"].startswith("11 more fault(s)")
             assert all(len(k) <= 80 and len(v) <= 400 and "\x00" not in k for k, v in shape["faults"].items())
+
+            # https:// for a station serving plain HTTP: the scheme said, not "station stopped"
+            assert "TLS handshake failed" in rows["tls"]["problem"] and "http://" in rows["tls"]["problem"]
 
             silent = rows["silent"]
             assert (silent["reachable"], silent["level"]) == (False, "down") and "no answer within" in \
