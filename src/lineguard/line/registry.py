@@ -1081,11 +1081,23 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
     # a REVIEW sets the PLC's NG bit as NG does: a doubted photo stops the line the same way
     review = " A part sent to REVIEW stops the line as an NG one does (the PLC's NG bit)." \
         if trial.photo_doubted or trial.sent_to_review else ""
-    return (f"v{mv.version} {trial.did(parts=f'good parts of {mv.product!r}')}; {before}. Good parts here: "
+    # The active version's model with other thresholds (the same file, or one saved by the
+    # Tuning page, whose note says so): its threshold is the cause, not another product's model
+    # ("a model made for another product" was said of a threshold saved at 0.5 beside 19.53).
+    tuned = (mv.note or "").startswith("thresholds of v")
+    if (active is not None and mv.model_id == active.model_id) or tuned:
+        own = f"{mv.threshold:g}" if mv.threshold is not None else "as saved"
+        if active is not None and active.threshold is not None:
+            own += f", the active version's {active.threshold:g}"
+        who = f"v{mv.version}'s threshold ({own})"
+        cause = (" A threshold set too low does this: set it within the scores the Tuning page shows and save it "
+                 "again. Or try it on the line first")
+    else:
+        who, cause = f"v{mv.version}", " A model made for another product or camera does this. Try it on the line first"
+    return (f"{who} {trial.did(parts=f'good parts of {mv.product!r}')}; {before}. Good parts here: "
             "judged OK or reviewed good, their images kept"
             + (f" ({trial.learnt_left_out} it learned from left out)" if trial.learnt_left_out else "")
-            + f".{review} A model made for another product or "
-            "camera does this. Try it on the line first: run it in shadow, then compare (Shadow and Compare on the "
+            + f".{review}{cause}: run it in shadow, then compare (Shadow and Compare on the "
             "Models page); or activate it anyway with \"force\": true")
 
 

@@ -25,7 +25,8 @@ from .orm import Inspection, ModelVersion
 # Calibration entries that state a guarantee of the thresholds the calibration chose
 # (its conformal rank, its bound on false rejects): wrong once a person moves them.
 _STALE = ("rank", "review_rank", "guaranteed_false_reject_rate", "guaranteed_not_ok_rate",
-          "false_reject_rate_upper_90", "enough_calibration_parts", "frr_threshold", "f1_threshold")
+          "false_reject_rate_upper_90", "false_reject_rate_upper_95", "enough_calibration_parts", "frr_threshold",
+          "f1_threshold")
 
 MAX_SCORES = 5000      # per list in the tuning answer: plenty for a histogram and the rates
 MAX_RAISE = 100        # a threshold this many times the one the good parts set passes every part
@@ -81,7 +82,8 @@ def check_against_calibrated(threshold: float, review_threshold: Optional[float]
 
 
 def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float], recent_scores: Sequence[float],
-                   threshold: float, review_threshold: Optional[float] = None) -> dict[str, Any]:
+                   threshold: float, review_threshold: Optional[float] = None,
+                   photo_review: Optional[dict[str, Sequence[int]]] = None) -> dict[str, Any]:
     """What ``threshold``/``review_threshold`` would have done to the parts given.
 
     - ``false_rejects``: good parts (reviewed good) scoring above the threshold (NG).
@@ -89,6 +91,13 @@ def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float],
       (OK; without a band, at or below the threshold).
     - ``review_load``: recent parts (any verdict) in the band: the share a person has to look at.
     - ``recent_ng``: recent parts that would be NG.
+    - ``photo_review``: recent parts the photo check sent to REVIEW.
+
+    ``photo_review``: for "good", "defect" and "recent", the positions in that list of the
+    parts the photo check doubted. Such a part is REVIEW whatever its score, and the photo
+    check does not depend on the thresholds, so it is counted as REVIEW at any of them
+    (never a false reject, an escape or NG): counted by its score, 5 dark photos among 170
+    parts made a review load of 3 where the line had sent 8 to REVIEW.
 
     Reviewed good parts are mostly former NG and REVIEW parts (false alarms are what
     gets reviewed), so they score higher than good parts at large: ``false_rejects``
@@ -97,16 +106,24 @@ def expected_rates(good_scores: Sequence[float], defect_scores: Sequence[float],
     """
     r = threshold if review_threshold is None else review_threshold
     check_thresholds(threshold, review_threshold)
-    g = np.asarray(good_scores, dtype=np.float64)
-    d = np.asarray(defect_scores, dtype=np.float64)
-    x = np.asarray(recent_scores, dtype=np.float64)
+    doubted = photo_review or {}
+
+    def verdicts(scores: Sequence[float], which: str) -> tuple[int, int, int, int]:
+        """(parts, NG, REVIEW, OK) of a list, as the station judges them."""
+        x = np.asarray(scores, dtype=np.float64)
+        photo = np.zeros(len(x), dtype=bool)
+        photo[np.asarray(doubted.get(which, ()), dtype=np.int64)] = True
+        ng = int(np.sum((x > threshold) & ~photo))
+        ok = int(np.sum((x <= r) & ~photo))
+        return len(x), ng, len(x) - ng - ok, ok
+    g_n, g_ng, g_rev, _ = verdicts(good_scores, "good")
+    d_n, _, d_rev, d_ok = verdicts(defect_scores, "defect")
+    x_n, x_ng, x_rev, _ = verdicts(recent_scores, "recent")
     return {"threshold": float(threshold), "review_threshold": None if review_threshold is None else float(r),
-            "false_rejects": _share(int(np.sum(g > threshold)), len(g)),
-            "good_to_review": _share(int(np.sum((g > r) & (g <= threshold))), len(g)),
-            "escapes": _share(int(np.sum(d <= r)), len(d)),
-            "defects_to_review": _share(int(np.sum((d > r) & (d <= threshold))), len(d)),
-            "review_load": _share(int(np.sum((x > r) & (x <= threshold))), len(x)),
-            "recent_ng": _share(int(np.sum(x > threshold)), len(x))}
+            "false_rejects": _share(g_ng, g_n), "good_to_review": _share(g_rev, g_n),
+            "escapes": _share(d_ok, d_n), "defects_to_review": _share(d_rev, d_n),
+            "review_load": _share(x_rev, x_n), "recent_ng": _share(x_ng, x_n),
+            "photo_review": _share(len(doubted.get("recent", ())), x_n)}
 
 
 # -- the model file ---------------------------------------------------------------------
@@ -229,7 +246,11 @@ def _where(mv: ModelVersion) -> str:
 
 
 def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: Optional[float],
-                      source: ModelVersion, note: Optional[str], by: Optional[str]) -> dict[str, Any]:
+                      source: ModelVersion, note: Optional[str], by: Optional[str],
+                      target: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """``cal`` with the new thresholds: a threshold moved by hand carries no promise; one
+    set by a false-reject target (``target``: :func:`threshold_for_target`'s answer for
+    this very threshold) carries the target's, as training's threshold carries its own."""
     new = {k: v for k, v in cal.items() if k not in _STALE}
     old_t = float(cal["threshold"])
     new["threshold"] = float(threshold)
@@ -245,6 +266,17 @@ def tuned_calibration(cal: dict[str, Any], threshold: float, review_threshold: O
                     # the threshold the good parts set, carried along a chain of tunings
                     "calibrated_threshold": calibrated_threshold(cal),
                     "scored_as": scored_as(cal, source.model_id), "note": note, "by": by}
+    if target is not None:
+        # the same conformal promise training makes, measured on the audit sample's good parts:
+        # the Tuning page checks recent parts against it (promise_check) as against training's
+        rate = float(target["false_reject_rate"])
+        new.update(strategy="frr", method="conformal", target_false_reject_rate=rate,
+                   n_calibration=int(target["good_parts"]), rank=int(target["rank"]),
+                   guaranteed_false_reject_rate=float(target["guaranteed_false_reject_rate"]),
+                   false_reject_rate_upper_95=float(target["false_reject_rate_upper_95"]),
+                   enough_calibration_parts=True, calibration_parts_needed=math.ceil(1 / rate) - 1,
+                   calibration_measured_on=TARGET_PARTS)
+        new["tuned"]["false_reject_target"] = rate
     return new
 
 
@@ -287,18 +319,30 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
     ever inspected on (a misspelt name showed every line's parts)."""
     mv, cal, base, parts_line = _scored_parts(station, product, line, version)
     newest = Inspection.id.desc()
+    # whether the photo check doubted the part: then it was REVIEW whatever its score
+    doubted = Inspection.photo_issues.is_not(None)
     with station.db.session() as s:
-        good = list(s.scalars(base.where(Inspection.review_label == "good").order_by(newest).limit(limit)))
-        defect = list(s.scalars(base.where(Inspection.review_label == "defect").order_by(newest).limit(limit)))
-        recent_rows = s.execute(base.add_columns(Inspection.review_label).order_by(newest).limit(limit)).all()
-    recent = [row[0] for row in recent_rows]
+        good_rows = s.execute(base.add_columns(doubted).where(Inspection.review_label == "good")
+                              .order_by(newest).limit(limit)).all()
+        defect_rows = s.execute(base.add_columns(doubted).where(Inspection.review_label == "defect")
+                                .order_by(newest).limit(limit)).all()
+        recent_rows = s.execute(base.add_columns(doubted, Inspection.review_label).order_by(newest).limit(limit)).all()
+    good, defect, recent = ([row[0] for row in rows] for rows in (good_rows, defect_rows, recent_rows))
+    photo_review = {which: [i for i, row in enumerate(rows) if row[1]]
+                    for which, rows in (("good", good_rows), ("defect", defect_rows), ("recent", recent_rows))}
     # The promise is about good parts: a part a person confirmed defective is not a false
     # reject, so it does not count against it (unreviewed defects still do: at a plant's
     # defect rate of well under 1% they move the share by less than its interval's width).
-    confirmed = sum(1 for row in recent_rows if row[1] == "defect")
-    promise = promise_check(cal, [row[0] for row in recent_rows if row[1] != "defect"])
+    confirmed = sum(1 for row in recent_rows if row[2] == "defect")
+    kept = [row for row in recent_rows if row[2] != "defect"]
+    promise = promise_check(cal, [row[0] for row in kept], photo_review=[bool(row[1]) for row in kept])
     if promise is not None:
         promise["reviewed_defects_left_out"] = confirmed
+        # what made the promise: training's calibration, or a false-reject target it was saved from
+        target = (cal.get("tuned") or {}).get("false_reject_target")
+        promise["promised_by"] = "target" if target is not None else "training"
+        if target is not None:
+            promise["false_reject_target"] = float(target)
     t = float(cal["threshold"])
     r = float(cal.get("review_threshold", t))
     active = active_version(station, product, mv.line)
@@ -309,7 +353,8 @@ def tuning_data(station: Any, product: str, line: str, version: Optional[int] = 
             "not_active": not_active_warning(station, mv, active),
             "threshold": t, "review_threshold": r if r < t else None,
             "good_scores": good, "defect_scores": defect, "recent_scores": recent,
-            "promise": promise}
+            # positions in each list of the parts the photo check sent to REVIEW, whatever their score
+            "photo_review": photo_review, "promise": promise}
 
 
 def _scored_parts(station: Any, product: str, line: str, version: Optional[int]) -> tuple[Any, ...]:
@@ -414,9 +459,14 @@ def threshold_for_target(station: Any, product: str, line: str, version: Optiona
     r = float(cal.get("review_threshold", t))
     # the version's band stays where it lies below the new threshold; at or above it, no band
     review = r if r < t and r < thr else None
+    # said, not done quietly: the page kept its band box ticked and saved a version without one
+    band_removed = (f"the review threshold ({r:.6g}) is at or above the new NG threshold ({thr:.6g}): the review band "
+                    "is removed; to keep one, set a review threshold below the NG threshold"
+                    if r < t and review is None else None)
     passed = int(np.sum(np.asarray(defect, dtype=np.float64) <= (thr if review is None else review)))
     return {"product": product, "line": mv.line, "parts_line": mv.line or parts_line, "version": mv.version,
             "false_reject_rate": float(false_reject_rate), "threshold": float(thr), "review_threshold": review,
+            "band_removed": band_removed,
             "version_threshold": t, "version_review_threshold": r if r < t else None,
             "measured_on": TARGET_PARTS, "good_parts": n + u, "above": int(np.sum(counted > thr)),
             "rank": int(info["rank"]),
@@ -469,9 +519,15 @@ def _on_its_line(station: Any, product: str, version: Optional[int]) -> ModelVer
 
 def save_thresholds(station: Any, product: str, line: str, version: int, threshold: float,
                     review_threshold: Optional[float], note: Optional[str] = None,
-                    by: Optional[str] = None, expected_active: Optional[int] = None) -> ModelVersion:
+                    by: Optional[str] = None, expected_active: Optional[int] = None,
+                    false_reject_rate: Optional[float] = None, parts_line: Optional[str] = None) -> ModelVersion:
     """A new, inactive version of ``product``/``line``: version ``version``'s model with
     these thresholds. Activate it as any other version.
+
+    ``false_reject_rate``: the false-reject target ``threshold`` was set from (measured on
+    ``parts_line``'s parts; None: ``line``'s). The target is worked out again here, on the
+    same parts, and a threshold it does not set is refused (InvalidRequest): the version
+    then carries the target's promise, which the caller's word alone must not give it.
 
     ``expected_active``: the version the caller saw active for the product/line (0: none).
     When another one is active by now (a retrain or an upload activated it while the
@@ -513,7 +569,11 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
     if old_t == threshold and old_r == new_r:
         raise InvalidRequest(f"version {version} already has threshold {threshold:g} and review threshold "
                              f"{new_r:g}; move them before saving")
-    new = rewrite_thresholds(data, tuned_calibration(cal, threshold, review_threshold, src, note, by), loaded)
+    target = None
+    if false_reject_rate is not None:
+        target = _target_of(station, src, threshold, false_reject_rate, line if parts_line is None else parts_line)
+    new = rewrite_thresholds(data, tuned_calibration(cal, threshold, review_threshold, src, note, by, target),
+                             loaded)
     # the band said only when there is one, before or after (without one its threshold is the NG one)
     band_before, band_after = old_r < old_t, review_threshold is not None
     why = f"thresholds of v{version} tuned: {old_t:.6g} -> {threshold:.6g}"
@@ -521,6 +581,8 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
         why += f", review {f'{old_r:.6g}' if band_before else 'none'} -> {new_r:.6g}"
     elif band_before and not band_after:
         why += ", review band removed"
+    if target is not None:
+        why += f", from a {_share_text(target['false_reject_rate'])} false-reject target"
     # said where the version is listed: whoever activates it later sees it is not the model judging now
     kind = _beside_active(station, src, active)
     if kind == "none":
@@ -530,3 +592,40 @@ def save_thresholds(station: Any, product: str, line: str, version: int, thresho
             "the same model with other thresholds)" if kind == "same" else
             f"another model: activating this version puts v{version}'s model back)"))
     return station.add_model(new, product, src.line, note=f"{why}. {note}" if note else why, by=by, activate=False)
+
+
+def _target_of(station: Any, src: ModelVersion, threshold: float, false_reject_rate: float,
+               parts_line: str) -> dict[str, Any]:
+    """The answer of :func:`threshold_for_target` for the version ``src`` and this target,
+    when it sets ``threshold``; else InvalidRequest saying what to do."""
+    found = threshold_for_target(station, src.product, parts_line, src.version, false_reject_rate)
+    if found["version"] != src.version or (found["line"] or "") != (src.line or ""):
+        raise InvalidRequest(f"the {_share_text(false_reject_rate)} false-reject target on line {parts_line!r} is "
+                             f"measured for v{found['version']}{' of line ' + found['line'] if found['line'] else ''}, "
+                             f"not v{src.version}; send the line the Tuning page shows (parts_line)")
+    # JSON carries a float exactly; a tolerance only for a client that prints fewer digits
+    if not math.isclose(threshold, found["threshold"], rel_tol=1e-9):
+        raise InvalidRequest(f"threshold {threshold:.10g} is not the one a {_share_text(false_reject_rate)} "
+                             f"false-reject target sets now ({found['threshold']:.10g}, on {found['good_parts']} good "
+                             "parts): parts judged since moved it. Set the target again and save, or leave "
+                             "false_reject_rate out to save a threshold set by hand (it carries no promise)")
+    return found
+
+
+def rejects_good_parts_warning(station: Any, mv: ModelVersion) -> Optional[str]:
+    """What activating ``mv`` will be refused for, said when it is saved: the trial on the
+    product's latest good parts that activation runs (:func:`..compare.try_on_good_parts`).
+    None when it passes them. A threshold saved below every good part was taken without a
+    word (0.5 where the model's was 19.53), and only its activation said so, blaming the model."""
+    from .compare import try_on_good_parts
+    active = active_version(station, mv.product, mv.line)
+    try:
+        trial = try_on_good_parts(station.db, station.images, station.models.inspector(mv), mv.product, mv.line,
+                                  active.model_id if active is not None else None)
+    except (StationError, BundleError, OSError):
+        return None      # saved all the same: its activation loads it again and says what is wrong
+    if not trial.rejects_good_parts:
+        return None
+    return (f"this threshold {trial.did(parts=f'good parts of {mv.product!r}')}: activating v{mv.version} will be "
+            "refused unless forced (\"force\": true); set the threshold within the good parts' scores the Tuning "
+            "page shows")

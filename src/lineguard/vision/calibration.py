@@ -434,7 +434,8 @@ def rate_with_ci(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
 
 
 def promise_check(calibration: dict[str, Any], scores: Sequence[float],
-                  confidence: float = 0.95) -> Optional[dict[str, Any]]:
+                  confidence: float = 0.95,
+                  photo_review: Optional[Sequence[bool]] = None) -> Optional[dict[str, Any]]:
     """Do these parts keep the promise the calibration made?
 
     Training promised that, on average, at most ``guaranteed_false_reject_rate`` of good
@@ -449,6 +450,11 @@ def promise_check(calibration: dict[str, Any], scores: Sequence[float],
     test commutators sent 10-11% of good photos to a 5% band whose promise held on the
     training commutators left out (``benchmarks/commutator_band_study.py``).
 
+    ``photo_review``: which of ``scores`` the photo check doubted. Such a part is REVIEW
+    whatever its score (:class:`~lineguard.vision.inspector.Inspector`), so it is never
+    NG and always not OK; counted by its score, a dark photo scoring high read as an NG
+    that broke the promise. Left out (None): every part is judged by its score.
+
     None when the thresholds carry no promise (set by hand, an old model file, or chosen
     by F1 on the given parts: models trained before ``frr_promise`` kept the frr
     threshold's promise beside the F1 threshold, which does not keep it).
@@ -459,11 +465,15 @@ def promise_check(calibration: dict[str, Any], scores: Sequence[float],
     t = float(calibration["threshold"])
     r = float(calibration.get("review_threshold", t))
 
+    doubted = np.zeros(len(x), dtype=bool) if photo_review is None else np.asarray(photo_review, dtype=bool)
+
     def check(k: int, promised: float) -> dict[str, Any]:
         share = rate_with_ci(k, len(x), confidence)
         return {**share, "promised": float(promised), "above_promise": bool(len(x) and share["lo"] > promised)}
     out: dict[str, Any] = {"confidence": confidence,
-                           "ng": check(int(np.sum(x > t)), calibration["guaranteed_false_reject_rate"])}
+                           "ng": check(int(np.sum((x > t) & ~doubted)), calibration["guaranteed_false_reject_rate"])}
     if r < t and "guaranteed_not_ok_rate" in calibration:
-        out["not_ok"] = check(int(np.sum(x > r)), calibration["guaranteed_not_ok_rate"])
+        out["not_ok"] = check(int(np.sum((x > r) | doubted)), calibration["guaranteed_not_ok_rate"])
+    if photo_review is not None:
+        out["photo_review"] = int(doubted.sum())
     return out

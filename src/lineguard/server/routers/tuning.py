@@ -26,6 +26,13 @@ class ThresholdIn(RequestIn):      # a misspelt field refused, not dropped
     review_threshold: Optional[float] = Field(default=None, description="above it (and up to threshold) a part "
                                                                         "is REVIEW; null: no review band")
     note: Optional[str] = Field(default=None, max_length=2000)
+    false_reject_rate: Optional[float] = Field(default=None, examples=[0.01], description=(
+        "the false-reject target the threshold was set from (the tuning/target answer's false_reject_rate): the "
+        "station works it out again on the same parts and, when it sets this threshold, the version carries its "
+        "promise; a threshold it does not set is refused (422). Left out: a threshold set by hand, no promise"))
+    parts_line: Optional[str] = Field(default=None, max_length=100, pattern=_TEXT, description=(
+        "with false_reject_rate: the line whose parts the target was measured on (the tuning/target answer's "
+        "parts_line); default: line"))
     expected_active: Optional[int] = Field(default=None, ge=0, le=DB_INT_MAX, strict=True, examples=[1], description=(
         "the version you saw active for the product/line (the tuning answer's active_version; 0: none); when "
         "another one is active by now (a retrain or upload activated it meanwhile) the station answers 409 "
@@ -46,14 +53,23 @@ class TuningOut(BaseModel):
                                                                 "one; null: it is")
     threshold: float
     review_threshold: Optional[float] = Field(description="null: no review band")
+    photo_review: dict[str, list[int]] = Field(
+        default_factory=dict, description="for good, defect and recent: the positions in good_scores, defect_scores "
+                                          "and recent_scores of the parts the photo check sent to REVIEW (too dark, "
+                                          "blurred...): REVIEW whatever their score, at any threshold")
     good_scores: list[float] = Field(description="parts reviewed good, newest first")
     defect_scores: list[float] = Field(description="parts reviewed defect, newest first")
     recent_scores: list[float] = Field(description="the latest parts, any verdict")
-    expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds")
+    expected: dict[str, Any] = Field(description="false rejects, escapes and review load at these thresholds, each "
+                                                 "part counted by the verdict it gets: one the photo check sent to "
+                                                 "REVIEW is in the review load whatever its score (photo_review "
+                                                 "counts the recent ones)")
     promise: Optional[dict[str, Any]] = Field(
         default=None, description="recent parts judged NG (and, with a band, not OK) against what the calibration "
                                   "promised for good parts, with exact intervals; parts reviewed as defects are "
-                                  "left out (reviewed_defects_left_out counts them); null: thresholds set by hand")
+                                  "left out (reviewed_defects_left_out counts them), parts the photo check sent to "
+                                  "REVIEW are not NG (photo_review counts them); promised_by: training, or the "
+                                  "false-reject target the thresholds were saved from; null: thresholds set by hand")
 
 
 class TargetOut(BaseModel):
@@ -65,6 +81,9 @@ class TargetOut(BaseModel):
     threshold: float = Field(description="the NG threshold that holds the target on the parts measured")
     review_threshold: Optional[float] = Field(description="the version's review threshold where it lies below the "
                                                           "new threshold; null: no band")
+    band_removed: Optional[str] = Field(default=None, description="said when the version has a review band and its "
+                                                                  "review threshold is not below the new threshold: "
+                                                                  "no band then, and what to do to keep one")
     measured_on: str = Field(description="which good parts: the random audit sample's, reviewed good or judged OK "
                                          "and not reviewed (parts reviewed good alone are mostly the model's false "
                                          "alarms)")
@@ -92,6 +111,9 @@ class TunedVersionOut(ModelVersionOut):
     not_active: Optional[str] = Field(default=None, description="said when the version tuned is not the active "
                                                                 "one (activating the new version may put an older "
                                                                 "model back); null: it is the active one")
+    warning: Optional[str] = Field(default=None, description="said when the new version does not pass most of the "
+                                                             "product's latest good parts: its activation will be "
+                                                             "refused (rejects_good_parts) unless forced")
 
 
 @router.get("/{product}/tuning", summary="Scores of reviewed good, reviewed defect and recent parts judged by a "
@@ -104,7 +126,7 @@ def get_tuning(product: str = _PRODUCT, line: str = Query("", max_length=100, pa
                _known: None = Depends(known_query_only)) -> dict[str, Any]:
     out = tuning.tuning_data(station, product, line, version)
     out["expected"] = tuning.expected_rates(out["good_scores"], out["defect_scores"], out["recent_scores"],
-                                            out["threshold"], out["review_threshold"])
+                                            out["threshold"], out["review_threshold"], out["photo_review"])
     return out
 
 
@@ -132,12 +154,14 @@ def save_threshold(body: ThresholdIn, product: str = _PRODUCT, station: Station 
     # every bound on the thresholds (above 0, within MAX_RAISE of the calibrated one) is
     # line.tuning's, so a verb or script saving thresholds is held to the same ones
     mv = tuning.save_thresholds(station, product, body.line, body.version, body.threshold, body.review_threshold,
-                                body.note, caller.who, expected_active=body.expected_active)
+                                body.note, caller.who, expected_active=body.expected_active,
+                                false_reject_rate=body.false_reject_rate, parts_line=body.parts_line)
     d = model_to_dict(mv)
     src = station.models.get(product, mv.line, body.version)
     active = tuning.active_version(station, product, mv.line)
     d.update(tuned_version=src.version, active_version=active.version if active is not None else None,
-             not_active=tuning.not_active_warning(station, src, active))
+             not_active=tuning.not_active_warning(station, src, active),
+             warning=tuning.rejects_good_parts_warning(station, mv))
     # the lifecycle branch adds these to every version; until then the answer carries them
     d.setdefault("threshold", body.threshold)
     d.setdefault("review_threshold", body.review_threshold)

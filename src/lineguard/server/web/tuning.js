@@ -44,9 +44,19 @@ LG.start(async (main) => {
   prodSel.addEventListener("change", fillVersions);
   fillVersions();
 
-  // share of values above t (strictly: a part at the threshold is OK, as the station judges)
-  const above = (vals, t) => vals.length ? vals.filter((v) => v > t).length / vals.length : null;
-  const atOrBelow = (vals, t) => vals.length ? vals.filter((v) => v <= t).length / vals.length : null;
+  // Each list's parts as the station judges them: above the NG threshold NG (strictly: a part at
+  // the threshold is OK), above the review threshold REVIEW, else OK; but a part the photo check
+  // doubted (photo_review: too dark, blurred...) is REVIEW whatever its score, at any threshold.
+  // Counted by score, 5 dark photos among 170 parts read as a review load of 3 where the line had 8.
+  function judged(vals, doubted) {
+    const photo = new Set(doubted || []);
+    const scored = vals.filter((_, i) => !photo.has(i));
+    const share = (k) => vals.length ? k / vals.length : null;
+    return {n: vals.length, photo: photo.size,
+      ng: (T) => share(scored.filter((v) => v > T).length),
+      ok: (R) => share(scored.filter((v) => v <= R).length),
+      review: (T, R) => share(scored.filter((v) => v > R && v <= T).length + photo.size)};
+  }
 
   async function load() {
     if (!prodSel.value) { clear(body).appendChild(h("p", {class: "muted"}, "No model yet: upload or train one.")); return; }
@@ -68,6 +78,9 @@ LG.start(async (main) => {
   function render(t) {
     clear(body);
     const all = t.good_scores.concat(t.defect_scores, t.recent_scores, [t.threshold]);
+    const photo = t.photo_review || {};
+    const good = judged(t.good_scores, photo.good), defects = judged(t.defect_scores, photo.defect);
+    const recent = judged(t.recent_scores, photo.recent);
     // widened when a target's threshold lies beyond these parts' scores (audit parts are not all listed)
     let lo = Math.min(...all), hi = Math.max(...all);
     const step = (hi - lo) / 1000 || 0.001;
@@ -86,8 +99,13 @@ LG.start(async (main) => {
     frDiv.appendChild(goodToReview);
     const [esDiv, es] = stat("escapes", "escapes: reviewed defects judged OK");
     const [rvDiv, rv] = stat("review-load", "review load: recent parts sent to REVIEW");
+    if (recent.photo) {
+      rvDiv.appendChild(h("span", {id: "photo-review"}, ` · ${recent.photo} of ${recent.n} by the photo check `
+        + "(too dark, blurred...), whatever their score"));
+    }
     // every recent part at the threshold shown; the promise below leaves out reviewed defects
-    const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts at the threshold shown, defects included");
+    const [ngDiv, ng] = stat("ng-rate", "NG rate on recent parts at the threshold shown, defects included"
+      + (recent.photo ? "; the photo check's REVIEW parts are not NG" : ""));
     const target = h("input", {id: "frr-target", name: "frr-target", inputmode: "decimal", size: 6, placeholder: "0.5",
       autocomplete: "off"});
     const targetForm = h("form", {class: "filters", id: "target-form"},
@@ -95,47 +113,59 @@ LG.start(async (main) => {
     const targetOut = h("div", {id: "target-result"});
     const note = h("input", {name: "note", placeholder: "why (saved with the version)", size: 40});
     const save = h("button", {type: "button", id: "save", dataset: {role: "engineer"}}, "Save as a new version");
+    // why the review band the box asks for is not there (its threshold at or above the NG one)
+    const bandWrong = h("p", {class: "error", id: "band-wrong", hidden: true});
 
     // A range input snaps its value to min + k * step: until a slider is moved, its
     // threshold is the version's own, exactly (saving untouched must change nothing).
     const bandBefore = t.review_threshold ?? null;
     let thrMoved = false, revMoved = false;
-    // the threshold a target set, exactly (the slider would snap it to its steps); null once moved by hand
-    let targetT = null;
+    // the threshold a target set, exactly (the slider would snap it to its steps), and the target
+    // (a share) it was set from, saved with it so the version keeps the target's promise; null once
+    // the NG threshold is moved by hand. The review band is not the target's: moving it keeps both.
+    let targetT = null, targetRate = null;
     function targetLeft() {
       if (targetT === null) return;
-      targetT = null;
+      targetT = targetRate = null;
       clear(targetOut).appendChild(h("p", {class: "muted", id: "target-moved"}, "Moved by hand since: the "
-        + "thresholds are the slider's, not the target's. Set the target again to go back to it."));
+        + "NG threshold is the slider's, not the target's, and carries no promise. Set the target again to go "
+        + "back to it."));
     }
     thr.addEventListener("input", () => { thrMoved = true; targetLeft(); });
-    rev.addEventListener("input", () => { revMoved = true; targetLeft(); });
-    useBand.addEventListener("input", targetLeft);
+    rev.addEventListener("input", () => { revMoved = true; });
     let savedAs = null;      // [T, R] last saved from this page: saved twice, two versions
+    // {T, R (null: no band), R0 (the review slider's), wrong (why the band ticked is not there)}
     function chosen() {
       const T = targetT !== null ? targetT : thrMoved ? Number(thr.value) : t.threshold;
       const R0 = revMoved ? Number(rev.value) : (bandBefore ?? t.threshold);
-      const R = useBand.checked ? Math.min(R0, T) : null;
-      return [T, R !== null && R < T ? R : null];     // a band of no width is no band
+      if (!useBand.checked) return {T, R: null, R0, wrong: null};
+      if (R0 < T) return {T, R: R0, R0, wrong: null};
+      // Said, and not saved: the page showed "no review band" with the box ticked, and saved a
+      // version without the band (the API refuses these values, saying why)
+      return {T, R: null, R0, wrong: `The review threshold (${num(R0, 4)}) is at or above the NG threshold `
+        + `(${num(T, 4)}): there is no review band. Lower the review threshold below the NG threshold, or untick `
+        + `"review band" to save without one.`};
     }
 
     function update() {
-      const [T, R] = chosen();
+      const {T, R, R0, wrong} = chosen();
       rev.disabled = !useBand.checked;
-      save.disabled = (T === t.threshold && R === bandBefore) || (savedAs && T === savedAs[0] && R === savedAs[1]);
-      save.title = save.disabled ? "move a threshold first: this is the version's own" : "";
+      bandWrong.textContent = wrong || "";
+      bandWrong.hidden = !wrong;
+      save.disabled = Boolean(wrong) || (T === t.threshold && R === bandBefore)
+        || (savedAs && T === savedAs[0] && R === savedAs[1]);
+      save.title = wrong ? "the review threshold must be below the NG threshold, or untick the review band"
+        : save.disabled ? "move a threshold first: this is the version's own" : "";
       thrOut.textContent = num(T, 4);
-      revOut.textContent = R === null ? "no review band" : num(R, 4);
+      revOut.textContent = !useBand.checked ? "no review band" : num(R0, 4) + (wrong ? " (not below the NG threshold)" : "");
       thr.setAttribute("aria-valuetext", thrOut.textContent);      // the threshold, not the slider's raw step
       rev.setAttribute("aria-valuetext", revOut.textContent);
       // a false reject: a good part judged NG (scrapped); one in the band is held for a look
-      fr.textContent = pct(above(t.good_scores, T), 2);
-      goodToReview.textContent = R === null ? "" : ` · ${pct(t.good_scores.length
-        ? t.good_scores.filter((v) => v > R && v <= T).length / t.good_scores.length : null, 2)} sent to REVIEW`;
-      es.textContent = pct(atOrBelow(t.defect_scores, R ?? T), 2);
-      rv.textContent = R === null ? "0 %" : pct(t.recent_scores.length
-        ? t.recent_scores.filter((v) => v > R && v <= T).length / t.recent_scores.length : null, 2);
-      ng.textContent = pct(above(t.recent_scores, T), 2);
+      fr.textContent = pct(good.ng(T), 2);
+      goodToReview.textContent = R === null && !good.photo ? "" : ` · ${pct(good.review(T, R ?? T), 2)} sent to REVIEW`;
+      es.textContent = pct(defects.ok(R ?? T), 2);
+      rv.textContent = pct(recent.review(T, R ?? T), 2);
+      ng.textContent = pct(recent.ng(T), 2);
       // drawn at its box's width: scaled down from 900 units, its text was 4 px high on a phone
       LG.chart.fit(clear(chart), (width) => LG.chart.histogram([
         {name: `reviewed good (${t.good_scores.length})`, values: t.good_scores, color: "#17703c", cls: "good"},
@@ -166,9 +196,11 @@ LG.start(async (main) => {
         return;
       }
       targetT = r.threshold;
-      // the band goes back to the version's own, as the station counted the escapes with it
+      targetRate = r.false_reject_rate;
+      // the band goes back to the version's own, as the station counted the escapes with it; none
+      // where the new threshold lies at or below it (band_removed: said below, the box unticked)
       revMoved = false;
-      useBand.checked = bandBefore !== null;
+      useBand.checked = r.review_threshold !== null && r.review_threshold !== undefined;
       rev.value = bandBefore ?? t.threshold;
       lo = Math.min(lo, targetT); hi = Math.max(hi, targetT);
       for (const el of [thr, rev]) { el.min = lo; el.max = hi + step; }
@@ -178,16 +210,23 @@ LG.start(async (main) => {
     });
 
     save.addEventListener("click", async () => {
-      const [T, R] = chosen();
+      const {T, R} = chosen();
+      // the target the threshold was set from: the station works it out again and, when it sets this
+      // threshold, the version keeps its promise (a threshold saved from a target had none)
+      const fromTarget = targetT !== null
+        ? {false_reject_rate: targetRate, parts_line: t.parts_line || ""} : {};
       save.disabled = true;       // a double click makes one version
       try {
         // expected_active: the version active when this page was loaded; one activated since (a
         // retrain) is refused (409), not quietly undone by a version carrying the model it replaced
         const mv = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/threshold", {method: "POST",
           body: {line: t.line ?? lineIn.value.trim(), version: t.version, threshold: T, review_threshold: R,
-            note: note.value || null, expected_active: t.active_version ?? 0}});
+            note: note.value || null, expected_active: t.active_version ?? 0, ...fromTarget}});
         LG.say(`saved as version ${mv.version} (not active yet: activate it on the Models page)`
-          + (mv.not_active ? `. Note: ${mv.not_active}.` : ""), mv.not_active ? "error" : "ok");
+          + (fromTarget.false_reject_rate ? `, with the ${+(fromTarget.false_reject_rate * 100).toPrecision(4)} % `
+            + "false-reject target's promise" : "")
+          + (mv.not_active ? `. Note: ${mv.not_active}.` : "")
+          + (mv.warning ? `. Warning: ${mv.warning}.` : ""), mv.not_active || mv.warning ? "error" : "ok");
         savedAs = [T, R];
         // the new version in the list, to look at it here before activating it
         api("/api/v1/models").then((r) => { models = r.items; fillVersions(); }).catch(() => {});
@@ -222,7 +261,7 @@ LG.start(async (main) => {
       h("div", {class: "panel"}, chart,
         field(h("span", {}, "NG threshold ", thrOut), thr),
         h("label", {}, useBand, " review band (parts between the two thresholds go to a person)"),
-        field(h("span", {}, "review threshold ", revOut), rev), targetForm, targetOut),
+        field(h("span", {}, "review threshold ", revOut), rev), bandWrong, targetForm, targetOut),
       h("div", {class: "rates", id: "rates"}, frDiv, esDiv, rvDiv, ngDiv),
       h("div", {class: "panel row", dataset: {role: "engineer"}}, note, save));
     // a version other than the active one: saved thresholds go with its model, not the one judging now
@@ -244,6 +283,13 @@ LG.start(async (main) => {
       + `measured on ${r.good_parts} ${r.measured_on}: ${r.above} of them above it. On average at most `
       + `${pct(r.guaranteed_false_reject_rate, 2)} of such good parts are judged NG; this threshold's own rate is at `
       + `most ${pct(r.false_reject_rate_upper_95, 2)} with ${Math.round(r.confidence * 100)} % confidence.`)];
+    if (r.band_removed) {
+      // the version's band lies at or above the new NG threshold: gone, and the box unticked, said so
+      out.push(h("p", {class: "error", id: "target-band-removed"}, `The review threshold `
+        + `(${num(r.version_review_threshold, 4)}) is at or above the new NG threshold (${num(r.threshold, 4)}): `
+        + `the review band is removed. To keep one, tick "review band" and lower the review threshold below the `
+        + "NG threshold."));
+    }
     if (r.unreviewed_not_ok) {
       // counted as good: the side that keeps the promise (left out, the threshold fell below them)
       out.push(h("p", {class: "error", id: "target-unreviewed"}, `${r.unreviewed_not_ok} part(s) of the audit sample `
@@ -269,11 +315,16 @@ LG.start(async (main) => {
     const ci = Math.round(pr.confidence * 100);
     // not the NG rate tile's: the version's own thresholds, and the parts reviewed as defects left out
     // (a promise about good parts); said so, or the two read as two answers to one question
-    const lessDefects = pr.reviewed_defects_left_out ? `, ${pr.reviewed_defects_left_out} reviewed as defects left out` : "";
+    const lessDefects = (pr.reviewed_defects_left_out ? `, ${pr.reviewed_defects_left_out} reviewed as defects left out` : "")
+      // REVIEW whatever their score: not NG, and not OK
+      + (pr.photo_review ? `, ${pr.photo_review} sent to REVIEW by the photo check` : "");
+    // a version saved from a false-reject target carries that target's promise, not training's
+    const who = pr.promised_by === "target" ? `its ${+(pr.false_reject_target * 100).toPrecision(4)} % false-reject target`
+      : "training";
     const line = (c, what, promised) => h("p", {class: c.above_promise ? "error" : "muted"},
       `Recent parts judged ${what} at the version's own thresholds: ${pct(c.rate, 1)} of ${c.n}${lessDefects} `
       + `(${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
-      + `training promised at most ${pct(c.promised, 1)} of good parts${promised}.`
+      + `${who} promised at most ${pct(c.promised, 1)} of good parts${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
         + " Review recent parts to tell which; if they are good, "
         // retraining is an engineer's (Models page): an operator is told whom to tell
