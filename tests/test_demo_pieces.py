@@ -183,3 +183,53 @@ def test_readme_says_how_to_run_the_commands_after_make_demo_and_what_a_pip_user
     use = _use_section()
     assert ".venv/bin/lineguard" in use and "source .venv/bin/activate" in use
     assert "pip install 'lineguard[torch,edge,server]'" in (ROOT / "README.md").read_text()
+
+
+def test_a_second_demo_on_a_running_demo_s_folder_is_refused(tmp_path, monkeypatch, capsys):
+    """Walk: a second `lineguard demo` on the folder of one still running revoked the running
+    one's keys (its app refused, its feeder stopped without a word); a --dir that is a file
+    ended in a traceback."""
+    root = tmp_path / "demo-line"
+    _made(root)
+    demo.write_stamp(root)
+    monkeypatch.setattr(demo, "_installed", lambda m: m not in ("torch",))
+    monkeypatch.setattr(demo, "_run", lambda *a, **kw: pytest.fail(f"a step ran again: {a}"))
+    inner = []
+
+    def second_run(*a, **kw):       # while this run holds the folder, another is started
+        with pytest.raises(SystemExit) as refused:
+            demo.run_demo(root, port=19643)
+        inner.append(refused.value.code)
+    monkeypatch.setattr(demo, "run_station", second_run)
+    demo.run_demo(root, port=19642)
+    assert inner == [2]
+    err = capsys.readouterr().err
+    assert f"a demo runs in {root} already (pid " in err and "stop it (Ctrl-C there) first, or give another --dir" \
+        in err
+    ran = []
+    monkeypatch.setattr(demo, "run_station", lambda *a, **kw: ran.append(a))
+    demo.run_demo(root, port=19642)         # the first one ended: the folder is free again
+    assert ran
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(SystemExit) as refused:
+        demo.run_demo(tmp_path / "a-file", port=19642)
+    assert refused.value.code == 2 and "is a file: give a folder" in capsys.readouterr().err
+
+
+def test_the_feeder_says_when_its_parts_are_refused_and_stops(monkeypatch, capsys):
+    import threading
+    calls = []
+
+    class Refused:
+        status_code, text = 401, '{"error": {"message": "the API key is unknown or revoked"}}'
+
+    def send(c, p, pid, serial=None):
+        calls.append(pid)
+        return Refused()
+    monkeypatch.setattr(demo, "_send", send)
+
+    class Running:
+        def poll(self):
+            return None
+    demo._keep_feeding("http://127.0.0.1:9", "k", [Path("good/000.png")], 0.01, Running(), threading.Event(), "s")
+    assert len(calls) == 1 and "the demo's parts are refused (HTTP 401" in capsys.readouterr().out

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from .cli._term import OPTIONAL_MODULES, _installed, rule, say
+from .cli._term import OPTIONAL_MODULES, _installed, fail, rule, say
 
 # the one line that installs everything the demo runs (README, "Set up")
 PIP_EXTRAS = "lineguard[torch,edge,server]"
@@ -58,6 +58,7 @@ SYNTH_ARGS = ["--n-good", "120", "--n-defect", "36", "--n-test-good", "30", "--s
 TRAIN_ARGS = ["--image-size", "224", "--version", "demo-1"]
 EXPORT_ARGS = ["--format", "onnx"]
 STAMP_FILE = "demo-stamp.json"
+LOCK_FILE = ".demo-running"       # held while a demo runs in the folder
 
 # one key per role per run, by these names; the previous run's are revoked
 DEMO_KEYS = {"operator": "demo-line", "engineer": "demo-engineer", "admin": "demo-admin"}
@@ -195,12 +196,46 @@ def run_demo(root: Path, port: int = 8765, keep: bool = False, feed_every: float
              reuse: bool = True) -> None:
     """The whole demo; with ``keep`` the station and its app stay up until Ctrl-C; with
     ``reuse`` steps 1-4 are skipped while their stamp matches (a second run starts in seconds)."""
+    if root.exists() and not root.is_dir():
+        fail(f"--dir {root} is a file: give a folder for the demo line (made if it is not there)")
+    reuse = reuse and reusable(root)
+    check_requirements(build=not reuse)         # before anything is made
+    root.mkdir(parents=True, exist_ok=True)
+    with _one_demo(root):
+        _run_demo(root, port, keep, feed_every, reuse)
+
+
+@contextmanager
+def _one_demo(root: Path) -> Iterator[None]:
+    """Hold ``root`` for this run: a second demo on the same folder while one runs is refused.
+    It made its own station beside the running one and revoked that one's demo keys (its
+    signed-in app refused, its feeder stopped without a word). The lock goes with the
+    process, however it ends."""
+    import fcntl
+    held = open(root / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        held.seek(0)
+        who = held.read().strip()
+        held.close()
+        fail(f"a demo runs in {root} already{f' ({who})' if who else ''}: stop it (Ctrl-C there) first, or give "
+             "another --dir")
+    try:
+        held.seek(0)
+        held.truncate()
+        held.write(f"pid {os.getpid()}\n")
+        held.flush()
+        yield
+    finally:
+        held.close()
+
+
+def _run_demo(root: Path, port: int, keep: bool, feed_every: float, reuse: bool) -> None:
     data = root / "data" / "cell"
     model = root / "cell.lgm"
     report = root / "report"
     edge_model = root / "cell.onnx"
-    reuse = reuse and reusable(root)
-    check_requirements(build=not reuse)
     if reuse:
         rule("1-4. the demo line's product and model are already made")
         say(f"using {edge_model}: the demo line's data and settings are unchanged since it was made "
@@ -528,9 +563,13 @@ def _keep_feeding(base: str, key: str, parts: list, every: float, srv: subproces
         while srv.poll() is None and not stop.is_set():
             p = parts[n % len(parts)]
             try:
-                _send(c, p, part_id(stamp, n % len(parts), p.parent.name, n // len(parts) + 1))
+                r = _send(c, p, part_id(stamp, n % len(parts), p.parent.name, n // len(parts) + 1))
             except httpx.HTTPError:
-                pass   # the station is stopping, or busy: the next part tries again
+                r = None   # the station is stopping, or busy: the next part tries again
+            if r is not None and r.status_code in (401, 403):
+                # its key revoked (an admin, or keys made again): say so, not a line gone still
+                say(f"the demo's parts are refused (HTTP {r.status_code}: {r.text[:120]}); no more are sent")
+                return
             n += 1
             stop.wait(every)
 

@@ -38,3 +38,20 @@ def test_the_other_causes_and_none_still_need_no_note(spc_station):
             url = f"/api/v1/alarms/{alarm['id']}/acknowledge"
             r = c.post(url, headers=key) if body is None else c.post(url, json=body, headers=key)
             assert r.status_code == 200, (body, r.text)
+
+
+@pytest.mark.one_database
+def test_a_cause_in_capitals_is_its_key_and_a_number_or_unknown_one_says_what_to_send(spc_station):
+    """Walk: {"cause": "Process"} was refused with "String should match pattern
+    '^[a-z0-9_]+$'", and the PLC's number 7 with "Input should be a valid string"."""
+    st = _station(spc_station, alarm_ng_rate=0)
+    _parts(st, NG, NG, NG, NG, NG)
+    (alarm,) = st.alarms.active()
+    url, key = f"/api/v1/alarms/{alarm['id']}/acknowledge", {"X-API-Key": st.operator_key}
+    with client(st) as c:
+        number = c.post(url, json={"cause": 7}, headers=key)
+        assert number.status_code == 422 and "give the cause's key" in number.text, number.text
+        unknown = c.post(url, json={"cause": "Lamp Out"}, headers=key)
+        assert unknown.status_code == 422 and "is not one of process" in unknown.text, unknown.text
+        done = c.post(url, json={"cause": " Process "}, headers=key)
+        assert done.status_code == 200 and done.json()["ack_cause"] == "process", done.text

@@ -69,9 +69,20 @@ class AlarmAckIn(RequestIn):
     note: Optional[no_nul(2000)] = Field(default=None,
                                          description="what was found and done, e.g. 'lamp 2 out, replaced'")
     cause: Optional[str] = Field(
-        default=None, max_length=20, pattern="^[a-z0-9_]+$",
-        description="what it turned out to be, a key of GET /api/v1/alarm-causes: built in "
+        default=None, max_length=100,
+        description="what it turned out to be, a key of GET /api/v1/alarm-causes (in any case): built in "
                     + "; ".join(f"{k}: {v}" for k, v in CAUSES.items()) + "; or one of the plant's own")
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _a_cause_key(cls, v: Any) -> Any:
+        # "Process" was refused with a regular expression, and the PLC's number 7 with "Input
+        # should be a valid string": a key in another case is that key; one the station does
+        # not offer is refused by the station with the list of those it does
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError("give the cause's key (GET /api/v1/alarm-causes lists them: process, material, ...), "
+                             "not its number: the number is the PLC's AlarmAckCause")
+        return v.strip().lower() if isinstance(v, str) else v
 
 
 class AlarmCauseIn(RequestIn):
