@@ -280,3 +280,13 @@ def test_copies_of_a_photo_count_once_in_the_promise():
     _, alone = conformal_threshold(many, 0.01)
     _, with_copies = conformal_threshold(np.concatenate([many, many[:50]]), 0.01, copies=[False] * 199 + [True] * 50)
     assert with_copies["guaranteed_false_reject_rate"] >= alone["guaranteed_false_reject_rate"] - 1e-9
+
+
+def test_a_review_band_opens_by_the_ranks_on_these_parts_not_by_a_count_once_enough():
+    """Walk: 40 good parts, a 1% band above 20%: parts_for_review_band says 23, and on 40 the
+    two ranks fall together again; train and the retrain job called that "tied scores"."""
+    from lineguard.vision.calibration import parts_for_review_band, review_band_opens
+    assert parts_for_review_band(0.2, 0.01) == 23
+    assert review_band_opens(0.2, 0.01, 23) and not review_band_opens(0.2, 0.01, 40)
+    assert not review_band_opens(0.01, 0.05, 30) and review_band_opens(0.01, 0.05, 33)
+    assert not review_band_opens(0.01, 0.05, 0)

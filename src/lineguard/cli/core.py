@@ -138,27 +138,19 @@ def _promise(c: dict) -> str:
     return promise_text(c)
 
 
-def _band_opens(false_reject_rate: float, review_rate: float, n: int) -> bool:
-    """Whether on ``n`` good parts the review band's rank lies below the threshold's (the
-    ranks of calibration.conformal_threshold): not monotone in n, so "needs 23" does not
-    make 40 enough for a 1% band above 20%."""
-    k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
-    return n > 0 and math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k
-
-
 def _empty_band_why(c: dict, false_reject_rate: float, review_rate: float,
                     more: str = "give more good images, or a larger --review-rate") -> str:
     """Why a review band asked for came out empty, with the parts it needs (train, as
     recalibrate and the retrain job say it): train's "with few held-out parts, try a
     larger --review-rate" named no number, and under cross-fitting every good part sets
     the thresholds."""
-    from ..vision.calibration import parts_for_review_band
+    from ..vision.calibration import parts_for_review_band, review_band_opens
     n = int(c.get("n_calibration") or 0)
     try:
         needed = parts_for_review_band(false_reject_rate, review_rate)
     except ValueError:
         needed = None
-    if _band_opens(false_reject_rate, review_rate, n):     # ranks apart, but they hold one score
+    if review_band_opens(false_reject_rate, review_rate, n):     # ranks apart, but they hold one score
         return "the good parts' highest scores are tied: give more, or more varied, good parts"
     if needed is not None and n < needed:
         return (f"{n} good parts are too few to set a {review_rate:.2%} band above a {false_reject_rate:.2%} "

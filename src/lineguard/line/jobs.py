@@ -557,7 +557,7 @@ class JobRunner:
             return None
         if review < threshold:
             return {"review_rate": rate, "empty": False}
-        from ..vision.calibration import parts_for_review_band
+        from ..vision.calibration import parts_for_review_band, review_band_opens
         frr = float(fit.get("false_reject_rate") or 0.01)
         n = cal.get("n_calibration")
         n = n if isinstance(n, int) and not isinstance(n, bool) else counted
@@ -565,9 +565,13 @@ class JobRunner:
             needed = parts_for_review_band(frr, rate)
         except ValueError:
             needed = None
-        if needed is not None and n >= needed:     # enough parts, but the two ranks hold one score
+        if review_band_opens(frr, rate, n):     # the ranks apart, but they hold one score
             why = ("the highest scores of the parts that set the thresholds are tied: learn from more, or more "
                    "varied, good parts")
+        elif needed is not None and n >= needed:
+            # on these parts the band's rank falls on the threshold's again (not monotone)
+            why = (f"a {rate:.2%} band over {n} parts is less than one part's rank above the threshold: give a "
+                   f"larger review_rate (at least {1 / (n + 1):.2%}) or learn from more parts")
         else:
             why = f"{n} parts set the thresholds, too few for a {rate:.2%} band above a {frr:.2%} false-reject rate" + (
                 f" (it needs {needed}): learn from more parts (review more as good, keep more in the audit sample) "

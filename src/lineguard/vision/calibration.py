@@ -194,6 +194,15 @@ def parts_for_review_band(false_reject_rate: float, review_rate: float, limit: i
     return None
 
 
+def review_band_opens(false_reject_rate: float, review_rate: float, n: int) -> bool:
+    """Whether on ``n`` good parts the review band's rank lies below the threshold's (the
+    ranks of :func:`conformal_threshold`). Not monotone in n: :func:`parts_for_review_band`
+    says 23 parts open a 1% band above a 20% false-reject rate, and on 40 the two ranks
+    fall together again (a band less than one part), which was told as tied scores."""
+    k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
+    return n > 0 and math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k
+
+
 def check_review_rate(false_reject_rate: float, review_rate: float) -> None:
     """Refuse a review rate that cannot make a band, with what to do instead."""
     if not math.isfinite(float(review_rate)) or review_rate < 0:
