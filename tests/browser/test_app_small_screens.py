@@ -292,3 +292,22 @@ def test_the_line_views_alarm_note_has_a_phones_width_for_its_hint(pages, statio
     }""", f"input[aria-label='note for alarm {alarm['id']}']")
     assert fits["text"] <= fits["room"], fits
     assert fits["right"] <= PHONE["width"], fits
+
+
+def test_the_models_versions_are_cards_on_a_phone_with_activate_in_reach(pages, station):
+    """Walk: a version's row was 762 px tall on a phone (its rates squeezed into 88 px) and
+    Activate / Roll back sat at x 883, a sideways scroll away."""
+    from .conftest import fake_model_bytes
+    with api(station, "engineer") as c:
+        for _ in range(2):
+            r = c.post("/api/v1/models", files={"file": ("phone.lgm", fake_model_bytes())},
+                       data={"product": "phonecell", "activate": "false"})
+            assert r.status_code == 201, r.text
+    p = pages(role="engineer", viewport=PHONE, has_touch=True)
+    page = p.open("/app/models?product=phonecell", "#versions table")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    button = page.locator('#versions [data-act="activate"]').first
+    box = button.bounding_box()
+    assert box and box["x"] + box["width"] <= PHONE["width"], box
+    assert page.locator("#versions td[data-label='rates of its parts']").first.bounding_box()["width"] > 250
+    p.shot("models-phone")

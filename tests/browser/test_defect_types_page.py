@@ -135,6 +135,8 @@ def test_a_list_changed_on_another_screen_is_not_overwritten_unasked(pages, stat
     page.press("input[name=new_type]", "Enter")
     page.click("#types-save")
     expect(page.locator("#types-error")).to_contain_text("changed meanwhile on another screen: now blowhole, fray")
+    # the heading says it is the product's own list now (walk: it still read "the default list")
+    expect(page.locator("#types-whose")).to_have_text("tile3: its own list, 2 type(s).")
     assert _types(station, "tile3") == ["blowhole", "fray"]
     page.click("#types-undo")                   # theirs taken: nothing left to save
     expect(page.locator("#types-list li")).to_have_count(2)

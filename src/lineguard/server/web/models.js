@@ -278,6 +278,12 @@ LG.start(async (main) => {
           h("td", {}, LG.when(m.uploaded_at), h("div", {class: "muted"}, m.uploaded_by || "", m.note ? " · " + m.note : "")),
           acts);
       })));
+    // each cell named by its column, for a phone, where the rows are cards (app.css): the
+    // table was 762 px a row there, and Activate / Roll back a sideways scroll away
+    const heads = [...table.querySelectorAll("th")].map((th) => th.textContent);
+    for (const tr of table.querySelectorAll("tr")) {
+      [...tr.querySelectorAll("td")].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+    }
     LG.applyRoles(table);
     renderTrain(items);
     showActive().catch(() => {});      // an activation or a new version changes what a retrain keeps
@@ -973,6 +979,9 @@ LG.start(async (main) => {
       // another engineer's list saved since this one was read: shown, and this one kept as left
       const changed = (current) => {
         saved = current;
+        // the heading says whose list it is now (it still read "the default list")
+        whose.textContent = `${product}: ` + (same(current, DEFAULTS) ? "the default list (none of its own saved yet)."
+          : `its own list, ${current.length} type(s).`);
         why.textContent = `${product}'s types were changed meanwhile on another screen: now ${current.join(", ")}. `
           + "Your list is below as you left it: Save again to replace that one with it, or Undo changes to take it.";
       };
