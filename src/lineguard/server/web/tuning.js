@@ -191,8 +191,11 @@ LG.start(async (main) => {
         r = await api("/api/v1/models/" + encodeURIComponent(t.product) + "/tuning/target"
           + LG.q({line: t.parts_line || "", version: t.version, false_reject_rate: value / 100}));
       } catch (err) {
-        // too few parts for it (or the station away): said here, the thresholds stay as they were
-        clear(targetOut).appendChild(h("p", {class: "error", id: "target-refused"}, err.message));
+        // too few parts for it (or the station away): said here, the thresholds stay as they were;
+        // a share typed in the % box (0.005 for 0.5 %) asked for 0.005 % and "19999 good parts"
+        const meant = String(Number((value * 100).toPrecision(6)));
+        const share = value < 0.1 ? ` You typed ${typed} %: for ${meant} %, type ${meant}.` : "";
+        clear(targetOut).appendChild(h("p", {class: "error", id: "target-refused"}, err.message + share));
         return;
       }
       targetT = r.threshold;
