@@ -56,6 +56,7 @@ def test_a_source_or_url_is_shown_without_its_password(given, shown):
 
 class _Grabber:
     """serve's camera, not opened: the start line is what is looked at."""
+    kind = "url"        # a live camera: started at once (a file or folder plays from ready)
     made: list = []
 
     def __init__(self, source, fps=None, on_fault=None, **_kw):

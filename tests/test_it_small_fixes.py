@@ -54,6 +54,8 @@ def started(monkeypatch, no_lineguard_env, serve_ports_anywhere):
             pass
 
     class Grabber:
+        kind = "url"        # a live camera: started at once (a file or folder plays from ready)
+
         def __init__(self, source, fps=None, on_fault=None):
             made.append(("camera", source, fps))
 

@@ -42,6 +42,8 @@ def serve_with(monkeypatch, tmp_path, serve_ports_anywhere):
             pass
 
     class Grabber:
+        kind = "url"        # a live camera: started at once (a file or folder plays from ready)
+
         def __init__(self, *a, **kw):
             pass
 

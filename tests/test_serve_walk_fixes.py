@@ -224,3 +224,27 @@ def test_a_refused_start_never_removes_a_folder_that_was_there_before(tmp_path, 
     assert r.returncode == 2, r.stdout + r.stderr
     assert made and (data / "notes.txt").read_text() == "the plant's own file"
     assert (data / "lineguard.db").exists()        # inside a folder that was there: not this start's to judge
+
+
+def test_a_recorded_plc_camera_starts_playing_as_the_links_go_ready(monkeypatch):
+    """Walk: `serve --plc-camera FOLDER` played the folder out while the station warmed up
+    (11 frames at 5 fps), so every trigger of a line-sim run was answered NO_IMAGE."""
+    import socket
+
+    from lineguard.cli.station import _release_plcs_when_up
+    order: list = []
+
+    class Link:
+        class hs:
+            @staticmethod
+            def release():
+                order.append("links ready")
+
+    class Recorded:
+        def start(self):
+            order.append("camera plays")
+    with socket.socket() as web:            # the station's web server, answering
+        web.bind(("127.0.0.1", 0))
+        web.listen(1)
+        _release_plcs_when_up([Link()], None, {}, "L1", "127.0.0.1", web.getsockname()[1], played=Recorded())
+    assert order == ["camera plays", "links ready"]

@@ -627,7 +627,12 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                         else:
                             station.faults["camera"] = why
                     try:
-                        grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault).start()
+                        grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault)
+                        # a video file or image folder plays once, from when the links go ready
+                        # (_release_plcs_when_up): started here, it played out while the
+                        # station warmed up, and every trigger was answered NO_IMAGE
+                        if grabber.kind not in ("file", "folder"):
+                            grabber.start()
                     except (RuntimeError, ValueError) as exc:
                         fail(str(exc))
                 wanted = []
@@ -662,9 +667,10 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                 # always the list, one link or two: its users (/health, the line view) read each
                 # link's snapshot (a list of two was read as one link: the line view's 500)
                 station.plc = plcs
+                played = grabber if grabber is not None and grabber.kind in ("file", "folder") else None
                 threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
                                                                       host, port),
-                                 name="plc-release", daemon=True).start()
+                                 kwargs={"played": played}, name="plc-release", daemon=True).start()
             click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
                        f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
             if cfg.open_reads:
@@ -1067,13 +1073,16 @@ def _no_station_in_schema(cfg) -> None:
 
 
 def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], line: str, host: str, port: int,
-                          wait_s: float = 120.0) -> None:
+                          wait_s: float = 120.0, played: Optional[Any] = None) -> None:
     """Raise TriggerReady (OPC UA: Operational/Ready) on every PLC link once the station is
     started: the web server answering on its port and each recipe's model warmed. The
     first link listened seconds before the second and the web server finished starting,
     and the first parts after a restart took 400-800 ms against 40 ms (one good part
     rejected on timeout). Past ``wait_s`` without the web server the links go ready all
-    the same (the line must not wait on the pages) and the log says so."""
+    the same (the line must not wait on the pages) and the log says so. ``played``: a
+    recorded camera (video file, image folder) for --plc-camera, started just before the
+    links go ready: it plays once, and played from the start it was over before the first
+    trigger."""
     import logging
     import socket
     import time
@@ -1094,6 +1103,8 @@ def _release_plcs_when_up(plcs: list, station: object, recipes: dict[int, str], 
     if warm is not None:
         for product in sorted(set(recipes.values())):
             warm(product, line)        # once more, with everything else started
+    if played is not None:             # a recorded camera (file, folder): its first frame as the line starts
+        played.start()
     for plc in plcs:
         plc.hs.release()
 

@@ -237,7 +237,8 @@ class FrameGrabber:
             if frame is None:
                 if paced:
                     self.ended = True
-                    self._set_lost(f"the {self.kind} {self.shown} played to its end")
+                    self._set_lost(f"the {self.kind} {self.shown} played to its end (a recorded camera plays "
+                                   "once: start again to play it again; a camera's URL or USB index never ends)")
                     return
                 self._set_lost(f"camera {self.shown} delivers no frames (lost stream); reconnecting")
                 if self._stop.wait(backoff):
