@@ -21,24 +21,12 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run_in_process, run_serve_refusal
+from test_serve_port_taken import _free_port, _the_line
 
 pytest.importorskip("fastapi")
 pytest.importorskip("psycopg")
 
 SECRET = "secret8"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _the_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"not one line:\n{stderr}"
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 @pytest.fixture
