@@ -99,9 +99,9 @@ def test_without_timezone_the_days_are_the_station_s_not_this_pc_s(station_folde
     from lineguard.line import audit
     from lineguard.line.db import Database
     db = Database(f"sqlite:///{station_folder / 'lineguard.db'}")
-    audit.record_start(db, "serve on pc1", {"timezone": ZONE}, "cli (test)")
-    audit.record_start(db, "watch L1/S1", {"timezone": "this PC's (UTC)"}, "cli (test)")   # says nothing
-    db.dispose()
+    audit.record_start(db, "serve on pc1:/srv/st", {"timezone": ZONE}, "cli (test)")
+    audit.record_start(db, "watch L1/S1 on pc1:/srv/st", {"timezone": "Asia/Tokyo"}, "cli (test)")   # not the station's
+    assert audit.last_start_timezone(db) == ZONE
     out = tmp_path / "parts-auto.csv"
     r = CliRunner(env={"LINEGUARD_TIMEZONE": None}).invoke(
         app, ["parts", "--data", str(station_folder), "--out", str(out), "--since", "2026-12-01", "--until",
@@ -110,3 +110,7 @@ def test_without_timezone_the_days_are_the_station_s_not_this_pc_s(station_folde
     assert f"note: days and plant_time in {ZONE}, the station's time zone at its last start" in r.output
     rows = csv.DictReader(io.StringIO(out.read_text("utf-8-sig")))
     assert sorted(row["part_id"] for row in rows) == ["dec1-early", "dec1-night"]
+    # the station started since without a zone of its own: this PC's, not an older start's
+    audit.record_start(db, "serve on pc1:/srv/st", {"timezone": "this PC's (UTC)"}, "cli (test)")
+    assert audit.last_start_timezone(db) is None
+    db.dispose()

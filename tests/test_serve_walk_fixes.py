@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -183,7 +184,10 @@ def _refused_after_making(made: list):
 
     def open_station(cfg, *_a, **_k):
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.data_dir) / "lineguard.db").write_bytes(b"made by this start")
+        import sqlite3      # a new station's database: migrated, nothing in it yet
+        con = sqlite3.connect(Path(cfg.data_dir) / "lineguard.db")
+        con.execute("CREATE TABLE inspections (id INTEGER PRIMARY KEY)")
+        con.close()
         (Path(cfg.data_dir) / "images").mkdir(exist_ok=True)
         made.append(cfg.data_dir)
         raise server_app.StartupError("--model m.lgm: not a usable lineguard model (refused after the folder)")
@@ -236,3 +240,32 @@ def test_a_recorded_plc_camera_starts_playing_as_the_links_go_ready(monkeypatch)
         web.listen(1)
         _release_plcs_when_up([Link()], None, {}, "L1", "127.0.0.1", web.getsockname()[1], played=Recorded())
     assert order == ["camera plays", "links ready"]
+
+
+def test_a_refused_start_keeps_a_folder_another_start_uses_or_a_drive_mounted_over_it(tmp_path):
+    """Review: two starts on one new --data at once, the second refused late, removed the
+    folder (and the live database) of the first; a drive mounted over the folder since
+    would have gone the same way."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from lineguard.cli.station import _folder_identity, _remove_what_this_start_made
+    made = tmp_path / "new"
+    made.mkdir()
+    db = made / "lineguard.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE station_runs (id INTEGER PRIMARY KEY, pid INTEGER)")
+    con.execute("INSERT INTO station_runs (pid) VALUES (?)", (os.getpid() + 1,))     # another process's run
+    con.commit()
+    con.close()
+    cfg = SimpleNamespace(sqlite_path=db)
+    _remove_what_this_start_made(made, cfg, _folder_identity(made))
+    assert db.is_file()                                    # kept: another start serves there
+    _remove_what_this_start_made(made, cfg, (0, 0))        # not the folder this start made
+    assert db.is_file()
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM station_runs")
+    con.commit()
+    con.close()
+    _remove_what_this_start_made(made, cfg, _folder_identity(made))
+    assert not made.exists()                               # this start's alone: removed

@@ -211,24 +211,20 @@ def _one_demo(root: Path) -> Iterator[None]:
     It made its own station beside the running one and revoked that one's demo keys (its
     signed-in app refused, its feeder stopped without a word). The lock goes with the
     process, however it ends."""
-    import fcntl
-    held = open(root / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        held.seek(0)
-        who = held.read().strip()
-        held.close()
+    from .vision.atomic import hold_lock
+    lock = root / LOCK_FILE
+    held = hold_lock(lock, wait=False)
+    if held is None:
+        who = lock.read_text(errors="replace").strip()[:80]
         fail(f"a demo runs in {root} already{f' ({who})' if who else ''}: stop it (Ctrl-C there) first, or give "
              "another --dir")
     try:
-        held.seek(0)
-        held.truncate()
-        held.write(f"pid {os.getpid()}\n")
-        held.flush()
+        os.ftruncate(held, 0)
+        os.lseek(held, 0, os.SEEK_SET)
+        os.write(held, f"pid {os.getpid()}\n".encode())
         yield
     finally:
-        held.close()
+        os.close(held)
 
 
 def _run_demo(root: Path, port: int, keep: bool, feed_every: float, reuse: bool) -> None:

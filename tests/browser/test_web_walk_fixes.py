@@ -262,5 +262,8 @@ def test_a_review_pressed_after_the_session_ended_is_named_on_the_sign_in_page(p
     page.wait_for_url(re.compile(r"/app/signin\?"))
     expect(page.locator("#signin-why")).to_contain_text("Not saved: the review of lost-1 (good). Do it again once "
                                                         "signed in.")
+    assert "lost" not in page.url      # kept in the tab, not the address: a link cannot write the alert
+    page.goto("/app/signin?why=expired&lost=call+555+with+your+password")
+    expect(page.locator("#signin-why")).not_to_contain_text("555")
     with api(station, "operator") as c:
         assert c.get(f"/api/v1/inspections/{part}").json()["review"]["reviewed"] is False

@@ -331,3 +331,29 @@ def test_a_camera_folder_file_swapped_for_a_link_is_not_read_through(tmp_path):
     (cam / "01.png").unlink()
     os.symlink(outside, cam / "01.png")           # after the listing, before the read
     assert cap.read() == (False, None) and cap.unreadable == 1
+
+
+def test_a_move_across_disks_cut_short_leaves_no_part_copy_in_done(tmp_path, monkeypatch):
+    """Review: a copy to done/ on another disk that failed half-way (the disk full) stayed
+    there as a photo done, one more under a new name at each retry."""
+    import errno
+    import shutil as shutil_mod
+
+    from lineguard.line.sources import folder as folder_mod
+    src, dst = tmp_path / "in", tmp_path / "done"
+    src.mkdir()
+    dst.mkdir()
+    (src / "P-1.png").write_bytes(b"x" * 5000)
+
+    def full(a, b, n=0):
+        b.write(a.read(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(shutil_mod, "copyfileobj", full)
+    s_fd, d_fd = os.open(src, os.O_RDONLY), os.open(dst, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError):
+            folder_mod._copy_across("P-1.png", s_fd, "P-1.png", d_fd)
+    finally:
+        os.close(s_fd)
+        os.close(d_fd)
+    assert list(dst.iterdir()) == [] and (src / "P-1.png").stat().st_size == 5000

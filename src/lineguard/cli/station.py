@@ -593,9 +593,11 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     # `keys create` took it without --new. What this start made goes again; never a folder
     # that was there before it
     made = _not_there_yet(cfg.data_dir)
+    made_as: Optional[tuple[int, int]] = None      # the folder this start made, as the disk knows it
     served = False
     try:
         station = _open_when_the_database_answers(cfg, db_wait, open_it)
+        made_as = _folder_identity(made) if made is not None else None
         new_station = new_station or in_schema[0]
         if new_station:
             click.echo(new_station)
@@ -691,7 +693,7 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                 sock.close()
     finally:
         if made is not None and not served:
-            _remove_what_this_start_made(made, cfg)
+            _remove_what_this_start_made(made, cfg, made_as)
 
 
 def _check_model_file(model: Path) -> None:
@@ -724,16 +726,57 @@ def _not_there_yet(data_dir: Path) -> Optional[Path]:
     return path
 
 
-def _remove_what_this_start_made(made: Path, cfg) -> None:
+def _folder_identity(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _only_this_start_in(db_path: Optional[Path]) -> bool:
+    """Whether the SQLite station at ``db_path`` holds nothing but what this process's start
+    made: no part, key or user, and no run of another process (a second start on the same
+    new folder that went on serving in it)."""
+    import sqlite3
+    if db_path is None or not db_path.is_file():
+        return True
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in ("inspections", "api_keys", "users"):
+            if table in tables and con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                return False
+        if "station_runs" in tables and con.execute("SELECT 1 FROM station_runs WHERE pid IS NOT ? LIMIT 1",
+                                                    (os.getpid(),)).fetchone():
+            return False
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
+
+
+def _remove_what_this_start_made(made: Path, cfg, made_as: Optional[tuple[int, int]] = None) -> None:
     """Remove ``made`` (:func:`_not_there_yet`), the folder a refused start made. A SQLite
-    station's whole: its database is in it. A PostgreSQL station's only while empty: once
-    its schema claimed the folder (line.data_folders), a folder made again under that name
-    would be refused as another station's, so one holding the claim is left for the next
-    start to use."""
+    station's whole, only while it is the very folder this start made (``made_as``, its
+    identity once opened: a drive mounted over it since is another) and its database holds
+    nothing but this start's (another start on the same new folder may serve in it now).
+    A PostgreSQL station's only while empty: once its schema claimed the folder
+    (line.data_folders), a folder made again under that name would be refused as another
+    station's, so one holding the claim is left for the next start to use."""
     import shutil
     if not made.exists():
         return
     if cfg.sqlite_path is not None:
+        if made_as is not None and _folder_identity(made) != made_as:
+            return
+        if not _only_this_start_in(cfg.sqlite_path):
+            click.echo(f"note: {made} is kept: another process uses the station made there", err=True)
+            return
         shutil.rmtree(made, ignore_errors=True)
         return
     for folder in sorted((p for p in made.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [made]:

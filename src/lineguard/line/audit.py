@@ -111,19 +111,18 @@ def record_start(db: Any, subject: str, settings: dict[str, Any], by: Optional[s
 
 
 def last_start_timezone(db: Any) -> Optional[str]:
-    """The plant time zone (an IANA name) the station's latest start ran with, from the change
-    log's ``station.settings`` entries, or None (none given there, or no start logged): a
-    command reading the station's records without ``--timezone`` (``lineguard parts``)
-    cut days by the PC's zone where the station counts its shifts and reports in another."""
+    """The plant time zone (an IANA name) the station's latest ``serve`` start ran with, from
+    the change log's ``station.settings`` entries (one each time its settings changed), or
+    None: none logged, or that start given none (it counts in its PC's zone). A command
+    reading the station's records without ``--timezone`` (``lineguard parts``) cut days by
+    the PC's zone where the station counts its shifts and reports in another. A watcher's or
+    camera's start is not the station's: their zone counts no shift."""
     with db.session() as s:
-        for entry in s.scalars(select(ChangeLogEntry).where(ChangeLogEntry.action == "station.settings")
-                               .order_by(ChangeLogEntry.id.desc()).limit(20)):
-            # a start given none ("this PC's ...", a hot folder's watcher, which counts no
-            # shift) says nothing of the plant's zone: the one named last is it
-            zone = ((entry.details or {}).get("settings") or {}).get("timezone")
-            if isinstance(zone, str) and zone and not zone.startswith("this PC's"):
-                return zone
-    return None
+        entry = s.scalar(select(ChangeLogEntry).where(ChangeLogEntry.action == "station.settings",
+                                                      ChangeLogEntry.subject.like("serve%"))
+                         .order_by(ChangeLogEntry.id.desc()).limit(1))
+    zone = ((entry.details or {}).get("settings") or {}).get("timezone") if entry is not None else None
+    return zone if isinstance(zone, str) and zone and not zone.startswith("this PC's") else None
 
 
 def entries(db: Any, *, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,

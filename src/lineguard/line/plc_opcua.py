@@ -191,15 +191,16 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
            trigger: bool = False) -> Callable[[Any], Any]:
     """A method callback that gets its UInt32 arguments (``spec``: name and what it is) as
     ints, checked; a call with bad ones is refused, ``nothing`` done, LastRefusal set.
-    ``trigger``: the method triggers a part (StartSingleJob). A call of its shape (one
-    integer) refused for the integer's range is a trigger refused: the photo the camera may
-    have taken for it is set aside (Handshake.refused_photo). Uncounted, a PLC whose DINT
-    part counter passed 2^31 (a negative PartId, refused) had every later part judged on
-    the photo before its own, with no fault. A call of another shape (no argument, two, a
-    Double, a String, a Null) is no PLC program's trigger of a part but a client that does
-    not know the method: nothing is done, no photo owed either (counted, 13 such calls
-    from a test client made the next real part NO_IMAGE and Error 11, "1 photo(s) came for
-    13 earlier trigger(s) without one").
+    ``trigger``: the method triggers a part (StartSingleJob). A call of its arguments'
+    number (one) refused for its value, out of range or of another type, is a trigger
+    refused: the photo the camera may have taken for it is set aside
+    (Handshake.refused_photo). Uncounted, a PLC whose DINT part counter passed 2^31 (a
+    negative PartId, refused) had every later part judged on the photo before its own, with
+    no fault; a PLC variable of the wrong type (a REAL, an uninitialised one) fires a camera
+    wired to the call just the same. A call with another number of arguments (none, two)
+    is no PLC program's trigger but a client that does not know the method: nothing is
+    done, no photo owed either (counted, such calls from a test client made the next real
+    part NO_IMAGE and Error 11, "1 photo(s) came for 13 earlier trigger(s) without one").
 
     asyncua hands a method whatever Variants the client sent, unchecked against the
     declared arguments: a value its variable cannot encode (an Int32 -5 echoed in PartId)
@@ -214,12 +215,13 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
                 values = _uint32_args(method, args, spec, nothing)
             except _BadArguments as bad:
                 why = bad.why
-                if trigger and bad.status == "BadOutOfRange" and len(args) == len(spec):
+                if trigger and len(args) == len(spec):
                     with self.hs.lock:
                         photo = self.hs.refused_photo(0)    # no PartId to tell a repeat by
                     why += f"; {photo}" if photo else ""
                 elif trigger:
-                    why += "; no photo is set aside for it (a call of another shape is no part's trigger)"
+                    why += ("; no photo is set aside for it (a call with another number of arguments is no "
+                            "part's trigger)")
                 return self._refuse(bad.status, why, bad.arg_results)
             return await fn(self, parent, *values)
         return call

@@ -9,6 +9,7 @@ have made of it.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import threading
 from typing import Any, Optional, Sequence
@@ -624,6 +625,9 @@ def rejects_good_parts_warning(station: Any, mv: ModelVersion) -> Optional[str]:
                                   active.model_id if active is not None else None)
     except (StationError, BundleError, OSError):
         return None      # saved all the same: its activation loads it again and says what is wrong
+    except Exception:    # noqa: BLE001 - advice only: the version is saved, a 500 now had it saved twice
+        logging.getLogger(__name__).exception("the new version's trial on good parts failed; saved all the same")
+        return None
     if not trial.rejects_good_parts:
         return None
     return (f"this threshold {trial.did(parts=f'good parts of {mv.product!r}')}: activating v{mv.version} will be "

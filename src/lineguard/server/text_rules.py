@@ -96,10 +96,12 @@ class NulFree(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul_anywhere(cls, data: Any) -> Any:
-        if isinstance(data, dict) and cls.nul_allowed_in:
-            data_checked: Any = {k: v for k, v in data.items() if k not in cls.nul_allowed_in}
-        else:
-            data_checked = data
+        data_checked: Any = data
+        if isinstance(data, dict):
+            # fields a model drops (extra="ignore": a newer watcher's) are not refused for it
+            dropped = cls.model_config.get("extra") == "ignore"
+            data_checked = {k: v for k, v in data.items() if k not in cls.nul_allowed_in
+                            and (not dropped or k in cls.model_fields)}
         at = _nul_at(data_checked, "")
         if at is not None:
             raise ValueError(f"{at or 'the body'}: holds a NUL character (U+0000), which the station cannot store; "

@@ -85,6 +85,7 @@ station drops those spaces, and it would become part ``a``, the part of ``a.png`
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -2151,11 +2152,18 @@ def _copy_across(name: str, src_fd: int, new: str, dst_fd: int) -> None:
         fin = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=src_fd)
         try:
             fout = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644, dir_fd=dst_fd)
-            with os.fdopen(fout, "wb") as out, os.fdopen(os.dup(fin), "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-                os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+            try:
+                with os.fdopen(fout, "wb") as out, os.fdopen(os.dup(fin), "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+            except BaseException:
+                # a copy cut short (done/'s disk full): not left there as a photo done, one
+                # more under a new name at each retry
+                with contextlib.suppress(OSError):
+                    os.unlink(new, dir_fd=dst_fd)
+                raise
         finally:
             os.close(fin)
     os.unlink(name, dir_fd=src_fd)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...line import watchers
 from ...line.errors import Conflict, StorageUnavailable
@@ -36,6 +36,15 @@ class HeartbeatIn(NulFree):
     """What a watcher's status file holds (line.sources.folder.FolderWatcher.status), and
     where the watcher runs."""
     model_config = ConfigDict(extra="ignore")   # a newer watcher's fields: not kept, not refused
+    # the watcher's last errors are reports, not names: a NUL in one (a station's or a
+    # disk's message) is shown escaped; refused, every heartbeat was a 422 until the error
+    # changed, and the station lost sight of the watcher
+    nul_allowed_in = frozenset({"station_error", "set_aside_error", "moves_refused"})
+
+    @field_validator("station_error", "set_aside_error", "moves_refused", mode="before")
+    @classmethod
+    def _nul_shown(cls, v: Any) -> Any:
+        return v.replace("\x00", "\\x00") if isinstance(v, str) else v
     # the part fields' rule: the watcher's name is shown in /health's faults and on the pages
     # ("L9\u202e1L" turned round, a line break in a fault's key)
     line: printable(100, min_length=1)

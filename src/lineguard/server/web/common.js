@@ -76,14 +76,28 @@ const LG = (() => {
   // Once: a line view's summary and parts reads refused together each sent it, and the second
   // navigation aborted the first (a wall display's sign-in page loaded twice)
   let leaving = false;
+  const LOST_KEY = "lineguard-not-saved";
   // lost: what a change refused for it was ("B-17: defect (scratch)"), said on the sign-in
   // page: a review pressed after the session ran out went nowhere, and after signing in the
   // part was back in the queue with no word that the review was not saved
+  // kept in this tab's sessionStorage, not the address: a link anyone sends could otherwise
+  // put words of its own in the sign-in page's alert
   function toSignIn(why, lost) {
     if (leaving) return;
     leaving = true;
     const here = location.pathname + location.search;
-    location.assign("/app/signin" + q({next: here, why, lost: lost ? String(lost).slice(0, 200) : undefined}));
+    try {
+      if (lost) sessionStorage.setItem(LOST_KEY, String(lost).slice(0, 200));
+    } catch (_e) { /* storage off: the session's end is said without it */ }
+    location.assign("/app/signin" + q({next: here, why}));
+  }
+  // the sign-in page's note of a change refused for the ended session, read once
+  function takeLost() {
+    try {
+      const lost = sessionStorage.getItem(LOST_KEY);
+      sessionStorage.removeItem(LOST_KEY);
+      return lost;
+    } catch (_e) { return null; }
   }
 
   // fetch JSON with the session cookie; unsafe methods carry the CSRF token
@@ -610,7 +624,7 @@ const LG = (() => {
   }
 
   return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
-    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, isEnd, timeField, zoneLabel, zoneNote, shiftStarts,
+    verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, isEnd, takeLost, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     lastWholeMonth, changedSinceForm, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};
 })();

@@ -48,7 +48,7 @@ document.addEventListener("DOMContentLoaded", () => {
   h("p", {}, h("button", {type: "submit"}, "Sign in")));
 
   // sent here by a page whose session the station no longer takes (common.js toSignIn)
-  const lost = LG.params().lost;
+  const lost = LG.takeLost();
   const why = LG.params().why === "expired" ? h("p", {class: "signin-why", id: "signin-why", role: "alert"},
     "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on."
     + (lost ? ` Not saved: ${lost}. Do it again once signed in.` : "")) : null;
