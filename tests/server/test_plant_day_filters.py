@@ -144,7 +144,11 @@ def test_a_window_back_to_front_by_days_is_refused_where_times_are(spc_station):
     with client(st) as c:
         for path in ("/api/v1/alarms", "/api/v1/alarms/summary", "/api/v1/spc/p-chart"):
             r = c.get(path, params={"since": "2026-12-02", "until": "2026-12-01"})
-            assert r.status_code == 422 and "must be before until" in r.json()["error"]["message"], (path, r.text)
+            # both read the 2nd's 00:00 (until's day is in): said so, not as two equal times
+            # that "must be before" each other (the gallery walk)
+            said = r.json()["error"]["message"]
+            assert r.status_code == 422 and "since and until are the same instant" in said, (path, r.text)
+            assert "a day alone as until holds all of that day" in said and "swap them" in said
 
 
 @pytest.mark.slow
@@ -182,3 +186,13 @@ def test_a_parts_window_back_to_front_is_refused_as_elsewhere(spc_station):
             assert "swap them" in r.json()["error"]["message"]
         # the same day as since and until is that one day, not back to front
         assert c.get("/api/v1/inspections", params={"since": "2026-12-01", "until": "2026-12-01"}).status_code == 200
+
+
+def test_an_offset_s_plus_sent_unescaped_is_said(spc_station):
+    """Gallery walk: since=2026-12-07T16:27:00+01:00 in an address arrives with a space for
+    the +; the refusal listed the very form typed and never said to write %2B."""
+    st = _station(spc_station)
+    with client(st) as c:
+        r = c.get("/api/v1/inspections?since=2026-12-07T16:27:00+01:00")
+        assert r.status_code == 422 and "write it %2B" in r.text, r.text
+        assert c.get("/api/v1/inspections?since=2026-12-07T16:27:00%2B01:00").status_code == 200

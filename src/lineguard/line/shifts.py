@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +276,9 @@ def shift_of(t_utc: dt.datetime, starts: Sequence[dt.time] = (), zone: Optional[
 TIME_FORMS = "2026-12-01 (the plant's day), 2026-12-01T06:00:00Z or 2026-12-01T06:00+01:00 (a time without an offset is UTC)"
 
 
+_PLUS_AS_SPACE = re.compile(r"T\d\d:\d\d(:\d\d(\.\d+)?)? \d\d(:?\d\d)?$", re.I)
+
+
 def read_time(text: str, name: str = "time") -> dt.date | dt.datetime:
     """A since/until as typed: a day alone (``2026-12-01``) is a :class:`datetime.date`, left
     for :func:`plant_instant` to place in the plant's zone; a time is the naive-UTC instant
@@ -291,9 +295,13 @@ def read_time(text: str, name: str = "time") -> dt.date | dt.datetime:
     except ValueError:
         t = None
     if t is None:
+        # an offset's "+" sent unescaped in an address arrives as a space ("...16:27:00 01:00"):
+        # the forms below were said, the very one typed among them
+        plus = " (in an address a + is read as a space: write it %2B, 2026-12-01T06:00%2B01:00, or use Z)" \
+            if _PLUS_AS_SPACE.search(s) else ""
         # worded as the API's other 422s ("field: Input should be ..."), then what to write
         raise ValueError(f"{name + ': ' if name else ''}Input should be a valid datetime or a day; {text[:64]!r} "
-                         f"is neither: write {TIME_FORMS}")
+                         f"is neither: write {TIME_FORMS}{plus}")
     return naive_utc(t, name)
 
 

@@ -70,6 +70,11 @@ def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime],
             raise InvalidRequest(f"since ({since.isoformat()}Z) is not before {until.isoformat()}Z, where the window "
                                  "ends when no until is given (now, or today's start): no part can be in it; give "
                                  "a since in the past, or an until after it")
+        if since == until:
+            # since=2026-12-08&until=2026-12-07: both read 2026-12-08T00:00, "must be before" itself
+            raise InvalidRequest(f"since and until are the same instant ({since.isoformat()}Z): no part can be in "
+                                 "that window; a day alone as until holds all of that day (to the next day's "
+                                 "00:00), so until's day must not be before since's: swap them or widen the window")
         raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
                              "swap them or widen the window")
 

@@ -99,8 +99,10 @@ LG.start(async (main) => {
     }
     const first = !cursor;
     if (first && f.since && f.until && Date.parse(f.since) >= Date.parse(f.until)) {
-      // the station refuses a window back to front (422); said here, where the fields are
+      // the station refuses a window back to front (422); said here, where the fields are, and
+      // no CSV or Excel link offered for it (it opened the station's bare JSON refusal)
       more.hidden = true;
+      csv.hidden = xlsx.hidden = true;
       count.textContent = "No parts: “from” is not before “until”; swap them.";
       return;
     }

@@ -4,7 +4,14 @@
 
 LG.start(async (main) => {
   const {h, svg, api, clear, num, verdictClass, inspUrl, picUrl, VIEW_PX} = LG;
-  const id = Number(location.pathname.split("/").filter(Boolean).pop());
+  const named = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  const id = Number(named);
+  if (!/^[0-9]+$/.test(named) || id < 1 || id > 2 ** 31 - 1) {
+    main.append(h("h1", {}, "Part"), h("p", {class: "error", id: "part-not-a-number"}, `“${named}” is not a part's `
+      + "record number (the number in a part's address, /app/parts/123): find the part in the ",
+    h("a", {href: "/app/gallery"}, "Gallery"), " by its part id or serial."));
+    return;
+  }
   const it = await api(inspUrl(id));
   const [w, hgt] = it.image_size || [0, 0];
 

@@ -271,7 +271,14 @@ LG.start(async (main) => {
     keyGuard = guard;
     clearTimeout(guardTimer);
     const it = items[idx];
-    if (!it) { detail.appendChild(h("p", {class: "muted"}, "The queue is empty: every part here is reviewed.")); return; }
+    if (!it) {
+      // a line no part has (a slip: "zzz" for L1) read as "all done" while NG parts waited
+      detail.appendChild(h("p", {class: "muted", id: "queue-empty"}, query.line
+        ? `No part of line ${query.line} waits here: every one is reviewed, or no part is on a line of that name `
+          + "(clear the line to see every line's)."
+        : "The queue is empty: every part here is reviewed."));
+      return;
+    }
     // the product's list, read again when a minute old (LG.defectTypes): a type an engineer adds
     // on the Models page reaches a review screen left open all shift
     types = await LG.defectTypes(it.product);
@@ -551,7 +558,10 @@ LG.start(async (main) => {
       mine.add(rec.id);
       unsure.delete(rec.id);
       judged.set(rec.id, rec);
-      LG.say(`${rec.part_id}: ${label === "good" ? "marked good" : "defect confirmed"}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
+      // a defect on a part judged OK is an escape found, not a reject confirmed
+      const said = label === "good" ? "marked good" : it.verdict === "OK" ? "missed defect recorded (an escape)"
+        : "defect confirmed";
+      LG.say(`${rec.part_id}: ${said}${body.defect_type ? " (" + body.defect_type + ")" : ""}`, "ok");
       // by id: the operator may have moved on while this was saved
       const at = items.findIndex((x) => x.id === rec.id);
       if (at >= 0) items[at] = rec;
