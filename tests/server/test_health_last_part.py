@@ -100,7 +100,7 @@ class _Peer(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - the standard library's name
         kind = self.path.split("/")[1]
-        body = {"status": "ok", "faults": {}}
+        body = {"status": "ok", "version": "0.1.0", "database": "sqlite", "faults": {}}   # as every station's
         if kind == "wrong":
             body.update(last_part_at=12345, last_part_age_s="300")
         elif kind == "nonsense":

@@ -52,7 +52,7 @@ class _Peer(BaseHTTPRequestHandler):
     station does not know (a newer version's)."""
 
     def do_GET(self):  # noqa: N802 - the standard library's name
-        body = json.dumps({"status": "ok", "faults": {}, "alarms": {
+        body = json.dumps({"status": "ok", "version": "0.1.0", "database": "sqlite", "faults": {}, "alarms": {
             "active": 7, "past_escalation": 0, "oldest": {"waiting_min": 12},
             "by_kind": {"drift": 2, "ng_rate": 1, "photo": 1, "no_verdict": 1, "test_part": 1, "belt_stop": 1}}
         }).encode()
