@@ -468,7 +468,8 @@ def without_password(source: "str | os.PathLike | int | None") -> str:
     """A camera source or a database URL as a command, the log or an answer shows it: a
     password in it written ``***`` (``rtsp://admin:***@10.0.0.9/s1``,
     ``postgresql://lg:***@db/line``), as the query's password or token, and libpq's
-    ``password=`` word (``host=db password=***``); a folder, file or device index as it is. The one way they are printed, so none shows the password."""
+    ``password=`` word (``host=db password=***``); a folder, file or device index as it is.
+    The one way they are printed, so none shows the password."""
     text = "" if source is None else os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if "://" not in text:
         return _WORD_PASSWORD.sub(r"\1\2***", text)

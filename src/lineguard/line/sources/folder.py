@@ -22,9 +22,9 @@ refused, never followed: a link could point anywhere on the station PC. So are a
 ``failed/`` that is a link or a file: no file is taken while it is (each waits, and counts
 toward "behind"), said once and in the status (``moves_refused``); moves and reason files go
 through the opened folder, so a link swapped in after the look is not followed either. Every
-file name the watcher says is shown escaped (:func:`shown_name`: a newline, a tab, an RLO). A file whose name is not valid UTF-8 (a camera or share writing names in
-another code page) is refused with the name's bytes: the part id is its name. Files of a
-format the station does not take (by suffix) stay where they are and are logged once each.
+file name the watcher says is shown escaped (:func:`shown_name`: a newline, a tab, an RLO). A
+file whose name is not valid UTF-8 (a camera or share writing names in another code page) is
+refused with the name's bytes: the part id is its name. Files of a format the station does not take (by suffix) stay where they are and are logged once each.
 An unexpected error on one file is logged and the file retried later; it never stops the
 watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
