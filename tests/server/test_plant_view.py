@@ -168,6 +168,9 @@ def test_a_station_shows_its_peers_health_alarms_and_a_killed_one_as_down(tmp_pa
             assert len(shape["faults"]) == 21 and shape["faults"]["more"].startswith("11 more fault(s)")
             assert all(len(k) <= 80 and len(v) <= 400 and "\x00" not in k for k, v in shape["faults"].items())
 
+            # it answered, only not as a station: said so beside its reachable true
+            assert rows["grafana"]["problem"].endswith("; not answered as a station since this station started "
+                                                       "looking"), rows["grafana"]
             # https:// for a station serving plain HTTP: the scheme said, not "station stopped"
             assert "TLS handshake failed" in rows["tls"]["problem"] and "http://" in rows["tls"]["problem"]
 

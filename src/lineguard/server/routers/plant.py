@@ -260,8 +260,11 @@ async def _peer_row(client: Any, seen: dict, name: str, url: str) -> dict[str, A
         mark["down_since"] = now
     row["last_answer_at"], row["unreachable_since"] = iso_utc(mark["last_answer"]), iso_utc(mark["down_since"])
     if row["problem"] is not None:
-        row["problem"] += (f"; last answered {row['last_answer_at']}" if mark["last_answer"] is not None
-                           else "; not answered since this station started looking")
+        # a peer that answers, but not as a station (reachable, status not_a_station), is
+        # said so: "not answered since" read against its reachable true
+        as_one = " as a station" if row["status"] == "not_a_station" else ""
+        row["problem"] += (f"; last answered{as_one} {row['last_answer_at']}" if mark["last_answer"] is not None
+                           else f"; not answered{as_one} since this station started looking")
     return row
 
 
