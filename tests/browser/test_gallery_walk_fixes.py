@@ -30,3 +30,20 @@ def test_an_empty_queue_of_a_line_says_it_may_be_a_slip_and_an_escape_is_said_as
     page.keyboard.press("d")
     page.keyboard.press("1")
     expect(page.locator("#status")).to_contain_text("escape-1: missed defect recorded (an escape)")
+
+
+def test_back_walks_through_the_gallery_s_filters(pages, station):
+    """Walk: verdict OK then Show, lot L-2 then Show, then Back: the browser left the gallery
+    (each Show replaced the address before it)."""
+    page = pages(role="operator").open("/app/gallery", "#main")
+    page.select_option("#filters select[name=verdict], form select[name=verdict]", "OK")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**verdict=OK**")
+    page.fill("input[name=lot]", "L-2")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**lot=L-2**")
+    page.go_back()
+    page.wait_for_url("**verdict=OK**")
+    assert "lot=" not in page.url and "/app/gallery" in page.url
+    expect(page.locator("input[name=lot]")).to_have_value("")
+    expect(page.locator("select[name=verdict]")).to_have_value("OK")

@@ -82,9 +82,20 @@ LG.start(async (main) => {
   }
 
   // the filters (and the part looked for) in the page's address: a reload or a link shows the same
+  // Show and Find are steps Back walks through (each replaced the last, and Back left the
+  // gallery); the page reads its filters from the address, so a step back is built again
+  let asStep = false;
+  const here = () => location.pathname + location.search;
+  let shownAt = here();
   function address(f, part) {
-    history.replaceState(null, "", location.pathname + LG.q(Object.assign({}, f, {verdict: f.verdict || "any", part})));
+    const url = location.pathname + LG.q(Object.assign({}, f, {verdict: f.verdict || "any", part}));
+    if (asStep && url !== here()) history.pushState(null, "", url);
+    else history.replaceState(null, "", url);
+    asStep = false;
+    shownAt = here();
   }
+  // another step's filters: built again from its address (a #main skip link is no step)
+  window.addEventListener("popstate", () => { if (here() !== shownAt) location.reload(); });
 
   async function load(reset) {
     const f = filters();
@@ -148,8 +159,10 @@ LG.start(async (main) => {
   }
 
   // the filters shown again: the part looked for is left
-  form.addEventListener("submit", (e) => { e.preventDefault(); partBox.value = ""; load(true).catch(LG.fail); });
-  findForm.addEventListener("submit", (e) => { e.preventDefault(); search().catch(LG.fail); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault(); partBox.value = ""; asStep = true; load(true).catch(LG.fail);
+  });
+  findForm.addEventListener("submit", (e) => { e.preventDefault(); asStep = true; search().catch(LG.fail); });
   more.addEventListener("click", () => load(false).catch(LG.fail));
   await search();
 });
