@@ -520,14 +520,17 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorOut, "description": _WHY[c]} for c in codes}
 
 
-def refuse_odd_form_fields(form: Any, fields: tuple[str, ...]) -> None:
-    """A multipart form's field the route does not take, or a text field given twice, is
-    refused (InvalidRequest, 422) as a JSON body's misspelt field is: "seriall" and "lto"
-    were dropped and the part stored with no serial and no lot (a test part never known by
-    its serial), and a second "line" silently won over the first. ``form``: the parsed
-    form; ``fields``: the names the route takes, its files among them."""
+async def refuse_odd_form_fields(request: Any) -> Any:
+    """The request's multipart form (parsed already by the route's Form and File
+    parameters); a field the route does not take, or a text field given twice, is refused
+    (InvalidRequest, 422) as a JSON body's misspelt field is: "seriall" and "lto" were
+    dropped and the part stored with no serial and no lot (a test part never known by its
+    serial), and a second "line" silently won over the first. The fields taken are the
+    route's own form parameters (their aliases), read from the route, not listed again."""
     from ..line.close_names import close_names, did_you_mean
     from ..line.errors import InvalidRequest
+    form = await request.form()
+    fields = tuple(f.alias for f in request.scope["route"].dependant.body_params)
     names = [k for k, _ in form.multi_items()]
     for name in dict.fromkeys(names):
         if name not in fields:
@@ -537,3 +540,4 @@ def refuse_odd_form_fields(form: Any, fields: tuple[str, ...]) -> None:
                                  + f"); it takes {', '.join(fields)}")
         if names.count(name) > 1 and not hasattr(form.getlist(name)[0], "filename"):
             raise InvalidRequest(f"the form holds {names.count(name)} values of {name}: send one")
+    return form

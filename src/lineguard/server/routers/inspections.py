@@ -94,9 +94,7 @@ async def create_inspection(
 ) -> JSONResponse:
     # the form is parsed already (FastAPI took the last image of several): which one the
     # sender meant is unknown, so none is judged
-    form = await request.form()
-    refuse_odd_form_fields(form, ("image", "part_id", "line", "station", "product", "lot", "serial"))
-    images = form.getlist("image")
+    images = (await refuse_odd_form_fields(request)).getlist("image")
     if len(images) > 1:
         raise InvalidRequest(f"the form holds {len(images)} files named image; send one image per part, "
                              "each in a request of its own")

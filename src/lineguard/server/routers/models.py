@@ -231,7 +231,7 @@ async def upload_model(request: Request,
                                                 "of one the station knows (without it: 409, did you mean)"),
                        station: Station = Depends(get_station),
                        caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    refuse_odd_form_fields(await request.form(), ("file", "product", "line", "note", "activate", "new_product"))
+    await refuse_odd_form_fields(request)
     said: list[str] = []
 
     def work():

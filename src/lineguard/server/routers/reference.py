@@ -83,9 +83,7 @@ async def add_reference_photo(
                                                 "(without it such a name is refused, 409, as a typo)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("engineer")),
 ) -> JSONResponse:
-    form = await request.form()
-    refuse_odd_form_fields(form, ("photo", "product", "line", "new_product"))
-    photos = form.getlist("photo")
+    photos = (await refuse_odd_form_fields(request)).getlist("photo")
     if len(photos) > 1:
         raise InvalidRequest(f"the form holds {len(photos)} files named photo; send one photo a request "
                              "(lineguard reference add takes a whole folder)")
