@@ -144,17 +144,14 @@ def _empty_band_why(c: dict, false_reject_rate: float, review_rate: float,
     recalibrate and the retrain job say it): train's "with few held-out parts, try a
     larger --review-rate" named no number, and under cross-fitting every good part sets
     the thresholds."""
-    from ..vision.calibration import parts_for_review_band, review_band_opens
+    from ..vision.calibration import empty_band_cause
     n = int(c.get("n_calibration") or 0)
-    try:
-        needed = parts_for_review_band(false_reject_rate, review_rate)
-    except ValueError:
-        needed = None
-    if review_band_opens(false_reject_rate, review_rate, n):     # ranks apart, but they hold one score
+    cause, needed = empty_band_cause(false_reject_rate, review_rate, n)
+    if cause == "tied":
         return "the good parts' highest scores are tied: give more, or more varied, good parts"
-    if needed is not None and n < needed:
+    if cause == "too_few":
         return (f"{n} good parts are too few to set a {review_rate:.2%} band above a {false_reject_rate:.2%} "
-                f"false-reject rate (needs {needed}): {more}")
+                f"false-reject rate" + (f" (needs {needed})" if needed else "") + f": {more}")
     # enough parts once, but on these the band's rank falls on the threshold's (a 1% band
     # over 40 parts is less than one part): 40 parts were called "tied"
     return (f"a {review_rate:.2%} band over {n} good parts is less than one part's rank above the threshold: give "

@@ -557,18 +557,15 @@ class JobRunner:
             return None
         if review < threshold:
             return {"review_rate": rate, "empty": False}
-        from ..vision.calibration import parts_for_review_band, review_band_opens
+        from ..vision.calibration import empty_band_cause
         frr = float(fit.get("false_reject_rate") or 0.01)
         n = cal.get("n_calibration")
         n = n if isinstance(n, int) and not isinstance(n, bool) else counted
-        try:
-            needed = parts_for_review_band(frr, rate)
-        except ValueError:
-            needed = None
-        if review_band_opens(frr, rate, n):     # the ranks apart, but they hold one score
+        cause, needed = empty_band_cause(frr, rate, n)
+        if cause == "tied":
             why = ("the highest scores of the parts that set the thresholds are tied: learn from more, or more "
                    "varied, good parts")
-        elif needed is not None and n >= needed:
+        elif cause == "under_one_rank":
             # on these parts the band's rank falls on the threshold's again (not monotone)
             why = (f"a {rate:.2%} band over {n} parts is less than one part's rank above the threshold: give a "
                    f"larger review_rate (at least {1 / (n + 1):.2%}) or learn from more parts")

@@ -203,6 +203,23 @@ def review_band_opens(false_reject_rate: float, review_rate: float, n: int) -> b
     return n > 0 and math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k
 
 
+def empty_band_cause(false_reject_rate: float, review_rate: float, n: int) -> tuple[str, Optional[int]]:
+    """Why a review band asked for came out empty on ``n`` good parts, and the fewest parts
+    that open one (None past the search): "tied" (the ranks lie apart, but the parts' scores
+    there are one), "too_few" (fewer than that), or "under_one_rank" (enough once, but on
+    these the band's rank falls on the threshold's). train, recalibrate and the retrain job
+    each say it in their own words."""
+    try:
+        needed = parts_for_review_band(false_reject_rate, review_rate)
+    except ValueError:
+        needed = None
+    if review_band_opens(false_reject_rate, review_rate, n):
+        return "tied", needed
+    if needed is None or n < needed:
+        return "too_few", needed
+    return "under_one_rank", needed
+
+
 def check_review_rate(false_reject_rate: float, review_rate: float) -> None:
     """Refuse a review rate that cannot make a band, with what to do instead."""
     if not math.isfinite(float(review_rate)) or review_rate < 0:
