@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from cli_runner import run_in_process, run_serve_refusal
+from silent_server import silent_server as silent_port
 from test_serve_port_taken import _free_port, _the_line
 
 pytest.importorskip("fastapi")
@@ -34,23 +33,8 @@ SECRET = "secret8"
 def silent_server():
     """A port that takes every connection and never says a word (a database PC hung, a
     firewall dropping packets after the handshake)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    held: list[socket.socket] = []
-
-    def take():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            held.append(conn)
-    threading.Thread(target=take, daemon=True).start()
-    yield sock.getsockname()[1]
-    sock.close()
-    for conn in held:
-        conn.close()
+    with silent_port() as port:
+        yield port
 
 
 # --- 5: --db-wait bounds the wait on a silent server ------------------------------------

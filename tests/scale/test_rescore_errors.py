@@ -271,32 +271,16 @@ def test_an_address_where_another_program_listens_is_refused_not_waited_on():
     """A Redis on 6379 or a web server: ray.init took the TCP connection for a head's and
     retried for ever with Ray's warnings alone (a walk: killed after 10 min), the results
     folder made and locked."""
-    import threading
     import time
 
-    from lineguard.line.scale import RayUnreachable, check_reachable
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held = []
+    from silent_server import silent_server
 
-    def accept():             # takes connections and says nothing, as a server of another protocol
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            held.append(conn)
-    threading.Thread(target=accept, daemon=True).start()
-    address = f"127.0.0.1:{server.getsockname()[1]}"
-    t0 = time.monotonic()
-    try:
+    from lineguard.line.scale import RayUnreachable, check_reachable
+    # takes connections and says nothing, as a server of another protocol
+    with silent_server() as port:
+        t0 = time.monotonic()
         with pytest.raises(RayUnreachable, match="answers, but not as a Ray cluster's head"):
-            check_reachable(address, timeout=1.0)
-    finally:
-        server.close()
-        for conn in held:
-            conn.close()
+            check_reachable(f"127.0.0.1:{port}", timeout=1.0)
     assert time.monotonic() - t0 < 10
 
 
