@@ -68,17 +68,22 @@ def test_the_log_names_a_new_webhook_by_its_label_and_httpx_logs_no_url(sqlite_s
         assert secret not in logged, logged
 
 
-def test_a_301_names_the_whole_target_without_its_secrets(hook):
-    """A 301 to /moved was said as `redirect to http://127.0.0.1:PORT`: the path was dropped,
-    so "give the webhook URL it points to" could not be followed."""
-    hook.answer = lambda path: (301, {"Location": "/moved?token=QSECRET&site=3"})
-    sink = WebhookSink(f"http://user:PASSW0RD@127.0.0.1:{hook.port}/hook", timeout_s=5, retries=0)
+def _redirect_said(url: str) -> str:
+    """What one delivery to ``url``, answered with a redirect not followed, fails with."""
+    sink = WebhookSink(url, timeout_s=5, retries=0)
     try:
         with pytest.raises(RuntimeError) as failed:
             sink.send({"event": "inspection", "message_id": "m-1"})
     finally:
         sink.close()
-    said = str(failed.value)
+    return str(failed.value)
+
+
+def test_a_301_names_the_whole_target_without_its_secrets(hook):
+    """A 301 to /moved was said as `redirect to http://127.0.0.1:PORT`: the path was dropped,
+    so "give the webhook URL it points to" could not be followed."""
+    hook.answer = lambda path: (301, {"Location": "/moved?token=QSECRET&site=3"})
+    said = _redirect_said(f"http://user:PASSW0RD@127.0.0.1:{hook.port}/hook")
     assert f"HTTP 301 redirect to http://127.0.0.1:{hook.port}/moved?token=***&site=***, not followed" in said, said
     assert "give the webhook URL it points to" in said
     assert "PASSW0RD" not in said and "QSECRET" not in said and "user" not in said, said
@@ -89,13 +94,7 @@ def test_a_redirect_to_the_webhooks_own_path_does_not_spell_out_its_token(hook):
     anyone) names webhooks by a digest of the path, so the redirect names it in words."""
     hook.answer = lambda path: (308 if path.endswith("/") else 302,
                                 {"Location": f"https://127.0.0.1:{hook.port}/services/T0/PathSecret42/"})
-    sink = WebhookSink(f"http://127.0.0.1:{hook.port}/services/T0/PathSecret42", timeout_s=5, retries=0)
-    try:
-        with pytest.raises(RuntimeError) as failed:
-            sink.send({"event": "inspection", "message_id": "m-2"})
-    finally:
-        sink.close()
-    said = str(failed.value)
+    said = _redirect_said(f"http://127.0.0.1:{hook.port}/services/T0/PathSecret42")
     assert f"HTTP 302 redirect to https://127.0.0.1:{hook.port}/<this webhook's path>/, not followed" in said, said
     assert "PathSecret42" not in said
 
