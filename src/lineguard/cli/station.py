@@ -2032,7 +2032,8 @@ def undo_upgrade(data: Path, db: Optional[str]) -> None:
 @click.option("--line", default=None, help="Only this line's parts (typed in any case).")
 @click.option("--product", default=None, help="Only this product's parts (typed in any case).")
 @click.option("--lot", default=None, help="Only the parts of this lot.")
-@click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"]), default=None, help="Only parts judged so.")
+@click.option("--verdict", type=click.Choice(["OK", "NG", "REVIEW"], case_sensitive=False), default=None,
+              help="Only parts judged so (typed in any case).")
 @click.option("--parts", "kind", type=click.Choice(["all", "own", "test"]), default="all", show_default=True,
               help="own: the line's own parts only; test: the test parts' checks only (red rabbits).")
 @click.option("--since", type=UtcTime(), default=None,
@@ -2130,9 +2131,12 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         except BaseException:
             _discard(tmp)
             raise
+        click.echo(f"wrote {written} part{'' if written == 1 else 's'} to {out}")
+        if not written:
+            for said in part_names.names_holding_nothing(database, filters):
+                click.echo(f"note: {said}", err=True)
     finally:
         database.dispose()
-    click.echo(f"wrote {written} part{'' if written == 1 else 's'} to {out}")
 
 
 def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str):

@@ -56,6 +56,26 @@ def resolve_filters(db: Any, filters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def names_holding_nothing(db: Any, filters: dict[str, Any]) -> list[str]:
+    """For a filter that found no part: each line or product in ``filters`` (as resolved)
+    that no stored part bears, said with the names stored. A nightly export for a mistyped
+    line wrote an empty file every night, "wrote 0 parts", as if the line had stopped."""
+    said = []
+    for column in _INDEXED:
+        name = filters.get(column)
+        if not name:
+            continue
+        names = stored_names(db, column)
+        if name in names:
+            continue
+        close = close_names(name, names)
+        said.append(f"no part of {column} {name!r} is stored"
+                    + (f" ({did_you_mean(close)})" if close else "")
+                    + (f"; the {column}s the station holds parts of: {listed(names)}" if names
+                       else "; the station holds no part yet"))
+    return said
+
+
 def station_is(column: Any, typed: str) -> Any:
     """The condition a station filter puts on ``column``: the name as stored, or in any
     case as a person types it. No index starts with the station, so this costs what an
