@@ -80,6 +80,22 @@ def test_the_handover_note_is_kept_with_who_and_when_and_its_history(spc_station
     assert other_line["handover_note"]["note"] is None and next_shift["handover_note"]["note"] is None
 
 
+def test_a_note_for_a_shift_that_has_not_started_is_refused(spc_station):
+    """A note for a mistyped day ahead was kept on a shift no one had worked yet, unseen,
+    while the shift it was meant for handed over without it."""
+    st = spc_station(shift_starts=STARTS)
+    with st.db.session() as s:
+        op = {"X-API-Key": create_key(s, "operator", name="marta")[1]}
+    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with client(st) as c:
+        r = c.put("/api/v1/reports/shift/note", headers=op, json={"at": ahead, "note": "belt 2 squeaks"})
+        assert r.status_code == 422 and "has not started" in r.text and "within the running shift" in r.text, r.text
+        r = c.put("/api/v1/reports/shift/note", headers=op, json={"at": now, "note": "belt 2 squeaks"})
+        assert r.status_code == 200 and r.json()["note"] == "belt 2 squeaks", r.text
+        assert c.get("/api/v1/reports/shift", params={"at": ahead}).json()["handover_note"]["note"] is None
+
+
 @pytest.mark.one_database
 def test_parts_rejected_without_a_verdict_are_listed_with_a_sentence_for_the_operator(spc_station):
     st = spc_station(shift_starts=STARTS)

@@ -90,7 +90,13 @@ def shift_note(body: HandoverNoteIn, station: Station = Depends(get_station),
     named_line, _ = known_names(station.db, body.line or None, None)
     cfg = station.config
     starts = parse_shift_starts(cfg.shift_starts) if cfg.shift_starts else ()
-    start = shift_of(at, starts, plant_zone(cfg.timezone)).start_utc
+    shift = shift_of(at, starts, plant_zone(cfg.timezone))
+    if shift.start_utc > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
+        # a note kept for a shift no one has worked yet sat unseen on a report days ahead
+        # (a mistyped day), while the shift it was meant for handed over without it
+        raise InvalidRequest(f"the shift {shift.label} has not started: a handover note is written in the shift "
+                             "it hands over from (give `at` within the running shift or an earlier one)")
+    start = shift.start_utc
     try:
         return handover.write_note(station.db, start, named_line, body.note, caller.who)
     except handover.NoteRefused as exc:
