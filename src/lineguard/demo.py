@@ -102,9 +102,22 @@ def check_requirements(build: bool, installed: Optional[Callable[[str], bool]] =
         return
     dists = sorted({OPTIONAL_MODULES.get(m, (m, None))[0].split(">=")[0] for m in missing})
     extras = sorted({OPTIONAL_MODULES.get(m, (m, "torch"))[1] or "torch" for m in missing})
-    raise SystemExit(f"the demo needs {', '.join(dists)} (the [{','.join(extras)}] extra"
-                     f"{'s' if len(extras) > 1 else ''}), not installed here. Everything it needs, in one line:\n"
-                     f"    {pip_line()}")
+    raise _Refused(f"the demo needs {', '.join(dists)} (the [{','.join(extras)}] extra"
+                   f"{'s' if len(extras) > 1 else ''}), not installed here. Everything it needs, in one line:\n"
+                   f"    {pip_line()}")
+
+
+class _Refused(SystemExit):
+    """Ends the demo as every command refuses (README: ``error:``, exit 2); SystemExit(text)
+    exited 1 with the text unlabelled. ``str()`` is still the message, for callers."""
+
+    def __init__(self, message: str):
+        print(f"error: {message}", file=sys.stderr)
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # ---- steps 1-4, made once -----------------------------------------------------------------

@@ -27,7 +27,11 @@ def make_detector(data: bytes, manifest: dict[str, Any], threads: Optional[int] 
             exported = manifest.get("precision", "fp32")
             # one way per precision: "needs --runtime openvino (bf16) or an int8 export" read as if
             # an int8 export gave bf16
-            if precision == "bf16":
+            if exported == "int8":
+                # "needs --runtime openvino", which then refuses an int8 export
+                way = ("an int8 export runs in int8, on ONNX Runtime only: drop --precision, or export the .lgm "
+                       f"without --int8 for {precision}" + (" (on OpenVINO)" if precision == "bf16" else ""))
+            elif precision == "bf16":
                 way = "--precision bf16 needs --runtime openvino (bf16 runs on OpenVINO only)"
             elif precision == "int8":
                 way = "--precision int8 needs an int8 export of the model (`lineguard export --int8`)"
@@ -85,9 +89,10 @@ def _calibrated_runtime_missing(name: str, runtime: str, precision: Optional[str
     return (f"{name}: its thresholds were set on {runtime} {precision} scores, and this machine cannot run it so "
             f"({why}). Thresholds of another precision do not fit its scores here (good parts rejected or defects "
             f"passed), so it is not run otherwise by default: install OpenVINO (pip install 'lineguard[openvino]') "
-            f"on a CPU with native bfloat16, or give --runtime onnxruntime to run it in fp32 anyway (it says the "
-            f"thresholds do not fit) and recalibrate it for fp32: lineguard recalibrate {name} GOOD_DIR "
-            f"--runtime onnxruntime -o NEW.onnx")
+            f"on a CPU with native bfloat16, or recalibrate it for fp32: lineguard recalibrate {name} GOOD_DIR "
+            f"--runtime onnxruntime -o NEW.onnx. To look at it before that, inspect and eval run it in fp32 "
+            f"anyway with --runtime onnxruntime (saying the thresholds do not fit); a station (serve) does not "
+            f"take it so")
 
 
 def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Optional[int] = None,
@@ -118,6 +123,14 @@ def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Opt
                 raise BundleError(_calibrated_runtime_missing(name, runtime, precision, str(exc))) from exc
             raise
         pre = Preprocess.from_dict(manifest["preprocess"])
+        # a manifest changed and sealed again whose sizes disagree ended inspect in a ValueError
+        # traceback ("model input must be uint8 (N, 129, 129, 3)"): refused here, at load
+        for what, hw in (("the photos are prepared at", tuple(pre.input_hw)),
+                         ("its graph takes", getattr(det, "graph_hw", None))):
+            if hw is not None and tuple(hw) != tuple(det.input_size_):
+                raise BundleError(f"{name}: its settings contradict each other ({what} {hw[0]}x{hw[1]}, its "
+                                  f"manifest says {det.input_size_[0]}x{det.input_size_[1]}): it was changed "
+                                  "after export; export it again with `lineguard export MODEL.lgm --format onnx`")
         info = dict(manifest.get("info", {}))
         info.update({"runtime": det.runtime, "precision": det.precision,
                      "source_model_id": manifest.get("source_model_id"),

@@ -44,6 +44,10 @@ class OnnxDetector(ExportedDetector):
 
     def _build(self, threads: Optional[int]) -> None:
         self._session = make_session(self._model, threads, spinning=self.spinning)
+        # the graph's own input size, which the loader checks against the manifest's
+        shape = self._session.get_inputs()[0].shape
+        hw = tuple(shape[1:3]) if len(shape) == 4 else ()
+        self.graph_hw = hw if len(hw) == 2 and all(isinstance(v, int) for v in hw) else None
 
     def _build_lanes(self) -> None:
         # One one-thread session shared by every lane: ONNX Runtime runs concurrent

@@ -50,8 +50,8 @@ def scoring_module_of(det: Any):
 
     make = getattr(det, "scoring_module", None)
     if make is None:
-        raise ValueError(f"{type(det).__name__} is not a torch-backed detector (an exported model?); "
-                         "export from the trained .lgm model")
+        raise ValueError(f"this is already an exported model ({type(det).__name__}), not a trained one; "
+                         "export reads the trained .lgm model it was exported from")
     try:
         module = make()
     except NotImplementedError as exc:
@@ -209,8 +209,10 @@ def _graph_bytes(det: Any, opset: int = OPSET) -> bytes:
         # and bakes the fixed spatial sizes (TF 'same' paddings, grid) in as constants.
         torch.onnx.export(mod, (dummy,), buf, dynamo=False, input_names=[INPUT], output_names=list(OUTPUTS),
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch"}},
-                          opset_version=opset, do_constant_folding=True,
-                          custom_opsets={"com.microsoft": 1})   # int8 bank search (MatMulIntegerToFloat)
+                          opset_version=opset, do_constant_folding=True)
+    # No custom_opsets: the int8 bank search's com.microsoft op (MatMulIntegerToFloat) gets
+    # its domain at version 1 without it, and naming the domain made torch print a raw C++
+    # "Custom opset domain 'com.microsoft' provided is not used" on every PaDiM export.
     model = onnx.load_from_string(buf.getvalue())
     _materialize_pad_amounts(model, (h, w))
     _fold_pads(model)

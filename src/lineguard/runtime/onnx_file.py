@@ -134,7 +134,15 @@ def head_kind(head: bytes) -> Optional[str]:
 
 def verify(data: bytes, name: str = "<bytes>") -> str:
     """Check the trailer and hash of an exported model's bytes; return the hex digest."""
+    kind = head_kind(data[:HEAD_BYTES])
+    if kind == "lgm":
+        # known by its first bytes: "re-export it" sent a user to export a model they had
+        raise BundleError(f"{name}: a lineguard .lgm model file (a trained model) named .onnx; rename it to end "
+                          "in .lgm")
     if len(data) <= TRAILER_LEN:
+        if kind is None:    # a 6-byte text was told it was a truncated model to copy again
+            raise BundleError(f"{name}: not a model file ({len(data)} bytes that do not begin as an ONNX model "
+                              "does); give the .onnx file `lineguard export` wrote")
         raise ModelFileCorrupt(f"{name}: too short to be an exported lineguard model ({len(data)} bytes); "
                           "it is truncated; copy it again")
     tail = data[-TRAILER_LEN:]

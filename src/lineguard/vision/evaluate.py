@@ -89,6 +89,35 @@ def _promise(inspector: Any, threshold: float, good_scores: np.ndarray) -> Optio
     return promise_check(cal, good_scores)
 
 
+def _good_photos_seen(inspector: Any, good: list[Path]) -> Optional[str]:
+    """What the good test photos the model learned from, or that set its threshold, do to
+    the false-reject figure, by the prints the model keeps (as recalibrate and stress tell
+    them); None where none are among them or the model keeps no prints. A test/good
+    folder holding the training photos showed checks of the training promise that could
+    not fail, without a word. (Not through vision.stress: it imports scipy, which an edge
+    install has not.)"""
+    from .bundle import CALIBRATION_PHOTOS
+    from .inspector import LEARNT_PHOTOS, photo_prints
+    info = getattr(inspector, "info", None)
+    cal = getattr(inspector, "calibration", None)
+    kept = [(set((info if isinstance(info, dict) else {}).get(LEARNT_PHOTOS) or ()), "the model learned from"),
+            (set((cal if isinstance(cal, dict) else {}).get(CALIBRATION_PHOTOS) or ()), "set its threshold")]
+    if not good or not any(known for known, _ in kept):
+        return None
+    prints = []
+    for f in good:
+        try:
+            prints.append(photo_prints(inspector.preprocess.load(f)[0][None])[0])
+        except Exception:       # noqa: BLE001 - it was inspected above; a print that fails tells nothing
+            continue
+    said = [f"{n} of the {len(good)} good test photos are photos {how}"
+            for known, how in kept if known and (n := sum(p in known for p in prints))]
+    if not said:
+        return None
+    return ("; ".join(said) + ": they score lower than new parts do, so the false-reject rate and the check of "
+            "what training promised flatter the model; test it on good parts it has not seen")
+
+
 def _pct(rate: Any) -> str:
     return "n/a" if rate is None else f"{float(rate):.2%}"
 
@@ -308,6 +337,9 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         elif cal.get("suspects_excluded"):
             line += "; they were left out of the threshold (--exclude-suspects)"
         notes.append(line)
+    seen_line = _good_photos_seen(inspector, [Path(r["path"]) for r in records if r["defect_type"] == GOOD])
+    if seen_line:
+        notes.append(seen_line)
     if good_folder["duplicate_photos"]:
         notes.append(f"{len(good_folder['duplicate_photos'])} set(s) of the same photo in the good training folder "
                      "(a camera saving twice, or a copy?): see duplicate_photos")
