@@ -459,10 +459,12 @@ def test_a_station_closed_during_a_retrain_stops_the_fit_and_says_so(station_fac
     st.jobs.close()
     assert time.monotonic() - t0 < 10 and not st.jobs._thread.is_alive()
     assert len(reports) < 6000
-    for job_id in (first.id, queued.id):
+    for job_id, said in ((first.id, "the station stopped while this job ran; start it again"),
+                          (queued.id, "the station stopped before this job started: nothing was trained; start it "
+                                      "again")):
         job = st.jobs.get(job_id)
         assert job.status == "interrupted" and job.finished_at is not None, (job.status, job.message)
-        assert job.message == "the station stopped while this job ran; start it again"
+        assert job.message == said
 
 
 def test_a_retrain_for_a_slip_of_the_product_or_line_is_told_the_one_meant(station_factory):

@@ -115,6 +115,16 @@ class JobStopped(Exception):
 # A plant's own trainer without progress cannot be stopped: the close waits this long for it.
 CLOSE_WAIT_S = 30.0
 INTERRUPTED = "the station stopped while this job ran; start it again"
+# a job still queued when the station stopped: told it "ran", the engineer looked for what it had done
+NOT_STARTED = "the station stopped before this job started: nothing was trained; start it again"
+
+
+def _mark_stopped(s: Any, jobs: Any) -> None:
+    """Mark ``jobs`` (an update of Job rows) interrupted: a running one as stopped while it
+    ran, a queued one as never started (its progress as it was)."""
+    for status, message in (("running", INTERRUPTED), ("queued", NOT_STARTED)):
+        s.execute(jobs.where(Job.status == status)
+                  .values(status="interrupted", message=message, finished_at=utcnow()))
 
 
 class _FitProgress:
@@ -165,8 +175,7 @@ class JobRunner:
         self._q: queue.Queue = queue.Queue()
         self._closing = threading.Event()
         with station.db.session() as s:
-            s.execute(update(Job).where(Job.status.in_(["queued", "running"]))
-                      .values(status="interrupted", message=INTERRUPTED, finished_at=utcnow()))
+            _mark_stopped(s, update(Job))
         self._thread = threading.Thread(target=self._run, name="jobs", daemon=True)
         self._thread.start()
 
@@ -343,8 +352,7 @@ class JobRunner:
                 stopped = [j for j in stopped if j is not None]
                 try:
                     with self.station.db.session() as s:
-                        s.execute(update(Job).where(Job.id.in_(stopped), Job.status.in_(["queued", "running"]))
-                                  .values(status="interrupted", message=INTERRUPTED, finished_at=utcnow()))
+                        _mark_stopped(s, update(Job).where(Job.id.in_(stopped)))
                 except Exception:  # noqa: BLE001 - the next start marks them all the same
                     log.warning("jobs %s: could not record that they were stopped", stopped, exc_info=True)
                 log.info("training job(s) %s stopped: the station is closing", stopped)

@@ -1070,14 +1070,26 @@ def _unshadowed(s: Any, mv: ModelVersion, live: Optional[ModelVersion]) -> Optio
             f"To go back to {model_subject(live)}: Roll back on the Models page")
 
 
+def _named(mv: ModelVersion) -> str:
+    """A version as a refusal names it: "v3", and "cell/L1 v3" for a line's own version
+    ("v1" of a line's first model read as the product's v1 of every line, running beside it)."""
+    return model_subject(mv) if mv.line else f"v{mv.version}"
+
+
+def _parts_of(mv: ModelVersion) -> str:
+    """Whose parts a version was tried on: the product's, or its line's alone."""
+    return f"{mv.product!r}" + (f" on line {mv.line!r}" if mv.line else "")
+
+
 def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: Any) -> str:
     said = ", ".join(f"{n} {v}" for v, n in sorted(trial.line_verdicts.items(), key=lambda x: -x[1]))
+    the_line = f"line {mv.line!r}" if mv.line else "the line"
     if active is None:
-        before = f"the line judged them {said}"
+        before = f"{the_line} judged them {said}"
     elif trial.by_active == trial.scored:
-        before = f"v{active.version}, active now, judged them {said}"
+        before = f"{_named(active)}, active now, judged them {said}"
     else:
-        before = f"the line judged them {said} ({trial.by_active} of them by v{active.version}, active now)"
+        before = f"{the_line} judged them {said} ({trial.by_active} of them by {_named(active)}, active now)"
     # a REVIEW sets the PLC's NG bit as NG does: a doubted photo stops the line the same way
     review = " A part sent to REVIEW stops the line as an NG one does (the PLC's NG bit)." \
         if trial.photo_doubted or trial.sent_to_review else ""
@@ -1089,12 +1101,12 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
         own = f"{mv.threshold:g}" if mv.threshold is not None else "as saved"
         if active is not None and active.threshold is not None:
             own += f", the active version's {active.threshold:g}"
-        who = f"v{mv.version}'s threshold ({own})"
+        who = f"{_named(mv)}'s threshold ({own})"
         cause = (" A threshold set too low does this: set it within the scores the Tuning page shows and save it "
                  "again. Or try it on the line first")
     else:
-        who, cause = f"v{mv.version}", " A model made for another product or camera does this. Try it on the line first"
-    return (f"{who} {trial.did(parts=f'good parts of {mv.product!r}')}; {before}. Good parts here: "
+        who, cause = _named(mv), " A model made for another product or camera does this. Try it on the line first"
+    return (f"{who} {trial.did(parts=f'good parts of {_parts_of(mv)}')}; {before}. Good parts here: "
             "judged OK or reviewed good, their images kept"
             + (f" ({trial.learnt_left_out} it learned from left out)" if trial.learnt_left_out else "")
             + f".{review}{cause}: run it in shadow, then compare (Shadow and Compare on the "
@@ -1102,11 +1114,13 @@ def _rejects_message(mv: ModelVersion, active: Optional[ModelVersion], trial: An
 
 
 def _passes_message(mv: ModelVersion, defects: Any) -> str:
-    return (f"v{mv.version} judges {defects.passed} of the {defects.scored} latest parts of {mv.product!r} reviewed "
-            f"as defects OK (their images kept); the line passed {defects.line_passed} of them when they were made: "
-            "it would ship defects like them. A threshold set too high does this (a retrain that learnt only the "
-            "oddest good parts, the old version's false alarms). Run it in shadow and compare first (Shadow and "
-            "Compare on the Models page), or activate it anyway with \"force\": true")
+    the_line = f"line {mv.line!r}" if mv.line else "the line"
+    # "; or activate it anyway" as _rejects_message ends: the Models page cuts that off to ask
+    return (f"{_named(mv)} judges {defects.passed} of the {defects.scored} latest parts of {_parts_of(mv)} reviewed "
+            f"as defects OK (their images kept); {the_line} passed {defects.line_passed} of them when they were "
+            "made: it would ship defects like them. A threshold set too high does this (a retrain that learnt only "
+            "the oddest good parts, the old version's false alarms). Run it in shadow and compare first (Shadow "
+            "and Compare on the Models page); or activate it anyway with \"force\": true")
 
 
 def _n_train(insp: Any) -> Optional[int]:

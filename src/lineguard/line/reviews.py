@@ -33,8 +33,12 @@ def defect_types(s: Session, product: str) -> list[str]:
 def set_defect_types(s: Session, product: str, types: Sequence[str], by: Optional[str]) -> list[str]:
     clean = check_defect_types(types)
     row = s.get(ProductSettings, product)
-    audit.record(s, "product.defect_types", product, by, before=list(row.defect_types) if row else None,
-                 after=clean)
+    # what reviewers chose from until now: the default list before a product's first own one
+    before = defect_types(s, product)
+    if before == clean and row is not None:
+        return clean          # the list as it stands: no change, so nothing logged or written
+    if before != clean:       # (a first save of the default list is kept as the product's own, unlogged)
+        audit.record(s, "product.defect_types", product, by, before=before, after=clean)
     if row is None:
         s.add(ProductSettings(product=product, defect_types=clean, updated_at=utcnow(), updated_by=by))
     else:
@@ -59,6 +63,15 @@ def check_defect_types(types: Sequence[str]) -> list[str]:
     dupes = sorted({t for t in clean if clean.count(t) > 1})
     if dupes:
         raise InvalidRequest(f"defect types listed twice: {', '.join(dupes)}; list each once")
+    # "chip" and "Chip" are one defect to a reviewer: listed twice, its reviews split between them
+    spelt: dict[str, list[str]] = {}
+    for t in clean:
+        spelt.setdefault(t.casefold(), []).append(t)
+    cased = [names for names in spelt.values() if len(names) > 1]
+    if cased:
+        raise InvalidRequest("defect types that differ only in case: "
+                             + "; ".join(" and ".join(repr(n) for n in names) for names in cased)
+                             + "; keep one spelling of each")
     return clean
 
 

@@ -217,6 +217,18 @@ def job_to_dict(job: Job) -> dict[str, Any]:
             "links": {"self": f"/api/v1/jobs/{job.id}"}}
 
 
+# what a version's slot with a slip of a line in it is told (check_product_and_line)
+_LINE_ADVICE = "Give the line as the Models page lists it, or leave it empty for the product's model of every line"
+
+
+def _known_slot(station: Station, product: str, line: str) -> None:
+    """A product or line the station holds nothing of is a 404 saying the one meant, as train
+    and Compare say it: activating "l1" (the line is "L1") was told to upload a version,
+    rolling back a line never seen "nothing to roll back", and "Cell" no did-you-mean."""
+    from ...line.part_names import check_product_and_line
+    check_product_and_line(station.db, product, line, _LINE_ADVICE)
+
+
 @router.post("/models", status_code=201, summary="Upload a model (.lgm bundle or exported .onnx) as the next version",
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 409, 413, 422, 503))
 async def upload_model(request: Request,
@@ -285,6 +297,7 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
     import re
 
     from fastapi.responses import FileResponse
+    _known_slot(station, product, line)
     mv = station.models.get(product, line, version)
     path = station.models.file_path(mv)
     suffix = "".join(path.suffixes[-1:]) or ".lgm"
@@ -309,6 +322,7 @@ def download_model_file(product: str, version: int = Path(ge=1, le=DB_INT_MAX),
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def activate_model(product: str, body: ActivateIn, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    _known_slot(station, product, body.line)
     # as the list shows it (rates, rollback_to): the answer said rollback_to null where the list said 1
     return models_to_dicts(station, [station.activate_model(product, body.line, body.version, by=caller.who,
                                                             expected_active=body.expected_active,
@@ -328,6 +342,7 @@ def activate_model(product: str, body: ActivateIn, station: Station = Depends(ge
 def rollback_model(product: str, body: Optional[RollbackIn] = None, station: Station = Depends(get_station),
                    caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     body = body or RollbackIn()
+    _known_slot(station, product, body.line)
     return models_to_dicts(station, [station.rollback_model(product, body.line, by=caller.who,
                                                             expected_active=body.expected_active)])[0]
 
@@ -514,6 +529,7 @@ def train_model(product: str, body: TrainIn, station: Station = Depends(get_stat
              response_model=ModelVersionRatesOut, responses=errors(401, 403, 404, 409, 422, 503))
 def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_station),
                  caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
+    _known_slot(station, product, body.line)
     mv = station.shadow.start(product, body.line, body.version, by=caller.who)
     return models_to_dicts(station, [mv])[0]
 
@@ -522,6 +538,7 @@ def start_shadow(product: str, body: ShadowIn, station: Station = Depends(get_st
                response_class=Response, responses=errors(401, 403, 404, 422))
 def stop_shadow(product: str, line: str = Query("", max_length=100), station: Station = Depends(get_station),
                 caller: Caller = Depends(require("engineer"))) -> Response:
+    _known_slot(station, product, line)
     station.shadow.stop(product, line, by=caller.who)
     return Response(status_code=204)
 

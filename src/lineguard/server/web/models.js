@@ -105,8 +105,9 @@ LG.start(async (main) => {
     } catch (err) {
       const e = err && err.body && err.body.error;
       if (!(err.status === 409 && e && ["rejects_good_parts", "passes_reviewed_defects"].includes(e.code))) throw err;
-      // the API's own way round ("force": true) is this question here
-      const why = e.message.replace(/;? or activate it anyway with "force": true\.?$/, "");
+      // the API's own way round ("force": true) is this question here; its separator goes with it
+      // (a "," left behind read "...Models page),." before the question)
+      const why = e.message.replace(/[;,]? or activate it anyway with "force": true\.?$/, "");
       if (!sure(`${why}.\n\nActivate v${m.version} anyway? It judges every part from now on; the change log `
         + "records the activation as forced.")) return NOT_DONE;
       busy(`Activating v${m.version} anyway…`);
