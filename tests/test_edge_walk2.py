@@ -215,3 +215,31 @@ def test_output_suffix_in_capitals_is_taken(fitted_model_path, tmp_path):
                                  "-o", str(tmp_path / "cell.ONNX")])
     assert r.exit_code == 0, r.output
     assert Inspector.load(tmp_path / "cell.ONNX").threshold > 0
+
+
+def test_a_refused_upload_names_the_file_sent_not_a_temp_file_or_the_model_file(tmp_path):
+    """`serve --model cell-bf16.onnx` where OpenVINO is missing was told to run "lineguard
+    recalibrate the model file GOOD_DIR" (a placeholder where the name belongs), after a
+    warning naming the station's temp file, deleted by then."""
+    import warnings
+
+    from lineguard.line.db import Database
+    from lineguard.line.errors import InvalidModel
+    from lineguard.line.imagestore import ContentStore
+    from lineguard.line.registry import ModelRegistry
+    from lineguard.runtime.loader import CalibrationMismatchWarning
+
+    def loader(path):
+        warnings.warn(f"{path}: thresholds set on OpenVINO bf16 scores", CalibrationMismatchWarning)
+        raise BundleError(f"{path}: this machine cannot run it so: lineguard recalibrate {path} GOOD_DIR "
+                          "--runtime onnxruntime -o NEW.onnx")
+    db = Database(f"sqlite:///{tmp_path / 'st.db'}")     # refused before the database is read
+    registry = ModelRegistry(db, ContentStore(tmp_path / "models"), loader=loader)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InvalidModel) as refused:
+            registry.add(b"not read", "cell", filename="cell-bf16.onnx")
+    said = str(refused.value)
+    assert "lineguard recalibrate cell-bf16.onnx GOOD_DIR" in said and "the model file" not in said, said
+    assert not [w for w in caught if issubclass(w.category, CalibrationMismatchWarning)], caught
+    db.dispose()

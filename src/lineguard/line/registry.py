@@ -20,6 +20,7 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -28,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..runtime.loader import ModelRunTooLarge, trial_run_memory
+from ..runtime.loader import CalibrationMismatchWarning, ModelRunTooLarge, trial_run_memory
 from ..vision.atomic import atomic_write_bytes
 from ..vision.errors import BundleError, ModelFileCorrupt
 from ..vision.imageio import DEFAULT_MAX_PIXELS
@@ -297,6 +298,12 @@ class ModelRegistry:
         from ..runtime import onnx_file
         sent_onnx = (filename or "").lower().endswith(onnx_file.SUFFIX)
         fd, tmp = tempfile.mkstemp(suffix=onnx_file.SUFFIX if sent_onnx else ".lgm", dir=self.store.root)
+        sent_name = Path(filename or ("MODEL.onnx" if sent_onnx else "MODEL.lgm")).name
+
+        def said(exc: Any) -> str:
+            # the file as it was sent, not "the model file" in a command to run ("lineguard
+            # recalibrate the model file GOOD_DIR")
+            return _without_paths(str(exc).replace(tmp, sent_name), tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -304,23 +311,25 @@ class ModelRegistry:
                 if getattr(self.loader, "reads_model_files", False) and onnx_file.is_export(Path(tmp)):
                     # before this process runs it at all: one run in a child, its memory capped
                     trial_run_memory(tmp, self.run_bytes_per_pixel)
-                insp = self.loader(Path(tmp))
+                with warnings.catch_warnings():
+                    # refused below in its own words: the warning named the deleted temp file
+                    warnings.simplefilter("ignore", CalibrationMismatchWarning)
+                    insp = self.loader(Path(tmp))
             except ModelRunTooLarge as exc:
-                raise InvalidModel(f"not a model this station can run: {_without_paths(str(exc), tmp)}") from exc
+                raise InvalidModel(f"not a model this station can run: {said(exc)}") from exc
             except BundleError as exc:
-                raise InvalidModel(f"not a usable lineguard model: {_without_paths(str(exc), tmp)}") from exc
+                raise InvalidModel(f"not a usable lineguard model: {said(exc)}") from exc
             except Exception as exc:  # noqa: BLE001 - any load failure means the upload is unusable
                 raise InvalidModel(f"not a usable lineguard model ({type(exc).__name__}: "
-                                   f"{_without_paths(str(exc), tmp)}); upload a .lgm file saved by "
+                                   f"{said(exc)}); upload a .lgm file saved by "
                                    "Inspector.save or `lineguard train`, or an .onnx from `lineguard export`") from exc
             # thresholds set on another precision's scores than the station runs it at (an int8
             # export that kept the fp32 thresholds rejected 40 of 40 good parts, and the upload
             # and its activation answered 200 with only a warning in the server's log)
             mismatch = (getattr(insp, "info", None) or {}).get("calibration_mismatch")
             if mismatch:
-                named = mismatch.replace(tmp, Path(filename or "MODEL.onnx").name)
                 raise InvalidModel("its thresholds do not fit the scores the station would judge with: "
-                                   f"{_without_paths(named, tmp)}; then upload the recalibrated file")
+                                   f"{said(mismatch)}; then upload the recalibrated file")
         finally:
             try:
                 os.unlink(tmp)

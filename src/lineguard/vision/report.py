@@ -358,7 +358,7 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
                 f"<th>pixel AUROC</th><th>escape rate</th></tr>{per_rows}</table>") if per else \
         "<p class='note'>No defect types.</p>"
     figs = "".join(f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures) or \
-        "<p class='note'>Plots need matplotlib (pip install 'lineguard[torch]').</p>"
+        "<p class='note'>Plots need matplotlib (pip install matplotlib).</p>"
     cards = []
     for g in gallery:
         src, kind = html.escape(g["file"]), html.escape(g["kind"])

@@ -231,7 +231,7 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
     for kind, e in study["kinds"].items():
         fig = figures.get(kind)
         img = (f"<img src='{html.escape(fig)}' alt='POD curve for {html.escape(kind)}' style='max-width:100%'>"
-               if fig else "<p class='note'>Plots need matplotlib (pip install 'lineguard[torch]').</p>")
+               if fig else "<p class='note'>Plots need matplotlib (pip install matplotlib).</p>")
         c = e.get("contrast")
         ctext = ""
         if c:
