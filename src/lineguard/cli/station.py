@@ -630,6 +630,10 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                             station.faults["camera"] = why
                     try:
                         grabber = FrameGrabber(plc_camera, fps=plc_camera_fps, on_fault=camera_fault)
+                        # a trigger's frame waited for three quarters of the window at most, a
+                        # quarter left to judge it: the 2 s default outlasted a 1 s window, and a
+                        # camera that sent nothing was a timeout (ResultCode 10), not no image (11)
+                        grabber.trigger_wait_s = 0.75 * inspection_window_ms / 1000
                         # a video file or image folder plays once, from when the links go ready
                         # (_release_plcs_when_up): started here, it played out while the
                         # station warmed up, and every trigger was answered NO_IMAGE

@@ -1368,8 +1368,6 @@ class Handshake:
                 self._answer_unkept(trig, ans, exc)
                 return
             trig.journaled = trig.key
-        self.pending = None
-        self.result_valid = True
         self._shown = trig
         self.answered_part, self.answered_at = trig.tag, time.monotonic()
         self.counts["ok" if ans.ok else "ng"] += 1
@@ -1398,6 +1396,12 @@ class Handshake:
             self._recorder.submit(self._count_answer, ans, rec is not None, True)
         else:
             self._count_answer(ans, rec is not None)
+        # Done, and ResultsValid, only now: the alarm the count may raise shows the state,
+        # and with ResultsValid high already that went out ahead of the result (the PLC read
+        # the part before's PartId beside it); now the alarm goes out with the part still in
+        # inspection, then the result's values, then ResultsValid
+        self.pending = None
+        self.result_valid = True
         self.answered(ans)
         self.show()
         if rec is not None:

@@ -59,9 +59,11 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
           Alarm             Boolean       AlarmCode is not 0 (the line may stop on it)
           AcknowledgeAlarms()             the station's active alarms acknowledged (by "plc")
           AcknowledgeAlarmsWithCause(Cause UInt32)   the same, with what they turned out to be
-                                          (Modbus AlarmAckCause's numbers)
+                                          (Modbus AlarmAckCause's numbers); a number that is
+                                          no cause is refused, BadOutOfRange, nothing acknowledged
           AcknowledgeAlarmsOfKinds(Kinds UInt32, Cause UInt32)   only the alarms of the kinds
-                                          AlarmCode's bits name (0: every one), with a cause
+                                          AlarmCode's bits name (0: every one), with a cause;
+                                          bits past the kinds are refused as an unknown cause is
 
     ResultReadyEventType (subtype of BaseEventType, in ns): fields ResultId, TriggerSeq,
     PartId, InspectionId, Verdict, ResultCode, Score, ModelVersion, ProcessingTimeMs,
@@ -587,6 +589,9 @@ class OpcUaStation:
 
     @_takes("AcknowledgeAlarmsWithCause", (("Cause", _CAUSE),), "nothing acknowledged")
     async def _m_ack_alarms_with_cause(self, parent: Any, cause: int) -> Any:
+        refused = await self._unknown_ack("AcknowledgeAlarmsWithCause", None, cause)
+        if refused is not None:
+            return refused
         self.hs.ack_alarms(cause)
         return []
 
@@ -594,8 +599,50 @@ class OpcUaStation:
     @_takes("AcknowledgeAlarmsOfKinds", (("Kinds", "AlarmCode's bits, 0 every one"), ("Cause", _CAUSE)),
             "nothing acknowledged")
     async def _m_ack_alarms_of_kinds(self, parent: Any, kinds: int, cause: int) -> Any:
+        refused = await self._unknown_ack("AcknowledgeAlarmsOfKinds", kinds, cause)
+        if refused is not None:
+            return refused
         self.hs.ack_alarms(cause, kinds)
         return []
+
+    async def _unknown_ack(self, method: str, kinds: Optional[int], cause: int) -> Any:
+        """The refusal (BadOutOfRange, nothing acknowledged) of an acknowledgement whose Kinds
+        has bits past the alarm kinds or whose Cause is no cause code; None to take it. A call
+        can say no where Modbus cannot: taken, Cause 99 acknowledged without a cause and Kinds
+        99 acknowledged the kinds it happened to name, the PLC told Good either way."""
+        from .alarms import KINDS
+        results = ["Good"] * (1 if kinds is None else 2)
+        why = []
+        if kinds is not None and kinds >> len(KINDS):
+            results[0] = "BadOutOfRange"
+            why.append(f"Kinds {kinds} names bits past {len(KINDS) - 1}, which are no alarm kind (AlarmCode's "
+                       "bits: 1 the NG run, 2 the NG rate, 4 the photos, 8 the rejects without a verdict, 16 a test "
+                       "part judged wrong, 32 part scores drifting; 0 every one)")
+        if cause:
+            # the plant's own causes are in the database: read off the server's loop
+            known = await asyncio.get_running_loop().run_in_executor(None, self._cause_codes)
+            if known is not None and cause not in known:
+                results[-1] = "BadOutOfRange"
+                why.append(f"Cause {cause} is no cause code (0 not said, "
+                           + ", ".join(f"{code} {key}" for code, key in sorted(known.items()))
+                           + "; the plant's own are listed by GET /api/v1/alarm-causes)")
+        if not why:
+            return None
+        return self._refuse("BadOutOfRange", f"{method} refused: " + "; ".join(why) + "; nothing acknowledged",
+                            results)
+
+    def _cause_codes(self) -> Optional[dict[int, str]]:
+        """The cause codes a PLC may send now; None when they cannot be read (the database
+        away: the acknowledgement is tried as before, and says so in the log)."""
+        alarms = getattr(self.station, "alarms", None)
+        if alarms is None:
+            return None
+        from .alarm_causes import codes
+        try:
+            return codes(alarms.db)
+        except Exception:  # noqa: BLE001 - the database away: not a reason to refuse the PLC
+            log.warning("the alarm cause codes could not be read to check the PLC's Cause", exc_info=True)
+            return None
 
 
 _UNSET = object()

@@ -159,11 +159,16 @@ class FrameGrabber:
         self.reconnects = 0
         self.lost: Optional[str] = None  # why no frames come, while they do not
         self.ended = False               # a file or folder played to its end (without loop)
+        # how long a PLC trigger waits for its frame (image_source): set inside the
+        # inspection window by the station, else the part is a timeout, not "no image"
+        self.trigger_wait_s = 2.0
         self._frame: Optional[np.ndarray] = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._cap: Any = None
         self._files: list[Path] = []
+        self._pos = 0                    # the folder's next file to read
+        self._unreadable: set[Path] = set()
         if self.kind == "folder":
             self._files = folder_frames(source, self.shown)
             if not self._files:
@@ -210,17 +215,37 @@ class FrameGrabber:
 
     def _read_one(self, i: int) -> Optional[np.ndarray]:
         if self.kind == "folder":
-            if i >= len(self._files):
-                if not self.loop:
-                    return None
-                i %= len(self._files)
-            return read_frame(self._files[i])
+            return self._read_folder()
         ok, frame = self._cap.read()
         if not ok and self.kind == "file" and self.loop:
             import cv2
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
         return frame if ok else None
+
+    def _read_folder(self) -> Optional[np.ndarray]:
+        """The folder's next image that can be read; None at its end (without loop). One that
+        cannot be read (damaged, cut short, gone) is said and passed over, as ``lineguard
+        camera`` in free mode passes it over: taken as the end, one bad file stopped the
+        playback, and every later trigger was answered without a frame."""
+        from .folder import shown_name
+        tried = 0
+        while tried < len(self._files):     # a whole pass with none readable is the end, looped or not
+            if self._pos >= len(self._files):
+                if not self.loop:
+                    return None
+                self._pos = 0
+            path = self._files[self._pos]
+            self._pos += 1
+            tried += 1
+            frame = read_frame(path)
+            if frame is not None:
+                return frame
+            if path not in self._unreadable:      # said once, not at each pass of a looped folder
+                self._unreadable.add(path)
+                log.warning("camera folder %s: %s is not an image OpenCV can read (or it is gone, or became a "
+                            "link); passed over", self.shown, shown_name(path.name))
+        return None
 
     def _run(self) -> None:
         paced = self.kind in ("file", "folder")
@@ -236,7 +261,7 @@ class FrameGrabber:
             frame = self._read_one(i)
             if frame is None:
                 if paced:
-                    self.ended = True
+                    self.ended = True       # told to a waiting trigger by _set_lost
                     self._set_lost(f"the {self.kind} {self.shown} played to its end (a recorded camera plays "
                                    "once: start again to play it again; a camera's URL or USB index never ends)")
                     return
@@ -264,7 +289,11 @@ class FrameGrabber:
     def _set_lost(self, why: Optional[str]) -> None:
         if why is not None and self.lost is None:
             log.error("%s", why)
-        self.lost = why
+        with self._cond:
+            self.lost = why
+            # a trigger waiting for a frame hears it now: it slept out its whole wait before,
+            # and the PLC's part was a timeout (ResultCode 10), never "no image" (11)
+            self._cond.notify_all()
         if self.on_fault is not None:
             try:
                 self.on_fault(why)
@@ -272,24 +301,29 @@ class FrameGrabber:
                 log.exception("camera fault report failed")
 
     # -- taking frames -------------------------------------------------------------------
-    def next_frame(self, timeout_s: float = 2.0) -> np.ndarray:
-        """The first frame read after this call; LookupError if none comes in ``timeout_s``."""
+    def next_frame(self, timeout_s: float = 2.0, lost_fails: bool = False) -> np.ndarray:
+        """The first frame read after this call; LookupError if none comes in ``timeout_s``,
+        or at once when the source played to its end. ``lost_fails``: at once too while the
+        camera is lost (reconnecting): a PLC's part is answered "no image" inside its window
+        rather than waited on (a free-running reader waits out the reconnect instead)."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             seen = self.frames
             while self.frames == seen:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stop.is_set() or self.ended:
+                if left <= 0 or self._stop.is_set() or self.ended or (lost_fails and self.lost is not None):
                     why = self.lost or f"no frame from camera {self.shown} in {timeout_s:g} s"
                     raise LookupError(why)
                 self._cond.wait(left)
             return self._frame.copy()
 
-    def image_source(self, timeout_s: float = 2.0) -> Callable[[], tuple[CameraFrame, str]]:
+    def image_source(self, timeout_s: Optional[float] = None) -> Callable[[], tuple[CameraFrame, str]]:
         """An image source for the PLC handshake: each call is the next frame, handed to the
-        station as its pixels (``line.camera_frame``)."""
+        station as its pixels (``line.camera_frame``), waited for ``timeout_s`` (default
+        ``trigger_wait_s``, which must end inside the inspection window); a lost or ended
+        camera is LookupError at once."""
         def take() -> tuple[CameraFrame, str]:
-            frame = self.next_frame(timeout_s)
+            frame = self.next_frame(timeout_s if timeout_s is not None else self.trigger_wait_s, lost_fails=True)
             return CameraFrame(frame), f"frame-{self.frames:07d}.png"
         return take
 
