@@ -149,6 +149,53 @@ def test_restore_goes_into_the_folder_of_LINEGUARD_DATA_but_check_reads_none(lin
     assert refused.exit_code == 2 and "not empty" in refused.stderr
 
 
+def test_a_restore_where_LINEGUARD_DB_is_set_says_serve_would_open_that_database(line3, tmp_path):
+    """The advice "lineguard serve --data NEW" with LINEGUARD_DB set started a station on
+    that database, empty of what was restored, beside the restored folder."""
+    assert _run(["backup", "--data", str(line3), "--to", str(tmp_path / "bk")]).exit_code == 0
+    here = tmp_path / "new-pc"
+    r = _run(["restore", "--from", str(tmp_path / "bk"), "--data", str(here)],
+             env={"LINEGUARD_DB": "postgresql://line@127.0.0.1:47601/plant"})
+    assert r.exit_code == 0 and (here / "lineguard.db").is_file(), r.output
+    assert "warning: LINEGUARD_DB is set here, and serve would open that database" in r.stderr
+    assert f"env -u LINEGUARD_DB lineguard serve --data {here}" in r.stderr
+    quiet = _run(["restore", "--from", str(tmp_path / "bk"), "--data", str(tmp_path / "other-pc")])
+    assert quiet.exit_code == 0 and "LINEGUARD_DB" not in quiet.output
+
+
+def test_backup_and_undo_upgrade_take_the_schema_and_name_it(tmp_path, monkeypatch):
+    """`backup --db-schema` was "No such option" though the README lists it, and
+    undo-upgrade on a PostgreSQL station's folder spoke of a copy "beside lineguard.db", a
+    file that folder never held."""
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://line@127.0.0.1:47601/plant"
+    r = _run(["backup", "--data", str(tmp_path / "st"), "--db", url, "--db-schema", "line_3", "--to",
+              str(tmp_path / "bk")])
+    assert r.exit_code == 2 and "pg_dump -Fc -n line_3 -f station.dump" in r.stderr and "chmod 600" in r.stderr, \
+        r.output
+    assert not (tmp_path / "bk").exists()
+    folder = tmp_path / "pg-station"
+    folder.mkdir()
+    (folder / ".lineguard-folder").write_text("05299f24-0000-4000-8000-000000000000\n")
+    r = _run(["undo-upgrade", "--data", str(folder)])
+    assert r.exit_code == 2, r.output
+    assert f"{folder} holds no lineguard.db (the folder of a station on PostgreSQL?)" in r.stderr
+    assert "beside" not in r.stderr and "pg_dump -Fc" in r.stderr
+    r = _run(["undo-upgrade", "--data", str(folder), "--db", url, "--db-schema", "line_3"])
+    assert r.exit_code == 2 and "(of schema line_3: -n line_3)" in r.stderr, r.output
+
+
+def test_db_wait_on_a_sqlite_station_is_said_to_do_nothing(tmp_path, capsys):
+    from lineguard.cli.station import _open_when_the_database_answers
+    from lineguard.line.config import StationConfig
+    cfg = StationConfig(data_dir=tmp_path / "st")
+    assert _open_when_the_database_answers(cfg, 5.0, lambda: "opened") == "opened"
+    said = capsys.readouterr().err
+    assert "--db-wait applies to a database server" in said and "opened at once" in said
+    assert _open_when_the_database_answers(cfg, None, lambda: "opened") == "opened"
+    assert "--db-wait" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args", [["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["users", "add"],
                                   ["users", "list"], ["users", "disable"], ["users", "enable"], ["users", "role"],
                                   ["users", "password"], ["alarm-rules", "list"], ["alarm-rules", "set"],
@@ -161,7 +208,7 @@ def test_help_names_the_variables(args):
     assert "[env: LINEGUARD_DATA" in shown
     if args[0] != "restore":
         assert "[env: LINEGUARD_DB]" in shown
-    if args[0] not in ("restore", "backup"):
+    if args[0] != "restore":
         assert "[env: LINEGUARD_DB_SCHEMA]" in shown
 
 

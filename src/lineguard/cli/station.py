@@ -872,6 +872,10 @@ def _open_when_the_database_answers(cfg, db_wait: Optional[float], open_it, comm
     # the wait counts from the first try: a silent server's first try took 10 s (20 s with
     # the schema check) before --db-wait began to count, and --db-wait 12 ended at 43 s
     began = time.monotonic()
+    if db_wait is not None and cfg.sqlite_path is not None:
+        # taken without a word, as if a SQLite station could wait for its file to appear
+        note("note", f"--db-wait applies to a database server (--db postgresql://...); this station's database is "
+                     f"the SQLite file {cfg.sqlite_path}, opened at once")
     try:
         return open_it()
     except StartupError as exc:
@@ -1847,10 +1851,11 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 @data_option()
 @click.option("--to", "dest", type=PathArg, required=True,
               help="Backup folder (best on another disk); a later backup into it copies only new files.")
-@db_options(schema=False, db_help="The station's SQLite database URL, if not the one in --data.")
+@db_options(db_help="The station's database URL, if not the SQLite one in --data (a PostgreSQL station is told "
+                   "its pg_dump).")
 @click.option("--verify", is_flag=True, help="Also read back every file the backup holds already and copy the "
               "damaged ones again (a station's own backups do this weekly).")
-def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
+def backup(data: Path, dest: Path, db: Optional[str], db_schema: Optional[str], verify: bool) -> None:
     """Copy a station's database and every file it names (part images, maps, models) to a folder.
 
     Safe while the station runs (SQLite's online backup). Restore (and check) it with
@@ -1871,8 +1876,11 @@ def backup(data: Path, dest: Path, db: Optional[str], verify: bool) -> None:
         # the records alone are not the station: its models/ (the active model's file), images/ and the
         # folder's id (.lineguard-folder, which the database names) must come with them
         fail("only a SQLite station is backed up here. For a PostgreSQL station: dump its database first with "
-             "`pg_dump -Fc` (pg_restore reads no plain dump; with --db-schema, that schema alone: `pg_dump -Fc -n "
-             f"SCHEMA`), then copy the whole data folder {data} (images/, models/ and .lineguard-folder), e.g. "
+             + (f"`pg_dump -Fc -n {db_schema} -f station.dump` (its schema alone; pg_restore reads no plain dump; "
+                "chmod 600 the dump: it holds the password and key hashes)" if db_schema else
+                "`pg_dump -Fc` (pg_restore reads no plain dump; with --db-schema, that schema alone: `pg_dump -Fc "
+                "-n SCHEMA`; chmod 600 the dump: it holds the password and key hashes)")
+             + f", then copy the whole data folder {data} (images/, models/ and .lineguard-folder), e.g. "
              f"`cp -a {data} /backup/`; restore in the same order (pg_restore, then the folder back in place)")
     had = (dest / "lineguard.db").is_file()
     try:
@@ -1968,14 +1976,23 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
                    "/api/v1/models), or activate another version", err=True)
     if not check:
         click.echo(f"start the station on it: lineguard serve --data {data.resolve()}")
+        if os.environ.get("LINEGUARD_DB") or os.environ.get("LINEGUARD_DB_SCHEMA"):
+            # serve reads them: the advice above started a station on that database, empty of
+            # what was restored, beside the restored folder
+            set_here = [v for v in ("LINEGUARD_DB", "LINEGUARD_DB_SCHEMA") if os.environ.get(v)]
+            click.echo(f"warning: {' and '.join(set_here)} {'is' if len(set_here) == 1 else 'are'} set here, and "
+                       "serve would open that database instead of the restored station's own (lineguard.db in "
+                       f"{data.resolve()}): unset {' and '.join(set_here)} before starting it, e.g. `env "
+                       + " ".join(f"-u {v}" for v in set_here) + f" lineguard serve --data {data.resolve()}`",
+                       err=True)
     if not report.whole:
         raise SystemExit(1)
 
 
 @click.command("undo-upgrade")
 @data_option()
-@db_options(schema=False, db_help="The station's SQLite database URL, if not the one in --data.")
-def undo_upgrade(data: Path, db: Optional[str]) -> None:
+@db_options(db_help="The station's database URL, if not the SQLite one in --data.")
+def undo_upgrade(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Go back to the copy of a SQLite station's database taken before its upgrade.
 
     A newer lineguard copies lineguard.db to lineguard.db.before-<revision> before it
@@ -1994,11 +2011,18 @@ def undo_upgrade(data: Path, db: Optional[str]) -> None:
     from ..line.undo_upgrade import undo_upgrade as put_back
     from ._term import fail
     db_path = _config(data, db).sqlite_path
+    if db_path is not None and db is None and not db_path.exists() and (data / ".lineguard-folder").is_file():
+        # a PostgreSQL station's folder (its id, no lineguard.db): was told of no copy "beside
+        # lineguard.db", a file that never was there
+        db_path = None
     if db_path is None:
         # no copy is made of a PostgreSQL database at its upgrade (line.db): its dump is the way back
-        fail("a PostgreSQL station has no copy from before its upgrade here (none is made): go back with the "
-             "`pg_dump -Fc` taken before the upgrade, restored by pg_restore into an empty database (or schema) while "
-             "every station on it is stopped, then start the older lineguard with --db pointing at it")
+        fail((f"{data} holds no lineguard.db (the folder of a station on PostgreSQL?): " if db is None else "")
+             + "a PostgreSQL station has no copy from before its upgrade here (none is made): go back with the "
+             "`pg_dump -Fc` taken before the upgrade"
+             + (f" (of schema {db_schema}: -n {db_schema})" if db_schema else "")
+             + ", restored by pg_restore into an empty database (or schema) while every station on it is stopped, "
+             "then start the older lineguard with --db pointing at it")
     try:
         report = put_back(db_path)
     except UndoRefused as exc:
