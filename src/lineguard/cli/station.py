@@ -1865,7 +1865,7 @@ def backup(data: Path, dest: Path, db: Optional[str], db_schema: Optional[str], 
     backup stopped (a full or missing backup disk, the station's database failing half-way:
     the folder keeps what it held before), or it was made but some of the station's own files
     are damaged (listed; not copied over the backup's copies); 2: refused, nothing written
-    (not a SQLite station, a folder holding no backup of this station, a backup folder as
+    (another backup into that folder running now, not a SQLite station, a folder holding no backup of this station, a backup folder as
     --data, a station database that cannot be read)."""
     import sqlite3
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
-from ..vision.atomic import atomic_write_bytes
+from ..vision.atomic import atomic_write_bytes, hold_lock
 from . import filecheck
 from .db import sqlite_revision
 from .imagestore import ContentStore
@@ -63,6 +63,10 @@ class BackupError(Exception):
 
 class StationDatabaseError(BackupError):
     """The station's own database is why (unreadable, no station's): never the backup disk's."""
+
+
+class BackupRunning(BackupError):
+    """Another backup into the same folder runs now: refused, nothing written."""
 
 
 @dataclass
@@ -125,18 +129,35 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         copies.check(dest, MARKER, "backups")     # a share's mount point without the share: not written
     except FolderAway as exc:
         raise BackupError(str(exc)) from exc
-    previous = _check_folder(dest)
     # A first backup that fails (the backup disk full, the station's database unreadable
     # half-way) leaves the folder as it found it: its marker, manifest and half-filled
     # folders made a folder that holds no backup look like one, and kept a mount point from
     # being empty. A later one leaves the previous backup whole (its database replaced last).
     undo = None if (dest / "lineguard.db").exists() else _FirstBackupUndo(dest)
     try:
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)   # a station's database and photos: its owner's alone
+        held = hold_lock(dest, wait=False)
+    except BaseException:
+        if undo is not None:
+            undo.run()
+        raise
+    if held is None:
+        # Two backups into one folder at once (two `lineguard backup`s, or one beside the
+        # station's --backup-to) each copied part of the files, counted the other's as
+        # "already there", and the last database copy replaced the first's. The folder is the
+        # running one's: nothing of it is undone here.
+        raise BackupRunning(f"another backup into {dest} is running now (a `lineguard backup`, or a station's "
+                            "--backup-to schedule): nothing was written; wait for it to end, then back up again "
+                            "if you need a newer one")
+    try:
+        previous = _check_folder(dest)    # read under the lock: no other backup replaces it meanwhile
         return _write_backup(data_dir, dest, db_path, copies, previous, stop, verify, t0)
     except BaseException:
         if undo is not None:
             undo.run()
         raise
+    finally:
+        os.close(held)           # closing releases the lock
 
 
 # what a backup makes in its folder: undone where a first backup fails
@@ -181,7 +202,6 @@ class _FirstBackupUndo:
 def _write_backup(data_dir: Path, dest: Path, db_path: Path, copies: CopyFolders, previous: dict,
                   stop: Callable[[], bool], verify: bool, t0: float) -> BackupReport:
     """:func:`backup_station` once the folder is found fit: the copy itself."""
-    dest.mkdir(parents=True, exist_ok=True, mode=0o700)   # a station's database and photos: its owner's alone
     for store in _STORES:
         # opening the backup's stores clears the temp copies of a backup killed mid-copy
         # (ContentStore.sweep_staging: an hour old, so not another backup's running now)

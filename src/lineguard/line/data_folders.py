@@ -67,14 +67,15 @@ def refuse_backup_folder(data_dir: Path, db_file: Optional[Path] = None) -> None
                 f"{folder} --data NEW_FOLDER` and use NEW_FOLDER", folder=str(folder))
 
 
-def folder_id(data_dir: Path) -> str:
-    """The data folder's id, made at its first use. Made once whoever comes first: a
-    station and its watcher started together on a new folder each made an id, the last
-    write won, and the other claimed an id no file held (then refused its own restarts)."""
+def folder_id(data_dir: Path, new_id: Optional[str] = None) -> str:
+    """The data folder's id, made at its first use (``new_id``, or a new one). Made once
+    whoever comes first: a station and its watcher started together on a new folder each
+    made an id, the last write won, and the other claimed an id no file held (then refused
+    its own restarts)."""
     path = Path(data_dir) / ID_FILE
     if not path.exists():
         tmp = path.with_name(f"{ID_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        atomic_write_text(tmp, str(uuid.uuid4()) + "\n")
+        atomic_write_text(tmp, (new_id or str(uuid.uuid4())) + "\n")
         try:
             os.link(tmp, path)              # fails if another process made it first: theirs stands
         except FileExistsError:
@@ -97,12 +98,22 @@ def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.dat
     no id file is made)."""
     if db.is_sqlite:
         return None
-    mine = folder_id(data_dir)
+    mine = _claim(db, data_dir, let_go, now)
+    return mine if mine is not None else _claim(db, data_dir, let_go, now)
+
+
+def _claim(db, data_dir: Path, let_go: Optional[str], now: Optional[dt.datetime]) -> Optional[str]:
+    """:func:`claim` once; None where another process wrote the folder's id file meanwhile."""
     now = now or utcnow()
     here = {"host": socket.gethostname()[:255], "path": str(Path(data_dir).resolve())}
     with db.session() as s:
         # two folders' first starts at one moment: one claims, the other then sees it
         s.execute(text(f"SELECT pg_advisory_xact_lock({LOCK_DATA_FOLDERS})"))
+        # the id file written only once the claim is accepted: a refused start wrote one into
+        # the folder it was given (a folder it made, or one holding other files), and that
+        # folder was then another station's to the next start, though nothing ran in it
+        made = not (Path(data_dir) / ID_FILE).exists()
+        mine = str(uuid.uuid4()) if made else folder_id(data_dir)
         if let_go and let_go != mine:
             gone = s.get(DataFolder, let_go)
             if gone is not None:
@@ -129,6 +140,11 @@ def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.dat
                 "would clear their links. Give this station that same folder (a network share), or its own "
                 f"--db-schema; if that folder is gone for good, start once with LINEGUARD_LET_GO_OF_FOLDER="
                 f"{o.folder_id}", folder=o.folder_id, host=o.host, path=o.path)
+        if made and folder_id(data_dir, mine) != mine:
+            # another process wrote its id first (one on another database, not under this
+            # lock): the folder's id is that one, checked as such
+            s.rollback()
+            return None
         row = s.get(DataFolder, mine)
         if row is None:
             s.add(DataFolder(folder_id=mine, first_seen=now, last_seen=now, **here))

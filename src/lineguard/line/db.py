@@ -458,6 +458,14 @@ class SilentServerGuard:
         return conn
 
 
+# How long a statement waits for another writer's lock before it is refused (a refusal, see
+# is_refusal: 503 storage_unavailable): SQLite's busy_timeout, PostgreSQL's lock_timeout. On
+# PostgreSQL nothing was set, and a table locked by a maintenance job (or a psql left open in a
+# transaction) held parts, the parts list and /health with no limit. A lock wait alone: a long
+# month report is never cut (no statement_timeout).
+LOCK_WAIT_MS = 30_000
+
+
 class Database:
     """Engine + session factory for one station database."""
 
@@ -480,7 +488,7 @@ class Database:
             if self.sqlite_file is not None:
                 self.sqlite_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)    # its owner's alone
             # One connection per thread; the pool hands them out to request threads.
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": LOCK_WAIT_MS / 1000}
             kwargs["pool_size"] = 8
             kwargs["max_overflow"] = 16
         else:
@@ -489,8 +497,12 @@ class Database:
             kwargs["pool_pre_ping"] = True
             given = make_url(self.url).query
             kwargs["connect_args"] = {k: v for k, v in PG_LINK.items() if k not in given}
+            # the URL's own ?options= kept, ours after it (one set there too is overridden)
+            options = [given["options"]] if isinstance(given.get("options"), str) else []
             if schema:
-                kwargs["connect_args"]["options"] = f"-csearch_path={schema}"
+                options.append(f"-csearch_path={schema}")
+            options.append(f"-clock_timeout={int(LOCK_WAIT_MS)}")
+            kwargs["connect_args"]["options"] = " ".join(options)
         self.engine: Engine = create_engine(self.url, **kwargs)
         self.silent_server: Optional[SilentServerGuard] = None
         if not self.is_sqlite:
@@ -510,7 +522,7 @@ class Database:
                 # WAL: readers never block the writer, and a crash never corrupts the file.
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA synchronous={sync}")
-                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT_MS)}")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 
@@ -587,6 +599,9 @@ class Database:
                 # Two processes starting at once must not both create the tables, nor the
                 # schema: CREATE SCHEMA IF NOT EXISTS is not safe run side by side (one of
                 # two stations started together failed on pg_namespace's unique index).
+                # The other's migration waited for as long as it takes (an index built on a
+                # year of parts), not LOCK_WAIT_MS, as SQLite's upgrade lock waits.
+                conn.execute(text("SET LOCAL lock_timeout = 0"))
                 hold_migration_lock(conn, self.schema)
                 if self.schema:
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
@@ -675,7 +690,7 @@ class Database:
     @contextmanager
     def quick_session(self, wait_ms: int = 250) -> Iterator[Session]:
         """As :meth:`session`, its statements waiting at most ``wait_ms`` for another
-        writer's lock (30 s otherwise), then refused (a refusal, see is_refusal): for a
+        writer's lock (LOCK_WAIT_MS otherwise), then refused (a refusal, see is_refusal): for a
         write on a path that must not stall, with somewhere else to keep what it writes."""
         ms = int(wait_ms)
         with self.engine.connect() as conn:
@@ -689,7 +704,7 @@ class Database:
                     yield s
             finally:
                 if self.is_sqlite:
-                    conn.exec_driver_sql("PRAGMA busy_timeout=30000")   # the pool's connection as it was
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(LOCK_WAIT_MS)}")     # the pool's, as it was
 
     def hold(self, s: Session, pg_key: int, sqlite_table: str) -> None:
         """Hold, until ``s`` commits, the lock of one kind of change across processes:

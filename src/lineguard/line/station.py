@@ -37,7 +37,8 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import DB_ERRORS, LOCK_DEFECT_TYPES, Database, is_busy, is_refusal, is_unreachable, refusal_reason
+from .db import (DB_ERRORS, LOCK_DEFECT_TYPES, LOCK_WAIT_MS, Database, is_busy, is_refusal, is_unreachable,
+                 refusal_reason)
 from .data_folders import FolderSeen, claim
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
@@ -68,6 +69,9 @@ log = logging.getLogger("lineguard.station")
 # another process's parts (a hot-folder watcher on the same database) show in /health's
 # last_part_at this late at most: the plant view reads it every 10 s, an idle line is minutes
 NEWEST_PART_READ_S = 15.0
+# ms /health's own reads and write check wait for another writer's lock (a part waits
+# db.LOCK_WAIT_MS): a monitor's call must answer, saying what it can
+HEALTH_LOCK_WAIT_MS = 1000
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
 # line and paragraph separators, the invisible spaces (zero width, word joiner, BOM) and the soft
@@ -338,7 +342,9 @@ class Station:
         now = time.monotonic()
         if now - self._newest_read >= NEWEST_PART_READ_S and "database" not in self.faults:
             try:
-                with self.db.session() as s:
+                # 1 s at most for a lock, as /health's write check: the inspections table locked
+                # by another program (a maintenance job) held /health for as long as the lock
+                with self.db.quick_session(HEALTH_LOCK_WAIT_MS) as s:
                     newest = s.scalar(select(func.max(Inspection.created_at)))
             except SQLAlchemyError:
                 newest = None     # the database's fault is /health's to say; this process's parts still shown
@@ -739,6 +745,12 @@ class Station:
         if what != "images" and is_unreachable(exc):
             return (f"{_UNREACHABLE} ({reason}); nothing was stored: check that the database server is up and "
                     "reachable (--db), then send the part again")
+        if what != "images" and is_busy(exc):
+            # not the disk: another program held the tables past the wait (a maintenance job,
+            # a database tool left in a transaction), and "check disk space" sent people there
+            return (f"the database was held by another program past the {LOCK_WAIT_MS / 1000:g} s wait ({reason}); "
+                    "nothing was stored: send the part again, and if it persists find what keeps the station's "
+                    "tables locked (a maintenance job, a database tool left in a transaction)")
         where = "the data folder" if what == "images" else "the database"
         msg = f"{where} cannot be written ({reason}); nothing was stored: check disk space and permissions of " \
               f"the station's {'--data folder' if what == 'images' else 'database'}, then send the part again"
@@ -802,7 +814,7 @@ class Station:
             with self.db.engine.connect() as conn:
                 try:
                     if sqlite:
-                        conn.exec_driver_sql("PRAGMA busy_timeout=1000")
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout={HEALTH_LOCK_WAIT_MS}")
                         conn.commit()
                     with conn.begin():
                         self._write_check_limits(conn, sqlite)
@@ -839,7 +851,7 @@ class Station:
     @staticmethod
     def _write_check_limits(conn: Any, sqlite: bool) -> None:
         if not sqlite:
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{HEALTH_LOCK_WAIT_MS}ms'")
             conn.exec_driver_sql("SET LOCAL statement_timeout = '10s'")
 
     _RECENT_MAX = 10_000

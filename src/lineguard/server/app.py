@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..line.config import StationConfig
-from ..line.db import DB_ERRORS, is_refusal, is_unreachable, refusal_reason
+from ..line.db import DB_ERRORS, is_busy, is_refusal, is_unreachable, refusal_reason
 from ..line import station as _station_mod
 from ..line.batcher import ModelTimeout
 from ..line.errors import ModelLoadFailed, StationBusy, StationError
@@ -329,6 +329,9 @@ def create_app(config: Optional[StationConfig] = None, station: Optional[Station
         # station's own failure.
         log.error("the database refused %s %s: %s", req.method, req.url.path, exc)
         check = ("that the database server is up and reachable (--db)" if is_unreachable(exc)
+                 # a lock held past the wait: the disk is not the place to look
+                 else "what keeps the station's tables locked (a maintenance job, a database tool left in a "
+                      "transaction)" if is_busy(exc)
                  else "the database's disk space, permissions and --db")
         return _error(503, "storage_unavailable",
                       f"the station's database cannot take this request now ({refusal_reason(exc)}); try again "

@@ -1,0 +1,68 @@
+"""Two backups into one folder at once (walk 2): `lineguard backup --data st5 --to sbk2` run
+twice together both exited 0, each having copied part of the files and counted the other's
+as "already there", the last one's database copy replacing the first's. The second is
+refused now (exit 2, saying a backup into that folder runs), and the first goes on whole."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
+from fake_inspector import FakeInspector, png_bytes  # noqa: E402
+
+from cli_runner import run_in_process  # noqa: E402
+
+
+def _station_with_parts(folder: Path, parts: int = 3) -> None:
+    from lineguard.line.config import StationConfig
+    from lineguard.line.station import Part, Station
+    st = Station(StationConfig(data_dir=folder, min_free_gb=0, store_sweep_h=0), loader=FakeInspector.load)
+    try:
+        st.add_model(FakeInspector(0.5).to_bytes(), "cell", activate=True)
+        for i in range(parts):
+            st.inspect(png_bytes(60 + i, seed=i), Part(f"b{i}", "L1", "S1", "cell"))
+        st.maps.flush()
+    finally:
+        st.close()
+
+
+def test_a_second_backup_into_a_folder_a_backup_is_writing_is_refused(tmp_path):
+    from lineguard.line.backup import MANIFEST, backup_station
+    data, dest = tmp_path / "st5", tmp_path / "sbk2"
+    _station_with_parts(data)
+    copying, go_on = threading.Event(), threading.Event()
+
+    def held_mid_copy() -> bool:          # the first backup, stopped between its files
+        copying.set()
+        go_on.wait(30)
+        return False
+
+    first: dict = {}
+
+    def run_first():
+        try:
+            first["report"] = backup_station(data, dest, stop=held_mid_copy)
+        except Exception as exc:  # noqa: BLE001 - the test says it
+            first["error"] = exc
+
+    worker = threading.Thread(target=run_first, daemon=True)
+    worker.start()
+    try:
+        assert copying.wait(30), first
+        before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
+        second = run_in_process("backup", "--data", data, "--to", dest)
+        assert second.returncode == 2, (second.stdout, second.stderr)
+        assert "another backup into" in second.stderr and str(dest) in second.stderr, second.stderr
+        assert "backed up" not in second.stdout
+        assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before     # nothing written by it
+    finally:
+        go_on.set()
+        worker.join(60)
+    assert "error" not in first, first
+    made = json.loads((dest / MANIFEST).read_text())
+    assert made["parts"] == 3 and first["report"].files_there == 0
+    # once it ended, the next backup is taken: every file there already
+    again = run_in_process("backup", "--data", data, "--to", dest)
+    assert again.returncode == 0 and "0 files copied" in again.stdout, (again.stdout, again.stderr)
