@@ -15,7 +15,7 @@ from ...line.errors import NotFound
 from ...line.orm import ApiKey, LineAlarm, iso_utc, utcnow
 from ...line.outbox import REFUSED_SHOWN_S
 from ...line.registry import model_subject
-from ...line.station import Station, _iso, stops_parts
+from ...line.station import HEALTH_LOCK_WAIT_MS, Station, _iso, stops_parts
 from ...line.watchers import backlogs, statuses, summaries, watcher_faults
 from ..deps import DB_INT_MAX, Caller, get_station, require
 from ..schemas import HealthOut, KeyCreated, KeyIn, KeyList, KeyRevoked, ResentOut, errors
@@ -35,7 +35,8 @@ def _alarms(station: Station) -> tuple[Optional[dict[str, Any]], dict[str, str]]
     /health is polled; None where the database did not answer it."""
     now = utcnow()
     try:
-        with station.db.session() as s:
+        # a lock wait of /health's own (1 s), not a part's 30 s: a monitor's call answers
+        with station.db.quick_session(HEALTH_LOCK_WAIT_MS) as s:
             rows = s.execute(select(LineAlarm.line, LineAlarm.station, LineAlarm.kind, LineAlarm.raised_at,
                                     LineAlarm.escalate_at, LineAlarm.escalated_at, LineAlarm.escalations)
                              .where(LineAlarm.acked_at.is_(None)).order_by(LineAlarm.raised_at, LineAlarm.id)).all()
