@@ -37,6 +37,20 @@ KEY_MAX = 20            # LineAlarm.ack_cause
 LABEL_MAX = 100
 PLANT_MAX = 50          # a list a person picks from on a touch panel, not a catalogue
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+# a key needs a letter: one of digits alone ("7") read as a PLC number, and AlarmAckCause 7
+# meant another cause than the API's "7"
+_LETTER = re.compile(r"[a-z]")
+
+
+def _plain(text: str) -> str:
+    """A label as a person reads it: its case, a remark in parentheses and punctuation apart
+    ("Other" is "other (say what in the note)")."""
+    return " ".join(re.findall(r"\w+", re.sub(r"\([^)]*\)", " ", text.casefold())))
+
+
+# the built-in causes by their keys and their labels read plainly: a plant's cause called so
+# is a second one of them (a plant "Other" took no note where the built-in other demands one)
+_BUILT_IN_PLAIN = {**{_plain(v): k for k, v in BUILT_IN.items()}, **{k: k for k in BUILT_IN}}
 
 
 def key_for(label: str) -> str:
@@ -126,7 +140,7 @@ def _free_key(rows: dict[str, AlarmCause], label: str, code: int) -> str:
     take ("Смена рулона"), one made from its PLC number ("cause_8"): a cut label with a
     number on it would read as another press or line."""
     for key in [key_for(label)] + [f"cause_{code}"] + [f"cause_{code}_{n}" for n in range(2, 100)]:
-        if key and key not in BUILT_IN and key != "none" and key not in rows:
+        if key and _LETTER.search(key) and key not in BUILT_IN and key != "none" and key not in rows:
             return key
     raise Conflict("no free key for this label; give one (key)")
 
@@ -142,11 +156,18 @@ def add(db: Any, label: str, by: Optional[str], key: Optional[str] = None) -> di
     if given is not None and (len(given) > KEY_MAX or not _KEY.match(given)):
         raise InvalidRequest(f"a cause's key is 1 to {KEY_MAX} lower-case letters, digits or _ (e.g. coil_change), "
                              f"got {given!r}")
+    if given is not None and not _LETTER.search(given):
+        raise InvalidRequest(f"a cause's key needs a letter (e.g. press_{given}): {given!r} would read as a PLC "
+                             "number, and the PLC's numbers are the causes' codes")
     if given in BUILT_IN or given == "none":
         raise Conflict(f"{given!r} is a built-in cause (or 'none', no cause): choose another key")
     folded = label.casefold()
-    if folded in (v.casefold() for v in BUILT_IN.values()):
-        raise Conflict(f"a cause called {label!r} is built in already: use it")
+    built_in = _BUILT_IN_PLAIN.get(_plain(label))
+    if built_in == "other":
+        raise Conflict(f"a cause called {label!r} is the built-in 'other': acknowledge with cause other and say "
+                       "what it was in the note (it asks for one), or add a cause named for what it is")
+    if built_in is not None:
+        raise Conflict(f"a cause called {label!r} is built in already ({built_in}: {BUILT_IN[built_in]}): use it")
     for _ in range(5):
         try:
             with db.session() as s:

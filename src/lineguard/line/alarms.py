@@ -156,6 +156,10 @@ class _Counts:
         # per product, its scores for the drift rule; a product not here is read from the
         # database at its next part (AlarmWatch._load_drift), once
         self.drift: dict[str, _Drift] = {}
+        # the drift rule's floor per product (its floor["drift"] is not used): a drift alarm
+        # is about the product whose scores moved, and begins that product's baseline afresh
+        # only (a product-switching station's other products keep theirs)
+        self.drift_floor: dict[str, int] = {}
         # the station's parts up to this id are counted: read from the database or
         # recorded here. Another process on the database (a hot folder's watcher beside
         # the server, a second server) records parts of the same station; those above it
@@ -232,23 +236,29 @@ class _Counts:
     def drift_due(self) -> Optional[tuple["_Drift", list[dict[str, Any]]]]:
         """A product whose scores moved in enough groups in a row after the drift rule's
         floor, and those groups; None when none."""
-        for drift in self.drift.values():
-            run = drift.due(self.floor["drift"])
+        for product, drift in self.drift.items():
+            run = drift.due(self.drift_floor.get(product, 0))
             if run:
                 return drift, run
         return None
 
-    def raise_floor(self, kind: str, part_id: Optional[int]) -> None:
-        if part_id:
-            if kind == "drift" and int(part_id) > self.floor[kind]:
-                # after a drift alarm (raised, then acknowledged) the scores as they are then
-                # are each product's baseline: told once, not every two groups while the line
-                # runs on at the moved level (a new material lot accepted, a lens cleaned
-                # later); a further move is told again. AlarmWatch._load_drift reads the
-                # same back after a restart.
-                self.drift = {p: _Drift(p, d.model_id, self.rules, after=int(part_id))
-                              for p, d in self.drift.items()}
-                self.drift_changed = True
+    def raise_floor(self, kind: str, part_id: Optional[int], product: Optional[str] = None) -> None:
+        """``product``: for the drift rule, the product the alarm is about (None: every one)."""
+        if part_id and kind == "drift":
+            # after a drift alarm (raised, then acknowledged) the scores as they are then
+            # are the product's baseline: told once, not every two groups while the line
+            # runs on at the moved level (a new material lot accepted, a lens cleaned
+            # later); a further move is told again. The station's other products keep
+            # theirs (a frame's alarm restarted a cell's complete baseline: unguarded for
+            # its next 500 parts). AlarmWatch._load_drift reads the same back after a restart.
+            for p in ([product] if product is not None else list(self.drift)):
+                if int(part_id) > self.drift_floor.get(p, 0):
+                    self.drift_floor[p] = int(part_id)
+                    d = self.drift.get(p)
+                    if d is not None:
+                        self.drift[p] = _Drift(p, d.model_id, self.rules, after=int(part_id))
+                        self.drift_changed = True
+        elif part_id:
             self.floor[kind] = max(self.floor[kind], int(part_id))
 
     def newest(self) -> int:
@@ -275,7 +285,7 @@ class _Drift:
 
     def __init__(self, product: str, model_id: Optional[str], rules: AlarmRules, after: int = 0):
         """``after``: parts at or below this id are not counted (a drift alarm's floor)."""
-        self.product, self.model_id = product, model_id
+        self.product, self.model_id, self.floor = product, model_id, after
         self.parts, self.baseline_parts = rules.drift_parts, rules.drift_baseline_parts
         self._filling: list[float] = []
         self.base: Optional[np.ndarray] = None          # the baseline's scores, sorted, once complete
@@ -419,9 +429,11 @@ def no_verdict_plain(parts: int, reason: Optional[str] | Iterable[Optional[str]]
 
 
 def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected: int,
-             cause: Optional[str] = None, photo_issues: Optional[list[list[str]]] = None) -> str:
-    """The alarm's text; ``cause``: for ng_run, what the run's parts point at (ng_run_cause), if anything."""
-    where = f"station {rec.station} (line {rec.line}, {rec.product})"
+             cause: Optional[str] = None, photo_issues: Optional[list[list[str]]] = None,
+             products: Optional[str] = None) -> str:
+    """The alarm's text; ``cause``: for ng_run, what the run's parts point at (ng_run_cause), if anything;
+    ``products``: the products of the parts it counts, where they are several ("3 cell and 2 frame")."""
+    where = f"station {rec.station} (line {rec.line}, {products or rec.product})"
     if kind == "photo":
         # ``photo_issues``: each doubted photo's issues, oldest first (else the last part's);
         # what to check follows the kinds they had, most frequent first (photo_check.advice):
@@ -923,8 +935,10 @@ class AlarmWatch:
                     counts = self._counts[key] = self._catch_up(rec.line, rec.station, counts, rec.id)
                 if rules.drift_parts and rec.product not in counts.drift:
                     # the product's first part counted here: its scores since its model began, once
-                    counts.drift[rec.product] = self._load_drift(rec.line, rec.station, rec.product, rec.model_id,
-                                                                 rules, rec.id, counts.floor["drift"])
+                    drift = counts.drift[rec.product] = self._load_drift(
+                        rec.line, rec.station, rec.product, rec.model_id, rules, rec.id,
+                        counts.drift_floor.get(rec.product, 0))
+                    counts.drift_floor[rec.product] = drift.floor
                     counts.drift_changed = True
                 counts.add(rec.id, rec.verdict, bool(rec.photo_issues), rec.score, rec.product, rec.model_id,
                            rec.created_at)
@@ -1159,7 +1173,8 @@ class AlarmWatch:
             rows = s.execute((q.where(~doubted) if rules.photo_run else q).limit(rules.judged_keep)).all()
             if rules.photo_run:
                 rows += s.execute(q.limit(rules.photo_window)).all()
-            last = {kind: _last_alarm(s, line, station, kind) for kind in rules.part_kinds}
+            # the drift rule's floor is per product: read with each product's scores (_load_drift)
+            last = {kind: _last_alarm(s, line, station, kind) for kind in rules.part_kinds if kind != "drift"}
         counts = _Counts(rules, read_to=max((r[0] for r in rows), default=0))
         for part_id, verdict, photo_doubted in sorted(rows, key=lambda r: r[0]):     # ascending: insort appends
             counts.add(part_id, verdict, photo_doubted)     # a part in both reads is counted once
@@ -1171,20 +1186,23 @@ class AlarmWatch:
     def _load_drift(self, line: str, station: str, product: str, model_id: Optional[str], rules: AlarmRules,
                     upto: int, floor: int = 0) -> _Drift:
         """A product's drift counts as its records leave them (after a restart, new rules,
-        or its first part here): the baseline is the first parts after the last one another
-        model judged (the in-memory rule's "begun afresh" read back), then its newest
+        or its first part here), after ``floor`` and the product's own last drift alarm: the
+        baseline is the first parts after the last one another model judged (the in-memory
+        rule's "begun afresh" read back), then its newest
         parts, up to the groups that can still make a run: all of them where that is all
         there is since (grouped as they were), else the newest whole groups. Three reads
         along the station's index (migration 0029), once per product and process: the first
         walks back over the parts of the model since it began (100,000 of them behind 300,000
         of the model before: 45-65 ms on SQLite, 75-185 ms on PostgreSQL)."""
-        drift = _Drift(product, model_id, rules, after=floor)
         station_parts = (Inspection.line == line, Inspection.station == station, Inspection.product == product,
                          Inspection.test_part.is_(None), Inspection.id <= upto)
         judged = (Inspection.model_id == model_id,) + ((Inspection.photo_issues.is_(None),) if rules.photo_run else ())
         keep = spc.DRIFT_PERSIST * rules.drift_parts
         later: list[Any] = []
         with self.db.session() as s:
+            mine = _last_alarm(s, line, station, "drift", product)
+            if mine is not None:
+                floor = max(floor, _floor_of(mine))
             before = s.scalar(select(Inspection.id).where(*station_parts, Inspection.model_id != model_id)
                               .order_by(Inspection.id.desc()).limit(1)) or 0
             before = max(before, floor)     # a drift alarm's parts, and those before its acknowledgement
@@ -1195,6 +1213,7 @@ class AlarmWatch:
                 later = s.execute(q.where(Inspection.id > rows[-1][0]).order_by(Inspection.id.desc())
                                   .limit(keep + 1)).all()[::-1]
                 rows += later[-keep:] if len(later) > keep else later
+        drift = _Drift(product, model_id, rules, after=floor)
         for part_id, score, verdict, at in rows:
             drift.add(part_id, score, verdict, at)
         if len(later) > keep:
@@ -1217,7 +1236,10 @@ class AlarmWatch:
             return counts
         fresh = self._load(line, station, counts.rules)
         for kind, floor in counts.floor.items():
-            fresh.raise_floor(kind, floor)
+            if kind != "drift":
+                fresh.raise_floor(kind, floor)
+        for product, floor in counts.drift_floor.items():
+            fresh.raise_floor("drift", floor, product)
         return fresh
 
     def _raise(self, kind: str, rec: Inspection, counts: _Counts) -> Optional[dict[str, Any]]:
@@ -1234,13 +1256,37 @@ class AlarmWatch:
             # and an OK part among them ends the run this alarm would name
             _read_parts(s, counts, rec.line, rec.station, counts.oldest() - 1, rec.id)
             last = _last_alarm(s, rec.line, rec.station, kind)
-            if last is not None:
-                counts.raise_floor(kind, _floor_of(last))
-                if last.acked_at is None:
-                    counts.raise_floor(kind, counts.newest())   # latched: the line knows
+            if kind == "drift":
+                due = counts.drift_due()
+                if due is None:
                     return None
-            if kind not in counts.due():
-                return None
+                product = due[0].product
+                # the product's own last drift alarm (here or in another process) is its floor;
+                # the station's newest one, of any product, latches the rule
+                mine = last if last is None or last.product == product else \
+                    _last_alarm(s, rec.line, rec.station, kind, product)
+                if mine is not None:
+                    counts.raise_floor(kind, _floor_of(mine), product)
+                if last is not None and last.acked_at is None:
+                    if last.product == product:
+                        counts.raise_floor(kind, counts.newest(), product)   # latched: the line knows
+                    else:
+                        # another product's alarm is active: this product's move is not told
+                        # now, nor its baseline begun afresh; told once that one is acknowledged
+                        # if its scores stay moved (two more groups)
+                        due[0].run = []
+                    return None
+                due = counts.drift_due()
+                if due is None or due[0].product != product:
+                    return None
+            else:
+                if last is not None:
+                    counts.raise_floor(kind, _floor_of(last))
+                    if last.acked_at is None:
+                        counts.raise_floor(kind, counts.newest())   # latched: the line knows
+                        return None
+                if kind not in counts.due():
+                    return None
             if kind == "ng_run":
                 ids = counts.run()
                 parts = rejected = len(ids)
@@ -1253,8 +1299,6 @@ class AlarmWatch:
                 seen = [list(i or []) for i in s.scalars(select(Inspection.photo_issues)
                                                          .where(Inspection.id.in_(ids)).order_by(Inspection.id))]
             elif kind == "drift":
-                due = counts.drift_due()
-                assert due is not None          # due() said so above
                 drift, run = due
                 ids = [run[0]["first_id"]]
                 parts, rejected = sum(g["parts"] for g in run), sum(g["not_passed"] for g in run)
@@ -1268,15 +1312,22 @@ class AlarmWatch:
             elif kind == "photo":
                 message = _message(kind, rules, rec, parts, rejected, photo_issues=seen)
             else:
+                # a product-switching station: the rejected parts counted may be of several
+                # products (3 NG cell, then 2 NG frame), and each is named, not the last one's
+                mix = _products_of(s, ids if kind == "ng_run" else [i for i, ng in window if ng])
                 message = _message(kind, rules, rec, parts, rejected,
-                                   cause=_read_run_cause(s, ids) if kind == "ng_run" else None)
+                                   cause=_read_run_cause(s, ids) if kind == "ng_run" else None,
+                                   products=_products_said(mix) if len(mix) > 1 else None)
             if kind != "photo" and rec.photo_issues:    # the camera or the lamp, more likely than the parts
                 message += f"; the last part's photo is unlike the good photos: {'; '.join(rec.photo_issues)}"
-            out = _store_alarm(s, rules, line=rec.line, station=rec.station,
-                               product=drift.product if kind == "drift" else rec.product, kind=kind,
+            product = drift.product if kind == "drift" else rec.product
+            if kind in ("ng_run", "ng_rate") and len(mix) > 1:
+                product = _products_field(mix)
+            out = _store_alarm(s, rules, line=rec.line, station=rec.station, product=product, kind=kind,
                                message=message, inspection_id=rec.id, first_inspection_id=min(ids, default=rec.id),
                                parts=parts, rejected=rejected)
-        counts.raise_floor(kind, counts.newest())      # counted afresh from the next part (latched elsewhere: too)
+        # counted afresh from the next part (latched elsewhere: too); a drift alarm, its product's
+        counts.raise_floor(kind, counts.newest(), drift.product if kind == "drift" else None)
         return out
 
     # -- acknowledgement -------------------------------------------------------------------
@@ -1335,7 +1386,7 @@ class AlarmWatch:
             with self._lock(key):
                 counts = self._counts.get(key)
                 if counts is not None:
-                    counts.raise_floor(out["kind"], out["acked_after_id"])
+                    counts.raise_floor(out["kind"], out["acked_after_id"], out["product"])
         log.info("alarm %s at line %s station %s acknowledged by %s", out["id"], out["line"], out["station"], by)
         self.count_active()
         self._tell(out)
@@ -1489,10 +1540,36 @@ def _station_state(s: Any, line: str, station: str, as_of: dt.datetime) -> dict[
             "station_alarm_code": alarm_code([{"kind": a.kind} for a in active]), "station_state_as_of": iso_utc(as_of)}
 
 
-def _last_alarm(s: Any, line: str, station: str, kind: str) -> Optional[LineAlarm]:
-    return s.scalars(select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station,
-                                             LineAlarm.kind == kind)
-                     .order_by(LineAlarm.id.desc()).limit(1)).first()
+def _products_of(s: Any, ids: list[int]) -> list[tuple[str, int]]:
+    """The products of these parts, with how many of each, most first (then by name)."""
+    if not ids:
+        return []
+    rows = s.execute(select(Inspection.product, func.count()).where(Inspection.id.in_(ids))
+                     .group_by(Inspection.product)).all()
+    return sorted(((p, int(n)) for p, n in rows), key=lambda r: (-r[1], r[0]))
+
+
+def _products_said(mix: list[tuple[str, int]]) -> str:
+    said = [f"{n} {p}" for p, n in mix]
+    return said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+
+
+PRODUCTS_SEP = ", "      # an alarm over parts of several products: its product field lists them
+
+
+def _products_field(mix: list[tuple[str, int]]) -> str:
+    """An alarm's product where its parts were of several products: each, by name (the
+    column holds 100 characters; a list cut short says so)."""
+    field = PRODUCTS_SEP.join(sorted(p for p, _ in mix))
+    return field if len(field) <= 100 else field[:97] + "..."
+
+
+def _last_alarm(s: Any, line: str, station: str, kind: str, product: Optional[str] = None) -> Optional[LineAlarm]:
+    """The station's newest alarm of ``kind`` (of ``product``'s parts where given)."""
+    q = select(LineAlarm).where(LineAlarm.line == line, LineAlarm.station == station, LineAlarm.kind == kind)
+    if product is not None:
+        q = q.where(LineAlarm.product == product)
+    return s.scalars(q.order_by(LineAlarm.id.desc()).limit(1)).first()
 
 
 def _lookback(rules: AlarmRules) -> int:
@@ -1544,10 +1621,16 @@ def history(db: Any, *, line: Optional[str] = None, station: Optional[str] = Non
     raised before that time and not acknowledged by then; ``cause`` "none": acknowledged
     without one); page with ``before_id``."""
     q = select(LineAlarm).order_by(LineAlarm.id.desc())
-    for col, v in ((LineAlarm.line, line), (LineAlarm.station, station), (LineAlarm.product, product),
-                   (LineAlarm.kind, kind)):
+    for col, v in ((LineAlarm.line, line), (LineAlarm.station, station), (LineAlarm.kind, kind)):
         if v is not None:
             q = q.where(col == v)
+    if product is not None:
+        # also a run or rate alarm over parts of several products ("cell, frame"): a product's
+        # shift report lists it
+        col, sep = LineAlarm.product, PRODUCTS_SEP
+        q = q.where(or_(col == product, col.startswith(product + sep, autoescape=True),
+                        col.endswith(sep + product, autoescape=True),
+                        col.contains(sep + product + sep, autoescape=True)))
     if cause == "none":
         q = q.where(LineAlarm.acked_at.is_not(None), LineAlarm.ack_cause.is_(None))
     elif cause is not None:

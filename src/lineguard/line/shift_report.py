@@ -262,7 +262,37 @@ def _as_at_end(a: dict[str, Any], end: dt.datetime) -> None:
         later.append(f"acknowledged at {a['acked_at']}" + (f" by {a['acked_by']}" if a.get("acked_by") else ""))
     if escalated is not None and escalated >= end:
         later.append(f"escalated at {a['escalated_at']}")
+    elif escalated is not None and (a.get("escalations") or 0) > 1:
+        # escalated again and again: the report counts those by the end, not those since
+        n = a["escalations"]
+        lo, hi = _escalations_by(a, escalated, end)
+        a["escalations"] = lo
+        if hi > lo:
+            later.append(f"escalated {n} times in all, {lo} to {hi} of them by the shift's end (the time of "
+                         "each repeated escalation is not kept)")
+        elif lo < n:
+            later.append(f"escalated {n - lo} more time{'s' if n - lo > 1 else ''} after the shift's end "
+                         f"({n} in all)")
     a["at_end"] = {"acknowledged": acked is not None and acked < end,
                    # the last escalation is all that is kept: one after the end hides any before it
                    "escalated": escalated is not None and escalated < end}
     a["later"] = "; ".join(later) or None
+
+
+def _escalations_by(a: dict[str, Any], first: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """How many of an alarm's escalations came before ``end``: at least, at most. Only the
+    first one's time is kept, the count, and the next due time (the last one's time plus
+    the interval, line.alarms._escalate); each came at least the interval after the one
+    before (later where the processes were down), so the k-th came after first + (k-1)
+    intervals and before last - (n-k) intervals: exact while the escalations came on time."""
+    n = a["escalations"]
+    again = a.get("escalate_again_min") or 0
+    nxt = _parse(a.get("escalate_at"))
+    if again <= 0 or nxt is None:        # a row of another kind (edited by hand): the first one alone is known
+        return 1, n
+    step = dt.timedelta(minutes=max(1.0, min(float(again), 24 * 60)))
+    last = nxt - step
+    lo = sum(1 for k in range(1, n + 1) if last - (n - k) * step < end)
+    # the last one's time is known: the one before it no later than the interval before
+    hi = sum(1 for k in range(1, n) if first + (k - 1) * step < end) + (last < end)
+    return max(1, min(lo, hi)), max(1, hi)

@@ -154,8 +154,9 @@ class TestPartBook:
             return list(s.scalars(q))
 
     def add(self, product: str, name: str, expect: str, description: Optional[str] = None,
-            by: Optional[str] = None) -> TestPart:
-        """Register a test part, or change one (a retired name comes back)."""
+            by: Optional[str] = None, keep_description: bool = False) -> TestPart:
+        """Register a test part, or change one (a retired name comes back). ``keep_description``:
+        none was given (an API call changing what it must be), so the one registered stays."""
         name = name.strip()
         if not name or len(name) > NAME_MAX:
             raise InvalidRequest(f"a test part's name is the serial or part id it is sent with: 1 to {NAME_MAX} "
@@ -176,6 +177,8 @@ class TestPartBook:
                         raise Conflict(f"test part {alike.name!r} of {product!r} is registered already (it must be "
                                        f"{alike.expect}); names that differ only in case are too easily mixed up: "
                                        f"change that one, retire it first, or choose another name")
+                    if keep_description and row is not None:
+                        description = row.description
                     before = None if row is None or row.retired_at is not None else \
                         {"expect": row.expect, "description": row.description}
                     audit.record(s, "test_part.registered", f"{product} {name}", by, expect=expect,
@@ -414,6 +417,9 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
     latest.update(seen_now)
     rows, complete_at, asked = [], None, []
     changed: dict[str, dt.datetime] = {}          # what undid a right check, in words: since when
+    # the shift running now is judged by what each test part must be now; a past shift by
+    # what its checks had to get then (each check keeps the verdict it was judged against)
+    running = now <= end
     for tp in parts:
         c = latest.get(tp.name)
         this_shift = tp.name in seen_now
@@ -421,6 +427,11 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
         # a right check of this shift made before the station's judging changed proves
         # nothing of it now: listed, not counted (a wrong one stands whatever changed)
         undone = judging.changes(c) if judging is not None and this_shift and right else []
+        if running and this_shift and right and c.test_expected != tp.expect:
+            # what it must be was changed since (NG to OK): the check proved the station
+            # against the old requirement, not the one the PLC's Verified bit now stands for
+            undone = undone + [(c.created_at, f"test part {tp.name} must be {tp.expect} now, its check "
+                                              f"({_iso(c.created_at)}) had to be {c.test_expected}")]
         for at, said in undone:
             changed[said] = min(at, changed.get(said, at))
         if tp.retired_at is not None and tp.retired_at <= end and not this_shift:

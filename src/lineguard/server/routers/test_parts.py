@@ -55,6 +55,8 @@ def list_test_parts(product: str = _PRODUCT,
 @router.post("/products/{product}/test-parts", summary="Register a test part, or change one",
              description="A part sent with this name as its serial (or else its part id) is checked against "
                          "`expect`; its verdict still goes to the PLC. A retired name comes back in use. "
+                         "Changing `expect` of one in use sends this shift's verification back to due (its "
+                         "checks were against the old verdict); a `description` left out is kept. "
                          "REVIEW (a limit sample) needs a review band in an active model of the product (409).",
              responses=errors(401, 403, 404, 409, 422))
 def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = Depends(get_station),
@@ -62,7 +64,10 @@ def put_test_part(body: TestPartIn, product: str = _PRODUCT, station: Station = 
     product = _known_product(station, product)
     if body.expect == "REVIEW":
         _refuse_review_without_band(station, product)
-    return _row(station.test_parts.add(product, body.name, body.expect, body.description, by=caller.who))
+    # a description not sent is kept (changing what a test part must be does not wipe what
+    # it is); sent as null it is cleared
+    return _row(station.test_parts.add(product, body.name, body.expect, body.description, by=caller.who,
+                                       keep_description="description" not in body.model_fields_set))
 
 
 def _refuse_review_without_band(station: Station, product: str) -> None:
