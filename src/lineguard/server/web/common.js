@@ -598,7 +598,10 @@ const LG = (() => {
       h("td", {}, v.line), h("td", {}, v.station), h("td", {}, v.product),
       h("td", {}, h("b", {class: STATE_CLASS[v.state] || ""}, STATE_TEXT[v.state] || v.state)),
       h("td", {}, v.test_parts.map((t) => h("div", {class: t.right === false ? "error" : t.right ? "v-ok" : "muted"},
-        t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {class: "tp-name"}, t.name), ` must be ${t.expected || t.expect}`,
+        t.right === null ? "○ " : t.right ? "✓ " : "✗ ", h("b", {class: "tp-name"}, t.name),
+        // what it must be now where its check was against another requirement ("must be NG · got NG"
+        // read as a pass beside "put it through again")
+        ` must be ${t.before_change ? t.expect : (t.expected || t.expect)}`,
         t.verdict ? ` · got ${t.verdict} at ${when(t.checked_at)}` : " · not seen yet",
         t.verdict && !t.this_shift ? " (before this shift)" : "",
         // right then, but the station judges otherwise since (a model made active, another camera)
