@@ -9,7 +9,9 @@ the optimum). From the fit:
 - ``a50``, ``a90``: the sizes found half and 90% of the time;
 - ``a90_95``: the size found 90% of the time *with 95% confidence*: where the one-sided
   95% lower Wald confidence band on POD (from the inverse Fisher information of
-  ``(b0, b1)``) crosses 0.9. It is never smaller than ``a90``.
+  ``(b0, b1)``) crosses 0.9. It is never smaller than ``a90``. Where the band never
+  reaches 0.9 within the sizes painted, the binomial rule below gives it where it can
+  (said no smaller than ``a90``).
 
 When the data cannot support a fit, nothing is made up:
 
@@ -62,6 +64,9 @@ class PodFit:
     # A step (all_found, separated): every defect at or above this size was found.
     all_found_from: Optional[float] = None
     n_all_found_from: int = 0
+    # Where a90_95 comes from: "band" (the Wald band on the curve), "29 of 29" (the binomial
+    # rule on a run of finds), None where there is none.
+    a90_95_from: Optional[str] = None
     log_likelihood: Optional[float] = None
     notes: list[str] = field(default_factory=list)
 
@@ -220,6 +225,7 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95, unit: 
     if k == n or (a[y == 0].max() < a[y == 1].min()):
         fit.status = "all_found" if k == n else "separated"
         fit.a90_95 = binomial_a90_95(a, y)
+        fit.a90_95_from = None if fit.a90_95 is None else "29 of 29"
         fit.notes.append(
             (f"all {n} painted defects were found, down to {fit.size_min:.3g}{unit}" if k == n else
              f"every defect from {step:.3g}{unit} up was found and every one below missed: a step, "
@@ -235,6 +241,7 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95, unit: 
         fit.status = "separated"
         fit.notes.append("the fit did not settle (hits and misses nearly split by size); paint more defects")
         fit.a90_95 = binomial_a90_95(a, y)
+        fit.a90_95_from = None if fit.a90_95 is None else "29 of 29"
         return fit
     if fit.b1 <= 0:
         fit.status = "not_increasing"
@@ -245,6 +252,22 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95, unit: 
     fit.a90 = size_at(fit, 0.9)
     cross = _band_crossing(fit.b0, fit.b1, cov, LOGIT90, z)
     fit.a90_95 = _size(fit, cross)
+    fit.a90_95_from = None if fit.a90_95 is None else "band"
+    if fit.a90_95 is None or fit.a90_95 > fit.size_max:
+        # The band is the model's bound; where it never reaches 90% within the sizes painted
+        # (few misses, an uncertain slope) but 29 or more defects in a row were all found,
+        # that run demonstrates 90/95 on what was painted, not on an extrapolation (README:
+        # "where every defect from some size up was caught, the '29 of 29' binomial rule").
+        # Without it, 35 cracks in a row caught read "too few parts ...: paint more".
+        rule = binomial_a90_95(a, y)
+        if rule is not None:
+            # Never said below a90 ("9 in 10 from 12.8 px, with 95% confidence from 12.1 px"
+            # reads as a contradiction): from a90 up, with POD growing, the run's bound holds too.
+            fit.a90_95 = max(rule, fit.a90) if fit.a90 is not None and fit.a90 <= fit.size_max else rule
+            fit.a90_95_from = "29 of 29"
+            fit.notes.append(f"the 95% band does not reach 90% within the sizes painted, but every one of the "
+                             f"{n_step} defects from {step:.3g}{unit} up was found: a90/95 from the "
+                             f"\"{N_29_OF_29} of {N_29_OF_29}\" binomial rule")
     if fit.a90 is None:
         fit.notes.append(f"detection grows so slowly with {what} that 90% is not reached below "
                          f"{_FAR:g} x the largest {what} painted")
@@ -252,5 +275,6 @@ def fit_pod(sizes: Sequence[float], hits: Sequence[bool], z: float = Z95, unit: 
         fit.notes.append(f"a90 ({fit.a90:.3g}{unit}) lies beyond the largest {what} painted "
                          f"({fit.size_max:.3g}{unit}): an extrapolation")
     if fit.a90_95 is None:
-        fit.notes.append("the 95% band never reaches 90%: a90/95 not reached")
+        fit.notes.append(f"the 95% band never reaches 90% and fewer than {N_29_OF_29} defects in a row were "
+                         "found: a90/95 not reached")
     return fit

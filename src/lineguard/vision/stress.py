@@ -243,11 +243,15 @@ def _photos_in(inspector: Any, items: Sequence[Any], prints: Any) -> Optional[np
     return np.array(seen, bool)
 
 
-def few_good_warning(n_good: int) -> Optional[str]:
-    """What a study on fewer than ``FEW_GOOD`` good photos must say; None from there up."""
+def few_good_warning(n_good: int, n_given: Optional[int] = None) -> Optional[str]:
+    """What a study painted on fewer than ``FEW_GOOD`` good photos must say; None from there
+    up. ``n_given``: the photos given, where some were not painted on (judged NG, or doubted
+    by the photo check, unpainted): the sizes rest on the ``n_good`` painted, not on those."""
     if n_good >= FEW_GOOD:
         return None
-    return (f"only {n_good} good photo(s): each was painted many times, so these sizes rest on {n_good} "
+    unpainted = (f" painted on (of the {n_given} given, {n_given - n_good} were judged NG or doubted by the photo "
+                 "check unpainted and carry no defect)" if n_given is not None and n_given > n_good else "")
+    return (f"only {n_good} good photo(s){unpainted}: each was painted many times, so these sizes rest on {n_good} "
             f"part(s), not on the number of defects painted, and the 95% bounds (a90/95) treat repeats on one "
             f"photo as independent, so they are narrower than the parts justify; use {FEW_GOOD} or more "
             "held-out good parts before relying on them")
@@ -307,10 +311,15 @@ def _what_painted(kind: str, contrast: float, mm_per_px: Optional[float], width_
     """The painted defect's plural with its width (lines) and contrast: what the numbers are for."""
     what = KIND_PLURAL[kind]
     if width_px is not None:
-        px = [f"{width_px:.3g} px"] + ([f"{width_input_px:.3g} model-input px"] if width_input_px else [])
-        what += (f" {width_px * mm_per_px:.3g} mm wide ({'; '.join(px)})" if mm_per_px else
-                 f" {px[0]} wide" + (f" ({px[1]})" if len(px) > 1 else ""))
+        what += " " + _width(mm_per_px, width_px, width_input_px)
     return what + f" at {contrast:.0f} grey levels of contrast"
+
+
+def _width(mm_per_px: Optional[float], width_px: float, width_input_px: Optional[float]) -> str:
+    """A painted line's width: "0.143 mm wide (1.43 px; 1.25 model-input px)"."""
+    px = [f"{width_px:.3g} px"] + ([f"{width_input_px:.3g} model-input px"] if width_input_px else [])
+    return (f"{width_px * mm_per_px:.3g} mm wide ({'; '.join(px)})" if mm_per_px else
+            f"{px[0]} wide" + (f" ({px[1]})" if len(px) > 1 else ""))
 
 
 def contrast_clause(kind: str, cfit: Optional[dict], mm_per_px: Optional[float]) -> str:
@@ -352,8 +361,11 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
     width catching few says those defects pass, and the contrast series (``contrast_fit``)
     says how much stronger they must be to be caught."""
     what = KIND_PLURAL[kind]
-    Kind = what[0].upper() + what[1:]
     smaller = "shorter" if KIND_SIZE_MEANS[kind] == "length" else "smaller"
+    # The subject with a line's width: it decides what the line's sizes mean (README: "the
+    # width is in each line kind's sentence"), said in every branch, not only where few were caught.
+    what_w = what + (f" {_width(mm_per_px, width_px, width_input_px)}" if width_px is not None else "")
+    Kind_w = what_w[0].upper() + what_w[1:]
     at = f" at {contrast:.0f} grey levels of contrast"
     painted = _what_painted(kind, contrast, mm_per_px, width_px, width_input_px)
     Painted = painted[0].upper() + painted[1:]
@@ -377,9 +389,9 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
                 f"{f(fit['size_max'])})." + contrast_clause(kind, contrast_fit, mm_per_px) + check)
     if status in ("all_found", "separated"):
         start = fit["all_found_from"]
-        first = (f"Every one of the {fit['n']} {what} painted{at} was caught, down to {f(start)}"
+        first = (f"Every one of the {fit['n']} {what_w} painted{at} was caught, down to {f(start)}"
                  if status == "all_found" else
-                 f"{Kind} {smaller} than {f(start)} were missed and every larger one caught{at}")
+                 f"{Kind_w} {smaller} than {f(start)} were missed and every larger one caught{at}")
         if fit["a90_95"] is not None:
             return first + f"; 90% of {what} from {f(fit['a90_95'])} up are caught, with 95% confidence."
         return first + "; too few parts to state a size caught 90% of the time with 95% confidence: paint more."
@@ -392,7 +404,7 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
     # Sizes below the smallest painted are the curve's tail, not measurements (see _summary).
     unmeasured = f"below the smallest {KIND_ONE[kind]} painted ({f(lo)}): not measured"
     if a90 is not None and a90 < lo:
-        s = (f"The sizes below which {what} usually pass and from which 9 in 10 are caught{at} lie "
+        s = (f"The sizes below which {what_w} usually pass and from which 9 in 10 are caught{at} lie "
              f"{unmeasured}; {fit['hits']} of the {fit['n']} painted were caught")
         if a95 is not None and a95 < lo:
             return s + ", 9 in 10 with 95% confidence at every size painted."
@@ -402,9 +414,9 @@ def kind_sentence(kind: str, fit: dict, mm_per_px: Optional[float], contrast: fl
             return s + f"; 9 in 10 with 95% confidence only {beyond(a95)}: paint more parts to narrow it."
         return s + "; too few parts to say 9 in 10 with 95% confidence: paint more."
     if a50 < lo:
-        s = f"The size below which {what} usually pass{at} lies {unmeasured}"
+        s = f"The size below which {what_w} usually pass{at} lies {unmeasured}"
     else:
-        s = f"{Kind} {smaller} than {f(a50)} will usually pass{at}"
+        s = f"{Kind_w} {smaller} than {f(a50)} will usually pass{at}"
     if not fit["a90_reached"]:
         # said as "no size reaches 9 in 10": "9 in 10 are not caught at any size" read as
         # 90% missed at every size, which is not what the fit says
@@ -557,7 +569,8 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         "left_out_photos": {"ng": left_out["ng"], "ng_or_review": left_out["ng_or_review"],
                             "photo_doubted": n_doubted},
         "painting": painting,
-        "warnings": [w for w in [few_good_warning(n_good)] if w],
+        # on the photos painted: one judged NG or doubted unpainted carries no defect, so adds no part
+        "warnings": [w for w in [few_good_warning(len(usable), n_good)] if w],
         "contrast_share": CONTRAST_SHARE,
         "kinds": {},
         "timing_s": {"judge_good": round(t_good, 3), "paint": round(paint_s, 3), "total": round(judge_s, 3)},

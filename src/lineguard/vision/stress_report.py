@@ -146,7 +146,9 @@ def _plot(out: Path, kind: str, entry: dict, mm_per_px: Optional[float]) -> Opti
             for key, ls in (("a50", ":"), ("a90", "-."), ("a90_95", "--")):
                 v = fit.get(key)
                 if v is not None and fit["size_min"] <= v <= fit["size_max"]:
-                    ax.axvline(v, color="#7f8c8d", lw=1, ls=ls, label=f"{key.replace('_', '/')} {v:.3g} px")
+                    rule = " (29 of 29)" if key == "a90_95" and fit.get("a90_95_from") == "29 of 29" else ""
+                    ax.axvline(v, color="#7f8c8d", lw=1, ls=ls,
+                               label=f"{key.replace('_', '/')} {v:.3g} px{rule}")
         elif fit.get("a90_95") is not None:
             ax.axvline(fit["a90_95"], color="#7f8c8d", lw=1, ls="--",
                        label=f"a90/95 {fit['a90_95']:.3g} px (29 of 29)")
@@ -202,6 +204,8 @@ def _fit_cells(fit: dict, mm: Optional[float]) -> str:
             _v(fit["a90"], mm) + ("" if fit["a90_reached"] else " (beyond sizes painted)")
         a95 = below if fit.get("a90_95_below_painted") else \
             _v(fit["a90_95"], mm) + ("" if fit["a90_95"] is None or fit["a90_95_reached"] else " (beyond sizes painted)")
+        if fit.get("a90_95_from") == "29 of 29":      # a run of finds, not the curve's band
+            a95 += " (29 of 29)"
         # a50 past the largest size painted is the curve's other tail (8,630 px from scratches
         # painted up to 180 px, 1 of 45 found): said as such, like a90
         a50 = below if fit.get("a50_below_painted") else \
@@ -298,8 +302,10 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
             f"<h2>What this model will miss</h2><ul>{sentences}</ul>{table}"
             "<p class='note'>a50 / a90: the size found half / 9 in 10 of the time, from a maximum-likelihood "
             "hit/miss fit of detection against log size (MIL-HDBK-1823A); a90/95: where the 95% lower "
-            "confidence band (Wald) reaches 90%. Where every defect from some size up was found, a90/95 is "
-            "that size once at least 29 were found in a row (29 of 29: 0.9<sup>29</sup> &lt; 0.05). The 95% bound "
+            "confidence band (Wald) reaches 90%. Where there is no curve, or the band does not reach 90% "
+            "within the sizes painted, and every defect from some size up was found, a90/95 is that size "
+            "(never less than a90) once at least 29 were found in a row (29 of 29: 0.9<sup>29</sup> &lt; 0.05). "
+            "The 95% bound "
             "is on painted defects of this shape and "
             "contrast, not on the plant's real ones (a real break on a part's edge may be missed where a painted "
             "one is caught): checking the model on a few real defects (<code>lineguard eval</code>) is what "
