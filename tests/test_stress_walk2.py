@@ -38,6 +38,18 @@ def test_a_run_of_29_caught_gives_a90_95_where_the_curves_band_does_not_reach_90
     assert any(f"fewer than {N_29_OF_29}" in n for n in short.notes)
 
 
+def test_no_29_of_29_bound_where_the_curve_puts_a90_beyond_the_sizes_painted():
+    """A run of 30 found under an a90 the curve extrapolates past the sizes painted gave
+    a90/95 30 px beside a90 56 px, and the sentence said no size painted reaches 9 in 10."""
+    from lineguard.vision.pod import fit_pod
+    rng = np.random.default_rng(0)
+    sizes = np.r_[np.linspace(2, 30, 40), np.linspace(31, 40, 30)]
+    fit = fit_pod(sizes, np.r_[rng.random(40) < 0.55, np.ones(30, bool)])
+    assert fit.a90 is None or fit.a90 > fit.size_max, fit
+    assert fit.a90_95_from != "29 of 29"
+    assert fit.a90_95 is None or fit.a90 is None or fit.a90_95 >= fit.a90, fit
+
+
 def test_the_sentence_and_page_say_the_29_of_29_bound(tmp_path):
     from lineguard.vision.pod import fit_pod
     from lineguard.vision.stress import _summary, kind_sentence
