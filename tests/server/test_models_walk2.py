@@ -213,3 +213,30 @@ def test_the_activation_trial_leaves_out_photos_reviewed_as_defects_on_another_p
         r = c.post("/api/v1/models/cell/activate", json={"version": 2}, headers=eng)
         assert r.status_code == 200, r.text
         assert r.json()["active"]
+
+
+def test_the_good_parts_leave_out_defect_photos_by_a_lookup_on_the_photos_index(tmp_path):
+    """NOT IN over every photo ever reviewed as a defect: past PostgreSQL's work_mem a scan
+    of that list for each part; now each part's photo is looked up on its index."""
+    from sqlalchemy import event
+
+    from lineguard.line.compare import recent_good_parts
+    from lineguard.line.db import Database
+    db = Database(f"sqlite:///{tmp_path / 'st.db'}")
+    db.upgrade()
+    statements = []
+
+    def seen(conn, cursor, statement, params, context, many):
+        statements.append((statement, params))
+    try:
+        with db.session() as s:
+            event.listen(db.engine, "before_cursor_execute", seen)
+            recent_good_parts(s, "cell", "", 20)
+            event.remove(db.engine, "before_cursor_execute", seen)
+            statement, params = statements[-1]
+            plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", params).all())
+    finally:
+        db.dispose()
+    assert "CORRELATED" in plan and "ix_inspections_image_sha256" in plan, plan
+    assert "LIST SUBQUERY" not in plan, plan

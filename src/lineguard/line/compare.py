@@ -530,11 +530,11 @@ def recent_good_parts(s: Session, product: str, line: str, limit: int) -> list[t
     version that rejects it was charged with a false reject. ``line`` "": every line."""
     good = or_(Inspection.review_label == "good",
                and_(Inspection.verdict == "OK", Inspection.review_label.is_(None)))
-    defect = select(Inspection.image_sha256).where(Inspection.reviewed.is_(True), Inspection.review_label == "defect")
+    from .reviews import photo_reviewed_as_defect
     # photo issues are SQL NULL when nothing was off (migration 0013): a test, not the JSON read
     q = (select(Inspection.image_key, Inspection.verdict, Inspection.model_id, Inspection.photo_issues.is_not(None))
          .where(Inspection.product == product, Inspection.image_key.is_not(None), Inspection.test_part.is_(None))
-         .where(good, Inspection.image_sha256.not_in(defect))
+         .where(good, ~photo_reviewed_as_defect())
          # newest first along the (product, created_at) index, not a walk of every record
          .order_by(Inspection.created_at.desc(), Inspection.id.desc()).limit(limit))
     if line:

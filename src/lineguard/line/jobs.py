@@ -251,16 +251,15 @@ class JobRunner:
         sample = Inspection.audit_sample.is_(True) & (
             confirmed | (Inspection.review_label.is_(None) & (Inspection.verdict == "OK")))
         which = {"confirmed": confirmed, "sample": sample, "both": or_(confirmed, sample)}[source]
-        # the photos reviewed as defects, by content (the store's keys are the content's hash too)
-        # (on the reviewed parts' index: a few, not a walk of every record)
-        defect = select(Inspection.image_sha256).where(Inspection.reviewed.is_(True),
-                                                       Inspection.review_label == "defect")
+        # the photos reviewed as defects, by content (each part's photo looked up on its
+        # index), and by the stored image's key (the reviewed parts' index: a few)
+        from .reviews import photo_reviewed_as_defect
         defect_keys = select(Inspection.image_key).where(Inspection.reviewed.is_(True),
                                                          Inspection.review_label == "defect",
                                                          Inspection.image_key.is_not(None))
         q = (select(Inspection.image_key, Inspection.review_label)
              .where(Inspection.product == product, Inspection.image_key.is_not(None)).where(which)
-             .where(Inspection.image_sha256.not_in(defect), Inspection.image_key.not_in(defect_keys))
+             .where(~photo_reviewed_as_defect(), Inspection.image_key.not_in(defect_keys))
              .where(Inspection.test_part.is_(None))    # a red rabbit is never learnt as good
              # nor a photo unlike the good ones (a dim lamp): learnt, it would widen the photo
              # check until such a photo of a defect passes, whoever reviewed the part good

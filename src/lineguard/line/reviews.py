@@ -6,10 +6,10 @@ carries the latest review, so lists and filters need no join.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
 from . import audit
 from .errors import InvalidRequest, ReviewChanged
@@ -131,3 +131,15 @@ def check_seen(rec: Inspection, seen: str, latest_at: Optional[str]) -> None:
                         "replace it", review={"label": rec.review_label, "defect_type": rec.defect_type,
                                               "reviewer": rec.reviewer, "note": rec.review_note,
                                               "reviewed_at": latest_at, "found_by": rec.found_by})
+
+
+def photo_reviewed_as_defect() -> Any:
+    """The condition "some part was reviewed as a defect with this part's photo" (a re-sent
+    photo shares its image, not its review): what retraining and the activation trial leave
+    out of the good parts. A probe of the photo's index per part, not NOT IN over every
+    defect ever reviewed (past work_mem on PostgreSQL, a scan of that list per part)."""
+    other = aliased(Inspection)
+    # a label is written with the review alone (Station.review), so no test of the reviewed
+    # flag: with one, SQLite without statistics walked that flag's index (every reviewed
+    # part, for each part) where the photo's index finds its few copies
+    return exists().where(other.image_sha256 == Inspection.image_sha256, other.review_label == "defect")
