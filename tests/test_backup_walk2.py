@@ -66,3 +66,28 @@ def test_a_second_backup_into_a_folder_a_backup_is_writing_is_refused(tmp_path):
     # once it ended, the next backup is taken: every file there already
     again = run_in_process("backup", "--data", data, "--to", dest)
     assert again.returncode == 0 and "0 files copied" in again.stdout, (again.stdout, again.stderr)
+
+
+def test_a_stations_own_backup_meeting_a_backup_by_hand_is_no_fault_and_tries_again_soon(tmp_path):
+    """The station's --backup-to schedule that met a `lineguard backup` writing the same
+    folder set the fault "the backup failed ... check the backup disk (mounted, room left)"
+    and waited an hour: nothing was wrong with the disk."""
+    from lineguard.vision.atomic import hold_lock
+    from lineguard.line.backup import LOOK_EVERY_S, BackupSchedule
+    data, dest = tmp_path / "st5", tmp_path / "sbk3"
+    _station_with_parts(data, parts=1)
+    dest.mkdir()
+    held = hold_lock(dest, wait=False)          # a backup by hand, writing the folder now
+    assert held is not None
+    faults: dict = {}
+    schedule = BackupSchedule(data, dest, 24 * 3600, faults)
+    try:
+        wait = schedule._tick()
+    finally:
+        import os
+        os.close(held)
+    assert "backup" not in faults and schedule.error is None, faults
+    assert wait == LOOK_EVERY_S
+    schedule._next_at = None
+    schedule._tick()                            # the folder free: the backup is made
+    assert (dest / "lineguard.db").is_file() and "backup" not in faults

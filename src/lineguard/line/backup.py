@@ -653,6 +653,7 @@ class BackupSchedule(PeriodicJob):
         self.last: Optional[dict] = None         # the last backup that worked
         self.error: Optional[str] = None         # why the last try failed (None: it worked)
         self.retry_at: Optional[float] = None    # time.time() of the next try after a failure
+        self._met_another = False                # the last try met another backup writing the folder
         self._failed_over: Optional[dict] = None  # the folder's database (its manifest's) when the try failed
         self._failed_at_ns = 0                   # time.time_ns() of the failure
         # the backup that found the station's own files damaged: the folder's database it
@@ -693,6 +694,10 @@ class BackupSchedule(PeriodicJob):
         super()._tick()              # run_once says its own failures (a fault, the log)
         if self.error is not None:
             return self._wait_failed()
+        if self._met_another:        # another backup was writing the folder: again in a minute
+            self._met_another = False
+            self._next_at = time.time() + LOOK_EVERY_S
+            return LOOK_EVERY_S
         self._next_at = time.time() + self.every_s
         return min(LOOK_EVERY_S, self.every_s) if self._damaged_over is not None else self.every_s
 
@@ -749,6 +754,13 @@ class BackupSchedule(PeriodicJob):
             report = backup_station(self.data_dir, self.dest, self.db_path, stop=self.stopping,
                                     verify=self._verify_due())
         except BackupStopped:
+            return
+        except BackupRunning:
+            # a backup by hand into the same folder right now: nothing wrong with the disk, and
+            # no fault ("check the backup disk") nor an hour's wait; looked at again in a minute,
+            # when that backup may have made this one's unneeded (backed_up_since_failure)
+            log.info("backup to %s: another backup into it is running; tried again in a minute", self.dest)
+            self._met_another = True
             return
         except (BackupError, OSError, sqlite3.Error) as exc:
             self.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, BackupError) else str(exc)
