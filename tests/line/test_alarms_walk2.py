@@ -143,3 +143,12 @@ def test_escalations_that_came_late_are_counted_as_far_as_can_be_known(station_f
                      now=day + h(15, 0))["alarms"][0]
     assert a["escalations"] == 1
     assert "escalated 3 times in all, 1 to 2 of them by the shift's end" in a["later"]
+
+
+def test_a_long_list_of_products_is_cut_between_whole_names():
+    from lineguard.line.alarms import _products_field
+    names = [(f"product-{i:02d}-" + "x" * 20, 1) for i in range(6)]
+    field = _products_field(names)
+    assert len(field) <= 100 and field.endswith(", ..."), field
+    for part in field.split(", ")[:-1]:
+        assert part in {n for n, _ in names}, part

@@ -92,6 +92,22 @@ def test_a_looped_folder_says_an_unreadable_image_once_and_plays_on(tmp_path, ca
     assert caplog.text.count("b.png is not an image") == 1
 
 
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_folder_of_unreadable_images_says_so_not_that_it_played_to_its_end(tmp_path, loop):
+    """Told "played to its end ... start again to play it again" (a looped folder too),
+    where no image in it could be read."""
+    folder = tmp_path / "fc"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.png").write_bytes(_cut_png())
+    g = FrameGrabber(str(folder), fps=50.0, loop=loop).start()
+    try:
+        until(lambda: g.ended, "the folder given up on")
+    finally:
+        g.close()
+    assert "none of the 2 images in the folder" in g.lost and "played to its end" not in g.lost, g.lost
+
+
 # -- a lost or ended camera is no image, inside the window ---------------------------------
 
 def test_a_lost_camera_is_answered_no_image_at_once_not_a_timeout(sqlite_station):

@@ -1560,8 +1560,17 @@ PRODUCTS_SEP = ", "      # an alarm over parts of several products: its product 
 def _products_field(mix: list[tuple[str, int]]) -> str:
     """An alarm's product where its parts were of several products: each, by name (the
     column holds 100 characters; a list cut short says so)."""
-    field = PRODUCTS_SEP.join(sorted(p for p, _ in mix))
-    return field if len(field) <= 100 else field[:97] + "..."
+    names = sorted(p for p, _ in mix)
+    field = PRODUCTS_SEP.join(names)
+    if len(field) <= 100:
+        return field
+    # cut between whole names: a name cut in the middle matched no product's filter (history)
+    kept: list[str] = []
+    for name in names:
+        if len(PRODUCTS_SEP.join(kept + [name])) + len(PRODUCTS_SEP + "...") > 100:
+            break
+        kept.append(name)
+    return PRODUCTS_SEP.join(kept + ["..."])
 
 
 def _last_alarm(s: Any, line: str, station: str, kind: str, product: Optional[str] = None) -> Optional[LineAlarm]:

@@ -262,8 +262,14 @@ class FrameGrabber:
             if frame is None:
                 if paced:
                     self.ended = True       # told to a waiting trigger by _set_lost
-                    self._set_lost(f"the {self.kind} {self.shown} played to its end (a recorded camera plays "
-                                   "once: start again to play it again; a camera's URL or USB index never ends)")
+                    if self.kind == "folder" and (self.loop or len(self._unreadable) == len(self._files)):
+                        # not an end to start again after: no image in it can be read
+                        self._set_lost(f"none of the {len(self._files)} images in the folder {self.shown} can be "
+                                       "read (damaged, cut short or gone): check the files")
+                    else:
+                        self._set_lost(f"the {self.kind} {self.shown} played to its end (a recorded camera plays "
+                                       "once: start again to play it again; a camera's URL or USB index never "
+                                       "ends)")
                     return
                 self._set_lost(f"camera {self.shown} delivers no frames (lost stream); reconnecting")
                 if self._stop.wait(backoff):
