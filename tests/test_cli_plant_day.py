@@ -132,3 +132,13 @@ def test_a_verdict_and_a_line_typed_as_people_type_them(station_folder, tmp_path
     r = CliRunner().invoke(app, ["parts", "--data", str(station_folder), "--out", str(out), "--timezone", ZONE,
                                  "--line", "l1", "--since", "2027-01-01"])
     assert r.exit_code == 0 and "wrote 0 parts" in r.output and "no part of" not in r.output, r.output
+
+
+def test_parts_out_into_a_folder_that_does_not_exist_is_refused(station_folder, tmp_path):
+    """A cron export to an unmounted share's path made the folders on the PC's own disk and
+    said "wrote ... parts"."""
+    from lineguard.cli import app
+    out = tmp_path / "share" / "line1" / "parts.csv"
+    r = CliRunner().invoke(app, ["parts", "--data", str(station_folder), "--out", str(out)])
+    assert r.exit_code == 2 and "must exist and is not made" in r.output, r.output
+    assert not (tmp_path / "share").exists()

@@ -2119,6 +2119,11 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
                 "day alone for all of that day"), code=2)
     if out.is_dir():
         fail(f"{out} is a folder: give the file to write, e.g. {out / 'parts.xlsx'}", code=2)
+    if not out.parent.is_dir():
+        # not made: a nightly export to a share's path while the share was not mounted filled
+        # the PC's own disk under that path and said "wrote ... parts"
+        fail(f"no folder {out.parent}: --out's folder must exist and is not made (a share not mounted?); "
+             "create it, or give another place", code=2)
     if out.suffix.lower() not in (".xlsx", ".csv"):
         fail(f"{out}: write parts.xlsx (a workbook) or parts.csv; {out.suffix or 'a name with no suffix'} would "
              "hold CSV under another name", code=2)
@@ -2140,7 +2145,6 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         try:
             if out.suffix.lower() == ".xlsx":     # counted first: refused before a row is written
                 xlsx.check_fits(count_parts(database, up_to=xlsx.MAX_ROWS, **filters))
-            out.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 if out.suffix.lower() == ".xlsx":
                     part_records.write_workbook(records, fh, zone)
