@@ -96,7 +96,11 @@ def train_worker(data: str, workdir: str, train_n: int, threads: int, profile: s
     export_int8_s = time.perf_counter() - t0
     return {"train_s": round(train_s, 2), "peak_mb_train": peak_train, "export_s": round(export_s, 2),
             "export_int8_s": round(export_int8_s, 2), "n_train": len(train), "params": params,
-            "bank_rows": int(insp.detector.memory_bank_.shape[0]), "grid": list(insp.detector.grid_),
+            # every input size's bank: a two-size model's second bank was left out (8,064 said
+            # for a model with half as many rows again)
+            "bank_rows": int(insp.detector.memory_bank_.shape[0])
+            + sum(int(b.shape[0]) for b in (getattr(insp.detector, "extra_banks_", None) or ())),
+            "grid": list(insp.detector.grid_),
             "search": insp.detector.search,
             "model_id": insp.model_id}
 
