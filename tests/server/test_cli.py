@@ -269,6 +269,7 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     import zipfile
     data = tmp_path / "data"
     _station_with_parts(data, 3)              # p0 OK, p1 and p2 NG (brighter)
+    (tmp_path / "out").mkdir()            # --out's folder must exist (a share not mounted is refused)
     r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "out" / "parts.csv"))
     assert r.returncode == 0 and "wrote 3 parts" in r.stdout, r.stderr
     text = (tmp_path / "out" / "parts.csv").read_text(encoding="utf-8-sig")
@@ -301,7 +302,7 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")) and not list((tmp_path / "out").glob(".*.tmp"))
     (tmp_path / "a-file").write_text("not a folder")
     r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "a-file" / "parts.csv"))
-    assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "a-file is a file, not a folder" in r.stderr and "Traceback" not in r.stderr
     # each wrote a file that was not what was asked: 0 rows for a period back to front, CSV
     # under a .json name, and a folder given as the file failed only at the rename
     r = _lineguard("parts", "--data", str(data), "--out", str(tmp_path / "p.csv"), "--since", "2026-12-06",

@@ -218,6 +218,7 @@ def test_a_workbook_past_a_sheets_rows_is_refused_not_cut_short(spc_station, tmp
     if st.config.db_url:
         return                                             # the CLI's own --db for PostgreSQL is tested elsewhere
     out = tmp_path / "out" / "parts.xlsx"
+    out.parent.mkdir()
     r = CliRunner().invoke(app, ["parts", "--data", str(st.config.data_dir), "--out", str(out)])
     assert r.exit_code == 1 and "more than 5 rows match" in r.output, r.output
     assert not out.parent.exists() or list(out.parent.iterdir()) == []      # nothing half-written left

@@ -2122,8 +2122,9 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
     if not out.parent.is_dir():
         # not made: a nightly export to a share's path while the share was not mounted filled
         # the PC's own disk under that path and said "wrote ... parts"
-        fail(f"no folder {out.parent}: --out's folder must exist and is not made (a share not mounted?); "
-             "create it, or give another place", code=2)
+        fail((f"{out.parent} is a file, not a folder" if out.parent.exists() else f"no folder {out.parent}")
+             + ": --out's folder must exist and is not made (a share not mounted?); create it, or give another "
+             "place", code=2)
     if out.suffix.lower() not in (".xlsx", ".csv"):
         fail(f"{out}: write parts.xlsx (a workbook) or parts.csv; {out.suffix or 'a name with no suffix'} would "
              "hold CSV under another name", code=2)

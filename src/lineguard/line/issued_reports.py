@@ -109,6 +109,9 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         raise InvalidRequest(f"the note is {len(note)} characters; at most {NOTE_MAX}: say where the report went, "
                              "and keep the letter elsewhere")
     w = window_of(kind, report)
+    if report.get("empty") and (report.get("window") or {}).get("records_incomplete"):
+        # not "no part was judged": the record keeper deleted them (the report says since when)
+        raise InvalidRequest(f"{_days(w)} ({_scope_words(w)}): {report['text']}; there is nothing to issue")
     if report.get("empty"):
         # the days said: without from/until the window is the last whole month, which on a
         # station started this month is empty (an engineer read "nothing" beside a chart of parts)
@@ -226,14 +229,15 @@ def _counts(report: dict[str, Any], totals: bool = True) -> dict[str, int]:
     return out
 
 
-# A count's path in the report in the plant's words (the workbook's Summary columns), for
-# the text; None: another count says it already (one NG part reviewed good moves
-# good_scrapped's NG reviewed and rejected_reviewed_good's k and n alike: said once). A
-# path not here is said as it is.
-WORDS: dict[str, Optional[str]] = {
+# A count's path in the report in the plant's words (the workbook's Summary columns, and
+# for the counts of the good-scrapped estimate its own). A path not here is said as it is.
+WORDS: dict[str, str] = {
     "parts": "parts judged", "OK": "OK", "NG": "NG", "REVIEW": "REVIEW",
-    "good_scrapped.ng_parts": None, "good_scrapped.ng_reviewed": None, "good_scrapped.ng_reviewed_good": None,
-    "good_scrapped.ng_not_reviewed": None, "good_scrapped.rejected_never_judged": None,
+    "good_scrapped.ng_parts": "NG (of the good parts scrapped)",
+    "good_scrapped.ng_reviewed": "NG reviewed (of the good parts scrapped)",
+    "good_scrapped.ng_reviewed_good": "NG reviewed good (of the good parts scrapped)",
+    "good_scrapped.ng_not_reviewed": "NG waiting (of the good parts scrapped)",
+    "good_scrapped.rejected_never_judged": "rejected by the PLC, never judged (of the good parts scrapped)",
     "good_scrapped.k": "good parts scrapped", "good_scrapped.n": "good parts made",
     "good_scrapped.good_parts_passed": "good parts passed",
     "good_scrapped.rejected_late_good": "parts the PLC rejected, judged later, reviewed good",
@@ -263,16 +267,28 @@ WORDS: dict[str, Optional[str]] = {
 }
 
 
-def _said(what: str) -> Optional[str]:
-    """"L2: waiting_for_review.NG" as "L2: NG waiting"; None where another count says it."""
+# Counts another count moves alike (one NG part reviewed good moves good_scrapped's NG
+# reviewed and rejected_reviewed_good's k and n alike): listed with their words, left out
+# of the text's sentence, which says each change once
+SAID_ELSEWHERE = frozenset({"good_scrapped.ng_parts", "good_scrapped.ng_reviewed", "good_scrapped.ng_reviewed_good",
+                            "good_scrapped.ng_not_reviewed", "good_scrapped.rejected_never_judged"})
+
+
+def _said(what: str) -> str:
+    """"L2: waiting_for_review.NG" as "L2: NG waiting"."""
     where, _, path = what.partition(": ")
-    words = WORDS.get(path, path)
-    return None if words is None else f"{where}: {words}"
+    return f"{where}: {WORDS.get(path, path)}"
+
+
+def _elsewhere(what: str) -> bool:
+    return what.partition(": ")[2] in SAID_ELSEWHERE
 
 
 def changes(issued: dict[str, Any], now: dict[str, Any], kind: str = "period") -> list[dict[str, Any]]:
     """The counts that differ between the report as issued and as made now (None: not in one);
-    ``what`` the count's path ("L2: waiting_for_review.NG"), ``said`` it in words or None."""
+    ``what`` the count's path ("L2: waiting_for_review.NG"), ``said`` it in words ("L2: NG
+    waiting"): every entry has its words (three entries said None, read as counts with no
+    name)."""
     if kind == "shift":
         a, b = _shift_counts(issued), _shift_counts(now)
     else:
@@ -284,11 +300,17 @@ def changes(issued: dict[str, Any], now: dict[str, Any], kind: str = "period") -
 
 
 def changes_text(changed: list[dict[str, Any]]) -> str:
-    said = [c for c in changed if c["said"] is not None] or changed
-    if not said:
+    """``changed`` in a sentence: how many counts differ (every entry of the list: it said
+    4 where the list held 7), each change said once, the first SAID_MAX of them."""
+    if not changed:
         return "the report made from the records now has the same counts"
+    said = [c for c in changed if not _elsewhere(c["what"])] or changed
     text = ", ".join(f"{c['said'] or c['what']} {c['issued'] if c['issued'] is not None else '-'} -> "
                      f"{c['now'] if c['now'] is not None else '-'}" for c in said[:SAID_MAX])
-    more = f" and {len(said) - SAID_MAX} more" if len(said) > SAID_MAX else ""
-    return (f"{len(said)} count(s) differ in the report made from the records now (reviews and parts recorded "
+    left = len(said) - min(len(said), SAID_MAX)
+    alike = len(changed) - len(said)
+    more = "".join(f"; {n} more {what}" for n, what in
+                   ((left, "in the list"), (alike, "moved with those said (the good-scrapped estimate's own)"))
+                   if n)
+    return (f"{len(changed)} count(s) differ in the report made from the records now (reviews and parts recorded "
             f"since it was issued): {text}{more}")

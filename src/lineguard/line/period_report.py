@@ -7,7 +7,10 @@ shows for the same since/until/line/product: the share of good parts scrapped is
 ``spc.review_rates``' ``good_scrapped`` (an estimate while NG parts wait for review,
 said so), the defective share of passed parts the random audit sample's, the p-chart
 the p-chart route's by day. A quality manager combined five endpoints by hand, each
-with its own default window and CSV format, to write the month's report.
+with its own default window and CSV format, to write the month's report. One difference:
+where the record keeper deleted the window's first parts, the report's reviews are
+counted from its cutoff too (the review-rates route reads them over the whole window),
+so that each count of a report is of the same parts.
 """
 from __future__ import annotations
 
@@ -84,15 +87,17 @@ def _num_text(x: Any) -> str:
     return "?" if x is None else f"{x:.1f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
 
 
-def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: float,
+def _line_numbers(db: Database, kept: Filters, audit_rate: float,
                   no_verdict: tuple[int, int] = (0, 0)) -> dict[str, Any]:
-    """One line's (or every line's) counts and rates over the window: ``kept``, the window
-    from the records all kept (every part: verdicts, good share scrapped); ``reviewed``,
-    the whole window (reviewed parts are kept however old), as the review-rates route;
-    ``no_verdict``: the parts the PLC rejected without a verdict and how many of them were
-    judged later (:func:`_no_verdict_by_line`)."""
+    """One line's (or every line's) counts and rates over the window ``kept``, from the
+    records all kept: its reviews too, though the reviewed parts before it are kept, so
+    every count is of the same parts (the reviews of a month the record keeper had emptied
+    said "1750 of 3094 NG parts reviewed were good" beside 0 parts judged, and a month
+    across the cutoff more REVIEW parts reviewed than it had); ``no_verdict``: the parts
+    the PLC rejected without a verdict and how many of them were judged later
+    (:func:`_no_verdict_by_line`)."""
     parts = verdict_counts(db, kept)
-    rr = spc.review_rates(review_counts(db, reviewed), audit=audit_ok_counts(db, reviewed), parts=parts,
+    rr = spc.review_rates(review_counts(db, kept), audit=audit_ok_counts(db, kept), parts=parts,
                           audit_rate=audit_rate, never_judged=rejected_never_judged(db, kept))
 
     def get(v: str, key: str = "parts") -> int:
@@ -107,7 +112,7 @@ def _line_numbers(db: Database, kept: Filters, reviewed: Filters, audit_rate: fl
     # with a customer's escape read "0 escapes" to the customer who found it.
     # ...and those by where they were found (an 8D report's and the customer's question);
     # an audit-sample part whose review names another place (the customer's) counts there
-    found_by = escapes_found_otherwise_by(db, reviewed)
+    found_by = escapes_found_otherwise_by(db, kept)
     found_otherwise = sum(found_by.values())
     found_by_audit = max(0, int(es["k"]) - found_otherwise)
     where_found = escape_places_text(found_by)
@@ -548,36 +553,38 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     zone = plant_zone(timezone)
     t0, t1 = window(since, until, timezone, now)
 
-    def over(ln: Optional[str], all_parts: bool) -> Filters:
-        # the SPC routes' own clipping: counts of every part start at the records kept
-        return kept_filters(t0, t1, kept_since, all_parts, line=ln, station=station, product=product)
+    def over(ln: Optional[str]) -> Filters:
+        # the SPC routes' own clipping: counts of every part start at the records kept, and
+        # the report's reviews with them (see _line_numbers)
+        return kept_filters(t0, t1, kept_since, line=ln, station=station, product=product)
 
-    no_verdict = _no_verdict_by_line(db, t0, t1, line, station, product)
-    total = _line_numbers(db, over(line, True), over(line, False), audit_rate,
+    # the PLC's answers before the cutoff went with the parts (line.record_keeper)
+    no_verdict = _no_verdict_by_line(db, over(None).since or t0, t1, line, station, product)
+    total = _line_numbers(db, over(line), audit_rate,
                           (sum(n for n, _ in no_verdict.values()), sum(k for _, k in no_verdict.values())))
     lines = []
     # a line whose only parts in the window were rejected without a verdict is listed too
     names = [line] if line else stored_names(db, "line")
     for ln in names + [ln for ln in sorted(no_verdict) if ln not in names]:
-        numbers = _line_numbers(db, over(ln, True), over(ln, False), audit_rate, no_verdict.get(ln, (0, 0)))
+        numbers = _line_numbers(db, over(ln), audit_rate, no_verdict.get(ln, (0, 0)))
         if numbers["parts"] or numbers["rejected_reviewed_good"]["n"] or numbers["passed_defective_audit"]["n"] \
                 or numbers["no_verdict"]["parts"]:
             lines.append({"line": ln, **numbers})
 
     # the p-chart by day, as GET /api/v1/spc/p-chart?by=day draws it (centre from the window)
-    chart = spc.p_chart(defect_subgroups(db, over(line, True), "day", Periods("day", shift_starts, timezone)))
-    type_counts, not_reviewed = defect_type_counts(db, over(line, False))
+    chart = spc.p_chart(defect_subgroups(db, over(line), "day", Periods("day", shift_starts, timezone)))
+    type_counts, not_reviewed = defect_type_counts(db, over(line))
     # the defect rate per line and week, and of every line together (the customer's chart)
     days = Periods("day", shift_starts, timezone)
-    by_week = [_by_week(db, over(ln["line"], True), days, ln["line"]) for ln in lines]
+    by_week = [_by_week(db, over(ln["line"]), days, ln["line"]) for ln in lines]
     if not line:
-        by_week.append(_by_week(db, over(None, True), days, "all lines"))
+        by_week.append(_by_week(db, over(None), days, "all lines"))
     bars = spc.pareto(type_counts)
     # the same Pareto for each line alone: the lines' defects differ (one line's press makes
     # the cracks), and all lines summed hid it unless each was asked for in its own report
     by_line_types = []
     for ln in lines:
-        counts, waiting = defect_type_counts(db, over(ln["line"], False))
+        counts, waiting = defect_type_counts(db, over(ln["line"]))
         line_bars = spc.pareto(counts)
         by_line_types.append({"line": ln["line"], "defects": sum(b.parts for b in line_bars),
                               "not_reviewed": waiting, "bars": [vars(b) for b in line_bars]})
@@ -585,7 +592,7 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     with db.session() as s:
         models = s.execute(select(Inspection.product, Inspection.model_id, Inspection.registry_version,
                                   func.count(), func.min(Inspection.created_at), func.max(Inspection.created_at))
-                           .where(*_where(over(line, True)))
+                           .where(*_where(over(line)))
                            .group_by(Inspection.product, Inspection.model_id, Inspection.registry_version)).all()
 
     def local(t: dt.datetime) -> str:
@@ -597,6 +604,20 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
     def clock(t: dt.datetime) -> str:
         return f"{dt.datetime.fromisoformat(local(t)):%Y-%m-%d %H:%M}"
     empty = total["parts"] == 0
+    deleted = kept_since is not None and t0 < kept_since
+    if not empty:
+        said = f"{total['parts']} parts judged, {total['NG']} NG, {total['REVIEW']} REVIEW"
+    elif deleted and kept_since >= t1:
+        # "no part was judged" of a month the line ran, whose parts the record keeper deleted
+        said = (f"the parts of this window were deleted by the record keeper: parts recorded before "
+                f"{clock(kept_since)} ({getattr(zone, 'key', str(zone))}) are no longer kept, so there is "
+                "nothing to report (choose a window from then on)")
+    elif deleted:
+        said = (f"no part was judged from {clock(kept_since)} ({getattr(zone, 'key', str(zone))}), where the records "
+                "kept start, to the window's end: the parts before were deleted by the record keeper, so there is "
+                "nothing to report")
+    else:
+        said = "no part was judged in this window: nothing to report (choose the window when the line ran)"
     return {
         # what the report covers and who made it when: the lines a customer reads first
         "window": {"since": iso_utc(t0), "until": iso_utc(t1), "since_plant": local(t0), "until_plant": local(t1),
@@ -609,10 +630,9 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
                    "this report leaves out the parts still to come",
                    "records_incomplete": None if kept_since is None or t0 >= kept_since else
                    f"parts recorded before {iso_utc(kept_since)} are no longer kept (only reviewed parts, the audit "
-                   "sample and test-part checks are): counts of every part start there"},
+                   "sample and test-part checks are): every count of this report starts there, its reviews too"},
         "empty": empty,
-        "text": ("no part was judged in this window: nothing to report (choose the window when the line ran)"
-                 if empty else f"{total['parts']} parts judged, {total['NG']} NG, {total['REVIEW']} REVIEW"),
+        "text": said,
         "total": total,
         "lines": lines,
         "by_day": {"centre": chart.centre, "parts": sum(p.n for p in chart.points),

@@ -11,16 +11,18 @@ from typing import Any, Iterator, Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from ...line import part_names, part_records
+from ...line.close_names import close_names, did_you_mean, listed
 from ...line.db import is_refusal, refusal_reason
 from ...line.errors import InvalidRequest, NotFound, UploadTooLarge
 from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
-from ...line.reviews import FOUND_BY
+from ...line.reviews import FOUND_BY, defect_types
 from ...line.shifts import plant_zone
-from ...line.spc_data import refuse_backwards
+from ...line.spc_data import known_names, refuse_backwards
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
 from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
@@ -216,7 +218,7 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
             responses={200: {"content": {"text/csv": {}, _XLSX: {}},
                              "description": "one row a part: verdict, score, thresholds, regions, model, latest "
                                             "review and its outcome (columns: lineguard.line.part_records)"},
-                       **errors(401, 403, 422)})
+                       **errors(401, 403, 404, 422)})
 def export_inspections(
     _r: Any = Depends(reader),
     filters: dict[str, Any] = Depends(part_filters),
@@ -226,6 +228,11 @@ def export_inspections(
                                            "ids like 000123 stay text and times are times"),
     station: Station = Depends(get_station),
 ) -> StreamingResponse:
+    # a line or product the station never saw (a typo: "L9") is refused as SPC and the period
+    # report refuse it, naming the known ones: it sent a file of its header only, read as a
+    # line that made nothing (the gallery's list still answers such a filter "no parts")
+    known_names(station.db, filters["line"], filters["product"])
+    _known_defect_type(station, filters["defect_type"], filters["product"])
     zone = plant_zone(station.config.timezone)     # the plant_time column
     named = "-".join(v for v in (filters[k] for k in ("line", "product", "lot", "verdict")) if v)
     name = "lineguard-parts" + (f"-{named}" if named else "") + dt.datetime.now(dt.timezone.utc).strftime(
@@ -254,6 +261,28 @@ def export_inspections(
                                              safe_name),
                              media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
+
+
+def _known_defect_type(station: Station, defect_type: Optional[str], product: Optional[str]) -> None:
+    """NotFound for a defect type no part was reviewed as and no product's list (``product``'s,
+    when named) holds: "scrach" sent an empty export. A type taken off a product's list
+    since is still found: the parts reviewed as it keep it."""
+    if not defect_type:
+        return
+    with station.db.session() as s:
+        # along the defect type's own index: one row at most
+        if s.scalar(select(Inspection.id).where(Inspection.defect_type == defect_type).limit(1)) is not None:
+            return
+        products = [product] if product else part_names.stored_names(station.db, "product")
+        types = sorted({t for p in products for t in defect_types(s, p)})
+    if defect_type in types:
+        return       # on the list, no part reviewed as it yet: an empty export is the answer
+    close = close_names(defect_type, types)
+    whose = f"the defect types of product {product!r}" if product else "the defect types of the products"
+    raise NotFound(f"no part was reviewed as defect type {defect_type!r}"
+                   + (f" ({did_you_mean(close)})" if close else "")
+                   + f"; {whose}: {listed(types) or 'none'}; send one of them, or leave defect_type empty for every "
+                     "part", unknown="defect_type", known=types[:50], did_you_mean=close)
 
 
 def _cut_short_said(pieces: Iterator[str], name: str) -> Iterator[str]:
