@@ -84,6 +84,9 @@ def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(p
     gallery.get_by_role("button", name="Show").click()
     expect(gallery.get_by_text("No parts match these filters.")).to_be_visible()
     expect(gallery.locator("#gallery a.thumb")).to_have_count(0)
+    # no CSV or Excel of nothing (a line never seen: the export's bare JSON 404)
+    expect(gallery.locator("#csv-parts")).to_be_hidden()
+    expect(gallery.locator("#xlsx-parts")).to_be_hidden()
     op.shot("gallery-photo-doubted")
 
 

@@ -126,6 +126,9 @@ LG.start(async (main) => {
     shown += page.items.length;
     cursor = page.next_cursor;
     more.hidden = !cursor;
+    // nothing found: no CSV or Excel of nothing (for a line or product never seen, the export's
+    // 404 opened as the station's bare JSON)
+    if (first && !page.items.length) csv.hidden = xlsx.hidden = true;
     count.textContent = shown ? `${shown} of ${total ?? "?"} part(s)${cursor ? ", more below" : ""}`
       : "No parts match these filters.";
   }
