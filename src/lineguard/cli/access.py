@@ -148,12 +148,35 @@ def _new_password(prompt: str, from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+        password = _asked_twice(prompt)
     try:
         check_new_password(password)
     except InvalidRequest as exc:
         fail(exc.message)
     return password
+
+
+def _asked_twice(prompt: str) -> str:
+    """A password typed twice, asked again while the two differ. Input that ends first (a
+    script piping two lines that differ) ends the command saying so, exit 2: click's Abort
+    for it was reported as Ctrl-C (exit 130). Ctrl-C itself stays Ctrl-C."""
+    from ._term import fail
+    differed = False
+    while True:
+        try:
+            first = click.prompt(prompt, hide_input=True)
+            again = click.prompt("Repeat for confirmation", hide_input=True)
+        except click.exceptions.Abort as exc:
+            if not isinstance(exc.__context__, EOFError):
+                raise
+            fail("the input ended before the password was typed twice alike"
+                 + (" (the two passwords given differ)" if differed else "")
+                 + ": type it twice at the prompt, or give it on the first line of standard input "
+                   "with --password-stdin")
+        if first == again:
+            return first
+        differed = True
+        click.echo("The two passwords differ: type it again.", err=True)
 
 
 @click.group(name="users")
@@ -202,10 +225,15 @@ def users_list(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
                        f"{'disabled' if u.disabled else 'active'}")
 
 
-def _change_user(data: Path, db: Optional[str], db_schema: Optional[str], name: str, change) -> None:
-    """Run ``change(session, user_id, by)`` on user NAME in one transaction; refusals end the command."""
+def _change_user(data: Path, db: Optional[str], db_schema: Optional[str], name: str, change,
+                 lift_lock: bool = False) -> None:
+    """Run ``change(session, user_id, by)`` on user NAME in one transaction; refusals end the command.
+    ``lift_lock``: the name's sign-in lock-out ends too (a reset, a user let in again), as the
+    API's change does: its failures are rows in the database every station counts from, so
+    the running stations see it at once (it said "try again in 297 s" after a reset)."""
     from ..line.audit import cli_actor
     from ..line.errors import StationError
+    from ..line.sign_ins import SignInThrottle
     from ..line.users import find_user
     with _database(data, db, db_schema, existing=True) as database:
         try:
@@ -213,9 +241,12 @@ def _change_user(data: Path, db: Optional[str], db_schema: Optional[str], name: 
                 user = find_user(s, name)
                 if user is None:
                     raise LookupError(f"no user named {name!r}; `lineguard users list` shows them")
+                username = user.username
                 change(s, user.id, cli_actor())
         except (StationError, LookupError) as exc:
             _refused(exc)
+        if lift_lock:
+            SignInThrottle(database).forget_name(username)
 
 
 @users_app.command("disable")
@@ -234,9 +265,10 @@ def users_disable(name: str, data: Path, db: Optional[str], db_schema: Optional[
 @_data
 @_db
 def users_enable(name: str, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Let disabled user NAME sign in again (with their old password: `users password` resets it)."""
+    """Let disabled user NAME sign in again (with their old password: `users password` resets
+    it); a lock-out of the name after failed sign-ins is lifted too."""
     from ..line.users import enable_user
-    _change_user(data, db, db_schema, name, lambda s, uid, by: enable_user(s, uid, by=by))
+    _change_user(data, db, db_schema, name, lambda s, uid, by: enable_user(s, uid, by=by), lift_lock=True)
     click.echo(f"user {name} enabled")
 
 
@@ -260,9 +292,10 @@ def users_role(name: str, role: str, data: Path, db: Optional[str], db_schema: O
 @_data
 @_db
 def users_password(name: str, password_stdin: bool, data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
-    """Reset user NAME's password (a forgotten one); their sign-in sessions end. A running
-    station lifts a lock-out on the name within a few minutes (failed tries age out)."""
+    """Reset user NAME's password (a forgotten one); their sign-in sessions end, and a
+    lock-out of the name after failed sign-ins is lifted at once."""
     from ..line.users import set_password
     password = _new_password("new password", password_stdin)
-    _change_user(data, db, db_schema, name, lambda s, uid, by: set_password(s, uid, password, by=by))
-    click.echo(f"password of user {name} reset; their sessions ended")
+    _change_user(data, db, db_schema, name, lambda s, uid, by: set_password(s, uid, password, by=by),
+                 lift_lock=True)
+    click.echo(f"password of user {name} reset; their sessions ended and a sign-in lock-out, if any, lifted")

@@ -80,12 +80,13 @@ def revoke_key(session: Session, key_id: int, by: Optional[str] = None) -> bool:
 
 
 class KeyCache:
-    """Keys verified recently, so a part does not cost a database read to authorise.
+    """Keys verified recently, so a read (a part image, a line view's poll) does not cost a
+    database read to authorise.
 
     Only valid keys are cached, by the sha256 of the key (never the key in clear), for
     ``ttl_s`` seconds. Revoking a key through this station clears the cache at once;
     the TTL bounds how long a key revoked by another process sharing the database
-    keeps working.
+    keeps reading (server.deps reads the database for every change and admin call).
     """
 
     def __init__(self, ttl_s: float = 5.0):
@@ -111,15 +112,19 @@ class KeyCache:
             return None
         return hit[1:]
 
-    def put_entry(self, key: str, entry: tuple, gen: int) -> None:
-        """Remember any verified credential (e.g. a session token) like :meth:`put` does a key."""
+    def put_entry(self, key: str, entry: tuple, gen: int, until_s: Optional[float] = None) -> None:
+        """Remember any verified credential (e.g. a session token) like :meth:`put` does a key;
+        ``until_s``: seconds it still holds (a session's end), if fewer than ``ttl_s``."""
         import time
+        keep = self.ttl_s if until_s is None else min(self.ttl_s, until_s)
+        if keep <= 0:
+            return
         with self._lock:
             if gen != self._gen:
                 return
             if len(self._hits) > 10_000:
                 self._hits.clear()
-            self._hits[_hash(key)] = (time.monotonic() + self.ttl_s, *entry)
+            self._hits[_hash(key)] = (time.monotonic() + keep, *entry)
 
     def drop(self, key: str) -> None:
         with self._lock:

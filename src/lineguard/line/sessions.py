@@ -56,6 +56,13 @@ def start_session(session: Session, hours: float, key_id: Optional[int] = None,
 
 def session_caller(session: Session, token: str) -> Optional[tuple[Optional[int], str, str]]:
     """(key id or None, role, name) of a live session whose key or user still stands, else None."""
+    live = live_session(session, token)
+    return None if live is None else live[0]
+
+
+def live_session(session: Session, token: str) -> Optional[tuple[tuple[Optional[int], str, str], dt.datetime]]:
+    """:func:`session_caller`'s answer and when the session ends (naive UTC), else None: a
+    cache of it must not hold it past that."""
     if not token or len(token) > 200:
         return None
     row = session.scalar(select(SignInSession).where(SignInSession.token_hash == token_hash(token)))
@@ -65,11 +72,11 @@ def session_caller(session: Session, token: str) -> Optional[tuple[Optional[int]
         key = session.get(ApiKey, row.key_id)
         if key is None or key.revoked:
             return None
-        return key.id, key.role, key.name or f"key-{key.prefix}"
+        return (key.id, key.role, key.name or f"key-{key.prefix}"), row.expires_at
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    return None, user.role, user.username
+    return (None, user.role, user.username), row.expires_at
 
 
 def end_session(session: Session, token: str) -> None:

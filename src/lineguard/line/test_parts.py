@@ -181,6 +181,11 @@ class TestPartBook:
                         description = row.description
                     before = None if row is None or row.retired_at is not None else \
                         {"expect": row.expect, "description": row.description}
+                    if before == {"expect": expect, "description": description}:
+                        # sent again as it is (a form saved twice): nothing changed, so no
+                        # change-log entry and who registered it stays who did
+                        s.expunge(row)
+                        return row
                     audit.record(s, "test_part.registered", f"{product} {name}", by, expect=expect,
                                  description=description, before=before)
                     if row is None or row.retired_at is not None:

@@ -10,7 +10,8 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ..line.auth import role_allows, verify_key
 from ..line.errors import InvalidRequest
-from ..line.sessions import COOKIE, CSRF_HEADER, check_csrf, session_caller
+from ..line.orm import utcnow
+from ..line.sessions import COOKIE, CSRF_HEADER, check_csrf, live_session
 from ..line.station import Station
 
 
@@ -82,6 +83,24 @@ api_key_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer", description=
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def _fresh(request: Request, role: str) -> bool:
+    """Whether the credential is read from the database, not the key cache: for every
+    change and every admin call. The cache is cleared only in the process that revoked a
+    key or disabled a user; one revoked by `lineguard keys revoke` or by another server
+    process on the database went on for seconds, and minted a new admin key. Reads keep
+    the cache (a part image or a line view costs no database read to authorise) and
+    lapse within its ttl_s."""
+    if request.method == "POST" and request.url.path == _PARTS_PATH and role != "admin":
+        # a part sent for judging: the line's hot path, authorised twice (the upload's early
+        # check and the route's) and kept on the cache; a revoked key sends parts for ttl_s
+        # more at most, never a change of the station's settings, keys or users
+        return False
+    return request.method not in _SAFE_METHODS or role == "admin"
+
+
+_PARTS_PATH = "/api/v1/inspections"
+
+
 def require(role: str) -> Callable[..., Caller]:
     """Dependency: the caller must present a valid key, or a signed-in session, of ``role`` or higher.
 
@@ -103,7 +122,7 @@ def require(role: str) -> Callable[..., Caller]:
                                      "X-API-Key header (create one with `lineguard keys create`), or sign in "
                                      "(POST /api/v1/session)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        hit = station.key_cache.get(key)
+        hit = None if _fresh(request, role) else station.key_cache.get(key)
         if hit is None:
             hit = await run_in_threadpool(_verify, station, key)
         if hit is None:
@@ -122,16 +141,16 @@ def _a(word: str) -> str:
 
 
 async def _session_caller(request: Request, station: Station, token: str, role: str) -> Caller:
-    hit = station.key_cache.get_entry(_SESSION + token)
+    hit = None if _fresh(request, role) else station.key_cache.get_entry(_SESSION + token)
     if hit is None:
-        hit = await run_in_threadpool(session_of, station, token)
+        hit = await run_in_threadpool(session_of, station, token, True)
     if hit is None:
         raise HTTPException(401, "your sign-in has ended (expired, signed out, or its key or user was revoked); "
                                  "sign in again", headers={"WWW-Authenticate": "Bearer"})
     if request.method not in _SAFE_METHODS and not check_csrf(token, request.headers.get(CSRF_HEADER)):
         raise HTTPException(403, f"a signed-in request that changes something must carry the {CSRF_HEADER} "
                                  "header with the csrf_token the sign-in answered (GET /api/v1/session gives it "
-                                 "again)")
+                                 "again; a sign-in since, in another tab too, gives a new one)")
     key_id, have, name = hit
     if not role_allows(have, role):
         raise HTTPException(403, f"a signed-in {have} cannot do this; it needs role {role} or higher")
@@ -164,17 +183,31 @@ async def credential_lapsed(request: Request, station: Station, role: str) -> Op
 _SESSION = "session:"   # session tokens share the key cache, apart from keys by this prefix
 
 
-def session_of(station: Station, token: str) -> Optional[tuple[Optional[int], str, str]]:
-    """(key id or None, role, name) of a live session token, from the cache or the database."""
-    hit = station.key_cache.get_entry(_SESSION + token)
-    if hit is not None:
-        return hit
+def session_of(station: Station, token: str, fresh: bool = False) -> Optional[tuple[Optional[int], str, str]]:
+    """(key id or None, role, name) of a live session token, from the cache or (``fresh``:
+    always) the database."""
+    if not fresh:
+        hit = station.key_cache.get_entry(_SESSION + token)
+        if hit is not None:
+            return hit
     gen = station.key_cache.generation()
     with station.db.session() as s:
-        hit = session_caller(s, token)
-    if hit is not None:
-        station.key_cache.put_entry(_SESSION + token, hit, gen)
+        live = live_session(s, token)
+    if live is None:
+        _forget_lapsed(station, _SESSION + token)
+        return None
+    hit, expires_at = live
+    # never cached past the session's end: it was taken for up to ttl_s after it
+    station.key_cache.put_entry(_SESSION + token, hit, gen, until_s=(expires_at - utcnow()).total_seconds())
     return hit
+
+
+def _forget_lapsed(station: Station, cache_key: str) -> None:
+    """A credential the database no longer takes leaves this process's cache too, so the reads
+    after the change that found it out are refused as well. Dropped only where it is cached:
+    each drop stops verifications in flight from caching, and a guesser's keys are never there."""
+    if station.key_cache.get_entry(cache_key) is not None:
+        station.key_cache.drop(cache_key)
 
 
 def forget_session(station: Station, token: str) -> None:
@@ -205,6 +238,7 @@ def _verify(station: Station, key: str) -> Optional[tuple[int, str, str]]:
     with station.db.session() as s:
         row = verify_key(s, key)
     if row is None:
+        _forget_lapsed(station, key)
         return None
     station.key_cache.put(key, row, gen)
     return row.id, row.role, row.name or f"key-{row.prefix}"

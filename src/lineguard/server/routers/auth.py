@@ -305,10 +305,11 @@ async def sign_in_locks(request: Request, caller: Caller = Depends(require("admi
 def lift_sign_in_locks(request: Request, station: Station = Depends(get_station),
                        caller: Caller = Depends(require("admin"))) -> dict:
     locks = _throttle(request).locks()
-    with station.db.session() as s:
-        # the names tried are not logged: a password typed into the name field would stay there
-        audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs", caller.who,
-                     addresses=[d["value"] for d in locks if d["kind"] == "address"][:50],
-                     names=sum(1 for d in locks if d["kind"] == "name"))
+    if locks:     # none lifted, none logged: the log holds changes made
+        with station.db.session() as s:
+            # the names tried are not logged: a password typed into the name field would stay there
+            audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs", caller.who,
+                         addresses=[d["value"] for d in locks if d["kind"] == "address"][:50],
+                         names=sum(1 for d in locks if d["kind"] == "name"))
     _throttle(request).lift()
     return {"lifted": len(locks)}

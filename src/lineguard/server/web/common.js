@@ -113,7 +113,25 @@ const LG = (() => {
     let r;
     try {
       r = await fetch(path, {method, headers, body, credentials: "same-origin"});
+      if (r.status === 403 && headers["X-CSRF-Token"] && !opts.csrfRetried) {
+        // A sign-in since (another tab of this browser) replaced the cookie, and with it the
+        // CSRF token: every change from this page was refused 403 until a reload. The
+        // current token is asked for and the change sent once more with it, when the same
+        // person is signed in; a 403 for the role is asked again and refused again.
+        const now = await fetch("/api/v1/session", {headers: {Accept: "application/json"},
+          credentials: "same-origin"});
+        const fresh = now.ok ? await now.json() : null;
+        if (fresh && fresh.csrf_token && fresh.csrf_token !== headers["X-CSRF-Token"]) {
+          if (fresh.name !== me.name || fresh.kind !== me.kind) {
+            throw new ApiError(403, `This browser is now signed in as ${fresh.name} (in another tab or window), `
+              + `not ${me.name}: nothing was changed. Reload the page to go on as ${fresh.name}.`, null);
+          }
+          me = Object.assign({}, me, fresh);
+          return await api(path, Object.assign({}, opts, {csrfRetried: true}));
+        }
+      }
     } catch (_e) {
+      if (_e instanceof ApiError) throw _e;
       // the browser's own words ("Failed to fetch") say nothing a person can act on
       offline = true;
       // a change may have reached the station with only its answer lost (Wi-Fi dropping)
