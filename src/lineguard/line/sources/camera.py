@@ -67,8 +67,8 @@ import numpy as np
 from . import Submit, SubmitFailed, SubmitRefused, retry_after
 from ..camera_frame import CameraFrame
 from ..config import without_password
-from .folder import failed_on_request, shown_name, station_fault
-from .frames import IMAGE_SUFFIXES, FrameGrabber, folder_frames, read_frame
+from .folder import failed_on_request, station_fault
+from .frames import FolderCapture, FrameGrabber
 from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.camera")
@@ -91,57 +91,6 @@ class NoFrame(LookupError):
 
 class CameraLost(RuntimeError):
     """A live camera delivered no frames for ``give_up_after_s``: the run gave up."""
-
-
-class FolderCapture:
-    """A folder of images read as a recorded camera: the images in it when opened, in name
-    order, at ``fps`` (as ``cv2.VideoCapture`` reads a file: ``read``, ``get``, ``set``).
-    Images are read as the file holds them (a 16-bit photo stays 16-bit); one that cannot
-    be read is said and passed over, not the end of the run."""
-
-    def __init__(self, folder: Union[str, os.PathLike], fps: float):
-        from pathlib import Path
-        self.folder = Path(folder)
-        self.files = folder_frames(self.folder)
-        if not self.files:
-            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder "
-                               f"{shown_name(str(folder))} (what it holds instead is said above): a camera source "
-                               "folder is played once, as a recorded run; for a folder that receives images as "
-                               "parts come, use `lineguard watch FOLDER`")
-        self.fps = fps
-        self.pos = 0
-        self.unreadable = 0
-
-    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
-        return True
-
-    def get(self, prop: int) -> float:
-        if prop == cv2.CAP_PROP_FPS:
-            return self.fps
-        if prop == cv2.CAP_PROP_FRAME_COUNT:
-            return float(len(self.files))
-        return 0.0
-
-    def set(self, prop: int, value: float) -> bool:
-        if prop == cv2.CAP_PROP_POS_FRAMES:
-            self.pos = int(value)
-            return True
-        return False
-
-    def read(self) -> tuple[bool, Optional[np.ndarray]]:
-        while self.pos < len(self.files):
-            path = self.files[self.pos]
-            self.pos += 1
-            frame = read_frame(path)
-            if frame is not None:
-                return True, frame
-            self.unreadable += 1
-            log.warning("%s in %s is not an image OpenCV can read (or it is gone, or became a link); passed over",
-                        shown_name(path.name), shown_name(str(self.folder)))
-        return False, None
-
-    def release(self) -> None:
-        pass
 
 
 def open_capture(source: Union[str, int], folder_fps: float = 2.0) -> Any:

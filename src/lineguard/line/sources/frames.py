@@ -140,6 +140,64 @@ def _kind(source: Union[str, int]) -> str:
     return "file"
 
 
+class FolderCapture:
+    """A folder of images read as a recorded camera: the images in it when opened, in name
+    order, at ``fps`` (as ``cv2.VideoCapture`` reads a file: ``read``, ``get``, ``set``).
+    Images are read as the file holds them (a 16-bit photo stays 16-bit); one that cannot
+    be read is said and passed over, not the end of the run, and said once however often a
+    looped playback passes it (``files``: the folder's images, listed already)."""
+
+    def __init__(self, folder: Union[str, os.PathLike], fps: float, files: Optional[list[Path]] = None):
+        from .folder import shown_name
+        self.folder = Path(folder)
+        self.files = folder_frames(self.folder) if files is None else files
+        if not self.files:
+            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder "
+                               f"{shown_name(str(folder))} (what it holds instead is said above): a camera source "
+                               "folder is played once, as a recorded run; for a folder that receives images as "
+                               "parts come, use `lineguard watch FOLDER`")
+        self.fps = fps
+        self.pos = 0
+        self.unreadable = 0                      # reads that failed
+        self.said: set[Path] = set()             # the images that failed, each said once
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
+        return True
+
+    def get(self, prop: int) -> float:
+        import cv2
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.files))
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        import cv2
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            self.pos = int(value)
+            return True
+        return False
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        from .folder import shown_name
+        while self.pos < len(self.files):
+            path = self.files[self.pos]
+            self.pos += 1
+            frame = read_frame(path)
+            if frame is not None:
+                return True, frame
+            self.unreadable += 1
+            if path not in self.said:
+                self.said.add(path)
+                log.warning("camera folder %s: %s is not an image OpenCV can read (or it is gone, or became a "
+                            "link); passed over", shown_name(str(self.folder)), shown_name(path.name))
+        return False, None
+
+    def release(self) -> None:
+        pass
+
+
 class FrameGrabber:
     """Reads frames continuously; :meth:`next_frame` gives the first frame after the call."""
 
@@ -167,14 +225,16 @@ class FrameGrabber:
         self._stop = threading.Event()
         self._cap: Any = None
         self._files: list[Path] = []
-        self._pos = 0                    # the folder's next file to read
-        self._unreadable: set[Path] = set()
         if self.kind == "folder":
             self._files = folder_frames(source, self.shown)
             if not self._files:
                 raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {self.shown} "
                                    "(what it holds instead is said above)")
             self.fps = float(fps or 1.0)
+            # read as `lineguard camera` reads a folder: one image that cannot be read is said
+            # and passed over (taken as the end, it stopped the playback, and every later
+            # trigger was answered without a frame)
+            self._cap = FolderCapture(source, self.fps, files=self._files)
         else:
             self._cap = self._open()
             if self._cap is None:
@@ -214,38 +274,12 @@ class FrameGrabber:
         return cap
 
     def _read_one(self, i: int) -> Optional[np.ndarray]:
-        if self.kind == "folder":
-            return self._read_folder()
         ok, frame = self._cap.read()
-        if not ok and self.kind == "file" and self.loop:
+        if not ok and self.kind in ("file", "folder") and self.loop:
             import cv2
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+            ok, frame = self._cap.read()     # a folder none of whose images can be read: still none
         return frame if ok else None
-
-    def _read_folder(self) -> Optional[np.ndarray]:
-        """The folder's next image that can be read; None at its end (without loop). One that
-        cannot be read (damaged, cut short, gone) is said and passed over, as ``lineguard
-        camera`` in free mode passes it over: taken as the end, one bad file stopped the
-        playback, and every later trigger was answered without a frame."""
-        from .folder import shown_name
-        tried = 0
-        while tried < len(self._files):     # a whole pass with none readable is the end, looped or not
-            if self._pos >= len(self._files):
-                if not self.loop:
-                    return None
-                self._pos = 0
-            path = self._files[self._pos]
-            self._pos += 1
-            tried += 1
-            frame = read_frame(path)
-            if frame is not None:
-                return frame
-            if path not in self._unreadable:      # said once, not at each pass of a looped folder
-                self._unreadable.add(path)
-                log.warning("camera folder %s: %s is not an image OpenCV can read (or it is gone, or became a "
-                            "link); passed over", self.shown, shown_name(path.name))
-        return None
 
     def _run(self) -> None:
         paced = self.kind in ("file", "folder")
@@ -262,7 +296,7 @@ class FrameGrabber:
             if frame is None:
                 if paced:
                     self.ended = True       # told to a waiting trigger by _set_lost
-                    if self.kind == "folder" and (self.loop or len(self._unreadable) == len(self._files)):
+                    if self.kind == "folder" and (self.loop or len(self._cap.said) == len(self._files)):
                         # not an end to start again after: no image in it can be read
                         self._set_lost(f"none of the {len(self._files)} images in the folder {self.shown} can be "
                                        "read (damaged, cut short or gone): check the files")
