@@ -176,6 +176,27 @@ def _quiet_progress(stream) -> Progress:
 
 
 @contextmanager
+def sigterm_raises(raised: Callable[[int], BaseException]) -> Iterator[None]:
+    """While inside, SIGTERM (a service stop, a scheduler, `kill`) raises ``raised(signum)``
+    in the command, so its own clean-up runs as for Ctrl-C (a partial file removed, a run
+    recorded as interrupted); the handler before is put back on leaving. Off the main thread
+    (a test runner's worker) nothing is set: only the main thread may set handlers."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopped(signum: int, frame: object) -> None:
+        raise raised(signum)
+    before = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+@contextmanager
 def progress(enabled: bool = True, width: int = 28) -> Iterator[Progress]:
     """A callback ``(stage, done, total)`` that redraws one line per stage on a terminal;
     off a terminal, a plain line every QUIET_EVERY_S for a stage that runs that long

@@ -19,7 +19,7 @@ from typing import Optional
 
 import click
 
-from ._term import RATE, coloured, fail, note, say
+from ._term import RATE, coloured, fail, note, say, sigterm_raises
 from .core import PathArg, _threads, odd_parts_choice, odd_parts_options, recalibrate_and_report
 
 
@@ -92,28 +92,15 @@ def export(model: Path, fmt: str, output: Optional[Path], int8: bool, calibratio
     # with fp32 thresholds at the target (40 of 40 good parts NG), over a good file of the
     # same name. The name ends in .onnx: the recalibrated model saves only as .onnx.
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
-    stop = _stop_on_sigterm()
-    try:
-        _export_to(tmp, target, model, int8, calibration_images, max_calibration, check, recalibrate_dir,
-                   false_reject_rate, threads, odd_parts)
-    finally:
-        tmp.unlink(missing_ok=True)
-        stop()
-
-
-def _stop_on_sigterm():
-    """Make SIGTERM (a service stop, `kill`) end the export as Ctrl-C does, through the
-    ``finally`` that removes the partial file: killed so it left a hidden
-    ``.NAME.PID.partial.onnx`` beside the target. Returns what puts the old handler back."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None     # signal handlers can be set from the main thread only
-
-    def stopped(signum, frame):  # type: ignore[no-untyped-def]
-        raise SystemExit(128 + signum)      # the exit status a shell gives a process ended by it
-    old = signal.signal(signal.SIGTERM, stopped)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    # SIGTERM (a service stop, `kill`) ends the export through the ``finally`` that removes the
+    # partial file, with the exit status a shell gives a process it ended: killed so, it left a
+    # hidden .NAME.PID.partial.onnx beside the target
+    with sigterm_raises(lambda signum: SystemExit(128 + signum)):
+        try:
+            _export_to(tmp, target, model, int8, calibration_images, max_calibration, check, recalibrate_dir,
+                       false_reject_rate, threads, odd_parts)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _export_to(tmp: Path, target: Path, model: Path, int8: bool, calibration_images: Optional[Path],

@@ -17,7 +17,7 @@ from typing import Optional
 import click
 
 from ..line.schema_names import SCHEMA_NAME_RULE
-from ._term import fail, given, note, say
+from ._term import fail, given, note, say, sigterm_raises
 from .station import _schema_given, _station_location
 
 
@@ -174,14 +174,15 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         except StationDbError as exc:
             fail(str(exc))
     from ..line.scale.rescore import rescore as run
-    # SIGTERM (systemd, a scheduler, `kill`) stops it as Ctrl-C does: the run's record then
-    # says it was interrupted (it read "running" for ever) and the results folder's lock goes
-    before = signal.signal(signal.SIGTERM, _interrupted)
     try:
-        summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency, batch_size=batch_size,
-                      chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus,
-                      progress=_progress_line(out, ray_address),
-                      recorder=recorder)
+        # SIGTERM (systemd, a scheduler, `kill`) stops it as Ctrl-C does: the run's record then
+        # says it was interrupted (it read "running" for ever) and the results folder's lock
+        # goes. Only while it runs: a SIGTERM after (while Ray shuts down at exit) is no
+        # interruption of it; the handler left in place raised in Ray's exit handler, a traceback
+        with sigterm_raises(lambda signum: KeyboardInterrupt()):
+            summary = run(model, images, out, ray_address=ray_address, concurrency=concurrency,
+                          batch_size=batch_size, chunk_rows=chunk_rows, threads=threads, num_cpus=num_cpus,
+                          progress=_progress_line(out, ray_address), recorder=recorder)
     except KeyboardInterrupt:
         fail("interrupted: the results written before stand; run the same command again to resume", code=130)
     except RayMissing as exc:
@@ -201,9 +202,6 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         fail(f"{where}: {exc.strerror or exc}. Check that --out is on a disk with room this user may write; "
              "the parts already written are complete, and running the same command again resumes")
     finally:
-        # the run is over: a SIGTERM from now on (while Ray shuts down at exit) is no
-        # interruption of it; left in place, it raised in Ray's exit handler, a traceback
-        signal.signal(signal.SIGTERM, before)
         if recorder is not None:
             recorder.close()
     d = summary.to_dict()
@@ -249,10 +247,6 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         say(f"wrote all {rows} rows of {out} to {csv_out}")
     if recorder is not None:
         say(f"station database: rescore run {recorder.run_id} (GET /api/v1/rescores/{recorder.run_id})")
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @click.command("rescore-compare")
