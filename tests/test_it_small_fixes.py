@@ -38,20 +38,12 @@ def no_lineguard_env(monkeypatch):
 def started(monkeypatch, no_lineguard_env, serve_ports_anywhere):
     """What serve starts for its PLC link: ("link", protocol, host, port, recipes, line) and
     ("camera", source, fps); the station, the camera and the links are stand-ins."""
-    import lineguard.cli.station as cli_station
-    import lineguard.server.app as server_app
+    from serve_stand_ins import serve_without_a_station
+
     from lineguard.line import plc_modbus, plc_opcua
     from lineguard.line.sources import frames
+    serve_without_a_station(monkeypatch)
     made: list = []
-
-    class FakeStation:
-        faults: dict = {}
-
-        def load_active_models(self):
-            pass
-
-        def close(self):
-            pass
 
     class Grabber:
         kind = "url"        # a live camera: started at once (a file or folder plays from ready)
@@ -81,13 +73,9 @@ def started(monkeypatch, no_lineguard_env, serve_ports_anywhere):
         def close(self):
             pass
 
-    monkeypatch.setattr(server_app, "open_station", lambda cfg, *a, **kw: FakeStation())
     monkeypatch.setattr(frames, "FrameGrabber", Grabber)
     monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {"protocol": "modbus"}))
     monkeypatch.setattr(plc_opcua, "OpcUaStation", type("OpcUa", (Link,), {"protocol": "opcua"}))
-    monkeypatch.setattr(server_app, "run_server", lambda *a, **kw: None)
-    monkeypatch.setattr(server_app, "create_app", lambda *a, **kw: None)
-    monkeypatch.setattr(cli_station, "_release_plcs_when_up", lambda *a, **kw: None)
     return made
 
 

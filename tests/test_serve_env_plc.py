@@ -17,22 +17,11 @@ from lineguard.cli import app
 def links(monkeypatch, tmp_path, serve_ports_anywhere):
     """The PLC links serve starts, as (protocol, camera folder, wait_s, recipes, line, port, window_ms);
     the station is a stand-in and nothing listens."""
-    for var in [v for v in os.environ if v.upper().startswith("LINEGUARD_")]:
-        monkeypatch.delenv(var)
-    import lineguard.server.app as server_app
+    from serve_stand_ins import serve_without_a_station
+
     from lineguard.line import plc_modbus, plc_opcua
+    serve_without_a_station(monkeypatch)
     made: list = []
-
-    class FakeStation:
-        faults: dict = {}
-
-        def load_active_models(self):
-            pass
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(server_app, "open_station", lambda cfg, *a, **kw: FakeStation())
 
     class Link:
         protocol = "fake"
@@ -52,11 +41,6 @@ def links(monkeypatch, tmp_path, serve_ports_anywhere):
 
     monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {"protocol": "modbus"}))
     monkeypatch.setattr(plc_opcua, "OpcUaStation", type("OpcUa", (Link,), {"protocol": "opcua"}))
-    import lineguard.cli.station as cli_station
-    # the web server is not started: the links made are all this looks at
-    monkeypatch.setattr(server_app, "run_server", lambda *a, **kw: None)
-    monkeypatch.setattr(server_app, "create_app", lambda *a, **kw: None)
-    monkeypatch.setattr(cli_station, "_release_plcs_when_up", lambda *a, **kw: None)
     return made
 
 

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -152,22 +151,12 @@ def test_a_trigger_waiting_when_the_folder_ends_is_answered_no_image(sqlite_stat
 def served_camera(monkeypatch, serve_ports_anywhere):
     """`serve --modbus-port --plc-camera DIR` with the station and the link stand-ins: the
     real FrameGrabber made for the camera, and the image source handed to the link."""
-    import lineguard.cli.station as cli_station
-    import lineguard.server.app as server_app
+    from serve_stand_ins import serve_without_a_station
+
     from lineguard.line import plc_modbus
     from lineguard.line.sources import frames
-    for var in [v for v in os.environ if v.upper().startswith("LINEGUARD_")]:
-        monkeypatch.delenv(var)
+    serve_without_a_station(monkeypatch)
     made: dict = {}
-
-    class FakeStation:
-        faults: dict = {}
-
-        def load_active_models(self):
-            pass
-
-        def close(self):
-            pass
 
     class Grabber(FrameGrabber):
         def __init__(self, *a, **kw):
@@ -187,12 +176,8 @@ def served_camera(monkeypatch, serve_ports_anywhere):
         def close(self):
             pass
 
-    monkeypatch.setattr(server_app, "open_station", lambda cfg, *a, **kw: FakeStation())
     monkeypatch.setattr(frames, "FrameGrabber", Grabber)
     monkeypatch.setattr(plc_modbus, "ModbusStation", Link)
-    monkeypatch.setattr(server_app, "run_server", lambda *a, **kw: None)
-    monkeypatch.setattr(server_app, "create_app", lambda *a, **kw: None)
-    monkeypatch.setattr(cli_station, "_release_plcs_when_up", lambda *a, **kw: None)
     return made
 
 
