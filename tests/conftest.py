@@ -78,6 +78,18 @@ def fitted_model_path(fitted_inspector, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def exported(fitted_inspector, tmp_path_factory) -> Path:
+    """``fitted_inspector`` exported to ONNX (fp32), once a session (six test modules each
+    exported it again); copy it before changing it."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from lineguard.runtime.onnx_export import export_onnx
+    path = tmp_path_factory.mktemp("exported") / "cell.onnx"
+    export_onnx(fitted_inspector, path)
+    return path
+
+
 # -- the station's database: SQLite, or a private schema on the real PostgreSQL ------------
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -39,13 +39,6 @@ def _test_files(category: Path) -> list[Path]:
     return sorted(category.glob("test/*/*.png"))
 
 
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("edge") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
-
-
 def _inputs(insp, files):
     return np.stack([insp.preprocess.apply(load_image(f))[0] for f in files])
 

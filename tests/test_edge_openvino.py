@@ -27,13 +27,6 @@ AUROC_FLOOR = 0.9        # fp32 gives ~0.98 on this synthetic line at 128 px
 BF16_AUROC_FLOOR = 0.9
 
 
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ov") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
-
-
 def _files(category: Path) -> list[Path]:
     return sorted(category.glob("test/*/*.png"))
 

@@ -19,17 +19,9 @@ pytest.importorskip("onnxruntime")
 from click.testing import CliRunner  # noqa: E402
 
 from lineguard.cli import app  # noqa: E402
-from lineguard.runtime.onnx_export import export_onnx  # noqa: E402
 from lineguard.vision.errors import BundleError, ImageError  # noqa: E402
 from lineguard.vision.inspector import Inspector  # noqa: E402
 from lineguard.vision.result import Verdict  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("walk") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
 
 
 def _good(synth_category: Path, n: int = 4) -> list[Path]:

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +21,6 @@ from lineguard.runtime import onnx_file  # noqa: E402
 from lineguard.runtime.onnx_export import export_onnx  # noqa: E402
 from lineguard.vision.errors import BundleError  # noqa: E402
 from lineguard.vision.inspector import Inspector  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("walk2") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
 
 
 def _said(r) -> str:

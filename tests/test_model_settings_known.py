@@ -54,15 +54,6 @@ def _onnx(src, dst, **changes):
     return dst
 
 
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    from lineguard.runtime.onnx_export import export_onnx
-    path = tmp_path_factory.mktemp("export") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
-
-
 def _cli(*args):
     return CliRunner().invoke(cli_app, [str(a) for a in args])
 

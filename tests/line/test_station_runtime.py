@@ -19,14 +19,6 @@ def _spin_setting(insp) -> str:
         return "default"
 
 
-@pytest.fixture(scope="module")
-def exported(fitted_inspector, tmp_path_factory):
-    from lineguard.runtime.onnx_export import export_onnx
-    path = tmp_path_factory.mktemp("runtime") / "cell.onnx"
-    export_onnx(fitted_inspector, path)
-    return path
-
-
 def test_the_station_runs_its_exported_model_without_spinning_threads(exported, tmp_path, synth_category):
     from lineguard import Inspector
     from lineguard.line.config import StationConfig
